@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ssma_tf", "ssma_tf.*"]),
     package_data={"ssma_tf": ["data/*.yaml"]},
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",
         "numpy",

@@ -1,0 +1,227 @@
+"""Loading checkpoints written by the original TensorFlow 1 code into the Keras models."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf.checkpoints.tf1_names import EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map
+
+# What a TF1 checkpoint holds, told apart by its variable names.
+KIND_SSMA = "ssma"  # rgb/resnet_v2_50/..., depth/resnet_v2_50/..., conv511, ...
+KIND_ADAPNET_PP = "adapnet_pp"  # resnet_v2_50/... with the decoder (conv41, conv5, ...)
+KIND_IMAGENET = "imagenet"  # resnet_v2_50/...:0, encoder only
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model: wrong kind, shape mismatch, nothing usable."""
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What a checkpoint import did.
+
+    Attributes:
+        checkpoint: the checkpoint prefix (or prefixes) read.
+        kind: the detected checkpoint kind.
+        loaded: TF1 names that were assigned to model variables.
+        missing: model variables (by TF1 name) that the checkpoint lacked and that kept their values.
+        unused: checkpoint variables that the model does not use.
+    """
+
+    checkpoint: str
+    kind: str
+    loaded: list
+    missing: list
+    unused: list
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.checkpoint} ({self.kind}): loaded {len(self.loaded)} variables, "
+            f"{len(self.missing)} model variables not in the checkpoint, "
+            f"{len(self.unused)} checkpoint variables unused"
+        ]
+        for title, names in (("not in the checkpoint", self.missing), ("unused", self.unused)):
+            if names:
+                shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+                lines.append(f"  {title}: {shown}")
+        return "\n".join(lines)
+
+
+def _is_tf1_checkpoint(prefix: str) -> bool:
+    return os.path.exists(prefix + ".index")
+
+
+def read_checkpoint(prefix: str) -> dict:
+    """Returns {name: shape} of a TF1 checkpoint; a clear error when `prefix` is not one."""
+    if os.path.isdir(prefix):
+        latest = tf.train.latest_checkpoint(prefix)
+        if latest is None:
+            raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file")
+        prefix = latest
+    if not _is_tf1_checkpoint(prefix):
+        raise CheckpointError(f"{prefix} is not a TF1 checkpoint prefix: {prefix}.index does not exist")
+    return dict(tf.train.list_variables(prefix))
+
+
+def detect_kind(names) -> str:
+    """Tells an SSMA, an AdapNet++ and an ImageNet-initialisation checkpoint apart by names."""
+    names = list(names)
+    if any(n.startswith(EXPERT_PREFIXES) for n in names):
+        return KIND_SSMA
+    if any(n.endswith(":0") for n in names):
+        return KIND_IMAGENET
+    if any(n.startswith(UNIMODAL_PREFIX) for n in names):
+        decoder = any(n.startswith(UNIMODAL_PREFIX + "conv41/") for n in names)
+        return KIND_ADAPNET_PP if decoder else KIND_IMAGENET
+    raise CheckpointError(
+        "not a checkpoint of the original AdapNet++/SSMA code: none of its variable names starts with "
+        f"'resnet_v2_50/', 'rgb/' or 'depth/' (first names: {sorted(names)[:5]})"
+    )
+
+
+def _resolve(prefix: str) -> str:
+    if os.path.isdir(prefix):
+        latest = tf.train.latest_checkpoint(prefix)
+        if latest is None:
+            raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file")
+        return latest
+    return prefix
+
+
+def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list, list, list]:
+    """Assigns checkpoint tensors to the mapped variables after checking every shape first.
+
+    Args:
+        mapping: {TF1 name as the model knows it: Keras variable}.
+        prefix: checkpoint prefix.
+        rename: maps a checkpoint name to the model's TF1 name (or None to ignore it).
+
+    Returns:
+        (loaded, missing, unused) TF1 names.
+    """
+    stored = read_checkpoint(prefix)
+    reader = tf.train.load_checkpoint(_resolve(prefix))
+    by_model_name = {}
+    unused = []
+    for name in sorted(stored):
+        model_name = rename(name)
+        if model_name is None or model_name not in mapping:
+            unused.append(name)
+        else:
+            by_model_name[model_name] = name
+    # Check every shape before assigning anything, so a mismatch never leaves a half-loaded model.
+    for model_name, name in by_model_name.items():
+        variable = mapping[model_name]
+        if tuple(stored[name]) != tuple(variable.shape):
+            hint = ""
+            if model_name.split("/")[-2:-1] and any(s in model_name for s in ("conv78", "conv5/", "conv911", "conv912")):
+                hint = " (the number of classes differs between the checkpoint and the model)"
+            raise CheckpointError(
+                f"{prefix}: variable {name} has shape {list(stored[name])} but the model's {variable.path} "
+                f"has {list(variable.shape)}{hint}"
+            )
+    for model_name, name in by_model_name.items():
+        mapping[model_name].assign(np.asarray(reader.get_tensor(name)))
+    loaded = sorted(by_model_name)
+    missing = sorted(set(mapping) - set(by_model_name))
+    return loaded, missing, unused
+
+
+def _check_complete(names: list, missing: list, what: str, prefix: str):
+    gaps = sorted(set(names) & set(missing))
+    if gaps:
+        shown = ", ".join(gaps[:5]) + (f" and {len(gaps) - 5} more" if len(gaps) > 5 else "")
+        raise CheckpointError(f"{prefix}: the checkpoint lacks {len(gaps)} variables of the {what}: {shown}")
+
+
+def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *, strict: bool = True) -> LoadReport:
+    """Loads a checkpoint of the original TF1 code into an AdapNetPP or SSMA model, by name.
+
+    Supported:
+      (a) a unimodal AdapNet++ checkpoint (`resnet_v2_50/...`) into AdapNetPP;
+      (b) an SSMA checkpoint (`rgb/...`, `depth/...`, fusion and decoder) into SSMA;
+      (c) the ImageNet initialisation checkpoint (`resnet_v2_50/...:0`) into AdapNetPP's encoder,
+          or into both SSMA experts;
+      (d) two unimodal checkpoints into SSMA's experts: `prefix` → modality 1 (`rgb/`),
+          `second_prefix` → modality 2 (`depth/`), as the original training script's
+          `checkpoint1`/`checkpoint2`; their decoder variables are ignored.
+
+    Args:
+        model: an `ssma_tf.models.AdapNetPP` or `ssma_tf.models.SSMA` (built by construction).
+        prefix: checkpoint prefix (the path without `.index`), or a directory with a `checkpoint` file.
+        second_prefix: for (d), the modality-2 checkpoint.
+        strict: for (a) and (b), raise when the checkpoint lacks any model variable; for (c) and
+            (d), when it lacks any encoder variable.
+
+    Returns:
+        A LoadReport (loaded, missing, unused names).
+
+    Raises:
+        CheckpointError: wrong kind of checkpoint for the model, shape mismatch (naming the
+            variable), or missing variables under `strict`.
+    """
+    from ssma_tf.models import SSMA  # local import keeps checkpoints importable without models first
+
+    kind = detect_kind(read_checkpoint(prefix))
+    mapping = tf1_variable_map(model)
+    is_ssma = isinstance(model, SSMA)
+
+    if not is_ssma:
+        if kind == KIND_SSMA:
+            raise CheckpointError(
+                f"{prefix} is an SSMA checkpoint (rgb/ and depth/ experts) but the model is AdapNetPP; "
+                "build ssma_tf.models.SSMA to load it"
+            )
+        if second_prefix is not None:
+            raise CheckpointError("second_prefix is only for SSMA models (one checkpoint per expert)")
+        rename = (lambda n: n[:-2] if n.endswith(":0") else n)
+        loaded, missing, unused = _assign(mapping, prefix, rename)
+        if strict:
+            encoder_names = [UNIMODAL_PREFIX + n for _, n in encoder_pairs(model.encoder)]
+            required = encoder_names if kind == KIND_IMAGENET else list(mapping)
+            _check_complete(required, missing, "encoder" if kind == KIND_IMAGENET else "model", prefix)
+        if not loaded:
+            raise CheckpointError(f"{prefix}: no variable of the checkpoint matches the model")
+        return LoadReport(prefix, kind, loaded, missing, unused)
+
+    if kind == KIND_SSMA:
+        if second_prefix is not None:
+            raise CheckpointError(f"{prefix} is a whole SSMA checkpoint; do not pass a second checkpoint")
+        loaded, missing, unused = _assign(mapping, prefix)
+        if strict:
+            _check_complete(list(mapping), missing, "model", prefix)
+        return LoadReport(prefix, kind, loaded, missing, unused)
+
+    # (c)/(d): unimodal checkpoints into the experts.
+    if second_prefix is None:
+        if kind != KIND_IMAGENET:
+            raise CheckpointError(
+                f"{prefix} is a unimodal AdapNet++ checkpoint; SSMA needs two of them, one per expert "
+                "(checkpoint1 for modality 1, checkpoint2 for modality 2)"
+            )
+        second_prefix = prefix
+    second_kind = detect_kind(read_checkpoint(second_prefix))
+    if second_kind == KIND_SSMA:
+        raise CheckpointError(f"{second_prefix} is an SSMA checkpoint, not a unimodal one for an expert")
+    loaded, unused = [], []
+    for expert_prefix, source in zip(EXPERT_PREFIXES, (prefix, second_prefix)):
+        def rename(name, expert_prefix=expert_prefix):
+            name = name[:-2] if name.endswith(":0") else name
+            return expert_prefix + name[len(UNIMODAL_PREFIX):] if name.startswith(UNIMODAL_PREFIX) else None
+
+        expert_names = [n for n in mapping if n.startswith(expert_prefix)]
+        expert_mapping = {n: mapping[n] for n in expert_names}
+        got, gaps, spare = _assign(expert_mapping, source, rename)
+        if strict:
+            _check_complete(expert_names, gaps, f"{expert_prefix.split('/')[0]} expert encoder", source)
+        if not got:
+            raise CheckpointError(f"{source}: no variable of the checkpoint matches the expert encoder")
+        loaded += got
+        unused += [f"{source}:{n}" for n in spare] if second_prefix != prefix else spare
+    missing = sorted(set(mapping) - set(loaded))
+    label = prefix if second_prefix == prefix else f"{prefix} + {second_prefix}"
+    return LoadReport(label, kind if second_prefix == prefix else f"{kind}+{second_kind}", loaded, missing, sorted(set(unused)))

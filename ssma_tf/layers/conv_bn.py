@@ -1,0 +1,93 @@
+"""Convolution → batch norm (→ ReLU), the building brick of the released graph."""
+
+import keras
+from keras import layers
+
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.layers.initializers import HeTruncatedNormal
+
+# Batch-norm settings of the released graph (tf.contrib.layers.batch_norm with decay 0.99 and
+# epsilon 1e-5). Keras' default epsilon of 1e-3 would shift every activation.
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.99
+
+
+def batch_norm(name: str, dtype=None) -> layers.BatchNormalization:
+    """A batch norm with the released graph's epsilon and moving-average decay."""
+    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ConvBN(layers.Layer):
+    """k×k convolution (no bias) → batch norm → optional ReLU: the released `CBR`/`CB` units.
+
+    Args:
+        filters: output channels.
+        kernel_size: square kernel side.
+        strides: convolution stride.
+        dilation_rate: atrous rate (1 for a plain convolution).
+        activation: "relu" for CBR, None for CB.
+        transposed: a transposed convolution (kernel laid out [kh, kw, out, in], TF `SAME`, output
+            exactly `strides` times the input), as the decoder's upsampling layers.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 1,
+        strides: int = 1,
+        dilation_rate: int = 1,
+        activation: str | None = "relu",
+        transposed: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for key, value in (("filters", filters), ("kernel_size", kernel_size), ("strides", strides),
+                           ("dilation_rate", dilation_rate)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ConvBN {key} must be a positive integer, got {value!r}")
+        if activation not in (None, "relu"):
+            raise ValueError(f"ConvBN activation must be 'relu' or None, got {activation!r}")
+        if transposed and dilation_rate != 1:
+            raise ValueError("ConvBN: a transposed convolution cannot be dilated")
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.dilation_rate = dilation_rate
+        self.activation = activation
+        self.transposed = transposed
+        if transposed:
+            self.conv = layers.Conv2DTranspose(
+                filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                kernel_initializer=HeTruncatedNormal(transposed=True), name="conv", dtype=self.dtype_policy,
+            )
+        else:
+            self.conv = layers.Conv2D(
+                filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding="same",
+                use_bias=False, kernel_initializer=HeTruncatedNormal(), name="conv", dtype=self.dtype_policy,
+            )
+        self.bn = layers.BatchNormalization(
+            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="bn", dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build(self.conv.compute_output_shape(input_shape))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = self.bn(self.conv(inputs), training=training)
+        if self.activation == "relu":
+            x = keras.ops.relu(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
+            dilation_rate=self.dilation_rate, activation=self.activation, transposed=self.transposed,
+        )
+        return config

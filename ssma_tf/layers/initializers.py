@@ -1,0 +1,41 @@
+"""Weight initialisers of the released graph."""
+
+import math
+
+import keras
+from ssma_tf import SERIALIZATION_PACKAGE
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class HeTruncatedNormal(keras.initializers.Initializer):
+    """Truncated normal with std sqrt(2 / (kh·kw·c_in)), as the released graph initialises kernels.
+
+    Unlike `keras.initializers.HeNormal`, the standard deviation is not rescaled to compensate for the
+    truncation at two standard deviations: the original used `tf.truncated_normal_initializer`
+    with exactly this std.
+
+    Args:
+        transposed: the kernel is a transposed-convolution kernel laid out [kh, kw, out, in], so the
+            input channels are the last axis.
+        seed: optional integer seed.
+    """
+
+    def __init__(self, transposed: bool = False, seed=None):
+        self.transposed = transposed
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 4:
+            raise ValueError(f"HeTruncatedNormal expects a 4-D kernel shape, got {shape}")
+        c_in = shape[3] if self.transposed else shape[2]
+        std = math.sqrt(2.0 / (shape[0] * shape[1] * c_in))
+        return keras.random.truncated_normal(shape, mean=0.0, stddev=std, dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"transposed": self.transposed, "seed": self.seed}
+
+
+def bias_initializer():
+    """Biases of the released graph start at 0.01."""
+    return keras.initializers.Constant(0.01)
+

@@ -1,0 +1,111 @@
+"""The SSMA fusion block, Valada et al. 2019, Section 4.1."""
+
+import keras
+from keras import layers, ops
+
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.layers.conv_bn import BN_EPSILON, BN_MOMENTUM
+from ssma_tf.layers.initializers import HeTruncatedNormal, bias_initializer
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class SSMABlock(layers.Layer):
+    """Self-supervised model adaptation: gate the concatenated modalities, then project.
+
+    For inputs [x1, x2] (modality 1 first):
+        x = concat(x1, x2)
+        s = sigmoid(gate_expand(relu(gate_reduce(x))))     # 3×3 convs with bias, ratio `reduction`
+        out = output_bn(output_conv(x · s))  (BN only when `output_bn`)
+
+    The latent block of the released graph projects with a 1×1 conv + BN (`conv515`); the skip
+    blocks with a 3×3 conv with bias and no BN (`conv552`, `conv553`).
+
+    Args:
+        filters: output channels.
+        reduction: η, the channel reduction of the gate's bottleneck (16 latent, 6 skips).
+        gate_kernel_size: side of both gate convolutions (3).
+        output_kernel_size: side of the output projection (1 latent, 3 skips; the paper: 3 latent).
+        output_bn: projection followed by BN and without bias (latent) or with bias and no BN (skips).
+        return_gate: also return the sigmoid gate s (for attention pictures).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        reduction: int = 16,
+        gate_kernel_size: int = 3,
+        output_kernel_size: int = 1,
+        output_bn: bool = True,
+        return_gate: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for key, value in (("filters", filters), ("reduction", reduction),
+                           ("gate_kernel_size", gate_kernel_size), ("output_kernel_size", output_kernel_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SSMABlock {key} must be a positive integer, got {value!r}")
+        self.filters = filters
+        self.reduction = reduction
+        self.gate_kernel_size = gate_kernel_size
+        self.output_kernel_size = output_kernel_size
+        self.output_bn = output_bn
+        self.return_gate = return_gate
+        self.gate_reduce = None  # sized in build(): the reduced width depends on the input channels
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
+            raise ValueError(f"SSMABlock takes a list of two feature maps, got shape {input_shape!r}")
+        channels = sum(int(shape[-1]) for shape in input_shape)
+        if channels % self.reduction:
+            raise ValueError(
+                f"SSMABlock: {channels} concatenated channels are not divisible by reduction={self.reduction}"
+            )
+        policy = self.dtype_policy
+        self.gate_reduce = layers.Conv2D(
+            channels // self.reduction, self.gate_kernel_size, padding="same", activation="relu",
+            kernel_initializer=HeTruncatedNormal(), bias_initializer=bias_initializer(), name="gate_reduce",
+            dtype=policy,
+        )
+        self.gate_expand = layers.Conv2D(
+            channels, self.gate_kernel_size, padding="same", activation="sigmoid",
+            kernel_initializer=HeTruncatedNormal(), bias_initializer=bias_initializer(), name="gate_expand",
+            dtype=policy,
+        )
+        self.output_conv = layers.Conv2D(
+            self.filters, self.output_kernel_size, padding="same", use_bias=not self.output_bn,
+            kernel_initializer=HeTruncatedNormal(), bias_initializer=bias_initializer(), name="output_conv",
+            dtype=policy,
+        )
+        self.bn = (
+            layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="output_bn", dtype=policy)
+            if self.output_bn else None
+        )
+        shape = tuple(input_shape[0][:-1]) + (channels,)
+        self.gate_reduce.build(shape)
+        self.gate_expand.build(tuple(input_shape[0][:-1]) + (channels // self.reduction,))
+        self.output_conv.build(shape)
+        if self.bn is not None:
+            self.bn.build(tuple(input_shape[0][:-1]) + (self.filters,))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = ops.concatenate(list(inputs), axis=-1)
+        gate = self.gate_expand(self.gate_reduce(x))
+        out = self.output_conv(x * gate)
+        if self.bn is not None:
+            out = self.bn(out, training=training)
+        return (out, gate) if self.return_gate else out
+
+    def compute_output_shape(self, input_shape):
+        out = tuple(input_shape[0][:-1]) + (self.filters,)
+        if self.return_gate:
+            return out, tuple(input_shape[0][:-1]) + (sum(int(s[-1]) for s in input_shape),)
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, reduction=self.reduction, gate_kernel_size=self.gate_kernel_size,
+            output_kernel_size=self.output_kernel_size, output_bn=self.output_bn, return_gate=self.return_gate,
+        )
+        return config

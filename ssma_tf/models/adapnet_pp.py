@@ -1,0 +1,104 @@
+"""AdapNet++, the unimodal segmentation network (Valada et al. 2019, Section 3)."""
+
+import keras
+
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.models.decoder import build_decoder
+from ssma_tf.models.encoder import (
+    PAPER_BLOCK3_DILATIONS, PAPER_BLOCK4_DILATIONS, RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS,
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape,
+)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class AdapNetPP(keras.Model):
+    """AdapNet++: encoder (multiscale residual units, eASPP) and decoder with skip refinement.
+
+    `model(x, training=False)` takes (B, H, W, 3) BGR floats 0..255 (H, W multiples of 16) and
+    returns the per-pixel softmax (B, H, W, C), the released graph's `softmax` tensor.
+    `model(x, training=True, return_all=True)` returns a dict with `softmax`, `logits` and, when
+    `aux_heads`, the auxiliary probabilities `aux_up2` (head `conv911` on the second upsampling,
+    loss weight 0.6) and `aux_up1` (`conv912` on the first, weight 0.5).
+
+    Args:
+        num_classes: C, including the void class 0.
+        aux_heads: build the auxiliary heads (every released unimodal checkpoint has them).
+        block3_dilations: (rate, rate) for block-3 units 3..6; released: all (1, 2).
+        block4_dilations: (rate, rate) for block-4 units 1..3; released: all (2, 2).
+        dropout_rate: block-4 unit-3 dropout while training; released 0.7 (keep 0.3), paper 0.5.
+        paper_dilations: use the paper's dilations (Section 3.1) instead of the released ones.
+        easpp_rates: eASPP atrous rates.
+        input_channels: channels of the input image.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        aux_heads: bool = True,
+        block3_dilations=None,
+        block4_dilations=None,
+        dropout_rate: float = RELEASED_DROPOUT_RATE,
+        paper_dilations: bool = False,
+        easpp_rates=(3, 6, 12),
+        input_channels: int = 3,
+        **kwargs,
+    ):
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
+        if block3_dilations is None:
+            block3_dilations = PAPER_BLOCK3_DILATIONS if paper_dilations else RELEASED_BLOCK3_DILATIONS
+        if block4_dilations is None:
+            block4_dilations = PAPER_BLOCK4_DILATIONS if paper_dilations else RELEASED_BLOCK4_DILATIONS
+        dtype = kwargs.pop("dtype", None)
+        kwargs.setdefault("name", "adapnet_pp")
+
+        # === Layers ===
+        encoder = AdapNetPPEncoder(
+            block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
+            easpp_rates=easpp_rates, input_channels=input_channels, name="encoder", dtype=dtype,
+        )
+
+        # === Functional model ===
+        image = keras.Input(shape=(None, None, input_channels), name="image")
+        features = encoder(image)
+        outputs = build_decoder(
+            features["easpp"], features["skip2"], features["skip1"], image, num_classes,
+            skip_attention=False, aux_heads=aux_heads, dtype=dtype,
+        )
+        super().__init__(inputs=image, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.encoder = encoder
+        self.num_classes = num_classes
+        self.aux_heads = aux_heads
+        self.block3_dilations = encoder.block3_dilations
+        self.block4_dilations = encoder.block4_dilations
+        self.dropout_rate = float(dropout_rate)
+        self.easpp_rates = tuple(easpp_rates)
+        self.input_channels = input_channels
+
+    @property
+    def encoders(self) -> list:
+        """The encoder sub-models (one here; SSMA has two)."""
+        return [self.encoder]
+
+    def call(self, inputs, training=None, mask=None, return_all: bool = False):
+        check_image_shape(tuple(inputs.shape), "AdapNetPP input")
+        outputs = super().call(inputs, training=training, mask=mask)
+        return outputs if return_all else outputs["softmax"]
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "aux_heads": self.aux_heads,
+            "block3_dilations": [list(p) for p in self.block3_dilations],
+            "block4_dilations": [list(p) for p in self.block4_dilations],
+            "dropout_rate": self.dropout_rate,
+            "easpp_rates": list(self.easpp_rates),
+            "input_channels": self.input_channels,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

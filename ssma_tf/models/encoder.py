@@ -1,0 +1,135 @@
+"""The AdapNet++ encoder: ResNet-50 with multiscale residual units, skips and eASPP."""
+
+import keras
+from keras import layers
+
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.layers import EASPP, ConvBN, ResidualUnit, batch_norm
+
+# Multiscale dilations of the released graph (ARCHITECTURE.md) and of the paper (Section 3.1).
+RELEASED_BLOCK3_DILATIONS = ((1, 2), (1, 2), (1, 2), (1, 2))
+RELEASED_BLOCK4_DILATIONS = ((2, 2), (2, 2), (2, 2))
+PAPER_BLOCK3_DILATIONS = ((1, 2), (1, 4), (1, 8), (1, 16))
+PAPER_BLOCK4_DILATIONS = ((2, 4), (2, 8), (2, 16))
+RELEASED_DROPOUT_RATE = 0.7  # keep probability 0.3
+PAPER_DROPOUT_RATE = 0.5
+SKIP_FILTERS = 24
+
+
+def check_dilations(name: str, value, count: int):
+    """Validates a list of `count` (rate, rate) pairs and returns it as a tuple of tuples."""
+    try:
+        pairs = tuple(tuple(int(d) for d in pair) for pair in value)
+    except TypeError as error:
+        raise ValueError(f"{name} must be {count} pairs of dilation rates, got {value!r}") from error
+    if len(pairs) != count or any(len(p) != 2 or min(p) < 1 for p in pairs):
+        raise ValueError(f"{name} must be {count} pairs of positive dilation rates, got {value!r}")
+    return pairs
+
+
+def check_image_shape(shape, what: str):
+    """Raises ValueError unless the static height and width are unknown or multiples of 16."""
+    if len(shape) != 4:
+        raise ValueError(f"{what} must be a 4-D batch (B, H, W, C), got shape {tuple(shape)}")
+    for axis, size in (("height", shape[1]), ("width", shape[2])):
+        if size is not None and size % 16:
+            raise ValueError(f"{what} {axis} must be a multiple of 16, got {size} (shape {tuple(shape)})")
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class AdapNetPPEncoder(keras.Model):
+    """AdapNet++ encoder (Valada et al. 2019, Sections 3.1–3.2), as in the released graph.
+
+    Input: (B, H, W, 3) BGR values 0..255, H and W multiples of 16. Outputs a dict:
+    `block4` (B, H/16, W/16, 2048), `easpp` (B, H/16, W/16, 256), `skip1` (B, H/4, W/4, 24) and
+    `skip2` (B, H/8, W/8, 24).
+
+    Args:
+        block3_dilations: (rate, rate) for block-3 units 3..6.
+        block4_dilations: (rate, rate) for block-4 units 1..3.
+        dropout_rate: dropout on block-4 unit-3's residual while training.
+        easpp_rates: atrous rates of eASPP.
+        input_channels: channels of the input image.
+    """
+
+    def __init__(
+        self,
+        block3_dilations=RELEASED_BLOCK3_DILATIONS,
+        block4_dilations=RELEASED_BLOCK4_DILATIONS,
+        dropout_rate: float = RELEASED_DROPOUT_RATE,
+        easpp_rates=(3, 6, 12),
+        input_channels: int = 3,
+        **kwargs,
+    ):
+        block3_dilations = check_dilations("block3_dilations", block3_dilations, 4)
+        block4_dilations = check_dilations("block4_dilations", block4_dilations, 3)
+        if not 0.0 <= dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        def unit(block, index, filters, **unit_kwargs):
+            return ResidualUnit(filters, filters * 4, name=f"block{block}_unit{index}", dtype=dtype, **unit_kwargs)
+
+        input_bn = batch_norm("input_bn", dtype=dtype)
+        stem = ConvBN(64, 7, strides=2, name="conv1", dtype=dtype)
+        pool = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1", dtype=dtype)
+        block1 = [unit(1, 1, 64, preactivation=False, shortcut="projection_of_conv1")]
+        block1 += [unit(1, i, 64) for i in (2, 3)]
+        block2 = [unit(2, 1, 128, strides=2, preactivation=False, shortcut="projection")]
+        block2 += [unit(2, i, 128) for i in (2, 3)]
+        block2 += [unit(2, 4, 128, dilation_rates=(1, 2))]
+        block3 = [unit(3, 1, 256, strides=2, preactivation=False, shortcut="projection"), unit(3, 2, 256)]
+        block3 += [unit(3, i, 256, dilation_rates=block3_dilations[i - 3]) for i in (3, 4, 5, 6)]
+        block4 = [unit(4, 1, 512, shortcut="projection", dilation_rates=block4_dilations[0])]
+        block4 += [unit(4, 2, 512, dilation_rates=block4_dilations[1])]
+        block4 += [unit(4, 3, 512, dilation_rates=block4_dilations[2], dropout_rate=dropout_rate)]
+        # Blocks 1, 2 and 4 end in BN + ReLU; in the TF1 graph these BNs live under the last unit's
+        # conv3 scope. Block 3 has none: block-4 unit 1's pre-activation plays that role.
+        block_out = {b: batch_norm(f"block{b}_out_bn", dtype=dtype) for b in (1, 2, 4)}
+        skip1 = ConvBN(SKIP_FILTERS, 1, activation=None, name="skip1", dtype=dtype)
+        skip2 = ConvBN(SKIP_FILTERS, 1, activation=None, name="skip2", dtype=dtype)
+        easpp = EASPP(256, 64, easpp_rates, name="easpp", dtype=dtype)
+
+        # === Functional model ===
+        image = keras.Input(shape=(None, None, input_channels), name="image")
+        x = pool(stem(input_bn(image)))
+        for layer in block1:
+            x = layer(x)
+        b1 = layers.ReLU(name="block1_out")(block_out[1](x))
+        x = b1
+        for layer in block2:
+            x = layer(x)
+        b2 = layers.ReLU(name="block2_out")(block_out[2](x))
+        x = b2
+        for layer in block3 + block4:
+            x = layer(x)
+        b4 = layers.ReLU(name="block4_out")(block_out[4](x))
+        outputs = {"block4": b4, "easpp": easpp(b4), "skip1": skip1(b1), "skip2": skip2(b2)}
+        super().__init__(inputs=image, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.block3_dilations = block3_dilations
+        self.block4_dilations = block4_dilations
+        self.dropout_rate = float(dropout_rate)
+        self.easpp_rates = tuple(easpp_rates)
+        self.input_channels = input_channels
+
+    def call(self, inputs, training=None, mask=None):
+        check_image_shape(tuple(inputs.shape), f"{self.name} input")
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "block3_dilations": [list(p) for p in self.block3_dilations],
+            "block4_dilations": [list(p) for p in self.block4_dilations],
+            "dropout_rate": self.dropout_rate,
+            "easpp_rates": list(self.easpp_rates),
+            "input_channels": self.input_channels,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,145 @@
+"""SSMA: two AdapNet++ expert encoders fused by self-supervised model adaptation (Section 4)."""
+
+import keras
+from keras import layers
+
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.layers import SSMABlock
+from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
+from ssma_tf.models.encoder import (
+    PAPER_BLOCK3_DILATIONS, PAPER_BLOCK4_DILATIONS, RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS,
+    RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape,
+)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class SSMA(keras.Model):
+    """The SSMA fusion network: two AdapNet++ experts, SSMA blocks, attention-refined decoder.
+
+    Takes `[modality1, modality2]`, each (B, H, W, 3) floats 0..255 (modality 1 is the BGR image;
+    modality 2 the 3-channel encoding of depth, HHA, NIR, ...), and returns the per-pixel softmax
+    (B, H, W, C). With `return_all=True` it returns a dict with `softmax`, `logits`, the SSMA gates
+    `gate_latent` (H/16, 512 ch), `gate_skip2` (H/8, 48 ch), `gate_skip1` (H/4, 48 ch), and, with
+    `aux_heads`, `aux_up2` and `aux_up1`.
+
+    Args:
+        num_classes: C, including the void class 0.
+        freeze_experts: as released, the experts are not trainable and their batch norms run in
+            inference mode (and their dropout is off). False trains them with batch norms in
+            training mode.
+        aux_heads: build the auxiliary heads (off in the released SSMA; they work here).
+        latent_reduction: η of the latent SSMA block (16).
+        skip_reduction: η of the two skip SSMA blocks (6).
+        fused_kernel_size: kernel of the latent block's output projection: 1 released (`conv515`),
+            3 in the paper.
+        skip_output_kernel_size: kernel of the skip blocks' output conv (3 released).
+        block3_dilations, block4_dilations, dropout_rate, paper_dilations, easpp_rates: as in
+            AdapNetPP, for both experts.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        freeze_experts: bool = True,
+        aux_heads: bool = False,
+        latent_reduction: int = 16,
+        skip_reduction: int = 6,
+        fused_kernel_size: int = 1,
+        skip_output_kernel_size: int = 3,
+        block3_dilations=None,
+        block4_dilations=None,
+        dropout_rate: float = RELEASED_DROPOUT_RATE,
+        paper_dilations: bool = False,
+        easpp_rates=(3, 6, 12),
+        **kwargs,
+    ):
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
+        if block3_dilations is None:
+            block3_dilations = PAPER_BLOCK3_DILATIONS if paper_dilations else RELEASED_BLOCK3_DILATIONS
+        if block4_dilations is None:
+            block4_dilations = PAPER_BLOCK4_DILATIONS if paper_dilations else RELEASED_BLOCK4_DILATIONS
+        dtype = kwargs.pop("dtype", None)
+        kwargs.setdefault("name", "ssma")
+
+        # === Layers ===
+        experts = [
+            AdapNetPPEncoder(
+                block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
+                easpp_rates=easpp_rates, name=f"modality{i}_encoder", dtype=dtype,
+            )
+            for i in (1, 2)
+        ]
+        for expert in experts:
+            # A non-trainable BN normalises with its moving statistics, and ResidualUnit skips its
+            # dropout when not trainable: the released frozen-expert behaviour.
+            expert.trainable = not freeze_experts
+        latent = SSMABlock(DECODER_FILTERS, latent_reduction, output_kernel_size=fused_kernel_size,
+                           output_bn=True, return_gate=True, name="ssma_latent", dtype=dtype)
+        fuse_skip2 = SSMABlock(SKIP_FILTERS, skip_reduction, output_kernel_size=skip_output_kernel_size,
+                               output_bn=False, return_gate=True, name="ssma_skip2", dtype=dtype)
+        fuse_skip1 = SSMABlock(SKIP_FILTERS, skip_reduction, output_kernel_size=skip_output_kernel_size,
+                               output_bn=False, return_gate=True, name="ssma_skip1", dtype=dtype)
+
+        # === Functional model ===
+        modality1 = keras.Input(shape=(None, None, 3), name="modality1")
+        modality2 = keras.Input(shape=(None, None, 3), name="modality2")
+        f1, f2 = experts[0](modality1), experts[1](modality2)
+        fused, gate_latent = latent([f1["easpp"], f2["easpp"]])
+        skip2, gate_skip2 = fuse_skip2([f1["skip2"], f2["skip2"]])
+        skip1, gate_skip1 = fuse_skip1([f1["skip1"], f2["skip1"]])
+        outputs = build_decoder(fused, skip2, skip1, modality1, num_classes, skip_attention=True,
+                                aux_heads=aux_heads, dtype=dtype)
+        for name, gate in (("gate_latent", gate_latent), ("gate_skip2", gate_skip2), ("gate_skip1", gate_skip1)):
+            outputs[name] = layers.Activation("linear", dtype="float32", name=name)(gate)
+        super().__init__(inputs=[modality1, modality2], outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.modality1_encoder, self.modality2_encoder = experts
+        self.num_classes = num_classes
+        self.freeze_experts = freeze_experts
+        self.aux_heads = aux_heads
+        self.latent_reduction = latent_reduction
+        self.skip_reduction = skip_reduction
+        self.fused_kernel_size = fused_kernel_size
+        self.skip_output_kernel_size = skip_output_kernel_size
+        self.block3_dilations = experts[0].block3_dilations
+        self.block4_dilations = experts[0].block4_dilations
+        self.dropout_rate = float(dropout_rate)
+        self.easpp_rates = tuple(easpp_rates)
+
+    @property
+    def encoders(self) -> list:
+        """The two expert encoders, modality 1 first."""
+        return [self.modality1_encoder, self.modality2_encoder]
+
+    def call(self, inputs, training=None, mask=None, return_all: bool = False):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError("SSMA takes a list [modality1, modality2] of two image batches")
+        shapes = [tuple(x.shape) for x in inputs]
+        for i, shape in enumerate(shapes, start=1):
+            check_image_shape(shape, f"SSMA modality{i}")
+        if None not in shapes[0][:3] and None not in shapes[1][:3] and shapes[0][:3] != shapes[1][:3]:
+            raise ValueError(f"SSMA modalities must have the same batch, height and width, got {shapes}")
+        outputs = super().call(list(inputs), training=training, mask=mask)
+        return outputs if return_all else outputs["softmax"]
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "freeze_experts": self.freeze_experts,
+            "aux_heads": self.aux_heads,
+            "latent_reduction": self.latent_reduction,
+            "skip_reduction": self.skip_reduction,
+            "fused_kernel_size": self.fused_kernel_size,
+            "skip_output_kernel_size": self.skip_output_kernel_size,
+            "block3_dilations": [list(p) for p in self.block3_dilations],
+            "block4_dilations": [list(p) for p in self.block4_dilations],
+            "dropout_rate": self.dropout_rate,
+            "easpp_rates": list(self.easpp_rates),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
