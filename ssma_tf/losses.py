@@ -1,0 +1,165 @@
+"""The released training loss of AdapNet++ and SSMA (ARCHITECTURE.md, "Loss").
+
+Per batch: `L(p) = mean over all B·H·W pixels of -Σ_c w_c · y_c · log(p_c + 1e-10)`, with
+the void class 0 weighted 0 and every other class 1. Void pixels contribute 0 to the sum but stay in
+the denominator of the mean, exactly as released; this is not the usual "mean over labelled
+pixels", and it makes the loss (and its gradients) smaller on images with much void.
+
+The total adds the multiresolution-supervision terms of the auxiliary heads:
+`L(softmax) + 0.6·L(aux on up2, conv911) + 0.5·L(aux on up1, conv912)`.
+
+Everything is computed in float32, also when the model runs in mixed precision: `log(p + 1e-10)`
+needs float32's range (1e-10 is 0 in float16) and the mean over ~300k pixels per image loses
+digits in half precision.
+
+Under `tf.distribute`, each replica computes the mean over its own pixels; the training loop divides
+by the number of replicas, which gives the mean over the global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import keras
+from keras import ops
+
+# The constant the released graph adds inside the log, so that p = 0 gives a large finite loss.
+LOG_EPSILON = 1e-10
+# Output names of the models (the final probabilities and the two auxiliary heads' probabilities).
+MAIN_OUTPUT = "softmax"
+AUX_UP2_OUTPUT = "aux_up2"  # conv911 on up2 (1/4 resolution), weight 0.6 as released
+AUX_UP1_OUTPUT = "aux_up1"  # conv912 on up1 (1/8 resolution), weight 0.5 as released
+DEFAULT_AUX_WEIGHTS = (0.6, 0.5)
+
+Tensor = Any
+
+
+def void_class_weights(num_classes: int) -> list[float]:
+    """The released class weights: 0 for the void class 0, 1 for every other class."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    return [0.0] + [1.0] * (num_classes - 1)
+
+
+def weighted_cross_entropy(
+    labels: Tensor,
+    probs: Tensor,
+    num_classes: int,
+    class_weights: Optional[Sequence[float]] = None,
+) -> Tensor:
+    """The released weighted cross-entropy, averaged over all pixels (void ones included).
+
+    Args:
+        labels: sparse class ids (B, H, W) (any integer or float dtype holding whole numbers), or
+            one-hot labels (B, H, W, C). Sparse ids outside [0, num_classes) count as void: they
+            add 0 to the sum and 1 to the pixel count, as ids >= C did in the original pipeline
+            (which one-hot encoded them to all zeros).
+        probs: softmax probabilities (B, H, W, C), any float dtype.
+        num_classes: C.
+        class_weights: one weight per class; default `void_class_weights(C)` (0 for void, 1
+            otherwise).
+
+    Returns:
+        A float32 scalar: mean over B·H·W of `-Σ_c w_c · y_c · log(p_c + 1e-10)`.
+
+    Raises:
+        ValueError: on shapes that do not fit together or a wrong number of class weights.
+    """
+    weights = void_class_weights(num_classes) if class_weights is None else list(class_weights)
+    if len(weights) != num_classes:
+        raise ValueError(f"expected {num_classes} class weights, got {len(weights)}")
+    probs_shape = tuple(probs.shape)
+    if len(probs_shape) < 2 or (probs_shape[-1] is not None and probs_shape[-1] != num_classes):
+        raise ValueError(
+            f"probs must end in a class axis of size num_classes={num_classes}, "
+            f"got shape {probs_shape}"
+        )
+    log_probs = ops.log(ops.cast(probs, "float32") + LOG_EPSILON)
+    weights = ops.convert_to_tensor(weights, dtype="float32")
+    rank = len(labels.shape)
+
+    if rank == len(probs_shape):
+        # One-hot (or soft) labels: the released formula term by term.
+        y = ops.cast(labels, "float32")
+        per_pixel = -ops.sum(weights * y * log_probs, axis=-1)
+    elif rank == len(probs_shape) - 1:
+        # Sparse ids: picking the label's term equals the one-hot sum (all other terms are 0)
+        # without building a B×H×W×C one-hot tensor.
+        ids = ops.cast(labels, "int32")
+        valid = ops.logical_and(ids >= 0, ids < num_classes)
+        safe_ids = ops.where(valid, ids, ops.zeros_like(ids))
+        picked = ops.squeeze(
+            ops.take_along_axis(log_probs, ops.expand_dims(safe_ids, -1), axis=-1), axis=-1
+        )
+        pixel_weights = ops.where(valid, ops.take(weights, safe_ids), ops.zeros_like(picked))
+        per_pixel = -pixel_weights * picked
+    else:
+        raise ValueError(
+            f"labels must be sparse ids of rank {len(probs_shape) - 1} or one-hot of rank "
+            f"{len(probs_shape)}, got shape {tuple(labels.shape)} for probs {probs_shape}"
+        )
+    return ops.mean(per_pixel)
+
+
+def total_loss(
+    labels: Tensor,
+    outputs: Union[Mapping[str, Tensor], Tensor],
+    aux_weights: Sequence[float] = DEFAULT_AUX_WEIGHTS,
+    class_weights: Optional[Sequence[float]] = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The released objective: main loss plus the weighted auxiliary losses.
+
+    Args:
+        labels: sparse ids (B, H, W) or one-hot (B, H, W, C) at the input resolution.
+        outputs: the model's outputs: a mapping with `softmax` (B, H, W, C) and optionally
+            `aux_up2` (conv911 on up2) and `aux_up1` (conv912 on up1), both already resized to the
+            input size and passed through softmax; or the `softmax` tensor alone.
+        aux_weights: weights of (`aux_up2`, `aux_up1`); released (0.6, 0.5).
+        class_weights: as for `weighted_cross_entropy`.
+
+    Returns:
+        `(total, terms)`: the float32 scalar objective and a dict of the unweighted float32 terms
+        for logging: `main`, and `aux_up2`/`aux_up1` when those outputs are present.
+
+    Raises:
+        ValueError: if `outputs` has no `softmax` or `aux_weights` is not two numbers.
+    """
+    if len(aux_weights) != 2:
+        raise ValueError(f"aux_weights must be two numbers (up2, up1), got {aux_weights!r}")
+    if not isinstance(outputs, Mapping):
+        outputs = {MAIN_OUTPUT: outputs}
+    if MAIN_OUTPUT not in outputs:
+        raise ValueError(f"outputs must hold '{MAIN_OUTPUT}', got keys {sorted(outputs)}")
+    num_classes = outputs[MAIN_OUTPUT].shape[-1]
+    if num_classes is None:
+        raise ValueError("the class axis of the outputs must have a static size")
+
+    main = weighted_cross_entropy(labels, outputs[MAIN_OUTPUT], num_classes, class_weights)
+    terms = {"main": main}
+    total = terms["main"]
+    for name, weight in zip((AUX_UP2_OUTPUT, AUX_UP1_OUTPUT), aux_weights):
+        if outputs.get(name) is None:
+            continue
+        terms[name] = weighted_cross_entropy(labels, outputs[name], num_classes, class_weights)
+        total = total + float(weight) * terms[name]
+    return total, terms
+
+
+def l2_penalty(weights: Sequence[keras.Variable], scale: float) -> Tensor:
+    """`scale · Σ ‖w‖² / 2` over `weights`: the TF1 `l2_regularizer` declared by the release.
+
+    The released graph attached `l2_regularizer(5e-4)` to every weight but never added it to the
+    objective; a config's `weight_decay` turns it on (this function), 0 keeps the released
+    behaviour.
+
+    Args:
+        weights: the variables to penalise (usually the convolution kernels).
+        scale: the regulariser's factor.
+
+    Returns:
+        A float32 scalar.
+    """
+    total = ops.convert_to_tensor(0.0, dtype="float32")
+    for w in weights:
+        total = total + ops.sum(ops.square(ops.cast(w, "float32")))
+    return scale * 0.5 * total

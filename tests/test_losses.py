@@ -1,0 +1,129 @@
+"""The released loss on examples small enough to work out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf.losses import l2_penalty, total_loss, void_class_weights, weighted_cross_entropy
+
+# One image of 1×4 pixels, 3 classes (0 = void). Per pixel: label, softmax.
+#   pixel 0: class 1, p = (0.2, 0.5, 0.3)  → −log(0.5) = 0.6931472
+#   pixel 1: class 2, p = (0.1, 0.1, 0.8)  → −log(0.8) = 0.2231436
+#   pixel 2: void (0), p = (0.6, 0.2, 0.2) → weight 0 → 0
+#   pixel 3: id 7 ≥ C, p = (0.3, 0.3, 0.4) → void → 0
+# Void pixels stay in the denominator: (0.6931472 + 0.2231436) / 4 = 0.2290727.
+LABELS = np.array([[[1, 2, 0, 7]]], dtype=np.int32)
+PROBS = np.array(
+    [[[[0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2], [0.3, 0.3, 0.4]]]], dtype=np.float32
+)
+EXPECTED = 0.2290727
+
+
+def test_hand_computed_example_sparse_labels():
+    loss = weighted_cross_entropy(LABELS, PROBS, num_classes=3)
+    assert loss.dtype == tf.float32
+    assert float(loss) == pytest.approx(EXPECTED, abs=1e-6)
+
+
+def test_one_hot_labels_give_the_same_loss():
+    # As the original pipeline: an id ≥ C one-hot encodes to an all-zero row.
+    one_hot = tf.one_hot(LABELS, 3).numpy()
+    assert one_hot[0, 0, 3].sum() == 0
+    loss = weighted_cross_entropy(one_hot, PROBS, num_classes=3)
+    assert float(loss) == pytest.approx(EXPECTED, abs=1e-6)
+
+
+def test_void_pixels_count_in_the_denominator():
+    labelled_only = weighted_cross_entropy(LABELS[:, :, :2], PROBS[:, :, :2], num_classes=3)
+    everything = weighted_cross_entropy(LABELS, PROBS, num_classes=3)
+    # Same sum, twice the pixel count.
+    assert float(everything) == pytest.approx(float(labelled_only) / 2, rel=1e-6)
+
+
+def test_negative_ids_are_void_too():
+    labels = np.array([[[1, 2, -1, 0]]], dtype=np.int32)
+    assert float(weighted_cross_entropy(labels, PROBS, 3)) == pytest.approx(EXPECTED, abs=1e-6)
+
+
+def test_zero_probability_on_the_true_class_is_finite():
+    probs = np.array([[[[0.0, 0.0, 1.0]]]], dtype=np.float32)
+    loss = weighted_cross_entropy(np.array([[[1]]]), probs, 3)
+    assert float(loss) == pytest.approx(-math.log(1e-10), rel=1e-5)
+
+
+def test_custom_class_weights():
+    # Weight 2 on class 1 doubles pixel 0's term: (2·0.6931472 + 0.2231436) / 4.
+    loss = weighted_cross_entropy(LABELS, PROBS, 3, class_weights=[0.0, 2.0, 1.0])
+    assert float(loss) == pytest.approx((2 * 0.6931472 + 0.2231436) / 4, abs=1e-6)
+    # An id ≥ C stays void even when class 0 gets a weight.
+    loss = weighted_cross_entropy(np.array([[[7]]]), PROBS[:, :, 3:], 3, class_weights=[1, 1, 1])
+    assert float(loss) == 0.0
+
+
+def test_half_precision_probabilities_are_computed_in_float32():
+    loss = weighted_cross_entropy(LABELS, PROBS.astype(np.float16), 3)
+    assert loss.dtype == tf.float32
+    assert float(loss) == pytest.approx(EXPECTED, abs=1e-3)
+
+
+def test_total_loss_weights_the_auxiliary_terms():
+    # Auxiliary heads: uniform probabilities (−log(1/3) = 1.0986123 on both labelled pixels, so
+    # each term is 2·1.0986123/4 = 0.5493061) and one that is right with p = 1 (term 0).
+    uniform = np.full_like(PROBS, 1.0 / 3.0)
+    perfect = np.array(
+        [[[[0, 1, 0], [0, 0, 1], [1, 0, 0], [1, 0, 0]]]], dtype=np.float32
+    )
+    outputs = {"softmax": PROBS, "aux_up2": uniform, "aux_up1": perfect}
+    total, terms = total_loss(LABELS, outputs)
+    assert set(terms) == {"main", "aux_up2", "aux_up1"}
+    assert float(terms["aux_up2"]) == pytest.approx(0.5493061, abs=1e-6)
+    assert float(terms["aux_up1"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(total) == pytest.approx(EXPECTED + 0.6 * 0.5493061, abs=1e-6)
+
+    swapped = {"softmax": PROBS, "aux_up2": perfect, "aux_up1": uniform}
+    total, _ = total_loss(LABELS, swapped)
+    assert float(total) == pytest.approx(EXPECTED + 0.5 * 0.5493061, abs=1e-6)
+
+    total, _ = total_loss(LABELS, outputs, aux_weights=(0.0, 0.0))
+    assert float(total) == pytest.approx(EXPECTED, abs=1e-6)
+
+
+def test_total_loss_without_auxiliary_outputs():
+    total, terms = total_loss(LABELS, {"softmax": PROBS, "logits": PROBS})
+    assert list(terms) == ["main"]
+    assert float(total) == pytest.approx(EXPECTED, abs=1e-6)
+    total, _ = total_loss(LABELS, PROBS)  # the softmax tensor alone
+    assert float(total) == pytest.approx(EXPECTED, abs=1e-6)
+
+
+def test_gradient_reaches_the_probabilities_of_labelled_pixels_only():
+    probs = tf.Variable(PROBS)
+    with tf.GradientTape() as tape:
+        loss = weighted_cross_entropy(LABELS, probs, 3)
+    grad = tape.gradient(loss, probs).numpy()
+    # d/dp (−log(p + 1e-10) / 4) = −1 / (4p) at the labelled class; 0 elsewhere.
+    assert grad[0, 0, 0, 1] == pytest.approx(-1 / (4 * 0.5), rel=1e-5)
+    assert grad[0, 0, 1, 2] == pytest.approx(-1 / (4 * 0.8), rel=1e-5)
+    assert np.count_nonzero(grad) == 2
+
+
+def test_bad_arguments():
+    assert void_class_weights(3) == [0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="class weights"):
+        weighted_cross_entropy(LABELS, PROBS, 3, class_weights=[0, 1])
+    with pytest.raises(ValueError, match="num_classes"):
+        weighted_cross_entropy(LABELS, PROBS, 4)
+    with pytest.raises(ValueError, match="rank"):
+        weighted_cross_entropy(LABELS[0, 0], PROBS, 3)
+    with pytest.raises(ValueError, match="softmax"):
+        total_loss(LABELS, {"aux_up1": PROBS})
+    with pytest.raises(ValueError, match="aux_weights"):
+        total_loss(LABELS, PROBS, aux_weights=(0.6,))
+
+
+def test_l2_penalty_is_tf1_l2_regularizer():
+    # TF1 l2_regularizer(scale)(w) = scale · Σw² / 2: 5e-4 · (1 + 4 + 9 + 16) / 2 = 7.5e-3.
+    weights = [tf.Variable([[1.0, 2.0]]), tf.Variable([3.0, 4.0])]
+    assert float(l2_penalty(weights, 5e-4)) == pytest.approx(7.5e-3, rel=1e-6)
