@@ -1,0 +1,348 @@
+"""Evaluation metrics from a confusion matrix, with the released definition of mIoU.
+
+The released evaluation (ARCHITECTURE.md, "Evaluation"): prediction = argmax of the softmax,
+set to 0 (void) wherever the ground truth is void; TP, FP and FN per class over the whole set; and
+
+    mIoU = 100 / (C−1) · Σ_{c=1}^{C−1} TP_c / (TP_c + FP_c + FN_c + 1e-10)
+
+so class 0 is left out and a class absent from both ground truth and prediction counts as 0 (it is
+not skipped). Labels ≥ C are void, as the original one-hot encoding made them all-zero rows.
+
+Next to it this module gives what the paper reports beside mIoU and what people usually compare
+with. All of them are percentages over the non-void pixels (ground truth 1..C−1):
+
+- per-class IoU: TP / (TP + FP + FN), undefined (NaN) for a class absent from ground truth and
+  prediction;
+- mean IoU over present classes: the mean of the defined per-class IoUs;
+- pixel accuracy: Σ TP / number of non-void pixels;
+- global IoU: Σ_c TP_c / Σ_c (TP_c + FP_c + FN_c) over classes 1..C−1, i.e. the IoU of the
+  pooled counts, which weights classes by their size;
+- FPR_c = FP / (FP + TN) and FNR_c = FN / (FN + TP), with TN counted over non-void pixels, and
+  their means over the classes where they are defined.
+
+Rows of the matrix are ground truth, columns prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from keras import ops
+
+# The released constant in the mIoU denominator (only matters for absent classes: 0 / 1e-10 = 0).
+IOU_EPSILON = 1e-10
+
+
+def _flatten_labels(labels: np.ndarray, rank: int, num_classes: int) -> np.ndarray:
+    """Sparse int64 ground truth with every void pixel (id 0, ids outside [0, C)) set to 0."""
+    if labels.ndim == rank + 1:
+        if labels.shape[-1] != num_classes:
+            raise ValueError(
+                f"one-hot labels must have {num_classes} channels, got shape {labels.shape}"
+            )
+        # As released: argmax of the one-hot label, so an all-zero row (id >= C) is void.
+        ids = np.argmax(labels, axis=-1)
+    elif labels.ndim == rank:
+        ids = labels.astype(np.int64)
+        ids[(ids < 0) | (ids >= num_classes)] = 0
+    else:
+        raise ValueError(f"labels of shape {labels.shape} do not fit predictions of rank {rank}")
+    return ids.astype(np.int64)
+
+
+class ConfusionMatrix:
+    """Streaming confusion matrix over an evaluation set, and the metrics computed from it.
+
+    Args:
+        num_classes: C, void (class 0) included.
+        class_names: optional C names (index 0 is void) for `summary` and `format_table`.
+
+    Example:
+        cm = ConfusionMatrix(12)
+        for images, labels in dataset:
+            cm.update(labels, model(images, training=False))
+        print(cm.format_table())
+    """
+
+    def __init__(self, num_classes: int, class_names: Optional[Sequence[str]] = None):
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.class_names = self._check_names(class_names)
+        self.reset()
+
+    def _check_names(self, class_names: Optional[Sequence[str]]) -> Optional[list[str]]:
+        if class_names is None:
+            return None
+        names = [str(n) for n in class_names]
+        if len(names) != self.num_classes:
+            raise ValueError(
+                f"expected {self.num_classes} class names (void first), got {len(names)}"
+            )
+        return names
+
+    def reset(self) -> None:
+        """Forgets everything counted so far."""
+        self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        self.num_images = 0
+
+    # --- Counting -----------------------------------------------------------------------------
+
+    def update(self, labels: Any, predictions: Any) -> None:
+        """Adds a batch.
+
+        Args:
+            labels: ground truth, sparse ids (B, H, W) or one-hot (B, H, W, C); NumPy or tensors.
+                Ids outside [0, C) are void.
+            predictions: integer class ids (B, H, W), or float probabilities or logits
+                (B, H, W, C) whose argmax is the prediction.
+
+        Raises:
+            ValueError: on shapes that do not match or predicted ids outside [0, C).
+        """
+        preds = np.asarray(predictions)
+        if np.issubdtype(preds.dtype, np.floating):
+            preds = np.argmax(preds, axis=-1)
+        gt = _flatten_labels(np.asarray(labels), preds.ndim, self.num_classes)
+        if gt.shape != preds.shape:
+            raise ValueError(f"labels {gt.shape} and predictions {preds.shape} differ in shape")
+        preds = preds.astype(np.int64)
+        if preds.size and (preds.min() < 0 or preds.max() >= self.num_classes):
+            raise ValueError(
+                f"predicted ids must be in [0, {self.num_classes}), "
+                f"got {preds.min()}..{preds.max()}"
+            )
+        # As released: no prediction is counted on void ground truth.
+        preds = np.where(gt == 0, 0, preds)
+        counts = np.bincount(
+            (gt * self.num_classes + preds).ravel(), minlength=self.num_classes**2
+        )
+        self.matrix += counts.reshape(self.num_classes, self.num_classes)
+        self.num_images += int(gt.shape[0]) if gt.ndim >= 3 else 1
+
+    def update_from_matrix(self, matrix: Any, num_images: int = 0) -> None:
+        """Adds counts computed elsewhere, e.g. by `batch_confusion_matrix` on the device.
+
+        Args:
+            matrix: (C, C) counts, rows ground truth, columns prediction.
+            num_images: how many images the counts cover.
+        """
+        matrix = np.asarray(matrix)
+        if matrix.shape != self.matrix.shape:
+            raise ValueError(f"expected a {self.matrix.shape} matrix, got {matrix.shape}")
+        self.matrix += matrix.astype(np.int64)
+        self.num_images += int(num_images)
+
+    def merge(self, other: "ConfusionMatrix") -> None:
+        """Adds the counts of another accumulator (e.g. from another worker)."""
+        self.update_from_matrix(other.matrix, other.num_images)
+
+    # --- Counts per class (index 0 is void; only non-void ground truth rows count) ------------
+
+    @property
+    def _valid(self) -> np.ndarray:
+        return self.matrix[1:, :].astype(np.float64)
+
+    @property
+    def true_positives(self) -> np.ndarray:
+        """TP per class (length C; entry 0 is 0 since void is never counted)."""
+        tp = np.diag(self.matrix).astype(np.float64).copy()
+        tp[0] = 0
+        return tp
+
+    @property
+    def false_positives(self) -> np.ndarray:
+        """FP per class: predicted c on non-void pixels of another class."""
+        fp = np.concatenate([[0.0], self._valid.sum(axis=0)[1:]]) - self.true_positives
+        fp[0] = 0
+        return fp
+
+    @property
+    def false_negatives(self) -> np.ndarray:
+        """FN per class: ground truth c predicted as anything else (void included)."""
+        fn = self.matrix.sum(axis=1).astype(np.float64) - self.true_positives
+        fn[0] = 0
+        return fn
+
+    @property
+    def num_pixels(self) -> int:
+        """Number of non-void ground-truth pixels counted."""
+        return int(self.matrix[1:, :].sum())
+
+    @property
+    def true_negatives(self) -> np.ndarray:
+        """TN per class over the non-void pixels."""
+        tn = self.num_pixels - self.true_positives - self.false_positives - self.false_negatives
+        tn[0] = 0
+        return tn
+
+    # --- Metrics (percent) --------------------------------------------------------------------
+
+    def miou(self) -> float:
+        """The released mIoU: 100/(C−1) Σ_{c≥1} TP/(TP+FP+FN+1e-10), absent classes count 0."""
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        per_class = tp[1:] / (tp[1:] + fp[1:] + fn[1:] + IOU_EPSILON)
+        return float(100.0 * per_class.sum() / (self.num_classes - 1))
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU in percent (length C); NaN for void and for absent classes."""
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        return _ratio(tp, tp + fp + fn)
+
+    def mean_iou_present(self) -> float:
+        """Mean IoU over the classes 1..C−1 present in ground truth or prediction."""
+        return _nanmean(self.iou()[1:])
+
+    def pixel_accuracy(self) -> float:
+        """Percent of non-void pixels predicted correctly."""
+        return float(_ratio(self.true_positives.sum(), float(self.num_pixels)))
+
+    def global_iou(self) -> float:
+        """Σ TP / Σ (TP + FP + FN) over classes 1..C−1, in percent."""
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        return float(_ratio(tp[1:].sum(), (tp + fp + fn)[1:].sum()))
+
+    def fpr(self) -> np.ndarray:
+        """Per-class false positive rate FP / (FP + TN) in percent; NaN for void."""
+        fp = self.false_positives
+        return _ratio(fp, fp + self.true_negatives)
+
+    def fnr(self) -> np.ndarray:
+        """Per-class false negative rate FN / (FN + TP) in percent; NaN for void and absent."""
+        fn = self.false_negatives
+        return _ratio(fn, fn + self.true_positives)
+
+    # --- Reports ------------------------------------------------------------------------------
+
+    def _names(self, class_names: Optional[Sequence[str]]) -> list[str]:
+        names = self._check_names(class_names) or self.class_names
+        return names or ["void"] + [f"class_{c}" for c in range(1, self.num_classes)]
+
+    def summary(self, class_names: Optional[Sequence[str]] = None) -> dict[str, Any]:
+        """All metrics as a JSON-serialisable dict (undefined values are None).
+
+        Args:
+            class_names: C names (void first); default the constructor's, else `class_<id>`.
+
+        Returns:
+            A dict with `mIoU` (released definition), `mean_iou_present`, `pixel_accuracy`,
+            `global_iou`, `mean_fpr`, `mean_fnr` (percent), the counts `num_images`,
+            `num_pixels` (non-void), `num_classes`, and `per_class`: a list (classes 1..C−1) of
+            dicts with `id`, `name`, `iou`, `fpr`, `fnr`, `tp`, `fp`, `fn`, `gt_pixels`.
+        """
+        names = self._names(class_names)
+        iou, fpr, fnr = self.iou(), self.fpr(), self.fnr()
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        per_class = [
+            {
+                "id": c,
+                "name": names[c],
+                "iou": _json_float(iou[c]),
+                "fpr": _json_float(fpr[c]),
+                "fnr": _json_float(fnr[c]),
+                "tp": int(tp[c]),
+                "fp": int(fp[c]),
+                "fn": int(fn[c]),
+                "gt_pixels": int(tp[c] + fn[c]),
+            }
+            for c in range(1, self.num_classes)
+        ]
+        return {
+            "mIoU": _json_float(self.miou()),
+            "mean_iou_present": _json_float(self.mean_iou_present()),
+            "pixel_accuracy": _json_float(self.pixel_accuracy()),
+            "global_iou": _json_float(self.global_iou()),
+            "mean_fpr": _json_float(_nanmean(fpr[1:])),
+            "mean_fnr": _json_float(_nanmean(fnr[1:])),
+            "num_images": int(self.num_images),
+            "num_pixels": self.num_pixels,
+            "num_classes": self.num_classes,
+            "per_class": per_class,
+        }
+
+    def format_table(self, class_names: Optional[Sequence[str]] = None, digits: int = 2) -> str:
+        """A text table of the per-class metrics and the summary, ending with `mIoU: <value>`.
+
+        Args:
+            class_names: C names (void first); default the constructor's, else `class_<id>`.
+            digits: decimals of the percentages in the table (the last line always has 3).
+
+        Returns:
+            The table as one string (no trailing newline).
+        """
+        s = self.summary(class_names)
+        width = max([len("class")] + [len(row["name"]) for row in s["per_class"]])
+        num = 7 + digits
+
+        def pct(value: Optional[float]) -> str:
+            return f"{'-':>{num}}" if value is None else f"{value:>{num}.{digits}f}"
+
+        lines = [
+            f"{'id':>3}  {'class':<{width}}  {'IoU':>{num}}  {'FPR':>{num}}  {'FNR':>{num}}"
+            f"  {'pixels':>12}"
+        ]
+        for row in s["per_class"]:
+            lines.append(
+                f"{row['id']:>3}  {row['name']:<{width}}  {pct(row['iou'])}  {pct(row['fpr'])}"
+                f"  {pct(row['fnr'])}  {row['gt_pixels']:>12}"
+            )
+        lines.append("")
+        lines.append(f"images: {s['num_images']}, non-void pixels: {s['num_pixels']}")
+        for label, key in (
+            ("mean IoU over present classes", "mean_iou_present"),
+            ("pixel accuracy", "pixel_accuracy"),
+            ("global IoU", "global_iou"),
+            ("mean FPR", "mean_fpr"),
+            ("mean FNR", "mean_fnr"),
+        ):
+            lines.append(f"{label}: {pct(s[key]).strip()}")
+        lines.append(f"mIoU: {s['mIoU']:.3f}")
+        return "\n".join(lines)
+
+
+def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> Any:
+    """The (C, C) confusion counts of one batch, with backend ops (usable inside `tf.function`).
+
+    Counting on the device avoids copying the (B, H, W, C) probabilities to the host; add the
+    result to a `ConfusionMatrix` with `update_from_matrix` (sum it over replicas first when
+    evaluating with `tf.distribute`). Same conventions as `ConfusionMatrix.update`.
+
+    Args:
+        labels: sparse ids (B, H, W) or one-hot (B, H, W, C).
+        predictions: probabilities or logits (B, H, W, C).
+        num_classes: C.
+
+    Returns:
+        An int32 tensor (C, C), rows ground truth, columns prediction.
+    """
+    preds = ops.cast(ops.argmax(predictions, axis=-1), "int32")
+    if len(labels.shape) == len(predictions.shape):
+        gt = ops.cast(ops.argmax(labels, axis=-1), "int32")
+    else:
+        gt = ops.cast(labels, "int32")
+        gt = ops.where(ops.logical_or(gt < 0, gt >= num_classes), ops.zeros_like(gt), gt)
+    preds = ops.where(gt == 0, ops.zeros_like(preds), preds)
+    flat = ops.reshape(gt * num_classes + preds, (-1,))
+    counts = ops.bincount(flat, minlength=num_classes * num_classes)
+    return ops.cast(ops.reshape(counts, (num_classes, num_classes)), "int32")
+
+
+def _ratio(numerator: Any, denominator: Any) -> Any:
+    """100 · numerator / denominator, NaN where the denominator is 0."""
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, 100.0 * numerator / safe, np.nan)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def _json_float(value: Any) -> Optional[float]:
+    value = float(value)
+    return None if math.isnan(value) else value

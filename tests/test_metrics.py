@@ -1,0 +1,172 @@
+"""Confusion-matrix metrics on a hand-made example, and the released mIoU on random data."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
+
+# Five classes (0 = void, class 4 never occurs). Eleven pixels, one row:
+#   idx    0  1  2  3  4  5  6  7  8  9  10
+GT = [0, 0, 1, 1, 1, 1, 2, 2, 2, 3, 9]  # 9 ≥ C is void
+PRED = [2, 1, 1, 1, 2, 0, 2, 2, 1, 1, 3]
+# After the released masking (prediction 0 on void ground truth), non-void pixels are idx 2..9 (8):
+#   class 1: TP 2 (idx 2, 3), FN 2 (idx 4 → 2, idx 5 → 0), FP 2 (idx 8, 9)  → IoU 2/6
+#   class 2: TP 2 (idx 6, 7), FN 1 (idx 8),             FP 1 (idx 4)      → IoU 2/4
+#   class 3: TP 0,            FN 1 (idx 9),             FP 0 (idx 10 void) → IoU 0/1
+#   class 4: absent from ground truth and prediction                       → IoU undefined
+# TN = 8 − TP − FP − FN: class 1: 2, class 2: 4, class 3: 7, class 4: 8.
+NUM_CLASSES = 5
+NAMES = ["void", "road", "car", "tree", "sky"]
+
+
+def hand_matrix():
+    cm = ConfusionMatrix(NUM_CLASSES, class_names=NAMES)
+    cm.update(np.array([[GT]]), np.array([[PRED]]))
+    return cm
+
+
+def test_counts():
+    cm = hand_matrix()
+    np.testing.assert_array_equal(cm.true_positives, [0, 2, 2, 0, 0])
+    np.testing.assert_array_equal(cm.false_positives, [0, 2, 1, 0, 0])
+    np.testing.assert_array_equal(cm.false_negatives, [0, 2, 1, 1, 0])
+    np.testing.assert_array_equal(cm.true_negatives, [0, 2, 4, 7, 8])
+    assert cm.num_pixels == 8
+    assert cm.num_images == 1
+    # Void ground truth is only ever "predicted" void.
+    assert cm.matrix[0, 0] == 3 and cm.matrix[0, 1:].sum() == 0
+
+
+def test_released_miou_counts_absent_classes_as_zero():
+    cm = hand_matrix()
+    # 100/(C−1) · (1/3 + 1/2 + 0 + 0) = 100/4 · 5/6
+    assert cm.miou() == pytest.approx(20.833333, abs=1e-5)
+    # Over the classes present (1..3): 100 · (1/3 + 1/2 + 0)/3
+    assert cm.mean_iou_present() == pytest.approx(27.777778, abs=1e-5)
+    iou = cm.iou()
+    np.testing.assert_allclose(iou[1:4], [100 / 3, 50.0, 0.0])
+    assert np.isnan(iou[0]) and np.isnan(iou[4])
+
+
+def test_accuracy_global_iou_fpr_fnr():
+    cm = hand_matrix()
+    assert cm.pixel_accuracy() == pytest.approx(100 * 4 / 8)
+    assert cm.global_iou() == pytest.approx(100 * 4 / 11)  # ΣTP / Σ(TP+FP+FN) = 4 / (6+4+1)
+    np.testing.assert_allclose(cm.fpr()[1:], [100 * 2 / 4, 100 * 1 / 5, 0.0, 0.0])
+    fnr = cm.fnr()
+    np.testing.assert_allclose(fnr[1:4], [100 * 2 / 4, 100 * 1 / 3, 100.0])
+    assert np.isnan(fnr[4])  # FN + TP = 0 for an absent class
+    summary = cm.summary()
+    assert summary["mean_fpr"] == pytest.approx((50 + 20 + 0 + 0) / 4)
+    assert summary["mean_fnr"] == pytest.approx((50 + 100 / 3 + 100) / 3)
+
+
+def test_summary_is_json_and_table_ends_with_miou():
+    cm = hand_matrix()
+    summary = cm.summary()
+    text = json.dumps(summary, allow_nan=False)  # undefined values must be null, not NaN
+    assert json.loads(text)["mIoU"] == pytest.approx(20.833333, abs=1e-5)
+    sky = summary["per_class"][3]
+    assert sky == {
+        "id": 4, "name": "sky", "iou": None, "fpr": 0.0, "fnr": None,
+        "tp": 0, "fp": 0, "fn": 0, "gt_pixels": 0,
+    }
+    assert [row["name"] for row in summary["per_class"]] == NAMES[1:]
+    assert summary["num_pixels"] == 8 and summary["num_images"] == 1
+    table = cm.format_table()
+    assert "road" in table and "tree" in table and "void" not in table.splitlines()[1]
+    assert table.splitlines()[-1] == "mIoU: 20.833"
+    # Names given at report time win; default names are class_<id>.
+    assert "class_2" in ConfusionMatrix(NUM_CLASSES).format_table()
+
+
+def test_streaming_merging_and_input_forms():
+    whole = hand_matrix()
+    parts = ConfusionMatrix(NUM_CLASSES)
+    parts.update(np.array([[GT[:5]]]), np.array([[PRED[:5]]]))
+    parts.update(np.array([[GT[5:]]]), np.array([[PRED[5:]]]))
+    np.testing.assert_array_equal(parts.matrix, whole.matrix)
+
+    merged = ConfusionMatrix(NUM_CLASSES)
+    merged.merge(whole)
+    merged.merge(whole)
+    np.testing.assert_array_equal(merged.matrix, 2 * whole.matrix)
+    assert merged.num_images == 2
+
+    # Probabilities (argmax) and one-hot labels (tf tensors) give the same counts.
+    probs = tf.one_hot(np.array([[PRED]]), NUM_CLASSES) * 0.9 + 0.02
+    one_hot = tf.one_hot(np.array([[GT]]), NUM_CLASSES)  # id 9 → all-zero row → void
+    other = ConfusionMatrix(NUM_CLASSES)
+    other.update(one_hot, probs)
+    np.testing.assert_array_equal(other.matrix, whole.matrix)
+
+    other.reset()
+    assert other.matrix.sum() == 0 and other.num_images == 0
+
+
+def released_miou(gt, pred, num_classes):
+    """The released evaluation, written out per class with boolean masks (the reference)."""
+    gt = np.where(gt >= num_classes, 0, gt)
+    pred = np.where(gt == 0, 0, pred)
+    total = 0.0
+    for c in range(1, num_classes):
+        tp = np.sum((pred == c) & (gt == c))
+        fp = np.sum((pred == c) & (gt != c))
+        fn = np.sum((pred != c) & (gt == c))
+        total += tp / (tp + fp + fn + 1e-10)
+    return total / (num_classes - 1) * 100
+
+
+def test_matches_the_released_definition_on_random_batches():
+    rng = np.random.default_rng(0)
+    num_classes = 12
+    cm = ConfusionMatrix(num_classes)
+    all_gt, all_pred = [], []
+    for _ in range(3):
+        gt = rng.integers(0, num_classes + 3, size=(2, 8, 16))  # some ids ≥ C
+        probs = rng.random((2, 8, 16, num_classes)).astype(np.float32)
+        cm.update(gt, probs)
+        all_gt.append(gt)
+        all_pred.append(probs.argmax(-1))
+    expected = released_miou(np.concatenate(all_gt), np.concatenate(all_pred), num_classes)
+    assert cm.miou() == pytest.approx(expected, abs=1e-9)
+    assert cm.num_images == 6
+
+
+def test_batch_confusion_matrix_on_device_agrees():
+    rng = np.random.default_rng(1)
+    gt = rng.integers(-1, 8, size=(2, 8, 16)).astype(np.int32)
+    probs = rng.random((2, 8, 16, 6)).astype(np.float32)
+    host = ConfusionMatrix(6)
+    host.update(np.where(gt < 0, 0, gt), probs)
+    device = tf.function(lambda g, p: batch_confusion_matrix(g, p, 6))(gt, probs)
+    np.testing.assert_array_equal(device.numpy(), host.matrix)
+    one_hot = batch_confusion_matrix(tf.one_hot(gt, 6), probs, 6)
+    np.testing.assert_array_equal(one_hot.numpy(), host.matrix)
+    accumulated = ConfusionMatrix(6)
+    accumulated.update_from_matrix(device, num_images=2)
+    assert accumulated.miou() == pytest.approx(host.miou())
+
+
+def test_bad_input():
+    cm = ConfusionMatrix(3)
+    with pytest.raises(ValueError, match="predicted ids"):
+        cm.update(np.array([[[1, 1]]]), np.array([[[1, 3]]]))
+    with pytest.raises(ValueError, match="shape"):
+        cm.update(np.array([[[1, 1, 1]]]), np.array([[[1, 1]]]))
+    with pytest.raises(ValueError, match="class names"):
+        ConfusionMatrix(3, class_names=["void", "a"])
+    with pytest.raises(ValueError, match="num_classes"):
+        ConfusionMatrix(1)
+    with pytest.raises(ValueError, match="matrix"):
+        cm.update_from_matrix(np.zeros((4, 4)))
+
+
+def test_empty_matrix_reports_nothing_undefined_as_numbers():
+    summary = ConfusionMatrix(3).summary()
+    assert summary["mIoU"] == 0.0  # the released formula: every class absent counts 0
+    assert summary["pixel_accuracy"] is None and summary["mean_iou_present"] is None
+    json.dumps(summary, allow_nan=False)
