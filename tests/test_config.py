@@ -1,0 +1,399 @@
+"""Run configuration: original files, shipped files, and errors that name the key and the file."""
+
+import pathlib
+import textwrap
+import warnings
+
+import pytest
+import yaml
+
+from ssma_tf.config import ConfigError, ConfigWarning, config_from_dict, load_config
+from ssma_tf.data.augment import AugmentationConfig
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+# The original AdapNet++ training file, keys exactly as released (with the values filled in).
+ORIGINAL_ADAPNET_TRAIN = """\
+gpu_id: '0'
+model: 'AdapNet_pp'
+num_classes: 12
+intialize:  'init_checkpoint/Adapnet_pp_init.ckpt'
+checkpoint: 'checkpoint/adapnet'
+train_data: 'train.tfrecords'
+batch_size: 8
+skip_step: 5
+height: 384
+width: 768
+max_iteration: 150000
+learning_rate: 1e-3
+save_step: 100
+power: 0.9
+"""
+
+# The original SSMA files carry `dataset` and `type` as well.
+ORIGINAL_SSMA_TRAIN = """\
+gpu_id: '0'
+model: 'SSMA'
+num_classes: 12
+checkpoint1:  'rgb/model.ckpt-150000'
+checkpoint2:  'depth/model.ckpt-150000'
+checkpoint: 'checkpoint/ssma'
+train_data: 'train_fusion.tfrecords'
+dataset: 'cityscapes'
+batch_size: 7
+type: 'rgb_hha'
+skip_step: 10
+height: 384
+width: 768
+max_iteration: 100000
+learning_rate: 0.001
+save_step: 500
+power: 0.9
+"""
+
+ORIGINAL_SSMA_TEST = """\
+gpu_id: '0'
+model: 'SSMA'
+num_classes: 12
+checkpoint: 'checkpoint/ssma/model.ckpt-99999'
+test_data: 'test_fusion.tfrecords'
+dataset: ''
+batch_size: 1
+type: 'rgb_hha'
+skip_step: 10
+height: 384
+width: 768
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A working directory holding the files the original-style configs point at."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("train.tfrecords", "train_fusion.tfrecords", "test_fusion.tfrecords"):
+        (tmp_path / name).write_bytes(b"")
+    for prefix in (
+        "init_checkpoint/Adapnet_pp_init.ckpt",
+        "rgb/model.ckpt-150000",
+        "depth/model.ckpt-150000",
+        "checkpoint/ssma/model.ckpt-99999",
+    ):
+        path = tmp_path / (prefix + ".index")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    return tmp_path
+
+
+def write(directory, text, name="run.config"):
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def train_dict(**changes):
+    d = yaml.safe_load(ORIGINAL_ADAPNET_TRAIN)
+    d["learning_rate"] = 0.001
+    d.update(changes)
+    return {k: v for k, v in d.items() if v is not ...}
+
+
+def error_for(path_or_dict, mode="train", **kwargs):
+    with pytest.raises(ConfigError) as info:
+        if isinstance(path_or_dict, dict):
+            config_from_dict(path_or_dict, source="test.config", mode=mode, **kwargs)
+        else:
+            load_config(path_or_dict, mode=mode, **kwargs)
+    return info.value
+
+
+# --- Original files -------------------------------------------------------------------------
+
+
+def test_original_adapnet_train_file_loads(workdir):
+    config = load_config(write(workdir, ORIGINAL_ADAPNET_TRAIN))
+    assert config.mode == "train" and config.model == "AdapNet_pp" and not config.is_fusion
+    assert config.gpu_id == "0"
+    assert config.initialize == str(workdir / "init_checkpoint/Adapnet_pp_init.ckpt")
+    assert config.checkpoint == str(workdir / "checkpoint/adapnet")  # relative to the cwd
+    assert config.train_data == (str(workdir / "train.tfrecords"),)
+    assert config.data == config.train_data
+    assert (config.batch_size, config.skip_step, config.save_step) == (8, 5, 100)
+    assert (config.height, config.width, config.max_iteration) == (384, 768, 150000)
+    assert config.learning_rate == 1e-3 and isinstance(config.learning_rate, float)  # "1e-3"
+    assert config.power == 0.9
+    # New keys default to the released behaviour.
+    assert config.aux_loss_weights == (0.6, 0.5)
+    assert config.end_learning_rate == 1e-4
+    assert config.dropout_keep_prob == 0.3
+    assert config.weight_decay == 0.0
+    assert config.adam_epsilon == 1e-8
+    assert config.encoder_lr_multiplier == 1.0
+    assert config.mixed_precision is None and config.xla is False
+    assert config.augmentation == AugmentationConfig.disabled()
+    assert config.input_modality == "modality1" and config.aux_heads is True
+    assert config.eval_scales == (1.0,) and config.eval_flip is False
+    assert config.log_dir == str(workdir / "checkpoint/adapnet/logs")
+
+
+def test_original_ssma_files_load(workdir):
+    config = load_config(write(workdir, ORIGINAL_SSMA_TRAIN))
+    assert config.is_fusion and config.freeze_experts is True and config.aux_heads is False
+    assert config.checkpoint1 == str(workdir / "rgb/model.ckpt-150000")
+    assert config.dataset == "cityscapes" and config.type == "rgb_hha"
+    assert config.input_modality is None
+
+    config = load_config(write(workdir, ORIGINAL_SSMA_TEST), mode="eval")
+    assert config.mode == "eval" and config.dataset is None  # '' is a blank placeholder
+    assert config.checkpoint == str(workdir / "checkpoint/ssma/model.ckpt-99999")
+    assert config.data == (str(workdir / "test_fusion.tfrecords"),)
+    assert config.max_iteration is None and config.log_dir is None
+
+
+def test_initialize_spelling_and_gpu_id_forms(workdir):
+    config = config_from_dict(
+        train_dict(intialize=..., initialize="init_checkpoint/Adapnet_pp_init.ckpt", gpu_id=1)
+    )
+    assert config.initialize.endswith("Adapnet_pp_init.ckpt") and config.gpu_id == "1"
+    assert config_from_dict(train_dict(gpu_id="0, 1")).gpu_id == "0,1"
+    assert config_from_dict(train_dict(gpu_id=[0, 2])).gpu_id == "0,2"
+    assert config_from_dict(train_dict(gpu_id="")).gpu_id is None
+    assert config_from_dict(train_dict(gpu_id=-1)).gpu_id == "-1"
+
+
+def test_checkpoint_forms(workdir):
+    # A pasted `.index` part is cut back to the prefix; directories and weights files count.
+    config = config_from_dict(
+        train_dict(intialize="init_checkpoint/Adapnet_pp_init.ckpt.index")
+    )
+    assert config.initialize == str(workdir / "init_checkpoint/Adapnet_pp_init.ckpt")
+    (workdir / "own.weights.h5").write_bytes(b"")
+    assert config_from_dict(train_dict(intialize="own.weights.h5")).initialize.endswith(".h5")
+    eval_dict = {**yaml.safe_load(ORIGINAL_SSMA_TEST), "checkpoint": "checkpoint/ssma"}
+    assert config_from_dict(eval_dict, mode="eval").checkpoint == str(workdir / "checkpoint/ssma")
+
+
+def test_new_keys(workdir):
+    config = config_from_dict(
+        train_dict(
+            aux_loss_weights=[1, 0.25],
+            mixed_precision="mixed_bfloat16",
+            xla=True,
+            seed=7,
+            weight_decay=5e-4,
+            augmentation={"flip": True, "rotation_range": [-5, 5]},
+            eval_scales=[0.75, 1, 1.25],
+            input_modality="modality2",
+            modality2_interpolation="bilinear",
+            one_hot_labels=True,
+        )
+    )
+    assert config.aux_loss_weights == (1.0, 0.25)
+    assert config.mixed_precision == "mixed_bfloat16" and config.xla and config.seed == 7
+    assert config.augmentation.flip and config.augmentation.rotation_range == (-5, 5)
+    assert config.augmentation.scale  # unspecified settings keep the paper's defaults
+    assert config.eval_scales == (0.75, 1.0, 1.25)
+    assert config.input_modality == "modality2" and config.one_hot_labels
+    assert config_from_dict(train_dict(augmentation=True)).augmentation == AugmentationConfig()
+
+
+def test_ssma_stage_switches(workdir):
+    d = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
+    assert config_from_dict({**d, "freeze_experts": False}).freeze_experts is False
+    assert config_from_dict({**d, "train_experts": True}).freeze_experts is False
+    assert config_from_dict({**d, "train_experts": False}).freeze_experts is True
+    assert config_from_dict({**d, "aux_heads": True}).aux_heads is True
+
+
+def test_round_trip_through_yaml(workdir):
+    config = config_from_dict(train_dict(augmentation={"flip": True}, seed=3), source="a")
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())), source="a")
+    assert again == config
+    ssma = load_config(write(workdir, ORIGINAL_SSMA_TRAIN))
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(ssma.to_dict())), source=ssma.source)
+    assert again == ssma
+
+
+def test_config_is_frozen(workdir):
+    config = config_from_dict(train_dict())
+    with pytest.raises(AttributeError):
+        config.batch_size = 4
+
+
+# --- Shipped files --------------------------------------------------------------------------
+
+SHIPPED = sorted(CONFIGS.glob("*.config"))
+
+
+def test_every_dataset_has_every_file():
+    names = {p.name for p in SHIPPED}
+    for dataset in ("cityscapes", "synthia", "sun_rgbd", "scannet", "forest"):
+        for pattern in (
+            "adapnet_pp_{}_train", "adapnet_pp_{}_test", "ssma_{}_stage1_modality1",
+            "ssma_{}_stage1_modality2", "ssma_{}_stage2", "ssma_{}_stage3", "ssma_{}_test",
+        ):
+            assert pattern.format(dataset) + ".config" in names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_config_validates(path):
+    mode = "eval" if path.name.endswith("_test.config") else "train"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)  # no shipped file may trip a warning
+        config = load_config(path, mode=mode, check_paths=False)
+    expected_classes = {
+        "cityscapes": 12, "synthia": 12, "sun_rgbd": 38, "scannet_v2": 21, "freiburg_forest": 6,
+    }
+    assert config.num_classes == expected_classes[config.dataset]
+    assert (config.height, config.width) == (384, 768)
+    name = path.name
+    if "stage1" in name:
+        assert config.model == "AdapNet_pp" and config.initialize is not None
+        assert config.input_modality == ("modality2" if "modality2" in name else "modality1")
+    if "stage2" in name:
+        assert config.model == "SSMA" and not config.freeze_experts
+        assert config.encoder_lr_multiplier == 0.1 and config.learning_rate == 1e-3
+        assert config.checkpoint1.endswith("stage1_modality1")
+        assert config.checkpoint2.endswith("stage1_modality2")
+    if "stage3" in name:
+        assert config.model == "SSMA" and config.freeze_experts
+        assert config.learning_rate == 1e-5 and config.end_learning_rate < config.learning_rate
+        assert config.initialize.endswith("ssma_stage2")
+    if mode == "train":
+        assert config.augmentation == AugmentationConfig()  # the paper's augmentations
+
+
+# --- Errors ---------------------------------------------------------------------------------
+
+
+def test_misspelt_key_names_key_file_and_suggestion(workdir):
+    text = ORIGINAL_ADAPNET_TRAIN.replace("learning_rate:", "learning_rat:")
+    path = write(workdir, text)
+    error = error_for(path)
+    assert error.key == "learning_rat" and error.source == str(path)
+    assert str(path) in str(error) and "learning_rat" in str(error)
+    assert "did you mean 'learning_rate'" in str(error)
+    assert isinstance(error, ValueError)
+
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + "initialise: x\n"))
+    assert error.key == "initialise" and "did you mean 'initialize'" in str(error)
+    error = error_for(train_dict(colour="red"))
+    assert error.key == "colour" and "did you mean" not in str(error)
+
+
+def test_wrong_types(workdir):
+    for key, value, expected in [
+        ("batch_size", "eight", "an integer"),
+        ("batch_size", True, "an integer"),
+        ("learning_rate", "fast", "a number"),
+        ("xla", "yes please", "true or false"),
+        ("gpu_id", "first", "GPU index"),
+        ("aux_loss_weights", 0.6, "a list of numbers"),
+        ("augmentation", "paper", "mapping"),
+        ("train_data", 5, "a file, a glob pattern"),
+    ]:
+        error = error_for(train_dict(**{key: value}))
+        assert error.key == key and expected in str(error), (key, str(error))
+        assert "test.config" in str(error)
+
+
+def test_bad_values(workdir):
+    for key, value, expected in [
+        ("height", 380, "multiple of 16"),
+        ("width", 0, ">= 16"),
+        ("num_classes", 1, ">= 2"),
+        ("model", "SSMA_", "did you mean 'SSMA'"),
+        ("model", "adapnet", "AdapNet_pp, SSMA"),
+        ("dropout_keep_prob", 1.5, "(0, 1]"),
+        ("mixed_precision", "float8", "mixed_float16"),
+        ("aux_loss_weights", [0.6], "expected 2 numbers"),
+        ("eval_scales", [1.0, 0], "> 0"),
+        ("learning_rate", 0, "> 0"),
+        ("augmentation", {"flip": True, "spin": 3}, "spin"),
+        ("augmentation", {"crop_range": [0.9, 1.5]}, "crop_range"),
+        ("dataset", "kitti", "unknown dataset"),
+        ("input_modality", "depth", "modality1, modality2"),
+    ]:
+        error = error_for(train_dict(**{key: value}))
+        assert error.key == key and expected in str(error), (key, str(error))
+    error = error_for(train_dict(dataset="freiburg_forest"))
+    assert error.key == "num_classes" and "6 classes" in str(error)
+
+
+def test_missing_keys(workdir):
+    error = error_for(train_dict(max_iteration=...))
+    assert error.key == "max_iteration" and "missing" in str(error)
+    error = error_for(train_dict(learning_rate=None))  # `learning_rate:` left blank
+    assert error.key == "learning_rate" and "empty" in str(error)
+    error = error_for(train_dict(checkpoint=" "))  # the original templates' placeholder
+    assert error.key == "checkpoint"
+    eval_dict = yaml.safe_load(ORIGINAL_SSMA_TEST)
+    del eval_dict["test_data"]
+    error = error_for(eval_dict, mode="eval")
+    assert error.key == "test_data"
+    # What evaluation does not need, training does not ask of it, and vice versa.
+    assert config_from_dict(yaml.safe_load(ORIGINAL_SSMA_TEST), mode="eval").skip_step == 10
+    error = error_for(yaml.safe_load(ORIGINAL_SSMA_TEST), mode="train")
+    assert error.key == "train_data"
+
+
+def test_paths_that_do_not_exist(workdir):
+    error = error_for(train_dict(train_data="nope/*.tfrecords"))
+    assert error.key == "train_data" and "nope" in str(error)
+    error = error_for(train_dict(train_data=["train.tfrecords", "missing.tfrecords"]))
+    assert error.key == "train_data" and "missing.tfrecords" in str(error)
+    error = error_for(train_dict(intialize="init_checkpoint/other.ckpt"))
+    assert error.key == "intialize" and "other.ckpt.index" in str(error)
+    eval_dict = {**yaml.safe_load(ORIGINAL_SSMA_TEST), "checkpoint": "checkpoint/ssma/model.ckpt-1"}
+    error = error_for(eval_dict, mode="eval")
+    assert error.key == "checkpoint" and "model.ckpt-1" in str(error)
+    (workdir / "a_file").write_text("")
+    error = error_for(train_dict(checkpoint="a_file"))
+    assert error.key == "checkpoint" and "directory" in str(error)
+    # The same configs pass without path checks, and a glob matching a file passes with them.
+    config_from_dict(train_dict(train_data="nope/*.tfrecords"), check_paths=False)
+    config_from_dict(eval_dict, mode="eval", check_paths=False)
+    config = config_from_dict(train_dict(train_data="*.tfrecords"))
+    assert config.train_data[0].endswith("*.tfrecords")
+
+
+def test_inconsistent_keys(workdir):
+    error = error_for(train_dict(initialize="init_checkpoint/Adapnet_pp_init.ckpt"))
+    assert error.key == "intialize" and "not both" in str(error)
+    error = error_for(train_dict(checkpoint1="rgb/model.ckpt-150000"))
+    assert error.key == "checkpoint1" and "SSMA" in str(error)
+    error = error_for(train_dict(freeze_experts=True))
+    assert error.key == "freeze_experts"
+    error = error_for(train_dict(aux_heads=False))
+    assert error.key == "aux_heads" and "aux_loss_weights" in str(error)
+    ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
+    error = error_for({**ssma, "checkpoint2": None})
+    assert error.key == "checkpoint2"
+    error = error_for({**ssma, "intialize": "init_checkpoint/Adapnet_pp_init.ckpt"})
+    assert error.key == "intialize" and "not both" in str(error)
+    error = error_for({**ssma, "input_modality": "modality1"})
+    assert error.key == "input_modality"
+    error = error_for({**ssma, "train_experts": True, "freeze_experts": True})
+    assert error.key == "train_experts"
+
+
+def test_file_level_errors(workdir):
+    error = error_for(write(workdir, "model: SSMA\nmodel: AdapNet_pp\n"))
+    assert "duplicate key 'model'" in str(error) and "line 2" in str(error)
+    error = error_for(write(workdir, "model: [SSMA\n"))
+    assert "not valid YAML" in str(error) and "run.config" in str(error)
+    error = error_for(write(workdir, "- a\n- b\n"))
+    assert "mapping" in str(error)
+    error = error_for(write(workdir, ""))
+    assert "empty" in str(error)
+    error = error_for(workdir / "absent.config")
+    assert "absent.config" in str(error)
+    with pytest.raises(ValueError, match="mode"):
+        config_from_dict(train_dict(), mode="test")
+
+
+def test_warnings_for_legal_but_odd_settings(workdir):
+    with pytest.warns(ConfigWarning, match="grow"):
+        config_from_dict(train_dict(learning_rate=1e-5))
+    ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
+    with pytest.warns(ConfigWarning, match="no effect"):
+        config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})
