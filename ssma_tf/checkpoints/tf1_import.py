@@ -16,6 +16,10 @@ KIND_ADAPNET_PP = "adapnet_pp"  # resnet_v2_50/... with the decoder (conv41, con
 KIND_IMAGENET = "imagenet"  # resnet_v2_50/...:0, encoder only
 
 
+# Scopes whose shapes depend on the number of classes.
+CLASS_SCOPES = ("conv78", "conv5", "conv911", "conv912")
+
+
 class CheckpointError(ValueError):
     """A checkpoint that does not fit the model: wrong kind, shape mismatch, nothing usable."""
 
@@ -118,7 +122,7 @@ def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list,
         variable = mapping[model_name]
         if tuple(stored[name]) != tuple(variable.shape):
             hint = ""
-            if model_name.split("/")[-2:-1] and any(s in model_name for s in ("conv78", "conv5/", "conv911", "conv912")):
+            if any(f"{scope}/" in model_name for scope in CLASS_SCOPES):
                 hint = " (the number of classes differs between the checkpoint and the model)"
             raise CheckpointError(
                 f"{prefix}: variable {name} has shape {list(stored[name])} but the model's {variable.path} "
@@ -129,6 +133,12 @@ def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list,
     loaded = sorted(by_model_name)
     missing = sorted(set(mapping) - set(by_model_name))
     return loaded, missing, unused
+
+
+def _backbone(names, prefix: str) -> list:
+    """The ResNet-50 part of encoder names, which is all an ImageNet checkpoint can provide (it has
+    no input BN `conv0`, no skips and no eASPP)."""
+    return [n for n in names if n.startswith((prefix + "conv1/", prefix + "block"))]
 
 
 def _check_complete(names: list, missing: list, what: str, prefix: str):
@@ -181,9 +191,11 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         rename = (lambda n: n[:-2] if n.endswith(":0") else n)
         loaded, missing, unused = _assign(mapping, prefix, rename)
         if strict:
-            encoder_names = [UNIMODAL_PREFIX + n for _, n in encoder_pairs(model.encoder)]
-            required = encoder_names if kind == KIND_IMAGENET else list(mapping)
-            _check_complete(required, missing, "encoder" if kind == KIND_IMAGENET else "model", prefix)
+            if kind == KIND_IMAGENET:
+                encoder_names = [UNIMODAL_PREFIX + n for _, n in encoder_pairs(model.encoder)]
+                _check_complete(_backbone(encoder_names, UNIMODAL_PREFIX), missing, "ResNet-50 backbone", prefix)
+            else:
+                _check_complete(list(mapping), missing, "model", prefix)
         if not loaded:
             raise CheckpointError(f"{prefix}: no variable of the checkpoint matches the model")
         return LoadReport(prefix, kind, loaded, missing, unused)
@@ -208,7 +220,8 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
     if second_kind == KIND_SSMA:
         raise CheckpointError(f"{second_prefix} is an SSMA checkpoint, not a unimodal one for an expert")
     loaded, unused = [], []
-    for expert_prefix, source in zip(EXPERT_PREFIXES, (prefix, second_prefix)):
+    kinds = (kind, second_kind)
+    for expert_prefix, source, source_kind in zip(EXPERT_PREFIXES, (prefix, second_prefix), kinds):
         def rename(name, expert_prefix=expert_prefix):
             name = name[:-2] if name.endswith(":0") else name
             return expert_prefix + name[len(UNIMODAL_PREFIX):] if name.startswith(UNIMODAL_PREFIX) else None
@@ -217,7 +230,8 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         expert_mapping = {n: mapping[n] for n in expert_names}
         got, gaps, spare = _assign(expert_mapping, source, rename)
         if strict:
-            _check_complete(expert_names, gaps, f"{expert_prefix.split('/')[0]} expert encoder", source)
+            required = _backbone(expert_names, expert_prefix) if source_kind == KIND_IMAGENET else expert_names
+            _check_complete(required, gaps, f"{expert_prefix.split('/')[0]} expert encoder", source)
         if not got:
             raise CheckpointError(f"{source}: no variable of the checkpoint matches the expert encoder")
         loaded += got

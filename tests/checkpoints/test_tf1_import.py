@@ -1,0 +1,140 @@
+"""TF1 checkpoint import: the fixture's numbers, every kind of checkpoint, and the errors."""
+
+import tarfile
+
+import numpy as np
+import pytest
+
+from ssma_tf.checkpoints import CheckpointError, detect_kind, load_tf1_checkpoint, tf1_variable_map
+from ssma_tf.models import SSMA, AdapNetPP
+from tests.conftest import SHARED, shared_path
+from tests.tf1_helpers import random_arrays, read_spec, write_tf1_checkpoint
+
+SPEC = SHARED / "spec"
+
+
+@pytest.fixture(scope="module")
+def fixture_checkpoint(tmp_path_factory):
+    archive = shared_path("fixtures", "tf1_adapnet_pp.tar.gz")
+    folder = tmp_path_factory.mktemp("tf1_adapnet_pp")
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def adapnet():
+    return AdapNetPP(12)
+
+
+@pytest.fixture(scope="module")
+def ssma():
+    return SSMA(12)
+
+
+def relative_error(actual, expected):
+    return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
+
+
+def test_fixture_reproduces_every_reference_array(fixture_checkpoint, adapnet):
+    report = load_tf1_checkpoint(adapnet, str(fixture_checkpoint / "model.ckpt"))
+    assert (len(report.loaded), report.missing, report.unused) == (388, [], [])
+    reference = np.load(fixture_checkpoint / "reference.npz")
+    image = reference["modality1"]
+    outputs = adapnet(image, training=False, return_all=True)
+    features = adapnet.encoder(image, training=False)
+    for name, value in [("softmax", outputs["softmax"]), ("logits", outputs["logits"])] + [
+        (key, features[key]) for key in ("easpp", "block4", "skip1", "skip2")
+    ]:
+        assert relative_error(np.asarray(value), reference[name]) <= 1e-4, name
+    # The plain call is the softmax, exactly.
+    np.testing.assert_array_equal(np.asarray(adapnet(image, training=False)), np.asarray(outputs["softmax"]))
+
+
+def test_mapping_covers_the_spec_names_and_shapes(adapnet, ssma):
+    for model, listing in ((adapnet, "tf1_variables_adapnet_pp.txt"), (ssma, "tf1_variables_ssma.txt")):
+        spec = read_spec(shared_path("spec", listing))
+        mapping = tf1_variable_map(model)
+        assert set(mapping) == set(spec)
+        assert {n: list(v.shape) for n, v in mapping.items()} == spec
+        assert len({id(v) for v in mapping.values()}) == len(model.weights)
+
+
+def test_ssma_checkpoint_loads_every_variable(tmp_path, ssma):
+    spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
+    arrays = random_arrays(spec, seed=1)
+    prefix = write_tf1_checkpoint(str(tmp_path / "ssma.ckpt"), arrays)
+    report = load_tf1_checkpoint(ssma, prefix)
+    assert report.kind == "ssma"
+    assert (len(report.loaded), report.missing, report.unused) == (747, [], [])
+    mapping = tf1_variable_map(ssma)
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(np.asarray(mapping[name]), value, err_msg=name)
+
+
+def test_imagenet_checkpoint_fills_the_encoder_only(tmp_path):
+    spec = read_spec(shared_path("spec", "tf1_variables_imagenet_init.txt"))
+    arrays = random_arrays(spec, seed=2)
+    prefix = write_tf1_checkpoint(str(tmp_path / "imagenet.ckpt"), arrays)
+    assert detect_kind(arrays) == "imagenet"
+    model = AdapNetPP(5)
+    report = load_tf1_checkpoint(model, prefix)
+    mapping = tf1_variable_map(model)
+    # Every name of the ImageNet file that the architecture has is loaded, the rest reported unused.
+    usable = {n[:-2] for n in arrays if n[:-2] in mapping}
+    assert set(report.loaded) == usable
+    assert all("shortcut/BatchNorm" in n for n in report.unused)
+    assert "resnet_v2_50/conv0/BatchNorm/gamma" in report.missing
+    assert "resnet_v2_50/conv41/weights" in report.missing
+    name = "resnet_v2_50/block2/unit_4/bottleneck_v1/conv2/weights"
+    np.testing.assert_array_equal(np.asarray(mapping[name]), arrays[name + ":0"])
+
+
+def test_two_unimodal_checkpoints_fill_the_two_experts(tmp_path, ssma):
+    spec = read_spec(shared_path("spec", "tf1_variables_adapnet_pp.txt"))
+    first, second = random_arrays(spec, seed=3), random_arrays(spec, seed=4)
+    prefix1 = write_tf1_checkpoint(str(tmp_path / "rgb.ckpt"), first)
+    prefix2 = write_tf1_checkpoint(str(tmp_path / "depth.ckpt"), second)
+    before = np.asarray(tf1_variable_map(ssma)["conv511/weights"]).copy()
+    report = load_tf1_checkpoint(ssma, prefix1, prefix2)
+    mapping = tf1_variable_map(ssma)
+    name = "block3/unit_5/bottleneck_v1/conv2/weights"
+    np.testing.assert_array_equal(np.asarray(mapping["rgb/resnet_v2_50/" + name]), first["resnet_v2_50/" + name])
+    np.testing.assert_array_equal(np.asarray(mapping["depth/resnet_v2_50/" + name]), second["resnet_v2_50/" + name])
+    # Fusion and decoder keep their values; the unimodal decoders are reported unused.
+    np.testing.assert_array_equal(np.asarray(mapping["conv511/weights"]), before)
+    assert "conv511/weights" in report.missing
+    assert any(n.endswith("resnet_v2_50/conv41/weights") for n in report.unused)
+    ssma_spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
+    assert sorted(report.loaded) == sorted(n for n in ssma_spec if n.startswith(("rgb/", "depth/")))
+
+
+def test_wrong_kind_and_shape_mismatch_are_errors_that_name_the_variable(tmp_path, fixture_checkpoint):
+    spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
+    prefix = write_tf1_checkpoint(str(tmp_path / "ssma.ckpt"), random_arrays(spec))
+    with pytest.raises(CheckpointError, match="SSMA checkpoint"):
+        load_tf1_checkpoint(AdapNetPP(12), prefix)
+    model = AdapNetPP(20)
+    before = [np.asarray(w).copy() for w in model.weights]
+    with pytest.raises(CheckpointError, match=r"resnet_v2_50/conv(5|78|911|912)/.*has shape \[12\].*number of classes"):
+        load_tf1_checkpoint(model, str(fixture_checkpoint / "model.ckpt"))
+    # Nothing was assigned: shapes are checked before any variable changes.
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, np.asarray(new))
+    with pytest.raises(CheckpointError, match="needs two"):
+        load_tf1_checkpoint(SSMA(12), str(fixture_checkpoint / "model.ckpt"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_tf1_checkpoint(model, str(tmp_path / "nothing.ckpt"))
+
+
+def test_incomplete_checkpoint_is_an_error_unless_not_strict(tmp_path):
+    spec = read_spec(shared_path("spec", "tf1_variables_adapnet_pp.txt"))
+    arrays = random_arrays(spec)
+    del arrays["resnet_v2_50/conv89/weights"]
+    prefix = write_tf1_checkpoint(str(tmp_path / "partial.ckpt"), arrays)
+    model = AdapNetPP(12)
+    with pytest.raises(CheckpointError, match="conv89/weights"):
+        load_tf1_checkpoint(model, prefix)
+    report = load_tf1_checkpoint(model, prefix, strict=False)
+    assert report.missing == ["resnet_v2_50/conv89/weights"]
+    assert "not in the checkpoint: resnet_v2_50/conv89/weights" in str(report)
