@@ -83,6 +83,7 @@ def fill_depth(
     bilateral_size: int = 5,
     bilateral_sigma_color: float = 1.5,
     bilateral_sigma_space: float = 2.0,
+    keep_valid: bool = False,
 ) -> np.ndarray:
     """Fills the holes of a depth map (Ku et al., 2018); the defaults are the published ones.
 
@@ -104,6 +105,10 @@ def fill_depth(
         bilateral_size: bilateral filter diameter in pixels (5).
         bilateral_sigma_color: bilateral value spread in metres of inverted depth (1.5).
         bilateral_sigma_space: bilateral distance spread in pixels (2.0).
+        keep_valid: return the measured depth wherever it was valid and filled values only in
+            the holes. The published pipeline (False) replaces every pixel: right for sparse
+            LiDAR, but on dense depth (Kinect, ScanNet) its first dilation moves depth edges by
+            up to two pixels towards the background.
 
     Returns:
         float32 (H, W) depth in the units of `depth`; pixels still empty (only possible without
@@ -158,6 +163,8 @@ def fill_depth(
     # Step 8: back to depth in the caller's units.
     filled = inverted > _FILLED_THRESHOLD_M
     out = np.where(filled, (max_depth - inverted.astype(np.float64)) * scale, 0.0)
+    if keep_valid:
+        out = np.where(valid, metres * scale, out)
     return out.astype(np.float32)
 
 

@@ -46,6 +46,16 @@ def test_millimetres_give_the_same_result_as_metres():
     np.testing.assert_allclose(millimetres, metres * 1000.0, rtol=1e-5)
 
 
+def test_keep_valid_changes_only_the_holes():
+    plane = _slanted_plane()
+    holey = _punch_holes(plane)
+    valid = holey > 0
+    kept = completion.fill_depth(holey, keep_valid=True)
+    np.testing.assert_allclose(kept[valid], holey[valid], rtol=1e-6)
+    np.testing.assert_array_equal(kept[~valid], completion.fill_depth(holey)[~valid])
+    assert np.all(kept > 0)
+
+
 def test_holes_at_a_depth_edge_take_the_near_surface():
     # A box at 1 m in front of a wall at 5 m; missing pixels along the box's edge must be filled
     # from the box, not the background: the reason for inverting depth before dilation.
