@@ -1,0 +1,459 @@
+"""Batch conversion of raw inputs into prepared images, and the list files for the TFRecord tool.
+
+A run turns each raw input (a depth map, a disparity map, a NIR image) into one output file and,
+optionally, writes a list file for `tools/convert_to_tfrecords.py`: one sample per line, space
+separated `modality1 modality2 label` (or `modality1 label` for a unimodal expert), paths
+relative to the list file's folder.
+
+Inputs come either from folders (files paired with RGB images and labels by name) or from an
+existing list file whose one column holds the raw inputs (the other columns are kept and the
+raw column is replaced by the outputs).
+
+Names and pairing: the *key* of a file is its path relative to the folder it was found in,
+without extension and without an optional suffix (e.g. `_disparity`), so that
+`aachen_000000_000019_disparity.png` and `aachen_000000_000019_leftImg8bit.png` both have the
+key `aachen_000000_000019` once their suffixes are given. Outputs are written to
+`output_dir/<key><output_suffix><extension>`, keeping sub-folders, so the same frame name in two
+scenes (ScanNet's `scene0000_00/depth/0.png`) never collides.
+
+Nothing is overwritten unless asked: existing outputs are an error before any work starts,
+unless `overwrite` (replace them) or `skip_existing` (keep them, e.g. to resume a long run).
+"""
+
+import dataclasses
+import os
+import pathlib
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, TextIO
+
+from ssma_tf.modalities.io import InputFileError, OutputExistsError, PathLike
+
+
+@dataclasses.dataclass
+class Job:
+    """One conversion: a raw input to one output file.
+
+    Attributes:
+        source: the raw input (depth, disparity or NIR).
+        output: the file to write.
+        companion: a second raw input the conversion needs (the RGB image for NDVI/EVI).
+        row: the list-file row of this sample, the output in its place; None without a list.
+    """
+
+    source: pathlib.Path
+    output: pathlib.Path
+    companion: Optional[pathlib.Path] = None
+    row: Optional[List[pathlib.Path]] = None
+
+
+def find_files(folder: PathLike, extensions: Sequence[str], recursive: bool = False) -> List[pathlib.Path]:
+    """Lists the files of a folder with one of `extensions` (case-insensitive), sorted.
+
+    Hidden files (starting with a dot) are skipped.
+
+    Raises:
+        InputFileError: if the folder does not exist or holds no such file.
+    """
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"input folder '{folder}' does not exist")
+    pattern = "**/*" if recursive else "*"
+    wanted = {e.lower() for e in extensions}
+    files = sorted(
+        p
+        for p in folder.glob(pattern)
+        if p.is_file()
+        and p.suffix.lower() in wanted
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    if not files:
+        where = "under" if recursive else "in"
+        raise InputFileError(
+            f"no input files ({', '.join(sorted(wanted))}) {where} '{folder}'"
+            + ("" if recursive else " (use --recursive for sub-folders)")
+        )
+    return files
+
+
+def sample_key(path: PathLike, root: PathLike, suffix: str = "") -> str:
+    """Returns the key of `path`: relative to `root`, without extension and `suffix`.
+
+    Raises:
+        InputFileError: if the file name does not end with `suffix`.
+    """
+    path = pathlib.Path(path)
+    relative = path.relative_to(root)
+    stem = relative.with_suffix("").name
+    if suffix:
+        if not stem.endswith(suffix) or stem == suffix:
+            raise InputFileError(f"'{path}' does not end with the suffix '{suffix}' given for it")
+        stem = stem[: -len(suffix)]
+    return (relative.parent / stem).as_posix()
+
+
+def index_folder(
+    folder: PathLike, extensions: Sequence[str], suffix: str = "", recursive: bool = False
+) -> Dict[str, pathlib.Path]:
+    """Maps the key of every file in `folder` to its path.
+
+    Raises:
+        InputFileError: if the folder is empty, a file lacks the suffix, or two files share a key.
+    """
+    folder = pathlib.Path(folder)
+    index: Dict[str, pathlib.Path] = {}
+    for path in find_files(folder, extensions, recursive):
+        key = sample_key(path, folder, suffix)
+        if key in index:
+            raise InputFileError(f"'{index[key]}' and '{path}' have the same name; keep only one")
+        index[key] = path
+    return index
+
+
+def read_list_file(path: PathLike) -> List[List[pathlib.Path]]:
+    """Reads a list file: whitespace-separated paths per line, relative to the file's folder.
+
+    Empty lines and lines starting with '#' are skipped.
+
+    Raises:
+        InputFileError: if the file cannot be read, is empty, or its rows differ in length.
+    """
+    path = pathlib.Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputFileError(f"cannot read list file '{path}': {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"list file '{path}' is not a UTF-8 text file") from None
+    rows: List[List[pathlib.Path]] = []
+    width = None
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if width is None:
+            width = len(fields)
+        elif len(fields) != width:
+            raise InputFileError(
+                f"{path}:{number}: {len(fields)} paths, but the first row has {width}"
+            )
+        rows.append([_resolve(path.parent, field) for field in fields])
+    if not rows:
+        raise InputFileError(f"list file '{path}' holds no samples")
+    return rows
+
+
+def write_list_file(path: PathLike, rows: Sequence[Sequence[PathLike]], *, overwrite: bool = False) -> None:
+    """Writes a list file, each path relative to the list file's folder with '/' separators.
+
+    Raises:
+        OutputExistsError: if `path` exists and `overwrite` is false.
+        ValueError: if a path contains whitespace (the format separates paths by spaces).
+    """
+    path = pathlib.Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"list file '{path}' exists already (pass --overwrite to replace it)")
+    # abspath, not resolve: following symbolic links (datasets are often linked in) would give
+    # paths that leave the tree the user sees.
+    base = os.path.abspath(path.parent)
+    lines = []
+    for row in rows:
+        fields = []
+        for item in row:
+            relative = pathlib.Path(os.path.relpath(os.path.abspath(item), base)).as_posix()
+            if any(c.isspace() for c in relative):
+                raise ValueError(
+                    f"cannot write '{item}' to list file '{path}': list files separate paths by "
+                    "spaces, so paths must not contain whitespace"
+                )
+            fields.append(relative)
+        lines.append(" ".join(fields))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def plan_folder_jobs(
+    inputs: Sequence[PathLike],
+    output_dir: PathLike,
+    *,
+    extensions: Sequence[str],
+    output_extension: Callable[[pathlib.Path], str],
+    recursive: bool = False,
+    input_suffix: str = "",
+    output_suffix: str = "",
+    companion_dir: Optional[PathLike] = None,
+    companion_suffix: str = "",
+    companion_extensions: Sequence[str] = (),
+    modality1_dir: Optional[PathLike] = None,
+    modality1_suffix: str = "",
+    label_dir: Optional[PathLike] = None,
+    label_suffix: str = "",
+    image_extensions: Sequence[str] = (),
+) -> List[Job]:
+    """Plans jobs for input files and folders, pairing them with other folders by key.
+
+    Args:
+        inputs: files, or folders whose files with `extensions` are taken.
+        output_dir: where the outputs go.
+        extensions: extensions of raw inputs inside folders.
+        output_extension: the output extension (with dot) for a source path.
+        recursive: also take files in sub-folders (keys then keep the sub-folder).
+        input_suffix: suffix to strip from input names to get keys.
+        output_suffix: suffix to add to keys to name the outputs.
+        companion_dir: folder of second inputs (RGB for NDVI/EVI), paired by key.
+        companion_suffix: suffix to strip from companion names.
+        companion_extensions: extensions of companion files.
+        modality1_dir: folder of modality-1 images (RGB) for a `modality1 modality2 label` list.
+        modality1_suffix: suffix to strip from modality-1 names.
+        label_dir: folder of labels; with it every job gets a list row.
+        label_suffix: suffix to strip from label names.
+        image_extensions: extensions of modality-1 and label files.
+
+    Returns:
+        The jobs, in key order. Rows are `[modality1, output, label]` with `modality1_dir`,
+        `[output, label]` without it, and None without `label_dir`.
+
+    Raises:
+        InputFileError: for a missing input, a missing partner file or a name clash.
+        ValueError: if `modality1_dir` is given without `label_dir`.
+    """
+    if modality1_dir is not None and label_dir is None:
+        raise ValueError("a modality-1 folder needs a label folder too: list rows end with the label")
+    output_dir = pathlib.Path(output_dir)
+    keyed: Dict[str, pathlib.Path] = {}
+    for item in inputs:
+        item = pathlib.Path(item)
+        if item.is_dir():
+            found = [(sample_key(p, item, input_suffix), p) for p in find_files(item, extensions, recursive)]
+        elif item.is_file():
+            found = [(sample_key(item, item.parent, input_suffix), item)]
+        else:
+            raise InputFileError(f"input '{item}' does not exist")
+        for key, path in found:
+            if key in keyed and keyed[key] != path:
+                raise InputFileError(
+                    f"inputs '{keyed[key]}' and '{path}' would both be written to "
+                    f"'{output_dir / (key + output_suffix)}'; convert them in separate runs"
+                )
+            keyed[key] = path
+    companions = (
+        index_folder(companion_dir, companion_extensions, companion_suffix, recursive)
+        if companion_dir is not None
+        else None
+    )
+    modality1 = (
+        index_folder(modality1_dir, image_extensions, modality1_suffix, recursive)
+        if modality1_dir is not None
+        else None
+    )
+    labels = (
+        index_folder(label_dir, image_extensions, label_suffix, recursive)
+        if label_dir is not None
+        else None
+    )
+    jobs = []
+    for key in sorted(keyed):
+        source = keyed[key]
+        output = output_dir / (key + output_suffix + output_extension(source))
+        companion = _partner(companions, key, source, companion_dir)
+        row = None
+        if labels is not None:
+            label = _partner(labels, key, source, label_dir)
+            row = [output, label]
+            if modality1 is not None:
+                row.insert(0, _partner(modality1, key, source, modality1_dir))
+        jobs.append(Job(source=source, output=output, companion=companion, row=row))
+    return jobs
+
+
+def plan_list_jobs(
+    list_path: PathLike,
+    output_dir: PathLike,
+    *,
+    column: int,
+    output_extension: Callable[[pathlib.Path], str],
+    output_suffix: str = "",
+    companion_column: Optional[int] = None,
+) -> List[Job]:
+    """Plans jobs for the raw inputs in one column of a list file.
+
+    Outputs keep the inputs' paths relative to their deepest common folder, so sub-folder
+    structure (scenes, cities) is kept under `output_dir`.
+
+    Args:
+        list_path: list file, e.g. `rgb raw_depth label` per line.
+        output_dir: where the outputs go.
+        column: 0-based column of the raw inputs.
+        output_extension: the output extension (with dot) for a source path.
+        output_suffix: suffix to add to output names.
+        companion_column: 0-based column of second inputs (RGB for NDVI/EVI), if any.
+
+    Returns:
+        One job per row; each row is the input row with the output in place of the raw input.
+
+    Raises:
+        InputFileError: if the list cannot be read, a column does not exist, or names clash.
+    """
+    rows = read_list_file(list_path)
+    width = len(rows[0])
+    for name, value in (("column", column), ("companion column", companion_column)):
+        if value is not None and not 0 <= value < width:
+            raise InputFileError(
+                f"list file '{list_path}' has {width} column(s) (0..{width - 1}); there is no "
+                f"{name} {value}"
+            )
+    output_dir = pathlib.Path(output_dir)
+    sources = [row[column] for row in rows]
+    root = pathlib.Path(os.path.commonpath([str(s.parent) for s in sources]))
+    jobs = []
+    seen: Dict[pathlib.Path, pathlib.Path] = {}
+    for row, source in zip(rows, sources):
+        output = output_dir / (sample_key(source, root) + output_suffix + output_extension(source))
+        if output in seen and seen[output] != source:
+            raise InputFileError(
+                f"'{seen[output]}' and '{source}' in '{list_path}' would both be written to '{output}'"
+            )
+        seen[output] = source
+        new_row = list(row)
+        new_row[column] = output
+        companion = row[companion_column] if companion_column is not None else None
+        jobs.append(Job(source=source, output=output, companion=companion, row=new_row))
+    return jobs
+
+
+def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool) -> List[Job]:
+    """Returns the jobs to run, refusing existing outputs unless told what to do with them.
+
+    Args:
+        jobs: planned jobs.
+        overwrite: existing outputs are replaced.
+        skip_existing: existing outputs are kept and their jobs dropped.
+
+    Raises:
+        ValueError: if both `overwrite` and `skip_existing` are set.
+        OutputExistsError: if outputs exist and neither is set; names the first few.
+    """
+    if overwrite and skip_existing:
+        raise ValueError("overwrite and skip_existing exclude each other")
+    existing = [job for job in jobs if job.output.exists()]
+    if existing and not (overwrite or skip_existing):
+        names = ", ".join(f"'{job.output}'" for job in existing[:3])
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        raise OutputExistsError(
+            f"{len(existing)} output(s) exist already: {names}{more}; pass --overwrite to replace "
+            "them or --skip-existing to keep them"
+        )
+    if skip_existing:
+        return [job for job in jobs if not job.output.exists()]
+    return list(jobs)
+
+
+class Progress:
+    """Prints `done/total`, rate and time left to a stream, at most every `interval` seconds."""
+
+    def __init__(self, total: int, stream: Optional[TextIO] = None, interval: float = 2.0, prefix: str = ""):
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval = interval
+        self.prefix = prefix
+        self._start = time.monotonic()
+        self._last = self._start
+
+    def update(self, done: int) -> None:
+        """Reports that `done` jobs are finished; prints if due, and always at the end."""
+        now = time.monotonic()
+        if done < self.total and now - self._last < self.interval:
+            return
+        self._last = now
+        elapsed = max(now - self._start, 1e-9)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate > 0 else float("inf")
+        percent = 100.0 * done / self.total if self.total else 100.0
+        line = f"{self.prefix}{done}/{self.total} ({percent:.0f}%), {rate:.1f} files/s"
+        if done < self.total:
+            line += f", about {_duration(left)} left"
+        else:
+            line += f", {_duration(elapsed)} in all"
+        print(line, file=self.stream, flush=True)
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    convert: Callable[[Job], None],
+    *,
+    progress: Optional[Progress] = None,
+) -> int:
+    """Runs `convert` on every job in order, stopping at the first error.
+
+    Errors that do not already name the input are re-raised as `InputFileError` naming it, so
+    a failure in the middle of thousands of files says which one.
+
+    Args:
+        jobs: jobs from `check_outputs`.
+        convert: reads `job.source` (and `job.companion`) and writes `job.output`.
+        progress: reporter, or None for silence.
+
+    Returns:
+        The number of jobs run.
+    """
+    for done, job in enumerate(jobs, start=1):
+        try:
+            convert(job)
+        except (InputFileError, OutputExistsError):
+            raise
+        except (ValueError, OSError) as exc:
+            raise InputFileError(f"converting '{job.source}' failed: {exc}") from exc
+        if progress is not None:
+            progress.update(done)
+    return len(jobs)
+
+
+def _partner(
+    index: Optional[Dict[str, pathlib.Path]], key: str, source: pathlib.Path, folder
+) -> Optional[pathlib.Path]:
+    if index is None:
+        return None
+    if key not in index:
+        raise InputFileError(f"no file for '{source}' (name '{key}') in '{folder}'")
+    return index[key]
+
+
+def _resolve(base: pathlib.Path, field: str) -> pathlib.Path:
+    path = pathlib.Path(field)
+    # normpath so that messages show 'data/x.png', not 'lists/../data/x.png'.
+    return pathlib.Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{seconds}s"
+
+
+def default_output_extension(_: pathlib.Path) -> str:
+    """Output extension for image outputs: always PNG."""
+    return ".png"
+
+
+def depth_output_extension(source: pathlib.Path, format: str = "auto") -> str:
+    """Output extension for filled depth: 16-bit PNG for PNG/PGM inputs, `.npy` otherwise.
+
+    Args:
+        source: the raw depth file.
+        format: "auto", "png" or "npy".
+    """
+    if format == "png":
+        return ".png"
+    if format == "npy":
+        return ".npy"
+    if format != "auto":
+        raise ValueError(f"format must be 'auto', 'png' or 'npy', got {format!r}")
+    return ".png" if source.suffix.lower() in (".png", ".pgm") else ".npy"
+

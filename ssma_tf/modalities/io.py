@@ -1,0 +1,246 @@
+"""Reading raw depth/NIR inputs and writing the prepared images, with errors that name the file.
+
+Colour order: Pillow reads and writes image files in RGB order, which is what any image viewer
+shows. Every function here takes and returns RGB. The project's TFRecords hold BGR (as the
+original OpenCV-based tools did); `tools/convert_to_tfrecords.py` reads the PNGs written here
+with Pillow and reverses the channels itself, so nothing in this package ever writes BGR.
+"""
+
+import os
+import pathlib
+import tempfile
+from typing import Optional, Tuple, Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+PathLike = Union[str, os.PathLike]
+
+# Extensions read as depth maps: 16-bit PNG (ScanNet, NYUv2, Cityscapes disparity, KITTI),
+# float TIFF and NumPy arrays.
+DEPTH_EXTENSIONS = (".png", ".pgm", ".tif", ".tiff", ".npy")
+# Extensions read as ordinary images (NIR, RGB).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff")
+
+
+class InputFileError(ValueError):
+    """An input file cannot be read or has the wrong shape; the message names the file."""
+
+
+class OutputExistsError(FileExistsError):
+    """An output file exists already and overwriting was not asked for."""
+
+
+def read_depth(path: PathLike) -> np.ndarray:
+    """Reads a single-channel depth or disparity map, keeping the file's values and units.
+
+    Args:
+        path: a 16-bit (or 8-bit, 32-bit integer, float) single-channel PNG/PGM/TIFF, or a 2-D
+            `.npy` array. Zero or NaN marks missing values, as in the datasets.
+
+    Returns:
+        A float32 array of shape (H, W) holding the stored values (e.g. millimetres for
+        ScanNet/NYUv2 PNGs, 256 x metres for KITTI PNGs).
+
+    Raises:
+        InputFileError: if the file is missing, cannot be decoded, or is not single-channel.
+    """
+    path = pathlib.Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputFileError(f"cannot read depth '{path}': no such file") from None
+        except (OSError, ValueError) as exc:
+            raise InputFileError(f"cannot read depth '{path}': {exc}") from None
+        if array.ndim == 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+        if array.ndim != 2 or not (
+            np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+        ):
+            raise InputFileError(
+                f"depth '{path}' must be a 2-D numeric array, got shape {array.shape} "
+                f"and dtype {array.dtype}"
+            )
+        return array.astype(np.float32)
+    image = _open_image(path, "depth")
+    if image.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "L"):
+        raise InputFileError(
+            f"depth '{path}' must be a single-channel image (16-bit, 8-bit, 32-bit or float), got "
+            f"Pillow mode {image.mode!r} with {len(image.getbands())} channel(s) of shape "
+            f"{image.size[1]}x{image.size[0]}"
+        )
+    return np.asarray(image).astype(np.float32)
+
+
+def read_image(path: PathLike, what: str = "image") -> np.ndarray:
+    """Reads an 8- or 16-bit image as stored, in RGB order for colour images.
+
+    Args:
+        path: an image file Pillow can decode.
+        what: what the file is for, used in error messages ("NIR", "RGB").
+
+    Returns:
+        A uint8 or uint16 array of shape (H, W) (grey) or (H, W, 3) (colour; alpha dropped,
+        palettes expanded).
+
+    Raises:
+        InputFileError: if the file is missing or cannot be decoded.
+    """
+    path = pathlib.Path(path)
+    image = _open_image(path, what)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(image).astype(np.uint16)
+    if image.mode in ("1", "L", "LA", "I", "F"):
+        if image.mode in ("I", "F"):
+            array = np.asarray(image)
+            if array.min() < 0 or array.max() > 65535:
+                raise InputFileError(
+                    f"{what} '{path}' holds values outside 0..65535 (mode {image.mode!r})"
+                )
+            return array.astype(np.uint16)
+        return np.asarray(image.convert("L"))
+    return np.asarray(image.convert("RGB"))
+
+
+def write_png(path: PathLike, image: np.ndarray, *, overwrite: bool = False) -> None:
+    """Writes an 8-bit grey/RGB or 16-bit grey PNG, creating parent folders.
+
+    The file is written under a temporary name and renamed, so an interrupted run never leaves a
+    truncated PNG that a later `--skip-existing` run would keep.
+
+    Args:
+        path: output file (.png).
+        image: uint8 (H, W) or (H, W, 3) in RGB order, or uint16 (H, W).
+        overwrite: replace an existing file; otherwise an existing file is an error.
+
+    Raises:
+        OutputExistsError: if `path` exists and `overwrite` is false.
+        ValueError: if the array's dtype or shape cannot be stored.
+    """
+    path = pathlib.Path(path)
+    if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        pil_image = Image.fromarray(np.ascontiguousarray(image))
+    elif image.dtype == np.uint16 and image.ndim == 2:
+        pil_image = Image.fromarray(np.ascontiguousarray(image))
+    else:
+        raise ValueError(
+            f"cannot write '{path}': expected uint8 (H, W) or (H, W, 3) or uint16 (H, W), got "
+            f"{image.dtype} {image.shape}"
+        )
+    _atomic_write(path, lambda f: pil_image.save(f, format="PNG"), overwrite)
+
+
+def write_depth(path: PathLike, depth: np.ndarray, *, overwrite: bool = False) -> None:
+    """Writes a depth map as a 16-bit PNG (values rounded) or a float32 `.npy`, by extension.
+
+    Args:
+        path: output file, `.png` or `.npy`.
+        depth: (H, W) depth in the units it should be stored in (e.g. millimetres for PNG).
+        overwrite: replace an existing file; otherwise an existing file is an error.
+
+    Raises:
+        OutputExistsError: if `path` exists and `overwrite` is false.
+        ValueError: for another extension, or values that do not fit a 16-bit PNG.
+    """
+    path = pathlib.Path(path)
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f"cannot write depth '{path}': expected shape (H, W), got {depth.shape}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        array = depth.astype(np.float32)
+        _atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), overwrite)
+        return
+    if suffix != ".png":
+        raise ValueError(f"cannot write depth '{path}': use a .png or .npy file name")
+    values = np.nan_to_num(depth.astype(np.float64), nan=0.0)
+    if values.min() < 0 or values.max() > 65535.5:
+        raise ValueError(
+            f"cannot write depth '{path}' as 16-bit PNG: values span {values.min():g}..{values.max():g}, "
+            "outside 0..65535 (store millimetres, or write .npy)"
+        )
+    write_png(path, np.floor(values + 0.5).astype(np.uint16), overwrite=overwrite)
+
+
+def read_nir_rgb(
+    nir_path: PathLike,
+    rgb_path: PathLike,
+    *,
+    nir_channel: int = 0,
+    max_value: Optional[float] = None,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reads a NIR image and its registered RGB image as NIR, red and blue reflectances.
+
+    Args:
+        nir_path: single-channel NIR image, or a colour one whose `nir_channel` holds NIR (e.g.
+            a false-colour NIR image).
+        rgb_path: the RGB image of the same view and size.
+        nir_channel: channel (0, 1 or 2, in the file's RGB order) of a colour NIR image.
+        max_value: stored value meaning reflectance 1; by default 255 for 8-bit and 65535 for
+            16-bit files (each file's own bit depth).
+
+    Returns:
+        (nir, red, blue) float64 arrays of shape (H, W), values divided by `max_value`.
+
+    Raises:
+        InputFileError: if a file cannot be read, the RGB image is not colour, or the sizes differ.
+    """
+    nir_image = read_image(nir_path, "NIR")
+    rgb_image = read_image(rgb_path, "RGB")
+    if rgb_image.ndim != 3:
+        raise InputFileError(f"RGB image '{rgb_path}' has a single channel; red and blue are needed")
+    if nir_image.ndim == 3:
+        if nir_channel not in (0, 1, 2):
+            raise InputFileError(f"NIR channel must be 0, 1 or 2 for '{nir_path}', got {nir_channel}")
+        nir_band = nir_image[..., nir_channel]
+    else:
+        nir_band = nir_image
+    if nir_band.shape != rgb_image.shape[:2]:
+        raise InputFileError(
+            f"NIR image '{nir_path}' is {nir_band.shape[0]}x{nir_band.shape[1]} but RGB image "
+            f"'{rgb_path}' is {rgb_image.shape[0]}x{rgb_image.shape[1]} (height x width)"
+        )
+    if max_value is not None and not max_value > 0:
+        raise ValueError(f"max_value must be positive, got {max_value!r}")
+
+    def reflectance(band: np.ndarray) -> np.ndarray:
+        top = max_value if max_value is not None else float(np.iinfo(band.dtype).max)
+        return band.astype(np.float64) / top
+
+    return reflectance(nir_band), reflectance(rgb_image[..., 0]), reflectance(rgb_image[..., 2])
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers.
+
+
+def _open_image(path: pathlib.Path, what: str) -> Image.Image:
+    try:
+        image = Image.open(path)
+        # Image.open only reads the header; decoding errors (truncated files) show up in load().
+        image.load()
+    except FileNotFoundError:
+        raise InputFileError(f"cannot read {what} '{path}': no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(f"cannot read {what} '{path}': it is a folder") from None
+    except UnidentifiedImageError:
+        raise InputFileError(f"cannot read {what} '{path}': not an image Pillow can decode") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputFileError(f"cannot read {what} '{path}': {exc}") from None
+    return image
+
+
+def _atomic_write(path: pathlib.Path, write, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"'{path}' exists already (pass --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

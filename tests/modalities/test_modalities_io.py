@@ -1,0 +1,80 @@
+"""Reading raw inputs and writing outputs: round trips, and errors that name the file."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssma_tf.modalities import io
+
+
+def test_uint16_png_round_trip(tmp_path):
+    depth = np.array([[0, 1, 7000], [65535, 300, 4]], dtype=np.uint16)
+    path = tmp_path / "depth.png"
+    io.write_depth(path, depth.astype(np.float32))
+    with Image.open(path) as image:
+        assert image.mode.startswith("I;16")
+    read = io.read_depth(path)
+    assert read.dtype == np.float32
+    np.testing.assert_array_equal(read, depth)
+
+
+def test_npy_depth_round_trip(tmp_path):
+    depth = np.array([[0.0, 1.25], [np.nan, 3.5]], dtype=np.float32)
+    path = tmp_path / "depth.npy"
+    io.write_depth(path, depth)
+    np.testing.assert_array_equal(io.read_depth(path), depth)
+
+
+def test_depth_errors_name_the_file(tmp_path):
+    rgb = tmp_path / "colour.png"
+    Image.fromarray(np.zeros((4, 5, 3), dtype=np.uint8)).save(rgb)
+    with pytest.raises(io.InputFileError, match=r"colour\.png.*single-channel"):
+        io.read_depth(rgb)
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"not a png at all")
+    with pytest.raises(io.InputFileError, match=r"garbage\.png"):
+        io.read_depth(garbage)
+    truncated = tmp_path / "truncated.png"
+    Image.fromarray(np.arange(4000, dtype=np.uint16).reshape(40, 100)).save(tmp_path / "whole.png")
+    truncated.write_bytes((tmp_path / "whole.png").read_bytes()[:200])
+    with pytest.raises(io.InputFileError, match=r"truncated\.png"):
+        io.read_depth(truncated)
+    with pytest.raises(io.InputFileError, match=r"absent\.png.*no such file"):
+        io.read_depth(tmp_path / "absent.png")
+    cube = tmp_path / "cube.npy"
+    np.save(cube, np.zeros((2, 3, 4)))
+    with pytest.raises(io.InputFileError, match=r"cube\.npy.*\(2, 3, 4\)"):
+        io.read_depth(cube)
+
+
+def test_write_png_never_overwrites_unless_asked(tmp_path):
+    path = tmp_path / "out" / "image.png"
+    first = np.zeros((3, 4, 3), dtype=np.uint8)
+    io.write_png(path, first)
+    with pytest.raises(io.OutputExistsError, match=r"image\.png"):
+        io.write_png(path, first + 7)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), first)
+    io.write_png(path, first + 7, overwrite=True)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), first + 7)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["image.png"]  # no temporary left
+
+
+def test_write_depth_refuses_values_beyond_16_bits(tmp_path):
+    with pytest.raises(ValueError, match=r"big\.png.*16-bit"):
+        io.write_depth(tmp_path / "big.png", np.array([[70000.0]]))
+
+
+def test_read_nir_rgb(tmp_path):
+    nir = np.array([[255, 0]], dtype=np.uint8)
+    rgb = np.array([[[51, 0, 102], [0, 0, 0]]], dtype=np.uint8)
+    Image.fromarray(nir).save(tmp_path / "nir.png")
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    n, r, b = io.read_nir_rgb(tmp_path / "nir.png", tmp_path / "rgb.png")
+    np.testing.assert_allclose(n, [[1.0, 0.0]])
+    np.testing.assert_allclose(r, [[0.2, 0.0]])
+    np.testing.assert_allclose(b, [[0.4, 0.0]])
+    Image.fromarray(np.zeros((3, 2), dtype=np.uint8)).save(tmp_path / "small.png")
+    with pytest.raises(io.InputFileError, match=r"small\.png.*rgb\.png"):
+        io.read_nir_rgb(tmp_path / "small.png", tmp_path / "rgb.png")
+    with pytest.raises(io.InputFileError, match=r"nir\.png.*single channel"):
+        io.read_nir_rgb(tmp_path / "nir.png", tmp_path / "nir.png")
