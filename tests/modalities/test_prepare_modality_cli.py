@@ -1,0 +1,221 @@
+"""tools/prepare_modality.py end to end on tiny folders: outputs, list files, errors, overwriting."""
+
+import io
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssma_tf.modalities import colorize, completion, hha
+
+
+def _save(path: pathlib.Path, array: np.ndarray) -> pathlib.Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def scannet_like(tmp_path, room):
+    """A ScanNet-like layout: color/N.jpg, depth/N.png (uint16 mm, with holes), label/N.png."""
+    scene = room(height=48, width=64, focal=52.5)
+    depth_mm = np.round(scene["depth"] * 1000.0).astype(np.uint16)
+    for i in range(3):
+        holey = depth_mm.copy()
+        holey[10 + i:14 + i, 20:26] = 0
+        _save(tmp_path / "depth" / f"{i}.png", holey)
+        _save(tmp_path / "color" / f"{i}.jpg", np.full((48, 64, 3), 40 * i, dtype=np.uint8))
+        _save(tmp_path / "label" / f"{i}.png", np.full((48, 64), i, dtype=np.uint8))
+    return tmp_path
+
+
+def _rows(list_file: pathlib.Path):
+    return [line.split() for line in list_file.read_text().splitlines()]
+
+
+def test_gray_folder_to_fusion_list(scannet_like, prepare_modality):
+    root = scannet_like
+    status = prepare_modality([
+        "gray", str(root / "depth"), "-o", str(root / "depth_gray"), "--fill", "--units", "mm",
+        "--max", "7000", "--modality1-dir", str(root / "color"), "--label-dir", str(root / "label"),
+        "--list-file", str(root / "lists" / "train.txt"), "--quiet",
+    ])
+    assert status == 0
+    # Paths relative to the list file's folder, modality1 modality2 label.
+    assert _rows(root / "lists" / "train.txt") == [
+        [f"../color/{i}.jpg", f"../depth_gray/{i}.png", f"../label/{i}.png"] for i in range(3)
+    ]
+    image = np.asarray(Image.open(root / "depth_gray" / "0.png"))
+    assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+    raw = np.asarray(Image.open(root / "depth" / "0.png")).astype(np.float32)
+    expected = colorize.gray(completion.fill_depth(raw, units="mm"), vmax=7000.0)
+    np.testing.assert_array_equal(image, expected)
+    assert np.any(raw == 0) and np.all(image > 0)  # the holes were filled
+
+
+def test_unimodal_list_and_jet_from_list(scannet_like, prepare_modality):
+    root = scannet_like
+    assert prepare_modality([
+        "jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000",
+        "--label-dir", str(root / "label"), "--list-file", str(root / "pairs.txt"), "-q",
+    ]) == 0
+    assert _rows(root / "pairs.txt")[1] == ["jet/1.png", "label/1.png"]
+    expected = colorize.jet(np.asarray(Image.open(root / "depth" / "1.png")).astype(np.float32), vmax=7000)
+    np.testing.assert_array_equal(np.asarray(Image.open(root / "jet" / "1.png")), expected)
+
+    # From a list: the raw column (1) is replaced, the other columns kept.
+    (root / "raw.txt").write_text(
+        "".join(f"color/{i}.jpg depth/{i}.png label/{i}.png\n" for i in range(3))
+    )
+    assert prepare_modality([
+        "jet", "--from-list", str(root / "raw.txt"), "--column", "1", "-o", str(root / "out" / "jet"),
+        "--percentiles", "1", "99", "--invert", "--list-file", str(root / "out" / "train.txt"), "-q",
+    ]) == 0
+    assert _rows(root / "out" / "train.txt")[2] == ["../color/2.jpg", "jet/2.png", "../label/2.png"]
+
+
+def test_hha_with_scaled_preset_and_fill_outputs(scannet_like, prepare_modality):
+    root = scannet_like
+    assert prepare_modality([
+        "hha", str(root / "depth"), "-o", str(root / "hha"), "--units", "mm", "--preset", "scannet",
+        "--fill", "-q",
+    ]) == 0
+    depth = np.asarray(Image.open(root / "depth" / "2.png")).astype(np.float32)
+    expected = hha.encode_hha(
+        completion.fill_depth(depth, units="mm"), hha.get_intrinsics("scannet", (64, 48)), units="mm"
+    )
+    np.testing.assert_array_equal(np.asarray(Image.open(root / "hha" / "2.png")), expected)
+
+    assert prepare_modality([
+        "fill", str(root / "depth"), "-o", str(root / "filled"), "--units", "mm", "-q",
+    ]) == 0
+    filled = Image.open(root / "filled" / "0.png")
+    assert filled.mode.startswith("I;16")
+    assert np.all(np.asarray(filled) > 0)
+    assert prepare_modality([
+        "fill", str(root / "depth" / "0.png"), "-o", str(root / "filled_npy"), "--units", "mm",
+        "--format", "npy", "-q",
+    ]) == 0
+    assert np.load(root / "filled_npy" / "0.npy").dtype == np.float32
+
+
+def test_ndvi_and_evi_of_known_pixels(tmp_path, prepare_modality):
+    # 8-bit NIR 153, red 51, blue 26: reflectances 0.6, 0.2 and about 0.102.
+    nir = np.full((4, 5), 153, dtype=np.uint8)
+    rgb = np.zeros((4, 5, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 2] = 51, 26
+    _save(tmp_path / "nir" / "a_nir.png", nir)
+    _save(tmp_path / "rgb" / "a_rgb.png", rgb)
+    common = ["--input-suffix", "_nir", "--rgb-dir", str(tmp_path / "rgb"), "--rgb-suffix", "_rgb", "-q"]
+    assert prepare_modality(["ndvi", str(tmp_path / "nir"), "-o", str(tmp_path / "ndvi"), *common]) == 0
+    assert prepare_modality(["evi", str(tmp_path / "nir"), "-o", str(tmp_path / "evi"), *common]) == 0
+    n, r, b = 153 / 255, 51 / 255, 26 / 255
+    ndvi = (n - r) / (n + r)
+    evi = 2.5 * (n - r) / (n + 6 * r - 7.5 * b + 1)
+    for name, value in (("ndvi", ndvi), ("evi", evi)):
+        image = np.asarray(Image.open(tmp_path / name / "a.png"))
+        assert image.shape == (4, 5, 3)
+        assert np.all(image == np.floor((value + 1) / 2 * 255 + 0.5))
+
+
+def test_unreadable_input_is_named(scannet_like, prepare_modality, capsys):
+    root = scannet_like
+    (root / "depth" / "9.png").write_bytes(b"\x89PNG but not really")
+    status = prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"])
+    assert status == 1
+    assert str(root / "depth" / "9.png") in capsys.readouterr().err
+
+
+def test_wrong_shape_is_named(scannet_like, prepare_modality, capsys):
+    root = scannet_like
+    _save(root / "depth" / "3.png", np.zeros((48, 64, 3), dtype=np.uint8))  # RGB among depth maps
+    status = prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"])
+    assert status == 1
+    error = capsys.readouterr().err
+    assert str(root / "depth" / "3.png") in error and "single-channel" in error
+    status = prepare_modality(["hha", str(root / "color" / "0.jpg"), "-o", str(root / "hha"),
+                               "--units", "mm", "--preset", "scannet", "-q"])
+    assert status == 1
+    assert str(root / "color" / "0.jpg") in capsys.readouterr().err
+
+
+def test_nir_rgb_size_mismatch_is_named(tmp_path, prepare_modality, capsys):
+    _save(tmp_path / "nir" / "a.png", np.zeros((4, 5), dtype=np.uint8))
+    _save(tmp_path / "rgb" / "a.png", np.zeros((4, 6, 3), dtype=np.uint8))
+    status = prepare_modality(["ndvi", str(tmp_path / "nir"), "-o", str(tmp_path / "out"),
+                               "--rgb-dir", str(tmp_path / "rgb"), "-q"])
+    assert status == 1
+    error = capsys.readouterr().err
+    assert str(tmp_path / "nir" / "a.png") in error and str(tmp_path / "rgb" / "a.png") in error
+
+
+def test_missing_partner_is_named(scannet_like, prepare_modality, capsys):
+    root = scannet_like
+    (root / "label" / "1.png").unlink()
+    status = prepare_modality([
+        "jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000",
+        "--label-dir", str(root / "label"), "--list-file", str(root / "pairs.txt"), "-q",
+    ])
+    assert status == 1
+    assert str(root / "depth" / "1.png") in capsys.readouterr().err
+    assert not (root / "jet").exists()  # pairing is checked before any work
+
+
+def test_nothing_is_overwritten_without_overwrite(scannet_like, prepare_modality, capsys):
+    root = scannet_like
+    args = ["gray", str(root / "depth"), "-o", str(root / "gray"), "--max", "7000",
+            "--label-dir", str(root / "label"), "--list-file", str(root / "pairs.txt"), "-q"]
+    assert prepare_modality(args) == 0
+    before = {p.name: p.read_bytes() for p in (root / "gray").iterdir()}
+    list_before = (root / "pairs.txt").read_text()
+
+    # A different range would change every output; without --overwrite nothing changes.
+    changed = [a if a != "7000" else "3000" for a in args]
+    assert prepare_modality(changed) == 1
+    assert "exist" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (root / "gray").iterdir()} == before
+
+    # Only the list file exists: still refused.
+    for path in (root / "gray").iterdir():
+        path.unlink()
+    assert prepare_modality(changed) == 1
+    assert str(root / "pairs.txt") in capsys.readouterr().err
+    assert (root / "pairs.txt").read_text() == list_before
+    assert not any((root / "gray").iterdir())
+
+    # With --overwrite everything is replaced: 0..3000 mm is a brighter scale than 0..7000 mm.
+    assert prepare_modality(changed + ["--overwrite"]) == 0
+    old = np.asarray(Image.open(io.BytesIO(before["0.png"])))
+    new = np.asarray(Image.open(root / "gray" / "0.png"))
+    assert new.mean() > old.mean() + 20
+    assert (root / "pairs.txt").read_text() == list_before
+
+
+def test_skip_existing_resumes(scannet_like, prepare_modality):
+    root = scannet_like
+    args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"]
+    assert prepare_modality(args) == 0
+    (root / "jet" / "1.png").unlink()
+    kept = (root / "jet" / "0.png").stat().st_mtime_ns
+    assert prepare_modality(args + ["--skip-existing"]) == 0
+    assert (root / "jet" / "1.png").exists()
+    assert (root / "jet" / "0.png").stat().st_mtime_ns == kept
+
+
+def test_usage_errors(scannet_like, prepare_modality, capsys):
+    root = scannet_like
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet")])
+    assert exit_info.value.code == 2
+    assert "--max" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        prepare_modality(["hha", str(root / "depth"), "-o", str(root / "hha"), "--preset", "scannet"])
+    assert "--units" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        prepare_modality(["hha", str(root / "depth"), "-o", str(root / "hha"), "--units", "mm"])
+    assert "--preset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "1",
+                          "--list-file", str(root / "x.txt")])
+    assert "--label-dir" in capsys.readouterr().err
