@@ -1,0 +1,217 @@
+"""Pictures of labels, predictions and SSMA gates (numpy and Pillow only).
+
+These helpers turn class-id maps into palette colours, blend them over an image, render a float
+map in 0..1 (such as the mean sigmoid gate of an SSMA block, Valada et al., IJCV 2019, Sec. 3.3)
+as a jet heat map, and write PNG files atomically so that a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+ArrayLike = Union[np.ndarray, Sequence]
+
+
+def apply_jet(values: np.ndarray) -> np.ndarray:
+    """Maps values in 0..1 to the jet colour map (0 = dark blue, 1 = dark red).
+
+    The classic piecewise-linear jet: each channel is a clipped "tent" over the range, so the map
+    passes dark blue → blue → cyan → yellow → red → dark red. Values outside 0..1 are clipped.
+
+    Args:
+        values: float array of any shape.
+
+    Returns:
+        uint8 array of shape `values.shape + (3,)`, RGB order.
+    """
+    v = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)[..., None]
+    # Tent centres for r, g, b: each channel peaks a quarter of the range after the previous one.
+    centres = np.array([3.0, 2.0, 1.0], dtype=np.float32)
+    channels = np.clip(1.5 - np.abs(4.0 * v - centres), 0.0, 1.0)
+    return np.round(channels * 255.0).astype(np.uint8)
+
+
+def _as_palette(palette: ArrayLike) -> np.ndarray:
+    """Checks a palette and returns it as a (C, 3) uint8 array."""
+    array = np.asarray(palette)
+    if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] == 0:
+        raise ValueError(f"palette must have shape (num_classes, 3), got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"palette must hold integers 0..255, got dtype {array.dtype}")
+    if array.min() < 0 or array.max() > 255:
+        raise ValueError(
+            f"palette values must be in 0..255, got min {array.min()} and max {array.max()}"
+        )
+    return array.astype(np.uint8)
+
+
+def colorize(label_ids: np.ndarray, palette: ArrayLike) -> np.ndarray:
+    """Paints a class-id map with a palette.
+
+    Args:
+        label_ids: (H, W) or (H, W, 1) non-negative integer class ids.
+        palette: (C, 3) RGB colours, one per class id (e.g. `DatasetInfo.palette`).
+
+    Returns:
+        (H, W, 3) uint8 RGB image.
+
+    Raises:
+        ValueError: if the ids are not a 2-D integer map or an id has no colour in the palette.
+    """
+    colours = _as_palette(palette)
+    ids = np.asarray(label_ids)
+    if ids.ndim == 3 and ids.shape[-1] == 1:
+        ids = ids[..., 0]
+    if ids.ndim != 2:
+        raise ValueError(f"label_ids must have shape (H, W) or (H, W, 1), got shape {ids.shape}")
+    if not (np.issubdtype(ids.dtype, np.integer) or ids.dtype == np.bool_):
+        raise ValueError(f"label_ids must be integers, got dtype {ids.dtype}")
+    if ids.size:
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= len(colours):
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"label id {bad} has no colour: the palette has {len(colours)} classes "
+                f"(ids 0..{len(colours) - 1})"
+            )
+    return colours[ids]
+
+
+def _as_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    """Returns an (H, W, 3) float32 view of an (H, W), (H, W, 1) or (H, W, 3) uint8 image."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise ValueError(f"{name} must have shape (H, W), (H, W, 1) or (H, W, 3), got {array.shape}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return array.astype(np.float32)
+
+
+def overlay(
+    image_rgb: np.ndarray,
+    colour_mask: np.ndarray,
+    alpha: float = 0.5,
+    where: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Blends a colour mask over an image: `(1 - alpha) * image + alpha * mask`.
+
+    Args:
+        image_rgb: (H, W, 3) uint8 image (a grey (H, W) image is repeated over 3 channels).
+        colour_mask: (H, W, 3) uint8 colours, e.g. the output of `colorize`.
+        alpha: weight of the mask, in 0..1.
+        where: optional (H, W) boolean map; outside it the image is left as it is (for instance
+            to keep void pixels unpainted).
+
+    Returns:
+        (H, W, 3) uint8 blended image.
+
+    Raises:
+        ValueError: on a bad alpha, dtype or mismatched shapes.
+    """
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in 0..1, got {alpha}")
+    image = _as_rgb(image_rgb, "image_rgb")
+    mask = _as_rgb(colour_mask, "colour_mask")
+    if image.shape != mask.shape:
+        raise ValueError(
+            f"image_rgb and colour_mask must have the same height and width, got "
+            f"{image.shape[:2]} and {mask.shape[:2]}"
+        )
+    blended = (1.0 - alpha) * image + alpha * mask
+    if where is not None:
+        where = np.asarray(where, dtype=bool)
+        if where.shape != image.shape[:2]:
+            raise ValueError(f"where must have shape {image.shape[:2]}, got {where.shape}")
+        blended = np.where(where[..., None], blended, image)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def gate_to_image(
+    gate_map: np.ndarray, size: Optional[Tuple[int, int]] = None
+) -> np.ndarray:
+    """Renders a float map in 0..1 (e.g. a mean SSMA gate) as a jet heat map.
+
+    Low values are blue and high values red, so in an SSMA attention map red marks where the
+    block lets the features through and blue where it suppresses them.
+
+    Args:
+        gate_map: (H, W) or (H, W, 1) float map; values outside 0..1 are clipped.
+        size: optional output (height, width); the float map is resized bilinearly before it is
+            coloured, so the heat map stays smooth at the input resolution.
+
+    Returns:
+        (H, W, 3) uint8 RGB image, or (height, width, 3) when `size` is given.
+
+    Raises:
+        ValueError: if the map is not 2-D, holds NaN, or `size` is not two positive integers.
+    """
+    gate = np.asarray(gate_map, dtype=np.float32)
+    if gate.ndim == 3 and gate.shape[-1] == 1:
+        gate = gate[..., 0]
+    if gate.ndim != 2:
+        raise ValueError(f"gate_map must have shape (H, W) or (H, W, 1), got shape {gate.shape}")
+    if np.isnan(gate).any():
+        raise ValueError("gate_map holds NaN values")
+    if size is not None:
+        if len(size) != 2 or int(size[0]) <= 0 or int(size[1]) <= 0:
+            raise ValueError(f"size must be (height, width) with positive values, got {size}")
+        height, width = int(size[0]), int(size[1])
+        # A float32 array becomes a mode "F" image, which keeps the float values through the
+        # resize; Pillow sizes are (width, height).
+        gate = np.asarray(
+            Image.fromarray(np.ascontiguousarray(gate)).resize(
+                (width, height), Image.Resampling.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+    return apply_jet(gate)
+
+
+def save_png(path: Union[str, os.PathLike], array: np.ndarray) -> None:
+    """Writes a uint8 image as PNG atomically (temporary file in the same folder, then rename).
+
+    A reader (or a crash) never sees a partial file at `path`. Parent folders are created.
+
+    Args:
+        path: destination file name.
+        array: (H, W) grey / class ids, or (H, W, 3) RGB, or (H, W, 4) RGBA, dtype uint8.
+
+    Raises:
+        ValueError: on a dtype other than uint8 or an unsupported shape.
+    """
+    image = np.asarray(array)
+    if image.dtype != np.uint8:
+        raise ValueError(f"save_png({os.fspath(path)!r}) needs uint8 data, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
+        raise ValueError(
+            f"save_png({os.fspath(path)!r}) needs shape (H, W), (H, W, 3) or (H, W, 4), "
+            f"got {image.shape}"
+        )
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temp_path = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
+    )
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            # The temporary name does not end in .png, so the format is given explicitly.
+            Image.fromarray(np.ascontiguousarray(image)).save(stream, format="PNG")
+        # mkstemp creates the file 0600; a written picture should be readable like any other.
+        os.chmod(temp_path, 0o644)
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+        raise

@@ -1,0 +1,133 @@
+"""Tests for ssma_tf.visualize: palette colouring, overlays, gate heat maps, atomic PNG writes."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssma_tf import visualize
+
+PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [10, 20, 30]], dtype=np.uint8)
+
+
+def test_colorize_maps_each_id_to_its_colour():
+    ids = np.array([[0, 1], [2, 3], [3, 1]], dtype=np.uint8)
+    image = visualize.colorize(ids, PALETTE)
+    assert image.shape == (3, 2, 3) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image[1, 1], [10, 20, 30])
+    np.testing.assert_array_equal(image.reshape(-1, 3), PALETTE[ids.reshape(-1)])
+
+
+def test_colorize_accepts_a_trailing_channel_and_a_list_palette():
+    ids = np.array([[[1], [0]]], dtype=np.int64)
+    image = visualize.colorize(ids, [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(image, [[[4, 5, 6], [1, 2, 3]]])
+
+
+def test_colorize_rejects_ids_without_a_colour():
+    with pytest.raises(ValueError, match="label id 4 has no colour"):
+        visualize.colorize(np.array([[0, 4]]), PALETTE)
+    with pytest.raises(ValueError, match="label id -1"):
+        visualize.colorize(np.array([[0, -1]]), PALETTE)
+
+
+def test_colorize_rejects_bad_palettes_and_float_ids():
+    with pytest.raises(ValueError, match="palette must have shape"):
+        visualize.colorize(np.zeros((2, 2), np.uint8), np.zeros((3, 4), np.uint8))
+    with pytest.raises(ValueError, match="0..255"):
+        visualize.colorize(np.zeros((2, 2), np.uint8), [[0, 0, 300]])
+    with pytest.raises(ValueError, match="must be integers"):
+        visualize.colorize(np.zeros((2, 2), np.float32), PALETTE)
+
+
+def test_overlay_blends_with_alpha():
+    image = np.full((4, 5, 3), 100, np.uint8)
+    mask = np.full((4, 5, 3), 201, np.uint8)
+    np.testing.assert_array_equal(visualize.overlay(image, mask, alpha=0.0), image)
+    np.testing.assert_array_equal(visualize.overlay(image, mask, alpha=1.0), mask)
+    half = visualize.overlay(image, mask, alpha=0.5)
+    assert half.shape == (4, 5, 3) and half.dtype == np.uint8
+    assert np.all(half == 150)  # 150.5 rounds to even
+
+
+def test_overlay_where_keeps_the_image_elsewhere_and_accepts_grey():
+    grey = np.full((2, 2), 40, np.uint8)
+    mask = np.full((2, 2, 3), 240, np.uint8)
+    where = np.array([[True, False], [False, True]])
+    out = visualize.overlay(grey, mask, alpha=0.5, where=where)
+    np.testing.assert_array_equal(out[0, 0], [140, 140, 140])
+    np.testing.assert_array_equal(out[0, 1], [40, 40, 40])
+
+
+def test_overlay_rejects_bad_input():
+    image = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(ValueError, match="alpha"):
+        visualize.overlay(image, image, alpha=1.5)
+    with pytest.raises(ValueError, match="same height and width"):
+        visualize.overlay(image, np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        visualize.overlay(image.astype(np.float32), image)
+
+
+def test_apply_jet_end_points_and_order():
+    colours = visualize.apply_jet(np.array([0.0, 0.5, 1.0])).astype(int)
+    np.testing.assert_array_equal(colours[0], [0, 0, 128])  # dark blue
+    np.testing.assert_array_equal(colours[2], [128, 0, 0])  # dark red
+    assert colours[1, 1] == 255  # green at the middle
+    lut = visualize.apply_jet(np.linspace(0, 1, 256))
+    assert len({tuple(c) for c in lut}) == 256  # one colour per level: the map can be inverted
+
+
+def test_gate_to_image_colours_low_blue_and_high_red():
+    gate = np.linspace(0.0, 1.0, 12, dtype=np.float32).reshape(3, 4)
+    image = visualize.gate_to_image(gate)
+    assert image.shape == (3, 4, 3) and image.dtype == np.uint8
+    low, high = image[0, 0].astype(int), image[-1, -1].astype(int)
+    assert low[2] > low[0] and high[0] > high[2]
+    # Out-of-range values clip to the end colours.
+    clipped = visualize.gate_to_image(np.array([[-1.0, 2.0]]))
+    np.testing.assert_array_equal(clipped[0], visualize.apply_jet(np.array([0.0, 1.0])))
+
+
+def test_gate_to_image_resizes_to_the_requested_size():
+    gate = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)[..., None]
+    image = visualize.gate_to_image(gate, size=(6, 10))
+    assert image.shape == (6, 10, 3)
+    with pytest.raises(ValueError, match="size"):
+        visualize.gate_to_image(gate, size=(0, 10))
+    with pytest.raises(ValueError, match="NaN"):
+        visualize.gate_to_image(np.array([[np.nan]]))
+    with pytest.raises(ValueError, match="shape"):
+        visualize.gate_to_image(np.zeros((2, 2, 2)))
+
+
+def test_save_png_round_trips_and_leaves_no_temporary_files(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    ids = np.arange(35, dtype=np.uint8).reshape(5, 7)
+    rgb_path = tmp_path / "deep" / "folder" / "rgb.png"
+    visualize.save_png(rgb_path, rgb)
+    visualize.save_png(str(tmp_path / "ids.png"), ids[..., None])
+    with Image.open(rgb_path) as image:
+        assert image.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(image), rgb)
+    with Image.open(tmp_path / "ids.png") as image:
+        assert image.mode == "L"
+        np.testing.assert_array_equal(np.asarray(image), ids)
+    # Overwriting replaces the file in one step.
+    visualize.save_png(rgb_path, rgb[::-1].copy())
+    with Image.open(rgb_path) as image:
+        np.testing.assert_array_equal(np.asarray(image), rgb[::-1])
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".png"]
+    assert leftovers == []
+    assert os.stat(rgb_path).st_mode & 0o044 == 0o044  # readable by others, like any picture
+
+
+def test_save_png_rejects_bad_arrays_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "x.png"
+    visualize.save_png(path, np.zeros((2, 2), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        visualize.save_png(path, np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        visualize.save_png(path, np.zeros((2, 2, 2), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
