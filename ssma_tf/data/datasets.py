@@ -1,0 +1,143 @@
+"""Class names and colour palettes of the known datasets, read from `datasets.yaml`.
+
+The metadata is data, not code: `datasets.yaml` beside this module lists, for each dataset, its
+classes in id order (id 0 is void) with an RGB colour each. `get_dataset_info` returns one entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import pathlib
+import re
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+import yaml
+
+DATASETS_FILE = pathlib.Path(__file__).resolve().with_name("datasets.yaml")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Classes of one dataset.
+
+    Attributes:
+        name: canonical dataset name (a key of `datasets.yaml`).
+        class_names: class names in id order; `class_names[0]` is void.
+        palette: one RGB colour (0..255) per class id.
+    """
+
+    name: str
+    class_names: Tuple[str, ...]
+    palette: Tuple[Tuple[int, int, int], ...]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes, void included (the `num_classes` of a run configuration)."""
+        return len(self.class_names)
+
+    @property
+    def palette_array(self) -> np.ndarray:
+        """The palette as a (num_classes, 3) uint8 array, ready for `visualize.colorize`."""
+        return np.asarray(self.palette, dtype=np.uint8).reshape(-1, 3)
+
+
+def _normalise(name: str) -> str:
+    """Folds case, spaces and hyphens so that 'ScanNet-v2' finds 'scannet_v2'."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def _parse_entry(name: str, entry: object, source: str) -> Tuple[DatasetInfo, Tuple[str, ...]]:
+    """Checks one dataset entry and returns its info and aliases; errors name the file and key."""
+    where = f"{source}: dataset {name!r}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(entry).__name__}")
+    unknown = set(entry) - {"description", "aliases", "classes"}
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {sorted(unknown)}")
+    classes = entry.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2:
+        raise ValueError(f"{where} needs a 'classes' list with void and at least one class")
+    names, colours = [], []
+    for class_id, item in enumerate(classes):
+        if not isinstance(item, dict) or set(item) != {"name", "color"}:
+            raise ValueError(f"{where}, class {class_id} must be {{name: ..., color: [r, g, b]}}, got {item!r}")
+        colour = item["color"]
+        if (
+            not isinstance(colour, list)
+            or len(colour) != 3
+            or not all(isinstance(c, int) and 0 <= c <= 255 for c in colour)
+        ):
+            raise ValueError(f"{where}, class {class_id} ({item['name']!r}) has a bad colour {colour!r}")
+        names.append(str(item["name"]))
+        colours.append(tuple(colour))
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"{where} repeats class names {duplicates}")
+    aliases = entry.get("aliases", []) or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise ValueError(f"{where}: 'aliases' must be a list of names, got {aliases!r}")
+    info = DatasetInfo(name=name, class_names=tuple(names), palette=tuple(colours))
+    return info, tuple(aliases)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str) -> Tuple[Dict[str, DatasetInfo], Dict[str, str]]:
+    """Reads and checks a datasets file; returns (infos by name, canonical name by lookup key)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            content = yaml.safe_load(stream)
+    except OSError as error:
+        raise ValueError(f"cannot read the datasets file {path}: {error}") from error
+    if not isinstance(content, dict) or not content:
+        raise ValueError(f"{path} must map dataset names to entries")
+    infos: Dict[str, DatasetInfo] = {}
+    lookup: Dict[str, str] = {}
+    for name, entry in content.items():
+        info, aliases = _parse_entry(str(name), entry, path)
+        infos[info.name] = info
+        for key in (info.name,) + aliases:
+            folded = _normalise(key)
+            if folded in lookup and lookup[folded] != info.name:
+                raise ValueError(
+                    f"{path}: name {key!r} is used by both {lookup[folded]!r} and {info.name!r}"
+                )
+            lookup[folded] = info.name
+    return infos, lookup
+
+
+def known_datasets(path: Optional[Union[str, os.PathLike]] = None) -> Tuple[str, ...]:
+    """Returns the canonical names of the datasets described in the datasets file.
+
+    Args:
+        path: a datasets YAML file; defaults to the `datasets.yaml` shipped with the package.
+    """
+    infos, _ = _load(os.fspath(path or DATASETS_FILE))
+    return tuple(infos)
+
+
+def get_dataset_info(
+    name: str, path: Optional[Union[str, os.PathLike]] = None
+) -> DatasetInfo:
+    """Returns the class names and palette of a dataset.
+
+    Args:
+        name: a dataset name or alias, case-insensitive ('cityscapes', 'ScanNet-v2', 'forest').
+        path: a datasets YAML file; defaults to the `datasets.yaml` shipped with the package.
+
+    Returns:
+        The dataset's `DatasetInfo`.
+
+    Raises:
+        ValueError: if the name is unknown (the message lists the known names) or the file is bad.
+    """
+    source = os.fspath(path or DATASETS_FILE)
+    infos, lookup = _load(source)
+    canonical = lookup.get(_normalise(str(name)))
+    if canonical is None:
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets in {source}: {', '.join(infos)}"
+        )
+    return infos[canonical]
