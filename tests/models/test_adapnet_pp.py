@@ -1,0 +1,93 @@
+"""AdapNet++: parameter count, stage shapes, outputs, input checks, serialisation."""
+
+import numpy as np
+import pytest
+
+import keras
+from ssma_tf.models import AdapNetPP
+from ssma_tf.models.encoder import PAPER_BLOCK3_DILATIONS, PAPER_BLOCK4_DILATIONS
+
+
+@pytest.fixture(scope="module")
+def model():
+    return AdapNetPP(12)
+
+
+def image(batch=2, height=64, width=128, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, height, width, 3)).astype("float32")
+
+
+def test_parameter_count_equals_the_released_graph(model):
+    # 30,204,492 with moving statistics, 30,151,558 without (ARCHITECTURE.md).
+    assert model.count_params() == 30_204_492
+    moving = sum(int(np.prod(w.shape)) for w in model.weights if "moving" in w.name)
+    assert model.count_params() - moving == 30_151_558
+    assert len(model.weights) == 388
+
+
+def test_stage_shapes(model):
+    features = model.encoder(image(), training=False)
+    assert tuple(features["block4"].shape) == (2, 4, 8, 2048)
+    assert tuple(features["easpp"].shape) == (2, 4, 8, 256)
+    assert tuple(features["skip1"].shape) == (2, 16, 32, 24)
+    assert tuple(features["skip2"].shape) == (2, 8, 16, 24)
+    assert tuple(model.get_layer("up1").output.shape) == (None, None, None, 256)
+
+
+def test_call_returns_softmax_and_training_outputs_include_aux_heads(model):
+    probabilities = np.asarray(model(image(), training=False))
+    assert probabilities.shape == (2, 64, 128, 12)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    outputs = model(image(), training=True, return_all=True)
+    assert set(outputs) == {"softmax", "logits", "aux_up2", "aux_up1"}
+    for name in ("aux_up2", "aux_up1"):
+        assert tuple(outputs[name].shape) == (2, 64, 128, 12)
+        np.testing.assert_allclose(np.asarray(outputs[name]).sum(-1), 1.0, atol=1e-5)
+
+
+def test_dropout_acts_only_while_training(model):
+    x = image(batch=1)
+    a, b = np.asarray(model(x, training=False)), np.asarray(model(x, training=False))
+    np.testing.assert_array_equal(a, b)
+    unit = model.encoder.get_layer("block4_unit3")
+    assert unit.dropout_rate == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("shape", [(1, 60, 128, 3), (1, 64, 120, 3)])
+def test_sizes_not_multiple_of_16_are_rejected(model, shape):
+    with pytest.raises(ValueError, match="multiple of 16"):
+        model(np.zeros(shape, "float32"))
+
+
+def test_bad_constructor_arguments_are_named():
+    with pytest.raises(ValueError, match="num_classes"):
+        AdapNetPP(1)
+    with pytest.raises(ValueError, match="block4_dilations"):
+        AdapNetPP(4, block4_dilations=[(2, 2)])
+    with pytest.raises(ValueError, match="dropout_rate"):
+        AdapNetPP(4, dropout_rate=1.5)
+
+
+def test_paper_variant_is_one_argument_away():
+    paper = AdapNetPP(4, paper_dilations=True, dropout_rate=0.5, aux_heads=False)
+    assert paper.block3_dilations == PAPER_BLOCK3_DILATIONS
+    assert paper.block4_dilations == PAPER_BLOCK4_DILATIONS
+    assert paper.encoder.get_layer("block3_unit6").conv2.dilation_rates == (1, 16)
+    assert paper.encoder.get_layer("block4_unit3").conv2.dilation_rates == (2, 16)
+    # Same weights, different graph: the output changes with the dilations.
+    released = AdapNetPP(4, aux_heads=False)
+    released.set_weights(paper.get_weights())
+    x = image(batch=1)
+    assert not np.allclose(np.asarray(paper(x)), np.asarray(released(x)))
+
+
+def test_config_and_keras_round_trips(tmp_path):
+    model = AdapNetPP(5, dropout_rate=0.5)
+    clone = AdapNetPP.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    path = tmp_path / "adapnet_pp.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, AdapNetPP)
+    x = image(batch=1, seed=3)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)

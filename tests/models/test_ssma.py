@@ -1,0 +1,83 @@
+"""SSMA: parameter count, outputs, frozen experts, serialisation."""
+
+import numpy as np
+import pytest
+
+import keras
+from ssma_tf.models import SSMA
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SSMA(12)
+
+
+def pair(batch=1, height=64, width=128, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0, 255, (batch, height, width, 3)).astype("float32") for _ in range(2)]
+
+
+def test_parameter_count_equals_the_released_graph(model):
+    assert model.count_params() == 56_285_688
+    moving = sum(int(np.prod(w.shape)) for w in model.weights if "moving" in w.name)
+    assert model.count_params() - moving == 56_182_428
+    assert len(model.weights) == 747
+
+
+def test_outputs_and_gates(model):
+    outputs = model(pair(batch=2), training=False, return_all=True)
+    assert tuple(outputs["softmax"].shape) == (2, 64, 128, 12)
+    assert tuple(outputs["gate_latent"].shape) == (2, 4, 8, 512)
+    assert tuple(outputs["gate_skip2"].shape) == (2, 8, 16, 48)
+    assert tuple(outputs["gate_skip1"].shape) == (2, 16, 32, 48)
+    for name in ("gate_latent", "gate_skip2", "gate_skip1"):
+        gate = np.asarray(outputs[name])
+        assert gate.min() >= 0.0 and gate.max() <= 1.0
+    np.testing.assert_allclose(np.asarray(model(pair(), training=False)).sum(-1), 1.0, atol=1e-5)
+
+
+def test_frozen_experts_are_not_trainable_and_run_in_inference_mode(model):
+    expert_ids = {id(v) for e in model.encoders for v in e.weights}
+    assert not any(id(v) in expert_ids for v in model.trainable_variables)
+    assert len(model.trainable_variables) > 0
+    x = pair()
+    # In training mode, a frozen expert gives exactly its inference output (BN stats, no dropout).
+    train = model.modality1_encoder(x[0], training=True)["easpp"]
+    infer = model.modality1_encoder(x[0], training=False)["easpp"]
+    np.testing.assert_array_equal(np.asarray(train), np.asarray(infer))
+    moving = [np.asarray(v).copy() for v in model.modality1_encoder.non_trainable_variables]
+    model(x, training=True)
+    for old, new in zip(moving, model.modality1_encoder.non_trainable_variables):
+        np.testing.assert_array_equal(old, np.asarray(new))
+
+
+def test_trainable_experts_switch():
+    model = SSMA(4, freeze_experts=False, aux_heads=True)
+    expert_ids = {id(v) for e in model.encoders for v in e.trainable_variables}
+    assert expert_ids and expert_ids <= {id(v) for v in model.trainable_variables}
+    outputs = model(pair(), training=True, return_all=True)
+    assert {"aux_up2", "aux_up1"} <= set(outputs)
+    assert tuple(outputs["aux_up1"].shape) == (1, 64, 128, 4)
+
+
+def test_input_errors(model):
+    with pytest.raises(ValueError, match="modality1"):
+        model(pair()[0])
+    with pytest.raises(ValueError, match="same batch, height and width"):
+        model([pair()[0], pair(height=32)[1]])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        model(pair(height=72))
+
+
+def test_config_and_keras_round_trips(tmp_path):
+    model = SSMA(3, fused_kernel_size=3)
+    assert model.get_layer("ssma_latent").output_conv.kernel.shape == (3, 3, 512, 256)
+    clone = SSMA.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    path = tmp_path / "ssma.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, SSMA) and loaded.freeze_experts
+    assert not loaded.modality2_encoder.trainable
+    x = pair(seed=5)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
