@@ -1,0 +1,70 @@
+"""Turning an original TF1 checkpoint into the project's own weights file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ssma_tf.checkpoints.tf1_import import (
+    KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, LoadReport, detect_kind, load_tf1_checkpoint, read_checkpoint,
+)
+
+SUFFIXES = (".weights.h5", ".keras")
+
+
+def num_classes_of(shapes: dict) -> int:
+    """The number of classes of a TF1 checkpoint, read from its classifier (`conv78`)."""
+    for name in ("resnet_v2_50/conv78/weights", "conv78/weights"):
+        if name in shapes:
+            return int(shapes[name][-1])
+    raise CheckpointError("the checkpoint has no classifier (conv78): it is not a trained AdapNet++/SSMA model")
+
+
+def model_for_checkpoint(prefix: str):
+    """Builds the model (AdapNetPP or SSMA, right number of classes) that a TF1 checkpoint fits."""
+    from ssma_tf.models import SSMA, AdapNetPP
+
+    shapes = read_checkpoint(prefix)
+    kind = detect_kind(shapes)
+    if kind == KIND_SSMA:
+        return SSMA(num_classes_of(shapes)), kind
+    if kind == KIND_ADAPNET_PP:
+        return AdapNetPP(num_classes_of(shapes)), kind
+    raise CheckpointError(f"{prefix} is an ImageNet initialisation checkpoint; only trained models convert")
+
+
+def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) -> LoadReport:
+    """Loads a trained TF1 AdapNet++ or SSMA checkpoint and writes it as `.weights.h5` or `.keras`.
+
+    The file is written under a temporary name and renamed at the end, so an interrupted
+    conversion never leaves a file that looks complete.
+
+    Args:
+        prefix: TF1 checkpoint prefix (or a directory with a `checkpoint` file).
+        output: destination ending in `.weights.h5` (weights only) or `.keras` (model + weights).
+        overwrite: replace an existing output.
+
+    Returns:
+        The import report.
+    """
+    if not output.endswith(SUFFIXES):
+        raise ValueError(f"output {output!r} must end in .weights.h5 or .keras")
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+    model, _ = model_for_checkpoint(prefix)
+    report = load_tf1_checkpoint(model, prefix)
+    folder = os.path.dirname(os.path.abspath(output))
+    os.makedirs(folder, exist_ok=True)
+    suffix = ".weights.h5" if output.endswith(".weights.h5") else ".keras"
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=suffix)
+    os.close(handle)
+    try:
+        if suffix == ".keras":
+            model.save(temporary)
+        else:
+            model.save_weights(temporary)
+        os.replace(temporary, output)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return report
