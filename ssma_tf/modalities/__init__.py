@@ -26,6 +26,7 @@ from ssma_tf.modalities.io import (
     read_depth,
     read_image,
     read_nir_rgb,
+    sunrgbd_depth_to_mm,
     write_depth,
     write_png,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "read_image",
     "read_intrinsics_file",
     "read_nir_rgb",
+    "sunrgbd_depth_to_mm",
     "surface_normals",
     "units_per_metre",
     "write_depth",

@@ -47,10 +47,14 @@ class Job:
     row: Optional[List[pathlib.Path]] = None
 
 
-def find_files(folder: PathLike, extensions: Sequence[str], recursive: bool = False) -> List[pathlib.Path]:
+def find_files(
+    folder: PathLike, extensions: Sequence[str], recursive: bool = False, suffix: str = ""
+) -> List[pathlib.Path]:
     """Lists the files of a folder with one of `extensions` (case-insensitive), sorted.
 
-    Hidden files (starting with a dot) are skipped.
+    Hidden files (starting with a dot) are skipped, and so are files whose name (without
+    extension) does not end with `suffix`: a Cityscapes `gtFine` folder holds `*_labelIds.png`
+    next to `*_color.png` and `*_instanceIds.png`.
 
     Raises:
         InputFileError: if the folder does not exist or holds no such file.
@@ -65,12 +69,15 @@ def find_files(folder: PathLike, extensions: Sequence[str], recursive: bool = Fa
         for p in folder.glob(pattern)
         if p.is_file()
         and p.suffix.lower() in wanted
+        and p.stem.endswith(suffix)
+        and p.stem != suffix
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
     if not files:
         where = "under" if recursive else "in"
+        named = f" ending in '{suffix}'" if suffix else ""
         raise InputFileError(
-            f"no input files ({', '.join(sorted(wanted))}) {where} '{folder}'"
+            f"no input files ({', '.join(sorted(wanted))}){named} {where} '{folder}'"
             + ("" if recursive else " (use --recursive for sub-folders)")
         )
     return files
@@ -102,7 +109,7 @@ def index_folder(
     """
     folder = pathlib.Path(folder)
     index: Dict[str, pathlib.Path] = {}
-    for path in find_files(folder, extensions, recursive):
+    for path in find_files(folder, extensions, recursive, suffix):
         key = sample_key(path, folder, suffix)
         if key in index:
             raise InputFileError(f"'{index[key]}' and '{path}' have the same name; keep only one")
@@ -224,7 +231,10 @@ def plan_folder_jobs(
     for item in inputs:
         item = pathlib.Path(item)
         if item.is_dir():
-            found = [(sample_key(p, item, input_suffix), p) for p in find_files(item, extensions, recursive)]
+            found = [
+                (sample_key(p, item, input_suffix), p)
+                for p in find_files(item, extensions, recursive, input_suffix)
+            ]
         elif item.is_file():
             found = [(sample_key(item, item.parent, input_suffix), item)]
         else:

@@ -22,8 +22,7 @@ column u) has its centre at (u, v), so `x = (u - cx) z / fx` and `y = (v - cy) z
 
 Channel order: the result is (H, W, 3) with channel 0 the disparity, 1 the height and 2 the
 angle, the order in which the original `saveHHA.m` writes its PNGs (red = disparity, green =
-height, blue = angle). Written with `ssma_tf.modalities.io.write_png`, files match the HHA
-images distributed with NYUv2/SUN RGB-D benchmarks in layout.
+height, blue = angle); `ssma_tf.modalities.io.write_png` writes files in that same layout.
 
 Missing depth (0 or non-finite) gives 0 in all three channels; fill holes first
 (`ssma_tf.modalities.fill_depth`) where a dense encoding is wanted.

@@ -78,3 +78,12 @@ def test_read_nir_rgb(tmp_path):
         io.read_nir_rgb(tmp_path / "small.png", tmp_path / "rgb.png")
     with pytest.raises(io.InputFileError, match=r"nir\.png.*single channel"):
         io.read_nir_rgb(tmp_path / "nir.png", tmp_path / "nir.png")
+
+
+def test_sunrgbd_depth_rotation():
+    millimetres = np.array([[0, 1, 2500, 8191]], dtype=np.uint32)
+    stored = ((millimetres << 3) | (millimetres >> 13)) & 0xFFFF
+    np.testing.assert_array_equal(io.sunrgbd_depth_to_mm(stored.astype(np.float32)), millimetres)
+    assert io.sunrgbd_depth_to_mm(np.array([[8.0]]))[0, 0] == 1.0  # not just a copy
+    with pytest.raises(ValueError, match="16-bit"):
+        io.sunrgbd_depth_to_mm(np.array([[1.5]]))
