@@ -20,9 +20,10 @@ Examples:
   python tools/prepare_modality.py gray scannet/depth -o scannet/depth_gray --fill --units mm \\
       --max 7000 --modality1-dir scannet/color --label-dir scannet/label \\
       --list-file scannet/train.txt
-  # Cityscapes disparity as jet, near = red, from a list of `rgb disparity label` rows.
+  # Cityscapes disparity as jet (near = red), from a list of `rgb disparity label` rows;
+  # the range is in stored values, (value - 1) / 256 pixels of disparity.
   python tools/prepare_modality.py jet --from-list raw_train.txt --column 1 \\
-      -o cityscapes/disparity_jet --max 32767 --list-file train.txt
+      -o cityscapes/disparity_jet --max 32768 --list-file train.txt
 """
 
 import argparse
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     units = argparse.ArgumentParser(add_help=False)
     units.add_argument("--units", help="units of the depth values: m, cm, mm, or units per metre "
                                        "(256 for KITTI PNGs)")
+    units.add_argument("--sunrgbd-depth", action="store_true",
+                       help="undo SUN RGB-D's 3-bit rotation of its depth PNG values (gives "
+                            "millimetres; implies --units mm)")
 
     fill_first = argparse.ArgumentParser(add_help=False)
     fill_first.add_argument("--fill", action="store_true",
@@ -139,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("hha", parents=[common, units, fill_first],
                             help="metric depth + intrinsics -> HHA")
     p.set_defaults(subparser=p)
-    camera = p.add_argument_group("camera (exactly one of --preset, --intrinsics, --intrinsics-file)")
+    camera = p.add_argument_group(
+        "camera (exactly one of --preset, --intrinsics, --intrinsics-file, --intrinsics-relative)"
+    )
     camera.add_argument("--preset", choices=sorted(hha.INTRINSICS_PRESETS),
                         help="published intrinsics, scaled if the depth maps were resized")
     camera.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
@@ -147,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--intrinsics-file", type=pathlib.Path,
                         help="3x3/3x4/4x4 camera matrix text file (ScanNet intrinsic_depth.txt, "
                              "SUN RGB-D intrinsics.txt)")
+    camera.add_argument("--intrinsics-relative", metavar="RELPATH",
+                        help="a camera matrix file per depth map, at this path relative to the "
+                             "depth map's folder (SUN RGB-D: ../intrinsics.txt)")
     camera.add_argument("--intrinsics-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
                         help="image size that --intrinsics/--intrinsics-file refer to; depth maps "
                              "of another size get scaled intrinsics")
@@ -196,7 +205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
             if not args.quiet:
                 print(f"{PROG}: wrote '{args.list_file}' ({len(jobs)} samples)", file=sys.stderr)
-    except (io.InputFileError, io.OutputExistsError, ValueError) as exc:
+    except (io.InputFileError, ValueError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -217,6 +226,10 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--modality1-dir needs --label-dir: list rows end with the label")
     if getattr(args, "keep_valid", False) and args.command != "fill" and not args.fill:
         parser.error("--keep-valid goes with --fill")
+    if getattr(args, "sunrgbd_depth", False):
+        if args.units and completion.units_per_metre(args.units) != 1000.0:
+            parser.error("--sunrgbd-depth gives millimetres; drop --units or use --units mm")
+        args.units = "mm"
     needs_units = args.command in ("fill", "hha") or getattr(args, "fill", False)
     if needs_units and not args.units:
         parser.error(f"{args.command}{' --fill' if args.command in ('jet', 'gray') else ''} needs "
@@ -229,12 +242,13 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     if args.command in ("jet", "gray") and args.vmax is None and args.percentiles is None:
         parser.error("give the range: --max (fixed, e.g. 7000 for millimetres) or --percentiles")
     if args.command == "hha":
-        given = [args.preset is not None, args.intrinsics is not None, args.intrinsics_file is not None]
-        if sum(given) != 1:
-            parser.error("hha needs exactly one of --preset, --intrinsics, --intrinsics-file")
-        if args.preset is not None and args.intrinsics_size is not None:
-            parser.error("--intrinsics-size is for --intrinsics/--intrinsics-file; presets know "
-                         "their image size")
+        given = [args.preset, args.intrinsics, args.intrinsics_file, args.intrinsics_relative]
+        if sum(g is not None for g in given) != 1:
+            parser.error("hha needs exactly one of --preset, --intrinsics, --intrinsics-file, "
+                         "--intrinsics-relative")
+        if args.intrinsics_size is not None and args.preset is not None:
+            parser.error("--intrinsics-size is for --intrinsics and the intrinsics files; presets "
+                         "know their image size")
     if args.command in ("ndvi", "evi") and args.from_list is None and args.rgb_dir is None:
         parser.error(f"{args.command} needs --rgb-dir (red and blue come from the RGB images)")
 
@@ -275,6 +289,8 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
 
     def read(path: pathlib.Path):
         depth = io.read_depth(path)
+        if getattr(args, "sunrgbd_depth", False):
+            depth = io.sunrgbd_depth_to_mm(depth)
         if getattr(args, "fill", False):
             depth = completion.fill_depth(depth, units=args.units, keep_valid=args.keep_valid)
         return depth
@@ -307,7 +323,7 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
         )
 
         def convert(job: batch.Job) -> None:
-            filled = completion.fill_depth(io.read_depth(job.source), **options)
+            filled = completion.fill_depth(read(job.source), **options)
             io.write_depth(job.output, filled, overwrite=overwrite)
         return convert, lambda source: batch.depth_output_extension(source, args.format)
 
@@ -316,7 +332,7 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
 
         def convert(job: batch.Job) -> None:
             depth = read(job.source)
-            intrinsics = intrinsics_for_size(depth.shape[1], depth.shape[0])
+            intrinsics = intrinsics_for_size(job.source, depth.shape[1], depth.shape[0])
             io.write_png(job.output, hha.encode_hha(depth, intrinsics, units=args.units), overwrite=overwrite)
         return convert, batch.default_output_extension
 
@@ -331,9 +347,20 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
     return convert, batch.default_output_extension
 
 
-def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[int, int], hha.Intrinsics]:
-    """Returns a function giving the intrinsics for a depth map of a given width and height."""
+def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, int, int], hha.Intrinsics]:
+    """Returns a function giving the intrinsics for a depth file of a given width and height."""
     size = tuple(args.intrinsics_size) if args.intrinsics_size else None
+    if args.intrinsics_relative is not None:
+        per_file: Dict[pathlib.Path, hha.Intrinsics] = {}
+
+        def from_file_beside(source: pathlib.Path, width: int, height: int) -> hha.Intrinsics:
+            path = pathlib.Path(os.path.normpath(source.parent / args.intrinsics_relative))
+            if path not in per_file:
+                per_file[path] = hha.read_intrinsics_file(path, size)
+            intrinsics = per_file[path]
+            return intrinsics if intrinsics.width is None else intrinsics.scaled_to(width, height)
+        return from_file_beside
+
     if args.preset is not None:
         base = hha.INTRINSICS_PRESETS[args.preset]
     elif args.intrinsics is not None:
@@ -343,7 +370,7 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[int, int], hha.I
         base = hha.read_intrinsics_file(args.intrinsics_file, size)
     cache: Dict[Tuple[int, int], hha.Intrinsics] = {}
 
-    def resolve(width: int, height: int) -> hha.Intrinsics:
+    def resolve(source: pathlib.Path, width: int, height: int) -> hha.Intrinsics:
         if base.width is None:
             return base
         if (width, height) not in cache:

@@ -219,3 +219,49 @@ def test_usage_errors(scannet_like, prepare_modality, capsys):
         prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "1",
                           "--list-file", str(root / "x.txt")])
     assert "--label-dir" in capsys.readouterr().err
+
+
+def test_cityscapes_names_pair_by_suffix(tmp_path, prepare_modality):
+    # Cityscapes layout: city sub-folders, a suffix per kind, extra files next to the labels.
+    frame = "aachen_000000_000019"
+    disparity = np.full((8, 16), 2561, dtype=np.uint16)  # (2561 - 1) / 256 = 10 px
+    disparity[0, 0] = 0  # invalid
+    _save(tmp_path / "disparity" / "aachen" / f"{frame}_disparity.png", disparity)
+    _save(tmp_path / "leftImg8bit" / "aachen" / f"{frame}_leftImg8bit.png", np.zeros((8, 16, 3), np.uint8))
+    _save(tmp_path / "gtFine" / "aachen" / f"{frame}_gtFine_labelIds.png", np.zeros((8, 16), np.uint8))
+    _save(tmp_path / "gtFine" / "aachen" / f"{frame}_gtFine_color.png", np.zeros((8, 16, 3), np.uint8))
+    assert prepare_modality([
+        "jet", str(tmp_path / "disparity"), "-o", str(tmp_path / "out"), "--recursive",
+        "--input-suffix", "_disparity", "--output-suffix", "_jet", "--max", "5121",
+        "--modality1-dir", str(tmp_path / "leftImg8bit"), "--modality1-suffix", "_leftImg8bit",
+        "--label-dir", str(tmp_path / "gtFine"), "--label-suffix", "_gtFine_labelIds",
+        "--list-file", str(tmp_path / "train.txt"), "-q",
+    ]) == 0
+    assert _rows(tmp_path / "train.txt") == [[
+        f"leftImg8bit/aachen/{frame}_leftImg8bit.png",
+        f"out/aachen/{frame}_jet.png",
+        f"gtFine/aachen/{frame}_gtFine_labelIds.png",
+    ]]
+    image = np.asarray(Image.open(tmp_path / "out" / "aachen" / f"{frame}_jet.png"))
+    assert image[0, 0].tolist() == [0, 0, 0]  # invalid disparity is black
+    assert image[0, 1, 1] == 255  # half of the range: the green middle of jet
+
+
+def test_sunrgbd_depth_and_intrinsics_beside_each_image(tmp_path, prepare_modality):
+    # SUN RGB-D: depth/NAME.png with values rotated left by 3 bits, ../intrinsics.txt per image.
+    depth_mm = np.full((30, 40), 2500, dtype=np.uint32)
+    stored = (((depth_mm << 3) | (depth_mm >> 13)) & 0xFFFF).astype(np.uint16)
+    for name, focal in (("a", 40.0), ("b", 80.0)):
+        _save(tmp_path / name / "depth" / f"{name}.png", stored)
+        (tmp_path / name / "intrinsics.txt").write_text(f"{focal} 0 19.5\n0 {focal} 14.5\n0 0 1\n")
+    status = prepare_modality([
+        "hha", str(tmp_path / "a" / "depth" / "a.png"), str(tmp_path / "b" / "depth" / "b.png"),
+        "-o", str(tmp_path / "hha"), "--sunrgbd-depth", "--intrinsics-relative", "../intrinsics.txt",
+        "-q",
+    ])
+    assert status == 0
+    for name, focal in (("a", 40.0), ("b", 80.0)):
+        expected = hha.encode_hha(depth_mm.astype(np.float32), hha.Intrinsics(focal, focal, 19.5, 14.5),
+                                  units="mm")
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "hha" / f"{name}.png")), expected)
+    assert np.all(np.asarray(Image.open(tmp_path / "hha" / "a.png"))[..., 0] == 124)  # 2.5 m
