@@ -1,0 +1,212 @@
+"""The TFRecord schema of SSMA / AdapNet++ samples: encode and decode one `tf.train.Example`.
+
+The original conversion tools wrote one Example per sample with the features `height`, `width`
+(int64), `modality1`, `label` and, for fusion data, `modality2` (bytes). Images are raw HxWx3
+uint8 bytes in BGR order (as OpenCV reads them) and the label is raw HxW uint8 class ids.
+
+This module also writes a compressed variant with the same keys: each bytes feature holds a PNG
+file instead of raw pixels (images stored as ordinary RGB or grayscale PNGs so that they can be
+looked at). Nothing in the record says which variant it is; the reader tells them apart per
+feature by the PNG signature and the byte count, so raw and PNG records (even mixed in one
+dataset) decode to the same BGR arrays.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Dict, Mapping, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+HEIGHT = "height"
+WIDTH = "width"
+MODALITY1 = "modality1"
+MODALITY2 = "modality2"
+LABEL = "label"
+
+ENCODINGS = ("raw", "png")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_arrays(modality1: np.ndarray, label: np.ndarray, modality2: Optional[np.ndarray]) -> None:
+    """Raises ValueError unless the arrays have the shapes and dtype of one sample."""
+    arrays = {MODALITY1: modality1, LABEL: label}
+    if modality2 is not None:
+        arrays[MODALITY2] = modality2
+    for name, array in arrays.items():
+        if array.dtype != np.uint8:
+            raise ValueError(f"{name} must be uint8, got {array.dtype}")
+    for name in (MODALITY1, MODALITY2):
+        if name in arrays and (arrays[name].ndim != 3 or arrays[name].shape[2] != 3):
+            raise ValueError(f"{name} must be HxWx3 (BGR), got shape {arrays[name].shape}")
+    if label.ndim != 2:
+        raise ValueError(f"label must be HxW class ids, got shape {label.shape}")
+    for name, array in arrays.items():
+        if array.shape[:2] != label.shape:
+            raise ValueError(
+                f"{name} is {array.shape[0]}x{array.shape[1]} but the label is "
+                f"{label.shape[0]}x{label.shape[1]}"
+            )
+
+
+def _png_bytes(array: np.ndarray, bgr: bool) -> bytes:
+    """Encodes an HxW or HxWx3 (BGR) uint8 array as PNG bytes."""
+    if bgr:
+        rgb = array[..., ::-1]
+        # A depth-like map converted to 3 equal channels compresses far better as one gray
+        # channel; decode_png(channels=3) replicates it back into the same 3 channels.
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            image = Image.fromarray(np.ascontiguousarray(rgb[..., 0]))
+        else:
+            image = Image.fromarray(np.ascontiguousarray(rgb))
+    else:
+        image = Image.fromarray(np.ascontiguousarray(array))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_example(
+    modality1: np.ndarray,
+    label: np.ndarray,
+    modality2: Optional[np.ndarray] = None,
+    encoding: str = "raw",
+) -> bytes:
+    """Serializes one sample as a `tf.train.Example` in the original schema.
+
+    Args:
+        modality1: HxWx3 uint8 image in BGR order.
+        label: HxW uint8 class ids.
+        modality2: Optional HxWx3 uint8 BGR image (fusion data).
+        encoding: "raw" for the original raw bytes, "png" for PNG-compressed features.
+
+    Returns:
+        The serialized Example.
+
+    Raises:
+        ValueError: On an unknown encoding or arrays of the wrong shape, dtype or size.
+    """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    _check_arrays(modality1, label, modality2)
+
+    def to_bytes(array: np.ndarray, bgr: bool) -> bytes:
+        if encoding == "png":
+            return _png_bytes(array, bgr)
+        return np.ascontiguousarray(array).tobytes()
+
+    def bytes_feature(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def int_feature(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    feature = {
+        HEIGHT: int_feature(int(label.shape[0])),
+        WIDTH: int_feature(int(label.shape[1])),
+        MODALITY1: bytes_feature(to_bytes(modality1, bgr=True)),
+    }
+    if modality2 is not None:
+        feature[MODALITY2] = bytes_feature(to_bytes(modality2, bgr=True))
+    feature[LABEL] = bytes_feature(to_bytes(label, bgr=False))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def feature_spec(modalities: int) -> Dict[str, tf.io.FixedLenFeature]:
+    """Returns the `tf.io.parse_single_example` spec for unimodal (1) or fusion (2) records."""
+    if modalities not in (1, 2):
+        raise ValueError(f"modalities must be 1 or 2, got {modalities!r}")
+    spec = {
+        HEIGHT: tf.io.FixedLenFeature([], tf.int64),
+        WIDTH: tf.io.FixedLenFeature([], tf.int64),
+        MODALITY1: tf.io.FixedLenFeature([], tf.string),
+        LABEL: tf.io.FixedLenFeature([], tf.string),
+    }
+    if modalities == 2:
+        spec[MODALITY2] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+def _is_png(data: tf.Tensor, raw_size: tf.Tensor) -> tf.Tensor:
+    """True when a bytes feature holds a PNG file rather than raw pixels."""
+    # The byte count guards against raw pixels that happen to begin with the PNG signature.
+    return tf.logical_and(
+        tf.equal(tf.strings.substr(data, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE),
+        tf.not_equal(tf.strings.length(data), raw_size),
+    )
+
+
+def decode_image(data: tf.Tensor, height: tf.Tensor, width: tf.Tensor, channels: int) -> tf.Tensor:
+    """Decodes one raw or PNG bytes feature into a uint8 tensor.
+
+    Args:
+        data: Scalar string tensor, raw pixels or a PNG file.
+        height: Scalar int tensor, the record's `height`.
+        width: Scalar int tensor, the record's `width`.
+        channels: 3 for a BGR image (returns HxWx3), 1 for a label (returns HxW).
+
+    Returns:
+        A uint8 tensor; images come out in BGR order whatever the encoding.
+    """
+    height = tf.cast(height, tf.int32)
+    width = tf.cast(width, tf.int32)
+    shape = tf.stack([height, width, channels])
+
+    def from_png() -> tf.Tensor:
+        image = tf.io.decode_png(data, channels=channels, dtype=tf.uint8)
+        if channels == 3:
+            image = tf.reverse(image, axis=[-1])  # PNG holds RGB, the schema is BGR.
+        # The reshape fails loudly if the PNG's size disagrees with height/width.
+        return tf.reshape(image, shape)
+
+    def from_raw() -> tf.Tensor:
+        return tf.reshape(tf.io.decode_raw(data, tf.uint8), shape)
+
+    image = tf.cond(_is_png(data, height * width * channels), from_png, from_raw)
+    image = tf.ensure_shape(image, [None, None, channels])
+    return image[..., 0] if channels == 1 else image
+
+
+def decode_parsed(features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Decodes the bytes features of an already parsed record (see `feature_spec`)."""
+    height, width = features[HEIGHT], features[WIDTH]
+    decoded = {
+        MODALITY1: decode_image(features[MODALITY1], height, width, 3),
+        LABEL: decode_image(features[LABEL], height, width, 1),
+    }
+    if MODALITY2 in features:
+        decoded[MODALITY2] = decode_image(features[MODALITY2], height, width, 3)
+    return decoded
+
+
+def decode_example(
+    serialized: Union[bytes, tf.Tensor], modalities: Optional[int] = None
+) -> Dict[str, tf.Tensor]:
+    """Parses and decodes one serialized Example, raw or PNG.
+
+    Args:
+        serialized: A scalar string tensor or Python bytes.
+        modalities: 1 or 2. When None the record decides (eager only): `modality2` is decoded
+            when the record has it.
+
+    Returns:
+        A dict of uint8 tensors: `modality1` (HxWx3 BGR), `label` (HxW) and, for fusion
+        records, `modality2` (HxWx3 BGR).
+
+    Raises:
+        ValueError: When `modalities` is None inside a `tf.function`, where the record cannot
+            decide the structure of the result.
+    """
+    if modalities is None:
+        if not tf.executing_eagerly():
+            raise ValueError("decode_example needs modalities=1 or 2 inside a tf.function")
+        spec = feature_spec(1)
+        spec[MODALITY2] = tf.io.FixedLenFeature([], tf.string, default_value="")
+        features = tf.io.parse_single_example(serialized, spec)
+        if int(tf.strings.length(features[MODALITY2])) == 0:
+            del features[MODALITY2]
+    else:
+        features = tf.io.parse_single_example(serialized, feature_spec(modalities))
+    return decode_parsed(features)
