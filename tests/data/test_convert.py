@@ -1,0 +1,193 @@
+"""The list-to-TFRecords converter: parity with the original tools, encodings, shards, errors."""
+
+import importlib.util
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from ssma_tf.data import decode_example, read_list_file, write_tfrecords
+from tests.conftest import ROOT, shared_path
+from tests.data.helpers import random_sample, save_png, write_list
+
+
+def _records(paths):
+    return [r.numpy() for r in tf.data.TFRecordDataset([str(p) for p in paths])]
+
+
+def _decoded(paths):
+    return [{k: v.numpy() for k, v in decode_example(r).items()} for r in _records(paths)]
+
+
+def _assert_same_arrays(actual, expected):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert sorted(a) == sorted(e)
+        for key in e:
+            np.testing.assert_array_equal(a[key], e[key], err_msg=key)
+
+
+@pytest.fixture
+def dataset_dir(tmp_path):
+    """Three 16x24 fusion samples as PNG files with a triplet and a pair list."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    triplets, pairs = [], []
+    for i in range(3):
+        m1, m2, label = random_sample(16, 24, 5, seed=i)
+        save_png(folder / f"{i}_rgb.png", m1)
+        save_png(folder / f"{i}_aux.png", m2)
+        save_png(folder / f"{i}_label.png", label)
+        triplets.append(f"{i}_rgb.png {i}_aux.png {i}_label.png")
+        pairs.append(f"{i}_rgb.png {i}_label.png")
+    write_list(folder / "triplets.txt", triplets)
+    write_list(folder / "pairs.txt", pairs)
+    return folder
+
+
+@pytest.mark.parametrize("list_name,original", [("triplets.txt", "original_ssma_format.tfrecords"),
+                                                ("pairs.txt", "original_adapnet_format.tfrecords")])
+def test_converter_output_equals_the_original_records(tmp_path, list_name, original):
+    folder = shared_path("fixtures", "original_format")
+    summary = write_tfrecords(str(folder / list_name), str(tmp_path / "out.tfrecords"))
+    ours, theirs = _records([tmp_path / "out.tfrecords"]), _records([folder / original])
+    # Equal Example protos (field order in the bytes is protobuf's business), hence equal arrays.
+    assert [tf.train.Example.FromString(r) for r in ours] == [tf.train.Example.FromString(r) for r in theirs]
+    _assert_same_arrays(_decoded([tmp_path / "out.tfrecords"]), _decoded([folder / original]))
+    assert summary["samples"] == 5
+    assert summary["image_sizes"] == {(96, 192): 5}
+    assert summary["bytes_written"] == os.path.getsize(tmp_path / "out.tfrecords")
+
+
+def test_png_encoding_of_the_fixtures_decodes_like_the_original(tmp_path):
+    folder = shared_path("fixtures", "original_format")
+    summary = write_tfrecords(str(folder / "triplets.txt"), str(tmp_path / "out.tfrecords"), encoding="png")
+    _assert_same_arrays(_decoded([tmp_path / "out.tfrecords"]), _decoded([folder / "original_ssma_format.tfrecords"]))
+    assert summary["bytes_written"] < os.path.getsize(folder / "original_ssma_format.tfrecords") / 1.5
+
+
+def test_read_list_file_resolves_paths_relative_to_the_list(dataset_dir, tmp_path):
+    absolute = str(dataset_dir / "0_rgb.png")
+    lines = ["", f"{absolute} 1_label.png", "  ", "2_rgb.png   2_label.png", ""]
+    entries = read_list_file(write_list(dataset_dir / "mixed.txt", lines))
+    assert entries == [(absolute, str(dataset_dir / "1_label.png")),
+                       (str(dataset_dir / "2_rgb.png"), str(dataset_dir / "2_label.png"))]
+
+
+def test_shards_workers_and_summary(dataset_dir, tmp_path):
+    single = write_tfrecords(str(dataset_dir / "triplets.txt"), str(tmp_path / "one.tfrecords"))
+    calls = []
+    sharded = write_tfrecords(str(dataset_dir / "triplets.txt"), str(tmp_path / "many.tfrecords"),
+                              encoding="png", shards=2, num_workers=3, num_classes=5,
+                              progress=lambda done, total: calls.append((done, total)))
+    names = [str(tmp_path / "many-00000-of-00002.tfrecords"), str(tmp_path / "many-00001-of-00002.tfrecords")]
+    assert sharded["files"] == names
+    assert sorted(os.listdir(tmp_path)) == ["data", "many-00000-of-00002.tfrecords",
+                                            "many-00001-of-00002.tfrecords", "one.tfrecords"]
+    assert [len(_records([n])) for n in names] == [2, 1]
+    # Shards read in order give the list order, and the same arrays as the raw single file.
+    _assert_same_arrays(_decoded(names), _decoded([tmp_path / "one.tfrecords"]))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert sharded["bytes_written"] == sum(os.path.getsize(n) for n in names)
+    labels = [np.asarray(Image.open(dataset_dir / f"{i}_label.png")) for i in range(3)]
+    expected = np.bincount(np.concatenate([l.ravel() for l in labels]))
+    assert single["class_histogram"] == {c: int(n) for c, n in enumerate(expected) if n}
+    assert single["modalities"] == 2 and single["samples"] == 3 and single["image_sizes"] == {(16, 24): 3}
+
+
+def test_images_are_read_as_opencv_would(tmp_path):
+    """Gray and 16-bit modalities become 3 equal BGR channels; palette labels give their indices."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (10, 14, 3), dtype=np.uint8)
+    depth16 = rng.integers(0, 65536, (10, 14), dtype=np.uint16)
+    ids = rng.integers(0, 6, (10, 14), dtype=np.uint8)
+    save_png(tmp_path / "rgba.png", np.concatenate([rgb, np.full((10, 14, 1), 9, np.uint8)], -1))
+    Image.fromarray(depth16).save(tmp_path / "depth.png")
+    palette = Image.fromarray(ids).convert("P")
+    palette.putpalette([v for i in range(256) for v in ((i * 37) % 256, 200, 255 - i)])
+    palette.save(tmp_path / "label.png")
+    write_list(tmp_path / "list.txt", ["rgba.png depth.png label.png"])
+    write_tfrecords(str(tmp_path / "list.txt"), str(tmp_path / "out.tfrecords"))
+    (decoded,) = _decoded([tmp_path / "out.tfrecords"])
+    np.testing.assert_array_equal(decoded["modality1"], rgb[..., ::-1])
+    np.testing.assert_array_equal(decoded["modality2"], np.repeat((depth16 >> 8).astype(np.uint8)[..., None], 3, 2))
+    np.testing.assert_array_equal(decoded["label"], ids)
+
+
+def _bad_inputs(folder: pathlib.Path):
+    """(name, list lines, extra args, exception, message pattern) for each bad input."""
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    save_png(folder / "small_rgb.png", np.zeros((8, 24, 3), np.uint8))
+    save_png(folder / "rgb_label.png", np.zeros((16, 24, 3), np.uint8))
+    big = np.zeros((16, 24), np.uint8)
+    big[3, 4] = 7
+    save_png(folder / "big_label.png", big)
+    good = "0_rgb.png 0_aux.png 0_label.png"
+    return [
+        ("missing image", [good, "1_rgb.png nowhere.png 1_label.png"], {}, FileNotFoundError, r"line 2: image .*nowhere\.png"),
+        ("unreadable image", [good, "broken.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: cannot read image .*broken\.png"),
+        ("wrong columns", [good, "1_rgb.png"], {}, ValueError, r"line 2: expected 2 columns .* got 1"),
+        ("mixed columns", [good, "1_rgb.png 1_label.png"], {}, ValueError, r"line 2: has 2 columns .* have 3"),
+        ("size mismatch", [good, "small_rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: image .*small_rgb\.png' is 8x24 but label .* is 16x24"),
+        ("colour label", [good, "1_rgb.png 1_aux.png rgb_label.png"], {}, ValueError, r"line 2: label .*rgb_label\.png' must be a single-channel .* mode RGB"),
+        ("id >= num_classes", [good, "1_rgb.png 1_aux.png big_label.png"], {"num_classes": 5}, ValueError, r"line 2: label .*big_label\.png' has class id 7 but --num_classes is 5"),
+        ("empty list", ["", "   "], {}, ValueError, r"the list is empty"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("shards,num_workers", [(1, 1), (2, 2)])
+def test_bad_input_names_file_and_line_and_leaves_no_output(dataset_dir, tmp_path, index, shards, num_workers):
+    name, lines, extra, error, pattern = _bad_inputs(dataset_dir)[index]
+    list_file = write_list(dataset_dir / "bad.txt", lines)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(error, match=pattern) as info:
+        write_tfrecords(list_file, str(out / "bad.tfrecords"), shards=shards, num_workers=num_workers, **extra)
+    assert list_file in str(info.value), name
+    assert os.listdir(out) == [], name
+
+
+def test_a_good_list_in_the_same_setup_writes_records(dataset_dir, tmp_path):
+    """Counterpart of the bad-input cases: the same folder and arguments succeed on good lines."""
+    _bad_inputs(dataset_dir)
+    summary = write_tfrecords(str(dataset_dir / "triplets.txt"), str(tmp_path / "ok.tfrecords"), num_classes=5)
+    assert summary["samples"] == 3 and os.path.isfile(tmp_path / "ok.tfrecords")
+
+
+def test_too_many_shards_and_bad_arguments(dataset_dir, tmp_path):
+    with pytest.raises(ValueError, match="3 samples cannot fill 4 shards"):
+        write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "x.tfrecords"), shards=4)
+    with pytest.raises(ValueError, match="encoding"):
+        write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "x.tfrecords"), encoding="jpg")
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        write_tfrecords(str(tmp_path / "nope.txt"), str(tmp_path / "x.tfrecords"))
+    assert os.listdir(tmp_path) == ["data"]
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("convert_to_tfrecords", ROOT / "tools" / "convert_to_tfrecords.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_converts_and_reports(dataset_dir, tmp_path, capsys):
+    cli = _cli()
+    out = tmp_path / "cli.tfrecords"
+    assert cli.main(["-f", str(dataset_dir / "pairs.txt"), "-r", str(out), "--encoding", "png", "--num_classes", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "samples:         3 unimodal" in printed and "image size:      16x24 (3)" in printed
+    assert f"{os.path.getsize(out):,} bytes, png encoding" in printed
+    assert len(_records([out])) == 3
+
+
+def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
+    cli = _cli()
+    list_file = write_list(dataset_dir / "bad.txt", ["0_rgb.png 0_label.png", "1_rgb.png 1_label.png extra more"])
+    assert cli.main(["--file", list_file, "--record", str(tmp_path / "x.tfrecords")]) == 1
+    assert f"error: {list_file}, line 2: expected 2 columns" in capsys.readouterr().err
+    assert not (tmp_path / "x.tfrecords").exists()
