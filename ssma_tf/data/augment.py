@@ -1,0 +1,411 @@
+"""Joint augmentation of all modalities and the label (AdapNet++ paper, Section 5.1.3).
+
+The paper augments with rotation (-13..13 degrees), skewing (0.05..0.10), scaling (0.5..2.0),
+vignetting (210..300), cropping (0.8..0.9), brightness (-40..40), contrast (0.5..1.5) and
+flipping. Geometric transforms act on every modality and the label with the same random
+parameters; the photometric ones (brightness, contrast, vignetting) on modality 1 only.
+
+All geometric transforms, and the resize to the training size, are composed into one affine
+map from output to input pixels, and every tensor is sampled once with it using core
+TensorFlow only (no tensorflow-addons): modality 1 bilinearly with
+`tf.raw_ops.ImageProjectiveTransformV3`, the label and (by default) modality 2 by
+nearest-neighbour gathers, so that labels are never interpolated. Output pixels that map
+outside the source image are void (0) in the label and 0 in the images.
+
+Randomness is stateless: each sample gets its own seed, so a fixed seed reproduces the same
+batches whatever the parallelism of the input pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import tensorflow as tf
+
+# Vignetting radii are given for the paper's 768-pixel-wide images and scaled with the width.
+VIGNETTING_REFERENCE_WIDTH = 768.0
+INTERPOLATIONS = ("nearest", "bilinear")
+
+_RANGE_FIELDS = (
+    "rotation_range",
+    "skew_range",
+    "scale_range",
+    "crop_range",
+    "brightness_range",
+    "contrast_range",
+    "vignetting_range",
+)
+_SWITCH_FIELDS = ("rotation", "skew", "scale", "crop", "flip", "brightness", "contrast", "vignetting")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationConfig:
+    """Switches and ranges of the training augmentation, with the paper's defaults.
+
+    Each enabled transform is applied to a sample independently with `probability` (the paper
+    gives no probability; 0.5 keeps unaugmented views in the mix). Parameters are drawn
+    uniformly from their range.
+
+    Attributes:
+        probability: Chance that each enabled transform is applied to a sample, in [0, 1].
+        rotation: Rotate about the image centre; `rotation_range` in degrees (positive turns
+            the content counter-clockwise).
+        skew: Horizontal shear; `skew_range` is the shear factor (x += k * y), its sign drawn
+            at random.
+        scale: Zoom about the centre; `scale_range` > 1 zooms in, < 1 shrinks the image and
+            brings in void border.
+        crop: Keep a random window of this fraction of each side and stretch it to the
+            output size.
+        flip: Mirror left-right.
+        brightness: Add a value in `brightness_range` (0..255 scale) to modality 1.
+        contrast: Scale modality 1 about its per-channel mean by a factor in `contrast_range`.
+        vignetting: Darken modality 1 towards the corners with a Gaussian falloff whose sigma
+            (pixels of a 768-pixel-wide image, scaled with the width) is in `vignetting_range`.
+    """
+
+    probability: float = 0.5
+    rotation: bool = True
+    rotation_range: Tuple[float, float] = (-13.0, 13.0)
+    skew: bool = True
+    skew_range: Tuple[float, float] = (0.05, 0.10)
+    scale: bool = True
+    scale_range: Tuple[float, float] = (0.5, 2.0)
+    crop: bool = True
+    crop_range: Tuple[float, float] = (0.8, 0.9)
+    flip: bool = True
+    brightness: bool = True
+    brightness_range: Tuple[float, float] = (-40.0, 40.0)
+    contrast: bool = True
+    contrast_range: Tuple[float, float] = (0.5, 1.5)
+    vignetting: bool = True
+    vignetting_range: Tuple[float, float] = (210.0, 300.0)
+
+    def __post_init__(self) -> None:
+        self._validate("AugmentationConfig")
+
+    def _validate(self, source: str) -> None:
+        """Raises ValueError naming the first bad field and `source`."""
+        prob = self.probability
+        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
+            raise ValueError(f"{source}: 'probability' must be a number in [0, 1], got {prob!r}")
+        for name in _SWITCH_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{source}: {name!r} must be true or false, got {getattr(self, name)!r}")
+        # The lowest value each range may take, and whether it may equal that bound.
+        bounds = {
+            "rotation_range": (-180.0, True),
+            "skew_range": (0.0, True),
+            "scale_range": (0.0, False),
+            "crop_range": (0.0, False),
+            "brightness_range": (-255.0, True),
+            "contrast_range": (0.0, True),
+            "vignetting_range": (0.0, False),
+        }
+        for name in _RANGE_FIELDS:
+            value = getattr(self, name)
+            ok = (
+                isinstance(value, (tuple, list))
+                and len(value) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            )
+            if not ok or not (math.isfinite(value[0]) and math.isfinite(value[1])):
+                raise ValueError(f"{source}: {name!r} must be two numbers [low, high], got {value!r}")
+            low, high = value
+            lowest, inclusive = bounds[name]
+            if low > high or low < lowest or (low == lowest and not inclusive):
+                raise ValueError(
+                    f"{source}: {name!r} must satisfy {lowest} {'<=' if inclusive else '<'} low "
+                    f"<= high, got {list(value)!r}"
+                )
+        if self.rotation_range[1] > 180.0:
+            raise ValueError(f"{source}: 'rotation_range' must lie in [-180, 180], got {list(self.rotation_range)!r}")
+        if self.crop_range[1] > 1.0:
+            raise ValueError(f"{source}: 'crop_range' must lie in (0, 1], got {list(self.crop_range)!r}")
+
+    @classmethod
+    def from_dict(cls, d: Optional[Mapping[str, Any]], source: str = "<dict>") -> "AugmentationConfig":
+        """Builds a config from a mapping (e.g. a YAML section); absent keys keep their defaults.
+
+        Args:
+            d: Mapping of field names to values; ranges may be lists. None means all defaults.
+            source: Where the mapping came from (a file name), quoted in errors.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ValueError: On an unknown key or a bad value, naming the key and `source`.
+        """
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{source}: augmentation settings must be a mapping, got {type(d).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {}
+        for key, value in d.items():
+            if key not in known:
+                raise ValueError(
+                    f"{source}: unknown augmentation key {key!r} (known keys: {', '.join(sorted(known))})"
+                )
+            if key in _RANGE_FIELDS and isinstance(value, list):
+                value = tuple(value)
+            values[key] = value
+        config = cls.__new__(cls)
+        # Fill the frozen dataclass by hand so the validation error can name `source`.
+        for field in dataclasses.fields(cls):
+            object.__setattr__(config, field.name, values.get(field.name, field.default))
+        config._validate(source)
+        return config
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Returns the config as plain YAML-friendly values (ranges as lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def disabled(cls) -> "AugmentationConfig":
+        """A config that changes nothing (training then only resizes)."""
+        return cls(**{name: False for name in _SWITCH_FIELDS})
+
+
+# Positions in the vector of uniform draws made for each sample.
+(
+    _ROT_ON, _ROT,
+    _SKEW_ON, _SKEW, _SKEW_SIGN,
+    _SCALE_ON, _SCALE,
+    _CROP_ON, _CROP, _CROP_X, _CROP_Y,
+    _FLIP_ON,
+    _BRIGHT_ON, _BRIGHT,
+    _CONTRAST_ON, _CONTRAST,
+    _VIGNETTE_ON, _VIGNETTE,
+    _NUM_DRAWS,
+) = range(19)
+
+
+def _matrix(rows) -> tf.Tensor:
+    return tf.stack([tf.stack([tf.cast(v, tf.float32) for v in row]) for row in rows])
+
+
+def _geometry(
+    draws: tf.Tensor,
+    config: AugmentationConfig,
+    in_size: Tuple[tf.Tensor, tf.Tensor],
+    out_size: Tuple[int, int],
+) -> tf.Tensor:
+    """Returns the 8 projective coefficients mapping output pixels to input pixels."""
+    h, w = (tf.cast(v, tf.float32) for v in in_size)
+    out_h, out_w = float(out_size[0]), float(out_size[1])
+    p = config.probability
+
+    def pick(on_index: int, enabled: bool, value: tf.Tensor, identity: float) -> tf.Tensor:
+        if not enabled:
+            return tf.constant(identity, tf.float32)
+        return tf.where(draws[on_index] < p, value, identity)
+
+    def uniform(index: int, value_range: Tuple[float, float]) -> tf.Tensor:
+        low, high = value_range
+        return low + (high - low) * draws[index]
+
+    angle = pick(_ROT_ON, config.rotation, uniform(_ROT, config.rotation_range), 0.0) * (math.pi / 180.0)
+    sign = tf.where(draws[_SKEW_SIGN] < 0.5, -1.0, 1.0)
+    shear = pick(_SKEW_ON, config.skew, sign * uniform(_SKEW, config.skew_range), 0.0)
+    zoom = pick(_SCALE_ON, config.scale, uniform(_SCALE, config.scale_range), 1.0)
+    crop = pick(_CROP_ON, config.crop, uniform(_CROP, config.crop_range), 1.0)
+    crop_x = (1.0 - crop) * draws[_CROP_X]
+    crop_y = (1.0 - crop) * draws[_CROP_Y]
+    flip = pick(_FLIP_ON, config.flip, tf.constant(1.0), 0.0)
+
+    one, zero = tf.constant(1.0), tf.constant(0.0)
+    # Output pixel index -> fraction of the augmented canvas (pixel centres at +0.5), inside
+    # the crop window.
+    to_canvas = _matrix([[crop / out_w, zero, crop_x + 0.5 * crop / out_w],
+                         [zero, crop / out_h, crop_y + 0.5 * crop / out_h],
+                         [zero, zero, one]])
+    mirror = _matrix([[1.0 - 2.0 * flip, zero, flip], [zero, one, zero], [zero, zero, one]])
+    # Canvas fraction -> input pixel units relative to the image centre.
+    centre = _matrix([[w, zero, -0.5 * w], [zero, h, -0.5 * h], [zero, zero, one]])
+    # Inverse of (zoom * rotation * shear), applied about the centre. Rotation is in pixel units
+    # so that angles are true on non-square images.
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    unrotate = _matrix([[cos, -sin, zero], [sin, cos, zero], [zero, zero, one]])
+    unshear = _matrix([[one, -shear, zero], [zero, one, zero], [zero, zero, one]])
+    unzoom = _matrix([[1.0 / zoom, zero, zero], [zero, 1.0 / zoom, zero], [zero, zero, one]])
+    # Back to input pixel indices (pixel centres at integers).
+    to_pixels = _matrix([[one, zero, 0.5 * w - 0.5], [zero, one, 0.5 * h - 0.5], [zero, zero, one]])
+    m = to_pixels @ unshear @ unrotate @ unzoom @ centre @ mirror @ to_canvas
+    return tf.reshape(m, [-1])[:8]
+
+
+def _bilinear(image: tf.Tensor, transform: tf.Tensor, out_size: Tuple[int, int]) -> tf.Tensor:
+    """Samples an HxWxC float image bilinearly at the affine map `transform`.
+
+    Coordinates outside the image are clamped to the edge, as `tf.image.resize` does; the
+    caller zeroes the pixels that lie outside (see `_nearest_indices`).
+    """
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[tf.newaxis],
+        transforms=transform[tf.newaxis],
+        output_shape=tf.constant(out_size, tf.int32),
+        fill_value=tf.constant(0.0, tf.float32),
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )
+    return warped[0]
+
+
+def _nearest_indices(
+    transform: tf.Tensor, in_size: Tuple[tf.Tensor, tf.Tensor], out_size: Tuple[int, int]
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Flat source index of each output pixel (nearest neighbour) and where it is inside.
+
+    Outside pixels get index h * w, one past the image, where `_gather` keeps a zero, so a
+    single gather samples all channels and fills the outside with 0. Rounding is
+    floor(x + 0.5), which is exactly the nearest-neighbour rule of `tf.image.resize`.
+    """
+    h, w = in_size
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    xs = tf.range(out_size[1], dtype=tf.float32)[tf.newaxis, :]
+    ys = tf.range(out_size[0], dtype=tf.float32)[:, tf.newaxis]
+    x = tf.floor(transform[0] * xs + transform[1] * ys + (transform[2] + 0.5))
+    y = tf.floor(transform[3] * xs + transform[4] * ys + (transform[5] + 0.5))
+    inside = (x >= 0.0) & (x <= wf - 1.0) & (y >= 0.0) & (y <= hf - 1.0)
+    index = tf.cast(tf.clip_by_value(y, 0.0, hf - 1.0), tf.int32) * w + tf.cast(
+        tf.clip_by_value(x, 0.0, wf - 1.0), tf.int32
+    )
+    return tf.where(inside, index, h * w), inside
+
+
+def _gather(image: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """Gathers HxW or HxWxC `image` at flat indices; index h * w gives 0."""
+    if image.shape.rank == 2:
+        flat = tf.concat([tf.reshape(image, [-1]), tf.zeros([1], image.dtype)], 0)
+    else:
+        channels = image.shape[-1]
+        flat = tf.concat([tf.reshape(image, [-1, channels]), tf.zeros([1, channels], image.dtype)], 0)
+    return tf.gather(flat, index)
+
+
+def _photometric_gain(
+    valid: tf.Tensor, draws: tf.Tensor, config: AugmentationConfig, out_size: Tuple[int, int]
+) -> tf.Tensor:
+    """Per-pixel factor (HxW): the vignetting falloff, times 0 outside the image."""
+    gain = tf.cast(valid, tf.float32)
+    if config.vignetting:
+        low, high = config.vignetting_range
+        out_h, out_w = out_size
+        sigma = (low + (high - low) * draws[_VIGNETTE]) * (out_w / VIGNETTING_REFERENCE_WIDTH)
+        ys = tf.range(out_h, dtype=tf.float32) - 0.5 * (out_h - 1)
+        xs = tf.range(out_w, dtype=tf.float32) - 0.5 * (out_w - 1)
+        # A 2-D Gaussian is the outer product of two 1-D ones: H + W exponentials, not H * W.
+        falloff = tf.exp(-(ys**2) / (2.0 * sigma**2))[:, tf.newaxis] * tf.exp(-(xs**2) / (2.0 * sigma**2))
+        gain = tf.where(draws[_VIGNETTE_ON] < config.probability, gain * falloff, gain)
+    return gain
+
+
+def _photometric(
+    image: tf.Tensor, valid: tf.Tensor, draws: tf.Tensor, config: AugmentationConfig, out_size: Tuple[int, int]
+) -> tf.Tensor:
+    """Contrast, brightness and vignetting of modality 1 (HxWx3 float); 0 outside the image."""
+    p = config.probability
+    factor = tf.constant(1.0)
+    offset = tf.constant(0.0)
+    if config.contrast:
+        low, high = config.contrast_range
+        factor = tf.where(draws[_CONTRAST_ON] < p, low + (high - low) * draws[_CONTRAST], 1.0)
+        # Contrast is scaled about the mean intensity of the pixels inside the image (void
+        # border would drag it towards black); one mean for all channels keeps the hue.
+        mask = tf.cast(valid, tf.float32)
+        total = tf.reduce_sum(tf.einsum("hw,hwc->c", mask, image))
+        mean = total / tf.maximum(3.0 * tf.reduce_sum(mask), 1.0)
+        offset = (1.0 - factor) * mean
+    if config.brightness:
+        low, high = config.brightness_range
+        offset += tf.where(draws[_BRIGHT_ON] < p, low + (high - low) * draws[_BRIGHT], 0.0)
+    if config.contrast or config.brightness:
+        image = tf.clip_by_value(image * factor + offset, 0.0, 255.0)
+    gain = _photometric_gain(valid, draws, config, out_size)
+    return image * gain[..., tf.newaxis]
+
+
+def augment_sample(
+    sample: Mapping[str, tf.Tensor],
+    *,
+    height: int,
+    width: int,
+    config: AugmentationConfig,
+    seed: tf.Tensor,
+    modality2_interpolation: str = "nearest",
+) -> Dict[str, tf.Tensor]:
+    """Jointly augments one decoded sample and resizes it to `height` x `width`.
+
+    Args:
+        sample: `modality1` (HxWx3), `label` (HxW) and optionally `modality2` (HxWx3), all of
+            the same size, any numeric dtype (as decoded: uint8).
+        height: Output height.
+        width: Output width.
+        config: Which transforms to apply, and their ranges.
+        seed: Shape [2] integer tensor; the same seed gives the same augmentation.
+        modality2_interpolation: "nearest" (depth-like maps) or "bilinear".
+
+    Returns:
+        A dict with float32 `modality1` (and `modality2`) of shape (height, width, 3), values
+        0..255, and int32 `label` (height, width); pixels from outside the source image are 0
+        in every tensor (void in the label).
+    """
+    if modality2_interpolation not in INTERPOLATIONS:
+        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}")
+    sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
+    out_size = (int(height), int(width))
+    draws = tf.random.stateless_uniform([_NUM_DRAWS], seed=seed, dtype=tf.float32)
+    in_shape = tf.shape(sample["label"])
+    in_size = (in_shape[0], in_shape[1])
+    transform = _geometry(draws, config, in_size, out_size)
+    # Nearest-neighbour sampling is a gather at indices computed once for the label and
+    # modality 2; it is several times cheaper than the generic warp op.
+    index, valid = _nearest_indices(transform, in_size, out_size)
+
+    m1 = _bilinear(tf.cast(sample["modality1"], tf.float32), transform, out_size)
+    out = {
+        "modality1": tf.ensure_shape(_photometric(m1, valid, draws, config, out_size), [height, width, 3]),
+        "label": tf.ensure_shape(tf.cast(_gather(sample["label"], index), tf.int32), [height, width]),
+    }
+    if "modality2" in sample:
+        if modality2_interpolation == "nearest":
+            m2 = tf.cast(_gather(sample["modality2"], index), tf.float32)
+        else:
+            m2 = _bilinear(tf.cast(sample["modality2"], tf.float32), transform, out_size)
+            m2 = m2 * tf.cast(valid, tf.float32)[..., tf.newaxis]
+        out["modality2"] = tf.ensure_shape(m2, [height, width, 3])
+    return out
+
+
+def resize_sample(
+    sample: Mapping[str, tf.Tensor],
+    *,
+    height: int,
+    width: int,
+    modality2_interpolation: str = "nearest",
+) -> Dict[str, tf.Tensor]:
+    """Resizes one decoded sample without augmentation (the evaluation path).
+
+    Images are resized bilinearly (modality 2 as `modality2_interpolation` says), the label with
+    nearest neighbour. Returns the same dtypes and shapes as `augment_sample`.
+    """
+    if modality2_interpolation not in INTERPOLATIONS:
+        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}")
+    sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
+    size = (int(height), int(width))
+    m1 = tf.image.resize(tf.cast(sample["modality1"], tf.float32), size, method="bilinear")
+    label = tf.image.resize(sample["label"][..., tf.newaxis], size, method="nearest")[..., 0]
+    out = {
+        "modality1": tf.ensure_shape(m1, [height, width, 3]),
+        "label": tf.ensure_shape(tf.cast(label, tf.int32), [height, width]),
+    }
+    if "modality2" in sample:
+        m2 = tf.image.resize(tf.cast(sample["modality2"], tf.float32), size, method=modality2_interpolation)
+        out["modality2"] = tf.ensure_shape(m2, [height, width, 3])
+    return out

@@ -1,0 +1,162 @@
+"""Joint augmentation: geometry, label safety, alignment of modalities, photometric ops, config."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf.data import AugmentationConfig, augment_sample, resize_sample
+from tests.data.helpers import M2_STEP, PALETTE, blocks_sample, random_sample
+
+OFF = AugmentationConfig.disabled()
+
+
+def _only(probability=1.0, **switches):
+    """A config with only the given transforms on (with the given ranges), always applied."""
+    return dataclasses.replace(OFF, probability=probability, **switches)
+
+
+def _run(sample, config, height, width, seed=(1, 2), modality2_interpolation="nearest"):
+    m1, m2, label = sample
+    out = augment_sample({"modality1": m1, "modality2": m2, "label": label}, height=height, width=width, config=config,
+                  seed=tf.constant(seed, tf.int64), modality2_interpolation=modality2_interpolation)
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_defaults_are_the_papers():
+    config = AugmentationConfig()
+    assert config.rotation_range == (-13.0, 13.0)
+    assert config.skew_range == (0.05, 0.10)
+    assert config.scale_range == (0.5, 2.0)
+    assert config.crop_range == (0.8, 0.9)
+    assert config.brightness_range == (-40.0, 40.0)
+    assert config.contrast_range == (0.5, 1.5)
+    assert config.vignetting_range == (210.0, 300.0)
+    assert all([config.rotation, config.skew, config.scale, config.crop, config.flip,
+                config.brightness, config.contrast, config.vignetting])
+
+
+def test_from_dict_round_trip_and_errors():
+    config = AugmentationConfig.from_dict({"rotation_range": [-5, 5], "flip": False, "probability": 1.0}, "run.yaml")
+    assert config.rotation_range == (-5, 5) and config.flip is False and config.scale_range == (0.5, 2.0)
+    assert AugmentationConfig.from_dict(config.to_dict(), "again.yaml") == config
+    assert AugmentationConfig.from_dict(None, "x.yaml") == AugmentationConfig()
+    with pytest.raises(ValueError, match=r"run\.yaml: unknown augmentation key 'rotate'"):
+        AugmentationConfig.from_dict({"rotate": True}, "run.yaml")
+    with pytest.raises(ValueError, match=r"run\.yaml: 'scale_range' must satisfy"):
+        AugmentationConfig.from_dict({"scale_range": [2.0, 0.5]}, "run.yaml")
+    with pytest.raises(ValueError, match=r"run\.yaml: 'crop_range' must lie in \(0, 1\]"):
+        AugmentationConfig.from_dict({"crop_range": [0.8, 1.2]}, "run.yaml")
+    with pytest.raises(ValueError, match=r"run\.yaml: 'flip' must be true or false, got 'yes'"):
+        AugmentationConfig.from_dict({"flip": "yes"}, "run.yaml")
+    with pytest.raises(ValueError, match=r"run\.yaml: 'brightness_range' must be two numbers"):
+        AugmentationConfig.from_dict({"brightness_range": [40]}, "run.yaml")
+    with pytest.raises(ValueError, match=r"run\.yaml: 'probability' must be a number in \[0, 1\]"):
+        AugmentationConfig.from_dict({"probability": 1.5}, "run.yaml")
+
+
+def test_rotation_by_90_degrees_turns_every_tensor_alike():
+    sample = random_sample(32, 32, 12, seed=0)
+    out = _run(sample, _only(rotation=True, rotation_range=(90.0, 90.0)), 32, 32)
+    m1, m2, label = sample
+    np.testing.assert_array_equal(out["label"], np.rot90(label))
+    np.testing.assert_array_equal(out["modality2"], np.rot90(m2))
+    np.testing.assert_allclose(out["modality1"], np.rot90(m1), atol=1e-2)
+
+
+def test_flip_mirrors_every_tensor():
+    sample = random_sample(16, 24, 12, seed=1)
+    out = _run(sample, _only(flip=True), 16, 24)
+    for key, array in zip(("modality1", "modality2", "label"), sample):
+        np.testing.assert_array_equal(out[key], array[:, ::-1], err_msg=key)
+
+
+def test_shrinking_brings_in_void_from_outside():
+    sample = random_sample(32, 64, 5, seed=2)
+    out = _run(sample, _only(scale=True, scale_range=(0.5, 0.5)), 32, 64)
+    border = np.ones((32, 64), bool)
+    border[8:24, 16:48] = False
+    for key in ("label", "modality1", "modality2"):
+        assert not out[key][border].any(), key
+    # The centre holds the image at half size (nearest neighbour keeps every other pixel).
+    np.testing.assert_array_equal(out["label"][8:24, 16:48], sample[2][1::2, 1::2])
+
+
+def test_no_transform_equals_the_evaluation_resize():
+    sample = random_sample(24, 40, 12, seed=3)
+    m1, m2, label = sample
+    expected = resize_sample({"modality1": m1, "modality2": m2, "label": label}, height=32, width=48)
+    for config in (AugmentationConfig(probability=0.0), OFF):
+        out = _run(sample, config, 32, 48)
+        np.testing.assert_allclose(out["modality1"], expected["modality1"].numpy(), atol=1e-3)
+        np.testing.assert_array_equal(out["modality2"], expected["modality2"].numpy())
+        np.testing.assert_array_equal(out["label"], expected["label"].numpy())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_labels_stay_in_the_class_set_and_modalities_stay_aligned(seed):
+    """Every transform on; the label must be readable back from both modalities."""
+    num_classes = 6
+    m1, m2, label = blocks_sample(64, 128, num_classes, seed=seed)
+    # Some void in the source too, at the centre, which stays in view whatever the transform.
+    label[24:40, 48:80] = 0
+    m1[24:40, 48:80], m2[24:40, 48:80] = 0, 0
+    config = dataclasses.replace(AugmentationConfig(), probability=1.0, brightness=False, contrast=False, vignetting=False)
+    out = _run((m1, m2, label), config, 64, 128, seed=(seed, 7))
+    assert out["label"].dtype == np.int32 and out["label"].shape == (64, 128)
+    assert set(np.unique(out["label"])) <= set(range(num_classes))
+    assert (out["label"] == 0).any() and (out["label"] > 0).any()
+    # Modality 2 is sampled like the label: its code equals the label everywhere (0 outside).
+    np.testing.assert_array_equal(out["modality2"][..., 0], out["label"] * M2_STEP)
+    # Modality 1 is bilinear: away from block edges its colour is the label's palette colour.
+    padded = np.pad(out["label"], 1, constant_values=-1)  # border pixels have unknown neighbours
+    uniform = np.ones_like(out["label"], bool)
+    for dy in range(3):
+        for dx in range(3):
+            uniform &= padded[dy : dy + 64, dx : dx + 128] == out["label"]
+    assert uniform.sum() > 1000
+    np.testing.assert_allclose(out["modality1"][uniform], PALETTE[out["label"][uniform]], atol=1.0)
+
+
+def test_photometric_changes_only_modality1():
+    m1, m2, label = random_sample(16, 32, 5, seed=4)
+    m1 = (m1 // 2).astype(np.uint8)  # 0..127, so +40 does not clip
+    out = _run((m1, m2, label), _only(brightness=True, brightness_range=(40.0, 40.0)), 16, 32)
+    np.testing.assert_allclose(out["modality1"], m1.astype(np.float32) + 40.0, atol=1e-4)
+    np.testing.assert_array_equal(out["modality2"], m2)
+    np.testing.assert_array_equal(out["label"], label)
+
+    out = _run((m1, m2, label), _only(contrast=True, contrast_range=(1.5, 1.5)), 16, 32)
+    mean = m1.astype(np.float64).mean()
+    np.testing.assert_allclose(out["modality1"], np.clip((m1 - mean) * 1.5 + mean, 0, 255), atol=1e-3)
+
+
+def test_vignetting_darkens_the_corners_not_the_centre():
+    m1 = np.full((64, 128, 3), 200, np.uint8)
+    _, m2, label = random_sample(64, 128, 5, seed=5)
+    out = _run((m1, m2, label), _only(vignetting=True), 64, 128)["modality1"]
+    assert out[31:33, 63:65].min() > 195
+    assert out[0, 0].max() < 0.5 * 200 and out[-1, -1].max() < 0.5 * 200
+    # Radial: symmetric about the centre.
+    np.testing.assert_allclose(out, out[::-1, ::-1], atol=1e-3)
+
+
+def test_bilinear_modality2_option():
+    m1, m2, label = blocks_sample(32, 64, 5, seed=6, block=8)
+    config = _only(rotation=True, rotation_range=(10.0, 10.0))
+    nearest = _run((m1, m2, label), config, 32, 64)["modality2"]
+    bilinear = _run((m1, m2, label), config, 32, 64, modality2_interpolation="bilinear")["modality2"]
+    codes = set(range(0, 256, M2_STEP))
+    assert set(np.unique(nearest[..., 0])) <= codes
+    assert not set(np.unique(np.round(bilinear[..., 0], 3))) <= codes  # blends across block edges
+
+
+def test_same_seed_same_result_other_seed_differs():
+    sample = random_sample(32, 48, 12, seed=7)
+    a = _run(sample, AugmentationConfig(probability=1.0), 24, 40, seed=(3, 4))
+    b = _run(sample, AugmentationConfig(probability=1.0), 24, 40, seed=(3, 4))
+    c = _run(sample, AugmentationConfig(probability=1.0), 24, 40, seed=(3, 5))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["label"], c["label"])
