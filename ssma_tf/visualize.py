@@ -14,14 +14,18 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from ssma_tf.modalities.colorize import jet_colormap
+
 ArrayLike = Union[np.ndarray, Sequence]
 
 
 def apply_jet(values: np.ndarray) -> np.ndarray:
-    """Maps values in 0..1 to the jet colour map (0 = dark blue, 1 = dark red).
+    """Maps values in 0..1 to the jet colour map (0 = dark blue, 1 = dark red), as uint8.
 
-    The classic piecewise-linear jet: each channel is a clipped "tent" over the range, so the map
-    passes dark blue → blue → cyan → yellow → red → dark red. Values outside 0..1 are clipped.
+    Uses the project's one definition of jet (`ssma_tf.modalities.jet_colormap`) with the same
+    rounding as `ssma_tf.modalities.jet`, so a value gives the same colour everywhere in the
+    project (this matters: every jet level of a 0..255 grid falls exactly on a half).
+    Values outside 0..1 are clipped.
 
     Args:
         values: float array of any shape.
@@ -29,11 +33,7 @@ def apply_jet(values: np.ndarray) -> np.ndarray:
     Returns:
         uint8 array of shape `values.shape + (3,)`, RGB order.
     """
-    v = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)[..., None]
-    # Tent centres for r, g, b: each channel peaks a quarter of the range after the previous one.
-    centres = np.array([3.0, 2.0, 1.0], dtype=np.float32)
-    channels = np.clip(1.5 - np.abs(4.0 * v - centres), 0.0, 1.0)
-    return np.round(channels * 255.0).astype(np.uint8)
+    return np.floor(jet_colormap(values) * 255.0 + 0.5).astype(np.uint8)
 
 
 def _as_palette(palette: ArrayLike) -> np.ndarray:
@@ -176,7 +176,9 @@ def gate_to_image(
     return apply_jet(gate)
 
 
-def save_png(path: Union[str, os.PathLike], array: np.ndarray) -> None:
+def save_png(
+    path: Union[str, os.PathLike], array: np.ndarray, compress_level: int = 6
+) -> None:
     """Writes a uint8 image as PNG atomically (temporary file in the same folder, then rename).
 
     A reader (or a crash) never sees a partial file at `path`. Parent folders are created.
@@ -184,9 +186,11 @@ def save_png(path: Union[str, os.PathLike], array: np.ndarray) -> None:
     Args:
         path: destination file name.
         array: (H, W) grey / class ids, or (H, W, 3) RGB, or (H, W, 4) RGBA, dtype uint8.
+        compress_level: zlib level 0..9 (Pillow's default 6); 1 is about twice as fast and
+            barely larger for noisy pictures.
 
     Raises:
-        ValueError: on a dtype other than uint8 or an unsupported shape.
+        ValueError: on a dtype other than uint8, an unsupported shape or compression level.
     """
     image = np.asarray(array)
     if image.dtype != np.uint8:
@@ -198,6 +202,8 @@ def save_png(path: Union[str, os.PathLike], array: np.ndarray) -> None:
             f"save_png({os.fspath(path)!r}) needs shape (H, W), (H, W, 3) or (H, W, 4), "
             f"got {image.shape}"
         )
+    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be an integer in 0..9, got {compress_level!r}")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -207,7 +213,9 @@ def save_png(path: Union[str, os.PathLike], array: np.ndarray) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             # The temporary name does not end in .png, so the format is given explicitly.
-            Image.fromarray(np.ascontiguousarray(image)).save(stream, format="PNG")
+            Image.fromarray(np.ascontiguousarray(image)).save(
+                stream, format="PNG", compress_level=compress_level
+            )
         # mkstemp creates the file 0600; a written picture should be readable like any other.
         os.chmod(temp_path, 0o644)
         os.replace(temp_path, path)

@@ -130,4 +130,15 @@ def test_save_png_rejects_bad_arrays_and_keeps_the_old_file(tmp_path):
         visualize.save_png(path, np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match="shape"):
         visualize.save_png(path, np.zeros((2, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="compress_level"):
+        visualize.save_png(path, np.zeros((2, 2), np.uint8), compress_level=10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
+
+
+def test_apply_jet_gives_the_colours_of_the_modalities_jet():
+    from ssma_tf import modalities
+
+    levels = np.arange(256, dtype=np.float32)
+    np.testing.assert_array_equal(
+        visualize.apply_jet(levels / 255.0), modalities.jet(levels[None] + 1, vmin=1, vmax=256)[0]
+    )
