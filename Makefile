@@ -15,5 +15,10 @@ $(STAMP): setup.py
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# The model code also runs on the JAX backend; jax is not a dependency, so this target adds it.
+test-jax: $(STAMP)
+	$(BIN)/pip install --quiet "jax[cpu]"
+	$(BIN)/python -m pytest -q tests/test_jax_backend.py
+
 clean:
 	rm -rf $(VENV) .venv-jax demo_output .pytest_cache
