@@ -23,14 +23,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Convert a list file of image pairs/triplets to TFRecords (SSMA / AdapNet++ schema)."
+        description="Convert a list file of image pairs/triplets to TFRecords "
+        "(SSMA / AdapNet++ schema)."
     )
-    parser.add_argument("-f", "--file", required=True, help="list file: 'modality1 [modality2] label' per line")
+    parser.add_argument("-f", "--file", required=True,
+                        help="list file: 'modality1 [modality2] label' per line")
     parser.add_argument("-r", "--record", required=True, help="output TFRecord file")
     parser.add_argument("--encoding", choices=("raw", "png"), default="raw",
                         help="raw BGR bytes as the original tools (default) or PNG bytes (smaller)")
     parser.add_argument("--shards", type=int, default=1, help="number of output files (default 1)")
-    parser.add_argument("--num_workers", type=int, default=1, help="images decoded in parallel (default 1)")
+    parser.add_argument("--num_workers", type=int, default=1,
+                        help="images decoded in parallel (default 1)")
     parser.add_argument("--num_classes", type=int, default=None,
                         help="number of classes incl. void; a label id >= this is an error")
     return parser.parse_args(argv)
@@ -49,7 +52,10 @@ def _progress_bar(stream) -> Callable[[int, int], None]:
         width = 30
         filled = width * done // total
         rate = done / max(now - start, 1e-9)
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:.1f} samples/s")
+        eta = f", {(total - done) / rate:.0f} s left" if done < total else ""
+        bar = "#" * filled + "." * (width - filled)
+        # \033[K clears what a longer previous line left behind.
+        stream.write(f"\r[{bar}] {done}/{total} {rate:.1f} samples/s{eta}\033[K")
         if done == total:
             stream.write("\n")
         stream.flush()

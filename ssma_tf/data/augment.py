@@ -37,7 +37,9 @@ _RANGE_FIELDS = (
     "contrast_range",
     "vignetting_range",
 )
-_SWITCH_FIELDS = ("rotation", "skew", "scale", "crop", "flip", "brightness", "contrast", "vignetting")
+_SWITCH_FIELDS = (
+    "rotation", "skew", "scale", "crop", "flip", "brightness", "contrast", "vignetting"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +94,9 @@ class AugmentationConfig:
             raise ValueError(f"{source}: 'probability' must be a number in [0, 1], got {prob!r}")
         for name in _SWITCH_FIELDS:
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{source}: {name!r} must be true or false, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{source}: {name!r} must be true or false, got {getattr(self, name)!r}"
+                )
         # The lowest value each range may take, and whether it may equal that bound.
         bounds = {
             "rotation_range": (-180.0, True),
@@ -111,7 +115,9 @@ class AugmentationConfig:
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
             )
             if not ok or not (math.isfinite(value[0]) and math.isfinite(value[1])):
-                raise ValueError(f"{source}: {name!r} must be two numbers [low, high], got {value!r}")
+                raise ValueError(
+                    f"{source}: {name!r} must be two numbers [low, high], got {value!r}"
+                )
             low, high = value
             lowest, inclusive = bounds[name]
             if low > high or low < lowest or (low == lowest and not inclusive):
@@ -120,12 +126,19 @@ class AugmentationConfig:
                     f"<= high, got {list(value)!r}"
                 )
         if self.rotation_range[1] > 180.0:
-            raise ValueError(f"{source}: 'rotation_range' must lie in [-180, 180], got {list(self.rotation_range)!r}")
+            raise ValueError(
+                f"{source}: 'rotation_range' must lie in [-180, 180], "
+                f"got {list(self.rotation_range)!r}"
+            )
         if self.crop_range[1] > 1.0:
-            raise ValueError(f"{source}: 'crop_range' must lie in (0, 1], got {list(self.crop_range)!r}")
+            raise ValueError(
+                f"{source}: 'crop_range' must lie in (0, 1], got {list(self.crop_range)!r}"
+            )
 
     @classmethod
-    def from_dict(cls, d: Optional[Mapping[str, Any]], source: str = "<dict>") -> "AugmentationConfig":
+    def from_dict(
+        cls, d: Optional[Mapping[str, Any]], source: str = "<dict>"
+    ) -> "AugmentationConfig":
         """Builds a config from a mapping (e.g. a YAML section); absent keys keep their defaults.
 
         Args:
@@ -141,13 +154,16 @@ class AugmentationConfig:
         if d is None:
             return cls()
         if not isinstance(d, Mapping):
-            raise ValueError(f"{source}: augmentation settings must be a mapping, got {type(d).__name__}")
+            raise ValueError(
+                f"{source}: augmentation settings must be a mapping, got {type(d).__name__}"
+            )
         known = {field.name for field in dataclasses.fields(cls)}
         values = {}
         for key, value in d.items():
             if key not in known:
                 raise ValueError(
-                    f"{source}: unknown augmentation key {key!r} (known keys: {', '.join(sorted(known))})"
+                    f"{source}: unknown augmentation key {key!r} "
+                    f"(known keys: {', '.join(sorted(known))})"
                 )
             if key in _RANGE_FIELDS and isinstance(value, list):
                 value = tuple(value)
@@ -210,7 +226,8 @@ def _geometry(
         low, high = value_range
         return low + (high - low) * draws[index]
 
-    angle = pick(_ROT_ON, config.rotation, uniform(_ROT, config.rotation_range), 0.0) * (math.pi / 180.0)
+    degrees = pick(_ROT_ON, config.rotation, uniform(_ROT, config.rotation_range), 0.0)
+    angle = degrees * (math.pi / 180.0)
     sign = tf.where(draws[_SKEW_SIGN] < 0.5, -1.0, 1.0)
     shear = pick(_SKEW_ON, config.skew, sign * uniform(_SKEW, config.skew_range), 0.0)
     zoom = pick(_SCALE_ON, config.scale, uniform(_SCALE, config.scale_range), 1.0)
@@ -285,7 +302,9 @@ def _gather(image: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
         flat = tf.concat([tf.reshape(image, [-1]), tf.zeros([1], image.dtype)], 0)
     else:
         channels = image.shape[-1]
-        flat = tf.concat([tf.reshape(image, [-1, channels]), tf.zeros([1, channels], image.dtype)], 0)
+        flat = tf.concat(
+            [tf.reshape(image, [-1, channels]), tf.zeros([1, channels], image.dtype)], 0
+        )
     return tf.gather(flat, index)
 
 
@@ -301,13 +320,19 @@ def _photometric_gain(
         ys = tf.range(out_h, dtype=tf.float32) - 0.5 * (out_h - 1)
         xs = tf.range(out_w, dtype=tf.float32) - 0.5 * (out_w - 1)
         # A 2-D Gaussian is the outer product of two 1-D ones: H + W exponentials, not H * W.
-        falloff = tf.exp(-(ys**2) / (2.0 * sigma**2))[:, tf.newaxis] * tf.exp(-(xs**2) / (2.0 * sigma**2))
+        falloff_y = tf.exp(-(ys**2) / (2.0 * sigma**2))
+        falloff_x = tf.exp(-(xs**2) / (2.0 * sigma**2))
+        falloff = falloff_y[:, tf.newaxis] * falloff_x
         gain = tf.where(draws[_VIGNETTE_ON] < config.probability, gain * falloff, gain)
     return gain
 
 
 def _photometric(
-    image: tf.Tensor, valid: tf.Tensor, draws: tf.Tensor, config: AugmentationConfig, out_size: Tuple[int, int]
+    image: tf.Tensor,
+    valid: tf.Tensor,
+    draws: tf.Tensor,
+    config: AugmentationConfig,
+    out_size: Tuple[int, int],
 ) -> tf.Tensor:
     """Contrast, brightness and vignetting of modality 1 (HxWx3 float); 0 outside the image."""
     p = config.probability
@@ -357,7 +382,10 @@ def augment_sample(
         in every tensor (void in the label).
     """
     if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}")
+        raise ValueError(
+            f"modality2_interpolation must be one of {INTERPOLATIONS}, "
+            f"got {modality2_interpolation!r}"
+        )
     sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
     out_size = (int(height), int(width))
     draws = tf.random.stateless_uniform([_NUM_DRAWS], seed=seed, dtype=tf.float32)
@@ -370,8 +398,12 @@ def augment_sample(
 
     m1 = _bilinear(tf.cast(sample["modality1"], tf.float32), transform, out_size)
     out = {
-        "modality1": tf.ensure_shape(_photometric(m1, valid, draws, config, out_size), [height, width, 3]),
-        "label": tf.ensure_shape(tf.cast(_gather(sample["label"], index), tf.int32), [height, width]),
+        "modality1": tf.ensure_shape(
+            _photometric(m1, valid, draws, config, out_size), [height, width, 3]
+        ),
+        "label": tf.ensure_shape(
+            tf.cast(_gather(sample["label"], index), tf.int32), [height, width]
+        ),
     }
     if "modality2" in sample:
         if modality2_interpolation == "nearest":
@@ -396,7 +428,10 @@ def resize_sample(
     nearest neighbour. Returns the same dtypes and shapes as `augment_sample`.
     """
     if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}")
+        raise ValueError(
+            f"modality2_interpolation must be one of {INTERPOLATIONS}, "
+            f"got {modality2_interpolation!r}"
+        )
     sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
     size = (int(height), int(width))
     m1 = tf.image.resize(tf.cast(sample["modality1"], tf.float32), size, method="bilinear")
@@ -406,6 +441,8 @@ def resize_sample(
         "label": tf.ensure_shape(tf.cast(label, tf.int32), [height, width]),
     }
     if "modality2" in sample:
-        m2 = tf.image.resize(tf.cast(sample["modality2"], tf.float32), size, method=modality2_interpolation)
+        m2 = tf.image.resize(
+            tf.cast(sample["modality2"], tf.float32), size, method=modality2_interpolation
+        )
         out["modality2"] = tf.ensure_shape(m2, [height, width, 3])
     return out

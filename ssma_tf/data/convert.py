@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import glob
 import os
 import uuid
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -54,7 +55,9 @@ def _list_entries(path: str) -> List[Tuple[int, Tuple[str, ...]]]:
                     f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
                     f"{columns}; a list holds either pairs or triplets"
                 )
-            resolved = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts)
+            resolved = tuple(
+                os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts
+            )
             entries.append((number, resolved))
     if not entries:
         raise ValueError(f"{path}: the list is empty")
@@ -101,7 +104,9 @@ def load_image_bgr(path: str, where: str = "") -> np.ndarray:
         gray = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
         rgb = np.repeat(gray[..., np.newaxis], 3, axis=2)
     elif image.mode == "F":
-        raise ValueError(f"{where or path}: image {path!r} is floating point (mode F), expected 8 or 16 bits")
+        raise ValueError(
+            f"{where or path}: image {path!r} is floating point (mode F), expected 8 or 16 bits"
+        )
     else:
         rgb = np.asarray(image.convert("RGB"))
     return np.ascontiguousarray(rgb[..., ::-1])
@@ -178,7 +183,9 @@ def _loaded(
         window = 4 * num_workers  # bounds memory while keeping the workers busy
         try:
             for number, paths in entries:
-                pending.append(pool.submit(_load_sample, list_path, number, paths, encoding, num_classes))
+                pending.append(
+                    pool.submit(_load_sample, list_path, number, paths, encoding, num_classes)
+                )
                 if len(pending) >= window:
                     yield pending.pop(0).result()
             while pending:
@@ -212,7 +219,9 @@ def write_tfrecords(
 
     Returns:
         A summary: `samples`, `modalities`, `encoding`, `files` (written paths), `image_sizes`
-        ({(h, w): count}), `class_histogram` ({id: pixels}), `bytes_written`.
+        ({(h, w): count}), `class_histogram` ({id: pixels}), `bytes_written`, and
+        `other_shards`: shard files beside the output that this run did not write (left from an
+        earlier run with another shard count). An existing output file is replaced.
 
     Raises:
         FileNotFoundError: On a missing list file or image.
@@ -227,7 +236,11 @@ def write_tfrecords(
     for name, value in (("shards", shards), ("num_workers", num_workers)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 256):
+    if num_classes is not None and (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, int)
+        or not 1 <= num_classes <= 256
+    ):
         raise ValueError(f"num_classes must be an integer in 1..256, got {num_classes!r}")
     entries = _list_entries(list_file)
     if shards > len(entries):
@@ -239,7 +252,9 @@ def write_tfrecords(
     # Unique names beside the outputs (same file system, so the final rename is atomic); the
     # writers create them with the usual permissions.
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temporaries = [os.path.join(folder, f".{os.path.basename(name)}.{tag}.partial") for name in names]
+    temporaries = [
+        os.path.join(folder, f".{os.path.basename(name)}.{tag}.partial") for name in names
+    ]
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
     try:
@@ -248,7 +263,8 @@ def write_tfrecords(
         writer = None
         current = -1
         try:
-            with contextlib.closing(_loaded(list_file, entries, encoding, num_classes, num_workers)) as samples:
+            loaded = _loaded(list_file, entries, encoding, num_classes, num_workers)
+            with contextlib.closing(loaded) as samples:
                 for index, (record, size, counts) in enumerate(samples):
                     shard = index * shards // total
                     if shard != current:
@@ -273,6 +289,12 @@ def write_tfrecords(
                 os.remove(temporary)
 
     present = np.nonzero(histogram)[0]
+    # Shards of an earlier run with another --shards stay beside the new ones and a glob such as
+    # `train-*.tfrecords` would read them too: report them.
+    stem, ext = os.path.splitext(output)
+    digits = "[0-9]" * 5
+    pattern = f"{glob.escape(stem)}-{digits}-of-{digits}{glob.escape(ext)}"
+    others = sorted(set(glob.glob(pattern)) - set(names))
     return {
         "samples": len(entries),
         "modalities": len(entries[0][1]) - 1,
@@ -281,6 +303,7 @@ def write_tfrecords(
         "image_sizes": dict(sorted(sizes.items())),
         "class_histogram": {int(i): int(histogram[i]) for i in present},
         "bytes_written": sum(os.path.getsize(name) for name in names),
+        "other_shards": others,
     }
 
 
@@ -291,12 +314,22 @@ def format_summary(summary: Dict[str, object]) -> str:
     pixels = sum(histogram.values()) or 1
     classes = ", ".join(f"{c}: {n} ({100.0 * n / pixels:.1f}%)" for c, n in histogram.items())
     files = summary["files"]
-    kind = "fusion (modality1, modality2, label)" if summary["modalities"] == 2 else "unimodal (modality1, label)"
+    if summary["modalities"] == 2:
+        kind = "fusion (modality1, modality2, label)"
+    else:
+        kind = "unimodal (modality1, label)"
     lines = [
         f"samples:         {summary['samples']} {kind}",
         f"image size:      {sizes}",
         f"class histogram: {classes}",
         f"written:         {summary['bytes_written']:,} bytes, {summary['encoding']} encoding, "
-        f"{len(files)} file{'s' if len(files) > 1 else ''}: {files[0]}{' ...' if len(files) > 1 else ''}",
+        f"{len(files)} file{'s' if len(files) > 1 else ''}: "
+        f"{files[0]}{' ...' if len(files) > 1 else ''}",
     ]
+    if summary.get("other_shards"):
+        lines.append(
+            f"warning:         {len(summary['other_shards'])} shard file(s) of an earlier run "
+            f"lie beside these, e.g. {summary['other_shards'][0]}; delete them before reading "
+            "with a glob"
+        )
     return "\n".join(lines)

@@ -112,19 +112,29 @@ def build_dataset(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2 (void + 1 class), got {num_classes!r}")
+        raise ValueError(
+            f"num_classes must be an integer >= 2 (void + 1 class), got {num_classes!r}"
+        )
     if modalities not in (1, 2):
         raise ValueError(f"modalities must be 1 or 2, got {modalities!r}")
     if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}")
-    if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1):
+        raise ValueError(
+            f"modality2_interpolation must be one of {INTERPOLATIONS}, "
+            f"got {modality2_interpolation!r}"
+        )
+    if repeat is not None and (
+        isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1
+    ):
         raise ValueError(f"repeat must be None or a positive integer, got {repeat!r}")
     if not isinstance(shuffle_buffer, int) or shuffle_buffer < 1:
         raise ValueError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}")
     if augmentation is None:
         augmentation = AugmentationConfig()
     elif not isinstance(augmentation, AugmentationConfig):
-        raise ValueError(f"augmentation must be an AugmentationConfig or None, got {type(augmentation).__name__}")
+        raise ValueError(
+            "augmentation must be an AugmentationConfig or None, "
+            f"got {type(augmentation).__name__}"
+        )
 
     files = list_record_files(file_patterns)
     if check_records:
@@ -138,7 +148,10 @@ def build_dataset(
         label = tf.where(label >= num_classes, tf.zeros_like(label), label)
         if one_hot:
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
-        inputs = sample["modality1"] if modalities == 1 else (sample["modality1"], sample["modality2"])
+        if modalities == 1:
+            inputs = sample["modality1"]
+        else:
+            inputs = (sample["modality1"], sample["modality2"])
         return inputs, label
 
     def decode(serialized):

@@ -30,7 +30,9 @@ ENCODINGS = ("raw", "png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _check_arrays(modality1: np.ndarray, label: np.ndarray, modality2: Optional[np.ndarray]) -> None:
+def _check_arrays(
+    modality1: np.ndarray, label: np.ndarray, modality2: Optional[np.ndarray]
+) -> None:
     """Raises ValueError unless the arrays have the shapes and dtype of one sample."""
     arrays = {MODALITY1: modality1, LABEL: label}
     if modality2 is not None:

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ssma_tf.data import decode_example, read_list_file, write_tfrecords
+from ssma_tf.data import decode_example, format_summary, read_list_file, write_tfrecords
 from tests.conftest import ROOT, shared_path
 from tests.data.helpers import random_sample, save_png, write_list
 
@@ -191,3 +191,11 @@ def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
     assert cli.main(["--file", list_file, "--record", str(tmp_path / "x.tfrecords")]) == 1
     assert f"error: {list_file}, line 2: expected 2 columns" in capsys.readouterr().err
     assert not (tmp_path / "x.tfrecords").exists()
+
+
+def test_shards_of_an_earlier_run_are_reported(dataset_dir, tmp_path):
+    first = write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"), shards=3)
+    assert first["other_shards"] == []
+    second = write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"), shards=2)
+    assert second["other_shards"] == first["files"]
+    assert "3 shard file(s) of an earlier run" in format_summary(second)
