@@ -26,8 +26,9 @@ from ssma_tf.data import schema
 
 ProgressCallback = Callable[[int, int], None]
 
-# Pillow modes that hold class ids in a single channel ("P" holds palette indices).
-_LABEL_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N")
+# Pillow modes that hold class ids in a single channel ("P" holds palette indices, "1" is a
+# bilevel image: ids 0 and 1).
+_LABEL_MODES = ("L", "P", "1", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 def _list_entries(path: str) -> List[Tuple[int, Tuple[str, ...]]]:
