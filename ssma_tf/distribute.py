@@ -1,0 +1,133 @@
+"""Devices and `tf.distribute` strategies for training and evaluation.
+
+One code path for every set-up: the training step always runs through `strategy.run`, with
+
+- `MultiWorkerMirroredStrategy` when `TF_CONFIG` describes a cluster of several tasks,
+- `MirroredStrategy` over all visible GPUs when there is more than one (batch norms then compute
+  their statistics over the global batch, "synchronized batch norm"),
+- the default strategy otherwise (one GPU, or the CPU).
+
+`gpu_id` (the original config key) still selects the GPUs, as the released scripts did through
+`CUDA_VISIBLE_DEVICES`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+import keras
+import tensorflow as tf
+
+# TF_CONFIG task types that take part in training (an "evaluator" task does not).
+_TRAINING_TASK_TYPES = ("chief", "worker")
+
+
+def configure_devices(gpu_id: Optional[str]) -> None:
+    """Makes only the GPUs named by `gpu_id` visible to TensorFlow.
+
+    Sets `CUDA_VISIBLE_DEVICES` as the original scripts did. That only works before CUDA starts,
+    so when TensorFlow has already seen the GPUs (e.g. a caller listed them first) the selection
+    is also applied with `tf.config.set_visible_devices`.
+
+    Args:
+        gpu_id: "0", "0,1", ... or "-1" for the CPU only; None leaves the devices alone.
+
+    Raises:
+        ValueError: if `gpu_id` names a GPU that does not exist.
+    """
+    if gpu_id is None:
+        return
+    wanted = [int(i) for i in gpu_id.split(",") if int(i) >= 0]
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in wanted) if wanted else "-1"
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) <= len(wanted):
+        return  # the variable took effect (or there are no GPUs at all)
+    # CUDA had started before the variable was set: every GPU is still listed by its index.
+    missing = [i for i in wanted if i >= len(gpus)]
+    if missing:
+        raise ValueError(f"gpu_id {gpu_id!r} names GPU(s) {missing}, but only {len(gpus)} exist")
+    try:
+        tf.config.set_visible_devices([gpus[i] for i in wanted], "GPU")
+    except RuntimeError as error:  # the runtime is initialised: too late to change anything
+        raise RuntimeError(
+            f"cannot select GPUs {gpu_id!r}: TensorFlow has already initialised its devices; "
+            "set gpu_id before running any TensorFlow operation"
+        ) from error
+
+
+def cluster_from_env() -> Optional[dict[str, Any]]:
+    """The cluster of `TF_CONFIG` when it describes more than one training task, else None."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
+    cluster = spec.get("cluster") or {}
+    tasks = sum(len(cluster.get(kind) or ()) for kind in _TRAINING_TASK_TYPES)
+    return cluster if tasks > 1 else None
+
+
+def create_strategy(gpu_id: Optional[str] = None) -> tf.distribute.Strategy:
+    """Picks the distribution strategy for this process (see the module docstring).
+
+    Must run before any other TensorFlow work in the process when `TF_CONFIG` describes a
+    cluster (MultiWorkerMirroredStrategy has to be created first).
+
+    Args:
+        gpu_id: the config's `gpu_id` (None: all visible GPUs).
+
+    Returns:
+        The strategy; `tf.distribute.get_strategy()` (the default one) for a single device.
+    """
+    configure_devices(gpu_id)
+    if cluster_from_env() is not None:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints, summaries and logs (always, without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    # Without an explicit chief, worker 0 plays its part (as in TensorFlow's own conventions).
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def task_id(strategy: tf.distribute.Strategy) -> int:
+    """This worker's index in the cluster (0 without one)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(resolver.task_id or 0) if resolver is not None and resolver.task_type else 0
+
+
+def synchronize_batch_norms(model: keras.Model) -> int:
+    """Makes every batch norm of `model` compute batch statistics over all replicas.
+
+    Keras 3's `BatchNormalization(synchronized=True)` all-reduces the moments across the
+    replicas of the current strategy. The flag is read on every call, so switching it on after
+    the model is built is the same as building with it, and keeps the model constructors free
+    of distribution concerns. Only worth it with more than one replica; with one it changes
+    nothing but the cost.
+
+    Args:
+        model: a built model.
+
+    Returns:
+        The number of batch-norm layers switched.
+    """
+    count = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            count += 1
+    return count

@@ -1,0 +1,55 @@
+"""TensorBoard summaries written with TensorFlow alone (the `tensorboard` package is optional).
+
+`tf.summary.scalar` and `tf.summary.image` live in the `tensorboard` package, which is not a
+dependency of this project. The event files only need `tf.summary.write` (in TensorFlow's core)
+and the metadata that tells TensorBoard's scalar and image plugins what a tensor is, so that a
+TensorBoard installed anywhere reads the logs as usual.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+    data_class=summary_pb2.DATA_CLASS_SCALAR,
+)
+_IMAGE_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"),
+    data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+)
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """Writes one scalar to the default summary writer (a no-op without one).
+
+    Args:
+        tag: the series name, e.g. "loss/total".
+        value: the value.
+        step: the training step.
+    """
+    tf.summary.write(
+        tag, tf.constant(float(value), tf.float32), step=step, metadata=_SCALAR_METADATA
+    )
+
+
+def write_images(tag: str, images: Any, step: int, max_outputs: int = 3) -> None:
+    """Writes a few RGB images to the default summary writer, as TensorBoard's image plugin does.
+
+    Args:
+        tag: the series name.
+        images: uint8 (N, H, W, 3).
+        step: the training step.
+        max_outputs: at most this many images are written.
+    """
+    images = np.asarray(images)[:max_outputs]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4) or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (N, H, W, 1|3|4), got {images.dtype} {images.shape}")
+    # The image plugin's layout: width and height as strings, then one PNG per image.
+    encoded = [tf.io.encode_png(image).numpy() for image in images]
+    blob = [str(images.shape[2]).encode(), str(images.shape[1]).encode()] + encoded
+    tf.summary.write(tag, tf.constant(blob, tf.string), step=step, metadata=_IMAGE_METADATA)
