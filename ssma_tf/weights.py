@@ -250,7 +250,10 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
             messages.append(str(report))
         else:
             dropout_rate = 1.0 - config.dropout_keep_prob
+            loaded: dict[str, list] = {}  # one throw-away AdapNet++ per distinct source
             for encoder, source in zip(model.encoders, (first, second)):
-                encoder.set_weights(unimodal_encoder_weights(source, config.num_classes, dropout_rate))
+                if source not in loaded:
+                    loaded[source] = unimodal_encoder_weights(source, config.num_classes, dropout_rate)
+                encoder.set_weights(loaded[source])
                 messages.append(f"{source}: loaded into the {encoder.name} expert")
     return messages

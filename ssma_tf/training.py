@@ -1,0 +1,603 @@
+"""Training AdapNet++ and SSMA with the released protocol, on `tf.distribute`, resumable.
+
+What one run does (`train(config)`, or `Trainer(config).train()`):
+
+1. picks the strategy (`ssma_tf.distribute`), builds the input pipeline, then the model, and
+   loads its starting weights (`intialize`, or `checkpoint1`/`checkpoint2` for SSMA);
+2. optimises the released loss (`ssma_tf.losses.total_loss`) with Adam on the TF1 polynomial
+   decay (`ssma_tf.schedules`) for `max_iteration` steps, with a per-variable learning-rate
+   factor for the encoders (SSMA stage 2 trains them 10× slower);
+3. logs every `skip_step` steps, writes TensorBoard summaries to `log_dir`, checkpoints every
+   `save_step` steps and at the end, and exports `<checkpoint>/final.weights.h5`.
+
+A run started again with the same config resumes from the newest checkpoint in `checkpoint`:
+weights, optimizer state, step (so the same point of the schedule) and, on a single device, the
+position in the input stream. Checkpoints are written by `tf.train.CheckpointManager`, which
+updates its state file only after a checkpoint is complete, so a crash during a save leaves the
+previous checkpoint as the newest one; a checkpoint that still fails to read is skipped for the
+one before it.
+
+The SSMA stages of the paper (Section 5.1.2) are configs, not code paths: stage 1 trains one
+AdapNet++ per modality; stage 2 an SSMA with `freeze_experts: false` and
+`encoder_lr_multiplier: 0.1`; stage 3 an SSMA with the experts frozen (not trainable, batch norms
+in inference mode), starting from stage 2's weights (`initialize`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from ssma_tf.config import ConfigError
+from ssma_tf.data import AugmentationConfig, build_dataset
+from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
+from ssma_tf.losses import l2_penalty, total_loss
+from ssma_tf.schedules import schedule_from_config
+from ssma_tf.summaries import write_images, write_scalar
+from ssma_tf.weights import FINAL_WEIGHTS, build_model, check_checkpoint_fits, initialize_model
+
+# Checkpoints kept in `checkpoint` (older ones are deleted as new ones are written).
+MAX_CHECKPOINTS_TO_KEEP = 3
+# Images of each batch whose predicted masks the training step hands back for TensorBoard.
+PREVIEW_IMAGES = 2
+# Object-graph key of the step counter in our checkpoints (read before the model is built).
+_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; training stopped without writing another checkpoint."""
+
+
+class AdamWithMultipliers(keras.optimizers.Adam):
+    """Adam (TF1 semantics: ε added to √v̂) with a learning-rate factor per variable.
+
+    Adam's step is proportional to the learning rate and independent of the gradient's scale, so
+    scaling gradients cannot slow a group of variables down; scaling the learning rate of those
+    variables can, and is exactly a second Adam at `factor × lr` on the same schedule (the moments
+    are per variable, the bias correction depends only on the shared step count). One optimizer
+    also means one loss scale under mixed float16 and one object in the checkpoint.
+
+    Args:
+        aggregate_gradients: all-reduce the gradients across replicas before applying them (Keras'
+            default). The trainer passes False because its step all-reduces them itself, before
+            the loss-scale check, so that every replica takes the same finite/non-finite branch.
+        **kwargs: `keras.optimizers.Adam` arguments.
+    """
+
+    def __init__(self, *args: Any, aggregate_gradients: bool = True, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.aggregate_gradients = aggregate_gradients
+        self._lr_factors: dict[Any, float] = {}
+
+    def set_learning_rate_multiplier(self, variables: Sequence[Any], factor: float) -> None:
+        """Trains `variables` with `factor` times the learning rate (1 for all others)."""
+        if factor < 0:
+            raise ValueError(f"learning-rate factor must be >= 0, got {factor}")
+        for variable in variables:
+            self._lr_factors[self._var_key(variable)] = float(factor)
+
+    def learning_rate_multiplier(self, variable: Any) -> float:
+        """The factor on `variable`'s learning rate."""
+        return self._lr_factors.get(self._var_key(variable), 1.0)
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        factor = self.learning_rate_multiplier(variable)
+        if factor != 1.0:
+            learning_rate = ops.multiply(learning_rate, factor)
+        super().update_step(gradient, variable, learning_rate)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):  # noqa: D401 (Keras' TF hook)
+        if self.aggregate_gradients:
+            return super()._all_reduce_sum_gradients(grads_and_vars)
+        return list(grads_and_vars)
+
+
+def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimizer:
+    """The optimizer a training config asks for.
+
+    Adam (β1 0.9, β2 0.999, ε `adam_epsilon`) on `schedule_from_config(config)`; the encoders'
+    trainable variables get `encoder_lr_multiplier`; wrapped in a `LossScaleOptimizer` under
+    `mixed_float16` (bfloat16 has float32's range and needs no loss scaling). Build it under the
+    strategy's scope.
+
+    Args:
+        config: a training `RunConfig`.
+        model: the model it trains (its `encoders` and trainable variables).
+
+    Returns:
+        The optimizer (not built yet).
+    """
+    optimizer = AdamWithMultipliers(
+        learning_rate=schedule_from_config(config),
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=config.adam_epsilon,
+        aggregate_gradients=False,
+    )
+    if config.encoder_lr_multiplier != 1.0:
+        encoder_variables = [v for encoder in model.encoders for v in encoder.trainable_variables]
+        optimizer.set_learning_rate_multiplier(encoder_variables, config.encoder_lr_multiplier)
+    if config.mixed_precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputContext] = None,
+                       seed_offset: int = 0) -> tf.data.Dataset:
+    """The training input stream of a config, for one input pipeline.
+
+    Args:
+        config: a training `RunConfig`.
+        input_context: from `distribute_datasets_from_function`; gives the per-replica batch
+            size and this pipeline's index (each worker shuffles with its own seed).
+        seed_offset: added to the config's seed (a resumed run that could not save its data
+            position starts a different, still reproducible, stream).
+
+    Returns:
+        Batches of `(inputs, labels)` of the per-replica batch size, repeated forever.
+    """
+    batch_size = config.batch_size
+    seed = config.seed
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(config.batch_size)
+        if seed is not None:
+            seed += 7919 * input_context.input_pipeline_id
+    if seed is not None:
+        seed += seed_offset
+    # The released code augmented offline: no `augmentation` section means none online (the
+    # config gives a switched-off AugmentationConfig then; None here would mean the paper's).
+    augmentation = config.augmentation
+    if augmentation is None:
+        augmentation = AugmentationConfig.disabled()
+    elif not isinstance(augmentation, AugmentationConfig):
+        augmentation = AugmentationConfig.from_dict(augmentation, source=config.source)
+    second_only = not config.is_fusion and config.input_modality == "modality2"
+    dataset = build_dataset(
+        config.train_data,
+        modalities=2 if (config.is_fusion or second_only) else 1,
+        height=config.height,
+        width=config.width,
+        batch_size=batch_size,
+        num_classes=config.num_classes,
+        training=True,
+        augmentation=augmentation,
+        one_hot=config.one_hot_labels,
+        seed=seed,
+        modality2_interpolation=config.modality2_interpolation,
+    )
+    if second_only:
+        # Stage 1 for the second modality: an AdapNet++ expert that sees modality 2 only.
+        dataset = dataset.map(lambda inputs, labels: (inputs[1], labels))
+    return dataset
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run did.
+
+    Attributes:
+        start_step: the step the run started (or resumed) at.
+        final_step: the step reached (`max_iteration` unless stopped early).
+        losses: the total loss of every step this run took, in order.
+        checkpoint: the newest checkpoint prefix written or resumed from (None if none).
+        weights: the exported `final.weights.h5` (None on non-chief workers or when stopped early).
+    """
+
+    start_step: int
+    final_step: int
+    losses: list[float]
+    checkpoint: Optional[str]
+    weights: Optional[str]
+
+
+class _ProgressBar:
+    """A one-line progress bar on a terminal (nothing when stdout is a file or a pipe)."""
+
+    def __init__(self, total: int, stream: Any = None):
+        self.total = total
+        self.stream = stream or sys.stdout
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._shown = False
+
+    def update(self, step: int, text: str) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        done = int(width * min(step, self.total) / max(self.total, 1))
+        bar = "=" * done + (">" if done < width else "") + "." * max(width - done - 1, 0)
+        self.stream.write(f"\r[{bar}] {step}/{self.total} {text}\033[K")
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Removes the bar so that a log line can take its place."""
+        if self.enabled and self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._shown = False
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _palette(config: Any) -> np.ndarray:
+    """Colours for the predicted masks in TensorBoard: the dataset's, else a fixed random one."""
+    if config.dataset is not None:
+        try:
+            from ssma_tf.data.datasets import get_dataset_info
+
+            info = get_dataset_info(config.dataset)
+            if info.num_classes == config.num_classes:
+                return info.palette_array
+        except ValueError:
+            pass  # an own dataset without a palette entry
+    colours = np.random.default_rng(0).integers(40, 256, size=(config.num_classes, 3))
+    colours[0] = 0  # void stays black
+    return colours.astype(np.uint8)
+
+
+class Trainer:
+    """One training run of a config (see the module docstring).
+
+    Building a `Trainer` does everything up to the first step: strategy, input pipeline, model,
+    starting weights or resumption, optimizer, checkpoint manager, summary writer and the
+    compiled step. `train()` then runs the remaining steps.
+
+    Args:
+        config: a training `RunConfig` (`ssma_tf.config.load_config(path, "train")`).
+        strategy: the `tf.distribute` strategy; default `create_strategy(config.gpu_id)`.
+        log: where log lines go (default: printed by the chief, flushed).
+        max_to_keep: checkpoints kept in `config.checkpoint`.
+
+    Attributes:
+        model, optimizer, strategy, manager (the `tf.train.CheckpointManager`), step (the
+        int64 step variable), train_function (the compiled step; its tracing count shows that
+        it is traced once).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        strategy: Optional[tf.distribute.Strategy] = None,
+        log: Optional[Callable[[str], None]] = None,
+        max_to_keep: int = MAX_CHECKPOINTS_TO_KEEP,
+    ):
+        if config.mode != "train":
+            raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
+        self.config = config
+        self.strategy = strategy if strategy is not None else create_strategy(config.gpu_id)
+        self.chief = is_chief(self.strategy)
+        self._log = log if log is not None else self._print
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise ConfigError(
+                f"must be a multiple of the {replicas} replicas training together, got "
+                f"{config.batch_size}",
+                key="batch_size",
+                source=config.source,
+            )
+        if config.seed is not None:
+            keras.utils.set_random_seed(config.seed)
+
+        if config.initialize is not None:
+            check_checkpoint_fits(config, config.initialize)  # before minutes of model building
+        # Multi-replica iterators cannot be checkpointed (tf.distribute limitation).
+        self.saves_data_position = replicas == 1
+        self._resume_from = self._checkpoints_newest_first()
+        seed_offset = 0
+        if self._resume_from and not self.saves_data_position:
+            seed_offset = _read_step(self._resume_from[0])
+        # The input pipeline before the model: a bad record file fails in seconds, not minutes.
+        self.dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: make_train_dataset(config, context, seed_offset)
+        )
+
+        with self.strategy.scope():
+            self.model = build_model(config)
+            if replicas > 1:
+                synchronize_batch_norms(self.model)
+            self.optimizer = make_optimizer(config, self.model)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="step",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+        self.iterator = iter(self.dataset)
+        self.schedule = schedule_from_config(config)
+
+        tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
+        if self.saves_data_position:
+            tracked["data"] = self.iterator
+        self.checkpoint = tf.train.Checkpoint(**tracked)
+        # Non-chief workers must take part in saving but write to a private scratch directory.
+        self._directory = (
+            config.checkpoint
+            if self.chief
+            else os.path.join(config.checkpoint, f".worker{task_id(self.strategy)}-scratch")
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self._directory, max_to_keep=max_to_keep, step_counter=self.step
+        )
+        self.resumed_from = self._restore()
+        if self.resumed_from is None:
+            for message in initialize_model(self.model, config):
+                self._log(f"initialised from {message}")
+
+        self.writer = (
+            tf.summary.create_file_writer(config.log_dir)
+            if self.chief and config.log_dir
+            else tf.summary.create_noop_writer()
+        )
+        self._palette = _palette(config)
+        self.train_function = self._make_train_function()
+
+    # --- Setup ----------------------------------------------------------------------------------
+
+    def _print(self, line: str) -> None:
+        if self.chief:
+            print(line, flush=True)
+
+    def _checkpoints_newest_first(self) -> list[str]:
+        """The checkpoints listed in `config.checkpoint`'s state file, newest first."""
+        state = tf.train.get_checkpoint_state(self.config.checkpoint)
+        if state is None:
+            return []
+        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+        if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+            paths.append(state.model_checkpoint_path)
+        resolved = [p if os.path.isabs(p) else os.path.join(self.config.checkpoint, p) for p in paths]
+        return [p for p in reversed(resolved) if p]
+
+    def _restore(self) -> Optional[str]:
+        """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
+        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        for prefix in self._resume_from:
+            try:
+                names = {name for name, _ in tf.train.list_variables(prefix)}
+                status = core.restore(prefix)
+                status.assert_existing_objects_matched()
+                status.expect_partial()  # the data iterator is restored below, when saved
+                if self.saves_data_position and any(n.startswith("data/") for n in names):
+                    tf.train.Checkpoint(data=self.iterator).restore(prefix).expect_partial()
+            except (tf.errors.OpError, ValueError, AssertionError) as error:
+                self._log(f"warning: cannot resume from {prefix} ({_first_line(error)}); trying an older one")
+                continue
+            step = int(self.step.numpy())
+            position = "" if self.saves_data_position else " (input stream restarted: data position is not saved with several replicas)"
+            self._log(f"resumed from {prefix} at step {step}{position}")
+            return prefix
+        if self._resume_from:
+            raise RuntimeError(
+                f"none of the checkpoints in {self.config.checkpoint} can be read "
+                f"({', '.join(self._resume_from)}); move them away to start afresh"
+            )
+        return None
+
+    def _make_train_function(self) -> Callable[[Any], Any]:
+        config, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
+        replicas = strategy.num_replicas_in_sync
+        aux_weights = tuple(config.aux_loss_weights)
+        decayed = [v for v in model.trainable_variables if v.name == "kernel"]
+
+        def forward_backward(inputs, labels):
+            with tf.GradientTape() as tape:
+                outputs = model(inputs, training=True, return_all=True)
+                loss, terms = total_loss(labels, outputs, aux_weights)
+                if config.weight_decay > 0:
+                    terms["weight_decay"] = l2_penalty(decayed, config.weight_decay)
+                    loss = loss + terms["weight_decay"]
+                # Each replica's loss is the mean over its own pixels; the all-reduce sums the
+                # gradients, so dividing by the replicas gives the gradient of the global mean.
+                scaled = optimizer.scale_loss(loss / replicas)
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            probs = outputs["softmax"][:PREVIEW_IMAGES]
+            preview = tf.cast(tf.argmax(probs, axis=-1), tf.uint8)
+            return loss, terms, gradients, preview
+
+        if config.xla:
+            # Only the arithmetic is compiled: the all-reduce and the optimizer's distributed
+            # update stay outside XLA, where every strategy supports them.
+            forward_backward = tf.function(forward_backward, jit_compile=True)
+
+        def replica_step(inputs, labels):
+            loss, terms, gradients, preview = forward_backward(inputs, labels)
+            if replicas > 1:
+                gradients = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, gradients
+                )
+            optimizer.apply(gradients, model.trainable_variables)
+            truth = labels if len(labels.shape) == 3 else tf.argmax(labels, axis=-1)
+            return loss, terms, preview, tf.cast(truth[:PREVIEW_IMAGES], tf.uint8)
+
+        def mean(value):
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+        @tf.function
+        def train_function(iterator):
+            inputs, labels = next(iterator)
+            loss, terms, preview, truth = strategy.run(replica_step, args=(inputs, labels))
+            self.step.assign_add(1)
+            return (
+                mean(loss),
+                {name: mean(value) for name, value in terms.items()},
+                strategy.experimental_local_results(preview)[0],
+                strategy.experimental_local_results(truth)[0],
+            )
+
+        return train_function
+
+    # --- Running --------------------------------------------------------------------------------
+
+    def learning_rate(self, step: Optional[int] = None) -> float:
+        """The base learning rate (before encoder factors) at `step` (default: the current one)."""
+        step = int(self.step.numpy()) if step is None else step
+        return float(self.schedule(step))
+
+    def save(self) -> Optional[str]:
+        """Writes a checkpoint at the current step (every worker must call it together)."""
+        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.chief:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            return None
+        return path
+
+    def export_weights(self) -> Optional[str]:
+        """Writes `<checkpoint>/final.weights.h5` atomically (chief only); returns its path."""
+        if not self.chief:
+            return None
+        final = os.path.join(self.config.checkpoint, FINAL_WEIGHTS)
+        # Keras insists on the `.weights.h5` ending, so the temporary file keeps it.
+        partial = os.path.join(self.config.checkpoint, f".partial-{os.getpid()}.{FINAL_WEIGHTS}")
+        self.model.save_weights(partial)
+        os.replace(partial, final)
+        return final
+
+    def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
+                         preview: Any = None, truth: Any = None) -> None:
+        with self.writer.as_default():
+            write_scalar("loss/total", loss, step)
+            for name, value in terms.items():
+                write_scalar(f"loss/{name}", value, step)
+            write_scalar("learning_rate", lr, step)
+            if preview is not None:
+                palette = self._palette
+                predicted = palette[np.minimum(np.asarray(preview), len(palette) - 1)]
+                write_images("predicted_masks", predicted, step, max_outputs=PREVIEW_IMAGES)
+                if truth is not None:
+                    gt = palette[np.minimum(np.asarray(truth), len(palette) - 1)]
+                    write_images("ground_truth", gt, step, max_outputs=PREVIEW_IMAGES)
+        self.writer.flush()
+
+    def train(self, max_steps: Optional[int] = None) -> TrainResult:
+        """Runs the steps left up to `max_iteration`.
+
+        Args:
+            max_steps: stop after this many steps of this call (for tests and time-boxed jobs);
+                a checkpoint is written where it stops.
+
+        Returns:
+            A `TrainResult`.
+
+        Raises:
+            NonFiniteLossError: the loss became NaN or Inf (the last good checkpoint is kept).
+        """
+        config = self.config
+        total = int(config.max_iteration)
+        start = int(self.step.numpy())
+        end = total if max_steps is None else min(total, start + max_steps)
+        losses: list[float] = []
+        last_checkpoint = self.resumed_from
+        if start >= total:
+            self._log(f"training already complete: step {start} of {total}")
+            weights = self.export_weights()
+            return TrainResult(start, start, losses, last_checkpoint, weights)
+
+        replicas = self.strategy.num_replicas_in_sync
+        self._log(
+            f"training {self.model.name} ({self.model.count_params():,} weights) from step {start} "
+            f"to {total} on {replicas} replica(s), batch {config.batch_size}; checkpoints in "
+            f"{config.checkpoint}"
+        )
+        bar = _ProgressBar(end)
+        window: list[float] = []
+        window_terms: dict[str, list[float]] = {}
+        timer_start, timed_steps = None, 0
+        step = start
+        saved_at = start if self.resumed_from else None
+        while step < end:
+            lr = self.learning_rate(step)
+            loss_t, terms_t, preview, truth = self.train_function(self.iterator)
+            loss = float(loss_t)
+            step += 1
+            if not math.isfinite(loss):
+                bar.clear()
+                kept = self.manager.latest_checkpoint if self.chief else None
+                where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"
+                raise NonFiniteLossError(
+                    f"loss is {loss} at step {step}; training stopped without saving ({where}). "
+                    "Lower learning_rate, check the labels and images of train_data, or resume "
+                    "from the checkpoint with another seed."
+                )
+            losses.append(loss)
+            window.append(loss)
+            for name, value in terms_t.items():
+                window_terms.setdefault(name, []).append(float(value))
+            # The first step includes tracing and graph optimisation: time the ones after it.
+            if timer_start is None:
+                timer_start = time.perf_counter()
+            else:
+                timed_steps += 1
+            per_step = (time.perf_counter() - timer_start) / timed_steps if timed_steps else float("nan")
+            left = per_step * (total - step) if timed_steps else float("nan")
+            eta = _format_duration(left) if math.isfinite(left) else "?"
+            bar.update(step, f"loss {loss:.4f} lr {lr:.3e} ETA {eta}")
+
+            save_now = step % config.save_step == 0 or step == end
+            if step % config.skip_step == 0 or step == end:
+                mean_loss = float(np.mean(window))
+                mean_terms = {k: float(np.mean(v)) for k, v in window_terms.items()}
+                parts = ", ".join(f"{k} {v:.4f}" for k, v in mean_terms.items())
+                bar.clear()
+                speed = f"{per_step:.2f} s/step" if timed_steps else "first step"
+                self._log(
+                    f"step {step}/{total}  lr {lr:.4e}  loss {mean_loss:.4f} ({parts})  "
+                    f"{speed}  time left {eta}"
+                )
+                self._write_summaries(step, mean_loss, mean_terms, lr,
+                                      *(preview, truth) if save_now else (None, None))
+                window, window_terms = [], {}
+            if save_now and saved_at != step:
+                path = self.save()
+                saved_at = step
+                if path is not None:
+                    last_checkpoint = path
+                    bar.clear()
+                    self._log(f"saved checkpoint {path} (step {step})")
+
+        bar.clear()
+        weights = None
+        if step >= total:
+            weights = self.export_weights()
+            if weights is not None:
+                self._log(f"exported {weights}")
+        return TrainResult(start, step, losses, last_checkpoint, weights)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _read_step(prefix: str) -> int:
+    """The step stored in one of our checkpoints (0 if it has none)."""
+    try:
+        return int(tf.train.load_checkpoint(prefix).get_tensor(_STEP_KEY))
+    except (tf.errors.OpError, ValueError):
+        return 0
+
+
+def train(config: Any, **kwargs: Any) -> TrainResult:
+    """Trains as `config` says, resuming from `config.checkpoint` when it holds a checkpoint.
+
+    Args:
+        config: a training `RunConfig`.
+        **kwargs: passed to `Trainer` (`strategy`, `log`, `max_to_keep`).
+
+    Returns:
+        The `TrainResult`.
+    """
+    return Trainer(config, **kwargs).train()

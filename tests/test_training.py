@@ -1,0 +1,510 @@
+"""Tests of `ssma_tf.training`: optimizer, schedule, resumption, frozen experts, distribution.
+
+The full-size models are slow to trace on two CPU cores (tens of seconds per compiled step), so
+the full AdapNet++ and SSMA each train in one module-level run that several tests inspect, and the
+trainer's own logic (NaN handling, checkpoint fallback, data position, distribution) is tested
+with a tiny stand-in model (`tests.training_helpers.TinySegmenter`) behind the same interface.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from ssma_tf import training
+from ssma_tf.config import ConfigError, config_from_dict, load_config
+from ssma_tf.distribute import synchronize_batch_norms
+from tests.conftest import ROOT
+from tests.training_helpers import build_tiny_model, smoke_config, write_records
+
+LOG_LINE = re.compile(r"^step (\d+)/(\d+)\s+lr (\S+)\s+loss (\S+)")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def _log_lines(lines: list[str]) -> dict[int, tuple[float, float]]:
+    """{step: (lr, loss)} from the trainer's log lines."""
+    out = {}
+    for line in lines:
+        match = LOG_LINE.match(line.strip())
+        if match:
+            out[int(match.group(1))] = (float(match.group(3)), float(match.group(4)))
+    return out
+
+
+def _tf1_poly(step: int, lr0: float, total: int, power: float, end: float) -> float:
+    """TF1 `polynomial_decay(cycle=False)`, written out."""
+    return (lr0 - end) * (1 - min(step, total) / total) ** power + end
+
+
+def _tiny_config(tmp_path, **overrides):
+    """A training config for the tiny model on records in `tmp_path`."""
+    records = tmp_path / "records" / "train.tfrecords"
+    if not records.exists():
+        write_records(records, 4, height=32, width=32, num_classes=5)
+    values = {
+        "model": "AdapNet_pp",
+        "num_classes": 5,
+        "checkpoint": str(tmp_path / "checkpoints"),
+        "train_data": str(records),
+        "batch_size": 2,
+        "skip_step": 1,
+        "height": 32,
+        "width": 32,
+        "max_iteration": 6,
+        "learning_rate": 0.01,
+        "save_step": 2,
+        "power": 0.9,
+        "seed": 0,
+    }
+    values.update(overrides)
+    return config_from_dict(values, source="tiny.config", mode="train")
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    """Makes the trainer build the tiny model instead of the full-size one."""
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+
+
+# --- Optimizer --------------------------------------------------------------------------------
+
+
+def test_learning_rate_factor_is_a_second_adam_at_the_scaled_rate():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(2, 3)).astype(np.float32)
+    slow, fast = keras.Variable(start), keras.Variable(start)
+    slow_ref, fast_ref = keras.Variable(start), keras.Variable(start)
+    optimizer = training.AdamWithMultipliers(learning_rate=1e-2, epsilon=1e-8)
+    optimizer.set_learning_rate_multiplier([slow], 0.1)
+    reference_slow = keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8)
+    reference_fast = keras.optimizers.Adam(learning_rate=1e-2, epsilon=1e-8)
+    for _ in range(3):
+        # Gradients of very different scales: Adam's step does not follow them, the rate does.
+        g_slow = rng.normal(size=(2, 3)).astype(np.float32) * 100.0
+        g_fast = rng.normal(size=(2, 3)).astype(np.float32) * 0.01
+        optimizer.apply([g_slow, g_fast], [slow, fast])
+        reference_slow.apply([g_slow], [slow_ref])
+        reference_fast.apply([g_fast], [fast_ref])
+    np.testing.assert_allclose(slow.numpy(), slow_ref.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fast.numpy(), fast_ref.numpy(), rtol=1e-6, atol=1e-7)
+    assert optimizer.learning_rate_multiplier(slow) == pytest.approx(0.1)
+    assert optimizer.learning_rate_multiplier(fast) == 1.0
+
+
+def test_make_optimizer_follows_the_config(tmp_path):
+    config = _tiny_config(tmp_path, encoder_lr_multiplier=0.1, adam_epsilon=1e-6, learning_rate=1e-3,
+                          max_iteration=100, end_learning_rate=1e-4)
+    model = build_tiny_model(config)
+    optimizer = training.make_optimizer(config, model)
+    assert isinstance(optimizer, training.AdamWithMultipliers)
+    assert optimizer.epsilon == 1e-6 and optimizer.beta_1 == 0.9 and optimizer.beta_2 == 0.999
+    for variable in model.encoder.trainable_variables:
+        assert optimizer.learning_rate_multiplier(variable) == pytest.approx(0.1)
+    for variable in model.head.trainable_variables:
+        assert optimizer.learning_rate_multiplier(variable) == 1.0
+    schedule = optimizer._learning_rate
+    for step in (0, 1, 50, 99, 100, 150):
+        assert float(schedule(step)) == pytest.approx(_tf1_poly(step, 1e-3, 100, 0.9, 1e-4), rel=1e-6)
+
+    mixed = training.make_optimizer(_tiny_config(tmp_path, mixed_precision="mixed_float16"), model)
+    assert isinstance(mixed, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(mixed.inner_optimizer, training.AdamWithMultipliers)
+
+
+# --- Bad configs ------------------------------------------------------------------------------
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ("learning_rate: 0.001", "learning_rat: 0.001", "learning_rat"),  # misspelt key
+        ("batch_size: 2", "batch_size: two", "batch_size"),  # wrong type
+        ("train_data: records/", "train_data: nowhere/", "train_data"),  # path that does not exist
+        ("max_iteration: 6", "max_iteration:", "max_iteration"),  # required key left empty
+    ],
+)
+def test_bad_config_fails_before_the_model_is_built(tmp_path, monkeypatch, capsys, old, new, key):
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("the model was built before the config was checked")
+
+    monkeypatch.setattr(training, "build_model", must_not_build)
+    monkeypatch.chdir(tmp_path)
+    write_records(tmp_path / "records" / "train.tfrecords", 2)
+    text = smoke_config("adapnet_train.config").read_text()
+    assert old in text
+    bad = tmp_path / "bad.config"
+    bad.write_text(text.replace(old, new))
+    status = _load_script("train").main(["-c", str(bad)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"key '{key}'" in err and str(bad) in err
+
+
+def test_batch_that_replicas_cannot_share_is_a_config_error(tmp_path, monkeypatch):
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+        cluster_resolver = None
+
+    monkeypatch.setattr(training, "build_model", lambda *a: pytest.fail("model built"))
+    with pytest.raises(ConfigError, match="batch_size"):
+        training.Trainer(_tiny_config(tmp_path, batch_size=3), strategy=TwoReplicas())
+
+
+# --- The trainer's logic, on the tiny model ---------------------------------------------------
+
+
+def test_resume_restores_step_schedule_optimizer_and_data_position(tmp_path, tiny_model):
+    config = _tiny_config(tmp_path)
+    lines = []
+    first = training.Trainer(config, log=lines.append)
+    result = first.train(max_steps=3)
+    assert result.final_step == 3 and result.checkpoint.endswith("ckpt-3")
+    assert first.train_function.experimental_get_tracing_count() == 1
+    saved = [v.numpy() for v in first.optimizer.variables]
+    weights = [v.numpy() for v in first.model.weights]
+    next_inputs, next_labels = next(first.iterator)  # what step 4 would have seen
+
+    resumed_lines = []
+    second = training.Trainer(config, log=resumed_lines.append)
+    assert second.resumed_from.endswith("ckpt-3")
+    assert int(second.step.numpy()) == 3 and int(second.optimizer.iterations.numpy()) == 3
+    for before, after in zip(saved, second.optimizer.variables):
+        np.testing.assert_array_equal(before, after.numpy())
+    for before, after in zip(weights, second.model.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    inputs, labels = next(second.iterator)
+    np.testing.assert_array_equal(inputs.numpy(), next_inputs.numpy())
+    np.testing.assert_array_equal(labels.numpy(), next_labels.numpy())
+
+    third = training.Trainer(config, log=resumed_lines.append)
+    result = third.train()
+    assert (result.start_step, result.final_step, len(result.losses)) == (3, 6, 3)
+    logged = _log_lines(resumed_lines)
+    assert sorted(logged) == [4, 5, 6]
+    # The log shows the rate the step used: TF1's formula at the step count before it.
+    for step, (lr, _) in logged.items():
+        assert lr == pytest.approx(_tf1_poly(step - 1, 0.01, 6, 0.9, 1e-4), rel=1e-4)
+    assert third.train_function.experimental_get_tracing_count() == 1
+    assert os.path.isfile(result.weights) and result.weights.endswith("final.weights.h5")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model):
+    trainer = training.Trainer(_tiny_config(tmp_path), log=lambda line: None)
+    compiled = trainer.train_function
+    calls = []
+
+    def poisoned(iterator):
+        loss, terms, preview, truth = compiled(iterator)
+        calls.append(1)
+        return (tf.constant(np.nan) if len(calls) == 3 else loss), terms, preview, truth
+
+    trainer.train_function = poisoned
+    with pytest.raises(training.NonFiniteLossError, match=r"loss is nan at step 3.*ckpt-2"):
+        trainer.train()
+    state = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
+    assert os.path.basename(state.model_checkpoint_path) == "ckpt-2"
+    assert not (tmp_path / "checkpoints" / "final.weights.h5").exists()
+
+
+def test_interrupted_or_broken_save_leaves_the_previous_checkpoint_usable(tmp_path, tiny_model):
+    config = _tiny_config(tmp_path)
+    training.Trainer(config, log=lambda line: None).train(max_steps=4)  # ckpt-2, ckpt-4
+    directory = tmp_path / "checkpoints"
+    # A crash while ckpt-6 was being written: its files exist (half of them), the state file
+    # was never updated to name it.
+    (directory / "ckpt-6.data-00000-of-00001").write_bytes(b"\0" * 100)
+    lines = []
+    assert training.Trainer(config, log=lines.append).resumed_from.endswith("ckpt-4")
+    # A newest checkpoint that cannot be read at all: the one before it is used.
+    (directory / "ckpt-4.index").write_bytes(b"not a checkpoint index")
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    assert trainer.resumed_from.endswith("ckpt-2") and int(trainer.step.numpy()) == 2
+    assert any("cannot resume from" in line and "ckpt-4" in line for line in lines)
+
+
+def test_summaries_hold_losses_learning_rate_and_masks(tmp_path, tiny_model):
+    config = _tiny_config(tmp_path, max_iteration=2)
+    training.Trainer(config, log=lambda line: None).train()
+    tags = set()
+    for event_file in tf.io.gfile.glob(str(tmp_path / "checkpoints" / "logs" / "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"loss/total", "loss/main", "learning_rate", "predicted_masks", "ground_truth"} <= tags
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"mixed_precision": "mixed_float16"}, {"mixed_precision": "mixed_bfloat16"}, {"xla": True}],
+    ids=["float16", "bfloat16", "xla"],
+)
+def test_mixed_precision_and_xla_train(tmp_path, tiny_model, options):
+    trainer = training.Trainer(_tiny_config(tmp_path, max_iteration=3, **options), log=lambda line: None)
+    result = trainer.train()
+    assert result.final_step == 3 and all(np.isfinite(result.losses))
+    assert trainer.train_function.experimental_get_tracing_count() == 1
+    if options.get("mixed_precision") == "mixed_float16":
+        assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert int(trainer.optimizer.iterations.numpy()) == 3  # no step skipped
+    # Master weights stay float32 whatever the compute precision.
+    assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+
+
+def test_progress_bar_only_on_a_terminal():
+    class Stream:
+        def __init__(self, tty):
+            self.tty, self.text = tty, ""
+
+        def isatty(self):
+            return self.tty
+
+        def write(self, text):
+            self.text += text
+
+        def flush(self):
+            pass
+
+    piped, terminal = Stream(False), Stream(True)
+    for stream in (piped, terminal):
+        bar = training._ProgressBar(10, stream)
+        bar.update(5, "loss 1.0")
+        bar.clear()
+    assert piped.text == ""
+    assert "5/10" in terminal.text and "loss 1.0" in terminal.text
+
+
+# --- Full-size AdapNet++: killed after a save, restarted ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def adapnet_run(tmp_path_factory):
+    """train.py on the smoke config, killed after its step-2 checkpoint, then resumed to the end."""
+    work = tmp_path_factory.mktemp("adapnet_run")
+    write_records(work / "records" / "train.tfrecords", 2, seed=0)
+    config_path = smoke_config("adapnet_train.config")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "-c", str(config_path)],
+        cwd=work, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    watchdog = threading.Timer(600, process.kill)
+    watchdog.start()
+    killed_lines = []
+    try:
+        for line in process.stdout:
+            killed_lines.append(line.rstrip())
+            if line.startswith("saved checkpoint") and "(step 2)" in line:
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        watchdog.cancel()
+        process.wait()
+    assert any(l.startswith("saved checkpoint") for l in killed_lines), "\n".join(killed_lines)
+
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        config = load_config(config_path, "train")
+        lines = []
+        trainer = training.Trainer(config, log=lines.append)
+        restored = {
+            "step": int(trainer.step.numpy()),
+            "iterations": int(trainer.optimizer.iterations.numpy()),
+            "optimizer": [v.numpy() for v in trainer.optimizer.variables],
+            "lr": trainer.learning_rate(),
+        }
+        result = trainer.train()
+    finally:
+        os.chdir(cwd)
+    return {"work": work, "killed_lines": killed_lines, "lines": lines, "trainer": trainer,
+            "restored": restored, "result": result, "config": config}
+
+
+def test_restart_after_kill_continues_at_the_next_step(adapnet_run):
+    restored, trainer = adapnet_run["restored"], adapnet_run["trainer"]
+    assert trainer.resumed_from.endswith("ckpt-2")
+    assert restored["step"] == 2 and restored["iterations"] == 2
+    assert restored["lr"] == pytest.approx(_tf1_poly(2, 1e-3, 6, 0.9, 1e-4), rel=1e-6)
+    # The optimizer state is the one the killed process saved, variable by variable.
+    reader = tf.train.load_checkpoint(trainer.resumed_from)
+    stored_names = {name for name, _ in tf.train.list_variables(trainer.resumed_from)}
+    for index, value in enumerate(restored["optimizer"]):
+        # Keras tracks the optimizer's variables as a list whose entry 0, the step count, is
+        # also tracked under its own name (and stored there).
+        key = f"optimizer/_variables/{index}/.ATTRIBUTES/VARIABLE_VALUE"
+        if key not in stored_names:
+            key = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+        np.testing.assert_array_equal(value, reader.get_tensor(key))
+    assert len(restored["optimizer"]) > 2 * len(trainer.model.trainable_variables)
+    logged = _log_lines(adapnet_run["lines"])
+    assert min(logged) == 3 and max(logged) == 6
+    assert logged[3][0] == pytest.approx(restored["lr"], rel=1e-4)
+    assert adapnet_run["result"].start_step == 2 and adapnet_run["result"].final_step == 6
+
+
+def test_training_lowers_the_loss(adapnet_run):
+    before = _log_lines(adapnet_run["killed_lines"])
+    losses = [before[1][1], before[2][1]] + adapnet_run["result"].losses
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < losses[0]
+
+
+def test_training_step_is_traced_once(adapnet_run):
+    assert adapnet_run["trainer"].train_function.experimental_get_tracing_count() == 1
+
+
+def test_checkpoints_and_final_weights(adapnet_run):
+    directory = adapnet_run["work"] / "checkpoints" / "adapnet"
+    state = tf.train.get_checkpoint_state(str(directory))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["ckpt-2", "ckpt-4", "ckpt-6"]
+    final = directory / "final.weights.h5"
+    assert final.is_file()
+    assert not list(directory.glob(".partial-*"))
+    assert list((directory / "logs").glob("events.*"))
+
+
+def test_synchronized_batch_norm_reaches_every_batch_norm(adapnet_run):
+    model = adapnet_run["trainer"].model
+    batch_norms = sum(1 for v in model.variables if v.name == "moving_mean")
+    assert batch_norms > 50
+    assert synchronize_batch_norms(model) == batch_norms
+
+
+# --- Full-size SSMA, stage 3 ------------------------------------------------------------------
+
+
+def test_stage3_leaves_frozen_experts_bit_identical(adapnet_run, tmp_path, monkeypatch):
+    """SSMA with frozen experts, both started from the AdapNet++ the run above trained (own
+    weights, as `checkpoint1`/`checkpoint2` of the released SSMA script)."""
+    monkeypatch.chdir(tmp_path)
+    write_records(tmp_path / "records" / "fusion.tfrecords", 2, fusion=True)
+    path = smoke_config("ssma_stage3.config")
+    values = yaml.safe_load(path.read_text())
+    expert = adapnet_run["result"].weights
+    values.update(checkpoint1=expert, checkpoint2=expert)
+    config = config_from_dict(values, source=str(path), mode="train")
+    trainer = training.Trainer(config, log=lambda line: None)
+    unimodal = adapnet_run["trainer"].model.encoder.get_weights()
+    for encoder in trainer.model.encoders:
+        for expected, value in zip(unimodal, encoder.get_weights()):
+            np.testing.assert_array_equal(expected, value)
+    experts = [v for encoder in trainer.model.encoders for v in encoder.variables]
+    assert experts and not any(v.trainable for v in experts)
+    assert all(encoder.trainable is False for encoder in trainer.model.encoders)
+    before = [v.numpy().copy() for v in experts]
+    decoder = [v for v in trainer.model.trainable_variables]
+    decoder_before = [v.numpy().copy() for v in decoder]
+    trainer.train(max_steps=1)
+    for variable, value in zip(experts, before):
+        # Moving means and variances included: the experts' batch norms ran in inference mode.
+        np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+    changed = sum(not np.array_equal(v.numpy(), b) for v, b in zip(decoder, decoder_before))
+    assert changed > len(decoder) // 2
+    # Frozen means no optimizer state at all for the experts (learning rate 0).
+    tracked = {id(v) for v in trainer.optimizer._trainable_variables}
+    assert not any(id(v) in tracked for v in experts)
+
+
+# --- Distribution -----------------------------------------------------------------------------
+
+
+def _tiny_distributed_config(tmp_path, name: str) -> str:
+    write_records(tmp_path / "records" / "train.tfrecords", 4, height=32, width=32, num_classes=5)
+    text = (
+        "model: AdapNet_pp\nnum_classes: 5\n"
+        f"checkpoint: {tmp_path / 'checkpoints'}\ntrain_data: {tmp_path / 'records' / 'train.tfrecords'}\n"
+        "batch_size: 4\nskip_step: 1\nheight: 32\nwidth: 32\nmax_iteration: 3\n"
+        "learning_rate: 0.01\nsave_step: 2\nseed: 0\n"
+    )
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
+    config = _tiny_distributed_config(tmp_path, "mirrored.config")
+    out = tmp_path / "mirrored.npz"
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "distributed_worker.py"), config, str(out), "--logical-cpus", "2"],
+        check=True, env=_env(), timeout=300, capture_output=True,
+    )
+    result = np.load(out)
+    assert int(result["replicas"]) == 2 and bool(result["synchronized"])
+    assert int(result["final_step"]) == 3 and np.all(np.isfinite(result["losses"]))
+    names = {k.rsplit("_replica", 1)[0] for k in result.files if k.startswith("var")}
+    for name in names:
+        np.testing.assert_array_equal(result[f"{name}_replica0"], result[f"{name}_replica1"])
+    assert (tmp_path / "checkpoints" / "final.weights.h5").is_file()
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):
+    config = _tiny_distributed_config(tmp_path, "multiworker.config")
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        env = _env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "distributed_worker.py"), config,
+             str(tmp_path / f"worker{index}.npz")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ))
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=400)[0])
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    first, second = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    assert int(first["replicas"]) == 2 and int(first["final_step"]) == 3
+    variables = [k for k in first.files if k.startswith("var")]
+    assert variables
+    for key in variables:
+        np.testing.assert_array_equal(first[key], second[key])
+    np.testing.assert_array_equal(first["losses"], second["losses"])
+    # Only the chief writes checkpoints and the final weights; the other worker cleans up.
+    directory = tmp_path / "checkpoints"
+    assert (directory / "final.weights.h5").is_file()
+    assert [p.name for p in directory.iterdir() if p.name.startswith(".worker")] == []
