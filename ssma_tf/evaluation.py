@@ -1,0 +1,286 @@
+"""Evaluating AdapNet++ and SSMA: the released mIoU and the paper's extra metrics.
+
+`evaluate(config)` builds the model a config describes, loads `checkpoint` (an original TF1
+AdapNet++ or SSMA checkpoint, one of the project's own checkpoints or a `.weights.h5`), runs it
+over `test_data` and returns the metrics of `ssma_tf.metrics.ConfusionMatrix`: `mIoU` in the
+released definition (void left out, absent classes counted as 0), per-class IoU, the mean over
+present classes, pixel accuracy, global IoU, FPR and FNR.
+
+The counting happens on the device: one compiled function per batch predicts, takes the argmax and
+adds the batch's confusion matrix to an int64 variable, so neither probabilities nor labels are
+copied to the host. The function has a fixed signature (batch size unknown), so it is traced
+once, also for the last, smaller batch.
+
+Optional multi-scale and left-right flip testing (`eval_scales`, `eval_flip`), which the original
+code lacks, average the softmax of every scaled and flipped view at the input resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from ssma_tf.data import build_dataset
+from ssma_tf.distribute import configure_devices
+from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
+from ssma_tf.weights import build_model, check_checkpoint_fits, load_weights
+
+# The encoder downsamples by 16, so every scaled view is rounded to a multiple of it.
+_SIZE_MULTIPLE = 16
+
+
+def make_eval_dataset(config: Any) -> tf.data.Dataset:
+    """The evaluation stream of a config: `test_data` once, in order, resized, no augmentation.
+
+    Args:
+        config: a `RunConfig` (evaluation mode, or training mode with `test_data`).
+
+    Returns:
+        Batches of `(inputs, labels)`; the last batch may be smaller.
+    """
+    if config.test_data is None:
+        raise ValueError(f"{config.source}: evaluation needs test_data")
+    second_only = not config.is_fusion and config.input_modality == "modality2"
+    dataset = build_dataset(
+        config.test_data,
+        modalities=2 if (config.is_fusion or second_only) else 1,
+        height=config.height,
+        width=config.width,
+        batch_size=config.batch_size,
+        num_classes=config.num_classes,
+        training=False,
+        one_hot=config.one_hot_labels,
+        modality2_interpolation=config.modality2_interpolation,
+    )
+    if second_only:
+        dataset = dataset.map(lambda inputs, labels: (inputs[1], labels))
+    return dataset
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The input size of one test scale: `scale` × the size, rounded to a multiple of 16."""
+    def rounded(size: int) -> int:
+        return max(_SIZE_MULTIPLE, int(round(size * scale / _SIZE_MULTIPLE)) * _SIZE_MULTIPLE)
+
+    return rounded(height), rounded(width)
+
+
+def predict_probabilities(
+    model: keras.Model,
+    inputs: Any,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    modality2_interpolation: str = "nearest",
+) -> tf.Tensor:
+    """The model's softmax at the input resolution, averaged over scales and flips.
+
+    Args:
+        model: an `AdapNetPP` (inputs: one batch) or `SSMA` (inputs: a pair of batches).
+        inputs: (B, H, W, 3) floats, or a tuple/list of two for SSMA; H, W static.
+        scales: input scales; each view is resized (bilinear, modality 2 as
+            `modality2_interpolation` says), predicted, and its softmax resized back (bilinear).
+        flip: also predict the left-right mirrored view of every scale and mirror it back.
+        modality2_interpolation: "nearest" or "bilinear".
+
+    Returns:
+        float32 (B, H, W, C) probabilities.
+    """
+    fusion = isinstance(inputs, (tuple, list))
+    views = list(inputs) if fusion else [inputs]
+    height, width = int(views[0].shape[1]), int(views[0].shape[2])
+    methods = ["bilinear", modality2_interpolation][: len(views)]
+    total, count = None, 0
+    for scale in scales:
+        size = scaled_size(height, width, scale)
+        resized = views
+        if size != (height, width):
+            resized = [tf.image.resize(v, size, method=m) for v, m in zip(views, methods)]
+        for mirrored in (False, True) if flip else (False,):
+            batch = [tf.reverse(v, axis=[2]) for v in resized] if mirrored else resized
+            probs = tf.cast(model(batch if fusion else batch[0], training=False), tf.float32)
+            if mirrored:
+                probs = tf.reverse(probs, axis=[2])
+            if size != (height, width):
+                probs = tf.image.resize(probs, (height, width), method="bilinear")
+            total = probs if total is None else total + probs
+            count += 1
+    return total if count == 1 else total / float(count)
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """The outcome of an evaluation.
+
+    Attributes:
+        metrics: `ConfusionMatrix.summary()` (JSON-serialisable; `mIoU` is the released one)
+            plus `checkpoint`, `scales`, `flip` and `seconds`.
+        confusion: the accumulated confusion matrix.
+        class_names: names used in the table (None: `class_<id>`).
+    """
+
+    metrics: dict
+    confusion: ConfusionMatrix
+    class_names: Optional[list] = None
+
+    @property
+    def miou(self) -> float:
+        """The released mIoU in percent."""
+        return float(self.metrics["mIoU"])
+
+    def table(self) -> str:
+        """The per-class table and summary; its last line is `mIoU: <value>`."""
+        return self.confusion.format_table(self.class_names)
+
+
+class Evaluator:
+    """Accumulates a confusion matrix of a model over datasets, on the device.
+
+    Args:
+        model: an `AdapNetPP` or `SSMA`.
+        num_classes: C, void included.
+        element_spec: the `(inputs, labels)` element spec of the datasets it will see; fixes the
+            compiled function's signature so that it is traced exactly once.
+        scales, flip, modality2_interpolation: as for `predict_probabilities`.
+        jit_compile: compile the prediction with XLA.
+
+    Attributes:
+        eval_function: the compiled per-batch function (its tracing count shows it is traced once).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        num_classes: int,
+        element_spec: Any,
+        *,
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        modality2_interpolation: str = "nearest",
+        jit_compile: bool = False,
+    ):
+        self.model = model
+        self.num_classes = int(num_classes)
+        self.scales = tuple(float(s) for s in scales)
+        self.flip = bool(flip)
+        if not self.scales or any(s <= 0 for s in self.scales):
+            raise ValueError(f"scales must be positive numbers, got {list(scales)}")
+        self.counts = tf.Variable(
+            tf.zeros((self.num_classes, self.num_classes), tf.int64), trainable=False, name="confusion"
+        )
+        self.images = tf.Variable(0, dtype=tf.int64, trainable=False, name="images")
+
+        def predict(inputs):
+            return predict_probabilities(model, inputs, self.scales, self.flip, modality2_interpolation)
+
+        if jit_compile:
+            predict = tf.function(predict, jit_compile=True)
+
+        def eval_function(inputs, labels):
+            probs = predict(inputs)
+            counts = batch_confusion_matrix(labels, probs, self.num_classes)
+            self.counts.assign_add(tf.cast(counts, tf.int64))
+            self.images.assign_add(tf.cast(tf.shape(labels)[0], tf.int64))
+
+        self.eval_function = tf.function(eval_function, input_signature=list(element_spec))
+
+    def reset(self) -> None:
+        """Forgets the counts."""
+        self.counts.assign(tf.zeros_like(self.counts))
+        self.images.assign(0)
+
+    def run(
+        self,
+        dataset: tf.data.Dataset,
+        *,
+        skip_step: Optional[int] = None,
+        log: Optional[Callable[[str], None]] = None,
+    ) -> ConfusionMatrix:
+        """Evaluates every batch of `dataset` (counts add up over calls until `reset`).
+
+        Args:
+            dataset: batches of `(inputs, labels)` matching the element spec.
+            skip_step: report progress every this many batches (None: never).
+            log: where progress lines go (default `print`).
+
+        Returns:
+            A `ConfusionMatrix` holding the counts so far.
+        """
+        log = log or (lambda line: print(line, flush=True))
+        start = time.perf_counter()
+        batches = 0
+        for inputs, labels in dataset:
+            self.eval_function(inputs, labels)
+            batches += 1
+            if skip_step and batches % skip_step == 0:
+                images = int(self.images.numpy())
+                rate = images / max(time.perf_counter() - start, 1e-9)
+                log(f"evaluated {batches} batches ({images} images, {rate:.2f} images/s)")
+        confusion = ConfusionMatrix(self.num_classes)
+        confusion.update_from_matrix(self.counts.numpy(), int(self.images.numpy()))
+        return confusion
+
+
+def _class_names(config: Any) -> Optional[list]:
+    if config.dataset is None:
+        return None
+    try:
+        from ssma_tf.data.datasets import get_dataset_info
+
+        info = get_dataset_info(config.dataset)
+    except ValueError:
+        return None
+    return list(info.class_names) if info.num_classes == config.num_classes else None
+
+
+def evaluate(
+    config: Any,
+    *,
+    model: Optional[keras.Model] = None,
+    log: Optional[Callable[[str], None]] = None,
+) -> EvaluationResult:
+    """Evaluates `config.checkpoint` on `config.test_data`.
+
+    Args:
+        config: an evaluation `RunConfig` (`ssma_tf.config.load_config(path, "eval")`).
+        model: a model with weights already loaded (skips building and loading).
+        log: where progress lines go (default `print`).
+
+    Returns:
+        The `EvaluationResult`.
+    """
+    log = log or (lambda line: print(line, flush=True))
+    started = time.perf_counter()
+    if model is None:
+        # Before any TensorFlow work: CUDA reads the device list once, when it starts.
+        configure_devices(config.gpu_id)
+        check_checkpoint_fits(config, config.checkpoint)  # seconds, not the minutes of a build
+    dataset = make_eval_dataset(config)
+    if model is None:
+        model = build_model(config)
+        log(f"loaded {load_weights(model, config.checkpoint)}")
+    evaluator = Evaluator(
+        model,
+        config.num_classes,
+        dataset.element_spec,
+        scales=config.eval_scales,
+        flip=config.eval_flip,
+        modality2_interpolation=config.modality2_interpolation,
+        jit_compile=config.xla,
+    )
+    confusion = evaluator.run(dataset, skip_step=config.skip_step, log=log)
+    names = _class_names(config)
+    metrics = confusion.summary(names)
+    seconds = time.perf_counter() - started
+    metrics.update(
+        checkpoint=config.checkpoint,
+        scales=list(config.eval_scales),
+        flip=bool(config.eval_flip),
+        seconds=round(seconds, 3),
+    )
+    if confusion.num_pixels == 0:
+        log("warning: the test data holds no labelled (non-void) pixel; every metric is 0 or undefined")
+    return EvaluationResult(metrics, confusion, names)

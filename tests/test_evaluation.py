@@ -1,0 +1,130 @@
+"""Tests of `ssma_tf.evaluation` and `ssma_tf.weights`: the released mIoU, one trace, test-time
+augmentation, and reading every kind of checkpoint."""
+
+from __future__ import annotations
+
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf import training
+from ssma_tf.checkpoints import CheckpointError
+from ssma_tf.config import config_from_dict
+from ssma_tf.evaluation import Evaluator, make_eval_dataset, predict_probabilities, scaled_size
+from ssma_tf.weights import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, load_weights, resolve_weights
+from tests.conftest import shared_path
+from tests.training_helpers import TinySegmenter, build_tiny_model, released_miou, write_records
+
+
+def _eval_config(tmp_path, records, checkpoint, **overrides):
+    values = {
+        "model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(checkpoint),
+        "test_data": str(records), "batch_size": 2, "skip_step": 1, "height": 32, "width": 32,
+    }
+    values.update(overrides)
+    return config_from_dict(values, source="eval.config", mode="eval", check_paths=False)
+
+
+def test_scaled_sizes_are_multiples_of_16():
+    assert scaled_size(384, 768, 1.0) == (384, 768)
+    assert scaled_size(384, 768, 0.75) == (288, 576)
+    assert scaled_size(384, 768, 1.25) == (480, 960)
+    assert scaled_size(64, 128, 0.1) == (16, 16)
+
+
+def test_evaluation_counts_on_device_and_is_traced_once(tmp_path):
+    # 5 images in batches of 2: the last batch is smaller and must not cause a second trace.
+    records = write_records(tmp_path / "test.tfrecords", 5, height=32, width=32, num_classes=5, seed=3)
+    config = _eval_config(tmp_path, records, tmp_path)
+    model = build_tiny_model(config)
+    dataset = make_eval_dataset(config)
+    evaluator = Evaluator(model, 5, dataset.element_spec)
+    lines = []
+    confusion = evaluator.run(dataset, skip_step=1, log=lines.append)
+    assert evaluator.eval_function.experimental_get_tracing_count() == 1
+    assert len(lines) == 3 and "5 images" in lines[-1]
+
+    labels = np.concatenate([y.numpy() for _, y in dataset])
+    predictions = np.concatenate([np.argmax(model(x).numpy(), -1) for x, _ in dataset])
+    assert confusion.num_images == 5
+    assert confusion.miou() == pytest.approx(released_miou(labels, predictions, 5), abs=1e-9)
+    # A second pass over the same data adds up, still without tracing again.
+    evaluator.run(dataset)
+    assert evaluator.eval_function.experimental_get_tracing_count() == 1
+
+
+def test_multiscale_and_flip_average_the_softmax_at_input_size():
+    model = TinySegmenter(4)
+    images = tf.random.stateless_uniform((2, 32, 64, 3), seed=(1, 2), maxval=255.0)
+    probs = predict_probabilities(model, images, scales=(0.5, 1.0), flip=True).numpy()
+
+    def view(x, size, mirrored):
+        x = tf.image.resize(x, size) if size != (32, 64) else x
+        x = tf.reverse(x, [2]) if mirrored else x
+        p = model(x)
+        p = tf.reverse(p, [2]) if mirrored else p
+        return tf.image.resize(p, (32, 64)).numpy()
+
+    expected = np.mean([view(images, s, m) for s in ((16, 32), (32, 64)) for m in (False, True)], axis=0)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    single = predict_probabilities(model, images).numpy()
+    np.testing.assert_allclose(single, model(images).numpy(), rtol=1e-6)
+
+
+def test_fusion_inputs_are_passed_as_a_pair():
+    model = TinySegmenter(4, fusion=True)
+    first = tf.random.stateless_uniform((1, 32, 32, 3), seed=(3, 4), maxval=255.0)
+    probs = predict_probabilities(model, (first, first * 0.5), scales=(1.0, 0.5))
+    assert probs.shape == (1, 32, 32, 4)
+
+
+# --- Checkpoints of every kind ------------------------------------------------------------------
+
+
+def test_own_checkpoints_and_weight_files_are_recognised_and_loaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    write_records(tmp_path / "train.tfrecords", 2, height=32, width=32, num_classes=5)
+    config = config_from_dict(
+        {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "run"),
+         "train_data": str(tmp_path / "train.tfrecords"), "batch_size": 2, "height": 32, "width": 32,
+         "max_iteration": 2, "learning_rate": 0.01, "save_step": 2},
+        source="train.config", mode="train",
+    )
+    trainer = training.Trainer(config, log=lambda line: None)
+    trainer.train()
+    trained = [v.numpy() for v in trainer.model.weights]
+
+    assert resolve_weights(str(tmp_path / "run"))[0] == FORMAT_TF2
+    assert resolve_weights(str(tmp_path / "run" / "ckpt-2.index")) == (FORMAT_TF2, str(tmp_path / "run" / "ckpt-2"))
+    assert resolve_weights(str(tmp_path / "run" / "final.weights.h5"))[0] == FORMAT_KERAS
+    for source in ("run", "run/ckpt-2", "run/final.weights.h5"):
+        model = build_tiny_model(config)
+        load_weights(model, str(tmp_path / source))
+        for expected, variable in zip(trained, model.weights):
+            np.testing.assert_array_equal(expected, variable.numpy(), err_msg=source)
+
+    other = TinySegmenter(7)
+    other(np.zeros((1, 32, 32, 3), np.float32))
+    with pytest.raises(CheckpointError):
+        load_weights(other, str(tmp_path / "run" / "final.weights.h5"))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        resolve_weights(str(tmp_path / "nothing"))
+
+
+@pytest.fixture(scope="module")
+def fixture_checkpoint(tmp_path_factory):
+    """The original TF1 AdapNet++ checkpoint (12 classes) and what the original graph computed."""
+    archive = shared_path("fixtures", "tf1_adapnet_pp.tar.gz")
+    folder = tmp_path_factory.mktemp("tf1_adapnet_pp")
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def test_tf1_checkpoints_are_told_apart_from_own_ones(fixture_checkpoint):
+    assert resolve_weights(str(fixture_checkpoint / "model.ckpt")) == (
+        FORMAT_TF1, str(fixture_checkpoint / "model.ckpt"))
+    assert resolve_weights(str(fixture_checkpoint / "model.ckpt.index"))[0] == FORMAT_TF1
