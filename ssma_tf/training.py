@@ -343,6 +343,9 @@ class Trainer:
             else tf.summary.create_noop_writer()
         )
         self._palette = _palette(config)
+        # The encoders' rate, for the log: frozen encoders have none.
+        trains_encoders = any(encoder.trainable_variables for encoder in self.model.encoders)
+        self._encoder_factor = config.encoder_lr_multiplier if trains_encoders else 1.0
         self.train_function = self._make_train_function()
 
     # --- Setup ----------------------------------------------------------------------------------
@@ -408,10 +411,13 @@ class Trainer:
             preview = tf.cast(tf.argmax(probs, axis=-1), tf.uint8)
             return loss, terms, gradients, preview
 
-        if config.xla:
-            # Only the arithmetic is compiled: the all-reduce and the optimizer's distributed
-            # update stay outside XLA, where every strategy supports them.
+        if config.xla and replicas == 1:
+            # Only the arithmetic is compiled: the optimizer's update stays outside XLA.
             forward_backward = tf.function(forward_backward, jit_compile=True)
+        elif config.xla:
+            # Synchronized batch norm all-reduces inside the forward pass, and a cross-replica
+            # call cannot sit inside a nested compiled function.
+            self._log(f"note: xla is not used with {replicas} replicas (synchronized batch norm)")
 
         def replica_step(inputs, labels):
             loss, terms, gradients, preview = forward_backward(inputs, labels)
@@ -473,6 +479,8 @@ class Trainer:
             for name, value in terms.items():
                 write_scalar(f"loss/{name}", value, step)
             write_scalar("learning_rate", lr, step)
+            if self._encoder_factor != 1.0:
+                write_scalar("learning_rate/encoders", lr * self._encoder_factor, step)
             if preview is not None:
                 palette = self._palette
                 predicted = palette[np.minimum(np.asarray(preview), len(palette) - 1)]
@@ -553,8 +561,10 @@ class Trainer:
                 parts = ", ".join(f"{k} {v:.4f}" for k, v in mean_terms.items())
                 bar.clear()
                 speed = f"{per_step:.2f} s/step" if timed_steps else "first step"
+                factor = self._encoder_factor
+                rates = f"lr {lr:.4e}" + (f" (encoders {lr * factor:.4e})" if factor != 1.0 else "")
                 self._log(
-                    f"step {step}/{total}  lr {lr:.4e}  loss {mean_loss:.4f} ({parts})  "
+                    f"step {step}/{total}  {rates}  loss {mean_loss:.4f} ({parts})  "
                     f"{speed}  time left {eta}"
                 )
                 self._write_summaries(step, mean_loss, mean_terms, lr,

@@ -250,14 +250,19 @@ def test_interrupted_or_broken_save_leaves_the_previous_checkpoint_usable(tmp_pa
     assert any("cannot resume from" in line and "ckpt-4" in line for line in lines)
 
 
-def test_summaries_hold_losses_learning_rate_and_masks(tmp_path, tiny_model):
-    config = _tiny_config(tmp_path, max_iteration=2)
-    training.Trainer(config, log=lambda line: None).train()
+def test_log_and_summaries_hold_losses_learning_rates_and_masks(tmp_path, tiny_model):
+    config = _tiny_config(tmp_path, max_iteration=2, encoder_lr_multiplier=0.1)
+    lines = []
+    training.Trainer(config, log=lines.append).train()
     tags = set()
     for event_file in tf.io.gfile.glob(str(tmp_path / "checkpoints" / "logs" / "events.*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags.update(value.tag for value in event.summary.value)
-    assert {"loss/total", "loss/main", "learning_rate", "predicted_masks", "ground_truth"} <= tags
+    assert {"loss/total", "loss/main", "learning_rate", "learning_rate/encoders",
+            "predicted_masks", "ground_truth"} <= tags
+    step_lines = [line for line in lines if line.startswith("step ")]
+    assert len(step_lines) == 2
+    assert "(encoders 1.0000e-03)" in step_lines[0] and "time left" in step_lines[0]
 
 
 @pytest.mark.parametrize(
@@ -434,13 +439,13 @@ def test_stage3_leaves_frozen_experts_bit_identical(adapnet_run, tmp_path, monke
 # --- Distribution -----------------------------------------------------------------------------
 
 
-def _tiny_distributed_config(tmp_path, name: str) -> str:
+def _tiny_distributed_config(tmp_path, name: str, extra: str = "") -> str:
     write_records(tmp_path / "records" / "train.tfrecords", 4, height=32, width=32, num_classes=5)
     text = (
         "model: AdapNet_pp\nnum_classes: 5\n"
         f"checkpoint: {tmp_path / 'checkpoints'}\ntrain_data: {tmp_path / 'records' / 'train.tfrecords'}\n"
         "batch_size: 4\nskip_step: 1\nheight: 32\nwidth: 32\nmax_iteration: 3\n"
-        "learning_rate: 0.01\nsave_step: 2\nseed: 0\n"
+        "learning_rate: 0.01\nsave_step: 2\nseed: 0\n" + extra
     )
     path = tmp_path / name
     path.write_text(text)
@@ -448,12 +453,16 @@ def _tiny_distributed_config(tmp_path, name: str) -> str:
 
 
 def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
-    config = _tiny_distributed_config(tmp_path, "mirrored.config")
+    # Mixed float16 (loss scaling across replicas) and XLA (not used with synchronized batch
+    # norm, which the run must say) on top of the float32 path the multi-worker test takes.
+    config = _tiny_distributed_config(tmp_path, "mirrored.config", "mixed_precision: mixed_float16\nxla: true\n")
     out = tmp_path / "mirrored.npz"
-    subprocess.run(
+    run = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "distributed_worker.py"), config, str(out), "--logical-cpus", "2"],
-        check=True, env=_env(), timeout=300, capture_output=True,
+        env=_env(), timeout=300, capture_output=True, text=True,
     )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "xla is not used with 2 replicas" in run.stdout
     result = np.load(out)
     assert int(result["replicas"]) == 2 and bool(result["synchronized"])
     assert int(result["final_step"]) == 3 and np.all(np.isfinite(result["losses"]))
