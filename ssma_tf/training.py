@@ -38,13 +38,16 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.config import ConfigError
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
 from ssma_tf.losses import l2_penalty, total_loss
 from ssma_tf.schedules import schedule_from_config
 from ssma_tf.summaries import write_images, write_scalar
-from ssma_tf.weights import FINAL_WEIGHTS, build_model, check_checkpoint_fits, initialize_model
+from ssma_tf.weights import (
+    FINAL_WEIGHTS, FORMAT_TF1, build_model, check_checkpoint_fits, initialize_model, resolve_weights,
+)
 
 # Checkpoints kept in `checkpoint` (older ones are deleted as new ones are written).
 MAX_CHECKPOINTS_TO_KEEP = 3
@@ -298,6 +301,13 @@ class Trainer:
         # Multi-replica iterators cannot be checkpointed (tf.distribute limitation).
         self.saves_data_position = replicas == 1
         self._resume_from = self._checkpoints_newest_first()
+        if self._resume_from and _is_tf1_checkpoint(self._resume_from[0]):
+            raise CheckpointError(
+                f"{config.checkpoint} holds checkpoints of the original TF1 code "
+                f"({self._resume_from[0]}), which cannot be resumed (they lack the optimizer "
+                "state of this port); start from their weights with `intialize` and give "
+                "`checkpoint` a new directory"
+            )
         seed_offset = 0
         if self._resume_from and not self.saves_data_position:
             seed_offset = _read_step(self._resume_from[0])
@@ -590,6 +600,14 @@ class Trainer:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _is_tf1_checkpoint(prefix: str) -> bool:
+    """Whether a checkpoint was written by TF1's name-based Saver (no object graph)."""
+    try:
+        return resolve_weights(prefix)[0] == FORMAT_TF1
+    except (CheckpointError, tf.errors.OpError):
+        return False  # unreadable: the restore loop reports it and tries an older one
 
 
 def _read_step(prefix: str) -> int:

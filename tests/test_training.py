@@ -25,9 +25,11 @@ import tensorflow as tf
 import yaml
 
 from ssma_tf import training
+from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.config import ConfigError, config_from_dict, load_config
 from ssma_tf.distribute import synchronize_batch_norms
 from tests.conftest import ROOT
+from tests.tf1_helpers import write_tf1_checkpoint
 from tests.training_helpers import build_tiny_model, smoke_config, write_records
 
 LOG_LINE = re.compile(r"^step (\d+)/(\d+)\s+lr (\S+)\s+loss (\S+)")
@@ -248,6 +250,16 @@ def test_interrupted_or_broken_save_leaves_the_previous_checkpoint_usable(tmp_pa
     trainer = training.Trainer(config, log=lines.append)
     assert trainer.resumed_from.endswith("ckpt-2") and int(trainer.step.numpy()) == 2
     assert any("cannot resume from" in line and "ckpt-4" in line for line in lines)
+
+
+def test_a_directory_of_tf1_checkpoints_is_not_resumed(tmp_path, tiny_model):
+    directory = tmp_path / "checkpoints"
+    directory.mkdir()
+    prefix = str(directory / "model.ckpt-500")
+    write_tf1_checkpoint(prefix, {"resnet_v2_50/conv1/weights": np.zeros((7, 7, 3, 64), np.float32)})
+    (directory / "checkpoint").write_text(f'model_checkpoint_path: "{prefix}"\n')
+    with pytest.raises(CheckpointError, match="original TF1 code.*intialize"):
+        training.Trainer(_tiny_config(tmp_path), log=lambda line: None)
 
 
 def test_log_and_summaries_hold_losses_learning_rates_and_masks(tmp_path, tiny_model):
