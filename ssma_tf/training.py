@@ -390,11 +390,13 @@ class Trainer:
                 self._log(f"warning: cannot resume from {prefix} ({_first_line(error)}); trying an older one")
                 continue
             step = int(self.step.numpy())
-            position = "" if self.saves_data_position else " (input stream restarted: data position is not saved with several replicas)"
+            position = "" if self.saves_data_position else (
+                " (input stream restarted: data position is not saved with several replicas)"
+            )
             self._log(f"resumed from {prefix} at step {step}{position}")
             return prefix
         if self._resume_from:
-            raise RuntimeError(
+            raise CheckpointError(
                 f"none of the checkpoints in {self.config.checkpoint} can be read "
                 f"({', '.join(self._resume_from)}); move them away to start afresh"
             )

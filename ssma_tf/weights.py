@@ -18,7 +18,13 @@ import keras
 import tensorflow as tf
 
 from ssma_tf.checkpoints import (
-    KIND_ADAPNET_PP, KIND_IMAGENET, KIND_SSMA, CheckpointError, detect_kind, load_tf1_checkpoint, read_checkpoint,
+    KIND_ADAPNET_PP,
+    KIND_IMAGENET,
+    KIND_SSMA,
+    CheckpointError,
+    detect_kind,
+    load_tf1_checkpoint,
+    read_checkpoint,
 )
 from ssma_tf.checkpoints.tf1_names import UNIMODAL_PREFIX
 from ssma_tf.models import SSMA, AdapNetPP
