@@ -1,0 +1,424 @@
+"""Deployable exports: a TensorFlow SavedModel with a uint8 serving signature, and TFLite files.
+
+`export_saved_model` writes a SavedModel whose `serving_default` signature takes uint8 BGR image
+batches (as OpenCV reads them) and returns
+
+- `class_ids`: int32 (B, H, W), the argmax of the softmax, and
+- `probabilities`: float32 (B, H, W, C), the softmax,
+
+both at the size of the input images. Inputs are named `image` (AdapNet++) or `modality1` and
+`modality2` (SSMA, the two of the same size). With a `size`, images of any height and width are
+resized inside to that size (bilinearly; SSMA's modality 2 as `modality2_interpolation` says) and
+the probabilities resized back bilinearly before the argmax. Without one, height and width must be
+multiples of 16 (the encoder downsamples by 16); other sizes fail with an `InvalidArgumentError`.
+
+Next to the SavedModel files, `assets.extra/ssma_tf.json` describes the export (model, classes,
+colours, size, channel order) and, when asked, `model_float32.tflite` / `model_float16.tflite`
+hold TFLite conversions of the same signature. The whole folder is written under a temporary name
+and renamed at the end, so an interrupted export never leaves a folder that looks complete.
+
+Batch-norm folding (`fold_batch_norm=True`) multiplies each batch norm that directly follows a
+convolution into the convolution's kernel and turns it into a bias add, so that the exported graph
+runs one fused convolution where it ran a convolution, a multiply and an add. The export checks that
+the folded graph gives the same probabilities (to `FOLD_TOLERANCE`) before writing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+import ssma_tf
+from ssma_tf.inference import (
+    INTERPOLATIONS, SIZE_MULTIPLE, check_size, inference_model, is_fusion, model_name,
+)
+from ssma_tf.layers import ConvBN
+from ssma_tf.layers.residual_unit import ResidualUnit
+from ssma_tf.layers.ssma_block import SSMABlock
+
+SIGNATURE_KEY = "serving_default"
+METADATA_FILE = os.path.join("assets.extra", "ssma_tf.json")
+TFLITE_TYPES = ("float32", "float16")
+# Largest difference of any probability between the folded and the original graph.
+FOLD_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """The export cannot be written as asked (existing output, folding that changes outputs)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch-norm folding.
+
+
+class _FoldedBatchNorm(layers.BatchNormalization):
+    """A batch norm whose scale now lives in the preceding convolution: it adds `beta` only.
+
+    After folding, `beta` holds `beta - moving_mean * gamma / sqrt(moving_variance + epsilon)`;
+    gamma and the moving statistics are left in place but unused. Inference only.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        # BiasAdd (not a broadcast add), so that TensorFlow fuses it into the convolution.
+        return tf.nn.bias_add(inputs, tf.cast(self.beta, inputs.dtype))
+
+
+def copy_model(model: keras.Model) -> keras.Model:
+    """A float32 copy of an `AdapNetPP` or `SSMA` with the same weights and no auxiliary heads."""
+    config = dict(model.get_config(), dtype="float32")
+    if "aux_heads" in config:
+        config["aux_heads"] = False
+    clone = type(model).from_config(config)
+    # Top-level layer names are unique in a functional model (each encoder is one layer),
+    # whereas the paths of the weights repeat between SSMA's two experts.
+    for layer in clone.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clone
+
+
+def _foldable_pairs(model: keras.Model) -> List[Tuple[Any, layers.BatchNormalization, int]]:
+    """(convolution, the batch norm right after it, the kernel's output axis) of every such pair.
+
+    Only batch norms whose input is exactly a bias-free convolution's output fold: the input
+    batch norm (before `conv1`, where zero padding would see different values) and the
+    pre-activation and block-output norms (after an addition) stay as they are.
+    """
+    pairs = []
+    # `_flatten_layers` walks nested functional models and the sub-layers of custom layers.
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, ConvBN):
+            # A transposed convolution's kernel is [kh, kw, out, in].
+            pairs.append((layer.conv, layer.bn, -2 if layer.transposed else -1))
+        elif isinstance(layer, ResidualUnit) and layer.conv2_bn is not None:
+            # The multiscale kernel's output axis is the order of the concatenated halves.
+            pairs.append((layer.conv2, layer.conv2_bn, -1))
+        elif isinstance(layer, SSMABlock) and layer.bn is not None:
+            pairs.append((layer.output_conv, layer.bn, -1))
+    for conv, bn, _ in pairs:
+        if getattr(conv, "use_bias", False) or not (bn.center and bn.scale):
+            raise ExportError(f"cannot fold {bn.name}: unexpected bias in {conv.name} or missing gamma/beta")
+    return pairs
+
+
+def fold_batch_norms(model: keras.Model) -> Tuple[keras.Model, int]:
+    """Folds every batch norm that follows a convolution into it, on a copy of the model.
+
+    With s = gamma / sqrt(moving_variance + epsilon), conv then BN equals a convolution with kernel
+    `kernel * s` (per output channel) plus the bias `beta - moving_mean * s`. The arithmetic is
+    done in float64 and rounded once to float32.
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` (left unchanged).
+
+    Returns:
+        (the folded copy, for inference and export only; the number of batch norms folded).
+    """
+    folded = copy_model(model)
+    pairs = _foldable_pairs(folded)
+    for conv, bn, axis in pairs:
+        gamma, beta, mean, variance = (
+            np.asarray(keras.ops.convert_to_numpy(v), np.float64)
+            for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+        )
+        scale = gamma / np.sqrt(variance + bn.epsilon)
+        kernel = np.asarray(keras.ops.convert_to_numpy(conv.kernel), np.float64)
+        shape = [1] * kernel.ndim
+        shape[axis] = -1
+        conv.kernel.assign((kernel * scale.reshape(shape)).astype(np.float32))
+        bn.beta.assign((beta - mean * scale).astype(np.float32))
+        # The layer keeps its place in the graph and its variables; only its computation changes.
+        bn.__class__ = _FoldedBatchNorm
+    return folded, len(pairs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The serving function.
+
+
+def input_names(model: keras.Model) -> Tuple[str, ...]:
+    """Names of the serving inputs: ("image",) or ("modality1", "modality2")."""
+    return ("modality1", "modality2") if is_fusion(model) else ("image",)
+
+
+def serving_function(
+    model: keras.Model,
+    size: Optional[Sequence[int]] = None,
+    modality2_interpolation: str = "nearest",
+) -> Tuple[Callable[..., Dict[str, tf.Tensor]], List[tf.TensorSpec]]:
+    """The function the SavedModel serves, and its input signature (see the module docstring).
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` (or a folded copy).
+        size: (height, width) to resize inputs to inside the graph, multiples of 16; None: inputs
+            must already have multiples of 16 and are used as they are.
+        modality2_interpolation: "nearest" or "bilinear", for SSMA's modality 2.
+
+    Returns:
+        (function of uint8 (B, H, W, 3) tensors returning `class_ids` and `probabilities`,
+        the list of `tf.TensorSpec`s of its inputs).
+    """
+    if modality2_interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}"
+        )
+    size = None if size is None else check_size(size)
+    view = inference_model(model)
+    fusion = is_fusion(model)
+    names = input_names(model)
+    methods = ("bilinear", modality2_interpolation)[: len(names)]
+
+    def serve(*images: tf.Tensor) -> Dict[str, tf.Tensor]:
+        input_size = tf.shape(images[0])[1:3]
+        if fusion:
+            tf.debugging.assert_equal(
+                tf.shape(images[0])[:3], tf.shape(images[1])[:3],
+                message="modality1 and modality2 must have the same batch size, height and width",
+            )
+        views = [tf.cast(image, tf.float32) for image in images]
+        if size is not None:
+            views = [tf.image.resize(v, size, method=m) for v, m in zip(views, methods)]
+        else:
+            tf.debugging.assert_equal(
+                tf.math.floormod(input_size, SIZE_MULTIPLE), 0,
+                message=f"height and width must be multiples of {SIZE_MULTIPLE} "
+                "(this model was exported without a size to resize to)",
+            )
+        probabilities = view(views if fusion else views[0], training=False)["softmax"]
+        if size is not None:
+            probabilities = tf.image.resize(probabilities, input_size, method="bilinear")
+        return {
+            "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+            "probabilities": probabilities,
+        }
+
+    signature = [tf.TensorSpec([None, None, None, 3], tf.uint8, name=name) for name in names]
+    return serve, signature
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the export.
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What `export_saved_model` wrote.
+
+    Attributes:
+        path: the SavedModel folder.
+        metadata: the content of `assets.extra/ssma_tf.json`.
+        folded: number of batch norms folded (0 without folding).
+        fold_difference: largest probability difference of the folded graph (None without).
+        tflite: TFLite type ("float32", "float16") → file.
+        seconds: time per stage ("saved_model", "tflite_float32", ...).
+    """
+
+    path: str
+    metadata: Dict[str, Any]
+    folded: int = 0
+    fold_difference: Optional[float] = None
+    tflite: Dict[str, str] = dataclasses.field(default_factory=dict)
+    seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"SavedModel: {self.path} (signature '{SIGNATURE_KEY}', inputs {', '.join(self.metadata['inputs'])})"]
+        if self.folded:
+            lines.append(
+                f"folded {self.folded} batch norms into their convolutions "
+                f"(largest probability difference {self.fold_difference:.2e})"
+            )
+        for kind, path in self.tflite.items():
+            lines.append(f"TFLite {kind}: {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
+        return "\n".join(lines)
+
+
+def export_saved_model(
+    model: keras.Model,
+    output_dir: str,
+    *,
+    size: Optional[Sequence[int]] = None,
+    modality2_interpolation: str = "nearest",
+    fold_batch_norm: bool = False,
+    tflite: Sequence[str] = (),
+    dataset: Optional[Any] = None,
+    overwrite: bool = False,
+    log: Optional[Callable[[str], None]] = None,
+) -> ExportReport:
+    """Writes a SavedModel (and optionally TFLite files) for serving; see the module docstring.
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` with its weights.
+        output_dir: the SavedModel folder to create.
+        size: (height, width) inputs are resized to inside the graph (e.g. the training size);
+            None: inputs must have multiples of 16 as height and width.
+        modality2_interpolation: "nearest" or "bilinear", for SSMA's modality 2 when resizing.
+        fold_batch_norm: fold batch norms into the preceding convolutions (checked to change no
+            probability by more than `FOLD_TOLERANCE`).
+        tflite: any of "float32", "float16": also write `model_<type>.tflite`, converted from the
+            SavedModel.
+        dataset: a `DatasetInfo` whose class names and colours go into the metadata.
+        overwrite: replace an existing `output_dir`.
+        log: called with a line per stage (e.g. `print`).
+
+    Returns:
+        An `ExportReport`.
+
+    Raises:
+        ExportError: `output_dir` exists without `overwrite`, or folding changes the outputs.
+        ValueError: bad size, interpolation, TFLite type or dataset.
+    """
+    say = log or (lambda _: None)
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    size = None if size is None else check_size(size)
+    unknown = [t for t in tflite if t not in TFLITE_TYPES]
+    if unknown:
+        raise ValueError(f"TFLite types must be among {TFLITE_TYPES}, got {unknown}")
+    if dataset is not None and dataset.num_classes != model.num_classes:
+        raise ValueError(
+            f"dataset {dataset.name} has {dataset.num_classes} classes, the model {model.num_classes}"
+        )
+    if os.path.exists(output_dir) and not overwrite:
+        raise ExportError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
+
+    report = ExportReport(path=output_dir, metadata={})
+    exported = model
+    if fold_batch_norm:
+        start = time.monotonic()
+        exported, report.folded = fold_batch_norms(model)
+        report.fold_difference = fold_difference(model, exported, size or (4 * SIZE_MULTIPLE, 8 * SIZE_MULTIPLE))
+        report.seconds["fold"] = time.monotonic() - start
+        if not report.fold_difference <= FOLD_TOLERANCE:
+            raise ExportError(
+                f"folding batch norms changes the probabilities by up to {report.fold_difference:.3g} "
+                f"(more than {FOLD_TOLERANCE}); export without folding"
+            )
+        say(f"folded {report.folded} batch norms (largest probability difference {report.fold_difference:.2e})")
+
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.partial-", dir=parent)
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the export from other users
+        start = time.monotonic()
+        serve, signature = serving_function(exported, size, modality2_interpolation)
+        archive = keras.export.ExportArchive()
+        archive.track(exported)
+        # The first endpoint also becomes `serving_default`; naming it so keeps one signature.
+        archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=signature)
+        archive.write_out(staging, verbose=False)
+        report.seconds["saved_model"] = time.monotonic() - start
+        say(f"wrote the SavedModel ({report.seconds['saved_model']:.0f} s)")
+
+        for kind in tflite:
+            start = time.monotonic()
+            path = os.path.join(staging, f"model_{kind}.tflite")
+            convert_to_tflite(staging, path, kind)
+            report.tflite[kind] = os.path.join(output_dir, os.path.basename(path))
+            report.seconds[f"tflite_{kind}"] = time.monotonic() - start
+            say(f"converted to TFLite {kind} ({report.seconds[f'tflite_{kind}']:.0f} s)")
+
+        report.metadata = _metadata(model, size, modality2_interpolation, report, dataset)
+        metadata_path = os.path.join(staging, METADATA_FILE)
+        os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
+        with open(metadata_path, "w", encoding="utf-8") as handle:
+            json.dump(report.metadata, handle, indent=2)
+            handle.write("\n")
+        _replace_folder(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def fold_difference(model: keras.Model, folded: keras.Model, size: Sequence[int], seed: int = 0) -> float:
+    """Largest absolute probability difference between two models on one random input."""
+    height, width = check_size(size)
+    rng = np.random.default_rng(seed)
+    count = 2 if is_fusion(model) else 1
+    images = [tf.constant(rng.uniform(0, 255, (1, height, width, 3)), tf.float32) for _ in range(count)]
+    inputs = images if count == 2 else images[0]
+    outputs = [inference_model(m)(inputs, training=False)["softmax"] for m in (model, folded)]
+    return float(tf.reduce_max(tf.abs(outputs[0] - outputs[1])))
+
+
+def convert_to_tflite(saved_model_dir: str, output_path: str, kind: str = "float32") -> int:
+    """Converts a SavedModel's serving signature to a TFLite file.
+
+    Args:
+        saved_model_dir: the SavedModel folder.
+        output_path: the `.tflite` file to write.
+        kind: "float32", or "float16" (weights stored in half precision: half the size; the
+            interpreter computes in float32 on CPUs without half-precision arithmetic).
+
+    Returns:
+        The file size in bytes.
+    """
+    if kind not in TFLITE_TYPES:
+        raise ValueError(f"kind must be one of {TFLITE_TYPES}, got {kind!r}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE_KEY])
+    if kind == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    content = converter.convert()
+    partial = output_path + ".partial"
+    with open(partial, "wb") as handle:
+        handle.write(content)
+    os.replace(partial, output_path)
+    return len(content)
+
+
+def read_metadata(export_dir: str) -> Dict[str, Any]:
+    """The `assets.extra/ssma_tf.json` of an export."""
+    with open(os.path.join(export_dir, METADATA_FILE), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _metadata(
+    model: keras.Model,
+    size: Optional[Tuple[int, int]],
+    modality2_interpolation: str,
+    report: ExportReport,
+    dataset: Optional[Any],
+) -> Dict[str, Any]:
+    fusion = is_fusion(model)
+    return {
+        "format": "ssma_tf SavedModel export",
+        "ssma_tf_version": ssma_tf.__version__,
+        "model": model_name(model),
+        "num_classes": int(model.num_classes),
+        "signature": SIGNATURE_KEY,
+        "inputs": list(input_names(model)),
+        "input_dtype": "uint8",
+        "channel_order": "BGR",
+        "size": None if size is None else list(size),
+        "size_multiple": None if size is not None else SIZE_MULTIPLE,
+        "modality2_interpolation": modality2_interpolation if fusion else None,
+        "outputs": {"class_ids": "int32 [B, H, W]", "probabilities": "float32 [B, H, W, C]"},
+        "batch_norm_folded": report.folded,
+        "dataset": None if dataset is None else dataset.name,
+        "class_names": None if dataset is None else list(dataset.class_names),
+        "palette": None if dataset is None else [list(c) for c in dataset.palette],
+        "tflite": {kind: os.path.basename(path) for kind, path in report.tflite.items()},
+    }
+
+
+def _replace_folder(staging: str, output_dir: str) -> None:
+    """Renames `staging` to `output_dir`, replacing an existing folder only once the new one is complete."""
+    if not os.path.exists(output_dir):
+        os.replace(staging, output_dir)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=os.path.dirname(output_dir))
+    os.rmdir(old)
+    os.replace(output_dir, old)
+    os.replace(staging, output_dir)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,45 @@
+"""Helpers shared by the prediction and export tests: realistic batch norms and image files."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def randomize_batch_norms(model, seed: int = 0) -> None:
+    """Gives every batch norm random statistics, like a trained network's (and the TF1 fixture's).
+
+    With the initial statistics (mean 0, variance 1) folding would change nothing and the input
+    batch norm would pass 0..255 values on, so that activations grow through the network and
+    float32 rounding dominates any comparison. Here the input batch norm normalises 0..255
+    images and the others have moving means near 0 and variances in 0.5..2.
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        path, shape = variable.path, tuple(variable.shape)
+        first = "input_bn/" in path
+        if path.endswith("moving_mean"):
+            value = rng.uniform(100, 150, shape) if first else rng.normal(0, 0.1, shape)
+        elif path.endswith("moving_variance"):
+            value = rng.uniform(2000, 5000, shape) if first else rng.uniform(0.5, 2.0, shape)
+        elif path.endswith("gamma"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif path.endswith("beta"):
+            value = rng.normal(0, 0.1, shape)
+        else:
+            continue
+        variable.assign(value.astype(np.float32))
+
+
+def write_rgb(path, array: np.ndarray) -> str:
+    """Writes an (H, W, 3) uint8 array as an RGB PNG (or (H, W) as grey) and returns the path."""
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    Image.fromarray(np.asarray(array, np.uint8)).save(path)
+    return os.fspath(path)
+
+
+def random_image(height: int, width: int, seed: int) -> np.ndarray:
+    """A smooth random RGB image (smooth, so that resizing it changes little)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (max(2, height // 8), max(2, width // 8), 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))

@@ -1,0 +1,187 @@
+"""Tests for ssma_tf.export and tools/export.py: SavedModel serving signature, folding, TFLite."""
+
+import importlib.util
+import os
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from ssma_tf import export
+from ssma_tf.models import SSMA, AdapNetPP
+from tests.conftest import ROOT
+from tests.inference_helpers import random_image, randomize_batch_norms
+
+HEIGHT, WIDTH = 64, 128
+# Batch norms that do not follow a convolution (ARCHITECTURE.md): the input one, the
+# pre-activations and the block outputs.
+UNFOLDABLE = ("input_bn", "preact_bn", "block1_out_bn", "block2_out_bn", "block4_out_bn")
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def adapnet():
+    model = AdapNetPP(4)
+    randomize_batch_norms(model, seed=3)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(adapnet, tmp_path_factory):
+    """The AdapNet++ exported by tools/export.py: size 64x128, folded, with a float32 TFLite file."""
+    folder = tmp_path_factory.mktemp("export")
+    weights = str(folder / "model.weights.h5")
+    adapnet.save_weights(weights)
+    output = folder / "saved"
+    status = _load_tool("export").main([
+        "--checkpoint", weights, "--model", "AdapNet_pp", "--num_classes", "4", "--size", "64x128",
+        "--fold_batch_norm", "--tflite", "float32", "--output", str(output),
+    ])
+    assert status == 0
+    return output
+
+
+def _keras_probabilities(model, images, size, methods=("bilinear", "nearest")):
+    """What the serving signature should compute, with the Keras model: resize, predict, resize back."""
+    input_size = images[0].shape[1:3]
+    views = [tf.image.resize(tf.cast(x, tf.float32), size, method=m) for x, m in zip(images, methods)]
+    probabilities = model(views if len(views) == 2 else views[0], training=False)
+    return tf.image.resize(probabilities, input_size, method="bilinear").numpy()
+
+
+def _assert_same_class_map(ids, probabilities):
+    """`ids` is the argmax of `probabilities` wherever the top two classes are not (nearly) tied."""
+    top2 = np.sort(probabilities, axis=-1)[..., -2:]
+    clear = (top2[..., 1] - top2[..., 0]) > 1e-4
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(ids[clear], probabilities.argmax(-1)[clear])
+
+
+def test_saved_model_serves_what_the_keras_model_computes(adapnet, exported):
+    loaded = tf.saved_model.load(str(exported))
+    serve = loaded.signatures["serving_default"]
+    assert list(serve.structured_input_signature[1]) == ["image"]
+    # Not a multiple of 16: resized to 64x128 inside, outputs at the input size.
+    image = np.stack([random_image(80, 100, 20)[..., ::-1], random_image(80, 100, 21)[..., ::-1]])
+    outputs = serve(image=tf.constant(image, tf.uint8))
+    assert outputs["class_ids"].dtype == tf.int32 and outputs["class_ids"].shape == (2, 80, 100)
+    assert outputs["probabilities"].shape == (2, 80, 100, 4)
+    expected = _keras_probabilities(adapnet, [image], (HEIGHT, WIDTH))
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-4)
+    _assert_same_class_map(outputs["class_ids"].numpy(), expected)
+
+
+def test_export_metadata_describes_the_signature(exported):
+    metadata = export.read_metadata(str(exported))
+    assert metadata["model"] == "AdapNet_pp" and metadata["num_classes"] == 4
+    assert metadata["inputs"] == ["image"] and metadata["channel_order"] == "BGR"
+    assert metadata["size"] == [HEIGHT, WIDTH] and metadata["batch_norm_folded"] == 58
+    assert metadata["tflite"] == {"float32": "model_float32.tflite"}
+    leftovers = [name for name in os.listdir(exported.parent) if ".partial-" in name]
+    assert leftovers == []
+
+
+def test_tflite_gives_the_keras_class_map(adapnet, exported):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter announces its move to LiteRT
+        interpreter = tf.lite.Interpreter(model_path=str(exported / "model_float32.tflite"))
+    runner = interpreter.get_signature_runner("serving_default")
+    image = random_image(HEIGHT, WIDTH, 22)[None, ..., ::-1].copy()
+    outputs = runner(image=image)
+    expected = _keras_probabilities(adapnet, [image], (HEIGHT, WIDTH))
+    assert outputs["class_ids"].shape == (1, HEIGHT, WIDTH)
+    _assert_same_class_map(outputs["class_ids"], expected)
+    np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-4)
+
+
+def test_folding_changes_no_probability_and_leaves_the_model_alone(adapnet):
+    before = [w.numpy().copy() for w in adapnet.weights]
+    folded, count = export.fold_batch_norms(adapnet)
+    norms = [
+        layer for layer in folded._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, layers.BatchNormalization)
+    ]
+    was_folded = [isinstance(layer, export._FoldedBatchNorm) for layer in norms]
+    assert sum(was_folded) == count == 58
+    for layer, done in zip(norms, was_folded):
+        assert done != (layer.name in UNFOLDABLE), layer.name
+    assert export.fold_difference(adapnet, folded, (HEIGHT, WIDTH)) < 1e-5
+    for old, new in zip(before, adapnet.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+
+
+def test_export_without_a_size_needs_multiples_of_16(adapnet):
+    serve, signature = export.serving_function(adapnet)
+    function = tf.function(serve, input_signature=signature)
+    image = random_image(HEIGHT, WIDTH, 23)[None]
+    outputs = function(tf.constant(image, tf.uint8))
+    expected = adapnet(tf.constant(image, tf.float32), training=False).numpy()
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of 16"):
+        function(tf.constant(image[:, :, :120], tf.uint8))
+
+
+def test_ssma_signature_takes_two_modalities():
+    model = SSMA(3)
+    randomize_batch_norms(model, seed=4)
+    serve, signature = export.serving_function(model, (HEIGHT, WIDTH), modality2_interpolation="nearest")
+    assert [spec.name for spec in signature] == ["modality1", "modality2"]
+    function = tf.function(serve, input_signature=signature)
+    images = [random_image(50, 90, 24)[None], random_image(50, 90, 25)[None]]
+    outputs = function(*[tf.constant(x, tf.uint8) for x in images])
+    expected = _keras_probabilities(model, images, (HEIGHT, WIDTH))
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size, height and width"):
+        function(tf.constant(images[0], tf.uint8), tf.constant(images[1][:, :48], tf.uint8))
+
+
+def test_export_refuses_existing_output_and_leaves_nothing_on_failure(adapnet, tmp_path, monkeypatch):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(export.ExportError, match="exists"):
+        export.export_saved_model(adapnet, str(tmp_path / "taken"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "serving_function", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.export_saved_model(adapnet, str(tmp_path / "new"))
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+
+
+def test_export_refuses_a_fold_that_changes_outputs(adapnet, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "fold_batch_norms", lambda model: (model, 1))
+    monkeypatch.setattr(export, "fold_difference", lambda *args: 0.01)
+    with pytest.raises(export.ExportError, match="export without folding"):
+        export.export_saved_model(adapnet, str(tmp_path / "out"), fold_batch_norm=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_replacing_an_export_swaps_whole_folders(tmp_path):
+    old, new = tmp_path / "export", tmp_path / "staging"
+    old.mkdir()
+    (old / "saved_model.pb").write_text("old")
+    new.mkdir()
+    (new / "saved_model.pb").write_text("new")
+    export._replace_folder(str(new), str(old))
+    assert (old / "saved_model.pb").read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+
+
+def test_export_options_are_checked(adapnet, tmp_path):
+    with pytest.raises(ValueError, match="TFLite types"):
+        export.export_saved_model(adapnet, str(tmp_path / "a"), tflite=["int8"])
+    with pytest.raises(ValueError, match="multiples of 16"):
+        export.export_saved_model(adapnet, str(tmp_path / "a"), size=(100, 100))
+    with pytest.raises(SystemExit):
+        _load_tool("export").main(["--checkpoint", "x", "--size", "big", "--output", str(tmp_path / "b")])
+    assert _load_tool("export").main(["--checkpoint", str(tmp_path / "none.weights.h5"), "--model", "SSMA",
+                                      "--num_classes", "3", "--output", str(tmp_path / "b")]) == 2

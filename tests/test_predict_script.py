@@ -1,0 +1,114 @@
+"""End-to-end tests of predict.py: the pictures it writes, their sizes and colours, its errors."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssma_tf.data.datasets import get_dataset_info
+from ssma_tf.models import SSMA
+from tests.conftest import ROOT
+from tests.inference_helpers import random_image, randomize_batch_norms, write_rgb
+
+SYNTHETIC = get_dataset_info("synthetic")  # 7 classes, void included
+
+
+def _predict_main(argv):
+    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    model = SSMA(SYNTHETIC.num_classes)
+    randomize_batch_norms(model, seed=5)
+    path = tmp_path_factory.mktemp("weights") / "ssma.weights.h5"
+    model.save_weights(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Two RGB-D samples of 50x90 with labels, and a list file of them."""
+    lines = []
+    for index in range(2):
+        rgb = write_rgb(tmp_path / "data" / "rgb" / f"{index}.png", random_image(50, 90, 30 + index))
+        depth = write_rgb(tmp_path / "data" / "depth" / f"{index}.png", random_image(50, 90, 40 + index))
+        label = write_rgb(tmp_path / "data" / "label" / f"{index}.png", np.full((50, 90), index + 1, np.uint8))
+        lines.append(" ".join(os.path.relpath(p, tmp_path / "data") for p in (rgb, depth, label)))
+    (tmp_path / "data" / "val.txt").write_text("\n".join(lines) + "\n")
+    return tmp_path / "data"
+
+
+def _read(path):
+    return np.asarray(Image.open(path))
+
+
+def test_predict_py_with_a_config_and_a_list(weights, images, tmp_path, capsys):
+    config = tmp_path / "ssma_test.config"
+    config.write_text(
+        "model: SSMA\nnum_classes: 7\ndataset: synthetic\nheight: 32\nwidth: 64\n"
+        f"checkpoint: {weights}\ntest_data: unused.tfrecords\nbatch_size: 1\n"
+    )
+    output = tmp_path / "out"
+    assert _predict_main(["-c", str(config), "--list", str(images / "val.txt"), "--output", str(output)]) == 0
+    captured = capsys.readouterr()
+    assert "predicted 2 sample(s)" in captured.out
+    assert "2/2 (100%)" in captured.err  # progress
+    for index in range(2):
+        ids = _read(output / "class_ids" / f"{index}.png")
+        assert ids.shape == (32, 64)  # the config's size
+        np.testing.assert_array_equal(_read(output / "color" / f"{index}.png"), SYNTHETIC.palette_array[ids])
+        assert _read(output / "overlay" / f"{index}.png").shape == (32, 64, 3)
+        truth = _read(output / "label_color" / f"{index}.png")
+        assert (truth == SYNTHETIC.palette_array[index + 1]).all()
+    assert not (output / "attention").exists()
+
+
+def test_predict_py_with_a_checkpoint_one_pair_original_size_and_attention(weights, images, tmp_path):
+    output = tmp_path / "out"
+    status = _predict_main([
+        "--checkpoint", weights, "--model", "SSMA", "--num_classes", "7", "--dataset", "synthetic",
+        "--modality1", str(images / "rgb" / "1.png"), "--modality2", str(images / "depth" / "1.png"),
+        "--size", "32x64", "--original_size", "--attention", "--quiet", "--output", str(output),
+    ])
+    assert status == 0
+    ids = _read(output / "class_ids" / "1.png")
+    assert ids.shape == (50, 90)
+    np.testing.assert_array_equal(_read(output / "color" / "1.png"), SYNTHETIC.palette_array[ids])
+    for block in ("latent", "skip2", "skip1"):
+        assert _read(output / "attention" / block / "1.png").shape == (50, 90, 3)
+
+
+def test_predict_py_errors_name_the_bad_file(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    missing = tmp_path / "missing.weights.h5"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), "--checkpoint", str(missing), "--model", "SSMA",
+         "--num_classes", "7", "--modality1", "a.png", "--modality2", "b.png", "--output", str(tmp_path / "o")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 2
+    assert str(missing) in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--checkpoint", "w.h5", "--output", "o"], "--modality1/--modality2"),
+        (["--modality1", "a.png", "--output", "o"], "config (-c) or a checkpoint"),
+        (["--checkpoint", "w.h5", "--list", "l.txt", "--modality1", "a.png", "--output", "o"], "not both"),
+        (["--checkpoint", "w.h5", "--modality1", "a.png", "--size", "30x30", "--output", "o"], "multiples of 16"),
+    ],
+)
+def test_predict_py_flag_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _predict_main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
