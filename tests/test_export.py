@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import layers
 
 from ssma_tf import export
+from ssma_tf.inference import inference_model
 from ssma_tf.models import SSMA, AdapNetPP
 from tests.conftest import ROOT
 from tests.inference_helpers import random_image, randomize_batch_norms
@@ -87,6 +88,20 @@ def test_export_metadata_describes_the_signature(exported):
     assert metadata["tflite"] == {"float32": "model_float32.tflite"}
     leftovers = [name for name in os.listdir(exported.parent) if ".partial-" in name]
     assert leftovers == []
+
+
+def test_export_stores_each_used_weight_once(adapnet, exported):
+    stored = tf.train.list_variables(str(exported / "variables" / "variables"))
+    values = sum(int(np.prod(shape)) for name, shape in stored if not name.startswith("_CHECKPOINTABLE"))
+    # Serving reads neither the auxiliary heads nor, once folded, the gamma, mean and variance of
+    # the folded batch norms.
+    view = inference_model(adapnet)
+    folded = [
+        layer for layer in view._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, layers.BatchNormalization) and layer.name not in UNFOLDABLE
+    ]
+    assert len(folded) == 58
+    assert values == view.count_params() - sum(3 * layer.gamma.shape[0] for layer in folded)
 
 
 def test_tflite_gives_the_keras_class_map(adapnet, exported):
