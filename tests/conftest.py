@@ -1,6 +1,5 @@
 """Shared test helpers: the ../shared fixtures folder and small-model settings."""
 
-import os
 import pathlib
 
 import pytest
@@ -15,3 +14,16 @@ def shared_path(*parts: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (the ../shared fixtures are only on developer and CI machines)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tf1_fixture_dir(tmp_path_factory) -> pathlib.Path:
+    """The original TF1 AdapNet++ checkpoint (12 classes) and what the original graph computed,
+    extracted once per session: `model.ckpt.*` and `reference.npz`."""
+    import tarfile
+
+    archive = shared_path("fixtures", "tf1_adapnet_pp.tar.gz")
+    folder = tmp_path_factory.mktemp("tf1_adapnet_pp")
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    return folder

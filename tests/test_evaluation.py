@@ -3,7 +3,6 @@ augmentation, and reading every kind of checkpoint."""
 
 from __future__ import annotations
 
-import tarfile
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.config import config_from_dict
 from ssma_tf.evaluation import Evaluator, make_eval_dataset, predict_probabilities, scaled_size
 from ssma_tf.weights import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, load_weights, resolve_weights
-from tests.conftest import shared_path
 from tests.training_helpers import TinySegmenter, build_tiny_model, released_miou, write_records
 
 
@@ -114,17 +112,7 @@ def test_own_checkpoints_and_weight_files_are_recognised_and_loaded(tmp_path, mo
         resolve_weights(str(tmp_path / "nothing"))
 
 
-@pytest.fixture(scope="module")
-def fixture_checkpoint(tmp_path_factory):
-    """The original TF1 AdapNet++ checkpoint (12 classes) and what the original graph computed."""
-    archive = shared_path("fixtures", "tf1_adapnet_pp.tar.gz")
-    folder = tmp_path_factory.mktemp("tf1_adapnet_pp")
-    with tarfile.open(archive) as tar:
-        tar.extractall(folder, filter="data")
-    return folder
-
-
-def test_tf1_checkpoints_are_told_apart_from_own_ones(fixture_checkpoint):
-    assert resolve_weights(str(fixture_checkpoint / "model.ckpt")) == (
-        FORMAT_TF1, str(fixture_checkpoint / "model.ckpt"))
-    assert resolve_weights(str(fixture_checkpoint / "model.ckpt.index"))[0] == FORMAT_TF1
+def test_tf1_checkpoints_are_told_apart_from_own_ones(tf1_fixture_dir):
+    assert resolve_weights(str(tf1_fixture_dir / "model.ckpt")) == (
+        FORMAT_TF1, str(tf1_fixture_dir / "model.ckpt"))
+    assert resolve_weights(str(tf1_fixture_dir / "model.ckpt.index"))[0] == FORMAT_TF1

@@ -5,11 +5,11 @@ from ssma_tf.layers.easpp import EASPP
 from ssma_tf.layers.initializers import HeTruncatedNormal
 from ssma_tf.layers.multiscale_conv import MultiscaleConv2D
 from ssma_tf.layers.residual_unit import ResidualUnit
-from ssma_tf.layers.resize import ResizeLike
+from ssma_tf.layers.resize import BilinearUpsampling
 from ssma_tf.layers.skip_attention import SkipAttention
 from ssma_tf.layers.ssma_block import SSMABlock
 
 __all__ = [
-    "BN_EPSILON", "BN_MOMENTUM", "ConvBN", "EASPP", "HeTruncatedNormal", "MultiscaleConv2D",
-    "ResidualUnit", "ResizeLike", "SSMABlock", "SkipAttention", "batch_norm",
+    "BilinearUpsampling", "BN_EPSILON", "BN_MOMENTUM", "ConvBN", "EASPP", "HeTruncatedNormal", "MultiscaleConv2D",
+    "ResidualUnit", "SSMABlock", "SkipAttention", "batch_norm",
 ]

@@ -5,8 +5,7 @@ import keras
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.encoder import (
-    PAPER_BLOCK3_DILATIONS, PAPER_BLOCK4_DILATIONS, RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS,
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape,
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, encoder_options, resolve_dilations,
 )
 
 
@@ -43,12 +42,8 @@ class AdapNetPP(keras.Model):
         input_channels: int = 3,
         **kwargs,
     ):
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
-        if block3_dilations is None:
-            block3_dilations = PAPER_BLOCK3_DILATIONS if paper_dilations else RELEASED_BLOCK3_DILATIONS
-        if block4_dilations is None:
-            block4_dilations = PAPER_BLOCK4_DILATIONS if paper_dilations else RELEASED_BLOCK4_DILATIONS
+        check_num_classes(num_classes)
+        block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", "adapnet_pp")
 
@@ -62,7 +57,7 @@ class AdapNetPP(keras.Model):
         image = keras.Input(shape=(None, None, input_channels), name="image")
         features = encoder(image)
         outputs = build_decoder(
-            features["easpp"], features["skip2"], features["skip1"], image, num_classes,
+            features["easpp"], features["skip2"], features["skip1"], num_classes,
             skip_attention=False, aux_heads=aux_heads, dtype=dtype,
         )
         super().__init__(inputs=image, outputs=outputs, **kwargs)
@@ -92,10 +87,7 @@ class AdapNetPP(keras.Model):
             "name": self.name,
             "num_classes": self.num_classes,
             "aux_heads": self.aux_heads,
-            "block3_dilations": [list(p) for p in self.block3_dilations],
-            "block4_dilations": [list(p) for p in self.block4_dilations],
-            "dropout_rate": self.dropout_rate,
-            "easpp_rates": list(self.easpp_rates),
+            **encoder_options(self.encoders[0]),
             "input_channels": self.input_channels,
         }
 

@@ -2,12 +2,12 @@
 
 from keras import layers
 
-from ssma_tf.layers import ConvBN, ResizeLike, SkipAttention
+from ssma_tf.layers import BilinearUpsampling, ConvBN, SkipAttention
 
 DECODER_FILTERS = 256
 
 
-def build_decoder(features, skip2, skip1, image, num_classes: int, *, skip_attention: bool,
+def build_decoder(features, skip2, skip1, num_classes: int, *, skip_attention: bool,
                   aux_heads: bool, dtype=None) -> dict:
     """Wires the decoder on symbolic tensors and returns its named outputs.
 
@@ -19,7 +19,6 @@ def build_decoder(features, skip2, skip1, image, num_classes: int, *, skip_atten
         features: the H/16 feature map (eASPP output, or the fused one for SSMA).
         skip2: the H/8 skip (24 channels).
         skip1: the H/4 skip (24 channels).
-        image: the model input (only its size is used, by the auxiliary heads).
         num_classes: C.
         skip_attention: SSMA's channel attention on the skips.
         aux_heads: build the two auxiliary heads of the multiresolution supervision.
@@ -49,8 +48,9 @@ def build_decoder(features, skip2, skip1, image, num_classes: int, *, skip_atten
         "softmax": layers.Softmax(dtype="float32", name="softmax")(logits),
     }
     if aux_heads:
-        for name, source in (("aux_up2", up2), ("aux_up1", up1)):
+        # up2 is at 1/4 of the input size, up1 at 1/8.
+        for name, source, factor in (("aux_up2", up2, 4), ("aux_up1", up1, 8)):
             head = ConvBN(num_classes, 1, activation=None, name=f"{name}_head", dtype=dtype)(source)
-            head = ResizeLike(name=f"{name}_resize", dtype=dtype)([head, image])
+            head = BilinearUpsampling(factor, name=f"{name}_resize", dtype=dtype)(head)
             outputs[name] = layers.Softmax(dtype="float32", name=name)(head)
     return outputs

@@ -27,6 +27,31 @@ def check_dilations(name: str, value, count: int):
     return pairs
 
 
+def check_num_classes(num_classes) -> None:
+    """Raises ValueError unless num_classes counts void and at least one class."""
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
+
+
+def resolve_dilations(block3_dilations, block4_dilations, paper_dilations: bool) -> tuple:
+    """Explicit dilations win; otherwise the paper's (Section 3.1) or the released graph's."""
+    if block3_dilations is None:
+        block3_dilations = PAPER_BLOCK3_DILATIONS if paper_dilations else RELEASED_BLOCK3_DILATIONS
+    if block4_dilations is None:
+        block4_dilations = PAPER_BLOCK4_DILATIONS if paper_dilations else RELEASED_BLOCK4_DILATIONS
+    return block3_dilations, block4_dilations
+
+
+def encoder_options(encoder) -> dict:
+    """The encoder constructor arguments that AdapNetPP and SSMA pass through, as config values."""
+    return {
+        "block3_dilations": [list(p) for p in encoder.block3_dilations],
+        "block4_dilations": [list(p) for p in encoder.block4_dilations],
+        "dropout_rate": encoder.dropout_rate,
+        "easpp_rates": list(encoder.easpp_rates),
+    }
+
+
 def check_image_shape(shape, what: str):
     """Raises ValueError unless the static height and width are unknown or multiples of 16."""
     if len(shape) != 4:
@@ -120,15 +145,8 @@ class AdapNetPPEncoder(keras.Model):
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "block3_dilations": [list(p) for p in self.block3_dilations],
-            "block4_dilations": [list(p) for p in self.block4_dilations],
-            "dropout_rate": self.dropout_rate,
-            "easpp_rates": list(self.easpp_rates),
-            "input_channels": self.input_channels,
-        }
+        return {"name": self.name, "trainable": self.trainable, **encoder_options(self),
+                "input_channels": self.input_channels}
 
     @classmethod
     def from_config(cls, config):

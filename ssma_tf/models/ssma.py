@@ -7,8 +7,8 @@ from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
-    PAPER_BLOCK3_DILATIONS, PAPER_BLOCK4_DILATIONS, RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS,
-    RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape,
+    RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape, check_num_classes, encoder_options,
+    resolve_dilations,
 )
 
 
@@ -53,12 +53,8 @@ class SSMA(keras.Model):
         easpp_rates=(3, 6, 12),
         **kwargs,
     ):
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
-        if block3_dilations is None:
-            block3_dilations = PAPER_BLOCK3_DILATIONS if paper_dilations else RELEASED_BLOCK3_DILATIONS
-        if block4_dilations is None:
-            block4_dilations = PAPER_BLOCK4_DILATIONS if paper_dilations else RELEASED_BLOCK4_DILATIONS
+        check_num_classes(num_classes)
+        block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", "ssma")
 
@@ -88,7 +84,7 @@ class SSMA(keras.Model):
         fused, gate_latent = latent([f1["easpp"], f2["easpp"]])
         skip2, gate_skip2 = fuse_skip2([f1["skip2"], f2["skip2"]])
         skip1, gate_skip1 = fuse_skip1([f1["skip1"], f2["skip1"]])
-        outputs = build_decoder(fused, skip2, skip1, modality1, num_classes, skip_attention=True,
+        outputs = build_decoder(fused, skip2, skip1, num_classes, skip_attention=True,
                                 aux_heads=aux_heads, dtype=dtype)
         for name, gate in (("gate_latent", gate_latent), ("gate_skip2", gate_skip2), ("gate_skip1", gate_skip1)):
             outputs[name] = layers.Activation("linear", dtype="float32", name=name)(gate)
@@ -134,10 +130,7 @@ class SSMA(keras.Model):
             "skip_reduction": self.skip_reduction,
             "fused_kernel_size": self.fused_kernel_size,
             "skip_output_kernel_size": self.skip_output_kernel_size,
-            "block3_dilations": [list(p) for p in self.block3_dilations],
-            "block4_dilations": [list(p) for p in self.block4_dilations],
-            "dropout_rate": self.dropout_rate,
-            "easpp_rates": list(self.easpp_rates),
+            **encoder_options(self.encoders[0]),
         }
 
     @classmethod

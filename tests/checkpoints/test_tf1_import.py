@@ -1,6 +1,5 @@
 """TF1 checkpoint import: the fixture's numbers, every kind of checkpoint, and the errors."""
 
-import tarfile
 
 import numpy as np
 import pytest
@@ -11,15 +10,6 @@ from tests.conftest import SHARED, shared_path
 from tests.tf1_helpers import random_arrays, read_spec, write_tf1_checkpoint
 
 SPEC = SHARED / "spec"
-
-
-@pytest.fixture(scope="module")
-def fixture_checkpoint(tmp_path_factory):
-    archive = shared_path("fixtures", "tf1_adapnet_pp.tar.gz")
-    folder = tmp_path_factory.mktemp("tf1_adapnet_pp")
-    with tarfile.open(archive) as tar:
-        tar.extractall(folder, filter="data")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +26,10 @@ def relative_error(actual, expected):
     return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
 
 
-def test_fixture_reproduces_every_reference_array(fixture_checkpoint, adapnet):
-    report = load_tf1_checkpoint(adapnet, str(fixture_checkpoint / "model.ckpt"))
+def test_fixture_reproduces_every_reference_array(tf1_fixture_dir, adapnet):
+    report = load_tf1_checkpoint(adapnet, str(tf1_fixture_dir / "model.ckpt"))
     assert (len(report.loaded), report.missing, report.unused) == (388, [], [])
-    reference = np.load(fixture_checkpoint / "reference.npz")
+    reference = np.load(tf1_fixture_dir / "reference.npz")
     image = reference["modality1"]
     outputs = adapnet(image, training=False, return_all=True)
     features = adapnet.encoder(image, training=False)
@@ -109,7 +99,7 @@ def test_two_unimodal_checkpoints_fill_the_two_experts(tmp_path, ssma):
     assert sorted(report.loaded) == sorted(n for n in ssma_spec if n.startswith(("rgb/", "depth/")))
 
 
-def test_wrong_kind_and_shape_mismatch_are_errors_that_name_the_variable(tmp_path, fixture_checkpoint):
+def test_wrong_kind_and_shape_mismatch_are_errors_that_name_the_variable(tmp_path, tf1_fixture_dir):
     spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
     prefix = write_tf1_checkpoint(str(tmp_path / "ssma.ckpt"), random_arrays(spec))
     with pytest.raises(CheckpointError, match="SSMA checkpoint"):
@@ -117,12 +107,12 @@ def test_wrong_kind_and_shape_mismatch_are_errors_that_name_the_variable(tmp_pat
     model = AdapNetPP(20)
     before = [np.asarray(w).copy() for w in model.weights]
     with pytest.raises(CheckpointError, match=r"resnet_v2_50/conv(5|78|911|912)/.*has shape \[12\].*number of classes"):
-        load_tf1_checkpoint(model, str(fixture_checkpoint / "model.ckpt"))
+        load_tf1_checkpoint(model, str(tf1_fixture_dir / "model.ckpt"))
     # Nothing was assigned: shapes are checked before any variable changes.
     for old, new in zip(before, model.weights):
         np.testing.assert_array_equal(old, np.asarray(new))
     with pytest.raises(CheckpointError, match="needs two"):
-        load_tf1_checkpoint(SSMA(12), str(fixture_checkpoint / "model.ckpt"))
+        load_tf1_checkpoint(SSMA(12), str(tf1_fixture_dir / "model.ckpt"))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_tf1_checkpoint(model, str(tmp_path / "nothing.ckpt"))
 

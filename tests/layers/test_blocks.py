@@ -79,3 +79,22 @@ def test_easpp_image_pooling_branch_is_constant_over_the_map():
     assert tuple(y.shape) == (1, 6, 6, 8)
     with pytest.raises(ValueError, match="dilation_rates"):
         EASPP(8, 4, ())
+
+
+def test_bilinear_upsampling_matches_resize_and_traces_with_unknown_sizes():
+    import tensorflow as tf
+
+    from ssma_tf.layers import BilinearUpsampling
+    from ssma_tf.models import AdapNetPP
+
+    x = features((2, 3, 5, 4), 6)
+    for factor in (4, 8):
+        expected = ops.image.resize(x, (3 * factor, 5 * factor), interpolation="bilinear")
+        np.testing.assert_allclose(np.asarray(BilinearUpsampling(factor)(x)), np.asarray(expected), atol=1e-5)
+    # The auxiliary heads trace with unknown height and width (a SavedModel signature needs it).
+    model = AdapNetPP(3)
+    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+    traced = tf.function(lambda t: model(t, training=False, return_all=True)).get_concrete_function(spec)
+    assert traced.structured_outputs["aux_up1"].shape.as_list() == [None, None, None, 3]
+    with pytest.raises(ValueError, match="factor"):
+        BilinearUpsampling(0)
