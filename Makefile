@@ -12,6 +12,10 @@ $(STAMP): setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The whole workflow in miniature on synthetic RGB-D data (see tools/demo.py): about 15 minutes on 2 CPU cores.
+demo: $(STAMP)
+	$(BIN)/python tools/demo.py
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 

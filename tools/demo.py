@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""The whole SSMA workflow in miniature, on synthetic RGB-D scenes: `make demo` runs this.
+
+Steps, each one the command a user would type (the configs are in configs/demo/):
+  1. tools/make_synthetic_dataset.py   synthetic street scenes: RGB, depth as jet, labels
+  2. tools/convert_to_tfrecords.py     train and validation lists to TFRecords
+  3. train.py                          AdapNet++ on RGB, AdapNet++ on depth, then SSMA with the two
+                                       as frozen experts (checkpoint1/checkpoint2)
+  4. evaluate.py --json                the three models on the validation scenes
+  5. predict.py --attention            pictures: predictions, overlays, SSMA attention maps
+and finally a table of mIoU per model and a side-by-side panel (demo_output/comparison.png).
+
+Runs resume: a finished step is skipped when its output exists (delete demo_output/ to start over).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "demo"
+MODELS = (
+    ("adapnet_pp_rgb", "AdapNet++ (RGB)"),
+    ("adapnet_pp_depth", "AdapNet++ (depth)"),
+    ("ssma", "SSMA (RGB + depth)"),
+)
+NUM_PICTURES = 4
+
+
+def run(step: str, args: list, quiet_prefixes=("I0000", "W0000", "E0000", "WARNING: All log")) -> float:
+    """Runs one command from the repository root, streaming its output; returns seconds taken."""
+    print(f"\n=== {step}\n$ {' '.join(shlex.quote(str(a)) for a in args)}", flush=True)
+    start = time.time()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable] + [str(a) for a in args], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if not line.startswith(quiet_prefixes) and "cuda" not in line.lower():
+            print("  " + line, end="", flush=True)
+    if process.wait() != 0:
+        raise SystemExit(f"demo: step '{step}' failed (exit {process.returncode}); see its output above")
+    seconds = time.time() - start
+    print(f"  ({seconds:.0f} s)", flush=True)
+    return seconds
+
+
+def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
+    """One picture per row: RGB | depth | ground truth | each model's prediction."""
+    import numpy as np
+    from PIL import Image
+
+    from ssma_tf.data.datasets import get_dataset_info
+    from ssma_tf.visualize import colorize, save_png
+
+    palette = get_dataset_info("synthetic").palette
+    lines = (data / "val.txt").read_text().split("\n")[:NUM_PICTURES]
+    rows = []
+    for line in lines:
+        rgb, depth, label = (data / part for part in line.split())
+        name = rgb.stem
+        tiles = [np.asarray(Image.open(rgb).convert("RGB")), np.asarray(Image.open(depth).convert("RGB")),
+                 colorize(np.asarray(Image.open(label)), palette)]
+        for key, _ in MODELS:
+            tiles.append(colorize(np.asarray(Image.open(output / "pictures" / key / "class_ids" / f"{name}.png")),
+                                  palette))
+        gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+        rows.append(np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1))
+    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+    panel = np.concatenate(sum(([r, gap] for r in rows), [])[:-1], axis=0)
+    # Shown small otherwise: enlarge 3x with nearest neighbour so class borders stay crisp.
+    panel = np.repeat(np.repeat(panel, 3, axis=0), 3, axis=1)
+    path = output / "comparison.png"
+    save_png(str(path), panel)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="demo_output", help="folder for data, checkpoints, results")
+    args = parser.parse_args(argv)
+    output = ROOT / args.output
+    if output != ROOT / "demo_output":
+        raise SystemExit("demo: the configs in configs/demo/ write to demo_output/; keep the default --output")
+    data = output / "data"
+    timings = {}
+    started = time.time()
+
+    if not (data / "val.txt").exists():
+        timings["dataset"] = run("1. synthetic RGB-D dataset", [
+            "tools/make_synthetic_dataset.py", "--output_dir", data, "--num_train", 200, "--num_val", 50,
+            "--height", 48, "--width", 96, "--seed", 0])
+    for split in ("train", "val"):
+        if not (data / f"{split}.tfrecords").exists():
+            timings[f"convert {split}"] = run(f"2. {split} list to TFRecords", [
+                "tools/convert_to_tfrecords.py", "-f", data / f"{split}.txt", "-r", data / f"{split}.tfrecords"])
+    for key, title in MODELS:
+        if not (output / "checkpoints" / key / "final.weights.h5").exists():
+            timings[f"train {key}"] = run(f"3. train {title}", ["train.py", "-c", CONFIGS / f"{key}.config"])
+    results = {}
+    for key, title in MODELS:
+        path = output / "results" / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        timings[f"evaluate {key}"] = run(f"4. evaluate {title}", [
+            "evaluate.py", "-c", CONFIGS / f"{key}_test.config", "--json", path])
+        results[key] = json.loads(path.read_text())
+    pictures_list = data / "pictures.txt"
+    pictures_list.write_text("\n".join((data / "val.txt").read_text().split("\n")[:NUM_PICTURES]) + "\n")
+    for key, title in MODELS:
+        extra = ["--attention"] if key == "ssma" else []
+        timings[f"predict {key}"] = run(f"5. pictures of {title}", [
+            "predict.py", "-c", CONFIGS / f"{key}_test.config", "--list", pictures_list,
+            "-o", output / "pictures" / key, "--quiet"] + extra)
+    panel = comparison_panel(output, data)
+
+    print("\n=== Results on the synthetic validation scenes (50 images, 48x96, 7 classes)\n")
+    header = f"{'model':22s} {'mIoU':>6s} {'pixel acc.':>10s}  " + " ".join(
+        f"{entry['name'][:10]:>10s}" for entry in results["ssma"]["per_class"])
+    print(header)
+    for key, title in MODELS:
+        metrics = results[key]
+        per_class = " ".join(f"{entry['iou']:10.1f}" for entry in metrics["per_class"])
+        print(f"{title:22s} {metrics['mIoU']:6.1f} {metrics['pixel_accuracy']:10.1f}  {per_class}")
+    best_single = max(results["adapnet_pp_rgb"]["mIoU"], results["adapnet_pp_depth"]["mIoU"])
+    margin = results["ssma"]["mIoU"] - best_single
+    print(f"\nSSMA vs the better unimodal model: {margin:+.1f} mIoU")
+    print(f"pictures: {output / 'pictures'} (class ids, colours, overlays, SSMA attention); panel: {panel}")
+    print(f"total time: {(time.time() - started) / 60:.1f} min")
+    (output / "results" / "timings.json").write_text(json.dumps(timings, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
