@@ -98,3 +98,12 @@ def test_bilinear_upsampling_matches_resize_and_traces_with_unknown_sizes():
     assert traced.structured_outputs["aux_up1"].shape.as_list() == [None, None, None, 3]
     with pytest.raises(ValueError, match="factor"):
         BilinearUpsampling(0)
+
+
+@pytest.mark.parametrize("shape,rate", [((2, 3, 6, 4), 6), ((1, 3, 5, 4), 3), ((1, 8, 2, 4), 2), ((1, 2, 2, 4), 12)])
+def test_atrous_conv_on_small_maps_skips_only_padding_taps(shape, rate):
+    layer = ConvBN(5, 3, dilation_rate=rate, activation=None)
+    x = features(shape, 7)
+    y = np.asarray(layer(x, training=False))
+    full = np.asarray(layer.bn(layer.conv(x), training=False))  # the plain Keras convolution
+    np.testing.assert_allclose(y, full, atol=1e-5)
