@@ -34,7 +34,6 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ssma_tf.modalities import morphology
 from ssma_tf.modalities.completion import units_per_metre
 from ssma_tf.modalities.io import InputFileError
 
