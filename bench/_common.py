@@ -1,0 +1,156 @@
+"""Helpers shared by the benchmark scripts: machine description, child processes, statistics.
+
+Nothing here imports TensorFlow or JAX: the parent process of a benchmark only orchestrates, and
+each measurement runs in a child process of its own, so that one framework's thread pools,
+compilation caches and peak memory never leak into another measurement.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A child prints its result on one line starting with this marker (TF writes other lines to stdout).
+RESULT_MARKER = "BENCH_RESULT "
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set:
+    """The CPU feature flags (Linux), e.g. to tell whether bfloat16 has hardware support."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def memory_gib() -> float | None:
+    """Total physical memory in GiB (Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("MemTotal"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def package_version(name: str) -> str | None:
+    """Installed version of a distribution, read from its metadata (the package is not imported)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    """What the figures depend on: CPU, cores, memory, library versions, load."""
+    flags = cpu_flags()
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_gib() or 0.0, 1),
+        "avx2": "avx2" in flags,
+        "avx512f": "avx512f" in flags,
+        "bf16_hardware": bool({"avx512_bf16", "amx_bf16"} & flags),
+        "python": platform.python_version(),
+        "tensorflow": package_version("tensorflow"),
+        "keras": package_version("keras"),
+        "jax": package_version("jax"),
+        "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def describe_machine(info: dict) -> str:
+    """One line for a table header."""
+    versions = ", ".join(f"{k} {info[k]}" for k in ("tensorflow", "keras", "jax") if info.get(k))
+    return (f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; Python {info['python']}, "
+            f"{versions}; load average {info['load_average'][0]:.1f}")
+
+
+def summarize(seconds: list) -> dict:
+    """Median, 90th percentile (nearest rank), min and max of a list of durations, in seconds."""
+    ordered = sorted(seconds)
+    rank = max(0, min(len(ordered) - 1, int(round(0.9 * len(ordered) + 0.5)) - 1))
+    return {
+        "median": statistics.median(ordered),
+        "p90": ordered[rank],
+        "min": ordered[0],
+        "max": ordered[-1],
+        "runs": len(ordered),
+    }
+
+
+def peak_rss_mib() -> float:
+    """The high-water mark of this process's resident memory, in MiB (ru_maxrss is KiB on Linux)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def emit(result: dict) -> None:
+    """Prints a child's result where `run_child` finds it."""
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+
+
+def run_child(script: str, spec: dict, env: dict | None = None, timeout: float = 3600) -> dict:
+    """Runs `python script --child JSON` and returns the dict it emitted.
+
+    A child that fails or prints no result gives {"error": <last lines of its output>}, so that one
+    broken configuration does not stop a long benchmark.
+    """
+    child_env = dict(os.environ)
+    child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    child_env["PYTHONPATH"] = ROOT + os.pathsep + child_env.get("PYTHONPATH", "")
+    child_env.update(env or {})
+    try:
+        done = subprocess.run(
+            [sys.executable, script, "--child", json.dumps(spec)],
+            capture_output=True, text=True, env=child_env, timeout=timeout, cwd=ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER):])
+    tail = (done.stderr or done.stdout).strip().splitlines()[-6:]
+    return {"error": f"exit {done.returncode}: " + " | ".join(tail)}
+
+
+def format_seconds(value: float | None) -> str:
+    """Seconds as `0.123` (or `-` for a missing figure)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Writes `payload` atomically (a rerun never leaves half a file)."""
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
+    os.replace(partial, path)

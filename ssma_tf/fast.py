@@ -1,0 +1,198 @@
+"""The fast inference path: an inference-only copy of a model and a compiled predict function.
+
+Measured on a 2-core AVX2 CPU (docs/benchmarks.md), a forward pass of AdapNet++ or SSMA is
+about 90 % convolutions. Two rewrites make the same computation cheaper there without changing
+its result beyond float32 rounding (≤ 1e-5 on the probabilities):
+
+- **Batch-norm folding** (`ssma_tf.export.fold_batch_norms`): each BN that directly follows a
+  bias-free convolution becomes part of the kernel plus a bias add, which TensorFlow fuses into
+  the convolution together with the ReLU; the separate multiply and add passes over every
+  feature map disappear.
+- **Sub-pixel transposed convolutions**: the decoder's three upsamplings (4×4 stride 2, 4×4
+  stride 2, 8×8 stride 4, TF `SAME`) are transposed convolutions with kernel = 2 × stride. Such a
+  layer equals one ordinary 2×2 convolution producing stride² × C channels (one group per output
+  phase) followed by a pixel shuffle; TensorFlow's CPU `Conv2D` kernel runs that 2–3× faster than
+  its `Conv2DBackpropInput`, with the same multiply-adds.
+
+`compiled_predict` wraps the copy in a `tf.function` that is traced once per input shape (and
+never again for repeated calls with that shape); `jit_compile=True` adds XLA.
+
+    from ssma_tf.fast import compiled_predict
+    predict = compiled_predict(model)          # model: AdapNetPP or SSMA with its weights
+    probabilities = predict(images)            # or predict([modality1, modality2])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+# ---------------------------------------------------------------------------------------------
+# Sub-pixel form of a transposed convolution.
+
+
+def subpixel_supported(kernel_size: int, strides: int, padding: str = "same") -> bool:
+    """True when a transposed convolution has the sub-pixel form below (k = 2·s, SAME)."""
+    return padding.lower() == "same" and strides > 1 and kernel_size == 2 * strides
+
+
+def subpixel_kernel(kernel, strides: int):
+    """Rearranges a transposed-convolution kernel [k, k, C_out, C_in] (k = 2·s) for `subpixel_conv2d_transpose`.
+
+    With TF `SAME` padding the transposed convolution pads h = s // 2 before the first output.
+    Output row s·m + p (p the phase) then receives exactly two input rows, m + q − 1 and m + q,
+    through kernel taps s + r and r, where p + h = s·q + r. On the input padded with one zero row
+    on each side, a VALID 2×2 convolution at row i reads original rows i − 1 and i, so phase p is
+    that convolution at row m + q, with row a ∈ {0, 1} of its 2×2 kernel being tap s + r (a = 0)
+    or r (a = 1). Storing phase p in channel group r (not p) makes the pixel shuffle put it at
+    row s·(m + q) + r = s·m + p + h: every phase lands shifted by the same h, which one crop
+    removes. Rows and columns alike; groups ordered (r_y, r_x) as `depth_to_space` expects.
+
+    Returns:
+        A [2, 2, C_in, s·s·C_out] kernel.
+    """
+    size, _, c_out, c_in = kernel.shape
+    if size != 2 * strides:
+        raise ValueError(f"the sub-pixel form needs kernel_size == 2 * strides, got {size} and {strides}")
+    taps = np.empty((2, 2, strides, strides), np.int32)  # [a, b, r_y, r_x] → flat tap index
+    for rest_y in range(strides):
+        for rest_x in range(strides):
+            for a in range(2):
+                for b in range(2):
+                    tap_y = strides + rest_y if a == 0 else rest_y
+                    tap_x = strides + rest_x if b == 0 else rest_x
+                    taps[a, b, rest_y, rest_x] = tap_y * size + tap_x
+    flat = ops.reshape(kernel, (size * size, c_out, c_in))
+    gathered = ops.take(flat, taps.reshape(-1), axis=0)  # [2·2·s·s, C_out, C_in]
+    gathered = ops.reshape(gathered, (2, 2, strides * strides, c_out, c_in))
+    gathered = ops.transpose(gathered, (0, 1, 4, 2, 3))  # [2, 2, C_in, s·s, C_out]
+    return ops.reshape(gathered, (2, 2, c_in, strides * strides * c_out))
+
+
+def subpixel_conv2d_transpose(inputs, kernel, strides: int):
+    """`conv2d_transpose(inputs, kernel, strides, padding="SAME")` for k = 2·s, as conv + pixel shuffle.
+
+    Args:
+        inputs: (B, H, W, C_in).
+        kernel: [k, k, C_out, C_in], the Keras/TF layout of a transposed-convolution kernel.
+        strides: s (the same along both axes).
+
+    Returns:
+        (B, s·H, s·W, C_out), equal to the transposed convolution up to float rounding.
+    """
+    shape = ops.shape(inputs)
+    height, width = shape[1], shape[2]
+    padded = ops.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = ops.conv(padded, subpixel_kernel(kernel, strides), strides=1, padding="valid")  # (B, H+1, W+1, s·s·C)
+    y = ops.depth_to_space(y, strides)  # (B, s·(H+1), s·(W+1), C), every phase shifted by s // 2
+    shift = strides // 2
+    return y[:, shift:shift + height * strides, shift:shift + width * strides, :]
+
+
+class _SubpixelConv2DTranspose(layers.Conv2DTranspose):
+    """A `Conv2DTranspose` (no bias, k = 2·s, SAME) computed in the sub-pixel form."""
+
+    def call(self, inputs):
+        kernel = ops.cast(self.kernel, self.compute_dtype)
+        return subpixel_conv2d_transpose(inputs, kernel, self.strides[0])
+
+
+def use_subpixel_upsampling(model: keras.Model) -> int:
+    """Switches every eligible transposed convolution of `model`, in place, to the sub-pixel form.
+
+    Same variables, same outputs (to float rounding), same gradients; the model stays trainable.
+    Returns how many layers were switched.
+    """
+    count = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if (type(layer) is layers.Conv2DTranspose and not layer.use_bias
+                and layer.data_format == "channels_last" and layer.strides[0] == layer.strides[1]
+                and layer.kernel_size[0] == layer.kernel_size[1] and tuple(layer.dilation_rate) == (1, 1)
+                and subpixel_supported(layer.kernel_size[0], layer.strides[0], layer.padding)):
+            # Same variables, same place in the graph; only the computation changes.
+            layer.__class__ = _SubpixelConv2DTranspose
+            count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# The inference copy and the compiled function.
+
+
+def _inference_copy(model: keras.Model) -> keras.Model:
+    """A float32 copy without auxiliary heads, sharing no variables (any backend).
+
+    The same copy as `ssma_tf.export.copy_model`, which imports TensorFlow; this one does not,
+    so that the sub-pixel rewrite alone also serves Keras on JAX.
+    """
+    config = dict(model.get_config(), dtype="float32")
+    if "aux_heads" in config:
+        config["aux_heads"] = False
+    clone = type(model).from_config(config)
+    # Top-level layer names are unique in a functional model (each encoder is one layer).
+    for layer in clone.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clone
+
+
+def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
+                           subpixel_upsampling: bool = True) -> keras.Model:
+    """An inference-only float32 copy of `model` (no auxiliary heads) with the rewrites above.
+
+    The copy shares nothing with `model`: later changes to the model's weights do not reach it.
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` with its weights.
+        fold_batch_norm: fold batch norms into the preceding convolutions (TensorFlow backend only).
+        subpixel_upsampling: compute the decoder's transposed convolutions in sub-pixel form (any
+            backend).
+
+    Returns:
+        A model with the same inputs whose `call(x, training=False)` returns the softmax; its
+        attributes `folded_batch_norms` and `subpixel_layers` say what was rewritten.
+    """
+    if fold_batch_norm:
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError("fold_batch_norm needs the TensorFlow backend (the folded layer adds a tf.nn.bias_add)")
+        from ssma_tf.export import fold_batch_norms  # imports TensorFlow
+
+        copy, folded = fold_batch_norms(model)
+    else:
+        copy, folded = _inference_copy(model), 0
+    copy.folded_batch_norms = folded
+    copy.subpixel_layers = use_subpixel_upsampling(copy) if subpixel_upsampling else 0
+    return copy
+
+
+def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batch_norm: bool = True,
+                     subpixel_upsampling: bool = True, return_all: bool = False) -> Callable[[Any], Any]:
+    """The fast compiled inference function of a model.
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` with its weights (an inference copy is made once, here;
+            later weight changes of `model` are not seen — build a new function after training).
+        jit_compile: compile with XLA.
+        fold_batch_norm, subpixel_upsampling: see `optimize_for_inference`.
+        return_all: return the model's dict of outputs (`softmax`, `logits` and SSMA's gates)
+            instead of the softmax.
+
+    Returns:
+        A `tf.function` taking a (B, H, W, 3) float batch (AdapNet++) or a list of two (SSMA),
+        H and W multiples of 16, and returning the float32 softmax (B, H, W, C). It is traced once
+        per distinct input shape; `experimental_get_tracing_count()` counts the traces.
+    """
+    import tensorflow as tf
+
+    fast = optimize_for_inference(model, fold_batch_norm=fold_batch_norm, subpixel_upsampling=subpixel_upsampling)
+
+    def predict(inputs):
+        return fast(inputs, training=False, return_all=return_all)
+
+    function = tf.function(predict, jit_compile=jit_compile)
+    function.model = fast  # keeps the copy alive with the function, and lets callers inspect it
+    return function
