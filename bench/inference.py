@@ -1,18 +1,22 @@
 """Inference latency and throughput of AdapNet++ and SSMA, beside the original TF1 graph.
 
-For each model (12 classes) and each way of running it ("mode"), a fresh child process builds the
-model with seeded random weights (batch-norm statistics randomised so every BN does real work),
-warms up, and times:
+For each model (12 classes) one child process builds the model with seeded random weights
+(batch-norm statistics randomised so that every BN does real work), sets up every requested way of
+running it ("mode"), checks each mode's softmax against the plain Keras call, and then times all
+modes *interleaved*: one call of each mode per round, so that the load other processes put on a
+shared machine weighs on every mode alike. It measures
 
-- latency at batch 1 and 384×768 (median and 90th percentile over `--runs` runs),
+- latency at batch 1 and 384×768 (median and 90th percentile over `--runs` rounds, after
+  `--warmup` calls), and the speed-up over the TF1 graph as the median of per-round ratios,
 - throughput at batch 8 and 384×768 (images per second, from the median batch time),
-- latency at batch 1 at 192×384 and 768×1536 (for the modes in `--size-modes`).
+- latency at batch 1 at 192×384 and 768×1536 (modes tf1, function, default).
 
 Modes (TensorFlow backend):
     eager        `model(x, training=False)`, Keras eager (auxiliary heads included).
     function     `tf.function` of the same call, static input shape.
     xla          `tf.function(jit_compile=True)`.
     folded       `tf.function` of a copy with batch norms folded into convolutions.
+    subpixel     `compiled_predict(model, fold_batch_norm=False)`: sub-pixel upsampling only.
     default      `ssma_tf.fast.compiled_predict(model)`: the library's compiled inference function
                  (what prediction and evaluation use; see docs/benchmarks.md).
     predictor    `ssma_tf.inference.Predictor(...).predict(uint8 array)`: the prediction API,
@@ -22,8 +26,6 @@ Modes (TensorFlow backend):
     bfloat16     the model built with the `mixed_bfloat16` policy under `tf.function`.
     tf1          the released graph rebuilt with TF1 ops in a `tf.compat.v1.Session`
                  (`bench/tf1_graph.py`), loaded with the same weights: the baseline to beat.
-    interleaved  `tf1` and `default` alternately in one process (batch 1, 384×768): their ratio
-                 is the figure least affected by other load on a shared machine.
 With `--backend jax` (Keras on JAX; TensorFlow is never imported): mode `jax`, a `jax.jit` of the
 model's stateless call, and `jax_subpixel`, the same on `ssma_tf.fast.optimize_for_inference(model,
 fold_batch_norm=False)` (the sub-pixel upsampling; folding needs TensorFlow).
@@ -56,9 +58,9 @@ NUM_CLASSES = 12
 SIZE = (384, 768)
 SIZES = {"small": (192, 384), "large": (768, 1536)}
 THROUGHPUT_BATCH = 8
-TF_MODES = ("interleaved", "tf1", "eager", "function", "xla", "folded", "default", "predictor",
-            "saved_model", "saved_model_folded", "bfloat16")
-QUICK_MODES = ("interleaved", "tf1", "function", "xla", "default")
+TF_MODES = ("tf1", "eager", "function", "xla", "folded", "subpixel", "default", "predictor", "saved_model",
+            "saved_model_folded", "bfloat16")
+QUICK_MODES = ("tf1", "function", "xla", "default")
 JAX_MODES = ("jax", "jax_subpixel")
 SIZE_MODES = ("tf1", "function", "default")
 # Figures this benchmark is compared with (issue 6 and Valada et al. 2019, Table 9).
@@ -159,10 +161,10 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         prepare.function = function
         return prepare
 
-    if mode == "default":
+    if mode in ("default", "subpixel"):
         from ssma_tf.fast import compiled_predict
 
-        function = compiled_predict(model)
+        function = compiled_predict(model) if mode == "default" else compiled_predict(model, fold_batch_norm=False)
 
         def prepare(arrays):
             tensors = [tf.constant(a) for a in arrays]
@@ -181,31 +183,16 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         return prepare
 
     if mode in ("saved_model", "saved_model_folded"):
-        path = os.path.join(workdir, mode)
-        try:
-            from ssma_tf.export import export_saved_model
-        except ImportError:  # before the export module existed: a plain SavedModel of the call
-            export_saved_model = None
-        if export_saved_model is not None:
-            export_saved_model(model, path, fold_batch_norm=mode == "saved_model_folded")
-            loaded = tf.saved_model.load(path)
-            serve = loaded.signatures["serving_default"]
-            keys = ["modality1", "modality2"] if fusion else ["image"]
+        from ssma_tf.export import export_saved_model
 
-            def prepare(arrays):
-                tensors = {k: tf.constant(a.astype(np.uint8)) for k, a in zip(keys, arrays)}
-                return lambda: serve(**tensors)["probabilities"]
-            return prepare
-        spec = [tf.TensorSpec([None, None, None, 3], tf.float32)] * (2 if fusion else 1)
-        module = tf.Module()
-        module.model = model
-        module.serve = tf.function(lambda *x: model(network_input(x), training=False), input_signature=spec)
-        tf.saved_model.save(module, path)
-        loaded = tf.saved_model.load(path)
+        path = os.path.join(workdir, mode)
+        export_saved_model(model, path, fold_batch_norm=mode == "saved_model_folded")
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        keys = ["modality1", "modality2"] if fusion else ["image"]
 
         def prepare(arrays):
-            tensors = [tf.constant(a) for a in arrays]
-            return lambda: loaded.serve(*tensors)
+            tensors = {k: tf.constant(a.astype(np.uint8)) for k, a in zip(keys, arrays)}
+            return lambda: serve(**tensors)["probabilities"]
         return prepare
 
     raise ValueError(f"unknown mode {mode!r}")
@@ -243,21 +230,6 @@ def _tf1_runner(name: str, model):
     return prepare
 
 
-def _time(run, warmup: int, runs: int, block) -> tuple[dict, float]:
-    """Times `run` after `warmup` calls; returns (summary, seconds of the first call)."""
-    start = time.perf_counter()
-    block(run())
-    first = time.perf_counter() - start
-    for _ in range(max(0, warmup - 1)):
-        block(run())
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        block(run())
-        seconds.append(time.perf_counter() - start)
-    return _common.summarize(seconds), first
-
-
 def _set_threads(spec: dict) -> None:
     """Applies --intra/--inter before TensorFlow creates its thread pools."""
     import tensorflow as tf
@@ -268,146 +240,166 @@ def _set_threads(spec: dict) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(spec["inter"])
 
 
+def _jobs(spec: dict) -> list:
+    """(key, batch, (height, width), warmup, runs, modes) of each measurement of a child."""
+    modes = spec["modes"]
+    jobs = [("latency", 1, SIZE, spec["warmup"], spec["runs"], modes)]
+    throughput = [m for m in modes if m in spec.get("throughput_modes", [])]
+    if throughput:
+        jobs.append(("throughput", THROUGHPUT_BATCH, SIZE, 1, spec["throughput_runs"], throughput))
+    sized = [m for m in modes if m in spec.get("size_modes", [])]
+    for key in spec.get("sizes", []):
+        if sized:
+            jobs.append((key, 1, SIZES[key], spec["warmup"], spec["size_runs"], sized))
+    return jobs
+
+
+def _measure_interleaved(prepare: dict, arrays, modes, warmup: int, runs: int, block) -> dict:
+    """Times every mode on the same input, one call of each mode per round.
+
+    Interleaving spreads the machine's other load evenly over the modes, and the per-round ratio
+    to the TF1 baseline (both timed within the same few seconds) is robust to load that changes
+    between rounds.
+    """
+    calls, first = {}, {}
+    for mode in modes:
+        calls[mode] = prepare[mode](arrays)
+        start = time.perf_counter()
+        block(calls[mode]())
+        first[mode] = time.perf_counter() - start  # trace/compile + one run
+        for _ in range(max(0, warmup - 1)):
+            block(calls[mode]())
+    seconds = {mode: [] for mode in modes}
+    for _ in range(runs):
+        for mode in modes:
+            start = time.perf_counter()
+            block(calls[mode]())
+            seconds[mode].append(time.perf_counter() - start)
+    out = {}
+    for mode in modes:
+        summary = _common.summarize(seconds[mode])
+        summary["first_call_s"] = first[mode]
+        if "tf1" in seconds:
+            ratios = sorted(a / b for a, b in zip(seconds["tf1"], seconds[mode]))
+            summary["speedup_vs_tf1"] = ratios[len(ratios) // 2] if len(ratios) % 2 else \
+                0.5 * (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2])
+        out[mode] = summary
+    return out
+
+
 def child_tf(spec: dict) -> dict:
-    """Measures one (model, mode) with TensorFlow."""
+    """Measures all TF modes of one model in this process, interleaved (see `_measure_interleaved`)."""
     import numpy as np
     import tensorflow as tf
 
     _set_threads(spec)
     import keras
-
-    name, mode = spec["model"], spec["mode"]
-    model = build_model(name, "mixed_bfloat16" if mode == "bfloat16" else None)
-    result = {"model": name, "mode": mode, "tensorflow": tf.__version__, "keras": keras.__version__}
     from tensorflow.python.util import _pywrap_util_port
 
-    result["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
+    name, modes = spec["model"], spec["modes"]
+    model = build_model(name)
+    result = {"model": name, "tensorflow": tf.__version__, "keras": keras.__version__,
+              "onednn": bool(_pywrap_util_port.IsMklEnabled()), "modes": {m: {} for m in modes}}
 
     def block(value):
         # Converting to a host array waits for the computation (and is what a user does).
         return np.asarray(value)
 
     with tempfile.TemporaryDirectory() as workdir:
-        prepare = _tf1_runner(name, model) if mode == "tf1" else _tf_runner(mode, name, model, workdir)
-        if mode not in ("tf1", "eager"):
-            # The port's output on the plain call, to report how far each mode is from it.
-            reference_input = make_inputs(name, 1, 64, 128)
-            reference = model
-            if mode == "bfloat16":  # against the float32 model with the same weights
-                reference = build_model(name)
-                reference.set_weights(model.get_weights())
-            plain = np.asarray(reference(reference_input if name == "ssma" else reference_input[0], training=False))
-            got = np.asarray(prepare(reference_input)())
-            result["max_abs_diff"] = float(np.max(np.abs(got.astype(np.float32) - plain)))
-        jobs = [("latency", 1, SIZE, spec["warmup"], spec["runs"])]
-        if spec.get("throughput"):
-            jobs.append(("throughput", THROUGHPUT_BATCH, SIZE, 1, spec["throughput_runs"]))
-        for key in spec.get("sizes", []):
-            jobs.append((key, 1, SIZES[key], spec["warmup"], spec["size_runs"]))
-        for key, batch, (height, width), warmup, runs in jobs:
-            run = prepare(make_inputs(name, batch, height, width))
-            summary, first = _time(run, warmup, runs, block)
-            summary.update(batch=batch, height=height, width=width, first_call_s=first)
-            if batch > 1:
-                summary["images_per_s"] = batch / summary["median"]
-            result[key] = summary
-        if mode == "tf1":
-            result["max_abs_diff"] = prepare.checks[0]
-        function = getattr(prepare, "function", None)
-        if function is not None:
-            # One trace per distinct input shape, none on repeated calls.
-            result["traces"] = function.experimental_get_tracing_count()
-            result["shapes"] = len(jobs) + ("max_abs_diff" in result)
-    result["peak_rss_mib"] = _common.peak_rss_mib()
-    return result
-
-
-def child_interleaved(spec: dict) -> dict:
-    """The TF1 baseline and the default path in one process, run alternately at batch 1.
-
-    The machine's other load then weighs on both alike, which makes their ratio the most robust
-    figure of this benchmark on a shared machine.
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    from ssma_tf.fast import compiled_predict
-
-    _set_threads(spec)
-    name = spec["model"]
-    model = build_model(name)
-    arrays = make_inputs(name, 1, *SIZE)
-    baseline = _tf1_runner(name, model)(arrays)
-    function = compiled_predict(model)
-    tensors = [tf.constant(a) for a in arrays]
-    runs = {"tf1": baseline, "default": lambda: function(tensors if name == "ssma" else tensors[0])}
-    seconds = {key: [] for key in runs}
-    for _ in range(spec["warmup"]):
-        for run in runs.values():
-            np.asarray(run())
-    for _ in range(spec["runs"]):
-        for key, run in runs.items():
+        prepare = {}
+        for mode in modes:
             start = time.perf_counter()
-            np.asarray(run())
-            seconds[key].append(time.perf_counter() - start)
-    result = {"model": name, "mode": "interleaved"}
-    for key, values in seconds.items():
-        result[key] = _common.summarize(values)
-    result["speedup_median"] = result["tf1"]["median"] / result["default"]["median"]
-    result["speedup_per_pair"] = float(np.median(np.array(seconds["tf1"]) / np.array(seconds["default"])))
+            if mode == "tf1":
+                prepare[mode] = _tf1_runner(name, model)
+            elif mode == "bfloat16":
+                mixed = build_model(name, "mixed_bfloat16")
+                mixed.set_weights(model.get_weights())
+                prepare[mode] = _tf_runner("function", name, mixed, workdir)
+            else:
+                prepare[mode] = _tf_runner(mode, name, model, workdir)
+            result["modes"][mode]["setup_s"] = time.perf_counter() - start
+        # How far each mode's softmax is from the plain float32 Keras call, on a small input.
+        check = make_inputs(name, 1, 64, 128)
+        plain = block(model(check if name == "ssma" else check[0], training=False))
+        for mode in modes:
+            got = block(prepare[mode](check)()).astype(np.float32)
+            result["modes"][mode]["max_abs_diff"] = float(np.max(np.abs(got - plain)))
+        for key, batch, (height, width), warmup, runs, job_modes in _jobs(spec):
+            arrays = make_inputs(name, batch, height, width)
+            measured = _measure_interleaved(prepare, arrays, job_modes, warmup, runs, block)
+            for mode, summary in measured.items():
+                summary.update(batch=batch, height=height, width=width)
+                if batch > 1:
+                    summary["images_per_s"] = batch / summary["median"]
+                result["modes"][mode][key] = summary
+            print(f"    {key} done", flush=True)
+        for mode in modes:
+            function = getattr(prepare[mode], "function", None)
+            if function is not None:
+                # One trace per distinct input shape (the check, then each job's), none on repeats.
+                result["modes"][mode]["traces"] = function.experimental_get_tracing_count()
+                result["modes"][mode]["shapes"] = 1 + sum(mode in j[-1] for j in _jobs(spec))
     result["peak_rss_mib"] = _common.peak_rss_mib()
     return result
 
 
 def child_jax(spec: dict) -> dict:
-    """Measures the model on Keras' JAX backend with a jitted stateless call; never imports TF."""
+    """Measures the JAX modes of one model on Keras' JAX backend (jitted stateless calls).
+
+    TensorFlow is never imported here (the result says so), so this runs where only JAX is.
+    """
     os.environ["KERAS_BACKEND"] = "jax"
     import jax
     import keras
     import numpy as np
 
-    name = spec["model"]
+    name, modes = spec["model"], spec["modes"]
     model = build_model(name)
-    if spec["mode"] == "jax_subpixel":
-        from ssma_tf.fast import optimize_for_inference
+    result = {"model": name, "jax": jax.__version__, "keras": keras.__version__,
+              "device": str(jax.devices()[0]), "modes": {m: {} for m in modes}}
+    prepare, predictors = {}, {}
+    for mode in modes:
+        network = model
+        if mode == "jax_subpixel":
+            from ssma_tf.fast import optimize_for_inference
 
-        model = optimize_for_inference(model, fold_batch_norm=False)
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
+            network = optimize_for_inference(model, fold_batch_norm=False)
 
-    @jax.jit
-    def predict(trainable, non_trainable, inputs):
-        outputs, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
-        return outputs
+        def predict(trainable, non_trainable, inputs, network=network):
+            return network.stateless_call(trainable, non_trainable, inputs, training=False)[0]
 
-    def prepare(arrays):
-        inputs = [jax.device_put(a) for a in arrays]
-        inputs = inputs if name == "ssma" else inputs[0]
-        return lambda: predict(trainable, non_trainable, inputs)
+        predict = jax.jit(predict)
+        state = ([v.value for v in network.trainable_variables], [v.value for v in network.non_trainable_variables])
 
-    result = {"model": name, "mode": spec["mode"], "jax": jax.__version__, "keras": keras.__version__,
-              "device": str(jax.devices()[0])}
-    reference_input = make_inputs(name, 1, 64, 128)
-    plain = np.asarray(build_model(name)(reference_input if name == "ssma" else reference_input[0], training=False))
-    result["max_abs_diff"] = float(np.max(np.abs(np.asarray(prepare(reference_input)()) - plain)))
-    jobs = [("latency", 1, SIZE, spec["warmup"], spec["runs"])]
-    if spec.get("throughput"):
-        jobs.append(("throughput", THROUGHPUT_BATCH, SIZE, 1, spec["throughput_runs"]))
-    for key in spec.get("sizes", []):
-        jobs.append((key, 1, SIZES[key], spec["warmup"], spec["size_runs"]))
-    for key, batch, (height, width), warmup, runs in jobs:
-        run = prepare(make_inputs(name, batch, height, width))
-        summary, first = _time(run, warmup, runs, lambda value: value.block_until_ready())
-        summary.update(batch=batch, height=height, width=width, first_call_s=first)
-        if batch > 1:
-            summary["images_per_s"] = batch / summary["median"]
-        result[key] = summary
-    if spec.get("flops"):
-        shape = jax.ShapeDtypeStruct((1, *SIZE, 3), np.float32)
-        lowered = predict.lower(trainable, non_trainable, [shape, shape] if name == "ssma" else shape)
-        cost = lowered.compile().cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost
-        result["flops"] = {"total": float(cost.get("flops", 0.0)), "method": "XLA cost analysis (jax)"}
+        def make(arrays, predict=predict, state=state):
+            inputs = [jax.device_put(a) for a in arrays]
+            inputs = inputs if name == "ssma" else inputs[0]
+            return lambda: predict(*state, inputs)
+
+        prepare[mode], predictors[mode] = make, (predict, state)
+
+    def block(value):
+        return np.asarray(value.block_until_ready())
+
+    check = make_inputs(name, 1, 64, 128)
+    plain = np.asarray(model(check if name == "ssma" else check[0], training=False))
+    for mode in modes:
+        result["modes"][mode]["max_abs_diff"] = float(np.max(np.abs(block(prepare[mode](check)()) - plain)))
+    for key, batch, (height, width), warmup, runs, job_modes in _jobs(spec):
+        measured = _measure_interleaved(prepare, make_inputs(name, batch, height, width), job_modes, warmup,
+                                        runs, block)
+        for mode, summary in measured.items():
+            summary.update(batch=batch, height=height, width=width)
+            if batch > 1:
+                summary["images_per_s"] = batch / summary["median"]
+            result["modes"][mode][key] = summary
+        print(f"    {key} done", flush=True)
+    # FLOPs from XLA's cost model of the plain network's compiled program.
+    predict, state = predictors[modes[0]]
+    shape = jax.ShapeDtypeStruct((1, *SIZE, 3), np.float32)
+    cost = predict.lower(*state, [shape, shape] if name == "ssma" else shape).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    result["flops"] = {"total": float(cost.get("flops", 0.0)), "method": f"XLA cost analysis ({modes[0]})"}
     result["tensorflow_imported"] = "tensorflow" in sys.modules
     result["peak_rss_mib"] = _common.peak_rss_mib()
     return result
@@ -417,7 +409,7 @@ def child_flops(spec: dict) -> dict:
     """FLOPs per image at 384×768 with the TF profiler (see bench/flops.py)."""
     import flops
 
-    return {"model": spec["model"], "mode": "flops", "flops": flops.tf_profiler_flops(spec["model"], *SIZE)}
+    return {"model": spec["model"], "flops": flops.tf_profiler_flops(spec["model"], *SIZE)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,6 +417,7 @@ def child_flops(spec: dict) -> dict:
 
 
 def _plan(args) -> list:
+    """One FLOPs child and one measuring child per model."""
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for model in models:
         if model not in MODELS:
@@ -435,88 +428,85 @@ def _plan(args) -> list:
         unknown = [m for m in modes if m not in known]
         if unknown:
             raise SystemExit(f"--modes: unknown {unknown} for --backend {args.backend}; choose from {', '.join(known)}")
-    elif args.backend == "jax":
-        modes = list(JAX_MODES)
     else:
-        modes = list(QUICK_MODES if args.quick else TF_MODES)
-    size_modes = set(SIZE_MODES) | set(JAX_MODES)
+        modes = list(JAX_MODES if args.backend == "jax" else QUICK_MODES if args.quick else TF_MODES)
+    if args.backend == "tf" and "tf1" in modes:
+        modes.remove("tf1")
+        modes.insert(0, "tf1")  # first, so that every round starts from the baseline
     jobs = []
     for model in models:
         if args.backend == "tf":
-            jobs.append({"model": model, "mode": "flops"})
-        for mode in modes:
-            jobs.append({
-                "model": model, "mode": mode,
-                "warmup": args.warmup, "runs": args.runs,
-                # bfloat16 is emulated on CPUs without bf16 instructions: batch 8 would take minutes.
-                "throughput": (not args.quick and mode != "bfloat16") or mode in ("default", "tf1", "jax_subpixel"),
-                "throughput_runs": args.throughput_runs,
-                "sizes": [] if (args.quick or mode not in size_modes) else list(SIZES),
-                "size_runs": args.size_runs,
-                "intra": args.intra, "inter": args.inter,
-                "flops": mode == "jax",
-            })
+            jobs.append({"kind": "flops", "model": model})
+        jobs.append({
+            "kind": args.backend, "model": model, "modes": modes,
+            "warmup": args.warmup, "runs": args.runs,
+            # bfloat16 is emulated on CPUs without bf16 instructions: batch 8 would take minutes.
+            "throughput_modes": [m for m in modes if m != "bfloat16"],
+            "throughput_runs": args.throughput_runs,
+            "sizes": [] if args.quick else list(SIZES),
+            "size_modes": list(SIZE_MODES + JAX_MODES),
+            "size_runs": args.size_runs,
+            "intra": args.intra, "inter": args.inter,
+        })
     return jobs
 
 
 def _print_table(results: list, info: dict) -> None:
     print()
     print(f"Machine: {_common.describe_machine(info)}")
-    print(f"oneDNN: {info.get('onednn_in_children', '?')}; batch-1 latency at {SIZE[0]}x{SIZE[1]} "
-          f"(median, p90 s), batch-{THROUGHPUT_BATCH} throughput (img/s), other sizes batch-1 median s")
-    flops = {r["model"]: r["flops"]["total"] for r in results if r.get("flops")}
-    header = (f"{'model':<11}{'mode':<20}{'median':>8}{'p90':>8}{'img/s@8':>9}{'192x384':>9}"
-              f"{'768x1536':>10}{'GFLOP/s':>9}{'vs TF1':>8}{'max|dp|':>10}{'RSS MiB':>9}")
+    print(f"oneDNN: {info.get('onednn_in_children')}. Batch-1 latency at {SIZE[0]}x{SIZE[1]}: median and "
+          f"p90 s, speed-up over the TF1 graph (median of per-round ratios); batch-{THROUGHPUT_BATCH} "
+          f"images/s; batch-1 median s at other sizes. All modes of a model interleaved in one process.")
+    flops = {r["model"]: r["flops"] for r in results if "flops" in r}
+    header = (f"{'model':<11}{'mode':<20}{'median':>8}{'p90':>8}{'vs TF1':>8}{'img/s@8':>9}{'192x384':>9}"
+              f"{'768x1536':>10}{'GFLOP/s':>9}{'max|dp|':>10}{'first s':>9}")
     print(header)
     print("-" * len(header))
     for r in results:
-        if r.get("mode") in ("flops", "interleaved"):
+        if "modes" not in r:
+            if "error" in r:
+                print(f"{r.get('model', '?'):<11}{r.get('kind', '?'):<20}error: {r['error'][:200]}")
             continue
-        label = r.get("mode", "?")
-        if "error" in r:
-            print(f"{r.get('model', '?'):<11}{label:<20}  error: {r['error'][:150]}")
-            continue
-        lat = r.get("latency", {})
-        tf1 = next((x for x in results if x.get("model") == r["model"] and x.get("mode") == "tf1"
-                    and "latency" in x), None)
-        speedup = f"{tf1['latency']['median'] / lat['median']:.2f}x" if tf1 and lat else "-"
-        rate = f"{flops[r['model']] / 1e9 / lat['median']:.0f}" if r["model"] in flops and lat else "-"
-        print(
-            f"{r['model']:<11}{label:<20}{_common.format_seconds(lat.get('median')):>8}"
-            f"{_common.format_seconds(lat.get('p90')):>8}"
-            f"{r['throughput']['images_per_s'] if 'throughput' in r else float('nan'):>9.2f}"
-            f"{_common.format_seconds(r.get('small', {}).get('median')):>9}"
-            f"{_common.format_seconds(r.get('large', {}).get('median')):>10}"
-            f"{rate:>9}{speedup:>8}"
-            f"{r['max_abs_diff'] if 'max_abs_diff' in r else float('nan'):>10.1e}"
-            f"{r.get('peak_rss_mib', 0):>9.0f}"
-        )
+        for mode, m in r["modes"].items():
+            lat = m.get("latency")
+            if lat is None:
+                print(f"{r['model']:<11}{mode:<20}(not measured)")
+                continue
+            gflops = flops.get(r["model"], {}).get("total")
+            rate = "-" if gflops is None else f"{gflops / 1e9 / lat['median']:.0f}"
+            speedup = m["latency"].get("speedup_vs_tf1")
+            print(
+                f"{r['model']:<11}{mode:<20}{lat['median']:>8.3f}{lat['p90']:>8.3f}"
+                f"{'-' if speedup is None else f'{speedup:.2f}x':>8}"
+                f"{m['throughput']['images_per_s'] if 'throughput' in m else float('nan'):>9.2f}"
+                f"{_common.format_seconds(m.get('small', {}).get('median')):>9}"
+                f"{_common.format_seconds(m.get('large', {}).get('median')):>10}"
+                f"{rate:>9}"
+                f"{m.get('max_abs_diff', float('nan')):>10.1e}{lat['first_call_s']:>9.1f}"
+            )
     print()
-    for r in results:
-        if r.get("mode") == "interleaved" and "error" not in r:
-            print(f"{r['model']}, TF1 graph and default path run alternately in one process, batch 1: "
-                  f"TF1 {r['tf1']['median']:.3f} s, default {r['default']['median']:.3f} s (medians of "
-                  f"{r['default']['runs']}); default is {r['speedup_per_pair']:.2f}x faster (median of per-pair ratios)")
-    for model, total in flops.items():
-        print(f"FLOPs per image at {SIZE[0]}x{SIZE[1]}, {model}: {total / 1e9:.1f} GFLOP "
-              f"({next(r['flops']['method'] for r in results if r.get('model') == model and r.get('flops'))})")
+    for model, f in flops.items():
+        print(f"FLOPs per image at {SIZE[0]}x{SIZE[1]}, {model}: {f['total'] / 1e9:.1f} GFLOP ({f['method']})")
     for model in sorted({r.get("model") for r in results} & set(MODELS)):
         print(f"Reference {model}: original TF1 graph ~{TF1_REFERENCE_S[model]:.2f} s on a 2-core CPU (issue 6); "
               f"paper {PAPER_TITANX_MS[model]:.2f} ms on a TITAN X GPU (not comparable with a CPU)")
-    print("'vs TF1': the tf1 baseline's median divided by the mode's (higher is faster); "
-          "'max|dp|': largest softmax difference to the plain Keras call (tf1: to the port).")
+    print("max|dp|: largest softmax difference to the plain float32 Keras call (on a 64x128 input).")
+    for r in results:
+        if "tensorflow_imported" in r:
+            print(f"{r['model']} on JAX ({r['device']}): TensorFlow imported: {r['tensorflow_imported']}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: adapnet_pp,ssma")
-    parser.add_argument("--modes", default=None, help=f"comma-separated, from {', '.join(TF_MODES)}")
+    parser.add_argument("--modes", default=None,
+                        help=f"comma-separated, from {', '.join(TF_MODES)} (TF) or {', '.join(JAX_MODES)} (JAX)")
     parser.add_argument("--backend", default="tf", choices=("tf", "jax"))
     parser.add_argument("--quick", action="store_true", help="fewer runs and modes, no other sizes")
-    parser.add_argument("--runs", type=int, default=None, help="timed batch-1 runs (default 10; quick 5)")
+    parser.add_argument("--runs", type=int, default=None, help="timed batch-1 rounds (default 10; quick 5)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--throughput-runs", type=int, default=None, help="timed batch-8 runs (default 3)")
-    parser.add_argument("--size-runs", type=int, default=None, help="timed runs at other sizes (default 5)")
+    parser.add_argument("--throughput-runs", type=int, default=None, help="timed batch-8 rounds (default 3; quick 2)")
+    parser.add_argument("--size-runs", type=int, default=None, help="timed rounds at other sizes (default 5)")
     parser.add_argument("--onednn", choices=("default", "on", "off"), default="default",
                         help="TF_ENABLE_ONEDNN_OPTS for the children (default: TensorFlow's own choice)")
     parser.add_argument("--intra", type=int, default=0, help="intra-op threads (0: TensorFlow's default)")
@@ -527,15 +517,8 @@ def main(argv=None) -> int:
 
     if args.child:
         spec = json.loads(args.child)
-        if spec["mode"] in JAX_MODES:
-            result = child_jax(spec)
-        elif spec["mode"] == "flops":
-            result = child_flops(spec)
-        elif spec["mode"] == "interleaved":
-            result = child_interleaved(spec)
-        else:
-            result = child_tf(spec)
-        _common.emit(result)
+        child = {"flops": child_flops, "tf": child_tf, "jax": child_jax}[spec["kind"]]
+        _common.emit(child(spec))
         return 0
 
     args.runs = args.runs or (5 if args.quick else 10)
@@ -550,18 +533,19 @@ def main(argv=None) -> int:
     results = []
     script = os.path.abspath(__file__)
     for job in _plan(args):
-        print(f"... {job['model']} {job['mode']}", flush=True)
+        print(f"... {job['model']} {job['kind']}" + (f": {', '.join(job['modes'])}" if "modes" in job else ""),
+              flush=True)
         result = _common.run_child(script, job, env)
         result.setdefault("model", job["model"])
-        result.setdefault("mode", job["mode"])
+        result["kind"] = job["kind"]
         results.append(result)
         if "error" in result:
             print(f"    error: {result['error'][:300]}", flush=True)
-        elif result.get("mode") == "interleaved":
-            print(f"    TF1 {result['tf1']['median']:.3f} s, default {result['default']['median']:.3f} s", flush=True)
-        elif "latency" in result:
-            print(f"    batch 1: median {result['latency']['median']:.3f} s, p90 {result['latency']['p90']:.3f} s",
-                  flush=True)
+        for mode, m in result.get("modes", {}).items():
+            if "latency" in m:
+                speedup = m["latency"].get("speedup_vs_tf1")
+                print(f"    {mode}: batch 1 median {m['latency']['median']:.3f} s"
+                      + ("" if speedup is None else f", {speedup:.2f}x the TF1 graph's speed"), flush=True)
     info["onednn_in_children"] = next((r["onednn"] for r in results if "onednn" in r), None)
     info["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     _print_table(results, info)

@@ -15,7 +15,8 @@ Configurations:
                         inference mode), fusion and decoder trained, auxiliary heads on.
     ssma_stage2         SSMA with trainable experts (stage 2), the heaviest step.
 
-    python bench/train_step.py [--models adapnet_pp,ssma,ssma_stage2] [--xla] [--json PATH]
+    python bench/train_step.py [--models adapnet_pp,ssma,ssma_stage2] [--xla] [--subpixel] [--json PATH]
+    python bench/train_step.py --batch 8 --size 48x96    # the shape `make demo` trains at
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def child(spec: dict) -> dict:
     optimizer.build(model.trainable_variables)
     rng = np.random.default_rng(0)
     count = 1 if name == "adapnet_pp" else 2
-    images = [tf.constant(rng.uniform(0, 255, (BATCH, HEIGHT, WIDTH, 3)).astype(np.float32)) for _ in range(count)]
+    batch, height, width = spec.get("batch", BATCH), spec.get("height", HEIGHT), spec.get("width", WIDTH)
+    images = [tf.constant(rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)) for _ in range(count)]
     inputs = images[0] if count == 1 else images
-    labels = tf.constant(rng.integers(0, NUM_CLASSES, (BATCH, HEIGHT, WIDTH)).astype(np.int32))
+    labels = tf.constant(rng.integers(0, NUM_CLASSES, (batch, height, width)).astype(np.int32))
 
     def forward_backward(inputs, labels):
         with tf.GradientTape() as tape:
@@ -91,9 +93,9 @@ def child(spec: dict) -> dict:
         seconds.append(time.perf_counter() - start)
     summary = _common.summarize(seconds)
     return {
-        "config": name, "xla": bool(spec.get("xla")), "subpixel": bool(spec.get("subpixel")), "batch": BATCH, "height": HEIGHT, "width": WIDTH,
+        "config": name, "xla": bool(spec.get("xla")), "subpixel": bool(spec.get("subpixel")), "batch": batch, "height": height, "width": width,
         "step": summary, "first_step_s": first,
-        "images_per_s": BATCH / summary["median"],
+        "images_per_s": batch / summary["median"],
         "trainable_parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         "loss_first_last": [losses[0], losses[-1]],
         "traces": step.experimental_get_tracing_count(),
@@ -110,6 +112,8 @@ def main(argv=None) -> int:
     parser.add_argument("--xla", action="store_true", help="compile forward and backward with XLA")
     parser.add_argument("--subpixel", action="store_true",
                         help="decoder upsamplings in sub-pixel form (ssma_tf.fast.use_subpixel_upsampling)")
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"images per step (default {BATCH})")
+    parser.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help=f"HEIGHTxWIDTH, multiples of 16 (default {HEIGHT}x{WIDTH})")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -117,6 +121,12 @@ def main(argv=None) -> int:
         _common.emit(child(json.loads(args.child)))
         return 0
 
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--size: expected HEIGHTxWIDTH, got {args.size!r}") from None
+    if height % 16 or width % 16 or height <= 0 or width <= 0 or args.batch <= 0:
+        raise SystemExit(f"--size must be positive multiples of 16 and --batch positive, got {args.size}, {args.batch}")
     configs = [c.strip() for c in args.models.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -126,7 +136,7 @@ def main(argv=None) -> int:
     for config in configs:
         print(f"... {config}", flush=True)
         spec = {"config": config, "steps": args.steps, "warmup": max(1, args.warmup), "xla": args.xla,
-                "subpixel": args.subpixel}
+                "subpixel": args.subpixel, "batch": args.batch, "height": height, "width": width}
         result = _common.run_child(os.path.abspath(__file__), spec)
         result.setdefault("config", config)
         results.append(result)
@@ -134,8 +144,8 @@ def main(argv=None) -> int:
 
     print()
     print(f"Machine: {_common.describe_machine(info)}")
-    print(f"One training step (forward with aux heads, total_loss, backward, Adam), batch {BATCH}, "
-          f"{HEIGHT}x{WIDTH}{', XLA' if args.xla else ''}{', sub-pixel upsampling' if args.subpixel else ''}")
+    print(f"One training step (forward with aux heads, total_loss, backward, Adam), batch {args.batch}, "
+          f"{height}x{width}{', XLA' if args.xla else ''}{', sub-pixel upsampling' if args.subpixel else ''}")
     header = f"{'config':<14}{'median s':>10}{'p90 s':>9}{'img/s':>8}{'first s':>9}{'peak RSS GiB':>14}{'trainable':>12}"
     print(header)
     print("-" * len(header))
