@@ -9,7 +9,9 @@ present classes, pixel accuracy, global IoU, FPR and FNR.
 The counting happens on the device: one compiled function per batch predicts, takes the argmax and
 adds the batch's confusion matrix to an int64 variable, so neither probabilities nor labels are
 copied to the host. The function has a fixed signature (batch size unknown), so it is traced
-once, also for the last, smaller batch.
+once, also for the last, smaller batch. It runs the model's fast inference copy
+(`ssma_tf.fast.optimize_for_inference`: batch norms folded, sub-pixel upsampling), the path
+`bench/inference.py` measures as `default`.
 
 Optional multi-scale and left-right flip testing (`eval_scales`, `eval_flip`), which the original
 code lacks, average the softmax of every scaled and flipped view at the input resolution.
@@ -26,7 +28,9 @@ import tensorflow as tf
 
 from ssma_tf.data import build_dataset
 from ssma_tf.distribute import configure_devices
+from ssma_tf.fast import optimize_for_inference
 from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
+from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.weights import build_model, check_checkpoint_fits, load_weights
 
 # The encoder downsamples by 16, so every scaled view is rounded to a multiple of it.
@@ -146,9 +150,15 @@ class Evaluator:
             compiled function's signature so that it is traced exactly once.
         scales, flip, modality2_interpolation: as for `predict_probabilities`.
         jit_compile: compile the prediction with XLA.
+        optimize: for an `AdapNetPP` or `SSMA`, predict with its fast inference copy
+            (`ssma_tf.fast.optimize_for_inference`: batch norms folded into the convolutions,
+            sub-pixel upsampling; the same probabilities to float32 rounding). The copy is made
+            once, here: build a new evaluator after changing the model's weights. Other models are
+            used as they are.
 
     Attributes:
         eval_function: the compiled per-batch function (its tracing count shows it is traced once).
+        network: the model the predictions come from (the fast copy, or `model`).
     """
 
     def __init__(
@@ -161,8 +171,13 @@ class Evaluator:
         flip: bool = False,
         modality2_interpolation: str = "nearest",
         jit_compile: bool = False,
+        optimize: bool = True,
     ):
         self.model = model
+        self.network = model
+        if optimize and isinstance(model, (AdapNetPP, SSMA)):
+            self.network = optimize_for_inference(model)
+        network = self.network
         self.num_classes = int(num_classes)
         self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
@@ -174,7 +189,7 @@ class Evaluator:
         self.images = tf.Variable(0, dtype=tf.int64, trainable=False, name="images")
 
         def predict(inputs):
-            return predict_probabilities(model, inputs, self.scales, self.flip, modality2_interpolation)
+            return predict_probabilities(network, inputs, self.scales, self.flip, modality2_interpolation)
 
         if jit_compile:
             predict = tf.function(predict, jit_compile=True)
@@ -271,6 +286,9 @@ def evaluate(
         modality2_interpolation=config.modality2_interpolation,
         jit_compile=config.xla,
     )
+    if evaluator.network is not model:
+        log(f"inference copy: {evaluator.network.folded_batch_norms} batch norms folded, "
+            f"{evaluator.network.subpixel_layers} upsamplings in sub-pixel form")
     confusion = evaluator.run(dataset, skip_step=config.skip_step, log=log)
     names = _class_names(config)
     metrics = confusion.summary(names)

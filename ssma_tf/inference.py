@@ -49,22 +49,30 @@ def model_name(model: keras.Model) -> str:
     return "SSMA" if is_fusion(model) else "AdapNet_pp"
 
 
-def inference_model(model: keras.Model) -> keras.Model:
+def inference_model(model: keras.Model, optimize: bool = False) -> keras.Model:
     """The part of a model inference needs, in float32: softmax, logits and SSMA's gates.
 
     The auxiliary heads only serve the training loss (and their resize to the input size needs a
-    static input size in graph mode), so they are left out. The result is a functional view that
-    shares the model's layers and weights; a mixed-precision model is first copied into float32,
-    so that predictions and exports do not depend on how the model was trained.
+    static input size in graph mode), so they are left out. Without `optimize` the result is a
+    functional view that shares the model's layers and weights; a mixed-precision model is first
+    copied into float32, so that predictions and exports do not depend on how the model was trained.
 
     Args:
         model: an `AdapNetPP` or `SSMA`.
+        optimize: build the view on `ssma_tf.fast.optimize_for_inference(model)`, a copy with
+            batch norms folded into the convolutions and the decoder's transposed convolutions in
+            sub-pixel form: the same outputs to float32 rounding, faster (README, Benchmarks). The
+            copy is made here, once: later changes of the model's weights do not reach it.
 
     Returns:
         A `keras.Model` with the same inputs that returns a dict: `softmax`, `logits` and, for
         SSMA, `gate_latent`, `gate_skip2`, `gate_skip1`.
     """
-    if model.dtype_policy.name != "float32":
+    if optimize:
+        from ssma_tf.fast import optimize_for_inference
+
+        model = optimize_for_inference(model)
+    elif model.dtype_policy.name != "float32":
         config = dict(model.get_config(), dtype="float32")
         clone = type(model).from_config(config)
         # Top-level layer names are unique in a functional model (each encoder is one layer),
@@ -339,6 +347,9 @@ class Predictor:
         modality2_interpolation: how SSMA's second modality is resized ("nearest" for depth-like
             images, as in training; "bilinear").
         jit_compile: compile the network with XLA.
+        optimize: run the fast inference copy of the model (`inference_model(model, optimize=True)`:
+            batch norms folded, sub-pixel upsampling; same outputs to float32 rounding). The copy
+            is made once, here: build a new predictor after changing the model's weights.
 
     Raises:
         ValueError: a bad size, channel order or interpolation.
@@ -351,6 +362,7 @@ class Predictor:
         channel_order: str = "rgb",
         modality2_interpolation: str = "nearest",
         jit_compile: bool = False,
+        optimize: bool = True,
     ):
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
@@ -358,7 +370,7 @@ class Predictor:
             raise ValueError(
                 f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}"
             )
-        self.model = inference_model(model)
+        self.model = inference_model(model, optimize=optimize)
         self.num_classes = int(model.num_classes)
         self.size = None if size is None else check_size(size)
         self.channel_order = channel_order

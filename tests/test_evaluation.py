@@ -12,7 +12,10 @@ from ssma_tf import training
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.config import config_from_dict
 from ssma_tf.evaluation import Evaluator, make_eval_dataset, predict_probabilities, scaled_size
+from ssma_tf.metrics import batch_confusion_matrix
+from ssma_tf.models import AdapNetPP
 from ssma_tf.weights import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, load_weights, resolve_weights
+from tests.inference_helpers import randomize_batch_norms
 from tests.training_helpers import TinySegmenter, build_tiny_model, released_miou, write_records
 
 
@@ -51,6 +54,28 @@ def test_evaluation_counts_on_device_and_is_traced_once(tmp_path):
     # A second pass over the same data adds up, still without tracing again.
     evaluator.run(dataset)
     assert evaluator.eval_function.experimental_get_tracing_count() == 1
+
+
+def test_evaluation_of_adapnet_runs_the_fast_copy_and_counts_what_the_model_predicts(tmp_path):
+    records = write_records(tmp_path / "test.tfrecords", 3, height=32, width=64, num_classes=4, seed=5)
+    config = _eval_config(tmp_path, records, tmp_path, num_classes=4, height=32, width=64)
+    model = AdapNetPP(4)
+    randomize_batch_norms(model, seed=3)
+    dataset = make_eval_dataset(config)
+    fast = Evaluator(model, 4, dataset.element_spec)
+    plain = Evaluator(model, 4, dataset.element_spec, optimize=False)
+    # The default path is the inference copy: folded batch norms, sub-pixel upsampling.
+    assert fast.network is not model and plain.network is model
+    assert fast.network.folded_batch_norms == 58 and fast.network.subpixel_layers == 3
+    fast_counts = fast.run(dataset).matrix
+    plain_counts = plain.run(dataset).matrix
+    expected = np.zeros((4, 4), np.int64)
+    for images, labels in dataset:
+        expected += batch_confusion_matrix(labels, model(images, training=False), 4).numpy()
+    np.testing.assert_array_equal(plain_counts, expected)
+    # Float32 rounding may flip a near-tie pixel, never more than a handful.
+    assert np.abs(fast_counts - expected).sum() <= 4
+    assert fast.eval_function.experimental_get_tracing_count() == 1
 
 
 def test_multiscale_and_flip_average_the_softmax_at_input_size():
