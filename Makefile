@@ -12,7 +12,7 @@ $(STAMP): setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The whole workflow in miniature on synthetic RGB-D data (see tools/demo.py): about 15 minutes on 2 CPU cores.
+# The whole workflow in miniature on synthetic RGB-D data (see tools/demo.py): about 11 minutes on 2 idle CPU cores, plus installing the environment.
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 

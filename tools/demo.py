@@ -49,11 +49,26 @@ def run(step: str, args: list, quiet_prefixes=("I0000", "W0000", "E0000", "WARNI
     return seconds
 
 
+def _import_quietly():
+    """Imports what the panel needs; `ssma_tf.data` loads TensorFlow, whose C++ start-up lines
+    reach file descriptor 2 before any log level applies, so it is pointed at /dev/null meanwhile."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    try:
+        import ssma_tf.data.datasets  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
     """One picture per row: RGB | depth | ground truth | each model's prediction."""
     import numpy as np
     from PIL import Image
 
+    _import_quietly()
     from ssma_tf.data.datasets import get_dataset_info
     from ssma_tf.visualize import colorize, save_png
 
@@ -73,10 +88,36 @@ def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
     gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
     panel = np.concatenate(sum(([r, gap] for r in rows), [])[:-1], axis=0)
     # Shown small otherwise: enlarge 3x with nearest neighbour so class borders stay crisp.
-    panel = np.repeat(np.repeat(panel, 3, axis=0), 3, axis=1)
+    scale = 3
+    panel = np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
+    tile_width = (tiles[0].shape[1] + 4) * scale
+    titles = ["RGB", "depth (jet)", "ground truth"] + [title for _, title in MODELS]
+    info = get_dataset_info("synthetic")
+    panel = _with_titles_and_legend(panel, titles, tile_width, info.class_names, palette)
     path = output / "comparison.png"
     save_png(str(path), panel)
     return path
+
+
+def _with_titles_and_legend(panel, titles, tile_width, class_names, palette):
+    """Adds a row of column titles above the panel and a colour legend of the classes below it."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    line = 24
+    canvas = Image.new("RGB", (panel.shape[1], panel.shape[0] + 2 * line), "white")
+    canvas.paste(Image.fromarray(panel), (0, line))
+    draw = ImageDraw.Draw(canvas)
+    for index, title in enumerate(titles):
+        draw.text((index * tile_width + 4, 6), title, fill="black", font=font)
+    x, y = 4, panel.shape[0] + line + 6
+    for class_id, name in enumerate(class_names):
+        colour = tuple(int(c) for c in palette[class_id])
+        draw.rectangle((x, y, x + 12, y + 12), fill=colour, outline="black")
+        draw.text((x + 18, y), name, fill="black", font=font)
+        x += 18 + int(draw.textlength(name, font=font)) + 16
+    return np.asarray(canvas)
 
 
 def main(argv=None) -> int:
