@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--attention", action="store_true", help="SSMA: also write the mean gate of each SSMA block")
     output.add_argument("--alpha", type=float, default=0.5, help="opacity of the colours in the overlay")
     output.add_argument("--batch_size", type=int, default=1, help="images per network call")
+    output.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="arithmetic of the network: float32 (default) or bfloat16 (faster where the "
+                        "processor has bfloat16 units, e.g. Intel AMX; a few near-tie pixels may change class)")
     output.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -92,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         setup = inference.setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset)
         predictor = inference.Predictor(
             setup.model, size=size if args.size is not None else setup.size,
-            modality2_interpolation=setup.modality2_interpolation,
+            modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
         )
         samples = predict.collect_samples(
             predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,

@@ -9,7 +9,7 @@ shared machine weighs on every mode alike. It measures
 - latency at batch 1 and 384×768 (median and 90th percentile over `--runs` rounds, after
   `--warmup` calls), and the speed-up over the TF1 graph as the median of per-round ratios,
 - throughput at batch 8 and 384×768 (images per second, from the median batch time),
-- latency at batch 1 at 192×384 and 768×1536 (modes tf1, function, default).
+- latency at batch 1 at 192×384 and 768×1536 (modes tf1, function, default, bfloat16).
 
 Modes (TensorFlow backend):
     eager        `model(x, training=False)`, Keras eager (auxiliary heads included).
@@ -23,7 +23,8 @@ Modes (TensorFlow backend):
                  host arrays in and out (includes the resize-to-model-size and argmax).
     saved_model  the SavedModel of `ssma_tf.export.export_saved_model` (uint8 serving signature),
                  loaded with `tf.saved_model.load`; `saved_model_folded` with batch norms folded.
-    bfloat16     the model built with the `mixed_bfloat16` policy under `tf.function`.
+    bfloat16     `compiled_predict(model, precision="bfloat16")`: the default path in bfloat16
+                 arithmetic (`predict.py --precision bfloat16`, `evaluate.py --precision bfloat16`).
     tf1          the released graph rebuilt with TF1 ops in a `tf.compat.v1.Session`
                  (`bench/tf1_graph.py`), loaded with the same weights: the baseline to beat.
 With `--backend jax` (Keras on JAX; TensorFlow is never imported): mode `jax`, a `jax.jit` of the
@@ -60,9 +61,9 @@ SIZES = {"small": (192, 384), "large": (768, 1536)}
 THROUGHPUT_BATCH = 8
 TF_MODES = ("tf1", "eager", "function", "xla", "folded", "subpixel", "default", "predictor", "saved_model",
             "saved_model_folded", "bfloat16")
-QUICK_MODES = ("tf1", "function", "xla", "default")
+QUICK_MODES = ("tf1", "function", "xla", "default", "bfloat16")
 JAX_MODES = ("jax", "jax_subpixel")
-SIZE_MODES = ("tf1", "function", "default")
+SIZE_MODES = ("tf1", "function", "default", "bfloat16")
 # Figures this benchmark is compared with (issue 6 and Valada et al. 2019, Table 9).
 TF1_REFERENCE_S = {"adapnet_pp": 0.64, "ssma": 0.92}
 PAPER_TITANX_MS = {"adapnet_pp": 72.77, "ssma": 101.95}
@@ -140,7 +141,7 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
             return lambda: model(network_input(tensors), training=False)
         return prepare
 
-    if mode in ("function", "xla", "bfloat16"):
+    if mode in ("function", "xla"):
         function = tf.function(lambda x: model(x, training=False), jit_compile=mode == "xla")
 
         def prepare(arrays):
@@ -161,10 +162,11 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         prepare.function = function
         return prepare
 
-    if mode in ("default", "subpixel"):
+    if mode in ("default", "subpixel", "bfloat16"):
         from ssma_tf.fast import compiled_predict
 
-        function = compiled_predict(model) if mode == "default" else compiled_predict(model, fold_batch_norm=False)
+        options = {"default": {}, "subpixel": {"fold_batch_norm": False}, "bfloat16": {"precision": "bfloat16"}}
+        function = compiled_predict(model, **options[mode])
 
         def prepare(arrays):
             tensors = [tf.constant(a) for a in arrays]
@@ -311,10 +313,6 @@ def child_tf(spec: dict) -> dict:
             start = time.perf_counter()
             if mode == "tf1":
                 prepare[mode] = _tf1_runner(name, model)
-            elif mode == "bfloat16":
-                mixed = build_model(name, "mixed_bfloat16")
-                mixed.set_weights(model.get_weights())
-                prepare[mode] = _tf_runner("function", name, mixed, workdir)
             else:
                 prepare[mode] = _tf_runner(mode, name, model, workdir)
             result["modes"][mode]["setup_s"] = time.perf_counter() - start
@@ -416,7 +414,7 @@ def child_flops(spec: dict) -> dict:
 # Parent side: plan, run children, print.
 
 
-def _plan(args) -> list:
+def _plan(args, info: dict) -> list:
     """One FLOPs child and one measuring child per model."""
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for model in models:
@@ -440,8 +438,8 @@ def _plan(args) -> list:
         jobs.append({
             "kind": args.backend, "model": model, "modes": modes,
             "warmup": args.warmup, "runs": args.runs,
-            # bfloat16 is emulated on CPUs without bf16 instructions: batch 8 would take minutes.
-            "throughput_modes": [m for m in modes if m != "bfloat16"],
+            # bfloat16 is emulated on CPUs without bf16 units: batch 8 would take minutes there.
+            "throughput_modes": [m for m in modes if m != "bfloat16" or info["bf16_hardware"]],
             "throughput_runs": args.throughput_runs,
             "sizes": [] if args.quick else list(SIZES),
             "size_modes": list(SIZE_MODES + JAX_MODES),
@@ -532,7 +530,7 @@ def main(argv=None) -> int:
     info = _common.machine_info()
     results = []
     script = os.path.abspath(__file__)
-    for job in _plan(args):
+    for job in _plan(args, info):
         print(f"... {job['model']} {job['kind']}" + (f": {', '.join(job['modes'])}" if "modes" in job else ""),
               flush=True)
         result = _common.run_child(script, job, env)

@@ -75,9 +75,15 @@ class _FoldedBatchNorm(layers.BatchNormalization):
         return tf.nn.bias_add(inputs, tf.cast(self.beta, inputs.dtype))
 
 
-def copy_model(model: keras.Model) -> keras.Model:
-    """A float32 copy of an `AdapNetPP` or `SSMA` with the same weights and no auxiliary heads."""
-    config = dict(model.get_config(), dtype="float32")
+def copy_model(model: keras.Model, dtype: str = "float32") -> keras.Model:
+    """A copy of an `AdapNetPP` or `SSMA` with the same weights and no auxiliary heads.
+
+    Args:
+        model: the model to copy (left unchanged).
+        dtype: the copy's dtype policy ("float32", or "mixed_bfloat16": float32 weights,
+            bfloat16 arithmetic).
+    """
+    config = dict(model.get_config(), dtype=dtype)
     if "aux_heads" in config:
         config["aux_heads"] = False
     clone = type(model).from_config(config)
@@ -113,7 +119,7 @@ def _foldable_pairs(model: keras.Model) -> List[Tuple[Any, layers.BatchNormaliza
     return pairs
 
 
-def fold_batch_norms(model: keras.Model) -> Tuple[keras.Model, int]:
+def fold_batch_norms(model: keras.Model, dtype: str = "float32") -> Tuple[keras.Model, int]:
     """Folds every batch norm that follows a convolution into it, on a copy of the model.
 
     With s = gamma / sqrt(moving_variance + epsilon), conv then BN equals a convolution with kernel
@@ -122,11 +128,12 @@ def fold_batch_norms(model: keras.Model) -> Tuple[keras.Model, int]:
 
     Args:
         model: an `AdapNetPP` or `SSMA` (left unchanged).
+        dtype: the copy's dtype policy (see `copy_model`); the folded weights stay float32.
 
     Returns:
         (the folded copy, for inference and export only; the number of batch norms folded).
     """
-    folded = copy_model(model)
+    folded = copy_model(model, dtype)
     pairs = _foldable_pairs(folded)
     for conv, bn, axis in pairs:
         gamma, beta, mean, variance = (

@@ -2,7 +2,7 @@
 
 Measured on a 2-core AVX2 CPU (docs/benchmarks.md), a forward pass of AdapNet++ or SSMA is
 about 90 % convolutions. Two rewrites make the same computation cheaper there without changing
-its result beyond float32 rounding (≤ 1e-5 on the probabilities):
+its result beyond float32 rounding (a few 1e-5 on the probabilities at most):
 
 - **Batch-norm folding** (`ssma_tf.export.fold_batch_norms`): each BN that directly follows a
   bias-free convolution becomes part of the kernel plus a bias add, which TensorFlow fuses into
@@ -16,6 +16,15 @@ its result beyond float32 rounding (≤ 1e-5 on the probabilities):
 
 `compiled_predict` wraps the copy in a `tf.function` that is traced once per input shape (and
 never again for repeated calls with that shape); `jit_compile=True` adds XLA.
+
+Both rewrites keep float32 arithmetic, and on a CPU a float32 forward pass is bound by the
+multiply-adds (about 150 GFLOP per 384×768 AdapNet++ image): the float32 path runs as fast as the
+original graph, no faster. `precision="bfloat16"` computes the convolutions in bfloat16 with
+float32 weights, batch-norm folding done in float64 first, and float32 logits and softmax. On
+processors with bfloat16 matrix units (Intel AMX, AVX512-BF16; NVIDIA Ampere and later) that is
+several times faster; elsewhere bfloat16 is emulated and slower. The probabilities then differ
+from float32 by up to a few 1e-2 and a small share of near-tie pixels change class
+(`native_bfloat16()` tells whether this machine has the units; README, Benchmarks).
 
     from ssma_tf.fast import compiled_predict
     predict = compiled_predict(model)          # model: AdapNetPP or SSMA with its weights
@@ -122,14 +131,48 @@ def use_subpixel_upsampling(model: keras.Model) -> int:
 # ---------------------------------------------------------------------------------------------
 # The inference copy and the compiled function.
 
+PRECISIONS = ("float32", "bfloat16")
+# The dtype policy of the inference copy for each precision: bfloat16 arithmetic keeps float32
+# weights (folded in float64, cast once per call) and float32 logits and softmax.
+_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
-def _inference_copy(model: keras.Model) -> keras.Model:
-    """A float32 copy without auxiliary heads, sharing no variables (any backend).
+
+def check_precision(precision: str) -> str:
+    """Returns `precision` if it is one of `PRECISIONS`, else raises a ValueError naming it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def native_bfloat16() -> bool:
+    """True when this machine computes bfloat16 in hardware: a CPU with AMX-BF16 or AVX512-BF16
+    (read from /proc/cpuinfo), or a visible TensorFlow GPU of compute capability 8.0 or later."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    if {"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()):
+                        return True
+                    break
+    except OSError:
+        pass
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+            if tuple(capability) >= (8, 0):
+                return True
+    return False
+
+
+def _inference_copy(model: keras.Model, dtype: str = "float32") -> keras.Model:
+    """A copy without auxiliary heads under the dtype policy `dtype`, sharing no variables (any backend).
 
     The same copy as `ssma_tf.export.copy_model`, which imports TensorFlow; this one does not,
     so that the sub-pixel rewrite alone also serves Keras on JAX.
     """
-    config = dict(model.get_config(), dtype="float32")
+    config = dict(model.get_config(), dtype=dtype)
     if "aux_heads" in config:
         config["aux_heads"] = False
     clone = type(model).from_config(config)
@@ -141,8 +184,8 @@ def _inference_copy(model: keras.Model) -> keras.Model:
 
 
 def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
-                           subpixel_upsampling: bool = True) -> keras.Model:
-    """An inference-only float32 copy of `model` (no auxiliary heads) with the rewrites above.
+                           subpixel_upsampling: bool = True, precision: str = "float32") -> keras.Model:
+    """An inference-only copy of `model` (no auxiliary heads) with the rewrites above.
 
     The copy shares nothing with `model`: later changes to the model's weights do not reach it.
 
@@ -151,33 +194,41 @@ def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
         fold_batch_norm: fold batch norms into the preceding convolutions (TensorFlow backend only).
         subpixel_upsampling: compute the decoder's transposed convolutions in sub-pixel form (any
             backend).
+        precision: "float32" (the original's arithmetic) or "bfloat16" (see the module docstring).
 
     Returns:
-        A model with the same inputs whose `call(x, training=False)` returns the softmax; its
-        attributes `folded_batch_norms` and `subpixel_layers` say what was rewritten.
+        A model with the same inputs whose `call(x, training=False)` returns the float32 softmax;
+        its attributes `folded_batch_norms`, `subpixel_layers` and `precision` say what was
+        rewritten.
+
+    Raises:
+        ValueError: an unknown precision, or folding asked for on another backend.
     """
+    dtype = _POLICIES[check_precision(precision)]
     if fold_batch_norm:
         if keras.backend.backend() != "tensorflow":
             raise ValueError("fold_batch_norm needs the TensorFlow backend (the folded layer adds a tf.nn.bias_add)")
         from ssma_tf.export import fold_batch_norms  # imports TensorFlow
 
-        copy, folded = fold_batch_norms(model)
+        copy, folded = fold_batch_norms(model, dtype)
     else:
-        copy, folded = _inference_copy(model), 0
+        copy, folded = _inference_copy(model, dtype), 0
     copy.folded_batch_norms = folded
     copy.subpixel_layers = use_subpixel_upsampling(copy) if subpixel_upsampling else 0
+    copy.precision = precision
     return copy
 
 
 def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batch_norm: bool = True,
-                     subpixel_upsampling: bool = True, return_all: bool = False) -> Callable[[Any], Any]:
+                     subpixel_upsampling: bool = True, precision: str = "float32",
+                     return_all: bool = False) -> Callable[[Any], Any]:
     """The fast compiled inference function of a model.
 
     Args:
         model: an `AdapNetPP` or `SSMA` with its weights (an inference copy is made once, here;
             later weight changes of `model` are not seen — build a new function after training).
         jit_compile: compile with XLA.
-        fold_batch_norm, subpixel_upsampling: see `optimize_for_inference`.
+        fold_batch_norm, subpixel_upsampling, precision: see `optimize_for_inference`.
         return_all: return the model's dict of outputs (`softmax`, `logits` and SSMA's gates)
             instead of the softmax.
 
@@ -188,7 +239,8 @@ def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batc
     """
     import tensorflow as tf
 
-    fast = optimize_for_inference(model, fold_batch_norm=fold_batch_norm, subpixel_upsampling=subpixel_upsampling)
+    fast = optimize_for_inference(model, fold_batch_norm=fold_batch_norm, subpixel_upsampling=subpixel_upsampling,
+                                  precision=precision)
 
     def predict(inputs):
         return fast(inputs, training=False, return_all=return_all)

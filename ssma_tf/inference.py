@@ -49,7 +49,7 @@ def model_name(model: keras.Model) -> str:
     return "SSMA" if is_fusion(model) else "AdapNet_pp"
 
 
-def inference_model(model: keras.Model, optimize: bool = False) -> keras.Model:
+def inference_model(model: keras.Model, optimize: bool = False, precision: str = "float32") -> keras.Model:
     """The part of a model inference needs, in float32: softmax, logits and SSMA's gates.
 
     The auxiliary heads only serve the training loss (and their resize to the input size needs a
@@ -63,15 +63,19 @@ def inference_model(model: keras.Model, optimize: bool = False) -> keras.Model:
             batch norms folded into the convolutions and the decoder's transposed convolutions in
             sub-pixel form: the same outputs to float32 rounding, faster (README, Benchmarks). The
             copy is made here, once: later changes of the model's weights do not reach it.
+        precision: with `optimize`, "float32" or "bfloat16" (`ssma_tf.fast`: faster on hardware
+            with bfloat16 units, probabilities within a few 1e-2 of float32).
 
     Returns:
         A `keras.Model` with the same inputs that returns a dict: `softmax`, `logits` and, for
         SSMA, `gate_latent`, `gate_skip2`, `gate_skip1`.
     """
-    if optimize:
-        from ssma_tf.fast import optimize_for_inference
+    from ssma_tf.fast import check_precision, optimize_for_inference
 
-        model = optimize_for_inference(model)
+    if check_precision(precision) != "float32" and not optimize:
+        raise ValueError(f"precision={precision!r} needs optimize=True (the inference copy)")
+    if optimize:
+        model = optimize_for_inference(model, precision=precision)
     elif model.dtype_policy.name != "float32":
         config = dict(model.get_config(), dtype="float32")
         clone = type(model).from_config(config)
@@ -350,9 +354,11 @@ class Predictor:
         optimize: run the fast inference copy of the model (`inference_model(model, optimize=True)`:
             batch norms folded, sub-pixel upsampling; same outputs to float32 rounding). The copy
             is made once, here: build a new predictor after changing the model's weights.
+        precision: "float32" (default, the original's arithmetic) or "bfloat16" (faster on
+            hardware with bfloat16 units; see `ssma_tf.fast`). Needs `optimize`.
 
     Raises:
-        ValueError: a bad size, channel order or interpolation.
+        ValueError: a bad size, channel order, interpolation or precision.
     """
 
     def __init__(
@@ -363,6 +369,7 @@ class Predictor:
         modality2_interpolation: str = "nearest",
         jit_compile: bool = False,
         optimize: bool = True,
+        precision: str = "float32",
     ):
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
@@ -370,7 +377,8 @@ class Predictor:
             raise ValueError(
                 f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}"
             )
-        self.model = inference_model(model, optimize=optimize)
+        self.model = inference_model(model, optimize=optimize, precision=precision)
+        self.precision = precision
         self.num_classes = int(model.num_classes)
         self.size = None if size is None else check_size(size)
         self.channel_order = channel_order

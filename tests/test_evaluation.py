@@ -76,6 +76,8 @@ def test_evaluation_of_adapnet_runs_the_fast_copy_and_counts_what_the_model_pred
     # Float32 rounding may flip a near-tie pixel, never more than a handful.
     assert np.abs(fast_counts - expected).sum() <= 4
     assert fast.eval_function.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="precision"):
+        Evaluator(TinySegmenter(4), 4, dataset.element_spec, precision="bfloat16")
 
 
 def test_multiscale_and_flip_average_the_softmax_at_input_size():

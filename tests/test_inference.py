@@ -261,3 +261,17 @@ def test_predict_files_errors_name_the_file(predictor, ssma, tmp_path):
         predict.predict_files(predictor, [predict.Sample("g", good)], tmp_path / "out", palette=PALETTE4[:3])
     with pytest.raises(ValueError, match="need an SSMA"):
         predict.predict_files(predictor, [predict.Sample("g", good)], tmp_path / "out", attention=True)
+
+
+def test_predictor_in_bfloat16_gives_nearly_the_float32_classes(adapnet, predictor):
+    image = random_image(HEIGHT, WIDTH, seed=9)
+    fast = inference.Predictor(adapnet, precision="bfloat16")
+    assert fast.precision == "bfloat16"
+    reference, result = predictor(image), fast(image)
+    assert result.probabilities.dtype == np.float32
+    assert np.abs(result.probabilities - reference.probabilities).max() < 0.1
+    assert (result.class_ids == reference.class_ids).mean() > 0.9
+    with pytest.raises(ValueError, match="precision"):
+        inference.Predictor(adapnet, precision="half")
+    with pytest.raises(ValueError, match="optimize"):
+        inference.Predictor(adapnet, optimize=False, precision="bfloat16")
