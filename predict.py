@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--attention", action="store_true", help="SSMA: also write the mean gate of each SSMA block")
     output.add_argument("--alpha", type=float, default=0.5, help="opacity of the colours in the overlay")
     output.add_argument("--batch_size", type=int, default=1, help="images per network call")
-    output.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                        help="arithmetic of the network: float32 (default) or bfloat16 (faster where the "
-                        "processor has bfloat16 units, e.g. Intel AMX; a few near-tie pixels may change class)")
+    output.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="arithmetic of the network: bfloat16 (about 3x faster where the processor has "
+                        "bfloat16 units, e.g. Intel AMX; a few near-tie pixels may change class) or float32 "
+                        "(the original's numbers); auto (default): bfloat16 where such units exist, else float32")
     output.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -112,7 +113,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (CheckpointError, ValueError, OSError) as error:  # ConfigError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s; pictures in {args.output}")
+    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}); "
+          f"pictures in {args.output}")
     return 0
 
 

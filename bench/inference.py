@@ -19,8 +19,9 @@ Modes (TensorFlow backend):
     subpixel     `compiled_predict(model, fold_batch_norm=False)`: sub-pixel upsampling only.
     default      `ssma_tf.fast.compiled_predict(model)`: the library's compiled inference function
                  (what prediction and evaluation use; see docs/benchmarks.md).
-    predictor    `ssma_tf.inference.Predictor(...).predict(uint8 array)`: the prediction API,
-                 host arrays in and out (includes the resize-to-model-size and argmax).
+    predictor    `ssma_tf.inference.Predictor(..., precision="float32").predict(uint8 array)`: the
+                 prediction API, host arrays in and out (includes the resize-to-model-size and
+                 argmax); `predict.py` runs it in bfloat16 where the processor has bfloat16 units.
     saved_model  the SavedModel of `ssma_tf.export.export_saved_model` (uint8 serving signature),
                  loaded with `tf.saved_model.load`; `saved_model_folded` with batch norms folded.
     bfloat16     `compiled_predict(model, precision="bfloat16")`: the default path in bfloat16
@@ -177,7 +178,7 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
     if mode == "predictor":
         from ssma_tf.inference import Predictor
 
-        predictor = Predictor(model, channel_order="bgr")
+        predictor = Predictor(model, channel_order="bgr", precision="float32")
 
         def prepare(arrays):
             images = [a.astype(np.uint8) for a in arrays]
@@ -289,6 +290,19 @@ def _measure_interleaved(prepare: dict, arrays, modes, warmup: int, runs: int, b
     return out
 
 
+def _run_jobs(spec: dict, prepare: dict, block, result: dict) -> None:
+    """Runs every measurement of `_jobs(spec)` and stores each mode's summary in `result`."""
+    for key, batch, (height, width), warmup, runs, job_modes in _jobs(spec):
+        arrays = make_inputs(spec["model"], batch, height, width)
+        measured = _measure_interleaved(prepare, arrays, job_modes, warmup, runs, block)
+        for mode, summary in measured.items():
+            summary.update(batch=batch, height=height, width=width)
+            if batch > 1:
+                summary["images_per_s"] = batch / summary["median"]
+            result["modes"][mode][key] = summary
+        print(f"    {key} done", flush=True)
+
+
 def child_tf(spec: dict) -> dict:
     """Measures all TF modes of one model in this process, interleaved (see `_measure_interleaved`)."""
     import numpy as np
@@ -322,15 +336,7 @@ def child_tf(spec: dict) -> dict:
         for mode in modes:
             got = block(prepare[mode](check)()).astype(np.float32)
             result["modes"][mode]["max_abs_diff"] = float(np.max(np.abs(got - plain)))
-        for key, batch, (height, width), warmup, runs, job_modes in _jobs(spec):
-            arrays = make_inputs(name, batch, height, width)
-            measured = _measure_interleaved(prepare, arrays, job_modes, warmup, runs, block)
-            for mode, summary in measured.items():
-                summary.update(batch=batch, height=height, width=width)
-                if batch > 1:
-                    summary["images_per_s"] = batch / summary["median"]
-                result["modes"][mode][key] = summary
-            print(f"    {key} done", flush=True)
+        _run_jobs(spec, prepare, block, result)
         for mode in modes:
             function = getattr(prepare[mode], "function", None)
             if function is not None:
@@ -383,15 +389,7 @@ def child_jax(spec: dict) -> dict:
     plain = np.asarray(model(check if name == "ssma" else check[0], training=False))
     for mode in modes:
         result["modes"][mode]["max_abs_diff"] = float(np.max(np.abs(block(prepare[mode](check)()) - plain)))
-    for key, batch, (height, width), warmup, runs, job_modes in _jobs(spec):
-        measured = _measure_interleaved(prepare, make_inputs(name, batch, height, width), job_modes, warmup,
-                                        runs, block)
-        for mode, summary in measured.items():
-            summary.update(batch=batch, height=height, width=width)
-            if batch > 1:
-                summary["images_per_s"] = batch / summary["median"]
-            result["modes"][mode][key] = summary
-        print(f"    {key} done", flush=True)
+    _run_jobs(spec, prepare, block, result)
     # FLOPs from XLA's cost model of the plain network's compiled program.
     predict, state = predictors[modes[0]]
     shape = jax.ShapeDtypeStruct((1, *SIZE, 3), np.float32)

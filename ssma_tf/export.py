@@ -83,16 +83,9 @@ def copy_model(model: keras.Model, dtype: str = "float32") -> keras.Model:
         dtype: the copy's dtype policy ("float32", or "mixed_bfloat16": float32 weights,
             bfloat16 arithmetic).
     """
-    config = dict(model.get_config(), dtype=dtype)
-    if "aux_heads" in config:
-        config["aux_heads"] = False
-    clone = type(model).from_config(config)
-    # Top-level layer names are unique in a functional model (each encoder is one layer),
-    # whereas the paths of the weights repeat between SSMA's two experts.
-    for layer in clone.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return clone
+    from ssma_tf.fast import _inference_copy
+
+    return _inference_copy(model, dtype)
 
 
 def _foldable_pairs(model: keras.Model) -> List[Tuple[Any, layers.BatchNormalization, int]]:

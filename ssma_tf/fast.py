@@ -144,6 +144,14 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def resolve_precision(precision: str) -> str:
+    """"auto" → "bfloat16" on hardware with bfloat16 units (`native_bfloat16`), else "float32";
+    any other value is checked and returned as it is."""
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    return check_precision(precision)
+
+
 def native_bfloat16() -> bool:
     """True when this machine computes bfloat16 in hardware: a CPU with AMX-BF16 or AVX512-BF16
     (read from /proc/cpuinfo), or a visible TensorFlow GPU of compute capability 8.0 or later."""

@@ -354,8 +354,10 @@ class Predictor:
         optimize: run the fast inference copy of the model (`inference_model(model, optimize=True)`:
             batch norms folded, sub-pixel upsampling; same outputs to float32 rounding). The copy
             is made once, here: build a new predictor after changing the model's weights.
-        precision: "float32" (default, the original's arithmetic) or "bfloat16" (faster on
-            hardware with bfloat16 units; see `ssma_tf.fast`). Needs `optimize`.
+        precision: "float32" (default, the original's arithmetic), "bfloat16" (faster on
+            hardware with bfloat16 units; see `ssma_tf.fast`; needs `optimize`) or "auto"
+            (bfloat16 where `ssma_tf.fast.native_bfloat16()`, else float32; `predict.py`'s default).
+            `self.precision` holds the one used.
 
     Raises:
         ValueError: a bad size, channel order, interpolation or precision.
@@ -377,8 +379,12 @@ class Predictor:
             raise ValueError(
                 f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}"
             )
-        self.model = inference_model(model, optimize=optimize, precision=precision)
-        self.precision = precision
+        from ssma_tf.fast import resolve_precision
+
+        if precision == "auto" and not optimize:
+            precision = "float32"
+        self.precision = resolve_precision(precision)
+        self.model = inference_model(model, optimize=optimize, precision=self.precision)
         self.num_classes = int(model.num_classes)
         self.size = None if size is None else check_size(size)
         self.channel_order = channel_order

@@ -136,3 +136,15 @@ def test_unknown_precision_is_an_error_naming_it():
     model = AdapNetPP(3)
     with pytest.raises(ValueError, match="float16"):
         optimize_for_inference(model, precision="float16")
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from ssma_tf import fast
+
+    monkeypatch.setattr(fast, "native_bfloat16", lambda: True)
+    assert fast.resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(fast, "native_bfloat16", lambda: False)
+    assert fast.resolve_precision("auto") == "float32"
+    assert fast.resolve_precision("bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="'fp16'"):
+        fast.resolve_precision("fp16")
