@@ -153,32 +153,35 @@ def resolve_precision(precision: str) -> str:
 
 
 def native_bfloat16() -> bool:
-    """True when this machine computes bfloat16 in hardware: a CPU with AMX-BF16 or AVX512-BF16
-    (read from /proc/cpuinfo), or a visible TensorFlow GPU of compute capability 8.0 or later."""
+    """True when the device the network runs on computes bfloat16 in hardware.
+
+    With TensorFlow GPUs visible, the network runs there: every GPU must be of compute capability
+    8.0 or later (Ampere). Otherwise the CPU decides: AMX-BF16 or AVX512-BF16 in /proc/cpuinfo.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return all(
+                tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))) >= (8, 0)
+                for gpu in gpus
+            )
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
                 if line.startswith("flags"):
-                    if {"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()):
-                        return True
-                    break
+                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()))
     except OSError:
         pass
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        for gpu in tf.config.list_physical_devices("GPU"):
-            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
-            if tuple(capability) >= (8, 0):
-                return True
     return False
 
 
 def _inference_copy(model: keras.Model, dtype: str = "float32") -> keras.Model:
     """A copy without auxiliary heads under the dtype policy `dtype`, sharing no variables (any backend).
 
-    The same copy as `ssma_tf.export.copy_model`, which imports TensorFlow; this one does not,
-    so that the sub-pixel rewrite alone also serves Keras on JAX.
+    `ssma_tf.export.copy_model` calls this; it lives here because this module does not import
+    TensorFlow, so that the sub-pixel rewrite alone also serves Keras on JAX.
     """
     config = dict(model.get_config(), dtype=dtype)
     if "aux_heads" in config:

@@ -148,3 +148,15 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert fast.resolve_precision("bfloat16") == "bfloat16"
     with pytest.raises(ValueError, match="'fp16'"):
         fast.resolve_precision("fp16")
+
+
+def test_with_gpus_visible_their_compute_capability_decides_bfloat16(monkeypatch):
+    from ssma_tf import fast
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu:0", "gpu:1"])
+    capabilities = {"gpu:0": (8, 6), "gpu:1": (7, 5)}
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda gpu: {"compute_capability": capabilities[gpu]})
+    assert not fast.native_bfloat16()  # a Turing card would emulate bfloat16
+    capabilities["gpu:1"] = (9, 0)
+    assert fast.native_bfloat16()
