@@ -41,6 +41,7 @@ import tensorflow as tf
 from keras import layers
 
 import ssma_tf
+from ssma_tf.fast import copy_for_inference
 from ssma_tf.inference import (
     INTERPOLATIONS, SIZE_MULTIPLE, check_size, inference_model, is_fusion, model_name,
 )
@@ -73,19 +74,6 @@ class _FoldedBatchNorm(layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         # BiasAdd (not a broadcast add), so that TensorFlow fuses it into the convolution.
         return tf.nn.bias_add(inputs, tf.cast(self.beta, inputs.dtype))
-
-
-def copy_model(model: keras.Model, dtype: str = "float32") -> keras.Model:
-    """A copy of an `AdapNetPP` or `SSMA` with the same weights and no auxiliary heads.
-
-    Args:
-        model: the model to copy (left unchanged).
-        dtype: the copy's dtype policy ("float32", or "mixed_bfloat16": float32 weights,
-            bfloat16 arithmetic).
-    """
-    from ssma_tf.fast import _inference_copy
-
-    return _inference_copy(model, dtype)
 
 
 def _foldable_pairs(model: keras.Model) -> List[Tuple[Any, layers.BatchNormalization, int]]:
@@ -121,12 +109,13 @@ def fold_batch_norms(model: keras.Model, dtype: str = "float32") -> Tuple[keras.
 
     Args:
         model: an `AdapNetPP` or `SSMA` (left unchanged).
-        dtype: the copy's dtype policy (see `copy_model`); the folded weights stay float32.
+        dtype: the copy's dtype policy (see `ssma_tf.fast.copy_for_inference`); the folded weights
+            stay float32.
 
     Returns:
         (the folded copy, for inference and export only; the number of batch norms folded).
     """
-    folded = copy_model(model, dtype)
+    folded = copy_for_inference(model, dtype)
     pairs = _foldable_pairs(folded)
     for conv, bn, axis in pairs:
         gamma, beta, mean, variance = (

@@ -177,11 +177,11 @@ def native_bfloat16() -> bool:
     return False
 
 
-def _inference_copy(model: keras.Model, dtype: str = "float32") -> keras.Model:
+def copy_for_inference(model: keras.Model, dtype: str = "float32") -> keras.Model:
     """A copy without auxiliary heads under the dtype policy `dtype`, sharing no variables (any backend).
 
-    `ssma_tf.export.copy_model` calls this; it lives here because this module does not import
-    TensorFlow, so that the sub-pixel rewrite alone also serves Keras on JAX.
+    Batch-norm folding (`ssma_tf.export.fold_batch_norms`) starts from it too; it lives here
+    because this module does not import TensorFlow, so the sub-pixel rewrite also serves JAX.
     """
     config = dict(model.get_config(), dtype=dtype)
     if "aux_heads" in config:
@@ -223,7 +223,7 @@ def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
 
         copy, folded = fold_batch_norms(model, dtype)
     else:
-        copy, folded = _inference_copy(model, dtype), 0
+        copy, folded = copy_for_inference(model, dtype), 0
     copy.folded_batch_norms = folded
     copy.subpixel_layers = use_subpixel_upsampling(copy) if subpixel_upsampling else 0
     copy.precision = precision

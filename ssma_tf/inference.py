@@ -70,21 +70,14 @@ def inference_model(model: keras.Model, optimize: bool = False, precision: str =
         A `keras.Model` with the same inputs that returns a dict: `softmax`, `logits` and, for
         SSMA, `gate_latent`, `gate_skip2`, `gate_skip1`.
     """
-    from ssma_tf.fast import check_precision, optimize_for_inference
+    from ssma_tf.fast import check_precision, copy_for_inference, optimize_for_inference
 
     if check_precision(precision) != "float32" and not optimize:
         raise ValueError(f"precision={precision!r} needs optimize=True (the inference copy)")
     if optimize:
         model = optimize_for_inference(model, precision=precision)
     elif model.dtype_policy.name != "float32":
-        config = dict(model.get_config(), dtype="float32")
-        clone = type(model).from_config(config)
-        # Top-level layer names are unique in a functional model (each encoder is one layer),
-        # whereas the paths of the weights repeat between SSMA's two experts.
-        for layer in clone.layers:
-            if layer.weights:
-                layer.set_weights(model.get_layer(layer.name).get_weights())
-        model = clone
+        model = copy_for_inference(model, "float32")
     keys = ["softmax", "logits"] + [key for key, _ in GATES if key in model.output]
     return keras.Model(model.inputs, {key: model.output[key] for key in keys}, name=f"{model.name}_inference")
 
