@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -283,9 +284,7 @@ def _measure_interleaved(prepare: dict, arrays, modes, warmup: int, runs: int, b
         summary = _common.summarize(seconds[mode])
         summary["first_call_s"] = first[mode]
         if "tf1" in seconds:
-            ratios = sorted(a / b for a, b in zip(seconds["tf1"], seconds[mode]))
-            summary["speedup_vs_tf1"] = ratios[len(ratios) // 2] if len(ratios) % 2 else \
-                0.5 * (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2])
+            summary["speedup_vs_tf1"] = statistics.median(a / b for a, b in zip(seconds["tf1"], seconds[mode]))
         out[mode] = summary
     return out
 

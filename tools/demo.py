@@ -72,7 +72,8 @@ def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
     from ssma_tf.data.datasets import get_dataset_info
     from ssma_tf.visualize import colorize, save_png
 
-    palette = get_dataset_info("synthetic").palette
+    info = get_dataset_info("synthetic")
+    palette = info.palette
     lines = (data / "val.txt").read_text().split("\n")[:NUM_PICTURES]
     rows = []
     for line in lines:
@@ -92,7 +93,6 @@ def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
     panel = np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
     tile_width = (tiles[0].shape[1] + 4) * scale
     titles = ["RGB", "depth (jet)", "ground truth"] + [title for _, title in MODELS]
-    info = get_dataset_info("synthetic")
     panel = _with_titles_and_legend(panel, titles, tile_width, info.class_names, palette)
     path = output / "comparison.png"
     save_png(str(path), panel)
