@@ -14,8 +14,8 @@ RGB files as on disk; the network gets them in BGR, as in training.
 For every sample it writes `class_ids/<name>.png` (8-bit class ids), `color/<name>.png` (the
 dataset's colours), `overlay/<name>.png` (the colours over modality 1), with `--attention` the
 SSMA blocks' mean gates `attention/{latent,skip2,skip1}/<name>.png`, and for list lines with a
-label the coloured ground truth `label_color/<name>.png`. The work is done by `ssma_tf.inference`
-and `ssma_tf.predict`.
+label the coloured ground truth `label_color/<name>.png`. The work is done by the
+`ssma_tf.inference` package (`settings`, `predictor`, `samples`, `pictures`).
 
 Exit status: 0 done, 2 bad config, checkpoint, options or input file (the message names it).
 """
@@ -82,28 +82,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.list is not None and (args.modality1 or args.modality2):
         parser.error("give either --list or --modality1/--modality2, not both")
 
-    from ssma_tf.inference import parse_size
+    from ssma_tf.inference.sizes import parse_size
 
     try:
         size = None if args.size is None else parse_size(args.size)
     except ValueError as error:
         parser.error(f"--size: {error}")
 
-    from ssma_tf import inference, predict
     from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.inference.pictures import predict_files
+    from ssma_tf.inference.predictor import Predictor
+    from ssma_tf.inference.samples import collect_samples
+    from ssma_tf.inference.settings import setup_inference
 
     try:
-        setup = inference.setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset)
-        predictor = inference.Predictor(
+        setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset)
+        predictor = Predictor(
             setup.model, size=size if args.size is not None else setup.size,
             modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
         )
-        samples = predict.collect_samples(
+        samples = collect_samples(
             predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
             modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
             recursive=args.recursive,
         )
-        summary = predict.predict_files(
+        summary = predict_files(
             predictor, samples, args.output,
             palette=None if setup.dataset is None else setup.dataset.palette_array,
             original_size=args.original_size, attention=args.attention,

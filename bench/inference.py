@@ -17,20 +17,20 @@ Modes (TensorFlow backend):
     xla          `tf.function(jit_compile=True)`.
     folded       `tf.function` of a copy with batch norms folded into convolutions.
     subpixel     `compiled_predict(model, fold_batch_norm=False)`: sub-pixel upsampling only.
-    default      `ssma_tf.fast.compiled_predict(model)`: the library's compiled inference function
+    default      `ssma_tf.inference.compiled.compiled_predict(model)`: the library's compiled inference function
                  (what prediction and evaluation use; see docs/benchmarks.md).
-    predictor    `ssma_tf.inference.Predictor(..., precision="float32").predict(uint8 array)`: the
+    predictor    `ssma_tf.inference.predictor.Predictor(..., precision="float32").predict(uint8 array)`: the
                  prediction API, host arrays in and out (includes the resize-to-model-size and
                  argmax); `predict.py` runs it in bfloat16 where the processor has bfloat16 units.
-    saved_model  the SavedModel of `ssma_tf.export.export_saved_model` (uint8 serving signature),
+    saved_model  the SavedModel of `ssma_tf.inference.export.export_saved_model` (uint8 serving signature),
                  loaded with `tf.saved_model.load`; `saved_model_folded` with batch norms folded.
     bfloat16     `compiled_predict(model, precision="bfloat16")`: the default path in bfloat16
                  arithmetic (`predict.py --precision bfloat16`, `evaluate.py --precision bfloat16`).
     tf1          the released graph rebuilt with TF1 ops in a `tf.compat.v1.Session`
                  (`bench/tf1_graph.py`), loaded with the same weights: the baseline to beat.
 With `--backend jax` (Keras on JAX; TensorFlow is never imported): mode `jax`, a `jax.jit` of the
-model's stateless call, and `jax_subpixel`, the same on `ssma_tf.fast.optimize_for_inference(model,
-fold_batch_norm=False)` (the sub-pixel upsampling; folding needs TensorFlow).
+model's stateless call, and `jax_subpixel`, the same on `ssma_tf.inference.compiled.optimize_for_inference(
+model, fold_batch_norm=False)` (the sub-pixel upsampling; folding needs TensorFlow).
 
 FLOPs per image (TF profiler on the frozen graph, or XLA's cost analysis on JAX; see
 bench/flops.py) are printed beside the times.
@@ -153,7 +153,7 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         return prepare
 
     if mode == "folded":
-        from ssma_tf.export import fold_batch_norms
+        from ssma_tf.inference.batch_norm_folding import fold_batch_norms
 
         folded, _ = fold_batch_norms(model)
         function = tf.function(lambda x: folded(x, training=False))
@@ -165,7 +165,7 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         return prepare
 
     if mode in ("default", "subpixel", "bfloat16"):
-        from ssma_tf.fast import compiled_predict
+        from ssma_tf.inference.compiled import compiled_predict
 
         options = {"default": {}, "subpixel": {"fold_batch_norm": False}, "bfloat16": {"precision": "bfloat16"}}
         function = compiled_predict(model, **options[mode])
@@ -177,7 +177,7 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         return prepare
 
     if mode == "predictor":
-        from ssma_tf.inference import Predictor
+        from ssma_tf.inference.predictor import Predictor
 
         predictor = Predictor(model, channel_order="bgr", precision="float32")
 
@@ -187,7 +187,7 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         return prepare
 
     if mode in ("saved_model", "saved_model_folded"):
-        from ssma_tf.export import export_saved_model
+        from ssma_tf.inference.export import export_saved_model
 
         path = os.path.join(workdir, mode)
         export_saved_model(model, path, fold_batch_norm=mode == "saved_model_folded")
@@ -364,7 +364,7 @@ def child_jax(spec: dict) -> dict:
     for mode in modes:
         network = model
         if mode == "jax_subpixel":
-            from ssma_tf.fast import optimize_for_inference
+            from ssma_tf.inference.compiled import optimize_for_inference
 
             network = optimize_for_inference(model, fold_batch_norm=False)
 

@@ -54,7 +54,7 @@ def child(spec: dict) -> dict:
     else:
         model = SSMA(NUM_CLASSES, aux_heads=True, freeze_experts=name == "ssma")
     if spec.get("subpixel"):
-        from ssma_tf.fast import use_subpixel_upsampling
+        from ssma_tf.inference.rewrites import use_subpixel_upsampling
 
         use_subpixel_upsampling(model)
     optimizer = keras.optimizers.Adam(1e-4, epsilon=1e-8)
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="steps before timing (the first traces)")
     parser.add_argument("--xla", action="store_true", help="compile forward and backward with XLA")
     parser.add_argument("--subpixel", action="store_true",
-                        help="decoder upsamplings in sub-pixel form (ssma_tf.fast.use_subpixel_upsampling)")
+                        help="decoder upsamplings in sub-pixel form (ssma_tf.inference.rewrites.use_subpixel_upsampling)")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"images per step (default {BATCH})")
     parser.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help=f"HEIGHTxWIDTH, multiples of 16 (default {HEIGHT}x{WIDTH})")
     parser.add_argument("--json", help="also write the results to this JSON file")

@@ -20,6 +20,8 @@ from typing import Any, Optional
 import keras
 import tensorflow as tf
 
+from ssma_tf.keras_compat import walk_layers
+
 # TF_CONFIG task types that take part in training (an "evaluator" task does not).
 _TRAINING_TASK_TYPES = ("chief", "worker")
 
@@ -126,7 +128,7 @@ def synchronize_batch_norms(model: keras.Model) -> int:
         The number of batch-norm layers switched.
     """
     count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in walk_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
             count += 1

@@ -10,7 +10,7 @@ The counting happens on the device: one compiled function per batch predicts, ta
 adds the batch's confusion matrix to an int64 variable, so neither probabilities nor labels are
 copied to the host. The function has a fixed signature (batch size unknown), so it is traced
 once, also for the last, smaller batch. It runs the model's fast inference copy
-(`ssma_tf.fast.optimize_for_inference`: batch norms folded, sub-pixel upsampling), the path
+(`ssma_tf.inference.compiled.optimize_for_inference`: batch norms folded, sub-pixel upsampling), the path
 `bench/inference.py` measures as `default`.
 
 Optional multi-scale and left-right flip testing (`eval_scales`, `eval_flip`), which the original
@@ -26,12 +26,15 @@ from typing import Any, Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from ssma_tf.checkpoints.initialize import check_checkpoint_fits
+from ssma_tf.checkpoints.loading import load_weights
 from ssma_tf.data import build_dataset
 from ssma_tf.distribute import configure_devices
-from ssma_tf.fast import check_precision, optimize_for_inference
+from ssma_tf.inference.compiled import optimize_for_inference
+from ssma_tf.inference.rewrites import check_precision
 from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
 from ssma_tf.models import SSMA, AdapNetPP
-from ssma_tf.weights import build_model, check_checkpoint_fits, load_weights
+from ssma_tf.models.factory import build_model
 
 # The encoder downsamples by 16, so every scaled view is rounded to a multiple of it.
 _SIZE_MULTIPLE = 16
@@ -151,12 +154,12 @@ class Evaluator:
         scales, flip, modality2_interpolation: as for `predict_probabilities`.
         jit_compile: compile the prediction with XLA.
         optimize: for an `AdapNetPP` or `SSMA`, predict with its fast inference copy
-            (`ssma_tf.fast.optimize_for_inference`: batch norms folded into the convolutions,
+            (`ssma_tf.inference.compiled.optimize_for_inference`: batch norms folded into the convolutions,
             sub-pixel upsampling; the same probabilities to float32 rounding). The copy is made
             once, here: build a new evaluator after changing the model's weights. Other models are
             used as they are.
         precision: "float32" (default: reproduces the original's numbers) or "bfloat16" (faster on
-            hardware with bfloat16 units, see `ssma_tf.fast`; needs `optimize` and an `AdapNetPP`
+            hardware with bfloat16 units, see `ssma_tf.inference.rewrites`; needs `optimize` and an `AdapNetPP`
             or `SSMA`).
 
     Attributes:

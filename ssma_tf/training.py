@@ -39,15 +39,17 @@ import tensorflow as tf
 from keras import ops
 
 from ssma_tf.checkpoints import CheckpointError
+from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
+from ssma_tf.checkpoints.resolve import FINAL_WEIGHTS, FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
+from ssma_tf.keras_compat import ExternalGradientAggregation, variable_key
 from ssma_tf.losses import l2_penalty, total_loss
+from ssma_tf.models.factory import build_model
 from ssma_tf.schedules import schedule_from_config
 from ssma_tf.summaries import write_images, write_scalar
-from ssma_tf.weights import (
-    FINAL_WEIGHTS, FORMAT_TF1, build_model, check_checkpoint_fits, initialize_model, resolve_weights,
-)
+from ssma_tf.visualize import default_palette
 
 # Checkpoints kept in `checkpoint` (older ones are deleted as new ones are written).
 MAX_CHECKPOINTS_TO_KEEP = 3
@@ -61,7 +63,7 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; training stopped without writing another checkpoint."""
 
 
-class AdamWithMultipliers(keras.optimizers.Adam):
+class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
     """Adam (TF1 semantics: ε added to √v̂) with a learning-rate factor per variable.
 
     Adam's step is proportional to the learning rate and independent of the gradient's scale, so
@@ -87,22 +89,17 @@ class AdamWithMultipliers(keras.optimizers.Adam):
         if factor < 0:
             raise ValueError(f"learning-rate factor must be >= 0, got {factor}")
         for variable in variables:
-            self._lr_factors[self._var_key(variable)] = float(factor)
+            self._lr_factors[variable_key(self, variable)] = float(factor)
 
     def learning_rate_multiplier(self, variable: Any) -> float:
         """The factor on `variable`'s learning rate."""
-        return self._lr_factors.get(self._var_key(variable), 1.0)
+        return self._lr_factors.get(variable_key(self, variable), 1.0)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         factor = self.learning_rate_multiplier(variable)
         if factor != 1.0:
             learning_rate = ops.multiply(learning_rate, factor)
         super().update_step(gradient, variable, learning_rate)
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):  # noqa: D401 (Keras' TF hook)
-        if self.aggregate_gradients:
-            return super()._all_reduce_sum_gradients(grads_and_vars)
-        return list(grads_and_vars)
 
 
 def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimizer:
@@ -237,7 +234,7 @@ def _format_duration(seconds: float) -> str:
 
 
 def _palette(config: Any) -> np.ndarray:
-    """Colours for the predicted masks in TensorBoard: the dataset's, else a fixed random one."""
+    """Colours for the predicted masks in TensorBoard: the dataset's, else the prediction pictures'."""
     if config.dataset is not None:
         try:
             from ssma_tf.data.datasets import get_dataset_info
@@ -247,9 +244,7 @@ def _palette(config: Any) -> np.ndarray:
                 return info.palette_array
         except ValueError:
             pass  # an own dataset without a palette entry
-    colours = np.random.default_rng(0).integers(40, 256, size=(config.num_classes, 3))
-    colours[0] = 0  # void stays black
-    return colours.astype(np.uint8)
+    return default_palette(config.num_classes)
 
 
 class Trainer:

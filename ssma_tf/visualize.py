@@ -50,6 +50,28 @@ def _as_palette(palette: ArrayLike) -> np.ndarray:
     return array.astype(np.uint8)
 
 
+def default_palette(num_classes: int) -> np.ndarray:
+    """The colours of a model without a dataset palette: void black, then a bit-interleaved ramp.
+
+    Each class id's bits are spread over the high bits of red, green and blue in turn, so that
+    neighbouring ids get very different colours (the scheme of the PASCAL VOC label images).
+    Prediction pictures and TensorBoard previews both use it, so a class looks the same in both.
+
+    Returns:
+        (num_classes, 3) uint8 RGB colours.
+    """
+    palette = np.zeros((num_classes, 3), np.uint8)
+    for class_id in range(1, num_classes):
+        value, colour, shift = class_id, [0, 0, 0], 7
+        while value and shift >= 0:
+            for channel in range(3):
+                colour[channel] |= ((value >> channel) & 1) << shift
+            value >>= 3
+            shift -= 1
+        palette[class_id] = colour
+    return palette
+
+
 def colorize(label_ids: np.ndarray, palette: ArrayLike) -> np.ndarray:
     """Paints a class-id map with a palette.
 

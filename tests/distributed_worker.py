@@ -38,6 +38,7 @@ def main() -> int:
 
     from ssma_tf import training
     from ssma_tf.config import load_config
+    from ssma_tf.keras_compat import walk_layers
     from tests.training_helpers import build_tiny_model
 
     training.build_model = build_tiny_model  # the code path under test is the trainer's, not the model's
@@ -52,7 +53,7 @@ def main() -> int:
             arrays[f"var{index}_replica{replica}"] = copy.numpy()
     bn = [
         layer
-        for layer in trainer.model._flatten_layers()
+        for layer in walk_layers(trainer.model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     np.savez(

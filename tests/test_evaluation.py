@@ -1,5 +1,4 @@
-"""Tests of `ssma_tf.evaluation` and `ssma_tf.weights`: the released mIoU, one trace, test-time
-augmentation, and reading every kind of checkpoint."""
+"""Tests of `ssma_tf.evaluation`: the released mIoU, one trace, test-time augmentation."""
 
 from __future__ import annotations
 
@@ -8,14 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssma_tf import training
-from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.config import config_from_dict
 from ssma_tf.evaluation import Evaluator, make_eval_dataset, predict_probabilities, scaled_size
 from ssma_tf.metrics import batch_confusion_matrix
 from ssma_tf.models import AdapNetPP
-from ssma_tf.weights import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, load_weights, resolve_weights
-from tests.inference_helpers import randomize_batch_norms
+from tests.inference.helpers import randomize_batch_norms
 from tests.training_helpers import TinySegmenter, build_tiny_model, released_miou, write_records
 
 
@@ -104,42 +100,3 @@ def test_fusion_inputs_are_passed_as_a_pair():
     first = tf.random.stateless_uniform((1, 32, 32, 3), seed=(3, 4), maxval=255.0)
     probs = predict_probabilities(model, (first, first * 0.5), scales=(1.0, 0.5))
     assert probs.shape == (1, 32, 32, 4)
-
-
-# --- Checkpoints of every kind ------------------------------------------------------------------
-
-
-def test_own_checkpoints_and_weight_files_are_recognised_and_loaded(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
-    write_records(tmp_path / "train.tfrecords", 2, height=32, width=32, num_classes=5)
-    config = config_from_dict(
-        {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "run"),
-         "train_data": str(tmp_path / "train.tfrecords"), "batch_size": 2, "height": 32, "width": 32,
-         "max_iteration": 2, "learning_rate": 0.01, "save_step": 2},
-        source="train.config", mode="train",
-    )
-    trainer = training.Trainer(config, log=lambda line: None)
-    trainer.train()
-    trained = [v.numpy() for v in trainer.model.weights]
-
-    assert resolve_weights(str(tmp_path / "run"))[0] == FORMAT_TF2
-    assert resolve_weights(str(tmp_path / "run" / "ckpt-2.index")) == (FORMAT_TF2, str(tmp_path / "run" / "ckpt-2"))
-    assert resolve_weights(str(tmp_path / "run" / "final.weights.h5"))[0] == FORMAT_KERAS
-    for source in ("run", "run/ckpt-2", "run/final.weights.h5"):
-        model = build_tiny_model(config)
-        load_weights(model, str(tmp_path / source))
-        for expected, variable in zip(trained, model.weights):
-            np.testing.assert_array_equal(expected, variable.numpy(), err_msg=source)
-
-    other = TinySegmenter(7)
-    other(np.zeros((1, 32, 32, 3), np.float32))
-    with pytest.raises(CheckpointError):
-        load_weights(other, str(tmp_path / "run" / "final.weights.h5"))
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        resolve_weights(str(tmp_path / "nothing"))
-
-
-def test_tf1_checkpoints_are_told_apart_from_own_ones(tf1_fixture_dir):
-    assert resolve_weights(str(tf1_fixture_dir / "model.ckpt")) == (
-        FORMAT_TF1, str(tf1_fixture_dir / "model.ckpt"))
-    assert resolve_weights(str(tf1_fixture_dir / "model.ckpt.index"))[0] == FORMAT_TF1

@@ -12,7 +12,7 @@ from PIL import Image
 from ssma_tf.data.datasets import get_dataset_info
 from ssma_tf.models import SSMA
 from tests.conftest import ROOT
-from tests.inference_helpers import random_image, randomize_batch_norms, write_rgb
+from tests.inference.helpers import random_image, randomize_batch_norms, write_rgb
 
 SYNTHETIC = get_dataset_info("synthetic")  # 7 classes, void included
 

@@ -142,3 +142,19 @@ def test_apply_jet_gives_the_colours_of_the_modalities_jet():
     np.testing.assert_array_equal(
         visualize.apply_jet(levels / 255.0), modalities.jet(levels[None] + 1, vmin=1, vmax=256)[0]
     )
+
+
+def test_default_palette_is_distinct_with_black_void():
+    palette = visualize.default_palette(40)
+    assert palette.shape == (40, 3) and palette.dtype == np.uint8
+    assert (palette[0] == 0).all()
+    assert len({tuple(c) for c in palette}) == 40
+
+
+def test_tensorboard_previews_colour_classes_as_the_prediction_pictures_do():
+    from types import SimpleNamespace
+
+    from ssma_tf import training
+
+    config = SimpleNamespace(dataset=None, num_classes=6)
+    np.testing.assert_array_equal(training._palette(config), visualize.default_palette(6))

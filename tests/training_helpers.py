@@ -84,7 +84,7 @@ class TinySegmenter(keras.Model):
 
 
 def build_tiny_model(config) -> TinySegmenter:
-    """`ssma_tf.weights.build_model` for tests: a built `TinySegmenter` for the config."""
+    """`ssma_tf.models.factory.build_model` for tests: a built `TinySegmenter` for the config."""
     model = TinySegmenter(config.num_classes, fusion=config.is_fusion, dtype=config.mixed_precision)
     dummy = np.zeros((1, config.height, config.width, 3), np.float32)
     model([dummy, dummy] if config.is_fusion else dummy)

@@ -9,7 +9,7 @@ The signature `serving_default` takes uint8 BGR batches (`image`, or `modality1`
 for SSMA) and returns `class_ids` (int32, B×H×W) and `probabilities` (float32, B×H×W×C) at the
 input size. With a size (the config's height × width unless `--size` says otherwise) inputs of
 any size are resized inside; with `--size input` height and width must be multiples of 16.
-The work is done by `ssma_tf.export`.
+The work is done by `ssma_tf.inference.export`.
 
 Exit status: 0 done, 2 bad config, checkpoint or options.
 """
@@ -57,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.config is None and args.checkpoint is None:
         parser.error("give a config (-c) or a checkpoint (--checkpoint)")
 
-    from ssma_tf.inference import parse_size
+    from ssma_tf.inference.sizes import parse_size
 
     try:
         size = None if args.size is None else parse_size(args.size)
@@ -65,8 +65,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--size: {error}")
 
     from ssma_tf.checkpoints import CheckpointError
-    from ssma_tf.export import ExportError, export_saved_model
-    from ssma_tf.inference import setup_inference
+    from ssma_tf.inference.export import ExportError, export_saved_model
+    from ssma_tf.inference.settings import setup_inference
 
     try:
         setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset)

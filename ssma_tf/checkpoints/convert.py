@@ -5,32 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ssma_tf.checkpoints.tf1_import import (
-    KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, LoadReport, detect_kind, load_tf1_checkpoint, read_checkpoint,
-)
+from ssma_tf.checkpoints.loading import model_for_checkpoint
+from ssma_tf.checkpoints.tf1_import import LoadReport, load_tf1_checkpoint
 
 SUFFIXES = (".weights.h5", ".keras")
-
-
-def num_classes_of(shapes: dict) -> int:
-    """The number of classes of a TF1 checkpoint, read from its classifier (`conv78`)."""
-    for name in ("resnet_v2_50/conv78/weights", "conv78/weights"):
-        if name in shapes:
-            return int(shapes[name][-1])
-    raise CheckpointError("the checkpoint has no classifier (conv78): it is not a trained AdapNet++/SSMA model")
-
-
-def model_for_checkpoint(prefix: str):
-    """Builds the model (AdapNetPP or SSMA, right number of classes) that a TF1 checkpoint fits."""
-    from ssma_tf.models import SSMA, AdapNetPP
-
-    shapes = read_checkpoint(prefix)
-    kind = detect_kind(shapes)
-    if kind == KIND_SSMA:
-        return SSMA(num_classes_of(shapes)), kind
-    if kind == KIND_ADAPNET_PP:
-        return AdapNetPP(num_classes_of(shapes)), kind
-    raise CheckpointError(f"{prefix} is an ImageNet initialisation checkpoint; only trained models convert")
 
 
 def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) -> LoadReport:
@@ -51,7 +29,7 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) ->
         raise ValueError(f"output {output!r} must end in .weights.h5 or .keras")
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
-    model, _ = model_for_checkpoint(prefix)
+    model = model_for_checkpoint(prefix)
     report = load_tf1_checkpoint(model, prefix)
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)

@@ -8,7 +8,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ssma_tf.checkpoints.tf1_names import EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map
+from ssma_tf.checkpoints.tf1_names import (
+    DECODER_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map,
+)
+from ssma_tf.models import SSMA
 
 # What a TF1 checkpoint holds, told apart by its variable names.
 KIND_SSMA = "ssma"  # rgb/resnet_v2_50/..., depth/resnet_v2_50/..., conv511, ...
@@ -85,6 +88,19 @@ def detect_kind(names) -> str:
         "not a checkpoint of the original AdapNet++/SSMA code: none of its variable names starts with "
         f"'resnet_v2_50/', 'rgb/' or 'depth/' (first names: {sorted(names)[:5]})"
     )
+
+
+def num_classes_of(shapes: dict) -> int:
+    """The number of classes of a trained TF1 checkpoint ({name: shape}), read from its classifier.
+
+    Raises:
+        CheckpointError: the checkpoint has no classifier (an ImageNet initialisation).
+    """
+    classifier = DECODER_SCOPES["classifier"] + "/weights"  # conv78: [1, 1, 256, C]
+    for name in (UNIMODAL_PREFIX + classifier, classifier):  # AdapNet++, SSMA
+        if name in shapes:
+            return int(shapes[name][-1])
+    raise CheckpointError("the checkpoint has no classifier (conv78): it is not a trained AdapNet++/SSMA model")
 
 
 def _resolve(prefix: str) -> str:
@@ -174,8 +190,6 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         CheckpointError: wrong kind of checkpoint for the model, shape mismatch (naming the
             variable), or missing variables under `strict`.
     """
-    from ssma_tf.models import SSMA  # local import keeps checkpoints importable without models first
-
     kind = detect_kind(read_checkpoint(prefix))
     mapping = tf1_variable_map(model)
     is_ssma = isinstance(model, SSMA)

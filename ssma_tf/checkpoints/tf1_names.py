@@ -7,6 +7,7 @@ PREVIOUS unit's `conv3/BatchNorm` scope, and the block-output batch norms under 
 """
 
 from ssma_tf.layers import ConvBN
+from ssma_tf.models import SSMA
 
 UNIT_COUNTS = {1: 3, 2: 4, 3: 6, 4: 3}
 
@@ -121,8 +122,6 @@ def tf1_variable_map(model) -> dict:
     SSMA to a fusion checkpoint (`rgb/resnet_v2_50/...`, `depth/resnet_v2_50/...`, top-level
     fusion and decoder names).
     """
-    from ssma_tf.models import SSMA  # local import: models import layers, not checkpoints
-
     mapping = {}
     if isinstance(model, SSMA):
         for encoder, prefix in zip(model.encoders, EXPERT_PREFIXES):

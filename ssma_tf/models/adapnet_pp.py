@@ -5,7 +5,8 @@ import keras
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, encoder_options, resolve_dilations,
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
+    resolve_dilations,
 )
 
 
@@ -61,6 +62,10 @@ class AdapNetPP(keras.Model):
             skip_attention=False, aux_heads=aux_heads, dtype=dtype,
         )
         super().__init__(inputs=image, outputs=outputs, **kwargs)
+        if dtype is not None:
+            # A functional model ignores a `dtype` argument; its layers have the policy, and the
+            # model takes it too so that `get_config` (and a `.keras` file) keeps it.
+            self.dtype_policy = dtype
 
         # === Config ===
         self.encoder = encoder
@@ -83,14 +88,15 @@ class AdapNetPP(keras.Model):
         return outputs if return_all else outputs["softmax"]
 
     def get_config(self):
-        return {
-            "name": self.name,
+        config = super().get_config()  # name, trainable, dtype policy
+        config.update({
             "num_classes": self.num_classes,
             "aux_heads": self.aux_heads,
             **encoder_options(self.encoders[0]),
             "input_channels": self.input_channels,
-        }
+        })
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**deserialize_dtype(config))

@@ -6,7 +6,7 @@ from keras import layers
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.layers import EASPP, ConvBN, ResidualUnit, batch_norm
 
-# Multiscale dilations of the released graph (ARCHITECTURE.md) and of the paper (Section 3.1).
+# Multiscale dilations of the released graph (docs/architecture.md) and of the paper (Section 3.1).
 RELEASED_BLOCK3_DILATIONS = ((1, 2), (1, 2), (1, 2), (1, 2))
 RELEASED_BLOCK4_DILATIONS = ((2, 2), (2, 2), (2, 2))
 PAPER_BLOCK3_DILATIONS = ((1, 2), (1, 4), (1, 8), (1, 16))
@@ -40,6 +40,16 @@ def resolve_dilations(block3_dilations, block4_dilations, paper_dilations: bool)
     if block4_dilations is None:
         block4_dilations = PAPER_BLOCK4_DILATIONS if paper_dilations else RELEASED_BLOCK4_DILATIONS
     return block3_dilations, block4_dilations
+
+
+def deserialize_dtype(config: dict) -> dict:
+    """`config` with its serialized dtype policy (as `get_config` writes it) turned back into one.
+
+    The constructors hand the policy on to every layer, so it is read once here.
+    """
+    if isinstance(config.get("dtype"), dict):
+        config = dict(config, dtype=keras.dtype_policies.deserialize(config["dtype"]))
+    return config
 
 
 def encoder_options(encoder) -> dict:
@@ -132,6 +142,10 @@ class AdapNetPPEncoder(keras.Model):
         b4 = layers.ReLU(name="block4_out")(block_out[4](x))
         outputs = {"block4": b4, "easpp": easpp(b4), "skip1": skip1(b1), "skip2": skip2(b2)}
         super().__init__(inputs=image, outputs=outputs, **kwargs)
+        if dtype is not None:
+            # A functional model ignores a `dtype` argument; its layers have the policy, and the
+            # model takes it too so that `get_config` (and a `.keras` file) keeps it.
+            self.dtype_policy = dtype
 
         # === Config ===
         self.block3_dilations = block3_dilations
@@ -145,9 +159,10 @@ class AdapNetPPEncoder(keras.Model):
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **encoder_options(self),
-                "input_channels": self.input_channels}
+        config = super().get_config()  # name, trainable, dtype policy
+        config.update({**encoder_options(self), "input_channels": self.input_channels})
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**deserialize_dtype(config))

@@ -7,8 +7,8 @@ from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape, check_num_classes, encoder_options,
-    resolve_dilations,
+    RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
+    encoder_options, resolve_dilations,
 )
 
 
@@ -89,6 +89,10 @@ class SSMA(keras.Model):
         for name, gate in (("gate_latent", gate_latent), ("gate_skip2", gate_skip2), ("gate_skip1", gate_skip1)):
             outputs[name] = layers.Activation("linear", dtype="float32", name=name)(gate)
         super().__init__(inputs=[modality1, modality2], outputs=outputs, **kwargs)
+        if dtype is not None:
+            # A functional model ignores a `dtype` argument; its layers have the policy, and the
+            # model takes it too so that `get_config` (and a `.keras` file) keeps it.
+            self.dtype_policy = dtype
 
         # === Config ===
         self.modality1_encoder, self.modality2_encoder = experts
@@ -121,8 +125,8 @@ class SSMA(keras.Model):
         return outputs if return_all else outputs["softmax"]
 
     def get_config(self):
-        return {
-            "name": self.name,
+        config = super().get_config()  # name, trainable, dtype policy
+        config.update({
             "num_classes": self.num_classes,
             "freeze_experts": self.freeze_experts,
             "aux_heads": self.aux_heads,
@@ -131,8 +135,9 @@ class SSMA(keras.Model):
             "fused_kernel_size": self.fused_kernel_size,
             "skip_output_kernel_size": self.skip_output_kernel_size,
             **encoder_options(self.encoders[0]),
-        }
+        })
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**deserialize_dtype(config))

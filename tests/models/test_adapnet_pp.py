@@ -91,3 +91,17 @@ def test_config_and_keras_round_trips(tmp_path):
     assert isinstance(loaded, AdapNetPP)
     x = image(batch=1, seed=3)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_mixed_precision_survives_a_keras_round_trip(tmp_path):
+    model = AdapNetPP(3, aux_heads=False, dtype="mixed_float16")
+    assert model.get_config()["dtype"]["config"]["name"] == "mixed_float16"
+    path = tmp_path / "mixed.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for network in (model, loaded):
+        assert network.dtype_policy.name == "mixed_float16"
+        assert network.encoder.get_layer("conv1").compute_dtype == "float16"
+        assert network.get_layer("classifier").conv.variable_dtype == "float32"
+    x = image(batch=1, height=32, width=64, seed=4)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))

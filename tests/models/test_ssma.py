@@ -81,3 +81,16 @@ def test_config_and_keras_round_trips(tmp_path):
     assert not loaded.modality2_encoder.trainable
     x = pair(seed=5)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_a_dtype_policy_survives_a_keras_round_trip(tmp_path):
+    model = SSMA(3, dtype=keras.DTypePolicy("mixed_bfloat16"))
+    path = tmp_path / "mixed.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for network in (model, loaded):
+        assert network.dtype_policy.name == "mixed_bfloat16"
+        assert all(encoder.dtype_policy.name == "mixed_bfloat16" for encoder in network.encoders)
+        assert network.get_layer("ssma_latent").compute_dtype == "bfloat16"
+    x = pair(batch=1, height=32, width=64, seed=6)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))

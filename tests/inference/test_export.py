@@ -1,4 +1,4 @@
-"""Tests for ssma_tf.export and tools/export.py: SavedModel serving signature, folding, TFLite."""
+"""Tests for ssma_tf.inference.export and tools/export.py: SavedModel serving signature, folding, TFLite."""
 
 import importlib.util
 import os
@@ -9,16 +9,14 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from ssma_tf import export
-from ssma_tf.inference import inference_model
+from ssma_tf.inference import export
+from ssma_tf.inference.compiled import inference_model
+from ssma_tf.keras_compat import walk_layers
 from ssma_tf.models import SSMA, AdapNetPP
 from tests.conftest import ROOT
-from tests.inference_helpers import random_image, randomize_batch_norms
+from tests.inference.helpers import UNFOLDABLE, random_image, randomize_batch_norms
 
 HEIGHT, WIDTH = 64, 128
-# Batch norms that do not follow a convolution (ARCHITECTURE.md): the input one, the
-# pre-activations and the block outputs.
-UNFOLDABLE = ("input_bn", "preact_bn", "block1_out_bn", "block2_out_bn", "block4_out_bn")
 
 
 def _load_tool(name):
@@ -97,7 +95,7 @@ def test_export_stores_each_used_weight_once(adapnet, exported):
     # the folded batch norms.
     view = inference_model(adapnet)
     folded = [
-        layer for layer in view._flatten_layers(include_self=False, recursive=True)
+        layer for layer in walk_layers(view)
         if isinstance(layer, layers.BatchNormalization) and layer.name not in UNFOLDABLE
     ]
     assert len(folded) == 58
@@ -115,22 +113,6 @@ def test_tflite_gives_the_keras_class_map(adapnet, exported):
     assert outputs["class_ids"].shape == (1, HEIGHT, WIDTH)
     _assert_same_class_map(outputs["class_ids"], expected)
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-4)
-
-
-def test_folding_changes_no_probability_and_leaves_the_model_alone(adapnet):
-    before = [w.numpy().copy() for w in adapnet.weights]
-    folded, count = export.fold_batch_norms(adapnet)
-    norms = [
-        layer for layer in folded._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, layers.BatchNormalization)
-    ]
-    was_folded = [isinstance(layer, export._FoldedBatchNorm) for layer in norms]
-    assert sum(was_folded) == count == 58
-    for layer, done in zip(norms, was_folded):
-        assert done != (layer.name in UNFOLDABLE), layer.name
-    assert export.fold_difference(adapnet, folded, (HEIGHT, WIDTH)) < 1e-5
-    for old, new in zip(before, adapnet.weights):
-        np.testing.assert_array_equal(old, new.numpy())
 
 
 def test_export_without_a_size_needs_multiples_of_16(adapnet):

@@ -1,21 +1,18 @@
-"""The fast inference path: an inference-only copy of a model and a compiled predict function.
+"""Graph rewrites that need no TensorFlow: sub-pixel upsampling, the inference copy, precision.
 
 Measured on a 2-core AVX2 CPU (docs/benchmarks.md), a forward pass of AdapNet++ or SSMA is
 about 90 % convolutions. Two rewrites make the same computation cheaper there without changing
-its result beyond float32 rounding (a few 1e-5 on the probabilities at most):
+its result beyond float32 rounding (a few 1e-5 on the probabilities at most); this module holds
+the one that runs on any Keras backend, batch-norm folding is in
+`ssma_tf.inference.batch_norm_folding` (it needs TensorFlow's fused bias add):
 
-- **Batch-norm folding** (`ssma_tf.export.fold_batch_norms`): each BN that directly follows a
-  bias-free convolution becomes part of the kernel plus a bias add, which TensorFlow fuses into
-  the convolution together with the ReLU; the separate multiply and add passes over every
-  feature map disappear.
 - **Sub-pixel transposed convolutions**: the decoder's three upsamplings (4×4 stride 2, 4×4
   stride 2, 8×8 stride 4, TF `SAME`) are transposed convolutions with kernel = 2 × stride. Such a
   layer equals one ordinary 2×2 convolution producing stride² × C channels (one group per output
   phase) followed by a pixel shuffle; TensorFlow's CPU `Conv2D` kernel runs that 2–3× faster than
   its `Conv2DBackpropInput`, with the same multiply-adds.
-
-`compiled_predict` wraps the copy in a `tf.function` that is traced once per input shape (and
-never again for repeated calls with that shape); `jit_compile=True` adds XLA.
+- **The inference copy** (`copy_for_inference`): the model rebuilt from its config without the
+  auxiliary heads, under the dtype policy of the chosen precision, sharing no variables.
 
 Both rewrites keep float32 arithmetic, and on a CPU a float32 forward pass is bound by the
 multiply-adds (about 150 GFLOP per 384×768 AdapNet++ image): the float32 path runs as fast as the
@@ -25,19 +22,16 @@ processors with bfloat16 matrix units (Intel AMX, AVX512-BF16; NVIDIA Ampere and
 several times faster; elsewhere bfloat16 is emulated and slower. The probabilities then differ
 from float32 by up to a few 1e-2 and a small share of near-tie pixels change class
 (`native_bfloat16()` tells whether this machine has the units; README, Benchmarks).
-
-    from ssma_tf.fast import compiled_predict
-    predict = compiled_predict(model)          # model: AdapNetPP or SSMA with its weights
-    probabilities = predict(images)            # or predict([modality1, modality2])
+`ssma_tf.inference.compiled` puts the rewrites together into the compiled predict function.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import keras
 import numpy as np
 from keras import layers, ops
+
+from ssma_tf.keras_compat import swap_class, walk_layers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,24 +111,24 @@ def use_subpixel_upsampling(model: keras.Model) -> int:
     Returns how many layers were switched.
     """
     count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in walk_layers(model):
         if (type(layer) is layers.Conv2DTranspose and not layer.use_bias
                 and layer.data_format == "channels_last" and layer.strides[0] == layer.strides[1]
                 and layer.kernel_size[0] == layer.kernel_size[1] and tuple(layer.dilation_rate) == (1, 1)
                 and subpixel_supported(layer.kernel_size[0], layer.strides[0], layer.padding)):
             # Same variables, same place in the graph; only the computation changes.
-            layer.__class__ = _SubpixelConv2DTranspose
+            swap_class(layer, _SubpixelConv2DTranspose)
             count += 1
     return count
 
 
 # ---------------------------------------------------------------------------------------------
-# The inference copy and the compiled function.
+# Precision and the inference copy.
 
 PRECISIONS = ("float32", "bfloat16")
 # The dtype policy of the inference copy for each precision: bfloat16 arithmetic keeps float32
 # weights (folded in float64, cast once per call) and float32 logits and softmax.
-_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def check_precision(precision: str) -> str:
@@ -159,6 +153,7 @@ def native_bfloat16() -> bool:
     8.0 or later (Ampere). Otherwise the CPU decides: AMX-BF16 or AVX512-BF16 in /proc/cpuinfo.
     """
     if keras.backend.backend() == "tensorflow":
+        # Imported only here: the module serves other backends without TensorFlow.
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
@@ -180,7 +175,7 @@ def native_bfloat16() -> bool:
 def copy_for_inference(model: keras.Model, dtype: str = "float32") -> keras.Model:
     """A copy without auxiliary heads under the dtype policy `dtype`, sharing no variables (any backend).
 
-    Batch-norm folding (`ssma_tf.export.fold_batch_norms`) starts from it too; it lives here
+    Batch-norm folding (`ssma_tf.inference.batch_norm_folding`) starts from it too; it lives here
     because this module does not import TensorFlow, so the sub-pixel rewrite also serves JAX.
     """
     config = dict(model.get_config(), dtype=dtype)
@@ -192,70 +187,3 @@ def copy_for_inference(model: keras.Model, dtype: str = "float32") -> keras.Mode
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return clone
-
-
-def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
-                           subpixel_upsampling: bool = True, precision: str = "float32") -> keras.Model:
-    """An inference-only copy of `model` (no auxiliary heads) with the rewrites above.
-
-    The copy shares nothing with `model`: later changes to the model's weights do not reach it.
-
-    Args:
-        model: an `AdapNetPP` or `SSMA` with its weights.
-        fold_batch_norm: fold batch norms into the preceding convolutions (TensorFlow backend only).
-        subpixel_upsampling: compute the decoder's transposed convolutions in sub-pixel form (any
-            backend).
-        precision: "float32" (the original's arithmetic) or "bfloat16" (see the module docstring).
-
-    Returns:
-        A model with the same inputs whose `call(x, training=False)` returns the float32 softmax;
-        its attributes `folded_batch_norms`, `subpixel_layers` and `precision` say what was
-        rewritten.
-
-    Raises:
-        ValueError: an unknown precision, or folding asked for on another backend.
-    """
-    dtype = _POLICIES[check_precision(precision)]
-    if fold_batch_norm:
-        if keras.backend.backend() != "tensorflow":
-            raise ValueError("fold_batch_norm needs the TensorFlow backend (the folded layer adds a tf.nn.bias_add)")
-        from ssma_tf.export import fold_batch_norms  # imports TensorFlow
-
-        copy, folded = fold_batch_norms(model, dtype)
-    else:
-        copy, folded = copy_for_inference(model, dtype), 0
-    copy.folded_batch_norms = folded
-    copy.subpixel_layers = use_subpixel_upsampling(copy) if subpixel_upsampling else 0
-    copy.precision = precision
-    return copy
-
-
-def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batch_norm: bool = True,
-                     subpixel_upsampling: bool = True, precision: str = "float32",
-                     return_all: bool = False) -> Callable[[Any], Any]:
-    """The fast compiled inference function of a model.
-
-    Args:
-        model: an `AdapNetPP` or `SSMA` with its weights (an inference copy is made once, here;
-            later weight changes of `model` are not seen — build a new function after training).
-        jit_compile: compile with XLA.
-        fold_batch_norm, subpixel_upsampling, precision: see `optimize_for_inference`.
-        return_all: return the model's dict of outputs (`softmax`, `logits` and SSMA's gates)
-            instead of the softmax.
-
-    Returns:
-        A `tf.function` taking a (B, H, W, 3) float batch (AdapNet++) or a list of two (SSMA),
-        H and W multiples of 16, and returning the float32 softmax (B, H, W, C). It is traced once
-        per distinct input shape; `experimental_get_tracing_count()` counts the traces.
-    """
-    import tensorflow as tf
-
-    fast = optimize_for_inference(model, fold_batch_norm=fold_batch_norm, subpixel_upsampling=subpixel_upsampling,
-                                  precision=precision)
-
-    def predict(inputs):
-        return fast(inputs, training=False, return_all=return_all)
-
-    function = tf.function(predict, jit_compile=jit_compile)
-    function.model = fast  # keeps the copy alive with the function, and lets callers inspect it
-    return function

@@ -5,6 +5,10 @@ import os
 import numpy as np
 from PIL import Image
 
+# Batch norms that do not follow a convolution (docs/architecture.md): the input one, the
+# pre-activations and the block outputs.
+UNFOLDABLE = ("input_bn", "preact_bn", "block1_out_bn", "block2_out_bn", "block4_out_bn")
+
 
 def randomize_batch_norms(model, seed: int = 0) -> None:
     """Gives every batch norm random statistics, like a trained network's (and the TF1 fixture's).

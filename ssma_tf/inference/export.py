@@ -17,9 +17,10 @@ colours, size, channel order) and, when asked, `model_float32.tflite` / `model_f
 hold TFLite conversions of the same signature. The whole folder is written under a temporary name
 and renamed at the end, so an interrupted export never leaves a folder that looks complete.
 
-Batch-norm folding (`fold_batch_norm=True`) multiplies each batch norm that directly follows a
-convolution into the convolution's kernel and turns it into a bias add, so that the exported graph
-runs one fused convolution where it ran a convolution, a multiply and an add. The export checks that
+Batch-norm folding (`fold_batch_norm=True`, `ssma_tf.inference.batch_norm_folding`) multiplies each
+batch norm that directly follows a convolution into the convolution's kernel and turns it into a bias
+add, so that the exported graph runs one fused convolution where it ran a convolution, a multiply and
+an add. The export checks that
 the folded graph gives the same probabilities (to `FOLD_TOLERANCE`) before writing anything. It is
 off by default: on a CPU the exported AdapNet++ ran no faster with it (TensorFlow 2.21, 384×768),
 and the TFLite converter folds batch norms by itself.
@@ -38,16 +39,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
 
 import ssma_tf
-from ssma_tf.fast import copy_for_inference
-from ssma_tf.inference import (
-    INTERPOLATIONS, SIZE_MULTIPLE, check_size, inference_model, is_fusion, model_name,
-)
-from ssma_tf.layers import ConvBN
-from ssma_tf.layers.residual_unit import ResidualUnit
-from ssma_tf.layers.ssma_block import SSMABlock
+from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
+from ssma_tf.inference.compiled import inference_model
+from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size
+from ssma_tf.models.factory import is_fusion, model_name
 
 SIGNATURE_KEY = "serving_default"
 METADATA_FILE = os.path.join("assets.extra", "ssma_tf.json")
@@ -58,79 +55,6 @@ FOLD_TOLERANCE = 1e-4
 
 class ExportError(RuntimeError):
     """The export cannot be written as asked (existing output, folding that changes outputs)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Batch-norm folding.
-
-
-class _FoldedBatchNorm(layers.BatchNormalization):
-    """A batch norm whose scale now lives in the preceding convolution: it adds `beta` only.
-
-    After folding, `beta` holds `beta - moving_mean * gamma / sqrt(moving_variance + epsilon)`;
-    gamma and the moving statistics are left in place but unused. Inference only.
-    """
-
-    def call(self, inputs, training=None, mask=None):
-        # BiasAdd (not a broadcast add), so that TensorFlow fuses it into the convolution.
-        return tf.nn.bias_add(inputs, tf.cast(self.beta, inputs.dtype))
-
-
-def _foldable_pairs(model: keras.Model) -> List[Tuple[Any, layers.BatchNormalization, int]]:
-    """(convolution, the batch norm right after it, the kernel's output axis) of every such pair.
-
-    Only batch norms whose input is exactly a bias-free convolution's output fold: the input
-    batch norm (before `conv1`, where zero padding would see different values) and the
-    pre-activation and block-output norms (after an addition) stay as they are.
-    """
-    pairs = []
-    # `_flatten_layers` walks nested functional models and the sub-layers of custom layers.
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, ConvBN):
-            # A transposed convolution's kernel is [kh, kw, out, in].
-            pairs.append((layer.conv, layer.bn, -2 if layer.transposed else -1))
-        elif isinstance(layer, ResidualUnit) and layer.conv2_bn is not None:
-            # The multiscale kernel's output axis is the order of the concatenated halves.
-            pairs.append((layer.conv2, layer.conv2_bn, -1))
-        elif isinstance(layer, SSMABlock) and layer.bn is not None:
-            pairs.append((layer.output_conv, layer.bn, -1))
-    for conv, bn, _ in pairs:
-        if getattr(conv, "use_bias", False) or not (bn.center and bn.scale):
-            raise ExportError(f"cannot fold {bn.name}: unexpected bias in {conv.name} or missing gamma/beta")
-    return pairs
-
-
-def fold_batch_norms(model: keras.Model, dtype: str = "float32") -> Tuple[keras.Model, int]:
-    """Folds every batch norm that follows a convolution into it, on a copy of the model.
-
-    With s = gamma / sqrt(moving_variance + epsilon), conv then BN equals a convolution with kernel
-    `kernel * s` (per output channel) plus the bias `beta - moving_mean * s`. The arithmetic is
-    done in float64 and rounded once to float32.
-
-    Args:
-        model: an `AdapNetPP` or `SSMA` (left unchanged).
-        dtype: the copy's dtype policy (see `ssma_tf.fast.copy_for_inference`); the folded weights
-            stay float32.
-
-    Returns:
-        (the folded copy, for inference and export only; the number of batch norms folded).
-    """
-    folded = copy_for_inference(model, dtype)
-    pairs = _foldable_pairs(folded)
-    for conv, bn, axis in pairs:
-        gamma, beta, mean, variance = (
-            np.asarray(keras.ops.convert_to_numpy(v), np.float64)
-            for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
-        )
-        scale = gamma / np.sqrt(variance + bn.epsilon)
-        kernel = np.asarray(keras.ops.convert_to_numpy(conv.kernel), np.float64)
-        shape = [1] * kernel.ndim
-        shape[axis] = -1
-        conv.kernel.assign((kernel * scale.reshape(shape)).astype(np.float32))
-        bn.beta.assign((beta - mean * scale).astype(np.float32))
-        # The layer keeps its place in the graph and its variables; only its computation changes.
-        bn.__class__ = _FoldedBatchNorm
-    return folded, len(pairs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,10 +83,7 @@ def serving_function(
         (function of uint8 (B, H, W, 3) tensors returning `class_ids` and `probabilities`,
         the list of `tf.TensorSpec`s of its inputs).
     """
-    if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"modality2_interpolation must be one of {INTERPOLATIONS}, got {modality2_interpolation!r}"
-        )
+    check_interpolation(modality2_interpolation)
     size = None if size is None else check_size(size)
     view = inference_model(model)
     fusion = is_fusion(model)
@@ -285,7 +206,10 @@ def export_saved_model(
     exported = model
     if fold_batch_norm:
         start = time.monotonic()
-        exported, report.folded = fold_batch_norms(model)
+        try:
+            exported, report.folded = fold_batch_norms(model)
+        except FoldingError as error:
+            raise ExportError(str(error)) from None
         report.fold_difference = fold_difference(model, exported, size or (4 * SIZE_MULTIPLE, 8 * SIZE_MULTIPLE))
         report.seconds["fold"] = time.monotonic() - start
         if not report.fold_difference <= FOLD_TOLERANCE:

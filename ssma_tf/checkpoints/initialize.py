@@ -1,0 +1,99 @@
+"""Starting a training run from the weights its config names, and checking a checkpoint fits first.
+
+`check_checkpoint_fits` tells in seconds, before minutes of model building, when an original TF1
+checkpoint is for the other network; `initialize_model` loads `intialize` (or SSMA's
+`checkpoint1`/`checkpoint2`) into a freshly built model, as the original training scripts did.
+The loading itself is `ssma_tf.checkpoints.loading`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
+from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
+from ssma_tf.checkpoints.tf1_import import (
+    KIND_ADAPNET_PP,
+    KIND_IMAGENET,
+    KIND_SSMA,
+    CheckpointError,
+    detect_kind,
+    load_tf1_checkpoint,
+    read_checkpoint,
+)
+
+
+def check_checkpoint_fits(config: Any, path: str) -> str:
+    """Fails fast, before a model is built, when a whole-model checkpoint is for the other model.
+
+    Only original TF1 checkpoints say what they hold without loading them (by their names); own
+    checkpoints and weight files are checked when they are loaded.
+
+    Args:
+        config: a `RunConfig` (its `model`).
+        path: the checkpoint to evaluate or start from.
+
+    Returns:
+        The checkpoint format (`FORMAT_TF1`, `FORMAT_TF2` or `FORMAT_KERAS`).
+
+    Raises:
+        CheckpointError: an SSMA checkpoint for AdapNet_pp, a unimodal AdapNet++ one for SSMA,
+            the ImageNet initialisation to evaluate, or nothing readable at `path`.
+    """
+    fmt, resolved = resolve_weights(path)
+    if fmt != FORMAT_TF1:
+        return fmt
+    kind = detect_kind(read_checkpoint(resolved))
+    if kind == KIND_SSMA and not config.is_fusion:
+        raise CheckpointError(
+            f"{resolved} is an SSMA checkpoint (rgb/ and depth/ experts), but the config "
+            f"{config.source} says model: {config.model}; set model: SSMA"
+        )
+    if kind == KIND_ADAPNET_PP and config.is_fusion:
+        raise CheckpointError(
+            f"{resolved} is a unimodal AdapNet++ checkpoint, but the config {config.source} says "
+            "model: SSMA; set model: AdapNet_pp, or start the SSMA experts from it with "
+            "checkpoint1/checkpoint2"
+        )
+    if kind == KIND_IMAGENET and config.mode == "eval":
+        raise CheckpointError(
+            f"{resolved} is the ImageNet initialisation checkpoint: it has no decoder to evaluate"
+        )
+    return fmt
+
+
+def initialize_model(model: keras.Model, config: Any) -> list[str]:
+    """Loads the starting weights a training config names, as the original scripts did.
+
+    AdapNet++: `intialize` (the ImageNet TF1 checkpoint, or any AdapNet++ weights).
+    SSMA: `checkpoint1` → modality-1 expert and `checkpoint2` → modality-2 expert (unimodal
+    AdapNet++ checkpoints, TF1 or own: only their encoders are used), or `initialize` with a
+    whole SSMA checkpoint (e.g. stage 3 starting from stage 2).
+
+    Args:
+        model: the freshly built model.
+        config: the training `RunConfig`.
+
+    Returns:
+        Lines for the log, one per source loaded (none: training starts from random weights).
+    """
+    messages = []
+    if config.initialize is not None:
+        messages.append(load_weights(model, config.initialize))
+    if config.is_fusion and config.checkpoint1 is not None:
+        first, second = config.checkpoint1, config.checkpoint2
+        formats = [resolve_weights(p) for p in (first, second)]
+        if all(fmt == FORMAT_TF1 for fmt, _ in formats):
+            report = load_tf1_checkpoint(model, formats[0][1], formats[1][1], strict=True)
+            messages.append(str(report))
+        else:
+            dropout_rate = 1.0 - config.dropout_keep_prob
+            loaded: dict[str, list] = {}  # one throw-away AdapNet++ per distinct source
+            for encoder, source in zip(model.encoders, (first, second)):
+                if source not in loaded:
+                    loaded[source] = unimodal_encoder_weights(source, config.num_classes, dropout_rate)
+                encoder.set_weights(loaded[source])
+                messages.append(f"{source}: loaded into the {encoder.name} expert")
+    return messages

@@ -1,0 +1,211 @@
+"""Loading weights into a model, and building the model a checkpoint holds: the one place for both.
+
+Every checkpoint the project reads (`ssma_tf.checkpoints.resolve`: original TF1 checkpoints, the
+project's own TF2 checkpoints, Keras `.weights.h5` and `.keras` files) is loaded here:
+`load_weights` into a given model, `load_model` and `model_for_checkpoint` building the network
+the checkpoint holds, `model_from_config` the network a run config names, and
+`unimodal_encoder_weights` the encoder of an AdapNet++ checkpoint for an SSMA expert. Starting a
+training run from the weights a config names is `ssma_tf.checkpoints.initialize`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence, Union
+
+import keras
+import tensorflow as tf
+
+from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights
+from ssma_tf.checkpoints.tf1_import import (
+    KIND_ADAPNET_PP,
+    KIND_IMAGENET,
+    KIND_SSMA,
+    CheckpointError,
+    detect_kind,
+    load_tf1_checkpoint,
+    num_classes_of,
+    read_checkpoint,
+)
+from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.models.factory import build_model, check_model_name, model_name
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
+    """Loads weights into `model` from any supported checkpoint (see the module docstring).
+
+    Args:
+        model: an `AdapNetPP` or `SSMA`.
+        path: where the weights are.
+        strict: fail when the checkpoint lacks some of the model's weights.
+
+    Returns:
+        A one-line (TF1: a few lines) description of what was loaded, for the log.
+
+    Raises:
+        CheckpointError: the checkpoint does not fit the model (kind, shapes or missing weights).
+    """
+    fmt, resolved = resolve_weights(path)
+    if fmt == FORMAT_TF1:
+        return str(load_tf1_checkpoint(model, resolved, strict=strict))
+    if fmt == FORMAT_TF2:
+        status = tf.train.Checkpoint(model=model).restore(resolved)
+        # The checkpoint also holds the optimizer, step and data position: only the model matters.
+        status.expect_partial()
+        if strict:
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError as error:
+                raise CheckpointError(
+                    f"{resolved}: the checkpoint does not hold this {type(model).__name__} model "
+                    f"(was it written for another model or number of classes?): {_first_line(error)}"
+                ) from None
+        return f"{resolved}: restored the {type(model).__name__} weights (TF2 checkpoint)"
+    try:
+        model.load_weights(resolved)
+    except ValueError as error:
+        raise CheckpointError(
+            f"{resolved}: the weights do not fit this {type(model).__name__} model: {_first_line(error)}"
+        ) from None
+    return f"{resolved}: loaded the {type(model).__name__} weights"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def model_for_checkpoint(prefix: str) -> keras.Model:
+    """Builds the model (AdapNetPP or SSMA, right number of classes) that a trained TF1 checkpoint fits.
+
+    Raises:
+        CheckpointError: not a TF1 checkpoint, or the ImageNet initialisation (no decoder).
+    """
+    shapes = read_checkpoint(prefix)
+    kind = detect_kind(shapes)
+    if kind == KIND_SSMA:
+        return SSMA(num_classes_of(shapes))
+    if kind == KIND_ADAPNET_PP:
+        return AdapNetPP(num_classes_of(shapes))
+    raise CheckpointError(f"{prefix} is an ImageNet initialisation checkpoint; only trained models convert")
+
+
+def _load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
+    """A `.keras` file's model, checked to be one of `classes`."""
+    model = keras.saving.load_model(path, compile=False)
+    if not isinstance(model, tuple(classes)):
+        wanted = " or ".join(c.__name__ for c in classes)
+        article = "" if len(classes) > 1 else "an " if wanted[0] in "AEIOU" else "a "
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not {article}{wanted}")
+    return model
+
+
+def load_model(
+    checkpoint: PathLike, model: Optional[str] = None, num_classes: Optional[int] = None
+) -> keras.Model:
+    """Builds the network a checkpoint holds and loads its weights.
+
+    An original TF1 checkpoint and a `.keras` file say which model and how many classes they
+    hold; the project's own checkpoints and `.weights.h5` files need `model` and `num_classes`.
+
+    Args:
+        checkpoint: TF1 or TF2 checkpoint prefix, a training directory, a `.weights.h5` or
+            `.keras` file.
+        model: "AdapNet_pp" or "SSMA" (checked against the checkpoint when it says itself).
+        num_classes: classes including void (likewise).
+
+    Returns:
+        The model with its weights, ready for `Predictor` or `export_saved_model`.
+
+    Raises:
+        CheckpointError: nothing readable at `checkpoint`, or it does not fit the model.
+        ValueError: a missing or bad `model`/`num_classes`.
+    """
+    if model is not None:
+        check_model_name(model)
+    fmt, resolved = resolve_weights(os.fspath(checkpoint))
+    built: Optional[keras.Model] = None
+    if fmt == FORMAT_TF1:
+        built = model_for_checkpoint(resolved)
+        load_weights(built, resolved)
+    elif resolved.endswith(".keras"):
+        built = _load_keras_model(resolved, (AdapNetPP, SSMA))
+    if built is not None:
+        _check_matches(built, resolved, model, num_classes)
+        return built
+    if model is None or num_classes is None:
+        raise ValueError(
+            f"{resolved} does not say which network it holds: give the model (AdapNet_pp or SSMA) "
+            "and num_classes"
+        )
+    if model == "SSMA":
+        # Trained SSMA models have auxiliary heads or not (`aux_heads`); a weights file must
+        # match the structure exactly, so try without them first, as released.
+        try:
+            built = SSMA(num_classes, aux_heads=False)
+            load_weights(built, resolved)
+        except CheckpointError:
+            built = SSMA(num_classes, aux_heads=True)
+            load_weights(built, resolved)
+    else:
+        built = AdapNetPP(num_classes, aux_heads=True)
+        load_weights(built, resolved)
+    return built
+
+
+def model_from_config(config: Any) -> keras.Model:
+    """Builds the network a `RunConfig` describes and loads its `checkpoint`.
+
+    Raises:
+        CheckpointError: no checkpoint there, or it does not fit the model.
+    """
+    model = build_model(config)
+    load_weights(model, config.checkpoint)
+    return model
+
+
+def _check_matches(built: keras.Model, source: str, model: Optional[str], num_classes: Optional[int]):
+    """Raises CheckpointError when a self-describing checkpoint contradicts the given flags."""
+    if model is not None and model != model_name(built):
+        raise CheckpointError(f"{source} holds {model_name(built)}, not {model}")
+    if num_classes is not None and num_classes != built.num_classes:
+        raise CheckpointError(f"{source} has {built.num_classes} classes, not {num_classes}")
+
+
+def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float) -> list:
+    """The encoder weights of a unimodal AdapNet++ checkpoint, in `AdapNetPPEncoder` order.
+
+    Builds a throw-away `AdapNetPP`, loads the checkpoint into it and returns its encoder's
+    weights, so that an SSMA expert can start from it (the released `checkpoint1`/`checkpoint2`
+    semantics: only the encoder is used, the decoder is dropped).
+
+    Args:
+        path: TF1 AdapNet++/ImageNet checkpoint, or own AdapNet++ weights.
+        num_classes: classes of the AdapNet++ that wrote own weights (TF1 checkpoints say it
+            themselves).
+        dropout_rate: only to build an identical encoder; does not change its weights.
+
+    Returns:
+        The list of arrays for `encoder.set_weights`.
+    """
+    fmt, resolved = resolve_weights(path)
+    if fmt == FORMAT_TF1:
+        shapes = read_checkpoint(resolved)
+        kind = detect_kind(shapes)
+        if kind == KIND_SSMA:
+            raise CheckpointError(
+                f"{resolved} is an SSMA checkpoint; an expert starts from a unimodal AdapNet++ one"
+            )
+        if kind != KIND_IMAGENET:
+            num_classes = num_classes_of(shapes)
+    if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
+        return _load_keras_model(resolved, (AdapNetPP,)).encoder.get_weights()
+    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate)
+    if fmt == FORMAT_TF1:
+        # Strict means the whole encoder for an ImageNet checkpoint, the whole model otherwise.
+        load_tf1_checkpoint(model, resolved, strict=True)
+    else:
+        load_weights(model, resolved)
+    return model.encoder.get_weights()

@@ -1,0 +1,68 @@
+"""What a checkpoint path holds, and which file or prefix to read.
+
+A config's `checkpoint`, `intialize`, `checkpoint1` and `checkpoint2`, and the `--checkpoint`
+flags, may name
+
+- an original TF1 checkpoint prefix (AdapNet++, SSMA or the ImageNet initialisation, told apart
+  by their variable names in `ssma_tf.checkpoints.tf1_import`),
+- one of the project's own `tf.train.Checkpoint`s (a prefix, or a training directory: its newest
+  checkpoint), told from a TF1 one by the object graph TF2 stores with it,
+- a Keras `.weights.h5` or `.keras` file (e.g. `<checkpoint>/final.weights.h5` of a training run).
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from ssma_tf.checkpoints.tf1_import import CheckpointError
+
+FORMAT_TF1 = "tf1"
+FORMAT_TF2 = "tf2"
+FORMAT_KERAS = "keras"
+KERAS_SUFFIXES = (".weights.h5", ".keras", ".h5")
+# What a training run exports at its end, beside its checkpoints.
+FINAL_WEIGHTS = "final.weights.h5"
+# The key TF2 writes into every object-based checkpoint (TF1 name-based ones lack it).
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def resolve_weights(path: str) -> tuple[str, str]:
+    """Says what `path` holds and which file or prefix to read.
+
+    Args:
+        path: a TF1/TF2 checkpoint prefix (a pasted `.index` is accepted), a directory with a
+            `checkpoint` state file, or a `.weights.h5`/`.keras` file.
+
+    Returns:
+        `(format, resolved)`: format is `FORMAT_TF1`, `FORMAT_TF2` or `FORMAT_KERAS`; resolved is
+        the prefix or file to read.
+
+    Raises:
+        CheckpointError: nothing readable at `path`.
+    """
+    path = os.fspath(path)
+    if path.endswith(".index"):
+        path = path[: -len(".index")]
+    if path.endswith(KERAS_SUFFIXES):
+        if not os.path.isfile(path):
+            raise CheckpointError(f"no weights file at {path}")
+        return FORMAT_KERAS, path
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            final = os.path.join(path, FINAL_WEIGHTS)
+            if os.path.isfile(final):
+                return FORMAT_KERAS, final
+            raise CheckpointError(
+                f"{path} is a directory without a 'checkpoint' state file or a {FINAL_WEIGHTS}"
+            )
+        path = latest
+    if not os.path.isfile(path + ".index"):
+        raise CheckpointError(
+            f"no checkpoint at {path} (expected {path}.index, a checkpoint directory, or a "
+            f"{'/'.join(KERAS_SUFFIXES)} file)"
+        )
+    names = dict(tf.train.list_variables(path))
+    return (FORMAT_TF2 if _OBJECT_GRAPH_KEY in names else FORMAT_TF1), path

@@ -1,0 +1,192 @@
+"""The samples to predict: one image (pair), a list file, or two folders paired by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import List, Optional, Sequence, Tuple, Union
+
+from ssma_tf.inference.predictor import PredictionError
+from ssma_tf.modalities.batch import index_folder
+from ssma_tf.modalities.io import IMAGE_EXTENSIONS, InputFileError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One sample to predict.
+
+    Attributes:
+        name: output file name without extension; may hold sub-folders ("scene0/0").
+        modality1: the modality-1 image (the image overlays are drawn on).
+        modality2: the modality-2 image, or None.
+        label: ground-truth class ids, or None.
+    """
+
+    name: str
+    modality1: Optional[str]
+    modality2: Optional[str] = None
+    label: Optional[str] = None
+
+    def describe(self) -> str:
+        """The sample's files, for error messages."""
+        return " + ".join(p for p in (self.modality1, self.modality2) if p)
+
+
+def sample_from_files(modality1: Optional[PathLike], modality2: Optional[PathLike] = None) -> Sample:
+    """One sample from one image (pair); named after the first file given."""
+    paths = [None if p is None else os.fspath(p) for p in (modality1, modality2)]
+    first = next((p for p in paths if p is not None), None)
+    if first is None:
+        raise ValueError("give modality1, modality2 or both")
+    return Sample(_stem(first), paths[0], paths[1])
+
+
+def samples_from_list(path: PathLike, fusion: bool) -> List[Sample]:
+    """Reads a list file of samples to predict (relative paths are from the list's folder).
+
+    Lines are `modality1 modality2 [label]` for SSMA; for AdapNet++ `image`, `image label` or a
+    fusion line `modality1 modality2 label`. Empty lines and lines starting with '#' are skipped.
+    Outputs are named by the modality-1 path relative to the folder all of them share.
+
+    Raises:
+        PredictionError: the file is unreadable or empty, or a line has a wrong column count
+            (the message names the file and the line).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PredictionError(f"cannot read the list file {path}: {error}") from None
+    allowed = (2, 3) if fusion else (1, 2, 3)
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) not in allowed:
+            expected = "modality1 modality2 [label]" if fusion else "image [label] or modality1 modality2 label"
+            raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns")
+        rows.append([os.path.normpath(os.path.join(folder, os.path.expanduser(f))) for f in fields])
+    if not rows:
+        raise PredictionError(f"{path} lists no samples")
+    if fusion:
+        entries = [(r[0], r[1], r[2] if len(r) == 3 else None) for r in rows]
+    else:
+        entries = [
+            (r[0], None, None) if len(r) == 1 else (r[0], None, r[1]) if len(r) == 2 else (r[0], r[1], r[2])
+            for r in rows
+        ]
+    return _named(entries)
+
+
+def samples_from_folders(
+    modality1_dir: Optional[PathLike],
+    modality2_dir: Optional[PathLike] = None,
+    *,
+    modality1_suffix: str = "",
+    modality2_suffix: str = "",
+    recursive: bool = False,
+) -> List[Sample]:
+    """Pairs the images of two folders by name (the name without extension and suffix).
+
+    `aachen_000000_000019_leftImg8bit.png` and `aachen_000000_000019_disparity.png` pair up with
+    the suffixes `_leftImg8bit` and `_disparity`. One folder alone gives unimodal samples.
+
+    Raises:
+        PredictionError: a folder is missing or empty, or a file has no partner.
+    """
+    folders = [(modality1_dir, modality1_suffix), (modality2_dir, modality2_suffix)]
+    try:
+        indexes = [
+            None if d is None else index_folder(d, IMAGE_EXTENSIONS, suffix, recursive)
+            for d, suffix in folders
+        ]
+    except InputFileError as error:
+        raise PredictionError(str(error)) from None
+    if indexes[0] is None and indexes[1] is None:
+        raise ValueError("give modality1_dir, modality2_dir or both")
+    if indexes[0] is not None and indexes[1] is not None:
+        for this, other, other_dir in ((0, 1, modality2_dir), (1, 0, modality1_dir)):
+            unmatched = sorted(set(indexes[this]) - set(indexes[other]))
+            if unmatched:
+                key = unmatched[0]
+                raise PredictionError(
+                    f"{indexes[this][key]} has no partner named '{key}' in {other_dir}"
+                    + (f" ({len(unmatched)} files without one)" if len(unmatched) > 1 else "")
+                )
+    keys = sorted(next(index for index in indexes if index is not None))
+    return [
+        Sample(
+            key,
+            None if indexes[0] is None else str(indexes[0][key]),
+            None if indexes[1] is None else str(indexes[1][key]),
+        )
+        for key in keys
+    ]
+
+
+def collect_samples(
+    fusion: bool,
+    *,
+    list_file: Optional[PathLike] = None,
+    modality1: Optional[PathLike] = None,
+    modality2: Optional[PathLike] = None,
+    modality1_suffix: str = "",
+    modality2_suffix: str = "",
+    recursive: bool = False,
+) -> List[Sample]:
+    """The samples named by a list file, by one image (pair), or by folders paired by name.
+
+    Args:
+        fusion: the model takes two modalities (decides how list lines are read).
+        list_file: a list file (then `modality1`/`modality2` must be None).
+        modality1, modality2: image files, or folders (both folders when both are given).
+        modality1_suffix, modality2_suffix, recursive: see `samples_from_folders`.
+
+    Raises:
+        PredictionError: a missing file or folder, a file beside a folder, a bad list.
+        ValueError: nothing or too much given.
+    """
+    if list_file is not None:
+        if modality1 is not None or modality2 is not None:
+            raise ValueError("give a list file or images/folders, not both")
+        return samples_from_list(list_file, fusion)
+    given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]
+    if not given:
+        raise ValueError("give a list file, modality1, modality2 or both")
+    folders = [os.path.isdir(path) for _, path in given]
+    if not any(folders):
+        for what, path in given:
+            if not os.path.isfile(path):
+                raise PredictionError(f"{what} {path}: no such file or folder")
+        return [sample_from_files(modality1, modality2)]
+    if not all(folders):
+        files = [f"{what} {path}" for (what, path), folder in zip(given, folders) if not folder]
+        raise PredictionError(f"{files[0]} is not a folder, but the other input is one")
+    return samples_from_folders(
+        modality1, modality2, modality1_suffix=modality1_suffix, modality2_suffix=modality2_suffix,
+        recursive=recursive,
+    )
+
+
+def _stem(path: str) -> str:
+    name = os.path.basename(path)
+    return name[: -len(os.path.splitext(name)[1]) or None]
+
+
+def _named(entries: Sequence[Tuple[str, Optional[str], Optional[str]]]) -> List[Sample]:
+    """Names samples by their first image relative to the folder all first images share."""
+    firsts = [e[0] for e in entries]
+    root = os.path.commonpath([os.path.dirname(p) for p in firsts])
+    samples, seen = [], {}
+    for modality1, modality2, label in entries:
+        name = os.path.splitext(os.path.relpath(modality1, root))[0].replace(os.sep, "/")
+        if name in seen:
+            raise PredictionError(f"{seen[name]} is listed twice; its outputs would overwrite each other")
+        seen[name] = modality1
+        samples.append(Sample(name, modality1, modality2, label))
+    return samples

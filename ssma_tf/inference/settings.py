@@ -1,0 +1,105 @@
+"""A model and its inference settings as the command-line tools name them: a config, a checkpoint.
+
+`setup_inference` reads a run config (evaluation or training), loads the weights it or a
+`--checkpoint` names (through `ssma_tf.checkpoints.loading`, the one place weights are loaded) and
+collects what inference takes from the config: model size, dataset colours, the interpolation of
+SSMA's second modality and AdapNet++'s input modality. `predict.py` and `tools/export.py` use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional, Tuple, Union
+
+import keras
+
+from ssma_tf.checkpoints.loading import load_model, model_from_config
+from ssma_tf.config import ConfigError, load_config
+from ssma_tf.data.datasets import get_dataset_info
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def load_run_config(path: PathLike) -> Any:
+    """Reads a run config for prediction or export.
+
+    An evaluation config names the weights in `checkpoint`; a training config names the folder
+    the run wrote, whose newest checkpoint (or `final.weights.h5`) holds the trained weights.
+    Data paths are not checked: prediction reads other files.
+
+    Returns:
+        The `ssma_tf.config.RunConfig`.
+
+    Raises:
+        ConfigError: the file is not a valid evaluation or training config.
+    """
+    try:
+        return load_config(path, "eval", check_paths=False)
+    except ConfigError as error:
+        if error.key != "test_data":
+            raise
+    return load_config(path, "train", check_paths=False)
+
+
+@dataclasses.dataclass
+class InferenceSetup:
+    """A model with its weights and the settings its config gives for inference.
+
+    Attributes:
+        model: the `AdapNetPP` or `SSMA`.
+        dataset: class names and colours (`DatasetInfo`), or None.
+        size: the config's (height, width), or None without a config.
+        modality2_interpolation: the config's, else "nearest".
+        input_modality: AdapNet++: the config's input modality, else "modality1".
+    """
+
+    model: keras.Model
+    dataset: Optional[Any] = None
+    size: Optional[Tuple[int, int]] = None
+    modality2_interpolation: str = "nearest"
+    input_modality: str = "modality1"
+
+
+def setup_inference(
+    config: Optional[PathLike] = None,
+    checkpoint: Optional[PathLike] = None,
+    model: Optional[str] = None,
+    num_classes: Optional[int] = None,
+    dataset: Optional[str] = None,
+) -> InferenceSetup:
+    """Loads a model as the command-line tools name it: a run config, a checkpoint, or both.
+
+    Args:
+        config: a run config (`load_run_config`); its `checkpoint`, model, classes, size,
+            dataset and interpolation apply unless overridden.
+        checkpoint: weights to load instead of the config's.
+        model, num_classes: the network, for weights that do not say
+            (see `ssma_tf.checkpoints.loading.load_model`).
+        dataset: dataset name for the colours, instead of the config's.
+
+    Raises:
+        ConfigError, CheckpointError, ValueError: as `load_run_config`, `load_model` and
+            `get_dataset_info` raise them.
+    """
+    if config is None and checkpoint is None:
+        raise ValueError("give a config or a checkpoint")
+    run = None if config is None else load_run_config(config)
+    if checkpoint is not None:
+        loaded = load_model(checkpoint, model or (run.model if run else None),
+                            num_classes or (run.num_classes if run else None))
+    else:
+        loaded = model_from_config(run)
+    if dataset is not None:
+        info = get_dataset_info(dataset)
+    else:
+        info = run.dataset_info() if run is not None else None
+    if info is not None and info.num_classes != loaded.num_classes:
+        raise ValueError(
+            f"dataset {info.name} has {info.num_classes} classes (void included), the model {loaded.num_classes}"
+        )
+    if run is None:
+        return InferenceSetup(loaded, info)
+    return InferenceSetup(
+        loaded, info, (run.height, run.width), run.modality2_interpolation, run.input_modality or "modality1"
+    )

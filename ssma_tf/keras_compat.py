@@ -1,0 +1,115 @@
+"""The few Keras internals the project uses where Keras offers no public API, each behind one name.
+
+Every other module uses public Keras APIs only. What is here can change with any Keras release,
+so each function checks what it relies on and fails with a `KerasInternalsError` naming the
+missing piece instead of silently doing something else; `tests/test_keras_compat.py` exercises
+each of them against the installed Keras.
+
+- `walk_layers`: every layer inside a model, nested models and the sub-layers of custom layers
+  included (`Layer._flatten_layers`). `Model.layers` lists only the top level, and a custom layer
+  such as `ConvBN` keeps its convolution and batch norm as attributes that no public API lists.
+- `variable_key`: the optimizer's key of a variable (`_var_key`), which is the same for a Keras
+  variable, its TensorFlow variable and each replica's copy under `tf.distribute`; a per-variable
+  learning rate must be looked up by it inside `update_step`.
+- `ExternalGradientAggregation`: an optimizer mixin that can skip Keras' all-reduce of the
+  gradients (the TensorFlow optimizer's `_all_reduce_sum_gradients` hook), for a training step
+  that all-reduces them itself. Keras 3 has no public switch for it.
+- `swap_class`: gives a built layer another class that computes differently with the same
+  variables (batch-norm folding, sub-pixel upsampling). Rebuilding through `get_config` /
+  `from_config` or `keras.models.clone_model(clone_function=...)` cannot reach the convolution and
+  batch norm inside a custom layer, so the copy keeps its layers and only their `call` changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Iterable, List, Tuple
+
+import keras
+
+
+class KerasInternalsError(RuntimeError):
+    """The installed Keras no longer has an internal this module relies on."""
+
+
+def _require(owner: Any, name: str, what: str) -> Any:
+    attribute = getattr(owner, name, None)
+    if attribute is None:
+        raise KerasInternalsError(
+            f"keras {keras.__version__} has no {type(owner).__name__ if not isinstance(owner, type) else owner.__name__}"
+            f".{name} ({what}); ssma_tf/keras_compat.py must be adapted to this Keras release"
+        )
+    return attribute
+
+
+def walk_layers(layer: keras.Layer) -> List[keras.Layer]:
+    """Every layer inside `layer` (not `layer` itself), depth first, each once.
+
+    Args:
+        layer: a model or layer.
+
+    Returns:
+        The layers of nested models and the sub-layers of custom layers, recursively.
+    """
+    flatten = _require(layer, "_flatten_layers", "the recursive list of sub-layers")
+    return list(flatten(include_self=False, recursive=True))
+
+
+def variable_key(optimizer: keras.optimizers.Optimizer, variable: Any) -> Any:
+    """The key under which `optimizer` knows `variable` (one per variable, across replicas)."""
+    return _require(optimizer, "_var_key", "the key of a variable in the optimizer")(variable)
+
+
+# The hook Keras' TensorFlow optimizer calls to all-reduce the gradients before applying them.
+_AGGREGATION_HOOK = "_all_reduce_sum_gradients"
+
+
+class ExternalGradientAggregation:
+    """Optimizer mixin: with `aggregate_gradients = False`, gradients are applied as given.
+
+    Put it before the Keras optimizer class (`class MyAdam(ExternalGradientAggregation,
+    keras.optimizers.Adam)`) and set `self.aggregate_gradients`. With True (the default) Keras
+    all-reduces the gradients across replicas as usual.
+    """
+
+    aggregate_gradients: bool = True
+
+    def _all_reduce_sum_gradients(self, grads_and_vars: Iterable[Tuple[Any, Any]]):
+        if self.aggregate_gradients:
+            return _require(super(), _AGGREGATION_HOOK, "the all-reduce of gradients")(grads_and_vars)
+        return list(grads_and_vars)
+
+
+def check_gradient_aggregation_hook() -> None:
+    """Raises `KerasInternalsError` when Keras' TensorFlow optimizer lacks the aggregation hook."""
+    if keras.backend.backend() != "tensorflow":
+        return  # the hook only exists in the TensorFlow optimizer; other backends never all-reduce
+    _require(keras.optimizers.Optimizer, _AGGREGATION_HOOK, "the all-reduce of gradients")
+
+
+def swap_class(layer: keras.Layer, new_class: type) -> None:
+    """Makes the built `layer` an instance of `new_class`, keeping its variables and graph place.
+
+    Args:
+        layer: a built layer.
+        new_class: a direct subclass of `type(layer)` that overrides `call` only (same signature,
+            no `__init__`, `build` or own state).
+
+    Raises:
+        ValueError: `new_class` is not such a subclass.
+    """
+    old_class = type(layer)
+    if new_class.__bases__ != (old_class,):
+        raise ValueError(f"{new_class.__name__} must derive directly from {old_class.__name__} to replace it")
+    extra = set(vars(new_class)) - {"call", "__doc__", "__module__", "__qualname__", "__firstlineno__",
+                                    "__static_attributes__"}
+    if extra:
+        raise ValueError(f"{new_class.__name__} may only override call, but defines {sorted(extra)}")
+    if inspect.signature(new_class.call) != inspect.signature(old_class.call):
+        raise ValueError(
+            f"{new_class.__name__}.call{inspect.signature(new_class.call)} must take what "
+            f"{old_class.__name__}.call{inspect.signature(old_class.call)} takes"
+        )
+    if not layer.built:
+        raise ValueError(f"{layer.name} must be built before its class is swapped")
+    layer.__class__ = new_class

@@ -1,0 +1,57 @@
+"""Building a network from a run config or a model name, and telling the two networks apart.
+
+The config names the network `AdapNet_pp` or `SSMA`, as the original `.config` files do. Weights
+are loaded elsewhere (`ssma_tf.checkpoints.loading`); this module only builds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from ssma_tf.models.adapnet_pp import AdapNetPP
+from ssma_tf.models.ssma import SSMA
+
+# The config names of the two networks.
+MODEL_NAMES = ("AdapNet_pp", "SSMA")
+
+
+def check_model_name(name: str) -> str:
+    """Returns `name` if it is one of `MODEL_NAMES`, else raises a ValueError naming it."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"model must be one of {MODEL_NAMES}, got {name!r}")
+    return name
+
+
+def is_fusion(model: keras.Model) -> bool:
+    """True for a model that takes two modalities (SSMA)."""
+    return len(model.inputs) == 2
+
+
+def model_name(model: keras.Model) -> str:
+    """The config name of a model: "SSMA" or "AdapNet_pp"."""
+    return "SSMA" if is_fusion(model) else "AdapNet_pp"
+
+
+def build_model(config: Any) -> keras.Model:
+    """Builds the network a `RunConfig` describes (random weights).
+
+    Args:
+        config: a `ssma_tf.config.RunConfig`.
+
+    Returns:
+        `SSMA` (experts frozen or not as `freeze_experts` says, auxiliary heads as `aux_heads`)
+        or `AdapNetPP` (always with its auxiliary heads), in the config's mixed-precision policy.
+    """
+    kwargs: dict[str, Any] = {"dropout_rate": 1.0 - config.dropout_keep_prob}
+    if config.mixed_precision:
+        kwargs["dtype"] = config.mixed_precision
+    if config.is_fusion:
+        return SSMA(
+            config.num_classes,
+            freeze_experts=config.freeze_experts,
+            aux_heads=config.aux_heads,
+            **kwargs,
+        )
+    return AdapNetPP(config.num_classes, aux_heads=True, **kwargs)

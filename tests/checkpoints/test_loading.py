@@ -1,0 +1,68 @@
+"""Tests of `ssma_tf.checkpoints.resolve` and `ssma_tf.checkpoints.loading`: every kind of
+checkpoint is recognised and loaded, and a model is built from the checkpoint that holds it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssma_tf import training
+from ssma_tf.checkpoints import CheckpointError
+from ssma_tf.checkpoints.loading import load_model, load_weights
+from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights
+from ssma_tf.config import config_from_dict
+from ssma_tf.models import AdapNetPP
+from tests.inference.helpers import randomize_batch_norms
+from tests.training_helpers import TinySegmenter, build_tiny_model, write_records
+
+
+def test_own_checkpoints_and_weight_files_are_recognised_and_loaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    write_records(tmp_path / "train.tfrecords", 2, height=32, width=32, num_classes=5)
+    config = config_from_dict(
+        {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "run"),
+         "train_data": str(tmp_path / "train.tfrecords"), "batch_size": 2, "height": 32, "width": 32,
+         "max_iteration": 2, "learning_rate": 0.01, "save_step": 2},
+        source="train.config", mode="train",
+    )
+    trainer = training.Trainer(config, log=lambda line: None)
+    trainer.train()
+    trained = [v.numpy() for v in trainer.model.weights]
+
+    assert resolve_weights(str(tmp_path / "run"))[0] == FORMAT_TF2
+    assert resolve_weights(str(tmp_path / "run" / "ckpt-2.index")) == (FORMAT_TF2, str(tmp_path / "run" / "ckpt-2"))
+    assert resolve_weights(str(tmp_path / "run" / "final.weights.h5"))[0] == FORMAT_KERAS
+    for source in ("run", "run/ckpt-2", "run/final.weights.h5"):
+        model = build_tiny_model(config)
+        load_weights(model, str(tmp_path / source))
+        for expected, variable in zip(trained, model.weights):
+            np.testing.assert_array_equal(expected, variable.numpy(), err_msg=source)
+
+    other = TinySegmenter(7)
+    other(np.zeros((1, 32, 32, 3), np.float32))
+    with pytest.raises(CheckpointError):
+        load_weights(other, str(tmp_path / "run" / "final.weights.h5"))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        resolve_weights(str(tmp_path / "nothing"))
+
+
+def test_tf1_checkpoints_are_told_apart_from_own_ones(tf1_fixture_dir):
+    assert resolve_weights(str(tf1_fixture_dir / "model.ckpt")) == (
+        FORMAT_TF1, str(tf1_fixture_dir / "model.ckpt"))
+    assert resolve_weights(str(tf1_fixture_dir / "model.ckpt.index"))[0] == FORMAT_TF1
+
+
+def test_load_model_from_a_weights_file(tmp_path):
+    adapnet = AdapNetPP(4)
+    randomize_batch_norms(adapnet, seed=1)
+    path = str(tmp_path / "adapnet.weights.h5")
+    adapnet.save_weights(path)
+    loaded = load_model(path, "AdapNet_pp", 4)
+    assert isinstance(loaded, AdapNetPP) and loaded.num_classes == 4
+    assert len(loaded.weights) == len(adapnet.weights)
+    for mine, theirs in zip(loaded.weights, adapnet.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    with pytest.raises(ValueError, match="give the model"):
+        load_model(path)
+    with pytest.raises(CheckpointError, match="missing.weights.h5"):
+        load_model(str(tmp_path / "missing.weights.h5"), "AdapNet_pp", 4)

@@ -1,0 +1,55 @@
+"""Tests for ssma_tf.inference.samples: list files and folders paired by name."""
+
+import os
+
+import numpy as np
+import pytest
+
+from ssma_tf.inference.predictor import PredictionError
+from ssma_tf.inference.samples import collect_samples, samples_from_list
+from tests.inference.helpers import write_rgb
+
+
+def test_samples_from_a_list_file_are_named_by_relative_path(tmp_path):
+    (tmp_path / "list.txt").write_text(
+        "# comment\nscene0/rgb/0.png scene0/depth/0.png scene0/label/0.png\n\n"
+        "scene1/rgb/0.png scene1/depth/0.png scene1/label/0.png\n"
+    )
+    samples = samples_from_list(tmp_path / "list.txt", fusion=True)
+    assert [s.name for s in samples] == ["scene0/rgb/0", "scene1/rgb/0"]
+    assert samples[0].modality2 == str(tmp_path / "scene0" / "depth" / "0.png")
+    assert samples[0].label == str(tmp_path / "scene0" / "label" / "0.png")
+    # A unimodal model reads `image label` lines.
+    (tmp_path / "pairs.txt").write_text("a.png la.png\nb.png lb.png\n")
+    unimodal = samples_from_list(tmp_path / "pairs.txt", fusion=False)
+    assert [(s.name, s.modality2, os.path.basename(s.label)) for s in unimodal] == [
+        ("a", None, "la.png"), ("b", None, "lb.png"),
+    ]
+    (tmp_path / "bad.txt").write_text("a.png b.png\nc.png\n")
+    with pytest.raises(PredictionError, match=r"bad.txt, line 2"):
+        samples_from_list(tmp_path / "bad.txt", fusion=True)
+    (tmp_path / "twice.txt").write_text("a.png b.png\na.png c.png\n")
+    with pytest.raises(PredictionError, match="listed twice"):
+        samples_from_list(tmp_path / "twice.txt", fusion=True)
+
+
+def test_samples_from_folders_pair_by_name(tmp_path):
+    for key in ("x", "y"):
+        write_rgb(tmp_path / "rgb" / f"{key}_leftImg8bit.png", np.zeros((4, 4, 3)))
+        write_rgb(tmp_path / "depth" / f"{key}_disparity.png", np.zeros((4, 4, 3)))
+    samples = collect_samples(
+        True, modality1=tmp_path / "rgb", modality2=tmp_path / "depth",
+        modality1_suffix="_leftImg8bit", modality2_suffix="_disparity",
+    )
+    pairs = [(s.name, os.path.basename(s.modality2)) for s in samples]
+    assert pairs == [("x", "x_disparity.png"), ("y", "y_disparity.png")]
+    write_rgb(tmp_path / "rgb" / "z_leftImg8bit.png", np.zeros((4, 4, 3)))
+    with pytest.raises(PredictionError, match="z_leftImg8bit.png has no partner"):
+        collect_samples(
+            True, modality1=tmp_path / "rgb", modality2=tmp_path / "depth",
+            modality1_suffix="_leftImg8bit", modality2_suffix="_disparity",
+        )
+    with pytest.raises(PredictionError, match="nothere.png: no such file"):
+        collect_samples(True, modality1=tmp_path / "nothere.png", modality2=tmp_path / "a.png")
+    with pytest.raises(PredictionError, match="is not a folder"):
+        collect_samples(True, modality1=tmp_path / "rgb", modality2=tmp_path / "rgb" / "x_leftImg8bit.png")

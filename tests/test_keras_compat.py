@@ -1,0 +1,119 @@
+"""The Keras internals behind `ssma_tf.keras_compat` still work as the project relies on them.
+
+Each test fails when a Keras release changes what the adapter uses, before a model quietly
+folds nothing, trains its encoders at the wrong rate or all-reduces gradients twice.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from ssma_tf import keras_compat
+from ssma_tf.layers import ConvBN
+
+
+def _nested_model():
+    """A functional model inside a functional model, with a custom layer that owns sub-layers."""
+    inner_input = keras.Input((8, 8, 3))
+    inner = keras.Model(inner_input, ConvBN(4, 3, name="stem")(inner_input), name="inner")
+    outer_input = keras.Input((8, 8, 3))
+    return keras.Model(outer_input, layers.ReLU(name="relu")(inner(outer_input)), name="outer")
+
+
+def test_walk_layers_reaches_the_sub_layers_of_nested_and_custom_layers():
+    model = _nested_model()
+    names = [layer.name for layer in keras_compat.walk_layers(model)]
+    assert "outer" not in names
+    for name in ("inner", "stem", "relu"):
+        assert names.count(name) == 1, names
+    stem = model.get_layer("inner").get_layer("stem")
+    walked = keras_compat.walk_layers(model)
+    # The convolution and batch norm live only as attributes of `ConvBN`.
+    assert any(layer is stem.conv for layer in walked) and any(layer is stem.bn for layer in walked)
+
+
+def test_variable_key_is_one_key_per_variable_across_its_forms():
+    optimizer = keras.optimizers.Adam()
+    first, second = keras.Variable(np.zeros(2, np.float32)), keras.Variable(np.zeros(2, np.float32))
+    key = keras_compat.variable_key(optimizer, first)
+    assert key == keras_compat.variable_key(optimizer, first.value)  # the TensorFlow variable
+    assert key != keras_compat.variable_key(optimizer, second)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        mirrored = keras.Variable(np.zeros(2, np.float32))
+        replicated = keras.optimizers.Adam()
+    copies = strategy.experimental_local_results(mirrored.value)
+    assert {keras_compat.variable_key(replicated, c) for c in copies} == {
+        keras_compat.variable_key(replicated, mirrored)
+    }
+
+
+class _CountingSGD(keras_compat.ExternalGradientAggregation, keras.optimizers.SGD):
+    """SGD that counts how often Keras calls its gradient all-reduce hook."""
+
+    calls = 0
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        type(self).calls += 1
+        return super()._all_reduce_sum_gradients(grads_and_vars)
+
+
+@pytest.mark.parametrize("aggregate", [True, False])
+def test_keras_calls_the_gradient_aggregation_hook(aggregate):
+    keras_compat.check_gradient_aggregation_hook()
+    _CountingSGD.calls = 0
+    optimizer = _CountingSGD(learning_rate=1.0)
+    optimizer.aggregate_gradients = aggregate
+    variable = keras.Variable(np.ones(2, np.float32))
+    optimizer.apply([np.full(2, 0.5, np.float32)], [variable])
+    assert _CountingSGD.calls == 1  # without the hook being called, skipping it would do nothing
+    np.testing.assert_allclose(variable.numpy(), [0.5, 0.5])
+
+
+class _Doubled(layers.ReLU):
+    def call(self, inputs):
+        return super().call(inputs) * 2.0
+
+
+def test_a_swapped_class_changes_what_the_built_graph_computes():
+    model = _nested_model()
+    relu = model.get_layer("relu")
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype(np.float32)
+    before = np.asarray(model(x))
+    weights = [w.numpy().copy() for w in model.weights]
+    keras_compat.swap_class(relu, _Doubled)
+    assert type(relu) is _Doubled
+    np.testing.assert_allclose(np.asarray(model(x)), 2.0 * before, rtol=1e-6)
+    for old, new in zip(weights, model.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+
+
+def test_swap_class_refuses_classes_that_change_more_than_call():
+    model = _nested_model()
+
+    class Unrelated(layers.ReLU.__mro__[1]):  # a sibling, not a subclass of ReLU
+        def call(self, inputs):
+            return inputs
+
+    class WithState(layers.ReLU):
+        def build(self, input_shape):
+            self.extra = self.add_weight(shape=(1,))
+
+    class OtherSignature(layers.ReLU):
+        def call(self, inputs, scale):
+            return inputs * scale
+
+    for bad, message in ((Unrelated, "derive directly"), (WithState, "only override call"),
+                         (OtherSignature, "must take")):
+        with pytest.raises(ValueError, match=message):
+            keras_compat.swap_class(model.get_layer("relu"), bad)
+
+
+def test_a_missing_internal_is_named():
+    class Bare:
+        pass
+
+    with pytest.raises(keras_compat.KerasInternalsError, match="_flatten_layers"):
+        keras_compat.walk_layers(Bare())
