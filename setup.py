@@ -22,7 +22,8 @@ setup(
         "absl-py",
     ],
     extras_require={
-        "test": ["pytest"],
+        # import-linter checks the package's import contract (.importlinter, tests/test_architecture.py).
+        "test": ["pytest", "import-linter"],
     },
     license="GPL-3.0",
 )

@@ -1,0 +1,91 @@
+"""The import contract of the package (.importlinter) holds, and breaks when it should.
+
+Imports run one way (docs/architecture.md, "The package's layers"): an upward import or an import
+circle anywhere in `ssma_tf` fails `make test`. The contract is checked on this checkout, then on
+copies of the package with a bad import added, so that the check itself is known to work.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+# Run in a fresh interpreter whose `ssma_tf` is the one under the given folder (grimp reads the
+# package's files from where Python would import it). Prints the cycles, then lint-imports' report.
+_CHECK = r"""
+import sys
+
+import grimp
+from importlinter.cli import lint_imports
+
+graph = grimp.build_graph("ssma_tf", cache_dir=None)
+cycles = set()
+for importer in sorted(graph.modules):
+    for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+        back = graph.find_shortest_chain(importer=imported, imported=importer)
+        if back:
+            cycles.add(" -> ".join((importer,) + tuple(back)))
+for cycle in sorted(cycles):
+    print("CYCLE", cycle)
+status = lint_imports(config_filename=".importlinter", no_cache=True)
+sys.exit(1 if cycles else status)
+"""
+
+
+def _check(root):
+    env = dict(os.environ, PYTHONPATH=str(root))
+    return subprocess.run(
+        [sys.executable, "-c", _CHECK], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _copy(tmp_path):
+    shutil.copytree(ROOT / "ssma_tf", tmp_path / "ssma_tf", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
+    return tmp_path
+
+
+def _add_import(root, module, line):
+    path = root.joinpath(*module.split(".")).with_suffix(".py")
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+
+
+def test_the_package_keeps_its_import_contract_and_has_no_circle():
+    result = _check(ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "CYCLE" not in result.stdout
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module, line, broken",
+    [
+        # A layer reaching up into the training loop.
+        ("ssma_tf.layers.conv_bn", "import ssma_tf.training", "The package's layers"),
+        # The rewrites reaching up into the predictor, inside the inference package.
+        ("ssma_tf.inference.rewrites", "import ssma_tf.inference.predictor", "ssma_tf.inference:"),
+        # Config reading importing TensorFlow.
+        ("ssma_tf.config", "import tensorflow", "imports neither TensorFlow"),
+    ],
+)
+def test_an_upward_import_breaks_the_contract(tmp_path, module, line, broken):
+    root = _copy(tmp_path)
+    _add_import(root, module, line)
+    result = _check(root)
+    assert result.returncode != 0
+    assert broken in result.stdout and "BROKEN" in result.stdout, result.stdout[-3000:]
+
+
+def test_an_import_circle_is_found_where_no_layer_forbids_it(tmp_path):
+    # `data.schema` and `data.pipeline` share a layer of the contract; pipeline imports schema.
+    root = _copy(tmp_path)
+    _add_import(root, "ssma_tf.data.schema", "import ssma_tf.data.pipeline")
+    result = _check(root)
+    assert result.returncode != 0
+    assert "CYCLE ssma_tf.data.pipeline -> ssma_tf.data.schema -> ssma_tf.data.pipeline" in result.stdout, (
+        result.stdout[-3000:] + result.stderr[-3000:]
+    )
