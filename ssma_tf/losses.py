@@ -1,4 +1,4 @@
-"""The released training loss of AdapNet++ and SSMA (ARCHITECTURE.md, "Loss").
+"""The released training loss of AdapNet++ and SSMA (docs/architecture.md, "Loss, schedule and evaluation").
 
 Per batch: `L(p) = mean over all B·H·W pixels of -Σ_c w_c · y_c · log(p_c + 1e-10)`, with
 the void class 0 weighted 0 and every other class 1. Void pixels contribute 0 to the sum but stay in

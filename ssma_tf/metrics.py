@@ -1,7 +1,8 @@
 """Evaluation metrics from a confusion matrix, with the released definition of mIoU.
 
-The released evaluation (ARCHITECTURE.md, "Evaluation"): prediction = argmax of the softmax,
-set to 0 (void) wherever the ground truth is void; TP, FP and FN per class over the whole set; and
+The released evaluation (docs/architecture.md, "Loss, schedule and evaluation"): prediction =
+argmax of the softmax, set to 0 (void) wherever the ground truth is void; TP, FP and FN per class
+over the whole set; and
 
     mIoU = 100 / (C−1) · Σ_{c=1}^{C−1} TP_c / (TP_c + FP_c + FN_c + 1e-10)
 

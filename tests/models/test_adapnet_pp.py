@@ -18,7 +18,7 @@ def image(batch=2, height=64, width=128, seed=0):
 
 
 def test_parameter_count_equals_the_released_graph(model):
-    # 30,204,492 with moving statistics, 30,151,558 without (ARCHITECTURE.md).
+    # 30,204,492 with moving statistics, 30,151,558 without (the released graph, ../shared/spec).
     assert model.count_params() == 30_204_492
     moving = sum(int(np.prod(w.shape)) for w in model.weights if "moving" in w.name)
     assert model.count_params() - moving == 30_151_558
