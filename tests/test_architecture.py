@@ -5,6 +5,7 @@ circle anywhere in `ssma_tf` fails `make test`. The contract is checked on this 
 copies of the package with a bad import added, so that the check itself is known to work.
 """
 
+import ast
 import os
 import shutil
 import subprocess
@@ -89,3 +90,15 @@ def test_an_import_circle_is_found_where_no_layer_forbids_it(tmp_path):
     assert "CYCLE ssma_tf.data.pipeline -> ssma_tf.data.schema -> ssma_tf.data.pipeline" in result.stdout, (
         result.stdout[-3000:] + result.stderr[-3000:]
     )
+
+
+@pytest.mark.parametrize("module", ["sizes", "rewrites", "batch_norm_folding", "compiled"])
+def test_the_inference_rewrites_import_tensorflow_only_inside_functions(module):
+    # `bench/inference.py --backend jax` runs them where TensorFlow is not imported.
+    tree = ast.parse((ROOT / "ssma_tf" / "inference" / f"{module}.py").read_text(encoding="utf-8"))
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inside = {id(n) for function in functions for n in ast.walk(function)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in inside:
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            assert not any(name.split(".")[0] == "tensorflow" for name in names), (module, node.lineno)
