@@ -32,12 +32,14 @@ class KerasInternalsError(RuntimeError):
     """The installed Keras no longer has an internal this module relies on."""
 
 
-def _require(owner: Any, name: str, what: str) -> Any:
+def _require(owner: Any, name: str, what: str, owner_name: str = "") -> Any:
+    """`owner.name`, or a `KerasInternalsError` naming what Keras no longer has."""
     attribute = getattr(owner, name, None)
     if attribute is None:
+        owner_name = owner_name or (owner.__name__ if isinstance(owner, type) else type(owner).__name__)
         raise KerasInternalsError(
-            f"keras {keras.__version__} has no {type(owner).__name__ if not isinstance(owner, type) else owner.__name__}"
-            f".{name} ({what}); ssma_tf/keras_compat.py must be adapted to this Keras release"
+            f"keras {keras.__version__} has no {owner_name}.{name} ({what}); ssma_tf/keras_compat.py "
+            "must be adapted to this Keras release"
         )
     return attribute
 
@@ -76,7 +78,8 @@ class ExternalGradientAggregation:
 
     def _all_reduce_sum_gradients(self, grads_and_vars: Iterable[Tuple[Any, Any]]):
         if self.aggregate_gradients:
-            return _require(super(), _AGGREGATION_HOOK, "the all-reduce of gradients")(grads_and_vars)
+            hook = _require(super(), _AGGREGATION_HOOK, "the all-reduce of gradients", "keras.optimizers.Optimizer")
+            return hook(grads_and_vars)
         return list(grads_and_vars)
 
 

@@ -1,4 +1,12 @@
-"""Checkpoints: import of the original TF1 checkpoints and the project's own weights."""
+"""Checkpoints and weights: every model the project loads is loaded here.
+
+- `resolve`: what a path holds (TF1 or own TF2 checkpoint, Keras weights file) and what to read.
+- `loading`: loading weights into a model, building the model a checkpoint or a config names.
+- `initialize`: a training run's starting weights (`intialize`, `checkpoint1`/`checkpoint2`) and
+  the early check that a checkpoint fits the config's model.
+- `tf1_import`, `tf1_names`: the original TF1 checkpoints, mapped by name through one table.
+- `convert`: a TF1 checkpoint written as `.weights.h5` or `.keras`.
+"""
 
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP, KIND_IMAGENET, KIND_SSMA, CheckpointError, LoadReport, detect_kind, load_tf1_checkpoint,
