@@ -17,12 +17,11 @@ colours, size, channel order) and, when asked, `model_float32.tflite` / `model_f
 hold TFLite conversions of the same signature. The whole folder is written under a temporary name
 and renamed at the end, so an interrupted export never leaves a folder that looks complete.
 
-Batch-norm folding (`fold_batch_norm=True`, `ssma_tf.inference.batch_norm_folding`) multiplies each
-batch norm that directly follows a convolution into the convolution's kernel and turns it into a bias
-add, so that the exported graph runs one fused convolution where it ran a convolution, a multiply and
-an add. The export checks that
-the folded graph gives the same probabilities (to `FOLD_TOLERANCE`) before writing anything. It is
-off by default: on a CPU the exported AdapNet++ ran no faster with it (TensorFlow 2.21, 384×768),
+Batch-norm folding (`fold_batch_norm=True`, `ssma_tf.inference.batch_norm_folding`) multiplies
+each batch norm that directly follows a convolution into the convolution's kernel and turns it into
+a bias add, so that the exported graph runs one fused convolution where it ran a convolution, a
+multiply and an add. The export checks that the folded graph gives the same probabilities (to
+`FOLD_TOLERANCE`) before writing anything. It is off by default: on a CPU the exported AdapNet++ ran no faster with it (TensorFlow 2.21, 384×768),
 and the TFLite converter folds batch norms by itself.
 """
 
