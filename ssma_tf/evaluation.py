@@ -10,8 +10,8 @@ The counting happens on the device: one compiled function per batch predicts, ta
 adds the batch's confusion matrix to an int64 variable, so neither probabilities nor labels are
 copied to the host. The function has a fixed signature (batch size unknown), so it is traced
 once, also for the last, smaller batch. It runs the model's fast inference copy
-(`ssma_tf.inference.compiled.optimize_for_inference`: batch norms folded, sub-pixel upsampling), the path
-`bench/inference.py` measures as `default`.
+(`ssma_tf.inference.compiled.optimize_for_inference`: batch norms folded, sub-pixel upsampling),
+the path `bench/inference.py` measures as `default`.
 
 Optional multi-scale and left-right flip testing (`eval_scales`, `eval_flip`), which the original
 code lacks, average the softmax of every scaled and flipped view at the input resolution.
