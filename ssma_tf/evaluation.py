@@ -26,15 +26,13 @@ from typing import Any, Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.data import build_dataset
 from ssma_tf.distribute import configure_devices
 from ssma_tf.fast import check_precision, optimize_for_inference
 from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.weights import build_model, check_checkpoint_fits, load_weights
-
-# The encoder downsamples by 16, so every scaled view is rounded to a multiple of it.
-_SIZE_MULTIPLE = 16
 
 
 def make_eval_dataset(config: Any) -> tf.data.Dataset:
@@ -67,8 +65,9 @@ def make_eval_dataset(config: Any) -> tf.data.Dataset:
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """The input size of one test scale: `scale` × the size, rounded to a multiple of 16."""
+    # The encoder downsamples by OUTPUT_STRIDE, so every scaled view is a multiple of it.
     def rounded(size: int) -> int:
-        return max(_SIZE_MULTIPLE, int(round(size * scale / _SIZE_MULTIPLE)) * _SIZE_MULTIPLE)
+        return max(OUTPUT_STRIDE, int(round(size * scale / OUTPUT_STRIDE)) * OUTPUT_STRIDE)
 
     return rounded(height), rounded(width)
 
