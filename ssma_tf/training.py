@@ -5,7 +5,7 @@ What one run does (`train(config)`, or `Trainer(config).train()`):
 1. picks the strategy (`ssma_tf.distribute`), builds the input pipeline, then the model, and
    loads its starting weights (`intialize`, or `checkpoint1`/`checkpoint2` for SSMA);
 2. optimises the released loss (`ssma_tf.losses.total_loss`) with Adam on the TF1 polynomial
-   decay (`ssma_tf.schedules`) for `max_iteration` steps, with a per-variable learning-rate
+   decay (`schedule_from_config`) for `max_iteration` steps, with a per-variable learning-rate
    factor for the encoders (SSMA stage 2 trains them 10× slower);
 3. logs every `skip_step` steps, writes TensorBoard summaries to `log_dir`, checkpoints every
    `save_step` steps and at the end, and exports `<checkpoint>/final.weights.h5`.
@@ -43,7 +43,6 @@ from ssma_tf.config import ConfigError
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
 from ssma_tf.losses import l2_penalty, total_loss
-from ssma_tf.schedules import schedule_from_config
 from ssma_tf.summaries import write_images, write_scalar
 from ssma_tf.weights import (
     FINAL_WEIGHTS, FORMAT_TF1, build_model, check_checkpoint_fits, initialize_model, resolve_weights,
@@ -103,6 +102,31 @@ class AdamWithMultipliers(keras.optimizers.Adam):
         if self.aggregate_gradients:
             return super()._all_reduce_sum_gradients(grads_and_vars)
         return list(grads_and_vars)
+
+
+def schedule_from_config(config: Any) -> keras.optimizers.schedules.PolynomialDecay:
+    """The released learning-rate schedule: TF1 `tf.train.polynomial_decay` without cycling.
+
+    `lr(step) = (lr0 − end) · (1 − min(step, T) / T) ^ power + end`, with lr0 = `learning_rate`,
+    T = `max_iteration`, `power` and end = `end_learning_rate` (TF1's default 1e-4, which the
+    released code kept). Keras' `PolynomialDecay` computes exactly this, clamp included. `end`
+    is a floor, not a fraction of lr0: below it (SSMA stage 3 starts at 1e-5) the rate grows.
+
+    Args:
+        config: a training `RunConfig`.
+
+    Returns:
+        The schedule.
+    """
+    if config.learning_rate is None or config.max_iteration is None:
+        raise ValueError(f"{config.source}: training needs learning_rate and max_iteration")
+    return keras.optimizers.schedules.PolynomialDecay(
+        initial_learning_rate=config.learning_rate,
+        decay_steps=config.max_iteration,
+        end_learning_rate=config.end_learning_rate,
+        power=config.power,
+        cycle=False,
+    )
 
 
 def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimizer:
