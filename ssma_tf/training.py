@@ -42,7 +42,9 @@ from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.config import ConfigError
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
+from ssma_tf.files import atomic_path
 from ssma_tf.losses import l2_penalty, total_loss
+from ssma_tf.progress import Progress, format_duration
 from ssma_tf.summaries import write_images, write_scalar
 from ssma_tf.weights import (
     FINAL_WEIGHTS, FORMAT_TF1, build_model, check_checkpoint_fits, initialize_model, resolve_weights,
@@ -225,39 +227,6 @@ class TrainResult:
     losses: list[float]
     checkpoint: Optional[str]
     weights: Optional[str]
-
-
-class _ProgressBar:
-    """A one-line progress bar on a terminal (nothing when stdout is a file or a pipe)."""
-
-    def __init__(self, total: int, stream: Any = None):
-        self.total = total
-        self.stream = stream or sys.stdout
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._shown = False
-
-    def update(self, step: int, text: str) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        done = int(width * min(step, self.total) / max(self.total, 1))
-        bar = "=" * done + (">" if done < width else "") + "." * max(width - done - 1, 0)
-        self.stream.write(f"\r[{bar}] {step}/{self.total} {text}\033[K")
-        self.stream.flush()
-        self._shown = True
-
-    def clear(self) -> None:
-        """Removes the bar so that a log line can take its place."""
-        if self.enabled and self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._shown = False
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = max(int(round(seconds)), 0)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def _palette(config: Any) -> np.ndarray:
@@ -502,10 +471,8 @@ class Trainer:
         if not self.chief:
             return None
         final = os.path.join(self.config.checkpoint, FINAL_WEIGHTS)
-        # Keras insists on the `.weights.h5` ending, so the temporary file keeps it.
-        partial = os.path.join(self.config.checkpoint, f".partial-{os.getpid()}.{FINAL_WEIGHTS}")
-        self.model.save_weights(partial)
-        os.replace(partial, final)
+        with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
+            self.model.save_weights(partial)
         return final
 
     def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
@@ -556,7 +523,7 @@ class Trainer:
             f"to {total} on {replicas} replica(s), batch {config.batch_size}; checkpoints in "
             f"{config.checkpoint}"
         )
-        bar = _ProgressBar(end)
+        bar = Progress(end, stream=sys.stdout, unit="steps")  # drawn on a terminal only
         window: list[float] = []
         window_terms: dict[str, list[float]] = {}
         timer_start, timed_steps = None, 0
@@ -587,7 +554,7 @@ class Trainer:
                 timed_steps += 1
             per_step = (time.perf_counter() - timer_start) / timed_steps if timed_steps else float("nan")
             left = per_step * (total - step) if timed_steps else float("nan")
-            eta = _format_duration(left) if math.isfinite(left) else "?"
+            eta = format_duration(left)
             bar.update(step, f"loss {loss:.4f} lr {lr:.3e} ETA {eta}")
 
             save_now = step % config.save_step == 0 or step == end
