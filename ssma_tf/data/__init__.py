@@ -9,7 +9,7 @@ import importlib
 
 # Each public name and the module that defines it.
 _EXPORTS = {
-    "AugmentationConfig": "ssma_tf.config",
+    "AugmentationConfig": "ssma_tf.config.augmentation",
     "augment_sample": "ssma_tf.data.augment",
     "resize_sample": "ssma_tf.data.augment",
     "format_summary": "ssma_tf.data.convert",

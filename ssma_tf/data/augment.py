@@ -19,12 +19,12 @@ batches whatever the parallelism of the input pipeline.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Tuple
 
 import tensorflow as tf
 
 # The settings are a config section, declared with the other config keys (no TensorFlow there).
-from ssma_tf.config import AugmentationConfig
+from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.constants import INTERPOLATIONS
 
 __all__ = ["AugmentationConfig", "augment_sample", "resize_sample"]
