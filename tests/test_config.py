@@ -443,6 +443,7 @@ def test_loading_a_config_imports_no_tensorflow(tmp_path):
     script = textwrap.dedent(
         f"""
         import json, sys, time
+        import ssma_tf.files, ssma_tf.progress  # the other helpers the tools use before TensorFlow
         from ssma_tf.config import ConfigError, load_config
         config = load_config({str(good)!r}, check_paths=False)
         assert config.augmentation.flip and config.augmentation.rotation_range == (-5, 5)
