@@ -48,12 +48,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        # Written next to its final name and renamed, so a reader never sees half a file.
-        partial = f"{args.json}.partial"
-        with open(partial, "w", encoding="utf-8") as f:
+        from ssma_tf.files import atomic_write
+
+        with atomic_write(args.json) as f:  # a reader never sees half a file
             json.dump(result.metrics, f, indent=2)
             f.write("\n")
-        os.replace(partial, args.json)
     print(result.table(), flush=True)
     return 0
 

@@ -33,6 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
+    from ssma_tf.constants import INPUT_MODALITIES, MODEL_NAMES  # no TensorFlow: --help stays quick
+
     parser = argparse.ArgumentParser(
         description="Predict with AdapNet++ or SSMA and write class-id, colour, overlay and attention pictures."
     )
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
     model.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
                        "(overrides the config's)")
-    model.add_argument("--model", choices=("AdapNet_pp", "SSMA"), help="the network, for weights that do not say")
+    model.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")
     model.add_argument("--num_classes", type=int, help="classes including void, for weights that do not say")
     model.add_argument("--dataset", help="dataset whose class colours to use (default: the config's)")
 
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--modality1_suffix", default="", help="name ending stripped to pair folder files")
     inputs.add_argument("--modality2_suffix", default="", help="name ending stripped to pair folder files")
     inputs.add_argument("--recursive", action="store_true", help="also read sub-folders")
-    inputs.add_argument("--input_modality", choices=("modality1", "modality2"),
+    inputs.add_argument("--input_modality", choices=INPUT_MODALITIES,
                         help="AdapNet++: which image the network reads (default: the config's, else modality1)")
 
     output = parser.add_argument_group("output")

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_weights
+from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.data import build_dataset
 from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
@@ -35,9 +36,6 @@ from ssma_tf.inference.rewrites import check_precision
 from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.factory import build_model
-
-# The encoder downsamples by 16, so every scaled view is rounded to a multiple of it.
-_SIZE_MULTIPLE = 16
 
 
 def make_eval_dataset(config: Any) -> tf.data.Dataset:
@@ -70,8 +68,9 @@ def make_eval_dataset(config: Any) -> tf.data.Dataset:
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """The input size of one test scale: `scale` × the size, rounded to a multiple of 16."""
+    # The encoder downsamples by OUTPUT_STRIDE, so every scaled view is a multiple of it.
     def rounded(size: int) -> int:
-        return max(_SIZE_MULTIPLE, int(round(size * scale / _SIZE_MULTIPLE)) * _SIZE_MULTIPLE)
+        return max(OUTPUT_STRIDE, int(round(size * scale / OUTPUT_STRIDE)) * OUTPUT_STRIDE)
 
     return rounded(height), rounded(width)
 

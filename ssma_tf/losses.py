@@ -23,13 +23,14 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import keras
 from keras import ops
 
+from ssma_tf.constants import AUX_LOSS_WEIGHTS
+
 # The constant the released graph adds inside the log, so that p = 0 gives a large finite loss.
 LOG_EPSILON = 1e-10
 # Output names of the models (the final probabilities and the two auxiliary heads' probabilities).
 MAIN_OUTPUT = "softmax"
 AUX_UP2_OUTPUT = "aux_up2"  # conv911 on up2 (1/4 resolution), weight 0.6 as released
 AUX_UP1_OUTPUT = "aux_up1"  # conv912 on up1 (1/8 resolution), weight 0.5 as released
-DEFAULT_AUX_WEIGHTS = (0.6, 0.5)
 
 Tensor = Any
 
@@ -104,7 +105,7 @@ def weighted_cross_entropy(
 def total_loss(
     labels: Tensor,
     outputs: Union[Mapping[str, Tensor], Tensor],
-    aux_weights: Sequence[float] = DEFAULT_AUX_WEIGHTS,
+    aux_weights: Sequence[float] = AUX_LOSS_WEIGHTS,
     class_weights: Optional[Sequence[float]] = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The released objective: main loss plus the weighted auxiliary losses.

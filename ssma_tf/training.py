@@ -5,7 +5,7 @@ What one run does (`train(config)`, or `Trainer(config).train()`):
 1. picks the strategy (`ssma_tf.distribute`), builds the input pipeline, then the model, and
    loads its starting weights (`intialize`, or `checkpoint1`/`checkpoint2` for SSMA);
 2. optimises the released loss (`ssma_tf.losses.total_loss`) with Adam on the TF1 polynomial
-   decay (`ssma_tf.schedules`) for `max_iteration` steps, with a per-variable learning-rate
+   decay (`schedule_from_config`) for `max_iteration` steps, with a per-variable learning-rate
    factor for the encoders (SSMA stage 2 trains them 10× slower);
 3. logs every `skip_step` steps, writes TensorBoard summaries to `log_dir`, checkpoints every
    `save_step` steps and at the end, and exports `<checkpoint>/final.weights.h5`.
@@ -44,10 +44,11 @@ from ssma_tf.checkpoints.resolve import FINAL_WEIGHTS, FORMAT_TF1, resolve_weigh
 from ssma_tf.config import ConfigError
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
+from ssma_tf.files import atomic_path
 from ssma_tf.keras_compat import ExternalGradientAggregation, variable_key
 from ssma_tf.losses import l2_penalty, total_loss
 from ssma_tf.models.factory import build_model
-from ssma_tf.schedules import schedule_from_config
+from ssma_tf.progress import Progress, format_duration
 from ssma_tf.summaries import write_images, write_scalar
 from ssma_tf.visualize import default_palette
 
@@ -100,6 +101,31 @@ class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
         if factor != 1.0:
             learning_rate = ops.multiply(learning_rate, factor)
         super().update_step(gradient, variable, learning_rate)
+
+
+def schedule_from_config(config: Any) -> keras.optimizers.schedules.PolynomialDecay:
+    """The released learning-rate schedule: TF1 `tf.train.polynomial_decay` without cycling.
+
+    `lr(step) = (lr0 − end) · (1 − min(step, T) / T) ^ power + end`, with lr0 = `learning_rate`,
+    T = `max_iteration`, `power` and end = `end_learning_rate` (TF1's default 1e-4, which the
+    released code kept). Keras' `PolynomialDecay` computes exactly this, clamp included. `end`
+    is a floor, not a fraction of lr0: below it (SSMA stage 3 starts at 1e-5) the rate grows.
+
+    Args:
+        config: a training `RunConfig`.
+
+    Returns:
+        The schedule.
+    """
+    if config.learning_rate is None or config.max_iteration is None:
+        raise ValueError(f"{config.source}: training needs learning_rate and max_iteration")
+    return keras.optimizers.schedules.PolynomialDecay(
+        initial_learning_rate=config.learning_rate,
+        decay_steps=config.max_iteration,
+        end_learning_rate=config.end_learning_rate,
+        power=config.power,
+        cycle=False,
+    )
 
 
 def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimizer:
@@ -198,39 +224,6 @@ class TrainResult:
     losses: list[float]
     checkpoint: Optional[str]
     weights: Optional[str]
-
-
-class _ProgressBar:
-    """A one-line progress bar on a terminal (nothing when stdout is a file or a pipe)."""
-
-    def __init__(self, total: int, stream: Any = None):
-        self.total = total
-        self.stream = stream or sys.stdout
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._shown = False
-
-    def update(self, step: int, text: str) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        done = int(width * min(step, self.total) / max(self.total, 1))
-        bar = "=" * done + (">" if done < width else "") + "." * max(width - done - 1, 0)
-        self.stream.write(f"\r[{bar}] {step}/{self.total} {text}\033[K")
-        self.stream.flush()
-        self._shown = True
-
-    def clear(self) -> None:
-        """Removes the bar so that a log line can take its place."""
-        if self.enabled and self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._shown = False
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = max(int(round(seconds)), 0)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def _palette(config: Any) -> np.ndarray:
@@ -473,10 +466,8 @@ class Trainer:
         if not self.chief:
             return None
         final = os.path.join(self.config.checkpoint, FINAL_WEIGHTS)
-        # Keras insists on the `.weights.h5` ending, so the temporary file keeps it.
-        partial = os.path.join(self.config.checkpoint, f".partial-{os.getpid()}.{FINAL_WEIGHTS}")
-        self.model.save_weights(partial)
-        os.replace(partial, final)
+        with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
+            self.model.save_weights(partial)
         return final
 
     def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
@@ -527,7 +518,7 @@ class Trainer:
             f"to {total} on {replicas} replica(s), batch {config.batch_size}; checkpoints in "
             f"{config.checkpoint}"
         )
-        bar = _ProgressBar(end)
+        bar = Progress(end, stream=sys.stdout, unit="steps")  # drawn on a terminal only
         window: list[float] = []
         window_terms: dict[str, list[float]] = {}
         timer_start, timed_steps = None, 0
@@ -558,7 +549,7 @@ class Trainer:
                 timed_steps += 1
             per_step = (time.perf_counter() - timer_start) / timed_steps if timed_steps else float("nan")
             left = per_step * (total - step) if timed_steps else float("nan")
-            eta = _format_duration(left) if math.isfinite(left) else "?"
+            eta = format_duration(left)
             bar.update(step, f"loss {loss:.4f} lr {lr:.3e} ETA {eta}")
 
             save_now = step % config.save_step == 0 or step == end

@@ -8,12 +8,12 @@ as a jet heat map, and write PNG files atomically so that a reader never sees ha
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
+from ssma_tf.files import atomic_write
 from ssma_tf.modalities.colorize import jet_colormap
 
 ArrayLike = Union[np.ndarray, Sequence]
@@ -226,22 +226,8 @@ def save_png(
         )
     if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level must be an integer in 0..9, got {compress_level!r}")
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            # The temporary name does not end in .png, so the format is given explicitly.
-            Image.fromarray(np.ascontiguousarray(image)).save(
-                stream, format="PNG", compress_level=compress_level
-            )
-        # mkstemp creates the file 0600; a written picture should be readable like any other.
-        os.chmod(temp_path, 0o644)
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
+    with atomic_write(path, "wb") as stream:
+        # A stream has no name to guess the format from.
+        Image.fromarray(np.ascontiguousarray(image)).save(
+            stream, format="PNG", compress_level=compress_level
+        )

@@ -294,29 +294,6 @@ def test_mixed_precision_and_xla_train(tmp_path, tiny_model, options):
     assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
 
 
-def test_progress_bar_only_on_a_terminal():
-    class Stream:
-        def __init__(self, tty):
-            self.tty, self.text = tty, ""
-
-        def isatty(self):
-            return self.tty
-
-        def write(self, text):
-            self.text += text
-
-        def flush(self):
-            pass
-
-    piped, terminal = Stream(False), Stream(True)
-    for stream in (piped, terminal):
-        bar = training._ProgressBar(10, stream)
-        bar.update(5, "loss 1.0")
-        bar.clear()
-    assert piped.text == ""
-    assert "5/10" in terminal.text and "loss 1.0" in terminal.text
-
-
 # --- Full-size AdapNet++: killed after a save, restarted ---------------------------------------
 
 

@@ -5,8 +5,8 @@
         --shards 8 --num_workers 4 --num_classes 12
 
 The records follow the original SSMA / AdapNet++ schema (see `ssma_tf.data.schema`). The work
-is done by `ssma_tf.data.write_tfrecords`; this script parses flags, draws a progress bar and
-prints the summary.
+is done by `ssma_tf.data.write_tfrecords`; this script parses flags, shows a progress bar (on a
+terminal) and prints the summary.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 # Runs from a fresh clone without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,36 +38,13 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _progress_bar(stream) -> Callable[[int, int], None]:
-    """Returns a progress(done, total) callback drawing one updating line on `stream`."""
-    start = time.monotonic()
-    last = [0.0]
-
-    def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - last[0] < 0.1:
-            return  # redraw at most 10 times a second
-        last[0] = now
-        width = 30
-        filled = width * done // total
-        rate = done / max(now - start, 1e-9)
-        eta = f", {(total - done) / rate:.0f} s left" if done < total else ""
-        bar = "#" * filled + "." * (width - filled)
-        # \033[K clears what a longer previous line left behind.
-        stream.write(f"\r[{bar}] {done}/{total} {rate:.1f} samples/s{eta}\033[K")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-
-    return progress
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ssma_tf.data.convert import format_summary, write_tfrecords
+    from ssma_tf.progress import Progress
 
-    progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
+    progress = Progress(0, stream=sys.stderr, unit="samples")  # a bar on a terminal, else silent
     try:
         summary = write_tfrecords(
             args.file,
@@ -80,10 +56,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             progress=progress,
         )
     except (ValueError, FileNotFoundError) as error:
-        if progress is not None:
-            sys.stderr.write("\n")
+        progress.close()
         sys.stderr.write(f"error: {error}\n")
         return 1
+    progress.close()
     print(format_summary(summary))
     return 0
 

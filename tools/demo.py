@@ -49,26 +49,12 @@ def run(step: str, args: list, quiet_prefixes=("I0000", "W0000", "E0000", "WARNI
     return seconds
 
 
-def _import_quietly():
-    """Imports what the panel needs; `ssma_tf.data` loads TensorFlow, whose C++ start-up lines
-    reach file descriptor 2 before any log level applies, so it is pointed at /dev/null meanwhile."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    sys.stderr.flush()
-    os.dup2(devnull, 2)
-    try:
-        import ssma_tf.data.datasets  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
     """One picture per row: RGB | depth | ground truth | each model's prediction."""
     import numpy as np
     from PIL import Image
 
-    _import_quietly()
+    # Neither imports TensorFlow, so no start-up lines interleave with the results.
     from ssma_tf.data.datasets import get_dataset_info
     from ssma_tf.visualize import colorize, save_png
 
@@ -121,6 +107,8 @@ def _with_titles_and_legend(panel, titles, tile_width, class_names, palette):
 
 
 def main(argv=None) -> int:
+    from ssma_tf.files import atomic_write
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="demo_output", help="folder for data, checkpoints, results")
     args = parser.parse_args(argv)
@@ -150,7 +138,8 @@ def main(argv=None) -> int:
             "evaluate.py", "-c", CONFIGS / f"{key}_test.config", "--json", path])
         results[key] = json.loads(path.read_text())
     pictures_list = data / "pictures.txt"
-    pictures_list.write_text("\n".join((data / "val.txt").read_text().split("\n")[:NUM_PICTURES]) + "\n")
+    with atomic_write(pictures_list) as stream:
+        stream.write("\n".join((data / "val.txt").read_text().split("\n")[:NUM_PICTURES]) + "\n")
     for key, title in MODELS:
         extra = ["--attention"] if key == "ssma" else []
         timings[f"predict {key}"] = run(f"5. pictures of {title}", [
@@ -171,7 +160,8 @@ def main(argv=None) -> int:
     print(f"\nSSMA vs the better unimodal model: {margin:+.1f} mIoU")
     print(f"pictures: {output / 'pictures'} (class ids, colours, overlays, SSMA attention); panel: {panel}")
     print(f"total time: {(time.time() - started) / 60:.1f} min")
-    (output / "results" / "timings.json").write_text(json.dumps(timings, indent=1))
+    with atomic_write(output / "results" / "timings.json") as stream:
+        stream.write(json.dumps(timings, indent=1))
     return 0
 
 

@@ -27,19 +27,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
+    from ssma_tf.constants import INTERPOLATIONS, MODEL_NAMES  # no TensorFlow: --help stays quick
+
     parser = argparse.ArgumentParser(
         description="Export AdapNet++ or SSMA as a SavedModel with a uint8 serving signature (and TFLite)."
     )
     parser.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
     parser.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
                         "(overrides the config's)")
-    parser.add_argument("--model", choices=("AdapNet_pp", "SSMA"), help="the network, for weights that do not say")
+    parser.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")
     parser.add_argument("--num_classes", type=int, help="classes including void, for weights that do not say")
     parser.add_argument("--dataset", help="dataset whose class names and colours go into the metadata")
     parser.add_argument("-o", "--output", required=True, help="the SavedModel folder to write")
     parser.add_argument("--size", help="HEIGHTxWIDTH to resize inputs to inside the graph, or 'input' for no "
                         "resizing (inputs must be multiples of 16); default: the config's size, else 'input'")
-    parser.add_argument("--modality2_interpolation", choices=("nearest", "bilinear"),
+    parser.add_argument("--modality2_interpolation", choices=INTERPOLATIONS,
                         help="SSMA: how modality 2 is resized (default: the config's, else nearest)")
     parser.add_argument("--fold_batch_norm", action="store_true",
                         help="fold batch norms into the preceding convolutions (checked to change no "

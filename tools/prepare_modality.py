@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation  # noqa: E402
+from ssma_tf.progress import Progress  # noqa: E402
 
 PROG = "prepare_modality.py"
 
@@ -199,7 +200,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             kept = len(jobs) - len(todo)
             print(f"{PROG}: {args.command}: {len(todo)} file(s) to write under '{args.output_dir}'"
                   + (f", {kept} existing kept" if kept else ""), file=sys.stderr)
-            progress = batch.Progress(len(todo), prefix=f"{PROG}: ")
+            # A log line every 2 s (and a bar between them on a terminal): long runs are often logged.
+            progress = Progress(len(todo), prefix=f"{PROG}: ", log_every=2.0)
         batch.run_jobs(todo, convert, progress=progress)
         if args.list_file is not None:
             batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)

@@ -1,19 +1,37 @@
-"""Data for SSMA and AdapNet++: TFRecord schema, conversion, augmentation and tf.data pipelines."""
+"""Data for SSMA and AdapNet++: TFRecord schema, conversion, augmentation and tf.data pipelines.
 
-from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
-from ssma_tf.data.convert import format_summary, read_list_file, write_tfrecords
-from ssma_tf.data.pipeline import build_dataset, list_record_files
-from ssma_tf.data.schema import decode_example, encode_example
+The names below are imported on first use, not with the package: `ssma_tf.data.datasets` (class
+names and palettes) needs no TensorFlow, and the config loader looks datasets up through it
+without paying for TensorFlow's start-up.
+"""
 
-__all__ = [
-    "AugmentationConfig",
-    "augment_sample",
-    "build_dataset",
-    "decode_example",
-    "encode_example",
-    "format_summary",
-    "list_record_files",
-    "read_list_file",
-    "resize_sample",
-    "write_tfrecords",
-]
+import importlib
+
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "AugmentationConfig": "ssma_tf.config.augmentation",
+    "augment_sample": "ssma_tf.data.augment",
+    "resize_sample": "ssma_tf.data.augment",
+    "format_summary": "ssma_tf.data.convert",
+    "read_list_file": "ssma_tf.data.convert",
+    "write_tfrecords": "ssma_tf.data.convert",
+    "build_dataset": "ssma_tf.data.pipeline",
+    "list_record_files": "ssma_tf.data.pipeline",
+    "decode_example": "ssma_tf.data.schema",
+    "encode_example": "ssma_tf.data.schema",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

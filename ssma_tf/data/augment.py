@@ -18,174 +18,19 @@ batches whatever the parallelism of the input pipeline.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Tuple
 
 import tensorflow as tf
 
+# The settings are a config section, declared with the other config keys (no TensorFlow there).
+from ssma_tf.config.augmentation import AugmentationConfig
+from ssma_tf.constants import INTERPOLATIONS
+
+__all__ = ["AugmentationConfig", "augment_sample", "resize_sample"]
+
 # Vignetting radii are given for the paper's 768-pixel-wide images and scaled with the width.
 VIGNETTING_REFERENCE_WIDTH = 768.0
-INTERPOLATIONS = ("nearest", "bilinear")
-
-_RANGE_FIELDS = (
-    "rotation_range",
-    "skew_range",
-    "scale_range",
-    "crop_range",
-    "brightness_range",
-    "contrast_range",
-    "vignetting_range",
-)
-_SWITCH_FIELDS = (
-    "rotation", "skew", "scale", "crop", "flip", "brightness", "contrast", "vignetting"
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentationConfig:
-    """Switches and ranges of the training augmentation, with the paper's defaults.
-
-    Each enabled transform is applied to a sample independently with `probability` (the paper
-    gives no probability; 0.5 keeps unaugmented views in the mix). Parameters are drawn
-    uniformly from their range.
-
-    Attributes:
-        probability: Chance that each enabled transform is applied to a sample, in [0, 1].
-        rotation: Rotate about the image centre; `rotation_range` in degrees (positive turns
-            the content counter-clockwise).
-        skew: Horizontal shear; `skew_range` is the shear factor (x += k * y), its sign drawn
-            at random.
-        scale: Zoom about the centre; `scale_range` > 1 zooms in, < 1 shrinks the image and
-            brings in void border.
-        crop: Keep a random window of this fraction of each side and stretch it to the
-            output size.
-        flip: Mirror left-right.
-        brightness: Add a value in `brightness_range` (0..255 scale) to modality 1.
-        contrast: Scale modality 1 about its per-channel mean by a factor in `contrast_range`.
-        vignetting: Darken modality 1 towards the corners with a Gaussian falloff whose sigma
-            (pixels of a 768-pixel-wide image, scaled with the width) is in `vignetting_range`.
-    """
-
-    probability: float = 0.5
-    rotation: bool = True
-    rotation_range: Tuple[float, float] = (-13.0, 13.0)
-    skew: bool = True
-    skew_range: Tuple[float, float] = (0.05, 0.10)
-    scale: bool = True
-    scale_range: Tuple[float, float] = (0.5, 2.0)
-    crop: bool = True
-    crop_range: Tuple[float, float] = (0.8, 0.9)
-    flip: bool = True
-    brightness: bool = True
-    brightness_range: Tuple[float, float] = (-40.0, 40.0)
-    contrast: bool = True
-    contrast_range: Tuple[float, float] = (0.5, 1.5)
-    vignetting: bool = True
-    vignetting_range: Tuple[float, float] = (210.0, 300.0)
-
-    def __post_init__(self) -> None:
-        self._validate("AugmentationConfig")
-
-    def _validate(self, source: str) -> None:
-        """Raises ValueError naming the first bad field and `source`."""
-        prob = self.probability
-        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
-            raise ValueError(f"{source}: 'probability' must be a number in [0, 1], got {prob!r}")
-        for name in _SWITCH_FIELDS:
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(
-                    f"{source}: {name!r} must be true or false, got {getattr(self, name)!r}"
-                )
-        # The lowest value each range may take, and whether it may equal that bound.
-        bounds = {
-            "rotation_range": (-180.0, True),
-            "skew_range": (0.0, True),
-            "scale_range": (0.0, False),
-            "crop_range": (0.0, False),
-            "brightness_range": (-255.0, True),
-            "contrast_range": (0.0, True),
-            "vignetting_range": (0.0, False),
-        }
-        for name in _RANGE_FIELDS:
-            value = getattr(self, name)
-            ok = (
-                isinstance(value, (tuple, list))
-                and len(value) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            )
-            if not ok or not (math.isfinite(value[0]) and math.isfinite(value[1])):
-                raise ValueError(
-                    f"{source}: {name!r} must be two numbers [low, high], got {value!r}"
-                )
-            low, high = value
-            lowest, inclusive = bounds[name]
-            if low > high or low < lowest or (low == lowest and not inclusive):
-                raise ValueError(
-                    f"{source}: {name!r} must satisfy {lowest} {'<=' if inclusive else '<'} low "
-                    f"<= high, got {list(value)!r}"
-                )
-        if self.rotation_range[1] > 180.0:
-            raise ValueError(
-                f"{source}: 'rotation_range' must lie in [-180, 180], "
-                f"got {list(self.rotation_range)!r}"
-            )
-        if self.crop_range[1] > 1.0:
-            raise ValueError(
-                f"{source}: 'crop_range' must lie in (0, 1], got {list(self.crop_range)!r}"
-            )
-
-    @classmethod
-    def from_dict(
-        cls, d: Optional[Mapping[str, Any]], source: str = "<dict>"
-    ) -> "AugmentationConfig":
-        """Builds a config from a mapping (e.g. a YAML section); absent keys keep their defaults.
-
-        Args:
-            d: Mapping of field names to values; ranges may be lists. None means all defaults.
-            source: Where the mapping came from (a file name), quoted in errors.
-
-        Returns:
-            The validated config.
-
-        Raises:
-            ValueError: On an unknown key or a bad value, naming the key and `source`.
-        """
-        if d is None:
-            return cls()
-        if not isinstance(d, Mapping):
-            raise ValueError(
-                f"{source}: augmentation settings must be a mapping, got {type(d).__name__}"
-            )
-        known = {field.name for field in dataclasses.fields(cls)}
-        values = {}
-        for key, value in d.items():
-            if key not in known:
-                raise ValueError(
-                    f"{source}: unknown augmentation key {key!r} "
-                    f"(known keys: {', '.join(sorted(known))})"
-                )
-            if key in _RANGE_FIELDS and isinstance(value, list):
-                value = tuple(value)
-            values[key] = value
-        config = cls.__new__(cls)
-        # Fill the frozen dataclass by hand so the validation error can name `source`.
-        for field in dataclasses.fields(cls):
-            object.__setattr__(config, field.name, values.get(field.name, field.default))
-        config._validate(source)
-        return config
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Returns the config as plain YAML-friendly values (ranges as lists)."""
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
-
-    @classmethod
-    def disabled(cls) -> "AugmentationConfig":
-        """A config that changes nothing (training then only resizes)."""
-        return cls(**{name: False for name in _SWITCH_FIELDS})
 
 
 # Positions in the vector of uniform draws made for each sample.

@@ -15,7 +15,6 @@ import concurrent.futures
 import contextlib
 import glob
 import os
-import uuid
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,6 +22,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ssma_tf.data import schema
+from ssma_tf.files import atomic_path
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -248,17 +248,12 @@ def write_tfrecords(
         raise ValueError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards")
 
     names = _shard_names(output, shards)
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    # Unique names beside the outputs (same file system, so the final rename is atomic); the
-    # writers create them with the usual permissions.
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temporaries = [
-        os.path.join(folder, f".{os.path.basename(name)}.{tag}.partial") for name in names
-    ]
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
-    try:
+    # Every shard is written under a temporary name and all are renamed once the last sample is
+    # in: a failure leaves no shard, new or half-written, and earlier outputs as they were.
+    with contextlib.ExitStack() as outputs:
+        temporaries = [outputs.enter_context(atomic_path(name)) for name in names]
         # Sample i goes to shard i * shards // n: contiguous runs of near-equal length.
         total = len(entries)
         writer = None
@@ -281,13 +276,6 @@ def write_tfrecords(
         finally:
             if writer is not None:
                 writer.close()
-        for temporary, name in zip(temporaries, names):
-            os.replace(temporary, name)
-        temporaries = []
-    finally:
-        for temporary in temporaries:
-            if os.path.exists(temporary):
-                os.remove(temporary)
 
     present = np.nonzero(histogram)[0]
     # Shards of an earlier run with another --shards stay beside the new ones and a glob such as

@@ -14,8 +14,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from ssma_tf.constants import INTERPOLATIONS
 from ssma_tf.data import schema
-from ssma_tf.data.augment import INTERPOLATIONS, AugmentationConfig, augment_sample, resize_sample
+from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import tempfile
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -46,6 +45,7 @@ import yaml
 
 from ssma_tf import visualize
 from ssma_tf.data import datasets
+from ssma_tf.files import atomic_write
 
 # === Classes (names and palette are data in datasets.yaml, entry "synthetic") ===
 DATASET_NAME = "synthetic"
@@ -376,17 +376,9 @@ def generate_sample(
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:
-    """Writes a text file atomically (temporary name in the same folder, then rename)."""
-    handle, temp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    """Writes a text file atomically (a reader never sees half of it)."""
+    with atomic_write(path) as stream:
+        stream.write(text)
 
 
 def write_dataset(

@@ -23,10 +23,10 @@ unless `overwrite` (replace them) or `skip_existing` (keep them, e.g. to resume 
 import dataclasses
 import os
 import pathlib
-import sys
-import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
+from ssma_tf import progress as _progress
+from ssma_tf.files import atomic_write
 from ssma_tf.modalities.io import InputFileError, OutputExistsError, PathLike
 
 
@@ -175,8 +175,8 @@ def write_list_file(path: PathLike, rows: Sequence[Sequence[PathLike]], *, overw
                 )
             fields.append(relative)
         lines.append(" ".join(fields))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with atomic_write(path) as stream:
+        stream.write("\n".join(lines) + "\n")
 
 
 def plan_folder_jobs(
@@ -358,40 +358,22 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool) 
     return list(jobs)
 
 
-class Progress:
-    """Prints `done/total`, rate and time left to a stream, at most every `interval` seconds."""
+def Progress(  # noqa: N802 (the name callers import)
+    total: int, stream: Optional[TextIO] = None, interval: float = 2.0, prefix: str = ""
+) -> _progress.Progress:
+    """A reporter printing `done/total`, rate and time left every `interval` seconds.
 
-    def __init__(self, total: int, stream: Optional[TextIO] = None, interval: float = 2.0, prefix: str = ""):
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval
-        self.prefix = prefix
-        self._start = time.monotonic()
-        self._last = self._start
-
-    def update(self, done: int) -> None:
-        """Reports that `done` jobs are finished; prints if due, and always at the end."""
-        now = time.monotonic()
-        if done < self.total and now - self._last < self.interval:
-            return
-        self._last = now
-        elapsed = max(now - self._start, 1e-9)
-        rate = done / elapsed
-        left = (self.total - done) / rate if rate > 0 else float("inf")
-        percent = 100.0 * done / self.total if self.total else 100.0
-        line = f"{self.prefix}{done}/{self.total} ({percent:.0f}%), {rate:.1f} files/s"
-        if done < self.total:
-            line += f", about {_duration(left)} left"
-        else:
-            line += f", {_duration(elapsed)} in all"
-        print(line, file=self.stream, flush=True)
+    Kept for `ssma_tf/predict.py`, which imports the reporter from here; new code uses
+    `ssma_tf.progress.Progress(..., log_every=interval)` directly.
+    """
+    return _progress.Progress(total, stream=stream, prefix=prefix, log_every=interval)
 
 
 def run_jobs(
     jobs: Sequence[Job],
     convert: Callable[[Job], None],
     *,
-    progress: Optional[Progress] = None,
+    progress: Optional[_progress.Progress] = None,
 ) -> int:
     """Runs `convert` on every job in order, stopping at the first error.
 
@@ -432,19 +414,6 @@ def _resolve(base: pathlib.Path, field: str) -> pathlib.Path:
     path = pathlib.Path(field)
     # normpath so that messages show 'data/x.png', not 'lists/../data/x.png'.
     return pathlib.Path(os.path.normpath(path if path.is_absolute() else base / path))
-
-
-def _duration(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{seconds:02d}s"
-    return f"{seconds}s"
 
 
 def default_output_extension(_: pathlib.Path) -> str:

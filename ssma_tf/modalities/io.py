@@ -8,11 +8,12 @@ with Pillow and reverses the channels itself, so nothing in this package ever wr
 
 import os
 import pathlib
-import tempfile
 from typing import Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from ssma_tf.files import atomic_write
 
 PathLike = Union[str, os.PathLike]
 
@@ -263,13 +264,5 @@ def _open_image(path: pathlib.Path, what: str) -> Image.Image:
 def _atomic_write(path: pathlib.Path, write, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"'{path}' exists already (pass --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            write(f)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_write(path, "wb") as f:
+        write(f)

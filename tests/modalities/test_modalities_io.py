@@ -1,5 +1,8 @@
 """Reading raw inputs and writing outputs: round trips, and errors that name the file."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -57,6 +60,18 @@ def test_write_png_never_overwrites_unless_asked(tmp_path):
     io.write_png(path, first + 7, overwrite=True)
     np.testing.assert_array_equal(np.asarray(Image.open(path)), first + 7)
     assert sorted(p.name for p in path.parent.iterdir()) == ["image.png"]  # no temporary left
+
+
+def test_outputs_are_readable_like_any_other_file(tmp_path):
+    # The temporary-then-rename used to go through mkstemp, which left every output -rw-------.
+    old = os.umask(0o022)
+    try:
+        io.write_png(tmp_path / "a.png", np.zeros((3, 4), dtype=np.uint8))
+        io.write_depth(tmp_path / "d.npy", np.ones((3, 4)))
+    finally:
+        os.umask(old)
+    for name in ("a.png", "d.npy"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
 
 
 def test_write_depth_refuses_values_beyond_16_bits(tmp_path):

@@ -1,0 +1,511 @@
+"""Reading a `.config` file: YAML, then every declared key by its kind, then the rules between keys.
+
+`_Reader` has one reader per kind of key (integer, number, choice, checkpoint, ...), none per key,
+and `relate_model`, `relate_switches` and `relate` hold every rule that ties several keys
+together (fusion or unimodal model, `checkpoint1` with `checkpoint2`, defaults that follow from
+other keys, the dataset's class count). Errors are `ConfigError`s naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import glob
+import math
+import os
+import re
+import warnings
+from typing import Any, Callable, Mapping, Optional
+
+import yaml
+
+from ssma_tf.config.augmentation import AugmentationConfig
+from ssma_tf.config.keys import MODES, Key
+from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
+from ssma_tf.constants import ADAPNET_PP, SSMA, WEIGHTS_SUFFIXES
+
+# Other spellings of a key, and the key they stand for.
+ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is not None}
+KNOWN_KEYS = tuple(sorted(set(DECLARED) | set(ALIASES)))
+REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.required) for mode in MODES}
+# Kinds whose reading looks at the file system: read after every other key.
+_PATH_KINDS = ("path", "file", "checkpoint", "run_checkpoint", "patterns")
+# Parts of a TF checkpoint people often paste instead of its prefix.
+_TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
+_GPU_ID = re.compile(r"^-?\d+(,\d+)*$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, naming the key and the file it comes from.
+
+    Attributes:
+        key: the offending key, or None when the problem is not about one key.
+        source: the config file (or "<dict>" for configs built in code).
+    """
+
+    def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>"):
+        self.key = key
+        self.source = source
+        self.detail = message
+        where = f"{source}: key '{key}'" if key is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigWarning(UserWarning):
+    """A legal but probably unintended setting (e.g. a learning rate that grows)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe YAML loader that reads `1e-3` as a float and refuses duplicate keys.
+
+    PyYAML follows YAML 1.1, where a float needs a dot: `learning_rate: 1e-3` would load as the
+    string "1e-3". Duplicate keys would silently keep the last value.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _construct_mapping_no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        name = loader.construct_object(key_node, deep=deep)
+        if name in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{name}'", key_node.start_mark
+            )
+        seen[name] = True
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates
+)
+
+
+def load_config(
+    path: str | os.PathLike, mode: str = "train", check_paths: bool = True
+) -> RunConfig:
+    """Reads and validates a YAML `.config` file.
+
+    Args:
+        path: the config file.
+        mode: "train" (for `train.py`) or "eval" (for `evaluate.py`); decides which keys are
+            required and which paths must exist.
+        check_paths: check that the data and checkpoint paths exist (False to validate a config
+            on a machine without the data, as the tests do for the shipped files).
+
+    Returns:
+        The validated `RunConfig`.
+
+    Raises:
+        ConfigError: the file is unreadable or not a YAML mapping, or a key is unknown, missing,
+            of the wrong type, out of range, or names a path that does not exist.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file: {e.strerror or e}", source=source) from e
+    try:
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from e
+    return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths)
+
+
+def config_from_dict(
+    d: Any, source: str = "<dict>", mode: str = "train", check_paths: bool = True
+) -> RunConfig:
+    """Validates a mapping of config keys (as read from a `.config` file) into a `RunConfig`.
+
+    Args:
+        d: the mapping of keys to values.
+        source: where the mapping comes from, for error messages.
+        mode: "train" or "eval".
+        check_paths: check that the data and checkpoint paths exist.
+
+    Returns:
+        The validated `RunConfig`.
+
+    Raises:
+        ConfigError: as for `load_config`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if d is None:
+        raise ConfigError("the config is empty", source=source)
+    if not isinstance(d, Mapping):
+        raise ConfigError(
+            f"the config must be a mapping of keys to values, got {type(d).__name__}",
+            source=source,
+        )
+    return _Reader(d, source, mode, check_paths).run()
+
+
+class _Reader:
+    """Reads one config mapping: every declared key by its kind, then the rules between keys."""
+
+    def __init__(self, d: Mapping[Any, Any], source: str, mode: str, check_paths: bool):
+        self.d = d
+        self.source = source
+        self.mode = mode
+        self.check_paths = check_paths
+
+    # --- Errors and lookups -----------------------------------------------------------------
+
+    def error(self, name: Optional[str], message: str) -> ConfigError:
+        return ConfigError(message, key=name, source=self.source)
+
+    def type_error(self, name: str, expected: str, value: Any) -> ConfigError:
+        return self.error(name, f"expected {expected}, got {value!r} ({type(value).__name__})")
+
+    def check_keys(self) -> None:
+        for name in self.d:
+            if not isinstance(name, str):
+                raise self.error(str(name), "keys must be strings")
+        unknown = [k for k in self.d if k not in KNOWN_KEYS]
+        if unknown:
+            name = unknown[0]
+            close = difflib.get_close_matches(name, KNOWN_KEYS, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            others = f" (other unknown keys: {', '.join(unknown[1:])})" if unknown[1:] else ""
+            raise self.error(name, f"unknown key{hint}{others}")
+        for alias, name in ALIASES.items():
+            if alias in self.d and name in self.d:
+                raise self.error(alias, f"give either '{alias}' or '{name}', not both")
+
+    def spelling(self, name: str) -> str:
+        """The spelling of key `name` the file uses (its alias, if the file gives that)."""
+        alias = DECLARED[name].alias
+        return alias if alias is not None and alias in self.d else name
+
+    def raw(self, name: str) -> Any:
+        """The value of `name`; None when absent or blank (`key:` or a whitespace-only string)."""
+        value = self.d.get(name)
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    def has(self, name: str) -> bool:
+        return self.raw(name) is not None
+
+    # --- The whole config -------------------------------------------------------------------
+
+    def run(self) -> RunConfig:
+        self.check_keys()
+        for name in REQUIRED_KEYS[self.mode]:
+            if self.raw(name) is None:
+                if name in self.d:
+                    raise self.error(name, f"is empty; {self.mode} needs a value")
+                raise self.error(name, f"is missing; {self.mode} needs it")
+        # The model first (the rules below depend on it), then plain values, then what looks at
+        # the file system, once everything else is known to fit.
+        given = self.read_keys(lambda name, spec: name == "model")
+        self.relate_model(given)
+        given.update(
+            self.read_keys(lambda name, spec: name != "model" and spec.kind not in _PATH_KINDS)
+        )
+        self.relate_switches(given)
+        given.update(self.read_keys(lambda name, spec: spec.kind in _PATH_KINDS))
+        values = {**DEFAULTS, **given, "mode": self.mode, "source": self.source}
+        self.relate(values, given)
+        config = RunConfig(**values)
+        self.warn_about(config)
+        return config
+
+    def read_keys(self, which: Callable[[str, Key], bool]) -> dict[str, Any]:
+        """Reads the declared keys that `which` selects and the file gives, by field name."""
+        given: dict[str, Any] = {}
+        for name, spec in DECLARED.items():
+            if not which(name, spec):
+                continue
+            spelling = self.spelling(name)
+            value = self.raw(spelling)
+            if value is None:
+                continue
+            value = self.read(spelling, spec, value)
+            given[name] = (not value) if spec.alias_inverts and spelling != name else value
+        return given
+
+    def read(self, name: str, spec: Key, value: Any) -> Any:
+        """Reads one value of a key declared by `spec`; errors name `name`."""
+        reader = getattr(self, f"read_{spec.kind}")
+        return reader(name, spec, value)
+
+    # --- Rules between keys -----------------------------------------------------------------
+
+    def relate_model(self, given: dict[str, Any]) -> None:
+        """Rejects keys that the model would silently ignore, before their values are read."""
+        if given["model"] == SSMA:
+            if self.has("input_modality"):
+                raise self.error("input_modality", "is for AdapNet_pp; SSMA reads both modalities")
+            return
+        for name in ("checkpoint1", "checkpoint2"):
+            if self.has(name):
+                raise self.error(
+                    name, f"is for SSMA experts; {ADAPNET_PP} starts from 'intialize'"
+                )
+
+    def relate_switches(self, given: dict[str, Any]) -> None:
+        """Rejects switches that AdapNet++ cannot honour."""
+        if given["model"] == SSMA:
+            return
+        if given.get("freeze_experts"):
+            raise self.error(
+                self.spelling("freeze_experts"),
+                f"is for SSMA; {ADAPNET_PP} has no experts to freeze",
+            )
+        if given.get("aux_heads") is False:
+            raise self.error(
+                "aux_heads",
+                f"{ADAPNET_PP} always has its auxiliary heads; "
+                "set aux_loss_weights: [0, 0] to train without them",
+            )
+
+    def relate(self, values: dict[str, Any], given: dict[str, Any]) -> None:
+        """Defaults that follow from other keys, and the checks between paths and the dataset."""
+        for name, spec in DECLARED.items():
+            if spec.mode_defaults is not None and name not in given:
+                values[name] = spec.mode_defaults[self.mode]
+        if values["model"] == SSMA:
+            values["input_modality"] = None
+            values["freeze_experts"] = given.get("freeze_experts", True)  # frozen as released
+            values["aux_heads"] = given.get("aux_heads", False)
+            if (values["checkpoint1"] is None) != (values["checkpoint2"] is None):
+                missing = "checkpoint2" if values["checkpoint2"] is None else "checkpoint1"
+                raise self.error(
+                    missing, "SSMA experts start from checkpoint1 and checkpoint2 together"
+                )
+            if values["initialize"] is not None and values["checkpoint1"] is not None:
+                raise self.error(
+                    self.spelling("initialize"),
+                    "give either a whole SSMA checkpoint to start from or the two experts "
+                    "(checkpoint1, checkpoint2), not both",
+                )
+        if self.mode == "train" and values["log_dir"] is None:
+            values["log_dir"] = os.path.join(values["checkpoint"], "logs")
+        values["dataset"] = self.relate_dataset(
+            values["dataset"], values["palette"], values["num_classes"]
+        )
+
+    def relate_dataset(
+        self, name: Optional[str], palette: Optional[str], num_classes: int
+    ) -> Optional[str]:
+        """The canonical name of `dataset`, checked against `palette` and `num_classes`."""
+        if name is None:
+            if palette is not None:
+                raise self.error("palette", "needs 'dataset' to pick an entry of the file")
+            return None
+        if palette is not None and not os.path.isfile(palette):
+            return name  # only reachable with check_paths=False: nothing to look the name up in
+        from ssma_tf.data.datasets import get_dataset_info
+
+        try:
+            info = get_dataset_info(name, palette)
+        except ValueError as e:
+            raise self.error("dataset", str(e)) from e
+        if info.num_classes != num_classes:
+            raise self.error(
+                "num_classes",
+                f"dataset {info.name} has {info.num_classes} classes (void included), "
+                f"but num_classes is {num_classes}",
+            )
+        return info.name
+
+    def warn_about(self, config: RunConfig) -> None:
+        if (
+            config.mode == "train"
+            and config.learning_rate is not None
+            and config.end_learning_rate > config.learning_rate
+        ):
+            warnings.warn(
+                f"{self.source}: end_learning_rate {config.end_learning_rate:g} is above "
+                f"learning_rate {config.learning_rate:g}, so the poly schedule makes the learning "
+                "rate grow (TF1 semantics); set end_learning_rate lower if that is not meant",
+                ConfigWarning,
+                stacklevel=4,
+            )
+        if config.is_fusion and config.freeze_experts and config.encoder_lr_multiplier != 1.0:
+            warnings.warn(
+                f"{self.source}: encoder_lr_multiplier has no effect while freeze_experts is true",
+                ConfigWarning,
+                stacklevel=4,
+            )
+
+    # --- Readers, one per kind --------------------------------------------------------------
+
+    def check_number(self, name: str, spec: Key, value: Any) -> Any:
+        if spec.above is not None and value <= spec.above:
+            raise self.error(name, f"must be > {spec.above}, got {value}")
+        if spec.minimum is not None and value < spec.minimum:
+            raise self.error(name, f"must be >= {spec.minimum}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            low = f"({spec.above}" if spec.above is not None else f"[{spec.minimum}"
+            raise self.error(name, f"must be in {low}, {spec.maximum}], got {value}")
+        if spec.multiple_of is not None and value % spec.multiple_of:
+            # The encoder downsamples by the output stride and the decoder upsamples back exactly.
+            raise self.error(name, f"must be a multiple of {spec.multiple_of}, got {value}")
+        return value
+
+    def read_int(self, name: str, spec: Key, value: Any) -> int:
+        # bool is an int in Python, but `batch_size: yes` is certainly a mistake.
+        if isinstance(value, bool):
+            raise self.type_error(name, "an integer", value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # `max_iteration: 1.5e5` is a whole number written as a float
+        if not isinstance(value, int):
+            raise self.type_error(name, "an integer", value)
+        return self.check_number(name, spec, value)
+
+    def read_float(self, name: str, spec: Key, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.type_error(name, "a number", value)
+        value = float(value)
+        if not math.isfinite(value):
+            raise self.error(name, f"must be finite, got {value}")
+        return self.check_number(name, spec, value)
+
+    def read_floats(self, name: str, spec: Key, value: Any) -> tuple[float, ...]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.type_error(name, "a list of numbers", value)
+        if spec.length is not None and len(value) != spec.length:
+            raise self.error(name, f"expected {spec.length} numbers, got {len(value)}")
+        each = dataclasses.replace(spec, above=None)
+        values = tuple(self.read_float(name, each, v) for v in value)
+        if spec.above is not None and any(v <= spec.above for v in values):
+            raise self.error(name, f"{spec.items} must be > {spec.above}, got {list(values)}")
+        return values
+
+    def read_bool(self, name: str, spec: Key, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.type_error(name, "true or false", value)
+        return value
+
+    def read_str(self, name: str, spec: Key, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.type_error(name, "a string", value)
+        return value.strip()
+
+    def read_choice(self, name: str, spec: Key, value: Any) -> str:
+        value = self.read_str(name, spec, value)
+        if value not in spec.choices:
+            close = difflib.get_close_matches(value, spec.choices, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise self.error(
+                name, f"must be one of {', '.join(spec.choices)}, got {value!r}{hint}"
+            )
+        return value
+
+    def read_gpu_id(self, name: str, spec: Key, value: Any) -> str:
+        # The original put this straight into CUDA_VISIBLE_DEVICES; YAML makes `gpu_id: 0` an
+        # int and `gpu_id: '0'` a string, and both are meant the same.
+        if isinstance(value, (list, tuple)):
+            index = Key(doc="a GPU index", kind="int", minimum=0)
+            value = ",".join(str(self.read_int(name, index, v)) for v in value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.type_error(name, "a GPU index or a comma-separated list of indices", value)
+        text = value.replace(" ", "")
+        if not _GPU_ID.match(text):
+            raise self.error(
+                name, f"expected a GPU index or indices like '0' or '0,1' (-1: CPU), got {value!r}"
+            )
+        return text
+
+    def read_augmentation(self, name: str, spec: Key, value: Any) -> AugmentationConfig:
+        if value is False:
+            return AugmentationConfig.disabled()
+        if value is True:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise self.type_error(name, "a mapping of augmentation settings, or true/false", value)
+        try:
+            # A private copy: the config must not change when the caller's mapping does.
+            return AugmentationConfig.from_dict(copy.deepcopy(dict(value)), source=self.source)
+        except ValueError as e:
+            # The section names the source itself; say it once.
+            message = str(e).removeprefix(f"{self.source}: ")
+            raise self.error(name, message) from e
+
+    def checks(self, spec: Key) -> bool:
+        """Whether a path of this key must exist in this run."""
+        return self.check_paths and self.mode in spec.check_in
+
+    def read_path(self, name: str, spec: Key, value: Any) -> str:
+        path = self.read_str(name, spec, value)
+        return os.path.abspath(os.path.expanduser(path))
+
+    def read_file(self, name: str, spec: Key, value: Any) -> str:
+        path = self.read_path(name, spec, value)
+        if self.checks(spec) and not os.path.isfile(path):
+            raise self.error(name, f"no file at {path}")
+        return path
+
+    def read_checkpoint(self, name: str, spec: Key, value: Any) -> str:
+        """A checkpoint to read: its prefix (a pasted `.index`/`.data-…` part is cut off)."""
+        path = _TF_CHECKPOINT_PART.sub("", self.read_path(name, spec, value))
+        if self.checks(spec) and not _checkpoint_exists(path):
+            raise self.error(
+                name,
+                f"no checkpoint at {path} (expected a TF checkpoint prefix with a "
+                f"'{os.path.basename(path)}.index' beside it, a checkpoint directory, "
+                f"or a {'/'.join(WEIGHTS_SUFFIXES)} file)",
+            )
+        return path
+
+    def read_run_checkpoint(self, name: str, spec: Key, value: Any) -> str:
+        """Training: the directory to write checkpoints to; evaluation: the weights to read."""
+        if self.mode == "eval":
+            return self.read_checkpoint(name, spec, value)
+        path = self.read_path(name, spec, value)
+        if self.checks(spec) and os.path.exists(path) and not os.path.isdir(path):
+            raise self.error(
+                name, f"must be a directory to write checkpoints to, but {path} is a file"
+            )
+        return path
+
+    def read_patterns(self, name: str, spec: Key, value: Any) -> tuple[str, ...]:
+        """One file or glob pattern, or a list of them; each must match a file."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items:
+            raise self.error(name, "is an empty list")
+        patterns = []
+        for item in items:
+            if not isinstance(item, str) or not item.strip():
+                raise self.type_error(name, "a file, a glob pattern or a list of them", item)
+            pattern = os.path.abspath(os.path.expanduser(item.strip()))
+            if self.checks(spec) and not any(os.path.isfile(p) for p in glob.glob(pattern)):
+                raise self.error(name, f"no file matches {pattern}")
+            patterns.append(pattern)
+        return tuple(patterns)
+
+
+def _checkpoint_exists(path: str) -> bool:
+    """Whether `path` is a TF checkpoint prefix, a checkpoint directory or a weights file."""
+    if os.path.isdir(path):
+        return True
+    if os.path.isfile(path) and path.endswith(WEIGHTS_SUFFIXES):
+        return True
+    return os.path.isfile(path + ".index")

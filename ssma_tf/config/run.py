@@ -1,0 +1,201 @@
+"""The keys of a run configuration, each declared once: `RunConfig`.
+
+A field per key, made with `key(...)`: its type (the annotation), default, allowed values, the
+modes that need or use it, and its meaning. Field names are the config keys, except `initialize`
+(the released files spell it `intialize`, which stays accepted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Optional
+
+from ssma_tf.config.augmentation import AugmentationConfig
+from ssma_tf.config.keys import EVAL, MODES, TRAIN, declared_keys, key
+from ssma_tf.constants import (
+    AUX_LOSS_WEIGHTS,
+    END_LEARNING_RATE,
+    INPUT_MODALITIES,
+    INTERPOLATIONS,
+    MODEL_NAMES,
+    OUTPUT_STRIDE,
+    SSMA,
+)
+
+if TYPE_CHECKING:
+    from ssma_tf.data.datasets import DatasetInfo
+
+MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
+# The released files left skip_step blank; these are the paper's and the released examples' values.
+DEFAULT_SKIP_STEP = {"train": 5, "eval": 10}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """A validated run configuration for training (`mode="train"`) or evaluation (`mode="eval"`).
+
+    Field names are the config keys, except `initialize` (the original spells it `intialize`).
+    Each key's type, default, range and meaning are declared with its field (`key(...)`), and
+    `configs/README.md` lists them. Paths are absolute. Fields that only one model or one mode
+    uses are None elsewhere.
+
+    Attributes:
+        mode: "train" or "eval".
+        source: the file the config was read from.
+    """
+
+    mode: str
+    source: str
+    # --- Keys of the released files, in their order.
+    gpu_id: Optional[str] = key(
+        None, kind="gpu_id", original=True,
+        doc="`CUDA_VISIBLE_DEVICES` (`'0'`, `0`, `'0,1'`, `-1` for CPU); blank or absent: all "
+            "visible devices")
+    model: str = key(kind="choice", choices=MODEL_NAMES, required=MODES, original=True,
+                     doc="`AdapNet_pp` (unimodal) or `SSMA` (fusion of two AdapNet++ experts)")
+    num_classes: int = key(kind="int", minimum=2, required=MODES, original=True,
+                           doc="classes including void (class 0)")
+    initialize: Optional[str] = key(
+        None, kind="checkpoint", check_in=TRAIN, modes=TRAIN, alias="intialize", original=True,
+        doc="weights to start from: AdapNet++: the ImageNet TF1 checkpoint or own weights; "
+            "SSMA: a whole SSMA checkpoint (e.g. stage 2's)")
+    checkpoint1: Optional[str] = key(
+        None, kind="checkpoint", check_in=TRAIN, modes=TRAIN, original=True,
+        doc="SSMA only, with `checkpoint2`: unimodal AdapNet++ weights for the modality-1 expert")
+    checkpoint2: Optional[str] = key(
+        None, kind="checkpoint", check_in=TRAIN, modes=TRAIN, original=True,
+        doc="SSMA only, with `checkpoint1`: unimodal AdapNet++ weights for the modality-2 expert")
+    train_data: Optional[tuple[str, ...]] = key(
+        None, kind="patterns", required=TRAIN, modes=TRAIN, check_in=TRAIN, original=True,
+        doc="record file, glob pattern or list of them to train on; each must match a file")
+    test_data: Optional[tuple[str, ...]] = key(
+        None, kind="patterns", required=EVAL, modes=EVAL, check_in=EVAL, original=True,
+        doc="record file, glob pattern or list of them to evaluate on; each must match a file")
+    height: int = key(kind="int", minimum=OUTPUT_STRIDE, multiple_of=OUTPUT_STRIDE,
+                      required=MODES, original=True,
+                      doc="height the images are resized to (the network input)")
+    width: int = key(kind="int", minimum=OUTPUT_STRIDE, multiple_of=OUTPUT_STRIDE,
+                     required=MODES, original=True,
+                     doc="width the images are resized to (the network input)")
+    batch_size: int = key(kind="int", minimum=1, required=MODES, original=True,
+                          doc="images per step (global batch over all devices)")
+    max_iteration: Optional[int] = key(
+        None, kind="int", minimum=1, required=TRAIN, modes=TRAIN, original=True,
+        doc="training steps, also the poly schedule's decay horizon")
+    learning_rate: Optional[float] = key(
+        None, kind="float", above=0, required=TRAIN, modes=TRAIN, original=True,
+        doc="initial learning rate of the poly schedule")
+    checkpoint: str = key(
+        kind="run_checkpoint", required=MODES, check_in=MODES, original=True,
+        doc="train: the directory checkpoints are written to and resumed from; eval: the "
+            "weights to evaluate")
+    skip_step: int = key(DEFAULT_SKIP_STEP["train"], kind="int", minimum=1, original=True,
+                         mode_defaults=DEFAULT_SKIP_STEP,
+                         doc="log every n steps (train) or batches (eval)")
+    save_step: int = key(1000, kind="int", minimum=1, modes=TRAIN, original=True,
+                         doc="write a checkpoint every n steps (and at the end)")
+    power: float = key(0.9, kind="float", minimum=0.0, modes=TRAIN, original=True,
+                       doc="exponent of the poly schedule")
+    dataset: Optional[str] = key(
+        None, kind="str", original=True,
+        doc="dataset name for class names and colours (`cityscapes`, `synthia`, `sun_rgbd`, "
+            "`scannet_v2`, `freiburg_forest`, and aliases); its class count must equal "
+            "`num_classes`")
+    type: Optional[str] = key(
+        None, kind="str", original=True,
+        doc="the original SSMA files' modality label (e.g. `rgb_hha`); informational only")
+    # --- New keys.
+    end_learning_rate: float = key(
+        END_LEARNING_RATE, kind="float", minimum=0.0, modes=TRAIN,
+        doc="learning rate the poly schedule ends at (TF1's default)")
+    aux_loss_weights: tuple[float, float] = key(
+        AUX_LOSS_WEIGHTS, kind="floats", length=2, minimum=0.0, modes=TRAIN,
+        doc="weights of the auxiliary losses on `up2` (conv911) and `up1` (conv912)")
+    aux_heads: bool = key(
+        True, kind="bool", default_doc="true (SSMA: false)",
+        doc="build the auxiliary heads (AdapNet++ always has them; off for SSMA as released)")
+    encoder_lr_multiplier: float = key(
+        1.0, kind="float", minimum=0.0, modes=TRAIN,
+        doc="factor on the encoders' learning rate (0.1 in SSMA stage 2)")
+    freeze_experts: bool = key(
+        False, kind="bool", alias="train_experts", alias_inverts=True, modes=TRAIN,
+        default_doc="false (SSMA: true)",
+        doc="SSMA only: experts not trainable, their batch norms in inference mode")
+    input_modality: Optional[str] = key(
+        INPUT_MODALITIES[0], kind="choice", choices=INPUT_MODALITIES,
+        doc="AdapNet++ only: which image of the records feeds the network")
+    dropout_keep_prob: float = key(0.3, kind="float", above=0, maximum=1, modes=TRAIN,
+                                   doc="keep probability of the block-4 dropout")
+    weight_decay: float = key(
+        0.0, kind="float", minimum=0.0, modes=TRAIN,
+        doc="L2 factor added to the loss (the released 5e-4 regulariser was never applied)")
+    adam_epsilon: float = key(1e-8, kind="float", above=0, modes=TRAIN,
+                              doc="Adam's epsilon (TF1's default; the paper says 1e-10)")
+    mixed_precision: Optional[str] = key(
+        None, kind="choice", choices=MIXED_PRECISION_POLICIES, modes=TRAIN,
+        doc="mixed-precision policy of the training model")
+    xla: bool = key(False, kind="bool", doc="compile the training or evaluation step with XLA")
+    seed: Optional[int] = key(None, kind="int", minimum=0, modes=TRAIN,
+                              doc="seed for weights, shuffling and augmentation")
+    augmentation: AugmentationConfig = key(
+        default_factory=AugmentationConfig.disabled, kind="augmentation", modes=TRAIN,
+        doc="mapping of augmentation keys (below; `{}` or `true`: the paper's augmentations); "
+            "absent or `false`: none, as released (the original augmented offline)")
+    modality2_interpolation: str = key(
+        INTERPOLATIONS[0], kind="choice", choices=INTERPOLATIONS,
+        doc="resampling of modality 2 (nearest for depth-like maps)")
+    one_hot_labels: bool = key(False, kind="bool",
+                               doc="feed one-hot labels like the original pipeline")
+    eval_scales: tuple[float, ...] = key(
+        (1.0,), kind="floats", minimum=0.0, above=0, items="scales", modes=EVAL,
+        doc="input scales for multi-scale testing")
+    eval_flip: bool = key(False, kind="bool", modes=EVAL,
+                          doc="also evaluate the left-right flipped input")
+    log_dir: Optional[str] = key(None, kind="path", modes=TRAIN,
+                                 default_doc="`<checkpoint>/logs`", doc="TensorBoard directory")
+    palette: Optional[str] = key(
+        None, kind="file", check_in=MODES, default_doc="shipped `ssma_tf/data/datasets.yaml`",
+        doc="a datasets file in that format, for datasets it does not know")
+
+    @property
+    def is_fusion(self) -> bool:
+        """True for SSMA (two input modalities)."""
+        return self.model == SSMA
+
+    @property
+    def data(self) -> tuple[str, ...]:
+        """The record patterns this mode reads: `train_data` or `test_data`."""
+        patterns = self.train_data if self.mode == "train" else self.test_data
+        assert patterns is not None  # guaranteed by validation
+        return patterns
+
+    def dataset_info(self) -> Optional["DatasetInfo"]:
+        """Class names and palette of `dataset` (None when the config names no dataset)."""
+        if self.dataset is None:
+            return None
+        from ssma_tf.data.datasets import get_dataset_info
+
+        return get_dataset_info(self.dataset, self.palette)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain mapping that `config_from_dict` reads back to an equal config.
+
+        Unset (None) values are left out; tuples become lists and the augmentation settings a
+        plain dict, so the result can be written with `yaml.safe_dump` or `json.dump`.
+        """
+        out: dict[str, Any] = {}
+        for name, _, _ in declared_keys(RunConfig):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, AugmentationConfig):
+                value = value.to_dict()
+            out[name] = value
+        return out
+
+
+# Every key of a run configuration and its declaration, in declaration order; the defaults.
+DECLARED = {name: spec for name, spec, _ in declared_keys(RunConfig)}
+DEFAULTS = {name: default for name, _, default in declared_keys(RunConfig)}

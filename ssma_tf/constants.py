@@ -1,0 +1,32 @@
+"""Numbers and names that several modules of ssma-tf rely on, each written once.
+
+Nothing here imports TensorFlow or Keras, so the config loader and the command-line tools can
+use these before anything heavy starts.
+"""
+
+# The AdapNet++ encoder's output is 1/16 of the input resolution (the paper, Section 3.1: res4a
+# has stride 1) and the decoder upsamples back by exactly 16 (Section 3.3), so model input
+# heights and widths are multiples of this.
+OUTPUT_STRIDE = 16
+
+# The networks, under the names the released `.config` files give them in their `model` key.
+ADAPNET_PP = "AdapNet_pp"
+SSMA = "SSMA"
+MODEL_NAMES = (ADAPNET_PP, SSMA)
+
+# The images of a record: modality 1 (RGB) and modality 2 (depth, HHA or EVI).
+INPUT_MODALITIES = ("modality1", "modality2")
+
+# How modality 2 is resampled: "nearest" keeps depth-like values unmixed at edges.
+INTERPOLATIONS = ("nearest", "bilinear")
+
+# λ1 and λ2, the weights of the auxiliary losses on `up2` (conv911) and `up1` (conv912): the
+# paper's Sections 3.4 and 5.1.1, and the released code.
+AUX_LOSS_WEIGHTS = (0.6, 0.5)
+
+# The learning rate the poly schedule decays to: the default of TF1's `polynomial_decay`, which
+# the released training script kept.
+END_LEARNING_RATE = 1e-4
+
+# Files that hold a whole model's weights in the project's own formats.
+WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5")

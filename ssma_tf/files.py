@@ -1,0 +1,136 @@
+"""Writing files and folders atomically: a reader sees the old version or the new one, never half.
+
+Everything is first written under a temporary name in the destination's own folder (so the final
+`os.replace` stays on one file system, where a rename is atomic) and renamed once complete. A
+failure, or an interrupt, removes the temporary and leaves the destination as it was.
+
+The temporary is created the way `open` and `mkdir` create any new file, so the result gets the
+permissions the user's umask gives (`-rw-r--r--` under the usual 022), not `tempfile.mkstemp`'s
+owner-only 0600. Temporary names start with `.partial-` and end with the destination's own name,
+so writers that go by the extension (Keras wants `.weights.h5` or `.keras`) accept them.
+
+No TensorFlow here: the data tools use this before they import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from typing import IO, Iterator, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+TEMPORARY_PREFIX = ".partial-"
+
+
+def temporary_name(path: PathLike) -> str:
+    """A fresh name beside `path` for writing it: `.partial-<pid>-<random>-<name>`.
+
+    Args:
+        path: the destination.
+
+    Returns:
+        An absolute path in the destination's folder that nothing uses yet.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(path)
+    # The process id tells leftovers of different runs apart; the random part makes two writers
+    # of one process (threads) miss each other too.
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    return os.path.join(folder, f"{TEMPORARY_PREFIX}{tag}-{name}")
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: PathLike, mode: str = "w", *, encoding: str | None = None
+) -> Iterator[IO]:
+    """Opens a file to write `path` atomically: `with atomic_write(p) as f: f.write(...)`.
+
+    The parent folders are created. The content goes to a temporary file beside `path`, which
+    replaces `path` when the block ends normally and is removed when it raises.
+
+    Args:
+        path: the destination; an existing file there is replaced.
+        mode: "w" (text) or "wb" (bytes).
+        encoding: for text; None means UTF-8 (not the locale's encoding).
+
+    Yields:
+        The open temporary file.
+
+    Raises:
+        ValueError: for a mode other than "w" or "wb".
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    if mode == "w" and encoding is None:
+        encoding = "utf-8"
+    with atomic_path(path) as temporary:
+        # O_EXCL: never write into a file someone else just made; mode 0o666 minus the umask
+        # gives new files their usual permissions (mkstemp would make them 0600).
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with open(handle, mode, encoding=encoding) as stream:
+            yield stream
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
+    """A temporary name to write `path` under, for writers that need a name rather than a stream.
+
+    Examples are Keras' `save_weights`, a `TFRecordWriter`, or a SavedModel folder:
+    `with atomic_path("out/final.weights.h5") as partial: model.save_weights(partial)`.
+    When the block ends normally the temporary replaces `path`; when it raises, the temporary
+    is removed. Several outputs that must appear together can be nested (or entered on one
+    `contextlib.ExitStack`): none is renamed before every block has finished writing.
+
+    Args:
+        path: the destination file or folder; an existing one is replaced. A folder is replaced
+            only once the new one is complete: the old one is moved aside, the new one renamed
+            in, then the old one deleted.
+        directory: create the temporary as an empty folder (with the umask's permissions) for
+            the block to fill; otherwise nothing is created and the block's writer creates the
+            file.
+
+    Yields:
+        The temporary path (absolute, in the folder of `path`, ending with the name of `path`).
+
+    Raises:
+        FileNotFoundError: the block wrote nothing under the temporary name.
+    """
+    destination = os.path.abspath(os.fspath(path))
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    temporary = temporary_name(destination)
+    if directory:
+        os.mkdir(temporary, 0o777)  # the umask takes off what it always does
+    try:
+        yield temporary
+        if not os.path.lexists(temporary):
+            raise FileNotFoundError(f"nothing was written to {temporary} for {destination}")
+        _replace(temporary, destination)
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
+def _replace(source: str, destination: str) -> None:
+    if os.path.isdir(source) and os.path.isdir(destination) and not os.path.islink(destination):
+        # A rename cannot replace a non-empty folder: move the old one aside first, so that the
+        # destination is missing only between two renames, and delete it after.
+        old = temporary_name(destination)
+        os.replace(destination, old)
+        try:
+            os.replace(source, destination)
+        except BaseException:
+            os.replace(old, destination)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    os.replace(source, destination)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)

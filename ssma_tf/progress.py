@@ -1,0 +1,156 @@
+"""How far a long loop has got: a bar redrawn in place on a terminal, optional plain log lines.
+
+One reporter for training, the TFRecord converter and the batch tools. The bar is drawn only
+when its stream is a terminal, so logs and pipes never fill with carriage returns. Tools whose
+output is often kept in a log file ask for `log_every` seconds: they then also print a plain line
+(`12/40 (30%), 3.1 files/s, about 9s left`) that often and at the end, terminal or not.
+Lines the caller prints itself go through `log`, which lifts the bar out of their way.
+
+No TensorFlow here, so the data tools can report before they import it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional, TextIO
+
+BAR_WIDTH = 30
+# Redrawing more often than this costs time and shows nothing new.
+_REDRAW_SECONDS = 0.1
+
+
+def format_duration(seconds: float) -> str:
+    """`1:02:03` for hours, minutes and seconds ("?" when unknown)."""
+    if not seconds < float("inf"):  # also catches NaN
+        return "?"
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def format_short_duration(seconds: float) -> str:
+    """`1h02m`, `3m05s` or `42s` ("?" when unknown), for log lines."""
+    if not seconds < float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{seconds}s"
+
+
+def is_terminal(stream: object) -> bool:
+    """Whether `stream` is an interactive terminal (False for files, pipes and captures)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except ValueError:  # a closed stream
+        return False
+
+
+class Progress:
+    """Reports `done` out of `total` steps of a loop.
+
+    Args:
+        total: the number of steps (files, samples, training steps) in all; a callback use
+            (`progress(done, total)`) sets it with each call.
+        stream: where to write (default: standard error).
+        unit: what a step is, for the rate ("files", "samples", ...).
+        prefix: put before every bar and line (e.g. the tool's name).
+        log_every: also print a plain log line every this many seconds and at the end, whether
+            or not the stream is a terminal; None: the bar only.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        stream: Optional[TextIO] = None,
+        unit: str = "files",
+        prefix: str = "",
+        log_every: Optional[float] = None,
+    ):
+        self.total = int(total)
+        self.stream = stream if stream is not None else sys.stderr
+        self.unit = unit
+        self.prefix = prefix
+        self.log_every = log_every
+        self.terminal = is_terminal(self.stream)
+        self._start = time.monotonic()
+        self._last_line = self._start
+        self._last_draw = float("-inf")
+        self._shown = False
+
+    def rate(self, done: int) -> float:
+        """Steps per second since the reporter was made."""
+        return done / max(time.monotonic() - self._start, 1e-9)
+
+    def update(self, done: int, text: Optional[str] = None) -> None:
+        """Reports that `done` steps are finished.
+
+        Args:
+            done: steps finished so far.
+            text: what the bar shows after `done/total` (default: the rate and the time left).
+        """
+        now = time.monotonic()
+        finished = done >= self.total
+        if self.log_every is not None and (finished or now - self._last_line >= self.log_every):
+            self._last_line = now
+            self.log(self._line(done, now))
+            return
+        if not self.terminal or (not finished and now - self._last_draw < _REDRAW_SECONDS):
+            return
+        self._last_draw = now
+        if text is None:
+            rate = done / max(now - self._start, 1e-9)
+            left = (self.total - done) / rate if rate > 0 else float("inf")
+            text = f"{rate:.1f} {self.unit}/s, {format_duration(left)} left"
+        filled = BAR_WIDTH * min(done, self.total) // max(self.total, 1)
+        bar = "=" * filled + (">" if filled < BAR_WIDTH else "") + "." * max(BAR_WIDTH - filled - 1, 0)
+        # \033[K clears what a longer previous line left behind.
+        self.stream.write(f"\r{self.prefix}[{bar}] {done}/{self.total} {text}\033[K")
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Removes the bar so that a line can take its place (the next update redraws it)."""
+        if self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._shown = False
+
+    def log(self, line: str) -> None:
+        """Prints `line` on the stream, above the bar."""
+        self.clear()
+        print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Removes the bar for good."""
+        self.clear()
+
+    def __call__(self, done: int, total: int) -> None:
+        """`update` as a `progress(done, total)` callback (`ssma_tf.data.write_tfrecords` calls it)."""
+        self.total = int(total)
+        self.update(done)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _line(self, done: int, now: float) -> str:
+        elapsed = max(now - self._start, 1e-9)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate > 0 else float("inf")
+        percent = 100.0 * done / self.total if self.total else 100.0
+        line = f"{self.prefix}{done}/{self.total} ({percent:.0f}%), {rate:.1f} {self.unit}/s"
+        if done < self.total:
+            line += f", about {format_short_duration(left)} left"
+        else:
+            line += f", {format_short_duration(elapsed)} in all"
+        return line

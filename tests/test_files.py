@@ -1,0 +1,112 @@
+"""ssma_tf.files: atomic writes that leave nothing half-written and honour the umask."""
+
+import contextlib
+import os
+import stat
+
+import pytest
+
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
+
+
+@contextlib.contextmanager
+def umask(value):
+    old = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def leftovers(folder):
+    return [name for name in os.listdir(folder) if name.startswith(TEMPORARY_PREFIX)]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_files_and_folders_get_the_permissions_of_the_umask(tmp_path, mask):
+    with umask(mask):
+        with atomic_write(tmp_path / "a.txt") as stream:
+            stream.write("text")
+        with atomic_write(tmp_path / "deep" / "b.png", "wb") as stream:
+            stream.write(b"\x89PNG")
+        with atomic_path(tmp_path / "c.bin") as partial:
+            with open(partial, "wb") as stream:  # a writer that wants a name (Keras, TFRecord)
+                stream.write(b"c")
+        with atomic_path(tmp_path / "export", directory=True) as partial:
+            with open(os.path.join(partial, "saved_model.pb"), "wb") as stream:
+                stream.write(b"model")
+    for name in ("a.txt", "deep/b.png", "c.bin", "export/saved_model.pb"):
+        assert mode(tmp_path / name) == 0o666 & ~mask, name  # mkstemp would give 0o600
+    assert mode(tmp_path / "export") == 0o777 & ~mask
+    assert (tmp_path / "a.txt").read_text() == "text" and (tmp_path / "c.bin").read_bytes() == b"c"
+    assert leftovers(tmp_path) == [] and leftovers(tmp_path / "deep") == []
+
+
+def test_a_failure_keeps_the_old_version_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as stream:
+            stream.write("half of the new")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and leftovers(tmp_path) == []
+
+    with atomic_write(target) as stream:
+        stream.write("new")
+    assert target.read_text() == "new" and leftovers(tmp_path) == []
+
+
+def test_the_temporary_keeps_the_destination_name_at_its_end(tmp_path):
+    with atomic_path(tmp_path / "final.weights.h5") as partial:
+        assert os.path.dirname(partial) == str(tmp_path)  # same file system: the rename is atomic
+        assert os.path.basename(partial).startswith(TEMPORARY_PREFIX)
+        assert partial.endswith(".final.weights.h5") or partial.endswith("-final.weights.h5")
+        with open(partial, "w") as stream:
+            stream.write("w")
+    assert (tmp_path / "final.weights.h5").read_text() == "w"
+
+
+def test_nothing_written_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing was written"):
+        with atomic_path(tmp_path / "x.tfrecords"):
+            pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_folder_is_replaced_only_once_the_new_one_is_complete(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "old.pb").write_text("old")
+    with pytest.raises(ValueError):
+        with atomic_path(export, directory=True) as partial:
+            with open(os.path.join(partial, "new.pb"), "w") as stream:
+                stream.write("new")
+            raise ValueError("conversion failed")
+    assert os.listdir(export) == ["old.pb"] and leftovers(tmp_path) == []
+
+    with atomic_path(export, directory=True) as partial:
+        with open(os.path.join(partial, "new.pb"), "w") as stream:
+            stream.write("new")
+    assert os.listdir(export) == ["new.pb"] and leftovers(tmp_path) == []
+
+
+def test_outputs_entered_together_appear_together(tmp_path):
+    names = [tmp_path / f"train-0000{i}-of-00003.tfrecords" for i in range(3)]
+    with pytest.raises(OSError):
+        with contextlib.ExitStack() as outputs:
+            partials = [outputs.enter_context(atomic_path(name)) for name in names]
+            for partial in partials[:2]:
+                with open(partial, "w") as stream:
+                    stream.write("shard")
+            raise OSError("the third image is unreadable")
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="mode"):
+        with atomic_write("x", "a"):
+            pass

@@ -1,0 +1,68 @@
+"""ssma_tf.progress: a bar on a terminal only; the batch tools' log lines unchanged."""
+
+import re
+
+from ssma_tf.progress import Progress, format_duration, format_short_duration
+
+
+class Stream:
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_bar_only_on_a_terminal():
+    piped, terminal = Stream(False), Stream(True)
+    for stream in (piped, terminal):
+        bar = Progress(10, stream=stream)
+        bar.update(5, "loss 1.0")
+        bar.clear()
+    assert piped.text == ""
+    assert "5/10" in terminal.text and "loss 1.0" in terminal.text
+    assert terminal.text.endswith("\r\033[K")  # cleared for the next log line
+
+
+def test_log_lines_between_bars():
+    terminal = Stream(True)
+    bar = Progress(4, stream=terminal, unit="samples")
+    bar.update(1)
+    bar.log("step 1 done")
+    bar.update(4)
+    bar.close()
+    # The line lands on its own row: the bar is wiped first and redrawn after it.
+    assert "\r\033[Kstep 1 done\n" in terminal.text
+    assert re.search(r"\[=+\] 4/4 [\d.]+ samples/s, 0:00:00 left", terminal.text)
+
+
+def test_log_lines_are_printed_terminal_or_not():
+    for tty in (False, True):
+        stream = Stream(tty)
+        progress = Progress(2, stream=stream, prefix="predicted ", log_every=2.0)
+        progress.update(1)  # not due yet: no line (a bar on a terminal)
+        progress.update(2)  # the end: always a line
+        # What stays on screen of each printed row (a bar is overwritten by the line after \r).
+        rows = [row.split("\r")[-1].replace("\033[K", "") for row in stream.text.split("\n")]
+        lines = [row for row in rows if row]
+        assert len(lines) == 1 and lines[0].startswith("predicted 2/2 (100%), ")
+        assert re.fullmatch(r"predicted 2/2 \(100%\), [\d.]+ files/s, \d+s in all", lines[0])
+
+
+def test_as_a_callback():
+    terminal = Stream(True)
+    progress = Progress(0, stream=terminal, unit="samples")
+    progress(3, 6)  # progress(done, total), as write_tfrecords calls it
+    assert progress.total == 6 and "3/6" in terminal.text
+
+
+def test_durations():
+    assert format_duration(3723) == "1:02:03" and format_duration(float("nan")) == "?"
+    assert format_short_duration(3723) == "1h02m" and format_short_duration(185) == "3m05s"
+    assert format_short_duration(42) == "42s" and format_short_duration(float("inf")) == "?"
