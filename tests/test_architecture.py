@@ -70,7 +70,7 @@ def test_the_package_keeps_its_import_contract_and_has_no_circle():
         # The rewrites reaching up into the predictor, inside the inference package.
         ("ssma_tf.inference.rewrites", "import ssma_tf.inference.predictor", "ssma_tf.inference:"),
         # Config reading importing TensorFlow.
-        ("ssma_tf.config", "import tensorflow", "imports neither TensorFlow"),
+        ("ssma_tf.config.reader", "import tensorflow", "imports neither TensorFlow"),
     ],
 )
 def test_an_upward_import_breaks_the_contract(tmp_path, module, line, broken):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ssma_tf.checkpoints.loading import model_for_checkpoint
 from ssma_tf.checkpoints.tf1_import import LoadReport, load_tf1_checkpoint
+from ssma_tf.files import atomic_path
 
 SUFFIXES = (".weights.h5", ".keras")
 
@@ -31,18 +31,9 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) ->
         raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
     model = model_for_checkpoint(prefix)
     report = load_tf1_checkpoint(model, prefix)
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    suffix = ".weights.h5" if output.endswith(".weights.h5") else ".keras"
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=suffix)
-    os.close(handle)
-    try:
-        if suffix == ".keras":
+    with atomic_path(output) as temporary:  # keeps the suffix Keras goes by
+        if output.endswith(".keras"):
             model.save(temporary)
         else:
             model.save_weights(temporary)
-        os.replace(temporary, output)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return report

@@ -27,6 +27,7 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
+from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.factory import build_model, check_model_name, model_name
 
@@ -140,7 +141,7 @@ def load_model(
             f"{resolved} does not say which network it holds: give the model (AdapNet_pp or SSMA) "
             "and num_classes"
         )
-    if model == "SSMA":
+    if model == SSMA_NAME:
         # Trained SSMA models have auxiliary heads or not (`aux_heads`); a weights file must
         # match the structure exactly, so try without them first, as released.
         try:

@@ -17,11 +17,11 @@ import os
 import tensorflow as tf
 
 from ssma_tf.checkpoints.tf1_import import CheckpointError
+from ssma_tf.constants import WEIGHTS_SUFFIXES
 
 FORMAT_TF1 = "tf1"
 FORMAT_TF2 = "tf2"
 FORMAT_KERAS = "keras"
-KERAS_SUFFIXES = (".weights.h5", ".keras", ".h5")
 # What a training run exports at its end, beside its checkpoints.
 FINAL_WEIGHTS = "final.weights.h5"
 # The key TF2 writes into every object-based checkpoint (TF1 name-based ones lack it).
@@ -45,7 +45,7 @@ def resolve_weights(path: str) -> tuple[str, str]:
     path = os.fspath(path)
     if path.endswith(".index"):
         path = path[: -len(".index")]
-    if path.endswith(KERAS_SUFFIXES):
+    if path.endswith(WEIGHTS_SUFFIXES):
         if not os.path.isfile(path):
             raise CheckpointError(f"no weights file at {path}")
         return FORMAT_KERAS, path
@@ -62,7 +62,7 @@ def resolve_weights(path: str) -> tuple[str, str]:
     if not os.path.isfile(path + ".index"):
         raise CheckpointError(
             f"no checkpoint at {path} (expected {path}.index, a checkpoint directory, or a "
-            f"{'/'.join(KERAS_SUFFIXES)} file)"
+            f"{'/'.join(WEIGHTS_SUFFIXES)} file)"
         )
     names = dict(tf.train.list_variables(path))
     return (FORMAT_TF2 if _OBJECT_GRAPH_KEY in names else FORMAT_TF1), path

@@ -30,8 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -40,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 import ssma_tf
+from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size
@@ -218,11 +217,8 @@ def export_saved_model(
             )
         say(f"folded {report.folded} batch norms (largest probability difference {report.fold_difference:.2e})")
 
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.partial-", dir=parent)
-    try:
-        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the export from other users
+    # The folder appears complete or not at all; an older export there is replaced only then.
+    with atomic_path(output_dir, directory=True) as staging:
         start = time.monotonic()
         serve, signature = serving_function(exported, size, modality2_interpolation)
         archive = keras.export.ExportArchive()
@@ -243,15 +239,9 @@ def export_saved_model(
             say(f"converted to TFLite {kind} ({report.seconds[f'tflite_{kind}']:.0f} s)")
 
         report.metadata = _metadata(model, size, modality2_interpolation, report, dataset)
-        metadata_path = os.path.join(staging, METADATA_FILE)
-        os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
-        with open(metadata_path, "w", encoding="utf-8") as handle:
+        with atomic_write(os.path.join(staging, METADATA_FILE)) as handle:
             json.dump(report.metadata, handle, indent=2)
             handle.write("\n")
-        _replace_folder(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 
@@ -285,10 +275,8 @@ def convert_to_tflite(saved_model_dir: str, output_path: str, kind: str = "float
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     content = converter.convert()
-    partial = output_path + ".partial"
-    with open(partial, "wb") as handle:
+    with atomic_write(output_path, "wb") as handle:
         handle.write(content)
-    os.replace(partial, output_path)
     return len(content)
 
 
@@ -325,15 +313,3 @@ def _metadata(
         "palette": None if dataset is None else [list(c) for c in dataset.palette],
         "tflite": {kind: os.path.basename(path) for kind, path in report.tflite.items()},
     }
-
-
-def _replace_folder(staging: str, output_dir: str) -> None:
-    """Renames `staging` to `output_dir`, replacing an existing folder only once the new one is complete."""
-    if not os.path.exists(output_dir):
-        os.replace(staging, output_dir)
-        return
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=os.path.dirname(output_dir))
-    os.rmdir(old)
-    os.replace(output_dir, old)
-    os.replace(staging, output_dir)
-    shutil.rmtree(old, ignore_errors=True)

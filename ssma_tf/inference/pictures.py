@@ -31,10 +31,8 @@ from ssma_tf import visualize
 from ssma_tf.data.convert import load_image_bgr, load_label
 from ssma_tf.inference.predictor import Prediction, PredictionError, Predictor
 from ssma_tf.inference.samples import PathLike, Sample
-from ssma_tf.modalities.batch import Progress
-
-# Which image AdapNet++ reads from a sample with both modalities.
-INPUT_MODALITIES = ("modality1", "modality2")
+from ssma_tf.constants import INPUT_MODALITIES
+from ssma_tf.progress import Progress
 
 # Class-id PNGs are 8-bit.
 MAX_CLASSES = 256
@@ -251,4 +249,4 @@ def _write_outputs(
 def _progress(total: int, stream: Optional[TextIO]):
     if stream is None:
         return None
-    return Progress(total, stream=stream, prefix="predicted ")
+    return Progress(total, stream=stream, prefix="predicted ", log_every=2.0)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-# The encoder downsamples by 16 and the decoder upsamples back exactly.
-SIZE_MULTIPLE = 16
-# How SSMA's second modality may be resized to the model size (the first is always bilinear).
-INTERPOLATIONS = ("nearest", "bilinear")
+from ssma_tf.constants import INTERPOLATIONS
+from ssma_tf.constants import OUTPUT_STRIDE as SIZE_MULTIPLE
 
 
 def parse_size(text: str) -> Optional[Tuple[int, int]]:

@@ -25,8 +25,8 @@ import os
 import pathlib
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
-from ssma_tf import progress as _progress
 from ssma_tf.files import atomic_write
+from ssma_tf.progress import Progress
 from ssma_tf.modalities.io import InputFileError, OutputExistsError, PathLike
 
 
@@ -358,22 +358,11 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool) 
     return list(jobs)
 
 
-def Progress(  # noqa: N802 (the name callers import)
-    total: int, stream: Optional[TextIO] = None, interval: float = 2.0, prefix: str = ""
-) -> _progress.Progress:
-    """A reporter printing `done/total`, rate and time left every `interval` seconds.
-
-    Kept for `ssma_tf/predict.py`, which imports the reporter from here; new code uses
-    `ssma_tf.progress.Progress(..., log_every=interval)` directly.
-    """
-    return _progress.Progress(total, stream=stream, prefix=prefix, log_every=interval)
-
-
 def run_jobs(
     jobs: Sequence[Job],
     convert: Callable[[Job], None],
     *,
-    progress: Optional[_progress.Progress] = None,
+    progress: Optional[Progress] = None,
 ) -> int:
     """Runs `convert` on every job in order, stopping at the first error.
 

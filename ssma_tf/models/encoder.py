@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.layers import EASPP, ConvBN, ResidualUnit, batch_norm
 
 # Multiscale dilations of the released graph (docs/architecture.md) and of the paper (Section 3.1).
@@ -63,12 +64,12 @@ def encoder_options(encoder) -> dict:
 
 
 def check_image_shape(shape, what: str):
-    """Raises ValueError unless the static height and width are unknown or multiples of 16."""
+    """Raises ValueError unless the static height and width are unknown or multiples of the output stride."""
     if len(shape) != 4:
         raise ValueError(f"{what} must be a 4-D batch (B, H, W, C), got shape {tuple(shape)}")
     for axis, size in (("height", shape[1]), ("width", shape[2])):
-        if size is not None and size % 16:
-            raise ValueError(f"{what} {axis} must be a multiple of 16, got {size} (shape {tuple(shape)})")
+        if size is not None and size % OUTPUT_STRIDE:
+            raise ValueError(f"{what} {axis} must be a multiple of {OUTPUT_STRIDE}, got {size} (shape {tuple(shape)})")
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

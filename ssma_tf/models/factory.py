@@ -10,11 +10,11 @@ from typing import Any
 
 import keras
 
+from ssma_tf.constants import ADAPNET_PP, MODEL_NAMES
+from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.ssma import SSMA
 
-# The config names of the two networks.
-MODEL_NAMES = ("AdapNet_pp", "SSMA")
 
 
 def check_model_name(name: str) -> str:
@@ -31,7 +31,7 @@ def is_fusion(model: keras.Model) -> bool:
 
 def model_name(model: keras.Model) -> str:
     """The config name of a model: "SSMA" or "AdapNet_pp"."""
-    return "SSMA" if is_fusion(model) else "AdapNet_pp"
+    return SSMA_NAME if is_fusion(model) else ADAPNET_PP
 
 
 def build_model(config: Any) -> keras.Model:

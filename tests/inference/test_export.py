@@ -3,12 +3,14 @@
 import importlib.util
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
 
+from ssma_tf.files import atomic_path
 from ssma_tf.inference import export
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.keras_compat import walk_layers
@@ -163,12 +165,14 @@ def test_export_refuses_a_fold_that_changes_outputs(adapnet, tmp_path, monkeypat
 
 
 def test_replacing_an_export_swaps_whole_folders(tmp_path):
-    old, new = tmp_path / "export", tmp_path / "staging"
+    # Exports are written through `atomic_path(..., directory=True)`: the old folder stays whole
+    # until the new one is complete, and nothing else is left beside it.
+    old = tmp_path / "export"
     old.mkdir()
     (old / "saved_model.pb").write_text("old")
-    new.mkdir()
-    (new / "saved_model.pb").write_text("new")
-    export._replace_folder(str(new), str(old))
+    with atomic_path(old, directory=True) as staging:
+        assert (old / "saved_model.pb").read_text() == "old"
+        (Path(staging) / "saved_model.pb").write_text("new")
     assert (old / "saved_model.pb").read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["export"]
 
