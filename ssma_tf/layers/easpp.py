@@ -45,6 +45,14 @@ class EASPP(layers.Layer):
                 ConvBN(branch_filters, 3, dilation_rate=rate, name=f"branch{i}_atrous2", dtype=policy),
                 ConvBN(filters, 1, name=f"branch{i}_expand", dtype=policy),
             ])
+        # Keras tracks the layers of a nested list for `.weights.h5` files but not for
+        # `tf.train.Checkpoint`, which would leave the branches out of every TF2 checkpoint (a
+        # resumed run would restart them from random weights). Private attributes are tracked by
+        # `tf.train.Checkpoint` and skipped by the `.weights.h5` writer, so those files keep their
+        # layout (tests/layers/test_easpp.py checks both).
+        for branch in self.branches:
+            for layer in branch:
+                setattr(self, f"_checkpointed_{layer.name}", layer)
         self.image_pooling = ConvBN(filters, 1, name="image_pooling", dtype=policy)
         self.projection = ConvBN(filters, 1, activation=None, name="projection", dtype=policy)
 
