@@ -97,7 +97,10 @@ def test_fit_on_the_data_pipeline_lowers_the_released_loss(tmp_path, model_name)
     # SSMA with trainable experts and the auxiliary heads: the dict path of the loss is exercised.
     model = SSMA(4, freeze_experts=False, aux_heads=True) if fusion else AdapNetPP(4)
     model.compile(optimizer=keras.optimizers.Adam(schedule_from_config(config)), loss=ReleasedLoss(),
-                  metrics=[ReleasedMeanIoU(4)])
+                  metrics=[ReleasedMeanIoU(4)], run_eagerly=True)
+    # Eagerly: tracing a full-size training step costs half a minute on two CPU cores; the
+    # compiled path of compute_loss/compute_metrics is the same Python, and `evaluate` below
+    # (test_model_evaluate_miou_equals_the_evaluator) runs it traced.
     # One batch over and over: each epoch's loss is that of one step, computed before its update
     # (in training mode, so with the auxiliary terms).
     history = model.fit(dataset.take(1).cache().repeat(), steps_per_epoch=1, epochs=3, verbose=0)

@@ -39,3 +39,16 @@ class SegmenterTraining:
         if isinstance(y_pred, Mapping):
             y_pred = y_pred[MAIN_OUTPUT]
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """A released model by name, or a local checkpoint, folder or archive (KerasHub's API).
+
+        The model zoo lives in `ssma_tf.checkpoints.zoo`, above the models in the import contract;
+        importing it (as `ssma_tf.load_model`, `ssma_tf.AdapNetPP` and everything that loads
+        checkpoints do) replaces this method with the loader.
+        """
+        raise RuntimeError(
+            f"{cls.__name__}.from_preset({preset!r}) needs the model zoo: import ssma_tf.checkpoints "
+            "first, or call ssma_tf.load_model"
+        )

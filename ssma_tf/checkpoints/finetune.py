@@ -1,0 +1,100 @@
+"""Fine-tuning a trained AdapNet++ or SSMA to another class set (the config's `finetune_from`).
+
+A trained model of the same kind is loaded whole, with the class count it was trained for (TF1
+checkpoints and `.keras` files say it themselves), and every layer is copied into the new model
+except the class-dependent ones (`ssma_tf.models.decoder.CLASS_LAYERS`: the classifier, the last
+upsampling and the auxiliary heads), which keep their fresh initialisation. The original code had
+no way to do this (AdapNet-pp issue #7 asks for it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+
+from ssma_tf.checkpoints.loading import load_model
+from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
+from ssma_tf.checkpoints.tf1_import import CheckpointError
+from ssma_tf.checkpoints.tf1_names import DECODER_SCOPES
+from ssma_tf.models.decoder import CLASS_LAYERS
+from ssma_tf.models.factory import model_name
+
+
+@dataclasses.dataclass
+class FinetuneReport:
+    """What `finetune_weights` did.
+
+    Attributes:
+        checkpoint: the source read.
+        source_classes: the classes the source was trained with.
+        target_classes: the classes of the model being fine-tuned.
+        loaded: the layers copied from the source (by Keras name).
+        reinitialized: the class-dependent layers left freshly initialised.
+    """
+
+    checkpoint: str
+    source_classes: int
+    target_classes: int
+    loaded: list
+    reinitialized: list
+
+    def __str__(self) -> str:
+        fresh = ", ".join(f"{name} ({DECODER_SCOPES[name]})" for name in self.reinitialized) or "none"
+        return (
+            f"{self.checkpoint}: fine-tuning from {self.source_classes} to {self.target_classes} classes: "
+            f"loaded {len(self.loaded)} layers; re-initialised the class-dependent layers: {fresh}"
+        )
+
+
+def _layers_with_weights(model: keras.Model) -> dict[str, Any]:
+    """The model's top-level layers that hold weights, by name (encoders are one layer each)."""
+    return {layer.name: layer for layer in model.layers if layer.weights}
+
+
+def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
+    """Loads every layer but the class-dependent ones from a trained model of the same kind.
+
+    Args:
+        model: the freshly built `AdapNetPP` or `SSMA`, with the new class count.
+        path: a trained TF1 AdapNet++/SSMA checkpoint (prefix or folder) or a `.keras` file.
+
+    Returns:
+        A `FinetuneReport` naming the re-initialised layers.
+
+    Raises:
+        CheckpointError: the source is another kind of model, the ImageNet initialisation, a
+            format that does not say its class count, or a non-class layer does not fit.
+    """
+    fmt, resolved = resolve_weights(path)
+    if fmt != FORMAT_TF1 and not resolved.endswith(".keras"):
+        raise CheckpointError(
+            f"{resolved}: finetune_from needs a checkpoint that says its class count (an original "
+            "TF1 checkpoint or a .keras file); load own weights of the same classes with 'intialize'"
+        )
+    source = load_model(resolved)
+    if model_name(source) != model_name(model):
+        raise CheckpointError(
+            f"{resolved} holds {model_name(source)}, but the model to fine-tune is {model_name(model)}"
+        )
+    wanted = _layers_with_weights(model)
+    available = _layers_with_weights(source)
+    loaded, fresh = [], []
+    # Check every layer before assigning anything, so a mismatch never leaves a half-loaded model.
+    pairs = []
+    for name, layer in wanted.items():
+        if name in CLASS_LAYERS:
+            fresh.append(name)
+            continue
+        if name not in available:
+            raise CheckpointError(f"{resolved}: the checkpoint has no layer {name} for this {model_name(model)}")
+        arrays = available[name].get_weights()
+        shapes = [tuple(v.shape) for v in layer.weights]
+        if [a.shape for a in arrays] != shapes:
+            raise CheckpointError(f"{resolved}: layer {name} does not fit the model's (other options?)")
+        pairs.append((layer, arrays))
+    for layer, arrays in pairs:
+        layer.set_weights(arrays)
+        loaded.append(layer.name)
+    return FinetuneReport(resolved, source.num_classes, model.num_classes, loaded, fresh)
