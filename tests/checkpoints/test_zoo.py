@@ -1,6 +1,7 @@
 """The released model zoo: the data file, presets through `file://` archives, local sources."""
 
 import os
+import pathlib
 import tarfile
 import zipfile
 
@@ -86,3 +87,8 @@ def test_unknown_presets_list_the_known_ones():
         zoo.get_preset("ssma_citiscapes")
     with pytest.raises(ValueError, match="unknown preset 'nothing_here'"):
         ssma_tf.load_model("nothing_here")
+
+
+def test_the_readme_table_is_the_zoo_file():
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert zoo.markdown_table() in readme, "README.md's model table differs from zoo.yaml: rerun python -m ssma_tf.checkpoints.zoo"
