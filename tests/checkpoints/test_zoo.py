@@ -91,4 +91,6 @@ def test_unknown_presets_list_the_known_ones():
 
 def test_the_readme_table_is_the_zoo_file():
     readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert zoo.markdown_table() in readme, "README.md's model table differs from zoo.yaml: rerun python -m ssma_tf.checkpoints.zoo"
+    assert zoo.markdown_table() in readme, (
+        "README.md's model table differs from zoo.yaml: paste the output of python -m ssma_tf.checkpoints.zoo"
+    )

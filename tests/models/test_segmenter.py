@@ -38,7 +38,9 @@ def test_outputs_are_the_dict_while_training_and_the_softmax_otherwise():
     assert set(model(x, return_all=True)) == {"softmax", "aux_up2", "aux_up1"}
 
 
-@pytest.mark.parametrize("loss, with_aux", [(ReleasedLoss(), True), (keras.losses.SparseCategoricalCrossentropy(), False)])
+@pytest.mark.parametrize(
+    "loss, with_aux", [(ReleasedLoss(), True), (keras.losses.SparseCategoricalCrossentropy(), False)]
+)
 def test_compiled_fit_gives_the_dict_to_the_released_loss_and_the_softmax_to_others(loss, with_aux):
     keras.utils.set_random_seed(1)
     model = TinyDictSegmenter()
