@@ -1,10 +1,13 @@
 """Fine-tuning a trained checkpoint to another class set (`finetune_from`)."""
 
+import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ssma_tf.checkpoints import CheckpointError, load_tf1_checkpoint
-from ssma_tf.checkpoints.finetune import finetune_weights
+from ssma_tf.checkpoints.finetune import finetune_weights, stored_num_classes
+from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF2
 from ssma_tf.checkpoints.initialize import initialize_model
 from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.models import SSMA, AdapNetPP
@@ -56,10 +59,29 @@ def test_fine_tuning_needs_the_same_kind_of_model(tf1_fixture_dir):
         finetune_weights(SSMA(5), str(tf1_fixture_dir / "model.ckpt"))
 
 
-def test_fine_tuning_rejects_formats_without_a_class_count(tmp_path):
-    path = tmp_path / "w.weights.h5"
-    path.write_bytes(b"")
-    with pytest.raises(CheckpointError, match="says its class count"):
+def test_own_weights_fine_tune_too_and_own_checkpoints_tell_their_class_count(tmp_path, tf1_fixture_dir):
+    original = AdapNetPP(12)
+    load_tf1_checkpoint(original, str(tf1_fixture_dir / "model.ckpt"))
+    weights = str(tmp_path / "final.weights.h5")
+    original.save_weights(weights)
+    prefix = tf.train.Checkpoint(model=original).save(str(tmp_path / "ckpt"))  # as training saves
+    assert stored_num_classes(FORMAT_KERAS, weights) == stored_num_classes(FORMAT_TF2, prefix) == 12
+
+    model = AdapNetPP(3)
+    report = finetune_weights(model, weights)
+    assert (report.source_classes, report.target_classes) == (12, 3)
+    assert report.reinitialized == list(CLASS_LAYERS)
+    for mine, theirs in zip(model.encoder.get_weights(), original.encoder.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(model.get_layer("refine2_conv2").get_weights()[0],
+                                  original.get_layer("refine2_conv2").get_weights()[0])
+
+
+def test_a_file_without_the_class_kernel_is_an_error(tmp_path):
+    path = tmp_path / "other.weights.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros((3, 3, 4, 4), np.float32)
+    with pytest.raises(CheckpointError, match="cannot tell the class count"):
         finetune_weights(AdapNetPP(5), str(path))
 
 
