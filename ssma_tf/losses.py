@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import keras
 from keras import ops
 
+from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import AUX_LOSS_WEIGHTS
 
 # The constant the released graph adds inside the log, so that p = 0 gives a large finite loss.
@@ -164,3 +165,54 @@ def l2_penalty(weights: Sequence[keras.Variable], scale: float) -> Tensor:
     for w in weights:
         total = total + ops.sum(ops.square(ops.cast(w, "float32")))
     return scale * 0.5 * total
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ReleasedLoss(keras.losses.Loss):
+    """The released objective as a Keras loss, for `model.compile(loss=ReleasedLoss())`.
+
+    With the dict of outputs that `AdapNetPP` and `SSMA` return while training (`softmax`,
+    `aux_up2`, `aux_up1`) it is `total_loss`: the weighted cross-entropy of the softmax plus the
+    auxiliary terms weighted `aux_weights`. With the softmax alone (what the models return in
+    inference mode, so in `model.evaluate`) it is the main term only. Labels are sparse ids
+    (B, H, W) or one-hot (B, H, W, C), ids outside [0, C) void, as in `weighted_cross_entropy`.
+
+    The value is already the released mean over all pixels of the batch, so `sample_weight` is
+    not supported (it would weight a scalar).
+
+    Args:
+        aux_weights: weights of (`aux_up2`, `aux_up1`); released (0.6, 0.5).
+        class_weights: one weight per class; default 0 for void and 1 otherwise.
+        name: the loss's name.
+        **kwargs: passed to `keras.losses.Loss` (e.g. `dtype`).
+    """
+
+    # Tells the models (ssma_tf.models.segmenter) that this loss reads the auxiliary heads.
+    reads_all_outputs = True
+
+    def __init__(
+        self,
+        aux_weights: Sequence[float] = AUX_LOSS_WEIGHTS,
+        class_weights: Optional[Sequence[float]] = None,
+        name: str = "released_loss",
+        **kwargs: Any,
+    ):
+        if len(aux_weights) != 2:
+            raise ValueError(f"aux_weights must be two numbers (up2, up1), got {aux_weights!r}")
+        super().__init__(name=name, **kwargs)
+        self.aux_weights = tuple(float(w) for w in aux_weights)
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+
+    def __call__(self, y_true: Tensor, y_pred: Any, sample_weight: Any = None) -> Tensor:
+        if sample_weight is not None:
+            raise ValueError("ReleasedLoss is a mean over all pixels and takes no sample_weight")
+        return super().__call__(y_true, y_pred)
+
+    def call(self, y_true: Tensor, y_pred: Any) -> Tensor:
+        loss, _ = total_loss(y_true, y_pred, self.aux_weights, self.class_weights)
+        return loss
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"aux_weights": list(self.aux_weights), "class_weights": self.class_weights})
+        return config

@@ -29,8 +29,11 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence
 
+import keras
 import numpy as np
 from keras import ops
+
+from ssma_tf import SERIALIZATION_PACKAGE
 
 # The released constant in the mIoU denominator (only matters for absent classes: 0 / 1e-10 = 0).
 IOU_EPSILON = 1e-10
@@ -328,6 +331,163 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> A
     flat = ops.reshape(gt * num_classes + preds, (-1,))
     counts = ops.bincount(flat, minlength=num_classes * num_classes)
     return ops.cast(ops.reshape(counts, (num_classes, num_classes)), "int32")
+
+
+# --- Keras metrics ------------------------------------------------------------------------------
+
+
+def _main_output(y_pred: Any) -> Any:
+    """The softmax of the models' training-time output dict, or `y_pred` itself."""
+    return y_pred["softmax"] if isinstance(y_pred, dict) else y_pred
+
+
+def _safe_ratio(numerator: Any, denominator: Any) -> Any:
+    """100 · numerator / denominator with backend ops, NaN where the denominator is 0."""
+    defined = denominator > 0
+    value = 100.0 * numerator / ops.where(defined, denominator, ops.ones_like(denominator))
+    return ops.where(defined, value, ops.full_like(value, math.nan))
+
+
+def _ops_nanmean(values: Any) -> Any:
+    """The mean of the defined (non-NaN) entries, NaN if there are none."""
+    defined = ops.logical_not(ops.isnan(values))
+    count = ops.sum(ops.cast(defined, values.dtype))
+    total = ops.sum(ops.where(defined, values, ops.zeros_like(values)))
+    return ops.where(count > 0, total / ops.maximum(count, 1.0), ops.cast(math.nan, values.dtype))
+
+
+class ConfusionMatrixMetric(keras.metrics.Metric):
+    """Base of the Keras metrics: a (C, C) confusion matrix counted as `ConfusionMatrix` does.
+
+    `update_state` counts a batch with `batch_confusion_matrix` (the released conventions: void
+    ground truth never counted, ids outside [0, C) void) into a variable, so `model.fit` and
+    `model.evaluate` accumulate over a whole epoch and the result is the set's metric, not a mean
+    over batches. `y_pred` is the softmax (B, H, W, C), or the dict the models return while
+    training (its `softmax` is used). Subclasses turn the per-class counts into one number with
+    the same formulas as the `ConfusionMatrix` method of the same name.
+
+    Args:
+        num_classes: C, void (class 0) included.
+        name: the metric's name in logs.
+        dtype: the dtype of the result (counts are kept as int64, ratios computed in float64 so
+            that they match the NumPy accumulator on full-size sets).
+    """
+
+    def __init__(self, num_classes: int, name: Optional[str] = None, dtype: Any = None):
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        super().__init__(name=name, dtype=dtype)
+        self.num_classes = int(num_classes)
+        self.counts = self.add_variable(
+            shape=(self.num_classes, self.num_classes), initializer="zeros", dtype="int64",
+            aggregation="sum", name="confusion",
+        )
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if sample_weight is not None:
+            raise ValueError(f"{type(self).__name__} counts pixels and takes no sample_weight")
+        counts = batch_confusion_matrix(y_true, _main_output(y_pred), self.num_classes)
+        self.counts.assign_add(ops.cast(counts, "int64"))
+
+    def reset_state(self) -> None:
+        self.counts.assign(ops.zeros_like(self.counts))
+
+    def class_counts(self) -> tuple[Any, Any, Any, Any]:
+        """TP, FP, FN and TN per class (float64, length C, entry 0 = void = 0), as `ConfusionMatrix`."""
+        matrix = ops.cast(self.counts, "float64")
+        not_void = ops.concatenate([ops.zeros((1,), "float64"), ops.ones((self.num_classes - 1,), "float64")])
+        tp = ops.diagonal(matrix) * not_void
+        # Columns summed over non-void ground-truth rows only, rows over every column.
+        fp = (ops.sum(matrix[1:, :], axis=0) - tp) * not_void
+        fn = (ops.sum(matrix, axis=1) - tp) * not_void
+        tn = (ops.sum(matrix[1:, :]) - tp - fp - fn) * not_void
+        return tp, fp, fn, tn
+
+    def result(self) -> Any:
+        return ops.cast(self.result_from_counts(*self.class_counts()), self.dtype)
+
+    def result_from_counts(self, tp: Any, fp: Any, fn: Any, tn: Any) -> Any:
+        """The metric from per-class counts; what subclasses define."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ReleasedMeanIoU(ConfusionMatrixMetric):
+    """The released mIoU in percent (`ConfusionMatrix.miou`): void left out, absent classes 0."""
+
+    def __init__(self, num_classes: int, name: str = "miou", dtype: Any = None):
+        super().__init__(num_classes, name=name, dtype=dtype)
+
+    def result_from_counts(self, tp, fp, fn, tn):
+        per_class = tp[1:] / (tp[1:] + fp[1:] + fn[1:] + IOU_EPSILON)
+        return 100.0 * ops.sum(per_class) / (self.num_classes - 1)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class MeanIoUPresent(ConfusionMatrixMetric):
+    """Mean IoU over classes present in ground truth or prediction (`ConfusionMatrix.mean_iou_present`)."""
+
+    def __init__(self, num_classes: int, name: str = "mean_iou_present", dtype: Any = None):
+        super().__init__(num_classes, name=name, dtype=dtype)
+
+    def result_from_counts(self, tp, fp, fn, tn):
+        return _ops_nanmean(_safe_ratio(tp, tp + fp + fn)[1:])
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class PixelAccuracy(ConfusionMatrixMetric):
+    """Percent of non-void pixels predicted correctly (`ConfusionMatrix.pixel_accuracy`)."""
+
+    def __init__(self, num_classes: int, name: str = "pixel_accuracy", dtype: Any = None):
+        super().__init__(num_classes, name=name, dtype=dtype)
+
+    def result_from_counts(self, tp, fp, fn, tn):
+        return _safe_ratio(ops.sum(tp), ops.sum(ops.cast(self.counts, "float64")[1:, :]))
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class GlobalIoU(ConfusionMatrixMetric):
+    """Σ TP / Σ (TP + FP + FN) over the non-void classes (`ConfusionMatrix.global_iou`)."""
+
+    def __init__(self, num_classes: int, name: str = "global_iou", dtype: Any = None):
+        super().__init__(num_classes, name=name, dtype=dtype)
+
+    def result_from_counts(self, tp, fp, fn, tn):
+        return _safe_ratio(ops.sum(tp[1:]), ops.sum((tp + fp + fn)[1:]))
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class MeanFalsePositiveRate(ConfusionMatrixMetric):
+    """Mean over classes of FP / (FP + TN) (`ConfusionMatrix.fpr`, `summary()["mean_fpr"]`)."""
+
+    def __init__(self, num_classes: int, name: str = "mean_fpr", dtype: Any = None):
+        super().__init__(num_classes, name=name, dtype=dtype)
+
+    def result_from_counts(self, tp, fp, fn, tn):
+        return _ops_nanmean(_safe_ratio(fp, fp + tn)[1:])
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class MeanFalseNegativeRate(ConfusionMatrixMetric):
+    """Mean over classes of FN / (FN + TP) (`ConfusionMatrix.fnr`, `summary()["mean_fnr"]`)."""
+
+    def __init__(self, num_classes: int, name: str = "mean_fnr", dtype: Any = None):
+        super().__init__(num_classes, name=name, dtype=dtype)
+
+    def result_from_counts(self, tp, fp, fn, tn):
+        return _ops_nanmean(_safe_ratio(fn, fn + tp)[1:])
+
+
+def released_metrics(num_classes: int) -> list[ConfusionMatrixMetric]:
+    """The released mIoU and the extra metrics, ready for `model.compile(metrics=...)`."""
+    return [
+        cls(num_classes)
+        for cls in (ReleasedMeanIoU, MeanIoUPresent, PixelAccuracy, GlobalIoU, MeanFalsePositiveRate,
+                    MeanFalseNegativeRate)
+    ]
 
 
 def _ratio(numerator: Any, denominator: Any) -> Any:

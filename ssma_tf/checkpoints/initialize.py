@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from ssma_tf.checkpoints.finetune import finetune_weights
 from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
@@ -71,6 +72,8 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     SSMA: `checkpoint1` → modality-1 expert and `checkpoint2` → modality-2 expert (unimodal
     AdapNet++ checkpoints, TF1 or own: only their encoders are used), or `initialize` with a
     whole SSMA checkpoint (e.g. stage 3 starting from stage 2).
+    Either: `finetune_from`, a trained model of the same kind with any class count
+    (`ssma_tf.checkpoints.finetune`).
 
     Args:
         model: the freshly built model.
@@ -80,6 +83,8 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         Lines for the log, one per source loaded (none: training starts from random weights).
     """
     messages = []
+    if config.finetune_from is not None:
+        messages.append(str(finetune_weights(model, config.finetune_from)))
     if config.initialize is not None:
         messages.append(load_weights(model, config.initialize))
     if config.is_fusion and config.checkpoint1 is not None:

@@ -303,6 +303,13 @@ class _Reader:
                     "give either a whole SSMA checkpoint to start from or the two experts "
                     "(checkpoint1, checkpoint2), not both",
                 )
+        if values["finetune_from"] is not None:
+            for other in ("initialize", "checkpoint1"):
+                if values[other] is not None:
+                    raise self.error(
+                        "finetune_from",
+                        f"starts the whole model; give it or '{self.spelling(other)}', not both",
+                    )
         if self.mode == "train" and values["log_dir"] is None:
             values["log_dir"] = os.path.join(values["checkpoint"], "logs")
         values["dataset"] = self.relate_dataset(

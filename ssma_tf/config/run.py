@@ -65,6 +65,11 @@ class RunConfig:
     checkpoint2: Optional[str] = key(
         None, kind="checkpoint", check_in=TRAIN, modes=TRAIN, original=True,
         doc="SSMA only, with `checkpoint1`: unimodal AdapNet++ weights for the modality-2 expert")
+    finetune_from: Optional[str] = key(
+        None, kind="checkpoint", check_in=TRAIN, modes=TRAIN,
+        doc="a trained model of the same kind (TF1 or own checkpoint, `.weights.h5`, `.keras`) to "
+            "fine-tune from, with any class count: all but the class-dependent layers are loaded, "
+            "those start fresh")
     train_data: Optional[tuple[str, ...]] = key(
         None, kind="patterns", required=TRAIN, modes=TRAIN, check_in=TRAIN, original=True,
         doc="record file, glob pattern or list of them to train on; each must match a file")

@@ -4,6 +4,7 @@ import keras
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.models.decoder import build_decoder
+from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
     resolve_dilations,
@@ -11,12 +12,13 @@ from ssma_tf.models.encoder import (
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
-class AdapNetPP(keras.Model):
+class AdapNetPP(SegmenterTraining, keras.Model):
     """AdapNet++: encoder (multiscale residual units, eASPP) and decoder with skip refinement.
 
     `model(x, training=False)` takes (B, H, W, 3) BGR floats 0..255 (H, W multiples of 16) and
     returns the per-pixel softmax (B, H, W, C), the released graph's `softmax` tensor.
-    `model(x, training=True, return_all=True)` returns a dict with `softmax`, `logits` and, when
+    `model(x, training=True)` (what `fit` calls, see `ssma_tf.models.segmenter`) and
+    `model(x, return_all=True)` return a dict with `softmax`, `logits` and, when
     `aux_heads`, the auxiliary probabilities `aux_up2` (head `conv911` on the second upsampling,
     loss weight 0.6) and `aux_up1` (`conv912` on the first, weight 0.5).
 
@@ -82,10 +84,10 @@ class AdapNetPP(keras.Model):
         """The encoder sub-models (one here; SSMA has two)."""
         return [self.encoder]
 
-    def call(self, inputs, training=None, mask=None, return_all: bool = False):
+    def call(self, inputs, training=None, mask=None, return_all=None):
         check_image_shape(tuple(inputs.shape), "AdapNetPP input")
         outputs = super().call(inputs, training=training, mask=mask)
-        return outputs if return_all else outputs["softmax"]
+        return self.resolve_outputs(outputs, training, return_all)
 
     def get_config(self):
         config = super().get_config()  # name, trainable, dtype policy

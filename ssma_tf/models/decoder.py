@@ -5,6 +5,9 @@ from keras import layers
 from ssma_tf.layers import BilinearUpsampling, ConvBN, SkipAttention
 
 DECODER_FILTERS = 256
+# The layers whose weights have a class axis: the 1×1 classifier, the last learned upsampling and
+# the two auxiliary heads. Fine-tuning to another class set starts these afresh.
+CLASS_LAYERS = ("classifier", "up3", "aux_up2_head", "aux_up1_head")
 
 
 def build_decoder(features, skip2, skip1, num_classes: int, *, skip_attention: bool,

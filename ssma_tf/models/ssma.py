@@ -6,6 +6,7 @@ from keras import layers
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
+from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
     encoder_options, resolve_dilations,
@@ -13,12 +14,13 @@ from ssma_tf.models.encoder import (
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
-class SSMA(keras.Model):
+class SSMA(SegmenterTraining, keras.Model):
     """The SSMA fusion network: two AdapNet++ experts, SSMA blocks, attention-refined decoder.
 
     Takes `[modality1, modality2]`, each (B, H, W, 3) floats 0..255 (modality 1 is the BGR image;
     modality 2 the 3-channel encoding of depth, HHA, NIR, ...), and returns the per-pixel softmax
-    (B, H, W, C). With `return_all=True` it returns a dict with `softmax`, `logits`, the SSMA gates
+    (B, H, W, C) in inference mode. With `return_all=True` (the default while training, for
+    `fit`, see `ssma_tf.models.segmenter`) it returns a dict with `softmax`, `logits`, the SSMA gates
     `gate_latent` (H/16, 512 ch), `gate_skip2` (H/8, 48 ch), `gate_skip1` (H/4, 48 ch), and, with
     `aux_heads`, `aux_up2` and `aux_up1`.
 
@@ -113,7 +115,7 @@ class SSMA(keras.Model):
         """The two expert encoders, modality 1 first."""
         return [self.modality1_encoder, self.modality2_encoder]
 
-    def call(self, inputs, training=None, mask=None, return_all: bool = False):
+    def call(self, inputs, training=None, mask=None, return_all=None):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError("SSMA takes a list [modality1, modality2] of two image batches")
         shapes = [tuple(x.shape) for x in inputs]
@@ -122,7 +124,7 @@ class SSMA(keras.Model):
         if None not in shapes[0][:3] and None not in shapes[1][:3] and shapes[0][:3] != shapes[1][:3]:
             raise ValueError(f"SSMA modalities must have the same batch, height and width, got {shapes}")
         outputs = super().call(list(inputs), training=training, mask=mask)
-        return outputs if return_all else outputs["softmax"]
+        return self.resolve_outputs(outputs, training, return_all)
 
     def get_config(self):
         config = super().get_config()  # name, trainable, dtype policy

@@ -1,0 +1,132 @@
+"""Fine-tuning a trained AdapNet++ or SSMA to another class set (the config's `finetune_from`).
+
+A trained model of the same kind is loaded whole, with the class count it was trained for (TF1
+checkpoints and `.keras` files say it; in the project's own TF2 checkpoints and `.weights.h5`
+files it is read off the last upsampling's kernel), and every layer is copied into the new model
+except the class-dependent ones (`ssma_tf.models.decoder.CLASS_LAYERS`: the classifier, the last
+upsampling and the auxiliary heads), which keep their fresh initialisation. The original code had
+no way to do this (AdapNet-pp issue #7 asks for it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import h5py
+import keras
+import tensorflow as tf
+
+from ssma_tf.checkpoints.loading import load_model
+from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
+from ssma_tf.checkpoints.tf1_import import CheckpointError
+from ssma_tf.checkpoints.tf1_names import DECODER_SCOPES
+from ssma_tf.models.decoder import CLASS_LAYERS
+from ssma_tf.models.factory import model_name
+
+
+@dataclasses.dataclass
+class FinetuneReport:
+    """What `finetune_weights` did.
+
+    Attributes:
+        checkpoint: the source read.
+        source_classes: the classes the source was trained with.
+        target_classes: the classes of the model being fine-tuned.
+        loaded: the layers copied from the source (by Keras name).
+        reinitialized: the class-dependent layers left freshly initialised.
+    """
+
+    checkpoint: str
+    source_classes: int
+    target_classes: int
+    loaded: list
+    reinitialized: list
+
+    def __str__(self) -> str:
+        fresh = ", ".join(f"{name} ({DECODER_SCOPES[name]})" for name in self.reinitialized) or "none"
+        return (
+            f"{self.checkpoint}: fine-tuning from {self.source_classes} to {self.target_classes} classes: "
+            f"loaded {len(self.loaded)} layers; re-initialised the class-dependent layers: {fresh}"
+        )
+
+
+def _layers_with_weights(model: keras.Model) -> dict[str, Any]:
+    """The model's top-level layers that hold weights, by name (encoders are one layer each)."""
+    return {layer.name: layer for layer in model.layers if layer.weights}
+
+
+def _stored_shapes(fmt: str, resolved: str) -> list[tuple]:
+    """The shapes of every array an own checkpoint (TF2 prefix or Keras HDF5 file) holds."""
+    if fmt == FORMAT_TF2:
+        return [tuple(shape) for _, shape in tf.train.list_variables(resolved)]
+    shapes = []
+    with h5py.File(resolved, "r") as f:
+        f.visititems(lambda _, item: shapes.append(item.shape) if isinstance(item, h5py.Dataset) else None)
+    return shapes
+
+
+def stored_num_classes(fmt: str, resolved: str) -> int:
+    """The class count of an own AdapNet++/SSMA checkpoint, which does not name its layers.
+
+    The last learned upsampling (`up3`, a transposed 8×8 convolution from C to C channels) is the
+    only 8×8 kernel of both networks, so its shape (8, 8, C, C) gives C.
+
+    Raises:
+        CheckpointError: no such kernel, or several.
+    """
+    found = {s[2] for s in _stored_shapes(fmt, resolved) if len(s) == 4 and s[:2] == (8, 8) and s[2] == s[3]}
+    if len(found) != 1:
+        raise CheckpointError(
+            f"{resolved}: cannot tell the class count (no single 8x8 C-to-C upsampling kernel; "
+            f"found {sorted(found) or 'none'}); is it an AdapNet++ or SSMA checkpoint?"
+        )
+    return int(found.pop())
+
+
+def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
+    """Loads every layer but the class-dependent ones from a trained model of the same kind.
+
+    Args:
+        model: the freshly built `AdapNetPP` or `SSMA`, with the new class count.
+        path: a trained AdapNet++/SSMA: TF1 checkpoint (prefix or folder), own TF2 checkpoint,
+            `.weights.h5` or `.keras` file.
+
+    Returns:
+        A `FinetuneReport` naming the re-initialised layers.
+
+    Raises:
+        CheckpointError: the source is another kind of model, the ImageNet initialisation, or a
+            non-class layer does not fit.
+    """
+    fmt, resolved = resolve_weights(path)
+    if fmt == FORMAT_TF1 or resolved.endswith(".keras"):
+        source = load_model(resolved)
+    else:
+        # Own weights do not say the network: it must be the one being fine-tuned.
+        source = load_model(resolved, model_name(model), stored_num_classes(fmt, resolved))
+    if model_name(source) != model_name(model):
+        raise CheckpointError(
+            f"{resolved} holds {model_name(source)}, but the model to fine-tune is {model_name(model)}"
+        )
+    wanted = _layers_with_weights(model)
+    available = _layers_with_weights(source)
+    loaded, fresh = [], []
+    # Check every layer before assigning anything, so a mismatch never leaves a half-loaded model.
+    pairs = []
+    for name, layer in wanted.items():
+        if name in CLASS_LAYERS:
+            fresh.append(name)
+            continue
+        if name not in available:
+            raise CheckpointError(f"{resolved}: the checkpoint has no layer {name} for this {model_name(model)}")
+        arrays = available[name].get_weights()
+        shapes = [tuple(v.shape) for v in layer.weights]
+        if [a.shape for a in arrays] != shapes:
+            raise CheckpointError(f"{resolved}: layer {name} does not fit the model's (other options?)")
+        pairs.append((layer, arrays))
+    for layer, arrays in pairs:
+        layer.set_weights(arrays)
+        loaded.append(layer.name)
+    fresh = [name for name in CLASS_LAYERS if name in fresh]  # in the network's order
+    return FinetuneReport(resolved, source.num_classes, model.num_classes, loaded, fresh)

@@ -1,0 +1,257 @@
+"""The released model zoo: the authors' trained AdapNet++ and SSMA models, by name.
+
+`zoo.yaml` beside this module lists every model the original READMEs link (network, dataset,
+modalities, classes, input size, archive URL, reported mIoU) and the ImageNet initialisation.
+`load_model("ssma_cityscapes_rgb_depth")` downloads the archive with `keras.utils.get_file` into
+the Keras cache (`~/.keras/models/ssma_tf/`), unpacks it, finds the TF1 checkpoint inside and
+loads it into the network the entry describes. A local folder, checkpoint prefix, `.keras` file or
+archive (`.zip`, `.tar.gz`) is loaded the same way, its network and class count read from the
+checkpoint.
+
+Importing this module also gives `AdapNetPP` and `SSMA` their KerasHub-style `from_preset`
+(`ssma_tf.models` cannot import the zoo: it sits below `ssma_tf.checkpoints` in the import
+contract, so the zoo registers the method on the classes; see docs/architecture.md).
+
+Run `python -m ssma_tf.checkpoints.zoo` to print the zoo as the README's table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import pathlib
+import urllib.parse
+from typing import Any, Optional, Union
+
+import keras
+import yaml
+
+from ssma_tf.checkpoints.loading import load_model as load_checkpoint
+from ssma_tf.checkpoints.loading import load_weights
+from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
+from ssma_tf.checkpoints.tf1_import import CheckpointError, num_classes_of, read_checkpoint
+from ssma_tf.constants import ADAPNET_PP, SSMA as SSMA_NAME
+from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.models.factory import model_name
+
+ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
+# Where `keras.utils.get_file` keeps the archives, below the Keras cache directory.
+CACHE_SUBDIR = os.path.join("models", "ssma_tf")
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+DEFAULT_EASPP_RATES = (3, 6, 12)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One released model (an entry of `zoo.yaml`).
+
+    Attributes:
+        name: the preset's name, `<network>_<dataset>_<modalities>`.
+        model: "AdapNet_pp" or "SSMA".
+        dataset: the dataset's name in `ssma_tf/data/datasets.yaml`.
+        modalities: the input modalities, modality 1 first (one for AdapNet++, two for SSMA).
+        num_classes: classes including void.
+        input_size: (height, width) the model was trained and evaluated at.
+        url: the archive the original README links.
+        miou: the mIoU (%) the README reports (None: not reported).
+        easpp_rates: the eASPP atrous rates it was trained with.
+    """
+
+    name: str
+    model: str
+    dataset: str
+    modalities: tuple
+    num_classes: int
+    input_size: tuple
+    url: str
+    miou: Optional[float]
+    easpp_rates: tuple = DEFAULT_EASPP_RATES
+
+    def build(self) -> keras.Model:
+        """The network of this preset, with fresh weights."""
+        if self.model == SSMA_NAME:
+            # The released SSMA checkpoints have no auxiliary heads.
+            return SSMA(self.num_classes, aux_heads=False, easpp_rates=self.easpp_rates)
+        return AdapNetPP(self.num_classes, aux_heads=True, easpp_rates=self.easpp_rates)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_zoo(path: str) -> tuple[dict, dict]:
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    models = {}
+    for name, entry in data["models"].items():
+        try:
+            models[name] = Preset(
+                name=name, model=entry["model"], dataset=entry["dataset"],
+                modalities=tuple(entry["modalities"]), num_classes=int(entry["num_classes"]),
+                input_size=tuple(entry["input_size"]), url=entry["url"], miou=entry["miou"],
+                easpp_rates=tuple(entry.get("easpp_rates", DEFAULT_EASPP_RATES)),
+            )
+        except KeyError as error:
+            raise ValueError(f"{path}: model {name} lacks the key {error.args[0]}") from None
+    return models, data["initialization"]
+
+
+def presets() -> dict[str, Preset]:
+    """Every released model, by preset name."""
+    return dict(_read_zoo(str(ZOO_FILE))[0])
+
+
+def initialization_checkpoints() -> dict[str, dict]:
+    """The released initialisation checkpoints (the ImageNet encoder), as `zoo.yaml` lists them."""
+    return dict(_read_zoo(str(ZOO_FILE))[1])
+
+
+def get_preset(name: str) -> Preset:
+    """The preset `name`.
+
+    Raises:
+        ValueError: an unknown name; the message lists the known ones.
+    """
+    known = presets()
+    if name not in known:
+        raise ValueError(
+            f"unknown preset {name!r}; the released models are: {', '.join(sorted(known))} "
+            "(or give a local folder, checkpoint or archive)"
+        )
+    return known[name]
+
+
+def _is_archive(path: str) -> bool:
+    return path.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _archive_stem(path: str) -> str:
+    name = os.path.basename(urllib.parse.urlsplit(path).path)
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str] = None) -> str:
+    """Downloads (once) and unpacks an archive into the Keras cache; returns the unpacked folder.
+
+    Args:
+        url: where the archive is (`http(s)://`, `file://`).
+        name: the cache's name for it (default the archive's file name without suffix).
+        cache_dir: the cache directory (default Keras' own, `~/.keras`).
+    """
+    stem = name or _archive_stem(url)
+    suffix = next((s for s in ARCHIVE_SUFFIXES if url.lower().endswith(s)), ".zip")
+    if cache_dir is not None:
+        # Keras falls back to /tmp/.keras when the directory does not exist (is not writable).
+        os.makedirs(cache_dir, exist_ok=True)
+    # Keras unpacks `<stem><suffix>` into `<stem>_extracted` and returns that folder.
+    return keras.utils.get_file(
+        fname=stem + suffix, origin=url, extract=True, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir
+    )
+
+
+def find_checkpoint(folder: str) -> str:
+    """The one model checkpoint inside an unpacked archive: a TF1 prefix or a `.keras` file.
+
+    Raises:
+        CheckpointError: none, or several (the message lists them).
+    """
+    found = []
+    for root, _, files in os.walk(folder):
+        for file in sorted(files):
+            if file.endswith(".index"):
+                found.append(os.path.join(root, file[: -len(".index")]))
+            elif file.endswith(".keras"):
+                found.append(os.path.join(root, file))
+    if not found:
+        raise CheckpointError(f"{folder}: no TF1 checkpoint (*.index) or .keras file inside")
+    if len(found) > 1:
+        raise CheckpointError(f"{folder}: several checkpoints inside, give one of them: {', '.join(sorted(found))}")
+    return found[0]
+
+
+def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] = None) -> str:
+    """The local checkpoint of a preset name, URL, folder, archive or checkpoint, fetched if needed."""
+    text = os.fspath(preset)
+    known = presets()
+    if text in known:
+        return find_checkpoint(fetch_archive(known[text].url, text, cache_dir))
+    if "://" in text:
+        return find_checkpoint(fetch_archive(text, cache_dir=cache_dir))
+    if os.path.isfile(text) and _is_archive(text):
+        url = pathlib.Path(text).resolve().as_uri()
+        return find_checkpoint(fetch_archive(url, cache_dir=cache_dir))
+    if os.path.isdir(text) and not os.path.exists(os.path.join(text, "checkpoint")):
+        return find_checkpoint(text)
+    if not (os.path.exists(text) or os.path.exists(text + ".index")):
+        get_preset(text)  # an unknown name: the error lists the known ones
+    return text
+
+
+def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None) -> keras.Model:
+    """A released model by preset name, or a local folder, checkpoint or archive, with its weights.
+
+    Args:
+        preset: a name of `presets()` (e.g. "ssma_cityscapes_rgb_depth"), an archive URL, a local
+            archive, an unpacked folder, a TF1 checkpoint prefix or a `.keras` file.
+        cache_dir: where downloads go (default Keras' cache, `~/.keras`).
+
+    Returns:
+        The `AdapNetPP` or `SSMA`, with the class count and eASPP rates it was trained with.
+
+    Raises:
+        ValueError: an unknown preset name (listing the known ones).
+        CheckpointError: the checkpoint does not fit the preset's network or class count.
+    """
+    text = os.fspath(preset)
+    checkpoint = preset_checkpoint(text, cache_dir)
+    entry = presets().get(text)
+    if entry is None:
+        return load_checkpoint(checkpoint)
+    fmt, resolved = resolve_weights(checkpoint)
+    if fmt == FORMAT_TF1:
+        stored = num_classes_of(read_checkpoint(resolved))
+        if stored != entry.num_classes:
+            raise CheckpointError(
+                f"{resolved} has {stored} classes, but the preset {text} says {entry.num_classes}"
+            )
+    model = entry.build()
+    load_weights(model, resolved)
+    return model
+
+
+def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None) -> keras.Model:
+    """Loads a released model (or a local one) that must be a `cls`; see `load_model`."""
+    model = load_model(preset, cache_dir=cache_dir)
+    if not isinstance(model, cls):
+        raise CheckpointError(f"{os.fspath(preset)} holds {model_name(model)}, not {cls.__name__}")
+    return model
+
+
+def register_from_preset() -> None:
+    """Gives `AdapNetPP` and `SSMA` the class method `from_preset(preset, cache_dir=None)`."""
+    for cls in (AdapNetPP, SSMA):
+        cls.from_preset = classmethod(_from_preset)
+
+
+register_from_preset()
+
+
+def markdown_table() -> str:
+    """The zoo as the README's Markdown table."""
+    lines = [
+        "| preset | network | dataset | modalities | classes | input (H×W) | mIoU (%) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in presets().values():
+        network = "AdapNet++" if p.model == ADAPNET_PP else "SSMA"
+        miou = "–" if p.miou is None else f"{p.miou:g}"
+        lines.append(
+            f"| [`{p.name}`]({p.url}) | {network} | {p.dataset} | {' + '.join(p.modalities)} | "
+            f"{p.num_classes} | {p.input_size[0]}×{p.input_size[1]} | {miou} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,54 @@
+"""What AdapNet++ and SSMA share as Keras models: the hooks that let `compile` and `fit` train them.
+
+Keras' `fit` calls `model(x, training=True)` and hands the result to `compute_loss` and
+`compute_metrics`. The released objective also supervises the two auxiliary heads (Section 3.4),
+so while training the models return every output (a dict), and these hooks give the whole dict to
+a loss that reads it (`ssma_tf.losses.ReleasedLoss`) and the softmax alone to any other loss and
+to the metrics. In inference mode (`predict`, `evaluate`) the models return the softmax, as the
+released graph's `softmax` tensor.
+"""
+
+from typing import Any, Mapping
+
+MAIN_OUTPUT = "softmax"
+
+
+class SegmenterTraining:
+    """Mixin of `AdapNetPP` and `SSMA` (before `keras.Model` in the bases) for `compile`/`fit`."""
+
+    def resolve_outputs(self, outputs: Mapping[str, Any], training: Any, return_all: Any) -> Any:
+        """What `call` returns: every output when asked, or by default while training."""
+        if return_all is None:
+            # `fit` passes training=True; the Python bool (not a tensor) is what Keras passes.
+            return_all = training is True
+        return outputs if return_all else outputs[MAIN_OUTPUT]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if isinstance(y_pred, Mapping):
+            if getattr(self.loss, "reads_all_outputs", False):
+                # The compiled-loss container maps one loss over every output of a dict; the
+                # released loss wants the dict whole, so it is called directly here.
+                total = self.loss(y, y_pred, sample_weight)
+                for extra in self.losses:
+                    total = total + self._aggregate_additional_loss(extra)
+                return total
+            y_pred = y_pred[MAIN_OUTPUT]
+        return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, Mapping):
+            y_pred = y_pred[MAIN_OUTPUT]
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """A released model by name, or a local checkpoint, folder or archive (KerasHub's API).
+
+        The model zoo lives in `ssma_tf.checkpoints.zoo`, above the models in the import contract;
+        importing it (as `ssma_tf.load_model`, `ssma_tf.AdapNetPP` and everything that loads
+        checkpoints do) replaces this method with the loader.
+        """
+        raise RuntimeError(
+            f"{cls.__name__}.from_preset({preset!r}) needs the model zoo: import ssma_tf.checkpoints "
+            "first, or call ssma_tf.load_model"
+        )

@@ -1,0 +1,90 @@
+"""Fine-tuning a trained checkpoint to another class set (`finetune_from`)."""
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf.checkpoints import CheckpointError, load_tf1_checkpoint
+from ssma_tf.checkpoints.finetune import finetune_weights, stored_num_classes
+from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF2
+from ssma_tf.checkpoints.initialize import initialize_model
+from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.models.decoder import CLASS_LAYERS
+
+
+def _config(tmp_path, **values):
+    base = {"model": "AdapNet_pp", "num_classes": 5, "train_data": str(tmp_path / "x.tfrecords"),
+            "checkpoint": str(tmp_path / "run"), "batch_size": 1, "height": 32, "width": 32,
+            "learning_rate": 1e-3, "max_iteration": 2}
+    base.update(values)
+    return config_from_dict(base, source="finetune.config", mode="train", check_paths=False)
+
+
+def test_tf1_checkpoint_fine_tunes_into_five_classes(tmp_path, tf1_fixture_dir):
+    prefix = str(tf1_fixture_dir / "model.ckpt")
+    original = AdapNetPP(12)
+    load_tf1_checkpoint(original, prefix)
+    model = AdapNetPP(5)
+    fresh = {name: [np.array(w) for w in model.get_layer(name).get_weights()] for name in CLASS_LAYERS}
+
+    # Through the config key and the training initialisation path.
+    messages = initialize_model(model, _config(tmp_path, finetune_from=prefix))
+
+    assert len(messages) == 1
+    for name, scope in (("classifier", "conv78"), ("up3", "conv5"), ("aux_up2_head", "conv911"),
+                        ("aux_up1_head", "conv912")):
+        assert f"{name} ({scope})" in messages[0]
+    assert "from 12 to 5 classes" in messages[0]
+    compared = 0
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if layer.name in CLASS_LAYERS:
+            # Left as initialised, with the new class axis.
+            for before, after in zip(fresh[layer.name], layer.get_weights()):
+                np.testing.assert_array_equal(before, after)
+            assert layer.weights[0].shape[-1 if layer.name != "up3" else -2] == 5
+            continue
+        for mine, theirs in zip(layer.get_weights(), original.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+            compared += 1
+    # The encoder and the whole decoder but its class layers came from the checkpoint.
+    assert compared == len(model.weights) - sum(len(model.get_layer(n).weights) for n in CLASS_LAYERS)
+
+
+def test_fine_tuning_needs_the_same_kind_of_model(tf1_fixture_dir):
+    with pytest.raises(CheckpointError, match="holds AdapNet_pp, but the model to fine-tune is SSMA"):
+        finetune_weights(SSMA(5), str(tf1_fixture_dir / "model.ckpt"))
+
+
+def test_own_weights_fine_tune_too_and_own_checkpoints_tell_their_class_count(tmp_path, tf1_fixture_dir):
+    original = AdapNetPP(12)
+    load_tf1_checkpoint(original, str(tf1_fixture_dir / "model.ckpt"))
+    weights = str(tmp_path / "final.weights.h5")
+    original.save_weights(weights)
+    prefix = tf.train.Checkpoint(model=original).save(str(tmp_path / "ckpt"))  # as training saves
+    assert stored_num_classes(FORMAT_KERAS, weights) == stored_num_classes(FORMAT_TF2, prefix) == 12
+
+    model = AdapNetPP(3)
+    report = finetune_weights(model, weights)
+    assert (report.source_classes, report.target_classes) == (12, 3)
+    assert report.reinitialized == list(CLASS_LAYERS)
+    for mine, theirs in zip(model.encoder.get_weights(), original.encoder.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(model.get_layer("refine2_conv2").get_weights()[0],
+                                  original.get_layer("refine2_conv2").get_weights()[0])
+
+
+def test_a_file_without_the_class_kernel_is_an_error(tmp_path):
+    path = tmp_path / "other.weights.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros((3, 3, 4, 4), np.float32)
+    with pytest.raises(CheckpointError, match="cannot tell the class count"):
+        finetune_weights(AdapNetPP(5), str(path))
+
+
+def test_finetune_from_excludes_the_other_starting_points(tmp_path):
+    with pytest.raises(ConfigError, match="finetune_from"):
+        _config(tmp_path, finetune_from="a", intialize="b")

@@ -1,0 +1,96 @@
+"""The released model zoo: the data file, presets through `file://` archives, local sources."""
+
+import os
+import pathlib
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+import ssma_tf
+from ssma_tf.checkpoints import CheckpointError, zoo
+from ssma_tf.data.datasets import get_dataset_info
+from ssma_tf.models import SSMA, AdapNetPP
+
+
+def test_the_zoo_lists_every_released_model_consistently():
+    presets = zoo.presets()
+    # 16 AdapNet++ and 9 SSMA models in the original READMEs.
+    assert sum(p.model == "AdapNet_pp" for p in presets.values()) == 16
+    assert sum(p.model == "SSMA" for p in presets.values()) == 9
+    for name, p in presets.items():
+        assert p.num_classes == get_dataset_info(p.dataset).num_classes, name
+        assert len(p.modalities) == (2 if p.model == "SSMA" else 1), name
+        assert name == "_".join([p.model.lower(), p.dataset]
+                                + list(p.modalities)), name
+        assert p.url.startswith("http://deepscene.cs.uni-freiburg.de/static/models/") and p.url.endswith(".zip")
+    assert presets["ssma_cityscapes_rgb_depth"].miou == 82.29
+    assert presets["adapnet_pp_cityscapes19_rgb"].easpp_rates == (6, 12, 18)
+    assert "adapnet_pp_imagenet" in zoo.initialization_checkpoints()
+    table = zoo.markdown_table()
+    assert table.count("\n") == len(presets) + 1 and "| 82.29 |" in table
+
+
+@pytest.fixture()
+def fixture_archive(tmp_path, tf1_fixture_dir):
+    """The TF1 fixture zipped as the released archives are: a folder holding the checkpoint."""
+    archive = tmp_path / "adapnet_pp_fixture.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+            z.write(tf1_fixture_dir / name, f"adapnet_pp_fixture/{name}")
+    return archive
+
+
+def _reproduces_the_fixture(model, tf1_fixture_dir):
+    reference = np.load(tf1_fixture_dir / "reference.npz")
+    probs = np.asarray(model(reference["modality1"], training=False))
+    error = np.max(np.abs(probs - reference["softmax"])) / np.max(np.abs(reference["softmax"]))
+    assert error <= 1e-4
+
+
+def test_from_preset_fetches_a_file_url_archive_and_reproduces_the_fixture(
+        tmp_path, monkeypatch, fixture_archive, tf1_fixture_dir):
+    zoo_file = tmp_path / "zoo.yaml"
+    zoo_file.write_text(
+        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
+        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n"
+        f"    input_size: [128, 256]\n    url: {fixture_archive.as_uri()}\n    miou: null\n"
+    )
+    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    cache = tmp_path / "keras_cache"
+    model = AdapNetPP.from_preset("adapnet_pp_fixture_rgb", cache_dir=str(cache))
+    assert isinstance(model, AdapNetPP) and model.num_classes == 12
+    # Downloaded into the Keras cache and unpacked there.
+    assert (cache / "models" / "ssma_tf" / "adapnet_pp_fixture_rgb_extracted").is_dir()
+    _reproduces_the_fixture(model, tf1_fixture_dir)
+    with pytest.raises(CheckpointError, match="holds AdapNet_pp, not SSMA"):
+        SSMA.from_preset("adapnet_pp_fixture_rgb", cache_dir=str(cache))
+    with pytest.raises(ValueError, match="adapnet_pp_fixture_rgb"):
+        ssma_tf.load_model("adapnet_pp_nowhere")
+
+
+def test_local_archives_and_folders_load_the_same_way(tmp_path, fixture_archive, tf1_fixture_dir):
+    model = ssma_tf.load_model(str(fixture_archive), cache_dir=str(tmp_path / "cache"))
+    _reproduces_the_fixture(model, tf1_fixture_dir)
+    tarball = tmp_path / "fixture.tar"  # uncompressed: gzip of the 120 MB fixture takes minutes
+    with tarfile.open(tarball, "w") as tar:
+        tar.add(tf1_fixture_dir / "model.ckpt.index", "m/model.ckpt.index")
+        tar.add(tf1_fixture_dir / "model.ckpt.data-00000-of-00001", "m/model.ckpt.data-00000-of-00001")
+    folder = zoo.fetch_archive(tarball.as_uri(), cache_dir=str(tmp_path / "cache"))
+    assert zoo.find_checkpoint(folder) == os.path.join(folder, "m", "model.ckpt")
+    assert isinstance(AdapNetPP.from_preset(folder), AdapNetPP)
+
+
+def test_unknown_presets_list_the_known_ones():
+    with pytest.raises(ValueError, match="ssma_cityscapes_rgb_depth"):
+        zoo.get_preset("ssma_citiscapes")
+    with pytest.raises(ValueError, match="unknown preset 'nothing_here'"):
+        ssma_tf.load_model("nothing_here")
+
+
+def test_the_readme_table_is_the_zoo_file():
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert zoo.markdown_table() in readme, (
+        "README.md's model table differs from zoo.yaml: paste the output of python -m ssma_tf.checkpoints.zoo"
+    )

@@ -1,0 +1,62 @@
+"""The models' `compile`/`fit` hooks (ssma_tf.models.segmenter), on a tiny model with the same outputs."""
+
+import keras
+import numpy as np
+import pytest
+
+from ssma_tf.losses import ReleasedLoss, total_loss
+from ssma_tf.metrics import ReleasedMeanIoU
+from ssma_tf.models.segmenter import SegmenterTraining
+
+
+class TinyDictSegmenter(SegmenterTraining, keras.Model):
+    """A 1×1-convolution stand-in returning the dict of AdapNetPP's outputs."""
+
+    def __init__(self, num_classes: int = 3, **kwargs):
+        image = keras.Input(shape=(8, 8, 3))
+        outputs = {
+            name: keras.layers.Softmax(name=name)(keras.layers.Conv2D(num_classes, 1, name=f"{name}_conv")(image))
+            for name in ("softmax", "aux_up2", "aux_up1")
+        }
+        super().__init__(inputs=image, outputs=outputs, **kwargs)
+
+    def call(self, inputs, training=None, mask=None, return_all=None):
+        return self.resolve_outputs(super().call(inputs, training=training, mask=mask), training, return_all)
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 1, (4, 8, 8, 3)).astype("float32"), rng.integers(0, 3, (4, 8, 8))
+
+
+def test_outputs_are_the_dict_while_training_and_the_softmax_otherwise():
+    model = TinyDictSegmenter()
+    x, _ = _data()
+    assert set(model(x, training=True)) == {"softmax", "aux_up2", "aux_up1"}
+    assert model(x, training=False).shape == (4, 8, 8, 3)
+    assert model(x).shape == (4, 8, 8, 3)
+    assert set(model(x, return_all=True)) == {"softmax", "aux_up2", "aux_up1"}
+
+
+@pytest.mark.parametrize(
+    "loss, with_aux", [(ReleasedLoss(), True), (keras.losses.SparseCategoricalCrossentropy(), False)]
+)
+def test_compiled_fit_gives_the_dict_to_the_released_loss_and_the_softmax_to_others(loss, with_aux):
+    keras.utils.set_random_seed(1)
+    model = TinyDictSegmenter()
+    x, y = _data()
+    outputs = model(x, training=True)
+    if with_aux:
+        expected, _ = total_loss(y, outputs)
+    else:
+        expected = keras.losses.SparseCategoricalCrossentropy()(y, outputs["softmax"])
+    # Traced (not eager): the hooks run inside the compiled train function.
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss, metrics=[ReleasedMeanIoU(3)], run_eagerly=False)
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    assert history.history["loss"][0] == pytest.approx(float(expected), rel=1e-5)
+    assert "miou" in history.history
+
+
+def test_from_preset_before_the_zoo_is_imported_says_what_to_import():
+    with pytest.raises(RuntimeError, match="import ssma_tf.checkpoints"):
+        SegmenterTraining.from_preset.__func__(TinyDictSegmenter, "ssma_cityscapes_rgb_depth")

@@ -1,0 +1,131 @@
+"""Keras-native training: `compile`/`fit`/`evaluate` with the released loss and metrics."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf.config import config_from_dict
+from ssma_tf.data import build_dataset
+from ssma_tf.evaluation import Evaluator, make_eval_dataset
+from ssma_tf.losses import ReleasedLoss, total_loss
+from ssma_tf.metrics import (
+    ConfusionMatrix, GlobalIoU, MeanFalseNegativeRate, MeanFalsePositiveRate, MeanIoUPresent, PixelAccuracy,
+    ReleasedMeanIoU, released_metrics,
+)
+from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.training import schedule_from_config
+from tests.inference.helpers import randomize_batch_norms
+from tests.training_helpers import write_records
+
+
+def _labels_and_probs(seed: int, num_classes: int = 5):
+    rng = np.random.default_rng(seed)
+    # Ids up to C+1: some ground truth is void (0) and some out of range (void as released).
+    labels = rng.integers(0, num_classes + 2, size=(3, 8, 16))
+    probs = rng.random((3, 8, 16, num_classes)).astype(np.float32)
+    # One class never appears in the prediction nor in the ground truth: absent classes count.
+    probs[..., 3] = 0
+    labels[labels == 3] = 1
+    return labels, probs
+
+
+def test_keras_metrics_equal_the_confusion_matrix_on_identical_predictions():
+    confusion = ConfusionMatrix(5)
+    metrics = [cls(5) for cls in (ReleasedMeanIoU, MeanIoUPresent, PixelAccuracy, GlobalIoU,
+                                  MeanFalsePositiveRate, MeanFalseNegativeRate)]
+    for seed in (0, 1):  # two batches accumulate, as over an epoch
+        labels, probs = _labels_and_probs(seed)
+        confusion.update(labels, probs)
+        for metric in metrics:
+            # The training-time output dict is accepted too (its softmax counts).
+            metric.update_state(labels, {"softmax": probs} if seed else probs)
+    summary = confusion.summary()
+    expected = [confusion.miou(), summary["mean_iou_present"], summary["pixel_accuracy"],
+                summary["global_iou"], summary["mean_fpr"], summary["mean_fnr"]]
+    assert [m.name for m in released_metrics(5)] == [m.name for m in metrics]
+    for metric, value in zip(metrics, expected):
+        assert float(metric.result()) == pytest.approx(value, abs=1e-4), metric.name
+    metrics[0].reset_state()
+    assert float(metrics[0].result()) == 0.0
+
+
+def test_metric_rejects_sample_weights_and_bad_class_counts():
+    labels, probs = _labels_and_probs(0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        ReleasedMeanIoU(5).update_state(labels, probs, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="num_classes"):
+        ReleasedMeanIoU(1)
+
+
+def test_released_loss_reads_the_auxiliary_heads_and_equals_total_loss():
+    labels, probs = _labels_and_probs(2)
+    rng = np.random.default_rng(3)
+    outputs = {name: tf.nn.softmax(rng.normal(size=probs.shape).astype(np.float32))
+               for name in ("softmax", "aux_up2", "aux_up1")}
+    expected, terms = total_loss(labels, outputs)
+    loss = ReleasedLoss()
+    assert float(loss(labels, outputs)) == pytest.approx(float(expected), rel=1e-6)
+    # The softmax alone (inference mode, so `evaluate`) gives the main term.
+    assert float(loss(labels, outputs["softmax"])) == pytest.approx(float(terms["main"]), rel=1e-6)
+    restored = ReleasedLoss.from_config(ReleasedLoss(aux_weights=(1.0, 0.0)).get_config())
+    assert restored.aux_weights == (1.0, 0.0)
+    with pytest.raises(ValueError, match="aux_weights"):
+        ReleasedLoss(aux_weights=(0.6,))
+
+
+def _train_config(records, model, fusion=False):
+    values = {
+        "model": model, "num_classes": 4, "train_data": str(records), "batch_size": 2,
+        "height": 32, "width": 64, "learning_rate": 1e-3, "max_iteration": 3, "skip_step": 1,
+        "checkpoint": "unused",
+    }
+    return config_from_dict(values, source="fit.config", mode="train", check_paths=False)
+
+
+@pytest.mark.parametrize("model_name", ["AdapNet_pp", "SSMA"])
+def test_fit_on_the_data_pipeline_lowers_the_released_loss(tmp_path, model_name):
+    fusion = model_name == "SSMA"
+    records = write_records(tmp_path / "train.tfrecords", 2, height=32, width=64, num_classes=4,
+                            fusion=fusion, seed=1)
+    config = _train_config(records, model_name, fusion)
+    dataset = build_dataset(records, modalities=2 if fusion else 1, height=32, width=64, batch_size=1,
+                            num_classes=4, training=False)
+    keras.utils.set_random_seed(0)
+    # SSMA with trainable experts and the auxiliary heads: the dict path of the loss is exercised.
+    model = SSMA(4, freeze_experts=False, aux_heads=True) if fusion else AdapNetPP(4)
+    model.compile(optimizer=keras.optimizers.Adam(schedule_from_config(config)), loss=ReleasedLoss(),
+                  metrics=[ReleasedMeanIoU(4)], run_eagerly=True)
+    # Eagerly: tracing a full-size training step costs half a minute on two CPU cores; the
+    # compiled path of compute_loss/compute_metrics is the same Python, and `evaluate` below
+    # (test_model_evaluate_miou_equals_the_evaluator) runs it traced.
+    # One batch over and over: each epoch's loss is that of one step, computed before its update
+    # (in training mode, so with the auxiliary terms).
+    history = model.fit(dataset.take(1).cache().repeat(), steps_per_epoch=1, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0]
+    assert model.optimizer.iterations.numpy() == 3
+    # The poly schedule was followed: at step 3 of 3 it reached its floor.
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.end_learning_rate, rel=1e-6)
+    # Outside fit, the models still return the softmax alone.
+    batch = next(iter(dataset))[0]
+    assert model(batch, training=False).shape == (1, 32, 64, 4)
+
+
+def test_model_evaluate_miou_equals_the_evaluator(tmp_path):
+    records = write_records(tmp_path / "test.tfrecords", 5, height=32, width=64, num_classes=4, seed=5)
+    values = {"model": "AdapNet_pp", "num_classes": 4, "checkpoint": str(tmp_path), "test_data": records,
+              "batch_size": 2, "height": 32, "width": 64}
+    config = config_from_dict(values, source="eval.config", mode="eval", check_paths=False)
+    model = AdapNetPP(4)
+    randomize_batch_norms(model, seed=3)
+    dataset = make_eval_dataset(config)
+    confusion = Evaluator(model, 4, dataset.element_spec).run(dataset)
+    model.compile(loss=ReleasedLoss(), metrics=released_metrics(4))
+    result = model.evaluate(dataset, verbose=0, return_dict=True)
+    assert confusion.miou() > 0
+    assert result["miou"] == pytest.approx(confusion.miou(), abs=1e-3)
+    assert result["pixel_accuracy"] == pytest.approx(confusion.pixel_accuracy(), abs=1e-3)
