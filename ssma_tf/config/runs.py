@@ -99,6 +99,11 @@ def run_config(
             "give a config with -c",
         )
     raw = read_run_config(source)
+    if mode == EVAL[0] and raw.get("test_data") is None and (overrides or {}).get("test_data") is None:
+        raise ConfigError(
+            "the run was trained without test_data: give the records to evaluate on "
+            "(--test_data PATTERN or --set test_data=PATTERN)", key="test_data", source=source,
+        )
     if mode == EVAL[0]:
         raw = {
             name: value for name, value in raw.items()

@@ -64,6 +64,19 @@ def test_a_folder_without_a_run_config_is_an_error_naming_it(tmp_path):
         run_config(tmp_path, "eval")
 
 
+def test_a_run_without_test_data_asks_for_them(run_folder, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    text = (run_folder / RUN_CONFIG).read_text(encoding="utf-8")
+    (folder / RUN_CONFIG).write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("test_data")), encoding="utf-8")
+    with pytest.raises(ConfigError, match="key 'test_data': the run was trained without test_data: give"):
+        run_config(folder, "eval")
+    test_data = load_config(run_folder / RUN_CONFIG, "eval").test_data
+    config = run_config(folder, "eval", {"test_data": list(test_data)}, check_paths=False)
+    assert config.test_data == test_data and config.checkpoint == str(folder)
+
+
 def test_predict_takes_the_run_folder_alone(run_folder, tmp_path):
     image, _, _ = make_sample(np.random.default_rng(3), 64, 128, 5, fusion=False)
     path = tmp_path / "scene.png"
