@@ -78,10 +78,9 @@ def run_config(
 
     For `mode="eval"` the training-only keys are dropped and `checkpoint` becomes the run's
     weights (`run_weights`: its `final.keras`, else its newest checkpoint; or the file given),
-    so the result evaluates what the run
-    trained even after the folder moved. The test data are the config's `test_data` when it
-    has one, else they must come in `overrides`. For `mode="train"`, `checkpoint` becomes the
-    run's folder where it is now.
+    so the result evaluates what the run trained even after the folder moved. The test data
+    are the config's `test_data` when it has one, else they must come in `overrides`. For
+    `mode="train"`, `checkpoint` becomes the run's folder where it is now.
 
     Args:
         run: a run folder, or a weights or `.keras` file inside one.
@@ -117,18 +116,25 @@ def run_config(
 
 
 def run_weights(run: PathLike) -> str:
-    """The weights a run folder stands for: its `final.keras` once written, else the folder.
+    """The weights a run folder stands for: its `final.keras` when current, else the folder.
 
-    The folder itself resolves to its newest checkpoint (`ssma_tf.checkpoints.resolve`); the
+    The folder itself resolves to its newest checkpoint (`ssma_tf.checkpoints.resolve`). The
     `.keras` file of a finished run is preferred because it is matched to the model by layer
-    name, not by the order in which the objects were tracked.
+    name, not by the order in which objects were tracked; but not when a checkpoint was
+    written after it (a run resumed to train longer and not finished yet).
 
     Args:
         run: a run folder, or a file (returned as it is, made absolute).
     """
     path = os.path.abspath(os.fspath(run))
     final = os.path.join(path, FINAL_MODEL)
-    return final if os.path.isdir(path) and os.path.isfile(final) else path
+    if not (os.path.isdir(path) and os.path.isfile(final)):
+        return path
+    # TensorFlow rewrites the `checkpoint` state file with every checkpoint it writes.
+    state = os.path.join(path, "checkpoint")
+    if os.path.isfile(state) and os.path.getmtime(state) > os.path.getmtime(final):
+        return path
+    return final
 
 
 def is_run(path: PathLike) -> bool:

@@ -1,8 +1,9 @@
-"""A training run's folder describes itself: evaluate, predict and export it without model flags."""
+"""A training run's folder describes itself: evaluate and predict it without model flags."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 
 from ssma_tf.cli import evaluate, predict, train
 from ssma_tf.config import ConfigError, load_config
-from ssma_tf.config.runs import run_config
+from ssma_tf.config.runs import run_config, run_weights
 from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
 from tests.training_helpers import make_sample, smoke_config, write_records
 
@@ -92,3 +93,16 @@ def test_predict_takes_the_run_folder_alone(run_folder, tmp_path):
         ids[name] = np.asarray(Image.open(output / "class_ids" / "scene.png"))
     assert ids["folder"].shape == (64, 128) and ids["folder"].max() < 5
     np.testing.assert_array_equal(ids["folder"], ids["h5"])
+
+
+def test_a_run_stands_for_its_final_model_unless_a_checkpoint_is_newer(tmp_path):
+    final, state = tmp_path / FINAL_MODEL, tmp_path / "checkpoint"
+    assert run_weights(tmp_path) == str(tmp_path)  # nothing final yet: the newest checkpoint
+    final.write_bytes(b"")
+    state.write_text("")
+    os.utime(state, (1000, 1000))
+    os.utime(final, (2000, 2000))
+    assert run_weights(tmp_path) == str(final)
+    os.utime(state, (3000, 3000))  # resumed to train longer: a checkpoint after the final model
+    assert run_weights(tmp_path) == str(tmp_path)
+    assert run_weights(final) == str(final)
