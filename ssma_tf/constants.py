@@ -30,3 +30,9 @@ END_LEARNING_RATE = 1e-4
 
 # Files that hold a whole model's weights in the project's own formats.
 WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5")
+
+# What a training run writes into its checkpoint folder beside the checkpoints, so that the folder
+# alone says what it holds: the resolved config (it loads back through the config reader) and
+# the whole model as a `.keras` file.
+RUN_CONFIG = "config.yaml"
+FINAL_MODEL = "final.keras"

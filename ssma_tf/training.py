@@ -8,7 +8,9 @@ What one run does (`train(config)`, or `Trainer(config).train()`):
    decay (`schedule_from_config`) for `max_iteration` steps, with a per-variable learning-rate
    factor for the encoders (SSMA stage 2 trains them 10× slower);
 3. logs every `skip_step` steps, writes TensorBoard summaries to `log_dir`, checkpoints every
-   `save_step` steps and at the end, and exports `<checkpoint>/final.weights.h5`.
+   `save_step` steps and at the end, and exports `<checkpoint>/final.weights.h5` and the whole
+   model as `<checkpoint>/final.keras`; `train` also writes the resolved config,
+   `<checkpoint>/config.yaml`, before the first step, so the folder describes itself.
 
 A run started again with the same config resumes from the newest checkpoint in `checkpoint`:
 weights, optimizer state, step (so the same point of the schedule) and, on a single device, the
@@ -42,6 +44,8 @@ from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
 from ssma_tf.checkpoints.resolve import FINAL_WEIGHTS, FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
+from ssma_tf.config.runs import write_run_config
+from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
 from ssma_tf.files import atomic_path
@@ -461,13 +465,29 @@ class Trainer:
             return None
         return path
 
+    def write_run_config(self) -> Optional[str]:
+        """Writes the resolved config as `<checkpoint>/config.yaml` (chief only); returns its path.
+
+        With it the run folder describes itself: `ssma-evaluate RUN` needs no other flags.
+        """
+        if not self.chief:
+            return None
+        return write_run_config(self.config, self.config.checkpoint)
+
     def export_weights(self) -> Optional[str]:
-        """Writes `<checkpoint>/final.weights.h5` atomically (chief only); returns its path."""
+        """Writes `<checkpoint>/final.weights.h5`, `final.keras` and `config.yaml` atomically.
+
+        Chief only; returns the weights file's path. The `.keras` file holds the architecture
+        too, so it loads without knowing the model or its class count.
+        """
         if not self.chief:
             return None
         final = os.path.join(self.config.checkpoint, FINAL_WEIGHTS)
         with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
             self.model.save_weights(partial)
+        with atomic_path(os.path.join(self.config.checkpoint, FINAL_MODEL)) as partial:
+            self.model.save(partial)
+        self.write_run_config()
         return final
 
     def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
@@ -616,4 +636,6 @@ def train(config: Any, **kwargs: Any) -> TrainResult:
     Returns:
         The `TrainResult`.
     """
-    return Trainer(config, **kwargs).train()
+    trainer = Trainer(config, **kwargs)
+    trainer.write_run_config()  # before the first step: an interrupted run describes itself too
+    return trainer.train()

@@ -75,6 +75,11 @@ class TinySegmenter(keras.Model):
     def encoders(self) -> list:
         return [self.encoder]
 
+    def get_config(self) -> dict:
+        # Training ends by saving the whole model (`final.keras`), which needs the config.
+        return {"name": self.name, "trainable": self.trainable, "num_classes": self.num_classes,
+                "fusion": self.fusion}
+
     def call(self, inputs, training=None, return_all=False):
         x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         logits = self.head(self.encoder(x / 255.0, training=training))

@@ -1,35 +1,15 @@
-#!/usr/bin/env python
-"""Converts a checkpoint of the original TF1 AdapNet++/SSMA code into a Keras weights file.
+"""`ssma-convert-tf1` from a clone, without installing: the code is in `ssma_tf.cli.convert_tf1`.
 
-    python tools/convert_tf1_checkpoint.py --checkpoint path/to/model.ckpt --output model.weights.h5
-
-The model (AdapNet++ or SSMA) and its number of classes are read from the checkpoint's variables.
-A `.keras` output holds the architecture too, so `keras.models.load_model` opens it directly.
+    python tools/convert_tf1_checkpoint.py --help
 """
 
-import argparse
+import os
 import sys
 
+# The clone's own package comes first, installed or not.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--checkpoint", required=True, help="TF1 checkpoint prefix (without .index)")
-    parser.add_argument("-o", "--output", required=True, help="destination: *.weights.h5 or *.keras")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    args = parser.parse_args(argv)
-
-    from ssma_tf.checkpoints import CheckpointError
-    from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
-
-    try:
-        report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite)
-    except (CheckpointError, ValueError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(report)
-    print(f"wrote {args.output}")
-    return 0
-
+from ssma_tf.cli.convert_tf1 import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,89 +1,15 @@
-#!/usr/bin/env python
-"""Exports AdapNet++ or SSMA as a TensorFlow SavedModel for serving, optionally with TFLite files.
+"""`ssma-export` from a clone, without installing: the code is in `ssma_tf.cli.export`.
 
-    python tools/export.py -c configs/ssma_cityscapes_test.config --output exports/ssma_cityscapes
-    python tools/export.py --checkpoint run/final.weights.h5 --model AdapNet_pp --num_classes 7 \
-        --size 384x768 --fold_batch_norm --tflite float32 float16 --output exports/adapnet
-
-The signature `serving_default` takes uint8 BGR batches (`image`, or `modality1` and `modality2`
-for SSMA) and returns `class_ids` (int32, B×H×W) and `probabilities` (float32, B×H×W×C) at the
-input size. With a size (the config's height × width unless `--size` says otherwise) inputs of
-any size are resized inside; with `--size input` height and width must be multiples of 16.
-The work is done by `ssma_tf.inference.export`.
-
-Exit status: 0 done, 2 bad config, checkpoint or options.
+    python tools/export.py --help
 """
 
-from __future__ import annotations
-
-import argparse
 import os
 import sys
-from typing import List, Optional
 
-# Runs from a fresh clone without installing the package.
+# The clone's own package comes first, installed or not.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line flags."""
-    from ssma_tf.constants import INTERPOLATIONS, MODEL_NAMES  # no TensorFlow: --help stays quick
-
-    parser = argparse.ArgumentParser(
-        description="Export AdapNet++ or SSMA as a SavedModel with a uint8 serving signature (and TFLite)."
-    )
-    parser.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
-    parser.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
-                        "(overrides the config's)")
-    parser.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")
-    parser.add_argument("--num_classes", type=int, help="classes including void, for weights that do not say")
-    parser.add_argument("--dataset", help="dataset whose class names and colours go into the metadata")
-    parser.add_argument("-o", "--output", required=True, help="the SavedModel folder to write")
-    parser.add_argument("--size", help="HEIGHTxWIDTH to resize inputs to inside the graph, or 'input' for no "
-                        "resizing (inputs must be multiples of 16); default: the config's size, else 'input'")
-    parser.add_argument("--modality2_interpolation", choices=INTERPOLATIONS,
-                        help="SSMA: how modality 2 is resized (default: the config's, else nearest)")
-    parser.add_argument("--fold_batch_norm", action="store_true",
-                        help="fold batch norms into the preceding convolutions (checked to change no "
-                        "probability by more than 1e-4; no measured gain on CPU, TFLite folds by itself)")
-    parser.add_argument("--tflite", nargs="+", choices=("float32", "float16"), default=[],
-                        help="also write TFLite conversions of the SavedModel")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    return parser
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Parses the flags, loads the model and exports it; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.config is None and args.checkpoint is None:
-        parser.error("give a config (-c) or a checkpoint (--checkpoint)")
-
-    from ssma_tf.inference.sizes import parse_size
-
-    try:
-        size = None if args.size is None else parse_size(args.size)
-    except ValueError as error:
-        parser.error(f"--size: {error}")
-
-    from ssma_tf.checkpoints import CheckpointError
-    from ssma_tf.inference.export import ExportError, export_saved_model
-    from ssma_tf.inference.settings import setup_inference
-
-    try:
-        setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset)
-        report = export_saved_model(
-            setup.model, args.output, size=size if args.size is not None else setup.size,
-            modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
-            fold_batch_norm=args.fold_batch_norm, tflite=args.tflite, dataset=setup.dataset,
-            overwrite=args.overwrite, log=lambda line: print(line, flush=True),
-        )
-    except (CheckpointError, ExportError, ValueError, OSError) as error:  # ConfigError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
-
+from ssma_tf.cli.export import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

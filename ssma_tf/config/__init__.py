@@ -37,7 +37,9 @@ from ssma_tf.config.reader import (
     ConfigError,
     ConfigWarning,
     config_from_dict,
+    config_with_overrides,
     load_config,
+    parse_overrides,
 )
 from ssma_tf.config.run import RunConfig
 from ssma_tf.config.tables import key_tables
@@ -52,8 +54,10 @@ __all__ = [
     "Key",
     "RunConfig",
     "config_from_dict",
+    "config_with_overrides",
     "declared_keys",
     "key",
     "key_tables",
     "load_config",
+    "parse_overrides",
 ]

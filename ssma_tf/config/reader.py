@@ -16,7 +16,7 @@ import math
 import os
 import re
 import warnings
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import yaml
 
@@ -100,7 +100,10 @@ _Loader.add_constructor(
 
 
 def load_config(
-    path: str | os.PathLike, mode: str = "train", check_paths: bool = True
+    path: str | os.PathLike,
+    mode: str = "train",
+    check_paths: bool = True,
+    overrides: Optional[Mapping[str, Any]] = None,
 ) -> RunConfig:
     """Reads and validates a YAML `.config` file.
 
@@ -110,6 +113,9 @@ def load_config(
             required and which paths must exist.
         check_paths: check that the data and checkpoint paths exist (False to validate a config
             on a machine without the data, as the tests do for the shipped files).
+        overrides: keys that replace the file's (the command lines' `--set key=value`, see
+            `parse_overrides`), validated like the file's; an error about one of them names it
+            as given on the command line.
 
     Returns:
         The validated `RunConfig`.
@@ -131,7 +137,72 @@ def load_config(
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from e
-    return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths)
+    if not overrides:
+        return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths)
+    return config_with_overrides(raw, overrides, source=source, mode=mode, check_paths=check_paths)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Reads `key=value` settings (the command lines' `--set`) into a mapping of config keys.
+
+    A value is read as YAML, like a value in the file: `batch_size=4` is an integer,
+    `learning_rate=1e-3` a number, `train_data=[a.tfrecords, b.tfrecords]` a list,
+    `augmentation={flip: true}` a mapping, `intialize=` (nothing) unsets the key.
+
+    Raises:
+        ConfigError: an item without `=`, without a key, or with a value that is not YAML; a
+            key given twice.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}", source="--set")
+        if name in out:
+            raise ConfigError(f"given twice ({item!r})", key=name, source="--set")
+        try:
+            out[name] = yaml.load(text, Loader=_Loader) if text.strip() else None  # noqa: S506
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e)
+            raise ConfigError(f"value {text!r} is not valid YAML: {problem}", key=name, source="--set") from e
+    return out
+
+
+def config_with_overrides(
+    d: Any,
+    overrides: Mapping[str, Any],
+    source: str = "<dict>",
+    mode: str = "train",
+    check_paths: bool = True,
+) -> RunConfig:
+    """`config_from_dict` on `d` with some keys replaced; errors about those keys say so.
+
+    Args:
+        d: the mapping of keys to values, as read from a file.
+        overrides: keys replacing `d`'s (an alias replaces its key's other spelling too).
+        source, mode, check_paths: as for `config_from_dict`.
+
+    Raises:
+        ConfigError: as for `config_from_dict`; when the problem is an overridden key, the
+            error's source is `--set key=value` (after the file).
+    """
+    merged = dict(d) if isinstance(d, Mapping) else d
+    if isinstance(merged, dict):
+        for name in overrides:
+            # `--set initialize=...` replaces the file's `intialize`, and the other way round.
+            canonical = ALIASES.get(name, name)
+            for other in (canonical, DECLARED[canonical].alias if canonical in DECLARED else None):
+                if other is not None and other != name:
+                    merged.pop(other, None)
+        merged.update(overrides)
+    try:
+        return config_from_dict(merged, source=source, mode=mode, check_paths=check_paths)
+    except ConfigError as error:
+        if error.key is None or error.key not in overrides:
+            raise
+        given = f"--set {error.key}={overrides[error.key]!r}"
+        raise ConfigError(error.detail, key=error.key, source=f"{source} with {given}") from None
 
 
 def config_from_dict(

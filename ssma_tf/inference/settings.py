@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import keras
 
 from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.config import ConfigError, load_config
+from ssma_tf.config.runs import is_run, run_config, run_weights
 from ssma_tf.data.datasets import get_dataset_info
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def load_run_config(path: PathLike) -> Any:
+def load_run_config(path: PathLike, overrides: Optional[Mapping[str, Any]] = None) -> Any:
     """Reads a run config for prediction or export.
 
     An evaluation config names the weights in `checkpoint`; a training config names the folder
     the run wrote, whose newest checkpoint (or `final.weights.h5`) holds the trained weights.
     Data paths are not checked: prediction reads other files.
+
+    Args:
+        path: the config file.
+        overrides: keys replacing the file's (`--set`), validated like them.
 
     Returns:
         The `ssma_tf.config.RunConfig`.
@@ -35,11 +40,11 @@ def load_run_config(path: PathLike) -> Any:
         ConfigError: the file is not a valid evaluation or training config.
     """
     try:
-        return load_config(path, "eval", check_paths=False)
+        return load_config(path, "eval", check_paths=False, overrides=overrides)
     except ConfigError as error:
         if error.key != "test_data":
             raise
-    return load_config(path, "train", check_paths=False)
+    return load_config(path, "train", check_paths=False, overrides=overrides)
 
 
 @dataclasses.dataclass
@@ -67,16 +72,23 @@ def setup_inference(
     model: Optional[str] = None,
     num_classes: Optional[int] = None,
     dataset: Optional[str] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
 ) -> InferenceSetup:
     """Loads a model as the command-line tools name it: a run config, a checkpoint, or both.
+
+    A training run's folder, or a file in it (`final.keras`), also stands for its config: the
+    `config.yaml` the run wrote gives the model, classes, size and dataset, so the folder alone
+    is enough (`ssma_tf.config.runs`).
 
     Args:
         config: a run config (`load_run_config`); its `checkpoint`, model, classes, size,
             dataset and interpolation apply unless overridden.
-        checkpoint: weights to load instead of the config's.
+        checkpoint: weights to load instead of the config's: a checkpoint, weights or `.keras`
+            file, or a training run's folder.
         model, num_classes: the network, for weights that do not say
             (see `ssma_tf.checkpoints.loading.load_model`).
         dataset: dataset name for the colours, instead of the config's.
+        overrides: config keys to replace (`--set`), validated like the file's.
 
     Raises:
         ConfigError, CheckpointError, ValueError: as `load_run_config`, `load_model` and
@@ -84,7 +96,18 @@ def setup_inference(
     """
     if config is None and checkpoint is None:
         raise ValueError("give a config or a checkpoint")
-    run = None if config is None else load_run_config(config)
+    if config is None and is_run(checkpoint):
+        # As a training config: an evaluation one would need test data, which prediction lacks.
+        run = run_config(checkpoint, "train", overrides, check_paths=False)
+        checkpoint = run_weights(checkpoint)
+        if os.path.isdir(checkpoint):
+            checkpoint = None  # an unfinished run: its newest checkpoint, through its config
+    elif config is None:
+        if overrides:
+            raise ValueError(f"--set needs a config: {checkpoint} is not a training run's folder")
+        run = None
+    else:
+        run = load_run_config(config, overrides)
     if checkpoint is not None:
         loaded = load_model(checkpoint, model or (run.model if run else None),
                             num_classes or (run.num_classes if run else None))

@@ -1,0 +1,186 @@
+"""The whole SSMA workflow in miniature, on synthetic RGB-D scenes: `ssma-demo` (or `make demo`).
+
+Steps, each one the command a user would type (the configs are in ssma_tf/cli/demo_configs/):
+  1. python -m ssma_tf.cli.synthetic   synthetic street scenes: RGB, depth as jet, labels
+  2. ssma-convert                      train and validation lists to TFRecords
+  3. ssma-train                        AdapNet++ on RGB, AdapNet++ on depth, then SSMA with the two
+                                       as frozen experts (checkpoint1/checkpoint2)
+  4. ssma-evaluate --json              the three models on the validation scenes
+  5. ssma-predict --attention          pictures: predictions, overlays, SSMA attention maps
+and finally a table of mIoU per model and a side-by-side panel (demo_output/comparison.png).
+Everything goes to `demo_output/` in the current folder (the configs name it).
+
+Runs resume: a finished step is skipped when its output exists (delete demo_output/ to start over).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+import time
+
+from ssma_tf.cli.common import add_version
+
+# The package this demo belongs to: each step runs its modules, wherever it is installed.
+PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
+CONFIGS = pathlib.Path(__file__).resolve().parent / "demo_configs"
+OUTPUT = "demo_output"
+MODELS = (
+    ("adapnet_pp_rgb", "AdapNet++ (RGB)"),
+    ("adapnet_pp_depth", "AdapNet++ (depth)"),
+    ("ssma", "SSMA (RGB + depth)"),
+)
+NUM_PICTURES = 4
+# The command each step runs, by the name a user types, and its module.
+COMMANDS = {
+    "python -m ssma_tf.cli.synthetic": "ssma_tf.cli.synthetic",
+    "ssma-convert": "ssma_tf.cli.convert",
+    "ssma-train": "ssma_tf.cli.train",
+    "ssma-evaluate": "ssma_tf.cli.evaluate",
+    "ssma-predict": "ssma_tf.cli.predict",
+}
+
+
+def run(step: str, command: str, args: list,
+        quiet_prefixes=("I0000", "W0000", "E0000", "WARNING: All log")) -> float:
+    """Runs one command in the current folder, streaming its output; returns seconds taken."""
+    print(f"\n=== {step}\n$ {command} {' '.join(shlex.quote(str(a)) for a in args)}", flush=True)
+    start = time.time()
+    path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONPATH=path)
+    process = subprocess.Popen([sys.executable, "-m", COMMANDS[command]] + [str(a) for a in args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if not line.startswith(quiet_prefixes) and "cuda" not in line.lower():
+            print("  " + line, end="", flush=True)
+    if process.wait() != 0:
+        raise SystemExit(f"demo: step '{step}' failed (exit {process.returncode}); see its output above")
+    seconds = time.time() - start
+    print(f"  ({seconds:.0f} s)", flush=True)
+    return seconds
+
+
+def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
+    """One picture per row: RGB | depth | ground truth | each model's prediction."""
+    import numpy as np
+    from PIL import Image
+
+    # Neither imports TensorFlow, so no start-up lines interleave with the results.
+    from ssma_tf.data.datasets import get_dataset_info
+    from ssma_tf.visualize import colorize, save_png
+
+    info = get_dataset_info("synthetic")
+    palette = info.palette
+    lines = (data / "val.txt").read_text().split("\n")[:NUM_PICTURES]
+    rows = []
+    for line in lines:
+        rgb, depth, label = (data / part for part in line.split())
+        name = rgb.stem
+        tiles = [np.asarray(Image.open(rgb).convert("RGB")), np.asarray(Image.open(depth).convert("RGB")),
+                 colorize(np.asarray(Image.open(label)), palette)]
+        for key, _ in MODELS:
+            tiles.append(colorize(np.asarray(Image.open(output / "pictures" / key / "class_ids" / f"{name}.png")),
+                                  palette))
+        gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+        rows.append(np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1))
+    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+    panel = np.concatenate(sum(([r, gap] for r in rows), [])[:-1], axis=0)
+    # Shown small otherwise: enlarge 3x with nearest neighbour so class borders stay crisp.
+    scale = 3
+    panel = np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
+    tile_width = (tiles[0].shape[1] + 4) * scale
+    titles = ["RGB", "depth (jet)", "ground truth"] + [title for _, title in MODELS]
+    panel = _with_titles_and_legend(panel, titles, tile_width, info.class_names, palette)
+    path = output / "comparison.png"
+    save_png(str(path), panel)
+    return path
+
+
+def _with_titles_and_legend(panel, titles, tile_width, class_names, palette):
+    """Adds a row of column titles above the panel and a colour legend of the classes below it."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    line = 24
+    canvas = Image.new("RGB", (panel.shape[1], panel.shape[0] + 2 * line), "white")
+    canvas.paste(Image.fromarray(panel), (0, line))
+    draw = ImageDraw.Draw(canvas)
+    for index, title in enumerate(titles):
+        draw.text((index * tile_width + 4, 6), title, fill="black", font=font)
+    x, y = 4, panel.shape[0] + line + 6
+    for class_id, name in enumerate(class_names):
+        colour = tuple(int(c) for c in palette[class_id])
+        draw.rectangle((x, y, x + 12, y + 12), fill=colour, outline="black")
+        draw.text((x + 18, y), name, fill="black", font=font)
+        x += 18 + int(draw.textlength(name, font=font)) + 16
+    return np.asarray(canvas)
+
+
+def main(argv=None) -> int:
+    """Runs the steps not done yet and prints the results; returns the exit status."""
+    from ssma_tf.files import atomic_write
+
+    parser = argparse.ArgumentParser(prog="ssma-demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default=OUTPUT, help="folder for data, checkpoints, results")
+    add_version(parser)
+    args = parser.parse_args(argv)
+    output = pathlib.Path.cwd() / args.output
+    if output != pathlib.Path.cwd() / OUTPUT:
+        raise SystemExit(f"demo: the configs in {CONFIGS} write to {OUTPUT}/; keep the default --output")
+    data = output / "data"
+    timings = {}
+    started = time.time()
+
+    if not (data / "val.txt").exists():
+        timings["dataset"] = run("1. synthetic RGB-D dataset", "python -m ssma_tf.cli.synthetic", [
+            "--output_dir", data, "--num_train", 200, "--num_val", 50,
+            "--height", 48, "--width", 96, "--seed", 0])
+    for split in ("train", "val"):
+        if not (data / f"{split}.tfrecords").exists():
+            timings[f"convert {split}"] = run(f"2. {split} list to TFRecords", "ssma-convert", [
+                "-f", data / f"{split}.txt", "-r", data / f"{split}.tfrecords"])
+    for key, title in MODELS:
+        if not (output / "checkpoints" / key / "final.weights.h5").exists():
+            timings[f"train {key}"] = run(f"3. train {title}", "ssma-train", ["-c", CONFIGS / f"{key}.config"])
+    results = {}
+    for key, title in MODELS:
+        path = output / "results" / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        timings[f"evaluate {key}"] = run(f"4. evaluate {title}", "ssma-evaluate", [
+            "-c", CONFIGS / f"{key}_test.config", "--json", path])
+        results[key] = json.loads(path.read_text())
+    pictures_list = data / "pictures.txt"
+    with atomic_write(pictures_list) as stream:
+        stream.write("\n".join((data / "val.txt").read_text().split("\n")[:NUM_PICTURES]) + "\n")
+    for key, title in MODELS:
+        extra = ["--attention"] if key == "ssma" else []
+        timings[f"predict {key}"] = run(f"5. pictures of {title}", "ssma-predict", [
+            "-c", CONFIGS / f"{key}_test.config", "--list", pictures_list,
+            "-o", output / "pictures" / key, "--quiet"] + extra)
+    panel = comparison_panel(output, data)
+
+    print("\n=== Results on the synthetic validation scenes (50 images, 48x96, 7 classes)\n")
+    header = f"{'model':22s} {'mIoU':>6s} {'pixel acc.':>10s}  " + " ".join(
+        f"{entry['name'][:10]:>10s}" for entry in results["ssma"]["per_class"])
+    print(header)
+    for key, title in MODELS:
+        metrics = results[key]
+        per_class = " ".join(f"{entry['iou']:10.1f}" for entry in metrics["per_class"])
+        print(f"{title:22s} {metrics['mIoU']:6.1f} {metrics['pixel_accuracy']:10.1f}  {per_class}")
+    best_single = max(results["adapnet_pp_rgb"]["mIoU"], results["adapnet_pp_depth"]["mIoU"])
+    margin = results["ssma"]["mIoU"] - best_single
+    print(f"\nSSMA vs the better unimodal model: {margin:+.1f} mIoU")
+    print(f"pictures: {output / 'pictures'} (class ids, colours, overlays, SSMA attention); panel: {panel}")
+    print(f"total time: {(time.time() - started) / 60:.1f} min")
+    with atomic_write(output / "results" / "timings.json") as stream:
+        stream.write(json.dumps(timings, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Evaluates AdapNet++ or SSMA: `ssma-evaluate -c configs/cityscapes_test.config` or `ssma-evaluate RUN`.
+
+The weights: a config's `checkpoint` (an original TF1 checkpoint, AdapNet++ or SSMA, told apart by
+its variable names; a training directory of this project, one of its checkpoints, or a
+`.weights.h5`/`.keras` file), `--checkpoint PATH` instead of the config's, or a training run's
+folder (or its `final.keras`) alone: the `config.yaml` the run wrote gives the model, classes,
+size and, unless `--test_data` or `--set test_data=...` says otherwise, the test data.
+`--set key=value` replaces any key, checked like the file.
+
+Prints per-class IoU, FPR and FNR and the summary metrics; the last line is `mIoU: <value>`
+(the released definition, in percent). `--json PATH` also writes every metric with the number
+of images. The work is done by `ssma_tf.evaluation`.
+
+Exit status: 0 done, 2 bad config or checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog="ssma-evaluate",
+        description="Evaluate AdapNet++ or SSMA from a YAML .config file or a training run's folder.",
+    )
+    parser.add_argument("run", nargs="?", metavar="RUN",
+                        help="a training run's folder (or its final.keras): model, classes, size and test "
+                        "data from the config.yaml the run wrote (instead of -c)")
+    parser.add_argument("-c", "--config", help="the evaluation config (YAML)")
+    parser.add_argument("--checkpoint", metavar="PATH", help="the weights to evaluate instead of the config's")
+    parser.add_argument("--test_data", nargs="+", metavar="PATTERN",
+                        help="record files or glob patterns to evaluate on instead of the config's")
+    add_overrides(parser)
+    parser.add_argument("--json", metavar="PATH", help="also write all metrics to this JSON file")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="arithmetic of the network: float32 (default, the original's numbers) or bfloat16 "
+                        "(faster where the processor has bfloat16 units, e.g. Intel AMX; see README, Benchmarks)")
+    add_version(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags, validates the config and evaluates; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.run is None) == (args.config is None):
+        parser.error("give a config (-c) or a training run's folder, one of the two")
+    overrides = parse_overrides_or_exit(parser, args.overrides)
+    if args.checkpoint is not None:
+        overrides["checkpoint"] = args.checkpoint
+    if args.test_data is not None:
+        overrides["test_data"] = args.test_data
+
+    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config.runs import run_config
+
+    try:
+        if args.config is not None:
+            config = load_config(args.config, "eval", overrides=overrides)
+        else:
+            config = run_config(args.run, "eval", overrides)
+    except ConfigError as error:
+        return fail(error)
+
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.evaluation import evaluate
+
+    try:
+        result = evaluate(config, precision=args.precision)
+    except CheckpointError as error:
+        return fail(error)
+    if args.json:
+        from ssma_tf.files import atomic_write
+
+        with atomic_write(args.json) as f:  # a reader never sees half a file
+            json.dump(result.metrics, f, indent=2)
+            f.write("\n")
+    print(result.table(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Exports AdapNet++ or SSMA as a TensorFlow SavedModel for serving, optionally with TFLite files.
+
+    ssma-export -c configs/ssma_cityscapes_test.config --output exports/ssma_cityscapes
+    ssma-export checkpoints/my_run --output exports/my_run
+    ssma-export --checkpoint run/final.weights.h5 --model AdapNet_pp --num_classes 7 \
+        --size 384x768 --fold_batch_norm --tflite float32 float16 --output exports/adapnet
+
+The model: as for `ssma-predict` (a training run's folder or `.keras` file alone, a config, or
+a checkpoint with `--model` and `--num_classes`); `--set key=value` replaces a key of the config.
+
+The signature `serving_default` takes uint8 BGR batches (`image`, or `modality1` and `modality2`
+for SSMA) and returns `class_ids` (int32, B×H×W) and `probabilities` (float32, B×H×W×C) at the
+input size. With a size (the config's height × width unless `--size` says otherwise) inputs of
+any size are resized inside; with `--size input` height and width must be multiples of 16.
+The work is done by `ssma_tf.inference.export`.
+
+Exit status: 0 done, 2 bad config, checkpoint or options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    from ssma_tf.constants import INTERPOLATIONS, MODEL_NAMES  # no TensorFlow: --help stays quick
+
+    parser = argparse.ArgumentParser(
+        prog="ssma-export",
+        description="Export AdapNet++ or SSMA as a SavedModel with a uint8 serving signature (and TFLite)."
+    )
+    parser.add_argument("run", nargs="?", metavar="RUN",
+                        help="a training run's folder or a .keras file: the model with its settings (instead of -c)")
+    parser.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
+    parser.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
+                        "(overrides the config's)")
+    parser.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")
+    parser.add_argument("--num_classes", type=int, help="classes including void, for weights that do not say")
+    parser.add_argument("--dataset", help="dataset whose class names and colours go into the metadata")
+    add_overrides(parser)
+    parser.add_argument("-o", "--output", required=True, help="the SavedModel folder to write")
+    parser.add_argument("--size", help="HEIGHTxWIDTH to resize inputs to inside the graph, or 'input' for no "
+                        "resizing (inputs must be multiples of 16); default: the config's size, else 'input'")
+    parser.add_argument("--modality2_interpolation", choices=INTERPOLATIONS,
+                        help="SSMA: how modality 2 is resized (default: the config's, else nearest)")
+    parser.add_argument("--fold_batch_norm", action="store_true",
+                        help="fold batch norms into the preceding convolutions (checked to change no "
+                        "probability by more than 1e-4; no measured gain on CPU, TFLite folds by itself)")
+    parser.add_argument("--tflite", nargs="+", choices=("float32", "float16"), default=[],
+                        help="also write TFLite conversions of the SavedModel")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_version(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags, loads the model and exports it; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.run is not None:
+        if args.config is not None or args.checkpoint is not None:
+            parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
+        args.checkpoint = args.run
+    if args.config is None and args.checkpoint is None:
+        parser.error("give a training run's folder, a config (-c) or a checkpoint (--checkpoint)")
+    overrides = parse_overrides_or_exit(parser, args.overrides)
+
+    from ssma_tf.inference.sizes import parse_size
+
+    try:
+        size = None if args.size is None else parse_size(args.size)
+    except ValueError as error:
+        parser.error(f"--size: {error}")
+
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.inference.export import ExportError, export_saved_model
+    from ssma_tf.inference.settings import setup_inference
+
+    try:
+        setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
+                                overrides=overrides)
+        report = export_saved_model(
+            setup.model, args.output, size=size if args.size is not None else setup.size,
+            modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
+            fold_batch_norm=args.fold_batch_norm, tflite=args.tflite, dataset=setup.dataset,
+            overwrite=args.overwrite, log=lambda line: print(line, flush=True),
+        )
+    except (CheckpointError, ExportError, ValueError, OSError) as error:  # ConfigError is a ValueError
+        return fail(error)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

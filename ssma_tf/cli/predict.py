@@ -1,0 +1,141 @@
+"""Predicts segmentations of images with AdapNet++ or SSMA and writes pictures of them.
+
+    ssma-predict -c configs/ssma_cityscapes_test.config \
+        --modality1 rgb.png --modality2 depth.png --output predictions/
+    ssma-predict -c CONFIG --list samples.txt --output predictions/ --attention
+    ssma-predict checkpoints/my_run --list samples.txt --output predictions/
+    ssma-predict --checkpoint run/final.weights.h5 --model SSMA --num_classes 7 \
+        --dataset synthetic --modality1 rgb_dir/ --modality2 depth_dir/ --output predictions/
+
+The model: a config (its `checkpoint`, or `--checkpoint`), a training run's folder or its
+`final.keras` alone (the run's `config.yaml` gives model, classes, size and dataset), a `.keras`
+file or TF1 checkpoint alone (they say which network they hold), or other weights with `--model`
+and `--num_classes`. `--set key=value` replaces a key of the config.
+
+Inputs: one image (pair), a list file (`modality1 modality2 [label]` per line, paths relative to
+the list; AdapNet++ also reads `image [label]`), or two folders whose files pair up by name
+(`--modality1_suffix`/`--modality2_suffix` strip name endings such as `_leftImg8bit`). Images are
+RGB files as on disk; the network gets them in BGR, as in training.
+
+For every sample it writes `class_ids/<name>.png` (8-bit class ids), `color/<name>.png` (the
+dataset's colours), `overlay/<name>.png` (the colours over modality 1), with `--attention` the
+SSMA blocks' mean gates `attention/{latent,skip2,skip1}/<name>.png`, and for list lines with a
+label the coloured ground truth `label_color/<name>.png`. The work is done by the
+`ssma_tf.inference` package (`settings`, `predictor`, `samples`, `pictures`).
+
+Exit status: 0 done, 2 bad config, checkpoint, options or input file (the message names it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    from ssma_tf.constants import INPUT_MODALITIES, MODEL_NAMES  # no TensorFlow: --help stays quick
+
+    parser = argparse.ArgumentParser(
+        prog="ssma-predict",
+        description="Predict with AdapNet++ or SSMA and write class-id, colour, overlay and attention pictures."
+    )
+    model = parser.add_argument_group("model (a training run, a config, or a checkpoint)")
+    model.add_argument("run", nargs="?", metavar="RUN",
+                       help="a training run's folder or a .keras file: the model with its settings (instead of -c)")
+    model.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
+    model.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
+                       "(overrides the config's)")
+    model.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")
+    model.add_argument("--num_classes", type=int, help="classes including void, for weights that do not say")
+    model.add_argument("--dataset", help="dataset whose class colours to use (default: the config's)")
+    add_overrides(model)
+
+    inputs = parser.add_argument_group("inputs (files, folders or a list file)")
+    inputs.add_argument("--modality1", help="modality-1 image, or a folder of them")
+    inputs.add_argument("--modality2", help="modality-2 image, or a folder of them (SSMA)")
+    inputs.add_argument("--list", help="list file: 'modality1 modality2 [label]' per line")
+    inputs.add_argument("--modality1_suffix", default="", help="name ending stripped to pair folder files")
+    inputs.add_argument("--modality2_suffix", default="", help="name ending stripped to pair folder files")
+    inputs.add_argument("--recursive", action="store_true", help="also read sub-folders")
+    inputs.add_argument("--input_modality", choices=INPUT_MODALITIES,
+                        help="AdapNet++: which image the network reads (default: the config's, else modality1)")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("-o", "--output", required=True, help="folder for the pictures")
+    output.add_argument("--size", help="model input HEIGHTxWIDTH (multiples of 16), or 'input' for each image's "
+                        "own size rounded to a multiple of 16 (default: the config's size, else 'input')")
+    output.add_argument("--original_size", action="store_true",
+                        help="write pictures at the input resolution (ids resized with nearest neighbour)")
+    output.add_argument("--attention", action="store_true", help="SSMA: also write the mean gate of each SSMA block")
+    output.add_argument("--alpha", type=float, default=0.5, help="opacity of the colours in the overlay")
+    output.add_argument("--batch_size", type=int, default=1, help="images per network call")
+    output.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="arithmetic of the network: bfloat16 (about 3x faster where the processor has "
+                        "bfloat16 units, e.g. Intel AMX; a few near-tie pixels may change class) or float32 "
+                        "(the original's numbers); auto (default): bfloat16 where such units exist, else float32")
+    output.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_version(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags, loads the model and predicts; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.run is not None:
+        if args.config is not None or args.checkpoint is not None:
+            parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
+        args.checkpoint = args.run
+    if args.config is None and args.checkpoint is None:
+        parser.error("give a training run's folder, a config (-c) or a checkpoint (--checkpoint)")
+    overrides = parse_overrides_or_exit(parser, args.overrides)
+    if args.list is None and args.modality1 is None and args.modality2 is None:
+        parser.error("give --modality1/--modality2 (files or folders) or --list")
+    if args.list is not None and (args.modality1 or args.modality2):
+        parser.error("give either --list or --modality1/--modality2, not both")
+
+    from ssma_tf.inference.sizes import parse_size
+
+    try:
+        size = None if args.size is None else parse_size(args.size)
+    except ValueError as error:
+        parser.error(f"--size: {error}")
+
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.inference.pictures import predict_files
+    from ssma_tf.inference.predictor import Predictor
+    from ssma_tf.inference.samples import collect_samples
+    from ssma_tf.inference.settings import setup_inference
+
+    try:
+        setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
+                                overrides=overrides)
+        predictor = Predictor(
+            setup.model, size=size if args.size is not None else setup.size,
+            modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
+        )
+        samples = collect_samples(
+            predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
+            modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
+            recursive=args.recursive,
+        )
+        summary = predict_files(
+            predictor, samples, args.output,
+            palette=None if setup.dataset is None else setup.dataset.palette_array,
+            original_size=args.original_size, attention=args.attention,
+            input_modality=args.input_modality or setup.input_modality,
+            alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
+        )
+    except (CheckpointError, ValueError, OSError) as error:  # ConfigError is a ValueError
+        return fail(error)
+    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}); "
+          f"pictures in {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

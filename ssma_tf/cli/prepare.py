@@ -1,0 +1,386 @@
+"""Turns raw depth, disparity or NIR into SSMA's 3-channel second modality, with list files.
+
+Subcommands (see `ssma_tf.modalities` for the definitions):
+  jet    depth/disparity -> jet colour map PNG (Cityscapes disparity, Synthia depth)
+  gray   depth/disparity -> grey PNG scaled to 0..255 (ScanNet: --max 7000 on millimetres)
+  fill   depth -> hole-filled depth, Ku et al. 2018 (16-bit PNG or .npy)
+  hha    metric depth + camera intrinsics -> HHA PNG (Gupta et al. 2014)
+  ndvi   NIR + RGB -> NDVI PNG (Freiburg Forest)
+  evi    NIR + RGB -> EVI PNG (Freiburg Forest)
+
+Inputs are files and folders (paired with RGB images and labels by name for the list file), or
+one column of an existing list file (--from-list). The list file written with --list-file is the
+input of `ssma-convert`: `modality1 modality2 label` per line, paths relative to
+the list file. Output PNGs are RGB, as every viewer shows them; the TFRecord converter turns them
+into BGR. Existing outputs are never replaced without --overwrite.
+
+Examples:
+  # ScanNet: fill the holes, scale millimetres 0..7000 to 0..255, list RGB + depth + label.
+  ssma-prepare gray scannet/depth -o scannet/depth_gray --fill --units mm \\
+      --max 7000 --modality1-dir scannet/color --label-dir scannet/label \\
+      --list-file scannet/train.txt
+  # Cityscapes disparity as jet (near = red), from a list of `rgb disparity label` rows;
+  # the range is in stored values, (value - 1) / 256 pixels of disparity.
+  ssma-prepare jet --from-list raw_train.txt --column 1 \\
+      -o cityscapes/disparity_jet --max 32768 --list-file train.txt
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ssma_tf.cli.common import add_version
+from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
+from ssma_tf.progress import Progress
+
+PROG = "ssma-prepare"
+
+KERNELS = {
+    "diamond5": morphology.DIAMOND_KERNEL_5,
+    "diamond7": morphology.DIAMOND_KERNEL_7,
+    "cross3": morphology.CROSS_KERNEL_3,
+    "cross5": morphology.CROSS_KERNEL_5,
+    "full3": morphology.FULL_KERNEL_3,
+    "full5": morphology.FULL_KERNEL_5,
+    "full7": morphology.FULL_KERNEL_7,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser with one sub-parser per conversion."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("inputs and outputs")
+    where.add_argument("inputs", nargs="*", type=pathlib.Path,
+                       help="raw input files and/or folders (not with --from-list)")
+    where.add_argument("--from-list", type=pathlib.Path, metavar="LIST",
+                       help="take the raw inputs from one column of this list file instead")
+    where.add_argument("--column", type=int, default=1,
+                       help="0-based column of the raw inputs in --from-list (default 1: modality2)")
+    where.add_argument("-o", "--output-dir", type=pathlib.Path, required=True,
+                       help="folder for the outputs (sub-folders of the inputs are kept)")
+    where.add_argument("--output-suffix", default="",
+                       help="added to each output name, e.g. _jet")
+    where.add_argument("--recursive", action="store_true",
+                       help="also take the files in sub-folders of input folders")
+    where.add_argument("--input-suffix", default="",
+                       help="suffix of raw input names to drop for pairing, e.g. _disparity")
+    where.add_argument("--list-file", type=pathlib.Path, metavar="LIST",
+                       help="write a list file for ssma-convert")
+    where.add_argument("--modality1-dir", type=pathlib.Path,
+                       help="folder of modality-1 (RGB) images, paired by name, for the list file")
+    where.add_argument("--modality1-suffix", default="", help="suffix of modality-1 names to drop")
+    where.add_argument("--label-dir", type=pathlib.Path,
+                       help="folder of label images, paired by name, for the list file")
+    where.add_argument("--label-suffix", default="", help="suffix of label names to drop")
+    where.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    where.add_argument("--skip-existing", action="store_true",
+                       help="keep existing outputs (resume a run); they still go into the list")
+    where.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    units = argparse.ArgumentParser(add_help=False)
+    units.add_argument("--units", help="units of the depth values: m, cm, mm, or units per metre "
+                                       "(256 for KITTI PNGs)")
+    units.add_argument("--sunrgbd-depth", action="store_true",
+                       help="undo SUN RGB-D's 3-bit rotation of its depth PNG values (gives "
+                            "millimetres; implies --units mm)")
+
+    fill_first = argparse.ArgumentParser(add_help=False)
+    fill_first.add_argument("--fill", action="store_true",
+                            help="fill depth holes first (Ku et al. defaults; needs --units)")
+    fill_first.add_argument("--keep-valid", action="store_true",
+                            help="with --fill: keep measured depth, fill only the holes")
+
+    value_range = argparse.ArgumentParser(add_help=False)
+    group = value_range.add_argument_group("range (in the file's units)")
+    group.add_argument("--min", type=float, default=0.0, dest="vmin",
+                       help="value at the low end (default 0)")
+    group.add_argument("--max", type=float, dest="vmax",
+                       help="value at the high end, the same for every image (e.g. 7000 mm)")
+    group.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                       help="per-image range from these percentiles of the valid values instead")
+    group.add_argument("--invert", action="store_true",
+                       help="swap the ends (e.g. near depth at the high end, like disparity)")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_version(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("jet", parents=[common, units, fill_first, value_range],
+                            help="depth/disparity -> jet colour map")
+    p.set_defaults(subparser=p)
+    p.add_argument("--missing-color", type=int, nargs=3, default=(0, 0, 0), metavar=("R", "G", "B"),
+                   help="colour of missing (0/NaN) pixels (default black)")
+
+    p = commands.add_parser("gray", parents=[common, units, fill_first, value_range],
+                            help="depth/disparity -> grey scaled to 0..255")
+    p.set_defaults(subparser=p)
+    p.add_argument("--missing-value", type=int, default=0, help="grey level of missing pixels")
+
+    p = commands.add_parser("fill", parents=[common, units], help="depth -> hole-filled depth")
+    p.set_defaults(subparser=p)
+    p.add_argument("--max-depth", type=float, default=100.0,
+                   help="inversion constant in metres (default 100, the paper's)")
+    p.add_argument("--kernel", choices=sorted(KERNELS), default="diamond5",
+                   help="kernel of the first dilation (default diamond5)")
+    p.add_argument("--no-extend-top", action="store_true",
+                   help="do not extend each column's top value to the top of the frame")
+    p.add_argument("--no-large-hole-fill", action="store_true",
+                   help="leave holes that the 7x7 fill does not reach empty")
+    p.add_argument("--blur", choices=completion.BLUR_TYPES, default="gaussian",
+                   help="smoothing after the median (default gaussian, as the paper)")
+    p.add_argument("--keep-valid", action="store_true",
+                   help="keep measured depth and fill only the holes (dense sensors); by default "
+                        "every pixel is replaced, as in the paper")
+    p.add_argument("--format", choices=("auto", "png", "npy"), default="auto",
+                   help="output format: 16-bit PNG in the input's units, or float .npy "
+                        "(auto: PNG for PNG inputs)")
+
+    p = commands.add_parser("hha", parents=[common, units, fill_first],
+                            help="metric depth + intrinsics -> HHA")
+    p.set_defaults(subparser=p)
+    camera = p.add_argument_group(
+        "camera (exactly one of --preset, --intrinsics, --intrinsics-file, --intrinsics-relative)"
+    )
+    camera.add_argument("--preset", choices=sorted(hha.INTRINSICS_PRESETS),
+                        help="published intrinsics, scaled if the depth maps were resized")
+    camera.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                        help="intrinsics in pixels")
+    camera.add_argument("--intrinsics-file", type=pathlib.Path,
+                        help="3x3/3x4/4x4 camera matrix text file (ScanNet intrinsic_depth.txt, "
+                             "SUN RGB-D intrinsics.txt)")
+    camera.add_argument("--intrinsics-relative", metavar="RELPATH",
+                        help="a camera matrix file per depth map, at this path relative to the "
+                             "depth map's folder (SUN RGB-D: ../intrinsics.txt)")
+    camera.add_argument("--intrinsics-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
+                        help="image size that --intrinsics/--intrinsics-file refer to; depth maps "
+                             "of another size get scaled intrinsics")
+
+    for name, what in (("ndvi", "NDVI"), ("evi", "EVI")):
+        p = commands.add_parser(name, parents=[common], help=f"NIR + RGB -> {what}")
+        p.set_defaults(subparser=p)
+        p.add_argument("--rgb-dir", type=pathlib.Path,
+                       help="folder of the RGB images, paired with the NIR inputs by name")
+        p.add_argument("--rgb-suffix", default="", help="suffix of RGB names to drop for pairing")
+        p.add_argument("--rgb-column", type=int, default=0,
+                       help="0-based column of the RGB images in --from-list (default 0)")
+        p.add_argument("--nir-channel", type=int, default=0,
+                       help="channel holding NIR if the NIR files are colour (default 0)")
+        p.add_argument("--max-value", type=float,
+                       help="stored value meaning reflectance 1 (default 255 for 8-bit files, "
+                            "65535 for 16-bit)")
+        p.add_argument("--range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
+                       dest="value_range", help="index range mapped to 0..255 (default -1 1)")
+        p.add_argument("--colormap", choices=("gray", "jet"), default="gray",
+                       help="grey level in all three channels (default) or jet colours")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status (0 success, 1 failed conversion)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Usage errors are reported with the sub-command's usage line.
+    _check_arguments(args.subparser, args)
+    try:
+        convert, output_extension = _converter(args)
+        jobs = _plan(args, output_extension)
+        if args.list_file is not None and args.list_file.exists() and not args.overwrite:
+            raise io.OutputExistsError(
+                f"list file '{args.list_file}' exists already (pass --overwrite to replace it)"
+            )
+        todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing)
+        progress = None
+        if not args.quiet:
+            kept = len(jobs) - len(todo)
+            print(f"{PROG}: {args.command}: {len(todo)} file(s) to write under '{args.output_dir}'"
+                  + (f", {kept} existing kept" if kept else ""), file=sys.stderr)
+            # A log line every 2 s (and a bar between them on a terminal): long runs are often logged.
+            progress = Progress(len(todo), prefix=f"{PROG}: ", log_every=2.0)
+        batch.run_jobs(todo, convert, progress=progress)
+        if args.list_file is not None:
+            batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
+            if not args.quiet:
+                print(f"{PROG}: wrote '{args.list_file}' ({len(jobs)} samples)", file=sys.stderr)
+    except (io.InputFileError, ValueError, OSError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if bool(args.inputs) == (args.from_list is not None):
+        parser.error("give either input files/folders or --from-list LIST")
+    if args.overwrite and args.skip_existing:
+        parser.error("--overwrite and --skip-existing exclude each other")
+    if args.from_list is None and args.list_file is not None and args.label_dir is None:
+        parser.error("--list-file needs --label-dir (and --modality1-dir for a fusion list), "
+                     "or --from-list")
+    if args.from_list is not None and (args.modality1_dir or args.label_dir):
+        parser.error("--modality1-dir/--label-dir pair folder inputs; with --from-list the list's "
+                     "other columns are kept")
+    if args.modality1_dir is not None and args.label_dir is None:
+        parser.error("--modality1-dir needs --label-dir: list rows end with the label")
+    if getattr(args, "keep_valid", False) and args.command != "fill" and not args.fill:
+        parser.error("--keep-valid goes with --fill")
+    if getattr(args, "sunrgbd_depth", False):
+        if args.units and completion.units_per_metre(args.units) != 1000.0:
+            parser.error("--sunrgbd-depth gives millimetres; drop --units or use --units mm")
+        args.units = "mm"
+    needs_units = args.command in ("fill", "hha") or getattr(args, "fill", False)
+    if needs_units and not args.units:
+        parser.error(f"{args.command}{' --fill' if args.command in ('jet', 'gray') else ''} needs "
+                     "--units (m, cm, mm or units per metre): depth is converted to metres")
+    if getattr(args, "units", None):
+        try:
+            completion.units_per_metre(args.units)
+        except ValueError as exc:
+            parser.error(str(exc))
+    if args.command in ("jet", "gray") and args.vmax is None and args.percentiles is None:
+        parser.error("give the range: --max (fixed, e.g. 7000 for millimetres) or --percentiles")
+    if args.command == "hha":
+        given = [args.preset, args.intrinsics, args.intrinsics_file, args.intrinsics_relative]
+        if sum(g is not None for g in given) != 1:
+            parser.error("hha needs exactly one of --preset, --intrinsics, --intrinsics-file, "
+                         "--intrinsics-relative")
+        if args.intrinsics_size is not None and args.preset is not None:
+            parser.error("--intrinsics-size is for --intrinsics and the intrinsics files; presets "
+                         "know their image size")
+    if args.command in ("ndvi", "evi") and args.from_list is None and args.rgb_dir is None:
+        parser.error(f"{args.command} needs --rgb-dir (red and blue come from the RGB images)")
+
+
+def _plan(args: argparse.Namespace, output_extension: Callable[[pathlib.Path], str]) -> List[batch.Job]:
+    vegetation_index = args.command in ("ndvi", "evi")
+    if args.from_list is not None:
+        return batch.plan_list_jobs(
+            args.from_list,
+            args.output_dir,
+            column=args.column,
+            output_extension=output_extension,
+            output_suffix=args.output_suffix,
+            companion_column=args.rgb_column if vegetation_index else None,
+        )
+    return batch.plan_folder_jobs(
+        args.inputs,
+        args.output_dir,
+        extensions=io.IMAGE_EXTENSIONS if vegetation_index else io.DEPTH_EXTENSIONS,
+        output_extension=output_extension,
+        recursive=args.recursive,
+        input_suffix=args.input_suffix,
+        output_suffix=args.output_suffix,
+        companion_dir=args.rgb_dir if vegetation_index else None,
+        companion_suffix=args.rgb_suffix if vegetation_index else "",
+        companion_extensions=io.IMAGE_EXTENSIONS,
+        modality1_dir=args.modality1_dir,
+        modality1_suffix=args.modality1_suffix,
+        label_dir=args.label_dir,
+        label_suffix=args.label_suffix,
+        image_extensions=io.IMAGE_EXTENSIONS,
+    )
+
+
+def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], Callable[[pathlib.Path], str]]:
+    """Returns (convert one job, output extension for a source) for the chosen command."""
+    overwrite = args.overwrite
+
+    def read(path: pathlib.Path):
+        depth = io.read_depth(path)
+        if getattr(args, "sunrgbd_depth", False):
+            depth = io.sunrgbd_depth_to_mm(depth)
+        if getattr(args, "fill", False):
+            depth = completion.fill_depth(depth, units=args.units, keep_valid=args.keep_valid)
+        return depth
+
+    if args.command == "jet":
+        def convert(job: batch.Job) -> None:
+            image = colorize.jet(read(job.source), vmin=args.vmin, vmax=args.vmax,
+                            percentiles=args.percentiles, invert=args.invert,
+                            missing_color=args.missing_color)
+            io.write_png(job.output, image, overwrite=overwrite)
+        return convert, batch.default_output_extension
+
+    if args.command == "gray":
+        def convert(job: batch.Job) -> None:
+            image = colorize.gray(read(job.source), vmin=args.vmin, vmax=args.vmax,
+                             percentiles=args.percentiles, invert=args.invert,
+                             missing_value=args.missing_value)
+            io.write_png(job.output, image, overwrite=overwrite)
+        return convert, batch.default_output_extension
+
+    if args.command == "fill":
+        options = dict(
+            units=args.units,
+            max_depth=args.max_depth,
+            dilation_kernel=KERNELS[args.kernel],
+            extend_to_top=not args.no_extend_top,
+            large_hole_fill_kernel=None if args.no_large_hole_fill else morphology.FULL_KERNEL_31,
+            blur=args.blur,
+            keep_valid=args.keep_valid,
+        )
+
+        def convert(job: batch.Job) -> None:
+            filled = completion.fill_depth(read(job.source), **options)
+            io.write_depth(job.output, filled, overwrite=overwrite)
+        return convert, lambda source: batch.depth_output_extension(source, args.format)
+
+    if args.command == "hha":
+        intrinsics_for_size = _intrinsics_resolver(args)
+
+        def convert(job: batch.Job) -> None:
+            depth = read(job.source)
+            intrinsics = intrinsics_for_size(job.source, depth.shape[1], depth.shape[0])
+            io.write_png(job.output, hha.encode_hha(depth, intrinsics, units=args.units), overwrite=overwrite)
+        return convert, batch.default_output_extension
+
+    index_function = vegetation.ndvi if args.command == "ndvi" else vegetation.evi
+
+    def convert(job: batch.Job) -> None:
+        nir, red, blue = io.read_nir_rgb(job.source, job.companion, nir_channel=args.nir_channel,
+                                         max_value=args.max_value)
+        index = index_function(nir, red) if args.command == "ndvi" else index_function(nir, red, blue)
+        image = vegetation.index_image(index, tuple(args.value_range), args.colormap)
+        io.write_png(job.output, image, overwrite=overwrite)
+    return convert, batch.default_output_extension
+
+
+def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, int, int], hha.Intrinsics]:
+    """Returns a function giving the intrinsics for a depth file of a given width and height."""
+    size = tuple(args.intrinsics_size) if args.intrinsics_size else None
+    if args.intrinsics_relative is not None:
+        per_file: Dict[pathlib.Path, hha.Intrinsics] = {}
+
+        def from_file_beside(source: pathlib.Path, width: int, height: int) -> hha.Intrinsics:
+            path = pathlib.Path(os.path.normpath(source.parent / args.intrinsics_relative))
+            if path not in per_file:
+                per_file[path] = hha.read_intrinsics_file(path, size)
+            intrinsics = per_file[path]
+            return intrinsics if intrinsics.width is None else intrinsics.scaled_to(width, height)
+        return from_file_beside
+
+    if args.preset is not None:
+        base = hha.INTRINSICS_PRESETS[args.preset]
+    elif args.intrinsics is not None:
+        fx, fy, cx, cy = args.intrinsics
+        base = hha.Intrinsics(fx, fy, cx, cy, *(size or (None, None)))
+    else:
+        base = hha.read_intrinsics_file(args.intrinsics_file, size)
+    cache: Dict[Tuple[int, int], hha.Intrinsics] = {}
+
+    def resolve(source: pathlib.Path, width: int, height: int) -> hha.Intrinsics:
+        if base.width is None:
+            return base
+        if (width, height) not in cache:
+            cache[width, height] = base.scaled_to(width, height)
+            if (width, height) != (base.width, base.height) and not args.quiet:
+                print(f"{PROG}: intrinsics for {base.width}x{base.height} scaled to "
+                      f"{width}x{height}", file=sys.stderr)
+        return cache[width, height]
+    return resolve
+
+
+if __name__ == "__main__":
+    sys.exit(main())

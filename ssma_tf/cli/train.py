@@ -1,0 +1,60 @@
+"""Trains AdapNet++ or SSMA as a YAML config says: `ssma-train -c configs/cityscapes_train.config`.
+
+The config is checked completely before anything heavy starts (a bad key, value or path is an
+error naming the key and the file); `--set key=value` replaces a key of the file and is checked
+the same way. Running the same command again resumes from the newest checkpoint in the config's
+`checkpoint` directory. The run writes its resolved config (`config.yaml`) into that directory at
+the start and the whole model (`final.keras`) at the end, so `ssma-evaluate RUN_FOLDER` and
+`ssma-predict RUN_FOLDER ...` need nothing else. The work is done by `ssma_tf.training`.
+
+Exit status: 0 done, 1 training failed (e.g. the loss became NaN), 2 bad config or checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog="ssma-train", description="Train AdapNet++ or SSMA from a YAML .config file."
+    )
+    parser.add_argument("-c", "--config", required=True, help="the training config (YAML)")
+    add_overrides(parser)
+    add_version(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags, validates the config and trains; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = parse_overrides_or_exit(parser, args.overrides)
+
+    # Validation needs no TensorFlow, so a bad config fails in a fraction of a second.
+    from ssma_tf.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, "train", overrides=overrides)
+    except ConfigError as error:
+        return fail(error)
+
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.training import NonFiniteLossError, train
+
+    try:
+        train(config)
+    except (ConfigError, CheckpointError) as error:
+        return fail(error)
+    except NonFiniteLossError as error:
+        return fail(error, 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

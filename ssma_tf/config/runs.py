@@ -1,0 +1,142 @@
+"""Self-describing training runs: the resolved config a run writes, and reading it back.
+
+A training run writes `config.yaml` (`RUN_CONFIG`) into its checkpoint folder: every key with the
+value the run used, paths absolute. With it the folder alone is enough to evaluate, predict or
+export: `ssma-evaluate RUN`, `ssma-predict RUN ...`. No TensorFlow here, as in the rest of
+`ssma_tf.config`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+from ssma_tf.config.keys import EVAL
+from ssma_tf.config.reader import ConfigError, _Loader, config_with_overrides
+from ssma_tf.config.run import DECLARED, RunConfig
+from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
+from ssma_tf.files import atomic_write
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_HEADER = (
+    "# The resolved config of this training run, written by ssma-train: every key with the value\n"
+    "# the run used. `ssma-evaluate`, `ssma-predict` and `ssma-export` read it when given this\n"
+    "# folder; `ssma-train -c` on this file resumes the run.\n"
+)
+
+
+def write_run_config(config: RunConfig, folder: PathLike) -> str:
+    """Writes `config` as `<folder>/config.yaml` (atomically), in a form `load_config` reads back.
+
+    Returns:
+        The path written.
+    """
+    path = os.path.join(os.fspath(folder), RUN_CONFIG)
+    with atomic_write(path) as f:
+        f.write(_HEADER)
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False, default_flow_style=None)
+    return path
+
+
+def find_run_config(path: PathLike) -> Optional[str]:
+    """The `config.yaml` of the run that `path` (a run folder or a file in one) belongs to, or None."""
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    candidate = os.path.join(folder, RUN_CONFIG)
+    return candidate if os.path.isfile(candidate) else None
+
+
+def read_run_config(path: PathLike) -> dict[str, Any]:
+    """The raw mapping of a run's `config.yaml`.
+
+    Raises:
+        ConfigError: unreadable, not YAML or not a mapping.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+    except OSError as e:
+        raise ConfigError(f"cannot read the run's config: {e.strerror or e}", source=source) from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {getattr(e, 'problem', None) or e}", source=source) from e
+    if not isinstance(raw, Mapping):
+        raise ConfigError("the run's config is not a mapping of keys to values", source=source)
+    return dict(raw)
+
+
+def run_config(
+    run: PathLike,
+    mode: str,
+    overrides: Optional[Mapping[str, Any]] = None,
+    check_paths: bool = True,
+) -> RunConfig:
+    """The config of a finished (or interrupted) run, pointed at the run's own weights.
+
+    For `mode="eval"` the training-only keys are dropped and `checkpoint` becomes the run's
+    weights (`run_weights`: its `final.keras`, else its newest checkpoint; or the file given),
+    so the result evaluates what the run trained even after the folder moved. The test data
+    are the config's `test_data` when it has one, else they must come in `overrides`. For
+    `mode="train"`, `checkpoint` becomes the run's folder where it is now.
+
+    Args:
+        run: a run folder, or a weights or `.keras` file inside one.
+        mode: "eval" (the run's weights) or "train" (the config as the run used it).
+        overrides: keys to replace (`--set`), validated like the file's.
+        check_paths: check that the paths the mode reads exist.
+
+    Raises:
+        ConfigError: no `config.yaml` for `run`, or the config with the overrides is invalid.
+    """
+    source = find_run_config(run)
+    if source is None:
+        raise ConfigError(
+            f"{os.fspath(run)} is not a training run of ssma-tf (no {RUN_CONFIG} in its folder); "
+            "give a config with -c",
+        )
+    raw = read_run_config(source)
+    if mode == EVAL[0] and raw.get("test_data") is None and (overrides or {}).get("test_data") is None:
+        raise ConfigError(
+            "the run was trained without test_data: give the records to evaluate on "
+            "(--test_data PATTERN or --set test_data=PATTERN)", key="test_data", source=source,
+        )
+    if mode == EVAL[0]:
+        raw = {
+            name: value for name, value in raw.items()
+            if name not in DECLARED or EVAL[0] in DECLARED[name].modes
+        }
+        raw.pop("skip_step", None)  # the training log interval is no evaluation's
+        raw["checkpoint"] = run_weights(run)
+    else:
+        raw["checkpoint"] = os.path.dirname(source)
+    return config_with_overrides(raw, overrides or {}, source=source, mode=mode, check_paths=check_paths)
+
+
+def run_weights(run: PathLike) -> str:
+    """The weights a run folder stands for: its `final.keras` when current, else the folder.
+
+    The folder itself resolves to its newest checkpoint (`ssma_tf.checkpoints.resolve`). The
+    `.keras` file of a finished run is preferred because it is matched to the model by layer
+    name, not by the order in which objects were tracked; but not when a checkpoint was
+    written after it (a run resumed to train longer and not finished yet).
+
+    Args:
+        run: a run folder, or a file (returned as it is, made absolute).
+    """
+    path = os.path.abspath(os.fspath(run))
+    final = os.path.join(path, FINAL_MODEL)
+    if not (os.path.isdir(path) and os.path.isfile(final)):
+        return path
+    # TensorFlow rewrites the `checkpoint` state file with every checkpoint it writes.
+    state = os.path.join(path, "checkpoint")
+    if os.path.isfile(state) and os.path.getmtime(state) > os.path.getmtime(final):
+        return path
+    return final
+
+
+def is_run(path: PathLike) -> bool:
+    """Whether `path` is a run folder of ssma-tf, or a file inside one."""
+    return find_run_config(path) is not None

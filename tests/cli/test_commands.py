@@ -1,0 +1,86 @@
+"""The console commands: declared in pyproject.toml, each with `--help` and `--version`; `--set`."""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+
+import pytest
+
+import ssma_tf
+from ssma_tf.config import ConfigError, load_config, parse_overrides
+from tests.conftest import ROOT
+from tests.training_helpers import smoke_config
+
+COMMANDS = {
+    "ssma-train": "ssma_tf.cli.train",
+    "ssma-evaluate": "ssma_tf.cli.evaluate",
+    "ssma-predict": "ssma_tf.cli.predict",
+    "ssma-export": "ssma_tf.cli.export",
+    "ssma-convert": "ssma_tf.cli.convert",
+    "ssma-prepare": "ssma_tf.cli.prepare",
+    "ssma-convert-tf1": "ssma_tf.cli.convert_tf1",
+    "ssma-demo": "ssma_tf.cli.demo",
+}
+
+
+def test_pyproject_declares_every_command_and_reads_the_one_version():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    scripts = project["project"]["scripts"]
+    assert scripts == {name: f"{module}:main" for name, module in COMMANDS.items()}
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ssma_tf.__version__"}
+    extras = project["project"]["optional-dependencies"]
+    assert set(extras) >= {"test", "tensorboard", "jax", "gpu"}
+    assert not any(d.startswith("absl") for d in project["project"]["dependencies"])
+
+
+@pytest.mark.parametrize("name, module", sorted(COMMANDS.items()))
+def test_every_command_prints_its_version_and_help(name, module, capsys):
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"{name} (ssma-tf) {ssma_tf.__version__}"
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    assert f"usage: {name}" in capsys.readouterr().out
+
+
+def test_set_values_are_read_as_yaml():
+    assert parse_overrides(["batch_size=4", "learning_rate=1e-3", "train_data=[a.tfrecords, b.tfrecords]",
+                            "augmentation={flip: true}", "intialize="]) == {
+        "batch_size": 4, "learning_rate": 1e-3, "train_data": ["a.tfrecords", "b.tfrecords"],
+        "augmentation": {"flip": True}, "intialize": None,
+    }
+    with pytest.raises(ConfigError, match="expected KEY=VALUE, got 'batch_size'"):
+        parse_overrides(["batch_size"])
+    with pytest.raises(ConfigError, match="key 'seed': given twice"):
+        parse_overrides(["seed=1", "seed=2"])
+
+
+def test_set_replaces_a_key_and_is_validated_like_the_file():
+    path = smoke_config("adapnet_train.config")
+    config = load_config(path, "train", check_paths=False,
+                         overrides={"batch_size": 4, "initialize": None, "max_iteration": 9})
+    assert (config.batch_size, config.max_iteration, config.initialize) == (4, 9, None)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, "train", check_paths=False, overrides={"batch_size": "two"})
+    message = str(error.value)
+    assert f"{path} with --set batch_size='two': key 'batch_size': expected" in message
+    with pytest.raises(ConfigError, match="key 'learning_rat': unknown key; did you mean 'learning_rate'"):
+        load_config(path, "train", check_paths=False, overrides={"learning_rat": 0.1})
+
+
+def test_train_reports_a_bad_set_with_the_key_and_value(tmp_path, monkeypatch, capsys):
+    from ssma_tf.cli import train
+
+    monkeypatch.chdir(tmp_path)
+    assert train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height=100"]) == 2
+    error = capsys.readouterr().err
+    assert "--set height=100" in error and "key 'height'" in error and "multiple of 16" in error
+    with pytest.raises(SystemExit) as stop:
+        train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height"])
+    assert stop.value.code == 2
+    assert not (tmp_path / "checkpoints").exists()

@@ -1,0 +1,108 @@
+"""A training run's folder describes itself: evaluate and predict it without model flags."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssma_tf.cli import evaluate, predict, train
+from ssma_tf.config import ConfigError, load_config
+from ssma_tf.config.runs import run_config, run_weights
+from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
+from tests.training_helpers import make_sample, smoke_config, write_records
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """Two steps of the AdapNet++ smoke config (64x128, 5 classes), trained by `ssma-train`."""
+    folder = tmp_path_factory.mktemp("run")
+    write_records(folder / "records" / "train.tfrecords", 4)
+    write_records(folder / "records" / "test.tfrecords", 3, seed=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # the smoke config's paths are relative, as in the original scripts
+        status = train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "max_iteration=2",
+                             "--set", "test_data=records/test.tfrecords", "--set", "skip_step=2"])
+    assert status == 0
+    return folder / "checkpoints" / "adapnet"
+
+
+def test_training_writes_its_config_and_whole_model(run_folder):
+    assert (run_folder / FINAL_MODEL).is_file() and (run_folder / "final.weights.h5").is_file()
+    written = load_config(run_folder / RUN_CONFIG, "train")
+    assert (written.model, written.num_classes, written.height, written.width) == ("AdapNet_pp", 5, 64, 128)
+    assert written.max_iteration == 2 and written.checkpoint == str(run_folder)
+    assert not [p for p in run_folder.iterdir() if p.name.startswith(".partial-")]
+
+
+def test_evaluate_takes_the_run_folder_alone(run_folder, tmp_path, capsys):
+    out = tmp_path / "folder.json"
+    assert evaluate.main([str(run_folder), "--json", str(out)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("mIoU: ")
+    by_folder = json.loads(out.read_text())
+    # The network the run's config builds, with the run's weights file: the same numbers.
+    out_h5 = tmp_path / "h5.json"
+    assert evaluate.main([str(run_folder), "--checkpoint", str(run_folder / "final.weights.h5"),
+                          "--json", str(out_h5)]) == 0
+    by_h5 = json.loads(out_h5.read_text())
+    assert by_folder["checkpoint"] == str(run_folder / FINAL_MODEL)
+    for varying in ("seconds", "checkpoint"):
+        del by_folder[varying], by_h5[varying]
+    assert by_h5 == by_folder and by_folder["num_images"] == 3
+
+
+def test_evaluate_of_a_run_names_a_bad_set(run_folder, capsys):
+    assert evaluate.main([str(run_folder), "--set", "batch_size=0"]) == 2
+    error = capsys.readouterr().err
+    assert f"{run_folder / RUN_CONFIG} with --set batch_size=0: key 'batch_size'" in error
+
+
+def test_a_folder_without_a_run_config_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=f"{tmp_path} is not a training run of ssma-tf"):
+        run_config(tmp_path, "eval")
+
+
+def test_a_run_without_test_data_asks_for_them(run_folder, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    text = (run_folder / RUN_CONFIG).read_text(encoding="utf-8")
+    (folder / RUN_CONFIG).write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("test_data")), encoding="utf-8")
+    with pytest.raises(ConfigError, match="key 'test_data': the run was trained without test_data: give"):
+        run_config(folder, "eval")
+    test_data = load_config(run_folder / RUN_CONFIG, "eval").test_data
+    config = run_config(folder, "eval", {"test_data": list(test_data)}, check_paths=False)
+    assert config.test_data == test_data and config.checkpoint == str(folder)
+
+
+def test_predict_takes_the_run_folder_alone(run_folder, tmp_path):
+    image, _, _ = make_sample(np.random.default_rng(3), 64, 128, 5, fusion=False)
+    path = tmp_path / "scene.png"
+    Image.fromarray(image[..., ::-1]).save(path)  # records hold BGR, files RGB
+    ids = {}
+    # The weights file with the flags it needs: the same pictures as the folder alone.
+    weights = ["--checkpoint", str(run_folder / "final.weights.h5"), "--model", "AdapNet_pp", "--num_classes", "5",
+               "--size", "64x128"]
+    for name, model in (("folder", [str(run_folder)]), ("h5", weights)):
+        output = tmp_path / name
+        assert predict.main([*model, "--modality1", str(path), "-o", str(output), "--quiet",
+                             "--precision", "float32"]) == 0
+        ids[name] = np.asarray(Image.open(output / "class_ids" / "scene.png"))
+    assert ids["folder"].shape == (64, 128) and ids["folder"].max() < 5
+    np.testing.assert_array_equal(ids["folder"], ids["h5"])
+
+
+def test_a_run_stands_for_its_final_model_unless_a_checkpoint_is_newer(tmp_path):
+    final, state = tmp_path / FINAL_MODEL, tmp_path / "checkpoint"
+    assert run_weights(tmp_path) == str(tmp_path)  # nothing final yet: the newest checkpoint
+    final.write_bytes(b"")
+    state.write_text("")
+    os.utime(state, (1000, 1000))
+    os.utime(final, (2000, 2000))
+    assert run_weights(tmp_path) == str(final)
+    os.utime(state, (3000, 3000))  # resumed to train longer: a checkpoint after the final model
+    assert run_weights(tmp_path) == str(tmp_path)
+    assert run_weights(final) == str(final)
