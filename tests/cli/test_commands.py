@@ -35,6 +35,18 @@ def test_pyproject_declares_every_command_and_reads_the_one_version():
     assert not any(d.startswith("absl") for d in project["project"]["dependencies"])
 
 
+def test_every_data_file_the_package_reads_is_packaged():
+    # A wheel carries only the files package-data names: each data file inside ssma_tf must match.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = project["tool"]["setuptools"]["package-data"]["ssma_tf"]
+    package = ROOT / "ssma_tf"
+    data_files = [p for p in package.rglob("*") if p.is_file() and p.suffix in (".yaml", ".config", ".json")]
+    assert data_files
+    for path in data_files:
+        relative = path.relative_to(package)
+        assert any(relative.match(pattern) for pattern in patterns), f"{relative} is not in package-data"
+
+
 @pytest.mark.parametrize("name, module", sorted(COMMANDS.items()))
 def test_every_command_prints_its_version_and_help(name, module, capsys):
     main = importlib.import_module(module).main
