@@ -93,8 +93,11 @@ class _PortStep:
 
     def batch(self):
         """One batch of the port's pipeline as numpy: (list of image arrays, sparse labels)."""
+        import keras
+
         from ssma_tf import training
 
+        keras.utils.set_random_seed(self.config.seed)
         inputs, labels = next(iter(training.make_train_dataset(self.config)))
         images = [x.numpy() for x in inputs] if isinstance(inputs, (list, tuple)) else [inputs.numpy()]
         return images, labels.numpy()

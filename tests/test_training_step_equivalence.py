@@ -23,6 +23,7 @@ import importlib.util
 import pathlib
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -86,6 +87,8 @@ def _step_both(work: pathlib.Path, model: str, checkpoint: str, *, stage: int | 
     config = config_from_dict(values, source=f"{model}-equivalence", mode="train")
 
     # The port: the trainer's own step, on the first batch of its own pipeline.
+    # Under the global seed the trainer sets, so that the shuffle gives the trainer's order.
+    keras.utils.set_random_seed(config.seed)
     batch_inputs, batch_labels = next(iter(training.make_train_dataset(config)))
     trainer = training.Trainer(config, log=lambda line: None)
     trainer.step.assign(START_STEP)
