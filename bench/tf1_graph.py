@@ -1,4 +1,4 @@
-"""The released AdapNet++ / SSMA inference graphs rebuilt with TF1 ops, as a same-machine baseline.
+"""The released AdapNet++ / SSMA graphs (inference and training) rebuilt with TF1 ops, as a baseline.
 
 The speed target of the port is "at least as fast as the original TF1 graph on the same machine".
 The original code (Python 2, `tf.contrib`) no longer runs, so this module rebuilds its inference
@@ -14,7 +14,12 @@ and checks that it reproduces that graph's softmax, which is what makes it a fai
 
     python bench/tf1_graph.py            # fixture check (skipped without ../shared) + one timing
 
-`bench/inference.py --modes tf1` times it beside the port.
+`bench/inference.py --modes tf1` times it beside the port. `build_training_graph` adds the
+released training half (batch norms in training mode with their update ops, dropout, the
+auxiliary heads, the loss with its 0.6/0.5 auxiliary terms, Adam on the poly schedule; SSMA's
+stage-2 encoder learning-rate factor and stage-3 frozen experts):
+`tests/test_training_step_equivalence.py` checks that one `Trainer` step equals one step of it,
+and `bench/train_step.py` times the two against each other.
 """
 
 from __future__ import annotations
