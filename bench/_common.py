@@ -149,8 +149,8 @@ def format_seconds(value: float | None) -> str:
 
 def write_json(path: str, payload: dict) -> None:
     """Writes `payload` atomically (a rerun never leaves half a file)."""
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
+    from ssma_tf.files import atomic_write
+
+    with atomic_write(path) as handle:
         json.dump(payload, handle, indent=2)
         handle.write("\n")
-    os.replace(partial, path)

@@ -1,4 +1,4 @@
-"""The released AdapNet++ / SSMA inference graphs rebuilt with TF1 ops, as a same-machine baseline.
+"""The released AdapNet++ / SSMA graphs (inference and training) rebuilt with TF1 ops, as a baseline.
 
 The speed target of the port is "at least as fast as the original TF1 graph on the same machine".
 The original code (Python 2, `tf.contrib`) no longer runs, so this module rebuilds its inference
@@ -14,21 +14,32 @@ and checks that it reproduces that graph's softmax, which is what makes it a fai
 
     python bench/tf1_graph.py            # fixture check (skipped without ../shared) + one timing
 
-`bench/inference.py --modes tf1` times it beside the port.
+`bench/inference.py --modes tf1` times it beside the port. `build_training_graph` adds the
+released training half (batch norms in training mode with their update ops, dropout, the
+auxiliary heads, the loss with its 0.6/0.5 auxiliary terms, Adam on the poly schedule; SSMA's
+stage-2 encoder learning-rate factor and stage-3 frozen experts):
+`tests/test_training_step_equivalence.py` checks that one `Trainer` step equals one step of it,
+and `bench/train_step.py` times the two against each other.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tarfile
 import tempfile
 import time
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BN_EPSILON = 1e-5
+BN_DECAY = 0.99
+# The loss as released (ARCHITECTURE.md, "Loss").
+LOG_EPSILON = 1e-10
+AUX_WEIGHTS = (0.6, 0.5)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "tf1_adapnet_pp.tar.gz")
 
@@ -36,18 +47,26 @@ FIXTURE = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "tf1_adapnet
 class _Builder:
     """Graph-building helpers with the released graph's variable layout (`<scope>/weights`, ...)."""
 
-    def __init__(self, tf, seed: int = 0):
+    def __init__(self, tf, seed: int = 0, training: bool = False, keep_prob: float = 1.0):
         self.tf = tf
         self.v1 = tf.compat.v1
         self.seed = seed
+        # Training mode: batch norms normalise with the batch's moments and queue updates of
+        # their moving averages in `update_ops` (TF1's UPDATE_OPS), and dropout is on. SSMA's
+        # frozen experts are built with `training` and `trainable` off.
+        self.training = training
+        self.trainable = True
+        self.keep_prob = keep_prob
+        self.update_ops = []
 
-    def _variable(self, name, shape, stddev=None, value=None):
+    def _variable(self, name, shape, stddev=None, value=None, trainable=None):
         if stddev is not None:
             init = self.v1.truncated_normal_initializer(stddev=stddev, seed=self.seed)
             self.seed += 1
         else:
             init = self.v1.constant_initializer(value)
-        return self.v1.get_variable(name, shape, initializer=init, dtype=self.tf.float32)
+        trainable = self.trainable if trainable is None else trainable
+        return self.v1.get_variable(name, shape, initializer=init, dtype=self.tf.float32, trainable=trainable)
 
     def _kernel(self, k, c_in, c_out, transposed=False):
         # He init as released; only the timing and the fixture check depend on these values.
@@ -59,9 +78,15 @@ class _Builder:
         with self.v1.variable_scope("BatchNorm"):
             gamma = self._variable("gamma", [channels], value=1.0)
             beta = self._variable("beta", [channels], value=0.0)
-            mean = self._variable("moving_mean", [channels], value=0.0)
-            variance = self._variable("moving_variance", [channels], value=1.0)
-        return self.tf.nn.batch_normalization(x, mean, variance, beta, gamma, BN_EPSILON)
+            mean = self._variable("moving_mean", [channels], value=0.0, trainable=False)
+            variance = self._variable("moving_variance", [channels], value=1.0, trainable=False)
+        if not self.training:
+            return self.tf.nn.batch_normalization(x, mean, variance, beta, gamma, BN_EPSILON)
+        # The batch's mean and biased variance over N, H, W; the moving averages decay by 0.99.
+        batch_mean, batch_variance = self.tf.nn.moments(x, [0, 1, 2])
+        for moving, value in ((mean, batch_mean), (variance, batch_variance)):
+            self.update_ops.append(self.v1.assign_sub(moving, (moving - value) * (1.0 - BN_DECAY)))
+        return self.tf.nn.batch_normalization(x, batch_mean, batch_variance, beta, gamma, BN_EPSILON)
 
     def conv(self, x, k, c_out, stride=1, rate=1, bias=False):
         kernel = self._kernel(k, int(x.shape[-1]), c_out)
@@ -119,6 +144,8 @@ class _Builder:
                     h = self.tf.nn.relu(self.bn(self.split_conv(h1, filters, rates)))
             with self.v1.variable_scope("conv3"):
                 r = self.conv(h, 1, filters * 4)
+            if (block, unit) == (4, 3) and self.training and self.keep_prob < 1.0:
+                r = self.tf.nn.dropout(r, rate=1.0 - self.keep_prob)
             if shortcut is None:
                 return r + x
             source = h1 if shortcut == "conv1" else a
@@ -185,7 +212,20 @@ class _Builder:
         x = self.cbr(x, 3, 256, "conv95")
         x = self.cbr(x, 1, num_classes, "conv78")
         logits = self.tconv_bn(x, 8, num_classes, 4, "conv5")
-        return logits, tf.nn.softmax(logits)
+        return {"logits": logits, "softmax": tf.nn.softmax(logits), "up1": up1, "up2": up2}
+
+    def aux_heads(self, up1, up2, num_classes, size):
+        """The multiresolution supervision: `conv911` on up2, `conv912` on up1, resized, softmax.
+
+        The resize is TF1's `tf.image.resize_images` default, `ResizeBilinear` without corner
+        alignment and without half-pixel centres.
+        """
+        heads = {}
+        for name, source, scope in (("aux_up2", up2, "conv911"), ("aux_up1", up1, "conv912")):
+            head = self.cbr(source, 1, num_classes, scope, relu=False)
+            resized = self.v1.image.resize_bilinear(head, size, align_corners=False, half_pixel_centers=False)
+            heads[name] = self.tf.nn.softmax(resized)
+        return heads
 
     def ssma_block(self, a, b, reduction, gate_scopes, out_scope, out_kernel, out_bn):
         tf = self.tf
@@ -199,6 +239,47 @@ class _Builder:
             if out_bn:
                 return self.bn(self.conv(x * s, out_kernel, 256))
             return self.conv(x * s, out_kernel, 24, bias=True)
+
+
+def _network(builder, model: str, num_classes: int, height: int, width: int, aux_heads: bool = False,
+             frozen_experts: bool = False):
+    """Placeholders and the released network on them, in the current graph.
+
+    Returns:
+        (list of input placeholders, dict of output tensors: `logits`, `softmax` and, with
+        `aux_heads`, `aux_up2`/`aux_up1`).
+    """
+    tf, v1 = builder.tf, builder.v1
+    if model == "adapnet_pp":
+        image = v1.placeholder(tf.float32, [None, height, width, 3], name="images")
+        with v1.variable_scope("resnet_v2_50"):
+            easpp, skip1, skip2 = builder.encoder(image)
+            outputs = builder.decoder(easpp, skip2, skip1, num_classes)
+            if aux_heads:
+                outputs.update(builder.aux_heads(outputs["up1"], outputs["up2"], num_classes, [height, width]))
+        inputs = [image]
+    elif model == "ssma":
+        inputs = [v1.placeholder(tf.float32, [None, height, width, 3], name=f"modality{i}") for i in (1, 2)]
+        streams = []
+        training = builder.training
+        if frozen_experts:
+            # The released SSMA script: experts not trainable, their batch norms (and so their
+            # dropout) in inference mode.
+            builder.training, builder.trainable = False, False
+        for scope, image in zip(("rgb", "depth"), inputs):
+            with v1.variable_scope(f"{scope}/resnet_v2_50"):
+                streams.append(builder.encoder(image))
+        builder.training, builder.trainable = training, True
+        (e1, s1a, s2a), (e2, s1b, s2b) = streams
+        fused = builder.ssma_block(e1, e2, 16, ("conv511", "conv512"), "conv515", 1, True)
+        skip8 = builder.ssma_block(s2a, s2b, 6, ("conv513", "conv514"), "conv552", 3, False)
+        skip4 = builder.ssma_block(s1a, s1b, 6, ("conv518", "conv519"), "conv553", 3, False)
+        outputs = builder.decoder(fused, skip8, skip4, num_classes, attention=True)
+        if aux_heads:
+            outputs.update(builder.aux_heads(outputs["up1"], outputs["up2"], num_classes, [height, width]))
+    else:
+        raise ValueError(f"model must be 'adapnet_pp' or 'ssma', got {model!r}")
+    return inputs, outputs
 
 
 def build_graph(model: str, num_classes: int, height: int, width: int, seed: int = 0):
@@ -217,40 +298,144 @@ def build_graph(model: str, num_classes: int, height: int, width: int, seed: int
 
     graph = tf.Graph()
     with graph.as_default():
-        builder = _Builder(tf, seed)
-        v1 = tf.compat.v1
-        if model == "adapnet_pp":
-            image = v1.placeholder(tf.float32, [None, height, width, 3], name="images")
-            with v1.variable_scope("resnet_v2_50"):
-                easpp, skip1, skip2 = builder.encoder(image)
-                logits, softmax = builder.decoder(easpp, skip2, skip1, num_classes)
-            inputs = [image]
-        elif model == "ssma":
-            inputs = [v1.placeholder(tf.float32, [None, height, width, 3], name=f"modality{i}") for i in (1, 2)]
-            streams = []
-            for scope, image in zip(("rgb", "depth"), inputs):
-                with v1.variable_scope(f"{scope}/resnet_v2_50"):
-                    streams.append(builder.encoder(image))
-            (e1, s1a, s2a), (e2, s1b, s2b) = streams
-            fused = builder.ssma_block(e1, e2, 16, ("conv511", "conv512"), "conv515", 1, True)
-            skip8 = builder.ssma_block(s2a, s2b, 6, ("conv513", "conv514"), "conv552", 3, False)
-            skip4 = builder.ssma_block(s1a, s1b, 6, ("conv518", "conv519"), "conv553", 3, False)
-            logits, softmax = builder.decoder(fused, skip8, skip4, num_classes, attention=True)
-        else:
-            raise ValueError(f"model must be 'adapnet_pp' or 'ssma', got {model!r}")
-    return graph, inputs, softmax, logits
+        inputs, outputs = _network(_Builder(tf, seed), model, num_classes, height, width)
+    return graph, inputs, outputs["softmax"], outputs["logits"]
 
 
-def session_for(graph, checkpoint: str | None = None):
-    """A TF1 session on `graph` with variables initialised, or restored from a TF1 checkpoint."""
+@dataclasses.dataclass
+class TrainingGraph:
+    """The released training graph: what to feed, what one step runs, what to read back.
+
+    Attributes:
+        graph: the `tf.Graph`.
+        inputs: image placeholders (one for AdapNet++, two for SSMA), (B, H, W, 3) BGR 0..255.
+        labels: one-hot label placeholder (B, H, W, C), as the released pipeline fed it.
+        loss: the total loss; terms: {"main", "aux_up2", "aux_up1"} unweighted terms.
+        gradients: {variable name: gradient of the loss} for every trained variable.
+        learning_rates: {variable name: the learning rate its Adam uses at this step}.
+        train_op: one step: Adam on every trained variable, then the global step, after the
+            batch norms' moving-average updates (TF1's UPDATE_OPS dependency).
+        global_step, beta_powers: the step counter and every Adam's (beta1_power, beta2_power)
+            variables (to start at a later step of the schedule consistently).
+        model_variables: the network's variables (what a checkpoint restores; no Adam slots).
+    """
+
+    graph: Any
+    inputs: list
+    labels: Any
+    loss: Any
+    terms: dict
+    gradients: dict
+    learning_rates: dict
+    train_op: Any
+    global_step: Any
+    beta_powers: list
+    model_variables: list
+
+
+def build_training_graph(model: str, num_classes: int, height: int, width: int, *, learning_rate: float,
+                         max_iteration: int, power: float = 0.9, end_learning_rate: float = 1e-4,
+                         adam_epsilon: float = 1e-8, aux_heads: bool = True,
+                         aux_weights=AUX_WEIGHTS, keep_prob: float = 0.3, frozen_experts: bool = False,
+                         encoder_lr_multiplier: float = 1.0, seed: int = 0) -> TrainingGraph:
+    """Builds the released training graph (its `train.py`) in a new `tf.Graph`.
+
+    ARCHITECTURE.md, "Loss": `L(softmax) + 0.6·L(aux conv911) + 0.5·L(aux conv912)` with
+    `L(p) = mean over B·H·W of -Σ_c w_c y_c log(p_c + 1e-10)` (void weight 0), minimised by
+    `tf.train.AdamOptimizer(lr, 0.9, 0.999, ε)` on `tf.train.polynomial_decay(lr0, step, T, end,
+    power)`, run after the batch norms' update ops. SSMA (Section 5.1.2 of the paper): in stage 2
+    the experts are trained by a second Adam at `encoder_lr_multiplier` × the rate (the same
+    schedule and step count, so the same bias correction); in stage 3 (`frozen_experts`) they are
+    not trainable and their batch norms run in inference mode.
+
+    Args:
+        model: "adapnet_pp" or "ssma".
+        num_classes: C.
+        height, width: static input size.
+        learning_rate, max_iteration, power, end_learning_rate: the poly schedule.
+        adam_epsilon: Adam's ε (TF1 default 1e-8).
+        aux_heads: build the auxiliary heads and their loss terms (released: AdapNet++ yes, SSMA no).
+        aux_weights: weights of the (conv911, conv912) terms.
+        keep_prob: block-4 dropout keep probability (released 0.3; 1 turns dropout off).
+        frozen_experts: SSMA stage 3.
+        encoder_lr_multiplier: factor on the experts' learning rate (SSMA stage 2: 0.1).
+        seed: seed of the random kernels.
+
+    Returns:
+        A `TrainingGraph`.
+    """
     import tensorflow as tf
 
+    v1 = tf.compat.v1
+    graph = tf.Graph()
     with graph.as_default():
-        session = tf.compat.v1.Session(graph=graph)
+        builder = _Builder(tf, seed, training=True, keep_prob=keep_prob)
+        inputs, outputs = _network(builder, model, num_classes, height, width, aux_heads=aux_heads,
+                                   frozen_experts=frozen_experts)
+        model_variables = v1.global_variables()
+        labels = v1.placeholder(tf.float32, [None, height, width, num_classes], name="labels")
+        class_weights = tf.constant([0.0] + [1.0] * (num_classes - 1))
+
+        def cross_entropy(probs):
+            return tf.reduce_mean(-tf.reduce_sum(class_weights * labels * tf.math.log(probs + LOG_EPSILON), axis=3))
+
+        terms = {"main": cross_entropy(outputs["softmax"])}
+        loss = terms["main"]
+        if aux_heads:
+            for name, weight in zip(("aux_up2", "aux_up1"), aux_weights):
+                terms[name] = cross_entropy(outputs[name])
+                loss = loss + weight * terms[name]
+
+        global_step = v1.train.get_or_create_global_step()
+        rate = v1.train.polynomial_decay(learning_rate, global_step, max_iteration,
+                                         end_learning_rate=end_learning_rate, power=power)
+        trained = v1.trainable_variables()
+        is_expert = lambda v: v.op.name.startswith(("rgb/", "depth/"))  # noqa: E731
+        groups = [([v for v in trained if not is_expert(v)], rate)]
+        if model == "ssma" and encoder_lr_multiplier != 1.0:
+            groups.append(([v for v in trained if is_expert(v)], rate * encoder_lr_multiplier))
+        else:
+            groups[0] = (trained, rate)
+        gradient_list = tf.gradients(loss, trained)
+        gradients = {v.op.name: g for v, g in zip(trained, gradient_list)}
+        learning_rates, applies, beta_powers = {}, [], []
+        with tf.control_dependencies(builder.update_ops):
+            for index, (variables, group_rate) in enumerate(groups):
+                if not variables:
+                    continue
+                optimizer = v1.train.AdamOptimizer(group_rate, beta1=0.9, beta2=0.999, epsilon=adam_epsilon,
+                                                   name=f"Adam{index}" if index else "Adam")
+                pairs = [(gradients[v.op.name], v) for v in variables]
+                applies.append(optimizer.apply_gradients(pairs))
+                beta_powers.extend(optimizer._get_beta_accumulators())
+                learning_rates.update({v.op.name: group_rate for v in variables})
+            with tf.control_dependencies(applies):
+                train_op = v1.assign_add(global_step, 1)
+    return TrainingGraph(graph, inputs, labels, loss, terms, gradients, learning_rates, train_op,
+                         global_step, beta_powers, model_variables)
+
+
+def session_for(graph, checkpoint: str | None = None, var_list=None, optimize: bool = True):
+    """A TF1 session on `graph` with variables initialised, or restored from a TF1 checkpoint.
+
+    With `var_list`, only those variables are restored (the others, e.g. Adam's slots, start at
+    their initial values). `optimize=False` switches Grappler's graph rewrites off: the same
+    arithmetic op for op, without the seconds of graph optimisation before the first run (for
+    tests; timings keep the default).
+    """
+    import tensorflow as tf
+
+    config = tf.compat.v1.ConfigProto()
+    if not optimize:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+    with graph.as_default():
+        session = tf.compat.v1.Session(graph=graph, config=config)
         if checkpoint is None:
             session.run(tf.compat.v1.global_variables_initializer())
         else:
-            tf.compat.v1.train.Saver().restore(session, checkpoint)
+            if var_list is not None:
+                session.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver(var_list=var_list).restore(session, checkpoint)
     return session
 
 

@@ -1,21 +1,30 @@
-"""Time and peak host memory of one training step of AdapNet++ and SSMA at batch 2, 384×768.
+"""One training step of the port against the released TF1 training graph: time and peak memory.
 
-One step is what `ssma_tf.training` compiles: the forward pass in training mode with the
-auxiliary heads, the released loss (`ssma_tf.losses.total_loss`: weighted cross-entropy plus
-0.6/0.5 × the auxiliary terms), the backward pass and an Adam update, all in one `tf.function`
-(`--xla` also compiles the forward-backward part with XLA, as `xla: true` in a run config does).
+The port's step is the `ssma_tf.training.Trainer`'s own compiled step (forward in training mode,
+the released loss with the auxiliary terms, backward, Adam on the poly schedule with the encoder
+learning-rate factor, the batch-norm updates). The original is
+`bench/tf1_graph.py`'s `build_training_graph`: the released `train.py` rebuilt with
+`tf.compat.v1` ops (`tests/test_training_step_equivalence.py` shows that one step of each gives the
+same losses, gradients, statistics and weights), run by a `Session`. Both are fed the same batch
+(the first of the port's own pipeline on records its converter wrote) from memory, so that
+neither side's figures include decoding threads or prefetch buffers. Dropout is on (keep
+probability 0.3), as released.
 
-Each configuration runs in its own child process, so its peak resident memory (the RSS high-water
-mark from `getrusage`, which includes TensorFlow's own footprint and the model's weights and
-optimizer slots) is its own. The step time is the median of `--steps` steps after `--warmup`.
+Time: both sides are built in ONE child process and their steps alternate (port, TF1, TF1, port,
+...), so that whatever else the machine does weighs on both alike and both use the same thread
+pools (TensorFlow's defaults: as many threads as cores). `vs TF1` is the median over rounds of the
+port's step time divided by the TF1 step time of the same round (below 1: the port is faster).
+Memory: each side runs alone in its own child process (warm-up and one timed step); its peak
+resident memory (the RSS high-water mark from `getrusage`, TensorFlow's own footprint, weights
+and Adam's slots included) is that process's.
 
 Configurations:
     adapnet_pp          AdapNet++ with its auxiliary heads (every released unimodal run).
-    ssma                SSMA as in stage 3 of the paper: experts frozen (not trainable, BN in
-                        inference mode), fusion and decoder trained, auxiliary heads on.
-    ssma_stage2         SSMA with trainable experts (stage 2), the heaviest step.
+    ssma                SSMA as released (stage 3): experts frozen (not trainable, batch norms in
+                        inference mode), fusion and decoder trained, no auxiliary heads.
+    ssma_stage2         SSMA with trainable experts at 0.1× the learning rate (stage 2).
 
-    python bench/train_step.py [--models adapnet_pp,ssma,ssma_stage2] [--xla] [--subpixel] [--json PATH]
+    python bench/train_step.py [--models adapnet_pp,ssma,ssma_stage2] [--steps 3] [--xla] [--json PATH]
     python bench/train_step.py --batch 8 --size 48x96    # the shape `make demo` trains at
 """
 
@@ -24,94 +33,191 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import _common  # noqa: E402
+from ssma_tf.constants import OUTPUT_STRIDE  # noqa: E402 (no TensorFlow)
 
 CONFIGS = ("adapnet_pp", "ssma", "ssma_stage2")
+SIDES = ("port", "tf1")
 NUM_CLASSES = 12
 BATCH, HEIGHT, WIDTH = 2, 384, 768
+KEEP_PROB = 0.3  # released dropout
+SCHEDULE = {"learning_rate": 1e-4, "max_iteration": 100000, "power": 0.9, "end_learning_rate": 1e-6}
 MEMORY_LIMIT_GIB = 8.0
 
 
-def child(spec: dict) -> dict:
-    """Builds one configuration, runs warm-up and timed steps, reports time and peak RSS."""
+def _write_records(path: str, batch: int, height: int, width: int, fusion: bool, seed: int = 0) -> None:
+    """`batch` random samples in the released record format (the port's own encoder)."""
     import numpy as np
     import tensorflow as tf
 
-    import keras
-    from ssma_tf.losses import total_loss
-    from ssma_tf.models import SSMA, AdapNetPP
+    from ssma_tf.data import encode_example
 
-    name = spec["config"]
-    keras.utils.set_random_seed(0)
-    if name == "adapnet_pp":
-        model = AdapNetPP(NUM_CLASSES, aux_heads=True)
-    else:
-        model = SSMA(NUM_CLASSES, aux_heads=True, freeze_experts=name == "ssma")
-    if spec.get("subpixel"):
-        from ssma_tf.inference.rewrites import use_subpixel_upsampling
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(batch):
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            second = rng.integers(0, 256, (height, width, 3), dtype=np.uint8) if fusion else None
+            label = rng.integers(0, NUM_CLASSES, (height, width), dtype=np.uint8)
+            writer.write(encode_example(image, label, second))
 
-        use_subpixel_upsampling(model)
-    optimizer = keras.optimizers.Adam(1e-4, epsilon=1e-8)
-    optimizer.build(model.trainable_variables)
+
+class _PortStep:
+    """The trainer's compiled step on a config like the released training scripts'."""
+
+    def __init__(self, name: str, batch: int, height: int, width: int, xla: bool, folder: str):
+        from ssma_tf import training
+        from ssma_tf.config import config_from_dict
+
+        fusion = name != "adapnet_pp"
+        records = os.path.join(folder, "train.tfrecords")
+        _write_records(records, batch, height, width, fusion)
+        values = {
+            "model": "SSMA" if fusion else "AdapNet_pp", "num_classes": NUM_CLASSES,
+            "checkpoint": os.path.join(folder, "checkpoints"), "train_data": records, "batch_size": batch,
+            "height": height, "width": width, "skip_step": 1, "save_step": 10**6, "seed": 0,
+            "dropout_keep_prob": KEEP_PROB, "xla": xla, **SCHEDULE,
+        }
+        if fusion:
+            stage2 = name == "ssma_stage2"
+            values.update(freeze_experts=not stage2, encoder_lr_multiplier=0.1 if stage2 else 1.0)
+        self.config = config_from_dict(values, source=f"bench-{name}", mode="train")
+        self.trainer = training.Trainer(self.config, log=lambda line: None)
+        self.trainable = int(sum(v.numpy().size for v in self.trainer.model.trainable_variables))
+
+    def batch(self):
+        """One batch of the port's pipeline as numpy: (list of image arrays, sparse labels)."""
+        import keras
+
+        from ssma_tf import training
+
+        keras.utils.set_random_seed(self.config.seed)
+        inputs, labels = next(iter(training.make_train_dataset(self.config)))
+        images = [x.numpy() for x in inputs] if isinstance(inputs, (list, tuple)) else [inputs.numpy()]
+        return images, labels.numpy()
+
+    def feed_from_memory(self, images, labels) -> None:
+        """Feeds the step one fixed batch from memory, as the TF1 side is fed (no decoding
+        threads or prefetch buffers on either side: the step is what is compared)."""
+        import tensorflow as tf
+
+        inputs = tuple(images) if len(images) == 2 else images[0]
+        dataset = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
+        # The trainer's own pipeline (and the checkpoint that tracks its iterator) would sit idle
+        # and still hold its buffers: up to 0.15 GiB of the SSMA process's peak.
+        self.trainer.checkpoint = self.trainer.dataset = None
+        self.trainer.iterator = iter(self.trainer.strategy.experimental_distribute_dataset(dataset))
+
+    def __call__(self) -> float:
+        loss, _, _, _ = self.trainer.train_function(self.trainer.iterator)
+        return float(loss)
+
+
+class _TF1Step:
+    """One `session.run` of the released training graph's train op, fed one batch."""
+
+    def __init__(self, name: str, batch: int, height: int, width: int, images, labels):
+        import numpy as np
+
+        import tf1_graph
+
+        fusion = name != "adapnet_pp"
+        self.graph = tf1_graph.build_training_graph(
+            "ssma" if fusion else "adapnet_pp", NUM_CLASSES, height, width, aux_heads=not fusion,
+            keep_prob=KEEP_PROB, frozen_experts=name == "ssma",
+            encoder_lr_multiplier=0.1 if name == "ssma_stage2" else 1.0, **SCHEDULE,
+        )
+        self.session = tf1_graph.session_for(self.graph.graph)
+        self.feed = {p: x for p, x in zip(self.graph.inputs, images)}
+        self.feed[self.graph.labels] = (labels[..., None] == np.arange(NUM_CLASSES)).astype(np.float32)
+        with self.graph.graph.as_default():
+            import tensorflow as tf
+
+            self.trainable = int(sum(np.prod(v.shape) for v in tf.compat.v1.trainable_variables()))
+
+    def __call__(self) -> float:
+        _, loss = self.session.run([self.graph.train_op, self.graph.loss], self.feed)
+        return float(loss)
+
+
+def _random_batch(name: str, batch: int, height: int, width: int):
+    import numpy as np
+
     rng = np.random.default_rng(0)
-    count = 1 if name == "adapnet_pp" else 2
-    batch, height, width = spec.get("batch", BATCH), spec.get("height", HEIGHT), spec.get("width", WIDTH)
-    images = [tf.constant(rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)) for _ in range(count)]
-    inputs = images[0] if count == 1 else images
-    labels = tf.constant(rng.integers(0, NUM_CLASSES, (batch, height, width)).astype(np.int32))
+    images = [rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
+              for _ in range(1 if name == "adapnet_pp" else 2)]
+    return images, rng.integers(0, NUM_CLASSES, (batch, height, width)).astype("int32")
 
-    def forward_backward(inputs, labels):
-        with tf.GradientTape() as tape:
-            outputs = model(inputs, training=True, return_all=True)
-            loss, _ = total_loss(labels, outputs)
-        return loss, tape.gradient(loss, model.trainable_variables)
 
-    if spec.get("xla"):
-        forward_backward = tf.function(forward_backward, jit_compile=True)
+def child(spec: dict) -> dict:
+    """Builds the requested sides of one configuration and times them in alternation."""
+    import tensorflow as tf
 
-    @tf.function
-    def step(inputs, labels):
-        loss, gradients = forward_backward(inputs, labels)
-        optimizer.apply(gradients, model.trainable_variables)
-        return loss
-
-    start = time.perf_counter()
-    losses = [float(step(inputs, labels))]
-    first = time.perf_counter() - start
-    for _ in range(spec["warmup"] - 1):
-        losses.append(float(step(inputs, labels)))
-    seconds = []
-    for _ in range(spec["steps"]):
-        start = time.perf_counter()
-        losses.append(float(step(inputs, labels)))
-        seconds.append(time.perf_counter() - start)
-    summary = _common.summarize(seconds)
-    return {
-        "config": name, "xla": bool(spec.get("xla")), "subpixel": bool(spec.get("subpixel")), "batch": batch, "height": height, "width": width,
-        "step": summary, "first_step_s": first,
-        "images_per_s": batch / summary["median"],
-        "trainable_parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
-        "loss_first_last": [losses[0], losses[-1]],
-        "traces": step.experimental_get_tracing_count(),
-        "peak_rss_mib": _common.peak_rss_mib(),
-        "tensorflow": tf.__version__, "keras": keras.__version__,
-    }
+    name, sides = spec["config"], spec["sides"]
+    batch, height, width = spec["batch"], spec["height"], spec["width"]
+    steps = {}
+    first = {}
+    with tempfile.TemporaryDirectory() as folder:
+        if "port" in sides:
+            steps["port"] = _PortStep(name, batch, height, width, spec.get("xla", False), folder)
+        if sides == ["port", "tf1"]:
+            images, labels = steps["port"].batch()
+        else:
+            # A side measured alone for its memory gets the same kind of batch either way (and
+            # the port's process no extra pipeline instance).
+            images, labels = _random_batch(name, batch, height, width)
+        if "port" in steps:
+            steps["port"].feed_from_memory(images, labels)
+        if "tf1" in sides:
+            steps["tf1"] = _TF1Step(name, batch, height, width, images, labels)
+        for side, step in steps.items():
+            start = time.perf_counter()
+            step()
+            first[side] = time.perf_counter() - start
+            for _ in range(spec["warmup"] - 1):
+                step()
+        seconds = {side: [] for side in steps}
+        losses = {side: [] for side in steps}
+        for index in range(spec["steps"]):
+            # ABBA order: neither side always runs right after the other's step.
+            order = list(steps) if index % 2 == 0 else list(reversed(list(steps)))
+            for side in order:
+                start = time.perf_counter()
+                losses[side].append(steps[side]())
+                seconds[side].append(time.perf_counter() - start)
+        result = {
+            "config": name, "sides": sides, "batch": batch, "height": height, "width": width,
+            "xla": bool(spec.get("xla")),
+            "step": {side: _common.summarize(seconds[side]) for side in steps},
+            "seconds": seconds, "first_step_s": first, "losses": losses,
+            "trainable_parameters": {side: step.trainable for side, step in steps.items()},
+            "peak_rss_mib": _common.peak_rss_mib(),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+        }
+        if "port" in steps:
+            result["port_traces"] = steps["port"].trainer.train_function.experimental_get_tracing_count()
+        if len(steps) == 2:
+            result["ratio_per_round"] = [p / t for p, t in zip(seconds["port"], seconds["tf1"])]
+            result["ratio_median"] = statistics.median(result["ratio_per_round"])
+    return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=2, help="steps before timing (the first traces)")
-    parser.add_argument("--xla", action="store_true", help="compile forward and backward with XLA")
-    parser.add_argument("--subpixel", action="store_true",
-                        help="decoder upsamplings in sub-pixel form (ssma_tf.inference.rewrites.use_subpixel_upsampling)")
+    parser.add_argument("--steps", type=int, default=3, help="timed rounds (one step of each side per round)")
+    parser.add_argument("--warmup", type=int, default=1, help="steps of each side before timing (the first traces)")
+    parser.add_argument("--xla", action="store_true", help="the port's step with `xla: true` (XLA for forward-backward)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-side memory runs")
+    parser.add_argument("--no-timing", action="store_true", help="only the per-side memory runs")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"images per step (default {BATCH})")
     parser.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help=f"HEIGHTxWIDTH, multiples of 16 (default {HEIGHT}x{WIDTH})")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -125,40 +231,54 @@ def main(argv=None) -> int:
         height, width = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise SystemExit(f"--size: expected HEIGHTxWIDTH, got {args.size!r}") from None
-    if height % 16 or width % 16 or height <= 0 or width <= 0 or args.batch <= 0:
+    if height % OUTPUT_STRIDE or width % OUTPUT_STRIDE or height <= 0 or width <= 0 or args.batch <= 0:
         raise SystemExit(f"--size must be positive multiples of 16 and --batch positive, got {args.size}, {args.batch}")
+    if args.steps < 1:
+        raise SystemExit(f"--steps must be at least 1, got {args.steps}")
     configs = [c.strip() for c in args.models.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(CONFIGS)}")
     info = _common.machine_info()
+    base = {"steps": args.steps, "warmup": max(1, args.warmup), "xla": args.xla,
+            "batch": args.batch, "height": height, "width": width}
     results = []
     for config in configs:
-        print(f"... {config}", flush=True)
-        spec = {"config": config, "steps": args.steps, "warmup": max(1, args.warmup), "xla": args.xla,
-                "subpixel": args.subpixel, "batch": args.batch, "height": height, "width": width}
-        result = _common.run_child(os.path.abspath(__file__), spec)
-        result.setdefault("config", config)
-        results.append(result)
+        timing = {"error": "not timed (--no-timing)"}
+        if not args.no_timing:
+            print(f"... {config}: both sides, interleaved", flush=True)
+            timing = _common.run_child(os.path.abspath(__file__), {**base, "config": config, "sides": list(SIDES)})
+        memory = {}
+        if not args.no_memory:
+            for side in SIDES:
+                print(f"... {config}: {side} alone (peak memory)", flush=True)
+                alone = _common.run_child(os.path.abspath(__file__),
+                                          {**base, "config": config, "sides": [side], "steps": 1})
+                memory[side] = alone.get("peak_rss_mib", alone.get("error"))
+        results.append({"config": config, "timing": timing, "peak_rss_mib": memory})
     info["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
 
     print()
-    print(f"Machine: {_common.describe_machine(info)}")
-    print(f"One training step (forward with aux heads, total_loss, backward, Adam), batch {args.batch}, "
-          f"{height}x{width}{', XLA' if args.xla else ''}{', sub-pixel upsampling' if args.subpixel else ''}")
-    header = f"{'config':<14}{'median s':>10}{'p90 s':>9}{'img/s':>8}{'first s':>9}{'peak RSS GiB':>14}{'trainable':>12}"
+    print(f"Machine: {_common.describe_machine(info)}; load average after {info['load_average_after'][0]:.1f}")
+    print(f"One training step, batch {args.batch}, {height}x{width}, dropout on"
+          f"{', port with XLA' if args.xla else ''}; {args.steps} interleaved rounds")
+    header = (f"{'config':<13}{'port s':>8}{'TF1 s':>8}{'port/TF1':>10}{'port GiB':>10}{'TF1 GiB':>9}"
+              f"{'trainable':>11}{'first s (port, TF1)':>22}")
     print(header)
     print("-" * len(header))
     fits = True
     for r in results:
-        if "error" in r:
-            print(f"{r['config']:<14}error: {r['error'][:200]}")
-            fits = False
+        t = r["timing"]
+        if "error" in t:
+            print(f"{r['config']:<13}timing: {t['error'][:300]}; peak MiB {r['peak_rss_mib']}")
+            fits = fits and bool(args.no_timing)
             continue
-        peak = r["peak_rss_mib"] / 1024
-        fits &= peak <= MEMORY_LIMIT_GIB
-        print(f"{r['config']:<14}{r['step']['median']:>10.2f}{r['step']['p90']:>9.2f}{r['images_per_s']:>8.2f}"
-              f"{r['first_step_s']:>9.1f}{peak:>14.2f}{r['trainable_parameters'] / 1e6:>11.1f}M")
+        memory = [r["peak_rss_mib"].get(side) for side in SIDES]
+        gib = ["-" if not isinstance(m, (int, float)) else f"{m / 1024:.2f}" for m in memory]
+        fits &= all(not isinstance(m, (int, float)) or m / 1024 <= MEMORY_LIMIT_GIB for m in memory)
+        print(f"{r['config']:<13}{t['step']['port']['median']:>8.2f}{t['step']['tf1']['median']:>8.2f}"
+              f"{t['ratio_median']:>9.3f}x{gib[0]:>10}{gib[1]:>9}{t['trainable_parameters']['port'] / 1e6:>10.1f}M"
+              f"{t['first_step_s']['port']:>11.1f}{t['first_step_s']['tf1']:>11.1f}")
     print(f"All peaks within {MEMORY_LIMIT_GIB:.0f} GiB: {'yes' if fits else 'NO'}")
     if args.json:
         _common.write_json(args.json, {"machine": info, "args": vars(args), "results": results})

@@ -11,6 +11,9 @@ each of them against the installed Keras.
 - `variable_key`: the optimizer's key of a variable (`_var_key`), which is the same for a Keras
   variable, its TensorFlow variable and each replica's copy under `tf.distribute`; a per-variable
   learning rate must be looked up by it inside `update_step`.
+- `adam_slots`: Adam's first and second moment of a variable (`_get_variable_index`,
+  `_momentums`, `_velocities`), for applying Adam's update as one fused kernel and for reading
+  the gradient of a first step back from its first moment.
 - `ExternalGradientAggregation`: an optimizer mixin that can skip Keras' all-reduce of the
   gradients (the TensorFlow optimizer's `_all_reduce_sum_gradients` hook), for a training step
   that all-reduces them itself. Keras 3 has no public switch for it.
@@ -60,6 +63,22 @@ def walk_layers(layer: keras.Layer) -> List[keras.Layer]:
 def variable_key(optimizer: keras.optimizers.Optimizer, variable: Any) -> Any:
     """The key under which `optimizer` knows `variable` (one per variable, across replicas)."""
     return _require(optimizer, "_var_key", "the key of a variable in the optimizer")(variable)
+
+
+def adam_slots(optimizer: keras.optimizers.Adam, variable: Any) -> Tuple[Any, Any]:
+    """Adam's (first moment, second moment) variables for `variable`.
+
+    Args:
+        optimizer: a built Keras `Adam` (or subclass).
+        variable: one of the variables it updates (a Keras variable, or its TensorFlow one).
+
+    Returns:
+        The two optimizer variables, in the form Keras stores them.
+    """
+    index = _require(optimizer, "_get_variable_index", "the index of a variable in the optimizer")(variable)
+    momentums = _require(optimizer, "_momentums", "Adam's first moments")
+    velocities = _require(optimizer, "_velocities", "Adam's second moments")
+    return momentums[index], velocities[index]
 
 
 # The hook Keras' TensorFlow optimizer calls to all-reduce the gradients before applying them.

@@ -50,6 +50,17 @@ def test_variable_key_is_one_key_per_variable_across_its_forms():
     }
 
 
+def test_adam_slots_are_the_moments_adam_updates():
+    variable = keras.Variable(np.array([1.0, -2.0], np.float32))
+    optimizer = keras.optimizers.Adam(learning_rate=0.1, beta_1=0.9, beta_2=0.999)
+    gradient = np.array([0.5, -4.0], np.float32)
+    optimizer.apply_gradients([(tf.constant(gradient), variable)])
+    momentum, velocity = keras_compat.adam_slots(optimizer, variable)
+    np.testing.assert_allclose(momentum.numpy(), 0.1 * gradient, rtol=1e-6)
+    np.testing.assert_allclose(velocity.numpy(), 0.001 * gradient**2, rtol=1e-6)
+    assert keras_compat.adam_slots(optimizer, variable.value)[0] is momentum  # the TF variable too
+
+
 class _CountingSGD(keras_compat.ExternalGradientAggregation, keras.optimizers.SGD):
     """SGD that counts how often Keras calls its gradient all-reduce hook."""
 

@@ -94,8 +94,7 @@ def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batc
 def inference_model(model: keras.Model, optimize: bool = False, precision: str = "float32") -> keras.Model:
     """The part of a model inference needs, in float32: softmax, logits and SSMA's gates.
 
-    The auxiliary heads only serve the training loss (and their resize to the input size needs a
-    static input size in graph mode), so they are left out. Without `optimize` the result is a
+    The auxiliary heads only serve the training loss, so they are left out. Without `optimize` the result is a
     functional view that shares the model's layers and weights; a mixed-precision model is first
     copied into float32, so that predictions and exports do not depend on how the model was trained.
 

@@ -1,4 +1,4 @@
-"""Bilinear upsampling by an integer factor that also works when height and width are unknown."""
+"""TF1's legacy bilinear upsampling by an integer factor, also for unknown height and width."""
 
 import keras
 from keras import layers, ops
@@ -6,30 +6,49 @@ from keras import layers, ops
 from ssma_tf import SERIALIZATION_PACKAGE
 
 
-def _linear_along(x, axis: int, factor: int):
-    """Half-pixel-centre linear interpolation of `x` along `axis`, `factor` times as many samples."""
+def _legacy_linear_along(x, axis: int, factor: int):
+    """TF1 `ResizeBilinear` (no corner alignment, no half-pixel centres) along one axis, ×factor.
+
+    Output sample `i` reads input position `i / factor`: sample `factor·j + r` is
+    `x[j] + (x[j + 1] - x[j]) · r / factor`, with `x[j + 1]` clamped to the last sample. Because the
+    factor is an integer this needs no gather: the `factor` phases are one broadcast against
+    `r / factor`, and a reshape interleaves them (cheaper forward and backward than gathers, whose
+    gradient is a scatter-add, and independent of the static size).
+    """
     size = ops.shape(x)[axis]
-    positions = (ops.cast(ops.arange(size * factor), "float32") + 0.5) / factor - 0.5
-    positions = ops.clip(positions, 0.0, ops.cast(size - 1, "float32"))
-    lower = ops.floor(positions)
-    weight = ops.cast(positions - lower, x.dtype)
-    lower = ops.cast(lower, "int32")
-    upper = ops.minimum(lower + 1, size - 1)
-    shape = [1, 1, 1, 1]
-    shape[axis] = -1
-    weight = ops.reshape(weight, shape)
-    return ops.take(x, lower, axis=axis) * (1 - weight) + ops.take(x, upper, axis=axis) * weight
+    upper = _shift_clamped(x, axis)  # x[j + 1], the last sample repeated (the border clamp)
+    phase_shape = [1] * (len(x.shape) + 1)
+    phase_shape[axis + 1] = factor
+    phases = ops.reshape(ops.cast(ops.arange(factor), x.dtype) / factor, phase_shape)
+    # TF1's kernel computes a + (b - a)·t (not a·(1 - t) + b·t): same rounding.
+    lower = ops.expand_dims(x, axis + 1)
+    interleaved = lower + (ops.expand_dims(upper, axis + 1) - lower) * phases
+    shape = ops.shape(x)
+    new_shape = [shape[d] for d in range(len(x.shape))]
+    new_shape[axis] = size * factor
+    return ops.reshape(interleaved, new_shape)
+
+
+def _shift_clamped(x, axis: int):
+    """`x` shifted by one sample towards the start along `axis` (1 or 2), the last sample kept."""
+    if axis == 1:
+        return ops.concatenate([x[:, 1:], x[:, -1:]], axis=1)
+    return ops.concatenate([x[:, :, 1:], x[:, :, -1:]], axis=2)
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class BilinearUpsampling(layers.Layer):
-    """Upsamples (B, H, W, C) bilinearly to (B, factor·H, factor·W, C), half-pixel centres.
+    """Upsamples (B, H, W, C) bilinearly to (B, factor·H, factor·W, C) as TF1's default resize does.
 
-    The same numbers as `keras.ops.image.resize(x, (factor·H, factor·W))` (TF2 bilinear without
-    antialiasing), written with gathers so that it also traces with unknown H and W (that op needs
-    a static size). Used by the auxiliary heads, whose H/4 and H/8 predictions are compared with
-    full-size labels (not TF1's legacy corner-aligned resize: these heads only matter for the
-    training loss).
+    The released graph upsamples the auxiliary heads of the multiresolution supervision
+    (Section 3.3 of the paper; `conv911`, `conv912`) with `tf.image.resize_images`, whose default
+    in TF1 is `ResizeBilinear(align_corners=False, half_pixel_centers=False)`: output pixel `i`
+    reads input position `i / factor` and interpolates towards the next input pixel, clamping at
+    the last one (ARCHITECTURE.md, "AdapNet++ decoder"). That is neither TF2's half-pixel resize
+    (`keras.ops.image.resize`) nor a corner-aligned one; the auxiliary losses, and so the
+    gradients of a training step, depend on which it is, so this layer reproduces it exactly.
+    It is written with `keras.ops` only (a broadcast and a reshape, no static sizes), so it traces
+    with unknown H and W and runs on every Keras backend.
 
     Args:
         factor: integer upsampling factor.
@@ -37,12 +56,15 @@ class BilinearUpsampling(layers.Layer):
 
     def __init__(self, factor: int, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(factor, int) or factor < 1:
+        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
             raise ValueError(f"BilinearUpsampling factor must be a positive integer, got {factor!r}")
         self.factor = factor
 
     def call(self, inputs):
-        return _linear_along(_linear_along(inputs, 1, self.factor), 2, self.factor)
+        if self.factor == 1:
+            return inputs
+        # Width first, then height, in the order TF1's kernel interpolates (same rounding).
+        return _legacy_linear_along(_legacy_linear_along(inputs, 2, self.factor), 1, self.factor)
 
     def compute_output_shape(self, input_shape):
         scale = lambda size: None if size is None else size * self.factor  # noqa: E731

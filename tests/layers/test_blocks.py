@@ -81,25 +81,6 @@ def test_easpp_image_pooling_branch_is_constant_over_the_map():
         EASPP(8, 4, ())
 
 
-def test_bilinear_upsampling_matches_resize_and_traces_with_unknown_sizes():
-    import tensorflow as tf
-
-    from ssma_tf.layers import BilinearUpsampling
-    from ssma_tf.models import AdapNetPP
-
-    x = features((2, 3, 5, 4), 6)
-    for factor in (4, 8):
-        expected = ops.image.resize(x, (3 * factor, 5 * factor), interpolation="bilinear")
-        np.testing.assert_allclose(np.asarray(BilinearUpsampling(factor)(x)), np.asarray(expected), atol=1e-5)
-    # The auxiliary heads trace with unknown height and width (a SavedModel signature needs it).
-    model = AdapNetPP(3)
-    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
-    traced = tf.function(lambda t: model(t, training=False, return_all=True)).get_concrete_function(spec)
-    assert traced.structured_outputs["aux_up1"].shape.as_list() == [None, None, None, 3]
-    with pytest.raises(ValueError, match="factor"):
-        BilinearUpsampling(0)
-
-
 @pytest.mark.parametrize("shape,rate", [((2, 3, 6, 4), 6), ((1, 3, 5, 4), 3), ((1, 8, 2, 4), 2), ((1, 2, 2, 4), 12)])
 def test_atrous_conv_on_small_maps_skips_only_padding_taps(shape, rate):
     layer = ConvBN(5, 3, dilation_rate=rate, activation=None)
