@@ -37,7 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BN_EPSILON = 1e-5
 BN_DECAY = 0.99
-# The loss as released (ARCHITECTURE.md, "Loss").
+# The loss as released (../shared/spec/ARCHITECTURE.md, "Loss"). Written here from the spec, not
+# read from ssma_tf.constants: this graph is the reference the port is tested against, so a
+# change to the port's constants must make the step-equivalence test fail.
 LOG_EPSILON = 1e-10
 AUX_WEIGHTS = (0.6, 0.5)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
