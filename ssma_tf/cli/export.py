@@ -23,26 +23,18 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import add_model_source, add_version, fail, model_source_or_exit, size_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    from ssma_tf.constants import INTERPOLATIONS, MODEL_NAMES  # no TensorFlow: --help stays quick
+    from ssma_tf.constants import INTERPOLATIONS  # no TensorFlow: --help stays quick
 
     parser = argparse.ArgumentParser(
         prog="ssma-export",
         description="Export AdapNet++ or SSMA as a SavedModel with a uint8 serving signature (and TFLite)."
     )
-    parser.add_argument("run", nargs="?", metavar="RUN",
-                        help="a training run's folder or a .keras file: the model with its settings (instead of -c)")
-    parser.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
-    parser.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
-                        "(overrides the config's)")
-    parser.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")
-    parser.add_argument("--num_classes", type=int, help="classes including void, for weights that do not say")
-    parser.add_argument("--dataset", help="dataset whose class names and colours go into the metadata")
-    add_overrides(parser)
+    add_model_source(parser, "dataset whose class names and colours go into the metadata")
     parser.add_argument("-o", "--output", required=True, help="the SavedModel folder to write")
     parser.add_argument("--size", help="HEIGHTxWIDTH to resize inputs to inside the graph, or 'input' for no "
                         "resizing (inputs must be multiples of 16); default: the config's size, else 'input'")
@@ -62,20 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and exports it; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.run is not None:
-        if args.config is not None or args.checkpoint is not None:
-            parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
-        args.checkpoint = args.run
-    if args.config is None and args.checkpoint is None:
-        parser.error("give a training run's folder, a config (-c) or a checkpoint (--checkpoint)")
-    overrides = parse_overrides_or_exit(parser, args.overrides)
-
-    from ssma_tf.inference.sizes import parse_size
-
-    try:
-        size = None if args.size is None else parse_size(args.size)
-    except ValueError as error:
-        parser.error(f"--size: {error}")
+    overrides = model_source_or_exit(parser, args)
+    size = size_or_exit(parser, args.size)
 
     from ssma_tf.checkpoints import CheckpointError
     from ssma_tf.inference.export import ExportError, export_saved_model

@@ -32,27 +32,19 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import add_model_source, add_version, fail, model_source_or_exit, size_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    from ssma_tf.constants import INPUT_MODALITIES, MODEL_NAMES  # no TensorFlow: --help stays quick
+    from ssma_tf.constants import INPUT_MODALITIES  # no TensorFlow: --help stays quick
 
     parser = argparse.ArgumentParser(
         prog="ssma-predict",
         description="Predict with AdapNet++ or SSMA and write class-id, colour, overlay and attention pictures."
     )
     model = parser.add_argument_group("model (a training run, a config, or a checkpoint)")
-    model.add_argument("run", nargs="?", metavar="RUN",
-                       help="a training run's folder or a .keras file: the model with its settings (instead of -c)")
-    model.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
-    model.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
-                       "(overrides the config's)")
-    model.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")
-    model.add_argument("--num_classes", type=int, help="classes including void, for weights that do not say")
-    model.add_argument("--dataset", help="dataset whose class colours to use (default: the config's)")
-    add_overrides(model)
+    add_model_source(model, "dataset whose class colours to use (default: the config's)")
 
     inputs = parser.add_argument_group("inputs (files, folders or a list file)")
     inputs.add_argument("--modality1", help="modality-1 image, or a folder of them")
@@ -86,24 +78,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and predicts; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.run is not None:
-        if args.config is not None or args.checkpoint is not None:
-            parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
-        args.checkpoint = args.run
-    if args.config is None and args.checkpoint is None:
-        parser.error("give a training run's folder, a config (-c) or a checkpoint (--checkpoint)")
-    overrides = parse_overrides_or_exit(parser, args.overrides)
+    overrides = model_source_or_exit(parser, args)
     if args.list is None and args.modality1 is None and args.modality2 is None:
         parser.error("give --modality1/--modality2 (files or folders) or --list")
     if args.list is not None and (args.modality1 or args.modality2):
         parser.error("give either --list or --modality1/--modality2, not both")
 
-    from ssma_tf.inference.sizes import parse_size
-
-    try:
-        size = None if args.size is None else parse_size(args.size)
-    except ValueError as error:
-        parser.error(f"--size: {error}")
+    size = size_or_exit(parser, args.size)
 
     from ssma_tf.checkpoints import CheckpointError
     from ssma_tf.inference.pictures import predict_files
