@@ -61,7 +61,8 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
             except AssertionError as error:
                 raise CheckpointError(
                     f"{resolved}: the checkpoint does not hold this {type(model).__name__} model "
-                    f"(was it written for another model or number of classes?): {_first_line(error)}"
+                    "(was it written for another model or number of classes, or by an ssma-tf from "
+                    f"before the eASPP branches were checkpointed?): {_first_line(error)}"
                 ) from None
         return f"{resolved}: restored the {type(model).__name__} weights (TF2 checkpoint)"
     try:

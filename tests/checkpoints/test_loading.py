@@ -66,3 +66,27 @@ def test_load_model_from_a_weights_file(tmp_path):
         load_model(path)
     with pytest.raises(CheckpointError, match="missing.weights.h5"):
         load_model(str(tmp_path / "missing.weights.h5"), "AdapNet_pp", 4)
+
+
+def test_a_tf2_checkpoint_without_the_easpp_branches_is_refused(tmp_path):
+    # Checkpoints written before the eASPP branches were tracked lack them; loading one must not
+    # leave those branches at random weights. Such a checkpoint is made by dropping the
+    # attributes that let `tf.train.Checkpoint` see the branches.
+    import keras
+    import tensorflow as tf
+
+    from ssma_tf.layers import EASPP
+
+    def tiny():
+        inputs = keras.Input((8, 8, 6))
+        return keras.Model(inputs, EASPP(8, 4, (1, 2), name="easpp")(inputs))
+
+    old = tiny()
+    easpp = old.get_layer("easpp")
+    for name in [n for n in vars(easpp) if n.startswith("_checkpointed_")]:
+        delattr(easpp, name)
+    prefix = tf.train.Checkpoint(model=old).save(str(tmp_path / "ckpt"))
+    with pytest.raises(CheckpointError, match="before the eASPP branches were checkpointed"):
+        load_weights(tiny(), prefix)
+    current = tf.train.Checkpoint(model=tiny()).save(str(tmp_path / "current"))
+    assert "restored" in load_weights(tiny(), current)
