@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The whole workflow in miniature on synthetic RGB-D data (`ssma-demo`, ssma_tf/cli/demo.py): about 11 minutes on 2 idle CPU cores, plus installing the environment.
+# The whole workflow in miniature on synthetic RGB-D data (`ssma-demo`, ssma_tf/cli/demo.py): about 6 minutes on 2 idle CPU cores (AMD EPYC; 11 on an Intel Xeon), plus installing the environment.
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
