@@ -24,14 +24,30 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+def lazy_exports(package: str, exports: dict):
+    """The module `__getattr__` and `__dir__` of a package whose public names load on first use.
+
+    Args:
+        package: the package's `__name__`.
+        exports: each public name and the module that defines it.
+
+    Returns:
+        (`__getattr__`, `__dir__`) for the package to assign.
+    """
+    namespace = importlib.import_module(package).__dict__
+
+    def __getattr__(name: str):
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value  # later look-ups skip this function
+        return value
+
+    def __dir__():
+        return sorted(set(namespace) | set(exports))
+
+    return __getattr__, __dir__
 
 
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

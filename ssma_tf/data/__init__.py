@@ -5,7 +5,7 @@ names and palettes) needs no TensorFlow, and the config loader looks datasets up
 without paying for TensorFlow's start-up.
 """
 
-import importlib
+from ssma_tf import lazy_exports
 
 # Each public name and the module that defines it.
 _EXPORTS = {
@@ -24,14 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
