@@ -24,17 +24,17 @@ _EXPORTS = {
 }
 
 
-def lazy_exports(package: str, exports: dict):
+def lazy_exports(namespace: dict, exports: dict):
     """The module `__getattr__` and `__dir__` of a package whose public names load on first use.
 
     Args:
-        package: the package's `__name__`.
+        namespace: the package's `globals()`.
         exports: each public name and the module that defines it.
 
     Returns:
         (`__getattr__`, `__dir__`) for the package to assign.
     """
-    namespace = importlib.import_module(package).__dict__
+    package = namespace["__name__"]
 
     def __getattr__(name: str):
         module = exports.get(name)
@@ -50,4 +50,4 @@ def lazy_exports(package: str, exports: dict):
     return __getattr__, __dir__
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
