@@ -11,6 +11,7 @@ import tensorflow as tf
 from ssma_tf.checkpoints.tf1_names import (
     DECODER_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map,
 )
+from ssma_tf.errors import UserInputError
 from ssma_tf.models import SSMA
 
 # What a TF1 checkpoint holds, told apart by its variable names.
@@ -23,7 +24,7 @@ KIND_IMAGENET = "imagenet"  # resnet_v2_50/...:0, encoder only
 CLASS_SCOPES = ("conv78", "conv5", "conv911", "conv912")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserInputError):
     """A checkpoint that does not fit the model: wrong kind, shape mismatch, nothing usable."""
 
 

@@ -24,6 +24,7 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.constants import ADAPNET_PP, SSMA, WEIGHTS_SUFFIXES
+from ssma_tf.errors import UserInputError
 
 # Other spellings of a key, and the key they stand for.
 ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is not None}
@@ -36,7 +37,7 @@ _TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _GPU_ID = re.compile(r"^-?\d+(,\d+)*$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A configuration problem, naming the key and the file it comes from.
 
     Attributes:
@@ -45,11 +46,12 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>"):
-        self.key = key
-        self.source = source
-        self.detail = message
         where = f"{source}: key '{key}'" if key is not None else source
         super().__init__(f"{where}: {message}")
+        self.key = key
+        self.source = source
+        self.path = None if source == "<dict>" else source
+        self.detail = message
 
 
 class ConfigWarning(UserWarning):

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ssma_tf.errors import UserInputError
 from ssma_tf.inference.compiled import GATES, inference_model
 from ssma_tf.inference.rewrites import resolve_precision
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size, rounded_size
@@ -29,7 +30,7 @@ from ssma_tf.models.factory import is_fusion
 CHANNEL_ORDERS = ("rgb", "bgr")
 
 
-class PredictionError(ValueError):
+class PredictionError(UserInputError):
     """A sample could not be predicted; the message names its files."""
 
 

@@ -13,6 +13,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
 
 PathLike = Union[str, os.PathLike]
@@ -24,7 +25,7 @@ DEPTH_EXTENSIONS = (".png", ".pgm", ".tif", ".tiff", ".npy")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff")
 
 
-class InputFileError(ValueError):
+class InputFileError(UserInputError):
     """An input file cannot be read or has the wrong shape; the message names the file."""
 
 

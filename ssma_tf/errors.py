@@ -1,0 +1,27 @@
+"""The package's error for bad input: what the user gave is wrong, not the code.
+
+Every error that a user can fix by changing a file, a flag or a config key derives from
+`UserInputError`, and its message names the culprit (file, line, key, variable or record index).
+The commands catch it and exit with status 2 and one line; anything else is an internal bug and
+keeps its traceback. Subclasses live next to the code that raises them (`ConfigError` in
+`ssma_tf.config`, `CheckpointError` in `ssma_tf.checkpoints`, ...); this module only holds the base,
+so that every layer of the package can import it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class UserInputError(ValueError):
+    """Bad input from the user: a file, a flag, a config key or a record.
+
+    Attributes:
+        path: the file (or folder) at fault, when there is one.
+        detail: the message without the location prefix.
+    """
+
+    def __init__(self, message: str, path: Optional[str] = None):
+        self.path = None if path is None else str(path)
+        self.detail = message
+        super().__init__(message if path is None or str(path) in message else f"{path}: {message}")
