@@ -9,6 +9,10 @@ permissions the user's umask gives (`-rw-r--r--` under the usual 022), not `temp
 owner-only 0600. Temporary names start with `.partial-` and end with the destination's own name,
 so writers that go by the extension (Keras wants `.weights.h5` or `.keras`) accept them.
 
+`check_output` tells, before a long job starts, whether its output can be written there at all
+(a folder where a file should go, a parent that is a file or not writable, an existing output
+without `--overwrite`), so that a result is never computed only to be lost.
+
 No TensorFlow here: the data tools use this before they import it.
 """
 
@@ -18,11 +22,64 @@ import contextlib
 import os
 import secrets
 import shutil
-from typing import IO, Iterator, Union
+from typing import IO, Iterator, Optional, Union
+
+from ssma_tf.errors import UserInputError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 TEMPORARY_PREFIX = ".partial-"
+
+
+class OutputPathError(UserInputError):
+    """An output cannot be written where the user asked: the message names the path and why."""
+
+
+def check_output(
+    path: PathLike,
+    *,
+    what: str = "output",
+    directory: bool = False,
+    overwrite: Optional[bool] = True,
+) -> str:
+    """Checks that `path` can be written, before the work that produces it starts.
+
+    Creates nothing. Missing parent folders are fine (the writers create them) as long as the
+    nearest existing one is a folder the user may write in.
+
+    Args:
+        path: the file (or, with `directory`, the folder) to be written.
+        what: how the error names it (`--json`, `--output`, ...).
+        directory: the output is a folder; otherwise an existing folder at `path` is an error.
+        overwrite: False: an existing `path` is an error; True: it is replaced (its parent
+            must be writable); None: files are written into the existing folder (with
+            `directory`; the folder itself must be writable).
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputPathError: naming `path` and what is wrong with it.
+    """
+    destination = os.path.abspath(os.fspath(path))
+    shown = os.fspath(path)
+    if os.path.lexists(destination):
+        if os.path.isdir(destination) and not directory:
+            raise OutputPathError(f"{what} {shown} is a folder; give a file name", shown)
+        if directory and not os.path.isdir(destination):
+            raise OutputPathError(f"{what} {shown} is a file; give a folder", shown)
+        if overwrite is False:
+            raise OutputPathError(f"{what} {shown} exists; pass --overwrite to replace it", shown)
+    # The folder the new entry is made in: the output folder itself when files go into it.
+    into = directory and overwrite is None and os.path.isdir(destination)
+    folder = destination if into else os.path.dirname(destination)
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise OutputPathError(f"{what} {shown}: {folder} is a file, not a folder", shown)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {shown}: the folder {folder} is not writable", shown)
+    return destination
 
 
 def temporary_name(path: PathLike) -> str:

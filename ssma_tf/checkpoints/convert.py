@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from ssma_tf.checkpoints.loading import model_for_checkpoint
-from ssma_tf.checkpoints.tf1_import import LoadReport, load_tf1_checkpoint
-from ssma_tf.files import atomic_path
+from ssma_tf.checkpoints.tf1_import import CheckpointError, LoadReport, load_tf1_checkpoint
+from ssma_tf.files import atomic_path, check_output
 
 SUFFIXES = (".weights.h5", ".keras")
 
@@ -26,9 +24,9 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) ->
         The import report.
     """
     if not output.endswith(SUFFIXES):
-        raise ValueError(f"output {output!r} must end in .weights.h5 or .keras")
-    if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
+        raise CheckpointError(f"output {output!r} must end in .weights.h5 or .keras")
+    # Before the checkpoint is read: a path that cannot be written fails in a second, not after.
+    check_output(output, what="output", overwrite=overwrite)
     model = model_for_checkpoint(prefix)
     report = load_tf1_checkpoint(model, prefix)
     with atomic_path(output) as temporary:  # keeps the suffix Keras goes by

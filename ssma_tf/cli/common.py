@@ -1,17 +1,85 @@
-"""Flags that the commands share: `--version`, `--set key=value`, where the model comes from, `--size`."""
+"""What the commands share: how they end on an error, `--version`, `--debug`, `--set key=value`,
+where the model comes from, `--size`.
+
+Every command's `main` is wrapped in `command`: bad input (`ssma_tf.errors.UserInputError`, whose
+message names the file, line, key or record) ends it with one line `error: ...` on stderr and
+exit status 2; a failing disk or a refused permission (an `OSError` naming its file) with one line
+and status 1; anything else is a bug and keeps its traceback. `--debug` prints the traceback of
+the first two kinds too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import Any, Optional, Sequence
+import traceback
+from typing import Any, Callable, Optional, Sequence
 
 from ssma_tf import __version__
+from ssma_tf.errors import UserInputError
+
+# Exit statuses of every command.
+EXIT_FAILED = 1  # the work failed: the disk, a diverging run; the message says why
+EXIT_BAD_INPUT = 2  # a file, flag or config key is wrong (argparse uses 2 for bad flags too)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+DEBUG_FLAG = "--debug"
+
+
+def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
+    """Wraps a command's `main(argv) -> status` so that an error ends it with one line.
+
+    `UserInputError` gives `error: <message>` and status 2; an `OSError` that names a file (disk
+    full, permission denied, read-only file system) gives `error: <file>: <reason>` and status 1;
+    Ctrl-C gives `interrupted` and 130. With `--debug` among the arguments the traceback is
+    printed before that line. Other exceptions are bugs: they propagate with their traceback.
+    """
+
+    @functools.wraps(main)
+    def run(argv: Optional[Sequence[str]] = None) -> int:
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        debug = DEBUG_FLAG in arguments
+        try:
+            return main(argv)
+        except UserInputError as error:
+            return _report(error, EXIT_BAD_INPUT, debug)
+        except OSError as error:
+            if error.filename is None:
+                raise  # not about a file the user can look at: treat it as a bug
+            return _report(error, EXIT_FAILED, debug, describe_os_error(error))
+        except KeyboardInterrupt as error:
+            return _report(error, EXIT_INTERRUPTED, debug, "interrupted")
+
+    return run
+
+
+def describe_os_error(error: OSError) -> str:
+    """`<file>: <reason>` for an `OSError` (`out/m.json: No space left on device`)."""
+    reason = error.strerror or str(error)
+    if error.filename2 is not None:
+        return f"{error.filename} -> {error.filename2}: {reason}"
+    return f"{error.filename}: {reason}"
+
+
+def _report(error: BaseException, status: int, debug: bool, message: Optional[str] = None) -> int:
+    if debug:
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    print(f"error: {error if message is None else message}" if status != EXIT_INTERRUPTED else message,
+          file=sys.stderr, flush=True)
+    return status
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """Adds `--debug`, which shows the traceback of an error (see `command`)."""
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help="on an error, print the traceback too (for a bug report)")
 
 
 def add_version(parser: argparse.ArgumentParser) -> None:
-    """Adds `--version`, which prints `<command> <version>` and exits."""
+    """Adds `--version`, which prints `<command> <version>` and exits, and `--debug`."""
     parser.add_argument("--version", action="version", version=f"%(prog)s (ssma-tf) {__version__}")
+    add_debug(parser)
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:

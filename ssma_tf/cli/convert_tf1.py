@@ -9,9 +9,10 @@ A `.keras` output holds the architecture too, so `keras.models.load_model` opens
 import argparse
 import sys
 
-from ssma_tf.cli.common import add_version
+from ssma_tf.cli.common import add_version, command
 
 
+@command
 def main(argv=None) -> int:
     """Parses the flags and converts; returns the exit status (2: not a convertible checkpoint)."""
     parser = argparse.ArgumentParser(prog="ssma-convert-tf1", description=__doc__,
@@ -22,14 +23,10 @@ def main(argv=None) -> int:
     add_version(parser)
     args = parser.parse_args(argv)
 
-    from ssma_tf.checkpoints import CheckpointError
     from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
 
-    try:
-        report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite)
-    except (CheckpointError, ValueError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    # CheckpointError and the other bad-input errors end the command with one line (`command`).
+    report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite)
     print(report)
     print(f"wrote {args.output}")
     return 0

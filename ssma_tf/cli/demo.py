@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from ssma_tf.cli.common import add_version
+from ssma_tf.cli.common import add_version, command
 
 # The package this demo belongs to: each step runs its modules, wherever it is installed.
 PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
@@ -120,6 +120,7 @@ def _with_titles_and_legend(panel, titles, tile_width, class_names, palette):
     return np.asarray(canvas)
 
 
+@command
 def main(argv=None) -> int:
     """Runs the steps not done yet and prints the results; returns the exit status."""
     from ssma_tf.files import atomic_write

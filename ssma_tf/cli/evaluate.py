@@ -9,9 +9,11 @@ size and, unless `--test_data` or `--set test_data=...` says otherwise, the test
 
 Prints per-class IoU, FPR and FNR and the summary metrics; the last line is `mIoU: <value>`
 (the released definition, in percent). `--json PATH` also writes every metric with the number
-of images. The work is done by `ssma_tf.evaluation`.
+of images; that path is checked before the evaluation starts, and the metrics are printed
+before it is written. The work is done by `ssma_tf.evaluation`.
 
-Exit status: 0 done, 2 bad config or checkpoint.
+Exit status: 0 done, 2 bad config, checkpoint, record file or output path (the message names it),
+1 the JSON file could not be written (the metrics are printed above).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import add_overrides, add_version, command, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, validates the config and evaluates; returns the exit status."""
     parser = build_parser()
@@ -58,31 +61,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.test_data is not None:
         overrides["test_data"] = args.test_data
 
-    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config import load_config
     from ssma_tf.config.runs import run_config
+    from ssma_tf.files import atomic_write, check_output
 
-    try:
-        if args.config is not None:
-            config = load_config(args.config, "eval", overrides=overrides)
-        else:
-            config = run_config(args.run, "eval", overrides)
-    except ConfigError as error:
-        return fail(error)
+    # Bad input (config, checkpoint, records, --json path) ends the command with one line (`command`).
+    if args.json:
+        check_output(args.json, what="--json")  # before minutes of evaluation, not after
+    if args.config is not None:
+        config = load_config(args.config, "eval", overrides=overrides)
+    else:
+        config = run_config(args.run, "eval", overrides)
 
-    from ssma_tf.checkpoints import CheckpointError
     from ssma_tf.evaluation import evaluate
 
-    try:
-        result = evaluate(config, precision=args.precision)
-    except CheckpointError as error:
-        return fail(error)
+    result = evaluate(config, precision=args.precision)
+    print(result.table(), flush=True)  # first: a failing write below must not lose the metrics
     if args.json:
-        from ssma_tf.files import atomic_write
-
         with atomic_write(args.json) as f:  # a reader never sees half a file
             json.dump(result.metrics, f, indent=2)
             f.write("\n")
-    print(result.table(), flush=True)
     return 0
 
 

@@ -23,7 +23,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_model_source, add_version, fail, model_source_or_exit, size_or_exit
+from ssma_tf.cli.common import add_model_source, add_version, command, model_source_or_exit, size_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and exports it; returns the exit status."""
     parser = build_parser()
@@ -57,21 +58,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     overrides = model_source_or_exit(parser, args)
     size = size_or_exit(parser, args.size)
 
-    from ssma_tf.checkpoints import CheckpointError
-    from ssma_tf.inference.export import ExportError, export_saved_model
+    from ssma_tf.files import check_output
+    from ssma_tf.inference.export import export_saved_model
     from ssma_tf.inference.settings import setup_inference
 
-    try:
-        setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
-                                overrides=overrides)
-        report = export_saved_model(
-            setup.model, args.output, size=size if args.size is not None else setup.size,
-            modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
-            fold_batch_norm=args.fold_batch_norm, tflite=args.tflite, dataset=setup.dataset,
-            overwrite=args.overwrite, log=lambda line: print(line, flush=True),
-        )
-    except (CheckpointError, ExportError, ValueError, OSError) as error:  # ConfigError is a ValueError
-        return fail(error)
+    check_output(args.output, what="--output", directory=True, overwrite=args.overwrite)  # before the model loads
+
+    # Bad input (config, checkpoint, an existing output) ends the command with one line (`command`).
+    setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
+                            overrides=overrides)
+    report = export_saved_model(
+        setup.model, args.output, size=size if args.size is not None else setup.size,
+        modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
+        fold_batch_norm=args.fold_batch_norm, tflite=args.tflite, dataset=setup.dataset,
+        overwrite=args.overwrite, log=lambda line: print(line, flush=True),
+    )
     print(report)
     return 0
 

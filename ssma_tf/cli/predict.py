@@ -32,7 +32,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_model_source, add_version, fail, model_source_or_exit, size_or_exit
+from ssma_tf.cli.common import add_model_source, add_version, command, model_source_or_exit, size_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and predicts; returns the exit status."""
     parser = build_parser()
@@ -86,33 +87,32 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     size = size_or_exit(parser, args.size)
 
-    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.files import check_output
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.predictor import Predictor
     from ssma_tf.inference.samples import collect_samples
     from ssma_tf.inference.settings import setup_inference
 
-    try:
-        setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
-                                overrides=overrides)
-        predictor = Predictor(
-            setup.model, size=size if args.size is not None else setup.size,
-            modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
-        )
-        samples = collect_samples(
-            predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
-            modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
-            recursive=args.recursive,
-        )
-        summary = predict_files(
-            predictor, samples, args.output,
-            palette=None if setup.dataset is None else setup.dataset.palette_array,
-            original_size=args.original_size, attention=args.attention,
-            input_modality=args.input_modality or setup.input_modality,
-            alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
-        )
-    except (CheckpointError, ValueError, OSError) as error:  # ConfigError is a ValueError
-        return fail(error)
+    # Bad input (config, checkpoint, an image or list file) ends the command with one line (`command`).
+    check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
+    setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
+                            overrides=overrides)
+    predictor = Predictor(
+        setup.model, size=size if args.size is not None else setup.size,
+        modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
+    )
+    samples = collect_samples(
+        predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
+        modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
+        recursive=args.recursive,
+    )
+    summary = predict_files(
+        predictor, samples, args.output,
+        palette=None if setup.dataset is None else setup.dataset.palette_array,
+        original_size=args.original_size, attention=args.attention,
+        input_modality=args.input_modality or setup.input_modality,
+        alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
+    )
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}); "
           f"pictures in {args.output}")
     return 0

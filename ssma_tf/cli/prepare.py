@@ -14,6 +14,9 @@ input of `ssma-convert`: `modality1 modality2 label` per line, paths relative to
 the list file. Output PNGs are RGB, as every viewer shows them; the TFRecord converter turns them
 into BGR. Existing outputs are never replaced without --overwrite.
 
+Exit status: 0 done, 2 a bad input file, list or option, or an existing output (the message names
+it), 1 a failed write (disk full, permission).
+
 Examples:
   # ScanNet: fill the holes, scale millimetres 0..7000 to 0..255, list RGB + depth + label.
   ssma-prepare gray scannet/depth -o scannet/depth_gray --fill --units mm \\
@@ -31,7 +34,7 @@ import pathlib
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ssma_tf.cli.common import add_version
+from ssma_tf.cli.common import add_debug, add_version, command
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
 from ssma_tf.progress import Progress
 
@@ -51,6 +54,7 @@ KERNELS = {
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser with one sub-parser per conversion."""
     common = argparse.ArgumentParser(add_help=False)
+    add_debug(common)  # after the sub-command too
     where = common.add_argument_group("inputs and outputs")
     where.add_argument("inputs", nargs="*", type=pathlib.Path,
                        help="raw input files and/or folders (not with --from-list)")
@@ -179,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Runs the command line; returns the exit status (0 success, 1 failed conversion)."""
+    """Runs the command line; returns the exit status (0 success, 2 a bad input or output file,
+    1 a failed write)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # Usage errors are reported with the sub-command's usage line.
@@ -205,7 +211,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
             if not args.quiet:
                 print(f"{PROG}: wrote '{args.list_file}' ({len(jobs)} samples)", file=sys.stderr)
-    except (io.InputFileError, ValueError, OSError) as exc:
+    except (io.InputFileError, io.OutputExistsError, ValueError) as exc:  # bad input
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the disk, a permission
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     return 0

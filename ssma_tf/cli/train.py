@@ -7,7 +7,8 @@ the same way. Running the same command again resumes from the newest checkpoint 
 the start and the whole model (`final.keras`) at the end, so `ssma-evaluate RUN_FOLDER` and
 `ssma-predict RUN_FOLDER ...` need nothing else. The work is done by `ssma_tf.training`.
 
-Exit status: 0 done, 1 training failed (e.g. the loss became NaN), 2 bad config or checkpoint.
+Exit status: 0 done, 1 training failed (e.g. the loss became NaN, the disk is full), 2 bad config,
+checkpoint or record file (the message names it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import add_overrides, add_version, command, fail, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, validates the config and trains; returns the exit status."""
     parser = build_parser()
@@ -37,20 +39,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     overrides = parse_overrides_or_exit(parser, args.overrides)
 
     # Validation needs no TensorFlow, so a bad config fails in a fraction of a second.
-    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config import load_config
 
-    try:
-        config = load_config(args.config, "train", overrides=overrides)
-    except ConfigError as error:
-        return fail(error)
+    config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
 
-    from ssma_tf.checkpoints import CheckpointError
     from ssma_tf.training import NonFiniteLossError, train
 
     try:
         train(config)
-    except (ConfigError, CheckpointError) as error:
-        return fail(error)
     except NonFiniteLossError as error:
         return fail(error, 1)
     return 0

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 import ssma_tf
+from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
@@ -51,7 +52,7 @@ TFLITE_TYPES = ("float32", "float16")
 FOLD_TOLERANCE = 1e-4
 
 
-class ExportError(RuntimeError):
+class ExportError(UserInputError):
     """The export cannot be written as asked (existing output, folding that changes outputs)."""
 
 
@@ -184,17 +185,18 @@ def export_saved_model(
         An `ExportReport`.
 
     Raises:
-        ExportError: `output_dir` exists without `overwrite`, or folding changes the outputs.
-        ValueError: bad size, interpolation, TFLite type or dataset.
+        ExportError: `output_dir` exists without `overwrite`, folding changes the outputs, a
+            bad TFLite type, or a dataset of another class count.
+        ValueError: bad size or interpolation.
     """
     say = log or (lambda _: None)
     output_dir = os.path.abspath(os.fspath(output_dir))
     size = None if size is None else check_size(size)
     unknown = [t for t in tflite if t not in TFLITE_TYPES]
     if unknown:
-        raise ValueError(f"TFLite types must be among {TFLITE_TYPES}, got {unknown}")
+        raise ExportError(f"TFLite types must be among {TFLITE_TYPES}, got {unknown}")
     if dataset is not None and dataset.num_classes != model.num_classes:
-        raise ValueError(
+        raise ExportError(
             f"dataset {dataset.name} has {dataset.num_classes} classes, the model {model.num_classes}"
         )
     if os.path.exists(output_dir) and not overwrite:
@@ -269,7 +271,7 @@ def convert_to_tflite(saved_model_dir: str, output_path: str, kind: str = "float
         The file size in bytes.
     """
     if kind not in TFLITE_TYPES:
-        raise ValueError(f"kind must be one of {TFLITE_TYPES}, got {kind!r}")
+        raise ExportError(f"kind must be one of {TFLITE_TYPES}, got {kind!r}")
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE_KEY])
     if kind == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

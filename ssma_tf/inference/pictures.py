@@ -95,20 +95,20 @@ def predict_files(
 
     Raises:
         PredictionError: a sample cannot be read or predicted (the message names its files).
-        ValueError: bad options (palette size, attention for AdapNet++, ...).
+        PredictionError: bad options (palette size, attention for AdapNet++, ...).
     """
     if input_modality not in INPUT_MODALITIES:
-        raise ValueError(f"input_modality must be one of {INPUT_MODALITIES}, got {input_modality!r}")
+        raise PredictionError(f"input_modality must be one of {INPUT_MODALITIES}, got {input_modality!r}")
     if attention and not predictor.fusion:
-        raise ValueError("attention maps need an SSMA model")
+        raise PredictionError("attention maps need an SSMA model")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise PredictionError(f"batch_size must be a positive integer, got {batch_size!r}")
     num_classes = predictor.num_classes
     if num_classes > MAX_CLASSES:
-        raise ValueError(f"class-id PNGs hold at most {MAX_CLASSES} classes, the model has {num_classes}")
+        raise PredictionError(f"class-id PNGs hold at most {MAX_CLASSES} classes, the model has {num_classes}")
     colours = visualize.default_palette(num_classes) if palette is None else np.asarray(palette)
     if colours.ndim != 2 or len(colours) != num_classes:
-        raise ValueError(
+        raise PredictionError(
             f"the palette has {len(colours)} colours but the model predicts {num_classes} classes "
             "(void included); pick the dataset the model was trained on"
         )

@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from ssma_tf.inference.predictor import PredictionError
 from ssma_tf.modalities.batch import index_folder
+from ssma_tf.errors import UserInputError
+from ssma_tf.lists import read_lines
 from ssma_tf.modalities.io import IMAGE_EXTENSIONS, InputFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -39,7 +41,7 @@ def sample_from_files(modality1: Optional[PathLike], modality2: Optional[PathLik
     paths = [None if p is None else os.fspath(p) for p in (modality1, modality2)]
     first = next((p for p in paths if p is not None), None)
     if first is None:
-        raise ValueError("give modality1, modality2 or both")
+        raise PredictionError("give modality1, modality2 or both")
     return Sample(_stem(first), paths[0], paths[1])
 
 
@@ -57,16 +59,12 @@ def samples_from_list(path: PathLike, fusion: bool) -> List[Sample]:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise PredictionError(f"cannot read the list file {path}: {error}") from None
+        lines = read_lines(path)  # spaces, tabs or quotes: see ssma_tf.lists
+    except UserInputError as error:
+        raise PredictionError(str(error)) from None
     allowed = (2, 3) if fusion else (1, 2, 3)
     rows = []
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
+    for number, fields in lines:
         if len(fields) not in allowed:
             expected = "modality1 modality2 [label]" if fusion else "image [label] or modality1 modality2 label"
             raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns")
@@ -108,7 +106,7 @@ def samples_from_folders(
     except InputFileError as error:
         raise PredictionError(str(error)) from None
     if indexes[0] is None and indexes[1] is None:
-        raise ValueError("give modality1_dir, modality2_dir or both")
+        raise PredictionError("give modality1_dir, modality2_dir or both")
     if indexes[0] is not None and indexes[1] is not None:
         for this, other, other_dir in ((0, 1, modality2_dir), (1, 0, modality1_dir)):
             unmatched = sorted(set(indexes[this]) - set(indexes[other]))
@@ -149,15 +147,15 @@ def collect_samples(
 
     Raises:
         PredictionError: a missing file or folder, a file beside a folder, a bad list.
-        ValueError: nothing or too much given.
+        PredictionError: nothing or too much given.
     """
     if list_file is not None:
         if modality1 is not None or modality2 is not None:
-            raise ValueError("give a list file or images/folders, not both")
+            raise PredictionError("give a list file or images/folders, not both")
         return samples_from_list(list_file, fusion)
     given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]
     if not given:
-        raise ValueError("give a list file, modality1, modality2 or both")
+        raise PredictionError("give a list file, modality1, modality2 or both")
     folders = [os.path.isdir(path) for _, path in given]
     if not any(folders):
         for what, path in given:

@@ -91,11 +91,11 @@ def setup_inference(
         overrides: config keys to replace (`--set`), validated like the file's.
 
     Raises:
-        ConfigError, CheckpointError, ValueError: as `load_run_config`, `load_model` and
+        ConfigError, CheckpointError: as `load_run_config`, `load_model` and
             `get_dataset_info` raise them.
     """
     if config is None and checkpoint is None:
-        raise ValueError("give a config or a checkpoint")
+        raise ConfigError("give a config or a checkpoint")
     if config is None and is_run(checkpoint):
         # As a training config: an evaluation one would need test data, which prediction lacks.
         run = run_config(checkpoint, "train", overrides, check_paths=False)
@@ -104,7 +104,7 @@ def setup_inference(
             checkpoint = None  # an unfinished run: its newest checkpoint, through its config
     elif config is None:
         if overrides:
-            raise ValueError(f"--set needs a config: {checkpoint} is not a training run's folder")
+            raise ConfigError(f"--set needs a config: {checkpoint} is not a training run's folder")
         run = None
     else:
         run = load_run_config(config, overrides)
@@ -118,7 +118,7 @@ def setup_inference(
     else:
         info = run.dataset_info() if run is not None else None
     if info is not None and info.num_classes != loaded.num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {info.name} has {info.num_classes} classes (void included), the model {loaded.num_classes}"
         )
     if run is None:

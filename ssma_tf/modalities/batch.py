@@ -25,7 +25,9 @@ import os
 import pathlib
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
+from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
+from ssma_tf.lists import format_line, read_lines
 from ssma_tf.progress import Progress
 from ssma_tf.modalities.io import InputFileError, OutputExistsError, PathLike
 
@@ -118,26 +120,22 @@ def index_folder(
 
 
 def read_list_file(path: PathLike) -> List[List[pathlib.Path]]:
-    """Reads a list file: whitespace-separated paths per line, relative to the file's folder.
+    """Reads a list file: paths per line, relative to the file's folder.
 
-    Empty lines and lines starting with '#' are skipped.
+    Paths are separated by spaces, or by tabs, or quoted (`ssma_tf.lists`). Empty lines and
+    lines starting with '#' are skipped.
 
     Raises:
         InputFileError: if the file cannot be read, is empty, or its rows differ in length.
     """
     path = pathlib.Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputFileError(f"cannot read list file '{path}': {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputFileError(f"list file '{path}' is not a UTF-8 text file") from None
+        lines = read_lines(path)
+    except UserInputError as exc:
+        raise InputFileError(str(exc)) from None
     rows: List[List[pathlib.Path]] = []
     width = None
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
+    for number, fields in lines:
         if width is None:
             width = len(fields)
         elif len(fields) != width:
@@ -153,9 +151,11 @@ def read_list_file(path: PathLike) -> List[List[pathlib.Path]]:
 def write_list_file(path: PathLike, rows: Sequence[Sequence[PathLike]], *, overwrite: bool = False) -> None:
     """Writes a list file, each path relative to the list file's folder with '/' separators.
 
+    A path with spaces is written in quotes (`ssma_tf.lists.format_line`).
+
     Raises:
         OutputExistsError: if `path` exists and `overwrite` is false.
-        ValueError: if a path contains whitespace (the format separates paths by spaces).
+        ValueError: if a path holds a tab, a line break or both kinds of quote.
     """
     path = pathlib.Path(path)
     if path.exists() and not overwrite:
@@ -167,14 +167,11 @@ def write_list_file(path: PathLike, rows: Sequence[Sequence[PathLike]], *, overw
     for row in rows:
         fields = []
         for item in row:
-            relative = pathlib.Path(os.path.relpath(os.path.abspath(item), base)).as_posix()
-            if any(c.isspace() for c in relative):
-                raise ValueError(
-                    f"cannot write '{item}' to list file '{path}': list files separate paths by "
-                    "spaces, so paths must not contain whitespace"
-                )
-            fields.append(relative)
-        lines.append(" ".join(fields))
+            fields.append(pathlib.Path(os.path.relpath(os.path.abspath(item), base)).as_posix())
+        try:
+            lines.append(format_line(fields))
+        except ValueError as exc:
+            raise InputFileError(f"cannot write list file '{path}': {exc}") from None
     with atomic_write(path) as stream:
         stream.write("\n".join(lines) + "\n")
 

@@ -29,7 +29,7 @@ class InputFileError(UserInputError):
     """An input file cannot be read or has the wrong shape; the message names the file."""
 
 
-class OutputExistsError(FileExistsError):
+class OutputExistsError(UserInputError, FileExistsError):
     """An output file exists already and overwriting was not asked for."""
 
 

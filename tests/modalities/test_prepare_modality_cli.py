@@ -123,7 +123,7 @@ def test_unreadable_input_is_named(scannet_like, prepare_modality, capsys):
     root = scannet_like
     (root / "depth" / "9.png").write_bytes(b"\x89PNG but not really")
     status = prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"])
-    assert status == 1
+    assert status == 2
     assert str(root / "depth" / "9.png") in capsys.readouterr().err
 
 
@@ -131,12 +131,12 @@ def test_wrong_shape_is_named(scannet_like, prepare_modality, capsys):
     root = scannet_like
     _save(root / "depth" / "3.png", np.zeros((48, 64, 3), dtype=np.uint8))  # RGB among depth maps
     status = prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"])
-    assert status == 1
+    assert status == 2
     error = capsys.readouterr().err
     assert str(root / "depth" / "3.png") in error and "single-channel" in error
     status = prepare_modality(["hha", str(root / "color" / "0.jpg"), "-o", str(root / "hha"),
                                "--units", "mm", "--preset", "scannet", "-q"])
-    assert status == 1
+    assert status == 2
     assert str(root / "color" / "0.jpg") in capsys.readouterr().err
 
 
@@ -145,7 +145,7 @@ def test_nir_rgb_size_mismatch_is_named(tmp_path, prepare_modality, capsys):
     _save(tmp_path / "rgb" / "a.png", np.zeros((4, 6, 3), dtype=np.uint8))
     status = prepare_modality(["ndvi", str(tmp_path / "nir"), "-o", str(tmp_path / "out"),
                                "--rgb-dir", str(tmp_path / "rgb"), "-q"])
-    assert status == 1
+    assert status == 2
     error = capsys.readouterr().err
     assert str(tmp_path / "nir" / "a.png") in error and str(tmp_path / "rgb" / "a.png") in error
 
@@ -157,7 +157,7 @@ def test_missing_partner_is_named(scannet_like, prepare_modality, capsys):
         "jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000",
         "--label-dir", str(root / "label"), "--list-file", str(root / "pairs.txt"), "-q",
     ])
-    assert status == 1
+    assert status == 2
     assert str(root / "depth" / "1.png") in capsys.readouterr().err
     assert not (root / "jet").exists()  # pairing is checked before any work
 
@@ -172,14 +172,14 @@ def test_nothing_is_overwritten_without_overwrite(scannet_like, prepare_modality
 
     # A different range would change every output; without --overwrite nothing changes.
     changed = [a if a != "7000" else "3000" for a in args]
-    assert prepare_modality(changed) == 1
+    assert prepare_modality(changed) == 2
     assert "exist" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (root / "gray").iterdir()} == before
 
     # Only the list file exists: still refused.
     for path in (root / "gray").iterdir():
         path.unlink()
-    assert prepare_modality(changed) == 1
+    assert prepare_modality(changed) == 2
     assert str(root / "pairs.txt") in capsys.readouterr().err
     assert (root / "pairs.txt").read_text() == list_before
     assert not any((root / "gray").iterdir())

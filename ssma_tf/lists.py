@@ -1,0 +1,123 @@
+"""List files: one sample per line, its paths separated by spaces, by tabs, or quoted.
+
+The converter (`ssma-convert`), the prediction command (`ssma-predict --list`) and the modality
+tools (`ssma-prepare --from-list`, `--list-file`) read and write lists the same way:
+
+- `rgb/a.png depth/a.png label/a.png`: fields separated by spaces (the original tools' format);
+- a line holding a tab is split at tabs only, so its paths may contain spaces:
+  `rgb/a b.png<TAB>label/a b.png`;
+- otherwise a path with spaces is quoted, with double or single quotes:
+  `"rgb/a b.png" "label/a b.png"`. Backslashes are kept as they are (no escapes), so Windows
+  paths need no doubling.
+
+Blank lines and lines starting with `#` are skipped. Files are UTF-8 (a byte-order mark is allowed); anything else is an error
+naming the file and the line. No TensorFlow here: the converter checks a list before it loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import List, Sequence, Tuple, Union
+
+from ssma_tf.errors import UserInputError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_QUOTES = ("\"", "'")
+
+
+class ListFileError(UserInputError):
+    """A list file cannot be read or has a bad line; the message names the file and the line."""
+
+
+class MissingFileError(UserInputError, FileNotFoundError):
+    """A file the user named (a list file, an image in a list) does not exist."""
+
+
+def split_line(line: str) -> List[str]:
+    """The fields of one list line (see the module docstring); [] for a blank line.
+
+    Raises:
+        ValueError: a quote that is not closed.
+    """
+    if "\t" in line:
+        return [field.strip() for field in line.split("\t") if field.strip()]
+    if any(quote in line for quote in _QUOTES):
+        lexer = shlex.shlex(line, posix=True)
+        lexer.whitespace_split = True
+        lexer.commenters = ""
+        lexer.escape = ""  # a backslash is part of a (Windows) path, not an escape
+        return list(lexer)
+    return line.split()
+
+
+def format_line(fields: Sequence[str]) -> str:
+    """One list line for `fields`: space separated, a field with spaces or quotes quoted.
+
+    `split_line(format_line(fields)) == list(fields)` for every field that holds no newline and
+    not both kinds of quote.
+
+    Raises:
+        ValueError: a field that cannot be written (a newline, both kinds of quote, empty).
+    """
+    parts = []
+    for field in fields:
+        field = os.fspath(field)
+        if not field or "\n" in field or "\r" in field or "\t" in field:
+            raise ValueError(f"cannot write {field!r} to a list file: empty, or a tab or line break in it")
+        if any(c.isspace() for c in field) or any(q in field for q in _QUOTES):
+            if "\"" not in field:
+                field = f"\"{field}\""
+            elif "'" not in field:
+                field = f"'{field}'"
+            else:
+                raise ValueError(f"cannot write {field!r} to a list file: it holds both kinds of quote")
+        parts.append(field)
+    return " ".join(parts)
+
+
+def read_lines(path: PathLike) -> List[Tuple[int, List[str]]]:
+    """Reads a list file into (line number, fields) for every line that is not blank or a comment.
+
+    Args:
+        path: the list file.
+
+    Returns:
+        The non-blank lines with their 1-based numbers and fields (paths as written).
+
+    Raises:
+        MissingFileError: the file does not exist.
+        ListFileError: it is a folder, cannot be read, is not UTF-8 text, or a line has an
+            unclosed quote; the message names the file (and the line).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise MissingFileError(f"list file {path} does not exist", path)
+    if os.path.isdir(path):
+        raise ListFileError(f"list file {path} is a folder; give the list file in it", path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ListFileError(f"cannot read list file {path}: {error.strerror or error}", path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        number = data[: error.start].count(b"\n") + 1
+        raise ListFileError(
+            f"{path}, line {number}: not UTF-8 text (byte 0x{data[error.start]:02x}); list files must be "
+            "UTF-8 (re-save it as UTF-8, or check that it is a list file at all)", path,
+        ) from None
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            fields = split_line(line)
+        except ValueError:
+            raise ListFileError(
+                f"{path}, line {number}: a quote is not closed: {line.strip()!r} (quote paths with "
+                "spaces as \"a b.png\", or separate the paths by tabs)", path,
+            ) from None
+        if fields and not fields[0].startswith("#"):
+            lines.append((number, fields))
+    return lines

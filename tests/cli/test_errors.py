@@ -1,0 +1,135 @@
+"""How commands end on an error: bad input one line and 2, a failed write one line and 1, a bug its
+traceback; `--debug` adds the traceback; output paths are checked before the work starts."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ssma_tf.cli import evaluate as evaluate_cli
+from ssma_tf.cli.common import command
+from ssma_tf.errors import UserInputError
+from ssma_tf.files import OutputPathError, atomic_write, check_output
+from tests.conftest import ROOT
+from tests.training_helpers import smoke_config
+
+
+def _raising(error):
+    @command
+    def main(argv=None):
+        raise error
+
+    return main
+
+
+def test_bad_input_is_one_line_and_status_2(capsys):
+    assert _raising(UserInputError("a.config: key 'batch_size': must be positive, got 0"))([]) == 2
+    assert capsys.readouterr().err == "error: a.config: key 'batch_size': must be positive, got 0\n"
+
+
+def test_debug_adds_the_traceback_and_keeps_the_status(capsys):
+    assert _raising(UserInputError("a.config: bad"))(["--debug"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and err.endswith("error: a.config: bad\n")
+
+
+def test_a_failed_write_is_one_line_and_status_1(capsys):
+    full = OSError(errno.ENOSPC, "No space left on device", "out/metrics.json")
+    assert _raising(full)([]) == 1
+    assert capsys.readouterr().err == "error: out/metrics.json: No space left on device\n"
+
+
+def test_bugs_keep_their_traceback():
+    with pytest.raises(KeyError):
+        _raising(KeyError("internal"))([])
+    with pytest.raises(OSError):  # no file named: not the user's to fix
+        _raising(OSError("socket closed"))([])
+
+
+def test_ctrl_c_is_status_130(capsys):
+    assert _raising(KeyboardInterrupt())([]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_output_paths_are_checked(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert check_output(tmp_path / "new" / "deeper" / "m.json") == str(tmp_path / "new" / "deeper" / "m.json")
+    assert not (tmp_path / "new").exists()  # nothing created
+    with pytest.raises(OutputPathError, match=r"--json .* is a folder; give a file name"):
+        check_output(tmp_path, what="--json")
+    with pytest.raises(OutputPathError, match=r"is a file, not a folder"):
+        check_output(tmp_path / "file" / "m.json")
+    with pytest.raises(OutputPathError, match=r"is a file; give a folder"):
+        check_output(tmp_path / "file", directory=True, overwrite=None)
+    with pytest.raises(OutputPathError, match=r"exists; pass --overwrite"):
+        check_output(tmp_path / "file", overwrite=False)
+    check_output(tmp_path, directory=True, overwrite=None)  # pictures go into an existing folder
+
+
+def test_writes_honour_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "a.json") as stream:
+            stream.write("{}")
+    finally:
+        os.umask(old)
+    assert oct(os.stat(tmp_path / "a.json").st_mode & 0o777) == oct(0o640)
+
+
+@pytest.mark.parametrize("where, pattern", [("folder", "is a folder; give a file name"),
+                                            ("under a file", "is a file, not a folder")])
+def test_evaluate_checks_json_before_anything_runs(tmp_path, monkeypatch, capsys, where, pattern):
+    import ssma_tf.evaluation
+
+    monkeypatch.setattr(ssma_tf.evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
+    (tmp_path / "file").write_text("x")
+    target = tmp_path if where == "folder" else tmp_path / "file" / "m.json"
+    status = evaluate_cli.main(["-c", str(smoke_config("adapnet_eval.config")), "--json", str(target)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --json ") and pattern in err and err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+class _Result:
+    metrics = {"mIoU": 12.5}
+
+    def table(self):
+        return "mIoU: 12.5"
+
+
+def test_evaluate_prints_the_metrics_before_a_failing_write_and_leaves_no_partial(tmp_path, monkeypatch, capsys):
+    import ssma_tf.config
+    import ssma_tf.evaluation
+
+    monkeypatch.setattr(ssma_tf.config, "load_config", lambda *a, **k: object())
+    monkeypatch.setattr(ssma_tf.evaluation, "evaluate", lambda *a, **k: _Result())
+    target = tmp_path / "m.json"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(json, "dump", disk_full)
+    assert evaluate_cli.main(["-c", "eval.config", "--json", str(target)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "mIoU: 12.5\n"
+    assert captured.err == f"error: {target}: No space left on device\n"
+    assert os.listdir(tmp_path) == []  # no .partial file
+
+
+def test_scripts_exit_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
+    missing = str(tmp_path / "missing.config")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for extra in ([], ["--debug"]):
+        run = subprocess.run([sys.executable, str(ROOT / "train.py"), "-c", missing] + extra,
+                             capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 2
+        if extra:
+            assert "Traceback (most recent call last)" in run.stderr
+        else:
+            assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ") and missing in run.stderr

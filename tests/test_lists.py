@@ -1,0 +1,52 @@
+"""List files (`ssma_tf.lists`): spaces, tabs and quotes; comments; encodings; round trips."""
+
+from __future__ import annotations
+
+import pytest
+
+from ssma_tf.errors import UserInputError
+from ssma_tf.lists import ListFileError, MissingFileError, format_line, read_lines, split_line
+
+
+@pytest.mark.parametrize("line, fields", [
+    ("a.png b.png c.png", ["a.png", "b.png", "c.png"]),
+    ("  a.png   b.png \r", ["a.png", "b.png"]),
+    ("rgb/a b.png\tdepth/a b.png\tlabel/a b.png", ["rgb/a b.png", "depth/a b.png", "label/a b.png"]),
+    ("a b.png\t\tc.png \t", ["a b.png", "c.png"]),
+    ('"rgb/a b.png" label.png', ["rgb/a b.png", "label.png"]),
+    ("'rgb/a \"b\".png' label.png", ['rgb/a "b".png', "label.png"]),
+    ('"C:\\data\\a b.png" C:\\data\\l.png', ["C:\\data\\a b.png", "C:\\data\\l.png"]),
+    ("", []),
+])
+def test_lines_split_at_spaces_tabs_or_around_quotes(line, fields):
+    assert split_line(line) == fields
+
+
+def test_format_line_quotes_what_needs_it_and_round_trips():
+    fields = ["plain.png", "with space.png", 'double"quote.png', "it's here.png", "C:\\x y\\z.png"]
+    line = format_line(fields)
+    assert line.startswith("plain.png \"with space.png\" 'double\"quote.png' \"it's here.png\"")
+    assert split_line(line) == fields
+    for bad in ("tab\there.png", "both'\"quotes.png", ""):
+        with pytest.raises(ValueError):
+            format_line([bad])
+
+
+def test_read_lines_skips_blanks_and_comments_and_names_bad_files(tmp_path):
+    good = tmp_path / "list.txt"
+    good.write_bytes("\ufeff# comment\n\na.png b.png\n  \n\"c d.png\" e.png\n".encode("utf-8"))
+    assert read_lines(good) == [(3, ["a.png", "b.png"]), (5, ["c d.png", "e.png"])]
+
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("a.png b.png\nb\xe9b\xe9.png c.png\n".encode("latin-1"))
+    with pytest.raises(ListFileError, match=rf"{latin}, line 2: not UTF-8 text \(byte 0xe9\)"):
+        read_lines(latin)
+    quote = tmp_path / "quote.txt"
+    quote.write_text("a.png b.png\n\"a b.png c.png\n", encoding="utf-8")
+    with pytest.raises(ListFileError, match=rf"{quote}, line 2: a quote is not closed"):
+        read_lines(quote)
+    with pytest.raises(MissingFileError, match="does not exist") as missing:
+        read_lines(tmp_path / "nope.txt")
+    assert isinstance(missing.value, FileNotFoundError) and isinstance(missing.value, UserInputError)
+    with pytest.raises(ListFileError, match="is a folder"):
+        read_lines(tmp_path)
