@@ -30,6 +30,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_weights
 from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.data import build_dataset
+from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.inference.rewrites import check_precision
@@ -301,7 +302,8 @@ def evaluate(
     if evaluator.network is not model:
         log(f"inference copy: {evaluator.network.folded_batch_norms} batch norms folded, "
             f"{evaluator.network.subpixel_layers} upsamplings in sub-pixel form, {precision}")
-    confusion = evaluator.run(dataset, skip_step=config.skip_step, log=log)
+    with naming_damaged_records(config.test_data):  # a damaged record: its file and index
+        confusion = evaluator.run(dataset, skip_step=config.skip_step, log=log)
     names = _class_names(config)
     metrics = confusion.summary(names)
     seconds = time.perf_counter() - started

@@ -47,6 +47,7 @@ from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
+from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
 from ssma_tf.files import atomic_path
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
@@ -669,4 +670,5 @@ def train(config: Any, **kwargs: Any) -> TrainResult:
     """
     trainer = Trainer(config, **kwargs)
     trainer.write_run_config()  # before the first step: an interrupted run describes itself too
-    return trainer.train()
+    with naming_damaged_records(config.train_data):  # a damaged record: its file (shard) and index
+        return trainer.train()

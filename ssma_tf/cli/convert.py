@@ -4,9 +4,16 @@
     ssma-convert -f train.txt -r train.tfrecords --encoding png \
         --shards 8 --num_workers 4 --num_classes 12
 
-The records follow the original SSMA / AdapNet++ schema (see `ssma_tf.data.schema`). The work
-is done by `ssma_tf.data.write_tfrecords`; this script parses flags, shows a progress bar (on a
-terminal) and prints the summary.
+The records follow the original SSMA / AdapNet++ schema (see `ssma_tf.data.schema`). The list
+(columns, every file present, duplicate lines) and the output paths are checked before
+TensorFlow loads; a path with spaces is quoted or the line's paths are tab-separated
+(`ssma_tf.lists`). Labels must be lossless single-channel (gray or palette) images. The work is
+done by `ssma_tf.data.write_tfrecords`; this script parses flags, shows a progress bar (on a
+terminal) and prints the summary. `--check` then reads the written records back end to end, as
+`ssma-check-records` does.
+
+Exit status: 0 done, 2 a bad list, image, label or output path (the message names the file and
+line), 1 a failed write (disk full).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_version
+from ssma_tf.cli.common import add_version, command
 
 
 def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -35,19 +42,29 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="images decoded in parallel (default 1)")
     parser.add_argument("--num_classes", type=int, default=None,
                         help="number of classes incl. void; a label id >= this is an error")
+    parser.add_argument("--check", action="store_true",
+                        help="read the written records back and verify them (as ssma-check-records)")
     add_version(parser)
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
-    """Parses the flags and converts; returns the exit status (1: a bad list file or image)."""
+    """Parses the flags and converts; returns the exit status (2: a bad list file or image)."""
     args = _parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ssma_tf.data.convert import format_summary, write_tfrecords
+    # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
+    from ssma_tf.data.convert import check_list, duplicates_warning, format_summary, write_tfrecords
+    from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
 
-    progress = Progress(0, stream=sys.stderr, unit="samples")  # a bar on a terminal, else silent
-    try:
+    checked = check_list(args.file)
+    check_output(args.record, what="--record")
+    if checked.duplicates:
+        print(duplicates_warning(checked.duplicates).replace("warning:        ", "warning:"), file=sys.stderr)
+
+    # A bad image or label ends the command with one line naming it (`command`).
+    with Progress(0, stream=sys.stderr, unit="samples") as progress:  # a bar on a terminal only
         summary = write_tfrecords(
             args.file,
             args.record,
@@ -56,13 +73,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             num_workers=args.num_workers,
             num_classes=args.num_classes,
             progress=progress,
+            checked=checked,
         )
-    except (ValueError, FileNotFoundError) as error:
-        progress.close()
-        sys.stderr.write(f"error: {error}\n")
-        return 1
-    progress.close()
-    print(format_summary(summary))
+    print(format_summary({**summary, "duplicates": []}))  # duplicates: warned about above
+    if args.check:
+        from ssma_tf.cli.check_records import check_and_report
+
+        return check_and_report(summary["files"], num_classes=args.num_classes, modalities=checked.modalities)
     return 0
 
 

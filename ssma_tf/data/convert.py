@@ -1,68 +1,125 @@
 """List files of image paths to TFRecords in the original SSMA / AdapNet++ schema.
 
-A list file has one sample per line, space separated: `modality1 modality2 label` (fusion) or
-`modality1 label` (unimodal); relative paths are relative to the list file's folder. Images are
-read with Pillow and stored as OpenCV's `imread` would give them (BGR, 3 channels), labels as
-single-channel uint8 ids, so the records equal those of the original tools.
+A list file has one sample per line: `modality1 modality2 label` (fusion) or `modality1 label`
+(unimodal), separated by spaces, or by tabs or with quotes for paths that hold spaces
+(`ssma_tf.lists`); relative paths are relative to the list file's folder. Images are read with
+Pillow and stored as OpenCV's `imread` would give them (BGR, 3 channels), labels as
+single-channel uint8 ids, so the records equal those of the original tools. Labels must be
+stored losslessly (PNG, BMP, TIFF, ...): JPEG changes class ids along every edge.
 
-Records are written under temporary names and renamed only once every sample has been written,
-so an error never leaves a partial file that looks complete.
+The list is checked (columns, every file present, duplicate lines) before TensorFlow is loaded,
+and the outputs before any image is read. Records are written under temporary names and renamed
+only once every sample has been written, so an error never leaves a partial file that looks
+complete.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import glob
 import os
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ssma_tf.data import schema
-from ssma_tf.files import atomic_path
+from ssma_tf.errors import UserInputError
+from ssma_tf.files import atomic_path, check_output
+from ssma_tf.lists import ListFileError, MissingFileError, read_lines
+
+# TensorFlow (and the schema, which needs it) is imported where records are written: checking a
+# list and reading images do not pay for its start-up.
 
 ProgressCallback = Callable[[int, int], None]
 
 # Pillow modes that hold class ids in a single channel ("P" holds palette indices, "1" is a
 # bilevel image: ids 0 and 1).
 _LABEL_MODES = ("L", "P", "1", "I", "I;16", "I;16B", "I;16L", "I;16N")
+# Pillow formats that compress with loss: their class ids change along every edge.
+_LOSSY_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP", "JPEG2000": "JPEG 2000"}
+# TIFF can hold JPEG-compressed strips.
+_LOSSY_TIFF_COMPRESSIONS = ("jpeg", "tiff_jpeg", "webp")
+
+
+class ImageFileError(UserInputError):
+    """An image or label cannot be used: unreadable, of the wrong kind or size; names the file."""
+
+
+@dataclasses.dataclass
+class ListCheck:
+    """What `check_list` found in a list file.
+
+    Attributes:
+        entries: (line number, absolute paths) per sample, in list order.
+        duplicates: (line number, number of the earlier line it repeats) per repeated sample.
+    """
+
+    entries: List[Tuple[int, Tuple[str, ...]]]
+    duplicates: List[Tuple[int, int]]
+
+    @property
+    def modalities(self) -> int:
+        """1 for `modality1 label` lines, 2 for `modality1 modality2 label`."""
+        return len(self.entries[0][1]) - 1
+
+
+def check_list(path: str, *, check_files: bool = True) -> ListCheck:
+    """Reads and checks a list file of pairs or triplets, without reading any image.
+
+    Args:
+        path: the list file; relative image paths are taken from its folder.
+        check_files: also check that every listed file exists.
+
+    Returns:
+        A `ListCheck`: the samples and the lines that repeat an earlier one (they are converted
+        again; reported, as a repeat is more often a slip than meant as oversampling).
+
+    Raises:
+        MissingFileError: the list file, or a file it names, does not exist.
+        ListFileError: a line with the wrong number of columns, pairs mixed with triplets, an
+            empty list, a file that is not UTF-8; the message names the file and line.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    entries = []
+    columns = None
+    first_line: Dict[Tuple[str, ...], int] = {}
+    duplicates = []
+    for number, parts in read_lines(path):
+        if len(parts) not in (2, 3):
+            hint = " (a path with spaces? quote it or separate the paths by tabs)" if len(parts) > 3 else ""
+            raise ListFileError(
+                f"{path}, line {number}: expected 2 columns (modality1 label) or 3 "
+                f"(modality1 modality2 label), got {len(parts)}{hint}: {parts}", path,
+            )
+        if columns is None:
+            columns = len(parts)
+        elif len(parts) != columns:
+            raise ListFileError(
+                f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
+                f"{columns}; a list holds either pairs or triplets", path,
+            )
+        resolved = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts)
+        if check_files:
+            for p in resolved:
+                if not os.path.isfile(p):
+                    what = "is a folder" if os.path.isdir(p) else "does not exist"
+                    raise MissingFileError(f"{path}, line {number}: image {p!r} {what}", path)
+        if resolved in first_line:
+            duplicates.append((number, first_line[resolved]))
+        else:
+            first_line[resolved] = number
+        entries.append((number, resolved))
+    if not entries:
+        raise ListFileError(f"{path}: the list is empty", path)
+    return ListCheck(entries, duplicates)
 
 
 def _list_entries(path: str) -> List[Tuple[int, Tuple[str, ...]]]:
     """Reads a list file into (line number, resolved paths) entries."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"list file {path!r} does not exist")
-    folder = os.path.dirname(os.path.abspath(path))
-    entries = []
-    columns = None
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue  # blank lines (a trailing newline) carry no sample
-            if len(parts) not in (2, 3):
-                raise ValueError(
-                    f"{path}, line {number}: expected 2 columns (modality1 label) or 3 "
-                    f"(modality1 modality2 label), got {len(parts)}: {line.strip()!r}"
-                )
-            if columns is None:
-                columns = len(parts)
-            elif len(parts) != columns:
-                raise ValueError(
-                    f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
-                    f"{columns}; a list holds either pairs or triplets"
-                )
-            resolved = tuple(
-                os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts
-            )
-            entries.append((number, resolved))
-    if not entries:
-        raise ValueError(f"{path}: the list is empty")
-    return entries
+    return check_list(path, check_files=False).entries
 
 
 def read_list_file(path: str) -> List[Tuple[str, ...]]:
@@ -75,21 +132,21 @@ def read_list_file(path: str) -> List[Tuple[str, ...]]:
         One tuple of absolute paths per sample: (modality1, label) or (modality1, modality2, label).
 
     Raises:
-        FileNotFoundError: When the list file does not exist.
-        ValueError: On a line with the wrong number of columns, pairs mixed with triplets, or
-            an empty list; the message names the file and line.
+        MissingFileError: When the list file does not exist (a `FileNotFoundError`).
+        ListFileError: On a line with the wrong number of columns, pairs mixed with triplets,
+            an empty list or a file that is not UTF-8; the message names the file and line.
     """
     return [paths for _, paths in _list_entries(path)]
 
 
 def _open_image(path: str, where: str) -> Image.Image:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{where}: image {path!r} does not exist")
+        raise MissingFileError(f"{where}: image {path!r} does not exist", path)
     try:
         image = Image.open(path)
         image.load()
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f"{where}: cannot read image {path!r}: {error}") from None
+        raise ImageFileError(f"{where}: cannot read image {path!r}: {error}", path) from None
     return image
 
 
@@ -105,7 +162,7 @@ def load_image_bgr(path: str, where: str = "") -> np.ndarray:
         gray = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
         rgb = np.repeat(gray[..., np.newaxis], 3, axis=2)
     elif image.mode == "F":
-        raise ValueError(
+        raise ImageFileError(
             f"{where or path}: image {path!r} is floating point (mode F), expected 8 or 16 bits"
         )
     else:
@@ -117,19 +174,30 @@ def load_label(path: str, where: str = "") -> np.ndarray:
     """Reads a label image of class ids: HxW uint8.
 
     Raises:
-        ValueError: When the image is not single-channel (gray or palette) or holds ids > 255.
+        ImageFileError: When the file is stored with loss (JPEG, WebP: ids change along every
+            edge), is not single-channel (gray or palette) or holds ids > 255.
     """
     where = where or path
     image = _open_image(path, where)
+    lossy = _LOSSY_FORMATS.get(image.format or "")
+    if lossy is None and image.format == "TIFF":
+        compression = str(image.info.get("compression", "")).lower()
+        lossy = "JPEG-compressed TIFF" if compression in _LOSSY_TIFF_COMPRESSIONS else None
+    if lossy is not None:
+        raise ImageFileError(
+            f"{where}: label {path!r} is a {lossy} file, which stores class ids with loss (they "
+            "change along every edge); save labels losslessly, e.g. as PNG", path,
+        )
     if image.mode not in _LABEL_MODES:
-        raise ValueError(
+        raise ImageFileError(
             f"{where}: label {path!r} must be a single-channel image of class ids "
-            f"(gray or palette), got mode {image.mode} with {len(image.getbands())} channels"
+            f"(gray or palette), got mode {image.mode} with {len(image.getbands())} channels "
+            "(colour labels must be turned into class ids first)", path,
         )
     ids = np.asarray(image)  # palette images give their indices, not colours
     if ids.dtype != np.uint8:
         if ids.size and (ids.min() < 0 or ids.max() > 255):
-            raise ValueError(f"{where}: label {path!r} has ids outside 0..255 (max {ids.max()})")
+            raise ImageFileError(f"{where}: label {path!r} has ids outside 0..255 (max {ids.max()})", path)
         ids = ids.astype(np.uint8)
     return np.ascontiguousarray(ids)
 
@@ -138,18 +206,20 @@ def _load_sample(
     list_path: str, number: int, paths: Tuple[str, ...], encoding: str, num_classes: Optional[int]
 ) -> Tuple[bytes, Tuple[int, int], np.ndarray]:
     """Loads, checks and serializes one sample; returns (record, (h, w), class histogram)."""
+    from ssma_tf.data import schema  # TensorFlow: only once records are written
+
     where = f"{list_path}, line {number}"
     images = [load_image_bgr(p, where) for p in paths[:-1]]
     label = load_label(paths[-1], where)
     for p, image in zip(paths[:-1], images):
         if image.shape[:2] != label.shape:
-            raise ValueError(
+            raise ImageFileError(
                 f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but label "
                 f"{paths[-1]!r} is {label.shape[0]}x{label.shape[1]}"
             )
     histogram = np.bincount(label.ravel(), minlength=256)
     if num_classes is not None and label.size and int(label.max()) >= num_classes:
-        raise ValueError(
+        raise ImageFileError(
             f"{where}: label {paths[-1]!r} has class id {int(label.max())} but --num_classes is "
             f"{num_classes} (ids must be 0..{num_classes - 1})"
         )
@@ -205,6 +275,7 @@ def write_tfrecords(
     num_workers: int = 1,
     num_classes: Optional[int] = None,
     progress: Optional[ProgressCallback] = None,
+    checked: Optional[ListCheck] = None,
 ) -> Dict[str, object]:
     """Converts a list file of pairs or triplets to TFRecords.
 
@@ -217,19 +288,28 @@ def write_tfrecords(
         num_workers: Images decoded (and encoded) in parallel.
         num_classes: When given, a label id >= num_classes is an error.
         progress: Called as progress(done, total) after each sample.
+        checked: `check_list(list_file)`'s result when the caller has it already.
 
     Returns:
         A summary: `samples`, `modalities`, `encoding`, `files` (written paths), `image_sizes`
-        ({(h, w): count}), `class_histogram` ({id: pixels}), `bytes_written`, and
-        `other_shards`: shard files beside the output that this run did not write (left from an
-        earlier run with another shard count). An existing output file is replaced.
+        ({(h, w): count}), `class_histogram` ({id: pixels}), `bytes_written`,
+        `duplicates` ((line, earlier line) per line that repeats an earlier one; converted
+        again), and `other_shards`: shard files beside the output that this run did not write
+        (left from an earlier run with another shard count). An existing output file is
+        replaced.
 
     Raises:
-        FileNotFoundError: On a missing list file or image.
-        ValueError: On a bad line, unreadable image, size mismatch, a label that is not
-            single-channel, an id >= num_classes, an empty list or bad arguments. The message
-            names the list file and line. No output file is left behind.
+        MissingFileError: On a missing list file or image (a `FileNotFoundError`).
+        ListFileError: On a bad line, an empty list or a list that is not UTF-8.
+        ImageFileError: On an unreadable image, a size mismatch, a lossy or multi-channel label
+            or an id >= num_classes. The message names the list file and line.
+        OutputPathError: An output that cannot be written (checked before any image is read).
+        ValueError: On bad arguments. No output file is left behind.
     """
+    import tensorflow as tf
+
+    from ssma_tf.data import schema
+
     list_file = os.fspath(list_file)
     output = os.fspath(output)
     if encoding not in schema.ENCODINGS:
@@ -243,11 +323,17 @@ def write_tfrecords(
         or not 1 <= num_classes <= 256
     ):
         raise ValueError(f"num_classes must be an integer in 1..256, got {num_classes!r}")
-    entries = _list_entries(list_file)
+    if checked is None:
+        checked = check_list(list_file)
+    entries = checked.entries
     if shards > len(entries):
-        raise ValueError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards")
+        raise ListFileError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards", list_file)
 
     names = _shard_names(output, shards)
+    for name in names:  # before any image is read: a result is never computed only to be lost
+        check_output(name, what="record file")
+        if os.path.abspath(name) in {p for _, paths in entries for p in paths}:
+            raise ListFileError(f"{list_file}: the output {name} is one of the listed images", list_file)
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
     # Every shard is written under a temporary name and all are renamed once the last sample is
@@ -292,8 +378,17 @@ def write_tfrecords(
         "image_sizes": dict(sorted(sizes.items())),
         "class_histogram": {int(i): int(histogram[i]) for i in present},
         "bytes_written": sum(os.path.getsize(name) for name in names),
+        "duplicates": list(checked.duplicates),
         "other_shards": others,
     }
+
+
+def duplicates_warning(duplicates: Sequence[Tuple[int, int]]) -> str:
+    """`warning: ...` naming the lines that repeat an earlier line of a list."""
+    shown = ", ".join(f"line {line} repeats line {first}" for line, first in duplicates[:3])
+    more = f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else ""
+    return (f"warning:         {len(duplicates)} duplicate line(s), converted again: {shown}{more}; "
+            "delete them unless the repeat is meant")
 
 
 def format_summary(summary: Dict[str, object]) -> str:
@@ -315,6 +410,8 @@ def format_summary(summary: Dict[str, object]) -> str:
         f"{len(files)} file{'s' if len(files) > 1 else ''}: "
         f"{files[0]}{' ...' if len(files) > 1 else ''}",
     ]
+    if summary.get("duplicates"):
+        lines.append(duplicates_warning(summary["duplicates"]))
     if summary.get("other_shards"):
         lines.append(
             f"warning:         {len(summary['other_shards'])} shard file(s) of an earlier run "

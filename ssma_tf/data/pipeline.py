@@ -3,20 +3,27 @@
 Training: shards are read interleaved, records shuffled, repeated, decoded, jointly augmented
 and resized, batched (full batches only) and prefetched. Evaluation: files in the given order,
 records in file order, no augmentation, the last partial batch kept.
+
+A damaged record stops TensorFlow's reader with a byte offset but no file name; the loops that
+iterate these datasets run inside `naming_damaged_records`, which then finds the file (the shard)
+and the record index (`ssma_tf.data.records`) and raises a `RecordError` naming them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import random
-from typing import Optional, Sequence, Tuple, Union
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
 from ssma_tf.constants import INTERPOLATIONS
 from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
+from ssma_tf.data.records import RecordError, find_damaged_record, reader_message
+from ssma_tf.lists import MissingFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
@@ -28,37 +35,85 @@ def list_record_files(file_patterns: FilePatterns) -> list:
     and the entries keep the order they were given in; duplicates are dropped.
 
     Raises:
-        FileNotFoundError: When an entry matches no file, naming the entry.
+        MissingFileError: When an entry matches no file, naming the entry (a
+            `FileNotFoundError`).
     """
     if isinstance(file_patterns, (str, os.PathLike)):
         file_patterns = [file_patterns]
     if not file_patterns:
-        raise FileNotFoundError("no TFRecord files given")
+        raise MissingFileError("no TFRecord files given")
     files = []
     for pattern in file_patterns:
         pattern = os.fspath(pattern)
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         matches = [m for m in matches if os.path.isfile(m)]
         if not matches:
-            raise FileNotFoundError(f"no TFRecord file matches {pattern!r}")
+            raise MissingFileError(f"no TFRecord file matches {pattern!r}", pattern)
         files.extend(m for m in matches if m not in files)
     return files
 
 
+# Reader and decoding errors that a damaged record can cause (other errors are not looked into).
+_DATA_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError)
+
+
+@contextlib.contextmanager
+def naming_damaged_records(file_patterns: FilePatterns, modalities: Optional[int] = None) -> Iterator[None]:
+    """Runs a loop over a dataset of `file_patterns`; a damaged record becomes a `RecordError`.
+
+    TensorFlow's reader names neither the file nor the record (`corrupted record at 97122`), so
+    when it (or the decoding) fails, the files are checked in order and the error names the first
+    bad record's file and index. If no record is bad, the original error is raised again.
+
+    Args:
+        file_patterns: the files the dataset reads, as given to `build_dataset`.
+        modalities: as given to `build_dataset` (None: each record says).
+
+    Raises:
+        RecordError: naming the file, the record index and what is wrong.
+    """
+    try:
+        yield
+    except _DATA_ERRORS as error:
+        if isinstance(error, tf.errors.InvalidArgumentError) and not _may_be_a_record(error):
+            raise
+        found = find_damaged_record(list_record_files(file_patterns), modalities)
+        if found is None:
+            raise
+        raise found from error
+
+
+def _may_be_a_record(error: tf.errors.OpError) -> bool:
+    """Whether an InvalidArgumentError can come from parsing or decoding a record."""
+    text = str(error)
+    return any(word in text for word in ("ParseExample", "ParseSingleExample", "Feature", "DecodeRaw", "DecodePng",
+                                         "decode", "Input to reshape", "PNG"))
+
+
 def _check_first_record(path: str, modalities: int) -> None:
     """Fails early, naming the file, when the records lack a feature the pipeline needs."""
-    for record in tf.data.TFRecordDataset(path).take(1):
-        try:
-            example = tf.train.Example.FromString(record.numpy())
-        except Exception as error:  # protobuf raises its own DecodeError type
-            raise ValueError(f"{path}: first record is not a tf.train.Example ({error})") from None
-        present = set(example.features.feature)
-        missing = [key for key in schema.feature_spec(modalities) if key not in present]
-        if missing:
-            hint = " (unimodal records? use modalities=1)" if missing == [schema.MODALITY2] else ""
-            raise ValueError(f"{path}: records lack feature(s) {missing}{hint}")
-        return
-    raise ValueError(f"{path}: holds no records")
+    try:
+        for record in tf.data.TFRecordDataset(path).take(1):
+            try:
+                example = tf.train.Example.FromString(record.numpy())
+            except Exception as error:  # protobuf raises its own DecodeError type
+                raise RecordError(f"not a tf.train.Example ({type(error).__name__}); is it a record file of "
+                                  "this project?", path, 0) from None
+            present = set(example.features.feature)
+            missing = [key for key in schema.feature_spec(modalities) if key not in present]
+            if missing == [schema.MODALITY2]:
+                raise RecordError(
+                    "no modality2: these are unimodal records (modality1, label) but the config reads a "
+                    "second modality (model: SSMA, or input_modality: modality2). Convert a list of "
+                    "'modality1 modality2 label' lines, or set the config key model: AdapNet_pp", path, 0,
+                )
+            if missing:
+                raise RecordError(f"lacks feature(s) {missing} (it has {sorted(present)})", path, 0)
+            return
+    except tf.errors.DataLossError as error:
+        raise RecordError(f"damaged ({reader_message(error)}); the file is cut short, overwritten or not "
+                          "a TFRecord file: convert it again", path, 0) from None
+    raise RecordError("holds no records", path)
 
 
 def build_dataset(
@@ -106,8 +161,9 @@ def build_dataset(
         tuple `(modality1, modality2)` of those when `modalities == 2`.
 
     Raises:
-        ValueError: On a bad argument or records without the needed features.
-        FileNotFoundError: When a pattern matches no file.
+        ValueError: On a bad argument.
+        RecordError: When the first record lacks a needed feature or is damaged (a ValueError).
+        MissingFileError: When a pattern matches no file (a FileNotFoundError).
     """
     for name, value in (("height", height), ("width", width), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -18,6 +18,7 @@ COMMANDS = {
     "ssma-predict": "ssma_tf.cli.predict",
     "ssma-export": "ssma_tf.cli.export",
     "ssma-convert": "ssma_tf.cli.convert",
+    "ssma-check-records": "ssma_tf.cli.check_records",
     "ssma-prepare": "ssma_tf.cli.prepare",
     "ssma-convert-tf1": "ssma_tf.cli.convert_tf1",
     "ssma-demo": "ssma_tf.cli.demo",

@@ -125,6 +125,11 @@ def _bad_inputs(folder: pathlib.Path):
     big = np.zeros((16, 24), np.uint8)
     big[3, 4] = 7
     save_png(folder / "big_label.png", big)
+    # A gray JPEG label: lossy, so ids change along every edge (and ids that never existed appear).
+    Image.fromarray(np.kron(np.arange(6, dtype=np.uint8).reshape(2, 3), np.ones((8, 8), np.uint8))).save(
+        folder / "label.jpg", quality=90)
+    Image.fromarray(np.zeros((16, 24, 2), np.uint8)[..., 0]).convert("LA").save(folder / "la_label.png")
+    Image.fromarray(np.zeros((16, 24), np.uint8)).save(folder / "jpeg_label.tif", compression="jpeg")
     good = "0_rgb.png 0_aux.png 0_label.png"
     return [
         ("missing image", [good, "1_rgb.png nowhere.png 1_label.png"], {}, FileNotFoundError, r"line 2: image .*nowhere\.png"),
@@ -133,12 +138,30 @@ def _bad_inputs(folder: pathlib.Path):
         ("mixed columns", [good, "1_rgb.png 1_label.png"], {}, ValueError, r"line 2: has 2 columns .* have 3"),
         ("size mismatch", [good, "small_rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: image .*small_rgb\.png' is 8x24 but label .* is 16x24"),
         ("colour label", [good, "1_rgb.png 1_aux.png rgb_label.png"], {}, ValueError, r"line 2: label .*rgb_label\.png' must be a single-channel .* mode RGB"),
+        ("gray + alpha label", [good, "1_rgb.png 1_aux.png la_label.png"], {}, ValueError, r"line 2: label .*la_label\.png' must be a single-channel .* mode LA with 2 channels"),
+        ("JPEG label", [good, "1_rgb.png 1_aux.png label.jpg"], {}, ValueError, r"line 2: label .*label\.jpg' is a JPEG file, which stores class ids with loss"),
+        ("JPEG-compressed TIFF label", [good, "1_rgb.png 1_aux.png jpeg_label.tif"], {}, ValueError, r"line 2: label .*jpeg_label\.tif' is a JPEG-compressed TIFF file"),
         ("id >= num_classes", [good, "1_rgb.png 1_aux.png big_label.png"], {"num_classes": 5}, ValueError, r"line 2: label .*big_label\.png' has class id 7 but --num_classes is 5"),
         ("empty list", ["", "   "], {}, ValueError, r"the list is empty"),
+        ("a path with spaces, unquoted", [good, "1 rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: expected 2 columns .* got 4 \(a path with spaces\? quote it or separate the paths by tabs\)"),
+        ("unclosed quote", [good, '"1 rgb.png 1_aux.png 1_label.png'], {}, ValueError, r"line 2: a quote is not closed"),
     ]
 
 
-@pytest.mark.parametrize("index", range(8))
+BAD_INPUTS = 13
+
+
+def test_every_bad_input_is_a_user_input_error(dataset_dir):
+    from ssma_tf.errors import UserInputError
+
+    assert len(_bad_inputs(dataset_dir)) == BAD_INPUTS
+    for name, lines, extra, _, _ in _bad_inputs(dataset_dir):
+        list_file = write_list(dataset_dir / "bad.txt", lines)
+        with pytest.raises(UserInputError):
+            write_tfrecords(list_file, str(dataset_dir / "never.tfrecords"), **extra)
+
+
+@pytest.mark.parametrize("index", range(BAD_INPUTS))
 @pytest.mark.parametrize("shards,num_workers", [(1, 1), (2, 2)])
 def test_bad_input_names_file_and_line_and_leaves_no_output(dataset_dir, tmp_path, index, shards, num_workers):
     name, lines, extra, error, pattern = _bad_inputs(dataset_dir)[index]
@@ -188,7 +211,7 @@ def test_cli_converts_and_reports(dataset_dir, tmp_path, capsys):
 def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
     cli = _cli()
     list_file = write_list(dataset_dir / "bad.txt", ["0_rgb.png 0_label.png", "1_rgb.png 1_label.png extra more"])
-    assert cli.main(["--file", list_file, "--record", str(tmp_path / "x.tfrecords")]) == 1
+    assert cli.main(["--file", list_file, "--record", str(tmp_path / "x.tfrecords")]) == 2
     assert f"error: {list_file}, line 2: expected 2 columns" in capsys.readouterr().err
     assert not (tmp_path / "x.tfrecords").exists()
 
@@ -199,3 +222,60 @@ def test_shards_of_an_earlier_run_are_reported(dataset_dir, tmp_path):
     second = write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"), shards=2)
     assert second["other_shards"] == first["files"]
     assert "3 shard file(s) of an earlier run" in format_summary(second)
+
+
+def test_paths_with_spaces_quoted_or_tab_separated_convert_alike(dataset_dir, tmp_path):
+    for i in range(2):
+        os.replace(dataset_dir / f"{i}_rgb.png", dataset_dir / f"{i} rgb.png")
+    quoted = write_list(dataset_dir / "quoted.txt", [f'"{i} rgb.png" {i}_label.png' for i in range(2)])
+    tabbed = write_list(dataset_dir / "tabbed.txt", [f"{i} rgb.png\t{i}_label.png" for i in range(2)])
+    write_tfrecords(quoted, str(tmp_path / "quoted.tfrecords"))
+    write_tfrecords(tabbed, str(tmp_path / "tabbed.tfrecords"))
+    assert _records([tmp_path / "quoted.tfrecords"]) == _records([tmp_path / "tabbed.tfrecords"])
+    assert len(_records([tmp_path / "quoted.tfrecords"])) == 2
+
+
+def test_duplicate_lines_are_reported_and_converted_again(dataset_dir, tmp_path, capsys):
+    lines = ["0_rgb.png 0_label.png", "1_rgb.png 1_label.png", "0_rgb.png  0_label.png", "./1_rgb.png 1_label.png"]
+    list_file = write_list(dataset_dir / "dups.txt", lines)
+    summary = write_tfrecords(list_file, str(tmp_path / "d.tfrecords"))
+    assert summary["samples"] == 4 and summary["duplicates"] == [(3, 1), (4, 2)]
+    assert "2 duplicate line(s), converted again: line 3 repeats line 1, line 4 repeats line 2" in format_summary(summary)
+    assert _cli().main(["-f", list_file, "-r", str(tmp_path / "e.tfrecords")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("duplicate line(s)") == 1 and "duplicate line" not in captured.out
+
+
+@pytest.mark.parametrize("name", ["a folder", "under a file", "a listed image"])
+def test_outputs_are_checked_before_any_image_is_read(dataset_dir, tmp_path, monkeypatch, name):
+    from ssma_tf.data import convert
+
+    monkeypatch.setattr(convert, "_load_sample", lambda *a: pytest.fail("an image was read"))
+    (tmp_path / "file").write_text("x")
+    output, pattern = {
+        "a folder": (tmp_path, "is a folder; give a file name"),
+        "under a file": (tmp_path / "file" / "x.tfrecords", "is a file, not a folder"),
+        "a listed image": (dataset_dir / "0_label.png", "is one of the listed images"),
+    }[name]
+    with pytest.raises(ValueError, match=pattern):
+        write_tfrecords(str(dataset_dir / "pairs.txt"), str(output))
+    assert (dataset_dir / "0_label.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_checks_the_list_before_tensorflow_loads(dataset_dir, tmp_path):
+    import subprocess
+    import sys
+
+    bad = write_list(dataset_dir / "bad.txt", ["0_rgb.png 0_label.png", "1_rgb.png missing.png"])
+    code = ("import sys; from ssma_tf.cli.convert import main; status = main(['-f', sys.argv[1], '-r', sys.argv[2]]); "
+            "print('tensorflow' in sys.modules, status)")
+    run = subprocess.run([sys.executable, "-c", code, bad, str(tmp_path / "x.tfrecords")], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert run.stdout.split() == ["False", "2"]
+    assert run.stderr.strip() == f"error: {bad}, line 2: image '{dataset_dir / 'missing.png'}' does not exist"
+
+
+def test_cli_check_reads_the_written_records_back(dataset_dir, tmp_path, capsys):
+    out = tmp_path / "checked.tfrecords"
+    assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(out), "--check", "--num_classes", "5"]) == 0
+    assert f"{out}: 3 records (3 fusion), 16x24 (3), label ids 0..4: ok" in capsys.readouterr().out

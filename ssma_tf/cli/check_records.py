@@ -1,0 +1,83 @@
+"""Checks TFRecord files end to end before a long run: `ssma-check-records data/train-*.tfrecords`.
+
+    ssma-check-records train.tfrecords val.tfrecords --num_classes 12
+    ssma-check-records 'data/train-*-of-*.tfrecords' --modalities 2
+
+Every record of every file is read: the framing and its CRCs (a file cut short, overwritten bytes
+or a file that is not a TFRecord file), the `tf.train.Example` (height, width, modality1, label
+and, for fusion data, modality2), the pixel bytes (raw of the right size, or a PNG of the record's
+size) and, with `--num_classes`, every label id below the class count. A bar shows the progress
+on a terminal. Prints one line per file (records, kind, image sizes, label ids) and one line per
+problem, naming the file and the record index. The work is done by `ssma_tf.data.records`.
+
+Exit status: 0 every file is good, 2 a problem was found (or a bad flag or missing file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from ssma_tf.cli.common import EXIT_BAD_INPUT, add_version, command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog="ssma-check-records",
+        description="Check TFRecord files end to end: CRCs, records, image bytes, sizes and label ids.",
+    )
+    parser.add_argument("records", nargs="+", metavar="RECORDS", help="record files or glob patterns")
+    parser.add_argument("--num_classes", type=int, help="classes including void: a label id >= this is a problem")
+    parser.add_argument("--modalities", type=int, choices=(1, 2),
+                        help="2: every record must hold modality2 (SSMA); 1: modality1 and label only are "
+                        "checked (default: what the records hold; a file mixing both is a problem)")
+    parser.add_argument("--max_problems", type=int, default=20, help="problems listed per file (default 20)")
+    add_version(parser)
+    return parser
+
+
+def check_and_report(
+    files: Sequence[str], *, num_classes: Optional[int] = None, modalities: Optional[int] = None,
+    max_problems: int = 20,
+) -> int:
+    """Checks `files` with a progress bar, prints a line per file and per problem; returns the status."""
+    from ssma_tf.data.records import check_record_files
+    from ssma_tf.progress import Progress
+
+    with Progress(0, stream=sys.stderr, unit="records") as progress:  # a bar on a terminal only
+        reports = check_record_files(files, modalities=modalities, num_classes=num_classes,
+                                     max_problems=max_problems, progress=progress)
+    problems = 0
+    for report in reports:
+        print(report.describe())
+        for problem in report.problems:
+            print(f"error: {problem}")
+        problems += len(report.problems)
+    records = sum(report.records for report in reports)
+    verdict = "all good" if not problems else f"{problems} problem(s)"
+    print(f"checked {records} records in {len(reports)} file(s): {verdict}")
+    return EXIT_BAD_INPUT if problems else 0
+
+
+@command
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags and checks the files; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.num_classes is not None and not 2 <= args.num_classes <= 256:
+        parser.error(f"--num_classes must be in 2..256, got {args.num_classes}")
+    if args.max_problems < 1:
+        parser.error(f"--max_problems must be positive, got {args.max_problems}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from ssma_tf.data.pipeline import list_record_files
+
+    files = list_record_files(args.records)  # a pattern matching nothing: one line, status 2
+    return check_and_report(files, num_classes=args.num_classes, modalities=args.modalities,
+                            max_problems=args.max_problems)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Checking TFRecord files end to end, and naming the file and record of a damaged one.
+
+A record file is checked at three levels:
+
+1. framing: every record is a length, its CRC, the data and the data's CRC (TensorFlow's reader
+   checks both CRCs); a file cut short, flipped bytes or a file that is not a TFRecord file at all
+   stop the reader at a byte offset;
+2. the `tf.train.Example` of each record: `height` and `width` (one positive int64 each),
+   `modality1` and `label` (one bytes value each) and, for fusion data, `modality2`;
+3. the bytes features: raw pixels of exactly height x width x channels bytes, or a PNG file of
+   that size (`ssma_tf.data.schema`); with a class count, every label id below it.
+
+`check_record_files` runs all three over every record (`ssma-check-records`, `ssma-convert
+--check`). `find_damaged_record` looks for the first problem only: the training and evaluation
+pipelines call it when TensorFlow's reader fails, whose message gives a byte offset but not the
+file, so that the error names the file (the shard) and the record index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import struct
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from ssma_tf.data import schema
+from ssma_tf.errors import UserInputError
+
+# A record is framed by an 8-byte length and a 4-byte CRC of it, then the data and its 4-byte CRC.
+_HEADER_BYTES = 12
+_FOOTER_BYTES = 4
+# The part of TensorFlow's DataLossError that says what happened (the rest names internal ops).
+_READER_MESSAGE = re.compile(r"(truncated|corrupted) record at \d+( \(Is this even a TFRecord file\?\))?")
+
+
+class RecordError(UserInputError):
+    """A record file is damaged or holds records of another kind.
+
+    Attributes:
+        path: the file (the shard).
+        index: the 0-based index of the bad record in that file (None: the file as a whole).
+    """
+
+    def __init__(self, message: str, path: str, index: Optional[int] = None):
+        self.index = index
+        where = f"{path}: " if index is None else f"{path}, record {index}: "
+        super().__init__(where + message, path)
+
+
+@dataclasses.dataclass
+class FileReport:
+    """What checking one record file found.
+
+    Attributes:
+        path: the file.
+        records: records read (including the bad ones that could be framed).
+        modalities: {1: records without modality2, 2: with it}.
+        image_sizes: {(height, width): records}.
+        class_histogram: pixels per label id (256 entries).
+        problems: the `RecordError`s found, in file order.
+    """
+
+    path: str
+    records: int = 0
+    modalities: Dict[int, int] = dataclasses.field(default_factory=dict)
+    image_sizes: Dict[Tuple[int, int], int] = dataclasses.field(default_factory=dict)
+    class_histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))
+    problems: List[RecordError] = dataclasses.field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: records, kind, sizes, ids, and `ok` or the number of problems."""
+        kinds = " + ".join(
+            f"{count} {'fusion' if m == 2 else 'unimodal'}" for m, count in sorted(self.modalities.items())
+        )
+        sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(self.image_sizes.items()))
+        present = np.nonzero(self.class_histogram)[0]
+        ids = f"label ids {present.min()}..{present.max()}" if present.size else "no label pixels"
+        state = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
+        return f"{self.path}: {self.records} records ({kinds or 'none'}), {sizes or 'no sizes'}, {ids}: {state}"
+
+
+def reader_message(error: BaseException) -> str:
+    """The useful part of a TensorFlow reader error (`corrupted record at 97122`)."""
+    match = _READER_MESSAGE.search(str(error))
+    if match:
+        return match.group(0)
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def count_records(path: str) -> Tuple[int, int]:
+    """Walks the framing of a record file without reading the data or checking CRCs.
+
+    Returns:
+        (records framed, stray bytes at the end): a file cut inside a header leaves stray bytes,
+        which TensorFlow's reader skips without a word; a file cut inside a record counts that
+        record (the reader fails there). A foreign file gives an arbitrary count.
+    """
+    size = os.path.getsize(path)
+    count = 0
+    offset = 0
+    with open(path, "rb") as handle:
+        while offset < size:
+            header = handle.read(_HEADER_BYTES)
+            if len(header) < _HEADER_BYTES:
+                return count, len(header)
+            (length,) = struct.unpack("<Q", header[:8])
+            offset += _HEADER_BYTES + length + _FOOTER_BYTES
+            count += 1
+            if offset > size:
+                return count, 0
+            handle.seek(offset)
+    return count, 0
+
+
+def _feature(example: tf.train.Example, key: str, kind: str) -> Optional[list]:
+    if key not in example.features.feature:
+        return None
+    return list(getattr(example.features.feature[key], kind).value)
+
+
+def _pixels(data: bytes, name: str, height: int, width: int, channels: int) -> np.ndarray:
+    """The uint8 pixels of one bytes feature as the pipeline would decode them; ValueError if not."""
+    raw_size = height * width * channels
+    if data[: len(schema.PNG_SIGNATURE)] == schema.PNG_SIGNATURE and len(data) != raw_size:
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            raise ValueError(f"{name} is a damaged PNG ({error})") from None
+        if image.size != (width, height):
+            raise ValueError(f"{name} is a {image.size[1]}x{image.size[0]} PNG but the record says {height}x{width}")
+        if channels == 1 and image.mode != "L":
+            # decode_png(channels=1) would turn colours into grey levels, not class ids.
+            raise ValueError(f"label is a PNG of mode {image.mode}, not 8-bit gray class ids")
+        return np.asarray(image)
+    if len(data) != raw_size:
+        raise ValueError(
+            f"{name} holds {len(data)} bytes: neither raw {height}x{width}x{channels} = {raw_size} bytes nor a PNG file"
+        )
+    return np.frombuffer(data, np.uint8)
+
+
+def check_example(
+    serialized: bytes, modalities: Optional[int] = None
+) -> Tuple[int, Tuple[int, int], np.ndarray]:
+    """Checks one serialized record against the schema, decoding its bytes features.
+
+    Args:
+        serialized: the record.
+        modalities: 1 or 2 to require `modality2` absent-or-ignored (1) or present (2); None:
+            whatever the record holds.
+
+    Returns:
+        (modalities the record holds, (height, width), label ids as a flat uint8 array).
+
+    Raises:
+        ValueError: what is wrong, without the file's name.
+    """
+    try:
+        example = tf.train.Example.FromString(serialized)
+    except Exception as error:  # protobuf raises its own DecodeError type
+        raise ValueError(f"not a tf.train.Example ({type(error).__name__})") from None
+    sizes = {}
+    for key in (schema.HEIGHT, schema.WIDTH):
+        values = _feature(example, key, "int64_list")
+        if values is None:
+            raise ValueError(f"no {key!r} feature (features: {sorted(example.features.feature)})")
+        if len(values) != 1 or values[0] < 1:
+            raise ValueError(f"{key!r} must be one positive integer, got {values}")
+        sizes[key] = int(values[0])
+    height, width = sizes[schema.HEIGHT], sizes[schema.WIDTH]
+    present = 2 if schema.MODALITY2 in example.features.feature else 1
+    if modalities == 2 and present == 1:
+        raise ValueError("no 'modality2' feature: a unimodal record where fusion records are needed")
+    keys = [(schema.MODALITY1, 3), (schema.LABEL, 1)]
+    if present == 2 and modalities != 1:
+        keys.insert(1, (schema.MODALITY2, 3))
+    label = None
+    for key, channels in keys:
+        values = _feature(example, key, "bytes_list")
+        if values is None:
+            raise ValueError(f"no {key!r} bytes feature")
+        if len(values) != 1:
+            raise ValueError(f"{key!r} must hold one bytes value, got {len(values)}")
+        pixels = _pixels(values[0], key, height, width, channels)
+        if key == schema.LABEL:
+            label = pixels.ravel()
+    return present, (height, width), label
+
+
+def iterate_records(path: str) -> Iterator[Tuple[int, bytes]]:
+    """Yields (index, record) for each record of a file, CRCs checked by TensorFlow's reader.
+
+    Raises:
+        RecordError: the reader stopped at a damaged record (its index and byte offset named).
+    """
+    index = 0
+    try:
+        for record in tf.data.TFRecordDataset(path):
+            yield index, record.numpy()
+            index += 1
+    except tf.errors.DataLossError as error:
+        raise RecordError(
+            f"damaged ({reader_message(error)}); the file is cut short, overwritten or not a TFRecord "
+            "file: convert it again", path, index,
+        ) from None
+    except tf.errors.OpError as error:  # unreadable: permissions, a folder, ...
+        raise RecordError(f"cannot be read ({reader_message(error)})", path) from None
+
+
+def check_record_file(
+    path: str,
+    *,
+    modalities: Optional[int] = None,
+    num_classes: Optional[int] = None,
+    max_problems: Optional[int] = 20,
+    on_record: Optional[Callable[[], None]] = None,
+) -> FileReport:
+    """Checks every record of one file (see the module docstring).
+
+    Args:
+        path: the record file.
+        modalities: 2 requires `modality2` in every record, 1 ignores it; None accepts either but
+            reports a file that mixes both.
+        num_classes: when given, a label id >= it is a problem (training counts it as void).
+        max_problems: stop after this many problems (None: never).
+        on_record: called after each record (a progress bar).
+
+    Returns:
+        The `FileReport`; `problems` is empty for a good file.
+    """
+    report = FileReport(os.fspath(path))
+    if not os.path.isfile(report.path):
+        report.problems.append(RecordError("no such file", report.path))
+        return report
+
+    def full() -> bool:
+        return max_problems is not None and len(report.problems) >= max_problems
+
+    try:
+        for index, record in iterate_records(report.path):
+            report.records += 1
+            if on_record is not None:
+                on_record()
+            if full():
+                continue  # keep counting, stop checking
+            try:
+                present, size, ids = check_example(record, modalities)
+            except ValueError as error:
+                report.problems.append(RecordError(str(error), report.path, index))
+                continue
+            report.modalities[present] = report.modalities.get(present, 0) + 1
+            report.image_sizes[size] = report.image_sizes.get(size, 0) + 1
+            counts = np.bincount(ids, minlength=256)
+            report.class_histogram += counts
+            if num_classes is not None and ids.size and int(ids.max()) >= num_classes:
+                report.problems.append(RecordError(
+                    f"label id {int(ids.max())} >= num_classes {num_classes} ({int(counts[num_classes:].sum())} "
+                    f"pixels; training would count them as void)", report.path, index,
+                ))
+    except RecordError as error:
+        report.problems.append(error)
+        return report
+    framed, stray = count_records(report.path)
+    if stray:
+        report.problems.append(RecordError(
+            f"ends with {stray} stray bytes after record {report.records - 1}: the file was cut short "
+            "(the reader skips them silently, so records may be missing)", report.path,
+        ))
+    if report.records == 0 and not report.problems:
+        report.problems.append(RecordError("holds no records", report.path))
+    if modalities is None and len(report.modalities) > 1:
+        report.problems.append(RecordError(
+            f"mixes {report.modalities[2]} fusion and {report.modalities[1]} unimodal records", report.path,
+        ))
+    return report
+
+
+def check_record_files(
+    paths: Sequence[str],
+    *,
+    modalities: Optional[int] = None,
+    num_classes: Optional[int] = None,
+    max_problems: Optional[int] = 20,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> List[FileReport]:
+    """`check_record_file` over several files, with one progress count over all their records.
+
+    Args:
+        paths: the record files.
+        modalities, num_classes, max_problems: as for `check_record_file` (per file).
+        progress: called as progress(records done, records in all); the total is counted from
+            the files' framing first (quick: no data is read).
+
+    Returns:
+        One `FileReport` per file, in order.
+    """
+    total = sum(count_records(p)[0] for p in paths if os.path.isfile(p))
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, max(total, done))
+
+    reports = [
+        check_record_file(p, modalities=modalities, num_classes=num_classes, max_problems=max_problems, on_record=step)
+        for p in paths
+    ]
+    if progress is not None:
+        progress(done, done)
+    return reports
+
+
+def find_damaged_record(paths: Sequence[str], modalities: Optional[int] = None) -> Optional[RecordError]:
+    """The first damaged or malformed record in `paths` (None if there is none).
+
+    Used after TensorFlow's reader failed, to say which file and record it was.
+    """
+    for path in paths:
+        report = check_record_file(path, modalities=modalities, max_problems=1)
+        if report.problems:
+            return report.problems[0]
+    return None

@@ -1,0 +1,191 @@
+"""Damaged record files: `ssma-check-records` finds every kind, and training and evaluation name
+the file (the shard) and the record index instead of TensorFlow's bare byte offset."""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from ssma_tf import training
+from ssma_tf.cli import check_records as cli
+from ssma_tf.config import config_from_dict
+from ssma_tf.data import build_dataset
+from ssma_tf.data.records import RecordError, check_record_file, count_records, find_damaged_record
+from ssma_tf.evaluation import evaluate
+from tests.training_helpers import build_tiny_model, write_records
+
+SIZE = 32  # records of SIZE x SIZE pixels, 5 classes
+
+
+def _example(**features) -> bytes:
+    def feature(value):
+        if isinstance(value, list):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(
+        feature={k: feature(v) for k, v in features.items()})).SerializeToString()
+
+
+def _raw(height=SIZE, width=SIZE, label=None, **extra) -> bytes:
+    label = np.zeros((height, width), np.uint8) if label is None else label
+    return _example(height=[height], width=[width], modality1=bytes(height * width * 3),
+                    label=label.tobytes(), **extra)
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write(path, records) -> str:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> pathlib.Path:
+    """A good file of 4 unimodal records, written once for the module."""
+    return pathlib.Path(write_records(tmp_path_factory.mktemp("records") / "good.tfrecords", 4,
+                                      height=SIZE, width=SIZE, num_classes=5))
+
+
+def _damaged(good: pathlib.Path, folder: pathlib.Path):
+    """(name, file, expected record index or None for the whole file, message pattern) per kind."""
+    data = good.read_bytes()
+    record = len(data) // 4  # the 4 records have the same size
+    flipped = bytearray(data)
+    flipped[2 * record + record // 2] ^= 0xFF
+    big = np.zeros((SIZE, SIZE), np.uint8)
+    big[0, 0] = 9
+    cases = [
+        ("truncated", data[: 3 * record - 100], 2, r"truncated record at"),
+        ("corrupted", bytes(flipped), 2, r"corrupted record at"),
+        ("foreign (a PNG)", _png(np.zeros((8, 8), np.uint8)), 0, r"Is this even a TFRecord file"),
+        ("cut inside a header", data + b"\x05\x00\x00", None, r"3 stray bytes after record 3"),
+        ("empty", b"", None, r"holds no records"),
+    ]
+    records = {
+        "not an Example": [_raw(), b"\x01\x02 not a protobuf \xff"],
+        "no label": [_example(height=[SIZE], width=[SIZE], modality1=bytes(SIZE * SIZE * 3))],
+        "bad byte count": [_raw(), _raw(), _example(height=[SIZE], width=[SIZE], modality1=bytes(100),
+                                                    label=bytes(SIZE * SIZE))],
+        "PNG of another size": [_example(height=[SIZE], width=[SIZE], modality1=bytes(SIZE * SIZE * 3),
+                                         label=_png(np.zeros((8, 8), np.uint8)))],
+        "colour PNG label": [_example(height=[SIZE], width=[SIZE], modality1=bytes(SIZE * SIZE * 3),
+                                      label=_png(np.zeros((SIZE, SIZE, 3), np.uint8)))],
+        "zero height": [_example(height=[0], width=[SIZE], modality1=b"", label=b"")],
+        "id >= num_classes": [_raw(), _raw(label=big)],
+    }
+    expected = {
+        "not an Example": (1, r"not a tf.train.Example"),
+        "no label": (0, r"no 'label' bytes feature"),
+        "bad byte count": (2, r"modality1 holds 100 bytes: neither raw 32x32x3 = 3072 bytes nor a PNG"),
+        "PNG of another size": (0, r"label is a 8x8 PNG but the record says 32x32"),
+        "colour PNG label": (0, r"label is a PNG of mode RGB"),
+        "zero height": (0, r"'height' must be one positive integer"),
+        "id >= num_classes": (1, r"label id 9 >= num_classes 5"),
+    }
+    paths = []
+    for name, content, index, pattern in cases:
+        path = folder / (name.replace(" ", "_") + ".tfrecords")
+        path.write_bytes(content)
+        paths.append((name, str(path), index, pattern))
+    for name, content in records.items():
+        path = _write(folder / (name.replace(" ", "_") + ".tfrecords"), content)
+        paths.append((name, path) + expected[name])
+    return paths
+
+
+def test_every_kind_of_damage_is_found_with_file_and_record(good, tmp_path):
+    assert check_record_file(str(good), num_classes=5).problems == []
+    for name, path, index, pattern in _damaged(good, tmp_path):
+        problems = check_record_file(path, num_classes=5).problems
+        assert len(problems) == 1, (name, problems)
+        problem = problems[0]
+        assert isinstance(problem, RecordError) and problem.path == path and problem.index == index, name
+        assert str(problem).startswith(path + (f", record {index}: " if index is not None else ": ")), name
+        assert re.search(pattern, str(problem)), (name, str(problem))
+
+
+def test_fusion_requirements_and_mixed_files(good, tmp_path):
+    unimodal = str(good)
+    problems = check_record_file(unimodal, modalities=2).problems
+    assert [p.index for p in problems] == [0, 1, 2, 3] and "no 'modality2'" in str(problems[0])
+    fusion = _raw(modality2=bytes(SIZE * SIZE * 3))
+    mixed = _write(tmp_path / "mixed.tfrecords", [fusion, _raw()])
+    assert check_record_file(mixed, modalities=1).problems == []
+    (problem,) = check_record_file(mixed).problems
+    assert "mixes 1 fusion and 1 unimodal records" in str(problem)
+
+
+def test_framing_count_and_the_first_damaged_record(good, tmp_path):
+    assert count_records(str(good)) == (4, 0)
+    cases = {name: (path, index) for name, path, index, _ in _damaged(good, tmp_path)}
+    path, index = cases["corrupted"]
+    found = find_damaged_record([str(good), path])
+    assert found.path == path and found.index == index
+    assert find_damaged_record([str(good)]) is None
+
+
+def test_cli_checks_files_with_a_summary_and_exit_status(good, tmp_path, capsys):
+    assert cli.main([str(good), "--num_classes", "5"]) == 0
+    out = capsys.readouterr().out
+    assert f"{good}: 4 records (4 unimodal), 32x32 (4), label ids 0..4: ok" in out
+    assert "checked 4 records in 1 file(s): all good" in out
+    damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
+    assert cli.main([str(good), damaged["truncated"], damaged["id >= num_classes"], "--num_classes", "5"]) == 2
+    out = capsys.readouterr().out
+    assert f"error: {damaged['truncated']}, record 2: damaged (truncated record at" in out
+    assert f"error: {damaged['id >= num_classes']}, record 1: label id 9 >= num_classes 5" in out
+    assert out.rstrip().endswith("2 problem(s)")
+    assert cli.main([str(tmp_path / "nothing-*.tfrecords")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no TFRecord file matches '{tmp_path / 'nothing-*.tfrecords'}'"
+
+
+def test_the_pipeline_names_a_damaged_first_record_and_missing_modality2(good, tmp_path):
+    damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
+    common = dict(height=SIZE, width=SIZE, batch_size=2, num_classes=5, training=False)
+    with pytest.raises(RecordError, match=r"foreign_\(a_PNG\)\.tfrecords, record 0: damaged \(corrupted record at 0"):
+        build_dataset(damaged["foreign (a PNG)"], modalities=1, **common)
+    with pytest.raises(RecordError, match=r"record 0: no modality2: .* set the config key model: AdapNet_pp"):
+        build_dataset(str(good), modalities=2, **common)
+
+
+def _config(tmp_path, mode, data, **overrides):
+    values = {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "run"), "batch_size": 2,
+              "height": SIZE, "width": SIZE, "skip_step": 1}
+    if mode == "train":
+        values.update(train_data=data, max_iteration=4, learning_rate=0.01, save_step=2, seed=0)
+    else:
+        values.update(test_data=data)
+    values.update(overrides)
+    return config_from_dict(values, source=f"{mode}.config", mode=mode, check_paths=False)
+
+
+def test_training_and_evaluation_name_the_damaged_shard_and_record(good, tmp_path, monkeypatch):
+    damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
+    # Two shards, the second cut short: TensorFlow's own error gives only a byte offset.
+    shards = [str(good), damaged["truncated"]]
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    config = _config(tmp_path, "train", shards)
+    with pytest.raises(RecordError) as error:
+        training.train(config, log=lambda line: None)
+    assert (error.value.path, error.value.index) == (damaged["truncated"], 2)
+    assert "truncated record at" in str(error.value) and isinstance(error.value.__cause__, tf.errors.DataLossError)
+
+    config = _config(tmp_path, "eval", [str(good), damaged["corrupted"]])
+    with pytest.raises(RecordError) as error:
+        evaluate(config, model=build_tiny_model(config), log=lambda line: None)
+    assert (error.value.path, error.value.index) == (damaged["corrupted"], 2)
+    assert os.path.isfile(good)  # nothing touched the good shard

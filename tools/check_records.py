@@ -1,0 +1,15 @@
+"""`ssma-check-records` from a clone, without installing: the code is in `ssma_tf.cli.check_records`.
+
+    python tools/check_records.py --help
+"""
+
+import os
+import sys
+
+# The clone's own package comes first, installed or not.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ssma_tf.cli.check_records import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
