@@ -52,6 +52,12 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags and converts; returns the exit status (2: a bad list file or image)."""
     args = _parse_args(argv)
+    for flag, value, low, high in (("--shards", args.shards, 1, None), ("--num_workers", args.num_workers, 1, None),
+                                   ("--num_classes", args.num_classes, 1, 256)):
+        if value is not None and (value < low or (high is not None and value > high)):
+            bounds = f"in {low}..{high}" if high is not None else f">= {low}"
+            sys.stderr.write(f"ssma-convert: error: {flag} must be {bounds}, got {value}\n")
+            return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
     from ssma_tf.data.convert import check_list, duplicates_warning, format_summary, write_tfrecords

@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import errno
 import glob
 import os
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -352,16 +353,22 @@ def write_tfrecords(
                     if shard != current:
                         if writer is not None:
                             writer.close()
-                        writer = tf.io.TFRecordWriter(temporaries[shard])
                         current = shard
+                        writer = tf.io.TFRecordWriter(temporaries[shard])
                     writer.write(record)
                     histogram += counts
                     sizes[size] = sizes.get(size, 0) + 1
                     if progress is not None:
                         progress(index + 1, total)
+            if writer is not None:
+                writer, last = None, writer
+                last.close()  # flushes: a full disk can show here too
+        except tf.errors.OpError as error:  # the disk is full, the folder went away, ...
+            raise _write_failed(error, names[max(current, 0)]) from None
         finally:
             if writer is not None:
-                writer.close()
+                with contextlib.suppress(tf.errors.OpError):
+                    writer.close()
 
     present = np.nonzero(histogram)[0]
     # Shards of an earlier run with another --shards stay beside the new ones and a glob such as
@@ -389,6 +396,14 @@ def duplicates_warning(duplicates: Sequence[Tuple[int, int]]) -> str:
     more = f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else ""
     return (f"warning:         {len(duplicates)} duplicate line(s), converted again: {shown}{more}; "
             "delete them unless the repeat is meant")
+
+
+def _write_failed(error: Exception, path: str) -> OSError:
+    """An `OSError` naming the record file (not its temporary) for a failed TensorFlow write."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = text.rsplit("; ", 1)[-1]  # TensorFlow writes "<temporary path>; <reason>"
+    code = errno.ENOSPC if "No space left" in reason else errno.EIO
+    return OSError(code, f"cannot write records: {reason}; nothing was written", path)
 
 
 def format_summary(summary: Dict[str, object]) -> str:

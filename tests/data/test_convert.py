@@ -279,3 +279,30 @@ def test_cli_check_reads_the_written_records_back(dataset_dir, tmp_path, capsys)
     out = tmp_path / "checked.tfrecords"
     assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(out), "--check", "--num_classes", "5"]) == 0
     assert f"{out}: 3 records (3 fusion), 16x24 (3), label ids 0..4: ok" in capsys.readouterr().out
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(dataset_dir, tmp_path, monkeypatch, capsys):
+    import errno
+
+    real = tf.io.TFRecordWriter
+
+    class FillsUp(real):  # the disk fills on the second record, as TensorFlow reports it
+        written = 0
+
+        def write(self, record):
+            FillsUp.written += 1
+            if FillsUp.written == 2:
+                raise tf.errors.ResourceExhaustedError(None, None, f"{tmp_path}/.partial-x; No space left on device")
+            super().write(record)
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", FillsUp)
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as error:
+        write_tfrecords(str(dataset_dir / "pairs.txt"), str(out / "full.tfrecords"), shards=2)
+    assert error.value.errno == errno.ENOSPC and error.value.filename == str(out / "full-00000-of-00002.tfrecords")
+    assert os.listdir(out) == []
+    FillsUp.written = 0
+    assert _cli().main(["-f", str(dataset_dir / "pairs.txt"), "-r", str(out / "full.tfrecords")]) == 1
+    assert capsys.readouterr().err == (f"error: {out / 'full.tfrecords'}: cannot write records: No space left on "
+                                       "device; nothing was written\n")
+    assert os.listdir(out) == []
