@@ -154,6 +154,8 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
 
     Raises:
         FileNotFoundError: the block wrote nothing under the temporary name.
+        OSError: a failed write (a full disk, say) names `path`, not the temporary, so that the
+            commands can report it in one line.
     """
     destination = os.path.abspath(os.fspath(path))
     os.makedirs(os.path.dirname(destination), exist_ok=True)
@@ -165,6 +167,12 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         if not os.path.lexists(temporary):
             raise FileNotFoundError(f"nothing was written to {temporary} for {destination}")
         _replace(temporary, destination)
+    except OSError as error:
+        _remove(temporary)
+        if error.errno is not None and error.filename in (None, temporary):
+            # A write reports no file name, and the temporary's means nothing to the user.
+            raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
+        raise
     except BaseException:
         _remove(temporary)
         raise

@@ -110,3 +110,15 @@ def test_bad_mode():
     with pytest.raises(ValueError, match="mode"):
         with atomic_write("x", "a"):
             pass
+
+
+def test_a_failed_write_names_the_destination_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    target = tmp_path / "out" / "metrics.json"
+    with pytest.raises(OSError) as error:
+        with atomic_write(target) as stream:
+            stream.write("{")
+            raise OSError(errno.ENOSPC, "No space left on device")  # as a full disk's write
+    assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(target))
+    assert os.listdir(target.parent) == []
