@@ -133,3 +133,23 @@ def test_scripts_exit_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
             assert "Traceback (most recent call last)" in run.stderr
         else:
             assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ") and missing in run.stderr
+
+
+@pytest.mark.parametrize("module, extra, pattern", [
+    ("predict", ["--modality1", "a.png"], "error: --output {out} is a file; give a folder"),
+    ("export", [], "error: --output {out} exists; pass --overwrite to replace it"),
+])
+def test_predict_and_export_check_the_output_before_the_model_loads(tmp_path, monkeypatch, capsys, module,
+                                                                     extra, pattern):
+    import importlib
+
+    import ssma_tf.inference.settings
+
+    monkeypatch.setattr(ssma_tf.inference.settings, "setup_inference", lambda *a, **k: pytest.fail("model loaded"))
+    out = tmp_path / "out"
+    out.write_text("x") if module == "predict" else out.mkdir()
+    main = importlib.import_module(f"ssma_tf.cli.{module}").main
+    status = main(["--checkpoint", str(tmp_path / "w.weights.h5"), "--model", "AdapNet_pp", "--num_classes", "5",
+                   "-o", str(out)] + extra)
+    assert status == 2
+    assert capsys.readouterr().err == pattern.format(out=out) + "\n"
