@@ -188,4 +188,9 @@ def test_training_and_evaluation_name_the_damaged_shard_and_record(good, tmp_pat
     with pytest.raises(RecordError) as error:
         evaluate(config, model=build_tiny_model(config), log=lambda line: None)
     assert (error.value.path, error.value.index) == (damaged["corrupted"], 2)
+    # A record that frames well but decodes to the wrong size fails inside the graph (a reshape).
+    config = _config(tmp_path, "eval", [str(good), damaged["bad byte count"]])
+    with pytest.raises(RecordError, match=r"bad_byte_count\.tfrecords, record 2: modality1 holds 100 bytes") as error:
+        evaluate(config, model=build_tiny_model(config), log=lambda line: None)
+    assert isinstance(error.value.__cause__, tf.errors.InvalidArgumentError)
     assert os.path.isfile(good)  # nothing touched the good shard
