@@ -138,7 +138,7 @@ def load_model(
         _check_matches(built, resolved, model, num_classes)
         return built
     if model is None or num_classes is None:
-        raise ValueError(
+        raise CheckpointError(
             f"{resolved} does not say which network it holds: give the model (AdapNet_pp or SSMA) "
             "and num_classes"
         )

@@ -108,11 +108,11 @@ def get_preset(name: str) -> Preset:
     """The preset `name`.
 
     Raises:
-        ValueError: an unknown name; the message lists the known ones.
+        CheckpointError: an unknown name (a ValueError); the message lists the known ones.
     """
     known = presets()
     if name not in known:
-        raise ValueError(
+        raise CheckpointError(
             f"unknown preset {name!r}; the released models are: {', '.join(sorted(known))} "
             "(or give a local folder, checkpoint or archive)"
         )

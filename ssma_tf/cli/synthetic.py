@@ -15,6 +15,7 @@ import sys
 import time
 from typing import List, Optional
 
+from ssma_tf.cli.common import add_debug, command
 from ssma_tf.data import synthetic
 
 
@@ -27,9 +28,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=96, help="image height (a multiple of 16)")
     parser.add_argument("--width", type=int, default=192, help="image width (a multiple of 16)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same files)")
+    add_debug(parser)
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Writes the dataset and prints where it went."""
     args = parse_args(argv)
