@@ -67,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     checked = check_list(args.file)
     check_output(args.record, what="--record")
     if checked.duplicates:
-        print(duplicates_warning(checked.duplicates).replace("warning:        ", "warning:"), file=sys.stderr)
+        print(f"warning: {duplicates_warning(checked.duplicates)}", file=sys.stderr)
 
     # A bad image or label ends the command with one line naming it (`command`).
     with Progress(0, stream=sys.stderr, unit="samples") as progress:  # a bar on a terminal only

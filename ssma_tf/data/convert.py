@@ -391,10 +391,10 @@ def write_tfrecords(
 
 
 def duplicates_warning(duplicates: Sequence[Tuple[int, int]]) -> str:
-    """`warning: ...` naming the lines that repeat an earlier line of a list."""
+    """The warning naming the lines that repeat an earlier line of a list (without `warning:`)."""
     shown = ", ".join(f"line {line} repeats line {first}" for line, first in duplicates[:3])
     more = f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else ""
-    return (f"warning:         {len(duplicates)} duplicate line(s), converted again: {shown}{more}; "
+    return (f"{len(duplicates)} duplicate line(s), converted again: {shown}{more}; "
             "delete them unless the repeat is meant")
 
 
@@ -426,7 +426,7 @@ def format_summary(summary: Dict[str, object]) -> str:
         f"{files[0]}{' ...' if len(files) > 1 else ''}",
     ]
     if summary.get("duplicates"):
-        lines.append(duplicates_warning(summary["duplicates"]))
+        lines.append(f"warning:         {duplicates_warning(summary['duplicates'])}")
     if summary.get("other_shards"):
         lines.append(
             f"warning:         {len(summary['other_shards'])} shard file(s) of an earlier run "
