@@ -96,16 +96,31 @@ def read_tensor(reader: Any, prefix: str, name: str) -> Any:
         ) from None
 
 
+def state_file_is_damaged(directory: str) -> bool:
+    """Whether `directory` has a `checkpoint` state file that TensorFlow cannot parse.
+
+    TensorFlow only logs a warning for such a file and then behaves as if there were none: a
+    training run would start afresh beside its own checkpoints.
+    """
+    state = os.path.join(directory, "checkpoint")
+    if not os.path.isfile(state):
+        return False
+    try:
+        return tf.train.get_checkpoint_state(directory) is None
+    except Exception:  # a text-proto ParseError, or an OpError of the file system
+        return True
+
+
 def latest_checkpoint(directory: str) -> Optional[str]:
     """`tf.train.latest_checkpoint`, with a damaged `checkpoint` state file named."""
-    try:
-        return tf.train.latest_checkpoint(directory)
-    except Exception as error:  # a text-proto ParseError, or an OpError of the file system
+    if state_file_is_damaged(directory):
         state = os.path.join(directory, "checkpoint")
         raise CheckpointError(
-            f"cannot read the checkpoint state file {state} (damaged?): {describe_read_error(error)}",
+            f"cannot read the checkpoint state file {state} (damaged): give one of its "
+            "checkpoints by prefix (e.g. ckpt-N) instead, or delete the file to use the folder",
             path=state,
-        ) from None
+        )
+    return tf.train.latest_checkpoint(directory)
 
 
 def _escape(name: str) -> str:
@@ -252,9 +267,13 @@ def check_h5_shapes(path: str, model: Any) -> None:
     have = sorted(tuple(s) for s in shapes)
     if need != have:
         extra = next(s for s in have if have.count(s) > need.count(s))
+        lacking = next(s for s in need if need.count(s) > have.count(s))
+        variable = next(w for w in weights if tuple(w.shape) == lacking)
+        name = getattr(variable, "path", None) or variable.name
         raise CheckpointError(
-            f"the weights file {path} holds an array of shape {list(extra)} that no weight of this "
-            f"{type(model).__name__} has: it holds another model (kind, options or layers)",
+            f"variable {name} has shape {list(lacking)} in the model but the weights file {path} "
+            f"holds no array of that shape (it holds one of shape {list(extra)} instead)"
+            f"{_class_hint(list(extra), list(lacking), model)}",
             path=path,
         )
 
