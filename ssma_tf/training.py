@@ -467,7 +467,7 @@ class Trainer:
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
         core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
-        skipped = []
+        skipped, reasons = [], []
         for prefix in self._resume_from:
             try:
                 with reading(prefix):
@@ -483,6 +483,7 @@ class Trainer:
             # truncated `.data` file): every failure means "try the one before".
             except (CheckpointError, tf.errors.OpError, ValueError, AssertionError, IndexError) as error:
                 skipped.append(prefix)
+                reasons.append(f"{os.path.basename(prefix)}: {_first_line(error)}")
                 self._log(f"warning: cannot resume from {prefix} ({_first_line(error)}); trying an older one")
                 continue
             step = int(self.step.numpy())
@@ -497,7 +498,7 @@ class Trainer:
         if self._resume_from:
             raise CheckpointError(
                 f"none of the checkpoints in {self.config.checkpoint} can be read "
-                f"({', '.join(self._resume_from)}); move them away to start afresh"
+                f"({'; '.join(reasons)}); move them away to start afresh"
             )
         return None
 
@@ -616,21 +617,32 @@ class Trainer:
         if not self.chief:
             return None
         final = os.path.join(self.config.checkpoint, FINAL_WEIGHTS)
+        model_file = os.path.join(self.config.checkpoint, FINAL_MODEL)
+        kept = self.last_checkpoint
+        rerun = (f"; the trained weights are in the checkpoint {kept}: free some space and run "
+                 "again to export them" if kept else "")
+        # Both files hold every weight once, plus a little structure. Checked first because a
+        # write that fails halfway leaves h5py in a state where it may crash on closing.
+        needed = 2 * sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in self.model.weights)
+        free = _free_bytes(self.config.checkpoint)
+        if free is not None and free < needed * 1.1:
+            raise CheckpointWriteError(
+                f"not enough space in {self.config.checkpoint} to export {FINAL_WEIGHTS} and "
+                f"{FINAL_MODEL}: {free / 1e6:.1f} MB free, about {needed * 1.1 / 1e6:.1f} MB needed"
+                f"{rerun}"
+            )
         target = final
         try:
             with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
                 self.model.save_weights(partial)
-            target = os.path.join(self.config.checkpoint, FINAL_MODEL)
+            target = model_file
             with atomic_path(target) as partial:
                 self.model.save(partial)
         # h5py reports a failed write as an OSError or a RuntimeError, Keras' zip writer as an
         # OSError; `atomic_path` has removed the partial file either way.
         except (OSError, RuntimeError, tf.errors.OpError) as error:
-            kept = self.last_checkpoint
             raise CheckpointWriteError(
-                f"cannot write {target}: {_first_line(error)}. The partial file is removed"
-                + (f"; the trained weights are in the checkpoint {kept}: free some space and run "
-                   "again to export them" if kept else "")
+                f"cannot write {target}: {_first_line(error)}. The partial file is removed{rerun}"
             ) from None
         self.write_run_config()
         return final
@@ -795,6 +807,14 @@ class _DivergenceCheck:
             return (f"mean loss {mean:.4g} over the last {len(self.recent)} steps, more than "
                     f"divergence_factor {self.factor:g} times the starting level {self.reference:.4g}")
         return ""
+
+
+def _free_bytes(directory: str) -> Optional[int]:
+    """Bytes the user can still write in `directory` (None where the system cannot tell)."""
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
 
 
 def _remove_path(path: str) -> None:
