@@ -12,6 +12,7 @@ import os
 import shutil
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -114,6 +115,26 @@ def test_own_tiny_checkpoints_of_another_class_count_name_the_variable(tiny_file
                 load_weights(_tiny(7), source)
         message = _one_line(caught.value)
         assert source in message and "[1, 1, 4, 7]" in message and "head" in message
+
+
+class _Wider(TinySegmenter):
+    """Another kind of model: the tiny one with one more layer."""
+
+    def __init__(self, num_classes: int):
+        super().__init__(num_classes)
+        self.extra = keras.layers.Conv2D(num_classes, 1, name="extra")
+        self.extra.build((None, None, None, num_classes))
+
+
+def test_own_checkpoints_of_another_kind_of_model_are_one_line(tiny_files):
+    wider = _Wider(5)
+    wider(np.zeros((1, 32, 32, 3), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"lacks 2 of the 10 weights of this _Wider \(e\.g\. extra/kernel"):
+            load_weights(wider, tiny_files["prefix"])
+        with pytest.raises(CheckpointError, match="holds 8 arrays but this _Wider has 10 weights"):
+            load_weights(wider, tiny_files["weights"])
 
 
 def test_an_evaluated_or_initialised_damaged_checkpoint_is_named(tmp_path, tiny_files):
