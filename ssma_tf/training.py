@@ -56,7 +56,7 @@ from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
 from ssma_tf.losses import l2_penalty, total_loss
 from ssma_tf.models.factory import build_model
@@ -704,6 +704,9 @@ class Trainer:
         step = start
         saved_at = start if self.resumed_from else None
         divergence = _DivergenceCheck(config.divergence_factor, config.num_classes)
+        # A checkpoint holds the weights whose loss the next step shows: it is good when that
+        # loss is below the divergence limit. Those written while the loss grew are removed.
+        good, unconfirmed, growing = self.last_checkpoint, None, []
         while step < end:
             lr = self.learning_rate(step)
             loss_t, terms_t, preview, truth = self.train_function(self.iterator)
@@ -717,12 +720,22 @@ class Trainer:
                     "train_data, or resume from the checkpoint with another seed."
                 )
             diverged = divergence.update(loss)
+            if unconfirmed is not None:
+                if divergence.within_limit(loss):
+                    good, growing = unconfirmed, []
+                else:
+                    growing.append(unconfirmed)
+                unconfirmed = None
             if diverged:
                 bar.clear()
+                removed = self._remove_checkpoints(growing, good) if self.chief else []
+                self.last_checkpoint = good
+                dropped = (f"removed {', '.join(removed)}, written while the loss grew; "
+                           if removed else "")
                 raise DivergenceError(
                     f"the loss diverged at step {step}: {diverged}; training stopped without saving "
-                    f"({self._kept()}). Lower learning_rate (now {config.learning_rate:g}), or set "
-                    "divergence_factor: 0 to train on regardless."
+                    f"({dropped}{self._kept()}). Lower learning_rate (now "
+                    f"{config.learning_rate:g}), or set divergence_factor: 0 to train on regardless."
                 )
             losses.append(loss)
             window.append(loss)
@@ -759,7 +772,7 @@ class Trainer:
                 path = self.save()
                 saved_at = step
                 if path is not None:
-                    self.last_checkpoint = path
+                    self.last_checkpoint = unconfirmed = path
                     self._log(f"saved checkpoint {path} (step {step})")
 
         bar.clear()
@@ -770,9 +783,28 @@ class Trainer:
                 self._log(f"exported {weights}")
         return TrainResult(start, step, losses, self.last_checkpoint, weights)
 
+    def _remove_checkpoints(self, paths: list[str], newest: Optional[str]) -> list[str]:
+        """Deletes `paths` (checkpoints of this run) and records `newest` as the newest one."""
+        if not paths:
+            return []
+        for prefix in paths:
+            for path in glob.glob(glob.escape(prefix) + ".index") + glob.glob(glob.escape(prefix) + ".data-*"):
+                _remove_path(path)
+        kept = [p for p in self.manager.checkpoints if p not in paths]
+        if newest is None:
+            _remove_path(os.path.join(self._directory, "checkpoint"))
+        else:
+            # The state file's text format, as the checkpoint manager writes it (relative names).
+            names = [os.path.basename(p) for p in (kept or [newest])]
+            lines = [f'model_checkpoint_path: "{os.path.basename(newest)}"']
+            lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+            with atomic_write(os.path.join(self._directory, "checkpoint")) as state:
+                state.write("\n".join(lines) + "\n")
+        return [os.path.basename(p) for p in paths]
+
     def _kept(self) -> str:
         kept = self.last_checkpoint if self.chief else None
-        return f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"
+        return f"the last good checkpoint is {kept}" if kept else "no good checkpoint is kept"
 
 
 class _DivergenceCheck:
@@ -794,6 +826,10 @@ class _DivergenceCheck:
         self.floor = math.log(num_classes)
         self.reference: Optional[float] = None
         self.recent: collections.deque = collections.deque(maxlen=DIVERGENCE_WINDOW)
+
+    def within_limit(self, loss: float) -> bool:
+        """Whether one step's loss is at most `factor` times the starting level (or unchecked)."""
+        return not self.factor or self.reference is None or loss <= self.factor * self.reference
 
     def update(self, loss: float) -> str:
         """Adds one step's loss; returns what diverged (empty: nothing)."""

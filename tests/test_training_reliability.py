@@ -202,8 +202,10 @@ def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model,
 
 def test_a_diverging_loss_stops_the_run_with_exit_1_and_one_line(tmp_path, tiny_model, capsys):
     config_file = tmp_path / "diverge.config"
-    config_file.write_text(yaml.safe_dump(_values(tmp_path, learning_rate=1e6, max_iteration=30)))
-    status = train_command.main(["-c", str(config_file)])
+    config_file.write_text(yaml.safe_dump(_values(tmp_path, max_iteration=30)))
+    training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).train(max_steps=4)
+    # Resumed with a learning rate that makes the loss climb tenfold within a few steps.
+    status = train_command.main(["-c", str(config_file), "--set", "learning_rate=1e6"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1 and len(err) == 1, err
     assert err[0].startswith("error: the loss diverged at step") and "divergence_factor 5" in err[0]
@@ -212,8 +214,12 @@ def test_a_diverging_loss_stops_the_run_with_exit_1_and_one_line(tmp_path, tiny_
     assert step < 30
     directory = tmp_path / "checkpoints"
     assert not (directory / "final.weights.h5").exists()
-    kept = _newest_recorded(directory)
-    assert int(kept.split("-")[1]) < step and kept in err[0]
+    # The checkpoints written while the loss grew are gone: ckpt-4, from before, is the newest.
+    assert "written while the loss grew" in err[0] and "the last good checkpoint is" in err[0]
+    assert _newest_recorded(directory) == "ckpt-4" and "ckpt-4" in err[0]
+    left = [n for n in os.listdir(directory) if n.endswith(".index")]
+    assert "ckpt-4.index" in left and all(int(n[5:-6]) <= 4 for n in left), left
+    assert training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).resumed_from.endswith("ckpt-4")
     # The same run with the check switched off trains to the end; a sane rate never trips it.
     off = training.Trainer(_config(tmp_path / "off", learning_rate=1e6, max_iteration=30,
                                    divergence_factor=0), log=lambda line: None).train()
