@@ -862,7 +862,10 @@ def _remove_path(path: str) -> None:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    line = text.splitlines()[0] if text else type(error).__name__
+    # TensorFlow wraps an op's message in the function's name and the op's: keep the message.
+    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:\w+\]$", "", line)
 
 
 def _is_tf1_checkpoint(prefix: str) -> bool:

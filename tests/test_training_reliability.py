@@ -157,6 +157,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, tiny_
         trainer.train()
     message = str(caught.value)
     assert "\n" not in message and "the last good checkpoint is" in message and message.count("ckpt-2") == 1
+    assert "File too large" in message and "function_node" not in message and "[Op:" not in message
     directory = tmp_path / "checkpoints"
     assert _newest_recorded(directory) == "ckpt-2"
     assert sorted(n for n in os.listdir(directory) if n.startswith("ckpt-")) == [

@@ -42,7 +42,7 @@ def describe_read_error(error: BaseException) -> str:
     first = text.splitlines()[0] if text else type(error).__name__
     if isinstance(error, IndexError) or "Read less bytes" in text or "truncated file" in text:
         return f"a file of it is shorter than it should be (truncated, e.g. by a full disk or a copy that stopped): {first}"
-    if "not an sstable" in text or "bad magic number" in text:
+    if "sstable" in text or "bad magic number" in text:
         return f"its .index file is not a checkpoint index (damaged, or another kind of file): {first}"
     if "Checksum does not match" in text or "checksum" in text.lower() or isinstance(error, tf.errors.DataLossError):
         return f"its data do not match their checksums (damaged): {first}"
