@@ -16,8 +16,12 @@ A run started again with the same config resumes from the newest checkpoint in `
 weights, optimizer state, step (so the same point of the schedule) and, on a single device, the
 position in the input stream. Checkpoints are written by `tf.train.CheckpointManager`, which
 updates its state file only after a checkpoint is complete, so a crash during a save leaves the
-previous checkpoint as the newest one; a checkpoint that still fails to read is skipped for the
-one before it.
+previous checkpoint as the newest one; a checkpoint that still fails to read (truncated, damaged,
+of another model) is reported and skipped for the one before it. What a killed save leaves
+behind (`ckpt-N_temp/`, `.partial-*` exports) is removed when the next run starts; a save that
+fails (a full disk) removes its partial files, keeps the previous checkpoint and stops the run
+(`CheckpointWriteError`). So does a loss that becomes NaN or Inf (`NonFiniteLossError`) or grows
+far above its starting level (`DivergenceError`, config key `divergence_factor`).
 
 The SSMA stages of the paper (Section 5.1.2) are configs, not code paths: stage 1 trains one
 AdapNet++ per modality; stage 2 an SSMA with `freeze_experts: false` and
@@ -27,9 +31,12 @@ in inference mode), starting from stage 2's weights (`initialize`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import glob
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -42,6 +49,7 @@ from keras import ops
 
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
+from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FINAL_WEIGHTS, FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import write_run_config
@@ -49,7 +57,7 @@ from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
-from ssma_tf.files import atomic_path
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
 from ssma_tf.losses import l2_penalty, total_loss
 from ssma_tf.models.factory import build_model
@@ -63,10 +71,31 @@ MAX_CHECKPOINTS_TO_KEEP = 3
 PREVIEW_IMAGES = 2
 # Object-graph key of the step counter in our checkpoints (read before the model is built).
 _STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+# Steps whose mean loss is compared with the starting level for `divergence_factor`: one noisy
+# batch is not a divergence.
+DIVERGENCE_WINDOW = 5
+# What `tf.train.CheckpointManager` leaves of a save that did not finish: the shards of
+# `ckpt-N` are written to `ckpt-N_temp/` and merged into `ckpt-N.index`/`.data-*` at the end.
+_PARTIAL_SAVE = re.compile(r"^ckpt-\d+_temp$")
 
 
-class NonFiniteLossError(RuntimeError):
+class TrainingStopped(RuntimeError):
+    """Training stopped early on purpose; the message says why and which checkpoint is kept."""
+
+
+class NonFiniteLossError(TrainingStopped):
     """The loss became NaN or Inf; training stopped without writing another checkpoint."""
+
+
+class DivergenceError(TrainingStopped):
+    """The loss grew far above its starting level (`divergence_factor`); stopped without saving."""
+
+
+class CheckpointWriteError(TrainingStopped):
+    """A checkpoint or the exported weights could not be written (e.g. a full disk).
+
+    The partial files are removed and the previous checkpoint is kept.
+    """
 
 
 class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
@@ -324,6 +353,7 @@ class Trainer:
             check_checkpoint_fits(config, config.initialize)  # before minutes of model building
         # Multi-replica iterators cannot be checkpointed (tf.distribute limitation).
         self.saves_data_position = replicas == 1
+        self._remove_partial_saves()
         self._resume_from = self._checkpoints_newest_first()
         if self._resume_from and _is_tf1_checkpoint(self._resume_from[0]):
             raise CheckpointError(
@@ -367,6 +397,8 @@ class Trainer:
             self.checkpoint, self._directory, max_to_keep=max_to_keep, step_counter=self.step
         )
         self.resumed_from = self._restore()
+        # The newest checkpoint known to be complete: the one resumed from, then each one saved.
+        self.last_checkpoint: Optional[str] = self.resumed_from
         if self.resumed_from is None:
             for message in initialize_model(self.model, config):
                 self._log(f"initialised from {message}")
@@ -388,8 +420,42 @@ class Trainer:
         if self.chief:
             print(line, flush=True)
 
+    def _remove_partial_saves(self) -> None:
+        """Removes what killed saves and exports left in `config.checkpoint` (chief only).
+
+        A run killed while saving leaves `ckpt-N_temp/` (as large as a checkpoint, which can keep
+        a full disk full) and, while exporting, `.partial-*` files; no other run writes there.
+        """
+        directory = self.config.checkpoint
+        if not self.chief or not os.path.isdir(directory):
+            return
+        for name in sorted(os.listdir(directory)):
+            path = os.path.join(directory, name)
+            if _PARTIAL_SAVE.match(name) and os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith(TEMPORARY_PREFIX):
+                _remove_path(path)
+            else:
+                continue
+            self._log(f"removed {path}, left by an interrupted save")
+
     def _checkpoints_newest_first(self) -> list[str]:
-        """The checkpoints listed in `config.checkpoint`'s state file, newest first."""
+        """The checkpoints listed in `config.checkpoint`'s state file, newest first.
+
+        A damaged state file is moved aside (to `checkpoint.damaged`, so that the checkpoint
+        manager starts a new one) and the `ckpt-N` checkpoints in the folder are used instead.
+        """
+        if state_file_is_damaged(self.config.checkpoint):
+            # TensorFlow would ignore it with a warning and the run would start afresh.
+            state_file = os.path.join(self.config.checkpoint, "checkpoint")
+            self._log(f"warning: the checkpoint state file {state_file} is damaged; moved it to "
+                      "checkpoint.damaged and looking for ckpt-N checkpoints instead")
+            if self.chief:
+                os.replace(state_file, state_file + ".damaged")
+            found = glob.glob(os.path.join(glob.escape(self.config.checkpoint), "ckpt-*.index"))
+            numbered = [(int(m.group(1)), p[: -len(".index")]) for p in found
+                        if (m := re.search(r"ckpt-(\d+)\.index$", p))]
+            return [p for _, p in sorted(numbered, reverse=True)]
         state = tf.train.get_checkpoint_state(self.config.checkpoint)
         if state is None:
             return []
@@ -402,15 +468,23 @@ class Trainer:
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
         core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        skipped, reasons = [], []
         for prefix in self._resume_from:
             try:
-                names = {name for name, _ in tf.train.list_variables(prefix)}
-                status = core.restore(prefix)
-                status.assert_existing_objects_matched()
-                status.expect_partial()  # the data iterator is restored below, when saved
-                if self.saves_data_position and any(n.startswith("data/") for n in names):
-                    tf.train.Checkpoint(data=self.iterator).restore(prefix).expect_partial()
-            except (tf.errors.OpError, ValueError, AssertionError) as error:
+                with reading(prefix):
+                    names = {name for name, _ in tf.train.list_variables(prefix)}
+                    # Another model's checkpoint: one line, not TensorFlow's warning flood.
+                    check_tf2_shapes(core, prefix, self.model)
+                    status = core.restore(prefix)
+                    status.assert_existing_objects_matched()
+                    status.expect_partial()  # the data iterator is restored below, when saved
+                    if self.saves_data_position and any(n.startswith("data/") for n in names):
+                        tf.train.Checkpoint(data=self.iterator).restore(prefix).expect_partial()
+            # A damaged file can fail anywhere in TensorFlow's reading (an IndexError for a
+            # truncated `.data` file): every failure means "try the one before".
+            except (CheckpointError, tf.errors.OpError, ValueError, AssertionError, IndexError) as error:
+                skipped.append(prefix)
+                reasons.append(f"{os.path.basename(prefix)}: {_first_line(error)}")
                 self._log(f"warning: cannot resume from {prefix} ({_first_line(error)}); trying an older one")
                 continue
             step = int(self.step.numpy())
@@ -418,11 +492,14 @@ class Trainer:
                 " (input stream restarted: data position is not saved with several replicas)"
             )
             self._log(f"resumed from {prefix} at step {step}{position}")
+            if skipped:
+                self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
+                          f"{', '.join(skipped)} (left in place; the next saves replace them)")
             return prefix
         if self._resume_from:
             raise CheckpointError(
                 f"none of the checkpoints in {self.config.checkpoint} can be read "
-                f"({', '.join(self._resume_from)}); move them away to start afresh"
+                f"({'; '.join(reasons)}); move them away to start afresh"
             )
         return None
 
@@ -490,12 +567,38 @@ class Trainer:
         return float(self.schedule(step))
 
     def save(self) -> Optional[str]:
-        """Writes a checkpoint at the current step (every worker must call it together)."""
-        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Writes a checkpoint at the current step (every worker must call it together).
+
+        Raises:
+            CheckpointWriteError: the write failed (a full disk, a lost mount); its partial
+                files are removed and the previous checkpoint stays the newest one.
+        """
+        step = int(self.step.numpy())
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as error:
+            prefix = os.path.join(self._directory, f"ckpt-{step}")
+            self._remove_failed_save(prefix)
+            kept = self.last_checkpoint
+            raise CheckpointWriteError(
+                f"cannot write the checkpoint {prefix} at step {step}: {_first_line(error)}. "
+                "Its partial files are removed; "
+                + (f"the last good checkpoint is {kept}: free some space and run again to resume "
+                   "from it" if kept else "no checkpoint was written before: free some space and "
+                   "run again")
+            ) from None
         if not self.chief:
             shutil.rmtree(self._directory, ignore_errors=True)
             return None
         return path
+
+    def _remove_failed_save(self, prefix: str) -> None:
+        """Removes what a failed save of `prefix` wrote, unless the state file records it."""
+        shutil.rmtree(prefix + "_temp", ignore_errors=True)
+        if prefix in self.manager.checkpoints:
+            return  # an older, complete checkpoint of that step, which a rewrite failed to replace
+        for path in glob.glob(glob.escape(prefix) + ".index") + glob.glob(glob.escape(prefix) + ".data-*"):
+            _remove_path(path)
 
     def write_run_config(self) -> Optional[str]:
         """Writes the resolved config as `<checkpoint>/config.yaml` (chief only); returns its path.
@@ -515,10 +618,33 @@ class Trainer:
         if not self.chief:
             return None
         final = os.path.join(self.config.checkpoint, FINAL_WEIGHTS)
-        with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
-            self.model.save_weights(partial)
-        with atomic_path(os.path.join(self.config.checkpoint, FINAL_MODEL)) as partial:
-            self.model.save(partial)
+        model_file = os.path.join(self.config.checkpoint, FINAL_MODEL)
+        kept = self.last_checkpoint
+        rerun = (f"; the trained weights are in the checkpoint {kept}: free some space and run "
+                 "again to export them" if kept else "")
+        # Both files hold every weight once, plus a little structure. Checked first because a
+        # write that fails halfway leaves h5py in a state where it may crash on closing.
+        needed = 2 * sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in self.model.weights)
+        free = _free_bytes(self.config.checkpoint)
+        if free is not None and free < needed * 1.1:
+            raise CheckpointWriteError(
+                f"not enough space in {self.config.checkpoint} to export {FINAL_WEIGHTS} and "
+                f"{FINAL_MODEL}: {free / 1e6:.1f} MB free, about {needed * 1.1 / 1e6:.1f} MB needed"
+                f"{rerun}"
+            )
+        target = final
+        try:
+            with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
+                self.model.save_weights(partial)
+            target = model_file
+            with atomic_path(target) as partial:
+                self.model.save(partial)
+        # h5py reports a failed write as an OSError or a RuntimeError, Keras' zip writer as an
+        # OSError; `atomic_path` has removed the partial file either way.
+        except (OSError, RuntimeError, tf.errors.OpError) as error:
+            raise CheckpointWriteError(
+                f"cannot write {target}: {_first_line(error)}. The partial file is removed{rerun}"
+            ) from None
         self.write_run_config()
         return final
 
@@ -552,17 +678,19 @@ class Trainer:
 
         Raises:
             NonFiniteLossError: the loss became NaN or Inf (the last good checkpoint is kept).
+            DivergenceError: the mean loss of the last `DIVERGENCE_WINDOW` steps grew above
+                `divergence_factor` times the starting level (likewise).
+            CheckpointWriteError: a checkpoint or the exported weights could not be written.
         """
         config = self.config
         total = int(config.max_iteration)
         start = int(self.step.numpy())
         end = total if max_steps is None else min(total, start + max_steps)
         losses: list[float] = []
-        last_checkpoint = self.resumed_from
         if start >= total:
             self._log(f"training already complete: step {start} of {total}")
             weights = self.export_weights()
-            return TrainResult(start, start, losses, last_checkpoint, weights)
+            return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync
         self._log(
@@ -576,6 +704,10 @@ class Trainer:
         timer_start, timed_steps = None, 0
         step = start
         saved_at = start if self.resumed_from else None
+        divergence = _DivergenceCheck(config.divergence_factor, config.num_classes)
+        # A checkpoint holds the weights whose loss the next step shows: it is good when that
+        # loss is below the divergence limit. Those written while the loss grew are removed.
+        good, unconfirmed, growing = self.last_checkpoint, None, []
         while step < end:
             lr = self.learning_rate(step)
             loss_t, terms_t, preview, truth = self.train_function(self.iterator)
@@ -583,12 +715,28 @@ class Trainer:
             step += 1
             if not math.isfinite(loss):
                 bar.clear()
-                kept = self.manager.latest_checkpoint if self.chief else None
-                where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"
                 raise NonFiniteLossError(
-                    f"loss is {loss} at step {step}; training stopped without saving ({where}). "
-                    "Lower learning_rate, check the labels and images of train_data, or resume "
-                    "from the checkpoint with another seed."
+                    f"loss is {loss} at step {step}; training stopped without saving "
+                    f"({self._kept()}). Lower learning_rate, check the labels and images of "
+                    "train_data, or resume from the checkpoint with another seed."
+                )
+            diverged = divergence.update(loss)
+            if unconfirmed is not None:
+                if divergence.within_limit(loss):
+                    good, growing = unconfirmed, []
+                else:
+                    growing.append(unconfirmed)
+                unconfirmed = None
+            if diverged:
+                bar.clear()
+                removed = self._remove_checkpoints(growing, good) if self.chief else []
+                self.last_checkpoint = good
+                dropped = (f"removed {', '.join(removed)}, written while the loss grew; "
+                           if removed else "")
+                raise DivergenceError(
+                    f"the loss diverged at step {step}: {diverged}; training stopped without saving "
+                    f"({dropped}{self._kept()}). Lower learning_rate (now "
+                    f"{config.learning_rate:g}), or set divergence_factor: 0 to train on regardless."
                 )
             losses.append(loss)
             window.append(loss)
@@ -621,11 +769,11 @@ class Trainer:
                                       *(preview, truth) if save_now else (None, None))
                 window, window_terms = [], {}
             if save_now and saved_at != step:
+                bar.clear()
                 path = self.save()
                 saved_at = step
                 if path is not None:
-                    last_checkpoint = path
-                    bar.clear()
+                    self.last_checkpoint = unconfirmed = path
                     self._log(f"saved checkpoint {path} (step {step})")
 
         bar.clear()
@@ -634,12 +782,91 @@ class Trainer:
             weights = self.export_weights()
             if weights is not None:
                 self._log(f"exported {weights}")
-        return TrainResult(start, step, losses, last_checkpoint, weights)
+        return TrainResult(start, step, losses, self.last_checkpoint, weights)
+
+    def _remove_checkpoints(self, paths: list[str], newest: Optional[str]) -> list[str]:
+        """Deletes `paths` (checkpoints of this run) and records `newest` as the newest one."""
+        if not paths:
+            return []
+        for prefix in paths:
+            for path in glob.glob(glob.escape(prefix) + ".index") + glob.glob(glob.escape(prefix) + ".data-*"):
+                _remove_path(path)
+        kept = [p for p in self.manager.checkpoints if p not in paths]
+        if newest is None:
+            _remove_path(os.path.join(self._directory, "checkpoint"))
+        else:
+            # The state file's text format, as the checkpoint manager writes it (relative names).
+            names = [os.path.basename(p) for p in (kept or [newest])]
+            lines = [f'model_checkpoint_path: "{os.path.basename(newest)}"']
+            lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+            with atomic_write(os.path.join(self._directory, "checkpoint")) as state:
+                state.write("\n".join(lines) + "\n")
+        return [os.path.basename(p) for p in paths]
+
+    def _kept(self) -> str:
+        kept = self.last_checkpoint if self.chief else None
+        return f"the last good checkpoint is {kept}" if kept else "no good checkpoint is kept"
+
+
+class _DivergenceCheck:
+    """Tells when the loss has grown far above where this run started.
+
+    The starting level is the run's first loss (computed before any update), but at least
+    ln(num_classes), the main loss of a uniform prediction: a resumed or fine-tuned run starts
+    low, and a noisy batch must not stop it. A divergence is a mean over `DIVERGENCE_WINDOW`
+    steps above `factor` times that level (the released loss of a saturated, wrong prediction is
+    about 23 per pixel and term, so `factor` must stay well below 23 / ln C to catch it).
+
+    Args:
+        factor: `divergence_factor`; 0 switches the check off.
+        num_classes: the classes including void.
+    """
+
+    def __init__(self, factor: float, num_classes: int):
+        self.factor = factor
+        self.floor = math.log(num_classes)
+        self.reference: Optional[float] = None
+        self.recent: collections.deque = collections.deque(maxlen=DIVERGENCE_WINDOW)
+
+    def within_limit(self, loss: float) -> bool:
+        """Whether one step's loss is at most `factor` times the starting level (or unchecked)."""
+        return not self.factor or self.reference is None or loss <= self.factor * self.reference
+
+    def update(self, loss: float) -> str:
+        """Adds one step's loss; returns what diverged (empty: nothing)."""
+        if not self.factor:
+            return ""
+        if self.reference is None:
+            self.reference = max(loss, self.floor)
+        self.recent.append(loss)
+        mean = float(np.mean(self.recent))
+        if len(self.recent) == self.recent.maxlen and mean > self.factor * self.reference:
+            return (f"mean loss {mean:.4g} over the last {len(self.recent)} steps, more than "
+                    f"divergence_factor {self.factor:g} times the starting level {self.reference:.4g}")
+        return ""
+
+
+def _free_bytes(directory: str) -> Optional[int]:
+    """Bytes the user can still write in `directory` (None where the system cannot tell)."""
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
+def _remove_path(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
 
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    line = text.splitlines()[0] if text else type(error).__name__
+    # TensorFlow wraps an op's message in the function's name and the op's: keep the message.
+    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:\w+\]$", "", line)
 
 
 def _is_tf1_checkpoint(prefix: str) -> bool:

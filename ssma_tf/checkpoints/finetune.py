@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import h5py
 import keras
-import tensorflow as tf
 
 from ssma_tf.checkpoints.loading import load_model
+from ssma_tf.checkpoints.reading import stored_num_classes as _stored_num_classes
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.checkpoints.tf1_names import DECODER_SCOPES
@@ -56,32 +55,9 @@ def _layers_with_weights(model: keras.Model) -> dict[str, Any]:
     return {layer.name: layer for layer in model.layers if layer.weights}
 
 
-def _stored_shapes(fmt: str, resolved: str) -> list[tuple]:
-    """The shapes of every array an own checkpoint (TF2 prefix or Keras HDF5 file) holds."""
-    if fmt == FORMAT_TF2:
-        return [tuple(shape) for _, shape in tf.train.list_variables(resolved)]
-    shapes = []
-    with h5py.File(resolved, "r") as f:
-        f.visititems(lambda _, item: shapes.append(item.shape) if isinstance(item, h5py.Dataset) else None)
-    return shapes
-
-
 def stored_num_classes(fmt: str, resolved: str) -> int:
-    """The class count of an own AdapNet++/SSMA checkpoint, which does not name its layers.
-
-    The last learned upsampling (`up3`, a transposed 8×8 convolution from C to C channels) is the
-    only 8×8 kernel of both networks, so its shape (8, 8, C, C) gives C.
-
-    Raises:
-        CheckpointError: no such kernel, or several.
-    """
-    found = {s[2] for s in _stored_shapes(fmt, resolved) if len(s) == 4 and s[:2] == (8, 8) and s[2] == s[3]}
-    if len(found) != 1:
-        raise CheckpointError(
-            f"{resolved}: cannot tell the class count (no single 8x8 C-to-C upsampling kernel; "
-            f"found {sorted(found) or 'none'}); is it an AdapNet++ or SSMA checkpoint?"
-        )
-    return int(found.pop())
+    """The class count of an own AdapNet++/SSMA checkpoint (`ssma_tf.checkpoints.reading`)."""
+    return _stored_num_classes(fmt == FORMAT_TF2, resolved)
 
 
 def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:

@@ -16,6 +16,9 @@ from typing import Any, Optional, Sequence, Union
 import keras
 import tensorflow as tf
 
+from ssma_tf.checkpoints.reading import (
+    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_load_error, reading,
+)
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP,
@@ -46,13 +49,22 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
         A one-line (TF1: a few lines) description of what was loaded, for the log.
 
     Raises:
-        CheckpointError: the checkpoint does not fit the model (kind, shapes or missing weights).
+        CheckpointError: the checkpoint cannot be read (damaged, truncated, another kind of file)
+            or does not fit the model (kind, shapes or missing weights): one line naming the
+            file and, for a shape, the variable and both shapes.
     """
     fmt, resolved = resolve_weights(path)
     if fmt == FORMAT_TF1:
         return str(load_tf1_checkpoint(model, resolved, strict=strict))
     if fmt == FORMAT_TF2:
-        status = tf.train.Checkpoint(model=model).restore(resolved)
+        root = tf.train.Checkpoint(model=model)
+        # Before restoring: a checkpoint of another model or class count is one line, not
+        # TensorFlow's traceback and hundreds of warnings about unmatched values.
+        check_tf2_shapes(root, resolved, model, strict=strict,
+                         hint=", or was written by an ssma-tf from before the eASPP branches were "
+                              "checkpointed")
+        with reading(resolved):
+            status = root.restore(resolved)
         # The checkpoint also holds the optimizer, step and data position: only the model matters.
         status.expect_partial()
         if strict:
@@ -65,12 +77,17 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
                     f"before the eASPP branches were checkpointed?): {_first_line(error)}"
                 ) from None
         return f"{resolved}: restored the {type(model).__name__} weights (TF2 checkpoint)"
+    if resolved.endswith(".keras"):
+        check_keras_archive(resolved)
+    else:
+        check_h5_shapes(resolved, model)  # one line instead of Keras' warning per layer
     try:
-        model.load_weights(resolved)
+        with reading(resolved, "weights file"):
+            model.load_weights(resolved)
+    except CheckpointError:
+        raise
     except ValueError as error:
-        raise CheckpointError(
-            f"{resolved}: the weights do not fit this {type(model).__name__} model: {_first_line(error)}"
-        ) from None
+        raise keras_load_error(error, resolved, model) from None
     return f"{resolved}: loaded the {type(model).__name__} weights"
 
 
@@ -96,7 +113,14 @@ def model_for_checkpoint(prefix: str) -> keras.Model:
 
 def _load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
     """A `.keras` file's model, checked to be one of `classes`."""
-    model = keras.saving.load_model(path, compile=False)
+    check_keras_archive(path)
+    try:
+        with reading(path, "model file"):
+            model = keras.saving.load_model(path, compile=False)
+    except CheckpointError:
+        raise
+    except ValueError as error:  # Keras' word for an archive without a readable model config
+        raise CheckpointError(f"cannot read the model file {path}: {_first_line(error)}", path=path) from None
     if not isinstance(model, tuple(classes)):
         wanted = " or ".join(c.__name__ for c in classes)
         article = "" if len(classes) > 1 else "an " if wanted[0] in "AEIOU" else "a "

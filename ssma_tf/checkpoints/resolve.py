@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
-
-from ssma_tf.checkpoints.tf1_import import CheckpointError
+from ssma_tf.checkpoints.reading import OBJECT_GRAPH_KEY, CheckpointError, latest_checkpoint, list_variables
 from ssma_tf.constants import WEIGHTS_SUFFIXES
 
 FORMAT_TF1 = "tf1"
@@ -24,8 +22,6 @@ FORMAT_TF2 = "tf2"
 FORMAT_KERAS = "keras"
 # What a training run exports at its end, beside its checkpoints.
 FINAL_WEIGHTS = "final.weights.h5"
-# The key TF2 writes into every object-based checkpoint (TF1 name-based ones lack it).
-_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 def resolve_weights(path: str) -> tuple[str, str]:
@@ -40,7 +36,7 @@ def resolve_weights(path: str) -> tuple[str, str]:
         the prefix or file to read.
 
     Raises:
-        CheckpointError: nothing readable at `path`.
+        CheckpointError: nothing at `path`, or its index or state file is damaged.
     """
     path = os.fspath(path)
     if path.endswith(".index"):
@@ -50,7 +46,7 @@ def resolve_weights(path: str) -> tuple[str, str]:
             raise CheckpointError(f"no weights file at {path}")
         return FORMAT_KERAS, path
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = latest_checkpoint(path)
         if latest is None:
             final = os.path.join(path, FINAL_WEIGHTS)
             if os.path.isfile(final):
@@ -64,5 +60,5 @@ def resolve_weights(path: str) -> tuple[str, str]:
             f"no checkpoint at {path} (expected {path}.index, a checkpoint directory, or a "
             f"{'/'.join(WEIGHTS_SUFFIXES)} file)"
         )
-    names = dict(tf.train.list_variables(path))
-    return (FORMAT_TF2 if _OBJECT_GRAPH_KEY in names else FORMAT_TF1), path
+    names = list_variables(path)  # a damaged index is a CheckpointError naming the path
+    return (FORMAT_TF2 if OBJECT_GRAPH_KEY in names else FORMAT_TF1), path

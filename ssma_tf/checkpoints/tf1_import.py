@@ -6,12 +6,13 @@ import dataclasses
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from ssma_tf.checkpoints.reading import (
+    CheckpointError, checkpoint_reader, latest_checkpoint, list_variables, read_tensor,
+)
 from ssma_tf.checkpoints.tf1_names import (
     DECODER_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map,
 )
-from ssma_tf.errors import UserInputError
 from ssma_tf.models import SSMA
 
 # What a TF1 checkpoint holds, told apart by its variable names.
@@ -22,10 +23,6 @@ KIND_IMAGENET = "imagenet"  # resnet_v2_50/...:0, encoder only
 
 # Scopes whose shapes depend on the number of classes.
 CLASS_SCOPES = ("conv78", "conv5", "conv911", "conv912")
-
-
-class CheckpointError(UserInputError):
-    """A checkpoint that does not fit the model: wrong kind, shape mismatch, nothing usable."""
 
 
 @dataclasses.dataclass
@@ -66,13 +63,13 @@ def _is_tf1_checkpoint(prefix: str) -> bool:
 def read_checkpoint(prefix: str) -> dict:
     """Returns {name: shape} of a TF1 checkpoint; a clear error when `prefix` is not one."""
     if os.path.isdir(prefix):
-        latest = tf.train.latest_checkpoint(prefix)
+        latest = latest_checkpoint(prefix)
         if latest is None:
             raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file")
         prefix = latest
     if not _is_tf1_checkpoint(prefix):
         raise CheckpointError(f"{prefix} is not a TF1 checkpoint prefix: {prefix}.index does not exist")
-    return dict(tf.train.list_variables(prefix))
+    return list_variables(prefix)
 
 
 def detect_kind(names) -> str:
@@ -106,7 +103,7 @@ def num_classes_of(shapes: dict) -> int:
 
 def _resolve(prefix: str) -> str:
     if os.path.isdir(prefix):
-        latest = tf.train.latest_checkpoint(prefix)
+        latest = latest_checkpoint(prefix)
         if latest is None:
             raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file")
         return latest
@@ -125,7 +122,8 @@ def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list,
         (loaded, missing, unused) TF1 names.
     """
     stored = read_checkpoint(prefix)
-    reader = tf.train.load_checkpoint(_resolve(prefix))
+    resolved = _resolve(prefix)
+    reader = checkpoint_reader(resolved)
     by_model_name = {}
     unused = []
     for name in sorted(stored):
@@ -145,8 +143,11 @@ def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list,
                 f"{prefix}: variable {name} has shape {list(stored[name])} but the model's {variable.path} "
                 f"has {list(variable.shape)}{hint}"
             )
-    for model_name, name in by_model_name.items():
-        mapping[model_name].assign(np.asarray(reader.get_tensor(name)))
+    # Read every tensor before assigning any, for the same reason (a truncated `.data` file).
+    values = {model_name: np.asarray(read_tensor(reader, resolved, name))
+              for model_name, name in by_model_name.items()}
+    for model_name, value in values.items():
+        mapping[model_name].assign(value)
     loaded = sorted(by_model_name)
     missing = sorted(set(mapping) - set(by_model_name))
     return loaded, missing, unused

@@ -7,8 +7,9 @@ the same way. Running the same command again resumes from the newest checkpoint 
 the start and the whole model (`final.keras`) at the end, so `ssma-evaluate RUN_FOLDER` and
 `ssma-predict RUN_FOLDER ...` need nothing else. The work is done by `ssma_tf.training`.
 
-Exit status: 0 done, 1 training failed (e.g. the loss became NaN, the disk is full), 2 bad config,
-checkpoint or record file (the message names it).
+Exit status: 0 done, 1 training stopped (the loss became NaN or diverged, a checkpoint could not be
+written: one line saying which checkpoint is kept), 2 bad config, checkpoint or record file (the
+message names it).
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
 
-    from ssma_tf.training import NonFiniteLossError, train
+    from ssma_tf.training import TrainingStopped, train
 
     try:
         train(config)
-    except NonFiniteLossError as error:
+    except TrainingStopped as error:
         return fail(error, 1)
     return 0
 

@@ -136,6 +136,10 @@ class RunConfig:
         doc="L2 factor added to the loss (the released 5e-4 regulariser was never applied)")
     adam_epsilon: float = key(1e-8, kind="float", above=0, modes=TRAIN,
                               doc="Adam's epsilon (TF1's default; the paper says 1e-10)")
+    divergence_factor: float = key(
+        5.0, kind="float", minimum=0.0, modes=TRAIN,
+        doc="stop the run, like a NaN loss, when the mean loss of 5 steps exceeds this many times "
+            "its starting level (the first loss, at least ln(num_classes)); 0: never")
     mixed_precision: Optional[str] = key(
         None, kind="choice", choices=MIXED_PRECISION_POLICIES, modes=TRAIN,
         doc="mixed-precision policy of the training model")

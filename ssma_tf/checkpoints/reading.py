@@ -1,0 +1,321 @@
+"""Reading checkpoint and weight files so that a damaged or foreign one is a `CheckpointError`.
+
+TensorFlow, h5py and Keras report a damaged file in their own words and mostly without its name:
+a truncated `.data` file is `IndexError: Read less bytes than requested`, random bytes as an
+`.index` are `not an sstable (bad magic number)`, a truncated `.weights.h5` an h5py `OSError`.
+Every read of a checkpoint goes through `reading(path)`, which turns those into a
+`CheckpointError` naming the path and saying in words what is wrong. The shape checks that run
+before anything is restored (`check_tf2_shapes`, `stored_num_classes`) live here too, so that a
+checkpoint of another model or class count gets one line naming the variable and both shapes
+instead of TensorFlow's warning flood.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import zipfile
+from typing import Any, Iterator, Optional
+
+import h5py
+import tensorflow as tf
+
+from ssma_tf.errors import UserInputError
+
+# The key TF2 writes into every object-based checkpoint (TF1 name-based ones lack it).
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+# How TF2 names a variable's value under its object's path in the checkpoint.
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+# What the libraries raise for a file they cannot read (a CheckpointError passes through).
+READ_ERRORS = (tf.errors.OpError, IndexError, OSError, EOFError, zipfile.BadZipFile, KeyError)
+
+
+class CheckpointError(UserInputError):
+    """A checkpoint that cannot be read or does not fit the model: its path and what is wrong."""
+
+
+def describe_read_error(error: BaseException) -> str:
+    """What a library's read error means, in one line for the user."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    if isinstance(error, IndexError) or "Read less bytes" in text or "truncated file" in text:
+        return f"a file of it is shorter than it should be (truncated, e.g. by a full disk or a copy that stopped): {first}"
+    if "sstable" in text or "bad magic number" in text:
+        return f"its .index file is not a checkpoint index (damaged, or another kind of file): {first}"
+    if "Checksum does not match" in text or "checksum" in text.lower() or isinstance(error, tf.errors.DataLossError):
+        return f"its data do not match their checksums (damaged): {first}"
+    if isinstance(error, zipfile.BadZipFile):
+        return f"not a whole .keras (zip) archive (truncated, damaged or another kind of file): {first}"
+    if "file signature not found" in text or "Unable to open file" in text or "Unable to synchronously open" in text:
+        return f"not a readable HDF5 weights file (damaged or another kind of file): {first}"
+    return first
+
+
+@contextlib.contextmanager
+def reading(path: Any, what: str = "checkpoint") -> Iterator[None]:
+    """Turns the libraries' read errors inside the block into a `CheckpointError` naming `path`.
+
+    Args:
+        path: the checkpoint prefix or weights file being read.
+        what: the word for it in the message ("checkpoint", "weights file", "model file").
+    """
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except READ_ERRORS as error:
+        raise CheckpointError(f"cannot read the {what} {path}: {describe_read_error(error)}",
+                              path=os.fspath(path)) from None
+
+
+def list_variables(prefix: str) -> dict[str, list[int]]:
+    """{name: shape} of a TF1 or TF2 checkpoint; a damaged index is a `CheckpointError`."""
+    with reading(prefix):
+        return dict(tf.train.list_variables(prefix))
+
+
+def checkpoint_reader(prefix: str) -> Any:
+    """`tf.train.load_checkpoint(prefix)`, its read errors turned into `CheckpointError`s.
+
+    Read tensors with `read_tensor`, which names the tensor of a damaged `.data` file.
+    """
+    with reading(prefix):
+        return tf.train.load_checkpoint(prefix)
+
+
+def read_tensor(reader: Any, prefix: str, name: str) -> Any:
+    """One tensor of a checkpoint; a damaged or truncated `.data` file names the tensor."""
+    try:
+        return reader.get_tensor(name)
+    except READ_ERRORS as error:
+        raise CheckpointError(
+            f"cannot read variable {name} of the checkpoint {prefix}: {describe_read_error(error)}",
+            path=prefix,
+        ) from None
+
+
+def state_file_is_damaged(directory: str) -> bool:
+    """Whether `directory` has a `checkpoint` state file that TensorFlow cannot parse.
+
+    TensorFlow only logs a warning for such a file and then behaves as if there were none: a
+    training run would start afresh beside its own checkpoints.
+    """
+    state = os.path.join(directory, "checkpoint")
+    if not os.path.isfile(state):
+        return False
+    try:
+        return tf.train.get_checkpoint_state(directory) is None
+    except Exception:  # a text-proto ParseError, or an OpError of the file system
+        return True
+
+
+def latest_checkpoint(directory: str) -> Optional[str]:
+    """`tf.train.latest_checkpoint`, with a damaged `checkpoint` state file named."""
+    if state_file_is_damaged(directory):
+        state = os.path.join(directory, "checkpoint")
+        raise CheckpointError(
+            f"cannot read the checkpoint state file {state} (damaged): give one of its "
+            "checkpoints by prefix (e.g. ckpt-N) instead, or delete the file to use the folder",
+            path=state,
+        )
+    return tf.train.latest_checkpoint(directory)
+
+
+def _escape(name: str) -> str:
+    # TF2's escaping of an object's local name in a checkpoint key ("." doubled, "/" as ".S").
+    return name.replace(".", "..").replace("/", ".S")
+
+
+def _paths_by_node(view: tf.train.CheckpointView) -> dict[int, str]:
+    """The key prefix of every node of a checkpoint's object graph: its first breadth-first path."""
+    paths = {0: ""}
+    queue = [0]
+    while queue:
+        node = queue.pop(0)
+        for name, child in view.children(node).items():
+            child = child if isinstance(child, int) else int(child)
+            if child not in paths:
+                paths[child] = f"{paths[node]}/{_escape(name)}" if paths[node] else _escape(name)
+                queue.append(child)
+    return paths
+
+
+def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True, hint: str = "") -> int:
+    """Checks, before anything is restored, that a TF2 checkpoint fits `model`, variable by variable.
+
+    Matches the checkpoint's object graph to `root` (e.g. `tf.train.Checkpoint(model=model)`)
+    the way a restore would, and compares the shape of every matched variable. TensorFlow's own
+    restore reports a mismatch with a traceback and, for another model, hundreds of warnings.
+
+    Args:
+        root: the object the checkpoint would be restored into.
+        prefix: the TF2 checkpoint prefix.
+        model: the Keras model under `root` whose weights must all be in the checkpoint.
+        strict: also fail when some of the model's weights are not in the checkpoint.
+        hint: added to the message about missing weights (other causes than another model).
+
+    Returns:
+        The number of the model's weights found in the checkpoint.
+
+    Raises:
+        CheckpointError: a damaged checkpoint, a variable whose shape differs (naming it and both
+            shapes), or, under `strict`, model weights the checkpoint lacks.
+    """
+    stored = list_variables(prefix)
+    with reading(prefix):
+        view = tf.train.CheckpointView(prefix)
+        matched = view.match(root)
+        paths = _paths_by_node(view)
+    found = set()
+    wanted = {id(w): w for w in model.weights}
+    for node, obj in matched.items():
+        if id(obj) not in wanted:
+            continue
+        found.add(id(obj))
+        key = paths.get(node, "") + _VALUE_SUFFIX
+        if key not in stored:
+            continue
+        have, need = list(stored[key]), list(obj.shape)
+        if have != need:
+            name = getattr(obj, "path", None) or obj.name
+            raise CheckpointError(
+                f"variable {name} has shape {have} in the checkpoint {prefix} ({key}) but "
+                f"{need} in the model{_class_hint(have, need, model)}",
+                path=prefix,
+            )
+    missing = [w for key, w in wanted.items() if key not in found]
+    if strict and missing:
+        names = ", ".join(getattr(w, "path", w.name) for w in missing[:3])
+        raise CheckpointError(
+            f"the checkpoint {prefix} lacks {len(missing)} of the {len(wanted)} weights of this "
+            f"{type(model).__name__} (e.g. {names}): it holds another model (kind, options or "
+            f"layers){hint}",
+            path=prefix,
+        )
+    return len(found)
+
+
+def _class_hint(have: list, need: list, model: Any) -> str:
+    classes = getattr(model, "num_classes", None)
+    if classes is not None and have and need and need[-1] == classes and have[-1] != classes:
+        return f" (the checkpoint has {have[-1]} classes, the model {classes})"
+    return ""
+
+
+def stored_shapes(fmt_is_tf2: bool, resolved: str) -> list[tuple]:
+    """The shapes of every array an own checkpoint (TF2 prefix or Keras HDF5 file) holds."""
+    if fmt_is_tf2:
+        return [tuple(shape) for shape in list_variables(resolved).values()]
+    shapes: list[tuple] = []
+    with reading(resolved, "weights file"):
+        with h5py.File(resolved, "r") as f:
+            f.visititems(lambda _, item: shapes.append(item.shape) if isinstance(item, h5py.Dataset) else None)
+    return shapes
+
+
+def stored_num_classes(fmt_is_tf2: bool, resolved: str) -> int:
+    """The class count of an own AdapNet++/SSMA checkpoint, which does not name its layers.
+
+    The last learned upsampling (`up3`, a transposed 8×8 convolution from C to C channels) is the
+    only 8×8 kernel of both networks, so its shape (8, 8, C, C) gives C.
+
+    Raises:
+        CheckpointError: no such kernel, or several.
+    """
+    found = {s[2] for s in stored_shapes(fmt_is_tf2, resolved)
+             if len(s) == 4 and s[:2] == (8, 8) and s[2] == s[3]}
+    if len(found) != 1:
+        raise CheckpointError(
+            f"{resolved}: cannot tell the class count (no single 8x8 C-to-C upsampling kernel; "
+            f"found {sorted(found) or 'none'}); is it an AdapNet++ or SSMA checkpoint?"
+        )
+    return int(found.pop())
+
+
+def check_h5_shapes(path: str, model: Any) -> None:
+    """Checks, before Keras loads it, that a `.weights.h5` file holds weights of `model`'s shapes.
+
+    Keras' HDF5 layout names layers by their class (`conv_bn_9`), not by the model's names, so
+    the arrays are compared as a whole: their number, the class count (the `up3` kernel, see
+    `stored_num_classes`) and then their shapes. Keras itself would load what fits, warn about
+    each layer that does not, and raise a many-line error.
+
+    Raises:
+        CheckpointError: a damaged file, or weights of another model or class count.
+    """
+    shapes = stored_shapes(False, path)
+    weights = list(model.weights)
+    classes = getattr(model, "num_classes", None)
+    if classes is not None and any(len(s) == 4 and s[:2] == (8, 8) and s[2] == s[3] for s in shapes):
+        stored = stored_num_classes(False, path)
+        if stored != classes:
+            raise CheckpointError(
+                f"variable up3/kernel (the last upsampling) has shape [8, 8, {stored}, {stored}] in "
+                f"the weights file {path} but [8, 8, {classes}, {classes}] in the model (the file has "
+                f"{stored} classes, the model {classes})",
+                path=path,
+            )
+    if len(shapes) != len(weights):
+        raise CheckpointError(
+            f"the weights file {path} holds {len(shapes)} arrays but this {type(model).__name__} has "
+            f"{len(weights)} weights: it holds another model (kind, options or layers)",
+            path=path,
+        )
+    need = sorted(tuple(w.shape) for w in weights)
+    have = sorted(tuple(s) for s in shapes)
+    if need != have:
+        extra = next(s for s in have if have.count(s) > need.count(s))
+        lacking = next(s for s in need if need.count(s) > have.count(s))
+        variable = next(w for w in weights if tuple(w.shape) == lacking)
+        name = getattr(variable, "path", None) or variable.name
+        raise CheckpointError(
+            f"variable {name} has shape {list(lacking)} in the model but the weights file {path} "
+            f"holds no array of that shape (it holds one of shape {list(extra)} instead)"
+            f"{_class_hint(list(extra), list(lacking), model)}",
+            path=path,
+        )
+
+
+def check_keras_archive(path: str) -> None:
+    """Checks that a `.keras` file is a whole zip archive, every member's checksum included.
+
+    Keras answers a truncated or foreign `.keras` file with `File not found`.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong.
+    """
+    with reading(path, "model file"):
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    if bad is not None:
+        raise CheckpointError(f"cannot read the model file {path}: its member {bad} is damaged "
+                              "(checksum mismatch)", path=path)
+
+
+def keras_load_error(error: BaseException, path: str, model: Any) -> CheckpointError:
+    """Keras' error for weights that do not fit a model, as one line naming the variable and shapes.
+
+    Keras reports `A total of N objects could not be loaded` with an example message several lines
+    down (`variable.shape=(3,), Received: value.shape=(5,). Target variable: <Variable path=...`).
+    """
+    text = " ".join(str(error).split())
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    target = re.search(r"Target variable: <Variable path=([^,>]+)", text)
+    count = re.search(r"A total of (\d+) objects could not be loaded", text)
+    if shapes and target:
+        more = f" ({count.group(1)} layers do not fit in all)" if count else ""
+        need = [int(x) for x in re.findall(r"\d+", shapes.group(1))]
+        have = [int(x) for x in re.findall(r"\d+", shapes.group(2))]
+        return CheckpointError(
+            f"variable {target.group(1)} has shape {have} in the weights file {path} but {need} "
+            f"in the model{_class_hint(have, need, model)}{more}",
+            path=path,
+        )
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return CheckpointError(
+        f"the weights file {path} does not fit this {type(model).__name__}: "
+        f"{lines[0] if lines else type(error).__name__}",
+        path=path,
+    )

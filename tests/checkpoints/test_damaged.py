@@ -1,0 +1,200 @@
+"""Damaged, truncated, foreign and mismatched checkpoints: one `CheckpointError` line naming the file.
+
+Every loader the commands use is tried (`resolve_weights`, `check_checkpoint_fits` and
+`load_weights` as `ssma-evaluate` calls them, `initialize_model` for a run's `intialize`,
+`load_model` for `ssma-predict`/`ssma-export`, `convert_tf1_checkpoint`), on the tiny stand-in
+model where the kind of network does not matter and on AdapNet++ where it does (class counts).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf.checkpoints import CheckpointError
+from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
+from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
+from ssma_tf.checkpoints.loading import load_model, load_weights
+from ssma_tf.checkpoints.resolve import resolve_weights
+from ssma_tf.checkpoints.tf1_import import load_tf1_checkpoint
+from ssma_tf.config import config_from_dict
+from ssma_tf.errors import UserInputError
+from ssma_tf.models import AdapNetPP
+from tests.training_helpers import TinySegmenter
+
+
+def _tiny(num_classes: int = 5) -> TinySegmenter:
+    model = TinySegmenter(num_classes)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    return model
+
+
+def _truncate(path, keep: float = 0.5) -> None:
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: int(len(data) * keep)])
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error)
+    assert "\n" not in text, text
+    return text
+
+
+@pytest.fixture
+def tiny_files(tmp_path):
+    """A TF2 checkpoint (in a training folder), a `.weights.h5` and a `.keras` of the tiny model."""
+    model = _tiny()
+    run = tmp_path / "run"
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run), max_to_keep=3)
+    prefix = manager.save()
+    weights = str(tmp_path / "tiny.weights.h5")
+    model.save_weights(weights)
+    keras_file = str(tmp_path / "tiny.keras")
+    model.save(keras_file)
+    return {"run": str(run), "prefix": prefix, "weights": weights, "keras": keras_file}
+
+
+@pytest.mark.parametrize("damage", ["truncated data", "random index", "empty index", "foreign index"])
+def test_a_damaged_tf2_checkpoint_is_one_line_naming_it(tiny_files, damage):
+    prefix = tiny_files["prefix"]
+    if damage == "truncated data":
+        _truncate(prefix + ".data-00000-of-00001")
+        expected = "shorter than it should be"
+    elif damage == "random index":
+        open(prefix + ".index", "wb").write(np.random.default_rng(0).bytes(300))
+        expected = "not a checkpoint index"
+    elif damage == "empty index":
+        open(prefix + ".index", "wb").close()
+        expected = "not a checkpoint index"
+    else:  # a foreign file under the checkpoint's name
+        shutil.copy(__file__, prefix + ".index")
+        expected = "not a checkpoint index"
+    for source in (prefix, tiny_files["run"]):  # the prefix, or the training folder holding it
+        with pytest.raises(CheckpointError, match=expected) as caught:
+            load_weights(_tiny(), source)
+        assert prefix in _one_line(caught.value) and caught.value.path == prefix
+        assert isinstance(caught.value, UserInputError)
+
+
+def test_a_damaged_checkpoint_state_file_is_named(tiny_files):
+    state = os.path.join(tiny_files["run"], "checkpoint")
+    open(state, "w").write("model_checkpoint_path: \x00\x01 not a text proto {{{\n")
+    with pytest.raises(CheckpointError, match="state file") as caught:
+        resolve_weights(tiny_files["run"])
+    assert state in _one_line(caught.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "foreign"])
+def test_a_damaged_weights_or_keras_file_is_one_line_naming_it(tiny_files, damage):
+    for key, expected in (("weights", "HDF5|shorter"), ("keras", r"\.keras \(zip\) archive")):
+        path = tiny_files[key]
+        if damage == "truncated":
+            _truncate(path)
+        elif damage == "random bytes":
+            open(path, "wb").write(np.random.default_rng(1).bytes(4096))
+        else:
+            shutil.copy(__file__, path)
+        with pytest.raises(CheckpointError, match=expected) as caught:
+            load_weights(_tiny(), path)
+        assert path in _one_line(caught.value)
+    with pytest.raises(CheckpointError, match=r"\.keras \(zip\) archive"):
+        load_model(tiny_files["keras"])  # ssma-predict / ssma-export RUN.keras
+
+
+def test_own_tiny_checkpoints_of_another_class_count_name_the_variable(tiny_files):
+    for source in (tiny_files["prefix"], tiny_files["weights"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no Keras or TensorFlow warning on the way
+            with pytest.raises(CheckpointError, match=r"\[1, 1, 4, 5\]") as caught:
+                load_weights(_tiny(7), source)
+        message = _one_line(caught.value)
+        assert source in message and "[1, 1, 4, 7]" in message and "head" in message
+
+
+class _Wider(TinySegmenter):
+    """Another kind of model: the tiny one with one more layer."""
+
+    def __init__(self, num_classes: int):
+        super().__init__(num_classes)
+        self.extra = keras.layers.Conv2D(num_classes, 1, name="extra")
+        self.extra.build((None, None, None, num_classes))
+
+
+def test_own_checkpoints_of_another_kind_of_model_are_one_line(tiny_files):
+    wider = _Wider(5)
+    wider(np.zeros((1, 32, 32, 3), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"lacks 2 of the 10 weights of this _Wider \(e\.g\. extra/kernel"):
+            load_weights(wider, tiny_files["prefix"])
+        with pytest.raises(CheckpointError, match="holds 8 arrays but this _Wider has 10 weights"):
+            load_weights(wider, tiny_files["weights"])
+
+
+def test_an_evaluated_or_initialised_damaged_checkpoint_is_named(tmp_path, tiny_files):
+    prefix = tiny_files["prefix"]
+    _truncate(prefix + ".data-00000-of-00001")
+    records = tmp_path / "x.tfrecords"
+    records.write_bytes(b"")
+    config = config_from_dict(
+        {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "new"),
+         "train_data": str(records), "batch_size": 1, "height": 32, "width": 32,
+         "max_iteration": 1, "learning_rate": 0.1, "intialize": prefix},
+        source="t.config", mode="train",
+    )
+    check_checkpoint_fits(config, prefix)  # the index is whole: the damage shows when reading
+    with pytest.raises(CheckpointError, match="shorter than it should be") as caught:
+        initialize_model(_tiny(), config)
+    assert prefix in _one_line(caught.value)
+    open(prefix + ".index", "wb").write(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="not a checkpoint index"):
+        check_checkpoint_fits(config, prefix)  # what ssma-evaluate runs first
+
+
+@pytest.fixture(scope="module")
+def adapnet12():
+    """An AdapNet++ with 12 classes, as the TF1 fixture holds (~8 s to build: built once)."""
+    return AdapNetPP(12)
+
+
+def test_adapnet_checkpoints_of_another_class_count_name_the_variable_and_both_shapes(adapnet12, tmp_path):
+    prefix = tf.train.Checkpoint(model=adapnet12).write(str(tmp_path / "ckpt-1"))
+    weights = str(tmp_path / "twelve.weights.h5")
+    adapnet12.save_weights(weights)
+    three = AdapNetPP(3)
+    before = [w.numpy() for w in three.weights]
+    for source, variable in ((prefix, "kernel"), (weights, "up3/kernel")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(CheckpointError, match="12 classes, the model 3") as caught:
+                load_weights(three, source)
+        message = _one_line(caught.value)
+        assert source in message and variable in message and "12]" in message and "3]" in message
+    # Refused before anything was restored: the model keeps its weights.
+    for old, weight in zip(before, three.weights):
+        np.testing.assert_array_equal(old, weight.numpy())
+
+
+def test_tf1_checkpoints_damaged_are_named(tf1_fixture_dir, tmp_path, adapnet12):
+    prefix = str(tmp_path / "model.ckpt")
+    shutil.copy(tf1_fixture_dir / "model.ckpt.index", prefix + ".index")
+    shutil.copy(tf1_fixture_dir / "model.ckpt.data-00000-of-00001", prefix + ".data-00000-of-00001")
+    _truncate(prefix + ".data-00000-of-00001", 0.9)
+    model = adapnet12
+    before = [w.numpy() for w in model.weights]
+    with pytest.raises(CheckpointError, match="shorter than it should be") as caught:
+        load_tf1_checkpoint(model, prefix)  # what evaluate, intialize and the converter run
+    assert prefix in _one_line(caught.value) and "variable" in str(caught.value)
+    for old, weight in zip(before, model.weights):  # nothing half-loaded
+        np.testing.assert_array_equal(old, weight.numpy())
+    open(prefix + ".index", "wb").write(np.random.default_rng(2).bytes(500))
+    output = tmp_path / "out.weights.h5"
+    with pytest.raises(CheckpointError, match="not a checkpoint index") as caught:
+        convert_tf1_checkpoint(prefix, str(output))
+    assert prefix in _one_line(caught.value) and not output.exists()

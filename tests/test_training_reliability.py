@@ -1,0 +1,290 @@
+"""What training does with damaged checkpoints, a full disk, a diverging loss and SIGKILL.
+
+All on the tiny stand-in model (`tests.training_helpers.TinySegmenter`), in-process except the
+kill test, which runs `ssma-train`'s `main` (`tests/tiny_train.py`) as a process and kills it.
+A full disk is simulated with a real failing writer: `RLIMIT_FSIZE` makes the kernel refuse
+(EFBIG) any write past a size while the save runs, as ENOSPC would on a full disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from ssma_tf import training
+from ssma_tf.checkpoints import CheckpointError
+from ssma_tf.cli import train as train_command
+from ssma_tf.config import config_from_dict
+from tests.conftest import ROOT
+from tests.training_helpers import build_tiny_model, write_records
+
+
+def _values(tmp_path, **overrides) -> dict:
+    records = tmp_path / "records" / "train.tfrecords"
+    if not records.exists():
+        write_records(records, 4, height=32, width=32, num_classes=5)
+    values = {
+        "model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "checkpoints"),
+        "train_data": str(records), "batch_size": 2, "skip_step": 1, "height": 32, "width": 32,
+        "max_iteration": 8, "learning_rate": 0.01, "save_step": 2, "seed": 0,
+    }
+    values.update(overrides)
+    return values
+
+
+def _config(tmp_path, **overrides):
+    return config_from_dict(_values(tmp_path, **overrides), source="tiny.config", mode="train")
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+
+
+def _newest_recorded(directory) -> str:
+    state = tf.train.get_checkpoint_state(str(directory))
+    return "ckpt-0" if state is None else os.path.basename(state.model_checkpoint_path)
+
+
+def _leftovers(directory) -> list[str]:
+    return sorted(n for n in os.listdir(directory) if n.endswith("_temp") or n.startswith(".partial-"))
+
+
+@contextlib.contextmanager
+def _file_size_limit(size: int):
+    """Every write past `size` bytes of a file fails (EFBIG) inside the block, like a full disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+# --- Unreadable checkpoints in a training folder -----------------------------------------------
+
+
+def test_the_newest_readable_checkpoint_is_resumed_and_the_others_reported(tmp_path, tiny_model):
+    config = _config(tmp_path)
+    training.Trainer(config, log=lambda line: None).train(max_steps=6)  # ckpt-2, ckpt-4, ckpt-6
+    directory = tmp_path / "checkpoints"
+    data = directory / "ckpt-6.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated by a full disk
+    (directory / "ckpt-4.index").write_bytes(np.random.default_rng(0).bytes(200))  # random bytes
+    # What a save killed halfway and an export killed halfway leave behind.
+    (directory / "ckpt-8_temp").mkdir()
+    (directory / "ckpt-8_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 64)
+    (directory / ".partial-123-abcd-final.weights.h5").write_bytes(b"\0" * 64)
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    assert trainer.resumed_from.endswith("ckpt-2") and int(trainer.step.numpy()) == 2
+    text = "\n".join(lines)
+    assert "shorter than it should be" in text and "not a checkpoint index" in text
+    assert f"skipped 2 newer checkpoint(s) that cannot be read: {directory}/ckpt-6, {directory}/ckpt-4" in text
+    assert _leftovers(directory) == [] and text.count("left by an interrupted save") == 2
+    result = trainer.train()
+    assert (result.start_step, result.final_step) == (2, 8) and _newest_recorded(directory) == "ckpt-8"
+
+
+def test_no_readable_checkpoint_is_one_error_naming_each(tmp_path, tiny_model):
+    config = _config(tmp_path)
+    training.Trainer(config, log=lambda line: None).train(max_steps=4)
+    directory = tmp_path / "checkpoints"
+    for number in (2, 4):
+        (directory / f"ckpt-{number}.index").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="none of the checkpoints") as caught:
+        training.Trainer(config, log=lambda line: None)
+    assert "ckpt-4" in str(caught.value) and "ckpt-2" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_checkpoint_of_another_class_count_is_one_line_naming_the_variable(tmp_path, tiny_model):
+    training.Trainer(_config(tmp_path, num_classes=7), log=lambda line: None).train(max_steps=2)
+    with pytest.raises(CheckpointError, match="none of the checkpoints") as caught:
+        training.Trainer(_config(tmp_path), log=lambda line: None)
+    assert "head/kernel" in str(caught.value) and "[1, 1, 4, 7]" in str(caught.value)
+
+
+def test_a_damaged_state_file_is_moved_aside_and_the_checkpoints_found(tmp_path, tiny_model):
+    config = _config(tmp_path)
+    training.Trainer(config, log=lambda line: None).train(max_steps=4)
+    directory = tmp_path / "checkpoints"
+    (directory / "checkpoint").write_bytes(b"\x00\x01{{ not a state file")
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    assert trainer.resumed_from.endswith("ckpt-4") and int(trainer.step.numpy()) == 4
+    assert any("state file" in line and "damaged" in line for line in lines)
+    assert (directory / "checkpoint.damaged").exists()
+    trainer.train(max_steps=2)
+    assert _newest_recorded(directory) == "ckpt-6"
+
+
+# --- A full disk -------------------------------------------------------------------------------
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, tiny_model):
+    config = _config(tmp_path)
+    trainer = training.Trainer(config, log=lambda line: None)
+    real_save = trainer.manager.save
+    calls = []
+    size = None
+
+    def save_on_a_full_disk(**kwargs):
+        nonlocal size
+        calls.append(kwargs)
+        if len(calls) == 1:
+            path = real_save(**kwargs)
+            size = os.path.getsize(path + ".data-00000-of-00001")
+            return path
+        with _file_size_limit(size // 2):
+            return real_save(**kwargs)
+
+    trainer.manager.save = save_on_a_full_disk
+    with pytest.raises(training.CheckpointWriteError, match=r"cannot write the checkpoint .*ckpt-4 at step 4") as caught:
+        trainer.train()
+    message = str(caught.value)
+    assert "\n" not in message and "the last good checkpoint is" in message and message.count("ckpt-2") == 1
+    assert "File too large" in message and "function_node" not in message and "[Op:" not in message
+    directory = tmp_path / "checkpoints"
+    assert _newest_recorded(directory) == "ckpt-2"
+    assert sorted(n for n in os.listdir(directory) if n.startswith("ckpt-")) == [
+        "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    assert not (directory / "final.weights.h5").exists()
+    resumed = training.Trainer(config, log=lambda line: None)
+    assert resumed.resumed_from.endswith("ckpt-2")
+
+
+def test_a_full_disk_while_exporting_leaves_no_partial_file(tmp_path, tiny_model):
+    config = _config(tmp_path, max_iteration=2)
+    trainer = training.Trainer(config, log=lambda line: None)
+
+    # A failing writer: h5py, once its writes fail halfway, may crash when the file is closed,
+    # so the failure is simulated in Python, after part of the file is written.
+    def save_weights_on_a_full_disk(path, *args, **kwargs):
+        with open(path, "wb") as partial:
+            partial.write(b"\x89HDF\r\n" + b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    trainer.model.save_weights = save_weights_on_a_full_disk
+    with pytest.raises(training.CheckpointWriteError, match=r"final\.weights\.h5.*No space.*ckpt-2") as caught:
+        trainer.train()
+    assert "\n" not in str(caught.value) and "partial file is removed" in str(caught.value)
+    directory = tmp_path / "checkpoints"
+    assert not (directory / "final.weights.h5").exists() and _leftovers(directory) == []
+    lines = []
+    result = training.Trainer(config, log=lines.append).train()  # run again: exports
+    assert "training already complete: step 2 of 2" in lines and os.path.isfile(result.weights)
+
+
+def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model, monkeypatch):
+    config = _config(tmp_path, max_iteration=2)
+    monkeypatch.setattr(training, "_free_bytes", lambda directory: 100)
+    with pytest.raises(training.CheckpointWriteError, match=r"0\.0 MB free, about .* MB needed.*ckpt-2"):
+        training.Trainer(config, log=lambda line: None).train()
+    directory = tmp_path / "checkpoints"
+    assert not (directory / "final.weights.h5").exists() and _leftovers(directory) == []
+
+
+# --- A diverging loss --------------------------------------------------------------------------
+
+
+def test_a_diverging_loss_stops_the_run_with_exit_1_and_one_line(tmp_path, tiny_model, capsys):
+    config_file = tmp_path / "diverge.config"
+    config_file.write_text(yaml.safe_dump(_values(tmp_path, max_iteration=30)))
+    training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).train(max_steps=4)
+    # Resumed with a learning rate that makes the loss climb tenfold within a few steps.
+    status = train_command.main(["-c", str(config_file), "--set", "learning_rate=1e6"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(err) == 1, err
+    assert err[0].startswith("error: the loss diverged at step") and "divergence_factor 5" in err[0]
+    assert "learning_rate (now 1e+06)" in err[0]
+    step = int(err[0].split("at step ")[1].split(":")[0])
+    assert step < 30
+    directory = tmp_path / "checkpoints"
+    assert not (directory / "final.weights.h5").exists()
+    # The checkpoints written while the loss grew are gone: ckpt-4, from before, is the newest.
+    assert "written while the loss grew" in err[0] and "the last good checkpoint is" in err[0]
+    assert _newest_recorded(directory) == "ckpt-4" and "ckpt-4" in err[0]
+    left = [n for n in os.listdir(directory) if n.endswith(".index")]
+    assert "ckpt-4.index" in left and all(int(n[5:-6]) <= 4 for n in left), left
+    assert training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).resumed_from.endswith("ckpt-4")
+    # The same run with the check switched off trains to the end; a sane rate never trips it.
+    off = training.Trainer(_config(tmp_path / "off", learning_rate=1e6, max_iteration=30,
+                                   divergence_factor=0), log=lambda line: None).train()
+    assert off.final_step == 30 and max(off.losses) > 5 * off.losses[0]
+    sane = training.Trainer(_config(tmp_path / "sane", max_iteration=30), log=lambda line: None).train()
+    assert sane.final_step == 30
+
+
+# --- SIGKILL at random moments -----------------------------------------------------------------
+
+
+def test_killed_at_random_moments_resumes_at_the_last_saved_step_and_finishes(tmp_path):
+    """`ssma-train` killed with SIGKILL 4 times at random moments, then run to the end.
+
+    Costs 5 process starts of TensorFlow (~30 s on two idle cores).
+    """
+    total = 40
+    config_file = tmp_path / "kill.config"
+    config_file.write_text(yaml.safe_dump(_values(tmp_path, max_iteration=total, save_step=1, skip_step=10)))
+    directory = tmp_path / "checkpoints"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               TF_CPP_MIN_LOG_LEVEL="2")
+    rng = random.Random(20)
+    expected_start, interrupted_saves = 0, 0
+    for attempt in range(5):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.tiny_train", "-c", str(config_file)], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        watchdog = threading.Timer(120, process.kill)
+        watchdog.start()
+        lines = []
+        # Saves are every step and take milliseconds, like the steps: a random delay after the
+        # k-th save lands the kill in a later step or in the middle of a save.
+        kill_after = rng.randint(1, 6) if attempt < 4 else None
+        try:
+            for line in process.stdout:
+                lines.append(line.rstrip())
+                if line.startswith("saved checkpoint") and kill_after is not None:
+                    kill_after -= 1
+                    if kill_after == 0:
+                        time.sleep(rng.uniform(0.0, 0.05))
+                        process.send_signal(signal.SIGKILL)
+        finally:
+            watchdog.cancel()
+            process.wait()
+        output = "\n".join(lines)
+        interrupted_saves += sum("left by an interrupted save" in line for line in lines)
+        resumed = [l for l in lines if l.startswith("resumed from")]
+        if expected_start:
+            assert resumed and resumed[0].endswith(f"ckpt-{expected_start} at step {expected_start}"), output
+        else:
+            assert not resumed, output
+        if process.returncode == 0:
+            break
+        assert process.returncode == -signal.SIGKILL, output
+        saved = [int(l.split("(step ")[1].rstrip(")")) for l in lines if l.startswith("saved checkpoint")]
+        expected_start = int(_newest_recorded(directory).split("-")[1])
+        # The state file names a complete checkpoint at or after the last one the log announced.
+        assert expected_start >= (saved[-1] if saved else 0)
+    assert process.returncode == 0 and attempt == 4, output
+    print(f"kills that interrupted a save: {interrupted_saves} of 4")
+    assert f"exported {directory}/final.weights.h5" in output
+    reader = tf.train.load_checkpoint(str(directory / f"ckpt-{total}"))
+    assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == total
+    assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == total
+    assert _leftovers(directory) == []
