@@ -86,10 +86,10 @@ def weighted_cross_entropy(
     elif rank == len(probs_shape) - 1:
         # Sparse ids, one-hot encoded here: ids outside [0, C) match no class (void). The one-hot
         # product is the released graph's own arithmetic (the same rounding), and its gradient
-        # is one element-wise product; picking the label's term with a gather instead costs a
-        # scatter-add (UnsortedSegmentSum) over all B·H·W·C log-probabilities in the backward
-        # pass, single-threaded at the very start of backpropagation, where everything waits
-        # for it: 3 % of an AdapNet++ training step on two cores (docs/benchmarks.md).
+        # is an element-wise product. Picking the label's term with a gather instead costs a
+        # scatter-add (UnsortedSegmentSum) over all B·H·W·C log-probabilities at the start of
+        # backpropagation, which the rest of the backward pass waits for: about 5 % of the
+        # AdapNet++ step's time (bench/profile_train_step.py, docs/benchmarks.md).
         ids = ops.expand_dims(ops.cast(labels, "int32"), -1)
         y = ops.cast(ops.equal(ids, ops.arange(num_classes, dtype="int32")), "float32")
     else:
