@@ -81,25 +81,23 @@ def weighted_cross_entropy(
     rank = len(labels.shape)
 
     if rank == len(probs_shape):
-        # One-hot (or soft) labels: the released formula term by term.
+        # One-hot (or soft) labels, as the released pipeline fed them.
         y = ops.cast(labels, "float32")
-        per_pixel = -ops.sum(weights * y * log_probs, axis=-1)
     elif rank == len(probs_shape) - 1:
-        # Sparse ids: picking the label's term equals the one-hot sum (all other terms are 0)
-        # without building a B×H×W×C one-hot tensor.
-        ids = ops.cast(labels, "int32")
-        valid = ops.logical_and(ids >= 0, ids < num_classes)
-        safe_ids = ops.where(valid, ids, ops.zeros_like(ids))
-        picked = ops.squeeze(
-            ops.take_along_axis(log_probs, ops.expand_dims(safe_ids, -1), axis=-1), axis=-1
-        )
-        pixel_weights = ops.where(valid, ops.take(weights, safe_ids), ops.zeros_like(picked))
-        per_pixel = -pixel_weights * picked
+        # Sparse ids, one-hot encoded here: ids outside [0, C) match no class (void). The one-hot
+        # product is the released graph's own arithmetic (the same rounding), and its gradient
+        # is an element-wise product. Picking the label's term with a gather instead costs a
+        # scatter-add (UnsortedSegmentSum) over all B·H·W·C log-probabilities at the start of
+        # backpropagation, which the rest of the backward pass waits for: about 5 % of the
+        # AdapNet++ step's time (bench/profile_train_step.py, docs/benchmarks.md).
+        ids = ops.expand_dims(ops.cast(labels, "int32"), -1)
+        y = ops.cast(ops.equal(ids, ops.arange(num_classes, dtype="int32")), "float32")
     else:
         raise ValueError(
             f"labels must be sparse ids of rank {len(probs_shape) - 1} or one-hot of rank "
             f"{len(probs_shape)}, got shape {tuple(labels.shape)} for probs {probs_shape}"
         )
+    per_pixel = -ops.sum(weights * y * log_probs, axis=-1)
     return ops.mean(per_pixel)
 
 

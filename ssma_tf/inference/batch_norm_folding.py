@@ -21,6 +21,7 @@ from keras import layers
 from ssma_tf.inference.rewrites import copy_for_inference
 from ssma_tf.keras_compat import swap_class, walk_layers
 from ssma_tf.layers import ConvBN
+from ssma_tf.layers.batch_norm import BatchNorm
 from ssma_tf.layers.residual_unit import ResidualUnit
 from ssma_tf.layers.ssma_block import SSMABlock
 
@@ -29,7 +30,7 @@ class FoldingError(RuntimeError):
     """A batch norm cannot be folded (its convolution has a bias, or it lacks gamma or beta)."""
 
 
-class _FoldedBatchNorm(layers.BatchNormalization):
+class _FoldedBatchNorm(BatchNorm):
     """A batch norm whose scale now lives in the preceding convolution: it adds `beta` only.
 
     After folding, `beta` holds `beta - moving_mean * gamma / sqrt(moving_variance + epsilon)`;

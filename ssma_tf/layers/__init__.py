@@ -1,5 +1,6 @@
 """Reusable blocks of AdapNet++ and SSMA."""
 
+from ssma_tf.layers.batch_norm import BatchNorm
 from ssma_tf.layers.conv_bn import BN_EPSILON, BN_MOMENTUM, ConvBN, batch_norm
 from ssma_tf.layers.easpp import EASPP
 from ssma_tf.layers.initializers import HeTruncatedNormal
@@ -10,6 +11,6 @@ from ssma_tf.layers.skip_attention import SkipAttention
 from ssma_tf.layers.ssma_block import SSMABlock
 
 __all__ = [
-    "BilinearUpsampling", "BN_EPSILON", "BN_MOMENTUM", "ConvBN", "EASPP", "HeTruncatedNormal", "MultiscaleConv2D",
-    "ResidualUnit", "SSMABlock", "SkipAttention", "batch_norm",
+    "BatchNorm", "BilinearUpsampling", "BN_EPSILON", "BN_MOMENTUM", "ConvBN", "EASPP", "HeTruncatedNormal",
+    "MultiscaleConv2D", "ResidualUnit", "SSMABlock", "SkipAttention", "batch_norm",
 ]

@@ -4,6 +4,7 @@ import keras
 from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.layers.batch_norm import BatchNorm
 from ssma_tf.layers.initializers import HeTruncatedNormal
 
 # Batch-norm settings of the released graph (tf.contrib.layers.batch_norm with decay 0.99 and
@@ -12,9 +13,9 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.99
 
 
-def batch_norm(name: str, dtype=None) -> layers.BatchNormalization:
+def batch_norm(name: str, dtype=None) -> BatchNorm:
     """A batch norm with the released graph's epsilon and moving-average decay."""
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype)
+    return BatchNorm(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -66,9 +67,7 @@ class ConvBN(layers.Layer):
                 filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding="same",
                 use_bias=False, kernel_initializer=HeTruncatedNormal(), name="conv", dtype=self.dtype_policy,
             )
-        self.bn = layers.BatchNormalization(
-            epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="bn", dtype=self.dtype_policy
-        )
+        self.bn = batch_norm("bn", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.conv.build(input_shape)

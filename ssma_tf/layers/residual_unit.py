@@ -4,7 +4,7 @@ import keras
 from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
-from ssma_tf.layers.conv_bn import BN_EPSILON, BN_MOMENTUM, ConvBN
+from ssma_tf.layers.conv_bn import ConvBN, batch_norm
 from ssma_tf.layers.initializers import HeTruncatedNormal
 from ssma_tf.layers.multiscale_conv import MultiscaleConv2D
 
@@ -73,8 +73,7 @@ class ResidualUnit(layers.Layer):
 
         policy = self.dtype_policy
         self.preact_bn = (
-            layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="preact_bn", dtype=policy)
-            if preactivation else None
+            batch_norm("preact_bn", dtype=policy) if preactivation else None
         )
         self.conv1 = ConvBN(filters, 1, name="conv1", dtype=policy)
         if dilation_rates is None:
@@ -83,9 +82,7 @@ class ResidualUnit(layers.Layer):
         else:
             # The multiscale kernel is one variable; its BN follows the concatenation.
             self.conv2 = MultiscaleConv2D(filters, dilation_rates, name="conv2", dtype=policy)
-            self.conv2_bn = layers.BatchNormalization(
-                epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="conv2_bn", dtype=policy
-            )
+            self.conv2_bn = batch_norm("conv2_bn", dtype=policy)
         self.conv3 = layers.Conv2D(
             out_filters, 1, use_bias=False, kernel_initializer=HeTruncatedNormal(), name="conv3", dtype=policy
         )

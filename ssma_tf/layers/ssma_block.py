@@ -4,7 +4,7 @@ import keras
 from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
-from ssma_tf.layers.conv_bn import BN_EPSILON, BN_MOMENTUM
+from ssma_tf.layers.conv_bn import batch_norm
 from ssma_tf.layers.initializers import HeTruncatedNormal, bias_initializer
 
 
@@ -77,8 +77,7 @@ class SSMABlock(layers.Layer):
             dtype=policy,
         )
         self.bn = (
-            layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="output_bn", dtype=policy)
-            if self.output_bn else None
+            batch_norm("output_bn", dtype=policy) if self.output_bn else None
         )
         shape = tuple(input_shape[0][:-1]) + (channels,)
         self.gate_reduce.build(shape)
