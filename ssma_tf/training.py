@@ -338,7 +338,7 @@ class Trainer:
             seed_offset = _read_step(self._resume_from[0])
         # The input pipeline before the model: a bad record file fails in seconds, not minutes.
         self.dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: make_train_dataset(config, context, seed_offset)
+            lambda context: self._make_dataset(context, seed_offset)
         )
 
         with self.strategy.scope():
@@ -391,6 +391,10 @@ class Trainer:
     def _print(self, line: str) -> None:
         if self.chief:
             print(line, flush=True)
+
+    def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
+        """The training stream of one input pipeline (a subclass may train on other data)."""
+        return make_train_dataset(self.config, context, seed_offset)
 
     def _build_extras(self) -> dict[str, Any]:
         """Objects a subclass checkpoints with the run, by name (built after the model; none here)."""

@@ -218,7 +218,7 @@ def _config(tmp_path, *, model="AdapNet_pp", semi=None, **extra):
         "model": model, "num_classes": 7, "height": H, "width": W, "batch_size": 2,
         "max_iteration": 4, "learning_rate": 1e-3, "checkpoint": str(tmp_path / "run"),
         "train_data": str(train), "unlabeled_data": str(train), "labeled_subset": str(subset),
-        "semi_supervised": {} if semi is None else semi, "save_step": 2, "skip_step": 1,
+        "semi_supervised": {} if semi is None else semi,  # False: none "save_step": 2, "skip_step": 1,
         "seed": 0,
     }
     values.update(extra)
@@ -341,3 +341,93 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "OK 2 2 2" in run.stdout
+
+
+# --- Label selection and depth pretraining ------------------------------------------------
+
+
+def test_farthest_point_order_on_a_hand_made_feature_set():
+    from ssma_tf.label_selection import farthest_point_selection
+
+    # Points on a line, no ties. From each start, worked out by hand: the next pick is the point
+    # whose nearest picked point is farthest away.
+    features = np.array([[0.0], [1.1], [2.5], [4.2], [6.0], [15.0]])
+    by_hand = {
+        5: ([5, 0, 4, 2], [15.0, 6.0, 2.5]),   # 15 -> 0 (15) -> 6 (6) -> 2.5 (2.5)
+        2: ([2, 5, 4, 0], [12.5, 3.5, 2.5]),   # 2.5 -> 15 (12.5) -> 6 (3.5) -> 0 (2.5)
+        4: ([4, 5, 0, 2], [9.0, 6.0, 2.5]),    # 6 -> 15 (9) -> 0 (6) -> 2.5 (2.5)
+        0: ([0, 5, 4, 2], [15.0, 6.0, 2.5]),
+    }
+    starts = set()
+    for seed in range(12):
+        selection = farthest_point_selection(features, [2, 4], seed=seed)
+        order, distances = by_hand[selection.order[0]]
+        assert selection.order == order and selection.subset(2) == sorted(order[:2])
+        np.testing.assert_allclose(selection.distance[1:], distances)
+        assert selection.order == farthest_point_selection(features, [2, 4], seed=seed).order
+        starts.add(selection.order[0])
+    assert len(starts) > 1  # the seed picks the start
+
+
+def test_farthest_point_with_a_difficulty_bias_and_a_budget_larger_than_the_pool():
+    from ssma_tf.label_selection import SelectionError, farthest_point_selection
+
+    features = np.array([[0.0], [1.0], [2.0], [3.0]])
+    calls = []
+
+    def difficulty(selected):
+        calls.append(list(selected))
+        errors = np.full(4, 0.01)
+        errors[1] = 10.0  # image 1 is what the depth student gets most wrong
+        return errors
+
+    selection = farthest_point_selection(features, [2, 3], seed=0, difficulty=difficulty)
+    assert len(calls) == 1 and calls[0] == selection.order[:2]
+    if 1 not in selection.order[:2]:
+        assert selection.order[2] == 1 and selection.bias[2] > 0
+    with pytest.raises(SelectionError, match="budget 5 is larger than the pool of 4"):
+        farthest_point_selection(features, [5])
+
+
+def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tmp_path, capsys):
+    from ssma_tf.cli import select_labels
+
+    _config(tmp_path)  # writes the records and the subset file
+    import yaml
+
+    config = _config(tmp_path)
+    path = tmp_path / "select.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    for out in ("a", "b"):
+        assert select_labels.main(["-c", str(path), "--budget", "4", "--budgets", "2",
+                                   "-o", str(tmp_path / out), "--seed", "3"]) == 0
+    first = (tmp_path / "a" / "labeled_4.txt").read_text()
+    assert first == (tmp_path / "b" / "labeled_4.txt").read_text() and len(first.split()) == 4
+    assert set((tmp_path / "a" / "labeled_2.txt").read_text().split()) <= set(first.split())
+    assert read_index_file(str(tmp_path / "a" / "labeled_4.txt"), count=8)
+    capsys.readouterr()
+    assert select_labels.main(["-c", str(path), "--budget", "9", "-o", str(tmp_path / "c")]) == 2
+    assert "--budget 9 is larger than the pool of 8 images" in capsys.readouterr().err
+
+
+def test_berhu_loss_is_l1_below_the_threshold_and_quadratic_above():
+    from ssma_tf.depth_pretraining import berhu_loss
+
+    target = np.zeros((1, 1, 4), np.float32)
+    prediction = np.array([[[0.1, 0.2, 1.0, 5.0]]], np.float32)
+    valid = np.array([[[True, True, True, False]]])
+    c = 0.2 * 1.0  # the largest valid error is 1.0
+    expected = (0.1 + 0.2 + (1.0 + c * c) / (2 * c)) / 3
+    assert float(berhu_loss(prediction, target, valid)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
+    from ssma_tf.depth_pretraining import DepthPretrainer
+
+    config = _config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=None,
+                     max_iteration=30, learning_rate=0.01)
+    trainer = DepthPretrainer(config, log=lambda line: None)
+    assert trainer.config.num_classes == 2
+    result = trainer.train()
+    assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
+    assert result.weights is not None

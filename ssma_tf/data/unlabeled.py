@@ -124,7 +124,7 @@ def indexed_records(file_patterns: FilePatterns, keep: Optional[Sequence[int]] =
 
 def build_mix_dataset(
     train_data: FilePatterns,
-    unlabeled_data: FilePatterns,
+    unlabeled_data: Optional[FilePatterns],
     *,
     labeled: Optional[Sequence[int]],
     height: int,
@@ -140,7 +140,7 @@ def build_mix_dataset(
 
     Args:
         train_data: the labeled records.
-        unlabeled_data: records used without labels.
+        unlabeled_data: records used without labels (None: only the labeled ones).
         labeled: indices of the labeled records of `train_data` (None: all).
         height, width: output size.
         batch_size: images per batch (pairs are made inside a batch).
@@ -157,12 +157,18 @@ def build_mix_dataset(
         UnlabeledDataError: records without modality 2, or an empty `unlabeled_data`.
     """
     train_files = list_record_files(train_data)
-    unlabeled_files = list_record_files(unlabeled_data)
     _check_modality2(train_files[0])
-    _check_modality2(unlabeled_files[0])
-    unlabeled_count = count_records(unlabeled_files)
+    if unlabeled_data is not None:
+        unlabeled_files = list_record_files(unlabeled_data)
+        _check_modality2(unlabeled_files[0])
+        unlabeled_count = count_records(unlabeled_files)
+    else:
+        unlabeled_files, unlabeled_count = train_files, 0
     same = [os.path.realpath(f) for f in train_files] == [os.path.realpath(f) for f in unlabeled_files]
-    if labeled is None:
+    if unlabeled_data is None:
+        labeled_count = len(labeled) if labeled is not None else count_records(train_files, "train_data")
+        drop = None
+    elif labeled is None:
         labeled_count = count_records(train_files, key="train_data")
         drop = None if not same else list(range(labeled_count))
     else:
