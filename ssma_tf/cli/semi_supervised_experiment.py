@@ -180,7 +180,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--output", default="semisup_output")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--arms", nargs="+", default=["supervised", "classmix", "depthmix"])
+    parser.add_argument("--arms", nargs="+",
+                        default=["supervised", "classmix", "depthmix", "depth_12", "pretrained"],
+                        help="arms; depth_N and pretrained run for AdapNet++ only (the supervised "
+                             "arm's labeled images are the random_12 selection)")
     parser.add_argument("--labeled", type=int, default=12, help="labeled training scenes")
     parser.add_argument("--steps", type=int, default=200, help="training steps of every arm")
     parser.add_argument("--height", type=int, default=SIZE["height"])
@@ -195,6 +198,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     for model in args.models:
         for seed in args.seeds:
             for arm in args.arms:
+                if model != "adapnet_pp_rgb" and arm not in ("supervised", *SEMI):
+                    continue
                 subset = random_subset(output, args.labeled, seed)
                 initialize = None
                 if arm.startswith(("random_", "depth_")):
