@@ -107,17 +107,19 @@ def classmix_mask(classes: Any, num_classes: int, seed: Any) -> Any:
         seed: stateless seed, shape [2].
 
     Returns:
-        float32 (B, H, W); of the n classes present in an image, ⌈n/2⌉ are pasted.
+        float32 (B, H, W); of the n non-void classes present in an image, ⌊n/2⌋ are pasted (as
+        the released code: void, like its ignore label, is never chosen).
     """
     classes = tf.cast(classes, tf.int32)
     present = tf.reduce_max(tf.one_hot(classes, num_classes, dtype=tf.float32), axis=[1, 2]) > 0
+    present = tf.logical_and(present, tf.range(num_classes)[None, :] > 0)
     batch = tf.shape(classes)[0]
     draws = tf.random.stateless_uniform([batch, num_classes], seed=seed)
-    # Absent classes sort last; the first ⌈n/2⌉ of a random order of the present ones are taken.
+    # Absent classes sort last; the first ⌊n/2⌋ of a random order of the present ones are taken.
     keys = tf.where(present, draws, 2.0)
     rank = tf.argsort(tf.argsort(keys, axis=1), axis=1)
     count = tf.reduce_sum(tf.cast(present, tf.int32), axis=1, keepdims=True)
-    chosen = tf.logical_and(present, rank < (count + 1) // 2)
+    chosen = tf.logical_and(present, rank < count // 2)
     return tf.cast(tf.gather(chosen, classes, batch_dims=1), tf.float32)
 
 

@@ -114,13 +114,15 @@ def test_a_modality2_that_is_not_a_depth_colouring_cannot_be_decoded():
 
 
 def test_classmix_pastes_half_the_classes_present():
-    classes = np.zeros((3, H, W), np.int32)
+    classes = np.full((3, H, W), 2, np.int32)
     classes[:, :, 16:32], classes[:, :, 32:48], classes[:, :, 48:] = 1, 3, 4  # 4 classes present
+    classes[:, :4, :4] = 0  # void is never chosen
+    classes[2, :, 40:] = 5  # a fifth class: ⌊5/2⌋ = 2 are pasted
     mask = classmix_mask(tf.constant(classes), 6, tf.constant([1, 2])).numpy()
     for k in range(3):
         pasted = {int(c) for c in np.unique(classes[k][mask[k] > 0])}
         kept = {int(c) for c in np.unique(classes[k][mask[k] == 0])}
-        assert len(pasted) == 2 and not pasted & kept  # whole classes, half of them
+        assert len(pasted) == 2 and not pasted & kept and 0 not in pasted  # whole classes, half
 
 
 def test_confidence_weight_is_the_share_of_confident_pixels():

@@ -156,6 +156,32 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
     return result
 
 
+def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], count: int) -> str:
+    """Classes in the labels of the random and the depth-guided selections, per seed.
+
+    A class counts as covered when it holds at least 0.5 % of the selection's labeled pixels;
+    the rarest class's share tells how balanced the selection is.
+    """
+    from ssma_tf.data.unlabeled import read_index_file
+    from ssma_tf.label_selection import record_labels
+
+    labels = record_labels(str(data / "train.tfrecords"))
+    lines = ["| selection | seed | classes ≥ 0.5 % of pixels | rarest class share % | car share % |",
+             "| --- | --- | --- | --- | --- |"]
+    for seed in seeds:
+        for name, path in (("random", output / "subsets" / f"random_{count}_seed{seed}.txt"),
+                           ("depth-guided", output / "subsets" / f"depth_seed{seed}" / f"labeled_{count}.txt")):
+            if not path.exists():
+                continue
+            chosen = read_index_file(str(path))
+            pixels = np.bincount(np.concatenate([labels[i].ravel() for i in chosen]), minlength=7)[1:7]
+            share = pixels / max(pixels.sum(), 1)
+            covered = int(np.sum(share >= 0.005))
+            lines.append(f"| {name} | {seed} | {covered} of 6 | {100 * share.min():.2f} | "
+                         f"{100 * share[4]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary(results: list[dict[str, Any]]) -> str:
     """A markdown table: mIoU mean and range over seeds per model and arm."""
     lines = ["| model | arm | seeds | mIoU mean | range | per seed | train s (mean) |",
@@ -214,6 +240,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                       flush=True)
                 results.append(result)
     table = summary(results)
+    if any(arm.startswith("depth_") for arm in args.arms):
+        table += "\n" + coverage_table(output, data, args.seeds, args.labeled)
     (output / "summary.md").write_text(table)
     print("\n" + table)
     return 0
