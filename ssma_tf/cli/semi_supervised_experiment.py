@@ -212,6 +212,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "arm's labeled images are the random_12 selection)")
     parser.add_argument("--labeled", type=int, default=12, help="labeled training scenes")
     parser.add_argument("--steps", type=int, default=200, help="training steps of every arm")
+    parser.add_argument("--pretrain-steps", type=int, default=None,
+                        help="steps of depth pretraining for the pretrained arm (default: --steps)")
     parser.add_argument("--height", type=int, default=SIZE["height"])
     parser.add_argument("--width", type=int, default=SIZE["width"])
     parser.add_argument("--batch-size", type=int, default=SIZE["batch_size"])
@@ -233,7 +235,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     subset = (random_subset(output, count, seed) if arm.startswith("random_")
                               else depth_subset(output, data, count, seed))
                 if arm == "pretrained":
-                    initialize = pretrained_weights(output, data, seed, args.steps)
+                    initialize = pretrained_weights(output, data, seed,
+                                                    args.pretrain_steps or args.steps)
                 print(f"{model} {arm} seed {seed} ...", flush=True)
                 result = run_arm(output, data, model, arm, seed, args.steps, subset, initialize)
                 print(f"  mIoU {result['mIoU']:.1f} ({result['train_seconds']:.0f} s training)",
