@@ -56,6 +56,7 @@ from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.data.pipeline import naming_damaged_records
+from ssma_tf.data.unlabeled import read_index_file
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
 from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
@@ -265,6 +266,7 @@ def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputC
         one_hot=config.one_hot_labels,
         seed=seed,
         modality2_interpolation=config.modality2_interpolation,
+        keep_indices=read_index_file(config.labeled_subset) if config.labeled_subset else None,
     )
     if second_only:
         # Stage 1 for the second modality: an AdapNet++ expert that sees modality 2 only.
@@ -367,7 +369,7 @@ class Trainer:
             seed_offset = _read_step(self._resume_from[0])
         # The input pipeline before the model: a bad record file fails in seconds, not minutes.
         self.dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: make_train_dataset(config, context, seed_offset)
+            lambda context: self._make_dataset(context, seed_offset)
         )
 
         with self.strategy.scope():
@@ -382,10 +384,13 @@ class Trainer:
             )
         self.iterator = iter(self.dataset)
         self.schedule = schedule_from_config(config)
+        # What a subclass trains besides the model (a mean teacher, a second input stream).
+        self._extras = self._build_extras()
 
         tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
         if self.saves_data_position:
             tracked["data"] = self.iterator
+        tracked.update(self._extras)
         self.checkpoint = tf.train.Checkpoint(**tracked)
         # Non-chief workers must take part in saving but write to a private scratch directory.
         self._directory = (
@@ -439,6 +444,14 @@ class Trainer:
                 continue
             self._log(f"removed {path}, left by an interrupted save")
 
+    def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
+        """The training stream of one input pipeline (a subclass may train on other data)."""
+        return make_train_dataset(self.config, context, seed_offset)
+
+    def _build_extras(self) -> dict[str, Any]:
+        """Objects a subclass checkpoints with the run, by name (built after the model; none here)."""
+        return {}
+
     def _checkpoints_newest_first(self) -> list[str]:
         """The checkpoints listed in `config.checkpoint`'s state file, newest first.
 
@@ -467,7 +480,8 @@ class Trainer:
 
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
-        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
+                                   **self._extras)
         skipped, reasons = [], []
         for prefix in self._resume_from:
             try:

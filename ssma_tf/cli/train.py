@@ -46,6 +46,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ssma_tf.training import TrainingStopped, train
 
+    if config.semi_supervised is not None:
+        from ssma_tf.semi_supervised import train  # mean teacher on unlabeled images
     try:
         train(config)
     except TrainingStopped as error:

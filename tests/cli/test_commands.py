@@ -22,6 +22,8 @@ COMMANDS = {
     "ssma-prepare": "ssma_tf.cli.prepare",
     "ssma-convert-tf1": "ssma_tf.cli.convert_tf1",
     "ssma-demo": "ssma_tf.cli.demo",
+    "ssma-select-labels": "ssma_tf.cli.select_labels",
+    "ssma-pretrain-depth": "ssma_tf.cli.pretrain_depth",
 }
 
 

@@ -1,0 +1,130 @@
+"""A DepthMix (or ClassMix) training step against a supervised step of the same labeled batch.
+
+The semi-supervised step (`ssma_tf.semi_supervised`) adds a teacher forward pass on a mix batch
+of the same size and a second student forward and backward pass on the mixed images; its
+gradients are summed with the supervised ones, so the peak memory should stay near one step's.
+Targets (issue 18): time ≤ 2.5× and peak memory ≤ 1.5× the supervised step's.
+
+Each side runs in a child process of its own (its peak resident memory, `getrusage`'s
+high-water mark, is that process's, TensorFlow's own footprint, weights, Adam's slots and the
+teacher included), on synthetic RGB-D records at the given size: the compiled step is warmed up
+once, then `--steps` steps are timed one by one; the table shows the median. Sides alternate over
+`--rounds` so that what else the machine does weighs on both alike.
+
+    python bench/semi_supervised_step.py [--model adapnet_pp|ssma] [--methods depthmix,classmix]
+        [--batch 4] [--size 32x64] [--steps 5] [--rounds 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import _common  # noqa: E402
+
+
+def child(spec: dict) -> None:
+    """Builds one trainer, warms its step up, times `steps` steps; emits time and peak memory."""
+    import numpy as np
+    import tensorflow as tf
+
+    from ssma_tf import training
+    from ssma_tf.config import config_from_dict
+    from ssma_tf.data import encode_example
+    from ssma_tf.data.synthetic import generate_sample
+
+    folder = tempfile.mkdtemp(prefix="bench-semisup-")
+    height, width = spec["height"], spec["width"]
+    records = os.path.join(folder, "train.tfrecords")
+    with tf.io.TFRecordWriter(records) as writer:
+        for index in range(16):
+            sample = generate_sample(0, index, height, width)
+            writer.write(encode_example(sample.rgb[..., ::-1].copy(), sample.label,
+                                        sample.depth_jet[..., ::-1].copy()))
+    values = {
+        "model": "SSMA" if spec["model"] == "ssma" else "AdapNet_pp", "num_classes": 7,
+        "height": height, "width": width, "batch_size": spec["batch"], "max_iteration": 1000,
+        "learning_rate": 1e-3, "checkpoint": os.path.join(folder, "run"), "train_data": records,
+        "seed": 0, "skip_step": 1000, "save_step": 1000,
+    }
+    if spec["model"] == "ssma":
+        values["freeze_experts"] = False
+    if spec["method"] != "supervised":
+        values.update(semi_supervised={"method": spec["method"]}, unlabeled_data=records)
+    config = config_from_dict(values, source="bench")
+    if spec["method"] == "supervised":
+        trainer = training.Trainer(config, log=lambda line: None)
+    else:
+        from ssma_tf.semi_supervised import SemiSupervisedTrainer
+
+        trainer = SemiSupervisedTrainer(config, log=lambda line: None)
+    trainer.train_function(trainer.iterator)  # tracing and graph optimisation
+    seconds = []
+    for _ in range(spec["steps"]):
+        start = time.perf_counter()
+        loss, *_ = trainer.train_function(trainer.iterator)
+        float(loss)
+        seconds.append(time.perf_counter() - start)
+    _common.emit({"seconds": seconds, "peak_rss_mib": _common.peak_rss_mib(),
+                  "finite": bool(np.isfinite(float(loss)))})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="adapnet_pp", choices=("adapnet_pp", "ssma"))
+    parser.add_argument("--methods", default="depthmix")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--size", default="32x64")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return 0
+    height, width = (int(v) for v in args.size.split("x"))
+    base = {"model": args.model, "batch": args.batch, "height": height, "width": width,
+            "steps": args.steps}
+    sides = ["supervised", *args.methods.split(",")]
+    runs: dict[str, list] = {side: [] for side in sides}
+    for _ in range(args.rounds):
+        for side in sides:
+            result = _common.run_child(os.path.abspath(__file__), {**base, "method": side})
+            if "error" in result:
+                print(f"{side}: {result['error']}")
+                return 1
+            runs[side].append(result)
+    info = _common.machine_info()
+    print(f"{args.model}, batch {args.batch}, {height}x{width}; {_common.describe_machine(info)}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    summary = {}
+    for side in sides:
+        step = statistics.median(s for r in runs[side] for s in r["seconds"])
+        memory = max(r["peak_rss_mib"] for r in runs[side])
+        summary[side] = {"median_step_s": step, "peak_rss_mib": memory}
+    reference = summary["supervised"]
+    print(f"{'step':12s} {'median s':>9s} {'x time':>7s} {'peak MiB':>9s} {'x memory':>9s}")
+    for side in sides:
+        entry = summary[side]
+        entry["time_ratio"] = entry["median_step_s"] / reference["median_step_s"]
+        entry["memory_ratio"] = entry["peak_rss_mib"] / reference["peak_rss_mib"]
+        print(f"{side:12s} {entry['median_step_s']:9.3f} {entry['time_ratio']:7.2f} "
+              f"{entry['peak_rss_mib']:9.0f} {entry['memory_ratio']:9.2f}")
+    if args.json:
+        _common.write_json(args.json, {"machine": info, "settings": base, "results": summary,
+                                       "load_average": os.getloadavg()[0]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

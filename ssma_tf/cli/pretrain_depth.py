@@ -1,0 +1,57 @@
+"""Pretrains AdapNet++ to predict the measured depth: `ssma-pretrain-depth -c CONFIG`.
+
+The RGB AdapNet++ of a training config learns to regress modality 2's depth (decoded from its
+colouring) with the BerHu loss on every image of `train_data` and `unlabeled_data`, no labels
+used (`ssma_tf.depth_pretraining`). The run folder (`checkpoint`) then holds
+`final.weights.h5`: give it as `finetune_from` to a segmentation run of the same AdapNet++.
+Resumes like `ssma-train`.
+
+Exit status: 0 done, 1 training failed (e.g. the loss became NaN), 2 bad config or records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(prog="ssma-pretrain-depth", description=__doc__.split("\n")[0])
+    parser.add_argument("-c", "--config", required=True, help="an AdapNet++ training config (YAML)")
+    add_overrides(parser)
+    add_version(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags, validates the config and pretrains; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = parse_overrides_or_exit(parser, args.overrides)
+
+    from ssma_tf.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, "train", overrides=overrides)
+    except ConfigError as error:
+        return fail(error)
+
+    from ssma_tf.depth_pretraining import pretrain_depth
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.training import NonFiniteLossError
+
+    try:
+        pretrain_depth(config)
+    except UserInputError as error:
+        return fail(error)
+    except NonFiniteLossError as error:
+        return fail(error, 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

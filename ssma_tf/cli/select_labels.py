@@ -1,0 +1,117 @@
+"""Chooses which training images to label, by depth: `ssma-select-labels -c CONFIG --budget N -o OUT`.
+
+Farthest-point selection on features of the measured depth (`ssma_tf.label_selection`; Hoyer et
+al., CVPR 2021, Section 3.3) over the records of the config's `train_data`. Writes, for each
+budget, `OUT/labeled_<N>.txt` (record indices, one a line: the config's `labeled_subset`) and
+`OUT/scores.csv` (every pick in order with its distance and difficulty bias). The same flags and
+seed give the same files. With `--depth-student-steps S`, from the second budget on, each
+candidate's distance gets a bias from how badly a depth student (AdapNet++ regressing depth, see
+`ssma-pretrain-depth`) trained S steps on the current selection predicts its depth.
+
+Exit status: 0 done, 2 bad config or flags (a budget larger than the pool, records without depth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(prog="ssma-select-labels", description=__doc__.split("\n")[0])
+    parser.add_argument("-c", "--config", required=True, help="a training config: its train_data is the pool")
+    parser.add_argument("--budget", type=int, required=True, help="images to select")
+    parser.add_argument("--budgets", type=int, nargs="*", default=[],
+                        help="smaller budgets on the way (each gets its own list)")
+    parser.add_argument("-o", "--output", required=True, help="folder for the lists and scores")
+    parser.add_argument("--seed", type=int, default=0, help="picks the first image")
+    parser.add_argument("--depth-encoding", default=None,
+                        help="how modality 2 colours depth (default: the config's "
+                             "semi_supervised.depth_encoding, else jet_near_red)")
+    parser.add_argument("--depth-student-steps", type=int, default=0,
+                        help="train a depth student this many steps on the selection for the "
+                             "difficulty bias (0: no bias)")
+    parser.add_argument("--difficulty-weight", type=float, default=1.0,
+                        help="strength of the difficulty bias")
+    add_overrides(parser)
+    add_version(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags, selects and writes the lists; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = parse_overrides_or_exit(parser, args.overrides)
+
+    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
+
+    try:
+        config = load_config(args.config, "train", overrides=overrides)
+    except ConfigError as error:
+        return fail(error)
+    encoding = args.depth_encoding or (
+        config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
+    if encoding not in DEPTH_ENCODINGS:
+        parser.error(f"--depth-encoding must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
+    budgets = sorted(set(args.budgets) | {args.budget})
+
+    import os
+
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.files import atomic_write
+    from ssma_tf.label_selection import (
+        SelectionError,
+        classes_covered,
+        farthest_point_selection,
+        pooled_depth_features,
+        record_labels,
+        standardise,
+    )
+
+    try:
+        features = pooled_depth_features(config.train_data, encoding)
+        if budgets[-1] > len(features):
+            raise SelectionError(
+                f"--budget {budgets[-1]} is larger than the pool of {len(features)} images in "
+                f"train_data ({', '.join(config.train_data)})")
+        difficulty = None
+        if args.depth_student_steps > 0:
+            from ssma_tf.depth_pretraining import depth_student_errors
+
+            def difficulty(selected):
+                return depth_student_errors(config, selected, args.depth_student_steps,
+                                            seed=args.seed)
+        selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
+                                             difficulty=difficulty,
+                                             difficulty_weight=args.difficulty_weight)
+    except UserInputError as error:
+        return fail(error)
+
+    os.makedirs(args.output, exist_ok=True)
+    labels = record_labels(config.train_data)
+    for budget in budgets:
+        chosen = selection.subset(budget)
+        path = os.path.join(args.output, f"labeled_{budget}.txt")
+        with atomic_write(path) as stream:
+            stream.write("".join(f"{i}\n" for i in chosen))
+        covered = classes_covered(labels, chosen)
+        print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels, "
+              "if the records have labels)")
+    scores = os.path.join(args.output, "scores.csv")
+    with atomic_write(scores) as stream:
+        stream.write("pick,record,distance,difficulty_bias\n")
+        for rank, (index, distance, bias) in enumerate(
+                zip(selection.order, selection.distance, selection.bias)):
+            stream.write(f"{rank},{index},{distance:.6g},{bias:.6g}\n")
+    print(f"scores: {scores}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

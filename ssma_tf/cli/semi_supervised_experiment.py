@@ -1,0 +1,254 @@
+"""Few labels, many images: supervised only against ClassMix and DepthMix (`make semisup-evidence`).
+
+    python tools/semi_supervised_experiment.py [--output semisup_output] [--seeds 0 1]
+        [--models adapnet_pp_rgb ssma] [--arms supervised classmix depthmix] [--steps 200]
+
+On the synthetic RGB-D scenes (200 training, 50 validation, written at 48×96 and trained at
+32×64 with batch 4 by default, to fit minutes on two cores), `--labeled` of the 200 training
+scenes (12 by default, drawn with each seed) keep their labels. Every arm trains the
+same model for the same steps and batch from the same random start on the same labeled images;
+the semi-supervised arms also see all 200 images without labels (`semi_supervised` with the
+released defaults). Each run is a `ssma-train` and an `ssma-evaluate --json` in a subprocess, so
+the experiment resumes where it stopped (a finished run is skipped). The end is a table of the
+validation mIoU per arm: mean and range over the seeds.
+
+Other arms compare at the same budget as well: `random_N`/`depth_N` (supervised on N images
+picked at random or by `ssma-select-labels` with the seed), `pretrained` (supervised on the
+labeled share, `finetune_from` an AdapNet++ that `ssma-pretrain-depth` trained for the same
+number of steps on all 200 images without labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
+MODELS = {
+    "adapnet_pp_rgb": {"model": "AdapNet_pp", "input_modality": "modality1"},
+    # Both experts and the fusion trained together from scratch (stage 2 without its start).
+    "ssma": {"model": "SSMA", "freeze_experts": False},
+}
+SEMI = {"classmix": {"method": "classmix"}, "depthmix": {"method": "depthmix"}}
+QUIET = ("I0000", "W0000", "E0000", "WARNING: All log")
+
+
+def _run(args: list[str], log: pathlib.Path) -> float:
+    """Runs `python -m ...` with the package on the path; its output goes to `log`."""
+    path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONPATH=path)
+    start = time.time()
+    with open(log, "w", encoding="utf-8") as stream:
+        code = subprocess.call([sys.executable, "-m", *args], env=env, stdout=stream,
+                               stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f"experiment: {' '.join(args)} failed (exit {code}); see {log}")
+    return time.time() - start
+
+
+def make_data(output: pathlib.Path) -> pathlib.Path:
+    """The synthetic scenes and their records (skipped when present)."""
+    data = output / "data"
+    if not (data / "val.txt").exists():
+        _run(["ssma_tf.cli.synthetic", "--output_dir", str(data), "--num_train", "200",
+              "--num_val", "50", "--height", "48", "--width", "96", "--seed", "0"],
+             output / "data.log")
+    for split in ("train", "val"):
+        if not (data / f"{split}.tfrecords").exists():
+            _run(["ssma_tf.cli.convert", "-f", str(data / f"{split}.txt"), "-r",
+                  str(data / f"{split}.tfrecords")], output / f"convert_{split}.log")
+    return data
+
+
+def random_subset(output: pathlib.Path, count: int, seed: int, pool: int = 200) -> pathlib.Path:
+    """A file of `count` record indices drawn at random with `seed`."""
+    path = output / "subsets" / f"random_{count}_seed{seed}.txt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        chosen = np.random.default_rng(seed).choice(pool, size=count, replace=False)
+        path.write_text("".join(f"{int(i)}\n" for i in sorted(chosen)))
+    return path
+
+
+# Network input and batch of every run (`--height`, `--width`, `--batch-size` change them).
+SIZE = {"height": 32, "width": 64, "batch_size": 4}
+
+
+def base_config(data: pathlib.Path, model: str, seed: int, steps: int) -> dict[str, Any]:
+    return {
+        **MODELS[model], "num_classes": 7, "dataset": "synthetic", **SIZE,
+        "train_data": str(data / "train.tfrecords"), "max_iteration": steps,
+        "learning_rate": 0.001, "power": 0.9, "save_step": steps, "skip_step": 25, "seed": seed,
+    }
+
+
+def depth_subset(output: pathlib.Path, data: pathlib.Path, count: int, seed: int) -> pathlib.Path:
+    """`ssma-select-labels` on the training pool: `count` images chosen by depth with `seed`."""
+    folder = output / "subsets" / f"depth_seed{seed}"
+    path = folder / f"labeled_{count}.txt"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "select.config"
+        config.write_text(yaml.safe_dump(
+            {**base_config(data, "adapnet_pp_rgb", seed, 1), "checkpoint": str(folder)}))
+        _run(["ssma_tf.cli.select_labels", "-c", str(config), "--budget", str(count), "-o",
+              str(folder), "--seed", str(seed)], folder / "select.log")
+    return path
+
+
+def pretrained_weights(output: pathlib.Path, data: pathlib.Path, seed: int, steps: int) -> str:
+    """`ssma-pretrain-depth` on all training images (no labels) for `steps` steps with `seed`."""
+    folder = output / "runs" / f"depth_pretraining_seed{seed}"
+    weights = folder / "checkpoints" / "final.weights.h5"
+    if not weights.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "pretrain.config"
+        config.write_text(yaml.safe_dump(
+            {**base_config(data, "adapnet_pp_rgb", seed, steps),
+             "checkpoint": str(folder / "checkpoints")}))
+        _run(["ssma_tf.cli.pretrain_depth", "-c", str(config)], folder / "pretrain.log")
+    return str(weights)
+
+
+def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed: int,
+            steps: int, subset: pathlib.Path, initialize: Optional[str] = None) -> dict[str, Any]:
+    """Trains and evaluates one arm (or reads its earlier result)."""
+    name = f"{model}_{arm}_seed{seed}"
+    result_path = output / "results" / f"{name}.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    run_dir = output / "runs" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = base_config(data, model, seed, steps)
+    config.update(checkpoint=str(run_dir / "checkpoints"), labeled_subset=str(subset))
+    if arm in SEMI:
+        config.update(semi_supervised=dict(SEMI[arm]), unlabeled_data=str(data / "train.tfrecords"))
+    if initialize is not None:
+        config["finetune_from"] = initialize
+    train_config = run_dir / "train.config"
+    train_config.write_text(yaml.safe_dump(config, sort_keys=False))
+    seconds = _run(["ssma_tf.cli.train", "-c", str(train_config)], run_dir / "train.log")
+    test = {k: v for k, v in config.items() if k in ("model", "num_classes", "dataset", "height",
+                                                   "width", "input_modality", "freeze_experts")}
+    test.pop("freeze_experts", None)
+    test.update(checkpoint=str(run_dir / "checkpoints" / "final.weights.h5"),
+                test_data=str(data / "val.tfrecords"), batch_size=10)
+    test_config = run_dir / "test.config"
+    test_config.write_text(yaml.safe_dump(test, sort_keys=False))
+    metrics_path = run_dir / "metrics.json"
+    _run(["ssma_tf.cli.evaluate", "-c", str(test_config), "--json", str(metrics_path)],
+         run_dir / "evaluate.log")
+    metrics = json.loads(metrics_path.read_text())
+    result = {"model": model, "arm": arm, "seed": seed, "steps": steps, "mIoU": metrics["mIoU"],
+              "train_seconds": round(seconds, 1),
+              "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]}}
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], count: int) -> str:
+    """Classes in the labels of the random and the depth-guided selections, per seed.
+
+    A class counts as covered when it holds at least 0.5 % of the selection's labeled pixels;
+    the rarest class's share tells how balanced the selection is.
+    """
+    from ssma_tf.data.unlabeled import read_index_file
+    from ssma_tf.label_selection import record_labels
+
+    labels = record_labels(str(data / "train.tfrecords"))
+    lines = ["| selection | seed | classes ≥ 0.5 % of pixels | rarest class share % | car share % |",
+             "| --- | --- | --- | --- | --- |"]
+    for seed in seeds:
+        for name, path in (("random", output / "subsets" / f"random_{count}_seed{seed}.txt"),
+                           ("depth-guided", output / "subsets" / f"depth_seed{seed}" / f"labeled_{count}.txt")):
+            if not path.exists():
+                continue
+            chosen = read_index_file(str(path))
+            pixels = np.bincount(np.concatenate([labels[i].ravel() for i in chosen]), minlength=7)[1:7]
+            share = pixels / max(pixels.sum(), 1)
+            covered = int(np.sum(share >= 0.005))
+            lines.append(f"| {name} | {seed} | {covered} of 6 | {100 * share.min():.2f} | "
+                         f"{100 * share[4]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    """A markdown table: mIoU mean and range over seeds per model and arm."""
+    lines = ["| model | arm | seeds | mIoU mean | range | per seed | train s (mean) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    keys = []
+    for r in results:
+        if (r["model"], r["arm"]) not in keys:
+            keys.append((r["model"], r["arm"]))
+    for model, arm in keys:
+        rows = [r for r in results if r["model"] == model and r["arm"] == arm]
+        values = [r["mIoU"] for r in rows]
+        per_seed = ", ".join(f"{r['mIoU']:.1f}" for r in rows)
+        lines.append(f"| {model} | {arm} | {len(rows)} | {np.mean(values):.1f} | "
+                     f"{min(values):.1f}–{max(values):.1f} | {per_seed} | "
+                     f"{np.mean([r['train_seconds'] for r in rows]):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="semisup_output")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--arms", nargs="+",
+                        default=["supervised", "classmix", "depthmix", "depth_12", "pretrained"],
+                        help="arms; depth_N and pretrained run for AdapNet++ only (the supervised "
+                             "arm's labeled images are the random_12 selection)")
+    parser.add_argument("--labeled", type=int, default=12, help="labeled training scenes")
+    parser.add_argument("--steps", type=int, default=200, help="training steps of every arm")
+    parser.add_argument("--pretrain-steps", type=int, default=None,
+                        help="steps of depth pretraining for the pretrained arm (default: --steps)")
+    parser.add_argument("--height", type=int, default=SIZE["height"])
+    parser.add_argument("--width", type=int, default=SIZE["width"])
+    parser.add_argument("--batch-size", type=int, default=SIZE["batch_size"])
+    args = parser.parse_args(argv)
+    SIZE.update(height=args.height, width=args.width, batch_size=args.batch_size)
+    output = pathlib.Path(args.output).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    data = make_data(output)
+    results = []
+    for model in args.models:
+        for seed in args.seeds:
+            for arm in args.arms:
+                if model != "adapnet_pp_rgb" and arm not in ("supervised", *SEMI):
+                    continue
+                subset = random_subset(output, args.labeled, seed)
+                initialize = None
+                if arm.startswith(("random_", "depth_")):
+                    count = int(arm.split("_")[1])
+                    subset = (random_subset(output, count, seed) if arm.startswith("random_")
+                              else depth_subset(output, data, count, seed))
+                if arm == "pretrained":
+                    initialize = pretrained_weights(output, data, seed,
+                                                    args.pretrain_steps or args.steps)
+                print(f"{model} {arm} seed {seed} ...", flush=True)
+                result = run_arm(output, data, model, arm, seed, args.steps, subset, initialize)
+                print(f"  mIoU {result['mIoU']:.1f} ({result['train_seconds']:.0f} s training)",
+                      flush=True)
+                results.append(result)
+    table = summary(results)
+    if any(arm.startswith("depth_") for arm in args.arms):
+        table += "\n" + coverage_table(output, data, args.seeds, args.labeled)
+    (output / "summary.md").write_text(table)
+    print("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

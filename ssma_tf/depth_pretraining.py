@@ -1,0 +1,198 @@
+"""Depth pretraining: AdapNet++ learns to predict the measured depth from RGB, without labels.
+
+The third way of Hoyer et al. (CVPR 2021, Section 3.1): a network that has learned depth has
+learned much of the scene's layout, so segmentation starting from it needs fewer labels. They
+estimate depth self-supervised from video; an RGB-D dataset has it measured, so here the target
+is modality 2 decoded from its colouring (`ssma_tf.mixing.decode_nearness`: nearness in 0..1,
+log depth for the synthetic data), and the loss is the reverse Huber (BerHu) loss of their
+pseudo-depth training, on the pixels that have depth.
+
+The depth network is an AdapNet++ with two output channels (the smallest class count a config
+allows) whose first logit is the depth: the same encoder and decoder as the segmentation network,
+so `finetune_from: <run>/final.weights.h5` starts a segmentation run from everything but the
+class-dependent layers. It trains on every image of `train_data` and `unlabeled_data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf import training
+from ssma_tf.config import ConfigError
+from ssma_tf.constants import ADAPNET_PP
+from ssma_tf.data.unlabeled import build_mix_dataset
+from ssma_tf.mixing import decode_nearness
+from ssma_tf.summaries import write_images, write_scalar
+
+# Output channels of the depth network; channel 0 is the depth.
+DEPTH_CHANNELS = 2
+# BerHu threshold as a fraction of the batch's largest absolute error (Laina et al., 2016).
+BERHU_FRACTION = 0.2
+
+
+def berhu_loss(prediction: Any, target: Any, valid: Any) -> Any:
+    """The reverse Huber loss over the valid pixels: |e| up to c, (e² + c²) / 2c beyond.
+
+    c is 0.2 × the largest absolute error of the batch's valid pixels.
+
+    Returns:
+        A float32 scalar (0 when no pixel is valid).
+    """
+    valid = tf.cast(valid, tf.float32)
+    error = tf.abs(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32)) * valid
+    c = tf.stop_gradient(tf.maximum(BERHU_FRACTION * tf.reduce_max(error), 1e-6))
+    per_pixel = tf.where(error <= c, error, (tf.square(error) + tf.square(c)) / (2.0 * c))
+    return tf.reduce_sum(per_pixel * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+
+
+def depth_config(config: Any) -> Any:
+    """The config of the depth network: the segmentation config's AdapNet++ with two outputs."""
+    if config.model != ADAPNET_PP:
+        raise ConfigError(f"depth pretraining trains {ADAPNET_PP} on RGB, got {config.model}",
+                          key="model", source=config.source)
+    return dataclasses.replace(config, num_classes=DEPTH_CHANNELS, dataset=None, palette=None,
+                               semi_supervised=None)
+
+
+class DepthPretrainer(training.Trainer):
+    """Trains AdapNet++ to regress the measured depth of every image (module docstring).
+
+    Args:
+        config: a training `RunConfig` of an AdapNet++ on modality 1 (its class count is ignored).
+        selected: only these records of `train_data` (a depth student for label selection);
+            default: every image of `train_data` and `unlabeled_data`.
+        **kwargs: as for `Trainer`.
+    """
+
+    def __init__(self, config: Any, selected: Optional[Sequence[int]] = None, **kwargs: Any):
+        self.selected = None if selected is None else list(selected)
+        encoding = "jet_near_red"
+        if config.semi_supervised is not None:
+            encoding = config.semi_supervised.depth_encoding
+        self.encoding = encoding
+        super().__init__(depth_config(config), **kwargs)
+
+    def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
+        config = self.config
+        unlabeled = None if self.selected is not None else (config.unlabeled_data or config.train_data)
+        dataset = build_mix_dataset(
+            config.train_data, unlabeled, labeled=self.selected,
+            height=config.height, width=config.width,
+            batch_size=context.get_per_replica_batch_size(config.batch_size),
+            num_classes=DEPTH_CHANNELS, augmentation=config.augmentation,
+            seed=(config.seed or 0) + 7919 * context.input_pipeline_id + seed_offset,
+            modality2_interpolation=config.modality2_interpolation)
+        return dataset.map(lambda inputs, label, has_label: inputs)
+
+    def _make_train_function(self) -> Any:
+        model, optimizer, strategy = self.model, self.optimizer, self.strategy
+        replicas = strategy.num_replicas_in_sync
+        encoding = self.encoding
+        preview_count = training.PREVIEW_IMAGES
+
+        def replica_step(modality1, modality2):
+            near, valid, _ = decode_nearness(modality2, encoding)
+            variables = model.trainable_variables
+            with tf.GradientTape() as tape:
+                outputs = model(modality1, training=True, return_all=True)
+                prediction = tf.cast(outputs["logits"][..., 0], tf.float32)
+                loss = berhu_loss(prediction, near, valid)
+                scaled = optimizer.scale_loss(loss / replicas)
+            gradients = tape.gradient(scaled, variables)
+            # The auxiliary heads take no part in the depth loss.
+            gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
+            if replicas > 1:
+                gradients = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, gradients)
+            optimizer.apply(gradients, variables)
+            error = tf.reduce_sum(tf.abs(prediction - near) * tf.cast(valid, tf.float32)) / tf.maximum(
+                tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+            preview = tf.cast(tf.clip_by_value(prediction[:preview_count], 0.0, 1.0) * 255.0, tf.uint8)
+            truth = tf.cast(near[:preview_count] * 255.0, tf.uint8)
+            return loss, {"berhu": loss, "abs_error": error}, preview, truth
+
+        def mean(value):
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+        @tf.function
+        def train_function(iterator):
+            modality1, modality2 = next(iterator)
+            loss, terms, preview, truth = strategy.run(replica_step, args=(modality1, modality2))
+            self.step.assign_add(1)
+            return (mean(loss), {k: mean(v) for k, v in terms.items()},
+                    strategy.experimental_local_results(preview)[0],
+                    strategy.experimental_local_results(truth)[0])
+
+        return train_function
+
+    def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
+                         preview: Any = None, truth: Any = None) -> None:
+        with self.writer.as_default():
+            write_scalar("loss/total", loss, step)
+            for name, value in terms.items():
+                write_scalar(f"loss/{name}", value, step)
+            write_scalar("learning_rate", lr, step)
+            if preview is not None:
+                grey = lambda x: np.repeat(np.asarray(x)[..., None], 3, axis=-1)  # noqa: E731
+                write_images("depth/predicted", grey(preview), step, max_outputs=training.PREVIEW_IMAGES)
+                write_images("depth/measured", grey(truth), step, max_outputs=training.PREVIEW_IMAGES)
+        self.writer.flush()
+
+
+def pretrain_depth(config: Any, **kwargs: Any) -> training.TrainResult:
+    """Runs depth pretraining as `config` says (resumable like `training.train`)."""
+    trainer = DepthPretrainer(config, **kwargs)
+    trainer.write_run_config()
+    return trainer.train()
+
+
+def depth_errors(model: Any, config: Any, encoding: str = "jet_near_red") -> np.ndarray:
+    """How far a depth model's prediction is from the measured depth, per `train_data` record.
+
+    Returns:
+        (N,) the mean absolute nearness error over each record's valid pixels, in record order.
+    """
+    from ssma_tf.data.augment import resize_sample
+    from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.data.unlabeled import decode_record
+
+    errors = []
+    for record in tf.data.TFRecordDataset(list_record_files(config.train_data)):
+        sample = resize_sample(decode_record(record), height=config.height, width=config.width,
+                               modality2_interpolation=config.modality2_interpolation)
+        near, valid, _ = decode_nearness(sample["modality2"][None], encoding)
+        prediction = model(sample["modality1"][None], training=False, return_all=True)["logits"][..., 0]
+        valid = tf.cast(valid, tf.float32)
+        error = tf.reduce_sum(tf.abs(tf.cast(prediction, tf.float32) - near) * valid) / tf.maximum(
+            tf.reduce_sum(valid), 1.0)
+        errors.append(float(error))
+    return np.asarray(errors)
+
+
+def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed: int = 0) -> np.ndarray:
+    """How badly a depth student trained `steps` steps on `selected` predicts each image's depth.
+
+    The difficulty of label selection (Hoyer et al., Section 3.3): the student is trained from
+    scratch in a temporary folder, then its mean absolute nearness error per `train_data` image
+    is returned (the released code's |log(1 + d_student) − log(1 + d_teacher)|, with the
+    measured depth as the teacher).
+    """
+    folder = tempfile.mkdtemp(prefix="ssma-depth-student-")
+    try:
+        student_config = dataclasses.replace(
+            config, checkpoint=folder, log_dir=None, max_iteration=int(steps), seed=seed,
+            save_step=int(steps), skip_step=max(1, int(steps)), initialize=None,
+            finetune_from=None, labeled_subset=None)
+        trainer = DepthPretrainer(student_config, selected=list(selected), log=lambda line: None)
+        trainer.train()
+        encoding = trainer.encoding
+        return depth_errors(trainer.model, student_config, encoding)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+

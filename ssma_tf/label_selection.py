@@ -1,0 +1,164 @@
+"""Which images to label: farthest-point selection on depth features (Hoyer et al., CVPR 2021).
+
+Section 3.3 of the paper, as its released `label_selection.py` does it: every candidate image gets
+a feature vector, the vectors are standardised per dimension over the pool, one image is picked at
+random, and then the image farthest from everything picked so far (the largest distance to its
+nearest picked image) is added until the budget is reached. With several budgets the selection
+grows: the images for budget 25 include those for budget 12. From the second budget on, a
+difficulty bias can be added to each candidate's distance: how badly a depth student trained on
+the current selection predicts the candidate's depth (`difficulty`), which favours images unlike
+those already chosen in the way that matters for depth.
+
+Features here come from the measured depth: by default the depth of modality 2 (decoded from its
+colouring, `ssma_tf.mixing.decode_nearness`; nearness is log depth for the synthetic data)
+average-pooled to a small grid, missing pixels left out of each cell's mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf.data.pipeline import FilePatterns, list_record_files
+from ssma_tf.data.unlabeled import decode_record
+from ssma_tf.errors import UserInputError
+from ssma_tf.mixing import decode_nearness
+
+# Cells of the pooled depth grid (rows, columns).
+DEFAULT_GRID = (6, 12)
+
+
+class SelectionError(UserInputError):
+    """A selection that cannot be made (a budget larger than the pool, no images)."""
+
+
+@dataclasses.dataclass
+class Selection:
+    """What a selection chose.
+
+    Attributes:
+        order: pool indices in the order they were picked.
+        distance: for each pick, its distance to the nearest earlier pick when it was picked
+            (inf for the first).
+        bias: for each pick, the difficulty bias added to that distance (0 without one).
+        budgets: the budgets asked for; `subset(b)` gives the first b picks.
+    """
+
+    order: list[int]
+    distance: list[float]
+    bias: list[float]
+    budgets: list[int]
+
+    def subset(self, budget: int) -> list[int]:
+        """The pool indices chosen for `budget`, sorted."""
+        return sorted(self.order[:budget])
+
+
+def standardise(features: np.ndarray) -> np.ndarray:
+    """Per-dimension zero mean and unit variance over the pool (constant dimensions become 0)."""
+    features = np.asarray(features, np.float64)
+    std = features.std(axis=0)
+    return (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def farthest_point_selection(
+    features: np.ndarray,
+    budgets: Sequence[int],
+    seed: int = 0,
+    difficulty: Optional[Callable[[list[int]], np.ndarray]] = None,
+    difficulty_weight: float = 1.0,
+) -> Selection:
+    """Farthest-point selection, growing through `budgets`.
+
+    Args:
+        features: (N, D) one feature vector per pool image (standardise them first).
+        budgets: increasing numbers of images to select.
+        seed: picks the first image.
+        difficulty: from the second budget on, called with the current selection; returns an
+            (N,) error per image, scaled to unit mean and added × `difficulty_weight` × the
+            typical distance to every candidate's distance.
+        difficulty_weight: strength of the bias.
+
+    Returns:
+        The `Selection`.
+
+    Raises:
+        SelectionError: a budget larger than the pool, or budgets not increasing.
+    """
+    features = np.asarray(features, np.float64)
+    count = len(features)
+    budgets = [int(b) for b in budgets]
+    if not budgets or any(b < 1 for b in budgets) or sorted(set(budgets)) != budgets:
+        raise SelectionError(f"budgets must be increasing positive numbers, got {budgets}")
+    if budgets[-1] > count:
+        raise SelectionError(f"budget {budgets[-1]} is larger than the pool of {count} images")
+    rng = np.random.default_rng(seed)
+    first = int(rng.integers(count))
+    order, distance, bias = [first], [float("inf")], [0.0]
+    nearest = np.linalg.norm(features - features[first], axis=1)
+    extra = np.zeros(count)
+    for number, budget in enumerate(budgets):
+        if number > 0 and difficulty is not None:
+            errors = np.asarray(difficulty(list(order)), np.float64)
+            scale = np.mean(nearest[nearest > 0]) if np.any(nearest > 0) else 1.0
+            extra = difficulty_weight * scale * errors / max(float(np.mean(errors)), 1e-12)
+        while len(order) < budget:
+            score = np.where(np.isin(np.arange(count), order), -np.inf, nearest + extra)
+            pick = int(np.argmax(score))
+            order.append(pick)
+            distance.append(float(nearest[pick]))
+            bias.append(float(extra[pick]))
+            nearest = np.minimum(nearest, np.linalg.norm(features - features[pick], axis=1))
+    return Selection(order, distance, bias, budgets)
+
+
+def pooled_depth_features(file_patterns: FilePatterns, encoding: str = "jet_near_red",
+                          grid: tuple[int, int] = DEFAULT_GRID) -> np.ndarray:
+    """Pooled depth of every record of `file_patterns`, in order: (N, rows × columns).
+
+    Each cell holds the mean nearness (log depth for log-coded depth) of its valid pixels, or the
+    image's mean where the cell has none.
+
+    Raises:
+        UserInputError: records without modality 2 or no records at all (naming the files).
+    """
+    files = list_record_files(file_patterns)
+    rows, columns = grid
+    features = []
+    for record in tf.data.TFRecordDataset(files):
+        sample = decode_record(record)
+        near, valid, _ = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
+        near = near.numpy()[0]
+        valid = valid.numpy()[0].astype(np.float64)
+        height, width = near.shape
+        r_edges = np.linspace(0, height, rows + 1).astype(int)
+        c_edges = np.linspace(0, width, columns + 1).astype(int)
+        fallback = (near * valid).sum() / max(valid.sum(), 1.0)
+        cells = []
+        for r in range(rows):
+            for c in range(columns):
+                v = valid[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
+                n = near[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
+                cells.append((n * v).sum() / v.sum() if v.sum() > 0 else fallback)
+        features.append(cells)
+    if not features:
+        raise SelectionError("the records hold no image", ", ".join(files))
+    return np.asarray(features, np.float64)
+
+
+def record_labels(file_patterns: FilePatterns) -> list[np.ndarray]:
+    """The label map of every record, in order (for reporting which classes a selection covers)."""
+    return [decode_record(r)["label"].numpy() for r in tf.data.TFRecordDataset(list_record_files(file_patterns))]
+
+
+def classes_covered(labels: Sequence[np.ndarray], chosen: Sequence[int], min_pixels: int = 1) -> list[int]:
+    """The non-void classes with at least `min_pixels` pixels in the chosen images."""
+    counts: dict[int, int] = {}
+    for index in chosen:
+        ids, n = np.unique(labels[index], return_counts=True)
+        for i, c in zip(ids, n):
+            counts[int(i)] = counts.get(int(i), 0) + int(c)
+    return sorted(c for c, n in counts.items() if c != 0 and n >= min_pixels)

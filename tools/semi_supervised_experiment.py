@@ -1,0 +1,15 @@
+"""The semi-supervised evidence from a clone: the code is in `ssma_tf.cli.semi_supervised_experiment`.
+
+    python tools/semi_supervised_experiment.py --help
+"""
+
+import os
+import sys
+
+# The clone's own package comes first, installed or not.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ssma_tf.cli.semi_supervised_experiment import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
