@@ -47,6 +47,7 @@ from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
+from ssma_tf.data.unlabeled import read_index_file
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
 from ssma_tf.files import atomic_path
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
@@ -235,6 +236,7 @@ def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputC
         one_hot=config.one_hot_labels,
         seed=seed,
         modality2_interpolation=config.modality2_interpolation,
+        keep_indices=read_index_file(config.labeled_subset) if config.labeled_subset else None,
     )
     if second_only:
         # Stage 1 for the second modality: an AdapNet++ expert that sees modality 2 only.
@@ -351,10 +353,13 @@ class Trainer:
             )
         self.iterator = iter(self.dataset)
         self.schedule = schedule_from_config(config)
+        # What a subclass trains besides the model (a mean teacher, a second input stream).
+        self._extras = self._build_extras()
 
         tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
         if self.saves_data_position:
             tracked["data"] = self.iterator
+        tracked.update(self._extras)
         self.checkpoint = tf.train.Checkpoint(**tracked)
         # Non-chief workers must take part in saving but write to a private scratch directory.
         self._directory = (
@@ -387,6 +392,10 @@ class Trainer:
         if self.chief:
             print(line, flush=True)
 
+    def _build_extras(self) -> dict[str, Any]:
+        """Objects a subclass checkpoints with the run, by name (built after the model; none here)."""
+        return {}
+
     def _checkpoints_newest_first(self) -> list[str]:
         """The checkpoints listed in `config.checkpoint`'s state file, newest first."""
         state = tf.train.get_checkpoint_state(self.config.checkpoint)
@@ -400,7 +409,8 @@ class Trainer:
 
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
-        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
+                                   **self._extras)
         for prefix in self._resume_from:
             try:
                 names = {name for name, _ in tf.train.list_variables(prefix)}

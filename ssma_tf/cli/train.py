@@ -45,11 +45,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(error)
 
     from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.errors import UserInputError
     from ssma_tf.training import NonFiniteLossError, train
 
+    if config.semi_supervised is not None:
+        from ssma_tf.semi_supervised import train  # mean teacher on unlabeled images
     try:
         train(config)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, UserInputError) as error:
         return fail(error)
     except NonFiniteLossError as error:
         return fail(error, 1)

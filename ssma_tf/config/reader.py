@@ -23,6 +23,7 @@ import yaml
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
+from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP, SSMA, WEIGHTS_SUFFIXES
 from ssma_tf.errors import UserInputError
 
@@ -383,6 +384,11 @@ class _Reader:
                         "finetune_from",
                         f"starts the whole model; give it or '{self.spelling(other)}', not both",
                     )
+        if self.mode == "train" and values["semi_supervised"] is not None and values["unlabeled_data"] is None:
+            raise self.error(
+                "unlabeled_data",
+                "is missing; semi_supervised training needs records of images to use without labels",
+            )
         if self.mode == "train" and values["log_dir"] is None:
             values["log_dir"] = os.path.join(values["checkpoint"], "logs")
         values["dataset"] = self.relate_dataset(
@@ -528,6 +534,18 @@ class _Reader:
             # The section names the source itself; say it once.
             message = str(e).removeprefix(f"{self.source}: ")
             raise self.error(name, message) from e
+
+    def read_semi_supervised(self, name: str, spec: Key, value: Any) -> Optional[SemiSupervisedConfig]:
+        if value is False:
+            return None
+        if value is True:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise self.type_error(name, "a mapping of semi-supervised settings, or true/false", value)
+        try:
+            return SemiSupervisedConfig.from_dict(copy.deepcopy(dict(value)), source=self.source)
+        except ValueError as e:
+            raise self.error(name, str(e).removeprefix(f"{self.source}: ")) from e
 
     def checks(self, spec: Key) -> bool:
         """Whether a path of this key must exist in this run."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import EVAL, MODES, TRAIN, declared_keys, key
+from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
     AUX_LOSS_WEIGHTS,
     END_LEARNING_RATE,
@@ -158,6 +159,18 @@ class RunConfig:
                           doc="also evaluate the left-right flipped input")
     log_dir: Optional[str] = key(None, kind="path", modes=TRAIN,
                                  default_doc="`<checkpoint>/logs`", doc="TensorBoard directory")
+    semi_supervised: Optional[SemiSupervisedConfig] = key(
+        None, kind="semi_supervised", modes=TRAIN,
+        doc="mapping of semi-supervised keys (below; `{}` or `true`: the released defaults): "
+            "mean teacher with DepthMix or ClassMix on `unlabeled_data` (docs/semi_supervised.md)")
+    unlabeled_data: Optional[tuple[str, ...]] = key(
+        None, kind="patterns", modes=TRAIN, check_in=TRAIN,
+        doc="records whose images are used without their labels (semi-supervised training, "
+            "depth pretraining); each pattern must match a file")
+    labeled_subset: Optional[str] = key(
+        None, kind="file", modes=TRAIN, check_in=TRAIN,
+        doc="a file of record indices (one a line, 0-based over `train_data` in order, e.g. "
+            "from `ssma-select-labels`): only those records of `train_data` are labeled")
     palette: Optional[str] = key(
         None, kind="file", check_in=MODES, default_doc="shipped `ssma_tf/data/datasets.yaml`",
         doc="a datasets file in that format, for datasets it does not know")
@@ -195,7 +208,7 @@ class RunConfig:
                 continue
             if isinstance(value, tuple):
                 value = list(value)
-            elif isinstance(value, AugmentationConfig):
+            elif isinstance(value, (AugmentationConfig, SemiSupervisedConfig)):
                 value = value.to_dict()
             out[name] = value
         return out

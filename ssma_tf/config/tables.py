@@ -11,6 +11,7 @@ from typing import Any
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import Key, declared_keys
 from ssma_tf.config.run import RunConfig
+from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 
 
 def _format_number(value: Any) -> str:
@@ -58,6 +59,7 @@ def _allowed(spec: Key) -> str:
         "run_checkpoint": "train: directory; eval: checkpoint",
         "patterns": "files or glob patterns",
         "augmentation": "mapping, true, false",
+        "semi_supervised": "mapping, true, false",
     }
     return words[spec.kind]
 
@@ -103,9 +105,16 @@ def key_tables() -> str:
         augmentation.append(
             f"| `{name}` | {_format_default(default)} | {accepts} | {spec.doc} |"
         )
+    semi = ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
+    for name, spec, default in declared_keys(SemiSupervisedConfig):
+        accepts = ("[low, high] within " f"[{spec.minimum:g}, {spec.maximum:g}]"
+                   if spec.kind == "range" else _allowed(spec))
+        semi.append(f"| `{name}` | {_format_default(default)} | {accepts} | {spec.doc} |")
     return "\n".join(
         ["Original keys (loaded unchanged):", "", *original, "",
          "New keys (all optional; the defaults are the released behaviour):", "", *new, "",
          "Keys of the `augmentation` section (absent keys keep these defaults, the paper's):",
-         "", *augmentation]
+         "", *augmentation, "",
+         "Keys of the `semi_supervised` section (absent keys keep these defaults, the released "
+         "ones of Hoyer et al., CVPR 2021):", "", *semi]
     ) + "\n"

@@ -77,6 +77,7 @@ def build_dataset(
     repeat: Optional[int] = None,
     modality2_interpolation: str = "nearest",
     check_records: bool = True,
+    keep_indices: Optional[Sequence[int]] = None,
 ) -> tf.data.Dataset:
     """Builds the input pipeline for training or evaluation.
 
@@ -100,6 +101,8 @@ def build_dataset(
         modality2_interpolation: "nearest" (default, for depth-like maps) or "bilinear".
         check_records: Read the first record of the first file to give a clear error when a
             feature is missing.
+        keep_indices: Training only: use only these records, by 0-based index over the files
+            in order (a labeled subset, `labeled_subset`).
 
     Returns:
         A dataset of `(inputs, label)`: `inputs` is float32 B x H x W x 3 (BGR, 0..255), or a
@@ -161,7 +164,12 @@ def build_dataset(
     if training:
         if seed is None:
             seed = random.SystemRandom().randrange(2**31)
-        if len(files) == 1:
+        if keep_indices is not None:
+            # Indices count over the files in order, so they are read in order, then filtered.
+            wanted = tf.constant(sorted(set(int(i) for i in keep_indices)), tf.int64)
+            records = tf.data.TFRecordDataset(files).enumerate().filter(
+                lambda i, _: tf.reduce_any(tf.equal(wanted, i))).map(lambda _, record: record)
+        elif len(files) == 1:
             records = tf.data.TFRecordDataset(files)
         else:
             files_ds = tf.data.Dataset.from_tensor_slices(files)

@@ -1,0 +1,198 @@
+"""Records used without their labels: the mix stream of semi-supervised training, subset files.
+
+The mix stream draws from every training image, as the released DepthMix code did: the labeled
+records of `train_data` (those of `labeled_subset` when it is given) and the records of
+`unlabeled_data`, each record equally likely. Each sample carries a flag saying whether its
+label may be used (`use_ground_truth`). When `unlabeled_data` names the same files as
+`train_data` (the usual "12 of 200 labeled" set-up), its records of the labeled subset are left
+out of the unlabeled part, so that no image is drawn twice as often as another. Records of
+`unlabeled_data` need no `label` feature.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence
+
+import tensorflow as tf
+
+from ssma_tf.data import schema
+from ssma_tf.data.augment import AugmentationConfig, augment_sample
+from ssma_tf.data.pipeline import FilePatterns, list_record_files
+from ssma_tf.errors import UserInputError
+
+
+class UnlabeledDataError(UserInputError):
+    """Unusable records or subset file for semi-supervised training (names the file and key)."""
+
+
+def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
+    """Reads a file of record indices: one 0-based index a line; blank lines and `#` comments skip.
+
+    Args:
+        path: the file.
+        count: the number of records the indices refer to (checked when given).
+
+    Returns:
+        The indices, in file order, without duplicates.
+
+    Raises:
+        UnlabeledDataError: unreadable file, a line that is not an index, an index out of range,
+            or no index at all; the message names the file and line.
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            lines = stream.read().splitlines()
+    except OSError as error:
+        raise UnlabeledDataError(f"cannot read the index file: {error.strerror or error}", path) from error
+    indices: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        first = text.split()[0]
+        if not first.isdigit():
+            raise UnlabeledDataError(f"line {number}: expected a record index, got {first!r}", path)
+        index = int(first)
+        if count is not None and index >= count:
+            raise UnlabeledDataError(
+                f"line {number}: index {index} is beyond the {count} records of train_data", path)
+        if index not in indices:
+            indices.append(index)
+    if not indices:
+        raise UnlabeledDataError("holds no record index", path)
+    return indices
+
+
+def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> int:
+    """The number of records in the files of `file_patterns`; an empty set is an error naming `key`."""
+    files = list_record_files(file_patterns)
+    total = 0
+    for path in files:
+        total += sum(1 for _ in tf.data.TFRecordDataset(path))
+    if total == 0:
+        raise UnlabeledDataError(f"key '{key}': the records hold no image", ", ".join(files))
+    return total
+
+
+def decode_record(serialized: Any) -> dict[str, Any]:
+    """A record with both modalities; the label is all void when the record has none."""
+    spec = {
+        "height": tf.io.FixedLenFeature([], tf.int64),
+        "width": tf.io.FixedLenFeature([], tf.int64),
+        schema.MODALITY1: tf.io.FixedLenFeature([], tf.string),
+        schema.MODALITY2: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        schema.LABEL: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+    features = tf.io.parse_single_example(serialized, spec)
+    height, width = tf.cast(features["height"], tf.int32), tf.cast(features["width"], tf.int32)
+    has_label = tf.strings.length(features[schema.LABEL]) > 0
+    label = tf.cond(
+        has_label,
+        lambda: schema.decode_image(features[schema.LABEL], height, width, 1),
+        lambda: tf.zeros(tf.stack([height, width]), tf.uint8),
+    )
+    label = tf.ensure_shape(label, [None, None])
+    return {
+        schema.MODALITY1: schema.decode_image(features[schema.MODALITY1], height, width, 3),
+        schema.MODALITY2: schema.decode_image(features[schema.MODALITY2], height, width, 3),
+        schema.LABEL: label,
+    }
+
+
+def _check_modality2(path: str) -> None:
+    for record in tf.data.TFRecordDataset(path).take(1):
+        example = tf.train.Example.FromString(record.numpy())
+        if schema.MODALITY2 not in example.features.feature:
+            raise UnlabeledDataError(
+                "records lack modality2: DepthMix and the depth tools need the depth image", path)
+
+
+def indexed_records(file_patterns: FilePatterns, keep: Optional[Sequence[int]] = None,
+                    drop: Optional[Sequence[int]] = None) -> tf.data.Dataset:
+    """The serialized records of the files in order, with `keep` or without `drop` indices."""
+    files = list_record_files(file_patterns)
+    records = tf.data.TFRecordDataset(files).enumerate()
+    if keep is not None:
+        wanted = tf.constant(sorted(keep), tf.int64)
+        records = records.filter(lambda i, r: tf.reduce_any(tf.equal(wanted, i)))
+    if drop:
+        unwanted = tf.constant(sorted(drop), tf.int64)
+        records = records.filter(lambda i, r: tf.logical_not(tf.reduce_any(tf.equal(unwanted, i))))
+    return records.map(lambda i, r: r)
+
+
+def build_mix_dataset(
+    train_data: FilePatterns,
+    unlabeled_data: FilePatterns,
+    *,
+    labeled: Optional[Sequence[int]],
+    height: int,
+    width: int,
+    batch_size: int,
+    num_classes: int,
+    augmentation: Optional[AugmentationConfig] = None,
+    seed: int = 0,
+    modality2_interpolation: str = "nearest",
+    shuffle_buffer: int = 256,
+) -> tf.data.Dataset:
+    """The stream of images to mix: batches of `((modality1, modality2), label, has_label)`.
+
+    Args:
+        train_data: the labeled records.
+        unlabeled_data: records used without labels.
+        labeled: indices of the labeled records of `train_data` (None: all).
+        height, width: output size.
+        batch_size: images per batch (pairs are made inside a batch).
+        num_classes: C; label ids >= C are void.
+        augmentation: as for the labeled stream (None: none).
+        seed: shuffling and augmentation seed.
+        modality2_interpolation: resampling of modality 2 ("nearest" keeps depth colours exact).
+        shuffle_buffer: records held for shuffling.
+
+    Returns:
+        A repeated dataset; `label` is int32 (B, H, W) and `has_label` bool (B,).
+
+    Raises:
+        UnlabeledDataError: records without modality 2, or an empty `unlabeled_data`.
+    """
+    train_files = list_record_files(train_data)
+    unlabeled_files = list_record_files(unlabeled_data)
+    _check_modality2(train_files[0])
+    _check_modality2(unlabeled_files[0])
+    unlabeled_count = count_records(unlabeled_files)
+    same = [os.path.realpath(f) for f in train_files] == [os.path.realpath(f) for f in unlabeled_files]
+    if labeled is None:
+        labeled_count = count_records(train_files, key="train_data")
+        drop = None if not same else list(range(labeled_count))
+    else:
+        labeled_count = len(labeled)
+        drop = list(labeled) if same else None
+    unlabeled_count -= len(drop) if drop else 0
+    augmentation = augmentation if augmentation is not None else AugmentationConfig.disabled()
+
+    def stream(records: tf.data.Dataset, flag: bool, offset: int) -> tf.data.Dataset:
+        records = records.shuffle(shuffle_buffer, seed=seed + offset, reshuffle_each_iteration=True)
+        records = records.repeat()
+        indexed = tf.data.Dataset.zip((records, tf.data.Dataset.counter(dtype=tf.int64)))
+
+        def prepare(serialized, index):
+            sample_seed = tf.stack([tf.constant(seed + offset, tf.int64), index])
+            sample = augment_sample(decode_record(serialized), height=height, width=width,
+                                    config=augmentation, seed=sample_seed,
+                                    modality2_interpolation=modality2_interpolation)
+            label = sample["label"]
+            label = tf.where(label >= num_classes, tf.zeros_like(label), label)
+            return ((sample["modality1"], sample["modality2"]), label, tf.constant(flag))
+
+        return indexed.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    parts = [stream(indexed_records(train_files, keep=labeled), True, 1)]
+    weights = [float(labeled_count)]
+    if unlabeled_count > 0:
+        parts.append(stream(indexed_records(unlabeled_files, drop=drop), False, 2))
+        weights.append(float(unlabeled_count))
+    total = sum(weights)
+    dataset = tf.data.Dataset.sample_from_datasets(
+        parts, weights=[w / total for w in weights], seed=seed, stop_on_empty_dataset=False)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

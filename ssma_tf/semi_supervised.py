@@ -1,0 +1,276 @@
+"""Semi-supervised training: a mean teacher labels mixed unlabeled images (DepthMix or ClassMix).
+
+One step (Hoyer et al., CVPR 2021, Section 3.2, as released; `docs/semi_supervised.md`):
+
+1. a labeled batch gives the supervised loss (the released loss with its auxiliary terms);
+2. a mix batch of B images is drawn from all training images (`ssma_tf.data.unlabeled`); the
+   teacher (`ssma_tf.mean_teacher`, no dropout, batch norms in inference mode) predicts P on each
+   (its label instead, where it has one and `use_ground_truth` is set);
+3. image k is pasted over image k+1 (mod B) with the DepthMix mask from the measured depth of
+   modality 2 (`ssma_tf.mixing`) or the ClassMix mask; every modality, and P, is mixed with the
+   same mask; modality 1 of the mixed images is colour-jittered and blurred;
+4. the student's loss on the mixed images is the cross-entropy to argmax P_mix, weighted by
+   `consistency_weight` × the fraction of pixels with max P_mix ≥ `confidence`;
+5. the gradients of the two losses (two forward and backward passes, so the peak memory stays
+   that of one) are summed and applied; then the teacher's average is updated.
+
+The student is what is checkpointed as the model, exported and evaluated; the teacher is
+checkpointed beside it, so a resumed run continues the same average.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf import training
+from ssma_tf.config import ConfigError
+from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.data.unlabeled import (
+    UnlabeledDataError,
+    build_mix_dataset,
+    decode_record,
+    read_index_file,
+)
+from ssma_tf.losses import total_loss, weighted_cross_entropy
+from ssma_tf.mean_teacher import MeanTeacher
+from ssma_tf.mixing import (
+    DECODABLE_DISTANCE,
+    classmix_mask,
+    colour_jitter,
+    confidence_weight,
+    decode_nearness,
+    depthmix_mask,
+    gaussian_blur,
+    mix,
+)
+from ssma_tf.summaries import write_images, write_scalar
+
+# Share of an image's depth pixels that may lie off the colour map before it is not a colouring.
+MAX_OFF_MAP = 0.05
+# Records of each unlabeled file checked for a decodable depth colouring at the start.
+CHECKED_RECORDS = 2
+# Distinct stateless streams of one step.
+_CLASSMIX, _JITTER, _BLUR = 1, 2, 3
+
+
+def check_depth_colouring(files: list[str], encoding: str) -> None:
+    """Fails unless modality 2 of the first records of `files` is a depth colouring `encoding`.
+
+    Raises:
+        UnlabeledDataError: naming the file, the encoding and the share of pixels off its map.
+    """
+    for path in files:
+        for record in tf.data.TFRecordDataset(path).take(CHECKED_RECORDS):
+            sample = decode_record(record)
+            near, valid, distance = decode_nearness(
+                tf.cast(sample["modality2"], tf.float32)[None], encoding)
+            valid_count = float(tf.reduce_sum(tf.cast(valid, tf.float32)))
+            if valid_count == 0:
+                raise UnlabeledDataError(
+                    "modality2 is all black: no depth to mix by (unlabeled_data, DepthMix)", path)
+            off = float(tf.reduce_sum(tf.cast(distance > DECODABLE_DISTANCE, tf.float32))) / valid_count
+            if off > MAX_OFF_MAP:
+                raise UnlabeledDataError(
+                    f"modality2 is not a decodable depth colouring '{encoding}' ({100 * off:.0f}% "
+                    "of its pixels are off the colour map); DepthMix needs depth: set "
+                    "semi_supervised.depth_encoding or use method: classmix", path)
+
+
+class SemiSupervisedTrainer(training.Trainer):
+    """A `Trainer` whose step adds the mean-teacher loss on mixed images (module docstring).
+
+    Args:
+        config: a training `RunConfig` with a `semi_supervised` section and `unlabeled_data`.
+        **kwargs: as for `Trainer` (`strategy`, `log`, `max_to_keep`).
+
+    Attributes:
+        teacher: the teacher model; mean_teacher: its `MeanTeacher`; mix_iterator: the stream of
+        images to mix. Plus those of `Trainer`.
+    """
+
+    def __init__(self, config: Any, **kwargs: Any):
+        if config.semi_supervised is None:
+            raise ConfigError("is missing; SemiSupervisedTrainer needs it", key="semi_supervised",
+                              source=config.source)
+        if config.unlabeled_data is None:
+            raise ConfigError("is missing; semi_supervised training needs it",
+                              key="unlabeled_data", source=config.source)
+        self.semi = config.semi_supervised
+        unlabeled_files = list_record_files(config.unlabeled_data)
+        if self.semi.method == "depthmix":
+            check_depth_colouring(unlabeled_files, self.semi.depth_encoding)
+        super().__init__(config, **kwargs)
+        if self.resumed_from is None:
+            self.mean_teacher.copy()
+
+    def _build_extras(self) -> dict[str, Any]:
+        config = self.config
+        labeled = None
+        if config.labeled_subset:
+            labeled = read_index_file(config.labeled_subset)
+        seed = (config.seed or 0) + 104729
+
+        def mix_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return build_mix_dataset(
+                config.train_data, config.unlabeled_data, labeled=labeled,
+                height=config.height, width=config.width,
+                batch_size=context.get_per_replica_batch_size(config.batch_size),
+                num_classes=config.num_classes, augmentation=config.augmentation,
+                seed=seed + 7919 * context.input_pipeline_id,
+                modality2_interpolation=config.modality2_interpolation,
+            )
+
+        self.mix_dataset = self.strategy.distribute_datasets_from_function(mix_stream)
+        self.mix_iterator = iter(self.mix_dataset)
+        with self.strategy.scope():
+            # Looked up on the module so that tests can swap the model for a tiny one.
+            self.teacher = training.build_model(config)
+            self.mean_teacher = MeanTeacher(
+                self.model, self.teacher, decay=self.semi.ema_decay, every=self.semi.ema_every,
+                include_statistics=self.semi.ema_batch_norm)
+        extras = dict(self.mean_teacher.tracked())
+        if self.saves_data_position:
+            extras["mix_data"] = self.mix_iterator
+        return extras
+
+    def _model_inputs(self, modality1: Any, modality2: Any) -> Any:
+        """What the model takes from a pair of modality batches."""
+        if self.config.is_fusion:
+            return (modality1, modality2)
+        return modality2 if self.config.input_modality == "modality2" else modality1
+
+    def _make_train_function(self) -> Any:
+        config, model, teacher, optimizer, strategy = (
+            self.config, self.model, self.teacher, self.optimizer, self.strategy)
+        semi, mean_teacher = self.semi, self.mean_teacher
+        replicas = strategy.num_replicas_in_sync
+        aux_weights = tuple(config.aux_loss_weights)
+        num_classes = config.num_classes
+        base_seed = tf.constant(config.seed or 0, tf.int64)
+        step_variable = self.step
+        preview_count = training.PREVIEW_IMAGES
+
+        def seed_for(stream: int) -> Any:
+            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+            step = tf.cast(step_variable, tf.int64)
+            return tf.stack([base_seed * 16 + stream, step * replicas + replica])
+
+        def mixed_batch(mix_inputs, mix_labels, has_label):
+            modality1, modality2 = mix_inputs
+            probs = teacher(self._model_inputs(modality1, modality2), training=False)
+            probs = tf.stop_gradient(tf.cast(probs, tf.float32))
+            if semi.use_ground_truth:
+                truth = tf.one_hot(mix_labels, num_classes, dtype=tf.float32)
+                probs = tf.where(has_label[:, None, None, None], truth, probs)
+            # Image k is pasted over image k + 1 (mod B): each image is once "i", once "j".
+            other = lambda x: tf.roll(x, shift=1, axis=0)  # noqa: E731
+            if semi.method == "depthmix":
+                near, valid, _ = decode_nearness(modality2, semi.depth_encoding)
+                mask = depthmix_mask(near, valid, other(near), semi.depth_margin)
+            else:
+                mask = classmix_mask(tf.argmax(probs, axis=-1), num_classes, seed_for(_CLASSMIX))
+            mixed1 = mix(mask, modality1, other(modality1))
+            mixed2 = mix(mask, modality2, other(modality2))
+            mixed_probs = mix(mask, probs, other(probs))
+            mixed1 = colour_jitter(mixed1, semi.jitter, semi.jitter_probability, seed_for(_JITTER))
+            mixed1 = gaussian_blur(mixed1, semi.blur_sigma, semi.blur_probability, seed_for(_BLUR))
+            pseudo = tf.argmax(mixed_probs, axis=-1, output_type=tf.int32)
+            weight = confidence_weight(mixed_probs, semi.confidence)
+            return mixed1, mixed2, pseudo, weight, mask
+
+        def replica_step(inputs, labels, mix_inputs, mix_labels, has_label):
+            mixed1, mixed2, pseudo, weight, mask = mixed_batch(mix_inputs, mix_labels, has_label)
+            variables = model.trainable_variables
+            with tf.GradientTape() as tape:
+                outputs = model(inputs, training=True, return_all=True)
+                supervised, terms = total_loss(labels, outputs, aux_weights)
+                scaled = optimizer.scale_loss(supervised / replicas)
+            gradients = tape.gradient(scaled, variables)
+            with tf.GradientTape() as tape:
+                mixed_outputs = model(self._model_inputs(mixed1, mixed2), training=True,
+                                      return_all=True)
+                consistency = weighted_cross_entropy(pseudo, mixed_outputs["softmax"], num_classes)
+                unsupervised = semi.consistency_weight * weight * consistency
+                scaled = optimizer.scale_loss(unsupervised / replicas)
+            mixed_gradients = tape.gradient(scaled, variables)
+            gradients = [
+                m if g is None else (g if m is None else g + m)
+                for g, m in zip(gradients, mixed_gradients)
+            ]
+            if replicas > 1:
+                gradients = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, gradients)
+            optimizer.apply(gradients, variables)
+            terms = dict(terms)
+            terms["supervised"] = supervised
+            terms["consistency"] = consistency
+            terms["confident_fraction"] = weight
+            truth = labels if len(labels.shape) == 3 else tf.argmax(labels, axis=-1)
+            preview = {
+                "predicted": tf.cast(tf.argmax(outputs["softmax"][:preview_count], axis=-1), tf.uint8),
+                "mixed": tf.cast(tf.clip_by_value(mixed1[:preview_count], 0, 255), tf.uint8),
+                "pseudo": tf.cast(pseudo[:preview_count], tf.uint8),
+                "mask": tf.cast(mask[:preview_count] * 255.0, tf.uint8),
+            }
+            return (supervised + unsupervised, terms, preview,
+                    tf.cast(truth[:preview_count], tf.uint8))
+
+        def mean(value):
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+        def first(value):
+            return strategy.experimental_local_results(value)[0]
+
+        @tf.function
+        def train_function(iterator):
+            inputs, labels = next(iterator)
+            mix_inputs, mix_labels, has_label = next(self.mix_iterator)
+            loss, terms, preview, truth = strategy.run(
+                replica_step, args=(inputs, labels, mix_inputs, mix_labels, has_label))
+            decay = mean_teacher.current_decay()
+            mean_teacher.maybe_update()
+            self.step.assign_add(1)
+            terms = {name: mean(value) for name, value in terms.items()}
+            terms["teacher_decay"] = decay
+            return mean(loss), terms, {k: first(v) for k, v in preview.items()}, first(truth)
+
+        return train_function
+
+    def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
+                         preview: Any = None, truth: Any = None) -> None:
+        losses = {k: v for k, v in terms.items() if k not in ("confident_fraction", "teacher_decay")}
+        super()._write_summaries(step, loss, losses, lr,
+                                 None if preview is None else preview["predicted"], truth)
+        with self.writer.as_default():
+            for name in ("confident_fraction", "teacher_decay"):
+                if name in terms:
+                    write_scalar(f"semi_supervised/{name}", terms[name], step)
+            if preview is not None:
+                count = training.PREVIEW_IMAGES
+                palette = self._palette
+                mixed = np.asarray(preview["mixed"])[..., ::-1]  # BGR -> RGB
+                write_images("semi_supervised/mixed_images", mixed, step, max_outputs=count)
+                pseudo = palette[np.minimum(np.asarray(preview["pseudo"]), len(palette) - 1)]
+                write_images("semi_supervised/pseudo_labels", pseudo, step, max_outputs=count)
+                mask = np.repeat(np.asarray(preview["mask"])[..., None], 3, axis=-1)
+                write_images("semi_supervised/mix_masks", mask, step, max_outputs=count)
+        self.writer.flush()
+
+
+def train(config: Any, **kwargs: Any) -> training.TrainResult:
+    """Trains as `config` says with its `semi_supervised` section, resuming like `training.train`.
+
+    Args:
+        config: a training `RunConfig` with `semi_supervised` and `unlabeled_data`.
+        **kwargs: passed to `SemiSupervisedTrainer`.
+
+    Returns:
+        The `TrainResult`.
+    """
+    trainer = SemiSupervisedTrainer(config, **kwargs)
+    trainer.write_run_config()
+    return trainer.train()
+

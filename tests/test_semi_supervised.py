@@ -1,0 +1,343 @@
+"""Tests of DepthMix / ClassMix (`ssma_tf.mixing`), the mean teacher and the semi-supervised trainer.
+
+Masks are checked against hand-made depth maps coloured with the synthetic data's jet coding; the
+trainer runs the tiny stand-in model (`tests.training_helpers`) on tiny synthetic RGB-D records.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf import semi_supervised, training
+from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.config.semi_supervised import SemiSupervisedConfig
+from ssma_tf.data import encode_example
+from ssma_tf.data.synthetic import depth_to_jet, generate_sample
+from ssma_tf.data.unlabeled import UnlabeledDataError, read_index_file
+from ssma_tf.errors import UserInputError
+from ssma_tf.mean_teacher import MeanTeacher, ema_decay_at
+from ssma_tf.mixing import (
+    classmix_mask,
+    confidence_weight,
+    decode_nearness,
+    depthmix_mask,
+    gaussian_blur,
+    mix,
+)
+from tests.conftest import ROOT
+from tests.training_helpers import build_tiny_model
+
+H, W = 32, 64
+
+
+def _bgr(depth_m, valid=None):
+    """A depth map in metres as the pipeline's modality 2: jet colours, BGR float 0..255."""
+    return depth_to_jet(np.asarray(depth_m, np.float64), valid)[..., ::-1].astype(np.float32)
+
+
+# --- DepthMix mask --------------------------------------------------------------------------
+
+
+def test_decoding_the_jet_colouring_gives_nearness_ordered_like_depth():
+    depth = np.linspace(2.5, 50.0, H * W).reshape(H, W)
+    near, valid, distance = decode_nearness(_bgr(depth)[None])
+    near = near.numpy()[0]
+    assert valid.numpy().all() and float(tf.reduce_max(distance)) < 1.0
+    flat = near.ravel()
+    assert np.all(np.diff(flat) <= 1e-6) and flat[0] > 0.9 and flat[-1] < 0.1  # nearer: larger
+
+
+def test_depthmix_pastes_the_nearer_surface_and_never_missing_depth():
+    depth_i = np.full((H, W), 20.0)
+    depth_i[:, : W // 2] = 5.0          # i is nearer on the left half, farther on the right
+    valid_i = np.ones((H, W), bool)
+    valid_i[:4, :4] = False             # a hole in i's depth (black) on its near side
+    depth_j = np.full((H, W), 10.0)
+    near_i, ok_i, _ = decode_nearness(_bgr(depth_i, valid_i)[None])
+    near_j, _, _ = decode_nearness(_bgr(depth_j)[None])
+    mask = depthmix_mask(near_i, ok_i, near_j, margin=0.0).numpy()[0]
+    expected = (depth_i < depth_j) & valid_i
+    np.testing.assert_array_equal(mask.astype(bool), expected)
+    assert not mask[:4, :4].any()  # missing depth is never pasted
+
+
+def test_depthmix_margin_lets_i_win_slightly_farther_surfaces():
+    # 10 m against 10.5 m: nearness differs by log(10.5/10)/log(30) ≈ 0.014 < 0.03.
+    near_i, ok_i, _ = decode_nearness(_bgr(np.full((H, W), 10.5))[None])
+    near_j, _, _ = decode_nearness(_bgr(np.full((H, W), 10.0))[None])
+    assert not depthmix_mask(near_i, ok_i, near_j, margin=0.0).numpy().any()
+    assert depthmix_mask(near_i, ok_i, near_j, margin=0.03).numpy().all()
+    # 20 m against 10 m is far beyond the margin.
+    far_i, ok_far, _ = decode_nearness(_bgr(np.full((H, W), 20.0))[None])
+    assert not depthmix_mask(far_i, ok_far, near_j, margin=0.03).numpy().any()
+
+
+def test_one_mask_mixes_every_modality_and_the_labels_alike():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(3, 40, size=(2, H, W))
+    m2 = np.stack([_bgr(d) for d in depth])
+    m1 = rng.uniform(0, 255, size=(2, H, W, 3)).astype(np.float32)
+    probs = tf.one_hot(rng.integers(0, 5, size=(2, H, W)), 5)
+    near, valid, _ = decode_nearness(m2)
+    mask = depthmix_mask(near, valid, tf.roll(near, 1, 0), 0.03)
+    mixed1 = mix(mask, m1, tf.roll(m1, 1, 0)).numpy()
+    mixed2 = mix(mask, m2, tf.roll(m2, 1, 0)).numpy()
+    mixed_labels = tf.argmax(mix(mask, probs, tf.roll(probs, 1, 0)), -1).numpy()
+    labels = tf.argmax(probs, -1).numpy()
+    m = mask.numpy().astype(bool)
+    for k in range(2):
+        j = (k - 1) % 2
+        for mixed, source in ((mixed1, m1), (mixed2, m2), (mixed_labels, labels)):
+            np.testing.assert_array_equal(mixed[k][m[k]], source[k][m[k]])
+            np.testing.assert_array_equal(mixed[k][~m[k]], source[j][~m[k]])
+    # The mixed depth is the nearest-surface composite: i's nearness where pasted, j's elsewhere,
+    # and never farther than j's by more than the margin.
+    mixed_near = decode_nearness(mixed2)[0].numpy()
+    near_j = tf.roll(near, 1, 0).numpy()
+    np.testing.assert_allclose(mixed_near, np.where(m, near.numpy(), near_j))
+    assert np.all(mixed_near >= near_j - 0.03 - 1e-6)
+
+
+def test_a_modality2_that_is_not_a_depth_colouring_cannot_be_decoded():
+    rng = np.random.default_rng(1)
+    photo = rng.uniform(0, 255, size=(1, H, W, 3)).astype(np.float32)
+    _, valid, distance = decode_nearness(photo)
+    off = float(tf.reduce_mean(tf.cast(tf.boolean_mask(distance, valid) > 24.0, tf.float32)))
+    assert off > 0.5
+
+
+def test_classmix_pastes_half_the_classes_present():
+    classes = np.zeros((3, H, W), np.int32)
+    classes[:, :, 16:32], classes[:, :, 32:48], classes[:, :, 48:] = 1, 3, 4  # 4 classes present
+    mask = classmix_mask(tf.constant(classes), 6, tf.constant([1, 2])).numpy()
+    for k in range(3):
+        pasted = {int(c) for c in np.unique(classes[k][mask[k] > 0])}
+        kept = {int(c) for c in np.unique(classes[k][mask[k] == 0])}
+        assert len(pasted) == 2 and not pasted & kept  # whole classes, half of them
+
+
+def test_confidence_weight_is_the_share_of_confident_pixels():
+    probs = np.zeros((1, 2, 2, 3), np.float32)
+    probs[0, 0, 0] = [0.97, 0.02, 0.01]
+    probs[0, 0, 1] = [0.968, 0.032, 0.0]
+    probs[0, 1, 0] = [0.5, 0.5, 0.0]
+    probs[0, 1, 1] = [0.2, 0.35, 0.45]
+    assert float(confidence_weight(probs, 0.968)) == pytest.approx(0.5)
+    assert float(confidence_weight(probs, 0.48)) == pytest.approx(0.75)
+
+
+def test_blur_keeps_a_flat_image_and_leaves_unselected_images_alone():
+    flat = np.full((2, H, W, 3), 100.0, np.float32)
+    np.testing.assert_allclose(gaussian_blur(flat, (0.5, 1.0), 1.0, tf.constant([0, 1])), flat, atol=1e-3)
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0, 255, size=(2, H, W, 3)).astype(np.float32)
+    np.testing.assert_allclose(gaussian_blur(noise, (0.5, 1.0), 0.0, tf.constant([0, 1])), noise)
+    assert float(tf.math.reduce_std(gaussian_blur(noise, (1.0, 1.0), 1.0, tf.constant([0, 1])))) < noise.std() / 2
+
+
+# --- Mean teacher -------------------------------------------------------------------------
+
+
+def _pair():
+    def make():
+        model = keras.Sequential([keras.layers.Dense(3), keras.layers.BatchNormalization()])
+        model.build((None, 2))
+        return model
+    return make(), make()
+
+
+def test_ema_schedule_and_update_formula():
+    assert ema_decay_at(0, 0.99) == 0.0 and ema_decay_at(1, 0.99) == 0.5
+    assert ema_decay_at(1000, 0.99) == 0.99
+    student, teacher = _pair()
+    mt = MeanTeacher(student, teacher, decay=0.99, include_statistics=False)
+    mt.update()  # decay 0: a copy of the trainable weights
+    for t, s in zip(teacher.trainable_weights, student.trainable_weights):
+        np.testing.assert_allclose(t.numpy(), s.numpy())
+    before_t = [t.numpy() for t in teacher.weights]
+    for s in student.weights:
+        s.assign(s.numpy() + 1.0)
+    mt.update()  # decay 0.5
+    for t, s, b in zip(teacher.weights, student.weights, before_t):
+        if any(t is x for x in teacher.trainable_weights):
+            np.testing.assert_allclose(t.numpy(), 0.5 * b + 0.5 * s.numpy(), rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(t.numpy(), b)  # statistics left alone
+    assert int(mt.updates.numpy()) == 2
+
+
+def test_ema_with_statistics_and_every_k_steps():
+    student, teacher = _pair()
+    mt = MeanTeacher(student, teacher, decay=0.9, every=2, include_statistics=True, warmup=False)
+    moving_mean = [i for i, w in enumerate(student.weights) if "moving_mean" in w.path][0]
+    start = teacher.weights[moving_mean].numpy()
+    student.weights[moving_mean].assign(np.full(3, 10.0, np.float32))
+    assert not bool(mt.maybe_update())  # step 1 of 2: no update
+    np.testing.assert_array_equal(teacher.weights[moving_mean].numpy(), start)
+    assert bool(mt.maybe_update())
+    np.testing.assert_allclose(teacher.weights[moving_mean].numpy(), 0.9 * start + 0.1 * 10.0, rtol=1e-6)
+
+
+def test_teacher_of_another_architecture_is_refused():
+    student, _ = _pair()
+    other = keras.Sequential([keras.layers.Dense(4)])
+    other.build((None, 2))
+    with pytest.raises(ValueError, match="teacher"):
+        MeanTeacher(student, other)
+
+
+# --- Config and bad input -----------------------------------------------------------------
+
+
+def _write_rgbd_records(path, count, seed=0, with_labels=True, photo_depth=False):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for index in range(count):
+            sample = generate_sample(seed, index, H, W)
+            depth = sample.depth_jet
+            if photo_depth:
+                depth = sample.rgb  # a colour image where depth should be
+            label = sample.label if with_labels else np.zeros((H, W), np.uint8)
+            writer.write(encode_example(sample.rgb[..., ::-1].copy(), label, depth[..., ::-1].copy()))
+    return str(path)
+
+
+def _config(tmp_path, *, model="AdapNet_pp", semi=None, **extra):
+    train = tmp_path / "train.tfrecords"
+    if not train.exists():
+        _write_rgbd_records(train, 8)
+    subset = tmp_path / "subset.txt"
+    subset.write_text("0\n3  # a comment\n5\n")
+    values = {
+        "model": model, "num_classes": 7, "height": H, "width": W, "batch_size": 2,
+        "max_iteration": 4, "learning_rate": 1e-3, "checkpoint": str(tmp_path / "run"),
+        "train_data": str(train), "unlabeled_data": str(train), "labeled_subset": str(subset),
+        "semi_supervised": {} if semi is None else semi, "save_step": 2, "skip_step": 1,
+        "seed": 0,
+    }
+    values.update(extra)
+    return config_from_dict(values, source="semi.config")
+
+
+def test_config_section_defaults_and_errors(tmp_path):
+    config = _config(tmp_path)
+    assert config.semi_supervised == SemiSupervisedConfig()
+    defaults = config.semi_supervised
+    assert (defaults.method, defaults.ema_decay, defaults.confidence, defaults.depth_margin,
+            defaults.consistency_weight, defaults.blur_sigma) == ("depthmix", 0.99, 0.968, 0.03, 1.0, (0.15, 1.15))
+    assert config_from_dict(config.to_dict(), source="semi.config") == config
+    with pytest.raises(ConfigError, match="unlabeled_data.*missing"):
+        _config(tmp_path, unlabeled_data=None)
+    with pytest.raises(ConfigError, match="semi_supervised.*'confidence'"):
+        _config(tmp_path, semi={"confidence": 1.5})
+    with pytest.raises(ConfigError, match="semi_supervised.*'mehtod'"):
+        _config(tmp_path, semi={"mehtod": "classmix"})
+
+
+def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
+    empty = tmp_path / "empty.tfrecords"
+    with tf.io.TFRecordWriter(str(empty)):
+        pass
+    with pytest.raises(UserInputError, match="unlabeled_data.*no image"):
+        semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=str(empty)))
+    photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 2, photo_depth=True)
+    with pytest.raises(UnlabeledDataError, match="photos.tfrecords.*not a decodable depth colouring"):
+        semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=photos))
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\nseven\n")
+    with pytest.raises(UnlabeledDataError, match="bad.txt: line 2"):
+        read_index_file(str(bad))
+    bad.write_text("1\n9\n")
+    with pytest.raises(UnlabeledDataError, match="line 2: index 9 is beyond the 8 records"):
+        read_index_file(str(bad), count=8)
+
+
+# --- The trainer --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+
+
+@pytest.mark.parametrize("model, method", [("AdapNet_pp", "depthmix"), ("SSMA", "classmix")])
+def test_semi_supervised_training_runs_resumes_and_logs(tmp_path, tiny_model, model, method):
+    extra = {"aux_heads": True} if model == "SSMA" else {}
+    config = _config(tmp_path, model=model, semi={"method": method}, **extra)
+    trainer = semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None)
+    # Fresh start: the teacher is the student.
+    for t, s in zip(trainer.teacher.weights, trainer.model.weights):
+        np.testing.assert_array_equal(t.numpy(), s.numpy())
+    result = trainer.train(max_steps=2)
+    assert result.final_step == 2 and all(np.isfinite(result.losses))
+    assert int(trainer.mean_teacher.updates.numpy()) == 2
+    teacher_after = [w.numpy() for w in trainer.teacher.weights]
+    assert any(not np.array_equal(t, s.numpy()) for t, s in zip(teacher_after, trainer.model.weights))
+
+    resumed = semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None)
+    assert int(resumed.step.numpy()) == 2 and int(resumed.mean_teacher.updates.numpy()) == 2
+    for t, saved in zip(resumed.teacher.weights, teacher_after):
+        np.testing.assert_array_equal(t.numpy(), saved)  # the teacher is checkpointed
+    final = resumed.train()
+    assert final.final_step == 4 and final.weights is not None
+    events = "".join(os.listdir(config.log_dir))
+    assert events
+    tags = set()
+    for name in os.listdir(config.log_dir):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(config.log_dir, name)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"loss/supervised", "loss/consistency", "semi_supervised/confident_fraction",
+            "semi_supervised/mixed_images", "semi_supervised/pseudo_labels"} <= tags
+
+
+def test_labeled_subset_restricts_the_supervised_stream(tmp_path):
+    config = _config(tmp_path, semi=None)
+    dataset = training.make_train_dataset(config)
+    seen = set()
+    train = generate_sample  # the labels identify the records
+    references = {i: train(0, i, H, W).label for i in range(8)}
+    for _, labels in dataset.take(6):
+        for label in labels.numpy():
+            matches = [i for i, ref in references.items() if np.array_equal(ref, label)]
+            seen.update(matches)
+    assert seen == {0, 3, 5}
+
+
+_MIRRORED = """
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from ssma_tf import semi_supervised, training
+from ssma_tf.config import load_config
+from tests.training_helpers import build_tiny_model
+training.build_model = build_tiny_model
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+trainer = semi_supervised.SemiSupervisedTrainer(load_config(sys.argv[1], "train"), strategy=strategy)
+result = trainer.train()
+for model in (trainer.model, trainer.teacher):
+    for variable in model.weights:
+        copies = strategy.experimental_local_results(variable.value)
+        assert np.array_equal(copies[0].numpy(), copies[1].numpy()), variable.path
+print("OK", result.final_step, trainer.strategy.num_replicas_in_sync, int(trainer.mean_teacher.updates.numpy()))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    import yaml
+
+    config = _config(tmp_path, max_iteration=2)
+    path = tmp_path / "mirrored.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-c", _MIRRORED, str(path)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "OK 2 2 2" in run.stdout
