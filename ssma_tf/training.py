@@ -345,7 +345,7 @@ class Trainer:
             self.model = build_model(config)
             if replicas > 1:
                 synchronize_batch_norms(self.model)
-            self.optimizer = make_optimizer(config, self.model)
+            self.optimizer = self._make_optimizer()
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(
                 0, dtype=tf.int64, trainable=False, name="step",
@@ -391,6 +391,10 @@ class Trainer:
     def _print(self, line: str) -> None:
         if self.chief:
             print(line, flush=True)
+
+    def _make_optimizer(self) -> keras.optimizers.Optimizer:
+        """The optimizer (built in the strategy's scope); a subclass may train with another."""
+        return make_optimizer(self.config, self.model)
 
     def _build_extras(self) -> dict[str, Any]:
         """Objects a subclass checkpoints with the run, by name (built after the model; none here)."""

@@ -67,7 +67,11 @@ class ClassPrior:
     def update(self, probs: tf.Tensor) -> tf.Tensor:
         """One update from probabilities (..., C); returns the new means."""
         probs = tf.cast(probs, tf.float32)
-        batch_mean = tf.reduce_mean(tf.reshape(probs, [-1, tf.shape(probs)[-1]]), axis=0)
+        return self.update_from_mean(tf.reduce_mean(tf.reshape(probs, [-1, tf.shape(probs)[-1]]), axis=0))
+
+    def update_from_mean(self, batch_mean: tf.Tensor) -> tf.Tensor:
+        """One update from a batch's mean probability per class (C,); returns the new means."""
+        batch_mean = tf.cast(batch_mean, tf.float32)
         new = tf.logical_and(tf.logical_not(self.seen), batch_mean > _SEED_TOLERANCE)
         seeded = tf.where(new, batch_mean, self.means)
         self.seen.assign(tf.logical_or(self.seen, new))
