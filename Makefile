@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo test-jax clean
+.PHONY: test demo adapt-demo test-jax clean
 
 # Re-installs when the packaging changes (dependencies, extras, console commands).
 $(STAMP): pyproject.toml
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
+# Domain adaptation in miniature (ssma_tf/cli/adaptation_demo.py, docs/adaptation.md): synthetic day scenes ->
+# the same kind of scenes at dusk; source only, ABN, SAC and target labels, two seeds, AdapNet++ and SSMA.
+adapt-demo: $(STAMP)
+	$(BIN)/python -m ssma_tf.cli.adaptation_demo
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
@@ -26,4 +31,4 @@ test-jax: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_jax_backend.py
 
 clean:
-	rm -rf $(VENV) .venv-jax demo_output .pytest_cache
+	rm -rf $(VENV) .venv-jax demo_output adapt_output .pytest_cache
