@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo test-jax clean semisup-evidence
+.PHONY: test demo adapt-demo test-jax clean semisup-evidence
 
 # Re-installs when the packaging changes (dependencies, extras, console commands).
 $(STAMP): pyproject.toml
@@ -23,6 +23,11 @@ demo: $(STAMP)
 semisup-evidence: $(STAMP)
 	$(BIN)/python tools/semi_supervised_experiment.py
 
+# Domain adaptation in miniature (ssma_tf/cli/adaptation_demo.py, docs/adaptation.md): synthetic day scenes ->
+# the same kind of scenes at dusk; source only, ABN, SAC and target labels, two seeds, AdapNet++ and SSMA.
+adapt-demo: $(STAMP)
+	$(BIN)/python -m ssma_tf.cli.adaptation_demo
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
@@ -32,4 +37,4 @@ test-jax: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_jax_backend.py
 
 clean:
-	rm -rf $(VENV) .venv-jax demo_output semisup_output .pytest_cache
+	rm -rf $(VENV) .venv-jax demo_output semisup_output adapt_output .pytest_cache

@@ -376,7 +376,7 @@ class Trainer:
             self.model = build_model(config)
             if replicas > 1:
                 synchronize_batch_norms(self.model)
-            self.optimizer = make_optimizer(config, self.model)
+            self.optimizer = self._make_optimizer()
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(
                 0, dtype=tf.int64, trainable=False, name="step",
@@ -447,6 +447,10 @@ class Trainer:
     def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
         """The training stream of one input pipeline (a subclass may train on other data)."""
         return make_train_dataset(self.config, context, seed_offset)
+
+    def _make_optimizer(self) -> keras.optimizers.Optimizer:
+        """The optimizer (built in the strategy's scope); a subclass may train with another."""
+        return make_optimizer(self.config, self.model)
 
     def _build_extras(self) -> dict[str, Any]:
         """Objects a subclass checkpoints with the run, by name (built after the model; none here)."""

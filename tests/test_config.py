@@ -266,6 +266,12 @@ def test_shipped_config_validates(path):
         assert config.model == "SSMA" and config.freeze_experts
         assert config.learning_rate == 1e-5 and config.end_learning_rate < config.learning_rate
         assert config.initialize.endswith("ssma_stage2")
+    if "adapt_synthia_to_cityscapes" in name:
+        assert config.adaptation is not None and config.target_data is not None
+        assert config.adaptation.method == ("abn" if name.endswith("_abn.config") else "sac")
+        if config.adaptation.method == "sac":
+            assert config.initialize.endswith(name.rsplit("_", 1)[0].split("cityscapes_")[1] + "_abn")
+            assert config.importance_weights.startswith(config.initialize)
     if mode == "train":
         assert config.augmentation == AugmentationConfig()  # the paper's augmentations
 

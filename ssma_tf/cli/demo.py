@@ -41,6 +41,7 @@ COMMANDS = {
     "ssma-train": "ssma_tf.cli.train",
     "ssma-evaluate": "ssma_tf.cli.evaluate",
     "ssma-predict": "ssma_tf.cli.predict",
+    "ssma-importance-weights": "ssma_tf.cli.importance_weights",
 }
 
 

@@ -29,6 +29,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=192, help="image width (a multiple of 16)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same files)")
     add_debug(parser)
+    parser.add_argument("--style", choices=synthetic.STYLES, default="source",
+                        help="'target': the same scenes in a shifted look (dusk, another town), "
+                        "for domain adaptation")
     return parser.parse_args(argv)
 
 
@@ -45,13 +48,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             height=args.height,
             width=args.width,
             seed=args.seed,
+            style=args.style,
         )
     except ValueError as error:
         print(f"make_synthetic_dataset: {error}", file=sys.stderr)
         return 2
     print(
         f"wrote {args.num_train} train + {args.num_val} val samples of {args.height}x{args.width} "
-        f"(seed {args.seed}) to {written.root} in {time.perf_counter() - start:.1f} s: "
+        f"(seed {args.seed}, {args.style} style) to {written.root} in {time.perf_counter() - start:.1f} s: "
         f"{written.train_list.name}, {written.val_list.name}, {written.classes_file.name}"
     )
     return 0

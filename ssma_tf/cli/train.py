@@ -48,6 +48,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if config.semi_supervised is not None:
         from ssma_tf.semi_supervised import train  # mean teacher on unlabeled images
+    elif config.adaptation is not None:
+        from ssma_tf.adaptation.trainer import train  # adapting to an unlabeled target domain
     try:
         train(config)
     except TrainingStopped as error:

@@ -6,14 +6,13 @@ Only the settings live here (no TensorFlow); the transforms are in `ssma_tf.data
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Mapping, Optional
 
-from ssma_tf.config.keys import Key, declared_keys, key
+from ssma_tf.config.keys import declared_keys, key
+from ssma_tf.config.sections import Section
 
 
 @dataclasses.dataclass(frozen=True)
-class AugmentationConfig:
+class AugmentationConfig(Section):
     """Switches and ranges of the training augmentation, with the paper's defaults (Section 5.1.3).
 
     Each enabled transform is applied to a sample independently with `probability` (the paper
@@ -22,8 +21,10 @@ class AugmentationConfig:
     `augmentation` section of a config, so reading it needs no TensorFlow.
 
     Each field is declared with its range; a bad value is a ValueError naming the field and the
-    source.
+    source (reading, validation and writing come from `Section`).
     """
+
+    NAME = "augmentation"
 
     probability: float = key(0.5, kind="float", minimum=0.0, maximum=1.0,
                              doc="chance that each enabled transform is applied to a sample")
@@ -58,98 +59,7 @@ class AugmentationConfig:
         (210.0, 300.0), kind="range", above=0.0,
         doc="sigma in pixels of a 768-pixel-wide image (scaled with the width)")
 
-    def __post_init__(self) -> None:
-        self._validate("AugmentationConfig")
-
-    def _validate(self, source: str) -> None:
-        """Raises ValueError naming the first bad field and `source`."""
-        for name, spec, _ in declared_keys(AugmentationConfig):
-            value = getattr(self, name)
-            if spec.kind == "bool":
-                if not isinstance(value, bool):
-                    raise ValueError(f"{source}: {name!r} must be true or false, got {value!r}")
-            elif spec.kind == "float":
-                if (isinstance(value, bool) or not isinstance(value, (int, float))
-                        or not spec.minimum <= value <= spec.maximum):
-                    raise ValueError(
-                        f"{source}: {name!r} must be a number in "
-                        f"[{spec.minimum:g}, {spec.maximum:g}], got {value!r}"
-                    )
-            else:
-                _check_range(source, name, spec, value)
-
-    @classmethod
-    def from_dict(
-        cls, d: Optional[Mapping[str, Any]], source: str = "<dict>"
-    ) -> "AugmentationConfig":
-        """Builds a config from a mapping (e.g. a YAML section); absent keys keep their defaults.
-
-        Args:
-            d: Mapping of field names to values; ranges may be lists. None means all defaults.
-            source: Where the mapping came from (a file name), quoted in errors.
-
-        Returns:
-            The validated config.
-
-        Raises:
-            ValueError: On an unknown key or a bad value, naming the key and `source`.
-        """
-        if d is None:
-            return cls()
-        if not isinstance(d, Mapping):
-            raise ValueError(
-                f"{source}: augmentation settings must be a mapping, got {type(d).__name__}"
-            )
-        declared = {name: spec for name, spec, _ in declared_keys(cls)}
-        values = {}
-        for name, value in d.items():
-            if name not in declared:
-                raise ValueError(
-                    f"{source}: unknown augmentation key {name!r} "
-                    f"(known keys: {', '.join(sorted(declared))})"
-                )
-            if declared[name].kind == "range" and isinstance(value, list):
-                value = tuple(value)
-            values[name] = value
-        config = cls.__new__(cls)
-        # Fill the frozen dataclass by hand so the validation error can name `source`.
-        for name, _, default in declared_keys(cls):
-            object.__setattr__(config, name, values.get(name, default))
-        config._validate(source)
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns the config as plain YAML-friendly values (ranges as lists)."""
-        return {
-            name: list(value) if isinstance(value, tuple) else value
-            for name, value in dataclasses.asdict(self).items()
-        }
-
     @classmethod
     def disabled(cls) -> "AugmentationConfig":
         """A config that changes nothing (training then only resizes)."""
         return cls(**{name: False for name, spec, _ in declared_keys(cls) if spec.kind == "bool"})
-
-
-def _check_range(source: str, name: str, spec: Key, value: Any) -> None:
-    """Checks a [low, high] range against its declared bounds; errors name `name` and `source`."""
-    ok = (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
-    if not ok or not (math.isfinite(value[0]) and math.isfinite(value[1])):
-        raise ValueError(f"{source}: {name!r} must be two numbers [low, high], got {value!r}")
-    low, high = value
-    inclusive = spec.minimum is not None
-    lowest = spec.minimum if inclusive else spec.above
-    if low > high or low < lowest or (low == lowest and not inclusive):
-        raise ValueError(
-            f"{source}: {name!r} must satisfy {lowest} {'<=' if inclusive else '<'} low "
-            f"<= high, got {list(value)!r}"
-        )
-    if spec.maximum is not None and high > spec.maximum:
-        raise ValueError(
-            f"{source}: {name!r} must lie in {'[' if inclusive else '('}{lowest:g}, "
-            f"{spec.maximum:g}], got {list(value)!r}"
-        )

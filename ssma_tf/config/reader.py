@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import yaml
 
+from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
@@ -389,6 +390,12 @@ class _Reader:
                 "unlabeled_data",
                 "is missing; semi_supervised training needs records of images to use without labels",
             )
+        if self.mode == "train" and values["adaptation"] is not None:
+            if values["target_data"] is None:
+                raise self.error(
+                    "target_data", "is missing; adaptation needs records of the target domain's images")
+            if values["semi_supervised"] is not None:
+                raise self.error("adaptation", "and semi_supervised cannot be combined; give one")
         if self.mode == "train" and values["log_dir"] is None:
             values["log_dir"] = os.path.join(values["checkpoint"], "logs")
         values["dataset"] = self.relate_dataset(
@@ -520,32 +527,30 @@ class _Reader:
             )
         return text
 
-    def read_augmentation(self, name: str, spec: Key, value: Any) -> AugmentationConfig:
+    def read_section(self, name: str, cls: type, value: Any, off: Any = None) -> Any:
+        """A config section (`ssma_tf.config.sections`): a mapping, `true` (its defaults) or
+        `false` (`off`)."""
         if value is False:
-            return AugmentationConfig.disabled()
+            return off
         if value is True:
             value = {}
         if not isinstance(value, Mapping):
-            raise self.type_error(name, "a mapping of augmentation settings, or true/false", value)
+            raise self.type_error(name, f"a mapping of {cls.NAME} settings, or true/false", value)
         try:
             # A private copy: the config must not change when the caller's mapping does.
-            return AugmentationConfig.from_dict(copy.deepcopy(dict(value)), source=self.source)
+            return cls.from_dict(copy.deepcopy(dict(value)), source=self.source)
         except ValueError as e:
             # The section names the source itself; say it once.
-            message = str(e).removeprefix(f"{self.source}: ")
-            raise self.error(name, message) from e
+            raise self.error(name, str(e).removeprefix(f"{self.source}: ")) from e
+
+    def read_augmentation(self, name: str, spec: Key, value: Any) -> AugmentationConfig:
+        return self.read_section(name, AugmentationConfig, value, AugmentationConfig.disabled())
 
     def read_semi_supervised(self, name: str, spec: Key, value: Any) -> Optional[SemiSupervisedConfig]:
-        if value is False:
-            return None
-        if value is True:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise self.type_error(name, "a mapping of semi-supervised settings, or true/false", value)
-        try:
-            return SemiSupervisedConfig.from_dict(copy.deepcopy(dict(value)), source=self.source)
-        except ValueError as e:
-            raise self.error(name, str(e).removeprefix(f"{self.source}: ")) from e
+        return self.read_section(name, SemiSupervisedConfig, value)
+
+    def read_adaptation(self, name: str, spec: Key, value: Any) -> Optional[AdaptationConfig]:
+        return self.read_section(name, AdaptationConfig, value)
 
     def checks(self, spec: Key) -> bool:
         """Whether a path of this key must exist in this run."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Optional
 
+from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import EVAL, MODES, TRAIN, declared_keys, key
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
@@ -175,6 +176,21 @@ class RunConfig:
         None, kind="file", modes=TRAIN, check_in=TRAIN,
         doc="a file of record indices (one a line, 0-based over `train_data` in order, e.g. "
             "from `ssma-select-labels`): only those records of `train_data` are labeled")
+    adaptation: Optional[AdaptationConfig] = key(
+        None, kind="adaptation", modes=TRAIN,
+        doc="mapping of adaptation keys (below; `{}` or `true`: the released defaults): adapt "
+            "to the unlabeled `target_data` by augmentation consistency, or train its ABN "
+            "baseline (docs/adaptation.md)")
+    target_data: Optional[tuple[str, ...]] = key(
+        None, kind="patterns", modes=TRAIN, check_in=TRAIN,
+        doc="records of the target domain (adaptation; labels not needed, not used)")
+    target_val_data: Optional[tuple[str, ...]] = key(
+        None, kind="patterns", modes=TRAIN, check_in=TRAIN,
+        doc="labeled records of the target domain, only to monitor adaptation (TensorBoard)")
+    importance_weights: Optional[str] = key(
+        None, kind="file", modes=TRAIN, check_in=TRAIN,
+        doc="sampling weights of the `target_data` images (`ssma-importance-weights`); "
+            "default: uniform")
     palette: Optional[str] = key(
         None, kind="file", check_in=MODES, default_doc="shipped `ssma_tf/data/datasets.yaml`",
         doc="a datasets file in that format, for datasets it does not know")
@@ -212,7 +228,7 @@ class RunConfig:
                 continue
             if isinstance(value, tuple):
                 value = list(value)
-            elif isinstance(value, (AugmentationConfig, SemiSupervisedConfig)):
+            elif isinstance(value, (AugmentationConfig, SemiSupervisedConfig, AdaptationConfig)):
                 value = value.to_dict()
             out[name] = value
         return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional
 
-from ssma_tf.config.augmentation import _check_range
+from ssma_tf.config.sections import check_range as _check_range
 from ssma_tf.config.keys import declared_keys, key
 
 METHODS = ("depthmix", "classmix")

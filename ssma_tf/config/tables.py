@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import Key, declared_keys
 from ssma_tf.config.run import RunConfig
@@ -60,6 +61,7 @@ def _allowed(spec: Key) -> str:
         "patterns": "files or glob patterns",
         "augmentation": "mapping, true, false",
         "semi_supervised": "mapping, true, false",
+        "adaptation": "mapping, true, false",
     }
     return words[spec.kind]
 
@@ -75,6 +77,20 @@ def _cell(spec: Key, default: Any, mode: str) -> str:
     if spec.mode_defaults is not None:
         default = spec.mode_defaults[mode]
     return "optional" if default is None else f"default {_format_default(default)}"
+
+
+def _section_table(cls: type) -> list[str]:
+    """The rows of a section's key table."""
+    rows = ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
+    for name, spec, default in declared_keys(cls):
+        if spec.kind == "range":
+            low = f"[{spec.minimum:g}" if spec.minimum is not None else f"({spec.above:g}"
+            high = f"{spec.maximum:g}]" if spec.maximum is not None else "∞)"
+            accepts = f"[low, high] within {low}, {high}"
+        else:
+            accepts = _allowed(spec)
+        rows.append(f"| `{name}` | {_format_default(default)} | {accepts} | {spec.doc} |")
+    return rows
 
 
 def key_tables() -> str:
@@ -94,27 +110,16 @@ def key_tables() -> str:
         row = (f"| {name_cell(name, spec)} | {_cell(spec, default, 'train')} | "
                f"{_cell(spec, default, 'eval')} | {_allowed(spec)} | {spec.doc} |")
         (original if spec.original else new).append(row)
-    augmentation = ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
-    for name, spec, default in declared_keys(AugmentationConfig):
-        if spec.kind == "range":
-            low = f"[{spec.minimum:g}" if spec.minimum is not None else f"({spec.above:g}"
-            high = f"{spec.maximum:g}]" if spec.maximum is not None else "∞)"
-            accepts = f"[low, high] within {low}, {high}"
-        else:
-            accepts = _allowed(spec)
-        augmentation.append(
-            f"| `{name}` | {_format_default(default)} | {accepts} | {spec.doc} |"
-        )
-    semi = ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
-    for name, spec, default in declared_keys(SemiSupervisedConfig):
-        accepts = ("[low, high] within " f"[{spec.minimum:g}, {spec.maximum:g}]"
-                   if spec.kind == "range" else _allowed(spec))
-        semi.append(f"| `{name}` | {_format_default(default)} | {accepts} | {spec.doc} |")
+    augmentation = _section_table(AugmentationConfig)
+    semi = _section_table(SemiSupervisedConfig)
+    adaptation = _section_table(AdaptationConfig)
     return "\n".join(
         ["Original keys (loaded unchanged):", "", *original, "",
          "New keys (all optional; the defaults are the released behaviour):", "", *new, "",
          "Keys of the `augmentation` section (absent keys keep these defaults, the paper's):",
          "", *augmentation, "",
          "Keys of the `semi_supervised` section (absent keys keep these defaults, the released "
-         "ones of Hoyer et al., CVPR 2021):", "", *semi]
+         "ones of Hoyer et al., CVPR 2021):", "", *semi, "",
+         "Keys of the `adaptation` section (absent keys keep these defaults, the released ones "
+         "of Araslanov and Roth, CVPR 2021):", "", *adaptation]
     ) + "\n"

@@ -31,6 +31,13 @@ The log scale gives near objects, where the classes differ, most of the colour r
 
 Every sample is a pure function of (seed, split, index), so a dataset is identical byte for byte
 for the same arguments and any one sample can be regenerated alone.
+
+Domain shift (`style="target"`, for domain adaptation, `docs/adaptation.md`): the same scenes
+(geometry, labels and depth, byte for byte) seen as at dusk in another town: darker and warmer
+light with less contrast, stronger sensor noise, and class colours moved toward each other
+(sidewalks paved grey like the road, autumn vegetation turning brown toward the facades' grey,
+an overcast orange sky). A model trained on the source style loses
+accuracy on it; the depth modality does not change.
 """
 
 from __future__ import annotations
@@ -83,6 +90,18 @@ _LEAF_NOISE = 10.0
 _DEPTH_NOISE = 0.02  # relative (log-normal), clipped at 2.5 sigma
 
 _SPLITS = {"train": 0, "val": 1, "test": 2}
+
+# === Target style (domain shift); the source style is the rendering above unchanged ===
+STYLES = ("source", "target")
+_TARGET_SHIFT = {  # class: (blend weight toward the colour, colour range per channel)
+    SIDEWALK: ((0.55, 0.75), ((70.0, 95.0), (68.0, 92.0), (66.0, 88.0))),
+    VEGETATION: ((0.45, 0.65), ((120.0, 150.0), (100.0, 125.0), (60.0, 85.0))),
+    SKY: ((0.6, 0.8), ((190.0, 215.0), (150.0, 175.0), (120.0, 145.0))),
+}
+_TARGET_GAIN = (0.5, 0.7)
+_TARGET_CAST = ((1.08, 1.2), (0.95, 1.02), (0.72, 0.85))
+_TARGET_CONTRAST = (0.7, 0.85)  # toward the image mean
+_TARGET_NOISE = 9.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,6 +354,30 @@ def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSampl
     )
 
 
+def _restyle(rng: np.random.Generator, sample: SyntheticSample) -> SyntheticSample:
+    """The same scene in the target style (see the module docstring); depth and labels unchanged."""
+    colour = sample.rgb.astype(np.float64)
+    label = sample.label
+    for class_id, (weight_range, colour_range) in _TARGET_SHIFT.items():
+        mask = label == class_id
+        weight = rng.uniform(*weight_range)
+        target = _uniform_rgb(rng, colour_range)
+        colour[mask] = (1.0 - weight) * colour[mask] + weight * target
+    gain = rng.uniform(*_TARGET_GAIN)
+    cast = np.array([rng.uniform(*r) for r in _TARGET_CAST])
+    colour = colour * gain * cast
+    mean = colour.reshape(-1, 3).mean(axis=0)
+    colour = mean + rng.uniform(*_TARGET_CONTRAST) * (colour - mean)
+    colour = colour + rng.normal(0.0, _TARGET_NOISE, size=colour.shape)
+    rgb = np.clip(np.round(colour), 0, 255).astype(np.uint8)
+    return dataclasses.replace(sample, rgb=rgb)
+
+
+def _check_style(style: str) -> None:
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {list(STYLES)}, got {style!r}")
+
+
 def _check_size(height: int, width: int) -> None:
     for name, value in (("height", height), ("width", width)):
         if not isinstance(value, (int, np.integer)) or value < 16:
@@ -347,7 +390,8 @@ def _check_seed(seed: int) -> None:
 
 
 def generate_sample(
-    seed: int, index: int, height: int = 96, width: int = 192, split: str = "train"
+    seed: int, index: int, height: int = 96, width: int = 192, split: str = "train",
+    style: str = "source",
 ) -> SyntheticSample:
     """Generates one scene; the same arguments always give the same arrays.
 
@@ -357,6 +401,8 @@ def generate_sample(
         height: image height in pixels (>= 16; the models need a multiple of 16).
         width: image width in pixels (>= 16; the models need a multiple of 16).
         split: 'train', 'val' or 'test'; each split draws its own scenes.
+        style: 'source' (default) or 'target': the same scene, labels and depth in the
+            domain-shifted look of the module docstring.
 
     Returns:
         The `SyntheticSample`.
@@ -370,9 +416,17 @@ def generate_sample(
         raise ValueError(f"index must be a non-negative integer, got {index!r}")
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
+    _check_style(style)
     # One independent stream per (seed, split, index): samples do not depend on each other.
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLITS[split], int(index)]))
-    return _render(rng, int(height), int(width))
+    sample = _render(rng, int(height), int(width))
+    if style == "target":
+        # A stream of its own: the scene stays the source's, whatever the style draws.
+        style_rng = np.random.default_rng(
+            np.random.SeedSequence([int(seed), _SPLITS[split], int(index), STYLES.index(style)])
+        )
+        sample = _restyle(style_rng, sample)
+    return sample
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:
@@ -388,6 +442,7 @@ def write_dataset(
     height: int = 96,
     width: int = 192,
     seed: int = 0,
+    style: str = "source",
 ) -> SyntheticDataset:
     """Writes a synthetic RGB-D dataset as PNG files plus list files.
 
@@ -403,6 +458,7 @@ def write_dataset(
         height: image height (>= 16; the models need a multiple of 16).
         width: image width (>= 16; the models need a multiple of 16).
         seed: dataset seed; the same arguments give the same files, byte for byte.
+        style: 'source' or 'target' (the domain-shifted look; same scenes, labels and depth).
 
     Returns:
         The paths written, as a `SyntheticDataset`.
@@ -412,6 +468,7 @@ def write_dataset(
     """
     _check_seed(seed)
     _check_size(height, width)
+    _check_style(style)
     for name, value in (("num_train", num_train), ("num_val", num_val)):
         if not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -424,7 +481,7 @@ def write_dataset(
     for split, count in (("train", num_train), ("val", num_val)):
         lines = []
         for index in range(count):
-            sample = generate_sample(seed, index, height, width, split)
+            sample = generate_sample(seed, index, height, width, split, style)
             name = f"{index:05d}.png"
             relative = [f"{split}/{kind}/{name}" for kind in ("rgb", "depth", "label")]
             for path, array in zip(relative, (sample.rgb, sample.depth_jet, sample.label)):
@@ -456,6 +513,7 @@ def write_dataset(
             "width": int(width),
             "num_train": int(num_train),
             "num_val": int(num_val),
+            "style": style,
         },
     }
     classes_file = root / "classes.yaml"

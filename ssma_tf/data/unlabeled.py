@@ -75,8 +75,8 @@ def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> i
     return total
 
 
-def decode_record(serialized: Any) -> dict[str, Any]:
-    """A record with both modalities; the label is all void when the record has none."""
+def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
+    """A record's modalities (the first `modalities`); the label is all void when it has none."""
     spec = {
         "height": tf.io.FixedLenFeature([], tf.int64),
         "width": tf.io.FixedLenFeature([], tf.int64),
@@ -93,11 +93,13 @@ def decode_record(serialized: Any) -> dict[str, Any]:
         lambda: tf.zeros(tf.stack([height, width]), tf.uint8),
     )
     label = tf.ensure_shape(label, [None, None])
-    return {
+    sample = {
         schema.MODALITY1: schema.decode_image(features[schema.MODALITY1], height, width, 3),
-        schema.MODALITY2: schema.decode_image(features[schema.MODALITY2], height, width, 3),
         schema.LABEL: label,
     }
+    if modalities > 1:
+        sample[schema.MODALITY2] = schema.decode_image(features[schema.MODALITY2], height, width, 3)
+    return sample
 
 
 def _check_modality2(path: str) -> None:

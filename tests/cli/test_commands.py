@@ -24,6 +24,7 @@ COMMANDS = {
     "ssma-demo": "ssma_tf.cli.demo",
     "ssma-select-labels": "ssma_tf.cli.select_labels",
     "ssma-pretrain-depth": "ssma_tf.cli.pretrain_depth",
+    "ssma-importance-weights": "ssma_tf.cli.importance_weights",
 }
 
 

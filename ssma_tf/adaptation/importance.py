@@ -1,0 +1,125 @@
+"""Importance sampling of target images by the classes a baseline predicts in them.
+
+Araslanov and Roth (CVPR 2021, Section 3.3; released `tools/compute_image_weights.py` and the
+target loader): with n_{i,c} the pixels of target image i that the baseline predicts as class c,
+f_{i,c} = n_{i,c} / Σ_j n_{j,c}. A training sample draws a class uniformly (among the classes
+predicted anywhere), then image i with probability 0.25/N + 0.75·f_{i,c}. Over the class draw,
+image i is drawn with probability p_i = 0.25/N + 0.75 · mean_c f_{i,c}, which is what the input
+pipeline samples (by rejection: record i is kept with probability p_i / max_j p_j).
+
+The weights file (`ssma-importance-weights`, JSON) names the record files it was computed on, their
+sizes and record counts, so that weights for other images are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from ssma_tf.errors import UserInputError
+from ssma_tf.files import atomic_write
+
+UNIFORM_SHARE = 0.25
+FORMAT = "ssma-tf importance weights 1"
+
+
+class ImportanceWeightsError(UserInputError):
+    """A weights file that is unreadable or belongs to other records (names the file)."""
+
+
+def class_fractions(counts: np.ndarray) -> np.ndarray:
+    """f_{i,c} = n_{i,c} / Σ_j n_{j,c} for pixel counts (N, C); classes never predicted get 0."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2:
+        raise ValueError(f"counts must be (images, classes), got shape {counts.shape}")
+    totals = counts.sum(axis=0, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def sampling_probabilities(counts: np.ndarray, uniform_share: float = UNIFORM_SHARE,
+                           ignore_classes: Sequence[int] = (0,)) -> np.ndarray:
+    """p_i = u/N + (1 − u) · mean over predicted classes of f_{i,c}; sums to 1.
+
+    Args:
+        counts: (N, C) predicted pixels per image and class.
+        uniform_share: u, the share drawn uniformly (0.25 as released).
+        ignore_classes: classes never drawn (void, 0, by default).
+    """
+    fractions = class_fractions(counts)
+    keep = np.ones(fractions.shape[1], bool)
+    keep[list(ignore_classes)] = False
+    keep &= np.asarray(counts).sum(axis=0) > 0
+    n = fractions.shape[0]
+    if n == 0:
+        raise ValueError("no images to weight")
+    if not keep.any():
+        return np.full(n, 1.0 / n)
+    return uniform_share / n + (1.0 - uniform_share) * fractions[:, keep].mean(axis=1)
+
+
+def acceptance(probabilities: np.ndarray) -> np.ndarray:
+    """Rejection-sampling acceptance p_i / max_j p_j, in (0, 1]."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    return probabilities / probabilities.max()
+
+
+def describe_files(files: Sequence[str]) -> list[dict[str, Any]]:
+    """The identity of record files that the weights refer to: name and size."""
+    return [{"file": os.path.basename(f), "bytes": os.path.getsize(f)} for f in files]
+
+
+def write_weights(path: str, files: Sequence[str], records_per_file: Sequence[int],
+                  counts: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """Writes the weights file atomically; returns the sampling probabilities."""
+    probabilities = sampling_probabilities(counts)
+    content = {
+        "format": FORMAT,
+        "files": [dict(d, records=int(r)) for d, r in zip(describe_files(files), records_per_file)],
+        "class_names": list(class_names),
+        "uniform_share": UNIFORM_SHARE,
+        "pixel_counts": np.asarray(counts, dtype=np.int64).tolist(),
+        "probabilities": probabilities.tolist(),
+    }
+    with atomic_write(path) as stream:
+        json.dump(content, stream)
+        stream.write("\n")
+    return probabilities
+
+
+def read_weights(path: str, files: Sequence[str]) -> np.ndarray:
+    """The per-record sampling probabilities of a weights file, checked against `files`.
+
+    Raises:
+        ImportanceWeightsError: unreadable file, another format, or weights computed on other
+            record files (names, sizes or counts differ).
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            content = json.load(stream)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ImportanceWeightsError(f"cannot read the importance weights: {error}", path) from error
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ImportanceWeightsError(f"not an importance-weights file of this version ({FORMAT!r})", path)
+    expected = describe_files(files)
+    stored = [{"file": d.get("file"), "bytes": d.get("bytes")} for d in content.get("files", [])]
+    if stored != expected:
+        raise ImportanceWeightsError(
+            f"the weights were computed for other images: files {_names(stored)}, but target_data "
+            f"has {_names(expected)} (same names and sizes needed); run ssma-importance-weights again",
+            path,
+        )
+    probabilities = np.asarray(content.get("probabilities", []), dtype=np.float64)
+    total = sum(int(d.get("records", 0)) for d in content["files"])
+    if probabilities.ndim != 1 or len(probabilities) != total or total == 0:
+        raise ImportanceWeightsError(
+            f"holds {probabilities.size} probabilities for {total} records", path)
+    if not np.all(np.isfinite(probabilities)) or probabilities.min() < 0 or probabilities.max() <= 0:
+        raise ImportanceWeightsError("probabilities must be finite, non-negative, not all 0", path)
+    return probabilities
+
+
+def _names(described: Sequence[dict]) -> str:
+    return ", ".join(f"{d['file']} ({d['bytes']} bytes)" for d in described) or "none"

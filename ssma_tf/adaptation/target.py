@@ -1,0 +1,144 @@
+"""The target-domain input stream: groups of views of unlabeled target images.
+
+Each element is one target image seen through a group of `views` views (`ssma_tf.adaptation.views`):
+every modality shares each view's geometry (modality 2 interpolated as the config says, labels
+with nearest neighbour). Labels are optional: records without a `label` feature give all-void
+labels and `has_label` False; where they exist they are only used to monitor the pseudo-labels.
+With importance weights, record i is kept with probability p_i / max p (rejection sampling, so the
+stream draws images with probabilities p_i).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf.adaptation.views import render_views, sample_group
+from ssma_tf.data import schema
+from ssma_tf.data.augment import resize_sample
+from ssma_tf.data.pipeline import FilePatterns, list_record_files
+from ssma_tf.data.unlabeled import decode_record
+
+SHUFFLE_BUFFER = 128
+
+
+def count_target_records(files: Sequence[str]) -> list[int]:
+    """Records per file (reads the files once)."""
+    return [int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1)) for path in files]
+
+
+def build_target_dataset(
+    file_patterns: FilePatterns,
+    *,
+    modalities: int,
+    height: int,
+    width: int,
+    groups: int,
+    views: int,
+    seed: int,
+    scale_range: Sequence[float],
+    zoom_range: Sequence[float],
+    flip_probability: float,
+    modality2_interpolation: str = "nearest",
+    acceptance: Optional[np.ndarray] = None,
+) -> tf.data.Dataset:
+    """An endless stream of batches of `groups` target images, each as `views` views.
+
+    Args:
+        file_patterns: the target records.
+        modalities: 1 (AdapNet++) or 2 (SSMA).
+        height, width: the training size (views and images are resized to it).
+        groups, views: images per batch and views per image.
+        seed: fixes the order, the importance sampling and the geometry.
+        scale_range, zoom_range, flip_probability: the view geometry (`sample_group`).
+        modality2_interpolation: "nearest" or "bilinear" for modality 2.
+        acceptance: per-record keep probabilities in (0, 1] in file order (importance sampling);
+            None keeps every record.
+
+    Returns:
+        Batches of dicts: `modality1` (G, T, H, W, 3) float32 BGR, `modality2` likewise for two
+        modalities, `labels` (G, T, H, W) int32 (0 outside the view and where unlabeled),
+        `has_label` (G,) bool, `to_base` (G, T, 3, 3) float32.
+    """
+    files = list_record_files(file_patterns)
+    records = tf.data.TFRecordDataset(files).enumerate()
+    records = records.repeat()
+    indexed = tf.data.Dataset.zip((records, tf.data.Dataset.counter(dtype=tf.int64)))
+    base_seed = tf.constant(seed, tf.int64)
+    if acceptance is not None:
+        keep = tf.constant(np.asarray(acceptance, np.float32))
+
+        def accepted(record, position):
+            index, _ = record
+            draw = tf.random.stateless_uniform([], seed=tf.stack([base_seed * 3 + 1, position]))
+            return draw < keep[index]
+
+        indexed = indexed.filter(accepted)
+    indexed = indexed.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+
+    def to_views(record, position):
+        _, serialized = record
+        sample = decode_record(serialized, modalities)
+        has_label = tf.reduce_any(sample[schema.LABEL] > 0)
+        sample = resize_sample(sample, height=height, width=width,
+                               modality2_interpolation=modality2_interpolation)
+        to_image, to_base = sample_group(
+            tf.stack([base_seed * 3 + 2, position]), views, height, width,
+            scale_range=scale_range, zoom_range=zoom_range, flip_probability=flip_probability)
+        out = {
+            "modality1": render_views(sample["modality1"], to_image, "bilinear"),
+            "labels": tf.cast(tf.round(render_views(
+                tf.cast(sample["label"][..., None], tf.float32), to_image, "nearest")[..., 0]), tf.int32),
+            "has_label": has_label,
+            "to_base": to_base,
+        }
+        if modalities > 1:
+            out["modality2"] = render_views(sample["modality2"], to_image, modality2_interpolation)
+        return out
+
+    dataset = indexed.map(to_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(groups, drop_remainder=True).prefetch(1)
+
+
+def predicted_class_counts(
+    model: Any,
+    files: Sequence[str],
+    *,
+    modalities: int,
+    height: int,
+    width: int,
+    num_classes: int,
+    batch_size: int = 4,
+    modality2_interpolation: str = "nearest",
+    progress: Any = None,
+) -> np.ndarray:
+    """Pixels of each target record (file order) that `model` predicts as each class, (N, C).
+
+    Args:
+        progress: called with the number of records done after each batch (optional).
+    """
+    records = tf.data.TFRecordDataset(list(files))
+
+    def prepare(serialized):
+        sample = resize_sample(decode_record(serialized, modalities), height=height, width=width,
+                               modality2_interpolation=modality2_interpolation)
+        if modalities > 1:
+            return (sample["modality1"], sample["modality2"])
+        return sample["modality1"]
+
+    dataset = records.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+
+    @tf.function
+    def count(inputs):
+        probs = model(inputs, training=False)
+        predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return tf.reduce_sum(tf.one_hot(predicted, num_classes, dtype=tf.int32), axis=[1, 2])
+
+    counts = []
+    for inputs in dataset:
+        counts.append(count(inputs).numpy())
+        if progress is not None:
+            progress(sum(len(c) for c in counts))
+    return np.concatenate(counts, 0) if counts else np.zeros((0, num_classes), np.int64)

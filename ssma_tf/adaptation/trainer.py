@@ -1,0 +1,408 @@
+"""Domain adaptation by self-supervised augmentation consistency, and its ABN baseline.
+
+Araslanov and Roth, "Self-supervised Augmentation Consistency for Adapting Semantic
+Segmentation" (CVPR 2021), as released (`docs/adaptation.md` says where this port differs):
+
+- `method: abn`, the baseline: ordinary training on the source (the released protocol), and each
+  step a batch of target images also passes through the network in training mode without
+  gradients, so that the batch-norm statistics see the target domain.
+- `method: sac`, from the baseline (`initialize`): every batch norm keeps its statistics
+  (γ and β are still trained: the network runs with `training=False`, which also turns dropout
+  off). Each step takes a source batch with the released loss, and `target_groups` target
+  images as groups of `views` views (`ssma_tf.adaptation.views`). The teacher (an average of the
+  student, updated every `ema_every` steps with its batch-norm statistics, `ssma_tf.mean_teacher`)
+  predicts each clean view; the predictions are averaged across the group in the base frame and
+  taken back into each view; pseudo-labels keep the pixels above their class-wise adaptive
+  threshold (`ssma_tf.adaptation.pseudo_labels`). The student sees the views with photometric
+  noise (blur, colour jitter, greyscale) on the colour-like modalities, and is trained on the
+  focal, confidence-weighted cross-entropy to the pseudo-labels, weighted `target_weight`. SGD at
+  a constant rate with weight decay, as released.
+
+For SSMA every modality of a view shares its geometry; the photometric noise goes to modality 1
+only by default (`photometric`). The student is what is checkpointed as the model, exported and
+evaluated; the teacher and the class prior are checkpointed beside it, so a run resumes exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf import training
+from ssma_tf.adaptation.importance import acceptance, read_weights
+from ssma_tf.adaptation.pseudo_labels import IGNORE, ClassPrior, consistency_loss, pseudo_labels
+from ssma_tf.adaptation.target import build_target_dataset
+from ssma_tf.adaptation.views import pool_views
+from ssma_tf.config import ConfigError
+from ssma_tf.data import build_dataset
+from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.data.unlabeled import UnlabeledDataError
+from ssma_tf.evaluation import Evaluator
+from ssma_tf.losses import l2_penalty, total_loss
+from ssma_tf.mean_teacher import MeanTeacher
+from ssma_tf.metrics import ConfusionMatrix
+from ssma_tf.mixing import colour_jitter, gaussian_blur, greyscale
+from ssma_tf.summaries import write_images, write_scalar
+
+# Distinct stateless streams of one step.
+_JITTER, _BLUR, _GREY = 1, 2, 3
+PREVIEW_VIEWS = 4
+
+
+class TargetDataError(UnlabeledDataError):
+    """Unusable target records (names the file and the key)."""
+
+
+def check_target_records(config: Any) -> list[str]:
+    """The target record files; fails unless they hold the modalities the model needs.
+
+    Raises:
+        TargetDataError: naming the file when a record lacks modality 2 for a fusion model.
+    """
+    files = list_record_files(config.target_data)
+    needed = 2 if config.is_fusion else 1
+    for path in files:
+        for serialized in tf.data.TFRecordDataset(path).take(1):
+            example = tf.train.Example.FromString(serialized.numpy())
+            present = 1 + int("modality2" in example.features.feature)
+            if present < needed:
+                raise TargetDataError(
+                    f"target_data holds {present} modality but the {config.model} model needs "
+                    f"{needed}; give records written from lists with both modalities", path)
+    return files
+
+
+class AdaptationTrainer(training.Trainer):
+    """A `Trainer` for the `adaptation` section (module docstring).
+
+    Args:
+        config: a training `RunConfig` with `adaptation` and `target_data`.
+        **kwargs: as for `Trainer`.
+
+    Attributes:
+        teacher, mean_teacher, prior (`sac` only): the teacher model, its average and the running
+        class means; target_iterator: the target stream. Plus those of `Trainer`.
+    """
+
+    def __init__(self, config: Any, **kwargs: Any):
+        if config.adaptation is None:
+            raise ConfigError("is missing; AdaptationTrainer needs it", key="adaptation",
+                              source=config.source)
+        if config.target_data is None:
+            raise ConfigError("is missing; adaptation needs it", key="target_data",
+                              source=config.source)
+        self.adapt = config.adaptation
+        self.sac = self.adapt.method == "sac"
+        self._target_files = check_target_records(config)
+        self._acceptance = None
+        if config.importance_weights:
+            self._acceptance = acceptance(read_weights(config.importance_weights, self._target_files))
+        super().__init__(config, **kwargs)
+        if self.sac and self.resumed_from is None:
+            if config.initialize is None:
+                self._log("warning: adaptation starts from random weights; the method expects a "
+                          "trained baseline as `initialize` (e.g. one trained with method: abn)")
+            self.mean_teacher.copy()
+        self._val_dataset = self._target_val_dataset()
+        self._evaluator: Optional[Evaluator] = None
+
+    # --- Setup ----------------------------------------------------------------------------------
+
+    def _make_optimizer(self) -> keras.optimizers.Optimizer:
+        if not self.sac:
+            return super()._make_optimizer()
+        rate = self.adapt.learning_rate
+        if self.adapt.optimizer == "sgd":
+            return keras.optimizers.SGD(learning_rate=rate, momentum=self.adapt.momentum)
+        return keras.optimizers.Adam(learning_rate=rate)
+
+    def learning_rate(self, step: Optional[int] = None) -> float:
+        if self.sac:
+            return float(self.adapt.learning_rate)
+        return super().learning_rate(step)
+
+    def _build_extras(self) -> dict[str, Any]:
+        config, adapt = self.config, self.adapt
+        modalities = 2 if config.is_fusion else 1
+        seed = (config.seed or 0) + 15485863
+        groups = adapt.target_groups if self.sac else config.batch_size
+        views = adapt.views if self.sac else 1
+
+        def target_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            replicas = context.num_replicas_in_sync
+            if groups % replicas:
+                raise ConfigError(f"({groups} target images a step) must be a multiple of the "
+                                  f"{replicas} replicas", key="adaptation.target_groups",
+                                  source=config.source)
+            return build_target_dataset(
+                config.target_data, modalities=modalities, height=config.height,
+                width=config.width, groups=groups // replicas, views=views,
+                seed=seed + 7919 * context.input_pipeline_id,
+                scale_range=adapt.scale_range if self.sac else (1.0, 1.0),
+                zoom_range=adapt.zoom_range, flip_probability=adapt.flip_probability,
+                modality2_interpolation=config.modality2_interpolation,
+                acceptance=self._acceptance)
+
+        self.target_dataset = self.strategy.distribute_datasets_from_function(target_stream)
+        self.target_iterator = iter(self.target_dataset)
+        extras: dict[str, Any] = {}
+        if self.sac:
+            with self.strategy.scope():
+                self.teacher = training.build_model(config)
+                self.mean_teacher = MeanTeacher(
+                    self.model, self.teacher, decay=adapt.ema_decay, every=adapt.ema_every,
+                    include_statistics=True, warmup=False)
+                self.prior = ClassPrior(config.num_classes, adapt.prior_momentum, adapt.threshold_beta)
+                # What the log shows of the pseudo-labels since the last summary (not checkpointed).
+                self.monitor = {
+                    "class_coverage": tf.Variable(tf.zeros([config.num_classes]), trainable=False),
+                    "steps": tf.Variable(0.0, trainable=False),
+                    "judged": tf.Variable(0.0, trainable=False),
+                    "correct": tf.Variable(0.0, trainable=False),
+                }
+            extras.update(self.mean_teacher.tracked())
+            extras.update(self.prior.tracked())
+        if self.saves_data_position:
+            extras["target_data"] = self.target_iterator
+        return extras
+
+    def _model_inputs(self, modality1: Any, modality2: Any = None) -> Any:
+        if self.config.is_fusion:
+            return (modality1, modality2)
+        return modality1
+
+    def _target_val_dataset(self) -> Optional[tf.data.Dataset]:
+        config = self.config
+        if not config.target_val_data or not self.chief:
+            return None
+        return build_dataset(
+            config.target_val_data, modalities=2 if config.is_fusion else 1,
+            height=config.height, width=config.width, batch_size=config.batch_size,
+            num_classes=config.num_classes, training=False,
+            modality2_interpolation=config.modality2_interpolation)
+
+    # --- The step -------------------------------------------------------------------------------
+
+    def _make_train_function(self) -> Any:
+        if self.sac:
+            return self._make_sac_function()
+        return self._make_abn_function()
+
+    def _make_abn_function(self) -> Any:
+        supervised = super()._make_train_function()
+        model, strategy = self.model, self.strategy
+
+        def target_pass(target):
+            flat = {k: _merge_views(v) for k, v in target.items() if k in ("modality1", "modality2")}
+            # Training mode without a tape: only the batch-norm statistics move.
+            model(self._model_inputs(flat["modality1"], flat.get("modality2")), training=True)
+            return tf.constant(0.0)
+
+        @tf.function
+        def train_function(iterator):
+            result = supervised(iterator)
+            strategy.run(target_pass, args=(next(self.target_iterator),))
+            return result
+
+        return train_function
+
+    def _make_sac_function(self) -> Any:
+        config, model, teacher, optimizer, strategy = (
+            self.config, self.model, self.teacher, self.optimizer, self.strategy)
+        adapt, prior, mean_teacher = self.adapt, self.prior, self.mean_teacher
+        replicas = strategy.num_replicas_in_sync
+        aux_weights = tuple(config.aux_loss_weights)
+        views = adapt.views
+        decayed = [v for v in model.trainable_variables if v.name == "kernel"]
+        base_seed = tf.constant(config.seed or 0, tf.int64)
+        step_variable = self.step
+
+        def seed_for(stream: int) -> Any:
+            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+            return tf.stack([base_seed * 16 + stream, tf.cast(step_variable, tf.int64) * replicas + replica])
+
+        def noisy(images):
+            images = gaussian_blur(images, adapt.blur_radius, 1.0, seed_for(_BLUR))
+            images = colour_jitter(images, adapt.jitter, adapt.jitter_probability,
+                                   seed_for(_JITTER), hue=adapt.jitter_hue)
+            images = greyscale(images, adapt.greyscale_probability, seed_for(_GREY))
+            return tf.clip_by_value(images, 0.0, 255.0)
+
+        def replica_step(inputs, labels, target):
+            clean1 = _merge_views(target["modality1"])
+            clean2 = _merge_views(target["modality2"]) if "modality2" in target else None
+            to_base = _merge_views(target["to_base"])
+            # The teacher on the clean views; the class prior follows its raw predictions.
+            teacher_probs = tf.cast(teacher(self._model_inputs(clean1, clean2), training=False), tf.float32)
+            batch_mean = tf.reduce_mean(teacher_probs, axis=[0, 1, 2])
+            if replicas > 1:
+                batch_mean = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.MEAN, batch_mean)
+            means = prior.update_from_mean(batch_mean)
+            pooled, coverage = pool_views(teacher_probs, to_base, views)
+            pseudo, confidence = pseudo_labels(
+                pooled, means, upper=adapt.threshold_upper, lower=adapt.threshold_lower,
+                beta=adapt.threshold_beta)
+            pseudo = tf.stop_gradient(pseudo)
+            confidence = tf.stop_gradient(confidence)
+            student1 = noisy(clean1) if adapt.photometric != "none" else clean1
+            student2 = clean2
+            if clean2 is not None and adapt.photometric == "all":
+                student2 = noisy(clean2)
+
+            variables = model.trainable_variables
+            # Two tapes: the peak memory stays that of one forward and backward pass.
+            with tf.GradientTape() as tape:
+                outputs = model(inputs, training=False, return_all=True)
+                source, terms = total_loss(labels, outputs, aux_weights)
+                loss = source
+                if adapt.weight_decay > 0:
+                    # SGD's coupled decay λ·w is the gradient of (λ/2)·Σw², which l2_penalty is.
+                    terms["weight_decay"] = l2_penalty(decayed, adapt.weight_decay)
+                    loss = loss + terms["weight_decay"]
+                scaled = optimizer.scale_loss(loss / replicas)
+            gradients = tape.gradient(scaled, variables)
+            with tf.GradientTape() as tape:
+                student = model(self._model_inputs(student1, student2), training=False)
+                target_loss = consistency_loss(student, pseudo, confidence, means, adapt.focal_power)
+                scaled = optimizer.scale_loss(adapt.target_weight * target_loss / replicas)
+            target_gradients = tape.gradient(scaled, variables)
+            gradients = [t if g is None else (g if t is None else g + t)
+                         for g, t in zip(gradients, target_gradients)]
+            if replicas > 1:
+                gradients = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, gradients)
+            optimizer.apply(gradients, variables)
+
+            terms = dict(terms)
+            terms["source"] = source
+            terms["target"] = target_loss
+            kept = tf.cast(pseudo >= 0, tf.float32)
+            terms["pseudo_label_coverage"] = tf.reduce_mean(kept)
+            # Pseudo-label accuracy on the labeled target images (monitoring only).
+            truth = _merge_views(target["labels"])
+            has_label = tf.repeat(target["has_label"], views)[:, None, None]
+            judged = tf.logical_and(tf.logical_and(pseudo >= 0, truth > 0), has_label)
+            correct = tf.logical_and(judged, tf.equal(pseudo, truth))
+            stats = {
+                "class_coverage": tf.reduce_mean(
+                    tf.one_hot(tf.where(pseudo >= 0, pseudo, config.num_classes), config.num_classes + 1),
+                    axis=[0, 1, 2])[:config.num_classes],
+                "judged": tf.reduce_sum(tf.cast(judged, tf.float32)),
+                "correct": tf.reduce_sum(tf.cast(correct, tf.float32)),
+            }
+            preview = {
+                "view": tf.cast(tf.clip_by_value(student1[:PREVIEW_VIEWS], 0, 255), tf.uint8),
+                "pseudo": tf.cast(tf.where(pseudo[:PREVIEW_VIEWS] >= 0, pseudo[:PREVIEW_VIEWS], 0), tf.uint8),
+                "ignored": tf.cast(pseudo[:PREVIEW_VIEWS] == IGNORE, tf.uint8),
+                "coverage": coverage[:PREVIEW_VIEWS],
+            }
+            label_truth = labels if len(labels.shape) == 3 else tf.argmax(labels, axis=-1)
+            preview["predicted"] = tf.cast(tf.argmax(outputs["softmax"][:training.PREVIEW_IMAGES], axis=-1), tf.uint8)
+            return (source + adapt.target_weight * target_loss, terms, stats, preview,
+                    tf.cast(label_truth[:training.PREVIEW_IMAGES], tf.uint8))
+
+        def mean(value):
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+        def total(value):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+        def first(value):
+            return strategy.experimental_local_results(value)[0]
+
+        @tf.function
+        def train_function(iterator):
+            inputs, labels = next(iterator)
+            target = next(self.target_iterator)
+            loss, terms, stats, preview, truth = strategy.run(replica_step, args=(inputs, labels, target))
+            mean_teacher.maybe_update()
+            self.step.assign_add(1)
+            monitor = self.monitor
+            monitor["class_coverage"].assign_add(mean(stats["class_coverage"]))
+            monitor["steps"].assign_add(1.0)
+            monitor["judged"].assign_add(total(stats["judged"]))
+            monitor["correct"].assign_add(total(stats["correct"]))
+            terms = {name: mean(value) for name, value in terms.items()}
+            return mean(loss), terms, {k: first(v) for k, v in preview.items()}, first(truth)
+
+        return train_function
+
+    # --- Logs -----------------------------------------------------------------------------------
+
+    def _write_summaries(self, step: int, loss: float, terms: dict[str, Any], lr: float,
+                         preview: Any = None, truth: Any = None) -> None:
+        terms = dict(terms)
+        coverage = terms.pop("pseudo_label_coverage", None)
+        predicted = preview["predicted"] if isinstance(preview, dict) else preview
+        super()._write_summaries(step, loss, terms, lr, predicted, truth)
+        if not self.sac:
+            return
+        names = self._class_names()
+        monitor = {name: variable.numpy() for name, variable in self.monitor.items()}
+        for variable in self.monitor.values():
+            variable.assign(tf.zeros_like(variable))
+        steps = max(float(monitor["steps"]), 1.0)
+        with self.writer.as_default():
+            if coverage is not None:
+                write_scalar("adaptation/pseudo_label_coverage", coverage, step)
+            for name, value in zip(names, monitor["class_coverage"] / steps):
+                write_scalar(f"adaptation/class_coverage/{name}", float(value), step)
+            for name, value in zip(names, self.prior.means.numpy()):
+                write_scalar(f"adaptation/class_prior/{name}", float(value), step)
+            if monitor["judged"] > 0:
+                write_scalar("adaptation/pseudo_label_accuracy",
+                             float(monitor["correct"] / monitor["judged"]), step)
+            if isinstance(preview, dict) and "view" in preview:
+                palette = self._palette
+                write_images("adaptation/student_views", np.asarray(preview["view"])[..., ::-1], step,
+                             max_outputs=PREVIEW_VIEWS)
+                colours = palette[np.minimum(np.asarray(preview["pseudo"]), len(palette) - 1)].copy()
+                colours[np.asarray(preview["ignored"]) > 0] = 0
+                write_images("adaptation/pseudo_labels", colours, step, max_outputs=PREVIEW_VIEWS)
+        self.writer.flush()
+
+    def _class_names(self) -> list[str]:
+        from ssma_tf.data.datasets import get_dataset_info
+
+        try:
+            return list(get_dataset_info(self.config.dataset).class_names)
+        except (KeyError, ValueError, TypeError):
+            return [f"class{c}" for c in range(self.config.num_classes)]
+
+    def save(self) -> Optional[str]:
+        path = super().save()
+        if self._val_dataset is not None:
+            self._log_target_miou()
+        return path
+
+    def _log_target_miou(self) -> None:
+        """Evaluates the student on `target_val_data` (monitoring) and logs its mIoU."""
+        if self._evaluator is None:
+            self._evaluator = Evaluator(self.model, self.config.num_classes,
+                                        self._val_dataset.element_spec, optimize=False,
+                                        modality2_interpolation=self.config.modality2_interpolation)
+        self._evaluator.reset()
+        confusion: ConfusionMatrix = self._evaluator.run(self._val_dataset)
+        miou = confusion.miou()
+        step = int(self.step.numpy())
+        self._log(f"target validation mIoU {miou:.2f} at step {step}")
+        with self.writer.as_default():
+            write_scalar("adaptation/target_val_mIoU", miou, step)
+        self.writer.flush()
+
+
+def _merge_views(tensor: Any) -> Any:
+    """(G, T, ...) -> (G·T, ...), group-major."""
+    shape = tf.shape(tensor)
+    return tf.reshape(tensor, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+
+
+def train(config: Any, **kwargs: Any) -> training.TrainResult:
+    """Trains as `config` says with its `adaptation` section, resuming like `training.train`."""
+    trainer = AdaptationTrainer(config, **kwargs)
+    trainer.write_run_config()
+    return trainer.train()

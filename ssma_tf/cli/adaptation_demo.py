@@ -1,0 +1,185 @@
+"""Domain adaptation in miniature: synthetic source scenes -> the same kind of scenes at dusk.
+
+`make adapt-demo` (or `python -m ssma_tf.cli.adaptation_demo`). Per seed and model it trains four
+arms with the same number of optimizer steps and evaluates each on the labeled target
+validation scenes:
+
+  source only   ordinary training on the source (`--steps` + `--adapt_steps` steps)
+  ABN           source training whose batch norms also see target batches (same steps)
+  SAC           from ABN's checkpoint at `--steps`, importance weights from it, then `--adapt_steps` steps of
+                self-supervised augmentation consistency on the unlabeled target images
+  target labels ordinary training on the labeled target scenes (the upper bound; same steps)
+
+For AdapNet++ (RGB) and SSMA (RGB + depth; experts trained on the source, then the whole
+network). Everything goes to `adapt_output/`; finished runs are skipped when started again.
+The demo's settings that differ from the library's defaults (the released ones, made for
+ResNet-101 fine-tuning over tens of thousands of steps) are scaled to its run length and said in
+`docs/adaptation.md`; they were chosen before the first run and not tuned on its results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+import yaml
+
+from ssma_tf.cli.common import add_version
+from ssma_tf.cli.demo import run
+
+OUTPUT = pathlib.Path("adapt_output")
+HEIGHT, WIDTH, CLASSES, BATCH = 48, 96, 7, 8
+ARMS = ("source_only", "abn", "sac", "target_labels")
+TITLES = {"source_only": "source only", "abn": "ABN", "sac": "SAC (from ABN)", "target_labels": "target labels"}
+MODELS = {"adapnet_pp": "AdapNet++ (RGB)", "ssma": "SSMA (RGB + depth)"}
+# Scaled to a run of about a hundred steps (see the module docstring and docs/adaptation.md).
+DEMO_ADAPTATION = {"optimizer": "adam", "learning_rate": 1e-4, "ema_every": 10}
+
+
+def _write(path: pathlib.Path, values: dict) -> pathlib.Path:
+    from ssma_tf.files import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as stream:
+        stream.write(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+def _base(name: str, seed: int, steps: int, data: pathlib.Path, **extra) -> dict:
+    values = {
+        "model": "AdapNet_pp", "num_classes": CLASSES, "dataset": "synthetic",
+        "height": HEIGHT, "width": WIDTH, "checkpoint": str(OUTPUT / "runs" / f"seed{seed}" / name),
+        "train_data": str(data / "source" / "train.tfrecords"), "batch_size": BATCH,
+        "max_iteration": steps, "learning_rate": 1e-3, "save_step": steps, "skip_step": 25,
+        "power": 0.9, "seed": seed,
+    }
+    values.update(extra)
+    return values
+
+
+def _train(name: str, values: dict, seed: int) -> pathlib.Path:
+    folder = pathlib.Path(values["checkpoint"])
+    if not (folder / "final.weights.h5").exists():
+        config = _write(OUTPUT / "configs" / f"seed{seed}" / f"{name}.config", values)
+        run(f"seed {seed}: train {name}", "ssma-train", ["-c", config])
+    return folder
+
+
+def _evaluate(name: str, train_values: dict, seed: int, data: pathlib.Path) -> float:
+    result = OUTPUT / "results" / f"seed{seed}" / f"{name}.json"
+    if not result.exists():
+        values = {k: train_values[k] for k in ("model", "num_classes", "dataset", "height", "width")}
+        values.update(checkpoint=train_values["checkpoint"], batch_size=10,
+                      test_data=str(data / "target" / "val.tfrecords"))
+        if "input_modality" in train_values:
+            values["input_modality"] = train_values["input_modality"]
+        config = _write(OUTPUT / "configs" / f"seed{seed}" / f"{name}_test.config", values)
+        result.parent.mkdir(parents=True, exist_ok=True)
+        run(f"seed {seed}: evaluate {name} on the target", "ssma-evaluate", ["-c", config, "--json", result])
+    return float(json.loads(result.read_text())["mIoU"])
+
+
+def _importance(name: str, values: dict, seed: int) -> pathlib.Path:
+    path = OUTPUT / "runs" / f"seed{seed}" / f"{name}_weights.json"
+    if not path.exists():
+        config = _write(OUTPUT / "configs" / f"seed{seed}" / f"{name}_weights.config", values)
+        run(f"seed {seed}: importance weights from {name}", "ssma-importance-weights",
+            ["-c", config, "--checkpoint", values["checkpoint"], "-o", path])
+    return path
+
+
+def run_model(model: str, seed: int, steps: int, adapt_steps: int, data: pathlib.Path) -> dict[str, float]:
+    """Trains and evaluates the four arms of one model and seed; returns target mIoU per arm."""
+    total = steps + adapt_steps
+    target = {"target_data": str(data / "target" / "train.tfrecords"),
+              "target_val_data": str(data / "target" / "val.tfrecords")}
+    target_labels = {"train_data": str(data / "target" / "train.tfrecords")}
+    if model == "adapnet_pp":
+        common = {"input_modality": "modality1"}
+    else:
+        # Experts trained on the source (RGB shared with the AdapNet++ arm), then the whole network.
+        rgb = _train("adapnet_pp_source_only", _base("adapnet_pp_source_only", seed, total, data,
+                                                     input_modality="modality1"), seed)
+        depth = _train("depth_expert", _base("depth_expert", seed, total, data,
+                                             input_modality="modality2"), seed)
+        common = {"model": "SSMA", "checkpoint1": str(rgb / "final.weights.h5"),
+                  "checkpoint2": str(depth / "final.weights.h5"), "freeze_experts": False,
+                  "modality2_interpolation": "nearest"}
+    arms = {
+        "source_only": _base(f"{model}_source_only", seed, total, data, **common),
+        # Saved after `steps` too: SAC starts from that checkpoint.
+        "abn": _base(f"{model}_abn", seed, total, data, **common, **target,
+                     adaptation={"method": "abn"}, save_step=steps),
+        "target_labels": _base(f"{model}_target_labels", seed, total, data, **common, **target_labels),
+    }
+    for name, values in arms.items():
+        _train(f"{model}_{name}", values, seed)
+    baseline = str(pathlib.Path(arms["abn"]["checkpoint"]) / f"ckpt-{steps}")
+    weights = _importance(f"{model}_abn", dict(arms["abn"], checkpoint=baseline), seed)
+    sac = _base(f"{model}_sac", seed, adapt_steps, data, **common, **target,
+                initialize=baseline, importance_weights=str(weights),
+                save_step=adapt_steps, adaptation=dict(DEMO_ADAPTATION))
+    sac.pop("checkpoint1", None), sac.pop("checkpoint2", None)
+    arms["sac"] = sac
+    _train(f"{model}_sac", sac, seed)
+    return {arm: _evaluate(f"{model}_{arm}", arms[arm], seed, data) for arm in ARMS}
+
+
+def _table(results: dict[str, dict[int, dict[str, float]]]) -> str:
+    lines = []
+    for model, per_seed in results.items():
+        lines.append(f"\n{MODELS[model]}: target-domain validation mIoU (mean [min, max] over seeds "
+                     f"{', '.join(str(s) for s in per_seed)})")
+        for arm in ARMS:
+            values = np.array([scores[arm] for scores in per_seed.values()])
+            lines.append(f"  {TITLES[arm]:16s} {values.mean():6.1f}  [{values.min():.1f}, {values.max():.1f}]")
+        means = {arm: np.mean([s[arm] for s in per_seed.values()]) for arm in ARMS}
+        gap = means["target_labels"] - means["source_only"]
+        if gap > 0:
+            closed = 100.0 * (means["sac"] - means["source_only"]) / gap
+            lines.append(f"  SAC closes {closed:.0f}% of the gap between source only and target labels")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Runs what is not done yet and prints the table; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="adaptation-demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["adapnet_pp", "ssma"])
+    parser.add_argument("--steps", type=int, default=200, help="steps of the source training")
+    parser.add_argument("--adapt_steps", type=int, default=100, help="steps of the adaptation")
+    add_version(parser)
+    args = parser.parse_args(argv)
+    started = time.time()
+    data = OUTPUT / "data"
+    for domain, style in (("source", "source"), ("target", "target")):
+        if not (data / domain / "val.txt").exists():
+            run(f"synthetic {domain} scenes", "python -m ssma_tf.cli.synthetic", [
+                "--output_dir", data / domain, "--num_train", 200, "--num_val", 50,
+                "--height", HEIGHT, "--width", WIDTH, "--seed", 0 if domain == "source" else 1,
+                "--style", style])
+        for split in ("train", "val"):
+            if not (data / domain / f"{split}.tfrecords").exists():
+                run(f"{domain} {split} list to TFRecords", "ssma-convert", [
+                    "-f", data / domain / f"{split}.txt", "-r", data / domain / f"{split}.tfrecords"])
+    results: dict[str, dict[int, dict[str, float]]] = {}
+    for model in args.models:
+        for seed in args.seeds:
+            results.setdefault(model, {})[seed] = run_model(model, seed, args.steps, args.adapt_steps, data)
+    table = _table(results)
+    print(f"\n=== Synthetic source (day) -> target (dusk), {HEIGHT}x{WIDTH}, {args.steps}+"
+          f"{args.adapt_steps} steps per arm{table}")
+    summary = OUTPUT / "results" / "summary.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(json.dumps({m: {str(s): v for s, v in r.items()} for m, r in results.items()}, indent=1))
+    print(f"\nresults: {summary}; total time {(time.time() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Importance-sampling weights of the target images for domain adaptation (`ssma-importance-weights`).
+
+Runs a baseline (e.g. one trained with `adaptation: {method: abn}`) over the target records of a
+config, counts the pixels it predicts as each class in each image, and writes the sampling
+probabilities p_i = 0.25/N + 0.75 · mean_c f_{i,c} (Araslanov and Roth, CVPR 2021; see
+`ssma_tf.adaptation.importance`). Give the file as `importance_weights` of the adaptation config.
+
+Example:
+    ssma-importance-weights -c configs/adapt_sac.config --checkpoint runs/abn -o runs/weights.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_version, fail
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parses the command line."""
+    parser = argparse.ArgumentParser(prog="ssma-importance-weights", description=__doc__.splitlines()[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True,
+                        help="a training config with target_data (its model, classes and size)")
+    parser.add_argument("--checkpoint", help="the baseline's weights (default: the config's initialize, "
+                        "else its checkpoint folder)")
+    parser.add_argument("--target_data", nargs="+", help="target records instead of the config's")
+    parser.add_argument("-o", "--output", required=True, help="the weights file to write (JSON)")
+    parser.add_argument("--batch_size", type=int, default=4, help="images per prediction batch")
+    add_version(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Computes and writes the weights; returns the exit status."""
+    args = parse_args(argv)
+    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.errors import UserInputError
+
+    try:
+        config = load_config(args.config, "train", check_paths=False)
+    except ConfigError as error:
+        return fail(error)
+    target = tuple(args.target_data) if args.target_data else config.target_data
+    if not target:
+        return fail(f"{args.config}: no target_data; give it in the config or with --target_data")
+    checkpoint = args.checkpoint or config.initialize or config.checkpoint
+
+    from ssma_tf import training
+    from ssma_tf.adaptation.importance import write_weights
+    from ssma_tf.adaptation.target import count_target_records, predicted_class_counts
+    from ssma_tf.checkpoints.loading import load_weights
+    from ssma_tf.data.datasets import get_dataset_info
+    from ssma_tf.data.pipeline import list_record_files
+
+    try:
+        files = list_record_files(target)
+        per_file = count_target_records(files)
+        model = training.build_model(config)
+        print(f"loaded {load_weights(model, checkpoint)}", flush=True)
+        total = sum(per_file)
+        started = time.perf_counter()
+        counts = predicted_class_counts(
+            model, files, modalities=2 if config.is_fusion else 1, height=config.height,
+            width=config.width, num_classes=config.num_classes, batch_size=args.batch_size,
+            modality2_interpolation=config.modality2_interpolation,
+            progress=lambda done: print(f"\rpredicted {done}/{total} target images", end="", flush=True))
+        print()
+        try:
+            names = list(get_dataset_info(config.dataset).class_names)
+        except (KeyError, ValueError, TypeError):
+            names = [f"class{c}" for c in range(config.num_classes)]
+        probabilities = write_weights(args.output, files, per_file, counts, names)
+    except (UserInputError, FileNotFoundError) as error:
+        return fail(error)
+    share = probabilities.max() * len(probabilities)
+    print(f"wrote {args.output}: {len(probabilities)} images from {len(files)} file(s) in "
+          f"{time.perf_counter() - started:.1f} s; the most likely image is drawn {share:.1f}x as "
+          "often as under uniform sampling")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

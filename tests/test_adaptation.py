@@ -1,0 +1,326 @@
+"""Domain adaptation: view geometry, pseudo-labels, importance sampling and the trainer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssma_tf import training
+from ssma_tf.adaptation import importance, pseudo_labels, trainer as adaptation
+from ssma_tf.adaptation.views import pool_views, render_views, sample_group, warp
+from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.config.adaptation import AdaptationConfig
+from ssma_tf.data import encode_example
+from ssma_tf.data.synthetic import generate_sample
+from ssma_tf.errors import UserInputError
+from tests.conftest import ROOT
+from tests.training_helpers import build_tiny_model
+
+H, W = 32, 64
+
+
+# --- Views and warping ---------------------------------------------------------------------
+
+
+def _smooth_field(height, width, classes=3):
+    rows, cols = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
+    logits = np.stack([np.sin(cols / 9.0 + c) + np.cos(rows / 7.0 - c) for c in range(classes)], -1)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    return probs.astype(np.float32)
+
+
+def test_each_view_is_a_crop_of_the_base_frame_and_view0_is_the_base():
+    to_image, to_base = sample_group(tf.constant([1, 2]), 4, H, W)
+    to_base = to_base.numpy()
+    corners = np.array([[0, 0, 1], [W, 0, 1], [0, H, 1], [W, H, 1]], np.float64).T
+    for v in range(4):
+        mapped = to_base[v] @ corners
+        assert mapped[0].min() >= -1e-4 and mapped[0].max() <= W + 1e-4
+        assert mapped[1].min() >= -1e-4 and mapped[1].max() <= H + 1e-4
+    # View 0 spans the whole base frame (up to its own flip).
+    np.testing.assert_allclose(np.abs(to_base[0][:2, :2]), np.eye(2), atol=1e-6)
+    # The base frame is a crop of the image scaled up by s in [1, 1.1].
+    scale = 1.0 / abs(to_image.numpy()[0][0, 0])
+    assert 1.0 <= scale <= 1.1 + 1e-6
+
+
+def test_warping_round_trip_gives_each_pixel_its_probabilities_back():
+    field = _smooth_field(H, W)
+    to_image, to_base = sample_group(tf.constant([7, 3]), 4, H, W)
+    # Each view's prediction is the base-frame field seen from that view.
+    views = warp(tf.repeat(field[None], 4, 0), to_base, (H, W), "bilinear", "nearest")
+    pooled, coverage = pool_views(views, to_base, 4)
+    assert float(tf.reduce_min(coverage)) > 0.99  # view 0 covers the whole base frame
+    np.testing.assert_allclose(pooled.numpy(), views.numpy(), atol=0.01)
+    # Identical frames: the pool is the plain average of the views.
+    noise = tf.random.stateless_uniform([4, H, W, 3], seed=[1, 1])
+    noise = noise / tf.reduce_sum(noise, -1, keepdims=True)
+    pooled, _ = pool_views(noise, tf.eye(3, batch_shape=[4]), 4)
+    np.testing.assert_allclose(pooled.numpy(), np.repeat(noise.numpy().mean(0, keepdims=True), 4, 0), atol=1e-6)
+
+
+def test_views_of_an_image_show_the_image_where_the_matrices_say():
+    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (H, W, 3)).astype(np.float32))
+    to_image, _ = sample_group(tf.constant([5, 5]), 3, H, W)
+    views = render_views(image, to_image, "nearest").numpy()
+    matrix = to_image.numpy()[2]
+    for i, j in [(3, 5), (20, 40), (31, 0)]:
+        x, y, _ = matrix @ np.array([j + 0.5, i + 0.5, 1.0])
+        src = image.numpy()[min(int(y), H - 1), min(int(x), W - 1)]
+        np.testing.assert_allclose(views[2, i, j], src, atol=1e-3)
+
+
+# --- Pseudo-labels -------------------------------------------------------------------------
+
+
+def test_threshold_formula_and_ignored_pixels():
+    probs = np.zeros((1, 1, 4, 3), np.float32)
+    probs[0, 0] = [[0.1, 0.9, 0.0], [0.1, 0.5, 0.4], [0.2, 0.1, 0.7], [0.1, 0.15, 0.75]]
+    prior = tf.constant([0.3, 0.4, 0.0005])
+    thresholds = pseudo_labels.class_thresholds(
+        tf.reduce_max(probs, -1), tf.argmax(probs, -1), prior).numpy()[0]
+    discount = 1 - np.exp(-np.array([0.3, 0.4, 0.0005]) / 1e-3)
+    expected = np.maximum(0.2, 0.75 * np.array([0.0, 0.9, 0.75]) * discount)
+    np.testing.assert_allclose(thresholds, expected, rtol=1e-5)
+    labels, confidence = pseudo_labels.pseudo_labels(tf.constant(probs), prior)
+    # 0.9 > 0.675 kept; 0.5 is not above 0.675; class 2 (rare: discounted to 0.295) keeps both.
+    assert labels.numpy()[0, 0].tolist() == [1, -1, 2, 2]
+    np.testing.assert_allclose(confidence.numpy()[0, 0], [0.9, 0.5, 0.7, 0.75])
+    # Void is never a pseudo-label.
+    void = np.array([[[[0.95, 0.05, 0.0]]]], np.float32)
+    assert pseudo_labels.pseudo_labels(tf.constant(void), prior)[0].numpy().item() == -1
+
+
+def test_running_class_means_are_seeded_then_averaged():
+    prior = pseudo_labels.ClassPrior(3, momentum=0.99, beta=1e-3)
+    np.testing.assert_allclose(prior.means.numpy(), [1e-3] * 3)
+    first = np.array([0.5, 0.5, 0.0], np.float32)
+    np.testing.assert_allclose(prior.update_from_mean(first).numpy(), [0.5, 0.5, 0.99e-3], rtol=1e-5)
+    second = np.array([0.2, 0.2, 0.6], np.float32)
+    expected = [0.99 * 0.5 + 0.01 * 0.2, 0.99 * 0.5 + 0.01 * 0.2, 0.6]  # class 2 seeded now
+    np.testing.assert_allclose(prior.update_from_mean(second).numpy(), expected, rtol=1e-5)
+
+
+def test_focal_weighted_loss_uses_each_pixels_own_confidence():
+    student = tf.constant([[[[0.2, 0.3, 0.5], [0.1, 0.8, 0.1]]], [[[0.3, 0.3, 0.4], [0.6, 0.2, 0.2]]]])
+    labels = tf.constant([[[2, 1]], [[-1, 1]]])
+    confidence = tf.constant([[[0.9, 0.6]], [[0.8, 0.3]]])
+    prior = tf.constant([0.1, 0.5, 0.2])
+    loss = pseudo_labels.consistency_loss(student, labels, confidence, prior, power=3).numpy()
+    focal = (1 - np.array([0.1, 0.5, 0.2])) ** 3
+    terms = [focal[2] * 0.9 * -np.log(0.5), focal[1] * 0.6 * -np.log(0.8), 0.0, focal[1] * 0.3 * -np.log(0.2)]
+    np.testing.assert_allclose(loss, np.mean(terms), rtol=1e-5)
+
+
+# --- Importance sampling -------------------------------------------------------------------
+
+
+def test_importance_sampling_distribution():
+    counts = np.array([[5, 10, 0, 0], [5, 30, 4, 0], [0, 60, 0, 0]])  # class 0 is void, 3 unseen
+    p = importance.sampling_probabilities(counts)
+    fractions = counts[:, 1:3] / counts[:, 1:3].sum(0)
+    np.testing.assert_allclose(p, 0.25 / 3 + 0.75 * fractions.mean(1))
+    assert abs(p.sum() - 1) < 1e-12 and p[1] > p[2] > p[0]
+    np.testing.assert_allclose(importance.acceptance(p).max(), 1.0)
+
+
+def test_importance_weights_for_other_images_are_refused(tmp_path):
+    a = _write_records(tmp_path / "a.tfrecords", 3)
+    b = _write_records(tmp_path / "b.tfrecords", 4)
+    path = str(tmp_path / "weights.json")
+    importance.write_weights(path, [a], [3], np.ones((3, 7)), [f"c{i}" for i in range(7)])
+    assert len(importance.read_weights(path, [a])) == 3
+    with pytest.raises(importance.ImportanceWeightsError, match="weights.json.*other images.*b.tfrecords"):
+        importance.read_weights(path, [b])
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(UserInputError, match="broken.json"):
+        importance.read_weights(str(tmp_path / "broken.json"), [a])
+
+
+# --- Synthetic domain shift ----------------------------------------------------------------
+
+
+def test_target_style_keeps_scene_labels_and_depth_and_changes_the_look():
+    source = generate_sample(0, 3, H, W)
+    target = generate_sample(0, 3, H, W, style="target")
+    np.testing.assert_array_equal(source.label, target.label)
+    np.testing.assert_array_equal(source.depth_jet, target.depth_jet)
+    assert np.abs(source.rgb.astype(int) - target.rgb.astype(int)).mean() > 20
+    assert target.rgb.mean() < source.rgb.mean()  # dusk
+    with pytest.raises(ValueError, match="style"):
+        generate_sample(0, 3, H, W, style="night")
+
+
+# --- The trainer ---------------------------------------------------------------------------
+
+
+def _write_records(path, count, style="source", with_labels=True, fusion=True):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for index in range(count):
+            sample = generate_sample(0, index, H, W, style=style)
+            label = sample.label if with_labels else np.zeros((H, W), np.uint8)
+            depth = sample.depth_jet[..., ::-1].copy() if fusion else None
+            writer.write(encode_example(sample.rgb[..., ::-1].copy(), label, depth))
+    return str(path)
+
+
+def _config(tmp_path, *, model="AdapNet_pp", adaptation=None, **extra):
+    source = tmp_path / "source.tfrecords"
+    target = tmp_path / "target.tfrecords"
+    if not source.exists():
+        _write_records(source, 6)
+        _write_records(target, 5, style="target")
+    values = {
+        "model": model, "num_classes": 7, "height": H, "width": W, "batch_size": 2,
+        "max_iteration": 4, "learning_rate": 1e-3, "checkpoint": str(tmp_path / "run"),
+        "train_data": str(source), "target_data": str(target), "target_val_data": str(target),
+        # Low thresholds: a few steps of a tiny model are not confident, and the test wants labels.
+        "adaptation": ({"target_groups": 1, "views": 3, "ema_every": 2, "threshold_lower": 0.0,
+                        "threshold_upper": 0.1} if adaptation is None else adaptation),
+        "dataset": "synthetic",
+        "save_step": 2, "skip_step": 1, "seed": 0,
+    }
+    values.update(extra)
+    return config_from_dict(values, source="adapt.config")
+
+
+def test_config_section_defaults_and_errors(tmp_path):
+    config = _config(tmp_path, adaptation={})
+    defaults = config.adaptation
+    assert defaults == AdaptationConfig()
+    assert (defaults.target_weight, defaults.views, defaults.ema_decay, defaults.ema_every,
+            defaults.threshold_upper, defaults.threshold_lower, defaults.learning_rate) == (
+        5.0, 4, 0.99, 100, 0.75, 0.2, 2.5e-4)
+    assert config_from_dict(config.to_dict(), source="adapt.config") == config
+    with pytest.raises(ConfigError, match="target_data.*missing"):
+        _config(tmp_path, target_data=None)
+    with pytest.raises(ConfigError, match="adaptation.*'views'"):
+        _config(tmp_path, adaptation={"views": 0})
+    with pytest.raises(ConfigError, match="adaptation.*'mehtod'"):
+        _config(tmp_path, adaptation={"mehtod": "abn"})
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+
+
+def _tags(log_dir):
+    tags = set()
+    for name in os.listdir(log_dir):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+@pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])
+def test_adaptation_trains_resumes_freezes_statistics_and_logs(tmp_path, tiny_model, model):
+    extra = {"aux_heads": True} if model == "SSMA" else {}
+    config = _config(tmp_path, model=model, **extra)
+    trainer = adaptation.AdaptationTrainer(config, log=lambda line: None)
+    statistics = [v for v in trainer.model.non_trainable_weights if "moving" in v.path]
+    assert statistics
+    before = [v.numpy().copy() for v in statistics]
+    result = trainer.train(max_steps=2)
+    assert result.final_step == 2 and all(np.isfinite(result.losses))
+    for variable, value in zip(statistics, before):
+        np.testing.assert_array_equal(variable.numpy(), value)  # frozen batch-norm statistics
+    assert int(trainer.mean_teacher.updates.numpy()) == 1  # every 2 steps
+    prior = trainer.prior.means.numpy().copy()
+    assert not np.allclose(prior, 1e-3)
+
+    resumed = adaptation.AdaptationTrainer(config, log=lambda line: None)
+    assert int(resumed.step.numpy()) == 2
+    np.testing.assert_array_equal(resumed.prior.means.numpy(), prior)
+    final = resumed.train()
+    assert final.final_step == 4 and final.weights is not None
+    assert {"loss/source", "loss/target", "adaptation/pseudo_label_coverage",
+            "adaptation/class_prior/car", "adaptation/class_coverage/road",
+            "adaptation/pseudo_label_accuracy", "adaptation/target_val_mIoU",
+            "adaptation/pseudo_labels", "adaptation/student_views"} <= _tags(config.log_dir)
+
+
+def test_abn_baseline_moves_statistics_toward_the_target(tmp_path, tiny_model):
+    config = _config(tmp_path, adaptation={"method": "abn"}, max_iteration=2)
+    trainer = adaptation.AdaptationTrainer(config, log=lambda line: None)
+    plain = training.Trainer(_config(tmp_path, adaptation=False, target_data=None,
+                                     target_val_data=None, checkpoint=str(tmp_path / "plain_run")),
+                             log=lambda line: None)
+    trainer.train()
+    plain.train()
+    # Same seed, same source batches: only the target passes differ.
+    moved = [not np.allclose(a.numpy(), b.numpy())
+             for a, b in zip(trainer.model.non_trainable_weights, plain.model.non_trainable_weights)
+             if "moving_mean" in a.path]
+    assert moved and any(moved)
+
+
+def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
+    unimodal = _write_records(tmp_path / "rgb_only.tfrecords", 2, style="target", fusion=False)
+    config = _config(tmp_path, model="SSMA", target_data=unimodal, aux_heads=True)
+    with pytest.raises(adaptation.TargetDataError, match="rgb_only.tfrecords.*1 modality.*needs 2"):
+        adaptation.AdaptationTrainer(config, log=lambda line: None)
+    weights = tmp_path / "weights.json"
+    importance.write_weights(str(weights), [unimodal], [2], np.ones((2, 7)), ["c"] * 7)
+    with pytest.raises(importance.ImportanceWeightsError, match="other images"):
+        adaptation.AdaptationTrainer(_config(tmp_path, importance_weights=str(weights)),
+                                     log=lambda line: None)
+
+
+def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, tiny_model):
+    from ssma_tf.cli import importance_weights
+
+    config = _config(tmp_path, max_iteration=1, adaptation={"method": "abn"})
+    training.Trainer(config, log=lambda line: None).train()
+    path = tmp_path / "weights.json"
+    run = importance_weights.main(["-c", str(tmp_path / "run" / "config.yaml"), "-o", str(path),
+                                   "--checkpoint", str(tmp_path / "run")])
+    assert run == 0
+    content = json.loads(path.read_text())
+    assert len(content["probabilities"]) == 5 and abs(sum(content["probabilities"]) - 1) < 1e-9
+    sac = _config(tmp_path, importance_weights=str(path), max_iteration=1,
+                  checkpoint=str(tmp_path / "sac"))
+    trainer = adaptation.AdaptationTrainer(sac, log=lambda line: None)
+    assert trainer._acceptance is not None and trainer._acceptance.max() == 1.0
+    trainer.train()
+
+
+_MIRRORED = """
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from ssma_tf import training
+from ssma_tf.adaptation import trainer as adaptation
+from ssma_tf.config import load_config
+from tests.training_helpers import build_tiny_model
+training.build_model = build_tiny_model
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+trainer = adaptation.AdaptationTrainer(load_config(sys.argv[1], "train"), strategy=strategy)
+result = trainer.train()
+for model in (trainer.model, trainer.teacher):
+    for variable in model.weights:
+        copies = strategy.experimental_local_results(variable.value)
+        assert np.array_equal(copies[0].numpy(), copies[1].numpy()), variable.path
+print("OK", result.final_step, trainer.strategy.num_replicas_in_sync)
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    import yaml
+
+    config = _config(tmp_path, max_iteration=2, adaptation={"target_groups": 2, "views": 2})
+    path = tmp_path / "mirrored.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-c", _MIRRORED, str(path)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "OK 2 2" in run.stdout
