@@ -10,10 +10,9 @@ differs on purpose.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
 
-from ssma_tf.config.sections import check_range as _check_range
-from ssma_tf.config.keys import declared_keys, key
+from ssma_tf.config.keys import key
+from ssma_tf.config.sections import Section
 
 METHODS = ("depthmix", "classmix")
 # How modality 2 colours depth: the colour map, and which end of it is near.
@@ -21,12 +20,15 @@ DEPTH_ENCODINGS = ("jet_near_red", "jet_near_blue", "gray_near_bright", "gray_ne
 
 
 @dataclasses.dataclass(frozen=True)
-class SemiSupervisedConfig:
+class SemiSupervisedConfig(Section):
     """Settings of mean-teacher training on unlabeled images, with the released defaults.
 
     Each field is declared with its range; a bad value is a ValueError naming the field and the
-    source (the config reader turns it into a `ConfigError` naming the section).
+    source (the config reader turns it into a `ConfigError` naming the section); reading,
+    validation and writing come from `Section`.
     """
+
+    NAME = "semi_supervised"
 
     method: str = key("depthmix", kind="choice", choices=METHODS,
                       doc="`depthmix` (mask from measured depth) or `classmix` (mask from half "
@@ -64,65 +66,3 @@ class SemiSupervisedConfig:
         doc="Gaussian blur sigma range in pixels on mixed modality 1; [0, 0]: off")
     blur_probability: float = key(0.5, kind="float", minimum=0.0, maximum=1.0,
                                   doc="chance of blurring a mixed image")
-
-    def __post_init__(self) -> None:
-        self._validate("SemiSupervisedConfig")
-
-    def _validate(self, source: str) -> None:
-        """Raises ValueError naming the first bad field and `source`."""
-        for name, spec, _ in declared_keys(SemiSupervisedConfig):
-            value = getattr(self, name)
-            if spec.kind == "bool":
-                if not isinstance(value, bool):
-                    raise ValueError(f"{source}: {name!r} must be true or false, got {value!r}")
-            elif spec.kind == "choice":
-                if value not in spec.choices:
-                    raise ValueError(
-                        f"{source}: {name!r} must be one of {', '.join(spec.choices)}, "
-                        f"got {value!r}")
-            elif spec.kind in ("float", "int"):
-                kinds = (int,) if spec.kind == "int" else (int, float)
-                if (isinstance(value, bool) or not isinstance(value, kinds)
-                        or not spec.minimum <= value <= (spec.maximum or float("inf"))):
-                    top = "∞" if spec.maximum is None else f"{spec.maximum:g}"
-                    raise ValueError(
-                        f"{source}: {name!r} must be a{'n integer' if spec.kind == 'int' else ' number'}"
-                        f" in [{spec.minimum:g}, {top}], got {value!r}")
-            else:
-                _check_range(source, name, spec, value)
-
-    @classmethod
-    def from_dict(cls, d: Optional[Mapping[str, Any]],
-                  source: str = "<dict>") -> "SemiSupervisedConfig":
-        """Builds the settings from a mapping (a YAML section); absent keys keep their defaults.
-
-        Raises:
-            ValueError: on an unknown key or a bad value, naming the key and `source`.
-        """
-        if d is None:
-            return cls()
-        if not isinstance(d, Mapping):
-            raise ValueError(f"{source}: semi_supervised settings must be a mapping, "
-                             f"got {type(d).__name__}")
-        declared = {name: spec for name, spec, _ in declared_keys(cls)}
-        values = {}
-        for name, value in d.items():
-            if name not in declared:
-                raise ValueError(f"{source}: unknown semi_supervised key {name!r} "
-                                 f"(known keys: {', '.join(sorted(declared))})")
-            if declared[name].kind == "range" and isinstance(value, list):
-                value = tuple(value)
-            if declared[name].kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            values[name] = value
-        config = cls.__new__(cls)
-        # Filled by hand so that the validation error can name `source`.
-        for name, _, default in declared_keys(cls):
-            object.__setattr__(config, name, values.get(name, default))
-        config._validate(source)
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as plain YAML-friendly values (ranges as lists)."""
-        return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in dataclasses.asdict(self).items()}
