@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--batch_size", type=int, default=1, help="images per network call")
     output.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="arithmetic of the network: bfloat16 (about 3x faster where the processor has "
-                        "bfloat16 units, e.g. Intel AMX; a few near-tie pixels may change class) or float32 "
-                        "(the original's numbers); auto (default): bfloat16 where such units exist, else float32")
+                        "bfloat16 matrix units, Intel AMX; slower without them; a few near-tie pixels may change "
+                        "class) or float32 (the original's numbers); auto (default): times both once on this "
+                        "machine (cached) and takes bfloat16 only when clearly faster")
     output.add_argument("--quiet", action="store_true", help="no progress lines")
     add_version(parser)
     return parser
@@ -113,8 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
     except (CheckpointError, ValueError, OSError) as error:  # ConfigError is a ValueError
         return fail(error)
-    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}); "
-          f"pictures in {args.output}")
+    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
+          f"{predictor.precision_reason}); pictures in {args.output}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 - `sizes`: model input sizes (multiples of 16) and the resize methods; no TensorFlow.
 - `rewrites`: graph rewrites that need no TensorFlow: sub-pixel upsampling, the inference copy
-  (`copy_for_inference`), precision (`resolve_precision`, `native_bfloat16`).
+  (`copy_for_inference`), precision (`resolve_precision`).
+- `precision`: what `precision="auto"` chooses, timed on this machine and cached.
 - `batch_norm_folding`: folding batch norms into the preceding convolutions.
 - `compiled`: the inference copy with every rewrite (`optimize_for_inference`), the float32
   outputs view (`inference_model`) and the compiled predict function (`compiled_predict`).
