@@ -11,6 +11,9 @@
 - `samples`: the image files to predict (one pair, a list file, two folders paired by name).
 - `pictures`: predicting files and writing class-id, colour, overlay and attention pictures.
 - `export`: the SavedModel with a uint8 serving signature, and TFLite files.
+- `deploy`: OpenVINO IR and TFLite exports at a fixed size, float32 or int8 calibrated on
+  TFRecords (the `deploy` extra).
+- `backends`: running those exports (`--backend openvino|tflite`), `ExportedPredictor`.
 - `settings`: a model and its inference settings from a run config or a checkpoint, as
   `predict.py` and `tools/export.py` name them.
 
