@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo adapt-demo test-jax clean semisup-evidence
 
-# Re-installs when the packaging changes (dependencies, extras, console commands).
+# Re-installs when the packaging changes (dependencies, extras, console commands). The deploy extra
+# (OpenVINO, NNCF, LiteRT) is installed so that the tests of the OpenVINO/TFLite exports run.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,deploy]'
 	touch $(STAMP)
 
 # The whole workflow in miniature on synthetic RGB-D data (`ssma-demo`, ssma_tf/cli/demo.py): about 6 minutes on 2 idle CPU cores (AMD EPYC; 11 on an Intel Xeon), plus installing the environment.

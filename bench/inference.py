@@ -26,8 +26,16 @@ Modes (TensorFlow backend):
                  loaded with `tf.saved_model.load`; `saved_model_folded` with batch norms folded.
     bfloat16     `compiled_predict(model, precision="bfloat16")`: the default path in bfloat16
                  arithmetic (`predict.py --precision bfloat16`, `evaluate.py --precision bfloat16`).
+    auto         `compiled_predict(model, precision=resolve_precision("auto"))`: what `predict.py`'s
+                 default measures and picks on this machine (must never be slower than `default`).
+    openvino, openvino_int8, tflite, tflite_int8
+                 the exports of `ssma-export --format openvino|tflite [--int8]` (float32; int8
+                 calibrated on `CALIBRATION_SAMPLES` of the benchmark's seeded images, written to a
+                 TFRecord file first), run through `ssma_tf.inference.backends` as `--backend
+                 openvino|tflite` runs them (host float32 arrays in, softmax out; the `deploy` extra).
     tf1          the released graph rebuilt with TF1 ops in a `tf.compat.v1.Session`
                  (`bench/tf1_graph.py`), loaded with the same weights: the baseline to beat.
+Every mode's time is also given as the median per-round ratio to `default` ("vs default").
 With `--backend jax` (Keras on JAX; TensorFlow is never imported): mode `jax`, a `jax.jit` of the
 model's stateless call, and `jax_subpixel`, the same on `ssma_tf.inference.compiled.optimize_for_inference(
 model, fold_batch_norm=False)` (the sub-pixel upsampling; folding needs TensorFlow).
@@ -39,6 +47,8 @@ bench/flops.py) are printed beside the times.
     python bench/inference.py --quick              # fewer runs and modes, a few minutes
     python bench/inference.py --models adapnet_pp --modes default,tf1 --json out.json
     python bench/inference.py --backend jax
+    python bench/inference.py --modes default,auto,bfloat16,openvino,openvino_int8,tflite_int8 \
+        --runs 10 --json docs/bench/deploy.json   # the deployment table (README, docs/deploy.md)
 """
 
 from __future__ import annotations
@@ -62,7 +72,10 @@ SIZE = (384, 768)
 SIZES = {"small": (192, 384), "large": (768, 1536)}
 THROUGHPUT_BATCH = 8
 TF_MODES = ("tf1", "eager", "function", "xla", "folded", "subpixel", "default", "predictor", "saved_model",
-            "saved_model_folded", "bfloat16")
+            "saved_model_folded", "bfloat16", "auto", "openvino", "openvino_int8", "tflite", "tflite_int8")
+DEPLOY_MODES = ("openvino", "openvino_int8", "tflite", "tflite_int8")
+# Images the int8 modes calibrate on (seeded random ones: a speed measurement, not an accuracy one).
+CALIBRATION_SAMPLES = 8
 QUICK_MODES = ("tf1", "function", "xla", "default", "bfloat16")
 JAX_MODES = ("jax", "jax_subpixel")
 SIZE_MODES = ("tf1", "function", "default", "bfloat16")
@@ -164,11 +177,18 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         prepare.function = function
         return prepare
 
-    if mode in ("default", "subpixel", "bfloat16"):
+    if mode in ("default", "subpixel", "bfloat16", "auto"):
         from ssma_tf.inference.compiled import compiled_predict
+        from ssma_tf.inference.precision import choose_precision
 
         options = {"default": {}, "subpixel": {"fold_batch_norm": False}, "bfloat16": {"precision": "bfloat16"}}
+        if mode == "auto":
+            choice = choose_precision("auto")
+            print(f"    auto: {choice.precision} ({choice.reason})", flush=True)
+            options["auto"] = {"precision": choice.precision}
         function = compiled_predict(model, **options[mode])
+        if mode == "auto":
+            function.choice = choice.precision
 
         def prepare(arrays):
             tensors = [tf.constant(a) for a in arrays]
@@ -199,7 +219,41 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
             return lambda: serve(**tensors)["probabilities"]
         return prepare
 
+    if mode in DEPLOY_MODES:
+        from ssma_tf.inference.backends import load_exported
+        from ssma_tf.inference.deploy import export_deployed
+
+        format, int8 = mode.split("_")[0], mode.endswith("_int8")
+        records = None
+        if int8:
+            records = os.path.join(workdir, "calibration.tfrecords")
+            _write_calibration_records(records, name)
+        path = os.path.join(workdir, mode)
+        export_deployed(model, path, format=format, size=SIZE, int8=int8,
+                        calibration=[records] if records else None, calibration_samples=CALIBRATION_SAMPLES)
+        exported = load_exported(path, format)
+
+        def prepare(arrays):
+            # The export has a fixed size (SIZE): the runner refuses others.
+            return lambda: exported(arrays)
+        prepare.fixed_size = True
+        return prepare
+
     raise ValueError(f"unknown mode {mode!r}")
+
+
+def _write_calibration_records(path: str, name: str) -> None:
+    """`CALIBRATION_SAMPLES` seeded images at `SIZE` as TFRecords (labels all void)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from ssma_tf.data.schema import encode_example
+
+    arrays = make_inputs(name, CALIBRATION_SAMPLES, *SIZE)
+    with tf.io.TFRecordWriter(path) as writer:
+        for index in range(CALIBRATION_SAMPLES):
+            views = [a[index].astype(np.uint8) for a in arrays]
+            writer.write(encode_example(views[0], np.zeros(SIZE, np.uint8), views[1] if len(views) == 2 else None))
 
 
 def _tf1_runner(name: str, model):
@@ -285,6 +339,9 @@ def _measure_interleaved(prepare: dict, arrays, modes, warmup: int, runs: int, b
         summary["first_call_s"] = first[mode]
         if "tf1" in seconds:
             summary["speedup_vs_tf1"] = statistics.median(a / b for a, b in zip(seconds["tf1"], seconds[mode]))
+        if "default" in seconds:
+            # Time as a share of the TensorFlow default path's, per round (< 1: faster).
+            summary["ratio_to_default"] = statistics.median(b / a for a, b in zip(seconds["default"], seconds[mode]))
         out[mode] = summary
     return out
 
@@ -332,9 +389,21 @@ def child_tf(spec: dict) -> dict:
         # How far each mode's softmax is from the plain float32 Keras call, on a small input.
         check = make_inputs(name, 1, 64, 128)
         plain = block(model(check if name == "ssma" else check[0], training=False))
+        full_check, full_plain = None, None
         for mode in modes:
+            if getattr(prepare[mode], "fixed_size", False):
+                # Exports of a fixed size are checked at that size.
+                if full_check is None:
+                    full_check = make_inputs(name, 1, *SIZE)
+                    full_plain = block(model(full_check if name == "ssma" else full_check[0], training=False))
+                got = block(prepare[mode](full_check)()).astype(np.float32)
+                result["modes"][mode]["max_abs_diff"] = float(np.max(np.abs(got - full_plain)))
+                result["modes"][mode]["class_agreement"] = float(np.mean(got.argmax(-1) == full_plain.argmax(-1)))
+                continue
             got = block(prepare[mode](check)()).astype(np.float32)
             result["modes"][mode]["max_abs_diff"] = float(np.max(np.abs(got - plain)))
+            if getattr(prepare[mode], "function", None) is not None and hasattr(prepare[mode].function, "choice"):
+                result["modes"][mode]["auto_choice"] = prepare[mode].function.choice
         _run_jobs(spec, prepare, block, result)
         for mode in modes:
             function = getattr(prepare[mode], "function", None)
@@ -436,7 +505,9 @@ def _plan(args, info: dict) -> list:
             "kind": args.backend, "model": model, "modes": modes,
             "warmup": args.warmup, "runs": args.runs,
             # bfloat16 is emulated on CPUs without bf16 units: batch 8 would take minutes there.
-            "throughput_modes": [m for m in modes if m != "bfloat16" or info["bf16_hardware"]],
+            # The exports run one image per call: batch 8 would only repeat batch 1 eight times.
+            "throughput_modes": [m for m in modes if (m != "bfloat16" or info["bf16_hardware"])
+                                 and m not in DEPLOY_MODES],
             "throughput_runs": args.throughput_runs,
             "sizes": [] if args.quick else list(SIZES),
             "size_modes": list(SIZE_MODES + JAX_MODES),
@@ -453,7 +524,7 @@ def _print_table(results: list, info: dict) -> None:
           f"p90 s, speed-up over the TF1 graph (median of per-round ratios); batch-{THROUGHPUT_BATCH} "
           f"images/s; batch-1 median s at other sizes. All modes of a model interleaved in one process.")
     flops = {r["model"]: r["flops"] for r in results if "flops" in r}
-    header = (f"{'model':<11}{'mode':<20}{'median':>8}{'p90':>8}{'vs TF1':>8}{'img/s@8':>9}{'192x384':>9}"
+    header = (f"{'model':<11}{'mode':<20}{'median':>8}{'p90':>8}{'vs TF1':>8}{'/default':>9}{'img/s@8':>9}{'192x384':>9}"
               f"{'768x1536':>10}{'GFLOP/s':>9}{'max|dp|':>10}{'first s':>9}")
     print(header)
     print("-" * len(header))
@@ -470,9 +541,11 @@ def _print_table(results: list, info: dict) -> None:
             gflops = flops.get(r["model"], {}).get("total")
             rate = "-" if gflops is None else f"{gflops / 1e9 / lat['median']:.0f}"
             speedup = m["latency"].get("speedup_vs_tf1")
+            ratio = lat.get("ratio_to_default")
             print(
                 f"{r['model']:<11}{mode:<20}{lat['median']:>8.3f}{lat['p90']:>8.3f}"
                 f"{'-' if speedup is None else f'{speedup:.2f}x':>8}"
+                f"{'-' if ratio is None else f'{ratio:.2f}x':>9}"
                 f"{m['throughput']['images_per_s'] if 'throughput' in m else float('nan'):>9.2f}"
                 f"{_common.format_seconds(m.get('small', {}).get('median')):>9}"
                 f"{_common.format_seconds(m.get('large', {}).get('median')):>10}"
@@ -485,7 +558,15 @@ def _print_table(results: list, info: dict) -> None:
     for model in sorted({r.get("model") for r in results} & set(MODELS)):
         print(f"Reference {model}: original TF1 graph ~{TF1_REFERENCE_S[model]:.2f} s on a 2-core CPU (issue 6); "
               f"paper {PAPER_TITANX_MS[model]:.2f} ms on a TITAN X GPU (not comparable with a CPU)")
-    print("max|dp|: largest softmax difference to the plain float32 Keras call (on a 64x128 input).")
+    print("max|dp|: largest softmax difference to the plain float32 Keras call (on a 64x128 input; "
+          f"the fixed-size exports at {SIZE[0]}x{SIZE[1]}). /default: time as a share of the default path's.")
+    for r in results:
+        for mode, m in r.get("modes", {}).items():
+            if "class_agreement" in m:
+                print(f"{r['model']} {mode}: class map agrees with float32 Keras on {100 * m['class_agreement']:.2f} % "
+                      "of the pixels of one random image (accuracy on data: ssma-evaluate --backend)")
+            if "auto_choice" in m:
+                print(f"{r['model']} auto: chose {m['auto_choice']}")
     for r in results:
         if "tensorflow_imported" in r:
             print(f"{r['model']} on JAX ({r['device']}): TensorFlow imported: {r['tensorflow_imported']}")

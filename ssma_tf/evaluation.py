@@ -20,6 +20,7 @@ code lacks, average the softmax of every scaled and flipped view at the input re
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Any, Callable, Optional, Sequence
 
@@ -316,4 +317,80 @@ def evaluate(
     )
     if confusion.num_pixels == 0:
         log("warning: the test data holds no labelled (non-void) pixel; every metric is 0 or undefined")
+    return EvaluationResult(metrics, confusion, names)
+
+
+def evaluate_exported(
+    config: Any,
+    folder: str,
+    backend: str,
+    *,
+    log: Optional[Callable[[str], None]] = None,
+    threads: Optional[int] = None,
+) -> EvaluationResult:
+    """Evaluates an OpenVINO or TFLite export (`ssma-export --format ...`) on `config.test_data`.
+
+    The same records, resizing and released mIoU as `evaluate`, so a quantised model's accuracy is
+    measured, not assumed. The export's size and classes must be the config's; multi-scale and
+    flip testing are not offered here.
+
+    Args:
+        config: an evaluation `RunConfig` (its `checkpoint` is not used).
+        folder: the export folder.
+        backend: "openvino" or "tflite".
+        log: where progress lines go (default `print`).
+        threads: CPU threads of the runtime (None: its default).
+
+    Returns:
+        The `EvaluationResult`; `metrics` name the backend, the precision and the export.
+
+    Raises:
+        ExportedModelError: the folder holds no such export, or it does not fit the config.
+        MissingExtraError: the runtime is not installed.
+    """
+    from ssma_tf.inference.backends import ExportedModelError, load_exported
+
+    log = log or (lambda line: print(line, flush=True))
+    started = time.perf_counter()
+    exported = load_exported(folder, backend, threads)
+    meta = exported.metadata
+    mismatches = [
+        f"{what} {theirs} (the config has {ours})"
+        for what, theirs, ours in (
+            ("size", tuple(exported.size), (config.height, config.width)),
+            ("classes", exported.num_classes, config.num_classes),
+            ("model", meta["model"], config.model),
+        )
+        if theirs != ours
+    ]
+    if mismatches:
+        raise ExportedModelError(f"{folder} does not fit {config.source}: it has {'; '.join(mismatches)}", folder)
+    if tuple(config.eval_scales) != (1.0,) or config.eval_flip:
+        raise ExportedModelError(
+            f"{config.source}: eval_scales/eval_flip need the TensorFlow backend (the export has a fixed size)",
+            config.source,
+        )
+    dataset = make_eval_dataset(config)
+    counts = tf.zeros((config.num_classes, config.num_classes), tf.int64)
+    images = 0
+    for batch, (inputs, labels) in enumerate(dataset, start=1):
+        views = [v.numpy() for v in inputs] if isinstance(inputs, (tuple, list)) else [inputs.numpy()]
+        probabilities = exported(views)
+        counts += tf.cast(batch_confusion_matrix(labels, probabilities, config.num_classes), tf.int64)
+        images += int(labels.shape[0])
+        if config.skip_step and batch % config.skip_step == 0:
+            log(f"evaluated {batch} batches ({images} images, "
+                f"{images / max(time.perf_counter() - started, 1e-9):.2f} images/s)")
+    confusion = ConfusionMatrix(config.num_classes)
+    confusion.update_from_matrix(counts.numpy(), images)
+    names = _class_names(config)
+    metrics = confusion.summary(names)
+    metrics.update(
+        checkpoint=os.fspath(folder),
+        backend=backend,
+        precision=exported.precision,
+        scales=[1.0],
+        flip=False,
+        seconds=round(time.perf_counter() - started, 3),
+    )
     return EvaluationResult(metrics, confusion, names)

@@ -92,7 +92,7 @@ def test_an_import_circle_is_found_where_no_layer_forbids_it(tmp_path):
     )
 
 
-@pytest.mark.parametrize("module", ["sizes", "rewrites", "batch_norm_folding", "compiled"])
+@pytest.mark.parametrize("module", ["sizes", "rewrites", "batch_norm_folding", "compiled", "precision"])
 def test_the_inference_rewrites_import_tensorflow_only_inside_functions(module):
     # `bench/inference.py --backend jax` runs them where TensorFlow is not imported.
     tree = ast.parse((ROOT / "ssma_tf" / "inference" / f"{module}.py").read_text(encoding="utf-8"))

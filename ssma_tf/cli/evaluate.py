@@ -12,8 +12,13 @@ Prints per-class IoU, FPR and FNR and the summary metrics; the last line is `mIo
 of images; that path is checked before the evaluation starts, and the metrics are printed
 before it is written. The work is done by `ssma_tf.evaluation`.
 
-Exit status: 0 done, 2 bad config, checkpoint, record file or output path (the message names it),
-1 the JSON file could not be written (the metrics are printed above).
+`--backend openvino` or `--backend tflite` evaluates an export of `ssma-export --format openvino|tflite`
+(float32 or int8; the `deploy` extra) on the config's test data with the same metric:
+
+    ssma-evaluate -c CONFIG --backend openvino --exported exports/ssma_int8
+
+Exit status: 0 done, 2 bad config, checkpoint, export, record file or output path (the message
+names it), 1 the JSON file could not be written (the metrics are printed above).
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="arithmetic of the network: float32 (default, the original's numbers) or bfloat16 "
                         "(faster where the processor has bfloat16 units, e.g. Intel AMX; see README, Benchmarks)")
+    parser.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default="tensorflow",
+                        help="tensorflow (default): the weights of the config or --checkpoint; openvino or tflite: "
+                        "the export folder --exported (ssma-export --format ...; the deploy extra)")
+    parser.add_argument("--exported", metavar="FOLDER", help="with --backend openvino/tflite: the export folder")
     add_version(parser)
     return parser
 
@@ -56,6 +65,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if (args.run is None) == (args.config is None):
         parser.error("give a config (-c) or a training run's folder, one of the two")
     overrides = parse_overrides_or_exit(parser, args.overrides)
+    if args.backend != "tensorflow" and args.exported is None:
+        parser.error(f"--backend {args.backend} needs --exported FOLDER (written by ssma-export --format {args.backend})")
+    if args.backend == "tensorflow" and args.exported is not None:
+        parser.error("--exported needs --backend openvino or tflite")
+    if args.backend != "tensorflow" and args.precision != "float32":
+        parser.error("--precision is for the tensorflow backend; an export has its own (--int8 at export)")
+    if args.backend != "tensorflow":
+        from ssma_tf.inference.backends import require
+
+        require(args.backend)  # a missing extra: one line naming it (`command`)
     if args.checkpoint is not None:
         overrides["checkpoint"] = args.checkpoint
     if args.test_data is not None:
@@ -75,7 +94,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ssma_tf.evaluation import evaluate
 
-    result = evaluate(config, precision=args.precision)
+    if args.backend == "tensorflow":
+        result = evaluate(config, precision=args.precision)
+    else:
+        from ssma_tf.evaluation import evaluate_exported
+
+        result = evaluate_exported(config, args.exported, args.backend)
     print(result.table(), flush=True)  # first: a failing write below must not lose the metrics
     if args.json:
         with atomic_write(args.json) as f:  # a reader never sees half a file

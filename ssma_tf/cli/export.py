@@ -14,6 +14,17 @@ input size. With a size (the config's height × width unless `--size` says other
 any size are resized inside; with `--size input` height and width must be multiples of 16.
 The work is done by `ssma_tf.inference.export`.
 
+`--format openvino` writes an OpenVINO IR (`model.xml`, `model.bin`) and `--format tflite` a
+TFLite file instead, both of the network at a fixed size (the config's or `--size`) taking float32
+BGR images and returning the softmax, with the same metadata; `--int8 --calibration RECORDS
+[--calibration_samples N]` quantises them, calibrated on the first N samples of the user's
+TFRecords (both modalities for SSMA). They run with `ssma-predict`/`ssma-evaluate --backend
+openvino|tflite` and need the `deploy` extra (`pip install 'ssma-tf[deploy]'`); the work is done
+by `ssma_tf.inference.deploy`.
+
+    ssma-export demo_output/checkpoints/ssma --format openvino --int8 \
+        --calibration demo_output/data/train.tfrecords --output exports/ssma_int8
+
 Exit status: 0 done, 2 bad config, checkpoint or options.
 """
 
@@ -45,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "probability by more than 1e-4; no measured gain on CPU, TFLite folds by itself)")
     parser.add_argument("--tflite", nargs="+", choices=("float32", "float16"), default=[],
                         help="also write TFLite conversions of the SavedModel")
+    deploy = parser.add_argument_group("OpenVINO and TFLite (the deploy extra)")
+    deploy.add_argument("--format", choices=("saved_model", "openvino", "tflite"), default="saved_model",
+                        help="saved_model (default), or an OpenVINO IR / TFLite file of the network at a fixed size")
+    deploy.add_argument("--int8", action="store_true",
+                        help="openvino/tflite: quantise to int8 after training (needs --calibration)")
+    deploy.add_argument("--calibration", nargs="+", metavar="RECORDS",
+                        help="TFRecord files or patterns whose first samples calibrate --int8 (both modalities for SSMA)")
+    deploy.add_argument("--calibration_samples", type=int, default=100, metavar="N",
+                        help="samples to calibrate on (default 100)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_version(parser)
     return parser
@@ -57,16 +77,47 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     overrides = model_source_or_exit(parser, args)
     size = size_or_exit(parser, args.size)
+    if args.format == "saved_model" and (args.int8 or args.calibration):
+        parser.error("--int8 and --calibration are for --format openvino or tflite")
+    if args.format != "saved_model" and (args.tflite or args.fold_batch_norm):
+        parser.error("--tflite and --fold_batch_norm are for --format saved_model (the other formats fold by themselves)")
+    if args.int8 and not args.calibration:
+        parser.error("--int8 needs --calibration RECORDS")
+    if args.calibration and not args.int8:
+        parser.error("--calibration is only used with --int8")
 
+    from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
     from ssma_tf.inference.export import export_saved_model
     from ssma_tf.inference.settings import setup_inference
 
     check_output(args.output, what="--output", directory=True, overwrite=args.overwrite)  # before the model loads
+    if args.format != "saved_model":
+        from ssma_tf.inference.backends import require
+
+        # Before loading the model: a missing extra is a one-line error, not minutes later.
+        require(args.format if args.format == "openvino" else "tflite")
+        if args.int8 and args.format == "openvino":
+            require("nncf")
 
     # Bad input (config, checkpoint, an existing output) ends the command with one line (`command`).
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
+    if args.format != "saved_model":
+        from ssma_tf.inference.deploy import export_deployed
+
+        fixed = size if args.size is not None else setup.size
+        if fixed is None:
+            raise UserInputError(f"--format {args.format} needs a fixed size: give --size HEIGHTxWIDTH or a config")
+        report = export_deployed(
+            setup.model, args.output, format=args.format, size=fixed, int8=args.int8,
+            calibration=args.calibration, calibration_samples=args.calibration_samples,
+            input_modality=setup.input_modality,
+            modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
+            dataset=setup.dataset, overwrite=args.overwrite, log=lambda line: print(line, flush=True),
+        )
+        print(report)
+        return 0
     report = export_saved_model(
         setup.model, args.output, size=size if args.size is not None else setup.size,
         modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,

@@ -23,6 +23,12 @@ SSMA blocks' mean gates `attention/{latent,skip2,skip1}/<name>.png`, and for lis
 label the coloured ground truth `label_color/<name>.png`. The work is done by the
 `ssma_tf.inference` package (`settings`, `predictor`, `samples`, `pictures`).
 
+`--backend openvino` or `--backend tflite` predicts with an export of `ssma-export --format
+openvino|tflite` (the `deploy` extra), named as RUN or `--checkpoint`; its metadata gives the
+model, size and colours (no attention maps):
+
+    ssma-predict exports/ssma_int8 --backend openvino --list samples.txt --output predictions/
+
 Exit status: 0 done, 2 bad config, checkpoint, options or input file (the message names it).
 """
 
@@ -67,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--batch_size", type=int, default=1, help="images per network call")
     output.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="arithmetic of the network: bfloat16 (about 3x faster where the processor has "
-                        "bfloat16 units, e.g. Intel AMX; a few near-tie pixels may change class) or float32 "
-                        "(the original's numbers); auto (default): bfloat16 where such units exist, else float32")
+                        "bfloat16 matrix units, Intel AMX; slower without them; a few near-tie pixels may change "
+                        "class) or float32 (the original's numbers); auto (default): times both once on this "
+                        "machine (cached) and takes bfloat16 only when clearly faster")
+    output.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default="tensorflow",
+                        help="tensorflow (default), or openvino/tflite to run an export folder of ssma-export "
+                        "--format openvino|tflite given as RUN or --checkpoint (the deploy extra)")
     output.add_argument("--quiet", action="store_true", help="no progress lines")
     add_version(parser)
     return parser
@@ -93,6 +103,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.inference.samples import collect_samples
     from ssma_tf.inference.settings import setup_inference
 
+    if args.backend != "tensorflow":
+        return _predict_exported(parser, args, overrides)
     # Bad input (config, checkpoint, an image or list file) ends the command with one line (`command`).
     check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
@@ -113,8 +125,47 @@ def main(argv: Optional[List[str]] = None) -> int:
         input_modality=args.input_modality or setup.input_modality,
         alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
     )
-    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}); "
-          f"pictures in {args.output}")
+    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
+          f"{predictor.precision_reason}); pictures in {args.output}")
+    return 0
+
+
+def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace, overrides) -> int:
+    """`--backend openvino|tflite`: the export folder (RUN or --checkpoint) predicts the files."""
+    if args.checkpoint is None or args.config is not None or overrides:
+        parser.error(f"--backend {args.backend}: give the export folder (RUN or --checkpoint), without -c or --set")
+    if args.size is not None or args.attention or args.precision != "auto":
+        parser.error(f"--backend {args.backend}: --size, --attention and --precision are for the tensorflow "
+                     "backend (an export has a fixed size and precision)")
+
+    import numpy as np
+
+    from ssma_tf.data.datasets import get_dataset_info
+    from ssma_tf.files import check_output
+    from ssma_tf.inference.backends import ExportedPredictor, load_exported
+    from ssma_tf.inference.pictures import predict_files
+    from ssma_tf.inference.samples import collect_samples
+
+    check_output(args.output, what="--output", directory=True, overwrite=None)
+    exported = load_exported(args.checkpoint, args.backend)
+    predictor = ExportedPredictor(exported)
+    samples = collect_samples(
+        predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
+        modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
+        recursive=args.recursive,
+    )
+    meta = exported.metadata
+    if args.dataset is not None:
+        palette = get_dataset_info(args.dataset).palette_array
+    else:
+        palette = None if meta.get("palette") is None else np.asarray(meta["palette"], np.uint8)
+    summary = predict_files(
+        predictor, samples, args.output, palette=palette, original_size=args.original_size,
+        input_modality=args.input_modality or meta.get("input_modality") or "modality1",
+        alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
+    )
+    print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
+          f"{predictor.precision_reason}); pictures in {args.output}")
     return 0
 
 

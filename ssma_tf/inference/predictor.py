@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from ssma_tf.errors import UserInputError
 from ssma_tf.inference.compiled import GATES, inference_model
-from ssma_tf.inference.rewrites import resolve_precision
+from ssma_tf.inference.precision import choose_precision
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size, rounded_size
 from ssma_tf.models.factory import is_fusion
 
@@ -79,9 +79,9 @@ class Predictor:
             is made once, here: build a new predictor after changing the model's weights.
         precision: "float32" (default, the original's arithmetic), "bfloat16" (faster on
             hardware with bfloat16 units; see `ssma_tf.inference.rewrites`; needs `optimize`) or
-            "auto" (bfloat16 where `ssma_tf.inference.rewrites.native_bfloat16()`, else float32;
-            `predict.py`'s default).
-            `self.precision` holds the one used.
+            "auto" (`predict.py`'s default: bfloat16 only where it measured clearly faster than
+            float32 on this machine, `ssma_tf.inference.precision`). `self.precision` holds the
+            one used, `self.precision_reason` why.
 
     Raises:
         ValueError: a bad size, channel order, interpolation or precision.
@@ -101,8 +101,12 @@ class Predictor:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
         check_interpolation(modality2_interpolation)
         if precision == "auto" and not optimize:
-            precision = "float32"
-        self.precision = resolve_precision(precision)
+            choice = choose_precision("float32")
+            choice = dataclasses.replace(choice, reason="bfloat16 needs the optimized inference copy")
+        else:
+            choice = choose_precision(precision)
+        self.precision = choice.precision
+        self.precision_reason = choice.reason
         self.model = inference_model(model, optimize=optimize, precision=self.precision)
         self.num_classes = int(model.num_classes)
         self.size = None if size is None else check_size(size)

@@ -18,10 +18,11 @@ Both rewrites keep float32 arithmetic, and on a CPU a float32 forward pass is bo
 multiply-adds (about 150 GFLOP per 384×768 AdapNet++ image): the float32 path runs as fast as the
 original graph, no faster. `precision="bfloat16"` computes the convolutions in bfloat16 with
 float32 weights, batch-norm folding done in float64 first, and float32 logits and softmax. On
-processors with bfloat16 matrix units (Intel AMX, AVX512-BF16; NVIDIA Ampere and later) that is
-several times faster; elsewhere bfloat16 is emulated and slower. The probabilities then differ
-from float32 by up to a few 1e-2 and a small share of near-tie pixels change class
-(`native_bfloat16()` tells whether this machine has the units; README, Benchmarks).
+processors with bfloat16 matrix units (Intel AMX; NVIDIA Ampere and later) that is several times
+faster; with AVX512-BF16 alone it was 1.64× slower than float32, and without either bfloat16 is
+emulated and slower still. The probabilities then differ from float32 by up to a few 1e-2 and a
+small share of near-tie pixels change class. `precision="auto"` times both on the machine
+(`ssma_tf.inference.precision`; README, Benchmarks).
 `ssma_tf.inference.compiled` puts the rewrites together into the compiled predict function.
 """
 
@@ -31,6 +32,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from ssma_tf.inference.precision import choose_precision
 from ssma_tf.keras_compat import swap_class, walk_layers
 
 
@@ -139,37 +141,11 @@ def check_precision(precision: str) -> str:
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto" → "bfloat16" on hardware with bfloat16 units (`native_bfloat16`), else "float32";
-    any other value is checked and returned as it is."""
+    """"auto" → the precision `ssma_tf.inference.precision.choose_precision` settles on (timed on
+    this machine, or a GPU's compute capability); any other value is checked and returned."""
     if precision == "auto":
-        return "bfloat16" if native_bfloat16() else "float32"
+        return choose_precision("auto").precision
     return check_precision(precision)
-
-
-def native_bfloat16() -> bool:
-    """True when the device the network runs on computes bfloat16 in hardware.
-
-    With TensorFlow GPUs visible, the network runs there: every GPU must be of compute capability
-    8.0 or later (Ampere). Otherwise the CPU decides: AMX-BF16 or AVX512-BF16 in /proc/cpuinfo.
-    """
-    if keras.backend.backend() == "tensorflow":
-        # Imported only here: the module serves other backends without TensorFlow.
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            return all(
-                tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))) >= (8, 0)
-                for gpu in gpus
-            )
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return False
 
 
 def copy_for_inference(model: keras.Model, dtype: str = "float32") -> keras.Model:

@@ -1,0 +1,222 @@
+"""Running an exported model outside TensorFlow: OpenVINO IR and TFLite files of `ssma-export`.
+
+`ssma-export --format openvino` (or `tflite`) writes a folder (`ssma_tf.inference.deploy`) with the
+network and `assets.extra/ssma_tf.json`. `load_exported(folder, backend)` opens it with the
+backend's runtime and returns an `ExportedModel`: float32 BGR images at the export's fixed size
+in, softmax out. `ExportedPredictor` puts the same resizing around it as `Predictor` does, so
+`ssma-predict --backend openvino` writes the same pictures, and `ssma-evaluate --backend
+openvino` counts the released mIoU on it (`ssma_tf.evaluation.evaluate_exported`).
+
+The runtimes are optional (the `deploy` extra: `pip install 'ssma-tf[deploy]'`); without them a
+`MissingExtraError` says which extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ssma_tf.errors import UserInputError
+
+BACKENDS = ("tensorflow", "openvino", "tflite")
+EXPORTED_BACKENDS = ("openvino", "tflite")
+METADATA_FILE = os.path.join("assets.extra", "ssma_tf.json")
+# The Python package each backend's runtime comes from.
+RUNTIME_PACKAGES = {"openvino": "openvino", "tflite": "ai_edge_litert", "nncf": "nncf"}
+
+
+class MissingExtraError(UserInputError):
+    """An optional runtime is not installed; the message names the extra to install."""
+
+
+class ExportedModelError(UserInputError):
+    """A folder is not an export of the asked backend; the message names the folder."""
+
+
+def require(package: str) -> Any:
+    """Imports `package` (a key of `RUNTIME_PACKAGES`), or raises `MissingExtraError` naming the extra."""
+    module = RUNTIME_PACKAGES[package]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(
+            f"{package} needs the optional '{module}' package: pip install 'ssma-tf[deploy]'"
+        ) from None
+
+
+def read_export_metadata(folder: str) -> Dict[str, Any]:
+    """The `assets.extra/ssma_tf.json` of an export folder."""
+    path = os.path.join(os.fspath(folder), METADATA_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as error:
+        raise ExportedModelError(f"{folder} is not an ssma-export folder: cannot read {path} ({error.strerror})",
+                                 path) from None
+    except ValueError as error:
+        raise ExportedModelError(f"{path}: not valid JSON ({error})", path) from None
+
+
+class ExportedModel:
+    """An exported network opened with its runtime: BGR float images at `size` in, softmax out.
+
+    Args:
+        folder: the export folder.
+        backend: "openvino" or "tflite".
+        threads: CPU threads of the runtime (None: its default).
+
+    Attributes:
+        metadata: the export's `ssma_tf.json`.
+        size: (height, width) the network takes.
+        fusion: True for SSMA (two inputs).
+        num_classes: C, void included.
+        precision: "float32" or "int8".
+
+    Raises:
+        ExportedModelError: the folder holds no export of that backend.
+        MissingExtraError: the runtime is not installed.
+    """
+
+    def __init__(self, folder: str, backend: str, threads: Optional[int] = None):
+        if backend not in EXPORTED_BACKENDS:
+            raise ValueError(f"backend must be one of {EXPORTED_BACKENDS}, got {backend!r}")
+        self.folder = os.fspath(folder)
+        self.backend = backend
+        self.metadata = read_export_metadata(self.folder)
+        files = self.metadata.get("files") or {}
+        if backend not in files:
+            raise ExportedModelError(
+                f"{self.folder} holds no {backend} model (it has: {', '.join(files) or 'a SavedModel only'}); "
+                f"export one with ssma-export --format {backend}", self.folder
+            )
+        self.size: Tuple[int, int] = tuple(self.metadata["size"])  # type: ignore[assignment]
+        self.fusion = len(self.metadata["inputs"]) == 2
+        self.num_classes = int(self.metadata["num_classes"])
+        self.precision = self.metadata["precision"]
+        path = os.path.join(self.folder, files[backend])
+        self._run = self._open_openvino(path, threads) if backend == "openvino" else self._open_tflite(path, threads)
+
+    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The float32 softmax (B, H, W, C) of a batch: one (B, H, W, 3) BGR array per input, 0..255."""
+        arrays = [np.ascontiguousarray(image, np.float32) for image in images]
+        expected = 2 if self.fusion else 1
+        if len(arrays) != expected:
+            raise ValueError(f"the exported {self.metadata['model']} takes {expected} input(s), got {len(arrays)}")
+        for array in arrays:
+            if array.ndim != 4 or tuple(array.shape[1:]) != (*self.size, 3):
+                raise ValueError(f"inputs must be (B, {self.size[0]}, {self.size[1]}, 3), got {array.shape}")
+        # One image per call: the fixed-shape networks take batch 1 (TFLite) or run it fastest.
+        return np.concatenate([self._run([a[i:i + 1] for a in arrays]) for i in range(len(arrays[0]))])
+
+    def _open_openvino(self, path: str, threads: Optional[int]):
+        ov = require("openvino")
+        # The CPU plugin would compute in bfloat16 where the processor has AVX512-BF16 (its default
+        # there); float32 keeps the exported numbers (and int8 layers stay int8).
+        config: Dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        compiled = ov.Core().compile_model(path, "CPU", config)
+        request = compiled.create_infer_request()
+        output = compiled.output(0)
+
+        def run(batch: List[np.ndarray]) -> np.ndarray:
+            return np.array(request.infer(batch)[output], np.float32)
+
+        return run
+
+    def _open_tflite(self, path: str, threads: Optional[int]):
+        require("tflite")
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path, num_threads=threads)
+        interpreter.allocate_tensors()
+        inputs = sorted(interpreter.get_input_details(), key=lambda d: d["name"])
+        (output,) = interpreter.get_output_details()
+
+        def convert(array: np.ndarray, detail: Dict[str, Any]) -> np.ndarray:
+            if detail["dtype"] == np.float32:
+                return array
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            return np.clip(np.round(array / scale + zero), info.min, info.max).astype(detail["dtype"])
+
+        def run(batch: List[np.ndarray]) -> np.ndarray:
+            for array, detail in zip(batch, inputs):
+                interpreter.set_tensor(detail["index"], convert(array, detail))
+            interpreter.invoke()
+            result = interpreter.get_tensor(output["index"])
+            if output["dtype"] != np.float32:
+                scale, zero = output["quantization"]
+                result = (result.astype(np.float32) - zero) * scale
+            return result
+
+        return run
+
+
+class ExportedPredictor:
+    """`Predictor`'s interface (class ids at the model or input size) on an `ExportedModel`.
+
+    Inputs are resized bilinearly to the export's size (SSMA's modality 2 as the export's
+    `modality2_interpolation` says), the softmax resized back bilinearly for `original_size`, as
+    `Predictor` does. SSMA's attention gates are not exported.
+
+    Args:
+        model: the `ExportedModel`.
+        channel_order: "rgb" or "bgr", the order of the arrays given to `predict`.
+    """
+
+    def __init__(self, model: ExportedModel, channel_order: str = "rgb"):
+        self.exported = model
+        self.channel_order = channel_order
+        self.fusion = model.fusion
+        self.num_classes = model.num_classes
+        self.size = model.size
+        self.precision = f"{model.backend} {model.precision}"
+        self.precision_reason = f"exported model {model.folder}"
+        self.modality2_interpolation = model.metadata.get("modality2_interpolation") or "nearest"
+
+    def model_size(self, height: int, width: int) -> Tuple[int, int]:
+        """The size the network runs at: the export's, whatever the input."""
+        return self.size
+
+    def predict(self, modality1: Any, modality2: Any = None, *, original_size: bool = False,
+                probabilities: bool = True, gates: bool = False):
+        """As `Predictor.predict`, without gates."""
+        import tensorflow as tf
+
+        from ssma_tf.inference.predictor import Prediction
+
+        if gates:
+            raise ValueError("an exported model has no attention gates; predict with the TensorFlow backend")
+        images = [modality1] if modality2 is None else [modality1, modality2]
+        if len(images) != (2 if self.fusion else 1):
+            raise ValueError("SSMA needs modality1 and modality2" if self.fusion else "AdapNet++ takes one image")
+        arrays = [np.asarray(image, np.float32) for image in images]
+        single = arrays[0].ndim == 3
+        if single:
+            arrays = [a[None] for a in arrays]
+        if self.channel_order == "rgb":
+            arrays = [a[..., ::-1] for a in arrays]  # the network takes BGR
+        height, width = arrays[0].shape[1:3]
+        methods = ("bilinear", self.modality2_interpolation)
+        views = [tf.image.resize(a, self.size, method=m).numpy() for a, m in zip(arrays, methods)]
+        probs = self.exported(views)
+        ids = probs.argmax(axis=-1).astype(np.int32)
+        if original_size:
+            ids = tf.image.resize(ids[..., None], (height, width), method="nearest").numpy()[..., 0]
+            if probabilities:
+                probs = tf.image.resize(probs, (height, width), method="bilinear").numpy()
+        unbatch = (lambda x: x[0]) if single else (lambda x: x)
+        return Prediction(class_ids=unbatch(ids), probabilities=unbatch(probs) if probabilities else None,
+                          gates={}, model_size=self.size)
+
+    __call__ = predict
+
+
+def load_exported(folder: str, backend: str, threads: Optional[int] = None) -> ExportedModel:
+    """Opens an export folder with a backend's runtime (see `ExportedModel`)."""
+    return ExportedModel(folder, backend, threads)

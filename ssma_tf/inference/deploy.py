@@ -1,0 +1,316 @@
+"""Exports for fast CPU and ARM inference: OpenVINO IR (float32 or int8) and TFLite (float32 or full int8).
+
+`export_deployed(model, folder, format=...)` writes a folder that `ssma_tf.inference.backends`
+opens (`ssma-predict`/`ssma-evaluate --backend openvino|tflite`):
+
+- `model.xml` + `model.bin` (OpenVINO IR, `format="openvino"`) or `model_<precision>.tflite`,
+- `assets.extra/ssma_tf.json`: the SavedModel export's metadata (model, classes, colours, size,
+  channel order) plus the backend, the precision and the calibration data.
+
+The network is the fast inference copy (`ssma_tf.inference.compiled.optimize_for_inference`: batch
+norms folded in float64, sub-pixel upsampling) traced as a concrete function with a fixed input
+size (float32 BGR, 0..255, `size` = the config's height × width) that returns the softmax. The
+fixed size is what OpenVINO's converter needs: the SavedModel route, with open height and width,
+fails on the eASPP's global mean. Inputs of other sizes are resized by the runner, as `Predictor`
+does.
+
+`int8=True` quantises after training, calibrated on `calibration_samples` images of the user's
+own TFRecords (both modalities for SSMA), read at the export size without augmentation:
+OpenVINO through NNCF's post-training quantisation (weights and activations of convolutions in
+int8, the softmax in float), TFLite as full-integer quantisation (every operation in int8, uint8
+image inputs, float32 softmax out) for ARM boards, run with `ai_edge_litert`. How much accuracy
+that costs is measured, not assumed: `ssma-evaluate --backend openvino` on the validation records
+(README, "Deployment").
+
+The runtimes and NNCF are the optional `deploy` extra (`pip install 'ssma-tf[deploy]'`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import ssma_tf
+from ssma_tf.errors import UserInputError
+from ssma_tf.files import atomic_path, atomic_write
+from ssma_tf.inference.backends import METADATA_FILE, require
+from ssma_tf.inference.compiled import inference_model
+from ssma_tf.inference.export import ExportError, input_names
+from ssma_tf.inference.sizes import check_interpolation, check_size
+from ssma_tf.models.factory import is_fusion, model_name
+
+DEPLOY_FORMATS = ("openvino", "tflite")
+DEFAULT_CALIBRATION_SAMPLES = 100
+OPENVINO_FILE = "model.xml"
+
+
+class CalibrationError(UserInputError):
+    """The calibration records cannot give the asked samples; the message names them."""
+
+
+@dataclasses.dataclass
+class DeployReport:
+    """What `export_deployed` wrote.
+
+    Attributes:
+        path: the export folder.
+        metadata: the content of `assets.extra/ssma_tf.json`.
+        seconds: time per stage ("trace", "convert", "calibrate", ...).
+    """
+
+    path: str
+    metadata: Dict[str, Any]
+    seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __str__(self) -> str:
+        meta = self.metadata
+        model_file = os.path.join(self.path, meta["files"][meta["backend"]])
+        sizes = sum(os.path.getsize(os.path.join(self.path, f)) for f in os.listdir(self.path)
+                    if os.path.isfile(os.path.join(self.path, f)))
+        line = (f"{meta['backend']} {meta['precision']}: {model_file} ({sizes / 2**20:.1f} MiB), "
+                f"input {' and '.join(meta['inputs'])} float32 BGR 1x{meta['size'][0]}x{meta['size'][1]}x3")
+        if meta.get("calibration"):
+            calibration = meta["calibration"]
+            line += f"; calibrated on {calibration['samples']} samples of {', '.join(calibration['records'])}"
+        return line
+
+
+def softmax_function(model: keras.Model, size: Sequence[int], batch: Optional[int] = None):
+    """The fast inference copy's softmax as a `tf.function` with a fixed input size.
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` with its weights.
+        size: (height, width), multiples of 16.
+        batch: the batch size of the signature (None: open).
+
+    Returns:
+        A `tf.function` of one (AdapNet++) or two (SSMA) float32 (B, H, W, 3) BGR tensors,
+        named like the SavedModel's inputs, returning {"probabilities": float32 (B, H, W, C)}.
+    """
+    height, width = check_size(size)
+    view = inference_model(model, optimize=True)
+    fusion = is_fusion(model)
+    specs = [tf.TensorSpec([batch, height, width, 3], tf.float32, name=name) for name in input_names(model)]
+
+    def serve(*images):
+        return {"probabilities": view(list(images) if fusion else images[0], training=False)["softmax"]}
+
+    return tf.function(serve, input_signature=specs)
+
+
+def calibration_batches(
+    records: Sequence[str],
+    *,
+    fusion: bool,
+    size: Sequence[int],
+    samples: int,
+    input_modality: str = "modality1",
+    modality2_interpolation: str = "nearest",
+) -> List[List[np.ndarray]]:
+    """The first `samples` images of the records at `size`, as the network takes them.
+
+    Args:
+        records: TFRecord files or glob patterns (`ssma_tf.data` schema).
+        fusion: read both modalities (SSMA).
+        size: (height, width).
+        samples: how many.
+        input_modality: AdapNet++: "modality2" feeds the second modality (a depth expert).
+        modality2_interpolation: how modality 2 is resized.
+
+    Returns:
+        A list of `samples` items, each a list of one or two float32 (1, H, W, 3) BGR arrays.
+
+    Raises:
+        CalibrationError: no such records, or fewer than `samples` images in them.
+    """
+    from ssma_tf.data import build_dataset
+
+    height, width = check_size(size)
+    second_only = not fusion and input_modality == "modality2"
+    try:
+        dataset = build_dataset(
+            list(records), modalities=2 if (fusion or second_only) else 1, height=height, width=width,
+            batch_size=1, num_classes=256, training=False, modality2_interpolation=modality2_interpolation,
+        )
+    except (ValueError, OSError, tf.errors.OpError) as error:
+        raise CalibrationError(f"calibration records {', '.join(records)}: {error}") from None
+    batches = []
+    for inputs, _ in dataset.take(samples):
+        views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+        if second_only:
+            views = views[1:]
+        batches.append([np.asarray(v, np.float32) for v in views])
+    if len(batches) < samples:
+        raise CalibrationError(
+            f"calibration records {', '.join(records)} hold {len(batches)} samples, {samples} asked "
+            "(--calibration_samples)"
+        )
+    return batches
+
+
+def export_deployed(
+    model: keras.Model,
+    output_dir: str,
+    *,
+    format: str = "openvino",
+    size: Sequence[int],
+    int8: bool = False,
+    calibration: Optional[Sequence[str]] = None,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    input_modality: str = "modality1",
+    modality2_interpolation: str = "nearest",
+    dataset: Optional[Any] = None,
+    overwrite: bool = False,
+    log: Optional[Callable[[str], None]] = None,
+) -> DeployReport:
+    """Writes an OpenVINO or TFLite export folder (see the module docstring).
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` with its weights.
+        output_dir: the folder to create.
+        format: "openvino" or "tflite".
+        size: (height, width) of the network input, multiples of 16 (the training size).
+        int8: quantise, calibrated on `calibration`.
+        calibration: TFRecord files or patterns; needed with `int8`.
+        calibration_samples: images to calibrate on (the first of the records).
+        input_modality: AdapNet++: which modality of the records it reads.
+        modality2_interpolation: SSMA: how modality 2 is resized (calibration and runner).
+        dataset: a `DatasetInfo` whose class names and colours go into the metadata.
+        overwrite: replace an existing `output_dir`.
+        log: called with a line per stage.
+
+    Returns:
+        A `DeployReport`.
+
+    Raises:
+        ExportError: `output_dir` exists without `overwrite`.
+        CalibrationError: bad calibration records.
+        MissingExtraError: the `deploy` extra is not installed.
+        ValueError: bad format, size, sample count or dataset.
+    """
+    say = log or (lambda _: None)
+    if format not in DEPLOY_FORMATS:
+        raise ValueError(f"format must be one of {DEPLOY_FORMATS}, got {format!r}")
+    size = check_size(size)
+    check_interpolation(modality2_interpolation)
+    if int8 and not calibration:
+        raise ValueError("int8 quantisation needs calibration records (--calibration RECORDS)")
+    if calibration and not int8:
+        raise ValueError("calibration records are only used with int8 (--int8)")
+    if int8 and (not isinstance(calibration_samples, int) or calibration_samples < 1):
+        raise ValueError(f"calibration_samples must be a positive integer, got {calibration_samples!r}")
+    if dataset is not None and dataset.num_classes != model.num_classes:
+        raise ValueError(f"dataset {dataset.name} has {dataset.num_classes} classes, the model {model.num_classes}")
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    if os.path.exists(output_dir) and not overwrite:
+        raise ExportError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
+    # Fail on a missing runtime before minutes of tracing.
+    require("openvino" if format == "openvino" else "tflite")
+    if format == "openvino" and int8:
+        require("nncf")
+
+    fusion = is_fusion(model)
+    report = DeployReport(output_dir, {})
+    samples = None
+    if int8:
+        start = time.monotonic()
+        samples = calibration_batches(calibration, fusion=fusion, size=size, samples=calibration_samples,
+                                      input_modality=input_modality,
+                                      modality2_interpolation=modality2_interpolation)
+        report.seconds["read_calibration"] = time.monotonic() - start
+    precision = "int8" if int8 else "float32"
+    with atomic_path(output_dir, directory=True) as staging:
+        start = time.monotonic()
+        if format == "openvino":
+            model_file = _write_openvino(model, size, samples, staging, report, say)
+        else:
+            model_file = f"model_{precision}.tflite"
+            _write_tflite(model, size, samples, os.path.join(staging, model_file), report, say)
+        say(f"wrote {format} {precision} ({time.monotonic() - start:.0f} s)")
+        report.metadata = _metadata(model, size, format, precision, model_file, modality2_interpolation,
+                                    input_modality, calibration, len(samples or ()), dataset)
+        with atomic_write(os.path.join(staging, METADATA_FILE)) as handle:
+            json.dump(report.metadata, handle, indent=2)
+            handle.write("\n")
+    return report
+
+
+def _write_openvino(model, size, samples, folder: str, report: DeployReport, say) -> str:
+    ov = require("openvino")
+    start = time.monotonic()
+    function = softmax_function(model, size, batch=1)
+    concrete = function.get_concrete_function()
+    report.seconds["trace"] = time.monotonic() - start
+    start = time.monotonic()
+    converted = ov.convert_model(concrete)
+    report.seconds["convert"] = time.monotonic() - start
+    say(f"converted to OpenVINO ({report.seconds['convert']:.0f} s)")
+    if samples is not None:
+        nncf = require("nncf")
+        start = time.monotonic()
+        names = [port.get_any_name() for port in converted.inputs]
+        order = list(input_names(model))
+        # Feed by name: the converter keeps the signature's names but not always its order.
+        data = nncf.Dataset(samples, lambda item: {name: item[order.index(name)] for name in names})
+        converted = nncf.quantize(converted, data, subset_size=len(samples))
+        report.seconds["calibrate"] = time.monotonic() - start
+        say(f"quantised to int8 on {len(samples)} samples ({report.seconds['calibrate']:.0f} s)")
+    # float32 weights stay float32 (compress_to_fp16 would halve the file at a rounding cost).
+    ov.save_model(converted, os.path.join(folder, OPENVINO_FILE), compress_to_fp16=False)
+    return OPENVINO_FILE
+
+
+def _write_tflite(model, size, samples, path: str, report: DeployReport, say) -> None:
+    start = time.monotonic()
+    function = softmax_function(model, size, batch=1)
+    concrete = function.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], function)
+    if samples is not None:
+        def representative():
+            for item in samples:
+                yield item
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        # Full integer: every operation in int8, none left in float; images come as uint8
+        # (0..255 maps exactly), the softmax leaves as float32.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.float32
+    content = converter.convert()
+    with atomic_write(path, "wb") as handle:
+        handle.write(content)
+    report.seconds["convert"] = time.monotonic() - start
+    say(f"converted to TFLite ({report.seconds['convert']:.0f} s)")
+
+
+def _metadata(model, size, format, precision, model_file, modality2_interpolation, input_modality,
+              calibration, samples, dataset) -> Dict[str, Any]:
+    fusion = is_fusion(model)
+    return {
+        "format": f"ssma_tf {format} export",
+        "ssma_tf_version": ssma_tf.__version__,
+        "backend": format,
+        "files": {format: model_file},
+        "precision": precision,
+        "model": model_name(model),
+        "num_classes": int(model.num_classes),
+        "inputs": list(input_names(model)),
+        "input_dtype": "float32" if format == "openvino" or precision == "float32" else "uint8",
+        "channel_order": "BGR",
+        "size": list(size),
+        "modality2_interpolation": modality2_interpolation if fusion else None,
+        "input_modality": None if fusion else input_modality,
+        "outputs": {"probabilities": f"float32 [1, {size[0]}, {size[1]}, C]"},
+        "calibration": None if not samples else {"records": [os.fspath(r) for r in calibration], "samples": samples},
+        "dataset": None if dataset is None else dataset.name,
+        "class_names": None if dataset is None else list(dataset.class_names),
+        "palette": None if dataset is None else [list(c) for c in dataset.palette],
+    }

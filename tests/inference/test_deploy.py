@@ -1,0 +1,216 @@
+"""OpenVINO and TFLite exports (`ssma_tf.inference.deploy`) and running them (`backends`, the commands).
+
+The real AdapNet++ goes through OpenVINO's converter and NNCF's int8 calibration once (the
+architecture, its eASPP global mean included, is what has to convert); the TFLite and two-input
+cases use a small functional stand-in with the same interface (dict of `softmax`/`logits`, a
+global mean, a transposed convolution), whose conversion takes seconds instead of minutes.
+"""
+
+import builtins
+import importlib.util
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from ssma_tf.inference.compiled import inference_model
+from tests.conftest import ROOT
+from tests.inference.helpers import randomize_batch_norms, write_rgb
+from tests.training_helpers import released_miou, write_records
+
+pytest.importorskip("openvino", reason="the deploy extra (pip install 'ssma-tf[deploy]') is not installed")
+pytest.importorskip("nncf", reason="the deploy extra is not installed")
+pytest.importorskip("ai_edge_litert", reason="the deploy extra is not installed")
+
+from ssma_tf.inference import backends, deploy  # noqa: E402  (after the extra's check)
+
+HEIGHT, WIDTH = 32, 64
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def small_segmenter(num_classes: int = 4, fusion: bool = False, seed: int = 0) -> keras.Model:
+    """A functional model with the outputs of `AdapNetPP`/`SSMA`: conv-BN-ReLU, stride 2, global
+    mean gating (as the eASPP's image pooling), a 4x4 stride-2 transposed convolution, softmax."""
+    keras.utils.set_random_seed(seed)
+    names = ("modality1", "modality2") if fusion else ("image",)
+    inputs = [keras.Input((HEIGHT, WIDTH, 3), name=name) for name in names]
+    x = layers.Concatenate()(inputs) if fusion else inputs[0]
+    x = layers.Rescaling(1 / 127.5, -1.0)(x)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="conv1")(x)
+    x = layers.BatchNormalization(name="conv1_bn")(x)
+    x = layers.ReLU()(x)
+    pooled = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    x = layers.Multiply()([x, layers.Conv2D(16, 1, activation="sigmoid", name="gate")(pooled)])
+    logits = layers.Conv2DTranspose(num_classes, 4, strides=2, padding="same", use_bias=False, name="up")(x)
+    softmax = layers.Softmax()(logits)
+    model = keras.Model(inputs if fusion else inputs[0], {"softmax": softmax, "logits": logits})
+    model.num_classes = num_classes
+    randomize_batch_norms(model, seed=seed)
+    return model
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("deploy_records")
+    return {
+        "rgb": write_records(folder / "val.tfrecords", 4, height=HEIGHT, width=WIDTH, num_classes=4, seed=1),
+        "fusion": write_records(folder / "fusion.tfrecords", 3, height=HEIGHT, width=WIDTH, num_classes=4,
+                                fusion=True, seed=2),
+    }
+
+
+@pytest.fixture(scope="module")
+def adapnet_openvino_int8(adapnet, records, tmp_path_factory):
+    """The shared AdapNet++ (4 classes) exported by tools/export.py to OpenVINO int8 at 32x64."""
+    folder = tmp_path_factory.mktemp("deploy")
+    weights = str(folder / "model.weights.h5")
+    adapnet.save_weights(weights)
+    output = folder / "openvino_int8"
+    status = _load_tool("export").main([
+        "--checkpoint", weights, "--model", "AdapNet_pp", "--num_classes", "4", "--size", f"{HEIGHT}x{WIDTH}",
+        "--format", "openvino", "--int8", "--calibration", records["rgb"], "--calibration_samples", "2",
+        "--output", str(output),
+    ])
+    assert status == 0
+    return weights, output
+
+
+def _eval_config(tmp_path, records, weights):
+    config = tmp_path / "eval.config"
+    config.write_text(f"model: AdapNet_pp\nnum_classes: 4\ncheckpoint: {weights}\ntest_data: {records}\n"
+                      f"batch_size: 2\nheight: {HEIGHT}\nwidth: {WIDTH}\n")
+    return config
+
+
+def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflow(
+        adapnet, adapnet_openvino_int8, records, tmp_path):
+    weights, folder = adapnet_openvino_int8
+    meta = backends.read_export_metadata(folder)
+    assert meta["backend"] == "openvino" and meta["precision"] == "int8"
+    assert meta["size"] == [HEIGHT, WIDTH] and meta["inputs"] == ["image"] and meta["num_classes"] == 4
+    assert meta["calibration"] == {"records": [records["rgb"]], "samples": 2}
+    assert (folder / "model.xml").exists() and (folder / "model.bin").exists()
+    # The int8 network holds quantised convolutions, and still predicts what the float model does.
+    assert "FakeQuantize" in (folder / "model.xml").read_text() or "FakeConvert" in (folder / "model.xml").read_text()
+    exported = backends.load_exported(folder, "openvino")
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (2, HEIGHT, WIDTH, 3)).astype("float32")
+    got = exported([image])
+    expected = inference_model(adapnet)(image, training=False)["softmax"].numpy()
+    assert got.shape == expected.shape
+    assert (got.argmax(-1) == expected.argmax(-1)).mean() > 0.8
+
+    config = _eval_config(tmp_path, records["rgb"], weights)
+    from ssma_tf.cli import evaluate as evaluate_cli
+
+    assert evaluate_cli.main(["-c", str(config), "--backend", "openvino", "--exported", str(folder),
+                              "--json", str(tmp_path / "ov.json")]) == 0
+    metrics = json.loads((tmp_path / "ov.json").read_text())
+    assert metrics["backend"] == "openvino" and metrics["precision"] == "int8" and metrics["num_images"] == 4
+    # The released mIoU of exactly what the export predicts on the records, counted independently.
+    from ssma_tf.config import load_config
+    from ssma_tf.evaluation import make_eval_dataset
+
+    pairs = [(exported([x.numpy()]).argmax(-1), y.numpy()) for x, y in make_eval_dataset(load_config(config, "eval"))]
+    predictions, labels = (np.concatenate(part) for part in zip(*pairs))
+    assert metrics["mIoU"] == pytest.approx(released_miou(labels, predictions, 4), abs=1e-6)
+
+
+def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, tmp_path, capsys):
+    _, folder = adapnet_openvino_int8
+    image = write_rgb(tmp_path / "in" / "a.png", np.full((40, 70, 3), 120, np.uint8))
+    from ssma_tf.cli import predict as predict_cli
+
+    output = tmp_path / "out"
+    assert predict_cli.main([str(folder), "--backend", "openvino", "--modality1", image, "--original_size",
+                             "--quiet", "--output", str(output)]) == 0
+    assert "openvino int8" in capsys.readouterr().out
+    from PIL import Image
+
+    assert np.asarray(Image.open(output / "class_ids" / "a.png")).shape == (40, 70)
+    # The export has no attention gates: asking for them is a flag error.
+    with pytest.raises(SystemExit):
+        predict_cli.main([str(folder), "--backend", "openvino", "--modality1", image, "--attention",
+                          "--output", str(output)])
+
+
+def test_float32_openvino_and_tflite_exports_compute_the_keras_softmax(tmp_path):
+    model = small_segmenter()
+    image = np.random.default_rng(1).uniform(0, 255, (2, HEIGHT, WIDTH, 3)).astype("float32")
+    expected = model(image)["softmax"].numpy()
+    for format in ("openvino", "tflite"):
+        report = deploy.export_deployed(model, tmp_path / format, format=format, size=(HEIGHT, WIDTH))
+        assert report.metadata["precision"] == "float32" and report.metadata["calibration"] is None
+        got = backends.load_exported(tmp_path / format, format)([image])
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=format)
+
+
+def test_int8_calibration_reads_both_modalities_and_the_runners_take_them(records, tmp_path):
+    model = small_segmenter(fusion=True, seed=3)
+    batches = deploy.calibration_batches([records["fusion"]], fusion=True, size=(HEIGHT, WIDTH), samples=3)
+    assert len(batches) == 3 and all(len(item) == 2 for item in batches)
+    assert batches[0][0].shape == (1, HEIGHT, WIDTH, 3) and not np.array_equal(batches[0][0], batches[0][1])
+    images = [np.concatenate(views) for views in zip(*batches)]  # modality 1 batch, modality 2 batch
+    expected = model(images)["softmax"].numpy().argmax(-1)
+    for format in ("openvino", "tflite"):
+        report = deploy.export_deployed(model, tmp_path / format, format=format, size=(HEIGHT, WIDTH), int8=True,
+                                        calibration=[records["fusion"]], calibration_samples=3)
+        assert report.metadata["inputs"] == ["modality1", "modality2"]
+        exported = backends.load_exported(tmp_path / format, format)
+        assert exported.fusion and exported.precision == "int8"
+        got = exported(images).argmax(-1)
+        assert (got == expected).mean() > 0.9, format
+    # Full integer TFLite: uint8 images in, no float operation but the last dequantisation.
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(tmp_path / "tflite" / "model_int8.tflite"))
+    assert {d["dtype"] for d in interpreter.get_input_details()} == {np.uint8}
+
+
+def test_calibration_needs_enough_records(records, tmp_path):
+    with pytest.raises(deploy.CalibrationError, match="hold 3 samples, 5 asked"):
+        deploy.calibration_batches([records["fusion"]], fusion=True, size=(HEIGHT, WIDTH), samples=5)
+    with pytest.raises(deploy.CalibrationError, match="missing"):
+        deploy.calibration_batches([str(tmp_path / "missing.tfrecords")], fusion=False, size=(HEIGHT, WIDTH),
+                                   samples=1)
+
+
+def test_an_export_folder_without_the_backend_is_named(tmp_path):
+    model = small_segmenter()
+    deploy.export_deployed(model, tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
+    with pytest.raises(backends.ExportedModelError, match="no tflite model"):
+        backends.load_exported(tmp_path / "ov", "tflite")
+    with pytest.raises(backends.ExportedModelError, match="not an ssma-export folder"):
+        backends.load_exported(tmp_path, "openvino")
+
+
+def test_without_the_extra_the_commands_name_it_in_one_line(monkeypatch, tmp_path, capsys):
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name.split(".")[0] == "openvino":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    monkeypatch.setattr(backends.importlib, "import_module", lambda name: no_openvino(name))
+    status = _load_tool("export").main(["--checkpoint", str(tmp_path / "w.weights.h5"), "--model", "AdapNet_pp",
+                                        "--num_classes", "4", "--format", "openvino", "--output",
+                                        str(tmp_path / "o")])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in error and "pip install 'ssma-tf[deploy]'" in error
+
+    from ssma_tf.cli import evaluate as evaluate_cli
+
+    config = _eval_config(tmp_path, tmp_path / "r.tfrecords", tmp_path / "w.weights.h5")
+    status = evaluate_cli.main(["-c", str(config), "--backend", "openvino", "--exported", str(tmp_path)])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in error and "ssma-tf[deploy]" in error

@@ -1,0 +1,95 @@
+"""`precision="auto"`: timed, cached, never the slower arithmetic; GPUs by compute capability."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from ssma_tf.inference import precision as module
+from ssma_tf.inference import rewrites
+from ssma_tf.inference.precision import BFLOAT16_MARGIN, cache_path, choose_precision
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+
+
+@pytest.mark.parametrize("float32_s,bfloat16_s", [
+    (1.0, 1.64), (1.0, 1.0), (1.0, 0.95), (1.0, BFLOAT16_MARGIN + 0.01), (0.5, 0.2), (1.0, 0.33), (2.0, 1.6),
+])
+def test_auto_never_picks_the_slower_precision(float32_s, bfloat16_s):
+    choice = choose_precision("auto", measure=lambda: (float32_s, bfloat16_s), use_cache=False)
+    faster = "bfloat16" if bfloat16_s < float32_s else "float32"
+    if choice.precision == "bfloat16":
+        assert faster == "bfloat16" and bfloat16_s <= BFLOAT16_MARGIN * float32_s
+    else:
+        assert bfloat16_s > BFLOAT16_MARGIN * float32_s
+    assert f"{bfloat16_s / float32_s:.2f}x the float32 time" in choice.reason
+
+
+def test_the_measurement_is_cached_per_processor_and_tensorflow_version(monkeypatch):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return 1.0, 0.4
+
+    first = choose_precision("auto", measure=measure)
+    second = choose_precision("auto", measure=measure)
+    assert first.precision == second.precision == "bfloat16" and len(calls) == 1
+    assert "cached in" in second.reason
+    with open(cache_path(), encoding="utf-8") as handle:
+        entries = json.load(handle)
+    (key,) = entries
+    assert tf.__version__ in key and module.processor_model() in key
+    # Another TensorFlow version is another entry: measured again.
+    monkeypatch.setattr(tf, "__version__", "9.9.9")
+    assert choose_precision("auto", measure=lambda: (1.0, 1.5)).precision == "float32"
+    with open(cache_path(), encoding="utf-8") as handle:
+        assert len(json.load(handle)) == 2
+
+
+def test_a_damaged_cache_is_measured_again():
+    path = cache_path()
+    import os
+
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    assert choose_precision("auto", measure=lambda: (1.0, 2.0)).precision == "float32"
+    with open(path, encoding="utf-8") as handle:
+        assert len(json.load(handle)) == 1
+
+
+def test_explicit_precisions_are_not_measured():
+    def measure():
+        raise AssertionError("measured")
+
+    assert choose_precision("bfloat16", measure=measure).precision == "bfloat16"
+    assert choose_precision("float32", measure=measure).reason == "as asked"
+    with pytest.raises(ValueError, match="'fp16'"):
+        choose_precision("fp16")
+
+
+def test_with_gpus_visible_their_compute_capability_decides(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu:0", "gpu:1"])
+    capabilities = {"gpu:0": (8, 6), "gpu:1": (7, 5)}
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda gpu: {"compute_capability": capabilities[gpu]})
+
+    def measure():
+        raise AssertionError("GPUs are not timed")
+
+    choice = choose_precision("auto", measure=measure)
+    assert choice.precision == "float32" and "7.5" in choice.reason  # a Turing card emulates bfloat16
+    capabilities["gpu:1"] = (9, 0)
+    assert choose_precision("auto", measure=measure).precision == "bfloat16"
+
+
+def test_the_probe_runs_and_resolve_precision_uses_its_choice(monkeypatch):
+    float32_s, bfloat16_s = module.probe_times(rounds=1)
+    assert float32_s > 0 and bfloat16_s > 0
+    monkeypatch.setattr(module, "probe_times", lambda: (1.0, 3.0))
+    assert rewrites.resolve_precision("auto") == "float32"
