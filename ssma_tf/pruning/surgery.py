@@ -21,38 +21,59 @@ class PruningError(UserInputError):
     """A pruning request that cannot be carried out (e.g. it would remove every filter of a layer)."""
 
 
-def select(scores: Mapping[str, np.ndarray], fraction: float, maps: Sequence[FeatureMaps], *,
+def channel_costs(maps: Sequence[FeatureMaps]) -> dict[str, float]:
+    """The weights one channel of each feature map holds: its filter, batch-norm entries and the
+    input kernels that read it (before any neighbour is pruned)."""
+    costs = {}
+    for entry in maps:
+        total = 0.0
+        for piece in entry.outputs + entry.inputs:
+            shape = tuple(piece.variable.shape)
+            total += float(np.prod(shape)) / shape[piece.axis]
+        costs[entry.name] = total
+    return costs
+
+
+def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[FeatureMaps], *,
            what: str = "this stage") -> dict[str, list[int]]:
-    """The channels to keep: the lowest-ranked `fraction` of all channels in `scores` go.
+    """The channels to keep when the lowest-ranked channels holding `budget` weights go.
 
     One global ranking over the layers named in `scores` (their scores already rescaled per layer,
-    `ssma_tf.pruning.ranking.l2_rescaled`), ties broken by layer order and channel index.
+    `ssma_tf.pruning.ranking.l2_rescaled`), ties broken by layer order and channel index. Channels
+    go from the lowest score up until the weights they hold (`channel_costs`) reach `budget`; a
+    layer always keeps its last channel, so the ranking alone never empties a layer.
 
     Returns:
         name → ascending channel indices kept, for every layer in `scores`.
 
     Raises:
-        PruningError: a layer would lose every filter (naming it and `what`), or a bad fraction.
+        PruningError: the layers in `scores` hold fewer than `budget` removable weights, i.e. the
+            stage would remove every filter of its layers (naming `what`).
     """
-    if not 0.0 <= fraction < 1.0:
-        raise PruningError(f"{what}: the fraction of filters to remove must be in [0, 1), got {fraction!r}")
-    widths = {entry.name: entry.width for entry in maps}
-    pool = [(float(value), order, name, index)
-            for order, name in enumerate(scores) for index, value in enumerate(scores[name])]
-    remove = int(round(fraction * len(pool)))
+    if budget <= 0:
+        raise PruningError(f"{what}: the number of weights to remove must be positive, got {budget!r}")
+    by_name = {entry.name: entry for entry in maps}
+    costs = channel_costs([by_name[name] for name in scores])
+    pool = sorted((float(value), order, name, index)
+                  for order, name in enumerate(scores) for index, value in enumerate(scores[name]))
+    left = {name: by_name[name].width for name in scores}
     removed: dict[str, set] = {name: set() for name in scores}
-    for _, _, name, index in sorted(pool)[:remove]:
+    total = 0.0
+    for _, _, name, index in pool:
+        if total >= budget:
+            break
+        if left[name] == 1:
+            continue
         removed[name].add(index)
-    keep = {}
-    for name in scores:
-        kept = [i for i in range(widths[name]) if i not in removed[name]]
-        if not kept:
-            raise PruningError(
-                f"{what} would remove every one of the {widths[name]} filters of {name}; "
-                "remove a smaller fraction"
-            )
-        keep[name] = kept
-    return keep
+        left[name] -= 1
+        total += costs[name]
+    if total < budget:
+        raise PruningError(
+            f"{what} would remove every filter of {', '.join(scores) if len(scores) <= 3 else 'its layers'} "
+            f"and still fall short of {budget:,.0f} weights ({total:,.0f} removable); remove a smaller "
+            "fraction or widen its scope"
+        )
+    return {name: [i for i in range(by_name[name].width) if i not in removed[name]] for name in scores}
 
 
 def new_widths(model: keras.Model, keep: Mapping[str, Sequence[int]], maps: Sequence[FeatureMaps]) -> dict:

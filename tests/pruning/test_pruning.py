@@ -9,7 +9,9 @@ from ssma_tf.losses import ReleasedLoss
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.pruning.channels import feature_maps
 from ssma_tf.pruning.ranking import _Gates, l1_scores, l2_rescaled, rank, taylor_scores
-from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
+from ssma_tf.pruning.channels import GROUPS
+from ssma_tf.pruning.staged import parse_stages
+from ssma_tf.pruning.surgery import PruningError, channel_costs, count_params, prune, select
 
 NUM_CLASSES = 4
 
@@ -137,16 +139,37 @@ def test_taylor_scores_equal_a_finite_difference_of_the_loss(model):
             assert scores[entry.name][channel] * positions == pytest.approx(abs(derivative), rel=0.05), entry.name
 
 
-def test_select_keeps_the_highest_ranked_and_refuses_to_empty_a_layer(model):
+def test_select_removes_the_lowest_ranked_until_the_budget_and_never_empties_a_layer(model):
     maps = [m for m in feature_maps(model) if m.name in ("skip1", "skip2")]
-    scores = {"skip1": np.arange(24.0), "skip2": np.arange(24.0) + 0.5}
-    keep = select(scores, 0.5, maps)
-    assert keep == {"skip1": list(range(12, 24)), "skip2": list(range(12, 24))}
+    costs = channel_costs(maps)
+    # skip1: a 1x1 kernel over 256 channels, 4 batch-norm entries, and one input row of refine2_conv1.
+    assert costs["skip1"] == 256 + 4 + 3 * 3 * 256
+    assert costs["skip2"] == 512 + 4 + 3 * 3 * 256  # skip2 reads block 2's 512 channels
+    scores = {"skip1": np.arange(24.0), "skip2": np.arange(24.0) + 0.5}  # interleaved ranks
+    keep = select(scores, 5 * (costs["skip1"] + costs["skip2"]) + 1, maps)
+    assert keep == {"skip1": list(range(6, 24)), "skip2": list(range(5, 24))}
     scores = {"skip1": np.arange(24.0) + 100, "skip2": np.arange(24.0)}
-    with pytest.raises(PruningError, match="every one of the 24 filters of skip2"):
-        select(scores, 0.5, maps, what="stage 1")
-    with pytest.raises(PruningError, match="fraction"):
-        select(scores, 1.0, maps)
+    keep = select(scores, 23 * costs["skip2"] + 1, maps)
+    assert keep == {"skip2": [23], "skip1": list(range(1, 24))}  # skip2 keeps its best channel
+    with pytest.raises(PruningError, match="stage 1 would remove every filter of skip1, skip2"):
+        select(scores, 23 * (costs["skip1"] + costs["skip2"]) + 1, maps, what="stage 1")
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("block4:1.0", "stage 1 \\('block4:1.0'\\) would remove every filter"),
+    ("block5:0.1", "bad block|unknown scope 'block5'"),
+    ("block4", "SCOPE:FRACTION"),
+    ("block2-9:0.1", "bad block range"),
+])
+def test_bad_stages_are_named(spec, match):
+    with pytest.raises(PruningError, match=match):
+        parse_stages([spec])
+
+
+def test_stage_scopes():
+    stage = parse_stages(["block1-3+easpp:0.2"])[0]
+    assert stage.groups == ("block1", "block2", "block3", "easpp") and stage.fraction == 0.2
+    assert parse_stages(["all:0.1"])[0].groups == GROUPS
 
 
 def test_l1_scores_and_rescaling(model):
@@ -162,7 +185,7 @@ def test_pruned_ssma_runs_and_round_trips(tmp_path):
     keras.utils.set_random_seed(1)
     ssma = SSMA(NUM_CLASSES)
     maps = feature_maps(ssma)
-    keep = select(rank("l1", ssma, maps), 0.05, maps)
+    keep = select(rank("l1", ssma, maps), 0.05 * count_params(ssma), maps)
     scope = {k: v for k, v in keep.items() if k.startswith(("modality2_skip", "modality1_easpp_projection", "ssma_",
                                                             "up1", "modality1_block4"))}
     pruned = prune(ssma, scope)
