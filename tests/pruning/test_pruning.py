@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import keras
+from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.layers import ResidualUnit
 from ssma_tf.losses import ReleasedLoss
 from ssma_tf.models import SSMA, AdapNetPP
@@ -115,6 +116,10 @@ def test_pruning_channels_that_were_zero_keeps_the_outputs_and_round_trips(model
     loaded = keras.saving.load_model(path, compile=False)
     assert loaded.widths == pruned.widths
     np.testing.assert_array_equal(loaded(x).numpy(), pruned(x).numpy())
+    # The inference copy of evaluation and prediction (folded batch norms, sub-pixel upsampling).
+    fast = optimize_for_inference(loaded)
+    assert fast.folded_batch_norms > 0
+    np.testing.assert_allclose(fast(x, training=False).numpy(), pruned(x).numpy(), atol=1e-4)
 
 
 def test_taylor_scores_equal_a_finite_difference_of_the_loss(model):
