@@ -46,6 +46,10 @@ bench/flops.py) are printed beside the times.
     python bench/inference.py                      # everything, ~30-40 min on 2 cores
     python bench/inference.py --quick              # fewer runs and modes, a few minutes
     python bench/inference.py --models adapnet_pp --modes default,tf1 --json out.json
+    python bench/inference.py --keras base.keras pruned/stage1.keras pruned/stage2.keras
+                                                   # .keras models (e.g. pruned ones, docs/pruning.md)
+                                                   # timed interleaved in one process, mode default,
+                                                   # as ratios to the first
     python bench/inference.py --backend jax
     python bench/inference.py --modes default,auto,bfloat16,openvino,openvino_int8,tflite_int8 \
         --runs 10 --json docs/bench/deploy.json   # the deployment table (README, docs/deploy.md)
@@ -415,6 +419,50 @@ def child_tf(spec: dict) -> dict:
     return result
 
 
+def child_keras(spec: dict) -> dict:
+    """Times the `default` mode of several `.keras` models interleaved in this process; each
+    round's time of a model divided by the first model's gives its ratio (median over rounds)."""
+    import numpy as np
+
+    _set_threads(spec)
+    import keras
+
+    from ssma_tf.models.factory import is_fusion
+
+    models = {path: keras.saving.load_model(path, compile=False) for path in spec["files"]}
+    fusion = {is_fusion(m) for m in models.values()}
+    if len(fusion) != 1:
+        return {"error": "--keras: give models of one kind (all AdapNet++ or all SSMA)"}
+    name = "ssma" if fusion.pop() else "adapnet_pp"
+    height, width = SIZE
+
+    def block(value):
+        return np.asarray(value)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        prepare = {path: _tf_runner("default", name, model, workdir) for path, model in models.items()}
+        arrays = make_inputs(name, 1, height, width)
+        calls = {path: prepare[path](arrays) for path in models}
+        for call in calls.values():
+            for _ in range(max(1, spec["warmup"])):
+                block(call())
+        seconds = {path: [] for path in models}
+        for _ in range(spec["runs"]):
+            for path, call in calls.items():
+                start = time.perf_counter()
+                block(call())
+                seconds[path].append(time.perf_counter() - start)
+    first = spec["files"][0]
+    result = {"model": name, "height": height, "width": width, "files": {}}
+    for path in spec["files"]:
+        summary = _common.summarize(seconds[path])
+        summary["ratio_to_first"] = statistics.median(a / b for a, b in zip(seconds[path], seconds[first]))
+        summary["params"] = int(models[path].count_params())
+        result["files"][path] = summary
+    result["peak_rss_mib"] = _common.peak_rss_mib()
+    return result
+
+
 def child_jax(spec: dict) -> dict:
     """Measures the JAX modes of one model on Keras' JAX backend (jitted stateless calls).
 
@@ -588,13 +636,31 @@ def main(argv=None) -> int:
     parser.add_argument("--intra", type=int, default=0, help="intra-op threads (0: TensorFlow's default)")
     parser.add_argument("--inter", type=int, default=0, help="inter-op threads (0: TensorFlow's default)")
     parser.add_argument("--json", help="also write all results to this JSON file")
+    parser.add_argument("--keras", nargs="+", metavar="FILE",
+                        help="instead: time these .keras models (mode default, batch 1) interleaved in one "
+                        "process and print each one's latency ratio to the first")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
         spec = json.loads(args.child)
-        child = {"flops": child_flops, "tf": child_tf, "jax": child_jax}[spec["kind"]]
+        child = {"flops": child_flops, "tf": child_tf, "jax": child_jax, "keras": child_keras}[spec["kind"]]
         _common.emit(child(spec))
+        return 0
+    if args.keras:
+        job = {"kind": "keras", "files": [os.path.abspath(f) for f in args.keras], "warmup": args.warmup,
+               "runs": args.runs or 10, "intra": args.intra, "inter": args.inter}
+        result = _common.run_child(os.path.abspath(__file__), job, {})
+        if "error" in result:
+            print(f"error: {result['error'][:300]}", flush=True)
+            return 1
+        print(f"{result['model']}, batch 1, {result['height']}x{result['width']}, mode default, "
+              f"{job['runs']} interleaved rounds:")
+        for path, summary in result["files"].items():
+            print(f"  {summary['median']:.3f} s median  {summary['ratio_to_first']:.2f}x the first  "
+                  f"{summary['params']:,} weights  {os.path.relpath(path)}")
+        if args.json:
+            _common.write_json(args.json, {"machine": _common.machine_info(), "args": vars(args), "result": result})
         return 0
 
     args.runs = args.runs or (5 if args.quick else 10)

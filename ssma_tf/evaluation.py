@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
-from ssma_tf.checkpoints.loading import load_weights
+from ssma_tf.checkpoints.loading import load_weights, model_from_config
 from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.data import build_dataset
 from ssma_tf.data.pipeline import naming_damaged_records
@@ -287,6 +287,10 @@ def evaluate(
         configure_devices(config.gpu_id)
         check_checkpoint_fits(config, config.checkpoint)  # seconds, not the minutes of a build
     dataset = make_eval_dataset(config)
+    if model is None and str(config.checkpoint).endswith(".keras"):
+        # The file holds the network itself, pruned widths included.
+        model = model_from_config(config)
+        log(f"loaded {config.checkpoint}")
     if model is None:
         model = build_model(config)
         log(f"loaded {load_weights(model, config.checkpoint)}")

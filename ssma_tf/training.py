@@ -319,6 +319,9 @@ class Trainer:
         strategy: the `tf.distribute` strategy; default `create_strategy(config.gpu_id)`.
         log: where log lines go (default: printed by the chief, flushed).
         max_to_keep: checkpoints kept in `config.checkpoint`.
+        model_fn: builds the model to train instead of `build_model(config)` (called in the
+            strategy's scope), e.g. a pruned network (`ssma_tf.pruning`); its weights are the start
+            unless the config names starting weights or the run resumes.
 
     Attributes:
         model, optimizer, strategy, manager (the `tf.train.CheckpointManager`), step (the
@@ -333,6 +336,7 @@ class Trainer:
         strategy: Optional[tf.distribute.Strategy] = None,
         log: Optional[Callable[[str], None]] = None,
         max_to_keep: int = MAX_CHECKPOINTS_TO_KEEP,
+        model_fn: Optional[Callable[[], keras.Model]] = None,
     ):
         if config.mode != "train":
             raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
@@ -373,7 +377,7 @@ class Trainer:
         )
 
         with self.strategy.scope():
-            self.model = build_model(config)
+            self.model = build_model(config) if model_fn is None else model_fn()
             if replicas > 1:
                 synchronize_batch_norms(self.model)
             self.optimizer = self._make_optimizer()

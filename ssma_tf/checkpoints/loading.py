@@ -184,9 +184,14 @@ def load_model(
 def model_from_config(config: Any) -> keras.Model:
     """Builds the network a `RunConfig` describes and loads its `checkpoint`.
 
+    A `.keras` checkpoint holds the network itself, widths included (a pruned one,
+    `ssma_tf.pruning`): it is loaded whole and checked against the config's model and classes.
+
     Raises:
         CheckpointError: no checkpoint there, or it does not fit the model.
     """
+    if str(config.checkpoint).endswith(".keras"):
+        return load_model(config.checkpoint, config.model, config.num_classes)
     model = build_model(config)
     load_weights(model, config.checkpoint)
     return model

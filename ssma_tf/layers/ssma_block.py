@@ -27,6 +27,8 @@ class SSMABlock(layers.Layer):
         output_kernel_size: side of the output projection (1 latent, 3 skips; the paper: 3 latent).
         output_bn: projection followed by BN and without bias (latent) or with bias and no BN (skips).
         return_gate: also return the sigmoid gate s (for attention pictures).
+        reduced_filters: channels of the gate's bottleneck, for a pruned block (Section 3.5);
+            default the concatenated channels divided by `reduction`.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class SSMABlock(layers.Layer):
         output_kernel_size: int = 1,
         output_bn: bool = True,
         return_gate: bool = False,
+        reduced_filters: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,19 +53,23 @@ class SSMABlock(layers.Layer):
         self.output_kernel_size = output_kernel_size
         self.output_bn = output_bn
         self.return_gate = return_gate
+        if reduced_filters is not None and (not isinstance(reduced_filters, int) or reduced_filters < 1):
+            raise ValueError(f"SSMABlock reduced_filters must be a positive integer, got {reduced_filters!r}")
+        self.reduced_filters = reduced_filters
         self.gate_reduce = None  # sized in build(): the reduced width depends on the input channels
 
     def build(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
             raise ValueError(f"SSMABlock takes a list of two feature maps, got shape {input_shape!r}")
         channels = sum(int(shape[-1]) for shape in input_shape)
-        if channels % self.reduction:
+        if self.reduced_filters is None and channels % self.reduction:
             raise ValueError(
                 f"SSMABlock: {channels} concatenated channels are not divisible by reduction={self.reduction}"
             )
         policy = self.dtype_policy
+        reduced = channels // self.reduction if self.reduced_filters is None else self.reduced_filters
         self.gate_reduce = layers.Conv2D(
-            channels // self.reduction, self.gate_kernel_size, padding="same", activation="relu",
+            reduced, self.gate_kernel_size, padding="same", activation="relu",
             kernel_initializer=HeTruncatedNormal(), bias_initializer=bias_initializer(), name="gate_reduce",
             dtype=policy,
         )
@@ -81,7 +88,7 @@ class SSMABlock(layers.Layer):
         )
         shape = tuple(input_shape[0][:-1]) + (channels,)
         self.gate_reduce.build(shape)
-        self.gate_expand.build(tuple(input_shape[0][:-1]) + (channels // self.reduction,))
+        self.gate_expand.build(tuple(input_shape[0][:-1]) + (reduced,))
         self.output_conv.build(shape)
         if self.bn is not None:
             self.bn.build(tuple(input_shape[0][:-1]) + (self.filters,))
@@ -106,5 +113,6 @@ class SSMABlock(layers.Layer):
         config.update(
             filters=self.filters, reduction=self.reduction, gate_kernel_size=self.gate_kernel_size,
             output_kernel_size=self.output_kernel_size, output_bn=self.output_bn, return_gate=self.return_gate,
+            reduced_filters=self.reduced_filters,
         )
         return config

@@ -5,6 +5,7 @@ import keras
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
+from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
     resolve_dilations,
@@ -31,6 +32,8 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         paper_dilations: use the paper's dilations (Section 3.1) instead of the released ones.
         easpp_rates: eASPP atrous rates.
         input_channels: channels of the input image.
+        widths: output channels by convolution name, for a pruned network (Section 3.5; the names
+            in `ssma_tf.models.widths`); the others keep their released widths.
     """
 
     def __init__(
@@ -43,9 +46,11 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         paper_dilations: bool = False,
         easpp_rates=(3, 6, 12),
         input_channels: int = 3,
+        widths=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
+        widths = check_widths(widths, released_widths(fusion=False), "AdapNetPP")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", "adapnet_pp")
@@ -54,6 +59,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         encoder = AdapNetPPEncoder(
             block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
             easpp_rates=easpp_rates, input_channels=input_channels, name="encoder", dtype=dtype,
+            widths={k: v for k, v in widths.items() if k not in DECODER_LAYERS} or None,
         )
 
         # === Functional model ===
@@ -62,6 +68,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         outputs = build_decoder(
             features["easpp"], features["skip2"], features["skip1"], num_classes,
             skip_attention=False, aux_heads=aux_heads, dtype=dtype,
+            widths={k: v for k, v in widths.items() if k in DECODER_LAYERS},
         )
         super().__init__(inputs=image, outputs=outputs, **kwargs)
         if dtype is not None:
@@ -78,6 +85,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         self.dropout_rate = float(dropout_rate)
         self.easpp_rates = tuple(easpp_rates)
         self.input_channels = input_channels
+        self.widths = widths
 
     @property
     def encoders(self) -> list:
@@ -96,6 +104,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
             "aux_heads": self.aux_heads,
             **encoder_options(self.encoders[0]),
             "input_channels": self.input_channels,
+            "widths": self.widths or None,
         })
         return config
 

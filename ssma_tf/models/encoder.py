@@ -6,6 +6,7 @@ from keras import layers
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.layers import EASPP, ConvBN, ResidualUnit, batch_norm
+from ssma_tf.models.widths import check_widths, encoder_widths, sub_widths
 
 # Multiscale dilations of the released graph (docs/architecture.md) and of the paper (Section 3.1).
 RELEASED_BLOCK3_DILATIONS = ((1, 2), (1, 2), (1, 2), (1, 2))
@@ -63,6 +64,18 @@ def encoder_options(encoder) -> dict:
     }
 
 
+def unit_widths(widths: dict, name: str) -> dict:
+    """The `ResidualUnit` width arguments of unit `name` from an encoder's checked `widths`."""
+    released = encoder_widths()
+    kwargs = {
+        "filters": widths.get(f"{name}_conv1", released[f"{name}_conv1"]),
+        "conv2_filters": widths.get(f"{name}_conv2", released[f"{name}_conv2"]),
+    }
+    if f"{name}_conv3" in widths:
+        kwargs["residual_indices"] = widths[f"{name}_conv3"]
+    return kwargs
+
+
 def check_image_shape(shape, what: str):
     """Raises ValueError unless the static height and width are unknown or multiples of the output stride."""
     if len(shape) != 4:
@@ -86,6 +99,8 @@ class AdapNetPPEncoder(keras.Model):
         dropout_rate: dropout on block-4 unit-3's residual while training.
         easpp_rates: atrous rates of eASPP.
         input_channels: channels of the input image.
+        widths: output channels by convolution name for a pruned encoder (`ssma_tf.models.widths`);
+            the others keep their released widths. The block outputs keep theirs whatever is pruned.
     """
 
     def __init__(
@@ -95,8 +110,10 @@ class AdapNetPPEncoder(keras.Model):
         dropout_rate: float = RELEASED_DROPOUT_RATE,
         easpp_rates=(3, 6, 12),
         input_channels: int = 3,
+        widths=None,
         **kwargs,
     ):
+        widths = check_widths(widths, encoder_widths(), "AdapNetPPEncoder")
         block3_dilations = check_dilations("block3_dilations", block3_dilations, 4)
         block4_dilations = check_dilations("block4_dilations", block4_dilations, 3)
         if not 0.0 <= dropout_rate < 1.0:
@@ -105,10 +122,12 @@ class AdapNetPPEncoder(keras.Model):
 
         # === Layers ===
         def unit(block, index, filters, **unit_kwargs):
-            return ResidualUnit(filters, filters * 4, name=f"block{block}_unit{index}", dtype=dtype, **unit_kwargs)
+            name = f"block{block}_unit{index}"
+            unit_kwargs = {"filters": filters, **unit_kwargs, **unit_widths(widths, name)}
+            return ResidualUnit(out_filters=filters * 4, name=name, dtype=dtype, **unit_kwargs)
 
         input_bn = batch_norm("input_bn", dtype=dtype)
-        stem = ConvBN(64, 7, strides=2, name="conv1", dtype=dtype)
+        stem = ConvBN(widths.get("conv1", 64), 7, strides=2, name="conv1", dtype=dtype)
         pool = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1", dtype=dtype)
         block1 = [unit(1, 1, 64, preactivation=False, shortcut="projection_of_conv1")]
         block1 += [unit(1, i, 64) for i in (2, 3)]
@@ -123,9 +142,9 @@ class AdapNetPPEncoder(keras.Model):
         # Blocks 1, 2 and 4 end in BN + ReLU; in the TF1 graph these BNs live under the last unit's
         # conv3 scope. Block 3 has none: block-4 unit 1's pre-activation plays that role.
         block_out = {b: batch_norm(f"block{b}_out_bn", dtype=dtype) for b in (1, 2, 4)}
-        skip1 = ConvBN(SKIP_FILTERS, 1, activation=None, name="skip1", dtype=dtype)
-        skip2 = ConvBN(SKIP_FILTERS, 1, activation=None, name="skip2", dtype=dtype)
-        easpp = EASPP(256, 64, easpp_rates, name="easpp", dtype=dtype)
+        skip1 = ConvBN(widths.get("skip1", SKIP_FILTERS), 1, activation=None, name="skip1", dtype=dtype)
+        skip2 = ConvBN(widths.get("skip2", SKIP_FILTERS), 1, activation=None, name="skip2", dtype=dtype)
+        easpp = EASPP(256, 64, easpp_rates, widths=sub_widths(widths, "easpp_") or None, name="easpp", dtype=dtype)
 
         # === Functional model ===
         image = keras.Input(shape=(None, None, input_channels), name="image")
@@ -154,6 +173,7 @@ class AdapNetPPEncoder(keras.Model):
         self.dropout_rate = float(dropout_rate)
         self.easpp_rates = tuple(easpp_rates)
         self.input_channels = input_channels
+        self.widths = widths
 
     def call(self, inputs, training=None, mask=None):
         check_image_shape(tuple(inputs.shape), f"{self.name} input")
@@ -161,7 +181,7 @@ class AdapNetPPEncoder(keras.Model):
 
     def get_config(self):
         config = super().get_config()  # name, trainable, dtype policy
-        config.update({**encoder_options(self), "input_channels": self.input_channels})
+        config.update({**encoder_options(self), "input_channels": self.input_channels, "widths": self.widths or None})
         return config
 
     @classmethod

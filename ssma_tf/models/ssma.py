@@ -7,6 +7,7 @@ from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
+from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
     encoder_options, resolve_dilations,
@@ -37,6 +38,8 @@ class SSMA(SegmenterTraining, keras.Model):
         skip_output_kernel_size: kernel of the skip blocks' output conv (3 released).
         block3_dilations, block4_dilations, dropout_rate, paper_dilations, easpp_rates: as in
             AdapNetPP, for both experts.
+        widths: output channels by convolution name, for a pruned network (Section 3.5; the names
+            in `ssma_tf.models.widths`); the others keep their released widths.
     """
 
     def __init__(
@@ -53,9 +56,12 @@ class SSMA(SegmenterTraining, keras.Model):
         dropout_rate: float = RELEASED_DROPOUT_RATE,
         paper_dilations: bool = False,
         easpp_rates=(3, 6, 12),
+        widths=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
+        released = released_widths(True, latent_reduction, skip_reduction)
+        widths = check_widths(widths, released, "SSMA")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", "ssma")
@@ -65,6 +71,7 @@ class SSMA(SegmenterTraining, keras.Model):
             AdapNetPPEncoder(
                 block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
                 easpp_rates=easpp_rates, name=f"modality{i}_encoder", dtype=dtype,
+                widths=sub_widths(widths, f"modality{i}_") or None,
             )
             for i in (1, 2)
         ]
@@ -72,12 +79,16 @@ class SSMA(SegmenterTraining, keras.Model):
             # A non-trainable BN normalises with its moving statistics, and ResidualUnit skips its
             # dropout when not trainable: the released frozen-expert behaviour.
             expert.trainable = not freeze_experts
-        latent = SSMABlock(DECODER_FILTERS, latent_reduction, output_kernel_size=fused_kernel_size,
-                           output_bn=True, return_gate=True, name="ssma_latent", dtype=dtype)
-        fuse_skip2 = SSMABlock(SKIP_FILTERS, skip_reduction, output_kernel_size=skip_output_kernel_size,
-                               output_bn=False, return_gate=True, name="ssma_skip2", dtype=dtype)
-        fuse_skip1 = SSMABlock(SKIP_FILTERS, skip_reduction, output_kernel_size=skip_output_kernel_size,
-                               output_bn=False, return_gate=True, name="ssma_skip1", dtype=dtype)
+        latent = SSMABlock(widths.get("ssma_latent", DECODER_FILTERS), latent_reduction,
+                           output_kernel_size=fused_kernel_size, output_bn=True, return_gate=True,
+                           reduced_filters=widths.get("ssma_latent_reduce", released["ssma_latent_reduce"]),
+                           name="ssma_latent", dtype=dtype)
+        fuse_skip2, fuse_skip1 = (
+            SSMABlock(widths.get(name, SKIP_FILTERS), skip_reduction, output_kernel_size=skip_output_kernel_size,
+                      output_bn=False, return_gate=True,
+                      reduced_filters=widths.get(f"{name}_reduce", released[f"{name}_reduce"]), name=name, dtype=dtype)
+            for name in ("ssma_skip2", "ssma_skip1")
+        )
 
         # === Functional model ===
         modality1 = keras.Input(shape=(None, None, 3), name="modality1")
@@ -86,8 +97,8 @@ class SSMA(SegmenterTraining, keras.Model):
         fused, gate_latent = latent([f1["easpp"], f2["easpp"]])
         skip2, gate_skip2 = fuse_skip2([f1["skip2"], f2["skip2"]])
         skip1, gate_skip1 = fuse_skip1([f1["skip1"], f2["skip1"]])
-        outputs = build_decoder(fused, skip2, skip1, num_classes, skip_attention=True,
-                                aux_heads=aux_heads, dtype=dtype)
+        outputs = build_decoder(fused, skip2, skip1, num_classes, skip_attention=True, aux_heads=aux_heads,
+                                dtype=dtype, widths={k: v for k, v in widths.items() if k in DECODER_LAYERS})
         for name, gate in (("gate_latent", gate_latent), ("gate_skip2", gate_skip2), ("gate_skip1", gate_skip1)):
             outputs[name] = layers.Activation("linear", dtype="float32", name=name)(gate)
         super().__init__(inputs=[modality1, modality2], outputs=outputs, **kwargs)
@@ -109,6 +120,7 @@ class SSMA(SegmenterTraining, keras.Model):
         self.block4_dilations = experts[0].block4_dilations
         self.dropout_rate = float(dropout_rate)
         self.easpp_rates = tuple(easpp_rates)
+        self.widths = widths
 
     @property
     def encoders(self) -> list:
@@ -137,6 +149,7 @@ class SSMA(SegmenterTraining, keras.Model):
             "fused_kernel_size": self.fused_kernel_size,
             "skip_output_kernel_size": self.skip_output_kernel_size,
             **encoder_options(self.encoders[0]),
+            "widths": self.widths or None,
         })
         return config
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "ssma-select-labels": "ssma_tf.cli.select_labels",
     "ssma-pretrain-depth": "ssma_tf.cli.pretrain_depth",
     "ssma-importance-weights": "ssma_tf.cli.importance_weights",
+    "ssma-prune": "ssma_tf.cli.prune",
 }
 
 

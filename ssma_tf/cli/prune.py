@@ -1,0 +1,100 @@
+"""Prunes a trained AdapNet++ or SSMA in stages: `ssma-prune -c TRAIN_CONFIG --method taylor -o OUTDIR`.
+
+The shortcut-invariant pruning of the paper (Section 3.5, docs/pruning.md): each stage ranks the
+feature maps of its scopes on the training records (`--method taylor`, `l1`, or `oracle`: Taylor
+without pruning the units' last convolutions), removes the lowest-ranked channels until the given
+share of the network's weights is gone, fine-tunes the
+smaller network with the config's training protocol and evaluates it on `--test-data`. Writes
+OUTDIR/stage<k>.keras, OUTDIR/report.json and OUTDIR/pruning.png, and prints a table of
+parameters, GFLOPs, mIoU and latency per stage (with `--with OTHER_OUTDIR ...`, other methods'
+runs too). An interrupted run resumes at its stage when started again with the same flags.
+The work is done by `ssma_tf.pruning.staged`.
+
+Exit status: 0 done, 2 bad config, checkpoint, stage list or records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import List, Optional
+
+from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+
+DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(prog="ssma-prune", description=__doc__.splitlines()[0])
+    parser.add_argument("-c", "--config", required=True, help="the training config of the model to prune (YAML)")
+    parser.add_argument("--method", choices=("taylor", "l1", "oracle"), default="taylor",
+                        help="ranking: Taylor with shortcut masking (default), the l1 norm of the filters, or the "
+                        "Taylor 'oracle' that leaves each unit's last convolution alone")
+    parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), metavar="SCOPE:FRACTION",
+                        help="one per stage: scopes (stem, block1..block4, blockA-B, skips, easpp, fusion, decoder, "
+                        "all; joined by +) and the share of the network's weights to remove from them (default: "
+                        f"{' '.join(DEFAULT_STAGES)})")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the stages and report")
+    parser.add_argument("--checkpoint", metavar="PATH", help="the trained weights (default: the config's checkpoint)")
+    parser.add_argument("--test-data", "--test_data", dest="test_data", nargs="+", metavar="PATTERN",
+                        help="record files or glob patterns to evaluate each stage on")
+    parser.add_argument("--finetune-steps", type=int, default=100, help="training steps after each stage (0: none)")
+    parser.add_argument("--finetune-lr", type=float, default=None,
+                        help="initial learning rate of the fine-tuning (default: the config's)")
+    parser.add_argument("--rank-batches", type=int, default=8, help="training batches the Taylor ranking uses")
+    parser.add_argument("--latency-runs", type=int, default=10, help="timed batch-1 inferences per stage")
+    parser.add_argument("--with", dest="others", nargs="*", default=[], metavar="OUTDIR",
+                        help="output folders of other methods' runs to show in the table and plot")
+    add_overrides(parser)
+    add_version(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parses the flags, checks the config and stages, runs the staged pruning; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = parse_overrides_or_exit(parser, args.overrides)
+    for flag, value in (("--finetune-steps", args.finetune_steps), ("--rank-batches", args.rank_batches - 1),
+                        ("--latency-runs", args.latency_runs - 1)):
+        if value < 0:
+            parser.error(f"{flag} must be at least {0 if flag == '--finetune-steps' else 1}")
+
+    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.errors import UserInputError
+
+    try:
+        config = load_config(args.config, "train", overrides=overrides)
+    except ConfigError as error:
+        return fail(error)
+    others = []
+    for folder in args.others:
+        path = pathlib.Path(folder) / "report.json"
+        if not path.is_file():
+            return fail(UserInputError(f"--with {folder}: no report.json there (run ssma-prune -o {folder} first)",
+                                       path=path))
+        others.append(json.loads(path.read_text()))
+
+    from ssma_tf.pruning import staged
+
+    try:
+        stages = staged.parse_stages(args.stages)
+        report = staged.run(
+            config, args.method, stages, args.output, test_data=args.test_data or [],
+            checkpoint=args.checkpoint, finetune_steps=args.finetune_steps, finetune_learning_rate=args.finetune_lr,
+            rank_batches=args.rank_batches, latency_runs=args.latency_runs,
+        )
+    except UserInputError as error:
+        return fail(error)
+    reports = [report] + others
+    picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png")
+    print(staged.format_table(reports), flush=True)
+    print(f"plot: {picture}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

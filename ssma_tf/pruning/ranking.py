@@ -1,0 +1,133 @@
+"""Ranking feature maps for pruning: the first-order Taylor criterion and the ℓ1-norm baseline.
+
+Taylor (Molchanov et al. 2017, as the paper's Section 3.5 uses it): for feature map k of a layer
+with M positions, Θ(z_k) = |(1/M) Σ_m ∂C/∂z_{k,m} · z_{k,m}|, per image, averaged over the images
+of the ranking batches; then rescaled per layer by the ℓ2 norm, Θ̂ = Θ / sqrt(Σ_j Θ(z_j)²), so
+that layers compare. The sum Σ_m ∂C/∂z_m · z_m is the derivative of the loss with respect to a
+multiplier g_k = 1 on the map, which is how it is computed here: each layer's output is multiplied
+by a per-image, per-channel gate of ones while the loss is differentiated.
+
+ℓ1 (Li et al. 2017): the sum of the absolute weights of each filter, rescaled the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from ssma_tf.pruning.channels import FeatureMaps
+
+METHODS = ("taylor", "l1", "oracle")
+
+
+def l2_rescaled(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each layer's scores divided by their ℓ2 norm (a layer of zeros stays zeros)."""
+    out = {}
+    for name, values in scores.items():
+        norm = float(np.sqrt(np.sum(np.square(values, dtype=np.float64))))
+        out[name] = values / norm if norm > 0 else np.zeros_like(values)
+    return out
+
+
+def l1_scores(maps: Sequence[FeatureMaps]) -> dict[str, np.ndarray]:
+    """The ℓ1 norm of every filter of every feature map (not rescaled)."""
+    scores = {}
+    for entry in maps:
+        total = np.zeros(entry.width, np.float64)
+        for piece in entry.kernels:
+            values = np.abs(np.asarray(ops.convert_to_numpy(piece.variable), np.float64))
+            axes = tuple(a for a in range(values.ndim) if a != piece.axis)
+            total += values.sum(axis=axes)[piece.offset:piece.offset + entry.width]
+        scores[entry.name] = total
+    return scores
+
+
+class _Gates:
+    """Multiplies each probed layer's output by a gate while installed (see the module docstring)."""
+
+    def __init__(self, maps: Sequence[FeatureMaps]):
+        self.maps = list(maps)
+        self.values: dict[str, Any] = {}
+        self.positions: dict[str, int] = {}
+
+    def __enter__(self):
+        for entry in self.maps:
+            layer = entry.probe
+            original = layer.call
+
+            def gated(*args, _original=original, _name=entry.name, **kwargs):
+                out = _original(*args, **kwargs)
+                gate = self.values.get(_name)
+                if gate is None:
+                    return out
+                self.positions[_name] = int(out.shape[1]) * int(out.shape[2])
+                return out * ops.cast(gate, out.dtype)
+
+            layer.call = gated
+        return self
+
+    def __exit__(self, *exc):
+        for entry in self.maps:
+            # The instance attribute hid the class's `call`; removing it restores the layer.
+            del entry.probe.call
+        self.values.clear()
+        return False
+
+
+def taylor_scores(
+    model: Any,
+    batches: Iterable[tuple[Any, Any]],
+    loss_fn: Callable[[Any, Any], Any],
+    maps: Sequence[FeatureMaps],
+) -> dict[str, np.ndarray]:
+    """Θ of every feature map in `maps`, accumulated over `batches` (not rescaled).
+
+    Args:
+        model: an `AdapNetPP` or `SSMA`; it runs in inference mode (batch-norm statistics and
+            dropout untouched), returning every output for the loss.
+        batches: `(inputs, labels)` pairs, e.g. from the training pipeline.
+        loss_fn: `loss_fn(labels, outputs)` → scalar training loss C (`ReleasedLoss`).
+        maps: the feature maps to rank (`ssma_tf.pruning.channels.feature_maps`).
+
+    Returns:
+        name → Θ per channel, the mean over images of |(1/M) Σ_m ∂C_b/∂z_m · z_m| with C_b the
+        image's own loss (the batch loss times the batch size).
+
+    Raises:
+        ValueError: `batches` is empty.
+    """
+    sums = {entry.name: np.zeros(entry.width, np.float64) for entry in maps}
+    images = 0
+    with _Gates(maps) as gates:
+        for inputs, labels in batches:
+            size = int((inputs[0] if isinstance(inputs, (list, tuple)) else inputs).shape[0])
+            variables = {entry.name: tf.ones((size, 1, 1, entry.width)) for entry in maps}
+            with tf.GradientTape() as tape:
+                for value in variables.values():
+                    tape.watch(value)
+                gates.values.update(variables)
+                outputs = model(inputs, training=False, return_all=True)
+                loss = loss_fn(labels, outputs)
+            grads = tape.gradient(loss, variables)
+            for name, grad in grads.items():
+                if grad is None:  # a map the loss does not reach (cannot happen in these models)
+                    continue
+                # The loss averages over the batch: times `size` gives each image's own loss C_b.
+                per_image = np.abs(np.asarray(grad, np.float64).reshape(size, -1)) * size / gates.positions[name]
+                sums[name] += per_image.sum(axis=0)
+            images += size
+    if not images:
+        raise ValueError("taylor_scores: no batch to rank on")
+    return {name: total / images for name, total in sums.items()}
+
+
+def rank(method: str, model: Any, maps: Sequence[FeatureMaps], batches=None, loss_fn=None) -> dict[str, np.ndarray]:
+    """The l2-rescaled scores of `maps` by `method` ("taylor" and "oracle" alike; "l1")."""
+    if method not in METHODS:
+        raise ValueError(f"pruning method must be one of {METHODS}, got {method!r}")
+    if method == "l1":
+        return l2_rescaled(l1_scores(maps))
+    return l2_rescaled(taylor_scores(model, batches, loss_fn, maps))

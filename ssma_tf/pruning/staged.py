@@ -1,0 +1,338 @@
+"""Staged pruning (Section 3.5): rank, prune, fine-tune and evaluate, stage after stage.
+
+A stage names the scopes it prunes and the share of the network's weights (at the stage's start)
+to remove from them, e.g. `block4:0.1` (the paper's first stage: Res5 only), `block1-4:0.1`
+(Res2..Res5), `all:0.1`. Within a stage the maps are ranked together (`ssma_tf.pruning.ranking`,
+per-layer ℓ2-rescaled scores), the lowest-ranked channels go until they hold that many weights
+(so every method removes the same amount and compares at the same reduction), and the smaller
+network is fine-tuned with the training protocol of the config (`ssma_tf.training.Trainer`)
+before it is evaluated on the test records.
+
+Everything goes to one output folder, written so that an interrupted run resumes at its stage:
+`stage<k>/pruned.keras` (the network right after surgery), `stage<k>/checkpoints/` (its
+fine-tuning, resumed like any training run), `stage<k>.keras` (the fine-tuned network) and
+`report.json` (parameters, GFLOPs, mIoU and latency per stage), each file written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import pathlib
+import statistics
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf.checkpoints.initialize import check_checkpoint_fits
+from ssma_tf.checkpoints.loading import load_weights
+from ssma_tf.errors import UserInputError
+from ssma_tf.evaluation import evaluate
+from ssma_tf.files import atomic_path, atomic_write
+from ssma_tf.losses import ReleasedLoss
+from ssma_tf.models.factory import build_model, is_fusion
+from ssma_tf.pruning.channels import GROUPS, feature_maps
+from ssma_tf.pruning.ranking import METHODS, rank
+from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
+from ssma_tf.training import Trainer, make_train_dataset
+
+REPORT = "report.json"
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One pruning stage: the scopes (`GROUPS`) it ranks together and the fraction removed."""
+
+    spec: str
+    groups: tuple[str, ...]
+    fraction: float
+
+
+def parse_stage(spec: str, index: int) -> Stage:
+    """`SCOPE[+SCOPE...]:FRACTION` → a `Stage`; a scope is a group, `blockA-B` or `all`.
+
+    Raises:
+        PruningError: naming the stage and what is wrong with it.
+    """
+    what = f"stage {index} ({spec!r})"
+    scopes, sep, fraction_text = spec.rpartition(":")
+    if not sep or not scopes:
+        raise PruningError(f"{what}: write SCOPE:FRACTION, e.g. block4:0.3 (scopes: {', '.join(GROUPS)}, "
+                           "blockA-B, all)")
+    try:
+        fraction = float(fraction_text)
+    except ValueError:
+        raise PruningError(f"{what}: the fraction {fraction_text!r} is not a number") from None
+    if fraction >= 1.0:
+        raise PruningError(f"{what} would remove every filter of the network; give a fraction below 1")
+    if fraction <= 0.0:
+        raise PruningError(f"{what}: the fraction must be above 0, got {fraction}")
+    groups: list[str] = []
+    for scope in scopes.split("+"):
+        if scope == "all":
+            groups += GROUPS
+        elif scope.startswith("block") and "-" in scope:
+            first, _, last = scope[len("block"):].partition("-")
+            if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last) <= 4):
+                raise PruningError(f"{what}: bad block range {scope!r} (blocks 1..4, e.g. block1-4)")
+            groups += [f"block{b}" for b in range(int(first), int(last) + 1)]
+        elif scope in GROUPS:
+            groups.append(scope)
+        else:
+            raise PruningError(f"{what}: unknown scope {scope!r} (one of {', '.join(GROUPS)}, blockA-B, all)")
+    return Stage(spec, tuple(dict.fromkeys(groups)), fraction)
+
+
+def parse_stages(specs: Sequence[str]) -> list[Stage]:
+    """Every stage of a command line, checked before anything runs."""
+    if not specs:
+        raise PruningError("give at least one stage")
+    return [parse_stage(spec, i) for i, spec in enumerate(specs, start=1)]
+
+
+def candidates(model: keras.Model, stage: Stage, method: str) -> list:
+    """The feature maps `stage` ranks; the oracle leaves every unit's last convolution alone."""
+    return [m for m in feature_maps(model) if m.group in stage.groups
+            and not (method == "oracle" and m.kind == "residual")]
+
+
+def prune_stage(model: keras.Model, stage: Stage, method: str, index: int, batches=None) -> keras.Model:
+    """Ranks the maps of `stage` by `method` and returns the pruned copy of `model`."""
+    maps = candidates(model, stage, method)
+    if not maps:
+        raise PruningError(f"stage {index} ({stage.spec!r}): nothing to prune in {model.name}")
+    scores = rank(method, model, maps, batches, ReleasedLoss())
+    keep = select(scores, stage.fraction * count_params(model), maps, what=f"stage {index} ({stage.spec!r})")
+    return prune(model, keep)
+
+
+def flops(model: keras.Model, height: int, width: int) -> float:
+    """FLOPs of one inference at height × width (TF profiler on the frozen graph; a multiply-add is 2)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec((1, height, width, 3), tf.float32)
+    args = [spec, spec] if is_fusion(model) else spec
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(args)
+    graph = convert_variables_to_constants_v2(concrete).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profile = tf.compat.v1.profiler.profile(graph, options=options)
+    return float(profile.total_float_ops)
+
+
+def latency(model: keras.Model, height: int, width: int, runs: int = 10) -> float:
+    """Median seconds of one batch-1 inference (compiled, after two warm-up calls)."""
+    x = tf.random.uniform((1, height, width, 3), 0, 255, seed=0)
+    inputs = [x, x] if is_fusion(model) else x
+    predict = tf.function(lambda inputs: model(inputs, training=False))
+    for _ in range(2):
+        predict(inputs).numpy()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        predict(inputs).numpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _check_test_data(patterns: Sequence[str]) -> tuple[str, ...]:
+    if not patterns:
+        raise UserInputError("no test records: give --test-data (the pruned models are evaluated on them)")
+    for pattern in patterns:
+        if not glob.glob(pattern):
+            raise UserInputError(f"test records {pattern!r} match no file", path=pattern)
+    return tuple(patterns)
+
+
+def _load(path: os.PathLike) -> keras.Model:
+    return keras.saving.load_model(path, compile=False)
+
+
+def _save(model: keras.Model, path: pathlib.Path) -> None:
+    with atomic_path(path) as partial:
+        model.save(partial)
+
+
+def run(
+    config: Any,
+    method: str,
+    stages: Sequence[Stage],
+    output: os.PathLike,
+    *,
+    test_data: Sequence[str],
+    checkpoint: Optional[str] = None,
+    finetune_steps: int = 100,
+    finetune_learning_rate: Optional[float] = None,
+    rank_batches: int = 8,
+    latency_runs: int = 10,
+    log: Optional[Callable[[str], None]] = None,
+) -> dict:
+    """Runs (or resumes) the staged pruning of the model `config` trained; returns the report.
+
+    Args:
+        config: the training `RunConfig` of the model to prune (its `train_data` ranks and
+            fine-tunes, its protocol fine-tunes).
+        method: "taylor", "l1" or "oracle" (`ssma_tf.pruning.ranking`).
+        stages: from `parse_stages`.
+        output: the output folder (see the module docstring).
+        test_data: record files or patterns to evaluate on.
+        checkpoint: the trained weights (default `config.checkpoint`, the run's folder).
+        finetune_steps: training steps after each stage (0: none).
+        finetune_learning_rate: its initial rate (default the config's).
+        rank_batches: training batches the Taylor criterion accumulates over.
+        latency_runs: timed inferences per stage.
+        log: where progress lines go.
+
+    Returns:
+        The report (what `report.json` holds).
+
+    Raises:
+        UserInputError: bad input (a checkpoint that does not fit the config, missing test
+            records, a stage that would empty a layer), naming it.
+    """
+    log = log or (lambda line: print(line, flush=True))
+    if method not in METHODS:
+        raise PruningError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    test_data = _check_test_data(test_data)
+    output = pathlib.Path(output)
+    report_path = output / REPORT
+    settings = {"method": method, "stages": [s.spec for s in stages], "finetune_steps": finetune_steps,
+                "rank_batches": rank_batches, "model": config.model, "source": str(config.source)}
+    report = {"settings": settings, "stages": []}
+    if report_path.exists():
+        previous = json.loads(report_path.read_text())
+        if previous.get("settings") != settings:
+            raise UserInputError(
+                f"{report_path} comes from another pruning run ({previous.get('settings')}); "
+                "give a new output folder or the same settings", path=report_path)
+        report = previous
+    eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
+
+    def record(index: int, model: keras.Model) -> dict:
+        result = evaluate(eval_config, model=model, log=lambda line: None)
+        entry = {
+            "stage": index,
+            "spec": None if index == 0 else stages[index - 1].spec,
+            "params": count_params(model),
+            "gflops": round(flops(model, config.height, config.width) / 1e9, 4),
+            "miou": round(result.miou, 3),
+            "latency_ms": round(1000.0 * latency(model, config.height, config.width, latency_runs), 3),
+        }
+        base = report["stages"][0] if report["stages"] else entry
+        entry["param_reduction"] = round(100.0 * (1.0 - entry["params"] / base["params"]), 3)
+        entry["miou_change"] = round(entry["miou"] - base["miou"], 3)
+        entry["latency_ratio"] = round(entry["latency_ms"] / base["latency_ms"], 3)
+        report["stages"] = [s for s in report["stages"] if s["stage"] != index] + [entry]
+        with atomic_write(report_path) as handle:
+            json.dump(report, handle, indent=2)
+        log(f"stage {index}: {entry['params']:,} weights ({entry['param_reduction']:.2f} % fewer), "
+            f"{entry['gflops']:.3f} GFLOPs, mIoU {entry['miou']:.2f} ({entry['miou_change']:+.2f}), "
+            f"{entry['latency_ms']:.1f} ms")
+        return entry
+
+    done = {s["stage"] for s in report["stages"]}
+    model = None
+    if 0 not in done:
+        source = checkpoint or config.checkpoint
+        check_checkpoint_fits(config, source)
+        model = build_model(config)
+        log(f"loaded {load_weights(model, source)}")
+        record(0, model)
+    for index, stage in enumerate(stages, start=1):
+        final = output / f"stage{index}.keras"
+        if final.exists() and index in done:
+            log(f"stage {index} ({stage.spec}) is done: {final}")
+            model = None
+            continue
+        if model is None:
+            model = _load(output / f"stage{index - 1}.keras") if index > 1 else None
+            if model is None:
+                model = build_model(config)
+                load_weights(model, checkpoint or config.checkpoint)
+        folder = output / f"stage{index}"
+        pruned_path = folder / "pruned.keras"
+        if not pruned_path.exists():
+            batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
+            log(f"stage {index} ({stage.spec}): ranking by {method}"
+                + (f" on {rank_batches} training batches" if batches is not None else ""))
+            _save(prune_stage(model, stage, method, index, batches), pruned_path)
+        if finetune_steps > 0:
+            tune = dataclasses.replace(
+                config, checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,
+                save_step=min(config.save_step, finetune_steps), initialize=None, checkpoint1=None,
+                checkpoint2=None, finetune_from=None, log_dir=None,
+                learning_rate=finetune_learning_rate or config.learning_rate,
+            )
+            trainer = Trainer(tune, model_fn=lambda path=pruned_path: _load(path), log=log)
+            trainer.train()
+            model = trainer.model
+        else:
+            model = _load(pruned_path)
+        record(index, model)
+        _save(model, final)
+    return report
+
+
+def format_table(reports: Sequence[dict]) -> str:
+    """A Table-8-style table: one row per method and stage."""
+    lines = [f"{'method':<8} {'stage':<16} {'params':>12} {'reduction %':>11} {'GFLOPs':>9} {'mIoU':>7} "
+             f"{'change':>7} {'latency':>9}"]
+    for report in reports:
+        method = report["settings"]["method"]
+        for entry in sorted(report["stages"], key=lambda e: e["stage"]):
+            name = "unpruned" if entry["stage"] == 0 else f"{entry['stage']}: {entry['spec']}"
+            lines.append(
+                f"{method:<8} {name:<16} {entry['params']:>12,} {entry['param_reduction']:>11.2f} "
+                f"{entry['gflops']:>9.3f} {entry['miou']:>7.2f} {entry['miou_change']:>+7.2f} "
+                f"{entry['latency_ratio']:>8.2f}x"
+            )
+    return "\n".join(lines)
+
+
+def plot(reports: Sequence[dict], path: os.PathLike) -> str:
+    """A Figure-15-style plot (PNG): parameter reduction against mIoU change, one line per method.
+
+    Drawn with Pillow (a dependency already) rather than a plotting library.
+    """
+    from PIL import Image, ImageDraw
+
+    width, height, margin = 640, 420, 60
+    series = [(r["settings"]["method"], sorted(r["stages"], key=lambda e: e["stage"])) for r in reports]
+    xs = [e["param_reduction"] for _, entries in series for e in entries] or [0.0]
+    ys = [e["miou_change"] for _, entries in series for e in entries] or [0.0]
+    x_max = max(1.0, max(xs)) * 1.05
+    y_low, y_high = min(min(ys), -0.5) - 0.25, max(max(ys), 0.5) + 0.25
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+
+    def point(x: float, y: float) -> tuple[float, float]:
+        return (margin + (width - 2 * margin) * x / x_max,
+                height - margin - (height - 2 * margin) * (y - y_low) / (y_high - y_low))
+
+    draw.rectangle([margin, margin, width - margin, height - margin], outline="black")
+    draw.line([point(0, 0), point(x_max, 0)], fill=(160, 160, 160))
+    for k in range(6):
+        x = x_max * k / 5
+        draw.text((point(x, y_low)[0] - 10, height - margin + 6), f"{x:.0f}", fill="black")
+        y = y_low + (y_high - y_low) * k / 5
+        draw.text((6, point(0, y)[1] - 6), f"{y:+.2f}", fill="black")
+    draw.text((width / 2 - 70, height - 25), "parameters removed (%)", fill="black")
+    draw.text((6, 20), "mIoU change (points)", fill="black")
+    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+    for k, (method, entries) in enumerate(series):
+        colour = colours[k % len(colours)]
+        points = [point(e["param_reduction"], e["miou_change"]) for e in entries]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for x, y in points:
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+        draw.text((width - margin - 90, margin + 8 + 16 * k), f"-- {method}", fill=colour)
+    with atomic_path(path) as partial:
+        image.save(partial, format="PNG")
+    return str(path)

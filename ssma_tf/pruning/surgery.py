@@ -1,0 +1,148 @@
+"""Network surgery: a physically smaller copy of a model without the pruned feature maps.
+
+`select` picks the channels to remove from ranked scores; `prune` builds the model with the new
+widths (`ssma_tf.models.widths`) and copies every weight, dropping the pruned filters, their
+batch-norm parameters and the matching input kernels of the layers that read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+from ssma_tf.errors import UserInputError
+from ssma_tf.pruning.channels import FeatureMaps, feature_maps
+
+
+class PruningError(UserInputError):
+    """A pruning request that cannot be carried out (e.g. it would remove every filter of a layer)."""
+
+
+def channel_costs(maps: Sequence[FeatureMaps]) -> dict[str, float]:
+    """The weights one channel of each feature map holds: its filter, batch-norm entries and the
+    input kernels that read it (before any neighbour is pruned)."""
+    costs = {}
+    for entry in maps:
+        total = 0.0
+        for piece in entry.outputs + entry.inputs:
+            shape = tuple(piece.variable.shape)
+            total += float(np.prod(shape)) / shape[piece.axis]
+        costs[entry.name] = total
+    return costs
+
+
+def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[FeatureMaps], *,
+           what: str = "this stage") -> dict[str, list[int]]:
+    """The channels to keep when the lowest-ranked channels holding `budget` weights go.
+
+    One global ranking over the layers named in `scores` (their scores already rescaled per layer,
+    `ssma_tf.pruning.ranking.l2_rescaled`), ties broken by layer order and channel index. Channels
+    go from the lowest score up until the weights they hold (`channel_costs`) reach `budget`; a
+    layer always keeps its last channel, so the ranking alone never empties a layer.
+
+    Returns:
+        name → ascending channel indices kept, for every layer in `scores`.
+
+    Raises:
+        PruningError: the layers in `scores` hold fewer than `budget` removable weights, i.e. the
+            stage would remove every filter of its layers (naming `what`).
+    """
+    if budget <= 0:
+        raise PruningError(f"{what}: the number of weights to remove must be positive, got {budget!r}")
+    by_name = {entry.name: entry for entry in maps}
+    costs = channel_costs([by_name[name] for name in scores])
+    pool = sorted((float(value), order, name, index)
+                  for order, name in enumerate(scores) for index, value in enumerate(scores[name]))
+    left = {name: by_name[name].width for name in scores}
+    removed: dict[str, set] = {name: set() for name in scores}
+    total = 0.0
+    for _, _, name, index in pool:
+        if total >= budget:
+            break
+        if left[name] == 1:
+            continue
+        removed[name].add(index)
+        left[name] -= 1
+        total += costs[name]
+    if total < budget:
+        raise PruningError(
+            f"{what} would remove every filter of {', '.join(scores) if len(scores) <= 3 else 'its layers'} "
+            f"and still fall short of {budget:,.0f} weights ({total:,.0f} removable); remove a smaller "
+            "fraction or widen its scope"
+        )
+    return {name: [i for i in range(by_name[name].width) if i not in removed[name]] for name in scores}
+
+
+def new_widths(model: keras.Model, keep: Mapping[str, Sequence[int]], maps: Sequence[FeatureMaps]) -> dict:
+    """`model.widths` with the feature maps of `keep` cut down to the kept channels."""
+    widths = dict(model.widths)
+    by_name = {entry.name: entry for entry in maps}
+    for name, kept in keep.items():
+        entry = by_name[name]
+        if entry.kind == "multiscale":
+            first = sum(1 for i in kept if i < entry.split)
+            widths[name] = [first, len(kept) - first]
+        elif entry.kind == "residual":
+            widths[name] = [entry.indices[i] for i in kept]
+        else:
+            widths[name] = len(kept)
+    return widths
+
+
+def prune(model: keras.Model, keep: Mapping[str, Sequence[int]]) -> keras.Model:
+    """A copy of `model` with only the `keep` channels of the named feature maps.
+
+    Args:
+        model: an `AdapNetPP` or `SSMA` (possibly pruned before).
+        keep: feature-map name → ascending channel indices to keep (others keep all channels).
+
+    Returns:
+        A new model of the same class whose config holds the smaller widths and the index maps of
+        the masked residuals; its outputs equal `model`'s when the removed channels were zero.
+    """
+    maps = feature_maps(model)
+    by_name = {entry.name: entry for entry in maps}
+    unknown = sorted(set(keep) - set(by_name))
+    if unknown:
+        raise PruningError(f"no prunable feature map named {unknown[0]!r} in {model.name}")
+    # Removed positions per (variable, axis), in the variable's own (absolute) indices. Variables
+    # are told apart by identity: the two SSMA experts hold the same paths.
+    removed: dict[tuple[int, int], set] = {}
+    for name, kept in keep.items():
+        entry = by_name[name]
+        gone = sorted(set(range(entry.width)) - set(kept))
+        if not gone:
+            continue
+        for piece in entry.outputs + entry.inputs:
+            removed.setdefault((id(piece.variable), piece.axis), set()).update(piece.offset + i for i in gone)
+    config = model.get_config()
+    config["widths"] = new_widths(model, keep, maps)
+    pruned = type(model).from_config(config)
+    if len(pruned.weights) != len(model.weights):
+        raise RuntimeError(f"prune: the pruned {pruned.name} has {len(pruned.weights)} weights, not {len(model.weights)}")
+    # The same constructor with other widths creates the same weights in the same order.
+    for old, target in zip(model.weights, pruned.weights):
+        value = ops.convert_to_numpy(old)
+        for axis in range(value.ndim):
+            positions = removed.get((id(old), axis))
+            if positions:
+                value = np.delete(value, sorted(positions), axis=axis)
+        if target.path != old.path or tuple(target.shape) != value.shape:
+            raise RuntimeError(
+                f"prune: {old.path} {value.shape} does not fit the pruned model's {target.path} {tuple(target.shape)}"
+            )
+        target.assign(value)
+    return pruned
+
+
+def count_params(model: keras.Model) -> int:
+    """Weights of a model, trainable or not (batch-norm statistics included)."""
+    return int(sum(int(np.prod(v.shape)) for v in model.weights))
+
+
+def summary(model: keras.Model) -> dict[str, Any]:
+    """The widths of every prunable feature map now, by name."""
+    return {entry.name: entry.width for entry in feature_maps(model)}

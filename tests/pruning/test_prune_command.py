@@ -1,0 +1,68 @@
+"""`ssma-prune`: one stage end to end on tiny records, resuming, and one-line errors on bad input."""
+
+import json
+
+import keras
+import pytest
+
+from ssma_tf.cli import prune as prune_cli
+from ssma_tf.models import AdapNetPP
+from tests.training_helpers import smoke_config, write_records
+
+SIZE = ["--set", "height=32", "--set", "width=64", "--set", "batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("prune")
+    write_records(folder / "records" / "train.tfrecords", 4, height=32, width=64)
+    write_records(folder / "records" / "test.tfrecords", 2, height=32, width=64, seed=1)
+    keras.utils.set_random_seed(0)
+    AdapNetPP(5).save_weights(folder / "trained.weights.h5")
+    return folder
+
+
+def command(folder, *extra):
+    return ["-c", str(smoke_config("adapnet_train.config")), "--checkpoint", str(folder / "trained.weights.h5"),
+            "--test-data", str(folder / "records" / "test.tfrecords"), *SIZE, *extra]
+
+
+def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeypatch, capsys):
+    monkeypatch.chdir(run_folder)  # the smoke config's paths are relative
+    out = run_folder / "out"
+    args = command(run_folder, "--stages", "block4:0.05", "-o", str(out), "--finetune-steps", "0",
+                   "--rank-batches", "1", "--latency-runs", "1")
+    assert prune_cli.main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    first, stage = report["stages"]
+    assert stage["spec"] == "block4:0.05" and 4.5 < stage["param_reduction"] < 6.0
+    assert stage["params"] < first["params"] and stage["gflops"] < first["gflops"]
+    pruned = keras.saving.load_model(out / "stage1.keras", compile=False)
+    assert pruned.count_params() < AdapNetPP(5).count_params() and pruned.widths
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
+    printed = capsys.readouterr().out
+    assert "block4:0.05" in printed and (out / "pruning.png").is_file()
+    # Run again: every stage is done, nothing is recomputed.
+    assert prune_cli.main(args) == 0
+    assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text()) == report
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--stages", "block4:1.0"], "stage 1 ('block4:1.0') would remove every filter"),
+    (["--stages", "block4:0.1", "decoders:0.1"], "stage 2 ('decoders:0.1'): unknown scope 'decoders'"),
+    (["--set", "num_classes=3"], "trained.weights.h5"),
+])
+def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra, message):
+    monkeypatch.chdir(run_folder)
+    assert prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), *extra)) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and message in error and "\n" not in error
+
+
+def test_missing_test_records_are_named(run_folder, monkeypatch, capsys):
+    monkeypatch.chdir(run_folder)
+    args = command(run_folder, "-o", str(run_folder / "bad"))
+    args[args.index("--test-data") + 1] = "records/missing-*.tfrecords"
+    assert prune_cli.main(args) == 2
+    assert "records/missing-*.tfrecords' match no file" in capsys.readouterr().err

@@ -1,0 +1,203 @@
+"""Pruning (Section 3.5): widths as arguments, Taylor ranking, masked residuals, surgery, round trips."""
+
+import numpy as np
+import pytest
+
+import keras
+from ssma_tf.inference.compiled import optimize_for_inference
+from ssma_tf.layers import ResidualUnit
+from ssma_tf.losses import ReleasedLoss
+from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.pruning.channels import feature_maps
+from ssma_tf.pruning.ranking import _Gates, l1_scores, l2_rescaled, rank, taylor_scores
+from ssma_tf.pruning.channels import GROUPS
+from ssma_tf.pruning.staged import parse_stages
+from ssma_tf.pruning.surgery import PruningError, channel_costs, count_params, prune, select
+
+NUM_CLASSES = 4
+
+
+def images(batch=1, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, 32, 64, 3)).astype("float32")
+
+
+def labels(batch=1, seed=1):
+    return np.random.default_rng(seed).integers(0, NUM_CLASSES, (batch, 32, 64)).astype("int32")
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(3)
+    return AdapNetPP(NUM_CLASSES)
+
+
+def zero_feature_maps(model, keep):
+    """Sets the weights of every channel not in `keep` so that the feature map is exactly 0."""
+    for entry in feature_maps(model):
+        if entry.name not in keep:
+            continue
+        gone = sorted(set(range(entry.width)) - set(keep[entry.name]))
+        # The kernel, and a following batch norm's gamma and beta: BN(0) = beta - gamma * mean / sd.
+        for piece in entry.outputs:
+            if "moving" in piece.variable.path:
+                continue
+            value = np.array(piece.variable.numpy())
+            index = [slice(None)] * value.ndim
+            index[piece.axis] = [piece.offset + i for i in gone]
+            value[tuple(index)] = 0.0
+            piece.variable.assign(value)
+
+
+def test_released_widths_leave_the_model_unchanged(model):
+    assert model.widths == {}
+    assert model.get_config()["widths"] is None
+    assert count_params(AdapNetPP(NUM_CLASSES, widths={"block1_unit1_conv1": 64, "up1": 256})) == count_params(model)
+
+
+@pytest.mark.parametrize("widths, match", [
+    ({"block9_unit1_conv1": 3}, "'block9_unit1_conv1'"),
+    ({"up1": 0}, r"widths\['up1'\] must be a positive integer"),
+    ({"block4_unit2_conv2": 100}, r"widths\['block4_unit2_conv2'\] of a multiscale"),
+    ({"block3_unit2_conv3": [5, 3]}, r"widths\['block3_unit2_conv3'\] must be 1024 or the ascending list"),
+])
+def test_bad_widths_name_the_layer(widths, match):
+    with pytest.raises(ValueError, match=match):
+        AdapNetPP(NUM_CLASSES, widths=widths)
+
+
+def test_masked_residual_is_zero_at_pruned_indices_and_equals_the_zeroed_unit():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 32)).astype("float32")
+    full = ResidualUnit(8, 32, dilation_rates=(1, 2), name="unit")
+    full(x)
+    kept = [1, 4, 5, 9, 20, 31]
+    kernel = full.conv3.kernel.numpy()
+    kernel[..., [i for i in range(32) if i not in kept]] = 0.0
+    full.conv3.kernel.assign(kernel)
+    masked = ResidualUnit(8, 32, dilation_rates=(1, 2), residual_indices=kept, name="unit")
+    masked(x)
+    for old, new in zip(full.weights, masked.weights):
+        new.assign(old.numpy()[..., kept] if "conv3" in old.path else old.numpy())
+    out = masked(x).numpy()
+    np.testing.assert_allclose(out, full(x).numpy(), atol=1e-5)
+    residual = out - x  # identity shortcut: what conv3 added
+    pruned = [i for i in range(32) if i not in kept]
+    assert np.all(residual[..., pruned] == 0.0)
+    assert np.any(residual[..., kept] != 0.0)
+    assert masked.get_config()["residual_indices"] == kept
+
+
+def test_pruning_channels_that_were_zero_keeps_the_outputs_and_round_trips(model, tmp_path):
+    x = images(2)
+    keep = {
+        "conv1": list(range(0, 64, 2)),  # the stem, read by block 1 unit 1's conv1
+        "block1_unit1_conv1": list(range(40)),  # also read by the projection of conv1
+        "block2_unit4_conv2": list(range(10, 128)),  # a multiscale kernel loses channels of rate 1
+        "block3_unit2_conv3": list(range(0, 1024, 3)),  # a masked residual
+        "block4_unit1_conv3": list(range(100, 2048)),
+        "easpp_branch2_expand": list(range(200)),  # read by the projection at an offset
+        "easpp_projection": list(range(1, 256)),  # read by the transposed up1
+        "skip2": list(range(12)),  # concatenated after up1
+        "up2": list(range(0, 256, 2)),  # read by refine2 and the auxiliary head
+    }
+    zeroed = AdapNetPP.from_config(model.get_config())
+    zeroed.set_weights(model.get_weights())
+    zero_feature_maps(zeroed, keep)
+    pruned = prune(zeroed, keep)
+    assert pruned.widths["block2_unit4_conv2"] == [54, 64]
+    assert pruned.widths["block3_unit2_conv3"] == list(range(0, 1024, 3))
+    assert count_params(pruned) < count_params(model)
+    expected = zeroed(x, training=False, return_all=True)
+    got = pruned(x, training=False, return_all=True)
+    for name in ("logits", "aux_up1", "aux_up2"):
+        np.testing.assert_allclose(got[name].numpy(), expected[name].numpy(), atol=2e-4, rtol=1e-4)
+    path = tmp_path / "pruned.keras"
+    pruned.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert loaded.widths == pruned.widths
+    np.testing.assert_array_equal(loaded(x).numpy(), pruned(x).numpy())
+    # The inference copy of evaluation and prediction (folded batch norms, sub-pixel upsampling).
+    fast = optimize_for_inference(loaded)
+    assert fast.folded_batch_norms > 0
+    np.testing.assert_allclose(fast(x, training=False).numpy(), pruned(x).numpy(), atol=1e-4)
+
+
+def test_taylor_scores_equal_a_finite_difference_of_the_loss(model):
+    """Θ_k·M = |dC/dg| for a multiplier g on map k: checked against a central difference of C."""
+    x, y = images(1), labels(1)
+    loss = ReleasedLoss()
+    maps = [m for m in feature_maps(model) if m.name in ("block2_unit1_conv3", "easpp_branch1_atrous2", "refine2_conv1")]
+    scores = taylor_scores(model, [(x, y)], loss, maps)
+    eps = 1e-2
+    with _Gates(maps) as gates:
+        for entry in maps:
+            channel = int(np.argmax(scores[entry.name]))
+            values = []
+            for sign in (1, -1):
+                gate = np.ones((1, 1, 1, entry.width), np.float32)
+                gate[..., channel] += sign * eps
+                gates.values[entry.name] = gate
+                values.append(float(loss(y, model(x, training=False, return_all=True))))
+            gates.values.clear()
+            derivative = (values[0] - values[1]) / (2 * eps)
+            positions = gates.positions[entry.name]
+            assert scores[entry.name][channel] * positions == pytest.approx(abs(derivative), rel=0.05), entry.name
+
+
+def test_select_removes_the_lowest_ranked_until_the_budget_and_never_empties_a_layer(model):
+    maps = [m for m in feature_maps(model) if m.name in ("skip1", "skip2")]
+    costs = channel_costs(maps)
+    # skip1: a 1x1 kernel over 256 channels, 4 batch-norm entries, and one input row of refine2_conv1.
+    assert costs["skip1"] == 256 + 4 + 3 * 3 * 256
+    assert costs["skip2"] == 512 + 4 + 3 * 3 * 256  # skip2 reads block 2's 512 channels
+    scores = {"skip1": np.arange(24.0), "skip2": np.arange(24.0) + 0.5}  # interleaved ranks
+    keep = select(scores, 5 * (costs["skip1"] + costs["skip2"]) + 1, maps)
+    assert keep == {"skip1": list(range(6, 24)), "skip2": list(range(5, 24))}
+    scores = {"skip1": np.arange(24.0) + 100, "skip2": np.arange(24.0)}
+    keep = select(scores, 23 * costs["skip2"] + 1, maps)
+    assert keep == {"skip2": [23], "skip1": list(range(1, 24))}  # skip2 keeps its best channel
+    with pytest.raises(PruningError, match="stage 1 would remove every filter of skip1, skip2"):
+        select(scores, 23 * (costs["skip1"] + costs["skip2"]) + 1, maps, what="stage 1")
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("block4:1.0", "stage 1 \\('block4:1.0'\\) would remove every filter"),
+    ("block5:0.1", "bad block|unknown scope 'block5'"),
+    ("block4", "SCOPE:FRACTION"),
+    ("block2-9:0.1", "bad block range"),
+])
+def test_bad_stages_are_named(spec, match):
+    with pytest.raises(PruningError, match=match):
+        parse_stages([spec])
+
+
+def test_stage_scopes():
+    stage = parse_stages(["block1-3+easpp:0.2"])[0]
+    assert stage.groups == ("block1", "block2", "block3", "easpp") and stage.fraction == 0.2
+    assert parse_stages(["all:0.1"])[0].groups == GROUPS
+
+
+def test_l1_scores_and_rescaling(model):
+    entry = [m for m in feature_maps(model) if m.name == "skip1"][0]
+    kernel = model.get_layer("encoder").get_layer("skip1").conv.kernel.numpy()
+    np.testing.assert_allclose(l1_scores([entry])["skip1"], np.abs(kernel).sum(axis=(0, 1, 2)), rtol=1e-6)
+    rescaled = l2_rescaled({"a": np.array([3.0, 4.0]), "b": np.zeros(2)})
+    np.testing.assert_allclose(rescaled["a"], [0.6, 0.8])
+    assert not rescaled["b"].any()
+
+
+def test_pruned_ssma_runs_and_round_trips(tmp_path):
+    keras.utils.set_random_seed(1)
+    ssma = SSMA(NUM_CLASSES)
+    maps = feature_maps(ssma)
+    keep = select(rank("l1", ssma, maps), 0.05 * count_params(ssma), maps)
+    scope = {k: v for k, v in keep.items() if k.startswith(("modality2_skip", "modality1_easpp_projection", "ssma_",
+                                                            "up1", "modality1_block4"))}
+    pruned = prune(ssma, scope)
+    assert count_params(pruned) < count_params(ssma)
+    x = [images(1), images(1, seed=5)]
+    path = tmp_path / "ssma.keras"
+    pruned.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    np.testing.assert_array_equal(loaded(x).numpy(), pruned(x).numpy())
+    assert loaded(x).shape == (1, 32, 64, NUM_CLASSES)

@@ -1,0 +1,15 @@
+"""`ssma-prune` from a clone, without installing: the code is in `ssma_tf.cli.prune`.
+
+    python tools/prune.py --help
+"""
+
+import os
+import sys
+
+# The clone's own package comes first, installed or not.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ssma_tf.cli.prune import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
