@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo test-jax clean
+.PHONY: test demo fusion-table test-jax clean
 
 # Re-installs when the packaging changes (dependencies, extras, console commands).
 $(STAMP): pyproject.toml
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
+# SSMA against the fusion baselines of the paper's Table 17 on the synthetic RGB-D scenes, two
+# seeds, same budget per arm (ssma_tf/cli/fusion_table.py, docs/fusion.md); writes fusion_output/.
+fusion-table: $(STAMP)
+	$(BIN)/python -m ssma_tf.cli.fusion_table --seeds 0 1
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
@@ -26,4 +31,4 @@ test-jax: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_jax_backend.py
 
 clean:
-	rm -rf $(VENV) .venv-jax demo_output .pytest_cache
+	rm -rf $(VENV) .venv-jax demo_output fusion_output .pytest_cache

@@ -3,10 +3,12 @@
 import keras
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
+from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
+    RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
     resolve_dilations,
 )
 
@@ -31,6 +33,10 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         paper_dilations: use the paper's dilations (Section 3.1) instead of the released ones.
         easpp_rates: eASPP atrous rates.
         input_channels: channels of the input image.
+        backbone: the encoder's backbone: `adapnet_pp` (released) or `mobilenet_v2`
+            (`ssma_tf.models.backbones`; the dilation and dropout options are AdapNet++'s).
+        backbone_weights: an ImageNet weights file for a `mobilenet_v2` backbone (read once,
+            when building; not part of the config).
     """
 
     def __init__(
@@ -43,6 +49,8 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         paper_dilations: bool = False,
         easpp_rates=(3, 6, 12),
         input_channels: int = 3,
+        backbone: str = ADAPNET_PP_BACKBONE,
+        backbone_weights=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
@@ -51,9 +59,10 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         kwargs.setdefault("name", "adapnet_pp")
 
         # === Layers ===
-        encoder = AdapNetPPEncoder(
-            block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
-            easpp_rates=easpp_rates, input_channels=input_channels, name="encoder", dtype=dtype,
+        encoder = build_encoder(
+            backbone, backbone_weights, block3_dilations=block3_dilations, block4_dilations=block4_dilations,
+            dropout_rate=dropout_rate, easpp_rates=easpp_rates, input_channels=input_channels, name="encoder",
+            dtype=dtype,
         )
 
         # === Functional model ===
@@ -78,6 +87,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         self.dropout_rate = float(dropout_rate)
         self.easpp_rates = tuple(easpp_rates)
         self.input_channels = input_channels
+        self.backbone = backbone
 
     @property
     def encoders(self) -> list:
@@ -96,6 +106,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
             "aux_heads": self.aux_heads,
             **encoder_options(self.encoders[0]),
             "input_channels": self.input_channels,
+            "backbone": self.backbone,
         })
         return config
 

@@ -4,11 +4,13 @@ import keras
 from keras import layers
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
+from ssma_tf.models.backbones import build_encoder
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
+    RELEASED_DROPOUT_RATE, SKIP_FILTERS, check_image_shape, check_num_classes, deserialize_dtype,
     encoder_options, resolve_dilations,
 )
 
@@ -37,6 +39,8 @@ class SSMA(SegmenterTraining, keras.Model):
         skip_output_kernel_size: kernel of the skip blocks' output conv (3 released).
         block3_dilations, block4_dilations, dropout_rate, paper_dilations, easpp_rates: as in
             AdapNetPP, for both experts.
+        backbone, backbone_weights: the experts' backbone and its ImageNet weights file, as in
+            AdapNetPP.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class SSMA(SegmenterTraining, keras.Model):
         dropout_rate: float = RELEASED_DROPOUT_RATE,
         paper_dilations: bool = False,
         easpp_rates=(3, 6, 12),
+        backbone: str = ADAPNET_PP_BACKBONE,
+        backbone_weights=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
@@ -62,9 +68,9 @@ class SSMA(SegmenterTraining, keras.Model):
 
         # === Layers ===
         experts = [
-            AdapNetPPEncoder(
-                block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
-                easpp_rates=easpp_rates, name=f"modality{i}_encoder", dtype=dtype,
+            build_encoder(
+                backbone, backbone_weights, block3_dilations=block3_dilations, block4_dilations=block4_dilations,
+                dropout_rate=dropout_rate, easpp_rates=easpp_rates, name=f"modality{i}_encoder", dtype=dtype,
             )
             for i in (1, 2)
         ]
@@ -109,6 +115,7 @@ class SSMA(SegmenterTraining, keras.Model):
         self.block4_dilations = experts[0].block4_dilations
         self.dropout_rate = float(dropout_rate)
         self.easpp_rates = tuple(easpp_rates)
+        self.backbone = backbone
 
     @property
     def encoders(self) -> list:
@@ -137,6 +144,7 @@ class SSMA(SegmenterTraining, keras.Model):
             "fused_kernel_size": self.fused_kernel_size,
             "skip_output_kernel_size": self.skip_output_kernel_size,
             **encoder_options(self.encoders[0]),
+            "backbone": self.backbone,
         })
         return config
 
