@@ -126,9 +126,8 @@ class RunConfig:
         doc="factor on the encoders' learning rate (0.1 in SSMA stage 2)")
     fusion: Optional[str] = key(
         FUSION_METHODS[0], kind="choice", choices=FUSION_METHODS,
-        doc="SSMA only: how the two modalities are fused: `ssma`, or a baseline of the paper's "
-            "Table 17 on the same AdapNet++ backbone (`average`, `maximum`, `stacking`, `late`, "
-            "`lfc`, `cmode`, `fusenet`; docs/fusion.md)")
+        doc="SSMA only: how the two modalities are fused: SSMA, or one of the baselines of the "
+            "paper's Table 17 on the same AdapNet++ backbone (docs/fusion.md)")
     backbone: str = key(
         BACKBONES[0], kind="choice", choices=BACKBONES,
         doc="the experts' encoder: `adapnet_pp` (released) or `mobilenet_v2` (keras.applications, "
