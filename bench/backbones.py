@@ -63,6 +63,10 @@ def measure(name: str, backbone: str, height: int, width: int, warmup: int, runs
     rng = np.random.default_rng(0)
     image = tf.constant(rng.uniform(0, 255, (1, height, width, 3)).astype("float32"))
     inputs = [image, image] if fusion else image
+    result = {"network": name, "backbone": backbone, "params": int(model.count_params()),
+              "gflops": round(flops / 1e9, 2), "latency_ms": None, "fps": None}
+    if runs < 1:  # parameters and FLOPs only
+        return result
     predict = compiled_predict(model)
     for _ in range(warmup):
         predict(inputs).numpy()
@@ -72,9 +76,9 @@ def measure(name: str, backbone: str, height: int, width: int, warmup: int, runs
         predict(inputs).numpy()
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
-    return {"network": name, "backbone": backbone, "params": int(model.count_params()),
-            "gflops": round(flops / 1e9, 2), "latency_ms": round(1000 * median, 1),
-            "fps": round(1.0 / median, 2), "latency_min_ms": round(1000 * min(seconds), 1)}
+    result.update(latency_ms=round(1000 * median, 1), fps=round(1.0 / median, 2),
+                  latency_min_ms=round(1000 * min(seconds), 1))
+    return result
 
 
 def main(argv=None) -> int:
@@ -82,7 +86,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="384x768", help="HEIGHTxWIDTH of the input")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first")
-    parser.add_argument("--runs", type=int, default=10, help="timed calls")
+    parser.add_argument("--runs", type=int, default=10, help="timed calls (0: parameters and GFLOPs only)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
@@ -94,8 +98,9 @@ def main(argv=None) -> int:
     print("| --- | --- | --- | --- | --- | --- |")
     for r in results:
         network = "SSMA (2 experts)" if r["network"] == "ssma" else "unimodal expert"
-        print(f"| {network} | {r['backbone']} | {r['params'] / 1e6:.1f} M | {r['gflops']:.1f} | "
-              f"{r['latency_ms']:.0f} ms | {r['fps']:.2f} |")
+        latency = "–" if r["latency_ms"] is None else f"{r['latency_ms']:.0f} ms"
+        fps = "–" if r["fps"] is None else f"{r['fps']:.2f}"
+        print(f"| {network} | {r['backbone']} | {r['params'] / 1e6:.2f} M | {r['gflops']:.1f} | {latency} | {fps} |")
     if args.json:
         _common.write_json(args.json, {"machine": info, "size": [height, width], "results": results})
     return 0
