@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo adapt-demo test-jax clean semisup-evidence
+.PHONY: test demo adapt-demo fusion-table test-jax clean semisup-evidence
 
 # Re-installs when the packaging changes (dependencies, extras, console commands). The deploy extra
 # (OpenVINO, NNCF, LiteRT) is installed so that the tests of the OpenVINO/TFLite exports run.
@@ -29,6 +29,11 @@ semisup-evidence: $(STAMP)
 adapt-demo: $(STAMP)
 	$(BIN)/python -m ssma_tf.cli.adaptation_demo
 
+# SSMA against the fusion baselines of the paper's Table 17 on the synthetic RGB-D scenes, two
+# seeds, same budget per arm (ssma_tf/cli/fusion_table.py, docs/fusion.md); writes fusion_output/.
+fusion-table: $(STAMP)
+	$(BIN)/python -m ssma_tf.cli.fusion_table --seeds 0 1
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
@@ -38,4 +43,4 @@ test-jax: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_jax_backend.py
 
 clean:
-	rm -rf $(VENV) .venv-jax demo_output semisup_output adapt_output .pytest_cache
+	rm -rf $(VENV) .venv-jax demo_output semisup_output adapt_output fusion_output .pytest_cache

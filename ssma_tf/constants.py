@@ -14,6 +14,17 @@ ADAPNET_PP = "AdapNet_pp"
 SSMA = "SSMA"
 MODEL_NAMES = (ADAPNET_PP, SSMA)
 
+# How a fusion model (`model: SSMA`) combines its modalities: SSMA itself, or one of the
+# baselines the paper compares it with on the same AdapNet++ backbone (Section 5.7, Table 17;
+# `ssma_tf.models.fusion_baselines`).
+SSMA_FUSION = "ssma"
+
+# The expert backbones (`ssma_tf.models.backbones`): AdapNet++'s ResNet-50 encoder, as released,
+# or MobileNet v2 from keras.applications with the eASPP appended (the paper's Section 5.10.1).
+ADAPNET_PP_BACKBONE = "adapnet_pp"
+BACKBONES = (ADAPNET_PP_BACKBONE, "mobilenet_v2")
+FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", "cmode", "fusenet")
+
 # The images of a record: modality 1 (RGB) and modality 2 (depth, HHA or EVI).
 INPUT_MODALITIES = ("modality1", "modality2")
 

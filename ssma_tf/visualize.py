@@ -2,7 +2,8 @@
 
 These helpers turn class-id maps into palette colours, blend them over an image, render a float
 map in 0..1 (such as the mean sigmoid gate of an SSMA block, Valada et al., IJCV 2019, Sec. 3.3)
-as a jet heat map, and write PNG files atomically so that a reader never sees half a file.
+as a jet heat map, draw the improvement/error map of two models' predictions (Figure 18), and
+write PNG files atomically so that a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -155,6 +156,64 @@ def overlay(
             raise ValueError(f"where must have shape {image.shape[:2]}, got {where.shape}")
         blended = np.where(where[..., None], blended, image)
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+# Colours of the improvement/error map (the paper's Figure 18).
+ERROR_COLOUR = (255, 0, 0)
+IMPROVEMENT_COLOUR = (0, 255, 0)
+
+
+def improvement_map(
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    label: np.ndarray,
+    image_rgb: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, dict]:
+    """The improvement/error map of a prediction against a reference model's (Figure 18).
+
+    As the paper's Figure 18: pixels that `prediction` gets wrong are red; pixels that the
+    `reference` gets wrong but `prediction` gets right are green. Everything else (both right,
+    or void in the label) shows the image in grey, or black without one.
+
+    Args:
+        prediction: (H, W) class ids of the model shown.
+        reference: (H, W) class ids of the model it is compared with.
+        label: (H, W) ground-truth class ids; 0 (void) is not scored, as in evaluation.
+        image_rgb: optional (H, W, 3) uint8 image under the map, shown dimmed in grey.
+
+    Returns:
+        The (H, W, 3) uint8 RGB map and counts of its pixels: `errors` (red), `improvements`
+        (green), `reference_errors` (all pixels the reference gets wrong) and `scored`
+        (non-void).
+
+    Raises:
+        ValueError: the maps (and the image) differ in height and width.
+    """
+    prediction, reference, label = (np.asarray(a) for a in (prediction, reference, label))
+    shapes = {a.shape for a in (prediction, reference, label)}
+    if len(shapes) != 1 or prediction.ndim != 2:
+        raise ValueError(
+            "prediction, reference and label must be (H, W) maps of one size, got "
+            f"{prediction.shape}, {reference.shape} and {label.shape}"
+        )
+    scored = label != 0
+    errors = scored & (prediction != label)
+    reference_errors = scored & (reference != label)
+    improvements = reference_errors & ~errors
+    if image_rgb is None:
+        picture = np.zeros(prediction.shape + (3,), np.uint8)
+    else:
+        image = _as_rgb(image_rgb, "image_rgb")
+        if image.shape[:2] != prediction.shape:
+            raise ValueError(f"image_rgb must be {prediction.shape}, got {image.shape[:2]}")
+        # Dimmed grey, so that the two colours stand out on any scene.
+        grey = (image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) * 0.5
+        picture = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=-1)
+    picture[errors] = ERROR_COLOUR
+    picture[improvements] = IMPROVEMENT_COLOUR
+    counts = {"errors": int(errors.sum()), "improvements": int(improvements.sum()),
+              "reference_errors": int(reference_errors.sum()), "scored": int(scored.sum())}
+    return picture, counts
 
 
 def gate_to_image(

@@ -158,3 +158,22 @@ def test_tensorboard_previews_colour_classes_as_the_prediction_pictures_do():
 
     config = SimpleNamespace(dataset=None, num_classes=6)
     np.testing.assert_array_equal(training._palette(config), visualize.default_palette(6))
+
+
+def test_improvement_map_marks_own_errors_red_and_fixed_reference_errors_green():
+    from ssma_tf.visualize import ERROR_COLOUR, IMPROVEMENT_COLOUR, improvement_map
+
+    label = np.array([[0, 1, 2, 3]])
+    prediction = np.array([[2, 1, 1, 3]])  # void is not scored; wrong on pixel 2
+    reference = np.array([[1, 2, 1, 3]])  # wrong on pixels 1 and 2
+    picture, counts = improvement_map(prediction, reference, label)
+    assert picture.dtype == np.uint8 and picture.shape == (1, 4, 3)
+    assert tuple(picture[0, 2]) == ERROR_COLOUR  # both wrong: this model's error
+    assert tuple(picture[0, 1]) == IMPROVEMENT_COLOUR  # the reference's error, fixed here
+    assert picture[0, 0].tolist() == picture[0, 3].tolist() == [0, 0, 0]
+    assert counts == {"errors": 1, "improvements": 1, "reference_errors": 2, "scored": 3}
+    image = np.full((1, 4, 3), 200, np.uint8)
+    on_image, _ = improvement_map(prediction, reference, label, image)
+    assert on_image[0, 3].tolist() == [100, 100, 100]  # dimmed grey where nothing changed
+    with pytest.raises(ValueError, match="one size"):
+        improvement_map(prediction, reference, label[:, :3])

@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
 from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
@@ -71,7 +72,9 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     AdapNet++: `intialize` (the ImageNet TF1 checkpoint, or any AdapNet++ weights).
     SSMA: `checkpoint1` → modality-1 expert and `checkpoint2` → modality-2 expert (unimodal
     AdapNet++ checkpoints, TF1 or own: only their encoders are used), or `initialize` with a
-    whole SSMA checkpoint (e.g. stage 3 starting from stage 2).
+    whole SSMA checkpoint (e.g. stage 3 starting from stage 2). The fusion baselines take the
+    same two checkpoints: whole (encoder and decoder) for those built on two whole unimodal
+    networks (`average`, `maximum`, `late`, `cmode`), their encoders for `lfc` and `fusenet`.
     Either: `finetune_from`, a trained model of the same kind with any class count
     (`ssma_tf.checkpoints.finetune`).
 
@@ -90,7 +93,13 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     if config.is_fusion and config.checkpoint1 is not None:
         first, second = config.checkpoint1, config.checkpoint2
         formats = [resolve_weights(p) for p in (first, second)]
-        if all(fmt == FORMAT_TF1 for fmt, _ in formats):
+        experts = getattr(model, "experts", None)
+        if experts:
+            # A baseline that combines two whole unimodal networks (ssma_tf.models.fusion_baselines)
+            # takes each expert checkpoint whole: encoder and decoder.
+            for expert, source in zip(experts, (first, second)):
+                messages.append(f"{load_weights(expert, source)} (the {expert.name})")
+        elif all(fmt == FORMAT_TF1 for fmt, _ in formats) and isinstance(model, SSMA):
             report = load_tf1_checkpoint(model, formats[0][1], formats[1][1], strict=True)
             messages.append(str(report))
         else:
@@ -98,7 +107,8 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
             loaded: dict[str, list] = {}  # one throw-away AdapNet++ per distinct source
             for encoder, source in zip(model.encoders, (first, second)):
                 if source not in loaded:
-                    loaded[source] = unimodal_encoder_weights(source, config.num_classes, dropout_rate)
+                    loaded[source] = unimodal_encoder_weights(source, config.num_classes, dropout_rate,
+                                                              getattr(config, "backbone", "adapnet_pp"))
                 encoder.set_weights(loaded[source])
                 messages.append(f"{source}: loaded into the {encoder.name} expert")
     return messages

@@ -30,8 +30,9 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.constants import SSMA as SSMA_NAME
-from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model, check_model_name, model_name
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -157,7 +158,7 @@ def load_model(
         built = model_for_checkpoint(resolved)
         load_weights(built, resolved)
     elif resolved.endswith(".keras"):
-        built = _load_keras_model(resolved, (AdapNetPP, SSMA))
+        built = _load_keras_model(resolved, (AdapNetPP, SSMA, FusionBaseline))
     if built is not None:
         _check_matches(built, resolved, model, num_classes)
         return built
@@ -205,7 +206,8 @@ def _check_matches(built: keras.Model, source: str, model: Optional[str], num_cl
         raise CheckpointError(f"{source} has {built.num_classes} classes, not {num_classes}")
 
 
-def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float) -> list:
+def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
+                             backbone: str = ADAPNET_PP_BACKBONE) -> list:
     """The encoder weights of a unimodal AdapNet++ checkpoint, in `AdapNetPPEncoder` order.
 
     Builds a throw-away `AdapNetPP`, loads the checkpoint into it and returns its encoder's
@@ -217,6 +219,7 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float) -
         num_classes: classes of the AdapNet++ that wrote own weights (TF1 checkpoints say it
             themselves).
         dropout_rate: only to build an identical encoder; does not change its weights.
+        backbone: the experts' backbone (`adapnet_pp` or `mobilenet_v2`).
 
     Returns:
         The list of arrays for `encoder.set_weights`.
@@ -233,7 +236,7 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float) -
             num_classes = num_classes_of(shapes)
     if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
         return _load_keras_model(resolved, (AdapNetPP,)).encoder.get_weights()
-    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate)
+    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone)
     if fmt == FORMAT_TF1:
         # Strict means the whole encoder for an ImageNet checkpoint, the whole model otherwise.
         load_tf1_checkpoint(model, resolved, strict=True)

@@ -19,8 +19,11 @@ RGB files as on disk; the network gets them in BGR, as in training.
 
 For every sample it writes `class_ids/<name>.png` (8-bit class ids), `color/<name>.png` (the
 dataset's colours), `overlay/<name>.png` (the colours over modality 1), with `--attention` the
-SSMA blocks' mean gates `attention/{latent,skip2,skip1}/<name>.png`, and for list lines with a
-label the coloured ground truth `label_color/<name>.png`. The work is done by the
+SSMA blocks' mean gates `attention/{latent,skip2,skip1}/<name>.png`, for list lines with a
+label the coloured ground truth `label_color/<name>.png`, and with `--compare RUN` the other
+model's colours `compare_color/<name>.png` and the improvement/error map of this model against it
+`improvement/<name>.png` (the paper's Figure 18: red where this model is wrong, green where the
+compared one is wrong and this one right). The work is done by the
 `ssma_tf.inference` package (`settings`, `predictor`, `samples`, `pictures`).
 
 `--backend openvino` or `--backend tflite` predicts with an export of `ssma-export --format
@@ -69,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--original_size", action="store_true",
                         help="write pictures at the input resolution (ids resized with nearest neighbour)")
     output.add_argument("--attention", action="store_true", help="SSMA: also write the mean gate of each SSMA block")
+    output.add_argument("--compare", metavar="RUN",
+                        help="a second model (training run folder, .keras file or TF1 checkpoint) of the same "
+                        "classes: also write its prediction and the improvement/error map (red: this model "
+                        "wrong; green: the compared model wrong, this one right); needs labels (--list)")
     output.add_argument("--alpha", type=float, default=0.5, help="opacity of the colours in the overlay")
     output.add_argument("--batch_size", type=int, default=1, help="images per network call")
     output.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
@@ -113,6 +120,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         setup.model, size=size if args.size is not None else setup.size,
         modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
     )
+    compare = compare_input = None
+    if args.compare is not None:
+        other = setup_inference(None, args.compare, None, None, None)
+        compare = Predictor(other.model, size=predictor.size,
+                            modality2_interpolation=other.modality2_interpolation, precision=args.precision)
+        compare_input = other.input_modality
     samples = collect_samples(
         predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
@@ -124,9 +137,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         original_size=args.original_size, attention=args.attention,
         input_modality=args.input_modality or setup.input_modality,
         alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
+        compare=compare, compare_input_modality=compare_input or "modality1",
     )
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
           f"{predictor.precision_reason}); pictures in {args.output}")
+    if summary.improvement:
+        counts = summary.improvement
+        scored = max(counts["scored"], 1)
+        print(f"against {args.compare}: this model wrong on {100 * counts['errors'] / scored:.2f}% of the labelled "
+              f"pixels (red), the compared one on {100 * counts['reference_errors'] / scored:.2f}%; "
+              f"{100 * counts['improvements'] / scored:.2f}% fixed by this model (green)")
     return 0
 
 

@@ -341,6 +341,8 @@ class _Reader:
                 raise self.error(
                     name, f"is for SSMA experts; {ADAPNET_PP} starts from 'intialize'"
                 )
+        if self.has("fusion"):
+            raise self.error("fusion", f"is for model: SSMA; {ADAPNET_PP} fuses nothing")
 
     def relate_switches(self, given: dict[str, Any]) -> None:
         """Rejects switches that AdapNet++ cannot honour."""
@@ -378,6 +380,19 @@ class _Reader:
                     "give either a whole SSMA checkpoint to start from or the two experts "
                     "(checkpoint1, checkpoint2), not both",
                 )
+            if values["fusion"] == "stacking" and values["checkpoint1"] is not None:
+                raise self.error(
+                    "checkpoint1", "fusion: stacking is one network on the stacked modalities and "
+                    "has no experts to start from checkpoint1/checkpoint2",
+                )
+        else:
+            values["fusion"] = None
+        if values["backbone_weights"] is not None and values["backbone"] == "adapnet_pp":
+            raise self.error("backbone_weights", "is for backbone: mobilenet_v2; AdapNet++ starts from "
+                             "'intialize' (its TF1 ImageNet checkpoint)")
+        if values["backbone"] != "adapnet_pp" and values["fusion"] not in (None, "ssma"):
+            raise self.error("backbone", f"the fusion baselines are built on AdapNet++; fusion: "
+                             f"{values['fusion']} takes backbone: adapnet_pp")
         if values["finetune_from"] is not None:
             for other in ("initialize", "checkpoint1"):
                 if values[other] is not None:

@@ -16,7 +16,9 @@ from ssma_tf.config.keys import EVAL, MODES, TRAIN, declared_keys, key
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
     AUX_LOSS_WEIGHTS,
+    BACKBONES,
     END_LEARNING_RATE,
+    FUSION_METHODS,
     INPUT_MODALITIES,
     INTERPOLATIONS,
     MODEL_NAMES,
@@ -124,6 +126,18 @@ class RunConfig:
     encoder_lr_multiplier: float = key(
         1.0, kind="float", minimum=0.0, modes=TRAIN,
         doc="factor on the encoders' learning rate (0.1 in SSMA stage 2)")
+    fusion: Optional[str] = key(
+        FUSION_METHODS[0], kind="choice", choices=FUSION_METHODS,
+        doc="SSMA only: how the two modalities are fused: SSMA, or one of the baselines of the "
+            "paper's Table 17 on the same AdapNet++ backbone (docs/fusion.md)")
+    backbone: str = key(
+        BACKBONES[0], kind="choice", choices=BACKBONES,
+        doc="the experts' encoder: `adapnet_pp` (released) or `mobilenet_v2` (keras.applications, "
+            "output stride 16, eASPP appended: the paper's Section 5.10.1; docs/fusion.md)")
+    backbone_weights: Optional[str] = key(
+        None, kind="file", check_in=TRAIN, modes=TRAIN,
+        doc="`mobilenet_v2` only: ImageNet weights file of keras.applications' MobileNetV2 "
+            "(include_top=False) to start the backbone from; nothing is downloaded")
     freeze_experts: bool = key(
         False, kind="bool", alias="train_experts", alias_inverts=True, modes=TRAIN,
         default_doc="false (SSMA: true)",

@@ -8,6 +8,10 @@
     <output>/attention/<block>/<name>.png   mean gate of SSMA block latent, skip2, skip1 (jet:
                                          red = features let through, blue = suppressed)
     <output>/label_color/<name>.png      the ground truth in palette colours, when given
+    <output>/compare_color/<name>.png    with `compare`: the compared model's prediction
+    <output>/improvement/<name>.png      with `compare`: the improvement/error map (Figure 18):
+                                         red where this model is wrong, green where the compared
+                                         model is wrong and this one right
 
 Samples come from one image (pair), a list file or two folders paired by name
 (`ssma_tf.inference.samples.collect_samples`).
@@ -21,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -50,11 +54,14 @@ class PredictionSummary:
         samples: number of samples predicted.
         seconds: wall time.
         files: paths of the files written, in order.
+        improvement: with a compared model, the pixel counts of the improvement/error maps
+            summed over the samples (`ssma_tf.visualize.improvement_map`); else None.
     """
 
     samples: int
     seconds: float
     files: List[str]
+    improvement: Optional[Dict[str, int]] = None
 
 
 def predict_files(
@@ -70,6 +77,8 @@ def predict_files(
     batch_size: int = 1,
     progress: Optional[TextIO] = None,
     compress_level: int = 6,
+    compare: Optional[Predictor] = None,
+    compare_input_modality: str = "modality1",
 ) -> PredictionSummary:
     """Predicts image files and writes the pictures listed in the module docstring.
 
@@ -89,13 +98,18 @@ def predict_files(
         batch_size: samples per network call; only consecutive samples of one size share a call.
         progress: stream for progress lines (e.g. `sys.stderr`), None for silence.
         compress_level: PNG zlib level 0..9.
+        compare: a second model's `Predictor` (same classes, same size): also write its
+            prediction and the improvement/error map of this model against it (every sample
+            needs a label).
+        compare_input_modality: as `input_modality`, for a unimodal compared model.
 
     Returns:
-        A `PredictionSummary`.
+        A `PredictionSummary` (with `compare`, `improvement` sums the map's pixel counts).
 
     Raises:
-        PredictionError: a sample cannot be read or predicted (the message names its files).
-        PredictionError: bad options (palette size, attention for AdapNet++, ...).
+        PredictionError: a sample cannot be read or predicted, or has no label to compare
+            against (the message names its files); bad options (palette size, attention for
+            AdapNet++, ...).
     """
     if input_modality not in INPUT_MODALITIES:
         raise PredictionError(f"input_modality must be one of {INPUT_MODALITIES}, got {input_modality!r}")
@@ -112,8 +126,18 @@ def predict_files(
             f"the palette has {len(colours)} colours but the model predicts {num_classes} classes "
             "(void included); pick the dataset the model was trained on"
         )
+    if compare is not None:
+        if compare.num_classes != num_classes:
+            raise ValueError(
+                f"the compared model predicts {compare.num_classes} classes, this one {num_classes}: "
+                "an improvement map needs models of one dataset"
+            )
+        unlabelled = [sample.describe() for sample in samples if sample.label is None]
+        if unlabelled:
+            raise PredictionError(f"an improvement map needs a label for every sample; {unlabelled[0]} has none")
     output_dir = os.fspath(output_dir)
     start = time.monotonic()
+    improvement: Dict[str, int] = {}
     reporter = _progress(len(samples), progress)
     written: List[str] = []
     done = 0
@@ -137,17 +161,64 @@ def predict_files(
             except (ValueError, tf.errors.OpError) as error:
                 names = ", ".join(item.sample.describe() for item in run)
                 raise PredictionError(f"predicting {names} failed: {error}") from error
+            reference = None
+            if compare is not None:
+                reference = _predict_run(compare, [_load(item.sample, compare.fusion, compare_input_modality)
+                                                   for item in run], original_size)
             for index, item in enumerate(run):
                 try:
                     written += _write_outputs(
                         item, prediction, index, output_dir, colours, alpha, attention, compress_level
                     )
+                    if reference is not None:
+                        written += _write_comparison(item, prediction.class_ids[index],
+                                                     reference.class_ids[index], output_dir, colours,
+                                                     compress_level, improvement)
                 except (ValueError, OSError) as error:
                     raise PredictionError(f"{item.sample.describe()}: {error}") from error
             done += len(run)
             if reporter is not None:
                 reporter.update(done)
-    return PredictionSummary(samples=len(samples), seconds=time.monotonic() - start, files=written)
+    return PredictionSummary(samples=len(samples), seconds=time.monotonic() - start, files=written,
+                             improvement=improvement or None)
+
+
+def _predict_run(predictor: Predictor, run: Sequence["_Loaded"], original_size: bool) -> Prediction:
+    """Class ids of a run of same-size samples with another model (the `compare` one)."""
+    order = slice(None) if predictor.channel_order == "bgr" else slice(None, None, -1)
+    batches = [np.stack([item.network_inputs[i][..., order] for item in run])
+               for i in range(len(run[0].network_inputs))]
+    try:
+        return predictor.predict(batches[0], batches[1] if predictor.fusion else None,
+                                 original_size=original_size, probabilities=False)
+    except (ValueError, tf.errors.OpError) as error:
+        names = ", ".join(item.sample.describe() for item in run)
+        raise PredictionError(f"predicting {names} with the compared model failed: {error}") from error
+
+
+def _write_comparison(item: "_Loaded", ids: np.ndarray, reference: np.ndarray, output_dir: str,
+                      palette: np.ndarray, compress_level: int, totals: Dict[str, int]) -> List[str]:
+    """Writes the compared model's colours and the improvement/error map; adds up its counts."""
+    height, width = ids.shape
+    if reference.shape != ids.shape:
+        raise ValueError(f"the compared model predicted {reference.shape[0]}x{reference.shape[1]}, "
+                         f"this one {height}x{width}: give both the same --size")
+    label = item.label
+    if label.shape != (height, width):
+        label = np.asarray(Image.fromarray(label).resize((width, height), Image.Resampling.NEAREST))
+    label = np.where(label < len(palette), label, 0)
+    base = item.overlay_base
+    if base.shape[:2] != (height, width):
+        base = np.asarray(Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR))
+    picture, counts = visualize.improvement_map(ids, reference, label, base)
+    for key, value in counts.items():
+        totals[key] = totals.get(key, 0) + value
+    paths = []
+    for folder, image in (("compare_color", visualize.colorize(reference, palette)), ("improvement", picture)):
+        path = os.path.join(output_dir, folder, *item.sample.name.split("/")) + ".png"
+        visualize.save_png(path, image, compress_level=compress_level)
+        paths.append(path)
+    return paths
 
 
 @dataclasses.dataclass

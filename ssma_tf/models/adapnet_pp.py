@@ -3,11 +3,13 @@
 import keras
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
+from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
+    RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
     resolve_dilations,
 )
 
@@ -34,6 +36,10 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         input_channels: channels of the input image.
         widths: output channels by convolution name, for a pruned network (Section 3.5; the names
             in `ssma_tf.models.widths`); the others keep their released widths.
+        backbone: the encoder's backbone: `adapnet_pp` (released) or `mobilenet_v2`
+            (`ssma_tf.models.backbones`; the dilation and dropout options are AdapNet++'s).
+        backbone_weights: an ImageNet weights file for a `mobilenet_v2` backbone (read once,
+            when building; not part of the config).
     """
 
     def __init__(
@@ -47,6 +53,8 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         easpp_rates=(3, 6, 12),
         input_channels: int = 3,
         widths=None,
+        backbone: str = ADAPNET_PP_BACKBONE,
+        backbone_weights=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
@@ -56,9 +64,10 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         kwargs.setdefault("name", "adapnet_pp")
 
         # === Layers ===
-        encoder = AdapNetPPEncoder(
-            block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
-            easpp_rates=easpp_rates, input_channels=input_channels, name="encoder", dtype=dtype,
+        encoder = build_encoder(
+            backbone, backbone_weights, block3_dilations=block3_dilations, block4_dilations=block4_dilations,
+            dropout_rate=dropout_rate, easpp_rates=easpp_rates, input_channels=input_channels, name="encoder",
+            dtype=dtype,
             widths={k: v for k, v in widths.items() if k not in DECODER_LAYERS} or None,
         )
 
@@ -86,6 +95,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         self.easpp_rates = tuple(easpp_rates)
         self.input_channels = input_channels
         self.widths = widths
+        self.backbone = backbone
 
     @property
     def encoders(self) -> list:
@@ -105,6 +115,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
             **encoder_options(self.encoders[0]),
             "input_channels": self.input_channels,
             "widths": self.widths or None,
+            "backbone": self.backbone,
         })
         return config
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import keras
 
-from ssma_tf.constants import ADAPNET_PP, MODEL_NAMES
+from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, MODEL_NAMES, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models.adapnet_pp import AdapNetPP
+from ssma_tf.models.fusion_baselines import FusionBaseline
 from ssma_tf.models.ssma import SSMA
-
 
 
 def check_model_name(name: str) -> str:
@@ -25,7 +25,7 @@ def check_model_name(name: str) -> str:
 
 
 def is_fusion(model: keras.Model) -> bool:
-    """True for a model that takes two modalities (SSMA)."""
+    """True for a model that takes two modalities (SSMA or a fusion baseline)."""
     return len(model.inputs) == 2
 
 
@@ -41,12 +41,23 @@ def build_model(config: Any) -> keras.Model:
         config: a `ssma_tf.config.RunConfig`.
 
     Returns:
-        `SSMA` (experts frozen or not as `freeze_experts` says, auxiliary heads as `aux_heads`)
-        or `AdapNetPP` (always with its auxiliary heads), in the config's mixed-precision policy.
+        `SSMA` (experts frozen or not as `freeze_experts` says, auxiliary heads as `aux_heads`),
+        the `FusionBaseline` that `fusion` names, or `AdapNetPP` (always with its auxiliary
+        heads), in the config's mixed-precision policy.
     """
     kwargs: dict[str, Any] = {"dropout_rate": 1.0 - config.dropout_keep_prob}
+    backbone = getattr(config, "backbone", ADAPNET_PP_BACKBONE)
+    if backbone != ADAPNET_PP_BACKBONE:
+        kwargs["backbone"] = backbone
+        if getattr(config, "mode", "train") == "train":
+            # ImageNet weights start a training run; evaluation and prediction load a checkpoint.
+            kwargs["backbone_weights"] = getattr(config, "backbone_weights", None)
     if config.mixed_precision:
         kwargs["dtype"] = config.mixed_precision
+    fusion = getattr(config, "fusion", None) or SSMA_FUSION
+    if config.is_fusion and fusion != SSMA_FUSION:
+        return FusionBaseline(config.num_classes, fusion=fusion, freeze_experts=config.freeze_experts,
+                              aux_heads=config.aux_heads, **kwargs)
     if config.is_fusion:
         return SSMA(
             config.num_classes,

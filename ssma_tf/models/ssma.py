@@ -4,12 +4,14 @@ import keras
 from keras import layers
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
+from ssma_tf.models.backbones import build_encoder
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
+    RELEASED_DROPOUT_RATE, SKIP_FILTERS, check_image_shape, check_num_classes, deserialize_dtype,
     encoder_options, resolve_dilations,
 )
 
@@ -40,6 +42,8 @@ class SSMA(SegmenterTraining, keras.Model):
             AdapNetPP, for both experts.
         widths: output channels by convolution name, for a pruned network (Section 3.5; the names
             in `ssma_tf.models.widths`); the others keep their released widths.
+        backbone, backbone_weights: the experts' backbone and its ImageNet weights file, as in
+            AdapNetPP.
     """
 
     def __init__(
@@ -57,6 +61,8 @@ class SSMA(SegmenterTraining, keras.Model):
         paper_dilations: bool = False,
         easpp_rates=(3, 6, 12),
         widths=None,
+        backbone: str = ADAPNET_PP_BACKBONE,
+        backbone_weights=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
@@ -68,9 +74,9 @@ class SSMA(SegmenterTraining, keras.Model):
 
         # === Layers ===
         experts = [
-            AdapNetPPEncoder(
-                block3_dilations=block3_dilations, block4_dilations=block4_dilations, dropout_rate=dropout_rate,
-                easpp_rates=easpp_rates, name=f"modality{i}_encoder", dtype=dtype,
+            build_encoder(
+                backbone, backbone_weights, block3_dilations=block3_dilations, block4_dilations=block4_dilations,
+                dropout_rate=dropout_rate, easpp_rates=easpp_rates, name=f"modality{i}_encoder", dtype=dtype,
                 widths=sub_widths(widths, f"modality{i}_") or None,
             )
             for i in (1, 2)
@@ -121,6 +127,7 @@ class SSMA(SegmenterTraining, keras.Model):
         self.dropout_rate = float(dropout_rate)
         self.easpp_rates = tuple(easpp_rates)
         self.widths = widths
+        self.backbone = backbone
 
     @property
     def encoders(self) -> list:
@@ -150,6 +157,7 @@ class SSMA(SegmenterTraining, keras.Model):
             "skip_output_kernel_size": self.skip_output_kernel_size,
             **encoder_options(self.encoders[0]),
             "widths": self.widths or None,
+            "backbone": self.backbone,
         })
         return config
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from ssma_tf.inference.pictures import predict_files
-from ssma_tf.inference.predictor import PredictionError, Predictor
+from ssma_tf.inference.predictor import Prediction, PredictionError, Predictor
 from ssma_tf.inference.samples import Sample
 from ssma_tf.visualize import default_palette
 from tests.inference.helpers import random_image, write_rgb
@@ -75,3 +75,49 @@ def test_predict_files_errors_name_the_file(predictor, ssma, tmp_path):
         predict_files(predictor, [Sample("g", good)], tmp_path / "out", palette=PALETTE4[:3])
     with pytest.raises(ValueError, match="need an SSMA"):
         predict_files(predictor, [Sample("g", good)], tmp_path / "out", attention=True)
+
+
+class _FixedPredictor:
+    """A compared model whose class ids are given: the Predictor attributes `predict_files` reads."""
+
+    fusion, channel_order = False, "rgb"
+
+    def __init__(self, class_ids):
+        self.class_ids = class_ids
+        self.num_classes = 4
+
+    def predict(self, modality1, modality2=None, **_):
+        assert modality2 is None and modality1.shape[1:3] == self.class_ids.shape
+        return Prediction(class_ids=np.repeat(self.class_ids[None], len(modality1), axis=0), probabilities=None,
+                          gates={}, model_size=self.class_ids.shape)
+
+
+def test_predict_files_compares_two_models_with_an_improvement_map(tmp_path):
+    from ssma_tf.visualize import ERROR_COLOUR, IMPROVEMENT_COLOUR
+
+    rgb = random_image(64, 128, 13)
+    label = np.tile(np.repeat(np.arange(4, dtype=np.uint8), 32), (64, 1))  # void in the first 32 columns
+    ids = label.copy()
+    ids[:, 96:] = 1  # this model wrong on the last 32 columns (red)
+    reference = label.copy()
+    reference[:8] = 2  # the compared one wrong on the top rows (green where this one is right)
+    this, other = _FixedPredictor(ids), _FixedPredictor(reference)
+    sample = Sample("a", write_rgb(tmp_path / "a.png", rgb), label=write_rgb(tmp_path / "la.png", label))
+    summary = predict_files(this, [sample], tmp_path / "out", palette=PALETTE4, compare=other)
+    out = tmp_path / "out"
+    np.testing.assert_array_equal(_read(out / "compare_color" / "a.png"), PALETTE4[reference])
+    picture = _read(out / "improvement" / "a.png")
+    wrong = np.zeros_like(label, bool)
+    wrong[:, 96:] = True
+    fixed = np.zeros_like(label, bool)
+    fixed[:8, 32:64] = True  # the compared model also misses class 3, but so does this one there
+    np.testing.assert_array_equal(np.all(picture == ERROR_COLOUR, axis=-1), wrong)
+    np.testing.assert_array_equal(np.all(picture == IMPROVEMENT_COLOUR, axis=-1), fixed)
+    assert summary.improvement == {"errors": 64 * 32, "improvements": 8 * 32, "reference_errors": 8 * 64,
+                                   "scored": 64 * 96}
+    with pytest.raises(PredictionError, match="needs a label"):
+        predict_files(this, [Sample("b", sample.modality1)], tmp_path / "out2", compare=other)
+    with pytest.raises(ValueError, match="5 classes"):
+        wider = _FixedPredictor(reference)
+        wider.num_classes = 5
+        predict_files(this, [sample], tmp_path / "out3", palette=PALETTE4, compare=wider)

@@ -1,0 +1,346 @@
+"""The fusion baselines of the paper's tables, on the AdapNet++ backbone and decoder (Section 5.7).
+
+The paper compares SSMA with seven other ways of fusing two modalities, all built on the same
+AdapNet++ network ("we use the official implementation from the authors as a reference and append
+the fusion mechanism to our backbone"). `FusionBaseline(num_classes, fusion=...)` builds one of
+them; the run config selects it with `fusion:` next to `model: SSMA` (`docs/fusion.md`).
+
+What each starts from (`checkpoint1`/`checkpoint2`, the stage-1 experts) and what it trains:
+
+| fusion   | experts loaded from checkpoint1/2        | trained                                      |
+| -------- | ---------------------------------------- | -------------------------------------------- |
+| average  | whole AdapNet++ (encoder and decoder)    | nothing while `freeze_experts` (default)     |
+| maximum  | whole AdapNet++                          | nothing while `freeze_experts`               |
+| late     | whole AdapNet++                          | the two 1×1 convolutions                     |
+| cmode    | whole AdapNet++                          | the class-wise gating network                |
+| lfc      | the two encoders                         | fusion convolutions and decoder              |
+| fusenet  | the two encoders                         | everything (FuseNet trains end to end)       |
+| stacking | none (one AdapNet++ on 6 channels)       | everything                                   |
+
+With `freeze_experts: false` the experts train too (with `encoder_lr_multiplier` on their
+encoders). Every baseline takes `[modality1, modality2]` and returns the softmax (B, H, W, C), or
+with `return_all` (while training) a dict with `softmax`, `logits` and, where the baseline has its
+own decoder and `aux_heads`, `aux_up2` and `aux_up1`.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import FUSION_METHODS, SSMA_FUSION
+from ssma_tf.layers import ConvBN
+from ssma_tf.models.adapnet_pp import AdapNetPP
+from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
+from ssma_tf.models.encoder import (
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
+)
+from ssma_tf.models.segmenter import SegmenterTraining
+
+BASELINES = tuple(name for name in FUSION_METHODS if name != SSMA_FUSION)
+# Baselines that combine two whole unimodal networks (encoder and decoder each).
+WHOLE_EXPERTS = ("average", "maximum", "late", "cmode")
+# Units per block of the AdapNet++ encoder (a ResNet-50), for FuseNet's stage-wise fusion.
+BLOCK_UNITS = {1: 3, 2: 4, 3: 6, 4: 3}
+# Added to probabilities before a logarithm (the released loss adds the same inside its log).
+LOG_EPSILON = 1e-10
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ProbabilityLogarithm(layers.Layer):
+    """log(p + 1e-10): the logits of a baseline that fuses probabilities (softmax(log p) = p)."""
+
+    def call(self, probabilities):
+        return ops.log(probabilities + LOG_EPSILON)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class Renormalise(layers.Layer):
+    """Scales non-negative per-class scores to sum to one over the last axis."""
+
+    def call(self, scores):
+        return scores / ops.sum(scores, axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ClassWiseMixture(layers.Layer):
+    """CMoDE's mixture: class c's scores are w[c, 0] · scores1[c] + w[c, 1] · scores2[c].
+
+    Takes `[weights (B, 1, 1, C, 2), scores1 (B, H, W, C), scores2 (B, H, W, C)]`.
+    """
+
+    def call(self, inputs):
+        weights, first, second = inputs
+        return weights[..., 0] * first + weights[..., 1] * second
+
+
+def check_fusion(fusion: str) -> str:
+    """Returns `fusion` if it names a baseline, else raises a ValueError naming it."""
+    if fusion not in BASELINES:
+        raise ValueError(f"fusion must be one of {BASELINES} for FusionBaseline, got {fusion!r}")
+    return fusion
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class FusionBaseline(SegmenterTraining, keras.Model):
+    """One of the paper's fusion baselines (Section 5.7, Table 17) on the AdapNet++ backbone.
+
+    - `average`, `maximum`: the per-pixel mean, or maximum, of the two unimodal AdapNet++
+      networks' class probabilities, then argmax (Section 5.7). The maximum is renormalised to
+      sum to one so that the output stays a distribution; the argmax is unchanged.
+    - `stacking`: the modalities concatenated channel-wise (6 channels) into one AdapNet++
+      (Section 5.7; early fusion as in Valada et al., "Deep multispectral semantic scene
+      understanding of forested environments using multimodal fusion", ISER 2016).
+    - `late`: a 1×1 convolution on each unimodal network's class scores, the two added before
+      the softmax (Section 5.7).
+    - `lfc`: late-fused convolution (Valada et al., ISER 2016): the two encoders' feature maps are
+      added element-wise at every resolution the decoder reads (eASPP output, both skips) and two
+      3×3 convolutions learn the fused representation before the AdapNet++ decoder.
+    - `cmode`: convolutional mixture of deep experts, class-wise (Valada et al., "AdapNet:
+      Adaptive semantic segmentation in adverse environmental conditions", ICRA 2017): a gating
+      network on both experts' encoder features gives, for each class, a softmax weight per
+      expert, and the class scores of the two whole networks are mixed with them.
+    - `fusenet`: FuseNet (Hazirbas et al., "FuseNet: Incorporating depth into semantic
+      segmentation via fusion-based CNN architecture", ACCV 2016): the modality-2 encoder's
+      features are added into the modality-1 encoder after each of the four ResNet blocks; the
+      fused stream's eASPP and skips feed the AdapNet++ decoder.
+
+    Args:
+        num_classes: C, including the void class 0.
+        fusion: one of `BASELINES`.
+        freeze_experts: the networks started from the stage-1 experts are not trainable and their
+            batch norms run in inference mode (as for SSMA). Stacking and FuseNet, which train
+            their encoders as part of the fusion, ignore it.
+        aux_heads: auxiliary heads on the baselines with their own decoder (stacking, lfc,
+            fusenet); the others have none.
+        dropout_rate: the encoders' block-4 dropout while training.
+        gate_filters: channels of the CMoDE gating convolution.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        fusion: str = "average",
+        freeze_experts: bool = True,
+        aux_heads: bool = False,
+        dropout_rate: float = RELEASED_DROPOUT_RATE,
+        gate_filters: int = 64,
+        **kwargs,
+    ):
+        check_num_classes(num_classes)
+        check_fusion(fusion)
+        if not isinstance(gate_filters, int) or gate_filters < 1:
+            raise ValueError(f"gate_filters must be a positive integer, got {gate_filters!r}")
+        dtype = kwargs.pop("dtype", None)
+        kwargs.setdefault("name", f"{fusion}_fusion")
+        frozen = freeze_experts and fusion not in ("stacking", "fusenet")
+
+        # === Layers and functional model ===
+        modality1 = keras.Input(shape=(None, None, 3), name="modality1")
+        modality2 = keras.Input(shape=(None, None, 3), name="modality2")
+        builder = _Builder(num_classes, dropout_rate, aux_heads, gate_filters, dtype)
+        outputs = getattr(builder, fusion)(modality1, modality2)
+        super().__init__(inputs=[modality1, modality2], outputs=outputs, **kwargs)
+        if dtype is not None:
+            # A functional model ignores a `dtype` argument; its layers have the policy, and the
+            # model takes it too so that `get_config` (and a `.keras` file) keeps it.
+            self.dtype_policy = dtype
+        for network in builder.experts or builder.encoders:
+            # As SSMA's experts: a non-trainable BN normalises with its moving statistics.
+            network.trainable = not frozen
+        for layer in builder.unused:
+            # Weights of the experts that the fused graph never reads (FuseNet's modality-2 eASPP
+            # and skips) get no gradient: keep them out of the trainable variables.
+            layer.trainable = False
+
+        # === Config ===
+        self.experts = builder.experts
+        self._encoders = builder.encoders
+        self.num_classes = num_classes
+        self.fusion = fusion
+        self.freeze_experts = freeze_experts
+        self.aux_heads = aux_heads
+        self.dropout_rate = float(dropout_rate)
+        self.gate_filters = gate_filters
+
+    # --- Model API ------------------------------------------------------------------------------
+
+    @property
+    def encoders(self) -> list:
+        """The encoders: one per modality, modality 1 first (stacking: its one encoder)."""
+        return list(self._encoders)
+
+    def call(self, inputs, training=None, mask=None, return_all=None):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(f"{self.fusion} fusion takes a list [modality1, modality2] of two image batches")
+        for i, x in enumerate(inputs, start=1):
+            check_image_shape(tuple(x.shape), f"{self.fusion} fusion modality{i}")
+        outputs = super().call(list(inputs), training=training, mask=mask)
+        return self.resolve_outputs(outputs, training, return_all)
+
+    def get_config(self):
+        config = super().get_config()  # name, trainable, dtype policy
+        config.update({
+            "num_classes": self.num_classes,
+            "fusion": self.fusion,
+            "freeze_experts": self.freeze_experts,
+            "aux_heads": self.aux_heads,
+            "dropout_rate": self.dropout_rate,
+            "gate_filters": self.gate_filters,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_dtype(config))
+
+
+class _Builder:
+    """Wires one baseline on symbolic inputs; remembers the networks the experts' weights go to.
+
+    Each method is named after its `fusion` value and returns the model's outputs.
+    """
+
+    def __init__(self, num_classes: int, dropout_rate: float, aux_heads: bool, gate_filters: int, dtype):
+        self.num_classes = num_classes
+        self.dropout_rate = dropout_rate
+        self.aux_heads = aux_heads
+        self.gate_filters = gate_filters
+        self.dtype = dtype
+        self.experts: list = []  # whole unimodal networks
+        self.encoders: list = []  # the encoders (those of the experts, when there are experts)
+        self.unused: list = []  # layers of those whose output the fused graph does not use
+
+    def _whole_experts(self) -> list:
+        """Two unimodal AdapNet++ networks (with the auxiliary heads their checkpoints hold).
+
+        Returns, for each, a functional view of its graph that gives `easpp` (the encoder's
+        output, which the decoder's first layer `up1` reads), `logits` and `softmax` whether
+        training or not: the view shares the expert's layers and weights, and runs its encoder
+        once for every output taken from it.
+        """
+        self.experts = [
+            AdapNetPP(self.num_classes, aux_heads=True, dropout_rate=self.dropout_rate, name=f"modality{i}_expert",
+                      dtype=self.dtype)
+            for i in (1, 2)
+        ]
+        self.encoders = [expert.encoder for expert in self.experts]
+        return [
+            keras.Model(expert.inputs, {"easpp": expert.get_layer("up1").input,
+                                        "logits": expert.output["logits"], "softmax": expert.output["softmax"]},
+                        name=f"{expert.name}_view")
+            for expert in self.experts
+        ]
+
+    def _expert_encoders(self) -> list:
+        self.encoders = [
+            AdapNetPPEncoder(dropout_rate=self.dropout_rate, name=f"modality{i}_encoder", dtype=self.dtype)
+            for i in (1, 2)
+        ]
+        return self.encoders
+
+    def _outputs(self, logits) -> dict:
+        """The float32 `logits` and `softmax` outputs from fused class scores."""
+        return {
+            "logits": layers.Activation("linear", dtype="float32", name="logits")(logits),
+            "softmax": layers.Softmax(dtype="float32", name="softmax")(logits),
+        }
+
+    def _probability_outputs(self, probabilities) -> dict:
+        """Outputs of a baseline that fuses probabilities: its logits are their logarithm."""
+        logits = ProbabilityLogarithm(dtype="float32", name="logits")(probabilities)
+        return {"logits": logits, "softmax": layers.Activation("linear", dtype="float32", name="softmax")(probabilities)}
+
+    def average(self, modality1, modality2):
+        first, second = self._whole_experts()
+        p1 = first(modality1)["softmax"]
+        p2 = second(modality2)["softmax"]
+        return self._probability_outputs(layers.Average(dtype="float32", name="average")([p1, p2]))
+
+    def maximum(self, modality1, modality2):
+        first, second = self._whole_experts()
+        p1 = first(modality1)["softmax"]
+        p2 = second(modality2)["softmax"]
+        highest = layers.Maximum(dtype="float32", name="maximum")([p1, p2])
+        normalised = Renormalise(dtype="float32", name="renormalise")(highest)
+        return self._probability_outputs(normalised)
+
+    def late(self, modality1, modality2):
+        first, second = self._whole_experts()
+        scores = []
+        for i, (expert, image) in enumerate(((first, modality1), (second, modality2)), start=1):
+            logits = expert(image)["logits"]
+            scores.append(layers.Conv2D(self.num_classes, 1, name=f"late_conv{i}", dtype=self.dtype)(logits))
+        return self._outputs(layers.Add(name="late_add", dtype=self.dtype)(scores))
+
+    def cmode(self, modality1, modality2):
+        first, second = self._whole_experts()
+        out1, out2 = first(modality1), second(modality2)
+        # The gate reads both experts' encoder features; the eASPP output is their summary.
+        f1, f2, logits1, logits2 = out1["easpp"], out2["easpp"], out1["logits"], out2["logits"]
+        dtype = self.dtype
+        x = layers.Concatenate(name="cmode_concat", dtype=dtype)([f1, f2])
+        x = ConvBN(self.gate_filters, 3, name="cmode_gate_conv", dtype=dtype)(x)
+        x = layers.GlobalAveragePooling2D(name="cmode_gate_pool", dtype=dtype)(x)
+        x = layers.Dense(self.num_classes * 2, name="cmode_gate_fc", dtype=dtype)(x)
+        x = layers.Reshape((1, 1, self.num_classes, 2), name="cmode_gate_reshape", dtype=dtype)(x)
+        # A softmax over the two experts, separately for each class: class-wise weights.
+        weights = layers.Softmax(axis=-1, dtype="float32", name="cmode_weights")(x)
+        logits = ClassWiseMixture(dtype="float32", name="cmode_mix")([weights, logits1, logits2])
+        return self._outputs(logits)
+
+    def lfc(self, modality1, modality2):
+        first, second = self._expert_encoders()
+        f1, f2 = first(modality1), second(modality2)
+        dtype = self.dtype
+        fused = {name: layers.Add(name=f"lfc_add_{name}", dtype=dtype)([f1[name], f2[name]])
+                 for name in ("easpp", "skip2", "skip1")}
+        x = ConvBN(DECODER_FILTERS, 3, name="lfc_conv1", dtype=dtype)(fused["easpp"])
+        x = ConvBN(DECODER_FILTERS, 3, name="lfc_conv2", dtype=dtype)(x)
+        return build_decoder(x, fused["skip2"], fused["skip1"], self.num_classes, skip_attention=False,
+                             aux_heads=self.aux_heads, dtype=dtype)
+
+    def fusenet(self, modality1, modality2):
+        first, second = self._expert_encoders()
+        dtype = self.dtype
+
+        def stage(encoder, number, channels):
+            """Block `number` of `encoder` (0: the stem) as a model of its own: the two encoders'
+            layers share names, so each stage of each gets its own namespace."""
+            x = inputs = keras.Input(shape=(None, None, channels), name="stage_input")
+            if number == 0:
+                x = encoder.get_layer("pool1")(encoder.get_layer("conv1")(encoder.get_layer("input_bn")(x)))
+            else:
+                for unit in range(1, BLOCK_UNITS[number] + 1):
+                    x = encoder.get_layer(f"block{number}_unit{unit}")(x)
+                if number != 3:  # block 3 has no output norm (see AdapNetPPEncoder)
+                    x = layers.ReLU(name=f"block{number}_out", dtype=dtype)(
+                        encoder.get_layer(f"block{number}_out_bn")(x))
+            return keras.Model(inputs, x, name=f"{encoder.name}_stage{number}")
+
+        # The modality-2 stream runs on its own; after each block its output is added into the
+        # modality-1 stream, which carries on from the sum (FuseNet's "fusion layers").
+        channels = (3, 64, 256, 512, 1024)  # entering the stem and blocks 1..4
+        x1 = stage(first, 0, channels[0])(modality1)
+        x2 = stage(second, 0, channels[0])(modality2)
+        fused = {}
+        for number in (1, 2, 3, 4):
+            x1 = stage(first, number, channels[number])(x1)
+            x2 = stage(second, number, channels[number])(x2)
+            x1 = layers.Add(name=f"fusenet_add{number}", dtype=dtype)([x1, x2])
+            fused[number] = x1
+        self.unused = [second.get_layer(name) for name in ("easpp", "skip2", "skip1")]
+        easpp = first.get_layer("easpp")(fused[4])
+        skip2 = first.get_layer("skip2")(fused[2])
+        skip1 = first.get_layer("skip1")(fused[1])
+        return build_decoder(easpp, skip2, skip1, self.num_classes, skip_attention=False, aux_heads=self.aux_heads,
+                             dtype=dtype)
+
+    def stacking(self, modality1, modality2):
+        network = AdapNetPP(self.num_classes, aux_heads=self.aux_heads, dropout_rate=self.dropout_rate, input_channels=6,
+                            name="stacked", dtype=self.dtype)
+        self.encoders = [network.encoder]
+        stacked = layers.Concatenate(name="stack", dtype=self.dtype)([modality1, modality2])
+        # Its functional graph (every output, training or not), on the stacked channels.
+        return keras.Model(network.inputs, network.output, name="stacked_view")(stacked)

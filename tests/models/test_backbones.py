@@ -1,0 +1,91 @@
+"""Expert backbones (ssma_tf.models.backbones): MobileNet v2 behind the encoder interface."""
+
+import keras
+import numpy as np
+import pytest
+
+from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.errors import UserInputError
+from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.models.backbones import BackboneWeightsError, PyramidEncoder, build_encoder, mobilenet_v2_pyramid
+
+NUM_CLASSES = 3
+
+
+@pytest.fixture(scope="module")
+def mobilenet_expert():
+    return AdapNetPP(NUM_CLASSES, backbone="mobilenet_v2")
+
+
+def _image(seed=0, batch=1):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, 32, 64, 3)).astype("float32")
+
+
+def test_mobilenet_v2_encoder_gives_the_adapnet_interface_at_strides_4_8_16(mobilenet_expert):
+    encoder = mobilenet_expert.encoder
+    assert isinstance(encoder, PyramidEncoder)
+    features = encoder(_image(), training=False)
+    shapes = {name: tuple(features[name].shape) for name in ("block4", "easpp", "skip2", "skip1")}
+    assert shapes == {"block4": (1, 2, 4, 1280), "easpp": (1, 2, 4, 256), "skip2": (1, 4, 8, 24),
+                      "skip1": (1, 8, 16, 24)}
+    outputs = mobilenet_expert(_image(batch=2), return_all=True)
+    assert outputs["softmax"].shape == (2, 32, 64, NUM_CLASSES) and {"aux_up1", "aux_up2"} <= set(outputs)
+    # Far lighter than the ResNet-50 expert (30.2 M).
+    assert mobilenet_expert.count_params() < 10_000_000
+
+
+def test_mobilenet_v2_expert_round_trips_through_a_keras_file(mobilenet_expert, tmp_path):
+    x = _image(seed=1)
+    path = str(tmp_path / "expert.keras")
+    mobilenet_expert.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert loaded.get_config()["backbone"] == "mobilenet_v2"
+    np.testing.assert_allclose(loaded(x, training=False), mobilenet_expert(x, training=False), atol=1e-5)
+
+
+def test_imagenet_weights_come_from_a_file_and_fit_the_stride_16_backbone(tmp_path):
+    base = keras.applications.MobileNetV2(input_shape=(None, None, 3), include_top=False, weights=None)
+    path = str(tmp_path / "mobilenet_v2_no_top.weights.h5")
+    base.save_weights(path)
+    pyramid = mobilenet_v2_pyramid(weights=path)
+    for name in ("Conv1", "block_13_depthwise", "block_16_depthwise", "Conv_1"):
+        for got, want in zip(pyramid.get_layer(name).get_weights(), base.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, want)
+    assert pyramid.get_layer("block_13_depthwise").strides == (1, 1)
+    assert pyramid.get_layer("block_16_depthwise").dilation_rate == (2, 2)
+    with pytest.raises(BackboneWeightsError, match="no such file.*missing.h5") as error:
+        mobilenet_v2_pyramid(weights=str(tmp_path / "missing.h5"))
+    assert isinstance(error.value, UserInputError)
+
+
+def test_ssma_experts_on_mobilenet_start_from_unimodal_mobilenet_weights(mobilenet_expert, tmp_path):
+    from ssma_tf.checkpoints.initialize import initialize_model
+
+    weights = str(tmp_path / "expert.weights.h5")
+    mobilenet_expert.save_weights(weights)
+    config = config_from_dict({
+        "model": "SSMA", "backbone": "mobilenet_v2", "num_classes": NUM_CLASSES, "height": 32, "width": 64,
+        "batch_size": 1, "checkpoint": str(tmp_path / "run"), "train_data": weights, "max_iteration": 1,
+        "learning_rate": 1e-3, "checkpoint1": weights, "checkpoint2": weights}, check_paths=False)
+    model = SSMA(NUM_CLASSES, backbone="mobilenet_v2")
+    initialize_model(model, config)
+    for encoder in model.encoders:
+        for got, want in zip(encoder.get_weights(), mobilenet_expert.encoder.get_weights()):
+            np.testing.assert_array_equal(got, want)
+    assert model([_image(), _image(1)], training=False).shape == (1, 32, 64, NUM_CLASSES)
+    assert model.get_config()["backbone"] == "mobilenet_v2"
+
+
+def test_bad_backbones_are_named():
+    with pytest.raises(ValueError, match="'resnet18'"):
+        build_encoder("resnet18")
+    with pytest.raises(ValueError, match="backbone_weights"):
+        build_encoder("adapnet_pp", "weights.h5")
+    base = {"model": "SSMA", "num_classes": 3, "height": 32, "width": 64, "batch_size": 1, "checkpoint": "run",
+            "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3}
+    with pytest.raises(ConfigError, match="backbone.*'resnet18'"):
+        config_from_dict(dict(base, backbone="resnet18"), check_paths=False)
+    with pytest.raises(ConfigError, match="backbone_weights.*mobilenet_v2"):
+        config_from_dict(dict(base, backbone_weights="w.h5"), check_paths=False)
+    with pytest.raises(ConfigError, match="backbone.*adapnet_pp"):
+        config_from_dict(dict(base, backbone="mobilenet_v2", fusion="late"), check_paths=False)

@@ -1,0 +1,145 @@
+"""The fusion baselines of the paper's Table 17 (ssma_tf.models.fusion_baselines) and `fusion:`."""
+
+import numpy as np
+import pytest
+
+from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.errors import UserInputError
+from ssma_tf.models import AdapNetPP, FusionBaseline
+from ssma_tf.models.factory import build_model, is_fusion, model_name
+from tests.inference.helpers import randomize_batch_norms
+
+NUM_CLASSES = 3
+_BUILT = {}
+
+
+def _baseline(fusion: str) -> FusionBaseline:
+    """One model per baseline for the whole module (building two AdapNet++ takes seconds)."""
+    if fusion not in _BUILT:
+        model = FusionBaseline(NUM_CLASSES, fusion=fusion)
+        randomize_batch_norms(model, seed=3)
+        _BUILT[fusion] = model
+    return _BUILT[fusion]
+
+
+def _inputs(batch: int = 1, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0, 255, (batch, 32, 64, 3)).astype("float32") for _ in range(2)]
+
+
+@pytest.mark.parametrize("fusion, combine", [
+    ("average", lambda p1, p2: (p1 + p2) / 2),
+    ("maximum", lambda p1, p2: np.maximum(p1, p2) / np.maximum(p1, p2).sum(-1, keepdims=True)),
+])
+def test_average_and_maximum_combine_the_experts_probabilities(fusion, combine):
+    model = _baseline(fusion)
+    x = _inputs()
+    expected = combine(*(expert(image, training=False).numpy() for expert, image in zip(model.experts, x)))
+    np.testing.assert_allclose(model(x, training=False).numpy(), expected, atol=1e-5)
+    assert not model.trainable_weights  # frozen experts: nothing to train
+    assert isinstance(model.experts[0], AdapNetPP) and model.experts[0].aux_heads  # their checkpoints fit
+
+
+def _weights(model, *names):
+    return {id(w) for name in names for w in model.get_layer(name).trainable_weights}
+
+
+@pytest.mark.parametrize("fusion", ["stacking", "late", "lfc", "cmode", "fusenet"])
+def test_each_baseline_segments_two_modalities_and_trains_its_fusion(fusion):
+    model = _baseline(fusion)
+    assert is_fusion(model) and model_name(model) == "SSMA"
+    probabilities = model(_inputs(batch=2), training=False).numpy()
+    assert probabilities.shape == (2, 32, 64, NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    outputs = model(_inputs(), training=True)
+    assert {"softmax", "logits"} <= set(outputs) and outputs["logits"].shape == (1, 32, 64, NUM_CLASSES)
+    # What trains with the experts frozen (the default).
+    trained = {id(w) for w in model.trainable_variables}
+    encoders = {id(w) for encoder in model.encoders for w in encoder.weights}
+    trainable_encoders = {id(w) for encoder in model.encoders for w in encoder.trainable_weights}
+    if fusion == "late":
+        assert trained == _weights(model, "late_conv1", "late_conv2")
+    elif fusion == "cmode":
+        assert trained == _weights(model, "cmode_gate_conv", "cmode_gate_fc")
+    elif fusion == "lfc":
+        assert trained >= _weights(model, "lfc_conv1", "lfc_conv2", "up1", "classifier") and not trained & encoders
+    elif fusion == "fusenet":
+        # End to end, but the modality-2 encoder's eASPP and skips feed nothing: they stay out.
+        second = model.encoders[1]
+        unused = {id(w) for name in ("easpp", "skip1", "skip2") for w in second.get_layer(name).weights}
+        assert unused and not trained & unused
+        assert trained == trainable_encoders | _weights(
+            model, "up1", "up2", "up3", "classifier", "refine1_conv1", "refine1_conv2", "refine2_conv1", "refine2_conv2")
+        assert len(trainable_encoders) > 200  # both encoders' blocks train
+    else:
+        assert len(model.encoders) == 1 and model.encoders[0].input_channels == 6
+        assert trained == {id(w) for w in model.get_layer("stacked_view").trainable_weights}
+        assert len(trainable_encoders) > 200 and trainable_encoders <= trained
+
+
+def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_path):
+    import keras
+
+    from ssma_tf.inference.predictor import Predictor
+
+    model = _baseline("cmode")
+    x = _inputs(seed=1)
+    path = str(tmp_path / "cmode.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert isinstance(loaded, FusionBaseline) and loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-5)
+    # The predictor's optimised copy (folded batch norms, sub-pixel upsampling) gives the same classes.
+    predicted = Predictor(model, channel_order="bgr", precision="float32").predict(*x, probabilities=True)
+    np.testing.assert_allclose(predicted.probabilities, model(x, training=False).numpy(), atol=1e-4)
+
+
+def test_experts_start_from_unimodal_checkpoints_whole_or_encoder_only(tmp_path):
+    from ssma_tf.checkpoints.initialize import initialize_model
+
+    expert = AdapNetPP(NUM_CLASSES)
+    randomize_batch_norms(expert, seed=5)
+    weights = str(tmp_path / "expert.weights.h5")
+    expert.save_weights(weights)
+    config = config_from_dict({
+        "model": "SSMA", "fusion": "late", "num_classes": NUM_CLASSES, "height": 32, "width": 64, "batch_size": 1,
+        "checkpoint": str(tmp_path / "run"), "train_data": weights, "max_iteration": 1, "learning_rate": 1e-3,
+        "checkpoint1": weights, "checkpoint2": weights}, check_paths=False)
+    for fusion, networks in (("late", "experts"), ("lfc", "encoders")):
+        model = _baseline(fusion)
+        messages = initialize_model(model, config)
+        assert len(messages) == 2
+        source = expert if networks == "experts" else expert.encoder
+        for network in getattr(model, networks):
+            for got, want in zip(network.get_weights(), source.get_weights()):
+                np.testing.assert_array_equal(got, want)
+
+
+def _fusion_config(**values):
+    base = {"model": "SSMA", "num_classes": 3, "height": 32, "width": 64, "batch_size": 1, "checkpoint": "run",
+            "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3}
+    return config_from_dict({**base, **values}, source="fusion.config", check_paths=False)
+
+
+def test_the_fusion_key_selects_a_baseline_and_bad_values_name_the_key():
+    assert _fusion_config().fusion == "ssma" and _fusion_config(fusion="lfc").fusion == "lfc"
+    with pytest.raises(ConfigError, match="fusion.*'concat'") as error:
+        _fusion_config(fusion="concat")
+    assert isinstance(error.value, UserInputError) and "fusion.config" in str(error.value)
+    with pytest.raises(ConfigError, match="fusion.*SSMA"):
+        _fusion_config(model="AdapNet_pp", fusion="average")
+    with pytest.raises(ConfigError, match="checkpoint1.*stacking"):
+        _fusion_config(fusion="stacking", checkpoint1="a.weights.h5", checkpoint2="b.weights.h5")
+    assert "fusion" not in config_from_dict(
+        {"model": "AdapNet_pp", "num_classes": 3, "height": 32, "width": 64, "batch_size": 1, "checkpoint": "run",
+         "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3}, check_paths=False).to_dict()
+    with pytest.raises(ValueError, match="'concat'"):
+        FusionBaseline(3, fusion="concat")
+
+
+def test_the_factory_builds_the_baseline_a_config_names(monkeypatch):
+    from ssma_tf.models import factory
+
+    monkeypatch.setattr(factory, "FusionBaseline", lambda *args, **kwargs: (args, kwargs))
+    args, kwargs = build_model(_fusion_config(fusion="average", freeze_experts=False))
+    assert args == (3,) and kwargs["fusion"] == "average" and kwargs["freeze_experts"] is False
