@@ -427,7 +427,7 @@ def test_every_key_is_declared_with_a_description_and_a_known_kind():
         for name, spec, _ in declared_keys(cls):
             assert spec.doc and "\n" not in spec.doc, name
             assert readable(spec.kind), (name, spec.kind)
-            assert (spec.kind == "choice") == bool(spec.choices), name
+            assert (spec.kind in ("choice", "choices")) == bool(spec.choices), name
     # Defaults are written once: in ssma_tf.constants, read by the declarations and the library.
     defaults = {name: default for name, _, default in declared_keys(RunConfig)}
     assert defaults["aux_loss_weights"] == constants.AUX_LOSS_WEIGHTS == (0.6, 0.5)

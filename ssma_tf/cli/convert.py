@@ -26,7 +26,7 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         "(SSMA / AdapNet++ schema)."
     )
     parser.add_argument("-f", "--file", required=True,
-                        help="list file: 'modality1 [modality2] label' per line")
+                        help="list file: 'modality1 [modality2 ...] label' per line")
     parser.add_argument("-r", "--record", required=True, help="output TFRecord file")
     parser.add_argument("--encoding", choices=("raw", "png"), default="raw",
                         help="raw BGR bytes as the original tools (default) or PNG bytes (smaller)")
@@ -35,6 +35,9 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="images decoded in parallel (default 1)")
     parser.add_argument("--num_classes", type=int, default=None,
                         help="number of classes incl. void; a label id >= this is an error")
+    parser.add_argument("--modalities", type=int, default=None,
+                        help="images per line before the label (e.g. the config's N); a line "
+                             "with another count is an error")
     add_version(parser)
     return parser.parse_args(argv)
 
@@ -56,6 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             num_workers=args.num_workers,
             num_classes=args.num_classes,
             progress=progress,
+            modalities=args.modalities,
         )
     except (ValueError, FileNotFoundError) as error:
         progress.close()

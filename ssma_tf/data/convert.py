@@ -1,7 +1,8 @@
 """List files of image paths to TFRecords in the original SSMA / AdapNet++ schema.
 
-A list file has one sample per line, space separated: `modality1 modality2 label` (fusion) or
-`modality1 label` (unimodal); relative paths are relative to the list file's folder. Images are
+A list file has one sample per line, space separated: `modality1 modality2 label` (fusion),
+`modality1 ... modalityN label` (fusion of N modalities: N + 1 columns) or `modality1 label`
+(unimodal); relative paths are relative to the list file's folder. Images are
 read with Pillow and stored as OpenCV's `imread` would give them (BGR, 3 channels), labels as
 single-channel uint8 ids, so the records equal those of the original tools.
 
@@ -21,8 +22,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
 from ssma_tf.files import atomic_path
+from ssma_tf.modalities.io import InputFileError
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -31,8 +34,11 @@ ProgressCallback = Callable[[int, int], None]
 _LABEL_MODES = ("L", "P", "1", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
-def _list_entries(path: str) -> List[Tuple[int, Tuple[str, ...]]]:
-    """Reads a list file into (line number, resolved paths) entries."""
+def _list_entries(path: str, modalities: Optional[int] = None) -> List[Tuple[int, Tuple[str, ...]]]:
+    """Reads a list file into (line number, resolved paths) entries.
+
+    With `modalities`, every line must have exactly that many images before its label.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"list file {path!r} does not exist")
@@ -44,17 +50,26 @@ def _list_entries(path: str) -> List[Tuple[int, Tuple[str, ...]]]:
             parts = line.split()
             if not parts:
                 continue  # blank lines (a trailing newline) carry no sample
-            if len(parts) not in (2, 3):
+            if modalities is not None and len(parts) != modalities + 1:
+                few = "fewer" if len(parts) < modalities + 1 else "more"
+                raise InputFileError(
+                    f"{path}, line {number}: has {len(parts)} columns, {few} than the "
+                    f"{modalities + 1} of {modalities} modalit{'y' if modalities == 1 else 'ies'} "
+                    f"and a label: {line.strip()!r}",
+                    path,
+                )
+            if not 2 <= len(parts) <= MAX_MODALITIES + 1:
                 raise ValueError(
-                    f"{path}, line {number}: expected 2 columns (modality1 label) or 3 "
-                    f"(modality1 modality2 label), got {len(parts)}: {line.strip()!r}"
+                    f"{path}, line {number}: expected 2 columns (modality1 label), 3 "
+                    f"(modality1 modality2 label) or up to {MAX_MODALITIES + 1} (N modalities and "
+                    f"a label), got {len(parts)}: {line.strip()!r}"
                 )
             if columns is None:
                 columns = len(parts)
             elif len(parts) != columns:
                 raise ValueError(
                     f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
-                    f"{columns}; a list holds either pairs or triplets"
+                    f"{columns}; every line of a list has the same modalities"
                 )
             resolved = tuple(
                 os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts
@@ -65,21 +80,24 @@ def _list_entries(path: str) -> List[Tuple[int, Tuple[str, ...]]]:
     return entries
 
 
-def read_list_file(path: str) -> List[Tuple[str, ...]]:
-    """Reads a list file of pairs or triplets.
+def read_list_file(path: str, modalities: Optional[int] = None) -> List[Tuple[str, ...]]:
+    """Reads a list file of pairs, triplets or longer lines (N modalities and a label).
 
     Args:
         path: The list file; relative image paths are taken from its folder.
+        modalities: When given, the number of images every line must have before its label.
 
     Returns:
-        One tuple of absolute paths per sample: (modality1, label) or (modality1, modality2, label).
+        One tuple of absolute paths per sample: (modality1, label), (modality1, modality2,
+        label) or (modality1, ..., modalityN, label).
 
     Raises:
         FileNotFoundError: When the list file does not exist.
-        ValueError: On a line with the wrong number of columns, pairs mixed with triplets, or
-            an empty list; the message names the file and line.
+        ValueError: On a line with the wrong number of columns (`InputFileError` when it does
+            not fit `modalities`), lines of different lengths, or an empty list; the message
+            names the file and line.
     """
-    return [paths for _, paths in _list_entries(path)]
+    return [paths for _, paths in _list_entries(path, modalities)]
 
 
 def _open_image(path: str, where: str) -> Image.Image:
@@ -153,8 +171,9 @@ def _load_sample(
             f"{where}: label {paths[-1]!r} has class id {int(label.max())} but --num_classes is "
             f"{num_classes} (ids must be 0..{num_classes - 1})"
         )
-    modality2 = images[1] if len(images) == 2 else None
-    record = schema.encode_example(images[0], label, modality2, encoding=encoding)
+    modality2 = images[1] if len(images) >= 2 else None
+    record = schema.encode_example(images[0], label, modality2, encoding=encoding,
+                                   extra_modalities=images[2:])
     return record, label.shape, histogram
 
 
@@ -205,11 +224,12 @@ def write_tfrecords(
     num_workers: int = 1,
     num_classes: Optional[int] = None,
     progress: Optional[ProgressCallback] = None,
+    modalities: Optional[int] = None,
 ) -> Dict[str, object]:
-    """Converts a list file of pairs or triplets to TFRecords.
+    """Converts a list file of pairs, triplets or N + 1 columns to TFRecords.
 
     Args:
-        list_file: List of `modality1 [modality2] label` lines.
+        list_file: List of `modality1 [modality2 ... modalityN] label` lines.
         output: Record file to write; with `shards` > 1, `out-0000i-of-0000N.ext` files beside it.
         encoding: "raw" (the original format) or "png" (PNG bytes, much smaller).
         shards: Number of files; samples are split into contiguous runs so that reading the
@@ -217,6 +237,8 @@ def write_tfrecords(
         num_workers: Images decoded (and encoded) in parallel.
         num_classes: When given, a label id >= num_classes is an error.
         progress: Called as progress(done, total) after each sample.
+        modalities: When given, the images every line must have (a line with fewer columns is
+            an `InputFileError` naming the file and line).
 
     Returns:
         A summary: `samples`, `modalities`, `encoding`, `files` (written paths), `image_sizes`
@@ -243,7 +265,12 @@ def write_tfrecords(
         or not 1 <= num_classes <= 256
     ):
         raise ValueError(f"num_classes must be an integer in 1..256, got {num_classes!r}")
-    entries = _list_entries(list_file)
+    if modalities is not None and (
+        isinstance(modalities, bool) or not isinstance(modalities, int)
+        or not 1 <= modalities <= MAX_MODALITIES
+    ):
+        raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
+    entries = _list_entries(list_file, modalities)
     if shards > len(entries):
         raise ValueError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards")
 
@@ -303,7 +330,9 @@ def format_summary(summary: Dict[str, object]) -> str:
     pixels = sum(histogram.values()) or 1
     classes = ", ".join(f"{c}: {n} ({100.0 * n / pixels:.1f}%)" for c, n in histogram.items())
     files = summary["files"]
-    if summary["modalities"] == 2:
+    if summary["modalities"] > 2:
+        kind = f"fusion of {summary['modalities']} (modality1 .. modality{summary['modalities']}, label)"
+    elif summary["modalities"] == 2:
         kind = "fusion (modality1, modality2, label)"
     else:
         kind = "unimodal (modality1, label)"

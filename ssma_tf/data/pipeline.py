@@ -14,9 +14,10 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from ssma_tf.constants import INTERPOLATIONS
+from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
-from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
+from ssma_tf.data.augment import AugmentationConfig, augment_sample, modality_interpolations, resize_sample
+from ssma_tf.modalities.io import InputFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
@@ -55,8 +56,13 @@ def _check_first_record(path: str, modalities: int) -> None:
         present = set(example.features.feature)
         missing = [key for key in schema.feature_spec(modalities) if key not in present]
         if missing:
-            hint = " (unimodal records? use modalities=1)" if missing == [schema.MODALITY2] else ""
-            raise ValueError(f"{path}: records lack feature(s) {missing}{hint}")
+            held = schema.count_modalities(present)
+            hint = ""
+            if held and all(key.startswith("modality") for key in missing):
+                hint = (f" (they hold {held} modalit{'y' if held == 1 else 'ies'}, the model reads "
+                        f"{modalities}; unimodal records? use modalities=1)" if held == 1 else
+                        f" (they hold {held} modalities, the model reads {modalities})")
+            raise InputFileError(f"{path}: records lack feature(s) {missing}{hint}", path)
         return
     raise ValueError(f"{path}: holds no records")
 
@@ -75,14 +81,16 @@ def build_dataset(
     seed: Optional[int] = None,
     shuffle_buffer: int = 128,
     repeat: Optional[int] = None,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     check_records: bool = True,
 ) -> tf.data.Dataset:
     """Builds the input pipeline for training or evaluation.
 
     Args:
         file_patterns: A record file, a glob pattern, or a list of them (e.g. shards).
-        modalities: 1 for AdapNet++ (modality 1 only; fusion records work too), 2 for SSMA.
+        modalities: 1 for AdapNet++ (modality 1 only; fusion records work too), 2 for SSMA,
+            N for SSMA over N modalities (records with `modality1` .. `modalityN`; more are
+            ignored).
         height: Output height (the paper resizes everything to 384).
         width: Output width (768 in the paper).
         batch_size: Samples per batch.
@@ -97,13 +105,14 @@ def build_dataset(
         shuffle_buffer: Records held for shuffling (serialized, so memory is about this many
             records' size).
         repeat: Number of passes; None means forever when training and once otherwise.
-        modality2_interpolation: "nearest" (default, for depth-like maps) or "bilinear".
+        modality2_interpolation: "nearest" (default, for depth-like maps) or "bilinear", for
+            every modality after the first, or a list with one per modality 2, 3, ...
         check_records: Read the first record of the first file to give a clear error when a
             feature is missing.
 
     Returns:
         A dataset of `(inputs, label)`: `inputs` is float32 B x H x W x 3 (BGR, 0..255), or a
-        tuple `(modality1, modality2)` of those when `modalities == 2`.
+        tuple `(modality1, modality2, ...)` of those when `modalities >= 2`.
 
     Raises:
         ValueError: On a bad argument or records without the needed features.
@@ -116,13 +125,9 @@ def build_dataset(
         raise ValueError(
             f"num_classes must be an integer >= 2 (void + 1 class), got {num_classes!r}"
         )
-    if modalities not in (1, 2):
-        raise ValueError(f"modalities must be 1 or 2, got {modalities!r}")
-    if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"modality2_interpolation must be one of {INTERPOLATIONS}, "
-            f"got {modality2_interpolation!r}"
-        )
+    if isinstance(modalities, bool) or not isinstance(modalities, int) or not 1 <= modalities <= MAX_MODALITIES:
+        raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
+    modality2_interpolation = modality_interpolations(modality2_interpolation, modalities - 1)
     if repeat is not None and (
         isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1
     ):
@@ -152,7 +157,7 @@ def build_dataset(
         if modalities == 1:
             inputs = sample["modality1"]
         else:
-            inputs = (sample["modality1"], sample["modality2"])
+            inputs = tuple(sample[schema.modality_key(i)] for i in range(1, modalities + 1))
         return inputs, label
 
     def decode(serialized):
