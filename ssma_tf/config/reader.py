@@ -369,12 +369,12 @@ class _Reader:
             values["input_modality"] = None
             values["freeze_experts"] = given.get("freeze_experts", True)  # frozen as released
             values["aux_heads"] = given.get("aux_heads", False)
+            self.relate_modalities(values)
             if (values["checkpoint1"] is None) != (values["checkpoint2"] is None):
                 missing = "checkpoint2" if values["checkpoint2"] is None else "checkpoint1"
                 raise self.error(
                     missing, "SSMA experts start from checkpoint1 and checkpoint2 together"
                 )
-            self.relate_modalities(values)
             if values["initialize"] is not None and values["checkpoints"] is not None:
                 raise self.error(
                     self.spelling("initialize"),
