@@ -55,7 +55,8 @@ def build_model(config: Any) -> keras.Model:
     if config.is_fusion:
         return SSMA(
             config.num_classes,
-            num_modalities=config.num_modalities,
+            # Configs made in code before N modalities existed say nothing: the released two.
+            num_modalities=getattr(config, "num_modalities", 2),
             freeze_experts=config.freeze_experts,
             aux_heads=config.aux_heads,
             **kwargs,
