@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo test-jax clean
+.PHONY: test demo three-modalities test-jax clean
 
 # Re-installs when the packaging changes (dependencies, extras, console commands).
 $(STAMP): pyproject.toml
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
+# SSMA over RGB, depth and a synthetic thermal modality against SSMA over each pair, two seeds
+# (bench/three_modalities.py, docs/multimodal.md).
+three-modalities: $(STAMP)
+	$(BIN)/python bench/three_modalities.py --output three_modalities_output
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
@@ -26,4 +31,4 @@ test-jax: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_jax_backend.py
 
 clean:
-	rm -rf $(VENV) .venv-jax demo_output .pytest_cache
+	rm -rf $(VENV) .venv-jax demo_output three_modalities_output .pytest_cache

@@ -31,6 +31,16 @@ The log scale gives near objects, where the classes differ, most of the colour r
 
 Every sample is a pure function of (seed, split, index), so a dataset is identical byte for byte
 for the same arguments and any one sample can be regenerated alone.
+
+Optionally (`thermal=True`) a third modality, for SSMA over three modalities (Section 4.2): a
+"thermal" image in which cars are warm and everything else lies near the scene's ambient
+temperature (road and sidewalk sun-warmed, sky and buildings cool, with overlapping ranges and
+sensor noise), so thermal alone cannot tell the scene apart. In that variant half of the cars
+are painted the green of the bushes, with their leaf texture: colour and depth together cannot
+tell such a car from a bush (same colour, sizes and distances), only thermal can; and thermal
+cannot tell road from sidewalk or glass from sky, which colour and depth can. The colour, depth
+and labels of the other scenes' pixels are those of the default data, drawn from the same
+stream; the thermal draws come from a stream of their own, and the default data are unchanged.
 """
 
 from __future__ import annotations
@@ -84,6 +94,16 @@ _DEPTH_NOISE = 0.02  # relative (log-normal), clipped at 2.5 sigma
 
 _SPLITS = {"train": 0, "val": 1, "test": 2}
 
+# === Thermal (0..255, warm = bright), the optional third modality ===
+_AMBIENT = (90.0, 140.0)  # per scene
+# Per-scene offsets from the ambient level, per class: ranges overlap, so that thermal alone
+# tells little apart except cars.
+_THERMAL_OFFSET = {ROAD: (0.0, 18.0), SIDEWALK: (0.0, 18.0), BUILDING: (-15.0, 8.0),
+                   VEGETATION: (-12.0, 6.0), SKY: (-20.0, 4.0)}
+_CAR_WARMTH = (45.0, 75.0)
+_THERMAL_NOISE = 6.0
+_GREEN_CAR_PROBABILITY = 0.5
+
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticSample:
@@ -95,6 +115,8 @@ class SyntheticSample:
         label: (H, W) uint8 class ids (see `CLASS_NAMES`).
         depth: (H, W) float32 noise-free depth in metres along the optical axis (inf for sky).
         depth_valid: (H, W) bool, False where the depth image has a hole.
+        thermal: (H, W, 3) uint8 thermal image (three equal channels, warm = bright), or None
+            when the sample was generated without it.
     """
 
     rgb: np.ndarray
@@ -102,6 +124,7 @@ class SyntheticSample:
     label: np.ndarray
     depth: np.ndarray
     depth_valid: np.ndarray
+    thermal: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,9 +234,16 @@ def _rectangle(height: int, width: int, top: float, bottom: float, left: float, 
     return ((rows >= top) & (rows < bottom))[:, None] & ((cols >= left) & (cols < right))[None, :]
 
 
-def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSample:
-    """Draws one scene (see the module docstring for the design)."""
+def _render(
+    rng: np.random.Generator, height: int, width: int, thermal_rng: Optional[np.random.Generator] = None
+) -> SyntheticSample:
+    """Draws one scene (see the module docstring for the design).
+
+    With `thermal_rng`, half of the cars are painted green and a thermal image is drawn; every
+    draw of that variant comes from `thermal_rng`, so the rest of the scene stays as without it.
+    """
     canvas = _Canvas(height, width)
+    green_cars = np.zeros((height, width), dtype=bool)
     rows = (np.arange(height) + 0.5)[:, None]
     cols = (np.arange(width) + 0.5)[None, :]
     focal = _FOCAL_PER_WIDTH * width
@@ -296,6 +326,10 @@ def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSampl
             colour = behind[0] + rng.normal(0.0, 4.0, size=3)
         else:
             colour = _grey(rng, _GREY_LEVEL)
+        if thermal_rng is not None and thermal_rng.random() < _GREEN_CAR_PROBABILITY:
+            # Painted like a bush: colour and depth together cannot tell them apart.
+            colour = _uniform_rgb(thermal_rng, _VEGETATION_RGB)
+            green_cars |= mask & (depth < canvas.depth)
         canvas.paint(mask, depth, CAR, colour)
     for _ in range(rng.choice(4, p=[0.3, 0.35, 0.25, 0.1])):
         depth, _, mask = box(_NEAR_DEPTH_M, _NEAR_HEIGHT_M, _NEAR_WIDTH_M)
@@ -309,6 +343,11 @@ def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSampl
     colour = canvas.colour
     leaves = canvas.label == VEGETATION
     colour[leaves] += rng.normal(0.0, _LEAF_NOISE, size=(int(leaves.sum()), 1))
+    thermal = None
+    if thermal_rng is not None:
+        green_cars &= canvas.label == CAR  # the parts that nothing nearer hides
+        colour[green_cars] += thermal_rng.normal(0.0, _LEAF_NOISE, size=(int(green_cars.sum()), 1))
+        thermal = _thermal(thermal_rng, canvas.label)
     gain = rng.uniform(0.8, 1.2)
     cast = rng.uniform(0.93, 1.07, size=3)
     gradient = 1.0 + rng.uniform(-0.2, 0.2) * (cols / width - 0.5)
@@ -332,7 +371,23 @@ def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSampl
         label=canvas.label.copy(),
         depth=canvas.depth.astype(np.float32),
         depth_valid=valid,
+        thermal=thermal,
     )
+
+
+def _thermal(rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+    """The thermal image of a scene's labels: ambient level, class offsets, warm cars, noise."""
+    ambient = rng.uniform(*_AMBIENT)
+    temperature = np.full(label.shape, ambient)
+    for class_id, offset in _THERMAL_OFFSET.items():
+        temperature[label == class_id] += rng.uniform(*offset)
+    cars = label == CAR
+    temperature[cars] += rng.uniform(*_CAR_WARMTH)
+    other = label == VOID
+    temperature[other] += rng.uniform(-20.0, 60.0)  # odd objects: anything from cool to warm
+    temperature += rng.normal(0.0, _THERMAL_NOISE, size=label.shape)
+    grey = np.clip(np.round(temperature), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def _check_size(height: int, width: int) -> None:
@@ -347,7 +402,7 @@ def _check_seed(seed: int) -> None:
 
 
 def generate_sample(
-    seed: int, index: int, height: int = 96, width: int = 192, split: str = "train"
+    seed: int, index: int, height: int = 96, width: int = 192, split: str = "train", thermal: bool = False
 ) -> SyntheticSample:
     """Generates one scene; the same arguments always give the same arrays.
 
@@ -357,6 +412,8 @@ def generate_sample(
         height: image height in pixels (>= 16; the models need a multiple of 16).
         width: image width in pixels (>= 16; the models need a multiple of 16).
         split: 'train', 'val' or 'test'; each split draws its own scenes.
+        thermal: also draw the thermal image, with half of the cars painted green (see the
+            module docstring); False gives the default RGB-D data.
 
     Returns:
         The `SyntheticSample`.
@@ -372,7 +429,10 @@ def generate_sample(
         raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
     # One independent stream per (seed, split, index): samples do not depend on each other.
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLITS[split], int(index)]))
-    return _render(rng, int(height), int(width))
+    thermal_rng = None
+    if thermal:
+        thermal_rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLITS[split], int(index), 1]))
+    return _render(rng, int(height), int(width), thermal_rng)
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:
@@ -388,8 +448,9 @@ def write_dataset(
     height: int = 96,
     width: int = 192,
     seed: int = 0,
+    thermal: bool = False,
 ) -> SyntheticDataset:
-    """Writes a synthetic RGB-D dataset as PNG files plus list files.
+    """Writes a synthetic RGB-D (or RGB-D-thermal) dataset as PNG files plus list files.
 
     Layout under `output_dir`: `{split}/rgb/NNNNN.png` (colour, RGB), `{split}/depth/NNNNN.png`
     (jet-coded depth, RGB), `{split}/label/NNNNN.png` (1-channel class ids), the list files
@@ -403,6 +464,8 @@ def write_dataset(
         height: image height (>= 16; the models need a multiple of 16).
         width: image width (>= 16; the models need a multiple of 16).
         seed: dataset seed; the same arguments give the same files, byte for byte.
+        thermal: also write `{split}/thermal/NNNNN.png` and lists of `rgb depth thermal label`
+            (see `generate_sample`).
 
     Returns:
         The paths written, as a `SyntheticDataset`.
@@ -424,10 +487,12 @@ def write_dataset(
     for split, count in (("train", num_train), ("val", num_val)):
         lines = []
         for index in range(count):
-            sample = generate_sample(seed, index, height, width, split)
+            sample = generate_sample(seed, index, height, width, split, thermal=thermal)
             name = f"{index:05d}.png"
-            relative = [f"{split}/{kind}/{name}" for kind in ("rgb", "depth", "label")]
-            for path, array in zip(relative, (sample.rgb, sample.depth_jet, sample.label)):
+            kinds = ("rgb", "depth", "thermal", "label") if thermal else ("rgb", "depth", "label")
+            arrays = (sample.rgb, sample.depth_jet) + ((sample.thermal,) if thermal else ()) + (sample.label,)
+            relative = [f"{split}/{kind}/{name}" for kind in kinds]
+            for path, array in zip(relative, arrays):
                 # Sensor noise hardly compresses: the fastest zlib level costs few bytes.
                 visualize.save_png(root / path, array, compress_level=1)
             lines.append(" ".join(relative) + "\n")
@@ -450,6 +515,8 @@ def write_dataset(
             f"depth: jet colour map of log depth, near (<= {DEPTH_MIN_M} m) red, far "
             f"(>= {DEPTH_MAX_M} m, sky) dark blue, missing depth black (0, 0, 0)"
         ),
+        **({"modality3": "thermal: warm = bright; cars warm, the rest near the ambient level"}
+           if thermal else {}),
         "generator": {
             "seed": int(seed),
             "height": int(height),

@@ -21,6 +21,7 @@ COMMANDS = {
     "ssma-prepare": "ssma_tf.cli.prepare",
     "ssma-convert-tf1": "ssma_tf.cli.convert_tf1",
     "ssma-demo": "ssma_tf.cli.demo",
+    "ssma-scene": "ssma_tf.cli.scene",
 }
 
 
