@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo adapt-demo fusion-table test-jax clean semisup-evidence
+.PHONY: test demo adapt-demo fusion-table three-modalities test-jax clean semisup-evidence
 
 # Re-installs when the packaging changes (dependencies, extras, console commands). The deploy extra
 # (OpenVINO, NNCF, LiteRT) is installed so that the tests of the OpenVINO/TFLite exports run.
@@ -34,6 +34,11 @@ adapt-demo: $(STAMP)
 fusion-table: $(STAMP)
 	$(BIN)/python -m ssma_tf.cli.fusion_table --seeds 0 1
 
+# SSMA over RGB, depth and a synthetic thermal modality against SSMA over each pair, two seeds
+# (bench/three_modalities.py, docs/multimodal.md).
+three-modalities: $(STAMP)
+	$(BIN)/python bench/three_modalities.py --output three_modalities_output
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
@@ -43,4 +48,4 @@ test-jax: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_jax_backend.py
 
 clean:
-	rm -rf $(VENV) .venv-jax demo_output semisup_output adapt_output fusion_output .pytest_cache
+	rm -rf $(VENV) .venv-jax demo_output semisup_output adapt_output fusion_output three_modalities_output .pytest_cache

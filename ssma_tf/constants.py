@@ -25,10 +25,13 @@ ADAPNET_PP_BACKBONE = "adapnet_pp"
 BACKBONES = (ADAPNET_PP_BACKBONE, "mobilenet_v2")
 FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", "cmode", "fusenet")
 
-# The images of a record: modality 1 (RGB) and modality 2 (depth, HHA or EVI).
-INPUT_MODALITIES = ("modality1", "modality2")
+# The images of a record: modality 1 (RGB), modality 2 (depth, HHA or EVI) and, for SSMA over
+# more than two modalities (Section 4.2), modality 3 and on, up to MAX_MODALITIES.
+MAX_MODALITIES = 8
+INPUT_MODALITIES = tuple(f"modality{i}" for i in range(1, MAX_MODALITIES + 1))
 
-# How modality 2 is resampled: "nearest" keeps depth-like values unmixed at edges.
+# How modality 2 (and every further one) is resampled: "nearest" keeps depth-like values unmixed
+# at edges.
 INTERPOLATIONS = ("nearest", "bilinear")
 
 # λ1 and λ2, the weights of the auxiliary losses on `up2` (conv911) and `up1` (conv912): the

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
@@ -32,6 +32,7 @@ from ssma_tf.checkpoints.loading import load_weights, model_from_config
 from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.data import build_dataset
 from ssma_tf.data.pipeline import naming_damaged_records
+from ssma_tf.data.augment import modality_interpolations
 from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.inference.rewrites import check_precision
@@ -51,20 +52,20 @@ def make_eval_dataset(config: Any) -> tf.data.Dataset:
     """
     if config.test_data is None:
         raise ValueError(f"{config.source}: evaluation needs test_data")
-    second_only = not config.is_fusion and config.input_modality == "modality2"
+    modalities = config.record_modalities
     dataset = build_dataset(
         config.test_data,
-        modalities=2 if (config.is_fusion or second_only) else 1,
+        modalities=modalities,
         height=config.height,
         width=config.width,
         batch_size=config.batch_size,
         num_classes=config.num_classes,
         training=False,
         one_hot=config.one_hot_labels,
-        modality2_interpolation=config.modality2_interpolation,
+        modality2_interpolation=config.interpolations,
     )
-    if second_only:
-        dataset = dataset.map(lambda inputs, labels: (inputs[1], labels))
+    if not config.is_fusion and modalities > 1:
+        dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))
     return dataset
 
 
@@ -82,17 +83,18 @@ def predict_probabilities(
     inputs: Any,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
 ) -> tf.Tensor:
     """The model's softmax at the input resolution, averaged over scales and flips.
 
     Args:
-        model: an `AdapNetPP` (inputs: one batch) or `SSMA` (inputs: a pair of batches).
-        inputs: (B, H, W, 3) floats, or a tuple/list of two for SSMA; H, W static.
-        scales: input scales; each view is resized (bilinear, modality 2 as
+        model: an `AdapNetPP` (inputs: one batch) or `SSMA` (inputs: a list of N batches).
+        inputs: (B, H, W, 3) floats, or a tuple/list of N for SSMA; H, W static.
+        scales: input scales; each view is resized (bilinear, modality 2 and on as
             `modality2_interpolation` says), predicted, and its softmax resized back (bilinear).
         flip: also predict the left-right mirrored view of every scale and mirror it back.
-        modality2_interpolation: "nearest" or "bilinear".
+        modality2_interpolation: "nearest" or "bilinear" for every modality after the first,
+            or a list of one per modality.
 
     Returns:
         float32 (B, H, W, C) probabilities.
@@ -100,7 +102,7 @@ def predict_probabilities(
     fusion = isinstance(inputs, (tuple, list))
     views = list(inputs) if fusion else [inputs]
     height, width = int(views[0].shape[1]), int(views[0].shape[2])
-    methods = ["bilinear", modality2_interpolation][: len(views)]
+    methods = ["bilinear", *modality_interpolations(modality2_interpolation, len(views) - 1)]
     total, count = None, 0
     for scale in scales:
         size = scaled_size(height, width, scale)
@@ -176,7 +178,7 @@ class Evaluator:
         *,
         scales: Sequence[float] = (1.0,),
         flip: bool = False,
-        modality2_interpolation: str = "nearest",
+        modality2_interpolation: Union[str, Sequence[str]] = "nearest",
         jit_compile: bool = False,
         optimize: bool = True,
         precision: str = "float32",
@@ -300,7 +302,7 @@ def evaluate(
         dataset.element_spec,
         scales=config.eval_scales,
         flip=config.eval_flip,
-        modality2_interpolation=config.modality2_interpolation,
+        modality2_interpolation=config.interpolations,
         jit_compile=config.xla,
         precision=precision,
     )

@@ -253,10 +253,11 @@ def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputC
         augmentation = AugmentationConfig.disabled()
     elif not isinstance(augmentation, AugmentationConfig):
         augmentation = AugmentationConfig.from_dict(augmentation, source=config.source)
-    second_only = not config.is_fusion and config.input_modality == "modality2"
+    # AdapNet++ reads `input_modality` (an expert of modality k needs records of k images).
+    modalities = config.record_modalities
     dataset = build_dataset(
         config.train_data,
-        modalities=2 if (config.is_fusion or second_only) else 1,
+        modalities=modalities,
         height=config.height,
         width=config.width,
         batch_size=batch_size,
@@ -265,12 +266,12 @@ def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputC
         augmentation=augmentation,
         one_hot=config.one_hot_labels,
         seed=seed,
-        modality2_interpolation=config.modality2_interpolation,
+        modality2_interpolation=config.interpolations,
         keep_indices=read_index_file(config.labeled_subset) if config.labeled_subset else None,
     )
-    if second_only:
-        # Stage 1 for the second modality: an AdapNet++ expert that sees modality 2 only.
-        dataset = dataset.map(lambda inputs, labels: (inputs[1], labels))
+    if not config.is_fusion and modalities > 1:
+        # Stage 1 for modality k > 1: an AdapNet++ expert that sees modality k only.
+        dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))
     return dataset
 
 

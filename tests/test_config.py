@@ -433,7 +433,7 @@ def test_every_key_is_declared_with_a_description_and_a_known_kind():
         for name, spec, _ in declared_keys(cls):
             assert spec.doc and "\n" not in spec.doc, name
             assert readable(spec.kind), (name, spec.kind)
-            assert (spec.kind == "choice") == bool(spec.choices), name
+            assert (spec.kind in ("choice", "choices")) == bool(spec.choices), name
     # Defaults are written once: in ssma_tf.constants, read by the declarations and the library.
     defaults = {name: default for name, _, default in declared_keys(RunConfig)}
     assert defaults["aux_loss_weights"] == constants.AUX_LOSS_WEIGHTS == (0.6, 0.5)
@@ -473,3 +473,40 @@ def test_loading_a_config_imports_no_tensorflow(tmp_path):
     assert result["tf"] == []
     assert "eval_flip" in result["message"] and "true or false" in result["message"]
     assert result["seconds"] < 1.0
+
+
+def test_ssma_over_n_modalities_keys(workdir):
+    ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
+    del ssma["checkpoint1"], ssma["checkpoint2"]
+    for prefix in ("rgb", "depth", "thermal"):
+        (workdir / f"{prefix}.weights.h5").write_bytes(b"")
+    three = dict(ssma, modalities=["rgb", "depth", "thermal"],
+                 checkpoints=["rgb.weights.h5", "depth.weights.h5", "thermal.weights.h5"],
+                 modality_interpolations=["nearest", "bilinear"])
+    config = config_from_dict(three, source="three.config")
+    assert config.num_modalities == config.record_modalities == 3
+    assert config.interpolations == ("nearest", "bilinear")
+    assert [os.path.basename(p) for p in config.expert_checkpoints] == [
+        "rgb.weights.h5", "depth.weights.h5", "thermal.weights.h5"]
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())), source="three.config")
+    assert again == config
+    # The two-modality keys stay: checkpoint1/checkpoint2 are the experts' list for N = 2.
+    pair = config_from_dict(yaml.safe_load(ORIGINAL_SSMA_TRAIN), source="pair.config")
+    assert pair.num_modalities == 2 and pair.interpolations == ("nearest",)
+    assert [os.path.basename(p) for p in pair.expert_checkpoints] == ["model.ckpt-150000"] * 2
+    expert = config_from_dict(train_dict(input_modality="modality3"), source="e.config")
+    assert expert.record_modalities == 3 and expert.num_modalities == 1
+
+    assert "lists 2 checkpoints but the model fuses 3" in str(
+        error_for(dict(three, checkpoints=three["checkpoints"][:2])))
+    assert error_for(dict(three, checkpoints=None, checkpoint1="rgb.weights.h5",
+                          checkpoint2="depth.weights.h5")).key == "checkpoint1"
+    assert error_for(dict(ssma, checkpoints=["rgb.weights.h5", "depth.weights.h5"],
+                          checkpoint1="rgb.weights.h5")).key == "checkpoint1"
+    assert error_for(dict(three, modality_interpolations=["nearest"])).key == "modality_interpolations"
+    assert error_for(dict(three, modalities=["rgb"])).key == "modalities"
+    assert error_for(dict(three, modalities=["rgb", "rgb"])).key == "modalities"
+    assert error_for(train_dict(modalities=["rgb", "depth"])).key == "modalities"
+    assert error_for(train_dict(checkpoints=["rgb.weights.h5"])).key == "checkpoints"
+    message = str(error_for(dict(three, checkpoints=["rgb.weights.h5", "nothing", "x"])))
+    assert message.startswith("test.config: key 'checkpoints': no checkpoint at") and "nothing" in message

@@ -270,3 +270,33 @@ def test_each_modality_alone_is_ambiguous_and_both_together_are_not(scenes):
     # ... and a classifier on both, fitted on training scenes, separates every pair on new ones.
     for pair in (car_facade, glass_sky, road_walk, facade_hedge, car_bush):
         assert accuracy(["colour", "depth"], pair) > 0.93, pair
+
+
+def test_the_optional_thermal_modality_knows_what_colour_and_depth_together_do_not(tmp_path):
+    plain = [syn.generate_sample(5, i, 48, 96) for i in range(12)]
+    warm = [syn.generate_sample(5, i, 48, 96, thermal=True) for i in range(12)]
+    assert all(s.thermal is None for s in plain)
+    green_cars = plain_green = 0
+    for a, b in zip(plain, warm):
+        # The same scene: labels and depth unchanged, colour changed only on cars.
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_array_equal(a.depth_jet, b.depth_jet)
+        changed = (a.rgb != b.rgb).any(axis=-1)
+        assert not (changed & (a.label != syn.CAR)).any()
+        cars = b.label == syn.CAR
+        green = lambda rgb: (rgb[..., 1].astype(int) > rgb[..., 0] + 30) & (rgb[..., 1].astype(int) > rgb[..., 2] + 30)
+        green_cars += int((green(b.rgb) & cars).sum())
+        plain_green += int((green(a.rgb) & cars).sum())
+        # Cars are warm: every car is warmer on average than any other class of its scene.
+        thermal = b.thermal[..., 0].astype(float)
+        assert (b.thermal == b.thermal[..., :1]).all()
+        others = [thermal[b.label == c].mean() for c in range(1, syn.NUM_CLASSES) if c != syn.CAR and (b.label == c).any()]
+        if cars.any():
+            assert thermal[cars].mean() > max(others) + 20
+        # ... while the other classes overlap in thermal.
+        if (b.label == syn.ROAD).any() and (b.label == syn.SIDEWALK).any():
+            assert abs(thermal[b.label == syn.ROAD].mean() - thermal[b.label == syn.SIDEWALK].mean()) < 25
+    assert plain_green == 0 and green_cars > 0
+    written = syn.write_dataset(tmp_path, num_train=2, num_val=1, height=32, width=64, thermal=True)
+    line = written.train_list.read_text().splitlines()[0].split()
+    assert line == ["train/rgb/00000.png", "train/depth/00000.png", "train/thermal/00000.png", "train/label/00000.png"]

@@ -70,11 +70,12 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     """Loads the starting weights a training config names, as the original scripts did.
 
     AdapNet++: `intialize` (the ImageNet TF1 checkpoint, or any AdapNet++ weights).
-    SSMA: `checkpoint1` → modality-1 expert and `checkpoint2` → modality-2 expert (unimodal
-    AdapNet++ checkpoints, TF1 or own: only their encoders are used), or `initialize` with a
-    whole SSMA checkpoint (e.g. stage 3 starting from stage 2). The fusion baselines take the
-    same two checkpoints: whole (encoder and decoder) for those built on two whole unimodal
-    networks (`average`, `maximum`, `late`, `cmode`), their encoders for `lfc` and `fusenet`.
+    SSMA: `checkpoint1` → modality-1 expert and `checkpoint2` → modality-2 expert, or
+    `checkpoints` with one per expert for N modalities (unimodal AdapNet++ checkpoints, TF1 or
+    own: only their encoders are used), or `initialize` with a whole SSMA checkpoint (e.g. stage 3
+    starting from stage 2). The fusion baselines take the same two checkpoints: whole (encoder
+    and decoder) for those built on two whole unimodal networks (`average`, `maximum`, `late`,
+    `cmode`), their encoders for `lfc` and `fusenet`.
     Either: `finetune_from`, a trained model of the same kind with any class count
     (`ssma_tf.checkpoints.finetune`).
 
@@ -90,22 +91,27 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         messages.append(str(finetune_weights(model, config.finetune_from)))
     if config.initialize is not None:
         messages.append(load_weights(model, config.initialize))
-    if config.is_fusion and config.checkpoint1 is not None:
-        first, second = config.checkpoint1, config.checkpoint2
-        formats = [resolve_weights(p) for p in (first, second)]
-        experts = getattr(model, "experts", None)
-        if experts:
-            # A baseline that combines two whole unimodal networks (ssma_tf.models.fusion_baselines)
-            # takes each expert checkpoint whole: encoder and decoder.
-            for expert, source in zip(experts, (first, second)):
-                messages.append(f"{load_weights(expert, source)} (the {expert.name})")
-        elif all(fmt == FORMAT_TF1 for fmt, _ in formats) and isinstance(model, SSMA):
+    sources = config.expert_checkpoints if config.is_fusion else None
+    experts = getattr(model, "experts", None)
+    if sources is not None and experts:
+        # A baseline that combines two whole unimodal networks (ssma_tf.models.fusion_baselines)
+        # takes each expert checkpoint whole: encoder and decoder.
+        for expert, source in zip(experts, sources):
+            messages.append(f"{load_weights(expert, source)} (the {expert.name})")
+    elif sources is not None:
+        if len(sources) != len(model.encoders):
+            raise CheckpointError(
+                f"{config.source}: {len(sources)} expert checkpoints for an SSMA of "
+                f"{len(model.encoders)} modalities; give one per expert"
+            )
+        formats = [resolve_weights(p) for p in sources]
+        if len(sources) == 2 and all(fmt == FORMAT_TF1 for fmt, _ in formats) and isinstance(model, SSMA):
             report = load_tf1_checkpoint(model, formats[0][1], formats[1][1], strict=True)
             messages.append(str(report))
         else:
             dropout_rate = 1.0 - config.dropout_keep_prob
             loaded: dict[str, list] = {}  # one throw-away AdapNet++ per distinct source
-            for encoder, source in zip(model.encoders, (first, second)):
+            for encoder, source in zip(model.encoders, sources):
                 if source not in loaded:
                     loaded[source] = unimodal_encoder_weights(source, config.num_classes, dropout_rate,
                                                               getattr(config, "backbone", "adapnet_pp"))

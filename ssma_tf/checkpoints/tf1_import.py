@@ -192,9 +192,15 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         CheckpointError: wrong kind of checkpoint for the model, shape mismatch (naming the
             variable), or missing variables under `strict`.
     """
+    is_ssma = isinstance(model, SSMA)
+    if is_ssma and model.num_modalities != 2:
+        raise CheckpointError(
+            f"{prefix}: the original TF1 code fuses two modalities, but this SSMA has "
+            f"{model.num_modalities}; start its experts from unimodal checkpoints one by one "
+            "(the config's `checkpoints` list)"
+        )
     kind = detect_kind(read_checkpoint(prefix))
     mapping = tf1_variable_map(model)
-    is_ssma = isinstance(model, SSMA)
 
     if not is_ssma:
         if kind == KIND_SSMA:

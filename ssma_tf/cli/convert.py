@@ -33,7 +33,7 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         "(SSMA / AdapNet++ schema)."
     )
     parser.add_argument("-f", "--file", required=True,
-                        help="list file: 'modality1 [modality2] label' per line")
+                        help="list file: 'modality1 [modality2 ...] label' per line")
     parser.add_argument("-r", "--record", required=True, help="output TFRecord file")
     parser.add_argument("--encoding", choices=("raw", "png"), default="raw",
                         help="raw BGR bytes as the original tools (default) or PNG bytes (smaller)")
@@ -44,6 +44,9 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="number of classes incl. void; a label id >= this is an error")
     parser.add_argument("--check", action="store_true",
                         help="read the written records back and verify them (as ssma-check-records)")
+    parser.add_argument("--modalities", type=int, default=None,
+                        help="images per line before the label (e.g. the config's N); a line "
+                             "with another count is an error")
     add_version(parser)
     return parser.parse_args(argv)
 
@@ -80,6 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             num_classes=args.num_classes,
             progress=progress,
             checked=checked,
+            modalities=args.modalities,
         )
     print(format_summary({**summary, "duplicates": []}))  # duplicates: warned about above
     if args.check:

@@ -127,7 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             modality2_interpolation=other.modality2_interpolation, precision=args.precision)
         compare_input = other.input_modality
     samples = collect_samples(
-        predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
+        predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
         recursive=args.recursive,
     )

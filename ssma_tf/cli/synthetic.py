@@ -4,8 +4,9 @@ Example:
     python -m ssma_tf.cli.synthetic --output_dir demo_output/data \
         --num_train 200 --num_val 50 --height 96 --width 192 --seed 0
 
-The list files (`train.txt`, `val.txt`) hold `rgb depth label` per line, paths relative to the
-output folder, ready for `ssma-convert`. See `ssma_tf.data.synthetic`.
+The list files (`train.txt`, `val.txt`) hold `rgb depth label` per line (`rgb depth thermal
+label` with `--thermal`), paths relative to the output folder, ready for `ssma-convert`. See
+`ssma_tf.data.synthetic`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--style", choices=synthetic.STYLES, default="source",
                         help="'target': the same scenes in a shifted look (dusk, another town), "
                         "for domain adaptation")
+    parser.add_argument("--thermal", action="store_true",
+                        help="add a third modality, thermal (lists of 'rgb depth thermal label'; "
+                             "half of the cars painted like bushes)")
     return parser.parse_args(argv)
 
 
@@ -49,6 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             width=args.width,
             seed=args.seed,
             style=args.style,
+            thermal=args.thermal,
         )
     except ValueError as error:
         print(f"make_synthetic_dataset: {error}", file=sys.stderr)

@@ -25,7 +25,7 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.constants import ADAPNET_PP, SSMA, WEIGHTS_SUFFIXES
+from ssma_tf.constants import ADAPNET_PP, MAX_MODALITIES, SSMA, WEIGHTS_SUFFIXES
 from ssma_tf.errors import UserInputError
 
 # Other spellings of a key, and the key they stand for.
@@ -33,7 +33,7 @@ ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is 
 KNOWN_KEYS = tuple(sorted(set(DECLARED) | set(ALIASES)))
 REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.required) for mode in MODES}
 # Kinds whose reading looks at the file system: read after every other key.
-_PATH_KINDS = ("path", "file", "checkpoint", "run_checkpoint", "patterns")
+_PATH_KINDS = ("path", "file", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
 # Parts of a TF checkpoint people often paste instead of its prefix.
 _TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _GPU_ID = re.compile(r"^-?\d+(,\d+)*$")
@@ -336,8 +336,12 @@ class _Reader:
             if self.has("input_modality"):
                 raise self.error("input_modality", "is for AdapNet_pp; SSMA reads both modalities")
             return
-        for name in ("checkpoint1", "checkpoint2"):
+        for name in ("checkpoint1", "checkpoint2", "checkpoints", "modalities"):
             if self.has(name):
+                if name == "modalities":
+                    raise self.error(
+                        name, f"is for SSMA; {ADAPNET_PP} reads one modality ('input_modality')"
+                    )
                 raise self.error(
                     name, f"is for SSMA experts; {ADAPNET_PP} starts from 'intialize'"
                 )
@@ -369,10 +373,17 @@ class _Reader:
             values["input_modality"] = None
             values["freeze_experts"] = given.get("freeze_experts", True)  # frozen as released
             values["aux_heads"] = given.get("aux_heads", False)
+            self.relate_modalities(values)
             if (values["checkpoint1"] is None) != (values["checkpoint2"] is None):
                 missing = "checkpoint2" if values["checkpoint2"] is None else "checkpoint1"
                 raise self.error(
                     missing, "SSMA experts start from checkpoint1 and checkpoint2 together"
+                )
+            if values["initialize"] is not None and values["checkpoints"] is not None:
+                raise self.error(
+                    self.spelling("initialize"),
+                    "give either a whole SSMA checkpoint to start from or the experts' "
+                    "'checkpoints', not both",
                 )
             if values["initialize"] is not None and values["checkpoint1"] is not None:
                 raise self.error(
@@ -387,6 +398,7 @@ class _Reader:
                 )
         else:
             values["fusion"] = None
+            self.relate_interpolations(values, int(values["input_modality"].removeprefix("modality")))
         if values["backbone_weights"] is not None and values["backbone"] == "adapnet_pp":
             raise self.error("backbone_weights", "is for backbone: mobilenet_v2; AdapNet++ starts from "
                              "'intialize' (its TF1 ImageNet checkpoint)")
@@ -394,7 +406,7 @@ class _Reader:
             raise self.error("backbone", f"the fusion baselines are built on AdapNet++; fusion: "
                              f"{values['fusion']} takes backbone: adapnet_pp")
         if values["finetune_from"] is not None:
-            for other in ("initialize", "checkpoint1"):
+            for other in ("initialize", "checkpoint1", "checkpoints"):
                 if values[other] is not None:
                     raise self.error(
                         "finetune_from",
@@ -416,6 +428,44 @@ class _Reader:
         values["dataset"] = self.relate_dataset(
             values["dataset"], values["palette"], values["num_classes"]
         )
+
+    def relate_modalities(self, values: dict[str, Any]) -> None:
+        """SSMA over N modalities: `checkpoints` and `modality_interpolations` must count N."""
+        n = 2 if values["modalities"] is None else len(values["modalities"])
+        if values["checkpoints"] is not None:
+            for alias in ("checkpoint1", "checkpoint2"):
+                if values[alias] is not None:
+                    raise self.error(alias, "give either 'checkpoints' or checkpoint1/checkpoint2, not both")
+            if len(values["checkpoints"]) != n:
+                raise self.error(
+                    "checkpoints",
+                    f"lists {len(values['checkpoints'])} checkpoints but the model fuses {n} "
+                    f"modalities; give one per expert, in the order of 'modalities'",
+                )
+        if n != 2 and values["checkpoint1"] is not None:
+            raise self.error(
+                "checkpoint1",
+                f"checkpoint1/checkpoint2 start two experts, but the model fuses {n} modalities; "
+                "use 'checkpoints' with one per expert",
+            )
+        self.relate_interpolations(values, n)
+
+    def relate_interpolations(self, values: dict[str, Any], n: int) -> None:
+        """`modality_interpolations` gives one entry per modality after the first of N."""
+        given = values["modality_interpolations"]
+        if given is None:
+            return
+        if n < 2:
+            raise self.error(
+                "modality_interpolations", "has nothing to resample: the model reads modality 1 only"
+            )
+        # An AdapNet++ expert of modality k may share a longer list with the fusion configs.
+        short = len(given) < n - 1 if values["model"] != SSMA else len(given) != n - 1
+        if short:
+            raise self.error(
+                "modality_interpolations",
+                f"has {len(given)} entries but modalities 2..{n} need {n - 1}",
+            )
 
     def relate_dataset(
         self, name: Optional[str], palette: Optional[str], num_classes: int
@@ -566,6 +616,29 @@ class _Reader:
 
     def read_adaptation(self, name: str, spec: Key, value: Any) -> Optional[AdaptationConfig]:
         return self.read_section(name, AdaptationConfig, value)
+
+    def read_names(self, name: str, spec: Key, value: Any) -> tuple[str, ...]:
+        """A list of at least two distinct names (the modalities of a fusion model)."""
+        if not isinstance(value, (list, tuple)):
+            raise self.type_error(name, "a list of modality names", value)
+        names = tuple(self.read_str(name, spec, v) for v in value)
+        if len(names) < 2 or len(names) > MAX_MODALITIES:
+            raise self.error(name, f"fusion needs 2..{MAX_MODALITIES} modalities, got {len(names)}")
+        if not all(names) or len(set(names)) != len(names):
+            raise self.error(name, f"names must be distinct and not empty, got {list(names)}")
+        return names
+
+    def read_choices(self, name: str, spec: Key, value: Any) -> tuple[str, ...]:
+        """A list of items, each one of `spec.choices`."""
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.type_error(name, f"a list of {', '.join(spec.choices)}", value)
+        return tuple(self.read_choice(name, spec, v) for v in value)
+
+    def read_checkpoints(self, name: str, spec: Key, value: Any) -> tuple[str, ...]:
+        """A list of checkpoints to read, one per expert."""
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.type_error(name, "a list of checkpoints, one per modality", value)
+        return tuple(self.read_checkpoint(name, spec, v) for v in value)
 
     def checks(self, spec: Key) -> bool:
         """Whether a path of this key must exist in this run."""

@@ -56,7 +56,8 @@ class RunConfig:
         doc="`CUDA_VISIBLE_DEVICES` (`'0'`, `0`, `'0,1'`, `-1` for CPU); blank or absent: all "
             "visible devices")
     model: str = key(kind="choice", choices=MODEL_NAMES, required=MODES, original=True,
-                     doc="`AdapNet_pp` (unimodal) or `SSMA` (fusion of two AdapNet++ experts)")
+                     doc="`AdapNet_pp` (unimodal) or `SSMA` (fusion of two, or `modalities`, "
+                         "AdapNet++ experts)")
     num_classes: int = key(kind="int", minimum=2, required=MODES, original=True,
                            doc="classes including void (class 0)")
     initialize: Optional[str] = key(
@@ -69,6 +70,10 @@ class RunConfig:
     checkpoint2: Optional[str] = key(
         None, kind="checkpoint", check_in=TRAIN, modes=TRAIN, original=True,
         doc="SSMA only, with `checkpoint1`: unimodal AdapNet++ weights for the modality-2 expert")
+    checkpoints: Optional[tuple[str, ...]] = key(
+        None, kind="checkpoints", check_in=TRAIN, modes=TRAIN,
+        doc="SSMA only: unimodal AdapNet++ weights for each expert, one per modality in order "
+            "(`checkpoint1`, `checkpoint2` stay accepted for two)")
     finetune_from: Optional[str] = key(
         None, kind="checkpoint", check_in=TRAIN, modes=TRAIN,
         doc="a trained model of the same kind (TF1 or own checkpoint, `.weights.h5`, `.keras`) to "
@@ -114,6 +119,10 @@ class RunConfig:
         None, kind="str", original=True,
         doc="the original SSMA files' modality label (e.g. `rgb_hha`); informational only")
     # --- New keys.
+    modalities: Optional[tuple[str, ...]] = key(
+        None, kind="names", default_doc="two (`modality1`, `modality2`)",
+        doc="SSMA only: names of the input modalities in record order (e.g. `[rgb, depth, "
+            "thermal]`); their number N is the number of experts and of images per record")
     end_learning_rate: float = key(
         END_LEARNING_RATE, kind="float", minimum=0.0, modes=TRAIN,
         doc="learning rate the poly schedule ends at (TF1's default)")
@@ -144,7 +153,8 @@ class RunConfig:
         doc="SSMA only: experts not trainable, their batch norms in inference mode")
     input_modality: Optional[str] = key(
         INPUT_MODALITIES[0], kind="choice", choices=INPUT_MODALITIES,
-        doc="AdapNet++ only: which image of the records feeds the network")
+        doc="AdapNet++ only: which image of the records feeds the network (an expert of that "
+            "modality)")
     dropout_keep_prob: float = key(0.3, kind="float", above=0, maximum=1, modes=TRAIN,
                                    doc="keep probability of the block-4 dropout")
     weight_decay: float = key(
@@ -168,7 +178,11 @@ class RunConfig:
             "absent or `false`: none, as released (the original augmented offline)")
     modality2_interpolation: str = key(
         INTERPOLATIONS[0], kind="choice", choices=INTERPOLATIONS,
-        doc="resampling of modality 2 (nearest for depth-like maps)")
+        doc="resampling of modality 2 and every further one (nearest for depth-like maps)")
+    modality_interpolations: Optional[tuple[str, ...]] = key(
+        None, kind="choices", choices=INTERPOLATIONS, default_doc="`modality2_interpolation` for each",
+        doc="resampling of each modality after the first, in order (SSMA over N modalities: "
+            "N - 1 entries)")
     one_hot_labels: bool = key(False, kind="bool",
                                doc="feed one-hot labels like the original pipeline")
     eval_scales: tuple[float, ...] = key(
@@ -213,6 +227,36 @@ class RunConfig:
     def is_fusion(self) -> bool:
         """True for SSMA (two input modalities)."""
         return self.model == SSMA
+
+    @property
+    def num_modalities(self) -> int:
+        """Images the model takes: N for SSMA (2 unless `modalities` lists more), 1 for AdapNet++."""
+        if not self.is_fusion:
+            return 1
+        return 2 if self.modalities is None else len(self.modalities)
+
+    @property
+    def record_modalities(self) -> int:
+        """Images each record must hold: the model's, or AdapNet++'s `input_modality` index."""
+        if self.is_fusion:
+            return self.num_modalities
+        return int(self.input_modality.removeprefix("modality"))
+
+    @property
+    def interpolations(self) -> tuple[str, ...]:
+        """How each modality after the first is resampled (N - 1 entries; one for AdapNet++)."""
+        if self.modality_interpolations is not None:
+            return self.modality_interpolations
+        return (self.modality2_interpolation,) * max(self.record_modalities - 1, 1)
+
+    @property
+    def expert_checkpoints(self) -> Optional[tuple[str, ...]]:
+        """SSMA: the unimodal checkpoint of each expert (`checkpoints`, or `checkpoint1`/`2`)."""
+        if self.checkpoints is not None:
+            return self.checkpoints
+        if self.checkpoint1 is not None:
+            return (self.checkpoint1, self.checkpoint2)
+        return None
 
     @property
     def data(self) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 
 The paper augments with rotation (-13..13 degrees), skewing (0.05..0.10), scaling (0.5..2.0),
 vignetting (210..300), cropping (0.8..0.9), brightness (-40..40), contrast (0.5..1.5) and
-flipping. Geometric transforms act on every modality and the label with the same random
+flipping. Geometric transforms act on every modality (two or more) and the label with the same random
 parameters; the photometric ones (brightness, contrast, vignetting) on modality 1 only.
 
 All geometric transforms, and the resize to the training size, are composed into one affine
@@ -19,7 +19,7 @@ batches whatever the parallelism of the input pipeline.
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -45,6 +45,33 @@ VIGNETTING_REFERENCE_WIDTH = 768.0
     _VIGNETTE_ON, _VIGNETTE,
     _NUM_DRAWS,
 ) = range(19)
+
+
+def further_modalities(sample: Mapping[str, tf.Tensor]) -> list:
+    """The keys of the modalities after the first in `sample`: `modality2`, `modality3`, ..."""
+    keys = []
+    while f"modality{len(keys) + 2}" in sample:
+        keys.append(f"modality{len(keys) + 2}")
+    return keys
+
+
+def modality_interpolations(interpolation: Union[str, Sequence[str]], count: int) -> Tuple[str, ...]:
+    """One resampling method per modality after the first: a string for all, or a list of them.
+
+    Raises:
+        ValueError: an unknown method, or a list shorter than `count`.
+    """
+    methods = (interpolation,) if isinstance(interpolation, str) else tuple(interpolation)
+    for method in methods:
+        if method not in INTERPOLATIONS:
+            raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {method!r}")
+    if isinstance(interpolation, str):
+        methods = methods * count
+    if len(methods) < count:
+        raise ValueError(
+            f"{count} modalities after the first need {count} interpolations, got {list(methods)}"
+        )
+    return methods[:count]
 
 
 def _matrix(rows) -> tf.Tensor:
@@ -208,29 +235,27 @@ def augment_sample(
     width: int,
     config: AugmentationConfig,
     seed: tf.Tensor,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
 ) -> Dict[str, tf.Tensor]:
     """Jointly augments one decoded sample and resizes it to `height` x `width`.
 
     Args:
-        sample: `modality1` (HxWx3), `label` (HxW) and optionally `modality2` (HxWx3), all of
-            the same size, any numeric dtype (as decoded: uint8).
+        sample: `modality1` (HxWx3), `label` (HxW) and optionally `modality2`, `modality3`, ...
+            (HxWx3), all of the same size, any numeric dtype (as decoded: uint8).
         height: Output height.
         width: Output width.
         config: Which transforms to apply, and their ranges.
         seed: Shape [2] integer tensor; the same seed gives the same augmentation.
-        modality2_interpolation: "nearest" (depth-like maps) or "bilinear".
+        modality2_interpolation: "nearest" (depth-like maps) or "bilinear" for every modality
+            after the first, or a list with one of them per modality 2, 3, ...
 
     Returns:
-        A dict with float32 `modality1` (and `modality2`) of shape (height, width, 3), values
-        0..255, and int32 `label` (height, width); pixels from outside the source image are 0
-        in every tensor (void in the label).
+        A dict with float32 `modality1` (and `modality2`, ...) of shape (height, width, 3),
+        values 0..255, and int32 `label` (height, width); pixels from outside the source image
+        are 0 in every tensor (void in the label).
     """
-    if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"modality2_interpolation must be one of {INTERPOLATIONS}, "
-            f"got {modality2_interpolation!r}"
-        )
+    further = further_modalities(sample)
+    methods = modality_interpolations(modality2_interpolation, len(further))
     sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
     out_size = (int(height), int(width))
     draws = tf.random.stateless_uniform([_NUM_DRAWS], seed=seed, dtype=tf.float32)
@@ -250,13 +275,13 @@ def augment_sample(
             tf.cast(_gather(sample["label"], index), tf.int32), [height, width]
         ),
     }
-    if "modality2" in sample:
-        if modality2_interpolation == "nearest":
-            m2 = tf.cast(_gather(sample["modality2"], index), tf.float32)
+    for name, method in zip(further, methods):
+        if method == "nearest":
+            image = tf.cast(_gather(sample[name], index), tf.float32)
         else:
-            m2 = _bilinear(tf.cast(sample["modality2"], tf.float32), transform, out_size)
-            m2 = m2 * tf.cast(valid, tf.float32)[..., tf.newaxis]
-        out["modality2"] = tf.ensure_shape(m2, [height, width, 3])
+            image = _bilinear(tf.cast(sample[name], tf.float32), transform, out_size)
+            image = image * tf.cast(valid, tf.float32)[..., tf.newaxis]
+        out[name] = tf.ensure_shape(image, [height, width, 3])
     return out
 
 
@@ -265,18 +290,16 @@ def resize_sample(
     *,
     height: int,
     width: int,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
 ) -> Dict[str, tf.Tensor]:
     """Resizes one decoded sample without augmentation (the evaluation path).
 
-    Images are resized bilinearly (modality 2 as `modality2_interpolation` says), the label with
-    nearest neighbour. Returns the same dtypes and shapes as `augment_sample`.
+    Images are resized bilinearly (modality 2 and on as `modality2_interpolation` says, as for
+    `augment_sample`), the label with nearest neighbour. Returns the same dtypes and shapes as
+    `augment_sample`.
     """
-    if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"modality2_interpolation must be one of {INTERPOLATIONS}, "
-            f"got {modality2_interpolation!r}"
-        )
+    further = further_modalities(sample)
+    methods = modality_interpolations(modality2_interpolation, len(further))
     sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
     size = (int(height), int(width))
     m1 = tf.image.resize(tf.cast(sample["modality1"], tf.float32), size, method="bilinear")
@@ -285,9 +308,7 @@ def resize_sample(
         "modality1": tf.ensure_shape(m1, [height, width, 3]),
         "label": tf.ensure_shape(tf.cast(label, tf.int32), [height, width]),
     }
-    if "modality2" in sample:
-        m2 = tf.image.resize(
-            tf.cast(sample["modality2"], tf.float32), size, method=modality2_interpolation
-        )
-        out["modality2"] = tf.ensure_shape(m2, [height, width, 3])
+    for name, method in zip(further, methods):
+        image = tf.image.resize(tf.cast(sample[name], tf.float32), size, method=method)
+        out[name] = tf.ensure_shape(image, [height, width, 3])
     return out

@@ -1,11 +1,12 @@
 """List files of image paths to TFRecords in the original SSMA / AdapNet++ schema.
 
-A list file has one sample per line: `modality1 modality2 label` (fusion) or `modality1 label`
-(unimodal), separated by spaces, or by tabs or with quotes for paths that hold spaces
-(`ssma_tf.lists`); relative paths are relative to the list file's folder. Images are read with
-Pillow and stored as OpenCV's `imread` would give them (BGR, 3 channels), labels as
-single-channel uint8 ids, so the records equal those of the original tools. Labels must be
-stored losslessly (PNG, BMP, TIFF, ...): JPEG changes class ids along every edge.
+A list file has one sample per line: `modality1 modality2 label` (fusion), `modality1 ...
+modalityN label` (fusion of N modalities: N + 1 columns) or `modality1 label` (unimodal),
+separated by spaces, or by tabs or with quotes for paths that hold spaces (`ssma_tf.lists`);
+relative paths are relative to the list file's folder. Images are read with Pillow and stored as
+OpenCV's `imread` would give them (BGR, 3 channels), labels as single-channel uint8 ids, so the
+records equal those of the original tools. Labels must be stored losslessly (PNG, BMP, TIFF,
+...): JPEG changes class ids along every edge.
 
 The list is checked (columns, every file present, duplicate lines) before TensorFlow is loaded,
 and the outputs before any image is read. Records are written under temporary names and renamed
@@ -26,6 +27,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path, check_output
 from ssma_tf.lists import ListFileError, MissingFileError, read_lines
@@ -66,12 +68,13 @@ class ListCheck:
         return len(self.entries[0][1]) - 1
 
 
-def check_list(path: str, *, check_files: bool = True) -> ListCheck:
-    """Reads and checks a list file of pairs or triplets, without reading any image.
+def check_list(path: str, *, check_files: bool = True, modalities: Optional[int] = None) -> ListCheck:
+    """Reads and checks a list file (N images and a label per line), without reading any image.
 
     Args:
         path: the list file; relative image paths are taken from its folder.
         check_files: also check that every listed file exists.
+        modalities: when given, the images every line must have before its label.
 
     Returns:
         A `ListCheck`: the samples and the lines that repeat an earlier one (they are converted
@@ -79,28 +82,43 @@ def check_list(path: str, *, check_files: bool = True) -> ListCheck:
 
     Raises:
         MissingFileError: the list file, or a file it names, does not exist.
-        ListFileError: a line with the wrong number of columns, pairs mixed with triplets, an
-            empty list, a file that is not UTF-8; the message names the file and line.
+        ListFileError: a line with the wrong number of columns (or not `modalities` + 1), lines of
+            different lengths, an empty list, a file that is not UTF-8; the message names the file
+            and line.
     """
     path = os.fspath(path)
+    if modalities is not None and (
+        isinstance(modalities, bool) or not isinstance(modalities, int)
+        or not 1 <= modalities <= MAX_MODALITIES
+    ):
+        raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
     folder = os.path.dirname(os.path.abspath(path))
     entries = []
     columns = None
     first_line: Dict[Tuple[str, ...], int] = {}
     duplicates = []
     for number, parts in read_lines(path):
-        if len(parts) not in (2, 3):
-            hint = " (a path with spaces? quote it or separate the paths by tabs)" if len(parts) > 3 else ""
+        if modalities is not None and len(parts) != modalities + 1:
+            few = "fewer" if len(parts) < modalities + 1 else "more"
             raise ListFileError(
-                f"{path}, line {number}: expected 2 columns (modality1 label) or 3 "
-                f"(modality1 modality2 label), got {len(parts)}{hint}: {parts}", path,
+                f"{path}, line {number}: has {len(parts)} columns, {few} than the "
+                f"{modalities + 1} of {modalities} modalit{'y' if modalities == 1 else 'ies'} "
+                f"and a label: {parts}", path,
+            )
+        if not 2 <= len(parts) <= MAX_MODALITIES + 1:
+            hint = (" (a path with spaces? quote it or separate the paths by tabs)"
+                    if len(parts) > MAX_MODALITIES + 1 else "")
+            raise ListFileError(
+                f"{path}, line {number}: expected 2 columns (modality1 label), 3 "
+                f"(modality1 modality2 label) or up to {MAX_MODALITIES + 1} (N modalities and a "
+                f"label), got {len(parts)}{hint}: {parts}", path,
             )
         if columns is None:
             columns = len(parts)
         elif len(parts) != columns:
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
-                f"{columns}; a list holds either pairs or triplets", path,
+                f"{columns}; every line of a list has the same modalities", path,
             )
         resolved = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts)
         if check_files:
@@ -118,26 +136,28 @@ def check_list(path: str, *, check_files: bool = True) -> ListCheck:
     return ListCheck(entries, duplicates)
 
 
-def _list_entries(path: str) -> List[Tuple[int, Tuple[str, ...]]]:
-    """Reads a list file into (line number, resolved paths) entries."""
-    return check_list(path, check_files=False).entries
+def _list_entries(path: str, modalities: Optional[int] = None) -> List[Tuple[int, Tuple[str, ...]]]:
+    """Reads a list file into (line number, resolved paths) entries (`check_list` without files)."""
+    return check_list(path, check_files=False, modalities=modalities).entries
 
 
-def read_list_file(path: str) -> List[Tuple[str, ...]]:
-    """Reads a list file of pairs or triplets.
+def read_list_file(path: str, modalities: Optional[int] = None) -> List[Tuple[str, ...]]:
+    """Reads a list file of pairs, triplets or longer lines (N modalities and a label).
 
     Args:
         path: The list file; relative image paths are taken from its folder.
+        modalities: When given, the number of images every line must have before its label.
 
     Returns:
-        One tuple of absolute paths per sample: (modality1, label) or (modality1, modality2, label).
+        One tuple of absolute paths per sample: (modality1, label), (modality1, modality2,
+        label) or (modality1, ..., modalityN, label).
 
     Raises:
         MissingFileError: When the list file does not exist (a `FileNotFoundError`).
         ListFileError: On a line with the wrong number of columns, pairs mixed with triplets,
             an empty list or a file that is not UTF-8; the message names the file and line.
     """
-    return [paths for _, paths in _list_entries(path)]
+    return [paths for _, paths in _list_entries(path, modalities)]
 
 
 def _open_image(path: str, where: str) -> Image.Image:
@@ -224,8 +244,9 @@ def _load_sample(
             f"{where}: label {paths[-1]!r} has class id {int(label.max())} but --num_classes is "
             f"{num_classes} (ids must be 0..{num_classes - 1})"
         )
-    modality2 = images[1] if len(images) == 2 else None
-    record = schema.encode_example(images[0], label, modality2, encoding=encoding)
+    modality2 = images[1] if len(images) >= 2 else None
+    record = schema.encode_example(images[0], label, modality2, encoding=encoding,
+                                   extra_modalities=images[2:])
     return record, label.shape, histogram
 
 
@@ -277,11 +298,12 @@ def write_tfrecords(
     num_classes: Optional[int] = None,
     progress: Optional[ProgressCallback] = None,
     checked: Optional[ListCheck] = None,
+    modalities: Optional[int] = None,
 ) -> Dict[str, object]:
-    """Converts a list file of pairs or triplets to TFRecords.
+    """Converts a list file of pairs, triplets or N + 1 columns to TFRecords.
 
     Args:
-        list_file: List of `modality1 [modality2] label` lines.
+        list_file: List of `modality1 [modality2 ... modalityN] label` lines.
         output: Record file to write; with `shards` > 1, `out-0000i-of-0000N.ext` files beside it.
         encoding: "raw" (the original format) or "png" (PNG bytes, much smaller).
         shards: Number of files; samples are split into contiguous runs so that reading the
@@ -290,6 +312,8 @@ def write_tfrecords(
         num_classes: When given, a label id >= num_classes is an error.
         progress: Called as progress(done, total) after each sample.
         checked: `check_list(list_file)`'s result when the caller has it already.
+        modalities: When given, the images every line must have (a line with another count is
+            a `ListFileError` naming the file and line).
 
     Returns:
         A summary: `samples`, `modalities`, `encoding`, `files` (written paths), `image_sizes`
@@ -325,7 +349,7 @@ def write_tfrecords(
     ):
         raise ValueError(f"num_classes must be an integer in 1..256, got {num_classes!r}")
     if checked is None:
-        checked = check_list(list_file)
+        checked = check_list(list_file, modalities=modalities)
     entries = checked.entries
     if shards > len(entries):
         raise ListFileError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards", list_file)
@@ -413,7 +437,9 @@ def format_summary(summary: Dict[str, object]) -> str:
     pixels = sum(histogram.values()) or 1
     classes = ", ".join(f"{c}: {n} ({100.0 * n / pixels:.1f}%)" for c, n in histogram.items())
     files = summary["files"]
-    if summary["modalities"] == 2:
+    if summary["modalities"] > 2:
+        kind = f"fusion of {summary['modalities']} (modality1 .. modality{summary['modalities']}, label)"
+    elif summary["modalities"] == 2:
         kind = "fusion (modality1, modality2, label)"
     else:
         kind = "unimodal (modality1, label)"

@@ -19,9 +19,9 @@ from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from ssma_tf.constants import INTERPOLATIONS
+from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
-from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
+from ssma_tf.data.augment import AugmentationConfig, augment_sample, modality_interpolations, resize_sample
 from ssma_tf.data.records import RecordError, find_damaged_record, reader_message
 from ssma_tf.lists import MissingFileError
 
@@ -101,11 +101,12 @@ def _check_first_record(path: str, modalities: int) -> None:
                                   "this project?", path, 0) from None
             present = set(example.features.feature)
             missing = [key for key in schema.feature_spec(modalities) if key not in present]
-            if missing == [schema.MODALITY2]:
+            held = schema.count_modalities(present)
+            if missing and held and all(key.startswith("modality") for key in missing):
                 raise RecordError(
-                    "no modality2: these are unimodal records (modality1, label) but the config reads a "
-                    "second modality (model: SSMA, or input_modality: modality2). Convert a list of "
-                    "'modality1 modality2 label' lines, or set the config key model: AdapNet_pp", path, 0,
+                    f"holds {held} modalit{'y' if held == 1 else 'ies'} per record but the config reads "
+                    f"{modalities} (model: SSMA and its modalities, or input_modality): convert a list with "
+                    "a column per modality, or set the config keys to match the records", path, 0,
                 )
             if missing:
                 raise RecordError(f"lacks feature(s) {missing} (it has {sorted(present)})", path, 0)
@@ -130,7 +131,7 @@ def build_dataset(
     seed: Optional[int] = None,
     shuffle_buffer: int = 128,
     repeat: Optional[int] = None,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     check_records: bool = True,
     keep_indices: Optional[Sequence[int]] = None,
 ) -> tf.data.Dataset:
@@ -138,7 +139,9 @@ def build_dataset(
 
     Args:
         file_patterns: A record file, a glob pattern, or a list of them (e.g. shards).
-        modalities: 1 for AdapNet++ (modality 1 only; fusion records work too), 2 for SSMA.
+        modalities: 1 for AdapNet++ (modality 1 only; fusion records work too), 2 for SSMA,
+            N for SSMA over N modalities (records with `modality1` .. `modalityN`; more are
+            ignored).
         height: Output height (the paper resizes everything to 384).
         width: Output width (768 in the paper).
         batch_size: Samples per batch.
@@ -153,7 +156,8 @@ def build_dataset(
         shuffle_buffer: Records held for shuffling (serialized, so memory is about this many
             records' size).
         repeat: Number of passes; None means forever when training and once otherwise.
-        modality2_interpolation: "nearest" (default, for depth-like maps) or "bilinear".
+        modality2_interpolation: "nearest" (default, for depth-like maps) or "bilinear", for
+            every modality after the first, or a list with one per modality 2, 3, ...
         check_records: Read the first record of the first file to give a clear error when a
             feature is missing.
         keep_indices: Training only: use only these records, by 0-based index over the files
@@ -161,7 +165,7 @@ def build_dataset(
 
     Returns:
         A dataset of `(inputs, label)`: `inputs` is float32 B x H x W x 3 (BGR, 0..255), or a
-        tuple `(modality1, modality2)` of those when `modalities == 2`.
+        tuple `(modality1, modality2, ...)` of those when `modalities >= 2`.
 
     Raises:
         ValueError: On a bad argument.
@@ -175,13 +179,9 @@ def build_dataset(
         raise ValueError(
             f"num_classes must be an integer >= 2 (void + 1 class), got {num_classes!r}"
         )
-    if modalities not in (1, 2):
-        raise ValueError(f"modalities must be 1 or 2, got {modalities!r}")
-    if modality2_interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"modality2_interpolation must be one of {INTERPOLATIONS}, "
-            f"got {modality2_interpolation!r}"
-        )
+    if isinstance(modalities, bool) or not isinstance(modalities, int) or not 1 <= modalities <= MAX_MODALITIES:
+        raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
+    modality2_interpolation = modality_interpolations(modality2_interpolation, modalities - 1)
     if repeat is not None and (
         isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1
     ):
@@ -211,7 +211,7 @@ def build_dataset(
         if modalities == 1:
             inputs = sample["modality1"]
         else:
-            inputs = (sample["modality1"], sample["modality2"])
+            inputs = tuple(sample[schema.modality_key(i)] for i in range(1, modalities + 1))
         return inputs, label
 
     def decode(serialized):

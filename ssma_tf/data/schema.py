@@ -1,7 +1,8 @@
 """The TFRecord schema of SSMA / AdapNet++ samples: encode and decode one `tf.train.Example`.
 
 The original conversion tools wrote one Example per sample with the features `height`, `width`
-(int64), `modality1`, `label` and, for fusion data, `modality2` (bytes). Images are raw HxWx3
+(int64), `modality1`, `label` and, for fusion data, `modality2` (bytes). Data for SSMA over N > 2
+modalities (Section 4.2) adds `modality3`, ..., `modalityN` in the same form. Images are raw HxWx3
 uint8 bytes in BGR order (as OpenCV reads them) and the label is raw HxW uint8 class ids.
 
 This module also writes a compressed variant with the same keys: each bytes feature holds a PNG
@@ -14,11 +15,13 @@ dataset) decode to the same BGR arrays.
 from __future__ import annotations
 
 import io
-from typing import Dict, Mapping, Optional, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+
+from ssma_tf.constants import MAX_MODALITIES
 
 HEIGHT = "height"
 WIDTH = "width"
@@ -27,21 +30,28 @@ MODALITY2 = "modality2"
 LABEL = "label"
 
 ENCODINGS = ("raw", "png")
+
+
+def modality_key(index: int) -> str:
+    """The feature name of modality `index` (1-based): `modality1`, `modality2`, ..."""
+    return f"modality{index}"
+
+
+def _check_count(modalities) -> None:
+    if isinstance(modalities, bool) or not isinstance(modalities, int) or not 1 <= modalities <= MAX_MODALITIES:
+        raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _check_arrays(
-    modality1: np.ndarray, label: np.ndarray, modality2: Optional[np.ndarray]
-) -> None:
+def _check_arrays(images: Sequence[np.ndarray], label: np.ndarray) -> None:
     """Raises ValueError unless the arrays have the shapes and dtype of one sample."""
-    arrays = {MODALITY1: modality1, LABEL: label}
-    if modality2 is not None:
-        arrays[MODALITY2] = modality2
+    arrays = {modality_key(i): image for i, image in enumerate(images, start=1)}
+    arrays[LABEL] = label
     for name, array in arrays.items():
         if array.dtype != np.uint8:
             raise ValueError(f"{name} must be uint8, got {array.dtype}")
-    for name in (MODALITY1, MODALITY2):
-        if name in arrays and (arrays[name].ndim != 3 or arrays[name].shape[2] != 3):
+    for name in arrays:
+        if name != LABEL and (arrays[name].ndim != 3 or arrays[name].shape[2] != 3):
             raise ValueError(f"{name} must be HxWx3 (BGR), got shape {arrays[name].shape}")
     if label.ndim != 2:
         raise ValueError(f"label must be HxW class ids, got shape {label.shape}")
@@ -75,6 +85,7 @@ def encode_example(
     label: np.ndarray,
     modality2: Optional[np.ndarray] = None,
     encoding: str = "raw",
+    extra_modalities: Sequence[np.ndarray] = (),
 ) -> bytes:
     """Serializes one sample as a `tf.train.Example` in the original schema.
 
@@ -83,6 +94,8 @@ def encode_example(
         label: HxW uint8 class ids.
         modality2: Optional HxWx3 uint8 BGR image (fusion data).
         encoding: "raw" for the original raw bytes, "png" for PNG-compressed features.
+        extra_modalities: modality 3, 4, ... (HxWx3 uint8 BGR each) for fusion of more than two
+            modalities; they need `modality2`.
 
     Returns:
         The serialized Example.
@@ -92,7 +105,11 @@ def encode_example(
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-    _check_arrays(modality1, label, modality2)
+    if extra_modalities and modality2 is None:
+        raise ValueError("modality 3 and on need modality2")
+    images = [modality1] + ([] if modality2 is None else [modality2]) + list(extra_modalities)
+    _check_count(len(images))
+    _check_arrays(images, label)
 
     def to_bytes(array: np.ndarray, bgr: bool) -> bytes:
         if encoding == "png":
@@ -108,27 +125,33 @@ def encode_example(
     feature = {
         HEIGHT: int_feature(int(label.shape[0])),
         WIDTH: int_feature(int(label.shape[1])),
-        MODALITY1: bytes_feature(to_bytes(modality1, bgr=True)),
     }
-    if modality2 is not None:
-        feature[MODALITY2] = bytes_feature(to_bytes(modality2, bgr=True))
+    for index, image in enumerate(images, start=1):
+        feature[modality_key(index)] = bytes_feature(to_bytes(image, bgr=True))
     feature[LABEL] = bytes_feature(to_bytes(label, bgr=False))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def feature_spec(modalities: int) -> Dict[str, tf.io.FixedLenFeature]:
-    """Returns the `tf.io.parse_single_example` spec for unimodal (1) or fusion (2) records."""
-    if modalities not in (1, 2):
-        raise ValueError(f"modalities must be 1 or 2, got {modalities!r}")
+    """Returns the `tf.io.parse_single_example` spec for records of 1 (unimodal), 2 or N images."""
+    _check_count(modalities)
     spec = {
         HEIGHT: tf.io.FixedLenFeature([], tf.int64),
         WIDTH: tf.io.FixedLenFeature([], tf.int64),
         MODALITY1: tf.io.FixedLenFeature([], tf.string),
         LABEL: tf.io.FixedLenFeature([], tf.string),
     }
-    if modalities == 2:
-        spec[MODALITY2] = tf.io.FixedLenFeature([], tf.string)
+    for index in range(2, modalities + 1):
+        spec[modality_key(index)] = tf.io.FixedLenFeature([], tf.string)
     return spec
+
+
+def count_modalities(features) -> int:
+    """How many images (`modality1`, `modality2`, ... without a gap) a record's features hold."""
+    count = 0
+    while modality_key(count + 1) in features:
+        count += 1
+    return count
 
 
 def _is_png(data: tf.Tensor, raw_size: tf.Tensor) -> tf.Tensor:
@@ -174,12 +197,10 @@ def decode_image(data: tf.Tensor, height: tf.Tensor, width: tf.Tensor, channels:
 def decode_parsed(features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """Decodes the bytes features of an already parsed record (see `feature_spec`)."""
     height, width = features[HEIGHT], features[WIDTH]
-    decoded = {
-        MODALITY1: decode_image(features[MODALITY1], height, width, 3),
-        LABEL: decode_image(features[LABEL], height, width, 1),
-    }
-    if MODALITY2 in features:
-        decoded[MODALITY2] = decode_image(features[MODALITY2], height, width, 3)
+    decoded = {LABEL: decode_image(features[LABEL], height, width, 1)}
+    for index in range(1, count_modalities(features) + 1):
+        name = modality_key(index)
+        decoded[name] = decode_image(features[name], height, width, 3)
     return decoded
 
 
@@ -190,12 +211,12 @@ def decode_example(
 
     Args:
         serialized: A scalar string tensor or Python bytes.
-        modalities: 1 or 2. When None the record decides (eager only): `modality2` is decoded
-            when the record has it.
+        modalities: how many images to decode (1, 2, ... N). When None the record decides
+            (eager only): every `modalityK` it has is decoded.
 
     Returns:
         A dict of uint8 tensors: `modality1` (HxWx3 BGR), `label` (HxW) and, for fusion
-        records, `modality2` (HxWx3 BGR).
+        records, `modality2` ... (HxWx3 BGR).
 
     Raises:
         ValueError: When `modalities` is None inside a `tf.function`, where the record cannot
@@ -203,12 +224,10 @@ def decode_example(
     """
     if modalities is None:
         if not tf.executing_eagerly():
-            raise ValueError("decode_example needs modalities=1 or 2 inside a tf.function")
-        spec = feature_spec(1)
-        spec[MODALITY2] = tf.io.FixedLenFeature([], tf.string, default_value="")
-        features = tf.io.parse_single_example(serialized, spec)
-        if int(tf.strings.length(features[MODALITY2])) == 0:
-            del features[MODALITY2]
+            raise ValueError("decode_example needs modalities=1, 2, ... inside a tf.function")
+        data = serialized.numpy() if isinstance(serialized, tf.Tensor) else serialized
+        present = tf.train.Example.FromString(data).features.feature
+        features = tf.io.parse_single_example(serialized, feature_spec(max(count_modalities(present), 1)))
     else:
         features = tf.io.parse_single_example(serialized, feature_spec(modalities))
     return decode_parsed(features)

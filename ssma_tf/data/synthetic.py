@@ -32,6 +32,16 @@ The log scale gives near objects, where the classes differ, most of the colour r
 Every sample is a pure function of (seed, split, index), so a dataset is identical byte for byte
 for the same arguments and any one sample can be regenerated alone.
 
+Optionally (`thermal=True`) a third modality, for SSMA over three modalities (Section 4.2): a
+"thermal" image in which cars are warm and everything else lies near the scene's ambient
+temperature (road and sidewalk sun-warmed, sky and buildings cool, with overlapping ranges and
+sensor noise), so thermal alone cannot tell the scene apart. In that variant half of the cars
+are painted the green of the bushes, with their leaf texture: colour and depth together cannot
+tell such a car from a bush (same colour, sizes and distances), only thermal can; and thermal
+cannot tell road from sidewalk or glass from sky, which colour and depth can. The colour, depth
+and labels of the other scenes' pixels are those of the default data, drawn from the same
+stream; the thermal draws come from a stream of their own, and the default data are unchanged.
+
 Domain shift (`style="target"`, for domain adaptation, `docs/adaptation.md`): the same scenes
 (geometry, labels and depth, byte for byte) seen as at dusk in another town: darker and warmer
 light with less contrast, stronger sensor noise, and class colours moved toward each other
@@ -102,6 +112,17 @@ _TARGET_GAIN = (0.5, 0.7)
 _TARGET_CAST = ((1.08, 1.2), (0.95, 1.02), (0.72, 0.85))
 _TARGET_CONTRAST = (0.7, 0.85)  # toward the image mean
 _TARGET_NOISE = 9.0
+_STYLE_STREAM = 2  # the seed sequence's last word (1: thermal)
+
+# === Thermal (0..255, warm = bright), the optional third modality ===
+_AMBIENT = (90.0, 140.0)  # per scene
+# Per-scene offsets from the ambient level, per class: ranges overlap, so that thermal alone
+# tells little apart except cars.
+_THERMAL_OFFSET = {ROAD: (0.0, 18.0), SIDEWALK: (0.0, 18.0), BUILDING: (-15.0, 8.0),
+                   VEGETATION: (-12.0, 6.0), SKY: (-20.0, 4.0)}
+_CAR_WARMTH = (45.0, 75.0)
+_THERMAL_NOISE = 6.0
+_GREEN_CAR_PROBABILITY = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +135,8 @@ class SyntheticSample:
         label: (H, W) uint8 class ids (see `CLASS_NAMES`).
         depth: (H, W) float32 noise-free depth in metres along the optical axis (inf for sky).
         depth_valid: (H, W) bool, False where the depth image has a hole.
+        thermal: (H, W, 3) uint8 thermal image (three equal channels, warm = bright), or None
+            when the sample was generated without it.
     """
 
     rgb: np.ndarray
@@ -121,6 +144,7 @@ class SyntheticSample:
     label: np.ndarray
     depth: np.ndarray
     depth_valid: np.ndarray
+    thermal: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,9 +254,16 @@ def _rectangle(height: int, width: int, top: float, bottom: float, left: float, 
     return ((rows >= top) & (rows < bottom))[:, None] & ((cols >= left) & (cols < right))[None, :]
 
 
-def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSample:
-    """Draws one scene (see the module docstring for the design)."""
+def _render(
+    rng: np.random.Generator, height: int, width: int, thermal_rng: Optional[np.random.Generator] = None
+) -> SyntheticSample:
+    """Draws one scene (see the module docstring for the design).
+
+    With `thermal_rng`, half of the cars are painted green and a thermal image is drawn; every
+    draw of that variant comes from `thermal_rng`, so the rest of the scene stays as without it.
+    """
     canvas = _Canvas(height, width)
+    green_cars = np.zeros((height, width), dtype=bool)
     rows = (np.arange(height) + 0.5)[:, None]
     cols = (np.arange(width) + 0.5)[None, :]
     focal = _FOCAL_PER_WIDTH * width
@@ -315,6 +346,10 @@ def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSampl
             colour = behind[0] + rng.normal(0.0, 4.0, size=3)
         else:
             colour = _grey(rng, _GREY_LEVEL)
+        if thermal_rng is not None and thermal_rng.random() < _GREEN_CAR_PROBABILITY:
+            # Painted like a bush: colour and depth together cannot tell them apart.
+            colour = _uniform_rgb(thermal_rng, _VEGETATION_RGB)
+            green_cars |= mask & (depth < canvas.depth)
         canvas.paint(mask, depth, CAR, colour)
     for _ in range(rng.choice(4, p=[0.3, 0.35, 0.25, 0.1])):
         depth, _, mask = box(_NEAR_DEPTH_M, _NEAR_HEIGHT_M, _NEAR_WIDTH_M)
@@ -328,6 +363,11 @@ def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSampl
     colour = canvas.colour
     leaves = canvas.label == VEGETATION
     colour[leaves] += rng.normal(0.0, _LEAF_NOISE, size=(int(leaves.sum()), 1))
+    thermal = None
+    if thermal_rng is not None:
+        green_cars &= canvas.label == CAR  # the parts that nothing nearer hides
+        colour[green_cars] += thermal_rng.normal(0.0, _LEAF_NOISE, size=(int(green_cars.sum()), 1))
+        thermal = _thermal(thermal_rng, canvas.label)
     gain = rng.uniform(0.8, 1.2)
     cast = rng.uniform(0.93, 1.07, size=3)
     gradient = 1.0 + rng.uniform(-0.2, 0.2) * (cols / width - 0.5)
@@ -351,6 +391,7 @@ def _render(rng: np.random.Generator, height: int, width: int) -> SyntheticSampl
         label=canvas.label.copy(),
         depth=canvas.depth.astype(np.float32),
         depth_valid=valid,
+        thermal=thermal,
     )
 
 
@@ -378,6 +419,21 @@ def _check_style(style: str) -> None:
         raise ValueError(f"style must be one of {list(STYLES)}, got {style!r}")
 
 
+def _thermal(rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+    """The thermal image of a scene's labels: ambient level, class offsets, warm cars, noise."""
+    ambient = rng.uniform(*_AMBIENT)
+    temperature = np.full(label.shape, ambient)
+    for class_id, offset in _THERMAL_OFFSET.items():
+        temperature[label == class_id] += rng.uniform(*offset)
+    cars = label == CAR
+    temperature[cars] += rng.uniform(*_CAR_WARMTH)
+    other = label == VOID
+    temperature[other] += rng.uniform(-20.0, 60.0)  # odd objects: anything from cool to warm
+    temperature += rng.normal(0.0, _THERMAL_NOISE, size=label.shape)
+    grey = np.clip(np.round(temperature), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
 def _check_size(height: int, width: int) -> None:
     for name, value in (("height", height), ("width", width)):
         if not isinstance(value, (int, np.integer)) or value < 16:
@@ -391,7 +447,7 @@ def _check_seed(seed: int) -> None:
 
 def generate_sample(
     seed: int, index: int, height: int = 96, width: int = 192, split: str = "train",
-    style: str = "source",
+    style: str = "source", thermal: bool = False,
 ) -> SyntheticSample:
     """Generates one scene; the same arguments always give the same arrays.
 
@@ -403,6 +459,8 @@ def generate_sample(
         split: 'train', 'val' or 'test'; each split draws its own scenes.
         style: 'source' (default) or 'target': the same scene, labels and depth in the
             domain-shifted look of the module docstring.
+        thermal: also draw the thermal image, with half of the cars painted green (see the
+            module docstring); False gives the default RGB-D data.
 
     Returns:
         The `SyntheticSample`.
@@ -419,11 +477,14 @@ def generate_sample(
     _check_style(style)
     # One independent stream per (seed, split, index): samples do not depend on each other.
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLITS[split], int(index)]))
-    sample = _render(rng, int(height), int(width))
+    thermal_rng = None
+    if thermal:
+        thermal_rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLITS[split], int(index), 1]))
+    sample = _render(rng, int(height), int(width), thermal_rng)
     if style == "target":
-        # A stream of its own: the scene stays the source's, whatever the style draws.
+        # A stream of its own (not the thermal one): the scene stays the source's.
         style_rng = np.random.default_rng(
-            np.random.SeedSequence([int(seed), _SPLITS[split], int(index), STYLES.index(style)])
+            np.random.SeedSequence([int(seed), _SPLITS[split], int(index), _STYLE_STREAM])
         )
         sample = _restyle(style_rng, sample)
     return sample
@@ -443,8 +504,9 @@ def write_dataset(
     width: int = 192,
     seed: int = 0,
     style: str = "source",
+    thermal: bool = False,
 ) -> SyntheticDataset:
-    """Writes a synthetic RGB-D dataset as PNG files plus list files.
+    """Writes a synthetic RGB-D (or RGB-D-thermal) dataset as PNG files plus list files.
 
     Layout under `output_dir`: `{split}/rgb/NNNNN.png` (colour, RGB), `{split}/depth/NNNNN.png`
     (jet-coded depth, RGB), `{split}/label/NNNNN.png` (1-channel class ids), the list files
@@ -459,6 +521,8 @@ def write_dataset(
         width: image width (>= 16; the models need a multiple of 16).
         seed: dataset seed; the same arguments give the same files, byte for byte.
         style: 'source' or 'target' (the domain-shifted look; same scenes, labels and depth).
+        thermal: also write `{split}/thermal/NNNNN.png` and lists of `rgb depth thermal label`
+            (see `generate_sample`).
 
     Returns:
         The paths written, as a `SyntheticDataset`.
@@ -481,10 +545,12 @@ def write_dataset(
     for split, count in (("train", num_train), ("val", num_val)):
         lines = []
         for index in range(count):
-            sample = generate_sample(seed, index, height, width, split, style)
+            sample = generate_sample(seed, index, height, width, split, style, thermal=thermal)
             name = f"{index:05d}.png"
-            relative = [f"{split}/{kind}/{name}" for kind in ("rgb", "depth", "label")]
-            for path, array in zip(relative, (sample.rgb, sample.depth_jet, sample.label)):
+            kinds = ("rgb", "depth", "thermal", "label") if thermal else ("rgb", "depth", "label")
+            arrays = (sample.rgb, sample.depth_jet) + ((sample.thermal,) if thermal else ()) + (sample.label,)
+            relative = [f"{split}/{kind}/{name}" for kind in kinds]
+            for path, array in zip(relative, arrays):
                 # Sensor noise hardly compresses: the fastest zlib level costs few bytes.
                 visualize.save_png(root / path, array, compress_level=1)
             lines.append(" ".join(relative) + "\n")
@@ -507,6 +573,8 @@ def write_dataset(
             f"depth: jet colour map of log depth, near (<= {DEPTH_MIN_M} m) red, far "
             f"(>= {DEPTH_MAX_M} m, sky) dark blue, missing depth black (0, 0, 0)"
         ),
+        **({"modality3": "thermal: warm = bright; cars warm, the rest near the ambient level"}
+           if thermal else {}),
         "generator": {
             "seed": int(seed),
             "height": int(height),

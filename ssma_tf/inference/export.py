@@ -43,7 +43,7 @@ from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size
-from ssma_tf.models.factory import is_fusion, model_name
+from ssma_tf.models.factory import is_fusion, model_name, num_modalities
 
 SIGNATURE_KEY = "serving_default"
 METADATA_FILE = os.path.join("assets.extra", "ssma_tf.json")
@@ -61,8 +61,8 @@ class ExportError(UserInputError):
 
 
 def input_names(model: keras.Model) -> Tuple[str, ...]:
-    """Names of the serving inputs: ("image",) or ("modality1", "modality2")."""
-    return ("modality1", "modality2") if is_fusion(model) else ("image",)
+    """Names of the serving inputs: ("image",) or ("modality1", "modality2", ...)."""
+    return tuple(f"modality{i}" for i in range(1, num_modalities(model) + 1)) if is_fusion(model) else ("image",)
 
 
 def serving_function(
@@ -76,25 +76,30 @@ def serving_function(
         model: an `AdapNetPP` or `SSMA` (or a folded copy).
         size: (height, width) to resize inputs to inside the graph, multiples of 16; None: inputs
             must already have multiples of 16 and are used as they are.
-        modality2_interpolation: "nearest" or "bilinear", for SSMA's modality 2.
+        modality2_interpolation: "nearest" or "bilinear", for SSMA's modality 2 (and every
+            further one), or a list with one per modality after the first.
 
     Returns:
         (function of uint8 (B, H, W, 3) tensors returning `class_ids` and `probabilities`,
         the list of `tf.TensorSpec`s of its inputs).
     """
-    check_interpolation(modality2_interpolation)
+    further = num_modalities(model) - 1
+    if isinstance(modality2_interpolation, str):
+        modality2_interpolation = (modality2_interpolation,) * max(further, 1)
+    for method in modality2_interpolation:
+        check_interpolation(method)
     size = None if size is None else check_size(size)
     view = inference_model(model)
     fusion = is_fusion(model)
     names = input_names(model)
-    methods = ("bilinear", modality2_interpolation)[: len(names)]
+    methods = ("bilinear", *modality2_interpolation)[: len(names)]
 
     def serve(*images: tf.Tensor) -> Dict[str, tf.Tensor]:
         input_size = tf.shape(images[0])[1:3]
-        if fusion:
+        for index, image in enumerate(images[1:], start=2):
             tf.debugging.assert_equal(
-                tf.shape(images[0])[:3], tf.shape(images[1])[:3],
-                message="modality1 and modality2 must have the same batch size, height and width",
+                tf.shape(images[0])[:3], tf.shape(image)[:3],
+                message=f"modality1 and modality{index} must have the same batch size, height and width",
             )
         views = [tf.cast(image, tf.float32) for image in images]
         if size is not None:
@@ -251,9 +256,9 @@ def fold_difference(model: keras.Model, folded: keras.Model, size: Sequence[int]
     """Largest absolute probability difference between two models on one random input."""
     height, width = check_size(size)
     rng = np.random.default_rng(seed)
-    count = 2 if is_fusion(model) else 1
+    count = num_modalities(model)
     images = [tf.constant(rng.uniform(0, 255, (1, height, width, 3)), tf.float32) for _ in range(count)]
-    inputs = images if count == 2 else images[0]
+    inputs = images if count >= 2 else images[0]
     outputs = [inference_model(m)(inputs, training=False)["softmax"] for m in (model, folded)]
     return float(tf.reduce_max(tf.abs(outputs[0] - outputs[1])))
 

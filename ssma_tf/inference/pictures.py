@@ -153,7 +153,7 @@ def predict_files(
             try:
                 prediction = predictor.predict(
                     batches[0],
-                    batches[1] if predictor.fusion else None,
+                    *(batches[1:] if predictor.fusion else [None]),
                     original_size=original_size,
                     probabilities=False,
                     gates=attention,
@@ -240,7 +240,8 @@ def _load(sample: Sample, fusion: bool, input_modality: str) -> _Loaded:
         except (OSError, ValueError) as error:
             raise PredictionError(f"cannot read {what} {path}: {error}") from None
 
-    images = [read(sample.modality1, "modality1", load_image_bgr), read(sample.modality2, "modality2", load_image_bgr)]
+    paths = sample.modalities
+    images = [read(path, f"modality{i}", load_image_bgr) for i, path in enumerate(paths, start=1)]
     label = read(sample.label, "label", load_label)
     if fusion:
         missing = [f"modality{i}" for i, image in enumerate(images, start=1) if image is None]
@@ -248,10 +249,15 @@ def _load(sample: Sample, fusion: bool, input_modality: str) -> _Loaded:
             raise PredictionError(f"sample '{sample.name}': SSMA needs {' and '.join(missing)} too")
         inputs = images
     elif images[0] is not None and images[1] is not None:
-        inputs = [images[0] if input_modality == "modality1" else images[1]]
+        index = int(input_modality.removeprefix("modality")) - 1
+        if index >= len(images):
+            raise PredictionError(
+                f"sample '{sample.name}' has {len(images)} modalities, the network reads {input_modality}"
+            )
+        inputs = [images[index]]
     else:
         inputs = [images[0] if images[0] is not None else images[1]]
-    present = [(p, image) for p, image in zip((sample.modality1, sample.modality2), images) if image is not None]
+    present = [(p, image) for p, image in zip(paths, images) if image is not None]
     if label is not None:
         present.append((sample.label, label))
     shapes = {image.shape[:2] for _, image in present}

@@ -15,7 +15,7 @@ predictor over image files and writes pictures.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
@@ -25,7 +25,7 @@ from ssma_tf.errors import UserInputError
 from ssma_tf.inference.compiled import GATES, inference_model
 from ssma_tf.inference.precision import choose_precision
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size, rounded_size
-from ssma_tf.models.factory import is_fusion
+from ssma_tf.models.factory import is_fusion, num_modalities
 
 CHANNEL_ORDERS = ("rgb", "bgr")
 
@@ -72,7 +72,8 @@ class Predictor:
         channel_order: "rgb" (arrays as Pillow gives them) or "bgr" (as OpenCV gives them, and
             as the network takes them).
         modality2_interpolation: how SSMA's second modality is resized ("nearest" for depth-like
-            images, as in training; "bilinear").
+            images, as in training; "bilinear"); the same for every further modality, or a list
+            with one per modality 2, 3, ...
         jit_compile: compile the network with XLA.
         optimize: run the fast inference copy of the model (`inference_model(model, optimize=True)`:
             batch norms folded, sub-pixel upsampling; same outputs to float32 rounding). The copy
@@ -92,14 +93,15 @@ class Predictor:
         model: keras.Model,
         size: Optional[Sequence[int]] = None,
         channel_order: str = "rgb",
-        modality2_interpolation: str = "nearest",
+        modality2_interpolation: Union[str, Sequence[str]] = "nearest",
         jit_compile: bool = False,
         optimize: bool = True,
         precision: str = "float32",
     ):
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
-        check_interpolation(modality2_interpolation)
+        for method in [modality2_interpolation] if isinstance(modality2_interpolation, str) else modality2_interpolation:
+            check_interpolation(method)
         if precision == "auto" and not optimize:
             choice = choose_precision("float32")
             choice = dataclasses.replace(choice, reason="bfloat16 needs the optimized inference copy")
@@ -114,6 +116,17 @@ class Predictor:
         self.modality2_interpolation = modality2_interpolation
         self.jit_compile = bool(jit_compile)
         self.fusion = is_fusion(self.model)
+        self.num_modalities = num_modalities(self.model)
+        further = self.num_modalities - 1
+        if isinstance(modality2_interpolation, str):
+            self._methods = ("bilinear",) + (modality2_interpolation,) * further
+        elif len(modality2_interpolation) < further:
+            raise ValueError(
+                f"{further} modalities after the first need {further} interpolations, "
+                f"got {list(modality2_interpolation)}"
+            )
+        else:
+            self._methods = ("bilinear",) + tuple(modality2_interpolation)[:further]
         self._functions: Dict[Tuple[bool, bool, bool], Any] = {}
 
     def model_size(self, height: int, width: int) -> Tuple[int, int]:
@@ -124,17 +137,18 @@ class Predictor:
         self,
         modality1: Any,
         modality2: Any = None,
-        *,
+        *further: Any,
         original_size: bool = False,
         probabilities: bool = True,
         gates: bool = False,
     ) -> Prediction:
-        """Predicts one image (pair) or a batch.
+        """Predicts one image (pair, or N modalities) or a batch.
 
         Args:
             modality1: (H, W, 3) or (B, H, W, 3) image(s), uint8 or float in 0..255, in the
                 predictor's channel order; for AdapNet++ the network's input.
             modality2: SSMA only: the second modality, same shape.
+            further: SSMA over N > 2 modalities: modality 3 .. N, same shape.
             original_size: return outputs at the input size (ids resized with nearest neighbour,
                 probabilities bilinearly) instead of the model size.
             probabilities: also return the softmax (skip it to save memory).
@@ -146,9 +160,13 @@ class Predictor:
         Raises:
             ValueError: wrong shapes, a missing or unexpected modality 2, or gates for AdapNet++.
         """
-        images = [modality1] if modality2 is None else [modality1, modality2]
-        if self.fusion and len(images) != 2:
-            raise ValueError("SSMA needs modality2 as well as modality1")
+        if further and modality2 is None:
+            raise ValueError("modality 3 and on need modality2")
+        images = [modality1] if modality2 is None else [modality1, modality2, *further]
+        if self.fusion and len(images) != self.num_modalities:
+            if self.num_modalities == 2:
+                raise ValueError("SSMA needs modality2 as well as modality1")
+            raise ValueError(f"this SSMA fuses {self.num_modalities} modalities, got {len(images)} images")
         if not self.fusion and len(images) != 1:
             raise ValueError("AdapNet++ takes one image; modality2 is for SSMA")
         if gates and not self.fusion:
@@ -160,10 +178,11 @@ class Predictor:
                 raise ValueError(
                     f"modality{index} must be (H, W, 3) or (B, H, W, 3) like modality1, got {array.shape}"
                 )
-        if len(arrays) == 2 and arrays[0].shape != arrays[1].shape:
-            raise ValueError(
-                f"modality1 and modality2 must have the same shape, got {arrays[0].shape} and {arrays[1].shape}"
-            )
+        for index, array in enumerate(arrays[1:], start=2):
+            if array.shape != arrays[0].shape:
+                raise ValueError(
+                    f"modality1 and modality{index} must have the same shape, got {arrays[0].shape} and {array.shape}"
+                )
         batch = [tf.convert_to_tensor(a[None] if single else a, tf.float32) for a in arrays]
         height, width = arrays[0].shape[-3:-1]
         function = self._function(bool(original_size), bool(probabilities), bool(gates))
@@ -186,7 +205,7 @@ class Predictor:
 
     def _build_function(self, original_size: bool, with_probabilities: bool, with_gates: bool):
         spec = tf.TensorSpec([None, None, None, 3], tf.float32)
-        methods = ("bilinear", self.modality2_interpolation)[: 2 if self.fusion else 1]
+        methods = self._methods
         model = self.model
 
         def network(inputs):

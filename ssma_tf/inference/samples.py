@@ -1,4 +1,4 @@
-"""The samples to predict: one image (pair), a list file, or two folders paired by name."""
+"""The samples to predict: one image (pair), a list file (any number of modalities), or two folders paired by name."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import os
 from typing import List, Optional, Sequence, Tuple, Union
 
+from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.inference.predictor import PredictionError
 from ssma_tf.modalities.batch import index_folder
 from ssma_tf.errors import UserInputError
@@ -24,16 +25,23 @@ class Sample:
         modality1: the modality-1 image (the image overlays are drawn on).
         modality2: the modality-2 image, or None.
         label: ground-truth class ids, or None.
+        further: modality 3, 4, ... images, for SSMA over more than two modalities.
     """
 
     name: str
     modality1: Optional[str]
     modality2: Optional[str] = None
     label: Optional[str] = None
+    further: Tuple[str, ...] = ()
+
+    @property
+    def modalities(self) -> Tuple[Optional[str], ...]:
+        """The images, modality 1 first (None where a modality is not given)."""
+        return (self.modality1, self.modality2, *self.further)
 
     def describe(self) -> str:
         """The sample's files, for error messages."""
-        return " + ".join(p for p in (self.modality1, self.modality2) if p)
+        return " + ".join(p for p in self.modalities if p)
 
 
 def sample_from_files(modality1: Optional[PathLike], modality2: Optional[PathLike] = None) -> Sample:
@@ -45,11 +53,12 @@ def sample_from_files(modality1: Optional[PathLike], modality2: Optional[PathLik
     return Sample(_stem(first), paths[0], paths[1])
 
 
-def samples_from_list(path: PathLike, fusion: bool) -> List[Sample]:
+def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List[Sample]:
     """Reads a list file of samples to predict (relative paths are from the list's folder).
 
-    Lines are `modality1 modality2 [label]` for SSMA; for AdapNet++ `image`, `image label` or a
-    fusion line `modality1 modality2 label`. Empty lines and lines starting with '#' are skipped.
+    Lines are `modality1 modality2 [label]` for SSMA (`modality1 ... modalityN [label]` for SSMA
+    over `modalities` = N); for AdapNet++ `image`, `image label` or a fusion line `modality1
+    ... modalityN label` of any N. Empty lines and lines starting with '#' are skipped.
     Outputs are named by the modality-1 path relative to the folder all of them share.
 
     Raises:
@@ -62,23 +71,26 @@ def samples_from_list(path: PathLike, fusion: bool) -> List[Sample]:
         lines = read_lines(path)  # spaces, tabs or quotes: see ssma_tf.lists
     except UserInputError as error:
         raise PredictionError(str(error)) from None
-    allowed = (2, 3) if fusion else (1, 2, 3)
+    allowed = (modalities, modalities + 1) if fusion else tuple(range(1, MAX_MODALITIES + 2))
     rows = []
     for number, fields in lines:
         if len(fields) not in allowed:
-            expected = "modality1 modality2 [label]" if fusion else "image [label] or modality1 modality2 label"
-            raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns")
+            names = " ".join(f"modality{i}" for i in range(1, modalities + 1))
+            expected = f"{names} [label]" if fusion else "image [label] or modality1 ... modalityN label"
+            few = f", fewer than the model's {modalities} modalities" if fusion and len(fields) < modalities else ""
+            raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns{few}")
         rows.append([os.path.normpath(os.path.join(folder, os.path.expanduser(f))) for f in fields])
     if not rows:
         raise PredictionError(f"{path} lists no samples")
     if fusion:
-        entries = [(r[0], r[1], r[2] if len(r) == 3 else None) for r in rows]
+        entries = [(r[:modalities], r[modalities] if len(r) > modalities else None) for r in rows]
     else:
         entries = [
-            (r[0], None, None) if len(r) == 1 else (r[0], None, r[1]) if len(r) == 2 else (r[0], r[1], r[2])
+            ((r[0],), None) if len(r) == 1 else ((r[0],), r[1]) if len(r) == 2 else (tuple(r[:-1]), r[-1])
             for r in rows
         ]
-    return _named(entries)
+    return _named([(images[0], images[1] if len(images) > 1 else None, label, tuple(images[2:]))
+                   for images, label in entries])
 
 
 def samples_from_folders(
@@ -136,14 +148,17 @@ def collect_samples(
     modality1_suffix: str = "",
     modality2_suffix: str = "",
     recursive: bool = False,
+    modalities: int = 2,
 ) -> List[Sample]:
     """The samples named by a list file, by one image (pair), or by folders paired by name.
 
     Args:
-        fusion: the model takes two modalities (decides how list lines are read).
+        fusion: the model takes two (or `modalities`) modalities (decides how list lines are
+            read; SSMA over more than two reads list files only).
         list_file: a list file (then `modality1`/`modality2` must be None).
         modality1, modality2: image files, or folders (both folders when both are given).
         modality1_suffix, modality2_suffix, recursive: see `samples_from_folders`.
+        modalities: the images a fusion model takes (N).
 
     Raises:
         PredictionError: a missing file or folder, a file beside a folder, a bad list.
@@ -152,7 +167,9 @@ def collect_samples(
     if list_file is not None:
         if modality1 is not None or modality2 is not None:
             raise PredictionError("give a list file or images/folders, not both")
-        return samples_from_list(list_file, fusion)
+        return samples_from_list(list_file, fusion, modalities)
+    if fusion and modalities > 2:
+        raise PredictionError(f"an SSMA over {modalities} modalities reads its inputs from a list file")
     given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]
     if not given:
         raise PredictionError("give a list file, modality1, modality2 or both")
@@ -176,15 +193,18 @@ def _stem(path: str) -> str:
     return name[: -len(os.path.splitext(name)[1]) or None]
 
 
-def _named(entries: Sequence[Tuple[str, Optional[str], Optional[str]]]) -> List[Sample]:
-    """Names samples by their first image relative to the folder all first images share."""
+def _named(entries: Sequence[Tuple]) -> List[Sample]:
+    """Names samples by their first image relative to the folder all first images share.
+
+    Each entry is (modality1, modality2, label) or (modality1, modality2, label, further).
+    """
     firsts = [e[0] for e in entries]
     root = os.path.commonpath([os.path.dirname(p) for p in firsts])
     samples, seen = [], {}
-    for modality1, modality2, label in entries:
+    for modality1, modality2, label, *further in entries:
         name = os.path.splitext(os.path.relpath(modality1, root))[0].replace(os.sep, "/")
         if name in seen:
             raise PredictionError(f"{seen[name]} is listed twice; its outputs would overwrite each other")
         seen[name] = modality1
-        samples.append(Sample(name, modality1, modality2, label))
+        samples.append(Sample(name, modality1, modality2, label, tuple(further[0]) if further else ()))
     return samples

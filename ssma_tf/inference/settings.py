@@ -55,14 +55,15 @@ class InferenceSetup:
         model: the `AdapNetPP` or `SSMA`.
         dataset: class names and colours (`DatasetInfo`), or None.
         size: the config's (height, width), or None without a config.
-        modality2_interpolation: the config's, else "nearest".
+        modality2_interpolation: the config's, else "nearest" (a tuple, one per modality after
+            the first, where the config gives `modality_interpolations`).
         input_modality: AdapNet++: the config's input modality, else "modality1".
     """
 
     model: keras.Model
     dataset: Optional[Any] = None
     size: Optional[Tuple[int, int]] = None
-    modality2_interpolation: str = "nearest"
+    modality2_interpolation: Union[str, Tuple[str, ...]] = "nearest"
     input_modality: str = "modality1"
 
 
@@ -124,5 +125,7 @@ def setup_inference(
     if run is None:
         return InferenceSetup(loaded, info)
     return InferenceSetup(
-        loaded, info, (run.height, run.width), run.modality2_interpolation, run.input_modality or "modality1"
+        loaded, info, (run.height, run.width),
+        run.modality2_interpolation if run.modality_interpolations is None else run.modality_interpolations,
+        run.input_modality or "modality1",
     )

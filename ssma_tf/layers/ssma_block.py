@@ -12,8 +12,9 @@ from ssma_tf.layers.initializers import HeTruncatedNormal, bias_initializer
 class SSMABlock(layers.Layer):
     """Self-supervised model adaptation: gate the concatenated modalities, then project.
 
-    For inputs [x1, x2] (modality 1 first):
-        x = concat(x1, x2)
+    For inputs [x1, x2, ..., xN] (modality 1 first; N = 2 in the released graph, any N >= 2 as
+    Section 4.2 allows):
+        x = concat(x1, ..., xN)
         s = sigmoid(gate_expand(relu(gate_reduce(x))))     # 3×3 convs with bias, ratio `reduction`
         out = output_bn(output_conv(x · s))  (BN only when `output_bn`)
 
@@ -59,8 +60,9 @@ class SSMABlock(layers.Layer):
         self.gate_reduce = None  # sized in build(): the reduced width depends on the input channels
 
     def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
-            raise ValueError(f"SSMABlock takes a list of two feature maps, got shape {input_shape!r}")
+        if (not isinstance(input_shape, (list, tuple)) or len(input_shape) < 2
+                or not all(isinstance(shape, (list, tuple)) for shape in input_shape)):
+            raise ValueError(f"SSMABlock takes a list of two or more feature maps, got shape {input_shape!r}")
         channels = sum(int(shape[-1]) for shape in input_shape)
         if self.reduced_filters is None and channels % self.reduction:
             raise ValueError(

@@ -25,8 +25,13 @@ def check_model_name(name: str) -> str:
 
 
 def is_fusion(model: keras.Model) -> bool:
-    """True for a model that takes two modalities (SSMA or a fusion baseline)."""
-    return len(model.inputs) == 2
+    """True for a model that takes two or more modalities (SSMA or a fusion baseline)."""
+    return len(model.inputs) >= 2
+
+
+def num_modalities(model: keras.Model) -> int:
+    """The number of images a model takes: 1 (AdapNet++) or N >= 2 (SSMA or a fusion baseline)."""
+    return len(model.inputs)
 
 
 def model_name(model: keras.Model) -> str:
@@ -61,6 +66,8 @@ def build_model(config: Any) -> keras.Model:
     if config.is_fusion:
         return SSMA(
             config.num_classes,
+            # Configs made in code before N modalities existed say nothing: the released two.
+            num_modalities=getattr(config, "num_modalities", 2),
             freeze_experts=config.freeze_experts,
             aux_heads=config.aux_heads,
             **kwargs,

@@ -1,4 +1,4 @@
-"""SSMA: two AdapNet++ expert encoders fused by self-supervised model adaptation (Section 4)."""
+"""SSMA: AdapNet++ expert encoders (two as released, or more) fused by self-supervised model adaptation (Section 4)."""
 
 import keras
 from keras import layers
@@ -16,19 +16,31 @@ from ssma_tf.models.encoder import (
 )
 
 
+def check_num_modalities(num_modalities) -> None:
+    """Raises ValueError unless num_modalities is an integer >= 2 (fusion needs two streams)."""
+    if isinstance(num_modalities, bool) or not isinstance(num_modalities, int) or num_modalities < 2:
+        raise ValueError(f"num_modalities must be an integer >= 2, got {num_modalities!r}")
+
+
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class SSMA(SegmenterTraining, keras.Model):
-    """The SSMA fusion network: two AdapNet++ experts, SSMA blocks, attention-refined decoder.
+    """The SSMA fusion network: N AdapNet++ experts, SSMA blocks, attention-refined decoder.
 
-    Takes `[modality1, modality2]`, each (B, H, W, 3) floats 0..255 (modality 1 is the BGR image;
-    modality 2 the 3-channel encoding of depth, HHA, NIR, ...), and returns the per-pixel softmax
-    (B, H, W, C) in inference mode. With `return_all=True` (the default while training, for
-    `fit`, see `ssma_tf.models.segmenter`) it returns a dict with `softmax`, `logits`, the SSMA gates
-    `gate_latent` (H/16, 512 ch), `gate_skip2` (H/8, 48 ch), `gate_skip1` (H/4, 48 ch), and, with
-    `aux_heads`, `aux_up2` and `aux_up1`.
+    Takes `[modality1, modality2, ...]`, each (B, H, W, 3) floats 0..255 (modality 1 is the BGR
+    image; the others 3-channel encodings of depth, HHA, NIR, ...), and returns the per-pixel
+    softmax (B, H, W, C) in inference mode. With `return_all=True` (the default while training,
+    for `fit`, see `ssma_tf.models.segmenter`) it returns a dict with `softmax`, `logits`, the
+    SSMA gates `gate_latent` (H/16, 256·N ch), `gate_skip2` (H/8, 24·N ch), `gate_skip1` (H/4,
+    24·N ch), and, with `aux_heads`, `aux_up2` and `aux_up1`.
+
+    The released graph fuses two modalities; Section 4.2 extends the framework to any number:
+    with `num_modalities=N` each SSMA block gates and projects the concatenation of N streams,
+    and the skip attention and decoder stay as they are. N = 2 is exactly the released model
+    (the same layers, names and weights).
 
     Args:
         num_classes: C, including the void class 0.
+        num_modalities: N >= 2, the number of experts (and inputs).
         freeze_experts: as released, the experts are not trainable and their batch norms run in
             inference mode (and their dropout is off). False trains them with batch norms in
             training mode.
@@ -49,6 +61,7 @@ class SSMA(SegmenterTraining, keras.Model):
     def __init__(
         self,
         num_classes: int,
+        num_modalities: int = 2,
         freeze_experts: bool = True,
         aux_heads: bool = False,
         latent_reduction: int = 16,
@@ -68,6 +81,7 @@ class SSMA(SegmenterTraining, keras.Model):
         check_num_classes(num_classes)
         released = released_widths(True, latent_reduction, skip_reduction)
         widths = check_widths(widths, released, "SSMA")
+        check_num_modalities(num_modalities)
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", "ssma")
@@ -79,7 +93,7 @@ class SSMA(SegmenterTraining, keras.Model):
                 dropout_rate=dropout_rate, easpp_rates=easpp_rates, name=f"modality{i}_encoder", dtype=dtype,
                 widths=sub_widths(widths, f"modality{i}_") or None,
             )
-            for i in (1, 2)
+            for i in range(1, num_modalities + 1)
         ]
         for expert in experts:
             # A non-trainable BN normalises with its moving statistics, and ResidualUnit skips its
@@ -97,25 +111,28 @@ class SSMA(SegmenterTraining, keras.Model):
         )
 
         # === Functional model ===
-        modality1 = keras.Input(shape=(None, None, 3), name="modality1")
-        modality2 = keras.Input(shape=(None, None, 3), name="modality2")
-        f1, f2 = experts[0](modality1), experts[1](modality2)
-        fused, gate_latent = latent([f1["easpp"], f2["easpp"]])
-        skip2, gate_skip2 = fuse_skip2([f1["skip2"], f2["skip2"]])
-        skip1, gate_skip1 = fuse_skip1([f1["skip1"], f2["skip1"]])
-        outputs = build_decoder(fused, skip2, skip1, num_classes, skip_attention=True, aux_heads=aux_heads,
-                                dtype=dtype, widths={k: v for k, v in widths.items() if k in DECODER_LAYERS})
+        inputs = [keras.Input(shape=(None, None, 3), name=f"modality{i}") for i in range(1, num_modalities + 1)]
+        features = [expert(image) for expert, image in zip(experts, inputs)]
+        fused, gate_latent = latent([f["easpp"] for f in features])
+        skip2, gate_skip2 = fuse_skip2([f["skip2"] for f in features])
+        skip1, gate_skip1 = fuse_skip1([f["skip1"] for f in features])
+        outputs = build_decoder(fused, skip2, skip1, num_classes, skip_attention=True,
+                                aux_heads=aux_heads, dtype=dtype,
+                                widths={k: v for k, v in widths.items() if k in DECODER_LAYERS})
         for name, gate in (("gate_latent", gate_latent), ("gate_skip2", gate_skip2), ("gate_skip1", gate_skip1)):
             outputs[name] = layers.Activation("linear", dtype="float32", name=name)(gate)
-        super().__init__(inputs=[modality1, modality2], outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         if dtype is not None:
             # A functional model ignores a `dtype` argument; its layers have the policy, and the
             # model takes it too so that `get_config` (and a `.keras` file) keeps it.
             self.dtype_policy = dtype
 
         # === Config ===
-        self.modality1_encoder, self.modality2_encoder = experts
+        # `modality1_encoder`, `modality2_encoder`, ...: the attribute names of the released pair.
+        for i, expert in enumerate(experts, start=1):
+            setattr(self, f"modality{i}_encoder", expert)
         self.num_classes = num_classes
+        self.num_modalities = num_modalities
         self.freeze_experts = freeze_experts
         self.aux_heads = aux_heads
         self.latent_reduction = latent_reduction
@@ -131,16 +148,20 @@ class SSMA(SegmenterTraining, keras.Model):
 
     @property
     def encoders(self) -> list:
-        """The two expert encoders, modality 1 first."""
-        return [self.modality1_encoder, self.modality2_encoder]
+        """The expert encoders, modality 1 first."""
+        return [getattr(self, f"modality{i}_encoder") for i in range(1, self.num_modalities + 1)]
 
     def call(self, inputs, training=None, mask=None, return_all=None):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError("SSMA takes a list [modality1, modality2] of two image batches")
+        n = self.num_modalities
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != n:
+            names = ", ".join(f"modality{i}" for i in range(1, n + 1))
+            got = f"{len(inputs)} batches" if isinstance(inputs, (list, tuple)) else "one tensor"
+            raise ValueError(f"SSMA takes a list [{names}] of {n} image batches, got {got}")
         shapes = [tuple(x.shape) for x in inputs]
         for i, shape in enumerate(shapes, start=1):
             check_image_shape(shape, f"SSMA modality{i}")
-        if None not in shapes[0][:3] and None not in shapes[1][:3] and shapes[0][:3] != shapes[1][:3]:
+        known = [shape[:3] for shape in shapes if None not in shape[:3]]
+        if any(shape != known[0] for shape in known):
             raise ValueError(f"SSMA modalities must have the same batch, height and width, got {shapes}")
         outputs = super().call(list(inputs), training=training, mask=mask)
         return self.resolve_outputs(outputs, training, return_all)
@@ -149,6 +170,7 @@ class SSMA(SegmenterTraining, keras.Model):
         config = super().get_config()  # name, trainable, dtype policy
         config.update({
             "num_classes": self.num_classes,
+            "num_modalities": self.num_modalities,
             "freeze_experts": self.freeze_experts,
             "aux_heads": self.aux_heads,
             "latent_reduction": self.latent_reduction,

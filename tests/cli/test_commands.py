@@ -26,6 +26,7 @@ COMMANDS = {
     "ssma-pretrain-depth": "ssma_tf.cli.pretrain_depth",
     "ssma-importance-weights": "ssma_tf.cli.importance_weights",
     "ssma-prune": "ssma_tf.cli.prune",
+    "ssma-scene": "ssma_tf.cli.scene",
 }
 
 

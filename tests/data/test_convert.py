@@ -210,7 +210,7 @@ def test_cli_converts_and_reports(dataset_dir, tmp_path, capsys):
 
 def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
     cli = _cli()
-    list_file = write_list(dataset_dir / "bad.txt", ["0_rgb.png 0_label.png", "1_rgb.png 1_label.png extra more"])
+    list_file = write_list(dataset_dir / "bad.txt", ["0_rgb.png 0_label.png", "1_rgb.png"])
     assert cli.main(["--file", list_file, "--record", str(tmp_path / "x.tfrecords")]) == 2
     assert f"error: {list_file}, line 2: expected 2 columns" in capsys.readouterr().err
     assert not (tmp_path / "x.tfrecords").exists()

@@ -119,8 +119,8 @@ def test_bad_arguments_and_missing_files(records, tmp_path):
         build_dataset(str(tmp_path / "nothing-here-*.tfrecords"), **base)
     with pytest.raises(ValueError, match="height must be a positive integer, got 0"):
         build_dataset(records["raw"], **{**base, "height": 0})
-    with pytest.raises(ValueError, match="modalities must be 1 or 2, got 3"):
-        build_dataset(records["raw"], **{**base, "modalities": 3})
+    with pytest.raises(ValueError, match="modalities must be an integer in 1..8, got 9"):
+        build_dataset(records["raw"], **{**base, "modalities": 9})
     with pytest.raises(ValueError, match="modality2_interpolation"):
         build_dataset(records["raw"], **base, modality2_interpolation="cubic")
     empty = tmp_path / "empty.tfrecords"

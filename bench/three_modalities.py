@@ -1,0 +1,160 @@
+"""SSMA over three modalities against SSMA over each pair, on synthetic RGB-D-thermal scenes.
+
+    python bench/three_modalities.py --output three_modalities_output     (or `make three-modalities`)
+
+Writes the synthetic scenes with their optional thermal modality (`ssma_tf.data.synthetic`:
+half of the cars painted like bushes, which colour and depth together cannot tell apart, cars
+warm in thermal), converts them to records (one file per modality order the models read), and,
+trains an AdapNet++ expert per modality (stage 1), then, for each seed, SSMA with frozen experts
+(the released stage) over {RGB, depth}, {RGB, thermal}, {depth, thermal} and {RGB, depth,
+thermal}, every SSMA arm with the same steps, batch and learning rate. The experts are trained
+once, with the first seed, and shared by every arm and seed (so that the comparison is of the
+fusion alone, and the run stays short); `--experts_per_seed` trains them anew for each seed.
+Each model is evaluated on the validation scenes and the table gives the mean mIoU over the
+seeds with its range (min..max), and the car IoU.
+
+Results go to `<output>/results.json` as they come; a rerun skips the runs already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODALITIES = ("rgb", "depth", "thermal")
+# SSMA arms: the modalities each fuses, in record order.
+ARMS = (("rgb", "depth"), ("rgb", "thermal"), ("depth", "thermal"), ("rgb", "depth", "thermal"))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="three_modalities_output", help="folder for data, runs, results")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (>= 2 for a range)")
+    parser.add_argument("--num_train", type=int, default=160)
+    parser.add_argument("--num_val", type=int, default=40)
+    parser.add_argument("--height", type=int, default=48)
+    parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--expert_steps", type=int, default=150, help="steps of each AdapNet++ expert")
+    parser.add_argument("--ssma_steps", type=int, default=100, help="steps of each SSMA arm")
+    parser.add_argument("--experts_per_seed", action="store_true",
+                        help="train the experts anew for each seed (default: once, with the first seed)")
+    parser.add_argument("--batch_size", type=int, default=8)
+    return parser.parse_args(argv)
+
+
+def records_for(args, order) -> dict:
+    """Train/val records holding the modalities of `order` (in that order), converted once."""
+    from ssma_tf.data import synthetic, write_tfrecords
+
+    data = os.path.join(args.output, "data")
+    if not os.path.isfile(os.path.join(data, "val.txt")):
+        synthetic.write_dataset(data, num_train=args.num_train, num_val=args.num_val,
+                                height=args.height, width=args.width, seed=0, thermal=True)
+    out = {}
+    for split in ("train", "val"):
+        name = os.path.join(data, f"{split}_{'_'.join(order)}.tfrecords")
+        if not os.path.isfile(name):
+            listed = os.path.join(data, f"{split}_{'_'.join(order)}.txt")
+            with open(os.path.join(data, f"{split}.txt"), encoding="utf-8") as handle:
+                rows = [line.split() for line in handle if line.strip()]
+            columns = [MODALITIES.index(m) for m in order] + [3]
+            with open(listed, "w", encoding="utf-8") as handle:
+                handle.writelines(" ".join(row[c] for c in columns) + "\n" for row in rows)
+            write_tfrecords(listed, name, encoding="png", modalities=len(order))
+        out[split] = name
+    return out
+
+
+def run_one(args, name: str, keys: dict, results: dict) -> dict:
+    """Trains and evaluates one model (unless results holds it); returns its metrics."""
+    from ssma_tf.config import config_from_dict
+    from ssma_tf.evaluation import evaluate
+    from ssma_tf.training import train
+
+    if name in results:
+        return results[name]
+    run_dir = os.path.join(args.output, "runs", name)
+    common = dict(num_classes=7, dataset="synthetic", height=args.height, width=args.width, checkpoint=run_dir)
+    start = time.perf_counter()
+    train_config = config_from_dict(dict(common, **keys["train"], batch_size=args.batch_size,
+                                         learning_rate=1e-3, power=0.9, skip_step=50,
+                                         save_step=10_000), source=name)
+    train(train_config, log=lambda line: None)
+    eval_config = config_from_dict(dict(common, **keys["eval"], batch_size=10), source=name, mode="eval")
+    metrics = evaluate(eval_config, log=lambda line: None).metrics
+    seconds = time.perf_counter() - start
+    car = next((c["iou"] for c in metrics["per_class"] if c["name"] == "car"), None)
+    results[name] = {"mIoU": float(metrics["mIoU"]), "car_iou": car, "seconds": round(seconds, 1)}
+    print(f"{name}: mIoU {metrics['mIoU']:.1f} ({seconds / 60:.1f} min)", flush=True)
+    return results[name]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.makedirs(args.output, exist_ok=True)
+    from ssma_tf.files import atomic_write
+
+    results_path = os.path.join(args.output, "results.json")
+    results = {}
+    if os.path.isfile(results_path):
+        with open(results_path, encoding="utf-8") as handle:
+            results = json.load(handle)
+
+    def save():
+        with atomic_write(results_path) as stream:
+            json.dump(results, stream, indent=1)
+
+    all_three = records_for(args, MODALITIES)
+    for seed in args.seeds:
+        expert_seed = seed if args.experts_per_seed else args.seeds[0]
+        experts = {}
+        for index, modality in enumerate(MODALITIES, start=1):
+            name = f"seed{expert_seed}_adapnet_pp_{modality}"
+            keys = dict(model="AdapNet_pp", input_modality=f"modality{index}")
+            run_one(args, name, {
+                "train": dict(keys, train_data=all_three["train"], max_iteration=args.expert_steps,
+                              seed=expert_seed),
+                "eval": dict(keys, test_data=all_three["val"]),
+            }, results)
+            save()
+            experts[modality] = os.path.join(args.output, "runs", name, "final.weights.h5")
+        for arm in ARMS:
+            records = records_for(args, arm)
+            name = f"seed{seed}_ssma_{'_'.join(arm)}"
+            keys = dict(model="SSMA", modalities=list(arm))
+            run_one(args, name, {
+                "train": dict(keys, train_data=records["train"], max_iteration=args.ssma_steps, seed=seed,
+                              checkpoints=[experts[m] for m in arm], freeze_experts=True),
+                "eval": dict(keys, test_data=records["val"]),
+            }, results)
+            save()
+    print(table(results, args.seeds))
+    return 0
+
+
+def table(results: dict, seeds) -> str:
+    """Mean mIoU over the seeds with its range, per model, and the car IoU."""
+    names = [f"adapnet_pp_{m}" for m in MODALITIES] + [f"ssma_{'_'.join(arm)}" for arm in ARMS]
+    lines = [f"{'model':<28} {'mIoU mean':>9}  {'range':>13}  {'car IoU':>7}   seeds {list(seeds)}"]
+    for name in names:
+        runs = [results[f"seed{s}_{name}"] for s in seeds if f"seed{s}_{name}" in results]
+        if not runs:
+            continue
+        mious = [r["mIoU"] for r in runs]
+        cars = [r["car_iou"] for r in runs if r.get("car_iou") is not None]
+        car = f"{statistics.mean(cars):7.1f}" if cars else "      –"
+        lines.append(f"{name:<28} {statistics.mean(mious):9.1f}  {min(mious):6.1f}..{max(mious):<6.1f} {car}"
+                     f"   {', '.join(f'{m:.1f}' for m in mious)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

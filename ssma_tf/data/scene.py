@@ -1,0 +1,178 @@
+"""Scene classification data (Section 5.9): list files of `modality1 ... modalityN class_id`, records, pipeline.
+
+A list line holds the N images of one scene and its class id (an integer 0..C−1), space
+separated, paths relative to the list file's folder. Records use the segmentation schema's image
+features (`height`, `width`, `modality1` .. `modalityN`, raw or PNG bytes, BGR) and an int64
+`class_id` instead of a label image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf.constants import MAX_MODALITIES
+from ssma_tf.data import schema
+from ssma_tf.data.convert import load_image_bgr
+from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.files import atomic_path
+from ssma_tf.modalities.io import InputFileError
+
+CLASS_ID = "class_id"
+
+
+def read_scene_list(path: str, modalities: Optional[int] = None) -> List[Tuple[Tuple[str, ...], int]]:
+    """Reads a scene list: one `(image paths, class id)` per line.
+
+    Args:
+        path: the list file; relative paths are taken from its folder.
+        modalities: when given, the images every line must have before its class id.
+
+    Raises:
+        InputFileError: a missing or empty file, a line with too few columns or other columns
+            than the lines before it, or a class id that is not a non-negative integer; the
+            message names the file and the line.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputFileError(f"list file {path!r} does not exist", path)
+    folder = os.path.dirname(os.path.abspath(path))
+    entries: List[Tuple[Tuple[str, ...], int]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            where = f"{path}, line {number}"
+            wanted = 2 if modalities is None else modalities
+            if len(parts) < wanted + 1 or len(parts) > MAX_MODALITIES + 1:
+                raise InputFileError(
+                    f"{where}: has {len(parts)} columns; expected {wanted} or more modalities and a "
+                    f"class id" if modalities is None else
+                    f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id",
+                    path,
+                )
+            if modalities is not None and len(parts) != modalities + 1:
+                raise InputFileError(
+                    f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id", path
+                )
+            if entries and len(parts) != len(entries[0][0]) + 1:
+                raise InputFileError(
+                    f"{where}: has {len(parts)} columns but the lines before it have {len(entries[0][0]) + 1}", path
+                )
+            if not parts[-1].isdigit():
+                raise InputFileError(f"{where}: the class id must be a non-negative integer, got {parts[-1]!r}", path)
+            images = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts[:-1])
+            entries.append((images, int(parts[-1])))
+    if not entries:
+        raise InputFileError(f"{path}: the list is empty", path)
+    return entries
+
+
+def encode_scene(images: Sequence[np.ndarray], class_id: int, encoding: str = "png") -> bytes:
+    """Serializes one scene: N HxWx3 uint8 BGR images and its class id."""
+    if not images:
+        raise ValueError("a scene needs at least one image")
+    height, width = images[0].shape[:2]
+    for index, image in enumerate(images, start=1):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape != (height, width, 3):
+            raise ValueError(
+                f"modality{index} must be {height}x{width}x3 uint8 like modality1, got {image.shape} {image.dtype}"
+            )
+    # The segmentation schema's image features, with a one-pixel stand-in label that is dropped.
+    label = np.zeros((height, width), np.uint8)
+    example = tf.train.Example.FromString(
+        schema.encode_example(images[0], label, images[1] if len(images) > 1 else None, encoding=encoding,
+                              extra_modalities=images[2:])
+    )
+    features = example.features.feature
+    del features[schema.LABEL]
+    features[CLASS_ID].int64_list.value.append(int(class_id))
+    return example.SerializeToString()
+
+
+def write_scene_records(
+    list_file: str, output: str, modalities: Optional[int] = None, num_classes: Optional[int] = None,
+    encoding: str = "png",
+) -> Dict[str, object]:
+    """Converts a scene list to one TFRecord file (written under a temporary name, then renamed).
+
+    Returns:
+        `samples`, `modalities` and `class_histogram` ({id: scenes}).
+
+    Raises:
+        InputFileError: a bad list line (see `read_scene_list`), a class id >= `num_classes`.
+        ValueError, FileNotFoundError: an unreadable image or images of different sizes, naming
+            the list file and line.
+    """
+    entries = read_scene_list(list_file, modalities)
+    histogram: Dict[int, int] = {}
+    with contextlib.ExitStack() as stack:
+        temporary = stack.enter_context(atomic_path(os.fspath(output)))
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for number, (paths, class_id) in enumerate(entries, start=1):
+                where = f"{list_file}, sample {number}"
+                if num_classes is not None and class_id >= num_classes:
+                    raise InputFileError(f"{where}: class id {class_id} but num_classes is {num_classes}", list_file)
+                images = [load_image_bgr(p, where) for p in paths]
+                try:
+                    writer.write(encode_scene(images, class_id, encoding))
+                except ValueError as error:
+                    raise InputFileError(f"{where}: {error}", list_file) from None
+                histogram[class_id] = histogram.get(class_id, 0) + 1
+    return {"samples": len(entries), "modalities": len(entries[0][0]),
+            "class_histogram": dict(sorted(histogram.items()))}
+
+
+def build_scene_dataset(
+    file_patterns, *, modalities: int, height: int, width: int, batch_size: int, training: bool,
+    seed: Optional[int] = None, interpolation: str = "nearest",
+) -> tf.data.Dataset:
+    """Batches of `((modality1, ..., modalityN), class_id)`: float32 (B, H, W, 3) BGR, int32 (B,).
+
+    Training shuffles, repeats and flips left-right at random (every modality alike); evaluation
+    reads once in order. Images are resized to `height` × `width` (modality 1 bilinearly, the
+    others as `interpolation` says).
+
+    Raises:
+        InputFileError: the first record lacks a modality or the class id (naming the file).
+    """
+    files = list_record_files(file_patterns)
+    spec = {key: value for key, value in schema.feature_spec(modalities).items() if key != schema.LABEL}
+    spec[CLASS_ID] = tf.io.FixedLenFeature([], tf.int64)
+    for record in tf.data.TFRecordDataset(files[0]).take(1):
+        present = tf.train.Example.FromString(record.numpy()).features.feature
+        missing = [key for key in spec if key not in present]
+        if missing:
+            held = schema.count_modalities(present)
+            raise InputFileError(
+                f"{files[0]}: records lack feature(s) {missing} (they hold {held} modalities, the "
+                f"model reads {modalities})", files[0])
+
+    def decode(serialized):
+        features = tf.io.parse_single_example(serialized, spec)
+        views = []
+        for index in range(1, modalities + 1):
+            image = schema.decode_image(features[schema.modality_key(index)], features[schema.HEIGHT],
+                                        features[schema.WIDTH], 3)
+            method = "bilinear" if index == 1 else interpolation
+            views.append(tf.image.resize(tf.cast(image, tf.float32), (height, width), method=method))
+        return tuple(views), tf.cast(features[CLASS_ID], tf.int32)
+
+    records = tf.data.TFRecordDataset(files)
+    if training:
+        records = records.shuffle(256, seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if training:
+        generator = tf.random.Generator.from_seed(0 if seed is None else seed)
+
+        def flip(views, class_id):
+            mirrored = generator.uniform([]) < 0.5
+            return tuple(tf.cond(mirrored, lambda v=v: tf.reverse(v, [1]), lambda v=v: v) for v in views), class_id
+
+        dataset = dataset.map(flip)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,103 @@
+"""SSMA for scene classification: N AdapNet++ experts fused at the latent, pooled, classified (Section 5.9)."""
+
+import keras
+from keras import layers
+
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.layers import SSMABlock
+from ssma_tf.models.decoder import DECODER_FILTERS
+from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape
+from ssma_tf.models.ssma import check_num_modalities
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class SSMASceneClassifier(keras.Model):
+    """Scene classification with SSMA: the experts' eASPP outputs fused by one SSMA block.
+
+    Section 5.9 of the paper uses SSMA for scene classification (ScanNet, Table 22): each
+    modality's AdapNet++ encoder with eASPP, the SSMA block at the latent (as in the
+    segmentation network, reduction 16, projected to 256 channels with a batch norm), then global
+    average pooling and a fully connected classifier. There is no decoder.
+
+    Takes `[modality1, ..., modalityN]`, each (B, H, W, 3) floats 0..255 (H, W multiples of 16),
+    and returns the class probabilities (B, C).
+
+    Args:
+        num_classes: C, the scene classes (no void class).
+        num_modalities: N >= 2, the number of experts.
+        freeze_experts: experts not trainable, batch norms in inference mode (as SSMA's released
+            fusion stage, after the experts were trained).
+        latent_reduction: η of the SSMA block (16).
+        dropout_rate: dropout of the experts' block-4 unit 3 (released 0.7) and before the
+            classifier.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_modalities: int = 2,
+        freeze_experts: bool = True,
+        latent_reduction: int = 16,
+        dropout_rate: float = RELEASED_DROPOUT_RATE,
+        **kwargs,
+    ):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        check_num_modalities(num_modalities)
+        kwargs.setdefault("name", "ssma_scene")
+
+        # === Layers ===
+        experts = [AdapNetPPEncoder(dropout_rate=dropout_rate, name=f"modality{i}_encoder")
+                   for i in range(1, num_modalities + 1)]
+        for expert in experts:
+            expert.trainable = not freeze_experts
+        fusion = SSMABlock(DECODER_FILTERS, latent_reduction, output_kernel_size=1, output_bn=True,
+                           return_gate=False, name="ssma_latent")
+        classifier = layers.Dense(num_classes, name="classifier")
+
+        # === Functional model ===
+        inputs = [keras.Input(shape=(None, None, 3), name=f"modality{i}") for i in range(1, num_modalities + 1)]
+        fused = fusion([expert(image)["easpp"] for expert, image in zip(experts, inputs)])
+        pooled = layers.GlobalAveragePooling2D(name="global_pool")(layers.ReLU(name="fused_relu")(fused))
+        pooled = layers.Dropout(min(dropout_rate, 0.5), name="dropout")(pooled)
+        probabilities = layers.Softmax(dtype="float32", name="softmax")(classifier(pooled))
+        super().__init__(inputs=inputs, outputs=probabilities, **kwargs)
+
+        # === Config ===
+        for i, expert in enumerate(experts, start=1):
+            setattr(self, f"modality{i}_encoder", expert)
+        self.num_classes = num_classes
+        self.num_modalities = num_modalities
+        self.freeze_experts = freeze_experts
+        self.latent_reduction = latent_reduction
+        self.dropout_rate = float(dropout_rate)
+
+    @property
+    def encoders(self) -> list:
+        """The expert encoders, modality 1 first."""
+        return [getattr(self, f"modality{i}_encoder") for i in range(1, self.num_modalities + 1)]
+
+    def call(self, inputs, training=None, mask=None):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != self.num_modalities:
+            raise ValueError(f"SSMASceneClassifier takes a list of {self.num_modalities} image batches")
+        for i, x in enumerate(inputs, start=1):
+            check_image_shape(tuple(x.shape), f"SSMASceneClassifier modality{i}")
+        return super().call(list(inputs), training=training, mask=mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "num_classes": self.num_classes,
+            "num_modalities": self.num_modalities,
+            "freeze_experts": self.freeze_experts,
+            "latent_reduction": self.latent_reduction,
+            "dropout_rate": self.dropout_rate,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("trainable", "dtype"):
+            config.pop(key, None)
+        return cls(**config)

@@ -1,0 +1,94 @@
+"""Scene classification with SSMA (Section 5.9): list files, records, training, per-class recall and IoU."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ssma_tf.cli import scene as cli
+from ssma_tf.data.scene import build_scene_dataset, read_scene_list, write_scene_records
+from ssma_tf.errors import UserInputError
+from ssma_tf.scene import scene_metrics, train_scene_classifier
+from tests.data.helpers import save_png, write_list
+
+H = W = 32
+
+
+def scene_images(class_id, seed):
+    """Scene class 0: a bright left half in modality 1; class 1: a bright top half in modality 2.
+
+    Modality 1 alone cannot tell class 1 from noise scenes of class 2, modality 2 alone cannot
+    tell class 0 from them; both together can.
+    """
+    rng = np.random.default_rng(seed)
+    m1 = rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
+    m2 = rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
+    if class_id == 0:
+        m1[:, : W // 2] += 150
+    elif class_id == 1:
+        m2[: H // 2] += 150
+    return m1, m2
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    lines = []
+    for index in range(24):
+        class_id = index % 3
+        m1, m2 = scene_images(class_id, index)
+        save_png(root / f"{index}_a.png", m1)
+        save_png(root / f"{index}_b.png", m2)
+        lines.append(f"{index}_a.png {index}_b.png {class_id}")
+    write_list(root / "scenes.txt", lines)
+    summary = write_scene_records(str(root / "scenes.txt"), str(root / "scenes.tfrecords"), modalities=2,
+                                  num_classes=3)
+    assert summary == {"samples": 24, "modalities": 2, "class_histogram": {0: 8, 1: 8, 2: 8}}
+    return root
+
+
+def test_lists_records_and_errors(records, tmp_path):
+    assert read_scene_list(str(records / "scenes.txt"))[1] == (
+        (str(records / "1_a.png"), str(records / "1_b.png")), 1)
+    (views, class_ids), = build_scene_dataset(str(records / "scenes.tfrecords"), modalities=2, height=H,
+                                             width=W, batch_size=24, training=False).take(1)
+    assert class_ids.numpy().tolist() == [i % 3 for i in range(24)] and views[1].shape == (24, H, W, 3)
+    np.testing.assert_array_equal(views[0].numpy()[0][..., ::-1], scene_images(0, 0)[0])
+    bad = write_list(tmp_path / "bad.txt", [f"{records}/0_a.png {records}/0_b.png 0", f"{records}/1_a.png 1"])
+    with pytest.raises(UserInputError, match=r"bad\.txt, line 2: has 2 columns, expected 2 modalities and a class id"):
+        write_scene_records(bad, str(tmp_path / "bad.tfrecords"), modalities=2)
+    with pytest.raises(UserInputError, match=r"bad\.txt, line 1: .*class id 0|class id must"):
+        write_scene_records(write_list(tmp_path / "x.txt", [f"{records}/0_a.png {records}/0_b.png x"]),
+                            str(tmp_path / "x.tfrecords"))
+    with pytest.raises(UserInputError, match=r"scenes\.tfrecords: records lack feature\(s\) \['modality3'\]"):
+        build_scene_dataset(str(records / "scenes.tfrecords"), modalities=3, height=H, width=W,
+                            batch_size=2, training=False)
+
+
+def test_metrics_are_table_22s_recall_and_iou():
+    confusion = np.array([[3, 1, 0], [0, 2, 2], [0, 0, 0]])
+    metrics = scene_metrics(confusion, ["a", "b", "c"])
+    a, b, c = metrics["per_class"]
+    assert a["recall"] == 75.0 and a["iou"] == 75.0
+    assert b["recall"] == 50.0 and b["iou"] == pytest.approx(100 * 2 / 5)
+    assert c["recall"] is None and c["iou"] == 0.0  # predicted twice, never true
+    assert metrics["mean_recall"] == 62.5 and metrics["accuracy"] == 62.5
+
+
+def test_training_lowers_the_loss_and_the_command_evaluates(records, tmp_path, capsys):
+    data = str(records / "scenes.tfrecords")
+    # At 16 x 16 (the smallest input) the scenes keep their halves and the steps are cheap.
+    result = train_scene_classifier(data, str(tmp_path / "run"), num_classes=3, modalities=2, height=16, width=16,
+                                    steps=20, batch_size=8, learning_rate=1e-2, seed=0)
+    assert result.model.num_modalities == 2 and len(result.model.encoders) == 2
+    losses = result.losses
+    assert len(losses) == 20 and np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+    assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data, "--height", "16", "--width",
+                     "16", "--class_names", "left", "top", "plain", "--json", str(tmp_path / "m.json")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split() == ["class", "recall", "IoU", "scenes"]
+    assert [line.split()[0] for line in printed.splitlines()[1:5]] == ["left", "top", "plain", "mean"]
+    assert json.loads((tmp_path / "m.json").read_text())["num_scenes"] == 24
+    assert cli.main(["convert", "-f", str(records / "scenes.txt"), "-r", str(tmp_path / "r.tfrecords"),
+                     "--modalities", "3"]) == 2
+    assert "scenes.txt, line 1: has 3 columns, expected 3 modalities" in capsys.readouterr().err
