@@ -63,7 +63,7 @@ def check_target_records(config: Any) -> list[str]:
         TargetDataError: naming the file when a record lacks modality 2 for a fusion model.
     """
     files = list_record_files(config.target_data)
-    needed = 2 if config.is_fusion else 1
+    needed = config.record_modalities
     for path in files:
         for serialized in tf.data.TFRecordDataset(path).take(1):
             example = tf.train.Example.FromString(serialized.numpy())
@@ -94,6 +94,9 @@ class AdaptationTrainer(training.Trainer):
         if config.target_data is None:
             raise ConfigError("is missing; adaptation needs it", key="target_data",
                               source=config.source)
+        if config.is_fusion and config.num_modalities > 2:
+            raise ConfigError(f"adapts models of one or two modalities; this one has "
+                              f"{config.num_modalities}", key="adaptation", source=config.source)
         self.adapt = config.adaptation
         self.sac = self.adapt.method == "sac"
         self._target_files = check_target_records(config)
@@ -126,7 +129,7 @@ class AdaptationTrainer(training.Trainer):
 
     def _build_extras(self) -> dict[str, Any]:
         config, adapt = self.config, self.adapt
-        modalities = 2 if config.is_fusion else 1
+        modalities = config.record_modalities
         seed = (config.seed or 0) + 15485863
         groups = adapt.target_groups if self.sac else config.batch_size
         views = adapt.views if self.sac else 1
@@ -172,17 +175,20 @@ class AdaptationTrainer(training.Trainer):
     def _model_inputs(self, modality1: Any, modality2: Any = None) -> Any:
         if self.config.is_fusion:
             return (modality1, modality2)
-        return modality1
+        return modality2 if self.config.input_modality == "modality2" else modality1
 
     def _target_val_dataset(self) -> Optional[tf.data.Dataset]:
         config = self.config
         if not config.target_val_data or not self.chief:
             return None
-        return build_dataset(
-            config.target_val_data, modalities=2 if config.is_fusion else 1,
+        dataset = build_dataset(
+            config.target_val_data, modalities=config.record_modalities,
             height=config.height, width=config.width, batch_size=config.batch_size,
             num_classes=config.num_classes, training=False,
             modality2_interpolation=config.modality2_interpolation)
+        if not config.is_fusion and config.input_modality == "modality2":
+            dataset = dataset.map(lambda inputs, labels: (inputs[1], labels))
+        return dataset
 
     # --- The step -------------------------------------------------------------------------------
 
