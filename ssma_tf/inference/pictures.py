@@ -94,8 +94,8 @@ def predict_files(
         A `PredictionSummary`.
 
     Raises:
-        PredictionError: a sample cannot be read or predicted (the message names its files).
-        PredictionError: bad options (palette size, attention for AdapNet++, ...).
+        PredictionError: a sample cannot be read or predicted (the message names its files), or
+            bad options (palette size, attention for AdapNet++, ...).
     """
     if input_modality not in INPUT_MODALITIES:
         raise PredictionError(f"input_modality must be one of {INPUT_MODALITIES}, got {input_modality!r}")
