@@ -880,8 +880,8 @@ def _read_step(prefix: str) -> int:
     """The step stored in one of our checkpoints (0 if it has none)."""
     try:
         return int(tf.train.load_checkpoint(prefix).get_tensor(_STEP_KEY))
-    except (tf.errors.OpError, ValueError):
-        return 0
+    except (tf.errors.OpError, ValueError, IndexError):  # IndexError: a truncated `.data` file
+        return 0  # the restore loop reports a damaged checkpoint
 
 
 def train(config: Any, **kwargs: Any) -> TrainResult:
