@@ -752,10 +752,15 @@ class Trainer:
                 unconfirmed = None
             if diverged:
                 bar.clear()
-                removed = self._remove_checkpoints(growing, good) if self.chief else []
-                self.last_checkpoint = good
-                dropped = (f"removed {', '.join(removed)}, written while the loss grew; "
-                           if removed else "")
+                dropped = ""
+                if self.chief and growing:
+                    if good is None or good in self.manager.checkpoints:
+                        removed = self._remove_checkpoints(growing, good)
+                        dropped = f"removed {', '.join(removed)}, written while the loss grew; "
+                        self.last_checkpoint = good
+                    else:  # more were written since than `max_to_keep`: the good one is gone
+                        dropped = "every checkpoint kept was written while the loss grew; "
+                        self.last_checkpoint = None
                 raise DivergenceError(
                     f"the loss diverged at step {step}: {diverged}; training stopped without saving "
                     f"({dropped}{self._kept()}). Lower learning_rate (now "
@@ -904,8 +909,8 @@ def _read_step(prefix: str) -> int:
     """The step stored in one of our checkpoints (0 if it has none)."""
     try:
         return int(tf.train.load_checkpoint(prefix).get_tensor(_STEP_KEY))
-    except (tf.errors.OpError, ValueError):
-        return 0
+    except (tf.errors.OpError, ValueError, IndexError):  # IndexError: a truncated `.data` file
+        return 0  # the restore loop reports a damaged checkpoint
 
 
 def train(config: Any, **kwargs: Any) -> TrainResult:

@@ -229,6 +229,21 @@ def test_a_diverging_loss_stops_the_run_with_exit_1_and_one_line(tmp_path, tiny_
     assert sane.final_step == 30
 
 
+def test_the_divergence_check_compares_a_window_mean_with_the_starting_level():
+    check = training._DivergenceCheck(5.0, num_classes=5)  # floor ln 5 = 1.609
+    assert [check.update(loss) for loss in (0.2, 9.0, 0.3, 0.3, 0.3)] == [""] * 5  # one spike
+    assert check.reference == pytest.approx(np.log(5))  # a low start (resumed) uses the floor
+    assert not check.within_limit(8.1) and check.within_limit(8.0)
+    messages = [check.update(loss) for loss in (9.0,) * 5]
+    assert messages[:4] == [""] * 4  # the window still holds a sane loss
+    message = messages[4]
+    assert "mean loss 9 over the last 5 steps" in message and "starting level 1.609" in message
+    high = training._DivergenceCheck(5.0, num_classes=5)
+    assert all(high.update(loss) == "" for loss in (4.0, 19.0, 19.0, 19.0, 19.0))  # 5 x 4 = 20
+    off = training._DivergenceCheck(0.0, num_classes=5)
+    assert all(off.update(loss) == "" and off.within_limit(loss) for loss in (1.0, 1e9, 1e9, 1e9, 1e9, 1e9))
+
+
 # --- SIGKILL at random moments -----------------------------------------------------------------
 
 
