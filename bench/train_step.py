@@ -13,7 +13,9 @@ probability 0.3), as released.
 Time: both sides are built in ONE child process and their steps alternate (port, TF1, TF1, port,
 ...), so that whatever else the machine does weighs on both alike and both use the same thread
 pools (TensorFlow's defaults: as many threads as cores). `vs TF1` is the median over rounds of the
-port's step time divided by the TF1 step time of the same round (below 1: the port is faster).
+port's step time divided by the TF1 step time of the same round (below 1: the port is faster);
+`CPU p/T` the same ratio of the process's CPU time during each step (all threads), the work
+done, which a loaded machine distorts much less than wall time.
 Memory: each side runs alone in its own child process (warm-up and one timed step); its peak
 resident memory (the RSS high-water mark from `getrusage`, TensorFlow's own footprint, weights
 and Adam's slots included) is that process's.
@@ -184,19 +186,23 @@ def child(spec: dict) -> dict:
             for _ in range(spec["warmup"] - 1):
                 step()
         seconds = {side: [] for side in steps}
+        cpu = {side: [] for side in steps}
         losses = {side: [] for side in steps}
         for index in range(spec["steps"]):
             # ABBA order: neither side always runs right after the other's step.
             order = list(steps) if index % 2 == 0 else list(reversed(list(steps)))
             for side in order:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 losses[side].append(steps[side]())
                 seconds[side].append(time.perf_counter() - start)
+                # CPU time of the whole process (every thread) during the step: the work done,
+                # which other processes on the machine inflate far less than the wall time.
+                cpu[side].append(time.process_time() - start_cpu)
         result = {
             "config": name, "sides": sides, "batch": batch, "height": height, "width": width,
             "xla": bool(spec.get("xla")),
             "step": {side: _common.summarize(seconds[side]) for side in steps},
-            "seconds": seconds, "first_step_s": first, "losses": losses,
+            "seconds": seconds, "cpu_seconds": cpu, "first_step_s": first, "losses": losses,
             "trainable_parameters": {side: step.trainable for side, step in steps.items()},
             "peak_rss_mib": _common.peak_rss_mib(),
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -207,6 +213,8 @@ def child(spec: dict) -> dict:
         if len(steps) == 2:
             result["ratio_per_round"] = [p / t for p, t in zip(seconds["port"], seconds["tf1"])]
             result["ratio_median"] = statistics.median(result["ratio_per_round"])
+            result["cpu_ratio_per_round"] = [p / t for p, t in zip(cpu["port"], cpu["tf1"])]
+            result["cpu_ratio_median"] = statistics.median(result["cpu_ratio_per_round"])
     return result
 
 
@@ -262,7 +270,7 @@ def main(argv=None) -> int:
     print(f"Machine: {_common.describe_machine(info)}; load average after {info['load_average_after'][0]:.1f}")
     print(f"One training step, batch {args.batch}, {height}x{width}, dropout on"
           f"{', port with XLA' if args.xla else ''}; {args.steps} interleaved rounds")
-    header = (f"{'config':<13}{'port s':>8}{'TF1 s':>8}{'port/TF1':>10}{'port GiB':>10}{'TF1 GiB':>9}"
+    header = (f"{'config':<13}{'port s':>8}{'TF1 s':>8}{'port/TF1':>10}{'CPU p/T':>9}{'port GiB':>10}{'TF1 GiB':>9}"
               f"{'trainable':>11}{'first s (port, TF1)':>22}")
     print(header)
     print("-" * len(header))
@@ -277,7 +285,7 @@ def main(argv=None) -> int:
         gib = ["-" if not isinstance(m, (int, float)) else f"{m / 1024:.2f}" for m in memory]
         fits &= all(not isinstance(m, (int, float)) or m / 1024 <= MEMORY_LIMIT_GIB for m in memory)
         print(f"{r['config']:<13}{t['step']['port']['median']:>8.2f}{t['step']['tf1']['median']:>8.2f}"
-              f"{t['ratio_median']:>9.3f}x{gib[0]:>10}{gib[1]:>9}{t['trainable_parameters']['port'] / 1e6:>10.1f}M"
+              f"{t['ratio_median']:>9.3f}x{t['cpu_ratio_median']:>8.3f}x{gib[0]:>10}{gib[1]:>9}{t['trainable_parameters']['port'] / 1e6:>10.1f}M"
               f"{t['first_step_s']['port']:>11.1f}{t['first_step_s']['tf1']:>11.1f}")
     print(f"All peaks within {MEMORY_LIMIT_GIB:.0f} GiB: {'yes' if fits else 'NO'}")
     if args.json:
