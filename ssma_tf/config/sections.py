@@ -115,4 +115,7 @@ def check_range(source: str, name: str, spec: Key, value: Any) -> None:
             f"<= high, got {list(value)!r}"
         )
     if spec.maximum is not None and high > spec.maximum:
-        raise ValueError(f"{source}: {name!r} must satisfy high <= {spec.maximum:g}, got {list(value)!r}")
+        raise ValueError(
+            f"{source}: {name!r} must lie in {'[' if inclusive else '('}{lowest:g}, "
+            f"{spec.maximum:g}], got {list(value)!r}"
+        )
