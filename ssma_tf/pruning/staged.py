@@ -286,18 +286,21 @@ def run(
 
 
 def format_table(reports: Sequence[dict]) -> str:
-    """A Table-8-style table: one row per method and stage."""
-    lines = [f"{'method':<8} {'stage':<16} {'params':>12} {'reduction %':>11} {'GFLOPs':>9} {'mIoU':>7} "
-             f"{'change':>7} {'latency':>9}"]
+    """A Table-8-style table: one row per method and stage (latency as the ratio to unpruned)."""
+    rows = []
     for report in reports:
-        method = report["settings"]["method"]
         for entry in sorted(report["stages"], key=lambda e: e["stage"]):
             name = "unpruned" if entry["stage"] == 0 else f"{entry['stage']}: {entry['spec']}"
-            lines.append(
-                f"{method:<8} {name:<16} {entry['params']:>12,} {entry['param_reduction']:>11.2f} "
-                f"{entry['gflops']:>9.3f} {entry['miou']:>7.2f} {entry['miou_change']:>+7.2f} "
-                f"{entry['latency_ratio']:>8.2f}x"
-            )
+            rows.append((report["settings"]["method"], name, entry))
+    width = max([len("stage")] + [len(name) for _, name, _ in rows])
+    lines = [f"{'method':<8} {'stage':<{width}} {'params':>12} {'removed %':>9} {'GFLOPs':>8} {'mIoU':>7} "
+             f"{'change':>7} {'latency':>8}"]
+    for method, name, entry in rows:
+        lines.append(
+            f"{method:<8} {name:<{width}} {entry['params']:>12,} {entry['param_reduction']:>9.2f} "
+            f"{entry['gflops']:>8.3f} {entry['miou']:>7.2f} {entry['miou_change']:>+7.2f} "
+            f"{entry['latency_ratio']:>7.2f}x"
+        )
     return "\n".join(lines)
 
 
