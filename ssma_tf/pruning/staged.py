@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
-from ssma_tf.checkpoints.loading import load_weights
+from ssma_tf.checkpoints.loading import load_model, load_weights
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
@@ -150,6 +150,15 @@ def _check_test_data(patterns: Sequence[str]) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _trained(config: Any, source: str) -> tuple[keras.Model, str]:
+    """The model to prune and a log line: a `.keras` file (pruned before, say) is loaded whole."""
+    check_checkpoint_fits(config, source)
+    if str(source).endswith(".keras"):
+        return load_model(source, config.model, config.num_classes), f"loaded {source}"
+    model = build_model(config)
+    return model, f"loaded {load_weights(model, source)}"
+
+
 def _load(path: os.PathLike) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
@@ -239,10 +248,8 @@ def run(
     done = {s["stage"] for s in report["stages"]}
     model = None
     if 0 not in done:
-        source = checkpoint or config.checkpoint
-        check_checkpoint_fits(config, source)
-        model = build_model(config)
-        log(f"loaded {load_weights(model, source)}")
+        model, line = _trained(config, checkpoint or config.checkpoint)
+        log(line)
         record(0, model)
     for index, stage in enumerate(stages, start=1):
         final = output / f"stage{index}.keras"
@@ -253,8 +260,7 @@ def run(
         if model is None:
             model = _load(output / f"stage{index - 1}.keras") if index > 1 else None
             if model is None:
-                model = build_model(config)
-                load_weights(model, checkpoint or config.checkpoint)
+                model = _trained(config, checkpoint or config.checkpoint)[0]
         folder = output / f"stage{index}"
         pruned_path = folder / "pruned.keras"
         if not pruned_path.exists():
@@ -280,18 +286,21 @@ def run(
 
 
 def format_table(reports: Sequence[dict]) -> str:
-    """A Table-8-style table: one row per method and stage."""
-    lines = [f"{'method':<8} {'stage':<16} {'params':>12} {'reduction %':>11} {'GFLOPs':>9} {'mIoU':>7} "
-             f"{'change':>7} {'latency':>9}"]
+    """A Table-8-style table: one row per method and stage (latency as the ratio to unpruned)."""
+    rows = []
     for report in reports:
-        method = report["settings"]["method"]
         for entry in sorted(report["stages"], key=lambda e: e["stage"]):
             name = "unpruned" if entry["stage"] == 0 else f"{entry['stage']}: {entry['spec']}"
-            lines.append(
-                f"{method:<8} {name:<16} {entry['params']:>12,} {entry['param_reduction']:>11.2f} "
-                f"{entry['gflops']:>9.3f} {entry['miou']:>7.2f} {entry['miou_change']:>+7.2f} "
-                f"{entry['latency_ratio']:>8.2f}x"
-            )
+            rows.append((report["settings"]["method"], name, entry))
+    width = max([len("stage")] + [len(name) for _, name, _ in rows])
+    lines = [f"{'method':<8} {'stage':<{width}} {'params':>12} {'removed %':>9} {'GFLOPs':>8} {'mIoU':>7} "
+             f"{'change':>7} {'latency':>8}"]
+    for method, name, entry in rows:
+        lines.append(
+            f"{method:<8} {name:<{width}} {entry['params']:>12,} {entry['param_reduction']:>9.2f} "
+            f"{entry['gflops']:>8.3f} {entry['miou']:>7.2f} {entry['miou_change']:>+7.2f} "
+            f"{entry['latency_ratio']:>7.2f}x"
+        )
     return "\n".join(lines)
 
 
