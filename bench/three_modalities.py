@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=48)
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--expert_steps", type=int, default=150, help="steps of each AdapNet++ expert")
-    parser.add_argument("--ssma_steps", type=int, default=100, help="steps of each SSMA arm")
+    parser.add_argument("--ssma_steps", type=int, default=200,
+                        help="steps of each SSMA arm (the demo's; 100 left the fresh decoder behind its experts)")
     parser.add_argument("--experts_per_seed", action="store_true",
                         help="train the experts anew for each seed (default: once, with the first seed)")
     parser.add_argument("--batch_size", type=int, default=8)
