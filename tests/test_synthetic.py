@@ -83,7 +83,8 @@ def test_list_files_and_pictures_are_well_formed(tmp_path):
     info = datasets.get_dataset_info("synthetic")
     assert metadata["class_names"] == list(info.class_names)
     assert metadata["palette"] == [list(c) for c in info.palette]
-    assert metadata["generator"] == {"seed": 1, "height": 48, "width": 80, "num_train": 4, "num_val": 3}
+    assert metadata["generator"] == {"seed": 1, "height": 48, "width": 80, "num_train": 4, "num_val": 3,
+                                     "style": "source"}
 
 
 def test_command_line_tool_writes_the_dataset(tmp_path, capsys):

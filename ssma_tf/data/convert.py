@@ -116,9 +116,11 @@ def check_list(path: str, *, check_files: bool = True, modalities: Optional[int]
         if columns is None:
             columns = len(parts)
         elif len(parts) != columns:
+            hint = (" (a path with spaces? quote it or separate the paths by tabs)"
+                    if len(parts) > columns else "")
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
-                f"{columns}; every line of a list has the same modalities", path,
+                f"{columns}{hint}; every line of a list has the same modalities", path,
             )
         resolved = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts)
         if check_files:

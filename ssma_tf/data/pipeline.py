@@ -102,11 +102,17 @@ def _check_first_record(path: str, modalities: int) -> None:
             present = set(example.features.feature)
             missing = [key for key in schema.feature_spec(modalities) if key not in present]
             held = schema.count_modalities(present)
+            if missing == [schema.MODALITY2]:
+                raise RecordError(
+                    "no modality2: these are unimodal records (modality1, label) but the config reads a "
+                    "second modality (model: SSMA, or input_modality: modality2). Convert a list of "
+                    "'modality1 modality2 label' lines, or set the config key model: AdapNet_pp", path, 0,
+                )
             if missing and held and all(key.startswith("modality") for key in missing):
                 raise RecordError(
-                    f"holds {held} modalit{'y' if held == 1 else 'ies'} per record but the config reads "
-                    f"{modalities} (model: SSMA and its modalities, or input_modality): convert a list with "
-                    "a column per modality, or set the config keys to match the records", path, 0,
+                    f"records lack feature(s) {missing} (they hold {held} modalities, the model reads "
+                    f"{modalities}): convert a list with a column per modality, or set the config key "
+                    "modalities to match the records", path, 0,
                 )
             if missing:
                 raise RecordError(f"lacks feature(s) {missing} (it has {sorted(present)})", path, 0)

@@ -79,9 +79,9 @@ class SSMA(SegmenterTraining, keras.Model):
         **kwargs,
     ):
         check_num_classes(num_classes)
-        released = released_widths(True, latent_reduction, skip_reduction)
-        widths = check_widths(widths, released, "SSMA")
         check_num_modalities(num_modalities)
+        released = released_widths(True, latent_reduction, skip_reduction, num_modalities)
+        widths = check_widths(widths, released, "SSMA")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", "ssma")

@@ -67,18 +67,21 @@ def decoder_widths() -> dict[str, int]:
     return {name: DECODER_FILTERS for name in DECODER_LAYERS}
 
 
-def released_widths(fusion: bool, latent_reduction: int = 16, skip_reduction: int = 6) -> dict[str, Any]:
-    """Every prunable convolution of AdapNet++ (`fusion=False`) or SSMA with its released width."""
+def released_widths(fusion: bool, latent_reduction: int = 16, skip_reduction: int = 6,
+                    num_modalities: int = 2) -> dict[str, Any]:
+    """Every prunable convolution of AdapNet++ (`fusion=False`) or SSMA with its released width
+    (for SSMA over `num_modalities` streams: the fusion gates' bottlenecks widen with them)."""
     if not fusion:
         return {**encoder_widths(), **decoder_widths()}
     widths: dict[str, Any] = {}
-    for prefix in MODALITY_PREFIXES:
+    prefixes = [f"modality{i}_" for i in range(1, num_modalities + 1)]
+    for prefix in prefixes:
         widths.update({prefix + name: value for name, value in encoder_widths().items()})
     for block, filters, reduction in (("ssma_latent", EASPP_FILTERS, latent_reduction),
                                       ("ssma_skip2", SKIP_FILTERS, skip_reduction),
                                       ("ssma_skip1", SKIP_FILTERS, skip_reduction)):
         widths[block] = filters
-        widths[f"{block}_reduce"] = 2 * filters // reduction
+        widths[f"{block}_reduce"] = num_modalities * filters // reduction
     widths.update(decoder_widths())
     return widths
 

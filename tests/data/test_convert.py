@@ -143,7 +143,7 @@ def _bad_inputs(folder: pathlib.Path):
         ("JPEG-compressed TIFF label", [good, "1_rgb.png 1_aux.png jpeg_label.tif"], {}, ValueError, r"line 2: label .*jpeg_label\.tif' is a JPEG-compressed TIFF file"),
         ("id >= num_classes", [good, "1_rgb.png 1_aux.png big_label.png"], {"num_classes": 5}, ValueError, r"line 2: label .*big_label\.png' has class id 7 but --num_classes is 5"),
         ("empty list", ["", "   "], {}, ValueError, r"the list is empty"),
-        ("a path with spaces, unquoted", [good, "1 rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: expected 2 columns .* got 4 \(a path with spaces\? quote it or separate the paths by tabs\)"),
+        ("a path with spaces, unquoted", [good, "1 rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: has 4 columns but the lines before it have 3 \(a path with spaces\? quote it or separate the paths by tabs\)"),
         ("unclosed quote", [good, '"1 rgb.png 1_aux.png 1_label.png'], {}, ValueError, r"line 2: a quote is not closed"),
     ]
 

@@ -77,7 +77,7 @@ def test_pipeline_gives_n_images_jointly_augmented(tmp_path):
         build_dataset(path, modalities=3, height=H, width=W, batch_size=2, num_classes=C, training=False,
                       modality2_interpolation=["nearest"])
     pairs = write_records(tmp_path / "pairs.tfrecords", samples)
-    with pytest.raises(UserInputError, match=r"pairs\.tfrecords: records lack feature\(s\) \['modality3'\] "
+    with pytest.raises(UserInputError, match=r"pairs\.tfrecords, record 0: records lack feature\(s\) \['modality3'\] "
                                              r"\(they hold 2 modalities, the model reads 3\)"):
         build_dataset(pairs, modalities=3, height=H, width=W, batch_size=2, num_classes=C, training=False)
 
