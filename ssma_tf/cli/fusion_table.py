@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any, List, Optional
 
-from ssma_tf.cli.common import add_version
+from ssma_tf.cli.common import add_version, command
 from ssma_tf.constants import FUSION_METHODS
 
 TITLES = {
@@ -179,6 +179,7 @@ def table(per_seed: dict, names: List[str], class_names: List[str]) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the arms not done yet and prints the table; returns the exit status."""
     args = parse_args(argv)

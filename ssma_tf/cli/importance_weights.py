@@ -16,7 +16,7 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_version, fail
+from ssma_tf.cli.common import add_version, command, fail
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,6 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Computes and writes the weights; returns the exit status."""
     args = parse_args(argv)

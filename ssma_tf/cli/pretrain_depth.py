@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import add_overrides, add_version, command, fail, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, validates the config and pretrains; returns the exit status."""
     parser = build_parser()

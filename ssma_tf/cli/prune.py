@@ -21,7 +21,7 @@ import pathlib
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import add_overrides, add_version, command, fail, parse_overrides_or_exit
 
 DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, checks the config and stages, runs the staged pruning; returns the exit status."""
     parser = build_parser()

@@ -22,7 +22,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_version, fail
+from ssma_tf.cli.common import add_version, command, fail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs one subcommand; returns the exit status."""
     args = build_parser().parse_args(argv)
