@@ -106,7 +106,13 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     got = exported([image])
     expected = inference_model(adapnet)(image, training=False)["softmax"].numpy()
     assert got.shape == expected.shape
-    assert (got.argmax(-1) == expected.argmax(-1)).mean() > 0.8
+    # Random weights give flat softmaxes, whose argmax int8 rounding may flip: compare where the
+    # float model is decided, and the probabilities everywhere.
+    ranked = np.sort(expected, axis=-1)
+    decided = ranked[..., -1] - ranked[..., -2] > 0.05
+    assert decided.mean() > 0.1
+    assert (got.argmax(-1) == expected.argmax(-1))[decided].mean() > 0.8
+    assert np.abs(got - expected).mean() < 0.05
 
     config = _eval_config(tmp_path, records["rgb"], weights)
     from ssma_tf.cli import evaluate as evaluate_cli
