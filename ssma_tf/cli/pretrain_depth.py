@@ -34,21 +34,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     overrides = parse_overrides_or_exit(parser, args.overrides)
 
-    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config import load_config
 
-    try:
-        config = load_config(args.config, "train", overrides=overrides)
-    except ConfigError as error:
-        return fail(error)
+    config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
 
     from ssma_tf.depth_pretraining import pretrain_depth
-    from ssma_tf.errors import UserInputError
     from ssma_tf.training import NonFiniteLossError
 
     try:
         pretrain_depth(config)
-    except UserInputError as error:
-        return fail(error)
     except NonFiniteLossError as error:
         return fail(error, 1)
     return 0

@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, command, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import add_overrides, add_version, command, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,13 +49,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     overrides = parse_overrides_or_exit(parser, args.overrides)
 
-    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config import load_config
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
 
-    try:
-        config = load_config(args.config, "train", overrides=overrides)
-    except ConfigError as error:
-        return fail(error)
+    config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
     encoding = args.depth_encoding or (
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
     if encoding not in DEPTH_ENCODINGS:
@@ -64,7 +61,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import os
 
-    from ssma_tf.errors import UserInputError
     from ssma_tf.files import atomic_write
     from ssma_tf.label_selection import (
         SelectionError,
@@ -75,24 +71,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         standardise,
     )
 
-    try:
-        features = pooled_depth_features(config.train_data, encoding)
-        if budgets[-1] > len(features):
-            raise SelectionError(
-                f"--budget {budgets[-1]} is larger than the pool of {len(features)} images in "
-                f"train_data ({', '.join(config.train_data)})")
-        difficulty = None
-        if args.depth_student_steps > 0:
-            from ssma_tf.depth_pretraining import depth_student_errors
+    features = pooled_depth_features(config.train_data, encoding)
+    if budgets[-1] > len(features):
+        raise SelectionError(
+            f"--budget {budgets[-1]} is larger than the pool of {len(features)} images in "
+            f"train_data ({', '.join(config.train_data)})")
+    difficulty = None
+    if args.depth_student_steps > 0:
+        from ssma_tf.depth_pretraining import depth_student_errors
 
-            def difficulty(selected):
-                return depth_student_errors(config, selected, args.depth_student_steps,
-                                            seed=args.seed)
-        selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
-                                             difficulty=difficulty,
-                                             difficulty_weight=args.difficulty_weight)
-    except UserInputError as error:
-        return fail(error)
+        def difficulty(selected):
+            return depth_student_errors(config, selected, args.depth_student_steps,
+                                        seed=args.seed)
+    selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
+                                         difficulty=difficulty,
+                                         difficulty_weight=args.difficulty_weight)
 
     os.makedirs(args.output, exist_ok=True)
     labels = record_labels(config.train_data)
