@@ -36,9 +36,15 @@ Modes (TensorFlow backend):
     tf1          the released graph rebuilt with TF1 ops in a `tf.compat.v1.Session`
                  (`bench/tf1_graph.py`), loaded with the same weights: the baseline to beat.
 Every mode's time is also given as the median per-round ratio to `default` ("vs default").
-With `--backend jax` (Keras on JAX; TensorFlow is never imported): mode `jax`, a `jax.jit` of the
-model's stateless call, and `jax_subpixel`, the same on `ssma_tf.inference.compiled.optimize_for_inference(
-model, fold_batch_norm=False)` (the sub-pixel upsampling; folding needs TensorFlow).
+With `--backend jax` (Keras on JAX; TensorFlow is never imported), modes:
+    jax          a `jax.jit` of the model's stateless call, at JAX's default precision (on NVIDIA
+                 GPUs from Ampere on, float32 convolutions and matrix products run in TF32).
+    jax_float32  the same traced under `jax.default_matmul_precision("highest")`: true float32
+                 arithmetic everywhere, as on the paper's TITAN X (which has no TF32).
+    jax_subpixel the `jax` mode on `ssma_tf.inference.compiled.optimize_for_inference(model,
+                 fold_batch_norm=False)` (the sub-pixel upsampling; folding needs TensorFlow).
+    jax_bfloat16 the same copy in bfloat16 (`precision="bfloat16"`), float32 softmax out.
+JAX runs on its CPU unless `JAX_PLATFORMS` says otherwise (`JAX_PLATFORMS=cuda` on an NVIDIA GPU).
 
 FLOPs per image (TF profiler on the frozen graph, or XLA's cost analysis on JAX; see
 bench/flops.py) are printed beside the times.
@@ -81,7 +87,7 @@ DEPLOY_MODES = ("openvino", "openvino_int8", "tflite", "tflite_int8")
 # Images the int8 modes calibrate on (seeded random ones: a speed measurement, not an accuracy one).
 CALIBRATION_SAMPLES = 8
 QUICK_MODES = ("tf1", "function", "xla", "default", "bfloat16")
-JAX_MODES = ("jax", "jax_subpixel")
+JAX_MODES = ("jax", "jax_float32", "jax_subpixel", "jax_bfloat16")
 SIZE_MODES = ("tf1", "function", "default", "bfloat16")
 # Figures this benchmark is compared with (issue 6 and Valada et al. 2019, Table 9).
 TF1_REFERENCE_S = {"adapnet_pp": 0.64, "ssma": 0.92}
@@ -475,18 +481,24 @@ def child_jax(spec: dict) -> dict:
 
     name, modes = spec["model"], spec["modes"]
     model = build_model(name)
+    device = jax.devices()[0]
     result = {"model": name, "jax": jax.__version__, "keras": keras.__version__,
-              "device": str(jax.devices()[0]), "modes": {m: {} for m in modes}}
+              "device": f"{device.platform}: {getattr(device, 'device_kind', device)}",
+              "modes": {m: {} for m in modes}}
     prepare, predictors = {}, {}
     for mode in modes:
         network = model
-        if mode == "jax_subpixel":
+        if mode in ("jax_subpixel", "jax_bfloat16"):
             from ssma_tf.inference.compiled import optimize_for_inference
 
-            network = optimize_for_inference(model, fold_batch_norm=False)
+            precision = "bfloat16" if mode == "jax_bfloat16" else "float32"
+            network = optimize_for_inference(model, fold_batch_norm=False, precision=precision)
+        matmul_precision = "highest" if mode == "jax_float32" else None
 
-        def predict(trainable, non_trainable, inputs, network=network):
-            return network.stateless_call(trainable, non_trainable, inputs, training=False)[0]
+        def predict(trainable, non_trainable, inputs, network=network, matmul_precision=matmul_precision):
+            # The precision context applies while jax.jit traces, so it is baked into the program.
+            with jax.default_matmul_precision(matmul_precision):
+                return network.stateless_call(trainable, non_trainable, inputs, training=False)[0]
 
         predict = jax.jit(predict)
         state = ([v.value for v in network.trainable_variables], [v.value for v in network.non_trainable_variables])
@@ -499,19 +511,22 @@ def child_jax(spec: dict) -> dict:
         prepare[mode], predictors[mode] = make, (predict, state)
 
     def block(value):
-        return np.asarray(value.block_until_ready())
+        return np.asarray(value.block_until_ready()).astype(np.float32)
 
     check = make_inputs(name, 1, 64, 128)
     plain = np.asarray(model(check if name == "ssma" else check[0], training=False))
     for mode in modes:
         result["modes"][mode]["max_abs_diff"] = float(np.max(np.abs(block(prepare[mode](check)()) - plain)))
     _run_jobs(spec, prepare, block, result)
-    # FLOPs from XLA's cost model of the plain network's compiled program.
-    predict, state = predictors[modes[0]]
-    shape = jax.ShapeDtypeStruct((1, *SIZE, 3), np.float32)
-    cost = predict.lower(*state, [shape, shape] if name == "ssma" else shape).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    result["flops"] = {"total": float(cost.get("flops", 0.0)), "method": f"XLA cost analysis ({modes[0]})"}
+    # FLOPs from XLA's cost model of the plain network's compiled program. On a GPU the
+    # convolutions are cuDNN library calls that XLA's cost analysis does not count (it gave
+    # 0.3 GFLOP for AdapNet++ on an H200), so it is used on the CPU only.
+    if device.platform == "cpu":
+        predict, state = predictors[modes[0]]
+        shape = jax.ShapeDtypeStruct((1, *SIZE, 3), np.float32)
+        cost = predict.lower(*state, [shape, shape] if name == "ssma" else shape).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        result["flops"] = {"total": float(cost.get("flops", 0.0)), "method": f"XLA cost analysis ({modes[0]})"}
     result["tensorflow_imported"] = "tensorflow" in sys.modules
     result["peak_rss_mib"] = _common.peak_rss_mib()
     return result
@@ -618,6 +633,12 @@ def _print_table(results: list, info: dict) -> None:
     for r in results:
         if "tensorflow_imported" in r:
             print(f"{r['model']} on JAX ({r['device']}): TensorFlow imported: {r['tensorflow_imported']}")
+            paper = PAPER_TITANX_MS[r["model"]]
+            for mode, m in r["modes"].items():
+                if "latency" in m:
+                    ms = 1000 * m["latency"]["median"]
+                    print(f"    {mode}: {ms:.2f} ms per {SIZE[1]}x{SIZE[0]} image, batch 1 "
+                          f"(paper, TITAN X: {paper:.2f} ms; {paper / ms:.2f}x its speed)")
 
 
 def main(argv=None) -> int:
