@@ -1,4 +1,7 @@
-"""`ssma_tf.layers.BatchNorm` computes what Keras' batch norm computes; only its training backward differs."""
+"""`ssma_tf.layers.BatchNorm` computes what Keras' batch norm computes; only its training backward differs
+(the fused kernel's gradient on a CPU)."""
+
+import importlib
 
 import keras
 import numpy as np
@@ -7,6 +10,8 @@ import tensorflow as tf
 
 from ssma_tf.layers import BatchNorm, batch_norm
 from ssma_tf.layers.conv_bn import BN_EPSILON, BN_MOMENTUM
+
+batch_norm_module = importlib.import_module("ssma_tf.layers.batch_norm")
 
 SHAPE = (2, 8, 12, 5)
 
@@ -49,7 +54,7 @@ def test_training_step_matches_keras_forward_statistics_and_gradients():
     np.testing.assert_array_equal(actual[0], expected[0])
     np.testing.assert_array_equal(ours.moving_mean.numpy(), reference.moving_mean.numpy())
     np.testing.assert_array_equal(ours.moving_variance.numpy(), reference.moving_variance.numpy())
-    # Backward: the analytic gradient of the same function, so equal up to rounding.
+    # Backward: the fused kernel's gradient of the same function, so equal up to rounding.
     for name, got, want in zip(("x", "gamma", "beta"), actual[1:], expected[1:]):
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max(), err_msg=name)
 
@@ -71,6 +76,29 @@ def test_the_gradient_is_the_derivative():
         step[index] = 1e-3
         numeric = (loss(xs + step) - loss(xs - step)) / 2e-3
         assert gradient[index] == pytest.approx(numeric, abs=1e-4 * float(np.abs(gradient).max()))
+
+
+def test_the_eigen_kernel_gives_the_same_gradient():
+    # Without oneDNN TensorFlow runs its own (Eigen) fused kernels, which read the saved
+    # statistics the same way: the gradient check again, in a process with oneDNN off.
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_batch_norm as t; "
+            "t.test_training_step_matches_keras_forward_statistics_and_gradients(); print('ok')")
+    result = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], capture_output=True, text=True,
+                            env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_with_a_gpu_visible_it_takes_keras_path(monkeypatch):
+    # cuDNN's saved statistics differ from the CPU kernels' (inverse standard deviation), so the
+    # fused gradient is only used where no GPU is.
+    monkeypatch.setattr(batch_norm_module, "_gpu_visible", lambda: True)
+    (reference, ours), x, dy = _pair()
+    for got, want in zip(_step(ours, x, dy, True), _step(reference, x, dy, True)):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_inference_and_frozen_layers_take_keras_path():
