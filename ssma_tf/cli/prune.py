@@ -4,7 +4,9 @@ The shortcut-invariant pruning of the paper (Section 3.5, docs/pruning.md): each
 feature maps of its scopes on the training records (`--method taylor`, `l1`, or `oracle`: Taylor
 without pruning the units' last convolutions), removes the lowest-ranked channels until the given
 share of the network's weights is gone, fine-tunes the
-smaller network with the config's training protocol and evaluates it on `--test-data`. Writes
+smaller network with the config's training protocol and evaluates it on `--test-data`.
+`--method none` is the control: the same stages' fine-tuning on the unpruned network, which
+separates what pruning costs from what the extra training gives. Writes
 OUTDIR/stage<k>.keras, OUTDIR/report.json and OUTDIR/pruning.png, and prints a table of
 parameters, GFLOPs, mIoU and latency per stage (with `--with OTHER_OUTDIR ...`, other methods'
 runs too). An interrupted run resumes at its stage when started again with the same flags.
@@ -30,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
     parser = argparse.ArgumentParser(prog="ssma-prune", description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", required=True, help="the training config of the model to prune (YAML)")
-    parser.add_argument("--method", choices=("taylor", "l1", "oracle"), default="taylor",
+    parser.add_argument("--method", choices=("taylor", "l1", "oracle", "none"), default="taylor",
                         help="ranking: Taylor with shortcut masking (default), the l1 norm of the filters, or the "
-                        "Taylor 'oracle' that leaves each unit's last convolution alone")
+                        "Taylor 'oracle' that leaves each unit's last convolution alone; 'none' prunes nothing "
+                        "and fine-tunes alike (the control)")
     parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), metavar="SCOPE:FRACTION",
                         help="one per stage: scopes (stem, block1..block4, blockA-B, skips, easpp, fusion, decoder, "
                         "all; joined by +) and the share of the network's weights to remove from them (default: "

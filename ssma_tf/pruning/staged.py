@@ -42,6 +42,8 @@ from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
 from ssma_tf.training import Trainer, make_train_dataset
 
 REPORT = "report.json"
+# The method that removes nothing: fine-tuning alone, the control for every pruning method.
+CONTROL = "none"
 
 
 
@@ -187,7 +189,10 @@ def run(
     Args:
         config: the training `RunConfig` of the model to prune (its `train_data` ranks and
             fine-tunes, its protocol fine-tunes).
-        method: "taylor", "l1" or "oracle" (`ssma_tf.pruning.ranking`).
+        method: "taylor", "l1" or "oracle" (`ssma_tf.pruning.ranking`), or "none": the control, which
+            removes nothing and fine-tunes the unpruned network stage by stage alike, so that what
+            pruning costs is told apart from what the extra training steps give (a model trained
+            briefly gains from them whether pruned or not).
         stages: from `parse_stages`.
         output: the output folder (see the module docstring).
         test_data: record files or patterns to evaluate on.
@@ -206,8 +211,8 @@ def run(
             records, a stage that would empty a layer), naming it.
     """
     log = log or (lambda line: print(line, flush=True))
-    if method not in METHODS:
-        raise PruningError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method not in METHODS + (CONTROL,):
+        raise PruningError(f"method must be one of {', '.join(METHODS + (CONTROL,))}, got {method!r}")
     test_data = _check_test_data(test_data)
     output = pathlib.Path(output)
     report_path = output / REPORT
@@ -263,7 +268,10 @@ def run(
                 model = _trained(config, checkpoint or config.checkpoint)[0]
         folder = output / f"stage{index}"
         pruned_path = folder / "pruned.keras"
-        if not pruned_path.exists():
+        if not pruned_path.exists() and method == CONTROL:
+            log(f"stage {index} ({stage.spec}): the control prunes nothing")
+            _save(model, pruned_path)
+        elif not pruned_path.exists():
             batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
             log(f"stage {index} ({stage.spec}): ranking by {method}"
                 + (f" on {rank_batches} training batches" if batches is not None else ""))

@@ -48,6 +48,23 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     assert json.loads((out / "report.json").read_text()) == report
 
 
+def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypatch, capsys):
+    monkeypatch.chdir(run_folder)
+    out = run_folder / "control"
+    args = command(run_folder, "--method", "none", "--stages", "block4:0.05", "-o", str(out),
+                   "--finetune-steps", "1", "--latency-runs", "1")
+    assert prune_cli.main(args) == 0
+    first, stage = json.loads((out / "report.json").read_text())["stages"]
+    assert stage["params"] == first["params"] and stage["param_reduction"] == 0.0
+    assert "the control prunes nothing" in capsys.readouterr().out
+    tuned = keras.saving.load_model(out / "stage1.keras", compile=False)
+    start = AdapNetPP(5)
+    start.load_weights(run_folder / "trained.weights.h5")
+    # The same widths, but one fine-tuning step moved the weights.
+    assert tuned.count_params() == start.count_params()
+    assert any(not (a == b).all() for a, b in zip(tuned.get_weights(), start.get_weights()))
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--stages", "block4:1.0"], "stage 1 ('block4:1.0') would remove every filter"),
     (["--stages", "block4:0.1", "decoders:0.1"], "stage 2 ('decoders:0.1'): unknown scope 'decoders'"),
