@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -293,6 +294,7 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
 
 _MIRRORED = """
 import sys
+import keras
 import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -324,3 +326,58 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "OK 2 2" in run.stdout
+
+
+_ONE_SGD_STEP = """
+import keras
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from ssma_tf.adaptation import trainer as adaptation
+from ssma_tf.config.adaptation import AdaptationConfig
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    optimizer = adaptation.make_adaptation_optimizer(AdaptationConfig(learning_rate=0.1))
+    variable = tf.Variable([0.0])
+    optimizer.build([variable])
+
+@tf.function
+def step():
+    def replica_step():
+        # Replica r's gradient of its share of the loss is (r + 1) / 2: the SAC step divides by
+        # the replicas and sums, so the global gradient is the mean, 1.5.
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        gradient = tf.cast(replica + 1, tf.float32)[None] / 2.0
+        gradient = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradient)
+        optimizer.apply([gradient], [variable])
+    strategy.run(replica_step)
+
+step()
+print("VALUE", float(strategy.experimental_local_results(variable)[0].numpy()[0]))
+"""
+
+
+def test_adaptation_optimizer_applies_the_all_reduced_gradient_once(tmp_path):
+    # The SAC step all-reduces its gradients itself; an optimizer that summed them again would
+    # step `replicas` times too far (SGD) under MirroredStrategy.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-c", _ONE_SGD_STEP], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    value = float(run.stdout.split("VALUE")[-1])
+    np.testing.assert_allclose(value, -0.1 * 1.5, rtol=1e-6)
+
+
+def test_adaptation_optimizer_is_sgd_or_adam_with_loss_scaling_under_float16():
+    sgd = adaptation.make_adaptation_optimizer(AdaptationConfig())
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9
+    np.testing.assert_allclose(float(sgd.learning_rate), 2.5e-4)
+    adam = adaptation.make_adaptation_optimizer(AdaptationConfig(optimizer="adam", learning_rate=1e-4))
+    assert isinstance(adam, keras.optimizers.Adam) and not adam.aggregate_gradients
+    mixed = adaptation.make_adaptation_optimizer(AdaptationConfig(), mixed_precision="mixed_float16")
+    assert isinstance(mixed, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(mixed.inner_optimizer, keras.optimizers.SGD)
+    assert not mixed.inner_optimizer.aggregate_gradients
+    bfloat = adaptation.make_adaptation_optimizer(AdaptationConfig(), mixed_precision="mixed_bfloat16")
+    assert isinstance(bfloat, keras.optimizers.SGD)
