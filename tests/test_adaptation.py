@@ -381,3 +381,26 @@ def test_adaptation_optimizer_is_sgd_or_adam_with_loss_scaling_under_float16():
     assert not mixed.inner_optimizer.aggregate_gradients
     bfloat = adaptation.make_adaptation_optimizer(AdaptationConfig(), mixed_precision="mixed_bfloat16")
     assert isinstance(bfloat, keras.optimizers.SGD)
+
+
+def test_importance_counts_feed_the_model_the_modality_it_was_trained_on(tmp_path):
+    from ssma_tf.adaptation.target import predicted_class_counts
+
+    path = str(tmp_path / "two.tfrecords")
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(2):
+            dark, bright = np.zeros((H, W, 3), np.uint8), np.full((H, W, 3), 255, np.uint8)
+            writer.write(encode_example(dark, np.zeros((H, W), np.uint8), bright))
+
+    def model(inputs, training=False):
+        # Class 1 where the image is bright, class 2 where it is dark.
+        bright = tf.cast(inputs[..., 0] > 127.0, tf.int32)
+        return tf.one_hot(2 - bright, 3)
+
+    common = dict(height=H, width=W, num_classes=3, batch_size=2)
+    depth = predicted_class_counts(model, [path], modalities=2, input_modality="modality2", **common)
+    np.testing.assert_array_equal(depth, [[0, H * W, 0]] * 2)
+    rgb = predicted_class_counts(model, [path], modalities=2, **common)
+    np.testing.assert_array_equal(rgb, [[0, 0, H * W]] * 2)
+    with pytest.raises(ValueError, match="modality2"):
+        predicted_class_counts(model, [path], modalities=1, input_modality="modality2", **common)
