@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -63,6 +64,20 @@ def test_warping_round_trip_gives_each_pixel_its_probabilities_back():
     noise = noise / tf.reduce_sum(noise, -1, keepdims=True)
     pooled, _ = pool_views(noise, tf.eye(3, batch_shape=[4]), 4)
     np.testing.assert_allclose(pooled.numpy(), np.repeat(noise.numpy().mean(0, keepdims=True), 4, 0), atol=1e-6)
+
+
+def test_predictions_of_rendered_views_pool_back_to_their_own_pixels():
+    # Views rendered from the image (to_image) and pooled through the base frame (to_base): a
+    # teacher that saw each view perfectly gets its own prediction back at every pixel, which
+    # holds only if the two matrices agree on each view's own flip and zoom (one flip too many
+    # in one view's rendering gives errors of about 0.24).
+    field = _smooth_field(H, W)
+    for seed in range(4):
+        to_image, to_base = sample_group(tf.constant([seed, 11]), 4, H, W)
+        views = render_views(tf.constant(field), to_image, "bilinear")
+        pooled, coverage = pool_views(views, to_base, 4)
+        assert float(tf.reduce_min(coverage[:, 1:-1, 1:-1])) > 0.99
+        np.testing.assert_allclose(pooled.numpy()[:, 2:-2, 2:-2], views.numpy()[:, 2:-2, 2:-2], atol=0.01)
 
 
 def test_views_of_an_image_show_the_image_where_the_matrices_say():
@@ -293,6 +308,7 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
 
 _MIRRORED = """
 import sys
+import keras
 import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -324,3 +340,81 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "OK 2 2" in run.stdout
+
+
+_ONE_SGD_STEP = """
+import keras
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from ssma_tf.adaptation import trainer as adaptation
+from ssma_tf.config.adaptation import AdaptationConfig
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    optimizer = adaptation.make_adaptation_optimizer(AdaptationConfig(learning_rate=0.1))
+    variable = tf.Variable([0.0])
+    optimizer.build([variable])
+
+@tf.function
+def step():
+    def replica_step():
+        # Replica r's gradient of its share of the loss is (r + 1) / 2: the SAC step divides by
+        # the replicas and sums, so the global gradient is the mean, 1.5.
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        gradient = tf.cast(replica + 1, tf.float32)[None] / 2.0
+        gradient = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradient)
+        optimizer.apply([gradient], [variable])
+    strategy.run(replica_step)
+
+step()
+print("VALUE", float(strategy.experimental_local_results(variable)[0].numpy()[0]))
+"""
+
+
+def test_adaptation_optimizer_applies_the_all_reduced_gradient_once(tmp_path):
+    # The SAC step all-reduces its gradients itself; an optimizer that summed them again would
+    # step `replicas` times too far (SGD) under MirroredStrategy.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-c", _ONE_SGD_STEP], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    value = float(run.stdout.split("VALUE")[-1])
+    np.testing.assert_allclose(value, -0.1 * 1.5, rtol=1e-6)
+
+
+def test_adaptation_optimizer_is_sgd_or_adam_with_loss_scaling_under_float16():
+    sgd = adaptation.make_adaptation_optimizer(AdaptationConfig())
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9
+    np.testing.assert_allclose(float(sgd.learning_rate), 2.5e-4)
+    adam = adaptation.make_adaptation_optimizer(AdaptationConfig(optimizer="adam", learning_rate=1e-4))
+    assert isinstance(adam, keras.optimizers.Adam) and not adam.aggregate_gradients
+    mixed = adaptation.make_adaptation_optimizer(AdaptationConfig(), mixed_precision="mixed_float16")
+    assert isinstance(mixed, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(mixed.inner_optimizer, keras.optimizers.SGD)
+    assert not mixed.inner_optimizer.aggregate_gradients
+    bfloat = adaptation.make_adaptation_optimizer(AdaptationConfig(), mixed_precision="mixed_bfloat16")
+    assert isinstance(bfloat, keras.optimizers.SGD)
+
+
+def test_importance_counts_feed_the_model_the_modality_it_was_trained_on(tmp_path):
+    from ssma_tf.adaptation.target import predicted_class_counts
+
+    path = str(tmp_path / "two.tfrecords")
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(2):
+            dark, bright = np.zeros((H, W, 3), np.uint8), np.full((H, W, 3), 255, np.uint8)
+            writer.write(encode_example(dark, np.zeros((H, W), np.uint8), bright))
+
+    def model(inputs, training=False):
+        # Class 1 where the image is bright, class 2 where it is dark.
+        bright = tf.cast(inputs[..., 0] > 127.0, tf.int32)
+        return tf.one_hot(2 - bright, 3)
+
+    common = dict(height=H, width=W, num_classes=3, batch_size=2)
+    depth = predicted_class_counts(model, [path], modalities=2, input_modality="modality2", **common)
+    np.testing.assert_array_equal(depth, [[0, H * W, 0]] * 2)
+    rgb = predicted_class_counts(model, [path], modalities=2, **common)
+    np.testing.assert_array_equal(rgb, [[0, 0, H * W]] * 2)
+    with pytest.raises(ValueError, match="modality2"):
+        predicted_class_counts(model, [path], modalities=1, input_modality="modality2", **common)

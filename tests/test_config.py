@@ -269,6 +269,10 @@ def test_shipped_config_validates(path):
     if "adapt_synthia_to_cityscapes" in name:
         assert config.adaptation is not None and config.target_data is not None
         assert config.adaptation.method == ("abn" if name.endswith("_abn.config") else "sac")
+        if config.is_fusion:
+            # ABN's batch norms must see the target and SAC adapts the whole network: frozen
+            # experts (SSMA's default) would keep the encoders' statistics and weights.
+            assert not config.freeze_experts
         if config.adaptation.method == "sac":
             assert config.initialize.endswith(name.rsplit("_", 1)[0].split("cityscapes_")[1] + "_abn")
             assert config.importance_weights.startswith(config.initialize)

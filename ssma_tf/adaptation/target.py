@@ -110,6 +110,8 @@ def predicted_class_counts(
     height: int,
     width: int,
     num_classes: int,
+    fusion: bool = False,
+    input_modality: str = "modality1",
     batch_size: int = 4,
     modality2_interpolation: str = "nearest",
     progress: Any = None,
@@ -117,16 +119,26 @@ def predicted_class_counts(
     """Pixels of each target record (file order) that `model` predicts as each class, (N, C).
 
     Args:
+        modalities: the images each record holds that are read (1 or 2).
+        fusion: the model takes both modalities (SSMA); otherwise it takes `input_modality`.
+        input_modality: the one image a unimodal model sees ("modality1" or "modality2"), as
+            in its training.
         progress: called with the number of records done after each batch (optional).
     """
+    if input_modality not in ("modality1", "modality2"):
+        raise ValueError(f"input_modality must be 'modality1' or 'modality2', got {input_modality!r}")
+    needed = 2 if fusion or input_modality == "modality2" else 1
+    if modalities < needed:
+        raise ValueError(f"modalities={modalities} cannot feed a model that reads "
+                         f"{'both modalities' if fusion else input_modality}")
     records = tf.data.TFRecordDataset(list(files))
 
     def prepare(serialized):
         sample = resize_sample(decode_record(serialized, modalities), height=height, width=width,
                                modality2_interpolation=modality2_interpolation)
-        if modalities > 1:
+        if fusion:
             return (sample["modality1"], sample["modality2"])
-        return sample["modality1"]
+        return sample[input_modality]
 
     dataset = records.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
 

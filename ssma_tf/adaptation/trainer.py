@@ -41,6 +41,7 @@ from ssma_tf.data import build_dataset
 from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.evaluation import Evaluator
+from ssma_tf.keras_compat import ExternalGradientAggregation
 from ssma_tf.losses import l2_penalty, total_loss
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.metrics import ConfusionMatrix
@@ -73,6 +74,41 @@ def check_target_records(config: Any) -> list[str]:
                     f"target_data holds {present} modality but the {config.model} model needs "
                     f"{needed}; give records written from lists with both modalities", path)
     return files
+
+
+class _SGD(ExternalGradientAggregation, keras.optimizers.SGD):
+    """Keras' SGD that can leave the all-reduce of the gradients to the training step."""
+
+
+class _Adam(ExternalGradientAggregation, keras.optimizers.Adam):
+    """Keras' Adam that can leave the all-reduce of the gradients to the training step."""
+
+
+def make_adaptation_optimizer(adapt: Any, mixed_precision: Optional[str] = None) -> keras.optimizers.Optimizer:
+    """The optimizer of `method: sac`: SGD with momentum (released) or Adam, at a constant rate.
+
+    The SAC step all-reduces its gradients itself (before the loss-scale check, like the
+    supervised step), so the optimizer applies them as given: Keras' own all-reduce would sum
+    them a second time and step `replicas` times too far under `MirroredStrategy`. Wrapped in a
+    `LossScaleOptimizer` under `mixed_float16`, as the supervised optimizer is.
+
+    Args:
+        adapt: the `adaptation` section (`optimizer`, `learning_rate`, `momentum`).
+        mixed_precision: the run's mixed-precision policy, or None.
+
+    Returns:
+        The optimizer (not built yet; build it in the strategy's scope).
+    """
+    if adapt.optimizer == "sgd":
+        optimizer = _SGD(learning_rate=adapt.learning_rate, momentum=adapt.momentum, name="sgd")
+    elif adapt.optimizer == "adam":
+        optimizer = _Adam(learning_rate=adapt.learning_rate, name="adam")
+    else:
+        raise ValueError(f"adaptation optimizer must be 'sgd' or 'adam', got {adapt.optimizer!r}")
+    optimizer.aggregate_gradients = False
+    if mixed_precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 class AdaptationTrainer(training.Trainer):
@@ -117,10 +153,7 @@ class AdaptationTrainer(training.Trainer):
     def _make_optimizer(self) -> keras.optimizers.Optimizer:
         if not self.sac:
             return super()._make_optimizer()
-        rate = self.adapt.learning_rate
-        if self.adapt.optimizer == "sgd":
-            return keras.optimizers.SGD(learning_rate=rate, momentum=self.adapt.momentum)
-        return keras.optimizers.Adam(learning_rate=rate)
+        return make_adaptation_optimizer(self.adapt, self.config.mixed_precision)
 
     def learning_rate(self, step: Optional[int] = None) -> float:
         if self.sac:

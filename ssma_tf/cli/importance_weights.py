@@ -66,7 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         total = sum(per_file)
         started = time.perf_counter()
         counts = predicted_class_counts(
-            model, files, modalities=2 if config.is_fusion else 1, height=config.height,
+            model, files, modalities=config.record_modalities, fusion=config.is_fusion,
+            input_modality=config.input_modality, height=config.height,
             width=config.width, num_classes=config.num_classes, batch_size=args.batch_size,
             modality2_interpolation=config.modality2_interpolation,
             progress=lambda done: print(f"\rpredicted {done}/{total} target images", end="", flush=True))
