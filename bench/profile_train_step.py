@@ -73,9 +73,7 @@ def main(argv=None) -> int:
     result = {"machine": _common.machine_info(), "args": vars(args), "sides": {}}
     with tempfile.TemporaryDirectory() as folder:
         port = train_step._PortStep(args.model, args.batch, height, width, False, folder)
-        images, labels = port.batch()
-        port.feed_from_memory(images, labels)
-        tf1 = train_step._TF1Step(args.model, args.batch, height, width, images, labels)
+        tf1 = train_step._TF1Step(args.model, args.batch, height, width, port.images, port.labels)
         for side, step in (("port", port), ("tf1", tf1)):
             step()
             step()

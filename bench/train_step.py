@@ -72,9 +72,18 @@ def _write_records(path: str, batch: int, height: int, width: int, fusion: bool,
 
 
 class _PortStep:
-    """The trainer's compiled step on a config like the released training scripts'."""
+    """The trainer's compiled step on a config like the released training scripts'.
 
-    def __init__(self, name: str, batch: int, height: int, width: int, xla: bool, folder: str):
+    The trainer is fed one fixed batch from memory, as the TF1 side is fed (no decoding threads
+    or prefetch buffers on either side: the step is what is compared). Its input stream is that
+    batch repeated from the start (`Trainer._make_dataset`), so that the process never builds
+    the record pipeline, whose buffers would count in its peak memory.
+    """
+
+    def __init__(self, name: str, batch: int, height: int, width: int, xla: bool, folder: str,
+                 images=None, labels=None):
+        import tensorflow as tf
+
         from ssma_tf import training
         from ssma_tf.config import config_from_dict
 
@@ -91,11 +100,20 @@ class _PortStep:
             stage2 = name == "ssma_stage2"
             values.update(freeze_experts=not stage2, encoder_lr_multiplier=0.1 if stage2 else 1.0)
         self.config = config_from_dict(values, source=f"bench-{name}", mode="train")
-        self.trainer = training.Trainer(self.config, log=lambda line: None)
+        if images is None:
+            images, labels = self._first_batch()
+        self.images, self.labels = images, labels
+        inputs = tuple(images) if len(images) == 2 else images[0]
+
+        class FromMemory(training.Trainer):
+            def _make_dataset(self, context, seed_offset):
+                return tf.data.Dataset.from_tensors((inputs, labels)).repeat()
+
+        self.trainer = FromMemory(self.config, log=lambda line: None)
         self.trainable = int(sum(v.numpy().size for v in self.trainer.model.trainable_variables))
 
-    def batch(self):
-        """One batch of the port's pipeline as numpy: (list of image arrays, sparse labels)."""
+    def _first_batch(self):
+        """The first batch of the port's own pipeline on the records, as numpy: (image arrays, labels)."""
         import keras
 
         from ssma_tf import training
@@ -104,18 +122,6 @@ class _PortStep:
         inputs, labels = next(iter(training.make_train_dataset(self.config)))
         images = [x.numpy() for x in inputs] if isinstance(inputs, (list, tuple)) else [inputs.numpy()]
         return images, labels.numpy()
-
-    def feed_from_memory(self, images, labels) -> None:
-        """Feeds the step one fixed batch from memory, as the TF1 side is fed (no decoding
-        threads or prefetch buffers on either side: the step is what is compared)."""
-        import tensorflow as tf
-
-        inputs = tuple(images) if len(images) == 2 else images[0]
-        dataset = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
-        # The trainer's own pipeline (and the checkpoint that tracks its iterator) would sit idle
-        # and still hold its buffers: up to 0.15 GiB of the SSMA process's peak.
-        self.trainer.checkpoint = self.trainer.dataset = None
-        self.trainer.iterator = iter(self.trainer.strategy.experimental_distribute_dataset(dataset))
 
     def __call__(self) -> float:
         loss, _, _, _ = self.trainer.train_function(self.trainer.iterator)
@@ -167,16 +173,14 @@ def child(spec: dict) -> dict:
     steps = {}
     first = {}
     with tempfile.TemporaryDirectory() as folder:
-        if "port" in sides:
-            steps["port"] = _PortStep(name, batch, height, width, spec.get("xla", False), folder)
-        if sides == ["port", "tf1"]:
-            images, labels = steps["port"].batch()
-        else:
+        images = labels = None
+        if sides != ["port", "tf1"]:
             # A side measured alone for its memory gets the same kind of batch either way (and
-            # the port's process no extra pipeline instance).
+            # the port's process no record pipeline).
             images, labels = _random_batch(name, batch, height, width)
-        if "port" in steps:
-            steps["port"].feed_from_memory(images, labels)
+        if "port" in sides:
+            steps["port"] = _PortStep(name, batch, height, width, spec.get("xla", False), folder, images, labels)
+            images, labels = steps["port"].images, steps["port"].labels
         if "tf1" in sides:
             steps["tf1"] = _TF1Step(name, batch, height, width, images, labels)
         for side, step in steps.items():
