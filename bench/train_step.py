@@ -18,7 +18,8 @@ port's step time divided by the TF1 step time of the same round (below 1: the po
 done, which a loaded machine distorts much less than wall time.
 Memory: each side runs alone in its own child process (warm-up and one timed step); its peak
 resident memory (the RSS high-water mark from `getrusage`, TensorFlow's own footprint, weights
-and Adam's slots included) is that process's.
+and Adam's slots included) is that process's; with `--memory-runs N`, the median over N such
+processes per side (sides alternating), since one process's peak varies by tens of MiB.
 
 Configurations:
     adapnet_pp          AdapNet++ with its auxiliary heads (every released unimodal run).
@@ -230,6 +231,8 @@ def main(argv=None) -> int:
     parser.add_argument("--xla", action="store_true", help="the port's step with `xla: true` (XLA for forward-backward)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-side memory runs")
     parser.add_argument("--no-timing", action="store_true", help="only the per-side memory runs")
+    parser.add_argument("--memory-runs", type=int, default=1,
+                        help="processes per side for the peak memory (median reported; default 1)")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"images per step (default {BATCH})")
     parser.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help=f"HEIGHTxWIDTH, multiples of 16 (default {HEIGHT}x{WIDTH})")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -245,6 +248,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--size: expected HEIGHTxWIDTH, got {args.size!r}") from None
     if height % OUTPUT_STRIDE or width % OUTPUT_STRIDE or height <= 0 or width <= 0 or args.batch <= 0:
         raise SystemExit(f"--size must be positive multiples of 16 and --batch positive, got {args.size}, {args.batch}")
+    if args.memory_runs < 1:
+        raise SystemExit(f"--memory-runs must be at least 1, got {args.memory_runs}")
     if args.steps < 1:
         raise SystemExit(f"--steps must be at least 1, got {args.steps}")
     configs = [c.strip() for c in args.models.split(",") if c.strip()]
@@ -260,14 +265,20 @@ def main(argv=None) -> int:
         if not args.no_timing:
             print(f"... {config}: both sides, interleaved", flush=True)
             timing = _common.run_child(os.path.abspath(__file__), {**base, "config": config, "sides": list(SIDES)})
-        memory = {}
+        memory, memory_runs = {}, {side: [] for side in SIDES}
         if not args.no_memory:
+            # Sides alternate over the repetitions; the median of each side's peaks is reported
+            # (one process's peak varies by tens of MiB from run to run).
+            for repetition in range(args.memory_runs):
+                for side in SIDES:
+                    print(f"... {config}: {side} alone (peak memory, run {repetition + 1})", flush=True)
+                    alone = _common.run_child(os.path.abspath(__file__),
+                                              {**base, "config": config, "sides": [side], "steps": 1})
+                    memory_runs[side].append(alone.get("peak_rss_mib", alone.get("error")))
             for side in SIDES:
-                print(f"... {config}: {side} alone (peak memory)", flush=True)
-                alone = _common.run_child(os.path.abspath(__file__),
-                                          {**base, "config": config, "sides": [side], "steps": 1})
-                memory[side] = alone.get("peak_rss_mib", alone.get("error"))
-        results.append({"config": config, "timing": timing, "peak_rss_mib": memory})
+                peaks = [m for m in memory_runs[side] if isinstance(m, (int, float))]
+                memory[side] = statistics.median(peaks) if peaks else memory_runs[side][0]
+        results.append({"config": config, "timing": timing, "peak_rss_mib": memory, "peak_rss_mib_runs": memory_runs})
     info["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
 
     print()
