@@ -184,6 +184,9 @@ def child(spec: dict) -> dict:
             images, labels = steps["port"].images, steps["port"].labels
         if "tf1" in sides:
             steps["tf1"] = _TF1Step(name, batch, height, width, images, labels)
+        # The process's peak memory once everything is built, before the first step (model,
+        # optimizer slots, the TF1 graph or the Keras objects): what the steps add comes above it.
+        built_peak_mib = _common.peak_rss_mib()
         for side, step in steps.items():
             start = time.perf_counter()
             step()
@@ -210,6 +213,7 @@ def child(spec: dict) -> dict:
             "seconds": seconds, "cpu_seconds": cpu, "first_step_s": first, "losses": losses,
             "trainable_parameters": {side: step.trainable for side, step in steps.items()},
             "peak_rss_mib": _common.peak_rss_mib(),
+            "built_peak_rss_mib": built_peak_mib,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "load_average": [round(v, 2) for v in os.getloadavg()],
         }
@@ -265,7 +269,7 @@ def main(argv=None) -> int:
         if not args.no_timing:
             print(f"... {config}: both sides, interleaved", flush=True)
             timing = _common.run_child(os.path.abspath(__file__), {**base, "config": config, "sides": list(SIDES)})
-        memory, memory_runs = {}, {side: [] for side in SIDES}
+        memory, memory_runs, built_runs = {}, {side: [] for side in SIDES}, {side: [] for side in SIDES}
         if not args.no_memory:
             # Sides alternate over the repetitions; the median of each side's peaks is reported
             # (one process's peak varies by tens of MiB from run to run).
@@ -275,10 +279,12 @@ def main(argv=None) -> int:
                     alone = _common.run_child(os.path.abspath(__file__),
                                               {**base, "config": config, "sides": [side], "steps": 1})
                     memory_runs[side].append(alone.get("peak_rss_mib", alone.get("error")))
+                    built_runs[side].append(alone.get("built_peak_rss_mib"))
             for side in SIDES:
                 peaks = [m for m in memory_runs[side] if isinstance(m, (int, float))]
                 memory[side] = statistics.median(peaks) if peaks else memory_runs[side][0]
-        results.append({"config": config, "timing": timing, "peak_rss_mib": memory, "peak_rss_mib_runs": memory_runs})
+        results.append({"config": config, "timing": timing, "peak_rss_mib": memory, "peak_rss_mib_runs": memory_runs,
+                        "built_peak_rss_mib_runs": built_runs})
     info["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
 
     print()

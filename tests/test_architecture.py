@@ -92,10 +92,11 @@ def test_an_import_circle_is_found_where_no_layer_forbids_it(tmp_path):
     )
 
 
-@pytest.mark.parametrize("module", ["sizes", "rewrites", "batch_norm_folding", "compiled", "precision"])
+@pytest.mark.parametrize("module", ["inference/sizes", "inference/rewrites", "inference/batch_norm_folding",
+                                    "inference/compiled", "inference/precision", "layers/batch_norm"])
 def test_the_inference_rewrites_import_tensorflow_only_inside_functions(module):
     # `bench/inference.py --backend jax` runs them where TensorFlow is not imported.
-    tree = ast.parse((ROOT / "ssma_tf" / "inference" / f"{module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "ssma_tf" / f"{module}.py").read_text(encoding="utf-8"))
     functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     inside = {id(n) for function in functions for n in ast.walk(function)}
     for node in ast.walk(tree):
