@@ -17,20 +17,13 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# The CPU model name as `precision="auto"` keys its cache by it (that module imports no framework).
+from ssma_tf.inference.precision import processor_model  # noqa: E402
 # A child prints its result on one line starting with this marker (TF writes other lines to stdout).
 RESULT_MARKER = "BENCH_RESULT "
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (Linux), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> set:
@@ -69,7 +62,7 @@ def machine_info() -> dict:
     """What the figures depend on: CPU, cores, memory, library versions, load."""
     flags = cpu_flags()
     return {
-        "cpu": cpu_model(),
+        "cpu": processor_model(),
         "cores": os.cpu_count(),
         "memory_gib": round(memory_gib() or 0.0, 1),
         "avx2": "avx2" in flags,
