@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -20,8 +18,7 @@ from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.data import encode_example
 from ssma_tf.data.synthetic import generate_sample
 from ssma_tf.errors import UserInputError
-from tests.conftest import ROOT
-from tests.training_helpers import build_tiny_model
+from tests.training_helpers import build_tiny_model, run_on_two_logical_cpus
 
 H, W = 32, 64
 
@@ -307,24 +304,14 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
 
 
 _MIRRORED = """
-import sys
-import keras
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from ssma_tf import training
 from ssma_tf.adaptation import trainer as adaptation
 from ssma_tf.config import load_config
 from tests.training_helpers import build_tiny_model
 training.build_model = build_tiny_model
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 trainer = adaptation.AdaptationTrainer(load_config(sys.argv[1], "train"), strategy=strategy)
 result = trainer.train()
-for model in (trainer.model, trainer.teacher):
-    for variable in model.weights:
-        copies = strategy.experimental_local_results(variable.value)
-        assert np.array_equal(copies[0].numpy(), copies[1].numpy()), variable.path
+assert_replicas_agree(trainer.model, trainer.teacher)
 print("OK", result.final_step, trainer.strategy.num_replicas_in_sync)
 """
 
@@ -335,22 +322,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     config = _config(tmp_path, max_iteration=2, adaptation={"target_groups": 2, "views": 2})
     path = tmp_path / "mirrored.config"
     path.write_text(yaml.safe_dump(config.to_dict()))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run([sys.executable, "-c", _MIRRORED, str(path)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = run_on_two_logical_cpus(_MIRRORED, str(path))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "OK 2 2" in run.stdout
 
 
 _ONE_SGD_STEP = """
-import keras
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from ssma_tf.adaptation import trainer as adaptation
 from ssma_tf.config.adaptation import AdaptationConfig
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     optimizer = adaptation.make_adaptation_optimizer(AdaptationConfig(learning_rate=0.1))
     variable = tf.Variable([0.0])
@@ -375,9 +354,7 @@ print("VALUE", float(strategy.experimental_local_results(variable)[0].numpy()[0]
 def test_adaptation_optimizer_applies_the_all_reduced_gradient_once(tmp_path):
     # The SAC step all-reduces its gradients itself; an optimizer that summed them again would
     # step `replicas` times too far (SGD) under MirroredStrategy.
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run([sys.executable, "-c", _ONE_SGD_STEP], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = run_on_two_logical_cpus(_ONE_SGD_STEP)
     assert run.returncode == 0, run.stderr[-3000:]
     value = float(run.stdout.split("VALUE")[-1])
     np.testing.assert_allclose(value, -0.1 * 1.5, rtol=1e-6)

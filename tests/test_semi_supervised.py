@@ -7,8 +7,6 @@ trainer runs the tiny stand-in model (`tests.training_helpers`) on tiny syntheti
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -31,8 +29,7 @@ from ssma_tf.mixing import (
     gaussian_blur,
     mix,
 )
-from tests.conftest import ROOT
-from tests.training_helpers import build_tiny_model
+from tests.training_helpers import build_tiny_model, run_on_two_logical_cpus
 
 H, W = 32, 64
 
@@ -312,22 +309,13 @@ def test_labeled_subset_restricts_the_supervised_stream(tmp_path):
 
 
 _MIRRORED = """
-import sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from ssma_tf import semi_supervised, training
 from ssma_tf.config import load_config
 from tests.training_helpers import build_tiny_model
 training.build_model = build_tiny_model
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 trainer = semi_supervised.SemiSupervisedTrainer(load_config(sys.argv[1], "train"), strategy=strategy)
 result = trainer.train()
-for model in (trainer.model, trainer.teacher):
-    for variable in model.weights:
-        copies = strategy.experimental_local_results(variable.value)
-        assert np.array_equal(copies[0].numpy(), copies[1].numpy()), variable.path
+assert_replicas_agree(trainer.model, trainer.teacher)
 print("OK", result.final_step, trainer.strategy.num_replicas_in_sync, int(trainer.mean_teacher.updates.numpy()))
 """
 
@@ -338,9 +326,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     config = _config(tmp_path, max_iteration=2)
     path = tmp_path / "mirrored.config"
     path.write_text(yaml.safe_dump(config.to_dict()))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run([sys.executable, "-c", _MIRRORED, str(path)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = run_on_two_logical_cpus(_MIRRORED, str(path))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "OK 2 2 2" in run.stdout
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
+import sys
 from typing import Optional
 
 import keras
@@ -11,8 +13,38 @@ import numpy as np
 import tensorflow as tf
 
 from ssma_tf.data import encode_example
+from tests.conftest import ROOT
 
 SMOKE_DIR = pathlib.Path(__file__).resolve().parent / "smoke"
+
+# What a script run by `run_on_two_logical_cpus` starts with: the CPU split into two logical
+# devices (before TensorFlow initialises them) and `strategy`, a MirroredStrategy over both.
+_TWO_CPUS = """
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+def assert_replicas_agree(*models):
+    for model in models:
+        for variable in model.weights:
+            copies = strategy.experimental_local_results(variable.value)
+            assert np.array_equal(copies[0].numpy(), copies[1].numpy()), variable.path
+"""
+
+
+def run_on_two_logical_cpus(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs `script` in a fresh Python process with two logical CPUs under `MirroredStrategy`.
+
+    The script sees `sys`, `np`, `tf`, `strategy` and `assert_replicas_agree(*models)` (every
+    weight equal on both replicas), and `sys.argv[1:]` are `args`. A new process, because the
+    logical devices must be set before TensorFlow initialises its runtime.
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-c", _TWO_CPUS + script, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def smoke_config(name: str) -> pathlib.Path:
