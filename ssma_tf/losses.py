@@ -67,38 +67,69 @@ def weighted_cross_entropy(
     Raises:
         ValueError: on shapes that do not fit together or a wrong number of class weights.
     """
-    weights = void_class_weights(num_classes) if class_weights is None else list(class_weights)
-    if len(weights) != num_classes:
-        raise ValueError(f"expected {num_classes} class weights, got {len(weights)}")
-    probs_shape = tuple(probs.shape)
-    if len(probs_shape) < 2 or (probs_shape[-1] is not None and probs_shape[-1] != num_classes):
-        raise ValueError(
-            f"probs must end in a class axis of size num_classes={num_classes}, "
-            f"got shape {probs_shape}"
-        )
-    log_probs = ops.log(ops.cast(probs, "float32") + LOG_EPSILON)
-    weights = ops.convert_to_tensor(weights, dtype="float32")
-    rank = len(labels.shape)
+    targets = _Targets(labels, tuple(probs.shape), num_classes, class_weights)
+    return targets.loss(probs)
 
-    if rank == len(probs_shape):
-        # One-hot (or soft) labels, as the released pipeline fed them.
-        y = ops.cast(labels, "float32")
-    elif rank == len(probs_shape) - 1:
-        # Sparse ids, one-hot encoded here: ids outside [0, C) match no class (void). The one-hot
-        # product is the released graph's own arithmetic (the same rounding), and its gradient
-        # is an element-wise product. Picking the label's term with a gather instead costs a
-        # scatter-add (UnsortedSegmentSum) over all B·H·W·C log-probabilities at the start of
-        # backpropagation, which the rest of the backward pass waits for: about 5 % of the
-        # AdapNet++ step's time (bench/profile_train_step.py, docs/benchmarks.md).
-        ids = ops.expand_dims(ops.cast(labels, "int32"), -1)
-        y = ops.cast(ops.equal(ids, ops.arange(num_classes, dtype="int32")), "float32")
-    else:
-        raise ValueError(
-            f"labels must be sparse ids of rank {len(probs_shape) - 1} or one-hot of rank "
-            f"{len(probs_shape)}, got shape {tuple(labels.shape)} for probs {probs_shape}"
-        )
-    per_pixel = -ops.sum(weights * y * log_probs, axis=-1)
-    return ops.mean(per_pixel)
+
+class _Targets:
+    """The label side of the loss, built once per batch and shared by the main and auxiliary terms.
+
+    Sparse ids never become a float one-hot tensor. With one-hot `y`, the released per-pixel sum
+    `Σ_c w_c · y_c · log(p_c + ε)` has one non-zero term, the label's, and every other term is an
+    exact zero; so the loss is computed as `w_l · log(p_l + ε)` with `p_l = Σ_c [c = l] p_c` (a select
+    and a sum of exact zeros) and `w_l` likewise. The arithmetic is that of the one-hot product
+    (`tests/test_losses.py`: the same values and gradients, but for a last-bit difference where
+    the vectorised reciprocal of the log's gradient rounds an element differently), but the step
+    keeps a boolean (B, H, W, C) mask and (B, H, W) tensors instead of float32 (B, H, W, C)
+    one-hot, weighted one-hot, `p + ε` and `log(p + ε)` tensors: at 384×768 with 12 classes and 2 images each of those is 27 MiB, all alive
+    at the end of the forward pass, where a training step's memory peaks. A gather would give the same
+    numbers but its gradient is a scatter-add over all B·H·W·C probabilities, which the backward
+    pass waits for (about 5 % of the AdapNet++ step, bench/profile_train_step.py); the select's
+    gradient is a select.
+
+    Dense labels (rank 4: one-hot or soft, as the released pipeline fed them) keep the product
+    `Σ_c w_c · y_c · log(p_c + ε)` itself.
+    """
+
+    def __init__(self, labels: Tensor, probs_shape: tuple, num_classes: int,
+                 class_weights: Optional[Sequence[float]] = None) -> None:
+        weights = void_class_weights(num_classes) if class_weights is None else list(class_weights)
+        if len(weights) != num_classes:
+            raise ValueError(f"expected {num_classes} class weights, got {len(weights)}")
+        if len(probs_shape) < 2 or (probs_shape[-1] is not None and probs_shape[-1] != num_classes):
+            raise ValueError(
+                f"probs must end in a class axis of size num_classes={num_classes}, "
+                f"got shape {probs_shape}"
+            )
+        weights = ops.convert_to_tensor(weights, dtype="float32")
+        rank = len(labels.shape)
+        self.rank = len(probs_shape)
+        if rank == len(probs_shape):
+            self.weighted = weights * ops.cast(labels, "float32")  # w_c · y_c, as released
+            self.mask = None
+        elif rank == len(probs_shape) - 1:
+            # Ids outside [0, C) match no class: weight 0 and p_l = 0 (void, as the released
+            # one-hot encoding of ids >= C gave all-zero rows).
+            ids = ops.expand_dims(ops.cast(labels, "int32"), -1)
+            self.mask = ops.equal(ids, ops.arange(num_classes, dtype="int32"))
+            self.label_weight = ops.sum(ops.where(self.mask, weights, 0.0), axis=-1)
+        else:
+            raise ValueError(
+                f"labels must be sparse ids of rank {len(probs_shape) - 1} or one-hot of rank "
+                f"{len(probs_shape)}, got shape {tuple(labels.shape)} for probs {probs_shape}"
+            )
+
+    def loss(self, probs: Tensor) -> Tensor:
+        """Mean over all pixels of the weighted cross-entropy of `probs` (float32 scalar)."""
+        if len(probs.shape) != self.rank:
+            raise ValueError(f"probs of rank {len(probs.shape)} for targets of rank {self.rank}")
+        probs = ops.cast(probs, "float32")
+        if self.mask is None:
+            per_pixel = -ops.sum(self.weighted * ops.log(probs + LOG_EPSILON), axis=-1)
+        else:
+            label_prob = ops.sum(ops.where(self.mask, probs, 0.0), axis=-1)
+            per_pixel = -(self.label_weight * ops.log(label_prob + LOG_EPSILON))
+        return ops.mean(per_pixel)
 
 
 def total_loss(
@@ -134,13 +165,14 @@ def total_loss(
     if num_classes is None:
         raise ValueError("the class axis of the outputs must have a static size")
 
-    main = weighted_cross_entropy(labels, outputs[MAIN_OUTPUT], num_classes, class_weights)
-    terms = {"main": main}
+    # The label side once for the three terms (see `_Targets`).
+    targets = _Targets(labels, tuple(outputs[MAIN_OUTPUT].shape), num_classes, class_weights)
+    terms = {"main": targets.loss(outputs[MAIN_OUTPUT])}
     total = terms["main"]
     for name, weight in zip((AUX_UP2_OUTPUT, AUX_UP1_OUTPUT), aux_weights):
         if outputs.get(name) is None:
             continue
-        terms[name] = weighted_cross_entropy(labels, outputs[name], num_classes, class_weights)
+        terms[name] = targets.loss(outputs[name])
         total = total + float(weight) * terms[name]
     return total, terms
 

@@ -127,3 +127,25 @@ def test_l2_penalty_is_tf1_l2_regularizer():
     # TF1 l2_regularizer(scale)(w) = scale · Σw² / 2: 5e-4 · (1 + 4 + 9 + 16) / 2 = 7.5e-3.
     weights = [tf.Variable([[1.0, 2.0]]), tf.Variable([3.0, 4.0])]
     assert float(l2_penalty(weights, 5e-4)) == pytest.approx(7.5e-3, rel=1e-6)
+
+
+def test_sparse_ids_give_the_one_hot_products_values_and_gradients():
+    # The sparse path selects the label's probability instead of multiplying by a one-hot tensor;
+    # every other term of the released sum is an exact zero, so the arithmetic is the same. Only
+    # the vectorised reciprocal in the log's gradient may round an element in its last bit
+    # differently, as it lands elsewhere in a SIMD packet for a (B, H, W) than a (B, H, W, C) tensor.
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(2, 5, 7, 6)).astype(np.float32)
+    probs = tf.Variable(tf.nn.softmax(logits))
+    aux = tf.Variable(tf.nn.softmax(logits[..., ::-1] * 2))
+    labels = rng.integers(-1, 8, size=(2, 5, 7)).astype(np.int32)  # void, classes and ids >= C
+    weights = [0.0, 1.0, 2.5, 1.0, 0.3, 1.0]
+    results = []
+    for given in (labels, tf.one_hot(labels, 6).numpy()):
+        with tf.GradientTape() as tape:
+            total, terms = total_loss(given, {"softmax": probs, "aux_up2": aux}, class_weights=weights)
+        results.append((total.numpy(), terms["aux_up2"].numpy(), *[g.numpy() for g in tape.gradient(total, [probs, aux])]))
+    for sparse, one_hot in zip(*results):
+        np.testing.assert_allclose(sparse, one_hot, rtol=2e-7, atol=0)
+        np.testing.assert_array_equal(sparse != 0, one_hot != 0)
+    assert np.count_nonzero(results[0][2]) > 0
