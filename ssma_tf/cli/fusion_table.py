@@ -14,7 +14,8 @@ and 100 fusion steps an SSMA of 59.2 and a late fusion of 8.9 where the demo's 2
 scores about 82 (seed 0, docs/fusion.md).
 
 Everything runs in this one process and goes to `--output` (default `fusion_output/`); a finished
-arm is skipped when its result file exists, so the command resumes. The table is printed and
+arm is skipped when its result file exists and records the same settings (steps, sizes, experts),
+so the command resumes. The table is printed and
 written to `<output>/fusion_table.md` with the per-seed figures in `<output>/fusion_table.json`.
 
 Example:
@@ -112,8 +113,13 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
     import keras
 
     path = results / f"{name}.json"
+    settings = json.loads(json.dumps(values, sort_keys=True))
     if path.exists():
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        if cached.get("settings") == settings:
+            return cached
+        # A result from other settings (steps, image size, ...) is not this arm's: train it again.
+        print(f"=== {name}: {path} was written with other settings; running it again", flush=True)
     from ssma_tf.files import atomic_write
 
     started = time.perf_counter()
@@ -131,6 +137,7 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
         initialize_model(model, config)
     metrics = _evaluate(values, model, data, f"<fusion table: {name}>")
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
+    metrics["settings"] = settings
     print(f"  mIoU {metrics['mIoU']:.1f} ({metrics['train_seconds']:.0f} s)", flush=True)
     with atomic_write(path) as stream:
         stream.write(json.dumps(metrics, indent=1))

@@ -1,0 +1,44 @@
+"""The fusion-table command: its result cache, its table and its argument checks (no training here)."""
+
+import json
+
+import pytest
+
+from ssma_tf.cli import fusion_table
+
+
+def _metrics(miou):
+    return {"mIoU": miou, "per_class": [{"name": "road", "iou": miou}, {"name": "car", "iou": miou / 2}]}
+
+
+def test_a_cached_arm_is_reused_only_with_the_same_settings(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_train(values, source):
+        trained.append(values["max_iteration"])
+        return object()
+
+    monkeypatch.setattr(fusion_table, "_train", fake_train)
+    monkeypatch.setattr(fusion_table, "_evaluate", lambda values, model, data, source: _metrics(50.0))
+    args = fusion_table.parse_args(["--seeds", "0"])
+    values = {"model": "SSMA", "fusion": "ssma", "max_iteration": 100}
+
+    first = fusion_table._arm("ssma", values, args, tmp_path, tmp_path)
+    again = fusion_table._arm("ssma", dict(values), args, tmp_path, tmp_path)
+    assert trained == [100] and again == first and first["settings"] == values
+    # A result written with another budget (e.g. an older, shorter run) is not reused.
+    fusion_table._arm("ssma", dict(values, max_iteration=200), args, tmp_path, tmp_path)
+    assert trained == [100, 200]
+    assert json.loads((tmp_path / "ssma.json").read_text())["settings"]["max_iteration"] == 200
+
+
+def test_the_table_gives_mean_range_and_per_class_iou():
+    per_seed = {0: {"ssma": _metrics(80.0)}, 1: {"ssma": _metrics(84.0)}}
+    text = fusion_table.table(per_seed, ["ssma"], ["road", "car"])
+    assert "| SSMA | 82.0 | 80.0–84.0 | 82.0 | 41.0 |" in text
+
+
+def test_an_unknown_method_is_named(capsys):
+    with pytest.raises(SystemExit):
+        fusion_table.parse_args(["--methods", "ssma", "concat"])
+    assert "'concat'" in capsys.readouterr().err
