@@ -39,3 +39,25 @@ def bias_initializer():
     """Biases of the released graph start at 0.01."""
     return keras.initializers.Constant(0.01)
 
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class ScaledIdentity(keras.initializers.Initializer):
+    """`scale` times the identity for a 1×1 convolution kernel (1, 1, C, C): channel c → c.
+
+    Late fusion's per-stream class-score convolutions start with it (scale 0.5 for two streams),
+    so that the fused scores begin as the mean of the experts' scores and training moves from
+    there (`ssma_tf.models.fusion_baselines`).
+    """
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = float(scale)
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 4 or shape[0] != 1 or shape[1] != 1 or shape[2] != shape[3]:
+            raise ValueError(f"ScaledIdentity expects a 1x1 kernel with as many outputs as inputs, got {shape}")
+        eye = keras.ops.eye(shape[2], dtype=dtype) * self.scale
+        return keras.ops.reshape(eye, shape)
+
+    def get_config(self):
+        return {"scale": self.scale}

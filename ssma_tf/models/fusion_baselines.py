@@ -30,7 +30,7 @@ from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import FUSION_METHODS, SSMA_FUSION
-from ssma_tf.layers import ConvBN
+from ssma_tf.layers import ConvBN, ScaledIdentity
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
@@ -93,7 +93,8 @@ class FusionBaseline(SegmenterTraining, keras.Model):
       (Section 5.7; early fusion as in Valada et al., "Deep multispectral semantic scene
       understanding of forested environments using multimodal fusion", ISER 2016).
     - `late`: a 1×1 convolution on each unimodal network's class scores, the two added before
-      the softmax (Section 5.7).
+      the softmax (Section 5.7). Both start as half the identity, so that training starts from
+      the mean of the experts' class scores.
     - `lfc`: late-fused convolution (Valada et al., ISER 2016): the two encoders' feature maps are
       added element-wise at every resolution the decoder reads (eASPP output, both skips) and two
       3×3 convolutions learn the fused representation before the AdapNet++ decoder.
@@ -271,7 +272,12 @@ class _Builder:
         scores = []
         for i, (expert, image) in enumerate(((first, modality1), (second, modality2)), start=1):
             logits = expert(image)["logits"]
-            scores.append(layers.Conv2D(self.num_classes, 1, name=f"late_conv{i}", dtype=self.dtype)(logits))
+            # Starts as the mean of the two experts' class scores (half the identity each, no
+            # bias): with Glorot's random start the 200 fusion steps of `make fusion-table` at
+            # learning rate 1e-3 left late fusion at 17 mIoU, far below either expert.
+            conv = layers.Conv2D(self.num_classes, 1, name=f"late_conv{i}", dtype=self.dtype,
+                                 kernel_initializer=ScaledIdentity(0.5), bias_initializer="zeros")
+            scores.append(conv(logits))
         return self._outputs(layers.Add(name="late_add", dtype=self.dtype)(scores))
 
     def cmode(self, modality1, modality2):

@@ -40,6 +40,21 @@ def test_average_and_maximum_combine_the_experts_probabilities(fusion, combine):
     assert isinstance(model.experts[0], AdapNetPP) and model.experts[0].aux_heads  # their checkpoints fit
 
 
+def test_late_fusion_starts_from_the_mean_of_the_experts_class_scores():
+    import keras
+
+    model = FusionBaseline(NUM_CLASSES, fusion="late")  # untrained (the shared one trains a step)
+    randomize_batch_norms(model, seed=4)
+    x = _inputs(seed=2)
+    logits = [expert(image, training=False, return_all=True)["logits"].numpy()
+              for expert, image in zip(model.experts, x)]
+    fused = model(x, training=True, return_all=True)["logits"].numpy()  # experts frozen: no dropout
+    np.testing.assert_allclose(fused, (logits[0] + logits[1]) / 2, rtol=1e-5, atol=1e-4)
+    conv = model.get_layer("late_conv1")
+    again = keras.layers.Conv2D.from_config(conv.get_config())  # the initializer serializes
+    assert again.get_config()["kernel_initializer"] == conv.get_config()["kernel_initializer"]
+
+
 def _weights(model, *names):
     return {id(w) for name in names for w in model.get_layer(name).trainable_weights}
 
