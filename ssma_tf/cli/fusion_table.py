@@ -18,8 +18,12 @@ arm is skipped when its result file exists and records the same settings (steps,
 so the command resumes. The table is printed and
 written to `<output>/fusion_table.md` with the per-seed figures in `<output>/fusion_table.json`.
 
+`--backbone mobilenet_v2` builds every expert (and so every arm) on MobileNet v2, as the paper's
+Section 5.10.1 (`--methods ssma` for its real-time experts against their unimodal networks).
+
 Example:
     python -m ssma_tf.cli.fusion_table --seeds 0 1
+    python -m ssma_tf.cli.fusion_table --seeds 0 1 --backbone mobilenet_v2 --methods ssma --output fusion_mobilenet
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import time
 from typing import Any, List, Optional
 
 from ssma_tf.cli.common import add_version, command
-from ssma_tf.constants import FUSION_METHODS
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, FUSION_METHODS
 
 TITLES = {
     "rgb": "AdapNet++ (RGB)",
@@ -67,6 +71,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=48, help="image height (a multiple of 16)")
     parser.add_argument("--width", type=int, default=96, help="image width (a multiple of 16)")
     parser.add_argument("--batch_size", type=int, default=8, help="images per training step")
+    parser.add_argument("--backbone", default=ADAPNET_PP_BACKBONE, choices=BACKBONES,
+                        help="the experts' encoder (every arm; `mobilenet_v2`: Section 5.10.1's experts)")
     add_version(parser)
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods if m not in FUSION_METHODS]
@@ -80,7 +86,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def _common(args: argparse.Namespace, data: pathlib.Path) -> dict:
     return {"num_classes": NUM_CLASSES, "dataset": "synthetic", "height": args.height, "width": args.width,
             "batch_size": args.batch_size, "learning_rate": 0.001, "power": 0.9,
-            "train_data": str(data / "train.tfrecords"), "skip_step": 20}
+            "train_data": str(data / "train.tfrecords"), "skip_step": 20,
+            # Named only when not the default, so that results cached before the option existed match.
+            **({} if args.backbone == ADAPNET_PP_BACKBONE else {"backbone": args.backbone})}
 
 
 def _train(values: dict, source: str) -> Any:
@@ -101,7 +109,7 @@ def _evaluate(values: dict, model: Any, data: pathlib.Path, source: str) -> dict
     from ssma_tf.evaluation import evaluate
 
     keep = {k: v for k, v in values.items() if k in ("model", "fusion", "num_classes", "dataset", "height", "width",
-                                                      "input_modality", "checkpoint", "aux_heads")}
+                                                      "input_modality", "checkpoint", "aux_heads", "backbone")}
     config = config_from_dict(dict(keep, test_data=str(data / "val.tfrecords"), batch_size=10, skip_step=100),
                               source=source, mode="eval", check_paths=False)
     return evaluate(config, model=model, log=lambda line: None).metrics
@@ -171,7 +179,7 @@ def run_seed(seed: int, args: argparse.Namespace, output: pathlib.Path, data: pa
     return out
 
 
-def table(per_seed: dict, names: List[str], class_names: List[str]) -> str:
+def table(per_seed: dict, names: List[str], class_names: List[str], backbone: str = ADAPNET_PP_BACKBONE) -> str:
     """Table 17's layout: mean mIoU over the seeds, its range, and the mean IoU of each class."""
     import numpy as np
 
@@ -184,7 +192,8 @@ def table(per_seed: dict, names: List[str], class_names: List[str]) -> str:
         mious = np.array([r["mIoU"] for r in runs])
         per_class = np.mean([[c["iou"] for c in r["per_class"]] for r in runs], axis=0)
         seconds = np.mean([r.get("train_seconds", 0.0) for r in runs])
-        lines.append(f"| {TITLES[name]} | {mious.mean():.1f} | {mious.min():.1f}–{mious.max():.1f} | "
+        title = TITLES[name].replace("AdapNet++", "MobileNet v2") if backbone == "mobilenet_v2" else TITLES[name]
+        lines.append(f"| {title} | {mious.mean():.1f} | {mious.min():.1f}–{mious.max():.1f} | "
                      + " | ".join(f"{v:.1f}" for v in per_class) + f" | {seconds:.0f} |")
     return "\n".join(lines)
 
@@ -208,7 +217,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     per_seed = {seed: run_seed(seed, args, output, data) for seed in args.seeds}
     names = ["rgb", "depth"] + list(args.methods)
     class_names = [c["name"] for c in per_seed[args.seeds[0]]["rgb"]["per_class"]]
-    text = table(per_seed, names, class_names)
+    text = table(per_seed, names, class_names, args.backbone)
     from ssma_tf.files import atomic_write
 
     with atomic_write(output / "fusion_table.md") as stream:
@@ -217,7 +226,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         stream.write(json.dumps({str(s): {n: {"mIoU": r["mIoU"], "per_class": r["per_class"],
                                               "train_seconds": r.get("train_seconds")}
                                           for n, r in v.items()} for s, v in per_seed.items()}, indent=1))
-    print(f"\n=== Fusion methods on the synthetic RGB-D validation scenes ({args.num_val} images, "
+    print(f"\n=== Fusion methods ({args.backbone} experts) on the synthetic RGB-D validation scenes ({args.num_val} images, "
           f"{args.height}x{args.width}; experts {args.expert_steps} steps, fusion {args.fusion_steps} steps; "
           f"seeds {', '.join(map(str, args.seeds))})\n")
     print(text)

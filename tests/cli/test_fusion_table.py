@@ -36,6 +36,14 @@ def test_the_table_gives_mean_range_and_per_class_iou():
     per_seed = {0: {"ssma": _metrics(80.0)}, 1: {"ssma": _metrics(84.0)}}
     text = fusion_table.table(per_seed, ["ssma"], ["road", "car"])
     assert "| SSMA | 82.0 | 80.0–84.0 | 82.0 | 41.0 |" in text
+    per_seed = {0: {"rgb": _metrics(70.0)}}
+    assert "| MobileNet v2 (RGB) | 70.0 |" in fusion_table.table(per_seed, ["rgb"], ["road", "car"], "mobilenet_v2")
+
+
+def test_the_backbone_reaches_every_arm_and_the_default_is_not_written():
+    args = fusion_table.parse_args(["--backbone", "mobilenet_v2"])
+    assert fusion_table._common(args, fusion_table.pathlib.Path("d"))["backbone"] == "mobilenet_v2"
+    assert "backbone" not in fusion_table._common(fusion_table.parse_args([]), fusion_table.pathlib.Path("d"))
 
 
 def test_an_unknown_method_is_named(capsys):
