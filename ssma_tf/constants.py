@@ -23,6 +23,9 @@ SSMA_FUSION = "ssma"
 # or MobileNet v2 from keras.applications with the eASPP appended (the paper's Section 5.10.1).
 ADAPNET_PP_BACKBONE = "adapnet_pp"
 BACKBONES = (ADAPNET_PP_BACKBONE, "mobilenet_v2")
+# Output channels of every convolution of the AdapNet++ decoder as released (`up1` to
+# `refine2_conv2`); `decoder_filters:` narrows them for a real-time decoder.
+DECODER_FILTERS = 256
 FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", "cmode", "fusenet")
 
 # The images of a record: modality 1 (RGB), modality 2 (depth, HHA or EVI) and, for SSMA over

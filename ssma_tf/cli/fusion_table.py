@@ -37,7 +37,7 @@ import time
 from typing import Any, List, Optional
 
 from ssma_tf.cli.common import add_version, command
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, FUSION_METHODS
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, FUSION_METHODS
 
 TITLES = {
     "rgb": "AdapNet++ (RGB)",
@@ -73,11 +73,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=8, help="images per training step")
     parser.add_argument("--backbone", default=ADAPNET_PP_BACKBONE, choices=BACKBONES,
                         help="the experts' encoder (every arm; `mobilenet_v2`: Section 5.10.1's experts)")
+    parser.add_argument("--decoder_filters", type=int, default=DECODER_FILTERS,
+                        help="channels of the AdapNet++ decoder's convolutions (experts and SSMA; "
+                             "fewer for a real-time decoder; the baselines keep 256)")
     add_version(parser)
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods if m not in FUSION_METHODS]
     if unknown:
         parser.error(f"--methods: unknown fusion method {unknown[0]!r}; choose from {', '.join(FUSION_METHODS)}")
+    if args.backbone != ADAPNET_PP_BACKBONE and set(args.methods) - {"ssma"}:
+        parser.error(f"--backbone {args.backbone}: the fusion baselines are built on AdapNet++; use it with --methods ssma")
+    if args.decoder_filters < 1:
+        parser.error(f"--decoder_filters must be >= 1, got {args.decoder_filters}")
+    if args.decoder_filters != DECODER_FILTERS and set(args.methods) - {"ssma"}:
+        parser.error("--decoder_filters narrows the experts' and SSMA's decoders; the baselines keep the "
+                     f"released {DECODER_FILTERS}: use it with --methods ssma")
     if min(args.expert_steps, args.fusion_steps) < 1:
         parser.error("--expert_steps and --fusion_steps must be >= 1")
     return args
@@ -88,7 +98,8 @@ def _common(args: argparse.Namespace, data: pathlib.Path) -> dict:
             "batch_size": args.batch_size, "learning_rate": 0.001, "power": 0.9,
             "train_data": str(data / "train.tfrecords"), "skip_step": 20,
             # Named only when not the default, so that results cached before the option existed match.
-            **({} if args.backbone == ADAPNET_PP_BACKBONE else {"backbone": args.backbone})}
+            **({} if args.backbone == ADAPNET_PP_BACKBONE else {"backbone": args.backbone}),
+            **({} if args.decoder_filters == DECODER_FILTERS else {"decoder_filters": args.decoder_filters})}
 
 
 def _train(values: dict, source: str) -> Any:
@@ -109,7 +120,8 @@ def _evaluate(values: dict, model: Any, data: pathlib.Path, source: str) -> dict
     from ssma_tf.evaluation import evaluate
 
     keep = {k: v for k, v in values.items() if k in ("model", "fusion", "num_classes", "dataset", "height", "width",
-                                                      "input_modality", "checkpoint", "aux_heads", "backbone")}
+                                                      "input_modality", "checkpoint", "aux_heads", "backbone",
+                                                      "decoder_filters")}
     config = config_from_dict(dict(keep, test_data=str(data / "val.tfrecords"), batch_size=10, skip_step=100),
                               source=source, mode="eval", check_paths=False)
     return evaluate(config, model=model, log=lambda line: None).metrics

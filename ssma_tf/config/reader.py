@@ -25,7 +25,7 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.constants import ADAPNET_PP, MAX_MODALITIES, SSMA, WEIGHTS_SUFFIXES
+from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, MAX_MODALITIES, SSMA, WEIGHTS_SUFFIXES
 from ssma_tf.errors import UserInputError
 
 # Other spellings of a key, and the key they stand for.
@@ -405,6 +405,9 @@ class _Reader:
         if values["backbone"] != "adapnet_pp" and values["fusion"] not in (None, "ssma"):
             raise self.error("backbone", f"the fusion baselines are built on AdapNet++; fusion: "
                              f"{values['fusion']} takes backbone: adapnet_pp")
+        if values["decoder_filters"] != DECODER_FILTERS and values["fusion"] not in (None, "ssma"):
+            raise self.error("decoder_filters", f"narrows the AdapNet++ and SSMA decoders; the fusion baselines "
+                             f"keep the released {DECODER_FILTERS} (fusion: {values['fusion']})")
         if values["finetune_from"] is not None:
             for other in ("initialize", "checkpoint1", "checkpoints"):
                 if values[other] is not None:

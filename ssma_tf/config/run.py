@@ -17,6 +17,7 @@ from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
     AUX_LOSS_WEIGHTS,
     BACKBONES,
+    DECODER_FILTERS,
     END_LEARNING_RATE,
     FUSION_METHODS,
     INPUT_MODALITIES,
@@ -147,6 +148,11 @@ class RunConfig:
         None, kind="file", check_in=TRAIN, modes=TRAIN,
         doc="`mobilenet_v2` only: ImageNet weights file of keras.applications' MobileNetV2 "
             "(include_top=False) to start the backbone from; nothing is downloaded")
+    decoder_filters: int = key(
+        DECODER_FILTERS, kind="int", minimum=1,
+        doc="AdapNet++ and SSMA: output channels of every decoder convolution (`up1` to "
+            "`refine2_conv2`); fewer than the released 256 make a real-time decoder, e.g. 64 with "
+            "`backbone: mobilenet_v2` (docs/fusion.md)")
     freeze_experts: bool = key(
         False, kind="bool", alias="train_experts", alias_inverts=True, modes=TRAIN,
         default_doc="false (SSMA: true)",

@@ -2,9 +2,10 @@
 
 from keras import layers
 
+from ssma_tf.constants import DECODER_FILTERS
 from ssma_tf.layers import BilinearUpsampling, ConvBN, SkipAttention
 
-DECODER_FILTERS = 256
+__all__ = ["DECODER_FILTERS", "CLASS_LAYERS", "build_decoder"]
 # The layers whose weights have a class axis: the 1×1 classifier, the last learned upsampling and
 # the two auxiliary heads. Fine-tuning to another class set starts these afresh.
 CLASS_LAYERS = ("classifier", "up3", "aux_up2_head", "aux_up1_head")

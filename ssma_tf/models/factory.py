@@ -10,11 +10,12 @@ from typing import Any
 
 import keras
 
-from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, MODEL_NAMES, SSMA_FUSION
+from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, MODEL_NAMES, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.fusion_baselines import FusionBaseline
 from ssma_tf.models.ssma import SSMA
+from ssma_tf.models.widths import DECODER_LAYERS
 
 
 def check_model_name(name: str) -> str:
@@ -59,6 +60,10 @@ def build_model(config: Any) -> keras.Model:
             kwargs["backbone_weights"] = getattr(config, "backbone_weights", None)
     if config.mixed_precision:
         kwargs["dtype"] = config.mixed_precision
+    decoder_filters = getattr(config, "decoder_filters", DECODER_FILTERS)
+    if decoder_filters != DECODER_FILTERS:
+        # A narrower decoder is the released one with other widths (as a pruned network's).
+        kwargs["widths"] = {name: decoder_filters for name in DECODER_LAYERS}
     fusion = getattr(config, "fusion", None) or SSMA_FUSION
     if config.is_fusion and fusion != SSMA_FUSION:
         return FusionBaseline(config.num_classes, fusion=fusion, freeze_experts=config.freeze_experts,

@@ -41,9 +41,22 @@ def test_the_table_gives_mean_range_and_per_class_iou():
 
 
 def test_the_backbone_reaches_every_arm_and_the_default_is_not_written():
-    args = fusion_table.parse_args(["--backbone", "mobilenet_v2"])
-    assert fusion_table._common(args, fusion_table.pathlib.Path("d"))["backbone"] == "mobilenet_v2"
-    assert "backbone" not in fusion_table._common(fusion_table.parse_args([]), fusion_table.pathlib.Path("d"))
+    args = fusion_table.parse_args(["--backbone", "mobilenet_v2", "--methods", "ssma", "--decoder_filters", "64"])
+    common = fusion_table._common(args, fusion_table.pathlib.Path("d"))
+    assert common["backbone"] == "mobilenet_v2" and common["decoder_filters"] == 64
+    default = fusion_table._common(fusion_table.parse_args([]), fusion_table.pathlib.Path("d"))
+    assert "backbone" not in default and "decoder_filters" not in default
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backbone", "mobilenet_v2", "--methods", "ssma", "late"], "--backbone mobilenet_v2"),
+    (["--decoder_filters", "64"], "--decoder_filters"),
+    (["--decoder_filters", "0", "--methods", "ssma"], "--decoder_filters must be >= 1"),
+])
+def test_options_the_baselines_cannot_take_are_refused_before_any_training(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        fusion_table.parse_args(argv)
+    assert message in capsys.readouterr().err
 
 
 def test_an_unknown_method_is_named(capsys):
