@@ -6,10 +6,15 @@ the AdapNet++ decoder, as the paper's Section 5.10.1). For each network: its par
 of one image (TF profiler on the frozen inference graph, a multiply-add counted as 2, as
 `bench/flops.py`), and the latency of the compiled float32 inference function
 (`ssma_tf.inference.compiled.compiled_predict`: batch norms folded, sub-pixel upsampling), median
-of `--runs` calls after `--warmup`, batch 1. All networks run in this one process, one after the
-other, so they share the machine's state; the figures are for comparing them with each other.
+of `--runs` calls after `--warmup`, batch 1; with `--int8`, also the latency of its OpenVINO int8
+export (`ssma-export --format openvino --int8`, calibrated on seeded random images, run as
+`--backend openvino` runs it: the real-time deployment path). The MobileNet v2 networks are built
+with each decoder width of `--decoder-filters` (the config key `decoder_filters`: 256 is the
+released AdapNet++ decoder, which holds most of a MobileNet expert's FLOPs; 64 a real-time one).
+All networks run in this one process, one after the other, so they share the machine's state;
+the figures are for comparing them with each other.
 
-    python bench/backbones.py [--size 384x768] [--runs 10] [--json PATH]
+    python bench/backbones.py [--size 384x768] [--runs 10] [--decoder-filters 256,64] [--int8] [--json PATH]
 """
 
 from __future__ import annotations
@@ -47,37 +52,67 @@ def profiler_flops(model, inputs_spec) -> float:
     return total
 
 
-def measure(name: str, backbone: str, height: int, width: int, warmup: int, runs: int) -> dict:
-    """Parameters, GFLOPs and latency of one network."""
-    import numpy as np
-    import tensorflow as tf
-
-    from ssma_tf.inference.compiled import compiled_predict
-    from ssma_tf.models import SSMA, AdapNetPP
-
-    fusion = name == "ssma"
-    model = (SSMA(NUM_CLASSES, backbone=backbone) if fusion
-             else AdapNetPP(NUM_CLASSES, aux_heads=False, backbone=backbone))
-    spec = tf.TensorSpec((1, height, width, 3), tf.float32)
-    flops = profiler_flops(model, [spec, spec] if fusion else spec)
-    rng = np.random.default_rng(0)
-    image = tf.constant(rng.uniform(0, 255, (1, height, width, 3)).astype("float32"))
-    inputs = [image, image] if fusion else image
-    result = {"network": name, "backbone": backbone, "params": int(model.count_params()),
-              "gflops": round(flops / 1e9, 2), "latency_ms": None, "fps": None}
-    if runs < 1:  # parameters and FLOPs only
-        return result
-    predict = compiled_predict(model)
+def _median_ms(call, warmup: int, runs: int) -> tuple[float, float]:
+    """Median and fastest milliseconds of `runs` calls after `warmup` untimed ones."""
     for _ in range(warmup):
-        predict(inputs).numpy()
+        call()
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
-        predict(inputs).numpy()
+        call()
         seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
-    result.update(latency_ms=round(1000 * median, 1), fps=round(1.0 / median, 2),
-                  latency_min_ms=round(1000 * min(seconds), 1))
+    return 1000 * statistics.median(seconds), 1000 * min(seconds)
+
+
+def measure(name: str, backbone: str, decoder_filters: int, height: int, width: int, warmup: int, runs: int,
+            int8: bool) -> dict:
+    """Parameters, GFLOPs and latency of one network (float32, and OpenVINO int8 with `int8`)."""
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+
+    from ssma_tf.constants import DECODER_FILTERS
+    from ssma_tf.inference.compiled import compiled_predict
+    from ssma_tf.models import SSMA, AdapNetPP
+    from ssma_tf.models.widths import DECODER_LAYERS
+
+    fusion = name == "ssma"
+    widths = None if decoder_filters == DECODER_FILTERS else {layer: decoder_filters for layer in DECODER_LAYERS}
+    model = (SSMA(NUM_CLASSES, backbone=backbone, widths=widths) if fusion
+             else AdapNetPP(NUM_CLASSES, aux_heads=False, backbone=backbone, widths=widths))
+    spec = tf.TensorSpec((1, height, width, 3), tf.float32)
+    flops = profiler_flops(model, [spec, spec] if fusion else spec)
+    rng = np.random.default_rng(0)
+    array = rng.integers(0, 256, (1, height, width, 3)).astype("float32")
+    image = tf.constant(array)
+    inputs = [image, image] if fusion else image
+    result = {"network": name, "backbone": backbone, "decoder_filters": decoder_filters,
+              "params": int(model.count_params()), "gflops": round(flops / 1e9, 2), "latency_ms": None,
+              "fps": None}
+    if runs < 1:  # parameters and FLOPs only
+        return result
+    predict = compiled_predict(model)
+    median, fastest = _median_ms(lambda: predict(inputs).numpy(), warmup, runs)
+    result.update(latency_ms=round(median, 1), fps=round(1000.0 / median, 2), latency_min_ms=round(fastest, 1))
+    if int8:
+        # The deployment path of `ssma-export --format openvino --int8` and `--backend openvino`,
+        # calibrated on seeded random images as bench/inference.py's openvino_int8 mode.
+        import inference as bench_inference
+        from ssma_tf.inference.backends import load_exported
+        from ssma_tf.inference.deploy import export_deployed
+
+        with tempfile.TemporaryDirectory(prefix="bench-backbones-") as workdir:
+            records = os.path.join(workdir, "calibration.tfrecords")
+            bench_inference._write_calibration_records(records, name, (height, width))
+            path = os.path.join(workdir, "openvino_int8")
+            export_deployed(model, path, format="openvino", size=(height, width), int8=True, calibration=[records],
+                            calibration_samples=bench_inference.CALIBRATION_SAMPLES)
+            exported = load_exported(path, "openvino")
+            arrays = [array, array] if fusion else [array]
+            median, fastest = _median_ms(lambda: exported(arrays), warmup, runs)
+        result.update(int8_latency_ms=round(median, 1), int8_fps=round(1000.0 / median, 2),
+                      int8_latency_min_ms=round(fastest, 1))
     return result
 
 
@@ -87,20 +122,33 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="384x768", help="HEIGHTxWIDTH of the input")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls first")
     parser.add_argument("--runs", type=int, default=10, help="timed calls (0: parameters and GFLOPs only)")
+    parser.add_argument("--decoder-filters", default="256,64",
+                        help="comma-separated decoder widths to build the MobileNet v2 networks with "
+                             "(`decoder_filters:`; AdapNet++ experts keep the released 256)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time the OpenVINO int8 export of each network (the `deploy` extra)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
+    decoders = [int(v) for v in args.decoder_filters.split(",")]
     info = _common.machine_info()
-    results = [measure(name, backbone, height, width, args.warmup, args.runs)
-               for backbone in ("adapnet_pp", "mobilenet_v2") for name in ("adapnet_pp", "ssma")]
-    print(f"\n{_common.describe_machine(info)}; input {height}x{width}, batch 1, float32\n")
-    print("| network | backbone | parameters | GFLOPs | latency (median) | frames/s |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    networks = [("adapnet_pp", 256)] + [("mobilenet_v2", f) for f in decoders]
+    results = [measure(name, backbone, filters, height, width, args.warmup, args.runs, args.int8)
+               for backbone, filters in networks for name in ("adapnet_pp", "ssma")]
+    print(f"\n{_common.describe_machine(info)}; input {height}x{width}, batch 1\n")
+    print("| network | backbone | decoder | parameters | GFLOPs | float32 latency (median) | frames/s |"
+          + (" OpenVINO int8 latency | frames/s |" if args.int8 else ""))
+    print("| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if args.int8 else ""))
     for r in results:
         network = "SSMA (2 experts)" if r["network"] == "ssma" else "unimodal expert"
         latency = "–" if r["latency_ms"] is None else f"{r['latency_ms']:.0f} ms"
         fps = "–" if r["fps"] is None else f"{r['fps']:.2f}"
-        print(f"| {network} | {r['backbone']} | {r['params'] / 1e6:.2f} M | {r['gflops']:.1f} | {latency} | {fps} |")
+        line = (f"| {network} | {r['backbone']} | {r['decoder_filters']} | {r['params'] / 1e6:.2f} M | "
+                f"{r['gflops']:.1f} | {latency} | {fps} |")
+        if args.int8:
+            line += (" – | – |" if r.get("int8_latency_ms") is None
+                     else f" {r['int8_latency_ms']:.0f} ms | {r['int8_fps']:.2f} |")
+        print(line)
     if args.json:
         _common.write_json(args.json, {"machine": info, "size": [height, width], "results": results})
     return 0

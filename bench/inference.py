@@ -252,18 +252,18 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
     raise ValueError(f"unknown mode {mode!r}")
 
 
-def _write_calibration_records(path: str, name: str) -> None:
-    """`CALIBRATION_SAMPLES` seeded images at `SIZE` as TFRecords (labels all void)."""
+def _write_calibration_records(path: str, name: str, size=SIZE) -> None:
+    """`CALIBRATION_SAMPLES` seeded images at `size` as TFRecords (labels all void)."""
     import numpy as np
     import tensorflow as tf
 
     from ssma_tf.data.schema import encode_example
 
-    arrays = make_inputs(name, CALIBRATION_SAMPLES, *SIZE)
+    arrays = make_inputs(name, CALIBRATION_SAMPLES, *size)
     with tf.io.TFRecordWriter(path) as writer:
         for index in range(CALIBRATION_SAMPLES):
             views = [a[index].astype(np.uint8) for a in arrays]
-            writer.write(encode_example(views[0], np.zeros(SIZE, np.uint8), views[1] if len(views) == 2 else None))
+            writer.write(encode_example(views[0], np.zeros(size, np.uint8), views[1] if len(views) == 2 else None))
 
 
 def _tf1_runner(name: str, model):
