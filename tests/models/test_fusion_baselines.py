@@ -43,16 +43,25 @@ def test_average_and_maximum_combine_the_experts_probabilities(fusion, combine):
 def test_late_fusion_starts_from_the_mean_of_the_experts_class_scores():
     import keras
 
-    model = FusionBaseline(NUM_CLASSES, fusion="late")  # untrained (the shared one trains a step)
-    randomize_batch_norms(model, seed=4)
-    x = _inputs(seed=2)
-    logits = [expert(image, training=False, return_all=True)["logits"].numpy()
-              for expert, image in zip(model.experts, x)]
-    fused = model(x, training=True, return_all=True)["logits"].numpy()  # experts frozen: no dropout
-    np.testing.assert_allclose(fused, (logits[0] + logits[1]) / 2, rtol=1e-5, atol=1e-4)
-    conv = model.get_layer("late_conv1")
-    again = keras.layers.Conv2D.from_config(conv.get_config())  # the initializer serializes
-    assert again.get_config()["kernel_initializer"] == conv.get_config()["kernel_initializer"]
+    from ssma_tf.layers import ScaledIdentity
+
+    # The late model's convolutions are built with half the identity and no bias ...
+    for name in ("late_conv1", "late_conv2"):
+        config = _baseline("late").get_layer(name).get_config()
+        assert config["kernel_initializer"]["class_name"].endswith("ScaledIdentity")
+        assert config["kernel_initializer"]["config"] == {"scale": 0.5}
+        assert config["bias_initializer"]["class_name"] == "Zeros"
+    # ... which turn two streams' class scores into their mean.
+    rng = np.random.default_rng(2)
+    scores = [rng.normal(0, 5, (1, 4, 6, NUM_CLASSES)).astype("float32") for _ in range(2)]
+    convs = [keras.layers.Conv2D(NUM_CLASSES, 1, kernel_initializer=ScaledIdentity(0.5), bias_initializer="zeros")
+             for _ in scores]
+    fused = sum(conv(x) for conv, x in zip(convs, scores)).numpy()
+    np.testing.assert_allclose(fused, (scores[0] + scores[1]) / 2, rtol=1e-6, atol=1e-6)
+    again = keras.layers.Conv2D.from_config(convs[0].get_config())  # the initializer serializes
+    assert again.get_config()["kernel_initializer"] == convs[0].get_config()["kernel_initializer"]
+    with pytest.raises(ValueError, match="1x1 kernel"):
+        ScaledIdentity(0.5)((3, 3, 4, 4))
 
 
 def _weights(model, *names):
