@@ -32,6 +32,10 @@ def test_mobilenet_v2_encoder_gives_the_adapnet_interface_at_strides_4_8_16(mobi
     assert outputs["softmax"].shape == (2, 32, 64, NUM_CLASSES) and {"aux_up1", "aux_up2"} <= set(outputs)
     # Far lighter than the ResNet-50 expert (30.2 M).
     assert mobilenet_expert.count_params() < 10_000_000
+    # Every batch norm with the released momentum (Keras' MobileNetV2 has 0.999).
+    momenta = {layer.momentum for layer in encoder.get_layer("mobilenet_v2").layers
+              if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.99}
 
 
 def test_mobilenet_v2_expert_round_trips_through_a_keras_file(mobilenet_expert, tmp_path):
