@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="initial learning rate of the fine-tuning (default: the config's)")
     parser.add_argument("--rank-batches", type=int, default=8, help="training batches the Taylor ranking uses")
     parser.add_argument("--latency-runs", type=int, default=10, help="timed batch-1 inferences per stage")
+    parser.add_argument("--channel-multiple", type=int, default=1, metavar="N",
+                        help="remove channels in groups of N per layer, so that widths stay multiples of N "
+                        "(e.g. 8 or 16 for vector units; default 1: one by one, the paper's)")
     parser.add_argument("--with", dest="others", nargs="*", default=[], metavar="OUTDIR",
                         help="output folders of other methods' runs to show in the table and plot")
     add_overrides(parser)
@@ -63,7 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     overrides = parse_overrides_or_exit(parser, args.overrides)
     for flag, value in (("--finetune-steps", args.finetune_steps), ("--rank-batches", args.rank_batches - 1),
-                        ("--latency-runs", args.latency_runs - 1)):
+                        ("--latency-runs", args.latency_runs - 1), ("--channel-multiple", args.channel_multiple - 1)):
         if value < 0:
             parser.error(f"{flag} must be at least {0 if flag == '--finetune-steps' else 1}")
 
@@ -90,6 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             config, args.method, stages, args.output, test_data=args.test_data or [],
             checkpoint=args.checkpoint, finetune_steps=args.finetune_steps, finetune_learning_rate=args.finetune_lr,
             rank_batches=args.rank_batches, latency_runs=args.latency_runs,
+            channel_multiple=args.channel_multiple,
         )
     except UserInputError as error:
         return fail(error)

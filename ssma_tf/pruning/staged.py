@@ -104,13 +104,16 @@ def candidates(model: keras.Model, stage: Stage, method: str) -> list:
             and not (method == "oracle" and m.kind == "residual")]
 
 
-def prune_stage(model: keras.Model, stage: Stage, method: str, index: int, batches=None) -> keras.Model:
-    """Ranks the maps of `stage` by `method` and returns the pruned copy of `model`."""
+def prune_stage(model: keras.Model, stage: Stage, method: str, index: int, batches=None,
+                multiple: int = 1) -> keras.Model:
+    """Ranks the maps of `stage` by `method` and returns the pruned copy of `model` (channels removed
+    in groups of `multiple`, `ssma_tf.pruning.surgery.select`)."""
     maps = candidates(model, stage, method)
     if not maps:
         raise PruningError(f"stage {index} ({stage.spec!r}): nothing to prune in {model.name}")
     scores = rank(method, model, maps, batches, ReleasedLoss())
-    keep = select(scores, stage.fraction * count_params(model), maps, what=f"stage {index} ({stage.spec!r})")
+    keep = select(scores, stage.fraction * count_params(model), maps, what=f"stage {index} ({stage.spec!r})",
+                  multiple=multiple)
     return prune(model, keep)
 
 
@@ -182,6 +185,7 @@ def run(
     finetune_learning_rate: Optional[float] = None,
     rank_batches: int = 8,
     latency_runs: int = 10,
+    channel_multiple: int = 1,
     log: Optional[Callable[[str], None]] = None,
 ) -> dict:
     """Runs (or resumes) the staged pruning of the model `config` trained; returns the report.
@@ -201,6 +205,8 @@ def run(
         finetune_learning_rate: its initial rate (default the config's).
         rank_batches: training batches the Taylor criterion accumulates over.
         latency_runs: timed inferences per stage.
+        channel_multiple: channels go in groups of this many per layer, so that widths that were
+            multiples of it stay multiples (`ssma_tf.pruning.surgery.select`); 1: one by one.
         log: where progress lines go.
 
     Returns:
@@ -217,7 +223,9 @@ def run(
     output = pathlib.Path(output)
     report_path = output / REPORT
     settings = {"method": method, "stages": [s.spec for s in stages], "finetune_steps": finetune_steps,
-                "rank_batches": rank_batches, "model": config.model, "source": str(config.source)}
+                "rank_batches": rank_batches, "model": config.model, "source": str(config.source),
+                # Named only when used, so that the reports of earlier runs still match theirs.
+                **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
     report = {"settings": settings, "stages": []}
     if report_path.exists():
         previous = json.loads(report_path.read_text())
@@ -275,7 +283,7 @@ def run(
             batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
             log(f"stage {index} ({stage.spec}): ranking by {method}"
                 + (f" on {rank_batches} training batches" if batches is not None else ""))
-            _save(prune_stage(model, stage, method, index, batches), pruned_path)
+            _save(prune_stage(model, stage, method, index, batches, channel_multiple), pruned_path)
         if finetune_steps > 0:
             tune = dataclasses.replace(
                 config, checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,

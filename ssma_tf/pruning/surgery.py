@@ -35,13 +35,19 @@ def channel_costs(maps: Sequence[FeatureMaps]) -> dict[str, float]:
 
 
 def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[FeatureMaps], *,
-           what: str = "this stage") -> dict[str, list[int]]:
+           what: str = "this stage", multiple: int = 1) -> dict[str, list[int]]:
     """The channels to keep when the lowest-ranked channels holding `budget` weights go.
 
     One global ranking over the layers named in `scores` (their scores already rescaled per layer,
     `ssma_tf.pruning.ranking.l2_rescaled`), ties broken by layer order and channel index. Channels
     go from the lowest score up until the weights they hold (`channel_costs`) reach `budget`; a
     layer always keeps its last channel, so the ranking alone never empties a layer.
+
+    With `multiple` > 1, channels go in groups of `multiple` from the same layer (and the same
+    rate group of a multiscale convolution): its `multiple` lowest-ranked remaining channels, ranked
+    by the sum of their scores. A width that was a multiple of `multiple` stays one, which the
+    processors' vector units (16 float32 lanes with AVX-512, 8-wide int8 and tensor-core tiles) run
+    without padding; a group is removed only while at least one group is left.
 
     Returns:
         name → ascending channel indices kept, for every layer in `scores`.
@@ -52,21 +58,32 @@ def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[Featu
     """
     if budget <= 0:
         raise PruningError(f"{what}: the number of weights to remove must be positive, got {budget!r}")
+    if not isinstance(multiple, int) or multiple < 1:
+        raise PruningError(f"{what}: the channel multiple must be a positive integer, got {multiple!r}")
     by_name = {entry.name: entry for entry in maps}
     costs = channel_costs([by_name[name] for name in scores])
-    pool = sorted((float(value), order, name, index)
-                  for order, name in enumerate(scores) for index, value in enumerate(scores[name]))
-    left = {name: by_name[name].width for name in scores}
+    pool = []
+    for order, name in enumerate(scores):
+        entry, values = by_name[name], np.asarray(scores[name], dtype=float)
+        # The channels of each part that is a convolution of its own (a multiscale unit's two rate
+        # groups) are grouped apart, so that each part's width stays a multiple.
+        parts = ([range(entry.split), range(entry.split, entry.width)] if entry.kind == "multiscale"
+                 else [range(entry.width)])
+        for part, channels in enumerate(parts):
+            ranked = sorted(channels, key=lambda i: (float(values[i]), i))
+            # Leave one group (or, with multiple 1, one channel) in the part: never emptied.
+            removable = (len(ranked) - 1) // multiple
+            for k in range(removable):
+                group = ranked[k * multiple:(k + 1) * multiple]
+                pool.append((float(values[list(group)].sum()), order, name, part, k, tuple(group)))
+    pool.sort()
     removed: dict[str, set] = {name: set() for name in scores}
     total = 0.0
-    for _, _, name, index in pool:
+    for _, _, name, _, _, group in pool:
         if total >= budget:
             break
-        if left[name] == 1:
-            continue
-        removed[name].add(index)
-        left[name] -= 1
-        total += costs[name]
+        removed[name].update(group)
+        total += costs[name] * len(group)
     if total < budget:
         raise PruningError(
             f"{what} would remove every filter of {', '.join(scores) if len(scores) <= 3 else 'its layers'} "

@@ -31,14 +31,20 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     monkeypatch.chdir(run_folder)  # the smoke config's paths are relative
     out = run_folder / "out"
     args = command(run_folder, "--stages", "block4:0.05", "-o", str(out), "--finetune-steps", "0",
-                   "--rank-batches", "1", "--latency-runs", "1")
+                   "--rank-batches", "1", "--latency-runs", "1", "--channel-multiple", "8")
     assert prune_cli.main(args) == 0
     report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["channel_multiple"] == 8
     first, stage = report["stages"]
     assert stage["spec"] == "block4:0.05" and 4.5 < stage["param_reduction"] < 6.0
     assert stage["params"] < first["params"] and stage["gflops"] < first["gflops"]
     pruned = keras.saving.load_model(out / "stage1.keras", compile=False)
     assert pruned.count_params() < AdapNetPP(5).count_params() and pruned.widths
+    # Every pruned width stays a multiple of 8 (a masked residual: its kept channels; a
+    # multiscale convolution: each rate group).
+    for name, width in pruned.widths.items():
+        counts = [len(width)] if isinstance(width, list) and "conv3" in name else width if isinstance(width, list) else [width]
+        assert all(count % 8 == 0 for count in counts), (name, width)
     assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
     printed = capsys.readouterr().out
     assert "block4:0.05" in printed and (out / "pruning.png").is_file()
@@ -75,6 +81,12 @@ def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra,
     assert prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), *extra)) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error
+
+
+def test_a_channel_multiple_below_one_is_refused(run_folder, capsys):
+    with pytest.raises(SystemExit):
+        prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), "--channel-multiple", "0"))
+    assert "--channel-multiple must be at least 1" in capsys.readouterr().err
 
 
 def test_missing_test_records_are_named(run_folder, monkeypatch, capsys):

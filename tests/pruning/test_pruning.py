@@ -160,6 +160,30 @@ def test_select_removes_the_lowest_ranked_until_the_budget_and_never_empties_a_l
         select(scores, 23 * (costs["skip1"] + costs["skip2"]) + 1, maps, what="stage 1")
 
 
+def test_select_with_a_multiple_removes_whole_groups_and_keeps_widths_multiples(model):
+    maps = [m for m in feature_maps(model) if m.name in ("skip1", "skip2")]
+    costs = channel_costs(maps)
+    rng = np.random.default_rng(0)
+    scores = {"skip1": rng.uniform(0, 1, 24), "skip2": rng.uniform(0, 1, 24) + 0.3}
+    keep = select(scores, 5 * costs["skip1"] + 1, maps, multiple=8)
+    widths = {name: len(kept) for name, kept in keep.items()}
+    assert all(width % 8 == 0 for width in widths.values()) and sum(widths.values()) < 48
+    # The 8 lowest-scored channels of a layer go together.
+    for name, kept in keep.items():
+        gone = sorted(set(range(24)) - set(kept))
+        if gone:
+            assert max(scores[name][gone]) <= min(scores[name][kept])
+    # A multiscale convolution's two rate groups are grouped apart: each stays a multiple.
+    unit = next(m for m in feature_maps(model) if m.kind == "multiscale")
+    half = unit.split
+    values = np.concatenate([np.zeros(half), np.ones(unit.width - half)])  # the first group is worst
+    keep = select({unit.name: values}, 3 * 16 * channel_costs([unit])[unit.name], [unit], multiple=16)
+    first = sum(1 for i in keep[unit.name] if i < half)
+    assert first % 16 == 0 and (len(keep[unit.name]) - first) % 16 == 0 and first >= 16
+    with pytest.raises(PruningError, match="multiple"):
+        select(scores, 1.0, maps, multiple=0)
+
+
 @pytest.mark.parametrize("spec, match", [
     ("block4:1.0", "stage 1 \\('block4:1.0'\\) would remove every filter"),
     ("block5:0.1", "bad block|unknown scope 'block5'"),
