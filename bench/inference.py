@@ -55,7 +55,8 @@ bench/flops.py) are printed beside the times.
     python bench/inference.py --keras base.keras pruned/stage1.keras pruned/stage2.keras
                                                    # .keras models (e.g. pruned ones, docs/pruning.md)
                                                    # timed interleaved in one process, mode default,
-                                                   # as ratios to the first
+                                                   # as ratios to the first (--masked: pruned ones
+                                                   # also without the dense-residual rewrite)
     python bench/inference.py --backend jax
     python bench/inference.py --modes default,auto,bfloat16,openvino,openvino_int8,tflite_int8 \
         --runs 10 --json docs/bench/deploy.json   # the deployment table (README, docs/deploy.md)
@@ -84,6 +85,8 @@ THROUGHPUT_BATCH = 8
 TF_MODES = ("tf1", "eager", "function", "xla", "folded", "subpixel", "default", "predictor", "saved_model",
             "saved_model_folded", "bfloat16", "auto", "openvino", "openvino_int8", "tflite", "tflite_int8")
 DEPLOY_MODES = ("openvino", "openvino_int8", "tflite", "tflite_int8")
+# `--keras --masked`: the key of a pruned model timed without the dense-residual rewrite.
+MASKED_SUFFIX = "#masked"
 # Images the int8 modes calibrate on (seeded random ones: a speed measurement, not an accuracy one).
 CALIBRATION_SAMPLES = 8
 QUICK_MODES = ("tf1", "function", "xla", "default", "bfloat16")
@@ -187,11 +190,12 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
         prepare.function = function
         return prepare
 
-    if mode in ("default", "subpixel", "bfloat16", "auto"):
+    if mode in ("default", "subpixel", "bfloat16", "auto", "masked"):
         from ssma_tf.inference.compiled import compiled_predict
         from ssma_tf.inference.precision import choose_precision
 
-        options = {"default": {}, "subpixel": {"fold_batch_norm": False}, "bfloat16": {"precision": "bfloat16"}}
+        options = {"default": {}, "subpixel": {"fold_batch_norm": False}, "bfloat16": {"precision": "bfloat16"},
+                   "masked": {"dense_residuals": False}}
         if mode == "auto":
             choice = choose_precision("auto")
             print(f"    auto: {choice.precision} ({choice.reason})", flush=True)
@@ -436,6 +440,14 @@ def child_keras(spec: dict) -> dict:
     from ssma_tf.models.factory import is_fusion
 
     models = {path: keras.saving.load_model(path, compile=False) for path in spec["files"]}
+    modes = {path: "default" for path in models}
+    if spec.get("masked"):
+        # Each pruned model also as it was before the dense-residual rewrite (its residual
+        # channels gathered back to their indices), under the same file with a suffix.
+        for path in list(models):
+            if any(n.endswith("_conv3") and isinstance(w, list) for n, w in (getattr(models[path], "widths", None)
+                                                                             or {}).items()):
+                models[path + MASKED_SUFFIX], modes[path + MASKED_SUFFIX] = models[path], "masked"
     fusion = {is_fusion(m) for m in models.values()}
     if len(fusion) != 1:
         return {"error": "--keras: give models of one kind (all AdapNet++ or all SSMA)"}
@@ -446,7 +458,7 @@ def child_keras(spec: dict) -> dict:
         return np.asarray(value)
 
     with tempfile.TemporaryDirectory() as workdir:
-        prepare = {path: _tf_runner("default", name, model, workdir) for path, model in models.items()}
+        prepare = {path: _tf_runner(modes[path], name, model, workdir) for path, model in models.items()}
         arrays = make_inputs(name, 1, height, width)
         calls = {path: prepare[path](arrays) for path in models}
         for call in calls.values():
@@ -460,7 +472,7 @@ def child_keras(spec: dict) -> dict:
                 seconds[path].append(time.perf_counter() - start)
     first = spec["files"][0]
     result = {"model": name, "height": height, "width": width, "files": {}}
-    for path in spec["files"]:
+    for path in models:
         summary = _common.summarize(seconds[path])
         summary["ratio_to_first"] = statistics.median(a / b for a, b in zip(seconds[path], seconds[first]))
         summary["params"] = int(models[path].count_params())
@@ -660,6 +672,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keras", nargs="+", metavar="FILE",
                         help="instead: time these .keras models (mode default, batch 1) interleaved in one "
                         "process and print each one's latency ratio to the first")
+    parser.add_argument("--masked", action="store_true",
+                        help="with --keras: also time each pruned model without the dense-residual rewrite "
+                        "(`compiled_predict(..., dense_residuals=False)`)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -670,7 +685,7 @@ def main(argv=None) -> int:
         return 0
     if args.keras:
         job = {"kind": "keras", "files": [os.path.abspath(f) for f in args.keras], "warmup": args.warmup,
-               "runs": args.runs or 10, "intra": args.intra, "inter": args.inter}
+               "runs": args.runs or 10, "intra": args.intra, "inter": args.inter, "masked": args.masked}
         result = _common.run_child(os.path.abspath(__file__), job, {})
         if "error" in result:
             print(f"error: {result['error'][:300]}", flush=True)
@@ -678,8 +693,10 @@ def main(argv=None) -> int:
         print(f"{result['model']}, batch 1, {result['height']}x{result['width']}, mode default, "
               f"{job['runs']} interleaved rounds:")
         for path, summary in result["files"].items():
+            shown = os.path.relpath(path.removesuffix(MASKED_SUFFIX)) + (" (masked residuals)"
+                                                                          if path.endswith(MASKED_SUFFIX) else "")
             print(f"  {summary['median']:.3f} s median  {summary['ratio_to_first']:.2f}x the first  "
-                  f"{summary['params']:,} weights  {os.path.relpath(path)}")
+                  f"{summary['params']:,} weights  {shown}")
         if args.json:
             _common.write_json(args.json, {"machine": _common.machine_info(), "args": vars(args), "result": result})
         return 0

@@ -69,7 +69,8 @@ def _foldable_pairs(model: keras.Model) -> List[Tuple[Any, layers.BatchNormaliza
     return pairs
 
 
-def fold_batch_norms(model: keras.Model, dtype: str = "float32") -> Tuple[keras.Model, int]:
+def fold_batch_norms(model: keras.Model, dtype: str = "float32",
+                     dense_residuals: bool = True) -> Tuple[keras.Model, int]:
     """Folds every batch norm that follows a convolution into it, on a copy of the model.
 
     With s = gamma / sqrt(moving_variance + epsilon), conv then BN equals a convolution with kernel
@@ -80,11 +81,12 @@ def fold_batch_norms(model: keras.Model, dtype: str = "float32") -> Tuple[keras.
         model: an `AdapNetPP` or `SSMA` (left unchanged).
         dtype: the copy's dtype policy (see `ssma_tf.inference.rewrites.copy_for_inference`);
             the folded weights stay float32.
+        dense_residuals: see `copy_for_inference`.
 
     Returns:
         (the folded copy, for inference and export only; the number of batch norms folded).
     """
-    folded = copy_for_inference(model, dtype)
+    folded = copy_for_inference(model, dtype, dense_residuals)
     pairs = _foldable_pairs(folded)
     for conv, bn, axis in pairs:
         gamma, beta, mean, variance = (

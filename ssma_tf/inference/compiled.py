@@ -25,7 +25,8 @@ GATES = (("gate_latent", "latent"), ("gate_skip2", "skip2"), ("gate_skip1", "ski
 
 
 def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
-                           subpixel_upsampling: bool = True, precision: str = "float32") -> keras.Model:
+                           subpixel_upsampling: bool = True, precision: str = "float32",
+                           dense_residuals: bool = True) -> keras.Model:
     """An inference-only copy of `model` (no auxiliary heads) with the rewrites above.
 
     The copy shares nothing with `model`: later changes to the model's weights do not reach it.
@@ -37,6 +38,9 @@ def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
             backend).
         precision: "float32" (the original's arithmetic) or "bfloat16" (see
             `ssma_tf.inference.rewrites`).
+        dense_residuals: a pruned network's masked residual units compute every channel, with
+            zero filters at the pruned ones, instead of scattering their channels back (the same
+            outputs; `ssma_tf.inference.rewrites.copy_for_inference`).
 
     Returns:
         A model with the same inputs whose `call(x, training=False)` returns the float32 softmax;
@@ -50,9 +54,9 @@ def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
     if fold_batch_norm:
         if keras.backend.backend() != "tensorflow":
             raise ValueError("fold_batch_norm needs the TensorFlow backend (the folded layer adds a tf.nn.bias_add)")
-        copy, folded = fold_batch_norms(model, dtype)
+        copy, folded = fold_batch_norms(model, dtype, dense_residuals)
     else:
-        copy, folded = copy_for_inference(model, dtype), 0
+        copy, folded = copy_for_inference(model, dtype, dense_residuals), 0
     copy.folded_batch_norms = folded
     copy.subpixel_layers = use_subpixel_upsampling(copy) if subpixel_upsampling else 0
     copy.precision = precision
@@ -61,14 +65,14 @@ def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
 
 def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batch_norm: bool = True,
                      subpixel_upsampling: bool = True, precision: str = "float32",
-                     return_all: bool = False) -> Callable[[Any], Any]:
+                     return_all: bool = False, dense_residuals: bool = True) -> Callable[[Any], Any]:
     """The fast compiled inference function of a model.
 
     Args:
         model: an `AdapNetPP` or `SSMA` with its weights (an inference copy is made once, here;
             later weight changes of `model` are not seen — build a new function after training).
         jit_compile: compile with XLA.
-        fold_batch_norm, subpixel_upsampling, precision: see `optimize_for_inference`.
+        fold_batch_norm, subpixel_upsampling, precision, dense_residuals: see `optimize_for_inference`.
         return_all: return the model's dict of outputs (`softmax`, `logits` and SSMA's gates)
             instead of the softmax.
 
@@ -81,7 +85,7 @@ def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batc
     import tensorflow as tf
 
     fast = optimize_for_inference(model, fold_batch_norm=fold_batch_norm, subpixel_upsampling=subpixel_upsampling,
-                                  precision=precision)
+                                  precision=precision, dense_residuals=dense_residuals)
 
     def predict(inputs):
         return fast(inputs, training=False, return_all=return_all)

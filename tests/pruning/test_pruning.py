@@ -5,6 +5,7 @@ import pytest
 
 import keras
 from ssma_tf.inference.compiled import optimize_for_inference
+from ssma_tf.keras_compat import walk_layers
 from ssma_tf.layers import ResidualUnit
 from ssma_tf.losses import ReleasedLoss
 from ssma_tf.models import SSMA, AdapNetPP
@@ -120,6 +121,15 @@ def test_pruning_channels_that_were_zero_keeps_the_outputs_and_round_trips(model
     fast = optimize_for_inference(loaded)
     assert fast.folded_batch_norms > 0
     np.testing.assert_allclose(fast(x, training=False).numpy(), pruned(x).numpy(), atol=1e-4)
+    # Its masked residual units compute every channel, zero filters at the pruned ones (no gather).
+    assert not [n for n, w in (fast.widths or {}).items() if n.endswith("_conv3")]
+    assert all(unit.residual_indices is None for unit in walk_layers(fast) if isinstance(unit, ResidualUnit))
+    unit = next(u for u in walk_layers(fast) if isinstance(u, ResidualUnit) and u.name == "block3_unit2")
+    kernel = unit.conv3.kernel.numpy()
+    assert kernel.shape[-1] == 1024 and not kernel[..., [c for c in range(1024) if c % 3]].any()
+    masked = optimize_for_inference(loaded, dense_residuals=False)
+    assert masked.widths["block3_unit2_conv3"] == list(range(0, 1024, 3))
+    np.testing.assert_allclose(masked(x, training=False).numpy(), fast(x, training=False).numpy(), atol=1e-5)
 
 
 def test_taylor_scores_equal_a_finite_difference_of_the_loss(model):
