@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from ssma_tf.constants import DECODER_FILTERS
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
 from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
@@ -113,8 +114,9 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
             loaded: dict[str, list] = {}  # one throw-away AdapNet++ per distinct source
             for encoder, source in zip(model.encoders, sources):
                 if source not in loaded:
-                    loaded[source] = unimodal_encoder_weights(source, config.num_classes, dropout_rate,
-                                                              getattr(config, "backbone", "adapnet_pp"))
+                    loaded[source] = unimodal_encoder_weights(
+                        source, config.num_classes, dropout_rate, getattr(config, "backbone", "adapnet_pp"),
+                        decoder_filters=getattr(config, "decoder_filters", DECODER_FILTERS))
                 encoder.set_weights(loaded[source])
                 messages.append(f"{source}: loaded into the {encoder.name} expert")
     return messages

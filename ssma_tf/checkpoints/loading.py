@@ -30,10 +30,11 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
-from ssma_tf.constants import ADAPNET_PP_BACKBONE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model, check_model_name, model_name
+from ssma_tf.models.widths import DECODER_LAYERS
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -207,7 +208,7 @@ def _check_matches(built: keras.Model, source: str, model: Optional[str], num_cl
 
 
 def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
-                             backbone: str = ADAPNET_PP_BACKBONE) -> list:
+                             backbone: str = ADAPNET_PP_BACKBONE, decoder_filters: int = DECODER_FILTERS) -> list:
     """The encoder weights of a unimodal AdapNet++ checkpoint, in `AdapNetPPEncoder` order.
 
     Builds a throw-away `AdapNetPP`, loads the checkpoint into it and returns its encoder's
@@ -220,6 +221,9 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
             themselves).
         dropout_rate: only to build an identical encoder; does not change its weights.
         backbone: the experts' backbone (`adapnet_pp` or `mobilenet_v2`).
+        decoder_filters: the decoder width the AdapNet++ that wrote own `.weights.h5` weights was
+            built with (the fusion config's `decoder_filters`: its experts are trained with the same
+            one; a `.keras` file says it itself).
 
     Returns:
         The list of arrays for `encoder.set_weights`.
@@ -236,7 +240,8 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
             num_classes = num_classes_of(shapes)
     if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
         return _load_keras_model(resolved, (AdapNetPP,)).encoder.get_weights()
-    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone)
+    widths = None if decoder_filters == DECODER_FILTERS else {name: decoder_filters for name in DECODER_LAYERS}
+    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone, widths=widths)
     if fmt == FORMAT_TF1:
         # Strict means the whole encoder for an ImageNet checkpoint, the whole model otherwise.
         load_tf1_checkpoint(model, resolved, strict=True)

@@ -86,10 +86,11 @@ def mobilenet_v2_pyramid(weights: Optional[str] = None, dtype=None, alpha: float
             config["dtype"] = dtype
         block = layer.name.split("_")[1] if layer.name.startswith("block_") else None
         if isinstance(layer, layers.BatchNormalization):
-            # The released network's momentum, as every other batch norm of the model: Keras'
-            # MobileNetV2 uses 0.999, whose moving statistics (what evaluation normalises with)
-            # still hold 82 % of their initial values after 200 steps; trained from scratch for
-            # the demo's 200 steps, such an expert scored 17 mIoU on the synthetic scenes.
+            # The released network's momentum, as every other batch norm of the model (Keras'
+            # MobileNetV2 has 0.999, whose moving statistics still hold 82 % of their initial
+            # values after 200 steps). Even so, trained from scratch for the demo's 200 steps the
+            # moving statistics have not settled (docs/fusion.md): some MobileNet layers' true
+            # variances are about 0.005, against the 13 % of the initial 1 that remains.
             config["momentum"] = BN_MOMENTUM
         if layer.name == "block_13_pad":
             # The strided depthwise convolution pads (0, 1); unstrided, "valid" needs 1 on each side.

@@ -95,8 +95,10 @@ def test_bad_backbones_are_named():
         config_from_dict(dict(base, backbone="mobilenet_v2", fusion="late"), check_paths=False)
 
 
-def test_decoder_filters_narrow_the_decoder_of_the_model_a_config_builds():
+def test_decoder_filters_narrow_the_decoder_of_the_model_a_config_builds(tmp_path):
+    from ssma_tf.checkpoints.initialize import initialize_model
     from ssma_tf.models.factory import build_model
+    from ssma_tf.models.widths import DECODER_LAYERS
 
     base = {"num_classes": NUM_CLASSES, "height": 32, "width": 64, "batch_size": 1, "checkpoint": "run",
             "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3, "backbone": "mobilenet_v2"}
@@ -104,6 +106,14 @@ def test_decoder_filters_narrow_the_decoder_of_the_model_a_config_builds():
     assert fusion.get_layer("refine2_conv2").conv.filters == 32 and fusion.get_layer("up1").filters == 32
     assert fusion([_image(1), _image(2)], training=False).shape == (1, 32, 64, NUM_CLASSES)
     assert fusion.count_params() < 9_000_000  # 12.6 M with the released 256-channel decoder
+    # Its experts start from unimodal weights files of the same decoder width.
+    expert = AdapNetPP(NUM_CLASSES, backbone="mobilenet_v2", widths={name: 32 for name in DECODER_LAYERS})
+    weights = str(tmp_path / "expert.weights.h5")
+    expert.save_weights(weights)
+    initialize_model(fusion, config_from_dict(dict(base, model="SSMA", decoder_filters=32, checkpoint1=weights,
+                                                   checkpoint2=weights), check_paths=False))
+    for got, want in zip(fusion.encoders[1].get_weights(), expert.encoder.get_weights()):
+        np.testing.assert_array_equal(got, want)
     with pytest.raises(ConfigError, match="decoder_filters.*fusion: late"):
         config_from_dict(dict(base, model="SSMA", backbone="adapnet_pp", fusion="late", decoder_filters=32),
                          check_paths=False)
