@@ -60,7 +60,7 @@ def test_experts_start_from_a_checkpoints_list(three, tmp_path, monkeypatch):
         open(path, "wb").close()
     reads = []
 
-    def weights_of(path, num_classes, dropout_rate, backbone="adapnet_pp"):
+    def weights_of(path, num_classes, dropout_rate, backbone="adapnet_pp", decoder_filters=256):
         reads.append(path)
         return [np.full(shape, paths.index(path) + 1, np.float32) for shape in shapes]
 
