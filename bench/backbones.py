@@ -72,13 +72,12 @@ def measure(name: str, backbone: str, decoder_filters: int, height: int, width: 
     import numpy as np
     import tensorflow as tf
 
-    from ssma_tf.constants import DECODER_FILTERS
     from ssma_tf.inference.compiled import compiled_predict
     from ssma_tf.models import SSMA, AdapNetPP
-    from ssma_tf.models.widths import DECODER_LAYERS
+    from ssma_tf.models.widths import decoder_widths
 
     fusion = name == "ssma"
-    widths = None if decoder_filters == DECODER_FILTERS else {layer: decoder_filters for layer in DECODER_LAYERS}
+    widths = decoder_widths(decoder_filters)  # the released width is dropped: the released decoder
     model = (SSMA(NUM_CLASSES, backbone=backbone, widths=widths) if fusion
              else AdapNetPP(NUM_CLASSES, aux_heads=False, backbone=backbone, widths=widths))
     spec = tf.TensorSpec((1, height, width, 3), tf.float32)

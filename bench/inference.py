@@ -438,6 +438,7 @@ def child_keras(spec: dict) -> dict:
     import keras
 
     from ssma_tf.models.factory import is_fusion
+    from ssma_tf.models.widths import is_masked_residual
 
     models = {path: keras.saving.load_model(path, compile=False) for path in spec["files"]}
     modes = {path: "default" for path in models}
@@ -445,8 +446,7 @@ def child_keras(spec: dict) -> dict:
         # Each pruned model also as it was before the dense-residual rewrite (its residual
         # channels gathered back to their indices), under the same file with a suffix.
         for path in list(models):
-            if any(n.endswith("_conv3") and isinstance(w, list) for n, w in (getattr(models[path], "widths", None)
-                                                                             or {}).items()):
+            if any(is_masked_residual(n, w) for n, w in (getattr(models[path], "widths", None) or {}).items()):
                 models[path + MASKED_SUFFIX], modes[path + MASKED_SUFFIX] = models[path], "masked"
     fusion = {is_fusion(m) for m in models.values()}
     if len(fusion) != 1:

@@ -81,9 +81,9 @@ class _Targets:
     (`tests/test_losses.py`: the same values and gradients, but for a last-bit difference where
     the vectorised reciprocal of the log's gradient rounds an element differently), but the step
     keeps a boolean (B, H, W, C) mask and (B, H, W) tensors instead of float32 (B, H, W, C)
-    one-hot, weighted one-hot, `p + ε` and `log(p + ε)` tensors: at 384×768 with 12 classes and 2 images each of those is 27 MiB, all alive
-    at the end of the forward pass, where a training step's memory peaks. A gather would give the same
-    numbers but its gradient is a scatter-add over all B·H·W·C probabilities, which the backward
+    one-hot, weighted one-hot, `p + ε` and `log(p + ε)` tensors: at 384×768 with 12 classes and
+    2 images each of those is 27 MiB, all alive at the end of the forward pass, where a training
+    step's memory peaks. A gather would give the same numbers but its gradient is a scatter-add over all B·H·W·C probabilities, which the backward
     pass waits for (about 5 % of the AdapNet++ step, bench/profile_train_step.py); the select's
     gradient is a select.
 

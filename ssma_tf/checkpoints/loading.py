@@ -34,7 +34,7 @@ from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model, check_model_name, model_name
-from ssma_tf.models.widths import DECODER_LAYERS
+from ssma_tf.models.widths import decoder_widths
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -240,8 +240,9 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
             num_classes = num_classes_of(shapes)
     if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
         return _load_keras_model(resolved, (AdapNetPP,)).encoder.get_weights()
-    widths = None if decoder_filters == DECODER_FILTERS else {name: decoder_filters for name in DECODER_LAYERS}
-    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone, widths=widths)
+    # Released widths are dropped by the model's check: the default builds the released decoder.
+    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone,
+                      widths=decoder_widths(decoder_filters))
     if fmt == FORMAT_TF1:
         # Strict means the whole encoder for an ImageNet checkpoint, the whole model otherwise.
         load_tf1_checkpoint(model, resolved, strict=True)

@@ -34,6 +34,7 @@ from keras import layers, ops
 
 from ssma_tf.inference.precision import choose_precision
 from ssma_tf.keras_compat import swap_class, walk_layers
+from ssma_tf.models.widths import is_masked_residual
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,11 +149,6 @@ def resolve_precision(precision: str) -> str:
     return check_precision(precision)
 
 
-def _is_masked_residual(name: str, width) -> bool:
-    """A `widths` entry of a pruned residual unit's last convolution: its kept channel indices."""
-    return name.endswith("_conv3") and isinstance(width, (list, tuple))
-
-
 def copy_for_inference(model: keras.Model, dtype: str = "float32", dense_residuals: bool = True) -> keras.Model:
     """A copy without auxiliary heads under the dtype policy `dtype`, sharing no variables (any backend).
 
@@ -171,7 +167,7 @@ def copy_for_inference(model: keras.Model, dtype: str = "float32", dense_residua
     if "aux_heads" in config:
         config["aux_heads"] = False
     widths = config.get("widths") or {}
-    masked = {name for name, width in widths.items() if _is_masked_residual(name, width)} if dense_residuals else set()
+    masked = {name for name, width in widths.items() if is_masked_residual(name, width)} if dense_residuals else set()
     if masked:
         config["widths"] = {name: width for name, width in widths.items() if name not in masked} or None
     clone = type(model).from_config(config)

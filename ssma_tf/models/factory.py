@@ -15,7 +15,7 @@ from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.fusion_baselines import FusionBaseline
 from ssma_tf.models.ssma import SSMA
-from ssma_tf.models.widths import DECODER_LAYERS
+from ssma_tf.models.widths import decoder_widths
 
 
 def check_model_name(name: str) -> str:
@@ -63,7 +63,7 @@ def build_model(config: Any) -> keras.Model:
     decoder_filters = getattr(config, "decoder_filters", DECODER_FILTERS)
     if decoder_filters != DECODER_FILTERS:
         # A narrower decoder is the released one with other widths (as a pruned network's).
-        kwargs["widths"] = {name: decoder_filters for name in DECODER_LAYERS}
+        kwargs["widths"] = decoder_widths(decoder_filters)
     fusion = getattr(config, "fusion", None) or SSMA_FUSION
     if config.is_fusion and fusion != SSMA_FUSION:
         return FusionBaseline(config.num_classes, fusion=fusion, freeze_experts=config.freeze_experts,

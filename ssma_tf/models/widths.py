@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from ssma_tf.constants import DECODER_FILTERS
+
 # Bottleneck width of each encoder block and its units' kinds (the multiscale units of
 # `ssma_tf.models.encoder`).
 BLOCK_FILTERS = {1: 64, 2: 128, 3: 256, 4: 512}
@@ -32,7 +34,6 @@ SKIP_FILTERS = 24
 EASPP_FILTERS = 256
 EASPP_BRANCH_FILTERS = 64
 EASPP_BRANCHES = 3
-DECODER_FILTERS = 256
 DECODER_LAYERS = ("up1", "refine1_conv1", "refine1_conv2", "up2", "refine2_conv1", "refine2_conv2")
 SSMA_BLOCKS = ("ssma_latent", "ssma_skip2", "ssma_skip1")
 MODALITY_PREFIXES = ("modality1_", "modality2_")
@@ -62,9 +63,16 @@ def encoder_widths() -> dict[str, Any]:
     return widths
 
 
-def decoder_widths() -> dict[str, int]:
-    """The released decoder's widths by name."""
-    return {name: DECODER_FILTERS for name in DECODER_LAYERS}
+def decoder_widths(filters: int = DECODER_FILTERS) -> dict[str, int]:
+    """Every decoder convolution with `filters` channels (the released 256 by default; fewer for
+    the `decoder_filters:` of a real-time decoder)."""
+    return {name: filters for name in DECODER_LAYERS}
+
+
+def is_masked_residual(name: str, width: Any) -> bool:
+    """Whether a `widths` entry is a pruned unit's masked residual: a `conv3` given as the list of
+    channels it still computes."""
+    return name.endswith("_conv3") and isinstance(width, (list, tuple))
 
 
 def released_widths(fusion: bool, latent_reduction: int = 16, skip_reduction: int = 6,
