@@ -182,13 +182,20 @@ class SemiSupervisedTrainer(training.Trainer):
             return mixed1, mixed2, pseudo, weight, mask
 
         def replica_step(inputs, labels, mix_inputs, mix_labels, has_label):
-            mixed1, mixed2, pseudo, weight, mask = mixed_batch(mix_inputs, mix_labels, has_label)
             variables = model.trainable_variables
             with tf.GradientTape() as tape:
                 outputs = model(inputs, training=True, return_all=True)
                 supervised, terms = total_loss(labels, outputs, aux_weights)
                 scaled = optimizer.scale_loss(supervised / replicas)
             gradients = tape.gradient(scaled, variables)
+            # The two passes are independent in the graph, so the executor could run their
+            # forward passes side by side and hold both sets of activations. As in the released
+            # code (one backward pass, then the other), the teacher and the mixed pass start only
+            # once the supervised gradients exist, when that pass's activations are freed: the
+            # step's peak memory is one pass's plus the gradients and the teacher.
+            with tf.control_dependencies([g for g in gradients if g is not None]):
+                mix_inputs = tf.nest.map_structure(tf.identity, mix_inputs)
+            mixed1, mixed2, pseudo, weight, mask = mixed_batch(mix_inputs, mix_labels, has_label)
             with tf.GradientTape() as tape:
                 mixed_outputs = model(self._model_inputs(mixed1, mixed2), training=True,
                                       return_all=True)
