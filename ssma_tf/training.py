@@ -62,6 +62,7 @@ from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
 from ssma_tf.losses import l2_penalty, total_loss
 from ssma_tf.models.factory import build_model
+from ssma_tf.recalibration import recalibrate_batch_norm
 from ssma_tf.progress import Progress, format_duration
 from ssma_tf.summaries import write_images, write_scalar
 from ssma_tf.visualize import default_palette
@@ -796,6 +797,9 @@ class Trainer:
                 self._write_summaries(step, mean_loss, mean_terms, lr,
                                       *(preview, truth) if save_now else (None, None))
                 window, window_terms = [], {}
+            if step == total and config.recalibrate_batch_norm:
+                bar.clear()
+                self.recalibrate_batch_norm()
             if save_now and saved_at != step:
                 bar.clear()
                 path = self.save()
@@ -811,6 +815,30 @@ class Trainer:
             if weights is not None:
                 self._log(f"exported {weights}")
         return TrainResult(start, step, losses, self.last_checkpoint, weights)
+
+    def recalibrate_batch_norm(self, num_batches: Optional[int] = None) -> int:
+        """Sets the moving statistics to their average over training batches (`ssma_tf.recalibration`).
+
+        Runs on a new copy of the training stream (another shuffle), under the trainer's strategy.
+
+        Args:
+            num_batches: how many batches; default the config's `recalibrate_batch_norm`.
+
+        Returns:
+            The number of batches averaged over.
+        """
+        count = int(num_batches or self.config.recalibrate_batch_norm)
+        offset = int(self.config.max_iteration) + 1
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: self._make_dataset(context, offset))
+        model, strategy = self.model, self.strategy
+
+        @tf.function
+        def call(inputs):
+            strategy.run(lambda x: model(x, training=True), args=(inputs,))
+
+        batches = (inputs for inputs, *_ in dataset)
+        return recalibrate_batch_norm(model, batches, count, call=call, log=self._log)
 
     def _remove_checkpoints(self, paths: list[str], newest: Optional[str]) -> list[str]:
         """Deletes `paths` (checkpoints of this run) and records `newest` as the newest one."""

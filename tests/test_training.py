@@ -443,8 +443,11 @@ def _tiny_distributed_config(tmp_path, name: str, extra: str = "") -> str:
 
 def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
     # Mixed float16 (loss scaling across replicas) and XLA (not used with synchronized batch
-    # norm, which the run must say) on top of the float32 path the multi-worker test takes.
-    config = _tiny_distributed_config(tmp_path, "mirrored.config", "mixed_precision: mixed_float16\nxla: true\n")
+    # norm, which the run must say) on top of the float32 path the multi-worker test takes; and
+    # the batch-norm recalibration at the end, run on both replicas.
+    config = _tiny_distributed_config(
+        tmp_path, "mirrored.config",
+        "mixed_precision: mixed_float16\nxla: true\nrecalibrate_batch_norm: 2\n")
     out = tmp_path / "mirrored.npz"
     run = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "distributed_worker.py"), config, str(out), "--logical-cpus", "2"],
@@ -452,6 +455,7 @@ def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "xla is not used with 2 replicas" in run.stdout
+    assert "average over 2 training batches" in run.stdout
     result = np.load(out)
     assert int(result["replicas"]) == 2 and bool(result["synchronized"])
     assert int(result["final_step"]) == 3 and np.all(np.isfinite(result["losses"]))

@@ -20,6 +20,9 @@ written to `<output>/fusion_table.md` with the per-seed figures in `<output>/fus
 
 `--backbone mobilenet_v2` builds every expert (and so every arm) on MobileNet v2, as the paper's
 Section 5.10.1 (`--methods ssma` for its real-time experts against their unimodal networks).
+`--recalibrate_bn N` recomputes every trained network's batch-norm statistics with its final
+weights over N training batches (`ssma_tf.recalibration`), for backbones whose moving averages
+have not settled in the short runs.
 
 Example:
     python -m ssma_tf.cli.fusion_table --seeds 0 1
@@ -32,6 +35,7 @@ import argparse
 import gc
 import json
 import pathlib
+import shutil
 import sys
 import time
 from typing import Any, List, Optional
@@ -76,6 +80,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--decoder_filters", type=int, default=DECODER_FILTERS,
                         help="channels of the AdapNet++ decoder's convolutions (experts and SSMA; "
                              "fewer for a real-time decoder; the baselines keep 256)")
+    parser.add_argument("--recalibrate_bn", type=int, default=0, metavar="BATCHES",
+                        help="after each training run, set the batch norms' moving statistics to their average "
+                             "over this many training batches (config key recalibrate_batch_norm; 0: off, as "
+                             "released)")
     add_version(parser)
     args = parser.parse_args(argv)
     unknown = [m for m in args.methods if m not in FUSION_METHODS]
@@ -88,6 +96,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.decoder_filters != DECODER_FILTERS and set(args.methods) - {"ssma"}:
         parser.error("--decoder_filters narrows the experts' and SSMA's decoders; the baselines keep the "
                      f"released {DECODER_FILTERS}: use it with --methods ssma")
+    if args.recalibrate_bn < 0:
+        parser.error(f"--recalibrate_bn must be >= 0, got {args.recalibrate_bn}")
     if min(args.expert_steps, args.fusion_steps) < 1:
         parser.error("--expert_steps and --fusion_steps must be >= 1")
     return args
@@ -99,7 +109,8 @@ def _common(args: argparse.Namespace, data: pathlib.Path) -> dict:
             "train_data": str(data / "train.tfrecords"), "skip_step": 20,
             # Named only when not the default, so that results cached before the option existed match.
             **({} if args.backbone == ADAPNET_PP_BACKBONE else {"backbone": args.backbone}),
-            **({} if args.decoder_filters == DECODER_FILTERS else {"decoder_filters": args.decoder_filters})}
+            **({} if args.decoder_filters == DECODER_FILTERS else {"decoder_filters": args.decoder_filters}),
+            **({"recalibrate_batch_norm": args.recalibrate_bn} if args.recalibrate_bn else {})}
 
 
 def _train(values: dict, source: str) -> Any:
@@ -138,8 +149,10 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
         cached = json.loads(path.read_text())
         if cached.get("settings") == settings:
             return cached
-        # A result from other settings (steps, image size, ...) is not this arm's: train it again.
+        # A result from other settings (steps, image size, ...) is not this arm's: train it again,
+        # from scratch (its checkpoints would otherwise be resumed as a finished run).
         print(f"=== {name}: {path} was written with other settings; running it again", flush=True)
+        shutil.rmtree(values["checkpoint"], ignore_errors=True)
     from ssma_tf.files import atomic_write
 
     started = time.perf_counter()

@@ -172,6 +172,12 @@ class RunConfig:
         5.0, kind="float", minimum=0.0, modes=TRAIN,
         doc="stop the run, like a NaN loss, when the mean loss of 5 steps exceeds this many times "
             "its starting level (the first loss, at least ln(num_classes)); 0: never")
+    recalibrate_batch_norm: int = key(
+        0, kind="int", minimum=0, modes=TRAIN,
+        doc="after the last step, set every trainable batch norm's moving statistics to their "
+            "average over this many training batches with the final weights (\"precise BN\"; "
+            "for short runs from scratch, docs/training.md); 0: keep the moving averages, as "
+            "released")
     mixed_precision: Optional[str] = key(
         None, kind="choice", choices=MIXED_PRECISION_POLICIES, modes=TRAIN,
         doc="mixed-precision policy of the training model")

@@ -21,14 +21,19 @@ def test_a_cached_arm_is_reused_only_with_the_same_settings(tmp_path, monkeypatc
     monkeypatch.setattr(fusion_table, "_train", fake_train)
     monkeypatch.setattr(fusion_table, "_evaluate", lambda values, model, data, source: _metrics(50.0))
     args = fusion_table.parse_args(["--seeds", "0"])
-    values = {"model": "SSMA", "fusion": "ssma", "max_iteration": 100}
+    values = {"model": "SSMA", "fusion": "ssma", "max_iteration": 100,
+              "checkpoint": str(tmp_path / "checkpoints" / "ssma")}
 
     first = fusion_table._arm("ssma", values, args, tmp_path, tmp_path)
     again = fusion_table._arm("ssma", dict(values), args, tmp_path, tmp_path)
     assert trained == [100] and again == first and first["settings"] == values
-    # A result written with another budget (e.g. an older, shorter run) is not reused.
+    # A result written with another budget (e.g. an older, shorter run) is not reused, nor are
+    # its checkpoints (the trainer would resume them as a finished run).
+    stale = tmp_path / "checkpoints" / "ssma" / "ckpt-100.index"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old")
     fusion_table._arm("ssma", dict(values, max_iteration=200), args, tmp_path, tmp_path)
-    assert trained == [100, 200]
+    assert trained == [100, 200] and not stale.exists()
     assert json.loads((tmp_path / "ssma.json").read_text())["settings"]["max_iteration"] == 200
 
 
@@ -46,12 +51,17 @@ def test_the_backbone_reaches_every_arm_and_the_default_is_not_written():
     assert common["backbone"] == "mobilenet_v2" and common["decoder_filters"] == 64
     default = fusion_table._common(fusion_table.parse_args([]), fusion_table.pathlib.Path("d"))
     assert "backbone" not in default and "decoder_filters" not in default
+    assert "recalibrate_batch_norm" not in default
+    recalibrated = fusion_table._common(fusion_table.parse_args(["--recalibrate_bn", "25"]),
+                                        fusion_table.pathlib.Path("d"))
+    assert recalibrated["recalibrate_batch_norm"] == 25
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--backbone", "mobilenet_v2", "--methods", "ssma", "late"], "--backbone mobilenet_v2"),
     (["--decoder_filters", "64"], "--decoder_filters"),
     (["--decoder_filters", "0", "--methods", "ssma"], "--decoder_filters must be >= 1"),
+    (["--recalibrate_bn", "-1"], "--recalibrate_bn must be >= 0"),
 ])
 def test_options_the_baselines_cannot_take_are_refused_before_any_training(argv, message, capsys):
     with pytest.raises(SystemExit):

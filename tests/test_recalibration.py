@@ -1,0 +1,88 @@
+"""Batch-norm recalibration ("precise BN"): the moving statistics become the batches' average."""
+
+import keras
+import numpy as np
+import pytest
+
+from ssma_tf import training
+from ssma_tf.recalibration import recalibrate_batch_norm, trainable_batch_norms
+from tests.training_helpers import build_tiny_model, write_records
+
+
+def _model():
+    inputs = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(5, 1, name="conv", kernel_initializer="ones")(inputs)
+    x = keras.layers.BatchNormalization(name="trained")(x)
+    frozen = keras.layers.BatchNormalization(name="frozen")
+    frozen.trainable = False
+    x = frozen(keras.layers.Dropout(0.0)(x))
+    return keras.Model(inputs, x), frozen
+
+
+def _batches(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(loc=3.0 * k, scale=1.0 + k, size=(2, 4, 4, 3)).astype(np.float32)
+            for k in range(count)]
+
+
+def test_moving_statistics_are_the_average_of_the_batch_moments():
+    model, frozen = _model()
+    batches = _batches(3)
+    frozen_before = [w.numpy().copy() for w in frozen.non_trainable_weights]
+    count = recalibrate_batch_norm(model, iter(batches + _batches(2, seed=1)), 3)
+    assert count == 3
+    conv = keras.Model(model.input, model.get_layer("conv").output)
+    features = [conv(b).numpy() for b in batches]
+    want_mean = np.mean([f.mean(axis=(0, 1, 2)) for f in features], axis=0)
+    want_var = np.mean([f.var(axis=(0, 1, 2)) for f in features], axis=0)  # biased, per batch
+    layer = model.get_layer("trained")
+    np.testing.assert_allclose(layer.moving_mean.numpy(), want_mean, rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), want_var, rtol=1e-4)
+    assert layer.momentum == pytest.approx(0.99)  # restored
+    for before, weight in zip(frozen_before, frozen.non_trainable_weights):
+        np.testing.assert_array_equal(weight.numpy(), before)
+    assert trainable_batch_norms(model) == [layer]
+
+
+def test_no_batches_is_an_error_and_leaves_the_statistics():
+    model, _ = _model()
+    layer = model.get_layer("trained")
+    layer.moving_mean.assign(np.full(5, 0.25, np.float32))
+    with pytest.raises(ValueError, match="gave nothing"):
+        recalibrate_batch_norm(model, iter([]), 4)
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), np.full(5, 0.25, np.float32))
+    assert layer.momentum == pytest.approx(0.99)
+    with pytest.raises(ValueError, match="at least 1"):
+        recalibrate_batch_norm(model, iter(_batches(1)), 0)
+
+
+def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    records = write_records(tmp_path / "train.tfrecords", 4, height=16, width=32, num_classes=3)
+    from ssma_tf.config import config_from_dict
+
+    config = config_from_dict({
+        "model": "AdapNet_pp", "num_classes": 3, "height": 16, "width": 32, "batch_size": 2,
+        "max_iteration": 2, "learning_rate": 1e-3, "checkpoint": str(tmp_path / "run"),
+        "train_data": records, "seed": 0, "skip_step": 1, "save_step": 10,
+        "recalibrate_batch_norm": 3,
+    }, source="tiny.config", mode="train")
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    seen = []
+    original = training.recalibrate_batch_norm
+
+    def spy(model, batches, count, **kwargs):
+        result = original(model, batches, count, **kwargs)
+        seen.append(trainable_batch_norms(trainer.model)[0].moving_variance.numpy().copy())
+        return result
+
+    monkeypatch.setattr(training, "recalibrate_batch_norm", spy)
+    result = trainer.train()
+    assert result.final_step == 2 and len(seen) == 1
+    assert any("average over 3 training batches" in line for line in lines)
+    # A momentum-0.99 average after 2 steps would still be about 98 % its initial 1.
+    assert not np.allclose(seen[0], 1.0, atol=0.05)
+    reloaded = build_tiny_model(config)
+    reloaded.load_weights(str(result.weights))
+    np.testing.assert_array_equal(trainable_batch_norms(reloaded)[0].moving_variance.numpy(), seen[0])
