@@ -20,11 +20,9 @@ the figures are for comparing them with each other.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -54,13 +52,9 @@ def profiler_flops(model, inputs_spec) -> float:
 
 def _median_ms(call, warmup: int, runs: int) -> tuple[float, float]:
     """Median and fastest milliseconds of `runs` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        call()
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
+    from ssma_tf.inference.timing import time_calls
+
+    seconds = time_calls(call, warmup, runs)
     return 1000 * statistics.median(seconds), 1000 * min(seconds)
 
 

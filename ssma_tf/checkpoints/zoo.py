@@ -22,7 +22,7 @@ import functools
 import os
 import pathlib
 import urllib.parse
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import keras
 import yaml

@@ -23,7 +23,7 @@ unless `overwrite` (replace them) or `skip_existing` (keep them, e.g. to resume 
 import dataclasses
 import os
 import pathlib
-from typing import Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Callable, Dict, List, Optional, Sequence
 
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write

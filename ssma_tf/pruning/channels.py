@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import keras
 
-from ssma_tf.layers import ConvBN, ResidualUnit, SSMABlock
+from ssma_tf.layers import ConvBN, SSMABlock
 from ssma_tf.models.factory import is_fusion
 from ssma_tf.models.widths import (
     BLOCK_FILTERS, BLOCK_UNITS, DECODER_LAYERS, EXPANSION, MODALITY_PREFIXES, SSMA_BLOCKS, released_widths,

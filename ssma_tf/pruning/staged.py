@@ -22,11 +22,9 @@ import json
 import os
 import pathlib
 import statistics
-import time
 from typing import Any, Callable, Optional, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
@@ -34,6 +32,7 @@ from ssma_tf.checkpoints.loading import load_model, load_weights
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
+from ssma_tf.inference.timing import time_calls
 from ssma_tf.losses import ReleasedLoss
 from ssma_tf.models.factory import build_model, is_fusion
 from ssma_tf.pruning.channels import GROUPS, feature_maps
@@ -136,14 +135,7 @@ def latency(model: keras.Model, height: int, width: int, runs: int = 10) -> floa
     x = tf.random.uniform((1, height, width, 3), 0, 255, seed=0)
     inputs = [x, x] if is_fusion(model) else x
     predict = tf.function(lambda inputs: model(inputs, training=False))
-    for _ in range(2):
-        predict(inputs).numpy()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        predict(inputs).numpy()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_calls(lambda: predict(inputs).numpy(), warmup=2, runs=runs))
 
 
 def _check_test_data(patterns: Sequence[str]) -> tuple[str, ...]:
