@@ -216,6 +216,8 @@ def test_config_section_defaults_and_errors(tmp_path):
         _config(tmp_path, adaptation={"views": 0})
     with pytest.raises(ConfigError, match="adaptation.*'mehtod'"):
         _config(tmp_path, adaptation={"mehtod": "abn"})
+    with pytest.raises(ConfigError, match="recalibrate_batch_norm.*source images"):
+        _config(tmp_path, adaptation={}, recalibrate_batch_norm=10)
 
 
 @pytest.fixture

@@ -426,6 +426,11 @@ class _Reader:
                     "target_data", "is missing; adaptation needs records of the target domain's images")
             if values["semi_supervised"] is not None:
                 raise self.error("adaptation", "and semi_supervised cannot be combined; give one")
+            if values["recalibrate_batch_norm"]:
+                raise self.error(
+                    "recalibrate_batch_norm",
+                    "cannot be used with adaptation: it would recompute the batch-norm statistics on "
+                    "the source images, undoing the target-aware ones that ABN builds and SAC keeps")
         if self.mode == "train" and values["log_dir"] is None:
             values["log_dir"] = os.path.join(values["checkpoint"], "logs")
         values["dataset"] = self.relate_dataset(
