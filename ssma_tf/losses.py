@@ -83,9 +83,9 @@ class _Targets:
     keeps a boolean (B, H, W, C) mask and (B, H, W) tensors instead of float32 (B, H, W, C)
     one-hot, weighted one-hot, `p + ε` and `log(p + ε)` tensors: at 384×768 with 12 classes and
     2 images each of those is 27 MiB, all alive at the end of the forward pass, where a training
-    step's memory peaks. A gather would give the same numbers but its gradient is a scatter-add over all B·H·W·C probabilities, which the backward
-    pass waits for (about 5 % of the AdapNet++ step, bench/profile_train_step.py); the select's
-    gradient is a select.
+    step's memory peaks. A gather would give the same numbers but its gradient is a scatter-add
+    over all B·H·W·C probabilities, which the backward pass waits for (about 5 % of the AdapNet++
+    step, bench/profile_train_step.py); the select's gradient is a select.
 
     Dense labels (rank 4: one-hot or soft, as the released pipeline fed them) keep the product
     `Σ_c w_c · y_c · log(p_c + ε)` itself.
