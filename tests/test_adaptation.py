@@ -397,3 +397,15 @@ def test_importance_counts_feed_the_model_the_modality_it_was_trained_on(tmp_pat
     np.testing.assert_array_equal(rgb, [[0, 0, H * W]] * 2)
     with pytest.raises(ValueError, match="modality2"):
         predicted_class_counts(model, [path], modalities=1, input_modality="modality2", **common)
+
+
+def test_demo_table_reads_sac_and_abn_from_where_sac_starts():
+    from ssma_tf.cli.adaptation_demo import _table
+
+    scores = {0: {"source_only": 30.0, "abn_start": 40.0, "abn": 50.0, "sac": 44.0, "target_labels": 80.0},
+              1: {"source_only": 32.0, "abn_start": 42.0, "abn": 52.0, "sac": 48.0, "target_labels": 82.0}}
+    table = " ".join(_table({"adapnet_pp": scores}, steps=200, adapt_steps=100).split())
+    assert "ABN at SAC's start (200) 41.0 [40.0, 42.0] ABN 51.0" in table
+    assert "from step 200, 100 more steps: SAC +5.0, ABN +10.0" in table
+    # (46 - 31) / (81 - 31) of the gap
+    assert "SAC closes 30% of the gap" in table

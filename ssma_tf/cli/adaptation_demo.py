@@ -10,6 +10,9 @@ validation scenes:
                 self-supervised augmentation consistency on the unlabeled target images
   target labels ordinary training on the labeled target scenes (the upper bound; same steps)
 
+The table also evaluates ABN's checkpoint at `--steps`, where SAC starts (not an arm: fewer
+steps), so that what SAC's steps add from there can be read beside what ABN's own last steps add.
+
 For AdapNet++ (RGB) and SSMA (RGB + depth; experts trained on the source, then the whole
 network). Everything goes to `adapt_output/`; finished runs are skipped when started again.
 The demo's settings that differ from the library's defaults (the released ones, made for
@@ -34,7 +37,11 @@ from ssma_tf.cli.demo import run
 OUTPUT = pathlib.Path("adapt_output")
 HEIGHT, WIDTH, CLASSES, BATCH = 48, 96, 7, 8
 ARMS = ("source_only", "abn", "sac", "target_labels")
-TITLES = {"source_only": "source only", "abn": "ABN", "sac": "SAC (from ABN)", "target_labels": "target labels"}
+# ABN's checkpoint at `--steps`: SAC's starting point, a reference row rather than an arm.
+START = "abn_start"
+ROWS = ("source_only", START, "abn", "sac", "target_labels")
+TITLES = {"source_only": "source only", START: "ABN at SAC's start", "abn": "ABN",
+          "sac": "SAC (from ABN)", "target_labels": "target labels"}
 MODELS = {"adapnet_pp": "AdapNet++ (RGB)", "ssma": "SSMA (RGB + depth)"}
 # Scaled to a run of about a hundred steps (see the module docstring and docs/adaptation.md).
 DEMO_ADAPTATION = {"optimizer": "adam", "learning_rate": 1e-4, "ema_every": 10}
@@ -93,7 +100,11 @@ def _importance(name: str, values: dict, seed: int) -> pathlib.Path:
 
 
 def run_model(model: str, seed: int, steps: int, adapt_steps: int, data: pathlib.Path) -> dict[str, float]:
-    """Trains and evaluates the four arms of one model and seed; returns target mIoU per arm."""
+    """Trains and evaluates the four arms of one model and seed.
+
+    Returns:
+        Target mIoU per row of `ROWS`: the four arms and ABN's checkpoint where SAC starts.
+    """
     total = steps + adapt_steps
     target = {"target_data": str(data / "target" / "train.tfrecords"),
               "target_val_data": str(data / "target" / "val.tfrecords")}
@@ -126,18 +137,22 @@ def run_model(model: str, seed: int, steps: int, adapt_steps: int, data: pathlib
     sac.pop("checkpoint1", None), sac.pop("checkpoint2", None)
     arms["sac"] = sac
     _train(f"{model}_sac", sac, seed)
-    return {arm: _evaluate(f"{model}_{arm}", arms[arm], seed, data) for arm in ARMS}
+    arms[START] = dict(arms["abn"], checkpoint=baseline)
+    return {row: _evaluate(f"{model}_{row}", arms[row], seed, data) for row in ROWS}
 
 
-def _table(results: dict[str, dict[int, dict[str, float]]]) -> str:
+def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_steps: int) -> str:
     lines = []
     for model, per_seed in results.items():
         lines.append(f"\n{MODELS[model]}: target-domain validation mIoU (mean [min, max] over seeds "
                      f"{', '.join(str(s) for s in per_seed)})")
-        for arm in ARMS:
-            values = np.array([scores[arm] for scores in per_seed.values()])
-            lines.append(f"  {TITLES[arm]:16s} {values.mean():6.1f}  [{values.min():.1f}, {values.max():.1f}]")
-        means = {arm: np.mean([s[arm] for s in per_seed.values()]) for arm in ARMS}
+        for row in ROWS:
+            values = np.array([scores[row] for scores in per_seed.values()])
+            title = f"{TITLES[row]} ({steps})" if row == START else TITLES[row]
+            lines.append(f"  {title:24s} {values.mean():6.1f}  [{values.min():.1f}, {values.max():.1f}]")
+        means = {row: np.mean([s[row] for s in per_seed.values()]) for row in ROWS}
+        lines.append(f"  from step {steps}, {adapt_steps} more steps: SAC {means['sac'] - means[START]:+.1f}, "
+                     f"ABN {means['abn'] - means[START]:+.1f}")
         gap = means["target_labels"] - means["source_only"]
         if gap > 0:
             closed = 100.0 * (means["sac"] - means["source_only"]) / gap
@@ -171,7 +186,7 @@ def main(argv=None) -> int:
     for model in args.models:
         for seed in args.seeds:
             results.setdefault(model, {})[seed] = run_model(model, seed, args.steps, args.adapt_steps, data)
-    table = _table(results)
+    table = _table(results, args.steps, args.adapt_steps)
     print(f"\n=== Synthetic source (day) -> target (dusk), {HEIGHT}x{WIDTH}, {args.steps}+"
           f"{args.adapt_steps} steps per arm{table}")
     summary = OUTPUT / "results" / "summary.json"
