@@ -87,7 +87,7 @@ class DepthPretrainer(training.Trainer):
             batch_size=context.get_per_replica_batch_size(config.batch_size),
             num_classes=DEPTH_CHANNELS, augmentation=config.augmentation,
             seed=(config.seed or 0) + 7919 * context.input_pipeline_id + seed_offset,
-            modality2_interpolation=config.modality2_interpolation)
+            modality2_interpolation=config.interpolations)
         return dataset.map(lambda inputs, label, has_label: inputs)
 
     def _make_train_function(self) -> Any:
@@ -165,7 +165,7 @@ def depth_errors(model: Any, config: Any, encoding: str = "jet_near_red") -> np.
     errors = []
     for record in tf.data.TFRecordDataset(list_record_files(config.train_data)):
         sample = resize_sample(decode_record(record), height=config.height, width=config.width,
-                               modality2_interpolation=config.modality2_interpolation)
+                               modality2_interpolation=config.interpolations)
         near, valid, _ = decode_nearness(sample["modality2"][None], encoding)
         prediction = model(sample["modality1"][None], training=False, return_all=True)["logits"][..., 0]
         valid = tf.cast(valid, tf.float32)

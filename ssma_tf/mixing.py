@@ -131,6 +131,21 @@ def mix(mask: Any, first: Any, second: Any) -> Any:
     return mask * first + (1.0 - mask) * second
 
 
+def label_probabilities(labels: Any, num_classes: int) -> Any:
+    """Ground-truth labels as the teacher's probabilities of a labeled mix image.
+
+    Args:
+        labels: int (B, H, W) class ids; 0 is void.
+        num_classes: C, void included.
+
+    Returns:
+        float32 (B, H, W, C) one-hot rows, all zero at void pixels: as released, such a pixel is
+        never confident and its pseudo-label (the argmax, 0) is void, which the loss ignores.
+    """
+    known = tf.cast(labels > 0, tf.float32)[..., None]
+    return tf.one_hot(labels, num_classes, dtype=tf.float32) * known
+
+
 def confidence_weight(probs: Any, threshold: float) -> Any:
     """The fraction of pixels whose largest probability is at least `threshold` (one scalar)."""
     confident = tf.reduce_max(probs, axis=-1) >= threshold

@@ -4,9 +4,10 @@ One step (Hoyer et al., CVPR 2021, Section 3.2, as released; `docs/semi_supervis
 
 1. a labeled batch gives the supervised loss (the released loss with its auxiliary terms);
 2. a mix batch of B images is drawn from all training images (`ssma_tf.data.unlabeled`); the
-   teacher (`ssma_tf.mean_teacher`, no dropout, batch norms in inference mode) predicts P on each
-   (its label instead, where it has one and `use_ground_truth` is set);
-3. image k is pasted over image k+1 (mod B) with the DepthMix mask from the measured depth of
+   teacher (`ssma_tf.mean_teacher`, no dropout, batch norms on the mix batch's own statistics as
+   `teacher_batch_norm` says) predicts P on each (its label instead, where it has one and
+   `use_ground_truth` is set; void pixels of a label are never confident);
+3. image k is pasted over image k - 1 (mod B) with the DepthMix mask from the measured depth of
    modality 2 (`ssma_tf.mixing`) or the ClassMix mask; every modality, and P, is mixed with the
    same mask; modality 1 of the mixed images is colour-jittered and blurred;
 4. the student's loss on the mixed images is the cross-entropy to argmax P_mix, weighted by
@@ -20,6 +21,7 @@ checkpointed beside it, so a resumed run continues the same average.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -28,13 +30,14 @@ import tensorflow as tf
 from ssma_tf import training
 from ssma_tf.config import ConfigError
 from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.distribute import synchronize_batch_norms
 from ssma_tf.data.unlabeled import (
     UnlabeledDataError,
     build_mix_dataset,
     decode_record,
     read_index_file,
 )
-from ssma_tf.losses import total_loss, weighted_cross_entropy
+from ssma_tf.losses import l2_penalty, total_loss, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.mixing import (
     DECODABLE_DISTANCE,
@@ -44,6 +47,7 @@ from ssma_tf.mixing import (
     decode_nearness,
     depthmix_mask,
     gaussian_blur,
+    label_probabilities,
     mix,
 )
 from ssma_tf.summaries import write_images, write_scalar
@@ -120,17 +124,22 @@ class SemiSupervisedTrainer(training.Trainer):
                 batch_size=context.get_per_replica_batch_size(config.batch_size),
                 num_classes=config.num_classes, augmentation=config.augmentation,
                 seed=seed + 7919 * context.input_pipeline_id,
-                modality2_interpolation=config.modality2_interpolation,
+                modality2_interpolation=config.interpolations,
             )
 
         self.mix_dataset = self.strategy.distribute_datasets_from_function(mix_stream)
         self.mix_iterator = iter(self.mix_dataset)
         with self.strategy.scope():
             # Looked up on the module so that tests can swap the model for a tiny one.
-            self.teacher = training.build_model(config)
+            # The teacher runs without dropout (its one stochastic layer); with batch-norm
+            # statistics of its own batches (`teacher_batch_norm: batch`, released) or with moving
+            # statistics that then follow the student's.
+            self.teacher = training.build_model(dataclasses.replace(config, dropout_keep_prob=1.0))
+            if self.strategy.num_replicas_in_sync > 1:
+                synchronize_batch_norms(self.teacher)  # as the student's: one mix batch, one set
             self.mean_teacher = MeanTeacher(
                 self.model, self.teacher, decay=self.semi.ema_decay, every=self.semi.ema_every,
-                include_statistics=self.semi.ema_batch_norm)
+                include_statistics=self.semi.teacher_batch_norm == "moving")
         extras = dict(self.mean_teacher.tracked())
         if self.saves_data_position:
             extras["mix_data"] = self.mix_iterator
@@ -152,6 +161,9 @@ class SemiSupervisedTrainer(training.Trainer):
         base_seed = tf.constant(config.seed or 0, tf.int64)
         step_variable = self.step
         preview_count = training.PREVIEW_IMAGES
+        # Batch statistics as released (`self.ema_model.train()`); the teacher has no dropout.
+        teacher_training = semi.teacher_batch_norm == "batch"
+        decayed = [v for v in model.trainable_variables if v.name == "kernel"]
 
         def seed_for(stream: int) -> Any:
             replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
@@ -160,12 +172,12 @@ class SemiSupervisedTrainer(training.Trainer):
 
         def mixed_batch(mix_inputs, mix_labels, has_label):
             modality1, modality2 = mix_inputs
-            probs = teacher(self._model_inputs(modality1, modality2), training=False)
+            probs = teacher(self._model_inputs(modality1, modality2), training=teacher_training)
             probs = tf.stop_gradient(tf.cast(probs, tf.float32))
             if semi.use_ground_truth:
-                truth = tf.one_hot(mix_labels, num_classes, dtype=tf.float32)
+                truth = label_probabilities(mix_labels, num_classes)
                 probs = tf.where(has_label[:, None, None, None], truth, probs)
-            # Image k is pasted over image k + 1 (mod B): each image is once "i", once "j".
+            # Image k is pasted over image k - 1 (mod B): each image is once "i", once "j".
             other = lambda x: tf.roll(x, shift=1, axis=0)  # noqa: E731
             if semi.method == "depthmix":
                 near, valid, _ = decode_nearness(modality2, semi.depth_encoding)
@@ -186,6 +198,9 @@ class SemiSupervisedTrainer(training.Trainer):
             with tf.GradientTape() as tape:
                 outputs = model(inputs, training=True, return_all=True)
                 supervised, terms = total_loss(labels, outputs, aux_weights)
+                if config.weight_decay > 0:
+                    terms["weight_decay"] = l2_penalty(decayed, config.weight_decay)
+                    supervised = supervised + terms["weight_decay"]
                 scaled = optimizer.scale_loss(supervised / replicas)
             gradients = tape.gradient(scaled, variables)
             # The two passes are independent in the graph, so the executor could run their

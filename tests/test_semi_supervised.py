@@ -29,7 +29,7 @@ from ssma_tf.mixing import (
     gaussian_blur,
     mix,
 )
-from tests.training_helpers import build_tiny_model, run_on_two_logical_cpus
+from tests.training_helpers import TinySegmenter, build_tiny_model, run_on_two_logical_cpus
 
 H, W = 32, 64
 
@@ -293,6 +293,55 @@ def test_semi_supervised_training_runs_resumes_and_logs(tmp_path, tiny_model, mo
             tags.update(v.tag for v in event.summary.value)
     assert {"loss/supervised", "loss/consistency", "semi_supervised/confident_fraction",
             "semi_supervised/mixed_images", "semi_supervised/pseudo_labels"} <= tags
+
+
+@pytest.mark.parametrize("mode", ["batch", "moving"])
+def test_teacher_has_no_dropout_and_normalises_as_teacher_batch_norm_says(tmp_path, monkeypatch, mode):
+    configs, trainings = [], {}
+
+    class Recording(TinySegmenter):
+        def call(self, inputs, training=None, return_all=False):
+            trainings.setdefault(self.name, set()).add(training)
+            return super().call(inputs, training=training, return_all=return_all)
+
+    def build(config):
+        configs.append(config)
+        model = Recording(config.num_classes, fusion=config.is_fusion, name=f"built_{len(configs)}")
+        model(np.zeros((1, config.height, config.width, 3), np.float32))
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    trainer = semi_supervised.SemiSupervisedTrainer(
+        _config(tmp_path, semi={"teacher_batch_norm": mode}), log=lambda line: None)
+    trainer.train(max_steps=1)
+    student, teacher = configs  # built in this order
+    assert student.dropout_keep_prob == 0.3 and teacher.dropout_keep_prob == 1.0
+    # Released: the teacher in training mode (batch statistics), parameters averaged only.
+    assert trainings["built_2"] - {None} == ({True} if mode == "batch" else {False})
+    assert True in trainings["built_1"]
+    assert trainer.mean_teacher.include_statistics == (mode == "moving")
+
+
+def test_weight_decay_reaches_the_semi_supervised_loss(tmp_path, tiny_model):
+    config = _config(tmp_path, weight_decay=0.5)
+    trainer = semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None)
+    trainer.train(max_steps=1)
+    values = {}
+    for name in os.listdir(config.log_dir):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(config.log_dir, name)):
+            values.update((v.tag, v) for v in event.summary.value)
+    assert "loss/weight_decay" in values
+    kernels = [v for v in trainer.model.trainable_variables if v.name == "kernel"]
+    assert float(tf.make_ndarray(values["loss/weight_decay"].tensor)) > 0 and kernels
+
+
+def test_void_pixels_of_a_labeled_mix_image_are_never_confident():
+    from ssma_tf.mixing import confidence_weight, label_probabilities
+
+    probs = label_probabilities(tf.constant([[[0, 2], [3, 0]]]), 4)  # two void pixels
+    np.testing.assert_array_equal(probs.numpy()[0, 0], [[0, 0, 0, 0], [0, 0, 1, 0]])
+    np.testing.assert_array_equal(probs.numpy()[0, 1], [[0, 0, 0, 1], [0, 0, 0, 0]])
+    assert float(confidence_weight(probs, 0.968)) == pytest.approx(0.5)
 
 
 def test_labeled_subset_restricts_the_supervised_stream(tmp_path):

@@ -15,6 +15,7 @@ from ssma_tf.config.keys import key
 from ssma_tf.config.sections import Section
 
 METHODS = ("depthmix", "classmix")
+TEACHER_BATCH_NORMS = ("batch", "moving")
 # How modality 2 colours depth: the colour map, and which end of it is near.
 DEPTH_ENCODINGS = ("jet_near_red", "jet_near_blue", "gray_near_bright", "gray_near_dark")
 
@@ -37,10 +38,11 @@ class SemiSupervisedConfig(Section):
                            doc="largest decay of the teacher's moving average; step t uses "
                                "min(1 − 1/(t+1), ema_decay)")
     ema_every: int = key(1, kind="int", minimum=1, doc="update the teacher every n steps")
-    ema_batch_norm: bool = key(
-        True, kind="bool",
-        doc="average the batch-norm statistics too (the teacher runs its batch norms in "
-            "inference mode, so they must follow the student)")
+    teacher_batch_norm: str = key(
+        "batch", kind="choice", choices=TEACHER_BATCH_NORMS,
+        doc="`batch`: the teacher's batch norms normalise each mix batch with its own statistics "
+            "and only parameters are averaged (released); `moving`: inference mode, with moving "
+            "statistics averaged from the student's too")
     consistency_weight: float = key(1.0, kind="float", minimum=0.0, maximum=1e6,
                                     doc="weight of the loss on the mixed images")
     confidence: float = key(0.968, kind="float", minimum=0.0, maximum=1.0,

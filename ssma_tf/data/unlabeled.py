@@ -12,7 +12,7 @@ out of the unlabeled part, so that no image is drawn twice as often as another. 
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -135,7 +135,7 @@ def build_mix_dataset(
     num_classes: int,
     augmentation: Optional[AugmentationConfig] = None,
     seed: int = 0,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     shuffle_buffer: int = 256,
 ) -> tf.data.Dataset:
     """The stream of images to mix: batches of `((modality1, modality2), label, has_label)`.
@@ -149,7 +149,8 @@ def build_mix_dataset(
         num_classes: C; label ids >= C are void.
         augmentation: as for the labeled stream (None: none).
         seed: shuffling and augmentation seed.
-        modality2_interpolation: resampling of modality 2 ("nearest" keeps depth colours exact).
+        modality2_interpolation: resampling of modality 2 ("nearest" keeps depth colours exact),
+            or one method per modality after the first (a config's `interpolations`).
         shuffle_buffer: records held for shuffling.
 
     Returns:
