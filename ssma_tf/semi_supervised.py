@@ -172,7 +172,8 @@ class SemiSupervisedTrainer(training.Trainer):
 
         def mixed_batch(mix_inputs, mix_labels, has_label):
             modality1, modality2 = mix_inputs
-            probs = teacher(self._model_inputs(modality1, modality2), training=teacher_training)
+            probs = teacher(self._model_inputs(modality1, modality2), training=teacher_training,
+                            return_all=False)
             probs = tf.stop_gradient(tf.cast(probs, tf.float32))
             if semi.use_ground_truth:
                 truth = label_probabilities(mix_labels, num_classes)

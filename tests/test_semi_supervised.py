@@ -20,6 +20,7 @@ from ssma_tf.data import encode_example
 from ssma_tf.data.synthetic import depth_to_jet, generate_sample
 from ssma_tf.data.unlabeled import UnlabeledDataError, read_index_file
 from ssma_tf.errors import UserInputError
+from ssma_tf.keras_compat import walk_layers
 from ssma_tf.mean_teacher import MeanTeacher, ema_decay_at
 from ssma_tf.mixing import (
     classmix_mask,
@@ -320,6 +321,20 @@ def test_teacher_has_no_dropout_and_normalises_as_teacher_batch_norm_says(tmp_pa
     assert trainings["built_2"] - {None} == ({True} if mode == "batch" else {False})
     assert True in trainings["built_1"]
     assert trainer.mean_teacher.include_statistics == (mode == "moving")
+
+
+def test_a_depthmix_step_with_the_real_adapnet_pp(tmp_path):
+    # The real network's calling convention (outputs by training mode, auxiliary heads, dropout),
+    # which the tiny stand-in of the other trainer tests does not have.
+    config = _config(tmp_path, max_iteration=1, batch_size=2)
+    trainer = semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None)
+
+    def dropout_rates(model):
+        return [layer.rate for layer in walk_layers(model) if isinstance(layer, keras.layers.Dropout)]
+
+    assert dropout_rates(trainer.model) == [pytest.approx(0.7)] and not any(dropout_rates(trainer.teacher))
+    result = trainer.train()
+    assert result.final_step == 1 and all(np.isfinite(result.losses))
 
 
 def test_weight_decay_reaches_the_semi_supervised_loss(tmp_path, tiny_model):
