@@ -7,9 +7,10 @@ average then forgets ever more slowly up to `decay`.
 
 The module is independent of what the teacher is used for (DepthMix pseudo-labels here,
 augmentation consistency for domain adaptation elsewhere): it pairs the variables of two models
-of the same architecture by position, and updates the teacher's in place. The teacher is meant
-to run with `training=False` (no dropout, batch norms in inference mode), which is why its
-batch-norm statistics can follow the student's too (`include_statistics`). Under a
+of the same architecture by position, and updates the teacher's in place. A teacher that runs
+with `training=False` (batch norms in inference mode, as domain adaptation's) needs its
+batch-norm statistics to follow the student's too (`include_statistics`); one that normalises
+with its own batches' statistics (DepthMix, as released) averages parameters only. Under a
 `tf.distribute` strategy, call `update` in cross-replica context (outside `strategy.run`): the
 average is computed once and written to every replica's copy.
 """
