@@ -197,6 +197,23 @@ def l2_penalty(weights: Sequence[keras.Variable], scale: float) -> Tensor:
     return scale * 0.5 * total
 
 
+def decayed_kernels(model: keras.Model) -> list:
+    """The variables a config's `weight_decay` penalises: the model's trainable kernels."""
+    return [v for v in model.trainable_variables if v.name == "kernel"]
+
+
+def add_weight_decay(loss: Tensor, terms: dict, kernels: Sequence[keras.Variable], scale: float) -> Tensor:
+    """`loss + l2_penalty(kernels, scale)`, the penalty also logged as `terms["weight_decay"]`.
+
+    SGD's coupled decay λ·w is the gradient of (λ/2)·Σw², which `l2_penalty` is. A scale of 0
+    (the released default) returns `loss` and leaves `terms` alone.
+    """
+    if scale <= 0:
+        return loss
+    terms["weight_decay"] = l2_penalty(kernels, scale)
+    return loss + terms["weight_decay"]
+
+
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class ReleasedLoss(keras.losses.Loss):
     """The released objective as a Keras loss, for `model.compile(loss=ReleasedLoss())`.

@@ -30,14 +30,14 @@ import tensorflow as tf
 from ssma_tf import training
 from ssma_tf.config import ConfigError
 from ssma_tf.data.pipeline import list_record_files
-from ssma_tf.distribute import synchronize_batch_norms
 from ssma_tf.data.unlabeled import (
     UnlabeledDataError,
     build_mix_dataset,
     decode_record,
     read_index_file,
 )
-from ssma_tf.losses import l2_penalty, total_loss, weighted_cross_entropy
+from ssma_tf.distribute import synchronize_batch_norms
+from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.mixing import (
     DECODABLE_DISTANCE,
@@ -163,7 +163,7 @@ class SemiSupervisedTrainer(training.Trainer):
         preview_count = training.PREVIEW_IMAGES
         # Batch statistics as released (`self.ema_model.train()`); the teacher has no dropout.
         teacher_training = semi.teacher_batch_norm == "batch"
-        decayed = [v for v in model.trainable_variables if v.name == "kernel"]
+        decayed = decayed_kernels(model)
 
         def seed_for(stream: int) -> Any:
             replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
@@ -199,9 +199,7 @@ class SemiSupervisedTrainer(training.Trainer):
             with tf.GradientTape() as tape:
                 outputs = model(inputs, training=True, return_all=True)
                 supervised, terms = total_loss(labels, outputs, aux_weights)
-                if config.weight_decay > 0:
-                    terms["weight_decay"] = l2_penalty(decayed, config.weight_decay)
-                    supervised = supervised + terms["weight_decay"]
+                supervised = add_weight_decay(supervised, terms, decayed, config.weight_decay)
                 scaled = optimizer.scale_loss(supervised / replicas)
             gradients = tape.gradient(scaled, variables)
             # The two passes are independent in the graph, so the executor could run their

@@ -60,7 +60,7 @@ from ssma_tf.data.unlabeled import read_index_file
 from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
 from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
-from ssma_tf.losses import l2_penalty, total_loss
+from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
 from ssma_tf.models.factory import build_model
 from ssma_tf.recalibration import recalibrate_batch_norm
 from ssma_tf.progress import Progress, format_duration
@@ -531,15 +531,13 @@ class Trainer:
         config, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync
         aux_weights = tuple(config.aux_loss_weights)
-        decayed = [v for v in model.trainable_variables if v.name == "kernel"]
+        decayed = decayed_kernels(model)
 
         def forward_backward(inputs, labels):
             with tf.GradientTape() as tape:
                 outputs = model(inputs, training=True, return_all=True)
                 loss, terms = total_loss(labels, outputs, aux_weights)
-                if config.weight_decay > 0:
-                    terms["weight_decay"] = l2_penalty(decayed, config.weight_decay)
-                    loss = loss + terms["weight_decay"]
+                loss = add_weight_decay(loss, terms, decayed, config.weight_decay)
                 # Each replica's loss is the mean over its own pixels; the all-reduce sums the
                 # gradients, so dividing by the replicas gives the gradient of the global mean.
                 scaled = optimizer.scale_loss(loss / replicas)

@@ -42,7 +42,7 @@ from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.evaluation import Evaluator
 from ssma_tf.keras_compat import ExternalGradientAggregation
-from ssma_tf.losses import l2_penalty, total_loss
+from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.metrics import ConfusionMatrix
 from ssma_tf.mixing import colour_jitter, gaussian_blur, greyscale
@@ -255,7 +255,7 @@ class AdaptationTrainer(training.Trainer):
         replicas = strategy.num_replicas_in_sync
         aux_weights = tuple(config.aux_loss_weights)
         views = adapt.views
-        decayed = [v for v in model.trainable_variables if v.name == "kernel"]
+        decayed = decayed_kernels(model)
         base_seed = tf.constant(config.seed or 0, tf.int64)
         step_variable = self.step
 
@@ -297,11 +297,7 @@ class AdaptationTrainer(training.Trainer):
             with tf.GradientTape() as tape:
                 outputs = model(inputs, training=False, return_all=True)
                 source, terms = total_loss(labels, outputs, aux_weights)
-                loss = source
-                if adapt.weight_decay > 0:
-                    # SGD's coupled decay λ·w is the gradient of (λ/2)·Σw², which l2_penalty is.
-                    terms["weight_decay"] = l2_penalty(decayed, adapt.weight_decay)
-                    loss = loss + terms["weight_decay"]
+                loss = add_weight_decay(source, terms, decayed, adapt.weight_decay)
                 scaled = optimizer.scale_loss(loss / replicas)
             gradients = tape.gradient(scaled, variables)
             with tf.GradientTape() as tape:

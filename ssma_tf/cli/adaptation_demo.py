@@ -36,7 +36,6 @@ from ssma_tf.cli.demo import run
 
 OUTPUT = pathlib.Path("adapt_output")
 HEIGHT, WIDTH, CLASSES, BATCH = 48, 96, 7, 8
-ARMS = ("source_only", "abn", "sac", "target_labels")
 # ABN's checkpoint at `--steps`: SAC's starting point, a reference row rather than an arm.
 START = "abn_start"
 ROWS = ("source_only", START, "abn", "sac", "target_labels")
