@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_model, load_weights
+from ssma_tf.constants import AUX_LOSS_WEIGHTS
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
@@ -104,13 +105,14 @@ def candidates(model: keras.Model, stage: Stage, method: str) -> list:
 
 
 def prune_stage(model: keras.Model, stage: Stage, method: str, index: int, batches=None,
-                multiple: int = 1) -> keras.Model:
+                multiple: int = 1, aux_weights: Sequence[float] = AUX_LOSS_WEIGHTS) -> keras.Model:
     """Ranks the maps of `stage` by `method` and returns the pruned copy of `model` (channels removed
-    in groups of `multiple`, `ssma_tf.pruning.surgery.select`)."""
+    in groups of `multiple`, `ssma_tf.pruning.surgery.select`). The Taylor ranking differentiates
+    the training loss with the auxiliary heads weighted `aux_weights` (the config's)."""
     maps = candidates(model, stage, method)
     if not maps:
         raise PruningError(f"stage {index} ({stage.spec!r}): nothing to prune in {model.name}")
-    scores = rank(method, model, maps, batches, ReleasedLoss())
+    scores = rank(method, model, maps, batches, ReleasedLoss(aux_weights=aux_weights))
     keep = select(scores, stage.fraction * count_params(model), maps, what=f"stage {index} ({stage.spec!r})",
                   multiple=multiple)
     return prune(model, keep)
@@ -275,7 +277,8 @@ def run(
             batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
             log(f"stage {index} ({stage.spec}): ranking by {method}"
                 + (f" on {rank_batches} training batches" if batches is not None else ""))
-            _save(prune_stage(model, stage, method, index, batches, channel_multiple), pruned_path)
+            _save(prune_stage(model, stage, method, index, batches, channel_multiple,
+                              tuple(config.aux_loss_weights)), pruned_path)
         if finetune_steps > 0:
             tune = dataclasses.replace(
                 config, checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,

@@ -7,6 +7,8 @@ import pytest
 
 from ssma_tf.cli import prune as prune_cli
 from ssma_tf.models import AdapNetPP
+from ssma_tf.pruning import staged
+from ssma_tf.pruning.ranking import rank
 from tests.training_helpers import smoke_config, write_records
 
 SIZE = ["--set", "height=32", "--set", "width=64", "--set", "batch_size=2"]
@@ -29,10 +31,20 @@ def command(folder, *extra):
 
 def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeypatch, capsys):
     monkeypatch.chdir(run_folder)  # the smoke config's paths are relative
+    losses = []
+
+    def recording_rank(method, model, maps, batches=None, loss_fn=None):
+        losses.append(loss_fn)
+        return rank(method, model, maps, batches, loss_fn)
+
+    monkeypatch.setattr(staged, "rank", recording_rank)
     out = run_folder / "out"
     args = command(run_folder, "--stages", "block4:0.05", "-o", str(out), "--finetune-steps", "0",
-                   "--rank-batches", "1", "--latency-runs", "1", "--channel-multiple", "8")
+                   "--rank-batches", "1", "--latency-runs", "1", "--channel-multiple", "8",
+                   "--set", "aux_loss_weights=[0.3, 0.2]")
     assert prune_cli.main(args) == 0
+    # The Taylor ranking differentiates the config's training loss, auxiliary weights included.
+    assert [loss.aux_weights for loss in losses] == [(0.3, 0.2)]
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["channel_multiple"] == 8
     first, stage = report["stages"]
