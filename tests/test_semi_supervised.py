@@ -155,22 +155,22 @@ def _pair():
 
 
 def test_ema_schedule_and_update_formula():
-    assert ema_decay_at(0, 0.99) == 0.0 and ema_decay_at(1, 0.99) == 0.5
+    assert ema_decay_at(1, 0.99) == 0.5 and ema_decay_at(3, 0.99) == 0.75
     assert ema_decay_at(1000, 0.99) == 0.99
     student, teacher = _pair()
     mt = MeanTeacher(student, teacher, decay=0.99, include_statistics=False)
-    mt.update()  # decay 0: a copy of the trainable weights
-    for t, s in zip(teacher.trainable_weights, student.trainable_weights):
-        np.testing.assert_allclose(t.numpy(), s.numpy())
-    before_t = [t.numpy() for t in teacher.weights]
-    for s in student.weights:
-        s.assign(s.numpy() + 1.0)
-    mt.update()  # decay 0.5
-    for t, s, b in zip(teacher.weights, student.weights, before_t):
-        if any(t is x for x in teacher.trainable_weights):
-            np.testing.assert_allclose(t.numpy(), 0.5 * b + 0.5 * s.numpy(), rtol=1e-6)
-        else:
-            np.testing.assert_array_equal(t.numpy(), b)  # statistics left alone
+    # As released (the training loop's step starts at 1): the first update averages half and half.
+    assert float(mt.current_decay()) == 0.5
+    for decay in (0.5, 2.0 / 3.0):
+        before_t = [t.numpy() for t in teacher.weights]
+        for s in student.weights:
+            s.assign(s.numpy() + 1.0)
+        assert float(mt.update()) == pytest.approx(decay)
+        for t, s, b in zip(teacher.weights, student.weights, before_t):
+            if any(t is x for x in teacher.trainable_weights):
+                np.testing.assert_allclose(t.numpy(), decay * b + (1 - decay) * s.numpy(), rtol=1e-6)
+            else:
+                np.testing.assert_array_equal(t.numpy(), b)  # statistics left alone
     assert int(mt.updates.numpy()) == 2
 
 

@@ -35,8 +35,8 @@ class SemiSupervisedConfig(Section):
                       doc="`depthmix` (mask from measured depth) or `classmix` (mask from half "
                           "the classes of one image's pseudo-label)")
     ema_decay: float = key(0.99, kind="float", minimum=0.0, maximum=0.999999,
-                           doc="largest decay of the teacher's moving average; step t uses "
-                               "min(1 − 1/(t+1), ema_decay)")
+                           doc="largest decay of the teacher's moving average; update t (from 1) "
+                               "uses min(1 − 1/(t+1), ema_decay)")
     ema_every: int = key(1, kind="int", minimum=1, doc="update the teacher every n steps")
     teacher_batch_norm: str = key(
         "batch", kind="choice", choices=TEACHER_BATCH_NORMS,
