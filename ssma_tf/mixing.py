@@ -189,6 +189,79 @@ def colour_jitter(images: Any, strength: float, probability: float, seed: Any,
     return apply * jittered + (1.0 - apply) * images
 
 
+def mix_colour_jitter(images: Any, strength: float, probability: float, seed: Any) -> Any:
+    """The colour jitter of the released DepthMix and ClassMix code, on a mixed batch.
+
+    Their `transformsgpu.color_jitter` runs kornia 0.4's `ColorJitter(s, s, s, s)` on the whole
+    batch with probability `probability` (one draw per batch), on RGB in [0, 1]. Each image gets
+    its own factors; the four adjustments run in one random order per batch:
+
+    - brightness: x + (b − 1), b ~ U[1 − s, 1 + s] (additive, unlike torchvision's);
+    - contrast: x · c, c ~ U[1 − s, 1 + s] (no pull toward the mean, unlike torchvision's);
+    - saturation: the HSV saturation times f ~ U[1 − s, 1 + s];
+    - hue: shifted by h ~ U[−s, s] of a turn;
+
+    each followed by a clip to [0, 1]. (`colour_jitter` is torchvision's, which domain
+    adaptation's released code uses.)
+
+    Args:
+        images: float (B, H, W, 3) BGR 0..255.
+        strength: s in [0, 0.5]; 0 returns the images unchanged.
+        probability: chance that the batch is jittered.
+        seed: stateless seed, shape [2].
+    """
+    if strength <= 0 or probability <= 0:
+        return images
+    batch = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    apply = tf.random.stateless_uniform([], seed=seeds[0]) < probability
+    draws = tf.random.stateless_uniform([batch, 4], seed=seeds[1])
+    order = tf.argsort(tf.random.stateless_uniform([4], seed=seeds[2]))
+    brightness = strength * (2.0 * draws[:, 0] - 1.0)
+    contrast = 1.0 + strength * (2.0 * draws[:, 1] - 1.0)
+    saturation = 1.0 + strength * (2.0 * draws[:, 2] - 1.0)
+    hue = strength * (2.0 * draws[:, 3] - 1.0)
+    rgb = tf.clip_by_value(tf.reverse(images, axis=[-1]) / 255.0, 0.0, 1.0)
+    out = jitter_rgb(rgb, brightness, contrast, saturation, hue, order)
+    jittered = tf.reverse(out, axis=[-1]) * 255.0
+    return tf.where(apply, jittered, images)
+
+
+def jitter_rgb(rgb: Any, brightness: Any, contrast: Any, saturation: Any, hue: Any,
+               order: Any) -> Any:
+    """kornia 0.4's four colour adjustments of `mix_colour_jitter` with given factors.
+
+    Args:
+        rgb: float (B, H, W, 3) RGB in [0, 1].
+        brightness: (B,) added to every channel.
+        contrast: (B,) multiplying every channel.
+        saturation: (B,) multiplying the HSV saturation.
+        hue: (B,) added to the hue, in turns.
+        order: (4,) int, a permutation of 0 (brightness), 1 (contrast), 2 (saturation), 3 (hue).
+    """
+    column = lambda v: tf.cast(v, tf.float32)[:, None, None, None]  # noqa: E731
+
+    def adjust_hsv(x, scale_s, shift_h):
+        hsv = tf.image.rgb_to_hsv(x)
+        h = tf.math.floormod(hsv[..., 0] + shift_h[:, None, None], 1.0)
+        sat = tf.clip_by_value(hsv[..., 1] * scale_s[:, None, None], 0.0, 1.0)
+        return tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, sat, hsv[..., 2]], -1)), 0.0, 1.0)
+
+    hue = tf.cast(hue, tf.float32)
+    saturation = tf.cast(saturation, tf.float32)
+    adjustments = [
+        lambda x: tf.clip_by_value(x + column(brightness), 0.0, 1.0),
+        lambda x: tf.clip_by_value(x * column(contrast), 0.0, 1.0),
+        lambda x: adjust_hsv(x, saturation, tf.zeros_like(hue)),
+        lambda x: adjust_hsv(x, tf.ones_like(saturation), hue),
+    ]
+    out = tf.convert_to_tensor(rgb, tf.float32)
+    order = tf.convert_to_tensor(order, tf.int32)
+    for k in range(4):
+        out = tf.switch_case(order[k], [lambda f=f, x=out: f(x) for f in adjustments])
+    return out
+
+
 def greyscale(images: Any, probability: float, seed: Any) -> Any:
     """Turns each image grey (the luma in every channel) with probability `probability`.
 
@@ -203,11 +276,15 @@ def greyscale(images: Any, probability: float, seed: Any) -> Any:
     return tf.where(apply[:, None, None, None], grey, images)
 
 
-def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float, seed: Any) -> Any:
+def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float, seed: Any,
+                  per_batch: bool = False) -> Any:
     """Blurs each image with probability `probability` by a Gaussian of sigma ~ U(sigma_range).
 
     The kernel has a fixed size (3 × the largest sigma on each side) so that one batched
-    depthwise convolution blurs every image with its own sigma.
+    depthwise convolution blurs every image with its own sigma. `per_batch`: one draw for the
+    whole batch (blurred or not, one sigma), as the released DepthMix code blurs a mixed batch.
+    (Its kernel spans about a tenth of the image, which at the sizes it trained on holds the
+    whole Gaussian; on images under ~70 pixels it would cut the tails this kernel keeps.)
     """
     low, high = float(sigma_range[0]), float(sigma_range[1])
     if high <= 0 or probability <= 0:
@@ -215,7 +292,9 @@ def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float,
     radius = max(1, int(math.ceil(_BLUR_RADIUS_SIGMAS * high)))
     shape = tf.shape(images)
     batch, channels = shape[0], images.shape[-1]
-    draws = tf.random.stateless_uniform([batch, 2], seed=seed)
+    draws = tf.random.stateless_uniform([1 if per_batch else batch, 2], seed=seed)
+    if per_batch:
+        draws = tf.repeat(draws, batch, axis=0)
     sigma = tf.maximum(low + (high - low) * draws[:, 1], 1e-3)
     apply = draws[:, 0] < probability
     offsets = tf.range(-radius, radius + 1, dtype=tf.float32)

@@ -42,13 +42,13 @@ from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.mixing import (
     DECODABLE_DISTANCE,
     classmix_mask,
-    colour_jitter,
     confidence_weight,
     decode_nearness,
     depthmix_mask,
     gaussian_blur,
     label_probabilities,
     mix,
+    mix_colour_jitter,
 )
 from ssma_tf.summaries import write_images, write_scalar
 
@@ -188,8 +188,10 @@ class SemiSupervisedTrainer(training.Trainer):
             mixed1 = mix(mask, modality1, other(modality1))
             mixed2 = mix(mask, modality2, other(modality2))
             mixed_probs = mix(mask, probs, other(probs))
-            mixed1 = colour_jitter(mixed1, semi.jitter, semi.jitter_probability, seed_for(_JITTER))
-            mixed1 = gaussian_blur(mixed1, semi.blur_sigma, semi.blur_probability, seed_for(_BLUR))
+            # As released: one jitter and one blur decision per mixed batch (kornia 0.4's jitter).
+            mixed1 = mix_colour_jitter(mixed1, semi.jitter, semi.jitter_probability, seed_for(_JITTER))
+            mixed1 = gaussian_blur(mixed1, semi.blur_sigma, semi.blur_probability, seed_for(_BLUR),
+                                   per_batch=True)
             pseudo = tf.argmax(mixed_probs, axis=-1, output_type=tf.int32)
             weight = confidence_weight(mixed_probs, semi.confidence)
             return mixed1, mixed2, pseudo, weight, mask

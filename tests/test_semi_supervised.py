@@ -29,7 +29,9 @@ from ssma_tf.mixing import (
     decode_nearness,
     depthmix_mask,
     gaussian_blur,
+    jitter_rgb,
     mix,
+    mix_colour_jitter,
 )
 from tests.training_helpers import TinySegmenter, build_tiny_model, run_on_two_logical_cpus
 
@@ -132,6 +134,51 @@ def test_confidence_weight_is_the_share_of_confident_pixels():
     probs[0, 1, 1] = [0.2, 0.35, 0.45]
     assert float(confidence_weight(probs, 0.968)) == pytest.approx(0.5)
     assert float(confidence_weight(probs, 0.48)) == pytest.approx(0.75)
+
+
+def test_mix_jitter_follows_kornia_04_in_the_drawn_order():
+    """Released DepthMix jitter: additive brightness, contrast without a pull to the mean."""
+    grey = np.full((1, 2, 2, 3), 0.5, np.float32)
+    one = lambda v: tf.constant([v], tf.float32)  # noqa: E731
+
+    def run(image, brightness=0.0, contrast=1.0, saturation=1.0, hue=0.0, order=(0, 1, 2, 3)):
+        return jitter_rgb(image, one(brightness), one(contrast), one(saturation), one(hue),
+                          tf.constant(order)).numpy()[0, 0, 0]
+
+    np.testing.assert_allclose(run(grey, 0.1, 1.2), [0.72] * 3, atol=1e-6)  # (0.5 + 0.1) · 1.2
+    np.testing.assert_allclose(run(grey, 0.1, 1.2, order=(1, 0, 2, 3)), [0.7] * 3, atol=1e-6)
+    np.testing.assert_allclose(run(grey, 0.7), [1.0] * 3)  # clipped to [0, 1]
+    red = np.tile(np.array([0.8, 0.4, 0.4], np.float32), (1, 2, 2, 1))
+    np.testing.assert_allclose(run(red, saturation=0.5), [0.8, 0.6, 0.6], atol=1e-5)
+    np.testing.assert_allclose(run(red, hue=1 / 3), [0.4, 0.8, 0.4], atol=1e-5)
+    np.testing.assert_allclose(run(red, hue=-2 / 3), [0.4, 0.8, 0.4], atol=1e-5)
+
+
+def test_mix_jitter_decides_once_per_batch():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, size=(4, H, W, 3)).astype(np.float32)
+    np.testing.assert_array_equal(mix_colour_jitter(images, 0.25, 0.0, tf.constant([0, 1])), images)
+    outcomes = set()
+    for seed in range(12):
+        out = mix_colour_jitter(images, 0.25, 0.5, tf.constant([seed, 3])).numpy()
+        changed = [not np.allclose(o, i) for o, i in zip(out, images)]
+        assert len(set(changed)) == 1, changed  # the whole batch or none of it
+        outcomes.add(changed[0])
+        if changed[0]:  # each image its own factors
+            assert not np.allclose(out[0] - images[0], out[1] - images[1])
+    assert outcomes == {True, False}
+
+
+def test_blur_per_batch_blurs_all_or_none_with_one_sigma():
+    rng = np.random.default_rng(1)
+    noise = np.repeat(rng.uniform(0, 255, size=(1, H, W, 3)).astype(np.float32), 3, axis=0)
+    seen = set()
+    for seed in range(10):
+        out = gaussian_blur(noise, (0.3, 1.2), 0.5, tf.constant([seed, 5]), per_batch=True).numpy()
+        np.testing.assert_allclose(out[1], out[0], atol=1e-4)  # same image, same sigma
+        np.testing.assert_allclose(out[2], out[0], atol=1e-4)
+        seen.add(bool(np.allclose(out[0], noise[0])))
+    assert seen == {True, False}
 
 
 def test_blur_keeps_a_flat_image_and_leaves_unselected_images_alone():

@@ -59,12 +59,12 @@ class SemiSupervisedConfig(Section):
                                  doc="a mix image with a label uses it instead of the teacher's "
                                      "prediction")
     jitter: float = key(0.25, kind="float", minimum=0.0, maximum=0.5,
-                        doc="colour jitter strength on mixed modality 1 (brightness, contrast, "
-                            "saturation, hue); 0: off")
+                        doc="colour jitter strength on mixed modality 1 (kornia 0.4's brightness, "
+                            "contrast, saturation, hue, as released); 0: off")
     jitter_probability: float = key(0.8, kind="float", minimum=0.0, maximum=1.0,
-                                    doc="chance of jittering a mixed image")
+                                    doc="chance of jittering a mixed batch (one draw per batch)")
     blur_sigma: tuple[float, float] = key(
         (0.15, 1.15), kind="range", minimum=0.0, maximum=3.0,
         doc="Gaussian blur sigma range in pixels on mixed modality 1; [0, 0]: off")
     blur_probability: float = key(0.5, kind="float", minimum=0.0, maximum=1.0,
-                                  doc="chance of blurring a mixed image")
+                                  doc="chance of blurring a mixed batch (one draw and sigma per batch)")
