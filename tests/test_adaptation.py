@@ -287,10 +287,11 @@ def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
                                      log=lambda line: None)
 
 
-def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, tiny_model):
+@pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])
+def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, tiny_model, model):
     from ssma_tf.cli import importance_weights
 
-    config = _config(tmp_path, max_iteration=1, adaptation={"method": "abn"})
+    config = _config(tmp_path, model=model, max_iteration=1, adaptation={"method": "abn"})
     training.Trainer(config, log=lambda line: None).train()
     path = tmp_path / "weights.json"
     run = importance_weights.main(["-c", str(tmp_path / "run" / "config.yaml"), "-o", str(path),
@@ -298,7 +299,7 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
     assert run == 0
     content = json.loads(path.read_text())
     assert len(content["probabilities"]) == 5 and abs(sum(content["probabilities"]) - 1) < 1e-9
-    sac = _config(tmp_path, importance_weights=str(path), max_iteration=1,
+    sac = _config(tmp_path, model=model, importance_weights=str(path), max_iteration=1,
                   checkpoint=str(tmp_path / "sac"))
     trainer = adaptation.AdaptationTrainer(sac, log=lambda line: None)
     assert trainer._acceptance is not None and trainer._acceptance.max() == 1.0

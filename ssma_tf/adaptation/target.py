@@ -111,7 +111,7 @@ def predicted_class_counts(
     width: int,
     num_classes: int,
     fusion: bool = False,
-    input_modality: str = "modality1",
+    input_modality: Optional[str] = "modality1",
     batch_size: int = 4,
     modality2_interpolation: str = "nearest",
     progress: Any = None,
@@ -122,10 +122,10 @@ def predicted_class_counts(
         modalities: the images each record holds that are read (1 or 2).
         fusion: the model takes both modalities (SSMA); otherwise it takes `input_modality`.
         input_modality: the one image a unimodal model sees ("modality1" or "modality2"), as
-            in its training.
+            in its training; not read for a fusion model (a fusion config has none).
         progress: called with the number of records done after each batch (optional).
     """
-    if input_modality not in ("modality1", "modality2"):
+    if not fusion and input_modality not in ("modality1", "modality2"):
         raise ValueError(f"input_modality must be 'modality1' or 'modality2', got {input_modality!r}")
     needed = 2 if fusion or input_modality == "modality2" else 1
     if modalities < needed:
