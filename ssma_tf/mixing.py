@@ -154,39 +154,40 @@ def confidence_weight(probs: Any, threshold: float) -> Any:
 
 def colour_jitter(images: Any, strength: float, probability: float, seed: Any,
                   hue: Optional[float] = None) -> Any:
-    """Random brightness, contrast, saturation and hue, each by up to `strength`, per image.
+    """torchvision's `ColorJitter(s, s, s, hue)`, each image on its own with `probability`.
 
-    As torchvision's `ColorJitter(s, s, s, s)` applied with `probability` (the released code's
-    0.25 and 0.8): brightness and contrast factors in [1 − s, 1 + s], saturation likewise, hue
-    shifted by up to s of a turn.
+    Domain adaptation's released code (`visinf/da-sac`) jitters each view so, with p 0.5. Per
+    image: factors b, c, f ~ U[1 − s, 1 + s] and a hue shift ~ U[−hue, hue] (a fraction of a
+    turn), applied in a random order of their own, each followed by a clip to [0, 1] as
+    torchvision's functions do:
+
+    - brightness: x · b;
+    - contrast: the image's mean grey + c · (x − mean grey);
+    - saturation: each pixel's grey + f · (x − grey);
+    - hue: shifted in HSV.
 
     Args:
         images: float (B, H, W, 3) BGR 0..255.
-        strength: s in [0, 0.5]; 0 returns the images unchanged.
+        strength: s in [0, 0.5]; 0 leaves brightness, contrast and saturation alone.
         probability: chance that an image is jittered.
         seed: stateless seed, shape [2].
-        hue: the hue's own strength (a fraction of a turn), when it differs from `strength`
-            (domain adaptation jitters 0.4/0.4/0.4 with hue 0.1).
+        hue: the hue's own strength, when it differs from `strength` (da-sac: 0.1).
     """
     hue_strength = strength if hue is None else hue
     if (strength <= 0 and hue_strength <= 0) or probability <= 0:
         return images
     batch = tf.shape(images)[0]
-    draws = tf.random.stateless_uniform([batch, 5], seed=seed)
-    apply = tf.cast(draws[:, 0] < probability, tf.float32)[:, None, None, None]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    draws = tf.random.stateless_uniform([batch, 5], seed=seeds[0])
+    order = tf.argsort(tf.random.stateless_uniform([batch, 4], seed=seeds[1]), axis=-1)
+    apply = draws[:, 0] < probability
     factors = 1.0 + strength * (2.0 * draws[:, 1:4] - 1.0)
-    hue_shift = hue_strength * (2.0 * draws[:, 4] - 1.0)
+    shift = hue_strength * (2.0 * draws[:, 4] - 1.0)
     rgb = tf.clip_by_value(tf.reverse(images, axis=[-1]) / 255.0, 0.0, 1.0)
-    out = rgb * factors[:, 0, None, None, None]
-    grey = tf.reduce_mean(tf.image.rgb_to_grayscale(tf.clip_by_value(out, 0.0, 1.0)),
-                          axis=[1, 2, 3], keepdims=True)
-    out = tf.clip_by_value((out - grey) * factors[:, 1, None, None, None] + grey, 0.0, 1.0)
-    hsv = tf.image.rgb_to_hsv(out)
-    h = tf.math.floormod(hsv[..., 0] + hue_shift[:, None, None], 1.0)
-    s = tf.clip_by_value(hsv[..., 1] * factors[:, 2, None, None], 0.0, 1.0)
-    out = tf.image.hsv_to_rgb(tf.stack([h, s, hsv[..., 2]], axis=-1))
+    out = jitter_rgb(rgb, factors[:, 0], factors[:, 1], factors[:, 2], shift, order,
+                     style="torchvision")
     jittered = tf.reverse(out, axis=[-1]) * 255.0
-    return apply * jittered + (1.0 - apply) * images
+    return tf.where(apply[:, None, None, None], jittered, images)
 
 
 def mix_colour_jitter(images: Any, strength: float, probability: float, seed: Any) -> Any:
@@ -222,43 +223,67 @@ def mix_colour_jitter(images: Any, strength: float, probability: float, seed: An
     saturation = 1.0 + strength * (2.0 * draws[:, 2] - 1.0)
     hue = strength * (2.0 * draws[:, 3] - 1.0)
     rgb = tf.clip_by_value(tf.reverse(images, axis=[-1]) / 255.0, 0.0, 1.0)
-    out = jitter_rgb(rgb, brightness, contrast, saturation, hue, order)
+    out = jitter_rgb(rgb, brightness, contrast, saturation, hue, tf.tile(order[None], [batch, 1]),
+                     style="kornia")
     jittered = tf.reverse(out, axis=[-1]) * 255.0
     return tf.where(apply, jittered, images)
 
 
 def jitter_rgb(rgb: Any, brightness: Any, contrast: Any, saturation: Any, hue: Any,
-               order: Any) -> Any:
-    """kornia 0.4's four colour adjustments of `mix_colour_jitter` with given factors.
+               order: Any, style: str) -> Any:
+    """Four colour adjustments with given factors, in a given order per image.
 
     Args:
         rgb: float (B, H, W, 3) RGB in [0, 1].
-        brightness: (B,) added to every channel.
-        contrast: (B,) multiplying every channel.
-        saturation: (B,) multiplying the HSV saturation.
+        brightness: (B,) kornia: added to every channel; torchvision: multiplying it.
+        contrast: (B,) kornia: multiplying every channel; torchvision: scaling the distance
+            to the image's mean grey.
+        saturation: (B,) kornia: multiplying the HSV saturation; torchvision: scaling each
+            pixel's distance to its grey.
         hue: (B,) added to the hue, in turns.
-        order: (4,) int, a permutation of 0 (brightness), 1 (contrast), 2 (saturation), 3 (hue).
+        order: (B, 4) int, per image a permutation of 0 (brightness), 1 (contrast),
+            2 (saturation), 3 (hue).
+        style: "kornia" (0.4, as the released DepthMix) or "torchvision" (as da-sac).
     """
+    if style not in ("kornia", "torchvision"):
+        raise ValueError(f"style must be 'kornia' or 'torchvision', got {style!r}")
     column = lambda v: tf.cast(v, tf.float32)[:, None, None, None]  # noqa: E731
-
-    def adjust_hsv(x, scale_s, shift_h):
-        hsv = tf.image.rgb_to_hsv(x)
-        h = tf.math.floormod(hsv[..., 0] + shift_h[:, None, None], 1.0)
-        sat = tf.clip_by_value(hsv[..., 1] * scale_s[:, None, None], 0.0, 1.0)
-        return tf.clip_by_value(tf.image.hsv_to_rgb(tf.stack([h, sat, hsv[..., 2]], -1)), 0.0, 1.0)
-
+    clip = lambda x: tf.clip_by_value(x, 0.0, 1.0)  # noqa: E731
     hue = tf.cast(hue, tf.float32)
-    saturation = tf.cast(saturation, tf.float32)
-    adjustments = [
-        lambda x: tf.clip_by_value(x + column(brightness), 0.0, 1.0),
-        lambda x: tf.clip_by_value(x * column(contrast), 0.0, 1.0),
-        lambda x: adjust_hsv(x, saturation, tf.zeros_like(hue)),
-        lambda x: adjust_hsv(x, tf.ones_like(saturation), hue),
-    ]
+
+    def shift_hue(x):
+        hsv = tf.image.rgb_to_hsv(x)
+        h = tf.math.floormod(hsv[..., 0] + hue[:, None, None], 1.0)
+        return clip(tf.image.hsv_to_rgb(tf.stack([h, hsv[..., 1], hsv[..., 2]], -1)))
+
+    if style == "kornia":
+        def scale_saturation(x):
+            hsv = tf.image.rgb_to_hsv(x)
+            sat = clip(hsv[..., 1] * tf.cast(saturation, tf.float32)[:, None, None])
+            return clip(tf.image.hsv_to_rgb(tf.stack([hsv[..., 0], sat, hsv[..., 2]], -1)))
+
+        adjustments = [lambda x: clip(x + column(brightness)),
+                       lambda x: clip(x * column(contrast)),
+                       scale_saturation, shift_hue]
+    else:
+        def blend(x, towards, factor):
+            return clip(towards + column(factor) * (x - towards))
+
+        adjustments = [
+            lambda x: clip(x * column(brightness)),
+            lambda x: blend(x, tf.reduce_mean(tf.image.rgb_to_grayscale(x), axis=[1, 2, 3],
+                                              keepdims=True), contrast),
+            lambda x: blend(x, tf.image.rgb_to_grayscale(x), saturation),
+            shift_hue,
+        ]
     out = tf.convert_to_tensor(rgb, tf.float32)
     order = tf.convert_to_tensor(order, tf.int32)
     for k in range(4):
-        out = tf.switch_case(order[k], [lambda f=f, x=out: f(x) for f in adjustments])
+        # Every adjustment of the current images, then each image keeps the one its order
+        # names at this place.
+        candidates = tf.stack([f(out) for f in adjustments], axis=0)  # (4, B, H, W, 3)
+        pick = tf.transpose(tf.one_hot(order[:, k], 4))                # (4, B)
+        out = tf.reduce_sum(candidates * pick[:, :, None, None, None], axis=0)
     return out
 
 

@@ -143,7 +143,7 @@ def test_mix_jitter_follows_kornia_04_in_the_drawn_order():
 
     def run(image, brightness=0.0, contrast=1.0, saturation=1.0, hue=0.0, order=(0, 1, 2, 3)):
         return jitter_rgb(image, one(brightness), one(contrast), one(saturation), one(hue),
-                          tf.constant(order)).numpy()[0, 0, 0]
+                          tf.constant([order]), style="kornia").numpy()[0, 0, 0]
 
     np.testing.assert_allclose(run(grey, 0.1, 1.2), [0.72] * 3, atol=1e-6)  # (0.5 + 0.1) · 1.2
     np.testing.assert_allclose(run(grey, 0.1, 1.2, order=(1, 0, 2, 3)), [0.7] * 3, atol=1e-6)
@@ -152,6 +152,32 @@ def test_mix_jitter_follows_kornia_04_in_the_drawn_order():
     np.testing.assert_allclose(run(red, saturation=0.5), [0.8, 0.6, 0.6], atol=1e-5)
     np.testing.assert_allclose(run(red, hue=1 / 3), [0.4, 0.8, 0.4], atol=1e-5)
     np.testing.assert_allclose(run(red, hue=-2 / 3), [0.4, 0.8, 0.4], atol=1e-5)
+
+
+def test_adaptation_jitter_follows_torchvision_in_each_images_order():
+    """da-sac's jitter: multiplicative brightness, contrast and saturation pulled to grey."""
+    image = np.zeros((2, 1, 2, 3), np.float32)
+    image[:, 0, 0] = [0.8, 0.4, 0.4]
+    image[:, 0, 1] = [0.2, 0.2, 0.2]
+    pair = lambda v: tf.constant([v, v], tf.float32)  # noqa: E731
+    luma = np.array([0.299, 0.587, 0.114], np.float32)  # TensorFlow's grey: 0.2989 for red
+
+    def run(brightness=1.0, contrast=1.0, saturation=1.0, hue=0.0, orders=((0, 1, 2, 3),) * 2):
+        return jitter_rgb(image, pair(brightness), pair(contrast), pair(saturation), pair(hue),
+                          tf.constant(orders), style="torchvision").numpy()
+
+    np.testing.assert_allclose(run(brightness=1.2)[0], np.clip(image[0] * 1.2, 0, 1), atol=1e-6)
+    mean = (image[0] @ luma).mean()
+    np.testing.assert_allclose(run(contrast=0.5)[0], mean + 0.5 * (image[0] - mean), atol=2e-4)
+    grey = (image[0] @ luma)[..., None]
+    np.testing.assert_allclose(run(saturation=0.5)[0], grey + 0.5 * (image[0] - grey), atol=2e-4)
+    # Each image its own order: brightness then contrast, or contrast then brightness.
+    both = run(brightness=1.5, contrast=0.5, orders=((0, 1, 2, 3), (1, 0, 2, 3)))
+    first = np.clip(image[0] * 1.5, 0, 1)
+    first_mean = (first @ luma).mean()
+    np.testing.assert_allclose(both[0], first_mean + 0.5 * (first - first_mean), atol=2e-4)
+    np.testing.assert_allclose(both[1], np.clip((mean + 0.5 * (image[0] - mean)) * 1.5, 0, 1),
+                               atol=2e-4)
 
 
 def test_mix_jitter_decides_once_per_batch():
