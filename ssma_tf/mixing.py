@@ -223,8 +223,7 @@ def mix_colour_jitter(images: Any, strength: float, probability: float, seed: An
     saturation = 1.0 + strength * (2.0 * draws[:, 2] - 1.0)
     hue = strength * (2.0 * draws[:, 3] - 1.0)
     rgb = tf.clip_by_value(tf.reverse(images, axis=[-1]) / 255.0, 0.0, 1.0)
-    out = jitter_rgb(rgb, brightness, contrast, saturation, hue, tf.tile(order[None], [batch, 1]),
-                     style="kornia")
+    out = jitter_rgb(rgb, brightness, contrast, saturation, hue, order, style="kornia")
     jittered = tf.reverse(out, axis=[-1]) * 255.0
     return tf.where(apply, jittered, images)
 
@@ -242,7 +241,8 @@ def jitter_rgb(rgb: Any, brightness: Any, contrast: Any, saturation: Any, hue: A
             pixel's distance to its grey.
         hue: (B,) added to the hue, in turns.
         order: (B, 4) int, per image a permutation of 0 (brightness), 1 (contrast),
-            2 (saturation), 3 (hue).
+            2 (saturation), 3 (hue); or (4,), one permutation for the whole batch (then only
+            the adjustment it names is computed at each place).
         style: "kornia" (0.4, as the released DepthMix) or "torchvision" (as da-sac).
     """
     if style not in ("kornia", "torchvision"):
@@ -279,6 +279,9 @@ def jitter_rgb(rgb: Any, brightness: Any, contrast: Any, saturation: Any, hue: A
     out = tf.convert_to_tensor(rgb, tf.float32)
     order = tf.convert_to_tensor(order, tf.int32)
     for k in range(4):
+        if order.shape.rank == 1:
+            out = tf.switch_case(order[k], [lambda f=f, x=out: f(x) for f in adjustments])
+            continue
         # Every adjustment of the current images, then each image keeps the one its order
         # names at this place.
         candidates = tf.stack([f(out) for f in adjustments], axis=0)  # (4, B, H, W, 3)

@@ -147,6 +147,10 @@ def test_mix_jitter_follows_kornia_04_in_the_drawn_order():
 
     np.testing.assert_allclose(run(grey, 0.1, 1.2), [0.72] * 3, atol=1e-6)  # (0.5 + 0.1) · 1.2
     np.testing.assert_allclose(run(grey, 0.1, 1.2, order=(1, 0, 2, 3)), [0.7] * 3, atol=1e-6)
+    # One order for the whole batch (computing only the named adjustment) gives the same.
+    shared = jitter_rgb(grey, one(0.1), one(1.2), one(1.0), one(0.0), tf.constant((1, 0, 2, 3)),
+                        style="kornia").numpy()[0, 0, 0]
+    np.testing.assert_allclose(shared, [0.7] * 3, atol=1e-6)
     np.testing.assert_allclose(run(grey, 0.7), [1.0] * 3)  # clipped to [0, 1]
     red = np.tile(np.array([0.8, 0.4, 0.4], np.float32), (1, 2, 2, 1))
     np.testing.assert_allclose(run(red, saturation=0.5), [0.8, 0.6, 0.6], atol=1e-5)
