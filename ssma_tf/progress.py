@@ -18,6 +18,9 @@ from typing import Optional, TextIO
 BAR_WIDTH = 30
 # Redrawing more often than this costs time and shows nothing new.
 _REDRAW_SECONDS = 0.1
+# Long data tools run under nohup or with their output in a log file, where no bar is drawn: a
+# plain line this often (and at the end) shows how far they are without filling the log.
+PIPED_LOG_SECONDS = 10.0
 
 
 def format_duration(seconds: float) -> str:
@@ -131,6 +134,18 @@ class Progress:
     def close(self) -> None:
         """Removes the bar for good."""
         self.clear()
+
+    @classmethod
+    def bar_or_lines(cls, stream: Optional[TextIO] = None, **kwargs) -> "Progress":
+        """A bar on a terminal; elsewhere (a log file, a pipe) a line every `PIPED_LOG_SECONDS`.
+
+        Args:
+            stream: where to write (default: standard error).
+            **kwargs: the other arguments of `Progress` but `total` (0: set by the callback) and
+                `log_every`.
+        """
+        stream = stream if stream is not None else sys.stderr
+        return cls(0, stream=stream, log_every=None if is_terminal(stream) else PIPED_LOG_SECONDS, **kwargs)
 
     def __call__(self, done: int, total: int) -> None:
         """`update` as a `progress(done, total)` callback (`ssma_tf.data.write_tfrecords` calls it)."""
