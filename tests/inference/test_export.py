@@ -186,3 +186,15 @@ def test_export_options_are_checked(adapnet, tmp_path):
         _load_tool("export").main(["--checkpoint", "x", "--size", "big", "--output", str(tmp_path / "b")])
     assert _load_tool("export").main(["--checkpoint", str(tmp_path / "none.weights.h5"), "--model", "SSMA",
                                       "--num_classes", "3", "--output", str(tmp_path / "b")]) == 2
+
+
+def test_the_deploy_report_names_the_input_type_the_export_takes(tmp_path):
+    # A full-integer TFLite export takes uint8 images; the report said float32 for every export.
+    from ssma_tf.inference.deploy import DeployReport
+
+    (tmp_path / "model_int8.tflite").write_bytes(b"x" * 1024)
+    meta = {"backend": "tflite", "precision": "int8", "files": {"tflite": "model_int8.tflite"},
+            "inputs": ["image"], "input_dtype": "uint8", "size": [32, 64]}
+    assert "input image uint8 BGR 1x32x64x3" in str(DeployReport(str(tmp_path), meta))
+    meta.update(backend="openvino", precision="int8", files={"openvino": "model_int8.tflite"}, input_dtype="float32")
+    assert "input image float32 BGR 1x32x64x3" in str(DeployReport(str(tmp_path), meta))
