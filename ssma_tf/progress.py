@@ -85,6 +85,7 @@ class Progress:
         self.terminal = is_terminal(self.stream)
         self._start = time.monotonic()
         self._last_line = self._start
+        self._last_logged: Optional[int] = None
         self._last_draw = float("-inf")
         self._shown = False
 
@@ -102,8 +103,9 @@ class Progress:
         now = time.monotonic()
         finished = done >= self.total
         if self.log_every is not None and (finished or now - self._last_line >= self.log_every):
-            self._last_line = now
-            self.log(self._line(done, now))
+            if done != self._last_logged:  # a caller may report its last count twice
+                self._last_line, self._last_logged = now, done
+                self.log(self._line(done, now))
             return
         if not self.terminal or (not finished and now - self._last_draw < _REDRAW_SECONDS):
             return
