@@ -86,6 +86,7 @@ def test_export_metadata_describes_the_signature(exported):
     assert metadata["inputs"] == ["image"] and metadata["channel_order"] == "BGR"
     assert metadata["size"] == [HEIGHT, WIDTH] and metadata["batch_norm_folded"] == 58
     assert metadata["tflite"] == {"float32": "model_float32.tflite"}
+    assert metadata["input_modality"] == "modality1"
     leftovers = [name for name in os.listdir(exported.parent) if ".partial-" in name]
     assert leftovers == []
 
@@ -198,3 +199,11 @@ def test_the_deploy_report_names_the_input_type_the_export_takes(tmp_path):
     assert "input image uint8 BGR 1x32x64x3" in str(DeployReport(str(tmp_path), meta))
     meta.update(backend="openvino", precision="int8", files={"openvino": "model_int8.tflite"}, input_dtype="float32")
     assert "input image float32 BGR 1x32x64x3" in str(DeployReport(str(tmp_path), meta))
+
+
+def test_metadata_says_which_modality_an_experts_image_input_is(adapnet):
+    # The SavedModel of a depth expert takes depth pictures as `image`; the deploy exports said
+    # so, the SavedModel's metadata did not.
+    report = export.ExportReport(path="unused", metadata={})
+    metadata = export._metadata(adapnet, (64, 128), "nearest", report, None, "modality2")
+    assert metadata["inputs"] == ["image"] and metadata["input_modality"] == "modality2"
