@@ -8,7 +8,8 @@ or a file that is not a TFRecord file), the `tf.train.Example` (height, width, m
 and, for fusion data, modality2), the pixel bytes (raw of the right size, or a PNG of the record's
 size) and, with `--num_classes`, every label id below the class count. A bar shows the progress
 on a terminal, a line every 10 s in a log file. Prints one line per file (records, kind, image
-sizes, label ids) and one line per problem, naming the file and the record index. The work is done by `ssma_tf.data.records`.
+sizes, label ids) and one line per problem, naming the file and the record index. The work is
+done by `ssma_tf.data.records`.
 
 Exit status: 0 every file is good, 2 a problem was found (or a bad flag or missing file).
 """
