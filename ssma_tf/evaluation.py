@@ -258,7 +258,8 @@ def _class_names(config: Any) -> Optional[list]:
     try:
         from ssma_tf.data.datasets import get_dataset_info
 
-        info = get_dataset_info(config.dataset)
+        # An own dataset is described in the config's `palette` file, not the shipped one.
+        info = get_dataset_info(config.dataset, getattr(config, "palette", None))
     except ValueError:
         return None
     return list(info.class_names) if info.num_classes == config.num_classes else None

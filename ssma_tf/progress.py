@@ -18,6 +18,9 @@ from typing import Optional, TextIO
 BAR_WIDTH = 30
 # Redrawing more often than this costs time and shows nothing new.
 _REDRAW_SECONDS = 0.1
+# Long data tools run under nohup or with their output in a log file, where no bar is drawn: a
+# plain line this often (and at the end) shows how far they are without filling the log.
+PIPED_LOG_SECONDS = 10.0
 
 
 def format_duration(seconds: float) -> str:
@@ -82,6 +85,7 @@ class Progress:
         self.terminal = is_terminal(self.stream)
         self._start = time.monotonic()
         self._last_line = self._start
+        self._last_logged: Optional[int] = None
         self._last_draw = float("-inf")
         self._shown = False
 
@@ -99,8 +103,9 @@ class Progress:
         now = time.monotonic()
         finished = done >= self.total
         if self.log_every is not None and (finished or now - self._last_line >= self.log_every):
-            self._last_line = now
-            self.log(self._line(done, now))
+            if done != self._last_logged:  # a caller may report its last count twice
+                self._last_line, self._last_logged = now, done
+                self.log(self._line(done, now))
             return
         if not self.terminal or (not finished and now - self._last_draw < _REDRAW_SECONDS):
             return
@@ -131,6 +136,18 @@ class Progress:
     def close(self) -> None:
         """Removes the bar for good."""
         self.clear()
+
+    @classmethod
+    def bar_or_lines(cls, stream: Optional[TextIO] = None, **kwargs) -> "Progress":
+        """A bar on a terminal; elsewhere (a log file, a pipe) a line every `PIPED_LOG_SECONDS`.
+
+        Args:
+            stream: where to write (default: standard error).
+            **kwargs: the other arguments of `Progress` but `total` (0: set by the callback) and
+                `log_every`.
+        """
+        stream = stream if stream is not None else sys.stderr
+        return cls(0, stream=stream, log_every=None if is_terminal(stream) else PIPED_LOG_SECONDS, **kwargs)
 
     def __call__(self, done: int, total: int) -> None:
         """`update` as a `progress(done, total)` callback (`ssma_tf.data.write_tfrecords` calls it)."""

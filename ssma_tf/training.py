@@ -301,7 +301,7 @@ def _palette(config: Any) -> np.ndarray:
         try:
             from ssma_tf.data.datasets import get_dataset_info
 
-            info = get_dataset_info(config.dataset)
+            info = get_dataset_info(config.dataset, getattr(config, "palette", None))
             if info.num_classes == config.num_classes:
                 return info.palette_array
         except ValueError:

@@ -100,3 +100,19 @@ def test_fusion_inputs_are_passed_as_a_pair():
     first = tf.random.stateless_uniform((1, 32, 32, 3), seed=(3, 4), maxval=255.0)
     probs = predict_probabilities(model, (first, first * 0.5), scales=(1.0, 0.5))
     assert probs.shape == (1, 32, 32, 4)
+
+
+def test_an_own_dataset_is_named_from_the_configs_palette_file(tmp_path):
+    # A dataset the shipped datasets.yaml does not know, described in the config's `palette`
+    # file as docs/your_dataset.md shows: the table and the JSON must carry its class names.
+    from ssma_tf.evaluation import _class_names
+
+    palette = tmp_path / "my_datasets.yaml"
+    palette.write_text(
+        "fields:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n"
+        "    - {name: road, color: [128, 64, 128]}\n    - {name: grass, color: [107, 142, 35]}\n"
+        "    - {name: obstacle, color: [220, 20, 60]}\n"
+    )
+    config = _eval_config(tmp_path, tmp_path / "t.tfrecords", tmp_path, num_classes=4,
+                          dataset="fields", palette=str(palette))
+    assert _class_names(config) == ["void", "road", "grass", "obstacle"]

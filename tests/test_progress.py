@@ -66,3 +66,23 @@ def test_durations():
     assert format_duration(3723) == "1:02:03" and format_duration(float("nan")) == "?"
     assert format_short_duration(3723) == "1h02m" and format_short_duration(185) == "3m05s"
     assert format_short_duration(42) == "42s" and format_short_duration(float("inf")) == "?"
+
+
+def test_bar_or_lines_draws_a_bar_on_a_terminal_and_prints_lines_in_a_log_file(monkeypatch):
+    from ssma_tf import progress as progress_module
+
+    clock = [100.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    piped, terminal = Stream(False), Stream(True)
+    for stream in (piped, terminal):
+        progress = Progress.bar_or_lines(stream, unit="samples", prefix="converted ")
+        progress(1, 30)
+        clock[0] += progress_module.PIPED_LOG_SECONDS  # a long conversion: a line is due
+        progress(2, 30)
+        progress(30, 30)
+        progress.close()
+    assert piped.text.splitlines() == [
+        "converted 2/30 (7%), 0.2 samples/s, about 2m20s left",
+        "converted 30/30 (100%), 3.0 samples/s, 10s in all",
+    ]
+    assert "\r" in terminal.text and "(100%)" not in terminal.text  # only the bar, then wiped

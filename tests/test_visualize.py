@@ -177,3 +177,22 @@ def test_improvement_map_marks_own_errors_red_and_fixed_reference_errors_green()
     assert on_image[0, 3].tolist() == [100, 100, 100]  # dimmed grey where nothing changed
     with pytest.raises(ValueError, match="one size"):
         improvement_map(prediction, reference, label[:, :3])
+
+
+def test_tensorboard_previews_use_the_colours_of_an_own_palette_file(tmp_path):
+    from ssma_tf import training
+    from ssma_tf.config import config_from_dict
+
+    palette = tmp_path / "my_datasets.yaml"
+    palette.write_text(
+        "fields:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n"
+        "    - {name: road, color: [128, 64, 128]}\n    - {name: grass, color: [107, 142, 35]}\n"
+    )
+    config = config_from_dict(
+        {"model": "AdapNet_pp", "num_classes": 3, "test_data": "t.tfrecords", "checkpoint": "c",
+         "height": 32, "width": 32, "batch_size": 1, "dataset": "fields", "palette": str(palette)},
+        source="eval.config", mode="eval", check_paths=False,
+    )
+    np.testing.assert_array_equal(
+        training._palette(config), np.array([[0, 0, 0], [128, 64, 128], [107, 142, 35]], np.uint8)
+    )

@@ -404,7 +404,7 @@ class AdaptationTrainer(training.Trainer):
         from ssma_tf.data.datasets import get_dataset_info
 
         try:
-            return list(get_dataset_info(self.config.dataset).class_names)
+            return list(get_dataset_info(self.config.dataset, self.config.palette).class_names)
         except (KeyError, ValueError, TypeError):
             return [f"class{c}" for c in range(self.config.num_classes)]
 

@@ -7,8 +7,9 @@ Every record of every file is read: the framing and its CRCs (a file cut short, 
 or a file that is not a TFRecord file), the `tf.train.Example` (height, width, modality1, label
 and, for fusion data, modality2), the pixel bytes (raw of the right size, or a PNG of the record's
 size) and, with `--num_classes`, every label id below the class count. A bar shows the progress
-on a terminal. Prints one line per file (records, kind, image sizes, label ids) and one line per
-problem, naming the file and the record index. The work is done by `ssma_tf.data.records`.
+on a terminal, a line every 10 s in a log file. Prints one line per file (records, kind, image
+sizes, label ids) and one line per problem, naming the file and the record index. The work is
+done by `ssma_tf.data.records`.
 
 Exit status: 0 every file is good, 2 a problem was found (or a bad flag or missing file).
 """
@@ -47,7 +48,7 @@ def check_and_report(
     from ssma_tf.data.records import check_record_files
     from ssma_tf.progress import Progress
 
-    with Progress(0, stream=sys.stderr, unit="records") as progress:  # a bar on a terminal only
+    with Progress.bar_or_lines(sys.stderr, unit="records", prefix="checked ") as progress:
         reports = check_record_files(files, modalities=modalities, num_classes=num_classes,
                                      max_problems=max_problems, progress=progress)
     problems = 0

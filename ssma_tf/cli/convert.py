@@ -9,8 +9,8 @@ The records follow the original SSMA / AdapNet++ schema (see `ssma_tf.data.schem
 TensorFlow loads; a path with spaces is quoted or the line's paths are tab-separated
 (`ssma_tf.lists`). Labels must be lossless single-channel (gray or palette) images. The work is
 done by `ssma_tf.data.write_tfrecords`; this script parses flags, shows a progress bar (on a
-terminal) and prints the summary. `--check` then reads the written records back end to end, as
-`ssma-check-records` does.
+terminal; in a log file a line every 10 s) and prints the summary. `--check` then reads the
+written records back end to end, as `ssma-check-records` does.
 
 Exit status: 0 done, 2 a bad list, image, label or output path (the message names the file and
 line), 1 a failed write (disk full).
@@ -73,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"warning: {duplicates_warning(checked.duplicates)}", file=sys.stderr)
 
     # A bad image or label ends the command with one line naming it (`command`).
-    with Progress(0, stream=sys.stderr, unit="samples") as progress:  # a bar on a terminal only
+    with Progress.bar_or_lines(sys.stderr, unit="samples", prefix="converted ") as progress:
         summary = write_tfrecords(
             args.file,
             args.record,

@@ -122,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         setup.model, args.output, size=size if args.size is not None else setup.size,
         modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
         fold_batch_norm=args.fold_batch_norm, tflite=args.tflite, dataset=setup.dataset,
-        overwrite=args.overwrite, log=lambda line: print(line, flush=True),
+        input_modality=setup.input_modality, overwrite=args.overwrite, log=lambda line: print(line, flush=True),
     )
     print(report)
     return 0

@@ -73,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             progress=lambda done: print(f"\rpredicted {done}/{total} target images", end="", flush=True))
         print()
         try:
-            names = list(get_dataset_info(config.dataset).class_names)
+            names = list(get_dataset_info(config.dataset, config.palette).class_names)
         except (KeyError, ValueError, TypeError):
             names = [f"class{c}" for c in range(config.num_classes)]
         probabilities = write_weights(args.output, files, per_file, counts, names)

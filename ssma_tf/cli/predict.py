@@ -160,11 +160,11 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
     import numpy as np
 
-    from ssma_tf.data.datasets import get_dataset_info
     from ssma_tf.files import check_output
     from ssma_tf.inference.backends import ExportedPredictor, load_exported
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.samples import collect_samples
+    from ssma_tf.inference.settings import dataset_by_name
 
     check_output(args.output, what="--output", directory=True, overwrite=None)
     exported = load_exported(args.checkpoint, args.backend)
@@ -176,7 +176,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     )
     meta = exported.metadata
     if args.dataset is not None:
-        palette = get_dataset_info(args.dataset).palette_array
+        palette = dataset_by_name(args.dataset).palette_array
     else:
         palette = None if meta.get("palette") is None else np.asarray(meta["palette"], np.uint8)
     summary = predict_files(

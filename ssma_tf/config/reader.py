@@ -49,7 +49,9 @@ class ConfigError(UserInputError):
 
     def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>"):
         where = f"{source}: key '{key}'" if key is not None else source
-        super().__init__(f"{where}: {message}")
+        # A problem of no key and no file (a flag, a config built in code) is its message alone,
+        # not "<dict>: ...".
+        super().__init__(message if key is None and source == "<dict>" else f"{where}: {message}")
         self.key = key
         self.source = source
         self.path = None if source == "<dict>" else source

@@ -75,7 +75,8 @@ class DeployReport:
         sizes = sum(os.path.getsize(os.path.join(self.path, f)) for f in os.listdir(self.path)
                     if os.path.isfile(os.path.join(self.path, f)))
         line = (f"{meta['backend']} {meta['precision']}: {model_file} ({sizes / 2**20:.1f} MiB), "
-                f"input {' and '.join(meta['inputs'])} float32 BGR 1x{meta['size'][0]}x{meta['size'][1]}x3")
+                f"input {' and '.join(meta['inputs'])} {meta.get('input_dtype', 'float32')} BGR "
+                f"1x{meta['size'][0]}x{meta['size'][1]}x3")
         if meta.get("calibration"):
             calibration = meta["calibration"]
             line += f"; calibrated on {calibration['samples']} samples of {', '.join(calibration['records'])}"

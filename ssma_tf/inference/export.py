@@ -167,6 +167,7 @@ def export_saved_model(
     fold_batch_norm: bool = False,
     tflite: Sequence[str] = (),
     dataset: Optional[Any] = None,
+    input_modality: str = "modality1",
     overwrite: bool = False,
     log: Optional[Callable[[str], None]] = None,
 ) -> ExportReport:
@@ -183,6 +184,8 @@ def export_saved_model(
         tflite: any of "float32", "float16": also write `model_<type>.tflite`, converted from the
             SavedModel.
         dataset: a `DatasetInfo` whose class names and colours go into the metadata.
+        input_modality: AdapNet++: the modality its `image` input is (an expert of the second
+            modality takes depth, HHA, ...); recorded in the metadata.
         overwrite: replace an existing `output_dir`.
         log: called with a line per stage (e.g. `print`).
 
@@ -245,7 +248,7 @@ def export_saved_model(
             report.seconds[f"tflite_{kind}"] = time.monotonic() - start
             say(f"converted to TFLite {kind} ({report.seconds[f'tflite_{kind}']:.0f} s)")
 
-        report.metadata = _metadata(model, size, modality2_interpolation, report, dataset)
+        report.metadata = _metadata(model, size, modality2_interpolation, report, dataset, input_modality)
         with atomic_write(os.path.join(staging, METADATA_FILE)) as handle:
             json.dump(report.metadata, handle, indent=2)
             handle.write("\n")
@@ -299,6 +302,7 @@ def _metadata(
     modality2_interpolation: str,
     report: ExportReport,
     dataset: Optional[Any],
+    input_modality: str = "modality1",
 ) -> Dict[str, Any]:
     fusion = is_fusion(model)
     return {
@@ -313,6 +317,7 @@ def _metadata(
         "size": None if size is None else list(size),
         "size_multiple": None if size is not None else SIZE_MULTIPLE,
         "modality2_interpolation": modality2_interpolation if fusion else None,
+        "input_modality": None if fusion else input_modality,
         "outputs": {"class_ids": "int32 [B, H, W]", "probabilities": "float32 [B, H, W, C]"},
         "batch_norm_folded": report.folded,
         "dataset": None if dataset is None else dataset.name,

@@ -67,6 +67,23 @@ class InferenceSetup:
     input_modality: str = "modality1"
 
 
+def dataset_by_name(name: str, palette: Optional[str] = None) -> Any:
+    """The `DatasetInfo` of `--dataset NAME`: from the run's own `palette` file, else the shipped one.
+
+    Raises:
+        ConfigError: the name is in neither file (the message lists the known names).
+    """
+    if palette is not None:
+        try:
+            return get_dataset_info(name, palette)
+        except ValueError:
+            pass  # not one of the run's own datasets: perhaps a shipped one
+    try:
+        return get_dataset_info(name)
+    except ValueError as error:
+        raise ConfigError(f"--dataset: {error}") from None
+
+
 def setup_inference(
     config: Optional[PathLike] = None,
     checkpoint: Optional[PathLike] = None,
@@ -115,7 +132,7 @@ def setup_inference(
     else:
         loaded = model_from_config(run)
     if dataset is not None:
-        info = get_dataset_info(dataset)
+        info = dataset_by_name(dataset, run.palette if run is not None else None)
     else:
         info = run.dataset_info() if run is not None else None
     if info is not None and info.num_classes != loaded.num_classes:

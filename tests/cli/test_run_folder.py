@@ -106,3 +106,33 @@ def test_a_run_stands_for_its_final_model_unless_a_checkpoint_is_newer(tmp_path)
     os.utime(state, (3000, 3000))  # resumed to train longer: a checkpoint after the final model
     assert run_weights(tmp_path) == str(tmp_path)
     assert run_weights(final) == str(final)
+
+
+def test_predict_names_an_unknown_dataset_in_one_line(run_folder, tmp_path, capsys):
+    path = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(path)
+    status = predict.main([str(run_folder), "--dataset", "fieldz", "--modality1", str(path),
+                           "-o", str(tmp_path / "out"), "--quiet", "--precision", "float32"])
+    error = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+    assert error.startswith("error: --dataset: unknown dataset 'fieldz'; known datasets in ")
+    assert "cityscapes" in error
+
+
+def test_dataset_flag_finds_the_runs_own_palette_file_then_the_shipped_one(tmp_path):
+    from ssma_tf.inference.settings import dataset_by_name
+
+    palette = tmp_path / "my_datasets.yaml"
+    palette.write_text("fields:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n"
+                       "    - {name: road, color: [128, 64, 128]}\n")
+    assert dataset_by_name("fields", str(palette)).class_names == ("void", "road")
+    assert dataset_by_name("cityscapes", str(palette)).num_classes == 12
+    with pytest.raises(ConfigError, match=r"^--dataset: unknown dataset 'fields'; known datasets in .*cityscapes"):
+        dataset_by_name("fields")
+
+
+def test_a_config_error_of_no_key_and_no_file_is_its_message_alone():
+    assert str(ConfigError("give a config or a checkpoint")) == "give a config or a checkpoint"
+    assert str(ConfigError("is missing", key="k")) == "<dict>: key 'k': is missing"
+    assert str(ConfigError("bad", source="a.config")) == "a.config: bad"

@@ -202,7 +202,10 @@ def test_cli_converts_and_reports(dataset_dir, tmp_path, capsys):
     cli = _cli()
     out = tmp_path / "cli.tfrecords"
     assert cli.main(["-f", str(dataset_dir / "pairs.txt"), "-r", str(out), "--encoding", "png", "--num_classes", "5"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # Not a terminal (a log file): a progress line at the end instead of a bar.
+    assert "converted 3/3 (100%)" in captured.err
     assert "samples:         3 unimodal" in printed and "image size:      16x24 (3)" in printed
     assert f"{os.path.getsize(out):,} bytes, png encoding" in printed
     assert len(_records([out])) == 3
@@ -278,7 +281,9 @@ def test_cli_checks_the_list_before_tensorflow_loads(dataset_dir, tmp_path):
 def test_cli_check_reads_the_written_records_back(dataset_dir, tmp_path, capsys):
     out = tmp_path / "checked.tfrecords"
     assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(out), "--check", "--num_classes", "5"]) == 0
-    assert f"{out}: 3 records (3 fusion), 16x24 (3), label ids 0..4: ok" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"{out}: 3 records (3 fusion), 16x24 (3), label ids 0..4: ok" in captured.out
+    assert captured.err.count("checked 3/3 (100%)") == 1
 
 
 def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(dataset_dir, tmp_path, monkeypatch, capsys):

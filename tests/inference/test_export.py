@@ -86,6 +86,7 @@ def test_export_metadata_describes_the_signature(exported):
     assert metadata["inputs"] == ["image"] and metadata["channel_order"] == "BGR"
     assert metadata["size"] == [HEIGHT, WIDTH] and metadata["batch_norm_folded"] == 58
     assert metadata["tflite"] == {"float32": "model_float32.tflite"}
+    assert metadata["input_modality"] == "modality1"
     leftovers = [name for name in os.listdir(exported.parent) if ".partial-" in name]
     assert leftovers == []
 
@@ -186,3 +187,23 @@ def test_export_options_are_checked(adapnet, tmp_path):
         _load_tool("export").main(["--checkpoint", "x", "--size", "big", "--output", str(tmp_path / "b")])
     assert _load_tool("export").main(["--checkpoint", str(tmp_path / "none.weights.h5"), "--model", "SSMA",
                                       "--num_classes", "3", "--output", str(tmp_path / "b")]) == 2
+
+
+def test_the_deploy_report_names_the_input_type_the_export_takes(tmp_path):
+    # A full-integer TFLite export takes uint8 images; the report said float32 for every export.
+    from ssma_tf.inference.deploy import DeployReport
+
+    (tmp_path / "model_int8.tflite").write_bytes(b"x" * 1024)
+    meta = {"backend": "tflite", "precision": "int8", "files": {"tflite": "model_int8.tflite"},
+            "inputs": ["image"], "input_dtype": "uint8", "size": [32, 64]}
+    assert "input image uint8 BGR 1x32x64x3" in str(DeployReport(str(tmp_path), meta))
+    meta.update(backend="openvino", precision="int8", files={"openvino": "model_int8.tflite"}, input_dtype="float32")
+    assert "input image float32 BGR 1x32x64x3" in str(DeployReport(str(tmp_path), meta))
+
+
+def test_metadata_says_which_modality_an_experts_image_input_is(adapnet):
+    # The SavedModel of a depth expert takes depth pictures as `image`; the deploy exports said
+    # so, the SavedModel's metadata did not.
+    report = export.ExportReport(path="unused", metadata={})
+    metadata = export._metadata(adapnet, (64, 128), "nearest", report, None, "modality2")
+    assert metadata["inputs"] == ["image"] and metadata["input_modality"] == "modality2"
