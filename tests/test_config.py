@@ -367,6 +367,8 @@ def test_paths_that_do_not_exist(workdir):
     (workdir / "a_file").write_text("")
     error = error_for(train_dict(checkpoint="a_file"))
     assert error.key == "checkpoint" and "directory" in str(error)
+    error = error_for(train_dict(checkpoint="a_file/run"))  # TensorFlow's traceback at the first summary
+    assert error.key == "checkpoint" and "a_file is a file, not a folder" in str(error)
     # The same configs pass without path checks, and a glob matching a file passes with them.
     config_from_dict(train_dict(train_data="nope/*.tfrecords"), check_paths=False)
     config_from_dict(eval_dict, mode="eval", check_paths=False)

@@ -27,6 +27,7 @@ from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, MAX_MODALITIES, SSMA, WEIGHTS_SUFFIXES
 from ssma_tf.errors import UserInputError
+from ssma_tf.files import OutputPathError, check_output
 
 # Other spellings of a key, and the key they stand for.
 ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is not None}
@@ -683,6 +684,11 @@ class _Reader:
             raise self.error(
                 name, f"must be a directory to write checkpoints to, but {path} is a file"
             )
+        if self.checks(spec):
+            try:  # a file on the way to it, or a folder the user may not write in
+                check_output(path, what="checkpoint directory", directory=True, overwrite=None)
+            except OutputPathError as error:
+                raise self.error(name, f"cannot be written: {error.detail}") from None
         return path
 
     def read_patterns(self, name: str, spec: Key, value: Any) -> tuple[str, ...]:
