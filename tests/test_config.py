@@ -411,6 +411,13 @@ def test_file_level_errors(workdir):
         config_from_dict(train_dict(), mode="test")
 
 
+def test_a_config_built_in_code_names_no_file():
+    # Commands raise these too (a folder that is not a run): "<dict>: " is no file a user can open.
+    assert str(ConfigError("ck/nope is not a training run")) == "ck/nope is not a training run"
+    assert str(ConfigError("must be >= 1, got 0", key="batch_size")) == "key 'batch_size': must be >= 1, got 0"
+    assert str(ConfigError("bad", key="height", source="a.config")) == "a.config: key 'height': bad"
+
+
 def test_warnings_for_legal_but_odd_settings(workdir):
     with pytest.warns(ConfigWarning, match="grow"):
         config_from_dict(train_dict(learning_rate=1e-5))

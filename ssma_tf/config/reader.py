@@ -49,8 +49,11 @@ class ConfigError(UserInputError):
     """
 
     def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>"):
-        where = f"{source}: key '{key}'" if key is not None else source
-        super().__init__(f"{where}: {message}")
+        # A config built in code has no file to name: "<dict>: " would only puzzle a user.
+        where = [] if source == "<dict>" else [source]
+        if key is not None:
+            where.append(f"key '{key}'")
+        super().__init__(": ".join(where + [message]))
         self.key = key
         self.source = source
         self.path = None if source == "<dict>" else source
