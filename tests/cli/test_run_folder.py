@@ -63,6 +63,8 @@ def test_evaluate_of_a_run_names_a_bad_set(run_folder, capsys):
 def test_a_folder_without_a_run_config_is_an_error_naming_it(tmp_path):
     with pytest.raises(ConfigError, match=f"{tmp_path} is not a training run of ssma-tf"):
         run_config(tmp_path, "eval")
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'typo'} does not exist; give a training run's folder"):
+        run_config(tmp_path / "typo", "eval")
 
 
 def test_a_run_without_test_data_asks_for_them(run_folder, tmp_path):
