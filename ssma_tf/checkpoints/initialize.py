@@ -48,7 +48,7 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
     fmt, resolved = resolve_weights(path)
     if fmt != FORMAT_TF1:
         return fmt
-    kind = detect_kind(read_checkpoint(resolved))
+    kind = detect_kind(read_checkpoint(resolved), resolved)
     if kind == KIND_SSMA and not config.is_fusion:
         raise CheckpointError(
             f"{resolved} is an SSMA checkpoint (rgb/ and depth/ experts), but the config "
