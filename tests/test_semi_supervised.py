@@ -555,6 +555,29 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert "--budget 9 is larger than the pool of 8 images" in capsys.readouterr().err
 
 
+def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tmp_path, capsys):
+    import yaml
+
+    from ssma_tf.cli import select_labels
+
+    unimodal = tmp_path / "rgb_only.tfrecords"
+    with tf.io.TFRecordWriter(str(unimodal)) as writer:
+        writer.write(encode_example(np.zeros((H, W, 3), np.uint8), np.zeros((H, W), np.uint8)))
+    config = _config(tmp_path, semi=False, train_data=str(unimodal), unlabeled_data=None, labeled_subset=None)
+    path = tmp_path / "select.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    assert select_labels.main(["-c", str(path), "--budget", "1", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{unimodal}, record 0: no 'modality2' feature" in err and err.count("\n") == 1
+    (tmp_path / "file").write_text("")
+    assert select_labels.main(["-c", str(path), "--budget", "1", "-o", str(tmp_path / "file" / "out")]) == 2
+    assert "--output" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        select_labels.main(["-c", str(path), "--budget", "1", "-o", "x", "--depth-student-steps", "-1"])
+    assert "--depth-student-steps must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_berhu_loss_is_l1_below_the_threshold_and_quadratic_above():
     from ssma_tf.depth_pretraining import berhu_loss
 
