@@ -599,3 +599,17 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     result = trainer.train()
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
     assert result.weights is not None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--height", "30"], "--height must be a positive multiple of 16, got 30"),
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--arms", "supervised", "depth_x"], "--arms: unknown arm 'depth_x'"),
+])
+def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, flags, message):
+    from ssma_tf.cli import semi_supervised_experiment
+
+    with pytest.raises(SystemExit) as exit_info:
+        semi_supervised_experiment.main(["--output", str(tmp_path / "out"), *flags])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
