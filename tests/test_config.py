@@ -367,6 +367,8 @@ def test_paths_that_do_not_exist(workdir):
     (workdir / "a_file").write_text("")
     error = error_for(train_dict(checkpoint="a_file"))
     assert error.key == "checkpoint" and "directory" in str(error)
+    error = error_for(train_dict(train_data=str(workdir)))
+    assert error.key == "train_data" and f"{workdir} is a folder; give its files" in str(error)
     error = error_for(train_dict(checkpoint="a_file/run"))  # TensorFlow's traceback at the first summary
     assert error.key == "checkpoint" and "a_file is a file, not a folder" in str(error)
     # The same configs pass without path checks, and a glob matching a file passes with them.

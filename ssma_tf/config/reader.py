@@ -705,6 +705,9 @@ class _Reader:
                 raise self.type_error(name, "a file, a glob pattern or a list of them", item)
             pattern = os.path.abspath(os.path.expanduser(item.strip()))
             if self.checks(spec) and not any(os.path.isfile(p) for p in glob.glob(pattern)):
+                if os.path.isdir(pattern):
+                    raise self.error(name, f"{pattern} is a folder; give its files, e.g. "
+                                           f"{os.path.join(pattern, '*.tfrecords')}")
                 raise self.error(name, f"no file matches {pattern}")
             patterns.append(pattern)
         return tuple(patterns)
