@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from ssma_tf.data.pipeline import FilePatterns, list_record_files
+from ssma_tf.data.pipeline import FilePatterns, list_record_files, naming_damaged_records
 from ssma_tf.data.unlabeled import decode_record
 from ssma_tf.errors import UserInputError
 from ssma_tf.mixing import decode_nearness
@@ -126,27 +126,33 @@ def pooled_depth_features(file_patterns: FilePatterns, encoding: str = "jet_near
         UserInputError: records without modality 2 or no records at all (naming the files).
     """
     files = list_record_files(file_patterns)
-    rows, columns = grid
     features = []
-    for record in tf.data.TFRecordDataset(files):
-        sample = decode_record(record)
-        near, valid, _ = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
-        near = near.numpy()[0]
-        valid = valid.numpy()[0].astype(np.float64)
-        height, width = near.shape
-        r_edges = np.linspace(0, height, rows + 1).astype(int)
-        c_edges = np.linspace(0, width, columns + 1).astype(int)
-        fallback = (near * valid).sum() / max(valid.sum(), 1.0)
-        cells = []
-        for r in range(rows):
-            for c in range(columns):
-                v = valid[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
-                n = near[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
-                cells.append((n * v).sum() / v.sum() if v.sum() > 0 else fallback)
-        features.append(cells)
+    # A unimodal record (no depth) fails to decode: name its file and index, not TensorFlow's reshape.
+    with naming_damaged_records(files, modalities=2):
+        for record in tf.data.TFRecordDataset(files):
+            features.append(_pooled_cells(decode_record(record), encoding, grid))
     if not features:
         raise SelectionError("the records hold no image", ", ".join(files))
     return np.asarray(features, np.float64)
+
+
+def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> list[float]:
+    """One record's mean nearness per grid cell (the image's mean where a cell has no valid pixel)."""
+    rows, columns = grid
+    near, valid, _ = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
+    near = near.numpy()[0]
+    valid = valid.numpy()[0].astype(np.float64)
+    height, width = near.shape
+    r_edges = np.linspace(0, height, rows + 1).astype(int)
+    c_edges = np.linspace(0, width, columns + 1).astype(int)
+    fallback = (near * valid).sum() / max(valid.sum(), 1.0)
+    cells = []
+    for r in range(rows):
+        for c in range(columns):
+            v = valid[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
+            n = near[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
+            cells.append((n * v).sum() / v.sum() if v.sum() > 0 else fallback)
+    return cells
 
 
 def record_labels(file_patterns: FilePatterns) -> list[np.ndarray]:

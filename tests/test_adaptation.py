@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from ssma_tf import training
 from ssma_tf.adaptation import importance, pseudo_labels, trainer as adaptation
@@ -304,6 +305,24 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
     trainer = adaptation.AdaptationTrainer(sac, log=lambda line: None)
     assert trainer._acceptance is not None and trainer._acceptance.max() == 1.0
     trainer.train()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["-o", "{tmp}/file/weights.json"], "--output {tmp}/file/weights.json: {tmp}/file is a file, not a folder"),
+    (["-o", "{tmp}", ], "--output {tmp} is a folder; give a file name"),
+    (["-o", "{tmp}/w.json", "--batch_size", "0"], "--batch_size must be >= 1, got 0"),
+])
+def test_importance_weights_checks_its_flags_before_predicting(tmp_path, monkeypatch, capsys, flags, message):
+    from ssma_tf.cli import importance_weights
+
+    monkeypatch.setattr(training, "build_model", lambda config: pytest.fail("the model was built"))
+    config = _config(tmp_path, max_iteration=1)
+    path = tmp_path / "run.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    (tmp_path / "file").write_text("")
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    assert importance_weights.main(["-c", str(path), "--checkpoint", str(tmp_path)] + flags) == 2
+    assert capsys.readouterr().err == f"error: {message.format(tmp=tmp_path)}\n"
 
 
 _MIRRORED = """

@@ -367,6 +367,10 @@ def test_paths_that_do_not_exist(workdir):
     (workdir / "a_file").write_text("")
     error = error_for(train_dict(checkpoint="a_file"))
     assert error.key == "checkpoint" and "directory" in str(error)
+    error = error_for(train_dict(train_data=str(workdir)))
+    assert error.key == "train_data" and f"{workdir} is a folder; give its files" in str(error)
+    error = error_for(train_dict(checkpoint="a_file/run"))  # TensorFlow's traceback at the first summary
+    assert error.key == "checkpoint" and "a_file is a file, not a folder" in str(error)
     # The same configs pass without path checks, and a glob matching a file passes with them.
     config_from_dict(train_dict(train_data="nope/*.tfrecords"), check_paths=False)
     config_from_dict(eval_dict, mode="eval", check_paths=False)
@@ -407,6 +411,13 @@ def test_file_level_errors(workdir):
     assert "absent.config" in str(error)
     with pytest.raises(ValueError, match="mode"):
         config_from_dict(train_dict(), mode="test")
+
+
+def test_a_config_built_in_code_names_no_file():
+    # Commands raise these too (a folder that is not a run): "<dict>: " is no file a user can open.
+    assert str(ConfigError("ck/nope is not a training run")) == "ck/nope is not a training run"
+    assert str(ConfigError("must be >= 1, got 0", key="batch_size")) == "key 'batch_size': must be >= 1, got 0"
+    assert str(ConfigError("bad", key="height", source="a.config")) == "a.config: key 'height': bad"
 
 
 def test_warnings_for_legal_but_odd_settings(workdir):

@@ -105,6 +105,9 @@ def test_predict_py_errors_name_the_bad_file(tmp_path):
         (["--modality1", "a.png", "--output", "o"], "config (-c) or a checkpoint"),
         (["--checkpoint", "w.h5", "--list", "l.txt", "--modality1", "a.png", "--output", "o"], "not both"),
         (["--checkpoint", "w.h5", "--modality1", "a.png", "--size", "30x30", "--output", "o"], "multiples of 16"),
+        (["--checkpoint", "w.h5", "--modality1", "a.png", "--alpha", "3", "--output", "o"], "--alpha must be in 0..1, got 3"),
+        (["--checkpoint", "w.h5", "--modality1", "a.png", "--batch_size", "0", "--output", "o"],
+         "--batch_size must be >= 1, got 0"),
     ],
 )
 def test_predict_py_flag_errors(argv, message, capsys):

@@ -92,3 +92,32 @@ def test_training_lowers_the_loss_and_the_command_evaluates(records, tmp_path, c
     assert cli.main(["convert", "-f", str(records / "scenes.txt"), "-r", str(tmp_path / "r.tfrecords"),
                      "--modalities", "3"]) == 2
     assert "scenes.txt, line 1: has 3 columns, expected 3 modalities" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--height", "30"], "train --height must be a multiple of 16 (the encoder's output stride), got 30"),
+    (["--steps", "-1"], "train --steps must be >= 1, got -1"),
+    (["--batch_size", "0"], "train --batch_size must be >= 1, got 0"),
+    (["--learning_rate", "-0.01"], "train --learning_rate must be positive, got -0.01"),
+    (["--experts", "a.weights.h5"], "train --experts: 1 checkpoint(s) for --modalities 2; give one per modality"),
+])
+def test_scene_train_flags_are_checked_before_the_model_is_built(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--train_data", "x.tfrecords", "--output", str(tmp_path / "run"), "--num_classes", "3",
+                  "--height", "16", "--width", "16", *flags])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys):
+    import ssma_tf.scene
+
+    monkeypatch.setattr(ssma_tf.scene, "train_scene_classifier", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(ssma_tf.scene, "evaluate_scene_classifier", lambda *a, **k: pytest.fail("evaluated"))
+    (tmp_path / "file").write_text("")
+    assert cli.main(["train", "--train_data", "x.tfrecords", "--output", str(tmp_path / "file" / "run"),
+                     "--num_classes", "3", "--height", "16", "--width", "16"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --output {tmp_path / 'file' / 'run'}: ")
+    assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--height", "16", "--width", "16",
+                     "--json", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: --json {tmp_path} is a folder; give a file name\n"

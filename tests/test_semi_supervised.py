@@ -555,6 +555,29 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert "--budget 9 is larger than the pool of 8 images" in capsys.readouterr().err
 
 
+def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tmp_path, capsys):
+    import yaml
+
+    from ssma_tf.cli import select_labels
+
+    unimodal = tmp_path / "rgb_only.tfrecords"
+    with tf.io.TFRecordWriter(str(unimodal)) as writer:
+        writer.write(encode_example(np.zeros((H, W, 3), np.uint8), np.zeros((H, W), np.uint8)))
+    config = _config(tmp_path, semi=False, train_data=str(unimodal), unlabeled_data=None, labeled_subset=None)
+    path = tmp_path / "select.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    assert select_labels.main(["-c", str(path), "--budget", "1", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{unimodal}, record 0: no 'modality2' feature" in err and err.count("\n") == 1
+    (tmp_path / "file").write_text("")
+    assert select_labels.main(["-c", str(path), "--budget", "1", "-o", str(tmp_path / "file" / "out")]) == 2
+    assert "--output" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        select_labels.main(["-c", str(path), "--budget", "1", "-o", "x", "--depth-student-steps", "-1"])
+    assert "--depth-student-steps must be >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_berhu_loss_is_l1_below_the_threshold_and_quadratic_above():
     from ssma_tf.depth_pretraining import berhu_loss
 
@@ -576,3 +599,17 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     result = trainer.train()
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
     assert result.weights is not None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--height", "30"], "--height must be a positive multiple of 16, got 30"),
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--arms", "supervised", "depth_x"], "--arms: unknown arm 'depth_x'"),
+])
+def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, flags, message):
+    from ssma_tf.cli import semi_supervised_experiment
+
+    with pytest.raises(SystemExit) as exit_info:
+        semi_supervised_experiment.main(["--output", str(tmp_path / "out"), *flags])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -24,6 +24,7 @@ from ssma_tf.checkpoints.tf1_import import (
     CheckpointError,
     detect_kind,
     load_tf1_checkpoint,
+    num_classes_of,
     read_checkpoint,
 )
 
@@ -43,12 +44,14 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
 
     Raises:
         CheckpointError: an SSMA checkpoint for AdapNet_pp, a unimodal AdapNet++ one for SSMA,
-            the ImageNet initialisation to evaluate, or nothing readable at `path`.
+            one of another class count, the ImageNet initialisation to evaluate, or nothing
+            readable at `path`.
     """
     fmt, resolved = resolve_weights(path)
     if fmt != FORMAT_TF1:
         return fmt
-    kind = detect_kind(read_checkpoint(resolved))
+    shapes = read_checkpoint(resolved)
+    kind = detect_kind(shapes, resolved)
     if kind == KIND_SSMA and not config.is_fusion:
         raise CheckpointError(
             f"{resolved} is an SSMA checkpoint (rgb/ and depth/ experts), but the config "
@@ -63,6 +66,14 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
     if kind == KIND_IMAGENET and config.mode == "eval":
         raise CheckpointError(
             f"{resolved} is the ImageNet initialisation checkpoint: it has no decoder to evaluate"
+        )
+    if kind != KIND_IMAGENET and num_classes_of(shapes) != config.num_classes:
+        # Found after the model is built otherwise, naming a variable rather than what to change.
+        to_finetune = ("; to train on another class set, start from it with finetune_from instead of intialize"
+                       if config.mode == "train" and path == config.initialize else "")
+        raise CheckpointError(
+            f"{resolved} has {num_classes_of(shapes)} classes (void included), but the config "
+            f"{config.source} says num_classes: {config.num_classes}{to_finetune}"
         )
     return fmt
 

@@ -105,7 +105,7 @@ def model_for_checkpoint(prefix: str) -> keras.Model:
         CheckpointError: not a TF1 checkpoint, or the ImageNet initialisation (no decoder).
     """
     shapes = read_checkpoint(prefix)
-    kind = detect_kind(shapes)
+    kind = detect_kind(shapes, prefix)
     if kind == KIND_SSMA:
         return SSMA(num_classes_of(shapes))
     if kind == KIND_ADAPNET_PP:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -72,8 +73,13 @@ def read_checkpoint(prefix: str) -> dict:
     return list_variables(prefix)
 
 
-def detect_kind(names) -> str:
-    """Tells an SSMA, an AdapNet++ and an ImageNet-initialisation checkpoint apart by names."""
+def detect_kind(names, source: Optional[str] = None) -> str:
+    """Tells an SSMA, an AdapNet++ and an ImageNet-initialisation checkpoint apart by names.
+
+    Args:
+        names: the checkpoint's variable names.
+        source: the checkpoint, named by the error when it is none of the three.
+    """
     names = list(names)
     if any(n.startswith(EXPERT_PREFIXES) for n in names):
         return KIND_SSMA
@@ -82,9 +88,14 @@ def detect_kind(names) -> str:
     if any(n.startswith(UNIMODAL_PREFIX) for n in names):
         decoder = any(n.startswith(UNIMODAL_PREFIX + "conv41/") for n in names)
         return KIND_ADAPNET_PP if decoder else KIND_IMAGENET
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" in names:  # what tf.train.Checkpoint writes, ssma-train's included
+        raise CheckpointError(
+            "a TensorFlow 2 checkpoint (ssma-train writes these), not one of the original TF1 code: "
+            "ssma-evaluate, ssma-predict and ssma-export read it as it is", source,
+        )
     raise CheckpointError(
         "not a checkpoint of the original AdapNet++/SSMA code: none of its variable names starts with "
-        f"'resnet_v2_50/', 'rgb/' or 'depth/' (first names: {sorted(names)[:5]})"
+        f"'resnet_v2_50/', 'rgb/' or 'depth/' (first names: {sorted(names)[:5]})", source,
     )
 
 
@@ -199,7 +210,7 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
             f"{model.num_modalities}; start its experts from unimodal checkpoints one by one "
             "(the config's `checkpoints` list)"
         )
-    kind = detect_kind(read_checkpoint(prefix))
+    kind = detect_kind(read_checkpoint(prefix), prefix)
     mapping = tf1_variable_map(model)
 
     if not is_ssma:
@@ -238,7 +249,7 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
                 "(checkpoint1 for modality 1, checkpoint2 for modality 2)"
             )
         second_prefix = prefix
-    second_kind = detect_kind(read_checkpoint(second_prefix))
+    second_kind = detect_kind(read_checkpoint(second_prefix), second_prefix)
     if second_kind == KIND_SSMA:
         raise CheckpointError(f"{second_prefix} is an SSMA checkpoint, not a unimodal one for an expert")
     loaded, unused = [], []

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
+import threading
 import traceback
 from typing import Any, Callable, Optional, Sequence
 
@@ -23,6 +25,7 @@ from ssma_tf.errors import UserInputError
 EXIT_FAILED = 1  # the work failed: the disk, a diverging run; the message says why
 EXIT_BAD_INPUT = 2  # a file, flag or config key is wrong (argparse uses 2 for bad flags too)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+EXIT_TERMINATED = 143  # SIGTERM (`kill`, a job scheduler's time limit), as a shell reports it
 
 DEBUG_FLAG = "--debug"
 
@@ -32,14 +35,20 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
 
     `UserInputError` gives `error: <message>` and status 2; an `OSError` that names a file (disk
     full, permission denied, read-only file system) gives `error: <file>: <reason>` and status 1;
-    Ctrl-C gives `interrupted` and 130. With `--debug` among the arguments the traceback is
-    printed before that line. Other exceptions are bugs: they propagate with their traceback.
+    Ctrl-C gives `interrupted` and 130, SIGTERM `terminated` and 143: both unwind the command, so
+    the files being written under temporary names are removed. With `--debug` among the arguments
+    the traceback is printed before that line. Other exceptions are bugs: they propagate with their
+    traceback.
     """
 
     @functools.wraps(main)
     def run(argv: Optional[Sequence[str]] = None) -> int:
         arguments = sys.argv[1:] if argv is None else list(argv)
         debug = DEBUG_FLAG in arguments
+        # Python's default for SIGTERM ends the process on the spot, leaving `.partial-*` files;
+        # raised as an exception it unwinds like Ctrl-C. Signals go to the main thread only.
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
         try:
             return main(argv)
         except UserInputError as error:
@@ -48,10 +57,25 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             if error.filename is None:
                 raise  # not about a file the user can look at: treat it as a bug
             return _report(error, EXIT_FAILED, debug, describe_os_error(error))
+        except Terminated as error:
+            return _report(error, EXIT_TERMINATED, debug, "terminated")
         except KeyboardInterrupt as error:
             return _report(error, EXIT_INTERRUPTED, debug, "interrupted")
+        finally:
+            if in_main_thread:  # None: a handler not set from Python; the default is the closest
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     return run
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread; a `KeyboardInterrupt`, so code that cleans up after
+    Ctrl-C cleans up after it too."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the clean-up ends it at once
+    raise Terminated()
 
 
 def describe_os_error(error: OSError) -> str:
@@ -65,7 +89,8 @@ def describe_os_error(error: OSError) -> str:
 def _report(error: BaseException, status: int, debug: bool, message: Optional[str] = None) -> int:
     if debug:
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-    print(f"error: {error if message is None else message}" if status != EXIT_INTERRUPTED else message,
+    print(f"error: {error if message is None else message}" if status not in (EXIT_INTERRUPTED, EXIT_TERMINATED)
+          else message,
           file=sys.stderr, flush=True)
     return status
 

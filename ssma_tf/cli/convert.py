@@ -54,9 +54,12 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 @command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags and converts; returns the exit status (2: a bad list file or image)."""
+    from ssma_tf.constants import MAX_MODALITIES  # no TensorFlow
+
     args = _parse_args(argv)
     for flag, value, low, high in (("--shards", args.shards, 1, None), ("--num_workers", args.num_workers, 1, None),
-                                   ("--num_classes", args.num_classes, 1, 256)):
+                                   ("--num_classes", args.num_classes, 1, 256),
+                                   ("--modalities", args.modalities, 1, MAX_MODALITIES)):
         if value is not None and (value < low or (high is not None and value > high)):
             bounds = f"in {low}..{high}" if high is not None else f">= {low}"
             sys.stderr.write(f"ssma-convert: error: {flag} must be {bounds}, got {value}\n")
@@ -67,7 +70,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
 
-    checked = check_list(args.file)
+    # `write_tfrecords` takes the list as checked here, so the count is checked here too.
+    checked = check_list(args.file, modalities=args.modalities)
     check_output(args.record, what="--record")
     if checked.duplicates:
         print(f"warning: {duplicates_warning(checked.duplicates)}", file=sys.stderr)

@@ -85,6 +85,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--int8 needs --calibration RECORDS")
     if args.calibration and not args.int8:
         parser.error("--calibration is only used with --int8")
+    if args.calibration_samples < 1:  # the library's check comes after the model loads, as a traceback
+        parser.error(f"--calibration_samples must be >= 1, got {args.calibration_samples}")
 
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output

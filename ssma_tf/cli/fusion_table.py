@@ -100,6 +100,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f"--recalibrate_bn must be >= 0, got {args.recalibrate_bn}")
     if min(args.expert_steps, args.fusion_steps) < 1:
         parser.error("--expert_steps and --fusion_steps must be >= 1")
+    # Before the synthetic data are written: the configs would refuse these only afterwards.
+    for flag, value in (("--num_train", args.num_train), ("--num_val", args.num_val), ("--batch_size", args.batch_size)):
+        if value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    for flag, value in (("--height", args.height), ("--width", args.width)):
+        if value < 16 or value % 16:
+            parser.error(f"{flag} must be a positive multiple of 16, got {value}")
     return args
 
 

@@ -41,7 +41,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from ssma_tf.config import ConfigError, load_config
     from ssma_tf.errors import UserInputError
+    from ssma_tf.files import check_output
 
+    if args.batch_size < 1:
+        return fail(f"--batch_size must be >= 1, got {args.batch_size}")
+    try:  # before the model predicts every target image
+        check_output(args.output, what="--output")
+    except UserInputError as error:
+        return fail(error)
     try:
         config = load_config(args.config, "train", check_paths=False)
     except ConfigError as error:

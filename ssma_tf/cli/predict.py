@@ -103,6 +103,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("give either --list or --modality1/--modality2, not both")
 
     size = size_or_exit(parser, args.size)
+    # Checked by the library too, but only once the model is loaded, and naming an image, not the flag.
+    if not 0 <= args.alpha <= 1:
+        parser.error(f"--alpha must be in 0..1, got {args.alpha:g}")
+    if args.batch_size < 1:
+        parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
 
     from ssma_tf.files import check_output
     from ssma_tf.inference.pictures import predict_files

@@ -35,6 +35,7 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ssma_tf.cli.common import add_debug, add_version, command
+from ssma_tf.files import check_output
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
 from ssma_tf.progress import Progress
 
@@ -198,6 +199,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise io.OutputExistsError(
                 f"list file '{args.list_file}' exists already (pass --overwrite to replace it)"
             )
+        # A folder in the way is found before any file is converted, not when the list is written.
+        check_output(args.output_dir, what="--output-dir", directory=True, overwrite=None)
+        if args.list_file is not None:
+            check_output(args.list_file, what="--list-file")
         todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing)
         progress = None
         if not args.quiet:
@@ -250,6 +255,11 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error(str(exc))
     if args.command in ("jet", "gray") and args.vmax is None and args.percentiles is None:
         parser.error("give the range: --max (fixed, e.g. 7000 for millimetres) or --percentiles")
+    if args.command in ("jet", "gray") and args.percentiles is None and not args.vmin < args.vmax:
+        parser.error(f"--min must be below --max, got --min {args.vmin:g} --max {args.vmax:g}")
+    if getattr(args, "percentiles", None) is not None and not 0 <= args.percentiles[0] < args.percentiles[1] <= 100:
+        low, high = args.percentiles
+        parser.error(f"--percentiles must satisfy 0 <= LOW < HIGH <= 100, got {low:g} {high:g}")
     if args.command == "hha":
         given = [args.preset, args.intrinsics, args.intrinsics_file, args.intrinsics_relative]
         if sum(g is not None for g in given) != 1:

@@ -69,13 +69,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                         ("--latency-runs", args.latency_runs - 1), ("--channel-multiple", args.channel_multiple - 1)):
         if value < 0:
             parser.error(f"{flag} must be at least {0 if flag == '--finetune-steps' else 1}")
+    if args.finetune_lr is not None and not args.finetune_lr > 0:  # a negative rate climbs the loss
+        parser.error(f"--finetune-lr must be positive, got {args.finetune_lr:g}")
 
     from ssma_tf.config import ConfigError, load_config
     from ssma_tf.errors import UserInputError
+    from ssma_tf.files import check_output
 
     try:
         config = load_config(args.config, "train", overrides=overrides)
-    except ConfigError as error:
+        check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
+    except UserInputError as error:
         return fail(error)
     others = []
     for folder in args.others:
@@ -83,7 +87,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not path.is_file():
             return fail(UserInputError(f"--with {folder}: no report.json there (run ssma-prune -o {folder} first)",
                                        path=path))
-        others.append(json.loads(path.read_text()))
+        try:
+            others.append(json.loads(path.read_text()))
+        except ValueError as error:  # a report cut short or edited by hand
+            return fail(UserInputError(f"--with {folder}: {path} is not a report of ssma-prune: {error}", path=path))
 
     from ssma_tf.pruning import staged
 

@@ -61,17 +61,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Ends the command on a flag out of range (the library checks some only after the model is built,
+    some not at all: a negative rate trains away from the labels)."""
+    from ssma_tf.constants import MAX_MODALITIES
+
+    least = {"--num_classes": 1 if args.command == "convert" else 2, "--modalities": 1, "--steps": 1,
+             "--batch_size": 1, "--height": 16, "--width": 16}
+    for flag, low in least.items():
+        value = getattr(args, flag[2:], None)
+        if value is not None and value < low:
+            parser.error(f"{args.command} {flag} must be >= {low}, got {value}")
+    if getattr(args, "modalities", None) is not None and args.modalities > MAX_MODALITIES:
+        parser.error(f"{args.command} --modalities must be <= {MAX_MODALITIES}, got {args.modalities}")
+    for flag in ("--height", "--width"):
+        value = getattr(args, flag[2:], None)
+        if value is not None and value % 16:
+            parser.error(f"{args.command} {flag} must be a multiple of 16 (the encoder's output stride), got {value}")
+    if args.command == "train":
+        if not args.learning_rate > 0:
+            parser.error(f"train --learning_rate must be positive, got {args.learning_rate:g}")
+        if args.experts is not None and len(args.experts) != args.modalities:
+            parser.error(f"train --experts: {len(args.experts)} checkpoint(s) for --modalities {args.modalities}; "
+                         "give one per modality")
+
+
 @command
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs one subcommand; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_flags(parser, args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ssma_tf import scene
     from ssma_tf.data.scene import write_scene_records
     from ssma_tf.errors import UserInputError
-    from ssma_tf.files import atomic_write
+    from ssma_tf.files import atomic_write, check_output
 
     try:
+        # Before the work: a folder under a file failed once training or evaluating was done.
+        if args.command == "train":
+            check_output(args.output, what="--output", directory=True, overwrite=None)
+        elif args.command == "evaluate" and args.json:
+            check_output(args.json, what="--json")
         if args.command == "convert":
             summary = write_scene_records(args.file, args.record, args.modalities, args.num_classes)
             print(f"{summary['samples']} scenes of {summary['modalities']} modalities, classes "

@@ -58,10 +58,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if encoding not in DEPTH_ENCODINGS:
         parser.error(f"--depth-encoding must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
     budgets = sorted(set(args.budgets) | {args.budget})
+    if args.depth_student_steps < 0:
+        parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
 
     import os
 
-    from ssma_tf.files import atomic_write
+    from ssma_tf.files import atomic_write, check_output
     from ssma_tf.label_selection import (
         SelectionError,
         classes_covered,
@@ -71,6 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         standardise,
     )
 
+    check_output(args.output, what="--output", directory=True, overwrite=None)  # before the records are read
     features = pooled_depth_features(config.train_data, encoding)
     if budgets[-1] > len(features):
         raise SelectionError(

@@ -32,6 +32,8 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
+from ssma_tf.cli.common import command
+
 PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 MODELS = {
     "adapnet_pp_rgb": {"model": "AdapNet_pp", "input_modality": "modality1"},
@@ -200,6 +202,24 @@ def summary(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Ends the run on a bad flag before any data are written or any arm trains."""
+    for flag, value in (("--labeled", args.labeled), ("--steps", args.steps), ("--batch-size", args.batch_size),
+                        ("--pretrain-steps", args.pretrain_steps)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    for flag, value in (("--height", args.height), ("--width", args.width)):
+        if value < 16 or value % 16:
+            parser.error(f"{flag} must be a positive multiple of 16, got {value}")
+    for arm in args.arms:
+        kind, _, count = arm.partition("_")
+        if arm not in ("supervised", "pretrained", *SEMI) and not (
+                kind in ("random", "depth") and count.isdigit() and int(count) > 0):
+            parser.error(f"--arms: unknown arm {arm!r}; supervised, pretrained, {', '.join(SEMI)}, "
+                         "random_N or depth_N (N labeled scenes)")
+
+
+@command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,6 +238,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--width", type=int, default=SIZE["width"])
     parser.add_argument("--batch-size", type=int, default=SIZE["batch_size"])
     args = parser.parse_args(argv)
+    _check_arguments(parser, args)
     SIZE.update(height=args.height, width=args.width, batch_size=args.batch_size)
     output = pathlib.Path(args.output).resolve()
     output.mkdir(parents=True, exist_ok=True)

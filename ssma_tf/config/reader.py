@@ -27,6 +27,7 @@ from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, MAX_MODALITIES, SSMA, WEIGHTS_SUFFIXES
 from ssma_tf.errors import UserInputError
+from ssma_tf.files import OutputPathError, check_output
 
 # Other spellings of a key, and the key they stand for.
 ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is not None}
@@ -48,10 +49,11 @@ class ConfigError(UserInputError):
     """
 
     def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>"):
-        where = f"{source}: key '{key}'" if key is not None else source
-        # A problem of no key and no file (a flag, a config built in code) is its message alone,
-        # not "<dict>: ...".
-        super().__init__(message if key is None and source == "<dict>" else f"{where}: {message}")
+        # A config built in code has no file to name: "<dict>: " would only puzzle a user.
+        where = [] if source == "<dict>" else [source]
+        if key is not None:
+            where.append(f"key '{key}'")
+        super().__init__(": ".join(where + [message]))
         self.key = key
         self.source = source
         self.path = None if source == "<dict>" else source
@@ -685,6 +687,11 @@ class _Reader:
             raise self.error(
                 name, f"must be a directory to write checkpoints to, but {path} is a file"
             )
+        if self.checks(spec):
+            try:  # a file on the way to it, or a folder the user may not write in
+                check_output(path, what="checkpoint directory", directory=True, overwrite=None)
+            except OutputPathError as error:
+                raise self.error(name, f"cannot be written: {error.detail}") from None
         return path
 
     def read_patterns(self, name: str, spec: Key, value: Any) -> tuple[str, ...]:
@@ -698,6 +705,9 @@ class _Reader:
                 raise self.type_error(name, "a file, a glob pattern or a list of them", item)
             pattern = os.path.abspath(os.path.expanduser(item.strip()))
             if self.checks(spec) and not any(os.path.isfile(p) for p in glob.glob(pattern)):
+                if os.path.isdir(pattern):
+                    raise self.error(name, f"{pattern} is a folder; give its files, e.g. "
+                                           f"{os.path.join(pattern, '*.tfrecords')}")
                 raise self.error(name, f"no file matches {pattern}")
             patterns.append(pattern)
         return tuple(patterns)

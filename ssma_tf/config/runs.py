@@ -92,6 +92,8 @@ def run_config(
         ConfigError: no `config.yaml` for `run`, or the config with the overrides is invalid.
     """
     source = find_run_config(run)
+    if source is None and not os.path.exists(run):  # a typo, not a folder of something else
+        raise ConfigError(f"{os.fspath(run)} does not exist; give a training run's folder or a config with -c")
     if source is None:
         raise ConfigError(
             f"{os.fspath(run)} is not a training run of ssma-tf (no {RUN_CONFIG} in its folder); "

@@ -47,6 +47,9 @@ def list_record_files(file_patterns: FilePatterns) -> list:
         pattern = os.fspath(pattern)
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         matches = [m for m in matches if os.path.isfile(m)]
+        if not matches and os.path.isdir(pattern):
+            raise MissingFileError(f"{pattern!r} is a folder; give its record files, e.g. "
+                                   f"'{os.path.join(pattern, '*.tfrecords')}'", pattern)
         if not matches:
             raise MissingFileError(f"no TFRecord file matches {pattern!r}", pattern)
         files.extend(m for m in matches if m not in files)

@@ -62,8 +62,8 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
     Outputs are named by the modality-1 path relative to the folder all of them share.
 
     Raises:
-        PredictionError: the file is unreadable or empty, or a line has a wrong column count
-            (the message names the file and the line).
+        PredictionError: the file is unreadable or empty, a line has a wrong column count or
+            names a file that is not there (the message names the file and the line).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -79,7 +79,12 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
             expected = f"{names} [label]" if fusion else "image [label] or modality1 ... modalityN label"
             few = f", fewer than the model's {modalities} modalities" if fusion and len(fields) < modalities else ""
             raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns{few}")
-        rows.append([os.path.normpath(os.path.join(folder, os.path.expanduser(f))) for f in fields])
+        row = [os.path.normpath(os.path.join(folder, os.path.expanduser(f))) for f in fields]
+        # Before the model runs: a missing image found at its turn left the samples before it written.
+        for image in row:
+            if not os.path.isfile(image):
+                raise PredictionError(f"{path}, line {number}: {image} is not a file")
+        rows.append(row)
     if not rows:
         raise PredictionError(f"{path} lists no samples")
     if fusion:

@@ -44,3 +44,15 @@ def test_keras_output_loads_without_knowing_the_model(tf1_fixture_dir, tmp_path)
     assert isinstance(model, AdapNetPP) and model.num_classes == 12
     with pytest.raises(ValueError, match="must end in"):
         convert_tf1_checkpoint(str(tf1_fixture_dir / "model.ckpt"), str(tmp_path / "x.h5"))
+
+
+def test_a_tensorflow_2_checkpoint_is_named_and_not_converted(tmp_path):
+    import tensorflow as tf
+
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
+
+    prefix = tf.train.Checkpoint(step=tf.Variable(3)).write(str(tmp_path / "ckpt-3"))  # as ssma-train's
+    with pytest.raises(CheckpointError, match=rf"^{prefix}: a TensorFlow 2 checkpoint \(ssma-train writes these\)"):
+        convert_tf1_checkpoint(prefix, str(tmp_path / "out.weights.h5"))
+    assert not (tmp_path / "out.weights.h5").exists()

@@ -198,3 +198,26 @@ def test_tf1_checkpoints_damaged_are_named(tf1_fixture_dir, tmp_path, adapnet12)
     with pytest.raises(CheckpointError, match="not a checkpoint index") as caught:
         convert_tf1_checkpoint(prefix, str(output))
     assert prefix in _one_line(caught.value) and not output.exists()
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_tf1_checkpoint_of_another_class_count_is_named_before_the_model_is_built(tmp_path, mode):
+    from tests.tf1_helpers import write_tf1_checkpoint
+
+    # The names tell an AdapNet++ (a decoder, conv41) and its classes (conv78's last dimension).
+    prefix = write_tf1_checkpoint(str(tmp_path / "model.ckpt"), {
+        "resnet_v2_50/conv41/weights": np.zeros((1, 1, 4, 4), np.float32),
+        "resnet_v2_50/conv78/weights": np.zeros((1, 1, 256, 12), np.float32),
+    })
+    records = tmp_path / "x.tfrecords"
+    records.write_bytes(b"")
+    data = {"train_data": str(records), "max_iteration": 1, "learning_rate": 0.1, "intialize": prefix} \
+        if mode == "train" else {"test_data": str(records)}
+    config = config_from_dict({"model": "AdapNet_pp", "num_classes": 7, "batch_size": 1, "height": 32, "width": 32,
+                               "checkpoint": prefix if mode == "eval" else str(tmp_path / "run"), **data},
+                              source="t.config", mode=mode)
+    advice = "; to train on another class set, start from it with finetune_from instead of intialize"
+    expected = f"{prefix} has 12 classes (void included), but the config t.config says num_classes: 7"
+    with pytest.raises(CheckpointError) as caught:
+        check_checkpoint_fits(config, prefix)
+    assert _one_line(caught.value) == expected + (advice if mode == "train" else "")

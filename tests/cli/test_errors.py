@@ -56,6 +56,32 @@ def test_ctrl_c_is_status_130(capsys):
     assert capsys.readouterr().err == "interrupted\n"
 
 
+_TERMINATED = """
+import os, signal, sys
+from ssma_tf.cli.common import command
+from ssma_tf.files import atomic_write
+
+@command
+def main(argv=None):
+    with atomic_write(sys.argv[1]) as stream:
+        stream.write("half")
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a scheduler's time limit would
+        stream.write(" and the rest")
+    return 0
+
+status = main([])
+print("handler restored:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+sys.exit(status)
+"""
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_partial_file(tmp_path):
+    result = subprocess.run([sys.executable, "-c", _TERMINATED, str(tmp_path / "out.txt")], capture_output=True,
+                            text=True, cwd=ROOT, timeout=120)
+    assert (result.returncode, result.stderr, result.stdout) == (143, "terminated\n", "handler restored: True\n")
+    assert os.listdir(tmp_path) == []  # neither out.txt nor a .partial-* file
+
+
 def test_output_paths_are_checked(tmp_path):
     (tmp_path / "file").write_text("x")
     assert check_output(tmp_path / "new" / "deeper" / "m.json") == str(tmp_path / "new" / "deeper" / "m.json")

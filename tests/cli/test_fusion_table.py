@@ -62,6 +62,9 @@ def test_the_backbone_reaches_every_arm_and_the_default_is_not_written():
     (["--decoder_filters", "64"], "--decoder_filters"),
     (["--decoder_filters", "0", "--methods", "ssma"], "--decoder_filters must be >= 1"),
     (["--recalibrate_bn", "-1"], "--recalibrate_bn must be >= 0"),
+    (["--height", "30"], "--height must be a positive multiple of 16, got 30"),
+    (["--num_train", "0"], "--num_train must be >= 1, got 0"),
+    (["--batch_size", "0"], "--batch_size must be >= 1, got 0"),
 ])
 def test_options_the_baselines_cannot_take_are_refused_before_any_training(argv, message, capsys):
     with pytest.raises(SystemExit):

@@ -63,6 +63,8 @@ def test_evaluate_of_a_run_names_a_bad_set(run_folder, capsys):
 def test_a_folder_without_a_run_config_is_an_error_naming_it(tmp_path):
     with pytest.raises(ConfigError, match=f"{tmp_path} is not a training run of ssma-tf"):
         run_config(tmp_path, "eval")
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'typo'} does not exist; give a training run's folder"):
+        run_config(tmp_path / "typo", "eval")
 
 
 def test_a_run_without_test_data_asks_for_them(run_folder, tmp_path):
@@ -134,5 +136,5 @@ def test_dataset_flag_finds_the_runs_own_palette_file_then_the_shipped_one(tmp_p
 
 def test_a_config_error_of_no_key_and_no_file_is_its_message_alone():
     assert str(ConfigError("give a config or a checkpoint")) == "give a config or a checkpoint"
-    assert str(ConfigError("is missing", key="k")) == "<dict>: key 'k': is missing"
+    assert str(ConfigError("is missing", key="k")) == "key 'k': is missing"
     assert str(ConfigError("bad", source="a.config")) == "a.config: bad"

@@ -219,6 +219,19 @@ def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
     assert not (tmp_path / "x.tfrecords").exists()
 
 
+@pytest.mark.parametrize("modalities, message", [
+    (1, "line 1: has 3 columns, more than the 2 of 1 modality"),
+    (0, "--modalities must be in 1..8, got 0"),
+])
+def test_cli_checks_the_modality_count(dataset_dir, tmp_path, capsys, modalities, message):
+    out = tmp_path / "x.tfrecords"
+    status = _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(out), "--modalities", str(modalities)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_shards_of_an_earlier_run_are_reported(dataset_dir, tmp_path):
     first = write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"), shards=3)
     assert first["other_shards"] == []

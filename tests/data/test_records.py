@@ -151,6 +151,9 @@ def test_cli_checks_files_with_a_summary_and_exit_status(good, tmp_path, capsys)
     assert out.rstrip().endswith("2 problem(s)")
     assert cli.main([str(tmp_path / "nothing-*.tfrecords")]) == 2
     assert capsys.readouterr().err.strip() == f"error: no TFRecord file matches '{tmp_path / 'nothing-*.tfrecords'}'"
+    assert cli.main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: '{tmp_path}' is a folder; give its record files, e.g. "
+                                               f"'{tmp_path / '*.tfrecords'}'")
 
 
 def test_the_pipeline_names_a_damaged_first_record_and_missing_modality2(good, tmp_path):

@@ -178,13 +178,17 @@ def test_replacing_an_export_swaps_whole_folders(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["export"]
 
 
-def test_export_options_are_checked(adapnet, tmp_path):
+def test_export_options_are_checked(adapnet, tmp_path, capsys):
     with pytest.raises(ValueError, match="TFLite types"):
         export.export_saved_model(adapnet, str(tmp_path / "a"), tflite=["int8"])
     with pytest.raises(ValueError, match="multiples of 16"):
         export.export_saved_model(adapnet, str(tmp_path / "a"), size=(100, 100))
     with pytest.raises(SystemExit):
         _load_tool("export").main(["--checkpoint", "x", "--size", "big", "--output", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="2"):
+        _load_tool("export").main(["--checkpoint", "x", "--format", "openvino", "--int8", "--calibration", "r",
+                                   "--calibration_samples", "0", "--output", str(tmp_path / "b")])
+    assert "--calibration_samples must be >= 1, got 0" in capsys.readouterr().err
     assert _load_tool("export").main(["--checkpoint", str(tmp_path / "none.weights.h5"), "--model", "SSMA",
                                       "--num_classes", "3", "--output", str(tmp_path / "b")]) == 2
 

@@ -10,7 +10,15 @@ from ssma_tf.inference.samples import collect_samples, samples_from_list
 from tests.inference.helpers import write_rgb
 
 
+def _touch(folder, *names):
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).touch()
+
+
 def test_samples_from_a_list_file_are_named_by_relative_path(tmp_path):
+    _touch(tmp_path, *(f"scene{i}/{kind}/0.png" for i in (0, 1) for kind in ("rgb", "depth", "label")),
+           "a.png", "b.png", "c.png", "la.png", "lb.png")
     (tmp_path / "list.txt").write_text(
         "# comment\nscene0/rgb/0.png scene0/depth/0.png scene0/label/0.png\n\n"
         "scene1/rgb/0.png scene1/depth/0.png scene1/label/0.png\n"
@@ -31,6 +39,14 @@ def test_samples_from_a_list_file_are_named_by_relative_path(tmp_path):
     (tmp_path / "twice.txt").write_text("a.png b.png\na.png c.png\n")
     with pytest.raises(PredictionError, match="listed twice"):
         samples_from_list(tmp_path / "twice.txt", fusion=True)
+
+
+@pytest.mark.parametrize("missing", ["b.png", "lb.png"])
+def test_a_listed_file_that_is_not_there_names_the_line(tmp_path, missing):
+    _touch(tmp_path, *({"a.png", "b.png", "la.png", "lb.png"} - {missing}))
+    (tmp_path / "pairs.txt").write_text("a.png la.png\nb.png lb.png\n")
+    with pytest.raises(PredictionError, match=rf"pairs.txt, line 2: .*{missing} is not a file"):
+        samples_from_list(tmp_path / "pairs.txt", fusion=False)
 
 
 def test_samples_from_folders_pair_by_name(tmp_path):

@@ -221,6 +221,35 @@ def test_usage_errors(scannet_like, prepare_modality, capsys):
     assert "--label-dir" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--min", "10", "--max", "5"], "--min must be below --max, got --min 10 --max 5"),
+    (["--percentiles", "99", "1"], "--percentiles must satisfy 0 <= LOW < HIGH <= 100, got 99 1"),
+])
+def test_a_bad_range_is_a_usage_error(scannet_like, prepare_modality, capsys, extra, message):
+    root = scannet_like
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality(["gray", str(root / "depth"), "-o", str(root / "gray")] + extra)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (root / "gray").exists()
+
+
+@pytest.mark.parametrize("where", ["output under a file", "list file a folder"])
+def test_outputs_in_the_way_are_found_before_any_conversion(scannet_like, prepare_modality, capsys, where):
+    root = scannet_like
+    (root / "file").write_text("x")
+    (root / "folder").mkdir()
+    output = root / "file" / "gray" if where == "output under a file" else root / "gray"
+    status = prepare_modality(["gray", str(root / "depth"), "-o", str(output), "--max", "7000", "-q",
+                               "--label-dir", str(root / "label"), "--list-file", str(root / "folder"),
+                               "--overwrite"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert ("--output-dir" if where == "output under a file" else "--list-file") in err
+    assert not (root / "gray").exists()
+
+
 def test_cityscapes_names_pair_by_suffix(tmp_path, prepare_modality):
     # Cityscapes layout: city sub-folders, a suffix per kind, extra files next to the labels.
     frame = "aachen_000000_000019"

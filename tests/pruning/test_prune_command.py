@@ -95,6 +95,28 @@ def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra,
     assert error.startswith("error: ") and message in error and "\n" not in error
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["-o", "a_file/out"], "--output a_file/out: {folder}/a_file is a file, not a folder"),
+    (["--with", "cut_short"], "--with cut_short: cut_short/report.json is not a report of ssma-prune: Unterminated"),
+])
+def test_outputs_and_other_reports_are_checked_before_the_model_loads(run_folder, monkeypatch, capsys, extra,
+                                                                      message):
+    monkeypatch.chdir(run_folder)
+    monkeypatch.setattr(staged, "run", lambda *args, **kwargs: pytest.fail("pruning started"))
+    (run_folder / "a_file").write_text("")
+    (run_folder / "cut_short").mkdir(exist_ok=True)
+    (run_folder / "cut_short" / "report.json").write_text('{"method": "taylor", "sta')
+    assert prune_cli.main(command(run_folder, "-o", "out", *extra)) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {message.format(folder=run_folder)}") and error.count("\n") == 1
+
+
+def test_a_negative_finetune_learning_rate_is_refused(run_folder, capsys):
+    with pytest.raises(SystemExit):
+        prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), "--finetune-lr", "-0.001"))
+    assert "--finetune-lr must be positive, got -0.001" in capsys.readouterr().err
+
+
 def test_a_channel_multiple_below_one_is_refused(run_folder, capsys):
     with pytest.raises(SystemExit):
         prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), "--channel-multiple", "0"))
