@@ -811,7 +811,8 @@ class Trainer:
         if step >= total:
             weights = self.export_weights()
             if weights is not None:
-                self._log(f"exported {weights}")
+                model_file = os.path.join(os.path.dirname(weights), FINAL_MODEL)
+                self._log(f"exported {weights} and {model_file}")
         return TrainResult(start, step, losses, self.last_checkpoint, weights)
 
     def recalibrate_batch_norm(self, num_batches: Optional[int] = None) -> int:

@@ -298,7 +298,7 @@ def test_killed_at_random_moments_resumes_at_the_last_saved_step_and_finishes(tm
         assert expected_start >= (saved[-1] if saved else 0)
     assert process.returncode == 0 and attempt == 4, output
     print(f"kills that interrupted a save: {interrupted_saves} of 4")
-    assert f"exported {directory}/final.weights.h5" in output
+    assert f"exported {directory}/final.weights.h5 and {directory}/final.keras" in output
     reader = tf.train.load_checkpoint(str(directory / f"ckpt-{total}"))
     assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == total
     assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == total

@@ -8,7 +8,8 @@ The loading itself is `ssma_tf.checkpoints.loading`.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import keras
 
@@ -108,8 +109,9 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     if sources is not None and experts:
         # A baseline that combines two whole unimodal networks (ssma_tf.models.fusion_baselines)
         # takes each expert checkpoint whole: encoder and decoder.
-        for expert, source in zip(experts, sources):
-            messages.append(f"{load_weights(expert, source)} (the {expert.name})")
+        for index, (expert, source) in enumerate(zip(experts, sources)):
+            with _naming_key(config, index):
+                messages.append(f"{load_weights(expert, source)} (the {expert.name})")
     elif sources is not None:
         if len(sources) != len(model.encoders):
             raise CheckpointError(
@@ -123,11 +125,27 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         else:
             dropout_rate = 1.0 - config.dropout_keep_prob
             loaded: dict[str, list] = {}  # one throw-away AdapNet++ per distinct source
-            for encoder, source in zip(model.encoders, sources):
+            for index, (encoder, source) in enumerate(zip(model.encoders, sources)):
                 if source not in loaded:
-                    loaded[source] = unimodal_encoder_weights(
-                        source, config.num_classes, dropout_rate, getattr(config, "backbone", "adapnet_pp"),
-                        decoder_filters=getattr(config, "decoder_filters", DECODER_FILTERS))
+                    with _naming_key(config, index):
+                        loaded[source] = unimodal_encoder_weights(
+                            source, config.num_classes, dropout_rate, getattr(config, "backbone", "adapnet_pp"),
+                            decoder_filters=getattr(config, "decoder_filters", DECODER_FILTERS))
                 encoder.set_weights(loaded[source])
                 messages.append(f"{source}: loaded into the {encoder.name} expert")
     return messages
+
+
+@contextlib.contextmanager
+def _naming_key(config: Any, index: int) -> Iterator[None]:
+    """Puts the config key of expert `index`'s checkpoint in front of a `CheckpointError`.
+
+    The error names the file; with two or more experts the user also needs to know which line of
+    the config to change (`checkpoint2`, `checkpoints[2]`).
+    """
+    key = f"checkpoints[{index}]" if getattr(config, "checkpoints", None) is not None else f"checkpoint{index + 1}"
+    try:
+        yield
+    except CheckpointError as error:
+        where = "" if config.source == "<dict>" else f"{config.source}: "  # "<dict>": built in code
+        raise CheckpointError(f"{where}key '{key}': {error}") from None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ssma_tf.checkpoints import load_tf1_checkpoint
-from ssma_tf.checkpoints.initialize import initialize_model
+from ssma_tf.checkpoints.initialize import _naming_key, initialize_model
 from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.config import config_from_dict
 from ssma_tf.models import SSMA
@@ -75,3 +75,20 @@ def test_experts_start_from_a_checkpoints_list(three, tmp_path, monkeypatch):
     assert [float(e.get_weights()[0].flat[0]) for e in three.encoders] == [1.0, 2.0, 1.0]
     with pytest.raises(CheckpointError, match="2 expert checkpoints for an SSMA of 3 modalities"):
         initialize_model(three, config_from_dict(dict(base, checkpoints=paths[:2]), check_paths=False))
+
+
+def test_an_expert_checkpoint_that_does_not_fit_names_its_config_key(three, tmp_path):
+    # A whole SSMA's weights where an expert's AdapNet++ belongs: the error names the file and the
+    # key that gave it, so the user knows which line of the config to change.
+    wrong = str(tmp_path / "ssma.weights.h5")
+    three.save_weights(wrong)
+    base = dict(model="SSMA", num_classes=C, height=H, width=W, batch_size=1, max_iteration=1,
+                learning_rate=1e-3, checkpoint=str(tmp_path / "run"), train_data="x.tfrecords",
+                modalities=["rgb", "depth", "thermal"])
+    config = config_from_dict(dict(base, checkpoints=[wrong, wrong, wrong]), check_paths=False)
+    with pytest.raises(CheckpointError, match=r"^key 'checkpoints\[0\]': .*ssma\.weights\.h5"):
+        initialize_model(three, config)
+    two = config_from_dict(dict(base, modalities=None, checkpoint1=wrong, checkpoint2=wrong), check_paths=False)
+    with pytest.raises(CheckpointError, match=r"^key 'checkpoint2': boom$"):
+        with _naming_key(two, 1):
+            raise CheckpointError("boom")
