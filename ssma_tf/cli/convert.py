@@ -10,7 +10,8 @@ TensorFlow loads; a path with spaces is quoted or the line's paths are tab-separ
 (`ssma_tf.lists`). Labels must be lossless single-channel (gray or palette) images. The work is
 done by `ssma_tf.data.write_tfrecords`; this script parses flags, shows a progress bar (on a
 terminal; in a log file a line every 10 s) and prints the summary. `--check` then reads the
-written records back end to end, as `ssma-check-records` does.
+written records back end to end, as `ssma-check-records` does. Record files that exist are
+replaced only with `--overwrite`.
 
 Exit status: 0 done, 2 a bad list, image, label or output path (the message names the file and
 line), 1 a failed write (disk full).
@@ -47,6 +48,8 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--modalities", type=int, default=None,
                         help="images per line before the label (e.g. the config's N); a line "
                              "with another count is an error")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace record files that exist (without it, an existing one is an error)")
     add_version(parser)
     return parser.parse_args(argv)
 
@@ -66,13 +69,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
-    from ssma_tf.data.convert import check_list, duplicates_warning, format_summary, write_tfrecords
+    from ssma_tf.data.convert import check_list, duplicates_warning, format_summary, shard_names, write_tfrecords
     from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
 
     # `write_tfrecords` takes the list as checked here, so the count is checked here too.
     checked = check_list(args.file, modalities=args.modalities)
-    check_output(args.record, what="--record")
+    # Records that exist are kept unless asked, as ssma-prepare and ssma-export do: a second run
+    # with a list meant for another split would replace a training set without a word.
+    for name in shard_names(args.record, args.shards):
+        check_output(name, what="--record", overwrite=args.overwrite)
     if checked.duplicates:
         print(f"warning: {duplicates_warning(checked.duplicates)}", file=sys.stderr)
 

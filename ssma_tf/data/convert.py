@@ -252,7 +252,7 @@ def _load_sample(
     return record, label.shape, histogram
 
 
-def _shard_names(output: str, shards: int) -> List[str]:
+def shard_names(output: str, shards: int) -> List[str]:
     """`out.tfrecords` -> `out-00000-of-00004.tfrecords`, ... (one name when shards == 1)."""
     if shards == 1:
         return [output]
@@ -356,7 +356,7 @@ def write_tfrecords(
     if shards > len(entries):
         raise ListFileError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards", list_file)
 
-    names = _shard_names(output, shards)
+    names = shard_names(output, shards)
     for name in names:  # before any image is read: a result is never computed only to be lost
         check_output(name, what="record file")
         if os.path.abspath(name) in {p for _, paths in entries for p in paths}:

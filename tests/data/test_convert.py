@@ -211,6 +211,24 @@ def test_cli_converts_and_reports(dataset_dir, tmp_path, capsys):
     assert len(_records([out])) == 3
 
 
+def test_cli_keeps_existing_records_unless_asked(dataset_dir, tmp_path, capsys):
+    cli = _cli()
+    pairs = str(dataset_dir / "pairs.txt")
+    out = tmp_path / "r.tfrecords"
+    assert cli.main(["-f", pairs, "-r", str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["-f", pairs, "-r", str(out), "--encoding", "png"]) == 2
+    assert f"error: --record {out} exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert cli.main(["-f", pairs, "-r", str(out), "--encoding", "png", "--overwrite"]) == 0
+    assert out.read_bytes() != before
+    # Shards: each file the run would write is checked.
+    assert cli.main(["-f", pairs, "-r", str(out), "--shards", "2"]) == 0
+    assert cli.main(["-f", pairs, "-r", str(out), "--shards", "2"]) == 2
+    assert "r-00000-of-00002.tfrecords exists; pass --overwrite" in capsys.readouterr().err
+
+
 def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
     cli = _cli()
     list_file = write_list(dataset_dir / "bad.txt", ["0_rgb.png 0_label.png", "1_rgb.png"])
