@@ -5,7 +5,7 @@
 
 Every record of every file is read: the framing and its CRCs (a file cut short, overwritten bytes
 or a file that is not a TFRecord file), the `tf.train.Example` (height, width, modality1, label
-and, for fusion data, modality2), the pixel bytes (raw of the right size, or a PNG of the record's
+and, for fusion data, modality2 .. modalityN), the pixel bytes (raw of the right size, or a PNG of the record's
 size) and, with `--num_classes`, every label id below the class count. A bar shows the progress
 on a terminal, a line every 10 s in a log file. Prints one line per file (records, kind, image
 sizes, label ids) and one line per problem, naming the file and the record index. The work is
@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("records", nargs="+", metavar="RECORDS", help="record files or glob patterns")
     parser.add_argument("--num_classes", type=int, help="classes including void: a label id >= this is a problem")
-    parser.add_argument("--modalities", type=int, choices=(1, 2),
-                        help="2: every record must hold modality2 (SSMA); 1: modality1 and label only are "
-                        "checked (default: what the records hold; a file mixing both is a problem)")
+    parser.add_argument("--modalities", type=int,
+                        help="N: every record must hold modality1 .. modalityN (2 for SSMA) and later images "
+                        "are not checked; 1: modality1 and label only (default: what the records hold; a "
+                        "file mixing counts is a problem)")
     parser.add_argument("--max_problems", type=int, default=20, help="problems listed per file (default 20)")
     add_version(parser)
     return parser
@@ -70,6 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.num_classes is not None and not 2 <= args.num_classes <= 256:
         parser.error(f"--num_classes must be in 2..256, got {args.num_classes}")
+    from ssma_tf.constants import MAX_MODALITIES  # no TensorFlow
+
+    if args.modalities is not None and not 1 <= args.modalities <= MAX_MODALITIES:
+        parser.error(f"--modalities must be in 1..{MAX_MODALITIES}, got {args.modalities}")
     if args.max_problems < 1:
         parser.error(f"--max_problems must be positive, got {args.max_problems}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -6,7 +6,7 @@ A record file is checked at three levels:
    checks both CRCs); a file cut short, flipped bytes or a file that is not a TFRecord file at all
    stop the reader at a byte offset;
 2. the `tf.train.Example` of each record: `height` and `width` (one positive int64 each),
-   `modality1` and `label` (one bytes value each) and, for fusion data, `modality2`;
+   `modality1` and `label` (one bytes value each) and, for fusion data, `modality2` .. `modalityN`;
 3. the bytes features: raw pixels of exactly height x width x channels bytes, or a PNG file of
    that size (`ssma_tf.data.schema`); with a class count, every label id below it.
 
@@ -60,7 +60,7 @@ class FileReport:
     Attributes:
         path: the file.
         records: records read (including the bad ones that could be framed).
-        modalities: {1: records without modality2, 2: with it}.
+        modalities: {images per record (1 unimodal, 2 fusion, N): records}.
         image_sizes: {(height, width): records}.
         class_histogram: pixels per label id (256 entries).
         problems: the `RecordError`s found, in file order.
@@ -75,9 +75,7 @@ class FileReport:
 
     def describe(self) -> str:
         """One line: records, kind, sizes, ids, and `ok` or the number of problems."""
-        kinds = " + ".join(
-            f"{count} {'fusion' if m == 2 else 'unimodal'}" for m, count in sorted(self.modalities.items())
-        )
+        kinds = " + ".join(f"{count} {kind_of(m)}" for m, count in sorted(self.modalities.items()))
         sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(self.image_sizes.items()))
         present = np.nonzero(self.class_histogram)[0]
         ids = f"label ids {present.min()}..{present.max()}" if present.size else "no label pixels"
@@ -147,6 +145,11 @@ def _pixels(data: bytes, name: str, height: int, width: int, channels: int) -> n
     return np.frombuffer(data, np.uint8)
 
 
+def kind_of(modalities: int) -> str:
+    """How reports name records of `modalities` images: unimodal, fusion (2), 3-modality, ..."""
+    return {1: "unimodal", 2: "fusion"}.get(modalities, f"{modalities}-modality")
+
+
 def check_example(
     serialized: bytes, modalities: Optional[int] = None
 ) -> Tuple[int, Tuple[int, int], np.ndarray]:
@@ -154,8 +157,8 @@ def check_example(
 
     Args:
         serialized: the record.
-        modalities: 1 or 2 to require `modality2` absent-or-ignored (1) or present (2); None:
-            whatever the record holds.
+        modalities: N to require `modality1` .. `modalityN` (images after them are ignored);
+            None: whatever the record holds.
 
     Returns:
         (modalities the record holds, (height, width), label ids as a flat uint8 array).
@@ -176,12 +179,13 @@ def check_example(
             raise ValueError(f"{key!r} must be one positive integer, got {values}")
         sizes[key] = int(values[0])
     height, width = sizes[schema.HEIGHT], sizes[schema.WIDTH]
-    present = 2 if schema.MODALITY2 in example.features.feature else 1
-    if modalities == 2 and present == 1:
-        raise ValueError("no 'modality2' feature: a unimodal record where fusion records are needed")
-    keys = [(schema.MODALITY1, 3), (schema.LABEL, 1)]
-    if present == 2 and modalities != 1:
-        keys.insert(1, (schema.MODALITY2, 3))
+    # At least 1: a record without modality1 is reported below as missing that feature.
+    present = max(schema.count_modalities(example.features.feature), 1)
+    if modalities is not None and present < modalities:
+        raise ValueError(f"no {schema.modality_key(present + 1)!r} feature: a {kind_of(present)} record "
+                         f"where {kind_of(modalities)} records are needed")
+    checked = present if modalities is None else modalities
+    keys = [(schema.modality_key(i), 3) for i in range(1, checked + 1)] + [(schema.LABEL, 1)]
     label = None
     for key, channels in keys:
         values = _feature(example, key, "bytes_list")
@@ -227,8 +231,8 @@ def check_record_file(
 
     Args:
         path: the record file.
-        modalities: 2 requires `modality2` in every record, 1 ignores it; None accepts either but
-            reports a file that mixes both.
+        modalities: N requires `modality1` .. `modalityN` in every record and ignores images
+            after them; None accepts any count but reports a file that mixes counts.
         num_classes: when given, a label id >= it is a problem (training counts it as void).
         max_problems: stop after this many problems (None: never).
         on_record: called after each record (a progress bar).
@@ -278,7 +282,9 @@ def check_record_file(
         report.problems.append(RecordError("holds no records", report.path))
     if modalities is None and len(report.modalities) > 1:
         report.problems.append(RecordError(
-            f"mixes {report.modalities[2]} fusion and {report.modalities[1]} unimodal records", report.path,
+            "mixes " + " and ".join(f"{count} {kind_of(m)}" for m, count in sorted(report.modalities.items(),
+                                                                                     reverse=True))
+            + " records", report.path,
         ))
     return report
 

@@ -129,6 +129,30 @@ def test_fusion_requirements_and_mixed_files(good, tmp_path):
     assert "mixes 1 fusion and 1 unimodal records" in str(problem)
 
 
+def test_records_of_three_modalities_are_checked_to_the_third_image(tmp_path, capsys):
+    image = bytes(SIZE * SIZE * 3)
+    three = _write(tmp_path / "three.tfrecords", [_raw(modality2=image, modality3=image)] * 2)
+    report = check_record_file(three, modalities=3)
+    assert report.problems == [] and report.modalities == {3: 2}
+    assert "2 records (2 3-modality)" in report.describe()
+    # The third image is checked, not only counted.
+    short = _write(tmp_path / "short.tfrecords", [_raw(modality2=image, modality3=image[:-1])])
+    (problem,) = check_record_file(short).problems
+    assert problem.index == 0 and "modality3 holds 3071 bytes" in str(problem)
+    (problem,) = check_record_file(_write(tmp_path / "two.tfrecords", [_raw(modality2=image)]), modalities=3).problems
+    assert "no 'modality3' feature: a fusion record where 3-modality records are needed" in str(problem)
+    assert check_record_file(three, modalities=2).problems == []  # images after the second are ignored
+    mixed = _write(tmp_path / "mixed3.tfrecords", [_raw(modality2=image, modality3=image), _raw()])
+    (problem,) = check_record_file(mixed).problems
+    assert "mixes 1 3-modality and 1 unimodal records" in str(problem)
+    from ssma_tf.cli.check_records import main
+
+    assert main([three, "--modalities", "3"]) == 0
+    with pytest.raises(SystemExit):
+        main([three, "--modalities", "9"])
+    assert "--modalities must be in 1..8, got 9" in capsys.readouterr().err
+
+
 def test_framing_count_and_the_first_damaged_record(good, tmp_path):
     assert count_records(str(good)) == (4, 0)
     cases = {name: (path, index) for name, path, index, _ in _damaged(good, tmp_path)}
