@@ -703,7 +703,23 @@ class Trainer:
             DivergenceError: the mean loss of the last `DIVERGENCE_WINDOW` steps grew above
                 `divergence_factor` times the starting level (likewise).
             CheckpointWriteError: a checkpoint or the exported weights could not be written.
+            KeyboardInterrupt: Ctrl-C (or SIGTERM under `ssma_tf.cli.common.command`), after a
+                line saying which checkpoint the same command resumes from.
         """
+        try:
+            return self._run_steps(max_steps)
+        except KeyboardInterrupt:
+            step = int(self.step.numpy())
+            if self.last_checkpoint is not None:
+                self._log(f"stopped at step {step}; the newest checkpoint is {self.last_checkpoint}: "
+                          "the same command resumes from it")
+            else:
+                self._log(f"stopped at step {step} before the first checkpoint: the same command starts "
+                          "again from the beginning")
+            raise
+
+    def _run_steps(self, max_steps: Optional[int]) -> TrainResult:
+        """`train`'s loop."""
         config = self.config
         total = int(config.max_iteration)
         start = int(self.step.numpy())

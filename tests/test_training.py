@@ -252,6 +252,25 @@ def test_interrupted_or_broken_save_leaves_the_previous_checkpoint_usable(tmp_pa
     assert any("cannot resume from" in line and "ckpt-4" in line for line in lines)
 
 
+def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model, monkeypatch):
+    config = _tiny_config(tmp_path)
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "save", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()  # interrupted at its first save, step 2
+    assert lines[-1] == "stopped at step 2 before the first checkpoint: the same command starts again from the beginning"
+    trainer.train(max_steps=2)  # ckpt-4
+    lines.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "save", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()
+    newest = str(tmp_path / "checkpoints" / "ckpt-4")
+    assert lines[-1] == f"stopped at step 6; the newest checkpoint is {newest}: the same command resumes from it"
+
+
 def test_a_directory_of_tf1_checkpoints_is_not_resumed(tmp_path, tiny_model):
     directory = tmp_path / "checkpoints"
     directory.mkdir()
