@@ -10,11 +10,13 @@ training run from the weights a config names is `ssma_tf.checkpoints.initialize`
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
+import yaml
 
 from ssma_tf.checkpoints.reading import (
     check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_load_error, reading,
@@ -30,7 +32,7 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model, check_model_name, model_name
@@ -62,9 +64,10 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
         root = tf.train.Checkpoint(model=model)
         # Before restoring: a checkpoint of another model or class count is one line, not
         # TensorFlow's traceback and hundreds of warnings about unmatched values.
-        check_tf2_shapes(root, resolved, model, strict=strict,
-                         hint=", or was written by an ssma-tf from before the eASPP branches were "
-                              "checkpointed")
+        with _naming_the_run_model(resolved, model):
+            check_tf2_shapes(root, resolved, model, strict=strict,
+                             hint=", or was written by an ssma-tf from before the eASPP branches were "
+                                  "checkpointed")
         with reading(resolved):
             status = root.restore(resolved)
         # The checkpoint also holds the optimizer, step and data position: only the model matters.
@@ -82,7 +85,8 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
     if resolved.endswith(".keras"):
         check_keras_archive(resolved)
     else:
-        check_h5_shapes(resolved, model)  # one line instead of Keras' warning per layer
+        with _naming_the_run_model(resolved, model):
+            check_h5_shapes(resolved, model)  # one line instead of Keras' warning per layer
     try:
         with reading(resolved, "weights file"):
             model.load_weights(resolved)
@@ -91,6 +95,38 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
     except ValueError as error:
         raise keras_load_error(error, resolved, model) from None
     return f"{resolved}: loaded the {type(model).__name__} weights"
+
+
+@contextlib.contextmanager
+def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
+    """Adds the model a training run was made with to an error about weights that do not fit.
+
+    A run folder holds `config.yaml` beside its checkpoints; when its `model` is not the one being
+    loaded (an AdapNet++ run given to an SSMA config), that is the cause, which a variable's
+    shape alone does not tell.
+    """
+    try:
+        yield
+    except CheckpointError as error:
+        trained = _run_model(os.path.dirname(resolved))
+        wanted = model_name(model)
+        if trained is None or trained.lower() == wanted.lower():
+            raise
+        raise CheckpointError(
+            f"{error}: the run {os.path.dirname(resolved)} trained model: {trained} (its {RUN_CONFIG}), "
+            f"not {wanted}; give that run's config or a checkpoint of an {wanted}"
+        ) from None
+
+
+def _run_model(folder: str) -> Optional[str]:
+    """The `model` key of a run folder's `config.yaml` (None: no such file, or unreadable)."""
+    try:
+        with open(os.path.join(folder, RUN_CONFIG), encoding="utf-8") as handle:
+            values = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    model = values.get("model") if isinstance(values, dict) else None
+    return model if isinstance(model, str) else None
 
 
 def _first_line(error: BaseException) -> str:

@@ -90,3 +90,26 @@ def test_a_tf2_checkpoint_without_the_easpp_branches_is_refused(tmp_path):
         load_weights(tiny(), prefix)
     current = tf.train.Checkpoint(model=tiny()).save(str(tmp_path / "current"))
     assert "restored" in load_weights(tiny(), current)
+
+
+def test_weights_of_a_run_of_another_model_name_the_run_model(tmp_path):
+    # An AdapNet++ run's weights given to an SSMA: the shapes differ, and the run's config.yaml
+    # says why.
+    from ssma_tf.models import SSMA
+
+    run = tmp_path / "run"
+    run.mkdir()
+    path = str(run / "final.weights.h5")
+    AdapNetPP(4).save_weights(path)
+    fusion = SSMA(4)
+    with pytest.raises(CheckpointError) as plain:
+        load_weights(fusion, path)
+    assert "trained model" not in str(plain.value)  # no config.yaml: the shapes only
+    (run / "config.yaml").write_text("model: AdapNet_pp\nnum_classes: 4\n")
+    with pytest.raises(CheckpointError, match=rf"the run {run} trained model: AdapNet_pp \(its config.yaml\), "
+                                              "not SSMA; give that run's config or a checkpoint of an SSMA$"):
+        load_weights(fusion, path)
+    (run / "config.yaml").write_text("model: SSMA\n")  # the same model: the message stays as it was
+    with pytest.raises(CheckpointError) as same:
+        load_weights(fusion, path)
+    assert str(same.value) == str(plain.value)
