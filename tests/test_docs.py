@@ -84,6 +84,20 @@ def test_semi_supervised_differences_from_the_json_values():
     assert_states("docs/semi_supervised.md", f"moved by up to {moved:.1f} points")
 
 
+def test_semi_supervised_600_steps_table_and_summary():
+    run = bench("semi_supervised_evidence_synthetic.json")["released_augmentation_600_steps"]
+    means = {m: {a: statistics.mean(run[m][a].values()) for a in ("supervised", "classmix", "depthmix")}
+             for m in ("adapnet_pp_rgb", "ssma")}
+    a, s = means["adapnet_pp_rgb"], means["ssma"]
+    assert_states("README.md", f"(supervised {a['supervised']:.1f} < ClassMix {a['classmix']:.1f} < "
+                               f"DepthMix {a['depthmix']:.1f})")
+    assert_states("README.md", f"({s['supervised']:.1f}, {s['classmix']:.1f}, {s['depthmix']:.1f}: ClassMix")
+    assert_states("docs/semi_supervised.md", f"+{s['depthmix'] - s['supervised']:.1f} on the mean")
+    assert_states("docs/semi_supervised.md", f"ClassMix on the mean (+{s['depthmix'] - s['classmix']:.1f})")
+    for seed in ("0", "1"):
+        assert run["ssma"]["classmix"][seed] < run["ssma"]["supervised"][seed]  # "in both seeds"
+
+
 def test_adaptation_share_of_the_gap():
     arms = bench("adaptation_demo_adapnet.json")["adapnet_pp"]
     source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
