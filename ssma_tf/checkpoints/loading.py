@@ -109,8 +109,10 @@ def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
         yield
     except CheckpointError as error:
         trained = _run_model(os.path.dirname(resolved))
-        wanted = model_name(model)
-        if trained is None or trained.lower() == wanted.lower():
+        # Only the two networks a config names (other Keras models have no config name).
+        wanted = SSMA_NAME if isinstance(model, (SSMA, FusionBaseline)) else (
+            model_name(model) if isinstance(model, AdapNetPP) else None)
+        if trained is None or wanted is None or trained.lower() == wanted.lower():
             raise
         raise CheckpointError(
             f"{error}: the run {os.path.dirname(resolved)} trained model: {trained} (its {RUN_CONFIG}), "
