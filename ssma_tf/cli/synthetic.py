@@ -26,8 +26,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, help="folder to write the dataset to")
     parser.add_argument("--num_train", type=int, default=200, help="number of training samples")
     parser.add_argument("--num_val", type=int, default=50, help="number of validation samples")
-    parser.add_argument("--height", type=int, default=96, help="image height (at least 16; the networks need a multiple of 16)")
-    parser.add_argument("--width", type=int, default=192, help="image width (at least 16; the networks need a multiple of 16)")
+    parser.add_argument("--height", type=int, default=96,
+                        help="image height (at least 16; the networks need a multiple of 16)")
+    parser.add_argument("--width", type=int, default=192,
+                        help="image width (at least 16; the networks need a multiple of 16)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same files)")
     add_debug(parser)
     parser.add_argument("--style", choices=synthetic.STYLES, default="source",
