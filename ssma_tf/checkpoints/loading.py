@@ -16,7 +16,6 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
-import yaml
 
 from ssma_tf.checkpoints.reading import (
     check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_load_error, reading,
@@ -32,6 +31,8 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
+from ssma_tf.config.reader import ConfigError
+from ssma_tf.config.runs import find_run_config, read_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
@@ -108,7 +109,7 @@ def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
     try:
         yield
     except CheckpointError as error:
-        trained = _run_model(os.path.dirname(resolved))
+        trained = _run_model(resolved)
         # Only the two networks a config names (other Keras models have no config name).
         wanted = SSMA_NAME if isinstance(model, (SSMA, FusionBaseline)) else (
             model_name(model) if isinstance(model, AdapNetPP) else None)
@@ -120,14 +121,15 @@ def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
         ) from None
 
 
-def _run_model(folder: str) -> Optional[str]:
-    """The `model` key of a run folder's `config.yaml` (None: no such file, or unreadable)."""
-    try:
-        with open(os.path.join(folder, RUN_CONFIG), encoding="utf-8") as handle:
-            values = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+def _run_model(resolved: str) -> Optional[str]:
+    """The `model` key of the `config.yaml` of the run `resolved` is in (None: none, or unreadable)."""
+    source = find_run_config(resolved)
+    if source is None:
         return None
-    model = values.get("model") if isinstance(values, dict) else None
+    try:
+        model = read_run_config(source).get("model")
+    except (ConfigError, UnicodeDecodeError):  # not a config this hint can use: the error stays as it was
+        return None
     return model if isinstance(model, str) else None
 
 
