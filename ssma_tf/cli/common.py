@@ -166,6 +166,16 @@ def size_or_exit(parser: argparse.ArgumentParser, text: Optional[str]) -> Option
     raise AssertionError("unreachable")  # parser.error does not return
 
 
+def stride_multiples_or_exit(parser: argparse.ArgumentParser, **sizes: int) -> None:
+    """Ends the command unless each size flag (`height=48` for `--height`) is a positive multiple of
+    the networks' output stride, which the configs require only once the work has started."""
+    from ssma_tf.constants import OUTPUT_STRIDE  # no TensorFlow
+
+    for name, value in sizes.items():
+        if value < OUTPUT_STRIDE or value % OUTPUT_STRIDE:
+            parser.error(f"--{name} must be a positive multiple of {OUTPUT_STRIDE}, got {value}")
+
+
 def fail(error: BaseException, status: int = 2) -> int:
     """Prints `error: <message>` on stderr; returns `status` for the command to exit with."""
     print(f"error: {error}", file=sys.stderr)

@@ -40,7 +40,7 @@ import sys
 import time
 from typing import Any, List, Optional
 
-from ssma_tf.cli.common import add_version, command
+from ssma_tf.cli.common import add_version, command, stride_multiples_or_exit
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, FUSION_METHODS
 
 TITLES = {
@@ -104,9 +104,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for flag, value in (("--num_train", args.num_train), ("--num_val", args.num_val), ("--batch_size", args.batch_size)):
         if value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
-    for flag, value in (("--height", args.height), ("--width", args.width)):
-        if value < 16 or value % 16:
-            parser.error(f"{flag} must be a positive multiple of 16, got {value}")
+    stride_multiples_or_exit(parser, height=args.height, width=args.width)
     return args
 
 

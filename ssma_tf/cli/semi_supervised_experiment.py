@@ -32,7 +32,7 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
-from ssma_tf.cli.common import command
+from ssma_tf.cli.common import command, stride_multiples_or_exit
 
 PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 MODELS = {
@@ -208,9 +208,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                         ("--pretrain-steps", args.pretrain_steps)):
         if value is not None and value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
-    for flag, value in (("--height", args.height), ("--width", args.width)):
-        if value < 16 or value % 16:
-            parser.error(f"{flag} must be a positive multiple of 16, got {value}")
+    stride_multiples_or_exit(parser, height=args.height, width=args.width)
     for arm in args.arms:
         kind, _, count = arm.partition("_")
         if arm not in ("supervised", "pretrained", *SEMI) and not (
