@@ -1,6 +1,6 @@
 """A DepthMix (or ClassMix) training step against a supervised step of the same labeled batch.
 
-The semi-supervised step (`ssma_tf.semi_supervised`) adds a teacher forward pass on a mix batch
+The semi-supervised step (`ssma_tf.semi_supervised.trainer`) adds a teacher forward pass on a mix batch
 of the same size and a second student forward and backward pass on the mixed images; its
 gradients are summed with the supervised ones, so the peak memory should stay near one step's.
 Targets (issue 18): time ≤ 2.5× and peak memory ≤ 1.5× the supervised step's.
@@ -63,7 +63,7 @@ def child(spec: dict) -> None:
     if spec["method"] == "supervised":
         trainer = training.Trainer(config, log=lambda line: None)
     else:
-        from ssma_tf.semi_supervised import SemiSupervisedTrainer
+        from ssma_tf.semi_supervised.trainer import SemiSupervisedTrainer
 
         trainer = SemiSupervisedTrainer(config, log=lambda line: None)
     trainer.train_function(trainer.iterator)  # tracing and graph optimisation

@@ -1,4 +1,5 @@
-"""Tests of DepthMix / ClassMix (`ssma_tf.mixing`), the mean teacher and the semi-supervised trainer.
+"""Tests of DepthMix / ClassMix (`ssma_tf.semi_supervised.mixing`), the photometric noise, the mean
+teacher and the semi-supervised trainer.
 
 Masks are checked against hand-made depth maps coloured with the synthetic data's jet coding; the
 trainer runs the tiny stand-in model (`tests.training_helpers`) on tiny synthetic RGB-D records.
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssma_tf import semi_supervised, training
+from ssma_tf import training
 from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.data import encode_example
@@ -23,15 +24,14 @@ from ssma_tf.errors import UserInputError
 from ssma_tf.keras_compat import walk_layers
 from ssma_tf.losses import decayed_kernels
 from ssma_tf.mean_teacher import MeanTeacher, ema_decay_at
-from ssma_tf.mixing import (
+from ssma_tf.photometric import gaussian_blur, jitter_rgb, mix_colour_jitter
+from ssma_tf.semi_supervised import trainer as semi_supervised
+from ssma_tf.semi_supervised.mixing import (
     classmix_mask,
     confidence_weight,
     decode_nearness,
     depthmix_mask,
-    gaussian_blur,
-    jitter_rgb,
     mix,
-    mix_colour_jitter,
 )
 from tests.training_helpers import TinySegmenter, build_tiny_model, run_on_two_logical_cpus
 
@@ -444,7 +444,7 @@ def test_weight_decay_reaches_the_semi_supervised_loss(tmp_path, tiny_model):
 
 
 def test_void_pixels_of_a_labeled_mix_image_are_never_confident():
-    from ssma_tf.mixing import confidence_weight, label_probabilities
+    from ssma_tf.semi_supervised.mixing import confidence_weight, label_probabilities
 
     probs = label_probabilities(tf.constant([[[0, 2], [3, 0]]]), 4)  # two void pixels
     np.testing.assert_array_equal(probs.numpy()[0, 0], [[0, 0, 0, 0], [0, 0, 1, 0]])
@@ -466,7 +466,8 @@ def test_labeled_subset_restricts_the_supervised_stream(tmp_path):
 
 
 _MIRRORED = """
-from ssma_tf import semi_supervised, training
+from ssma_tf import training
+from ssma_tf.semi_supervised import trainer as semi_supervised
 from ssma_tf.config import load_config
 from tests.training_helpers import build_tiny_model
 training.build_model = build_tiny_model
@@ -492,7 +493,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 
 def test_farthest_point_order_on_a_hand_made_feature_set():
-    from ssma_tf.label_selection import farthest_point_selection
+    from ssma_tf.semi_supervised.selection import farthest_point_selection
 
     # Points on a line, no ties. From each start, worked out by hand: the next pick is the point
     # whose nearest picked point is farthest away.
@@ -515,7 +516,7 @@ def test_farthest_point_order_on_a_hand_made_feature_set():
 
 
 def test_farthest_point_with_a_difficulty_bias_and_a_budget_larger_than_the_pool():
-    from ssma_tf.label_selection import SelectionError, farthest_point_selection
+    from ssma_tf.semi_supervised.selection import SelectionError, farthest_point_selection
 
     features = np.array([[0.0], [1.0], [2.0], [3.0]])
     calls = []
@@ -579,7 +580,7 @@ def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tm
 
 
 def test_berhu_loss_is_l1_below_the_threshold_and_quadratic_above():
-    from ssma_tf.depth_pretraining import berhu_loss
+    from ssma_tf.semi_supervised.depth_pretraining import berhu_loss
 
     target = np.zeros((1, 1, 4), np.float32)
     prediction = np.array([[[0.1, 0.2, 1.0, 5.0]]], np.float32)
@@ -590,7 +591,7 @@ def test_berhu_loss_is_l1_below_the_threshold_and_quadratic_above():
 
 
 def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
-    from ssma_tf.depth_pretraining import DepthPretrainer
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
 
     config = _config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=None,
                      max_iteration=30, learning_rate=0.01)

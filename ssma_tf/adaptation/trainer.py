@@ -45,7 +45,7 @@ from ssma_tf.keras_compat import ExternalGradientAggregation
 from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.metrics import ConfusionMatrix
-from ssma_tf.mixing import colour_jitter, gaussian_blur, greyscale
+from ssma_tf.photometric import colour_jitter, gaussian_blur, greyscale
 from ssma_tf.summaries import write_images, write_scalar
 
 # Distinct stateless streams of one step.

@@ -2,7 +2,7 @@
 
 The RGB AdapNet++ of a training config learns to regress modality 2's depth (decoded from its
 colouring) with the BerHu loss on every image of `train_data` and `unlabeled_data`, no labels
-used (`ssma_tf.depth_pretraining`). The run folder (`checkpoint`) then holds
+used (`ssma_tf.semi_supervised.depth_pretraining`). The run folder (`checkpoint`) then holds
 `final.weights.h5`: give it as `finetune_from` to a segmentation run of the same AdapNet++.
 Resumes like `ssma-train`.
 
@@ -38,7 +38,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
 
-    from ssma_tf.depth_pretraining import pretrain_depth
+    from ssma_tf.semi_supervised.depth_pretraining import pretrain_depth
     from ssma_tf.training import NonFiniteLossError
 
     try:

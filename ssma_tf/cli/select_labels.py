@@ -1,6 +1,6 @@
 """Chooses which training images to label, by depth: `ssma-select-labels -c CONFIG --budget N -o OUT`.
 
-Farthest-point selection on features of the measured depth (`ssma_tf.label_selection`; Hoyer et
+Farthest-point selection on features of the measured depth (`ssma_tf.semi_supervised.selection`; Hoyer et
 al., CVPR 2021, Section 3.3) over the records of the config's `train_data`. Writes, for each
 budget, `OUT/labeled_<N>.txt` (record indices, one a line: the config's `labeled_subset`) and
 `OUT/scores.csv` (every pick in order with its distance and difficulty bias). The same flags and
@@ -64,7 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import os
 
     from ssma_tf.files import atomic_write, check_output
-    from ssma_tf.label_selection import (
+    from ssma_tf.semi_supervised.selection import (
         SelectionError,
         classes_covered,
         farthest_point_selection,
@@ -81,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"train_data ({', '.join(config.train_data)})")
     difficulty = None
     if args.depth_student_steps > 0:
-        from ssma_tf.depth_pretraining import depth_student_errors
+        from ssma_tf.semi_supervised.depth_pretraining import depth_student_errors
 
         def difficulty(selected):
             return depth_student_errors(config, selected, args.depth_student_steps,

@@ -165,7 +165,7 @@ def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], c
     the rarest class's share tells how balanced the selection is.
     """
     from ssma_tf.data.unlabeled import read_index_file
-    from ssma_tf.label_selection import record_labels
+    from ssma_tf.semi_supervised.selection import record_labels
 
     labels = record_labels(str(data / "train.tfrecords"))
     lines = ["| selection | seed | classes ≥ 0.5 % of pixels | rarest class share % | car share % |",

@@ -47,7 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.training import TrainingStopped, train
 
     if config.semi_supervised is not None:
-        from ssma_tf.semi_supervised import train  # mean teacher on unlabeled images
+        from ssma_tf.semi_supervised.trainer import train  # mean teacher on unlabeled images
     elif config.adaptation is not None:
         from ssma_tf.adaptation.trainer import train  # adapting to an unlabeled target domain
     try:

@@ -1,7 +1,7 @@
 """The `semi_supervised` section of a config: mean teacher with DepthMix or ClassMix.
 
-Only the settings live here (no TensorFlow); the mixing is in `ssma_tf.mixing`, the teacher in
-`ssma_tf.mean_teacher` and the training step in `ssma_tf.semi_supervised`. The defaults are those
+Only the settings live here (no TensorFlow); the mixing is in `ssma_tf.semi_supervised.mixing`, the teacher in
+`ssma_tf.mean_teacher` and the training step in `ssma_tf.semi_supervised.trainer`. The defaults are those
 of the released code of Hoyer et al., "Three Ways to Improve Semantic Segmentation with
 Self-Supervised Depth Estimation" (CVPR 2021); `docs/semi_supervised.md` lists where this port
 differs on purpose.

@@ -8,8 +8,9 @@ One step (Hoyer et al., CVPR 2021, Section 3.2, as released; `docs/semi_supervis
    `teacher_batch_norm` says) predicts P on each (its label instead, where it has one and
    `use_ground_truth` is set; void pixels of a label are never confident);
 3. image k is pasted over image k - 1 (mod B) with the DepthMix mask from the measured depth of
-   modality 2 (`ssma_tf.mixing`) or the ClassMix mask; every modality, and P, is mixed with the
-   same mask; modality 1 of the mixed images is colour-jittered and blurred;
+   modality 2 (`ssma_tf.semi_supervised.mixing`) or the ClassMix mask; every modality, and P, is
+   mixed with the same mask; modality 1 of the mixed images is colour-jittered and blurred
+   (`ssma_tf.photometric`);
 4. the student's loss on the mixed images is the cross-entropy to argmax P_mix, weighted by
    `consistency_weight` × the fraction of pixels with max P_mix ≥ `confidence`;
 5. the gradients of the two losses (two forward and backward passes, so the peak memory stays
@@ -39,16 +40,15 @@ from ssma_tf.data.unlabeled import (
 from ssma_tf.distribute import synchronize_batch_norms
 from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
-from ssma_tf.mixing import (
+from ssma_tf.photometric import gaussian_blur, mix_colour_jitter
+from ssma_tf.semi_supervised.mixing import (
     DECODABLE_DISTANCE,
     classmix_mask,
     confidence_weight,
     decode_nearness,
     depthmix_mask,
-    gaussian_blur,
     label_probabilities,
     mix,
-    mix_colour_jitter,
 )
 from ssma_tf.summaries import write_images, write_scalar
 

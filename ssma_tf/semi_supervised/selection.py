@@ -10,7 +10,7 @@ the current selection predicts the candidate's depth (`difficulty`), which favou
 those already chosen in the way that matters for depth.
 
 Features here come from the measured depth: by default the depth of modality 2 (decoded from its
-colouring, `ssma_tf.mixing.decode_nearness`; nearness is log depth for the synthetic data)
+colouring, `ssma_tf.semi_supervised.mixing.decode_nearness`; nearness is log depth for the synthetic data)
 average-pooled to a small grid, missing pixels left out of each cell's mean.
 """
 
@@ -25,7 +25,7 @@ import tensorflow as tf
 from ssma_tf.data.pipeline import FilePatterns, list_record_files, naming_damaged_records
 from ssma_tf.data.unlabeled import decode_record
 from ssma_tf.errors import UserInputError
-from ssma_tf.mixing import decode_nearness
+from ssma_tf.semi_supervised.mixing import decode_nearness
 
 # Cells of the pooled depth grid (rows, columns).
 DEFAULT_GRID = (6, 12)

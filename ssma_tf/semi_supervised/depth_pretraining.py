@@ -3,7 +3,7 @@
 The third way of Hoyer et al. (CVPR 2021, Section 3.1): a network that has learned depth has
 learned much of the scene's layout, so segmentation starting from it needs fewer labels. They
 estimate depth self-supervised from video; an RGB-D dataset has it measured, so here the target
-is modality 2 decoded from its colouring (`ssma_tf.mixing.decode_nearness`: nearness in 0..1,
+is modality 2 decoded from its colouring (`ssma_tf.semi_supervised.mixing.decode_nearness`: nearness in 0..1,
 log depth for the synthetic data), and the loss is the reverse Huber (BerHu) loss of their
 pseudo-depth training, on the pixels that have depth.
 
@@ -27,7 +27,7 @@ from ssma_tf import training
 from ssma_tf.config import ConfigError
 from ssma_tf.constants import ADAPNET_PP
 from ssma_tf.data.unlabeled import build_mix_dataset
-from ssma_tf.mixing import decode_nearness
+from ssma_tf.semi_supervised.mixing import decode_nearness
 from ssma_tf.summaries import write_images, write_scalar
 
 # Output channels of the depth network; channel 0 is the depth.

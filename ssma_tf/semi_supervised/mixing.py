@@ -1,0 +1,150 @@
+"""DepthMix and ClassMix: depth read back from its colouring, masks, mixing, pseudo-label weights.
+
+DepthMix (Hoyer et al., CVPR 2021, Section 3.2) pastes image i over image j wherever i's surface
+is nearer, so that the composite respects occlusion; ClassMix (Olsson et al., WACV 2021), their
+baseline, pastes the pixels of half the classes of i's (pseudo-)label. Here the depth is the
+measured one, read back from modality 2's colouring (`decode_nearness`): "nearness" is the
+position along the colour map with the near end at 1, a fixed scale shared by all images of a
+dataset, so no per-image normalisation is needed. Missing depth (black) is never pasted. The
+mixed images' colour jitter and blur are in `ssma_tf.photometric`.
+
+All functions take batches (B, H, W[, C]) in the pipeline's layout: float32 BGR 0..255.
+Randomness is stateless (an int32/int64 seed of shape [2]), so a step is reproducible and a
+resumed run draws what an uninterrupted one would have drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ssma_tf.modalities.colorize import jet_colormap
+
+# A pixel whose brightest channel is below this is "missing" (black): every jet colour has a
+# channel of at least 128.
+MISSING_BELOW = 64.0
+# Largest distance (0..255 RGB units) from the colour map for a pixel to count as decodable.
+DECODABLE_DISTANCE = 24.0
+
+
+def colour_table(encoding: str) -> tuple[np.ndarray, np.ndarray]:
+    """The colours of a depth encoding and the nearness each one stands for.
+
+    Args:
+        encoding: one of `ssma_tf.config.semi_supervised.DEPTH_ENCODINGS`.
+
+    Returns:
+        `(colours, nearness)`: float32 (N, 3) RGB 0..255 and float32 (N,) in 0..1, 1 = nearest.
+    """
+    levels = np.arange(256, dtype=np.float32) / 255.0
+    if encoding.startswith("jet"):
+        colours = np.floor(jet_colormap(levels) * 255.0 + 0.5).astype(np.float32)
+    elif encoding.startswith("gray"):
+        colours = np.repeat((levels * 255.0)[:, None], 3, axis=1).astype(np.float32)
+        colours, levels = colours[1:], levels[1:]  # grey 0 is "missing"
+    else:
+        raise ValueError(f"unknown depth encoding {encoding!r}")
+    near_high = encoding in ("jet_near_red", "gray_near_bright")
+    nearness = levels if near_high else 1.0 - levels
+    return colours, nearness.astype(np.float32)
+
+
+def decode_nearness(modality2: Any, encoding: str = "jet_near_red") -> tuple[Any, Any, Any]:
+    """Reads depth back from its colouring: nearness in 0..1 per pixel, and which pixels have it.
+
+    Each pixel takes the nearest colour of the map (exact for nearest-neighbour resized images,
+    close for bilinear ones).
+
+    Args:
+        modality2: (..., H, W, 3) float BGR 0..255, as the input pipeline gives it.
+        encoding: how depth was coloured (`SemiSupervisedConfig.depth_encoding`).
+
+    Returns:
+        `(nearness, valid, distance)`: float32 (..., H, W) with 1 = nearest (0 where missing),
+        bool (..., H, W), and float32 (..., H, W), each pixel's distance to the colour map (0
+        where missing): large values mean the image is not this colouring.
+    """
+    colours, nearness = colour_table(encoding)
+    rgb = tf.reverse(tf.cast(modality2, tf.float32), axis=[-1])  # BGR -> RGB
+    shape = tf.shape(rgb)[:-1]
+    flat = tf.reshape(rgb, [-1, 3])
+    table = tf.constant(colours)
+    # |x − c|² = |x|² − 2 x·c + |c|²: one matrix product instead of an (N, 256, 3) temporary.
+    scores = tf.reduce_sum(table * table, axis=1)[None, :] - 2.0 * tf.matmul(flat, table, transpose_b=True)
+    index = tf.argmin(scores, axis=1, output_type=tf.int32)
+    squared = tf.reduce_min(scores, axis=1) + tf.reduce_sum(flat * flat, axis=1)
+    valid = tf.reduce_max(flat, axis=1) >= MISSING_BELOW
+    if encoding.startswith("gray"):
+        valid = tf.reduce_max(flat, axis=1) > 0.5
+    near = tf.where(valid, tf.gather(tf.constant(nearness), index), 0.0)
+    distance = tf.where(valid, tf.sqrt(tf.maximum(squared, 0.0)), 0.0)
+    return (tf.reshape(near, shape), tf.reshape(valid, shape), tf.reshape(distance, shape))
+
+
+def depthmix_mask(near_i: Any, valid_i: Any, near_j: Any, margin: float = 0.03) -> Any:
+    """DepthMix's mask: 1 where image i is pasted over image j.
+
+    `M = valid_i ∧ (near_i ≥ near_j − margin)`: i wins where its surface is nearer, or not
+    farther than the margin; never where i has no depth.
+
+    Returns:
+        float32 mask of the inputs' shape.
+    """
+    keep = tf.logical_and(tf.cast(valid_i, tf.bool), near_i >= near_j - margin)
+    return tf.cast(keep, tf.float32)
+
+
+def classmix_mask(classes: Any, num_classes: int, seed: Any) -> Any:
+    """ClassMix's mask: 1 on the pixels of a random half of the classes present in each image.
+
+    Args:
+        classes: int (B, H, W) class ids of the images pasted from (pseudo-labels).
+        num_classes: C.
+        seed: stateless seed, shape [2].
+
+    Returns:
+        float32 (B, H, W); of the n non-void classes present in an image, ⌊n/2⌋ are pasted (as
+        the released code: void, like its ignore label, is never chosen).
+    """
+    classes = tf.cast(classes, tf.int32)
+    present = tf.reduce_max(tf.one_hot(classes, num_classes, dtype=tf.float32), axis=[1, 2]) > 0
+    present = tf.logical_and(present, tf.range(num_classes)[None, :] > 0)
+    batch = tf.shape(classes)[0]
+    draws = tf.random.stateless_uniform([batch, num_classes], seed=seed)
+    # Absent classes sort last; the first ⌊n/2⌋ of a random order of the present ones are taken.
+    keys = tf.where(present, draws, 2.0)
+    rank = tf.argsort(tf.argsort(keys, axis=1), axis=1)
+    count = tf.reduce_sum(tf.cast(present, tf.int32), axis=1, keepdims=True)
+    chosen = tf.logical_and(present, rank < count // 2)
+    return tf.cast(tf.gather(chosen, classes, batch_dims=1), tf.float32)
+
+
+def mix(mask: Any, first: Any, second: Any) -> Any:
+    """`mask · first + (1 − mask) · second`; a (B, H, W) mask broadcasts over channels."""
+    mask = tf.cast(mask, first.dtype)
+    if len(first.shape) == len(mask.shape) + 1:
+        mask = mask[..., None]
+    return mask * first + (1.0 - mask) * second
+
+
+def label_probabilities(labels: Any, num_classes: int) -> Any:
+    """Ground-truth labels as the teacher's probabilities of a labeled mix image.
+
+    Args:
+        labels: int (B, H, W) class ids; 0 is void.
+        num_classes: C, void included.
+
+    Returns:
+        float32 (B, H, W, C) one-hot rows, all zero at void pixels: as released, such a pixel is
+        never confident and its pseudo-label (the argmax, 0) is void, which the loss ignores.
+    """
+    known = tf.cast(labels > 0, tf.float32)[..., None]
+    return tf.one_hot(labels, num_classes, dtype=tf.float32) * known
+
+
+def confidence_weight(probs: Any, threshold: float) -> Any:
+    """The fraction of pixels whose largest probability is at least `threshold` (one scalar)."""
+    confident = tf.reduce_max(probs, axis=-1) >= threshold
+    return tf.reduce_mean(tf.cast(confident, tf.float32))
