@@ -112,6 +112,21 @@ def task_id(strategy: tf.distribute.Strategy) -> int:
     return int(resolver.task_id or 0) if resolver is not None and resolver.task_type else 0
 
 
+def replica_mean(strategy: tf.distribute.Strategy, value: Any) -> Any:
+    """The mean of a per-replica value (a loss, a loss term) over all replicas."""
+    return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+
+def replica_sum(strategy: tf.distribute.Strategy, value: Any) -> Any:
+    """The sum of a per-replica value (a pixel count) over all replicas."""
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+
+def first_replica(strategy: tf.distribute.Strategy, value: Any) -> Any:
+    """The first local replica's copy of a per-replica value (the images previewed in the logs)."""
+    return strategy.experimental_local_results(value)[0]
+
+
 def synchronize_batch_norms(model: keras.Model) -> int:
     """Makes every batch norm of `model` compute batch statistics over all replicas.
 

@@ -57,7 +57,14 @@ from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.data.unlabeled import read_index_file
-from ssma_tf.distribute import create_strategy, is_chief, synchronize_batch_norms, task_id
+from ssma_tf.distribute import (
+    create_strategy,
+    first_replica,
+    is_chief,
+    replica_mean,
+    synchronize_batch_norms,
+    task_id,
+)
 from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
 from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
@@ -564,19 +571,16 @@ class Trainer:
             truth = labels if len(labels.shape) == 3 else tf.argmax(labels, axis=-1)
             return loss, terms, preview, tf.cast(truth[:PREVIEW_IMAGES], tf.uint8)
 
-        def mean(value):
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
-
         @tf.function
         def train_function(iterator):
             inputs, labels = next(iterator)
             loss, terms, preview, truth = strategy.run(replica_step, args=(inputs, labels))
             self.step.assign_add(1)
             return (
-                mean(loss),
-                {name: mean(value) for name, value in terms.items()},
-                strategy.experimental_local_results(preview)[0],
-                strategy.experimental_local_results(truth)[0],
+                replica_mean(strategy, loss),
+                {name: replica_mean(strategy, value) for name, value in terms.items()},
+                first_replica(strategy, preview),
+                first_replica(strategy, truth),
             )
 
         return train_function
@@ -680,13 +684,17 @@ class Trainer:
             if self._encoder_factor != 1.0:
                 write_scalar("learning_rate/encoders", lr * self._encoder_factor, step)
             if preview is not None:
-                palette = self._palette
-                predicted = palette[np.minimum(np.asarray(preview), len(palette) - 1)]
-                write_images("predicted_masks", predicted, step, max_outputs=PREVIEW_IMAGES)
-                if truth is not None:
-                    gt = palette[np.minimum(np.asarray(truth), len(palette) - 1)]
-                    write_images("ground_truth", gt, step, max_outputs=PREVIEW_IMAGES)
+                self._write_preview(step, preview, truth)
         self.writer.flush()
+
+    def _write_preview(self, step: int, preview: Any, truth: Any = None) -> None:
+        """Writes the step's preview images: predicted and true class maps, in the palette."""
+        palette = self._palette
+        predicted = palette[np.minimum(np.asarray(preview), len(palette) - 1)]
+        write_images("predicted_masks", predicted, step, max_outputs=PREVIEW_IMAGES)
+        if truth is not None:
+            gt = palette[np.minimum(np.asarray(truth), len(palette) - 1)]
+            write_images("ground_truth", gt, step, max_outputs=PREVIEW_IMAGES)
 
     def train(self, max_steps: Optional[int] = None) -> TrainResult:
         """Runs the steps left up to `max_iteration`.

@@ -40,6 +40,7 @@ from ssma_tf.config import ConfigError
 from ssma_tf.data import build_dataset
 from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.unlabeled import UnlabeledDataError
+from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
 from ssma_tf.keras_compat import ExternalGradientAggregation
 from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
@@ -341,13 +342,13 @@ class AdaptationTrainer(training.Trainer):
                     tf.cast(label_truth[:training.PREVIEW_IMAGES], tf.uint8))
 
         def mean(value):
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            return replica_mean(strategy, value)
 
         def total(value):
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            return replica_sum(strategy, value)
 
         def first(value):
-            return strategy.experimental_local_results(value)[0]
+            return first_replica(strategy, value)
 
         @tf.function
         def train_function(iterator):

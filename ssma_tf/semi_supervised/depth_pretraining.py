@@ -28,7 +28,8 @@ from ssma_tf.config import ConfigError
 from ssma_tf.constants import ADAPNET_PP
 from ssma_tf.data.unlabeled import build_mix_dataset
 from ssma_tf.semi_supervised.mixing import decode_nearness
-from ssma_tf.summaries import write_images, write_scalar
+from ssma_tf.distribute import first_replica, replica_mean
+from ssma_tf.summaries import write_images
 
 # Output channels of the depth network; channel 0 is the depth.
 DEPTH_CHANNELS = 2
@@ -117,32 +118,21 @@ class DepthPretrainer(training.Trainer):
             truth = tf.cast(near[:preview_count] * 255.0, tf.uint8)
             return loss, {"berhu": loss, "abs_error": error}, preview, truth
 
-        def mean(value):
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
-
         @tf.function
         def train_function(iterator):
             modality1, modality2 = next(iterator)
             loss, terms, preview, truth = strategy.run(replica_step, args=(modality1, modality2))
             self.step.assign_add(1)
-            return (mean(loss), {k: mean(v) for k, v in terms.items()},
-                    strategy.experimental_local_results(preview)[0],
-                    strategy.experimental_local_results(truth)[0])
+            return (replica_mean(strategy, loss), {k: replica_mean(strategy, v) for k, v in terms.items()},
+                    first_replica(strategy, preview), first_replica(strategy, truth))
 
         return train_function
 
-    def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
-                         preview: Any = None, truth: Any = None) -> None:
-        with self.writer.as_default():
-            write_scalar("loss/total", loss, step)
-            for name, value in terms.items():
-                write_scalar(f"loss/{name}", value, step)
-            write_scalar("learning_rate", lr, step)
-            if preview is not None:
-                grey = lambda x: np.repeat(np.asarray(x)[..., None], 3, axis=-1)  # noqa: E731
-                write_images("depth/predicted", grey(preview), step, max_outputs=training.PREVIEW_IMAGES)
-                write_images("depth/measured", grey(truth), step, max_outputs=training.PREVIEW_IMAGES)
-        self.writer.flush()
+    def _write_preview(self, step: int, preview: Any, truth: Any = None) -> None:
+        """Writes the predicted and the measured nearness as grey images."""
+        grey = lambda x: np.repeat(np.asarray(x)[..., None], 3, axis=-1)  # noqa: E731
+        write_images("depth/predicted", grey(preview), step, max_outputs=training.PREVIEW_IMAGES)
+        write_images("depth/measured", grey(truth), step, max_outputs=training.PREVIEW_IMAGES)
 
 
 def pretrain_depth(config: Any, **kwargs: Any) -> training.TrainResult:

@@ -37,7 +37,7 @@ from ssma_tf.data.unlabeled import (
     decode_record,
     read_index_file,
 )
-from ssma_tf.distribute import synchronize_batch_norms
+from ssma_tf.distribute import first_replica, replica_mean, synchronize_batch_norms
 from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.photometric import gaussian_blur, mix_colour_jitter
@@ -242,10 +242,10 @@ class SemiSupervisedTrainer(training.Trainer):
                     tf.cast(truth[:preview_count], tf.uint8))
 
         def mean(value):
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            return replica_mean(strategy, value)
 
         def first(value):
-            return strategy.experimental_local_results(value)[0]
+            return first_replica(strategy, value)
 
         @tf.function
         def train_function(iterator):
