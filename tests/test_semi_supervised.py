@@ -69,6 +69,24 @@ def test_depthmix_pastes_the_nearer_surface_and_never_missing_depth():
     assert not mask[:4, :4].any()  # missing depth is never pasted
 
 
+def test_missing_depth_is_never_pasted_even_where_j_is_as_far_or_missing():
+    # Missing depth decodes to nearness 0, the far end: only the validity keeps it from winning
+    # where j is missing too (0 >= 0) or farther than the margin's reach (0 >= near_j - 0.03).
+    depth_i = np.full((H, W), 5.0)
+    valid_i = np.zeros((H, W), bool)
+    valid_i[:, W // 2:] = True                 # i has depth on its right half only
+    depth_j = np.full((H, W), 10.0)
+    depth_j[:, : W // 4] = 1000.0              # beyond the colour map's far end: nearness 0
+    valid_j = np.ones((H, W), bool)
+    valid_j[:, W // 4: W // 2] = False         # j is missing there
+    near_i, ok_i, _ = decode_nearness(_bgr(depth_i, valid_i)[None])
+    near_j, _, _ = decode_nearness(_bgr(depth_j, valid_j)[None])
+    assert float(tf.reduce_max(near_j[0, :, : W // 2])) < 0.03
+    for margin in (0.0, 0.03):
+        mask = depthmix_mask(near_i, ok_i, near_j, margin=margin).numpy()[0]
+        np.testing.assert_array_equal(mask.astype(bool), valid_i)
+
+
 def test_depthmix_margin_lets_i_win_slightly_farther_surfaces():
     # 10 m against 10.5 m: nearness differs by log(10.5/10)/log(30) ≈ 0.014 < 0.03.
     near_i, ok_i, _ = decode_nearness(_bgr(np.full((H, W), 10.5))[None])
