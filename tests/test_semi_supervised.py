@@ -536,21 +536,39 @@ def test_farthest_point_order_on_a_hand_made_feature_set():
 def test_farthest_point_with_a_difficulty_bias_and_a_budget_larger_than_the_pool():
     from ssma_tf.semi_supervised.selection import SelectionError, farthest_point_selection
 
-    features = np.array([[0.0], [1.0], [2.0], [3.0]])
+    features = np.array([[0.0], [2.0], [4.0], [6.0]])
     calls = []
+    errors = np.full(4, 0.01)
+    errors[2] = 10.0  # image 2 is what the depth student gets most wrong
 
     def difficulty(selected):
         calls.append(list(selected))
-        errors = np.full(4, 0.01)
-        errors[1] = 10.0  # image 1 is what the depth student gets most wrong
         return errors
 
+    # Seed 0 starts at image 3, then 0; without a bias images 1 and 2 tie at distance 2 and the
+    # lower index, 1, is taken.
+    assert farthest_point_selection(features, [2, 3], seed=0).order == [3, 0, 1]
     selection = farthest_point_selection(features, [2, 3], seed=0, difficulty=difficulty)
-    assert len(calls) == 1 and calls[0] == selection.order[:2]
-    if 1 not in selection.order[:2]:
-        assert selection.order[2] == 1 and selection.bias[2] > 0
+    assert calls == [[3, 0]] and selection.order == [3, 0, 2]
+    # The bias: the error scaled to unit mean, times the typical distance to the selection (the
+    # mean nonzero one: 2), times the weight.
+    assert selection.bias[2] == pytest.approx(2.0 * 10.0 / errors.mean())
+    halved = farthest_point_selection(features, [2, 3], seed=0, difficulty=difficulty, difficulty_weight=0.5)
+    assert halved.bias[2] == pytest.approx(0.5 * 2.0 * 10.0 / errors.mean())
     with pytest.raises(SelectionError, match="budget 5 is larger than the pool of 4"):
         farthest_point_selection(features, [5])
+
+
+def test_features_are_standardised_per_dimension():
+    from ssma_tf.semi_supervised.selection import standardise
+
+    # Dimensions on very different scales: after standardising, each weighs alike in distances.
+    features = np.array([[0.0, 100.0, 7.0], [2.0, 300.0, 7.0], [4.0, 800.0, 7.0]])
+    out = standardise(features)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out[:, :2].std(axis=0), 1.0)
+    np.testing.assert_array_equal(out[:, 2], 0.0)  # a constant dimension carries no distance
+    np.testing.assert_allclose(out[:, 0], [-np.sqrt(1.5), 0.0, np.sqrt(1.5)])
 
 
 def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tmp_path, capsys):
