@@ -22,7 +22,7 @@ from ssma_tf.data.synthetic import depth_to_jet, generate_sample
 from ssma_tf.data.unlabeled import UnlabeledDataError, read_index_file
 from ssma_tf.errors import UserInputError
 from ssma_tf.keras_compat import walk_layers
-from ssma_tf.losses import decayed_kernels
+from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher, ema_decay_at
 from ssma_tf.photometric import gaussian_blur, jitter_rgb, mix_colour_jitter
 from ssma_tf.semi_supervised import trainer as semi_supervised
@@ -432,6 +432,60 @@ def test_teacher_has_no_dropout_and_normalises_as_teacher_batch_norm_says(tmp_pa
     assert trainings["built_2"] - {None} == ({True} if mode == "batch" else {False})
     assert True in trainings["built_1"]
     assert trainer.mean_teacher.include_statistics == (mode == "moving")
+
+
+def test_a_step_mixes_every_modality_and_the_teacher_probabilities_with_one_depth_mask(tmp_path, monkeypatch):
+    """The trainer's wiring: image k pasted over image k - 1 where k is nearer, the same mask for
+    both modalities and for the teacher's probabilities, and the loss weighted by the confident
+    share. Run eagerly, the tiny models record what they see."""
+    calls = []
+
+    class Recording(TinySegmenter):
+        def call(self, inputs, training=None, return_all=False):
+            out = super().call(inputs, training=training, return_all=return_all)
+            if tf.executing_eagerly():  # not while Keras traces the model symbolically
+                seen = [np.array(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+                calls.append((self.name, seen, np.array(out["softmax"] if return_all else out)))
+            return out
+
+    names = iter(["student", "teacher"])
+
+    def build(config):
+        model = Recording(config.num_classes, fusion=config.is_fusion, name=next(names))
+        model([np.zeros((1, H, W, 3), np.float32)] * 2)
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+    semi = {"use_ground_truth": False, "jitter_probability": 0.0, "blur_probability": 0.0,
+            "consistency_weight": 2.0, "confidence": 0.2, "depth_margin": 0.03}
+    # Three images, so that pasting k over k - 1 and over k + 1 differ.
+    trainer = semi_supervised.SemiSupervisedTrainer(
+        _config(tmp_path, model="SSMA", aux_heads=True, batch_size=3, semi=semi), log=lambda line: None)
+    calls.clear()
+    tf.config.run_functions_eagerly(True)
+    try:
+        loss, terms, preview, _ = trainer.train_function(trainer.iterator)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    assert [c[0] for c in calls] == ["student", "teacher", "student"]
+    (_, (m1, m2), probs), (_, (mixed1, mixed2), student) = calls[1:]
+    near, valid, _ = (t.numpy() for t in decode_nearness(m2))
+    before = lambda x: np.roll(x, 1, axis=0)  # noqa: E731  image k - 1
+    mask = valid & (near >= before(near) - 0.03)
+    assert mask.any() and not mask.all()
+    m = mask[..., None]
+    np.testing.assert_allclose(mixed1, np.where(m, m1, before(m1)), atol=1e-4)
+    np.testing.assert_allclose(mixed2, np.where(m, m2, before(m2)), atol=1e-4)
+    mixed_probs = np.where(m, probs, before(probs))
+    count = training.PREVIEW_IMAGES
+    np.testing.assert_array_equal(preview["mask"].numpy(), mask[:count] * 255)
+    np.testing.assert_array_equal(preview["pseudo"].numpy(), mixed_probs.argmax(-1)[:count])
+    confident = float(np.mean(mixed_probs.max(-1) >= 0.2))
+    assert 0.0 < confident < 1.0
+    assert float(terms["confident_fraction"]) == pytest.approx(confident)
+    consistency = float(weighted_cross_entropy(mixed_probs.argmax(-1), student, 7))
+    assert float(terms["consistency"]) == pytest.approx(consistency, rel=1e-5)
+    assert float(loss) == pytest.approx(float(terms["supervised"]) + 2.0 * confident * consistency, rel=1e-5)
 
 
 def test_a_depthmix_step_with_the_real_adapnet_pp(tmp_path):
