@@ -110,6 +110,24 @@ def test_threshold_formula_and_ignored_pixels():
     assert pseudo_labels.pseudo_labels(tf.constant(void), prior)[0].numpy().item() == -1
 
 
+def test_thresholds_are_per_view_and_a_pixel_must_be_strictly_above_its_own():
+    # Three views of three pixels; class 3 is rare (m = 1e-4: discount 1 - exp(-0.1) ≈ 0.095).
+    probs = np.array([
+        [[0.05, 0.9, 0.05, 0.0], [0.1, 0.3, 0.6, 0.0], [0.34, 0.36, 0.3, 0.0]],   # peaks: 1: 0.9, 2: 0.6
+        [[0.2, 0.5, 0.3, 0.0], [0.3, 0.4, 0.3, 0.0], [0.15, 0.3, 0.55, 0.0]],     # peaks: 1: 0.5, 2: 0.55
+        [[0.0, 0.05, 0.05, 0.2], [0.0, 0.1, 0.1, 0.8], [0.0, 0.5, 0.0, 0.5]],     # peak of 3: 0.8
+    ], np.float32)[:, None]  # (3 views, 1, 3, 4)
+    prior = tf.constant([0.3, 0.3, 0.4, 1e-4])
+    thresholds = pseudo_labels.class_thresholds(
+        tf.reduce_max(probs, -1), tf.argmax(probs, -1), prior).numpy()
+    np.testing.assert_allclose(thresholds[:2, 1:3], [[0.675, 0.45], [0.375, 0.4125]], rtol=1e-5)
+    assert thresholds[2, 3] == np.float32(0.2)  # 0.75 · 0.8 · 0.095 is below the floor
+    labels, _ = pseudo_labels.pseudo_labels(tf.constant(probs), prior)
+    # View 1 keeps its 0.5 and 0.4 of class 1 against its own peak (0.375), not view 0's (0.675);
+    # in view 2 the rare class keeps 0.8, and 0.2 is not above the floor of 0.2.
+    assert labels.numpy()[:, 0].tolist() == [[1, 2, -1], [1, 1, 2], [-1, 3, 1]]
+
+
 def test_running_class_means_are_seeded_then_averaged():
     prior = pseudo_labels.ClassPrior(3, momentum=0.99, beta=1e-3)
     np.testing.assert_allclose(prior.means.numpy(), [1e-3] * 3)
