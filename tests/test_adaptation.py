@@ -136,6 +136,12 @@ def test_running_class_means_are_seeded_then_averaged():
     second = np.array([0.2, 0.2, 0.6], np.float32)
     expected = [0.99 * 0.5 + 0.01 * 0.2, 0.99 * 0.5 + 0.01 * 0.2, 0.6]  # class 2 seeded now
     np.testing.assert_allclose(prior.update_from_mean(second).numpy(), expected, rtol=1e-5)
+    # From probabilities (views, H, W, C): the batch mean is over every view and pixel.
+    probs = np.array([[[[0.9, 0.1, 0.0], [0.5, 0.3, 0.2]]], [[[0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]]], np.float32)
+    fresh = pseudo_labels.ClassPrior(3, momentum=0.9)
+    fresh.update_from_mean(np.array([0.2, 0.3, 0.5], np.float32))
+    np.testing.assert_allclose(fresh.update(probs).numpy(),
+                               0.9 * np.array([0.2, 0.3, 0.5]) + 0.1 * np.array([0.45, 0.2, 0.35]), rtol=1e-5)
 
 
 def test_focal_weighted_loss_uses_each_pixels_own_confidence():
