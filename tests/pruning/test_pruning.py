@@ -154,6 +154,46 @@ def test_taylor_scores_equal_a_finite_difference_of_the_loss(model):
             assert scores[entry.name][channel] * positions == pytest.approx(abs(derivative), rel=0.05), entry.name
 
 
+def test_taylor_scores_average_each_images_own_magnitude_and_rank_rescales_them(model):
+    """Θ is the mean over images of |dC_b/dg|/M, not |mean| (per-image signs may differ), the same
+    whether the images come in one batch or two; `rank` divides each layer's Θ by its ℓ2 norm."""
+    import tensorflow as tf
+
+    x, y = images(2, seed=4), labels(2, seed=5)
+    loss = ReleasedLoss()
+    maps = [m for m in feature_maps(model) if m.name == "refine2_conv1"]
+    (entry,) = maps
+    together = taylor_scores(model, [(x, y)], loss, maps)[entry.name]
+    apart = taylor_scores(model, [(x[:1], y[:1]), (x[1:], y[1:])], loss, maps)[entry.name]
+    np.testing.assert_allclose(apart, together, rtol=1e-3, atol=1e-9)  # float32 sums differ slightly
+    with _Gates(maps) as gates:
+        # The signed derivative per image, to find a channel where the two images disagree.
+        gate = tf.ones((2, 1, 1, entry.width))
+        with tf.GradientTape() as tape:
+            tape.watch(gate)
+            gates.values[entry.name] = gate
+            value = loss(y, model(x, training=False, return_all=True))
+        signed = tape.gradient(value, gate).numpy()[:, 0, 0, :]
+        opposite = np.sign(signed[0]) != np.sign(signed[1])
+        assert opposite.any()
+        channel = int(np.argmax(np.where(opposite, np.minimum(*np.abs(signed)), -1.0)))
+        eps, derivatives = 1e-2, []
+        for b in range(2):  # each image's own loss, by a central difference
+            values = []
+            for sign in (1, -1):
+                single = np.ones((1, 1, 1, entry.width), np.float32)
+                single[..., channel] += sign * eps
+                gates.values[entry.name] = single
+                values.append(float(loss(y[b:b + 1], model(x[b:b + 1], training=False, return_all=True))))
+            derivatives.append((values[0] - values[1]) / (2 * eps))
+        positions = gates.positions[entry.name]
+    assert np.sign(derivatives[0]) != np.sign(derivatives[1])
+    expected = np.mean(np.abs(derivatives)) / positions
+    assert together[channel] == pytest.approx(expected, rel=0.05)
+    ranked = rank("taylor", model, maps, [(x, y)], loss)[entry.name]
+    np.testing.assert_allclose(ranked, together / np.linalg.norm(together), rtol=1e-5)
+
+
 def test_select_removes_the_lowest_ranked_until_the_budget_and_never_empties_a_layer(model):
     maps = [m for m in feature_maps(model) if m.name in ("skip1", "skip2")]
     costs = channel_costs(maps)
