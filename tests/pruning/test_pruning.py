@@ -130,6 +130,13 @@ def test_pruning_channels_that_were_zero_keeps_the_outputs_and_round_trips(model
     masked = optimize_for_inference(loaded, dense_residuals=False)
     assert masked.widths["block3_unit2_conv3"] == list(range(0, 1024, 3))
     np.testing.assert_allclose(masked(x, training=False).numpy(), fast(x, training=False).numpy(), atol=1e-5)
+    # The next stage prunes the pruned model: a masked residual's kept positions map back to the
+    # unit's own channels (every other of 0, 3, 6, ... is 0, 6, 12, ...), outputs unchanged.
+    again_keep = {"block3_unit2_conv3": list(range(0, 342, 2))}
+    zero_feature_maps(pruned, again_keep)
+    again = prune(pruned, again_keep)
+    assert again.widths["block3_unit2_conv3"] == list(range(0, 1024, 6))
+    np.testing.assert_allclose(again(x, training=False).numpy(), pruned(x, training=False).numpy(), atol=1e-5)
 
 
 def test_taylor_scores_equal_a_finite_difference_of_the_loss(model):
