@@ -274,11 +274,17 @@ def test_pruned_ssma_runs_and_round_trips(tmp_path):
     keep = select(rank("l1", ssma, maps), 0.05 * count_params(ssma), maps)
     scope = {k: v for k, v in keep.items() if k.startswith(("modality2_skip", "modality1_easpp_projection", "ssma_",
                                                             "up1", "modality1_block4"))}
+    # Halved whatever the ranking chose: a fusion block, a gate's reduction and an expert's skip.
+    halved = ("ssma_latent", "ssma_skip1_reduce", "modality2_skip2")
+    widths = {m.name: m.width for m in maps}
+    scope.update({name: list(range(0, widths[name], 2)) for name in halved})
     pruned = prune(ssma, scope)
     assert count_params(pruned) < count_params(ssma)
+    assert [pruned.widths[name] for name in halved] == [widths[name] // 2 for name in halved]
     x = [images(1), images(1, seed=5)]
     path = tmp_path / "ssma.keras"
     pruned.save(path)
     loaded = keras.saving.load_model(path, compile=False)
+    assert loaded.widths == pruned.widths
     np.testing.assert_array_equal(loaded(x).numpy(), pruned(x).numpy())
     assert loaded(x).shape == (1, 32, 64, NUM_CLASSES)
