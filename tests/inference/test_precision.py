@@ -93,3 +93,21 @@ def test_the_probe_runs_and_resolve_precision_uses_its_choice(monkeypatch):
     assert float32_s > 0 and bfloat16_s > 0
     monkeypatch.setattr(module, "probe_times", lambda: (1.0, 3.0))
     assert rewrites.resolve_precision("auto") == "float32"
+
+
+def test_the_probe_reports_each_precisions_own_time(monkeypatch):
+    # A clock that only the convolutions move: 1 s for each float32 one, 3 s for each bfloat16
+    # one. Run eagerly (tf.function as the identity) so that every call reaches the wrapper.
+    clock = [0.0]
+    conv2d = tf.nn.conv2d
+
+    def timed_conv2d(x, kernel, *args, **kwargs):
+        assert x.dtype == kernel.dtype
+        clock[0] += 3.0 if x.dtype == tf.bfloat16 else 1.0
+        return conv2d(x, kernel, *args, **kwargs)
+
+    monkeypatch.setattr(tf, "function", lambda f: f)
+    monkeypatch.setattr(tf.nn, "conv2d", timed_conv2d)
+    monkeypatch.setattr(module.time, "perf_counter", lambda: clock[0])
+    layers = len(module.PROBE_LAYERS)
+    assert module.probe_times(rounds=1) == (1.0 * layers, 3.0 * layers)
