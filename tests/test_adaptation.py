@@ -19,7 +19,7 @@ from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.data import encode_example
 from ssma_tf.data.synthetic import generate_sample
 from ssma_tf.errors import UserInputError
-from tests.training_helpers import build_tiny_model, run_on_two_logical_cpus
+from tests.training_helpers import TinySegmenter, build_tiny_model, run_on_two_logical_cpus
 
 H, W = 32, 64
 
@@ -304,6 +304,64 @@ def test_adaptation_trains_resumes_freezes_statistics_and_logs(tmp_path, tiny_mo
             "adaptation/class_prior/car", "adaptation/class_coverage/road",
             "adaptation/pseudo_label_accuracy", "adaptation/target_val_mIoU",
             "adaptation/pseudo_labels", "adaptation/student_views"} <= _tags(config.log_dir)
+
+
+def test_a_sac_step_feeds_the_class_means_and_pooled_pseudo_labels_to_the_focal_loss(tmp_path, monkeypatch):
+    """The step's wiring, run eagerly with recording tiny models: the running class means follow
+    the teacher's mean probability, the pseudo-labels come from the pooled teacher probabilities
+    with the updated means and the configured thresholds, and the loss uses the configured focal
+    power and target weight."""
+    calls, pooled = [], []
+
+    class Recording(TinySegmenter):
+        def call(self, inputs, training=None, return_all=False):
+            out = super().call(inputs, training=training, return_all=return_all)
+            if tf.executing_eagerly():  # not while Keras traces the model symbolically
+                calls.append((self.name, np.array(out["softmax"] if return_all else out)))
+            return out
+
+    names = iter(["student", "teacher"])
+
+    def build(config):
+        model = Recording(config.num_classes, fusion=config.is_fusion, name=next(names))
+        model(np.zeros((1, H, W, 3), np.float32))
+        return model
+
+    def recording_pool(probs, to_base, views):
+        result = pool_views(probs, to_base, views)
+        pooled.append((np.array(probs), result))
+        return result
+
+    monkeypatch.setattr(training, "build_model", build)
+    monkeypatch.setattr(adaptation, "pool_views", recording_pool)
+    settings = {"target_groups": 1, "views": 3, "photometric": "none", "threshold_lower": 0.0,
+                "threshold_upper": 0.9, "focal_power": 2.0, "target_weight": 3.0}
+    trainer = adaptation.AdaptationTrainer(_config(tmp_path, adaptation=settings), log=lambda line: None)
+    # A teacher with opinions: varied classes, never void (the untrained head predicts one class).
+    head = trainer.teacher.head
+    head.kernel.assign(np.random.default_rng(0).normal(0, 3, head.kernel.shape).astype(np.float32))
+    head.bias.assign(np.array([-10.0] + [0.0] * 6, np.float32))
+    calls.clear()
+    tf.config.run_functions_eagerly(True)
+    try:
+        loss, terms, preview, _ = trainer.train_function(trainer.iterator)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    assert [c[0] for c in calls] == ["teacher", "student", "student"]
+    teacher_probs, student_probs = calls[0][1], calls[2][1]
+    ((pool_input, (pooled_probs, _)),) = pooled
+    np.testing.assert_array_equal(pool_input, teacher_probs)
+    # A fresh prior is seeded with the first batch's mean: m = 0.99 · mean + 0.01 · mean.
+    means = teacher_probs.mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(trainer.prior.means.numpy(), means, rtol=1e-5)
+    labels, confidence = pseudo_labels.pseudo_labels(pooled_probs, means, upper=0.9, lower=0.0)
+    labels = labels.numpy()
+    assert (labels >= 0).any() and (labels < 0).any()
+    np.testing.assert_array_equal(preview["ignored"].numpy(), (labels < 0).astype(np.uint8))
+    np.testing.assert_array_equal(preview["pseudo"].numpy(), np.maximum(labels, 0))
+    target = float(pseudo_labels.consistency_loss(student_probs, labels, confidence, means, power=2.0))
+    assert float(terms["target"]) == pytest.approx(target, rel=1e-5)
+    assert float(loss) == pytest.approx(float(terms["source"]) + 3.0 * target, rel=1e-5)
 
 
 def test_abn_baseline_moves_statistics_toward_the_target(tmp_path, tiny_model):
