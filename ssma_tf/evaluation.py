@@ -31,6 +31,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_weights, model_from_config
 from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.data import build_dataset
+from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.data.augment import modality_interpolations
 from ssma_tf.distribute import configure_devices
@@ -253,16 +254,9 @@ class Evaluator:
 
 
 def _class_names(config: Any) -> Optional[list]:
-    if config.dataset is None:
-        return None
-    try:
-        from ssma_tf.data.datasets import get_dataset_info
-
-        # An own dataset is described in the config's `palette` file, not the shipped one.
-        info = get_dataset_info(config.dataset, getattr(config, "palette", None))
-    except ValueError:
-        return None
-    return list(info.class_names) if info.num_classes == config.num_classes else None
+    # An own dataset is described in the config's `palette` file, not the shipped one.
+    info = dataset_info_or_none(config.dataset, getattr(config, "palette", None), config.num_classes)
+    return list(info.class_names) if info is not None else None
 
 
 def evaluate(
