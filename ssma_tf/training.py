@@ -67,7 +67,7 @@ from ssma_tf.distribute import (
     task_id,
 )
 from ssma_tf.errors import first_line
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, remove_path
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
 from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
 from ssma_tf.models.factory import build_model
@@ -446,7 +446,7 @@ class Trainer:
             if _PARTIAL_SAVE.match(name) and os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             elif name.startswith(TEMPORARY_PREFIX):
-                _remove_path(path)
+                remove_path(path)
             else:
                 continue
             self._log(f"removed {path}, left by an interrupted save")
@@ -618,7 +618,7 @@ class Trainer:
         if prefix in self.manager.checkpoints:
             return  # an older, complete checkpoint of that step, which a rewrite failed to replace
         for path in glob.glob(glob.escape(prefix) + ".index") + glob.glob(glob.escape(prefix) + ".data-*"):
-            _remove_path(path)
+            remove_path(path)
 
     def write_run_config(self) -> Optional[str]:
         """Writes the resolved config as `<checkpoint>/config.yaml` (chief only); returns its path.
@@ -865,10 +865,10 @@ class Trainer:
             return []
         for prefix in paths:
             for path in glob.glob(glob.escape(prefix) + ".index") + glob.glob(glob.escape(prefix) + ".data-*"):
-                _remove_path(path)
+                remove_path(path)
         kept = [p for p in self.manager.checkpoints if p not in paths]
         if newest is None:
-            _remove_path(os.path.join(self._directory, "checkpoint"))
+            remove_path(os.path.join(self._directory, "checkpoint"))
         else:
             # The state file's text format, as the checkpoint manager writes it (relative names).
             names = [os.path.basename(p) for p in (kept or [newest])]
@@ -927,13 +927,6 @@ def _free_bytes(directory: str) -> Optional[int]:
         return shutil.disk_usage(directory).free
     except OSError:
         return None
-
-
-def _remove_path(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
 
 
 def _is_tf1_checkpoint(prefix: str) -> bool:
