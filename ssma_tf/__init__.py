@@ -4,6 +4,9 @@
 folder or archive), `ssma_tf.AdapNetPP` and `ssma_tf.SSMA` are the networks (with `from_preset`).
 They are imported on first use, not with the package: every module of the package imports this
 one (for `SERIALIZATION_PACKAGE`), and `import ssma_tf.config` must not start TensorFlow.
+
+Which package holds what, and the one direction imports run in (checked by `.importlinter`):
+`docs/architecture.md`, "The package's layers", with a table of where to find each concept.
 """
 
 import importlib

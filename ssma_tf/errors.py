@@ -10,6 +10,7 @@ so that every layer of the package can import it.
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 
@@ -25,3 +26,15 @@ class UserInputError(ValueError):
         self.path = None if path is None else str(path)
         self.detail = message
         super().__init__(message if path is None or str(path) in message else f"{path}: {message}")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message for a one-line report; its class name when it has none.
+
+    TensorFlow wraps an op's message in the function's and the op's names
+    (`{{function_node __wrapped__X}} <message> [Op:X]`): only the message is kept.
+    """
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:\w+\]$", "", line)

@@ -29,13 +29,14 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_weights, model_from_config
-from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.data import build_dataset
+from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.data.augment import modality_interpolations
 from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.inference.rewrites import check_precision
+from ssma_tf.inference.sizes import rounded_size
 from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.factory import build_model
@@ -71,11 +72,7 @@ def make_eval_dataset(config: Any) -> tf.data.Dataset:
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """The input size of one test scale: `scale` × the size, rounded to a multiple of 16."""
-    # The encoder downsamples by OUTPUT_STRIDE, so every scaled view is a multiple of it.
-    def rounded(size: int) -> int:
-        return max(OUTPUT_STRIDE, int(round(size * scale / OUTPUT_STRIDE)) * OUTPUT_STRIDE)
-
-    return rounded(height), rounded(width)
+    return rounded_size(height * scale, width * scale)
 
 
 def predict_probabilities(
@@ -253,16 +250,9 @@ class Evaluator:
 
 
 def _class_names(config: Any) -> Optional[list]:
-    if config.dataset is None:
-        return None
-    try:
-        from ssma_tf.data.datasets import get_dataset_info
-
-        # An own dataset is described in the config's `palette` file, not the shipped one.
-        info = get_dataset_info(config.dataset, getattr(config, "palette", None))
-    except ValueError:
-        return None
-    return list(info.class_names) if info.num_classes == config.num_classes else None
+    # An own dataset is described in the config's `palette` file, not the shipped one.
+    info = dataset_info_or_none(config.dataset, getattr(config, "palette", None), config.num_classes)
+    return list(info.class_names) if info is not None else None
 
 
 def evaluate(

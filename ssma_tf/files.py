@@ -168,13 +168,13 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
             raise FileNotFoundError(f"nothing was written to {temporary} for {destination}")
         _replace(temporary, destination)
     except OSError as error:
-        _remove(temporary)
+        remove_path(temporary)
         if error.errno is not None and error.filename in (None, temporary):
             # A write reports no file name, and the temporary's means nothing to the user.
             raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
         raise
     except BaseException:
-        _remove(temporary)
+        remove_path(temporary)
         raise
 
 
@@ -194,7 +194,8 @@ def _replace(source: str, destination: str) -> None:
     os.replace(source, destination)
 
 
-def _remove(path: str) -> None:
+def remove_path(path: str) -> None:
+    """Removes a file, a link (not what it points to) or a folder with its content; nothing if missing."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):

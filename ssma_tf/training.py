@@ -55,6 +55,7 @@ from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL
 from ssma_tf.data import AugmentationConfig, build_dataset
+from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.data.unlabeled import read_index_file
 from ssma_tf.distribute import (
@@ -65,7 +66,8 @@ from ssma_tf.distribute import (
     synchronize_batch_norms,
     task_id,
 )
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
+from ssma_tf.errors import first_line
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, remove_path
 from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
 from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
 from ssma_tf.models.factory import build_model
@@ -304,16 +306,8 @@ class TrainResult:
 
 def _palette(config: Any) -> np.ndarray:
     """Colours for the predicted masks in TensorBoard: the dataset's, else the prediction pictures'."""
-    if config.dataset is not None:
-        try:
-            from ssma_tf.data.datasets import get_dataset_info
-
-            info = get_dataset_info(config.dataset, getattr(config, "palette", None))
-            if info.num_classes == config.num_classes:
-                return info.palette_array
-        except ValueError:
-            pass  # an own dataset without a palette entry
-    return default_palette(config.num_classes)
+    info = dataset_info_or_none(config.dataset, getattr(config, "palette", None), config.num_classes)
+    return info.palette_array if info is not None else default_palette(config.num_classes)
 
 
 class Trainer:
@@ -452,7 +446,7 @@ class Trainer:
             if _PARTIAL_SAVE.match(name) and os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             elif name.startswith(TEMPORARY_PREFIX):
-                _remove_path(path)
+                remove_path(path)
             else:
                 continue
             self._log(f"removed {path}, left by an interrupted save")
@@ -515,8 +509,8 @@ class Trainer:
             # truncated `.data` file): every failure means "try the one before".
             except (CheckpointError, tf.errors.OpError, ValueError, AssertionError, IndexError) as error:
                 skipped.append(prefix)
-                reasons.append(f"{os.path.basename(prefix)}: {_first_line(error)}")
-                self._log(f"warning: cannot resume from {prefix} ({_first_line(error)}); trying an older one")
+                reasons.append(f"{os.path.basename(prefix)}: {first_line(error)}")
+                self._log(f"warning: cannot resume from {prefix} ({first_line(error)}); trying an older one")
                 continue
             step = int(self.step.numpy())
             position = "" if self.saves_data_position else (
@@ -607,7 +601,7 @@ class Trainer:
             self._remove_failed_save(prefix)
             kept = self.last_checkpoint
             raise CheckpointWriteError(
-                f"cannot write the checkpoint {prefix} at step {step}: {_first_line(error)}. "
+                f"cannot write the checkpoint {prefix} at step {step}: {first_line(error)}. "
                 "Its partial files are removed; "
                 + (f"the last good checkpoint is {kept}: free some space and run again to resume "
                    "from it" if kept else "no checkpoint was written before: free some space and "
@@ -624,7 +618,7 @@ class Trainer:
         if prefix in self.manager.checkpoints:
             return  # an older, complete checkpoint of that step, which a rewrite failed to replace
         for path in glob.glob(glob.escape(prefix) + ".index") + glob.glob(glob.escape(prefix) + ".data-*"):
-            _remove_path(path)
+            remove_path(path)
 
     def write_run_config(self) -> Optional[str]:
         """Writes the resolved config as `<checkpoint>/config.yaml` (chief only); returns its path.
@@ -669,7 +663,7 @@ class Trainer:
         # OSError; `atomic_path` has removed the partial file either way.
         except (OSError, RuntimeError, tf.errors.OpError) as error:
             raise CheckpointWriteError(
-                f"cannot write {target}: {_first_line(error)}. The partial file is removed{rerun}"
+                f"cannot write {target}: {first_line(error)}. The partial file is removed{rerun}"
             ) from None
         self.write_run_config()
         return final
@@ -687,14 +681,16 @@ class Trainer:
                 self._write_preview(step, preview, truth)
         self.writer.flush()
 
+    def _colours(self, class_ids: Any) -> np.ndarray:
+        """Class maps painted in the preview palette (an id beyond it takes its last colour)."""
+        palette = self._palette
+        return palette[np.minimum(np.asarray(class_ids), len(palette) - 1)]
+
     def _write_preview(self, step: int, preview: Any, truth: Any = None) -> None:
         """Writes the step's preview images: predicted and true class maps, in the palette."""
-        palette = self._palette
-        predicted = palette[np.minimum(np.asarray(preview), len(palette) - 1)]
-        write_images("predicted_masks", predicted, step, max_outputs=PREVIEW_IMAGES)
+        write_images("predicted_masks", self._colours(preview), step, max_outputs=PREVIEW_IMAGES)
         if truth is not None:
-            gt = palette[np.minimum(np.asarray(truth), len(palette) - 1)]
-            write_images("ground_truth", gt, step, max_outputs=PREVIEW_IMAGES)
+            write_images("ground_truth", self._colours(truth), step, max_outputs=PREVIEW_IMAGES)
 
     def train(self, max_steps: Optional[int] = None) -> TrainResult:
         """Runs the steps left up to `max_iteration`.
@@ -869,10 +865,10 @@ class Trainer:
             return []
         for prefix in paths:
             for path in glob.glob(glob.escape(prefix) + ".index") + glob.glob(glob.escape(prefix) + ".data-*"):
-                _remove_path(path)
+                remove_path(path)
         kept = [p for p in self.manager.checkpoints if p not in paths]
         if newest is None:
-            _remove_path(os.path.join(self._directory, "checkpoint"))
+            remove_path(os.path.join(self._directory, "checkpoint"))
         else:
             # The state file's text format, as the checkpoint manager writes it (relative names).
             names = [os.path.basename(p) for p in (kept or [newest])]
@@ -931,21 +927,6 @@ def _free_bytes(directory: str) -> Optional[int]:
         return shutil.disk_usage(directory).free
     except OSError:
         return None
-
-
-def _remove_path(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
-    # TensorFlow wraps an op's message in the function's name and the op's: keep the message.
-    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
-    return re.sub(r"\s*\[Op:\w+\]$", "", line)
 
 
 def _is_tf1_checkpoint(prefix: str) -> bool:

@@ -14,8 +14,8 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from ssma_tf.files import atomic_write
 from ssma_tf.modalities.colorize import jet_colormap
+from ssma_tf.modalities.io import write_png
 
 ArrayLike = Union[np.ndarray, Sequence]
 
@@ -260,7 +260,7 @@ def gate_to_image(
 def save_png(
     path: Union[str, os.PathLike], array: np.ndarray, compress_level: int = 6
 ) -> None:
-    """Writes a uint8 image as PNG atomically (temporary file in the same folder, then rename).
+    """Writes a picture as PNG, replacing the file in one step: `ssma_tf.modalities.io.write_png`.
 
     A reader (or a crash) never sees a partial file at `path`. Parent folders are created.
 
@@ -274,19 +274,6 @@ def save_png(
         ValueError: on a dtype other than uint8, an unsupported shape or compression level.
     """
     image = np.asarray(array)
-    if image.dtype != np.uint8:
+    if image.dtype != np.uint8:  # write_png also takes 16-bit grey, which no picture is
         raise ValueError(f"save_png({os.fspath(path)!r}) needs uint8 data, got dtype {image.dtype}")
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
-        raise ValueError(
-            f"save_png({os.fspath(path)!r}) needs shape (H, W), (H, W, 3) or (H, W, 4), "
-            f"got {image.shape}"
-        )
-    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
-        raise ValueError(f"compress_level must be an integer in 0..9, got {compress_level!r}")
-    with atomic_write(path, "wb") as stream:
-        # A stream has no name to guess the format from.
-        Image.fromarray(np.ascontiguousarray(image)).save(
-            stream, format="PNG", compress_level=compress_level
-        )
+    write_png(path, image, overwrite=True, compress_level=compress_level)

@@ -103,3 +103,64 @@ def test_the_inference_rewrites_import_tensorflow_only_inside_functions(module):
         if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in inside:
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             assert not any(name.split(".")[0] == "tensorflow" for name in names), (module, node.lineno)
+
+
+# --- A newcomer's map: docstrings and the contract name every module --------------------------
+
+PACKAGE = ROOT / "ssma_tf"
+
+
+def _docstring(path):
+    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+
+
+def _modules(package):
+    """The modules and subpackages directly in a package folder, by name."""
+    files = [p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")]
+    folders = [p.name for p in package.iterdir() if (p / "__init__.py").is_file()]
+    return sorted(files + folders)
+
+
+def test_every_module_says_what_it_holds():
+    silent = [path.relative_to(ROOT).as_posix() for path in sorted(PACKAGE.rglob("*.py"))
+              if len(_docstring(path).split("\n")[0].split()) < 4]
+    assert silent == [], "modules without a docstring that says what they hold"
+
+
+@pytest.mark.parametrize("package", sorted(p.parent for p in PACKAGE.glob("*/__init__.py")),
+                         ids=lambda p: p.name)
+def test_every_package_docstring_names_its_modules(package):
+    doc = _docstring(package / "__init__.py")
+    missing = [name for name in _modules(package) if f"`{name}`" not in doc and f"`{name}.py`" not in doc]
+    assert missing == [], f"ssma_tf/{package.name}/__init__.py: the docstring does not name {missing}"
+
+
+def test_the_root_docstring_points_to_the_layer_diagram():
+    assert "docs/architecture.md" in _docstring(PACKAGE / "__init__.py")
+
+
+def _contract_layers():
+    """Each layers contract of .importlinter: (container or None, the module names of its layers)."""
+    import configparser
+    import re
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / ".importlinter", encoding="utf-8")
+    contracts = []
+    for section in parser.sections():
+        if section.startswith("importlinter:contract:") and parser[section].get("type") == "layers":
+            names = re.split(r"[\s|:()]+", parser[section]["layers"])
+            contracts.append((parser[section].get("containers"), {name for name in names if name}))
+    return contracts
+
+
+def test_every_module_of_a_layered_package_has_its_place_in_the_contract():
+    # import-linter checks only the modules a contract lists: one left out may import anything.
+    contracts = _contract_layers()
+    assert len(contracts) >= 4
+    for container, names in contracts:
+        if container is None:
+            expected = {f"ssma_tf.{name}" for name in _modules(PACKAGE)}
+        else:
+            expected = set(_modules(PACKAGE.joinpath(*container.split(".")[1:])))
+        assert expected - names == set(), f".importlinter, {container or 'ssma_tf'}: no place for {expected - names}"

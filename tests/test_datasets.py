@@ -96,3 +96,15 @@ def test_other_file_can_be_used(tmp_path):
     info = datasets.get_dataset_info("T", path=path)
     assert info == datasets.DatasetInfo("toy", ("void", "thing"), ((0, 0, 0), (9, 8, 7)))
     assert datasets.known_datasets(path) == ("toy",)
+
+
+def test_the_tolerant_look_up_gives_none_where_no_dataset_fits(tmp_path):
+    assert datasets.dataset_info_or_none("cityscapes", num_classes=12).name == "cityscapes"
+    assert datasets.dataset_info_or_none("Cityscapes").num_classes == 12  # no class count: any
+    assert datasets.dataset_info_or_none("cityscapes", num_classes=20) is None  # another class count
+    assert datasets.dataset_info_or_none("no_such_dataset") is None
+    assert datasets.dataset_info_or_none(None, num_classes=12) is None
+    assert datasets.dataset_info_or_none("cityscapes", tmp_path / "gone.yaml") is None  # unreadable file
+    own = tmp_path / "own.yaml"
+    own.write_text("fields:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n    - {name: road, color: [1, 2, 3]}\n")
+    assert datasets.dataset_info_or_none("fields", own, 2).class_names == ("void", "road")

@@ -132,3 +132,97 @@ def test_local_links_and_cited_bench_files_exist(doc):
             assert anchor in _anchors(target), f"{doc.name}: link to a missing heading: {url}"
     for cited in re.findall(r"docs/bench/([\w.-]+\.json)", doc.read_text(encoding="utf-8")):
         assert (BENCH / cited).exists(), f"{doc.name} cites docs/bench/{cited}, which does not exist"
+
+
+# --- Pointers to code -------------------------------------------------------------------------
+# A newcomer follows the paths and module names that README.md, docs/*.md and the code's own
+# docstrings and comments put in backticks; each must lead somewhere. `<...>` stands for any name,
+# `*` is a glob, `{a,b}` lists alternatives.
+
+PACKAGE = ROOT / "ssma_tf"
+TOP_FOLDERS = ("ssma_tf", "tools", "bench", "tests", "configs", "docs")
+CODE = sorted([*PACKAGE.rglob("*.py"), *(ROOT / "tools").glob("*.py"), *(ROOT / "bench").glob("*.py"),
+               *(ROOT / name for name in ("train.py", "evaluate.py", "predict.py"))])
+# Files of the original projects that docstrings cite as the source of a piece of the port.
+OTHER_PROJECTS = {"tools/compute_image_weights.py", "configs/deeplabv2_resnet101_train.yaml"}
+FILE_SUFFIXES = ("json", "yaml", "py", "md", "keras", "h5", "config")
+
+
+def _alternatives(token):
+    pattern = re.sub(r"<[^>]*>", "*", token)
+    braces = re.search(r"\{([^}]*)\}", pattern)
+    if not braces:
+        return [pattern]
+    return [pattern[:braces.start()] + choice + pattern[braces.end():] for choice in braces.group(1).split(",")]
+
+
+def _path_exists(pattern):
+    return any(ROOT.glob(pattern)) if "*" in pattern else (ROOT / pattern).exists()
+
+
+def _defined_names(path):
+    """The names a module defines or imports at its top level, and its lazy `_EXPORTS`."""
+    import ast
+
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                elements = target.elts if isinstance(target, ast.Tuple) else [target]
+                names.update(e.id for e in elements if isinstance(e, ast.Name))
+                if isinstance(target, ast.Name) and target.id == "_EXPORTS" and isinstance(node.value, ast.Dict):
+                    names.update(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+    return names
+
+
+def _module_resolves(dotted):
+    """`ssma_tf.a.b` is a module, or `ssma_tf.a.b.name` a name that module defines."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        base = ROOT.joinpath(*parts[:end])
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return end == len(parts) or parts[end] in _defined_names(path)
+    return False
+
+
+def broken_pointers(path):
+    """The backticked repository paths and `ssma_tf.*` names in a file that lead nowhere."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)  # examples: the user's files
+    broken = []
+    for span in re.findall(r"`([^`\n]+)`", text):
+        for token in span.split():
+            token = token.strip("\"'(),;").rstrip(".:")
+            token = token[2:] if token.startswith("./") else token
+            if "/" in token and token.split("/")[0] in TOP_FOLDERS and token not in OTHER_PROJECTS:
+                if not all(_path_exists(p) for p in _alternatives(token)):
+                    broken.append(token)
+            elif (re.fullmatch(r"ssma_tf(\.\w+)+", token) and token.rsplit(".", 1)[1] not in FILE_SUFFIXES
+                  and not _module_resolves(token)):
+                broken.append(token)
+    return broken
+
+
+def test_the_pointer_check_finds_a_missing_path_module_and_name(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("`ssma_tf/training.py`, `ssma_tf/nowhere.py`, `ssma_tf/cli/<command>.py`, `docs/{training,data}.md`,\n"
+                    "`docs/{training,nothing}.md`, `ssma_tf.training.Trainer`, `ssma_tf.data.build_dataset`,\n"
+                    "`ssma_tf.training.NoSuchName`, `ssma_tf.no_module`, `assets.extra/ssma_tf.json`\n"
+                    "```\npython tools/my_own_script.py\n```\n", encoding="utf-8")
+    assert broken_pointers(page) == ["ssma_tf/nowhere.py", "docs/{training,nothing}.md",
+                                     "ssma_tf.training.NoSuchName", "ssma_tf.no_module"]
+
+
+@pytest.mark.parametrize("doc", [*DOCS, ROOT / "configs" / "README.md"], ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_backticked_code_paths_and_module_names_in_the_docs_exist(doc):
+    assert broken_pointers(doc) == [], f"{doc.relative_to(ROOT)} points to what does not exist"
+
+
+def test_backticked_code_paths_and_module_names_in_the_code_exist():
+    broken = {path.relative_to(ROOT).as_posix(): broken_pointers(path) for path in CODE}
+    assert {path: tokens for path, tokens in broken.items() if tokens} == {}
+    assert all(not _path_exists(path) for path in OTHER_PROJECTS)  # else the exception is stale

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, remove_path
 
 
 @contextlib.contextmanager
@@ -122,3 +122,20 @@ def test_a_failed_write_names_the_destination_and_leaves_nothing(tmp_path, monke
             raise OSError(errno.ENOSPC, "No space left on device")  # as a full disk's write
     assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(target))
     assert os.listdir(target.parent) == []
+
+
+def test_remove_path_takes_files_folders_and_links_but_not_what_a_link_points_to(tmp_path):
+    folder = tmp_path / "folder"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "a.txt").write_text("a")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "b.txt").write_text("b")
+    link = tmp_path / "link"
+    link.symlink_to(kept, target_is_directory=True)
+    single = tmp_path / "single.txt"
+    single.write_text("c")
+    for path in (folder, link, single, tmp_path / "missing"):
+        remove_path(str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert (kept / "b.txt").read_text() == "b"

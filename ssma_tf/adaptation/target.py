@@ -24,11 +24,6 @@ from ssma_tf.data.unlabeled import decode_record
 SHUFFLE_BUFFER = 128
 
 
-def count_target_records(files: Sequence[str]) -> list[int]:
-    """Records per file (reads the files once)."""
-    return [int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1)) for path in files]
-
-
 def build_target_dataset(
     file_patterns: FilePatterns,
     *,

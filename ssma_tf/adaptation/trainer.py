@@ -38,6 +38,7 @@ from ssma_tf.adaptation.target import build_target_dataset
 from ssma_tf.adaptation.views import pool_views
 from ssma_tf.config import ConfigError
 from ssma_tf.data import build_dataset
+from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
@@ -393,21 +394,16 @@ class AdaptationTrainer(training.Trainer):
                 write_scalar("adaptation/pseudo_label_accuracy",
                              float(monitor["correct"] / monitor["judged"]), step)
             if isinstance(preview, dict) and "view" in preview:
-                palette = self._palette
                 write_images("adaptation/student_views", np.asarray(preview["view"])[..., ::-1], step,
                              max_outputs=PREVIEW_VIEWS)
-                colours = palette[np.minimum(np.asarray(preview["pseudo"]), len(palette) - 1)].copy()
+                colours = self._colours(preview["pseudo"])  # a new array: fancy indexing copies
                 colours[np.asarray(preview["ignored"]) > 0] = 0
                 write_images("adaptation/pseudo_labels", colours, step, max_outputs=PREVIEW_VIEWS)
         self.writer.flush()
 
     def _class_names(self) -> list[str]:
-        from ssma_tf.data.datasets import get_dataset_info
-
-        try:
-            return list(get_dataset_info(self.config.dataset, self.config.palette).class_names)
-        except (KeyError, ValueError, TypeError):
-            return [f"class{c}" for c in range(self.config.num_classes)]
+        info = dataset_info_or_none(self.config.dataset, self.config.palette, self.config.num_classes)
+        return list(info.class_names) if info is not None else [f"class{c}" for c in range(self.config.num_classes)]
 
     def save(self) -> Optional[str]:
         path = super().save()

@@ -8,6 +8,8 @@
 - `tf1_import`, `tf1_names`: the original TF1 checkpoints, mapped by name through one table.
 - `convert`: a TF1 checkpoint written as `.weights.h5` or `.keras`.
 - `zoo`: the released models by name (`zoo.yaml`), `load_model` and the models' `from_preset`.
+- `reading`: reading checkpoint and weight files, so that a damaged or foreign one is one
+  `CheckpointError` naming the file, the variable and the shapes.
 """
 
 from ssma_tf.checkpoints.tf1_import import (

@@ -35,6 +35,7 @@ from ssma_tf.config.reader import ConfigError
 from ssma_tf.config.runs import find_run_config, read_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG
 from ssma_tf.constants import SSMA as SSMA_NAME
+from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model, check_model_name, model_name
 from ssma_tf.models.widths import decoder_widths
@@ -80,7 +81,7 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
                 raise CheckpointError(
                     f"{resolved}: the checkpoint does not hold this {type(model).__name__} model "
                     "(was it written for another model or number of classes, or by an ssma-tf from "
-                    f"before the eASPP branches were checkpointed?): {_first_line(error)}"
+                    f"before the eASPP branches were checkpointed?): {first_line(error)}"
                 ) from None
         return f"{resolved}: restored the {type(model).__name__} weights (TF2 checkpoint)"
     if resolved.endswith(".keras"):
@@ -133,11 +134,6 @@ def _run_model(resolved: str) -> Optional[str]:
     return model if isinstance(model, str) else None
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def model_for_checkpoint(prefix: str) -> keras.Model:
     """Builds the model (AdapNetPP or SSMA, right number of classes) that a trained TF1 checkpoint fits.
 
@@ -162,7 +158,7 @@ def _load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
     except CheckpointError:
         raise
     except ValueError as error:  # Keras' word for an archive without a readable model config
-        raise CheckpointError(f"cannot read the model file {path}: {_first_line(error)}", path=path) from None
+        raise CheckpointError(f"cannot read the model file {path}: {first_line(error)}", path=path) from None
     if not isinstance(model, tuple(classes)):
         wanted = " or ".join(c.__name__ for c in classes)
         article = "" if len(classes) > 1 else "an " if wanted[0] in "AEIOU" else "a "

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 import h5py
 import tensorflow as tf
 
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import UserInputError, first_line
 
 # The key TF2 writes into every object-based checkpoint (TF1 name-based ones lack it).
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -39,7 +39,7 @@ class CheckpointError(UserInputError):
 def describe_read_error(error: BaseException) -> str:
     """What a library's read error means, in one line for the user."""
     text = str(error).strip()
-    first = text.splitlines()[0] if text else type(error).__name__
+    first = first_line(error)
     if isinstance(error, IndexError) or "Read less bytes" in text or "truncated file" in text:
         return f"a file of it is shorter than it should be (truncated, e.g. by a full disk or a copy that stopped): {first}"
     if "sstable" in text or "bad magic number" in text:

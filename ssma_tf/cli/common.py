@@ -1,5 +1,5 @@
 """What the commands share: how they end on an error, `--version`, `--debug`, `--set key=value`,
-where the model comes from, `--size`.
+where the model comes from, `--size`, and the environment of a command run as a child process.
 
 Every command's `main` is wrapped in `command`: bad input (`ssma_tf.errors.UserInputError`, whose
 message names the file, line, key or record) ends it with one line `error: ...` on stderr and
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import pathlib
 import signal
 import sys
 import threading
@@ -28,6 +30,9 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 EXIT_TERMINATED = 143  # SIGTERM (`kill`, a job scheduler's time limit), as a shell reports it
 
 DEBUG_FLAG = "--debug"
+
+# The folder that holds this `ssma_tf`, installed or a clone.
+PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
@@ -180,3 +185,14 @@ def fail(error: BaseException, status: int = 2) -> int:
     """Prints `error: <message>` on stderr; returns `status` for the command to exit with."""
     print(f"error: {error}", file=sys.stderr)
     return status
+
+
+def child_environment() -> dict[str, str]:
+    """The environment in which the demos and experiments run a command (`python -m ssma_tf.cli...`).
+
+    This `ssma_tf` comes first on the path (wherever it is installed, or a clone that is not),
+    TensorFlow's C++ information lines are off and output is unbuffered, so that a child's lines
+    show as they come.
+    """
+    path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONPATH=path)

@@ -15,17 +15,14 @@ Runs resume: a finished step is skipped when its output exists (delete demo_outp
 
 import argparse
 import json
-import os
 import pathlib
 import shlex
 import subprocess
 import sys
 import time
 
-from ssma_tf.cli.common import add_version, command
+from ssma_tf.cli.common import add_version, child_environment, command
 
-# The package this demo belongs to: each step runs its modules, wherever it is installed.
-PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = pathlib.Path(__file__).resolve().parent / "demo_configs"
 OUTPUT = "demo_output"
 MODELS = (
@@ -50,10 +47,8 @@ def run(step: str, command: str, args: list,
     """Runs one command in the current folder, streaming its output; returns seconds taken."""
     print(f"\n=== {step}\n$ {command} {' '.join(shlex.quote(str(a)) for a in args)}", flush=True)
     start = time.time()
-    path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONPATH=path)
-    process = subprocess.Popen([sys.executable, "-m", COMMANDS[command]] + [str(a) for a in args], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([sys.executable, "-m", COMMANDS[command]] + [str(a) for a in args],
+                               env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in process.stdout:
         if not line.startswith(quiet_prefixes) and "cuda" not in line.lower():
             print("  " + line, end="", flush=True)

@@ -1,4 +1,4 @@
-"""Evaluates AdapNet++ or SSMA: `ssma-evaluate -c configs/cityscapes_test.config` or `ssma-evaluate RUN`.
+"""Evaluates AdapNet++ or SSMA: `ssma-evaluate -c configs/adapnet_pp_cityscapes_test.config` or `ssma-evaluate RUN`.
 
 The weights: a config's `checkpoint` (an original TF1 checkpoint, AdapNet++ or SSMA, told apart by
 its variable names; a training directory of this project, one of its checkpoints, or a

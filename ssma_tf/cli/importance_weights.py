@@ -60,14 +60,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ssma_tf import training
     from ssma_tf.adaptation.importance import write_weights
-    from ssma_tf.adaptation.target import count_target_records, predicted_class_counts
+    from ssma_tf.adaptation.target import predicted_class_counts
     from ssma_tf.checkpoints.loading import load_weights
-    from ssma_tf.data.datasets import get_dataset_info
+    from ssma_tf.data.datasets import dataset_info_or_none
     from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.data.records import records_per_file
 
     try:
         files = list_record_files(target)
-        per_file = count_target_records(files)
+        per_file = records_per_file(files)
         model = training.build_model(config)
         print(f"loaded {load_weights(model, checkpoint)}", flush=True)
         total = sum(per_file)
@@ -79,10 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             modality2_interpolation=config.modality2_interpolation,
             progress=lambda done: print(f"\rpredicted {done}/{total} target images", end="", flush=True))
         print()
-        try:
-            names = list(get_dataset_info(config.dataset, config.palette).class_names)
-        except (KeyError, ValueError, TypeError):
-            names = [f"class{c}" for c in range(config.num_classes)]
+        info = dataset_info_or_none(config.dataset, config.palette, config.num_classes)
+        names = list(info.class_names) if info is not None else [f"class{c}" for c in range(config.num_classes)]
         probabilities = write_weights(args.output, files, per_file, counts, names)
     except (UserInputError, FileNotFoundError) as error:
         return fail(error)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -32,25 +31,21 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
-from ssma_tf.cli.common import command, stride_multiples_or_exit
+from ssma_tf.cli.common import child_environment, command, stride_multiples_or_exit
 
-PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 MODELS = {
     "adapnet_pp_rgb": {"model": "AdapNet_pp", "input_modality": "modality1"},
     # Both experts and the fusion trained together from scratch (stage 2 without its start).
     "ssma": {"model": "SSMA", "freeze_experts": False},
 }
 SEMI = {"classmix": {"method": "classmix"}, "depthmix": {"method": "depthmix"}}
-QUIET = ("I0000", "W0000", "E0000", "WARNING: All log")
 
 
 def _run(args: list[str], log: pathlib.Path) -> float:
     """Runs `python -m ...` with the package on the path; its output goes to `log`."""
-    path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONPATH=path)
     start = time.time()
     with open(log, "w", encoding="utf-8") as stream:
-        code = subprocess.call([sys.executable, "-m", *args], env=env, stdout=stream,
+        code = subprocess.call([sys.executable, "-m", *args], env=child_environment(), stdout=stream,
                                stderr=subprocess.STDOUT)
     if code != 0:
         raise SystemExit(f"experiment: {' '.join(args)} failed (exit {code}); see {log}")

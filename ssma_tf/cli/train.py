@@ -1,4 +1,4 @@
-"""Trains AdapNet++ or SSMA as a YAML config says: `ssma-train -c configs/cityscapes_train.config`.
+"""Trains AdapNet++ or SSMA as a YAML config says: `ssma-train -c configs/adapnet_pp_cityscapes_train.config`.
 
 The config is checked completely before anything heavy starts (a bad key, value or path is an
 error naming the key and the file); `--set key=value` replaces a key of the file and is checked

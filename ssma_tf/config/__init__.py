@@ -14,6 +14,9 @@ Where things are:
 - `reader.py`: YAML loading, one reader per kind of key (none per key), and every rule that ties
   several keys together (fusion or unimodal model, `checkpoint1` with `checkpoint2`, defaults
   that follow from other keys, the dataset's class count);
+- `sections.py`: a config section (a frozen dataclass of declared keys read from one mapping);
+  `semi_supervised.py` and `adaptation.py`: the keys of those two sections;
+- `runs.py`: the resolved `config.yaml` a training run writes, and reading a run folder back;
 - `tables.py`: `configs/README.md`'s key tables, generated from the declarations
   (`python -m ssma_tf.config` prints them; a test fails when the two drift apart).
 

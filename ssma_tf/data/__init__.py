@@ -1,5 +1,15 @@
 """Data for SSMA and AdapNet++: TFRecord schema, conversion, augmentation and tf.data pipelines.
 
+- `schema`: one sample as a `tf.train.Example` (encode and decode, raw or PNG bytes);
+- `convert`: list files of image paths to TFRecords (`ssma-convert`);
+- `records`: checking record files end to end, naming a damaged record's file and index;
+- `augment`: the paper's joint augmentation of every modality and the label, and resizing;
+- `pipeline`: the training and evaluation `tf.data` pipelines over record files;
+- `unlabeled`: records used without their labels (semi-supervised training's mix stream);
+- `datasets`: class names and palettes of the known datasets (`datasets.yaml`), no TensorFlow;
+- `scene`: scene classification lists, records and pipeline (Section 5.9);
+- `synthetic`: the synthetic RGB-D street scenes of the demos and tests.
+
 The names below are imported on first use, not with the package: `ssma_tf.data.datasets` (class
 names and palettes) needs no TensorFlow, and the config loader looks datasets up through it
 without paying for TensorFlow's start-up.

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ssma_tf.constants import MAX_MODALITIES
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
 from ssma_tf.lists import ListFileError, MissingFileError, read_lines
 
@@ -95,7 +95,7 @@ def check_list(path: str, *, check_files: bool = True, modalities: Optional[int]
     folder = os.path.dirname(os.path.abspath(path))
     entries = []
     columns = None
-    first_line: Dict[Tuple[str, ...], int] = {}
+    line_of: Dict[Tuple[str, ...], int] = {}
     duplicates = []
     for number, parts in read_lines(path):
         if modalities is not None and len(parts) != modalities + 1:
@@ -128,10 +128,10 @@ def check_list(path: str, *, check_files: bool = True, modalities: Optional[int]
                 if not os.path.isfile(p):
                     what = "is a folder" if os.path.isdir(p) else "does not exist"
                     raise MissingFileError(f"{path}, line {number}: image {p!r} {what}", path)
-        if resolved in first_line:
-            duplicates.append((number, first_line[resolved]))
+        if resolved in line_of:
+            duplicates.append((number, line_of[resolved]))
         else:
-            first_line[resolved] = number
+            line_of[resolved] = number
         entries.append((number, resolved))
     if not entries:
         raise ListFileError(f"{path}: the list is empty", path)
@@ -426,7 +426,7 @@ def duplicates_warning(duplicates: Sequence[Tuple[int, int]]) -> str:
 
 def _write_failed(error: Exception, path: str) -> OSError:
     """An `OSError` naming the record file (not its temporary) for a failed TensorFlow write."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = first_line(error)
     reason = text.rsplit("; ", 1)[-1]  # TensorFlow writes "<temporary path>; <reason>"
     code = errno.ENOSPC if "No space left" in reason else errno.EIO
     return OSError(code, f"cannot write records: {reason}; nothing was written", path)

@@ -1,7 +1,8 @@
 """Class names and colour palettes of the known datasets, read from `datasets.yaml`.
 
 The metadata is data, not code: `datasets.yaml` beside this module lists, for each dataset, its
-classes in id order (id 0 is void) with an RGB colour each. `get_dataset_info` returns one entry.
+classes in id order (id 0 is void) with an RGB colour each. `get_dataset_info` returns one entry;
+`dataset_info_or_none` is the look-up of what falls back to generic names and colours instead.
 """
 
 from __future__ import annotations
@@ -141,3 +142,23 @@ def get_dataset_info(
             f"unknown dataset {name!r}; known datasets in {source}: {', '.join(infos)}"
         )
     return infos[canonical]
+
+
+def dataset_info_or_none(
+    name: Optional[str], path: Optional[Union[str, os.PathLike]] = None, num_classes: Optional[int] = None
+) -> Optional[DatasetInfo]:
+    """The dataset's `DatasetInfo`, or None where there is none that fits.
+
+    For what falls back to generic class names and colours instead of failing (metric tables,
+    TensorBoard previews and names): None when `name` is None, when `path` (a config's own
+    `palette` file) or the shipped file does not describe it, or when it has other than
+    `num_classes` classes. Reading a config has already refused an unknown name and another class
+    count; this look-up also serves configs made without those checks.
+    """
+    if name is None:
+        return None
+    try:
+        info = get_dataset_info(name, path)
+    except ValueError:
+        return None
+    return info if num_classes is None or info.num_classes == num_classes else None

@@ -30,7 +30,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from ssma_tf.data import schema
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import UserInputError, first_line
 
 # A record is framed by an 8-byte length and a 4-byte CRC of it, then the data and its 4-byte CRC.
 _HEADER_BYTES = 12
@@ -86,10 +86,7 @@ class FileReport:
 def reader_message(error: BaseException) -> str:
     """The useful part of a TensorFlow reader error (`corrupted record at 97122`)."""
     match = _READER_MESSAGE.search(str(error))
-    if match:
-        return match.group(0)
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return match.group(0) if match else first_line(error)
 
 
 def count_records(path: str) -> Tuple[int, int]:
@@ -115,6 +112,15 @@ def count_records(path: str) -> Tuple[int, int]:
                 return count, 0
             handle.seek(offset)
     return count, 0
+
+
+def records_per_file(files: Sequence[str]) -> List[int]:
+    """The records of each file, read with TensorFlow's reader as the pipelines read them.
+
+    Unlike `count_records`, which only walks the framing, this reads every record, so a damaged
+    file fails here as it would in training.
+    """
+    return [int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda count, _: count + 1)) for path in files]
 
 
 def _feature(example: tf.train.Example, key: str, kind: str) -> Optional[list]:

@@ -19,6 +19,7 @@ import tensorflow as tf
 from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample
 from ssma_tf.data.pipeline import FilePatterns, list_record_files
+from ssma_tf.data.records import records_per_file
 from ssma_tf.errors import UserInputError
 
 
@@ -67,9 +68,7 @@ def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
 def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> int:
     """The number of records in the files of `file_patterns`; an empty set is an error naming `key`."""
     files = list_record_files(file_patterns)
-    total = 0
-    for path in files:
-        total += sum(1 for _ in tf.data.TFRecordDataset(path))
+    total = sum(records_per_file(files))
     if total == 0:
         raise UnlabeledDataError(f"key '{key}': the records hold no image", ", ".join(files))
     return total

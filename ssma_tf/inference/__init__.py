@@ -17,5 +17,7 @@
 - `settings`: a model and its inference settings from a run config or a checkpoint, as
   `predict.py` and `tools/export.py` name them.
 
+- `timing`: the loop that times repeated calls (the pruning report's latency, the benches).
+
 Loading weights is not here but in `ssma_tf.checkpoints.loading`.
 """

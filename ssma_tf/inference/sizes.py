@@ -39,9 +39,13 @@ def check_size(size: Sequence[int]) -> Tuple[int, int]:
     return height, width
 
 
-def rounded_size(height: int, width: int) -> Tuple[int, int]:
-    """The model size for an input of `height` × `width` without a configured size."""
-    def rounded(value: int) -> int:
+def rounded_size(height: float, width: float) -> Tuple[int, int]:
+    """The model size for an input of `height` × `width` without a configured size.
+
+    Each side is rounded to the nearest multiple of 16 (at least 16); the evaluation's test scales
+    round a scaled size the same way (`ssma_tf.evaluation.scaled_size`).
+    """
+    def rounded(value: float) -> int:
         return max(SIZE_MULTIPLE, int(round(value / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
 
     return rounded(height), rounded(width)

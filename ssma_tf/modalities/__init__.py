@@ -5,6 +5,10 @@
 - `encode_hha`: the HHA encoding (Gupta et al., 2014) from metric depth and camera intrinsics.
 - `ndvi`, `evi`, `index_image`: vegetation indices from NIR and RGB (Freiburg Forest).
 
+Modules: `colorize` (jet, grey), `completion` (depth completion), `hha`, `vegetation`, `morphology`
+(the NumPy filters the two use), `io` (reading raw inputs, writing PNG and depth files) and `batch`
+(running a conversion over folders or list files, with the list files for the converter).
+
 Every image returned is RGB (the order PNG files hold); the TFRecord converter turns PNGs into
 the BGR the model takes. `tools/prepare_modality.py` runs these over folders or list files.
 """

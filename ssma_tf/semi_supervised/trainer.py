@@ -273,11 +273,10 @@ class SemiSupervisedTrainer(training.Trainer):
                     write_scalar(f"semi_supervised/{name}", terms[name], step)
             if preview is not None:
                 count = training.PREVIEW_IMAGES
-                palette = self._palette
                 mixed = np.asarray(preview["mixed"])[..., ::-1]  # BGR -> RGB
                 write_images("semi_supervised/mixed_images", mixed, step, max_outputs=count)
-                pseudo = palette[np.minimum(np.asarray(preview["pseudo"]), len(palette) - 1)]
-                write_images("semi_supervised/pseudo_labels", pseudo, step, max_outputs=count)
+                write_images("semi_supervised/pseudo_labels", self._colours(preview["pseudo"]), step,
+                             max_outputs=count)
                 mask = np.repeat(np.asarray(preview["mask"])[..., None], 3, axis=-1)
                 write_images("semi_supervised/mix_masks", mask, step, max_outputs=count)
         self.writer.flush()

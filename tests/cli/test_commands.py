@@ -102,3 +102,19 @@ def test_train_reports_a_bad_set_with_the_key_and_value(tmp_path, monkeypatch, c
         train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height"])
     assert stop.value.code == 2
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_child_command_imports_this_checkouts_package(tmp_path, monkeypatch):
+    # The demos and experiments run each step as `python -m ssma_tf.cli...`: the step must run this
+    # code, not another installed copy, from any folder.
+    import subprocess
+    import sys
+
+    from ssma_tf.cli.common import child_environment
+
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    env = child_environment()
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "2" and env["PYTHONUNBUFFERED"] == "1"
+    out = subprocess.run([sys.executable, "-c", "import ssma_tf; print(ssma_tf.__file__)"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(ROOT / "ssma_tf" / "__init__.py")

@@ -17,7 +17,7 @@ from ssma_tf import training
 from ssma_tf.cli import check_records as cli
 from ssma_tf.config import config_from_dict
 from ssma_tf.data import build_dataset
-from ssma_tf.data.records import RecordError, check_record_file, count_records, find_damaged_record
+from ssma_tf.data.records import RecordError, check_record_file, count_records, find_damaged_record, records_per_file
 from ssma_tf.evaluation import evaluate
 from tests.training_helpers import build_tiny_model, write_records
 
@@ -160,6 +160,14 @@ def test_framing_count_and_the_first_damaged_record(good, tmp_path):
     found = find_damaged_record([str(good), path])
     assert found.path == path and found.index == index
     assert find_damaged_record([str(good)]) is None
+
+
+def test_records_per_file_reads_each_file_and_fails_on_a_damaged_one(good, tmp_path):
+    other = write_records(tmp_path / "other.tfrecords", 2, height=SIZE, width=SIZE, num_classes=5)
+    assert records_per_file([str(good), other]) == [4, 2]
+    path = next(path for name, path, *_ in _damaged(good, tmp_path) if name == "truncated")
+    with pytest.raises(tf.errors.DataLossError):
+        records_per_file([path])
 
 
 def test_cli_checks_files_with_a_summary_and_exit_status(good, tmp_path, capsys):

@@ -14,3 +14,12 @@ def test_sizes_are_read_and_checked():
     assert rounded_size(70, 120) == (64, 128) and rounded_size(3, 5) == (16, 16)
     with pytest.raises(ValueError, match="'cubic'"):
         check_interpolation("cubic")
+
+
+def test_a_scaled_test_size_rounds_as_an_input_size_does():
+    # The evaluation's test scales and `--size input` share the one rounding rule.
+    from ssma_tf.evaluation import scaled_size
+
+    for height, width, scale in ((384, 768, 0.75), (100, 200, 1.3), (64, 128, 0.1)):
+        assert scaled_size(height, width, scale) == rounded_size(height * scale, width * scale)
+    assert rounded_size(288.0, 576.4) == (288, 576)

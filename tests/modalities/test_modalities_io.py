@@ -62,6 +62,25 @@ def test_write_png_never_overwrites_unless_asked(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["image.png"]  # no temporary left
 
 
+def test_write_png_takes_every_picture_layout_and_a_compression_level(tmp_path):
+    rgba = np.arange(3 * 4 * 4, dtype=np.uint8).reshape(3, 4, 4)
+    io.write_png(tmp_path / "rgba.png", rgba, compress_level=1)
+    io.write_png(tmp_path / "ids.png", rgba[..., :1])
+    io.write_png(tmp_path / "deep.png", np.full((3, 4), 40000, np.uint16))
+    with Image.open(tmp_path / "rgba.png") as image:
+        assert image.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(image), rgba)
+    with Image.open(tmp_path / "ids.png") as image:
+        np.testing.assert_array_equal(np.asarray(image), rgba[..., 0])
+    with Image.open(tmp_path / "deep.png") as image:
+        assert int(np.asarray(image).max()) == 40000
+    with pytest.raises(ValueError, match=r"bad\.png.*compress_level"):
+        io.write_png(tmp_path / "bad.png", rgba, compress_level=10)
+    with pytest.raises(ValueError, match=r"bad\.png.*uint16 of shape \(H, W\); got uint16 of shape \(3, 4, 3\)"):
+        io.write_png(tmp_path / "bad.png", np.zeros((3, 4, 3), np.uint16))
+    assert not (tmp_path / "bad.png").exists()
+
+
 def test_outputs_are_readable_like_any_other_file(tmp_path):
     # The temporary-then-rename used to go through mkstemp, which left every output -rw-------.
     old = os.umask(0o022)
