@@ -106,6 +106,26 @@ def test_adaptation_share_of_the_gap():
                                         f"ABN {abn} %")
 
 
+def test_adaptation_400_steps_table_and_summary():
+    run = bench("adaptation_demo_adapnet_400.json")
+    arms = run["adapnet_pp"]
+    rows = {"source only": "source_only", "ABN at step 200 (SAC's start)": "abn_start",
+            "ABN (600 steps)": "abn", "SAC (ABN at 200 + 400 SAC steps)": "sac", "target labels": "target_labels"}
+    for title, arm in rows.items():
+        low, high = sorted(arms[seed][arm] for seed in ("0", "1"))
+        mean = mean_of_seeds(arms, arm)
+        assert_states("docs/adaptation.md", f"| {title} | " + (f"**{mean:.1f}**" if arm == "abn" else f"{mean:.1f}")
+                      + f" | {low:.1f}–{high:.1f} |")
+    moves = [arms[seed]["sac"] - arms[seed]["abn_start"] for seed in ("0", "1")]
+    assert_states("docs/adaptation.md", f"SAC moves by {moves[0]:+.1f} (seed 0) and {moves[1]:+.1f}".replace("-", "−"))
+    source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
+    sac, abn = (round(100 * (mean_of_seeds(arms, a) - source) / (target - source)) for a in ("sac", "abn"))
+    assert_states("docs/adaptation.md", f"SAC closes {sac} % of the gap between source\n  only and target labels, ABN {abn} %")
+    accuracy = [run["sac_pseudo_labels"][seed][k] for seed in ("0", "1") for k in ("accuracy_min", "accuracy_max")]
+    assert_states("docs/adaptation.md", f"between {min(accuracy):.2f} and {max(accuracy):.2f} in both seeds")
+    assert_states("README.md", f"SAC falls further behind: {mean_of_seeds(arms, 'sac'):.1f}")
+
+
 def _anchors(path):
     anchors, seen, fenced = set(), {}, False
     for line in path.read_text(encoding="utf-8").splitlines():
