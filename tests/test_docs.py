@@ -98,6 +98,18 @@ def test_semi_supervised_600_steps_table_and_summary():
         assert run["ssma"]["classmix"][seed] < run["ssma"]["supervised"][seed]  # "in both seeds"
 
 
+def test_depth_guided_selection_at_600_steps():
+    run = bench("semi_supervised_evidence_synthetic.json")["released_augmentation_600_steps"]["adapnet_pp_rgb"]
+    depth, random = run["depth_12"], run["supervised"]
+    depth_mean, random_mean = statistics.mean(depth.values()), statistics.mean(random.values())
+    assert_states("docs/semi_supervised.md", f"{depth['0']:.1f} and {depth['1']:.1f} mIoU (mean "
+                  f"{depth_mean:.1f}) against {random['0']:.1f} and {random['1']:.1f} "
+                  f"(mean {random_mean:.1f})")
+    assert_states("docs/semi_supervised.md", f"It loses {random['0'] - depth['0']:.1f} points in seed 0 and gains "
+                  f"{depth['1'] - random['1']:.1f} in seed 1")
+    assert_states("README.md", f"at 600 ({depth_mean:.1f} against {random_mean:.1f})")
+
+
 def test_adaptation_share_of_the_gap():
     arms = bench("adaptation_demo_adapnet.json")["adapnet_pp"]
     source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
