@@ -119,8 +119,12 @@ def index_folder(
     return index
 
 
-def read_list_file(path: PathLike) -> List[List[pathlib.Path]]:
-    """Reads a list file: paths per line, relative to the file's folder.
+def read_path_rows(path: PathLike) -> List[List[pathlib.Path]]:
+    """Reads the list of a modality preparation: rows of paths, relative to the file's folder.
+
+    Any number of columns, the same in every row; which column holds the raw inputs is the
+    caller's choice. (A training list, read by `ssma_tf.data.convert.read_list_file`, has
+    modality columns and a label.)
 
     Paths are separated by spaces, or by tabs, or quoted (`ssma_tf.lists`). Empty lines and
     lines starting with '#' are skipped.
@@ -301,7 +305,7 @@ def plan_list_jobs(
     Raises:
         InputFileError: if the list cannot be read, a column does not exist, or names clash.
     """
-    rows = read_list_file(list_path)
+    rows = read_path_rows(list_path)
     width = len(rows[0])
     for name, value in (("column", column), ("companion column", companion_column)):
         if value is not None and not 0 <= value < width:
