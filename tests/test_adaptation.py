@@ -19,7 +19,7 @@ from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.data import encode_example
 from ssma_tf.data.synthetic import generate_sample
 from ssma_tf.errors import UserInputError
-from tests.training_helpers import TinySegmenter, build_tiny_model, run_on_two_logical_cpus
+from tests.training_helpers import TinySegmenter, build_tiny_model, one_eager_step, run_on_two_logical_cpus
 
 H, W = 32, 64
 
@@ -342,11 +342,7 @@ def test_a_sac_step_feeds_the_class_means_and_pooled_pseudo_labels_to_the_focal_
     head.kernel.assign(np.random.default_rng(0).normal(0, 3, head.kernel.shape).astype(np.float32))
     head.bias.assign(np.array([-10.0] + [0.0] * 6, np.float32))
     calls.clear()
-    tf.config.run_functions_eagerly(True)
-    try:
-        loss, terms, preview, _ = trainer.train_function(trainer.iterator)
-    finally:
-        tf.config.run_functions_eagerly(False)
+    loss, terms, preview, _ = one_eager_step(trainer)
     assert [c[0] for c in calls] == ["teacher", "student", "student"]
     teacher_probs, student_probs = calls[0][1], calls[2][1]
     ((pool_input, (pooled_probs, _)),) = pooled

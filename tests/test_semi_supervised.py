@@ -33,7 +33,7 @@ from ssma_tf.semi_supervised.mixing import (
     depthmix_mask,
     mix,
 )
-from tests.training_helpers import TinySegmenter, build_tiny_model, run_on_two_logical_cpus
+from tests.training_helpers import TinySegmenter, build_tiny_model, one_eager_step, run_on_two_logical_cpus
 
 H, W = 32, 64
 
@@ -462,11 +462,7 @@ def test_a_step_mixes_every_modality_and_the_teacher_probabilities_with_one_dept
     trainer = semi_supervised.SemiSupervisedTrainer(
         _config(tmp_path, model="SSMA", aux_heads=True, batch_size=3, semi=semi), log=lambda line: None)
     calls.clear()
-    tf.config.run_functions_eagerly(True)
-    try:
-        loss, terms, preview, _ = trainer.train_function(trainer.iterator)
-    finally:
-        tf.config.run_functions_eagerly(False)
+    loss, terms, preview, _ = one_eager_step(trainer)
     assert [c[0] for c in calls] == ["student", "teacher", "student"]
     (_, (m1, m2), probs), (_, (mixed1, mixed2), student) = calls[1:]
     near, valid, _ = (t.numpy() for t in decode_nearness(m2))

@@ -120,6 +120,15 @@ class TinySegmenter(keras.Model):
         return {"softmax": probs, "logits": logits} if return_all else probs
 
 
+def one_eager_step(trainer):
+    """Runs one step of `trainer.train_function` eagerly, so that recording models see tensors."""
+    tf.config.run_functions_eagerly(True)
+    try:
+        return trainer.train_function(trainer.iterator)
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
 def build_tiny_model(config) -> TinySegmenter:
     """`ssma_tf.models.factory.build_model` for tests: a built `TinySegmenter` for the config."""
     model = TinySegmenter(config.num_classes, fusion=config.is_fusion, dtype=config.mixed_precision)
