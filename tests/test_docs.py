@@ -110,6 +110,17 @@ def test_depth_guided_selection_at_600_steps():
     assert_states("README.md", f"at 600 ({depth_mean:.1f} against {random_mean:.1f})")
 
 
+def test_real_time_600_steps_gap():
+    adapnet = bench("fusion_table_adapnet_recalibrated_600_synthetic.json")["seeds"]
+    mobilenet = bench("fusion_table_mobilenet128_recalibrated_600_synthetic.json")
+    big = statistics.mean(adapnet[s]["ssma"]["mIoU"] for s in ("0", "1"))
+    small = statistics.mean(mobilenet["seeds"][s]["ssma"]["mIoU"] for s in ("0", "1"))
+    int8 = statistics.mean(mobilenet["ssma_exported"]["openvino_int8"].values())
+    assert_states("docs/fusion.md", f"SSMA is\n  {big - small:.1f} below the AdapNet++ SSMA in float32 and {big - int8:.1f} through int8")
+    assert_states("README.md", f"ends {big - int8:.1f} below through int8 ({int8:.1f} against {big:.1f})")
+    assert big - int8 > 2.0  # "not met"
+
+
 def test_adaptation_share_of_the_gap():
     arms = bench("adaptation_demo_adapnet.json")["adapnet_pp"]
     source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
