@@ -342,15 +342,6 @@ class AdaptationTrainer(training.Trainer):
             return (source + adapt.target_weight * target_loss, terms, stats, preview,
                     tf.cast(label_truth[:training.PREVIEW_IMAGES], tf.uint8))
 
-        def mean(value):
-            return replica_mean(strategy, value)
-
-        def total(value):
-            return replica_sum(strategy, value)
-
-        def first(value):
-            return first_replica(strategy, value)
-
         @tf.function
         def train_function(iterator):
             inputs, labels = next(iterator)
@@ -359,12 +350,13 @@ class AdaptationTrainer(training.Trainer):
             mean_teacher.maybe_update()
             self.step.assign_add(1)
             monitor = self.monitor
-            monitor["class_coverage"].assign_add(mean(stats["class_coverage"]))
+            monitor["class_coverage"].assign_add(replica_mean(strategy, stats["class_coverage"]))
             monitor["steps"].assign_add(1.0)
-            monitor["judged"].assign_add(total(stats["judged"]))
-            monitor["correct"].assign_add(total(stats["correct"]))
-            terms = {name: mean(value) for name, value in terms.items()}
-            return mean(loss), terms, {k: first(v) for k, v in preview.items()}, first(truth)
+            monitor["judged"].assign_add(replica_sum(strategy, stats["judged"]))
+            monitor["correct"].assign_add(replica_sum(strategy, stats["correct"]))
+            terms = {name: replica_mean(strategy, value) for name, value in terms.items()}
+            return (replica_mean(strategy, loss), terms,
+                    {k: first_replica(strategy, v) for k, v in preview.items()}, first_replica(strategy, truth))
 
         return train_function
 

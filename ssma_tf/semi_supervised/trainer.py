@@ -241,12 +241,6 @@ class SemiSupervisedTrainer(training.Trainer):
             return (supervised + unsupervised, terms, preview,
                     tf.cast(truth[:preview_count], tf.uint8))
 
-        def mean(value):
-            return replica_mean(strategy, value)
-
-        def first(value):
-            return first_replica(strategy, value)
-
         @tf.function
         def train_function(iterator):
             inputs, labels = next(iterator)
@@ -256,9 +250,10 @@ class SemiSupervisedTrainer(training.Trainer):
             decay = mean_teacher.current_decay()
             mean_teacher.maybe_update()
             self.step.assign_add(1)
-            terms = {name: mean(value) for name, value in terms.items()}
+            terms = {name: replica_mean(strategy, value) for name, value in terms.items()}
             terms["teacher_decay"] = decay
-            return mean(loss), terms, {k: first(v) for k, v in preview.items()}, first(truth)
+            return (replica_mean(strategy, loss), terms,
+                    {k: first_replica(strategy, v) for k, v in preview.items()}, first_replica(strategy, truth))
 
         return train_function
 
