@@ -41,7 +41,7 @@ def main() -> int:
     from ssma_tf.keras_compat import walk_layers
     from tests.training_helpers import build_tiny_model
 
-    training.build_model = build_tiny_model  # the code path under test is the trainer's, not the model's
+    training.trainer.build_model = build_tiny_model  # the code path under test is the trainer's, not the model's
     config = load_config(args.config, "train")
     trainer = training.Trainer(config, strategy=strategy)
     result = trainer.train()

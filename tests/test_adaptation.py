@@ -268,7 +268,10 @@ def test_config_section_defaults_and_errors(tmp_path):
 
 @pytest.fixture
 def tiny_model(monkeypatch):
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    from ssma_tf.models import factory
+
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
+    monkeypatch.setattr(factory, "build_model", build_tiny_model)  # ssma-importance-weights builds one
 
 
 def _tags(log_dir):
@@ -332,7 +335,7 @@ def test_a_sac_step_feeds_the_class_means_and_pooled_pseudo_labels_to_the_focal_
         pooled.append((np.array(probs), result))
         return result
 
-    monkeypatch.setattr(training, "build_model", build)
+    monkeypatch.setattr(training.trainer, "build_model", build)
     monkeypatch.setattr(adaptation, "pool_views", recording_pool)
     settings = {"target_groups": 1, "views": 3, "photometric": "none", "threshold_lower": 0.0,
                 "threshold_upper": 0.9, "focal_power": 2.0, "target_weight": 3.0}
@@ -414,7 +417,9 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
 def test_importance_weights_checks_its_flags_before_predicting(tmp_path, monkeypatch, capsys, flags, message):
     from ssma_tf.cli import importance_weights
 
-    monkeypatch.setattr(training, "build_model", lambda config: pytest.fail("the model was built"))
+    from ssma_tf.models import factory
+
+    monkeypatch.setattr(factory, "build_model", lambda config: pytest.fail("the model was built"))
     config = _config(tmp_path, max_iteration=1)
     path = tmp_path / "run.config"
     path.write_text(yaml.safe_dump(config.to_dict()))
@@ -429,7 +434,7 @@ from ssma_tf import training
 from ssma_tf.adaptation import trainer as adaptation
 from ssma_tf.config import load_config
 from tests.training_helpers import build_tiny_model
-training.build_model = build_tiny_model
+training.trainer.build_model = build_tiny_model
 trainer = adaptation.AdaptationTrainer(load_config(sys.argv[1], "train"), strategy=strategy)
 result = trainer.train()
 assert_replicas_agree(trainer.model, trainer.teacher)

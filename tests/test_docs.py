@@ -252,7 +252,7 @@ def broken_pointers(path):
 
 def test_the_pointer_check_finds_a_missing_path_module_and_name(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("`ssma_tf/training.py`, `ssma_tf/nowhere.py`, `ssma_tf/cli/<command>.py`, `docs/{training,data}.md`,\n"
+    page.write_text("`ssma_tf/training/step.py`, `ssma_tf/nowhere.py`, `ssma_tf/cli/<command>.py`, `docs/{training,data}.md`,\n"
                     "`docs/{training,nothing}.md`, `ssma_tf.training.Trainer`, `ssma_tf.data.build_dataset`,\n"
                     "`ssma_tf.training.NoSuchName`, `ssma_tf.no_module`, `assets.extra/ssma_tf.json`\n"
                     "```\npython tools/my_own_script.py\n```\n", encoding="utf-8")

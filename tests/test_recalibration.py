@@ -57,7 +57,7 @@ def test_no_batches_is_an_error_and_leaves_the_statistics():
 
 
 def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
     records = write_records(tmp_path / "train.tfrecords", 4, height=16, width=32, num_classes=3)
     from ssma_tf.config import config_from_dict
 
@@ -70,14 +70,14 @@ def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch
     lines = []
     trainer = training.Trainer(config, log=lines.append)
     seen = []
-    original = training.recalibrate_batch_norm
+    original = training.trainer.recalibrate_batch_norm
 
     def spy(model, batches, count, **kwargs):
         result = original(model, batches, count, **kwargs)
         seen.append(trainable_batch_norms(trainer.model)[0].moving_variance.numpy().copy())
         return result
 
-    monkeypatch.setattr(training, "recalibrate_batch_norm", spy)
+    monkeypatch.setattr(training.trainer, "recalibrate_batch_norm", spy)
     result = trainer.train()
     assert result.final_step == 2 and len(seen) == 1
     assert any("average over 3 training batches" in line for line in lines)

@@ -374,7 +374,7 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
 
 @pytest.fixture
 def tiny_model(monkeypatch):
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
 
 
 @pytest.mark.parametrize("model, method", [("AdapNet_pp", "depthmix"), ("SSMA", "classmix")])
@@ -422,7 +422,7 @@ def test_teacher_has_no_dropout_and_normalises_as_teacher_batch_norm_says(tmp_pa
         model(np.zeros((1, config.height, config.width, 3), np.float32))
         return model
 
-    monkeypatch.setattr(training, "build_model", build)
+    monkeypatch.setattr(training.trainer, "build_model", build)
     trainer = semi_supervised.SemiSupervisedTrainer(
         _config(tmp_path, semi={"teacher_batch_norm": mode}), log=lambda line: None)
     trainer.train(max_steps=1)
@@ -455,7 +455,7 @@ def test_a_step_mixes_every_modality_and_the_teacher_probabilities_with_one_dept
         model([np.zeros((1, H, W, 3), np.float32)] * 2)
         return model
 
-    monkeypatch.setattr(training, "build_model", build)
+    monkeypatch.setattr(training.trainer, "build_model", build)
     semi = {"use_ground_truth": False, "jitter_probability": 0.0, "blur_probability": 0.0,
             "consistency_weight": 2.0, "confidence": 0.2, "depth_margin": 0.03}
     # Three images, so that pasting k over k - 1 and over k + 1 differ.
@@ -538,7 +538,7 @@ from ssma_tf import training
 from ssma_tf.semi_supervised import trainer as semi_supervised
 from ssma_tf.config import load_config
 from tests.training_helpers import build_tiny_model
-training.build_model = build_tiny_model
+training.trainer.build_model = build_tiny_model
 trainer = semi_supervised.SemiSupervisedTrainer(load_config(sys.argv[1], "train"), strategy=strategy)
 result = trainer.train()
 assert_replicas_agree(trainer.model, trainer.teacher)

@@ -85,7 +85,7 @@ def _tiny_config(tmp_path, **overrides):
 @pytest.fixture
 def tiny_model(monkeypatch):
     """Makes the trainer build the tiny model instead of the full-size one."""
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
 
 
 # --- Optimizer --------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_bad_config_fails_before_the_model_is_built(tmp_path, monkeypatch, capsy
     def must_not_build(*args, **kwargs):
         raise AssertionError("the model was built before the config was checked")
 
-    monkeypatch.setattr(training, "build_model", must_not_build)
+    monkeypatch.setattr(training.trainer, "build_model", must_not_build)
     monkeypatch.chdir(tmp_path)
     write_records(tmp_path / "records" / "train.tfrecords", 2)
     text = smoke_config("adapnet_train.config").read_text()
@@ -174,7 +174,7 @@ def test_batch_that_replicas_cannot_share_is_a_config_error(tmp_path, monkeypatc
         num_replicas_in_sync = 2
         cluster_resolver = None
 
-    monkeypatch.setattr(training, "build_model", lambda *a: pytest.fail("model built"))
+    monkeypatch.setattr(training.trainer, "build_model", lambda *a: pytest.fail("model built"))
     with pytest.raises(ConfigError, match="batch_size"):
         training.Trainer(_tiny_config(tmp_path, batch_size=3), strategy=TwoReplicas())
 

@@ -51,7 +51,7 @@ def _config(tmp_path, **overrides):
 
 @pytest.fixture
 def tiny_model(monkeypatch):
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
 
 
 def _newest_recorded(directory) -> str:
@@ -191,7 +191,7 @@ def test_a_full_disk_while_exporting_leaves_no_partial_file(tmp_path, tiny_model
 
 def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model, monkeypatch):
     config = _config(tmp_path, max_iteration=2)
-    monkeypatch.setattr(training, "_free_bytes", lambda directory: 100)
+    monkeypatch.setattr(training.trainer, "_free_bytes", lambda directory: 100)
     with pytest.raises(training.CheckpointWriteError, match=r"0\.0 MB free, about .* MB needed.*ckpt-2"):
         training.Trainer(config, log=lambda line: None).train()
     directory = tmp_path / "checkpoints"
@@ -230,7 +230,7 @@ def test_a_diverging_loss_stops_the_run_with_exit_1_and_one_line(tmp_path, tiny_
 
 
 def test_the_divergence_check_compares_a_window_mean_with_the_starting_level():
-    check = training._DivergenceCheck(5.0, num_classes=5)  # floor ln 5 = 1.609
+    check = training.trainer._DivergenceCheck(5.0, num_classes=5)  # floor ln 5 = 1.609
     assert [check.update(loss) for loss in (0.2, 9.0, 0.3, 0.3, 0.3)] == [""] * 5  # one spike
     assert check.reference == pytest.approx(np.log(5))  # a low start (resumed) uses the floor
     assert not check.within_limit(8.1) and check.within_limit(8.0)
@@ -238,9 +238,9 @@ def test_the_divergence_check_compares_a_window_mean_with_the_starting_level():
     assert messages[:4] == [""] * 4  # the window still holds a sane loss
     message = messages[4]
     assert "mean loss 9 over the last 5 steps" in message and "starting level 1.609" in message
-    high = training._DivergenceCheck(5.0, num_classes=5)
+    high = training.trainer._DivergenceCheck(5.0, num_classes=5)
     assert all(high.update(loss) == "" for loss in (4.0, 19.0, 19.0, 19.0, 19.0))  # 5 x 4 = 20
-    off = training._DivergenceCheck(0.0, num_classes=5)
+    off = training.trainer._DivergenceCheck(0.0, num_classes=5)
     assert all(off.update(loss) == "" and off.within_limit(loss) for loss in (1.0, 1e9, 1e9, 1e9, 1e9, 1e9))
 
 

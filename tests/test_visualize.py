@@ -157,7 +157,7 @@ def test_tensorboard_previews_colour_classes_as_the_prediction_pictures_do():
     from ssma_tf import training
 
     config = SimpleNamespace(dataset=None, num_classes=6)
-    np.testing.assert_array_equal(training._palette(config), visualize.default_palette(6))
+    np.testing.assert_array_equal(training.trainer._palette(config), visualize.default_palette(6))
 
 
 def test_improvement_map_marks_own_errors_red_and_fixed_reference_errors_green():
@@ -194,5 +194,5 @@ def test_tensorboard_previews_use_the_colours_of_an_own_palette_file(tmp_path):
         source="eval.config", mode="eval", check_paths=False,
     )
     np.testing.assert_array_equal(
-        training._palette(config), np.array([[0, 0, 0], [128, 64, 128], [107, 142, 35]], np.uint8)
+        training.trainer._palette(config), np.array([[0, 0, 0], [128, 64, 128], [107, 142, 35]], np.uint8)
     )

@@ -44,11 +44,12 @@ from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
 from ssma_tf.keras_compat import ExternalGradientAggregation
-from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
+from ssma_tf.losses import decayed_kernels
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.metrics import ConfusionMatrix
 from ssma_tf.photometric import colour_jitter, gaussian_blur, greyscale
 from ssma_tf.summaries import write_images, write_scalar
+from ssma_tf.training.step import add_gradients, apply_gradients, preview_classes, supervised_pass
 
 # Distinct stateless streams of one step.
 _JITTER, _BLUR, _GREY = 1, 2, 3
@@ -189,7 +190,7 @@ class AdaptationTrainer(training.Trainer):
         extras: dict[str, Any] = {}
         if self.sac:
             with self.strategy.scope():
-                self.teacher = training.build_model(config)
+                self.teacher = self._new_model(config)
                 self.mean_teacher = MeanTeacher(
                     self.model, self.teacher, decay=adapt.ema_decay, every=adapt.ema_every,
                     include_statistics=True, warmup=False)
@@ -258,18 +259,12 @@ class AdaptationTrainer(training.Trainer):
         aux_weights = tuple(config.aux_loss_weights)
         views = adapt.views
         decayed = decayed_kernels(model)
-        base_seed = tf.constant(config.seed or 0, tf.int64)
-        step_variable = self.step
-
-        def seed_for(stream: int) -> Any:
-            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-            return tf.stack([base_seed * 16 + stream, tf.cast(step_variable, tf.int64) * replicas + replica])
 
         def noisy(images):
-            images = gaussian_blur(images, adapt.blur_radius, 1.0, seed_for(_BLUR))
+            images = gaussian_blur(images, adapt.blur_radius, 1.0, self.step_seed(_BLUR))
             images = colour_jitter(images, adapt.jitter, adapt.jitter_probability,
-                                   seed_for(_JITTER), hue=adapt.jitter_hue)
-            images = greyscale(images, adapt.greyscale_probability, seed_for(_GREY))
+                                   self.step_seed(_JITTER), hue=adapt.jitter_hue)
+            images = greyscale(images, adapt.greyscale_probability, self.step_seed(_GREY))
             return tf.clip_by_value(images, 0.0, 255.0)
 
         def replica_step(inputs, labels, target):
@@ -295,26 +290,20 @@ class AdaptationTrainer(training.Trainer):
                 student2 = noisy(clean2)
 
             variables = model.trainable_variables
-            # Two tapes: the peak memory stays that of one forward and backward pass.
-            with tf.GradientTape() as tape:
-                outputs = model(inputs, training=False, return_all=True)
-                source, terms = total_loss(labels, outputs, aux_weights)
-                loss = add_weight_decay(source, terms, decayed, adapt.weight_decay)
-                scaled = optimizer.scale_loss(loss / replicas)
-            gradients = tape.gradient(scaled, variables)
+            # Two tapes: the peak memory stays that of one forward and backward pass. Batch norms
+            # keep their frozen statistics in both (training=False).
+            labeled = supervised_pass(model, optimizer, inputs, labels, aux_weights=aux_weights,
+                                      decayed=decayed, weight_decay=adapt.weight_decay,
+                                      replicas=replicas, training=False)
+            source = labeled.data_loss
             with tf.GradientTape() as tape:
                 student = model(self._model_inputs(student1, student2), training=False)
                 target_loss = consistency_loss(student, pseudo, confidence, means, adapt.focal_power)
                 scaled = optimizer.scale_loss(adapt.target_weight * target_loss / replicas)
-            target_gradients = tape.gradient(scaled, variables)
-            gradients = [t if g is None else (g if t is None else g + t)
-                         for g, t in zip(gradients, target_gradients)]
-            if replicas > 1:
-                gradients = tf.distribute.get_replica_context().all_reduce(
-                    tf.distribute.ReduceOp.SUM, gradients)
-            optimizer.apply(gradients, variables)
+            gradients = add_gradients(labeled.gradients, tape.gradient(scaled, variables))
+            apply_gradients(optimizer, gradients, variables, replicas)
 
-            terms = dict(terms)
+            terms = dict(labeled.terms)
             terms["source"] = source
             terms["target"] = target_loss
             kept = tf.cast(pseudo >= 0, tf.float32)
@@ -337,10 +326,9 @@ class AdaptationTrainer(training.Trainer):
                 "ignored": tf.cast(pseudo[:PREVIEW_VIEWS] == IGNORE, tf.uint8),
                 "coverage": coverage[:PREVIEW_VIEWS],
             }
-            label_truth = labels if len(labels.shape) == 3 else tf.argmax(labels, axis=-1)
-            preview["predicted"] = tf.cast(tf.argmax(outputs["softmax"][:training.PREVIEW_IMAGES], axis=-1), tf.uint8)
+            preview["predicted"] = preview_classes(labeled.outputs["softmax"])
             return (source + adapt.target_weight * target_loss, terms, stats, preview,
-                    tf.cast(label_truth[:training.PREVIEW_IMAGES], tf.uint8))
+                    preview_classes(labels))
 
         @tf.function
         def train_function(iterator):

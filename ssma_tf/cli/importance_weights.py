@@ -58,18 +58,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(f"{args.config}: no target_data; give it in the config or with --target_data")
     checkpoint = args.checkpoint or config.initialize or config.checkpoint
 
-    from ssma_tf import training
     from ssma_tf.adaptation.importance import write_weights
     from ssma_tf.adaptation.target import predicted_class_counts
     from ssma_tf.checkpoints.loading import load_weights
     from ssma_tf.data.datasets import dataset_info_or_none
     from ssma_tf.data.pipeline import list_record_files
     from ssma_tf.data.records import records_per_file
+    from ssma_tf.models.factory import build_model
 
     try:
         files = list_record_files(target)
         per_file = records_per_file(files)
-        model = training.build_model(config)
+        model = build_model(config)
         print(f"loaded {load_weights(model, checkpoint)}", flush=True)
         total = sum(per_file)
         started = time.perf_counter()

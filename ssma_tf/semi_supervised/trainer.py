@@ -38,7 +38,7 @@ from ssma_tf.data.unlabeled import (
     read_index_file,
 )
 from ssma_tf.distribute import first_replica, replica_mean, synchronize_batch_norms
-from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss, weighted_cross_entropy
+from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.photometric import gaussian_blur, mix_colour_jitter
 from ssma_tf.semi_supervised.mixing import (
@@ -51,6 +51,13 @@ from ssma_tf.semi_supervised.mixing import (
     mix,
 )
 from ssma_tf.summaries import write_images, write_scalar
+from ssma_tf.training.step import (
+    PREVIEW_IMAGES,
+    add_gradients,
+    apply_gradients,
+    preview_classes,
+    supervised_pass,
+)
 
 # Share of an image's depth pixels that may lie off the colour map before it is not a colouring.
 MAX_OFF_MAP = 0.05
@@ -130,11 +137,10 @@ class SemiSupervisedTrainer(training.Trainer):
         self.mix_dataset = self.strategy.distribute_datasets_from_function(mix_stream)
         self.mix_iterator = iter(self.mix_dataset)
         with self.strategy.scope():
-            # Looked up on the module so that tests can swap the model for a tiny one.
             # The teacher runs without dropout (its one stochastic layer); with batch-norm
             # statistics of its own batches (`teacher_batch_norm: batch`, released) or with moving
             # statistics that then follow the student's.
-            self.teacher = training.build_model(dataclasses.replace(config, dropout_keep_prob=1.0))
+            self.teacher = self._new_model(dataclasses.replace(config, dropout_keep_prob=1.0))
             if self.strategy.num_replicas_in_sync > 1:
                 synchronize_batch_norms(self.teacher)  # as the student's: one mix batch, one set
             self.mean_teacher = MeanTeacher(
@@ -158,17 +164,9 @@ class SemiSupervisedTrainer(training.Trainer):
         replicas = strategy.num_replicas_in_sync
         aux_weights = tuple(config.aux_loss_weights)
         num_classes = config.num_classes
-        base_seed = tf.constant(config.seed or 0, tf.int64)
-        step_variable = self.step
-        preview_count = training.PREVIEW_IMAGES
         # Batch statistics as released (`self.ema_model.train()`); the teacher has no dropout.
         teacher_training = semi.teacher_batch_norm == "batch"
         decayed = decayed_kernels(model)
-
-        def seed_for(stream: int) -> Any:
-            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-            step = tf.cast(step_variable, tf.int64)
-            return tf.stack([base_seed * 16 + stream, step * replicas + replica])
 
         def mixed_batch(mix_inputs, mix_labels, has_label):
             modality1, modality2 = mix_inputs
@@ -184,13 +182,13 @@ class SemiSupervisedTrainer(training.Trainer):
                 near, valid, _ = decode_nearness(modality2, semi.depth_encoding)
                 mask = depthmix_mask(near, valid, other(near), semi.depth_margin)
             else:
-                mask = classmix_mask(tf.argmax(probs, axis=-1), num_classes, seed_for(_CLASSMIX))
+                mask = classmix_mask(tf.argmax(probs, axis=-1), num_classes, self.step_seed(_CLASSMIX))
             mixed1 = mix(mask, modality1, other(modality1))
             mixed2 = mix(mask, modality2, other(modality2))
             mixed_probs = mix(mask, probs, other(probs))
             # As released: one jitter and one blur decision per mixed batch (kornia 0.4's jitter).
-            mixed1 = mix_colour_jitter(mixed1, semi.jitter, semi.jitter_probability, seed_for(_JITTER))
-            mixed1 = gaussian_blur(mixed1, semi.blur_sigma, semi.blur_probability, seed_for(_BLUR),
+            mixed1 = mix_colour_jitter(mixed1, semi.jitter, semi.jitter_probability, self.step_seed(_JITTER))
+            mixed1 = gaussian_blur(mixed1, semi.blur_sigma, semi.blur_probability, self.step_seed(_BLUR),
                                    per_batch=True)
             pseudo = tf.argmax(mixed_probs, axis=-1, output_type=tf.int32)
             weight = confidence_weight(mixed_probs, semi.confidence)
@@ -198,12 +196,10 @@ class SemiSupervisedTrainer(training.Trainer):
 
         def replica_step(inputs, labels, mix_inputs, mix_labels, has_label):
             variables = model.trainable_variables
-            with tf.GradientTape() as tape:
-                outputs = model(inputs, training=True, return_all=True)
-                supervised, terms = total_loss(labels, outputs, aux_weights)
-                supervised = add_weight_decay(supervised, terms, decayed, config.weight_decay)
-                scaled = optimizer.scale_loss(supervised / replicas)
-            gradients = tape.gradient(scaled, variables)
+            labeled = supervised_pass(model, optimizer, inputs, labels, aux_weights=aux_weights,
+                                      decayed=decayed, weight_decay=config.weight_decay,
+                                      replicas=replicas)
+            supervised, gradients = labeled.loss, labeled.gradients
             # The two passes are independent in the graph, so the executor could run their
             # forward passes side by side and hold both sets of activations. As in the released
             # code (one backward pass, then the other), the teacher and the mixed pass start only
@@ -218,28 +214,19 @@ class SemiSupervisedTrainer(training.Trainer):
                 consistency = weighted_cross_entropy(pseudo, mixed_outputs["softmax"], num_classes)
                 unsupervised = semi.consistency_weight * weight * consistency
                 scaled = optimizer.scale_loss(unsupervised / replicas)
-            mixed_gradients = tape.gradient(scaled, variables)
-            gradients = [
-                m if g is None else (g if m is None else g + m)
-                for g, m in zip(gradients, mixed_gradients)
-            ]
-            if replicas > 1:
-                gradients = tf.distribute.get_replica_context().all_reduce(
-                    tf.distribute.ReduceOp.SUM, gradients)
-            optimizer.apply(gradients, variables)
-            terms = dict(terms)
+            gradients = add_gradients(gradients, tape.gradient(scaled, variables))
+            apply_gradients(optimizer, gradients, variables, replicas)
+            terms = dict(labeled.terms)
             terms["supervised"] = supervised
             terms["consistency"] = consistency
             terms["confident_fraction"] = weight
-            truth = labels if len(labels.shape) == 3 else tf.argmax(labels, axis=-1)
             preview = {
-                "predicted": tf.cast(tf.argmax(outputs["softmax"][:preview_count], axis=-1), tf.uint8),
-                "mixed": tf.cast(tf.clip_by_value(mixed1[:preview_count], 0, 255), tf.uint8),
-                "pseudo": tf.cast(pseudo[:preview_count], tf.uint8),
-                "mask": tf.cast(mask[:preview_count] * 255.0, tf.uint8),
+                "predicted": preview_classes(labeled.outputs["softmax"]),
+                "mixed": tf.cast(tf.clip_by_value(mixed1[:PREVIEW_IMAGES], 0, 255), tf.uint8),
+                "pseudo": preview_classes(pseudo),
+                "mask": tf.cast(mask[:PREVIEW_IMAGES] * 255.0, tf.uint8),
             }
-            return (supervised + unsupervised, terms, preview,
-                    tf.cast(truth[:preview_count], tf.uint8))
+            return supervised + unsupervised, terms, preview, preview_classes(labels)
 
         @tf.function
         def train_function(iterator):
@@ -267,7 +254,7 @@ class SemiSupervisedTrainer(training.Trainer):
                 if name in terms:
                     write_scalar(f"semi_supervised/{name}", terms[name], step)
             if preview is not None:
-                count = training.PREVIEW_IMAGES
+                count = PREVIEW_IMAGES
                 mixed = np.asarray(preview["mixed"])[..., ::-1]  # BGR -> RGB
                 write_images("semi_supervised/mixed_images", mixed, step, max_outputs=count)
                 write_images("semi_supervised/pseudo_labels", self._colours(preview["pseudo"]), step,

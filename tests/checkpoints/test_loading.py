@@ -17,7 +17,7 @@ from tests.training_helpers import TinySegmenter, build_tiny_model, write_record
 
 
 def test_own_checkpoints_and_weight_files_are_recognised_and_loaded(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
     write_records(tmp_path / "train.tfrecords", 2, height=32, width=32, num_classes=5)
     config = config_from_dict(
         {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "run"),

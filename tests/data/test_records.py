@@ -212,7 +212,7 @@ def test_training_and_evaluation_name_the_damaged_shard_and_record(good, tmp_pat
     damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
     # Two shards, the second cut short: TensorFlow's own error gives only a byte offset.
     shards = [str(good), damaged["truncated"]]
-    monkeypatch.setattr(training, "build_model", build_tiny_model)
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
     config = _config(tmp_path, "train", shards)
     with pytest.raises(RecordError) as error:
         training.train(config, log=lambda line: None)

@@ -1,32 +1,6 @@
-"""Training AdapNet++ and SSMA with the released protocol, on `tf.distribute`, resumable.
+"""The training loop: one run of a config, resumable, with logs, checkpoints and safe stops.
 
-What one run does (`train(config)`, or `Trainer(config).train()`):
-
-1. picks the strategy (`ssma_tf.distribute`), builds the input pipeline, then the model, and
-   loads its starting weights (`intialize`, or `checkpoint1`/`checkpoint2` for SSMA);
-2. optimises the released loss (`ssma_tf.losses.total_loss`) with Adam on the TF1 polynomial
-   decay (`schedule_from_config`) for `max_iteration` steps, with a per-variable learning-rate
-   factor for the encoders (SSMA stage 2 trains them 10× slower);
-3. logs every `skip_step` steps, writes TensorBoard summaries to `log_dir`, checkpoints every
-   `save_step` steps and at the end, and exports `<checkpoint>/final.weights.h5` and the whole
-   model as `<checkpoint>/final.keras`; `train` also writes the resolved config,
-   `<checkpoint>/config.yaml`, before the first step, so the folder describes itself.
-
-A run started again with the same config resumes from the newest checkpoint in `checkpoint`:
-weights, optimizer state, step (so the same point of the schedule) and, on a single device, the
-position in the input stream. Checkpoints are written by `tf.train.CheckpointManager`, which
-updates its state file only after a checkpoint is complete, so a crash during a save leaves the
-previous checkpoint as the newest one; a checkpoint that still fails to read (truncated, damaged,
-of another model) is reported and skipped for the one before it. What a killed save leaves
-behind (`ckpt-N_temp/`, `.partial-*` exports) is removed when the next run starts; a save that
-fails (a full disk) removes its partial files, keeps the previous checkpoint and stops the run
-(`CheckpointWriteError`). So does a loss that becomes NaN or Inf (`NonFiniteLossError`) or grows
-far above its starting level (`DivergenceError`, config key `divergence_factor`).
-
-The SSMA stages of the paper (Section 5.1.2) are configs, not code paths: stage 1 trains one
-AdapNet++ per modality; stage 2 an SSMA with `freeze_experts: false` and
-`encoder_lr_multiplier: 0.1`; stage 3 an SSMA with the experts frozen (not trainable, batch norms
-in inference mode), starting from stage 2's weights (`initialize`).
+See the package's docstring (`ssma_tf.training`) for what a run does.
 """
 
 from __future__ import annotations
@@ -40,12 +14,11 @@ import re
 import shutil
 import sys
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
@@ -54,10 +27,8 @@ from ssma_tf.checkpoints.resolve import FINAL_WEIGHTS, FORMAT_TF1, resolve_weigh
 from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL
-from ssma_tf.data import AugmentationConfig, build_dataset
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import naming_damaged_records
-from ssma_tf.data.unlabeled import read_index_file
 from ssma_tf.distribute import (
     create_strategy,
     first_replica,
@@ -68,18 +39,18 @@ from ssma_tf.distribute import (
 )
 from ssma_tf.errors import first_line
 from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, remove_path
-from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
-from ssma_tf.losses import add_weight_decay, decayed_kernels, total_loss
+from ssma_tf.losses import decayed_kernels
 from ssma_tf.models.factory import build_model
-from ssma_tf.recalibration import recalibrate_batch_norm
 from ssma_tf.progress import Progress, format_duration
+from ssma_tf.recalibration import recalibrate_batch_norm
 from ssma_tf.summaries import write_images, write_scalar
+from ssma_tf.training.dataset import make_train_dataset
+from ssma_tf.training.optimizer import make_optimizer, schedule_from_config
+from ssma_tf.training.step import PREVIEW_IMAGES, apply_gradients, preview_classes, supervised_pass
 from ssma_tf.visualize import default_palette
 
 # Checkpoints kept in `checkpoint` (older ones are deleted as new ones are written).
 MAX_CHECKPOINTS_TO_KEEP = 3
-# Images of each batch whose predicted masks the training step hands back for TensorBoard.
-PREVIEW_IMAGES = 2
 # Object-graph key of the step counter in our checkpoints (read before the model is built).
 _STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 # Steps whose mean loss is compared with the starting level for `divergence_factor`: one noisy
@@ -108,181 +79,6 @@ class CheckpointWriteError(TrainingStopped):
     The partial files are removed and the previous checkpoint is kept.
     """
 
-
-class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
-    """Adam (TF1 semantics: ε added to √v̂) with a learning-rate factor per variable.
-
-    Adam's step is proportional to the learning rate and independent of the gradient's scale, so
-    scaling gradients cannot slow a group of variables down; scaling the learning rate of those
-    variables can, and is exactly a second Adam at `factor × lr` on the same schedule (the moments
-    are per variable, the bias correction depends only on the shared step count). One optimizer
-    also means one loss scale under mixed float16 and one object in the checkpoint.
-
-    Args:
-        aggregate_gradients: all-reduce the gradients across replicas before applying them (Keras'
-            default). The trainer passes False because its step all-reduces them itself, before
-            the loss-scale check, so that every replica takes the same finite/non-finite branch.
-        **kwargs: `keras.optimizers.Adam` arguments.
-    """
-
-    def __init__(self, *args: Any, aggregate_gradients: bool = True, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.aggregate_gradients = aggregate_gradients
-        self._lr_factors: dict[Any, float] = {}
-
-    def set_learning_rate_multiplier(self, variables: Sequence[Any], factor: float) -> None:
-        """Trains `variables` with `factor` times the learning rate (1 for all others)."""
-        if factor < 0:
-            raise ValueError(f"learning-rate factor must be >= 0, got {factor}")
-        for variable in variables:
-            self._lr_factors[variable_key(self, variable)] = float(factor)
-
-    def learning_rate_multiplier(self, variable: Any) -> float:
-        """The factor on `variable`'s learning rate."""
-        return self._lr_factors.get(variable_key(self, variable), 1.0)
-
-    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        factor = self.learning_rate_multiplier(variable)
-        if factor != 1.0:
-            learning_rate = ops.multiply(learning_rate, factor)
-        if not self._fused_update(gradient, variable, learning_rate):
-            super().update_step(gradient, variable, learning_rate)
-
-    def _fused_update(self, gradient: Any, variable: Any, learning_rate: Any) -> bool:
-        """Adam's update as TF's one `ResourceApplyAdam` kernel, where it applies.
-
-        The same formula as Keras' update (and the kernel the released TF1 graph ran), in one pass
-        over the variable instead of about ten element-wise ops with their temporaries: 0.1 s of
-        a 5.7 s AdapNet++ step on two cores (measured with `bench/train_step.py`). Plain float32
-        dense updates of a variable outside a multi-device strategy only; False otherwise (Keras'
-        own update then runs).
-        """
-        if self.amsgrad or not isinstance(gradient, tf.Tensor):
-            return False
-        # Keras hands over its own variables or, inside `tf.distribute` updates, the tf.Variables.
-        resources = [v if isinstance(v, tf.Variable) else getattr(v, "value", None)
-                     for v in (variable, *adam_slots(self, variable))]
-        if not all(isinstance(r, tf.Variable) and not isinstance(r, tf.distribute.DistributedValues)
-                   and r.dtype == tf.float32 for r in resources) or gradient.dtype != tf.float32:
-            return False
-        handle, moments = resources[0].handle, resources[1:]
-        # Keras' step count: the update about to be applied is number iterations + 1.
-        local_step = tf.cast(self.iterations + 1, tf.float32)
-        tf.raw_ops.ResourceApplyAdam(
-            var=handle, m=moments[0].handle, v=moments[1].handle,
-            beta1_power=tf.pow(tf.constant(self.beta_1, tf.float32), local_step),
-            beta2_power=tf.pow(tf.constant(self.beta_2, tf.float32), local_step),
-            lr=tf.cast(learning_rate, tf.float32), beta1=tf.constant(self.beta_1, tf.float32),
-            beta2=tf.constant(self.beta_2, tf.float32), epsilon=tf.constant(self.epsilon, tf.float32),
-            grad=gradient, use_locking=False,
-        )
-        return True
-
-
-def schedule_from_config(config: Any) -> keras.optimizers.schedules.PolynomialDecay:
-    """The released learning-rate schedule: TF1 `tf.train.polynomial_decay` without cycling.
-
-    `lr(step) = (lr0 − end) · (1 − min(step, T) / T) ^ power + end`, with lr0 = `learning_rate`,
-    T = `max_iteration`, `power` and end = `end_learning_rate` (TF1's default 1e-4, which the
-    released code kept). Keras' `PolynomialDecay` computes exactly this, clamp included. `end`
-    is a floor, not a fraction of lr0: below it (SSMA stage 3 starts at 1e-5) the rate grows.
-
-    Args:
-        config: a training `RunConfig`.
-
-    Returns:
-        The schedule.
-    """
-    if config.learning_rate is None or config.max_iteration is None:
-        raise ValueError(f"{config.source}: training needs learning_rate and max_iteration")
-    return keras.optimizers.schedules.PolynomialDecay(
-        initial_learning_rate=config.learning_rate,
-        decay_steps=config.max_iteration,
-        end_learning_rate=config.end_learning_rate,
-        power=config.power,
-        cycle=False,
-    )
-
-
-def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimizer:
-    """The optimizer a training config asks for.
-
-    Adam (β1 0.9, β2 0.999, ε `adam_epsilon`) on `schedule_from_config(config)`; the encoders'
-    trainable variables get `encoder_lr_multiplier`; wrapped in a `LossScaleOptimizer` under
-    `mixed_float16` (bfloat16 has float32's range and needs no loss scaling). Build it under the
-    strategy's scope.
-
-    Args:
-        config: a training `RunConfig`.
-        model: the model it trains (its `encoders` and trainable variables).
-
-    Returns:
-        The optimizer (not built yet).
-    """
-    optimizer = AdamWithMultipliers(
-        learning_rate=schedule_from_config(config),
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=config.adam_epsilon,
-        aggregate_gradients=False,
-    )
-    if config.encoder_lr_multiplier != 1.0:
-        encoder_variables = [v for encoder in model.encoders for v in encoder.trainable_variables]
-        optimizer.set_learning_rate_multiplier(encoder_variables, config.encoder_lr_multiplier)
-    if config.mixed_precision == "mixed_float16":
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputContext] = None,
-                       seed_offset: int = 0) -> tf.data.Dataset:
-    """The training input stream of a config, for one input pipeline.
-
-    Args:
-        config: a training `RunConfig`.
-        input_context: from `distribute_datasets_from_function`; gives the per-replica batch
-            size and this pipeline's index (each worker shuffles with its own seed).
-        seed_offset: added to the config's seed (a resumed run that could not save its data
-            position starts a different, still reproducible, stream).
-
-    Returns:
-        Batches of `(inputs, labels)` of the per-replica batch size, repeated forever.
-    """
-    batch_size = config.batch_size
-    seed = config.seed
-    if input_context is not None:
-        batch_size = input_context.get_per_replica_batch_size(config.batch_size)
-        if seed is not None:
-            seed += 7919 * input_context.input_pipeline_id
-    if seed is not None:
-        seed += seed_offset
-    # The released code augmented offline: no `augmentation` section means none online (the
-    # config gives a switched-off AugmentationConfig then; None here would mean the paper's).
-    augmentation = config.augmentation
-    if augmentation is None:
-        augmentation = AugmentationConfig.disabled()
-    elif not isinstance(augmentation, AugmentationConfig):
-        augmentation = AugmentationConfig.from_dict(augmentation, source=config.source)
-    # AdapNet++ reads `input_modality` (an expert of modality k needs records of k images).
-    modalities = config.record_modalities
-    dataset = build_dataset(
-        config.train_data,
-        modalities=modalities,
-        height=config.height,
-        width=config.width,
-        batch_size=batch_size,
-        num_classes=config.num_classes,
-        training=True,
-        augmentation=augmentation,
-        one_hot=config.one_hot_labels,
-        seed=seed,
-        modality2_interpolation=config.interpolations,
-        keep_indices=read_index_file(config.labeled_subset) if config.labeled_subset else None,
-    )
-    if not config.is_fusion and modalities > 1:
-        # Stage 1 for modality k > 1: an AdapNet++ expert that sees modality k only.
-        dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))
-    return dataset
 
 
 @dataclasses.dataclass
@@ -380,7 +176,7 @@ class Trainer:
         )
 
         with self.strategy.scope():
-            self.model = build_model(config) if model_fn is None else model_fn()
+            self.model = self._new_model(config) if model_fn is None else model_fn()
             if replicas > 1:
                 synchronize_batch_norms(self.model)
             self.optimizer = self._make_optimizer()
@@ -450,6 +246,10 @@ class Trainer:
             else:
                 continue
             self._log(f"removed {path}, left by an interrupted save")
+
+    def _new_model(self, config: Any) -> keras.Model:
+        """A fresh network of `config` (the trainer's model, a subclass's teacher)."""
+        return build_model(config)
 
     def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
         """The training stream of one input pipeline (a subclass may train on other data)."""
@@ -535,17 +335,10 @@ class Trainer:
         decayed = decayed_kernels(model)
 
         def forward_backward(inputs, labels):
-            with tf.GradientTape() as tape:
-                outputs = model(inputs, training=True, return_all=True)
-                loss, terms = total_loss(labels, outputs, aux_weights)
-                loss = add_weight_decay(loss, terms, decayed, config.weight_decay)
-                # Each replica's loss is the mean over its own pixels; the all-reduce sums the
-                # gradients, so dividing by the replicas gives the gradient of the global mean.
-                scaled = optimizer.scale_loss(loss / replicas)
-            gradients = tape.gradient(scaled, model.trainable_variables)
-            probs = outputs["softmax"][:PREVIEW_IMAGES]
-            preview = tf.cast(tf.argmax(probs, axis=-1), tf.uint8)
-            return loss, terms, gradients, preview
+            result = supervised_pass(model, optimizer, inputs, labels, aux_weights=aux_weights,
+                                     decayed=decayed, weight_decay=config.weight_decay,
+                                     replicas=replicas)
+            return result.loss, result.terms, result.gradients, preview_classes(result.outputs["softmax"])
 
         if config.xla and replicas == 1:
             # Only the arithmetic is compiled: the optimizer's update stays outside XLA.
@@ -557,13 +350,8 @@ class Trainer:
 
         def replica_step(inputs, labels):
             loss, terms, gradients, preview = forward_backward(inputs, labels)
-            if replicas > 1:
-                gradients = tf.distribute.get_replica_context().all_reduce(
-                    tf.distribute.ReduceOp.SUM, gradients
-                )
-            optimizer.apply(gradients, model.trainable_variables)
-            truth = labels if len(labels.shape) == 3 else tf.argmax(labels, axis=-1)
-            return loss, terms, preview, tf.cast(truth[:PREVIEW_IMAGES], tf.uint8)
+            apply_gradients(optimizer, gradients, model.trainable_variables, replicas)
+            return loss, terms, preview, preview_classes(labels)
 
         @tf.function
         def train_function(iterator):
@@ -578,6 +366,17 @@ class Trainer:
             )
 
         return train_function
+
+    def step_seed(self, stream: int) -> Any:
+        """A stateless-random seed for this step, replica and `stream` (inside `strategy.run`).
+
+        Different for every step, replica and stream, the same when a run resumes at the same
+        step: the random choices of a training mode's step (a jitter, a mask) are reproducible.
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        base = tf.constant(self.config.seed or 0, tf.int64)
+        return tf.stack([base * 16 + stream, tf.cast(self.step, tf.int64) * replicas + replica])
 
     # --- Running --------------------------------------------------------------------------------
 

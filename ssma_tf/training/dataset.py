@@ -1,0 +1,61 @@
+"""The training input stream of a config: records, online augmentation, per-pipeline seeds."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import tensorflow as tf
+
+from ssma_tf.data import AugmentationConfig, build_dataset
+from ssma_tf.data.unlabeled import read_index_file
+
+
+def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputContext] = None,
+                       seed_offset: int = 0) -> tf.data.Dataset:
+    """The training input stream of a config, for one input pipeline.
+
+    Args:
+        config: a training `RunConfig`.
+        input_context: from `distribute_datasets_from_function`; gives the per-replica batch
+            size and this pipeline's index (each worker shuffles with its own seed).
+        seed_offset: added to the config's seed (a resumed run that could not save its data
+            position starts a different, still reproducible, stream).
+
+    Returns:
+        Batches of `(inputs, labels)` of the per-replica batch size, repeated forever.
+    """
+    batch_size = config.batch_size
+    seed = config.seed
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(config.batch_size)
+        if seed is not None:
+            seed += 7919 * input_context.input_pipeline_id
+    if seed is not None:
+        seed += seed_offset
+    # The released code augmented offline: no `augmentation` section means none online (the
+    # config gives a switched-off AugmentationConfig then; None here would mean the paper's).
+    augmentation = config.augmentation
+    if augmentation is None:
+        augmentation = AugmentationConfig.disabled()
+    elif not isinstance(augmentation, AugmentationConfig):
+        augmentation = AugmentationConfig.from_dict(augmentation, source=config.source)
+    # AdapNet++ reads `input_modality` (an expert of modality k needs records of k images).
+    modalities = config.record_modalities
+    dataset = build_dataset(
+        config.train_data,
+        modalities=modalities,
+        height=config.height,
+        width=config.width,
+        batch_size=batch_size,
+        num_classes=config.num_classes,
+        training=True,
+        augmentation=augmentation,
+        one_hot=config.one_hot_labels,
+        seed=seed,
+        modality2_interpolation=config.interpolations,
+        keep_indices=read_index_file(config.labeled_subset) if config.labeled_subset else None,
+    )
+    if not config.is_fusion and modalities > 1:
+        # Stage 1 for modality k > 1: an AdapNet++ expert that sees modality k only.
+        dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))
+    return dataset
