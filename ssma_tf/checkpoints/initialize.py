@@ -68,12 +68,13 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
         raise CheckpointError(
             f"{resolved} is the ImageNet initialisation checkpoint: it has no decoder to evaluate"
         )
-    if kind != KIND_IMAGENET and num_classes_of(shapes) != config.num_classes:
+    classes = None if kind == KIND_IMAGENET else num_classes_of(shapes)
+    if classes is not None and classes != config.num_classes:
         # Found after the model is built otherwise, naming a variable rather than what to change.
         to_finetune = ("; to train on another class set, start from it with finetune_from instead of intialize"
                        if config.mode == "train" and path == config.initialize else "")
         raise CheckpointError(
-            f"{resolved} has {num_classes_of(shapes)} classes (void included), but the config "
+            f"{resolved} has {classes} classes (void included), but the config "
             f"{config.source} says num_classes: {config.num_classes}{to_finetune}"
         )
     return fmt
