@@ -172,7 +172,11 @@ def test_taylor_scores_average_each_images_own_magnitude_and_rank_rescales_them(
     (entry,) = maps
     together = taylor_scores(model, [(x, y)], loss, maps)[entry.name]
     apart = taylor_scores(model, [(x[:1], y[:1]), (x[1:], y[1:])], loss, maps)[entry.name]
-    np.testing.assert_allclose(apart, together, rtol=1e-3, atol=1e-9)  # float32 sums differ slightly
+    # Float32 sums differ slightly with the batch (oneDNN picks other kernels for one image than
+    # for two), and a score is itself a sum of signed terms, so a small one can differ by 2 % of
+    # itself (seen on an Intel Xeon with AMX). What ranking needs: agreement to 0.1 % of the
+    # layer's largest score.
+    np.testing.assert_allclose(apart, together, rtol=1e-3, atol=1e-3 * np.abs(together).max())
     with _Gates(maps) as gates:
         # The signed derivative per image, to find a channel where the two images disagree.
         gate = tf.ones((2, 1, 1, entry.width))
