@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -74,22 +73,21 @@ def records_for(args, order) -> dict:
 
 
 def run_one(args, name: str, keys: dict, results: dict) -> dict:
-    """Trains and evaluates one model (unless results holds it); returns its metrics."""
-    from ssma_tf.config import config_from_dict
-    from ssma_tf.evaluation import evaluate
-    from ssma_tf.training import train
+    """Trains and evaluates one model (unless results holds it); returns its metrics.
+
+    `keys` holds the model's own training keys (`train`) and its validation records (`test_data`);
+    the evaluation takes everything else from the run's config.
+    """
+    from ssma_tf.cli.experiment import evaluate_in_process, train_in_process
 
     if name in results:
         return results[name]
     run_dir = os.path.join(args.output, "runs", name)
     common = dict(num_classes=7, dataset="synthetic", height=args.height, width=args.width, checkpoint=run_dir)
     start = time.perf_counter()
-    train_config = config_from_dict(dict(common, **keys["train"], batch_size=args.batch_size,
-                                         learning_rate=1e-3, power=0.9, skip_step=50,
-                                         save_step=10_000), source=name)
-    train(train_config, log=lambda line: None)
-    eval_config = config_from_dict(dict(common, **keys["eval"], batch_size=10), source=name, mode="eval")
-    metrics = evaluate(eval_config, log=lambda line: None).metrics
+    train_in_process(dict(common, **keys["train"], batch_size=args.batch_size, learning_rate=1e-3, power=0.9,
+                          skip_step=50, save_step=10_000), source=name)
+    metrics = evaluate_in_process(run_dir, {"test_data": keys["test_data"], "batch_size": 10})
     seconds = time.perf_counter() - start
     car = next((c["iou"] for c in metrics["per_class"] if c["name"] == "car"), None)
     results[name] = {"mIoU": float(metrics["mIoU"]), "car_iou": car, "seconds": round(seconds, 1)}
@@ -123,7 +121,7 @@ def main(argv=None) -> int:
             run_one(args, name, {
                 "train": dict(keys, train_data=all_three["train"], max_iteration=args.expert_steps,
                               seed=expert_seed),
-                "eval": dict(keys, test_data=all_three["val"]),
+                "test_data": all_three["val"],
             }, results)
             save()
             experts[modality] = os.path.join(args.output, "runs", name, "final.weights.h5")
@@ -134,7 +132,7 @@ def main(argv=None) -> int:
             run_one(args, name, {
                 "train": dict(keys, train_data=records["train"], max_iteration=args.ssma_steps, seed=seed,
                               checkpoints=[experts[m] for m in arm], freeze_experts=True),
-                "eval": dict(keys, test_data=records["val"]),
+                "test_data": records["val"],
             }, results)
             save()
     print(table(results, args.seeds))
@@ -143,6 +141,8 @@ def main(argv=None) -> int:
 
 def table(results: dict, seeds) -> str:
     """Mean mIoU over the seeds with its range, per model, and the car IoU."""
+    from ssma_tf.cli.experiment import spread
+
     names = [f"adapnet_pp_{m}" for m in MODALITIES] + [f"ssma_{'_'.join(arm)}" for arm in ARMS]
     lines = [f"{'model':<28} {'mIoU mean':>9}  {'range':>13}  {'car IoU':>7}   seeds {list(seeds)}"]
     for name in names:
@@ -150,9 +150,10 @@ def table(results: dict, seeds) -> str:
         if not runs:
             continue
         mious = [r["mIoU"] for r in runs]
+        miou = spread(mious)
         cars = [r["car_iou"] for r in runs if r.get("car_iou") is not None]
-        car = f"{statistics.mean(cars):7.1f}" if cars else "      –"
-        lines.append(f"{name:<28} {statistics.mean(mious):9.1f}  {min(mious):6.1f}..{max(mious):<6.1f} {car}"
+        car = f"{spread(cars).mean:7.1f}" if cars else "      –"
+        lines.append(f"{name:<28} {miou.mean:9.1f}  {miou.low:6.1f}..{miou.high:<6.1f} {car}"
                      f"   {', '.join(f'{m:.1f}' for m in mious)}")
     return "\n".join(lines)
 

@@ -50,6 +50,8 @@ WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5")
 
 # What a training run writes into its checkpoint folder beside the checkpoints, so that the folder
 # alone says what it holds: the resolved config (it loads back through the config reader) and
-# the whole model as a `.keras` file.
+# the whole model as a `.keras` file; and the weights a run exports after its last step (an
+# interrupted run has checkpoints but not this file).
 RUN_CONFIG = "config.yaml"
 FINAL_MODEL = "final.keras"
+FINAL_WEIGHTS = "final.weights.h5"

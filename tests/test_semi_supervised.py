@@ -700,3 +700,15 @@ def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, f
         semi_supervised_experiment.main(["--output", str(tmp_path / "out"), *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_experiment_summary_gives_mean_range_and_the_known_training_times():
+    from ssma_tf.cli.semi_supervised_experiment import summary
+
+    rows = [{"model": "ssma", "arm": "classmix", "seed": 0, "mIoU": 40.0, "train_seconds": 100.0},
+            {"model": "ssma", "arm": "classmix", "seed": 1, "mIoU": 44.0, "train_seconds": None},
+            {"model": "ssma", "arm": "supervised", "seed": 0, "mIoU": 30.0, "train_seconds": None}]
+    table = summary(rows)
+    # A run trained before the experiment last stopped has no time of its own: left out of the mean.
+    assert "| ssma | classmix | 2 | 42.0 | 40.0–44.0 | 40.0, 44.0 | 100 |" in table
+    assert "| ssma | supervised | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table

@@ -15,13 +15,11 @@ from __future__ import annotations
 import os
 
 from ssma_tf.checkpoints.reading import OBJECT_GRAPH_KEY, CheckpointError, latest_checkpoint, list_variables
-from ssma_tf.constants import WEIGHTS_SUFFIXES
+from ssma_tf.constants import FINAL_WEIGHTS, WEIGHTS_SUFFIXES
 
 FORMAT_TF1 = "tf1"
 FORMAT_TF2 = "tf2"
 FORMAT_KERAS = "keras"
-# What a training run exports at its end, beside its checkpoints.
-FINAL_WEIGHTS = "final.weights.h5"
 
 
 def resolve_weights(path: str) -> tuple[str, str]:

@@ -22,7 +22,10 @@
 | `make adapt-demo` | `adaptation_demo` | domain adaptation in miniature |
 
 `common` holds what the commands share (the error wrapper `command`, `--version`, `--debug`,
-`--set`, the model source, `--size`); `demo_configs/` the demo's configs.
+`--set`, the model source, `--size`); `experiment` what the demo and the experiments share (a
+command in a child process, training a run unless it is finished, evaluating a run under its own
+config, mean and range over seeds; `bench/three_modalities.py` uses it too); `demo_configs/` the
+demo's configs.
 
 The top-level `train.py`, `evaluate.py`, `predict.py` and `tools/*.py` of a clone run the same
 code. Commands parse flags, check the config, call the library and turn its errors into one line

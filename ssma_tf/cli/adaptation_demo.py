@@ -28,11 +28,8 @@ import pathlib
 import sys
 import time
 
-import numpy as np
-import yaml
-
 from ssma_tf.cli.common import add_version
-from ssma_tf.cli.demo import run
+from ssma_tf.cli.experiment import evaluate_run, run_command, spread, train_run, write_config
 
 OUTPUT = pathlib.Path("adapt_output")
 HEIGHT, WIDTH, CLASSES, BATCH = 48, 96, 7, 8
@@ -46,16 +43,8 @@ MODELS = {"adapnet_pp": "AdapNet++ (RGB)", "ssma": "SSMA (RGB + depth)"}
 DEMO_ADAPTATION = {"optimizer": "adam", "learning_rate": 1e-4, "ema_every": 10}
 
 
-def _write(path: pathlib.Path, values: dict) -> pathlib.Path:
-    from ssma_tf.files import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as stream:
-        stream.write(yaml.safe_dump(values, sort_keys=False))
-    return path
-
-
 def _base(name: str, seed: int, steps: int, data: pathlib.Path, **extra) -> dict:
+    """The training config every arm starts from (AdapNet++ on the source scenes), with `extra`."""
     values = {
         "model": "AdapNet_pp", "num_classes": CLASSES, "dataset": "synthetic",
         "height": HEIGHT, "width": WIDTH, "checkpoint": str(OUTPUT / "runs" / f"seed{seed}" / name),
@@ -68,33 +57,27 @@ def _base(name: str, seed: int, steps: int, data: pathlib.Path, **extra) -> dict
 
 
 def _train(name: str, values: dict, seed: int) -> pathlib.Path:
-    folder = pathlib.Path(values["checkpoint"])
-    if not (folder / "final.weights.h5").exists():
-        config = _write(OUTPUT / "configs" / f"seed{seed}" / f"{name}.config", values)
-        run(f"seed {seed}: train {name}", "ssma-train", ["-c", config])
-    return folder
+    """Trains one run unless it is finished; returns its folder."""
+    train_run(values, OUTPUT / "configs" / f"seed{seed}" / f"{name}.config", step=f"seed {seed}: train {name}")
+    return pathlib.Path(values["checkpoint"])
 
 
-def _evaluate(name: str, train_values: dict, seed: int, data: pathlib.Path) -> float:
-    result = OUTPUT / "results" / f"seed{seed}" / f"{name}.json"
-    if not result.exists():
-        values = {k: train_values[k] for k in ("model", "num_classes", "dataset", "height", "width")}
-        values.update(checkpoint=train_values["checkpoint"], batch_size=10,
-                      test_data=str(data / "target" / "val.tfrecords"))
-        if "input_modality" in train_values:
-            values["input_modality"] = train_values["input_modality"]
-        config = _write(OUTPUT / "configs" / f"seed{seed}" / f"{name}_test.config", values)
-        result.parent.mkdir(parents=True, exist_ok=True)
-        run(f"seed {seed}: evaluate {name} on the target", "ssma-evaluate", ["-c", config, "--json", result])
-    return float(json.loads(result.read_text())["mIoU"])
+def _evaluate(name: str, run: str, seed: int, data: pathlib.Path) -> float:
+    """The target mIoU of `run` (a run folder or a checkpoint in one) under the run's own config."""
+    metrics = evaluate_run(run, OUTPUT / "results" / f"seed{seed}" / f"{name}.json",
+                           {"test_data": str(data / "target" / "val.tfrecords"), "batch_size": 10},
+                           config_path=OUTPUT / "configs" / f"seed{seed}" / f"{name}_test.config",
+                           step=f"seed {seed}: evaluate {name} on the target")
+    return float(metrics["mIoU"])
 
 
 def _importance(name: str, values: dict, seed: int) -> pathlib.Path:
+    """The importance weights of the target images from the checkpoint of `values` (computed once)."""
     path = OUTPUT / "runs" / f"seed{seed}" / f"{name}_weights.json"
     if not path.exists():
-        config = _write(OUTPUT / "configs" / f"seed{seed}" / f"{name}_weights.config", values)
-        run(f"seed {seed}: importance weights from {name}", "ssma-importance-weights",
-            ["-c", config, "--checkpoint", values["checkpoint"], "-o", path])
+        config = write_config(OUTPUT / "configs" / f"seed{seed}" / f"{name}_weights.config", values)
+        run_command("ssma-importance-weights", ["-c", config, "--checkpoint", values["checkpoint"], "-o", path],
+                    step=f"seed {seed}: importance weights from {name}")
     return path
 
 
@@ -137,7 +120,7 @@ def run_model(model: str, seed: int, steps: int, adapt_steps: int, data: pathlib
     arms["sac"] = sac
     _train(f"{model}_sac", sac, seed)
     arms[START] = dict(arms["abn"], checkpoint=baseline)
-    return {row: _evaluate(f"{model}_{row}", arms[row], seed, data) for row in ROWS}
+    return {row: _evaluate(f"{model}_{row}", arms[row]["checkpoint"], seed, data) for row in ROWS}
 
 
 def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_steps: int) -> str:
@@ -145,11 +128,11 @@ def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_st
     for model, per_seed in results.items():
         lines.append(f"\n{MODELS[model]}: target-domain validation mIoU (mean [min, max] over seeds "
                      f"{', '.join(str(s) for s in per_seed)})")
+        spreads = {row: spread(scores[row] for scores in per_seed.values()) for row in ROWS}
         for row in ROWS:
-            values = np.array([scores[row] for scores in per_seed.values()])
             title = f"{TITLES[row]} ({steps})" if row == START else TITLES[row]
-            lines.append(f"  {title:24s} {values.mean():6.1f}  [{values.min():.1f}, {values.max():.1f}]")
-        means = {row: np.mean([s[row] for s in per_seed.values()]) for row in ROWS}
+            lines.append(f"  {title:24s} {spreads[row].mean:6.1f}  [{spreads[row].low:.1f}, {spreads[row].high:.1f}]")
+        means = {row: spreads[row].mean for row in ROWS}
         lines.append(f"  from step {steps}, {adapt_steps} more steps: SAC {means['sac'] - means[START]:+.1f}, "
                      f"ABN {means['abn'] - means[START]:+.1f}")
         gap = means["target_labels"] - means["source_only"]
@@ -173,14 +156,15 @@ def main(argv=None) -> int:
     data = OUTPUT / "data"
     for domain, style in (("source", "source"), ("target", "target")):
         if not (data / domain / "val.txt").exists():
-            run(f"synthetic {domain} scenes", "python -m ssma_tf.cli.synthetic", [
+            run_command("python -m ssma_tf.cli.synthetic", [
                 "--output_dir", data / domain, "--num_train", 200, "--num_val", 50,
                 "--height", HEIGHT, "--width", WIDTH, "--seed", 0 if domain == "source" else 1,
-                "--style", style])
+                "--style", style], step=f"synthetic {domain} scenes")
         for split in ("train", "val"):
             if not (data / domain / f"{split}.tfrecords").exists():
-                run(f"{domain} {split} list to TFRecords", "ssma-convert", [
-                    "-f", data / domain / f"{split}.txt", "-r", data / domain / f"{split}.tfrecords"])
+                run_command("ssma-convert", [
+                    "-f", data / domain / f"{split}.txt", "-r", data / domain / f"{split}.tfrecords"],
+                    step=f"{domain} {split} list to TFRecords")
     results: dict[str, dict[int, dict[str, float]]] = {}
     for model in args.models:
         for seed in args.seeds:

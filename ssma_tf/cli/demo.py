@@ -16,12 +16,11 @@ Runs resume: a finished step is skipped when its output exists (delete demo_outp
 import argparse
 import json
 import pathlib
-import shlex
-import subprocess
 import sys
 import time
 
-from ssma_tf.cli.common import add_version, child_environment, command
+from ssma_tf.cli.common import add_version, command
+from ssma_tf.cli.experiment import is_finished, run_command
 
 CONFIGS = pathlib.Path(__file__).resolve().parent / "demo_configs"
 OUTPUT = "demo_output"
@@ -31,32 +30,6 @@ MODELS = (
     ("ssma", "SSMA (RGB + depth)"),
 )
 NUM_PICTURES = 4
-# The command each step runs, by the name a user types, and its module.
-COMMANDS = {
-    "python -m ssma_tf.cli.synthetic": "ssma_tf.cli.synthetic",
-    "ssma-convert": "ssma_tf.cli.convert",
-    "ssma-train": "ssma_tf.cli.train",
-    "ssma-evaluate": "ssma_tf.cli.evaluate",
-    "ssma-predict": "ssma_tf.cli.predict",
-    "ssma-importance-weights": "ssma_tf.cli.importance_weights",
-}
-
-
-def run(step: str, command: str, args: list,
-        quiet_prefixes=("I0000", "W0000", "E0000", "WARNING: All log")) -> float:
-    """Runs one command in the current folder, streaming its output; returns seconds taken."""
-    print(f"\n=== {step}\n$ {command} {' '.join(shlex.quote(str(a)) for a in args)}", flush=True)
-    start = time.time()
-    process = subprocess.Popen([sys.executable, "-m", COMMANDS[command]] + [str(a) for a in args],
-                               env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in process.stdout:
-        if not line.startswith(quiet_prefixes) and "cuda" not in line.lower():
-            print("  " + line, end="", flush=True)
-    if process.wait() != 0:
-        raise SystemExit(f"demo: step '{step}' failed (exit {process.returncode}); see its output above")
-    seconds = time.time() - start
-    print(f"  ({seconds:.0f} s)", flush=True)
-    return seconds
 
 
 def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
@@ -134,31 +107,33 @@ def main(argv=None) -> int:
     started = time.time()
 
     if not (data / "val.txt").exists():
-        timings["dataset"] = run("1. synthetic RGB-D dataset", "python -m ssma_tf.cli.synthetic", [
+        timings["dataset"] = run_command("python -m ssma_tf.cli.synthetic", [
             "--output_dir", data, "--num_train", 200, "--num_val", 50,
-            "--height", 48, "--width", 96, "--seed", 0])
+            "--height", 48, "--width", 96, "--seed", 0], step="1. synthetic RGB-D dataset")
     for split in ("train", "val"):
         if not (data / f"{split}.tfrecords").exists():
-            timings[f"convert {split}"] = run(f"2. {split} list to TFRecords", "ssma-convert", [
-                "-f", data / f"{split}.txt", "-r", data / f"{split}.tfrecords"])
+            timings[f"convert {split}"] = run_command("ssma-convert", [
+                "-f", data / f"{split}.txt", "-r", data / f"{split}.tfrecords"], step=f"2. {split} list to TFRecords")
     for key, title in MODELS:
-        if not (output / "checkpoints" / key / "final.weights.h5").exists():
-            timings[f"train {key}"] = run(f"3. train {title}", "ssma-train", ["-c", CONFIGS / f"{key}.config"])
+        if not is_finished(output / "checkpoints" / key):
+            timings[f"train {key}"] = run_command("ssma-train", ["-c", CONFIGS / f"{key}.config"],
+                                                  step=f"3. train {title}")
     results = {}
     for key, title in MODELS:
         path = output / "results" / f"{key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        timings[f"evaluate {key}"] = run(f"4. evaluate {title}", "ssma-evaluate", [
-            "-c", CONFIGS / f"{key}_test.config", "--json", path])
+        # The test config a user would write, evaluated every time (the demo shows the commands).
+        timings[f"evaluate {key}"] = run_command("ssma-evaluate", [
+            "-c", CONFIGS / f"{key}_test.config", "--json", path], step=f"4. evaluate {title}")
         results[key] = json.loads(path.read_text())
     pictures_list = data / "pictures.txt"
     with atomic_write(pictures_list) as stream:
         stream.write("\n".join((data / "val.txt").read_text().split("\n")[:NUM_PICTURES]) + "\n")
     for key, title in MODELS:
         extra = ["--attention"] if key == "ssma" else []
-        timings[f"predict {key}"] = run(f"5. pictures of {title}", "ssma-predict", [
+        timings[f"predict {key}"] = run_command("ssma-predict", [
             "-c", CONFIGS / f"{key}_test.config", "--list", pictures_list,
-            "-o", output / "pictures" / key, "--quiet"] + extra)
+            "-o", output / "pictures" / key, "--quiet"] + extra, step=f"5. pictures of {title}")
     panel = comparison_panel(output, data)
 
     print("\n=== Results on the synthetic validation scenes (50 images, 48x96, 7 classes)\n")

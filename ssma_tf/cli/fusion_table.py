@@ -38,9 +38,10 @@ import pathlib
 import shutil
 import sys
 import time
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from ssma_tf.cli.common import add_version, command, stride_multiples_or_exit
+from ssma_tf.cli.experiment import cached_result, evaluate_in_process, save_result, spread, train_in_process
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, FUSION_METHODS
 
 TITLES = {
@@ -118,31 +119,6 @@ def _common(args: argparse.Namespace, data: pathlib.Path) -> dict:
             **({"recalibrate_batch_norm": args.recalibrate_bn} if args.recalibrate_bn else {})}
 
 
-def _train(values: dict, source: str) -> Any:
-    """Trains a config given as a mapping; returns the trained model."""
-    from ssma_tf.config import config_from_dict
-    from ssma_tf.training import Trainer
-
-    config = config_from_dict(values, source=source, mode="train")
-    trainer = Trainer(config, log=lambda line: print("  " + line, flush=True))
-    trainer.write_run_config()
-    trainer.train()
-    return trainer.model
-
-
-def _evaluate(values: dict, model: Any, data: pathlib.Path, source: str) -> dict:
-    """The validation metrics of `model` under the eval form of config `values`."""
-    from ssma_tf.config import config_from_dict
-    from ssma_tf.evaluation import evaluate
-
-    keep = {k: v for k, v in values.items() if k in ("model", "fusion", "num_classes", "dataset", "height", "width",
-                                                      "input_modality", "checkpoint", "aux_heads", "backbone",
-                                                      "decoder_filters")}
-    config = config_from_dict(dict(keep, test_data=str(data / "val.tfrecords"), batch_size=10, skip_step=100),
-                              source=source, mode="eval", check_paths=False)
-    return evaluate(config, model=model, log=lambda line: None).metrics
-
-
 def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, results: pathlib.Path,
          train: bool = True) -> dict:
     """Trains (or only assembles) one arm and evaluates it; cached in `results/<name>.json`."""
@@ -150,35 +126,38 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
 
     path = results / f"{name}.json"
     settings = json.loads(json.dumps(values, sort_keys=True))
+    cached = cached_result(path, settings)
+    if cached is not None:
+        return cached
     if path.exists():
-        cached = json.loads(path.read_text())
-        if cached.get("settings") == settings:
-            return cached
         # A result from other settings (steps, image size, ...) is not this arm's: train it again,
         # from scratch (its checkpoints would otherwise be resumed as a finished run).
         print(f"=== {name}: {path} was written with other settings; running it again", flush=True)
         shutil.rmtree(values["checkpoint"], ignore_errors=True)
-    from ssma_tf.files import atomic_write
-
     started = time.perf_counter()
     print(f"=== {name}", flush=True)
+    source = f"<fusion table: {name}>"
     if train:
-        model = _train(values, f"<fusion table: {name}>")
+        model = train_in_process(values, source, log=lambda line: print("  " + line, flush=True))
     else:
-        # Nothing to train (average, maximum of frozen experts): the model with its experts loaded.
+        # Nothing to train (average, maximum of frozen experts): the model with its experts loaded,
+        # and its config written as a run's, so that it is evaluated under it like the others.
         from ssma_tf.checkpoints.initialize import initialize_model
         from ssma_tf.config import config_from_dict
+        from ssma_tf.config.runs import write_run_config
         from ssma_tf.models.factory import build_model
 
-        config = config_from_dict(values, source=f"<fusion table: {name}>", mode="train")
+        config = config_from_dict(values, source=source, mode="train")
         model = build_model(config)
         initialize_model(model, config)
-    metrics = _evaluate(values, model, data, f"<fusion table: {name}>")
+        write_run_config(config, config.checkpoint)
+    # The model in memory, under its run's eval config (skip_step: the log interval, unused here).
+    metrics = evaluate_in_process(values["checkpoint"], {"test_data": str(data / "val.tfrecords"), "batch_size": 10,
+                                                         "skip_step": 100}, model=model, check_paths=False)
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     metrics["settings"] = settings
     print(f"  mIoU {metrics['mIoU']:.1f} ({metrics['train_seconds']:.0f} s)", flush=True)
-    with atomic_write(path) as stream:
-        stream.write(json.dumps(metrics, indent=1))
+    save_result(path, metrics)
     del model
     keras.backend.clear_session()
     gc.collect()
@@ -219,11 +198,11 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
     lines = [header, "|" + " --- |" * (4 + len(class_names))]
     for name in names:
         runs = [per_seed[s][name] for s in seeds]
-        mious = np.array([r["mIoU"] for r in runs])
+        miou = spread(r["mIoU"] for r in runs)
         per_class = np.mean([[c["iou"] for c in r["per_class"]] for r in runs], axis=0)
         seconds = np.mean([r.get("train_seconds", 0.0) for r in runs])
         title = TITLES[name].replace("AdapNet++", "MobileNet v2") if backbone == "mobilenet_v2" else TITLES[name]
-        lines.append(f"| {title} | {mious.mean():.1f} | {mious.min():.1f}–{mious.max():.1f} | "
+        lines.append(f"| {title} | {miou.mean:.1f} | {miou.low:.1f}–{miou.high:.1f} | "
                      + " | ".join(f"{v:.1f}" for v in per_class) + f" | {seconds:.0f} |")
     return "\n".join(lines)
 

@@ -21,17 +21,17 @@ number of steps on all 200 images without labels).
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
-import time
 from typing import Any, Optional
 
 import numpy as np
-import yaml
 
-from ssma_tf.cli.common import child_environment, command, stride_multiples_or_exit
+from ssma_tf.cli.common import command, stride_multiples_or_exit
+from ssma_tf.cli.experiment import (
+    cached_result, evaluate_run, is_finished, run_command, save_result, spread, train_run, write_config,
+)
+from ssma_tf.constants import FINAL_WEIGHTS
 
 MODELS = {
     "adapnet_pp_rgb": {"model": "AdapNet_pp", "input_modality": "modality1"},
@@ -41,28 +41,17 @@ MODELS = {
 SEMI = {"classmix": {"method": "classmix"}, "depthmix": {"method": "depthmix"}}
 
 
-def _run(args: list[str], log: pathlib.Path) -> float:
-    """Runs `python -m ...` with the package on the path; its output goes to `log`."""
-    start = time.time()
-    with open(log, "w", encoding="utf-8") as stream:
-        code = subprocess.call([sys.executable, "-m", *args], env=child_environment(), stdout=stream,
-                               stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SystemExit(f"experiment: {' '.join(args)} failed (exit {code}); see {log}")
-    return time.time() - start
-
-
 def make_data(output: pathlib.Path) -> pathlib.Path:
     """The synthetic scenes and their records (skipped when present)."""
     data = output / "data"
     if not (data / "val.txt").exists():
-        _run(["ssma_tf.cli.synthetic", "--output_dir", str(data), "--num_train", "200",
-              "--num_val", "50", "--height", "48", "--width", "96", "--seed", "0"],
-             output / "data.log")
+        run_command("python -m ssma_tf.cli.synthetic", [
+            "--output_dir", data, "--num_train", 200, "--num_val", 50, "--height", 48, "--width", 96,
+            "--seed", 0], step="synthetic scenes", log=output / "data.log")
     for split in ("train", "val"):
         if not (data / f"{split}.tfrecords").exists():
-            _run(["ssma_tf.cli.convert", "-f", str(data / f"{split}.txt"), "-r",
-                  str(data / f"{split}.tfrecords")], output / f"convert_{split}.log")
+            run_command("ssma-convert", ["-f", data / f"{split}.txt", "-r", data / f"{split}.tfrecords"],
+                        step=f"{split} list to TFRecords", log=output / f"convert_{split}.log")
     return data
 
 
@@ -81,6 +70,7 @@ SIZE = {"height": 32, "width": 64, "batch_size": 4}
 
 
 def base_config(data: pathlib.Path, model: str, seed: int, steps: int) -> dict[str, Any]:
+    """The training config of every arm: `model` on all 200 scenes for `steps` steps with `seed`."""
     return {
         **MODELS[model], "num_classes": 7, "dataset": "synthetic", **SIZE,
         "train_data": str(data / "train.tfrecords"), "max_iteration": steps,
@@ -93,27 +83,22 @@ def depth_subset(output: pathlib.Path, data: pathlib.Path, count: int, seed: int
     folder = output / "subsets" / f"depth_seed{seed}"
     path = folder / f"labeled_{count}.txt"
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        config = folder / "select.config"
-        config.write_text(yaml.safe_dump(
-            {**base_config(data, "adapnet_pp_rgb", seed, 1), "checkpoint": str(folder)}))
-        _run(["ssma_tf.cli.select_labels", "-c", str(config), "--budget", str(count), "-o",
-              str(folder), "--seed", str(seed)], folder / "select.log")
+        config = write_config(folder / "select.config", {**base_config(data, "adapnet_pp_rgb", seed, 1),
+                                                         "checkpoint": str(folder)}, sort_keys=True)
+        run_command("ssma-select-labels", ["-c", config, "--budget", count, "-o", folder, "--seed", seed],
+                    step=f"depth-guided selection of {count} images, seed {seed}", log=folder / "select.log")
     return path
 
 
 def pretrained_weights(output: pathlib.Path, data: pathlib.Path, seed: int, steps: int) -> str:
     """`ssma-pretrain-depth` on all training images (no labels) for `steps` steps with `seed`."""
     folder = output / "runs" / f"depth_pretraining_seed{seed}"
-    weights = folder / "checkpoints" / "final.weights.h5"
-    if not weights.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        config = folder / "pretrain.config"
-        config.write_text(yaml.safe_dump(
-            {**base_config(data, "adapnet_pp_rgb", seed, steps),
-             "checkpoint": str(folder / "checkpoints")}))
-        _run(["ssma_tf.cli.pretrain_depth", "-c", str(config)], folder / "pretrain.log")
-    return str(weights)
+    if not is_finished(folder / "checkpoints"):
+        config = write_config(folder / "pretrain.config", {**base_config(data, "adapnet_pp_rgb", seed, steps),
+                                                           "checkpoint": str(folder / "checkpoints")}, sort_keys=True)
+        run_command("ssma-pretrain-depth", ["-c", config], step=f"depth pretraining, seed {seed}",
+                    log=folder / "pretrain.log")
+    return str(folder / "checkpoints" / FINAL_WEIGHTS)
 
 
 def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed: int,
@@ -121,35 +106,26 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
     """Trains and evaluates one arm (or reads its earlier result)."""
     name = f"{model}_{arm}_seed{seed}"
     result_path = output / "results" / f"{name}.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
+    cached = cached_result(result_path)
+    if cached is not None:
+        return cached
     run_dir = output / "runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = base_config(data, model, seed, steps)
     config.update(checkpoint=str(run_dir / "checkpoints"), labeled_subset=str(subset))
     if arm in SEMI:
         config.update(semi_supervised=dict(SEMI[arm]), unlabeled_data=str(data / "train.tfrecords"))
     if initialize is not None:
         config["finetune_from"] = initialize
-    train_config = run_dir / "train.config"
-    train_config.write_text(yaml.safe_dump(config, sort_keys=False))
-    seconds = _run(["ssma_tf.cli.train", "-c", str(train_config)], run_dir / "train.log")
-    test = {k: v for k, v in config.items() if k in ("model", "num_classes", "dataset", "height",
-                                                   "width", "input_modality", "freeze_experts")}
-    test.pop("freeze_experts", None)
-    test.update(checkpoint=str(run_dir / "checkpoints" / "final.weights.h5"),
-                test_data=str(data / "val.tfrecords"), batch_size=10)
-    test_config = run_dir / "test.config"
-    test_config.write_text(yaml.safe_dump(test, sort_keys=False))
-    metrics_path = run_dir / "metrics.json"
-    _run(["ssma_tf.cli.evaluate", "-c", str(test_config), "--json", str(metrics_path)],
-         run_dir / "evaluate.log")
-    metrics = json.loads(metrics_path.read_text())
+    seconds = train_run(config, run_dir / "train.config", step=f"train {name}", log=run_dir / "train.log")
+    metrics = evaluate_run(run_dir / "checkpoints" / FINAL_WEIGHTS, run_dir / "metrics.json",
+                           {"test_data": str(data / "val.tfrecords"), "batch_size": 10},
+                           config_path=run_dir / "test.config", step=f"evaluate {name}",
+                           log=run_dir / "evaluate.log")
     result = {"model": model, "arm": arm, "seed": seed, "steps": steps, "mIoU": metrics["mIoU"],
-              "train_seconds": round(seconds, 1),
+              # None: the run had finished before (an experiment stopped before its evaluation).
+              "train_seconds": None if seconds is None else round(seconds, 1),
               "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]}}
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(result, indent=1))
+    save_result(result_path, result)
     return result
 
 
@@ -189,11 +165,12 @@ def summary(results: list[dict[str, Any]]) -> str:
             keys.append((r["model"], r["arm"]))
     for model, arm in keys:
         rows = [r for r in results if r["model"] == model and r["arm"] == arm]
-        values = [r["mIoU"] for r in rows]
+        miou = spread(r["mIoU"] for r in rows)
         per_seed = ", ".join(f"{r['mIoU']:.1f}" for r in rows)
-        lines.append(f"| {model} | {arm} | {len(rows)} | {np.mean(values):.1f} | "
-                     f"{min(values):.1f}–{max(values):.1f} | {per_seed} | "
-                     f"{np.mean([r['train_seconds'] for r in rows]):.0f} |")
+        timed = [r["train_seconds"] for r in rows if r["train_seconds"] is not None]
+        seconds = f"{spread(timed).mean:.0f}" if timed else "–"
+        lines.append(f"| {model} | {arm} | {len(rows)} | {miou.mean:.1f} | "
+                     f"{miou.low:.1f}–{miou.high:.1f} | {per_seed} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 
@@ -253,8 +230,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                     args.pretrain_steps or args.steps)
                 print(f"{model} {arm} seed {seed} ...", flush=True)
                 result = run_arm(output, data, model, arm, seed, args.steps, subset, initialize)
-                print(f"  mIoU {result['mIoU']:.1f} ({result['train_seconds']:.0f} s training)",
-                      flush=True)
+                seconds = result["train_seconds"]
+                print(f"  mIoU {result['mIoU']:.1f} "
+                      + (f"({seconds:.0f} s training)" if seconds is not None else "(trained before)"), flush=True)
                 results.append(result)
     table = summary(results)
     if any(arm.startswith("depth_") for arm in args.arms):

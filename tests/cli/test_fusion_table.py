@@ -14,12 +14,12 @@ def _metrics(miou):
 def test_a_cached_arm_is_reused_only_with_the_same_settings(tmp_path, monkeypatch):
     trained = []
 
-    def fake_train(values, source):
+    def fake_train(values, source, log=None):
         trained.append(values["max_iteration"])
         return object()
 
-    monkeypatch.setattr(fusion_table, "_train", fake_train)
-    monkeypatch.setattr(fusion_table, "_evaluate", lambda values, model, data, source: _metrics(50.0))
+    monkeypatch.setattr(fusion_table, "train_in_process", fake_train)
+    monkeypatch.setattr(fusion_table, "evaluate_in_process", lambda run, overrides, **kwargs: _metrics(50.0))
     args = fusion_table.parse_args(["--seeds", "0"])
     values = {"model": "SSMA", "fusion": "ssma", "max_iteration": 100,
               "checkpoint": str(tmp_path / "checkpoints" / "ssma")}

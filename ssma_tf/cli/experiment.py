@@ -1,0 +1,296 @@
+"""What the demo and the experiments share: config files, training runs, evaluations, spreads.
+
+The demo (`ssma-demo`) and the experiments of the docs (`make adapt-demo`, `make fusion-table`,
+`make semisup-evidence`, `make three-modalities`) each train many runs and evaluate every one.
+How that is done is written once, here:
+
+- `write_config`: a config mapping as a YAML file, written atomically, so that an experiment
+  stopped while writing leaves no half file for its next start to train from.
+- `run_command`: one command of the package in a child process, whose TensorFlow, memory and
+  thread pools end with it; its output streamed under a title, or sent to a log file.
+- `train_run` (a child `ssma-train`) and `train_in_process` (a `Trainer` here, for experiments
+  that evaluate the trained model in memory): a finished run is not trained again, so an
+  experiment resumes where it stopped.
+- `evaluate_run` (a child `ssma-evaluate`) and `evaluate_in_process`: a run is evaluated under its
+  own config, `ssma_tf.config.runs.run_config(run, "eval", overrides)` on the `config.yaml` every
+  training run writes. Every model key the run was trained with (`fusion`, `backbone`,
+  `decoder_filters`, `modalities`, ...) reaches the evaluation without an experiment listing it;
+  an experiment gives only what is its own: the test data and the batch size.
+- `cached_result`, `save_result`: a result file, reused only when made with the same settings.
+- `spread`: the mean, minimum and maximum of a figure over the seeds, as the tables report it.
+
+Nothing here imports TensorFlow at module level: the experiments that run everything in child
+processes keep their own process light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+
+import yaml
+
+from ssma_tf.cli.common import child_environment
+from ssma_tf.config.keys import EVAL
+from ssma_tf.config.run import DECLARED
+from ssma_tf.config.runs import find_run_config, run_config
+from ssma_tf.constants import FINAL_WEIGHTS
+from ssma_tf.files import atomic_write
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# The commands the demo and the experiments run, by the name a user types, and their modules.
+COMMANDS = {
+    "python -m ssma_tf.cli.synthetic": "ssma_tf.cli.synthetic",
+    "ssma-convert": "ssma_tf.cli.convert",
+    "ssma-train": "ssma_tf.cli.train",
+    "ssma-evaluate": "ssma_tf.cli.evaluate",
+    "ssma-predict": "ssma_tf.cli.predict",
+    "ssma-importance-weights": "ssma_tf.cli.importance_weights",
+    "ssma-select-labels": "ssma_tf.cli.select_labels",
+    "ssma-pretrain-depth": "ssma_tf.cli.pretrain_depth",
+}
+# Start-up lines of TensorFlow and absl that say nothing about the step, left out of its output.
+QUIET_PREFIXES = ("I0000", "W0000", "E0000", "WARNING: All log")
+
+
+def write_config(path: PathLike, values: Mapping[str, Any], sort_keys: bool = False) -> pathlib.Path:
+    """Writes a config mapping as a YAML file, atomically; the parent folders are created.
+
+    Args:
+        path: the config file.
+        values: config keys and their values, written in this order.
+        sort_keys: write the keys in alphabetical order instead (the order of the files the
+            semi-supervised experiment has always written for its label selection and depth
+            pretraining).
+
+    Returns:
+        `path`, as a `pathlib.Path`.
+    """
+    path = pathlib.Path(path)
+    with atomic_write(path) as stream:
+        stream.write(yaml.safe_dump(dict(values), sort_keys=sort_keys))
+    return path
+
+
+def run_command(command: str, args: Sequence[Any], *, step: Optional[str] = None,
+                log: Optional[PathLike] = None) -> float:
+    """Runs one command of the package in a child process, in the current folder.
+
+    The child gets `child_environment()`: this `ssma_tf` first on the path, TensorFlow's
+    information lines off, unbuffered output.
+
+    Args:
+        command: a name of `COMMANDS` (`ssma-train`).
+        args: its arguments (paths and numbers are turned into strings).
+        step: what the command does, for the title above its output and for the error.
+        log: a file for the command's output (its folder is created); without it the output is
+            streamed here below a title and the command line, TensorFlow's start-up lines left
+            out, so that a long experiment shows its progress.
+
+    Returns:
+        The seconds the command took.
+
+    Raises:
+        KeyError: `command` is not one of `COMMANDS`.
+        SystemExit: the command failed; the message names the step and where its output is.
+    """
+    module = COMMANDS[command]
+    argv = [sys.executable, "-m", module] + [str(a) for a in args]
+    line = f"{command} {' '.join(shlex.quote(str(a)) for a in args)}"
+    step = step or line
+    start = time.time()
+    if log is not None:
+        pathlib.Path(log).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w", encoding="utf-8") as stream:
+            code = subprocess.call(argv, env=child_environment(), stdout=stream, stderr=subprocess.STDOUT)
+        where = str(log)
+    else:
+        print(f"\n=== {step}\n$ {line}", flush=True)
+        process = subprocess.Popen(argv, env=child_environment(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        for output in process.stdout:
+            if not output.startswith(QUIET_PREFIXES) and "cuda" not in output.lower():
+                print("  " + output, end="", flush=True)
+        code = process.wait()
+        where = "its output above"
+    if code != 0:
+        raise SystemExit(f"step '{step}' failed (exit {code}); see {where}")
+    seconds = time.time() - start
+    if log is None:
+        print(f"  ({seconds:.0f} s)", flush=True)
+    return seconds
+
+
+def is_finished(run: PathLike) -> bool:
+    """Whether the training run in folder `run` has ended.
+
+    A run exports `final.weights.h5` after its last step; an interrupted run has checkpoints
+    but not this file, and `ssma-train` on its config resumes it.
+    """
+    return (pathlib.Path(run) / FINAL_WEIGHTS).is_file()
+
+
+def train_run(values: Mapping[str, Any], config_path: PathLike, *, step: str,
+              log: Optional[PathLike] = None) -> Optional[float]:
+    """Trains config `values` with `ssma-train` in a child process, unless its run is finished.
+
+    The config is written to `config_path` first: the child reads it there, and it stays for
+    whoever wants to repeat the run by hand. A run that was stopped is resumed by the child.
+
+    Args:
+        values: the training config; its `checkpoint` is the run's folder.
+        config_path: where to write it.
+        step: what the run is, for the output and errors (see `run_command`).
+        log: a file for the child's output (default: streamed here).
+
+    Returns:
+        The seconds training took, or None when the run was finished already and nothing ran.
+    """
+    if is_finished(values["checkpoint"]):
+        return None
+    write_config(config_path, values)
+    return run_command("ssma-train", ["-c", config_path], step=step, log=log)
+
+
+def train_in_process(values: Mapping[str, Any], source: str,
+                     log: Optional[Callable[[str], None]] = None) -> Any:
+    """Trains config `values` with `ssma_tf.training.Trainer` in this process; returns the model.
+
+    For experiments that evaluate the trained model in memory (no reload from disk). As with
+    `ssma-train`, the run first writes its `config.yaml` (so an interrupted run describes itself
+    too), and a run in the folder already is resumed: a finished one restores its last
+    checkpoint and trains no further step.
+
+    Args:
+        values: the training config; its `checkpoint` is the run's folder.
+        source: where the mapping comes from, for errors (`<fusion table: ssma>`).
+        log: where the trainer's lines go (default: nowhere).
+
+    Returns:
+        The trained `keras.Model`.
+    """
+    from ssma_tf.config import config_from_dict
+    from ssma_tf.data.pipeline import naming_damaged_records
+    from ssma_tf.training import Trainer
+
+    config = config_from_dict(dict(values), source=source, mode="train")
+    trainer = Trainer(config, log=log or (lambda line: None))
+    trainer.write_run_config()
+    with naming_damaged_records(config.train_data):  # a damaged record: its file and index
+        trainer.train()
+    return trainer.model
+
+
+def evaluate_run(run: PathLike, result: PathLike, overrides: Mapping[str, Any], *,
+                 config_path: PathLike, step: str, log: Optional[PathLike] = None) -> dict[str, Any]:
+    """The metrics of a run on the test data of `overrides`, by `ssma-evaluate` in a child process.
+
+    The eval config is the run's own, `run_config(run, "eval", overrides)`, written to
+    `config_path` for the record; the child writes the metrics to `result` (`--json`). A
+    `result` newer than the run's `config.yaml` (which a run rewrites when it trains and when it
+    ends) is read instead of evaluating again, and so is one of a run from before runs wrote
+    that file; a result older than it is of weights since replaced.
+
+    Args:
+        run: a run folder (its final model), or a checkpoint or weights file inside one.
+        result: the JSON file of the metrics.
+        overrides: the experiment's keys: `test_data` and `batch_size`.
+        config_path: where to write the eval config.
+        step: what is evaluated, for the output and errors (see `run_command`).
+        log: a file for the child's output (default: streamed here).
+
+    Returns:
+        The metrics `ssma-evaluate --json` writes (`mIoU`, `per_class`, ...).
+
+    Raises:
+        ConfigError: `run` is no training run, or the overrides are invalid.
+    """
+    result = pathlib.Path(result)
+    source = find_run_config(run)
+    if result.is_file() and (source is None or os.path.getmtime(result) >= os.path.getmtime(source)):
+        return json.loads(result.read_text(encoding="utf-8"))
+    config = run_config(run, "eval", overrides)
+    # The keys an evaluation reads; the training-only ones would show defaults the run never had.
+    write_config(config_path, {key: value for key, value in config.to_dict().items()
+                               if EVAL[0] in DECLARED[key].modes})
+    result.parent.mkdir(parents=True, exist_ok=True)
+    run_command("ssma-evaluate", ["-c", config_path, "--json", result], step=step, log=log)
+    return json.loads(result.read_text(encoding="utf-8"))
+
+
+def evaluate_in_process(run: PathLike, overrides: Mapping[str, Any], *, model: Any = None,
+                        check_paths: bool = True) -> dict[str, Any]:
+    """The metrics of a run on the test data of `overrides`, evaluated in this process.
+
+    Under the run's own eval config, `run_config(run, "eval", overrides)`, as `evaluate_run`.
+
+    Args:
+        run: a run folder, or a checkpoint or weights file inside one.
+        overrides: the experiment's keys: `test_data` and `batch_size`.
+        model: the run's model already in memory (its weights are not read again).
+        check_paths: check that the weights and test data exist.
+
+    Returns:
+        The `metrics` of `ssma_tf.evaluation.evaluate` (`mIoU`, `per_class`, ...).
+    """
+    from ssma_tf.evaluation import evaluate
+
+    config = run_config(run, "eval", overrides, check_paths=check_paths)
+    return evaluate(config, model=model, log=lambda line: None).metrics
+
+
+def cached_result(path: PathLike, settings: Any = None) -> Optional[dict[str, Any]]:
+    """A result written by `save_result`, or None when there is none or it is of other settings.
+
+    Args:
+        path: the result's JSON file.
+        settings: what the result must have been made with (compared with its `settings`
+            entry after a JSON round trip); None: any result at `path` counts.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return None
+    cached = json.loads(path.read_text(encoding="utf-8"))
+    if settings is not None and cached.get("settings") != json.loads(json.dumps(settings, sort_keys=True)):
+        return None
+    return cached
+
+
+def save_result(path: PathLike, result: Mapping[str, Any]) -> None:
+    """Writes a result as JSON, atomically, so that a stopped experiment leaves no half result."""
+    with atomic_write(path) as stream:
+        stream.write(json.dumps(result, indent=1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """One figure over several seeds: its mean, minimum and maximum.
+
+    The experiments are short runs whose figures move with the seed, so a table gives the mean
+    with the range it came from rather than one run's number.
+    """
+
+    mean: float
+    low: float
+    high: float
+
+
+def spread(values: Iterable[float]) -> Spread:
+    """The `Spread` of `values` (one per seed).
+
+    Raises:
+        ValueError: no values.
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("spread: no values (no seed has a result)")
+    return Spread(math.fsum(values) / len(values), min(values), max(values))

@@ -1,0 +1,258 @@
+"""The run machinery of the demo and the experiments (no training here: the commands are faked)."""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import sys
+
+import pytest
+import yaml
+
+from ssma_tf.cli import experiment
+from ssma_tf.config import config_from_dict, load_config
+from ssma_tf.config.run import DECLARED
+from ssma_tf.config.runs import write_run_config
+from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
+
+
+def test_a_config_is_written_in_the_given_order_or_sorted(tmp_path):
+    values = {"model": "SSMA", "num_classes": 7, "checkpoint": "runs/a", "adaptation": {"method": "abn"}}
+    path = experiment.write_config(tmp_path / "configs" / "seed0" / "a.config", values)
+    assert path == tmp_path / "configs" / "seed0" / "a.config"
+    assert path.read_text(encoding="utf-8") == (
+        "model: SSMA\nnum_classes: 7\ncheckpoint: runs/a\nadaptation:\n  method: abn\n")
+    experiment.write_config(path, values, sort_keys=True)
+    assert list(yaml.safe_load(path.read_text(encoding="utf-8"))) == ["adaptation", "checkpoint", "model",
+                                                                      "num_classes"]
+    assert [p.name for p in path.parent.iterdir()] == ["a.config"]  # no temporary file left
+
+
+def _recording(monkeypatch, seconds=12.5):
+    calls = []
+
+    def fake(command, args, *, step=None, log=None):
+        calls.append((command, [str(a) for a in args], step, log))
+        return seconds
+
+    monkeypatch.setattr(experiment, "run_command", fake)
+    return calls
+
+
+def test_a_run_is_trained_unless_it_is_finished(tmp_path, monkeypatch):
+    calls = _recording(monkeypatch)
+    run = tmp_path / "runs" / "a"
+    values = {"model": "AdapNet_pp", "checkpoint": str(run), "max_iteration": 200}
+    config = tmp_path / "configs" / "a.config"
+    assert experiment.train_run(values, config, step="train a", log=tmp_path / "a.log") == 12.5
+    assert calls == [("ssma-train", ["-c", str(config)], "train a", tmp_path / "a.log")]
+    assert yaml.safe_load(config.read_text(encoding="utf-8")) == values
+    # Stopped halfway (checkpoints, no exported weights): trained again, which resumes it.
+    run.mkdir(parents=True)
+    (run / "ckpt-100.index").write_text("")
+    assert not experiment.is_finished(run)
+    assert experiment.train_run(values, config, step="train a") == 12.5 and len(calls) == 2
+    # Finished: nothing runs and the config file is left as it was.
+    (run / "final.weights.h5").write_text("")
+    config.write_text("as written by the first run\n")
+    assert experiment.is_finished(run)
+    assert experiment.train_run(dict(values, max_iteration=400), config, step="train a") is None
+    assert len(calls) == 2 and config.read_text() == "as written by the first run\n"
+
+
+def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_call(argv, env, stdout, stderr):
+        seen.update(argv=argv, pythonpath=env["PYTHONPATH"])
+        stdout.write("a line of the child\n")
+        return 0
+
+    monkeypatch.setattr(experiment.subprocess, "call", fake_call)
+    log = tmp_path / "logs" / "train.log"
+    experiment.run_command("ssma-train", ["-c", tmp_path / "a b.config"], step="train a", log=log)
+    assert seen["argv"] == [sys.executable, "-m", "ssma_tf.cli.train", "-c", str(tmp_path / "a b.config")]
+    assert seen["pythonpath"].split(os.pathsep)[0] == str(pathlib.Path(experiment.__file__).resolve().parents[2])
+    assert log.read_text() == "a line of the child\n" and capsys.readouterr().out == ""
+
+    class FakePopen:
+        def __init__(self, argv, **kwargs):
+            self.stdout = io.StringIO("I0000 00:00 port.cc:153] oneDNN custom operations are on\n"
+                                      "step 1/2 loss 1.9\n")
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(experiment.subprocess, "Popen", FakePopen)
+    experiment.run_command("ssma-evaluate", ["-c", "x.config"], step="evaluate a")
+    out = capsys.readouterr().out
+    assert "=== evaluate a\n$ ssma-evaluate -c x.config\n" in out and "  step 1/2 loss 1.9\n" in out
+    assert "oneDNN" not in out
+
+
+def test_a_failed_command_names_its_step_and_its_output(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment.subprocess, "call", lambda argv, **kwargs: 3)
+    with pytest.raises(SystemExit, match=r"step 'train a' failed \(exit 3\); see .*train\.log"):
+        experiment.run_command("ssma-train", ["-c", "a.config"], step="train a", log=tmp_path / "train.log")
+    with pytest.raises(KeyError):
+        experiment.run_command("ssma-nothing", [])
+
+
+# Training configs as the experiments write them, and the eval config each built by hand before
+# it evaluated through the run's own config: the keys it picked, the test data and the batch.
+_DATA = {"train_data": "data/train.tfrecords", "dataset": "synthetic", "num_classes": 7}
+_CASES = {
+    "adaptation demo, SSMA arm": (
+        dict(_DATA, model="SSMA", height=48, width=96, batch_size=8, max_iteration=300, learning_rate=1e-3,
+             save_step=200, skip_step=25, power=0.9, seed=0, checkpoint1="rgb/final.weights.h5",
+             checkpoint2="depth/final.weights.h5", freeze_experts=False, modality2_interpolation="nearest",
+             target_data="target/train.tfrecords", adaptation={"method": "abn"}),
+        ("model", "num_classes", "dataset", "height", "width", "input_modality")),
+    "semi-supervised experiment, SSMA with ClassMix": (
+        dict(_DATA, model="SSMA", freeze_experts=False, height=32, width=64, batch_size=4, max_iteration=200,
+             learning_rate=1e-3, power=0.9, save_step=200, skip_step=25, seed=1, labeled_subset="s.txt",
+             semi_supervised={"method": "classmix"}, unlabeled_data="data/train.tfrecords"),
+        ("model", "num_classes", "dataset", "height", "width", "input_modality")),
+    "fusion table, MobileNet v2 experts and a narrow decoder": (
+        dict(_DATA, height=48, width=96, batch_size=8, learning_rate=1e-3, power=0.9, skip_step=20,
+             backbone="mobilenet_v2", decoder_filters=64, recalibrate_batch_norm=25, seed=0, model="SSMA",
+             fusion="ssma", max_iteration=600, save_step=600, checkpoint1="rgb/final.weights.h5",
+             checkpoint2="depth/final.weights.h5"),
+        ("model", "fusion", "num_classes", "dataset", "height", "width", "input_modality", "aux_heads",
+         "backbone", "decoder_filters")),
+    "fusion table, late fusion": (
+        dict(_DATA, height=48, width=96, batch_size=8, learning_rate=1e-3, power=0.9, skip_step=20, seed=1,
+             model="SSMA", fusion="late", max_iteration=200, save_step=200, checkpoint1="rgb/final.weights.h5",
+             checkpoint2="depth/final.weights.h5"),
+        ("model", "fusion", "num_classes", "dataset", "height", "width", "input_modality", "aux_heads",
+         "backbone", "decoder_filters")),
+    "three modalities, SSMA over three": (
+        dict(_DATA, model="SSMA", modalities=["rgb", "depth", "thermal"], height=48, width=96, batch_size=8,
+             learning_rate=1e-3, power=0.9, skip_step=50, save_step=10_000, max_iteration=200, seed=0,
+             checkpoints=["r.weights.h5", "d.weights.h5", "t.weights.h5"], freeze_experts=True),
+        ("model", "modalities", "input_modality", "num_classes", "dataset", "height", "width")),
+    "adaptation demo, AdapNet++ on depth": (
+        dict(_DATA, model="AdapNet_pp", input_modality="modality2", height=48, width=96, batch_size=8,
+             max_iteration=300, learning_rate=1e-3, save_step=300, skip_step=25, power=0.9, seed=1),
+        ("model", "num_classes", "dataset", "height", "width", "input_modality")),
+}
+
+
+class _Result:
+    """What `ssma_tf.evaluation.evaluate` returns, as far as the experiments read it."""
+
+    metrics = {"mIoU": 50.0}
+
+
+def _trained_run(tmp_path, values) -> pathlib.Path:
+    """A run folder as training leaves it: its config.yaml and its final model (a stand-in file)."""
+    run = tmp_path / "run"
+    config = config_from_dict(dict(values, checkpoint=str(run)), mode="train", check_paths=False)
+    write_run_config(config, run)
+    (run / "final.weights.h5").write_text("")
+    (run / FINAL_MODEL).write_text("")
+    return run
+
+
+def _eval_fields(config) -> dict:
+    """What an evaluation reads of a config: every key that evaluating uses, but the weights."""
+    return {name: getattr(config, name) for name in DECLARED
+            if "eval" in DECLARED[name].modes and name != "checkpoint"}
+
+
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_the_eval_config_of_a_run_is_the_one_the_experiments_built_by_hand(case, tmp_path, monkeypatch):
+    values, picked = _CASES[case]
+    run = _trained_run(tmp_path, values)
+    overrides = {"test_data": str(tmp_path / "val.tfrecords"), "batch_size": 10}
+    by_hand = config_from_dict(dict({k: values[k] for k in picked if k in values}, checkpoint=str(run), **overrides),
+                               mode="eval", check_paths=False)
+    (tmp_path / "val.tfrecords").write_text("")
+    # In this process (the fusion table, three modalities) ...
+    seen = []
+
+    def fake_evaluate(config, model=None, log=None):
+        seen.append((config, model))
+        return _Result()
+
+    monkeypatch.setattr("ssma_tf.evaluation.evaluate", fake_evaluate)
+    model = object()
+    assert experiment.evaluate_in_process(run, overrides, model=model, check_paths=False) == {"mIoU": 50.0}
+    (in_process, given), = seen
+    assert given is model and _eval_fields(in_process) == _eval_fields(by_hand)
+    assert in_process.checkpoint == str(run / FINAL_MODEL)  # the run's final model: its last weights
+    # ... and in a child `ssma-evaluate`, from the config file it is given (the adaptation demo,
+    # the semi-supervised experiment).
+    calls = _recording(monkeypatch)
+    result = tmp_path / "results" / "a.json"
+
+    def evaluated(command, args, *, step=None, log=None):
+        calls.append(load_config(args[1], "eval", check_paths=False))
+        result.write_text('{"mIoU": 61.5}')
+        return 1.0
+
+    monkeypatch.setattr(experiment, "run_command", evaluated)
+    metrics = experiment.evaluate_run(run, result, overrides, config_path=tmp_path / "a_test.config", step="a")
+    assert metrics == {"mIoU": 61.5}
+    assert _eval_fields(calls[0]) == _eval_fields(by_hand) and calls[0].checkpoint == str(run / FINAL_MODEL)
+    written = yaml.safe_load((tmp_path / "a_test.config").read_text(encoding="utf-8"))
+    assert all("eval" in DECLARED[key].modes for key in written)  # no training key shown with a default
+
+
+def test_a_checkpoint_inside_a_run_is_evaluated_under_the_runs_config(tmp_path, monkeypatch):
+    values, _ = _CASES["adaptation demo, SSMA arm"]
+    run = _trained_run(tmp_path, values)
+    (run / "ckpt-200.index").write_text("")
+    seen = []
+
+    def fake_evaluate(config, model=None, log=None):
+        seen.append(config)
+        return _Result()
+
+    monkeypatch.setattr("ssma_tf.evaluation.evaluate", fake_evaluate)
+    experiment.evaluate_in_process(run / "ckpt-200", {"test_data": str(tmp_path / "v.tfrecords"), "batch_size": 10},
+                                   check_paths=False)
+    assert seen[0].checkpoint == str(run / "ckpt-200") and seen[0].model == "SSMA"
+
+
+def test_an_evaluation_is_reused_until_the_run_changes(tmp_path, monkeypatch):
+    values, _ = _CASES["adaptation demo, AdapNet++ on depth"]
+    run = _trained_run(tmp_path, values)
+    result = tmp_path / "results" / "a.json"
+    runs = []
+
+    def evaluated(command, args, *, step=None, log=None):
+        runs.append(args)
+        result.write_text(f'{{"mIoU": {len(runs)}.0}}')
+        return 1.0
+
+    monkeypatch.setattr(experiment, "run_command", evaluated)
+    overrides = {"test_data": str(tmp_path / "v.tfrecords"), "batch_size": 10}
+    (tmp_path / "v.tfrecords").write_text("")
+    first = experiment.evaluate_run(run, result, overrides, config_path=tmp_path / "t.config", step="a")
+    again = experiment.evaluate_run(run, result, overrides, config_path=tmp_path / "t.config", step="a")
+    assert first == again == {"mIoU": 1.0} and len(runs) == 1
+    # The run trained again (it rewrites its config.yaml): the old result is of other weights.
+    later = os.path.getmtime(result) + 10
+    os.utime(run / RUN_CONFIG, (later, later))
+    assert experiment.evaluate_run(run, result, overrides, config_path=tmp_path / "t.config", step="a") == {
+        "mIoU": 2.0}
+
+
+def test_a_cached_result_counts_only_with_the_same_settings(tmp_path):
+    path = tmp_path / "results" / "ssma.json"
+    assert experiment.cached_result(path) is None
+    settings = {"max_iteration": 200, "checkpoint": "c", "checkpoints": ["a", "b"]}
+    experiment.save_result(path, {"mIoU": 80.0, "settings": settings})
+    assert experiment.cached_result(path)["mIoU"] == 80.0
+    assert experiment.cached_result(path, dict(reversed(list(settings.items()))))["mIoU"] == 80.0
+    assert experiment.cached_result(path, dict(settings, max_iteration=600)) is None
+
+
+def test_a_spread_is_the_mean_and_range_over_seeds():
+    spread = experiment.spread(score for score in (40.0, 42.5, 44.0))
+    assert (round(spread.mean, 10), spread.low, spread.high) == (42.1666666667, 40.0, 44.0)
+    assert experiment.spread([7]) == experiment.Spread(7.0, 7.0, 7.0)
+    with pytest.raises(ValueError, match="no values"):
+        experiment.spread([])
