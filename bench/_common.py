@@ -68,6 +68,10 @@ def machine_info() -> dict:
         "avx2": "avx2" in flags,
         "avx512f": "avx512f" in flags,
         "bf16_hardware": bool({"avx512_bf16", "amx_bf16"} & flags),
+        # The matrix units that make bfloat16 and int8 fast (Sapphire Rapids and later); the model
+        # name of a virtual machine's processor ("Intel(R) Xeon(R) Processor") does not say.
+        "amx": "amx_bf16" in flags,
+        "avx512_vnni": "avx512_vnni" in flags,
         "python": platform.python_version(),
         "tensorflow": package_version("tensorflow"),
         "keras": package_version("keras"),

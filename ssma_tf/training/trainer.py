@@ -23,10 +23,10 @@ import tensorflow as tf
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
-from ssma_tf.checkpoints.resolve import FINAL_WEIGHTS, FORMAT_TF1, resolve_weights
+from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import write_run_config
-from ssma_tf.constants import FINAL_MODEL
+from ssma_tf.constants import FINAL_MODEL, FINAL_WEIGHTS
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.distribute import (
