@@ -29,6 +29,7 @@ Configurations:
 
     python bench/train_step.py [--models adapnet_pp,ssma,ssma_stage2] [--steps 3] [--xla] [--json PATH]
     python bench/train_step.py --batch 8 --size 48x96    # the shape `make demo` trains at
+    python bench/train_step.py --mixed-precision mixed_bfloat16   # the port in bfloat16 (AMX CPUs)
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class _PortStep:
     """
 
     def __init__(self, name: str, batch: int, height: int, width: int, xla: bool, folder: str,
-                 images=None, labels=None):
+                 images=None, labels=None, mixed_precision: str | None = None):
         import tensorflow as tf
 
         from ssma_tf import training
@@ -97,6 +98,8 @@ class _PortStep:
             "height": height, "width": width, "skip_step": 1, "save_step": 10**6, "seed": 0,
             "dropout_keep_prob": KEEP_PROB, "xla": xla, **SCHEDULE,
         }
+        if mixed_precision:
+            values["mixed_precision"] = mixed_precision
         if fusion:
             stage2 = name == "ssma_stage2"
             values.update(freeze_experts=not stage2, encoder_lr_multiplier=0.1 if stage2 else 1.0)
@@ -180,7 +183,8 @@ def child(spec: dict) -> dict:
             # the port's process no record pipeline).
             images, labels = _random_batch(name, batch, height, width)
         if "port" in sides:
-            steps["port"] = _PortStep(name, batch, height, width, spec.get("xla", False), folder, images, labels)
+            steps["port"] = _PortStep(name, batch, height, width, spec.get("xla", False), folder, images, labels,
+                                      mixed_precision=spec.get("mixed_precision"))
             images, labels = steps["port"].images, steps["port"].labels
         if "tf1" in sides:
             steps["tf1"] = _TF1Step(name, batch, height, width, images, labels)
@@ -208,7 +212,7 @@ def child(spec: dict) -> dict:
                 cpu[side].append(time.process_time() - start_cpu)
         result = {
             "config": name, "sides": sides, "batch": batch, "height": height, "width": width,
-            "xla": bool(spec.get("xla")),
+            "xla": bool(spec.get("xla")), "mixed_precision": spec.get("mixed_precision"),
             "step": {side: _common.summarize(seconds[side]) for side in steps},
             "seconds": seconds, "cpu_seconds": cpu, "first_step_s": first, "losses": losses,
             "trainable_parameters": {side: step.trainable for side, step in steps.items()},
@@ -233,6 +237,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed rounds (one step of each side per round)")
     parser.add_argument("--warmup", type=int, default=1, help="steps of each side before timing (the first traces)")
     parser.add_argument("--xla", action="store_true", help="the port's step with `xla: true` (XLA for forward-backward)")
+    parser.add_argument("--mixed-precision", choices=("mixed_bfloat16", "mixed_float16"),
+                        help="the port's step under this `mixed_precision` policy (the TF1 side stays "
+                             "float32, as released)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-side memory runs")
     parser.add_argument("--no-timing", action="store_true", help="only the per-side memory runs")
     parser.add_argument("--memory-runs", type=int, default=1,
@@ -262,6 +269,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(CONFIGS)}")
     info = _common.machine_info()
     base = {"steps": args.steps, "warmup": max(1, args.warmup), "xla": args.xla,
+            "mixed_precision": args.mixed_precision,
             "batch": args.batch, "height": height, "width": width}
     results = []
     for config in configs:
@@ -290,7 +298,8 @@ def main(argv=None) -> int:
     print()
     print(f"Machine: {_common.describe_machine(info)}; load average after {info['load_average_after'][0]:.1f}")
     print(f"One training step, batch {args.batch}, {height}x{width}, dropout on"
-          f"{', port with XLA' if args.xla else ''}; {args.steps} interleaved rounds")
+          f"{', port with XLA' if args.xla else ''}"
+          f"{f', port in {args.mixed_precision}' if args.mixed_precision else ''}; {args.steps} interleaved rounds")
     header = (f"{'config':<13}{'port s':>8}{'TF1 s':>8}{'port/TF1':>10}{'CPU p/T':>9}{'port GiB':>10}{'TF1 GiB':>9}"
               f"{'trainable':>11}{'first s (port, TF1)':>22}")
     print(header)

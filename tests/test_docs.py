@@ -121,6 +121,57 @@ def test_real_time_600_steps_gap():
     assert big - int8 > 2.0  # "not met"
 
 
+def test_deployment_ratios_on_the_xeon_with_amx():
+    """docs/deploy.md's Intel Xeon table and ranges, and the README's summary, from both runs."""
+    runs = [bench("deploy_cpu_xeon_amx.json"), bench("deploy_cpu_xeon_amx_run1.json")]
+    assert runs[0]["machine"]["amx"] and runs[0]["machine"]["cores"] == 2
+    ratios = {}
+    for index, run in enumerate(runs):
+        for result in run["results"]:
+            if result.get("kind") == "tf":
+                for mode, values in result["modes"].items():
+                    ratios[index, result["model"], mode] = values["latency"]["ratio_to_default"]
+                    if index == 0 and mode in ("default", "openvino", "openvino_int8"):
+                        assert_states("docs/deploy.md", f"{values['latency']['median']:.3f}")
+
+    def cell(model, mode):
+        return f"{ratios[0, model, mode]:.2f}× ({ratios[1, model, mode]:.2f}×)"
+
+    assert_states("docs/deploy.md", f"| OpenVINO float32 | 0.607 | **{cell('adapnet_pp', 'openvino')[:5]}**"
+                                    f" {cell('adapnet_pp', 'openvino')[6:]}")
+    for model in ("adapnet_pp", "ssma"):
+        for mode in ("auto", "tflite_int8"):
+            assert_states("docs/deploy.md", cell(model, mode))
+
+    def span(modes):
+        values = [ratios[i, m, mode] for i in (0, 1) for m in ("adapnet_pp", "ssma") for mode in modes]
+        return f"{min(values):.2f}–{max(values):.2f}×"
+
+    assert max(ratios[i, m, "openvino"] for i in (0, 1) for m in ("adapnet_pp", "ssma")) <= 0.85
+    for doc in ("README.md", "docs/deploy.md"):
+        assert_states(doc, f"int8 {span(['openvino_int8'])}, bfloat16 {span(['auto'])}")
+    assert_states("README.md", f"OpenVINO float32 runs at {span(['openvino'])} the TensorFlow")
+
+
+def test_training_step_on_the_xeon_with_amx_in_float32_and_bfloat16():
+    """docs/benchmarks.md's AMX table: step times, ratios and their ranges, from both JSON files."""
+    for name, precision in (("train_step_xeon_amx.json", "float32"),
+                            ("train_step_bf16_xeon_amx.json", "`mixed_bfloat16`")):
+        run = bench(name)
+        assert run["machine"]["amx"]
+        for result in run["results"]:
+            timing = result["timing"]
+            assert timing["mixed_precision"] == (None if precision == "float32" else "mixed_bfloat16")
+            title = {"adapnet_pp": "AdapNet++", "ssma": "SSMA stage 3"}[result["config"]]
+            rounds = timing["ratio_per_round"]
+            ratio = f"{timing['ratio_median']:.3f}×"
+            row = (f"| {title}, {precision} | {timing['step']['port']['median']:.2f} | "
+                   f"{timing['step']['tf1']['median']:.2f} | "
+                   f"{ratio if precision == 'float32' else '**' + ratio + '**'} "
+                   f"({min(rounds):.2f}–{max(rounds):.2f}) |")
+            assert_states("docs/benchmarks.md", row)
+
+
 def test_adaptation_share_of_the_gap():
     arms = bench("adaptation_demo_adapnet.json")["adapnet_pp"]
     source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
