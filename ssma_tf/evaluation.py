@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_weights, model_from_config
-from ssma_tf.data import build_dataset
+from ssma_tf.data.pipeline import config_dataset
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.data.augment import modality_interpolations
@@ -53,21 +53,7 @@ def make_eval_dataset(config: Any) -> tf.data.Dataset:
     """
     if config.test_data is None:
         raise ValueError(f"{config.source}: evaluation needs test_data")
-    modalities = config.record_modalities
-    dataset = build_dataset(
-        config.test_data,
-        modalities=modalities,
-        height=config.height,
-        width=config.width,
-        batch_size=config.batch_size,
-        num_classes=config.num_classes,
-        training=False,
-        one_hot=config.one_hot_labels,
-        modality2_interpolation=config.interpolations,
-    )
-    if not config.is_fusion and modalities > 1:
-        dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))
-    return dataset
+    return config_dataset(config, config.test_data, training=False, batch_size=config.batch_size)
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import contextlib
 import glob
 import os
 import random
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -283,3 +283,44 @@ def build_dataset(
         dataset = records.map(eval_map, num_parallel_calls=autotune, deterministic=True)
         dataset = dataset.batch(batch_size, drop_remainder=False)
     return dataset.prefetch(autotune)
+
+
+def config_dataset(
+    config: Any,
+    file_patterns: FilePatterns,
+    *,
+    training: bool,
+    batch_size: int,
+    augmentation: Optional[AugmentationConfig] = None,
+    seed: Optional[int] = None,
+    keep_indices: Optional[Sequence[int]] = None,
+) -> tf.data.Dataset:
+    """`build_dataset` with what a run config says about its records and its model's inputs.
+
+    The image size, class count, label form, modality count and interpolations come from the
+    config. An AdapNet++ expert of modality k > 1 (`input_modality: modalityk`, SSMA's stage 1)
+    reads records of k images and gets only the k-th; a fusion model gets every modality.
+
+    Args:
+        config: a `RunConfig` (or anything with its attributes).
+        file_patterns, training, batch_size, augmentation, seed, keep_indices: as for
+            `build_dataset`.
+    """
+    modalities = config.record_modalities
+    dataset = build_dataset(
+        file_patterns,
+        modalities=modalities,
+        height=config.height,
+        width=config.width,
+        batch_size=batch_size,
+        num_classes=config.num_classes,
+        training=training,
+        augmentation=augmentation,
+        one_hot=config.one_hot_labels,
+        seed=seed,
+        modality2_interpolation=config.interpolations,
+        keep_indices=keep_indices,
+    )
+    if not config.is_fusion and modalities > 1:
+        dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))
+    return dataset

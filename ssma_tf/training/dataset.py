@@ -6,7 +6,8 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
-from ssma_tf.data import AugmentationConfig, build_dataset
+from ssma_tf.data import AugmentationConfig
+from ssma_tf.data.pipeline import config_dataset
 from ssma_tf.data.unlabeled import read_index_file
 
 
@@ -39,23 +40,6 @@ def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputC
         augmentation = AugmentationConfig.disabled()
     elif not isinstance(augmentation, AugmentationConfig):
         augmentation = AugmentationConfig.from_dict(augmentation, source=config.source)
-    # AdapNet++ reads `input_modality` (an expert of modality k needs records of k images).
-    modalities = config.record_modalities
-    dataset = build_dataset(
-        config.train_data,
-        modalities=modalities,
-        height=config.height,
-        width=config.width,
-        batch_size=batch_size,
-        num_classes=config.num_classes,
-        training=True,
-        augmentation=augmentation,
-        one_hot=config.one_hot_labels,
-        seed=seed,
-        modality2_interpolation=config.interpolations,
-        keep_indices=read_index_file(config.labeled_subset) if config.labeled_subset else None,
-    )
-    if not config.is_fusion and modalities > 1:
-        # Stage 1 for modality k > 1: an AdapNet++ expert that sees modality k only.
-        dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))
-    return dataset
+    keep = read_index_file(config.labeled_subset) if config.labeled_subset else None
+    return config_dataset(config, config.train_data, training=True, batch_size=batch_size,
+                          augmentation=augmentation, seed=seed, keep_indices=keep)
