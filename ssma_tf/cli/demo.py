@@ -10,7 +10,8 @@ Steps, each one the command a user would type (the configs are in ssma_tf/cli/de
 and finally a table of mIoU per model and a side-by-side panel (demo_output/comparison.png).
 Everything goes to `demo_output/` in the current folder (the configs name it).
 
-Runs resume: a finished step is skipped when its output exists (delete demo_output/ to start over).
+Runs resume: the data and a finished training run are not made again when they exist (delete
+demo_output/ to start over); the evaluations, the pictures and the table are made every time.
 """
 
 import argparse
