@@ -172,6 +172,20 @@ def test_training_step_on_the_xeon_with_amx_in_float32_and_bfloat16():
             assert_states("docs/benchmarks.md", row)
 
 
+def test_mixed_bfloat16_demo_accuracy_table():
+    """docs/benchmarks.md's bfloat16 accuracy table and the README's means, from the JSON."""
+    runs = bench("mixed_bfloat16_demo_xeon_amx.json")["runs"]
+    means = {}
+    for arm, title in (("float32", "float32"), ("mixed_bfloat16", "`mixed_bfloat16`")):
+        scores = [runs[arm][seed]["mIoU"] for seed in ("0", "1")]
+        means[arm] = statistics.mean(scores)
+        seconds = ", ".join(f"{runs[arm][seed]['train_seconds']} s" for seed in ("0", "1"))
+        assert_states("docs/benchmarks.md", f"| {title} | {scores[0]:.2f} | {scores[1]:.2f} | "
+                      f"{means[arm]:.2f} [{min(scores):.2f}, {max(scores):.2f}] | {seconds} |")
+    assert_states("README.md", f"it ended at {means['mixed_bfloat16']:.2f} mIoU against float32's "
+                               f"{means['float32']:.2f}, two seeds")
+
+
 def test_adaptation_share_of_the_gap():
     arms = bench("adaptation_demo_adapnet.json")["adapnet_pp"]
     source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
