@@ -208,11 +208,6 @@ class AdaptationTrainer(training.Trainer):
             extras["target_data"] = self.target_iterator
         return extras
 
-    def _model_inputs(self, modality1: Any, modality2: Any = None) -> Any:
-        if self.config.is_fusion:
-            return (modality1, modality2)
-        return modality2 if self.config.input_modality == "modality2" else modality1
-
     def _target_val_dataset(self) -> Optional[tf.data.Dataset]:
         config = self.config
         if not config.target_val_data or not self.chief:

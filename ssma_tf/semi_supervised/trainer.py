@@ -151,12 +151,6 @@ class SemiSupervisedTrainer(training.Trainer):
             extras["mix_data"] = self.mix_iterator
         return extras
 
-    def _model_inputs(self, modality1: Any, modality2: Any) -> Any:
-        """What the model takes from a pair of modality batches."""
-        if self.config.is_fusion:
-            return (modality1, modality2)
-        return modality2 if self.config.input_modality == "modality2" else modality1
-
     def _make_train_function(self) -> Any:
         config, model, teacher, optimizer, strategy = (
             self.config, self.model, self.teacher, self.optimizer, self.strategy)

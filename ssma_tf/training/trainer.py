@@ -247,6 +247,16 @@ class Trainer:
                 continue
             self._log(f"removed {path}, left by an interrupted save")
 
+    def _model_inputs(self, modality1: Any, modality2: Any = None) -> Any:
+        """What the model takes from two modality batches a training mode reads itself.
+
+        Both for SSMA; for an AdapNet++ expert, the one its `input_modality` names. Used for the
+        semi-supervised mix stream and the adaptation's target views.
+        """
+        if self.config.is_fusion:
+            return (modality1, modality2)
+        return modality2 if self.config.input_modality == "modality2" else modality1
+
     def _new_model(self, config: Any) -> keras.Model:
         """A fresh network of `config` (the trainer's model, a subclass's teacher)."""
         return build_model(config)
