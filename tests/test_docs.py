@@ -186,6 +186,21 @@ def test_mixed_bfloat16_demo_accuracy_table():
                                f"{means['float32']:.2f}, two seeds")
 
 
+def test_int8_accuracy_on_the_xeon_with_amx():
+    """docs/deploy.md's second accuracy table, its largest int8 change and the SSMA ordering."""
+    scores = bench("deploy_accuracy_xeon_amx.json")["mIoU"]
+    variants = ("tensorflow float32", "openvino float32", "openvino int8", "tflite int8")
+    for model, values in scores.items():
+        assert_states("docs/deploy.md", f"| {model} | " + " | ".join(f"{values[v]:.2f}" for v in variants) + " |")
+    changes = [values[v] - values["tensorflow float32"] for values in scores.values()
+               for v in ("openvino int8", "tflite int8")]
+    worst = min(changes, key=lambda change: -abs(change))
+    assert abs(worst) <= 0.3
+    assert_states("docs/deploy.md", f"(the largest change {worst:+.2f})".replace("-", "−"))
+    best_unimodal = max(scores["AdapNet++ (RGB)"]["tensorflow float32"], scores["AdapNet++ (depth)"]["tensorflow float32"])
+    assert min(scores["SSMA"]["openvino int8"], scores["SSMA"]["tflite int8"]) > best_unimodal
+
+
 def test_adaptation_share_of_the_gap():
     arms = bench("adaptation_demo_adapnet.json")["adapnet_pp"]
     source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
