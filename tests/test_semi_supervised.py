@@ -494,8 +494,11 @@ def test_a_depthmix_step_with_the_real_adapnet_pp(tmp_path):
         return [layer.rate for layer in walk_layers(model) if isinstance(layer, keras.layers.Dropout)]
 
     assert dropout_rates(trainer.model) == [pytest.approx(0.7)] and not any(dropout_rates(trainer.teacher))
-    result = trainer.train()
-    assert result.final_step == 1 and all(np.isfinite(result.losses))
+    # The compiled step alone: saving and exporting the 30 M weights (what `train()` adds) is
+    # tested on the tiny model and took most of this test's three minutes.
+    loss, terms, _, _ = trainer.train_function(trainer.iterator)
+    assert int(trainer.step.numpy()) == 1 and np.isfinite(float(loss))
+    assert {"supervised", "consistency", "confident_fraction"} <= set(terms)
 
 
 def test_weight_decay_reaches_the_semi_supervised_loss(tmp_path, tiny_model):
