@@ -179,14 +179,11 @@ def train_in_process(values: Mapping[str, Any], source: str,
         The trained `keras.Model`.
     """
     from ssma_tf.config import config_from_dict
-    from ssma_tf.data.pipeline import naming_damaged_records
     from ssma_tf.training import Trainer
 
     config = config_from_dict(dict(values), source=source, mode="train")
     trainer = Trainer(config, log=log or (lambda line: None))
-    trainer.write_run_config()
-    with naming_damaged_records(config.train_data):  # a damaged record: its file and index
-        trainer.train()
+    trainer.run()
     return trainer.model
 
 

@@ -501,6 +501,17 @@ class Trainer:
         if truth is not None:
             write_images("ground_truth", self._colours(truth), step, max_outputs=PREVIEW_IMAGES)
 
+    def run(self) -> TrainResult:
+        """The whole run, as `train(config)` does it: the run's config written, then every step.
+
+        The config goes to `<checkpoint>/config.yaml` before the first step, so that an
+        interrupted run describes itself too; a damaged training record is reported with its
+        file (shard) and index.
+        """
+        self.write_run_config()
+        with naming_damaged_records(self.config.train_data):
+            return self.train()
+
     def train(self, max_steps: Optional[int] = None) -> TrainResult:
         """Runs the steps left up to `max_iteration`.
 
@@ -764,7 +775,4 @@ def train(config: Any, **kwargs: Any) -> TrainResult:
     Returns:
         The `TrainResult`.
     """
-    trainer = Trainer(config, **kwargs)
-    trainer.write_run_config()  # before the first step: an interrupted run describes itself too
-    with naming_damaged_records(config.train_data):  # a damaged record: its file (shard) and index
-        return trainer.train()
+    return Trainer(config, **kwargs).run()
