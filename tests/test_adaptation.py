@@ -218,13 +218,16 @@ def test_target_style_keeps_scene_labels_and_depth_and_changes_the_look():
 # --- The trainer ---------------------------------------------------------------------------
 
 
-def _write_records(path, count, style="source", with_labels=True, fusion=True):
+def _write_records(path, count, style="source", with_labels=True, fusion=True, label_feature=True, extra=()):
+    """`count` synthetic records (without a `label` feature if not `label_feature`), then `extra`."""
     with tf.io.TFRecordWriter(str(path)) as writer:
         for index in range(count):
             sample = generate_sample(0, index, H, W, style=style)
             label = sample.label if with_labels else np.zeros((H, W), np.uint8)
             depth = sample.depth_jet[..., ::-1].copy() if fusion else None
-            writer.write(encode_example(sample.rgb[..., ::-1].copy(), label, depth))
+            writer.write(encode_example(sample.rgb[..., ::-1].copy(), label if label_feature else None, depth))
+        for record in extra:
+            writer.write(record)
     return str(path)
 
 
@@ -388,6 +391,25 @@ def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
     with pytest.raises(importance.ImportanceWeightsError, match="other images"):
         adaptation.AdaptationTrainer(_config(tmp_path, importance_weights=str(weights)),
                                      log=lambda line: None)
+
+
+def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_model):
+    from ssma_tf.data.records import RecordError
+
+    # Frames well but holds too few bytes: found only when a step decodes it.
+    short = tf.train.Example(features=tf.train.Features(feature={
+        "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[H])),
+        "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[W])),
+        "modality1": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(100)])),
+        "modality2": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(H * W * 3)])),
+    })).SerializeToString()
+    target = _write_records(tmp_path / "unlabeled_target.tfrecords", 2, style="target", label_feature=False,
+                            extra=[short] * 6)
+    config = _config(tmp_path, target_data=target, target_val_data=None)
+    with pytest.raises(RecordError, match="modality1 holds 100 bytes") as error:
+        adaptation.train(config, log=lambda line: None)
+    # Not record 0, which has no label: target images need none.
+    assert (error.value.path, error.value.index) == (target, 2)
 
 
 @pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])

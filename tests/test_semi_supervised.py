@@ -307,7 +307,8 @@ def test_teacher_of_another_architecture_is_refused():
 # --- Config and bad input -----------------------------------------------------------------
 
 
-def _write_rgbd_records(path, count, seed=0, with_labels=True, photo_depth=False):
+def _write_rgbd_records(path, count, seed=0, with_labels=True, photo_depth=False, label_feature=True, extra=()):
+    """`count` synthetic RGB-D records (without a `label` feature if not `label_feature`), then `extra`."""
     with tf.io.TFRecordWriter(str(path)) as writer:
         for index in range(count):
             sample = generate_sample(seed, index, H, W)
@@ -315,7 +316,10 @@ def _write_rgbd_records(path, count, seed=0, with_labels=True, photo_depth=False
             if photo_depth:
                 depth = sample.rgb  # a colour image where depth should be
             label = sample.label if with_labels else np.zeros((H, W), np.uint8)
-            writer.write(encode_example(sample.rgb[..., ::-1].copy(), label, depth[..., ::-1].copy()))
+            writer.write(encode_example(sample.rgb[..., ::-1].copy(), label if label_feature else None,
+                                        depth[..., ::-1].copy()))
+        for record in extra:
+            writer.write(record)
     return str(path)
 
 
@@ -405,6 +409,34 @@ def test_semi_supervised_training_runs_resumes_and_logs(tmp_path, tiny_model, mo
             tags.update(v.tag for v in event.summary.value)
     assert {"loss/supervised", "loss/consistency", "semi_supervised/confident_fraction",
             "semi_supervised/mixed_images", "semi_supervised/pseudo_labels"} <= tags
+
+
+def test_unlabeled_records_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_model):
+    from ssma_tf.data.records import RecordError
+
+    good = _write_rgbd_records(tmp_path / "good.tfrecords", 3, seed=1, label_feature=False)
+    with open(good, "rb") as stream:
+        data = stream.read()
+    truncated = tmp_path / "truncated.tfrecords"
+    truncated.write_bytes(data[: len(data) - 50])
+    with pytest.raises(RecordError) as error:  # counted when the trainer is built
+        semi_supervised.train(_config(tmp_path, unlabeled_data=str(truncated)), log=lambda line: None)
+    assert (error.value.path, error.value.index) == (str(truncated), 2)
+
+    # Frames well but holds too few bytes: found only when a step decodes it.
+    short = tf.train.Example(features=tf.train.Features(feature={
+        "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[H])),
+        "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[W])),
+        "modality1": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(100)])),
+        "modality2": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(H * W * 3)])),
+    })).SerializeToString()
+    damaged = _write_rgbd_records(tmp_path / "damaged.tfrecords", 2, seed=2, label_feature=False,
+                                  extra=[short] * 6)
+    config = _config(tmp_path, unlabeled_data=[good, damaged], max_iteration=8)
+    with pytest.raises(RecordError, match="modality1 holds 100 bytes") as error:
+        semi_supervised.train(config, log=lambda line: None)
+    # Not record 0 of the good file, which has no label: unlabeled records need none.
+    assert (error.value.path, error.value.index) == (damaged, 2)
 
 
 @pytest.mark.parametrize("mode", ["batch", "moving"])

@@ -208,6 +208,13 @@ class AdaptationTrainer(training.Trainer):
             extras["target_data"] = self.target_iterator
         return extras
 
+    def record_sets(self) -> list[tuple[Any, bool]]:
+        """The source records, the target images (labels not read) and `target_val_data`."""
+        sets = super().record_sets() + [(self.config.target_data, False)]
+        if self.config.target_val_data and self.chief:
+            sets.append((self.config.target_val_data, True))
+        return sets
+
     def _target_val_dataset(self) -> Optional[tf.data.Dataset]:
         config = self.config
         if not config.target_val_data or not self.chief:
@@ -410,6 +417,4 @@ def _merge_views(tensor: Any) -> Any:
 
 def train(config: Any, **kwargs: Any) -> training.TrainResult:
     """Trains as `config` says with its `adaptation` section, resuming like `training.train`."""
-    trainer = AdaptationTrainer(config, **kwargs)
-    trainer.write_run_config()
-    return trainer.train()
+    return AdaptationTrainer(config, **kwargs).run()

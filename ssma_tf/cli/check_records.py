@@ -2,11 +2,13 @@
 
     ssma-check-records train.tfrecords val.tfrecords --num_classes 12
     ssma-check-records 'data/train-*-of-*.tfrecords' --modalities 2
+    ssma-check-records target.tfrecords --unlabeled     # images read without labels
 
 Every record of every file is read: the framing and its CRCs (a file cut short, overwritten bytes
 or a file that is not a TFRecord file), the `tf.train.Example` (height, width, modality1, label
 and, for fusion data, modality2 .. modalityN), the pixel bytes (raw of the right size, or a PNG of the record's
-size) and, with `--num_classes`, every label id below the class count. A bar shows the progress
+size) and, with `--num_classes`, every label id below the class count. With `--unlabeled` (records of
+`unlabeled_data` or `target_data`) a record may lack its label; those are counted. A bar shows the progress
 on a terminal, a line every 10 s in a log file. Prints one line per file (records, kind, image
 sizes, label ids) and one line per problem, naming the file and the record index. The work is
 done by `ssma_tf.data.records`.
@@ -36,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="N: every record must hold modality1 .. modalityN (2 for SSMA) and later images "
                         "are not checked; 1: modality1 and label only (default: what the records hold; a "
                         "file mixing counts is a problem)")
+    parser.add_argument("--unlabeled", action="store_true",
+                        help="records used without labels (unlabeled_data, target_data): a record without "
+                        "a label is no problem, only counted")
     parser.add_argument("--max_problems", type=int, default=20, help="problems listed per file (default 20)")
     add_version(parser)
     return parser
@@ -43,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_and_report(
     files: Sequence[str], *, num_classes: Optional[int] = None, modalities: Optional[int] = None,
-    max_problems: int = 20,
+    max_problems: int = 20, labeled: bool = True,
 ) -> int:
     """Checks `files` with a progress bar, prints a line per file and per problem; returns the status."""
     from ssma_tf.data.records import check_record_files
@@ -51,7 +56,7 @@ def check_and_report(
 
     with Progress.bar_or_lines(sys.stderr, unit="records", prefix="checked ") as progress:
         reports = check_record_files(files, modalities=modalities, num_classes=num_classes,
-                                     max_problems=max_problems, progress=progress)
+                                     max_problems=max_problems, progress=progress, labeled=labeled)
     problems = 0
     for report in reports:
         print(report.describe())
@@ -82,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     files = list_record_files(args.records)  # a pattern matching nothing: one line, status 2
     return check_and_report(files, num_classes=args.num_classes, modalities=args.modalities,
-                            max_problems=args.max_problems)
+                            max_problems=args.max_problems, labeled=not args.unlabeled)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     ssma-convert --file train.txt --record train.tfrecords
     ssma-convert -f train.txt -r train.tfrecords --encoding png \
         --shards 8 --num_workers 4 --num_classes 12
+    ssma-convert -f target.txt -r target.tfrecords --unlabeled   # `modality1 [modality2]` lines
 
 The records follow the original SSMA / AdapNet++ schema (see `ssma_tf.data.schema`). The list
 (columns, every file present, duplicate lines) and the output paths are checked before
@@ -48,6 +49,9 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--modalities", type=int, default=None,
                         help="images per line before the label (e.g. the config's N); a line "
                              "with another count is an error")
+    parser.add_argument("--unlabeled", action="store_true",
+                        help="the lines have no label column (images for unlabeled_data or target_data); "
+                             "the records have no label")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace record files that exist (without it, an existing one is an error)")
     add_version(parser)
@@ -67,6 +71,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             bounds = f"in {low}..{high}" if high is not None else f">= {low}"
             sys.stderr.write(f"ssma-convert: error: {flag} must be {bounds}, got {value}\n")
             return 2
+    if args.unlabeled and args.num_classes is not None:
+        sys.stderr.write("ssma-convert: error: --num_classes checks label ids, but an --unlabeled list has no labels\n")
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
     from ssma_tf.data.convert import check_list, duplicates_warning, format_summary, shard_names, write_tfrecords
@@ -74,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.progress import Progress
 
     # `write_tfrecords` takes the list as checked here, so the count is checked here too.
-    checked = check_list(args.file, modalities=args.modalities)
+    checked = check_list(args.file, modalities=args.modalities, labeled=not args.unlabeled)
     # Records that exist are kept unless asked, as ssma-prepare and ssma-export do: a second run
     # with a list meant for another split would replace a training set without a word.
     for name in shard_names(args.record, args.shards):
@@ -94,12 +101,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             progress=progress,
             checked=checked,
             modalities=args.modalities,
+            labeled=not args.unlabeled,
         )
     print(format_summary({**summary, "duplicates": []}))  # duplicates: warned about above
     if args.check:
         from ssma_tf.cli.check_records import check_and_report
 
-        return check_and_report(summary["files"], num_classes=args.num_classes, modalities=checked.modalities)
+        return check_and_report(summary["files"], num_classes=args.num_classes, modalities=checked.modalities,
+                                labeled=not args.unlabeled)
     return 0
 
 

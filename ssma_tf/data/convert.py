@@ -3,7 +3,9 @@
 A list file has one sample per line: `modality1 modality2 label` (fusion), `modality1 ...
 modalityN label` (fusion of N modalities: N + 1 columns) or `modality1 label` (unimodal),
 separated by spaces, or by tabs or with quotes for paths that hold spaces (`ssma_tf.lists`);
-relative paths are relative to the list file's folder. Images are read with Pillow and stored as
+relative paths are relative to the list file's folder. A list of images to be used without labels
+(`unlabeled_data`, `target_data`) has the N image columns only and is converted with
+`labeled=False` (`ssma-convert --unlabeled`): its records have no `label` feature. Images are read with Pillow and stored as
 OpenCV's `imread` would give them (BGR, 3 channels), labels as single-channel uint8 ids, so the
 records equal those of the original tools. Labels must be stored losslessly (PNG, BMP, TIFF,
 ...): JPEG changes class ids along every edge.
@@ -57,24 +59,30 @@ class ListCheck:
     Attributes:
         entries: (line number, absolute paths) per sample, in list order.
         duplicates: (line number, number of the earlier line it repeats) per repeated sample.
+        labeled: whether each line ends with a label (False: images only).
     """
 
     entries: List[Tuple[int, Tuple[str, ...]]]
     duplicates: List[Tuple[int, int]]
+    labeled: bool = True
 
     @property
     def modalities(self) -> int:
-        """1 for `modality1 label` lines, 2 for `modality1 modality2 label`."""
-        return len(self.entries[0][1]) - 1
+        """1 for `modality1 label` lines, 2 for `modality1 modality2 label` (or for `modality1
+        modality2` lines without labels)."""
+        return len(self.entries[0][1]) - (1 if self.labeled else 0)
 
 
-def check_list(path: str, *, check_files: bool = True, modalities: Optional[int] = None) -> ListCheck:
+def check_list(
+    path: str, *, check_files: bool = True, modalities: Optional[int] = None, labeled: bool = True
+) -> ListCheck:
     """Reads and checks a list file (N images and a label per line), without reading any image.
 
     Args:
         path: the list file; relative image paths are taken from its folder.
         check_files: also check that every listed file exists.
         modalities: when given, the images every line must have before its label.
+        labeled: False for a list of images without labels (N columns a line).
 
     Returns:
         A `ListCheck`: the samples and the lines that repeat an earlier one (they are converted
@@ -97,22 +105,27 @@ def check_list(path: str, *, check_files: bool = True, modalities: Optional[int]
     columns = None
     line_of: Dict[Tuple[str, ...], int] = {}
     duplicates = []
+    label_columns = 1 if labeled else 0
+    and_label = " and a label" if labeled else " (no label: an unlabeled list)"
     for number, parts in read_lines(path):
-        if modalities is not None and len(parts) != modalities + 1:
-            few = "fewer" if len(parts) < modalities + 1 else "more"
+        if modalities is not None and len(parts) != modalities + label_columns:
+            few = "fewer" if len(parts) < modalities + label_columns else "more"
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns, {few} than the "
-                f"{modalities + 1} of {modalities} modalit{'y' if modalities == 1 else 'ies'} "
-                f"and a label: {parts}", path,
+                f"{modalities + label_columns} of {modalities} modalit{'y' if modalities == 1 else 'ies'}"
+                f"{and_label}: {parts}", path,
             )
-        if not 2 <= len(parts) <= MAX_MODALITIES + 1:
+        least, most = 1 + label_columns, MAX_MODALITIES + label_columns
+        if not least <= len(parts) <= most:
             hint = (" (a path with spaces? quote it or separate the paths by tabs)"
-                    if len(parts) > MAX_MODALITIES + 1 else "")
-            raise ListFileError(
-                f"{path}, line {number}: expected 2 columns (modality1 label), 3 "
-                f"(modality1 modality2 label) or up to {MAX_MODALITIES + 1} (N modalities and a "
-                f"label), got {len(parts)}{hint}: {parts}", path,
+                    if len(parts) > most else "")
+            expected = (
+                f"expected 2 columns (modality1 label), 3 (modality1 modality2 label) or up to {most} "
+                "(N modalities and a label)" if labeled else
+                f"expected 1 column (modality1), 2 (modality1 modality2) or up to {most} (N modalities; "
+                "an unlabeled list has no label column)"
             )
+            raise ListFileError(f"{path}, line {number}: {expected}, got {len(parts)}{hint}: {parts}", path)
         if columns is None:
             columns = len(parts)
         elif len(parts) != columns:
@@ -135,7 +148,7 @@ def check_list(path: str, *, check_files: bool = True, modalities: Optional[int]
         entries.append((number, resolved))
     if not entries:
         raise ListFileError(f"{path}: the list is empty", path)
-    return ListCheck(entries, duplicates)
+    return ListCheck(entries, duplicates, labeled)
 
 
 def _list_entries(path: str, modalities: Optional[int] = None) -> List[Tuple[int, Tuple[str, ...]]]:
@@ -226,15 +239,31 @@ def load_label(path: str, where: str = "") -> np.ndarray:
 
 
 def _load_sample(
-    list_path: str, number: int, paths: Tuple[str, ...], encoding: str, num_classes: Optional[int]
+    list_path: str, number: int, paths: Tuple[str, ...], encoding: str, num_classes: Optional[int],
+    labeled: bool = True,
 ) -> Tuple[bytes, Tuple[int, int], np.ndarray]:
-    """Loads, checks and serializes one sample; returns (record, (h, w), class histogram)."""
+    """Loads, checks and serializes one sample; returns (record, (h, w), class histogram).
+
+    Without a label (`labeled` False) the histogram is all zeros and the record has no label.
+    """
     from ssma_tf.data import schema  # TensorFlow: only once records are written
 
     where = f"{list_path}, line {number}"
-    images = [load_image_bgr(p, where) for p in paths[:-1]]
+    image_paths = paths[:-1] if labeled else paths
+    images = [load_image_bgr(p, where) for p in image_paths]
+    if not labeled:
+        for p, image in zip(image_paths[1:], images[1:]):
+            if image.shape[:2] != images[0].shape[:2]:
+                raise ImageFileError(
+                    f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but modality1 "
+                    f"{image_paths[0]!r} is {images[0].shape[0]}x{images[0].shape[1]}"
+                )
+        modality2 = images[1] if len(images) >= 2 else None
+        record = schema.encode_example(images[0], None, modality2, encoding=encoding,
+                                       extra_modalities=images[2:])
+        return record, images[0].shape[:2], np.zeros(256, np.int64)
     label = load_label(paths[-1], where)
-    for p, image in zip(paths[:-1], images):
+    for p, image in zip(image_paths, images):
         if image.shape[:2] != label.shape:
             raise ImageFileError(
                 f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but label "
@@ -266,11 +295,12 @@ def _loaded(
     encoding: str,
     num_classes: Optional[int],
     num_workers: int,
+    labeled: bool = True,
 ) -> Iterator[Tuple[bytes, Tuple[int, int], np.ndarray]]:
     """Yields loaded samples in list order, decoding up to `num_workers` at a time."""
     if num_workers == 1:
         for number, paths in entries:
-            yield _load_sample(list_path, number, paths, encoding, num_classes)
+            yield _load_sample(list_path, number, paths, encoding, num_classes, labeled)
         return
     # Threads suffice: Pillow and zlib release the GIL while decoding and compressing.
     with concurrent.futures.ThreadPoolExecutor(max_workers=num_workers) as pool:
@@ -279,7 +309,7 @@ def _loaded(
         try:
             for number, paths in entries:
                 pending.append(
-                    pool.submit(_load_sample, list_path, number, paths, encoding, num_classes)
+                    pool.submit(_load_sample, list_path, number, paths, encoding, num_classes, labeled)
                 )
                 if len(pending) >= window:
                     yield pending.pop(0).result()
@@ -301,6 +331,7 @@ def write_tfrecords(
     progress: Optional[ProgressCallback] = None,
     checked: Optional[ListCheck] = None,
     modalities: Optional[int] = None,
+    labeled: bool = True,
 ) -> Dict[str, object]:
     """Converts a list file of pairs, triplets or N + 1 columns to TFRecords.
 
@@ -316,9 +347,11 @@ def write_tfrecords(
         checked: `check_list(list_file)`'s result when the caller has it already.
         modalities: When given, the images every line must have (a line with another count is
             a `ListFileError` naming the file and line).
+        labeled: False for a list of images without labels (N columns a line): the records
+            have no `label` feature, for `unlabeled_data` or `target_data`.
 
     Returns:
-        A summary: `samples`, `modalities`, `encoding`, `files` (written paths), `image_sizes`
+        A summary: `samples`, `modalities`, `labeled`, `encoding`, `files` (written paths), `image_sizes`
         ({(h, w): count}), `class_histogram` ({id: pixels}), `bytes_written`,
         `duplicates` ((line, earlier line) per line that repeats an earlier one; converted
         again), and `other_shards`: shard files beside the output that this run did not write
@@ -351,7 +384,9 @@ def write_tfrecords(
     ):
         raise ValueError(f"num_classes must be an integer in 1..256, got {num_classes!r}")
     if checked is None:
-        checked = check_list(list_file, modalities=modalities)
+        checked = check_list(list_file, modalities=modalities, labeled=labeled)
+    elif checked.labeled != labeled:
+        raise ValueError(f"the list was checked with labeled={checked.labeled}, not {labeled}")
     entries = checked.entries
     if shards > len(entries):
         raise ListFileError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards", list_file)
@@ -372,7 +407,7 @@ def write_tfrecords(
         writer = None
         current = -1
         try:
-            loaded = _loaded(list_file, entries, encoding, num_classes, num_workers)
+            loaded = _loaded(list_file, entries, encoding, num_classes, num_workers, labeled)
             with contextlib.closing(loaded) as samples:
                 for index, (record, size, counts) in enumerate(samples):
                     shard = index * shards // total
@@ -405,7 +440,8 @@ def write_tfrecords(
     others = sorted(set(glob.glob(pattern)) - set(names))
     return {
         "samples": len(entries),
-        "modalities": len(entries[0][1]) - 1,
+        "modalities": checked.modalities,
+        "labeled": labeled,
         "encoding": encoding,
         "files": names,
         "image_sizes": dict(sorted(sizes.items())),
@@ -439,16 +475,18 @@ def format_summary(summary: Dict[str, object]) -> str:
     pixels = sum(histogram.values()) or 1
     classes = ", ".join(f"{c}: {n} ({100.0 * n / pixels:.1f}%)" for c, n in histogram.items())
     files = summary["files"]
+    labeled = summary.get("labeled", True)
+    label = ", label" if labeled else ", no label"
     if summary["modalities"] > 2:
-        kind = f"fusion of {summary['modalities']} (modality1 .. modality{summary['modalities']}, label)"
+        kind = f"fusion of {summary['modalities']} (modality1 .. modality{summary['modalities']}{label})"
     elif summary["modalities"] == 2:
-        kind = "fusion (modality1, modality2, label)"
+        kind = f"fusion (modality1, modality2{label})"
     else:
-        kind = "unimodal (modality1, label)"
+        kind = f"unimodal (modality1{label})"
     lines = [
         f"samples:         {summary['samples']} {kind}",
         f"image size:      {sizes}",
-        f"class histogram: {classes}",
+        f"class histogram: {classes}" if labeled else "class histogram: none (unlabeled records)",
         f"written:         {summary['bytes_written']:,} bytes, {summary['encoding']} encoding, "
         f"{len(files)} file{'s' if len(files) > 1 else ''}: "
         f"{files[0]}{' ...' if len(files) > 1 else ''}",

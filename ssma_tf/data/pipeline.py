@@ -61,7 +61,9 @@ _DATA_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError)
 
 
 @contextlib.contextmanager
-def naming_damaged_records(file_patterns: FilePatterns, modalities: Optional[int] = None) -> Iterator[None]:
+def naming_damaged_records(
+    file_patterns: FilePatterns, modalities: Optional[int] = None, labeled: bool = True
+) -> Iterator[None]:
     """Runs a loop over a dataset of `file_patterns`; a damaged record becomes a `RecordError`.
 
     TensorFlow's reader names neither the file nor the record (`corrupted record at 97122`), so
@@ -71,6 +73,10 @@ def naming_damaged_records(file_patterns: FilePatterns, modalities: Optional[int
     Args:
         file_patterns: the files the dataset reads, as given to `build_dataset`.
         modalities: as given to `build_dataset` (None: each record says).
+        labeled: False for records read without their labels (`unlabeled_data`, `target_data`):
+            one without a `label` feature is then not damaged. Nested blocks, one per record
+            set, check the inner set first and pass the original error on when it has no bad
+            record.
 
     Raises:
         RecordError: naming the file, the record index and what is wrong.
@@ -80,7 +86,7 @@ def naming_damaged_records(file_patterns: FilePatterns, modalities: Optional[int
     except _DATA_ERRORS as error:
         if isinstance(error, tf.errors.InvalidArgumentError) and not _may_be_a_record(error):
             raise
-        found = find_damaged_record(list_record_files(file_patterns), modalities)
+        found = find_damaged_record(list_record_files(file_patterns), modalities, labeled=labeled)
         if found is None:
             raise
         raise found from error

@@ -10,6 +10,9 @@ A record file is checked at three levels:
 3. the bytes features: raw pixels of exactly height x width x channels bytes, or a PNG file of
    that size (`ssma_tf.data.schema`); with a class count, every label id below it.
 
+Records read without their labels (`unlabeled_data`, `target_data`) may lack the `label`
+feature: checked with `labeled=False`, a missing label is counted, not a problem.
+
 `check_record_files` runs all three over every record (`ssma-check-records`, `ssma-convert
 --check`). `find_damaged_record` looks for the first problem only: the training and evaluation
 pipelines call it when TensorFlow's reader fails, whose message gives a byte offset but not the
@@ -63,6 +66,7 @@ class FileReport:
         modalities: {images per record (1 unimodal, 2 fusion, N): records}.
         image_sizes: {(height, width): records}.
         class_histogram: pixels per label id (256 entries).
+        unlabeled: records without a `label` feature (checked with `labeled=False`).
         problems: the `RecordError`s found, in file order.
     """
 
@@ -71,6 +75,7 @@ class FileReport:
     modalities: Dict[int, int] = dataclasses.field(default_factory=dict)
     image_sizes: Dict[Tuple[int, int], int] = dataclasses.field(default_factory=dict)
     class_histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))
+    unlabeled: int = 0
     problems: List[RecordError] = dataclasses.field(default_factory=list)
 
     def describe(self) -> str:
@@ -79,6 +84,8 @@ class FileReport:
         sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(self.image_sizes.items()))
         present = np.nonzero(self.class_histogram)[0]
         ids = f"label ids {present.min()}..{present.max()}" if present.size else "no label pixels"
+        if self.unlabeled:
+            ids += f", {self.unlabeled} without a label"
         state = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
         return f"{self.path}: {self.records} records ({kinds or 'none'}), {sizes or 'no sizes'}, {ids}: {state}"
 
@@ -119,8 +126,19 @@ def records_per_file(files: Sequence[str]) -> List[int]:
 
     Unlike `count_records`, which only walks the framing, this reads every record, so a damaged
     file fails here as it would in training.
+
+    Raises:
+        RecordError: a file TensorFlow's reader stops in, naming it and the first bad record.
     """
-    return [int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda count, _: count + 1)) for path in files]
+    counts = []
+    for path in files:
+        try:
+            counts.append(int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda count, _: count + 1)))
+        except tf.errors.DataLossError as error:
+            # Labels are not judged here: the files may be images read without them.
+            found = find_damaged_record([path], labeled=False)
+            raise (found or RecordError(f"damaged ({reader_message(error)})", path)) from error
+    return counts
 
 
 def _feature(example: tf.train.Example, key: str, kind: str) -> Optional[list]:
@@ -157,17 +175,19 @@ def kind_of(modalities: int) -> str:
 
 
 def check_example(
-    serialized: bytes, modalities: Optional[int] = None
-) -> Tuple[int, Tuple[int, int], np.ndarray]:
+    serialized: bytes, modalities: Optional[int] = None, labeled: bool = True
+) -> Tuple[int, Tuple[int, int], Optional[np.ndarray]]:
     """Checks one serialized record against the schema, decoding its bytes features.
 
     Args:
         serialized: the record.
         modalities: N to require `modality1` .. `modalityN` (images after them are ignored);
             None: whatever the record holds.
+        labeled: False accepts a record without a `label` feature (one that has it is checked).
 
     Returns:
-        (modalities the record holds, (height, width), label ids as a flat uint8 array).
+        (modalities the record holds, (height, width), label ids as a flat uint8 array, or None
+        for a record without a label).
 
     Raises:
         ValueError: what is wrong, without the file's name.
@@ -195,6 +215,8 @@ def check_example(
     label = None
     for key, channels in keys:
         values = _feature(example, key, "bytes_list")
+        if values is None and key == schema.LABEL and not labeled:
+            continue
         if values is None:
             raise ValueError(f"no {key!r} bytes feature")
         if len(values) != 1:
@@ -232,6 +254,7 @@ def check_record_file(
     num_classes: Optional[int] = None,
     max_problems: Optional[int] = 20,
     on_record: Optional[Callable[[], None]] = None,
+    labeled: bool = True,
 ) -> FileReport:
     """Checks every record of one file (see the module docstring).
 
@@ -242,6 +265,8 @@ def check_record_file(
         num_classes: when given, a label id >= it is a problem (training counts it as void).
         max_problems: stop after this many problems (None: never).
         on_record: called after each record (a progress bar).
+        labeled: False: a record without a `label` feature is counted in `unlabeled`, not a
+            problem (records used without labels: `unlabeled_data`, `target_data`).
 
     Returns:
         The `FileReport`; `problems` is empty for a good file.
@@ -262,12 +287,15 @@ def check_record_file(
             if full():
                 continue  # keep counting, stop checking
             try:
-                present, size, ids = check_example(record, modalities)
+                present, size, ids = check_example(record, modalities, labeled=labeled)
             except ValueError as error:
                 report.problems.append(RecordError(str(error), report.path, index))
                 continue
             report.modalities[present] = report.modalities.get(present, 0) + 1
             report.image_sizes[size] = report.image_sizes.get(size, 0) + 1
+            if ids is None:
+                report.unlabeled += 1
+                continue
             counts = np.bincount(ids, minlength=256)
             report.class_histogram += counts
             if num_classes is not None and ids.size and int(ids.max()) >= num_classes:
@@ -302,12 +330,13 @@ def check_record_files(
     num_classes: Optional[int] = None,
     max_problems: Optional[int] = 20,
     progress: Optional[Callable[[int, int], None]] = None,
+    labeled: bool = True,
 ) -> List[FileReport]:
     """`check_record_file` over several files, with one progress count over all their records.
 
     Args:
         paths: the record files.
-        modalities, num_classes, max_problems: as for `check_record_file` (per file).
+        modalities, num_classes, max_problems, labeled: as for `check_record_file` (per file).
         progress: called as progress(records done, records in all); the total is counted from
             the files' framing first (quick: no data is read).
 
@@ -324,7 +353,8 @@ def check_record_files(
             progress(done, max(total, done))
 
     reports = [
-        check_record_file(p, modalities=modalities, num_classes=num_classes, max_problems=max_problems, on_record=step)
+        check_record_file(p, modalities=modalities, num_classes=num_classes, max_problems=max_problems,
+                          on_record=step, labeled=labeled)
         for p in paths
     ]
     if progress is not None:
@@ -332,13 +362,16 @@ def check_record_files(
     return reports
 
 
-def find_damaged_record(paths: Sequence[str], modalities: Optional[int] = None) -> Optional[RecordError]:
+def find_damaged_record(
+    paths: Sequence[str], modalities: Optional[int] = None, labeled: bool = True
+) -> Optional[RecordError]:
     """The first damaged or malformed record in `paths` (None if there is none).
 
-    Used after TensorFlow's reader failed, to say which file and record it was.
+    Used after TensorFlow's reader failed, to say which file and record it was. `labeled=False`
+    for records read without their labels (a missing `label` feature is then no problem).
     """
     for path in paths:
-        report = check_record_file(path, modalities=modalities, max_problems=1)
+        report = check_record_file(path, modalities=modalities, max_problems=1, labeled=labeled)
         if report.problems:
             return report.problems[0]
     return None

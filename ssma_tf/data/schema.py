@@ -43,23 +43,25 @@ def _check_count(modalities) -> None:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _check_arrays(images: Sequence[np.ndarray], label: np.ndarray) -> None:
+def _check_arrays(images: Sequence[np.ndarray], label: Optional[np.ndarray]) -> None:
     """Raises ValueError unless the arrays have the shapes and dtype of one sample."""
     arrays = {modality_key(i): image for i, image in enumerate(images, start=1)}
-    arrays[LABEL] = label
+    if label is not None:
+        arrays[LABEL] = label
     for name, array in arrays.items():
         if array.dtype != np.uint8:
             raise ValueError(f"{name} must be uint8, got {array.dtype}")
     for name in arrays:
         if name != LABEL and (arrays[name].ndim != 3 or arrays[name].shape[2] != 3):
             raise ValueError(f"{name} must be HxWx3 (BGR), got shape {arrays[name].shape}")
-    if label.ndim != 2:
+    if label is not None and label.ndim != 2:
         raise ValueError(f"label must be HxW class ids, got shape {label.shape}")
+    # Every image has the size of the label, or of modality1 in a record without a label.
+    reference, size = ("the label", label.shape) if label is not None else ("modality1", images[0].shape[:2])
     for name, array in arrays.items():
-        if array.shape[:2] != label.shape:
+        if array.shape[:2] != size:
             raise ValueError(
-                f"{name} is {array.shape[0]}x{array.shape[1]} but the label is "
-                f"{label.shape[0]}x{label.shape[1]}"
+                f"{name} is {array.shape[0]}x{array.shape[1]} but {reference} is {size[0]}x{size[1]}"
             )
 
 
@@ -82,7 +84,7 @@ def _png_bytes(array: np.ndarray, bgr: bool) -> bytes:
 
 def encode_example(
     modality1: np.ndarray,
-    label: np.ndarray,
+    label: Optional[np.ndarray],
     modality2: Optional[np.ndarray] = None,
     encoding: str = "raw",
     extra_modalities: Sequence[np.ndarray] = (),
@@ -91,7 +93,8 @@ def encode_example(
 
     Args:
         modality1: HxWx3 uint8 image in BGR order.
-        label: HxW uint8 class ids.
+        label: HxW uint8 class ids; None writes a record without a `label` feature, for images
+            used without labels (`unlabeled_data`, `target_data`).
         modality2: Optional HxWx3 uint8 BGR image (fusion data).
         encoding: "raw" for the original raw bytes, "png" for PNG-compressed features.
         extra_modalities: modality 3, 4, ... (HxWx3 uint8 BGR each) for fusion of more than two
@@ -122,13 +125,15 @@ def encode_example(
     def int_feature(value: int) -> tf.train.Feature:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
+    height, width = images[0].shape[:2]
     feature = {
-        HEIGHT: int_feature(int(label.shape[0])),
-        WIDTH: int_feature(int(label.shape[1])),
+        HEIGHT: int_feature(int(height)),
+        WIDTH: int_feature(int(width)),
     }
     for index, image in enumerate(images, start=1):
         feature[modality_key(index)] = bytes_feature(to_bytes(image, bgr=True))
-    feature[LABEL] = bytes_feature(to_bytes(label, bgr=False))
+    if label is not None:
+        feature[LABEL] = bytes_feature(to_bytes(label, bgr=False))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 

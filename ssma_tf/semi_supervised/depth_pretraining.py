@@ -79,6 +79,13 @@ class DepthPretrainer(training.Trainer):
         self.encoding = encoding
         super().__init__(depth_config(config), **kwargs)
 
+    def record_sets(self) -> list[tuple[Any, bool]]:
+        """`train_data` and `unlabeled_data`, both read without their labels."""
+        sets = [(self.config.train_data, False)]
+        if self.selected is None and self.config.unlabeled_data:
+            sets.append((self.config.unlabeled_data, False))
+        return sets
+
     def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
         config = self.config
         unlabeled = None if self.selected is not None else (config.unlabeled_data or config.train_data)
@@ -137,9 +144,7 @@ class DepthPretrainer(training.Trainer):
 
 def pretrain_depth(config: Any, **kwargs: Any) -> training.TrainResult:
     """Runs depth pretraining as `config` says (resumable like `training.train`)."""
-    trainer = DepthPretrainer(config, **kwargs)
-    trainer.write_run_config()
-    return trainer.train()
+    return DepthPretrainer(config, **kwargs).run()
 
 
 def depth_errors(model: Any, config: Any, encoding: str = "jet_near_red") -> np.ndarray:

@@ -117,6 +117,10 @@ class SemiSupervisedTrainer(training.Trainer):
         if self.resumed_from is None:
             self.mean_teacher.copy()
 
+    def record_sets(self) -> list[tuple[Any, bool]]:
+        """`train_data` and `unlabeled_data` (whose labels are not needed)."""
+        return super().record_sets() + [(self.config.unlabeled_data, False)]
+
     def _build_extras(self) -> dict[str, Any]:
         config = self.config
         labeled = None
@@ -268,7 +272,5 @@ def train(config: Any, **kwargs: Any) -> training.TrainResult:
     Returns:
         The `TrainResult`.
     """
-    trainer = SemiSupervisedTrainer(config, **kwargs)
-    trainer.write_run_config()
-    return trainer.train()
+    return SemiSupervisedTrainer(config, **kwargs).run()
 

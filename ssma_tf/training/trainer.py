@@ -6,6 +6,7 @@ See the package's docstring (`ssma_tf.training`) for what a run does.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import glob
 import math
@@ -505,12 +506,22 @@ class Trainer:
         """The whole run, as `train(config)` does it: the run's config written, then every step.
 
         The config goes to `<checkpoint>/config.yaml` before the first step, so that an
-        interrupted run describes itself too; a damaged training record is reported with its
-        file (shard) and index.
+        interrupted run describes itself too; a damaged record of any set the run reads
+        (`record_sets`) is reported with its file (shard) and index.
         """
         self.write_run_config()
-        with naming_damaged_records(self.config.train_data):
+        with contextlib.ExitStack() as stack:
+            for patterns, labeled in self.record_sets():
+                stack.enter_context(naming_damaged_records(patterns, labeled=labeled))
             return self.train()
+
+    def record_sets(self) -> list[tuple[Any, bool]]:
+        """The record sets the steps read, as (file patterns, whether their labels are read).
+
+        A subclass that reads more (unlabeled images, a target domain) adds its sets, so that
+        `run` names a damaged record in any of them.
+        """
+        return [(self.config.train_data, True)]
 
     def train(self, max_steps: Optional[int] = None) -> TrainResult:
         """Runs the steps left up to `max_iteration`.

@@ -342,3 +342,42 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(dataset_dir,
     assert capsys.readouterr().err == (f"error: {out / 'full.tfrecords'}: cannot write records: No space left on "
                                        "device; nothing was written\n")
     assert os.listdir(out) == []
+
+
+def test_an_unlabeled_list_converts_to_records_without_labels(dataset_dir, tmp_path, capsys):
+    from ssma_tf.data.unlabeled import decode_record
+
+    write_list(dataset_dir / "images.txt", [f"{i}_rgb.png {i}_aux.png" for i in range(3)])
+    out = tmp_path / "unlabeled.tfrecords"
+    status = _cli().main(["-f", str(dataset_dir / "images.txt"), "-r", str(out), "--unlabeled", "--check",
+                          "--encoding", "png"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "samples:         3 fusion (modality1, modality2, no label)" in printed
+    assert "class histogram: none (unlabeled records)" in printed
+    assert f"{out}: 3 records (3 fusion), 16x24 (3), no label pixels, 3 without a label: ok" in printed
+    write_tfrecords(str(dataset_dir / "triplets.txt"), str(tmp_path / "labeled.tfrecords"))
+    for record, reference in zip(_records([out]), _decoded([tmp_path / "labeled.tfrecords"])):
+        assert "label" not in tf.train.Example.FromString(record).features.feature
+        sample = decode_record(record, modalities=2)
+        # The same images as the labeled records of the same files; the label reads as all void.
+        np.testing.assert_array_equal(sample["modality1"].numpy(), reference["modality1"])
+        np.testing.assert_array_equal(sample["modality2"].numpy(), reference["modality2"])
+        assert not sample["label"].numpy().any()
+
+
+def test_unlabeled_lists_are_checked_for_their_own_columns(dataset_dir, tmp_path, capsys):
+    out = str(tmp_path / "x.tfrecords")
+    # A labeled list given as unlabeled: three images a line, but the third is a label of one channel.
+    assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", out, "--unlabeled", "--modalities", "2"]) == 2
+    assert "line 1: has 3 columns, more than the 2 of 2 modalities (no label: an unlabeled list)" in \
+        capsys.readouterr().err
+    assert _cli().main(["-f", str(dataset_dir / "pairs.txt"), "-r", out, "--unlabeled", "--num_classes", "5"]) == 2
+    assert "--num_classes checks label ids, but an --unlabeled list has no labels" in capsys.readouterr().err
+    small = np.zeros((8, 8, 3), np.uint8)
+    save_png(dataset_dir / "small.png", small)
+    write_list(dataset_dir / "sizes.txt", ["0_rgb.png 0_aux.png", "1_rgb.png small.png"])
+    assert _cli().main(["-f", str(dataset_dir / "sizes.txt"), "-r", out, "--unlabeled"]) == 2
+    err = capsys.readouterr().err
+    assert "sizes.txt, line 2: image" in err and "small.png' is 8x8 but modality1" in err and "is 16x24" in err
+    assert not os.path.exists(out)

@@ -166,8 +166,9 @@ def test_records_per_file_reads_each_file_and_fails_on_a_damaged_one(good, tmp_p
     other = write_records(tmp_path / "other.tfrecords", 2, height=SIZE, width=SIZE, num_classes=5)
     assert records_per_file([str(good), other]) == [4, 2]
     path = next(path for name, path, *_ in _damaged(good, tmp_path) if name == "truncated")
-    with pytest.raises(tf.errors.DataLossError):
-        records_per_file([path])
+    with pytest.raises(RecordError) as error:
+        records_per_file([str(good), path])
+    assert (error.value.path, error.value.index) == (path, 2) and "truncated record at" in str(error.value)
 
 
 def test_cli_checks_files_with_a_summary_and_exit_status(good, tmp_path, capsys):
@@ -229,3 +230,23 @@ def test_training_and_evaluation_name_the_damaged_shard_and_record(good, tmp_pat
         evaluate(config, model=build_tiny_model(config), log=lambda line: None)
     assert isinstance(error.value.__cause__, tf.errors.InvalidArgumentError)
     assert os.path.isfile(good)  # nothing touched the good shard
+
+
+def test_records_without_labels_are_counted_not_reported_when_read_unlabeled(good, tmp_path, capsys):
+    unlabeled = _write(tmp_path / "unlabeled.tfrecords",
+                       [_example(height=[SIZE], width=[SIZE], modality1=bytes(SIZE * SIZE * 3))] * 2 + [_raw()])
+    report = check_record_file(unlabeled)
+    assert [str(p) for p in report.problems] == [f"{unlabeled}, record 0: no 'label' bytes feature",
+                                                 f"{unlabeled}, record 1: no 'label' bytes feature"]
+    report = check_record_file(unlabeled, labeled=False)
+    assert not report.problems and (report.records, report.unlabeled) == (3, 2)
+    assert find_damaged_record([unlabeled]) is not None
+    assert find_damaged_record([unlabeled], labeled=False) is None
+    # A label that is there is still checked.
+    bad = _write(tmp_path / "bad_label.tfrecords", [_raw(), _example(height=[SIZE], width=[SIZE],
+                                                                     modality1=bytes(SIZE * SIZE * 3), label=b"x")])
+    found = find_damaged_record([unlabeled, bad], labeled=False)
+    assert (found.path, found.index) == (bad, 1) and "label holds 1 bytes" in str(found)
+    assert cli.main([unlabeled, "--unlabeled"]) == 0
+    assert f"{unlabeled}: 3 records (3 unimodal), 32x32 (3), label ids 0..0, 2 without a label: ok" in \
+        capsys.readouterr().out
