@@ -259,15 +259,12 @@ def _tf_runner(mode: str, name: str, model, workdir: str):
 def _write_calibration_records(path: str, name: str, size=SIZE) -> None:
     """`CALIBRATION_SAMPLES` seeded images at `size` as TFRecords (labels all void)."""
     import numpy as np
-    import tensorflow as tf
 
-    from ssma_tf.data.schema import encode_example
+    from ssma_tf.data import write_examples
 
     arrays = make_inputs(name, CALIBRATION_SAMPLES, *size)
-    with tf.io.TFRecordWriter(path) as writer:
-        for index in range(CALIBRATION_SAMPLES):
-            views = [a[index].astype(np.uint8) for a in arrays]
-            writer.write(encode_example(views[0], np.zeros(size, np.uint8), views[1] if len(views) == 2 else None))
+    write_examples(path, ({**{f"modality{m + 1}": a[index].astype(np.uint8) for m, a in enumerate(arrays)},
+                           "label": np.zeros(size, np.uint8)} for index in range(CALIBRATION_SAMPLES)))
 
 
 def _tf1_runner(name: str, model):

@@ -48,18 +48,16 @@ def _synthetic_sample(rng, height: int, width: int):
 
 def _write_records(folder: str, samples: int) -> dict:
     import numpy as np
-    import tensorflow as tf
 
-    from ssma_tf.data import encode_example
+    from ssma_tf.data import write_examples
 
     rng = np.random.default_rng(0)
     data = [_synthetic_sample(rng, HEIGHT, WIDTH) for _ in range(samples)]
     paths = {}
     for encoding in ("raw", "png"):
         path = os.path.join(folder, f"synthetic_{encoding}.tfrecords")
-        with tf.io.TFRecordWriter(path) as writer:
-            for m1, m2, label in data:
-                writer.write(encode_example(m1, label, m2, encoding=encoding))
+        write_examples(path, ({"modality1": m1, "modality2": m2, "label": label} for m1, m2, label in data),
+                       encoding=encoding)
         paths[encoding] = path
     return paths
 

@@ -34,21 +34,18 @@ import _common  # noqa: E402
 def child(spec: dict) -> None:
     """Builds one trainer, warms its step up, times `steps` steps; emits time and peak memory."""
     import numpy as np
-    import tensorflow as tf
 
     from ssma_tf import training
     from ssma_tf.config import config_from_dict
-    from ssma_tf.data import encode_example
+    from ssma_tf.data import write_examples
     from ssma_tf.data.synthetic import generate_sample
 
     folder = tempfile.mkdtemp(prefix="bench-semisup-")
     height, width = spec["height"], spec["width"]
     records = os.path.join(folder, "train.tfrecords")
-    with tf.io.TFRecordWriter(records) as writer:
-        for index in range(16):
-            sample = generate_sample(0, index, height, width)
-            writer.write(encode_example(sample.rgb[..., ::-1].copy(), sample.label,
-                                        sample.depth_jet[..., ::-1].copy()))
+    scenes = (generate_sample(0, index, height, width) for index in range(16))
+    write_examples(records, ({"modality1": s.rgb[..., ::-1], "modality2": s.depth_jet[..., ::-1], "label": s.label}
+                             for s in scenes))
     values = {
         "model": "SSMA" if spec["model"] == "ssma" else "AdapNet_pp", "num_classes": 7,
         "height": height, "width": width, "batch_size": spec["batch"], "max_iteration": 1000,

@@ -60,17 +60,19 @@ MEMORY_LIMIT_GIB = 8.0
 def _write_records(path: str, batch: int, height: int, width: int, fusion: bool, seed: int = 0) -> None:
     """`batch` random samples in the released record format (the port's own encoder)."""
     import numpy as np
-    import tensorflow as tf
 
-    from ssma_tf.data import encode_example
+    from ssma_tf.data import write_examples
 
     rng = np.random.default_rng(seed)
-    with tf.io.TFRecordWriter(path) as writer:
+    def samples():
         for _ in range(batch):
-            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-            second = rng.integers(0, 256, (height, width, 3), dtype=np.uint8) if fusion else None
-            label = rng.integers(0, NUM_CLASSES, (height, width), dtype=np.uint8)
-            writer.write(encode_example(image, label, second))
+            sample = {"modality1": rng.integers(0, 256, (height, width, 3), dtype=np.uint8)}
+            if fusion:
+                sample["modality2"] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            sample["label"] = rng.integers(0, NUM_CLASSES, (height, width), dtype=np.uint8)
+            yield sample
+
+    write_examples(path, samples())
 
 
 class _PortStep:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ssma_tf.data import encode_example
+from ssma_tf.data import write_examples
 from tests.conftest import ROOT
 
 SMOKE_DIR = pathlib.Path(__file__).resolve().parent / "smoke"
@@ -74,10 +74,13 @@ def write_records(path: os.PathLike, count: int, *, height: int = 64, width: int
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    with tf.io.TFRecordWriter(str(path)) as writer:
+
+    def samples():
         for _ in range(count):
             image, label, second = make_sample(rng, height, width, num_classes, fusion)
-            writer.write(encode_example(image, label, second))
+            yield {"modality1": image, "label": label, **({"modality2": second} if fusion else {})}
+
+    write_examples(path, samples())
     return str(path)
 
 
@@ -179,7 +182,5 @@ def write_reference_records(reference_npz: os.PathLike, path: os.PathLike) -> tu
         label[tie] = 0
         labels.append(label.astype(np.uint8))
     labels[2][labels[2] == 7] = 3  # a class absent from the ground truth of one image
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for label in labels:
-            writer.write(encode_example(image, label))
+    write_examples(path, ({"modality1": image, "label": label} for label in labels))
     return np.stack(labels), np.stack([predicted] * len(labels))

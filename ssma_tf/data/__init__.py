@@ -1,7 +1,8 @@
 """Data for SSMA and AdapNet++: TFRecord schema, conversion, augmentation and tf.data pipelines.
 
 - `schema`: one sample as a `tf.train.Example` (encode and decode, raw or PNG bytes);
-- `convert`: list files of image paths to TFRecords (`ssma-convert`);
+- `convert`: list files of image paths, or samples in memory (`write_examples`), to TFRecords
+  (`ssma-convert`);
 - `records`: checking record files end to end, naming a damaged record's file and index;
 - `augment`: the paper's joint augmentation of every modality and the label, and resizing;
 - `pipeline`: the training and evaluation `tf.data` pipelines over record files;
@@ -24,6 +25,7 @@ _EXPORTS = {
     "resize_sample": "ssma_tf.data.augment",
     "format_summary": "ssma_tf.data.convert",
     "read_list_file": "ssma_tf.data.convert",
+    "write_examples": "ssma_tf.data.convert",
     "write_tfrecords": "ssma_tf.data.convert",
     "build_dataset": "ssma_tf.data.pipeline",
     "list_record_files": "ssma_tf.data.pipeline",

@@ -1,4 +1,6 @@
-"""List files of image paths to TFRecords in the original SSMA / AdapNet++ schema.
+"""List files of image paths (or samples in memory) to TFRecords in the original SSMA / AdapNet++ schema.
+
+`write_examples` writes samples that are already arrays, without image files.
 
 A list file has one sample per line: `modality1 modality2 label` (fusion), `modality1 ...
 modalityN label` (fusion of N modalities: N + 1 columns) or `modality1 label` (unimodal),
@@ -24,7 +26,7 @@ import dataclasses
 import errno
 import glob
 import os
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -458,6 +460,76 @@ def duplicates_warning(duplicates: Sequence[Tuple[int, int]]) -> str:
     more = f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else ""
     return (f"{len(duplicates)} duplicate line(s), converted again: {shown}{more}; "
             "delete them unless the repeat is meant")
+
+
+def write_examples(
+    path: Union[str, os.PathLike], samples: Iterable[Mapping[str, Optional[np.ndarray]]], encoding: str = "raw"
+) -> int:
+    """Writes samples held in memory (arrays, not image files) to one record file.
+
+    The counterpart of `write_tfrecords` for data that is already decoded (from a sensor log, a
+    simulator, a test); `decode_example` gives the same mapping back.
+
+    Args:
+        path: the record file; an existing one is replaced once every sample is written.
+        samples: mappings of `modality1` (HxWx3 uint8 BGR), `modality2` .. `modalityN` (the
+            same, without gaps) and `label` (HxW uint8 class ids; absent or None for an image
+            used without labels).
+        encoding: "raw" (the original raw bytes) or "png".
+
+    Returns:
+        The number of records written.
+
+    Raises:
+        ValueError: a sample with an unknown key, a gap in its modalities or arrays of the wrong
+            shape, dtype or size; the message gives the sample's index. No file is left behind.
+        OSError: a failed write (a full disk), naming `path`.
+    """
+    import tensorflow as tf
+
+    from ssma_tf.data import schema
+
+    path = os.fspath(path)
+    if encoding not in schema.ENCODINGS:
+        raise ValueError(f"encoding must be one of {schema.ENCODINGS}, got {encoding!r}")
+    count = 0
+    with atomic_path(path) as temporary:
+        try:
+            with tf.io.TFRecordWriter(temporary) as writer:
+                for sample in samples:
+                    writer.write(_encode_mapping(sample, count, encoding))
+                    count += 1
+        except tf.errors.OpError as error:
+            raise _write_failed(error, path) from None
+        if count == 0:
+            raise ValueError(f"no samples to write to {path}")
+    return count
+
+
+def _encode_mapping(sample: Mapping[str, Optional[np.ndarray]], index: int, encoding: str) -> bytes:
+    """One sample of `write_examples` as a serialized record; ValueError naming the sample."""
+    from ssma_tf.data import schema
+
+    if not isinstance(sample, Mapping):
+        raise ValueError(f"sample {index}: expected a mapping of modality1 .. modalityN and label, "
+                         f"got {type(sample).__name__}")
+    images = []
+    while schema.modality_key(len(images) + 1) in sample:
+        images.append(sample[schema.modality_key(len(images) + 1)])
+    unknown = sorted(set(sample) - {schema.modality_key(i) for i in range(1, len(images) + 1)} - {schema.LABEL})
+    if unknown:
+        raise ValueError(f"sample {index}: unknown key(s) {unknown} (expected modality1 .. modality{len(images) or 'N'}"
+                         " without gaps, and label)")
+    if not images:
+        raise ValueError(f"sample {index}: no modality1")
+    images = [np.asarray(image) for image in images]
+    label = sample.get(schema.LABEL)
+    label = None if label is None else np.asarray(label)
+    try:
+        return schema.encode_example(images[0], label, images[1] if len(images) > 1 else None,
+                                     encoding=encoding, extra_modalities=images[2:])
+    except ValueError as error:
+        raise ValueError(f"sample {index}: {error}") from None
 
 
 def _write_failed(error: Exception, path: str) -> OSError:

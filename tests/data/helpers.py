@@ -6,10 +6,9 @@ import os
 from typing import List, Sequence
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
-from ssma_tf.data import encode_example
+from ssma_tf.data import write_examples
 
 # BGR colours far apart, one per class id (0 = void is black).
 PALETTE = np.array(
@@ -42,10 +41,9 @@ def random_sample(height: int, width: int, num_classes: int, seed: int):
 
 
 def write_records(path: str, samples: Sequence, encoding: str = "raw", fusion: bool = True) -> str:
-    """Writes (modality1, modality2, label) tuples with `encode_example`."""
-    with tf.io.TFRecordWriter(os.fspath(path)) as writer:
-        for modality1, modality2, label in samples:
-            writer.write(encode_example(modality1, label, modality2 if fusion else None, encoding=encoding))
+    """Writes (modality1, modality2, label) tuples with `write_examples`."""
+    write_examples(path, ({"modality1": modality1, "label": label, **({"modality2": modality2} if fusion else {})}
+                          for modality1, modality2, label in samples), encoding=encoding)
     return os.fspath(path)
 
 

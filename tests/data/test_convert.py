@@ -381,3 +381,42 @@ def test_unlabeled_lists_are_checked_for_their_own_columns(dataset_dir, tmp_path
     err = capsys.readouterr().err
     assert "sizes.txt, line 2: image" in err and "small.png' is 8x8 but modality1" in err and "is 16x24" in err
     assert not os.path.exists(out)
+
+
+def test_write_examples_writes_arrays_that_decode_back(tmp_path):
+    from ssma_tf.data import write_examples
+
+    samples = []
+    for i in range(3):
+        m1, m2, label = random_sample(16, 24, 5, seed=i)
+        samples.append({"modality1": m1, "modality2": m2, "modality3": m2[..., ::-1].copy(), "label": label})
+    samples.append({"modality1": m1, "modality2": m2, "modality3": m2})  # an image without a label
+    path = tmp_path / "arrays.tfrecords"
+    for encoding in ("raw", "png"):
+        assert write_examples(path, iter(samples), encoding=encoding) == 4
+        records = _records([path])
+        for record, sample in zip(records[:3], samples):
+            decoded = {k: v.numpy() for k, v in decode_example(record).items()}
+            _assert_same_arrays([decoded], [sample])
+        assert "label" not in tf.train.Example.FromString(records[3]).features.feature
+
+
+@pytest.mark.parametrize("sample, message", [
+    ({"modality1": np.zeros((4, 4, 3), np.uint8), "modality3": np.zeros((4, 4, 3), np.uint8)},
+     r"sample 1: unknown key\(s\) \['modality3'\]"),
+    ({"modality1": np.zeros((4, 4, 3), np.uint8), "label": np.zeros((4, 5), np.uint8)},
+     "sample 1: modality1 is 4x4 but the label is 4x5"),
+    ({"label": np.zeros((4, 4), np.uint8)}, "sample 1: no modality1"),
+    ((np.zeros((4, 4, 3), np.uint8),), "sample 1: expected a mapping"),
+])
+def test_write_examples_names_the_bad_sample_and_leaves_no_file(tmp_path, sample, message):
+    from ssma_tf.data import write_examples
+
+    good = {"modality1": np.zeros((4, 4, 3), np.uint8), "label": np.zeros((4, 4), np.uint8)}
+    path = tmp_path / "x.tfrecords"
+    with pytest.raises(ValueError, match=message):
+        write_examples(path, [good, sample])
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="no samples to write"):
+        write_examples(path, [])
+    assert os.listdir(tmp_path) == []
