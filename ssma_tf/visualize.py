@@ -2,8 +2,9 @@
 
 These helpers turn class-id maps into palette colours, blend them over an image, render a float
 map in 0..1 (such as the mean sigmoid gate of an SSMA block, Valada et al., IJCV 2019, Sec. 3.3)
-as a jet heat map, draw the improvement/error map of two models' predictions (Figure 18), and
-write PNG files atomically so that a reader never sees half a file.
+as a jet heat map, draw the improvement/error map of two models' predictions (Figure 18), lay
+pictures out in a titled grid with a class legend (the demo's comparison), and write PNG files
+atomically so that a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -255,6 +256,88 @@ def gate_to_image(
             dtype=np.float32,
         )
     return apply_jet(gate)
+
+
+def picture_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    titles: Optional[Sequence[str]] = None,
+    class_names: Optional[Sequence[str]] = None,
+    palette: Optional[ArrayLike] = None,
+    scale: int = 1,
+    gap: int = 4,
+) -> np.ndarray:
+    """Lays (H, W, 3) uint8 pictures out in a grid on white, with column titles and a legend.
+
+    Args:
+        rows: the pictures, row by row; every picture of the grid has the same size and every
+            row the same count.
+        titles: a title above each column (optional).
+        class_names, palette: a colour swatch and name per class below the grid (both or neither).
+        scale: each pixel drawn as scale x scale (nearest neighbour, so class borders stay crisp).
+        gap: white pixels between pictures, before scaling.
+
+    Returns:
+        The grid as an (H', W', 3) uint8 RGB array.
+
+    Raises:
+        ValueError: no picture, pictures of different sizes or kinds, rows of different lengths,
+            a title count other than the column count, or only one of `class_names` and `palette`.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    if not rows or not rows[0]:
+        raise ValueError("picture_grid needs at least one picture")
+    shape = np.asarray(rows[0][0]).shape
+    columns = len(rows[0])
+    for r, row in enumerate(rows):
+        if len(row) != columns:
+            raise ValueError(f"row {r} has {len(row)} pictures, row 0 has {columns}")
+        for c, picture in enumerate(row):
+            picture = np.asarray(picture)
+            if picture.shape != shape or picture.dtype != np.uint8 or len(shape) != 3 or shape[2] != 3:
+                raise ValueError(f"picture ({r}, {c}) is {picture.dtype} {picture.shape}; every picture must "
+                                 f"be uint8 of the shape of the first, {shape}, with 3 channels")
+    if titles is not None and len(titles) != columns:
+        raise ValueError(f"{len(titles)} titles for {columns} columns")
+    if (class_names is None) != (palette is None):
+        raise ValueError("a legend needs both class_names and palette")
+    if not isinstance(scale, int) or scale < 1 or not isinstance(gap, int) or gap < 0:
+        raise ValueError(f"scale must be a positive and gap a non-negative integer, got {scale!r}, {gap!r}")
+
+    height, width = shape[0], shape[1]
+    grid = np.full((len(rows) * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, picture in enumerate(row):
+            top, left = r * (height + gap), c * (width + gap)
+            grid[top:top + height, left:left + width] = picture
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    if titles is None and class_names is None:
+        return grid
+    line = 24  # pixels of a text row
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # The legend: a swatch and a name per class, left to right, wrapped at the grid's width.
+    places, x, legend_lines = [], 4, 1
+    for name in class_names or ():
+        item = 18 + int(measure.textlength(name, font=font))
+        if x > 4 and x + item > grid.shape[1]:
+            x, legend_lines = 4, legend_lines + 1
+        places.append((x, legend_lines - 1))
+        x += item + 16
+    above = line if titles is not None else 0
+    below = line * legend_lines if class_names is not None else 0
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + above + below), "white")
+    canvas.paste(Image.fromarray(grid), (0, above))
+    draw = ImageDraw.Draw(canvas)
+    for c, title in enumerate(titles or ()):
+        draw.text((c * (width + gap) * scale + 4, 6), title, fill="black", font=font)
+    if class_names is not None:
+        colours = _as_palette(palette)
+        for class_id, (name, (x, row)) in enumerate(zip(class_names, places)):
+            y = grid.shape[0] + above + row * line + 6
+            draw.rectangle((x, y, x + 12, y + 12), fill=tuple(int(v) for v in colours[class_id]), outline="black")
+            draw.text((x + 18, y), name, fill="black", font=font)
+    return np.asarray(canvas)
 
 
 def save_png(

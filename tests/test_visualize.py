@@ -196,3 +196,45 @@ def test_tensorboard_previews_use_the_colours_of_an_own_palette_file(tmp_path):
     np.testing.assert_array_equal(
         training.trainer._palette(config), np.array([[0, 0, 0], [128, 64, 128], [107, 142, 35]], np.uint8)
     )
+
+
+def test_picture_grid_places_each_picture_between_white_gaps_with_titles_and_legend():
+    from ssma_tf.visualize import picture_grid
+
+    rows = [[np.full((4, 6, 3), 10 * (3 * r + c + 1), np.uint8) for c in range(3)] for r in range(2)]
+    plain = picture_grid(rows, gap=2)
+    assert plain.shape == (2 * 4 + 2, 3 * 6 + 2 * 2, 3)
+    for r in range(2):
+        for c in range(3):
+            top, left = r * 6, c * 8
+            assert (plain[top:top + 4, left:left + 6] == 10 * (3 * r + c + 1)).all()
+    assert (plain[4:6] == 255).all() and (plain[:, 6:8] == 255).all()
+    scaled = picture_grid(rows, gap=2, scale=3)
+    np.testing.assert_array_equal(scaled[::3, ::3], plain)
+
+    palette = [[0, 0, 0], [255, 0, 0]]
+    titled = picture_grid(rows, titles=["a", "b", "c"], class_names=["void", "red"], palette=palette, gap=2,
+                          scale=8)
+    assert titled.shape == (plain.shape[0] * 8 + 48, plain.shape[1] * 8, 3)
+    np.testing.assert_array_equal(titled[24:24 + plain.shape[0] * 8], picture_grid(rows, gap=2, scale=8))
+    assert (titled[:24] < 255).any()  # the titles are drawn
+    legend = titled[24 + plain.shape[0] * 8:]
+    assert ((legend == [255, 0, 0]).all(axis=-1)).sum() >= 100  # the 13x13 swatch of class "red"
+    # A legend wider than a narrow grid wraps onto more lines instead of being cut off.
+    narrow = picture_grid(rows, class_names=["void", "red"], palette=palette, gap=2)
+    assert narrow.shape == (plain.shape[0] + 48, plain.shape[1], 3)  # two legend lines
+    assert ((narrow[plain.shape[0] + 24:] == [255, 0, 0]).all(axis=-1)).sum() >= 100  # "red" on the second
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(rows=[]), "at least one picture"),
+    (dict(rows=[[np.zeros((4, 4, 3), np.uint8)], [np.zeros((4, 5, 3), np.uint8)]]), r"picture \(1, 0\)"),
+    (dict(rows=[[np.zeros((4, 4, 3), np.uint8)] * 2, [np.zeros((4, 4, 3), np.uint8)]]), "row 1 has 1 pictures"),
+    (dict(rows=[[np.zeros((4, 4, 3), np.uint8)]], titles=["a", "b"]), "2 titles for 1 columns"),
+    (dict(rows=[[np.zeros((4, 4, 3), np.uint8)]], class_names=["void"]), "both class_names and palette"),
+])
+def test_picture_grid_refuses_what_it_cannot_lay_out(kwargs, message):
+    from ssma_tf.visualize import picture_grid
+
+    with pytest.raises(ValueError, match=message):
+        picture_grid(**kwargs)

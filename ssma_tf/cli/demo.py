@@ -40,7 +40,7 @@ def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
 
     # Neither imports TensorFlow, so no start-up lines interleave with the results.
     from ssma_tf.data.datasets import get_dataset_info
-    from ssma_tf.visualize import colorize, save_png
+    from ssma_tf.visualize import colorize, picture_grid, save_png
 
     info = get_dataset_info("synthetic")
     palette = info.palette
@@ -54,40 +54,13 @@ def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
         for key, _ in MODELS:
             tiles.append(colorize(np.asarray(Image.open(output / "pictures" / key / "class_ids" / f"{name}.png")),
                                   palette))
-        gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
-        rows.append(np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1))
-    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
-    panel = np.concatenate(sum(([r, gap] for r in rows), [])[:-1], axis=0)
-    # Shown small otherwise: enlarge 3x with nearest neighbour so class borders stay crisp.
-    scale = 3
-    panel = np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
-    tile_width = (tiles[0].shape[1] + 4) * scale
+        rows.append(tiles)
     titles = ["RGB", "depth (jet)", "ground truth"] + [title for _, title in MODELS]
-    panel = _with_titles_and_legend(panel, titles, tile_width, info.class_names, palette)
+    # Shown small otherwise: enlarged 3x.
+    panel = picture_grid(rows, titles, info.class_names, palette, scale=3)
     path = output / "comparison.png"
     save_png(str(path), panel)
     return path
-
-
-def _with_titles_and_legend(panel, titles, tile_width, class_names, palette):
-    """Adds a row of column titles above the panel and a colour legend of the classes below it."""
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
-    line = 24
-    canvas = Image.new("RGB", (panel.shape[1], panel.shape[0] + 2 * line), "white")
-    canvas.paste(Image.fromarray(panel), (0, line))
-    draw = ImageDraw.Draw(canvas)
-    for index, title in enumerate(titles):
-        draw.text((index * tile_width + 4, 6), title, fill="black", font=font)
-    x, y = 4, panel.shape[0] + line + 6
-    for class_id, name in enumerate(class_names):
-        colour = tuple(int(c) for c in palette[class_id])
-        draw.rectangle((x, y, x + 12, y + 12), fill=colour, outline="black")
-        draw.text((x + 18, y), name, fill="black", font=font)
-        x += 18 + int(draw.textlength(name, font=font)) + 16
-    return np.asarray(canvas)
 
 
 @command
