@@ -31,7 +31,8 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_weights, model_from_config
 from ssma_tf.data.pipeline import config_dataset
 from ssma_tf.data.datasets import dataset_info_or_none
-from ssma_tf.data.pipeline import naming_damaged_records
+from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
+from ssma_tf.data.records import label_ids_beyond
 from ssma_tf.data.augment import modality_interpolations
 from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
@@ -266,6 +267,9 @@ def evaluate(
         configure_devices(config.gpu_id)
         check_checkpoint_fits(config, config.checkpoint)  # seconds, not the minutes of a build
     dataset = make_eval_dataset(config)
+    warning = label_ids_beyond(list_record_files(config.test_data), config.num_classes, what="test_data")
+    if warning:  # such pixels are left out of every metric
+        log(f"warning: {warning}")
     if model is None and str(config.checkpoint).endswith(".keras"):
         # The file holds the network itself, pruned widths included.
         model = model_from_config(config)

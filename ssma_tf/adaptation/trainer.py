@@ -208,11 +208,11 @@ class AdaptationTrainer(training.Trainer):
             extras["target_data"] = self.target_iterator
         return extras
 
-    def record_sets(self) -> list[tuple[Any, bool]]:
+    def record_sets(self) -> list[tuple[str, bool]]:
         """The source records, the target images (labels not read) and `target_val_data`."""
-        sets = super().record_sets() + [(self.config.target_data, False)]
+        sets = super().record_sets() + [("target_data", False)]
         if self.config.target_val_data and self.chief:
-            sets.append((self.config.target_val_data, True))
+            sets.append(("target_val_data", True))
         return sets
 
     def _target_val_dataset(self) -> Optional[tf.data.Dataset]:

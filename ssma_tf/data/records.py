@@ -362,6 +362,51 @@ def check_record_files(
     return reports
 
 
+def label_ids_beyond(
+    paths: Sequence[str], num_classes: int, records: int = 16, what: str = "the records"
+) -> Optional[str]:
+    """A warning when the labels of the first `records` records hold ids >= `num_classes`.
+
+    The pipelines count such pixels as void, as the original one-hot encoding did, which is
+    right for an "ignore" id such as 255 and silently wrong when `num_classes` is too small.
+    Records without a label, and damaged ones (reported when a run reads them), are passed over.
+
+    Returns:
+        The warning (without `warning:`), or None when every id scanned is below `num_classes`.
+    """
+    scanned = beyond = 0
+    pixels = outside = 0
+    largest = 0
+    for path in paths:
+        try:
+            for _, record in iterate_records(path):
+                if scanned >= records:
+                    break
+                try:
+                    _, _, ids = check_example(record, labeled=False)
+                except ValueError:
+                    continue
+                if ids is None:
+                    continue
+                scanned += 1
+                over = ids >= num_classes
+                if over.any():
+                    beyond += 1
+                    outside += int(over.sum())
+                    largest = max(largest, int(ids.max()))
+                pixels += ids.size
+        except RecordError:
+            pass
+        if scanned >= records:
+            break
+    if not beyond:
+        return None
+    return (f"{beyond} of the first {scanned} labelled records of {what} have label ids >= num_classes "
+            f"{num_classes} (up to {largest}; {100.0 * outside / pixels:.1f}% of the pixels read): they count as "
+            "void, as in the original code. If they are classes, num_classes is too small "
+            f"(`ssma-check-records --num_classes {num_classes}` lists every such record)")
+
+
 def find_damaged_record(
     paths: Sequence[str], modalities: Optional[int] = None, labeled: bool = True
 ) -> Optional[RecordError]:

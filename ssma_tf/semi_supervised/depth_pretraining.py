@@ -79,11 +79,11 @@ class DepthPretrainer(training.Trainer):
         self.encoding = encoding
         super().__init__(depth_config(config), **kwargs)
 
-    def record_sets(self) -> list[tuple[Any, bool]]:
+    def record_sets(self) -> list[tuple[str, bool]]:
         """`train_data` and `unlabeled_data`, both read without their labels."""
-        sets = [(self.config.train_data, False)]
+        sets = [("train_data", False)]
         if self.selected is None and self.config.unlabeled_data:
-            sets.append((self.config.unlabeled_data, False))
+            sets.append(("unlabeled_data", False))
         return sets
 
     def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:

@@ -117,9 +117,9 @@ class SemiSupervisedTrainer(training.Trainer):
         if self.resumed_from is None:
             self.mean_teacher.copy()
 
-    def record_sets(self) -> list[tuple[Any, bool]]:
+    def record_sets(self) -> list[tuple[str, bool]]:
         """`train_data` and `unlabeled_data` (whose labels are not needed)."""
-        return super().record_sets() + [(self.config.unlabeled_data, False)]
+        return super().record_sets() + [("unlabeled_data", False)]
 
     def _build_extras(self) -> dict[str, Any]:
         config = self.config

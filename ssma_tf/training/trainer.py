@@ -29,7 +29,8 @@ from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL, FINAL_WEIGHTS
 from ssma_tf.data.datasets import dataset_info_or_none
-from ssma_tf.data.pipeline import naming_damaged_records
+from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
+from ssma_tf.data.records import label_ids_beyond
 from ssma_tf.distribute import (
     create_strategy,
     first_replica,
@@ -186,6 +187,8 @@ class Trainer:
                 0, dtype=tf.int64, trainable=False, name="step",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
+        if self.chief:
+            self._warn_of_label_ids_beyond()
         self.iterator = iter(self.dataset)
         self.schedule = schedule_from_config(config)
         # What a subclass trains besides the model (a mean teacher, a second input stream).
@@ -511,17 +514,27 @@ class Trainer:
         """
         self.write_run_config()
         with contextlib.ExitStack() as stack:
-            for patterns, labeled in self.record_sets():
-                stack.enter_context(naming_damaged_records(patterns, labeled=labeled))
+            for key, labeled in self.record_sets():
+                stack.enter_context(naming_damaged_records(getattr(self.config, key), labeled=labeled))
             return self.train()
 
-    def record_sets(self) -> list[tuple[Any, bool]]:
-        """The record sets the steps read, as (file patterns, whether their labels are read).
+    def record_sets(self) -> list[tuple[str, bool]]:
+        """The record sets the run reads, as (config key, whether their labels are read).
 
         A subclass that reads more (unlabeled images, a target domain) adds its sets, so that
-        `run` names a damaged record in any of them.
+        `run` names a damaged record in any of them and the start checks every labelled set's
+        class ids.
         """
-        return [(self.config.train_data, True)]
+        return [("train_data", True)]
+
+    def _warn_of_label_ids_beyond(self) -> None:
+        """Logs a warning when the first labels of a set hold ids that `num_classes` makes void."""
+        for key, labeled in self.record_sets():
+            if labeled:
+                warning = label_ids_beyond(list_record_files(getattr(self.config, key)), self.config.num_classes,
+                                           what=key)
+                if warning:
+                    self._log(f"warning: {warning}")
 
     def train(self, max_steps: Optional[int] = None) -> TrainResult:
         """Runs the steps left up to `max_iteration`.

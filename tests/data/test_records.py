@@ -250,3 +250,31 @@ def test_records_without_labels_are_counted_not_reported_when_read_unlabeled(goo
     assert cli.main([unlabeled, "--unlabeled"]) == 0
     assert f"{unlabeled}: 3 records (3 unimodal), 32x32 (3), label ids 0..0, 2 without a label: ok" in \
         capsys.readouterr().out
+
+
+def test_label_ids_beyond_the_class_count_are_warned_of_by_training_and_evaluation(good, tmp_path, monkeypatch):
+    from ssma_tf.data.records import label_ids_beyond
+
+    damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
+    beyond = damaged["id >= num_classes"]  # record 1 holds one pixel of id 9
+    assert label_ids_beyond([str(good)], 5) is None
+    assert label_ids_beyond([beyond], 10) is None
+    warning = label_ids_beyond([str(good), beyond], 5, what="train_data")
+    assert warning.startswith("1 of the first 6 labelled records of train_data have label ids >= num_classes 5 "
+                              "(up to 9; 0.0% of the pixels read): they count as void")
+    assert label_ids_beyond([str(good), beyond], 5, records=4) is None  # only the first 4 are read
+    # A damaged file or a record without a label is passed over (a run reports the damage).
+    # The truncated file gives its 2 records before the damage.
+    assert label_ids_beyond([damaged["truncated"], damaged["no label"], beyond], 5).startswith("1 of the first 4")
+
+    monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
+    lines = []
+    training.Trainer(_config(tmp_path, "train", [str(good), beyond]), log=lines.append)
+    assert [line for line in lines if line.startswith("warning: 1 of the first 6 labelled records of train_data")]
+    lines = []
+    training.Trainer(_config(tmp_path, "train", [str(good)], checkpoint=str(tmp_path / "good_run")), log=lines.append)
+    assert not [line for line in lines if "num_classes" in line]
+    config = _config(tmp_path, "eval", [beyond])
+    lines = []
+    evaluate(config, model=build_tiny_model(config), log=lines.append)
+    assert [line for line in lines if line.startswith("warning: 1 of the first 2 labelled records of test_data")]
