@@ -236,6 +236,13 @@ class Evaluator:
         return confusion
 
 
+def _warn_of_label_ids_beyond(config: Any, log: Callable[[str], None]) -> None:
+    """Logs a warning when the first test labels hold ids >= num_classes: every metric leaves them out."""
+    warning = label_ids_beyond(list_record_files(config.test_data), config.num_classes, what="test_data")
+    if warning:
+        log(f"warning: {warning}")
+
+
 def _class_names(config: Any) -> Optional[list]:
     # An own dataset is described in the config's `palette` file, not the shipped one.
     info = dataset_info_or_none(config.dataset, getattr(config, "palette", None), config.num_classes)
@@ -267,9 +274,7 @@ def evaluate(
         configure_devices(config.gpu_id)
         check_checkpoint_fits(config, config.checkpoint)  # seconds, not the minutes of a build
     dataset = make_eval_dataset(config)
-    warning = label_ids_beyond(list_record_files(config.test_data), config.num_classes, what="test_data")
-    if warning:  # such pixels are left out of every metric
-        log(f"warning: {warning}")
+    _warn_of_label_ids_beyond(config, log)
     if model is None and str(config.checkpoint).endswith(".keras"):
         # The file holds the network itself, pruned widths included.
         model = model_from_config(config)
@@ -358,6 +363,7 @@ def evaluate_exported(
             config.source,
         )
     dataset = make_eval_dataset(config)
+    _warn_of_label_ids_beyond(config, log)
     counts = tf.zeros((config.num_classes, config.num_classes), tf.int64)
     images = 0
     for batch, (inputs, labels) in enumerate(dataset, start=1):

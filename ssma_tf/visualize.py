@@ -301,6 +301,8 @@ def picture_grid(
         raise ValueError(f"{len(titles)} titles for {columns} columns")
     if (class_names is None) != (palette is None):
         raise ValueError("a legend needs both class_names and palette")
+    if class_names is not None and len(_as_palette(palette)) < len(class_names):
+        raise ValueError(f"{len(class_names)} class names but a palette of {len(_as_palette(palette))} colours")
     if not isinstance(scale, int) or scale < 1 or not isinstance(gap, int) or gap < 0:
         raise ValueError(f"scale must be a positive and gap a non-negative integer, got {scale!r}, {gap!r}")
 

@@ -16,7 +16,7 @@ from ssma_tf.adaptation import importance, pseudo_labels, trainer as adaptation
 from ssma_tf.adaptation.views import pool_views, render_views, sample_group, warp
 from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.config.adaptation import AdaptationConfig
-from ssma_tf.data import encode_example
+from ssma_tf.data import encode_example, write_examples
 from ssma_tf.data.synthetic import generate_sample
 from ssma_tf.errors import UserInputError
 from tests.training_helpers import TinySegmenter, build_tiny_model, one_eager_step, run_on_two_logical_cpus
@@ -384,7 +384,8 @@ def test_abn_baseline_moves_statistics_toward_the_target(tmp_path, tiny_model):
 def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
     unimodal = _write_records(tmp_path / "rgb_only.tfrecords", 2, style="target", fusion=False)
     config = _config(tmp_path, model="SSMA", target_data=unimodal, aux_heads=True)
-    with pytest.raises(adaptation.TargetDataError, match="rgb_only.tfrecords.*1 modality.*needs 2"):
+    with pytest.raises(adaptation.TargetDataError, match="rgb_only.tfrecords: target_data holds 1 modality but the "
+                       "model reads its 2 modalities"):
         adaptation.AdaptationTrainer(config, log=lambda line: None)
     weights = tmp_path / "weights.json"
     importance.write_weights(str(weights), [unimodal], [2], np.ones((2, 7)), ["c"] * 7)
@@ -543,6 +544,78 @@ def test_importance_counts_feed_the_model_the_modality_it_was_trained_on(tmp_pat
     np.testing.assert_array_equal(rgb, [[0, 0, H * W]] * 2)
     with pytest.raises(ValueError, match="modality2"):
         predicted_class_counts(model, [path], modalities=1, input_modality="modality2", **common)
+    # An expert of modality 3 gets modality 3; SSMA over three modalities gets all three.
+    three = str(tmp_path / "three.tfrecords")
+    dark, bright = np.zeros((H, W, 3), np.uint8), np.full((H, W, 3), 255, np.uint8)
+    write_examples(three, [{"modality1": dark, "modality2": dark, "modality3": bright}] * 2)
+    third = predicted_class_counts(model, [three], modalities=3, input_modality="modality3", **common)
+    np.testing.assert_array_equal(third, [[0, H * W, 0]] * 2)
+    fused = predicted_class_counts(lambda inputs, training=False: model(inputs[2]), [three], modalities=3,
+                                   fusion=True, **common)
+    np.testing.assert_array_equal(fused, [[0, H * W, 0]] * 2)
+
+
+def test_target_views_carry_every_modality_with_one_geometry(tmp_path):
+    from ssma_tf.adaptation.target import build_target_dataset
+
+    path = str(tmp_path / "three.tfrecords")
+    rng = np.random.default_rng(0)
+    samples = []
+    for _ in range(2):
+        second = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        samples.append({"modality1": rng.integers(0, 256, (H, W, 3), dtype=np.uint8), "modality2": second,
+                        "modality3": second})  # images without labels
+    write_examples(path, samples)
+    stream = build_target_dataset(
+        path, modalities=3, height=H, width=W, groups=2, views=3, seed=1, scale_range=(1.0, 1.1),
+        zoom_range=(0.5, 1.0), flip_probability=0.5, modality2_interpolation=["nearest", "nearest"])
+    batch = next(iter(stream))
+    assert batch["modality3"].shape == (2, 3, H, W, 3) and not batch["has_label"].numpy().any()
+    # The same image with the same interpolation: every view shows it with the same geometry.
+    np.testing.assert_array_equal(batch["modality3"].numpy(), batch["modality2"].numpy())
+    assert not np.array_equal(batch["modality3"].numpy()[:, 0], batch["modality3"].numpy()[:, 1])
+
+
+@pytest.mark.parametrize("model", ["SSMA", "AdapNet_pp"])
+def test_adaptation_feeds_every_modality_the_model_reads(tmp_path, monkeypatch, model):
+    """SSMA over three modalities sees all three views; an expert of modality 3 sees modality 3."""
+    calls = []
+
+    class Recording(TinySegmenter):
+        def call(self, inputs, training=None, return_all=False):
+            out = super().call(inputs, training=training, return_all=return_all)
+            if tf.executing_eagerly():
+                calls.append([np.array(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])])
+            return out
+
+    def build(config):
+        built = Recording(config.num_classes, fusion=config.is_fusion)
+        built([np.zeros((1, H, W, 3), np.float32)] * 3 if config.is_fusion else np.zeros((1, H, W, 3), np.float32))
+        return built
+
+    monkeypatch.setattr(training.trainer, "build_model", build)
+    samples = []
+    for index in range(4):
+        scene = generate_sample(0, index, H, W)
+        samples.append({"modality1": scene.rgb[..., ::-1], "modality2": scene.depth_jet[..., ::-1],
+                        "modality3": np.full((H, W, 3), 40, np.uint8), "label": scene.label})
+    source, target = str(tmp_path / "source3.tfrecords"), str(tmp_path / "target3.tfrecords")
+    write_examples(source, samples)
+    write_examples(target, [{k: v for k, v in s.items() if k != "label"} for s in samples])
+    extra = ({"modalities": ["rgb", "depth", "thermal"], "aux_heads": True} if model == "SSMA"
+             else {"input_modality": "modality3"})
+    config = _config(tmp_path, model=model, train_data=source, target_data=target, target_val_data=source,
+                     augmentation={"probability": 0.0}, **extra)
+    trainer = adaptation.AdaptationTrainer(config, log=lambda line: None)
+    calls.clear()
+    one_eager_step(trainer)
+    teacher = calls[0]  # the teacher on the clean views comes first
+    if model == "AdapNet_pp":
+        assert all(len(seen) == 1 and set(np.unique(seen[0])) <= {0, 40} for seen in calls)
+    else:
+        assert len(teacher) == 3 and set(np.unique(teacher[2])) <= {0, 40}
+    result = trainer.train(max_steps=2)  # compiled, and with the target validation of 3 modalities
+    assert all(np.isfinite(result.losses))
 
 
 def test_demo_table_reads_sac_and_abn_from_where_sac_starts():

@@ -747,3 +747,55 @@ def test_the_experiment_summary_gives_mean_range_and_the_known_training_times():
     # A run trained before the experiment last stopped has no time of its own: left out of the mean.
     assert "| ssma | classmix | 2 | 42.0 | 40.0–44.0 | 40.0, 44.0 | 100 |" in table
     assert "| ssma | supervised | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table
+
+
+@pytest.mark.parametrize("model", ["SSMA", "AdapNet_pp"])
+def test_the_mix_stream_carries_every_modality_the_model_reads(tmp_path, monkeypatch, model):
+    """SSMA over three modalities mixes modality 3 with the same depth mask; an AdapNet++ expert of
+    modality 3 (SSMA's stage 1) gets modality 3 of the mix stream, not modality 1."""
+    from ssma_tf.data import write_examples
+
+    calls = []
+
+    class Recording(TinySegmenter):
+        def call(self, inputs, training=None, return_all=False):
+            out = super().call(inputs, training=training, return_all=return_all)
+            if tf.executing_eagerly():
+                calls.append([np.array(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])])
+            return out
+
+    def build(config):
+        model = Recording(config.num_classes, fusion=config.is_fusion)
+        model([np.zeros((1, H, W, 3), np.float32)] * 3 if config.is_fusion else np.zeros((1, H, W, 3), np.float32))
+        return model
+
+    monkeypatch.setattr(training.trainer, "build_model", build)
+    samples = []
+    for index in range(6):
+        scene = generate_sample(0, index, H, W)
+        samples.append({"modality1": scene.rgb[..., ::-1], "modality2": scene.depth_jet[..., ::-1],
+                        "modality3": np.full((H, W, 3), 20 * (index + 1), np.uint8), "label": scene.label})
+    records = str(tmp_path / "three.tfrecords")
+    write_examples(records, samples)
+    extra = ({"modalities": ["rgb", "depth", "thermal"], "aux_heads": True} if model == "SSMA"
+             else {"input_modality": "modality3"})
+    semi = {"use_ground_truth": False, "jitter_probability": 0.0, "blur_probability": 0.0}
+    config = _config(tmp_path, model=model, batch_size=3, semi=semi, train_data=records, unlabeled_data=records,
+                     labeled_subset=None, augmentation={"probability": 0.0}, **extra)
+    trainer = semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None)
+    calls.clear()
+    one_eager_step(trainer)
+    supervised, teacher, student = calls
+    shades = {20 * (i + 1) for i in range(6)}
+    if model == "AdapNet_pp":
+        for seen in (supervised, teacher, student):
+            assert len(seen) == 1 and set(np.unique(seen[0])) <= shades  # modality 3's flat shades
+        return
+    assert len(teacher) == 3 and len(student) == 3
+    m1, m2, m3 = teacher
+    near, valid, _ = (t.numpy() for t in decode_nearness(m2))
+    before = lambda x: np.roll(x, 1, axis=0)  # noqa: E731  image k - 1
+    mask = (valid & (near >= before(near) - 0.03))[..., None]
+    assert mask.any() and not mask.all()
+    np.testing.assert_allclose(student[2], np.where(mask, m3, before(m3)), atol=1e-4)
+    np.testing.assert_allclose(student[1], np.where(mask, m2, before(m2)), atol=1e-4)

@@ -1,8 +1,8 @@
 """The target-domain input stream: groups of views of unlabeled target images.
 
 Each element is one target image seen through a group of `views` views (`ssma_tf.adaptation.views`):
-every modality shares each view's geometry (modality 2 interpolated as the config says, labels
-with nearest neighbour). Labels are optional: records without a `label` feature give all-void
+every modality shares each view's geometry (modality 2 and on interpolated as the config says,
+labels with nearest neighbour). Labels are optional: records without a `label` feature give all-void
 labels and `has_label` False; where they exist they are only used to monitor the pseudo-labels.
 With importance weights, record i is kept with probability p_i / max p (rejection sampling, so the
 stream draws images with probabilities p_i).
@@ -10,14 +10,14 @@ stream draws images with probabilities p_i).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
 from ssma_tf.adaptation.views import render_views, sample_group
 from ssma_tf.data import schema
-from ssma_tf.data.augment import resize_sample
+from ssma_tf.data.augment import modality_interpolations, resize_sample
 from ssma_tf.data.pipeline import FilePatterns, list_record_files
 from ssma_tf.data.unlabeled import decode_record
 
@@ -36,27 +36,30 @@ def build_target_dataset(
     scale_range: Sequence[float],
     zoom_range: Sequence[float],
     flip_probability: float,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     acceptance: Optional[np.ndarray] = None,
 ) -> tf.data.Dataset:
     """An endless stream of batches of `groups` target images, each as `views` views.
 
     Args:
         file_patterns: the target records.
-        modalities: 1 (AdapNet++) or 2 (SSMA).
+        modalities: N, the images read from each record: SSMA's N, or for an AdapNet++ expert
+            the index of the modality it reads.
         height, width: the training size (views and images are resized to it).
         groups, views: images per batch and views per image.
         seed: fixes the order, the importance sampling and the geometry.
         scale_range, zoom_range, flip_probability: the view geometry (`sample_group`).
-        modality2_interpolation: "nearest" or "bilinear" for modality 2.
+        modality2_interpolation: "nearest" or "bilinear" for modality 2 and on, or one of them
+            per modality after the first (a config's `interpolations`).
         acceptance: per-record keep probabilities in (0, 1] in file order (importance sampling);
             None keeps every record.
 
     Returns:
-        Batches of dicts: `modality1` (G, T, H, W, 3) float32 BGR, `modality2` likewise for two
-        modalities, `labels` (G, T, H, W) int32 (0 outside the view and where unlabeled),
+        Batches of dicts: `modality1` (G, T, H, W, 3) float32 BGR, `modality2` .. `modalityN`
+        likewise, `labels` (G, T, H, W) int32 (0 outside the view and where unlabeled),
         `has_label` (G,) bool, `to_base` (G, T, 3, 3) float32.
     """
+    methods = modality_interpolations(modality2_interpolation, modalities - 1)
     files = list_record_files(file_patterns)
     records = tf.data.TFRecordDataset(files).enumerate()
     records = records.repeat()
@@ -89,8 +92,9 @@ def build_target_dataset(
             "has_label": has_label,
             "to_base": to_base,
         }
-        if modalities > 1:
-            out["modality2"] = render_views(sample["modality2"], to_image, modality2_interpolation)
+        for index in range(2, modalities + 1):
+            key = schema.modality_key(index)
+            out[key] = render_views(sample[key], to_image, methods[index - 2])
         return out
 
     dataset = indexed.map(to_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -108,31 +112,33 @@ def predicted_class_counts(
     fusion: bool = False,
     input_modality: Optional[str] = "modality1",
     batch_size: int = 4,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     progress: Any = None,
 ) -> np.ndarray:
     """Pixels of each target record (file order) that `model` predicts as each class, (N, C).
 
     Args:
-        modalities: the images each record holds that are read (1 or 2).
-        fusion: the model takes both modalities (SSMA); otherwise it takes `input_modality`.
-        input_modality: the one image a unimodal model sees ("modality1" or "modality2"), as
+        modalities: the images each record holds that are read: a fusion model's N (it takes
+            all of them), or at least the index of a unimodal model's `input_modality`.
+        fusion: the model takes modalities 1 .. N (SSMA); otherwise it takes `input_modality`.
+        input_modality: the one image a unimodal model sees ("modality1", "modality2", ...), as
             in its training; not read for a fusion model (a fusion config has none).
+        modality2_interpolation: as for `build_target_dataset`.
         progress: called with the number of records done after each batch (optional).
     """
-    if not fusion and input_modality not in ("modality1", "modality2"):
-        raise ValueError(f"input_modality must be 'modality1' or 'modality2', got {input_modality!r}")
-    needed = 2 if fusion or input_modality == "modality2" else 1
-    if modalities < needed:
+    if not fusion and not schema.is_modality_key(input_modality):
+        raise ValueError(f"input_modality must be 'modality1', 'modality2', ..., got {input_modality!r}")
+    needed = modalities if fusion else int(input_modality.removeprefix("modality"))
+    if fusion and modalities < 2 or modalities < needed:
         raise ValueError(f"modalities={modalities} cannot feed a model that reads "
-                         f"{'both modalities' if fusion else input_modality}")
+                         f"{f'{modalities} modalities' if fusion else input_modality}")
     records = tf.data.TFRecordDataset(list(files))
 
     def prepare(serialized):
         sample = resize_sample(decode_record(serialized, modalities), height=height, width=width,
                                modality2_interpolation=modality2_interpolation)
         if fusion:
-            return (sample["modality1"], sample["modality2"])
+            return tuple(sample[schema.modality_key(i)] for i in range(1, modalities + 1))
         return sample[input_modality]
 
     dataset = records.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)

@@ -37,9 +37,9 @@ from ssma_tf.adaptation.pseudo_labels import IGNORE, ClassPrior, consistency_los
 from ssma_tf.adaptation.target import build_target_dataset
 from ssma_tf.adaptation.views import pool_views
 from ssma_tf.config import ConfigError
-from ssma_tf.data import build_dataset
+from ssma_tf.data import schema
 from ssma_tf.data.datasets import dataset_info_or_none
-from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.data.pipeline import config_dataset, list_record_files
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
@@ -64,18 +64,21 @@ def check_target_records(config: Any) -> list[str]:
     """The target record files; fails unless they hold the modalities the model needs.
 
     Raises:
-        TargetDataError: naming the file when a record lacks modality 2 for a fusion model.
+        TargetDataError: naming the file when its records hold fewer images than the model
+            reads (SSMA's N, or the index of an AdapNet++ expert's `input_modality`).
     """
     files = list_record_files(config.target_data)
     needed = config.record_modalities
     for path in files:
         for serialized in tf.data.TFRecordDataset(path).take(1):
             example = tf.train.Example.FromString(serialized.numpy())
-            present = 1 + int("modality2" in example.features.feature)
+            present = schema.count_modalities(example.features.feature)
             if present < needed:
+                reads = (f"its {needed} modalities" if config.is_fusion
+                         else f"{config.input_modality} ({config.model} on {config.input_modality})")
                 raise TargetDataError(
-                    f"target_data holds {present} modality but the {config.model} model needs "
-                    f"{needed}; give records written from lists with both modalities", path)
+                    f"target_data holds {present} modalit{'y' if present == 1 else 'ies'} but the model "
+                    f"reads {reads}; give records written from lists with a column per modality", path)
     return files
 
 
@@ -133,9 +136,6 @@ class AdaptationTrainer(training.Trainer):
         if config.target_data is None:
             raise ConfigError("is missing; adaptation needs it", key="target_data",
                               source=config.source)
-        if config.is_fusion and config.num_modalities > 2:
-            raise ConfigError(f"adapts models of one or two modalities; this one has "
-                              f"{config.num_modalities}", key="adaptation", source=config.source)
         self.adapt = config.adaptation
         self.sac = self.adapt.method == "sac"
         self._target_files = check_target_records(config)
@@ -182,7 +182,7 @@ class AdaptationTrainer(training.Trainer):
                 seed=seed + 7919 * context.input_pipeline_id,
                 scale_range=adapt.scale_range if self.sac else (1.0, 1.0),
                 zoom_range=adapt.zoom_range, flip_probability=adapt.flip_probability,
-                modality2_interpolation=config.modality2_interpolation,
+                modality2_interpolation=config.interpolations,
                 acceptance=self._acceptance)
 
         self.target_dataset = self.strategy.distribute_datasets_from_function(target_stream)
@@ -208,25 +208,19 @@ class AdaptationTrainer(training.Trainer):
             extras["target_data"] = self.target_iterator
         return extras
 
-    def record_sets(self) -> list[tuple[str, bool]]:
+    def record_sets(self) -> list[training.RecordSet]:
         """The source records, the target images (labels not read) and `target_val_data`."""
-        sets = super().record_sets() + [("target_data", False)]
+        modalities = self.config.record_modalities
+        sets = super().record_sets() + [training.RecordSet("target_data", False, modalities)]
         if self.config.target_val_data and self.chief:
-            sets.append(("target_val_data", True))
+            sets.append(training.RecordSet("target_val_data", True, modalities))
         return sets
 
     def _target_val_dataset(self) -> Optional[tf.data.Dataset]:
         config = self.config
         if not config.target_val_data or not self.chief:
             return None
-        dataset = build_dataset(
-            config.target_val_data, modalities=config.record_modalities,
-            height=config.height, width=config.width, batch_size=config.batch_size,
-            num_classes=config.num_classes, training=False,
-            modality2_interpolation=config.modality2_interpolation)
-        if not config.is_fusion and config.input_modality == "modality2":
-            dataset = dataset.map(lambda inputs, labels: (inputs[1], labels))
-        return dataset
+        return config_dataset(config, config.target_val_data, training=False, batch_size=config.batch_size)
 
     # --- The step -------------------------------------------------------------------------------
 
@@ -240,9 +234,8 @@ class AdaptationTrainer(training.Trainer):
         model, strategy = self.model, self.strategy
 
         def target_pass(target):
-            flat = {k: _merge_views(v) for k, v in target.items() if k in ("modality1", "modality2")}
             # Training mode without a tape: only the batch-norm statistics move.
-            model(self._model_inputs(flat["modality1"], flat.get("modality2")), training=True)
+            model(self._model_inputs(_view_modalities(target)), training=True)
             return tf.constant(0.0)
 
         @tf.function
@@ -270,11 +263,10 @@ class AdaptationTrainer(training.Trainer):
             return tf.clip_by_value(images, 0.0, 255.0)
 
         def replica_step(inputs, labels, target):
-            clean1 = _merge_views(target["modality1"])
-            clean2 = _merge_views(target["modality2"]) if "modality2" in target else None
+            clean = _view_modalities(target)
             to_base = _merge_views(target["to_base"])
             # The teacher on the clean views; the class prior follows its raw predictions.
-            teacher_probs = tf.cast(teacher(self._model_inputs(clean1, clean2), training=False), tf.float32)
+            teacher_probs = tf.cast(teacher(self._model_inputs(clean), training=False), tf.float32)
             batch_mean = tf.reduce_mean(teacher_probs, axis=[0, 1, 2])
             if replicas > 1:
                 batch_mean = tf.distribute.get_replica_context().all_reduce(
@@ -286,10 +278,9 @@ class AdaptationTrainer(training.Trainer):
                 beta=adapt.threshold_beta)
             pseudo = tf.stop_gradient(pseudo)
             confidence = tf.stop_gradient(confidence)
-            student1 = noisy(clean1) if adapt.photometric != "none" else clean1
-            student2 = clean2
-            if clean2 is not None and adapt.photometric == "all":
-                student2 = noisy(clean2)
+            # Noise on the colour image (modality 1), and with `photometric: all` on every modality.
+            student = [noisy(clean[0]) if adapt.photometric != "none" else clean[0]]
+            student += [noisy(images) if adapt.photometric == "all" else images for images in clean[1:]]
 
             variables = model.trainable_variables
             # Two tapes: the peak memory stays that of one forward and backward pass. Batch norms
@@ -299,8 +290,8 @@ class AdaptationTrainer(training.Trainer):
                                       replicas=replicas, training=False)
             source = labeled.data_loss
             with tf.GradientTape() as tape:
-                student = model(self._model_inputs(student1, student2), training=False)
-                target_loss = consistency_loss(student, pseudo, confidence, means, adapt.focal_power)
+                predicted = model(self._model_inputs(student), training=False)
+                target_loss = consistency_loss(predicted, pseudo, confidence, means, adapt.focal_power)
                 scaled = optimizer.scale_loss(adapt.target_weight * target_loss / replicas)
             gradients = add_gradients(labeled.gradients, tape.gradient(scaled, variables))
             apply_gradients(optimizer, gradients, variables, replicas)
@@ -323,7 +314,7 @@ class AdaptationTrainer(training.Trainer):
                 "correct": tf.reduce_sum(tf.cast(correct, tf.float32)),
             }
             preview = {
-                "view": tf.cast(tf.clip_by_value(student1[:PREVIEW_VIEWS], 0, 255), tf.uint8),
+                "view": tf.cast(tf.clip_by_value(student[0][:PREVIEW_VIEWS], 0, 255), tf.uint8),
                 "pseudo": tf.cast(tf.where(pseudo[:PREVIEW_VIEWS] >= 0, pseudo[:PREVIEW_VIEWS], 0), tf.uint8),
                 "ignored": tf.cast(pseudo[:PREVIEW_VIEWS] == IGNORE, tf.uint8),
                 "coverage": coverage[:PREVIEW_VIEWS],
@@ -398,7 +389,7 @@ class AdaptationTrainer(training.Trainer):
         if self._evaluator is None:
             self._evaluator = Evaluator(self.model, self.config.num_classes,
                                         self._val_dataset.element_spec, optimize=False,
-                                        modality2_interpolation=self.config.modality2_interpolation)
+                                        modality2_interpolation=self.config.interpolations)
         self._evaluator.reset()
         confusion: ConfusionMatrix = self._evaluator.run(self._val_dataset)
         miou = confusion.miou()
@@ -407,6 +398,14 @@ class AdaptationTrainer(training.Trainer):
         with self.writer.as_default():
             write_scalar("adaptation/target_val_mIoU", miou, step)
         self.writer.flush()
+
+
+def _view_modalities(target: dict[str, Any]) -> list[Any]:
+    """The views of every modality of a target batch, (G·T, H, W, 3) each, modality 1 first."""
+    count = 1
+    while schema.modality_key(count + 1) in target:
+        count += 1
+    return [_merge_views(target[schema.modality_key(i)]) for i in range(1, count + 1)]
 
 
 def _merge_views(tensor: Any) -> Any:

@@ -77,7 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             model, files, modalities=config.record_modalities, fusion=config.is_fusion,
             input_modality=config.input_modality, height=config.height,
             width=config.width, num_classes=config.num_classes, batch_size=args.batch_size,
-            modality2_interpolation=config.modality2_interpolation,
+            modality2_interpolation=config.interpolations,
             progress=lambda done: print(f"\rpredicted {done}/{total} target images", end="", flush=True))
         print()
         info = dataset_info_or_none(config.dataset, config.palette, config.num_classes)

@@ -385,6 +385,8 @@ def write_tfrecords(
         or not 1 <= num_classes <= 256
     ):
         raise ValueError(f"num_classes must be an integer in 1..256, got {num_classes!r}")
+    if num_classes is not None and not labeled:
+        raise ValueError("num_classes checks label ids, but labeled=False writes records without labels")
     if checked is None:
         checked = check_list(list_file, modalities=modalities, labeled=labeled)
     elif checked.labeled != labeled:

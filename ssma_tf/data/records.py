@@ -151,13 +151,17 @@ def _pixels(data: bytes, name: str, height: int, width: int, channels: int) -> n
     """The uint8 pixels of one bytes feature as the pipeline would decode them; ValueError if not."""
     raw_size = height * width * channels
     if data[: len(schema.PNG_SIGNATURE)] == schema.PNG_SIGNATURE and len(data) != raw_size:
+        damaged = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
         try:
             image = Image.open(io.BytesIO(data))
-            image.load()
-        except (UnidentifiedImageError, OSError, ValueError) as error:
+        except damaged as error:
             raise ValueError(f"{name} is a damaged PNG ({error})") from None
-        if image.size != (width, height):
+        if image.size != (width, height):  # before decoding: a damaged header may claim any size
             raise ValueError(f"{name} is a {image.size[1]}x{image.size[0]} PNG but the record says {height}x{width}")
+        try:
+            image.load()
+        except damaged as error:
+            raise ValueError(f"{name} is a damaged PNG ({error})") from None
         if channels == 1 and image.mode != "L":
             # decode_png(channels=1) would turn colours into grey levels, not class ids.
             raise ValueError(f"label is a PNG of mode {image.mode}, not 8-bit gray class ids")
@@ -363,29 +367,28 @@ def check_record_files(
 
 
 def label_ids_beyond(
-    paths: Sequence[str], num_classes: int, records: int = 16, what: str = "the records"
+    paths: Sequence[str], num_classes: int, records: int = 16, what: str = "the records", read: int = 64
 ) -> Optional[str]:
-    """A warning when the labels of the first `records` records hold ids >= `num_classes`.
+    """A warning when the labels of the first `records` labelled records hold ids >= `num_classes`.
 
     The pipelines count such pixels as void, as the original one-hot encoding did, which is
     right for an "ignore" id such as 255 and silently wrong when `num_classes` is too small.
-    Records without a label, and damaged ones (reported when a run reads them), are passed over.
+    Only the label of each record is decoded, and at most `read` records are read in all:
+    records without a label, and damaged ones (reported when a run reads them), are passed over.
 
     Returns:
         The warning (without `warning:`), or None when every id scanned is below `num_classes`.
     """
-    scanned = beyond = 0
+    scanned = seen = beyond = 0
     pixels = outside = 0
     largest = 0
     for path in paths:
         try:
             for _, record in iterate_records(path):
-                if scanned >= records:
+                if scanned >= records or seen >= read:
                     break
-                try:
-                    _, _, ids = check_example(record, labeled=False)
-                except ValueError:
-                    continue
+                seen += 1
+                ids = _label_ids(record)
                 if ids is None:
                     continue
                 scanned += 1
@@ -397,7 +400,7 @@ def label_ids_beyond(
                 pixels += ids.size
         except RecordError:
             pass
-        if scanned >= records:
+        if scanned >= records or seen >= read:
             break
     if not beyond:
         return None
@@ -405,6 +408,22 @@ def label_ids_beyond(
             f"{num_classes} (up to {largest}; {100.0 * outside / pixels:.1f}% of the pixels read): they count as "
             "void, as in the original code. If they are classes, num_classes is too small "
             f"(`ssma-check-records --num_classes {num_classes}` lists every such record)")
+
+
+def _label_ids(serialized: bytes) -> Optional[np.ndarray]:
+    """The label ids of a record, flat; None when it has no readable label."""
+    try:
+        example = tf.train.Example.FromString(serialized)
+    except Exception:  # protobuf raises its own DecodeError type
+        return None
+    sizes = [_feature(example, key, "int64_list") for key in (schema.HEIGHT, schema.WIDTH)]
+    label = _feature(example, schema.LABEL, "bytes_list")
+    if None in sizes or label is None or len(label) != 1 or any(len(v) != 1 or v[0] < 1 for v in sizes):
+        return None
+    try:
+        return _pixels(label[0], schema.LABEL, int(sizes[0][0]), int(sizes[1][0]), 1).ravel()
+    except ValueError:
+        return None
 
 
 def find_damaged_record(

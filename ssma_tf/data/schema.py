@@ -37,6 +37,11 @@ def modality_key(index: int) -> str:
     return f"modality{index}"
 
 
+def is_modality_key(name: object) -> bool:
+    """Whether `name` is `modality1` .. `modality<MAX_MODALITIES>`."""
+    return isinstance(name, str) and any(name == modality_key(i) for i in range(1, MAX_MODALITIES + 1))
+
+
 def _check_count(modalities) -> None:
     if isinstance(modalities, bool) or not isinstance(modalities, int) or not 1 <= modalities <= MAX_MODALITIES:
         raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
@@ -202,7 +207,7 @@ def decode_image(data: tf.Tensor, height: tf.Tensor, width: tf.Tensor, channels:
 def decode_parsed(features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """Decodes the bytes features of an already parsed record (see `feature_spec`)."""
     height, width = features[HEIGHT], features[WIDTH]
-    decoded = {LABEL: decode_image(features[LABEL], height, width, 1)}
+    decoded = {LABEL: decode_image(features[LABEL], height, width, 1)} if LABEL in features else {}
     for index in range(1, count_modalities(features) + 1):
         name = modality_key(index)
         decoded[name] = decode_image(features[name], height, width, 3)
@@ -217,7 +222,8 @@ def decode_example(
     Args:
         serialized: A scalar string tensor or Python bytes.
         modalities: how many images to decode (1, 2, ... N). When None the record decides
-            (eager only): every `modalityK` it has is decoded.
+            (eager only): every `modalityK` it has is decoded, and a record without a label
+            (`write_examples` or `ssma-convert --unlabeled`) gives no `label`.
 
     Returns:
         A dict of uint8 tensors: `modality1` (HxWx3 BGR), `label` (HxW) and, for fusion
@@ -232,7 +238,10 @@ def decode_example(
             raise ValueError("decode_example needs modalities=1, 2, ... inside a tf.function")
         data = serialized.numpy() if isinstance(serialized, tf.Tensor) else serialized
         present = tf.train.Example.FromString(data).features.feature
-        features = tf.io.parse_single_example(serialized, feature_spec(max(count_modalities(present), 1)))
+        spec = feature_spec(max(count_modalities(present), 1))
+        if LABEL not in present:
+            del spec[LABEL]
+        features = tf.io.parse_single_example(serialized, spec)
     else:
         features = tf.io.parse_single_example(serialized, feature_spec(modalities))
     return decode_parsed(features)

@@ -79,10 +79,10 @@ def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
     spec = {
         "height": tf.io.FixedLenFeature([], tf.int64),
         "width": tf.io.FixedLenFeature([], tf.int64),
-        schema.MODALITY1: tf.io.FixedLenFeature([], tf.string),
-        schema.MODALITY2: tf.io.FixedLenFeature([], tf.string, default_value=""),
         schema.LABEL: tf.io.FixedLenFeature([], tf.string, default_value=""),
     }
+    for index in range(1, modalities + 1):
+        spec[schema.modality_key(index)] = tf.io.FixedLenFeature([], tf.string)
     features = tf.io.parse_single_example(serialized, spec)
     height, width = tf.cast(features["height"], tf.int32), tf.cast(features["width"], tf.int32)
     has_label = tf.strings.length(features[schema.LABEL]) > 0
@@ -92,21 +92,25 @@ def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
         lambda: tf.zeros(tf.stack([height, width]), tf.uint8),
     )
     label = tf.ensure_shape(label, [None, None])
-    sample = {
-        schema.MODALITY1: schema.decode_image(features[schema.MODALITY1], height, width, 3),
-        schema.LABEL: label,
-    }
-    if modalities > 1:
-        sample[schema.MODALITY2] = schema.decode_image(features[schema.MODALITY2], height, width, 3)
+    sample = {schema.LABEL: label}
+    for index in range(1, modalities + 1):
+        key = schema.modality_key(index)
+        sample[key] = schema.decode_image(features[key], height, width, 3)
     return sample
 
 
-def _check_modality2(path: str) -> None:
+def _check_modalities(path: str, modalities: int) -> None:
+    """Fails, naming the file, unless its first record holds `modalities` images (at least 2)."""
     for record in tf.data.TFRecordDataset(path).take(1):
         example = tf.train.Example.FromString(record.numpy())
-        if schema.MODALITY2 not in example.features.feature:
+        present = schema.count_modalities(example.features.feature)
+        if present < 2:
             raise UnlabeledDataError(
                 "records lack modality2: DepthMix and the depth tools need the depth image", path)
+        if present < modalities:
+            raise UnlabeledDataError(
+                f"records hold {present} modalities but the model reads {modalities}: give records "
+                f"written from lists with a column per modality", path)
 
 
 def indexed_records(file_patterns: FilePatterns, keep: Optional[Sequence[int]] = None,
@@ -136,8 +140,9 @@ def build_mix_dataset(
     seed: int = 0,
     modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     shuffle_buffer: int = 256,
+    modalities: int = 2,
 ) -> tf.data.Dataset:
-    """The stream of images to mix: batches of `((modality1, modality2), label, has_label)`.
+    """The stream of images to mix: batches of `((modality1, ..., modalityN), label, has_label)`.
 
     Args:
         train_data: the labeled records.
@@ -151,18 +156,22 @@ def build_mix_dataset(
         modality2_interpolation: resampling of modality 2 ("nearest" keeps depth colours exact),
             or one method per modality after the first (a config's `interpolations`).
         shuffle_buffer: records held for shuffling.
+        modalities: N, the images read from each record (at least 2: modality 2 is the depth).
 
     Returns:
         A repeated dataset; `label` is int32 (B, H, W) and `has_label` bool (B,).
 
     Raises:
-        UnlabeledDataError: records without modality 2, or an empty `unlabeled_data`.
+        UnlabeledDataError: records without modality 2 (or fewer than N images), or an empty
+            `unlabeled_data`.
     """
+    if modalities < 2:
+        raise ValueError(f"the mix stream reads at least 2 modalities (depth is modality 2), got {modalities}")
     train_files = list_record_files(train_data)
-    _check_modality2(train_files[0])
+    _check_modalities(train_files[0], modalities)
     if unlabeled_data is not None:
         unlabeled_files = list_record_files(unlabeled_data)
-        _check_modality2(unlabeled_files[0])
+        _check_modalities(unlabeled_files[0], modalities)
         unlabeled_count = count_records(unlabeled_files)
     else:
         unlabeled_files, unlabeled_count = train_files, 0
@@ -186,12 +195,13 @@ def build_mix_dataset(
 
         def prepare(serialized, index):
             sample_seed = tf.stack([tf.constant(seed + offset, tf.int64), index])
-            sample = augment_sample(decode_record(serialized), height=height, width=width,
+            sample = augment_sample(decode_record(serialized, modalities), height=height, width=width,
                                     config=augmentation, seed=sample_seed,
                                     modality2_interpolation=modality2_interpolation)
             label = sample["label"]
             label = tf.where(label >= num_classes, tf.zeros_like(label), label)
-            return ((sample["modality1"], sample["modality2"]), label, tf.constant(flag))
+            images = tuple(sample[schema.modality_key(i)] for i in range(1, modalities + 1))
+            return (images, label, tf.constant(flag))
 
         return indexed.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

@@ -79,11 +79,11 @@ class DepthPretrainer(training.Trainer):
         self.encoding = encoding
         super().__init__(depth_config(config), **kwargs)
 
-    def record_sets(self) -> list[tuple[str, bool]]:
-        """`train_data` and `unlabeled_data`, both read without their labels."""
-        sets = [("train_data", False)]
+    def record_sets(self) -> list[training.RecordSet]:
+        """`train_data` and `unlabeled_data`, both read without their labels (images 1 and 2)."""
+        sets = [training.RecordSet("train_data", False, 2)]
         if self.selected is None and self.config.unlabeled_data:
-            sets.append(("unlabeled_data", False))
+            sets.append(training.RecordSet("unlabeled_data", False, 2))
         return sets
 
     def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
@@ -185,7 +185,7 @@ def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed:
             save_step=int(steps), skip_step=max(1, int(steps)), initialize=None,
             finetune_from=None, labeled_subset=None)
         trainer = DepthPretrainer(student_config, selected=list(selected), log=lambda line: None)
-        trainer.train()
+        trainer.run()
         encoding = trainer.encoding
         return depth_errors(trainer.model, student_config, encoding)
     finally:

@@ -110,6 +110,8 @@ class SemiSupervisedTrainer(training.Trainer):
             raise ConfigError("is missing; semi_supervised training needs it",
                               key="unlabeled_data", source=config.source)
         self.semi = config.semi_supervised
+        # The mix stream's images: the model's, and depth (modality 2) for DepthMix in any case.
+        self.mix_modalities = max(config.record_modalities, 2)
         unlabeled_files = list_record_files(config.unlabeled_data)
         if self.semi.method == "depthmix":
             check_depth_colouring(unlabeled_files, self.semi.depth_encoding)
@@ -117,9 +119,14 @@ class SemiSupervisedTrainer(training.Trainer):
         if self.resumed_from is None:
             self.mean_teacher.copy()
 
-    def record_sets(self) -> list[tuple[str, bool]]:
-        """`train_data` and `unlabeled_data` (whose labels are not needed)."""
-        return super().record_sets() + [("unlabeled_data", False)]
+    def record_sets(self) -> list[training.RecordSet]:
+        """`train_data` and `unlabeled_data`, as the supervised and the mix streams read them.
+
+        With a `labeled_subset`, the other records of `train_data` need no label.
+        """
+        modalities = self.mix_modalities
+        return [training.RecordSet("train_data", self.config.labeled_subset is None, modalities),
+                training.RecordSet("unlabeled_data", False, modalities)]
 
     def _build_extras(self) -> dict[str, Any]:
         config = self.config
@@ -136,6 +143,7 @@ class SemiSupervisedTrainer(training.Trainer):
                 num_classes=config.num_classes, augmentation=config.augmentation,
                 seed=seed + 7919 * context.input_pipeline_id,
                 modality2_interpolation=config.interpolations,
+                modalities=self.mix_modalities,
             )
 
         self.mix_dataset = self.strategy.distribute_datasets_from_function(mix_stream)
@@ -167,9 +175,7 @@ class SemiSupervisedTrainer(training.Trainer):
         decayed = decayed_kernels(model)
 
         def mixed_batch(mix_inputs, mix_labels, has_label):
-            modality1, modality2 = mix_inputs
-            probs = teacher(self._model_inputs(modality1, modality2), training=teacher_training,
-                            return_all=False)
+            probs = teacher(self._model_inputs(mix_inputs), training=teacher_training, return_all=False)
             probs = tf.stop_gradient(tf.cast(probs, tf.float32))
             if semi.use_ground_truth:
                 truth = label_probabilities(mix_labels, num_classes)
@@ -177,20 +183,21 @@ class SemiSupervisedTrainer(training.Trainer):
             # Image k is pasted over image k - 1 (mod B): each image is once "i", once "j".
             other = lambda x: tf.roll(x, shift=1, axis=0)  # noqa: E731
             if semi.method == "depthmix":
-                near, valid, _ = decode_nearness(modality2, semi.depth_encoding)
+                near, valid, _ = decode_nearness(mix_inputs[1], semi.depth_encoding)  # modality 2: depth
                 mask = depthmix_mask(near, valid, other(near), semi.depth_margin)
             else:
                 mask = classmix_mask(tf.argmax(probs, axis=-1), num_classes, self.step_seed(_CLASSMIX))
-            mixed1 = mix(mask, modality1, other(modality1))
-            mixed2 = mix(mask, modality2, other(modality2))
+            # Every modality with the same mask: for depth, the nearest-surface composite.
+            mixed = [mix(mask, images, other(images)) for images in mix_inputs]
             mixed_probs = mix(mask, probs, other(probs))
-            # As released: one jitter and one blur decision per mixed batch (kornia 0.4's jitter).
-            mixed1 = mix_colour_jitter(mixed1, semi.jitter, semi.jitter_probability, self.step_seed(_JITTER))
-            mixed1 = gaussian_blur(mixed1, semi.blur_sigma, semi.blur_probability, self.step_seed(_BLUR),
-                                   per_batch=True)
+            # As released: one jitter and one blur decision per mixed batch (kornia 0.4's jitter),
+            # on the colour image (modality 1) only.
+            mixed[0] = mix_colour_jitter(mixed[0], semi.jitter, semi.jitter_probability, self.step_seed(_JITTER))
+            mixed[0] = gaussian_blur(mixed[0], semi.blur_sigma, semi.blur_probability, self.step_seed(_BLUR),
+                                     per_batch=True)
             pseudo = tf.argmax(mixed_probs, axis=-1, output_type=tf.int32)
             weight = confidence_weight(mixed_probs, semi.confidence)
-            return mixed1, mixed2, pseudo, weight, mask
+            return tuple(mixed), pseudo, weight, mask
 
         def replica_step(inputs, labels, mix_inputs, mix_labels, has_label):
             variables = model.trainable_variables
@@ -205,10 +212,9 @@ class SemiSupervisedTrainer(training.Trainer):
             # step's peak memory is one pass's plus the gradients and the teacher.
             with tf.control_dependencies([g for g in gradients if g is not None]):
                 mix_inputs = tf.nest.map_structure(tf.identity, mix_inputs)
-            mixed1, mixed2, pseudo, weight, mask = mixed_batch(mix_inputs, mix_labels, has_label)
+            mixed, pseudo, weight, mask = mixed_batch(mix_inputs, mix_labels, has_label)
             with tf.GradientTape() as tape:
-                mixed_outputs = model(self._model_inputs(mixed1, mixed2), training=True,
-                                      return_all=True)
+                mixed_outputs = model(self._model_inputs(mixed), training=True, return_all=True)
                 consistency = weighted_cross_entropy(pseudo, mixed_outputs["softmax"], num_classes)
                 unsupervised = semi.consistency_weight * weight * consistency
                 scaled = optimizer.scale_loss(unsupervised / replicas)
@@ -220,7 +226,7 @@ class SemiSupervisedTrainer(training.Trainer):
             terms["confident_fraction"] = weight
             preview = {
                 "predicted": preview_classes(labeled.outputs["softmax"]),
-                "mixed": tf.cast(tf.clip_by_value(mixed1[:PREVIEW_IMAGES], 0, 255), tf.uint8),
+                "mixed": tf.cast(tf.clip_by_value(mixed[0][:PREVIEW_IMAGES], 0, 255), tf.uint8),
                 "pseudo": preview_classes(pseudo),
                 "mask": tf.cast(mask[:PREVIEW_IMAGES] * 255.0, tf.uint8),
             }

@@ -15,7 +15,7 @@ import re
 import shutil
 import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import keras
 import numpy as np
@@ -106,6 +106,14 @@ def _palette(config: Any) -> np.ndarray:
     """Colours for the predicted masks in TensorBoard: the dataset's, else the prediction pictures'."""
     info = dataset_info_or_none(config.dataset, getattr(config, "palette", None), config.num_classes)
     return info.palette_array if info is not None else default_palette(config.num_classes)
+
+
+class RecordSet(NamedTuple):
+    """A set of records a run reads: its config key, whether labels are read, the images read."""
+
+    key: str
+    labeled: bool
+    modalities: int
 
 
 class Trainer:
@@ -251,15 +259,24 @@ class Trainer:
                 continue
             self._log(f"removed {path}, left by an interrupted save")
 
-    def _model_inputs(self, modality1: Any, modality2: Any = None) -> Any:
-        """What the model takes from two modality batches a training mode reads itself.
+    def _model_inputs(self, modalities: Sequence[Any]) -> Any:
+        """What the model takes from the modality batches a training mode reads itself.
 
-        Both for SSMA; for an AdapNet++ expert, the one its `input_modality` names. Used for the
-        semi-supervised mix stream and the adaptation's target views.
+        Args:
+            modalities: batches of modality 1, 2, ..., at least `config.record_modalities` of
+                them (a stream may carry more: DepthMix reads depth from modality 2).
+
+        Returns:
+            For SSMA, a tuple of its N modalities; for an AdapNet++ expert, the batch of the one
+            its `input_modality` names. Used for the semi-supervised mix stream and the
+            adaptation's target views.
         """
+        needed = self.config.record_modalities
+        if len(modalities) < needed:
+            raise ValueError(f"{len(modalities)} modality batches for a model that reads modality {needed}")
         if self.config.is_fusion:
-            return (modality1, modality2)
-        return modality2 if self.config.input_modality == "modality2" else modality1
+            return tuple(modalities[:needed])
+        return modalities[needed - 1]
 
     def _new_model(self, config: Any) -> keras.Model:
         """A fresh network of `config` (the trainer's model, a subclass's teacher)."""
@@ -514,23 +531,30 @@ class Trainer:
         """
         self.write_run_config()
         with contextlib.ExitStack() as stack:
-            for key, labeled in self.record_sets():
-                stack.enter_context(naming_damaged_records(getattr(self.config, key), labeled=labeled))
+            checked = set()
+            for records in self.record_sets():
+                files = list_record_files(getattr(self.config, records.key))
+                # The same files read the same way (unlabeled_data = train_data) are checked once.
+                identity = (tuple(os.path.realpath(f) for f in files), records.labeled, records.modalities)
+                if identity not in checked:
+                    checked.add(identity)
+                    stack.enter_context(naming_damaged_records(files, records.modalities, records.labeled))
             return self.train()
 
-    def record_sets(self) -> list[tuple[str, bool]]:
-        """The record sets the run reads, as (config key, whether their labels are read).
+    def record_sets(self) -> list[RecordSet]:
+        """The record sets the run reads, and how (`RecordSet`).
 
         A subclass that reads more (unlabeled images, a target domain) adds its sets, so that
         `run` names a damaged record in any of them and the start checks every labelled set's
         class ids.
         """
-        return [("train_data", True)]
+        return [RecordSet("train_data", True, self.config.record_modalities)]
 
     def _warn_of_label_ids_beyond(self) -> None:
         """Logs a warning when the first labels of a set hold ids that `num_classes` makes void."""
-        for key, labeled in self.record_sets():
-            if labeled:
+        for key, labeled, _ in self.record_sets():
+            # train_data's labels are read even where some records may lack one (a labeled subset).
+            if labeled or key == "train_data":
                 warning = label_ids_beyond(list_record_files(getattr(self.config, key)), self.config.num_classes,
                                            what=key)
                 if warning:

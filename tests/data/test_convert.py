@@ -399,6 +399,8 @@ def test_write_examples_writes_arrays_that_decode_back(tmp_path):
             decoded = {k: v.numpy() for k, v in decode_example(record).items()}
             _assert_same_arrays([decoded], [sample])
         assert "label" not in tf.train.Example.FromString(records[3]).features.feature
+        unlabeled = {k: v.numpy() for k, v in decode_example(records[3]).items()}
+        _assert_same_arrays([unlabeled], [samples[3]])  # decode_example gives it back, without a label
 
 
 @pytest.mark.parametrize("sample, message", [

@@ -278,3 +278,42 @@ def test_label_ids_beyond_the_class_count_are_warned_of_by_training_and_evaluati
     lines = []
     evaluate(config, model=build_tiny_model(config), log=lines.append)
     assert [line for line in lines if line.startswith("warning: 1 of the first 2 labelled records of test_data")]
+
+
+def test_nested_record_checks_name_a_bad_record_of_any_set_and_pass_other_errors_on(good, tmp_path):
+    from ssma_tf.data.pipeline import naming_damaged_records
+
+    damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
+    reader_error = tf.errors.DataLossError(None, None, "corrupted record at 12")
+    # A bad record of the outer set: the inner set is checked first and has none.
+    with pytest.raises(RecordError) as error:
+        with naming_damaged_records([damaged["corrupted"]]), naming_damaged_records([str(good)], labeled=False):
+            raise reader_error
+    assert (error.value.path, error.value.index, error.value.__cause__) == (damaged["corrupted"], 2, reader_error)
+    with pytest.raises(tf.errors.DataLossError) as error:  # no bad record anywhere: the reader's own error
+        with naming_damaged_records([str(good)]), naming_damaged_records([str(good)], labeled=False):
+            raise reader_error
+    assert error.value is reader_error
+    with pytest.raises(RuntimeError, match="not about records"):
+        with naming_damaged_records([damaged["corrupted"]]):
+            raise RuntimeError("not about records")
+
+
+def test_a_damaged_png_header_is_a_problem_not_a_crash(good, tmp_path):
+    import struct
+    import zlib
+
+    from ssma_tf.data.records import label_ids_beyond
+
+    # A label PNG whose header was changed to claim 30000 x 30000 pixels (beyond Pillow's
+    # decompression-bomb limit), its checksum fixed so that only the size is wrong.
+    png = bytearray(_png(np.zeros((SIZE, SIZE), np.uint8)))
+    png[16:24] = struct.pack(">II", 30000, 30000)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    png = bytes(png)
+    path = _write(tmp_path / "bomb.tfrecords", [_raw(), _example(height=[SIZE], width=[SIZE],
+                                                                 modality1=bytes(SIZE * SIZE * 3), label=png)])
+    report = check_record_file(path)
+    assert len(report.problems) == 1 and str(report.problems[0]).startswith(
+        f"{path}, record 1: label is a damaged PNG (Image size (900000000 pixels) exceeds limit")
+    assert label_ids_beyond([path], 5) is None  # the bad record is passed over
