@@ -76,7 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
-    from ssma_tf.data.convert import check_list, duplicates_warning, format_summary, shard_names, write_tfrecords
+    from ssma_tf.data.convert import (
+        check_list, duplicates_warning, format_summary, looks_like_label, shard_names, write_tfrecords,
+    )
     from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
 
@@ -88,6 +90,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_output(name, what="--record", overwrite=args.overwrite)
     if checked.duplicates:
         print(f"warning: {duplicates_warning(checked.duplicates)}", file=sys.stderr)
+    if args.unlabeled and args.modalities is None and len(checked.entries[0][1]) > 1:
+        last = checked.entries[0][1][-1]
+        if looks_like_label(last):
+            print(f"warning: {args.file}, line {checked.entries[0][0]}: the last column ({last}) is a "
+                  f"single-channel image, as labels are; --unlabeled converts it as modality "
+                  f"{len(checked.entries[0][1])}. Give --modalities N to have the columns checked", file=sys.stderr)
 
     # A bad image or label ends the command with one line naming it (`command`).
     with Progress.bar_or_lines(sys.stderr, unit="samples", prefix="converted ") as progress:

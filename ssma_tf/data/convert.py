@@ -188,6 +188,18 @@ def _open_image(path: str, where: str) -> Image.Image:
     return image
 
 
+def looks_like_label(path: str) -> bool:
+    """Whether an image file is single-channel with palette or 8-bit grey ids (as labels are).
+
+    Only the header is read. A grey depth map also passes: the callers warn, never refuse.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.mode in ("L", "P")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
 def load_image_bgr(path: str, where: str = "") -> np.ndarray:
     """Reads an image as OpenCV's `imread(path, IMREAD_COLOR)` does: HxWx3 uint8 BGR.
 

@@ -368,6 +368,12 @@ def test_an_unlabeled_list_converts_to_records_without_labels(dataset_dir, tmp_p
 
 def test_unlabeled_lists_are_checked_for_their_own_columns(dataset_dir, tmp_path, capsys):
     out = str(tmp_path / "x.tfrecords")
+    # A labeled list given as unlabeled without --modalities: converted, but the label column is named.
+    assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", out, "--unlabeled"]) == 0
+    captured = capsys.readouterr()
+    assert "triplets.txt, line 1: the last column (" in captured.err and "0_label.png) is a single-channel" in \
+        captured.err and "fusion of 3 (modality1 .. modality3, no label)" in captured.out
+    os.remove(out)
     # A labeled list given as unlabeled: three images a line, but the third is a label of one channel.
     assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", out, "--unlabeled", "--modalities", "2"]) == 2
     assert "line 1: has 3 columns, more than the 2 of 2 modalities (no label: an unlabeled list)" in \
