@@ -19,7 +19,9 @@ from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.data import encode_example, write_examples
 from ssma_tf.data.synthetic import generate_sample
 from ssma_tf.errors import UserInputError
-from tests.training_helpers import TinySegmenter, build_tiny_model, one_eager_step, run_on_two_logical_cpus
+from tests.training_helpers import (
+    TinySegmenter, build_tiny_model, one_eager_step, recording_model_builder, run_on_two_logical_cpus,
+)
 
 H, W = 32, 64
 
@@ -580,20 +582,7 @@ def test_target_views_carry_every_modality_with_one_geometry(tmp_path):
 def test_adaptation_feeds_every_modality_the_model_reads(tmp_path, monkeypatch, model):
     """SSMA over three modalities sees all three views; an expert of modality 3 sees modality 3."""
     calls = []
-
-    class Recording(TinySegmenter):
-        def call(self, inputs, training=None, return_all=False):
-            out = super().call(inputs, training=training, return_all=return_all)
-            if tf.executing_eagerly():
-                calls.append([np.array(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])])
-            return out
-
-    def build(config):
-        built = Recording(config.num_classes, fusion=config.is_fusion)
-        built([np.zeros((1, H, W, 3), np.float32)] * 3 if config.is_fusion else np.zeros((1, H, W, 3), np.float32))
-        return built
-
-    monkeypatch.setattr(training.trainer, "build_model", build)
+    monkeypatch.setattr(training.trainer, "build_model", recording_model_builder(calls, H, W))
     samples = []
     for index in range(4):
         scene = generate_sample(0, index, H, W)

@@ -33,7 +33,9 @@ from ssma_tf.semi_supervised.mixing import (
     depthmix_mask,
     mix,
 )
-from tests.training_helpers import TinySegmenter, build_tiny_model, one_eager_step, run_on_two_logical_cpus
+from tests.training_helpers import (
+    TinySegmenter, build_tiny_model, one_eager_step, recording_model_builder, run_on_two_logical_cpus,
+)
 
 H, W = 32, 64
 
@@ -753,23 +755,10 @@ def test_the_experiment_summary_gives_mean_range_and_the_known_training_times():
 def test_the_mix_stream_carries_every_modality_the_model_reads(tmp_path, monkeypatch, model):
     """SSMA over three modalities mixes modality 3 with the same depth mask; an AdapNet++ expert of
     modality 3 (SSMA's stage 1) gets modality 3 of the mix stream, not modality 1."""
+    calls = []
+    monkeypatch.setattr(training.trainer, "build_model", recording_model_builder(calls, H, W))
     from ssma_tf.data import write_examples
 
-    calls = []
-
-    class Recording(TinySegmenter):
-        def call(self, inputs, training=None, return_all=False):
-            out = super().call(inputs, training=training, return_all=return_all)
-            if tf.executing_eagerly():
-                calls.append([np.array(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])])
-            return out
-
-    def build(config):
-        model = Recording(config.num_classes, fusion=config.is_fusion)
-        model([np.zeros((1, H, W, 3), np.float32)] * 3 if config.is_fusion else np.zeros((1, H, W, 3), np.float32))
-        return model
-
-    monkeypatch.setattr(training.trainer, "build_model", build)
     samples = []
     for index in range(6):
         scene = generate_sample(0, index, H, W)

@@ -123,6 +123,33 @@ class TinySegmenter(keras.Model):
         return {"softmax": probs, "logits": logits} if return_all else probs
 
 
+class RecordingSegmenter(TinySegmenter):
+    """A `TinySegmenter` that appends the inputs it sees while run eagerly to `calls` (a list of
+    lists of arrays, one list per call), so that a test can check what a step fed it."""
+
+    def __init__(self, num_classes: int, calls: list, fusion: bool = False, **kwargs):
+        super().__init__(num_classes, fusion=fusion, **kwargs)
+        self.record = calls.append  # not the list: Keras would track a copy of it
+
+    def call(self, inputs, training=None, return_all=False):
+        out = super().call(inputs, training=training, return_all=return_all)
+        if tf.executing_eagerly():  # not while Keras traces the model symbolically
+            self.record([np.array(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])])
+        return out
+
+
+def recording_model_builder(calls: list, height: int, width: int, modalities: int = 3):
+    """A `build_model` stand-in: each model built is a `RecordingSegmenter` appending to `calls`."""
+
+    def build(config):
+        model = RecordingSegmenter(config.num_classes, calls, fusion=config.is_fusion)
+        dummy = np.zeros((1, height, width, 3), np.float32)
+        model([dummy] * modalities if config.is_fusion else dummy)
+        return model
+
+    return build
+
+
 def one_eager_step(trainer):
     """Runs one step of `trainer.train_function` eagerly, so that recording models see tensors."""
     tf.config.run_functions_eagerly(True)

@@ -265,34 +265,30 @@ def _load_sample(
     where = f"{list_path}, line {number}"
     image_paths = paths[:-1] if labeled else paths
     images = [load_image_bgr(p, where) for p in image_paths]
-    if not labeled:
-        for p, image in zip(image_paths[1:], images[1:]):
-            if image.shape[:2] != images[0].shape[:2]:
-                raise ImageFileError(
-                    f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but modality1 "
-                    f"{image_paths[0]!r} is {images[0].shape[0]}x{images[0].shape[1]}"
-                )
-        modality2 = images[1] if len(images) >= 2 else None
-        record = schema.encode_example(images[0], None, modality2, encoding=encoding,
-                                       extra_modalities=images[2:])
-        return record, images[0].shape[:2], np.zeros(256, np.int64)
-    label = load_label(paths[-1], where)
+    label = load_label(paths[-1], where) if labeled else None
+    # Every image has the label's size (modality1's in a list without labels).
+    if label is not None:
+        size, reference = label.shape, f"label {paths[-1]!r}"
+    else:
+        size, reference = images[0].shape[:2], f"modality1 {image_paths[0]!r}"
     for p, image in zip(image_paths, images):
-        if image.shape[:2] != label.shape:
+        if image.shape[:2] != size:
             raise ImageFileError(
-                f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but label "
-                f"{paths[-1]!r} is {label.shape[0]}x{label.shape[1]}"
+                f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but {reference} is {size[0]}x{size[1]}"
             )
-    histogram = np.bincount(label.ravel(), minlength=256)
-    if num_classes is not None and label.size and int(label.max()) >= num_classes:
-        raise ImageFileError(
-            f"{where}: label {paths[-1]!r} has class id {int(label.max())} but --num_classes is "
-            f"{num_classes} (ids must be 0..{num_classes - 1})"
-        )
+    if label is None:
+        histogram = np.zeros(256, np.int64)
+    else:
+        histogram = np.bincount(label.ravel(), minlength=256)
+        if num_classes is not None and label.size and int(label.max()) >= num_classes:
+            raise ImageFileError(
+                f"{where}: label {paths[-1]!r} has class id {int(label.max())} but --num_classes is "
+                f"{num_classes} (ids must be 0..{num_classes - 1})"
+            )
     modality2 = images[1] if len(images) >= 2 else None
     record = schema.encode_example(images[0], label, modality2, encoding=encoding,
                                    extra_modalities=images[2:])
-    return record, label.shape, histogram
+    return record, size, histogram
 
 
 def shard_names(output: str, shards: int) -> List[str]:
