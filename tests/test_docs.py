@@ -229,6 +229,34 @@ def test_adaptation_400_steps_table_and_summary():
     assert_states("README.md", f"SAC falls further behind: {mean_of_seeds(arms, 'sac'):.1f}")
 
 
+def test_adaptation_400_steps_ssma_table_and_summary():
+    run = bench("adaptation_demo_ssma_400.json")
+    arms = run["ssma"]
+    rows = {"source only": "source_only", "ABN at step 200 (SAC's start)": "abn_start",
+            "ABN (600 steps)": "abn", "SAC (ABN at 200 + 400 SAC steps)": "sac", "target labels": "target_labels"}
+    text = (ROOT / "docs" / "adaptation.md").read_text(encoding="utf-8")
+    table = " ".join(text.split("### Four times the adaptation steps (SSMA")[1].split())
+
+    def states(expected):
+        assert " ".join(expected.split()) in table, f"the SSMA 400-step section does not state {expected!r}"
+
+    for title, arm in rows.items():
+        low, high = sorted(arms[seed][arm] for seed in ("0", "1"))
+        mean = mean_of_seeds(arms, arm)
+        states(f"| {title} | " + (f"**{mean:.1f}**" if arm == "abn" else f"{mean:.1f}") + f" | {low:.1f}–{high:.1f} |")
+    moves = [arms[seed]["sac"] - arms[seed]["abn_start"] for seed in ("0", "1")]
+    states(f"+{moves[0]:.1f} (seed 0) and +{moves[1]:.1f} (seed 1)")
+    below = mean_of_seeds(arms, "sac") - mean_of_seeds(arms, "abn")
+    states(f"SAC is below ABN on the mean again ({below:+.1f})".replace("-", "−"))
+    source, target = mean_of_seeds(arms, "source_only"), mean_of_seeds(arms, "target_labels")
+    sac, abn = (round(100 * (mean_of_seeds(arms, a) - source) / (target - source)) for a in ("sac", "abn"))
+    states(f"SAC closes {sac} % of the gap between source only and target labels, ABN {abn} %")
+    accuracy = [run["sac_pseudo_labels"][seed][k] for seed in ("0", "1") for k in ("accuracy_min", "accuracy_max")]
+    states(f"moves between {min(accuracy):.2f} and {max(accuracy):.2f}")
+    assert_states("README.md", f"SAC {mean_of_seeds(arms, 'sac'):.1f} ({min(arms[s]['sac'] for s in '01'):.1f}–"
+                               f"{max(arms[s]['sac'] for s in '01'):.1f}) against ABN's {mean_of_seeds(arms, 'abn'):.1f}")
+
+
 def _anchors(path):
     anchors, seen, fenced = set(), {}, False
     for line in path.read_text(encoding="utf-8").splitlines():
