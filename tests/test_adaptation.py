@@ -21,6 +21,7 @@ from ssma_tf.data.synthetic import generate_sample
 from ssma_tf.errors import UserInputError
 from tests.training_helpers import (
     TinySegmenter, build_tiny_model, one_eager_step, recording_model_builder, run_on_two_logical_cpus,
+    short_fusion_record,
 )
 
 H, W = 32, 64
@@ -399,13 +400,7 @@ def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
 def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_model):
     from ssma_tf.data.records import RecordError
 
-    # Frames well but holds too few bytes: found only when a step decodes it.
-    short = tf.train.Example(features=tf.train.Features(feature={
-        "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[H])),
-        "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[W])),
-        "modality1": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(100)])),
-        "modality2": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(H * W * 3)])),
-    })).SerializeToString()
+    short = short_fusion_record(H, W)  # frames well; found only when a step decodes it
     target = _write_records(tmp_path / "unlabeled_target.tfrecords", 2, style="target", label_feature=False,
                             extra=[short] * 6)
     config = _config(tmp_path, target_data=target, target_val_data=None)

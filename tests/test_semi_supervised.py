@@ -35,6 +35,7 @@ from ssma_tf.semi_supervised.mixing import (
 )
 from tests.training_helpers import (
     TinySegmenter, build_tiny_model, one_eager_step, recording_model_builder, run_on_two_logical_cpus,
+    short_fusion_record,
 )
 
 H, W = 32, 64
@@ -425,13 +426,7 @@ def test_unlabeled_records_need_no_label_and_a_damaged_one_is_named(tmp_path, ti
         semi_supervised.train(_config(tmp_path, unlabeled_data=str(truncated)), log=lambda line: None)
     assert (error.value.path, error.value.index) == (str(truncated), 2)
 
-    # Frames well but holds too few bytes: found only when a step decodes it.
-    short = tf.train.Example(features=tf.train.Features(feature={
-        "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[H])),
-        "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[W])),
-        "modality1": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(100)])),
-        "modality2": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(H * W * 3)])),
-    })).SerializeToString()
+    short = short_fusion_record(H, W)  # frames well; found only when a step decodes it
     damaged = _write_rgbd_records(tmp_path / "damaged.tfrecords", 2, seed=2, label_feature=False,
                                   extra=[short] * 6)
     config = _config(tmp_path, unlabeled_data=[good, damaged], max_iteration=8)

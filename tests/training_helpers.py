@@ -150,6 +150,20 @@ def recording_model_builder(calls: list, height: int, width: int, modalities: in
     return build
 
 
+def short_fusion_record(height: int, width: int) -> bytes:
+    """A fusion record without a label whose modality1 holds 100 bytes: it frames well, and only
+    decoding it (a training step) finds it damaged."""
+    def feature(value):
+        if isinstance(value, int):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        "height": feature(height), "width": feature(width), "modality1": feature(bytes(100)),
+        "modality2": feature(bytes(height * width * 3)),
+    })).SerializeToString()
+
+
 def one_eager_step(trainer):
     """Runs one step of `trainer.train_function` eagerly, so that recording models see tensors."""
     tf.config.run_functions_eagerly(True)
