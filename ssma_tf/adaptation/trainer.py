@@ -38,6 +38,7 @@ from ssma_tf.adaptation.target import build_target_dataset
 from ssma_tf.adaptation.views import pool_views
 from ssma_tf.config import ConfigError
 from ssma_tf.data import schema
+from ssma_tf.data.augment import further_modalities
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import config_dataset, list_record_files
 from ssma_tf.data.unlabeled import UnlabeledDataError
@@ -402,10 +403,7 @@ class AdaptationTrainer(training.Trainer):
 
 def _view_modalities(target: dict[str, Any]) -> list[Any]:
     """The views of every modality of a target batch, (G·T, H, W, 3) each, modality 1 first."""
-    count = 1
-    while schema.modality_key(count + 1) in target:
-        count += 1
-    return [_merge_views(target[schema.modality_key(i)]) for i in range(1, count + 1)]
+    return [_merge_views(target[key]) for key in [schema.MODALITY1] + further_modalities(target)]
 
 
 def _merge_views(tensor: Any) -> Any:

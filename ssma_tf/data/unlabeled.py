@@ -76,13 +76,8 @@ def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> i
 
 def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
     """A record's modalities (the first `modalities`); the label is all void when it has none."""
-    spec = {
-        "height": tf.io.FixedLenFeature([], tf.int64),
-        "width": tf.io.FixedLenFeature([], tf.int64),
-        schema.LABEL: tf.io.FixedLenFeature([], tf.string, default_value=""),
-    }
-    for index in range(1, modalities + 1):
-        spec[schema.modality_key(index)] = tf.io.FixedLenFeature([], tf.string)
+    spec = schema.feature_spec(modalities)
+    spec[schema.LABEL] = tf.io.FixedLenFeature([], tf.string, default_value="")  # may be absent
     features = tf.io.parse_single_example(serialized, spec)
     height, width = tf.cast(features["height"], tf.int32), tf.cast(features["width"], tf.int32)
     has_label = tf.strings.length(features[schema.LABEL]) > 0
