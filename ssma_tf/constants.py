@@ -33,6 +33,11 @@ FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", 
 MAX_MODALITIES = 8
 INPUT_MODALITIES = tuple(f"modality{i}" for i in range(1, MAX_MODALITIES + 1))
 
+# The label id that marks pixels to ignore (Cityscapes' trainIds and many datasets use it). Every
+# id >= num_classes counts as void, as the released one-hot encoding made it; the label checks
+# report such ids as a likely class-count mistake, except this one, which is void on purpose.
+IGNORE_ID = 255
+
 # How modality 2 (and every further one) is resampled: "nearest" keeps depth-like values unmixed
 # at edges.
 INTERPOLATIONS = ("nearest", "bilinear")

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check TFRecord files end to end: CRCs, records, image bytes, sizes and label ids.",
     )
     parser.add_argument("records", nargs="+", metavar="RECORDS", help="record files or glob patterns")
-    parser.add_argument("--num_classes", type=int, help="classes including void: a label id >= this is a problem")
+    parser.add_argument("--num_classes", type=int, help="classes including void: a label id >= this is a problem, except the ignore id 255")
     parser.add_argument("--modalities", type=int,
                         help="N: every record must hold modality1 .. modalityN (2 for SSMA) and later images "
                         "are not checked; 1: modality1 and label only (default: what the records hold; a "

@@ -43,7 +43,7 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--num_workers", type=int, default=1,
                         help="images decoded in parallel (default 1)")
     parser.add_argument("--num_classes", type=int, default=None,
-                        help="number of classes incl. void; a label id >= this is an error")
+                        help="number of classes incl. void; a label id >= this is an error, except the ignore id 255")
     parser.add_argument("--check", action="store_true",
                         help="read the written records back and verify them (as ssma-check-records)")
     parser.add_argument("--modalities", type=int, default=None,

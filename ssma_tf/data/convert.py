@@ -31,7 +31,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ssma_tf.constants import MAX_MODALITIES
+from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
 from ssma_tf.lists import ListFileError, MissingFileError, read_lines
@@ -220,6 +220,17 @@ def load_image_bgr(path: str, where: str = "") -> np.ndarray:
     return np.ascontiguousarray(rgb[..., ::-1])
 
 
+def unknown_label_ids(histogram: np.ndarray, num_classes: Optional[int]) -> List[int]:
+    """The ids of a 256-bin label histogram that are neither a class nor the ignore id (255).
+
+    Training counts both as void; only the first kind hints at a `num_classes` too small.
+    """
+    if num_classes is None:
+        return []
+    ids = np.flatnonzero(histogram[num_classes:]) + num_classes
+    return [int(i) for i in ids if i != IGNORE_ID]
+
+
 def load_label(path: str, where: str = "") -> np.ndarray:
     """Reads a label image of class ids: HxW uint8.
 
@@ -280,10 +291,11 @@ def _load_sample(
         histogram = np.zeros(256, np.int64)
     else:
         histogram = np.bincount(label.ravel(), minlength=256)
-        if num_classes is not None and label.size and int(label.max()) >= num_classes:
+        unknown = unknown_label_ids(histogram, num_classes)
+        if unknown:
             raise ImageFileError(
-                f"{where}: label {paths[-1]!r} has class id {int(label.max())} but --num_classes is "
-                f"{num_classes} (ids must be 0..{num_classes - 1})"
+                f"{where}: label {paths[-1]!r} has class id {unknown[-1]} but --num_classes is "
+                f"{num_classes} (ids must be 0..{num_classes - 1}, or {IGNORE_ID} for ignored pixels)"
             )
     modality2 = images[1] if len(images) >= 2 else None
     record = schema.encode_example(images[0], label, modality2, encoding=encoding,

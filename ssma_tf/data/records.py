@@ -32,7 +32,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from ssma_tf.constants import IGNORE_ID
 from ssma_tf.data import schema
+from ssma_tf.data.convert import unknown_label_ids
 from ssma_tf.errors import UserInputError, first_line
 
 # A record is framed by an 8-byte length and a 4-byte CRC of it, then the data and its 4-byte CRC.
@@ -302,10 +304,12 @@ def check_record_file(
                 continue
             counts = np.bincount(ids, minlength=256)
             report.class_histogram += counts
-            if num_classes is not None and ids.size and int(ids.max()) >= num_classes:
+            unknown = unknown_label_ids(counts, num_classes)
+            if unknown:
                 report.problems.append(RecordError(
-                    f"label id {int(ids.max())} >= num_classes {num_classes} ({int(counts[num_classes:].sum())} "
-                    f"pixels; training would count them as void)", report.path, index,
+                    f"label id {unknown[-1]} >= num_classes {num_classes} ({int(counts[unknown].sum())} "
+                    f"pixels; training would count them as void; {IGNORE_ID} marks ignored pixels and is "
+                    "not reported)", report.path, index,
                 ))
     except RecordError as error:
         report.problems.append(error)
@@ -372,12 +376,13 @@ def label_ids_beyond(
     """A warning when the labels of the first `records` labelled records hold ids >= `num_classes`.
 
     The pipelines count such pixels as void, as the original one-hot encoding did, which is
-    right for an "ignore" id such as 255 and silently wrong when `num_classes` is too small.
+    right for the ignore id 255 (never reported) and silently wrong when `num_classes` is too
+    small.
     Only the label of each record is decoded, and at most `read` records are read in all:
     records without a label, and damaged ones (reported when a run reads them), are passed over.
 
     Returns:
-        The warning (without `warning:`), or None when every id scanned is below `num_classes`.
+        The warning (without `warning:`), or None when every id scanned is a class or 255.
     """
     scanned = seen = beyond = 0
     pixels = outside = 0
@@ -392,11 +397,12 @@ def label_ids_beyond(
                 if ids is None:
                     continue
                 scanned += 1
-                over = ids >= num_classes
-                if over.any():
+                counts = np.bincount(ids.ravel(), minlength=256)
+                unknown = unknown_label_ids(counts, num_classes)
+                if unknown:
                     beyond += 1
-                    outside += int(over.sum())
-                    largest = max(largest, int(ids.max()))
+                    outside += int(counts[unknown].sum())
+                    largest = max(largest, unknown[-1])
                 pixels += ids.size
         except RecordError:
             pass
@@ -405,7 +411,7 @@ def label_ids_beyond(
     if not beyond:
         return None
     return (f"{beyond} of the first {scanned} labelled records of {what} have label ids >= num_classes "
-            f"{num_classes} (up to {largest}; {100.0 * outside / pixels:.1f}% of the pixels read): they count as "
+            f"{num_classes} other than {IGNORE_ID} (up to {largest}; {100.0 * outside / pixels:.1f}% of the pixels read): they count as "
             "void, as in the original code. If they are classes, num_classes is too small "
             f"(`ssma-check-records --num_classes {num_classes}` lists every such record)")
 

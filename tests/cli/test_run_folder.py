@@ -138,3 +138,26 @@ def test_a_config_error_of_no_key_and_no_file_is_its_message_alone():
     assert str(ConfigError("give a config or a checkpoint")) == "give a config or a checkpoint"
     assert str(ConfigError("is missing", key="k")) == "key 'k': is missing"
     assert str(ConfigError("bad", source="a.config")) == "a.config: bad"
+
+
+def test_a_run_whose_palette_file_has_moved_is_a_one_line_error_for_predict_and_export(run_folder, tmp_path, capsys):
+    """A run folder copied to another machine keeps its palette file's absolute path."""
+    import shutil
+
+    from ssma_tf.cli import export
+
+    folder = tmp_path / "copied_run"
+    shutil.copytree(run_folder, folder)
+    gone = tmp_path / "moved" / "my_datasets.yaml"
+    text = (folder / RUN_CONFIG).read_text(encoding="utf-8")
+    kept = [line for line in text.splitlines() if not line.startswith(("dataset:", "palette:"))]
+    (folder / RUN_CONFIG).write_text("\n".join(kept + ["dataset: fields", f"palette: {gone}", ""]), encoding="utf-8")
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(image)
+    for command, argv in ((predict, [str(folder), "--modality1", str(image), "-o", str(tmp_path / "out"), "--quiet",
+                                     "--precision", "float32"]),
+                          (export, [str(folder), "-o", str(tmp_path / "export")])):
+        assert command.main(argv) == 2
+        error = capsys.readouterr().err
+        assert "Traceback" not in error and len(error.strip().splitlines()) == 1, error
+        assert f"{folder / RUN_CONFIG}: key 'palette': cannot read the datasets file {gone}" in error

@@ -124,6 +124,7 @@ def _bad_inputs(folder: pathlib.Path):
     save_png(folder / "rgb_label.png", np.zeros((16, 24, 3), np.uint8))
     big = np.zeros((16, 24), np.uint8)
     big[3, 4] = 7
+    big[5, 6] = 255  # the ignore id is never the one named
     save_png(folder / "big_label.png", big)
     # A gray JPEG label: lossy, so ids change along every edge (and ids that never existed appear).
     Image.fromarray(np.kron(np.arange(6, dtype=np.uint8).reshape(2, 3), np.ones((8, 8), np.uint8))).save(
@@ -179,6 +180,20 @@ def test_a_good_list_in_the_same_setup_writes_records(dataset_dir, tmp_path):
     _bad_inputs(dataset_dir)
     summary = write_tfrecords(str(dataset_dir / "triplets.txt"), str(tmp_path / "ok.tfrecords"), num_classes=5)
     assert summary["samples"] == 3 and os.path.isfile(tmp_path / "ok.tfrecords")
+
+
+def test_the_ignore_id_255_passes_the_class_count_check(dataset_dir, tmp_path):
+    """255 marks ignored pixels (training counts it as void), so --num_classes does not refuse it."""
+    ignored = np.zeros((16, 24), np.uint8)
+    ignored[:4] = 255
+    save_png(dataset_dir / "ignored_label.png", ignored)
+    list_file = write_list(dataset_dir / "ignored.txt", ["0_rgb.png 0_aux.png ignored_label.png"])
+    summary = write_tfrecords(list_file, str(tmp_path / "ignored.tfrecords"), num_classes=5)
+    assert summary["class_histogram"][255] == 4 * 24
+    ignored[0, 0] = 5
+    save_png(dataset_dir / "ignored_label.png", ignored)
+    with pytest.raises(ValueError, match=r"class id 5 but --num_classes is 5 \(ids must be 0..4, or 255 for ignored"):
+        write_tfrecords(list_file, str(tmp_path / "other.tfrecords"), num_classes=5)
 
 
 def test_too_many_shards_and_bad_arguments(dataset_dir, tmp_path):

@@ -68,6 +68,7 @@ def _damaged(good: pathlib.Path, folder: pathlib.Path):
     flipped[2 * record + record // 2] ^= 0xFF
     big = np.zeros((SIZE, SIZE), np.uint8)
     big[0, 0] = 9
+    big[1, :] = 255  # the ignore id: never reported, never counted
     cases = [
         ("truncated", data[: 3 * record - 100], 2, r"truncated record at"),
         ("corrupted", bytes(flipped), 2, r"corrupted record at"),
@@ -94,7 +95,8 @@ def _damaged(good: pathlib.Path, folder: pathlib.Path):
         "PNG of another size": (0, r"label is a 8x8 PNG but the record says 32x32"),
         "colour PNG label": (0, r"label is a PNG of mode RGB"),
         "zero height": (0, r"'height' must be one positive integer"),
-        "id >= num_classes": (1, r"label id 9 >= num_classes 5"),
+        "id >= num_classes": (1, r"label id 9 >= num_classes 5 \(1 pixels; training would count them as void; "
+                                 r"255 marks ignored pixels and is not reported\)"),
     }
     paths = []
     for name, content, index, pattern in cases:
@@ -261,7 +263,10 @@ def test_label_ids_beyond_the_class_count_are_warned_of_by_training_and_evaluati
     assert label_ids_beyond([beyond], 10) is None
     warning = label_ids_beyond([str(good), beyond], 5, what="train_data")
     assert warning.startswith("1 of the first 6 labelled records of train_data have label ids >= num_classes 5 "
-                              "(up to 9; 0.0% of the pixels read): they count as void")
+                              "other than 255 (up to 9; 0.0% of the pixels read): they count as void")
+    ignored = np.zeros((SIZE, SIZE), np.uint8)
+    ignored[:8] = 255  # the ignore id alone is no warning
+    assert label_ids_beyond([_write(tmp_path / "ignored.tfrecords", [_raw(label=ignored)])], 5) is None
     assert label_ids_beyond([str(good), beyond], 5, records=4) is None  # only the first 4 are read
     # A damaged file or a record without a label is passed over (a run reports the damage).
     # The truncated file gives its 2 records before the damage.
