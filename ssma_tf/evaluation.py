@@ -33,7 +33,7 @@ from ssma_tf.data.pipeline import config_dataset
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
 from ssma_tf.data.records import label_ids_beyond
-from ssma_tf.data.augment import modality_interpolations
+from ssma_tf.resampling import resize_methods
 from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.inference.rewrites import check_precision
@@ -86,7 +86,7 @@ def predict_probabilities(
     fusion = isinstance(inputs, (tuple, list))
     views = list(inputs) if fusion else [inputs]
     height, width = int(views[0].shape[1]), int(views[0].shape[2])
-    methods = ["bilinear", *modality_interpolations(modality2_interpolation, len(views) - 1)]
+    methods = resize_methods(modality2_interpolation, len(views))
     total, count = None, 0
     for scale in scales:
         size = scaled_size(height, width, scale)
@@ -352,6 +352,10 @@ def evaluate_exported(
             ("size", tuple(exported.size), (config.height, config.width)),
             ("classes", exported.num_classes, config.num_classes),
             ("model", meta["model"], config.model),
+            ("modalities", exported.num_modalities, config.num_modalities),
+            # An expert exported for one modality, evaluated on another's images.
+            ("input_modality", meta.get("input_modality") or "modality1",
+             "modality1" if config.is_fusion else (config.input_modality or "modality1")),
         )
         if theirs != ours
     ]

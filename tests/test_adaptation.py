@@ -199,6 +199,12 @@ def test_importance_weights_for_other_images_are_refused(tmp_path):
     assert len(importance.read_weights(path, [a])) == 3
     with pytest.raises(importance.ImportanceWeightsError, match="weights.json.*other images.*b.tfrecords"):
         importance.read_weights(path, [b])
+    # The same name and size, other images (before: accepted): the contents are compared too.
+    (tmp_path / "other").mkdir()
+    other = _write_records(tmp_path / "other" / "a.tfrecords", 3, style="target")
+    assert os.path.getsize(other) == os.path.getsize(a)
+    with pytest.raises(importance.ImportanceWeightsError, match="same names and sizes, but other contents"):
+        importance.read_weights(path, [other])
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(UserInputError, match="broken.json"):
         importance.read_weights(str(tmp_path / "broken.json"), [a])
@@ -550,6 +556,12 @@ def test_importance_counts_feed_the_model_the_modality_it_was_trained_on(tmp_pat
     fused = predicted_class_counts(lambda inputs, training=False: model(inputs[2]), [three], modalities=3,
                                    fusion=True, **common)
     np.testing.assert_array_equal(fused, [[0, H * W, 0]] * 2)
+    # Target records of fewer modalities than SSMA reads: one line naming the file (was ParseExample's traceback).
+    from ssma_tf.data.records import RecordError
+
+    with pytest.raises(RecordError, match=r"two.tfrecords, record 0: records lack feature\(s\) \['modality3'\] "
+                                          r"\(they hold 2 modalities, the model reads 3\)"):
+        predicted_class_counts(model, [path], modalities=3, fusion=True, **common)
 
 
 def test_target_views_carry_every_modality_with_one_geometry(tmp_path):

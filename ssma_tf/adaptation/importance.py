@@ -13,6 +13,7 @@ sizes and record counts, so that weights for other images are refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any, Sequence
@@ -66,9 +67,30 @@ def acceptance(probabilities: np.ndarray) -> np.ndarray:
     return probabilities / probabilities.max()
 
 
+# Bytes read from each end of a record file for its fingerprint: the first and last records' pixels.
+_FINGERPRINT_BYTES = 1 << 20
+
+
+def fingerprint(path: str) -> str:
+    """A SHA-256 of a record file's first and last MiB: other images of the same size differ there.
+
+    Name and size alone do not tell two sets apart: raw records of images of one size have the
+    same byte count whatever they show. Reading two MiB keeps it instant for sets of gigabytes.
+    """
+    digest = hashlib.sha256()
+    size = os.path.getsize(path)
+    with open(path, "rb") as stream:
+        digest.update(stream.read(_FINGERPRINT_BYTES))
+        if size > 2 * _FINGERPRINT_BYTES:
+            stream.seek(size - _FINGERPRINT_BYTES)
+        digest.update(stream.read(_FINGERPRINT_BYTES))
+    return digest.hexdigest()
+
+
 def describe_files(files: Sequence[str]) -> list[dict[str, Any]]:
-    """The identity of record files that the weights refer to: name and size."""
-    return [{"file": os.path.basename(f), "bytes": os.path.getsize(f)} for f in files]
+    """The identity of record files that the weights refer to: name, size and `fingerprint`."""
+    return [{"file": os.path.basename(f), "bytes": os.path.getsize(f), "fingerprint": fingerprint(f)}
+            for f in files]
 
 
 def write_weights(path: str, files: Sequence[str], records_per_file: Sequence[int],
@@ -104,11 +126,18 @@ def read_weights(path: str, files: Sequence[str]) -> np.ndarray:
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ImportanceWeightsError(f"not an importance-weights file of this version ({FORMAT!r})", path)
     expected = describe_files(files)
-    stored = [{"file": d.get("file"), "bytes": d.get("bytes")} for d in content.get("files", [])]
-    if stored != expected:
+    stored = [{"file": d.get("file"), "bytes": d.get("bytes"), "fingerprint": d.get("fingerprint")}
+              for d in content.get("files", [])]
+    # A file written before fingerprints were kept is checked by names and sizes.
+    same = len(stored) == len(expected) and all(
+        (s["file"], s["bytes"]) == (e["file"], e["bytes"]) and s["fingerprint"] in (None, e["fingerprint"])
+        for s, e in zip(stored, expected))
+    if not same:
+        what = ("same names and sizes needed" if [(s["file"], s["bytes"]) for s in stored] !=
+                [(e["file"], e["bytes"]) for e in expected] else "same names and sizes, but other contents")
         raise ImportanceWeightsError(
             f"the weights were computed for other images: files {_names(stored)}, but target_data "
-            f"has {_names(expected)} (same names and sizes needed); run ssma-importance-weights again",
+            f"has {_names(expected)} ({what}); run ssma-importance-weights again",
             path,
         )
     probabilities = np.asarray(content.get("probabilities", []), dtype=np.float64)

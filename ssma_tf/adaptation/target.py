@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from ssma_tf.adaptation.views import render_views, sample_group
 from ssma_tf.data import schema
-from ssma_tf.data.augment import modality_interpolations, resize_sample
-from ssma_tf.data.pipeline import FilePatterns, list_record_files
+from ssma_tf.data.augment import resize_sample
+from ssma_tf.resampling import modality_interpolations
+from ssma_tf.data.pipeline import FilePatterns, check_first_record, list_record_files
 from ssma_tf.data.unlabeled import decode_record
 
 SHUFFLE_BUFFER = 128
@@ -125,6 +126,9 @@ def predicted_class_counts(
             in its training; not read for a fusion model (a fusion config has none).
         modality2_interpolation: as for `build_target_dataset`.
         progress: called with the number of records done after each batch (optional).
+
+    Raises:
+        RecordError: a file whose records hold fewer modalities than read (naming it).
     """
     if not fusion and not schema.is_modality_key(input_modality):
         raise ValueError(f"input_modality must be 'modality1', 'modality2', ..., got {input_modality!r}")
@@ -132,6 +136,8 @@ def predicted_class_counts(
     if fusion and modalities < 2 or modalities < needed:
         raise ValueError(f"modalities={modalities} cannot feed a model that reads "
                          f"{f'{modalities} modalities' if fusion else input_modality}")
+    for path in files:  # a set of fewer modalities than the model reads: one line naming the file
+        check_first_record(path, modalities, labeled=False)
     records = tf.data.TFRecordDataset(list(files))
 
     def prepare(serialized):

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 # The settings are a config section, declared with the other config keys (no TensorFlow there).
 from ssma_tf.config.augmentation import AugmentationConfig
-from ssma_tf.constants import INTERPOLATIONS
+from ssma_tf.resampling import modality_interpolations
 
 __all__ = ["AugmentationConfig", "augment_sample", "resize_sample"]
 
@@ -53,25 +53,6 @@ def further_modalities(sample: Mapping[str, tf.Tensor]) -> list:
     while f"modality{len(keys) + 2}" in sample:
         keys.append(f"modality{len(keys) + 2}")
     return keys
-
-
-def modality_interpolations(interpolation: Union[str, Sequence[str]], count: int) -> Tuple[str, ...]:
-    """One resampling method per modality after the first: a string for all, or a list of them.
-
-    Raises:
-        ValueError: an unknown method, or a list shorter than `count`.
-    """
-    methods = (interpolation,) if isinstance(interpolation, str) else tuple(interpolation)
-    for method in methods:
-        if method not in INTERPOLATIONS:
-            raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {method!r}")
-    if isinstance(interpolation, str):
-        methods = methods * count
-    if len(methods) < count:
-        raise ValueError(
-            f"{count} modalities after the first need {count} interpolations, got {list(methods)}"
-        )
-    return methods[:count]
 
 
 def _matrix(rows) -> tf.Tensor:

@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
-from ssma_tf.data.augment import AugmentationConfig, augment_sample, modality_interpolations, resize_sample
+from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
+from ssma_tf.resampling import modality_interpolations
 from ssma_tf.data.records import RecordError, find_damaged_record, reader_message
 from ssma_tf.lists import MissingFileError
 
@@ -99,8 +100,12 @@ def _may_be_a_record(error: tf.errors.OpError) -> bool:
                                          "decode", "Input to reshape", "PNG"))
 
 
-def _check_first_record(path: str, modalities: int) -> None:
-    """Fails early, naming the file, when the records lack a feature the pipeline needs."""
+def check_first_record(path: str, modalities: int, labeled: bool = True) -> None:
+    """Fails early, naming the file, when the records lack a feature the pipeline needs.
+
+    `labeled=False`: records read without their labels (`unlabeled_data`, `target_data`), which
+    need no `label` feature.
+    """
     try:
         for record in tf.data.TFRecordDataset(path).take(1):
             try:
@@ -109,13 +114,15 @@ def _check_first_record(path: str, modalities: int) -> None:
                 raise RecordError(f"not a tf.train.Example ({type(error).__name__}); is it a record file of "
                                   "this project?", path, 0) from None
             present = set(example.features.feature)
-            missing = [key for key in schema.feature_spec(modalities) if key not in present]
+            missing = [key for key in schema.feature_spec(modalities)
+                       if key not in present and (labeled or key != schema.LABEL)]
             held = schema.count_modalities(present)
             if missing == [schema.MODALITY2]:
                 raise RecordError(
                     "no modality2: these are unimodal records (modality1, label) but the config reads a "
                     "second modality (model: SSMA, or input_modality: modality2). Convert a list of "
-                    "'modality1 modality2 label' lines, or set the config key model: AdapNet_pp", path, 0,
+                    "'modality1 modality2 label' lines, or train an AdapNet++ on the records' one modality "
+                    "(model: AdapNet_pp with input_modality: modality1)", path, 0,
                 )
             if missing and held and all(key.startswith("modality") for key in missing):
                 raise RecordError(
@@ -213,7 +220,7 @@ def build_dataset(
 
     files = list_record_files(file_patterns)
     if check_records:
-        _check_first_record(files[0], modalities)
+        check_first_record(files[0], modalities)
     spec = schema.feature_spec(modalities)
     autotune = tf.data.AUTOTUNE
 

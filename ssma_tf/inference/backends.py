@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ssma_tf.errors import UserInputError
+from ssma_tf.resampling import resize_methods
 
 BACKENDS = ("tensorflow", "openvino", "tflite")
 EXPORTED_BACKENDS = ("openvino", "tflite")
@@ -72,7 +73,8 @@ class ExportedModel:
     Attributes:
         metadata: the export's `ssma_tf.json`.
         size: (height, width) the network takes.
-        fusion: True for SSMA (two inputs).
+        num_modalities: the images it takes: 1 (AdapNet++) or N (SSMA over N modalities).
+        fusion: True for SSMA (two or more inputs).
         num_classes: C, void included.
         precision: "float32" or "int8".
 
@@ -94,7 +96,8 @@ class ExportedModel:
                 f"export one with ssma-export --format {backend}", self.folder
             )
         self.size: Tuple[int, int] = tuple(self.metadata["size"])  # type: ignore[assignment]
-        self.fusion = len(self.metadata["inputs"]) == 2
+        self.num_modalities = len(self.metadata["inputs"])
+        self.fusion = self.num_modalities > 1
         self.num_classes = int(self.metadata["num_classes"])
         self.precision = self.metadata["precision"]
         path = os.path.join(self.folder, files[backend])
@@ -103,9 +106,9 @@ class ExportedModel:
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """The float32 softmax (B, H, W, C) of a batch: one (B, H, W, 3) BGR array per input, 0..255."""
         arrays = [np.ascontiguousarray(image, np.float32) for image in images]
-        expected = 2 if self.fusion else 1
-        if len(arrays) != expected:
-            raise ValueError(f"the exported {self.metadata['model']} takes {expected} input(s), got {len(arrays)}")
+        if len(arrays) != self.num_modalities:
+            raise ValueError(
+                f"the exported {self.metadata['model']} takes {self.num_modalities} input(s), got {len(arrays)}")
         for array in arrays:
             if array.ndim != 4 or tuple(array.shape[1:]) != (*self.size, 3):
                 raise ValueError(f"inputs must be (B, {self.size[0]}, {self.size[1]}, 3), got {array.shape}")
@@ -160,7 +163,7 @@ class ExportedModel:
 class ExportedPredictor:
     """`Predictor`'s interface (class ids at the model or input size) on an `ExportedModel`.
 
-    Inputs are resized bilinearly to the export's size (SSMA's modality 2 as the export's
+    Inputs are resized bilinearly to the export's size (SSMA's modality 2 and on as the export's
     `modality2_interpolation` says), the softmax resized back bilinearly for `original_size`, as
     `Predictor` does. SSMA's attention gates are not exported.
 
@@ -173,17 +176,19 @@ class ExportedPredictor:
         self.exported = model
         self.channel_order = channel_order
         self.fusion = model.fusion
+        self.num_modalities = model.num_modalities
         self.num_classes = model.num_classes
         self.size = model.size
         self.precision = f"{model.backend} {model.precision}"
         self.precision_reason = f"exported model {model.folder}"
         self.modality2_interpolation = model.metadata.get("modality2_interpolation") or "nearest"
+        self._methods = resize_methods(self.modality2_interpolation, self.num_modalities)
 
     def model_size(self, height: int, width: int) -> Tuple[int, int]:
         """The size the network runs at: the export's, whatever the input."""
         return self.size
 
-    def predict(self, modality1: Any, modality2: Any = None, *, original_size: bool = False,
+    def predict(self, modality1: Any, modality2: Any = None, *further: Any, original_size: bool = False,
                 probabilities: bool = True, gates: bool = False):
         """As `Predictor.predict`, without gates."""
         import tensorflow as tf
@@ -192,9 +197,13 @@ class ExportedPredictor:
 
         if gates:
             raise ValueError("an exported model has no attention gates; predict with the TensorFlow backend")
-        images = [modality1] if modality2 is None else [modality1, modality2]
-        if len(images) != (2 if self.fusion else 1):
-            raise ValueError("SSMA needs modality1 and modality2" if self.fusion else "AdapNet++ takes one image")
+        if further and modality2 is None:
+            raise ValueError("modality 3 and on need modality2")
+        images = [modality1] if modality2 is None else [modality1, modality2, *further]
+        if len(images) != self.num_modalities:
+            if not self.fusion:
+                raise ValueError("AdapNet++ takes one image")
+            raise ValueError(f"this SSMA fuses {self.num_modalities} modalities, got {len(images)} images")
         arrays = [np.asarray(image, np.float32) for image in images]
         single = arrays[0].ndim == 3
         if single:
@@ -202,8 +211,7 @@ class ExportedPredictor:
         if self.channel_order == "rgb":
             arrays = [a[..., ::-1] for a in arrays]  # the network takes BGR
         height, width = arrays[0].shape[1:3]
-        methods = ("bilinear", self.modality2_interpolation)
-        views = [tf.image.resize(a, self.size, method=m).numpy() for a, m in zip(arrays, methods)]
+        views = [tf.image.resize(a, self.size, method=m).numpy() for a, m in zip(arrays, self._methods)]
         probs = self.exported(views)
         ids = probs.argmax(axis=-1).astype(np.int32)
         if original_size:

@@ -15,7 +15,7 @@ fails on the eASPP's global mean. Inputs of other sizes are resized by the runne
 does.
 
 `int8=True` quantises after training, calibrated on `calibration_samples` images of the user's
-own TFRecords (both modalities for SSMA), read at the export size without augmentation:
+own TFRecords (every modality for SSMA; an expert's own modality), read at the export size without augmentation:
 OpenVINO through NNCF's post-training quantisation (weights and activations of convolutions in
 int8, the softmax in float), TFLite as full-integer quantisation (every operation in int8, uint8
 image inputs, float32 softmax out) for ARM boards, run with `ai_edge_litert`. How much accuracy
@@ -31,7 +31,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -43,8 +43,9 @@ from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.backends import METADATA_FILE, require
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.export import ExportError, input_names
-from ssma_tf.inference.sizes import check_interpolation, check_size
-from ssma_tf.models.factory import is_fusion, model_name
+from ssma_tf.inference.sizes import check_size
+from ssma_tf.models.factory import is_fusion, model_name, num_modalities
+from ssma_tf.resampling import resize_methods
 
 DEPLOY_FORMATS = ("openvino", "tflite")
 DEFAULT_CALIBRATION_SAMPLES = 100
@@ -92,7 +93,7 @@ def softmax_function(model: keras.Model, size: Sequence[int], batch: Optional[in
         batch: the batch size of the signature (None: open).
 
     Returns:
-        A `tf.function` of one (AdapNet++) or two (SSMA) float32 (B, H, W, 3) BGR tensors,
+        A `tf.function` of one (AdapNet++) or N (SSMA) float32 (B, H, W, 3) BGR tensors,
         named like the SavedModel's inputs, returning {"probabilities": float32 (B, H, W, C)}.
     """
     height, width = check_size(size)
@@ -109,44 +110,49 @@ def softmax_function(model: keras.Model, size: Sequence[int], batch: Optional[in
 def calibration_batches(
     records: Sequence[str],
     *,
-    fusion: bool,
+    modalities: int,
     size: Sequence[int],
     samples: int,
     input_modality: str = "modality1",
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
 ) -> List[List[np.ndarray]]:
     """The first `samples` images of the records at `size`, as the network takes them.
 
     Args:
         records: TFRecord files or glob patterns (`ssma_tf.data` schema).
-        fusion: read both modalities (SSMA).
+        modalities: the images the network takes: N for SSMA (modalities 1..N of each record),
+            1 for AdapNet++ (the record's `input_modality`).
         size: (height, width).
         samples: how many.
-        input_modality: AdapNet++: "modality2" feeds the second modality (a depth expert).
-        modality2_interpolation: how modality 2 is resized.
+        input_modality: AdapNet++: which modality of the records it reads ("modality2" for a
+            depth expert, "modality3" for an expert of a third modality, ...).
+        modality2_interpolation: how modality 2 and every further one is resized (one method,
+            or one per modality after the first).
 
     Returns:
-        A list of `samples` items, each a list of one or two float32 (1, H, W, 3) BGR arrays.
+        A list of `samples` items, each a list of `modalities` float32 (1, H, W, 3) BGR arrays.
 
     Raises:
-        CalibrationError: no such records, or fewer than `samples` images in them.
+        CalibrationError: no such records, records without the modalities, or fewer than
+            `samples` images in them.
     """
     from ssma_tf.data import build_dataset
 
     height, width = check_size(size)
-    second_only = not fusion and input_modality == "modality2"
+    # An expert of modality k reads modalities 1..k of each record and keeps the k-th.
+    read = modalities if modalities > 1 else int(input_modality.removeprefix("modality"))
     try:
         dataset = build_dataset(
-            list(records), modalities=2 if (fusion or second_only) else 1, height=height, width=width,
-            batch_size=1, num_classes=256, training=False, modality2_interpolation=modality2_interpolation,
+            list(records), modalities=read, height=height, width=width, batch_size=1, num_classes=256,
+            training=False, modality2_interpolation=resize_methods(modality2_interpolation, read)[1:] or "nearest",
         )
     except (ValueError, OSError, tf.errors.OpError) as error:
         raise CalibrationError(f"calibration records {', '.join(records)}: {error}") from None
     batches = []
     for inputs, _ in dataset.take(samples):
         views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-        if second_only:
-            views = views[1:]
+        if modalities == 1:
+            views = views[read - 1:]
         batches.append([np.asarray(v, np.float32) for v in views])
     if len(batches) < samples:
         raise CalibrationError(
@@ -166,7 +172,7 @@ def export_deployed(
     calibration: Optional[Sequence[str]] = None,
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     input_modality: str = "modality1",
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     dataset: Optional[Any] = None,
     overwrite: bool = False,
     log: Optional[Callable[[str], None]] = None,
@@ -182,7 +188,8 @@ def export_deployed(
         calibration: TFRecord files or patterns; needed with `int8`.
         calibration_samples: images to calibrate on (the first of the records).
         input_modality: AdapNet++: which modality of the records it reads.
-        modality2_interpolation: SSMA: how modality 2 is resized (calibration and runner).
+        modality2_interpolation: SSMA: how modality 2 (and every further one) is resized
+            (calibration and runner); one method, or one per modality after the first.
         dataset: a `DatasetInfo` whose class names and colours go into the metadata.
         overwrite: replace an existing `output_dir`.
         log: called with a line per stage.
@@ -200,7 +207,7 @@ def export_deployed(
     if format not in DEPLOY_FORMATS:
         raise ValueError(f"format must be one of {DEPLOY_FORMATS}, got {format!r}")
     size = check_size(size)
-    check_interpolation(modality2_interpolation)
+    resize_methods(modality2_interpolation, num_modalities(model))
     if int8 and not calibration:
         raise ValueError("int8 quantisation needs calibration records (--calibration RECORDS)")
     if calibration and not int8:
@@ -217,12 +224,12 @@ def export_deployed(
     if format == "openvino" and int8:
         require("nncf")
 
-    fusion = is_fusion(model)
     report = DeployReport(output_dir, {})
     samples = None
     if int8:
         start = time.monotonic()
-        samples = calibration_batches(calibration, fusion=fusion, size=size, samples=calibration_samples,
+        samples = calibration_batches(calibration, modalities=num_modalities(model), size=size,
+                                      samples=calibration_samples,
                                       input_modality=input_modality,
                                       modality2_interpolation=modality2_interpolation)
         report.seconds["read_calibration"] = time.monotonic() - start

@@ -42,8 +42,9 @@ from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
-from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size
+from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_size
 from ssma_tf.models.factory import is_fusion, model_name, num_modalities
+from ssma_tf.resampling import resize_methods
 
 SIGNATURE_KEY = "serving_default"
 METADATA_FILE = os.path.join("assets.extra", "ssma_tf.json")
@@ -68,7 +69,7 @@ def input_names(model: keras.Model) -> Tuple[str, ...]:
 def serving_function(
     model: keras.Model,
     size: Optional[Sequence[int]] = None,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
 ) -> Tuple[Callable[..., Dict[str, tf.Tensor]], List[tf.TensorSpec]]:
     """The function the SavedModel serves, and its input signature (see the module docstring).
 
@@ -83,16 +84,11 @@ def serving_function(
         (function of uint8 (B, H, W, 3) tensors returning `class_ids` and `probabilities`,
         the list of `tf.TensorSpec`s of its inputs).
     """
-    further = num_modalities(model) - 1
-    if isinstance(modality2_interpolation, str):
-        modality2_interpolation = (modality2_interpolation,) * max(further, 1)
-    for method in modality2_interpolation:
-        check_interpolation(method)
+    methods = resize_methods(modality2_interpolation, num_modalities(model))
     size = None if size is None else check_size(size)
     view = inference_model(model)
     fusion = is_fusion(model)
     names = input_names(model)
-    methods = ("bilinear", *modality2_interpolation)[: len(names)]
 
     def serve(*images: tf.Tensor) -> Dict[str, tf.Tensor]:
         input_size = tf.shape(images[0])[1:3]
@@ -163,7 +159,7 @@ def export_saved_model(
     output_dir: str,
     *,
     size: Optional[Sequence[int]] = None,
-    modality2_interpolation: str = "nearest",
+    modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     fold_batch_norm: bool = False,
     tflite: Sequence[str] = (),
     dataset: Optional[Any] = None,
@@ -178,7 +174,8 @@ def export_saved_model(
         output_dir: the SavedModel folder to create.
         size: (height, width) inputs are resized to inside the graph (e.g. the training size);
             None: inputs must have multiples of 16 as height and width.
-        modality2_interpolation: "nearest" or "bilinear", for SSMA's modality 2 when resizing.
+        modality2_interpolation: "nearest" or "bilinear", for SSMA's modality 2 (and every further
+            one) when resizing, or a list with one per modality after the first.
         fold_batch_norm: fold batch norms into the preceding convolutions (checked to change no
             probability by more than `FOLD_TOLERANCE`).
         tflite: any of "float32", "float16": also write `model_<type>.tflite`, converted from the
@@ -299,7 +296,7 @@ def read_metadata(export_dir: str) -> Dict[str, Any]:
 def _metadata(
     model: keras.Model,
     size: Optional[Tuple[int, int]],
-    modality2_interpolation: str,
+    modality2_interpolation: Union[str, Sequence[str]],
     report: ExportReport,
     dataset: Optional[Any],
     input_modality: str = "modality1",

@@ -189,7 +189,7 @@ def _predict_run(predictor: Predictor, run: Sequence["_Loaded"], original_size: 
     batches = [np.stack([item.network_inputs[i][..., order] for item in run])
                for i in range(len(run[0].network_inputs))]
     try:
-        return predictor.predict(batches[0], batches[1] if predictor.fusion else None,
+        return predictor.predict(batches[0], *(batches[1:] if predictor.fusion else [None]),
                                  original_size=original_size, probabilities=False)
     except (ValueError, tf.errors.OpError) as error:
         names = ", ".join(item.sample.describe() for item in run)

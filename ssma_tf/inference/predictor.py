@@ -24,8 +24,9 @@ import tensorflow as tf
 from ssma_tf.errors import UserInputError
 from ssma_tf.inference.compiled import GATES, inference_model
 from ssma_tf.inference.precision import choose_precision
-from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_interpolation, check_size, rounded_size
+from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_size, rounded_size
 from ssma_tf.models.factory import is_fusion, num_modalities
+from ssma_tf.resampling import resize_methods
 
 CHANNEL_ORDERS = ("rgb", "bgr")
 
@@ -100,8 +101,7 @@ class Predictor:
     ):
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
-        for method in [modality2_interpolation] if isinstance(modality2_interpolation, str) else modality2_interpolation:
-            check_interpolation(method)
+        methods = resize_methods(modality2_interpolation, num_modalities(model))
         if precision == "auto" and not optimize:
             choice = choose_precision("float32")
             choice = dataclasses.replace(choice, reason="bfloat16 needs the optimized inference copy")
@@ -117,16 +117,7 @@ class Predictor:
         self.jit_compile = bool(jit_compile)
         self.fusion = is_fusion(self.model)
         self.num_modalities = num_modalities(self.model)
-        further = self.num_modalities - 1
-        if isinstance(modality2_interpolation, str):
-            self._methods = ("bilinear",) + (modality2_interpolation,) * further
-        elif len(modality2_interpolation) < further:
-            raise ValueError(
-                f"{further} modalities after the first need {further} interpolations, "
-                f"got {list(modality2_interpolation)}"
-            )
-        else:
-            self._methods = ("bilinear",) + tuple(modality2_interpolation)[:further]
+        self._methods = methods
         self._functions: Dict[Tuple[bool, bool, bool], Any] = {}
 
     def model_size(self, height: int, width: int) -> Tuple[int, int]:

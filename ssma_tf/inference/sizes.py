@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
-from ssma_tf.constants import INTERPOLATIONS
 from ssma_tf.constants import OUTPUT_STRIDE as SIZE_MULTIPLE
 
 
@@ -49,10 +48,3 @@ def rounded_size(height: float, width: float) -> Tuple[int, int]:
         return max(SIZE_MULTIPLE, int(round(value / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
 
     return rounded(height), rounded(width)
-
-
-def check_interpolation(method: str) -> str:
-    """Returns `method` if it is one of `INTERPOLATIONS`, else raises a ValueError naming it."""
-    if method not in INTERPOLATIONS:
-        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {method!r}")
-    return method

@@ -63,7 +63,7 @@ def test_unimodal_inputs_and_fusion_on_unimodal_records(records):
     for files in (records["unimodal"], records["raw"]):  # fusion records serve AdapNet++ too
         inputs, label = _eval(files, modalities=1)[0]
         assert isinstance(inputs, tf.Tensor) and inputs.shape == (2, H, W, 3) and label.shape == (2, H, W)
-    with pytest.raises(ValueError, match=r"unimodal\.tfrecords, record 0: no modality2: .* set the config key model: AdapNet_pp"):
+    with pytest.raises(ValueError, match=r"unimodal\.tfrecords, record 0: no modality2: .* \(model: AdapNet_pp with input_modality: modality1\)"):
         build_dataset(records["unimodal"], modalities=2, height=H, width=W, batch_size=2,
                       num_classes=NUM_CLASSES, training=True)
 

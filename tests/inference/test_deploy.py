@@ -36,11 +36,12 @@ def _load_tool(name):
     return module
 
 
-def small_segmenter(num_classes: int = 4, fusion: bool = False, seed: int = 0) -> keras.Model:
-    """A functional model with the outputs of `AdapNetPP`/`SSMA`: conv-BN-ReLU, stride 2, global
-    mean gating (as the eASPP's image pooling), a 4x4 stride-2 transposed convolution, softmax."""
+def small_segmenter(num_classes: int = 4, fusion: bool = False, seed: int = 0, modalities: int = 2) -> keras.Model:
+    """A functional model with the outputs of `AdapNetPP`/`SSMA` (over `modalities` images if
+    `fusion`): conv-BN-ReLU, stride 2, global mean gating (as the eASPP's image pooling), a 4x4
+    stride-2 transposed convolution, softmax."""
     keras.utils.set_random_seed(seed)
-    names = ("modality1", "modality2") if fusion else ("image",)
+    names = tuple(f"modality{i}" for i in range(1, modalities + 1)) if fusion else ("image",)
     inputs = [keras.Input((HEIGHT, WIDTH, 3), name=name) for name in names]
     x = layers.Concatenate()(inputs) if fusion else inputs[0]
     x = layers.Rescaling(1 / 127.5, -1.0)(x)
@@ -161,7 +162,7 @@ def test_float32_openvino_and_tflite_exports_compute_the_keras_softmax(tmp_path)
 
 def test_int8_calibration_reads_both_modalities_and_the_runners_take_them(records, tmp_path):
     model = small_segmenter(fusion=True, seed=3)
-    batches = deploy.calibration_batches([records["fusion"]], fusion=True, size=(HEIGHT, WIDTH), samples=3)
+    batches = deploy.calibration_batches([records["fusion"]], modalities=2, size=(HEIGHT, WIDTH), samples=3)
     assert len(batches) == 3 and all(len(item) == 2 for item in batches)
     assert batches[0][0].shape == (1, HEIGHT, WIDTH, 3) and not np.array_equal(batches[0][0], batches[0][1])
     images = [np.concatenate(views) for views in zip(*batches)]  # modality 1 batch, modality 2 batch
@@ -181,11 +182,64 @@ def test_int8_calibration_reads_both_modalities_and_the_runners_take_them(record
     assert {d["dtype"] for d in interpreter.get_input_details()} == {np.uint8}
 
 
+def _three_modality_records(path) -> str:
+    """3 records whose modality k is the flat value 40·k + record index (the label: index)."""
+    from ssma_tf.data import write_examples
+
+    samples = [{**{f"modality{k}": np.full((HEIGHT, WIDTH, 3), 40 * k + index, np.uint8) for k in (1, 2, 3)},
+                "label": np.full((HEIGHT, WIDTH), index, np.uint8)} for index in range(3)]
+    write_examples(path, samples)
+    return str(path)
+
+
+def test_calibration_feeds_an_expert_its_own_modality_and_ssma_every_one(tmp_path):
+    three = _three_modality_records(tmp_path / "three.tfrecords")
+    expert = deploy.calibration_batches([three], modalities=1, input_modality="modality3", size=(HEIGHT, WIDTH),
+                                        samples=3)
+    assert [float(item[0].mean()) for item in expert] == [120.0, 121.0, 122.0] and len(expert[0]) == 1
+    fused = deploy.calibration_batches([three], modalities=3, size=(HEIGHT, WIDTH), samples=2,
+                                       modality2_interpolation=["nearest", "bilinear"])
+    assert [[float(view.mean()) for view in item] for item in fused] == [[40.0, 80.0, 120.0], [41.0, 81.0, 121.0]]
+    with pytest.raises(deploy.CalibrationError, match=r"lack feature\(s\) \['modality4'\]"):
+        deploy.calibration_batches([three], modalities=4, size=(HEIGHT, WIDTH), samples=1)
+
+
+def test_ssma_over_three_modalities_exports_runs_and_evaluates_through_openvino(tmp_path):
+    from ssma_tf.config import config_from_dict
+    from ssma_tf.evaluation import evaluate_exported
+
+    three = _three_modality_records(tmp_path / "three.tfrecords")
+    model = small_segmenter(fusion=True, seed=4, modalities=3)
+    # int8: calibrated on all three modalities of each record (flat images, so only that it runs).
+    report = deploy.export_deployed(model, tmp_path / "int8", format="openvino", size=(HEIGHT, WIDTH), int8=True,
+                                    calibration=[three], calibration_samples=3)
+    assert report.metadata["calibration"]["samples"] == 3
+    report = deploy.export_deployed(model, tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH),
+                                    modality2_interpolation=["nearest", "nearest"])
+    assert report.metadata["inputs"] == ["modality1", "modality2", "modality3"]
+    predictor = backends.ExportedPredictor(backends.load_exported(tmp_path / "ov", "openvino"), channel_order="bgr")
+    assert predictor.fusion and predictor.num_modalities == 3
+    rng = np.random.default_rng(5)
+    images = [rng.uniform(0, 255, (HEIGHT, WIDTH, 3)).astype("float32") for _ in range(3)]
+    expected = model([image[None] for image in images])["softmax"].numpy()[0].argmax(-1)
+    assert (predictor.predict(*images, probabilities=False).class_ids == expected).mean() > 0.99
+    with pytest.raises(ValueError, match="fuses 3 modalities, got 2 images"):
+        predictor.predict(*images[:2])
+
+    common = dict(model="SSMA", num_classes=4, height=HEIGHT, width=WIDTH, batch_size=1, test_data=three,
+                  checkpoint=str(tmp_path / "unused"))
+    result = evaluate_exported(config_from_dict(dict(common, modalities=["rgb", "depth", "thermal"]), mode="eval",
+                                                check_paths=False), str(tmp_path / "ov"), "openvino", log=lambda _: None)
+    assert result.metrics["num_images"] == 3
+    with pytest.raises(backends.ExportedModelError, match="modalities 3 \\(the config has 2\\)"):
+        evaluate_exported(config_from_dict(common, mode="eval", check_paths=False), str(tmp_path / "ov"), "openvino")
+
+
 def test_calibration_needs_enough_records(records, tmp_path):
     with pytest.raises(deploy.CalibrationError, match="hold 3 samples, 5 asked"):
-        deploy.calibration_batches([records["fusion"]], fusion=True, size=(HEIGHT, WIDTH), samples=5)
+        deploy.calibration_batches([records["fusion"]], modalities=2, size=(HEIGHT, WIDTH), samples=5)
     with pytest.raises(deploy.CalibrationError, match="missing"):
-        deploy.calibration_batches([str(tmp_path / "missing.tfrecords")], fusion=False, size=(HEIGHT, WIDTH),
+        deploy.calibration_batches([str(tmp_path / "missing.tfrecords")], modalities=1, size=(HEIGHT, WIDTH),
                                    samples=1)
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from ssma_tf.inference.sizes import check_interpolation, check_size, parse_size, rounded_size
+from ssma_tf.inference.sizes import check_size, parse_size, rounded_size
+from ssma_tf.resampling import check_interpolation
 
 
 def test_sizes_are_read_and_checked():

@@ -1,0 +1,50 @@
+"""How each modality is resampled when images are resized (no TensorFlow needed).
+
+Modality 1 (RGB) is resized bilinearly. Modality 2 and every further one (depth, HHA, NIR,
+thermal) is resized as the config's `modality2_interpolation` (one method for all of them) or
+`modality_interpolations` (one per modality after the first) says: "nearest" keeps depth-like
+values unmixed at object edges. The pipeline, the augmentations, evaluation, prediction and every
+export take their methods from here.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple, Union
+
+from ssma_tf.constants import INTERPOLATIONS
+
+
+def check_interpolation(method: str) -> str:
+    """Returns `method` if it is one of `INTERPOLATIONS`, else raises a ValueError naming it."""
+    if method not in INTERPOLATIONS:
+        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS}, got {method!r}")
+    return method
+
+
+def modality_interpolations(interpolation: Union[str, Sequence[str]], count: int) -> Tuple[str, ...]:
+    """One resampling method per modality after the first: a string for all, or a list of them.
+
+    A list longer than `count` is cut (an expert may share a fusion config's list).
+
+    Raises:
+        ValueError: an unknown method, or a list shorter than `count`.
+    """
+    methods = (interpolation,) if isinstance(interpolation, str) else tuple(interpolation)
+    for method in methods:
+        check_interpolation(method)
+    if isinstance(interpolation, str):
+        methods = methods * count
+    if len(methods) < count:
+        raise ValueError(
+            f"{count} modalities after the first need {count} interpolations, got {list(methods)}"
+        )
+    return methods[:count]
+
+
+def resize_methods(interpolation: Union[str, Sequence[str]], modalities: int) -> Tuple[str, ...]:
+    """The method of each of a model's `modalities` images: "bilinear" for modality 1, then the rest.
+
+    Raises:
+        ValueError: as `modality_interpolations`.
+    """
+    return ("bilinear",) + modality_interpolations(interpolation, max(modalities - 1, 0))
