@@ -426,6 +426,29 @@ def test_warnings_for_legal_but_odd_settings(workdir):
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     with pytest.warns(ConfigWarning, match="no effect"):
         config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})
+    # test_data is read after training, by ssma-evaluate RUN: a typo is named at the start.
+    with pytest.warns(ConfigWarning, match=r"key 'test_data': no file matches .*vall\.tfrecords; training does not "
+                                           r"read it, but evaluating the run \(ssma-evaluate RUN\) will"):
+        config_from_dict(train_dict(test_data="records/vall.tfrecords"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        config_from_dict(train_dict(test_data="records/vall.tfrecords"), check_paths=False)
+    # Keys only a section reads, without the section: the run would train without the method.
+    with pytest.warns(ConfigWarning, match=r"key 'unlabeled_data' is read only with the 'semi_supervised' section"):
+        config_from_dict(train_dict(unlabeled_data="records/train.tfrecords"), check_paths=False)
+    with pytest.warns(ConfigWarning, match=r"key 'target_data' is read only with the 'adaptation' section"):
+        config_from_dict(train_dict(target_data="records/train.tfrecords", adaptation=False), check_paths=False)
+
+
+@pytest.mark.parametrize("section", ["semi_supervised", "adaptation"])
+def test_an_empty_mode_section_is_an_error_not_a_run_without_it(section):
+    """`semi_supervised:` with nothing after it is YAML's null, which other keys read as absent."""
+    keys = {"semi_supervised": {"unlabeled_data": "u.tfrecords"}, "adaptation": {"target_data": "t.tfrecords"}}
+    text = yaml.safe_dump(train_dict(**keys[section])) + f"{section}:\n"
+    error = error_for(yaml.safe_load(text), check_paths=False)
+    assert str(error) == (f"test.config: key '{section}': is empty; write '{section}: {{}}' for its defaults, or "
+                          f"'{section}: false' to train without it")
+    assert getattr(config_from_dict({**yaml.safe_load(text), section: {}}, check_paths=False), section) is not None
 
 
 # --- Declarations -------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ def _config(tmp_path, *, model="AdapNet_pp", semi=None, **extra):
         "model": model, "num_classes": 7, "height": H, "width": W, "batch_size": 2,
         "max_iteration": 4, "learning_rate": 1e-3, "checkpoint": str(tmp_path / "run"),
         "train_data": str(train), "unlabeled_data": str(train), "labeled_subset": str(subset),
-        "semi_supervised": {} if semi is None else semi,  # False: none "save_step": 2, "skip_step": 1,
+        "semi_supervised": {} if semi is None else semi, "save_step": 2, "skip_step": 1,
         "seed": 0,
     }
     values.update(extra)
@@ -364,6 +364,12 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
         pass
     with pytest.raises(UserInputError, match="unlabeled_data.*no image"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=str(empty)))
+    rgb_only = tmp_path / "rgb_only.tfrecords"
+    with tf.io.TFRecordWriter(str(rgb_only)) as writer:  # before: ParseExample's traceback
+        writer.write(encode_example(np.zeros((H, W, 3), np.uint8), None))
+    with pytest.raises(UnlabeledDataError, match=r"rgb_only.tfrecords: record 0 has no modality2 .*DepthMix mixes by "
+                                                 r"depth; convert 'modality1 modality2' lines"):
+        semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=str(rgb_only)))
     photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 2, photo_depth=True)
     with pytest.raises(UnlabeledDataError, match="photos.tfrecords.*not a decodable depth colouring"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=photos))
@@ -374,6 +380,15 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
     bad.write_text("1\n9\n")
     with pytest.raises(UnlabeledDataError, match="line 2: index 9 is beyond the 8 records"):
         read_index_file(str(bad), count=8)
+    # As a run's labeled_subset: before, index 9 was dropped without a word (or, alone, ended the
+    # run in "End of sequence"), for supervised and semi-supervised runs alike.
+    from ssma_tf.training import make_train_dataset
+
+    beyond = r"bad.txt: line 2: index 9 is beyond the 8 records of train_data"
+    with pytest.raises(UnlabeledDataError, match=beyond):
+        make_train_dataset(_config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=str(bad)))
+    with pytest.raises(UnlabeledDataError, match=beyond):
+        semi_supervised.SemiSupervisedTrainer(_config(tmp_path, labeled_subset=str(bad)))
 
 
 # --- The trainer --------------------------------------------------------------------------
@@ -711,10 +726,16 @@ def test_berhu_loss_is_l1_below_the_threshold_and_quadratic_above():
 def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
 
-    config = _config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=None,
-                     max_iteration=30, learning_rate=0.01)
-    trainer = DepthPretrainer(config, log=lambda line: None)
-    assert trainer.config.num_classes == 2
+    from ssma_tf.semi_supervised.depth_pretraining import depth_config
+
+    # The segmentation config's labeled subset and 7 classes: no label is read, so no label warning
+    # (before: "label ids >= num_classes 2 ... num_classes is too small").
+    config = _config(tmp_path, semi=False, unlabeled_data=None, max_iteration=30, learning_rate=0.01)
+    lines = []
+    trainer = DepthPretrainer(config, log=lines.append)
+    assert trainer.config.num_classes == 2 and not [line for line in lines if "label ids" in line], lines
+    with pytest.raises(ConfigError, match="key 'input_modality': is modality2, but depth pretraining learns the depth"):
+        depth_config(_config(tmp_path, semi=False, unlabeled_data=None, input_modality="modality2"))
     result = trainer.train()
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
     assert result.weights is not None

@@ -9,11 +9,14 @@ The loading itself is `ssma_tf.checkpoints.loading`.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 import keras
 
-from ssma_tf.constants import DECODER_FILTERS
+from ssma_tf.config.reader import ConfigError
+from ssma_tf.config.runs import find_run_config, read_run_config
+from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, RUN_CONFIG
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
 from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
@@ -33,8 +36,9 @@ from ssma_tf.checkpoints.tf1_import import (
 def check_checkpoint_fits(config: Any, path: str) -> str:
     """Fails fast, before a model is built, when a whole-model checkpoint is for the other model.
 
-    Only original TF1 checkpoints say what they hold without loading them (by their names); own
-    checkpoints and weight files are checked when they are loaded.
+    Original TF1 checkpoints say what they hold without loading them (by their names); own
+    checkpoints and weight files in a training run's folder by the run's `config.yaml`; other
+    files are checked when they are loaded.
 
     Args:
         config: a `RunConfig` (its `model`).
@@ -44,12 +48,13 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
         The checkpoint format (`FORMAT_TF1`, `FORMAT_TF2` or `FORMAT_KERAS`).
 
     Raises:
-        CheckpointError: an SSMA checkpoint for AdapNet_pp, a unimodal AdapNet++ one for SSMA,
+        CheckpointError: an SSMA checkpoint (or run) for AdapNet_pp, a unimodal AdapNet++ one for SSMA,
             one of another class count, the ImageNet initialisation to evaluate, or nothing
             readable at `path`.
     """
     fmt, resolved = resolve_weights(path)
     if fmt != FORMAT_TF1:
+        _check_run_model(config, path, resolved)
         return fmt
     shapes = read_checkpoint(resolved)
     kind = detect_kind(shapes, resolved)
@@ -78,6 +83,37 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
             f"{config.source} says num_classes: {config.num_classes}{to_finetune}"
         )
     return fmt
+
+
+def _check_run_model(config: Any, path: str, resolved: str) -> None:
+    """A checkpoint of a training run of the other network fails here, naming what to use instead.
+
+    Found when the weights are loaded otherwise, after the model is built, with an internal
+    variable path in the message.
+    """
+    run = find_run_config(resolved)
+    if run is None:
+        return
+    try:
+        trained = read_run_config(run).get("model")
+    except ConfigError:
+        return  # not a config this check can use: loading the weights names the problem
+    if not isinstance(trained, str) or trained.lower() == str(config.model).lower():
+        return
+    where = "" if config.source == "<dict>" else f"{config.source}: "
+    starting = config.mode == "train" and path == config.initialize
+    key = "key 'intialize': " if starting else ""
+    if starting and config.is_fusion:
+        hint = ("; SSMA starts its experts from unimodal runs with checkpoint1/checkpoint2 (checkpoints for more "
+                "modalities), and intialize takes a whole SSMA (stage 3 from stage 2)")
+    elif starting:
+        hint = "; an AdapNet++ starts from AdapNet++ weights or the ImageNet checkpoint"
+    else:
+        hint = f"; give that run's config, or a checkpoint of a {config.model} run"
+    raise CheckpointError(
+        f"{where}{key}{path} is a run of model: {trained} (its {RUN_CONFIG}), but the config says model: "
+        f"{config.model}{hint}"
+    )
 
 
 def initialize_model(model: keras.Model, config: Any) -> list[str]:
@@ -135,6 +171,39 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 encoder.set_weights(loaded[source])
                 messages.append(f"{source}: loaded into the {encoder.name} expert")
     return messages
+
+
+def swapped_expert_warnings(config: Any) -> list[str]:
+    """Warnings for expert checkpoints whose run read another modality than the expert they start.
+
+    A training run's `config.yaml` says which modality its AdapNet++ read (`input_modality`); the
+    depth run given as `checkpoint1` (the RGB expert) would otherwise train and evaluate without a
+    word. Only a warning: a run trained on records that hold that modality first (a list of
+    `depth label` lines) is right where its config says `modality1`.
+
+    Returns:
+        One line per such checkpoint (without "warning:"), naming the config key and the run.
+    """
+    warnings: list[str] = []
+    for index, source in enumerate((config.expert_checkpoints or ()) if config.is_fusion else ()):
+        run = find_run_config(source)
+        if run is None:
+            continue
+        try:
+            raw = read_run_config(run)
+        except ConfigError:
+            continue  # named when the weights are loaded, if it matters
+        read = raw.get("input_modality") or "modality1"
+        if raw.get("model") != ADAPNET_PP or read == f"modality{index + 1}":
+            continue
+        key = f"checkpoints[{index}]" if getattr(config, "checkpoints", None) is not None else f"checkpoint{index + 1}"
+        where = "" if config.source == "<dict>" else f"{config.source}: "  # "<dict>": built in code
+        warnings.append(
+            f"{where}key '{key}': the run {os.path.dirname(run)} was trained on {read} "
+            f"(input_modality in its {RUN_CONFIG}) but starts the modality{index + 1} expert; if the "
+            "checkpoints are in the wrong order, swap them"
+        )
+    return warnings
 
 
 @contextlib.contextmanager

@@ -77,7 +77,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
     from ssma_tf.data.convert import (
-        check_list, duplicates_warning, format_summary, looks_like_label, shard_names, write_tfrecords,
+        check_list, duplicates_warning, format_summary, looks_like_label, shard_names, sixteen_bit_warning,
+        write_tfrecords,
     )
     from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
@@ -90,12 +91,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_output(name, what="--record", overwrite=args.overwrite)
     if checked.duplicates:
         print(f"warning: {duplicates_warning(checked.duplicates)}", file=sys.stderr)
-    if args.unlabeled and args.modalities is None and len(checked.entries[0][1]) > 1:
-        last = checked.entries[0][1][-1]
-        if looks_like_label(last):
-            print(f"warning: {args.file}, line {checked.entries[0][0]}: the last column ({last}) is a "
-                  f"single-channel image, as labels are; --unlabeled converts it as modality "
-                  f"{len(checked.entries[0][1])}. Give --modalities N to have the columns checked", file=sys.stderr)
+    # Only the first line's headers: images that convert but would train on nothing useful.
+    number, paths = checked.entries[0]
+    for warning in filter(None, map(sixteen_bit_warning, paths if args.unlabeled else paths[:-1])):
+        print(f"warning: {args.file}, line {number}: {warning}", file=sys.stderr)
+    if args.unlabeled and args.modalities is None and len(paths) > 1 and looks_like_label(paths[-1]):
+        print(f"warning: {args.file}, line {number}: the last column ({paths[-1]}) is a "
+              f"single-channel image, as labels are; --unlabeled converts it as modality "
+              f"{len(paths)}. Give --modalities N to have the columns checked", file=sys.stderr)
 
     # A bad image or label ends the command with one line naming it (`command`).
     with Progress.bar_or_lines(sys.stderr, unit="samples", prefix="converted ") as progress:

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default="tensorflow",
                         help="tensorflow (default), or openvino/tflite to run an export folder of ssma-export "
                         "--format openvino|tflite given as RUN or --checkpoint (the deploy extra)")
-    output.add_argument("--quiet", action="store_true", help="no progress lines")
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     add_version(parser)
     return parser
 
@@ -136,11 +136,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
         recursive=args.recursive,
     )
+    input_modality = args.input_modality or setup.input_modality
+    _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else "the default")
     summary = predict_files(
         predictor, samples, args.output,
         palette=None if setup.dataset is None else setup.dataset.palette_array,
         original_size=args.original_size, attention=args.attention,
-        input_modality=args.input_modality or setup.input_modality,
+        input_modality=input_modality,
         alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
         compare=compare, compare_input_modality=compare_input or "modality1",
     )
@@ -175,23 +177,37 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     exported = load_exported(args.checkpoint, args.backend)
     predictor = ExportedPredictor(exported)
     samples = collect_samples(
-        predictor.fusion, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
+        predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1,
+        modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
         recursive=args.recursive,
     )
     meta = exported.metadata
+    input_modality = args.input_modality or meta.get("input_modality") or "modality1"
+    _check_inputs(args, predictor, samples, input_modality, "the export's metadata")
     if args.dataset is not None:
         palette = dataset_by_name(args.dataset).palette_array
     else:
         palette = None if meta.get("palette") is None else np.asarray(meta["palette"], np.uint8)
     summary = predict_files(
         predictor, samples, args.output, palette=palette, original_size=args.original_size,
-        input_modality=args.input_modality or meta.get("input_modality") or "modality1",
+        input_modality=input_modality,
         alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
     )
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
           f"{predictor.precision_reason}); pictures in {args.output}")
     return 0
+
+
+def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: str, source: str) -> None:
+    """An image given as a modality the network does not read is an error; a doubtful list a warning."""
+    from ssma_tf.inference.samples import check_inputs
+
+    warnings = check_inputs(samples, fusion=predictor.fusion, modalities=predictor.num_modalities,
+                            input_modality=input_modality, listed=args.list is not None,
+                            source="--input_modality" if args.input_modality else source)
+    for line in warnings:
+        print(f"warning: {args.list}: {line}" if args.list else f"warning: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

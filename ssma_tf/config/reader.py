@@ -64,6 +64,13 @@ class ConfigWarning(UserWarning):
     """A legal but probably unintended setting (e.g. a learning rate that grows)."""
 
 
+# The sections that switch a training mode on (absent or false: off), with the keys only they read.
+_SWITCHED_SECTIONS = {
+    "semi_supervised": ("unlabeled_data",),
+    "adaptation": ("target_data", "target_val_data", "importance_weights"),
+}
+
+
 class _Loader(yaml.SafeLoader):
     """A safe YAML loader that reads `1e-3` as a float and refuses duplicate keys.
 
@@ -293,6 +300,12 @@ class _Reader:
 
     def run(self) -> RunConfig:
         self.check_keys()
+        for name in _SWITCHED_SECTIONS:
+            # `semi_supervised:` with nothing after it reads as null, which every other key takes
+            # as "not given": the run would train without the method it names, without a word.
+            if name in self.d and self.raw(name) is None:
+                raise self.error(name, f"is empty; write '{name}: {{}}' for its defaults, or "
+                                       f"'{name}: false' to train without it")
         for name in REQUIRED_KEYS[self.mode]:
             if self.raw(name) is None:
                 if name in self.d:
@@ -516,6 +529,27 @@ class _Reader:
                 ConfigWarning,
                 stacklevel=4,
             )
+        if config.mode == "train" and self.check_paths and config.test_data:
+            # Read by ssma-evaluate RUN after training, not by training: a typo would otherwise be
+            # found only when the run is done.
+            missing = [p for p in config.test_data if not any(os.path.isfile(f) for f in glob.glob(p))]
+            if missing:
+                warnings.warn(
+                    f"{self.source}: key 'test_data': no file matches {missing[0]}; training does not read "
+                    "it, but evaluating the run (ssma-evaluate RUN) will",
+                    ConfigWarning,
+                    stacklevel=4,
+                )
+        if config.mode == "train":
+            for section, keys in _SWITCHED_SECTIONS.items():
+                unread = [k for k in keys if getattr(config, k) is not None]
+                if unread and getattr(config, section) is None:
+                    warnings.warn(
+                        f"{self.source}: key '{unread[0]}' is read only with the '{section}' section, which "
+                        f"the config does not have (or sets false): training with this config does not use it",
+                        ConfigWarning,
+                        stacklevel=4,
+                    )
         if config.is_fusion and config.freeze_experts and config.encoder_lr_multiplier != 1.0:
             warnings.warn(
                 f"{self.source}: encoder_lr_multiplier has no effect while freeze_experts is true",

@@ -281,17 +281,9 @@ class RunConfig:
         """Class names and palette of `dataset` (None when the config names no dataset)."""
         if self.dataset is None:
             return None
-        from ssma_tf.config.reader import ConfigError
         from ssma_tf.data.datasets import get_dataset_info
-        from ssma_tf.errors import first_line
 
-        try:
-            return get_dataset_info(self.dataset, self.palette)
-        except ValueError as error:
-            # A run folder copied to another machine keeps its palette's absolute path: one line
-            # naming the key, as the config check gives when the file is read.
-            raise ConfigError(first_line(error), key="palette" if self.palette else "dataset",
-                              source=self.source) from None
+        return get_dataset_info(self.dataset, self.palette)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain mapping that `config_from_dict` reads back to an equal config.

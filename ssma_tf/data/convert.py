@@ -139,9 +139,13 @@ def check_list(
             )
         resolved = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts)
         if check_files:
-            for p in resolved:
+            for index, p in enumerate(resolved):
                 if not os.path.isfile(p):
                     what = "is a folder" if os.path.isdir(p) else "does not exist"
+                    # "my rgb.png depth.png label.png": 'my' is missing, but 'my rgb.png' is there.
+                    joined = [" ".join(parts[i:i + 2]) for i in (index - 1, index) if 0 <= i < len(parts) - 1]
+                    if any(os.path.isfile(os.path.join(folder, os.path.expanduser(j))) for j in joined):
+                        what += " (a path with spaces? quote it or separate the paths by tabs)"
                     raise MissingFileError(f"{path}, line {number}: image {p!r} {what}", path)
         if resolved in line_of:
             duplicates.append((number, line_of[resolved]))
@@ -200,6 +204,28 @@ def looks_like_label(path: str) -> bool:
         return False
 
 
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def sixteen_bit_warning(path: str) -> Optional[str]:
+    """A warning when an image read as a modality is 16-bit (raw depth, 16-bit NIR), else None.
+
+    Images are read as OpenCV's `imread(IMREAD_COLOR)` did for the original tools, which keeps
+    the high byte of 16 bits: raw depth in millimetres (0..10000) becomes 0..39, nearly black.
+    Only the header is read.
+    """
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    if mode not in _SIXTEEN_BIT_MODES:
+        return None
+    return (f"{path} is a 16-bit image (mode {mode}): as in the original tools only its high byte is kept "
+            "(values / 256), so raw depth in millimetres becomes nearly black. Turn raw depth or NIR into "
+            "3-channel images first (ssma-prepare jet, hha, ndvi, ...)")
+
+
 def load_image_bgr(path: str, where: str = "") -> np.ndarray:
     """Reads an image as OpenCV's `imread(path, IMREAD_COLOR)` does: HxWx3 uint8 BGR.
 
@@ -207,7 +233,7 @@ def load_image_bgr(path: str, where: str = "") -> np.ndarray:
     byte, and the EXIF orientation is applied.
     """
     image = ImageOps.exif_transpose(_open_image(path, where or path))
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+    if image.mode in _SIXTEEN_BIT_MODES:
         # OpenCV scales 16-bit data to 8 bits by dropping the low byte.
         gray = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
         rgb = np.repeat(gray[..., np.newaxis], 3, axis=2)

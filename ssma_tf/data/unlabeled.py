@@ -19,6 +19,7 @@ import tensorflow as tf
 from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample
 from ssma_tf.data.pipeline import FilePatterns, list_record_files
+from ssma_tf.data.records import count_records as framed_records
 from ssma_tf.data.records import records_per_file
 from ssma_tf.errors import UserInputError
 
@@ -63,6 +64,17 @@ def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
     if not indices:
         raise UnlabeledDataError("holds no record index", path)
     return indices
+
+
+def read_labeled_subset(path: str, train_data: FilePatterns) -> list[int]:
+    """The indices of `labeled_subset`, each checked to be a record of `train_data`.
+
+    Without the check an index beyond the records would be dropped without a word (the run
+    trained on fewer labeled images than listed), or end the run in TensorFlow's "End of
+    sequence" when no index is left. Counting walks the files' framing only: no image is read.
+    """
+    total = sum(framed_records(f)[0] for f in list_record_files(train_data))
+    return read_index_file(path, total)
 
 
 def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> int:

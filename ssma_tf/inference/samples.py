@@ -193,6 +193,68 @@ def collect_samples(
     )
 
 
+def check_inputs(
+    samples: Sequence[Sample],
+    *,
+    fusion: bool,
+    modalities: int,
+    input_modality: str,
+    listed: bool,
+    source: str = "its config",
+) -> List[str]:
+    """Catches images given as a modality the network does not read, before it runs.
+
+    - Images named by modality (`--modality1`/`--modality2`, files or folders) for an AdapNet++
+      expert of another modality are an error: a depth expert given only `--modality1` would
+      predict on the colour image without a word.
+    - A list's lines are not named by modality, so they only get warnings: an AdapNet++ expert
+      of modality k > 1 reads the single image of `image [label]` lines as its input, and an SSMA
+      list without a label column whose last image is single-channel (as labels are) may be a
+      unimodal list of `image label` lines.
+    - A 16-bit image (raw depth) is read as the converter reads it, keeping its high byte:
+      a warning, as `ssma-convert` gives.
+
+    Args:
+        samples: as `collect_samples` gives them.
+        fusion, modalities: the network's (SSMA over N, or AdapNet++ with 1).
+        input_modality: the modality an AdapNet++ network reads ("modality1", "modality2", ...).
+        listed: the samples come from a list file.
+        source: where `input_modality` comes from, for the messages.
+
+    Returns:
+        The warnings (without "warning:").
+
+    Raises:
+        PredictionError: an image named as another modality than the network's.
+    """
+    from ssma_tf.data.convert import looks_like_label, sixteen_bit_warning  # read the header only
+
+    if not samples:
+        return []
+    first = samples[0]
+    warnings = [w for w in map(sixteen_bit_warning, filter(None, first.modalities)) if w]
+    if fusion:
+        if listed and first.label is None and looks_like_label(first.modalities[-1]):
+            warnings.append(
+                f"{first.modalities[-1]} (the last image of the first sample) is single-channel, as labels "
+                f"are, but this SSMA reads it as modality {modalities}: the list's lines are taken as "
+                f"{modalities} images without a label. If they are 'image label' lines, predict with a "
+                "unimodal network")
+        return warnings
+    wanted = int(input_modality.removeprefix("modality"))
+    given = [index for index, path in enumerate(first.modalities, start=1) if path is not None]
+    if len(given) != 1 or given[0] == wanted:
+        return warnings
+    if listed:
+        return warnings + [f"the network reads {input_modality} ({source}); the list gives one image per line, "
+                           "and it reads that image as its input"]
+    raise PredictionError(
+        f"the network reads {input_modality} ({source}), but only --modality{given[0]} is given: pass the "
+        f"images as --modality{wanted} (or pass --input_modality modality{given[0]} if they are what the network "
+        "was trained on)"
+    )
+
+
 def _stem(path: str) -> str:
     name = os.path.basename(path)
     return name[: -len(os.path.splitext(name)[1]) or None]

@@ -17,7 +17,8 @@ import keras
 from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.config import ConfigError, load_config
 from ssma_tf.config.runs import is_run, run_config, run_weights
-from ssma_tf.data.datasets import get_dataset_info
+from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
+from ssma_tf.errors import first_line
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -134,7 +135,7 @@ def setup_inference(
     if dataset is not None:
         info = dataset_by_name(dataset, run.palette if run is not None else None)
     else:
-        info = run.dataset_info() if run is not None else None
+        info = _dataset_of(run) if run is not None else None
     if info is not None and info.num_classes != loaded.num_classes:
         raise ConfigError(
             f"dataset {info.name} has {info.num_classes} classes (void included), the model {loaded.num_classes}"
@@ -146,3 +147,13 @@ def setup_inference(
         run.modality2_interpolation if run.modality_interpolations is None else run.modality_interpolations,
         run.input_modality or "modality1",
     )
+
+
+def _dataset_of(run: Any) -> Optional[DatasetInfo]:
+    """The config's dataset; a palette file that is not there (a run folder copied to another
+    machine keeps its absolute path) is a one-line error naming the key, as the config check
+    gives when the paths are checked."""
+    try:
+        return run.dataset_info()
+    except ValueError as error:
+        raise ConfigError(first_line(error), key="palette" if run.palette else "dataset", source=run.source) from None

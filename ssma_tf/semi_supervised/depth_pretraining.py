@@ -53,12 +53,20 @@ def berhu_loss(prediction: Any, target: Any, valid: Any) -> Any:
 
 
 def depth_config(config: Any) -> Any:
-    """The config of the depth network: the segmentation config's AdapNet++ with two outputs."""
+    """The config of the depth network: the segmentation config's AdapNet++ with two outputs.
+
+    It reads no label (no class count to check them against, no labeled subset) and learns
+    modality 2's depth from modality 1.
+    """
     if config.model != ADAPNET_PP:
         raise ConfigError(f"depth pretraining trains {ADAPNET_PP} on RGB, got {config.model}",
                           key="model", source=config.source)
+    if config.input_modality != "modality1":
+        raise ConfigError(
+            f"is {config.input_modality}, but depth pretraining learns the depth of modality 2 from the images of "
+            "modality 1; set input_modality: modality1", key="input_modality", source=config.source)
     return dataclasses.replace(config, num_classes=DEPTH_CHANNELS, dataset=None, palette=None,
-                               semi_supervised=None)
+                               semi_supervised=None, labeled_subset=None)
 
 
 class DepthPretrainer(training.Trainer):

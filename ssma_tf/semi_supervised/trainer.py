@@ -35,7 +35,7 @@ from ssma_tf.data.unlabeled import (
     UnlabeledDataError,
     build_mix_dataset,
     decode_record,
-    read_index_file,
+    read_labeled_subset,
 )
 from ssma_tf.distribute import first_replica, replica_mean, synchronize_batch_norms
 from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
@@ -74,7 +74,17 @@ def check_depth_colouring(files: list[str], encoding: str) -> None:
         UnlabeledDataError: naming the file, the encoding and the share of pixels off its map.
     """
     for path in files:
-        for record in tf.data.TFRecordDataset(path).take(CHECKED_RECORDS):
+        for index, record in enumerate(tf.data.TFRecordDataset(path).take(CHECKED_RECORDS)):
+            try:
+                features = tf.train.Example.FromString(record.numpy()).features.feature
+            except Exception as error:  # protobuf's own DecodeError type
+                raise UnlabeledDataError(f"record {index} is not a tf.train.Example ({type(error).__name__})",
+                                         path) from None
+            if "modality2" not in features:
+                raise UnlabeledDataError(
+                    f"record {index} has no modality2 (it holds {', '.join(sorted(features))}): DepthMix mixes "
+                    "by depth; convert 'modality1 modality2' lines (ssma-convert --unlabeled), or use "
+                    "method: classmix", path)
             sample = decode_record(record)
             near, valid, distance = decode_nearness(
                 tf.cast(sample["modality2"], tf.float32)[None], encoding)
@@ -132,7 +142,7 @@ class SemiSupervisedTrainer(training.Trainer):
         config = self.config
         labeled = None
         if config.labeled_subset:
-            labeled = read_index_file(config.labeled_subset)
+            labeled = read_labeled_subset(config.labeled_subset, config.train_data)
         seed = (config.seed or 0) + 104729
 
         def mix_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from ssma_tf.data import AugmentationConfig
 from ssma_tf.data.pipeline import config_dataset
-from ssma_tf.data.unlabeled import read_index_file
+from ssma_tf.data.unlabeled import read_labeled_subset
 
 
 def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputContext] = None,
@@ -40,6 +40,6 @@ def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputC
         augmentation = AugmentationConfig.disabled()
     elif not isinstance(augmentation, AugmentationConfig):
         augmentation = AugmentationConfig.from_dict(augmentation, source=config.source)
-    keep = read_index_file(config.labeled_subset) if config.labeled_subset else None
+    keep = read_labeled_subset(config.labeled_subset, config.train_data) if config.labeled_subset else None
     return config_dataset(config, config.train_data, training=True, batch_size=batch_size,
                           augmentation=augmentation, seed=seed, keep_indices=keep)

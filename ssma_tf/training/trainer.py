@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints import CheckpointError
-from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
+from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model, swapped_expert_warnings
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
@@ -220,6 +220,8 @@ class Trainer:
         # The newest checkpoint known to be complete: the one resumed from, then each one saved.
         self.last_checkpoint: Optional[str] = self.resumed_from
         if self.resumed_from is None:
+            for warning in swapped_expert_warnings(config):
+                self._log(f"warning: {warning}")
             for message in initialize_model(self.model, config):
                 self._log(f"initialised from {message}")
 
@@ -553,8 +555,8 @@ class Trainer:
     def _warn_of_label_ids_beyond(self) -> None:
         """Logs a warning when the first labels of a set hold ids that `num_classes` makes void."""
         for key, labeled, _ in self.record_sets():
-            # train_data's labels are read even where some records may lack one (a labeled subset).
-            if labeled or key == "train_data":
+            # A labeled subset's labels are read, though other records of train_data may lack one.
+            if labeled or (key == "train_data" and self.config.labeled_subset is not None):
                 warning = label_ids_beyond(list_record_files(getattr(self.config, key)), self.config.num_classes,
                                            what=key)
                 if warning:

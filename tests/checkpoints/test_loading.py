@@ -113,3 +113,54 @@ def test_weights_of_a_run_of_another_model_name_the_run_model(tmp_path):
     with pytest.raises(CheckpointError) as same:
         load_weights(fusion, path)
     assert str(same.value) == str(plain.value)
+
+
+def test_expert_runs_of_another_modality_than_their_expert_are_warned_of(tmp_path):
+    """The depth run given as checkpoint1 (the RGB expert) would train without a word."""
+    from ssma_tf.checkpoints.initialize import swapped_expert_warnings
+
+    runs = {}
+    for name, read in (("rgb", "modality1"), ("depth", "modality2"), ("thermal", "modality3")):
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        (runs[name] / "config.yaml").write_text(f"model: AdapNet_pp\ninput_modality: {read}\n")
+    (tmp_path / "final.weights.h5").write_bytes(b"")  # a weights file outside any run: nothing to read
+    common = dict(model="SSMA", num_classes=4, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, checkpoint=str(tmp_path / "ssma"), train_data="unused.tfrecords")
+
+    def warnings(**keys):
+        return swapped_expert_warnings(config_from_dict(dict(common, **keys), check_paths=False))
+
+    assert warnings(checkpoint1=str(runs["rgb"]), checkpoint2=str(runs["depth"])) == []
+    (swapped,) = warnings(checkpoint1=str(runs["rgb"]), checkpoint2=str(runs["thermal"]))
+    assert swapped == (f"key 'checkpoint2': the run {runs['thermal']} was trained on modality3 (input_modality in its "
+                       "config.yaml) but starts the modality2 expert; if the checkpoints are in the wrong order, "
+                       "swap them")
+    assert [w.split(":")[0] for w in warnings(checkpoint1=str(runs["depth"]), checkpoint2=str(runs["rgb"]))] == [
+        "key 'checkpoint1'", "key 'checkpoint2'"]
+    three = warnings(modalities=["rgb", "depth", "thermal"],
+                     checkpoints=[str(runs["rgb"]), str(tmp_path / "final.weights.h5"), str(runs["thermal"])])
+    assert three == []
+
+
+def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_the_key(tmp_path):
+    from ssma_tf.checkpoints.initialize import check_checkpoint_fits
+
+    run = tmp_path / "rgb_run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: AdapNet_pp\ninput_modality: modality1\n")
+    (run / "final.weights.h5").write_bytes(b"")  # never read: the run's config says enough
+    common = dict(num_classes=4, height=32, width=64, batch_size=1, max_iteration=1, learning_rate=1e-3,
+                  checkpoint=str(tmp_path / "new"), train_data="unused.tfrecords")
+    fusion = config_from_dict(dict(common, model="SSMA", initialize=str(run / "final.weights.h5")),
+                              source="s3.config", check_paths=False)
+    with pytest.raises(CheckpointError, match=rf"^s3.config: key 'intialize': {run / 'final.weights.h5'} is a run of "
+                                              r"model: AdapNet_pp \(its config.yaml\), but the config says model: SSMA; "
+                                              r"SSMA starts its experts from unimodal runs with checkpoint1/checkpoint2"):
+        check_checkpoint_fits(fusion, fusion.initialize)
+    (run / "config.yaml").write_text("model: SSMA\n")
+    with pytest.raises(CheckpointError, match=r"is a run of model: SSMA .* says model: AdapNet_pp; an AdapNet\+\+ "
+                                              "starts from AdapNet\\+\\+ weights or the ImageNet checkpoint"):
+        unimodal = config_from_dict(dict(common, model="AdapNet_pp", initialize=str(run)), check_paths=False)
+        check_checkpoint_fits(unimodal, unimodal.initialize)
+    assert check_checkpoint_fits(fusion, fusion.initialize)  # the same network: on to loading

@@ -161,3 +161,15 @@ def test_a_run_whose_palette_file_has_moved_is_a_one_line_error_for_predict_and_
         error = capsys.readouterr().err
         assert "Traceback" not in error and len(error.strip().splitlines()) == 1, error
         assert f"{folder / RUN_CONFIG}: key 'palette': cannot read the datasets file {gone}" in error
+
+
+def test_predict_refuses_an_image_named_as_another_modality_than_the_network_reads(run_folder, tmp_path, capsys):
+    path = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(path)
+    status = predict.main([str(run_folder), "--modality2", str(path), "-o", str(tmp_path / "out"), "--quiet",
+                           "--precision", "float32"])
+    error = capsys.readouterr().err
+    assert status == 2 and len(error.strip().splitlines()) == 1, error
+    assert "the network reads modality1 (its config), but only --modality2 is given: pass the images as --modality1" \
+        in error
+    assert not (tmp_path / "out" / "class_ids").exists()

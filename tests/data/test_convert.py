@@ -121,6 +121,7 @@ def _bad_inputs(folder: pathlib.Path):
     """(name, list lines, extra args, exception, message pattern) for each bad input."""
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     save_png(folder / "small_rgb.png", np.zeros((8, 24, 3), np.uint8))
+    save_png(folder / "1 rgb.png", np.zeros((16, 24, 3), np.uint8))
     save_png(folder / "rgb_label.png", np.zeros((16, 24, 3), np.uint8))
     big = np.zeros((16, 24), np.uint8)
     big[3, 4] = 7
@@ -145,11 +146,12 @@ def _bad_inputs(folder: pathlib.Path):
         ("id >= num_classes", [good, "1_rgb.png 1_aux.png big_label.png"], {"num_classes": 5}, ValueError, r"line 2: label .*big_label\.png' has class id 7 but --num_classes is 5"),
         ("empty list", ["", "   "], {}, ValueError, r"the list is empty"),
         ("a path with spaces, unquoted", [good, "1 rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: has 4 columns but the lines before it have 3 \(a path with spaces\? quote it or separate the paths by tabs\)"),
+        ("a path with spaces, unquoted, first", ["1 rgb.png 1_aux.png 1_label.png", good], {}, FileNotFoundError, r"line 1: image .*1' does not exist \(a path with spaces\? quote it or separate the paths by tabs\)"),
         ("unclosed quote", [good, '"1 rgb.png 1_aux.png 1_label.png'], {}, ValueError, r"line 2: a quote is not closed"),
     ]
 
 
-BAD_INPUTS = 13
+BAD_INPUTS = 14
 
 
 def test_every_bad_input_is_a_user_input_error(dataset_dir):
@@ -443,3 +445,21 @@ def test_write_examples_names_the_bad_sample_and_leaves_no_file(tmp_path, sample
     with pytest.raises(ValueError, match="no samples to write"):
         write_examples(path, [])
     assert os.listdir(tmp_path) == []
+
+
+def test_a_16_bit_modality_image_is_warned_of_by_convert_and_predict(dataset_dir, tmp_path, capsys):
+    """Raw depth in millimetres keeps only its high byte, as in the original tools: nearly black."""
+    from ssma_tf.inference.samples import check_inputs, collect_samples
+
+    Image.fromarray(np.full((16, 24), 2500, np.uint16)).save(dataset_dir / "raw_depth.png")
+    assert Image.open(dataset_dir / "raw_depth.png").mode.startswith("I")
+    write_list(dataset_dir / "raw.txt", ["0_rgb.png raw_depth.png 0_label.png"])
+    assert _cli().main(["-f", str(dataset_dir / "raw.txt"), "-r", str(tmp_path / "raw.tfrecords")]) == 0
+    error = capsys.readouterr().err
+    assert f"warning: {dataset_dir / 'raw.txt'}, line 1: {dataset_dir / 'raw_depth.png'} is a 16-bit image" in error
+    assert "ssma-prepare" in error
+    assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(tmp_path / "ok.tfrecords")]) == 0
+    assert "16-bit" not in capsys.readouterr().err
+    samples = collect_samples(True, modality1=dataset_dir / "0_rgb.png", modality2=dataset_dir / "raw_depth.png")
+    (warning,) = check_inputs(samples, fusion=True, modalities=2, input_modality="modality1", listed=False)
+    assert warning.startswith(f"{dataset_dir / 'raw_depth.png'} is a 16-bit image (mode I")

@@ -69,3 +69,36 @@ def test_samples_from_folders_pair_by_name(tmp_path):
         collect_samples(True, modality1=tmp_path / "nothere.png", modality2=tmp_path / "a.png")
     with pytest.raises(PredictionError, match="is not a folder"):
         collect_samples(True, modality1=tmp_path / "rgb", modality2=tmp_path / "rgb" / "x_leftImg8bit.png")
+
+
+def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_path):
+    from PIL import Image
+
+    from ssma_tf.inference.samples import check_inputs
+
+    rgb = write_rgb(tmp_path / "rgb.png", np.zeros((4, 4, 3)))
+    depth = write_rgb(tmp_path / "depth.png", np.zeros((4, 4, 3)))
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "label.png")
+    expert = dict(fusion=False, modalities=1, input_modality="modality2", source="its config")
+    # A depth expert given only --modality1: an error naming both, not a prediction on the colour image.
+    with pytest.raises(PredictionError, match=r"the network reads modality2 \(its config\), but only --modality1 "
+                                              r"is given: pass the images as --modality2"):
+        check_inputs(collect_samples(False, modality1=rgb), listed=False, **expert)
+    assert check_inputs(collect_samples(False, modality2=depth), listed=False, **expert) == []
+    assert check_inputs(collect_samples(False, modality1=rgb, modality2=depth), listed=False, **expert) == []
+    with pytest.raises(PredictionError, match=r"reads modality1 \(--input_modality\), but only --modality2"):
+        check_inputs(collect_samples(False, modality2=depth), listed=False,
+                     **dict(expert, input_modality="modality1", source="--input_modality"))
+    # A list's `image label` lines are not named by modality: a warning only.
+    (tmp_path / "pairs.txt").write_text("rgb.png label.png\n")
+    listed = collect_samples(False, list_file=tmp_path / "pairs.txt")
+    assert check_inputs(listed, listed=True, **expert) == [
+        "the network reads modality2 (its config); the list gives one image per line, and it reads that image "
+        "as its input"]
+    assert check_inputs(listed, listed=True, **dict(expert, input_modality="modality1")) == []
+    # SSMA given `image label` lines reads the label as depth: a warning naming it.
+    fusion = dict(fusion=True, modalities=2, input_modality="modality1", listed=True)
+    (warning,) = check_inputs(collect_samples(True, list_file=tmp_path / "pairs.txt"), **fusion)
+    assert warning.startswith(f"{tmp_path / 'label.png'} (the last image of the first sample) is single-channel")
+    (tmp_path / "fused.txt").write_text("rgb.png depth.png\n")  # a colour last image: no warning
+    assert check_inputs(collect_samples(True, list_file=tmp_path / "fused.txt"), **fusion) == []
