@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import os
 import pathlib
@@ -216,17 +217,27 @@ def run(
     test_data = _check_test_data(test_data)
     output = pathlib.Path(output)
     report_path = output / REPORT
+    source = os.path.abspath(checkpoint or config.checkpoint)
+    # Everything a finished stage depends on: a resumed run with other weights, fine-tuning or
+    # test records would otherwise report the old stages as its own. The config by content, so
+    # that `--set` changes count and a moved file does not.
+    config_digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
     settings = {"method": method, "stages": [s.spec for s in stages], "finetune_steps": finetune_steps,
                 "rank_batches": rank_batches, "model": config.model, "source": str(config.source),
+                "checkpoint": source, "config_sha256": config_digest[:16],
+                "finetune_learning_rate": finetune_learning_rate, "test_data": list(test_data),
                 # Named only when used, so that the reports of earlier runs still match theirs.
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
     report = {"settings": settings, "stages": []}
     if report_path.exists():
         previous = json.loads(report_path.read_text())
-        if previous.get("settings") != settings:
+        old = previous.get("settings") or {}
+        if old != settings:
+            differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             raise UserInputError(
-                f"{report_path} comes from another pruning run ({previous.get('settings')}); "
-                "give a new output folder or the same settings", path=report_path)
+                f"{report_path} comes from another pruning run: {', '.join(differ) or 'its settings'} differ "
+                f"(before: {', '.join(f'{k}={old.get(k)!r}' for k in differ[:3])}); give a new output folder "
+                "or the same settings", path=report_path)
         report = previous
     eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
 

@@ -34,14 +34,43 @@ def channel_costs(maps: Sequence[FeatureMaps]) -> dict[str, float]:
     return costs
 
 
+class _Removal:
+    """Counts the weights that removing channels takes away, each weight once.
+
+    A kernel between two pruned feature maps loses rows for the map it reads and columns for the
+    map it makes; summing each channel's `channel_costs` would count their crossing twice and stop
+    a stage short of its budget (by a different amount for each method). Here every variable's
+    remaining shape is kept, and a removal costs what the shapes lose.
+    """
+
+    def __init__(self, maps: Sequence[FeatureMaps]):
+        self.shapes: dict[int, list[int]] = {}
+        self.axes: dict[str, list[tuple[int, int]]] = {}
+        for entry in maps:
+            pieces = {(id(p.variable), p.axis) for p in entry.outputs + entry.inputs}
+            for piece in entry.outputs + entry.inputs:
+                self.shapes.setdefault(id(piece.variable), list(piece.variable.shape))
+            self.axes[entry.name] = sorted(pieces)
+
+    def remove(self, name: str, count: int) -> float:
+        """Takes `count` channels from feature map `name`; returns the weights that go with them."""
+        touched = {variable for variable, _ in self.axes[name]}
+        before = sum(float(np.prod(self.shapes[v])) for v in touched)
+        for variable, axis in self.axes[name]:
+            self.shapes[variable][axis] -= count
+        return before - sum(float(np.prod(self.shapes[v])) for v in touched)
+
+
 def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[FeatureMaps], *,
            what: str = "this stage", multiple: int = 1) -> dict[str, list[int]]:
     """The channels to keep when the lowest-ranked channels holding `budget` weights go.
 
     One global ranking over the layers named in `scores` (their scores already rescaled per layer,
     `ssma_tf.pruning.ranking.l2_rescaled`), ties broken by layer order and channel index. Channels
-    go from the lowest score up until the weights they hold (`channel_costs`) reach `budget`; a
-    layer always keeps its last channel, so the ranking alone never empties a layer.
+    go from the lowest score up until the weights they hold reach `budget`, each weight counted
+    once (a kernel between two pruned maps loses rows and columns: `_Removal`), so that a stage
+    removes the same share of weights whichever channels a method picks; a layer always keeps
+    its last channel, so the ranking alone never empties a layer.
 
     With `multiple` > 1, channels go in groups of `multiple` from the same layer (and the same
     rate group of a multiscale convolution): its `multiple` lowest-ranked remaining channels, ranked
@@ -61,7 +90,7 @@ def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[Featu
     if not isinstance(multiple, int) or multiple < 1:
         raise PruningError(f"{what}: the channel multiple must be a positive integer, got {multiple!r}")
     by_name = {entry.name: entry for entry in maps}
-    costs = channel_costs([by_name[name] for name in scores])
+    removal = _Removal([by_name[name] for name in scores])
     pool = []
     for order, name in enumerate(scores):
         entry, values = by_name[name], np.asarray(scores[name], dtype=float)
@@ -83,7 +112,7 @@ def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[Featu
         if total >= budget:
             break
         removed[name].update(group)
-        total += costs[name] * len(group)
+        total += removal.remove(name, len(group))
     if total < budget:
         raise PruningError(
             f"{what} would remove every filter of {', '.join(scores) if len(scores) <= 3 else 'its layers'} "

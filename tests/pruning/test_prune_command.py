@@ -64,6 +64,17 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     assert prune_cli.main(args) == 0
     assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
     assert json.loads((out / "report.json").read_text()) == report
+    # Other weights, fine-tuning or config values: the finished stages are not theirs (before: the
+    # old table was printed as the new result).
+    keras.utils.set_random_seed(1)
+    AdapNetPP(5).save_weights(run_folder / "other.weights.h5")
+    changes = {"checkpoint": ["--checkpoint", str(run_folder / "other.weights.h5")],
+               "finetune_learning_rate": ["--finetune-lr", "1e-6"], "config_sha256": ["--set", "learning_rate=0.5"]}
+    for key, change in changes.items():
+        assert prune_cli.main(args + change) == 2
+        error = capsys.readouterr().err
+        assert f"report.json comes from another pruning run: {key} differ" in error, error
+    assert json.loads((out / "report.json").read_text()) == report
 
 
 def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypatch, capsys):

@@ -221,6 +221,23 @@ def test_select_removes_the_lowest_ranked_until_the_budget_and_never_empties_a_l
         select(scores, 23 * (costs["skip1"] + costs["skip2"]) + 1, maps, what="stage 1")
 
 
+def test_a_stage_removes_its_budget_counting_each_weight_once(model):
+    """block4's conv1 -> conv2 -> conv3 chains: a kernel between two pruned maps loses rows and
+    columns, which per-channel costs would count twice (stopping short of the budget)."""
+    maps = [m for m in feature_maps(model) if m.group == "block4"]
+    rng = np.random.default_rng(3)
+    scores = {m.name: rng.uniform(0, 1, m.width) for m in maps}
+    before = count_params(model)
+    budget = 0.3 * before
+    keep = select(scores, budget, maps)
+    removed = before - count_params(prune(model, keep))
+    largest = max(channel_costs(maps).values())
+    assert budget <= removed < budget + largest
+    # The old per-channel sum reaches the budget with fewer removals: it overstates what goes.
+    naive = sum(channel_costs(maps)[name] * (m.width - len(keep[name])) for m in maps for name in [m.name])
+    assert naive > removed
+
+
 def test_select_with_a_multiple_removes_whole_groups_and_keeps_widths_multiples(model):
     maps = [m for m in feature_maps(model) if m.name in ("skip1", "skip2")]
     costs = channel_costs(maps)
