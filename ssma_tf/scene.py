@@ -17,7 +17,9 @@ import keras
 import numpy as np
 
 from ssma_tf.checkpoints.loading import unimodal_encoder_weights
+from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.data.scene import build_scene_dataset
+from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path
 from ssma_tf.models.scene import SSMASceneClassifier
 
@@ -120,7 +122,15 @@ def train_scene_classifier(
         keras.utils.set_random_seed(seed)
     model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts)
     for encoder, source in zip(model.encoders, experts or ()):
-        encoder.set_weights(unimodal_encoder_weights(source, expert_classes or num_classes, model.dropout_rate))
+        try:
+            weights = unimodal_encoder_weights(source, expert_classes or num_classes, model.dropout_rate)
+        except CheckpointError as error:
+            if expert_classes is not None:
+                raise
+            # The experts are segmentation networks: their class count is not the scenes'.
+            raise CheckpointError(f"{error}; experts trained on another class count than the {num_classes} scene "
+                                  "classes need --expert_classes N (their segmentation classes)") from None
+        encoder.set_weights(weights)
         log(f"{source}: loaded into the {encoder.name} expert")
     dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
                                   batch_size=batch_size, training=True, seed=seed)
@@ -151,6 +161,9 @@ def evaluate_scene_classifier(
         if os.path.isdir(path):
             path = os.path.join(path, FINAL_SCENE_MODEL)
         model = keras.models.load_model(path)
+    if class_names is not None and len(class_names) != model.num_classes:
+        raise UserInputError(f"{len(class_names)} class names for the model's {model.num_classes} classes "
+                             f"({', '.join(class_names)}); give one per class, id 0 first")
     confusion = np.zeros((model.num_classes, model.num_classes), np.int64)
     dataset = build_scene_dataset(test_data, modalities=model.num_modalities, height=height, width=width,
                                   batch_size=batch_size, training=False)
@@ -158,6 +171,8 @@ def evaluate_scene_classifier(
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
         truth = class_ids.numpy()
         if truth.size and truth.max() >= model.num_classes:
-            raise ValueError(f"a record has class id {int(truth.max())}, the model {model.num_classes} classes")
+            sets = test_data if isinstance(test_data, str) else ", ".join(map(str, test_data))
+            raise UserInputError(f"a record of {sets} has class id {int(truth.max())}, the model "
+                                 f"{model.num_classes} classes")
         np.add.at(confusion, (truth, predicted), 1)
     return scene_metrics(confusion, class_names)

@@ -426,6 +426,13 @@ def test_warnings_for_legal_but_odd_settings(workdir):
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     with pytest.warns(ConfigWarning, match="no effect"):
         config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})
+    # SSMA with frozen experts that nothing starts: they would stay random (before: no word).
+    unstarted = {k: v for k, v in ssma.items() if k not in ("checkpoint1", "checkpoint2")}
+    with pytest.warns(ConfigWarning, match="freeze_experts is true, but nothing starts the experts"):
+        config_from_dict(unstarted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        config_from_dict({**unstarted, "freeze_experts": False})
     # test_data is read after training, by ssma-evaluate RUN: a typo is named at the start.
     with pytest.warns(ConfigWarning, match=r"key 'test_data': no file matches .*vall\.tfrecords; training does not "
                                            r"read it, but evaluating the run \(ssma-evaluate RUN\) will"):

@@ -89,6 +89,10 @@ def test_training_lowers_the_loss_and_the_command_evaluates(records, tmp_path, c
     assert printed.splitlines()[0].split() == ["class", "recall", "IoU", "scenes"]
     assert [line.split()[0] for line in printed.splitlines()[1:5]] == ["left", "top", "plain", "mean"]
     assert json.loads((tmp_path / "m.json").read_text())["num_scenes"] == 24
+    # A class name too few (before: an IndexError; one too many was dropped without a word).
+    assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data, "--height", "16", "--width",
+                     "16", "--class_names", "left", "top"]) == 2
+    assert "error: 2 class names for the model's 3 classes (left, top); give one per class" in capsys.readouterr().err
     assert cli.main(["convert", "-f", str(records / "scenes.txt"), "-r", str(tmp_path / "r.tfrecords"),
                      "--modalities", "3"]) == 2
     assert "scenes.txt, line 1: has 3 columns, expected 3 modalities" in capsys.readouterr().err

@@ -354,7 +354,7 @@ def test_config_section_defaults_and_errors(tmp_path):
         _config(tmp_path, unlabeled_data=None)
     with pytest.raises(ConfigError, match="semi_supervised.*'confidence'"):
         _config(tmp_path, semi={"confidence": 1.5})
-    with pytest.raises(ConfigError, match="semi_supervised.*'mehtod'"):
+    with pytest.raises(ConfigError, match=r"semi_supervised.*'mehtod'; did you mean 'method'\?"):
         _config(tmp_path, semi={"mehtod": "classmix"})
 
 
@@ -367,8 +367,8 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
     rgb_only = tmp_path / "rgb_only.tfrecords"
     with tf.io.TFRecordWriter(str(rgb_only)) as writer:  # before: ParseExample's traceback
         writer.write(encode_example(np.zeros((H, W, 3), np.uint8), None))
-    with pytest.raises(UnlabeledDataError, match=r"rgb_only.tfrecords: record 0 has no modality2 .*DepthMix mixes by "
-                                                 r"depth; convert 'modality1 modality2' lines"):
+    with pytest.raises(UnlabeledDataError, match=r"rgb_only.tfrecords: record 0 has no modality2 .*unlabeled_data "
+                                                 r"\(DepthMix\) needs depth as modality 2; convert 'modality1 modality2"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=str(rgb_only)))
     photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 2, photo_depth=True)
     with pytest.raises(UnlabeledDataError, match="photos.tfrecords.*not a decodable depth colouring"):
@@ -687,6 +687,20 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     capsys.readouterr()
     assert select_labels.main(["-c", str(path), "--budget", "9", "-o", str(tmp_path / "c")]) == 2
     assert "--budget 9 is larger than the pool of 8 images" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # before: wrote labeled_8.txt beside labeled_4.txt
+        select_labels.main(["-c", str(path), "--budget", "4", "--budgets", "8", "-o", str(tmp_path / "c")])
+    assert "--budgets are the smaller budgets on the way to --budget 4, got 8" in capsys.readouterr().err
+    # A second run into the same folder: the first run's other lists are named.
+    assert select_labels.main(["-c", str(path), "--budget", "3", "-o", str(tmp_path / "a")]) == 0
+    assert "also holds labeled_2.txt, labeled_4.txt from an earlier run" in capsys.readouterr().err
+    # The config's labeled_subset is this command's output: it need not exist yet.
+    missing = dict(config.to_dict(), labeled_subset=str(tmp_path / "not_yet" / "labeled_4.txt"))
+    path.write_text(yaml.safe_dump(missing))
+    assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "d")]) == 0
+    # Jet-coloured depth read as grey: refused (before: selected on noise).
+    assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "e"),
+                               "--depth-encoding", "gray_near_bright"]) == 2
+    assert "is not a decodable depth colouring 'gray_near_bright'" in capsys.readouterr().err
 
 
 def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tmp_path, capsys):
@@ -702,7 +716,7 @@ def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tm
     path.write_text(yaml.safe_dump(config.to_dict()))
     assert select_labels.main(["-c", str(path), "--budget", "1", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert f"{unimodal}, record 0: no 'modality2' feature" in err and err.count("\n") == 1
+    assert f"{unimodal}: record 0 has no modality2" in err and err.count("\n") == 1
     (tmp_path / "file").write_text("")
     assert select_labels.main(["-c", str(path), "--budget", "1", "-o", str(tmp_path / "file" / "out")]) == 2
     assert "--output" in capsys.readouterr().err

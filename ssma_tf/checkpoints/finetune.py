@@ -32,8 +32,9 @@ class FinetuneReport:
         checkpoint: the source read.
         source_classes: the classes the source was trained with.
         target_classes: the classes of the model being fine-tuned.
-        loaded: the layers copied from the source (by Keras name).
+        loaded: the layers copied from the source (by Keras name; an encoder is one layer).
         reinitialized: the class-dependent layers left freshly initialised.
+        loaded_weights, total_weights: the weights copied, and the model's in all.
     """
 
     checkpoint: str
@@ -41,12 +42,16 @@ class FinetuneReport:
     target_classes: int
     loaded: list
     reinitialized: list
+    loaded_weights: int = 0
+    total_weights: int = 0
 
     def __str__(self) -> str:
         fresh = ", ".join(f"{name} ({DECODER_SCOPES[name]})" for name in self.reinitialized) or "none"
+        # "loaded 7 layers" read as almost nothing: the encoder is one of them.
         return (
             f"{self.checkpoint}: fine-tuning from {self.source_classes} to {self.target_classes} classes: "
-            f"loaded {len(self.loaded)} layers; re-initialised the class-dependent layers: {fresh}"
+            f"loaded {self.loaded_weights:,} of the {self.total_weights:,} weights ({len(self.loaded)} layers: "
+            f"{', '.join(self.loaded)}); re-initialised the class-dependent layers: {fresh}"
         )
 
 
@@ -105,4 +110,6 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         layer.set_weights(arrays)
         loaded.append(layer.name)
     fresh = [name for name in CLASS_LAYERS if name in fresh]  # in the network's order
-    return FinetuneReport(resolved, source.num_classes, model.num_classes, loaded, fresh)
+    copied = sum(int(array.size) for _, arrays in pairs for array in arrays)
+    return FinetuneReport(resolved, source.num_classes, model.num_classes, loaded, fresh, copied,
+                          int(model.count_params()))

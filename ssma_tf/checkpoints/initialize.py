@@ -17,6 +17,7 @@ import keras
 from ssma_tf.config.reader import ConfigError
 from ssma_tf.config.runs import find_run_config, read_run_config
 from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, RUN_CONFIG
+from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
 from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
@@ -168,7 +169,15 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                         loaded[source] = unimodal_encoder_weights(
                             source, config.num_classes, dropout_rate, getattr(config, "backbone", "adapnet_pp"),
                             decoder_filters=getattr(config, "decoder_filters", DECODER_FILTERS))
-                encoder.set_weights(loaded[source])
+                with _naming_key(config, index):
+                    try:
+                        encoder.set_weights(loaded[source])
+                    except ValueError as error:
+                        # A `.keras` expert is built as it was saved, whatever the config says.
+                        raise CheckpointError(
+                            f"{source}: its encoder does not fit the {encoder.name} expert of this SSMA "
+                            f"(backbone: {getattr(config, 'backbone', 'adapnet_pp')}): {first_line(error)}; was it "
+                            "trained with another backbone?") from None
                 messages.append(f"{source}: loaded into the {encoder.name} expert")
     return messages
 

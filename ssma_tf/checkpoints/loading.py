@@ -37,7 +37,7 @@ from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
-from ssma_tf.models.factory import build_model, check_model_name, model_name
+from ssma_tf.models.factory import build_model, check_model_name, model_name, num_modalities
 from ssma_tf.models.widths import decoder_widths
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -159,6 +159,10 @@ def _load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
         raise
     except ValueError as error:  # Keras' word for an archive without a readable model config
         raise CheckpointError(f"cannot read the model file {path}: {first_line(error)}", path=path) from None
+    except TypeError as error:  # a class this package does not register, e.g. a scene classifier
+        hint = "; a scene classifier is used with ssma-scene" if "SceneClassifier" in str(error) else ""
+        raise CheckpointError(f"{path} holds a model this command cannot use: {first_line(error)}{hint}",
+                              path=path) from None
     if not isinstance(model, tuple(classes)):
         wanted = " or ".join(c.__name__ for c in classes)
         article = "" if len(classes) > 1 else "an " if wanted[0] in "AEIOU" else "a "
@@ -229,7 +233,13 @@ def model_from_config(config: Any) -> keras.Model:
         CheckpointError: no checkpoint there, or it does not fit the model.
     """
     if str(config.checkpoint).endswith(".keras"):
-        return load_model(config.checkpoint, config.model, config.num_classes)
+        loaded = load_model(config.checkpoint, config.model, config.num_classes)
+        if num_modalities(loaded) != config.num_modalities:
+            # Found when the first batch of the config's images meets the model otherwise.
+            raise CheckpointError(
+                f"{config.checkpoint} holds a model of {num_modalities(loaded)} modalities, but the config "
+                f"{config.source} reads {config.num_modalities}")
+        return loaded
     model = build_model(config)
     load_weights(model, config.checkpoint)
     return model

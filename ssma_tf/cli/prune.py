@@ -105,6 +105,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UserInputError as error:
         return fail(error)
     reports = [report] + others
+    # A report of another model (or of the same model from other weights) is drawn all the same;
+    # the table's unpruned rows tell them apart, and this line says so.
+    for folder, other in zip(args.others, others):
+        theirs = other.get("settings", {})
+        if (theirs.get("model"), theirs.get("checkpoint")) != (report["settings"]["model"],
+                                                               report["settings"]["checkpoint"]):
+            print(f"warning: --with {folder} pruned another network (model {theirs.get('model')}, weights "
+                  f"{theirs.get('checkpoint', 'not recorded')}); its rows are not comparable with this run's",
+                  file=sys.stderr)
     picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png")
     print(staged.format_table(reports), flush=True)
     print(f"plot: {picture}", flush=True)

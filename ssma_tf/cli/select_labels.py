@@ -52,11 +52,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.config import load_config
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
 
-    config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
+    # The config's labeled_subset is what this command writes: it need not exist yet.
+    config = load_config(args.config, "train", overrides={**overrides, "labeled_subset": None})
     encoding = args.depth_encoding or (
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
     if encoding not in DEPTH_ENCODINGS:
         parser.error(f"--depth-encoding must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
+    larger = [b for b in args.budgets if b > args.budget]
+    if larger:
+        parser.error(f"--budgets are the smaller budgets on the way to --budget {args.budget}, got {larger[0]}")
     budgets = sorted(set(args.budgets) | {args.budget})
     if args.depth_student_steps < 0:
         parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
@@ -74,6 +78,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
 
     check_output(args.output, what="--output", directory=True, overwrite=None)  # before the records are read
+    from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.semi_supervised.mixing import check_depth_colouring
+
+    check_depth_colouring(list_record_files(config.train_data), encoding, key="the depth-guided selection",
+                          fix="give --depth-encoding (or the config's semi_supervised.depth_encoding)")
     features = pooled_depth_features(config.train_data, encoding)
     if budgets[-1] > len(features):
         raise SelectionError(
@@ -91,6 +100,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                                          difficulty_weight=args.difficulty_weight)
 
     os.makedirs(args.output, exist_ok=True)
+    # Lists of an earlier run into this folder (other budgets or seed) would sit beside this run's.
+    stale = sorted(name for name in os.listdir(args.output) if name.startswith("labeled_") and name.endswith(".txt")
+                   and name not in {f"labeled_{b}.txt" for b in budgets})
+    if stale:
+        print(f"warning: {args.output} also holds {', '.join(stale)} from an earlier run (other budgets or seed); "
+              "they are not this selection's", file=sys.stderr)
     labels = record_labels(config.train_data)
     for budget in budgets:
         chosen = selection.subset(budget)

@@ -419,6 +419,10 @@ class _Reader:
         if values["backbone_weights"] is not None and values["backbone"] == "adapnet_pp":
             raise self.error("backbone_weights", "is for backbone: mobilenet_v2; AdapNet++ starts from "
                              "'intialize' (its TF1 ImageNet checkpoint)")
+        if values["modalities"] is not None and len(values["modalities"]) != 2 and values["fusion"] not in (None, "ssma"):
+            # The baselines of the paper's tables fuse two streams (ssma_tf.models.fusion_baselines).
+            raise self.error("modalities", f"lists {len(values['modalities'])} modalities, but fusion: "
+                             f"{values['fusion']} fuses two; SSMA (fusion: ssma) fuses more")
         if values["backbone"] != "adapnet_pp" and values["fusion"] not in (None, "ssma"):
             raise self.error("backbone", f"the fusion baselines are built on AdapNet++; fusion: "
                              f"{values['fusion']} takes backbone: adapnet_pp")
@@ -550,6 +554,16 @@ class _Reader:
                         ConfigWarning,
                         stacklevel=4,
                     )
+        starts = (config.expert_checkpoints, config.initialize, config.finetune_from)
+        if (config.mode == "train" and config.is_fusion and config.fusion in (None, "ssma") and config.freeze_experts
+                and all(s is None for s in starts)):
+            warnings.warn(
+                f"{self.source}: freeze_experts is true, but nothing starts the experts (no checkpoint1/"
+                "checkpoint2, checkpoints, intialize or finetune_from): they stay at their random initial "
+                "weights; start them from unimodal runs (the paper's stage 2), or set freeze_experts: false",
+                ConfigWarning,
+                stacklevel=4,
+            )
         if config.is_fusion and config.freeze_experts and config.encoder_lr_multiplier != 1.0:
             warnings.warn(
                 f"{self.source}: encoder_lr_multiplier has no effect while freeze_experts is true",

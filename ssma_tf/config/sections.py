@@ -10,6 +10,7 @@ Reading a section needs no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from typing import Any, Mapping, Optional, TypeVar
 
@@ -53,8 +54,9 @@ class Section:
         values = {}
         for name, value in d.items():
             if name not in declared:
-                raise ValueError(f"{source}: unknown {cls.NAME} key {name!r} "
-                                 f"(known keys: {', '.join(sorted(declared))})")
+                close = difflib.get_close_matches(str(name), list(declared), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(sorted(declared))})"
+                raise ValueError(f"{source}: unknown {cls.NAME} key {name!r}{hint}")
             kind = declared[name].kind
             if kind == "range" and isinstance(value, list):
                 value = tuple(value)

@@ -90,6 +90,14 @@ class ExportedModel:
         self.backend = backend
         self.metadata = read_export_metadata(self.folder)
         files = self.metadata.get("files") or {}
+        converted = self.metadata.get("tflite") or {}
+        if backend == "tflite" and backend not in files and converted:
+            # `ssma-export --tflite float32` converts the SavedModel's serving function (uint8
+            # images in, class ids and probabilities out), which this runner does not take.
+            raise ExportedModelError(
+                f"{self.folder} holds TFLite conversions of the SavedModel ({', '.join(converted.values())}: "
+                "uint8 images in, class ids and probabilities out, for your own runner); for --backend tflite, "
+                "export with ssma-export --format tflite", self.folder)
         if backend not in files:
             raise ExportedModelError(
                 f"{self.folder} holds no {backend} model (it has: {', '.join(files) or 'a SavedModel only'}); "

@@ -142,7 +142,7 @@ def predict_files(
     written: List[str] = []
     done = 0
     for group in _groups(samples, batch_size):
-        loaded = [_load(sample, predictor.fusion, input_modality) for sample in group]
+        loaded = [_load(sample, predictor.fusion, input_modality, predictor.num_modalities) for sample in group]
         for run in _same_size_runs(loaded):
             # Images are read in BGR; the predictor takes its own channel order.
             order = slice(None) if predictor.channel_order == "bgr" else slice(None, None, -1)
@@ -163,7 +163,8 @@ def predict_files(
                 raise PredictionError(f"predicting {names} failed: {error}") from error
             reference = None
             if compare is not None:
-                reference = _predict_run(compare, [_load(item.sample, compare.fusion, compare_input_modality)
+                reference = _predict_run(compare, [_load(item.sample, compare.fusion, compare_input_modality,
+                                                         compare.num_modalities)
                                                    for item in run], original_size)
             for index, item in enumerate(run):
                 try:
@@ -231,7 +232,9 @@ class _Loaded:
     label: Optional[np.ndarray]
 
 
-def _load(sample: Sample, fusion: bool, input_modality: str) -> _Loaded:
+def _load(sample: Sample, fusion: bool, input_modality: str, modalities: int = 2) -> _Loaded:
+    """Reads a sample's images; a fusion model of N modalities gets the first N (a model of two
+    compared with one of three reads the first two of each line)."""
     def read(path: Optional[str], what: str, reader: Callable) -> Optional[np.ndarray]:
         if path is None:
             return None
@@ -244,10 +247,11 @@ def _load(sample: Sample, fusion: bool, input_modality: str) -> _Loaded:
     images = [read(path, f"modality{i}", load_image_bgr) for i, path in enumerate(paths, start=1)]
     label = read(sample.label, "label", load_label)
     if fusion:
-        missing = [f"modality{i}" for i, image in enumerate(images, start=1) if image is None]
+        missing = [f"modality{i}" for i, image in enumerate(images[:modalities], start=1) if image is None]
+        missing += [f"modality{i}" for i in range(len(images) + 1, modalities + 1)]
         if missing:
             raise PredictionError(f"sample '{sample.name}': SSMA needs {' and '.join(missing)} too")
-        inputs = images
+        inputs = images[:modalities]
     elif images[0] is not None and images[1] is not None:
         index = int(input_modality.removeprefix("modality")) - 1
         if index >= len(images):

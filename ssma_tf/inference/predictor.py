@@ -155,7 +155,7 @@ class Predictor:
             raise ValueError("modality 3 and on need modality2")
         images = [modality1] if modality2 is None else [modality1, modality2, *further]
         if self.fusion and len(images) != self.num_modalities:
-            if self.num_modalities == 2:
+            if self.num_modalities == 2 and len(images) == 1:
                 raise ValueError("SSMA needs modality2 as well as modality1")
             raise ValueError(f"this SSMA fuses {self.num_modalities} modalities, got {len(images)} images")
         if not self.fusion and len(images) != 1:

@@ -212,6 +212,13 @@ def run(
             records, a stage that would empty a layer), naming it.
     """
     log = log or (lambda line: print(line, flush=True))
+    backbone, fusion = getattr(config, "backbone", "adapnet_pp"), getattr(config, "fusion", None)
+    if backbone != "adapnet_pp" or fusion not in (None, "ssma"):
+        # The feature-map table (ssma_tf.pruning.channels) knows AdapNet++'s ResNet-50 units and
+        # SSMA's blocks; found only after the model is built and evaluated otherwise.
+        what = f"backbone: {backbone}" if backbone != "adapnet_pp" else f"fusion: {fusion}"
+        raise PruningError(f"{config.source}: pruning works on AdapNet++ and SSMA on the AdapNet++ backbone "
+                           f"(the paper's Section 3.5), not on {what}")
     if method not in METHODS + (CONTROL,):
         raise PruningError(f"method must be one of {', '.join(METHODS + (CONTROL,))}, got {method!r}")
     test_data = _check_test_data(test_data)
@@ -350,7 +357,8 @@ def plot(reports: Sequence[dict], path: os.PathLike) -> str:
     draw.line([point(0, 0), point(x_max, 0)], fill=(160, 160, 160))
     for k in range(6):
         x = x_max * k / 5
-        draw.text((point(x, y_low)[0] - 10, height - margin + 6), f"{x:.0f}", fill="black")
+        # One decimal: ticks fall between whole percents (9.9 would read "10").
+        draw.text((point(x, y_low)[0] - 12, height - margin + 6), f"{x:.1f}", fill="black")
         y = y_low + (y_high - y_low) * k / 5
         draw.text((6, point(0, y)[1] - 6), f"{y:+.2f}", fill="black")
     draw.text((width / 2 - 70, height - 25), "parameters removed (%)", fill="black")

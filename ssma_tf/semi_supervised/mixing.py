@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ssma_tf.data.unlabeled import UnlabeledDataError, decode_record
 from ssma_tf.modalities.colorize import jet_colormap
 
 # A pixel whose brightest channel is below this is "missing" (black): every jet colour has a
@@ -148,3 +149,49 @@ def confidence_weight(probs: Any, threshold: float) -> Any:
     """The fraction of pixels whose largest probability is at least `threshold` (one scalar)."""
     confident = tf.reduce_max(probs, axis=-1) >= threshold
     return tf.reduce_mean(tf.cast(confident, tf.float32))
+
+
+# Share of an image's depth pixels that may lie off the colour map before it is not a colouring.
+MAX_OFF_MAP = 0.05
+# Records of each file checked for a decodable depth colouring at the start.
+CHECKED_RECORDS = 2
+
+
+def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str) -> None:
+    """Fails unless modality 2 of the first records of `files` is a depth colouring `encoding`.
+
+    DepthMix and the depth-guided label selection read depth back from modality 2's colours; a
+    colour photo, an HHA image or another colouring would give them noise without a word. (Jet
+    coloured near-red read as near-blue cannot be told apart: both decode.)
+
+    Args:
+        files: the record files.
+        encoding: one of `DEPTH_ENCODINGS`.
+        key: the config key or flag the files come from, for the message.
+        fix: what to change when modality 2 is not that colouring, for the message.
+
+    Raises:
+        UnlabeledDataError: naming the file, the encoding and the share of pixels off its map.
+    """
+    for path in files:
+        for index, record in enumerate(tf.data.TFRecordDataset(path).take(CHECKED_RECORDS)):
+            try:
+                features = tf.train.Example.FromString(record.numpy()).features.feature
+            except Exception as error:  # protobuf's own DecodeError type
+                raise UnlabeledDataError(f"record {index} is not a tf.train.Example ({type(error).__name__})",
+                                         path) from None
+            if "modality2" not in features:
+                raise UnlabeledDataError(
+                    f"record {index} has no modality2 (it holds {', '.join(sorted(features))}): {key} needs depth "
+                    "as modality 2; convert 'modality1 modality2 [label]' lines (ssma-convert, --unlabeled for "
+                    "images without labels)", path)
+            sample = decode_record(record)
+            near, valid, distance = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
+            valid_count = float(tf.reduce_sum(tf.cast(valid, tf.float32)))
+            if valid_count == 0:
+                raise UnlabeledDataError(f"modality2 is all black: no depth to read ({key})", path)
+            off = float(tf.reduce_sum(tf.cast(distance > DECODABLE_DISTANCE, tf.float32))) / valid_count
+            if off > MAX_OFF_MAP:
+                raise UnlabeledDataError(
+                    f"modality2 is not a decodable depth colouring '{encoding}' ({100 * off:.0f}% of its pixels "
+                    f"are off the colour map); {key} needs depth: {fix}", path)

@@ -31,18 +31,13 @@ import tensorflow as tf
 from ssma_tf import training
 from ssma_tf.config import ConfigError
 from ssma_tf.data.pipeline import list_record_files
-from ssma_tf.data.unlabeled import (
-    UnlabeledDataError,
-    build_mix_dataset,
-    decode_record,
-    read_labeled_subset,
-)
+from ssma_tf.data.unlabeled import build_mix_dataset, read_labeled_subset
 from ssma_tf.distribute import first_replica, replica_mean, synchronize_batch_norms
 from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.photometric import gaussian_blur, mix_colour_jitter
 from ssma_tf.semi_supervised.mixing import (
-    DECODABLE_DISTANCE,
+    check_depth_colouring,
     classmix_mask,
     confidence_weight,
     decode_nearness,
@@ -59,45 +54,8 @@ from ssma_tf.training.step import (
     supervised_pass,
 )
 
-# Share of an image's depth pixels that may lie off the colour map before it is not a colouring.
-MAX_OFF_MAP = 0.05
-# Records of each unlabeled file checked for a decodable depth colouring at the start.
-CHECKED_RECORDS = 2
 # Distinct stateless streams of one step.
 _CLASSMIX, _JITTER, _BLUR = 1, 2, 3
-
-
-def check_depth_colouring(files: list[str], encoding: str) -> None:
-    """Fails unless modality 2 of the first records of `files` is a depth colouring `encoding`.
-
-    Raises:
-        UnlabeledDataError: naming the file, the encoding and the share of pixels off its map.
-    """
-    for path in files:
-        for index, record in enumerate(tf.data.TFRecordDataset(path).take(CHECKED_RECORDS)):
-            try:
-                features = tf.train.Example.FromString(record.numpy()).features.feature
-            except Exception as error:  # protobuf's own DecodeError type
-                raise UnlabeledDataError(f"record {index} is not a tf.train.Example ({type(error).__name__})",
-                                         path) from None
-            if "modality2" not in features:
-                raise UnlabeledDataError(
-                    f"record {index} has no modality2 (it holds {', '.join(sorted(features))}): DepthMix mixes "
-                    "by depth; convert 'modality1 modality2' lines (ssma-convert --unlabeled), or use "
-                    "method: classmix", path)
-            sample = decode_record(record)
-            near, valid, distance = decode_nearness(
-                tf.cast(sample["modality2"], tf.float32)[None], encoding)
-            valid_count = float(tf.reduce_sum(tf.cast(valid, tf.float32)))
-            if valid_count == 0:
-                raise UnlabeledDataError(
-                    "modality2 is all black: no depth to mix by (unlabeled_data, DepthMix)", path)
-            off = float(tf.reduce_sum(tf.cast(distance > DECODABLE_DISTANCE, tf.float32))) / valid_count
-            if off > MAX_OFF_MAP:
-                raise UnlabeledDataError(
-                    f"modality2 is not a decodable depth colouring '{encoding}' ({100 * off:.0f}% "
-                    "of its pixels are off the colour map); DepthMix needs depth: set "
-                    "semi_supervised.depth_encoding or use method: classmix", path)
 
 
 class SemiSupervisedTrainer(training.Trainer):
@@ -124,7 +82,8 @@ class SemiSupervisedTrainer(training.Trainer):
         self.mix_modalities = max(config.record_modalities, 2)
         unlabeled_files = list_record_files(config.unlabeled_data)
         if self.semi.method == "depthmix":
-            check_depth_colouring(unlabeled_files, self.semi.depth_encoding)
+            check_depth_colouring(unlabeled_files, self.semi.depth_encoding, key="unlabeled_data (DepthMix)",
+                                  fix="set semi_supervised.depth_encoding, or use method: classmix")
         super().__init__(config, **kwargs)
         if self.resumed_from is None:
             self.mean_teacher.copy()

@@ -605,8 +605,11 @@ class Trainer:
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync
+        trained = sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)
+        # Frozen experts (SSMA's stages 2 and 3 as released) show as the gap between the two counts.
+        learning = "" if trained == self.model.count_params() else f", {trained:,} of them trained"
         self._log(
-            f"training {self.model.name} ({self.model.count_params():,} weights) from step {start} "
+            f"training {self.model.name} ({self.model.count_params():,} weights{learning}) from step {start} "
             f"to {total} on {replicas} replica(s), batch {config.batch_size}; checkpoints in "
             f"{config.checkpoint}"
         )

@@ -71,6 +71,10 @@ def test_own_weights_fine_tune_too_and_own_checkpoints_tell_their_class_count(tm
     report = finetune_weights(model, weights)
     assert (report.source_classes, report.target_classes) == (12, 3)
     assert report.reinitialized == list(CLASS_LAYERS)
+    # The copied share is told in weights (before: "loaded 7 layers", the encoder being one).
+    fresh = sum(int(np.prod(v.shape)) for name in CLASS_LAYERS for v in model.get_layer(name).weights)
+    assert report.loaded_weights == model.count_params() - fresh and report.total_weights == model.count_params()
+    assert f"loaded {report.loaded_weights:,} of the {model.count_params():,} weights" in str(report)
     for mine, theirs in zip(model.encoder.get_weights(), original.encoder.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     np.testing.assert_array_equal(model.get_layer("refine2_conv2").get_weights()[0],

@@ -164,3 +164,62 @@ def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_t
         unimodal = config_from_dict(dict(common, model="AdapNet_pp", initialize=str(run)), check_paths=False)
         check_checkpoint_fits(unimodal, unimodal.initialize)
     assert check_checkpoint_fits(fusion, fusion.initialize)  # the same network: on to loading
+
+
+def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_path, monkeypatch):
+    """A `.keras` expert of the other backbone loads whole; its encoder weights then do not fit
+    (before: Keras' set_weights ValueError)."""
+    from ssma_tf.checkpoints import initialize
+    from ssma_tf.models import SSMA
+
+    monkeypatch.setattr(initialize, "unimodal_encoder_weights", lambda *args, **kwargs: [np.zeros((3,))])
+    experts = [tmp_path / "mobilenet_rgb.keras", tmp_path / "mobilenet_depth.keras"]
+    for path in experts:
+        path.write_bytes(b"")  # never read: the encoder weights come from the stand-in above
+    config = config_from_dict(dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
+                                   learning_rate=1e-3, checkpoint=str(tmp_path / "ssma"), train_data="unused",
+                                   checkpoint1=str(experts[0]), checkpoint2=str(experts[1])),
+                              source="s2.config", check_paths=False)
+    with pytest.raises(CheckpointError, match=r"^s2.config: key 'checkpoint1': .*mobilenet_rgb.keras: its encoder does "
+                                              r"not fit the .* expert of this SSMA \(backbone: adapnet_pp\): .*another "
+                                              r"backbone\?$"):
+        initialize.initialize_model(SSMA(3), config)
+
+
+def test_a_keras_file_of_a_model_this_package_does_not_build_is_one_line(tmp_path):
+    """E.g. the scene classifier's `.keras` given to ssma-predict (before: Keras' TypeError)."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    class SceneClassifierLike(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    model = SceneClassifierLike()
+    model(np.zeros((1, 3), np.float32))
+    path = tmp_path / "scene.keras"
+    model.save(path)
+    keras.saving.get_custom_objects().pop("elsewhere>SceneClassifierLike")  # as in a process that never imported it
+    with pytest.raises(CheckpointError, match=r"scene.keras holds a model this command cannot use: .*SceneClassifierLike"
+                                              r".*; a scene classifier is used with ssma-scene$"):
+        load_model(path)
+
+
+def test_a_keras_file_of_another_modality_count_than_the_config_is_named(tmp_path):
+    from ssma_tf.checkpoints.loading import model_from_config
+
+    from ssma_tf.models import SSMA
+
+    path = tmp_path / "rgbd.keras"
+    SSMA(3).save(path)
+    config = config_from_dict(dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1,
+                                   modalities=["rgb", "depth", "thermal"], checkpoint=str(path), test_data="unused"),
+                              mode="eval", source="e.config", check_paths=False)
+    # Before: Keras' ValueError at the first batch of three images.
+    with pytest.raises(CheckpointError, match=r"rgbd.keras holds a model of 2 modalities, but the config e.config "
+                                              r"reads 3$"):
+        model_from_config(config)

@@ -248,6 +248,16 @@ def test_an_export_folder_without_the_backend_is_named(tmp_path):
     deploy.export_deployed(model, tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
     with pytest.raises(backends.ExportedModelError, match="no tflite model"):
         backends.load_exported(tmp_path / "ov", "tflite")
+    # The SavedModel export's own TFLite conversions take uint8 and give two outputs: named, not run.
+    import json as json_module
+
+    saved = tmp_path / "saved" / "assets.extra"
+    saved.mkdir(parents=True)
+    (saved / "ssma_tf.json").write_text(json_module.dumps({"format": "ssma_tf SavedModel export",
+                                                           "tflite": {"float32": "model_float32.tflite"}}))
+    with pytest.raises(backends.ExportedModelError, match=r"holds TFLite conversions of the SavedModel "
+                                                          r"\(model_float32.tflite: .*ssma-export --format tflite"):
+        backends.load_exported(tmp_path / "saved", "tflite")
     with pytest.raises(backends.ExportedModelError, match="not an ssma-export folder"):
         backends.load_exported(tmp_path, "openvino")
 

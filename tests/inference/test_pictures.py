@@ -80,14 +80,18 @@ def test_predict_files_errors_name_the_file(predictor, ssma, tmp_path):
 class _FixedPredictor:
     """A compared model whose class ids are given: the Predictor attributes `predict_files` reads."""
 
-    fusion, channel_order = False, "rgb"
+    channel_order = "rgb"
 
-    def __init__(self, class_ids):
+    def __init__(self, class_ids, modalities=1):
         self.class_ids = class_ids
         self.num_classes = 4
+        self.fusion, self.num_modalities = modalities > 1, modalities
+        self.calls = []
 
-    def predict(self, modality1, modality2=None, **_):
-        assert modality2 is None and modality1.shape[1:3] == self.class_ids.shape
+    def predict(self, modality1, modality2=None, *further, **_):
+        images = [modality1] + ([] if modality2 is None else [modality2, *further])
+        self.calls.append(len(images))
+        assert len(images) == self.num_modalities and modality1.shape[1:3] == self.class_ids.shape
         return Prediction(class_ids=np.repeat(self.class_ids[None], len(modality1), axis=0), probabilities=None,
                           gates={}, model_size=self.class_ids.shape)
 
@@ -121,3 +125,17 @@ def test_predict_files_compares_two_models_with_an_improvement_map(tmp_path):
         wider = _FixedPredictor(reference)
         wider.num_classes = 5
         predict_files(this, [sample], tmp_path / "out3", palette=PALETTE4, compare=wider)
+
+
+def test_a_fusion_model_compared_with_one_of_fewer_modalities_gets_the_first_of_each_sample(tmp_path):
+    """SSMA over RGB, depth and thermal against SSMA over RGB and depth: the "does thermal help" map
+    (before: the compared model got all three images and failed)."""
+    label = np.tile(np.repeat(np.arange(4, dtype=np.uint8), 32), (64, 1))
+    images = [write_rgb(tmp_path / f"m{i}.png", random_image(64, 128, i)) for i in (1, 2, 3)]
+    sample = Sample("a", images[0], images[1], label=write_rgb(tmp_path / "la.png", label), further=(images[2],))
+    three, two = _FixedPredictor(label, modalities=3), _FixedPredictor(label, modalities=2)
+    predict_files(three, [sample], tmp_path / "out", palette=PALETTE4, compare=two)
+    assert (three.calls, two.calls) == ([3], [2])
+    with pytest.raises(PredictionError, match="sample 'a': SSMA needs modality3 too"):
+        predict_files(two, [Sample("a", images[0], images[1], label=sample.label)], tmp_path / "out2",
+                      compare=_FixedPredictor(label, modalities=3))

@@ -154,6 +154,10 @@ def test_the_fusion_key_selects_a_baseline_and_bad_values_name_the_key():
         _fusion_config(model="AdapNet_pp", fusion="average")
     with pytest.raises(ConfigError, match="checkpoint1.*stacking"):
         _fusion_config(fusion="stacking", checkpoint1="a.weights.h5", checkpoint2="b.weights.h5")
+    # The baselines fuse two streams (before: accepted; late fusion loaded 2 of 3 experts, then failed).
+    with pytest.raises(ConfigError, match=r"key 'modalities': lists 3 modalities, but fusion: late fuses two"):
+        _fusion_config(fusion="late", modalities=["rgb", "depth", "thermal"])
+    assert _fusion_config(modalities=["rgb", "depth", "thermal"]).num_modalities == 3
     assert "fusion" not in config_from_dict(
         {"model": "AdapNet_pp", "num_classes": 3, "height": 32, "width": 64, "batch_size": 1, "checkpoint": "run",
          "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3}, check_paths=False).to_dict()

@@ -98,12 +98,15 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     (["--stages", "block4:1.0"], "stage 1 ('block4:1.0') would remove every filter"),
     (["--stages", "block4:0.1", "decoders:0.1"], "stage 2 ('decoders:0.1'): unknown scope 'decoders'"),
     (["--set", "num_classes=3"], "trained.weights.h5"),
+    # Before: a traceback from the feature-map table after the model was evaluated.
+    (["--set", "backbone=mobilenet_v2"], "pruning works on AdapNet++ and SSMA on the AdapNet++ backbone"),
 ])
 def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra, message):
     monkeypatch.chdir(run_folder)
     assert prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), *extra)) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error
+    assert not (run_folder / "bad" / "report.json").exists()
 
 
 @pytest.mark.parametrize("extra, message", [
