@@ -72,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.finetune_lr is not None and not args.finetune_lr > 0:  # a negative rate climbs the loss
         parser.error(f"--finetune-lr must be positive, got {args.finetune_lr:g}")
 
-    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config import load_config
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
 
