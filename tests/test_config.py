@@ -1,8 +1,10 @@
 """Run configuration: original files, shipped files, and errors that name the key and the file."""
 
+import dataclasses
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -426,25 +428,34 @@ def test_warnings_for_legal_but_odd_settings(workdir):
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     with pytest.warns(ConfigWarning, match="no effect"):
         config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})
-    # SSMA with frozen experts that nothing starts: they would stay random (before: no word).
-    unstarted = {k: v for k, v in ssma.items() if k not in ("checkpoint1", "checkpoint2")}
-    with pytest.warns(ConfigWarning, match="freeze_experts is true, but nothing starts the experts"):
-        config_from_dict(unstarted)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConfigWarning)
-        config_from_dict({**unstarted, "freeze_experts": False})
+
+
+def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):
+    """Only ssma-train: other commands read the same keys otherwise (ssma-pretrain-depth reads
+    unlabeled_data without a semi_supervised section)."""
+    from ssma_tf.config.reader import ssma_train_warnings
+
+    def warned(**changes):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConfigWarning)  # none at load time
+            return ssma_train_warnings(config_from_dict(train_dict(**changes), source="t.config", check_paths=False))
+
+    assert warned() == []
     # test_data is read after training, by ssma-evaluate RUN: a typo is named at the start.
-    with pytest.warns(ConfigWarning, match=r"key 'test_data': no file matches .*vall\.tfrecords; training does not "
-                                           r"read it, but evaluating the run \(ssma-evaluate RUN\) will"):
-        config_from_dict(train_dict(test_data="records/vall.tfrecords"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConfigWarning)
-        config_from_dict(train_dict(test_data="records/vall.tfrecords"), check_paths=False)
+    (line,) = warned(test_data="records/vall.tfrecords")
+    assert re.search(r"^t.config: key 'test_data': no file matches .*vall\.tfrecords; training does not read it, but "
+                     r"evaluating the run \(ssma-evaluate RUN\) will$", line)
     # Keys only a section reads, without the section: the run would train without the method.
-    with pytest.warns(ConfigWarning, match=r"key 'unlabeled_data' is read only with the 'semi_supervised' section"):
-        config_from_dict(train_dict(unlabeled_data="records/train.tfrecords"), check_paths=False)
-    with pytest.warns(ConfigWarning, match=r"key 'target_data' is read only with the 'adaptation' section"):
-        config_from_dict(train_dict(target_data="records/train.tfrecords", adaptation=False), check_paths=False)
+    (line,) = warned(unlabeled_data="records/train.tfrecords")
+    assert "key 'unlabeled_data' is read only with the 'semi_supervised' section" in line
+    (line,) = warned(target_data="records/train.tfrecords", adaptation=False)
+    assert "key 'target_data' is read only with the 'adaptation' section" in line
+    # SSMA with frozen experts that nothing starts: they would stay random.
+    ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
+    unstarted = config_from_dict({k: v for k, v in ssma.items() if k not in ("checkpoint1", "checkpoint2")},
+                                 check_paths=False)
+    assert "freeze_experts is true, but nothing starts the experts" in ssma_train_warnings(unstarted)[0]
+    assert ssma_train_warnings(dataclasses.replace(unstarted, freeze_experts=False)) == []
 
 
 @pytest.mark.parametrize("section", ["semi_supervised", "adaptation"])

@@ -137,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         recursive=args.recursive,
     )
     input_modality = args.input_modality or setup.input_modality
-    _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else "the default")
+    _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else None)
     summary = predict_files(
         predictor, samples, args.output,
         palette=None if setup.dataset is None else setup.dataset.palette_array,
@@ -184,7 +184,8 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     )
     meta = exported.metadata
     input_modality = args.input_modality or meta.get("input_modality") or "modality1"
-    _check_inputs(args, predictor, samples, input_modality, "the export's metadata")
+    _check_inputs(args, predictor, samples, input_modality,
+                  "the export's metadata" if meta.get("input_modality") else None)
     if args.dataset is not None:
         palette = dataset_by_name(args.dataset).palette_array
     else:
@@ -199,7 +200,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return 0
 
 
-def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: str, source: str) -> None:
+def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: str, source: Optional[str]) -> None:
     """An image given as a modality the network does not read is an error; a doubtful list a warning."""
     from ssma_tf.inference.samples import check_inputs
 

@@ -108,9 +108,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # A report of another model (or of the same model from other weights) is drawn all the same;
     # the table's unpruned rows tell them apart, and this line says so.
     for folder, other in zip(args.others, others):
-        theirs = other.get("settings", {})
-        if (theirs.get("model"), theirs.get("checkpoint")) != (report["settings"]["model"],
-                                                               report["settings"]["checkpoint"]):
+        theirs, ours = other.get("settings", {}), report["settings"]
+        recorded = theirs.get("checkpoint") is not None
+        if theirs.get("model") != ours["model"] or (recorded and theirs["checkpoint"] != ours["checkpoint"]):
             print(f"warning: --with {folder} pruned another network (model {theirs.get('model')}, weights "
                   f"{theirs.get('checkpoint', 'not recorded')}); its rows are not comparable with this run's",
                   file=sys.stderr)

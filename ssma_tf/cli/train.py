@@ -43,6 +43,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.config import load_config
 
     config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
+    from ssma_tf.config.reader import ssma_train_warnings
+
+    for line in ssma_train_warnings(config):
+        print(f"warning: {line}", file=sys.stderr, flush=True)
 
     from ssma_tf.training import TrainingStopped, train
 

@@ -71,6 +71,38 @@ _SWITCHED_SECTIONS = {
 }
 
 
+def ssma_train_warnings(config: RunConfig) -> list[str]:
+    """What `ssma-train` warns of at the start: legal settings that a training run would regret.
+
+    Not warned at load time, since other commands read the same configs differently
+    (`ssma-pretrain-depth` reads `unlabeled_data` without a `semi_supervised` section,
+    `ssma-importance-weights` reads `target_data` without `adaptation`, `ssma-prune` takes its
+    own test records).
+
+    Returns:
+        One line per warning (without "warning:"), naming the config and the key.
+    """
+    lines = []
+    if config.test_data:
+        # Read by ssma-evaluate RUN after training, not by training: a typo would otherwise be
+        # found only when the run is done.
+        missing = [p for p in config.test_data if not any(os.path.isfile(f) for f in glob.glob(p))]
+        if missing:
+            lines.append(f"{config.source}: key 'test_data': no file matches {missing[0]}; training does not read "
+                         "it, but evaluating the run (ssma-evaluate RUN) will")
+    for section, keys in _SWITCHED_SECTIONS.items():
+        unread = [k for k in keys if getattr(config, k) is not None]
+        if unread and getattr(config, section) is None:
+            lines.append(f"{config.source}: key '{unread[0]}' is read only with the '{section}' section, which the "
+                         "config does not have (or sets false): this run does not use it")
+    starts = (config.expert_checkpoints, config.initialize, config.finetune_from)
+    if config.is_fusion and config.fusion in (None, "ssma") and config.freeze_experts and all(s is None for s in starts):
+        lines.append(f"{config.source}: freeze_experts is true, but nothing starts the experts (no checkpoint1/"
+                     "checkpoint2, checkpoints, intialize or finetune_from): they stay at their random initial "
+                     "weights; start them from unimodal runs (the paper's stage 2), or set freeze_experts: false")
+    return lines
+
+
 class _Loader(yaml.SafeLoader):
     """A safe YAML loader that reads `1e-3` as a float and refuses duplicate keys.
 
@@ -530,37 +562,6 @@ class _Reader:
                 f"{self.source}: end_learning_rate {config.end_learning_rate:g} is above "
                 f"learning_rate {config.learning_rate:g}, so the poly schedule makes the learning "
                 "rate grow (TF1 semantics); set end_learning_rate lower if that is not meant",
-                ConfigWarning,
-                stacklevel=4,
-            )
-        if config.mode == "train" and self.check_paths and config.test_data:
-            # Read by ssma-evaluate RUN after training, not by training: a typo would otherwise be
-            # found only when the run is done.
-            missing = [p for p in config.test_data if not any(os.path.isfile(f) for f in glob.glob(p))]
-            if missing:
-                warnings.warn(
-                    f"{self.source}: key 'test_data': no file matches {missing[0]}; training does not read "
-                    "it, but evaluating the run (ssma-evaluate RUN) will",
-                    ConfigWarning,
-                    stacklevel=4,
-                )
-        if config.mode == "train":
-            for section, keys in _SWITCHED_SECTIONS.items():
-                unread = [k for k in keys if getattr(config, k) is not None]
-                if unread and getattr(config, section) is None:
-                    warnings.warn(
-                        f"{self.source}: key '{unread[0]}' is read only with the '{section}' section, which "
-                        f"the config does not have (or sets false): training with this config does not use it",
-                        ConfigWarning,
-                        stacklevel=4,
-                    )
-        starts = (config.expert_checkpoints, config.initialize, config.finetune_from)
-        if (config.mode == "train" and config.is_fusion and config.fusion in (None, "ssma") and config.freeze_experts
-                and all(s is None for s in starts)):
-            warnings.warn(
-                f"{self.source}: freeze_experts is true, but nothing starts the experts (no checkpoint1/"
-                "checkpoint2, checkpoints, intialize or finetune_from): they stay at their random initial "
-                "weights; start them from unimodal runs (the paper's stage 2), or set freeze_experts: false",
                 ConfigWarning,
                 stacklevel=4,
             )

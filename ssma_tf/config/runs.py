@@ -61,6 +61,8 @@ def read_run_config(path: PathLike) -> dict[str, Any]:
             raw = yaml.load(f, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
     except OSError as e:
         raise ConfigError(f"cannot read the run's config: {e.strerror or e}", source=source) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte {e.object[e.start]:#04x} at {e.start})", source=source) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"not valid YAML: {getattr(e, 'problem', None) or e}", source=source) from e
     if not isinstance(raw, Mapping):

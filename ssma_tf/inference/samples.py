@@ -200,7 +200,7 @@ def check_inputs(
     modalities: int,
     input_modality: str,
     listed: bool,
-    source: str = "its config",
+    source: Optional[str] = "its config",
 ) -> List[str]:
     """Catches images given as a modality the network does not read, before it runs.
 
@@ -219,7 +219,8 @@ def check_inputs(
         fusion, modalities: the network's (SSMA over N, or AdapNet++ with 1).
         input_modality: the modality an AdapNet++ network reads ("modality1", "modality2", ...).
         listed: the samples come from a list file.
-        source: where `input_modality` comes from, for the messages.
+        source: where `input_modality` comes from, for the messages; None where nothing says it
+            (a `.keras` file alone: modality 1 is assumed), which makes the error a warning.
 
     Returns:
         The warnings (without "warning:").
@@ -248,6 +249,10 @@ def check_inputs(
     if listed:
         return warnings + [f"the network reads {input_modality} ({source}); the list gives one image per line, "
                            "and it reads that image as its input"]
+    if source is None:
+        return warnings + [f"only --modality{given[0]} is given and nothing says which modality the network "
+                           f"was trained on ({input_modality} assumed): it reads the image given; pass "
+                           "--input_modality to say"]
     raise PredictionError(
         f"the network reads {input_modality} ({source}), but only --modality{given[0]} is given: pass the "
         f"images as --modality{wanted} (or pass --input_modality modality{given[0]} if they are what the network "

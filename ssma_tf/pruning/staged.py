@@ -213,6 +213,10 @@ def run(
     """
     log = log or (lambda line: print(line, flush=True))
     backbone, fusion = getattr(config, "backbone", "adapnet_pp"), getattr(config, "fusion", None)
+    if getattr(config, "num_modalities", 1) > 2:
+        # The feature-map table knows two experts: a third would be left unpruned without a word.
+        raise PruningError(f"{config.source}: pruning works on SSMA over two modalities, not "
+                           f"{config.num_modalities}")
     if backbone != "adapnet_pp" or fusion not in (None, "ssma"):
         # The feature-map table (ssma_tf.pruning.channels) knows AdapNet++'s ResNet-50 units and
         # SSMA's blocks; found only after the model is built and evaluated otherwise.
@@ -239,6 +243,12 @@ def run(
     if report_path.exists():
         previous = json.loads(report_path.read_text())
         old = previous.get("settings") or {}
+        if "checkpoint" not in old:
+            # Written before the weights and the exact weight accounting were recorded.
+            raise UserInputError(
+                f"{report_path} was written by an earlier version of ssma-prune (it records neither the weights "
+                "nor the config's contents, and its stages counted some weights twice); give a new output folder",
+                path=report_path)
         if old != settings:
             differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             raise UserInputError(

@@ -48,6 +48,9 @@ class _Removal:
         self.axes: dict[str, list[tuple[int, int]]] = {}
         for entry in maps:
             pieces = {(id(p.variable), p.axis) for p in entry.outputs + entry.inputs}
+            if len(pieces) != len(entry.outputs + entry.inputs):
+                # One variable read at two offsets along one axis would lose a row per slice here.
+                raise RuntimeError(f"{entry.name}: a variable appears twice along one axis; count each slice")
             for piece in entry.outputs + entry.inputs:
                 self.shapes.setdefault(id(piece.variable), list(piece.variable.shape))
             self.axes[entry.name] = sorted(pieces)

@@ -141,6 +141,9 @@ def test_expert_runs_of_another_modality_than_their_expert_are_warned_of(tmp_pat
     three = warnings(modalities=["rgb", "depth", "thermal"],
                      checkpoints=[str(runs["rgb"]), str(tmp_path / "final.weights.h5"), str(runs["thermal"])])
     assert three == []
+    # A run config that is not UTF-8 gives no hint, and no traceback (named when the weights load).
+    (runs["depth"] / "config.yaml").write_bytes(b"model: AdapNet_pp\ninput_modality: modality\xff\n")
+    assert warnings(checkpoint1=str(runs["depth"]), checkpoint2=str(runs["rgb"]))[0].startswith("key 'checkpoint2'")
 
 
 def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_the_key(tmp_path):

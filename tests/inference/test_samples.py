@@ -89,6 +89,10 @@ def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_
     with pytest.raises(PredictionError, match=r"reads modality1 \(--input_modality\), but only --modality2"):
         check_inputs(collect_samples(False, modality2=depth), listed=False,
                      **dict(expert, input_modality="modality1", source="--input_modality"))
+    # A `.keras` file alone says no modality (modality 1 assumed): a warning, and the image given is read.
+    (warning,) = check_inputs(collect_samples(False, modality2=depth), listed=False,
+                              **dict(expert, input_modality="modality1", source=None))
+    assert warning.startswith("only --modality2 is given and nothing says which modality the network was trained on")
     # A list's `image label` lines are not named by modality: a warning only.
     (tmp_path / "pairs.txt").write_text("rgb.png label.png\n")
     listed = collect_samples(False, list_file=tmp_path / "pairs.txt")

@@ -143,3 +143,14 @@ def test_missing_test_records_are_named(run_folder, monkeypatch, capsys):
     args[args.index("--test-data") + 1] = "records/missing-*.tfrecords"
     assert prune_cli.main(args) == 2
     assert "records/missing-*.tfrecords' match no file" in capsys.readouterr().err
+
+
+def test_a_report_of_an_earlier_version_is_not_resumed(run_folder, monkeypatch, capsys):
+    """Its stages counted some weights twice and it records no weights: a new folder is asked for."""
+    monkeypatch.chdir(run_folder)
+    old = run_folder / "old"
+    old.mkdir()
+    (old / "report.json").write_text(json.dumps({"settings": {"method": "taylor", "stages": ["block4:0.05"]},
+                                                 "stages": []}))
+    assert prune_cli.main(command(run_folder, "--stages", "block4:0.05", "-o", str(old))) == 2
+    assert "report.json was written by an earlier version of ssma-prune" in capsys.readouterr().err
