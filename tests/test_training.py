@@ -271,6 +271,20 @@ def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model,
     assert lines[-1] == f"stopped at step 6; the newest checkpoint is {newest}: the same command resumes from it"
 
 
+def test_a_config_built_in_code_with_a_relative_checkpoint_folder_resumes(tmp_path, tiny_model, monkeypatch):
+    """`ssma-prune` fine-tunes with `checkpoint: <relative -o>/stage2/checkpoints`; resuming joined
+    the folder twice (TensorFlow's state file names checkpoints relative to the working folder)."""
+    import dataclasses
+
+    monkeypatch.chdir(tmp_path)
+    config = dataclasses.replace(_tiny_config(tmp_path), checkpoint="relative/checkpoints")
+    training.Trainer(config, log=lambda line: None).train(max_steps=2)
+    lines = []
+    again = training.Trainer(config, log=lines.append)
+    assert again.resumed_from == str(tmp_path / "relative" / "checkpoints" / "ckpt-2")
+    assert not [line for line in lines if line.startswith("warning")], lines
+
+
 def test_a_directory_of_tf1_checkpoints_is_not_resumed(tmp_path, tiny_model):
     directory = tmp_path / "checkpoints"
     directory.mkdir()

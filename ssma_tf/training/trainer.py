@@ -149,6 +149,11 @@ class Trainer:
     ):
         if config.mode != "train":
             raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
+        if not os.path.isabs(config.checkpoint):
+            # A config built in code may hold a relative folder (the config reader makes paths
+            # absolute); TensorFlow's state file then names checkpoints relative to the working
+            # folder, and resuming joined the folder twice.
+            config = dataclasses.replace(config, checkpoint=os.path.abspath(config.checkpoint))
         self.config = config
         self.strategy = strategy if strategy is not None else create_strategy(config.gpu_id)
         self.chief = is_chief(self.strategy)
