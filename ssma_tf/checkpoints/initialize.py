@@ -20,7 +20,7 @@ from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, RUN_CONFIG
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
-from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
+from ssma_tf.checkpoints.loading import load_weights, run_model, unimodal_encoder_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP,
@@ -92,14 +92,8 @@ def _check_run_model(config: Any, path: str, resolved: str) -> None:
     Found when the weights are loaded otherwise, after the model is built, with an internal
     variable path in the message.
     """
-    run = find_run_config(resolved)
-    if run is None:
-        return
-    try:
-        trained = read_run_config(run).get("model")
-    except ConfigError:
-        return  # not a config this check can use: loading the weights names the problem
-    if not isinstance(trained, str) or trained.lower() == str(config.model).lower():
+    trained = run_model(resolved)  # None: no run config, or none this check can use
+    if trained is None or trained.lower() == str(config.model).lower():
         return
     where = "" if config.source == "<dict>" else f"{config.source}: "
     starting = config.mode == "train" and path == config.initialize

@@ -110,7 +110,7 @@ def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
     try:
         yield
     except CheckpointError as error:
-        trained = _run_model(resolved)
+        trained = run_model(resolved)
         # Only the two networks a config names (other Keras models have no config name).
         wanted = SSMA_NAME if isinstance(model, (SSMA, FusionBaseline)) else (
             model_name(model) if isinstance(model, AdapNetPP) else None)
@@ -122,14 +122,14 @@ def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
         ) from None
 
 
-def _run_model(resolved: str) -> Optional[str]:
+def run_model(resolved: str) -> Optional[str]:
     """The `model` key of the `config.yaml` of the run `resolved` is in (None: none, or unreadable)."""
     source = find_run_config(resolved)
     if source is None:
         return None
     try:
         model = read_run_config(source).get("model")
-    except (ConfigError, UnicodeDecodeError):  # not a config this hint can use: the error stays as it was
+    except ConfigError:  # not a config this hint can use (read_run_config names non-UTF-8 text too)
         return None
     return model if isinstance(model, str) else None
 
