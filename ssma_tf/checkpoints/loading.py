@@ -239,6 +239,12 @@ def model_from_config(config: Any) -> keras.Model:
             raise CheckpointError(
                 f"{config.checkpoint} holds a model of {num_modalities(loaded)} modalities, but the config "
                 f"{config.source} reads {config.num_modalities}")
+        backbone = getattr(loaded, "backbone", ADAPNET_PP_BACKBONE)
+        if backbone != config.backbone:
+            # The file's network would be used whole: results under the config's name of another one.
+            raise CheckpointError(
+                f"{config.checkpoint} holds a model on the {backbone} backbone, but the config {config.source} "
+                f"says backbone: {config.backbone}")
         return loaded
     model = build_model(config)
     load_weights(model, config.checkpoint)

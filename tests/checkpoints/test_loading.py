@@ -226,3 +226,20 @@ def test_a_keras_file_of_another_modality_count_than_the_config_is_named(tmp_pat
     with pytest.raises(CheckpointError, match=r"rgbd.keras holds a model of 2 modalities, but the config e.config "
                                               r"reads 3$"):
         model_from_config(config)
+
+
+def test_a_keras_file_on_another_backbone_than_the_config_is_named(tmp_path):
+    from ssma_tf.checkpoints.loading import model_from_config
+    from ssma_tf.models import AdapNetPP
+
+    path = tmp_path / "mobile.keras"
+    AdapNetPP(3, backbone="mobilenet_v2").save(path)
+    values = dict(model="AdapNet_pp", num_classes=3, height=32, width=64, batch_size=1, checkpoint=str(path),
+                  test_data="unused")
+    # Before: the MobileNet network was evaluated under a config that says AdapNet++.
+    config = config_from_dict(values, mode="eval", source="e.config", check_paths=False)
+    with pytest.raises(CheckpointError, match=r"mobile.keras holds a model on the mobilenet_v2 backbone, but the "
+                                              r"config e.config says backbone: adapnet_pp$"):
+        model_from_config(config)
+    config = config_from_dict(dict(values, backbone="mobilenet_v2"), mode="eval", source="e.config", check_paths=False)
+    assert model_from_config(config).backbone == "mobilenet_v2"
