@@ -192,14 +192,26 @@ def _open_image(path: str, where: str) -> Image.Image:
     return image
 
 
-def looks_like_label(path: str) -> bool:
-    """Whether an image file is single-channel with palette or 8-bit grey ids (as labels are).
+# A grey image with at most this many distinct values looks like class ids: the released datasets
+# have up to 38 classes (SUN RGB-D) and 255 for ignored pixels, while a grey depth or NIR image
+# holds a continuum of values.
+LABEL_LIKE_VALUES = 64
 
-    Only the header is read. A grey depth map also passes: the callers warn, never refuse.
+
+def looks_like_label(path: str) -> bool:
+    """Whether an image file holds class ids: a palette image, or 8-bit grey with few values.
+
+    A palette image is judged by its header; a grey one is decoded, since a grey depth map is
+    single-channel too but has many distinct values (more than `LABEL_LIKE_VALUES`). The callers
+    warn, never refuse.
     """
     try:
         with Image.open(path) as image:
-            return image.mode in ("L", "P")
+            if image.mode == "P":
+                return True
+            if image.mode != "L":
+                return False
+            return np.unique(np.asarray(image)).size <= LABEL_LIKE_VALUES
     except (UnidentifiedImageError, OSError, ValueError):
         return False
 

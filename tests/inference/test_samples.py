@@ -106,3 +106,8 @@ def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_
     assert warning.startswith(f"{tmp_path / 'label.png'} (the last image of the first sample) is single-channel")
     (tmp_path / "fused.txt").write_text("rgb.png depth.png\n")  # a colour last image: no warning
     assert check_inputs(collect_samples(True, list_file=tmp_path / "fused.txt"), **fusion) == []
+    # A grey depth map is single-channel too, but holds a continuum of values, not class ids: no warning.
+    ramp = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16)
+    Image.fromarray(ramp).save(tmp_path / "grey_depth.png")
+    (tmp_path / "grey.txt").write_text("rgb.png grey_depth.png\n")
+    assert check_inputs(collect_samples(True, list_file=tmp_path / "grey.txt"), **fusion) == []
