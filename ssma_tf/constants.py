@@ -27,6 +27,10 @@ BACKBONES = (ADAPNET_PP_BACKBONE, "mobilenet_v2")
 # `refine2_conv2`); `decoder_filters:` narrows them for a real-time decoder.
 DECODER_FILTERS = 256
 FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", "cmode", "fusenet")
+# Fusions trained end to end whatever `freeze_experts` says (no frozen experts to start).
+END_TO_END_FUSIONS = ("stacking", "fusenet")
+# Fusions with nothing to train while their experts are frozen (they combine the experts' outputs).
+PARAMETER_FREE_FUSIONS = ("average", "maximum")
 
 # The images of a record: modality 1 (RGB), modality 2 (depth, HHA or EVI) and, for SSMA over
 # more than two modalities (Section 4.2), modality 3 and on, up to MAX_MODALITIES.

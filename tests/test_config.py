@@ -454,8 +454,15 @@ def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     unstarted = config_from_dict({k: v for k, v in ssma.items() if k not in ("checkpoint1", "checkpoint2")},
                                  check_paths=False)
-    assert "freeze_experts is true, but nothing starts the experts" in ssma_train_warnings(unstarted)[0]
+    assert "freeze_experts is true, but nothing starts the experts of this SSMA" in ssma_train_warnings(unstarted)[0]
     assert ssma_train_warnings(dataclasses.replace(unstarted, freeze_experts=False)) == []
+    # The baselines with frozen experts likewise (average and maximum would train nothing at all);
+    # stacking and FuseNet train end to end.
+    for fusion in ("average", "maximum", "late", "lfc", "cmode"):
+        (line,) = ssma_train_warnings(dataclasses.replace(unstarted, fusion=fusion))
+        assert f"nothing starts the experts of this fusion {fusion} (no checkpoint1" in line
+    for fusion in ("stacking", "fusenet"):
+        assert ssma_train_warnings(dataclasses.replace(unstarted, fusion=fusion)) == []
 
 
 @pytest.mark.parametrize("section", ["semi_supervised", "adaptation"])

@@ -42,7 +42,7 @@ from typing import List, Optional
 
 from ssma_tf.cli.common import add_version, command, stride_multiples_or_exit
 from ssma_tf.cli.experiment import cached_result, evaluate_in_process, save_result, spread, train_in_process
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, FUSION_METHODS
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, FUSION_METHODS, PARAMETER_FREE_FUSIONS
 
 TITLES = {
     "rgb": "AdapNet++ (RGB)",
@@ -184,7 +184,7 @@ def run_seed(seed: int, args: argparse.Namespace, output: pathlib.Path, data: pa
                           save_step=args.expert_steps + args.fusion_steps)
         else:
             values.update(checkpoint1=experts["rgb"], checkpoint2=experts["depth"])
-        out[method] = _arm(method, values, args, data, results, train=method not in ("average", "maximum"))
+        out[method] = _arm(method, values, args, data, results, train=method not in PARAMETER_FREE_FUSIONS)
     return out
 
 
@@ -201,7 +201,9 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
         miou = spread(r["mIoU"] for r in runs)
         per_class = np.mean([[c["iou"] for c in r["per_class"]] for r in runs], axis=0)
         seconds = np.mean([r.get("train_seconds", 0.0) for r in runs])
-        title = TITLES[name].replace("AdapNet++", "MobileNet v2") if backbone == "mobilenet_v2" else TITLES[name]
+        title = TITLES.get(name, name)  # a method added without a title keeps its config name
+        if backbone == "mobilenet_v2":
+            title = title.replace("AdapNet++", "MobileNet v2")
         lines.append(f"| {title} | {miou.mean:.1f} | {miou.low:.1f}–{miou.high:.1f} | "
                      + " | ".join(f"{v:.1f}" for v in per_class) + f" | {seconds:.0f} |")
     return "\n".join(lines)

@@ -25,7 +25,9 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, MAX_MODALITIES, SSMA, WEIGHTS_SUFFIXES
+from ssma_tf.constants import (
+    ADAPNET_PP, DECODER_FILTERS, END_TO_END_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
+)
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import OutputPathError, check_output
 
@@ -96,10 +98,13 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
             lines.append(f"{config.source}: key '{unread[0]}' is read only with the '{section}' section, which the "
                          "config does not have (or sets false): this run does not use it")
     starts = (config.expert_checkpoints, config.initialize, config.finetune_from)
-    if config.is_fusion and config.fusion in (None, "ssma") and config.freeze_experts and all(s is None for s in starts):
-        lines.append(f"{config.source}: freeze_experts is true, but nothing starts the experts (no checkpoint1/"
-                     "checkpoint2, checkpoints, intialize or finetune_from): they stay at their random initial "
-                     "weights; start them from unimodal runs (the paper's stage 2), or set freeze_experts: false")
+    frozen = config.is_fusion and config.freeze_experts and config.fusion not in END_TO_END_FUSIONS
+    if frozen and all(s is None for s in starts):
+        what = "SSMA" if config.fusion in (None, SSMA_FUSION) else f"fusion {config.fusion}"
+        lines.append(f"{config.source}: freeze_experts is true, but nothing starts the experts of this {what} (no "
+                     "checkpoint1/checkpoint2, checkpoints, intialize or finetune_from): they stay at their random "
+                     "initial weights; start them from unimodal runs (the paper's stage 2), or set freeze_experts: "
+                     "false")
     return lines
 
 

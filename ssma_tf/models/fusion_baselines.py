@@ -29,7 +29,7 @@ import keras
 from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
-from ssma_tf.constants import FUSION_METHODS, SSMA_FUSION
+from ssma_tf.constants import END_TO_END_FUSIONS, FUSION_METHODS, SSMA_FUSION
 from ssma_tf.layers import ConvBN, ScaledIdentity
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
@@ -135,7 +135,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
             raise ValueError(f"gate_filters must be a positive integer, got {gate_filters!r}")
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", f"{fusion}_fusion")
-        frozen = freeze_experts and fusion not in ("stacking", "fusenet")
+        frozen = freeze_experts and fusion not in END_TO_END_FUSIONS
 
         # === Layers and functional model ===
         modality1 = keras.Input(shape=(None, None, 3), name="modality1")

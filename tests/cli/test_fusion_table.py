@@ -43,6 +43,11 @@ def test_the_table_gives_mean_range_and_per_class_iou():
     assert "| SSMA | 82.0 | 80.0–84.0 | 82.0 | 41.0 |" in text
     per_seed = {0: {"rgb": _metrics(70.0)}}
     assert "| MobileNet v2 (RGB) | 70.0 |" in fusion_table.table(per_seed, ["rgb"], ["road", "car"], "mobilenet_v2")
+    # Every method the config takes has a title; one added without keeps its name (was a KeyError
+    # after every arm had trained).
+    assert set(fusion_table.FUSION_METHODS) <= set(fusion_table.TITLES)
+    assert "| feature_max | 70.0 |" in fusion_table.table({0: {"feature_max": _metrics(70.0)}}, ["feature_max"],
+                                                          ["road", "car"])
 
 
 def test_the_backbone_reaches_every_arm_and_the_default_is_not_written():
