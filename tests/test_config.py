@@ -428,6 +428,18 @@ def test_warnings_for_legal_but_odd_settings(workdir):
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     with pytest.warns(ConfigWarning, match="no effect"):
         config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})
+    # SAC trains with its own optimizer settings: the released protocol's keys would be read by nothing.
+    sac = train_dict(adaptation={}, target_data="records/train.tfrecords")
+    with pytest.warns(ConfigWarning) as caught:
+        config_from_dict({**sac, "weight_decay": 1e-3}, source="s.config", check_paths=False)
+    assert [str(w.message) for w in caught] == [
+        "s.config: key 'weight_decay' is not used by adaptation method sac, which trains at the constant "
+        "adaptation.learning_rate (0.00025) with adaptation.weight_decay (0.0005); set those in the adaptation "
+        "section"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        config_from_dict(sac, check_paths=False)  # learning_rate is required, so never named
+        config_from_dict({**sac, "weight_decay": 1e-3, "adaptation": {"method": "abn"}}, check_paths=False)
 
 
 def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 from ssma_tf import __version__
@@ -54,6 +55,8 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         # raised as an exception it unwinds like Ctrl-C. Signals go to the main thread only.
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+        shown = warnings.showwarning
+        warnings.showwarning = _one_line_config_warnings(shown)
         try:
             return main(argv)
         except UserInputError as error:
@@ -67,10 +70,25 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         except KeyboardInterrupt as error:
             return _report(error, EXIT_INTERRUPTED, debug, "interrupted")
         finally:
+            warnings.showwarning = shown
             if in_main_thread:  # None: a handler not set from Python; the default is the closest
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     return run
+
+
+def _one_line_config_warnings(shown: Callable) -> Callable:
+    """`warnings.showwarning` that prints a `ConfigWarning` as `warning: <message>`, as the
+    commands print their own warnings, instead of Python's file, line and source line."""
+    from ssma_tf.config import ConfigWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConfigWarning):
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    return show
 
 
 class Terminated(KeyboardInterrupt):

@@ -37,6 +37,8 @@ KNOWN_KEYS = tuple(sorted(set(DECLARED) | set(ALIASES)))
 REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.required) for mode in MODES}
 # Kinds whose reading looks at the file system: read after every other key.
 _PATH_KINDS = ("path", "file", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
+# Keys of the released protocol's optimizer that adaptation method sac replaces by its own.
+_SCHEDULE_KEYS = ("weight_decay", "power", "end_learning_rate", "adam_epsilon")
 # Parts of a TF checkpoint people often paste instead of its prefix.
 _TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _GPU_ID = re.compile(r"^-?\d+(,\d+)*$")
@@ -489,6 +491,17 @@ class _Reader:
                     "recalibrate_batch_norm",
                     "cannot be used with adaptation: it would recompute the batch-norm statistics on "
                     "the source images, undoing the target-aware ones that ABN builds and SAC keeps")
+            adapt = values["adaptation"]
+            unused = [k for k in _SCHEDULE_KEYS if k in given and given[k] != DEFAULTS[k]]
+            if unused and adapt.method == "sac":
+                # SAC has its own optimizer settings (the released ones); the top-level keys
+                # would be read by nothing, though a user changing them means them (the
+                # released configs' `power: 0.9` is the default, not a choice).
+                warnings.warn(
+                    f"{self.source}: key '{self.spelling(unused[0])}' is not used by adaptation method sac, "
+                    f"which trains at the constant adaptation.learning_rate ({adapt.learning_rate:g}) with "
+                    f"adaptation.weight_decay ({adapt.weight_decay:g}); set those in the adaptation section",
+                    ConfigWarning, stacklevel=4)
         if self.mode == "train" and values["log_dir"] is None:
             values["log_dir"] = os.path.join(values["checkpoint"], "logs")
         values["dataset"] = self.relate_dataset(

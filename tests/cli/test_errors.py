@@ -51,6 +51,27 @@ def test_bugs_keep_their_traceback():
         _raising(OSError("socket closed"))([])
 
 
+def test_config_warnings_are_one_line_and_others_pass_on(capsys):
+    import warnings
+
+    from ssma_tf.config import ConfigWarning
+
+    @command
+    def main(argv=None):
+        warnings.warn("a.config: end_learning_rate 0.01 is above learning_rate 0.001", ConfigWarning)
+        warnings.warn("something else", DeprecationWarning)
+        return 0
+
+    with warnings.catch_warnings(record=True) as others:
+        warnings.simplefilter("always")
+        before = warnings.showwarning
+        assert main([]) == 0
+        assert warnings.showwarning is before  # restored
+    # Before: Python's "<file>:<line>: ConfigWarning: ..." and the source line below it.
+    assert capsys.readouterr().err == "warning: a.config: end_learning_rate 0.01 is above learning_rate 0.001\n"
+    assert [str(w.message) for w in others] == ["something else"]  # passed on as before
+
+
 def test_ctrl_c_is_status_130(capsys):
     assert _raising(KeyboardInterrupt())([]) == 130
     assert capsys.readouterr().err == "interrupted\n"
