@@ -35,6 +35,7 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ssma_tf.cli.common import add_debug, add_version, command
+from ssma_tf.errors import UserInputError
 from ssma_tf.files import check_output
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
 from ssma_tf.progress import Progress
@@ -216,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
             if not args.quiet:
                 print(f"{PROG}: wrote '{args.list_file}' ({len(jobs)} samples)", file=sys.stderr)
-    except (io.InputFileError, io.OutputExistsError, ValueError) as exc:  # bad input
+    except UserInputError as exc:  # bad input (files, values); any other ValueError is a bug
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the disk, a permission
@@ -246,7 +247,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         args.units = "mm"
     needs_units = args.command in ("fill", "hha") or getattr(args, "fill", False)
     if needs_units and not args.units:
-        parser.error(f"{args.command}{' --fill' if args.command in ('jet', 'gray') else ''} needs "
+        parser.error(f"{args.command}{' --fill' if getattr(args, 'fill', False) else ''} needs "
                      "--units (m, cm, mm or units per metre): depth is converted to metres")
     if getattr(args, "units", None):
         try:
@@ -355,6 +356,8 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
             io.write_png(job.output, hha.encode_hha(depth, intrinsics, units=args.units), overwrite=overwrite)
         return convert, batch.default_output_extension
 
+    if args.command not in ("ndvi", "evi"):
+        raise NotImplementedError(f"{args.command}: a subcommand without a converter here")
     index_function = vegetation.ndvi if args.command == "ndvi" else vegetation.evi
 
     def convert(job: batch.Job) -> None:

@@ -29,6 +29,7 @@ from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
 from ssma_tf.lists import format_line, read_lines
 from ssma_tf.progress import Progress
+from ssma_tf.modalities.errors import ParameterError
 from ssma_tf.modalities.io import InputFileError, OutputExistsError, PathLike
 
 
@@ -226,7 +227,7 @@ def plan_folder_jobs(
         ValueError: if `modality1_dir` is given without `label_dir`.
     """
     if modality1_dir is not None and label_dir is None:
-        raise ValueError("a modality-1 folder needs a label folder too: list rows end with the label")
+        raise ParameterError("a modality-1 folder needs a label folder too: list rows end with the label")
     output_dir = pathlib.Path(output_dir)
     keyed: Dict[str, pathlib.Path] = {}
     for item in inputs:
@@ -345,7 +346,7 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool) 
         OutputExistsError: if outputs exist and neither is set; names the first few.
     """
     if overwrite and skip_existing:
-        raise ValueError("overwrite and skip_existing exclude each other")
+        raise ParameterError("overwrite and skip_existing exclude each other")
     existing = [job for job in jobs if job.output.exists()]
     if existing and not (overwrite or skip_existing):
         names = ", ".join(f"'{job.output}'" for job in existing[:3])
@@ -423,6 +424,6 @@ def depth_output_extension(source: pathlib.Path, format: str = "auto") -> str:
     if format == "npy":
         return ".npy"
     if format != "auto":
-        raise ValueError(f"format must be 'auto', 'png' or 'npy', got {format!r}")
+        raise ParameterError(f"format must be 'auto', 'png' or 'npy', got {format!r}")
     return ".png" if source.suffix.lower() in (".png", ".pgm") else ".npy"
 

@@ -17,6 +17,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ssma_tf.modalities.errors import ParameterError
+
 
 def normalize(
     values: np.ndarray,
@@ -51,13 +53,13 @@ def normalize(
     """
     values = np.asarray(values)
     if values.ndim != 2:
-        raise ValueError(f"expected a 2-D depth/disparity map, got shape {values.shape}")
+        raise ParameterError(f"expected a 2-D depth/disparity map, got shape {values.shape}")
     values = values.astype(np.float32, copy=False)
     valid = np.isfinite(values) & (values != 0)
     if percentiles is not None:
         low_pct, high_pct = (float(p) for p in percentiles)
         if not 0.0 <= low_pct < high_pct <= 100.0:
-            raise ValueError(
+            raise ParameterError(
                 f"percentiles must satisfy 0 <= low < high <= 100, got {tuple(percentiles)}"
             )
         if valid.any():
@@ -66,11 +68,11 @@ def normalize(
             low, high = 0.0, 1.0
     else:
         if vmax is None:
-            raise ValueError("give either vmax (a fixed range) or percentiles (a per-image range)")
+            raise ParameterError("give either vmax (a fixed range) or percentiles (a per-image range)")
         low = 0.0 if vmin is None else float(vmin)
         high = float(vmax)
         if not low < high:
-            raise ValueError(f"vmin must be below vmax, got vmin={low:g}, vmax={high:g}")
+            raise ParameterError(f"vmin must be below vmax, got vmin={low:g}, vmax={high:g}")
     span = float(high) - float(low)
     if span > 0:
         t = (values - np.float32(low)) / np.float32(span)
@@ -164,7 +166,7 @@ def gray(
         ValueError: for a bad range or `missing_value`.
     """
     if not 0 <= int(missing_value) <= 255 or int(missing_value) != missing_value:
-        raise ValueError(f"missing_value must be an integer in 0..255, got {missing_value!r}")
+        raise ParameterError(f"missing_value must be an integer in 0..255, got {missing_value!r}")
     t, valid = normalize(values, vmin=vmin, vmax=vmax, percentiles=percentiles, invert=invert)
     level = np.floor(t * 255.0 + 0.5).astype(np.uint8)
     level[~valid] = int(missing_value)
@@ -174,5 +176,5 @@ def gray(
 def _check_color(color: Sequence[int]) -> Tuple[int, int, int]:
     values = tuple(color)
     if len(values) != 3 or any(int(c) != c or not 0 <= c <= 255 for c in values):
-        raise ValueError(f"a colour must be three integers in 0..255 (R, G, B), got {color!r}")
+        raise ParameterError(f"a colour must be three integers in 0..255 (R, G, B), got {color!r}")
     return tuple(int(c) for c in values)

@@ -26,6 +26,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ssma_tf.modalities import morphology
+from ssma_tf.modalities.errors import ParameterError
 
 # Values per metre for the `units` names.
 UNITS_PER_METRE = {"m": 1.0, "cm": 100.0, "mm": 1000.0}
@@ -57,13 +58,13 @@ def units_per_metre(units: Union[str, float]) -> float:
         try:
             units = float(key)
         except ValueError:
-            raise ValueError(
+            raise ParameterError(
                 f"units must be one of {sorted(UNITS_PER_METRE)} or a number of units per metre, "
                 f"got {units!r}"
             ) from None
     scale = float(units)
     if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"units per metre must be a positive number, got {units!r}")
+        raise ParameterError(f"units per metre must be a positive number, got {units!r}")
     return scale
 
 
@@ -119,11 +120,11 @@ def fill_depth(
     """
     depth = np.asarray(depth)
     if depth.ndim != 2:
-        raise ValueError(f"fill_depth expects a 2-D depth map, got shape {depth.shape}")
+        raise ParameterError(f"fill_depth expects a 2-D depth map, got shape {depth.shape}")
     if blur not in BLUR_TYPES:
-        raise ValueError(f"blur must be one of {BLUR_TYPES}, got {blur!r}")
+        raise ParameterError(f"blur must be one of {BLUR_TYPES}, got {blur!r}")
     if not max_depth > _FILLED_THRESHOLD_M:
-        raise ValueError(f"max_depth must be above {_FILLED_THRESHOLD_M} m, got {max_depth!r}")
+        raise ParameterError(f"max_depth must be above {_FILLED_THRESHOLD_M} m, got {max_depth!r}")
     scale = units_per_metre(units)
 
     metres = depth.astype(np.float64) / scale

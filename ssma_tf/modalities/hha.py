@@ -35,6 +35,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ssma_tf.modalities.completion import units_per_metre
+from ssma_tf.modalities.errors import ParameterError
 from ssma_tf.modalities.io import InputFileError
 
 
@@ -62,10 +63,10 @@ class Intrinsics:
         for name in ("fx", "fy"):
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"Intrinsics.{name} must be a positive number, got {value!r}")
+                raise ParameterError(f"Intrinsics.{name} must be a positive number, got {value!r}")
         for name in ("cx", "cy"):
             if not np.isfinite(getattr(self, name)):
-                raise ValueError(f"Intrinsics.{name} must be finite, got {getattr(self, name)!r}")
+                raise ParameterError(f"Intrinsics.{name} must be finite, got {getattr(self, name)!r}")
 
     def scaled_to(self, width: int, height: int) -> "Intrinsics":
         """Returns the intrinsics of the same camera for an image resized to `width` x `height`.
@@ -74,7 +75,7 @@ class Intrinsics:
             ValueError: if the image size these intrinsics refer to is unknown.
         """
         if self.width is None or self.height is None:
-            raise ValueError("these intrinsics do not say which image size they refer to")
+            raise ParameterError("these intrinsics do not say which image size they refer to")
         if (width, height) == (self.width, self.height):
             return self
         sx, sy = width / self.width, height / self.height
@@ -113,7 +114,7 @@ def get_intrinsics(name: str, image_size: Optional[Tuple[int, int]] = None) -> I
     """
     key = name.strip().lower()
     if key not in INTRINSICS_PRESETS:
-        raise ValueError(f"unknown intrinsics preset {name!r}; known: {sorted(INTRINSICS_PRESETS)}")
+        raise ParameterError(f"unknown intrinsics preset {name!r}; known: {sorted(INTRINSICS_PRESETS)}")
     intrinsics = INTRINSICS_PRESETS[key]
     if image_size is not None:
         intrinsics = intrinsics.scaled_to(*image_size)
@@ -336,13 +337,13 @@ def estimate_gravity(
         ValueError: if the thresholds and iterations do not pair up or `initial` is zero.
     """
     if len(angle_thresholds) != len(iterations):
-        raise ValueError(
+        raise ParameterError(
             f"angle_thresholds {tuple(angle_thresholds)} and iterations {tuple(iterations)} must "
             "have the same length"
         )
     direction = np.asarray(initial, dtype=np.float64)
     if direction.shape != (3,) or not np.linalg.norm(direction) > 0:
-        raise ValueError(f"initial must be a non-zero 3-vector, got {initial!r}")
+        raise ParameterError(f"initial must be a non-zero 3-vector, got {initial!r}")
     direction = direction / np.linalg.norm(direction)
     n = np.asarray(normals, dtype=np.float64).reshape(-1, 3)
     n = n[np.all(np.isfinite(n), axis=1)]
@@ -401,14 +402,14 @@ def encode_hha(
     """
     depth = np.asarray(depth)
     if depth.ndim != 2:
-        raise ValueError(f"encode_hha expects a 2-D depth map, got shape {depth.shape}")
+        raise ParameterError(f"encode_hha expects a 2-D depth map, got shape {depth.shape}")
     for name, value in (("normal_radius", normal_radius), ("gravity_radius", gravity_radius)):
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ParameterError(f"{name} must be a positive integer, got {value!r}")
     if int(gravity_stride) != gravity_stride or gravity_stride < 1:
-        raise ValueError(f"gravity_stride must be a positive integer, got {gravity_stride!r}")
+        raise ParameterError(f"gravity_stride must be a positive integer, got {gravity_stride!r}")
     if not 0.0 <= floor_percentile <= 100.0:
-        raise ValueError(f"floor_percentile must be in 0..100, got {floor_percentile!r}")
+        raise ParameterError(f"floor_percentile must be in 0..100, got {floor_percentile!r}")
     metres = depth.astype(np.float64) / units_per_metre(units)
     points = backproject(metres, intrinsics)
     valid = np.all(np.isfinite(points), axis=-1)
@@ -423,7 +424,7 @@ def encode_hha(
     else:
         down = np.asarray(gravity, dtype=np.float64)
         if down.shape != (3,) or not np.linalg.norm(down) > 0:
-            raise ValueError(f"gravity must be a non-zero 3-vector, got {gravity!r}")
+            raise ParameterError(f"gravity must be a non-zero 3-vector, got {gravity!r}")
         down = down / np.linalg.norm(down)
     up = -down
     normals = _normals_from_moments(moments, points, int(normal_radius), 1, 6)

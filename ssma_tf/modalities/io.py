@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
+from ssma_tf.modalities.errors import ParameterError
 
 PathLike = Union[str, os.PathLike]
 
@@ -98,7 +99,7 @@ def sunrgbd_depth_to_mm(stored: np.ndarray) -> np.ndarray:
         or stored.max() > 65535
         or not np.all(np.mod(stored, 1) == 0)
     ):
-        raise ValueError("SUN RGB-D depth must be 16-bit whole numbers (read from its PNG files)")
+        raise ParameterError("SUN RGB-D depth must be 16-bit whole numbers (read from its PNG files)")
     values = stored.astype(np.uint32)
     rotated = ((values >> 3) | (values << 13)) & 0xFFFF
     return rotated.astype(np.float32)
@@ -160,12 +161,12 @@ def write_png(
         image = image[..., 0]
     colour = image.ndim == 3 and image.shape[2] in (3, 4)
     if not ((image.dtype == np.uint8 and (image.ndim == 2 or colour)) or (image.dtype == np.uint16 and image.ndim == 2)):
-        raise ValueError(
+        raise ParameterError(
             f"cannot write '{path}': expected uint8 of shape (H, W), (H, W, 3) or (H, W, 4), or uint16 "
             f"of shape (H, W); got {image.dtype} of shape {image.shape}"
         )
     if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
-        raise ValueError(f"cannot write '{path}': compress_level must be an integer in 0..9, got {compress_level!r}")
+        raise ParameterError(f"cannot write '{path}': compress_level must be an integer in 0..9, got {compress_level!r}")
     pil_image = Image.fromarray(np.ascontiguousarray(image))
     _atomic_write(path, lambda f: pil_image.save(f, format="PNG", compress_level=compress_level), overwrite)
 
@@ -185,17 +186,17 @@ def write_depth(path: PathLike, depth: np.ndarray, *, overwrite: bool = False) -
     path = pathlib.Path(path)
     depth = np.asarray(depth)
     if depth.ndim != 2:
-        raise ValueError(f"cannot write depth '{path}': expected shape (H, W), got {depth.shape}")
+        raise ParameterError(f"cannot write depth '{path}': expected shape (H, W), got {depth.shape}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         array = depth.astype(np.float32)
         _atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), overwrite)
         return
     if suffix != ".png":
-        raise ValueError(f"cannot write depth '{path}': use a .png or .npy file name")
+        raise ParameterError(f"cannot write depth '{path}': use a .png or .npy file name")
     values = np.nan_to_num(depth.astype(np.float64), nan=0.0)
     if values.min() < 0 or values.max() > 65535.5:
-        raise ValueError(
+        raise ParameterError(
             f"cannot write depth '{path}' as 16-bit PNG: values span {values.min():g}..{values.max():g}, "
             "outside 0..65535 (store millimetres, or write .npy)"
         )
@@ -241,7 +242,7 @@ def read_nir_rgb(
             f"'{rgb_path}' is {rgb_image.shape[0]}x{rgb_image.shape[1]} (height x width)"
         )
     if max_value is not None and not max_value > 0:
-        raise ValueError(f"max_value must be positive, got {max_value!r}")
+        raise ParameterError(f"max_value must be positive, got {max_value!r}")
 
     def reflectance(band: np.ndarray) -> np.ndarray:
         top = max_value if max_value is not None else float(np.iinfo(band.dtype).max)

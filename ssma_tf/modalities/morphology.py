@@ -20,10 +20,12 @@ from typing import List, Tuple
 
 import numpy as np
 
+from ssma_tf.modalities.errors import ParameterError
+
 
 def _check_odd_size(size: int, name: str) -> None:
     if int(size) != size or size < 1 or size % 2 == 0:
-        raise ValueError(f"{name} must be a positive odd integer, got {size!r}")
+        raise ParameterError(f"{name} must be a positive odd integer, got {size!r}")
 
 
 def full_kernel(size: int) -> np.ndarray:
@@ -197,7 +199,7 @@ def gaussian_blur(image: np.ndarray, size: int, sigma: float = 0.0) -> np.ndarra
     dtype = np.float64 if image.dtype == np.float64 else np.float32
     radius = size // 2
     if radius >= min(image.shape):
-        raise ValueError(
+        raise ParameterError(
             f"gaussian_blur: window {size} needs an image larger than {radius} pixels on each side, "
             f"got shape {image.shape}"
         )
@@ -232,13 +234,13 @@ def bilateral_filter(image: np.ndarray, size: int, sigma_color: float, sigma_spa
     _check_image(image)
     _check_odd_size(size, "size")
     if sigma_color <= 0 or sigma_space <= 0:
-        raise ValueError(
+        raise ParameterError(
             f"bilateral_filter: sigma_color and sigma_space must be positive, got {sigma_color}, "
             f"{sigma_space}"
         )
     radius = size // 2
     if radius >= min(image.shape):
-        raise ValueError(
+        raise ParameterError(
             f"bilateral_filter: diameter {size} is too large for an image of shape {image.shape}"
         )
     centre = image.astype(np.float32)
@@ -276,7 +278,7 @@ def box_sum(image: np.ndarray, radius: int) -> np.ndarray:
     """
     _check_image(image)
     if radius < 0:
-        raise ValueError(f"box_sum: radius must be >= 0, got {radius}")
+        raise ParameterError(f"box_sum: radius must be >= 0, got {radius}")
     out = image.astype(np.float64)
     for axis in (0, 1):
         out = _window_sum_1d(out, radius, axis)
@@ -399,15 +401,15 @@ def _highest(dtype: np.dtype):
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.ndim != 2:
         shape = getattr(image, "shape", type(image).__name__)
-        raise ValueError(f"expected a 2-D image array, got {shape}")
+        raise ParameterError(f"expected a 2-D image array, got {shape}")
 
 
 
 def _check_kernel(kernel: np.ndarray) -> np.ndarray:
     kernel = np.asarray(kernel)
     if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
-        raise ValueError(f"kernel must be 2-D with odd height and width, got shape {kernel.shape}")
+        raise ParameterError(f"kernel must be 2-D with odd height and width, got shape {kernel.shape}")
     kernel = kernel.astype(bool)
     if not kernel.any():
-        raise ValueError("kernel must have at least one non-zero element")
+        raise ParameterError("kernel must have at least one non-zero element")
     return kernel

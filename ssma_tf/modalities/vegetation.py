@@ -18,6 +18,7 @@ from typing import Tuple
 import numpy as np
 
 from ssma_tf.modalities.colorize import jet_colormap
+from ssma_tf.modalities.errors import ParameterError
 
 
 def ndvi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
@@ -74,7 +75,7 @@ def evi(
     nir, red, blue = _bands(nir=nir, red=red, blue=blue)
     for name, band in (("nir", nir), ("red", red), ("blue", blue)):
         if band.size and band.max() > 1.0 + 1e-6:
-            raise ValueError(
+            raise ParameterError(
                 f"evi expects reflectances in 0..1, but {name} reaches {band.max():g}; divide "
                 "8-bit values by 255 (16-bit by 65535) first"
             )
@@ -99,7 +100,7 @@ def index_to_uint8(index: np.ndarray, value_range: Tuple[float, float] = (-1.0, 
     """
     low, high = (float(v) for v in value_range)
     if not low < high:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {tuple(value_range)}")
+        raise ParameterError(f"value_range must be (low, high) with low < high, got {tuple(value_range)}")
     values = np.nan_to_num(np.asarray(index, dtype=np.float64), nan=0.0, posinf=high, neginf=low)
     scaled = (np.clip(values, low, high) - low) / (high - low) * 255.0
     return np.floor(scaled + 0.5).astype(np.uint8)
@@ -123,21 +124,21 @@ def index_image(
     """
     index = np.asarray(index)
     if index.ndim != 2:
-        raise ValueError(f"expected a 2-D index map, got shape {index.shape}")
+        raise ParameterError(f"expected a 2-D index map, got shape {index.shape}")
     level = index_to_uint8(index, value_range)
     if colormap == "gray":
         return np.repeat(level[..., None], 3, axis=-1)
     if colormap == "jet":
         return np.floor(jet_colormap(level / np.float32(255.0)) * 255.0 + 0.5).astype(np.uint8)
-    raise ValueError(f"colormap must be 'gray' or 'jet', got {colormap!r}")
+    raise ParameterError(f"colormap must be 'gray' or 'jet', got {colormap!r}")
 
 
 def _bands(**bands: np.ndarray) -> Tuple[np.ndarray, ...]:
     arrays = {name: np.asarray(band, dtype=np.float64) for name, band in bands.items()}
     shapes = {name: a.shape for name, a in arrays.items()}
     if len(set(shapes.values())) != 1:
-        raise ValueError(f"bands must have the same shape, got {shapes}")
+        raise ParameterError(f"bands must have the same shape, got {shapes}")
     for name, a in arrays.items():
         if a.size and (not np.all(np.isfinite(a)) or a.min() < 0):
-            raise ValueError(f"band {name} must hold finite non-negative values")
+            raise ParameterError(f"band {name} must hold finite non-negative values")
     return tuple(arrays.values())

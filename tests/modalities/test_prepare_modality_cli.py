@@ -294,3 +294,39 @@ def test_sunrgbd_depth_and_intrinsics_beside_each_image(tmp_path, prepare_modali
                                   units="mm")
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "hha" / f"{name}.png")), expected)
     assert np.all(np.asarray(Image.open(tmp_path / "hha" / "a.png"))[..., 0] == 124)  # 2.5 m
+
+
+def test_bad_values_are_one_line_and_other_value_errors_are_bugs(scannet_like, prepare_modality, capsys,
+                                                                 monkeypatch):
+    from ssma_tf.modalities import batch
+    from ssma_tf.modalities.errors import ParameterError
+
+    root = scannet_like
+    args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000"]
+    # A bad value is a ValueError to the functions' callers and one line to the command's.
+    assert issubclass(ParameterError, ValueError)
+
+    def bad_value(*args, **kwargs):
+        raise ParameterError("value_range must be (low, high) with low < high, got (1.0, -1.0)")
+
+    monkeypatch.setattr(batch, "plan_folder_jobs", bad_value)
+    assert prepare_modality(args) == 2
+    assert capsys.readouterr().err.endswith("error: value_range must be (low, high) with low < high, got (1.0, -1.0)\n")
+
+    # Any other ValueError is a bug: it keeps its traceback (was printed as a bad input).
+    def bug(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(batch, "plan_folder_jobs", bug)
+    with pytest.raises(ValueError, match="broadcast"):
+        prepare_modality(args)
+
+
+def test_a_fill_without_units_names_the_fill(scannet_like, prepare_modality, capsys):
+    root = scannet_like
+    with pytest.raises(SystemExit):
+        prepare_modality(["gray", str(root / "depth"), "-o", str(root / "gray"), "--max", "7", "--fill"])
+    assert "gray --fill needs --units" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        prepare_modality(["hha", str(root / "depth"), "-o", str(root / "hha"), "--preset", "scannet"])
+    assert "error: hha needs --units (m, cm" in capsys.readouterr().err
