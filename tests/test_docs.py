@@ -377,3 +377,18 @@ def test_backticked_code_paths_and_module_names_in_the_code_exist():
     broken = {path.relative_to(ROOT).as_posix(): broken_pointers(path) for path in CODE}
     assert {path: tokens for path, tokens in broken.items() if tokens} == {}
     assert all(not _path_exists(path) for path in OTHER_PROJECTS)  # else the exception is stale
+
+
+def test_every_ssma_prepare_command_is_listed_where_the_docs_list_them():
+    """README's `ssma-prepare {...}` lists and docs/preparing_data.md's table name every subcommand."""
+    from ssma_tf.cli.prepare import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    names = set(commands.choices)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"ssma-prepare \{([a-z,]+)\}", readme)
+    assert listed and all(set(entry.split(",")) == names for entry in listed), (listed, sorted(names))
+    table = (ROOT / "docs" / "preparing_data.md").read_text(encoding="utf-8")
+    rows = {name for cell in re.findall(r"^\| (`[^|]+`) \|", table, re.M) for name in re.findall(r"`(\w+)`", cell)}
+    assert names <= rows, f"docs/preparing_data.md's table lacks {sorted(names - rows)}"
