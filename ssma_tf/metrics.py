@@ -386,7 +386,12 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         if sample_weight is not None:
             raise ValueError(f"{type(self).__name__} counts pixels and takes no sample_weight")
-        counts = batch_confusion_matrix(y_true, _main_output(y_pred), self.num_classes)
+        predictions = _main_output(y_pred)
+        if predictions.shape[-1] is not None and predictions.shape[-1] != self.num_classes:
+            # More classes than the model's would count as never predicted (a lower mIoU, silently).
+            raise ValueError(f"{type(self).__name__} {self.name!r} counts {self.num_classes} classes, but the model "
+                             f"predicts {predictions.shape[-1]}: give the metrics the model's num_classes")
+        counts = batch_confusion_matrix(y_true, predictions, self.num_classes)
         self.counts.assign_add(ops.cast(counts, "int64"))
 
     def reset_state(self) -> None:

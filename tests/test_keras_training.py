@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from ssma_tf.metrics import (
 )
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.training import schedule_from_config
+from tests.conftest import ROOT
 from tests.inference.helpers import randomize_batch_norms
 from tests.training_helpers import write_records
 
@@ -58,6 +62,12 @@ def test_metric_rejects_sample_weights_and_bad_class_counts():
         ReleasedMeanIoU(5).update_state(labels, probs, sample_weight=np.ones(3))
     with pytest.raises(ValueError, match="num_classes"):
         ReleasedMeanIoU(1)
+    # Metrics of more classes than the model counted the extra ones as never predicted: a lower
+    # mIoU without a word (fewer failed in a reshape).
+    for count in (7, 4):
+        with pytest.raises(ValueError, match=rf"^ReleasedMeanIoU 'miou' counts {count} classes, but the model "
+                                             r"predicts 5: give the metrics the model's num_classes$"):
+            ReleasedMeanIoU(count).update_state(labels, probs)
 
 
 def test_released_loss_reads_the_auxiliary_heads_and_equals_total_loss():
@@ -129,3 +139,11 @@ def test_model_evaluate_miou_equals_the_evaluator(tmp_path):
     assert confusion.miou() > 0
     assert result["miou"] == pytest.approx(confusion.miou(), abs=1e-3)
     assert result["pixel_accuracy"] == pytest.approx(confusion.pixel_accuracy(), abs=1e-3)
+    # Saved compiled, the model opens with keras.saving.load_model once ssma_tf.models is
+    # imported (as the README says), loss and metrics included: before, ReleasedLoss was unknown.
+    model.save(tmp_path / "compiled.keras")
+    script = ("import keras, ssma_tf.models\n"
+              f"model = keras.saving.load_model({str(tmp_path / 'compiled.keras')!r})\n"
+              "print(type(model.loss).__name__)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.split()[-1] == "ReleasedLoss", done.stderr[-2000:]

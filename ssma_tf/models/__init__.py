@@ -12,9 +12,14 @@ Built from the blocks of `ssma_tf.layers`; weights are loaded by `ssma_tf.checkp
 - `factory`: building a network from a config or a model name.
 """
 
+# The loss and metrics a compiled model saves with it: registered here too, so that
+# `keras.saving.load_model` opens a `.keras` file saved after `compile`/`fit` once this package
+# is imported, as it opens an uncompiled one.
+from ssma_tf import losses as _losses, metrics as _metrics  # noqa: F401
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.encoder import AdapNetPPEncoder
 from ssma_tf.models.fusion_baselines import FusionBaseline
+from ssma_tf.models.scene import SSMASceneClassifier
 from ssma_tf.models.ssma import SSMA
 
-__all__ = ["AdapNetPP", "AdapNetPPEncoder", "FusionBaseline", "SSMA"]
+__all__ = ["AdapNetPP", "AdapNetPPEncoder", "FusionBaseline", "SSMA", "SSMASceneClassifier"]
