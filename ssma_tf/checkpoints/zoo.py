@@ -145,9 +145,16 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
         # Keras falls back to /tmp/.keras when the directory does not exist (is not writable).
         os.makedirs(cache_dir, exist_ok=True)
     # Keras unpacks `<stem><suffix>` into `<stem>_extracted` and returns that folder.
-    return keras.utils.get_file(
-        fname=stem + suffix, origin=url, extract=True, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir
-    )
+    try:
+        return keras.utils.get_file(
+            fname=stem + suffix, origin=url, extract=True, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir
+        )
+    except Exception as error:  # Keras raises a bare Exception for an HTTP or network failure
+        if not str(error).startswith("URL fetch failure"):
+            raise
+        raise CheckpointError(
+            f"cannot download {url} ({str(error).rsplit(' -- ', 1)[-1]}): without a network, download the "
+            "archive elsewhere and pass its path (or its unpacked folder) instead of the name") from None
 
 
 def find_checkpoint(folder: str) -> str:
@@ -222,6 +229,11 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
 
 def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None) -> keras.Model:
     """Loads a released model (or a local one) that must be a `cls`; see `load_model`."""
+    entry = presets().get(os.fspath(preset))
+    wanted = ADAPNET_PP if issubclass(cls, AdapNetPP) else SSMA_NAME
+    if entry is not None and entry.model != wanted:
+        # Said by the zoo file: refused before the archive is downloaded.
+        raise CheckpointError(f"{os.fspath(preset)} holds {entry.model}, not {cls.__name__}")
     model = load_model(preset, cache_dir=cache_dir)
     if not isinstance(model, cls):
         raise CheckpointError(f"{os.fspath(preset)} holds {model_name(model)}, not {cls.__name__}")

@@ -66,6 +66,10 @@ def test_from_preset_fetches_a_file_url_archive_and_reproduces_the_fixture(
     _reproduces_the_fixture(model, tf1_fixture_dir)
     with pytest.raises(CheckpointError, match="holds AdapNet_pp, not SSMA"):
         SSMA.from_preset("adapnet_pp_fixture_rgb", cache_dir=str(cache))
+    # The zoo file says the network: refused before anything is fetched (was after the download).
+    monkeypatch.setattr(zoo, "fetch_archive", lambda *a, **k: pytest.fail("fetched"))
+    with pytest.raises(CheckpointError, match="^adapnet_pp_fixture_rgb holds AdapNet_pp, not SSMA$"):
+        SSMA.from_preset("adapnet_pp_fixture_rgb", cache_dir=str(tmp_path / "other_cache"))
     with pytest.raises(ValueError, match="adapnet_pp_fixture_rgb"):
         ssma_tf.load_model("adapnet_pp_nowhere")
 
@@ -80,6 +84,13 @@ def test_local_archives_and_folders_load_the_same_way(tmp_path, fixture_archive,
     folder = zoo.fetch_archive(tarball.as_uri(), cache_dir=str(tmp_path / "cache"))
     assert zoo.find_checkpoint(folder) == os.path.join(folder, "m", "model.ckpt")
     assert isinstance(AdapNetPP.from_preset(folder), AdapNetPP)
+
+
+def test_a_failed_download_is_one_error_that_says_what_to_do(tmp_path):
+    missing = (tmp_path / "nowhere" / "model.zip").as_uri()
+    with pytest.raises(CheckpointError, match=r"^cannot download file://.*nowhere/model.zip \(.*\): without a "
+                                              r"network, download the archive elsewhere and pass its path"):
+        zoo.fetch_archive(missing, cache_dir=str(tmp_path / "cache"))
 
 
 def test_unknown_presets_list_the_known_ones():
