@@ -76,10 +76,15 @@ def unit_widths(widths: dict, name: str) -> dict:
     return kwargs
 
 
-def check_image_shape(shape, what: str):
-    """Raises ValueError unless the static height and width are unknown or multiples of the output stride."""
+def check_image_shape(shape, what: str, channels: int = 3):
+    """Raises ValueError unless the static height and width are unknown or multiples of the output
+    stride, and the channels (when known) are `channels`."""
     if len(shape) != 4:
         raise ValueError(f"{what} must be a 4-D batch (B, H, W, C), got shape {tuple(shape)}")
+    if shape[3] is not None and shape[3] != channels:
+        hint = ("; repeat a single-channel image (grey depth, NIR) to three channels, as `ssma-prepare gray` "
+                "writes it" if channels == 3 and shape[3] == 1 else "")
+        raise ValueError(f"{what} must have {channels} channels, got {shape[3]} (shape {tuple(shape)}){hint}")
     for axis, size in (("height", shape[1]), ("width", shape[2])):
         if size is not None and size % OUTPUT_STRIDE:
             raise ValueError(f"{what} {axis} must be a multiple of {OUTPUT_STRIDE}, got {size} (shape {tuple(shape)})")
@@ -176,7 +181,7 @@ class AdapNetPPEncoder(keras.Model):
         self.widths = widths
 
     def call(self, inputs, training=None, mask=None):
-        check_image_shape(tuple(inputs.shape), f"{self.name} input")
+        check_image_shape(tuple(inputs.shape), f"{self.name} input", self.input_channels)
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self):

@@ -59,6 +59,15 @@ def test_sizes_not_multiple_of_16_are_rejected(model, shape):
         model(np.zeros(shape, "float32"))
 
 
+def test_other_channel_counts_are_named(model):
+    # Before: Keras' "expected axis -1 of input shape to have value 3" from the first batch norm.
+    with pytest.raises(ValueError, match=r"AdapNetPP input must have 3 channels, got 1 \(shape \(1, 32, 64, 1\)\); "
+                                         r"repeat a single-channel image \(grey depth, NIR\) to three channels"):
+        model(np.zeros((1, 32, 64, 1), "float32"))
+    with pytest.raises(ValueError, match=r"expected shape=\(None, None, None, 3\), found shape=\(1, 32, 64, 4\)"):
+        model(np.zeros((1, 32, 64, 4), "float32"))  # Keras' own check of the input, clear enough
+
+
 def test_bad_constructor_arguments_are_named():
     with pytest.raises(ValueError, match="num_classes"):
         AdapNetPP(1)

@@ -67,6 +67,8 @@ def test_input_errors(model):
         model([pair()[0], pair(height=32)[1]])
     with pytest.raises(ValueError, match="multiple of 16"):
         model(pair(height=72))
+    with pytest.raises(ValueError, match="SSMA modality2 must have 3 channels, got 1"):
+        model([pair()[0], pair()[1][..., :1]])
 
 
 def test_config_and_keras_round_trips(tmp_path):
