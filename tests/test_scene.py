@@ -125,3 +125,23 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--height", "16", "--width", "16",
                      "--json", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: --json {tmp_path} is a folder; give a file name\n"
+
+
+def test_experts_trained_with_the_classifier_have_a_gradient_for_every_trainable_weight():
+    import tensorflow as tf
+
+    from ssma_tf.models import SSMASceneClassifier
+
+    model = SSMASceneClassifier(3, freeze_experts=False)
+    images = [tf.random.uniform((2, 16, 16, 3), 0, 255, seed=i) for i in range(2)]
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(tf.math.log(model(images, training=True)[:, 0]))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    # The experts' skip branches feed no decoder here: not trainable (before: "Gradients do not
+    # exist" for each of them on every step).
+    missing = [v.path for v, g in zip(model.trainable_variables, gradients) if g is None]
+    assert missing == []
+    trained = {id(v) for v in model.trainable_variables}
+    for expert in model.encoders:
+        assert len(expert.trainable_variables) > 150 and {id(v) for v in expert.trainable_variables} <= trained
+        assert not trained & {id(v) for name in ("skip1", "skip2") for v in expert.get_layer(name).weights}

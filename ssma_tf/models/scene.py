@@ -51,6 +51,10 @@ class SSMASceneClassifier(keras.Model):
                    for i in range(1, num_modalities + 1)]
         for expert in experts:
             expert.trainable = not freeze_experts
+            # Only the eASPP output is fused: the skip branches (for a decoder) feed nothing and
+            # would get no gradient (Keras warns of each while training the experts).
+            for name in ("skip1", "skip2"):
+                expert.get_layer(name).trainable = False
         fusion = SSMABlock(DECODER_FILTERS, latent_reduction, output_kernel_size=1, output_bn=True,
                            return_gate=False, name="ssma_latent")
         classifier = layers.Dense(num_classes, name="classifier")
