@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from typing import IO, Iterator, Optional, Union
@@ -200,3 +201,12 @@ def remove_path(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
         os.remove(path)
+
+
+# The files of a TF checkpoint beside its prefix, which people paste instead of the prefix.
+_TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
+
+
+def checkpoint_prefix(path: PathLike) -> str:
+    """`path` without a pasted TF checkpoint part (`.index`, `.meta`, `.data-00000-of-00001`)."""
+    return _TF_CHECKPOINT_PART.sub("", os.fspath(path))

@@ -111,6 +111,17 @@ def state_file_is_damaged(directory: str) -> bool:
         return True
 
 
+def folder_checkpoint(directory: str) -> Optional[str]:
+    """The checkpoint a folder holds: the newest by its `checkpoint` state file, else the one
+    prefix of a folder without that file (an unpacked release: `model.ckpt.index` and its data),
+    else None."""
+    latest = latest_checkpoint(directory)
+    if latest is not None or os.path.isfile(os.path.join(directory, "checkpoint")):
+        return latest
+    indexes = sorted(name for name in os.listdir(directory) if name.endswith(".index"))
+    return os.path.join(directory, indexes[0][: -len(".index")]) if len(indexes) == 1 else None
+
+
 def latest_checkpoint(directory: str) -> Optional[str]:
     """`tf.train.latest_checkpoint`, with a damaged `checkpoint` state file named."""
     if state_file_is_damaged(directory):

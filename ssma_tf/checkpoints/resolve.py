@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 
-from ssma_tf.checkpoints.reading import OBJECT_GRAPH_KEY, CheckpointError, latest_checkpoint, list_variables
+from ssma_tf.checkpoints.reading import OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, list_variables
 from ssma_tf.constants import FINAL_WEIGHTS, WEIGHTS_SUFFIXES
+from ssma_tf.files import checkpoint_prefix
 
 FORMAT_TF1 = "tf1"
 FORMAT_TF2 = "tf2"
@@ -26,8 +27,9 @@ def resolve_weights(path: str) -> tuple[str, str]:
     """Says what `path` holds and which file or prefix to read.
 
     Args:
-        path: a TF1/TF2 checkpoint prefix (a pasted `.index` is accepted), a directory with a
-            `checkpoint` state file, or a `.weights.h5`/`.keras` file.
+        path: a TF1/TF2 checkpoint prefix (a pasted `.index`, `.meta` or `.data-…` part is
+            accepted), a directory with a `checkpoint` state file or one checkpoint, or a
+            `.weights.h5`/`.keras` file.
 
     Returns:
         `(format, resolved)`: format is `FORMAT_TF1`, `FORMAT_TF2` or `FORMAT_KERAS`; resolved is
@@ -36,15 +38,13 @@ def resolve_weights(path: str) -> tuple[str, str]:
     Raises:
         CheckpointError: nothing at `path`, or its index or state file is damaged.
     """
-    path = os.fspath(path)
-    if path.endswith(".index"):
-        path = path[: -len(".index")]
+    path = checkpoint_prefix(path)
     if path.endswith(WEIGHTS_SUFFIXES):
         if not os.path.isfile(path):
             raise CheckpointError(f"no weights file at {path}")
         return FORMAT_KERAS, path
     if os.path.isdir(path):
-        latest = latest_checkpoint(path)
+        latest = folder_checkpoint(path)
         if latest is None:
             final = os.path.join(path, FINAL_WEIGHTS)
             if os.path.isfile(final):

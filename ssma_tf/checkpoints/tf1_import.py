@@ -9,11 +9,12 @@ from typing import Optional
 import numpy as np
 
 from ssma_tf.checkpoints.reading import (
-    CheckpointError, checkpoint_reader, latest_checkpoint, list_variables, read_tensor,
+    CheckpointError, checkpoint_reader, folder_checkpoint, list_variables, read_tensor,
 )
 from ssma_tf.checkpoints.tf1_names import (
     DECODER_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map,
 )
+from ssma_tf.files import checkpoint_prefix
 from ssma_tf.models import SSMA
 
 # What a TF1 checkpoint holds, told apart by its variable names.
@@ -62,12 +63,12 @@ def _is_tf1_checkpoint(prefix: str) -> bool:
 
 
 def read_checkpoint(prefix: str) -> dict:
-    """Returns {name: shape} of a TF1 checkpoint; a clear error when `prefix` is not one."""
-    if os.path.isdir(prefix):
-        latest = latest_checkpoint(prefix)
-        if latest is None:
-            raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file")
-        prefix = latest
+    """Returns {name: shape} of a TF1 checkpoint; a clear error when `prefix` is not one.
+
+    A pasted `.index`, `.meta` or `.data-…` part is cut off; a folder gives its checkpoint
+    (`folder_checkpoint`).
+    """
+    prefix = _resolve(prefix)
     if not _is_tf1_checkpoint(prefix):
         raise CheckpointError(f"{prefix} is not a TF1 checkpoint prefix: {prefix}.index does not exist")
     return list_variables(prefix)
@@ -113,10 +114,13 @@ def num_classes_of(shapes: dict) -> int:
 
 
 def _resolve(prefix: str) -> str:
+    """The prefix to read: a pasted `.index`, `.meta` or `.data-…` part cut off, a folder's checkpoint."""
+    prefix = checkpoint_prefix(prefix)
     if os.path.isdir(prefix):
-        latest = latest_checkpoint(prefix)
+        latest = folder_checkpoint(prefix)
         if latest is None:
-            raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file")
+            raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file or a single "
+                                  "checkpoint (*.index)")
         return latest
     return prefix
 

@@ -29,7 +29,7 @@ from ssma_tf.constants import (
     ADAPNET_PP, DECODER_FILTERS, END_TO_END_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
 from ssma_tf.errors import UserInputError
-from ssma_tf.files import OutputPathError, check_output
+from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 
 # Other spellings of a key, and the key they stand for.
 ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is not None}
@@ -39,8 +39,6 @@ REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.require
 _PATH_KINDS = ("path", "file", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
 # Keys of the released protocol's optimizer that adaptation method sac replaces by its own.
 _SCHEDULE_KEYS = ("weight_decay", "power", "end_learning_rate", "adam_epsilon")
-# Parts of a TF checkpoint people often paste instead of its prefix.
-_TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _GPU_ID = re.compile(r"^-?\d+(,\d+)*$")
 
 
@@ -735,7 +733,7 @@ class _Reader:
 
     def read_checkpoint(self, name: str, spec: Key, value: Any) -> str:
         """A checkpoint to read: its prefix (a pasted `.index`/`.data-…` part is cut off)."""
-        path = _TF_CHECKPOINT_PART.sub("", self.read_path(name, spec, value))
+        path = checkpoint_prefix(self.read_path(name, spec, value))
         if self.checks(spec) and not _checkpoint_exists(path):
             raise self.error(
                 name,

@@ -166,9 +166,9 @@ class Predictor:
         single = arrays[0].ndim == 3
         for index, array in enumerate(arrays, start=1):
             if array.ndim != (3 if single else 4) or array.shape[-1] != 3:
-                raise ValueError(
-                    f"modality{index} must be (H, W, 3) or (B, H, W, 3) like modality1, got {array.shape}"
-                )
+                form = "(H, W, 3) or (B, H, W, 3)" if index == 1 else ("(H, W, 3), like modality1" if single
+                                                                       else "(B, H, W, 3), like modality1")
+                raise ValueError(f"modality{index} must be {form}, got {array.shape}")
         for index, array in enumerate(arrays[1:], start=2):
             if array.shape != arrays[0].shape:
                 raise ValueError(

@@ -21,7 +21,10 @@ from ssma_tf.models.widths import decoder_widths
 def check_model_name(name: str) -> str:
     """Returns `name` if it is one of `MODEL_NAMES`, else raises a ValueError naming it."""
     if name not in MODEL_NAMES:
-        raise ValueError(f"model must be one of {MODEL_NAMES}, got {name!r}")
+        # The class is AdapNetPP; the name (configs, flags, load_model) is the released one.
+        alike = str(name).lower().replace("_", "").replace("+", "p") == "adapnetpp"
+        hint = f"; the name of the class AdapNetPP is {ADAPNET_PP!r}" if alike else ""
+        raise ValueError(f"model must be one of {MODEL_NAMES}, got {name!r}{hint}")
     return name
 
 

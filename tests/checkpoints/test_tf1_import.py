@@ -128,3 +128,28 @@ def test_incomplete_checkpoint_is_an_error_unless_not_strict(tmp_path):
     report = load_tf1_checkpoint(model, prefix, strict=False)
     assert report.missing == ["resnet_v2_50/conv89/weights"]
     assert "not in the checkpoint: resnet_v2_50/conv89/weights" in str(report)
+
+
+def test_any_part_of_a_checkpoint_or_its_unpacked_folder_names_it(tf1_fixture_dir):
+    """People paste the file they see (`model.ckpt.index`, `.meta`, `.data-…`) or the folder an
+    archive unpacked into (no `checkpoint` state file): each reads the one checkpoint there."""
+    from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
+    from ssma_tf.checkpoints.tf1_import import read_checkpoint
+
+    prefix = str(tf1_fixture_dir / "model.ckpt")
+    shapes = read_checkpoint(prefix)
+    for given in (prefix + ".index", prefix + ".meta", prefix + ".data-00000-of-00001", str(tf1_fixture_dir)):
+        assert read_checkpoint(given) == shapes, given
+        assert resolve_weights(given) == (FORMAT_TF1, prefix), given
+    # Before: "model.ckpt.index.index does not exist" (load_tf1_checkpoint, ssma-convert-tf1).
+    load_tf1_checkpoint(AdapNetPP(12), prefix + ".index")
+
+
+def test_a_folder_of_several_checkpoints_without_a_state_file_is_named(tmp_path):
+    from ssma_tf.checkpoints.tf1_import import read_checkpoint
+
+    for name in ("a.ckpt.index", "b.ckpt.index"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"is a directory without a TF1 'checkpoint' file or a single "
+                                              r"checkpoint \(\*\.index\)$"):
+        read_checkpoint(str(tmp_path))
