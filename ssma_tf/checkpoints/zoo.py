@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 import pathlib
 import urllib.parse
@@ -119,6 +120,14 @@ def get_preset(name: str) -> Preset:
     return known[name]
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _is_archive(path: str) -> bool:
     return path.lower().endswith(ARCHIVE_SUFFIXES)
 
@@ -187,7 +196,10 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
         return find_checkpoint(fetch_archive(text, cache_dir=cache_dir))
     if os.path.isfile(text) and _is_archive(text):
         url = pathlib.Path(text).resolve().as_uri()
-        return find_checkpoint(fetch_archive(url, cache_dir=cache_dir))
+        # Cached by content, not by name: another archive under the same name (a retrained
+        # model) would otherwise load the first one's unpacked copy without a word.
+        name = f"{_archive_stem(text)}_{_sha256(text)[:16]}"
+        return find_checkpoint(fetch_archive(url, name, cache_dir=cache_dir))
     if os.path.isdir(text) and not os.path.exists(os.path.join(text, "checkpoint")):
         return find_checkpoint(text)
     if not (os.path.exists(text) or os.path.exists(text + ".index")):

@@ -105,3 +105,20 @@ def test_the_readme_table_is_the_zoo_file():
     assert zoo.markdown_table() in readme, (
         "README.md's model table differs from zoo.yaml: paste the output of python -m ssma_tf.checkpoints.zoo"
     )
+
+
+def test_a_local_archive_is_cached_by_its_content_not_its_name(tmp_path):
+    """A retrained model zipped under the same name loads anew (before: the first one's unpacked
+    copy, without a word)."""
+    archive, cache = tmp_path / "model.zip", str(tmp_path / "cache")
+
+    def zipped(content):
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("model/model.keras", content)
+        return zoo.preset_checkpoint(str(archive), cache_dir=cache)
+
+    first = zipped(b"first")
+    assert zipped(b"first") == first  # the same archive: the same unpacked copy
+    second = zipped(b"second")
+    assert second != first
+    assert pathlib.Path(first).read_bytes() == b"first" and pathlib.Path(second).read_bytes() == b"second"
