@@ -68,6 +68,7 @@ def predict_probabilities(
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
     modality2_interpolation: Union[str, Sequence[str]] = "nearest",
+    input_modality: str = "modality1",
 ) -> tf.Tensor:
     """The model's softmax at the input resolution, averaged over scales and flips.
 
@@ -79,6 +80,8 @@ def predict_probabilities(
         flip: also predict the left-right mirrored view of every scale and mirror it back.
         modality2_interpolation: "nearest" or "bilinear" for every modality after the first,
             or a list of one per modality.
+        input_modality: AdapNet++: the modality it reads, resized as that modality is (an
+            expert of depth: `modality2_interpolation`).
 
     Returns:
         float32 (B, H, W, C) probabilities.
@@ -86,7 +89,7 @@ def predict_probabilities(
     fusion = isinstance(inputs, (tuple, list))
     views = list(inputs) if fusion else [inputs]
     height, width = int(views[0].shape[1]), int(views[0].shape[2])
-    methods = resize_methods(modality2_interpolation, len(views))
+    methods = resize_methods(modality2_interpolation, len(views), input_modality)
     total, count = None, 0
     for scale in scales:
         size = scaled_size(height, width, scale)
@@ -138,7 +141,7 @@ class Evaluator:
         num_classes: C, void included.
         element_spec: the `(inputs, labels)` element spec of the datasets it will see; fixes the
             compiled function's signature so that it is traced exactly once.
-        scales, flip, modality2_interpolation: as for `predict_probabilities`.
+        scales, flip, modality2_interpolation, input_modality: as for `predict_probabilities`.
         jit_compile: compile the prediction with XLA.
         optimize: for an `AdapNetPP` or `SSMA`, predict with its fast inference copy
             (`ssma_tf.inference.compiled.optimize_for_inference`: batch norms folded into the convolutions,
@@ -163,6 +166,7 @@ class Evaluator:
         scales: Sequence[float] = (1.0,),
         flip: bool = False,
         modality2_interpolation: Union[str, Sequence[str]] = "nearest",
+        input_modality: str = "modality1",
         jit_compile: bool = False,
         optimize: bool = True,
         precision: str = "float32",
@@ -186,7 +190,8 @@ class Evaluator:
         self.images = tf.Variable(0, dtype=tf.int64, trainable=False, name="images")
 
         def predict(inputs):
-            return predict_probabilities(network, inputs, self.scales, self.flip, modality2_interpolation)
+            return predict_probabilities(network, inputs, self.scales, self.flip, modality2_interpolation,
+                                         input_modality)
 
         if jit_compile:
             predict = tf.function(predict, jit_compile=True)
@@ -289,6 +294,7 @@ def evaluate(
         scales=config.eval_scales,
         flip=config.eval_flip,
         modality2_interpolation=config.interpolations,
+        input_modality=config.input_modality or "modality1",
         jit_compile=config.xla,
         precision=precision,
     )

@@ -41,10 +41,20 @@ def modality_interpolations(interpolation: Union[str, Sequence[str]], count: int
     return methods[:count]
 
 
-def resize_methods(interpolation: Union[str, Sequence[str]], modalities: int) -> Tuple[str, ...]:
+def resize_methods(interpolation: Union[str, Sequence[str]], modalities: int,
+                   input_modality: str = "modality1") -> Tuple[str, ...]:
     """The method of each of a model's `modalities` images: "bilinear" for modality 1, then the rest.
 
+    A unimodal network (`modalities` 1) reading modality k (`input_modality`, an expert of
+    depth) gets modality k's method, as its training and evaluation pipelines resize it.
+
     Raises:
-        ValueError: as `modality_interpolations`.
+        ValueError: as `modality_interpolations`, or a bad `input_modality`.
     """
+    if modalities == 1:
+        suffix = input_modality.removeprefix("modality")
+        index = int(suffix) if input_modality.startswith("modality") and suffix.isdigit() else 0
+        if index < 1:
+            raise ValueError(f"input_modality must be modality1, modality2, ..., got {input_modality!r}")
+        return ("bilinear",) if index == 1 else (modality_interpolations(interpolation, index - 1)[-1],)
     return ("bilinear",) + modality_interpolations(interpolation, max(modalities - 1, 0))

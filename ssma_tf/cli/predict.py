@@ -121,22 +121,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
+    input_modality = args.input_modality or setup.input_modality
     predictor = Predictor(
         setup.model, size=size if args.size is not None else setup.size,
         modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
+        input_modality=input_modality,
     )
     compare = compare_input = None
     if args.compare is not None:
         other = setup_inference(None, args.compare, None, None, None)
         compare = Predictor(other.model, size=predictor.size,
-                            modality2_interpolation=other.modality2_interpolation, precision=args.precision)
+                            modality2_interpolation=other.modality2_interpolation, precision=args.precision,
+                            input_modality=other.input_modality)
         compare_input = other.input_modality
     samples = collect_samples(
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
         recursive=args.recursive,
     )
-    input_modality = args.input_modality or setup.input_modality
     _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else None)
     summary = predict_files(
         predictor, samples, args.output,

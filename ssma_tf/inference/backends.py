@@ -190,7 +190,8 @@ class ExportedPredictor:
         self.precision = f"{model.backend} {model.precision}"
         self.precision_reason = f"exported model {model.folder}"
         self.modality2_interpolation = model.metadata.get("modality2_interpolation") or "nearest"
-        self._methods = resize_methods(self.modality2_interpolation, self.num_modalities)
+        self._methods = resize_methods(self.modality2_interpolation, self.num_modalities,
+                                       model.metadata.get("input_modality") or "modality1")
 
     def model_size(self, height: int, width: int) -> Tuple[int, int]:
         """The size the network runs at: the export's, whatever the input."""

@@ -207,7 +207,7 @@ def export_deployed(
     if format not in DEPLOY_FORMATS:
         raise ValueError(f"format must be one of {DEPLOY_FORMATS}, got {format!r}")
     size = check_size(size)
-    resize_methods(modality2_interpolation, num_modalities(model))
+    resize_methods(modality2_interpolation, num_modalities(model), input_modality)
     if int8 and not calibration:
         raise ValueError("int8 quantisation needs calibration records (--calibration RECORDS)")
     if calibration and not int8:

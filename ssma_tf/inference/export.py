@@ -70,6 +70,7 @@ def serving_function(
     model: keras.Model,
     size: Optional[Sequence[int]] = None,
     modality2_interpolation: Union[str, Sequence[str]] = "nearest",
+    input_modality: str = "modality1",
 ) -> Tuple[Callable[..., Dict[str, tf.Tensor]], List[tf.TensorSpec]]:
     """The function the SavedModel serves, and its input signature (see the module docstring).
 
@@ -79,12 +80,13 @@ def serving_function(
             must already have multiples of 16 and are used as they are.
         modality2_interpolation: "nearest" or "bilinear", for SSMA's modality 2 (and every
             further one), or a list with one per modality after the first.
+        input_modality: AdapNet++: the modality its `image` is, resized as that modality.
 
     Returns:
         (function of uint8 (B, H, W, 3) tensors returning `class_ids` and `probabilities`,
         the list of `tf.TensorSpec`s of its inputs).
     """
-    methods = resize_methods(modality2_interpolation, num_modalities(model))
+    methods = resize_methods(modality2_interpolation, num_modalities(model), input_modality)
     size = None if size is None else check_size(size)
     view = inference_model(model)
     fusion = is_fusion(model)
@@ -227,7 +229,7 @@ def export_saved_model(
     # The folder appears complete or not at all; an older export there is replaced only then.
     with atomic_path(output_dir, directory=True) as staging:
         start = time.monotonic()
-        serve, signature = serving_function(exported, size, modality2_interpolation)
+        serve, signature = serving_function(exported, size, modality2_interpolation, input_modality)
         archive = keras.export.ExportArchive()
         # No `archive.track(model)`: the endpoint tracks the variables it uses, and tracking the
         # model too would store every weight twice (as the Keras variable and as the TF one).

@@ -75,6 +75,8 @@ class Predictor:
         modality2_interpolation: how SSMA's second modality is resized ("nearest" for depth-like
             images, as in training; "bilinear"); the same for every further modality, or a list
             with one per modality 2, 3, ...
+        input_modality: AdapNet++: the modality it reads ("modality2" for an expert of depth),
+            resized as that modality (by `modality2_interpolation`); modality 1 bilinearly.
         jit_compile: compile the network with XLA.
         optimize: run the fast inference copy of the model (`inference_model(model, optimize=True)`:
             batch norms folded, sub-pixel upsampling; same outputs to float32 rounding). The copy
@@ -98,10 +100,11 @@ class Predictor:
         jit_compile: bool = False,
         optimize: bool = True,
         precision: str = "float32",
+        input_modality: str = "modality1",
     ):
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
-        methods = resize_methods(modality2_interpolation, num_modalities(model))
+        methods = resize_methods(modality2_interpolation, num_modalities(model), input_modality)
         if precision == "auto" and not optimize:
             choice = choose_precision("float32")
             choice = dataclasses.replace(choice, reason="bfloat16 needs the optimized inference copy")

@@ -88,6 +88,9 @@ def test_predictor_rejects_bad_inputs(adapnet, predictor, ssma):
         Predictor(adapnet, size=(60, 128))
     with pytest.raises(ValueError, match="channel_order"):
         Predictor(adapnet, channel_order="rbg")
+    # An expert of depth resizes its image as its training did (nearest), not as modality 1.
+    assert Predictor(adapnet, optimize=False, input_modality="modality2")._methods == ("nearest",)
+    assert Predictor(adapnet, optimize=False)._methods == ("bilinear",)
 
 
 def test_predictor_in_bfloat16_gives_nearly_the_float32_classes(adapnet, predictor):
