@@ -217,6 +217,21 @@ def test_resume_restores_step_schedule_optimizer_and_data_position(tmp_path, tin
     assert os.path.isfile(result.weights) and result.weights.endswith("final.weights.h5")
 
 
+def test_a_run_resumed_with_another_batch_or_size_restarts_its_input_stream(tmp_path, tiny_model):
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    lines = []
+    # Before: TensorFlow's "Incompatible shapes ... expected [4,48,32,3] but got [2,32,32,3]" at
+    # the first step, the run's config.yaml already rewritten to the new values.
+    result = training.Trainer(_tiny_config(tmp_path, max_iteration=4, batch_size=4, height=48),
+                              log=lines.append).run()
+    assert result.final_step == 4
+    assert any(line.endswith("at step 2 (input stream restarted: batch_size 2 -> 4, height 32 -> 48 since the "
+                             "run's last start)") for line in lines), lines
+    lines.clear()
+    training.Trainer(_tiny_config(tmp_path, max_iteration=6, batch_size=4, height=48), log=lines.append).run()
+    assert any(line.endswith("at step 4") for line in lines), lines  # unchanged since: the position is kept
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model):
     trainer = training.Trainer(_tiny_config(tmp_path), log=lambda line: None)
     compiled = trainer.train_function

@@ -26,7 +26,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_mod
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
-from ssma_tf.config.runs import write_run_config
+from ssma_tf.config.runs import find_run_config, read_run_config, write_run_config
 from ssma_tf.constants import FINAL_MODEL, FINAL_WEIGHTS
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
@@ -61,6 +61,9 @@ DIVERGENCE_WINDOW = 5
 # What `tf.train.CheckpointManager` leaves of a save that did not finish: the shards of
 # `ckpt-N` are written to `ckpt-N_temp/` and merged into `ckpt-N.index`/`.data-*` at the end.
 _PARTIAL_SAVE = re.compile(r"^ckpt-\d+_temp$")
+# Keys whose change between a run's starts makes its saved input position hold batches of
+# another shape: the stream then restarts instead of failing at the first step.
+_STREAM_KEYS = ("batch_size", "height", "width")
 
 
 class TrainingStopped(RuntimeError):
@@ -298,7 +301,12 @@ class Trainer:
         return make_optimizer(self.config, self.model)
 
     def _build_extras(self) -> dict[str, Any]:
-        """Objects a subclass checkpoints with the run, by name (built after the model; none here)."""
+        """Objects a subclass checkpoints with the run, by name (built after the model; none here).
+
+        An input stream's position goes under a name ending in `_data` (`mix_data`,
+        `target_data`): it is not restored when the batches' shape changed since the run's
+        last start (`_stream_changes`).
+        """
         return {}
 
     def _checkpoints_newest_first(self) -> list[str]:
@@ -329,8 +337,9 @@ class Trainer:
 
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
-        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
-                                   **self._extras)
+        restart = self._stream_changes()
+        extras = {k: v for k, v in self._extras.items() if not (restart and k.endswith("_data"))}
+        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, **extras)
         skipped, reasons = [], []
         for prefix in self._resume_from:
             try:
@@ -341,7 +350,7 @@ class Trainer:
                     status = core.restore(prefix)
                     status.assert_existing_objects_matched()
                     status.expect_partial()  # the data iterator is restored below, when saved
-                    if self.saves_data_position and any(n.startswith("data/") for n in names):
+                    if self.saves_data_position and any(n.startswith("data/") for n in names) and not restart:
                         tf.train.Checkpoint(data=self.iterator).restore(prefix).expect_partial()
             # A damaged file can fail anywhere in TensorFlow's reading (an IndexError for a
             # truncated `.data` file): every failure means "try the one before".
@@ -354,6 +363,9 @@ class Trainer:
             position = "" if self.saves_data_position else (
                 " (input stream restarted: data position is not saved with several replicas)"
             )
+            if restart and self.saves_data_position:
+                # The saved position holds batches of the old shape: the first step would fail.
+                position = f" (input stream restarted: {', '.join(restart)} since the run's last start)"
             self._log(f"resumed from {prefix} at step {step}{position}")
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
@@ -365,6 +377,17 @@ class Trainer:
                 f"({'; '.join(reasons)}); move them away to start afresh"
             )
         return None
+
+    def _stream_changes(self) -> list[str]:
+        """The keys shaping the input batches that differ from the run folder's `config.yaml`
+        (written when the run last started), as `key old -> new`; [] when it has none."""
+        path = find_run_config(self.config.checkpoint)
+        try:
+            saved = read_run_config(path) if path is not None else {}
+        except ConfigError:
+            return []
+        return [f"{key} {saved[key]} -> {getattr(self.config, key)}" for key in _STREAM_KEYS
+                if key in saved and saved[key] != getattr(self.config, key)]
 
     def _make_train_function(self) -> Callable[[Any], Any]:
         config, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
