@@ -16,7 +16,7 @@ import keras
 
 from ssma_tf.config.reader import ConfigError
 from ssma_tf.config.runs import find_run_config, read_run_config
-from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, RUN_CONFIG
+from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
@@ -199,10 +199,8 @@ def swapped_expert_warnings(config: Any) -> list[str]:
         read = raw.get("input_modality") or "modality1"
         if raw.get("model") != ADAPNET_PP or read == f"modality{index + 1}":
             continue
-        key = f"checkpoints[{index}]" if getattr(config, "checkpoints", None) is not None else f"checkpoint{index + 1}"
-        where = "" if config.source == "<dict>" else f"{config.source}: "  # "<dict>": built in code
         warnings.append(
-            f"{where}key '{key}': the run {os.path.dirname(run)} was trained on {read} "
+            f"{_where(config)}key '{_expert_key(config, index)}': the run {os.path.dirname(run)} was trained on {read} "
             f"(input_modality in its {RUN_CONFIG}) but starts the modality{index + 1} expert; if the "
             "checkpoints are in the wrong order, swap them"
         )
@@ -216,9 +214,47 @@ def _naming_key(config: Any, index: int) -> Iterator[None]:
     The error names the file; with two or more experts the user also needs to know which line of
     the config to change (`checkpoint2`, `checkpoints[2]`).
     """
-    key = f"checkpoints[{index}]" if getattr(config, "checkpoints", None) is not None else f"checkpoint{index + 1}"
     try:
         yield
     except CheckpointError as error:
-        where = "" if config.source == "<dict>" else f"{config.source}: "  # "<dict>": built in code
-        raise CheckpointError(f"{where}key '{key}': {error}") from None
+        raise CheckpointError(f"{_where(config)}key '{_expert_key(config, index)}': {error}") from None
+
+
+def _expert_key(config: Any, index: int) -> str:
+    """The config key of expert `index`'s checkpoint: `checkpoint2`, or `checkpoints[1]`."""
+    return f"checkpoints[{index}]" if getattr(config, "checkpoints", None) is not None else f"checkpoint{index + 1}"
+
+
+def _where(config: Any) -> str:
+    return "" if config.source == "<dict>" else f"{config.source}: "  # "<dict>": built in code
+
+
+def unfinished_run_warnings(config: Any) -> list[str]:
+    """Warnings for starting checkpoints that are training runs stopped before their end.
+
+    A run folder given as `intialize` or an expert's checkpoint gives its newest checkpoint,
+    finished or not; a stage started from a run killed halfway would otherwise say nothing of it.
+    A run is finished when it wrote its final weights (`final.weights.h5`).
+
+    Returns:
+        One line per such run (without "warning:"), naming the key, the run and its checkpoint.
+    """
+    sources = [("intialize", config.initialize)]
+    if config.is_fusion:
+        sources += [(_expert_key(config, i), s) for i, s in enumerate(config.expert_checkpoints or ())]
+    warnings = []
+    for key, source in sources:
+        if source is None or not os.path.isdir(source) or os.path.isfile(os.path.join(source, FINAL_WEIGHTS)):
+            continue
+        run = find_run_config(source)
+        if run is None:
+            continue  # a folder of checkpoints, not a run of this project
+        try:
+            total = read_run_config(run).get("max_iteration")
+            _, resolved = resolve_weights(source)
+        except (ConfigError, CheckpointError):
+            continue  # named when the weights are loaded
+        of = f" of max_iteration {total}" if total else ""
+        warnings.append(f"{_where(config)}key '{key}': {source} is a run that has not finished (no {FINAL_WEIGHTS}): "
+                        f"it starts from its newest checkpoint, {os.path.basename(resolved)}{of}")
+    return warnings

@@ -22,7 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints import CheckpointError
-from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model, swapped_expert_warnings
+from ssma_tf.checkpoints.initialize import (
+    check_checkpoint_fits, initialize_model, swapped_expert_warnings, unfinished_run_warnings,
+)
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
@@ -228,7 +230,7 @@ class Trainer:
         # The newest checkpoint known to be complete: the one resumed from, then each one saved.
         self.last_checkpoint: Optional[str] = self.resumed_from
         if self.resumed_from is None:
-            for warning in swapped_expert_warnings(config):
+            for warning in swapped_expert_warnings(config) + unfinished_run_warnings(config):
                 self._log(f"warning: {warning}")
             for message in initialize_model(self.model, config):
                 self._log(f"initialised from {message}")

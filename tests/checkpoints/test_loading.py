@@ -146,6 +146,27 @@ def test_expert_runs_of_another_modality_than_their_expert_are_warned_of(tmp_pat
     assert warnings(checkpoint1=str(runs["depth"]), checkpoint2=str(runs["rgb"]))[0].startswith("key 'checkpoint2'")
 
 
+def test_a_run_that_has_not_finished_is_named_when_it_starts_another(tmp_path):
+    """Stage 2 started from a stage-1 run killed halfway took its newest checkpoint without a word."""
+    import tensorflow as tf
+
+    from ssma_tf.checkpoints.initialize import unfinished_run_warnings
+
+    run = tmp_path / "rgb"
+    state = tf.train.Checkpoint(step=tf.Variable(24))
+    tf.train.CheckpointManager(state, str(run), max_to_keep=1).save(checkpoint_number=24)
+    (run / "config.yaml").write_text("model: AdapNet_pp\nmax_iteration: 26\n")
+    common = dict(model="SSMA", num_classes=4, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, checkpoint=str(tmp_path / "ssma"), train_data="unused.tfrecords")
+    config = config_from_dict(dict(common, checkpoint1=str(run), checkpoint2=str(run)), source="s2.config",
+                              check_paths=False)
+    assert unfinished_run_warnings(config) == [
+        f"s2.config: key '{key}': {run} is a run that has not finished (no final.weights.h5): it starts from its "
+        "newest checkpoint, ckpt-24 of max_iteration 26" for key in ("checkpoint1", "checkpoint2")]
+    (run / "final.weights.h5").write_bytes(b"")  # finished
+    assert unfinished_run_warnings(config) == []
+
+
 def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_the_key(tmp_path):
     from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 
