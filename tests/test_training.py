@@ -232,6 +232,17 @@ def test_a_run_resumed_with_another_batch_or_size_restarts_its_input_stream(tmp_
     assert any(line.endswith("at step 4") for line in lines), lines  # unchanged since: the position is kept
 
 
+def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_path, tiny_model):
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    records = write_records(tmp_path / "fusion.tfrecords", 2, height=32, width=32, num_classes=5, fusion=True)
+    fusion = _tiny_config(tmp_path, model="SSMA", max_iteration=4, train_data=records)
+    # Before: "variable input_bn/gamma has shape [...] in the checkpoint" (an optimizer slot, by position).
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run of model: AdapNet_pp \(its "
+                                              r"config.yaml\), but the config tiny.config trains model: SSMA; give "
+                                              r"another checkpoint folder for a new run$"):
+        training.Trainer(fusion, log=lambda line: None)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model):
     trainer = training.Trainer(_tiny_config(tmp_path), log=lambda line: None)
     compiled = trainer.train_function

@@ -29,7 +29,7 @@ from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import find_run_config, read_run_config, write_run_config
-from ssma_tf.constants import FINAL_MODEL, FINAL_WEIGHTS
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
 from ssma_tf.data.records import label_ids_beyond
@@ -339,6 +339,8 @@ class Trainer:
 
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
+        if self._resume_from:
+            self._check_same_network()
         restart = self._stream_changes()
         extras = {k: v for k, v in self._extras.items() if not (restart and k.endswith("_data"))}
         core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, **extras)
@@ -379,6 +381,24 @@ class Trainer:
                 f"({'; '.join(reasons)}); move them away to start afresh"
             )
         return None
+
+    def _check_same_network(self) -> None:
+        """A checkpoint folder holding a run of another network is named by its config.yaml
+        (before: a shape error about whichever variable came first, or an optimizer slot)."""
+        path = find_run_config(self.config.checkpoint)
+        try:
+            saved = read_run_config(path) if path is not None else {}
+        except ConfigError:
+            return
+        config = self.config
+        for key, default in (("model", None), ("fusion", None), ("backbone", ADAPNET_PP_BACKBONE)):
+            before, now = saved.get(key, default), getattr(config, key, default)
+            if key == "fusion" and config.is_fusion:  # SSMA itself: null or ssma
+                before, now = before or SSMA_FUSION, now or SSMA_FUSION
+            if key in saved and before != now:
+                raise CheckpointError(
+                    f"{config.checkpoint} holds a run of {key}: {before} (its {RUN_CONFIG}), but the config "
+                    f"{config.source} trains {key}: {now}; give another checkpoint folder for a new run")
 
     def _stream_changes(self) -> list[str]:
         """The keys shaping the input batches that differ from the run folder's `config.yaml`
