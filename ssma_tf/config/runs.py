@@ -17,7 +17,7 @@ from ssma_tf.config.keys import EVAL
 from ssma_tf.config.reader import ConfigError, _Loader, config_with_overrides
 from ssma_tf.config.run import DECLARED, RunConfig
 from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
-from ssma_tf.files import atomic_write
+from ssma_tf.files import atomic_write, checkpoint_prefix
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -94,6 +94,10 @@ def run_config(
         ConfigError: no `config.yaml` for `run`, or the config with the overrides is invalid.
     """
     source = find_run_config(run)
+    if source is None and os.path.isfile(checkpoint_prefix(run) + ".index"):
+        # An original checkpoint (or another prefix) says its weights, not the data to evaluate on.
+        raise ConfigError(f"{os.fspath(run)} is a checkpoint, not a training run's folder: give a config with -c "
+                          f"(its test data, size and classes) and the checkpoint with --checkpoint {os.fspath(run)}")
     if source is None and not os.path.exists(run):  # a typo, not a folder of something else
         raise ConfigError(f"{os.fspath(run)} does not exist; give a training run's folder or a config with -c")
     if source is None:

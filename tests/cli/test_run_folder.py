@@ -65,6 +65,13 @@ def test_a_folder_without_a_run_config_is_an_error_naming_it(tmp_path):
         run_config(tmp_path, "eval")
     with pytest.raises(ConfigError, match=f"{tmp_path / 'typo'} does not exist; give a training run's folder"):
         run_config(tmp_path / "typo", "eval")
+    # An original TF1 checkpoint given as the run (before: "does not exist").
+    (tmp_path / "model.ckpt.index").write_bytes(b"")
+    for given in ("model.ckpt", "model.ckpt.index"):
+        with pytest.raises(ConfigError, match=rf"^{tmp_path / given} is a checkpoint, not a training run's folder: give "
+                                              rf"a config with -c \(its test data, size and classes\) and the "
+                                              rf"checkpoint with --checkpoint {tmp_path / given}$"):
+            run_config(tmp_path / given, "eval")
 
 
 def test_a_run_without_test_data_asks_for_them(run_folder, tmp_path):
