@@ -297,6 +297,31 @@ def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model,
     assert lines[-1] == f"stopped at step 6; the newest checkpoint is {newest}: the same command resumes from it"
 
 
+def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(tmp_path, tiny_model):
+    config = _tiny_config(tmp_path)  # save_step 2
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    step_function = trainer.train_function
+    calls = []
+
+    def interrupted_at_the_fourth(iterator):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt()
+        return step_function(iterator)
+
+    trainer.train_function = interrupted_at_the_fourth
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    newest = str(tmp_path / "checkpoints" / "ckpt-3")
+    # Before: the step after ckpt-2 was lost (up to save_step - 1 steps: 4999 with the stage configs).
+    assert lines[-2:] == [f"saved checkpoint {newest} (step 3) on the interrupt",
+                          f"stopped at step 3; the newest checkpoint is {newest}: the same command resumes from it"]
+    again = training.Trainer(config, log=lambda line: None)
+    assert again.resumed_from == newest and int(again.step.numpy()) == 3
+    assert again.train().final_step == 6
+
+
 def test_a_config_built_in_code_with_a_relative_checkpoint_folder_resumes(tmp_path, tiny_model, monkeypatch):
     """`ssma-prune` fine-tunes with `checkpoint: <relative -o>/stage2/checkpoints`; resuming joined
     the folder twice (TensorFlow's state file names checkpoints relative to the working folder)."""

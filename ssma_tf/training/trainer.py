@@ -226,6 +226,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._directory, max_to_keep=max_to_keep, step_counter=self.step
         )
+        self._saving_step: Optional[int] = None
         self.resumed_from = self._restore()
         # The newest checkpoint known to be complete: the one resumed from, then each one saved.
         self.last_checkpoint: Optional[str] = self.resumed_from
@@ -476,6 +477,7 @@ class Trainer:
                 files are removed and the previous checkpoint stays the newest one.
         """
         step = int(self.step.numpy())
+        self._saving_step = step  # kept when an interrupt stops the save: not retried then
         try:
             path = self.manager.save(checkpoint_number=step)
         except (tf.errors.OpError, OSError) as error:
@@ -489,6 +491,7 @@ class Trainer:
                    "from it" if kept else "no checkpoint was written before: free some space and "
                    "run again")
             ) from None
+        self._saving_step = None
         if not self.chief:
             shutil.rmtree(self._directory, ignore_errors=True)
             return None
@@ -634,6 +637,7 @@ class Trainer:
             return self._run_steps(max_steps)
         except KeyboardInterrupt:
             step = int(self.step.numpy())
+            self._save_on_interrupt(step)
             if self.last_checkpoint is not None:
                 self._log(f"stopped at step {step}; the newest checkpoint is {self.last_checkpoint}: "
                           "the same command resumes from it")
@@ -641,6 +645,27 @@ class Trainer:
                 self._log(f"stopped at step {step} before the first checkpoint: the same command starts "
                           "again from the beginning")
             raise
+
+    def _save_on_interrupt(self, step: int) -> None:
+        """Saves the steps since the last checkpoint when Ctrl-C or SIGTERM stops the run.
+
+        The interrupt arrives between steps (a step runs in TensorFlow's runtime, and Python
+        raises it when the step returns): the weights, optimizer, step and input position agree.
+        Not when the interrupt came during a save (the user is stopping that), nor on a cluster
+        (every worker would have to join the save).
+        """
+        clustered = bool(getattr(getattr(self.strategy, "cluster_resolver", None), "task_type", None))
+        saved = self.last_checkpoint is not None and self.last_checkpoint.endswith(f"ckpt-{step}")
+        if step == 0 or saved or clustered or self._saving_step == step:
+            return
+        try:
+            path = self.save()
+        except (KeyboardInterrupt, CheckpointWriteError) as error:
+            self._log(f"warning: not saved at step {step}: {first_line(error) or 'interrupted again'}")
+            return
+        if path is not None:
+            self.last_checkpoint = path
+            self._log(f"saved checkpoint {path} (step {step}) on the interrupt")
 
     def _run_steps(self, max_steps: Optional[int]) -> TrainResult:
         """`train`'s loop."""
