@@ -683,9 +683,11 @@ class Trainer:
         trained = sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)
         # Frozen experts (SSMA's stages 2 and 3 as released) show as the gap between the two counts.
         learning = "" if trained == self.model.count_params() else f", {trained:,} of them trained"
+        # `gpu_id: '0'` (every released config) trains on the CPU where no GPU is visible: say which.
+        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
         self._log(
             f"training {self.model.name} ({self.model.count_params():,} weights{learning}) from step {start} "
-            f"to {total} on {replicas} replica(s), batch {config.batch_size}; checkpoints in "
+            f"to {total} on {replicas} replica(s) ({device}), batch {config.batch_size}; checkpoints in "
             f"{config.checkpoint}"
         )
         bar = Progress(end, stream=sys.stdout, unit="steps")  # drawn on a terminal only
