@@ -37,6 +37,9 @@ KNOWN_KEYS = tuple(sorted(set(DECLARED) | set(ALIASES)))
 REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.required) for mode in MODES}
 # Kinds whose reading looks at the file system: read after every other key.
 _PATH_KINDS = ("path", "file", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
+# The released ImageNet initialisation (`ssma_tf/checkpoints/zoo.yaml`, `initialization`).
+IMAGENET_PREFIX = "AdapNet_pp_init.ckpt"
+IMAGENET_URL = "https://github.com/DeepSceneSeg/AdapNet-pp/tree/master/init_checkpoint"
 # Keys of the released protocol's optimizer that adaptation method sac replaces by its own.
 _SCHEDULE_KEYS = ("weight_decay", "power", "end_learning_rate", "adam_epsilon")
 _GPU_ID = re.compile(r"^-?\d+(,\d+)*$")
@@ -735,11 +738,16 @@ class _Reader:
         """A checkpoint to read: its prefix (a pasted `.index`/`.data-…` part is cut off)."""
         path = checkpoint_prefix(self.read_path(name, spec, value))
         if self.checks(spec) and not _checkpoint_exists(path):
+            hint = ""
+            if os.path.basename(path) == IMAGENET_PREFIX:
+                # The `intialize` of every released training config.
+                hint = (f"; it is the released ImageNet initialisation: download {IMAGENET_PREFIX}.index and "
+                        f".data-00000-of-00001 from {IMAGENET_URL} into {os.path.dirname(path)}")
             raise self.error(
                 name,
                 f"no checkpoint at {path} (expected a TF checkpoint prefix with a "
                 f"'{os.path.basename(path)}.index' beside it, a checkpoint directory, "
-                f"or a {'/'.join(WEIGHTS_SUFFIXES)} file)",
+                f"or a {'/'.join(WEIGHTS_SUFFIXES)} file){hint}",
             )
         return path
 

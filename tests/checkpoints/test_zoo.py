@@ -122,3 +122,18 @@ def test_a_local_archive_is_cached_by_its_content_not_its_name(tmp_path):
     second = zipped(b"second")
     assert second != first
     assert pathlib.Path(first).read_bytes() == b"first" and pathlib.Path(second).read_bytes() == b"second"
+
+
+def test_the_config_reader_points_to_the_zoos_imagenet_initialisation():
+    """A missing `intialize: .../AdapNet_pp_init.ckpt` says where to get it (the reader imports no zoo)."""
+    from ssma_tf.config import config_from_dict, reader
+
+    entry = zoo.initialization_checkpoints()["adapnet_pp_imagenet"]
+    assert (entry["prefix"], entry["url"]) == (reader.IMAGENET_PREFIX, reader.IMAGENET_URL)
+    values = dict(model="AdapNet_pp", num_classes=4, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, checkpoint="ck", train_data="t.tfrecords",
+                  initialize="nowhere/AdapNet_pp_init.ckpt")
+    with pytest.raises(reader.ConfigError, match=r"it is the released ImageNet initialisation: download "
+                                                 r"AdapNet_pp_init.ckpt.index and .data-00000-of-00001 from "
+                                                 r"https://github.com/DeepSceneSeg/AdapNet-pp/tree/master/init_checkpoint"):
+        config_from_dict(values, source="t.config")
