@@ -227,7 +227,9 @@ def build_encoder(backbone: str = ADAPNET_PP_BACKBONE, backbone_weights: Optiona
         if widths:
             kwargs["widths"] = widths
         if backbone_weights is not None:
-            raise ValueError("backbone_weights is for a pyramid backbone; AdapNet++ starts from 'intialize'")
+            raise ValueError("backbone_weights is for a pyramid backbone (backbone='mobilenet_v2'); the AdapNet++ "
+                             "encoder starts from the released ImageNet TF1 checkpoint (load_tf1_checkpoint, or "
+                             "the config key intialize)")
         return AdapNetPPEncoder(input_channels=input_channels, **kwargs)
     if widths:
         raise ValueError(f"pruned widths are for the {ADAPNET_PP_BACKBONE} backbone, not {backbone}")

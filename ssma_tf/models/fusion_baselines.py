@@ -122,7 +122,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
     def __init__(
         self,
         num_classes: int,
-        fusion: str = "average",
+        fusion: str,
         freeze_experts: bool = True,
         aux_heads: bool = False,
         dropout_rate: float = RELEASED_DROPOUT_RATE,
