@@ -6,14 +6,16 @@
 - `ndvi`, `evi`, `index_image`: vegetation indices from NIR and RGB (Freiburg Forest).
 
 Modules: `colorize` (jet, grey), `completion` (depth completion), `hha`, `vegetation`, `morphology`
-(the NumPy filters the two use), `io` (reading raw inputs, writing PNG and depth files) and `batch`
-(running a conversion over folders or list files, with the list files for the converter).
+(the NumPy filters the two use), `io` (reading raw inputs, writing PNG and depth files), `batch`
+(running a conversion over folders or list files, with the list files for the converter) and
+`errors` (`ParameterError`, a bad value given to any of them).
 
 Every image returned is RGB (the order PNG files hold); the TFRecord converter turns PNGs into
 the BGR the model takes. `tools/prepare_modality.py` runs these over folders or list files.
 """
 
 from ssma_tf.modalities.completion import fill_depth, units_per_metre
+from ssma_tf.modalities.errors import ParameterError
 from ssma_tf.modalities.hha import (
     INTRINSICS_PRESETS,
     Intrinsics,
@@ -40,6 +42,7 @@ from ssma_tf.modalities.vegetation import evi, index_image, index_to_uint8, ndvi
 __all__ = [
     "INTRINSICS_PRESETS",
     "InputFileError",
+    "ParameterError",
     "Intrinsics",
     "OutputExistsError",
     "backproject",
