@@ -56,5 +56,10 @@ def resize_methods(interpolation: Union[str, Sequence[str]], modalities: int,
         index = int(suffix) if input_modality.startswith("modality") and suffix.isdigit() else 0
         if index < 1:
             raise ValueError(f"input_modality must be modality1, modality2, ..., got {input_modality!r}")
-        return ("bilinear",) if index == 1 else (modality_interpolations(interpolation, index - 1)[-1],)
+        if index == 1:
+            return ("bilinear",)
+        if not isinstance(interpolation, str) and len(interpolation) < index - 1:
+            raise ValueError(f"the network reads {input_modality}, but the interpolations {list(interpolation)} "
+                             f"go up to modality{len(interpolation) + 1}")
+        return (modality_interpolations(interpolation, index - 1)[-1],)
     return ("bilinear",) + modality_interpolations(interpolation, max(modalities - 1, 0))

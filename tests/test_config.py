@@ -433,9 +433,11 @@ def test_warnings_for_legal_but_odd_settings(workdir):
     with pytest.warns(ConfigWarning) as caught:
         config_from_dict({**sac, "weight_decay": 1e-3}, source="s.config", check_paths=False)
     assert [str(w.message) for w in caught] == [
-        "s.config: key 'weight_decay' is not used by adaptation method sac, which trains at the constant "
-        "adaptation.learning_rate (0.00025) with adaptation.weight_decay (0.0005); set those in the adaptation "
-        "section"]
+        "s.config: key 'weight_decay' not used by adaptation method sac, which trains with its own optimizer (sgd) "
+        "at the constant adaptation.learning_rate (0.00025) with adaptation.weight_decay (0.0005); change those "
+        "in the adaptation section"]
+    with pytest.warns(ConfigWarning, match=r"keys 'weight_decay', 'power' not used by adaptation method sac"):
+        config_from_dict({**sac, "weight_decay": 1e-3, "power": 1.0}, check_paths=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConfigWarning)
         config_from_dict(sac, check_paths=False)  # learning_rate is required, so never named

@@ -225,11 +225,22 @@ def test_a_run_resumed_with_another_batch_or_size_restarts_its_input_stream(tmp_
     result = training.Trainer(_tiny_config(tmp_path, max_iteration=4, batch_size=4, height=48),
                               log=lines.append).run()
     assert result.final_step == 4
-    assert any(line.endswith("at step 2 (input stream restarted: batch_size 2 -> 4, height 32 -> 48 since the "
-                             "run's last start)") for line in lines), lines
+    assert any(line.endswith("at step 2 (input streams restarted: their batches changed shape since ckpt-2 "
+                             "(batch_size 2 -> 4, height 32 -> 48))") for line in lines), lines
     lines.clear()
     training.Trainer(_tiny_config(tmp_path, max_iteration=6, batch_size=4, height=48), log=lines.append).run()
     assert any(line.endswith("at step 4") for line in lines), lines  # unchanged since: the position is kept
+    # A start with other values that ended before its first save rewrote config.yaml: the
+    # checkpoint itself says what its saved batches were.
+    failing = training.Trainer(_tiny_config(tmp_path, max_iteration=8, batch_size=2), log=lambda line: None)
+    failing.train_function = lambda iterator: (_ for _ in ()).throw(RuntimeError("out of memory"))
+    with pytest.raises(RuntimeError):
+        failing.run()
+    lines.clear()
+    result = training.Trainer(_tiny_config(tmp_path, max_iteration=8, batch_size=2), log=lines.append).run()
+    assert result.final_step == 8
+    assert any(line.endswith("at step 6 (input streams restarted: their batches changed shape since ckpt-6)")
+               for line in lines), lines
 
 
 def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_path, tiny_model):
@@ -283,14 +294,15 @@ def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model,
     lines = []
     trainer = training.Trainer(config, log=lines.append)
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "save", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Interrupted during its first save, at step 2: not saved again on the interrupt.
+        patch.setattr(trainer.manager, "save", lambda **kwargs: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
-            trainer.train()  # interrupted at its first save, step 2
+            trainer.train()
     assert lines[-1] == "stopped at step 2 before the first checkpoint: the same command starts again from the beginning"
     trainer.train(max_steps=2)  # ckpt-4
     lines.clear()
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "save", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+        patch.setattr(trainer.manager, "save", lambda **kwargs: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             trainer.train()
     newest = str(tmp_path / "checkpoints" / "ckpt-4")
@@ -320,6 +332,56 @@ def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(
     again = training.Trainer(config, log=lambda line: None)
     assert again.resumed_from == newest and int(again.step.numpy()) == 3
     assert again.train().final_step == 6
+
+
+def test_an_interrupt_after_an_unchecked_step_saves_only_finite_weights(tmp_path, tiny_model):
+    """The interrupt comes when a step returns, before its loss is checked: NaN weights are not saved."""
+    import tensorflow as tf
+
+    config = _tiny_config(tmp_path, max_iteration=10)
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    step_function = trainer.train_function
+    calls = []
+
+    def poisoned_then_interrupted(iterator):
+        result = step_function(iterator)
+        calls.append(1)
+        if len(calls) == 3:  # step 3 ran (the weights and step moved), then Ctrl-C
+            for variable in trainer.model.trainable_variables[:1]:
+                variable.assign(tf.fill(variable.shape, float("nan")))
+            raise KeyboardInterrupt()
+        return result
+
+    trainer.train_function = poisoned_then_interrupted
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert lines[-2] == "warning: not saved at step 3: its loss was not checked yet and the weights are not finite"
+    assert lines[-1].endswith("the newest checkpoint is " + str(tmp_path / "checkpoints" / "ckpt-2")
+                              + ": the same command resumes from it")
+    # Finite weights after an unchecked step are saved.
+    calls.clear()
+    trainer = training.Trainer(config, log=lines.append)
+    step_function = trainer.train_function
+
+    def interrupted_after_the_step(iterator):
+        result = step_function(iterator)
+        raise KeyboardInterrupt()
+
+    trainer.train_function = interrupted_after_the_step
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert lines[-2] == f"saved checkpoint {tmp_path / 'checkpoints' / 'ckpt-3'} (step 3) on the interrupt"
+
+
+def test_no_save_on_an_interrupt_after_the_last_step_of_a_recalibrating_run(tmp_path, tiny_model, monkeypatch):
+    config = _tiny_config(tmp_path, max_iteration=3, recalibrate_batch_norm=2)
+    trainer = training.Trainer(config, log=lambda line: None)
+    monkeypatch.setattr(trainer, "recalibrate_batch_norm", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    # The newest checkpoint is before the end: the rerun takes the last step and recalibrates.
+    assert trainer.last_checkpoint.endswith("ckpt-2")
 
 
 def test_a_config_built_in_code_with_a_relative_checkpoint_folder_resumes(tmp_path, tiny_model, monkeypatch):

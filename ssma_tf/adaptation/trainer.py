@@ -390,7 +390,8 @@ class AdaptationTrainer(training.Trainer):
         if self._evaluator is None:
             self._evaluator = Evaluator(self.model, self.config.num_classes,
                                         self._val_dataset.element_spec, optimize=False,
-                                        modality2_interpolation=self.config.interpolations)
+                                        modality2_interpolation=self.config.interpolations,
+                                        input_modality=self.config.input_modality or "modality1")
         self._evaluator.reset()
         confusion: ConfusionMatrix = self._evaluator.run(self._val_dataset)
         miou = confusion.miou()

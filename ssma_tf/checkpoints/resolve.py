@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 
-from ssma_tf.checkpoints.reading import OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, list_variables
+from ssma_tf.checkpoints.reading import (
+    OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables,
+)
 from ssma_tf.constants import FINAL_WEIGHTS, WEIGHTS_SUFFIXES
 from ssma_tf.files import checkpoint_prefix
 
@@ -44,13 +46,17 @@ def resolve_weights(path: str) -> tuple[str, str]:
             raise CheckpointError(f"no weights file at {path}")
         return FORMAT_KERAS, path
     if os.path.isdir(path):
-        latest = folder_checkpoint(path)
+        # A run's newest checkpoint, else its final weights, else the one checkpoint of an
+        # unpacked release (a folder of `model.ckpt.*` without a state file).
+        latest = latest_checkpoint(path)
+        final = os.path.join(path, FINAL_WEIGHTS)
+        if latest is None and os.path.isfile(final):
+            return FORMAT_KERAS, final
+        latest = latest or folder_checkpoint(path)
         if latest is None:
-            final = os.path.join(path, FINAL_WEIGHTS)
-            if os.path.isfile(final):
-                return FORMAT_KERAS, final
             raise CheckpointError(
-                f"{path} is a directory without a 'checkpoint' state file or a {FINAL_WEIGHTS}"
+                f"{path} is a directory without a 'checkpoint' state file, a {FINAL_WEIGHTS} or a single "
+                "checkpoint (*.index)"
             )
         path = latest
     if not os.path.isfile(path + ".index"):

@@ -498,10 +498,12 @@ class _Reader:
                 # SAC has its own optimizer settings (the released ones); the top-level keys
                 # would be read by nothing, though a user changing them means them (the
                 # released configs' `power: 0.9` is the default, not a choice).
+                named = ", ".join(f"'{self.spelling(k)}'" for k in unused)
                 warnings.warn(
-                    f"{self.source}: key '{self.spelling(unused[0])}' is not used by adaptation method sac, "
-                    f"which trains at the constant adaptation.learning_rate ({adapt.learning_rate:g}) with "
-                    f"adaptation.weight_decay ({adapt.weight_decay:g}); set those in the adaptation section",
+                    f"{self.source}: {'key' if len(unused) == 1 else 'keys'} {named} not used by adaptation "
+                    f"method sac, which trains with its own optimizer ({adapt.optimizer}) at the constant "
+                    f"adaptation.learning_rate ({adapt.learning_rate:g}) with adaptation.weight_decay "
+                    f"({adapt.weight_decay:g}); change those in the adaptation section",
                     ConfigWarning, stacklevel=4)
         if self.mode == "train" and values["log_dir"] is None:
             values["log_dir"] = os.path.join(values["checkpoint"], "logs")

@@ -9,6 +9,7 @@ import collections
 import contextlib
 import dataclasses
 import glob
+import json
 import math
 import os
 import re
@@ -63,9 +64,11 @@ DIVERGENCE_WINDOW = 5
 # What `tf.train.CheckpointManager` leaves of a save that did not finish: the shards of
 # `ckpt-N` are written to `ckpt-N_temp/` and merged into `ckpt-N.index`/`.data-*` at the end.
 _PARTIAL_SAVE = re.compile(r"^ckpt-\d+_temp$")
-# Keys whose change between a run's starts makes its saved input position hold batches of
-# another shape: the stream then restarts instead of failing at the first step.
+# Keys that shape the input batches, named when a resumed run's streams restart because their
+# batches changed shape since the checkpoint (the saved position would fail the first step).
 _STREAM_KEYS = ("batch_size", "height", "width")
+# The checkpoint entry holding the element specs of the input streams it saved the position of.
+_STREAMS_KEY = "streams/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class TrainingStopped(RuntimeError):
@@ -216,6 +219,10 @@ class Trainer:
         if self.saves_data_position:
             tracked["data"] = self.iterator
         tracked.update(self._extras)
+        if self.saves_data_position:
+            # What the saved positions' batches look like, to tell on resuming whether they fit.
+            self._streams = tf.Variable(self._streams_text(), trainable=False, dtype=tf.string)
+            tracked["streams"] = self._streams
         self.checkpoint = tf.train.Checkpoint(**tracked)
         # Non-chief workers must take part in saving but write to a private scratch directory.
         self._directory = (
@@ -228,6 +235,8 @@ class Trainer:
         )
         self._saving_step: Optional[int] = None
         self.resumed_from = self._restore()
+        # The last step whose loss passed the NaN and divergence checks (a checkpoint's passed).
+        self._checked_step = int(self.step.numpy())
         # The newest checkpoint known to be complete: the one resumed from, then each one saved.
         self.last_checkpoint: Optional[str] = self.resumed_from
         if self.resumed_from is None:
@@ -307,8 +316,8 @@ class Trainer:
         """Objects a subclass checkpoints with the run, by name (built after the model; none here).
 
         An input stream's position goes under a name ending in `_data` (`mix_data`,
-        `target_data`): it is not restored when the batches' shape changed since the run's
-        last start (`_stream_changes`).
+        `target_data`): it is not restored when its batches changed shape since the checkpoint
+        (`_stream_changes`).
         """
         return {}
 
@@ -342,14 +351,14 @@ class Trainer:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
         if self._resume_from:
             self._check_same_network()
-        restart = self._stream_changes()
-        extras = {k: v for k, v in self._extras.items() if not (restart and k.endswith("_data"))}
-        core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, **extras)
         skipped, reasons = [], []
         for prefix in self._resume_from:
             try:
                 with reading(prefix):
                     names = {name for name, _ in tf.train.list_variables(prefix)}
+                    restart = self._stream_changes(prefix, names)
+                    extras = {k: v for k, v in self._extras.items() if not (restart and k.endswith("_data"))}
+                    core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, **extras)
                     # Another model's checkpoint: one line, not TensorFlow's warning flood.
                     check_tf2_shapes(core, prefix, self.model)
                     status = core.restore(prefix)
@@ -370,7 +379,7 @@ class Trainer:
             )
             if restart and self.saves_data_position:
                 # The saved position holds batches of the old shape: the first step would fail.
-                position = f" (input stream restarted: {', '.join(restart)} since the run's last start)"
+                position = f" (input streams restarted: {restart})"
             self._log(f"resumed from {prefix} at step {step}{position}")
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
@@ -401,16 +410,33 @@ class Trainer:
                     f"{config.checkpoint} holds a run of {key}: {before} (its {RUN_CONFIG}), but the config "
                     f"{config.source} trains {key}: {now}; give another checkpoint folder for a new run")
 
-    def _stream_changes(self) -> list[str]:
-        """The keys shaping the input batches that differ from the run folder's `config.yaml`
-        (written when the run last started), as `key old -> new`; [] when it has none."""
+    def _streams_text(self) -> str:
+        """The element specs of the input streams whose position a checkpoint saves, as text."""
+        streams = {"data": self.iterator, **{k: v for k, v in self._extras.items() if k.endswith("_data")}}
+        return json.dumps({name: str(stream.element_spec) for name, stream in sorted(streams.items())})
+
+    def _stream_changes(self, prefix: str, names: set[str]) -> str:
+        """Why the input positions saved in `prefix` cannot be restored ("" when they can).
+
+        Each checkpoint records its streams' element specs; the batches differ when a key that
+        shapes them changed since (`batch_size`, `height`, `width`, SAC's views), and the
+        restored position would fail at the first step. Checkpoints of earlier versions are
+        compared through the run's `config.yaml` (written when the run last started).
+        """
         path = find_run_config(self.config.checkpoint)
         try:
             saved = read_run_config(path) if path is not None else {}
         except ConfigError:
-            return []
-        return [f"{key} {saved[key]} -> {getattr(self.config, key)}" for key in _STREAM_KEYS
-                if key in saved and saved[key] != getattr(self.config, key)]
+            saved = {}
+        keys = ", ".join(f"{key} {saved[key]} -> {getattr(self.config, key)}" for key in _STREAM_KEYS
+                         if key in saved and saved[key] != getattr(self.config, key))
+        if not self.saves_data_position or _STREAMS_KEY not in names:
+            return keys and f"{keys} since the run's last start"
+        recorded = tf.train.load_variable(prefix, _STREAMS_KEY)
+        recorded = recorded.decode("utf-8") if isinstance(recorded, bytes) else str(recorded)
+        if recorded == self._streams_text():
+            return ""
+        return f"their batches changed shape since {os.path.basename(prefix)}" + (f" ({keys})" if keys else "")
 
     def _make_train_function(self) -> Callable[[Any], Any]:
         config, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
@@ -495,6 +521,8 @@ class Trainer:
         if not self.chief:
             shutil.rmtree(self._directory, ignore_errors=True)
             return None
+        # Known here, before a subclass's work after the save (an interrupt there keeps it true).
+        self.last_checkpoint = path
         return path
 
     def _remove_failed_save(self, prefix: str) -> None:
@@ -649,22 +677,31 @@ class Trainer:
     def _save_on_interrupt(self, step: int) -> None:
         """Saves the steps since the last checkpoint when Ctrl-C or SIGTERM stops the run.
 
-        The interrupt arrives between steps (a step runs in TensorFlow's runtime, and Python
-        raises it when the step returns): the weights, optimizer, step and input position agree.
-        Not when the interrupt came during a save (the user is stopping that), nor on a cluster
-        (every worker would have to join the save).
+        A step runs in TensorFlow's runtime and Python raises the interrupt when it returns: the
+        weights, optimizer, step and input position agree, but that step's loss may not have
+        been checked yet, so the weights are checked to be finite first. Not saved: when the
+        interrupt came during a save (the user is stopping that), on a cluster (every worker
+        would have to join the save), or after the last step of a run that recalibrates its
+        batch norms (the rerun must do that before exporting). Only the checkpoint is written
+        (`Trainer.save`: a subclass's monitoring after a save, such as SAC's target evaluation,
+        is left out).
         """
         clustered = bool(getattr(getattr(self.strategy, "cluster_resolver", None), "task_type", None))
         saved = self.last_checkpoint is not None and self.last_checkpoint.endswith(f"ckpt-{step}")
-        if step == 0 or saved or clustered or self._saving_step == step:
+        recalibrating = step >= int(self.config.max_iteration) and self.config.recalibrate_batch_norm
+        if step == 0 or saved or clustered or recalibrating or self._saving_step == step:
+            return
+        if step != self._checked_step and not all(
+                bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables):
+            self._log(f"warning: not saved at step {step}: its loss was not checked yet and the weights are "
+                      "not finite")
             return
         try:
-            path = self.save()
+            path = Trainer.save(self)
         except (KeyboardInterrupt, CheckpointWriteError) as error:
             self._log(f"warning: not saved at step {step}: {first_line(error) or 'interrupted again'}")
             return
         if path is not None:
-            self.last_checkpoint = path
             self._log(f"saved checkpoint {path} (step {step}) on the interrupt")
 
     def _run_steps(self, max_steps: Optional[int]) -> TrainResult:
@@ -736,6 +773,7 @@ class Trainer:
                     f"{config.learning_rate:g}), or set divergence_factor: 0 to train on regardless."
                 )
             losses.append(loss)
+            self._checked_step = step
             window.append(loss)
             for name, value in terms_t.items():
                 window_terms.setdefault(name, []).append(float(value))

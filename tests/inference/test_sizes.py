@@ -36,5 +36,8 @@ def test_each_image_is_resized_as_its_modality_also_for_an_expert_of_a_later_one
     # (before: bilinearly, as modality 1, in prediction and exports).
     assert resize_methods("nearest", 1, "modality2") == ("nearest",)
     assert resize_methods(["bilinear", "nearest"], 1, "modality3") == ("nearest",)
+    with pytest.raises(ValueError, match=r"the network reads modality3, but the interpolations \['nearest'\] go up "
+                                         r"to modality2"):
+        resize_methods(["nearest"], 1, "modality3")
     with pytest.raises(ValueError, match="input_modality must be modality1, modality2, ..., got 'depth'"):
         resize_methods("nearest", 1, "depth")
