@@ -21,6 +21,7 @@ or weights saved from `keras.applications.MobileNetV2(include_top=False)`): noth
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable, Optional
 
 import keras
@@ -72,13 +73,19 @@ def mobilenet_v2_pyramid(weights: Optional[str] = None, dtype=None, alpha: float
     base = keras.applications.MobileNetV2(input_shape=(None, None, 3), alpha=alpha, include_top=False,
                                           weights=None)
     if weights is not None:
-        try:
-            base.load_weights(weights)
-        except (ValueError, OSError, KeyError) as error:
-            raise BackboneWeightsError(
-                f"the file does not hold MobileNet v2 (include_top=False, alpha {alpha}) weights: {error}",
-                path=weights,
-            ) from None
+        # Keras warns of each layer it cannot match (a hundred lines) before it raises: kept back,
+        # and shown only when the weights load after all.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                base.load_weights(weights)
+            except (ValueError, OSError, KeyError) as error:
+                raise BackboneWeightsError(
+                    f"the file does not hold MobileNet v2 (include_top=False, alpha {alpha}) weights: {error}",
+                    path=weights,
+                ) from None
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
     def stride16(layer):
         config = layer.get_config()

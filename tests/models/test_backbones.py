@@ -1,5 +1,7 @@
 """Expert backbones (ssma_tf.models.backbones): MobileNet v2 behind the encoder interface."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -60,6 +62,14 @@ def test_imagenet_weights_come_from_a_file_and_fit_the_stride_16_backbone(tmp_pa
     with pytest.raises(BackboneWeightsError, match="no such file.*missing.h5") as error:
         mobilenet_v2_pyramid(weights=str(tmp_path / "missing.h5"))
     assert isinstance(error.value, UserInputError)
+    # Weights of another network: the one error, without Keras' warning for each layer before it.
+    other = str(tmp_path / "other.weights.h5")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(other)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(BackboneWeightsError, match="does not hold MobileNet v2"):
+            mobilenet_v2_pyramid(weights=other)
+    assert [str(w.message) for w in caught] == []
 
 
 def test_ssma_experts_on_mobilenet_start_from_unimodal_mobilenet_weights(mobilenet_expert, tmp_path):
