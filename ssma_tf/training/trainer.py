@@ -718,8 +718,10 @@ class Trainer:
 
         replicas = self.strategy.num_replicas_in_sync
         trained = sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)
-        # Frozen experts (SSMA's stages 2 and 3 as released) show as the gap between the two counts.
-        learning = "" if trained == self.model.count_params() else f", {trained:,} of them trained"
+        # Frozen experts (SSMA's stage 3 as released) are named by the count of trained weights;
+        # batch-norm moving statistics, never trained by gradients, are not a reason to.
+        frozen = any(not v.trainable and "moving_" not in v.path for v in self.model.weights)
+        learning = f", {trained:,} of them trained" if frozen else ""
         # `gpu_id: '0'` (every released config) trains on the CPU where no GPU is visible: say which.
         device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
         self._log(
