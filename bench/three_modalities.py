@@ -46,7 +46,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--experts_per_seed", action="store_true",
                         help="train the experts anew for each seed (default: once, with the first seed)")
     parser.add_argument("--batch_size", type=int, default=8)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("height", "width"):
+        if getattr(args, name) <= 0 or getattr(args, name) % 16:
+            parser.error(f"--{name} must be a positive multiple of 16, got {getattr(args, name)}")
+    for name in ("num_train", "num_val", "expert_steps", "ssma_steps", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(f"--output {args.output} is a file; give a folder")
+    return args
+
+
+def settings_of(args) -> dict:
+    """What the data and every run of an output folder depend on (the seeds may grow between runs)."""
+    return {name: getattr(args, name) for name in ("num_train", "num_val", "height", "width", "expert_steps",
+                                                   "ssma_steps", "experts_per_seed", "batch_size")}
 
 
 def records_for(args, order) -> dict:
@@ -106,6 +121,16 @@ def main(argv=None) -> int:
     if os.path.isfile(results_path):
         with open(results_path, encoding="utf-8") as handle:
             results = json.load(handle)
+    # Its data and runs are of the settings that made them: other settings would print their
+    # numbers under the new ones.
+    settings = settings_of(args)
+    earlier = results.pop("settings", None)
+    if results and earlier != settings:
+        changed = sorted(k for k in settings if (earlier or {}).get(k) != settings[k])
+        sys.exit(f"error: {args.output} holds results of other settings ({', '.join(changed)} differ"
+                 f"{'' if earlier else '; written before settings were recorded'}): give another --output, "
+                 "or remove that folder")
+    results["settings"] = settings
 
     def save():
         with atomic_write(results_path) as stream:

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import time
 
 from ssma_tf.cli.common import add_version
 from ssma_tf.cli.experiment import evaluate_run, run_command, spread, train_run, write_config
+from ssma_tf.config.runs import find_run_config
 
 OUTPUT = pathlib.Path("adapt_output")
 HEIGHT, WIDTH, CLASSES, BATCH = 48, 96, 7, 8
@@ -74,7 +76,9 @@ def _evaluate(name: str, run: str, seed: int, data: pathlib.Path) -> float:
 def _importance(name: str, values: dict, seed: int) -> pathlib.Path:
     """The importance weights of the target images from the checkpoint of `values` (computed once)."""
     path = OUTPUT / "runs" / f"seed{seed}" / f"{name}_weights.json"
-    if not path.exists():
+    # Older than the run's config.yaml (rewritten when the run trains): from weights since replaced.
+    source = find_run_config(values["checkpoint"])
+    if not path.exists() or (source is not None and os.path.getmtime(path) < os.path.getmtime(source)):
         config = write_config(OUTPUT / "configs" / f"seed{seed}" / f"{name}_weights.config", values)
         run_command("ssma-importance-weights", ["-c", config, "--checkpoint", values["checkpoint"], "-o", path],
                     step=f"seed {seed}: importance weights from {name}")

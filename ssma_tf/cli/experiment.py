@@ -10,7 +10,7 @@ How that is done is written once, here:
   thread pools end with it; its output streamed under a title, or sent to a log file.
 - `train_run` (a child `ssma-train`) and `train_in_process` (a `Trainer` here, for experiments
   that evaluate the trained model in memory): a finished run is not trained again, so an
-  experiment resumes where it stopped.
+  experiment resumes where it stopped; `train_run` trains a run of other settings again.
 - `evaluate_run` (a child `ssma-evaluate`) and `evaluate_in_process`: a run is evaluated under its
   own config, `ssma_tf.config.runs.run_config(run, "eval", overrides)` on the `config.yaml` every
   training run writes. Every model key the run was trained with (`fusion`, `backbone`,
@@ -31,6 +31,7 @@ import math
 import os
 import pathlib
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -139,12 +140,30 @@ def is_finished(run: PathLike) -> bool:
     return (pathlib.Path(run) / FINAL_WEIGHTS).is_file()
 
 
+def forget_other_settings(values: Mapping[str, Any], config_path: PathLike, *, step: str) -> None:
+    """Removes the run of `values` when the config last written for it (`config_path`) differs.
+
+    An experiment started again with other settings (steps, batch size, a subset) would otherwise
+    take the earlier run, finished or half done, for this one: its results would stand under
+    the new settings. A run without a written config (trained before experiments wrote one) is
+    kept.
+    """
+    path, run = pathlib.Path(config_path), pathlib.Path(values["checkpoint"])
+    if not path.is_file() or not run.exists():
+        return
+    if yaml.safe_load(path.read_text(encoding="utf-8")) != json.loads(json.dumps(dict(values))):
+        print(f"=== {step}: {run} was trained with other settings than {path} now holds; training it again",
+              flush=True)
+        shutil.rmtree(run)
+
+
 def train_run(values: Mapping[str, Any], config_path: PathLike, *, step: str,
               log: Optional[PathLike] = None) -> Optional[float]:
     """Trains config `values` with `ssma-train` in a child process, unless its run is finished.
 
     The config is written to `config_path` first: the child reads it there, and it stays for
-    whoever wants to repeat the run by hand. A run that was stopped is resumed by the child.
+    whoever wants to repeat the run by hand. A run that was stopped is resumed by the child; a
+    run of other settings is trained again (`forget_other_settings`).
 
     Args:
         values: the training config; its `checkpoint` is the run's folder.
@@ -155,6 +174,7 @@ def train_run(values: Mapping[str, Any], config_path: PathLike, *, step: str,
     Returns:
         The seconds training took, or None when the run was finished already and nothing ran.
     """
+    forget_other_settings(values, config_path, step=step)
     if is_finished(values["checkpoint"]):
         return None
     write_config(config_path, values)

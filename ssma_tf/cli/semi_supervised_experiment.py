@@ -21,6 +21,7 @@ number of steps on all 200 images without labels).
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 from typing import Any, Optional
@@ -29,7 +30,8 @@ import numpy as np
 
 from ssma_tf.cli.common import command, stride_multiples_or_exit
 from ssma_tf.cli.experiment import (
-    cached_result, evaluate_run, is_finished, run_command, save_result, spread, train_run, write_config,
+    cached_result, evaluate_run, forget_other_settings, is_finished, run_command, save_result, spread, train_run,
+    write_config,
 )
 from ssma_tf.constants import FINAL_WEIGHTS
 
@@ -93,9 +95,10 @@ def depth_subset(output: pathlib.Path, data: pathlib.Path, count: int, seed: int
 def pretrained_weights(output: pathlib.Path, data: pathlib.Path, seed: int, steps: int) -> str:
     """`ssma-pretrain-depth` on all training images (no labels) for `steps` steps with `seed`."""
     folder = output / "runs" / f"depth_pretraining_seed{seed}"
+    values = {**base_config(data, "adapnet_pp_rgb", seed, steps), "checkpoint": str(folder / "checkpoints")}
+    forget_other_settings(values, folder / "pretrain.config", step=f"depth pretraining, seed {seed}")
     if not is_finished(folder / "checkpoints"):
-        config = write_config(folder / "pretrain.config", {**base_config(data, "adapnet_pp_rgb", seed, steps),
-                                                           "checkpoint": str(folder / "checkpoints")}, sort_keys=True)
+        config = write_config(folder / "pretrain.config", values, sort_keys=True)
         run_command("ssma-pretrain-depth", ["-c", config], step=f"depth pretraining, seed {seed}",
                     log=folder / "pretrain.log")
     return str(folder / "checkpoints" / FINAL_WEIGHTS)
@@ -106,9 +109,6 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
     """Trains and evaluates one arm (or reads its earlier result)."""
     name = f"{model}_{arm}_seed{seed}"
     result_path = output / "results" / f"{name}.json"
-    cached = cached_result(result_path)
-    if cached is not None:
-        return cached
     run_dir = output / "runs" / name
     config = base_config(data, model, seed, steps)
     config.update(checkpoint=str(run_dir / "checkpoints"), labeled_subset=str(subset))
@@ -116,6 +116,10 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
         config.update(semi_supervised=dict(SEMI[arm]), unlabeled_data=str(data / "train.tfrecords"))
     if initialize is not None:
         config["finetune_from"] = initialize
+    # Reused only when made with this very config (steps, batch size, subset, ...).
+    cached = cached_result(result_path, config)
+    if cached is not None:
+        return cached
     seconds = train_run(config, run_dir / "train.config", step=f"train {name}", log=run_dir / "train.log")
     metrics = evaluate_run(run_dir / "checkpoints" / FINAL_WEIGHTS, run_dir / "metrics.json",
                            {"test_data": str(data / "val.tfrecords"), "batch_size": 10},
@@ -124,7 +128,8 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
     result = {"model": model, "arm": arm, "seed": seed, "steps": steps, "mIoU": metrics["mIoU"],
               # None: the run had finished before (an experiment stopped before its evaluation).
               "train_seconds": None if seconds is None else round(seconds, 1),
-              "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]}}
+              "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]},
+              "settings": json.loads(json.dumps(config, sort_keys=True))}
     save_result(result_path, result)
     return result
 

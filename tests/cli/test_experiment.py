@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import pathlib
 import sys
@@ -15,6 +16,7 @@ from ssma_tf.config import config_from_dict, load_config
 from ssma_tf.config.run import DECLARED
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
+from tests.conftest import ROOT
 
 
 def test_a_config_is_written_in_the_given_order_or_sorted(tmp_path):
@@ -40,7 +42,7 @@ def _recording(monkeypatch, seconds=12.5):
     return calls
 
 
-def test_a_run_is_trained_unless_it_is_finished(tmp_path, monkeypatch):
+def test_a_run_is_trained_unless_it_is_finished_with_the_same_settings(tmp_path, monkeypatch, capsys):
     calls = _recording(monkeypatch)
     run = tmp_path / "runs" / "a"
     values = {"model": "AdapNet_pp", "checkpoint": str(run), "max_iteration": 200}
@@ -53,12 +55,16 @@ def test_a_run_is_trained_unless_it_is_finished(tmp_path, monkeypatch):
     (run / "ckpt-100.index").write_text("")
     assert not experiment.is_finished(run)
     assert experiment.train_run(values, config, step="train a") == 12.5 and len(calls) == 2
-    # Finished: nothing runs and the config file is left as it was.
+    # Finished with these settings: nothing runs.
     (run / "final.weights.h5").write_text("")
-    config.write_text("as written by the first run\n")
     assert experiment.is_finished(run)
-    assert experiment.train_run(dict(values, max_iteration=400), config, step="train a") is None
-    assert len(calls) == 2 and config.read_text() == "as written by the first run\n"
+    assert experiment.train_run(values, config, step="train a") is None and len(calls) == 2
+    # Finished with other settings (before: reused, its numbers printed under the new ones): the
+    # run goes and is trained anew under the new config.
+    assert experiment.train_run(dict(values, max_iteration=400), config, step="train a") == 12.5
+    assert len(calls) == 3 and not run.exists()  # the fake trainer wrote nothing
+    assert yaml.safe_load(config.read_text(encoding="utf-8")) == dict(values, max_iteration=400)
+    assert "was trained with other settings than" in capsys.readouterr().out
 
 
 def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, monkeypatch, capsys):
@@ -256,3 +262,29 @@ def test_a_spread_is_the_mean_and_range_over_seeds():
     assert experiment.spread([7]) == experiment.Spread(7.0, 7.0, 7.0)
     with pytest.raises(ValueError, match="no values"):
         experiment.spread([])
+
+
+def _three_modalities():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("three_modalities", ROOT / "bench" / "three_modalities.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_three_modalities_bench_refuses_an_output_of_other_settings(tmp_path, capsys):
+    bench = _three_modalities()
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = bench.settings_of(bench.parse_args(["--output", str(out)]))
+    (out / "results.json").write_text(json.dumps({"settings": dict(settings, ssma_steps=5), "seed0_x": {}}))
+    # Before: the earlier runs' table printed under the new settings, the data not rewritten.
+    with pytest.raises(SystemExit, match=rf"^error: {out} holds results of other settings \(ssma_steps differ\): "
+                                         r"give another --output, or remove that folder$"):
+        bench.main(["--output", str(out)])
+    for argv, message in ((["--height", "40"], "--height must be a positive multiple of 16, got 40"),
+                          (["--output", str(out / "results.json")], "is a file; give a folder")):
+        with pytest.raises(SystemExit):
+            bench.parse_args(argv)
+        assert message in capsys.readouterr().err
