@@ -314,11 +314,11 @@ def _jobs(spec: dict) -> list:
     modes = spec["modes"]
     jobs = [("latency", 1, SIZE, spec["warmup"], spec["runs"], modes)]
     throughput = [m for m in modes if m in spec.get("throughput_modes", [])]
-    if throughput:
+    if throughput and spec["throughput_runs"]:
         jobs.append(("throughput", THROUGHPUT_BATCH, SIZE, 1, spec["throughput_runs"], throughput))
     sized = [m for m in modes if m in spec.get("size_modes", [])]
     for key in spec.get("sizes", []):
-        if sized:
+        if sized and spec["size_runs"]:
             jobs.append((key, 1, SIZES[key], spec["warmup"], spec["size_runs"], sized))
     return jobs
 
@@ -659,8 +659,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs and modes, no other sizes")
     parser.add_argument("--runs", type=int, default=None, help="timed batch-1 rounds (default 10; quick 5)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--throughput-runs", type=int, default=None, help="timed batch-8 rounds (default 3; quick 2)")
-    parser.add_argument("--size-runs", type=int, default=None, help="timed rounds at other sizes (default 5)")
+    parser.add_argument("--throughput-runs", type=int, default=None, help="timed batch-8 rounds (default 3; quick 2; 0: none)")
+    parser.add_argument("--size-runs", type=int, default=None, help="timed rounds at other sizes (default 5; 0: none)")
     parser.add_argument("--onednn", choices=("default", "on", "off"), default="default",
                         help="TF_ENABLE_ONEDNN_OPTS for the children (default: TensorFlow's own choice)")
     parser.add_argument("--intra", type=int, default=0, help="intra-op threads (0: TensorFlow's default)")
@@ -698,9 +698,13 @@ def main(argv=None) -> int:
             _common.write_json(args.json, {"machine": _common.machine_info(), "args": vars(args), "result": result})
         return 0
 
-    args.runs = args.runs or (5 if args.quick else 10)
-    args.throughput_runs = args.throughput_runs or (2 if args.quick else 3)
-    args.size_runs = args.size_runs or 5
+    # 0 skips the batch-8 or other-size rounds (it read as "the default" before).
+    for name, least in (("runs", 1), ("throughput_runs", 0), ("size_runs", 0)):
+        if getattr(args, name) is not None and getattr(args, name) < least:
+            parser.error(f"--{name.replace('_', '-')} must be >= {least}, got {getattr(args, name)}")
+    args.runs = args.runs if args.runs is not None else (5 if args.quick else 10)
+    args.throughput_runs = args.throughput_runs if args.throughput_runs is not None else (2 if args.quick else 3)
+    args.size_runs = args.size_runs if args.size_runs is not None else 5
     env = {}
     if args.onednn != "default":
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if args.onednn == "on" else "0"

@@ -193,7 +193,7 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
     import numpy as np
 
     seeds = sorted(per_seed)
-    header = (f"| network | mIoU (mean of {len(seeds)} seeds) | range | "
+    header = (f"| network | mIoU (mean of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}) | range | "
               + " | ".join(class_names) + " | seconds |")
     lines = [header, "|" + " --- |" * (4 + len(class_names))]
     for name in names:
