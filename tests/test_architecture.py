@@ -164,10 +164,3 @@ def test_every_module_of_a_layered_package_has_its_place_in_the_contract():
         else:
             expected = set(_modules(PACKAGE.joinpath(*container.split(".")[1:])))
         assert expected - names == set(), f".importlinter, {container or 'ssma_tf'}: no place for {expected - names}"
-
-
-def test_the_test_files_run_first_exist():
-    """tests/conftest.py's SLOW_FILES go first under `make test`; a renamed file would drop out."""
-    from tests.conftest import SLOW_FILES, TESTS
-
-    assert [name for name in SLOW_FILES if not (TESTS / name).is_file()] == []
