@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import keras
 
 from ssma_tf.config.reader import ConfigError
-from ssma_tf.config.runs import find_run_config, read_run_config
+from ssma_tf.config.runs import find_run_config, read_run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
@@ -246,14 +246,14 @@ def unfinished_run_warnings(config: Any) -> list[str]:
     for key, source in sources:
         if source is None or not os.path.isdir(source) or os.path.isfile(os.path.join(source, FINAL_WEIGHTS)):
             continue
-        run = find_run_config(source)
-        if run is None:
-            continue  # a folder of checkpoints, not a run of this project
+        saved = saved_run_config(source)
+        if not saved:
+            continue  # a folder of checkpoints, not a run of this project (or an unreadable one)
         try:
-            total = read_run_config(run).get("max_iteration")
             _, resolved = resolve_weights(source)
-        except (ConfigError, CheckpointError):
+        except CheckpointError:
             continue  # named when the weights are loaded
+        total = saved.get("max_iteration")
         of = f" of max_iteration {total}" if total else ""
         warnings.append(f"{_where(config)}key '{key}': {source} is a run that has not finished (no {FINAL_WEIGHTS}): "
                         f"it starts from its newest checkpoint, {os.path.basename(resolved)}{of}")

@@ -31,8 +31,7 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
-from ssma_tf.config.reader import ConfigError
-from ssma_tf.config.runs import find_run_config, read_run_config
+from ssma_tf.config.runs import saved_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
@@ -124,13 +123,7 @@ def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
 
 def run_model(resolved: str) -> Optional[str]:
     """The `model` key of the `config.yaml` of the run `resolved` is in (None: none, or unreadable)."""
-    source = find_run_config(resolved)
-    if source is None:
-        return None
-    try:
-        model = read_run_config(source).get("model")
-    except ConfigError:  # not a config this hint can use (read_run_config names non-UTF-8 text too)
-        return None
+    model = saved_run_config(resolved).get("model")
     return model if isinstance(model, str) else None
 
 

@@ -49,6 +49,20 @@ def find_run_config(path: PathLike) -> Optional[str]:
     return candidate if os.path.isfile(candidate) else None
 
 
+def saved_run_config(path: PathLike) -> dict[str, Any]:
+    """The raw mapping of the `config.yaml` of the run `path` belongs to, for checks and hints.
+
+    {} when there is none, or when it cannot be read (loading the run names that problem).
+    """
+    source = find_run_config(path)
+    if source is None:
+        return {}
+    try:
+        return read_run_config(source)
+    except ConfigError:
+        return {}
+
+
 def read_run_config(path: PathLike) -> dict[str, Any]:
     """The raw mapping of a run's `config.yaml`.
 

@@ -29,7 +29,7 @@ from ssma_tf.checkpoints.initialize import (
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
-from ssma_tf.config.runs import find_run_config, read_run_config, write_run_config
+from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
@@ -349,14 +349,14 @@ class Trainer:
 
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
-        if self._resume_from:
-            self._check_same_network()
+        saved = saved_run_config(self.config.checkpoint) if self._resume_from else {}
+        self._check_same_network(saved)
         skipped, reasons = [], []
         for prefix in self._resume_from:
             try:
                 with reading(prefix):
                     names = {name for name, _ in tf.train.list_variables(prefix)}
-                    restart = self._stream_changes(prefix, names)
+                    restart = self._stream_changes(prefix, names, saved)
                     extras = {k: v for k, v in self._extras.items() if not (restart and k.endswith("_data"))}
                     core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, **extras)
                     # Another model's checkpoint: one line, not TensorFlow's warning flood.
@@ -392,14 +392,9 @@ class Trainer:
             )
         return None
 
-    def _check_same_network(self) -> None:
+    def _check_same_network(self, saved: dict[str, Any]) -> None:
         """A checkpoint folder holding a run of another network is named by its config.yaml
-        (before: a shape error about whichever variable came first, or an optimizer slot)."""
-        path = find_run_config(self.config.checkpoint)
-        try:
-            saved = read_run_config(path) if path is not None else {}
-        except ConfigError:
-            return
+        (`saved`; before: a shape error about whichever variable came first, or an optimizer slot)."""
         config = self.config
         for key, default in (("model", None), ("fusion", None), ("backbone", ADAPNET_PP_BACKBONE)):
             before, now = saved.get(key, default), getattr(config, key, default)
@@ -415,19 +410,14 @@ class Trainer:
         streams = {"data": self.iterator, **{k: v for k, v in self._extras.items() if k.endswith("_data")}}
         return json.dumps({name: str(stream.element_spec) for name, stream in sorted(streams.items())})
 
-    def _stream_changes(self, prefix: str, names: set[str]) -> str:
+    def _stream_changes(self, prefix: str, names: set[str], saved: dict[str, Any]) -> str:
         """Why the input positions saved in `prefix` cannot be restored ("" when they can).
 
         Each checkpoint records its streams' element specs; the batches differ when a key that
         shapes them changed since (`batch_size`, `height`, `width`, SAC's views), and the
         restored position would fail at the first step. Checkpoints of earlier versions are
-        compared through the run's `config.yaml` (written when the run last started).
+        compared through the run's `config.yaml` (`saved`, written when the run last started).
         """
-        path = find_run_config(self.config.checkpoint)
-        try:
-            saved = read_run_config(path) if path is not None else {}
-        except ConfigError:
-            saved = {}
         keys = ", ".join(f"{key} {saved[key]} -> {getattr(self.config, key)}" for key in _STREAM_KEYS
                          if key in saved and saved[key] != getattr(self.config, key))
         if not self.saves_data_position or _STREAMS_KEY not in names:
