@@ -32,24 +32,6 @@ import _common  # noqa: E402
 NUM_CLASSES = 12  # Cityscapes as released
 
 
-def profiler_flops(model, inputs_spec) -> float:
-    """FLOPs of one inference call at a static shape (TF profiler on the frozen graph)."""
-    import tensorflow as tf
-    from tensorflow.python.framework import ops as tf_ops
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(inputs_spec)
-    graph = convert_variables_to_constants_v2(concrete).graph
-    total = 0.0
-    for op in graph.get_operations():
-        try:
-            stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
-        except ValueError:  # no FLOPs registered for this op type
-            continue
-        total += float(stats.value or 0)
-    return total
-
-
 def _median_ms(call, warmup: int, runs: int) -> tuple[float, float]:
     """Median and fastest milliseconds of `runs` calls after `warmup` untimed ones."""
     from ssma_tf.inference.timing import time_calls
@@ -67,6 +49,7 @@ def measure(name: str, backbone: str, decoder_filters: int, height: int, width: 
     import tensorflow as tf
 
     from ssma_tf.inference.compiled import compiled_predict
+    from ssma_tf.inference.flops import flops as inference_flops
     from ssma_tf.models import SSMA, AdapNetPP
     from ssma_tf.models.widths import decoder_widths
 
@@ -74,8 +57,7 @@ def measure(name: str, backbone: str, decoder_filters: int, height: int, width: 
     widths = decoder_widths(decoder_filters)  # the released width is dropped: the released decoder
     model = (SSMA(NUM_CLASSES, backbone=backbone, widths=widths) if fusion
              else AdapNetPP(NUM_CLASSES, aux_heads=False, backbone=backbone, widths=widths))
-    spec = tf.TensorSpec((1, height, width, 3), tf.float32)
-    flops = profiler_flops(model, [spec, spec] if fusion else spec)
+    flops = inference_flops(model, height, width)
     rng = np.random.default_rng(0)
     array = rng.integers(0, 256, (1, height, width, 3)).astype("float32")
     image = tf.constant(array)

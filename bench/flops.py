@@ -1,7 +1,7 @@
 """FLOPs per image of AdapNet++ and SSMA, computed two independent ways.
 
-1. TensorFlow (default): the inference call is traced at a static input shape, its variables are
-   frozen into constants, and the TF profiler's `flops` statistic of every op is summed
+1. TensorFlow (default, `ssma_tf.inference.flops`): the inference call is traced at a static
+   input shape, and the TF profiler's `flops` statistic of every op the outputs depend on is summed
    (`tf.compat.v1.profiler`'s float_ops: a convolution counts 2·k_h·k_w·C_in FLOPs per output
    element, a transposed convolution the same per *input* element, element-wise ops one per
    element). The table splits the total by op type and by part of the network.
@@ -40,36 +40,24 @@ def _part(op_name: str) -> str:
 
 
 def tf_profiler_flops(model_name: str, height: int, width: int) -> dict:
-    """FLOPs of one image with the TF profiler on the frozen inference graph.
+    """FLOPs of one image with the TF profiler's statistics (`ssma_tf.inference.flops`).
 
     Returns:
         {"total", "by_op": {op type: flops}, "by_part": {part: flops}, "method"}.
     """
-    import tensorflow as tf
-    from tensorflow.python.framework import ops as tf_ops
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
+    from ssma_tf.inference.flops import op_flops
     from ssma_tf.models import SSMA, AdapNetPP
 
     model = AdapNetPP(NUM_CLASSES, aux_heads=False) if model_name == "adapnet_pp" else SSMA(NUM_CLASSES)
-    spec = tf.TensorSpec((1, height, width, 3), tf.float32)
-    args = [spec, spec] if model_name == "ssma" else spec
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(args)
-    graph = convert_variables_to_constants_v2(concrete).graph
     by_op, by_part = collections.Counter(), collections.Counter()
-    for op in graph.get_operations():
-        try:
-            stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
-        except ValueError:  # no FLOPs registered for this op type (reshapes, constants, ...)
-            continue
-        if stats.value:
-            by_op[op.type] += float(stats.value)
-            by_part[_part(op.name)] += float(stats.value)
+    for op_type, op_name, value in op_flops(model, height, width):
+        by_op[op_type] += value
+        by_part[_part(op_name)] += value
     return {
         "total": float(sum(by_op.values())),
         "by_op": dict(by_op.most_common()),
         "by_part": dict(by_part.most_common()),
-        "method": "TF profiler float_ops on the frozen graph",
+        "method": "TF profiler float_ops of the ops the inference outputs depend on",
     }
 
 

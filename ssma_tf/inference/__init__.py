@@ -1,6 +1,7 @@
 """Inference with AdapNet++ and SSMA: one module per idea, imports running one way (top to bottom).
 
-- `sizes`: model input sizes (multiples of 16) and the resize methods; no TensorFlow.
+- `sizes`: model input sizes (multiples of 16); no TensorFlow (the resize methods of each
+  modality are `ssma_tf.resampling`'s).
 - `rewrites`: graph rewrites that need no TensorFlow: sub-pixel upsampling, the inference copy
   (`copy_for_inference`), precision (`resolve_precision`).
 - `precision`: what `precision="auto"` chooses, timed on this machine and cached.
@@ -16,8 +17,8 @@
 - `backends`: running those exports (`--backend openvino|tflite`), `ExportedPredictor`.
 - `settings`: a model and its inference settings from a run config or a checkpoint, as
   `predict.py` and `tools/export.py` name them.
-
 - `timing`: the loop that times repeated calls (the pruning report's latency, the benches).
+- `flops`: FLOPs of one inference, counted on the traced graph (the pruning report, the benches).
 
 Loading weights is not here but in `ssma_tf.checkpoints.loading`.
 """

@@ -34,9 +34,10 @@ from ssma_tf.constants import AUX_LOSS_WEIGHTS
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
+from ssma_tf.inference.flops import flops, input_specs
 from ssma_tf.inference.timing import time_calls
 from ssma_tf.losses import ReleasedLoss
-from ssma_tf.models.factory import build_model, is_fusion
+from ssma_tf.models.factory import build_model
 from ssma_tf.pruning.channels import GROUPS, feature_maps
 from ssma_tf.pruning.ranking import METHODS, rank
 from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
@@ -119,24 +120,10 @@ def prune_stage(model: keras.Model, stage: Stage, method: str, index: int, batch
     return prune(model, keep)
 
 
-def flops(model: keras.Model, height: int, width: int) -> float:
-    """FLOPs of one inference at height × width (TF profiler on the frozen graph; a multiply-add is 2)."""
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    spec = tf.TensorSpec((1, height, width, 3), tf.float32)
-    args = [spec, spec] if is_fusion(model) else spec
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(args)
-    graph = convert_variables_to_constants_v2(concrete).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    profile = tf.compat.v1.profiler.profile(graph, options=options)
-    return float(profile.total_float_ops)
-
-
 def latency(model: keras.Model, height: int, width: int, runs: int = 10) -> float:
     """Median seconds of one batch-1 inference (compiled, after two warm-up calls)."""
-    x = tf.random.uniform((1, height, width, 3), 0, 255, seed=0)
-    inputs = [x, x] if is_fusion(model) else x
+    specs = input_specs(model, height, width)
+    inputs = tf.nest.map_structure(lambda spec: tf.random.uniform(spec.shape, 0, 255, seed=0), specs)
     predict = tf.function(lambda inputs: model(inputs, training=False))
     return statistics.median(time_calls(lambda: predict(inputs).numpy(), warmup=2, runs=runs))
 
