@@ -407,6 +407,10 @@ def test_file_level_errors(workdir):
     assert "not valid YAML" in str(error) and "run.config" in str(error)
     error = error_for(write(workdir, "- a\n- b\n"))
     assert "mapping" in str(error)
+    # Before: a UnicodeDecodeError traceback from every command.
+    (workdir / "latin.config").write_bytes(b"model: SSMA\nnum_classes: 3\n# caf\xe9\n")
+    error = error_for(str(workdir / "latin.config"))
+    assert str(error) == f"{workdir / 'latin.config'}: not UTF-8 text (byte 0xe9 on line 3)"
     error = error_for(write(workdir, ""))
     assert "empty" in str(error)
     error = error_for(workdir / "absent.config")

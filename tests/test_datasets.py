@@ -87,6 +87,20 @@ def test_bad_files_are_reported_with_file_and_dataset(tmp_path, body, message):
     assert str(path) in str(error.value) and "'toy'" in str(error.value)
 
 
+@pytest.mark.parametrize("body, message", [
+    # Before: a yaml.parser.ParserError traceback from `ssma-train` with `palette:` set.
+    (b"toy: [\n", "not valid YAML (line 2, column 1)"),
+    (b"toy:\n  classes: []\ntoy:\n  classes: []\n", "not valid YAML (line 3, column 1): duplicate key 'toy'"),
+    (b"# caf\xe9\ntoy: {}\n", "not UTF-8 text (byte 0xe9 on line 1)"),
+])
+def test_a_datasets_file_that_is_not_yaml_is_named_with_its_line(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(body)
+    with pytest.raises(ValueError) as error:
+        datasets.get_dataset_info("toy", path=path)
+    assert str(error.value).startswith(f"{path}: {message}")
+
+
 def test_other_file_can_be_used(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(

@@ -154,6 +154,35 @@ _Loader.add_constructor(
 )
 
 
+def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
+    """The content of a YAML file (a config, a run's `config.yaml`, a datasets file).
+
+    Read with the configs' loader: duplicate keys are an error and `1e-3` is a number.
+
+    Raises:
+        ConfigError: naming the file: unreadable (`what` says which file it is meant to be), not
+            UTF-8 (the byte and its offset), or not YAML (the line and column).
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what}: {e.strerror or e}", source=source) from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"not UTF-8 text (byte {data[e.start]:#04x} on line {line})", source=source) from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from e
+
+
 def load_config(
     path: str | os.PathLike,
     mode: str = "train",
@@ -180,18 +209,7 @@ def load_config(
             of the wrong type, out of range, or names a path that does not exist.
     """
     source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read the config file: {e.strerror or e}", source=source) from e
-    try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from e
+    raw = read_yaml_file(source, "the config file")
     if not overrides:
         return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths)
     return config_with_overrides(raw, overrides, source=source, mode=mode, check_paths=check_paths)

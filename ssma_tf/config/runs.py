@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional, Union
 import yaml
 
 from ssma_tf.config.keys import EVAL
-from ssma_tf.config.reader import ConfigError, _Loader, config_with_overrides
+from ssma_tf.config.reader import ConfigError, config_with_overrides, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig
 from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
 from ssma_tf.files import atomic_write, checkpoint_prefix
@@ -70,15 +70,7 @@ def read_run_config(path: PathLike) -> dict[str, Any]:
         ConfigError: unreadable, not YAML or not a mapping.
     """
     source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8") as f:
-            raw = yaml.load(f, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
-    except OSError as e:
-        raise ConfigError(f"cannot read the run's config: {e.strerror or e}", source=source) from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"not UTF-8 text (byte {e.object[e.start]:#04x} at {e.start})", source=source) from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {getattr(e, 'problem', None) or e}", source=source) from e
+    raw = read_yaml_file(source, "the run's config")
     if not isinstance(raw, Mapping):
         raise ConfigError("the run's config is not a mapping of keys to values", source=source)
     return dict(raw)

@@ -15,7 +15,8 @@ import re
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
-import yaml
+
+from ssma_tf.config.reader import read_yaml_file
 
 DATASETS_FILE = pathlib.Path(__file__).resolve().with_name("datasets.yaml")
 
@@ -87,11 +88,7 @@ def _parse_entry(name: str, entry: object, source: str) -> Tuple[DatasetInfo, Tu
 @functools.lru_cache(maxsize=8)
 def _load(path: str) -> Tuple[Dict[str, DatasetInfo], Dict[str, str]]:
     """Reads and checks a datasets file; returns (infos by name, canonical name by lookup key)."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            content = yaml.safe_load(stream)
-    except OSError as error:
-        raise ValueError(f"cannot read the datasets file {path}: {error}") from error
+    content = read_yaml_file(path, "the datasets file")  # a ConfigError (a ValueError) naming it
     if not isinstance(content, dict) or not content:
         raise ValueError(f"{path} must map dataset names to entries")
     infos: Dict[str, DatasetInfo] = {}

@@ -167,7 +167,7 @@ def test_a_run_whose_palette_file_has_moved_is_a_one_line_error_for_predict_and_
         assert command.main(argv) == 2
         error = capsys.readouterr().err
         assert "Traceback" not in error and len(error.strip().splitlines()) == 1, error
-        assert f"{folder / RUN_CONFIG}: key 'palette': cannot read the datasets file {gone}" in error
+        assert f"{folder / RUN_CONFIG}: key 'palette': {gone}: cannot read the datasets file: No such file" in error
 
 
 def test_predict_refuses_an_image_named_as_another_modality_than_the_network_reads(run_folder, tmp_path, capsys):
