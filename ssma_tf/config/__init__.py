@@ -11,7 +11,9 @@ Where things are:
 - `run.py`: every key, declared once as a field of `RunConfig` made with `key(...)` (`keys.py`):
   its type, default, allowed range or choices, the modes that need it, a one-line description;
   `augmentation.py`: the same for the keys of the `augmentation` section (`AugmentationConfig`);
-- `reader.py`: YAML loading, one reader per kind of key (none per key), and every rule that ties
+- `yaml_reader.py`: `ConfigError`, and reading any YAML file of the package (configs, run
+  configs, datasets files) with one loader and one set of messages;
+- `reader.py`: one reader per kind of key (none per key), and every rule that ties
   several keys together (fusion or unimodal model, `checkpoint1` with `checkpoint2`, defaults
   that follow from other keys, the dataset's class count);
 - `sections.py`: a config section (a frozen dataclass of declared keys read from one mapping);

@@ -25,10 +25,10 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
+from ssma_tf.config.yaml_reader import ConfigError, _Loader, read_yaml_file
 from ssma_tf.constants import (
     ADAPNET_PP, DECODER_FILTERS, END_TO_END_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
-from ssma_tf.errors import UserInputError
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 
 # Other spellings of a key, and the key they stand for.
@@ -43,26 +43,6 @@ IMAGENET_URL = "https://github.com/DeepSceneSeg/AdapNet-pp/tree/master/init_chec
 # Keys of the released protocol's optimizer that adaptation method sac replaces by its own.
 _SCHEDULE_KEYS = ("weight_decay", "power", "end_learning_rate", "adam_epsilon")
 _GPU_ID = re.compile(r"^-?\d+(,\d+)*$")
-
-
-class ConfigError(UserInputError):
-    """A configuration problem, naming the key and the file it comes from.
-
-    Attributes:
-        key: the offending key, or None when the problem is not about one key.
-        source: the config file (or "<dict>" for configs built in code).
-    """
-
-    def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>"):
-        # A config built in code has no file to name: "<dict>: " would only puzzle a user.
-        where = [] if source == "<dict>" else [source]
-        if key is not None:
-            where.append(f"key '{key}'")
-        super().__init__(": ".join(where + [message]))
-        self.key = key
-        self.source = source
-        self.path = None if source == "<dict>" else source
-        self.detail = message
 
 
 class ConfigWarning(UserWarning):
@@ -109,78 +89,6 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
                      "initial weights; start them from unimodal runs (the paper's stage 2), or set freeze_experts: "
                      "false")
     return lines
-
-
-class _Loader(yaml.SafeLoader):
-    """A safe YAML loader that reads `1e-3` as a float and refuses duplicate keys.
-
-    PyYAML follows YAML 1.1, where a float needs a dot: `learning_rate: 1e-3` would load as the
-    string "1e-3". Duplicate keys would silently keep the last value.
-    """
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def _construct_mapping_no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        name = loader.construct_object(key_node, deep=deep)
-        if name in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{name}'", key_node.start_mark
-            )
-        seen[name] = True
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates
-)
-
-
-def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
-    """The content of a YAML file (a config, a run's `config.yaml`, a datasets file).
-
-    Read with the configs' loader: duplicate keys are an error and `1e-3` is a number.
-
-    Raises:
-        ConfigError: naming the file: unreadable (`what` says which file it is meant to be), not
-            UTF-8 (the byte and its offset), or not YAML (the line and column).
-    """
-    source = os.fspath(path)
-    try:
-        with open(source, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read {what}: {e.strerror or e}", source=source) from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise ConfigError(f"not UTF-8 text (byte {data[e.start]:#04x} on line {line})", source=source) from None
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from e
 
 
 def load_config(

@@ -14,7 +14,8 @@ from typing import Any, Mapping, Optional, Union
 import yaml
 
 from ssma_tf.config.keys import EVAL
-from ssma_tf.config.reader import ConfigError, config_with_overrides, read_yaml_file
+from ssma_tf.config.reader import config_with_overrides
+from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig
 from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
 from ssma_tf.files import atomic_write, checkpoint_prefix

@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from ssma_tf.config.reader import read_yaml_file
+from ssma_tf.config.yaml_reader import read_yaml_file
 
 DATASETS_FILE = pathlib.Path(__file__).resolve().with_name("datasets.yaml")
 
