@@ -202,7 +202,7 @@ class ExportedPredictor:
         """As `Predictor.predict`, without gates."""
         import tensorflow as tf
 
-        from ssma_tf.inference.predictor import Prediction
+        from ssma_tf.inference.predictor import Prediction, at_input_size
 
         if gates:
             raise ValueError("an exported model has no attention gates; predict with the TensorFlow backend")
@@ -222,11 +222,10 @@ class ExportedPredictor:
         height, width = arrays[0].shape[1:3]
         views = [tf.image.resize(a, self.size, method=m).numpy() for a, m in zip(arrays, self._methods)]
         probs = self.exported(views)
-        ids = probs.argmax(axis=-1).astype(np.int32)
         if original_size:
-            ids = tf.image.resize(ids[..., None], (height, width), method="nearest").numpy()[..., 0]
-            if probabilities:
-                probs = tf.image.resize(probs, (height, width), method="bilinear").numpy()
+            ids, probs = (t.numpy() for t in at_input_size(probs, (height, width)))
+        else:
+            ids = probs.argmax(axis=-1).astype(np.int32)
         unbatch = (lambda x: x[0]) if single else (lambda x: x)
         return Prediction(class_ids=unbatch(ids), probabilities=unbatch(probs) if probabilities else None,
                           gates={}, model_size=self.size)

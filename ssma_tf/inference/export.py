@@ -42,6 +42,7 @@ from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
+from ssma_tf.inference.predictor import at_input_size
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_size
 from ssma_tf.models.factory import is_fusion, model_name, num_modalities
 from ssma_tf.resampling import resize_methods
@@ -110,11 +111,10 @@ def serving_function(
             )
         probabilities = view(views if fusion else views[0], training=False)["softmax"]
         if size is not None:
-            probabilities = tf.image.resize(probabilities, input_size, method="bilinear")
-        return {
-            "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
-            "probabilities": probabilities,
-        }
+            class_ids, probabilities = at_input_size(probabilities, input_size)
+        else:
+            class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {"class_ids": class_ids, "probabilities": probabilities}
 
     signature = [tf.TensorSpec([None, None, None, 3], tf.uint8, name=name) for name in names]
     return serve, signature

@@ -143,8 +143,8 @@ class Predictor:
                 predictor's channel order; for AdapNet++ the network's input.
             modality2: SSMA only: the second modality, same shape.
             further: SSMA over N > 2 modalities: modality 3 .. N, same shape.
-            original_size: return outputs at the input size (ids resized with nearest neighbour,
-                probabilities bilinearly) instead of the model size.
+            original_size: return outputs at the input size (the probabilities resized
+                bilinearly, the ids their argmax: `at_input_size`) instead of the model size.
             probabilities: also return the softmax (skip it to save memory).
             gates: SSMA only: also return the mean gate of each SSMA block.
 
@@ -218,13 +218,12 @@ class Predictor:
                 views.append(tf.image.resize(image, size, method=method))
             outputs = network(views if self.fusion else views[0])
             probs = outputs["softmax"]
-            ids = tf.argmax(probs, axis=-1, output_type=tf.int32)
             if original_size:
-                ids = tf.image.resize(ids[..., None], input_size, method="nearest")[..., 0]
+                ids, probs = at_input_size(probs, input_size)
+            else:
+                ids = tf.argmax(probs, axis=-1, output_type=tf.int32)
             result = {"class_ids": ids}
             if with_probabilities:
-                if original_size:
-                    probs = tf.image.resize(probs, input_size, method="bilinear")
                 result["probabilities"] = probs
             if with_gates:
                 for key, name in GATES:
@@ -232,6 +231,19 @@ class Predictor:
             return result
 
         return tf.function(run, input_signature=[spec] * len(methods))
+
+
+def at_input_size(probabilities, size) -> tuple[tf.Tensor, tf.Tensor]:
+    """Class ids and probabilities at `size` from the model-size probabilities (batch, h, w, C).
+
+    The probabilities are resized bilinearly and the ids are their argmax: the one rule of every
+    output at the input size (`Predictor`, the exports' predictors, the SavedModel's signature,
+    as evaluation scores), so that the ids always agree with the probabilities returned beside
+    them (resizing the model-size ids with nearest neighbour gave ids that were not the argmax
+    of those probabilities, and blockier edges).
+    """
+    probabilities = tf.image.resize(probabilities, size, method="bilinear")
+    return tf.argmax(probabilities, axis=-1, output_type=tf.int32), probabilities
 
 
 def _rounded_size_tensor(input_size: tf.Tensor) -> tf.Tensor:
