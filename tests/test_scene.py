@@ -60,6 +60,18 @@ def test_lists_records_and_errors(records, tmp_path):
     with pytest.raises(UserInputError, match=r"bad\.txt, line 1: .*class id 0|class id must"):
         write_scene_records(write_list(tmp_path / "x.txt", [f"{records}/0_a.png {records}/0_b.png x"]),
                             str(tmp_path / "x.tfrecords"))
+    # Quoted paths with spaces, as every list file of the package (before: split at the space),
+    # and errors name the list's line, comments counted (before: the sample number).
+    spaced = tmp_path / "with space"
+    spaced.mkdir()
+    for name in ("a.png", "b.png"):
+        save_png(spaced / name, scene_images(0, 0)[0])
+    quoted = write_list(tmp_path / "quoted.txt", ["# scene, modality 1, modality 2, class", '"with space/a.png" '
+                                                  '"with space/b.png" 0', f"{records}/0_a.png missing.png 1"])
+    assert read_scene_list(quoted)[0] == ((str(spaced / "a.png"), str(spaced / "b.png")), 0)
+    with pytest.raises(UserInputError, match=r"quoted\.txt, line 3: .*missing\.png"):
+        write_scene_records(quoted, str(tmp_path / "quoted.tfrecords"))
+    assert not (tmp_path / "quoted.tfrecords").exists()
     with pytest.raises(UserInputError, match=r"scenes\.tfrecords: records lack feature\(s\) \['modality3'\]"):
         build_scene_dataset(str(records / "scenes.tfrecords"), modalities=3, height=H, width=W,
                             batch_size=2, training=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,6 +21,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.convert import load_image_bgr
 from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.files import atomic_path
+from ssma_tf.lists import read_lines
 from ssma_tf.modalities.io import InputFileError
 
 CLASS_ID = "class_id"
@@ -28,46 +30,48 @@ CLASS_ID = "class_id"
 def read_scene_list(path: str, modalities: Optional[int] = None) -> List[Tuple[Tuple[str, ...], int]]:
     """Reads a scene list: one `(image paths, class id)` per line.
 
+    The lines are read as every list file of the package is (`ssma_tf.lists`: fields separated
+    by spaces or tabs, or quoted; `#` comments), the image paths first, the class id last.
+
     Args:
         path: the list file; relative paths are taken from its folder.
         modalities: when given, the images every line must have before its class id.
 
     Raises:
-        InputFileError: a missing or empty file, a line with too few columns or other columns
-            than the lines before it, or a class id that is not a non-negative integer; the
-            message names the file and the line.
+        MissingFileError, ListFileError, InputFileError: a missing, unreadable or empty file, a
+            line with too few columns or other columns than the lines before it, or a class id
+            that is not a non-negative integer; the message names the file and the line.
     """
+    return [(images, class_id) for _, images, class_id in _read_scene_lines(path, modalities)]
+
+
+def _read_scene_lines(path: str, modalities: Optional[int]) -> List[Tuple[int, Tuple[str, ...], int]]:
+    """`read_scene_list` with each entry's line number first."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputFileError(f"list file {path!r} does not exist", path)
     folder = os.path.dirname(os.path.abspath(path))
-    entries: List[Tuple[Tuple[str, ...], int]] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            where = f"{path}, line {number}"
-            wanted = 2 if modalities is None else modalities
-            if len(parts) < wanted + 1 or len(parts) > MAX_MODALITIES + 1:
-                raise InputFileError(
-                    f"{where}: has {len(parts)} columns; expected {wanted} or more modalities and a "
-                    f"class id" if modalities is None else
-                    f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id",
-                    path,
-                )
-            if modalities is not None and len(parts) != modalities + 1:
-                raise InputFileError(
-                    f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id", path
-                )
-            if entries and len(parts) != len(entries[0][0]) + 1:
-                raise InputFileError(
-                    f"{where}: has {len(parts)} columns but the lines before it have {len(entries[0][0]) + 1}", path
-                )
-            if not parts[-1].isdigit():
-                raise InputFileError(f"{where}: the class id must be a non-negative integer, got {parts[-1]!r}", path)
-            images = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts[:-1])
-            entries.append((images, int(parts[-1])))
+    entries: List[Tuple[int, Tuple[str, ...], int]] = []
+    for number, parts in read_lines(path):
+        where = f"{path}, line {number}"
+        wanted = 2 if modalities is None else modalities
+        if len(parts) < wanted + 1 or len(parts) > MAX_MODALITIES + 1:
+            raise InputFileError(
+                f"{where}: has {len(parts)} columns; expected {wanted} or more modalities and a "
+                f"class id" if modalities is None else
+                f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id",
+                path,
+            )
+        if modalities is not None and len(parts) != modalities + 1:
+            raise InputFileError(
+                f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id", path
+            )
+        if entries and len(parts) != len(entries[0][1]) + 1:
+            raise InputFileError(
+                f"{where}: has {len(parts)} columns but the lines before it have {len(entries[0][1]) + 1}", path
+            )
+        if not parts[-1].isdigit():
+            raise InputFileError(f"{where}: the class id must be a non-negative integer, got {parts[-1]!r}", path)
+        images = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts[:-1])
+        entries.append((number, images, int(parts[-1])))
     if not entries:
         raise InputFileError(f"{path}: the list is empty", path)
     return entries
@@ -109,13 +113,13 @@ def write_scene_records(
         ValueError, FileNotFoundError: an unreadable image or images of different sizes, naming
             the list file and line.
     """
-    entries = read_scene_list(list_file, modalities)
+    entries = _read_scene_lines(list_file, modalities)
     histogram: Dict[int, int] = {}
     with contextlib.ExitStack() as stack:
         temporary = stack.enter_context(atomic_path(os.fspath(output)))
         with tf.io.TFRecordWriter(temporary) as writer:
-            for number, (paths, class_id) in enumerate(entries, start=1):
-                where = f"{list_file}, sample {number}"
+            for number, paths, class_id in entries:
+                where = f"{list_file}, line {number}"
                 if num_classes is not None and class_id >= num_classes:
                     raise InputFileError(f"{where}: class id {class_id} but num_classes is {num_classes}", list_file)
                 images = [load_image_bgr(p, where) for p in paths]
@@ -124,7 +128,7 @@ def write_scene_records(
                 except ValueError as error:
                     raise InputFileError(f"{where}: {error}", list_file) from None
                 histogram[class_id] = histogram.get(class_id, 0) + 1
-    return {"samples": len(entries), "modalities": len(entries[0][0]),
+    return {"samples": len(entries), "modalities": len(entries[0][1]),
             "class_histogram": dict(sorted(histogram.items()))}
 
 
@@ -168,7 +172,8 @@ def build_scene_dataset(
         records = records.shuffle(256, seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if training:
-        generator = tf.random.Generator.from_seed(0 if seed is None else seed)
+        # Unseeded, the flips differ from run to run as the shuffle's do (before: always seed 0).
+        generator = tf.random.Generator.from_seed(random.SystemRandom().randrange(2**31) if seed is None else seed)
 
         def flip(views, class_id):
             mirrored = generator.uniform([]) < 0.5
