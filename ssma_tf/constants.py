@@ -64,3 +64,10 @@ WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5")
 RUN_CONFIG = "config.yaml"
 FINAL_MODEL = "final.keras"
 FINAL_WEIGHTS = "final.weights.h5"
+# What `ssma-export` writes into every export folder (SavedModel, OpenVINO, TFLite) to describe it.
+EXPORT_METADATA = "assets.extra/ssma_tf.json"
+
+
+def generic_class_names(num_classes: int) -> list[str]:
+    """Names for classes that have none (no dataset in the config): void, class_1, class_2, ..."""
+    return ["void"] + [f"class_{c}" for c in range(1, num_classes)]

@@ -87,11 +87,6 @@ class MeanTeacher:
         self.calls = tf.Variable(0, dtype=tf.int64, trainable=False, name="teacher_calls",
                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
-    @property
-    def averaged(self) -> list[tuple[Any, Any]]:
-        """The (teacher, student) weight pairs the average covers."""
-        return list(self._pairs)
-
     def tracked(self) -> dict[str, Any]:
         """What a `tf.train.Checkpoint` must hold so that a resumed run continues the average."""
         return {"teacher": self.teacher, "teacher_updates": self.updates,

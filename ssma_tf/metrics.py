@@ -34,6 +34,7 @@ import numpy as np
 from keras import ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import generic_class_names
 
 # The released constant in the mIoU denominator (only matters for absent classes: 0 / 1e-10 = 0).
 IOU_EPSILON = 1e-10
@@ -222,7 +223,7 @@ class ConfusionMatrix:
 
     def _names(self, class_names: Optional[Sequence[str]]) -> list[str]:
         names = self._check_names(class_names) or self.class_names
-        return names or ["void"] + [f"class_{c}" for c in range(1, self.num_classes)]
+        return names or generic_class_names(self.num_classes)
 
     def summary(self, class_names: Optional[Sequence[str]] = None) -> dict[str, Any]:
         """All metrics as a JSON-serialisable dict (undefined values are None).

@@ -19,7 +19,7 @@ from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.data import encode_example
 from ssma_tf.data.synthetic import depth_to_jet, generate_sample
-from ssma_tf.data.unlabeled import UnlabeledDataError, read_index_file
+from ssma_tf.data.unlabeled import UnlabeledDataError, read_index_file, write_index_file
 from ssma_tf.errors import UserInputError
 from ssma_tf.keras_compat import walk_layers
 from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
@@ -373,6 +373,10 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
     photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 2, photo_depth=True)
     with pytest.raises(UnlabeledDataError, match="photos.tfrecords.*not a decodable depth colouring"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=photos))
+    # The one writer of index files (ssma-select-labels, the experiment's random subsets) and the reader agree.
+    written = tmp_path / "subset.txt"
+    write_index_file(str(written), [np.int64(5), 0, 3])
+    assert read_index_file(str(written), count=8) == [5, 0, 3]
     bad = tmp_path / "bad.txt"
     bad.write_text("1\nseven\n")
     with pytest.raises(UnlabeledDataError, match="bad.txt: line 2"):

@@ -161,3 +161,41 @@ def predicted_class_counts(
         if progress is not None:
             progress(sum(len(c) for c in counts))
     return np.concatenate(counts, 0) if counts else np.zeros((0, num_classes), np.int64)
+
+
+def importance_weights(config: Any, checkpoint: str, target: FilePatterns, output: str, *, batch_size: int = 4,
+                       progress: Any = None, log: Any = None) -> tuple[np.ndarray, list[str]]:
+    """Importance-sampling weights of the target images from a baseline's predictions, written to
+    `output` (`ssma_tf.adaptation.importance`: the JSON file a config's `importance_weights` reads).
+
+    Args:
+        config: the adaptation run's config (its model, size, classes and modalities).
+        checkpoint: the baseline the counts come from (a run, a checkpoint or weights file).
+        target: the target records (files or patterns), read in file order.
+        batch_size: images per prediction batch.
+        progress: called with (records done, records in all) after each batch (optional).
+        log: called with the line saying which weights were loaded (optional).
+
+    Returns:
+        The probability of drawing each image, and the target files in the order they count.
+    """
+    from ssma_tf.adaptation.importance import write_weights
+    from ssma_tf.checkpoints.loading import load_weights
+    from ssma_tf.data.datasets import class_names_or_generic
+    from ssma_tf.data.records import records_per_file
+    from ssma_tf.models.factory import build_model
+
+    files = list_record_files(target)
+    per_file = records_per_file(files)
+    total = sum(per_file)
+    model = build_model(config)
+    loaded = load_weights(model, checkpoint)
+    if log is not None:
+        log(f"loaded {loaded}")
+    counts = predicted_class_counts(
+        model, files, modalities=config.record_modalities, fusion=config.is_fusion,
+        input_modality=config.input_modality, height=config.height, width=config.width,
+        num_classes=config.num_classes, batch_size=batch_size, modality2_interpolation=config.interpolations,
+        progress=None if progress is None else (lambda done: progress(done, total)))
+    names = class_names_or_generic(config.dataset, config.palette, config.num_classes)
+    return write_weights(output, files, per_file, counts, names), files

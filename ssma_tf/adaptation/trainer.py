@@ -39,7 +39,7 @@ from ssma_tf.adaptation.views import pool_views
 from ssma_tf.config import ConfigError
 from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
-from ssma_tf.data.datasets import dataset_info_or_none
+from ssma_tf.data.datasets import class_names_or_generic
 from ssma_tf.data.pipeline import config_dataset, list_record_files
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
@@ -376,8 +376,7 @@ class AdaptationTrainer(training.Trainer):
         self.writer.flush()
 
     def _class_names(self) -> list[str]:
-        info = dataset_info_or_none(self.config.dataset, self.config.palette, self.config.num_classes)
-        return list(info.class_names) if info is not None else [f"class{c}" for c in range(self.config.num_classes)]
+        return class_names_or_generic(self.config.dataset, self.config.palette, self.config.num_classes)
 
     def save(self) -> Optional[str]:
         path = super().save()

@@ -8,8 +8,8 @@ PREVIOUS unit's `conv3/BatchNorm` scope, and the block-output batch norms under 
 
 from ssma_tf.layers import ConvBN
 from ssma_tf.models import SSMA
+from ssma_tf.models.widths import BLOCK_UNITS
 
-UNIT_COUNTS = {1: 3, 2: 4, 3: 6, 4: 3}
 
 # eASPP sub-layer → TF1 scope, the atrous branches in rate order (3, 6, 12).
 EASPP_SCOPES = {
@@ -63,7 +63,7 @@ def encoder_pairs(encoder) -> list:
     """(Keras variable, TF1 name under `resnet_v2_50/`) for every weight of an AdapNet++ encoder."""
     pairs = _bn(encoder.get_layer("input_bn"), "conv0") + _conv_bn(encoder.get_layer("conv1"), "conv1")
     previous_conv3 = None
-    for block, count in UNIT_COUNTS.items():
+    for block, count in BLOCK_UNITS.items():
         for index in range(1, count + 1):
             unit = encoder.get_layer(f"block{block}_unit{index}")
             scope = f"block{block}/unit_{index}/bottleneck_v1"

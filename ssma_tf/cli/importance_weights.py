@@ -58,33 +58,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(f"{args.config}: no target_data; give it in the config or with --target_data")
     checkpoint = args.checkpoint or config.initialize or config.checkpoint
 
-    from ssma_tf.adaptation.importance import write_weights
-    from ssma_tf.adaptation.target import predicted_class_counts
-    from ssma_tf.checkpoints.loading import load_weights
-    from ssma_tf.data.datasets import dataset_info_or_none
-    from ssma_tf.data.pipeline import list_record_files
-    from ssma_tf.data.records import records_per_file
-    from ssma_tf.models.factory import build_model
+    from ssma_tf.adaptation.target import importance_weights
     from ssma_tf.progress import Progress
 
     try:
-        files = list_record_files(target)
-        per_file = records_per_file(files)
-        model = build_model(config)
-        print(f"loaded {load_weights(model, checkpoint)}", flush=True)
-        total = sum(per_file)
         started = time.perf_counter()
         # A bar on a terminal, a line every few seconds in a log or a pipe.
         with Progress.bar_or_lines(sys.stderr, unit="images", prefix="predicted target images ") as progress:
-            counts = predicted_class_counts(
-                model, files, modalities=config.record_modalities, fusion=config.is_fusion,
-                input_modality=config.input_modality, height=config.height,
-                width=config.width, num_classes=config.num_classes, batch_size=args.batch_size,
-                modality2_interpolation=config.interpolations,
-                progress=lambda done: progress(done, total))
-        info = dataset_info_or_none(config.dataset, config.palette, config.num_classes)
-        names = list(info.class_names) if info is not None else [f"class{c}" for c in range(config.num_classes)]
-        probabilities = write_weights(args.output, files, per_file, counts, names)
+            probabilities, files = importance_weights(config, checkpoint, target, args.output,
+                                                      batch_size=args.batch_size, progress=progress,
+                                                      log=lambda line: print(line, flush=True))
     except (UserInputError, FileNotFoundError) as error:
         return fail(error)
     share = probabilities.max() * len(probabilities)

@@ -67,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import os
 
+    from ssma_tf.data.unlabeled import write_index_file
     from ssma_tf.files import atomic_write, check_output
     from ssma_tf.semi_supervised.selection import (
         SelectionError,
@@ -110,8 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for budget in budgets:
         chosen = selection.subset(budget)
         path = os.path.join(args.output, f"labeled_{budget}.txt")
-        with atomic_write(path) as stream:
-            stream.write("".join(f"{i}\n" for i in chosen))
+        write_index_file(path, chosen)
         covered = classes_covered(labels, chosen)
         print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels, "
               "if the records have labels)")

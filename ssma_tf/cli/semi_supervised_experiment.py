@@ -41,6 +41,7 @@ MODELS = {
     "ssma": {"model": "SSMA", "freeze_experts": False},
 }
 SEMI = {"classmix": {"method": "classmix"}, "depthmix": {"method": "depthmix"}}
+TRAIN_SCENES = 200  # the synthetic training scenes the experiment writes (and draws subsets from)
 
 
 def make_data(output: pathlib.Path) -> pathlib.Path:
@@ -48,7 +49,7 @@ def make_data(output: pathlib.Path) -> pathlib.Path:
     data = output / "data"
     if not (data / "val.txt").exists():
         run_command("python -m ssma_tf.cli.synthetic", [
-            "--output_dir", data, "--num_train", 200, "--num_val", 50, "--height", 48, "--width", 96,
+            "--output_dir", data, "--num_train", TRAIN_SCENES, "--num_val", 50, "--height", 48, "--width", 96,
             "--seed", 0], step="synthetic scenes", log=output / "data.log")
     for split in ("train", "val"):
         if not (data / f"{split}.tfrecords").exists():
@@ -57,13 +58,14 @@ def make_data(output: pathlib.Path) -> pathlib.Path:
     return data
 
 
-def random_subset(output: pathlib.Path, count: int, seed: int, pool: int = 200) -> pathlib.Path:
-    """A file of `count` record indices drawn at random with `seed`."""
+def random_subset(output: pathlib.Path, count: int, seed: int, pool: int = TRAIN_SCENES) -> pathlib.Path:
+    """A file of `count` record indices of the `pool` training scenes, drawn at random with `seed`."""
+    from ssma_tf.data.unlabeled import write_index_file
+
     path = output / "subsets" / f"random_{count}_seed{seed}.txt"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        chosen = np.random.default_rng(seed).choice(pool, size=count, replace=False)
-        path.write_text("".join(f"{int(i)}\n" for i in sorted(chosen)))
+        write_index_file(str(path), sorted(np.random.default_rng(seed).choice(pool, size=count, replace=False)))
     return path
 
 

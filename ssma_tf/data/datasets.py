@@ -17,6 +17,7 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 
 from ssma_tf.config.yaml_reader import read_yaml_file
+from ssma_tf.constants import generic_class_names
 
 DATASETS_FILE = pathlib.Path(__file__).resolve().with_name("datasets.yaml")
 
@@ -139,6 +140,13 @@ def get_dataset_info(
             f"unknown dataset {name!r}; known datasets in {source}: {', '.join(infos)}"
         )
     return infos[canonical]
+
+
+def class_names_or_generic(name: Optional[str], path: Optional[Union[str, os.PathLike]],
+                           num_classes: int) -> list[str]:
+    """The class names of a config's dataset (`dataset_info_or_none`), else `void, class_1, ...`."""
+    info = dataset_info_or_none(name, path, num_classes)
+    return list(info.class_names) if info is not None else generic_class_names(num_classes)
 
 
 def dataset_info_or_none(

@@ -22,10 +22,18 @@ from ssma_tf.data.pipeline import FilePatterns, list_record_files
 from ssma_tf.data.records import count_records as framed_records
 from ssma_tf.data.records import records_per_file
 from ssma_tf.errors import UserInputError
+from ssma_tf.files import atomic_write
 
 
 class UnlabeledDataError(UserInputError):
     """Unusable records or subset file for semi-supervised training (names the file and key)."""
+
+
+def write_index_file(path: str, indices: Sequence[int]) -> None:
+    """Writes a file of record indices, one a line, as `read_index_file` reads it (atomically:
+    a reader sees the old file or the whole new one)."""
+    with atomic_write(path) as stream:
+        stream.write("".join(f"{int(i)}\n" for i in indices))
 
 
 def read_index_file(path: str, count: Optional[int] = None) -> list[int]:

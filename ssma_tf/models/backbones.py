@@ -32,12 +32,11 @@ from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES
 from ssma_tf.errors import UserInputError
 from ssma_tf.layers import BN_MOMENTUM, EASPP, ConvBN
 from ssma_tf.models.encoder import (
-    RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS, RELEASED_DROPOUT_RATE, SKIP_FILTERS, AdapNetPPEncoder,
+    RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS, RELEASED_DROPOUT_RATE, AdapNetPPEncoder,
     check_dilations, check_image_shape, deserialize_dtype,
 )
+from ssma_tf.models.widths import SKIP_FILTERS
 
-# The outputs of a pyramid backbone, by the stride they are at.
-PYRAMID_OUTPUTS = ("stride4", "stride8", "stride16")
 # MobileNet v2's last layer of each stride that the pyramid takes (keras.applications names).
 MOBILENET_V2_TAPS = {"stride4": "block_2_add", "stride8": "block_5_add", "stride16": "out_relu"}
 # The blocks after MobileNet v2's last downsampling: unstrided (block 13) and dilated (14..16)

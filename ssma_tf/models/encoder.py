@@ -6,16 +6,14 @@ from keras import layers
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.layers import EASPP, ConvBN, ResidualUnit, batch_norm
-from ssma_tf.models.widths import check_widths, encoder_widths, sub_widths
+from ssma_tf.models.widths import SKIP_FILTERS, check_widths, encoder_widths, sub_widths
 
 # Multiscale dilations of the released graph (docs/architecture.md) and of the paper (Section 3.1).
 RELEASED_BLOCK3_DILATIONS = ((1, 2), (1, 2), (1, 2), (1, 2))
 RELEASED_BLOCK4_DILATIONS = ((2, 2), (2, 2), (2, 2))
 PAPER_BLOCK3_DILATIONS = ((1, 2), (1, 4), (1, 8), (1, 16))
 PAPER_BLOCK4_DILATIONS = ((2, 4), (2, 8), (2, 16))
-RELEASED_DROPOUT_RATE = 0.7  # keep probability 0.3
-PAPER_DROPOUT_RATE = 0.5
-SKIP_FILTERS = 24
+RELEASED_DROPOUT_RATE = 0.7  # keep probability 0.3 (the paper's Section 3.1 says 0.5)
 
 
 def check_dilations(name: str, value, count: int):

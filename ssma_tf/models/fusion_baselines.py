@@ -31,20 +31,16 @@ from keras import layers, ops
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import END_TO_END_FUSIONS, FUSION_METHODS, SSMA_FUSION
 from ssma_tf.layers import ConvBN, ScaledIdentity
+from ssma_tf.losses import LOG_EPSILON  # the released loss adds the same inside its log
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
+from ssma_tf.models.widths import BLOCK_UNITS
 
 BASELINES = tuple(name for name in FUSION_METHODS if name != SSMA_FUSION)
-# Baselines that combine two whole unimodal networks (encoder and decoder each).
-WHOLE_EXPERTS = ("average", "maximum", "late", "cmode")
-# Units per block of the AdapNet++ encoder (a ResNet-50), for FuseNet's stage-wise fusion.
-BLOCK_UNITS = {1: 3, 2: 4, 3: 6, 4: 3}
-# Added to probabilities before a logarithm (the released loss adds the same inside its log).
-LOG_EPSILON = 1e-10
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

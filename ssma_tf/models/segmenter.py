@@ -10,7 +10,7 @@ released graph's `softmax` tensor.
 
 from typing import Any, Mapping
 
-MAIN_OUTPUT = "softmax"
+from ssma_tf.losses import MAIN_OUTPUT
 
 
 class SegmenterTraining:

@@ -9,9 +9,9 @@ from ssma_tf.models.backbones import build_encoder
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
-from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths, sub_widths
+from ssma_tf.models.widths import DECODER_LAYERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, SKIP_FILTERS, check_image_shape, check_num_classes, deserialize_dtype,
+    RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, deserialize_dtype,
     encoder_options, resolve_dilations,
 )
 

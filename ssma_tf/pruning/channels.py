@@ -16,7 +16,7 @@ import keras
 from ssma_tf.layers import ConvBN, SSMABlock
 from ssma_tf.models.factory import is_fusion
 from ssma_tf.models.widths import (
-    BLOCK_FILTERS, BLOCK_UNITS, DECODER_LAYERS, EXPANSION, MODALITY_PREFIXES, SSMA_BLOCKS, released_widths,
+    BLOCK_FILTERS, BLOCK_UNITS, DECODER_LAYERS, MODALITY_PREFIXES, SSMA_BLOCKS, released_widths,
 )
 
 # Scopes a stage may name (`ssma_tf.pruning.staged`): the encoder blocks (Res2..Res5 in the
@@ -215,7 +215,3 @@ def feature_maps(model: keras.Model) -> list:
     assert all(m.name in known for m in maps), [m.name for m in maps if m.name not in known]
     return maps
 
-
-def residual_width(unit_filters: int) -> int:
-    """The residual (output) width of a unit of bottleneck width `unit_filters`."""
-    return unit_filters * EXPANSION
