@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
 import keras
@@ -18,7 +19,9 @@ import numpy as np
 
 from ssma_tf.checkpoints.loading import unimodal_encoder_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
-from ssma_tf.data.scene import build_scene_dataset
+from ssma_tf.config import ConfigWarning
+from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
+from ssma_tf.data.scene import build_scene_dataset, largest_class_id
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path
 from ssma_tf.models.scene import SSMASceneClassifier
@@ -114,10 +117,21 @@ def train_scene_classifier(
 
     Raises:
         ValueError: `experts` of another length than `modalities`.
+        UserInputError: a record's class id is not below `num_classes` (naming the file).
     """
     log = log or (lambda line: None)
     if experts is not None and len(experts) != modalities:
         raise ValueError(f"{len(experts)} expert checkpoints for {modalities} modalities; give one per modality")
+    # Before the model is built: a class id out of range was a TensorFlow traceback mid-training.
+    largest, where = largest_class_id(train_data)
+    if largest >= num_classes:
+        raise UserInputError(f"{where}: a scene has class id {largest}, but there are {num_classes} classes "
+                             f"(ids 0..{num_classes - 1}); give --num_classes {largest + 1} or more", where)
+    for index, source in enumerate(experts or ()):
+        found = other_modality_run(os.fspath(source), index)
+        if found is not None:
+            warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
+                          stacklevel=2)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts)

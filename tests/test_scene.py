@@ -157,3 +157,54 @@ def test_experts_trained_with_the_classifier_have_a_gradient_for_every_trainable
     for expert in model.encoders:
         assert len(expert.trainable_variables) > 150 and {id(v) for v in expert.trainable_variables} <= trained
         assert not trained & {id(v) for name in ("skip1", "skip2") for v in expert.get_layer(name).weights}
+
+
+def test_convert_keeps_existing_records_and_names_16_bit_images(records, tmp_path, capsys):
+    target = tmp_path / "kept.tfrecords"
+    target.write_bytes(b"earlier records")
+    args = ["convert", "-f", str(records / "scenes.txt"), "-r", str(target), "--modalities", "2"]
+    # Before: replaced without a word (ssma-convert refuses).
+    assert cli.main(args) == 2
+    assert "--record" in capsys.readouterr().err and target.read_bytes() == b"earlier records"
+    assert cli.main(args + ["--overwrite"]) == 0
+    assert "24 scenes of 2 modalities" in capsys.readouterr().out
+    # Raw 16-bit depth keeps only its high byte, as in ssma-convert: said once, with the line.
+    from PIL import Image
+
+    Image.fromarray(np.full((H, W), 3000, np.uint16)).save(tmp_path / "depth16.png")
+    listed = write_list(tmp_path / "raw.txt", [f"{records}/0_a.png depth16.png 0"])
+    assert cli.main(["convert", "-f", str(listed), "-r", str(tmp_path / "raw.tfrecords")]) == 0
+    error = capsys.readouterr().err
+    assert f"warning: {listed}, line 1: {tmp_path / 'depth16.png'} is a 16-bit image" in error
+
+
+def test_training_refuses_a_class_id_out_of_range_before_building_the_model(records, tmp_path, monkeypatch):
+    import ssma_tf.scene
+
+    monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", lambda *a, **k: pytest.fail("model built"))
+    # Before: InvalidArgumentError "Received a label value of 2 which is outside the valid range".
+    with pytest.raises(UserInputError, match=r"scenes\.tfrecords: a scene has class id 2, but there are 2 classes "
+                                             r"\(ids 0\.\.1\); give --num_classes 3 or more"):
+        train_scene_classifier(str(records / "scenes.tfrecords"), str(tmp_path / "run"), num_classes=2,
+                               modalities=2, height=16, width=16, steps=1, batch_size=2)
+
+
+def test_an_expert_trained_on_another_modality_is_named(records, tmp_path):
+    from ssma_tf.checkpoints.tf1_import import CheckpointError
+    from ssma_tf.config import ConfigWarning
+
+    runs = []
+    for name, read in (("rgb", "modality1"), ("depth", "modality2")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.yaml").write_text(f"model: AdapNet_pp\ninput_modality: {read}\n")
+        (run / "final.weights.h5").write_bytes(b"not weights")
+        runs.append(str(run / "final.weights.h5"))
+    # Swapped (before: trained without a word, as ssma-train's stage 2 warns).
+    with pytest.warns(ConfigWarning) as caught, pytest.raises(CheckpointError):
+        train_scene_classifier(str(records / "scenes.tfrecords"), str(tmp_path / "out"), num_classes=3,
+                               modalities=2, height=16, width=16, steps=1, batch_size=2,
+                               experts=runs[::-1], expert_classes=3)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2 and messages[0].startswith(f"expert 1 ({runs[1]}): the run {tmp_path / 'depth'} "
+                                                         "was trained on modality2")

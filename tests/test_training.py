@@ -656,3 +656,19 @@ def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):
     directory = tmp_path / "checkpoints"
     assert (directory / "final.weights.h5").is_file()
     assert [p.name for p in directory.iterdir() if p.name.startswith(".worker")] == []
+
+
+def test_the_first_log_line_says_which_images_of_each_record_are_read():
+    """An SSMA over two of three recorded modalities, or an expert of modality 2, reads a part of
+    each record: the start of the run says which (before: nothing said it)."""
+    from ssma_tf.training.trainer import _images_read
+
+    common = dict(num_classes=3, height=32, width=64, batch_size=1, max_iteration=1, learning_rate=1e-3,
+                  checkpoint="c", train_data="t")
+
+    def read(**values):
+        return _images_read(config_from_dict(dict(common, **values), check_paths=False))
+
+    assert read(model="AdapNet_pp", input_modality="modality2") == "modality2"
+    assert read(model="SSMA") == "modality1, modality2"
+    assert read(model="SSMA", modalities=["rgb", "depth", "nir"]) == "modality1 (rgb), modality2 (depth), modality3 (nir)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import keras
 
@@ -93,7 +93,10 @@ def _check_run_model(config: Any, path: str, resolved: str) -> None:
     variable path in the message.
     """
     trained = run_model(resolved)  # None: no run config, or none this check can use
-    if trained is None or trained.lower() == str(config.model).lower():
+    if trained is not None and trained.lower() == str(config.model).lower():
+        _check_run_modalities(config, path, resolved)
+        return
+    if trained is None:
         return
     where = "" if config.source == "<dict>" else f"{config.source}: "
     starting = config.mode == "train" and path == config.initialize
@@ -108,6 +111,28 @@ def _check_run_model(config: Any, path: str, resolved: str) -> None:
     raise CheckpointError(
         f"{where}{key}{path} is a run of model: {trained} (its {RUN_CONFIG}), but the config says model: "
         f"{config.model}{hint}"
+    )
+
+
+def _check_run_modalities(config: Any, path: str, resolved: str) -> None:
+    """A fusion run's checkpoint for a config that fuses another number of modalities fails here.
+
+    Found when the weights are loaded otherwise, as a shape or array-count mismatch that does not
+    say why (a stage-3 config copied from the two-modality template, without `modalities:`, for a
+    stage 2 over three).
+    """
+    if not config.is_fusion:
+        return
+    raw = saved_run_config(resolved)
+    listed = raw.get("modalities")
+    trained = len(listed) if isinstance(listed, list) and listed else 2
+    if trained == config.num_modalities:
+        return
+    where = "" if config.source == "<dict>" else f"{config.source}: "
+    raise CheckpointError(
+        f"{where}{path} is a run over {trained} modalities (its {RUN_CONFIG}: modalities "
+        f"{listed if listed else '(two, the default)'}), but this config fuses {config.num_modalities}; "
+        f"give the config the run's modalities list (one name per image of the records)"
     )
 
 
@@ -176,6 +201,23 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     return messages
 
 
+def other_modality_run(source: str, index: int) -> Optional[tuple[str, str]]:
+    """(run folder, the modality it read) when `source` is a checkpoint of an AdapNet++ run that
+    read another modality than the expert of modality `index + 1`, which it is about to start;
+    None otherwise (no run config, an unreadable one, the right modality)."""
+    run = find_run_config(source)
+    if run is None:
+        return None
+    try:
+        raw = read_run_config(run)
+    except ConfigError:
+        return None  # named when the weights are loaded, if it matters
+    read = raw.get("input_modality") or "modality1"
+    if raw.get("model") != ADAPNET_PP or read == f"modality{index + 1}":
+        return None
+    return os.path.dirname(run), read
+
+
 def swapped_expert_warnings(config: Any) -> list[str]:
     """Warnings for expert checkpoints whose run read another modality than the expert they start.
 
@@ -189,22 +231,16 @@ def swapped_expert_warnings(config: Any) -> list[str]:
     """
     warnings: list[str] = []
     for index, source in enumerate((config.expert_checkpoints or ()) if config.is_fusion else ()):
-        run = find_run_config(source)
-        if run is None:
-            continue
-        try:
-            raw = read_run_config(run)
-        except ConfigError:
-            continue  # named when the weights are loaded, if it matters
-        read = raw.get("input_modality") or "modality1"
-        if raw.get("model") != ADAPNET_PP or read == f"modality{index + 1}":
-            continue
-        warnings.append(
-            f"{_where(config)}key '{_expert_key(config, index)}': the run {os.path.dirname(run)} was trained on {read} "
-            f"(input_modality in its {RUN_CONFIG}) but starts the modality{index + 1} expert; if the "
-            "checkpoints are in the wrong order, swap them"
-        )
+        found = other_modality_run(source, index)
+        if found is not None:
+            warnings.append(f"{_where(config)}key '{_expert_key(config, index)}': " + swapped_expert_line(*found, index))
     return warnings
+
+
+def swapped_expert_line(run: str, read: str, index: int) -> str:
+    """What `swapped_expert_warnings` says of one expert (after the key or flag that named it)."""
+    return (f"the run {run} was trained on {read} (input_modality in its {RUN_CONFIG}) but starts the "
+            f"modality{index + 1} expert; if the checkpoints are in the wrong order, swap them")
 
 
 @contextlib.contextmanager

@@ -209,8 +209,13 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
 
 
 def _class_hint(have: list, need: list, model: Any) -> str:
+    """" (the checkpoint has N classes, the model M)" when the shapes differ in class axes only
+    (the last, and for `up3`'s (8, 8, C, C) kernel the last two); a kernel of another layer whose
+    last axis happens to equal the class count gets no hint."""
     classes = getattr(model, "num_classes", None)
-    if classes is not None and have and need and need[-1] == classes and have[-1] != classes:
+    differing = [i for i, (a, b) in enumerate(zip(have, need)) if a != b]
+    if (classes is not None and have and need and len(have) == len(need) and need[-1] == classes
+            and have[-1] != classes and all(need[i] == classes for i in differing)):
         return f" (the checkpoint has {have[-1]} classes, the model {classes})"
     return ""
 

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-r", "--record", required=True, help="output TFRecord file")
     convert.add_argument("--modalities", type=int, default=None, help="images per line (an error otherwise)")
     convert.add_argument("--num_classes", type=int, default=None, help="a class id >= this is an error")
+    convert.add_argument("--overwrite", action="store_true",
+                         help="replace the record file if it exists (without it, an existing one is an error)")
     train = commands.add_parser("train", help="train an SSMA scene classifier")
     train.add_argument("--train_data", required=True, nargs="+", help="scene records (files or patterns)")
     train.add_argument("--output", required=True, help="folder for scene.keras")
@@ -105,6 +107,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "evaluate" and args.json:
             check_output(args.json, what="--json")
         if args.command == "convert":
+            # As ssma-convert: existing records are replaced only when asked, 16-bit images named.
+            check_output(args.record, what="--record", overwrite=args.overwrite)
+            from ssma_tf.data.convert import sixteen_bit_warning
+            from ssma_tf.data.scene import read_scene_lines
+
+            number, paths, _ = read_scene_lines(args.file, args.modalities)[0]  # the first line's headers
+            for warning in filter(None, map(sixteen_bit_warning, paths)):
+                print(f"warning: {args.file}, line {number}: {warning}", file=sys.stderr, flush=True)
             summary = write_scene_records(args.file, args.record, args.modalities, args.num_classes)
             print(f"{summary['samples']} scenes of {summary['modalities']} modalities, classes "
                   f"{summary['class_histogram']} -> {args.record}")

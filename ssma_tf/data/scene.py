@@ -42,10 +42,10 @@ def read_scene_list(path: str, modalities: Optional[int] = None) -> List[Tuple[T
             line with too few columns or other columns than the lines before it, or a class id
             that is not a non-negative integer; the message names the file and the line.
     """
-    return [(images, class_id) for _, images, class_id in _read_scene_lines(path, modalities)]
+    return [(images, class_id) for _, images, class_id in read_scene_lines(path, modalities)]
 
 
-def _read_scene_lines(path: str, modalities: Optional[int]) -> List[Tuple[int, Tuple[str, ...], int]]:
+def read_scene_lines(path: str, modalities: Optional[int]) -> List[Tuple[int, Tuple[str, ...], int]]:
     """`read_scene_list` with each entry's line number first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -113,7 +113,7 @@ def write_scene_records(
         ValueError, FileNotFoundError: an unreadable image or images of different sizes, naming
             the list file and line.
     """
-    entries = _read_scene_lines(list_file, modalities)
+    entries = read_scene_lines(list_file, modalities)
     histogram: Dict[int, int] = {}
     with contextlib.ExitStack() as stack:
         temporary = stack.enter_context(atomic_path(os.fspath(output)))
@@ -130,6 +130,19 @@ def write_scene_records(
                 histogram[class_id] = histogram.get(class_id, 0) + 1
     return {"samples": len(entries), "modalities": len(entries[0][1]),
             "class_histogram": dict(sorted(histogram.items()))}
+
+
+def largest_class_id(file_patterns) -> tuple[int, str]:
+    """The largest class id in scene records, and the file that holds it (a pass over the ids only)."""
+    largest, where = -1, ""
+    spec = {CLASS_ID: tf.io.FixedLenFeature([], tf.int64)}
+    for path in list_record_files(file_patterns):
+        ids = tf.data.TFRecordDataset(path).map(lambda record: tf.io.parse_single_example(record, spec)[CLASS_ID])
+        for batch in ids.batch(4096):
+            top = int(tf.reduce_max(batch))
+            if top > largest:
+                largest, where = top, path
+    return largest, where
 
 
 def build_scene_dataset(

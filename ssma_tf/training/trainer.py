@@ -715,9 +715,9 @@ class Trainer:
         # `gpu_id: '0'` (every released config) trains on the CPU where no GPU is visible: say which.
         device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
         self._log(
-            f"training {self.model.name} ({self.model.count_params():,} weights{learning}) from step {start} "
-            f"to {total} on {replicas} replica(s) ({device}), batch {config.batch_size}; checkpoints in "
-            f"{config.checkpoint}"
+            f"training {self.model.name} ({self.model.count_params():,} weights{learning}) on "
+            f"{_images_read(config)} of each record, from step {start} to {total} on {replicas} replica(s) "
+            f"({device}), batch {config.batch_size}; checkpoints in {config.checkpoint}"
         )
         bar = Progress(end, stream=sys.stdout, unit="steps")  # drawn on a terminal only
         window: list[float] = []
@@ -936,3 +936,13 @@ def train(config: Any, **kwargs: Any) -> TrainResult:
         The `TrainResult`.
     """
     return Trainer(config, **kwargs).run()
+
+
+def _images_read(config: Any) -> str:
+    """Which images of each record a run reads, for its first log line: "modality2", or
+    "modality1 (rgb), modality2 (depth)". Records may hold more (an SSMA over two of three
+    modalities, an expert of modality 2): the line tells which ones this run takes."""
+    if not config.is_fusion:
+        return str(config.input_modality)
+    names = config.modalities or (None,) * config.num_modalities
+    return ", ".join(f"modality{i}" + (f" ({name})" if name else "") for i, name in enumerate(names, start=1))

@@ -221,3 +221,13 @@ def test_a_tf1_checkpoint_of_another_class_count_is_named_before_the_model_is_bu
     with pytest.raises(CheckpointError) as caught:
         check_checkpoint_fits(config, prefix)
     assert _one_line(caught.value) == expected + (advice if mode == "train" else "")
+
+
+def test_the_class_hint_is_given_only_where_class_axes_differ():
+    from ssma_tf.checkpoints.reading import _class_hint
+
+    model = type("Four", (), {"num_classes": 4})()
+    assert _class_hint([1, 1, 256, 12], [1, 1, 256, 4], model) == " (the checkpoint has 12 classes, the model 4)"
+    assert _class_hint([8, 8, 12, 12], [8, 8, 4, 4], model) == " (the checkpoint has 12 classes, the model 4)"
+    # A kernel of another layer that ends in 4 channels (before: "the checkpoint has 256 classes").
+    assert _class_hint([3, 3, 280, 256], [1, 1, 256, 4], model) == ""
