@@ -12,12 +12,13 @@ flags, may name
 
 from __future__ import annotations
 
+import json
 import os
 
 from ssma_tf.checkpoints.reading import (
     OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables,
 )
-from ssma_tf.constants import FINAL_WEIGHTS, WEIGHTS_SUFFIXES
+from ssma_tf.constants import EXPORT_METADATA, FINAL_WEIGHTS, RUN_CONFIG, WEIGHTS_SUFFIXES
 from ssma_tf.files import checkpoint_prefix
 
 FORMAT_TF1 = "tf1"
@@ -56,7 +57,7 @@ def resolve_weights(path: str) -> tuple[str, str]:
         if latest is None:
             raise CheckpointError(
                 f"{path} is a directory without a 'checkpoint' state file, a {FINAL_WEIGHTS} or a single "
-                "checkpoint (*.index)"
+                f"checkpoint (*.index){_what_folder(path)}"
             )
         path = latest
     if not os.path.isfile(path + ".index"):
@@ -66,3 +67,21 @@ def resolve_weights(path: str) -> tuple[str, str]:
         )
     names = list_variables(path)  # a damaged index is a CheckpointError naming the path
     return (FORMAT_TF2 if OBJECT_GRAPH_KEY in names else FORMAT_TF1), path
+
+
+def _what_folder(path: str) -> str:
+    """What a folder without weights is, when it says: an export of `ssma-export` (run it with
+    its backend) or a training run that has not saved yet."""
+    metadata = os.path.join(path, EXPORT_METADATA)
+    if os.path.isfile(metadata):
+        try:
+            with open(metadata, encoding="utf-8") as handle:
+                backend = json.load(handle).get("backend")
+        except (OSError, ValueError, AttributeError):
+            backend = None
+        if backend in ("openvino", "tflite"):
+            return f": it is an {backend} export of ssma-export; run it with --backend {backend}"
+        return ": it is an export of ssma-export (a SavedModel: load it with tf.saved_model.load), not weights"
+    if os.path.isfile(os.path.join(path, RUN_CONFIG)):
+        return ": it is a training run that has not saved a checkpoint yet"
+    return ""

@@ -39,7 +39,7 @@ from ssma_tf.cli.common import add_model_source, add_version, command, model_sou
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    from ssma_tf.constants import INTERPOLATIONS  # no TensorFlow: --help stays quick
+    from ssma_tf.constants import INPUT_MODALITIES, INTERPOLATIONS  # no TensorFlow: --help stays quick
 
     parser = argparse.ArgumentParser(
         prog="ssma-export",
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, help="the SavedModel folder to write")
     parser.add_argument("--size", help="HEIGHTxWIDTH to resize inputs to inside the graph, or 'input' for no "
                         "resizing (inputs must be multiples of 16); default: the config's size, else 'input'")
+    parser.add_argument("--input_modality", choices=INPUT_MODALITIES,
+                        help="AdapNet++: which modality of the records its image is (modality2 for a depth expert: "
+                        "resized and calibrated as that one); default: the config's, else modality1")
     parser.add_argument("--modality2_interpolation", choices=INTERPOLATIONS,
                         help="SSMA: how modality 2 is resized (default: the config's, else nearest)")
     parser.add_argument("--fold_batch_norm", action="store_true",
@@ -105,6 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Bad input (config, checkpoint, an existing output) ends the command with one line (`command`).
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
+    input_modality = _input_modality(args, setup)
     if args.format != "saved_model":
         from ssma_tf.inference.deploy import export_deployed
 
@@ -114,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = export_deployed(
             setup.model, args.output, format=args.format, size=fixed, int8=args.int8,
             calibration=args.calibration, calibration_samples=args.calibration_samples,
-            input_modality=setup.input_modality,
+            input_modality=input_modality,
             modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
             dataset=setup.dataset, overwrite=args.overwrite, log=lambda line: print(line, flush=True),
         )
@@ -124,10 +128,30 @@ def main(argv: Optional[List[str]] = None) -> int:
         setup.model, args.output, size=size if args.size is not None else setup.size,
         modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
         fold_batch_norm=args.fold_batch_norm, tflite=args.tflite, dataset=setup.dataset,
-        input_modality=setup.input_modality, overwrite=args.overwrite, log=lambda line: print(line, flush=True),
+        input_modality=input_modality, overwrite=args.overwrite, log=lambda line: print(line, flush=True),
     )
     print(report)
     return 0
+
+
+def _input_modality(args: argparse.Namespace, setup) -> str:
+    """The modality an exported AdapNet++ reads, said once: from --input_modality, the run's
+    config, or the default (an expert of depth exported from its `.keras` file alone was labelled
+    modality1, and --int8 calibrated it on colour images, without a word)."""
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.models.factory import is_fusion
+
+    if is_fusion(setup.model):
+        if args.input_modality is not None:
+            raise UserInputError("--input_modality is for AdapNet++; SSMA reads every modality")
+        return setup.input_modality
+    if args.input_modality is not None:
+        return args.input_modality
+    if setup.size is not None:  # a run config said it
+        return setup.input_modality
+    print(f"input_modality: {setup.input_modality} (no config says otherwise; give --input_modality for an "
+          "expert of another modality)", flush=True)
+    return setup.input_modality
 
 
 if __name__ == "__main__":

@@ -166,6 +166,9 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if args.size is not None or args.attention or args.precision != "auto":
         parser.error(f"--backend {args.backend}: --size, --attention and --precision are for the tensorflow "
                      "backend (an export has a fixed size and precision)")
+    if args.compare is not None:  # before: ignored, no improvement map and no word
+        parser.error(f"--backend {args.backend}: --compare is for the tensorflow backend; compare the runs (or "
+                     "their checkpoints) the exports come from")
 
     import numpy as np
 

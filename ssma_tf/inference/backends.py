@@ -20,12 +20,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ssma_tf.constants import EXPORT_METADATA
 from ssma_tf.errors import UserInputError
 from ssma_tf.resampling import resize_methods
 
 BACKENDS = ("tensorflow", "openvino", "tflite")
 EXPORTED_BACKENDS = ("openvino", "tflite")
-METADATA_FILE = os.path.join("assets.extra", "ssma_tf.json")
+METADATA_FILE = EXPORT_METADATA
 # The Python package each backend's runtime comes from.
 RUNTIME_PACKAGES = {"openvino": "openvino", "tflite": "ai_edge_litert", "nncf": "nncf"}
 
@@ -202,7 +203,7 @@ class ExportedPredictor:
         """As `Predictor.predict`, without gates."""
         import tensorflow as tf
 
-        from ssma_tf.inference.predictor import Prediction, at_input_size
+        from ssma_tf.inference.predictor import Prediction, at_input_size, check_pixel_range
 
         if gates:
             raise ValueError("an exported model has no attention gates; predict with the TensorFlow backend")
@@ -213,6 +214,7 @@ class ExportedPredictor:
             if not self.fusion:
                 raise ValueError("AdapNet++ takes one image")
             raise ValueError(f"this SSMA fuses {self.num_modalities} modalities, got {len(images)} images")
+        check_pixel_range([np.asarray(image) for image in images])
         arrays = [np.asarray(image, np.float32) for image in images]
         single = arrays[0].ndim == 3
         if single:

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 import ssma_tf
+from ssma_tf.constants import EXPORT_METADATA
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
@@ -48,7 +49,6 @@ from ssma_tf.models.factory import is_fusion, model_name, num_modalities
 from ssma_tf.resampling import resize_methods
 
 SIGNATURE_KEY = "serving_default"
-METADATA_FILE = os.path.join("assets.extra", "ssma_tf.json")
 TFLITE_TYPES = ("float32", "float16")
 # Largest difference of any probability between the folded and the original graph.
 FOLD_TOLERANCE = 1e-4
@@ -248,7 +248,7 @@ def export_saved_model(
             say(f"converted to TFLite {kind} ({report.seconds[f'tflite_{kind}']:.0f} s)")
 
         report.metadata = _metadata(model, size, modality2_interpolation, report, dataset, input_modality)
-        with atomic_write(os.path.join(staging, METADATA_FILE)) as handle:
+        with atomic_write(os.path.join(staging, EXPORT_METADATA)) as handle:
             json.dump(report.metadata, handle, indent=2)
             handle.write("\n")
     return report
@@ -287,12 +287,6 @@ def convert_to_tflite(saved_model_dir: str, output_path: str, kind: str = "float
     with atomic_write(output_path, "wb") as handle:
         handle.write(content)
     return len(content)
-
-
-def read_metadata(export_dir: str) -> Dict[str, Any]:
-    """The `assets.extra/ssma_tf.json` of an export."""
-    with open(os.path.join(export_dir, METADATA_FILE), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def _metadata(

@@ -128,7 +128,7 @@ def predict_files(
         )
     if compare is not None:
         if compare.num_classes != num_classes:
-            raise ValueError(
+            raise PredictionError(
                 f"the compared model predicts {compare.num_classes} classes, this one {num_classes}: "
                 "an improvement map needs models of one dataset"
             )

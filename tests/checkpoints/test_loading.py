@@ -188,6 +188,16 @@ def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_t
         unimodal = config_from_dict(dict(common, model="AdapNet_pp", initialize=str(run)), check_paths=False)
         check_checkpoint_fits(unimodal, unimodal.initialize)
     assert check_checkpoint_fits(fusion, fusion.initialize)  # the same network: on to loading
+    # A run over three modalities for a config that fuses two (a stage-3 config copied from the
+    # two-modality template; before: an array-count or class-count error that did not say why).
+    (run / "config.yaml").write_text("model: SSMA\nmodalities: [rgb, depth, nir]\n")
+    with pytest.raises(CheckpointError, match=rf"^s3.config: {run / 'final.weights.h5'} is a run over 3 modalities "
+                                              r"\(its config.yaml: modalities \['rgb', 'depth', 'nir'\]\), but this "
+                                              r"config fuses 2; give the config the run's modalities list"):
+        check_checkpoint_fits(fusion, fusion.initialize)
+    three = config_from_dict(dict(common, model="SSMA", modalities=["rgb", "depth", "nir"],
+                                  initialize=str(run / "final.weights.h5")), source="s3.config", check_paths=False)
+    assert check_checkpoint_fits(three, three.initialize)
 
 
 def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_path, monkeypatch):
@@ -264,3 +274,23 @@ def test_a_keras_file_on_another_backbone_than_the_config_is_named(tmp_path):
         model_from_config(config)
     config = config_from_dict(dict(values, backbone="mobilenet_v2"), mode="eval", source="e.config", check_paths=False)
     assert model_from_config(config).backbone == "mobilenet_v2"
+
+
+def test_a_folder_without_weights_says_what_it_is(tmp_path):
+    """An OpenVINO export given as a checkpoint (ssma-predict without --backend), a run that has
+    not saved yet: the error said only what the folder lacks."""
+    import json
+
+    from ssma_tf.checkpoints.resolve import resolve_weights
+
+    export = tmp_path / "ssma_ov"
+    (export / "assets.extra").mkdir(parents=True)
+    (export / "assets.extra" / "ssma_tf.json").write_text(json.dumps({"backend": "openvino"}))
+    with pytest.raises(CheckpointError, match=r"\(\*\.index\): it is an openvino export of ssma-export; run it with "
+                                              r"--backend openvino$"):
+        resolve_weights(str(export))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: AdapNet_pp\n")
+    with pytest.raises(CheckpointError, match="it is a training run that has not saved a checkpoint yet$"):
+        resolve_weights(str(run))

@@ -147,6 +147,15 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
     with pytest.raises(SystemExit):
         predict_cli.main([str(folder), "--backend", "openvino", "--modality1", image, "--attention",
                           "--output", str(output)])
+    capsys.readouterr()
+    # Nor an improvement map against another model (before: --compare was ignored, exit 0).
+    with pytest.raises(SystemExit):
+        predict_cli.main([str(folder), "--backend", "openvino", "--modality1", image, "--compare", str(folder),
+                          "--output", str(tmp_path / "cmp")])
+    assert "--compare is for the tensorflow backend" in capsys.readouterr().err
+    # The export given without its backend: the error says which (before: only what the folder lacks).
+    assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "tf")]) == 2
+    assert "it is an openvino export of ssma-export; run it with --backend openvino" in capsys.readouterr().err
 
 
 def test_float32_openvino_and_tflite_exports_compute_the_keras_softmax(tmp_path):
@@ -284,3 +293,20 @@ def test_without_the_extra_the_commands_name_it_in_one_line(monkeypatch, tmp_pat
     status = evaluate_cli.main(["-c", str(config), "--backend", "openvino", "--exported", str(tmp_path)])
     error = capsys.readouterr().err.strip()
     assert status == 2 and "\n" not in error and "ssma-tf[deploy]" in error
+
+
+def test_int8_tflite_takes_0_to_255_whatever_the_calibration_images_hold(tmp_path):
+    """Calibrated on dark images (40..42), the full-integer TFLite file took its uint8 input scaled
+    by the calibration range (scale 0.0078 here), not the 0..255 pixels the docs promise, and
+    the runner clipped brighter pixels: 42 % of a bright image's pixels agreed with Keras."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    dark = _three_modality_records(tmp_path / "dark.tfrecords")
+    model = small_segmenter(seed=5)
+    bright = np.random.default_rng(0).uniform(0, 255, (1, HEIGHT, WIDTH, 3)).astype(np.float32)
+    deploy.export_deployed(model, tmp_path / "tflite", format="tflite", size=(HEIGHT, WIDTH), int8=True,
+                           calibration=[dark], calibration_samples=3)
+    (detail,) = Interpreter(model_path=str(tmp_path / "tflite" / "model_int8.tflite")).get_input_details()
+    assert detail["dtype"] == np.uint8 and detail["quantization"] == (1.0, 0)
+    got = backends.load_exported(tmp_path / "tflite", "tflite")([bright]).argmax(-1)
+    assert (got == model(bright)["softmax"].numpy().argmax(-1)).mean() > 0.75  # 0.84 measured

@@ -12,6 +12,7 @@ from keras import layers
 
 from ssma_tf.files import atomic_path
 from ssma_tf.inference import export
+from ssma_tf.inference.backends import read_export_metadata
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.keras_compat import walk_layers
 from ssma_tf.models import SSMA, AdapNetPP
@@ -81,7 +82,7 @@ def test_saved_model_serves_what_the_keras_model_computes(adapnet, exported):
 
 
 def test_export_metadata_describes_the_signature(exported):
-    metadata = export.read_metadata(str(exported))
+    metadata = read_export_metadata(str(exported))
     assert metadata["model"] == "AdapNet_pp" and metadata["num_classes"] == 4
     assert metadata["inputs"] == ["image"] and metadata["channel_order"] == "BGR"
     assert metadata["size"] == [HEIGHT, WIDTH] and metadata["batch_norm_folded"] == 58
@@ -211,3 +212,19 @@ def test_metadata_says_which_modality_an_experts_image_input_is(adapnet):
     report = export.ExportReport(path="unused", metadata={})
     metadata = export._metadata(adapnet, (64, 128), "nearest", report, None, "modality2")
     assert metadata["inputs"] == ["image"] and metadata["input_modality"] == "modality2"
+
+
+def test_the_modality_an_exported_expert_reads_is_given_or_said(adapnet, tmp_path, monkeypatch, capsys):
+    """A depth expert exported from its weights alone was labelled modality1 (resized bilinearly,
+    calibrated on colour images) without a word; ssma-export had no --input_modality."""
+    weights = str(tmp_path / "depth.weights.h5")
+    adapnet.save_weights(weights)
+    seen = []
+    monkeypatch.setattr(export, "export_saved_model", lambda model, output, **kwargs: seen.append(kwargs) or "done")
+    base = ["--checkpoint", weights, "--model", "AdapNet_pp", "--num_classes", "4", "--output", str(tmp_path / "o")]
+    assert _load_tool("export").main(base + ["--input_modality", "modality2"]) == 0
+    assert seen[-1]["input_modality"] == "modality2" and "input_modality:" not in capsys.readouterr().out
+    assert _load_tool("export").main(base) == 0
+    assert seen[-1]["input_modality"] == "modality1"
+    assert ("input_modality: modality1 (no config says otherwise; give --input_modality for an expert of another "
+            "modality)") in capsys.readouterr().out

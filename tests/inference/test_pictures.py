@@ -139,3 +139,13 @@ def test_a_fusion_model_compared_with_one_of_fewer_modalities_gets_the_first_of_
     with pytest.raises(PredictionError, match="sample 'a': SSMA needs modality3 too"):
         predict_files(two, [Sample("a", images[0], images[1], label=sample.label)], tmp_path / "out2",
                       compare=_FixedPredictor(label, modalities=3))
+
+
+def test_a_compared_model_of_another_class_count_is_a_prediction_error(tmp_path):
+    """Before: a plain ValueError, a traceback from the commands."""
+    import types
+
+    predictor = types.SimpleNamespace(num_classes=4, fusion=False)
+    other = types.SimpleNamespace(num_classes=7, fusion=False)
+    with pytest.raises(PredictionError, match="the compared model predicts 7 classes, this one 4"):
+        predict_files(predictor, [], tmp_path / "out", compare=other)
