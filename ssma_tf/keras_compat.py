@@ -17,6 +17,10 @@ each of them against the installed Keras.
 - `ExternalGradientAggregation`: an optimizer mixin that can skip Keras' all-reduce of the
   gradients (the TensorFlow optimizer's `_all_reduce_sum_gradients` hook), for a training step
   that all-reduces them itself. Keras 3 has no public switch for it.
+- `scale_loss_for_replicas`: a loss divided by the number of replicas in sync, as Keras' own
+  losses are inside `Loss.__call__` (`keras.src.losses.loss.scale_loss_for_distribution`); the
+  trainer's loss tracker multiplies it back. A loss that returns its own scalar skips that
+  division, and `fit`/`evaluate` under a `MirroredStrategy` of N then report N times the loss.
 - `swap_class`: gives a built layer another class that computes differently with the same
   variables (batch-norm folding, sub-pixel upsampling). Rebuilding through `get_config` /
   `from_config` or `keras.models.clone_model(clone_function=...)` cannot reach the convolution and
@@ -79,6 +83,16 @@ def adam_slots(optimizer: keras.optimizers.Adam, variable: Any) -> Tuple[Any, An
     momentums = _require(optimizer, "_momentums", "Adam's first moments")
     velocities = _require(optimizer, "_velocities", "Adam's second moments")
     return momentums[index], velocities[index]
+
+
+def scale_loss_for_replicas(value: Any) -> Any:
+    """`value` divided by the replicas in sync under a `tf.distribute` strategy (else unchanged),
+    as Keras scales the per-replica value of its own losses."""
+    from keras.src.losses import loss as keras_loss
+
+    scale = _require(keras_loss, "scale_loss_for_distribution", "the per-replica scaling of a loss",
+                     "keras.src.losses.loss")
+    return scale(value)
 
 
 # The hook Keras' TensorFlow optimizer calls to all-reduce the gradients before applying them.

@@ -25,6 +25,7 @@ from keras import ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import AUX_LOSS_WEIGHTS
+from ssma_tf.keras_compat import scale_loss_for_replicas
 
 # The constant the released graph adds inside the log, so that p = 0 gives a large finite loss.
 LOG_EPSILON = 1e-10
@@ -225,7 +226,9 @@ class ReleasedLoss(keras.losses.Loss):
     (B, H, W) or one-hot (B, H, W, C), ids outside [0, C) void, as in `weighted_cross_entropy`.
 
     The value is already the released mean over all pixels of the batch, so `sample_weight` is
-    not supported (it would weight a scalar).
+    not supported (it would weight a scalar). Under a `tf.distribute` strategy it is divided by
+    the replicas in sync, as Keras' own losses are, so that `fit` and `evaluate` report and
+    differentiate the same loss on any number of replicas.
 
     Args:
         aux_weights: weights of (`aux_up2`, `aux_up1`); released (0.6, 0.5).
@@ -253,7 +256,9 @@ class ReleasedLoss(keras.losses.Loss):
     def __call__(self, y_true: Tensor, y_pred: Any, sample_weight: Any = None) -> Tensor:
         if sample_weight is not None:
             raise ValueError("ReleasedLoss is a mean over all pixels and takes no sample_weight")
-        return super().__call__(y_true, y_pred)
+        # Under a distribution strategy each replica's share, as Keras' own losses give it (Keras
+        # leaves a scalar unscaled; the loss tracker and the gradients then counted it N times).
+        return scale_loss_for_replicas(super().__call__(y_true, y_pred))
 
     def call(self, y_true: Tensor, y_pred: Any) -> Tensor:
         loss, _ = total_loss(y_true, y_pred, self.aux_weights, self.class_weights)

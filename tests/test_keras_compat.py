@@ -128,3 +128,12 @@ def test_a_missing_internal_is_named():
 
     with pytest.raises(keras_compat.KerasInternalsError, match="_flatten_layers"):
         keras_compat.walk_layers(Bare())
+
+
+def test_scale_loss_for_replicas_is_keras_own_scaling():
+    # Outside a strategy nothing changes; on two replicas (tests/test_keras_training.py) it halves.
+    value = tf.constant(3.0)
+    assert float(keras_compat.scale_loss_for_replicas(value)) == 3.0
+    from keras.src.losses import loss as keras_loss
+
+    assert float(keras_loss.scale_loss_for_distribution(value)) == 3.0

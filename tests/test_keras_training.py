@@ -147,3 +147,42 @@ def test_model_evaluate_miou_equals_the_evaluator(tmp_path):
               "print(type(model.loss).__name__)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.split()[-1] == "ReleasedLoss", done.stderr[-2000:]
+
+
+def test_the_released_loss_is_the_same_on_one_and_two_replicas():
+    """Keras divides each replica's loss by the replica count and its loss tracker multiplies
+    back; the released loss is a scalar, which Keras' reduction leaves unscaled, so `evaluate` and
+    `fit` under a MirroredStrategy of 2 reported (and differentiated) twice the loss."""
+    from tests.training_helpers import run_on_two_logical_cpus
+
+    script = """
+import keras
+from ssma_tf.losses import ReleasedLoss
+
+def build():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same", activation="softmax")(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=ReleasedLoss())
+    return model
+
+rng = np.random.default_rng(0)
+x = rng.uniform(0, 1, (8, 8, 8, 3)).astype("float32")
+y = rng.integers(0, 4, (8, 8, 8)).astype("int32")
+data = lambda: tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+one = build()
+single = one.evaluate(data(), verbose=0)
+fitted_one = one.fit(data(), epochs=1, verbose=0, shuffle=False).history["loss"][0]
+with strategy.scope():
+    two = build()
+double = two.evaluate(data(), verbose=0)
+fitted_two = two.fit(data(), epochs=1, verbose=0, shuffle=False).history["loss"][0]
+print(single, double, fitted_one, fitted_two)
+assert abs(double - single) < 1e-5 * single, (single, double)
+assert abs(fitted_two - fitted_one) < 1e-4 * fitted_one, (fitted_one, fitted_two)
+# The same step: the gradients were not doubled.
+for a, b in zip(one.get_weights(), two.get_weights()):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+"""
+    result = run_on_two_logical_cpus(script)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
