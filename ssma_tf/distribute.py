@@ -20,6 +20,7 @@ from typing import Any, Optional
 import keras
 import tensorflow as tf
 
+from ssma_tf.errors import UserInputError
 from ssma_tf.keras_compat import walk_layers
 
 # TF_CONFIG task types that take part in training (an "evaluator" task does not).
@@ -59,18 +60,51 @@ def configure_devices(gpu_id: Optional[str]) -> None:
         ) from error
 
 
-def cluster_from_env() -> Optional[dict[str, Any]]:
-    """The cluster of `TF_CONFIG` when it describes more than one training task, else None."""
+class ClusterError(UserInputError):
+    """`TF_CONFIG` cannot describe this task's place in a cluster; the message says what is wrong."""
+
+
+_EXAMPLE = ('{"cluster": {"worker": ["node1:12345", "node2:12345"]}, "task": {"type": "worker", "index": 0}}')
+
+
+def cluster_task() -> Optional[tuple[str, int, dict[str, Any]]]:
+    """(task type, task index, cluster) of `TF_CONFIG` when it describes more than one training
+    task, else None (no `TF_CONFIG`, or a cluster of one).
+
+    Raises:
+        ClusterError: not JSON, not a mapping, or a task that is not one of the cluster's (a
+            type it does not list, an index beyond its tasks). Before: TensorFlow's traceback.
+    """
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         return None
     try:
         spec = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from error
-    cluster = spec.get("cluster") or {}
+        raise ClusterError(f"TF_CONFIG is not valid JSON ({error.msg} at character {error.pos}); keys and "
+                           f"strings need double quotes, e.g. {_EXAMPLE}") from None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    if not isinstance(cluster, dict) or not all(isinstance(v, list) for v in cluster.values()):
+        raise ClusterError(f"TF_CONFIG needs a \"cluster\" mapping task types to lists of host:port, e.g. {_EXAMPLE}")
     tasks = sum(len(cluster.get(kind) or ()) for kind in _TRAINING_TASK_TYPES)
-    return cluster if tasks > 1 else None
+    if tasks <= 1:
+        return None
+    task = spec.get("task")
+    kind = task.get("type") if isinstance(task, dict) else None
+    index = task.get("index") if isinstance(task, dict) else None
+    if kind not in cluster:
+        raise ClusterError(f"TF_CONFIG: task type {kind!r} is not in the cluster ({', '.join(sorted(cluster))}); "
+                           f"give \"task\": {{\"type\": ..., \"index\": ...}} naming this machine's place")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(cluster[kind]):
+        raise ClusterError(f"TF_CONFIG: task index {index!r} of type {kind!r}, but the cluster lists "
+                           f"{len(cluster[kind])} {kind} task(s) (index 0 to {len(cluster[kind]) - 1})")
+    return kind, index, cluster
+
+
+def cluster_from_env() -> Optional[dict[str, Any]]:
+    """The cluster of `TF_CONFIG` when it describes more than one training task, else None."""
+    task = cluster_task()
+    return None if task is None else task[2]
 
 
 def create_strategy(gpu_id: Optional[str] = None) -> tf.distribute.Strategy:

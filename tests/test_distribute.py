@@ -33,6 +33,51 @@ def test_cluster_only_when_tf_config_has_several_tasks(monkeypatch):
         cluster_from_env()
 
 
+@pytest.mark.parametrize("raw, message", [
+    ("{'cluster': {}}", r"TF_CONFIG is not valid JSON \(Expecting property name enclosed in double quotes at "
+                        r"character 1\); keys and strings need double quotes, e.g. \{\"cluster\""),
+    ('{"cluster": ["a:1", "b:2"]}', r'TF_CONFIG needs a "cluster" mapping task types to lists of host:port'),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+     r"TF_CONFIG: task index 2 of type 'worker', but the cluster lists 2 worker task\(s\) \(index 0 to 1\)"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "chief", "index": 0}}',
+     r"TF_CONFIG: task type 'chief' is not in the cluster \(worker\)"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}}', r"TF_CONFIG: task type None is not in the cluster"),
+])
+def test_a_tf_config_that_cannot_place_this_task_is_one_line(monkeypatch, raw, message):
+    """Before: TensorFlow's traceback (exit 1), or a task index beyond the cluster accepted."""
+    from ssma_tf.distribute import ClusterError
+
+    monkeypatch.setenv("TF_CONFIG", raw)
+    with pytest.raises(ClusterError, match=message):
+        cluster_from_env()
+
+
+def test_train_names_its_place_in_the_cluster_and_a_lost_task_in_one_line(monkeypatch, tmp_path, capsys):
+    import ssma_tf.training
+    from ssma_tf.cli import train as train_cli
+
+    config = tmp_path / "c.config"
+    config.write_text("model: AdapNet_pp\nnum_classes: 3\nheight: 32\nwidth: 64\nbatch_size: 2\nmax_iteration: 1\n"
+                      f"learning_rate: 0.001\ncheckpoint: {tmp_path / 'run'}\ntrain_data: {config}\n")
+
+    def lost(config):
+        raise tf.errors.UnavailableError(None, None, "Socket closed")
+
+    monkeypatch.setattr(ssma_tf.training, "train", lost)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    assert train_cli.main(["-c", str(config)]) == 1
+    error = capsys.readouterr().err
+    assert "TF_CONFIG: worker 1 of a cluster of 2 tasks; waiting until every task has started" in error
+    assert ("error: another task of the cluster stopped or cannot be reached (UnavailableError: Socket closed); "
+            "start every task again with the same command") in error
+    assert "Traceback" not in error
+    # Without a cluster the error is not reworded (an internal error keeps its traceback).
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(tf.errors.UnavailableError):
+        train_cli.main(["-c", str(config)])
+
+
 def test_one_device_uses_the_default_strategy(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     strategy = create_strategy(None)

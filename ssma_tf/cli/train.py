@@ -48,16 +48,37 @@ def main(argv: Optional[List[str]] = None) -> int:
     for line in ssma_train_warnings(config):
         print(f"warning: {line}", file=sys.stderr, flush=True)
 
+    from ssma_tf.distribute import cluster_task
+
+    task = cluster_task()  # a bad TF_CONFIG: one line (`command`), before TensorFlow starts
+    if task is not None:
+        kind, index, cluster = task
+        count = sum(len(tasks) for tasks in cluster.values())
+        print(f"TF_CONFIG: {kind} {index} of a cluster of {count} tasks; waiting until every task has started "
+              "(start them all within a few minutes)", file=sys.stderr, flush=True)
     from ssma_tf.training import TrainingStopped, train
 
     if config.semi_supervised is not None:
         from ssma_tf.semi_supervised.trainer import train  # mean teacher on unlabeled images
     elif config.adaptation is not None:
         from ssma_tf.adaptation.trainer import train  # adapting to an unlabeled target domain
+    import tensorflow as tf
+
+    from ssma_tf.errors import first_line
+
+    lost = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+            tf.errors.AbortedError)
     try:
         train(config)
     except TrainingStopped as error:
         return fail(error, 1)
+    except lost as error:
+        if task is None:
+            raise
+        # Before: about 60 lines of gRPC traceback and no word of what to do.
+        return fail(f"another task of the cluster stopped or cannot be reached ({type(error).__name__}: "
+                    f"{first_line(error)}); start every task again with the same command: the run resumes from "
+                    "the newest checkpoint", 1)
     return 0
 
 

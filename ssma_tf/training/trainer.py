@@ -216,6 +216,11 @@ class Trainer:
         self._extras = self._build_extras()
 
         tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
+        # The state of the dropout's random numbers: Keras keeps it out of the model's checkpoint,
+        # so a resumed run dropped other units than the uninterrupted one would have.
+        self._random_seeds = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+        if self._random_seeds:
+            tracked["random_seeds"] = self._random_seeds
         if self.saves_data_position:
             tracked["data"] = self.iterator
         tracked.update(self._extras)
@@ -366,6 +371,8 @@ class Trainer:
                     status.expect_partial()  # the data iterator is restored below, when saved
                     if self.saves_data_position and any(n.startswith("data/") for n in names) and not restart:
                         tf.train.Checkpoint(data=self.iterator).restore(prefix).expect_partial()
+                    if self._random_seeds and any(n.startswith("random_seeds/") for n in names):
+                        tf.train.Checkpoint(random_seeds=self._random_seeds).restore(prefix).expect_partial()
             # A damaged file can fail anywhere in TensorFlow's reading (an IndexError for a
             # truncated `.data` file): every failure means "try the one before".
             except (CheckpointError, tf.errors.OpError, ValueError, AssertionError, IndexError) as error:
