@@ -182,7 +182,9 @@ def config_with_overrides(
     except ConfigError as error:
         if error.key is None or error.key not in overrides:
             raise
-        given = f"--set {error.key}={overrides[error.key]!r}"
+        value = overrides[error.key]
+        # Nothing after '=' unsets the key: shown as given, not as Python's None.
+        given = f"--set {error.key}=" + ("" if value is None else repr(value))
         raise ConfigError(error.detail, key=error.key, source=f"{source} with {given}") from None
 
 

@@ -89,6 +89,9 @@ def test_set_replaces_a_key_and_is_validated_like_the_file():
     assert f"{path} with --set batch_size='two': key 'batch_size': expected" in message
     with pytest.raises(ConfigError, match="key 'learning_rat': unknown key; did you mean 'learning_rate'"):
         load_config(path, "train", check_paths=False, overrides={"learning_rat": 0.1})
+    # `--set batch_size=` (nothing after '='): shown as typed (before: "--set batch_size=None").
+    with pytest.raises(ConfigError, match=r"with --set batch_size=: key 'batch_size': is empty; train needs a value"):
+        load_config(path, "train", check_paths=False, overrides={"batch_size": None})
 
 
 def test_train_reports_a_bad_set_with_the_key_and_value(tmp_path, monkeypatch, capsys):
