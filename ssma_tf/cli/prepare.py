@@ -34,6 +34,8 @@ import pathlib
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ssma_tf.cli.common import add_debug, add_version, command
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import check_output
@@ -315,9 +317,25 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
             depth = completion.fill_depth(depth, units=args.units, keep_valid=args.keep_valid)
         return depth
 
+    checked = []
+
+    def check_range(depth, job: batch.Job) -> None:
+        """Once, on the first image: a fixed range far beyond its values colours it nearly
+        uniformly (an 8-bit NIR or RGB column taken for millimetres of depth, say)."""
+        if checked or args.percentiles is not None:
+            return
+        checked.append(job.source)
+        valid = depth[np.isfinite(depth) & (depth > 0)]
+        if valid.size and float(valid.max()) < args.vmin + 0.05 * (args.vmax - args.vmin):
+            print(f"warning: {job.source}: its values reach {float(valid.max()):g}, under 5 % of the range "
+                  f"--min {args.vmin:g} --max {args.vmax:g}: the picture is nearly one colour; is it the depth "
+                  "column, and are --units and --max in the file's units?", file=sys.stderr, flush=True)
+
     if args.command == "jet":
         def convert(job: batch.Job) -> None:
-            image = colorize.jet(read(job.source), vmin=args.vmin, vmax=args.vmax,
+            depth = read(job.source)
+            check_range(depth, job)
+            image = colorize.jet(depth, vmin=args.vmin, vmax=args.vmax,
                             percentiles=args.percentiles, invert=args.invert,
                             missing_color=args.missing_color)
             io.write_png(job.output, image, overwrite=overwrite)
@@ -325,7 +343,9 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
 
     if args.command == "gray":
         def convert(job: batch.Job) -> None:
-            image = colorize.gray(read(job.source), vmin=args.vmin, vmax=args.vmax,
+            depth = read(job.source)
+            check_range(depth, job)
+            image = colorize.gray(depth, vmin=args.vmin, vmax=args.vmax,
                              percentiles=args.percentiles, invert=args.invert,
                              missing_value=args.missing_value)
             io.write_png(job.output, image, overwrite=overwrite)

@@ -330,3 +330,20 @@ def test_a_fill_without_units_names_the_fill(scannet_like, prepare_modality, cap
     with pytest.raises(SystemExit):
         prepare_modality(["hha", str(root / "depth"), "-o", str(root / "hha"), "--preset", "scannet"])
     assert "error: hha needs --units (m, cm" in capsys.readouterr().err
+
+
+def test_a_range_far_beyond_the_first_image_is_named_once(scannet_like, prepare_modality, capsys):
+    """The colour column taken for depth (helper 35 swapped NIR and depth): 8-bit values under
+    --max 10000 gave nearly uniform pictures without a word."""
+    root = scannet_like
+    for i in range(3):
+        _save(root / "nir" / f"{i}.png", np.full((48, 64), 200 + 10 * i, dtype=np.uint8))
+    (root / "swapped.txt").write_text("".join(f"depth/{i}.png nir/{i}.png label/{i}.png\n" for i in range(3)))
+    assert prepare_modality(["jet", "--from-list", str(root / "swapped.txt"), "--column", "1", "-o",
+                             str(root / "swapped"), "--max", "10000", "-q"]) == 0
+    error = capsys.readouterr().err
+    assert error.count("warning:") == 1
+    assert f"{root / 'nir' / '0.png'}: its values reach 200, under 5 % of the range --min 0 --max 10000" in error
+    # The depth column itself (up to a few metres in millimetres): no warning.
+    assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "right"), "--max", "10000", "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
