@@ -711,3 +711,15 @@ def test_a_resumed_run_with_dropout_takes_the_steps_an_uninterrupted_one_takes(t
     resumed = training.Trainer(_tiny_config(tmp_path / "resumed", max_iteration=4), log=lambda line: None)
     assert resumed.resumed_from.endswith("ckpt-2")
     assert resumed.train().losses == straight.losses[2:]
+
+
+def test_extending_a_finished_run_says_the_schedule_moves_to_the_new_end(tmp_path, tiny_model):
+    """The poly rate depends on step / max_iteration: a finished run extended from 2 to 4 steps
+    trains its next steps at a higher rate than its last, which went without a word."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    lines = []
+    extended = training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lines.append)
+    rate = _tf1_poly(2, 0.01, 4, 0.9, 1e-4)
+    assert extended.learning_rate() == pytest.approx(rate, rel=1e-5)
+    assert (f"note: max_iteration 2 -> 4 since the run started: the learning rate follows the schedule to the "
+            f"new end ({rate:.4g} at this step)") in lines

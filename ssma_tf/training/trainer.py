@@ -388,6 +388,13 @@ class Trainer:
                 # The saved position holds batches of the old shape: the first step would fail.
                 position = f" (input streams restarted: {restart})"
             self._log(f"resumed from {prefix} at step {step}{position}")
+            ended = saved.get("max_iteration")
+            if isinstance(ended, int) and ended != int(self.config.max_iteration) and step < self.config.max_iteration:
+                # The poly schedule is a function of step / max_iteration: a new end moves the
+                # rate of every step left (up, for a finished run extended), as in TF1.
+                self._log(f"note: max_iteration {ended} -> {self.config.max_iteration} since the run started: the "
+                          f"learning rate follows the schedule to the new end ({float(self.learning_rate()):.4g} "
+                          "at this step)")
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
                           f"{', '.join(skipped)} (left in place; the next saves replace them)")
