@@ -50,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ssma_tf.distribute import cluster_task
 
-    task = cluster_task()  # a bad TF_CONFIG: one line (`command`), before TensorFlow starts
+    task = cluster_task()  # a bad TF_CONFIG: one line (`command`), before the model is built
     if task is not None:
         kind, index, cluster = task
         count = sum(len(tasks) for tasks in cluster.values())
