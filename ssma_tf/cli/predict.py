@@ -119,6 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _predict_exported(parser, args, overrides)
     # Bad input (config, checkpoint, an image or list file) ends the command with one line (`command`).
     check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
+    _say_if_not_empty(args.output)
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
     input_modality = args.input_modality or setup.input_modality
@@ -179,6 +180,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     from ssma_tf.inference.settings import dataset_by_name
 
     check_output(args.output, what="--output", directory=True, overwrite=None)
+    _say_if_not_empty(args.output)
     exported = load_exported(args.checkpoint, args.backend)
     predictor = ExportedPredictor(exported)
     samples = collect_samples(
@@ -203,6 +205,19 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
           f"{predictor.precision_reason}); pictures in {args.output}")
     return 0
+
+
+def _say_if_not_empty(output: str) -> None:
+    """A note when --output holds files already: pictures of the same names are replaced, the
+    others stay beside the new ones (before: mixed in without a word)."""
+    import os
+
+    if not os.path.isdir(output):
+        return
+    count = sum(len(files) for _, _, files in os.walk(output))
+    if count:
+        print(f"note: --output {output} already holds {count} file(s): pictures of the same names are replaced, "
+              "the others stay; give an empty folder to keep runs apart", file=sys.stderr, flush=True)
 
 
 def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: str, source: Optional[str]) -> None:

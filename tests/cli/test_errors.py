@@ -200,3 +200,20 @@ def test_predict_and_export_check_the_output_before_the_model_loads(tmp_path, mo
                    "-o", str(out)] + extra)
     assert status == 2
     assert capsys.readouterr().err == pattern.format(out=out) + "\n"
+
+
+def test_predict_says_when_its_output_folder_holds_files_already(tmp_path, capsys):
+    """Pictures of an earlier run stayed beside the new ones without a word."""
+    from ssma_tf.cli.predict import _say_if_not_empty
+
+    _say_if_not_empty(str(tmp_path / "new"))  # not there yet
+    (tmp_path / "empty").mkdir()
+    _say_if_not_empty(str(tmp_path / "empty"))
+    assert capsys.readouterr().err == ""
+    (tmp_path / "old" / "colour").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (tmp_path / "old" / "colour" / name).write_bytes(b"")
+    _say_if_not_empty(str(tmp_path / "old"))
+    assert capsys.readouterr().err == (f"note: --output {tmp_path / 'old'} already holds 2 file(s): pictures of the "
+                                       "same names are replaced, the others stay; give an empty folder to keep runs "
+                                       "apart\n")
