@@ -83,7 +83,9 @@ def cluster_task() -> Optional[tuple[str, int, dict[str, Any]]]:
     except json.JSONDecodeError as error:
         raise ClusterError(f"TF_CONFIG is not valid JSON ({error.msg} at character {error.pos}); keys and "
                            f"strings need double quotes, e.g. {_EXAMPLE}") from None
-    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        raise ClusterError(f"TF_CONFIG must be a JSON object, e.g. {_EXAMPLE}")
+    cluster = spec.get("cluster") or {}  # none: one machine, as TensorFlow reads it
     if not isinstance(cluster, dict) or not all(isinstance(v, list) for v in cluster.values()):
         raise ClusterError(f"TF_CONFIG needs a \"cluster\" mapping task types to lists of host:port, e.g. {_EXAMPLE}")
     tasks = sum(len(cluster.get(kind) or ()) for kind in _TRAINING_TASK_TYPES)
@@ -92,6 +94,11 @@ def cluster_task() -> Optional[tuple[str, int, dict[str, Any]]]:
     task = spec.get("task")
     kind = task.get("type") if isinstance(task, dict) else None
     index = task.get("index") if isinstance(task, dict) else None
+    if isinstance(index, str) and index.strip().isdigit():
+        index = int(index)  # TensorFlow reads "1" as 1
+    if kind == "evaluator":
+        raise ClusterError("TF_CONFIG: an evaluator task does not train; ssma-train runs as a chief or worker "
+                           "task (evaluate with ssma-evaluate)")
     if kind not in cluster:
         raise ClusterError(f"TF_CONFIG: task type {kind!r} is not in the cluster ({', '.join(sorted(cluster))}); "
                            f"give \"task\": {{\"type\": ..., \"index\": ...}} naming this machine's place")

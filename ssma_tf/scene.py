@@ -122,7 +122,12 @@ def train_scene_classifier(
     log = log or (lambda line: None)
     if experts is not None and len(experts) != modalities:
         raise ValueError(f"{len(experts)} expert checkpoints for {modalities} modalities; give one per modality")
-    # Before the model is built: a class id out of range was a TensorFlow traceback mid-training.
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    # Before the model is built: records that are not scene records (one line), then a class id
+    # out of range (it was a TensorFlow traceback mid-training).
+    dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
+                                  batch_size=batch_size, training=True, seed=seed)
     largest, where = largest_class_id(train_data)
     if largest >= num_classes:
         raise UserInputError(f"{where}: a scene has class id {largest}, but there are {num_classes} classes "
@@ -132,8 +137,6 @@ def train_scene_classifier(
         if found is not None:
             warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
                           stacklevel=2)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
     model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts)
     for encoder, source in zip(model.encoders, experts or ()):
         try:
@@ -146,8 +149,6 @@ def train_scene_classifier(
                                   "classes need --expert_classes N (their segmentation classes)") from None
         encoder.set_weights(weights)
         log(f"{source}: loaded into the {encoder.name} expert")
-    dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
-                                  batch_size=batch_size, training=True, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     # One step per "epoch": the history holds the loss of every step.

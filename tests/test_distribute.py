@@ -42,6 +42,8 @@ def test_cluster_only_when_tf_config_has_several_tasks(monkeypatch):
     ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "chief", "index": 0}}',
      r"TF_CONFIG: task type 'chief' is not in the cluster \(worker\)"),
     ('{"cluster": {"worker": ["a:1", "b:2"]}}', r"TF_CONFIG: task type None is not in the cluster"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "evaluator", "index": 0}}',
+     r"TF_CONFIG: an evaluator task does not train"),
 ])
 def test_a_tf_config_that_cannot_place_this_task_is_one_line(monkeypatch, raw, message):
     """Before: TensorFlow's traceback (exit 1), or a task index beyond the cluster accepted."""
@@ -50,6 +52,19 @@ def test_a_tf_config_that_cannot_place_this_task_is_one_line(monkeypatch, raw, m
     monkeypatch.setenv("TF_CONFIG", raw)
     with pytest.raises(ClusterError, match=message):
         cluster_from_env()
+
+
+def test_a_tf_config_that_tensorflow_reads_is_read_alike(monkeypatch):
+    from ssma_tf.distribute import cluster_task
+
+    # No cluster: one machine, as TensorFlow's resolver reads it (not an error).
+    for raw in ("{}", '{"task": {"type": "worker", "index": 0}}'):
+        monkeypatch.setenv("TF_CONFIG", raw)
+        assert cluster_task() is None
+    # An index given as a string, as TensorFlow takes it.
+    cluster = {"chief": ["a:1"], "worker": ["b:2", "c:3"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": "1"}}))
+    assert cluster_task() == ("worker", 1, cluster)
 
 
 def test_train_names_its_place_in_the_cluster_and_a_lost_task_in_one_line(monkeypatch, tmp_path, capsys):
@@ -68,7 +83,7 @@ def test_train_names_its_place_in_the_cluster_and_a_lost_task_in_one_line(monkey
                                                 "task": {"type": "worker", "index": 1}}))
     assert train_cli.main(["-c", str(config)]) == 1
     error = capsys.readouterr().err
-    assert "TF_CONFIG: worker 1 of a cluster of 2 tasks; waiting until every task has started" in error
+    assert "TF_CONFIG: worker 1 of a cluster of 2 training tasks; waiting until every task has started" in error
     assert ("error: another task of the cluster stopped or cannot be reached (UnavailableError: Socket closed); "
             "start every task again with the same command") in error
     assert "Traceback" not in error

@@ -189,6 +189,17 @@ def test_training_refuses_a_class_id_out_of_range_before_building_the_model(reco
                                modalities=2, height=16, width=16, steps=1, batch_size=2)
 
 
+def test_segmentation_records_given_for_training_are_named(tmp_path):
+    """The class-id check came before the records' own check: TensorFlow's "Feature: class_id ...
+    is required" traceback instead of one line."""
+    from tests.training_helpers import write_records
+
+    segmentation = write_records(tmp_path / "seg.tfrecords", 2, height=32, width=32, fusion=True)
+    with pytest.raises(UserInputError, match=r"seg\.tfrecords: records lack feature\(s\) \['class_id'\]"):
+        train_scene_classifier(segmentation, str(tmp_path / "run"), num_classes=2, modalities=2, height=16,
+                               width=16, steps=1, batch_size=2)
+
+
 def test_an_expert_trained_on_another_modality_is_named(records, tmp_path):
     from ssma_tf.checkpoints.tf1_import import CheckpointError
     from ssma_tf.config import ConfigWarning

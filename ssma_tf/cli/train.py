@@ -53,8 +53,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     task = cluster_task()  # a bad TF_CONFIG: one line (`command`), before the model is built
     if task is not None:
         kind, index, cluster = task
-        count = sum(len(tasks) for tasks in cluster.values())
-        print(f"TF_CONFIG: {kind} {index} of a cluster of {count} tasks; waiting until every task has started "
+        count = sum(len(cluster.get(kind) or ()) for kind in ("chief", "worker"))
+        print(f"TF_CONFIG: {kind} {index} of a cluster of {count} training tasks; waiting until every task has started "
               "(start them all within a few minutes)", file=sys.stderr, flush=True)
     from ssma_tf.training import TrainingStopped, train
 
