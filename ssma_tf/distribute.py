@@ -88,8 +88,7 @@ def cluster_task() -> Optional[tuple[str, int, dict[str, Any]]]:
     cluster = spec.get("cluster") or {}  # none: one machine, as TensorFlow reads it
     if not isinstance(cluster, dict) or not all(isinstance(v, list) for v in cluster.values()):
         raise ClusterError(f"TF_CONFIG needs a \"cluster\" mapping task types to lists of host:port, e.g. {_EXAMPLE}")
-    tasks = sum(len(cluster.get(kind) or ()) for kind in _TRAINING_TASK_TYPES)
-    if tasks <= 1:
+    if training_tasks(cluster) <= 1:
         return None
     task = spec.get("task")
     kind = task.get("type") if isinstance(task, dict) else None
@@ -106,6 +105,11 @@ def cluster_task() -> Optional[tuple[str, int, dict[str, Any]]]:
         raise ClusterError(f"TF_CONFIG: task index {index!r} of type {kind!r}, but the cluster lists "
                            f"{len(cluster[kind])} {kind} task(s) (index 0 to {len(cluster[kind]) - 1})")
     return kind, index, cluster
+
+
+def training_tasks(cluster: dict[str, Any]) -> int:
+    """The tasks of a `TF_CONFIG` cluster that train (chief and workers; not evaluators or ps)."""
+    return sum(len(cluster.get(kind) or ()) for kind in _TRAINING_TASK_TYPES)
 
 
 def cluster_from_env() -> Optional[dict[str, Any]]:

@@ -14,8 +14,7 @@ from typing import Any, Iterator, Optional
 
 import keras
 
-from ssma_tf.config.reader import ConfigError
-from ssma_tf.config.runs import find_run_config, read_run_config, saved_run_config
+from ssma_tf.config.runs import find_run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
@@ -93,10 +92,10 @@ def _check_run_model(config: Any, path: str, resolved: str) -> None:
     variable path in the message.
     """
     trained = run_model(resolved)  # None: no run config, or none this check can use
-    if trained is not None and trained.lower() == str(config.model).lower():
-        _check_run_modalities(config, path, resolved)
-        return
     if trained is None:
+        return
+    if trained.lower() == str(config.model).lower():
+        _check_run_modalities(config, path, resolved)
         return
     where = "" if config.source == "<dict>" else f"{config.source}: "
     starting = config.mode == "train" and path == config.initialize
@@ -123,8 +122,7 @@ def _check_run_modalities(config: Any, path: str, resolved: str) -> None:
     """
     if not config.is_fusion:
         return
-    raw = saved_run_config(resolved)
-    listed = raw.get("modalities")
+    listed = saved_run_config(resolved).get("modalities")
     trained = len(listed) if isinstance(listed, list) and listed else 2
     if trained == config.num_modalities:
         return
@@ -206,12 +204,7 @@ def other_modality_run(source: str, index: int) -> Optional[tuple[str, str]]:
     read another modality than the expert of modality `index + 1`, which it is about to start;
     None otherwise (no run config, an unreadable one, the right modality)."""
     run = find_run_config(source)
-    if run is None:
-        return None
-    try:
-        raw = read_run_config(run)
-    except ConfigError:
-        return None  # named when the weights are loaded, if it matters
+    raw = saved_run_config(run) if run is not None else {}  # unreadable: named when the weights load
     read = raw.get("input_modality") or "modality1"
     if raw.get("model") != ADAPNET_PP or read == f"modality{index + 1}":
         return None

@@ -26,7 +26,6 @@ from ssma_tf.resampling import resize_methods
 
 BACKENDS = ("tensorflow", "openvino", "tflite")
 EXPORTED_BACKENDS = ("openvino", "tflite")
-METADATA_FILE = EXPORT_METADATA
 # The Python package each backend's runtime comes from.
 RUNTIME_PACKAGES = {"openvino": "openvino", "tflite": "ai_edge_litert", "nncf": "nncf"}
 
@@ -52,7 +51,7 @@ def require(package: str) -> Any:
 
 def read_export_metadata(folder: str) -> Dict[str, Any]:
     """The `assets.extra/ssma_tf.json` of an export folder."""
-    path = os.path.join(os.fspath(folder), METADATA_FILE)
+    path = os.path.join(os.fspath(folder), EXPORT_METADATA)
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)

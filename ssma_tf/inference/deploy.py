@@ -38,9 +38,10 @@ import numpy as np
 import tensorflow as tf
 
 import ssma_tf
+from ssma_tf.constants import EXPORT_METADATA
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path, atomic_write
-from ssma_tf.inference.backends import METADATA_FILE, require
+from ssma_tf.inference.backends import require
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.export import ExportError, input_names
 from ssma_tf.inference.sizes import check_size
@@ -267,7 +268,7 @@ def export_deployed(
         say(f"wrote {format} {precision} ({time.monotonic() - start:.0f} s)")
         report.metadata = _metadata(model, size, format, precision, model_file, modality2_interpolation,
                                     input_modality, calibration, len(samples or ()), dataset)
-        with atomic_write(os.path.join(staging, METADATA_FILE)) as handle:
+        with atomic_write(os.path.join(staging, EXPORT_METADATA)) as handle:
             json.dump(report.metadata, handle, indent=2)
             handle.write("\n")
     return report
