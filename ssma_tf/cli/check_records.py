@@ -23,12 +23,12 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from ssma_tf.cli.common import EXIT_BAD_INPUT, add_version, command
+from ssma_tf.cli.common import ArgumentParser, EXIT_BAD_INPUT, add_version, command
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ssma-check-records",
         description="Check TFRecord files end to end: CRCs, records, image bytes, sizes and label ids.",
     )

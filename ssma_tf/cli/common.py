@@ -118,6 +118,38 @@ def _report(error: BaseException, status: int, debug: bool, message: Optional[st
     return status
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose long flags take dashes or underscores alike.
+
+    The tools grew both spellings (`ssma-prepare --from-list`, `ssma-evaluate --json`,
+    `--test_data` as in the config keys); a user should not have to remember which tool uses
+    which. A flag given with the other spelling than the tool defines (`--finetune_steps` for
+    `--finetune-steps`, `--test-data` for `--test_data`) is read as the defined one, with or
+    without `=VALUE`. What follows `--` is left alone, and so is a flag neither spelling knows
+    (argparse names it as typed). Subcommands' parsers are of this class too.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        arguments = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._defined_spelling(arguments), namespace)
+
+    def _defined_spelling(self, arguments: list[str]) -> list[str]:
+        known = self._option_string_actions
+        spelled = []
+        for index, argument in enumerate(arguments):
+            if argument == "--":
+                return spelled + arguments[index:]
+            if argument.startswith("--") and len(argument) > 2:
+                flag, equals, value = argument.partition("=")
+                if flag not in known:
+                    for other in ("--" + flag[2:].replace("_", "-"), "--" + flag[2:].replace("-", "_")):
+                        if other in known:
+                            argument = other + equals + value
+                            break
+            spelled.append(argument)
+        return spelled
+
+
 def add_debug(parser: argparse.ArgumentParser) -> None:
     """Adds `--debug`, which shows the traceback of an error (see `command`)."""
     parser.add_argument(DEBUG_FLAG, action="store_true",

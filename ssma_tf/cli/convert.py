@@ -25,11 +25,11 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_version, command
 
 
 def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ssma-convert",
         description="Convert a list file of image pairs/triplets to TFRecords "
         "(SSMA / AdapNet++ schema)."

@@ -9,13 +9,13 @@ A `.keras` output holds the architecture too, so `keras.models.load_model` opens
 import argparse
 import sys
 
-from ssma_tf.cli.common import add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_version, command
 
 
 @command
 def main(argv=None) -> int:
     """Parses the flags and converts; returns the exit status (2: not a convertible checkpoint)."""
-    parser = argparse.ArgumentParser(prog="ssma-convert-tf1", description=__doc__,
+    parser = ArgumentParser(prog="ssma-convert-tf1", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--checkpoint", required=True, help="TF1 checkpoint prefix (without .index)")
     parser.add_argument("-o", "--output", required=True, help="destination: *.weights.h5 or *.keras")

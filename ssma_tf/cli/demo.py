@@ -20,7 +20,7 @@ import pathlib
 import sys
 import time
 
-from ssma_tf.cli.common import add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_version, command
 from ssma_tf.cli.experiment import is_finished, run_command
 
 CONFIGS = pathlib.Path(__file__).resolve().parent / "demo_configs"
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     """Runs the steps not done yet and prints the results; returns the exit status."""
     from ssma_tf.files import atomic_write
 
-    parser = argparse.ArgumentParser(prog="ssma-demo", description=__doc__,
+    parser = ArgumentParser(prog="ssma-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=OUTPUT, help="folder for data, checkpoints, results")
     add_version(parser)

@@ -28,12 +28,12 @@ import json
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, command, parse_overrides_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ssma-evaluate",
         description="Evaluate AdapNet++ or SSMA from a YAML .config file or a training run's folder.",
     )

@@ -34,14 +34,16 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_model_source, add_version, command, model_source_or_exit, size_or_exit
+from ssma_tf.cli.common import (
+    ArgumentParser, add_model_source, add_version, command, model_source_or_exit, size_or_exit,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
     from ssma_tf.constants import INPUT_MODALITIES, INTERPOLATIONS  # no TensorFlow: --help stays quick
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ssma-export",
         description="Export AdapNet++ or SSMA as a SavedModel with a uint8 serving signature (and TFLite)."
     )

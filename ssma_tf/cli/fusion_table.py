@@ -40,7 +40,7 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_version, command, stride_multiples_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_version, command, stride_multiples_or_exit
 from ssma_tf.cli.experiment import cached_result, evaluate_in_process, save_result, spread, train_in_process
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, FUSION_METHODS, PARAMETER_FREE_FUSIONS
 
@@ -63,7 +63,7 @@ NUM_CLASSES = 7  # the synthetic scenes: void + 6 classes
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parses the command line."""
-    parser = argparse.ArgumentParser(prog="python -m ssma_tf.cli.fusion_table", description=__doc__,
+    parser = ArgumentParser(prog="python -m ssma_tf.cli.fusion_table", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="fusion_output", help="folder for data, checkpoints and results")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run of every arm per seed")

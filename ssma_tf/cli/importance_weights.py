@@ -16,12 +16,12 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_version, command, fail
+from ssma_tf.cli.common import ArgumentParser, add_version, command, fail
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parses the command line."""
-    parser = argparse.ArgumentParser(prog="ssma-importance-weights", description=__doc__.splitlines()[0],
+    parser = ArgumentParser(prog="ssma-importance-weights", description=__doc__.splitlines()[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True,

@@ -36,7 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ssma_tf.cli.common import add_debug, add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_debug, add_version, command
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import check_output
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--invert", action="store_true",
                        help="swap the ends (e.g. near depth at the high end, like disparity)")
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_version(parser)

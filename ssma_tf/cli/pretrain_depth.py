@@ -15,12 +15,12 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, command, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(prog="ssma-pretrain-depth", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="ssma-pretrain-depth", description=__doc__.split("\n")[0])
     parser.add_argument("-c", "--config", required=True, help="an AdapNet++ training config (YAML)")
     add_overrides(parser)
     add_version(parser)

@@ -23,14 +23,14 @@ import pathlib
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, command, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit
 
 DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(prog="ssma-prune", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="ssma-prune", description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", required=True, help="the training config of the model to prune (YAML)")
     parser.add_argument("--method", choices=("taylor", "l1", "oracle", "none"), default="taylor",
                         help="ranking: Taylor with shortcut masking (default), the l1 norm of the filters, or the "
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{' '.join(DEFAULT_STAGES)})")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the stages and report")
     parser.add_argument("--checkpoint", metavar="PATH", help="the trained weights (default: the config's checkpoint)")
-    parser.add_argument("--test-data", "--test_data", dest="test_data", nargs="+", metavar="PATTERN",
+    parser.add_argument("--test-data", dest="test_data", nargs="+", metavar="PATTERN",
                         help="record files or glob patterns to evaluate each stage on")
     parser.add_argument("--finetune-steps", type=int, default=100, help="training steps after each stage (0: none)")
     parser.add_argument("--finetune-lr", type=float, default=None,

@@ -22,12 +22,12 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_version, command, fail
+from ssma_tf.cli.common import ArgumentParser, add_version, command, fail
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags of the three subcommands."""
-    parser = argparse.ArgumentParser(prog="ssma-scene", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="ssma-scene", description=__doc__.splitlines()[0])
     add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser("convert", help="scene list file to TFRecords")

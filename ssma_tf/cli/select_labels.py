@@ -17,12 +17,12 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, command, parse_overrides_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(prog="ssma-select-labels", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="ssma-select-labels", description=__doc__.split("\n")[0])
     parser.add_argument("-c", "--config", required=True, help="a training config: its train_data is the pool")
     parser.add_argument("--budget", type=int, required=True, help="images to select")
     parser.add_argument("--budgets", type=int, nargs="*", default=[],

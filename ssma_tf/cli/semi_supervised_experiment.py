@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ssma_tf.cli.common import command, stride_multiples_or_exit
+from ssma_tf.cli.common import ArgumentParser, command, stride_multiples_or_exit
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_run, forget_other_settings, is_finished, run_command, save_result, spread, train_run,
     write_config,
@@ -198,7 +198,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 @command
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="semisup_output")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

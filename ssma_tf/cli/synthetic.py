@@ -16,13 +16,13 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_debug, command
+from ssma_tf.cli.common import ArgumentParser, add_debug, command
 from ssma_tf.data import synthetic
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parses the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True, help="folder to write the dataset to")
     parser.add_argument("--num_train", type=int, default=200, help="number of training samples")
     parser.add_argument("--num_val", type=int, default=50, help="number of validation samples")

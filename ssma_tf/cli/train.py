@@ -18,12 +18,12 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_overrides, add_version, command, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ssma-train", description="Train AdapNet++ or SSMA from a YAML .config file."
     )
     parser.add_argument("-c", "--config", required=True, help="the training config (YAML)")

@@ -8,6 +8,7 @@ import tomllib
 import pytest
 
 import ssma_tf
+from ssma_tf.cli.common import ArgumentParser
 from ssma_tf.config import ConfigError, load_config, parse_overrides
 from tests.conftest import ROOT
 from tests.training_helpers import smoke_config
@@ -54,8 +55,12 @@ def test_every_data_file_the_package_reads_is_packaged():
 
 
 @pytest.mark.parametrize("name, module", sorted(COMMANDS.items()))
-def test_every_command_prints_its_version_and_help(name, module, capsys):
+def test_every_command_prints_its_version_and_help(name, module, capsys, monkeypatch):
     main = importlib.import_module(module).main
+    parsed = []
+    reads = ArgumentParser.parse_known_args
+    monkeypatch.setattr(ArgumentParser, "parse_known_args",
+                        lambda self, *args, **kwargs: parsed.append(self.prog) or reads(self, *args, **kwargs))
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0
@@ -64,6 +69,37 @@ def test_every_command_prints_its_version_and_help(name, module, capsys):
         main(["--help"])
     assert stop.value.code == 0
     assert f"usage: {name}" in capsys.readouterr().out
+    assert parsed and parsed[0] == name  # the parser that takes either spelling of a flag
+
+
+def test_a_long_flag_takes_dashes_or_underscores_and_says_unknown_ones_as_typed(capsys):
+    parser = ArgumentParser(prog="tool")
+    parser.add_argument("--finetune-steps", type=int, default=0)
+    parser.add_argument("--test_data", nargs="+")
+    parser.add_argument("rest", nargs="*")
+    for given in (["--finetune_steps", "3"], ["--finetune_steps=3"], ["--finetune-steps", "3"]):
+        assert parser.parse_args(given).finetune_steps == 3
+    assert parser.parse_args(["--test-data", "a", "b"]).test_data == ["a", "b"]
+    assert parser.parse_args(["--test-data=a"]).test_data == ["a"]
+    # After `--` nothing is a flag, and nothing is rewritten.
+    assert parser.parse_args(["--", "--finetune_steps"]).rest == ["--finetune_steps"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--finetune_stepz", "3"])
+    assert "unrecognized arguments: --finetune_stepz" in capsys.readouterr().err
+
+
+def test_subcommands_and_tools_take_either_spelling():
+    from ssma_tf.cli import prepare, prune
+
+    args = prepare.build_parser().parse_args(["fill", "--from_list", "l.txt", "--output_dir", "out", "--max_depth", "7"])
+    assert (str(args.from_list), str(args.output_dir), args.max_depth) == ("l.txt", "out", 7.0)
+    args = prune.build_parser().parse_args(["-c", "x.config", "-o", "out", "--finetune_steps", "0", "--test-data", "r"])
+    assert (args.finetune_steps, args.test_data) == (0, ["r"])
+    # Only the parents that `ssma-prepare` shares between its subcommands are plain argparse.
+    for path in sorted((ROOT / "ssma_tf" / "cli").glob("*.py")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "argparse.ArgumentParser(" in line and "def " not in line:
+                assert "add_help=False" in line, f"{path.name}: {line.strip()}"
 
 
 def test_set_values_are_read_as_yaml():
