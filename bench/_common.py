@@ -90,7 +90,9 @@ def describe_machine(info: dict) -> str:
 
 
 def summarize(seconds: list) -> dict:
-    """Median, 90th percentile (nearest rank), min and max of a list of durations, in seconds."""
+    """Median, 90th percentile (nearest rank), min and max of a list of durations, in seconds,
+    and the durations themselves in the order they were measured (`rounds`), so that ratios
+    between interleaved modes can be recomputed from a JSON file."""
     ordered = sorted(seconds)
     rank = max(0, min(len(ordered) - 1, int(round(0.9 * len(ordered) + 0.5)) - 1))
     return {
@@ -99,6 +101,7 @@ def summarize(seconds: list) -> dict:
         "min": ordered[0],
         "max": ordered[-1],
         "runs": len(ordered),
+        "rounds": [float(value) for value in seconds],
     }
 
 

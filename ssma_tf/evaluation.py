@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import keras
 import tensorflow as tf
 
-from ssma_tf.checkpoints.initialize import check_checkpoint_fits
+from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_weights, model_from_config
 from ssma_tf.data.pipeline import config_dataset
 from ssma_tf.data.datasets import dataset_info_or_none
@@ -280,6 +280,11 @@ def evaluate(
         check_checkpoint_fits(config, config.checkpoint)  # seconds, not the minutes of a build
     dataset = make_eval_dataset(config)
     _warn_of_label_ids_beyond(config, log)
+    if not config.is_fusion:
+        swapped = other_input_modality_warning(config.checkpoint, config.input_modality,
+                                               "" if config.source == "<dict>" else f"{config.source}: ")
+        if swapped is not None:
+            log(f"warning: {swapped}")
     if model is None and str(config.checkpoint).endswith(".keras"):
         # The file holds the network itself, pruned widths included.
         model = model_from_config(config)

@@ -76,6 +76,26 @@ def test_evaluation_of_adapnet_runs_the_fast_copy_and_counts_what_the_model_pred
         Evaluator(TinySegmenter(4), 4, dataset.element_spec, precision="bfloat16")
 
 
+def test_evaluating_a_run_of_another_modality_says_so(tmp_path):
+    from ssma_tf.evaluation import evaluate
+
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    (depth / "config.yaml").write_text("model: AdapNet_pp\ninput_modality: modality2\n")
+    records = write_records(tmp_path / "test.tfrecords", 2, height=32, width=32, num_classes=5, seed=3)
+    config = _eval_config(tmp_path, records, depth)
+    lines = []
+    evaluate(config, model=build_tiny_model(config), log=lines.append)
+    assert [line for line in lines if line.startswith("warning:")] == [
+        f"warning: eval.config: {depth} is from the run {depth}, trained on modality2 (input_modality in its "
+        "config.yaml), but it is given modality1; pass --set input_modality=modality2 unless the records hold "
+        "the modality2 images as modality1"]
+    lines.clear()
+    (depth / "config.yaml").write_text("model: AdapNet_pp\ninput_modality: modality1\n")  # the modality fed
+    evaluate(config, model=build_tiny_model(config), log=lines.append)
+    assert not [line for line in lines if line.startswith("warning:")]
+
+
 def test_multiscale_and_flip_average_the_softmax_at_input_size():
     model = TinySegmenter(4)
     images = tf.random.stateless_uniform((2, 32, 64, 3), seed=(1, 2), maxval=255.0)

@@ -60,6 +60,7 @@ def test_predict_py_with_a_config_and_a_list(weights, images, tmp_path, capsys):
     assert _predict_main(["-c", str(config), "--list", str(images / "val.txt"), "--output", str(output)]) == 0
     captured = capsys.readouterr()
     assert "predicted 2 sample(s)" in captured.out
+    assert f"pictures in {output} (at 32x64, the model's size; --original_size for each image's own)" in captured.out
     assert "2/2 (100%)" in captured.err  # progress
     for index in range(2):
         ids = _read(output / "class_ids" / f"{index}.png")

@@ -41,14 +41,16 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import add_model_source, add_version, command, model_source_or_exit, size_or_exit
+from ssma_tf.cli.common import (
+    ArgumentParser, add_model_source, add_version, command, model_source_or_exit, size_or_exit,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
     from ssma_tf.constants import INPUT_MODALITIES  # no TensorFlow: --help stays quick
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ssma-predict",
         description="Predict with AdapNet++ or SSMA and write class-id, colour, overlay and attention pictures."
     )
@@ -150,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         compare=compare, compare_input_modality=compare_input or "modality1",
     )
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
-          f"{predictor.precision_reason}); pictures in {args.output}")
+          f"{predictor.precision_reason}); pictures in {args.output} {_picture_size(args, predictor, 'model')}")
     if summary.improvement:
         counts = summary.improvement
         scored = max(counts["scored"], 1)
@@ -203,8 +205,19 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
         alpha=args.alpha, batch_size=args.batch_size, progress=None if args.quiet else sys.stderr,
     )
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
-          f"{predictor.precision_reason}); pictures in {args.output}")
+          f"{predictor.precision_reason}); pictures in {args.output} {_picture_size(args, predictor, 'export')}")
     return 0
+
+
+def _picture_size(args: argparse.Namespace, predictor, what: str) -> str:
+    """The size the pictures have, said (an export made for another size than the images wrote
+    its own size without a word)."""
+    if args.original_size:
+        return "(at each image's own size)"
+    if predictor.size is None:
+        return "(at each image's size, rounded to the network's stride)"
+    height, width = predictor.size
+    return f"(at {height}x{width}, the {what}'s size; --original_size for each image's own)"
 
 
 def _say_if_not_empty(output: str) -> None:

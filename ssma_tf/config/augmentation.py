@@ -50,7 +50,7 @@ class AugmentationConfig(Section):
     brightness_range: tuple[float, float] = key(
         (-40.0, 40.0), kind="range", minimum=-255.0, doc="value added (0..255 scale)")
     contrast: bool = key(True, kind="bool",
-                         doc="scale modality 1 about its per-channel mean")
+                         doc="scale modality 1 about its mean intensity (one mean for all channels)")
     contrast_range: tuple[float, float] = key(
         (0.5, 1.5), kind="range", minimum=0.0, doc="contrast factor")
     vignetting: bool = key(True, kind="bool",

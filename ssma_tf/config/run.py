@@ -135,7 +135,8 @@ class RunConfig:
         doc="build the auxiliary heads (AdapNet++ always has them; off for SSMA as released)")
     encoder_lr_multiplier: float = key(
         1.0, kind="float", minimum=0.0, modes=TRAIN,
-        doc="factor on the encoders' learning rate (0.1 in SSMA stage 2)")
+        doc="factor on the experts' whole schedule, end rate included (0.1 in SSMA stage 2: 1e-3 → 1e-4 "
+        "becomes 1e-4 → 1e-5); the experts are their encoders, eASPP and skip projections")
     fusion: Optional[str] = key(
         FUSION_METHODS[0], kind="choice", choices=FUSION_METHODS,
         doc="SSMA only: how the two modalities are fused: SSMA, or one of the baselines of the "

@@ -341,7 +341,9 @@ def _metadata(model, size, format, precision, model_file, modality2_interpolatio
         "modality2_interpolation": modality2_interpolation if fusion else None,
         "input_modality": None if fusion else input_modality,
         "outputs": {"probabilities": f"float32 [1, {size[0]}, {size[1]}, C]"},
-        "calibration": None if not samples else {"records": [os.fspath(r) for r in calibration], "samples": samples},
+        # Absolute, so that the file tells which records wherever it is read from.
+        "calibration": None if not samples else {"records": [os.path.abspath(os.fspath(r)) for r in calibration],
+                                                 "samples": samples},
         "dataset": None if dataset is None else dataset.name,
         "class_names": None if dataset is None else list(dataset.class_names),
         "palette": None if dataset is None else [list(c) for c in dataset.palette],

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import keras
 
+from ssma_tf.checkpoints.initialize import other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_model, model_from_config
-from ssma_tf.config import ConfigError, load_config
+from ssma_tf.config import ConfigError, ConfigWarning, load_config
 from ssma_tf.config.runs import is_run, run_config, run_weights
 from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
 from ssma_tf.errors import first_line
@@ -127,6 +129,10 @@ def setup_inference(
         run = None
     else:
         run = load_run_config(config, overrides)
+        if checkpoint is not None and not run.is_fusion:
+            swapped = other_input_modality_warning(str(checkpoint), run.input_modality, f"{run.source}: ")
+            if swapped is not None:
+                warnings.warn(swapped, ConfigWarning, stacklevel=2)
     if checkpoint is not None:
         loaded = load_model(checkpoint, model or (run.model if run else None),
                             num_classes or (run.num_classes if run else None))

@@ -7,8 +7,9 @@ from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.layers.batch_norm import BatchNorm
 from ssma_tf.layers.initializers import HeTruncatedNormal
 
-# Batch-norm settings of the released graph (tf.contrib.layers.batch_norm with decay 0.99 and
-# epsilon 1e-5). Keras' default epsilon of 1e-3 would shift every activation.
+# Batch-norm settings of the released graph (its own `network_base.batch_norm`: `tf.nn.moments`,
+# the biased batch variance in the moving average, decay 0.99, epsilon 1e-5). Keras' default
+# epsilon of 1e-3 would shift every activation.
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.99
 

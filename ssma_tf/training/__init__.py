@@ -26,7 +26,8 @@ far above its starting level (`DivergenceError`, config key `divergence_factor`)
 The SSMA stages of the paper (Section 5.1.2) are configs, not code paths: stage 1 trains one
 AdapNet++ per modality; stage 2 an SSMA with `freeze_experts: false` and
 `encoder_lr_multiplier: 0.1`; stage 3 an SSMA with the experts frozen (not trainable, batch norms
-in inference mode), starting from stage 2's weights (`initialize
+in inference mode), starting from stage 2's weights (the stage-3 config's `intialize` key,
+spelled as in the released configs).
 
 The package's modules, top to bottom (each imports only those below it):
 

@@ -146,6 +146,34 @@ def test_expert_runs_of_another_modality_than_their_expert_are_warned_of(tmp_pat
     assert warnings(checkpoint1=str(runs["depth"]), checkpoint2=str(runs["rgb"]))[0].startswith("key 'checkpoint2'")
 
 
+def test_a_run_of_another_modality_than_the_config_feeds_is_warned_of_before_evaluation_or_prediction(tmp_path):
+    """`ssma-evaluate RUN_RGB --checkpoint RUN_DEPTH` scored the depth expert on colour images."""
+    from ssma_tf.checkpoints.initialize import other_input_modality_warning
+    from ssma_tf.checkpoints.reading import CheckpointError
+    from ssma_tf.config import ConfigWarning
+    from ssma_tf.inference.settings import setup_inference
+
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    (depth / "config.yaml").write_text("model: AdapNet_pp\ninput_modality: modality2\n")
+    (depth / "final.weights.h5").write_bytes(b"")
+    assert other_input_modality_warning(str(depth), "modality2") is None
+    assert other_input_modality_warning(str(tmp_path / "elsewhere.weights.h5"), None) is None
+    for given in (depth, depth / "final.weights.h5"):
+        assert other_input_modality_warning(str(given), None, "rgb.config: ") == (
+            f"rgb.config: {given} is from the run {depth}, trained on modality2 (input_modality in its config.yaml), "
+            "but it is given modality1; pass --set input_modality=modality2 unless the records hold the modality2 "
+            "images as modality1")
+    # Prediction and export set up through a config and a checkpoint: warned before the weights load.
+    config = tmp_path / "rgb.config"
+    config.write_text("model: AdapNet_pp\nnum_classes: 4\nheight: 32\nwidth: 64\ntest_data: val.tfrecords\nbatch_size: 1\n"
+                      f"checkpoint: {tmp_path}\n")
+    with pytest.warns(ConfigWarning, match=f"{config}: {depth / 'final.weights.h5'} is from the run {depth}, "
+                                           "trained on modality2"):
+        with pytest.raises(CheckpointError):
+            setup_inference(config, depth / "final.weights.h5")
+
+
 def test_a_run_that_has_not_finished_is_named_when_it_starts_another(tmp_path):
     """Stage 2 started from a stage-1 run killed halfway took its newest checkpoint without a word."""
     import tensorflow as tf

@@ -9,6 +9,7 @@ global mean, a transposed convolution), whose conversion takes seconds instead o
 import builtins
 import importlib.util
 import json
+import os
 
 import keras
 import numpy as np
@@ -75,11 +76,13 @@ def adapnet_openvino_int8(adapnet, records, tmp_path_factory):
     weights = str(folder / "model.weights.h5")
     adapnet.save_weights(weights)
     output = folder / "openvino_int8"
-    status = _load_tool("export").main([
-        "--checkpoint", weights, "--model", "AdapNet_pp", "--num_classes", "4", "--size", f"{HEIGHT}x{WIDTH}",
-        "--format", "openvino", "--int8", "--calibration", records["rgb"], "--calibration_samples", "2",
-        "--output", str(output),
-    ])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(os.path.dirname(records["rgb"]))  # the records given relative to the working directory
+        status = _load_tool("export").main([
+            "--checkpoint", weights, "--model", "AdapNet_pp", "--num_classes", "4", "--size", f"{HEIGHT}x{WIDTH}",
+            "--format", "openvino", "--int8", "--calibration", os.path.basename(records["rgb"]),
+            "--calibration_samples", "2", "--output", str(output),
+        ])
     assert status == 0
     return weights, output
 
@@ -97,6 +100,7 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     meta = backends.read_export_metadata(folder)
     assert meta["backend"] == "openvino" and meta["precision"] == "int8"
     assert meta["size"] == [HEIGHT, WIDTH] and meta["inputs"] == ["image"] and meta["num_classes"] == 4
+    # Absolute, though given relative: the metadata names the records wherever it is read.
     assert meta["calibration"] == {"records": [records["rgb"]], "samples": 2}
     assert (folder / "model.xml").exists() and (folder / "model.bin").exists()
     # The int8 network holds quantised convolutions, and still predicts what the float model does.
@@ -143,6 +147,11 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
     from PIL import Image
 
     assert np.asarray(Image.open(output / "class_ids" / "a.png")).shape == (40, 70)
+    # Without --original_size the pictures have the export's size, and the last line says so.
+    assert predict_cli.main([str(folder), "--backend", "openvino", "--modality1", image, "--quiet",
+                             "--output", str(tmp_path / "at_export_size")]) == 0
+    assert "(at 32x64, the export's size; --original_size for each image's own)" in capsys.readouterr().out
+    assert np.asarray(Image.open(tmp_path / "at_export_size" / "class_ids" / "a.png")).shape == (32, 64)
     # The export has no attention gates: asking for them is a flag error.
     with pytest.raises(SystemExit):
         predict_cli.main([str(folder), "--backend", "openvino", "--modality1", image, "--attention",
