@@ -137,6 +137,16 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--height", "16", "--width", "16",
                      "--json", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: --json {tmp_path} is a folder; give a file name\n"
+    # A trained classifier is not replaced without --overwrite (a second run replaced it silently).
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "scene.keras").write_bytes(b"")
+    train = ["train", "--train_data", "x.tfrecords", "--output", str(tmp_path / "run"), "--num_classes", "3",
+             "--height", "16", "--width", "16"]
+    assert cli.main(train) == 2
+    assert capsys.readouterr().err == (f"error: the trained classifier {tmp_path / 'run' / 'scene.keras'} exists; "
+                                       "pass --overwrite to replace it\n")
+    with pytest.raises(pytest.fail.Exception, match="trained"):
+        cli.main(train + ["--overwrite"])
 
 
 def test_experts_trained_with_the_classifier_have_a_gradient_for_every_trainable_weight():

@@ -254,6 +254,24 @@ def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_p
         training.Trainer(fusion, log=lambda line: None)
 
 
+def test_a_checkpoint_folder_of_a_run_trained_another_way_is_named_too(tmp_path, tiny_model):
+    """A mean teacher switched off on resume was dropped without a word; a stage-3 config pointed at
+    its stage-2 folder failed on an optimizer slot."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    saved = tmp_path / "checkpoints" / "config.yaml"
+    text = saved.read_text()
+    for section, shown in (("semi_supervised: {method: classmix}", "semi_supervised: classmix"),
+                           ("adaptation: {}", "adaptation: sac")):
+        saved.write_text(text + section + "\n")
+        with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run with {shown} \(its "
+                                                  rf"config.yaml\), but the config tiny.config trains with "
+                                                  rf"{shown.split(':')[0]}: none; give another checkpoint folder "
+                                                  r"for a new run$"):
+            training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lambda line: None)
+    saved.write_text(text)
+    assert training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lambda line: None).resumed_from
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model):
     trainer = training.Trainer(_tiny_config(tmp_path), log=lambda line: None)
     compiled = trainer.train_function
@@ -723,3 +741,14 @@ def test_extending_a_finished_run_says_the_schedule_moves_to_the_new_end(tmp_pat
     assert extended.learning_rate() == pytest.approx(rate, rel=1e-5)
     assert (f"note: max_iteration 2 -> 4 since the run started: the learning rate follows the schedule to the "
             f"new end ({rate:.4g} at this step)") in lines
+
+
+def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_path, tiny_model):
+    """learning_rate 0.01 -> 0.001 made the rate jump without a word (a new max_iteration had a note)."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    lines = []
+    resumed = training.Trainer(_tiny_config(tmp_path, max_iteration=4, learning_rate=0.001), log=lines.append)
+    rate = _tf1_poly(2, 0.001, 4, 0.9, 1e-4)
+    assert resumed.learning_rate() == pytest.approx(rate, rel=1e-5)
+    assert (f"note: learning_rate 0.01 -> 0.001 since the run started: the learning rate follows the new schedule "
+            f"({rate:.4g} at this step)") in lines

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch_size", type=int, default=8)
     train.add_argument("--learning_rate", type=float, default=1e-3)
     train.add_argument("--seed", type=int)
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the folder's scene.keras if it exists (without it, an existing one is an error)")
     for sub in (train,):
         sub.add_argument("--height", type=int, required=True)
         sub.add_argument("--width", type=int, required=True)
@@ -104,6 +106,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Before the work: a folder under a file failed once training or evaluating was done.
         if args.command == "train":
             check_output(args.output, what="--output", directory=True, overwrite=None)
+            # A trained classifier is not replaced by a second run without a word (there is no
+            # resuming: each run trains from the start).
+            check_output(os.path.join(args.output, scene.FINAL_SCENE_MODEL), what="the trained classifier",
+                         overwrite=args.overwrite)
         elif args.command == "evaluate" and args.json:
             check_output(args.json, what="--json")
         if args.command == "convert":

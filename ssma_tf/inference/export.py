@@ -39,7 +39,7 @@ import tensorflow as tf
 
 import ssma_tf
 from ssma_tf.constants import EXPORT_METADATA
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
@@ -235,7 +235,13 @@ def export_saved_model(
         # model too would store every weight twice (as the Keras variable and as the TF one).
         # The first endpoint also becomes `serving_default`; naming it so keeps one signature.
         archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=signature)
-        archive.write_out(staging, verbose=False)
+        try:
+            archive.write_out(staging, verbose=False)
+        except tf.errors.OpError as error:
+            # A full disk or a file-size limit: TensorFlow's own error type, with a traceback;
+            # as an OSError naming the folder it ends the command with one line (its partial
+            # files go with the staging folder).
+            raise OSError(None, first_line(error), os.fspath(output_dir)) from error
         report.seconds["saved_model"] = time.monotonic() - start
         say(f"wrote the SavedModel ({report.seconds['saved_model']:.0f} s)")
 

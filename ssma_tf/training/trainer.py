@@ -29,6 +29,8 @@ from ssma_tf.checkpoints.initialize import (
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
+from ssma_tf.config.adaptation import AdaptationConfig
+from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.data.datasets import dataset_info_or_none
@@ -89,6 +91,23 @@ class CheckpointWriteError(TrainingStopped):
     The partial files are removed and the previous checkpoint is kept.
     """
 
+
+# Keys of the poly schedule besides max_iteration (noted on its own) whose change a resume notes.
+_SCHEDULE_KEYS = ("learning_rate", "end_learning_rate", "power")
+
+
+def _method(section: Any, default: str) -> Optional[str]:
+    """The method of a `semi_supervised` or `adaptation` section, as a config or as the dict a
+    run's config.yaml holds (None: no such section; `default`: a section without the key)."""
+    if section is None or section is False:
+        return None
+    if isinstance(section, dict):
+        return str(section.get("method", default))
+    return str(getattr(section, "method", default))
+
+
+def _mode_text(value: Any) -> str:
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @dataclasses.dataclass
@@ -395,6 +414,12 @@ class Trainer:
                 self._log(f"note: max_iteration {ended} -> {self.config.max_iteration} since the run started: the "
                           f"learning rate follows the schedule to the new end ({float(self.learning_rate()):.4g} "
                           "at this step)")
+            changed = [f"{key} {saved[key]:g} -> {getattr(self.config, key):g}" for key in _SCHEDULE_KEYS
+                       if isinstance(saved.get(key), (int, float)) and saved[key] != getattr(self.config, key)]
+            if changed and step < self.config.max_iteration:
+                # As a new max_iteration: the rate jumps to the new schedule's at this step.
+                self._log(f"note: {', '.join(changed)} since the run started: the learning rate follows the new "
+                          f"schedule ({float(self.learning_rate()):.4g} at this step)")
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
                           f"{', '.join(skipped)} (left in place; the next saves replace them)")
@@ -418,6 +443,24 @@ class Trainer:
                 raise CheckpointError(
                     f"{config.checkpoint} holds a run of {key}: {before} (its {RUN_CONFIG}), but the config "
                     f"{config.source} trains {key}: {now}; give another checkpoint folder for a new run")
+        if not saved:
+            return  # a fresh start, or a folder of a version that wrote no config.yaml
+        # The same network trained another way is another run too: resumed, a stage-3 config
+        # pointed at its stage-2 folder failed on an optimizer slot, and a mean teacher switched
+        # off (or on) was dropped (or missing) without a word.
+        modes = [(key, _method(saved.get(key), default), _method(getattr(config, key), default))
+                 for key, default in (("semi_supervised", SemiSupervisedConfig().method),
+                                      ("adaptation", AdaptationConfig().method))]
+        if config.is_fusion and "freeze_experts" in saved:
+            modes.append(("freeze_experts", bool(saved["freeze_experts"]), bool(config.freeze_experts)))
+        for key, before, now in modes:
+            if before != now:
+                hint = (" (stage 3 starts from stage 2's weights with intialize, in a folder of its own)"
+                        if key == "freeze_experts" else "")
+                raise CheckpointError(
+                    f"{config.checkpoint} holds a run with {key}: {_mode_text(before)} (its {RUN_CONFIG}), but the "
+                    f"config {config.source} trains with {key}: {_mode_text(now)}; give another checkpoint folder "
+                    f"for a new run{hint}")
 
     def _streams_text(self) -> str:
         """The element specs of the input streams whose position a checkpoint saves, as text."""

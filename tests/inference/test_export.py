@@ -5,6 +5,7 @@ import os
 import warnings
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -148,6 +149,25 @@ def test_export_refuses_existing_output_and_leaves_nothing_on_failure(adapnet, t
     (tmp_path / "taken").mkdir()
     with pytest.raises(export.ExportError, match="exists"):
         export.export_saved_model(adapnet, str(tmp_path / "taken"))
+
+    # A full disk or a file-size limit while TensorFlow writes the variables: TensorFlow's own
+    # error type, which the commands would print with a traceback; an OSError naming the folder.
+    def full(*args, **kwargs):
+        raise tf.errors.OutOfRangeError(None, None, "tmp/variables.data-00000-of-00001; File too large [Op:SaveV2]")
+
+    real = keras.export.ExportArchive
+
+    def archive():
+        instance = real()  # Keras' backend subclass
+        instance.write_out = full
+        return instance
+
+    monkeypatch.setattr(keras.export, "ExportArchive", archive)
+    with pytest.raises(OSError) as error:
+        export.export_saved_model(adapnet, str(tmp_path / "full"), size=(32, 64))
+    assert error.value.filename == str(tmp_path / "full") and "File too large" in error.value.strerror
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+    monkeypatch.undo()
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
