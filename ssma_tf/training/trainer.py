@@ -560,8 +560,9 @@ class Trainer:
             raise CheckpointWriteError(
                 f"cannot write the checkpoint {prefix} at step {step}: {first_line(error)}. "
                 "Its partial files are removed; "
-                + (f"the last good checkpoint is {kept}: free some space and run again to resume "
-                   "from it" if kept else "no checkpoint was written before: free some space and "
+                + (f"the last good checkpoint is {kept}: free some space (or make the folder writable) and run "
+                   "again to resume from it" if kept else "no checkpoint was written before: free some space (or "
+                   "make the folder writable) and "
                    "run again")
             ) from None
         self._saving_step = None
@@ -600,8 +601,8 @@ class Trainer:
         final = os.path.join(self.config.checkpoint, FINAL_WEIGHTS)
         model_file = os.path.join(self.config.checkpoint, FINAL_MODEL)
         kept = self.last_checkpoint
-        rerun = (f"; the trained weights are in the checkpoint {kept}: free some space and run "
-                 "again to export them" if kept else "")
+        rerun = (f"; the trained weights are in the checkpoint {kept}: free some space (or make the folder "
+                 "writable) and run again to export them" if kept else "")
         # Both files hold every weight once, plus a little structure. Checked first because a
         # write that fails halfway leaves h5py in a state where it may crash on closing.
         needed = 2 * sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in self.model.weights)
