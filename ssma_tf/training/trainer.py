@@ -30,8 +30,8 @@ from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
 from ssma_tf.config.adaptation import AdaptationConfig
-from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.runs import saved_run_config, write_run_config
+from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
