@@ -280,9 +280,8 @@ def evaluate(
         check_checkpoint_fits(config, config.checkpoint)  # seconds, not the minutes of a build
     dataset = make_eval_dataset(config)
     _warn_of_label_ids_beyond(config, log)
-    if not config.is_fusion and config.checkpoint:
-        swapped = other_input_modality_warning(str(config.checkpoint), config.input_modality,
-                                               "" if config.source == "<dict>" else f"{config.source}: ")
+    if config.checkpoint:
+        swapped = other_input_modality_warning(config, str(config.checkpoint))
         if swapped is not None:
             log(f"warning: {swapped}")
     if model is None and str(config.checkpoint).endswith(".keras"):

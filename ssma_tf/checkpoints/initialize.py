@@ -211,25 +211,26 @@ def other_modality_run(source: str, index: int) -> Optional[tuple[str, str]]:
     return os.path.dirname(run), read
 
 
-def other_input_modality_warning(path: str, input_modality: Optional[str], where: str = "") -> Optional[str]:
+def other_input_modality_warning(config: Any, path: str) -> Optional[str]:
     """A warning (without "warning:") when `path` is a checkpoint of an AdapNet++ run that read
-    another modality than the one it is about to be given; None otherwise.
+    another modality than the AdapNet++ `config` feeds it; None otherwise (SSMA configs too).
 
     `ssma-evaluate RUN_RGB --checkpoint RUN_DEPTH` scored the depth expert on the colour images
     without a word. Only a warning, as for the SSMA experts: records that hold the depth images
     as their first modality are right to feed a depth run's weights modality 1.
 
     Args:
+        config: the `RunConfig` that evaluates, predicts or exports (its `input_modality`).
         path: the checkpoint, weights or `.keras` file (in a run's folder) to be loaded.
-        input_modality: the modality the config feeds it (None: modality 1).
-        where: what says so, for the message (`"runs/rgb/config.yaml: "`).
     """
-    given = input_modality or "modality1"
+    if config.is_fusion:
+        return None
+    given = config.input_modality or "modality1"
     found = other_modality_run(path, int(given.removeprefix("modality")) - 1)
     if found is None:
         return None
     run, read = found
-    return (f"{where}{path} is from the run {run}, trained on {read} (input_modality in its {RUN_CONFIG}), but it "
+    return (f"{_where(config)}{path} is from the run {run}, trained on {read} (input_modality in its {RUN_CONFIG}), but it "
             f"is given {given}; pass --set input_modality={read} unless the records hold the {read} images "
             f"as {given}")
 

@@ -129,8 +129,8 @@ def setup_inference(
         run = None
     else:
         run = load_run_config(config, overrides)
-        if checkpoint is not None and not run.is_fusion:
-            swapped = other_input_modality_warning(str(checkpoint), run.input_modality, f"{run.source}: ")
+        if checkpoint is not None:
+            swapped = other_input_modality_warning(run, str(checkpoint))
             if swapped is not None:
                 warnings.warn(swapped, ConfigWarning, stacklevel=2)
     if checkpoint is not None:

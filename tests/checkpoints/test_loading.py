@@ -157,10 +157,18 @@ def test_a_run_of_another_modality_than_the_config_feeds_is_warned_of_before_eva
     depth.mkdir()
     (depth / "config.yaml").write_text("model: AdapNet_pp\ninput_modality: modality2\n")
     (depth / "final.weights.h5").write_bytes(b"")
-    assert other_input_modality_warning(str(depth), "modality2") is None
-    assert other_input_modality_warning(str(tmp_path / "elsewhere.weights.h5"), None) is None
+
+    def evaluating(**keys):
+        values = dict(model="AdapNet_pp", num_classes=4, height=32, width=64, batch_size=1,
+                      checkpoint=str(tmp_path), test_data="val.tfrecords")
+        values.update(keys)
+        return config_from_dict(values, source="rgb.config", mode="eval", check_paths=False)
+
+    assert other_input_modality_warning(evaluating(input_modality="modality2"), str(depth)) is None
+    assert other_input_modality_warning(evaluating(), str(tmp_path / "elsewhere.weights.h5")) is None
+    assert other_input_modality_warning(evaluating(model="SSMA"), str(depth)) is None  # SSMA: its experts' check
     for given in (depth, depth / "final.weights.h5"):
-        assert other_input_modality_warning(str(given), None, "rgb.config: ") == (
+        assert other_input_modality_warning(evaluating(), str(given)) == (
             f"rgb.config: {given} is from the run {depth}, trained on modality2 (input_modality in its config.yaml), "
             "but it is given modality1; pass --set input_modality=modality2 unless the records hold the modality2 "
             "images as modality1")
