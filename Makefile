@@ -43,7 +43,7 @@ three-modalities: $(STAMP)
 # test's time is single-threaded Python (building models, tracing), so on the 2-core CI machine
 # this takes about 9 minutes instead of 13.5.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 # The model code also runs on the JAX backend; jax is an extra, so this target adds it.
 test-jax: $(STAMP)

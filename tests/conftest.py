@@ -1,5 +1,6 @@
 """Shared test helpers: the ../shared fixtures folder and small-model settings."""
 
+import os
 import pathlib
 
 import pytest
@@ -8,12 +9,57 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
+def _share_the_cores_between_workers() -> None:
+    """Under `pytest -n N`, gives each worker's TensorFlow (and the processes its tests start)
+    1/N of the cores for its operations.
+
+    TensorFlow sizes its thread pool to every core in each process: two workers training full-size
+    networks at once ran twice as many threads as cores, and on two cores the file of Keras
+    training tests took 105 s beside the training-step equivalence file against 68 s with one
+    thread each (that file 137 s against 132 s). Set before TensorFlow is imported; a value
+    in the environment is kept.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if "PYTEST_XDIST_WORKER" in os.environ and workers > 1:
+        threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
+        os.environ.setdefault("OMP_NUM_THREADS", threads)
+
+
+_share_the_cores_between_workers()
+
+
 def shared_path(*parts: str) -> pathlib.Path:
     """Returns a path under ../shared, skipping the test when the folder is absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent (the ../shared fixtures are only on developer and CI machines)")
     return path
+
+
+# The test files that take longest (seconds of one worker, `--durations` of a full run on two
+# Xeon cores), longest first. `make test` hands the two workers whole files in collection order
+# (`--dist loadfile --no-loadscope-reorder`); these go first and the many short files fill in
+# behind them, so that both workers end together. Before, xdist sent the files with most tests
+# first, and a 2-minute file starting last kept one worker busy alone for 90 s. A name missing
+# here only costs balance.
+LONGEST_FILES = (
+    "test_training.py", "test_semi_supervised.py", "test_training_step_equivalence.py",
+    "test_adaptation.py", "pruning/test_prune_command.py", "test_training_reliability.py",
+    "test_keras_training.py", "cli/test_run_folder.py", "models/test_fusion_baselines.py",
+    "inference/test_compiled.py", "inference/test_deploy.py", "pruning/test_pruning.py", "test_scene.py",
+    "inference/test_predictor.py", "test_predict_script.py", "checkpoints/test_loading.py",
+    "inference/test_export.py", "models/test_ssma.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+
+    def file_rank(item):
+        return rank.get(item.nodeid.split("::")[0].removeprefix("tests/"), len(LONGEST_FILES))
+
+    items.sort(key=file_rank)  # stable: the order within a file and among the others stays
 
 
 @pytest.fixture(scope="session")
@@ -29,16 +75,34 @@ def tf1_fixture_dir(tmp_path_factory) -> pathlib.Path:
     return folder
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _collect_everything_after_each_module():
+    """Frees what a test file left, the objects frozen during its tests included (below)."""
+    yield
+    import gc
+
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
-def _collect_garbage_after_each_test():
-    """Frees what a test left (models, tf.data iterators) before the next one starts.
+def _collect_garbage_between_tests(_collect_everything_after_each_module):
+    """Frees what the tests before left (models, tf.data iterators) before this one starts.
 
     A tf.data iterator that Python's cycle collector happens to free while a later test traces a
     function waits for its pipeline's threads in its destructor, with the GIL held; in the full
     suite on two busy cores such waits added minutes to single tests. Collected here, between
     tests, they cost a fraction of a second.
+
+    What survives is frozen (`gc.freeze`): the next collection looks only at what was made since.
+    A full collection of a worker's heap (TensorFlow's and Keras' modules, the module fixtures'
+    models) took 0.2-0.5 s, before each of some 960 tests: 260 s of the suite's 33 CPU minutes.
+    The frozen objects are looked at once per test file, when its module fixtures are gone. This
+    runs before a test rather than after it, because pytest lets go of a test's fixture values
+    (models) only after their teardown: frozen there, they would stay until the file's end.
     """
-    yield
     import gc
 
     gc.collect()
+    gc.freeze()
