@@ -557,9 +557,15 @@ def test_synchronized_batch_norm_reaches_every_batch_norm(adapnet_run):
 # --- Full-size SSMA, stage 3 ------------------------------------------------------------------
 
 
-def test_stage3_leaves_frozen_experts_bit_identical(adapnet_run, tmp_path, monkeypatch):
+def test_stage3_experts_start_from_the_trained_adapnet_and_are_frozen(adapnet_run, tmp_path, monkeypatch):
     """SSMA with frozen experts, both started from the AdapNet++ the run above trained (own
-    weights, as `checkpoint1`/`checkpoint2` of the released SSMA script)."""
+    weights, as `checkpoint1`/`checkpoint2` of the released SSMA script).
+
+    That a stage-3 step leaves the experts bit for bit as they were (their batch-norm statistics
+    included) while the fusion and decoder move as in the released graph is the step equivalence
+    test's (tests/test_training_step_equivalence.py, stage 3); this one checks where the experts
+    come from and that the trainer freezes them.
+    """
     monkeypatch.chdir(tmp_path)
     write_records(tmp_path / "records" / "fusion.tfrecords", 2, fusion=True)
     path = smoke_config("ssma_stage3.config")
@@ -575,18 +581,10 @@ def test_stage3_leaves_frozen_experts_bit_identical(adapnet_run, tmp_path, monke
     experts = [v for encoder in trainer.model.encoders for v in encoder.variables]
     assert experts and not any(v.trainable for v in experts)
     assert all(encoder.trainable is False for encoder in trainer.model.encoders)
-    before = [v.numpy().copy() for v in experts]
-    decoder = [v for v in trainer.model.trainable_variables]
-    decoder_before = [v.numpy().copy() for v in decoder]
-    trainer.train(max_steps=1)
-    for variable, value in zip(experts, before):
-        # Moving means and variances included: the experts' batch norms ran in inference mode.
-        np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
-    changed = sum(not np.array_equal(v.numpy(), b) for v, b in zip(decoder, decoder_before))
-    assert changed > len(decoder) // 2
+    assert len(trainer.model.trainable_variables) > 0
     # Frozen means no optimizer state at all for the experts (learning rate 0).
     tracked = {id(v) for v in trainer.optimizer._trainable_variables}
-    assert not any(id(v) in tracked for v in experts)
+    assert tracked and not any(id(v) in tracked for v in experts)
 
 
 # --- Distribution -----------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def _step_both(work: pathlib.Path, model: str, checkpoint: str, *, stage: int | 
     Returns:
         A dict: `terms` {name: (port, tf1)}, `gradients` {tf1 name: (port, tf1)} for every
         trained variable, `rates` {tf1 name: learning rate of the variable}, `before`/`after`
-        {tf1 name: (port, tf1)} for every variable, and the config.
+        {tf1 name: (port, tf1)} for every variable, `optimized` (the tf1 names of the variables
+        the port's optimizer keeps state for), and the config.
     """
     fusion = model == "ssma"
     records = write_records(work / "train.tfrecords", BATCH, height=HEIGHT, width=WIDTH,
@@ -107,6 +108,8 @@ def _step_both(work: pathlib.Path, model: str, checkpoint: str, *, stage: int | 
             # Adam's first moment after one step from zero is (1 - β1)·g.
             momentum, _ = adam_slots(optimizer, variable)
             port_gradients[name] = momentum.numpy() / np.float32(1 - BETA_1)
+    tracked = {id(v) for v in getattr(optimizer, "_trainable_variables", ())}
+    optimized = sorted(name for name, variable in mapping.items() if id(variable) in tracked)
 
     # The original: the TF1 training graph, restored from the same checkpoint.
     tf1_graph = _tf1_graph_module()
@@ -138,6 +141,7 @@ def _step_both(work: pathlib.Path, model: str, checkpoint: str, *, stage: int | 
         "port_terms": sorted(terms),
         "gradients": {k: (port_gradients.get(k), v) for k, v in tf1_gradients.items()},
         "port_trained": sorted(port_gradients),
+        "optimized": optimized,
         "rates": {k: float(v) for k, v in rates.items()},
         "before": {k: (before[k], tf1_before[k]) for k in tf1_before},
         "after": {k: (after[k], tf1_after[k]) for k in tf1_after},
@@ -222,6 +226,8 @@ def test_ssma_stage3_step_leaves_the_frozen_experts_alone(tmp_path, ssma_checkpo
     result = _step_both(tmp_path, "ssma", ssma_checkpoint, stage=3)
     trained = {n for n in result["after"] if "moving_" not in n and not n.startswith(("rgb/", "depth/"))}
     _check_step(result, trained)
+    # Frozen means no optimizer state at all for the experts (learning rate 0).
+    assert result["optimized"] and not [n for n in result["optimized"] if n.startswith(("rgb/", "depth/"))]
     # The experts' batch norms ran in inference mode: their statistics did not move on either side.
     for name, (port, original) in result["after"].items():
         if name.startswith(("rgb/", "depth/")):
