@@ -219,10 +219,11 @@ def run(
     # Everything a finished stage depends on: a resumed run with other weights, fine-tuning or
     # test records would otherwise report the old stages as its own. The config by content, so
     # that `--set` changes count and a moved file does not.
-    config_digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    config_values = json.loads(json.dumps(config.to_dict(), sort_keys=True, default=str))
+    config_digest = hashlib.sha256(json.dumps(config_values, sort_keys=True).encode()).hexdigest()
     settings = {"method": method, "stages": [s.spec for s in stages], "finetune_steps": finetune_steps,
                 "rank_batches": rank_batches, "model": config.model, "source": str(config.source),
-                "checkpoint": source, "config_sha256": config_digest[:16],
+                "checkpoint": source, "config_sha256": config_digest[:16], "config": config_values,
                 "finetune_learning_rate": finetune_learning_rate, "test_data": list(test_data),
                 # Named only when used, so that the reports of earlier runs still match theirs.
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
@@ -236,13 +237,21 @@ def run(
                 f"{report_path} was written by an earlier version of ssma-prune (it records neither the weights "
                 "nor the config's contents, and its stages counted some weights twice); give a new output folder",
                 path=report_path)
-        if old != settings:
-            differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        # Where the config file lies is recorded, not compared: its contents are (config_sha256;
+        # a report that records them, `config`, also names the keys that changed).
+        differ = sorted(k for k in set(old) | set(settings)
+                        if k not in ("source", "config") and old.get(k) != settings.get(k))
+        if differ:
+            before = [f"{k}={old.get(k)!r}" for k in differ if k != "config_sha256"][:3]
+            if "config_sha256" in differ and isinstance(old.get("config"), dict):
+                changed = sorted(k for k in set(old["config"]) | set(config_values)
+                                 if old["config"].get(k) != config_values.get(k))
+                before += [f"config key {k}={old['config'].get(k)!r}" for k in changed[:3]]
             raise UserInputError(
-                f"{report_path} comes from another pruning run: {', '.join(differ) or 'its settings'} differ "
-                f"(before: {', '.join(f'{k}={old.get(k)!r}' for k in differ[:3])}); give a new output folder "
+                f"{report_path} comes from another pruning run: {', '.join(differ)} differ "
+                f"(before: {', '.join(before) or 'another config'}); give a new output folder "
                 "or the same settings", path=report_path)
-        report = previous
+        report = dict(previous, settings=settings)  # the config's place now
     eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
 
     def record(index: int, model: keras.Model) -> dict:

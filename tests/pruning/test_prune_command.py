@@ -74,7 +74,14 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
         assert prune_cli.main(args + change) == 2
         error = capsys.readouterr().err
         assert f"report.json comes from another pruning run: {key} differ" in error, error
+    assert "(before: config key learning_rate=0.001)" in error  # the changed key (before: the digest alone)
     assert json.loads((out / "report.json").read_text()) == report
+    # The same config from another place is the same run (before: "source differ" refused it).
+    moved = run_folder / "moved.config"
+    moved.write_text(smoke_config("adapnet_train.config").read_text())
+    assert prune_cli.main(["-c", str(moved)] + args[2:]) == 0
+    assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
+    assert json.loads((out / "report.json").read_text())["stages"] == report["stages"]
 
 
 def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypatch, capsys):
