@@ -705,6 +705,14 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "e"),
                                "--depth-encoding", "gray_near_bright"]) == 2
     assert "is not a decodable depth colouring 'gray_near_bright'" in capsys.readouterr().err
+    # The depth student is AdapNet++ on modality 1: a config on modality 2 is named with the flag
+    # that needs it (before: an error about depth pretraining, after the records were read).
+    with pytest.raises(SystemExit):
+        select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "f"),
+                            "--depth-student-steps", "1", "--set", "input_modality=modality2"])
+    assert (f"--depth-student-steps trains a depth student from the config: {path}: key 'input_modality': "
+            "is modality2, but depth pretraining learns") in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
 
 
 def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tmp_path, capsys):

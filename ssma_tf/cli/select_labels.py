@@ -64,6 +64,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     budgets = sorted(set(args.budgets) | {args.budget})
     if args.depth_student_steps < 0:
         parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
+    if args.depth_student_steps > 0:
+        from ssma_tf.config import ConfigError
+        from ssma_tf.semi_supervised.depth_pretraining import depth_config
+
+        try:
+            depth_config(config)  # the student's network, before the records are read
+        except ConfigError as error:
+            parser.error(f"--depth-student-steps trains a depth student from the config: {error}")
 
     import os
 
