@@ -108,7 +108,7 @@ def _step_both(work: pathlib.Path, model: str, checkpoint: str, *, stage: int | 
             # Adam's first moment after one step from zero is (1 - β1)·g.
             momentum, _ = adam_slots(optimizer, variable)
             port_gradients[name] = momentum.numpy() / np.float32(1 - BETA_1)
-    tracked = {id(v) for v in getattr(optimizer, "_trainable_variables", ())}
+    tracked = {id(v) for v in optimizer._trainable_variables}
     optimized = sorted(name for name, variable in mapping.items() if id(variable) in tracked)
 
     # The original: the TF1 training graph, restored from the same checkpoint.

@@ -219,8 +219,8 @@ def run(
     # Everything a finished stage depends on: a resumed run with other weights, fine-tuning or
     # test records would otherwise report the old stages as its own. The config by content, so
     # that `--set` changes count and a moved file does not.
-    config_values = json.loads(json.dumps(config.to_dict(), sort_keys=True, default=str))
-    config_digest = hashlib.sha256(json.dumps(config_values, sort_keys=True).encode()).hexdigest()
+    config_text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    config_digest, config_values = hashlib.sha256(config_text.encode()).hexdigest(), json.loads(config_text)
     settings = {"method": method, "stages": [s.spec for s in stages], "finetune_steps": finetune_steps,
                 "rank_batches": rank_batches, "model": config.model, "source": str(config.source),
                 "checkpoint": source, "config_sha256": config_digest[:16], "config": config_values,
