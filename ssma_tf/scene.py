@@ -2,7 +2,9 @@
 
 Training starts the experts from unimodal AdapNet++ checkpoints (their encoders, as SSMA's
 `checkpoints`), freezes them as the released fusion stage does, and trains the SSMA block and the
-classifier with Adam on the cross-entropy of the scene classes. Evaluation reports, as Table 22,
+classifier with Adam on the cross-entropy of the scene classes. It logs the loss as it goes and
+keeps the state of an unfinished run in `<output>/resume/` (every `save_steps` steps and when
+stopped by Ctrl-C or SIGTERM), from which the same call goes on. Evaluation reports, as Table 22,
 the recall and the IoU of each class (TP / (TP + FN) and TP / (TP + FP + FN), in percent) with
 their means and the accuracy.
 """
@@ -10,7 +12,10 @@ their means and the accuracy.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
+import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -22,11 +27,20 @@ from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.config import ConfigWarning
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.scene import build_scene_dataset, largest_class_id
-from ssma_tf.errors import UserInputError
-from ssma_tf.files import atomic_path
+from ssma_tf.errors import UserInputError, first_line
+from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.models.scene import SSMASceneClassifier
+from ssma_tf.progress import format_short_duration
 
 FINAL_SCENE_MODEL = "scene.keras"
+# `<output>/resume/`: an unfinished run's weights and optimizer (`state.weights.h5`, its step
+# is the optimizer's iteration count) and the settings it was started with (`run.json`).
+RESUME_FOLDER = "resume"
+_STATE_WEIGHTS = "state.weights.h5"
+_RUN_SETTINGS = "run.json"
+# The settings a resumed run must share with the run it goes on; `steps` may grow.
+_RESUMED_SETTINGS = ("num_classes", "modalities", "height", "width", "batch_size", "learning_rate",
+                     "freeze_experts", "experts", "expert_classes", "seed")
 
 
 def scene_metrics(confusion: np.ndarray, class_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
@@ -98,8 +112,16 @@ def train_scene_classifier(
     freeze_experts: bool = True,
     seed: Optional[int] = None,
     log: Optional[Callable[[str], None]] = None,
+    log_every: Optional[int] = None,
+    save_steps: int = 100,
+    resume: bool = True,
 ) -> SceneTrainResult:
     """Trains an `SSMASceneClassifier` and writes it to `<output_dir>/scene.keras`.
+
+    An unfinished run (stopped by Ctrl-C, SIGTERM or a crash after a save) leaves its state in
+    `<output_dir>/resume/`; calling again with the same settings goes on from its step (`steps`
+    may be raised) and, with a `seed`, reads the batches the uninterrupted run would have read.
+    The folder is removed once `scene.keras` is written.
 
     Args:
         train_data: scene records (`ssma_tf.data.scene.write_scene_records`), a pattern or list.
@@ -114,14 +136,27 @@ def train_scene_classifier(
         freeze_experts: train only the SSMA block and the classifier.
         seed: seed of the weights and the data order.
         log: where progress lines go (default: nowhere).
+        log_every: a line with the mean loss every this many steps (default: a tenth of `steps`).
+        save_steps: the state is saved to `<output_dir>/resume/` every this many steps (0: only
+            when stopped).
+        resume: False starts at step 0, discarding an unfinished run's state.
 
     Raises:
         ValueError: `experts` of another length than `modalities`.
-        UserInputError: a record's class id is not below `num_classes` (naming the file).
+        UserInputError: a record's class id is not below `num_classes` (naming the file); an
+            unfinished run in `output_dir` with other settings (naming the setting).
     """
     log = log or (lambda line: None)
     if experts is not None and len(experts) != modalities:
         raise ValueError(f"{len(experts)} expert checkpoints for {modalities} modalities; give one per modality")
+    state_dir = os.path.join(output_dir, RESUME_FOLDER)
+    settings = {"num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
+                "batch_size": batch_size, "learning_rate": learning_rate, "freeze_experts": freeze_experts,
+                "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
+                "expert_classes": expert_classes, "seed": seed}
+    if not resume:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    state = _unfinished_run(state_dir, settings)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     # Before the model is built: records that are not scene records (one line), then a class id
@@ -138,6 +173,15 @@ def train_scene_classifier(
             warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
                           stacklevel=2)
     model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy())
+    if state is not None:
+        start = _load_state(model, state, height, width)
+        log(f"resuming the unfinished run in {state_dir} at step {start} of {steps}"
+            + ("" if seed is None else " (the batches go on where it stopped)"))
+        if seed is not None:
+            dataset = dataset.skip(start)
+        return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps)
     for encoder, source in zip(model.encoders, experts or ()):
         try:
             weights = unimodal_encoder_weights(source, expert_classes or num_classes, model.dropout_rate)
@@ -149,17 +193,121 @@ def train_scene_classifier(
                                   "classes need --expert_classes N (their segmentation classes)") from None
         encoder.set_weights(weights)
         log(f"{source}: loaded into the {encoder.name} expert")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy())
-    # One step per "epoch": the history holds the loss of every step.
-    history = model.fit(dataset, epochs=steps, steps_per_epoch=1, verbose=0)
-    losses = [float(v) for v in history.history["loss"]]
-    log(f"trained {steps} steps, loss {losses[-1]:.4f}")
+    return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps)
+
+
+def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str]:
+    """The state file of an unfinished run in `state_dir` started with `settings`; None if there
+    is none. An unfinished run with other settings is an error naming the first that differs."""
+    weights = os.path.join(state_dir, _STATE_WEIGHTS)
+    recorded = os.path.join(state_dir, _RUN_SETTINGS)
+    if not (os.path.isfile(weights) and os.path.isfile(recorded)):
+        return None
+    try:
+        with open(recorded, encoding="utf-8") as stream:
+            before = json.load(stream)
+    except (OSError, ValueError) as error:
+        raise UserInputError(f"{recorded}: cannot read the unfinished run's settings ({error}); remove "
+                             f"{state_dir} (or pass --overwrite) to start again", recorded) from None
+    for key in _RESUMED_SETTINGS:
+        if before.get(key) != settings[key]:
+            raise UserInputError(
+                f"{state_dir} holds an unfinished run with {key} {before.get(key)!r}, this one has "
+                f"{settings[key]!r}: give the same settings to go on with it, or start again with "
+                "--overwrite or in another folder", state_dir)
+    return weights
+
+
+def _load_state(model: SSMASceneClassifier, weights: str, height: int, width: int) -> int:
+    """Loads an unfinished run's weights and optimizer into `model`; returns its step."""
+    model([np.zeros((1, height, width, 3), np.float32)] * model.num_modalities, training=False)
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(weights)
+    except (OSError, ValueError) as error:
+        raise UserInputError(f"{weights}: cannot load the unfinished run's state ({first_line(error)}); remove "
+                             f"{os.path.dirname(weights)} (or pass --overwrite) to start again", weights) from None
+    return int(model.optimizer.iterations.numpy())
+
+
+def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str, object]) -> str:
+    """Writes the run's state to `<output_dir>/resume/` (the settings first, then the weights,
+    each file whole or not at all); returns the folder."""
+    state_dir = os.path.join(output_dir, RESUME_FOLDER)
+    with atomic_write(os.path.join(state_dir, _RUN_SETTINGS)) as stream:
+        json.dump(settings, stream, indent=1)
+    with atomic_path(os.path.join(state_dir, _STATE_WEIGHTS)) as temporary:
+        model.save_weights(temporary)
+    return state_dir
+
+
+class _StepLog(keras.callbacks.Callback):
+    """One step per Keras epoch: keeps each step's loss, logs their mean every `every` steps
+    and saves the state every `save_steps`."""
+
+    def __init__(self, total: int, log, every: int, save):
+        super().__init__()
+        self.total, self.every, self.log, self.save = total, every, log, save
+        self.losses: List[float] = []
+        self._window: List[float] = []
+        self._started = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = epoch + 1
+        loss = float(logs["loss"])
+        self.losses.append(loss)
+        self._window.append(loss)
+        now = time.perf_counter()
+        if self._started is None:
+            self._started = (now, step)  # the first step traces the function: timed from its end
+        if step % self.every == 0 or step == self.total:
+            timed = step - self._started[1]
+            per_step = (now - self._started[0]) / timed if timed else float("nan")
+            speed = f"{per_step:.2f} s/step, time left {format_short_duration(per_step * (self.total - step))}" \
+                if timed else "first step"
+            self.log(f"step {step}/{self.total}  loss {np.mean(self._window):.4f}  {speed}")
+            self._window = []
+        self.save(step)
+
+
+def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[str, object], steps: int,
+         start: int, log, log_every: Optional[int], save_steps: int) -> SceneTrainResult:
+    """`train_scene_classifier`'s loop from step `start`, its saves and its final file."""
+    saved = {"step": start}
+
+    def save(step):
+        if save_steps and step % save_steps == 0 and step < steps:
+            _save_state(model, output_dir, settings)
+            saved["step"] = step
+            log(f"saved the run's state in {os.path.join(output_dir, RESUME_FOLDER)} (step {step})")
+
+    every = log_every or max(1, steps // 10)
+    logger = _StepLog(steps, log, every, save)
+    if start < steps:
+        log(f"training {model.name} ({model.count_params():,} weights) from step {start} to {steps}, "
+            f"batch {settings['batch_size']}")
+        try:
+            # One step per "epoch": the history holds the loss of every step.
+            model.fit(dataset, epochs=steps, initial_epoch=start, steps_per_epoch=1, verbose=0, callbacks=[logger],
+                      shuffle=False)  # the records are shuffled by the dataset
+        except KeyboardInterrupt:
+            # The optimizer counts the steps whose update the weights hold, even one that ended
+            # between the step and its callback.
+            step = int(model.optimizer.iterations.numpy())
+            if step > saved["step"]:
+                where = _save_state(model, output_dir, settings)
+                log(f"stopped at step {step}: the run's state is in {where}; run the same command to go on")
+            raise
+    else:
+        log(f"the unfinished run is at step {start}, not before the {steps} steps asked for: nothing to train")
+    if logger.losses:
+        log(f"trained to step {steps}, the last step's loss {logger.losses[-1]:.4f}")
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, FINAL_SCENE_MODEL)
     with atomic_path(path) as temporary:
         model.save(temporary)
-    return SceneTrainResult(model, path, losses)
+    shutil.rmtree(os.path.join(output_dir, RESUME_FOLDER), ignore_errors=True)
+    return SceneTrainResult(model, path, logger.losses)
 
 
 def evaluate_scene_classifier(

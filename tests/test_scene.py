@@ -87,14 +87,40 @@ def test_metrics_are_table_22s_recall_and_iou():
     assert metrics["mean_recall"] == 62.5 and metrics["accuracy"] == 62.5
 
 
-def test_training_lowers_the_loss_and_the_command_evaluates(records, tmp_path, capsys):
+def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_evaluates(records, tmp_path, capsys):
     data = str(records / "scenes.tfrecords")
+    run = tmp_path / "run"
     # At 16 x 16 (the smallest input) the scenes keep their halves and the steps are cheap.
-    result = train_scene_classifier(data, str(tmp_path / "run"), num_classes=3, modalities=2, height=16, width=16,
-                                    steps=20, batch_size=8, learning_rate=1e-2, seed=0)
+    settings = dict(num_classes=3, modalities=2, height=16, width=16, steps=20, batch_size=8, learning_rate=1e-2,
+                    seed=0, log_every=4, save_steps=8)
+    lines = []
+
+    def stop_at_step_12(line):
+        lines.append(line)
+        if line.startswith("step 12/20"):
+            raise KeyboardInterrupt  # as Ctrl-C (or SIGTERM, through the commands) between two steps
+
+    # Before: no line until the end, no state kept: a stopped run started again from step 0.
+    with pytest.raises(KeyboardInterrupt):
+        train_scene_classifier(data, str(run), log=stop_at_step_12, **settings)
+    assert f"saved the run's state in {run / 'resume'} (step 8)" in lines
+    assert lines[-1] == f"stopped at step 12: the run's state is in {run / 'resume'}; run the same command to go on"
+    assert not (run / "scene.keras").exists()
+    # Other settings are refused, naming the first that differs, before the records are read.
+    with pytest.raises(UserInputError, match=r"run/resume holds an unfinished run with learning_rate 0\.01, this one "
+                                             r"has 0\.02: give the same settings"):
+        train_scene_classifier("missing.tfrecords", str(run), **{**settings, "learning_rate": 2e-2})
+    resumed = []
+    result = train_scene_classifier(data, str(run), log=resumed.append, **settings)
+    assert resumed[0] == (f"resuming the unfinished run in {run / 'resume'} at step 12 of 20 (the batches go on "
+                          "where it stopped)")
     assert result.model.num_modalities == 2 and len(result.model.encoders) == 2
-    losses = result.losses
-    assert len(losses) == 20 and np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+    assert len(result.losses) == 8 and (run / "scene.keras").exists() and not (run / "resume").exists()
+
+    def mean_loss(logged, step):
+        return float(next(line for line in logged if line.startswith(f"step {step}/20")).split("loss ")[1].split()[0])
+
+    assert mean_loss(resumed, 20) < 0.8 * mean_loss(lines, 4), (lines, resumed)
     assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data, "--height", "16", "--width",
                      "16", "--class_names", "left", "top", "plain", "--json", str(tmp_path / "m.json")]) == 0
     printed = capsys.readouterr().out
@@ -116,6 +142,8 @@ def test_training_lowers_the_loss_and_the_command_evaluates(records, tmp_path, c
     (["--batch_size", "0"], "train --batch_size must be >= 1, got 0"),
     (["--learning_rate", "-0.01"], "train --learning_rate must be positive, got -0.01"),
     (["--experts", "a.weights.h5"], "train --experts: 1 checkpoint(s) for --modalities 2; give one per modality"),
+    (["--save_steps", "-1"], "train --save_steps must be >= 0, got -1"),
+    (["--log_every", "0"], "train --log_every must be >= 1, got 0"),
 ])
 def test_scene_train_flags_are_checked_before_the_model_is_built(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -128,7 +156,8 @@ def test_scene_train_flags_are_checked_before_the_model_is_built(tmp_path, capsy
 def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys):
     import ssma_tf.scene
 
-    monkeypatch.setattr(ssma_tf.scene, "train_scene_classifier", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(ssma_tf.scene, "train_scene_classifier",
+                        lambda *a, **k: pytest.fail(f"trained, resume={k['resume']}, save_steps={k['save_steps']}"))
     monkeypatch.setattr(ssma_tf.scene, "evaluate_scene_classifier", lambda *a, **k: pytest.fail("evaluated"))
     (tmp_path / "file").write_text("")
     assert cli.main(["train", "--train_data", "x.tfrecords", "--output", str(tmp_path / "file" / "run"),
@@ -145,7 +174,8 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     assert cli.main(train) == 2
     assert capsys.readouterr().err == (f"error: the trained classifier {tmp_path / 'run' / 'scene.keras'} exists; "
                                        "pass --overwrite to replace it\n")
-    with pytest.raises(pytest.fail.Exception, match="trained"):
+    # --overwrite also starts again from step 0 where an unfinished run's state is.
+    with pytest.raises(pytest.fail.Exception, match="trained, resume=False, save_steps=100"):
         cli.main(train + ["--overwrite"])
 
 

@@ -7,8 +7,9 @@
     ssma-scene evaluate runs/scene --test_data val.tfrecords --height 96 --width 96 \\
         --class_names bathroom bedroom kitchen office
 
-A list line is `modality1 modality2 ... class_id` (paths relative to the list's folder). The
-evaluation prints the recall and IoU of each class and their means, as Table 22. The work is
+A list line is `modality1 modality2 ... class_id` (paths relative to the list's folder). Training
+logs the loss as it goes and saves its state in `<output>/resume/` every `--save_steps` steps and
+when stopped; the same command goes on from there. The evaluation prints the recall and IoU of each class and their means, as Table 22. The work is
 done by `ssma_tf.scene` and `ssma_tf.data.scene`.
 
 Exit status: 0 done, 2 bad input (a list line, records, checkpoints; the message names it).
@@ -49,8 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch_size", type=int, default=8)
     train.add_argument("--learning_rate", type=float, default=1e-3)
     train.add_argument("--seed", type=int)
+    train.add_argument("--save_steps", type=int, default=100,
+                       help="save the run's state every this many steps, for resuming (default 100; 0: only "
+                       "when stopped by Ctrl-C or SIGTERM)")
+    train.add_argument("--log_every", type=int, help="a line with the mean loss every this many steps "
+                       "(default: a tenth of --steps)")
     train.add_argument("--overwrite", action="store_true",
-                       help="replace the folder's scene.keras if it exists (without it, an existing one is an error)")
+                       help="replace the folder's scene.keras if it exists (without it, an existing one is an error) "
+                       "and start again from step 0 where an unfinished run's state is (without it, the run goes on "
+                       "from there)")
     for sub in (train,):
         sub.add_argument("--height", type=int, required=True)
         sub.add_argument("--width", type=int, required=True)
@@ -71,7 +79,7 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     from ssma_tf.constants import MAX_MODALITIES
 
     least = {"--num_classes": 1 if args.command == "convert" else 2, "--modalities": 1, "--steps": 1,
-             "--batch_size": 1, "--height": 16, "--width": 16}
+             "--batch_size": 1, "--height": 16, "--width": 16, "--save_steps": 0, "--log_every": 1}
     for flag, low in least.items():
         value = getattr(args, flag[2:], None)
         if value is not None and value < low:
@@ -106,8 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Before the work: a folder under a file failed once training or evaluating was done.
         if args.command == "train":
             check_output(args.output, what="--output", directory=True, overwrite=None)
-            # A trained classifier is not replaced by a second run without a word (there is no
-            # resuming: each run trains from the start).
+            # A trained classifier is not replaced by a second run without a word (an unfinished
+            # run, which has none yet, goes on).
             check_output(os.path.join(args.output, scene.FINAL_SCENE_MODEL), what="the trained classifier",
                          overwrite=args.overwrite)
         elif args.command == "evaluate" and args.json:
@@ -129,7 +137,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.train_data, args.output, num_classes=args.num_classes, modalities=args.modalities,
                 height=args.height, width=args.width, steps=args.steps, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, experts=args.experts, expert_classes=args.expert_classes,
-                freeze_experts=not args.train_experts, seed=args.seed, log=print,
+                freeze_experts=not args.train_experts, seed=args.seed, log=print, log_every=args.log_every,
+                save_steps=args.save_steps, resume=not args.overwrite,
             )
             print(f"wrote {result.path}")
         else:
