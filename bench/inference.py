@@ -55,8 +55,9 @@ bench/flops.py) are printed beside the times.
     python bench/inference.py --keras base.keras pruned/stage1.keras pruned/stage2.keras
                                                    # .keras models (e.g. pruned ones, docs/pruning.md)
                                                    # timed interleaved in one process, mode default,
-                                                   # as ratios to the first (--masked: pruned ones
-                                                   # also without the dense-residual rewrite)
+                                                   # as ratios to the first, with their FLOPs
+                                                   # (--masked: pruned ones also without the
+                                                   # dense-residual rewrite)
     python bench/inference.py --backend jax
     python bench/inference.py --modes default,auto,bfloat16,openvino,openvino_int8,tflite_int8 \
         --runs 10 --json docs/bench/deploy.json   # the deployment table (README, docs/deploy.md)
@@ -467,13 +468,23 @@ def child_keras(spec: dict) -> dict:
                 start = time.perf_counter()
                 block(call())
                 seconds[path].append(time.perf_counter() - start)
+    from ssma_tf.inference.flops import flops
+
     first = spec["files"][0]
     result = {"model": name, "height": height, "width": width, "files": {}}
+    counted = {}
     for path in models:
         summary = _common.summarize(seconds[path])
         summary["ratio_to_first"] = statistics.median(a / b for a, b in zip(seconds[path], seconds[first]))
         summary["params"] = int(models[path].count_params())
+        # The FLOPs of the model as saved (the pruning report's count), at the timed size; the
+        # dense-residual copy that is timed also multiplies the zero filters of masked units.
+        if id(models[path]) not in counted:
+            counted[id(models[path])] = flops(models[path], height, width)
+        summary["gflops"] = counted[id(models[path])] / 1e9
         result["files"][path] = summary
+    for summary in result["files"].values():
+        summary["flops_ratio_to_first"] = summary["gflops"] / result["files"][first]["gflops"]
     result["peak_rss_mib"] = _common.peak_rss_mib()
     return result
 
@@ -693,7 +704,8 @@ def main(argv=None) -> int:
             shown = os.path.relpath(path.removesuffix(MASKED_SUFFIX)) + (" (masked residuals)"
                                                                           if path.endswith(MASKED_SUFFIX) else "")
             print(f"  {summary['median']:.3f} s median  {summary['ratio_to_first']:.2f}x the first  "
-                  f"{summary['params']:,} weights  {shown}")
+                  f"{summary['params']:,} weights  {summary['gflops']:.1f} GFLOPs "
+                  f"({summary['flops_ratio_to_first']:.2f}x)  {shown}")
         if args.json:
             _common.write_json(args.json, {"machine": _common.machine_info(), "args": vars(args), "result": result})
         return 0

@@ -42,6 +42,44 @@ def test_training_step_ratio_ranges():
     assert_states("docs/benchmarks.md", f"10 rounds **0.977×** ({min(ten):.2f}–{max(ten):.2f})")
 
 
+def test_inference_table_and_ranges_on_the_xeon_with_amx():
+    """docs/benchmarks.md's inference table, its GFLOP/s and growth ranges, and the README's rows."""
+    data = bench("inference_cpu.json")
+    assert data["machine"]["cores"] == 2 and data["machine"]["bf16_hardware"]
+    flops = {r["model"]: r["flops"]["total"] for r in data["results"] if r.get("kind") == "flops"}
+    rates, growth = {"compiled": [], "eager": [], "bfloat16": []}, {"float32": [], "bfloat16": []}
+    for result in (r for r in data["results"] if "modes" in r):
+        for mode, values in result["modes"].items():
+            latency = values["latency"]
+            # The ratio is the median of the per-round ratios, recomputed from the rounds kept.
+            tf1 = result["modes"]["tf1"]["latency"]["rounds"]
+            ratio = statistics.median(a / b for a, b in zip(tf1, latency["rounds"]))
+            assert abs(ratio - latency["speedup_vs_tf1"]) < 1e-9
+            median = f"{latency['median']:.3f}"
+            shown = f"**{median}** | {latency['p90']:.3f} | **{ratio:.2f}×**" if mode == "bfloat16" \
+                else f"{median} | {latency['p90']:.3f} | {ratio:.2f}×"
+            assert_states("docs/benchmarks.md", f"| {shown} | {values['throughput']['images_per_s']:.2f} |")
+            readme = shown.replace(f" | {latency['p90']:.3f}", "")
+            if mode in ("tf1", "default", "bfloat16", "saved_model"):
+                assert_states("README.md", f"| {readme} | {values['throughput']['images_per_s']:.2f} |")
+            rate = flops[result["model"]] / latency["median"] / 1e9
+            rates["eager" if mode == "eager" else "bfloat16" if mode == "bfloat16" else "compiled"].append(rate)
+            if "small" in values:
+                side = "bfloat16" if mode == "bfloat16" else "float32"
+                growth[side].append((latency["median"] / values["small"]["median"],
+                                     values["large"]["median"] / latency["median"]))
+
+    def span(values, digits=0):
+        return f"{min(values):.{digits}f}–{max(values):.{digits}f}"
+
+    assert_states("docs/benchmarks.md", f"run them at {span(rates['compiled'])} GFLOP/s (the eager call at "
+                                        f"{span(rates['eager'])}); bfloat16 at {span(rates['bfloat16'])}.")
+    assert_states("docs/benchmarks.md", f"costs ×{span([g[0] for g in growth['float32']], 1)}, and ×4 again to "
+                                        f"768×1536 ×{span([g[1] for g in growth['float32']], 1)}")
+    assert_states("docs/benchmarks.md", f"(×{span([g[0] for g in growth['bfloat16']], 1)})")
+    assert_states("docs/benchmarks.md", f"as fast (×{span([g[1] for g in growth['bfloat16']], 1)})")
+
+
 def test_h200_against_the_titan_x_and_batch_8():
     data = bench("jax_h200.json")
     fractions, gains = [], []
