@@ -1,4 +1,4 @@
-"""What int8 costs in accuracy: the demo's trained models, exported and evaluated with each backend.
+"""What int8 and bfloat16 cost in accuracy: the demo's trained models, exported and evaluated with each backend.
 
 Runs the commands a user would, on the models `make demo` trained (demo_output/ in the current
 folder): for AdapNet++ (RGB), AdapNet++ (depth) and SSMA,
@@ -7,9 +7,10 @@ folder): for AdapNet++ (RGB), AdapNet++ (depth) and SSMA,
         demo_output/data/train.tfrecords --calibration_samples N] --output demo_output/exports/...
     ssma-evaluate -c ssma_tf/cli/demo_configs/<model>_test.config [--backend openvino --exported ...]
 
-(and the same with `--format tflite --int8`), then prints the released mIoU on the validation
-records of every model and backend, and the int8 cost against float32. Calibration reads the
-training records, evaluation the validation records: the calibration never sees the test images.
+(and the same with `--format tflite --int8`; and the TensorFlow model with `--precision bfloat16`),
+then prints the released mIoU on the validation records of every model and backend, and what
+each costs against float32. Calibration reads the training records, evaluation the validation
+records: the calibration never sees the test images.
 
     python bench/deploy_accuracy.py                       # after `make demo`
     python bench/deploy_accuracy.py --json docs/bench/deploy_accuracy.json
@@ -32,6 +33,7 @@ MODELS = (("adapnet_pp_rgb", "AdapNet++ (RGB)"), ("adapnet_pp_depth", "AdapNet++
 # (name, ssma-export flags, ssma-evaluate flags) of each way of running a model.
 VARIANTS = (
     ("tensorflow float32", None, []),
+    ("tensorflow bfloat16", None, ["--precision", "bfloat16"]),
     ("openvino float32", ["--format", "openvino"], ["--backend", "openvino"]),
     ("openvino int8", ["--format", "openvino", "--int8"], ["--backend", "openvino"]),
     ("tflite int8", ["--format", "tflite", "--int8"], ["--backend", "tflite"]),

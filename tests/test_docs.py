@@ -227,7 +227,7 @@ def test_mixed_bfloat16_demo_accuracy_table():
 def test_int8_accuracy_on_the_xeon_with_amx():
     """docs/deploy.md's second accuracy table, its largest int8 change and the SSMA ordering."""
     scores = bench("deploy_accuracy_xeon_amx.json")["mIoU"]
-    variants = ("tensorflow float32", "openvino float32", "openvino int8", "tflite int8")
+    variants = ("tensorflow float32", "tensorflow bfloat16", "openvino float32", "openvino int8", "tflite int8")
     for model, values in scores.items():
         assert_states("docs/deploy.md", f"| {model} | " + " | ".join(f"{values[v]:.2f}" for v in variants) + " |")
     changes = [values[v] - values["tensorflow float32"] for values in scores.values()
@@ -235,6 +235,14 @@ def test_int8_accuracy_on_the_xeon_with_amx():
     worst = min(changes, key=lambda change: -abs(change))
     assert abs(worst) <= 0.3
     assert_states("docs/deploy.md", f"(the largest change {worst:+.2f})".replace("-", "−"))
+    bfloat16 = max(abs(values["tensorflow bfloat16"] - values["tensorflow float32"]) for values in scores.values())
+    assert_states("docs/deploy.md", f"bfloat16 is within {bfloat16:.2f}")
+    ssma, rgb = scores["SSMA"], scores["AdapNet++ (RGB)"]
+    assert_states("docs/benchmarks.md", f"gives mIoU {rgb['tensorflow bfloat16']:.3f} against "
+                                        f"{rgb['tensorflow float32']:.3f} in float32 (AdapNet++ RGB) and "
+                                        f"{ssma['tensorflow bfloat16']:.3f} against {ssma['tensorflow float32']:.3f}")
+    assert_states("README.md", f"the demo's trained SSMA scores {ssma['tensorflow bfloat16']:.2f} mIoU in bfloat16 "
+                               f"against {ssma['tensorflow float32']:.2f} in float32")
     best_unimodal = max(scores["AdapNet++ (RGB)"]["tensorflow float32"], scores["AdapNet++ (depth)"]["tensorflow float32"])
     assert min(scores["SSMA"]["openvino int8"], scores["SSMA"]["tflite int8"]) > best_unimodal
 
