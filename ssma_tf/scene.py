@@ -19,6 +19,7 @@ import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
+import h5py
 import keras
 import numpy as np
 
@@ -26,6 +27,7 @@ from ssma_tf.checkpoints.loading import unimodal_encoder_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.config import ConfigWarning
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
+from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.scene import build_scene_dataset, largest_class_id
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write
@@ -33,13 +35,17 @@ from ssma_tf.models.scene import SSMASceneClassifier
 from ssma_tf.progress import format_short_duration
 
 FINAL_SCENE_MODEL = "scene.keras"
-# `<output>/resume/`: an unfinished run's weights and optimizer (`state.weights.h5`, its step
-# is the optimizer's iteration count) and the settings it was started with (`run.json`).
+# `<output>/resume/`: an unfinished run's weights, optimizer (its step is the optimizer's
+# iteration count) and random generators' states (`state.weights.h5`), and the settings it was
+# started with (`run.json`).
 RESUME_FOLDER = "resume"
 _STATE_WEIGHTS = "state.weights.h5"
 _RUN_SETTINGS = "run.json"
+# The dataset of `state.weights.h5` that holds the dropout layers' seed generators' states,
+# which Keras' weights files leave out: without them a resumed run draws other dropout masks.
+_SEED_STATES = "ssma_tf_seed_generator_states"
 # The settings a resumed run must share with the run it goes on; `steps` may grow.
-_RESUMED_SETTINGS = ("num_classes", "modalities", "height", "width", "batch_size", "learning_rate",
+_RESUMED_SETTINGS = ("train_data", "num_classes", "modalities", "height", "width", "batch_size", "learning_rate",
                      "freeze_experts", "experts", "expert_classes", "seed")
 
 
@@ -120,8 +126,9 @@ def train_scene_classifier(
 
     An unfinished run (stopped by Ctrl-C, SIGTERM or a crash after a save) leaves its state in
     `<output_dir>/resume/`; calling again with the same settings goes on from its step (`steps`
-    may be raised) and, with a `seed`, reads the batches the uninterrupted run would have read.
-    The folder is removed once `scene.keras` is written.
+    may be raised) and, with a `seed`, reads the batches and draws the dropout masks the
+    uninterrupted run would have: it ends with the same weights. The folder is removed once
+    `scene.keras` is written.
 
     Args:
         train_data: scene records (`ssma_tf.data.scene.write_scene_records`), a pattern or list.
@@ -144,7 +151,8 @@ def train_scene_classifier(
     Raises:
         ValueError: `experts` of another length than `modalities`.
         UserInputError: a record's class id is not below `num_classes` (naming the file); an
-            unfinished run in `output_dir` with other settings (naming the setting).
+            unfinished run in `output_dir` with other settings (naming the setting), past
+            `steps`, or whose state cannot be loaded.
     """
     log = log or (lambda line: None)
     if experts is not None and len(experts) != modalities:
@@ -153,7 +161,8 @@ def train_scene_classifier(
     settings = {"num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
                 "batch_size": batch_size, "learning_rate": learning_rate, "freeze_experts": freeze_experts,
                 "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
-                "expert_classes": expert_classes, "seed": seed}
+                "expert_classes": expert_classes, "seed": seed,
+                "train_data": [os.path.abspath(f) for f in list_record_files(train_data)]}
     if not resume:
         shutil.rmtree(state_dir, ignore_errors=True)
     state = _unfinished_run(state_dir, settings)
@@ -177,8 +186,12 @@ def train_scene_classifier(
                   loss=keras.losses.SparseCategoricalCrossentropy())
     if state is not None:
         start = _load_state(model, state, height, width)
+        if start > steps:
+            raise UserInputError(f"--steps {steps} is below step {start} of the unfinished run in {state_dir}: "
+                                 f"give --steps {start} or more to go on with it, or start again with --overwrite",
+                                 state_dir)
         log(f"resuming the unfinished run in {state_dir} at step {start} of {steps}"
-            + ("" if seed is None else " (the batches go on where it stopped)"))
+            + ("" if seed is None else f" (skipping the {start} batches it read)"))
         if seed is not None:
             dataset = dataset.skip(start)
         return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps)
@@ -201,8 +214,11 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     is none. An unfinished run with other settings is an error naming the first that differs."""
     weights = os.path.join(state_dir, _STATE_WEIGHTS)
     recorded = os.path.join(state_dir, _RUN_SETTINGS)
-    if not (os.path.isfile(weights) and os.path.isfile(recorded)):
-        return None
+    if not os.path.isfile(weights):
+        return None  # none, or stopped between writing the settings and the first weights
+    if not os.path.isfile(recorded):
+        raise UserInputError(f"{state_dir} holds {_STATE_WEIGHTS} without {_RUN_SETTINGS}: remove {state_dir} "
+                             "(or pass --overwrite) to start again", state_dir)
     try:
         with open(recorded, encoding="utf-8") as stream:
             before = json.load(stream)
@@ -218,32 +234,68 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     return weights
 
 
+def _seed_generator_states(model: keras.Model) -> list:
+    """The state variables of the model's seed generators (its dropout layers'), in a fixed order:
+    what `model.variables` holds beyond `model.weights`."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
 def _load_state(model: SSMASceneClassifier, weights: str, height: int, width: int) -> int:
-    """Loads an unfinished run's weights and optimizer into `model`; returns its step."""
+    """Loads an unfinished run's weights, optimizer and seed generators into `model`; returns its step."""
     model([np.zeros((1, height, width, 3), np.float32)] * model.num_modalities, training=False)
     model.optimizer.build(model.trainable_variables)
+
+    def unusable(reason):
+        return UserInputError(f"{weights}: cannot load the unfinished run's state ({reason}); remove "
+                              f"{os.path.dirname(weights)} (or pass --overwrite) to start again", weights)
+
+    # Keras only warns when a group of variables does not fit (a fresh optimizer would go on
+    # from the saved weights at step 0): here that is an error.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(weights)
+        except (OSError, ValueError) as error:
+            text = str(error)
+            raise unusable("it does not hold this model's weights" if "could not be loaded" in text
+                           else first_line(error)) from None
+    skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
+    if skipped:
+        raise unusable(first_line(RuntimeError(skipped[0])))
+    step = int(model.optimizer.iterations.numpy())
+    if step == 0:
+        raise unusable("its optimizer is at step 0: no step was saved")
+    generators = _seed_generator_states(model)
     try:
-        model.load_weights(weights)
-    except (OSError, ValueError) as error:
-        raise UserInputError(f"{weights}: cannot load the unfinished run's state ({first_line(error)}); remove "
-                             f"{os.path.dirname(weights)} (or pass --overwrite) to start again", weights) from None
-    return int(model.optimizer.iterations.numpy())
+        with h5py.File(weights, "r") as stream:
+            saved = stream[_SEED_STATES][()] if _SEED_STATES in stream else None
+    except OSError as error:
+        raise unusable(first_line(error)) from None
+    if saved is None or len(saved) != len(generators):
+        raise unusable(f"it lacks the {len(generators)} dropout seed generators' states")
+    for variable, value in zip(generators, saved):
+        variable.assign(value)
+    return step
 
 
 def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str, object]) -> str:
-    """Writes the run's state to `<output_dir>/resume/` (the settings first, then the weights,
-    each file whole or not at all); returns the folder."""
+    """Writes the run's state to `<output_dir>/resume/` (the settings first, then the weights
+    with the seed generators' states, each file whole or not at all); returns the folder."""
     state_dir = os.path.join(output_dir, RESUME_FOLDER)
     with atomic_write(os.path.join(state_dir, _RUN_SETTINGS)) as stream:
         json.dump(settings, stream, indent=1)
     with atomic_path(os.path.join(state_dir, _STATE_WEIGHTS)) as temporary:
         model.save_weights(temporary)
+        states = [np.asarray(v) for v in _seed_generator_states(model)]
+        with h5py.File(temporary, "a") as stream:
+            stream.create_dataset(_SEED_STATES, data=np.stack(states) if states else np.zeros((0, 2), np.int64))
     return state_dir
 
 
 class _StepLog(keras.callbacks.Callback):
-    """One step per Keras epoch: keeps each step's loss, logs their mean every `every` steps
-    and saves the state every `save_steps`."""
+    """One step per Keras epoch: keeps each step's loss, saves the state every `save_steps` and
+    logs the mean loss every `every` steps."""
 
     def __init__(self, total: int, log, every: int, save):
         super().__init__()
@@ -257,6 +309,7 @@ class _StepLog(keras.callbacks.Callback):
         loss = float(logs["loss"])
         self.losses.append(loss)
         self._window.append(loss)
+        self.save(step)
         now = time.perf_counter()
         if self._started is None:
             self._started = (now, step)  # the first step traces the function: timed from its end
@@ -267,7 +320,6 @@ class _StepLog(keras.callbacks.Callback):
                 if timed else "first step"
             self.log(f"step {step}/{self.total}  loss {np.mean(self._window):.4f}  {speed}")
             self._window = []
-        self.save(step)
 
 
 def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[str, object], steps: int,
@@ -283,29 +335,31 @@ def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[st
 
     every = log_every or max(1, steps // 10)
     logger = _StepLog(steps, log, every, save)
-    if start < steps:
-        log(f"training {model.name} ({model.count_params():,} weights) from step {start} to {steps}, "
-            f"batch {settings['batch_size']}")
-        try:
+    path = os.path.join(output_dir, FINAL_SCENE_MODEL)
+    try:
+        if start < steps:
+            log(f"training {model.name} ({model.count_params():,} weights) from step {start} to {steps}, "
+                f"batch {settings['batch_size']}")
             # One step per "epoch": the history holds the loss of every step.
             model.fit(dataset, epochs=steps, initial_epoch=start, steps_per_epoch=1, verbose=0, callbacks=[logger],
                       shuffle=False)  # the records are shuffled by the dataset
-        except KeyboardInterrupt:
-            # The optimizer counts the steps whose update the weights hold, even one that ended
-            # between the step and its callback.
-            step = int(model.optimizer.iterations.numpy())
-            if step > saved["step"]:
-                where = _save_state(model, output_dir, settings)
-                log(f"stopped at step {step}: the run's state is in {where}; run the same command to go on")
-            raise
-    else:
-        log(f"the unfinished run is at step {start}, not before the {steps} steps asked for: nothing to train")
-    if logger.losses:
-        log(f"trained to step {steps}, the last step's loss {logger.losses[-1]:.4f}")
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, FINAL_SCENE_MODEL)
-    with atomic_path(path) as temporary:
-        model.save(temporary)
+            log(f"trained to step {steps}, the last step's loss {logger.losses[-1]:.4f}")
+        else:
+            log(f"the unfinished run has all its {steps} steps: nothing to train")
+        os.makedirs(output_dir, exist_ok=True)
+        with atomic_path(path) as temporary:
+            model.save(temporary)
+    except KeyboardInterrupt:
+        # Stopped during a step or the final save. The optimizer counts the steps whose update
+        # the weights hold, even one that ended between the step and its callback.
+        step = int(model.optimizer.iterations.numpy())
+        if step > saved["step"]:
+            _save_state(model, output_dir, settings)
+            saved["step"] = step
+        if saved["step"]:
+            log(f"stopped at step {step}: the run's state is in {os.path.join(output_dir, RESUME_FOLDER)}; "
+                "run the same command to go on")
+        raise
     shutil.rmtree(os.path.join(output_dir, RESUME_FOLDER), ignore_errors=True)
     return SceneTrainResult(model, path, logger.losses)
 
