@@ -11,7 +11,10 @@ so writers that go by the extension (Keras wants `.weights.h5` or `.keras`) acce
 
 `check_output` tells, before a long job starts, whether its output can be written there at all
 (a folder where a file should go, a parent that is a file or not writable, an existing output
-without `--overwrite`), so that a result is never computed only to be lost.
+without `--overwrite`), so that a result is never computed only to be lost. It also warns of
+temporaries that an earlier writer of the same output left when it was killed (SIGKILL, out of
+memory, power loss: nothing else leaves them), naming them without removing them, since another
+process, perhaps on another machine, may still be writing them.
 
 No TensorFlow here: the data tools use this before they import it.
 """
@@ -23,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import warnings
 from typing import IO, Iterator, Optional, Union
 
 from ssma_tf.errors import UserInputError
@@ -34,6 +38,23 @@ TEMPORARY_PREFIX = ".partial-"
 
 class OutputPathError(UserInputError):
     """An output cannot be written where the user asked: the message names the path and why."""
+
+
+class LeftoverWarning(UserWarning):
+    """Temporaries of an earlier write of the same output lie beside it (the commands print it
+    as one `warning:` line)."""
+
+
+def leftover_temporaries(path: PathLike) -> list:
+    """The temporaries beside `path` that writers of `path` made (`temporary_name`), sorted."""
+    destination = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(destination)
+    pattern = re.compile(re.escape(TEMPORARY_PREFIX) + r"\d+-[0-9a-f]{8}-" + re.escape(name) + "$")
+    try:
+        entries = os.listdir(folder)
+    except OSError:  # a folder still to be made, or one that cannot be listed
+        return []
+    return sorted(os.path.join(folder, entry) for entry in entries if pattern.match(entry))
 
 
 def check_output(
@@ -80,7 +101,24 @@ def check_output(
         raise OutputPathError(f"{what} {shown}: {folder} is a file, not a folder", shown)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} {shown}: the folder {folder} is not writable", shown)
+    leftovers = leftover_temporaries(destination)
+    if leftovers:
+        size = sum(_size(entry) for entry in leftovers)
+        warnings.warn(LeftoverWarning(
+            f"{len(leftovers)} unfinished temporar{'y' if len(leftovers) == 1 else 'ies'} of {what} {shown} "
+            f"({size / 1e6:.1f} MB), left by a writer that was killed: {', '.join(leftovers)}; remove "
+            f"{'it' if len(leftovers) == 1 else 'them'} unless another process is writing {shown} now"), stacklevel=2)
     return destination
+
+
+def _size(path: str) -> int:
+    """Bytes of a file, or of the files under a folder (0 for what cannot be read)."""
+    if not os.path.isdir(path):
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return 0
+    return sum(_size(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
 def temporary_name(path: PathLike) -> str:

@@ -139,3 +139,54 @@ def test_remove_path_takes_files_folders_and_links_but_not_what_a_link_points_to
         remove_path(str(path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
     assert (kept / "b.txt").read_text() == "b"
+
+
+def test_temporaries_left_by_a_killed_writer_are_named_not_removed(tmp_path, capsys):
+    """A writer killed with SIGKILL (or out of memory) leaves its temporary; the next write of the
+    same output warns of it with its size (before: nothing said; readers that glob `*.tfrecords`
+    read it as records). It is not removed: another process may be writing it."""
+    import signal
+    import subprocess
+    import sys
+    import warnings
+
+    from ssma_tf.cli.common import command
+    from ssma_tf.files import LeftoverWarning, check_output, leftover_temporaries, temporary_name
+
+    target = tmp_path / "r.tfrecords"
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from ssma_tf.files import atomic_write\n"
+        f"with atomic_write({str(target)!r}, 'wb') as stream:\n"
+        "    stream.write(b'x' * 2_000_000); stream.flush(); print('written', flush=True); time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert writer.stdout.readline() == "written\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    left = leftover_temporaries(target)
+    assert len(left) == 1 and not target.exists()
+    # Another output's temporary and a file of the user's that only looks like one are not named.
+    (tmp_path / os.path.basename(temporary_name(tmp_path / "other.tfrecords"))).write_bytes(b"")
+    (tmp_path / ".partial-notes-r.tfrecords").write_bytes(b"")
+    with pytest.warns(LeftoverWarning) as caught:
+        assert check_output(target, what="--record") == str(target)
+    assert [str(w.message) for w in caught] == [
+        f"1 unfinished temporary of --record {target} (2.0 MB), left by a writer that was killed: {left[0]}; "
+        f"remove it unless another process is writing {target} now"]
+    assert os.path.exists(left[0])
+    # A folder's (an export's), through a command: one `warning:` line.
+    export = tmp_path / "export"
+    (tmp_path / os.path.basename(temporary_name(export))).mkdir()
+    (tmp_path / os.path.basename(temporary_name(export))).mkdir()
+
+    @command
+    def main(argv=None):
+        check_output(export, what="--output", directory=True)
+        return 0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main([]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: 2 unfinished temporaries of --output {export} (0.0 MB), left by a writer that was "
+                          "killed: ") and err.endswith(f"; remove them unless another process is writing {export} now\n")

@@ -78,12 +78,14 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
 
 
 def _one_line_config_warnings(shown: Callable) -> Callable:
-    """`warnings.showwarning` that prints a `ConfigWarning` as `warning: <message>`, as the
-    commands print their own warnings, instead of Python's file, line and source line."""
+    """`warnings.showwarning` that prints a `ConfigWarning` (or a `LeftoverWarning`) as
+    `warning: <message>`, as the commands print their own warnings, instead of Python's file,
+    line and source line."""
     from ssma_tf.config import ConfigWarning
+    from ssma_tf.files import LeftoverWarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, ConfigWarning):
+        if issubclass(category, (ConfigWarning, LeftoverWarning)):
             print(f"warning: {message}", file=sys.stderr if file is None else file)
         else:
             shown(message, category, filename, lineno, file, line)
