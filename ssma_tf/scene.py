@@ -54,8 +54,8 @@ def scene_metrics(confusion: np.ndarray, class_names: Optional[Sequence[str]] = 
 
     Returns:
         `per_class` (a list of `name`, `recall`, `iou`, `scenes`; None where a class has no
-        scene and no prediction), `mean_recall`, `mean_iou` (over the classes with a value) and
-        `accuracy`.
+        scene and no prediction), `mean_recall`, `mean_iou` (over the classes with a value),
+        `accuracy`, `num_scenes` and the `confusion` counts (a list of rows).
     """
     confusion = np.asarray(confusion, np.float64)
     tp = np.diag(confusion)
@@ -77,6 +77,7 @@ def scene_metrics(confusion: np.ndarray, class_names: Optional[Sequence[str]] = 
         "mean_iou": float(np.mean(ious)) if ious else None,
         "accuracy": 100.0 * float(tp.sum() / total) if total else None,
         "num_scenes": int(total),
+        "confusion": confusion.astype(np.int64).tolist(),
     }
 
 

@@ -342,6 +342,69 @@ def picture_grid(
     return np.asarray(canvas)
 
 
+def confusion_picture(confusion: ArrayLike, class_names: Optional[Sequence[str]] = None, cell: int = 40) -> np.ndarray:
+    """A confusion matrix as a picture: rows the true classes, columns the predicted ones.
+
+    Each cell shows its count and is shaded by the share of its row (white 0 %, dark blue 100 %),
+    so each row reads as that class's recall and where its misses went; the diagonal is framed.
+    A row without samples stays white.
+
+    Args:
+        confusion: (C, C) counts, rows truth, columns prediction.
+        class_names: a name per class (default: the ids).
+        cell: the side of a cell in pixels.
+
+    Returns:
+        An (H, W, 3) uint8 RGB picture.
+
+    Raises:
+        ValueError: a matrix that is not square, negative counts, or a name count other than C.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    counts = np.asarray(confusion)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
+        raise ValueError(f"confusion_picture needs a square (C, C) matrix, got shape {counts.shape}")
+    if (counts < 0).any():
+        raise ValueError("confusion_picture: the counts must not be negative")
+    classes = counts.shape[0]
+    names = [str(c) for c in range(classes)] if class_names is None else [str(n) for n in class_names]
+    if len(names) != classes:
+        raise ValueError(f"{len(names)} class names for a {classes}x{classes} confusion matrix")
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = 8 + max(int(measure.textlength(name, font=font)) for name in names)
+    line = 16
+    width, height = margin + classes * cell + 8, 2 * line + margin + classes * cell + 8
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((margin, 4), "predicted", fill="black", font=font)
+    top = 2 * line + margin  # below the title and the column names
+    totals = counts.sum(axis=1)
+    for column, name in enumerate(names):
+        # Column names written vertically: drawn on their own strip, turned a quarter.
+        strip = Image.new("RGB", (margin, line), "white")
+        ImageDraw.Draw(strip).text((margin - 4 - int(measure.textlength(name, font=font)), 2), name, fill="black",
+                                   font=font)
+        canvas.paste(strip.rotate(90, expand=True), (margin + column * cell + (cell - line) // 2, 2 * line))
+    for row in range(classes):
+        y = top + row * cell
+        draw.text((margin - 4 - int(measure.textlength(names[row], font=font)), y + cell // 2 - 6), names[row],
+                  fill="black", font=font)
+        for column in range(classes):
+            x = margin + column * cell
+            share = counts[row, column] / totals[row] if totals[row] else 0.0
+            shade = tuple(int(round(255 - share * (255 - dark))) for dark in (16, 62, 140))
+            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=shade, outline=(200, 200, 200))
+            text = str(int(counts[row, column]))
+            ink = "white" if share > 0.5 else "black"
+            draw.text((x + (cell - int(measure.textlength(text, font=font))) // 2, y + cell // 2 - 6), text,
+                      fill=ink, font=font)
+        draw.rectangle((margin + row * cell, y, margin + row * cell + cell - 1, y + cell - 1), outline="black", width=2)
+    draw.text((4, top - line), "true", fill="black", font=font)
+    return np.asarray(canvas)
+
+
 def save_png(
     path: Union[str, os.PathLike], array: np.ndarray, compress_level: int = 6
 ) -> None:

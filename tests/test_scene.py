@@ -148,11 +148,19 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
         np.testing.assert_allclose(np.asarray(resumed_weight), np.asarray(whole_weight), rtol=1e-4, atol=1e-5,
                                    err_msg=resumed_weight.path)
     assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data, "--height", "16", "--width",
-                     "16", "--class_names", "left", "top", "plain", "--json", str(tmp_path / "m.json")]) == 0
+                     "16", "--class_names", "left", "top", "plain", "--json", str(tmp_path / "m.json"),
+                     "--picture", str(tmp_path / "confusion.png")]) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split() == ["class", "recall", "IoU", "scenes"]
     assert [line.split()[0] for line in printed.splitlines()[1:5]] == ["left", "top", "plain", "mean"]
-    assert json.loads((tmp_path / "m.json").read_text())["num_scenes"] == 24
+    assert printed.splitlines()[-1] == f"confusion matrix: {tmp_path / 'confusion.png'}"
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    confusion = np.array(metrics["confusion"])
+    assert metrics["num_scenes"] == 24 and confusion.sum(axis=1).tolist() == [8, 8, 8]
+    assert [row["recall"] for row in metrics["per_class"]] == [100 * confusion[c, c] / 8 for c in range(3)]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "confusion.png").size[0] > 3 * 40
     # A class name too few (before: an IndexError; one too many was dropped without a word); the
     # model in memory, as loading its file again costs seconds.
     with pytest.raises(UserInputError, match=r"^2 class names for the model's 3 classes \(left, top\); give one per "
@@ -193,6 +201,9 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--height", "16", "--width", "16",
                      "--json", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: --json {tmp_path} is a folder; give a file name\n"
+    assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--height", "16", "--width", "16",
+                     "--picture", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: --picture {tmp_path} is a folder; give a file name\n"
     # A trained classifier is not replaced without --overwrite (a second run replaced it silently).
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "scene.keras").write_bytes(b"")

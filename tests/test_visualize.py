@@ -238,3 +238,27 @@ def test_picture_grid_refuses_what_it_cannot_lay_out(kwargs, message):
 
     with pytest.raises(ValueError, match=message):
         picture_grid(**kwargs)
+
+
+def test_confusion_picture_shades_each_cell_by_its_share_of_the_row():
+    from ssma_tf.visualize import confusion_picture
+
+    counts = np.array([[8, 0, 0], [2, 6, 0], [0, 0, 0]])
+    cell = 40
+    picture = confusion_picture(counts, ["left", "top", "plain"], cell=cell)
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+    # The cells' grid ends 8 pixels from the right and the bottom edge: find each cell's centre
+    # pixel from there, inset past the printed count.
+    right, bottom = picture.shape[1] - 8, picture.shape[0] - 8
+
+    def corner(row, column):  # a pixel near the cell's top-left corner, clear of the text and frames
+        return picture[bottom - (3 - row) * cell + 4, right - (3 - column) * cell + 4]
+
+    assert tuple(corner(0, 0)) == (16, 62, 140)  # 8 of 8: the darkest
+    assert tuple(corner(0, 1)) == (255, 255, 255)  # 0 of 8
+    assert tuple(corner(1, 0)) == tuple(int(round(255 - 0.25 * (255 - d))) for d in (16, 62, 140))  # 2 of 8
+    assert tuple(corner(2, 2)) == (255, 255, 255)  # a class without samples stays white
+    with pytest.raises(ValueError, match=r"2 class names for a 3x3 confusion matrix"):
+        confusion_picture(counts, ["a", "b"])
+    with pytest.raises(ValueError, match=r"square \(C, C\) matrix, got shape \(2, 3\)"):
+        confusion_picture(np.zeros((2, 3)))

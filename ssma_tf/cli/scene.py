@@ -5,7 +5,7 @@
         --height 96 --width 96 --steps 300 --experts rgb/final.weights.h5 depth/final.weights.h5 \\
         --output runs/scene
     ssma-scene evaluate runs/scene --test_data val.tfrecords --height 96 --width 96 \\
-        --class_names bathroom bedroom kitchen office
+        --class_names bathroom bedroom kitchen office --picture confusion.png
 
 A list line is `modality1 modality2 ... class_id` (paths relative to the list's folder). Training
 logs the loss as it goes and saves its state in `<output>/resume/` every `--save_steps` steps and
@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--width", type=int, required=True)
     evaluate.add_argument("--batch_size", type=int, default=8)
     evaluate.add_argument("--class_names", nargs="+", help="names of the classes, id 0 first")
-    evaluate.add_argument("--json", help="also write the metrics to this file")
+    evaluate.add_argument("--json", help="also write the metrics (and the confusion counts) to this file")
+    evaluate.add_argument("--picture", help="also draw the confusion matrix to this PNG (rows the true classes, "
+                          "each shaded by its share of the row)")
     return parser
 
 
@@ -118,8 +120,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             # run, which has none yet, goes on).
             check_output(os.path.join(args.output, scene.FINAL_SCENE_MODEL), what="the trained classifier",
                          overwrite=args.overwrite)
-        elif args.command == "evaluate" and args.json:
-            check_output(args.json, what="--json")
+        elif args.command == "evaluate":
+            for flag in ("json", "picture"):
+                if getattr(args, flag):
+                    check_output(getattr(args, flag), what=f"--{flag}")
         if args.command == "convert":
             # As ssma-convert: existing records are replaced only when asked, 16-bit images named.
             check_output(args.record, what="--record", overwrite=args.overwrite)
@@ -150,6 +154,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             if args.json:
                 with atomic_write(args.json) as stream:
                     json.dump(metrics, stream, indent=1)
+            if args.picture:
+                from ssma_tf.visualize import confusion_picture, save_png
+
+                save_png(args.picture, confusion_picture(metrics["confusion"], [c["name"] for c in metrics["per_class"]]))
+                print(f"confusion matrix: {args.picture}")
     except (UserInputError, FileNotFoundError) as error:
         return fail(error)
     return 0
