@@ -11,10 +11,11 @@ so writers that go by the extension (Keras wants `.weights.h5` or `.keras`) acce
 
 `check_output` tells, before a long job starts, whether its output can be written there at all
 (a folder where a file should go, a parent that is a file or not writable, an existing output
-without `--overwrite`), so that a result is never computed only to be lost. It also warns of
-temporaries that an earlier writer of the same output left when it was killed (SIGKILL, out of
-memory, power loss: nothing else leaves them), naming them without removing them, since another
-process, perhaps on another machine, may still be writing them.
+without `--overwrite`), so that a result is never computed only to be lost. It also warns, once
+per process, of temporaries beside the output that an earlier writer of that same output left
+(killed with SIGKILL, out of memory, a power loss: nothing else leaves them), naming them without
+removing them, since another process, perhaps on another machine, may still be writing them.
+Only the output's own temporaries are looked for, not those of files inside an output folder.
 
 No TensorFlow here: the data tools use this before they import it.
 """
@@ -38,6 +39,11 @@ TEMPORARY_PREFIX = ".partial-"
 
 class OutputPathError(UserInputError):
     """An output cannot be written where the user asked: the message names the path and why."""
+
+
+# The temporaries already warned of: an output checked twice (a command, then the library it
+# calls) names them once.
+_WARNED: set = set()
 
 
 class LeftoverWarning(UserWarning):
@@ -101,12 +107,13 @@ def check_output(
         raise OutputPathError(f"{what} {shown}: {folder} is a file, not a folder", shown)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} {shown}: the folder {folder} is not writable", shown)
-    leftovers = leftover_temporaries(destination)
+    leftovers = [entry for entry in leftover_temporaries(destination) if entry not in _WARNED]
     if leftovers:
+        _WARNED.update(leftovers)
         size = sum(_size(entry) for entry in leftovers)
         warnings.warn(LeftoverWarning(
             f"{len(leftovers)} unfinished temporar{'y' if len(leftovers) == 1 else 'ies'} of {what} {shown} "
-            f"({size / 1e6:.1f} MB), left by a writer that was killed: {', '.join(leftovers)}; remove "
+            f"({size / 1e6:.1f} MB), left by an earlier writer that did not finish: {', '.join(leftovers)}; remove "
             f"{'it' if len(leftovers) == 1 else 'them'} unless another process is writing {shown} now"), stacklevel=2)
     return destination
 

@@ -30,7 +30,7 @@ from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_li
 from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.scene import build_scene_dataset, largest_class_id
 from ssma_tf.errors import UserInputError, first_line
-from ssma_tf.files import atomic_path, atomic_write
+from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
 from ssma_tf.models.scene import SSMASceneClassifier
 from ssma_tf.progress import format_short_duration
 
@@ -96,7 +96,8 @@ def format_scene_metrics(metrics: Dict[str, object]) -> str:
 
 @dataclasses.dataclass
 class SceneTrainResult:
-    """What `train_scene_classifier` did: the model, its file and the loss of each step."""
+    """What `train_scene_classifier` did: the model, its file and the loss of each step this call
+    trained (after a resume, only those from the saved step on)."""
 
     model: SSMASceneClassifier
     path: str
@@ -166,6 +167,12 @@ def train_scene_classifier(
                 "train_data": [os.path.abspath(f) for f in list_record_files(train_data)]}
     if not resume:
         shutil.rmtree(state_dir, ignore_errors=True)
+    # A save killed halfway (SIGKILL, out of memory) leaves its temporary, as large as the state:
+    # no other run writes into this folder.
+    for leftover in leftover_temporaries(os.path.join(state_dir, _STATE_WEIGHTS)) + \
+            leftover_temporaries(os.path.join(state_dir, _RUN_SETTINGS)):
+        remove_path(leftover)
+        log(f"removed {leftover}, left by an interrupted save")
     state = _unfinished_run(state_dir, settings)
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -223,6 +230,8 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     try:
         with open(recorded, encoding="utf-8") as stream:
             before = json.load(stream)
+        if not isinstance(before, dict):
+            raise ValueError(f"a JSON {type(before).__name__}, not an object of settings")
     except (OSError, ValueError) as error:
         raise UserInputError(f"{recorded}: cannot read the unfinished run's settings ({error}); remove "
                              f"{state_dir} (or pass --overwrite) to start again", recorded) from None
@@ -276,6 +285,9 @@ def _load_state(model: SSMASceneClassifier, weights: str, height: int, width: in
     if saved is None or len(saved) != len(generators):
         raise unusable(f"it lacks the {len(generators)} dropout seed generators' states")
     for variable, value in zip(generators, saved):
+        if tuple(np.shape(value)) != tuple(variable.shape):
+            raise unusable(f"a dropout seed generator's state of shape {tuple(np.shape(value))}, not "
+                           f"{tuple(variable.shape)}")
         variable.assign(value)
     return step
 

@@ -143,8 +143,8 @@ def test_remove_path_takes_files_folders_and_links_but_not_what_a_link_points_to
 
 def test_temporaries_left_by_a_killed_writer_are_named_not_removed(tmp_path, capsys):
     """A writer killed with SIGKILL (or out of memory) leaves its temporary; the next write of the
-    same output warns of it with its size (before: nothing said; readers that glob `*.tfrecords`
-    read it as records). It is not removed: another process may be writing it."""
+    same output warns of it with its size, once per process (before: nothing said; readers that
+    glob `*.tfrecords` read it as records). It is not removed: another process may be writing it."""
     import signal
     import subprocess
     import sys
@@ -171,9 +171,12 @@ def test_temporaries_left_by_a_killed_writer_are_named_not_removed(tmp_path, cap
     with pytest.warns(LeftoverWarning) as caught:
         assert check_output(target, what="--record") == str(target)
     assert [str(w.message) for w in caught] == [
-        f"1 unfinished temporary of --record {target} (2.0 MB), left by a writer that was killed: {left[0]}; "
-        f"remove it unless another process is writing {target} now"]
+        f"1 unfinished temporary of --record {target} (2.0 MB), left by an earlier writer that did not finish: "
+        f"{left[0]}; remove it unless another process is writing {target} now"]
     assert os.path.exists(left[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_output(target, what="record file")  # named once per process
     # A folder's (an export's), through a command: one `warning:` line.
     export = tmp_path / "export"
     (tmp_path / os.path.basename(temporary_name(export))).mkdir()
@@ -188,5 +191,5 @@ def test_temporaries_left_by_a_killed_writer_are_named_not_removed(tmp_path, cap
         warnings.simplefilter("always")
         assert main([]) == 0
     err = capsys.readouterr().err
-    assert err.startswith(f"warning: 2 unfinished temporaries of --output {export} (0.0 MB), left by a writer that was "
-                          "killed: ") and err.endswith(f"; remove them unless another process is writing {export} now\n")
+    assert err.startswith(f"warning: 2 unfinished temporaries of --output {export} (0.0 MB), left by an earlier "
+                          "writer that did not finish: ") and err.endswith(f"; remove them unless another process is writing {export} now\n")

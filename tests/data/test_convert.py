@@ -228,6 +228,22 @@ def test_cli_converts_and_reports(dataset_dir, tmp_path, capsys):
     assert len(_records([out])) == 3
 
 
+def test_cli_names_a_killed_writers_temporaries_once(dataset_dir, tmp_path, capsys):
+    """The command and the converter both check the record file: one warning line, not two
+    (with `--shards N`, not 2 x N)."""
+    from ssma_tf.files import temporary_name
+
+    out = tmp_path / "r.tfrecords"
+    left = temporary_name(out)
+    with open(left, "wb") as stream:
+        stream.write(b"half a record")
+    assert _cli().main(["-f", str(dataset_dir / "pairs.txt"), "-r", str(out)]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warned == [f"warning: 1 unfinished temporary of --record {out} (0.0 MB), left by an earlier writer that "
+                      f"did not finish: {left}; remove it unless another process is writing {out} now"]
+    assert os.path.exists(left) and len(_records([out])) == 3
+
+
 def test_cli_keeps_existing_records_unless_asked(dataset_dir, tmp_path, capsys):
     cli = _cli()
     pairs = str(dataset_dir / "pairs.txt")
