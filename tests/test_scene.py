@@ -97,10 +97,31 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     # At 16 x 16 (the smallest input) the scenes keep their halves and the steps are cheap.
     settings = dict(num_classes=3, modalities=2, height=16, width=16, steps=20, batch_size=8, learning_rate=1e-2,
                     seed=0, log_every=4, save_steps=12)
-    whole = train_scene_classifier(data, str(tmp_path / "whole"), **{**settings, "save_steps": 0})
-    assert len(whole.losses) == 20 and np.mean(whole.losses[-5:]) < 0.8 * np.mean(whole.losses[:5]), whole.losses
-    run = tmp_path / "run"
-    lines = []
+    # The uninterrupted run, stopped only while writing scene.keras (before: the run was lost;
+    # now its state is saved, even with save_steps 0).
+    whole, whole_lines = tmp_path / "whole", []
+
+    def stop_while_saving(model, *args, **kwargs):
+        trained.append(model)
+        raise KeyboardInterrupt
+
+    trained = []
+    monkeypatch.setattr(ssma_tf.scene.SSMASceneClassifier, "save", stop_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        train_scene_classifier(data, str(whole), log=whole_lines.append, **{**settings, "save_steps": 0})
+    assert whole_lines[-1] == f"stopped at step 20: the run's state is in {whole / 'resume'}; run the same command to go on"
+    assert (whole / "resume" / "state.weights.h5").exists() and not (whole / "scene.keras").exists()
+    # Going on from a state that has all its steps only writes the model (the load itself is the
+    # one tested below).
+    monkeypatch.setattr(ssma_tf.scene, "_load_state", lambda *args: 20)
+    with pytest.raises(KeyboardInterrupt):
+        train_scene_classifier(data, str(whole), log=whole_lines.append, **settings)
+    assert whole_lines[-2] == "the unfinished run has all its 20 steps: nothing to train" and len(trained) == 2
+    monkeypatch.undo()
+    window = [float(line.split("loss ")[1].split()[0]) for line in whole_lines if line.startswith("step ")]
+    assert len(window) == 5 and window[-1] < 0.8 * window[0], whole_lines  # steps 17-20 against 1-4
+
+    run, lines = tmp_path / "run", []
 
     def stop_at_step_12(line):
         lines.append(line)
@@ -127,24 +148,15 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
                                              r"give --steps 12 or more"):
         train_scene_classifier(data, str(run), **{**settings, "steps": 10})
     monkeypatch.undo()
-    # Stopped again while writing scene.keras (before: the run was lost): the state is saved at step 20.
-    monkeypatch.setattr(ssma_tf.scene.SSMASceneClassifier, "save",
-                        lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt()))
     resumed = []
-    with pytest.raises(KeyboardInterrupt):
-        train_scene_classifier(data, str(run), log=resumed.append, **settings)
-    monkeypatch.undo()
+    result = train_scene_classifier(data, str(run), log=resumed.append, **settings)
     assert resumed[0] == (f"resuming the unfinished run in {run / 'resume'} at step 12 of 20 (skipping the 12 "
                           "batches it read)")
-    assert resumed[-1] == f"stopped at step 20: the run's state is in {run / 'resume'}; run the same command to go on"
-    finished = []
-    result = train_scene_classifier(data, str(run), log=finished.append, **settings)
-    assert finished[1] == "the unfinished run has all its 20 steps: nothing to train"
-    assert result.model.num_modalities == 2 and len(result.model.encoders) == 2
+    assert result.model.num_modalities == 2 and len(result.model.encoders) == 2 and len(result.losses) == 8
     assert (run / "scene.keras").exists() and not (run / "resume").exists()
     # The same weights as the uninterrupted run: the same batches, Adam moments and dropout masks
     # (before the seed generators were saved: a largest difference of 234).
-    for resumed_weight, whole_weight in zip(result.model.weights, whole.model.weights):
+    for resumed_weight, whole_weight in zip(result.model.weights, trained[0].weights):
         np.testing.assert_allclose(np.asarray(resumed_weight), np.asarray(whole_weight), rtol=1e-4, atol=1e-5,
                                    err_msg=resumed_weight.path)
     assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data, "--height", "16", "--width",
