@@ -23,7 +23,7 @@ import h5py
 import keras
 import numpy as np
 
-from ssma_tf.checkpoints.loading import unimodal_encoder_weights
+from ssma_tf.checkpoints.loading import seed_generator_states, unimodal_encoder_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.config import ConfigWarning
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
@@ -44,9 +44,6 @@ _RUN_SETTINGS = "run.json"
 # The dataset of `state.weights.h5` that holds the dropout layers' seed generators' states,
 # which Keras' weights files leave out: without them a resumed run draws other dropout masks.
 _SEED_STATES = "ssma_tf_seed_generator_states"
-# The settings a resumed run must share with the run it goes on; `steps` may grow.
-_RESUMED_SETTINGS = ("train_data", "num_classes", "modalities", "height", "width", "batch_size", "learning_rate",
-                     "freeze_experts", "experts", "expert_classes", "seed")
 
 
 def scene_metrics(confusion: np.ndarray, class_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
@@ -160,11 +157,12 @@ def train_scene_classifier(
     if experts is not None and len(experts) != modalities:
         raise ValueError(f"{len(experts)} expert checkpoints for {modalities} modalities; give one per modality")
     state_dir = os.path.join(output_dir, RESUME_FOLDER)
-    settings = {"num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
+    # What a resumed run must share with the run it goes on (`steps` may grow).
+    settings = {"train_data": [os.path.abspath(f) for f in list_record_files(train_data)],
+                "num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
                 "batch_size": batch_size, "learning_rate": learning_rate, "freeze_experts": freeze_experts,
                 "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
-                "expert_classes": expert_classes, "seed": seed,
-                "train_data": [os.path.abspath(f) for f in list_record_files(train_data)]}
+                "expert_classes": expert_classes, "seed": seed}
     if not resume:
         shutil.rmtree(state_dir, ignore_errors=True)
     # A save killed halfway (SIGKILL, out of memory) leaves its temporary, as large as the state:
@@ -235,20 +233,13 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     except (OSError, ValueError) as error:
         raise UserInputError(f"{recorded}: cannot read the unfinished run's settings ({error}); remove "
                              f"{state_dir} (or pass --overwrite) to start again", recorded) from None
-    for key in _RESUMED_SETTINGS:
+    for key in settings:
         if before.get(key) != settings[key]:
             raise UserInputError(
                 f"{state_dir} holds an unfinished run with {key} {before.get(key)!r}, this one has "
                 f"{settings[key]!r}: give the same settings to go on with it, or start again with "
                 "--overwrite or in another folder", state_dir)
     return weights
-
-
-def _seed_generator_states(model: keras.Model) -> list:
-    """The state variables of the model's seed generators (its dropout layers'), in a fixed order:
-    what `model.variables` holds beyond `model.weights`."""
-    weights = {id(v) for v in model.weights}
-    return [v for v in model.variables if id(v) not in weights]
 
 
 def _load_state(model: SSMASceneClassifier, weights: str, height: int, width: int) -> int:
@@ -276,7 +267,7 @@ def _load_state(model: SSMASceneClassifier, weights: str, height: int, width: in
     step = int(model.optimizer.iterations.numpy())
     if step == 0:
         raise unusable("its optimizer is at step 0: no step was saved")
-    generators = _seed_generator_states(model)
+    generators = seed_generator_states(model)
     try:
         with h5py.File(weights, "r") as stream:
             saved = stream[_SEED_STATES][()] if _SEED_STATES in stream else None
@@ -300,7 +291,7 @@ def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str,
         json.dump(settings, stream, indent=1)
     with atomic_path(os.path.join(state_dir, _STATE_WEIGHTS)) as temporary:
         model.save_weights(temporary)
-        states = [np.asarray(v) for v in _seed_generator_states(model)]
+        states = [np.asarray(v) for v in seed_generator_states(model)]
         with h5py.File(temporary, "a") as stream:
             stream.create_dataset(_SEED_STATES, data=np.stack(states) if states else np.zeros((0, 2), np.int64))
     return state_dir

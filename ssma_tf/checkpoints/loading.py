@@ -42,6 +42,13 @@ from ssma_tf.models.widths import decoder_widths
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def seed_generator_states(model: keras.Model) -> list:
+    """The state variables of the model's random seed generators (its dropout layers'), in a fixed
+    order. Keras keeps them out of its checkpoints and weight files: a resumed run that does not
+    save them draws the dropout masks of the first steps again."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
 def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
     """Loads weights into `model` from any supported checkpoint (see the module docstring).
 

@@ -9,8 +9,9 @@
 
 A list line is `modality1 modality2 ... class_id` (paths relative to the list's folder). Training
 logs the loss as it goes and saves its state in `<output>/resume/` every `--save_steps` steps and
-when stopped; the same command goes on from there. The evaluation prints the recall and IoU of each class and their means, as Table 22. The work is
-done by `ssma_tf.scene` and `ssma_tf.data.scene`.
+when stopped; the same command goes on from there. The evaluation prints the recall and IoU of
+each class and their means, as Table 22. The work is done by `ssma_tf.scene` and
+`ssma_tf.data.scene`.
 
 Exit status: 0 done, 2 bad input (a list line, records, checkpoints; the message names it).
 """

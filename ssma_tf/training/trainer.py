@@ -26,6 +26,7 @@ from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import (
     check_checkpoint_fits, initialize_model, swapped_expert_warnings, unfinished_run_warnings,
 )
+from ssma_tf.checkpoints.loading import seed_generator_states
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError
@@ -237,7 +238,7 @@ class Trainer:
         tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
         # The state of the dropout's random numbers: Keras keeps it out of the model's checkpoint,
         # so a resumed run dropped other units than the uninterrupted one would have.
-        self._random_seeds = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+        self._random_seeds = seed_generator_states(self.model)
         if self._random_seeds:
             tracked["random_seeds"] = self._random_seeds
         if self.saves_data_position:
