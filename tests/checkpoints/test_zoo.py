@@ -113,8 +113,10 @@ def test_a_local_archive_is_cached_by_its_content_not_its_name(tmp_path):
     archive, cache = tmp_path / "model.zip", str(tmp_path / "cache")
 
     def zipped(content):
+        # A fixed time stamp: by default each member gets the current time (2 s resolution), so two
+        # writes of the same content a moment apart could make two different archives.
         with zipfile.ZipFile(archive, "w") as z:
-            z.writestr("model/model.keras", content)
+            z.writestr(zipfile.ZipInfo("model/model.keras", date_time=(2026, 1, 1, 0, 0, 0)), content)
         return zoo.preset_checkpoint(str(archive), cache_dir=cache)
 
     first = zipped(b"first")
