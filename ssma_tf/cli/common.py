@@ -151,6 +151,32 @@ class ArgumentParser(argparse.ArgumentParser):
             spelled.append(argument)
         return spelled
 
+    def error(self, message: str):
+        """argparse's error, with a hint when a word it did not expect is a `KEY=VALUE` setting:
+        `--set a=1 b=2` takes only `a=1` (argparse said "unrecognized arguments: b=2")."""
+        if message.startswith("unrecognized arguments:") and "--set" in self._option_string_actions:
+            settings = [word for word in message.split(":", 1)[1].split() if looks_like_setting(word)]
+            if settings:
+                message += f" ({SET_EACH_HINT.format(settings[0])})"
+        super().error(message)
+
+
+# `--set` takes one KEY=VALUE; a second one after it is a positional argument to argparse.
+SET_EACH_HINT = "{} is a setting: give --set before each one, as --set a=1 --set b=2"
+
+
+def looks_like_setting(word: str) -> bool:
+    """Whether a command-line word reads as `KEY=VALUE` (a config key, `=`, anything)."""
+    name, equals, _ = word.partition("=")
+    return bool(equals) and name.isidentifier()
+
+
+def setting_as_run_or_exit(parser: argparse.ArgumentParser, run: Optional[str]) -> None:
+    """Ends the command when the positional RUN is a `KEY=VALUE` that lost its `--set` (and no
+    such file exists), which argparse took for the run folder."""
+    if run is not None and looks_like_setting(run) and not os.path.exists(run):
+        parser.error(SET_EACH_HINT.format(run))
+
 
 def add_debug(parser: argparse.ArgumentParser) -> None:
     """Adds `--debug`, which shows the traceback of an error (see `command`)."""
@@ -204,6 +230,7 @@ def model_source_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespa
     """Checks the flags of `add_model_source` (a run stands for `--checkpoint`); returns the `--set`
     overrides. Contradicting or missing flags end the command (exit 2)."""
     if args.run is not None:
+        setting_as_run_or_exit(parser, args.run)
         if args.config is not None or args.checkpoint is not None:
             parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
         args.checkpoint = args.run

@@ -28,7 +28,9 @@ import json
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit
+from ssma_tf.cli.common import (
+    ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit, setting_as_run_or_exit,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, validates the config and evaluates; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    setting_as_run_or_exit(parser, args.run)
     if (args.run is None) == (args.config is None):
         parser.error("give a config (-c) or a training run's folder, one of the two")
     overrides = parse_overrides_or_exit(parser, args.overrides)

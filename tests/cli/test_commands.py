@@ -141,6 +141,25 @@ def test_train_reports_a_bad_set_with_the_key_and_value(tmp_path, monkeypatch, c
         train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height"])
     assert stop.value.code == 2
     assert not (tmp_path / "checkpoints").exists()
+    # Two settings after one --set: the second is a word argparse did not expect (before: only
+    # "unrecognized arguments: seed=3"; predict took it for the run folder and said "not both").
+    with pytest.raises(SystemExit):
+        train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height=64", "seed=3"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "unrecognized arguments: seed=3 (seed=3 is a setting: give --set before each one, as --set a=1 --set b=2)")
+    from ssma_tf.cli import predict
+
+    with pytest.raises(SystemExit):
+        predict.main(["-c", str(smoke_config("adapnet_train.config")), "-o", str(tmp_path / "out"), "--set",
+                      "height=64", "seed=3"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: seed=3 is a setting: give --set before each one, as --set a=1 --set b=2")
+    from ssma_tf.cli import evaluate
+
+    with pytest.raises(SystemExit):
+        evaluate.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height=64", "seed=3"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: seed=3 is a setting: give --set before each one, "
+                                                            "as --set a=1 --set b=2")
 
 
 def test_a_child_command_imports_this_checkouts_package(tmp_path, monkeypatch):
