@@ -19,7 +19,6 @@ Exit status: 0 every file is good, 2 a problem was found (or a bad flag or missi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import List, Optional, Sequence
 
@@ -82,7 +81,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--modalities must be in 1..{MAX_MODALITIES}, got {args.modalities}")
     if args.max_problems < 1:
         parser.error(f"--max_problems must be positive, got {args.max_problems}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ssma_tf.data.pipeline import list_record_files
 
     files = list_record_files(args.records)  # a pattern matching nothing: one line, status 2

@@ -22,6 +22,7 @@ import warnings
 from typing import Any, Callable, Optional, Sequence
 
 from ssma_tf import __version__
+from ssma_tf.cli.start_up_lines import quiet_tensorflow_start_up, remove_quiet_start_up
 from ssma_tf.errors import UserInputError
 
 # Exit statuses of every command.
@@ -57,6 +58,11 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
         shown = warnings.showwarning
         warnings.showwarning = _one_line_config_warnings(shown)
+        # TensorFlow's C++ information and warning lines stay off unless asked for; the lines it
+        # writes before reading that setting go too, unless --debug (`start_up_lines`).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if not debug:
+            quiet_tensorflow_start_up()
         try:
             return main(argv)
         except UserInputError as error:
@@ -70,6 +76,7 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         except KeyboardInterrupt as error:
             return _report(error, EXIT_INTERRUPTED, debug, "interrupted")
         finally:
+            remove_quiet_start_up()  # when the command did not import TensorFlow
             warnings.showwarning = shown
             if in_main_thread:  # None: a handler not set from Python; the default is the closest
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -21,7 +21,6 @@ line), 1 a failed write (disk full).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import List, Optional
 
@@ -74,7 +73,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.unlabeled and args.num_classes is not None:
         sys.stderr.write("ssma-convert: error: --num_classes checks label ids, but an --unlabeled list has no labels\n")
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
     from ssma_tf.data.convert import (
         check_list, duplicates_warning, format_summary, looks_like_label, shard_names, sixteen_bit_warning,

@@ -107,7 +107,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_flags(parser, args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ssma_tf import scene
     from ssma_tf.data.scene import write_scene_records
     from ssma_tf.errors import UserInputError
