@@ -32,7 +32,7 @@ from ssma_tf.checkpoints.loading import load_weights, model_from_config
 from ssma_tf.data.pipeline import config_dataset
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
-from ssma_tf.data.records import label_ids_beyond
+from ssma_tf.data.records import label_ids_warning
 from ssma_tf.resampling import resize_methods
 from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
@@ -241,9 +241,10 @@ class Evaluator:
         return confusion
 
 
-def _warn_of_label_ids_beyond(config: Any, log: Callable[[str], None]) -> None:
-    """Logs a warning when the first test labels hold ids >= num_classes: every metric leaves them out."""
-    warning = label_ids_beyond(list_record_files(config.test_data), config.num_classes, what="test_data")
+def _warn_of_label_problems(config: Any, log: Callable[[str], None]) -> None:
+    """Logs a warning when the first test labels hold no class pixel or ids >= num_classes: every metric
+    leaves those pixels out."""
+    warning = label_ids_warning(list_record_files(config.test_data), config.num_classes, what="test_data")
     if warning:
         log(f"warning: {warning}")
 
@@ -279,7 +280,7 @@ def evaluate(
         configure_devices(config.gpu_id)
         check_checkpoint_fits(config, config.checkpoint)  # seconds, not the minutes of a build
     dataset = make_eval_dataset(config)
-    _warn_of_label_ids_beyond(config, log)
+    _warn_of_label_problems(config, log)
     if config.checkpoint:
         swapped = other_input_modality_warning(config, str(config.checkpoint))
         if swapped is not None:
@@ -377,7 +378,7 @@ def evaluate_exported(
             config.source,
         )
     dataset = make_eval_dataset(config)
-    _warn_of_label_ids_beyond(config, log)
+    _warn_of_label_problems(config, log)
     counts = tf.zeros((config.num_classes, config.num_classes), tf.int64)
     images = 0
     for batch, (inputs, labels) in enumerate(dataset, start=1):

@@ -269,6 +269,22 @@ def unknown_label_ids(histogram: np.ndarray, num_classes: Optional[int]) -> List
     return [int(i) for i in ids if i != IGNORE_ID]
 
 
+def class_pixels(histogram: np.ndarray, num_classes: Optional[int]) -> int:
+    """The pixels of a 256-bin label histogram whose id is a class: 1 .. num_classes - 1 (1 .. 254
+    without a class count). 0 is void, 255 ignored and ids >= num_classes count as void."""
+    top = IGNORE_ID if num_classes is None else min(num_classes, IGNORE_ID)
+    return int(np.sum(histogram[1:top]))
+
+
+def no_class_pixels_message(num_classes: Optional[int]) -> str:
+    """What to say of labels in which `class_pixels` is 0: every pixel void or ignored."""
+    classes = f"1..{num_classes - 1}" if num_classes is not None else f"1..{IGNORE_ID - 1}"
+    beyond = " and ids >= num_classes void" if num_classes is not None else ""
+    return (f"no label pixel has a class id ({classes}): 0 is void, {IGNORE_ID} ignored{beyond}, so training on "
+            "these labels learns nothing (a loss of 0). A mask of background and object (e.g. saved as 0 and "
+            "255) needs the ids 1 and 2, and num_classes 3")
+
+
 def load_label(path: str, where: str = "") -> np.ndarray:
     """Reads a label image of class ids: HxW uint8.
 
@@ -623,6 +639,8 @@ def format_summary(summary: Dict[str, object]) -> str:
         f"{len(files)} file{'s' if len(files) > 1 else ''}: "
         f"{files[0]}{' ...' if len(files) > 1 else ''}",
     ]
+    if labeled and not any(1 <= int(c) < IGNORE_ID for c, n in histogram.items() if n):
+        lines.append(f"warning:         {no_class_pixels_message(None)}")
     if summary.get("duplicates"):
         lines.append(f"warning:         {duplicates_warning(summary['duplicates'])}")
     if summary.get("other_shards"):

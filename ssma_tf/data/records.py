@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ssma_tf.constants import IGNORE_ID
 from ssma_tf.data import schema
-from ssma_tf.data.convert import unknown_label_ids
+from ssma_tf.data.convert import class_pixels, no_class_pixels_message, unknown_label_ids
 from ssma_tf.errors import UserInputError, first_line
 
 # A record is framed by an 8-byte length and a 4-byte CRC of it, then the data and its 4-byte CRC.
@@ -70,6 +70,8 @@ class FileReport:
         class_histogram: pixels per label id (256 entries).
         unlabeled: records without a `label` feature (checked with `labeled=False`).
         problems: the `RecordError`s found, in file order.
+        num_classes: the class count checked against, if any.
+        labeled: False when checked as records read without their labels.
     """
 
     path: str
@@ -79,6 +81,8 @@ class FileReport:
     class_histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))
     unlabeled: int = 0
     problems: List[RecordError] = dataclasses.field(default_factory=list)
+    num_classes: Optional[int] = None
+    labeled: bool = True
 
     def describe(self) -> str:
         """One line: records, kind, sizes, ids, and `ok` or the number of problems."""
@@ -86,6 +90,10 @@ class FileReport:
         sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(self.image_sizes.items()))
         present = np.nonzero(self.class_histogram)[0]
         ids = f"label ids {present.min()}..{present.max()}" if present.size else "no label pixels"
+        if self.labeled and present.size and not class_pixels(self.class_histogram, self.num_classes):
+            # Not a problem: labels written only to fill the column (unlabeled images) look so too.
+            classes = f"1..{self.num_classes - 1}" if self.num_classes else f"1..{IGNORE_ID - 1}"
+            ids += f" (none a class {classes}: training learns nothing from these labels)"
         if self.unlabeled:
             ids += f", {self.unlabeled} without a label"
         state = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
@@ -277,7 +285,7 @@ def check_record_file(
     Returns:
         The `FileReport`; `problems` is empty for a good file.
     """
-    report = FileReport(os.fspath(path))
+    report = FileReport(os.fspath(path), num_classes=num_classes, labeled=labeled)
     if not os.path.isfile(report.path):
         report.problems.append(RecordError("no such file", report.path))
         return report
@@ -322,6 +330,7 @@ def check_record_file(
         ))
     if report.records == 0 and not report.problems:
         report.problems.append(RecordError("holds no records", report.path))
+
     if modalities is None and len(report.modalities) > 1:
         report.problems.append(RecordError(
             "mixes " + " and ".join(f"{count} {kind_of(m)}" for m, count in sorted(report.modalities.items(),
@@ -370,22 +379,25 @@ def check_record_files(
     return reports
 
 
-def label_ids_beyond(
+def label_ids_warning(
     paths: Sequence[str], num_classes: int, records: int = 16, what: str = "the records", read: int = 64
 ) -> Optional[str]:
-    """A warning when the labels of the first `records` labelled records hold ids >= `num_classes`.
+    """A warning when the labels of the first `records` labelled records hold no class pixel, or
+    ids >= `num_classes`.
 
     The pipelines count such pixels as void, as the original one-hot encoding did, which is
     right for the ignore id 255 (never reported) and silently wrong when `num_classes` is too
-    small.
+    small. Labels with no pixel of a class 1 .. num_classes - 1 (binary masks saved as 0 and
+    255) give a loss of 0 and train nothing.
     Only the label of each record is decoded, and at most `read` records are read in all:
     records without a label, and damaged ones (reported when a run reads them), are passed over.
 
     Returns:
-        The warning (without `warning:`), or None when every id scanned is a class or 255.
+        The warning (without `warning:`), or None when the labels scanned have class pixels and
+        every id is a class, void or 255.
     """
     scanned = seen = beyond = 0
-    pixels = outside = 0
+    pixels = outside = classes = 0
     largest = 0
     for path in paths:
         try:
@@ -404,10 +416,13 @@ def label_ids_beyond(
                     outside += int(counts[unknown].sum())
                     largest = max(largest, unknown[-1])
                 pixels += ids.size
+                classes += class_pixels(counts, num_classes)
         except RecordError:
             pass
         if scanned >= records or seen >= read:
             break
+    if scanned and not classes:
+        return f"the first {scanned} labelled records of {what}: {no_class_pixels_message(num_classes)}"
     if not beyond:
         return None
     return (f"{beyond} of the first {scanned} labelled records of {what} have label ids >= num_classes "

@@ -36,7 +36,7 @@ from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
-from ssma_tf.data.records import label_ids_beyond
+from ssma_tf.data.records import label_ids_warning
 from ssma_tf.distribute import (
     create_strategy,
     first_replica,
@@ -229,7 +229,7 @@ class Trainer:
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
         if self.chief:
-            self._warn_of_label_ids_beyond()
+            self._warn_of_label_problems()
         self.iterator = iter(self.dataset)
         self.schedule = schedule_from_config(config)
         # What a subclass trains besides the model (a mean teacher, a second input stream).
@@ -682,12 +682,13 @@ class Trainer:
         """
         return [RecordSet("train_data", True, self.config.record_modalities)]
 
-    def _warn_of_label_ids_beyond(self) -> None:
-        """Logs a warning when the first labels of a set hold ids that `num_classes` makes void."""
+    def _warn_of_label_problems(self) -> None:
+        """Logs a warning when the first labels of a set hold no class pixel, or ids that `num_classes`
+        makes void."""
         for key, labeled, _ in self.record_sets():
             # A labeled subset's labels are read, though other records of train_data may lack one.
             if labeled or (key == "train_data" and self.config.labeled_subset is not None):
-                warning = label_ids_beyond(list_record_files(getattr(self.config, key)), self.config.num_classes,
+                warning = label_ids_warning(list_record_files(getattr(self.config, key)), self.config.num_classes,
                                            what=key)
                 if warning:
                     self._log(f"warning: {warning}")

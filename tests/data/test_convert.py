@@ -302,6 +302,22 @@ def test_paths_with_spaces_quoted_or_tab_separated_convert_alike(dataset_dir, tm
     assert len(_records([tmp_path / "quoted.tfrecords"])) == 2
 
 
+def test_labels_without_a_class_pixel_are_warned_of(dataset_dir, tmp_path, capsys):
+    """A binary mask saved as 0 and 255: every pixel void or ignored (before: a histogram line only,
+    and training ran with a loss of 0)."""
+    mask = np.zeros((16, 24), np.uint8)
+    mask[4:8] = 255
+    save_png(dataset_dir / "mask.png", mask)
+    list_file = write_list(dataset_dir / "masks.txt", ["0_rgb.png mask.png", "1_rgb.png mask.png"])
+    assert _cli().main(["-f", list_file, "-r", str(tmp_path / "m.tfrecords"), "--num_classes", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "class histogram: 0: 576 (75.0%), 255: 192 (25.0%)" in printed
+    assert ("warning:         no label pixel has a class id (1..254): 0 is void, 255 ignored, so training on these "
+            "labels learns nothing (a loss of 0). A mask of background and object (e.g. saved as 0 and 255) needs "
+            "the ids 1 and 2, and num_classes 3") in printed
+    assert "warning" not in format_summary(write_tfrecords(dataset_dir / "pairs.txt", str(tmp_path / "p.tfrecords")))
+
+
 def test_duplicate_lines_are_reported_and_converted_again(dataset_dir, tmp_path, capsys):
     lines = ["0_rgb.png 0_label.png", "1_rgb.png 1_label.png", "0_rgb.png  0_label.png", "./1_rgb.png 1_label.png"]
     list_file = write_list(dataset_dir / "dups.txt", lines)

@@ -254,23 +254,36 @@ def test_records_without_labels_are_counted_not_reported_when_read_unlabeled(goo
         capsys.readouterr().out
 
 
-def test_label_ids_beyond_the_class_count_are_warned_of_by_training_and_evaluation(good, tmp_path, monkeypatch):
-    from ssma_tf.data.records import label_ids_beyond
+def test_label_ids_beyond_the_class_count_or_no_class_pixel_are_warned_of_by_training_and_evaluation(good, tmp_path, monkeypatch):
+    from ssma_tf.data.records import label_ids_warning
 
     damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
     beyond = damaged["id >= num_classes"]  # record 1 holds one pixel of id 9
-    assert label_ids_beyond([str(good)], 5) is None
-    assert label_ids_beyond([beyond], 10) is None
-    warning = label_ids_beyond([str(good), beyond], 5, what="train_data")
+    assert label_ids_warning([str(good)], 5) is None
+    assert label_ids_warning([beyond], 10) is None
+    warning = label_ids_warning([str(good), beyond], 5, what="train_data")
     assert warning.startswith("1 of the first 6 labelled records of train_data have label ids >= num_classes 5 "
                               "other than 255 (up to 9; 0.0% of the pixels read): they count as void")
     ignored = np.zeros((SIZE, SIZE), np.uint8)
-    ignored[:8] = 255  # the ignore id alone is no warning
-    assert label_ids_beyond([_write(tmp_path / "ignored.tfrecords", [_raw(label=ignored)])], 5) is None
-    assert label_ids_beyond([str(good), beyond], 5, records=4) is None  # only the first 4 are read
+    ignored[:8] = 255  # the ignore id is no id beyond the classes
+    ignored[8:10] = 4
+    assert label_ids_warning([_write(tmp_path / "ignored.tfrecords", [_raw(label=ignored)])], 5) is None
+    # Labels without a class pixel: a binary mask saved as 0 and 255 (before: trained with a loss of 0
+    # and no word), or ids all beyond a class count of 2.
+    ignored[8:10] = 0
+    void = _write(tmp_path / "void.tfrecords", [_raw(label=ignored)] * 2)
+    assert label_ids_warning([void], 5, what="train_data") == (
+        "the first 2 labelled records of train_data: no label pixel has a class id (1..4): 0 is void, 255 ignored and "
+        "ids >= num_classes void, so training on these labels learns nothing (a loss of 0). A mask of background and "
+        "object (e.g. saved as 0 and 255) needs the ids 1 and 2, and num_classes 3")
+    assert label_ids_warning([beyond], 2).startswith("the first 2 labelled records of the records: no label pixel has a "
+                                                     "class id (1..1)")
+    assert check_record_file(void).describe().endswith(
+        "label ids 0..255 (none a class 1..254: training learns nothing from these labels): ok")
+    assert label_ids_warning([str(good), beyond], 5, records=4) is None  # only the first 4 are read
     # A damaged file or a record without a label is passed over (a run reports the damage).
     # The truncated file gives its 2 records before the damage.
-    assert label_ids_beyond([damaged["truncated"], damaged["no label"], beyond], 5).startswith("1 of the first 4")
+    assert label_ids_warning([damaged["truncated"], damaged["no label"], beyond], 5).startswith("1 of the first 4")
 
     monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
     lines = []
@@ -279,10 +292,15 @@ def test_label_ids_beyond_the_class_count_are_warned_of_by_training_and_evaluati
     lines = []
     training.Trainer(_config(tmp_path, "train", [str(good)], checkpoint=str(tmp_path / "good_run")), log=lines.append)
     assert not [line for line in lines if "num_classes" in line]
-    config = _config(tmp_path, "eval", [beyond])
+    config = _config(tmp_path, "eval", [str(good), beyond])
     lines = []
     evaluate(config, model=build_tiny_model(config), log=lines.append)
-    assert [line for line in lines if line.startswith("warning: 1 of the first 2 labelled records of test_data")]
+    assert [line for line in lines if line.startswith("warning: 1 of the first 6 labelled records of test_data")]
+    config = _config(tmp_path, "eval", [beyond])  # no class pixel in its two labels
+    lines = []
+    evaluate(config, model=build_tiny_model(config), log=lines.append)
+    assert [line for line in lines if line.startswith("warning: the first 2 labelled records of test_data: no label "
+                                                      "pixel has a class id (1..4)")]
 
 
 def test_nested_record_checks_name_a_bad_record_of_any_set_and_pass_other_errors_on(good, tmp_path):
@@ -308,7 +326,7 @@ def test_a_damaged_png_header_is_a_problem_not_a_crash(good, tmp_path):
     import struct
     import zlib
 
-    from ssma_tf.data.records import label_ids_beyond
+    from ssma_tf.data.records import label_ids_warning
 
     # A label PNG whose header was changed to claim 30000 x 30000 pixels (beyond Pillow's
     # decompression-bomb limit), its checksum fixed so that only the size is wrong.
@@ -316,9 +334,9 @@ def test_a_damaged_png_header_is_a_problem_not_a_crash(good, tmp_path):
     png[16:24] = struct.pack(">II", 30000, 30000)
     png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
     png = bytes(png)
-    path = _write(tmp_path / "bomb.tfrecords", [_raw(), _example(height=[SIZE], width=[SIZE],
+    path = _write(tmp_path / "bomb.tfrecords", [_raw(label=np.ones((SIZE, SIZE), np.uint8)), _example(height=[SIZE], width=[SIZE],
                                                                  modality1=bytes(SIZE * SIZE * 3), label=png)])
     report = check_record_file(path)
     assert len(report.problems) == 1 and str(report.problems[0]).startswith(
         f"{path}, record 1: label is a damaged PNG (Image size (900000000 pixels) exceeds limit")
-    assert label_ids_beyond([path], 5) is None  # the bad record is passed over
+    assert label_ids_warning([path], 5) is None  # the bad record is passed over
