@@ -35,6 +35,14 @@ class MissingFileError(UserInputError, FileNotFoundError):
     """A file the user named (a list file, an image in a list) does not exist."""
 
 
+def comment_hint(fields: Sequence[str]) -> str:
+    """` (a comment after the paths? ...)` when a field after a line's first starts with `#`,
+    for errors about the line (a missing file '#', a column too many); "" otherwise."""
+    if any(field.startswith("#") for field in fields[1:]):
+        return " (a comment after the paths? comments go on lines of their own, starting with #)"
+    return ""
+
+
 def split_line(line: str) -> List[str]:
     """The fields of one list line (see the module docstring); [] for a blank line.
 

@@ -690,6 +690,34 @@ def test_the_first_log_line_says_which_images_of_each_record_are_read():
     assert read(model="SSMA", modalities=["rgb", "depth", "nir"]) == "modality1 (rgb), modality2 (depth), modality3 (nir)"
 
 
+def test_the_first_log_line_counts_the_trained_weights_and_names_frozen_experts():
+    """Stage 2 written without `freeze_experts: false` trained only the fusion and the decoder; the
+    line gave the count (5,046,320 of 56,275,384 in a walkthrough) but not why."""
+    from ssma_tf.training.trainer import _trained_share
+
+    class Fused(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.expert, self.head = keras.layers.Dense(4), keras.layers.Dense(2)
+
+        @property
+        def encoders(self):
+            return [self.expert]
+
+        def call(self, inputs):
+            return self.head(self.expert(inputs))
+
+    model = Fused()
+    model(np.zeros((1, 3), np.float32))
+    config = config_from_dict(dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
+                                   learning_rate=1e-3, checkpoint="c", train_data="t"), check_paths=False)
+    assert config.freeze_experts and _trained_share(model, config) == ""  # nothing frozen: nothing to say
+    model.expert.trainable = False
+    assert _trained_share(model, config) == ", 10 of them trained (freeze_experts: the experts are frozen)"
+    unfrozen = config_from_dict(dict(config.to_dict(), freeze_experts=False), check_paths=False)
+    assert _trained_share(model, unfrozen) == ", 10 of them trained"
+
+
 class DropoutSegmenter(keras.Model):
     """A tiny segmenter with a dropout, as AdapNet++'s block 4 has one."""
 

@@ -34,7 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
-from ssma_tf.lists import ListFileError, MissingFileError, read_lines
+from ssma_tf.lists import ListFileError, MissingFileError, comment_hint, read_lines
 
 # TensorFlow (and the schema, which needs it) is imported where records are written: checking a
 # list and reading images do not pay for its start-up.
@@ -119,8 +119,8 @@ def check_list(
             )
         least, most = 1 + label_columns, MAX_MODALITIES + label_columns
         if not least <= len(parts) <= most:
-            hint = (" (a path with spaces? quote it or separate the paths by tabs)"
-                    if len(parts) > most else "")
+            hint = comment_hint(parts) or (" (a path with spaces? quote it or separate the paths by tabs)"
+                                           if len(parts) > most else "")
             expected = (
                 f"expected 2 columns (modality1 label), 3 (modality1 modality2 label) or up to {most} "
                 "(N modalities and a label)" if labeled else
@@ -131,8 +131,8 @@ def check_list(
         if columns is None:
             columns = len(parts)
         elif len(parts) != columns:
-            hint = (" (a path with spaces? quote it or separate the paths by tabs)"
-                    if len(parts) > columns else "")
+            hint = comment_hint(parts) or (" (a path with spaces? quote it or separate the paths by tabs)"
+                                           if len(parts) > columns else "")
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
                 f"{columns}{hint}; every line of a list has the same modalities", path,
@@ -142,10 +142,14 @@ def check_list(
             for index, p in enumerate(resolved):
                 if not os.path.isfile(p):
                     what = "is a folder" if os.path.isdir(p) else "does not exist"
-                    # "my rgb.png depth.png label.png": 'my' is missing, but 'my rgb.png' is there.
-                    joined = [" ".join(parts[i:i + 2]) for i in (index - 1, index) if 0 <= i < len(parts) - 1]
+                    # "my rgb.png depth.png label.png": 'my' is missing, but 'my rgb.png' is there
+                    # (or 'my images/a b.png', three words).
+                    joined = [" ".join(parts[start:end]) for start in range(index + 1)
+                              for end in range(max(index + 1, start + 2), len(parts) + 1)]
                     if any(os.path.isfile(os.path.join(folder, os.path.expanduser(j))) for j in joined):
                         what += " (a path with spaces? quote it or separate the paths by tabs)"
+                    elif parts[index].startswith("#"):
+                        what += comment_hint(parts)
                     raise MissingFileError(f"{path}, line {number}: image {p!r} {what}", path)
         if resolved in line_of:
             duplicates.append((number, line_of[resolved]))

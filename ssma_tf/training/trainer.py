@@ -767,11 +767,7 @@ class Trainer:
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync
-        trained = sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)
-        # Frozen experts (SSMA's stage 3 as released) are named by the count of trained weights;
-        # batch-norm moving statistics, never trained by gradients, are not a reason to.
-        frozen = any(not v.trainable and "moving_" not in v.path for v in self.model.weights)
-        learning = f", {trained:,} of them trained" if frozen else ""
+        learning = _trained_share(self.model, config)
         # `gpu_id: '0'` (every released config) trains on the CPU where no GPU is visible: say which.
         device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
         self._log(
@@ -996,6 +992,21 @@ def train(config: Any, **kwargs: Any) -> TrainResult:
         The `TrainResult`.
     """
     return Trainer(config, **kwargs).run()
+
+
+def _trained_share(model: keras.Model, config: Any) -> str:
+    """`, N of them trained` for the run's first line when weights are frozen, naming the key
+    that froze the experts (SSMA's stages 2 and 3 as released); "" when every weight trains.
+
+    Batch-norm moving statistics, never trained by gradients, are no reason to say it.
+    """
+    if not any(not v.trainable and "moving_" not in v.path for v in model.weights):
+        return ""
+    trained = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    share = f", {trained:,} of them trained"
+    if getattr(config, "freeze_experts", False) and getattr(model, "encoders", None):
+        share += " (freeze_experts: the experts are frozen)"
+    return share
 
 
 def _images_read(config: Any) -> str:

@@ -122,6 +122,8 @@ def _bad_inputs(folder: pathlib.Path):
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     save_png(folder / "small_rgb.png", np.zeros((8, 24, 3), np.uint8))
     save_png(folder / "1 rgb.png", np.zeros((16, 24, 3), np.uint8))
+    (folder / "my images").mkdir(exist_ok=True)
+    save_png(folder / "my images" / "a b.png", np.zeros((16, 24, 3), np.uint8))
     save_png(folder / "rgb_label.png", np.zeros((16, 24, 3), np.uint8))
     big = np.zeros((16, 24), np.uint8)
     big[3, 4] = 7
@@ -148,10 +150,15 @@ def _bad_inputs(folder: pathlib.Path):
         ("a path with spaces, unquoted", [good, "1 rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: has 4 columns but the lines before it have 3 \(a path with spaces\? quote it or separate the paths by tabs\)"),
         ("a path with spaces, unquoted, first", ["1 rgb.png 1_aux.png 1_label.png", good], {}, FileNotFoundError, r"line 1: image .*1' does not exist \(a path with spaces\? quote it or separate the paths by tabs\)"),
         ("unclosed quote", [good, '"1 rgb.png 1_aux.png 1_label.png'], {}, ValueError, r"line 2: a quote is not closed"),
+        # Three words of one path (before: named only the missing first word).
+        ("a folder with spaces, unquoted", ["my images/a b.png 1_aux.png 1_label.png"], {}, FileNotFoundError, r"line 1: image .*my' does not exist \(a path with spaces\? quote it"),
+        # Before: "image '.../#' does not exist" without a word on why.
+        ("a comment after the paths", [good + " # first"], {}, FileNotFoundError, r"line 1: image .*#' does not exist \(a comment after the paths\? comments go on lines of their own"),
+        ("a comment after the paths, later", [good, good + " #b"], {}, ValueError, r"line 2: has 4 columns but the lines before it have 3 \(a comment after the paths\?"),
     ]
 
 
-BAD_INPUTS = 14
+BAD_INPUTS = 17
 
 
 def test_every_bad_input_is_a_user_input_error(dataset_dir):
