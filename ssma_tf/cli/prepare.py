@@ -400,7 +400,13 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
             if path not in per_file:
                 per_file[path] = hha.read_intrinsics_file(path, size)
             intrinsics = per_file[path]
-            return intrinsics if intrinsics.width is None else intrinsics.scaled_to(width, height)
+            if intrinsics.width is None:
+                return intrinsics
+            if (path, width, height) not in warned:
+                warned.add((path, width, height))
+                _warn_of_another_aspect(intrinsics, width, height, f"the intrinsics of {path}")
+            return intrinsics.scaled_to(width, height)
+        warned: set = set()
         return from_file_beside
 
     if args.preset is not None:
@@ -420,8 +426,20 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
             if (width, height) != (base.width, base.height) and not args.quiet:
                 print(f"{PROG}: intrinsics for {base.width}x{base.height} scaled to "
                       f"{width}x{height}", file=sys.stderr)
+            _warn_of_another_aspect(base, width, height, "the intrinsics")
         return cache[width, height]
     return resolve
+
+
+def _warn_of_another_aspect(intrinsics: hha.Intrinsics, width: int, height: int, what: str) -> None:
+    """Warns when depth maps of `width` x `height` have another aspect ratio than the image the
+    intrinsics are for: scaling is right for a resized map and wrong for a cropped one."""
+    sx, sy = width / intrinsics.width, height / intrinsics.height
+    if abs(sx / sy - 1.0) > 0.01:
+        print(f"warning: {what} are for {intrinsics.width}x{intrinsics.height} images and the depth is "
+              f"{width}x{height}, another aspect ratio: scaled by {sx:.3g} across and {sy:.3g} down, which is "
+              "right if the depth was resized, and wrong if it was cropped (then give the crop's "
+              "--intrinsics FX FY CX CY)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -75,12 +75,22 @@ def test_unimodal_list_and_jet_from_list(scannet_like, prepare_modality):
     assert _rows(root / "out" / "train.txt")[2] == ["../color/2.jpg", "jet/2.png", "../label/2.png"]
 
 
-def test_hha_with_scaled_preset_and_fill_outputs(scannet_like, prepare_modality):
+def test_hha_with_scaled_preset_and_fill_outputs(scannet_like, prepare_modality, capsys):
     root = scannet_like
     assert prepare_modality([
         "hha", str(root / "depth"), "-o", str(root / "hha"), "--units", "mm", "--preset", "scannet",
         "--fill", "-q",
     ]) == 0
+    assert capsys.readouterr().err == ""  # 640x480 to 64x48: the same aspect ratio
+    # Depth of another aspect ratio than the preset's (cropped?): scaled, with a warning (before:
+    # the information line only, and not with -q).
+    _save(root / "wide" / "0.png", np.asarray(Image.open(root / "depth" / "0.png"))[8:40])
+    assert prepare_modality(["hha", str(root / "wide"), "-o", str(root / "wide_hha"), "--units", "mm", "--preset",
+                             "scannet", "-q"]) == 0
+    assert capsys.readouterr().err == (
+        "warning: the intrinsics are for 640x480 images and the depth is 64x32, another aspect ratio: scaled by "
+        "0.1 across and 0.0667 down, which is right if the depth was resized, and wrong if it was cropped (then "
+        "give the crop's --intrinsics FX FY CX CY)\n")
     depth = np.asarray(Image.open(root / "depth" / "2.png")).astype(np.float32)
     expected = hha.encode_hha(
         completion.fill_depth(depth, units="mm"), hha.get_intrinsics("scannet", (64, 48)), units="mm"
