@@ -22,7 +22,8 @@
 | `make adapt-demo` | `adaptation_demo` | domain adaptation in miniature |
 
 `common` holds what the commands share (the error wrapper `command`, `--version`, `--debug`,
-`--set`, the model source, `--size`); `experiment` what the demo and the experiments share (a
+`--set`, the model source, `--size`); `start_up_lines` the filter that keeps TensorFlow's
+start-up lines out of the commands' output; `experiment` what the demo and the experiments share (a
 command in a child process, training a run unless it is finished, evaluating a run under its own
 config, mean and range over seeds; `bench/three_modalities.py` uses it too); `demo_configs/` the
 demo's configs.
