@@ -180,7 +180,12 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
         matched = view.match(root)
         paths = _paths_by_node(view)
     found = set()
-    wanted = {id(w): w for w in model.weights}
+    # The weights a save of `root` writes: those TensorFlow's object graph reaches. Keras also
+    # counts weights held only in a list attribute, which that graph leaves out (the fusion
+    # baselines' whole experts, whose auxiliary heads the fused graph never runs): no checkpoint
+    # holds them, so none can be asked to.
+    saved = {id(obj) for obj in tf.train.TrackableView(root).descendants()}
+    wanted = {id(w): w for w in model.weights if id(w) in saved}
     for node, obj in matched.items():
         if id(obj) not in wanted:
             continue
