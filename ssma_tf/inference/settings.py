@@ -123,6 +123,12 @@ def setup_inference(
         checkpoint = run_weights(checkpoint)
         if os.path.isdir(checkpoint):
             checkpoint = None  # an unfinished run: its newest checkpoint, through its config
+        elif model in (None, run.model) and num_classes in (None, run.num_classes):
+            # A file of the run (`final.weights.h5`) goes through the run's config, which builds the
+            # network it fits: a weights file names neither the fusion nor the modalities,
+            # backbone or widths (before: a default SSMA was built and refused the weights).
+            run = dataclasses.replace(run, checkpoint=checkpoint)
+            checkpoint = None
     elif config is None:
         if overrides:
             raise ConfigError(f"--set needs a config: {checkpoint} is not a training run's folder")

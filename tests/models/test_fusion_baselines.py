@@ -123,6 +123,24 @@ def test_a_training_checkpoint_of_a_baseline_is_accepted_for_resuming(fusion, tm
     assert outside == {"late": 20, "fusenet": 85, "lfc": 0}[fusion]
 
 
+def test_the_weights_file_of_a_baseline_run_loads_through_the_runs_config(tmp_path):
+    """`ssma-predict/ssma-export --checkpoint RUN/final.weights.h5` built a default SSMA, which
+    refused the weights ("holds 780 arrays but this SSMA has 757 weights")."""
+    from ssma_tf.config.runs import write_run_config
+    from ssma_tf.inference.settings import setup_inference
+
+    model = _baseline("late")
+    config = config_from_dict(dict(model="SSMA", fusion="late", num_classes=NUM_CLASSES, checkpoint=str(tmp_path),
+                                   train_data="t.tfrecords", batch_size=1, height=32, width=64, max_iteration=1,
+                                   learning_rate=1e-3), mode="train", check_paths=False)
+    write_run_config(config, tmp_path)
+    model.save_weights(str(tmp_path / "final.weights.h5"))
+    loaded = setup_inference(checkpoint=tmp_path / "final.weights.h5").model
+    assert isinstance(loaded, FusionBaseline) and loaded.fusion == "late"
+    x = _inputs(seed=2)
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-5)
+
+
 def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_path):
     import keras
 
