@@ -32,7 +32,7 @@ from ssma_tf.checkpoints.tf1_import import (
     read_checkpoint,
 )
 from ssma_tf.config.runs import saved_run_config
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
@@ -245,6 +245,12 @@ def model_from_config(config: Any) -> keras.Model:
             raise CheckpointError(
                 f"{config.checkpoint} holds a model on the {backbone} backbone, but the config {config.source} "
                 f"says backbone: {config.backbone}")
+        fusion, wanted = getattr(loaded, "fusion", SSMA_FUSION), config.fusion or SSMA_FUSION
+        if config.num_modalities > 1 and fusion != wanted:
+            # Before: a late-fusion network evaluated under an SSMA config's name without a word.
+            raise CheckpointError(
+                f"{config.checkpoint} holds a model with fusion {fusion}, but the config {config.source} "
+                f"says fusion: {wanted}")
         return loaded
     model = build_model(config)
     load_weights(model, config.checkpoint)

@@ -153,6 +153,16 @@ def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_
     loaded = keras.saving.load_model(path, compile=False)
     assert isinstance(loaded, FusionBaseline) and loaded.get_config() == model.get_config()
     np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-5)
+    # Under a config of another fusion (before: evaluated under the config's name without a word).
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.checkpoints.loading import model_from_config
+
+    config = config_from_dict(dict(model="SSMA", num_classes=NUM_CLASSES, checkpoint=path, test_data="t.tfrecords",
+                                   batch_size=1, height=32, width=64), source="ssma.config", mode="eval",
+                              check_paths=False)
+    with pytest.raises(CheckpointError, match=r"cmode\.keras holds a model with fusion cmode, but the config ssma\.config "
+                                              r"says fusion: ssma"):
+        model_from_config(config)
     # The predictor's optimised copy (folded batch norms, sub-pixel upsampling) gives the same classes.
     predicted = Predictor(model, channel_order="bgr", precision="float32").predict(*x, probabilities=True)
     np.testing.assert_allclose(predicted.probabilities, model(x, training=False).numpy(), atol=1e-4)
