@@ -187,6 +187,11 @@ def train_scene_classifier(
         if found is not None:
             warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
                           stacklevel=2)
+    if experts is None and freeze_experts:
+        # Before: trained on random frozen encoders without a word.
+        warnings.warn("no experts given: the encoders are random and stay frozen, so only the SSMA block and "
+                      "the classifier learn, on random features; give --experts (one unimodal AdapNet++ "
+                      "checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
     model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy())

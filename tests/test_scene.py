@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ssma_tf.cli import scene as cli
+from ssma_tf.config import ConfigWarning
 from ssma_tf.data.scene import build_scene_dataset, read_scene_list, write_scene_records
 from ssma_tf.errors import UserInputError
 from ssma_tf.scene import evaluate_scene_classifier, scene_metrics, train_scene_classifier
@@ -107,7 +108,8 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
 
     trained = []
     monkeypatch.setattr(ssma_tf.scene.SSMASceneClassifier, "save", stop_while_saving)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), pytest.warns(ConfigWarning, match=r"^no experts given: the encoders are "
+                                                        r"random and stay frozen.*--train_experts$"):
         train_scene_classifier(data, str(whole), log=whole_lines.append, **{**settings, "save_steps": 0})
     assert whole_lines[-1] == f"stopped at step 20: the run's state is in {whole / 'resume'}; run the same command to go on"
     assert (whole / "resume" / "state.weights.h5").exists() and not (whole / "scene.keras").exists()

@@ -141,7 +141,7 @@ def test_the_weights_file_of_a_baseline_run_loads_through_the_runs_config(tmp_pa
     np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-5)
 
 
-def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_path):
+def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_path, monkeypatch):
     import keras
 
     from ssma_tf.inference.predictor import Predictor
@@ -153,10 +153,12 @@ def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_
     loaded = keras.saving.load_model(path, compile=False)
     assert isinstance(loaded, FusionBaseline) and loaded.get_config() == model.get_config()
     np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-5)
-    # Under a config of another fusion (before: evaluated under the config's name without a word).
-    from ssma_tf.checkpoints import CheckpointError
+    # Under a config of another fusion (before: evaluated under the config's name without a word);
+    # the file's model is the one in memory (loading it again costs seconds).
+    from ssma_tf.checkpoints import CheckpointError, loading
     from ssma_tf.checkpoints.loading import model_from_config
 
+    monkeypatch.setattr(loading, "load_model", lambda *args: model)
     config = config_from_dict(dict(model="SSMA", num_classes=NUM_CLASSES, checkpoint=path, test_data="t.tfrecords",
                                    batch_size=1, height=32, width=64), source="ssma.config", mode="eval",
                               check_paths=False)
