@@ -330,7 +330,6 @@ def check_record_file(
         ))
     if report.records == 0 and not report.problems:
         report.problems.append(RecordError("holds no records", report.path))
-
     if modalities is None and len(report.modalities) > 1:
         report.problems.append(RecordError(
             "mixes " + " and ".join(f"{count} {kind_of(m)}" for m, count in sorted(report.modalities.items(),
