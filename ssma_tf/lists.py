@@ -35,6 +35,10 @@ class MissingFileError(UserInputError, FileNotFoundError):
     """A file the user named (a list file, an image in a list) does not exist."""
 
 
+# Added to errors about a list line whose words may be one path cut at its spaces.
+SPACES_HINT = " (a path with spaces? quote it or separate the paths by tabs)"
+
+
 def comment_hint(fields: Sequence[str]) -> str:
     """` (a comment after the paths? ...)` when a field after a line's first starts with `#`,
     for errors about the line (a missing file '#', a column too many); "" otherwise."""

@@ -402,11 +402,11 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
             intrinsics = per_file[path]
             if intrinsics.width is None:
                 return intrinsics
-            if (path, width, height) not in warned:
-                warned.add((path, width, height))
+            if (path, width, height) not in scaled:
+                scaled[path, width, height] = intrinsics.scaled_to(width, height)
                 _warn_of_another_aspect(intrinsics, width, height, f"the intrinsics of {path}")
-            return intrinsics.scaled_to(width, height)
-        warned: set = set()
+            return scaled[path, width, height]
+        scaled: Dict[Tuple[pathlib.Path, int, int], hha.Intrinsics] = {}
         return from_file_beside
 
     if args.preset is not None:

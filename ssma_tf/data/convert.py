@@ -34,7 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
-from ssma_tf.lists import ListFileError, MissingFileError, comment_hint, read_lines
+from ssma_tf.lists import SPACES_HINT, ListFileError, MissingFileError, comment_hint, read_lines
 
 # TensorFlow (and the schema, which needs it) is imported where records are written: checking a
 # list and reading images do not pay for its start-up.
@@ -119,8 +119,7 @@ def check_list(
             )
         least, most = 1 + label_columns, MAX_MODALITIES + label_columns
         if not least <= len(parts) <= most:
-            hint = comment_hint(parts) or (" (a path with spaces? quote it or separate the paths by tabs)"
-                                           if len(parts) > most else "")
+            hint = comment_hint(parts) or (SPACES_HINT if len(parts) > most else "")
             expected = (
                 f"expected 2 columns (modality1 label), 3 (modality1 modality2 label) or up to {most} "
                 "(N modalities and a label)" if labeled else
@@ -131,8 +130,7 @@ def check_list(
         if columns is None:
             columns = len(parts)
         elif len(parts) != columns:
-            hint = comment_hint(parts) or (" (a path with spaces? quote it or separate the paths by tabs)"
-                                           if len(parts) > columns else "")
+            hint = comment_hint(parts) or (SPACES_HINT if len(parts) > columns else "")
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
                 f"{columns}{hint}; every line of a list has the same modalities", path,
@@ -147,7 +145,7 @@ def check_list(
                     joined = [" ".join(parts[start:end]) for start in range(index + 1)
                               for end in range(max(index + 1, start + 2), len(parts) + 1)]
                     if any(os.path.isfile(os.path.join(folder, os.path.expanduser(j))) for j in joined):
-                        what += " (a path with spaces? quote it or separate the paths by tabs)"
+                        what += SPACES_HINT
                     elif parts[index].startswith("#"):
                         what += comment_hint(parts)
                     raise MissingFileError(f"{path}, line {number}: image {p!r} {what}", path)
@@ -280,9 +278,14 @@ def class_pixels(histogram: np.ndarray, num_classes: Optional[int]) -> int:
     return int(np.sum(histogram[1:top]))
 
 
+def class_id_range(num_classes: Optional[int]) -> str:
+    """The ids `class_pixels` counts, as text: `1..C-1`, or `1..254` without a class count."""
+    return f"1..{num_classes - 1}" if num_classes is not None else f"1..{IGNORE_ID - 1}"
+
+
 def no_class_pixels_message(num_classes: Optional[int]) -> str:
     """What to say of labels in which `class_pixels` is 0: every pixel void or ignored."""
-    classes = f"1..{num_classes - 1}" if num_classes is not None else f"1..{IGNORE_ID - 1}"
+    classes = class_id_range(num_classes)
     beyond = " and ids >= num_classes void" if num_classes is not None else ""
     return (f"no label pixel has a class id ({classes}): 0 is void, {IGNORE_ID} ignored{beyond}, so training on "
             "these labels learns nothing (a loss of 0). A mask of background and object (e.g. saved as 0 and "
@@ -643,7 +646,9 @@ def format_summary(summary: Dict[str, object]) -> str:
         f"{len(files)} file{'s' if len(files) > 1 else ''}: "
         f"{files[0]}{' ...' if len(files) > 1 else ''}",
     ]
-    if labeled and not any(1 <= int(c) < IGNORE_ID for c, n in histogram.items() if n):
+    counts = np.zeros(256, np.int64)
+    counts[list(histogram)] = list(histogram.values())
+    if labeled and not class_pixels(counts, None):
         lines.append(f"warning:         {no_class_pixels_message(None)}")
     if summary.get("duplicates"):
         lines.append(f"warning:         {duplicates_warning(summary['duplicates'])}")

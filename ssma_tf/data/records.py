@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ssma_tf.constants import IGNORE_ID
 from ssma_tf.data import schema
-from ssma_tf.data.convert import class_pixels, no_class_pixels_message, unknown_label_ids
+from ssma_tf.data.convert import class_id_range, class_pixels, no_class_pixels_message, unknown_label_ids
 from ssma_tf.errors import UserInputError, first_line
 
 # A record is framed by an 8-byte length and a 4-byte CRC of it, then the data and its 4-byte CRC.
@@ -92,8 +92,7 @@ class FileReport:
         ids = f"label ids {present.min()}..{present.max()}" if present.size else "no label pixels"
         if self.labeled and present.size and not class_pixels(self.class_histogram, self.num_classes):
             # Not a problem: labels written only to fill the column (unlabeled images) look so too.
-            classes = f"1..{self.num_classes - 1}" if self.num_classes else f"1..{IGNORE_ID - 1}"
-            ids += f" (none a class {classes}: training learns nothing from these labels)"
+            ids += f" (none a class {class_id_range(self.num_classes)}: training learns nothing from these labels)"
         if self.unlabeled:
             ids += f", {self.unlabeled} without a label"
         state = "ok" if not self.problems else f"{len(self.problems)} problem(s)"

@@ -689,7 +689,7 @@ class Trainer:
             # A labeled subset's labels are read, though other records of train_data may lack one.
             if labeled or (key == "train_data" and self.config.labeled_subset is not None):
                 warning = label_ids_warning(list_record_files(getattr(self.config, key)), self.config.num_classes,
-                                           what=key)
+                                            what=key)
                 if warning:
                     self._log(f"warning: {warning}")
 
