@@ -24,7 +24,6 @@ import keras
 import numpy as np
 
 from ssma_tf.checkpoints.loading import seed_generator_states, unimodal_encoder_weights
-from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.config import ConfigWarning
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.pipeline import list_record_files
@@ -138,7 +137,8 @@ def train_scene_classifier(
         steps, batch_size, learning_rate: the optimisation (Adam, constant rate).
         experts: one unimodal AdapNet++ checkpoint per modality (TF1 or own), whose encoders
             start the experts; None: random experts (then `freeze_experts` should be False).
-        expert_classes: the class count of the experts' own checkpoints (TF1 ones say it).
+        expert_classes: the class count of the experts' own checkpoints; None: as each says (TF1
+            checkpoints and `.keras` files by themselves, weight files by their last upsampling).
         freeze_experts: train only the SSMA block and the classifier.
         seed: seed of the weights and the data order.
         log: where progress lines go (default: nowhere).
@@ -207,14 +207,7 @@ def train_scene_classifier(
             dataset = dataset.skip(start)
         return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps)
     for encoder, source in zip(model.encoders, experts or ()):
-        try:
-            weights = unimodal_encoder_weights(source, expert_classes or num_classes, model.dropout_rate)
-        except CheckpointError as error:
-            if expert_classes is not None:
-                raise
-            # The experts are segmentation networks: their class count is not the scenes'.
-            raise CheckpointError(f"{error}; experts trained on another class count than the {num_classes} scene "
-                                  "classes need --expert_classes N (their segmentation classes)") from None
+        weights = unimodal_encoder_weights(source, expert_classes, model.dropout_rate)
         encoder.set_weights(weights)
         log(f"{source}: loaded into the {encoder.name} expert")
     return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps)

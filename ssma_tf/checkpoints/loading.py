@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from ssma_tf.checkpoints.reading import (
-    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_load_error, reading,
+    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_load_error, reading, stored_num_classes,
 )
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
@@ -265,7 +265,7 @@ def _check_matches(built: keras.Model, source: str, model: Optional[str], num_cl
         raise CheckpointError(f"{source} has {built.num_classes} classes, not {num_classes}")
 
 
-def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
+def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate: float,
                              backbone: str = ADAPNET_PP_BACKBONE, decoder_filters: int = DECODER_FILTERS) -> list:
     """The encoder weights of a unimodal AdapNet++ checkpoint, in `AdapNetPPEncoder` order.
 
@@ -275,8 +275,9 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
 
     Args:
         path: TF1 AdapNet++/ImageNet checkpoint, or own AdapNet++ weights.
-        num_classes: classes of the AdapNet++ that wrote own weights (TF1 checkpoints say it
-            themselves).
+        num_classes: classes of the AdapNet++ that wrote own weights (TF1 checkpoints and `.keras`
+            files say it themselves); None: the class count the weights have (their last
+            upsampling kernel's, see `stored_num_classes`).
         dropout_rate: only to build an identical encoder; does not change its weights.
         backbone: the experts' backbone (`adapnet_pp` or `mobilenet_v2`).
         decoder_filters: the decoder width the AdapNet++ that wrote own `.weights.h5` weights was
@@ -285,6 +286,10 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
 
     Returns:
         The list of arrays for `encoder.set_weights`.
+
+    Raises:
+        CheckpointError: the checkpoint is unreadable, of an SSMA, of another backbone, or does
+            not fit an AdapNet++ of `num_classes` classes.
     """
     fmt, resolved = resolve_weights(path)
     if fmt == FORMAT_TF1:
@@ -294,10 +299,16 @@ def unimodal_encoder_weights(path: str, num_classes: int, dropout_rate: float,
             raise CheckpointError(
                 f"{resolved} is an SSMA checkpoint; an expert starts from a unimodal AdapNet++ one"
             )
-        if kind != KIND_IMAGENET:
-            num_classes = num_classes_of(shapes)
+        # An ImageNet checkpoint has no decoder: any class count builds the same encoder.
+        num_classes = num_classes_of(shapes) if kind != KIND_IMAGENET else (num_classes or 2)
     if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
-        return _load_keras_model(resolved, (AdapNetPP,)).encoder.get_weights()
+        loaded = _load_keras_model(resolved, (AdapNetPP,))
+        if loaded.backbone != backbone:
+            raise CheckpointError(f"the model file {resolved} holds an AdapNet++ on the {loaded.backbone} backbone, "
+                                  f"but the experts are on the {backbone} backbone", path=resolved)
+        return loaded.encoder.get_weights()
+    if num_classes is None:
+        num_classes = stored_num_classes(fmt == FORMAT_TF2, resolved)
     # Released widths are dropped by the model's check: the default builds the released decoder.
     model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone,
                       widths=decoder_widths(decoder_filters))

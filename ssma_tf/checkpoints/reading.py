@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 import h5py
 import tensorflow as tf
 
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.errors import UserInputError, first_line
 
 # The key TF2 writes into every object-based checkpoint (TF1 name-based ones lack it).
@@ -175,6 +176,7 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
             shapes), or, under `strict`, model weights the checkpoint lacks.
     """
     stored = list_variables(prefix)
+    check_backbone(list(stored.values()), f"the checkpoint {prefix}", model)
     with reading(prefix):
         view = tf.train.CheckpointView(prefix)
         matched = view.match(root)
@@ -211,6 +213,36 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
             path=prefix,
         )
     return len(found)
+
+
+def stored_backbone(shapes: list) -> Optional[str]:
+    """The experts' backbone of the model whose arrays have these shapes, when they tell it.
+
+    MobileNet v2 alone has depthwise kernels (3, 3, C, 1); the AdapNet++ (ResNet-50) encoder alone
+    has a 7×7 stem of 64 filters. None for neither (e.g. a checkpoint of another network).
+    """
+    shapes = [tuple(s) for s in shapes]
+    if any(len(s) == 4 and s[:2] == (3, 3) and s[3] == 1 and s[2] > 1 for s in shapes):
+        return "mobilenet_v2"
+    if any(len(s) == 4 and s[:2] == (7, 7) and s[3] == 64 for s in shapes):
+        return ADAPNET_PP_BACKBONE
+    return None
+
+
+def check_backbone(shapes: list, source: str, model: Any) -> None:
+    """Raises a CheckpointError when the arrays are of another backbone than `model`'s.
+
+    Another backbone's weights otherwise fail as "another model (kind, options or layers)" or as
+    a shape of some layer, neither of which names the cause.
+    """
+    have = stored_backbone(shapes)
+    need = getattr(model, "backbone", None)
+    if have is not None and need is not None and have != need:
+        raise CheckpointError(
+            f"{source} holds a model on the {have} backbone, but this {type(model).__name__} is on the "
+            f"{need} backbone",
+            path=source,
+        )
 
 
 def _class_hint(have: list, need: list, model: Any) -> str:
@@ -267,6 +299,7 @@ def check_h5_shapes(path: str, model: Any) -> None:
         CheckpointError: a damaged file, or weights of another model or class count.
     """
     shapes = stored_shapes(False, path)
+    check_backbone(shapes, f"the weights file {path}", model)
     weights = list(model.weights)
     classes = getattr(model, "num_classes", None)
     if classes is not None and any(len(s) == 4 and s[:2] == (8, 8) and s[2] == s[3] for s in shapes):

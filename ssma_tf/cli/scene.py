@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num_classes", type=int, required=True)
     train.add_argument("--modalities", type=int, default=2)
     train.add_argument("--experts", nargs="+", help="one unimodal AdapNet++ checkpoint per modality")
-    train.add_argument("--expert_classes", type=int, help="class count of the experts' own checkpoints")
+    train.add_argument("--expert_classes", type=int, help="class count of the experts' own checkpoints "
+                       "(default: as each checkpoint says)")
     train.add_argument("--train_experts", action="store_true", help="train the experts too (default: frozen)")
     train.add_argument("--steps", type=int, default=300)
     train.add_argument("--batch_size", type=int, default=8)

@@ -330,3 +330,36 @@ def test_a_folder_without_weights_says_what_it_is(tmp_path):
     (run / "config.yaml").write_text("model: AdapNet_pp\n")
     with pytest.raises(CheckpointError, match="it is a training run that has not saved a checkpoint yet$"):
         resolve_weights(str(run))
+
+
+def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_count(tmp_path):
+    """A MobileNet v2 expert's files given where an AdapNet++ one is wanted (ssma-scene train,
+    ssma-evaluate): before, a `.keras` was Keras' set_weights ValueError, a `.weights.h5` "another
+    model (kind, options or layers)", a TF2 checkpoint a list of missing weights."""
+    import tensorflow as tf
+
+    from ssma_tf.checkpoints.loading import unimodal_encoder_weights
+    from ssma_tf.checkpoints.reading import stored_backbone, stored_shapes
+
+    mobile = AdapNetPP(5, backbone="mobilenet_v2")
+    mobile(np.zeros((1, 32, 64, 3), np.float32))
+    mobile.save(tmp_path / "mobile.keras")
+    mobile.save_weights(tmp_path / "mobile.weights.h5")
+    tf.train.Checkpoint(model=mobile).write(str(tmp_path / "mobile_ckpt"))
+    resnet = AdapNetPP(5)
+    resnet(np.zeros((1, 32, 64, 3), np.float32))
+    assert stored_backbone([tuple(w.shape) for w in resnet.weights]) == "adapnet_pp"
+    assert stored_backbone(stored_shapes(False, str(tmp_path / "mobile.weights.h5"))) == "mobilenet_v2"
+    assert stored_backbone([(3, 3, 8, 16), (1, 1, 16, 4)]) is None  # neither network's
+    for name, what in (("mobile.weights.h5", "the weights file"), ("mobile_ckpt", "the checkpoint")):
+        with pytest.raises(CheckpointError, match=rf"^{what} .*{name} holds a model on the mobilenet_v2 backbone, but "
+                                                  r"this AdapNetPP is on the adapnet_pp backbone$"):
+            load_weights(resnet, str(tmp_path / name))
+    with pytest.raises(CheckpointError, match=r"mobile.keras holds an AdapNet\+\+ on the mobilenet_v2 backbone, but "
+                                              r"the experts are on the adapnet_pp backbone$"):
+        unimodal_encoder_weights(str(tmp_path / "mobile.keras"), None, 0.5)
+    # Without a class count an expert's weight file says its own (before: the caller's, e.g. the
+    # scene classes, and a shape error).
+    weights = unimodal_encoder_weights(str(tmp_path / "mobile.weights.h5"), None, 0.5, backbone="mobilenet_v2")
+    for got, want in zip(weights, mobile.encoder.get_weights()):
+        np.testing.assert_array_equal(got, want)
