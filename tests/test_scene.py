@@ -73,7 +73,8 @@ def test_lists_records_and_errors(records, tmp_path):
     with pytest.raises(UserInputError, match=r"quoted\.txt, line 3: .*missing\.png"):
         write_scene_records(quoted, str(tmp_path / "quoted.tfrecords"))
     assert not (tmp_path / "quoted.tfrecords").exists()
-    with pytest.raises(UserInputError, match=r"scenes\.tfrecords: records lack feature\(s\) \['modality3'\]"):
+    with pytest.raises(UserInputError, match=r"scenes\.tfrecords: records lack feature\(s\) \['modality3'\] "
+                                             r"\(they hold 2 modalities, the model reads 3: give --modalities 2\)$"):
         build_scene_dataset(str(records / "scenes.tfrecords"), modalities=3, height=H, width=W,
                             batch_size=2, training=False)
 
@@ -88,6 +89,9 @@ def test_metrics_are_table_22s_recall_and_iou():
     assert metrics["mean_recall"] == 62.5 and metrics["accuracy"] == 62.5
 
 
+# Trained without experts on purpose (the first run checks the warning): the later runs' warnings
+# would only fill the summary.
+@pytest.mark.filterwarnings("ignore:no experts given:ssma_tf.config.ConfigWarning")
 def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_evaluates(records, tmp_path, capsys,
                                                                                      monkeypatch):
     import shutil
@@ -281,15 +285,29 @@ def test_training_refuses_a_class_id_out_of_range_before_building_the_model(reco
                                modalities=2, height=16, width=16, steps=1, batch_size=2)
 
 
-def test_segmentation_records_given_for_training_are_named(tmp_path):
+def test_segmentation_and_scene_records_given_for_each_other_are_named(records, tmp_path):
     """The class-id check came before the records' own check: TensorFlow's "Feature: class_id ...
-    is required" traceback instead of one line."""
+    is required" traceback instead of one line; then "lack feature(s) ['class_id'] (they hold 2
+    modalities, the model reads 2)", which blamed the modalities. Scene records given to
+    segmentation were "lacks feature(s) ['label']" and check-records' "no 'label' bytes feature"."""
+    from ssma_tf.data.pipeline import check_first_record
+    from ssma_tf.data.records import check_example, iterate_records
     from tests.training_helpers import write_records
 
     segmentation = write_records(tmp_path / "seg.tfrecords", 2, height=32, width=32, fusion=True)
-    with pytest.raises(UserInputError, match=r"seg\.tfrecords: records lack feature\(s\) \['class_id'\]"):
+    with pytest.raises(UserInputError, match=r"seg\.tfrecords: these are segmentation records \(a label image per "
+                                             r"record, no class_id\); scene classification reads records written "
+                                             r"by ssma-scene convert"):
         train_scene_classifier(segmentation, str(tmp_path / "run"), num_classes=2, modalities=2, height=16,
                                width=16, steps=1, batch_size=2)
+    scenes = str(records / "scenes.tfrecords")
+    with pytest.raises(UserInputError, match=r"scenes\.tfrecords, record 0: these are scene classification records "
+                                             r"\(a class_id per record, no label image\): segmentation reads records "
+                                             r"written by ssma-convert"):
+        check_first_record(scenes, 2)
+    check_first_record(scenes, 2, labeled=False)  # images only: a scene record has them
+    with pytest.raises(ValueError, match=r"^no 'label' bytes feature: a scene classification record"):
+        check_example(next(iterate_records(scenes))[1])
 
 
 def test_an_expert_trained_on_another_modality_is_named(records, tmp_path):

@@ -130,6 +130,10 @@ def check_first_record(path: str, modalities: int, labeled: bool = True) -> None
                     f"{modalities}): convert a list with a column per modality, or set the config key "
                     "modalities to match the records", path, 0,
                 )
+            if missing == [schema.LABEL] and schema.CLASS_ID in present:
+                raise RecordError("these are scene classification records (a class_id per record, no label "
+                                  "image): segmentation reads records written by ssma-convert; ssma-scene "
+                                  "train reads these", path, 0)
             if missing:
                 raise RecordError(f"lacks feature(s) {missing} (it has {sorted(present)})", path, 0)
             return

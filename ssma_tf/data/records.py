@@ -230,6 +230,9 @@ def check_example(
         values = _feature(example, key, "bytes_list")
         if values is None and key == schema.LABEL and not labeled:
             continue
+        if values is None and key == schema.LABEL and schema.CLASS_ID in example.features.feature:
+            raise ValueError(f"no {key!r} bytes feature: a scene classification record (a {schema.CLASS_ID}, "
+                             "no label image; ssma-scene trains on those)")
         if values is None:
             raise ValueError(f"no {key!r} bytes feature")
         if len(values) != 1:

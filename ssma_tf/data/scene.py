@@ -24,7 +24,7 @@ from ssma_tf.files import atomic_path
 from ssma_tf.lists import read_lines
 from ssma_tf.modalities.io import InputFileError
 
-CLASS_ID = "class_id"
+CLASS_ID = schema.CLASS_ID
 
 
 def read_scene_list(path: str, modalities: Optional[int] = None) -> List[Tuple[Tuple[str, ...], int]]:
@@ -164,11 +164,18 @@ def build_scene_dataset(
     for record in tf.data.TFRecordDataset(files[0]).take(1):
         present = tf.train.Example.FromString(record.numpy()).features.feature
         missing = [key for key in spec if key not in present]
+        if CLASS_ID in missing and schema.LABEL in present:
+            # Before: "lack feature(s) ['class_id'] (they hold 2 modalities, the model reads 2)".
+            raise InputFileError(
+                f"{files[0]}: these are segmentation records (a label image per record, no class_id); scene "
+                "classification reads records written by ssma-scene convert from 'modality1 ... class_id' lines",
+                files[0])
         if missing:
             held = schema.count_modalities(present)
             raise InputFileError(
                 f"{files[0]}: records lack feature(s) {missing} (they hold {held} modalities, the "
-                f"model reads {modalities})", files[0])
+                f"model reads {modalities}" + (f": give --modalities {held})" if CLASS_ID not in missing else ")"),
+                files[0])
 
     def decode(serialized):
         features = tf.io.parse_single_example(serialized, spec)

@@ -28,6 +28,8 @@ WIDTH = "width"
 MODALITY1 = "modality1"
 MODALITY2 = "modality2"
 LABEL = "label"
+# A scene classification record's class (`ssma_tf.data.scene`) in place of the label image.
+CLASS_ID = "class_id"
 
 ENCODINGS = ("raw", "png")
 
