@@ -279,8 +279,10 @@ def class_pixels(histogram: np.ndarray, num_classes: Optional[int]) -> int:
 
 
 def class_id_range(num_classes: Optional[int]) -> str:
-    """The ids `class_pixels` counts, as text: `1..C-1`, or `1..254` without a class count."""
-    return f"1..{num_classes - 1}" if num_classes is not None else f"1..{IGNORE_ID - 1}"
+    """The ids `class_pixels` counts, as text: `1..C-1` (`1` for two classes), or `1..254` without
+    a class count."""
+    top = IGNORE_ID - 1 if num_classes is None else num_classes - 1
+    return "1" if top == 1 else f"1..{top}"
 
 
 def no_class_pixels_message(num_classes: Optional[int]) -> str:
@@ -435,7 +437,8 @@ def write_tfrecords(
 
     Returns:
         A summary: `samples`, `modalities`, `labeled`, `encoding`, `files` (written paths), `image_sizes`
-        ({(h, w): count}), `class_histogram` ({id: pixels}), `bytes_written`,
+        ({(h, w): count}), `class_histogram` ({id: pixels}), `num_classes` (as given, or None),
+        `bytes_written`,
         `duplicates` ((line, earlier line) per line that repeats an earlier one; converted
         again), and `other_shards`: shard files beside the output that this run did not write
         (left from an earlier run with another shard count). An existing output file is
@@ -531,6 +534,7 @@ def write_tfrecords(
         "files": names,
         "image_sizes": dict(sorted(sizes.items())),
         "class_histogram": {int(i): int(histogram[i]) for i in present},
+        "num_classes": num_classes,
         "bytes_written": sum(os.path.getsize(name) for name in names),
         "duplicates": list(checked.duplicates),
         "other_shards": others,
@@ -648,8 +652,9 @@ def format_summary(summary: Dict[str, object]) -> str:
     ]
     counts = np.zeros(256, np.int64)
     counts[list(histogram)] = list(histogram.values())
-    if labeled and not class_pixels(counts, None):
-        lines.append(f"warning:         {no_class_pixels_message(None)}")
+    num_classes = summary.get("num_classes")
+    if labeled and not class_pixels(counts, num_classes):
+        lines.append(f"warning:         {no_class_pixels_message(num_classes)}")
     if summary.get("duplicates"):
         lines.append(f"warning:         {duplicates_warning(summary['duplicates'])}")
     if summary.get("other_shards"):

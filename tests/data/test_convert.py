@@ -316,12 +316,16 @@ def test_labels_without_a_class_pixel_are_warned_of(dataset_dir, tmp_path, capsy
     mask[4:8] = 255
     save_png(dataset_dir / "mask.png", mask)
     list_file = write_list(dataset_dir / "masks.txt", ["0_rgb.png mask.png", "1_rgb.png mask.png"])
-    assert _cli().main(["-f", list_file, "-r", str(tmp_path / "m.tfrecords"), "--num_classes", "2"]) == 0
+    assert _cli().main(["-f", list_file, "-r", str(tmp_path / "m.tfrecords"), "--num_classes", "3"]) == 0
     printed = capsys.readouterr().out
     assert "class histogram: 0: 576 (75.0%), 255: 192 (25.0%)" in printed
-    assert ("warning:         no label pixel has a class id (1..254): 0 is void, 255 ignored, so training on these "
-            "labels learns nothing (a loss of 0). A mask of background and object (e.g. saved as 0 and 255) needs "
-            "the ids 1 and 2, and num_classes 3") in printed
+    # The class ids of the --num_classes given (before: 1..254 whatever it was).
+    assert ("warning:         no label pixel has a class id (1..2): 0 is void, 255 ignored and ids >= num_classes "
+            "void, so training on these labels learns nothing (a loss of 0). A mask of background and object (e.g. "
+            "saved as 0 and 255) needs the ids 1 and 2, and num_classes 3") in printed
+    summary = write_tfrecords(list_file, str(tmp_path / "m.tfrecords"))
+    assert summary["num_classes"] is None and "no label pixel has a class id (1..254): 0 is void, 255 ignored, so" \
+        in format_summary(summary)
     assert "warning" not in format_summary(write_tfrecords(dataset_dir / "pairs.txt", str(tmp_path / "p.tfrecords")))
 
 

@@ -277,7 +277,7 @@ def test_label_ids_beyond_the_class_count_or_no_class_pixel_are_warned_of_by_tra
         "ids >= num_classes void, so training on these labels learns nothing (a loss of 0). A mask of background and "
         "object (e.g. saved as 0 and 255) needs the ids 1 and 2, and num_classes 3")
     assert label_ids_warning([beyond], 2).startswith("the first 2 labelled records of the records: no label pixel has a "
-                                                     "class id (1..1)")
+                                                     "class id (1)")
     assert check_record_file(void).describe().endswith(
         "label ids 0..255 (none a class 1..254: training learns nothing from these labels): ok")
     assert label_ids_warning([str(good), beyond], 5, records=4) is None  # only the first 4 are read
