@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import statistics
 from typing import Any, Callable, Optional, Sequence
 
@@ -155,6 +156,38 @@ def _save(model: keras.Model, path: pathlib.Path) -> None:
         model.save(partial)
 
 
+def _check_stage_list(previous: dict, stages: Sequence[Stage], report_path: pathlib.Path,
+                      log: Callable[[str], None]) -> None:
+    """A resumed run may change the stages it has not finished (a stage list refused mid-way, say
+    one that would empty a layer at stage 3, is mended and run again); its finished stages must
+    stay as they were. An unfinished stage whose spec changed starts again: its folder, from the
+    old spec, is removed.
+
+    Raises:
+        UserInputError: a finished stage that this stage list changes or leaves out.
+    """
+    specs = [stage.spec for stage in stages]
+    finished = {entry["stage"]: entry["spec"] for entry in previous.get("stages", []) if entry.get("stage", 0) > 0}
+    for index, spec in sorted(finished.items()):
+        given = specs[index - 1] if index <= len(specs) else None
+        if given != spec:
+            now = f"gives {given!r}" if given is not None else f"has only {len(specs)} stage(s)"
+            done = " ".join(finished[i] for i in sorted(finished))
+            raise UserInputError(
+                f"{report_path} comes from another pruning run: its stage {index} ({spec!r}) is finished and "
+                f"this stage list {now}; give a new output folder, or a stage list that begins with the "
+                f"finished stages ({done})", path=report_path)
+    old_specs = (previous.get("settings") or {}).get("stages") or []
+    output = report_path.parent
+    for index, spec in enumerate(specs, start=1):
+        before = old_specs[index - 1] if index <= len(old_specs) else None
+        folder = output / f"stage{index}"
+        if index not in finished and before != spec and folder.exists():
+            was = f" ({before!r})" if before is not None else ""
+            log(f"stage {index} is now {spec!r}: removing {folder}, the unfinished work of another stage list{was}")
+            shutil.rmtree(folder)
+
+
 def run(
     config: Any,
     method: str,
@@ -240,7 +273,7 @@ def run(
         # Where the config file lies is recorded, not compared: its contents are (config_sha256;
         # a report that records them, `config`, also names the keys that changed).
         differ = sorted(k for k in set(old) | set(settings)
-                        if k not in ("source", "config") and old.get(k) != settings.get(k))
+                        if k not in ("source", "config", "stages") and old.get(k) != settings.get(k))
         if differ:
             before = [f"{k}={old.get(k)!r}" for k in differ if k != "config_sha256"][:3]
             if "config_sha256" in differ and isinstance(old.get("config"), dict):
@@ -251,7 +284,8 @@ def run(
                 f"{report_path} comes from another pruning run: {', '.join(differ)} differ "
                 f"(before: {', '.join(before) or 'another config'}); give a new output folder "
                 "or the same settings", path=report_path)
-        report = dict(previous, settings=settings)  # the config's place now
+        _check_stage_list(previous, stages, report_path, log)
+        report = dict(previous, settings=settings)  # the config's place and the stage list now
     eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
 
     def record(index: int, model: keras.Model) -> dict:

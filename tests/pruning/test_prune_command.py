@@ -82,6 +82,22 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     assert prune_cli.main(["-c", str(moved)] + args[2:]) == 0
     assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
     assert json.loads((out / "report.json").read_text())["stages"] == report["stages"]
+    # Another finished stage is refused; a stage list that a later stage made fail is mended and
+    # run again into the same folder (before: "stages differ", a new folder and stage 0 again).
+    stages_at = args.index("--stages") + 1
+    assert prune_cli.main(args[:stages_at] + ["block4:0.1"] + args[stages_at + 1:]) == 2
+    assert ("its stage 1 ('block4:0.05') is finished and this stage list gives 'block4:0.1'; give a new output "
+            "folder, or a stage list that begins with the finished stages (block4:0.05)") in capsys.readouterr().err
+    assert prune_cli.main(args[:stages_at] + ["block4:0.05", "block4:0.9"] + args[stages_at + 1:]) == 2
+    assert "stage 2 ('block4:0.9') would remove every filter" in capsys.readouterr().err
+    (out / "stage2").mkdir()
+    (out / "stage2" / "pruned.keras").write_text("left by the refused stage list")
+    assert prune_cli.main(args[:stages_at] + ["block4:0.05", "easpp:0.01"] + args[stages_at + 1:]) == 0
+    printed = capsys.readouterr().out
+    assert f"stage 2 is now 'easpp:0.01': removing {out / 'stage2'}, the unfinished work of another stage list" in printed
+    mended = json.loads((out / "report.json").read_text())
+    assert mended["stages"][:2] == report["stages"] and mended["stages"][2]["spec"] == "easpp:0.01"
+    assert mended["settings"]["stages"] == ["block4:0.05", "easpp:0.01"] and (out / "stage2.keras").is_file()
 
 
 def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypatch, capsys):
