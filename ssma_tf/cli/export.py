@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TFRecord files or patterns whose first samples calibrate --int8 (both modalities for SSMA)")
     deploy.add_argument("--calibration_samples", type=int, default=100, metavar="N",
                         help="samples to calibrate on (default 100)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in the output folder "
+                        "(any other existing folder is refused)")
     add_version(parser)
     return parser
 
@@ -95,10 +96,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
-    from ssma_tf.inference.export import export_saved_model
+    from ssma_tf.inference.export import check_export_output, export_saved_model
     from ssma_tf.inference.settings import setup_inference
 
     check_output(args.output, what="--output", directory=True, overwrite=args.overwrite)  # before the model loads
+    check_export_output(args.output, args.overwrite)
     if args.format != "saved_model":
         from ssma_tf.inference.backends import require
 

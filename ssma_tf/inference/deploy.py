@@ -43,7 +43,7 @@ from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.backends import require
 from ssma_tf.inference.compiled import inference_model
-from ssma_tf.inference.export import ExportError, input_names
+from ssma_tf.inference.export import check_export_output, input_names
 from ssma_tf.inference.sizes import check_size
 from ssma_tf.models.factory import is_fusion, model_name, num_modalities
 from ssma_tf.resampling import resize_methods
@@ -221,7 +221,8 @@ def export_deployed(
         A `DeployReport`.
 
     Raises:
-        ExportError: `output_dir` exists without `overwrite`.
+        ExportError: `output_dir` exists without `overwrite`, or is not an earlier export
+            (`check_export_output`).
         CalibrationError: bad calibration records.
         MissingExtraError: the `deploy` extra is not installed.
         ValueError: bad format, size, sample count or dataset.
@@ -240,8 +241,7 @@ def export_deployed(
     if dataset is not None and dataset.num_classes != model.num_classes:
         raise ValueError(f"dataset {dataset.name} has {dataset.num_classes} classes, the model {model.num_classes}")
     output_dir = os.path.abspath(os.fspath(output_dir))
-    if os.path.exists(output_dir) and not overwrite:
-        raise ExportError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
+    check_export_output(output_dir, overwrite)
     # Fail on a missing runtime before minutes of tracing.
     require("openvino" if format == "openvino" else "tflite")
     if format == "openvino" and int8:

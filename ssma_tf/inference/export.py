@@ -58,6 +58,27 @@ class ExportError(UserInputError):
     """The export cannot be written as asked (existing output, folding that changes outputs)."""
 
 
+def check_export_output(output_dir: Union[str, "os.PathLike[str]"], overwrite: bool) -> None:
+    """Refuses an output that an export must not replace, before any work.
+
+    An existing output is replaced only with `overwrite`, and only when it is an earlier export
+    (it holds `assets.extra/ssma_tf.json`) or an empty folder: `--overwrite` pointed at a training
+    run, or at the folder above one, deleted it with everything in it.
+
+    Raises:
+        ExportError: naming the folder.
+    """
+    path = os.path.abspath(os.fspath(output_dir))
+    if not os.path.lexists(path):
+        return
+    if not overwrite:
+        raise ExportError(f"{path} exists; pass overwrite=True (--overwrite) to replace it", path)
+    if os.path.isdir(path) and (not os.listdir(path) or os.path.isfile(os.path.join(path, EXPORT_METADATA))):
+        return
+    raise ExportError(f"{path} is not an export (it has no {EXPORT_METADATA}): --overwrite replaces an earlier export "
+                      "only, never other files; give a new folder, or delete this one yourself", path)
+
+
 # ---------------------------------------------------------------------------------------------
 # The serving function.
 
@@ -192,7 +213,8 @@ def export_saved_model(
         An `ExportReport`.
 
     Raises:
-        ExportError: `output_dir` exists without `overwrite`, folding changes the outputs, a
+        ExportError: `output_dir` exists without `overwrite` or is not an earlier export
+            (`check_export_output`), folding changes the outputs, a
             bad TFLite type, or a dataset of another class count.
         ValueError: bad size or interpolation.
     """
@@ -206,8 +228,7 @@ def export_saved_model(
         raise ExportError(
             f"dataset {dataset.name} has {dataset.num_classes} classes, the model {model.num_classes}"
         )
-    if os.path.exists(output_dir) and not overwrite:
-        raise ExportError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
+    check_export_output(output_dir, overwrite)
 
     report = ExportReport(path=output_dir, metadata={})
     exported = model

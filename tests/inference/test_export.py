@@ -178,6 +178,36 @@ def test_export_refuses_existing_output_and_leaves_nothing_on_failure(adapnet, t
     assert sorted(os.listdir(tmp_path)) == ["taken"]
 
 
+def test_overwrite_replaces_an_earlier_export_only(adapnet, tmp_path, capsys):
+    """`ssma-export RUN -o RUN --overwrite` (or -o the folder above the run) deleted the run with
+    its checkpoints; --overwrite now replaces an earlier export or an empty folder, nothing else."""
+    from ssma_tf.cli import export as export_cli
+    from ssma_tf.constants import EXPORT_METADATA
+
+    run = tmp_path / "runs" / "rgb"
+    run.mkdir(parents=True)
+    (run / "final.weights.h5").write_text("the trained weights")
+    for output in (run, run.parent):
+        with pytest.raises(export.ExportError, match=rf"^{output} is not an export \(it has no assets.extra/ssma_tf"
+                                                     r"\.json\): --overwrite replaces an earlier export only"):
+            export.check_export_output(output, overwrite=True)
+        # The command refuses before the model loads.
+        assert export_cli.main([str(run), "-o", str(output), "--overwrite"]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {output} is not an export")
+    assert (run / "final.weights.h5").read_text() == "the trained weights"
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(export.ExportError, match="is not an export"):
+        export.check_export_output(tmp_path / "a_file", overwrite=True)
+    earlier = tmp_path / "earlier"
+    (earlier / "assets.extra").mkdir(parents=True)
+    (earlier / EXPORT_METADATA).write_text("{}")
+    (tmp_path / "empty").mkdir()
+    for output in (earlier, tmp_path / "empty", tmp_path / "new"):
+        export.check_export_output(output, overwrite=True)
+    export.export_saved_model(adapnet, str(earlier), size=(32, 64), overwrite=True)
+    assert (earlier / "saved_model.pb").is_file()
+
+
 def test_export_refuses_a_fold_that_changes_outputs(adapnet, tmp_path, monkeypatch):
     monkeypatch.setattr(export, "fold_batch_norms", lambda model: (model, 1))
     monkeypatch.setattr(export, "fold_difference", lambda *args: 0.01)
