@@ -281,7 +281,15 @@ def _write_openvino(model, size, samples, folder: str, report: DeployReport, say
     concrete = function.get_concrete_function()
     report.seconds["trace"] = time.monotonic() - start
     start = time.monotonic()
-    converted = ov.convert_model(concrete)
+    try:
+        converted = ov.convert_model(concrete)
+    except RuntimeError as error:
+        # The converter turns a Ctrl-C (or SIGTERM) during its work into its own RuntimeError
+        # ("Converting input model ... KeyboardInterrupt"): a traceback and status 1 instead of
+        # the commands' "interrupted".
+        if "KeyboardInterrupt" in str(error) or "Terminated" in str(error):
+            raise KeyboardInterrupt from None
+        raise
     report.seconds["convert"] = time.monotonic() - start
     say(f"converted to OpenVINO ({report.seconds['convert']:.0f} s)")
     if samples is not None:

@@ -178,6 +178,25 @@ def test_float32_openvino_and_tflite_exports_compute_the_keras_softmax(tmp_path)
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=format)
 
 
+def test_ctrl_c_in_the_openvino_converter_is_an_interrupt_and_leaves_no_folder(tmp_path, monkeypatch):
+    """OpenVINO's converter turns a KeyboardInterrupt into its RuntimeError: the commands printed
+    a traceback and ended with status 1 instead of "interrupted" (130)."""
+    import openvino
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("Check 'false' failed at src/frontends/common/src/frontend.cpp:53:\nConverting input "
+                           "model\nKeyboardInterrupt: <EMPTY MESSAGE>")
+
+    monkeypatch.setattr(openvino, "convert_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        deploy.export_deployed(small_segmenter(), tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(openvino, "convert_model", lambda *args, **kwargs: (_ for _ in ()).throw(
+        RuntimeError("Converting input model: an operation it cannot convert")))
+    with pytest.raises(RuntimeError, match="cannot convert"):  # other failures keep their message
+        deploy.export_deployed(small_segmenter(), tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
+
+
 def test_int8_calibration_reads_both_modalities_and_the_runners_take_them(records, tmp_path):
     model = small_segmenter(fusion=True, seed=3)
     batches = deploy.calibration_batches([records["fusion"]], modalities=2, size=(HEIGHT, WIDTH), samples=3)
