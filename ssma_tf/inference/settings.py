@@ -139,6 +139,12 @@ def setup_inference(
             swapped = other_input_modality_warning(run, str(checkpoint))
             if swapped is not None:
                 warnings.warn(swapped, ConfigWarning, stacklevel=2)
+            if model in (None, run.model) and num_classes in (None, run.num_classes):
+                # The config's network with these weights, as the config's own checkpoint would
+                # be (before: a default AdapNet++ or SSMA was built, so the config's backbone,
+                # fusion, modalities and widths were dropped without a word).
+                run = dataclasses.replace(run, checkpoint=os.fspath(checkpoint))
+                checkpoint = None
     if checkpoint is not None:
         loaded = load_model(checkpoint, model or (run.model if run else None),
                             num_classes or (run.num_classes if run else None))

@@ -358,6 +358,18 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     with pytest.raises(CheckpointError, match=r"mobile.keras holds an AdapNet\+\+ on the mobilenet_v2 backbone, but "
                                               r"the experts are on the adapnet_pp backbone$"):
         unimodal_encoder_weights(str(tmp_path / "mobile.keras"), None, 0.5)
+    # A config and weights (ssma-predict/export -c CONFIG --checkpoint W): the config's network
+    # (before: a default AdapNet++, which loaded ResNet weights under a MobileNet config without a
+    # word and refused MobileNet weights under it).
+    from ssma_tf.inference.settings import setup_inference
+
+    config = tmp_path / "mobile.config"
+    config.write_text("model: AdapNet_pp\nnum_classes: 5\nheight: 32\nwidth: 64\nbackbone: mobilenet_v2\n"
+                      "test_data: val.tfrecords\nbatch_size: 1\ncheckpoint: elsewhere\n")
+    assert setup_inference(config, tmp_path / "mobile.weights.h5").model.backbone == "mobilenet_v2"
+    with pytest.raises(CheckpointError, match=r"mobile.weights.h5 holds a model on the mobilenet_v2 backbone, but "
+                                              r"this AdapNetPP is on the adapnet_pp backbone$"):
+        setup_inference(config, tmp_path / "mobile.weights.h5", overrides={"backbone": "adapnet_pp"})
     # Without a class count an expert's weight file says its own (before: the caller's, e.g. the
     # scene classes, and a shape error).
     weights = unimodal_encoder_weights(str(tmp_path / "mobile.weights.h5"), None, 0.5, backbone="mobilenet_v2")
