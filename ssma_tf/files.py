@@ -27,10 +27,11 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import warnings
 from typing import IO, Iterator, Optional, Union
 
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import UserInputError, first_line
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -72,7 +73,8 @@ def check_output(
 ) -> str:
     """Checks that `path` can be written, before the work that produces it starts.
 
-    Creates nothing. Missing parent folders are fine (the writers create them) as long as the
+    Leaves nothing behind (it writes and removes one empty file, as permissions do not tell
+    whether a disk is read-only). Missing parent folders are fine (the writers create them) as long as the
     nearest existing one is a folder the user may write in.
 
     Args:
@@ -107,6 +109,15 @@ def check_output(
         raise OutputPathError(f"{what} {shown}: {folder} is a file, not a folder", shown)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} {shown}: the folder {folder} is not writable", shown)
+    try:
+        # Permissions alone do not tell (root passes them on a read-only disk or in /proc): the
+        # failure came after the work, naming a temporary or blaming the input being read.
+        handle, probe = tempfile.mkstemp(prefix=".ssma-write-check-", dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise OutputPathError(f"{what} {shown}: cannot write in the folder {folder} "
+                              f"({error.strerror or first_line(error)})", shown) from None
     leftovers = [entry for entry in leftover_temporaries(destination) if entry not in _WARNED]
     if leftovers:
         _WARNED.update(leftovers)
@@ -206,9 +217,9 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
     destination = os.path.abspath(os.fspath(path))
     os.makedirs(os.path.dirname(destination), exist_ok=True)
     temporary = temporary_name(destination)
-    if directory:
-        os.mkdir(temporary, 0o777)  # the umask takes off what it always does
     try:
+        if directory:
+            os.mkdir(temporary, 0o777)  # the umask takes off what it always does
         yield temporary
         if not os.path.lexists(temporary):
             raise FileNotFoundError(f"nothing was written to {temporary} for {destination}")

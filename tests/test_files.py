@@ -193,3 +193,29 @@ def test_temporaries_left_by_a_killed_writer_are_named_not_removed(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith(f"warning: 2 unfinished temporaries of --output {export} (0.0 MB), left by an earlier "
                           "writer that did not finish: ") and err.endswith(f"; remove them unless another process is writing {export} now\n")
+
+
+def test_a_folder_that_permissions_call_writable_but_is_not_is_named_before_the_work(tmp_path, monkeypatch):
+    """As root on a read-only disk (or in /proc) `os.access` says yes: the export failed after the
+    model had loaded, naming its temporary folder, and ssma-predict blamed the first input image."""
+    import errno
+    import tempfile
+
+    from ssma_tf.files import OutputPathError, check_output
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "probe"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OutputPathError, match=rf"^--output {tmp_path}/out: cannot write in the folder {tmp_path} \(Read-only "
+                                              r"file system\)$"):
+        check_output(tmp_path / "out", what="--output", directory=True)
+    monkeypatch.undo()
+    assert check_output(tmp_path / "out", directory=True) == str(tmp_path / "out") and os.listdir(tmp_path) == []
+    real_mkdir = os.mkdir
+    monkeypatch.setattr(os, "mkdir", lambda path, *args: (_ for _ in ()).throw(
+        OSError(errno.EROFS, "Read-only file system", path)) if "out" in os.fspath(path) else real_mkdir(path, *args))
+    with pytest.raises(OSError) as error:
+        with atomic_path(tmp_path / "out", directory=True):
+            pytest.fail("the block ran")
+    assert error.value.filename == str(tmp_path / "out") and error.value.errno == errno.EROFS
