@@ -39,6 +39,17 @@ class MissingFileError(UserInputError, FileNotFoundError):
 SPACES_HINT = " (a path with spaces? quote it or separate the paths by tabs)"
 
 
+def spaces_hint(fields: Sequence[str], index: int, folder: str) -> str:
+    """`SPACES_HINT` when the line's field `index`, which names no file, is a word of a path cut
+    at its spaces: "my rgb.png depth.png label.png" lacks 'my', but 'my rgb.png' is there (or
+    'my images/a b.png', three words). Paths are relative to `folder`; "" otherwise."""
+    joined = [" ".join(fields[start:end]) for start in range(index + 1)
+              for end in range(max(index + 1, start + 2), len(fields) + 1)]
+    if any(os.path.isfile(os.path.join(folder, os.path.expanduser(j))) for j in joined):
+        return SPACES_HINT
+    return ""
+
+
 def comment_hint(fields: Sequence[str]) -> str:
     """` (a comment after the paths? ...)` when a field after a line's first starts with `#`,
     for errors about the line (a missing file '#', a column too many); "" otherwise."""

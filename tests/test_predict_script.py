@@ -109,6 +109,10 @@ def test_predict_py_errors_name_the_bad_file(tmp_path):
         (["--checkpoint", "w.h5", "--modality1", "a.png", "--alpha", "3", "--output", "o"], "--alpha must be in 0..1, got 3"),
         (["--checkpoint", "w.h5", "--modality1", "a.png", "--batch_size", "0", "--output", "o"],
          "--batch_size must be >= 1, got 0"),
+        # Before: "give a training run's folder, a config (-c) or a checkpoint", of which only one fits.
+        (["--backend", "openvino", "--list", "l.txt", "--output", "o"],
+         "--backend openvino needs the export folder (written by ssma-export --format openvino) as RUN or "
+         "--checkpoint"),
     ],
 )
 def test_predict_py_flag_errors(argv, message, capsys):

@@ -87,6 +87,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--int8 and --calibration are for --format openvino or tflite")
     if args.format != "saved_model" and (args.tflite or args.fold_batch_norm):
         parser.error("--tflite and --fold_batch_norm are for --format saved_model (the other formats fold by themselves)")
+    if args.format != "saved_model" and args.size == "input":
+        # Before, after the model loaded: "give --size HEIGHTxWIDTH or a config" when a config was given.
+        parser.error(f"--size input: --format {args.format} needs a fixed size; give --size HEIGHTxWIDTH, or leave "
+                     "--size out for the config's")
     if args.int8 and not args.calibration:
         parser.error("--int8 needs --calibration RECORDS")
     if args.calibration and not args.int8:

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--size", help="model input HEIGHTxWIDTH (multiples of 16), or 'input' for each image's "
                         "own size rounded to a multiple of 16 (default: the config's size, else 'input')")
     output.add_argument("--original_size", action="store_true",
-                        help="write pictures at the input resolution (ids resized with nearest neighbour)")
+                        help="write pictures at the input resolution (the probabilities resized bilinearly, "
+                        "then the class of each pixel taken)")
     output.add_argument("--attention", action="store_true", help="SSMA: also write the mean gate of each SSMA block")
     output.add_argument("--compare", metavar="RUN",
                         help="a second model (training run folder, .keras file or TF1 checkpoint) of the same "
@@ -98,6 +99,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and predicts; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.backend != "tensorflow" and args.run is None and args.checkpoint is None:
+        # Before: "give a training run's folder, a config (-c) or a checkpoint", of which only
+        # the folder fits.
+        parser.error(f"--backend {args.backend} needs the export folder (written by ssma-export --format "
+                     f"{args.backend}) as RUN or --checkpoint")
     overrides = model_source_or_exit(parser, args)
     if args.list is None and args.modality1 is None and args.modality2 is None:
         parser.error("give --modality1/--modality2 (files or folders) or --list")

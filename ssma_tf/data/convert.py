@@ -34,7 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
-from ssma_tf.lists import SPACES_HINT, ListFileError, MissingFileError, comment_hint, read_lines
+from ssma_tf.lists import SPACES_HINT, ListFileError, MissingFileError, comment_hint, read_lines, spaces_hint
 
 # TensorFlow (and the schema, which needs it) is imported where records are written: checking a
 # list and reading images do not pay for its start-up.
@@ -140,12 +140,9 @@ def check_list(
             for index, p in enumerate(resolved):
                 if not os.path.isfile(p):
                     what = "is a folder" if os.path.isdir(p) else "does not exist"
-                    # "my rgb.png depth.png label.png": 'my' is missing, but 'my rgb.png' is there
-                    # (or 'my images/a b.png', three words).
-                    joined = [" ".join(parts[start:end]) for start in range(index + 1)
-                              for end in range(max(index + 1, start + 2), len(parts) + 1)]
-                    if any(os.path.isfile(os.path.join(folder, os.path.expanduser(j))) for j in joined):
-                        what += SPACES_HINT
+                    hint = spaces_hint(parts, index, folder)
+                    if hint:
+                        what += hint
                     elif parts[index].startswith("#"):
                         what += comment_hint(parts)
                     raise MissingFileError(f"{path}, line {number}: image {p!r} {what}", path)
@@ -189,7 +186,11 @@ def _open_image(path: str, where: str) -> Image.Image:
     try:
         image = Image.open(path)
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except UnidentifiedImageError:
+        # Pillow's own words name the path a second time ("cannot identify image file '...'").
+        raise ImageFileError(f"{where}: cannot read image {path!r}: not an image format Pillow knows (PNG, "
+                             "JPEG, TIFF, ...)", path) from None
+    except (OSError, ValueError) as error:
         raise ImageFileError(f"{where}: cannot read image {path!r}: {error}", path) from None
     return image
 

@@ -88,8 +88,8 @@ def predict_files(
         output_dir: folder for the outputs (created; existing pictures are replaced).
         palette: (C, 3) RGB colours, e.g. `DatasetInfo.palette_array`; None:
             `ssma_tf.visualize.default_palette`.
-        original_size: write every picture at its input's size (class ids resized with nearest
-            neighbour) instead of the model size.
+        original_size: write every picture at its input's size (the probabilities resized
+            bilinearly, then each pixel's class: `at_input_size`) instead of the model size.
         attention: SSMA: also write the mean gate of each SSMA block.
         input_modality: AdapNet++ on samples with both modalities: which one the network reads
             ("modality2" for an expert of the second modality); a sample with one image feeds
@@ -241,6 +241,8 @@ def _load(sample: Sample, fusion: bool, input_modality: str, modalities: int = 2
         try:
             return reader(path, f"{what} of sample '{sample.name}'")
         except (OSError, ValueError) as error:
+            if path in str(error):  # the reader's message names the sample, the image and the cause
+                raise PredictionError(str(error)) from None
             raise PredictionError(f"cannot read {what} {path}: {error}") from None
 
     paths = sample.modalities

@@ -10,7 +10,7 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.inference.predictor import PredictionError
 from ssma_tf.modalities.batch import index_folder
 from ssma_tf.errors import UserInputError
-from ssma_tf.lists import read_lines
+from ssma_tf.lists import SPACES_HINT, comment_hint, read_lines, spaces_hint
 from ssma_tf.modalities.io import IMAGE_EXTENSIONS, InputFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -78,12 +78,14 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
             names = " ".join(f"modality{i}" for i in range(1, modalities + 1))
             expected = f"{names} [label]" if fusion else "image [label] or modality1 ... modalityN label"
             few = f", fewer than the model's {modalities} modalities" if fusion and len(fields) < modalities else ""
-            raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns{few}")
+            hint = comment_hint(fields) or (SPACES_HINT if len(fields) > max(allowed) else "")
+            raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns{few}{hint}")
         row = [os.path.normpath(os.path.join(folder, os.path.expanduser(f))) for f in fields]
         # Before the model runs: a missing image found at its turn left the samples before it written.
-        for image in row:
+        for index, image in enumerate(row):
             if not os.path.isfile(image):
-                raise PredictionError(f"{path}, line {number}: {image} is not a file")
+                hint = spaces_hint(fields, index, folder) or comment_hint(fields)
+                raise PredictionError(f"{path}, line {number}: {image} is not a file{hint}")
         rows.append(row)
     if not rows:
         raise PredictionError(f"{path} lists no samples")
@@ -178,11 +180,12 @@ def collect_samples(
     given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]
     if not given:
         raise PredictionError("give a list file, modality1, modality2 or both")
+    for what, path in given:
+        # Before the folder check: a mistyped folder beside a real one "is not a folder".
+        if not os.path.exists(path):
+            raise PredictionError(f"{what} {path}: no such file or folder")
     folders = [os.path.isdir(path) for _, path in given]
     if not any(folders):
-        for what, path in given:
-            if not os.path.isfile(path):
-                raise PredictionError(f"{what} {path}: no such file or folder")
         return [sample_from_files(modality1, modality2)]
     if not all(folders):
         files = [f"{what} {path}" for (what, path), folder in zip(given, folders) if not folder]

@@ -240,6 +240,12 @@ def test_export_options_are_checked(adapnet, tmp_path, capsys):
         _load_tool("export").main(["--checkpoint", "x", "--format", "openvino", "--int8", "--calibration", "r",
                                    "--calibration_samples", "0", "--output", str(tmp_path / "b")])
     assert "--calibration_samples must be >= 1, got 0" in capsys.readouterr().err
+    # Before, once the model had loaded: "give --size HEIGHTxWIDTH or a config", a config given.
+    with pytest.raises(SystemExit, match="2"):
+        _load_tool("export").main(["--checkpoint", "x", "--format", "openvino", "--size", "input", "--output",
+                                   str(tmp_path / "b")])
+    assert ("--size input: --format openvino needs a fixed size; give --size HEIGHTxWIDTH, or leave --size out for "
+            "the config's") in capsys.readouterr().err
     assert _load_tool("export").main(["--checkpoint", str(tmp_path / "none.weights.h5"), "--model", "SSMA",
                                       "--num_classes", "3", "--output", str(tmp_path / "b")]) == 2
 

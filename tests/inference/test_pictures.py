@@ -149,3 +149,16 @@ def test_a_compared_model_of_another_class_count_is_a_prediction_error(tmp_path)
     other = types.SimpleNamespace(num_classes=7, fusion=False)
     with pytest.raises(PredictionError, match="the compared model predicts 7 classes, this one 4"):
         predict_files(predictor, [], tmp_path / "out", compare=other)
+
+
+def test_an_unreadable_image_is_one_clause_naming_the_sample_and_the_file(tmp_path):
+    """Before: "cannot read modality1 X: modality1 of sample 'junk': cannot read image 'X': cannot
+    identify image file 'X'", the path three times."""
+    from ssma_tf.inference.pictures import _load
+
+    junk = tmp_path / "junk.png"
+    junk.write_text("not an image")
+    with pytest.raises(PredictionError) as error:
+        _load(Sample("junk", str(junk)), fusion=False, input_modality="modality1")
+    assert str(error.value) == (f"modality1 of sample 'junk': cannot read image '{junk}': not an image format "
+                                "Pillow knows (PNG, JPEG, TIFF, ...)")

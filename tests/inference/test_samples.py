@@ -49,6 +49,26 @@ def test_a_listed_file_that_is_not_there_names_the_line(tmp_path, missing):
         samples_from_list(tmp_path / "pairs.txt", fusion=False)
 
 
+def test_a_path_cut_at_its_spaces_and_a_mistyped_folder_are_named_as_such(tmp_path):
+    """Before: "with is not a file" without the hint ssma-convert gives, and a mistyped folder
+    beside a real one "is not a folder, but the other input is one"."""
+    from ssma_tf.lists import SPACES_HINT
+
+    _touch(tmp_path, "with space/a.png", "b.png", "depth/a.png")
+    (tmp_path / "spaced.txt").write_text("with space/a.png\n")
+    with pytest.raises(PredictionError) as error:
+        samples_from_list(tmp_path / "spaced.txt", fusion=False)
+    assert str(error.value) == f"{tmp_path / 'spaced.txt'}, line 1: {tmp_path / 'with'} is not a file{SPACES_HINT}"
+    (tmp_path / "quoted.txt").write_text('"with space/a.png"\n')
+    assert samples_from_list(tmp_path / "quoted.txt", fusion=False)[0].modality1 == str(tmp_path / "with space/a.png")
+    (tmp_path / "three.txt").write_text("with space/a.png b.png depth/a.png\n")
+    with pytest.raises(PredictionError) as error:
+        samples_from_list(tmp_path / "three.txt", fusion=True)
+    assert str(error.value).endswith(f"line 1: expected modality1 modality2 [label], got 4 columns{SPACES_HINT}")
+    with pytest.raises(PredictionError, match=rf"^modality1 {tmp_path / 'rgbb'}: no such file or folder$"):
+        collect_samples(modality1=tmp_path / "rgbb", modality2=tmp_path / "depth", fusion=True)
+
+
 def test_samples_from_folders_pair_by_name(tmp_path):
     for key in ("x", "y"):
         write_rgb(tmp_path / "rgb" / f"{key}_leftImg8bit.png", np.zeros((4, 4, 3)))
