@@ -26,8 +26,9 @@ import importlib.machinery
 import os
 import re
 import sys
-import tempfile
 from typing import Any, Iterable, Optional
+
+from ssma_tf.native_output import native_lines_filtered
 
 _INFO_LINE = re.compile(r"I\d{4} \d\d:\d\d:\d\d")
 _ABSL_NOTE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
@@ -96,28 +97,6 @@ class _QuietLoader(importlib.abc.Loader):
         module.__loader__ = self._loader
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):  # no descriptor 2 to borrow: run as usual
+        with native_lines_filtered(lambda lines: kept_lines(lines, has_gpu_driver())):
             self._loader.exec_module(module)
-            return
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 2)
-            failed = True
-            try:
-                self._loader.exec_module(module)
-                module.config.list_physical_devices()  # the cuInit line comes here, not at the first op
-                failed = False
-            finally:
-                try:
-                    sys.stderr.flush()
-                finally:
-                    os.dup2(saved, 2)
-                    os.close(saved)
-                sink.seek(0)
-                lines = sink.read().decode("utf-8", errors="replace").splitlines(keepends=True)
-                shown = lines if failed else kept_lines(lines, has_gpu_driver())
-                if shown:
-                    sys.stderr.write("".join(shown))
-                    sys.stderr.flush()
+            module.config.list_physical_devices()  # the cuInit line comes here, not at the first op

@@ -22,6 +22,7 @@ import numpy as np
 
 from ssma_tf.constants import EXPORT_METADATA
 from ssma_tf.errors import UserInputError
+from ssma_tf.native_output import dropping, native_lines_filtered
 from ssma_tf.resampling import resize_methods
 
 BACKENDS = ("tensorflow", "openvino", "tflite")
@@ -143,8 +144,10 @@ class ExportedModel:
         require("tflite")
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=path, num_threads=threads)
-        interpreter.allocate_tensors()
+        # LiteRT says "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on every run.
+        with native_lines_filtered(dropping("INFO: Created TensorFlow Lite XNNPACK delegate")):
+            interpreter = Interpreter(model_path=path, num_threads=threads)
+            interpreter.allocate_tensors()
         inputs = sorted(interpreter.get_input_details(), key=lambda d: d["name"])
         (output,) = interpreter.get_output_details()
 

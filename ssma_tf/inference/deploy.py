@@ -31,6 +31,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import keras
@@ -46,6 +47,7 @@ from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.export import check_export_output, input_names
 from ssma_tf.inference.sizes import check_size
 from ssma_tf.models.factory import is_fusion, model_name, num_modalities
+from ssma_tf.native_output import dropping, native_lines_filtered
 from ssma_tf.resampling import resize_methods
 
 DEPLOY_FORMATS = ("openvino", "tflite")
@@ -324,7 +326,11 @@ def _write_tflite(model, size, samples, path: str, report: DeployReport, say) ->
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
-    content = converter.convert()
+    with warnings.catch_warnings(), native_lines_filtered(dropping("fully_quantize:")):
+        # Both said on every int8 conversion: the uint8 input needs no statistics (it takes
+        # 0..255 as they are), and the converter's summary of the types asked for.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        content = converter.convert()
     with atomic_write(path, "wb") as handle:
         handle.write(content)
     report.seconds["convert"] = time.monotonic() - start

@@ -323,7 +323,7 @@ def test_without_the_extra_the_commands_name_it_in_one_line(monkeypatch, tmp_pat
     assert status == 2 and "\n" not in error and "ssma-tf[deploy]" in error
 
 
-def test_int8_tflite_takes_0_to_255_whatever_the_calibration_images_hold(tmp_path):
+def test_int8_tflite_takes_0_to_255_whatever_the_calibration_images_hold(tmp_path, capfd):
     """Calibrated on dark images (40..42), the full-integer TFLite file took its uint8 input scaled
     by the calibration range (scale 0.0078 here), not the 0..255 pixels the docs promise, and
     the runner clipped brighter pixels: 42 % of a bright image's pixels agreed with Keras."""
@@ -336,5 +336,12 @@ def test_int8_tflite_takes_0_to_255_whatever_the_calibration_images_hold(tmp_pat
                            calibration=[dark], calibration_samples=3)
     (detail,) = Interpreter(model_path=str(tmp_path / "tflite" / "model_int8.tflite")).get_input_details()
     assert detail["dtype"] == np.uint8 and detail["quantization"] == (1.0, 0)
+    capfd.readouterr()
     got = backends.load_exported(tmp_path / "tflite", "tflite")([bright]).argmax(-1)
     assert (got == model(bright)["softmax"].numpy().argmax(-1)).mean() > 0.75  # 0.84 measured
+    # Neither the converter's notes (a warning, the types line) nor LiteRT's delegate line.
+    deploy.export_deployed(model, tmp_path / "again", format="tflite", size=(HEIGHT, WIDTH), int8=True,
+                           calibration=[dark], calibration_samples=3)
+    backends.load_exported(tmp_path / "again", "tflite")([bright])
+    err = capfd.readouterr().err
+    assert not [word for word in ("Statistics for quantized", "fully_quantize", "XNNPACK") if word in err], err
