@@ -11,6 +11,7 @@ training run from the weights a config names is `ssma_tf.checkpoints.initialize`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -31,7 +32,7 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
-from ssma_tf.config.runs import saved_run_config
+from ssma_tf.config.runs import is_run, run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
@@ -176,7 +177,9 @@ def load_model(
     """Builds the network a checkpoint holds and loads its weights.
 
     An original TF1 checkpoint and a `.keras` file say which model and how many classes they
-    hold; the project's own checkpoints and `.weights.h5` files need `model` and `num_classes`.
+    hold; the project's own checkpoints and `.weights.h5` files need `model` and `num_classes`,
+    unless they lie in a training run's folder, whose `config.yaml` says them (and the backbone,
+    fusion, modalities and widths: `model_from_config`).
 
     Args:
         checkpoint: TF1 or TF2 checkpoint prefix, a training directory, a `.weights.h5` or
@@ -203,6 +206,12 @@ def load_model(
     if built is not None:
         _check_matches(built, resolved, model, num_classes)
         return built
+    if (model is None or num_classes is None) and is_run(checkpoint):
+        # A training run's folder, or a file in it: its config.yaml says, as the commands read it
+        # (before: "does not say which network it holds" from the Python API only).
+        run = run_config(checkpoint, "train", check_paths=False)
+        if model in (None, run.model) and num_classes in (None, run.num_classes):
+            return model_from_config(dataclasses.replace(run, checkpoint=resolved))
     if model is None or num_classes is None:
         raise CheckpointError(
             f"{resolved} does not say which network it holds: give the model (AdapNet_pp or SSMA) "

@@ -66,6 +66,19 @@ def test_load_model_from_a_weights_file(tmp_path):
         load_model(path)
     with pytest.raises(CheckpointError, match="missing.weights.h5"):
         load_model(str(tmp_path / "missing.weights.h5"), "AdapNet_pp", 4)
+    # In a training run's folder its config.yaml says the network, as for the commands (before:
+    # "does not say which network it holds" from the Python API only).
+    from ssma_tf.config.runs import write_run_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    adapnet.save_weights(run / "final.weights.h5")
+    write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=4, height=32, width=64, batch_size=1,
+                                           max_iteration=1, learning_rate=1e-3, train_data="unused",
+                                           checkpoint=str(run)), check_paths=False), run)
+    loaded = load_model(run / "final.weights.h5")
+    assert isinstance(loaded, AdapNetPP) and loaded.num_classes == 4
+    np.testing.assert_array_equal(loaded.weights[-1].numpy(), adapnet.weights[-1].numpy())
 
 
 def test_a_tf2_checkpoint_without_the_easpp_branches_is_refused(tmp_path):
