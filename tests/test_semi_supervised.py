@@ -765,6 +765,23 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     result = trainer.train()
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
     assert result.weights is not None
+    # The run's config.yaml says depth: every command but ssma-pretrain-depth refuses it (before:
+    # ssma-train resumed it as 2-class segmentation, ssma-evaluate printed an mIoU of depth).
+    from ssma_tf import training
+    from ssma_tf.cli import evaluate as evaluate_cli
+    from ssma_tf.config import load_config
+    from ssma_tf.inference.settings import setup_inference
+
+    run = trainer.config.checkpoint
+    saved = os.path.join(run, "config.yaml")
+    assert "pretraining: depth" in open(saved).read()
+    refused = r"key 'pretraining': is 'depth': this is the config of a depth-pretraining run \(ssma-pretrain-depth\)"
+    with pytest.raises(ConfigError, match=refused):
+        training.Trainer(load_config(saved, "train", check_paths=False))
+    with pytest.raises(ConfigError, match=refused):
+        setup_inference(checkpoint=run)
+    assert evaluate_cli.main([run, "--test_data", config.train_data[0]]) == 2
+    assert DepthPretrainer(load_config(saved, "train"), log=lines.append).config.pretraining == "depth"  # resumes
 
 
 @pytest.mark.parametrize("flags, message", [

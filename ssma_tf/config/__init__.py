@@ -38,6 +38,7 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key, declared_keys, key
 from ssma_tf.config.reader import (
     KNOWN_KEYS,
+    PRETRAINING_RUN,
     REQUIRED_KEYS,
     ConfigError,
     ConfigWarning,
@@ -52,6 +53,7 @@ from ssma_tf.config.tables import key_tables
 __all__ = [
     "KNOWN_KEYS",
     "MODES",
+    "PRETRAINING_RUN",
     "REQUIRED_KEYS",
     "AugmentationConfig",
     "ConfigError",

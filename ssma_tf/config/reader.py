@@ -91,6 +91,12 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
     return lines
 
 
+# Why a depth-pretraining run's config is refused where classes are predicted.
+PRETRAINING_RUN = ("this is the config of a depth-pretraining run (ssma-pretrain-depth), whose network predicts "
+                   "depth, not classes; ssma-pretrain-depth -c resumes it, and a segmentation run starts from its "
+                   "weights with finetune_from")
+
+
 def load_config(
     path: str | os.PathLike,
     mode: str = "train",
@@ -274,6 +280,9 @@ class _Reader:
             if name in self.d and self.raw(name) is None:
                 raise self.error(name, f"is empty; write '{name}: {{}}' for its defaults, or "
                                        f"'{name}: false' to train without it")
+        if self.mode == "eval" and self.raw("pretraining") is not None:
+            # Before: a depth network scored as a 2-class segmenter ("mIoU 45.2").
+            raise self.error("pretraining", f"is {self.raw('pretraining')!r}: {PRETRAINING_RUN}")
         for name in REQUIRED_KEYS[self.mode]:
             if self.raw(name) is None:
                 if name in self.d:

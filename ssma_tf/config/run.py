@@ -80,6 +80,11 @@ class RunConfig:
         doc="a trained model of the same kind (TF1 or own checkpoint, `.weights.h5`, `.keras`) to "
             "fine-tune from, with any class count: all but the class-dependent layers are loaded, "
             "those start fresh")
+    pretraining: Optional[str] = key(
+        None, kind="choice", choices=("depth",),
+        doc="written by `ssma-pretrain-depth` into its run's `config.yaml`: the network predicts depth, "
+            "not classes; `ssma-pretrain-depth -c` resumes such a run, the other commands refuse it "
+            "(a segmentation run starts from it with `finetune_from`)")
     train_data: Optional[tuple[str, ...]] = key(
         None, kind="patterns", required=TRAIN, modes=TRAIN, check_in=TRAIN, original=True,
         doc="record file, glob pattern or list of them to train on; each must match a file")

@@ -28,6 +28,12 @@ _HEADER = (
     "# folder; `ssma-train -c` on this file resumes the run.\n"
 )
 
+_DEPTH_HEADER = (
+    "# The resolved config of this depth-pretraining run, written by ssma-pretrain-depth: every key\n"
+    "# with the value the run used. `ssma-pretrain-depth -c` on this file resumes the run; a\n"
+    "# segmentation run starts from its weights with `finetune_from` (the other commands refuse it).\n"
+)
+
 
 def write_run_config(config: RunConfig, folder: PathLike) -> str:
     """Writes `config` as `<folder>/config.yaml` (atomically), in a form `load_config` reads back.
@@ -37,7 +43,7 @@ def write_run_config(config: RunConfig, folder: PathLike) -> str:
     """
     path = os.path.join(os.fspath(folder), RUN_CONFIG)
     with atomic_write(path) as f:
-        f.write(_HEADER)
+        f.write(_DEPTH_HEADER if config.pretraining else _HEADER)
         yaml.safe_dump(config.to_dict(), f, sort_keys=False, default_flow_style=None)
     return path
 

@@ -17,7 +17,7 @@ import keras
 
 from ssma_tf.checkpoints.initialize import other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_model, model_from_config
-from ssma_tf.config import ConfigError, ConfigWarning, load_config
+from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config
 from ssma_tf.config.runs import is_run, run_config, run_weights
 from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
 from ssma_tf.errors import first_line
@@ -145,6 +145,9 @@ def setup_inference(
                 # fusion, modalities and widths were dropped without a word).
                 run = dataclasses.replace(run, checkpoint=os.fspath(checkpoint))
                 checkpoint = None
+    if run is not None and run.pretraining:
+        # A depth network predicted (or exported) as a 2-class segmenter without a word.
+        raise ConfigError(f"is {run.pretraining!r}: {PRETRAINING_RUN}", key="pretraining", source=run.source)
     if checkpoint is not None:
         loaded = load_model(checkpoint, model or (run.model if run else None),
                             num_classes or (run.num_classes if run else None))

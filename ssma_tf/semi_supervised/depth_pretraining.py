@@ -33,6 +33,8 @@ from ssma_tf.summaries import write_images
 
 # Output channels of the depth network; channel 0 is the depth.
 DEPTH_CHANNELS = 2
+# The config key `pretraining` of a depth run.
+DEPTH_PRETRAINING = "depth"
 # BerHu threshold as a fraction of the batch's largest absolute error (Laina et al., 2016).
 BERHU_FRACTION = 0.2
 
@@ -65,12 +67,15 @@ def depth_config(config: Any) -> Any:
         raise ConfigError(
             f"is {config.input_modality}, but depth pretraining learns the depth of modality 2 from the images of "
             "modality 1; set input_modality: modality1", key="input_modality", source=config.source)
+    # `pretraining` goes into the run's config.yaml: the other commands refuse the depth network.
     return dataclasses.replace(config, num_classes=DEPTH_CHANNELS, dataset=None, palette=None,
-                               semi_supervised=None, labeled_subset=None)
+                               semi_supervised=None, labeled_subset=None, pretraining=DEPTH_PRETRAINING)
 
 
 class DepthPretrainer(training.Trainer):
     """Trains AdapNet++ to regress the measured depth of every image (module docstring).
+
+    Its config (and so the run's `config.yaml`) says `pretraining: depth`.
 
     Args:
         config: a training `RunConfig` of an AdapNet++ on modality 1 (its class count is ignored).
@@ -78,6 +83,8 @@ class DepthPretrainer(training.Trainer):
             default: every image of `train_data` and `unlabeled_data`.
         **kwargs: as for `Trainer`.
     """
+
+    PRETRAINING = DEPTH_PRETRAINING
 
     def __init__(self, config: Any, selected: Optional[Sequence[int]] = None, **kwargs: Any):
         self.selected = None if selected is None else list(selected)

@@ -29,7 +29,7 @@ from ssma_tf.checkpoints.initialize import (
 from ssma_tf.checkpoints.loading import seed_generator_states
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
-from ssma_tf.config import ConfigError
+from ssma_tf.config import PRETRAINING_RUN, ConfigError
 from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
@@ -164,7 +164,11 @@ class Trainer:
         model, optimizer, strategy, manager (the `tf.train.CheckpointManager`), step (the
         int64 step variable), train_function (the compiled step; its tracing count shows that
         it is traced once).
+        PRETRAINING: the config's `pretraining` this trainer runs (None: segmentation); a
+            config of another is refused.
     """
+
+    PRETRAINING: Optional[str] = None
 
     def __init__(
         self,
@@ -177,6 +181,11 @@ class Trainer:
     ):
         if config.mode != "train":
             raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
+        if config.pretraining != self.PRETRAINING:
+            # `ssma-train -c <depth run>/config.yaml` went on as a 2-class segmentation run.
+            raise ConfigError(f"is {config.pretraining!r}: {PRETRAINING_RUN}" if config.pretraining else
+                              f"is not set, but {type(self).__name__} runs {self.PRETRAINING} pretraining",
+                              key="pretraining", source=config.source)
         if not os.path.isabs(config.checkpoint):
             # A config built in code may hold a relative folder (the config reader makes paths
             # absolute); TensorFlow's state file then names checkpoints relative to the working
