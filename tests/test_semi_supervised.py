@@ -35,7 +35,7 @@ from ssma_tf.semi_supervised.mixing import (
 )
 from tests.training_helpers import (
     TinySegmenter, build_tiny_model, one_eager_step, recording_model_builder, run_on_two_logical_cpus,
-    short_fusion_record,
+    short_fusion_record, write_records,
 )
 
 H, W = 32, 64
@@ -582,6 +582,44 @@ def test_labeled_subset_restricts_the_supervised_stream(tmp_path):
             matches = [i for i, ref in references.items() if np.array_equal(ref, label)]
             seen.update(matches)
     assert seen == {0, 3, 5}
+
+
+def test_labeled_records_listed_again_as_unlabeled_are_drawn_once_as_labeled(tmp_path):
+    """`unlabeled_data: [train, extra]`, "the rest of train and more": the labeled images were
+    drawn twice as often as the others, half the time as unlabeled (the teacher's prediction in
+    place of their labels); only an unlabeled list equal to train_data was recognised."""
+    from ssma_tf.data.unlabeled import _labeled_among, build_mix_dataset
+
+    train = _write_rgbd_records(tmp_path / "train.tfrecords", 8)
+    extra = _write_rgbd_records(tmp_path / "extra.tfrecords", 4, seed=1)
+    assert _labeled_among([train, extra], [train], [0, 3, 5]) == [0, 3, 5]
+    assert _labeled_among([extra, train], [train], [0, 3, 5]) == [4, 7, 9]
+    assert _labeled_among([extra], [train], [0, 3, 5]) == []
+    assert _labeled_among([extra, train], [train], None) == list(range(4, 12))  # all of train is labeled
+    references = {i: generate_sample(0, i, H, W).label for i in range(8)}
+    dataset = build_mix_dataset(train, [train, extra], labeled=[0, 3, 5], height=H, width=W, batch_size=4,
+                                num_classes=7)
+    drawn = {True: set(), False: set()}
+    for _, labels, has_label in dataset.take(12):
+        for label, flag in zip(labels.numpy(), has_label.numpy()):
+            drawn[bool(flag)].update(i for i, ref in references.items() if np.array_equal(ref, label))
+    assert drawn[True] == {0, 3, 5} and not drawn[False] & {0, 3, 5} and drawn[False]
+
+
+def test_classmix_mixes_rgb_only_records(tmp_path):
+    """ClassMix needs no depth (before: "records lack modality2: DepthMix and the depth tools need
+    the depth image" for an RGB-only AdapNet++)."""
+    from ssma_tf.data.unlabeled import build_mix_dataset
+
+    rgb = write_records(tmp_path / "rgb.tfrecords", 4, height=H, width=W)
+    (images, labels, _), = build_mix_dataset(rgb, rgb, labeled=[0, 1], height=H, width=W, batch_size=2,
+                                              num_classes=5, modalities=1, depth=False).take(1)
+    assert len(images) == 1 and images[0].shape == (2, H, W, 3)
+    with pytest.raises(UnlabeledDataError, match="records lack modality2: DepthMix"):
+        build_mix_dataset(rgb, rgb, labeled=[0, 1], height=H, width=W, batch_size=2, num_classes=5)
+    config = _config(tmp_path, semi={"method": "classmix"}, train_data=rgb, unlabeled_data=rgb, num_classes=5,
+                     labeled_subset=None)
+    assert semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None).mix_modalities == 1
 
 
 _MIRRORED = """

@@ -114,12 +114,13 @@ def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
     return sample
 
 
-def _check_modalities(path: str, modalities: int) -> None:
-    """Fails, naming the file, unless its first record holds `modalities` images (at least 2)."""
+def _check_modalities(path: str, modalities: int, depth: bool = True) -> None:
+    """Fails, naming the file, unless its first record holds `modalities` images (with `depth`,
+    at least 2: modality 2 is the depth)."""
     for record in tf.data.TFRecordDataset(path).take(1):
         example = tf.train.Example.FromString(record.numpy())
         present = schema.count_modalities(example.features.feature)
-        if present < 2:
+        if depth and present < 2:
             raise UnlabeledDataError(
                 "records lack modality2: DepthMix and the depth tools need the depth image", path)
         if present < modalities:
@@ -142,6 +143,33 @@ def indexed_records(file_patterns: FilePatterns, keep: Optional[Sequence[int]] =
     return records.map(lambda i, r: r)
 
 
+def _labeled_among(unlabeled_files: Sequence[str], train_files: Sequence[str],
+                   labeled: Optional[Sequence[int]]) -> list[int]:
+    """The indices, in `unlabeled_files`' record order, of the labeled records of `train_files`
+    that the unlabeled files hold again: the mix stream draws those once, as labeled.
+
+    `unlabeled_data: [train.tfrecords, extra.tfrecords]` ("the rest of train, and more") drew the
+    labeled images twice as often as the others, half the time without their labels, when only
+    an unlabeled list equal to `train_data` was recognised. A file is the same file by its real
+    path; `labeled` None: every record of `train_files` is labeled.
+    """
+    train_real = [os.path.realpath(f) for f in train_files]
+    if not set(train_real) & {os.path.realpath(f) for f in unlabeled_files}:
+        return []
+    train_counts = records_per_file(train_files)
+    starts = [sum(train_counts[:i]) for i in range(len(train_counts))]
+    wanted = None if labeled is None else sorted(set(labeled))
+    drop, offset = [], 0
+    for path, count in zip(unlabeled_files, records_per_file(unlabeled_files)):
+        real = os.path.realpath(path)
+        if real in train_real:
+            start = starts[train_real.index(real)]
+            local = range(count) if wanted is None else [i - start for i in wanted if start <= i < start + count]
+            drop.extend(offset + i for i in local)
+        offset += count
+    return drop
+
+
 def build_mix_dataset(
     train_data: FilePatterns,
     unlabeled_data: Optional[FilePatterns],
@@ -156,6 +184,7 @@ def build_mix_dataset(
     modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     shuffle_buffer: int = 256,
     modalities: int = 2,
+    depth: bool = True,
 ) -> tf.data.Dataset:
     """The stream of images to mix: batches of `((modality1, ..., modalityN), label, has_label)`.
 
@@ -171,36 +200,34 @@ def build_mix_dataset(
         modality2_interpolation: resampling of modality 2 ("nearest" keeps depth colours exact),
             or one method per modality after the first (a config's `interpolations`).
         shuffle_buffer: records held for shuffling.
-        modalities: N, the images read from each record (at least 2: modality 2 is the depth).
+        modalities: N, the images read from each record (at least 2 with `depth`).
+        depth: modality 2 is the depth the mixing needs (DepthMix, depth pretraining); False:
+            ClassMix, on whatever images the model reads (an RGB-only AdapNet++: one).
 
     Returns:
         A repeated dataset; `label` is int32 (B, H, W) and `has_label` bool (B,).
 
     Raises:
-        UnlabeledDataError: records without modality 2 (or fewer than N images), or an empty
-            `unlabeled_data`.
+        UnlabeledDataError: records without modality 2 (with `depth`) or with fewer than N
+            images, or an empty `unlabeled_data`.
+
+    Records of `train_data` that `unlabeled_data` lists again are drawn once: as labeled when
+    they are (`labeled`), else as unlabeled.
     """
-    if modalities < 2:
-        raise ValueError(f"the mix stream reads at least 2 modalities (depth is modality 2), got {modalities}")
+    if modalities < (2 if depth else 1):
+        raise ValueError(f"the mix stream reads at least {2 if depth else 1} modalities"
+                         f"{' (depth is modality 2)' if depth else ''}, got {modalities}")
     train_files = list_record_files(train_data)
-    _check_modalities(train_files[0], modalities)
-    if unlabeled_data is not None:
-        unlabeled_files = list_record_files(unlabeled_data)
-        _check_modalities(unlabeled_files[0], modalities)
-        unlabeled_count = count_records(unlabeled_files)
-    else:
-        unlabeled_files, unlabeled_count = train_files, 0
-    same = [os.path.realpath(f) for f in train_files] == [os.path.realpath(f) for f in unlabeled_files]
+    _check_modalities(train_files[0], modalities, depth)
     if unlabeled_data is None:
         labeled_count = len(labeled) if labeled is not None else count_records(train_files, "train_data")
-        drop = None
-    elif labeled is None:
-        labeled_count = count_records(train_files, key="train_data")
-        drop = None if not same else list(range(labeled_count))
+        unlabeled_files, unlabeled_count, drop = train_files, 0, None
     else:
-        labeled_count = len(labeled)
-        drop = list(labeled) if same else None
-    unlabeled_count -= len(drop) if drop else 0
+        unlabeled_files = list_record_files(unlabeled_data)
+        _check_modalities(unlabeled_files[0], modalities, depth)
+        labeled_count = len(labeled) if labeled is not None else count_records(train_files, key="train_data")
+        drop = _labeled_among(unlabeled_files, train_files, labeled)
+        unlabeled_count = count_records(unlabeled_files) - len(drop)
     augmentation = augmentation if augmentation is not None else AugmentationConfig.disabled()
 
     def stream(records: tf.data.Dataset, flag: bool, offset: int) -> tf.data.Dataset:

@@ -78,8 +78,10 @@ class SemiSupervisedTrainer(training.Trainer):
             raise ConfigError("is missing; semi_supervised training needs it",
                               key="unlabeled_data", source=config.source)
         self.semi = config.semi_supervised
-        # The mix stream's images: the model's, and depth (modality 2) for DepthMix in any case.
-        self.mix_modalities = max(config.record_modalities, 2)
+        # The mix stream's images: the model's, and depth (modality 2) for DepthMix in any case
+        # (before: ClassMix too refused RGB-only records, "DepthMix ... need the depth image").
+        depth = config.semi_supervised is not None and config.semi_supervised.method == "depthmix"
+        self.mix_modalities = max(config.record_modalities, 2 if depth else 1)
         unlabeled_files = list_record_files(config.unlabeled_data)
         if self.semi.method == "depthmix":
             check_depth_colouring(unlabeled_files, self.semi.depth_encoding, key="unlabeled_data (DepthMix)",
@@ -112,7 +114,7 @@ class SemiSupervisedTrainer(training.Trainer):
                 num_classes=config.num_classes, augmentation=config.augmentation,
                 seed=seed + 7919 * context.input_pipeline_id,
                 modality2_interpolation=config.interpolations,
-                modalities=self.mix_modalities,
+                modalities=self.mix_modalities, depth=self.semi.method == "depthmix",
             )
 
         self.mix_dataset = self.strategy.distribute_datasets_from_function(mix_stream)
