@@ -373,6 +373,17 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
     photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 2, photo_depth=True)
     with pytest.raises(UnlabeledDataError, match="photos.tfrecords.*not a decodable depth colouring"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=photos))
+    # The labeled records are mixed too, and depth pretraining learns modality 2 (before: both
+    # trained on a photo as depth without a word).
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
+
+    photo_labels = _write_rgbd_records(tmp_path / "photo_labels.tfrecords", 8, photo_depth=True)
+    with pytest.raises(UnlabeledDataError, match=r"photo_labels.tfrecords: modality2 is not a decodable depth colouring "
+                                                 r"'jet_near_red' .*train_data \(DepthMix\) needs depth"):
+        semi_supervised.SemiSupervisedTrainer(_config(tmp_path, train_data=photo_labels))
+    with pytest.raises(UnlabeledDataError, match=r"photo_labels.tfrecords: .*train_data \(depth pretraining\) needs "
+                                                 r"depth: set semi_supervised.depth_encoding"):
+        DepthPretrainer(_config(tmp_path, semi=False, unlabeled_data=None, train_data=photo_labels))
     # The one writer of index files (ssma-select-labels, the experiment's random subsets) and the reader agree.
     written = tmp_path / "subset.txt"
     write_index_file(str(written), [np.int64(5), 0, 3])

@@ -27,7 +27,8 @@ from ssma_tf import training
 from ssma_tf.config import ConfigError
 from ssma_tf.constants import ADAPNET_PP
 from ssma_tf.data.unlabeled import build_mix_dataset
-from ssma_tf.semi_supervised.mixing import decode_nearness
+from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.semi_supervised.mixing import check_depth_colouring, decode_nearness
 from ssma_tf.distribute import first_replica, replica_mean
 from ssma_tf.summaries import write_images
 
@@ -92,7 +93,12 @@ class DepthPretrainer(training.Trainer):
         if config.semi_supervised is not None:
             encoding = config.semi_supervised.depth_encoding
         self.encoding = encoding
-        super().__init__(depth_config(config), **kwargs)
+        depth = depth_config(config)  # its errors about the model come first
+        # The target is modality 2 read as depth (before: a colour photo there trained without a word).
+        for key in ("train_data",) + (("unlabeled_data",) if self.selected is None and config.unlabeled_data else ()):
+            check_depth_colouring(list_record_files(getattr(config, key)), encoding, key=f"{key} (depth pretraining)",
+                                  fix="set semi_supervised.depth_encoding to its colouring")
+        super().__init__(depth, **kwargs)
 
     def record_sets(self) -> list[training.RecordSet]:
         """`train_data` and `unlabeled_data`, both read without their labels (images 1 and 2)."""

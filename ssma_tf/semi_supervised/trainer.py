@@ -82,10 +82,13 @@ class SemiSupervisedTrainer(training.Trainer):
         # (before: ClassMix too refused RGB-only records, "DepthMix ... need the depth image").
         depth = config.semi_supervised is not None and config.semi_supervised.method == "depthmix"
         self.mix_modalities = max(config.record_modalities, 2 if depth else 1)
-        unlabeled_files = list_record_files(config.unlabeled_data)
         if self.semi.method == "depthmix":
-            check_depth_colouring(unlabeled_files, self.semi.depth_encoding, key="unlabeled_data (DepthMix)",
-                                  fix="set semi_supervised.depth_encoding, or use method: classmix")
+            # The mix batch draws from both (before: only unlabeled_data was checked, and labeled
+            # records with a photo as modality 2 were mixed by its "depth").
+            for key in ("train_data", "unlabeled_data"):
+                check_depth_colouring(list_record_files(getattr(config, key)), self.semi.depth_encoding,
+                                      key=f"{key} (DepthMix)",
+                                      fix="set semi_supervised.depth_encoding, or use method: classmix")
         super().__init__(config, **kwargs)
         if self.resumed_from is None:
             self.mean_teacher.copy()
