@@ -439,6 +439,11 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
     (["-o", "{tmp}/file/weights.json"], "--output {tmp}/file/weights.json: {tmp}/file is a file, not a folder"),
     (["-o", "{tmp}", ], "--output {tmp} is a folder; give a file name"),
     (["-o", "{tmp}/w.json", "--batch_size", "0"], "--batch_size must be >= 1, got 0"),
+    # Before: replaced without a word, though a SAC config may point to it.
+    (["-o", "{tmp}/file"], "--output {tmp}/file exists; pass --overwrite to replace it"),
+    # Before: no --set, as every other command that reads a config has.
+    (["-o", "{tmp}/w.json", "--set", "height=30"], "{tmp}/run.config with --set height=30: key 'height': must be a "
+                                                  "multiple of 16, got 30"),
 ])
 def test_importance_weights_checks_its_flags_before_predicting(tmp_path, monkeypatch, capsys, flags, message):
     from ssma_tf.cli import importance_weights

@@ -80,7 +80,8 @@ def _importance(name: str, values: dict, seed: int) -> pathlib.Path:
     source = find_run_config(values["checkpoint"])
     if not path.exists() or (source is not None and os.path.getmtime(path) < os.path.getmtime(source)):
         config = write_config(OUTPUT / "configs" / f"seed{seed}" / f"{name}_weights.config", values)
-        run_command("ssma-importance-weights", ["-c", config, "--checkpoint", values["checkpoint"], "-o", path],
+        run_command("ssma-importance-weights", ["-c", config, "--checkpoint", values["checkpoint"], "-o", path,
+                                                "--overwrite"],
                     step=f"seed {seed}: importance weights from {name}")
     return path
 

@@ -16,7 +16,9 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command, fail
+from ssma_tf.cli.common import (
+    ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -31,8 +33,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--target_data", nargs="+", help="target records instead of the config's")
     parser.add_argument("-o", "--output", required=True, help="the weights file to write (JSON)")
     parser.add_argument("--batch_size", type=int, default=4, help="images per prediction batch")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing weights file (without it, an existing one is an error: a SAC "
+                        "config may still point to it)")
+    add_overrides(parser)
     add_version(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.overrides = parse_overrides_or_exit(parser, args.overrides)
+    return args
 
 
 @command
@@ -46,11 +54,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.batch_size < 1:
         return fail(f"--batch_size must be >= 1, got {args.batch_size}")
     try:  # before the model predicts every target image
-        check_output(args.output, what="--output")
+        check_output(args.output, what="--output", overwrite=args.overwrite)
     except UserInputError as error:
         return fail(error)
     try:
-        config = load_config(args.config, "train", check_paths=False)
+        config = load_config(args.config, "train", check_paths=False, overrides=args.overrides)
     except ConfigError as error:
         return fail(error)
     target = tuple(args.target_data) if args.target_data else config.target_data
