@@ -778,3 +778,11 @@ def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_p
     assert resumed.learning_rate() == pytest.approx(rate, rel=1e-5)
     assert (f"note: learning_rate 0.01 -> 0.001 since the run started: the learning rate follows the new schedule "
             f"({rate:.4g} at this step)") in lines
+    # Other records or loss settings went on without a word.
+    other = tmp_path / "records" / "other.tfrecords"
+    write_records(other, 4, height=32, width=32, num_classes=5, seed=3)
+    lines.clear()
+    training.Trainer(_tiny_config(tmp_path, max_iteration=4, learning_rate=0.001, train_data=str(other),
+                                  weight_decay=0.001), log=lines.append)
+    assert ("note: since the run started, train_data changed; weight_decay 0.0 -> 0.001: the run goes on with the "
+            "new values") in lines  # a value longer than 160 characters only as changed

@@ -95,6 +95,21 @@ class CheckpointWriteError(TrainingStopped):
 
 # Keys of the poly schedule besides max_iteration (noted on its own) whose change a resume notes.
 _SCHEDULE_KEYS = ("learning_rate", "end_learning_rate", "power")
+# What a resumed run reads besides the network, said when it differs from the run's start (a
+# change of data or method settings went on without a word).
+_INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervised", "target_data",
+               "importance_weights", "adaptation", "augmentation", "weight_decay", "aux_loss_weights")
+
+
+def _changed_inputs(saved: dict, current: dict) -> list[str]:
+    """`key old -> new` for each of `_INPUT_KEYS` whose value the run's `config.yaml` (`saved`)
+    gives otherwise than the config now; a long value only as `key changed`."""
+    lines = []
+    for key in _INPUT_KEYS:
+        if key in saved and saved[key] != current.get(key):
+            line = f"{key} {saved[key]} -> {current.get(key)}"
+            lines.append(line if len(line) <= 160 else f"{key} changed")
+    return lines
 
 
 def _method(section: Any, default: str) -> Optional[str]:
@@ -430,6 +445,10 @@ class Trainer:
                 # As a new max_iteration: the rate jumps to the new schedule's at this step.
                 self._log(f"note: {', '.join(changed)} since the run started: the learning rate follows the new "
                           f"schedule ({float(self.learning_rate()):.4g} at this step)")
+            changed_inputs = _changed_inputs(saved, self.config.to_dict())
+            if changed_inputs:
+                self._log(f"note: since the run started, {'; '.join(changed_inputs)}: the run goes on with the "
+                          "new values")
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
                           f"{', '.join(skipped)} (left in place; the next saves replace them)")
