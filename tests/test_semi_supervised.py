@@ -847,6 +847,17 @@ def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, f
     assert not (tmp_path / "out").exists()
 
 
+def test_an_arm_read_back_from_an_earlier_run_is_marked(tmp_path, monkeypatch):
+    """A reused arm printed "mIoU 8.0 (22 s training)", as one just trained."""
+    from ssma_tf.cli import semi_supervised_experiment as experiment
+
+    earlier = {"model": "ssma", "arm": "classmix", "seed": 0, "mIoU": 8.0, "train_seconds": 22.0}
+    monkeypatch.setattr(experiment, "cached_result", lambda path, config: dict(earlier))
+    monkeypatch.setattr(experiment, "train_run", lambda *args, **kwargs: pytest.fail("trained again"))
+    result = experiment.run_arm(tmp_path, tmp_path / "data", "ssma", "classmix", 0, 150, tmp_path / "subset.txt")
+    assert result == dict(earlier, reused=True)
+
+
 def test_the_experiment_summary_gives_mean_range_and_the_known_training_times():
     from ssma_tf.cli.semi_supervised_experiment import summary
 
