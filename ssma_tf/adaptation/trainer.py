@@ -321,7 +321,9 @@ class AdaptationTrainer(training.Trainer):
                 "coverage": coverage[:PREVIEW_VIEWS],
             }
             preview["predicted"] = preview_classes(labeled.outputs["softmax"])
-            return (source + adapt.target_weight * target_loss, terms, stats, preview,
+            # The loss optimised, weight decay included as in the other trainers (its term was
+            # logged beside a loss that left it out).
+            return (labeled.loss + adapt.target_weight * target_loss, terms, stats, preview,
                     preview_classes(labels))
 
         @tf.function
