@@ -298,6 +298,11 @@ def test_misspelt_key_names_key_file_and_suggestion(workdir):
     assert error.key == "initialise" and "did you mean 'initialize'" in str(error)
     error = error_for(train_dict(colour="red"))
     assert error.key == "colour" and "did you mean" not in str(error)
+    # A section's key written with a dot, as `--set semi_supervised.method=classmix` gives it
+    # (before: "did you mean 'semi_supervised'?").
+    error = error_for(train_dict(**{"augmentation.flip": False}))
+    assert str(error).endswith("key 'augmentation.flip': unknown key: a section is set whole, e.g. --set "
+                               "'augmentation={flip: VALUE}', which replaces the file's whole section")
 
 
 def test_wrong_types(workdir):

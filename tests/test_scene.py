@@ -306,6 +306,17 @@ def test_segmentation_and_scene_records_given_for_each_other_are_named(records, 
                                              r"written by ssma-convert"):
         check_first_record(scenes, 2)
     check_first_record(scenes, 2, labeled=False)  # images only: a scene record has them
+    # Images-only records (ssma-convert --unlabeled) where labels are needed named no cause either.
+    import tensorflow as tf
+
+    from ssma_tf.data import encode_example
+
+    images_only = str(tmp_path / "images.tfrecords")
+    with tf.io.TFRecordWriter(images_only) as writer:
+        writer.write(encode_example(np.zeros((16, 16, 3), np.uint8), None, np.zeros((16, 16, 3), np.uint8)))
+    with pytest.raises(UserInputError, match=r"images\.tfrecords, record 0: has no label: these records hold images "
+                                             r"only \(ssma-convert --unlabeled writes them"):
+        check_first_record(images_only, 2)
     with pytest.raises(ValueError, match=r"^no 'label' bytes feature: a scene classification record"):
         check_example(next(iterate_records(scenes))[1])
 

@@ -247,6 +247,11 @@ class _Reader:
         unknown = [k for k in self.d if k not in KNOWN_KEYS]
         if unknown:
             name = unknown[0]
+            section, dot, inner = name.partition(".")
+            if dot and section in KNOWN_KEYS:
+                # `--set semi_supervised.method=classmix` (before: "did you mean 'semi_supervised'?").
+                raise self.error(name, f"unknown key: a section is set whole, e.g. --set "
+                                       f"'{section}={{{inner}: VALUE}}', which replaces the file's whole section")
             close = difflib.get_close_matches(name, KNOWN_KEYS, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             others = f" (other unknown keys: {', '.join(unknown[1:])})" if unknown[1:] else ""

@@ -130,6 +130,11 @@ def check_first_record(path: str, modalities: int, labeled: bool = True) -> None
                     f"{modalities}): convert a list with a column per modality, or set the config key "
                     "modalities to match the records", path, 0,
                 )
+            if missing == [schema.LABEL] and schema.CLASS_ID not in present:
+                # Before: "lacks feature(s) ['label'] (it has [...])", which named no cause.
+                raise RecordError("has no label: these records hold images only (ssma-convert --unlabeled writes "
+                                  "them, for unlabeled_data or target_data); training and evaluation need records "
+                                  "converted from lists with a label column", path, 0)
             if missing == [schema.LABEL] and schema.CLASS_ID in present:
                 raise RecordError("these are scene classification records (a class_id per record, no label "
                                   "image): segmentation reads records written by ssma-convert; ssma-scene "
