@@ -831,6 +831,12 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
         setup_inference(checkpoint=run)
     assert evaluate_cli.main([run, "--test_data", config.train_data[0]]) == 2
     assert DepthPretrainer(load_config(saved, "train"), log=lines.append).config.pretraining == "depth"  # resumes
+    # A segmentation config pointed at the depth run's folder (before: "the checkpoint has 2 classes, the model 7").
+    from ssma_tf.checkpoints import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"run holds a depth pretraining run \(its config.yaml\), but this is a "
+                                              r"segmentation run of semi.config; give another checkpoint folder"):
+        training.Trainer(_config(tmp_path, semi=False, unlabeled_data=None), log=lines.append)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -474,6 +474,15 @@ class Trainer:
                     f"{config.source} trains {key}: {now}; give another checkpoint folder for a new run")
         if not saved:
             return  # a fresh start, or a folder of a version that wrote no config.yaml
+        before, now = saved.get("pretraining"), config.pretraining
+        if before != now and (before is not None or saved.get("num_classes") != config.num_classes):
+            # A depth run pointed at a segmentation run's folder (or back): "the checkpoint has
+            # 7 classes, the model 2", though the config said 7. A depth run written before the
+            # key existed has none, but its class count tells.
+            what = lambda value: f"{value} pretraining" if value else "segmentation"  # noqa: E731
+            raise CheckpointError(
+                f"{config.checkpoint} holds a {what(before)} run (its {RUN_CONFIG}), but this is a {what(now)} run "
+                f"of {config.source}; give another checkpoint folder for a new run")
         # The same network trained another way is another run too: resumed, a stage-3 config
         # pointed at its stage-2 folder failed on an optimizer slot, and a mean teacher switched
         # off (or on) was dropped (or missing) without a word.
