@@ -737,12 +737,21 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert first == (tmp_path / "b" / "labeled_4.txt").read_text() and len(first.split()) == 4
     assert set((tmp_path / "a" / "labeled_2.txt").read_text().split()) <= set(first.split())
     assert read_index_file(str(tmp_path / "a" / "labeled_4.txt"), count=8)
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    assert "labeled_4.txt (" in printed and "classes present in the chosen labels)\n" in printed
+    # A pool without labels (before: "0 classes present in the chosen labels, if the records have labels").
+    pool = _write_rgbd_records(tmp_path / "pool.tfrecords", 4, label_feature=False)
+    assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "pool"), "--set",
+                               f"train_data={pool}"]) == 0
+    assert "labeled_2.txt (the records hold no label: no class count)" in capsys.readouterr().out
     assert select_labels.main(["-c", str(path), "--budget", "9", "-o", str(tmp_path / "c")]) == 2
     assert "--budget 9 is larger than the pool of 8 images" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # before: wrote labeled_8.txt beside labeled_4.txt
         select_labels.main(["-c", str(path), "--budget", "4", "--budgets", "8", "-o", str(tmp_path / "c")])
     assert "--budgets are the smaller budgets on the way to --budget 4, got 8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # before: "budgets must be increasing positive numbers, got [0]"
+        select_labels.main(["-c", str(path), "--budget", "0", "-o", str(tmp_path / "c")])
+    assert "--budget must be >= 1, got 0" in capsys.readouterr().err
     # A second run into the same folder: the first run's other lists are named.
     assert select_labels.main(["-c", str(path), "--budget", "3", "-o", str(tmp_path / "a")]) == 0
     assert "also holds labeled_2.txt, labeled_4.txt from an earlier run" in capsys.readouterr().err

@@ -58,6 +58,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
     if encoding not in DEPTH_ENCODINGS:
         parser.error(f"--depth-encoding must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
+    for flag, values in (("--budget", [args.budget]), ("--budgets", args.budgets)):
+        if any(value < 1 for value in values):  # before: "budgets must be increasing positive numbers"
+            parser.error(f"{flag} must be >= 1, got {min(values)}")
     larger = [b for b in args.budgets if b > args.budget]
     if larger:
         parser.error(f"--budgets are the smaller budgets on the way to --budget {args.budget}, got {larger[0]}")
@@ -120,9 +123,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         chosen = selection.subset(budget)
         path = os.path.join(args.output, f"labeled_{budget}.txt")
         write_index_file(path, chosen)
-        covered = classes_covered(labels, chosen)
-        print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels, "
-              "if the records have labels)")
+        if any(label.any() for label in labels):
+            covered = classes_covered(labels, chosen)
+            print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels)")
+        else:  # images-only records (or labels all void): no count to give
+            print(f"budget {budget}: {path} (the records hold no label: no class count)")
     scores = os.path.join(args.output, "scores.csv")
     with atomic_write(scores) as stream:
         stream.write("pick,record,distance,difficulty_bias\n")
