@@ -2,7 +2,10 @@
 
 Measured on a 2-core AVX2 CPU (docs/benchmarks.md), a forward pass of AdapNet++ or SSMA is
 about 90 % convolutions. Two rewrites make the same computation cheaper there without changing
-its result beyond float32 rounding (a few 1e-5 on the probabilities at most); this module holds
+its result beyond float32 rounding (a few 1e-5 on the probabilities of the networks the tests
+and benchmarks use; an SSMA trained for only 3 steps, its batch-norm statistics far from settled,
+differed by 2.7e-4 with the same class map, and its folding failed the export's 1e-4 check,
+found by a review on 2026-12-02); this module holds
 the one that runs on any Keras backend, batch-norm folding is in
 `ssma_tf.inference.batch_norm_folding` (it needs TensorFlow's fused bias add):
 
