@@ -434,6 +434,9 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
                   checkpoint=str(tmp_path / "sac"))
     trainer = adaptation.AdaptationTrainer(sac, log=lambda line: None)
     assert trainer._acceptance is not None and trainer._acceptance.max() == 1.0
+    # The run's first line names the method and its data (it read as a supervised run's).
+    assert trainer._method_text() == (f"; adaptation (sac) to target_data {', '.join(sac.target_data)}, drawn by "
+                                      f"{path}, SGD at a constant 0.00025 (adaptation.learning_rate)")
     trainer.train()
 
 

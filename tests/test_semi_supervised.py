@@ -630,7 +630,11 @@ def test_classmix_mixes_rgb_only_records(tmp_path):
         build_mix_dataset(rgb, rgb, labeled=[0, 1], height=H, width=W, batch_size=2, num_classes=5)
     config = _config(tmp_path, semi={"method": "classmix"}, train_data=rgb, unlabeled_data=rgb, num_classes=5,
                      labeled_subset=None)
-    assert semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None).mix_modalities == 1
+    trainer = semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None)
+    assert trainer.mix_modalities == 1
+    # The run's first line names the method and its data (it read as a supervised run's).
+    assert trainer._method_text() == (f"; semi-supervised (classmix, mean teacher): labels of train_data, "
+                                      f"images of unlabeled_data {rgb}")
 
 
 _MIRRORED = """

@@ -209,6 +209,15 @@ class AdaptationTrainer(training.Trainer):
             extras["target_data"] = self.target_iterator
         return extras
 
+    def _method_text(self) -> str:
+        config = self.config
+        sampling = ""
+        if self.sac:
+            sampling = f", drawn by {config.importance_weights}" if config.importance_weights else ", drawn uniformly"
+        # SAC's optimizer and constant rate are the section's; ABN trains as the config says.
+        rate = f", SGD at a constant {self.adapt.learning_rate:g} (adaptation.learning_rate)" if self.sac else ""
+        return f"; adaptation ({self.adapt.method}) to target_data {', '.join(config.target_data)}{sampling}{rate}"
+
     def record_sets(self) -> list[training.RecordSet]:
         """The source records, the target images (labels not read) and `target_val_data`."""
         modalities = self.config.record_modalities

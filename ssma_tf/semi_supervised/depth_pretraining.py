@@ -100,6 +100,9 @@ class DepthPretrainer(training.Trainer):
                                   fix="set semi_supervised.depth_encoding to its colouring")
         super().__init__(depth, **kwargs)
 
+    def _method_text(self) -> str:
+        return (f"; depth pretraining: modality 2 read as depth ({self.encoding}), BerHu loss, no labels read")
+
     def record_sets(self) -> list[training.RecordSet]:
         """`train_data` and `unlabeled_data`, both read without their labels (images 1 and 2)."""
         sets = [training.RecordSet("train_data", False, 2)]

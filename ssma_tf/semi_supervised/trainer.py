@@ -93,6 +93,11 @@ class SemiSupervisedTrainer(training.Trainer):
         if self.resumed_from is None:
             self.mean_teacher.copy()
 
+    def _method_text(self) -> str:
+        subset = f" (the records {self.config.labeled_subset} lists)" if self.config.labeled_subset else ""
+        return (f"; semi-supervised ({self.semi.method}, mean teacher): labels of train_data{subset}, images of "
+                f"unlabeled_data {', '.join(self.config.unlabeled_data)}")
+
     def record_sets(self) -> list[training.RecordSet]:
         """`train_data` and `unlabeled_data`, as the supervised and the mix streams read them.
 

@@ -460,6 +460,11 @@ class Trainer:
             )
         return None
 
+    def _method_text(self) -> str:
+        """What the run's first line adds about a training method beyond supervised ("" here;
+        the semi-supervised, adaptation and depth-pretraining trainers name theirs and their data)."""
+        return ""
+
     def _check_same_network(self, saved: dict[str, Any]) -> None:
         """A checkpoint folder holding a run of another network is named by its config.yaml
         (`saved`; before: a shape error about whichever variable came first, or an optimizer slot)."""
@@ -810,7 +815,7 @@ class Trainer:
         self._log(
             f"training {self.model.name} ({self.model.count_params():,} weights{learning}) on "
             f"{_images_read(config)} of each record, from step {start} to {total} on {replicas} replica(s) "
-            f"({device}), batch {config.batch_size}; checkpoints in {config.checkpoint}"
+            f"({device}), batch {config.batch_size}{self._method_text()}; checkpoints in {config.checkpoint}"
         )
         bar = Progress(end, stream=sys.stdout, unit="steps")  # drawn on a terminal only
         window: list[float] = []
