@@ -301,8 +301,10 @@ def test_misspelt_key_names_key_file_and_suggestion(workdir):
     # A section's key written with a dot, as `--set semi_supervised.method=classmix` gives it
     # (before: "did you mean 'semi_supervised'?").
     error = error_for(train_dict(**{"augmentation.flip": False}))
-    assert str(error).endswith("key 'augmentation.flip': unknown key: a section is set whole, e.g. --set "
-                               "'augmentation={flip: VALUE}', which replaces the file's whole section")
+    assert str(error).endswith("key 'augmentation.flip': unknown key: a section's keys go inside it, 'augmentation: "
+                               "{flip: VALUE}' in a file, --set 'augmentation={flip: VALUE}' on the command line "
+                               "(which replaces the file's whole section)")
+    assert "a section's keys" not in str(error_for(train_dict(**{"checkpoint.dir": "x"})))  # not a section
 
 
 def test_wrong_types(workdir):

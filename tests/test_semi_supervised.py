@@ -850,6 +850,22 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     with pytest.raises(CheckpointError, match=r"run holds a depth pretraining run \(its config.yaml\), but this is a "
                                               r"segmentation run of semi.config; give another checkpoint folder"):
         training.Trainer(_config(tmp_path, semi=False, unlabeled_data=None), log=lines.append)
+    # A segmentation config with the depth run's weights, ssma-prune and ssma-importance-weights.
+    import yaml
+
+    from ssma_tf.cli import importance_weights
+    from ssma_tf.pruning import staged
+
+    segmentation = tmp_path / "segmentation.config"
+    segmentation.write_text(yaml.safe_dump(_config(tmp_path, semi=False, unlabeled_data=None).to_dict()))
+    with pytest.raises(ConfigError, match=rf"--checkpoint {run}: this is a depth-pretraining run"):
+        setup_inference(segmentation, run)
+    with pytest.raises(ConfigError, match=refused):
+        staged.run(load_config(saved, "train"), "taylor", [], tmp_path / "pruned", test_data=[])
+    assert importance_weights.main(["-c", saved, "-o", str(tmp_path / "weights.json")]) == 2
+    # The depth encoding stays in the run's config (resuming from it fell back to jet_near_red).
+    encoded = _config(tmp_path, semi={"depth_encoding": "jet_near_blue"})
+    assert depth_config(encoded).semi_supervised.depth_encoding == "jet_near_blue"
 
 
 @pytest.mark.parametrize("flags, message", [

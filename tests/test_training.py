@@ -779,7 +779,7 @@ def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_p
     assert (f"note: learning_rate 0.01 -> 0.001 since the run started: the learning rate follows the new schedule "
             f"({rate:.4g} at this step)") in lines
     # Other records or loss settings went on without a word.
-    other = tmp_path / "records" / "other.tfrecords"
+    other = tmp_path / "records" / f"other_{'x' * 160}.tfrecords"  # a value too long to show
     write_records(other, 4, height=32, width=32, num_classes=5, seed=3)
     lines.clear()
     training.Trainer(_tiny_config(tmp_path, max_iteration=4, learning_rate=0.001, train_data=str(other),

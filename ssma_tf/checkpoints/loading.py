@@ -32,6 +32,7 @@ from ssma_tf.checkpoints.tf1_import import (
     num_classes_of,
     read_checkpoint,
 )
+from ssma_tf.config import ConfigError
 from ssma_tf.config.runs import is_run, run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
@@ -206,12 +207,13 @@ def load_model(
     if built is not None:
         _check_matches(built, resolved, model, num_classes)
         return built
-    if (model is None or num_classes is None) and is_run(checkpoint):
-        # A training run's folder, or a file in it: its config.yaml says, as the commands read it
-        # (before: "does not say which network it holds" from the Python API only).
-        run = run_config(checkpoint, "train", check_paths=False)
-        if model in (None, run.model) and num_classes in (None, run.num_classes):
-            return model_from_config(dataclasses.replace(run, checkpoint=resolved))
+    run = _readable_run_config(checkpoint)
+    if run is not None and model in (None, run.model) and num_classes in (None, run.num_classes):
+        # A training run's folder, or a file in it: its config.yaml says the network, backbone,
+        # fusion, modalities and widths included, as the commands read it (before: the Python
+        # API said "does not say which network it holds", and fine-tuning from a MobileNet v2 run
+        # built a ResNet AdapNet++).
+        return model_from_config(dataclasses.replace(run, checkpoint=resolved))
     if model is None or num_classes is None:
         raise CheckpointError(
             f"{resolved} does not say which network it holds: give the model (AdapNet_pp or SSMA) "
@@ -230,6 +232,18 @@ def load_model(
         built = AdapNetPP(num_classes, aux_heads=True)
         load_weights(built, resolved)
     return built
+
+
+def _readable_run_config(checkpoint: PathLike) -> Optional[Any]:
+    """The training config of the run `checkpoint` lies in; None outside a run, or when its
+    `config.yaml` cannot be read as one (written by an older version, say: the weights then load
+    as they did without it)."""
+    if not is_run(checkpoint):
+        return None
+    try:
+        return run_config(checkpoint, "train", check_paths=False)
+    except ConfigError:
+        return None
 
 
 def model_from_config(config: Any) -> keras.Model:

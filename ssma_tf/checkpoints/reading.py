@@ -218,14 +218,16 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
 def stored_backbone(shapes: list) -> Optional[str]:
     """The experts' backbone of the model whose arrays have these shapes, when they tell it.
 
-    MobileNet v2 alone has depthwise kernels (3, 3, C, 1); the AdapNet++ (ResNet-50) encoder alone
-    has a 7×7 stem of 64 filters. None for neither (e.g. a checkpoint of another network).
+    The AdapNet++ (ResNet-50) encoder alone has a 7×7 kernel (its stem; of fewer than 64 filters
+    once pruned); MobileNet v2 has depthwise kernels (3, 3, C, 1) instead (a pruned AdapNet++ may
+    have a 3×3 convolution of one filter too, hence the stem first). None for neither (e.g. a
+    checkpoint of another network).
     """
     shapes = [tuple(s) for s in shapes]
+    if any(len(s) == 4 and s[:2] == (7, 7) for s in shapes):
+        return ADAPNET_PP_BACKBONE
     if any(len(s) == 4 and s[:2] == (3, 3) and s[3] == 1 and s[2] > 1 for s in shapes):
         return "mobilenet_v2"
-    if any(len(s) == 4 and s[:2] == (7, 7) and s[3] == 64 for s in shapes):
-        return ADAPNET_PP_BACKBONE
     return None
 
 

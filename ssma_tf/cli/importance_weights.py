@@ -47,7 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Computes and writes the weights; returns the exit status."""
     args = parse_args(argv)
-    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config import ConfigError, load_config, refuse_pretraining
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
 
@@ -59,6 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(error)
     try:
         config = load_config(args.config, "train", check_paths=False, overrides=args.overrides)
+        refuse_pretraining(config)  # its depth network predicts no classes to weigh images by
     except ConfigError as error:
         return fail(error)
     target = tuple(args.target_data) if args.target_data else config.target_data

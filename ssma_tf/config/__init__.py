@@ -46,6 +46,7 @@ from ssma_tf.config.reader import (
     config_with_overrides,
     load_config,
     parse_overrides,
+    refuse_pretraining,
 )
 from ssma_tf.config.run import RunConfig
 from ssma_tf.config.tables import key_tables
@@ -67,4 +68,5 @@ __all__ = [
     "key_tables",
     "load_config",
     "parse_overrides",
+    "refuse_pretraining",
 ]

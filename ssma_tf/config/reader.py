@@ -54,6 +54,8 @@ _SWITCHED_SECTIONS = {
     "semi_supervised": ("unlabeled_data",),
     "adaptation": ("target_data", "target_val_data", "importance_weights"),
 }
+# Every key that holds a mapping of keys of its own.
+_SECTIONS = ("augmentation", *_SWITCHED_SECTIONS)
 
 
 def ssma_train_warnings(config: RunConfig) -> list[str]:
@@ -95,6 +97,13 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
 PRETRAINING_RUN = ("this is the config of a depth-pretraining run (ssma-pretrain-depth), whose network predicts "
                    "depth, not classes; ssma-pretrain-depth -c resumes it, and a segmentation run starts from its "
                    "weights with finetune_from")
+
+
+def refuse_pretraining(config: RunConfig) -> None:
+    """Raises a ConfigError naming the key when `config` is a depth-pretraining run's
+    (`pretraining: depth`), for the commands that take it for a segmentation network."""
+    if config.pretraining:
+        raise ConfigError(f"is {config.pretraining!r}: {PRETRAINING_RUN}", key="pretraining", source=config.source)
 
 
 def load_config(
@@ -248,10 +257,11 @@ class _Reader:
         if unknown:
             name = unknown[0]
             section, dot, inner = name.partition(".")
-            if dot and section in KNOWN_KEYS:
+            if dot and section in _SECTIONS:
                 # `--set semi_supervised.method=classmix` (before: "did you mean 'semi_supervised'?").
-                raise self.error(name, f"unknown key: a section is set whole, e.g. --set "
-                                       f"'{section}={{{inner}: VALUE}}', which replaces the file's whole section")
+                raise self.error(name, f"unknown key: a section's keys go inside it, '{section}: {{{inner}: "
+                                       f"VALUE}}' in a file, --set '{section}={{{inner}: VALUE}}' on the command "
+                                       "line (which replaces the file's whole section)")
             close = difflib.get_close_matches(name, KNOWN_KEYS, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             others = f" (other unknown keys: {', '.join(unknown[1:])})" if unknown[1:] else ""
@@ -418,7 +428,8 @@ class _Reader:
                         "finetune_from",
                         f"starts the whole model; give it or '{self.spelling(other)}', not both",
                     )
-        if self.mode == "train" and values["semi_supervised"] is not None and values["unlabeled_data"] is None:
+        if (self.mode == "train" and values["semi_supervised"] is not None and values["unlabeled_data"] is None
+                and values["pretraining"] is None):  # depth pretraining reads only its depth_encoding
             raise self.error(
                 "unlabeled_data",
                 "is missing; semi_supervised training needs records of images to use without labels",

@@ -17,8 +17,8 @@ import keras
 
 from ssma_tf.checkpoints.initialize import other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_model, model_from_config
-from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config
-from ssma_tf.config.runs import is_run, run_config, run_weights
+from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
+from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
 from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
 from ssma_tf.errors import first_line
 
@@ -136,6 +136,10 @@ def setup_inference(
     else:
         run = load_run_config(config, overrides)
         if checkpoint is not None:
+            if saved_run_config(checkpoint).get("pretraining"):
+                # -c SEGMENTATION_CONFIG --checkpoint DEPTH_RUN: "the checkpoint has 2 classes".
+                raise ConfigError(f"--checkpoint {checkpoint}: {PRETRAINING_RUN.replace('the config of ', '')}",
+                                  source=run.source)
             swapped = other_input_modality_warning(run, str(checkpoint))
             if swapped is not None:
                 warnings.warn(swapped, ConfigWarning, stacklevel=2)
@@ -145,9 +149,8 @@ def setup_inference(
                 # fusion, modalities and widths were dropped without a word).
                 run = dataclasses.replace(run, checkpoint=os.fspath(checkpoint))
                 checkpoint = None
-    if run is not None and run.pretraining:
-        # A depth network predicted (or exported) as a 2-class segmenter without a word.
-        raise ConfigError(f"is {run.pretraining!r}: {PRETRAINING_RUN}", key="pretraining", source=run.source)
+    if run is not None:
+        refuse_pretraining(run)  # a depth network predicted (or exported) as a 2-class segmenter
     if checkpoint is not None:
         loaded = load_model(checkpoint, model or (run.model if run else None),
                             num_classes or (run.num_classes if run else None))

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_model, load_weights
+from ssma_tf.config import refuse_pretraining
 from ssma_tf.constants import AUX_LOSS_WEIGHTS
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
@@ -232,6 +233,7 @@ def run(
             records, a stage that would empty a layer), naming it.
     """
     log = log or (lambda line: print(line, flush=True))
+    refuse_pretraining(config)  # before: its depth network scored as a 2-class segmenter at stage 0
     backbone, fusion = getattr(config, "backbone", "adapnet_pp"), getattr(config, "fusion", None)
     if getattr(config, "num_modalities", 1) > 2:
         # The feature-map table knows two experts: a third would be left unpruned without a word.

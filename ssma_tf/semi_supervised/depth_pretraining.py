@@ -69,8 +69,10 @@ def depth_config(config: Any) -> Any:
             f"is {config.input_modality}, but depth pretraining learns the depth of modality 2 from the images of "
             "modality 1; set input_modality: modality1", key="input_modality", source=config.source)
     # `pretraining` goes into the run's config.yaml: the other commands refuse the depth network.
+    # The semi_supervised section stays for its depth_encoding, which resuming from that file
+    # needs (the two jet encodings cannot be told apart from the images).
     return dataclasses.replace(config, num_classes=DEPTH_CHANNELS, dataset=None, palette=None,
-                               semi_supervised=None, labeled_subset=None, pretraining=DEPTH_PRETRAINING)
+                               labeled_subset=None, pretraining=DEPTH_PRETRAINING)
 
 
 class DepthPretrainer(training.Trainer):

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from ssma_tf import training
-from ssma_tf.config import ConfigError
+from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.unlabeled import build_mix_dataset, read_labeled_subset
 from ssma_tf.distribute import first_replica, replica_mean, synchronize_batch_norms
@@ -71,6 +71,7 @@ class SemiSupervisedTrainer(training.Trainer):
     """
 
     def __init__(self, config: Any, **kwargs: Any):
+        refuse_pretraining(config)  # before the checks below, which a depth run's config may fail
         if config.semi_supervised is None:
             raise ConfigError("is missing; SemiSupervisedTrainer needs it", key="semi_supervised",
                               source=config.source)

@@ -29,7 +29,7 @@ from ssma_tf.checkpoints.initialize import (
 from ssma_tf.checkpoints.loading import seed_generator_states
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
-from ssma_tf.config import PRETRAINING_RUN, ConfigError
+from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
@@ -196,10 +196,11 @@ class Trainer:
     ):
         if config.mode != "train":
             raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
-        if config.pretraining != self.PRETRAINING:
+        if self.PRETRAINING is None:
             # `ssma-train -c <depth run>/config.yaml` went on as a 2-class segmentation run.
-            raise ConfigError(f"is {config.pretraining!r}: {PRETRAINING_RUN}" if config.pretraining else
-                              f"is not set, but {type(self).__name__} runs {self.PRETRAINING} pretraining",
+            refuse_pretraining(config)
+        elif config.pretraining != self.PRETRAINING:
+            raise ConfigError(f"is not set, but {type(self).__name__} runs {self.PRETRAINING} pretraining",
                               key="pretraining", source=config.source)
         if not os.path.isabs(config.checkpoint):
             # A config built in code may hold a relative folder (the config reader makes paths
@@ -480,10 +481,13 @@ class Trainer:
         if not saved:
             return  # a fresh start, or a folder of a version that wrote no config.yaml
         before, now = saved.get("pretraining"), config.pretraining
-        if before != now and (before is not None or saved.get("num_classes") != config.num_classes):
+        # A depth run written before the key existed (2026-12-02) has none: two outputs and no
+        # dataset or palette (depth_config's), which a segmentation run of two classes rarely lacks.
+        older_depth_run = (before is None and now is not None and saved.get("num_classes") == config.num_classes
+                           and not saved.get("dataset") and not saved.get("palette"))
+        if before != now and not older_depth_run:
             # A depth run pointed at a segmentation run's folder (or back): "the checkpoint has
-            # 7 classes, the model 2", though the config said 7. A depth run written before the
-            # key existed has none, but its class count tells.
+            # 7 classes, the model 2", though the config said 7.
             what = lambda value: f"{value} pretraining" if value else "segmentation"  # noqa: E731
             raise CheckpointError(
                 f"{config.checkpoint} holds a {what(before)} run (its {RUN_CONFIG}), but this is a {what(now)} run "
@@ -493,7 +497,10 @@ class Trainer:
         # off (or on) was dropped (or missing) without a word.
         modes = [(key, _method(saved.get(key), default), _method(getattr(config, key), default))
                  for key, default in (("semi_supervised", SemiSupervisedConfig().method),
-                                      ("adaptation", AdaptationConfig().method))]
+                                      ("adaptation", AdaptationConfig().method))
+                 # Depth pretraining keeps the section for its depth encoding only (before
+                 # 2026-12-02 it dropped it): no method of its own.
+                 if not (key == "semi_supervised" and config.pretraining)]
         if config.is_fusion and "freeze_experts" in saved:
             modes.append(("freeze_experts", bool(saved["freeze_experts"]), bool(config.freeze_experts)))
         for key, before, now in modes:

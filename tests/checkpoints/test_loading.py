@@ -364,6 +364,8 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     assert stored_backbone([tuple(w.shape) for w in resnet.weights]) == "adapnet_pp"
     assert stored_backbone(stored_shapes(False, str(tmp_path / "mobile.weights.h5"))) == "mobilenet_v2"
     assert stored_backbone([(3, 3, 8, 16), (1, 1, 16, 4)]) is None  # neither network's
+    # Pruned: a stem of fewer filters, a 3x3 convolution down to one (not a depthwise kernel).
+    assert stored_backbone([(7, 7, 3, 40), (3, 3, 16, 1)]) == "adapnet_pp"
     for name, what in (("mobile.weights.h5", "the weights file"), ("mobile_ckpt", "the checkpoint")):
         with pytest.raises(CheckpointError, match=rf"^{what} .*{name} holds a model on the mobilenet_v2 backbone, but "
                                                   r"this AdapNetPP is on the adapnet_pp backbone$"):
@@ -383,6 +385,18 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     with pytest.raises(CheckpointError, match=r"mobile.weights.h5 holds a model on the mobilenet_v2 backbone, but "
                                               r"this AdapNetPP is on the adapnet_pp backbone$"):
         setup_inference(config, tmp_path / "mobile.weights.h5", overrides={"backbone": "adapnet_pp"})
+    # Weights in a MobileNet v2 run's folder, with the model and classes given (as fine-tuning
+    # gives them): the run's config builds its network (before: a ResNet AdapNet++, refused).
+    from ssma_tf.config.runs import write_run_config
+
+    mobile_run = tmp_path / "mobile_run"
+    mobile_run.mkdir()
+    mobile.save_weights(mobile_run / "final.weights.h5")
+    write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=5, height=32, width=64, batch_size=1,
+                                           max_iteration=1, learning_rate=1e-3, train_data="unused",
+                                           backbone="mobilenet_v2", checkpoint=str(mobile_run)),
+                                      check_paths=False), mobile_run)
+    assert load_model(mobile_run / "final.weights.h5", "AdapNet_pp", 5).backbone == "mobilenet_v2"
     # Without a class count an expert's weight file says its own (before: the caller's, e.g. the
     # scene classes, and a shape error).
     weights = unimodal_encoder_weights(str(tmp_path / "mobile.weights.h5"), None, 0.5, backbone="mobilenet_v2")
