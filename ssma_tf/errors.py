@@ -38,3 +38,10 @@ def first_line(error: BaseException) -> str:
     line = text.splitlines()[0] if text else type(error).__name__
     line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
     return re.sub(r"\s*\[Op:\w+\]$", "", line)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the commands' handler (`ssma_tf.cli.common`); a
+    `KeyboardInterrupt`, so code that cleans up after Ctrl-C cleans up after it too. Here, at the
+    bottom of the package, so that library code can raise it again where a native library
+    wrapped it (OpenVINO's converter)."""

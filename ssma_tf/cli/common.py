@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from ssma_tf import __version__
 from ssma_tf.cli.start_up_lines import quiet_tensorflow_start_up, remove_quiet_start_up
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import Terminated, UserInputError
 
 # Exit statuses of every command.
 EXIT_FAILED = 1  # the work failed: the disk, a diverging run; the message says why
@@ -98,11 +98,6 @@ def _one_line_config_warnings(shown: Callable) -> Callable:
             shown(message, category, filename, lineno, file, line)
 
     return show
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread; a `KeyboardInterrupt`, so code that cleans up after
-    Ctrl-C cleans up after it too."""
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 import ssma_tf
 from ssma_tf.constants import EXPORT_METADATA
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import Terminated, UserInputError
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.backends import require
 from ssma_tf.inference.compiled import inference_model
@@ -289,7 +289,9 @@ def _write_openvino(model, size, samples, folder: str, report: DeployReport, say
         # The converter turns a Ctrl-C (or SIGTERM) during its work into its own RuntimeError
         # ("Converting input model ... KeyboardInterrupt"): a traceback and status 1 instead of
         # the commands' "interrupted".
-        if "KeyboardInterrupt" in str(error) or "Terminated" in str(error):
+        if "Terminated" in str(error):  # SIGTERM: the commands end with "terminated" (143)
+            raise Terminated() from None
+        if "KeyboardInterrupt" in str(error):
             raise KeyboardInterrupt from None
         raise
     report.seconds["convert"] = time.monotonic() - start

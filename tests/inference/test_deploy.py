@@ -188,9 +188,17 @@ def test_ctrl_c_in_the_openvino_converter_is_an_interrupt_and_leaves_no_folder(t
                            "model\nKeyboardInterrupt: <EMPTY MESSAGE>")
 
     monkeypatch.setattr(openvino, "convert_model", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         deploy.export_deployed(small_segmenter(), tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
     assert os.listdir(tmp_path) == []
+    from ssma_tf.errors import Terminated
+
+    assert not isinstance(stopped.value, Terminated)
+    # SIGTERM (the commands' Terminated) stays a SIGTERM: "terminated", 143.
+    monkeypatch.setattr(openvino, "convert_model", lambda *args, **kwargs: (_ for _ in ()).throw(
+        RuntimeError("Check 'false' failed ...\nConverting input model\nTerminated: <EMPTY MESSAGE>")))
+    with pytest.raises(Terminated):
+        deploy.export_deployed(small_segmenter(), tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
     monkeypatch.setattr(openvino, "convert_model", lambda *args, **kwargs: (_ for _ in ()).throw(
         RuntimeError("Converting input model: an operation it cannot convert")))
     with pytest.raises(RuntimeError, match="cannot convert"):  # other failures keep their message
