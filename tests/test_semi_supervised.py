@@ -603,10 +603,10 @@ def test_labeled_records_listed_again_as_unlabeled_are_drawn_once_as_labeled(tmp
 
     train = _write_rgbd_records(tmp_path / "train.tfrecords", 8)
     extra = _write_rgbd_records(tmp_path / "extra.tfrecords", 4, seed=1)
-    assert _labeled_among([train, extra], [train], [0, 3, 5]) == [0, 3, 5]
-    assert _labeled_among([extra, train], [train], [0, 3, 5]) == [4, 7, 9]
-    assert _labeled_among([extra], [train], [0, 3, 5]) == []
-    assert _labeled_among([extra, train], [train], None) == list(range(4, 12))  # all of train is labeled
+    assert _labeled_among([train, extra], [8, 4], [train], [8], [0, 3, 5]) == [0, 3, 5]
+    assert _labeled_among([extra, train], [4, 8], [train], [8], [0, 3, 5]) == [4, 7, 9]
+    assert _labeled_among([extra], [4], [train], [8], [0, 3, 5]) == []
+    assert _labeled_among([extra, train], [4, 8], [train], [8], None) == list(range(4, 12))  # all of train is labeled
     references = {i: generate_sample(0, i, H, W).label for i in range(8)}
     dataset = build_mix_dataset(train, [train, extra], labeled=[0, 3, 5], height=H, width=W, batch_size=4,
                                 num_classes=7)

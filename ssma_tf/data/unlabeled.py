@@ -87,11 +87,16 @@ def read_labeled_subset(path: str, train_data: FilePatterns) -> list[int]:
 
 def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> int:
     """The number of records in the files of `file_patterns`; an empty set is an error naming `key`."""
-    files = list_record_files(file_patterns)
-    total = sum(records_per_file(files))
-    if total == 0:
+    return sum(_records_of(list_record_files(file_patterns), key))
+
+
+def _records_of(files: Sequence[str], key: str) -> list[int]:
+    """The records of each file (every record read, `records_per_file`); none at all is an error
+    naming `key`."""
+    counts = records_per_file(files)
+    if sum(counts) == 0:
         raise UnlabeledDataError(f"key '{key}': the records hold no image", ", ".join(files))
-    return total
+    return counts
 
 
 def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
@@ -143,24 +148,27 @@ def indexed_records(file_patterns: FilePatterns, keep: Optional[Sequence[int]] =
     return records.map(lambda i, r: r)
 
 
-def _labeled_among(unlabeled_files: Sequence[str], train_files: Sequence[str],
-                   labeled: Optional[Sequence[int]]) -> list[int]:
+def _shares_files(train_files: Sequence[str], unlabeled_files: Sequence[str]) -> bool:
+    """Whether the unlabeled files hold a file of `train_files` again (the same by real path)."""
+    return bool({os.path.realpath(f) for f in train_files} & {os.path.realpath(f) for f in unlabeled_files})
+
+
+def _labeled_among(unlabeled_files: Sequence[str], unlabeled_counts: Sequence[int], train_files: Sequence[str],
+                   train_counts: Sequence[int], labeled: Optional[Sequence[int]]) -> list[int]:
     """The indices, in `unlabeled_files`' record order, of the labeled records of `train_files`
     that the unlabeled files hold again: the mix stream draws those once, as labeled.
 
     `unlabeled_data: [train.tfrecords, extra.tfrecords]` ("the rest of train, and more") drew the
     labeled images twice as often as the others, half the time without their labels, when only
     an unlabeled list equal to `train_data` was recognised. A file is the same file by its real
-    path; `labeled` None: every record of `train_files` is labeled.
+    path; `labeled` None: every record of `train_files` is labeled. The counts are the records of
+    each file, read once by the caller.
     """
     train_real = [os.path.realpath(f) for f in train_files]
-    if not set(train_real) & {os.path.realpath(f) for f in unlabeled_files}:
-        return []
-    train_counts = records_per_file(train_files)
     starts = [sum(train_counts[:i]) for i in range(len(train_counts))]
     wanted = None if labeled is None else sorted(set(labeled))
     drop, offset = [], 0
-    for path, count in zip(unlabeled_files, records_per_file(unlabeled_files)):
+    for path, count in zip(unlabeled_files, unlabeled_counts):
         real = os.path.realpath(path)
         if real in train_real:
             start = starts[train_real.index(real)]
@@ -225,9 +233,13 @@ def build_mix_dataset(
     else:
         unlabeled_files = list_record_files(unlabeled_data)
         _check_modalities(unlabeled_files[0], modalities, depth)
-        labeled_count = len(labeled) if labeled is not None else count_records(train_files, key="train_data")
-        drop = _labeled_among(unlabeled_files, train_files, labeled)
-        unlabeled_count = count_records(unlabeled_files) - len(drop)
+        # Each file's records are read once (every record: the unlabeled set may be large).
+        unlabeled_counts = _records_of(unlabeled_files, "unlabeled_data")
+        shared = _shares_files(train_files, unlabeled_files)
+        train_counts = _records_of(train_files, "train_data") if labeled is None or shared else None
+        labeled_count = len(labeled) if labeled is not None else sum(train_counts)
+        drop = _labeled_among(unlabeled_files, unlabeled_counts, train_files, train_counts, labeled) if shared else []
+        unlabeled_count = sum(unlabeled_counts) - len(drop)
     augmentation = augmentation if augmentation is not None else AugmentationConfig.disabled()
 
     def stream(records: tf.data.Dataset, flag: bool, offset: int) -> tf.data.Dataset:
