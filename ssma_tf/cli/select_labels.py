@@ -119,14 +119,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"warning: {args.output} also holds {', '.join(stale)} from an earlier run (other budgets or seed); "
               "they are not this selection's", file=sys.stderr)
     labels = record_labels(config.train_data)
+    labeled = any(label.any() for label in labels)  # images-only records (or labels all void): no count
     for budget in budgets:
         chosen = selection.subset(budget)
         path = os.path.join(args.output, f"labeled_{budget}.txt")
         write_index_file(path, chosen)
-        if any(label.any() for label in labels):
+        if labeled:
             covered = classes_covered(labels, chosen)
             print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels)")
-        else:  # images-only records (or labels all void): no count to give
+        else:
             print(f"budget {budget}: {path} (the records hold no label: no class count)")
     scores = os.path.join(args.output, "scores.csv")
     with atomic_write(scores) as stream:

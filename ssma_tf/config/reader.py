@@ -93,17 +93,19 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
     return lines
 
 
-# Why a depth-pretraining run's config is refused where classes are predicted.
-PRETRAINING_RUN = ("this is the config of a depth-pretraining run (ssma-pretrain-depth), whose network predicts "
-                   "depth, not classes; ssma-pretrain-depth -c resumes it, and a segmentation run starts from its "
-                   "weights with finetune_from")
+# Why a depth-pretraining run is refused where classes are predicted ("this is the config of "
+# before it for a config; "this is " for a run given as weights).
+PRETRAINING_RUN = ("a depth-pretraining run (ssma-pretrain-depth), whose network predicts depth, not classes; "
+                   "ssma-pretrain-depth -c resumes it, and a segmentation run starts from its weights with "
+                   "finetune_from")
 
 
 def refuse_pretraining(config: RunConfig) -> None:
     """Raises a ConfigError naming the key when `config` is a depth-pretraining run's
     (`pretraining: depth`), for the commands that take it for a segmentation network."""
     if config.pretraining:
-        raise ConfigError(f"is {config.pretraining!r}: {PRETRAINING_RUN}", key="pretraining", source=config.source)
+        raise ConfigError(f"is {config.pretraining!r}: this is the config of {PRETRAINING_RUN}", key="pretraining",
+                          source=config.source)
 
 
 def load_config(
@@ -297,7 +299,7 @@ class _Reader:
                                        f"'{name}: false' to train without it")
         if self.mode == "eval" and self.raw("pretraining") is not None:
             # Before: a depth network scored as a 2-class segmenter ("mIoU 45.2").
-            raise self.error("pretraining", f"is {self.raw('pretraining')!r}: {PRETRAINING_RUN}")
+            raise self.error("pretraining", f"is {self.raw('pretraining')!r}: this is the config of {PRETRAINING_RUN}")
         for name in REQUIRED_KEYS[self.mode]:
             if self.raw(name) is None:
                 if name in self.d:

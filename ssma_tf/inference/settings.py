@@ -138,7 +138,7 @@ def setup_inference(
         if checkpoint is not None:
             if saved_run_config(checkpoint).get("pretraining"):
                 # -c SEGMENTATION_CONFIG --checkpoint DEPTH_RUN: "the checkpoint has 2 classes".
-                raise ConfigError(f"--checkpoint {checkpoint}: {PRETRAINING_RUN.replace('the config of ', '')}",
+                raise ConfigError(f"--checkpoint {checkpoint}: this is {PRETRAINING_RUN}",
                                   source=run.source)
             swapped = other_input_modality_warning(run, str(checkpoint))
             if swapped is not None:

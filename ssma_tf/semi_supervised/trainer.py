@@ -67,7 +67,8 @@ class SemiSupervisedTrainer(training.Trainer):
 
     Attributes:
         teacher: the teacher model; mean_teacher: its `MeanTeacher`; mix_iterator: the stream of
-        images to mix. Plus those of `Trainer`.
+        images to mix; depth_mix: DepthMix (modality 2 is read as depth), not ClassMix. Plus those
+        of `Trainer`.
     """
 
     def __init__(self, config: Any, **kwargs: Any):
@@ -81,9 +82,9 @@ class SemiSupervisedTrainer(training.Trainer):
         self.semi = config.semi_supervised
         # The mix stream's images: the model's, and depth (modality 2) for DepthMix in any case
         # (before: ClassMix too refused RGB-only records, "DepthMix ... need the depth image").
-        depth = config.semi_supervised is not None and config.semi_supervised.method == "depthmix"
-        self.mix_modalities = max(config.record_modalities, 2 if depth else 1)
-        if self.semi.method == "depthmix":
+        self.depth_mix = self.semi.method == "depthmix"
+        self.mix_modalities = max(config.record_modalities, 2 if self.depth_mix else 1)
+        if self.depth_mix:
             # The mix batch draws from both (before: only unlabeled_data was checked, and labeled
             # records with a photo as modality 2 were mixed by its "depth").
             for key in ("train_data", "unlabeled_data"):
@@ -123,7 +124,7 @@ class SemiSupervisedTrainer(training.Trainer):
                 num_classes=config.num_classes, augmentation=config.augmentation,
                 seed=seed + 7919 * context.input_pipeline_id,
                 modality2_interpolation=config.interpolations,
-                modalities=self.mix_modalities, depth=self.semi.method == "depthmix",
+                modalities=self.mix_modalities, depth=self.depth_mix,
             )
 
         self.mix_dataset = self.strategy.distribute_datasets_from_function(mix_stream)
