@@ -769,6 +769,31 @@ def test_extending_a_finished_run_says_the_schedule_moves_to_the_new_end(tmp_pat
             f"new end ({rate:.4g} at this step)") in lines
 
 
+def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
+    """Sections were compared as written: a semi-supervised run begun before `teacher_batch_norm`
+    existed got a "semi_supervised changed" note on every resume, a changed confidence was only
+    "changed", and a key set since the start (a labeled subset) was not noted at all."""
+    from ssma_tf.config.augmentation import AugmentationConfig
+    from ssma_tf.config.semi_supervised import SemiSupervisedConfig
+    from ssma_tf.training.trainer import _changed_inputs
+
+    now = SemiSupervisedConfig().to_dict()
+    older = {name: value for name, value in now.items() if name not in ("teacher_batch_norm", "ema_every")}
+    # An older run's config.yaml: no teacher_batch_norm in its section, no aux_loss_weights at all.
+    saved = {"train_data": ["a.tfrecords"], "semi_supervised": older, "weight_decay": 0.0}
+    current = {"train_data": ["a.tfrecords"], "semi_supervised": dict(now), "weight_decay": 0.0,
+               "augmentation": AugmentationConfig.disabled().to_dict(), "aux_loss_weights": [0.6, 0.5]}
+    assert _changed_inputs(saved, current) == []
+    current["semi_supervised"]["confidence"] = 0.9
+    current["labeled_subset"] = "labeled.txt"
+    assert _changed_inputs(saved, current) == ["labeled_subset unset -> labeled.txt",
+                                               "semi_supervised.confidence 0.968 -> 0.9"]
+    current["semi_supervised"]["teacher_batch_norm"] = "moving"  # away from the default it had
+    assert "semi_supervised.teacher_batch_norm batch -> moving" in _changed_inputs(saved, current)
+    unset = _changed_inputs({**saved, "labeled_subset": "labeled.txt"}, {**current, "labeled_subset": None})
+    assert unset[0] == "labeled_subset labeled.txt -> unset"
+
+
 def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_path, tiny_model):
     """learning_rate 0.01 -> 0.001 made the rate jump without a word (a new max_iteration had a note)."""
     training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()

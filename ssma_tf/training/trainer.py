@@ -31,6 +31,8 @@ from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.config.adaptation import AdaptationConfig
+from ssma_tf.config.augmentation import AugmentationConfig
+from ssma_tf.config.run import DEFAULTS
 from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
@@ -101,15 +103,53 @@ _INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervise
                "importance_weights", "adaptation", "augmentation", "weight_decay", "aux_loss_weights")
 
 
+# A key a run's config.yaml lacks, and the sections it may hold (see `_changed_inputs`).
+_DEFAULT = object()
+_SECTIONS_OF = {"augmentation": AugmentationConfig, "semi_supervised": SemiSupervisedConfig,
+                "adaptation": AdaptationConfig}
+
+
 def _changed_inputs(saved: dict, current: dict) -> list[str]:
     """`key old -> new` for each of `_INPUT_KEYS` whose value the run's `config.yaml` (`saved`)
-    gives otherwise than the config now; a long value only as `key changed`."""
+    gives otherwise than the config now; a long value only as `key changed`.
+
+    A key the run's config.yaml lacks was unset when the run started, or did not exist yet: it
+    is taken at its default, so setting it now is a change and a newer version's key is not. A
+    section (`semi_supervised`, `adaptation`, `augmentation`) is compared key by key in the same
+    way, and its changed keys are named (`semi_supervised.confidence 0.968 -> 0.9`).
+    """
     lines = []
     for key in _INPUT_KEYS:
-        if key in saved and saved[key] != current.get(key):
-            line = f"{key} {saved[key]} -> {current.get(key)}"
-            lines.append(line if len(line) <= 160 else f"{key} changed")
+        old, new = _as_written(key, saved[key] if key in saved else _DEFAULT), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            pairs = [(f"{key}.{name}", old.get(name), new.get(name)) for name in {**old, **new}
+                     if old.get(name) != new.get(name)]
+        else:
+            pairs = [(key, old, new)] if old != new else []
+        for name, before, after in pairs:
+            line = f"{name} {_shown(before)} -> {_shown(after)}"
+            lines.append(line if len(line) <= 160 else f"{name} changed")
     return lines
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _as_written(key: str, value: Any) -> Any:
+    """A run's config.yaml value as `RunConfig.to_dict` writes it today: `_DEFAULT` becomes the
+    key's default, and a section gains the keys added since, at their defaults."""
+    if value is _DEFAULT:
+        value = DEFAULTS[key]
+        if isinstance(value, (AugmentationConfig, SemiSupervisedConfig, AdaptationConfig)):
+            return value.to_dict()
+        return list(value) if isinstance(value, tuple) else value
+    if key in _SECTIONS_OF and isinstance(value, dict):
+        try:
+            return _SECTIONS_OF[key].from_dict(value).to_dict()
+        except ValueError:
+            return value  # a key since removed: compared as written
+    return value
 
 
 def _method(section: Any, default: str) -> Optional[str]:
