@@ -112,6 +112,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         require(args.format if args.format == "openvino" else "tflite")
         if args.int8 and args.format == "openvino":
             require("nncf")
+    if args.int8:
+        from ssma_tf.inference.deploy import check_calibration_records
+
+        check_calibration_records(args.calibration, args.calibration_samples)  # not after the model loads
 
     # Bad input (config, checkpoint, an existing output) ends the command with one line (`command`).
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,

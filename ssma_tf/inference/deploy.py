@@ -165,6 +165,28 @@ def calibration_batches(
     return batches
 
 
+def check_calibration_records(records: Sequence[str], samples: int) -> None:
+    """Raises CalibrationError when `records` match no file or hold fewer than `samples` records.
+
+    Counts the records from the files' framing without reading them, so that `ssma-export`
+    refuses `--calibration_samples 100` on 16 records before the model loads, not after.
+    """
+    from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.data.records import count_records
+
+    try:
+        files = list_record_files(list(records))
+    except FileNotFoundError as error:
+        raise CalibrationError(f"calibration records: {error}") from None
+    total = 0
+    for path in files:
+        total += count_records(path)[0]
+        if total >= samples:
+            return
+    raise CalibrationError(
+        f"calibration records {', '.join(records)} hold {total} samples, {samples} asked (--calibration_samples)")
+
+
 def with_full_input_range(samples: List[List[np.ndarray]]) -> List[List[np.ndarray]]:
     """The calibration samples with one pixel at 0 and one at 255 in each input of the first.
 

@@ -280,12 +280,25 @@ def test_ssma_over_three_modalities_exports_runs_and_evaluates_through_openvino(
         evaluate_exported(config_from_dict(common, mode="eval", check_paths=False), str(tmp_path / "ov"), "openvino")
 
 
-def test_calibration_needs_enough_records(records, tmp_path):
+def test_calibration_needs_enough_records(records, tmp_path, capsys):
     with pytest.raises(deploy.CalibrationError, match="hold 3 samples, 5 asked"):
         deploy.calibration_batches([records["fusion"]], modalities=2, size=(HEIGHT, WIDTH), samples=5)
     with pytest.raises(deploy.CalibrationError, match="missing"):
         deploy.calibration_batches([str(tmp_path / "missing.tfrecords")], modalities=1, size=(HEIGHT, WIDTH),
                                    samples=1)
+    # Counted before the model loads: before, the command loaded it (about 20 s) and then refused.
+    deploy.check_calibration_records([records["fusion"]], 3)
+    with pytest.raises(deploy.CalibrationError, match="hold 3 samples, 5 asked"):
+        deploy.check_calibration_records([records["fusion"]], 5)
+    with pytest.raises(deploy.CalibrationError, match="missing"):
+        deploy.check_calibration_records([str(tmp_path / "missing.tfrecords")], 1)
+    status = _load_tool("export").main(["--checkpoint", str(tmp_path / "not_there.weights.h5"), "--model",
+                                        "AdapNet_pp", "--num_classes", "4", "--format", "tflite", "--int8",
+                                        "--calibration", records["fusion"], "--calibration_samples", "5",
+                                        "--output", str(tmp_path / "o")])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in error and "hold 3 samples, 5 asked (--calibration_samples)" in error
+    assert not (tmp_path / "o").exists()
 
 
 def test_an_export_folder_without_the_backend_is_named(tmp_path):
