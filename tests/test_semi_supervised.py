@@ -7,12 +7,14 @@ trainer runs the tiny stand-in model (`tests.training_helpers`) on tiny syntheti
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from ssma_tf import training
 from ssma_tf.config import ConfigError, config_from_dict
@@ -651,8 +653,6 @@ print("OK", result.final_step, trainer.strategy.num_replicas_in_sync, int(traine
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    import yaml
-
     config = _config(tmp_path, max_iteration=2)
     path = tmp_path / "mirrored.config"
     path.write_text(yaml.safe_dump(config.to_dict()))
@@ -729,8 +729,6 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     from ssma_tf.cli import select_labels
 
     _config(tmp_path)  # writes the records and the subset file
-    import yaml
-
     config = _config(tmp_path)
     path = tmp_path / "select.config"
     path.write_text(yaml.safe_dump(config.to_dict()))
@@ -778,8 +776,6 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
 
 
 def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tmp_path, capsys):
-    import yaml
-
     from ssma_tf.cli import select_labels
 
     unimodal = tmp_path / "rgb_only.tfrecords"
@@ -850,9 +846,19 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     with pytest.raises(CheckpointError, match=r"run holds a depth pretraining run \(its config.yaml\), but this is a "
                                               r"segmentation run of semi.config; give another checkpoint folder"):
         training.Trainer(_config(tmp_path, semi=False, unlabeled_data=None), log=lines.append)
-    # A segmentation config with the depth run's weights, ssma-prune and ssma-importance-weights.
-    import yaml
+    # A two-class segmentation run without a dataset is not taken for a depth run (before: a depth
+    # run of a version without the key was recognised so, and ssma-pretrain-depth resumed it).
+    import shutil
 
+    binary = tmp_path / "binary_run"
+    shutil.copytree(run, binary)
+    written = yaml.safe_load((binary / "config.yaml").read_text())
+    del written["pretraining"]
+    (binary / "config.yaml").write_text(yaml.safe_dump(written))
+    with pytest.raises(CheckpointError, match=r"binary_run holds a segmentation run \(its config.yaml\), but this "
+                                              r"is a depth pretraining run"):
+        DepthPretrainer(dataclasses.replace(config, checkpoint=str(binary)), log=lines.append)
+    # A segmentation config with the depth run's weights, ssma-prune and ssma-importance-weights.
     from ssma_tf.cli import importance_weights
     from ssma_tf.pruning import staged
 

@@ -521,11 +521,10 @@ class Trainer:
         if not saved:
             return  # a fresh start, or a folder of a version that wrote no config.yaml
         before, now = saved.get("pretraining"), config.pretraining
-        # A depth run written before the key existed (2026-12-02) has none: two outputs and no
-        # dataset or palette (depth_config's), which a segmentation run of two classes rarely lacks.
-        older_depth_run = (before is None and now is not None and saved.get("num_classes") == config.num_classes
-                           and not saved.get("dataset") and not saved.get("palette"))
-        if before != now and not older_depth_run:
+        # Depth runs written before the key existed (unreleased) are not told from segmentation
+        # runs: taken for depth runs, a two-class segmentation run without a dataset had its
+        # checkpoints replaced by ssma-pretrain-depth.
+        if before != now:
             # A depth run pointed at a segmentation run's folder (or back): "the checkpoint has
             # 7 classes, the model 2", though the config said 7.
             what = lambda value: f"{value} pretraining" if value else "segmentation"  # noqa: E731
