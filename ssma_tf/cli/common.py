@@ -219,7 +219,8 @@ def add_model_source(group, dataset_help: str) -> None:
 
     group.add_argument("run", nargs="?", metavar="RUN",
                        help="a training run's folder or a .keras file: the model with its settings (instead of -c)")
-    group.add_argument("-c", "--config", help="an evaluation (or training) config: model, classes, size, checkpoint")
+    group.add_argument("-c", "--config", help="an evaluation or training config, or one of the model alone: "
+                       "model, classes, size, checkpoint")
     group.add_argument("--checkpoint", help="weights: TF1/TF2 checkpoint, training folder, .weights.h5 or .keras "
                        "(overrides the config's)")
     group.add_argument("--model", choices=MODEL_NAMES, help="the network, for weights that do not say")

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import warnings
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import yaml
 
@@ -35,6 +35,14 @@ from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is not None}
 KNOWN_KEYS = tuple(sorted(set(DECLARED) | set(ALIASES)))
 REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.required) for mode in MODES}
+
+
+class Required(NamedTuple):
+    """The keys a reader of a config needs (`keys`) and who that is, for the error (`by`):
+    by default a mode's, `REQUIRED_KEYS[mode]` for "train" or "eval"."""
+
+    keys: tuple[str, ...]
+    by: str
 # Kinds whose reading looks at the file system: read after every other key.
 _PATH_KINDS = ("path", "file", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
 # The released ImageNet initialisation (`ssma_tf/checkpoints/zoo.yaml`, `initialization`).
@@ -113,6 +121,7 @@ def load_config(
     mode: str = "train",
     check_paths: bool = True,
     overrides: Optional[Mapping[str, Any]] = None,
+    required: Optional[Required] = None,
 ) -> RunConfig:
     """Reads and validates a YAML `.config` file.
 
@@ -125,6 +134,8 @@ def load_config(
         overrides: keys that replace the file's (the command lines' `--set key=value`, see
             `parse_overrides`), validated like the file's; an error about one of them names it
             as given on the command line.
+        required: the keys that must be given, and who needs them, for a reader that needs
+            fewer than the mode's (`Required`); default: the mode's.
 
     Returns:
         The validated `RunConfig`.
@@ -136,8 +147,9 @@ def load_config(
     source = os.fspath(path)
     raw = read_yaml_file(source, "the config file")
     if not overrides:
-        return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths)
-    return config_with_overrides(raw, overrides, source=source, mode=mode, check_paths=check_paths)
+        return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths, required=required)
+    return config_with_overrides(raw, overrides, source=source, mode=mode, check_paths=check_paths,
+                                 required=required)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -173,13 +185,14 @@ def config_with_overrides(
     source: str = "<dict>",
     mode: str = "train",
     check_paths: bool = True,
+    required: Optional[Required] = None,
 ) -> RunConfig:
     """`config_from_dict` on `d` with some keys replaced; errors about those keys say so.
 
     Args:
         d: the mapping of keys to values, as read from a file.
         overrides: keys replacing `d`'s (an alias replaces its key's other spelling too).
-        source, mode, check_paths: as for `config_from_dict`.
+        source, mode, check_paths, required: as for `config_from_dict`.
 
     Raises:
         ConfigError: as for `config_from_dict`; when the problem is an overridden key, the
@@ -195,7 +208,7 @@ def config_with_overrides(
                     merged.pop(other, None)
         merged.update(overrides)
     try:
-        return config_from_dict(merged, source=source, mode=mode, check_paths=check_paths)
+        return config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required)
     except ConfigError as error:
         if error.key is None or error.key not in overrides:
             raise
@@ -206,7 +219,8 @@ def config_with_overrides(
 
 
 def config_from_dict(
-    d: Any, source: str = "<dict>", mode: str = "train", check_paths: bool = True
+    d: Any, source: str = "<dict>", mode: str = "train", check_paths: bool = True,
+    required: Optional[Required] = None,
 ) -> RunConfig:
     """Validates a mapping of config keys (as read from a `.config` file) into a `RunConfig`.
 
@@ -215,6 +229,7 @@ def config_from_dict(
         source: where the mapping comes from, for error messages.
         mode: "train" or "eval".
         check_paths: check that the data and checkpoint paths exist.
+        required: as for `load_config`.
 
     Returns:
         The validated `RunConfig`.
@@ -231,17 +246,19 @@ def config_from_dict(
             f"the config must be a mapping of keys to values, got {type(d).__name__}",
             source=source,
         )
-    return _Reader(d, source, mode, check_paths).run()
+    return _Reader(d, source, mode, check_paths, required).run()
 
 
 class _Reader:
     """Reads one config mapping: every declared key by its kind, then the rules between keys."""
 
-    def __init__(self, d: Mapping[Any, Any], source: str, mode: str, check_paths: bool):
+    def __init__(self, d: Mapping[Any, Any], source: str, mode: str, check_paths: bool,
+                 required: Optional[Required] = None):
         self.d = d
         self.source = source
         self.mode = mode
         self.check_paths = check_paths
+        self.required = required or Required(REQUIRED_KEYS[mode], mode)
 
     # --- Errors and lookups -----------------------------------------------------------------
 
@@ -300,11 +317,11 @@ class _Reader:
         if self.mode == "eval" and self.raw("pretraining") is not None:
             # Before: a depth network scored as a 2-class segmenter ("mIoU 45.2").
             raise self.error("pretraining", f"is {self.raw('pretraining')!r}: this is the config of {PRETRAINING_RUN}")
-        for name in REQUIRED_KEYS[self.mode]:
+        for name in self.required.keys:
             if self.raw(name) is None:
                 if name in self.d:
-                    raise self.error(name, f"is empty; {self.mode} needs a value")
-                raise self.error(name, f"is missing; {self.mode} needs it")
+                    raise self.error(name, f"is empty; {self.required.by} needs a value")
+                raise self.error(name, f"is missing; {self.required.by} needs it")
         # The model first (the rules below depend on it), then plain values, then what looks at
         # the file system, once everything else is known to fit.
         given = self.read_keys(lambda name, spec: name == "model")

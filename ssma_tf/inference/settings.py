@@ -18,6 +18,7 @@ import keras
 from ssma_tf.checkpoints.initialize import other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
+from ssma_tf.config.reader import Required
 from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
 from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
 from ssma_tf.errors import first_line
@@ -25,29 +26,52 @@ from ssma_tf.errors import first_line
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def load_run_config(path: PathLike, overrides: Optional[Mapping[str, Any]] = None) -> Any:
+def load_run_config(path: PathLike, overrides: Optional[Mapping[str, Any]] = None,
+                    checkpoint_given: bool = False) -> Any:
     """Reads a run config for prediction or export.
 
     An evaluation config names the weights in `checkpoint`; a training config names the folder
     the run wrote, whose newest checkpoint (or `final.weights.h5`) holds the trained weights.
-    Data paths are not checked: prediction reads other files.
+    Data paths are not checked: prediction reads other files. A config for prediction alone
+    needs no data or training keys: the model, its classes and size, and the weights
+    (`checkpoint`, unless `checkpoint_given`: the command's `--checkpoint`).
 
     Args:
         path: the config file.
         overrides: keys replacing the file's (`--set`), validated like them.
+        checkpoint_given: the weights come from elsewhere; the config may leave `checkpoint` out.
 
     Returns:
         The `ssma_tf.config.RunConfig`.
 
     Raises:
-        ConfigError: the file is not a valid evaluation or training config.
+        ConfigError: the file is not a valid evaluation, training or prediction config.
     """
+    unused = _UNUSED_KEYS + (("checkpoint",) if checkpoint_given else ())
+    for mode in ("eval", "train"):
+        try:
+            return load_config(path, mode, check_paths=False, overrides=overrides)
+        except ConfigError as error:
+            if not _missing(error) and error.key not in unused:
+                raise
+    needed = tuple(name for name in ("model", "num_classes", "height", "width", "checkpoint") if name not in unused)
+    # Before: "key 'train_data': is missing; train needs it" for a config of the model alone.
     try:
-        return load_config(path, "eval", check_paths=False, overrides=overrides)
+        return load_config(path, "eval", check_paths=False, overrides=overrides,
+                           required=Required(needed, "the model"))
     except ConfigError as error:
-        if error.key != "test_data":
-            raise
-    return load_config(path, "train", check_paths=False, overrides=overrides)
+        if error.key == "checkpoint" and _missing(error):
+            raise ConfigError(f"{error.detail.split(';')[0]}: name the weights there, or give --checkpoint",
+                              key="checkpoint", source=error.source) from None
+        raise
+
+
+# Keys an evaluation or a training config needs that prediction and export do not read.
+_UNUSED_KEYS = ("test_data", "train_data", "batch_size", "max_iteration", "learning_rate")
+
+
+def _missing(error: ConfigError) -> bool:
+    return error.detail.startswith(("is missing;", "is empty;"))
 
 
 @dataclasses.dataclass
@@ -134,7 +158,7 @@ def setup_inference(
             raise ConfigError(f"--set needs a config: {checkpoint} is not a training run's folder")
         run = None
     else:
-        run = load_run_config(config, overrides)
+        run = load_run_config(config, overrides, checkpoint_given=checkpoint is not None)
         if checkpoint is not None:
             if saved_run_config(checkpoint).get("pretraining"):
                 # -c SEGMENTATION_CONFIG --checkpoint DEPTH_RUN: "the checkpoint has 2 classes".

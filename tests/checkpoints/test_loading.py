@@ -10,7 +10,7 @@ from ssma_tf import training
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.loading import load_model, load_weights
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights
-from ssma_tf.config import config_from_dict
+from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.models import AdapNetPP
 from tests.inference.helpers import randomize_batch_norms
 from tests.training_helpers import TinySegmenter, build_tiny_model, write_records
@@ -385,6 +385,17 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     with pytest.raises(CheckpointError, match=r"mobile.weights.h5 holds a model on the mobilenet_v2 backbone, but "
                                               r"this AdapNetPP is on the adapnet_pp backbone$"):
         setup_inference(config, tmp_path / "mobile.weights.h5", overrides={"backbone": "adapnet_pp"})
+    # A config of the model alone (before: "key 'train_data': is missing; train needs it").
+    alone = tmp_path / "alone.config"
+    alone.write_text("model: AdapNet_pp\nnum_classes: 5\nheight: 32\nwidth: 64\nbackbone: mobilenet_v2\n")
+    setup = setup_inference(alone, tmp_path / "mobile.weights.h5")
+    assert setup.model.backbone == "mobilenet_v2" and setup.size == (32, 64)
+    with pytest.raises(ConfigError, match=r"alone.config: key 'checkpoint': is missing: name the weights there, or "
+                                          r"give --checkpoint$"):
+        setup_inference(alone)
+    alone.write_text("model: AdapNet_pp\nheight: 32\nwidth: 64\ncheckpoint: w.weights.h5\n")
+    with pytest.raises(ConfigError, match=r"alone.config: key 'num_classes': is missing; the model needs it$"):
+        setup_inference(alone)
     # Weights in a MobileNet v2 run's folder, with the model and classes given (as fine-tuning
     # gives them): the run's config builds its network (before: a ResNet AdapNet++, refused).
     from ssma_tf.config.runs import write_run_config
