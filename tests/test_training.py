@@ -252,6 +252,15 @@ def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_p
                                               r"config.yaml\), but the config tiny.config trains model: SSMA; give "
                                               r"another checkpoint folder for a new run$"):
         training.Trainer(fusion, log=lambda line: None)
+    # Another class count failed on every checkpoint in a line of 1,100 characters; another input
+    # modality trained the RGB weights on depth without a word.
+    two = write_records(tmp_path / "two.tfrecords", 2, height=32, width=32, num_classes=5, fusion=True)
+    for key, value, shown in (("num_classes", 6, "5"), ("input_modality", "modality2", "modality1")):
+        with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run with {key}: {shown} "
+                                                  rf"\(its config.yaml\), but the config tiny.config trains with "
+                                                  rf"{key}: {value}; give another checkpoint folder for a new run$"):
+            training.Trainer(_tiny_config(tmp_path, max_iteration=4, train_data=two, **{key: value}),
+                             log=lambda line: None)
 
 
 def test_a_checkpoint_folder_of_a_run_trained_another_way_is_named_too(tmp_path, tiny_model):
@@ -767,6 +776,20 @@ def test_extending_a_finished_run_says_the_schedule_moves_to_the_new_end(tmp_pat
     assert extended.learning_rate() == pytest.approx(rate, rel=1e-5)
     assert (f"note: max_iteration 2 -> 4 since the run started: the learning rate follows the schedule to the "
             f"new end ({rate:.4g} at this step)") in lines
+
+
+def test_a_resume_on_other_records_restarts_the_input_stream(tmp_path, tiny_model):
+    """From one record file to its shards: the saved pipeline of one file did not restore into
+    that of several, every checkpoint failed in turn, and the error said to move them away."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    shards = [write_records(tmp_path / "records" / f"train-0000{i}-of-00002.tfrecords", 2, height=32, width=32,
+                            num_classes=5, seed=i) for i in range(2)]
+    lines = []
+    result = training.Trainer(_tiny_config(tmp_path, max_iteration=4, train_data=shards), log=lines.append).run()
+    assert result.start_step == 2 and result.final_step == 4
+    assert any(line.endswith("at step 2 (input streams restarted: train_data changed since the run's last start)")
+               for line in lines), lines
+    assert not [line for line in lines if "cannot resume" in line], lines
 
 
 def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():

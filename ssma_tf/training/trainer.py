@@ -72,6 +72,8 @@ _PARTIAL_SAVE = re.compile(r"^ckpt-\d+_temp$")
 # Keys that shape the input batches, named when a resumed run's streams restart because their
 # batches changed shape since the checkpoint (the saved position would fail the first step).
 _STREAM_KEYS = ("batch_size", "height", "width")
+# Keys naming the records the saved input positions are in (`_stream_changes`).
+_RECORD_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "target_data")
 # The checkpoint entry holding the element specs of the input streams it saved the position of.
 _STREAMS_KEY = "streams/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -130,6 +132,11 @@ def _changed_inputs(saved: dict, current: dict) -> list[str]:
             line = f"{name} {_shown(before)} -> {_shown(after)}"
             lines.append(line if len(line) <= 160 else f"{name} changed")
     return lines
+
+
+def _as_list(value: Any) -> Optional[list]:
+    """A config value as a list (a record key's one pattern or several), None when unset."""
+    return None if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _shown(value: Any) -> str:
@@ -531,6 +538,15 @@ class Trainer:
             raise CheckpointError(
                 f"{config.checkpoint} holds a {what(before)} run (its {RUN_CONFIG}), but this is a {what(now)} run "
                 f"of {config.source}; give another checkpoint folder for a new run")
+        # Weights of another class count failed on every checkpoint in turn, in a line of 1,100
+        # characters that advised moving them away; another input modality went on (weights
+        # trained on RGB fed depth) and the run's config.yaml then named the new one only.
+        for key in ("num_classes",) + (() if config.is_fusion else ("input_modality",)):
+            before, now = saved.get(key), getattr(config, key)
+            if before is not None and before != now:
+                raise CheckpointError(
+                    f"{config.checkpoint} holds a run with {key}: {before} (its {RUN_CONFIG}), but the config "
+                    f"{config.source} trains with {key}: {now}; give another checkpoint folder for a new run")
         # The same network trained another way is another run too: resumed, a stage-3 config
         # pointed at its stage-2 folder failed on an optimizer slot, and a mean teacher switched
         # off (or on) was dropped (or missing) without a word.
@@ -562,10 +578,18 @@ class Trainer:
         Each checkpoint records its streams' element specs; the batches differ when a key that
         shapes them changed since (`batch_size`, `height`, `width`, SAC's views), and the
         restored position would fail at the first step. Checkpoints of earlier versions are
-        compared through the run's `config.yaml` (`saved`, written when the run last started).
+        compared through the run's `config.yaml` (`saved`, written when the run last started),
+        as are the records read (`_RECORD_KEYS`): a position in other files is none.
         """
         keys = ", ".join(f"{key} {saved[key]} -> {getattr(self.config, key)}" for key in _STREAM_KEYS
                          if key in saved and saved[key] != getattr(self.config, key))
+        # Another set of records: a position in the old files means nothing in the new ones, and
+        # the saved pipeline of one file did not restore into that of several (every checkpoint
+        # failed, and the run was lost).
+        records = [key for key in _RECORD_KEYS
+                   if saved and _as_list(saved.get(key)) != _as_list(getattr(self.config, key))]
+        if records:
+            return f"{', '.join(records)} changed since the run's last start" + (f" ({keys})" if keys else "")
         if not self.saves_data_position or _STREAMS_KEY not in names:
             return keys and f"{keys} since the run's last start"
         recorded = tf.train.load_variable(prefix, _STREAMS_KEY)
