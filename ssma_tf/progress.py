@@ -88,10 +88,10 @@ class Progress:
         self._last_logged: Optional[int] = None
         self._last_draw = float("-inf")
         self._shown = False
-
-    def rate(self, done: int) -> float:
-        """Steps per second since the reporter was made."""
-        return done / max(time.monotonic() - self._start, 1e-9)
+        # The first update's count and time: the pace and the time left are measured from it,
+        # not from the start, which holds the start-up (TensorFlow's import, the first batch's
+        # tracing): 0.1 samples/s and "about 25h left" for a conversion of 100 samples/s.
+        self._first: Optional[tuple[int, float]] = None
 
     def update(self, done: int, text: Optional[str] = None) -> None:
         """Reports that `done` steps are finished.
@@ -102,6 +102,10 @@ class Progress:
         """
         now = time.monotonic()
         finished = done >= self.total
+        if self._first is None:
+            self._first = (done, now)
+            if not finished:  # no pace to show yet: the first line comes `log_every` later
+                self._last_line = now
         if self.log_every is not None and (finished or now - self._last_line >= self.log_every):
             if done != self._last_logged:  # a caller may report its last count twice
                 self._last_line, self._last_logged = now, done
@@ -111,9 +115,8 @@ class Progress:
             return
         self._last_draw = now
         if text is None:
-            rate = done / max(now - self._start, 1e-9)
-            left = (self.total - done) / rate if rate > 0 else float("inf")
-            text = f"{rate:.1f} {self.unit}/s, {format_duration(left)} left"
+            pace = self._pace(done, now)
+            text = "" if pace is None else f"{pace:.1f} {self.unit}/s, {format_duration((self.total - done) / pace)} left"
         filled = BAR_WIDTH * min(done, self.total) // max(self.total, 1)
         bar = "=" * filled + (">" if filled < BAR_WIDTH else "") + "." * max(BAR_WIDTH - filled - 1, 0)
         # \033[K clears what a longer previous line left behind.
@@ -160,14 +163,19 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _pace(self, done: int, now: float) -> Optional[float]:
+        """Steps per second since the first update (None until a step more is done after it)."""
+        if self._first is None or done <= self._first[0] or now <= self._first[1]:
+            return None
+        return (done - self._first[0]) / (now - self._first[1])
+
     def _line(self, done: int, now: float) -> str:
         elapsed = max(now - self._start, 1e-9)
-        rate = done / elapsed
-        left = (self.total - done) / rate if rate > 0 else float("inf")
         percent = 100.0 * done / self.total if self.total else 100.0
-        line = f"{self.prefix}{done}/{self.total} ({percent:.0f}%), {rate:.1f} {self.unit}/s"
-        if done < self.total:
-            line += f", about {format_short_duration(left)} left"
-        else:
-            line += f", {format_short_duration(elapsed)} in all"
+        line = f"{self.prefix}{done}/{self.total} ({percent:.0f}%)"
+        if done >= self.total:  # the average over the whole run, start-up included
+            return line + f", {done / elapsed:.1f} {self.unit}/s, {format_short_duration(elapsed)} in all"
+        pace = self._pace(done, now)
+        if pace is not None:
+            line += f", {pace:.1f} {self.unit}/s, about {format_short_duration((self.total - done) / pace)} left"
         return line

@@ -75,14 +75,18 @@ def test_bar_or_lines_draws_a_bar_on_a_terminal_and_prints_lines_in_a_log_file(m
     monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
     piped, terminal = Stream(False), Stream(True)
     for stream in (piped, terminal):
+        clock[0] = 100.0
         progress = Progress.bar_or_lines(stream, unit="samples", prefix="converted ")
+        clock[0] += 20  # the start-up: TensorFlow's import, the first images
         progress(1, 30)
         clock[0] += progress_module.PIPED_LOG_SECONDS  # a long conversion: a line is due
         progress(2, 30)
         progress(30, 30)
         progress.close()
+    # The pace from the first sample on (before: from the start, "0.1 samples/s, about 25h left"
+    # for a conversion of 100 samples/s); the average at the end includes the start-up.
     assert piped.text.splitlines() == [
-        "converted 2/30 (7%), 0.2 samples/s, about 2m20s left",
-        "converted 30/30 (100%), 3.0 samples/s, 10s in all",
+        "converted 2/30 (7%), 0.1 samples/s, about 4m40s left",
+        "converted 30/30 (100%), 1.0 samples/s, 30s in all",
     ]
     assert "\r" in terminal.text and "(100%)" not in terminal.text  # only the bar, then wiped
