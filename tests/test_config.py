@@ -455,6 +455,28 @@ def test_warnings_for_legal_but_odd_settings(workdir):
         config_from_dict({**sac, "weight_decay": 1e-3, "adaptation": {"method": "abn"}}, check_paths=False)
 
 
+def test_records_that_match_nothing_are_named_with_where_they_may_be(workdir, monkeypatch):
+    """Shards of the name, or a path relative to the config's folder run from another: before,
+    a bare "no file matches"."""
+    for index in range(2):
+        (workdir / f"train_png-0000{index}-of-00002.tfrecords").write_bytes(b"")
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("'train.tfrecords'", "'train_png.tfrecords'")))
+    assert error.key == "train_data" and error.detail == (
+        f"no file matches {workdir / 'train_png.tfrecords'}; its shards are there "
+        f"(train_png-00000-of-00002.tfrecords, ...): give {workdir / 'train_png-*-of-*.tfrecords'}")
+    config = write(workdir, ORIGINAL_ADAPNET_TRAIN)
+    (workdir / "elsewhere").mkdir()
+    monkeypatch.chdir(workdir / "elsewhere")
+    error = error_for(str(config))
+    assert error.key == "intialize" and error.detail.endswith(
+        f"(relative paths are read from the current folder, {workdir / 'elsewhere'}; this one is in the config's "
+        f"folder: run from {workdir}, or give the path from here)")
+    error = error_for(str(config), overrides={"intialize": None})
+    assert error.key == "train_data" and error.detail.endswith(
+        f"(relative paths are read from the current folder, {workdir / 'elsewhere'}; this one is in the config's "
+        f"folder: run from {workdir}, or give the path from here)")
+
+
 def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):
     """Only ssma-train: other commands read the same keys otherwise (ssma-pretrain-depth reads
     unlabeled_data without a semi_supervised section)."""

@@ -705,15 +705,15 @@ class _Reader:
     def read_file(self, name: str, spec: Key, value: Any) -> str:
         path = self.read_path(name, spec, value)
         if self.checks(spec) and not os.path.isfile(path):
-            raise self.error(name, f"no file at {path}")
+            raise self.error(name, f"no file at {path}{self.relative_hint(str(value).strip(), os.path.isfile)}")
         return path
 
     def read_checkpoint(self, name: str, spec: Key, value: Any) -> str:
         """A checkpoint to read: its prefix (a pasted `.index`/`.data-…` part is cut off)."""
         path = checkpoint_prefix(self.read_path(name, spec, value))
         if self.checks(spec) and not _checkpoint_exists(path):
-            hint = ""
-            if os.path.basename(path) == IMAGENET_PREFIX:
+            hint = self.relative_hint(str(value).strip(), lambda p: _checkpoint_exists(checkpoint_prefix(p)))
+            if not hint and os.path.basename(path) == IMAGENET_PREFIX:
                 # The `intialize` of every released training config.
                 hint = (f"; it is the released ImageNet initialisation: download {IMAGENET_PREFIX}.index and "
                         f".data-00000-of-00001 from {IMAGENET_URL} into {os.path.dirname(path)}")
@@ -755,9 +755,30 @@ class _Reader:
                 if os.path.isdir(pattern):
                     raise self.error(name, f"{pattern} is a folder; give its files, e.g. "
                                            f"{os.path.join(pattern, '*.tfrecords')}")
-                raise self.error(name, f"no file matches {pattern}")
+                raise self.error(name, f"no file matches {pattern}{self.missing_hint(item.strip(), pattern)}")
             patterns.append(pattern)
         return tuple(patterns)
+
+    def missing_hint(self, given: str, pattern: str) -> str:
+        """Where the files of a pattern that matches none may be: its shards (`ssma-convert
+        --shards` names them `NAME-00000-of-0000N`), or beside the config file."""
+        root, extension = os.path.splitext(pattern)
+        shards = sorted(glob.glob(f"{glob.escape(root)}-*-of-*{glob.escape(extension)}"))
+        if shards and not glob.has_magic(pattern):
+            return (f"; its shards are there ({os.path.basename(shards[0])}, ...): give "
+                    f"{root}-*-of-*{extension}")
+        return self.relative_hint(given, lambda path: bool(glob.glob(path)))
+
+    def relative_hint(self, given: str, exists: Callable[[str], bool]) -> str:
+        """For a relative path that is not there but is beside the config file, run from elsewhere:
+        relative paths are read from the current folder, as the released tools read them."""
+        folder = os.path.dirname(os.path.abspath(self.source))
+        if os.path.isabs(os.path.expanduser(given)) or not os.path.isfile(self.source) or folder == os.getcwd():
+            return ""
+        if not exists(os.path.normpath(os.path.join(folder, given))):
+            return ""
+        return (f" (relative paths are read from the current folder, {os.getcwd()}; this one is in the config's "
+                f"folder: run from {folder}, or give the path from here)")
 
 
 def _checkpoint_exists(path: str) -> bool:
