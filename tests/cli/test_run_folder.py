@@ -58,6 +58,13 @@ def test_evaluate_of_a_run_names_a_bad_set(run_folder, capsys):
     assert evaluate.main([str(run_folder), "--set", "batch_size=0"]) == 2
     error = capsys.readouterr().err
     assert f"{run_folder / RUN_CONFIG} with --set batch_size=0: key 'batch_size'" in error
+    # The flags as given (before: "with --set test_data=['missing.tfrecords']", never typed).
+    assert evaluate.main([str(run_folder), "--test_data", "missing.tfrecords"]) == 2
+    assert f"{run_folder / RUN_CONFIG} with --test_data missing.tfrecords: key 'test_data': no file matches" in \
+        capsys.readouterr().err
+    assert evaluate.main([str(run_folder), "--checkpoint", "missing.weights.h5"]) == 2
+    assert f"{run_folder / RUN_CONFIG} with --checkpoint missing.weights.h5: key 'checkpoint': no checkpoint" in \
+        capsys.readouterr().err
 
 
 def test_a_folder_without_a_run_config_is_an_error_naming_it(tmp_path):
