@@ -64,7 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     args = _parse_args(argv)
     for flag, value, low, high in (("--shards", args.shards, 1, None), ("--num_workers", args.num_workers, 1, None),
-                                   ("--num_classes", args.num_classes, 1, 256),
+                                   ("--num_classes", args.num_classes, 2, 256),
                                    ("--modalities", args.modalities, 1, MAX_MODALITIES)):
         if value is not None and (value < low or (high is not None and value > high)):
             bounds = f"in {low}..{high}" if high is not None else f">= {low}"
@@ -93,6 +93,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     number, paths = checked.entries[0]
     for warning in filter(None, map(sixteen_bit_warning, paths if args.unlabeled else paths[:-1])):
         print(f"warning: {args.file}, line {number}: {warning}", file=sys.stderr)
+    if not args.unlabeled and args.modalities is None and len(paths) > 3 and looks_like_label(paths[-2]):
+        # A column too many ("rgb depth label label") became a fusion of one modality more, the
+        # label read as an image, without a word.
+        print(f"warning: {args.file}, line {number}: column {len(paths) - 1} ({paths[-2]}) is a single-channel "
+              f"image of few values, as labels are, but is converted as modality {len(paths) - 1} of "
+              f"{len(paths) - 1}. Give --modalities N to have the columns checked", file=sys.stderr)
     if args.unlabeled and args.modalities is None and len(paths) > 1 and looks_like_label(paths[-1]):
         print(f"warning: {args.file}, line {number}: the last column ({paths[-1]}) is a "
               f"single-channel image, as labels are; --unlabeled converts it as modality "

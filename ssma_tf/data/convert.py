@@ -314,10 +314,12 @@ def load_label(path: str, where: str = "") -> np.ndarray:
             "change along every edge); save labels losslessly, e.g. as PNG", path,
         )
     if image.mode not in _LABEL_MODES:
+        # Grey or palette with an alpha channel is not a colour label (which the hint said it was).
+        hint = ("save it without the alpha channel; which ids transparent pixels hold is yours to say"
+                if image.mode in ("LA", "La", "PA") else "colour labels must be turned into class ids first")
         raise ImageFileError(
             f"{where}: label {path!r} must be a single-channel image of class ids "
-            f"(gray or palette), got mode {image.mode} with {len(image.getbands())} channels "
-            "(colour labels must be turned into class ids first)", path,
+            f"(gray or palette), got mode {image.mode} with {len(image.getbands())} channels ({hint})", path,
         )
     ids = np.asarray(image)  # palette images give their indices, not colours
     if ids.dtype != np.uint8:
@@ -467,9 +469,9 @@ def write_tfrecords(
     if num_classes is not None and (
         isinstance(num_classes, bool)
         or not isinstance(num_classes, int)
-        or not 1 <= num_classes <= 256
+        or not 2 <= num_classes <= 256
     ):
-        raise ValueError(f"num_classes must be an integer in 1..256, got {num_classes!r}")
+        raise ValueError(f"num_classes must be an integer in 2..256 (void and one class at least), got {num_classes!r}")
     if num_classes is not None and not labeled:
         raise ValueError("num_classes checks label ids, but labeled=False writes records without labels")
     if checked is None:

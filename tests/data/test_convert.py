@@ -142,7 +142,7 @@ def _bad_inputs(folder: pathlib.Path):
         ("mixed columns", [good, "1_rgb.png 1_label.png"], {}, ValueError, r"line 2: has 2 columns .* have 3"),
         ("size mismatch", [good, "small_rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: image .*small_rgb\.png' is 8x24 but label .* is 16x24"),
         ("colour label", [good, "1_rgb.png 1_aux.png rgb_label.png"], {}, ValueError, r"line 2: label .*rgb_label\.png' must be a single-channel .* mode RGB"),
-        ("gray + alpha label", [good, "1_rgb.png 1_aux.png la_label.png"], {}, ValueError, r"line 2: label .*la_label\.png' must be a single-channel .* mode LA with 2 channels"),
+        ("gray + alpha label", [good, "1_rgb.png 1_aux.png la_label.png"], {}, ValueError, r"line 2: label .*la_label\.png' must be a single-channel .* mode LA with 2 channels \(save it without the alpha channel"),
         ("JPEG label", [good, "1_rgb.png 1_aux.png label.jpg"], {}, ValueError, r"line 2: label .*label\.jpg' is a JPEG file, which stores class ids with loss"),
         ("JPEG-compressed TIFF label", [good, "1_rgb.png 1_aux.png jpeg_label.tif"], {}, ValueError, r"line 2: label .*jpeg_label\.tif' is a JPEG-compressed TIFF file"),
         ("id >= num_classes", [good, "1_rgb.png 1_aux.png big_label.png"], {"num_classes": 5}, ValueError, r"line 2: label .*big_label\.png' has class id 7 but --num_classes is 5"),
@@ -275,6 +275,10 @@ def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
     assert cli.main(["--file", list_file, "--record", str(tmp_path / "x.tfrecords")]) == 2
     assert f"error: {list_file}, line 2: expected 2 columns" in capsys.readouterr().err
     assert not (tmp_path / "x.tfrecords").exists()
+    # One class is void alone: every config refuses it (before: converted, then refused in training).
+    assert cli.main(["--file", str(dataset_dir / "pairs.txt"), "--record", str(tmp_path / "x.tfrecords"),
+                     "--num_classes", "1"]) == 2
+    assert "--num_classes must be in 2..256, got 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("modalities, message", [
@@ -424,6 +428,24 @@ def test_an_unlabeled_list_converts_to_records_without_labels(dataset_dir, tmp_p
         np.testing.assert_array_equal(sample["modality1"].numpy(), reference["modality1"])
         np.testing.assert_array_equal(sample["modality2"].numpy(), reference["modality2"])
         assert not sample["label"].numpy().any()
+
+
+def test_a_label_column_given_twice_is_named_as_a_modality_that_looks_like_a_label(dataset_dir, tmp_path, capsys):
+    """`rgb aux label label`: converted as a fusion of three, the label read as modality 3, without
+    a word."""
+    write_list(dataset_dir / "extra.txt", [f"{i}_rgb.png {i}_aux.png {i}_label.png {i}_label.png" for i in range(2)])
+    out = str(tmp_path / "x.tfrecords")
+    assert _cli().main(["-f", str(dataset_dir / "extra.txt"), "-r", out]) == 0
+    captured = capsys.readouterr()
+    assert "extra.txt, line 1: column 3 (" in captured.err and ("0_label.png) is a single-channel image of few "
+                                                                 "values, as labels are, but is converted as "
+                                                                 "modality 3 of 3") in captured.err
+    os.remove(out)
+    assert _cli().main(["-f", str(dataset_dir / "extra.txt"), "-r", out, "--modalities", "3"]) == 0
+    assert "as labels are" not in capsys.readouterr().err  # said so
+    os.remove(out)
+    assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", out]) == 0  # a pair and its label
+    assert "as labels are" not in capsys.readouterr().err
 
 
 def test_unlabeled_lists_are_checked_for_their_own_columns(dataset_dir, tmp_path, capsys):
