@@ -325,7 +325,9 @@ def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model,
         patch.setattr(trainer.manager, "save", lambda **kwargs: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             trainer.train()
-    assert lines[-1] == "stopped at step 2 before the first checkpoint: the same command starts again from the beginning"
+    assert lines[-2:] == [
+        "warning: not saved at step 2: the interrupt came while its checkpoint was being written",
+        "stopped at step 2 before the first checkpoint: the same command starts again from the beginning"]
     trainer.train(max_steps=2)  # ckpt-4
     lines.clear()
     with monkeypatch.context() as patch:

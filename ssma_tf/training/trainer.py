@@ -851,7 +851,12 @@ class Trainer:
         clustered = bool(getattr(getattr(self.strategy, "cluster_resolver", None), "task_type", None))
         saved = self.last_checkpoint is not None and self.last_checkpoint.endswith(f"ckpt-{step}")
         recalibrating = step >= int(self.config.max_iteration) and self.config.recalibrate_batch_norm
-        if step == 0 or saved or clustered or recalibrating or self._saving_step == step:
+        if self._saving_step == step and not saved:
+            # Said, as the other cases below are: a user counting on the steps since the last
+            # checkpoint found them gone without a word (the save of this step was what stopped).
+            self._log(f"warning: not saved at step {step}: the interrupt came while its checkpoint was being written")
+            return
+        if step == 0 or saved or clustered or recalibrating:
             return
         if step != self._checked_step and not all(
                 bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables):
