@@ -114,8 +114,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"warning: --with {folder} pruned another network (model {theirs.get('model')}, weights "
                   f"{theirs.get('checkpoint', 'not recorded')}); its rows are not comparable with this run's",
                   file=sys.stderr)
-    picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png")
-    print(staged.format_table(reports), flush=True)
+    labels = staged.report_labels(reports, [args.output, *args.others])
+    picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png", labels)
+    print(staged.format_table(reports, labels), flush=True)
     print(f"plot: {picture}", flush=True)
     return 0
 

@@ -247,6 +247,11 @@ def run(
                            f"(the paper's Section 3.5), not on {what}")
     if method not in METHODS + (CONTROL,):
         raise PruningError(f"method must be one of {', '.join(METHODS + (CONTROL,))}, got {method!r}")
+    for index, stage in enumerate(stages, start=1):
+        if not config.is_fusion and set(stage.groups) <= {"fusion"}:
+            # Before: refused after stage 0's evaluation and the ranking, leaving a report behind.
+            raise PruningError(f"stage {index} ({stage.spec!r}): the scope fusion holds SSMA's fusion blocks, and "
+                               f"{config.model} has none")
     test_data = _check_test_data(test_data)
     output = pathlib.Path(output)
     report_path = output / REPORT
@@ -277,14 +282,17 @@ def run(
         differ = sorted(k for k in set(old) | set(settings)
                         if k not in ("source", "config", "stages") and old.get(k) != settings.get(k))
         if differ:
-            before = [f"{k}={old.get(k)!r}" for k in differ if k != "config_sha256"][:3]
-            if "config_sha256" in differ and isinstance(old.get("config"), dict):
-                changed = sorted(k for k in set(old["config"]) | set(config_values)
-                                 if old["config"].get(k) != config_values.get(k))
-                before += [f"config key {k}={old['config'].get(k)!r}" for k in changed[:3]]
+            # Each change as `was -> now` (before: "finetune_steps differ (before: ...)", without
+            # the new value, and "config_sha256 differ" for a changed config key).
+            changes = [f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in differ if k != "config_sha256"]
+            if "config_sha256" in differ:
+                keys = (sorted(k for k in set(old["config"]) | set(config_values)
+                               if old["config"].get(k) != config_values.get(k))
+                        if isinstance(old.get("config"), dict) else [])
+                changes += [f"config key {k} {old['config'].get(k)!r} -> {config_values.get(k)!r}"
+                            for k in keys[:3]] or ["another config"]
             raise UserInputError(
-                f"{report_path} comes from another pruning run: {', '.join(differ)} differ "
-                f"(before: {', '.join(before) or 'another config'}); give a new output folder "
+                f"{report_path} comes from another pruning run ({'; '.join(changes[:4])}); give a new output folder "
                 "or the same settings", path=report_path)
         _check_stage_list(previous, stages, report_path, log)
         report = dict(previous, settings=settings)  # the config's place and the stage list now
@@ -356,34 +364,53 @@ def run(
     return report
 
 
-def format_table(reports: Sequence[dict]) -> str:
-    """A Table-8-style table: one row per method and stage (latency as the ratio to unpruned)."""
+def report_labels(reports: Sequence[dict], folders: Sequence[str]) -> list[str]:
+    """What names each report in the table and the plot: its method, and its folder too where
+    two reports share a method or pruned different networks (before: two lines "taylor")."""
+    methods = [r["settings"]["method"] for r in reports]
+    networks = {(r["settings"].get("model"), r["settings"].get("checkpoint")) for r in reports}
+    if len(set(methods)) == len(methods) and len(networks) == 1:
+        return methods
+    return [f"{method} ({os.path.basename(os.path.normpath(folder))})" for method, folder in zip(methods, folders)]
+
+
+def format_table(reports: Sequence[dict], labels: Optional[Sequence[str]] = None) -> str:
+    """A Table-8-style table: one row per method and stage (latency as the ratio to unpruned).
+
+    Args:
+        reports: the reports, as `run` returns them (`report.json`).
+        labels: one per report (`report_labels`); default: their methods.
+    """
+    labels = labels or [r["settings"]["method"] for r in reports]
     rows = []
-    for report in reports:
+    for report, label in zip(reports, labels):
         for entry in sorted(report["stages"], key=lambda e: e["stage"]):
             name = "unpruned" if entry["stage"] == 0 else f"{entry['stage']}: {entry['spec']}"
-            rows.append((report["settings"]["method"], name, entry))
+            rows.append((label, name, entry))
     width = max([len("stage")] + [len(name) for _, name, _ in rows])
-    lines = [f"{'method':<8} {'stage':<{width}} {'params':>12} {'removed %':>9} {'GFLOPs':>8} {'mIoU':>7} "
+    first = max([8] + [len(label) for label in labels])
+    lines = [f"{'method':<{first}} {'stage':<{width}} {'params':>12} {'removed %':>9} {'GFLOPs':>8} {'mIoU':>7} "
              f"{'change':>7} {'latency':>8}"]
     for method, name, entry in rows:
         lines.append(
-            f"{method:<8} {name:<{width}} {entry['params']:>12,} {entry['param_reduction']:>9.2f} "
+            f"{method:<{first}} {name:<{width}} {entry['params']:>12,} {entry['param_reduction']:>9.2f} "
             f"{entry['gflops']:>8.3f} {entry['miou']:>7.2f} {entry['miou_change']:>+7.2f} "
             f"{entry['latency_ratio']:>7.2f}x"
         )
     return "\n".join(lines)
 
 
-def plot(reports: Sequence[dict], path: os.PathLike) -> str:
+def plot(reports: Sequence[dict], path: os.PathLike, labels: Optional[Sequence[str]] = None) -> str:
     """A Figure-15-style plot (PNG): parameter reduction against mIoU change, one line per method.
 
-    Drawn with Pillow (a dependency already) rather than a plotting library.
+    Drawn with Pillow (a dependency already) rather than a plotting library; `labels` as for
+    `format_table`.
     """
+    labels = labels or [r["settings"]["method"] for r in reports]
     from PIL import Image, ImageDraw
 
     width, height, margin = 640, 420, 60
-    series = [(r["settings"]["method"], sorted(r["stages"], key=lambda e: e["stage"])) for r in reports]
+    series = [(label, sorted(r["stages"], key=lambda e: e["stage"])) for r, label in zip(reports, labels)]
     xs = [e["param_reduction"] for _, entries in series for e in entries] or [0.0]
     ys = [e["miou_change"] for _, entries in series for e in entries] or [0.0]
     x_max = max(1.0, max(xs)) * 1.05
@@ -413,7 +440,7 @@ def plot(reports: Sequence[dict], path: os.PathLike) -> str:
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
-        draw.text((width - margin - 90, margin + 8 + 16 * k), f"-- {method}", fill=colour)
+        draw.text((width - margin - 6 - 6 * (len(method) + 3), margin + 8 + 16 * k), f"-- {method}", fill=colour)
     with atomic_path(path) as partial:
         image.save(partial, format="PNG")
     return str(path)

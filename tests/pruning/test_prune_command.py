@@ -69,12 +69,15 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     keras.utils.set_random_seed(1)
     AdapNetPP(5).save_weights(run_folder / "other.weights.h5")
     changes = {"checkpoint": ["--checkpoint", str(run_folder / "other.weights.h5")],
-               "finetune_learning_rate": ["--finetune-lr", "1e-6"], "config_sha256": ["--set", "learning_rate=0.5"]}
+               "finetune_learning_rate": ["--finetune-lr", "1e-6"], "config key": ["--set", "learning_rate=0.5"]}
     for key, change in changes.items():
         assert prune_cli.main(args + change) == 2
         error = capsys.readouterr().err
-        assert f"report.json comes from another pruning run: {key} differ" in error, error
-    assert "(before: config key learning_rate=0.001)" in error  # the changed key (before: the digest alone)
+        assert f"report.json comes from another pruning run ({key} " in error, error
+    # Each change with both values (before: "config_sha256 differ (before: config key learning_rate=0.001)").
+    assert "(config key learning_rate 0.001 -> 0.5); give a new output folder or the same settings" in error
+    assert prune_cli.main(args + changes["finetune_learning_rate"]) == 2
+    assert "(finetune_learning_rate None -> 1e-06); give a new output folder" in capsys.readouterr().err
     assert json.loads((out / "report.json").read_text()) == report
     # The same config from another place is the same run (before: "source differ" refused it).
     moved = run_folder / "moved.config"
@@ -123,6 +126,9 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     (["--set", "num_classes=3"], "trained.weights.h5"),
     # Before: a traceback from the feature-map table after the model was evaluated.
     (["--set", "backbone=mobilenet_v2"], "pruning works on AdapNet++ and SSMA on the AdapNet++ backbone"),
+    # Before: refused after stage 0's evaluation and the ranking, a report left behind.
+    (["--stages", "fusion:0.1"], "stage 1 ('fusion:0.1'): the scope fusion holds SSMA's fusion blocks, and "
+                                 "AdapNet_pp has none"),
 ])
 def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra, message):
     monkeypatch.chdir(run_folder)
@@ -177,3 +183,19 @@ def test_a_report_of_an_earlier_version_is_not_resumed(run_folder, monkeypatch, 
                                                  "stages": []}))
     assert prune_cli.main(command(run_folder, "--stages", "block4:0.05", "-o", str(old))) == 2
     assert "report.json was written by an earlier version of ssma-prune" in capsys.readouterr().err
+
+
+def test_reports_of_one_method_or_of_other_networks_are_told_apart_by_their_folders():
+    """Two lines "taylor" in the table and the plot: an AdapNet++ run and an SSMA one (`--with`)."""
+    def report(method, model):
+        return {"settings": {"method": method, "model": model, "checkpoint": f"/runs/{model}"},
+                "stages": [{"stage": 0, "spec": None, "params": 10, "param_reduction": 0.0, "gflops": 1.0,
+                            "miou": 50.0, "miou_change": 0.0, "latency_ratio": 1.0}]}
+
+    assert staged.report_labels([report("taylor", "a"), report("l1", "a")], ["out/t", "out/l"]) == ["taylor", "l1"]
+    reports = [report("taylor", "AdapNet_pp"), report("taylor", "SSMA")]
+    labels = staged.report_labels(reports, ["pruned/rgb/", "pruned/ssma"])
+    assert labels == ["taylor (rgb)", "taylor (ssma)"]
+    rows = staged.format_table(reports, labels).splitlines()
+    assert rows[1].startswith("taylor (rgb)  unpruned") and rows[2].startswith("taylor (ssma) unpruned")
+    assert staged.report_labels([report("l1", "a"), report("l1", "a")], ["x/one", "x/two"]) == ["l1 (one)", "l1 (two)"]
