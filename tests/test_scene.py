@@ -165,8 +165,10 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     for resumed_weight, whole_weight in zip(result.model.weights, trained[0].weights):
         np.testing.assert_allclose(np.asarray(resumed_weight), np.asarray(whole_weight), rtol=1e-4, atol=1e-5,
                                    err_msg=resumed_weight.path)
-    assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data, "--height", "16", "--width",
-                     "16", "--class_names", "left", "top", "plain", "--json", str(tmp_path / "m.json"),
+    # At the size it was trained at, which scene.keras keeps (before: --height and --width required,
+    # any size taken without a word).
+    assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data,
+                     "--class_names", "left", "top", "plain", "--json", str(tmp_path / "m.json"),
                      "--picture", str(tmp_path / "confusion.png")]) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split() == ["class", "recall", "IoU", "scenes"]
@@ -184,6 +186,11 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     with pytest.raises(UserInputError, match=r"^2 class names for the model's 3 classes \(left, top\); give one per "
                                              "class"):
         evaluate_scene_classifier(result.model, data, height=16, width=16, class_names=["left", "top"])
+    with pytest.warns(ConfigWarning, match=r"evaluating at 32x32, but the model was trained at 16x16: the figures"):
+        evaluate_scene_classifier(result.model, data, height=32, width=32)
+    result.model.input_size = None  # as a model written before the size was kept
+    with pytest.raises(UserInputError, match=r"does not record the size it was trained at .*: give --height and"):
+        evaluate_scene_classifier(result.model, data)
     assert cli.main(["convert", "-f", str(records / "scenes.txt"), "-r", str(tmp_path / "r.tfrecords"),
                      "--modalities", "3"]) == 2
     assert "scenes.txt, line 1: has 3 columns, expected 3 modalities" in capsys.readouterr().err

@@ -4,7 +4,7 @@
     ssma-scene train --train_data train.tfrecords --modalities 2 --num_classes 4 \\
         --height 96 --width 96 --steps 300 --experts rgb/final.weights.h5 depth/final.weights.h5 \\
         --output runs/scene
-    ssma-scene evaluate runs/scene --test_data val.tfrecords --height 96 --width 96 \\
+    ssma-scene evaluate runs/scene --test_data val.tfrecords \\
         --class_names bathroom bedroom kitchen office --picture confusion.png
 
 A list line is `modality1 modality2 ... class_id` (paths relative to the list's folder). Training
@@ -42,16 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train an SSMA scene classifier")
     train.add_argument("--train_data", required=True, nargs="+", help="scene records (files or patterns)")
     train.add_argument("--output", required=True, help="folder for scene.keras")
-    train.add_argument("--num_classes", type=int, required=True)
-    train.add_argument("--modalities", type=int, default=2)
+    train.add_argument("--num_classes", type=int, required=True, help="scene classes (ids 0..N-1; no void class)")
+    train.add_argument("--modalities", type=int, default=2, help="images per record the model reads (default 2)")
     train.add_argument("--experts", nargs="+", help="one unimodal AdapNet++ checkpoint per modality")
     train.add_argument("--expert_classes", type=int, help="class count of the experts' own checkpoints "
                        "(default: as each checkpoint says)")
     train.add_argument("--train_experts", action="store_true", help="train the experts too (default: frozen)")
-    train.add_argument("--steps", type=int, default=300)
-    train.add_argument("--batch_size", type=int, default=8)
-    train.add_argument("--learning_rate", type=float, default=1e-3)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    train.add_argument("--batch_size", type=int, default=8, help="scenes per step (default 8)")
+    train.add_argument("--learning_rate", type=float, default=1e-3, help="Adam's rate, constant (default 1e-3)")
+    train.add_argument("--seed", type=int, help="seed of the weights, the data order and dropout; with it, a "
+                       "resumed run ends with the weights of an uninterrupted one")
     train.add_argument("--save_steps", type=int, default=100,
                        help="save the run's state every this many steps, for resuming (default 100; 0: only "
                        "when stopped by Ctrl-C or SIGTERM)")
@@ -61,15 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the folder's scene.keras if it exists (without it, an existing one is an error) "
                        "and start again from step 0 where an unfinished run's state is (without it, the run goes on "
                        "from there)")
-    for sub in (train,):
-        sub.add_argument("--height", type=int, required=True)
-        sub.add_argument("--width", type=int, required=True)
+    train.add_argument("--height", type=int, required=True, help="input height, a multiple of 16 (kept with the "
+                       "model: evaluation's default)")
+    train.add_argument("--width", type=int, required=True, help="input width, a multiple of 16 (likewise)")
     evaluate = commands.add_parser("evaluate", help="per-class recall and IoU of a trained classifier")
     evaluate.add_argument("model", help="scene.keras, or the training output folder")
     evaluate.add_argument("--test_data", required=True, nargs="+", help="scene records (files or patterns)")
-    evaluate.add_argument("--height", type=int, required=True)
-    evaluate.add_argument("--width", type=int, required=True)
-    evaluate.add_argument("--batch_size", type=int, default=8)
+    evaluate.add_argument("--height", type=int, help="input height (default: the size the model was trained at)")
+    evaluate.add_argument("--width", type=int, help="input width (likewise)")
+    evaluate.add_argument("--batch_size", type=int, default=8, help="scenes per call (default 8)")
     evaluate.add_argument("--class_names", nargs="+", help="names of the classes, id 0 first")
     evaluate.add_argument("--json", help="also write the metrics (and the confusion counts) to this file")
     evaluate.add_argument("--picture", help="also draw the confusion matrix to this PNG (rows the true classes, "

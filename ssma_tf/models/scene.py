@@ -1,5 +1,7 @@
 """SSMA for scene classification: N AdapNet++ experts fused at the latent, pooled, classified (Section 5.9)."""
 
+from typing import Optional, Sequence
+
 import keras
 from keras import layers
 
@@ -28,6 +30,8 @@ class SSMASceneClassifier(keras.Model):
         freeze_experts: experts not trainable, batch norms in inference mode (as SSMA's released
             fusion stage, after the experts were trained).
         latent_reduction: η of the SSMA block (16).
+        input_size: the (height, width) it is trained at, kept with the model as the size to
+            evaluate at (`ssma_tf.scene.evaluate_scene_classifier`); None: not recorded.
         dropout_rate: dropout of the experts' block-4 unit 3 (released 0.7) and before the
             classifier.
     """
@@ -39,11 +43,16 @@ class SSMASceneClassifier(keras.Model):
         freeze_experts: bool = True,
         latent_reduction: int = 16,
         dropout_rate: float = RELEASED_DROPOUT_RATE,
+        input_size: Optional[Sequence[int]] = None,
         **kwargs,
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         check_num_modalities(num_modalities)
+        if input_size is not None:
+            input_size = tuple(int(n) for n in input_size)
+            if len(input_size) != 2 or min(input_size) < 16 or any(n % 16 for n in input_size):
+                raise ValueError(f"input_size must be (height, width), multiples of 16, got {input_size!r}")
         kwargs.setdefault("name", "ssma_scene")
 
         # === Layers ===
@@ -75,6 +84,7 @@ class SSMASceneClassifier(keras.Model):
         self.freeze_experts = freeze_experts
         self.latent_reduction = latent_reduction
         self.dropout_rate = float(dropout_rate)
+        self.input_size = input_size
 
     @property
     def encoders(self) -> list:
@@ -96,6 +106,7 @@ class SSMASceneClassifier(keras.Model):
             "freeze_experts": self.freeze_experts,
             "latent_reduction": self.latent_reduction,
             "dropout_rate": self.dropout_rate,
+            "input_size": list(self.input_size) if self.input_size is not None else None,
         })
         return config
 
