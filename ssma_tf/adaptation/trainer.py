@@ -133,10 +133,10 @@ class AdaptationTrainer(training.Trainer):
     def __init__(self, config: Any, **kwargs: Any):
         if config.adaptation is None:
             raise ConfigError("is missing; AdaptationTrainer needs it", key="adaptation",
-                              source=config.source)
+                              source=config.where("adaptation"))
         if config.target_data is None:
             raise ConfigError("is missing; adaptation needs it", key="target_data",
-                              source=config.source)
+                              source=config.where("target_data"))
         self.adapt = config.adaptation
         self.sac = self.adapt.method == "sac"
         self._target_files = check_target_records(config)
@@ -176,7 +176,7 @@ class AdaptationTrainer(training.Trainer):
             if groups % replicas:
                 raise ConfigError(f"({groups} target images a step) must be a multiple of the "
                                   f"{replicas} replicas", key="adaptation.target_groups",
-                                  source=config.source)
+                                  source=config.where("adaptation"))
             return build_target_dataset(
                 config.target_data, modalities=modalities, height=config.height,
                 width=config.width, groups=groups // replicas, views=views,

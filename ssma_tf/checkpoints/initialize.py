@@ -250,7 +250,8 @@ def swapped_expert_warnings(config: Any) -> list[str]:
     for index, source in enumerate((config.expert_checkpoints or ()) if config.is_fusion else ()):
         found = other_modality_run(source, index)
         if found is not None:
-            warnings.append(f"{_where(config)}key '{_expert_key(config, index)}': " + swapped_expert_line(*found, index))
+            key = _expert_key(config, index)
+            warnings.append(f"{_where(config, key)}key '{key}': " + swapped_expert_line(*found, index))
     return warnings
 
 
@@ -270,7 +271,8 @@ def _naming_key(config: Any, index: int) -> Iterator[None]:
     try:
         yield
     except CheckpointError as error:
-        raise CheckpointError(f"{_where(config)}key '{_expert_key(config, index)}': {error}") from None
+        key = _expert_key(config, index)
+        raise CheckpointError(f"{_where(config, key)}key '{key}': {error}") from None
 
 
 def _expert_key(config: Any, index: int) -> str:
@@ -278,8 +280,14 @@ def _expert_key(config: Any, index: int) -> str:
     return f"checkpoints[{index}]" if getattr(config, "checkpoints", None) is not None else f"checkpoint{index + 1}"
 
 
-def _where(config: Any) -> str:
-    return "" if config.source == "<dict>" else f"{config.source}: "  # "<dict>": built in code
+def _where(config: Any, key: Optional[str] = None) -> str:
+    """The config's file (and the `--set` that gave `key`), as an error's prefix; "" for a config
+    built in code ("<dict>")."""
+    if config.source == "<dict>":
+        return ""
+    where = getattr(config, "where", None)
+    # `checkpoints[1]` is an item of the key `checkpoints`.
+    return f"{where(key.split('[')[0]) if key is not None and where is not None else config.source}: "
 
 
 def unfinished_run_warnings(config: Any) -> list[str]:
@@ -308,6 +316,6 @@ def unfinished_run_warnings(config: Any) -> list[str]:
             continue  # named when the weights are loaded
         total = saved.get("max_iteration")
         of = f" of max_iteration {total}" if total else ""
-        warnings.append(f"{_where(config)}key '{key}': {source} is a run that has not finished (no {FINAL_WEIGHTS}): "
+        warnings.append(f"{_where(config, key)}key '{key}': {source} is a run that has not finished (no {FINAL_WEIGHTS}): "
                         f"it starts from its newest checkpoint, {os.path.basename(resolved)}{of}")
     return warnings

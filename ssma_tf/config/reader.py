@@ -113,7 +113,7 @@ def refuse_pretraining(config: RunConfig) -> None:
     (`pretraining: depth`), for the commands that take it for a segmentation network."""
     if config.pretraining:
         raise ConfigError(f"is {config.pretraining!r}: this is the config of {PRETRAINING_RUN}", key="pretraining",
-                          source=config.source)
+                          source=config.where("pretraining"))
 
 
 def load_config(
@@ -207,15 +207,17 @@ def config_with_overrides(
                 if other is not None and other != name:
                     merged.pop(other, None)
         merged.update(overrides)
+    # Nothing after '=' unsets the key: shown as given, not as Python's None.
+    given = {name: f"--set {name}=" + ("" if value is None else repr(value)) for name, value in overrides.items()}
     try:
-        return config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required)
+        config = config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required)
     except ConfigError as error:
         if error.key is None or error.key not in overrides:
             raise
-        value = overrides[error.key]
-        # Nothing after '=' unsets the key: shown as given, not as Python's None.
-        given = f"--set {error.key}=" + ("" if value is None else repr(value))
-        raise ConfigError(error.detail, key=error.key, source=f"{source} with {given}") from None
+        raise ConfigError(error.detail, key=error.key, source=f"{source} with {given[error.key]}") from None
+    # Errors found later (an expert's weights that do not fit) name the --set too (`RunConfig.where`).
+    overridden = tuple((ALIASES.get(name, name), text) for name, text in given.items())
+    return dataclasses.replace(config, overridden=overridden)
 
 
 def config_from_dict(

@@ -47,10 +47,13 @@ class RunConfig:
     Attributes:
         mode: "train" or "eval".
         source: the file the config was read from.
+        overridden: the keys given on the command line instead of the file's (`--set`), each
+            with its value as written there, so that an error about one names it (`where`).
     """
 
     mode: str
     source: str
+    overridden: tuple[tuple[str, str], ...] = dataclasses.field(default=(), compare=False)
     # --- Keys of the released files, in their order.
     gpu_id: Optional[str] = key(
         None, kind="gpu_id", original=True,
@@ -240,6 +243,12 @@ class RunConfig:
     palette: Optional[str] = key(
         None, kind="file", check_in=MODES, default_doc="shipped `ssma_tf/data/datasets.yaml`",
         doc="a datasets file in that format, for datasets it does not know")
+
+    def where(self, key: str) -> str:
+        """Where `key`'s value comes from, for an error: the file, or the file with the `--set`
+        that replaced it (as the reader names it: `run.config with --set checkpoint1='x.h5'`)."""
+        given = dict(self.overridden).get(key)
+        return self.source if given is None else f"{self.source} with {given}"
 
     @property
     def is_fusion(self) -> bool:

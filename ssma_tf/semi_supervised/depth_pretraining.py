@@ -63,11 +63,11 @@ def depth_config(config: Any) -> Any:
     """
     if config.model != ADAPNET_PP:
         raise ConfigError(f"depth pretraining trains {ADAPNET_PP} on RGB, got {config.model}",
-                          key="model", source=config.source)
+                          key="model", source=config.where("model"))
     if config.input_modality != "modality1":
         raise ConfigError(
             f"is {config.input_modality}, but depth pretraining learns the depth of modality 2 from the images of "
-            "modality 1; set input_modality: modality1", key="input_modality", source=config.source)
+            "modality 1; set input_modality: modality1", key="input_modality", source=config.where("input_modality"))
     # `pretraining` goes into the run's config.yaml: the other commands refuse the depth network.
     # The semi_supervised section stays for its depth_encoding, which resuming from that file
     # needs (the two jet encodings cannot be told apart from the images).

@@ -264,7 +264,7 @@ class Trainer:
                 f"must be a multiple of the {replicas} replicas training together, got "
                 f"{config.batch_size}",
                 key="batch_size",
-                source=config.source,
+                source=config.where("batch_size"),
             )
         if config.seed is not None:
             keras.utils.set_random_seed(config.seed)

@@ -3,6 +3,8 @@ checkpoint is recognised and loaded, and a model is built from the checkpoint th
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -267,6 +269,15 @@ def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_pat
                                               r"not fit the .* expert of this SSMA \(backbone: adapnet_pp\): .*another "
                                               r"backbone\?$"):
         initialize.initialize_model(SSMA(3), config)
+    # Given with --set, the error names it (before: the file, which holds another checkpoint1).
+    from ssma_tf.config.reader import config_with_overrides
+
+    overridden = config_with_overrides({**config.to_dict(), "checkpoint1": "elsewhere.keras"},
+                                       {"checkpoint1": str(experts[0])}, source="s2.config", check_paths=False)
+    with pytest.raises(CheckpointError, match=rf"^s2.config with --set checkpoint1='{re.escape(str(experts[0]))}': "
+                                              r"key 'checkpoint1': .*mobilenet_rgb.keras: its encoder does not fit"):
+        initialize.initialize_model(SSMA(3), overridden)
+    assert overridden == config  # which keys were given on the command line does not make another config
 
 
 def test_a_keras_file_of_a_model_this_package_does_not_build_is_one_line(tmp_path):
