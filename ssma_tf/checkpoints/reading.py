@@ -21,8 +21,9 @@ from typing import Any, Iterator, Optional
 import h5py
 import tensorflow as tf
 
-from ssma_tf.constants import ADAPNET_PP_BACKBONE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS
 from ssma_tf.errors import UserInputError, first_line
+from ssma_tf.models.widths import DECODER_LAYERS
 
 # The key TF2 writes into every object-based checkpoint (TF1 name-based ones lack it).
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -200,7 +201,7 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
             name = getattr(obj, "path", None) or obj.name
             raise CheckpointError(
                 f"variable {name} has shape {have} in the checkpoint {prefix} ({key}) but "
-                f"{need} in the model{_class_hint(have, need, model)}",
+                f"{need} in the model{_class_hint(have, need, model, name)}",
                 path=prefix,
             )
     missing = [w for key, w in wanted.items() if key not in found]
@@ -247,15 +248,25 @@ def check_backbone(shapes: list, source: str, model: Any) -> None:
         )
 
 
-def _class_hint(have: list, need: list, model: Any) -> str:
+def _class_hint(have: list, need: list, model: Any, name: str = "") -> str:
     """" (the checkpoint has N classes, the model M)" when the shapes differ in class axes only
     (the last, and for `up3`'s (8, 8, C, C) kernel the last two); a kernel of another layer whose
-    last axis happens to equal the class count gets no hint."""
+    last axis happens to equal the class count gets no hint. A decoder variable (`name`) whose
+    shapes differ in the decoder's width only names `decoder_filters`."""
     classes = getattr(model, "num_classes", None)
     differing = [i for i, (a, b) in enumerate(zip(have, need)) if a != b]
     if (classes is not None and have and need and len(have) == len(need) and need[-1] == classes
             and have[-1] != classes and all(need[i] == classes for i in differing)):
         return f" (the checkpoint has {have[-1]} classes, the model {classes})"
+    widths = getattr(model, "widths", None) or {}
+    decoder = widths.get(DECODER_LAYERS[0], DECODER_FILTERS) if isinstance(widths, dict) else DECODER_FILTERS
+    layer = name.split("/")[0]
+    stored = {have[i] for i in differing}
+    if (differing and len(have) == len(need) and len(stored) == 1 and all(need[i] == decoder for i in differing)
+            and any(part in layer for part in ("up1", "up2", "refine1", "refine2"))):
+        # Before: the shapes alone, for experts trained with another decoder_filters.
+        return (f" (the model's decoder is {decoder} wide, the checkpoint's {stored.pop()}: give the decoder_filters "
+                "it was trained with)")
     return ""
 
 
@@ -329,7 +340,7 @@ def check_h5_shapes(path: str, model: Any) -> None:
         raise CheckpointError(
             f"variable {name} has shape {list(lacking)} in the model but the weights file {path} "
             f"holds no array of that shape (it holds one of shape {list(extra)} instead)"
-            f"{_class_hint(list(extra), list(lacking), model)}",
+            f"{_class_hint(list(extra), list(lacking), model, name)}",
             path=path,
         )
 
@@ -366,7 +377,7 @@ def keras_load_error(error: BaseException, path: str, model: Any) -> CheckpointE
         have = [int(x) for x in re.findall(r"\d+", shapes.group(2))]
         return CheckpointError(
             f"variable {target.group(1)} has shape {have} in the weights file {path} but {need} "
-            f"in the model{_class_hint(have, need, model)}{more}",
+            f"in the model{_class_hint(have, need, model, target.group(1))}{more}",
             path=path,
         )
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -424,3 +424,17 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     weights = unimodal_encoder_weights(str(tmp_path / "mobile.weights.h5"), None, 0.5, backbone="mobilenet_v2")
     for got, want in zip(weights, mobile.encoder.get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+def test_weights_of_another_decoder_width_name_decoder_filters(tmp_path):
+    """Experts trained with decoder_filters 32 under a config of 64: the shapes alone before."""
+    from ssma_tf.models.widths import decoder_widths
+
+    narrow = AdapNetPP(3, widths=decoder_widths(32))
+    narrow(np.zeros((1, 32, 64, 3), np.float32))
+    narrow.save_weights(tmp_path / "narrow.weights.h5")
+    wide = AdapNetPP(3, widths=decoder_widths(64))
+    wide(np.zeros((1, 32, 64, 3), np.float32))
+    with pytest.raises(CheckpointError, match=r"instead\) \(the model's decoder is 64 wide, the checkpoint's 32: "
+                                              r"give the decoder_filters it was trained with\)$"):
+        load_weights(wide, str(tmp_path / "narrow.weights.h5"))
