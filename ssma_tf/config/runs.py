@@ -35,15 +35,20 @@ _DEPTH_HEADER = (
 )
 
 
-def write_run_config(config: RunConfig, folder: PathLike) -> str:
+def write_run_config(config: RunConfig, folder: PathLike, header: Optional[str] = None) -> str:
     """Writes `config` as `<folder>/config.yaml` (atomically), in a form `load_config` reads back.
+
+    Args:
+        config: the config.
+        folder: the run's folder.
+        header: the comment at the top (default: a training or depth-pretraining run's).
 
     Returns:
         The path written.
     """
     path = os.path.join(os.fspath(folder), RUN_CONFIG)
     with atomic_write(path) as f:
-        f.write(_DEPTH_HEADER if config.pretraining else _HEADER)
+        f.write(header or (_DEPTH_HEADER if config.pretraining else _HEADER))
         yaml.safe_dump(config.to_dict(), f, sort_keys=False, default_flow_style=None)
     return path
 

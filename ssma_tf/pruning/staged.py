@@ -32,6 +32,7 @@ import tensorflow as tf
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_model, load_weights
 from ssma_tf.config import refuse_pretraining
+from ssma_tf.config.runs import write_run_config
 from ssma_tf.constants import AUX_LOSS_WEIGHTS
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
@@ -46,6 +47,10 @@ from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
 from ssma_tf.training import Trainer, make_train_dataset
 
 REPORT = "report.json"
+_HEADER = (
+    "# The config of the network this folder's stages prune, written by ssma-prune. ssma-evaluate,\n"
+    "# ssma-predict and ssma-export read it when given a stage's .keras file (OUT/stage1.keras).\n"
+)
 # The method that removes nothing: fine-tuning alone, the control for every pruning method.
 CONTROL = "none"
 
@@ -320,6 +325,10 @@ def run(
             f"{entry['latency_ms']:.1f} ms")
         return entry
 
+    # The folder describes its networks as a run folder does: `ssma-evaluate OUT/stage1.keras`
+    # takes the size, classes and dataset from it (before: "not a training run"; ssma-predict
+    # predicted at each image's size).
+    write_run_config(config, output, header=_HEADER)
     done = {s["stage"] for s in report["stages"]}
     model = None
     if 0 not in done:

@@ -60,6 +60,16 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
     printed = capsys.readouterr().out
     assert "block4:0.05" in printed and (out / "pruning.png").is_file()
+    # A stage's .keras file goes to ssma-evaluate with the folder's config (before: "not a training
+    # run"; ssma-predict predicted at each image's size).
+    from ssma_tf.cli import evaluate as evaluate_cli
+    from ssma_tf.inference.settings import setup_inference
+
+    assert setup_inference(checkpoint=out / "stage1.keras").size == (32, 64)
+    assert evaluate_cli.main([str(out / "stage1.keras"), "--test_data", str(run_folder / "records" / "test.tfrecords"),
+                              "--json", str(run_folder / "stage1.json")]) == 0
+    assert json.loads((run_folder / "stage1.json").read_text())["mIoU"] == pytest.approx(stage["miou"], abs=0.01)
+    capsys.readouterr()
     # Run again: every stage is done, nothing is recomputed.
     assert prune_cli.main(args) == 0
     assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
