@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs = parser.add_argument_group("inputs (files, folders or a list file)")
     inputs.add_argument("--modality1", help="modality-1 image, or a folder of them")
     inputs.add_argument("--modality2", help="modality-2 image, or a folder of them (SSMA)")
-    inputs.add_argument("--list", help="list file: 'modality1 modality2 [label]' per line")
+    inputs.add_argument("--list", help="list file: 'modality1 [modality2 ...] [label]' per line, the images the "
+                        "network reads (N for SSMA over N) and an optional label")
     inputs.add_argument("--modality1_suffix", default="", help="name ending stripped to pair folder files")
     inputs.add_argument("--modality2_suffix", default="", help="name ending stripped to pair folder files")
     inputs.add_argument("--recursive", action="store_true", help="also read sub-folders")
