@@ -64,6 +64,8 @@ WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5")
 RUN_CONFIG = "config.yaml"
 FINAL_MODEL = "final.keras"
 FINAL_WEIGHTS = "final.weights.h5"
+# The report `ssma-prune` writes into its output folder, beside `stage<k>.keras` and RUN_CONFIG.
+PRUNE_REPORT = "report.json"
 # What `ssma-export` writes into every export folder (SavedModel, OpenVINO, TFLite) to describe it.
 EXPORT_METADATA = "assets.extra/ssma_tf.json"
 

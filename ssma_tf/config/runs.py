@@ -17,7 +17,7 @@ from ssma_tf.config.keys import EVAL
 from ssma_tf.config.reader import config_with_overrides
 from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig
-from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
+from ssma_tf.constants import FINAL_MODEL, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.files import atomic_write, checkpoint_prefix
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -123,6 +123,11 @@ def run_config(
             f"{os.fspath(run)} is not a training run of ssma-tf (no {RUN_CONFIG} in its folder); "
             "give a config with -c",
         )
+    if os.path.isdir(run) and os.path.isfile(os.path.join(run, PRUNE_REPORT)):
+        # Before: "a training run that has not saved a checkpoint yet".
+        stages = sorted(name for name in os.listdir(run) if name.startswith("stage") and name.endswith(".keras"))
+        raise ConfigError(f"{os.fspath(run)} is the output of ssma-prune: give one of its stages' networks "
+                          f"({', '.join(os.path.join(os.fspath(run), name) for name in stages[:3]) or 'none yet'})")
     raw = read_run_config(source)
     if mode == EVAL[0] and raw.get("test_data") is None and (overrides or {}).get("test_data") is None:
         raise ConfigError(

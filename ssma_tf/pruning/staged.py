@@ -33,7 +33,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_model, load_weights
 from ssma_tf.config import refuse_pretraining
 from ssma_tf.config.runs import write_run_config
-from ssma_tf.constants import AUX_LOSS_WEIGHTS
+from ssma_tf.constants import AUX_LOSS_WEIGHTS, PRUNE_REPORT
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
@@ -46,7 +46,7 @@ from ssma_tf.pruning.ranking import METHODS, rank
 from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
 from ssma_tf.training import Trainer, make_train_dataset
 
-REPORT = "report.json"
+REPORT = PRUNE_REPORT
 _HEADER = (
     "# The config of the network this folder's stages prune, written by ssma-prune. ssma-evaluate,\n"
     "# ssma-predict and ssma-export read it when given a stage's .keras file (OUT/stage1.keras).\n"

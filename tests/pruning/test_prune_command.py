@@ -70,6 +70,10 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
                               "--json", str(run_folder / "stage1.json")]) == 0
     assert json.loads((run_folder / "stage1.json").read_text())["mIoU"] == pytest.approx(stage["miou"], abs=0.01)
     capsys.readouterr()
+    # The folder itself names its stages (before: "a training run that has not saved a checkpoint yet").
+    assert evaluate_cli.main([str(out), "--test_data", str(run_folder / "records" / "test.tfrecords")]) == 2
+    assert (f"{out} is the output of ssma-prune: give one of its stages' networks ({out / 'stage1.keras'})"
+            in capsys.readouterr().err)
     # Run again: every stage is done, nothing is recomputed.
     assert prune_cli.main(args) == 0
     assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
