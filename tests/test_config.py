@@ -471,6 +471,9 @@ def test_records_that_match_nothing_are_named_with_where_they_may_be(workdir, mo
     assert error.key == "intialize" and error.detail.endswith(
         f"(relative paths are read from the current folder, {workdir / 'elsewhere'}; this one is in the config's "
         f"folder: run from {workdir}, or give the path from here)")
+    # A path typed on the command line is not the config's: no hint about its folder.
+    error = error_for(str(config), overrides={"intialize": "init_checkpoint/Adapnet_pp_init.ckpt"})
+    assert error.key == "intialize" and "relative paths" not in error.detail
     error = error_for(str(config), overrides={"intialize": None})
     assert error.key == "train_data" and error.detail.endswith(
         f"(relative paths are read from the current folder, {workdir / 'elsewhere'}; this one is in the config's "
@@ -631,3 +634,14 @@ def test_ssma_over_n_modalities_keys(workdir):
     assert error_for(train_dict(checkpoints=["rgb.weights.h5"])).key == "checkpoints"
     message = str(error_for(dict(three, checkpoints=["rgb.weights.h5", "nothing", "x"])))
     assert message.startswith("test.config: key 'checkpoints': no checkpoint at") and "nothing" in message
+
+
+def test_a_key_given_with_set_is_named_by_either_spelling(workdir):
+    """`--set intialize=RUN` (the released spelling) is kept as `initialize`: warnings that ask
+    for it by its config spelling named the file alone."""
+    from ssma_tf.config.reader import config_with_overrides
+
+    config = config_with_overrides(train_dict(), {"intialize": "rgb/model.ckpt-150000"}, source="t.config")
+    for spelling in ("intialize", "initialize"):
+        assert config.where(spelling) == "t.config with --set intialize='rgb/model.ckpt-150000'"
+    assert config.where("batch_size") == "t.config"

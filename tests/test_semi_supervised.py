@@ -770,8 +770,9 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     with pytest.raises(SystemExit):
         select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "f"),
                             "--depth-student-steps", "1", "--set", "input_modality=modality2"])
-    assert (f"--depth-student-steps trains a depth student from the config: {path}: key 'input_modality': "
-            "is modality2, but depth pretraining learns") in capsys.readouterr().err
+    assert (f"--depth-student-steps trains a depth student from the config: {path} with --set "
+            "input_modality='modality2': key 'input_modality': is modality2, but depth pretraining learns") in \
+        capsys.readouterr().err
     assert not (tmp_path / "f").exists()
 
 

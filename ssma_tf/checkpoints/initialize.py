@@ -97,8 +97,8 @@ def _check_run_model(config: Any, path: str, resolved: str) -> None:
     if trained.lower() == str(config.model).lower():
         _check_run_modalities(config, path, resolved)
         return
-    where = "" if config.source == "<dict>" else f"{config.source}: "
     starting = config.mode == "train" and path == config.initialize
+    where = _where(config, "initialize" if starting else None)
     key = "key 'intialize': " if starting else ""
     if starting and config.is_fusion:
         hint = ("; SSMA starts its experts from unimodal runs with checkpoint1/checkpoint2 (checkpoints for more "
@@ -126,7 +126,7 @@ def _check_run_modalities(config: Any, path: str, resolved: str) -> None:
     trained = len(listed) if isinstance(listed, list) and listed else 2
     if trained == config.num_modalities:
         return
-    where = "" if config.source == "<dict>" else f"{config.source}: "
+    where = _where(config, "initialize" if path == getattr(config, "initialize", None) else None)
     raise CheckpointError(
         f"{where}{path} is a run over {trained} modalities (its {RUN_CONFIG}: modalities "
         f"{listed if listed else '(two, the default)'}), but this config fuses {config.num_modalities}; "

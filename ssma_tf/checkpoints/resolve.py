@@ -18,6 +18,7 @@ import os
 from ssma_tf.checkpoints.reading import (
     OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables,
 )
+from ssma_tf.config.runs import prune_folder
 from ssma_tf.constants import EXPORT_METADATA, FINAL_WEIGHTS, RUN_CONFIG, WEIGHTS_SUFFIXES
 from ssma_tf.files import checkpoint_prefix
 
@@ -82,6 +83,9 @@ def _what_folder(path: str) -> str:
         if backend in ("openvino", "tflite"):
             return f": it is an {backend} export of ssma-export; run it with --backend {backend}"
         return ": it is an export of ssma-export (a SavedModel: load it with tf.saved_model.load), not weights"
+    pruned = prune_folder(path)
+    if pruned:
+        return f": it is {pruned}"
     if os.path.isfile(os.path.join(path, RUN_CONFIG)):
         return ": it is a training run that has not saved a checkpoint yet"
     return ""

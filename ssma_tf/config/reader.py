@@ -210,7 +210,8 @@ def config_with_overrides(
     # Nothing after '=' unsets the key: shown as given, not as Python's None.
     given = {name: f"--set {name}=" + ("" if value is None else repr(value)) for name, value in overrides.items()}
     try:
-        config = config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required)
+        config = config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required,
+                                  command_line=tuple(overrides))
     except ConfigError as error:
         if error.key is None or error.key not in overrides:
             raise
@@ -222,7 +223,7 @@ def config_with_overrides(
 
 def config_from_dict(
     d: Any, source: str = "<dict>", mode: str = "train", check_paths: bool = True,
-    required: Optional[Required] = None,
+    required: Optional[Required] = None, command_line: Sequence[str] = (),
 ) -> RunConfig:
     """Validates a mapping of config keys (as read from a `.config` file) into a `RunConfig`.
 
@@ -232,6 +233,8 @@ def config_from_dict(
         mode: "train" or "eval".
         check_paths: check that the data and checkpoint paths exist.
         required: as for `load_config`.
+        command_line: the keys whose values were given on the command line (`--set`): a path of
+            theirs that is not there gets no hint about the config's folder.
 
     Returns:
         The validated `RunConfig`.
@@ -248,15 +251,16 @@ def config_from_dict(
             f"the config must be a mapping of keys to values, got {type(d).__name__}",
             source=source,
         )
-    return _Reader(d, source, mode, check_paths, required).run()
+    return _Reader(d, source, mode, check_paths, required, command_line).run()
 
 
 class _Reader:
     """Reads one config mapping: every declared key by its kind, then the rules between keys."""
 
     def __init__(self, d: Mapping[Any, Any], source: str, mode: str, check_paths: bool,
-                 required: Optional[Required] = None):
+                 required: Optional[Required] = None, command_line: Sequence[str] = ()):
         self.d = d
+        self.command_line = tuple(ALIASES.get(name, name) for name in command_line)  # `--set` keys
         self.source = source
         self.mode = mode
         self.check_paths = check_paths
@@ -707,14 +711,14 @@ class _Reader:
     def read_file(self, name: str, spec: Key, value: Any) -> str:
         path = self.read_path(name, spec, value)
         if self.checks(spec) and not os.path.isfile(path):
-            raise self.error(name, f"no file at {path}{self.relative_hint(str(value).strip(), os.path.isfile)}")
+            raise self.error(name, f"no file at {path}{self.relative_hint(name, str(value).strip(), os.path.isfile)}")
         return path
 
     def read_checkpoint(self, name: str, spec: Key, value: Any) -> str:
         """A checkpoint to read: its prefix (a pasted `.index`/`.data-…` part is cut off)."""
         path = checkpoint_prefix(self.read_path(name, spec, value))
         if self.checks(spec) and not _checkpoint_exists(path):
-            hint = self.relative_hint(str(value).strip(), lambda p: _checkpoint_exists(checkpoint_prefix(p)))
+            hint = self.relative_hint(name, str(value).strip(), lambda p: _checkpoint_exists(checkpoint_prefix(p)))
             if not hint and os.path.basename(path) == IMAGENET_PREFIX:
                 # The `intialize` of every released training config.
                 hint = (f"; it is the released ImageNet initialisation: download {IMAGENET_PREFIX}.index and "
@@ -757,11 +761,11 @@ class _Reader:
                 if os.path.isdir(pattern):
                     raise self.error(name, f"{pattern} is a folder; give its files, e.g. "
                                            f"{os.path.join(pattern, '*.tfrecords')}")
-                raise self.error(name, f"no file matches {pattern}{self.missing_hint(item.strip(), pattern)}")
+                raise self.error(name, f"no file matches {pattern}{self.missing_hint(name, item.strip(), pattern)}")
             patterns.append(pattern)
         return tuple(patterns)
 
-    def missing_hint(self, given: str, pattern: str) -> str:
+    def missing_hint(self, name: str, given: str, pattern: str) -> str:
         """Where the files of a pattern that matches none may be: its shards (`ssma-convert
         --shards` names them `NAME-00000-of-0000N`), or beside the config file."""
         root, extension = os.path.splitext(pattern)
@@ -769,13 +773,15 @@ class _Reader:
         if shards and not glob.has_magic(pattern):
             return (f"; its shards are there ({os.path.basename(shards[0])}, ...): give "
                     f"{root}-*-of-*{extension}")
-        return self.relative_hint(given, lambda path: bool(glob.glob(path)))
+        return self.relative_hint(name, given, lambda path: bool(glob.glob(path)))
 
-    def relative_hint(self, given: str, exists: Callable[[str], bool]) -> str:
-        """For a relative path that is not there but is beside the config file, run from elsewhere:
-        relative paths are read from the current folder, as the released tools read them."""
+    def relative_hint(self, name: str, given: str, exists: Callable[[str], bool]) -> str:
+        """For a relative path of the file that is not there but is beside the config file, run
+        from elsewhere: relative paths are read from the current folder, as the released tools
+        read them (not for a path given on the command line, which the config's folder is not)."""
         folder = os.path.dirname(os.path.abspath(self.source))
-        if os.path.isabs(os.path.expanduser(given)) or not os.path.isfile(self.source) or folder == os.getcwd():
+        if os.path.isabs(os.path.expanduser(given)) or not os.path.isfile(self.source) or folder == os.getcwd() \
+                or ALIASES.get(name, name) in self.command_line:
             return ""
         if not exists(os.path.normpath(os.path.join(folder, given))):
             return ""

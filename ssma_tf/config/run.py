@@ -247,7 +247,8 @@ class RunConfig:
     def where(self, key: str) -> str:
         """Where `key`'s value comes from, for an error: the file, or the file with the `--set`
         that replaced it (as the reader names it: `run.config with --set checkpoint1='x.h5'`)."""
-        given = dict(self.overridden).get(key)
+        canonical = next((name for name, spec in DECLARED.items() if spec.alias == key), key)  # intialize
+        given = dict(self.overridden).get(canonical)
         return self.source if given is None else f"{self.source} with {given}"
 
     @property

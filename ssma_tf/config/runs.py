@@ -9,6 +9,7 @@ export: `ssma-evaluate RUN`, `ssma-predict RUN ...`. No TensorFlow here, as in t
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Mapping, Optional, Union
 
 import yaml
@@ -123,11 +124,9 @@ def run_config(
             f"{os.fspath(run)} is not a training run of ssma-tf (no {RUN_CONFIG} in its folder); "
             "give a config with -c",
         )
-    if os.path.isdir(run) and os.path.isfile(os.path.join(run, PRUNE_REPORT)):
-        # Before: "a training run that has not saved a checkpoint yet".
-        stages = sorted(name for name in os.listdir(run) if name.startswith("stage") and name.endswith(".keras"))
-        raise ConfigError(f"{os.fspath(run)} is the output of ssma-prune: give one of its stages' networks "
-                          f"({', '.join(os.path.join(os.fspath(run), name) for name in stages[:3]) or 'none yet'})")
+    pruned = prune_folder(run)
+    if pruned:  # before: "a training run that has not saved a checkpoint yet"
+        raise ConfigError(f"{os.fspath(run)} is {pruned}")
     raw = read_run_config(source)
     if mode == EVAL[0] and raw.get("test_data") is None and (overrides or {}).get("test_data") is None:
         raise ConfigError(
@@ -144,6 +143,18 @@ def run_config(
     else:
         raw["checkpoint"] = os.path.dirname(source)
     return config_with_overrides(raw, overrides or {}, source=source, mode=mode, check_paths=check_paths)
+
+
+def prune_folder(path: PathLike) -> str:
+    """For the output folder of ssma-prune (its report.json), what it is: "the output of
+    ssma-prune: give one of its stages' networks (...)"; "" for any other path."""
+    path = os.fspath(path)
+    if not (os.path.isdir(path) and os.path.isfile(os.path.join(path, PRUNE_REPORT))):
+        return ""
+    stages = sorted((name for name in os.listdir(path) if re.fullmatch(r"stage\d+\.keras", name)),
+                    key=lambda name: int(name[len("stage"):-len(".keras")]))
+    named = ", ".join(os.path.join(path, name) for name in stages[:3]) + (", ..." if len(stages) > 3 else "")
+    return f"the output of ssma-prune: give one of its stages' networks ({named or 'none written yet'})"
 
 
 def run_weights(run: PathLike) -> str:

@@ -33,7 +33,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_model, load_weights
 from ssma_tf.config import refuse_pretraining
 from ssma_tf.config.runs import write_run_config
-from ssma_tf.constants import AUX_LOSS_WEIGHTS, PRUNE_REPORT
+from ssma_tf.constants import AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
@@ -273,6 +273,10 @@ def run(
                 # Named only when used, so that the reports of earlier runs still match theirs.
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
     report = {"settings": settings, "stages": []}
+    if (output / RUN_CONFIG).exists() and not report_path.exists():
+        # A training run's folder: its config.yaml would be replaced by this one.
+        raise UserInputError(f"--output {output} holds a training run (its {RUN_CONFIG}); give ssma-prune a folder "
+                             "of its own", path=output)
     if report_path.exists():
         previous = json.loads(report_path.read_text())
         old = previous.get("settings") or {}
@@ -325,16 +329,17 @@ def run(
             f"{entry['latency_ms']:.1f} ms")
         return entry
 
-    # The folder describes its networks as a run folder does: `ssma-evaluate OUT/stage1.keras`
-    # takes the size, classes and dataset from it (before: "not a training run"; ssma-predict
-    # predicted at each image's size).
-    write_run_config(config, output, header=_HEADER)
     done = {s["stage"] for s in report["stages"]}
     model = None
     if 0 not in done:
         model, line = _trained(config, checkpoint or config.checkpoint)
         log(line)
         record(0, model)
+    # The folder describes its networks as a run folder does: `ssma-evaluate OUT/stage1.keras`
+    # takes the size, classes and dataset from it (before: "not a training run"; ssma-predict
+    # predicted at each image's size). Written once stage 0 is, so that it is never the folder's
+    # only file (which would pass for a training run that has not saved yet).
+    write_run_config(config, output, header=_HEADER)
     for index, stage in enumerate(stages, start=1):
         final = output / f"stage{index}.keras"
         if final.exists() and index in done:
@@ -380,7 +385,10 @@ def report_labels(reports: Sequence[dict], folders: Sequence[str]) -> list[str]:
     networks = {(r["settings"].get("model"), r["settings"].get("checkpoint")) for r in reports}
     if len(set(methods)) == len(methods) and len(networks) == 1:
         return methods
-    return [f"{method} ({os.path.basename(os.path.normpath(folder))})" for method, folder in zip(methods, folders)]
+    names = [os.path.basename(os.path.normpath(folder)) for folder in folders]
+    if len(set(names)) < len(names):  # a/taylor and b/taylor
+        names = [os.path.normpath(folder) for folder in folders]
+    return [f"{method} ({name})" for method, name in zip(methods, names)]
 
 
 def format_table(reports: Sequence[dict], labels: Optional[Sequence[str]] = None) -> str:

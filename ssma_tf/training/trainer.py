@@ -76,6 +76,8 @@ _STREAM_KEYS = ("batch_size", "height", "width")
 _RECORD_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "target_data")
 # The checkpoint entry holding the element specs of the input streams it saved the position of.
 _STREAMS_KEY = "streams/.ATTRIBUTES/VARIABLE_VALUE"
+# The checkpoint entry holding the record keys its streams read (`Trainer._records_read`).
+_RECORDS_KEY = "records/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class TrainingStopped(RuntimeError):
@@ -132,6 +134,11 @@ def _changed_inputs(saved: dict, current: dict) -> list[str]:
             line = f"{name} {_shown(before)} -> {_shown(after)}"
             lines.append(line if len(line) <= 160 else f"{name} changed")
     return lines
+
+
+def _text(value: Any) -> str:
+    """A string variable's value as read from a checkpoint (bytes) as text."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _as_list(value: Any) -> Optional[list]:
@@ -320,6 +327,8 @@ class Trainer:
             # What the saved positions' batches look like, to tell on resuming whether they fit.
             self._streams = tf.Variable(self._streams_text(), trainable=False, dtype=tf.string)
             tracked["streams"] = self._streams
+            # And which records they read, so that a position is never restored into others.
+            tracked["records"] = tf.Variable(json.dumps(self._records_read()), trainable=False, dtype=tf.string)
         self.checkpoint = tf.train.Checkpoint(**tracked)
         # Non-chief workers must take part in saving but write to a private scratch directory.
         self._directory = (
@@ -524,7 +533,7 @@ class Trainer:
             if key in saved and before != now:
                 raise CheckpointError(
                     f"{config.checkpoint} holds a run of {key}: {before} (its {RUN_CONFIG}), but the config "
-                    f"{config.source} trains {key}: {now}; give another checkpoint folder for a new run")
+                    f"{config.where(key)} trains {key}: {now}; give another checkpoint folder for a new run")
         if not saved:
             return  # a fresh start, or a folder of a version that wrote no config.yaml
         before, now = saved.get("pretraining"), config.pretraining
@@ -546,7 +555,7 @@ class Trainer:
             if before is not None and before != now:
                 raise CheckpointError(
                     f"{config.checkpoint} holds a run with {key}: {before} (its {RUN_CONFIG}), but the config "
-                    f"{config.source} trains with {key}: {now}; give another checkpoint folder for a new run")
+                    f"{config.where(key)} trains with {key}: {now}; give another checkpoint folder for a new run")
         # The same network trained another way is another run too: resumed, a stage-3 config
         # pointed at its stage-2 folder failed on an optimizer slot, and a mean teacher switched
         # off (or on) was dropped (or missing) without a word.
@@ -572,29 +581,37 @@ class Trainer:
         streams = {"data": self.iterator, **{k: v for k, v in self._extras.items() if k.endswith("_data")}}
         return json.dumps({name: str(stream.element_spec) for name, stream in sorted(streams.items())})
 
+    def _records_read(self) -> dict[str, Optional[list]]:
+        """The record keys whose streams a checkpoint saves the position of, with their values."""
+        read = {records.key for records in self.record_sets()} | {"labeled_subset"}
+        return {key: _as_list(getattr(self.config, key)) for key in _RECORD_KEYS if key in read}
+
     def _stream_changes(self, prefix: str, names: set[str], saved: dict[str, Any]) -> str:
         """Why the input positions saved in `prefix` cannot be restored ("" when they can).
 
         Each checkpoint records its streams' element specs; the batches differ when a key that
         shapes them changed since (`batch_size`, `height`, `width`, SAC's views), and the
-        restored position would fail at the first step. Checkpoints of earlier versions are
-        compared through the run's `config.yaml` (`saved`, written when the run last started),
-        as are the records read (`_RECORD_KEYS`): a position in other files is none.
+        restored position would fail at the first step. It records the records read too
+        (`_RECORD_KEYS`): a position in other files is none. Checkpoints of earlier versions are
+        compared through the run's `config.yaml` (`saved`, written when the run last started).
         """
         keys = ", ".join(f"{key} {saved[key]} -> {getattr(self.config, key)}" for key in _STREAM_KEYS
                          if key in saved and saved[key] != getattr(self.config, key))
         # Another set of records: a position in the old files means nothing in the new ones, and
         # the saved pipeline of one file did not restore into that of several (every checkpoint
-        # failed, and the run was lost).
-        records = [key for key in _RECORD_KEYS
-                   if saved and _as_list(saved.get(key)) != _as_list(getattr(self.config, key))]
+        # failed, and the run was lost). The checkpoint's own list when it has one: config.yaml
+        # is rewritten at every start, before the first checkpoint of the new records.
+        now, since = self._records_read(), "the run's last start"
+        if self.saves_data_position and _RECORDS_KEY in names:
+            before, since = json.loads(_text(tf.train.load_variable(prefix, _RECORDS_KEY))), os.path.basename(prefix)
+        else:
+            before = {key: _as_list(saved.get(key)) for key in now} if saved else now
+        records = [key for key in now if before.get(key) != now[key]]
         if records:
-            return f"{', '.join(records)} changed since the run's last start" + (f" ({keys})" if keys else "")
+            return f"{', '.join(records)} changed since {since}" + (f" ({keys})" if keys else "")
         if not self.saves_data_position or _STREAMS_KEY not in names:
             return keys and f"{keys} since the run's last start"
-        recorded = tf.train.load_variable(prefix, _STREAMS_KEY)
-        recorded = recorded.decode("utf-8") if isinstance(recorded, bytes) else str(recorded)
-        if recorded == self._streams_text():
+        if _text(tf.train.load_variable(prefix, _STREAMS_KEY)) == self._streams_text():
             return ""
         return f"their batches changed shape since {os.path.basename(prefix)}" + (f" ({keys})" if keys else "")
 

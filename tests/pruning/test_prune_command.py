@@ -74,6 +74,11 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     assert evaluate_cli.main([str(out), "--test_data", str(run_folder / "records" / "test.tfrecords")]) == 2
     assert (f"{out} is the output of ssma-prune: give one of its stages' networks ({out / 'stage1.keras'})"
             in capsys.readouterr().err)
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.checkpoints.resolve import resolve_weights
+
+    with pytest.raises(CheckpointError, match=r": it is the output of ssma-prune: give one of its stages' networks"):
+        resolve_weights(str(out))  # -c CONFIG --checkpoint OUT, intialize: OUT
     # Run again: every stage is done, nothing is recomputed.
     assert prune_cli.main(args) == 0
     assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
@@ -149,7 +154,21 @@ def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra,
     assert prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), *extra)) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error
-    assert not (run_folder / "bad" / "report.json").exists()
+    # No report, and no config.yaml either: the folder would pass for a training run.
+    assert not (run_folder / "bad" / "report.json").exists() and not (run_folder / "bad" / "config.yaml").exists()
+
+
+def test_a_training_run_folder_is_not_an_output(run_folder, monkeypatch, capsys):
+    """Its config.yaml was replaced by the pruned network's (with the prune's --set values)."""
+    monkeypatch.chdir(run_folder)
+    run = run_folder / "a_run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: AdapNet_pp\n")
+    assert prune_cli.main(command(run_folder, "-o", str(run), "--stages", "block4:0.1")) == 2
+    assert f"error: --output {run} holds a training run (its config.yaml); give ssma-prune a folder of its own" in \
+        capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == "model: AdapNet_pp\n" and sorted(p.name for p in run.iterdir()) == [
+        "config.yaml"]
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -213,3 +232,4 @@ def test_reports_of_one_method_or_of_other_networks_are_told_apart_by_their_fold
     rows = staged.format_table(reports, labels).splitlines()
     assert rows[1].startswith("taylor (rgb)  unpruned") and rows[2].startswith("taylor (ssma) unpruned")
     assert staged.report_labels([report("l1", "a"), report("l1", "a")], ["x/one", "x/two"]) == ["l1 (one)", "l1 (two)"]
+    assert staged.report_labels(reports, ["a/taylor", "b/taylor/"]) == ["taylor (a/taylor)", "taylor (b/taylor)"]
