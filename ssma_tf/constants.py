@@ -29,6 +29,8 @@ DECODER_FILTERS = 256
 FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", "cmode", "fusenet")
 # Fusions trained end to end whatever `freeze_experts` says (no frozen experts to start).
 END_TO_END_FUSIONS = ("stacking", "fusenet")
+# Fusions of one network on the stacked modalities: no experts to start from checkpoint1/2.
+EXPERTLESS_FUSIONS = ("stacking",)
 # Fusions with nothing to train while their experts are frozen (they combine the experts' outputs).
 PARAMETER_FREE_FUSIONS = ("average", "maximum")
 

@@ -21,6 +21,9 @@ each of them against the installed Keras.
   losses are inside `Loss.__call__` (`keras.src.losses.loss.scale_loss_for_distribution`); the
   trainer's loss tracker multiplies it back. A loss that returns its own scalar skips that
   division, and `fit`/`evaluate` under a `MirroredStrategy` of N then report N times the loss.
+- `additional_loss`: one `add_loss` term of a model reduced as `compute_loss` reduces them
+  (`Model._aggregate_additional_loss`), for a `compute_loss` that calls its loss directly (the
+  released loss reads every output of the dict a model returns while training).
 - `swap_class`: gives a built layer another class that computes differently with the same
   variables (batch-norm folding, sub-pixel upsampling). Rebuilding through `get_config` /
   `from_config` or `keras.models.clone_model(clone_function=...)` cannot reach the convolution and
@@ -93,6 +96,11 @@ def scale_loss_for_replicas(value: Any) -> Any:
     scale = _require(keras_loss, "scale_loss_for_distribution", "the per-replica scaling of a loss",
                      "keras.src.losses.loss")
     return scale(value)
+
+
+def additional_loss(model: keras.Model, loss: Any) -> Any:
+    """One of `model.losses` (an `add_loss` term) reduced as Keras' `compute_loss` reduces it."""
+    return _require(model, "_aggregate_additional_loss", "the reduction of an add_loss term", "keras.Model")(loss)
 
 
 # The hook Keras' TensorFlow optimizer calls to all-reduce the gradients before applying them.

@@ -137,3 +137,17 @@ def test_scale_loss_for_replicas_is_keras_own_scaling():
     from keras.src.losses import loss as keras_loss
 
     assert float(keras_loss.scale_loss_for_distribution(value)) == 3.0
+
+
+def test_an_additional_loss_is_reduced_as_compute_loss_reduces_it():
+    """A model whose compute_loss calls its loss directly adds the add_loss terms as Keras would."""
+    inputs = keras.Input((4,))
+    outputs = layers.Dense(2, kernel_regularizer=keras.regularizers.L2(0.5))(inputs)
+    model = keras.Model(inputs, outputs)
+    model(np.ones((1, 4), np.float32))
+    (term,) = model.losses
+    reduced = keras_compat.additional_loss(model, term)
+    assert float(reduced) == pytest.approx(float(tf.reduce_sum(term)))
+    # Keras' own compute_loss with no loss compiled is the sum of the same terms.
+    model.compile(loss=None)
+    assert float(model.compute_loss(y_pred=model(np.ones((1, 4), np.float32)))) == pytest.approx(float(reduced))

@@ -33,7 +33,7 @@ from ssma_tf.checkpoints.loading import load_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError, num_classes_of, read_checkpoint
 from ssma_tf.constants import ADAPNET_PP, SSMA as SSMA_NAME
-from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
 
 ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
@@ -253,8 +253,9 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
 
 
 def register_from_preset() -> None:
-    """Gives `AdapNetPP` and `SSMA` the class method `from_preset(preset, cache_dir=None)`."""
-    for cls in (AdapNetPP, SSMA):
+    """Gives `AdapNetPP`, `SSMA` and `FusionBaseline` the class method `from_preset(preset,
+    cache_dir=None)` (the zoo releases no baseline: for a baseline, a local checkpoint or run)."""
+    for cls in (AdapNetPP, SSMA, FusionBaseline):
         cls.from_preset = classmethod(_from_preset)
 
 

@@ -40,14 +40,14 @@ def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
 
     # Neither imports TensorFlow, so no start-up lines interleave with the results.
     from ssma_tf.data.datasets import get_dataset_info
+    from ssma_tf.lists import read_lines
     from ssma_tf.visualize import colorize, picture_grid, save_png
 
     info = get_dataset_info("synthetic")
     palette = info.palette
-    lines = (data / "val.txt").read_text().split("\n")[:NUM_PICTURES]
     rows = []
-    for line in lines:
-        rgb, depth, label = (data / part for part in line.split())
+    for _, fields in read_lines(data / "val.txt")[:NUM_PICTURES]:
+        rgb, depth, label = (data / part for part in fields)
         name = rgb.stem
         tiles = [np.asarray(Image.open(rgb).convert("RGB")), np.asarray(Image.open(depth).convert("RGB")),
                  colorize(np.asarray(Image.open(label)), palette)]

@@ -42,7 +42,9 @@ from typing import List, Optional
 
 from ssma_tf.cli.common import ArgumentParser, add_version, command, stride_multiples_or_exit
 from ssma_tf.cli.experiment import cached_result, evaluate_in_process, save_result, spread, train_in_process
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, FUSION_METHODS, PARAMETER_FREE_FUSIONS
+from ssma_tf.constants import (
+    ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, EXPERTLESS_FUSIONS, FUSION_METHODS, PARAMETER_FREE_FUSIONS,
+)
 
 TITLES = {
     "rgb": "AdapNet++ (RGB)",
@@ -179,7 +181,7 @@ def run_seed(seed: int, args: argparse.Namespace, output: pathlib.Path, data: pa
     for method in args.methods:
         values = dict(common, model="SSMA", fusion=method, checkpoint=str(checkpoints / method),
                       max_iteration=args.fusion_steps, save_step=args.fusion_steps)
-        if method == "stacking":
+        if method in EXPERTLESS_FUSIONS:  # one network: trained as long as an expert and the fusion
             values.update(max_iteration=args.expert_steps + args.fusion_steps,
                           save_step=args.expert_steps + args.fusion_steps)
         else:

@@ -81,10 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Ends the command on a flag out of range (the library checks some only after the model is built,
     some not at all: a negative rate trains away from the labels)."""
-    from ssma_tf.constants import MAX_MODALITIES
+    from ssma_tf.constants import MAX_MODALITIES, OUTPUT_STRIDE
 
     least = {"--num_classes": 1 if args.command == "convert" else 2, "--modalities": 1, "--steps": 1,
-             "--batch_size": 1, "--height": 16, "--width": 16, "--save_steps": 0, "--log_every": 1}
+             "--batch_size": 1, "--height": OUTPUT_STRIDE, "--width": OUTPUT_STRIDE, "--save_steps": 0,
+             "--log_every": 1}
     for flag, low in least.items():
         value = getattr(args, flag[2:], None)
         if value is not None and value < low:
@@ -93,8 +94,9 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(f"{args.command} --modalities must be <= {MAX_MODALITIES}, got {args.modalities}")
     for flag in ("--height", "--width"):
         value = getattr(args, flag[2:], None)
-        if value is not None and value % 16:
-            parser.error(f"{args.command} {flag} must be a multiple of 16 (the encoder's output stride), got {value}")
+        if value is not None and value % OUTPUT_STRIDE:
+            parser.error(f"{args.command} {flag} must be a multiple of {OUTPUT_STRIDE} (the encoder's output stride), "
+                         f"got {value}")
     if args.command == "train":
         if not args.learning_rate > 0:
             parser.error(f"train --learning_rate must be positive, got {args.learning_rate:g}")

@@ -27,7 +27,8 @@ from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import ConfigError, _Loader, read_yaml_file
 from ssma_tf.constants import (
-    ADAPNET_PP, DECODER_FILTERS, END_TO_END_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
+    ADAPNET_PP, DECODER_FILTERS, END_TO_END_FUSIONS, EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION,
+    WEIGHTS_SUFFIXES,
 )
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 
@@ -425,9 +426,9 @@ class _Reader:
                     "give either a whole SSMA checkpoint to start from or the two experts "
                     "(checkpoint1, checkpoint2), not both",
                 )
-            if values["fusion"] == "stacking" and values["checkpoint1"] is not None:
+            if values["fusion"] in EXPERTLESS_FUSIONS and values["checkpoint1"] is not None:
                 raise self.error(
-                    "checkpoint1", "fusion: stacking is one network on the stacked modalities and "
+                    "checkpoint1", f"fusion: {values['fusion']} is one network on the stacked modalities and "
                     "has no experts to start from checkpoint1/checkpoint2",
                 )
         else:

@@ -23,6 +23,7 @@ from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.files import atomic_path
 from ssma_tf.lists import read_lines
 from ssma_tf.modalities.io import InputFileError
+from ssma_tf.resampling import resize_methods
 
 CLASS_ID = schema.CLASS_ID
 
@@ -177,13 +178,14 @@ def build_scene_dataset(
                 f"model reads {modalities}" + (f": give --modalities {held})" if CLASS_ID not in missing else ")"),
                 files[0])
 
+    methods = resize_methods(interpolation, modalities)  # bilinear colour, then the others'
+
     def decode(serialized):
         features = tf.io.parse_single_example(serialized, spec)
         views = []
-        for index in range(1, modalities + 1):
+        for index, method in enumerate(methods, start=1):
             image = schema.decode_image(features[schema.modality_key(index)], features[schema.HEIGHT],
                                         features[schema.WIDTH], 3)
-            method = "bilinear" if index == 1 else interpolation
             views.append(tf.image.resize(tf.cast(image, tf.float32), (height, width), method=method))
         return tuple(views), tf.cast(features[CLASS_ID], tf.int32)
 

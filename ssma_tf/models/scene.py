@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape
@@ -51,8 +52,9 @@ class SSMASceneClassifier(keras.Model):
         check_num_modalities(num_modalities)
         if input_size is not None:
             input_size = tuple(int(n) for n in input_size)
-            if len(input_size) != 2 or min(input_size) < 16 or any(n % 16 for n in input_size):
-                raise ValueError(f"input_size must be (height, width), multiples of 16, got {input_size!r}")
+            if len(input_size) != 2 or min(input_size) < OUTPUT_STRIDE or any(n % OUTPUT_STRIDE for n in input_size):
+                raise ValueError(f"input_size must be (height, width), multiples of {OUTPUT_STRIDE}, "
+                                 f"got {input_size!r}")
         kwargs.setdefault("name", "ssma_scene")
 
         # === Layers ===

@@ -10,6 +10,7 @@ released graph's `softmax` tensor.
 
 from typing import Any, Mapping
 
+from ssma_tf.keras_compat import additional_loss
 from ssma_tf.losses import MAIN_OUTPUT
 
 
@@ -30,7 +31,7 @@ class SegmenterTraining:
                 # released loss wants the dict whole, so it is called directly here.
                 total = self.loss(y, y_pred, sample_weight)
                 for extra in self.losses:
-                    total = total + self._aggregate_additional_loss(extra)
+                    total = total + additional_loss(self, extra)
                 return total
             y_pred = y_pred[MAIN_OUTPUT]
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)

@@ -27,6 +27,7 @@ import statistics
 from typing import Any, Callable, Optional, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
@@ -45,6 +46,7 @@ from ssma_tf.pruning.channels import GROUPS, feature_maps
 from ssma_tf.pruning.ranking import METHODS, rank
 from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
 from ssma_tf.training import Trainer, make_train_dataset
+from ssma_tf.visualize import save_png
 
 REPORT = PRUNE_REPORT
 _HEADER = (
@@ -458,6 +460,5 @@ def plot(reports: Sequence[dict], path: os.PathLike, labels: Optional[Sequence[s
         for x, y in points:
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
         draw.text((width - margin - 6 - 6 * (len(method) + 3), margin + 8 + 16 * k), f"-- {method}", fill=colour)
-    with atomic_path(path) as partial:
-        image.save(partial, format="PNG")
+    save_png(path, np.asarray(image))
     return str(path)

@@ -152,6 +152,11 @@ def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_
     model.save(path)
     loaded = keras.saving.load_model(path, compile=False)
     assert isinstance(loaded, FusionBaseline) and loaded.get_config() == model.get_config()
+    # As AdapNet++ and SSMA, a baseline has the zoo's from_preset (before: "needs the model zoo:
+    # import ssma_tf.checkpoints first", after that import too); the zoo releases none.
+    from ssma_tf.checkpoints import zoo
+
+    assert FusionBaseline.from_preset.__func__ is zoo._from_preset
     np.testing.assert_allclose(loaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-5)
     # Under a config of another fusion (before: evaluated under the config's name without a word);
     # the file's model is the one in memory (loading it again costs seconds).
