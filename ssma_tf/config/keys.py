@@ -21,9 +21,11 @@ class Key:
 
     Attributes:
         doc: one line: what the key means.
-        kind: how its value is read: "int", "float", "bool", "str", "choice", "floats",
-            "gpu_id", "path", "file", "checkpoint", "run_checkpoint", "patterns", "augmentation",
-            or, in the augmentation section, "range".
+        kind: how its value is read (the reader's `read_<kind>`): "int", "float", "bool",
+            "str", "choice", "choices" (a list of choices), "floats", "names" (the modalities),
+            "gpu_id", "path", "file", "checkpoint", "checkpoints" (one per expert),
+            "run_checkpoint", "patterns", a section ("augmentation", "semi_supervised",
+            "adaptation"), or, in a section, "range".
         required: the modes ("train", "eval") that need the key.
         modes: the modes that use it (documentation: the others accept and ignore it).
         minimum: smallest allowed number (inclusive).
