@@ -26,6 +26,28 @@ from ssma_tf.inference.precision import processor_model  # noqa: E402
 RESULT_MARKER = "BENCH_RESULT "
 
 
+def parse_size(parser, text: str, option: str = "--size") -> tuple[int, int]:
+    """`HEIGHTxWIDTH` as (height, width), or the command ends with one line saying what is wrong
+    (the networks need multiples of their output stride, 16; a traceback from inside Keras or a
+    shape error of the TF1 graph before)."""
+    from ssma_tf.constants import OUTPUT_STRIDE  # no framework
+
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        parser.error(f"{option} must be HEIGHTxWIDTH, e.g. 384x768, got {text!r}")
+    height, width = (int(part) for part in parts)
+    if min(height, width) < OUTPUT_STRIDE or height % OUTPUT_STRIDE or width % OUTPUT_STRIDE:
+        parser.error(f"{option} must be multiples of {OUTPUT_STRIDE}, got {text}")
+    return height, width
+
+
+def positive(parser, **values: int) -> None:
+    """Ends the command with one line for a count below 1 (`runs=0`: a median of nothing)."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 def cpu_flags() -> set:
     """The CPU feature flags (Linux), e.g. to tell whether bfloat16 has hardware support."""
     try:

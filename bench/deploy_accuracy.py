@@ -61,10 +61,14 @@ def main(argv=None) -> int:
                         help="comma-separated, from " + ", ".join(m for m, _ in MODELS))
     parser.add_argument("--json", help="also write the table to this JSON file")
     args = parser.parse_args(argv)
-    chosen = {v.strip() for v in args.variants.split(",")}
+    chosen = {v.strip() for v in args.variants.split(",") if v.strip()}
+    models = {m.strip() for m in args.models.split(",") if m.strip()}
+    known_variants, known_models = {v[0].replace(" ", "_") for v in VARIANTS}, {m for m, _ in MODELS}
+    for flag, given, known in (("--variants", chosen, known_variants), ("--models", models, known_models)):
+        if not given or given - known:  # before: an empty table, exit 0
+            parser.error(f"{flag}: unknown {sorted(given - known) or 'none given'} (known: {', '.join(sorted(known))})")
     calibration = os.path.join(args.output, "data", "train.tfrecords")
     table = {}
-    models = {m.strip() for m in args.models.split(",")}
     for model, title in MODELS:
         if model not in models:
             continue
@@ -81,7 +85,11 @@ def main(argv=None) -> int:
                 run("ssma_tf.cli.export", [os.path.join(args.output, "checkpoints", model), *export_flags, *extra,
                                            "--output", folder, "--overwrite"])
                 flags += ["--exported", folder]
-            run("ssma_tf.cli.evaluate", ["-c", config, *flags, "--json", metrics_path])
+            # The demo's weights and records under --output (the config names demo_output/, so the
+            # TensorFlow rows evaluated ./demo_output whatever --output said).
+            paths = ["--set", f"checkpoint={os.path.join(args.output, 'checkpoints', model)}",
+                     "--set", f"test_data={os.path.join(args.output, 'data', 'val.tfrecords')}"]
+            run("ssma_tf.cli.evaluate", ["-c", config, *paths, *flags, "--json", metrics_path])
             with open(metrics_path, encoding="utf-8") as handle:
                 table.setdefault(title, {})[variant] = json.load(handle)["mIoU"]
     variants = [v[0] for v in VARIANTS if v[0].replace(" ", "_") in chosen]

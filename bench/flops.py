@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    height, width = (int(v) for v in args.size.lower().split("x"))
+    height, width = _common.parse_size(parser, args.size)
     if args.child:
         spec = json.loads(args.child)
         if "threads" in spec:
@@ -126,8 +126,13 @@ def main(argv=None) -> int:
         return 0
 
     env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"} if args.backend == "jax" else {}
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in ("adapnet_pp", "ssma")]
+    if unknown or not models:
+        # Before: any other name was counted as SSMA under that name.
+        parser.error(f"--models: unknown model {unknown[0]!r} (adapnet_pp, ssma)" if unknown else "--models: none given")
     results = {}
-    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+    for model in models:
         spec = {"model": model, "height": height, "width": width, "backend": args.backend}
         results[model] = _common.run_child(os.path.abspath(__file__), spec, env)
     print(f"FLOPs per image at {height}x{width} ({args.backend}); 1 multiply-add = 2 FLOPs")

@@ -60,7 +60,7 @@ bench/flops.py) are printed beside the times.
                                                    # dense-residual rewrite)
     python bench/inference.py --backend jax
     python bench/inference.py --modes default,auto,bfloat16,openvino,openvino_int8,tflite_int8 \
-        --runs 10 --json docs/bench/deploy.json   # the deployment table (README, docs/deploy.md)
+        --runs 10 --json docs/bench/deploy_cpu.json   # the deployment table (README, docs/deploy.md)
 """
 
 from __future__ import annotations
@@ -692,8 +692,13 @@ def main(argv=None) -> int:
         _common.emit(child(spec))
         return 0
     if args.keras:
+        # `--runs 0` was taken for the default (`runs or 10`) and recorded as 0 beside 10 rounds.
+        _common.positive(parser, runs=args.runs)
+        missing = [f for f in args.keras if not os.path.isfile(f)]
+        if missing:
+            parser.error(f"--keras: no file {missing[0]}")
         job = {"kind": "keras", "files": [os.path.abspath(f) for f in args.keras], "warmup": args.warmup,
-               "runs": args.runs or 10, "intra": args.intra, "inter": args.inter, "masked": args.masked}
+               "runs": args.runs if args.runs is not None else 10, "intra": args.intra, "inter": args.inter, "masked": args.masked}
         result = _common.run_child(os.path.abspath(__file__), job, {})
         if "error" in result:
             print(f"error: {result['error'][:300]}", flush=True)

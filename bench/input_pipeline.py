@@ -99,6 +99,9 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--_child", nargs=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for name in ("samples", "batch_size", "batches"):
+        if getattr(args, name) < 1:  # --batches 0 ended in an UnboundLocalError
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
     if args._child:
         print(json.dumps(_measure(args._child[0], args.batch_size, args.batches, args.warmup)))

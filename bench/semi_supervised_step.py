@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,15 @@ import _common  # noqa: E402
 
 def child(spec: dict) -> None:
     """Builds one trainer, warms its step up, times `steps` steps; emits time and peak memory."""
+    folder = tempfile.mkdtemp(prefix="bench-semisup-")
+    try:
+        _measure(spec, folder)
+    finally:  # records and a checkpoint folder per child: left in /tmp before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measure(spec: dict, folder: str) -> None:
+    """One child's measurement, its files in `folder`."""
     import numpy as np
 
     from ssma_tf import training
@@ -40,7 +50,6 @@ def child(spec: dict) -> None:
     from ssma_tf.data import write_examples
     from ssma_tf.data.synthetic import generate_sample
 
-    folder = tempfile.mkdtemp(prefix="bench-semisup-")
     height, width = spec["height"], spec["width"]
     records = os.path.join(folder, "train.tfrecords")
     scenes = (generate_sample(0, index, height, width) for index in range(16))
@@ -89,7 +98,8 @@ def main() -> int:
     if args.child:
         child(json.loads(args.child))
         return 0
-    height, width = (int(v) for v in args.size.split("x"))
+    height, width = _common.parse_size(parser, args.size)
+    _common.positive(parser, rounds=args.rounds, steps=args.steps, batch=args.batch)
     base = {"model": args.model, "batch": args.batch, "height": height, "width": width,
             "steps": args.steps}
     sides = ["supervised", *args.methods.split(",")]

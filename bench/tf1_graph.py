@@ -470,12 +470,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import numpy as np
 
+    import _common  # the script's folder is on the path when run; the tests import this module alone
+
+    height, width = _common.parse_size(parser, args.size)  # before the fixture check
+    _common.positive(parser, runs=args.runs)  # a median of no runs printed as nan before
     difference = check_fixture()
     if difference is None:
         print("fixture check: skipped (no ../shared/fixtures)")
     else:
         print(f"fixture check: largest softmax difference to the original graph {difference:.2e}")
-    height, width = (int(v) for v in args.size.split("x"))
     graph, inputs, softmax, _ = build_graph(args.model, 12, height, width)
     feed = {p: np.random.default_rng(0).uniform(0, 255, (1, height, width, 3)).astype(np.float32) for p in inputs}
     with session_for(graph) as session:
