@@ -248,6 +248,11 @@ def check_backbone(shapes: list, source: str, model: Any) -> None:
         )
 
 
+# The decoder's layer names as variable paths hold them (`refine1` of `refine1_conv1`; the auxiliary
+# heads' `aux_up1_head` holds `up1`), for `_class_hint`.
+_DECODER_PARTS = tuple(dict.fromkeys(layer.split("_")[0] for layer in DECODER_LAYERS))
+
+
 def _class_hint(have: list, need: list, model: Any, name: str = "") -> str:
     """" (the checkpoint has N classes, the model M)" when the shapes differ in class axes only
     (the last, and for `up3`'s (8, 8, C, C) kernel the last two); a kernel of another layer whose
@@ -263,7 +268,7 @@ def _class_hint(have: list, need: list, model: Any, name: str = "") -> str:
     layer = name.split("/")[0]
     stored = {have[i] for i in differing}
     if (differing and len(have) == len(need) and len(stored) == 1 and all(need[i] == decoder for i in differing)
-            and any(part in layer for part in ("up1", "up2", "refine1", "refine2"))):
+            and any(part in layer for part in _DECODER_PARTS)):
         # Before: the shapes alone, for experts trained with another decoder_filters.
         return (f" (the model's decoder is {decoder} wide, the checkpoint's {stored.pop()}: give the decoder_filters "
                 "it was trained with)")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from ssma_tf.cli.common import (
     ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit, setting_as_run_or_exit,
@@ -78,25 +78,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         from ssma_tf.inference.backends import require
 
         require(args.backend)  # a missing extra: one line naming it (`command`)
+    # The flags are overrides, named as typed in errors (not as `--set test_data=[...]`).
+    given_as = {}
     if args.checkpoint is not None:
-        overrides["checkpoint"] = args.checkpoint
+        overrides["checkpoint"], given_as["checkpoint"] = args.checkpoint, f"--checkpoint {args.checkpoint}"
     if args.test_data is not None:
-        overrides["test_data"] = args.test_data
+        overrides["test_data"], given_as["test_data"] = args.test_data, f"--test_data {' '.join(args.test_data)}"
 
-    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config import load_config
     from ssma_tf.config.runs import run_config
     from ssma_tf.files import atomic_write, check_output
 
     # Bad input (config, checkpoint, records, --json path) ends the command with one line (`command`).
     if args.json:
         check_output(args.json, what="--json")  # before minutes of evaluation, not after
-    try:
-        if args.config is not None:
-            config = load_config(args.config, "eval", overrides=overrides)
-        else:
-            config = run_config(args.run, "eval", overrides)
-    except ConfigError as error:
-        raise _as_flag(error, args) from None
+    if args.config is not None:
+        config = load_config(args.config, "eval", overrides=overrides, given_as=given_as)
+    else:
+        config = run_config(args.run, "eval", overrides, given_as=given_as)
 
     from ssma_tf.evaluation import evaluate
 
@@ -112,19 +111,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             json.dump(result.metrics, f, indent=2)
             f.write("\n")
     return 0
-
-
-def _as_flag(error: Any, args: argparse.Namespace) -> Any:
-    """A config error about `--checkpoint` or `--test_data` names the flag as given (the reader
-    names the key as an override: "with --set test_data=['val.tfrecords']")."""
-    from ssma_tf.config import ConfigError
-
-    given = {"checkpoint": args.checkpoint and f"--checkpoint {args.checkpoint}",
-             "test_data": args.test_data and f"--test_data {' '.join(args.test_data)}"}.get(error.key)
-    marker = f" with --set {error.key}="
-    if not given or marker not in error.source:
-        return error
-    return ConfigError(error.detail, key=error.key, source=f"{error.source.split(marker)[0]} with {given}")
 
 
 if __name__ == "__main__":

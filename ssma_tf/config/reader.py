@@ -37,13 +37,6 @@ ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is 
 KNOWN_KEYS = tuple(sorted(set(DECLARED) | set(ALIASES)))
 REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.required) for mode in MODES}
 
-
-class Required(NamedTuple):
-    """The keys a reader of a config needs (`keys`) and who that is, for the error (`by`):
-    by default a mode's, `REQUIRED_KEYS[mode]` for "train" or "eval"."""
-
-    keys: tuple[str, ...]
-    by: str
 # Kinds whose reading looks at the file system: read after every other key.
 _PATH_KINDS = ("path", "file", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
 # The released ImageNet initialisation (`ssma_tf/checkpoints/zoo.yaml`, `initialization`).
@@ -65,6 +58,14 @@ _SWITCHED_SECTIONS = {
 }
 # Every key that holds a mapping of keys of its own.
 _SECTIONS = ("augmentation", *_SWITCHED_SECTIONS)
+
+
+class Required(NamedTuple):
+    """The keys a reader of a config needs (`keys`) and who that is, for the error (`by`):
+    by default a mode's, `REQUIRED_KEYS[mode]` for "train" or "eval"."""
+
+    keys: tuple[str, ...]
+    by: str
 
 
 def ssma_train_warnings(config: RunConfig) -> list[str]:
@@ -123,6 +124,7 @@ def load_config(
     check_paths: bool = True,
     overrides: Optional[Mapping[str, Any]] = None,
     required: Optional[Required] = None,
+    given_as: Optional[Mapping[str, str]] = None,
 ) -> RunConfig:
     """Reads and validates a YAML `.config` file.
 
@@ -137,6 +139,8 @@ def load_config(
             as given on the command line.
         required: the keys that must be given, and who needs them, for a reader that needs
             fewer than the mode's (`Required`); default: the mode's.
+        given_as: how overrides were typed where not as `--set KEY=VALUE` (a command's own flag:
+            `{"test_data": "--test_data val.tfrecords"}`), for the errors that name them.
 
     Returns:
         The validated `RunConfig`.
@@ -150,7 +154,7 @@ def load_config(
     if not overrides:
         return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths, required=required)
     return config_with_overrides(raw, overrides, source=source, mode=mode, check_paths=check_paths,
-                                 required=required)
+                                 required=required, given_as=given_as)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -187,6 +191,7 @@ def config_with_overrides(
     mode: str = "train",
     check_paths: bool = True,
     required: Optional[Required] = None,
+    given_as: Optional[Mapping[str, str]] = None,
 ) -> RunConfig:
     """`config_from_dict` on `d` with some keys replaced; errors about those keys say so.
 
@@ -194,6 +199,7 @@ def config_with_overrides(
         d: the mapping of keys to values, as read from a file.
         overrides: keys replacing `d`'s (an alias replaces its key's other spelling too).
         source, mode, check_paths, required: as for `config_from_dict`.
+        given_as: as for `load_config`.
 
     Raises:
         ConfigError: as for `config_from_dict`; when the problem is an overridden key, the
@@ -209,7 +215,8 @@ def config_with_overrides(
                     merged.pop(other, None)
         merged.update(overrides)
     # Nothing after '=' unsets the key: shown as given, not as Python's None.
-    given = {name: f"--set {name}=" + ("" if value is None else repr(value)) for name, value in overrides.items()}
+    given = {name: (given_as or {}).get(name) or f"--set {name}=" + ("" if value is None else repr(value))
+             for name, value in overrides.items()}
     try:
         config = config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required,
                                   command_line=tuple(overrides))

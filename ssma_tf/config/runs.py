@@ -94,6 +94,7 @@ def run_config(
     mode: str,
     overrides: Optional[Mapping[str, Any]] = None,
     check_paths: bool = True,
+    given_as: Optional[Mapping[str, str]] = None,
 ) -> RunConfig:
     """The config of a finished (or interrupted) run, pointed at the run's own weights.
 
@@ -108,6 +109,7 @@ def run_config(
         mode: "eval" (the run's weights) or "train" (the config as the run used it).
         overrides: keys to replace (`--set`), validated like the file's.
         check_paths: check that the paths the mode reads exist.
+        given_as: how overrides were typed, where not as `--set` (`load_config`).
 
     Raises:
         ConfigError: no `config.yaml` for `run`, or the config with the overrides is invalid.
@@ -142,7 +144,8 @@ def run_config(
         raw["checkpoint"] = run_weights(run)
     else:
         raw["checkpoint"] = os.path.dirname(source)
-    return config_with_overrides(raw, overrides or {}, source=source, mode=mode, check_paths=check_paths)
+    return config_with_overrides(raw, overrides or {}, source=source, mode=mode, check_paths=check_paths,
+                                 given_as=given_as)
 
 
 def prune_folder(path: PathLike) -> str:
