@@ -348,9 +348,11 @@ def test_bad_values(workdir):
 
 def test_missing_keys(workdir):
     error = error_for(train_dict(max_iteration=...))
-    assert error.key == "max_iteration" and "missing" in str(error)
+    assert error.key == "max_iteration" and "missing" in str(error) and error.missing
     error = error_for(train_dict(learning_rate=None))  # `learning_rate:` left blank
-    assert error.key == "learning_rate" and "empty" in str(error)
+    assert error.key == "learning_rate" and "empty" in str(error) and error.missing
+    # Callers that can do without a key (prediction without data) tell these apart by the flag.
+    assert not error_for(train_dict(max_iteration="many")).missing
     error = error_for(train_dict(checkpoint=" "))  # the original templates' placeholder
     assert error.key == "checkpoint"
     eval_dict = yaml.safe_load(ORIGINAL_SSMA_TEST)

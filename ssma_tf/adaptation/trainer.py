@@ -133,10 +133,10 @@ class AdaptationTrainer(training.Trainer):
     def __init__(self, config: Any, **kwargs: Any):
         if config.adaptation is None:
             raise ConfigError("is missing; AdaptationTrainer needs it", key="adaptation",
-                              source=config.where("adaptation"))
+                              source=config.where("adaptation"), missing=True)
         if config.target_data is None:
             raise ConfigError("is missing; adaptation needs it", key="target_data",
-                              source=config.where("target_data"))
+                              source=config.where("target_data"), missing=True)
         self.adapt = config.adaptation
         self.sac = self.adapt.method == "sac"
         self._target_files = check_target_records(config)
@@ -176,7 +176,7 @@ class AdaptationTrainer(training.Trainer):
             if groups % replicas:
                 raise ConfigError(f"({groups} target images a step) must be a multiple of the "
                                   f"{replicas} replicas", key="adaptation.target_groups",
-                                  source=config.where("adaptation"))
+                                  source=config.where("adaptation"), missing=True)
             return build_target_dataset(
                 config.target_data, modalities=modalities, height=config.height,
                 width=config.width, groups=groups // replicas, views=views,

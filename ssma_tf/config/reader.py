@@ -276,8 +276,8 @@ class _Reader:
 
     # --- Errors and lookups -----------------------------------------------------------------
 
-    def error(self, name: Optional[str], message: str) -> ConfigError:
-        return ConfigError(message, key=name, source=self.source)
+    def error(self, name: Optional[str], message: str, missing: bool = False) -> ConfigError:
+        return ConfigError(message, key=name, source=self.source, missing=missing)
 
     def type_error(self, name: str, expected: str, value: Any) -> ConfigError:
         return self.error(name, f"expected {expected}, got {value!r} ({type(value).__name__})")
@@ -334,8 +334,8 @@ class _Reader:
         for name in self.required.keys:
             if self.raw(name) is None:
                 if name in self.d:
-                    raise self.error(name, f"is empty; {self.required.by} needs a value")
-                raise self.error(name, f"is missing; {self.required.by} needs it")
+                    raise self.error(name, f"is empty; {self.required.by} needs a value", missing=True)
+                raise self.error(name, f"is missing; {self.required.by} needs it", missing=True)
         # The model first (the rules below depend on it), then plain values, then what looks at
         # the file system, once everything else is known to fit.
         given = self.read_keys(lambda name, spec: name == "model")
@@ -466,11 +466,13 @@ class _Reader:
             raise self.error(
                 "unlabeled_data",
                 "is missing; semi_supervised training needs records of images to use without labels",
+                missing=True,
             )
         if self.mode == "train" and values["adaptation"] is not None:
             if values["target_data"] is None:
                 raise self.error(
-                    "target_data", "is missing; adaptation needs records of the target domain's images")
+                    "target_data", "is missing; adaptation needs records of the target domain's images",
+                    missing=True)
             if values["semi_supervised"] is not None:
                 raise self.error("adaptation", "and semi_supervised cannot be combined; give one")
             if values["recalibrate_batch_norm"]:

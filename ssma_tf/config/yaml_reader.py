@@ -24,9 +24,12 @@ class ConfigError(UserInputError):
     Attributes:
         key: the offending key, or None when the problem is not about one key.
         source: the config file (or "<dict>" for configs built in code).
+        missing: the key is absent or empty where a value is needed (a caller that can do
+            without the key, such as prediction without `train_data`, tells these apart by it).
     """
 
-    def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>"):
+    def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>",
+                 missing: bool = False):
         # A config built in code has no file to name: "<dict>: " would only puzzle a user.
         where = [] if source == "<dict>" else [source]
         if key is not None:
@@ -36,6 +39,7 @@ class ConfigError(UserInputError):
         self.source = source
         self.path = None if source == "<dict>" else source
         self.detail = message
+        self.missing = missing
 
 
 

@@ -52,7 +52,7 @@ def load_run_config(path: PathLike, overrides: Optional[Mapping[str, Any]] = Non
         try:
             return load_config(path, mode, check_paths=False, overrides=overrides)
         except ConfigError as error:
-            if not _missing(error) and error.key not in unused:
+            if not error.missing and error.key not in unused:
                 raise
     needed = tuple(name for name in ("model", "num_classes", "height", "width", "checkpoint") if name not in unused)
     # Before: "key 'train_data': is missing; train needs it" for a config of the model alone.
@@ -60,7 +60,7 @@ def load_run_config(path: PathLike, overrides: Optional[Mapping[str, Any]] = Non
         return load_config(path, "eval", check_paths=False, overrides=overrides,
                            required=Required(needed, "the model"))
     except ConfigError as error:
-        if error.key == "checkpoint" and _missing(error):
+        if error.key == "checkpoint" and error.missing:
             raise ConfigError(f"{error.detail.split(';')[0]}: name the weights there, or give --checkpoint",
                               key="checkpoint", source=error.source) from None
         raise
@@ -68,10 +68,6 @@ def load_run_config(path: PathLike, overrides: Optional[Mapping[str, Any]] = Non
 
 # Keys an evaluation or a training config needs that prediction and export do not read.
 _UNUSED_KEYS = ("test_data", "train_data", "batch_size", "max_iteration", "learning_rate")
-
-
-def _missing(error: ConfigError) -> bool:
-    return error.detail.startswith(("is missing;", "is empty;"))
 
 
 @dataclasses.dataclass

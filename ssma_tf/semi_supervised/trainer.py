@@ -75,10 +75,10 @@ class SemiSupervisedTrainer(training.Trainer):
         refuse_pretraining(config)  # before the checks below, which a depth run's config may fail
         if config.semi_supervised is None:
             raise ConfigError("is missing; SemiSupervisedTrainer needs it", key="semi_supervised",
-                              source=config.where("semi_supervised"))
+                              source=config.where("semi_supervised"), missing=True)
         if config.unlabeled_data is None:
             raise ConfigError("is missing; semi_supervised training needs it",
-                              key="unlabeled_data", source=config.where("unlabeled_data"))
+                              key="unlabeled_data", source=config.where("unlabeled_data"), missing=True)
         self.semi = config.semi_supervised
         # The mix stream's images: the model's, and depth (modality 2) for DepthMix in any case
         # (before: ClassMix too refused RGB-only records, "DepthMix ... need the depth image").
