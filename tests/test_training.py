@@ -803,6 +803,23 @@ def test_a_resume_on_other_records_restarts_the_input_stream(tmp_path, tiny_mode
                for line in lines), lines
 
 
+def test_a_resume_on_records_converted_again_into_the_same_file_restarts_the_input_stream(tmp_path, tiny_model):
+    """The saved position is a byte offset into the old file: restored into a file converted
+    again, the run failed steps later with "corrupted record at 599170", at every rerun."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    records = tmp_path / "records" / "train.tfrecords"
+    before = records.stat().st_size
+    write_records(records, 6, height=32, width=32, num_classes=5, seed=3)
+    lines = []
+    result = training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lines.append).run()
+    assert result.start_step == 2 and result.final_step == 4
+    assert any(line.endswith(f"at step 2 (input streams restarted: record files rewritten since ckpt-2: {records} "
+                             f"{before} -> {records.stat().st_size} bytes)") for line in lines), lines
+    lines.clear()
+    training.Trainer(_tiny_config(tmp_path, max_iteration=6), log=lines.append)  # unchanged since ckpt-4
+    assert any(line.endswith(" at step 4") for line in lines), lines
+
+
 def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
     """Sections were compared as written: a semi-supervised run begun before `teacher_batch_norm`
     existed got a "semi_supervised changed" note on every resume, a changed confidence was only

@@ -78,6 +78,8 @@ _RECORD_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "target_data")
 _STREAMS_KEY = "streams/.ATTRIBUTES/VARIABLE_VALUE"
 # The checkpoint entry holding the record keys its streams read (`Trainer._records_read`).
 _RECORDS_KEY = "records/.ATTRIBUTES/VARIABLE_VALUE"
+# The entry of `_RECORDS_KEY`'s text holding the size of each record file matched.
+_SIZES = "file_sizes"
 
 
 class TrainingStopped(RuntimeError):
@@ -144,6 +146,11 @@ def _text(value: Any) -> str:
 def _as_list(value: Any) -> Optional[list]:
     """A config value as a list (a record key's one pattern or several), None when unset."""
     return None if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _matched_files(value: Any) -> list[str]:
+    """The files a record key's pattern(s) match, in order (none when unset)."""
+    return sorted({path for pattern in _as_list(value) or [] for path in glob.glob(pattern) if os.path.isfile(path)})
 
 
 def _shown(value: Any) -> str:
@@ -581,10 +588,13 @@ class Trainer:
         streams = {"data": self.iterator, **{k: v for k, v in self._extras.items() if k.endswith("_data")}}
         return json.dumps({name: str(stream.element_spec) for name, stream in sorted(streams.items())})
 
-    def _records_read(self) -> dict[str, Optional[list]]:
-        """The record keys whose streams a checkpoint saves the position of, with their values."""
+    def _records_read(self) -> dict[str, Any]:
+        """The record keys whose streams a checkpoint saves the position of: their values, and
+        the size of each file they match (records converted again into the same file)."""
         read = {records.key for records in self.record_sets()} | {"labeled_subset"}
-        return {key: _as_list(getattr(self.config, key)) for key in _RECORD_KEYS if key in read}
+        return {key: _as_list(getattr(self.config, key)) for key in _RECORD_KEYS if key in read} | {
+            _SIZES: {path: os.path.getsize(path) for key in _RECORD_KEYS if key in read
+                     for path in _matched_files(getattr(self.config, key))}}
 
     def _stream_changes(self, prefix: str, names: set[str], saved: dict[str, Any]) -> str:
         """Why the input positions saved in `prefix` cannot be restored ("" when they can).
@@ -592,8 +602,9 @@ class Trainer:
         Each checkpoint records its streams' element specs; the batches differ when a key that
         shapes them changed since (`batch_size`, `height`, `width`, SAC's views), and the
         restored position would fail at the first step. It records the records read too
-        (`_RECORD_KEYS`): a position in other files is none. Checkpoints of earlier versions are
-        compared through the run's `config.yaml` (`saved`, written when the run last started).
+        (`_RECORD_KEYS`) and their files' sizes: a position in other files is none. Checkpoints
+        of earlier versions are compared through the run's `config.yaml` (`saved`, written when
+        the run last started).
         """
         keys = ", ".join(f"{key} {saved[key]} -> {getattr(self.config, key)}" for key in _STREAM_KEYS
                          if key in saved and saved[key] != getattr(self.config, key))
@@ -605,10 +616,20 @@ class Trainer:
         if self.saves_data_position and _RECORDS_KEY in names:
             before, since = json.loads(_text(tf.train.load_variable(prefix, _RECORDS_KEY))), os.path.basename(prefix)
         else:
-            before = {key: _as_list(saved.get(key)) for key in now} if saved else now
-        records = [key for key in now if before.get(key) != now[key]]
+            before = {key: _as_list(saved.get(key)) for key in now if key != _SIZES} if saved else now
+        records = [key for key in now if key != _SIZES and before.get(key) != now[key]]
         if records:
             return f"{', '.join(records)} changed since {since}" + (f" ({keys})" if keys else "")
+        # The same names, other files: converted again since. The saved position is a byte
+        # offset into the old file; restored, it read "corrupted record at 599170" steps later,
+        # at every rerun. Checkpoints written before 2026-12-02 hold no sizes.
+        sizes = before.get(_SIZES)
+        if sizes is not None and sizes != now[_SIZES]:
+            changed = [f"{path} {sizes.get(path, 'absent')} -> {now[_SIZES].get(path, 'absent')} bytes"
+                       for path in sorted(set(sizes) | set(now[_SIZES])) if sizes.get(path) != now[_SIZES].get(path)]
+            more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
+            return f"record files rewritten since {since}: {'; '.join(changed[:2])}{more}" + (
+                f" ({keys})" if keys else "")
         if not self.saves_data_position or _STREAMS_KEY not in names:
             return keys and f"{keys} since the run's last start"
         if _text(tf.train.load_variable(prefix, _STREAMS_KEY)) == self._streams_text():
