@@ -24,6 +24,22 @@ if ROOT not in sys.path:
 from ssma_tf.inference.precision import processor_model  # noqa: E402
 # A child prints its result on one line starting with this marker (TF writes other lines to stdout).
 RESULT_MARKER = "BENCH_RESULT "
+# The result files this process has written (`write_json`), named when Ctrl-C stops it (`run_main`).
+_WRITTEN: list = []
+
+
+def run_main(main) -> int:
+    """Runs a benchmark's `main`; Ctrl-C ends it with one line instead of a traceback.
+
+    The line says whether its result file was written: `write_json` writes it whole at the end,
+    so a stopped benchmark leaves none (a child process measuring is stopped with it).
+    """
+    try:
+        return main()
+    except KeyboardInterrupt:
+        written = f"; {', '.join(_WRITTEN)} was written before" if _WRITTEN else "; no result file written"
+        print(f"\ninterrupted{written}", file=sys.stderr)
+        return 130
 
 
 def parse_size(parser, text: str, option: str = "--size") -> tuple[int, int]:
@@ -176,3 +192,4 @@ def write_json(path: str, payload: dict) -> None:
     with atomic_write(path) as handle:
         json.dump(payload, handle, indent=2)
         handle.write("\n")
+    _WRITTEN.append(path)

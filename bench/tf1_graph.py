@@ -493,4 +493,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import _common  # the script's folder is first on the path when it runs
+
+    sys.exit(_common.run_main(main))

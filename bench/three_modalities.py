@@ -184,4 +184,6 @@ def table(results: dict, seeds) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import _common  # the script's folder is first on the path when it runs
+
+    sys.exit(_common.run_main(main))

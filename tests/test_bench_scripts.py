@@ -1,0 +1,47 @@
+"""The benchmark scripts' shared behaviour (`bench/_common.py`), run as a user runs them."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import ROOT
+
+
+def _common():
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "bench" / "_common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ctrl_c_ends_a_benchmark_in_one_line_that_says_no_result_was_written(tmp_path):
+    """Before: a KeyboardInterrupt traceback through subprocess.run, which named no file."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = tmp_path / "flops.json"
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "flops.py"), "--size", "32x32",
+                                "--json", str(result)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # the parent waits on its first child, which is still importing TensorFlow
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted; no result file written", err
+    assert not result.exists()
+
+
+def test_ctrl_c_after_a_result_file_names_it(tmp_path, capsys):
+    common = _common()
+    written = str(tmp_path / "result.json")
+
+    def main():
+        common.write_json(written, {"seconds": 1.0})
+        raise KeyboardInterrupt
+
+    assert common.run_main(main) == 130
+    assert capsys.readouterr().err.strip() == f"interrupted; {written} was written before"
+    assert common.run_main(lambda: 0) == 0
