@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import keras
 import numpy as np
@@ -444,6 +445,20 @@ def test_semi_supervised_training_runs_resumes_and_logs(tmp_path, tiny_model, mo
             tags.update(v.tag for v in event.summary.value)
     assert {"loss/supervised", "loss/consistency", "semi_supervised/confident_fraction",
             "semi_supervised/mixed_images", "semi_supervised/pseudo_labels"} <= tags
+
+
+def test_a_mix_stream_whose_pipeline_changed_restarts_on_resume(tmp_path, tiny_model, monkeypatch):
+    """As the training stream's (tests/test_training.py): the run resumes on a new mix stream."""
+    config = _config(tmp_path)
+    semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None).train(max_steps=2)
+    module = sys.modules[semi_supervised.SemiSupervisedTrainer.__module__]
+    build = module.build_mix_dataset
+    monkeypatch.setattr(module, "build_mix_dataset", lambda *a, **k: build(*a, **k).map(lambda *x: x).prefetch(1))
+    lines = []
+    resumed = semi_supervised.SemiSupervisedTrainer(config, log=lines.append)
+    assert any("at step 2 (input streams restarted: the position of mix_data saved in ckpt-2 does not fit" in line
+               for line in lines), lines
+    assert resumed.train().final_step == 4
 
 
 def test_unlabeled_records_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_model):

@@ -209,6 +209,9 @@ class AdaptationTrainer(training.Trainer):
             extras["target_data"] = self.target_iterator
         return extras
 
+    def _input_streams(self) -> dict[str, tuple[Any, str]]:
+        return {**super()._input_streams(), "target_data": (self.target_dataset, "target_iterator")}
+
     def _method_text(self) -> str:
         config = self.config
         sampling = ""

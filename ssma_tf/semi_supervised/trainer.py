@@ -144,6 +144,9 @@ class SemiSupervisedTrainer(training.Trainer):
             extras["mix_data"] = self.mix_iterator
         return extras
 
+    def _input_streams(self) -> dict[str, tuple[Any, str]]:
+        return {**super()._input_streams(), "mix_data": (self.mix_dataset, "mix_iterator")}
+
     def _make_train_function(self) -> Any:
         config, model, teacher, optimizer, strategy = (
             self.config, self.model, self.teacher, self.optimizer, self.strategy)

@@ -8,15 +8,17 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import gc
 import glob
 import json
+import logging
 import math
 import os
 import re
 import shutil
 import sys
 import time
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import keras
 import numpy as np
@@ -146,6 +148,27 @@ def _text(value: Any) -> str:
 def _as_list(value: Any) -> Optional[list]:
     """A config value as a list (a record key's one pattern or several), None when unset."""
     return None if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+@contextlib.contextmanager
+def _quiet_restore() -> Iterator[None]:
+    """Keeps TensorFlow's "Value in checkpoint could not be found" lines (one per variable of the
+    checkpoint, logged when a restore that failed is collected) off the log."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        gc.collect()  # the failed restore's leftovers log as they are collected
+        logger.setLevel(level)
+
+
+def _iterator_problem(error: tf.errors.OpError) -> str:
+    """TensorFlow's refusal of a saved input position, without the checkpoint's path (named
+    beside it), its advice about the dataset definition (the cause is named beside it) and the op."""
+    text = re.sub(r"^Error when restoring from checkpoint or SavedModel at \S+: ", "", first_line(error))
+    return re.sub(r"\.? Make sure the dataset definition.*$|\s*\[Op:\w+\].*$", "", text)
 
 
 def _matched_files(value: Any) -> list[str]:
@@ -470,15 +493,15 @@ class Trainer:
                 with reading(prefix):
                     names = {name for name, _ in tf.train.list_variables(prefix)}
                     restart = self._stream_changes(prefix, names, saved)
-                    extras = {k: v for k, v in self._extras.items() if not (restart and k.endswith("_data"))}
+                    extras = {k: v for k, v in self._extras.items() if not k.endswith("_data")}
                     core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, **extras)
                     # Another model's checkpoint: one line, not TensorFlow's warning flood.
                     check_tf2_shapes(core, prefix, self.model)
                     status = core.restore(prefix)
                     status.assert_existing_objects_matched()
-                    status.expect_partial()  # the data iterator is restored below, when saved
-                    if self.saves_data_position and any(n.startswith("data/") for n in names) and not restart:
-                        tf.train.Checkpoint(data=self.iterator).restore(prefix).expect_partial()
+                    status.expect_partial()  # the input positions are restored below, when saved
+                    if not restart:
+                        restart = self._restore_positions(prefix, names)
                     if self._random_seeds and any(n.startswith("random_seeds/") for n in names):
                         tf.train.Checkpoint(random_seeds=self._random_seeds).restore(prefix).expect_partial()
             # A damaged file can fail anywhere in TensorFlow's reading (an IndexError for a
@@ -523,6 +546,48 @@ class Trainer:
                 f"({'; '.join(reasons)}); move them away to start afresh"
             )
         return None
+
+    def _restore_positions(self, prefix: str, names: set[str]) -> str:
+        """Restores the input streams' positions saved in `prefix`; says which restart ("": none).
+
+        A position restores only into the pipeline that saved it: after an update of this
+        package or of TensorFlow that changed the pipeline, TensorFlow refuses it ("Failed to
+        restore dataset iterator ... the dataset definition has not changed") and leaves the
+        iterator unusable ("End of sequence" at the first step). That stream then starts afresh
+        from a new iterator, and the run resumes with its weights, optimizer and step (before:
+        every checkpoint was skipped in turn, and the run was lost).
+        """
+        if not self.saves_data_position:
+            return ""
+        failed = []
+        for key, (dataset, attribute) in self._input_streams().items():
+            if not any(name.startswith(key + "/") for name in names):
+                continue
+            with _quiet_restore():
+                try:
+                    tf.train.Checkpoint(**{key: getattr(self, attribute)}).restore(prefix).expect_partial()
+                    problem = ""
+                except tf.errors.OpError as error:
+                    problem = _iterator_problem(error)
+            if problem:
+                failed.append((key, problem))
+                fresh = iter(dataset)
+                setattr(self, attribute, fresh)
+                setattr(self.checkpoint, key, fresh)  # the next saves save the new stream's position
+                if key in self._extras:
+                    self._extras[key] = fresh
+        if not failed:
+            return ""
+        keys = ", ".join(key for key, _ in failed)
+        several = len(failed) > 1
+        return (f"the position{'s' if several else ''} of {keys} saved in {os.path.basename(prefix)} "
+                f"{'do' if several else 'does'} not fit this version's input pipeline (TensorFlow: {failed[0][1]})")
+
+    def _input_streams(self) -> dict[str, tuple[Any, str]]:
+        """The input streams whose positions a checkpoint saves, by their name in it: the
+        distributed dataset and the attribute holding its iterator. A subclass reading another
+        stream (`_build_extras`: `mix_data`, `target_data`) adds it."""
+        return {"data": (self.dataset, "iterator")}
 
     def _method_text(self) -> str:
         """What the run's first line adds about a training method beyond supervised ("" here;
