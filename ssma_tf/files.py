@@ -129,6 +129,14 @@ def check_output(
     return destination
 
 
+def free_bytes(directory: PathLike) -> Optional[int]:
+    """Bytes the user can still write in `directory` (None where the system cannot tell)."""
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
 def _size(path: str) -> int:
     """Bytes of a file, or of the files under a folder (0 for what cannot be read)."""
     if not os.path.isdir(path):

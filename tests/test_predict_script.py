@@ -72,6 +72,32 @@ def test_predict_py_with_a_config_and_a_list(weights, images, tmp_path, capsys):
     assert not (output / "attention").exists()
 
 
+def test_predict_py_names_an_output_it_cannot_write_and_refuses_a_flag_of_the_other_model(weights, images, tmp_path, monkeypatch, capsys):
+    """A full disk: before, the error named the sample's input images and exited 2 (bad input)."""
+    import errno
+
+    from ssma_tf import visualize
+
+    save_png = visualize.save_png
+
+    def disk_full(path, *args, **kwargs):
+        if os.sep + "color" + os.sep in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return save_png(path, *args, **kwargs)
+
+    monkeypatch.setattr(visualize, "save_png", disk_full)
+    output = tmp_path / "out"
+    status = _predict_main(["--checkpoint", weights, "--model", "SSMA", "--num_classes", "7", "--quiet",
+                            "--list", str(images / "val.txt"), "--size", "32x64", "--output", str(output)])
+    assert status == 1
+    assert capsys.readouterr().err == f"error: {output / 'color' / '0.png'}: No space left on device\n"
+    # An AdapNet++ flag given for an SSMA (before: accepted without a word, and nothing changed).
+    assert _predict_main(["--checkpoint", weights, "--model", "SSMA", "--num_classes", "7", "--quiet",
+                          "--list", str(images / "val.txt"), "--input_modality", "modality2",
+                          "--output", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err == "error: --input_modality is for AdapNet++; SSMA reads every modality\n"
+
+
 def test_predict_py_with_a_checkpoint_one_pair_original_size_and_attention(weights, images, tmp_path):
     output = tmp_path / "out"
     status = _predict_main([

@@ -41,6 +41,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
 from ssma_tf.data.datasets import class_names_or_generic
 from ssma_tf.data.pipeline import config_dataset, list_record_files
+from ssma_tf.data.records import modalities_held
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
@@ -71,15 +72,13 @@ def check_target_records(config: Any) -> list[str]:
     files = list_record_files(config.target_data)
     needed = config.record_modalities
     for path in files:
-        for serialized in tf.data.TFRecordDataset(path).take(1):
-            example = tf.train.Example.FromString(serialized.numpy())
-            present = schema.count_modalities(example.features.feature)
-            if present < needed:
-                reads = (f"its {needed} modalities" if config.is_fusion
-                         else f"{config.input_modality} ({config.model} on {config.input_modality})")
-                raise TargetDataError(
-                    f"target_data holds {present} modalit{'y' if present == 1 else 'ies'} but the model "
-                    f"reads {reads}; give records written from lists with a column per modality", path)
+        present = modalities_held(path)
+        if present is not None and present < needed:
+            reads = (f"its {needed} modalities" if config.is_fusion
+                     else f"{config.input_modality} ({config.model} on {config.input_modality})")
+            raise TargetDataError(
+                f"target_data holds {present} modalit{'y' if present == 1 else 'ies'} but the model "
+                f"reads {reads}; give records written from lists with a column per modality", path)
     return files
 
 

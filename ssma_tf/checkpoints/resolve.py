@@ -12,14 +12,13 @@ flags, may name
 
 from __future__ import annotations
 
-import json
 import os
 
 from ssma_tf.checkpoints.reading import (
     OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables,
 )
-from ssma_tf.config.runs import prune_folder
-from ssma_tf.constants import EXPORT_METADATA, FINAL_WEIGHTS, RUN_CONFIG, WEIGHTS_SUFFIXES
+from ssma_tf.config.runs import exported_backend, prune_folder
+from ssma_tf.constants import FINAL_WEIGHTS, RUN_CONFIG, WEIGHTS_SUFFIXES
 from ssma_tf.files import checkpoint_prefix
 
 FORMAT_TF1 = "tf1"
@@ -73,15 +72,10 @@ def resolve_weights(path: str) -> tuple[str, str]:
 def _what_folder(path: str) -> str:
     """What a folder without weights is, when it says: an export of `ssma-export` (run it with
     its backend) or a training run that has not saved yet."""
-    metadata = os.path.join(path, EXPORT_METADATA)
-    if os.path.isfile(metadata):
-        try:
-            with open(metadata, encoding="utf-8") as handle:
-                backend = json.load(handle).get("backend")
-        except (OSError, ValueError, AttributeError):
-            backend = None
-        if backend in ("openvino", "tflite"):
-            return f": it is an {backend} export of ssma-export; run it with --backend {backend}"
+    backend = exported_backend(path)
+    if backend in ("openvino", "tflite"):
+        return f": it is an {backend} export of ssma-export; run it with --backend {backend}"
+    if backend is not None:
         return ": it is an export of ssma-export (a SavedModel: load it with tf.saved_model.load), not weights"
     pruned = prune_folder(path)
     if pruned:

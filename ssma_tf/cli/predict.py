@@ -242,7 +242,12 @@ def _say_if_not_empty(output: str) -> None:
 
 def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: str, source: Optional[str]) -> None:
     """An image given as a modality the network does not read is an error; a doubtful list a warning."""
+    from ssma_tf.errors import UserInputError
     from ssma_tf.inference.samples import check_inputs
+
+    if predictor.fusion and args.input_modality is not None:
+        # As ssma-export says it (before: accepted here without a word, and nothing changed).
+        raise UserInputError("--input_modality is for AdapNet++; SSMA reads every modality")
 
     warnings = check_inputs(samples, fusion=predictor.fusion, modalities=predictor.num_modalities,
                             input_modality=input_modality, listed=args.list is not None,

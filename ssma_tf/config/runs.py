@@ -8,6 +8,7 @@ export: `ssma-evaluate RUN`, `ssma-predict RUN ...`. No TensorFlow here, as in t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Mapping, Optional, Union
@@ -18,7 +19,7 @@ from ssma_tf.config.keys import EVAL
 from ssma_tf.config.reader import config_with_overrides
 from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig
-from ssma_tf.constants import FINAL_MODEL, PRUNE_REPORT, RUN_CONFIG
+from ssma_tf.constants import EXPORT_METADATA, FINAL_MODEL, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.files import atomic_write, checkpoint_prefix
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -121,6 +122,15 @@ def run_config(
                           f"(its test data, size and classes) and the checkpoint with --checkpoint {os.fspath(run)}")
     if source is None and not os.path.exists(run):  # a typo, not a folder of something else
         raise ConfigError(f"{os.fspath(run)} does not exist; give a training run's folder or a config with -c")
+    backend = exported_backend(run)
+    if source is None and backend in ("openvino", "tflite"):
+        # Before: "not a training run ...; give a config with -c", which evaluated nothing.
+        raise ConfigError(f"{os.fspath(run)} is an {backend} export of ssma-export, not a training run: evaluate it "
+                          f"with -c CONFIG --backend {backend} --exported {os.fspath(run)}, or run it with "
+                          f"ssma-predict --backend {backend}")
+    if source is None and backend is not None:
+        raise ConfigError(f"{os.fspath(run)} is an export of ssma-export (a SavedModel), not a training run: give "
+                          "the run it was exported from, or load it with tf.saved_model.load")
     if source is None:
         raise ConfigError(
             f"{os.fspath(run)} is not a training run of ssma-tf (no {RUN_CONFIG} in its folder); "
@@ -146,6 +156,21 @@ def run_config(
         raw["checkpoint"] = os.path.dirname(source)
     return config_with_overrides(raw, overrides or {}, source=source, mode=mode, check_paths=check_paths,
                                  given_as=given_as)
+
+
+def exported_backend(path: PathLike) -> Optional[str]:
+    """For a folder `ssma-export` wrote (its `EXPORT_METADATA`), the backend that runs it
+    ("openvino", "tflite"; "saved_model" for a SavedModel, or one whose metadata cannot be
+    read); None for any other path."""
+    metadata = os.path.join(os.fspath(path), EXPORT_METADATA)
+    if not os.path.isfile(metadata):
+        return None
+    try:
+        with open(metadata, encoding="utf-8") as handle:
+            backend = json.load(handle).get("backend")
+    except (OSError, ValueError, AttributeError):
+        backend = None
+    return backend if backend in ("openvino", "tflite") else "saved_model"
 
 
 def prune_folder(path: PathLike) -> str:

@@ -20,7 +20,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample
 from ssma_tf.data.pipeline import FilePatterns, list_record_files
 from ssma_tf.data.records import count_records as framed_records
-from ssma_tf.data.records import records_per_file
+from ssma_tf.data.records import modalities_held, records_per_file
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
 
@@ -122,16 +122,16 @@ def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
 def _check_modalities(path: str, modalities: int, depth: bool = True) -> None:
     """Fails, naming the file, unless its first record holds `modalities` images (with `depth`,
     at least 2: modality 2 is the depth)."""
-    for record in tf.data.TFRecordDataset(path).take(1):
-        example = tf.train.Example.FromString(record.numpy())
-        present = schema.count_modalities(example.features.feature)
-        if depth and present < 2:
-            raise UnlabeledDataError(
-                "records lack modality2: DepthMix and the depth tools need the depth image", path)
-        if present < modalities:
-            raise UnlabeledDataError(
-                f"records hold {present} modalities but the model reads {modalities}: give records "
-                f"written from lists with a column per modality", path)
+    present = modalities_held(path)
+    if present is None:
+        return
+    if depth and present < 2:
+        raise UnlabeledDataError(
+            "records lack modality2: DepthMix and the depth tools need the depth image", path)
+    if present < modalities:
+        raise UnlabeledDataError(
+            f"records hold {present} modalities but the model reads {modalities}: give records "
+            f"written from lists with a column per modality", path)
 
 
 def indexed_records(file_patterns: FilePatterns, keep: Optional[Sequence[int]] = None,

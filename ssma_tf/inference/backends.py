@@ -29,6 +29,9 @@ BACKENDS = ("tensorflow", "openvino", "tflite")
 EXPORTED_BACKENDS = ("openvino", "tflite")
 # The Python package each backend's runtime comes from.
 RUNTIME_PACKAGES = {"openvino": "openvino", "tflite": "ai_edge_litert", "nncf": "nncf"}
+# What each of them does here, as a missing one's error names it.
+_RUNTIME_USES = {"openvino": "the OpenVINO backend", "tflite": "the LiteRT (TFLite) backend",
+                 "nncf": "int8 quantisation for OpenVINO (--int8)"}
 
 
 class MissingExtraError(UserInputError):
@@ -46,13 +49,15 @@ def require(package: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtraError(
-            f"{package} needs the optional '{module}' package: pip install 'ssma-tf[deploy]'"
+            f"{_RUNTIME_USES[package]} needs the optional '{module}' package: pip install 'ssma-tf[deploy]'"
         ) from None
 
 
 def read_export_metadata(folder: str) -> Dict[str, Any]:
     """The `assets.extra/ssma_tf.json` of an export folder."""
     path = os.path.join(os.fspath(folder), EXPORT_METADATA)
+    if not os.path.lexists(folder):
+        raise ExportedModelError(f"{folder} does not exist", os.fspath(folder))
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)

@@ -28,6 +28,7 @@ The runtimes and NNCF are the optional `deploy` extra (`pip install 'ssma-tf[dep
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import time
@@ -40,8 +41,8 @@ import tensorflow as tf
 
 import ssma_tf
 from ssma_tf.constants import EXPORT_METADATA
-from ssma_tf.errors import Terminated, UserInputError
-from ssma_tf.files import atomic_path, atomic_write
+from ssma_tf.errors import Terminated, UserInputError, first_line
+from ssma_tf.files import atomic_path, atomic_write, free_bytes
 from ssma_tf.inference.backends import require
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.export import check_export_output, input_names
@@ -141,9 +142,26 @@ def calibration_batches(
     """
     from ssma_tf.data import build_dataset
 
+    from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.data.records import modalities_held
+
     height, width = check_size(size)
     # An expert of modality k reads modalities 1..k of each record and keeps the k-th.
     read = modalities if modalities > 1 else int(input_modality.removeprefix("modality"))
+    try:
+        files = list_record_files(list(records))
+    except FileNotFoundError as error:
+        raise CalibrationError(f"calibration records: {error}") from None
+    for path in files:
+        held = modalities_held(path)
+        if held is not None and held < read:
+            # Before: the training pipeline's advice ("... or train an AdapNet++ on the records'
+            # one modality"), about a config the export may not have.
+            reads = f"{modalities} modalities" if modalities > 1 else f"{input_modality} (its input_modality)"
+            raise CalibrationError(
+                f"calibration records {path} hold {held} modalit{'y' if held == 1 else 'ies'}, the model reads "
+                f"{reads}: calibrate with records of the modalities it was trained on (ssma-convert a list "
+                "with a column per modality)")
     try:
         dataset = build_dataset(
             list(records), modalities=read, height=height, width=width, batch_size=1, num_classes=256,
@@ -166,13 +184,15 @@ def calibration_batches(
 
 
 def check_calibration_records(records: Sequence[str], samples: int) -> None:
-    """Raises CalibrationError when `records` match no file or hold fewer than `samples` records.
+    """Raises CalibrationError when `records` match no file or hold fewer than `samples` records,
+    and RecordError when a file is not a record file.
 
-    Counts the records from the files' framing without reading them, so that `ssma-export`
-    refuses `--calibration_samples 100` on 16 records before the model loads, not after.
+    Counts the records from the files' framing without reading them (beyond each file's first
+    record), so that `ssma-export` refuses `--calibration_samples 100` on 16 records before the
+    model loads, not after.
     """
     from ssma_tf.data.pipeline import list_record_files
-    from ssma_tf.data.records import count_records
+    from ssma_tf.data.records import count_records, modalities_held
 
     try:
         files = list_record_files(list(records))
@@ -180,6 +200,9 @@ def check_calibration_records(records: Sequence[str], samples: int) -> None:
         raise CalibrationError(f"calibration records: {error}") from None
     total = 0
     for path in files:
+        # A file of another kind (a list file, an image) frames into an arbitrary count: the
+        # error said "hold 1 samples, 100 asked", and fewer samples was the wrong fix.
+        modalities_held(path)
         total += count_records(path)[0]
         if total >= samples:
             return
@@ -285,7 +308,7 @@ def export_deployed(
     with atomic_path(output_dir, directory=True) as staging:
         start = time.monotonic()
         if format == "openvino":
-            model_file = _write_openvino(model, size, samples, staging, report, say)
+            model_file = _write_openvino(model, size, samples, staging, report, say, shown=output_dir)
         else:
             model_file = f"model_{precision}.tflite"
             _write_tflite(model, size, samples, os.path.join(staging, model_file), report, say)
@@ -298,7 +321,7 @@ def export_deployed(
     return report
 
 
-def _write_openvino(model, size, samples, folder: str, report: DeployReport, say) -> str:
+def _write_openvino(model, size, samples, folder: str, report: DeployReport, say, shown: str) -> str:
     ov = require("openvino")
     start = time.monotonic()
     function = softmax_function(model, size, batch=1)
@@ -329,7 +352,15 @@ def _write_openvino(model, size, samples, folder: str, report: DeployReport, say
         report.seconds["calibrate"] = time.monotonic() - start
         say(f"quantised to int8 on {len(samples)} samples ({report.seconds['calibrate']:.0f} s)")
     # float32 weights stay float32 (compress_to_fp16 would halve the file at a rounding cost).
-    ov.save_model(converted, os.path.join(folder, OPENVINO_FILE), compress_to_fp16=False)
+    try:
+        ov.save_model(converted, os.path.join(folder, OPENVINO_FILE), compress_to_fp16=False)
+    except RuntimeError as error:
+        # OpenVINO's writer says "basic_ios::clear: iostream error" for any failed write (a
+        # full disk): a traceback before. Named as the commands name a file they cannot write.
+        free = free_bytes(folder)
+        space = "" if free is None else f"; {free / 1e6:.1f} MB free on that disk"
+        raise OSError(errno.EIO, f"OpenVINO could not write the model ({first_line(error)}){space}",
+                      os.path.join(shown, OPENVINO_FILE)) from None
     return OPENVINO_FILE
 
 

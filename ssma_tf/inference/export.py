@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -58,6 +59,12 @@ class ExportError(UserInputError):
     """The export cannot be written as asked (existing output, folding that changes outputs)."""
 
 
+# What the exports write at the top of their folder: a SavedModel (with its LiteRT files), an
+# OpenVINO IR or a LiteRT file, and the metadata (`EXPORT_METADATA`) in assets.extra/.
+_EXPORT_ENTRY = re.compile(r"^(saved_model\.pb|fingerprint\.pb|variables|assets|assets\.extra|model\.xml|model\.bin|"
+                           r"model_\w+\.tflite)$")
+
+
 def check_export_output(output_dir: Union[str, "os.PathLike[str]"], overwrite: bool) -> None:
     """Refuses an output that an export must not replace, before any work.
 
@@ -73,7 +80,15 @@ def check_export_output(output_dir: Union[str, "os.PathLike[str]"], overwrite: b
         return
     if not overwrite:
         raise ExportError(f"{path} exists; pass overwrite=True (--overwrite) to replace it", path)
-    if os.path.isdir(path) and (not os.listdir(path) or os.path.isfile(os.path.join(path, EXPORT_METADATA))):
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, EXPORT_METADATA)):
+        # The export's own files only: predictions or notes put beside them were deleted with it.
+        others = sorted(name for name in os.listdir(path) if not _EXPORT_ENTRY.match(name))
+        if others:
+            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+            raise ExportError(f"{path} holds files that are not part of its export ({', '.join(others[:3])}{more}): "
+                              "--overwrite would delete them with it; move them out, or give a new folder", path)
+        return
+    if os.path.isdir(path) and not os.listdir(path):
         return
     raise ExportError(f"{path} is not an export (it has no {EXPORT_METADATA}): --overwrite replaces an earlier export "
                       "only, never other files; give a new folder, or delete this one yourself", path)
@@ -245,7 +260,7 @@ def export_saved_model(
                 f"folding batch norms changes the probabilities by up to {report.fold_difference:.3g} "
                 f"(more than {FOLD_TOLERANCE}); export without folding"
             )
-        say(f"folded {report.folded} batch norms (largest probability difference {report.fold_difference:.2e})")
+        # Named once, in the report's summary (`ExportReport.__str__`; before, here as well).
 
     # The folder appears complete or not at all; an older export there is replaced only then.
     with atomic_path(output_dir, directory=True) as staging:

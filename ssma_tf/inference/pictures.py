@@ -175,8 +175,11 @@ def predict_files(
                         written += _write_comparison(item, prediction.class_ids[index],
                                                      reference.class_ids[index], output_dir, colours,
                                                      compress_level, improvement)
-                except (ValueError, OSError) as error:
+                except ValueError as error:
                     raise PredictionError(f"{item.sample.describe()}: {error}") from error
+                # An OSError here is an output that cannot be written (a full disk): it names the
+                # file, and the commands end with it as with any write (before: blamed on the
+                # sample's input images, with the status of bad input).
             done += len(run)
             if reporter is not None:
                 reporter.update(done)

@@ -16,7 +16,9 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import keras
 
 from ssma_tf.checkpoints.initialize import other_input_modality_warning
+from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.loading import load_model, model_from_config
+from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
 from ssma_tf.config.reader import Required
 from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
@@ -155,6 +157,12 @@ def setup_inference(
         run = None
     else:
         run = load_run_config(config, overrides, checkpoint_given=checkpoint is not None)
+        if checkpoint is None:
+            try:  # the weights the config names: its key and file are named with what is wrong
+                resolve_weights(run.checkpoint)
+            except CheckpointError as error:
+                # Before: "no checkpoint at X", the config and the key left to guess.
+                raise ConfigError(str(error), key="checkpoint", source=run.where("checkpoint")) from None
         if checkpoint is not None:
             if saved_run_config(checkpoint).get("pretraining"):
                 # -c SEGMENTATION_CONFIG --checkpoint DEPTH_RUN: "the checkpoint has 2 classes".

@@ -50,7 +50,7 @@ from ssma_tf.distribute import (
     task_id,
 )
 from ssma_tf.errors import first_line
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, remove_path
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, free_bytes, remove_path
 from ssma_tf.losses import decayed_kernels
 from ssma_tf.models.factory import build_model
 from ssma_tf.progress import Progress, format_duration
@@ -822,7 +822,7 @@ class Trainer:
         # Both files hold every weight once, plus a little structure. Checked first because a
         # write that fails halfway leaves h5py in a state where it may crash on closing.
         needed = 2 * sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in self.model.weights)
-        free = _free_bytes(self.config.checkpoint)
+        free = free_bytes(self.config.checkpoint)
         if free is not None and free < needed * 1.1:
             raise CheckpointWriteError(
                 f"not enough space in {self.config.checkpoint} to export {FINAL_WEIGHTS} and "
@@ -1175,14 +1175,6 @@ class _DivergenceCheck:
             return (f"mean loss {mean:.4g} over the last {len(self.recent)} steps, more than "
                     f"divergence_factor {self.factor:g} times the starting level {self.reference:.4g}")
         return ""
-
-
-def _free_bytes(directory: str) -> Optional[int]:
-    """Bytes the user can still write in `directory` (None where the system cannot tell)."""
-    try:
-        return shutil.disk_usage(directory).free
-    except OSError:
-        return None
 
 
 def _is_tf1_checkpoint(prefix: str) -> bool:

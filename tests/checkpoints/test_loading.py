@@ -407,6 +407,10 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     alone.write_text("model: AdapNet_pp\nheight: 32\nwidth: 64\ncheckpoint: w.weights.h5\n")
     with pytest.raises(ConfigError, match=r"alone.config: key 'num_classes': is missing; the model needs it$"):
         setup_inference(alone)
+    # Weights the config names that are not there (before: "no checkpoint at ...", neither the
+    # key nor the file named).
+    with pytest.raises(ConfigError, match=r"mobile.config: key 'checkpoint': no checkpoint at .*elsewhere \("):
+        setup_inference(config)
     # Weights in a MobileNet v2 run's folder, with the model and classes given (as fine-tuning
     # gives them): the run's config builds its network (before: a ResNet AdapNet++, refused).
     from ssma_tf.config.runs import write_run_config

@@ -10,6 +10,7 @@ import builtins
 import importlib.util
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -26,6 +27,7 @@ pytest.importorskip("nncf", reason="the deploy extra is not installed")
 pytest.importorskip("ai_edge_litert", reason="the deploy extra is not installed")
 
 from ssma_tf.inference import backends, deploy  # noqa: E402  (after the extra's check)
+from ssma_tf.inference.export import check_export_output  # noqa: E402
 
 HEIGHT, WIDTH = 32, 64
 
@@ -165,6 +167,29 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
     # The export given without its backend: the error says which (before: only what the folder lacks).
     assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "tf")]) == 2
     assert "it is an openvino export of ssma-export; run it with --backend openvino" in capsys.readouterr().err
+    # And to ssma-evaluate as a run (before: "not a training run ...; give a config with -c").
+    from ssma_tf.cli import evaluate as evaluate_cli
+
+    assert evaluate_cli.main([str(folder)]) == 2
+    assert capsys.readouterr().err == (f"error: {folder} is an openvino export of ssma-export, not a training run: "
+                                       f"evaluate it with -c CONFIG --backend openvino --exported {folder}, or run "
+                                       "it with ssma-predict --backend openvino\n")
+    with pytest.raises(backends.ExportedModelError, match=r"^\S+nowhere does not exist$"):
+        backends.read_export_metadata(str(tmp_path / "nowhere"))
+
+
+def test_a_missing_runtime_is_named_with_what_needs_it(monkeypatch):
+    real_import = importlib.import_module
+
+    def without_nncf(name, *args):
+        if name == "nncf":
+            raise ImportError("No module named 'nncf'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_nncf)
+    with pytest.raises(backends.MissingExtraError, match=r"^int8 quantisation for OpenVINO \(--int8\) needs the "
+                                                         r"optional 'nncf' package: pip install 'ssma-tf\[deploy\]'$"):
+        backends.require("nncf")
 
 
 def test_float32_openvino_and_tflite_exports_compute_the_keras_softmax(tmp_path):
@@ -176,6 +201,7 @@ def test_float32_openvino_and_tflite_exports_compute_the_keras_softmax(tmp_path)
         assert report.metadata["precision"] == "float32" and report.metadata["calibration"] is None
         got = backends.load_exported(tmp_path / format, format)([image])
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=format)
+        check_export_output(tmp_path / format, overwrite=True)  # all its files are the export's own
 
 
 def test_ctrl_c_in_the_openvino_converter_is_an_interrupt_and_leaves_no_folder(tmp_path, monkeypatch):
@@ -245,7 +271,7 @@ def test_calibration_feeds_an_expert_its_own_modality_and_ssma_every_one(tmp_pat
     fused = deploy.calibration_batches([three], modalities=3, size=(HEIGHT, WIDTH), samples=2,
                                        modality2_interpolation=["nearest", "bilinear"])
     assert [[float(view.mean()) for view in item] for item in fused] == [[40.0, 80.0, 120.0], [41.0, 81.0, 121.0]]
-    with pytest.raises(deploy.CalibrationError, match=r"lack feature\(s\) \['modality4'\]"):
+    with pytest.raises(deploy.CalibrationError, match=r"hold 3 modalities, the model reads 4 modalities"):
         deploy.calibration_batches([three], modalities=4, size=(HEIGHT, WIDTH), samples=1)
 
 
@@ -280,6 +306,20 @@ def test_ssma_over_three_modalities_exports_runs_and_evaluates_through_openvino(
         evaluate_exported(config_from_dict(common, mode="eval", check_paths=False), str(tmp_path / "ov"), "openvino")
 
 
+def test_a_failed_openvino_write_names_the_file_and_leaves_no_folder(tmp_path, monkeypatch):
+    """OpenVINO's writer says "basic_ios::clear: iostream error" on a full disk: a traceback before."""
+    import openvino
+
+    monkeypatch.setattr(openvino, "save_model", lambda *args, **kwargs: (_ for _ in ()).throw(
+        RuntimeError("basic_ios::clear: iostream error")))
+    with pytest.raises(OSError) as failed:
+        deploy.export_deployed(small_segmenter(), tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
+    assert failed.value.filename == str(tmp_path / "ov" / "model.xml")
+    assert re.fullmatch(r"OpenVINO could not write the model \(basic_ios::clear: iostream error\); "
+                        r"[\d.]+ MB free on that disk", failed.value.strerror)
+    assert os.listdir(tmp_path) == []
+
+
 def test_calibration_needs_enough_records(records, tmp_path, capsys):
     with pytest.raises(deploy.CalibrationError, match="hold 3 samples, 5 asked"):
         deploy.calibration_batches([records["fusion"]], modalities=2, size=(HEIGHT, WIDTH), samples=5)
@@ -292,6 +332,21 @@ def test_calibration_needs_enough_records(records, tmp_path, capsys):
         deploy.check_calibration_records([records["fusion"]], 5)
     with pytest.raises(deploy.CalibrationError, match="missing"):
         deploy.check_calibration_records([str(tmp_path / "missing.tfrecords")], 1)
+    # A list file given for the records: before, "hold 1 samples, 5 asked", as if too few.
+    listed = tmp_path / "train.txt"
+    listed.write_text("rgb/0.png depth/0.png label/0.png\n" * 3)
+    from ssma_tf.data.records import RecordError
+
+    with pytest.raises(RecordError, match=rf"^{listed}, record 0: not a TFRecord file"):
+        deploy.check_calibration_records([str(listed)], 5)
+    # Unimodal records for a depth expert: before, advice to train an AdapNet++ on modality1.
+    with pytest.raises(deploy.CalibrationError, match=rf"^calibration records {records['rgb']} hold 1 modality, "
+                                                      r"the model reads modality2 \(its input_modality\): calibrate "
+                                                      "with records of the modalities it was trained on"):
+        deploy.calibration_batches([records["rgb"]], modalities=1, input_modality="modality2", size=(HEIGHT, WIDTH),
+                                   samples=1)
+    with pytest.raises(deploy.CalibrationError, match="hold 1 modality, the model reads 2 modalities"):
+        deploy.calibration_batches([records["rgb"]], modalities=2, size=(HEIGHT, WIDTH), samples=1)
     status = _load_tool("export").main(["--checkpoint", str(tmp_path / "not_there.weights.h5"), "--model",
                                         "AdapNet_pp", "--num_classes", "4", "--format", "tflite", "--int8",
                                         "--calibration", records["fusion"], "--calibration_samples", "5",

@@ -204,8 +204,15 @@ def test_overwrite_replaces_an_earlier_export_only(adapnet, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     for output in (earlier, tmp_path / "empty", tmp_path / "new"):
         export.check_export_output(output, overwrite=True)
-    export.export_saved_model(adapnet, str(earlier), size=(32, 64), overwrite=True)
+    export.export_saved_model(adapnet, str(earlier), size=(32, 64), overwrite=True, tflite=("float32",))
     assert (earlier / "saved_model.pb").is_file()
+    export.check_export_output(earlier, overwrite=True)  # every file a SavedModel export writes is its own
+    # Files put beside an export were deleted with it, without a word.
+    (earlier / "notes.txt").write_text("thresholds for the robot")
+    (earlier / "predictions").mkdir()
+    with pytest.raises(export.ExportError, match=r"holds files that are not part of its export \(notes.txt, "
+                                                 r"predictions\): --overwrite would delete them"):
+        export.check_export_output(earlier, overwrite=True)
 
 
 def test_export_refuses_a_fold_that_changes_outputs(adapnet, tmp_path, monkeypatch):
