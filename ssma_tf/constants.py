@@ -43,6 +43,9 @@ INPUT_MODALITIES = tuple(f"modality{i}" for i in range(1, MAX_MODALITIES + 1))
 # id >= num_classes counts as void, as the released one-hot encoding made it; the label checks
 # report such ids as a likely class-count mistake, except this one, which is void on purpose.
 IGNORE_ID = 255
+# The void class: class 0 of every dataset's palette, a class of the network's output that the
+# released loss trains on and the mean IoU leaves out.
+VOID_ID = 0
 
 # How modality 2 (and every further one) is resampled: "nearest" keeps depth-like values unmixed
 # at edges.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -319,6 +320,7 @@ def test_adaptation_trains_resumes_freezes_statistics_and_logs(tmp_path, tiny_mo
             "adaptation/class_prior/car", "adaptation/class_coverage/road",
             "adaptation/pseudo_label_accuracy", "adaptation/target_val_mIoU",
             "adaptation/pseudo_labels", "adaptation/student_views"} <= _tags(config.log_dir)
+    assert not {tag for tag in _tags(config.log_dir) if tag.endswith("/void")}  # never a pseudo-label
 
 
 def test_a_sac_step_feeds_the_class_means_and_pooled_pseudo_labels_to_the_focal_loss(tmp_path, monkeypatch):
@@ -436,8 +438,13 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
     assert trainer._acceptance is not None and trainer._acceptance.max() == 1.0
     # The run's first line names the method and its data (it read as a supervised run's).
     assert trainer._method_text() == (f"; adaptation (sac) to target_data {', '.join(sac.target_data)}, drawn by "
-                                      f"{path}, SGD at a constant 0.00025 (adaptation.learning_rate)")
+                                      f"{path}, SGD at a constant 0.00025 (adaptation.optimizer, "
+                                      "adaptation.learning_rate)")
     trainer.train()
+    # The optimizer the section names (before: "SGD" whatever it said).
+    trainer.adapt = dataclasses.replace(trainer.adapt, optimizer="adam")
+    assert trainer._method_text().endswith(", Adam at a constant 0.00025 (adaptation.optimizer, "
+                                           "adaptation.learning_rate)")
 
 
 @pytest.mark.parametrize("flags, message", [

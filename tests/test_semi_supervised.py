@@ -769,13 +769,23 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     with pytest.raises(SystemExit):  # before: "budgets must be increasing positive numbers, got [0]"
         select_labels.main(["-c", str(path), "--budget", "0", "-o", str(tmp_path / "c")])
     assert "--budget must be >= 1, got 0" in capsys.readouterr().err
-    # A second run into the same folder: the first run's other lists are named.
-    assert select_labels.main(["-c", str(path), "--budget", "3", "-o", str(tmp_path / "a")]) == 0
+    # A second run into the same folder: refused, as a training run may read its lists (before:
+    # replaced without a word, and a resumed run trained on other labeled images).
+    with pytest.raises(SystemExit):
+        select_labels.main(["-c", str(path), "--budget", "4", "-o", str(tmp_path / "a"), "--seed", "5"])
+    assert (f"{tmp_path / 'a'} holds a selection already (labeled_4.txt, scores.csv), which a training config may "
+            "read as its labeled_subset: pass --overwrite") in capsys.readouterr().err
+    assert (tmp_path / "a" / "labeled_4.txt").read_text() == first
+    # With --overwrite: the first run's other lists are named.
+    assert select_labels.main(["-c", str(path), "--budget", "3", "-o", str(tmp_path / "a"), "--overwrite"]) == 0
     assert "also holds labeled_2.txt, labeled_4.txt from an earlier run" in capsys.readouterr().err
     # The config's labeled_subset is this command's output: it need not exist yet.
     missing = dict(config.to_dict(), labeled_subset=str(tmp_path / "not_yet" / "labeled_4.txt"))
     path.write_text(yaml.safe_dump(missing))
-    assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "d")]) == 0
+    # A depth student without a second budget would bias nothing (before: ignored without a word).
+    assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "d"),
+                               "--depth-student-steps", "1"]) == 0
+    assert "warning: --depth-student-steps has no effect with one budget" in capsys.readouterr().err
     # Jet-coloured depth read as grey: refused (before: selected on noise).
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "e"),
                                "--depth-encoding", "gray_near_bright"]) == 2
@@ -918,13 +928,33 @@ def test_an_arm_read_back_from_an_earlier_run_is_marked(tmp_path, monkeypatch):
 def test_the_experiment_summary_gives_mean_range_and_the_known_training_times():
     from ssma_tf.cli.semi_supervised_experiment import summary
 
-    rows = [{"model": "ssma", "arm": "classmix", "seed": 0, "mIoU": 40.0, "train_seconds": 100.0},
-            {"model": "ssma", "arm": "classmix", "seed": 1, "mIoU": 44.0, "train_seconds": None},
-            {"model": "ssma", "arm": "supervised", "seed": 0, "mIoU": 30.0, "train_seconds": None}]
+    rows = [{"model": "ssma", "arm": "classmix", "seed": 0, "steps": 150, "mIoU": 40.0, "train_seconds": 100.0},
+            {"model": "ssma", "arm": "classmix", "seed": 1, "steps": 150, "mIoU": 44.0, "train_seconds": None},
+            {"model": "ssma", "arm": "supervised", "seed": 0, "steps": 150, "mIoU": 30.0, "train_seconds": None},
+            {"model": "ssma", "arm": "supervised", "seed": 0, "steps": 600, "mIoU": 50.0, "train_seconds": 9.0}]
     table = summary(rows)
     # A run trained before the experiment last stopped has no time of its own: left out of the mean.
-    assert "| ssma | classmix | 2 | 42.0 | 40.0–44.0 | 40.0, 44.0 | 100 |" in table
-    assert "| ssma | supervised | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table
+    assert "| ssma | classmix | 150 | 2 | 42.0 | 40.0–44.0 | 40.0, 44.0 | 100 |" in table
+    assert "| ssma | supervised | 150 | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table
+    assert "| ssma | supervised | 600 | 1 | 50.0 | 50.0–50.0 | 50.0 | 9 |" in table  # not averaged with 150
+
+
+def test_the_experiment_summary_file_holds_the_arms_of_every_call(tmp_path):
+    """Arms run in separate calls (as docs/semi_supervised.md runs them): summary.md held the
+    last call's arms only."""
+    from ssma_tf.cli import semi_supervised_experiment as experiment
+    from ssma_tf.cli.experiment import save_result
+
+    for arm, seed, miou in (("supervised", 0, 30.0), ("depthmix", 0, 35.0), ("depthmix", 1, 37.0)):
+        save_result(tmp_path / "results" / f"ssma_{arm}_seed{seed}.json",
+                    {"model": "ssma", "arm": arm, "seed": seed, "steps": 150, "mIoU": miou, "train_seconds": None})
+    save_result(tmp_path / "results" / "adapnet_pp_rgb_supervised_seed0.json",
+                {"model": "adapnet_pp_rgb", "arm": "supervised", "seed": 0, "steps": 150, "mIoU": 20.0,
+                 "train_seconds": None})
+    rows = experiment.summary(experiment.folder_results(tmp_path)).splitlines()[2:]
+    assert [row.split(" | ")[:4] for row in rows] == [
+        ["| adapnet_pp_rgb", "supervised", "150", "1"], ["| ssma", "depthmix", "150", "2"],
+        ["| ssma", "supervised", "150", "1"]]
 
 
 @pytest.mark.parametrize("model", ["SSMA", "AdapNet_pp"])

@@ -776,7 +776,7 @@ def test_extending_a_finished_run_says_the_schedule_moves_to_the_new_end(tmp_pat
     extended = training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lines.append)
     rate = _tf1_poly(2, 0.01, 4, 0.9, 1e-4)
     assert extended.learning_rate() == pytest.approx(rate, rel=1e-5)
-    assert (f"note: max_iteration 2 -> 4 since the run started: the learning rate follows the schedule to the "
+    assert (f"note: max_iteration 2 -> 4 since the run last started: the learning rate follows the schedule to the "
             f"new end ({rate:.4g} at this step)") in lines
 
 
@@ -813,7 +813,7 @@ def test_a_resume_on_records_converted_again_into_the_same_file_restarts_the_inp
     lines = []
     result = training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lines.append).run()
     assert result.start_step == 2 and result.final_step == 4
-    assert any(line.endswith(f"at step 2 (input streams restarted: record files rewritten since ckpt-2: {records} "
+    assert any(line.endswith(f"at step 2 (input streams restarted: files rewritten since ckpt-2: {records} "
                              f"{before} -> {records.stat().st_size} bytes)") for line in lines), lines
     lines.clear()
     training.Trainer(_tiny_config(tmp_path, max_iteration=6), log=lines.append)  # unchanged since ckpt-4
@@ -836,7 +836,7 @@ def test_a_resume_whose_input_pipeline_changed_restarts_the_stream_and_keeps_the
     for before, after in zip(weights, resumed.model.weights):
         np.testing.assert_array_equal(before, after.numpy())
     assert any(re.search(r"at step 2 \(input streams restarted: the position of data saved in ckpt-2 does not fit "
-                         r"this version's input pipeline \(TensorFlow: Failed to restore dataset iterator from "
+                         r"the input pipeline as it is now \(TensorFlow: Failed to restore dataset iterator from "
                          r"checkpoint: Iterator::[\w:]+\)\)$", line) for line in lines), lines
     # Not one line per variable of TensorFlow's about the failed restore.
     assert not [r for r in caplog.records if "could not be found" in r.getMessage()]
@@ -878,7 +878,7 @@ def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_p
     resumed = training.Trainer(_tiny_config(tmp_path, max_iteration=4, learning_rate=0.001), log=lines.append)
     rate = _tf1_poly(2, 0.001, 4, 0.9, 1e-4)
     assert resumed.learning_rate() == pytest.approx(rate, rel=1e-5)
-    assert (f"note: learning_rate 0.01 -> 0.001 since the run started: the learning rate follows the new schedule "
+    assert (f"note: learning_rate 0.01 -> 0.001 since the run last started: the learning rate follows the new schedule "
             f"({rate:.4g} at this step)") in lines
     # Other records or loss settings went on without a word.
     other = tmp_path / "records" / f"other_{'x' * 160}.tfrecords"  # a value too long to show
@@ -886,5 +886,5 @@ def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_p
     lines.clear()
     training.Trainer(_tiny_config(tmp_path, max_iteration=4, learning_rate=0.001, train_data=str(other),
                                   weight_decay=0.001), log=lines.append)
-    assert ("note: since the run started, train_data changed; weight_decay 0.0 -> 0.001: the run goes on with the "
+    assert ("note: since the run last started, train_data changed; weight_decay 0.0 -> 0.001: the run goes on with the "
             "new values") in lines  # a value longer than 160 characters only as changed

@@ -26,6 +26,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
+from ssma_tf.constants import VOID_ID
 from ssma_tf.losses import LOG_EPSILON
 
 # Released defaults (core/config.py and the training config of da-sac).
@@ -125,7 +126,7 @@ def pseudo_labels(
     prediction = tf.argmax(probs, axis=-1, output_type=tf.int32)
     thresholds = class_thresholds(confidence, prediction, prior, upper=upper, lower=lower, beta=beta)
     own = tf.gather(thresholds, prediction, axis=1, batch_dims=1)
-    keep = tf.logical_and(confidence > own, prediction != 0)
+    keep = tf.logical_and(confidence > own, prediction != VOID_ID)
     return tf.where(keep, prediction, IGNORE), confidence
 
 

@@ -36,6 +36,7 @@ from ssma_tf.adaptation.importance import acceptance, read_weights
 from ssma_tf.adaptation.pseudo_labels import IGNORE, ClassPrior, consistency_loss, pseudo_labels
 from ssma_tf.adaptation.target import build_target_dataset
 from ssma_tf.adaptation.views import pool_views
+from ssma_tf.constants import VOID_ID
 from ssma_tf.config import ConfigError
 from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
@@ -217,7 +218,10 @@ class AdaptationTrainer(training.Trainer):
         if self.sac:
             sampling = f", drawn by {config.importance_weights}" if config.importance_weights else ", drawn uniformly"
         # SAC's optimizer and constant rate are the section's; ABN trains as the config says.
-        rate = f", SGD at a constant {self.adapt.learning_rate:g} (adaptation.learning_rate)" if self.sac else ""
+        # (Before: "SGD" whatever adaptation.optimizer said.)
+        name = {"sgd": "SGD", "adam": "Adam"}.get(self.adapt.optimizer, self.adapt.optimizer)
+        rate = (f", {name} at a constant {self.adapt.learning_rate:g} (adaptation.optimizer, "
+                "adaptation.learning_rate)" if self.sac else "")
         return f"; adaptation ({self.adapt.method}) to target_data {', '.join(config.target_data)}{sampling}{rate}"
 
     def record_sets(self) -> list[training.RecordSet]:
@@ -373,10 +377,13 @@ class AdaptationTrainer(training.Trainer):
         with self.writer.as_default():
             if coverage is not None:
                 write_scalar("adaptation/pseudo_label_coverage", coverage, step)
-            for name, value in zip(names, monitor["class_coverage"] / steps):
-                write_scalar(f"adaptation/class_coverage/{name}", float(value), step)
-            for name, value in zip(names, self.prior.means.numpy()):
-                write_scalar(f"adaptation/class_prior/{name}", float(value), step)
+            # Not void's: never a pseudo-label, its coverage is always 0 and its m_c is not used.
+            for class_id, (name, value) in enumerate(zip(names, monitor["class_coverage"] / steps)):
+                if class_id != VOID_ID:
+                    write_scalar(f"adaptation/class_coverage/{name}", float(value), step)
+            for class_id, (name, value) in enumerate(zip(names, self.prior.means.numpy())):
+                if class_id != VOID_ID:
+                    write_scalar(f"adaptation/class_prior/{name}", float(value), step)
             if monitor["judged"] > 0:
                 write_scalar("adaptation/pseudo_label_accuracy",
                              float(monitor["correct"] / monitor["judged"]), step)

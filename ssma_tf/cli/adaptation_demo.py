@@ -29,7 +29,7 @@ import pathlib
 import sys
 import time
 
-from ssma_tf.cli.common import ArgumentParser, add_version
+from ssma_tf.cli.common import ArgumentParser, add_version, command
 from ssma_tf.cli.experiment import evaluate_run, run_command, spread, train_run, write_config
 from ssma_tf.config.runs import find_run_config
 
@@ -147,6 +147,7 @@ def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_st
     return "\n".join(lines)
 
 
+@command
 def main(argv=None) -> int:
     """Runs what is not done yet and prints the table; returns the exit status."""
     parser = ArgumentParser(prog="adaptation-demo", description=__doc__,

@@ -14,6 +14,7 @@ import argparse
 import functools
 import os
 import pathlib
+import shlex
 import signal
 import sys
 import threading
@@ -153,14 +154,19 @@ class ArgumentParser(argparse.ArgumentParser):
             spelled.append(argument)
         return spelled
 
-    def error(self, message: str):
-        """argparse's error, with a hint when a word it did not expect is a `KEY=VALUE` setting:
-        `--set a=1 b=2` takes only `a=1` (argparse said "unrecognized arguments: b=2")."""
-        if message.startswith("unrecognized arguments:") and "--set" in self._option_string_actions:
-            settings = [word for word in message.split(":", 1)[1].split() if looks_like_setting(word)]
-            if settings:
-                message += f" ({SET_EACH_HINT.format(settings[0])})"
-        super().error(message)
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, with a hint when an argument it did not expect is a `KEY=VALUE` setting:
+        `--set a=1 b=2` takes only `a=1` (argparse said "unrecognized arguments: b=2"). The
+        arguments are looked at one by one: a quoted value with spaces (`'s={method: x}'`) was
+        cut at its first space when read back from argparse's message."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            message = f"unrecognized arguments: {' '.join(extras)}"
+            settings = [word for word in extras if looks_like_setting(word)]
+            if settings and "--set" in self._option_string_actions:
+                message += f" ({SET_EACH_HINT.format(shlex.quote(settings[0]))})"
+            self.error(message)
+        return namespace
 
 
 # `--set` takes one KEY=VALUE; a second one after it is a positional argument to argparse.

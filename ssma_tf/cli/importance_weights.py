@@ -6,7 +6,8 @@ probabilities p_i = 0.25/N + 0.75 · mean_c f_{i,c} (Araslanov and Roth, CVPR 20
 `ssma_tf.adaptation.importance`). Give the file as `importance_weights` of the adaptation config.
 
 Example:
-    ssma-importance-weights -c configs/adapt_sac.config --checkpoint runs/abn -o runs/weights.json
+    ssma-importance-weights -c configs/adapt_synthia_to_cityscapes_adapnet_pp_sac.config --checkpoint runs/abn \
+        -o runs/weights.json
 """
 
 from __future__ import annotations

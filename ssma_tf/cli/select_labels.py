@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "difficulty bias (0: no bias)")
     parser.add_argument("--difficulty-weight", type=float, default=1.0,
                         help="strength of the difficulty bias")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the lists and scores of an earlier selection in --output")
     add_overrides(parser)
     add_version(parser)
     return parser
@@ -90,6 +92,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
 
     check_output(args.output, what="--output", directory=True, overwrite=None)  # before the records are read
+    # A list a training run reads as its labeled_subset, replaced without a word, changed the
+    # run's labeled images under it (as `ssma-importance-weights` refuses to, for SAC's file).
+    earlier = [name for name in [f"labeled_{b}.txt" for b in budgets] + ["scores.csv"]
+               if os.path.exists(os.path.join(args.output, name))]
+    if earlier and not args.overwrite:
+        parser.error(f"{args.output} holds a selection already ({', '.join(earlier)}), which a training config may "
+                     "read as its labeled_subset: pass --overwrite to replace it, or give another --output")
+    if args.depth_student_steps > 0 and len(budgets) == 1:
+        print("warning: --depth-student-steps has no effect with one budget: the difficulty bias applies from the "
+              "second budget on (give the smaller ones with --budgets)", file=sys.stderr)
     from ssma_tf.data.pipeline import list_record_files
     from ssma_tf.semi_supervised.mixing import check_depth_colouring
 

@@ -34,6 +34,7 @@ from ssma_tf.cli.experiment import (
     write_config,
 )
 from ssma_tf.constants import FINAL_WEIGHTS
+from ssma_tf.files import atomic_write
 
 MODELS = {
     "adapnet_pp_rgb": {"model": "AdapNet_pp", "input_modality": "modality1"},
@@ -163,22 +164,30 @@ def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], c
 
 
 def summary(results: list[dict[str, Any]]) -> str:
-    """A markdown table: mIoU mean and range over seeds per model and arm."""
-    lines = ["| model | arm | seeds | mIoU mean | range | per seed | train s (mean) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    """A markdown table: mIoU mean and range over seeds per model, arm and step count."""
+    lines = ["| model | arm | steps | seeds | mIoU mean | range | per seed | train s (mean) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     keys = []
     for r in results:
-        if (r["model"], r["arm"]) not in keys:
-            keys.append((r["model"], r["arm"]))
-    for model, arm in keys:
-        rows = [r for r in results if r["model"] == model and r["arm"] == arm]
+        if (r["model"], r["arm"], r.get("steps")) not in keys:
+            keys.append((r["model"], r["arm"], r.get("steps")))
+    for model, arm, steps in keys:
+        rows = [r for r in results if (r["model"], r["arm"], r.get("steps")) == (model, arm, steps)]
         miou = spread(r["mIoU"] for r in rows)
         per_seed = ", ".join(f"{r['mIoU']:.1f}" for r in rows)
         timed = [r["train_seconds"] for r in rows if r["train_seconds"] is not None]
         seconds = f"{spread(timed).mean:.0f}" if timed else "–"
-        lines.append(f"| {model} | {arm} | {len(rows)} | {miou.mean:.1f} | "
+        lines.append(f"| {model} | {arm} | {steps if steps is not None else '–'} | {len(rows)} | {miou.mean:.1f} | "
                      f"{miou.low:.1f}–{miou.high:.1f} | {per_seed} | {seconds} |")
     return "\n".join(lines) + "\n"
+
+
+def folder_results(output: pathlib.Path) -> list[dict[str, Any]]:
+    """Every arm's latest result in the experiment's folder, of this call or an earlier one."""
+    results = [json.loads(path.read_text(encoding="utf-8")) for path in sorted((output / "results").glob("*.json"))]
+    order = {model: i for i, model in enumerate(MODELS)}
+    return sorted(results, key=lambda r: (order.get(r["model"], len(order)), r["arm"], r.get("steps") or 0,
+                                          r["seed"]))
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -245,10 +254,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"  mIoU {result['mIoU']:.1f} {when}", flush=True)
                 results.append(result)
     table = summary(results)
+    coverage = ""
     if any(arm.startswith("depth_") for arm in args.arms):
-        table += "\n" + coverage_table(output, data, args.seeds, args.labeled)
-    (output / "summary.md").write_text(table)
-    print("\n" + table)
+        coverage = "\n" + coverage_table(output, data, args.seeds, args.labeled)
+    # The folder's every result (before: only this call's arms, so that arms run in separate
+    # calls, as docs/semi_supervised.md runs them, left one call's table).
+    with atomic_write(output / "summary.md") as stream:
+        stream.write("Every arm's latest result in this folder (results/*.json), from every call.\n\n"
+                     + summary(folder_results(output)) + coverage)
+    print("\n" + table + coverage)
+    print(f"every result in {output}: {output / 'summary.md'}")
     return 0
 
 

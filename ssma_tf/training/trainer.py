@@ -523,18 +523,18 @@ class Trainer:
             if isinstance(ended, int) and ended != int(self.config.max_iteration) and step < self.config.max_iteration:
                 # The poly schedule is a function of step / max_iteration: a new end moves the
                 # rate of every step left (up, for a finished run extended), as in TF1.
-                self._log(f"note: max_iteration {ended} -> {self.config.max_iteration} since the run started: the "
+                self._log(f"note: max_iteration {ended} -> {self.config.max_iteration} since the run last started: the "
                           f"learning rate follows the schedule to the new end ({float(self.learning_rate()):.4g} "
                           "at this step)")
             changed = [f"{key} {saved[key]:g} -> {getattr(self.config, key):g}" for key in _SCHEDULE_KEYS
                        if isinstance(saved.get(key), (int, float)) and saved[key] != getattr(self.config, key)]
             if changed and step < self.config.max_iteration:
                 # As a new max_iteration: the rate jumps to the new schedule's at this step.
-                self._log(f"note: {', '.join(changed)} since the run started: the learning rate follows the new "
+                self._log(f"note: {', '.join(changed)} since the run last started: the learning rate follows the new "
                           f"schedule ({float(self.learning_rate()):.4g} at this step)")
             changed_inputs = _changed_inputs(saved, self.config.to_dict())
             if changed_inputs:
-                self._log(f"note: since the run started, {'; '.join(changed_inputs)}: the run goes on with the "
+                self._log(f"note: since the run last started, {'; '.join(changed_inputs)}: the run goes on with the "
                           "new values")
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
@@ -550,12 +550,13 @@ class Trainer:
     def _restore_positions(self, prefix: str, names: set[str]) -> str:
         """Restores the input streams' positions saved in `prefix`; says which restart ("": none).
 
-        A position restores only into the pipeline that saved it: after an update of this
-        package or of TensorFlow that changed the pipeline, TensorFlow refuses it ("Failed to
-        restore dataset iterator ... the dataset definition has not changed") and leaves the
-        iterator unusable ("End of sequence" at the first step). That stream then starts afresh
-        from a new iterator, and the run resumes with its weights, optimizer and step (before:
-        every checkpoint was skipped in turn, and the run was lost).
+        A position restores only into the pipeline that saved it: after a setting that shapes
+        the pipeline changed (SAC's `importance_weights` set or unset), or an update of this
+        package or of TensorFlow changed it, TensorFlow refuses it ("Failed to restore dataset
+        iterator ... the dataset definition has not changed") and leaves the iterator unusable
+        ("End of sequence" at the first step). That stream then starts afresh from a new
+        iterator, and the run resumes with its weights, optimizer and step (before: every
+        checkpoint was skipped in turn, and the run was lost).
         """
         if not self.saves_data_position:
             return ""
@@ -581,7 +582,7 @@ class Trainer:
         keys = ", ".join(key for key, _ in failed)
         several = len(failed) > 1
         return (f"the position{'s' if several else ''} of {keys} saved in {os.path.basename(prefix)} "
-                f"{'do' if several else 'does'} not fit this version's input pipeline (TensorFlow: {failed[0][1]})")
+                f"{'do' if several else 'does'} not fit the input pipeline as it is now (TensorFlow: {failed[0][1]})")
 
     def _input_streams(self) -> dict[str, tuple[Any, str]]:
         """The input streams whose positions a checkpoint saves, by their name in it: the
@@ -645,7 +646,7 @@ class Trainer:
                         if key == "freeze_experts" else "")
                 raise CheckpointError(
                     f"{config.checkpoint} holds a run with {key}: {_mode_text(before)} (its {RUN_CONFIG}), but the "
-                    f"config {config.source} trains with {key}: {_mode_text(now)}; give another checkpoint folder "
+                    f"config {config.where(key)} trains with {key}: {_mode_text(now)}; give another checkpoint folder "
                     f"for a new run{hint}")
 
     def _streams_text(self) -> str:
@@ -693,7 +694,7 @@ class Trainer:
             changed = [f"{path} {sizes.get(path, 'absent')} -> {now[_SIZES].get(path, 'absent')} bytes"
                        for path in sorted(set(sizes) | set(now[_SIZES])) if sizes.get(path) != now[_SIZES].get(path)]
             more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
-            return f"record files rewritten since {since}: {'; '.join(changed[:2])}{more}" + (
+            return f"files rewritten since {since}: {'; '.join(changed[:2])}{more}" + (
                 f" ({keys})" if keys else "")
         if not self.saves_data_position or _STREAMS_KEY not in names:
             return keys and f"{keys} since the run's last start"

@@ -147,6 +147,12 @@ def test_train_reports_a_bad_set_with_the_key_and_value(tmp_path, monkeypatch, c
         train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height=64", "seed=3"])
     assert capsys.readouterr().err.splitlines()[-1].endswith(
         "unrecognized arguments: seed=3 (seed=3 is a setting: give --set before each one, as --set a=1 --set b=2)")
+    # A quoted value with spaces is named whole (before: cut at its first space, "semi_supervised={method:").
+    with pytest.raises(SystemExit):
+        train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height=64",
+                    "semi_supervised={method: classmix}"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "('semi_supervised={method: classmix}' is a setting: give --set before each one, as --set a=1 --set b=2)")
     from ssma_tf.cli import predict
 
     with pytest.raises(SystemExit):

@@ -77,6 +77,23 @@ def test_ctrl_c_is_status_130(capsys):
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_every_command_ends_the_same_way():
+    """Each command's `main` is wrapped by `command` (the adaptation demo's was not: Ctrl-C
+    printed a KeyboardInterrupt traceback)."""
+    import importlib
+    import pkgutil
+
+    import ssma_tf.cli
+
+    unwrapped = []
+    for info in pkgutil.iter_modules(ssma_tf.cli.__path__):
+        module = importlib.import_module(f"ssma_tf.cli.{info.name}")
+        main = getattr(module, "main", None)
+        if callable(main) and main.__module__ == module.__name__ and not hasattr(main, "__wrapped__"):
+            unwrapped.append(info.name)
+    assert unwrapped == []
+
+
 _TERMINATED = """
 import os, signal, sys
 from ssma_tf.cli.common import command
