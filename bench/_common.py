@@ -28,16 +28,20 @@ RESULT_MARKER = "BENCH_RESULT "
 _WRITTEN: list = []
 
 
-def run_main(main) -> int:
+def run_main(main, kept: str | None = None) -> int:
     """Runs a benchmark's `main`; Ctrl-C ends it with one line instead of a traceback.
 
     The line says whether its result file was written: `write_json` writes it whole at the end,
-    so a stopped benchmark leaves none (a child process measuring is stopped with it).
+    so a stopped benchmark leaves none (a child process measuring is stopped with it). A script
+    that keeps results as they come says what it kept (`kept`).
     """
     try:
         return main()
     except KeyboardInterrupt:
-        written = f"; {', '.join(_WRITTEN)} was written before" if _WRITTEN else "; no result file written"
+        if kept is not None:
+            written = f"; {kept}"
+        else:
+            written = f"; {', '.join(_WRITTEN)} was written before" if _WRITTEN else "; no result file written"
         print(f"\ninterrupted{written}", file=sys.stderr)
         return 130
 

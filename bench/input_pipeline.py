@@ -135,10 +135,7 @@ def main() -> int:
         print(f"{encoding:<10}{r['samples_per_s']:>11.1f}{r['cpu_ms_per_sample']:>15.1f}"
               f"{r['peak_rss_mib']:>16.0f}{r['record_bytes'] / args.samples / 1e6:>11.2f}")
     if args.json:
-        from ssma_tf.files import atomic_write
-
-        with atomic_write(args.json) as handle:
-            json.dump(results, handle, indent=2)
+        _common.write_json(args.json, results)  # imported below when run: the script's folder leads the path
     return 0
 
 

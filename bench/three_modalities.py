@@ -186,4 +186,5 @@ def table(results: dict, seeds) -> str:
 if __name__ == "__main__":
     import _common  # the script's folder is first on the path when it runs
 
-    sys.exit(_common.run_main(main))
+    sys.exit(_common.run_main(main, kept="results.json in --output holds the runs finished so far, and a rerun "
+                                          "goes on from them"))

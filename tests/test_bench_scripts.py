@@ -23,10 +23,17 @@ def test_ctrl_c_ends_a_benchmark_in_one_line_that_says_no_result_was_written(tmp
     """Before: a KeyboardInterrupt traceback through subprocess.run, which named no file."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = tmp_path / "flops.json"
+    # Ctrl-C's default action (a test worker may ignore SIGINT, and a child inherits that).
     process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "flops.py"), "--size", "32x32",
                                 "--json", str(result)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # the parent waits on its first child, which is still importing TensorFlow
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # Once the parent waits on its first child (which imports TensorFlow for seconds).
+    children = f"/proc/{process.pid}/task/{process.pid}/children"
+    deadline = time.monotonic() + 120
+    while not open(children).read().strip() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err

@@ -351,8 +351,14 @@ def test_missing_keys(workdir):
     assert error.key == "max_iteration" and "missing" in str(error) and error.missing
     error = error_for(train_dict(learning_rate=None))  # `learning_rate:` left blank
     assert error.key == "learning_rate" and "empty" in str(error) and error.missing
-    # Callers that can do without a key (prediction without data) tell these apart by the flag.
+    # Callers that can do without a key (prediction without data) tell these apart by the flag,
+    # also when a --set emptied the key.
     assert not error_for(train_dict(max_iteration="many")).missing
+    from ssma_tf.config.reader import config_with_overrides
+
+    with pytest.raises(ConfigError) as emptied:
+        config_with_overrides(train_dict(), {"max_iteration": None}, source="t.config")
+    assert emptied.value.missing and "with --set max_iteration=" in str(emptied.value)
     error = error_for(train_dict(checkpoint=" "))  # the original templates' placeholder
     assert error.key == "checkpoint"
     eval_dict = yaml.safe_load(ORIGINAL_SSMA_TEST)

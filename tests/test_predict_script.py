@@ -92,10 +92,15 @@ def test_predict_py_names_an_output_it_cannot_write_and_refuses_a_flag_of_the_ot
     assert status == 1
     assert capsys.readouterr().err == f"error: {output / 'color' / '0.png'}: No space left on device\n"
     # An AdapNet++ flag given for an SSMA (before: accepted without a word, and nothing changed).
-    assert _predict_main(["--checkpoint", weights, "--model", "SSMA", "--num_classes", "7", "--quiet",
-                          "--list", str(images / "val.txt"), "--input_modality", "modality2",
-                          "--output", str(tmp_path / "other")]) == 2
-    assert capsys.readouterr().err == "error: --input_modality is for AdapNet++; SSMA reads every modality\n"
+    import argparse
+    import types
+
+    from ssma_tf.cli.predict import _check_inputs
+    from ssma_tf.errors import UserInputError
+
+    ssma = types.SimpleNamespace(fusion=True, num_modalities=2)
+    with pytest.raises(UserInputError, match="^--input_modality is for AdapNet\\+\\+; SSMA reads every modality$"):
+        _check_inputs(argparse.Namespace(input_modality="modality2", list=None), ssma, [], "modality2", None)
 
 
 def test_predict_py_with_a_checkpoint_one_pair_original_size_and_attention(weights, images, tmp_path):

@@ -925,18 +925,27 @@ def test_an_arm_read_back_from_an_earlier_run_is_marked(tmp_path, monkeypatch):
     assert result == dict(earlier, reused=True)
 
 
-def test_the_experiment_summary_gives_mean_range_and_the_known_training_times():
+def test_the_experiment_summary_gives_mean_range_and_the_known_training_times(tmp_path):
     from ssma_tf.cli.semi_supervised_experiment import summary
 
-    rows = [{"model": "ssma", "arm": "classmix", "seed": 0, "steps": 150, "mIoU": 40.0, "train_seconds": 100.0},
-            {"model": "ssma", "arm": "classmix", "seed": 1, "steps": 150, "mIoU": 44.0, "train_seconds": None},
-            {"model": "ssma", "arm": "supervised", "seed": 0, "steps": 150, "mIoU": 30.0, "train_seconds": None},
-            {"model": "ssma", "arm": "supervised", "seed": 0, "steps": 600, "mIoU": 50.0, "train_seconds": 9.0}]
+    subset = tmp_path / "random_12_seed0.txt"
+    subset.write_text("".join(f"{i}\n" for i in range(12)))
+    settings = {"height": 48, "width": 96, "batch_size": 8, "labeled_subset": str(subset)}
+    rows = [{"model": "ssma", "arm": "classmix", "seed": 0, "steps": 150, "mIoU": 40.0, "train_seconds": 100.0,
+             "settings": settings},
+            {"model": "ssma", "arm": "classmix", "seed": 1, "steps": 150, "mIoU": 44.0, "train_seconds": None,
+             "settings": settings},
+            {"model": "ssma", "arm": "supervised", "seed": 0, "steps": 150, "mIoU": 30.0, "train_seconds": None,
+             "settings": settings},
+            {"model": "ssma", "arm": "supervised", "seed": 1, "steps": 150, "mIoU": 50.0, "train_seconds": 9.0,
+             "settings": dict(settings, batch_size=4)}]
     table = summary(rows)
     # A run trained before the experiment last stopped has no time of its own: left out of the mean.
-    assert "| ssma | classmix | 150 | 2 | 42.0 | 40.0–44.0 | 40.0, 44.0 | 100 |" in table
-    assert "| ssma | supervised | 150 | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table
-    assert "| ssma | supervised | 600 | 1 | 50.0 | 50.0–50.0 | 50.0 | 9 |" in table  # not averaged with 150
+    same = "150 steps, 12 labeled, 48x96, batch 8"
+    assert f"| ssma | classmix | {same} | 2 | 42.0 | 40.0–44.0 | 40.0, 44.0 | 100 |" in table
+    assert f"| ssma | supervised | {same} | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table
+    # Another call's result of other settings: a row of its own, not averaged in.
+    assert "| ssma | supervised | 150 steps, 12 labeled, 48x96, batch 4 | 1 | 50.0 |" in table
 
 
 def test_the_experiment_summary_file_holds_the_arms_of_every_call(tmp_path):
@@ -953,8 +962,9 @@ def test_the_experiment_summary_file_holds_the_arms_of_every_call(tmp_path):
                  "train_seconds": None})
     rows = experiment.summary(experiment.folder_results(tmp_path)).splitlines()[2:]
     assert [row.split(" | ")[:4] for row in rows] == [
-        ["| adapnet_pp_rgb", "supervised", "150", "1"], ["| ssma", "depthmix", "150", "2"],
-        ["| ssma", "supervised", "150", "1"]]
+        ["| adapnet_pp_rgb", "supervised", "150 steps, ? labeled, ?x?, batch ?", "1"],
+        ["| ssma", "depthmix", "150 steps, ? labeled, ?x?, batch ?", "2"],
+        ["| ssma", "supervised", "150 steps, ? labeled, ?x?, batch ?", "1"]]
 
 
 @pytest.mark.parametrize("model", ["SSMA", "AdapNet_pp"])

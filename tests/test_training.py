@@ -846,6 +846,29 @@ def test_a_resume_whose_input_pipeline_changed_restarts_the_stream_and_keeps_the
     assert any(line.endswith(" at step 4") for line in lines), lines
 
 
+def test_a_damaged_input_position_is_a_damaged_checkpoint_and_the_one_before_is_resumed(
+        tmp_path, tiny_model, monkeypatch):
+    """Only a position that does not fit the pipeline restarts the stream; a damaged one (a
+    checksum) is a damaged checkpoint, as before, and the one before is resumed with its position."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lambda line: None).run()
+    real = tf.train.Checkpoint
+
+    class DamagedAtFour(real):
+        def restore(self, path, *args, **kwargs):
+            if list(self._trackable_children()) == ["data"] and path.endswith("ckpt-4"):
+                raise tf.errors.DataLossError(None, None, "Checksum does not match: stored 1, computed 2")
+            return super().restore(path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train, "Checkpoint", DamagedAtFour)
+    lines = []
+    resumed = training.Trainer(_tiny_config(tmp_path, max_iteration=6), log=lines.append)
+    assert resumed.resumed_from.endswith("ckpt-2"), lines
+    assert any("cannot resume from" in line and "ckpt-4 (its data position: Checksum does not match" in line
+               for line in lines), lines
+    assert any(line.endswith(" at step 2") for line in lines), lines  # its position restored
+    assert resumed.run().final_step == 6
+
+
 def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
     """Sections were compared as written: a semi-supervised run begun before `teacher_batch_norm`
     existed got a "semi_supervised changed" note on every resume, a changed confidence was only

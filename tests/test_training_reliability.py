@@ -191,7 +191,7 @@ def test_a_full_disk_while_exporting_leaves_no_partial_file(tmp_path, tiny_model
 
 def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model, monkeypatch):
     config = _config(tmp_path, max_iteration=2)
-    monkeypatch.setattr(training.trainer, "_free_bytes", lambda directory: 100)
+    monkeypatch.setattr(training.trainer, "free_bytes", lambda directory: 100)
     with pytest.raises(training.CheckpointWriteError, match=r"0\.0 MB free, about .* MB needed.*ckpt-2"):
         training.Trainer(config, log=lambda line: None).train()
     directory = tmp_path / "checkpoints"

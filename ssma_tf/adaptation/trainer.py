@@ -176,7 +176,7 @@ class AdaptationTrainer(training.Trainer):
             if groups % replicas:
                 raise ConfigError(f"({groups} target images a step) must be a multiple of the "
                                   f"{replicas} replicas", key="adaptation.target_groups",
-                                  source=config.where("adaptation"), missing=True)
+                                  source=config.where("adaptation"))
             return build_target_dataset(
                 config.target_data, modalities=modalities, height=config.height,
                 width=config.width, groups=groups // replicas, views=views,

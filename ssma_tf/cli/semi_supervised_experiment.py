@@ -90,7 +90,10 @@ def depth_subset(output: pathlib.Path, data: pathlib.Path, count: int, seed: int
     if not path.exists():
         config = write_config(folder / "select.config", {**base_config(data, "adapnet_pp_rgb", seed, 1),
                                                          "checkpoint": str(folder)}, sort_keys=True)
-        run_command("ssma-select-labels", ["-c", config, "--budget", count, "-o", folder, "--seed", seed],
+        # The folder is the experiment's: a selection of another count there is replaced (the
+        # selection nests, so the lists of smaller counts stay the same).
+        run_command("ssma-select-labels", ["-c", config, "--budget", count, "-o", folder, "--seed", seed,
+                                           "--overwrite"],
                     step=f"depth-guided selection of {count} images, seed {seed}", log=folder / "select.log")
     return path
 
@@ -163,21 +166,32 @@ def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], c
     return "\n".join(lines) + "\n"
 
 
+def settings_text(result: dict[str, Any]) -> str:
+    """The settings a result's row is averaged over: steps, labeled scenes, size and batch
+    ("?" for what an earlier version's result does not say)."""
+    from ssma_tf.data.unlabeled import read_index_file
+
+    settings = result.get("settings") or {}
+    subset = settings.get("labeled_subset")
+    labeled = len(read_index_file(subset)) if subset and pathlib.Path(subset).is_file() else "?"
+    return (f"{result.get('steps', '?')} steps, {labeled} labeled, {settings.get('height', '?')}x"
+            f"{settings.get('width', '?')}, batch {settings.get('batch_size', '?')}")
+
+
 def summary(results: list[dict[str, Any]]) -> str:
-    """A markdown table: mIoU mean and range over seeds per model, arm and step count."""
-    lines = ["| model | arm | steps | seeds | mIoU mean | range | per seed | train s (mean) |",
+    """A markdown table: mIoU mean and range over seeds per model, arm and settings (results of
+    other settings, from an earlier call into the folder, are rows of their own)."""
+    lines = ["| model | arm | settings | seeds | mIoU mean | range | per seed | train s (mean) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    keys = []
-    for r in results:
-        if (r["model"], r["arm"], r.get("steps")) not in keys:
-            keys.append((r["model"], r["arm"], r.get("steps")))
-    for model, arm, steps in keys:
-        rows = [r for r in results if (r["model"], r["arm"], r.get("steps")) == (model, arm, steps)]
+    keyed = [((r["model"], r["arm"], settings_text(r)), r) for r in results]
+    keys = list(dict.fromkeys(key for key, _ in keyed))
+    for model, arm, settings in keys:
+        rows = [r for key, r in keyed if key == (model, arm, settings)]
         miou = spread(r["mIoU"] for r in rows)
         per_seed = ", ".join(f"{r['mIoU']:.1f}" for r in rows)
         timed = [r["train_seconds"] for r in rows if r["train_seconds"] is not None]
         seconds = f"{spread(timed).mean:.0f}" if timed else "–"
-        lines.append(f"| {model} | {arm} | {steps if steps is not None else '–'} | {len(rows)} | {miou.mean:.1f} | "
+        lines.append(f"| {model} | {arm} | {settings} | {len(rows)} | {miou.mean:.1f} | "
                      f"{miou.low:.1f}–{miou.high:.1f} | {per_seed} | {seconds} |")
     return "\n".join(lines) + "\n"
 

@@ -223,7 +223,8 @@ def config_with_overrides(
     except ConfigError as error:
         if error.key is None or error.key not in overrides:
             raise
-        raise ConfigError(error.detail, key=error.key, source=f"{source} with {given[error.key]}") from None
+        raise ConfigError(error.detail, key=error.key, source=f"{source} with {given[error.key]}",
+                          missing=error.missing) from None
     # Errors found later (an expert's weights that do not fit) name the --set too (`RunConfig.where`).
     overridden = tuple((ALIASES.get(name, name), text) for name, text in given.items())
     return dataclasses.replace(config, overridden=overridden)

@@ -82,6 +82,10 @@ _STREAMS_KEY = "streams/.ATTRIBUTES/VARIABLE_VALUE"
 _RECORDS_KEY = "records/.ATTRIBUTES/VARIABLE_VALUE"
 # The entry of `_RECORDS_KEY`'s text holding the size of each record file matched.
 _SIZES = "file_sizes"
+# What TensorFlow raises for a saved input position that does not fit the pipeline now ("Failed
+# to restore dataset iterator": NotFound for a node it lacks); others (a checksum, DataLoss) are
+# a damaged checkpoint, skipped for the one before.
+_OTHER_PIPELINE = (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.FailedPreconditionError)
 
 
 class TrainingStopped(RuntimeError):
@@ -567,16 +571,24 @@ class Trainer:
             with _quiet_restore():
                 try:
                     tf.train.Checkpoint(**{key: getattr(self, attribute)}).restore(prefix).expect_partial()
-                    problem = ""
-                except tf.errors.OpError as error:
-                    problem = _iterator_problem(error)
-            if problem:
-                failed.append((key, problem))
+                    problem, damaged = "", None
+                except _OTHER_PIPELINE as error:
+                    problem, damaged = _iterator_problem(error), None
+                except tf.errors.OpError as error:  # a damaged file: the checkpoint before is tried
+                    # A new error, so that the failed restore's objects are collected (and
+                    # quiet) here, not when the one before has been tried.
+                    problem, damaged = "", CheckpointError(f"its {key} position: {first_line(error)}")
+            if problem or damaged is not None:
+                # A failed restore leaves the iterator at "End of sequence": a new one either way.
                 fresh = iter(dataset)
                 setattr(self, attribute, fresh)
                 setattr(self.checkpoint, key, fresh)  # the next saves save the new stream's position
                 if key in self._extras:
                     self._extras[key] = fresh
+            if damaged is not None:
+                raise damaged
+            if problem:
+                failed.append((key, problem))
         if not failed:
             return ""
         keys = ", ".join(key for key, _ in failed)
