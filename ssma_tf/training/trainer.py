@@ -155,16 +155,20 @@ def _as_list(value: Any) -> Optional[list]:
 
 
 @contextlib.contextmanager
-def _quiet_restore() -> Iterator[None]:
+def _quiet_restore() -> Iterator[list]:
     """Keeps TensorFlow's "Value in checkpoint could not be found" lines (one per variable of the
-    checkpoint, logged when a restore that failed is collected) off the log."""
+    checkpoint, logged when a restore that failed is collected) off the log. The block adds to
+    the list it gets when its restore failed: the leftovers are then collected here (a full
+    collection takes a while in a process holding a model: not after every restore)."""
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel(logging.ERROR)
+    failed: list = []
     try:
-        yield
+        yield failed
     finally:
-        gc.collect()  # the failed restore's leftovers log as they are collected
+        if failed:
+            gc.collect()
         logger.setLevel(level)
 
 
@@ -568,16 +572,18 @@ class Trainer:
         for key, (dataset, attribute) in self._input_streams().items():
             if not any(name.startswith(key + "/") for name in names):
                 continue
-            with _quiet_restore():
+            with _quiet_restore() as failed_here:
                 try:
                     tf.train.Checkpoint(**{key: getattr(self, attribute)}).restore(prefix).expect_partial()
                     problem, damaged = "", None
                 except _OTHER_PIPELINE as error:
                     problem, damaged = _iterator_problem(error), None
+                    failed_here.append(key)
                 except tf.errors.OpError as error:  # a damaged file: the checkpoint before is tried
                     # A new error, so that the failed restore's objects are collected (and
                     # quiet) here, not when the one before has been tried.
                     problem, damaged = "", CheckpointError(f"its {key} position: {first_line(error)}")
+                    failed_here.append(key)
             if problem or damaged is not None:
                 # A failed restore leaves the iterator at "End of sequence": a new one either way.
                 fresh = iter(dataset)
