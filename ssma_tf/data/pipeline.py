@@ -23,7 +23,7 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
 from ssma_tf.resampling import modality_interpolations
-from ssma_tf.data.records import RecordError, find_damaged_record, reader_message
+from ssma_tf.data.records import RecordError, find_damaged_record, first_example
 from ssma_tf.lists import MissingFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -106,46 +106,37 @@ def check_first_record(path: str, modalities: int, labeled: bool = True) -> None
     `labeled=False`: records read without their labels (`unlabeled_data`, `target_data`), which
     need no `label` feature.
     """
-    try:
-        for record in tf.data.TFRecordDataset(path).take(1):
-            try:
-                example = tf.train.Example.FromString(record.numpy())
-            except Exception as error:  # protobuf raises its own DecodeError type
-                raise RecordError(f"not a tf.train.Example ({type(error).__name__}); is it a record file of "
-                                  "this project?", path, 0) from None
-            present = set(example.features.feature)
-            missing = [key for key in schema.feature_spec(modalities)
-                       if key not in present and (labeled or key != schema.LABEL)]
-            held = schema.count_modalities(present)
-            if missing == [schema.MODALITY2]:
-                raise RecordError(
-                    "no modality2: these are unimodal records (modality1, label) but the config reads a "
-                    "second modality (model: SSMA, or input_modality: modality2). Convert a list of "
-                    "'modality1 modality2 label' lines, or train an AdapNet++ on the records' one modality "
-                    "(model: AdapNet_pp with input_modality: modality1)", path, 0,
-                )
-            if missing and held and all(key.startswith("modality") for key in missing):
-                raise RecordError(
-                    f"records lack feature(s) {missing} (they hold {held} modalities, the model reads "
-                    f"{modalities}): convert a list with a column per modality, or set the config key "
-                    "modalities to match the records", path, 0,
-                )
-            if missing == [schema.LABEL] and schema.CLASS_ID not in present:
-                # Before: "lacks feature(s) ['label'] (it has [...])", which named no cause.
-                raise RecordError("has no label: these records hold images only (ssma-convert --unlabeled writes "
-                                  "them, for unlabeled_data or target_data); training and evaluation need records "
-                                  "converted from lists with a label column", path, 0)
-            if missing == [schema.LABEL] and schema.CLASS_ID in present:
-                raise RecordError("these are scene classification records (a class_id per record, no label "
-                                  "image): segmentation reads records written by ssma-convert; ssma-scene "
-                                  "train reads these", path, 0)
-            if missing:
-                raise RecordError(f"lacks feature(s) {missing} (it has {sorted(present)})", path, 0)
-            return
-    except tf.errors.DataLossError as error:
-        raise RecordError(f"damaged ({reader_message(error)}); the file is cut short, overwritten or not "
-                          "a TFRecord file: convert it again", path, 0) from None
-    raise RecordError("holds no records", path)
+    example = first_example(path)  # a file of another kind, or a damaged one: named here
+    if example is None:
+        raise RecordError("holds no records", path)
+    present = set(example.features.feature)
+    missing = [key for key in schema.feature_spec(modalities)
+               if key not in present and (labeled or key != schema.LABEL)]
+    held = schema.count_modalities(present)
+    if missing == [schema.MODALITY2]:
+        raise RecordError(
+            "no modality2: these are unimodal records (modality1, label) but the config reads a "
+            "second modality (model: SSMA, or input_modality: modality2). Convert a list of "
+            "'modality1 modality2 label' lines, or train an AdapNet++ on the records' one modality "
+            "(model: AdapNet_pp with input_modality: modality1)", path, 0,
+        )
+    if missing and held and all(key.startswith("modality") for key in missing):
+        raise RecordError(
+            f"records lack feature(s) {missing} (they hold {held} modalities, the model reads "
+            f"{modalities}): convert a list with a column per modality, or set the config key "
+            "modalities to match the records", path, 0,
+        )
+    if missing == [schema.LABEL] and schema.CLASS_ID not in present:
+        # Before: "lacks feature(s) ['label'] (it has [...])", which named no cause.
+        raise RecordError("has no label: these records hold images only (ssma-convert --unlabeled writes "
+                          "them, for unlabeled_data or target_data); training and evaluation need records "
+                          "converted from lists with a label column", path, 0)
+    if missing == [schema.LABEL] and schema.CLASS_ID in present:
+        raise RecordError("these are scene classification records (a class_id per record, no label "
+                          "image): segmentation reads records written by ssma-convert; ssma-scene "
+                          "train reads these", path, 0)
+    if missing:
+        raise RecordError(f"lacks feature(s) {missing} (it has {sorted(present)})", path, 0)
 
 
 def build_dataset(

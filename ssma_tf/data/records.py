@@ -130,26 +130,37 @@ def count_records(path: str) -> Tuple[int, int]:
     return count, 0
 
 
-def modalities_held(path: str) -> Optional[int]:
-    """The images (modalities) the first record of a file holds; None for a file without records.
+def first_example(path: str) -> Optional[tf.train.Example]:
+    """The first record of a file as a `tf.train.Example`; None for a file without records.
 
     Reads that record only: a check, before long work, that a file is a record file of this
-    project and of the modalities a model reads.
+    project.
 
     Raises:
-        RecordError: the file is not a TFRecord file, or its first record not a `tf.train.Example`.
+        RecordError: the file is not a TFRecord file (or a damaged one), or its first record not
+            a `tf.train.Example`.
     """
     try:
         for record in tf.data.TFRecordDataset(path).take(1):
             try:
-                example = tf.train.Example.FromString(record.numpy())
+                return tf.train.Example.FromString(record.numpy())
             except Exception as error:  # protobuf raises its own DecodeError type
                 raise RecordError(f"not a tf.train.Example ({type(error).__name__}); is it a record file of "
                                   "this project?", path, 0) from None
-            return schema.count_modalities(example.features.feature)
     except tf.errors.DataLossError as error:
-        raise RecordError(f"not a TFRecord file, or a damaged one ({reader_message(error)})", path, 0) from None
+        raise RecordError(f"damaged ({reader_message(error)}); the file is cut short, overwritten or not "
+                          "a TFRecord file: convert it again", path, 0) from None
     return None
+
+
+def modalities_held(path: str) -> Optional[int]:
+    """The images (modalities) the first record of a file holds; None for a file without records.
+
+    Raises:
+        RecordError: as `first_example`.
+    """
+    example = first_example(path)
+    return None if example is None else schema.count_modalities(example.features.feature)
 
 
 def records_per_file(files: Sequence[str]) -> List[int]:

@@ -337,7 +337,7 @@ def test_calibration_needs_enough_records(records, tmp_path, capsys):
     listed.write_text("rgb/0.png depth/0.png label/0.png\n" * 3)
     from ssma_tf.data.records import RecordError
 
-    with pytest.raises(RecordError, match=rf"^{listed}, record 0: not a TFRecord file"):
+    with pytest.raises(RecordError, match=rf"^{listed}, record 0: damaged .*not a TFRecord file: convert it again"):
         deploy.check_calibration_records([str(listed)], 5)
     # Unimodal records for a depth expert: before, advice to train an AdapNet++ on modality1.
     with pytest.raises(deploy.CalibrationError, match=rf"^calibration records {records['rgb']} hold 1 modality, "
