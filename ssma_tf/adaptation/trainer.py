@@ -205,8 +205,6 @@ class AdaptationTrainer(training.Trainer):
                 }
             extras.update(self.mean_teacher.tracked())
             extras.update(self.prior.tracked())
-        if self.saves_data_position:
-            extras["target_data"] = self.target_iterator
         return extras
 
     def _input_streams(self) -> dict[str, tuple[Any, str]]:

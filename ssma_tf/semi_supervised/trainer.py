@@ -139,10 +139,7 @@ class SemiSupervisedTrainer(training.Trainer):
             self.mean_teacher = MeanTeacher(
                 self.model, self.teacher, decay=self.semi.ema_decay, every=self.semi.ema_every,
                 include_statistics=self.semi.teacher_batch_norm == "moving")
-        extras = dict(self.mean_teacher.tracked())
-        if self.saves_data_position:
-            extras["mix_data"] = self.mix_iterator
-        return extras
+        return dict(self.mean_teacher.tracked())
 
     def _input_streams(self) -> dict[str, tuple[Any, str]]:
         return {**super()._input_streams(), "mix_data": (self.mix_dataset, "mix_iterator")}

@@ -349,7 +349,7 @@ class Trainer:
             self._warn_of_label_problems()
         self.iterator = iter(self.dataset)
         self.schedule = schedule_from_config(config)
-        # What a subclass trains besides the model (a mean teacher, a second input stream).
+        # What a subclass checkpoints besides the model (a mean teacher, a class prior).
         self._extras = self._build_extras()
 
         tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
@@ -358,15 +358,17 @@ class Trainer:
         self._random_seeds = seed_generator_states(self.model)
         if self._random_seeds:
             tracked["random_seeds"] = self._random_seeds
-        if self.saves_data_position:
-            tracked["data"] = self.iterator
         tracked.update(self._extras)
+        # The records the streams read, with their files' sizes: globbed and measured once.
+        self._records = self._records_read()
         if self.saves_data_position:
+            # The input streams' positions (`_input_streams`), restored on their own (`_restore_positions`).
+            tracked.update({key: getattr(self, attribute) for key, (_, attribute) in self._input_streams().items()})
             # What the saved positions' batches look like, to tell on resuming whether they fit.
             self._streams = tf.Variable(self._streams_text(), trainable=False, dtype=tf.string)
             tracked["streams"] = self._streams
             # And which records they read, so that a position is never restored into others.
-            tracked["records"] = tf.Variable(json.dumps(self._records_read()), trainable=False, dtype=tf.string)
+            tracked["records"] = tf.Variable(json.dumps(self._records), trainable=False, dtype=tf.string)
         self.checkpoint = tf.train.Checkpoint(**tracked)
         # Non-chief workers must take part in saving but write to a private scratch directory.
         self._directory = (
@@ -459,9 +461,7 @@ class Trainer:
     def _build_extras(self) -> dict[str, Any]:
         """Objects a subclass checkpoints with the run, by name (built after the model; none here).
 
-        An input stream's position goes under a name ending in `_data` (`mix_data`,
-        `target_data`): it is not restored when its batches changed shape since the checkpoint
-        (`_stream_changes`).
+        Its input streams are not among them: `_input_streams` names those.
         """
         return {}
 
@@ -501,8 +501,8 @@ class Trainer:
                 with reading(prefix):
                     names = {name for name, _ in tf.train.list_variables(prefix)}
                     restart = self._stream_changes(prefix, names, saved)
-                    extras = {k: v for k, v in self._extras.items() if not k.endswith("_data")}
-                    core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, **extras)
+                    core = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
+                                               **self._extras)
                     # Another model's checkpoint: one line, not TensorFlow's warning flood.
                     check_tf2_shapes(core, prefix, self.model)
                     status = core.restore(prefix)
@@ -589,8 +589,6 @@ class Trainer:
                 fresh = iter(dataset)
                 setattr(self, attribute, fresh)
                 setattr(self.checkpoint, key, fresh)  # the next saves save the new stream's position
-                if key in self._extras:
-                    self._extras[key] = fresh
             if damaged is not None:
                 raise damaged
             if problem:
@@ -603,9 +601,9 @@ class Trainer:
                 f"{'do' if several else 'does'} not fit the input pipeline as it is now (TensorFlow: {failed[0][1]})")
 
     def _input_streams(self) -> dict[str, tuple[Any, str]]:
-        """The input streams whose positions a checkpoint saves, by their name in it: the
-        distributed dataset and the attribute holding its iterator. A subclass reading another
-        stream (`_build_extras`: `mix_data`, `target_data`) adds it."""
+        """The input streams whose positions a checkpoint saves (on one replica), by their name
+        in it: the distributed dataset and the attribute holding its iterator. A subclass reading
+        another stream (`mix_data`, `target_data`) adds it."""
         return {"data": (self.dataset, "iterator")}
 
     def _method_text(self) -> str:
@@ -669,7 +667,7 @@ class Trainer:
 
     def _streams_text(self) -> str:
         """The element specs of the input streams whose position a checkpoint saves, as text."""
-        streams = {"data": self.iterator, **{k: v for k, v in self._extras.items() if k.endswith("_data")}}
+        streams = {key: getattr(self, attribute) for key, (_, attribute) in self._input_streams().items()}
         return json.dumps({name: str(stream.element_spec) for name, stream in sorted(streams.items())})
 
     def _records_read(self) -> dict[str, Any]:
@@ -696,7 +694,7 @@ class Trainer:
         # the saved pipeline of one file did not restore into that of several (every checkpoint
         # failed, and the run was lost). The checkpoint's own list when it has one: config.yaml
         # is rewritten at every start, before the first checkpoint of the new records.
-        now, since = self._records_read(), "the run's last start"
+        now, since = self._records, "the run's last start"
         if self.saves_data_position and _RECORDS_KEY in names:
             before, since = json.loads(_text(tf.train.load_variable(prefix, _RECORDS_KEY))), os.path.basename(prefix)
         else:
