@@ -141,18 +141,12 @@ def calibration_batches(
             `samples` images in them.
     """
     from ssma_tf.data import build_dataset
-
-    from ssma_tf.data.pipeline import list_record_files
     from ssma_tf.data.records import modalities_held
 
     height, width = check_size(size)
     # An expert of modality k reads modalities 1..k of each record and keeps the k-th.
     read = modalities if modalities > 1 else int(input_modality.removeprefix("modality"))
-    try:
-        files = list_record_files(list(records))
-    except FileNotFoundError as error:
-        raise CalibrationError(f"calibration records: {error}") from None
-    for path in files:
+    for path in _calibration_files(records):
         held = modalities_held(path)
         if held is not None and held < read:
             # Before: the training pipeline's advice ("... or train an AdapNet++ on the records'
@@ -191,23 +185,28 @@ def check_calibration_records(records: Sequence[str], samples: int) -> None:
     record), so that `ssma-export` refuses `--calibration_samples 100` on 16 records before the
     model loads, not after.
     """
-    from ssma_tf.data.pipeline import list_record_files
-    from ssma_tf.data.records import count_records, modalities_held
+    from ssma_tf.data.records import count_records, first_example
 
-    try:
-        files = list_record_files(list(records))
-    except FileNotFoundError as error:
-        raise CalibrationError(f"calibration records: {error}") from None
     total = 0
-    for path in files:
+    for path in _calibration_files(records):
         # A file of another kind (a list file, an image) frames into an arbitrary count: the
         # error said "hold 1 samples, 100 asked", and fewer samples was the wrong fix.
-        modalities_held(path)
+        first_example(path)
         total += count_records(path)[0]
         if total >= samples:
             return
     raise CalibrationError(
         f"calibration records {', '.join(records)} hold {total} samples, {samples} asked (--calibration_samples)")
+
+
+def _calibration_files(records: Sequence[str]) -> List[str]:
+    """The files the calibration records' names and patterns match; CalibrationError for none."""
+    from ssma_tf.data.pipeline import list_record_files
+
+    try:
+        return list_record_files(list(records))
+    except FileNotFoundError as error:
+        raise CalibrationError(f"calibration records: {error}") from None
 
 
 def with_full_input_range(samples: List[List[np.ndarray]]) -> List[List[np.ndarray]]:
