@@ -407,6 +407,14 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
         make_train_dataset(_config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=str(bad)))
     with pytest.raises(UnlabeledDataError, match=beyond):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, labeled_subset=str(bad)))
+    # A record listed twice (a mistyped other index: one labeled image fewer than the lines say)
+    # and a line of two numbers were taken without a word.
+    bad.write_text("1\n# a comment\n4\n1  # again\n")
+    with pytest.raises(UnlabeledDataError, match=r"line 4: index 1 is listed again \(first on line 1\)"):
+        read_index_file(str(bad), count=8)
+    bad.write_text("1\n2 3\n")
+    with pytest.raises(UnlabeledDataError, match="line 2: expected one record index, got '2 3'"):
+        read_index_file(str(bad), count=8)
 
 
 # --- The trainer --------------------------------------------------------------------------

@@ -44,31 +44,36 @@ def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
         count: the number of records the indices refer to (checked when given).
 
     Returns:
-        The indices, in file order, without duplicates.
+        The indices, in file order.
 
     Raises:
-        UnlabeledDataError: unreadable file, a line that is not an index, an index out of range,
-            or no index at all; the message names the file and line.
+        UnlabeledDataError: unreadable file, a line that is not one index, an index out of range
+            or listed twice, or no index at all; the message names the file and line.
     """
     try:
         with open(path, encoding="utf-8") as stream:
             lines = stream.read().splitlines()
     except OSError as error:
         raise UnlabeledDataError(f"cannot read the index file: {error.strerror or error}", path) from error
-    indices: list[int] = []
+    first_line: dict[int, int] = {}
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
-        first = text.split()[0]
-        if not first.isdigit():
-            raise UnlabeledDataError(f"line {number}: expected a record index, got {first!r}", path)
-        index = int(first)
+        if len(text.split()) > 1 or not text.isdigit():
+            raise UnlabeledDataError(f"line {number}: expected one record index, got {text!r}", path)
+        index = int(text)
         if count is not None and index >= count:
             raise UnlabeledDataError(
                 f"line {number}: index {index} is beyond the {count} records of train_data", path)
-        if index not in indices:
-            indices.append(index)
+        # A record listed twice is most often a mistyped other index: the run would have trained
+        # on one labeled image fewer than the file's lines say.
+        if index in first_line:
+            raise UnlabeledDataError(
+                f"line {number}: index {index} is listed again (first on line {first_line[index]}): "
+                f"list each record once", path)
+        first_line[index] = number
+    indices = list(first_line)
     if not indices:
         raise UnlabeledDataError("holds no record index", path)
     return indices
