@@ -141,9 +141,9 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     SSMA: `checkpoint1` → modality-1 expert and `checkpoint2` → modality-2 expert, or
     `checkpoints` with one per expert for N modalities (unimodal AdapNet++ checkpoints, TF1 or
     own: only their encoders are used), or `initialize` with a whole SSMA checkpoint (e.g. stage 3
-    starting from stage 2). The fusion baselines take the same two checkpoints: whole (encoder
-    and decoder) for those built on two whole unimodal networks (`average`, `maximum`, `late`,
-    `cmode`), their encoders for `lfc` and `fusenet`.
+    starting from stage 2). The fusion baselines take the same checkpoints: whole (encoder and
+    decoder) for those built on whole unimodal networks (`average`, `maximum`, `late`, `cmode`),
+    their encoders for `lfc` and `fusenet`.
     Either: `finetune_from`, a trained model of the same kind with any class count
     (`ssma_tf.checkpoints.finetune`).
 
@@ -161,18 +161,18 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         messages.append(load_weights(model, config.initialize))
     sources = config.expert_checkpoints if config.is_fusion else None
     experts = getattr(model, "experts", None)
+    if sources is not None and len(sources) != len(experts or model.encoders):
+        raise CheckpointError(
+            f"{config.source}: {len(sources)} expert checkpoints for an SSMA of "
+            f"{len(experts or model.encoders)} modalities; give one per expert"
+        )
     if sources is not None and experts:
-        # A baseline that combines two whole unimodal networks (ssma_tf.models.fusion_baselines)
+        # A baseline that combines whole unimodal networks (ssma_tf.models.fusion_baselines)
         # takes each expert checkpoint whole: encoder and decoder.
         for index, (expert, source) in enumerate(zip(experts, sources)):
             with _naming_key(config, index):
                 messages.append(f"{load_weights(expert, source)} (the {expert.name})")
     elif sources is not None:
-        if len(sources) != len(model.encoders):
-            raise CheckpointError(
-                f"{config.source}: {len(sources)} expert checkpoints for an SSMA of "
-                f"{len(model.encoders)} modalities; give one per expert"
-            )
         formats = [resolve_weights(p) for p in sources]
         if len(sources) == 2 and all(fmt == FORMAT_TF1 for fmt, _ in formats) and isinstance(model, SSMA):
             report = load_tf1_checkpoint(model, formats[0][1], formats[1][1], strict=True)

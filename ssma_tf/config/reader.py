@@ -434,10 +434,11 @@ class _Reader:
                     "give either a whole SSMA checkpoint to start from or the two experts "
                     "(checkpoint1, checkpoint2), not both",
                 )
-            if values["fusion"] in EXPERTLESS_FUSIONS and values["checkpoint1"] is not None:
+            given_experts = "checkpoints" if values["checkpoints"] is not None else "checkpoint1"
+            if values["fusion"] in EXPERTLESS_FUSIONS and values[given_experts] is not None:
                 raise self.error(
-                    "checkpoint1", f"fusion: {values['fusion']} is one network on the stacked modalities and "
-                    "has no experts to start from checkpoint1/checkpoint2",
+                    self.spelling(given_experts), f"fusion: {values['fusion']} is one network on the stacked "
+                    f"modalities and has no experts to start from {given_experts}",
                 )
         else:
             values["fusion"] = None
@@ -445,10 +446,6 @@ class _Reader:
         if values["backbone_weights"] is not None and values["backbone"] == "adapnet_pp":
             raise self.error("backbone_weights", "is for backbone: mobilenet_v2; AdapNet++ starts from "
                              "'intialize' (its TF1 ImageNet checkpoint)")
-        if values["modalities"] is not None and len(values["modalities"]) != 2 and values["fusion"] not in (None, "ssma"):
-            # The baselines of the paper's tables fuse two streams (ssma_tf.models.fusion_baselines).
-            raise self.error("modalities", f"lists {len(values['modalities'])} modalities, but fusion: "
-                             f"{values['fusion']} fuses two; SSMA (fusion: ssma) fuses more")
         if values["backbone"] != "adapnet_pp" and values["fusion"] not in (None, "ssma"):
             raise self.error("backbone", f"the fusion baselines are built on AdapNet++; fusion: "
                              f"{values['fusion']} takes backbone: adapnet_pp")

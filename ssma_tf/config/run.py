@@ -147,8 +147,9 @@ class RunConfig:
         "becomes 1e-4 → 1e-5); the experts are their encoders, eASPP and skip projections")
     fusion: Optional[str] = key(
         FUSION_METHODS[0], kind="choice", choices=FUSION_METHODS,
-        doc="SSMA only: how the two modalities are fused: SSMA, or one of the baselines of the "
-            "paper's Table 17 on the same AdapNet++ backbone (docs/fusion.md)")
+        doc="SSMA only: how the modalities are fused: SSMA, or one of the baselines of the "
+            "paper's Table 17 on the same AdapNet++ backbone, over two or more modalities "
+            "(docs/fusion.md)")
     backbone: str = key(
         BACKBONES[0], kind="choice", choices=BACKBONES,
         doc="the experts' encoder: `adapnet_pp` (released) or `mobilenet_v2` (keras.applications, "

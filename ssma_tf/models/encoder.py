@@ -27,6 +27,12 @@ def check_dilations(name: str, value, count: int):
     return pairs
 
 
+def check_num_modalities(num_modalities) -> None:
+    """Raises ValueError unless num_modalities is an integer >= 2 (fusion needs two streams)."""
+    if isinstance(num_modalities, bool) or not isinstance(num_modalities, int) or num_modalities < 2:
+        raise ValueError(f"num_modalities must be an integer >= 2, got {num_modalities!r}")
+
+
 def check_num_classes(num_classes) -> None:
     """Raises ValueError unless num_classes counts void and at least one class."""
     if not isinstance(num_classes, int) or num_classes < 2:

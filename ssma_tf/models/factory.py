@@ -69,8 +69,8 @@ def build_model(config: Any) -> keras.Model:
         kwargs["widths"] = decoder_widths(decoder_filters)
     fusion = getattr(config, "fusion", None) or SSMA_FUSION
     if config.is_fusion and fusion != SSMA_FUSION:
-        return FusionBaseline(config.num_classes, fusion=fusion, freeze_experts=config.freeze_experts,
-                              aux_heads=config.aux_heads, **kwargs)
+        return FusionBaseline(config.num_classes, fusion=fusion, num_modalities=getattr(config, "num_modalities", 2),
+                              freeze_experts=config.freeze_experts, aux_heads=config.aux_heads, **kwargs)
     if config.is_fusion:
         return SSMA(
             config.num_classes,

@@ -3,24 +3,29 @@
 The paper compares SSMA with seven other ways of fusing two modalities, all built on the same
 AdapNet++ network ("we use the official implementation from the authors as a reference and append
 the fusion mechanism to our backbone"). `FusionBaseline(num_classes, fusion=...)` builds one of
-them; the run config selects it with `fusion:` next to `model: SSMA` (`docs/fusion.md`).
+them; the run config selects it with `fusion:` next to `model: SSMA` (`docs/fusion.md`). Like
+SSMA (Section 4.2) each also fuses more than two modalities (`num_modalities`, the config's
+`modalities:` list): one stream per modality wherever the table below says "the two".
 
-What each starts from (`checkpoint1`/`checkpoint2`, the stage-1 experts) and what it trains:
+What each starts from (`checkpoint1`/`checkpoint2`, or `checkpoints` for N: the stage-1 experts)
+and what it trains:
 
-| fusion   | experts loaded from checkpoint1/2        | trained                                      |
+| fusion   | experts loaded from the checkpoints      | trained                                      |
 | -------- | ---------------------------------------- | -------------------------------------------- |
 | average  | whole AdapNet++ (encoder and decoder)    | nothing while `freeze_experts` (default)     |
 | maximum  | whole AdapNet++                          | nothing while `freeze_experts`               |
-| late     | whole AdapNet++                          | the two 1×1 convolutions                     |
+| late     | whole AdapNet++                          | the two (N) 1×1 convolutions                 |
 | cmode    | whole AdapNet++                          | the class-wise gating network                |
-| lfc      | the two encoders                         | fusion convolutions and decoder              |
-| fusenet  | the two encoders                         | everything (FuseNet trains end to end)       |
-| stacking | none (one AdapNet++ on 6 channels)       | everything                                   |
+| lfc      | the two (N) encoders                     | fusion convolutions and decoder              |
+| fusenet  | the two (N) encoders                     | everything (FuseNet trains end to end)       |
+| stacking | none (one AdapNet++ on 6 (3N) channels)  | everything                                   |
 
 With `freeze_experts: false` the experts train too (with `encoder_lr_multiplier` on their
-encoders). Every baseline takes `[modality1, modality2]` and returns the softmax (B, H, W, C), or
-with `return_all` (while training) a dict with `softmax`, `logits` and, where the baseline has its
-own decoder and `aux_heads`, `aux_up2` and `aux_up1`.
+encoders). Every baseline takes `[modality1, ..., modalityN]` and returns the softmax
+(B, H, W, C), or with `return_all` (while training) a dict with `softmax`, `logits` and, where
+the baseline has its own decoder and `aux_heads`, `aux_up2` and `aux_up1`. With N = 2 the graph
+and its layer names are those of the two-modality baselines, so that their `.keras` files and
+checkpoints load unchanged.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from ssma_tf.losses import LOG_EPSILON  # the released loss adds the same inside
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, deserialize_dtype,
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, check_num_modalities,
+    deserialize_dtype,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import BLOCK_UNITS
@@ -61,14 +67,17 @@ class Renormalise(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class ClassWiseMixture(layers.Layer):
-    """CMoDE's mixture: class c's scores are w[c, 0] · scores1[c] + w[c, 1] · scores2[c].
+    """CMoDE's mixture: class c's scores are Σ_i w[c, i] · scores_i[c] over the N experts.
 
-    Takes `[weights (B, 1, 1, C, 2), scores1 (B, H, W, C), scores2 (B, H, W, C)]`.
+    Takes `[weights (B, 1, 1, C, N), scores1 (B, H, W, C), ..., scoresN (B, H, W, C)]`.
     """
 
     def call(self, inputs):
-        weights, first, second = inputs
-        return weights[..., 0] * first + weights[..., 1] * second
+        weights, scores = inputs[0], inputs[1:]
+        mixed = weights[..., 0] * scores[0]
+        for index in range(1, len(scores)):
+            mixed = mixed + weights[..., index] * scores[index]
+        return mixed
 
 
 def check_fusion(fusion: str) -> str:
@@ -82,6 +91,8 @@ def check_fusion(fusion: str) -> str:
 class FusionBaseline(SegmenterTraining, keras.Model):
     """One of the paper's fusion baselines (Section 5.7, Table 17) on the AdapNet++ backbone.
 
+    With N modalities each "two" below is N: N unimodal networks or encoders, one per modality.
+
     - `average`, `maximum`: the per-pixel mean, or maximum, of the two unimodal AdapNet++
       networks' class probabilities, then argmax (Section 5.7). The maximum is renormalised to
       sum to one so that the output stays a distribution; the argmax is unchanged.
@@ -89,8 +100,8 @@ class FusionBaseline(SegmenterTraining, keras.Model):
       (Section 5.7; early fusion as in Valada et al., "Deep multispectral semantic scene
       understanding of forested environments using multimodal fusion", ISER 2016).
     - `late`: a 1×1 convolution on each unimodal network's class scores, the two added before
-      the softmax (Section 5.7). Both start as half the identity, so that training starts from
-      the mean of the experts' class scores.
+      the softmax (Section 5.7). Both start as half the identity (1/N each), so that training
+      starts from the mean of the experts' class scores.
     - `lfc`: late-fused convolution (Valada et al., ISER 2016): the two encoders' feature maps are
       added element-wise at every resolution the decoder reads (eASPP output, both skips) and two
       3×3 convolutions learn the fused representation before the AdapNet++ decoder.
@@ -100,12 +111,14 @@ class FusionBaseline(SegmenterTraining, keras.Model):
       expert, and the class scores of the two whole networks are mixed with them.
     - `fusenet`: FuseNet (Hazirbas et al., "FuseNet: Incorporating depth into semantic
       segmentation via fusion-based CNN architecture", ACCV 2016): the modality-2 encoder's
-      features are added into the modality-1 encoder after each of the four ResNet blocks; the
-      fused stream's eASPP and skips feed the AdapNet++ decoder.
+      features (with N, those of modalities 2..N) are added into the modality-1 encoder after
+      each of the four ResNet blocks; the fused stream's eASPP and skips feed the AdapNet++
+      decoder.
 
     Args:
         num_classes: C, including the void class 0.
         fusion: one of `BASELINES`.
+        num_modalities: N >= 2, the modalities fused (2: the paper's baselines).
         freeze_experts: the networks started from the stage-1 experts are not trainable and their
             batch norms run in inference mode (as for SSMA). Stacking and FuseNet, which train
             their encoders as part of the fusion, ignore it.
@@ -119,6 +132,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         self,
         num_classes: int,
         fusion: str,
+        num_modalities: int = 2,
         freeze_experts: bool = True,
         aux_heads: bool = False,
         dropout_rate: float = RELEASED_DROPOUT_RATE,
@@ -127,6 +141,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
     ):
         check_num_classes(num_classes)
         check_fusion(fusion)
+        check_num_modalities(num_modalities)
         if not isinstance(gate_filters, int) or gate_filters < 1:
             raise ValueError(f"gate_filters must be a positive integer, got {gate_filters!r}")
         dtype = kwargs.pop("dtype", None)
@@ -134,11 +149,10 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         frozen = freeze_experts and fusion not in END_TO_END_FUSIONS
 
         # === Layers and functional model ===
-        modality1 = keras.Input(shape=(None, None, 3), name="modality1")
-        modality2 = keras.Input(shape=(None, None, 3), name="modality2")
+        images = [keras.Input(shape=(None, None, 3), name=f"modality{i}") for i in range(1, num_modalities + 1)]
         builder = _Builder(num_classes, dropout_rate, aux_heads, gate_filters, dtype)
-        outputs = getattr(builder, fusion)(modality1, modality2)
-        super().__init__(inputs=[modality1, modality2], outputs=outputs, **kwargs)
+        outputs = getattr(builder, fusion)(images)
+        super().__init__(inputs=images, outputs=outputs, **kwargs)
         if dtype is not None:
             # A functional model ignores a `dtype` argument; its layers have the policy, and the
             # model takes it too so that `get_config` (and a `.keras` file) keeps it.
@@ -156,6 +170,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         self._encoders = builder.encoders
         self.num_classes = num_classes
         self.fusion = fusion
+        self.num_modalities = num_modalities
         self.freeze_experts = freeze_experts
         self.aux_heads = aux_heads
         self.dropout_rate = float(dropout_rate)
@@ -169,8 +184,9 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         return list(self._encoders)
 
     def call(self, inputs, training=None, mask=None, return_all=None):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError(f"{self.fusion} fusion takes a list [modality1, modality2] of two image batches")
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != self.num_modalities:
+            names = ", ".join(f"modality{i}" for i in range(1, self.num_modalities + 1))
+            raise ValueError(f"{self.fusion} fusion takes a list [{names}] of {self.num_modalities} image batches")
         for i, x in enumerate(inputs, start=1):
             check_image_shape(tuple(x.shape), f"{self.fusion} fusion modality{i}")
         outputs = super().call(list(inputs), training=training, mask=mask)
@@ -181,6 +197,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         config.update({
             "num_classes": self.num_classes,
             "fusion": self.fusion,
+            "num_modalities": self.num_modalities,
             "freeze_experts": self.freeze_experts,
             "aux_heads": self.aux_heads,
             "dropout_rate": self.dropout_rate,
@@ -209,8 +226,8 @@ class _Builder:
         self.encoders: list = []  # the encoders (those of the experts, when there are experts)
         self.unused: list = []  # layers of those whose output the fused graph does not use
 
-    def _whole_experts(self) -> list:
-        """Two unimodal AdapNet++ networks (with the auxiliary heads their checkpoints hold).
+    def _whole_experts(self, count: int) -> list:
+        """One unimodal AdapNet++ network per modality (with the auxiliary heads their checkpoints hold).
 
         Returns, for each, a functional view of its graph that gives `easpp` (the encoder's
         output, which the decoder's first layer `up1` reads), `logits` and `softmax` whether
@@ -220,7 +237,7 @@ class _Builder:
         self.experts = [
             AdapNetPP(self.num_classes, aux_heads=True, dropout_rate=self.dropout_rate, name=f"modality{i}_expert",
                       dtype=self.dtype)
-            for i in (1, 2)
+            for i in range(1, count + 1)
         ]
         self.encoders = [expert.encoder for expert in self.experts]
         return [
@@ -230,10 +247,10 @@ class _Builder:
             for expert in self.experts
         ]
 
-    def _expert_encoders(self) -> list:
+    def _expert_encoders(self, count: int) -> list:
         self.encoders = [
             AdapNetPPEncoder(dropout_rate=self.dropout_rate, name=f"modality{i}_encoder", dtype=self.dtype)
-            for i in (1, 2)
+            for i in range(1, count + 1)
         ]
         return self.encoders
 
@@ -249,63 +266,56 @@ class _Builder:
         logits = ProbabilityLogarithm(dtype="float32", name="logits")(probabilities)
         return {"logits": logits, "softmax": layers.Activation("linear", dtype="float32", name="softmax")(probabilities)}
 
-    def average(self, modality1, modality2):
-        first, second = self._whole_experts()
-        p1 = first(modality1)["softmax"]
-        p2 = second(modality2)["softmax"]
-        return self._probability_outputs(layers.Average(dtype="float32", name="average")([p1, p2]))
+    def _probabilities(self, images) -> list:
+        return [expert(image)["softmax"] for expert, image in zip(self._whole_experts(len(images)), images)]
 
-    def maximum(self, modality1, modality2):
-        first, second = self._whole_experts()
-        p1 = first(modality1)["softmax"]
-        p2 = second(modality2)["softmax"]
-        highest = layers.Maximum(dtype="float32", name="maximum")([p1, p2])
+    def average(self, images):
+        return self._probability_outputs(layers.Average(dtype="float32", name="average")(self._probabilities(images)))
+
+    def maximum(self, images):
+        highest = layers.Maximum(dtype="float32", name="maximum")(self._probabilities(images))
         normalised = Renormalise(dtype="float32", name="renormalise")(highest)
         return self._probability_outputs(normalised)
 
-    def late(self, modality1, modality2):
-        first, second = self._whole_experts()
+    def late(self, images):
         scores = []
-        for i, (expert, image) in enumerate(((first, modality1), (second, modality2)), start=1):
+        for i, (expert, image) in enumerate(zip(self._whole_experts(len(images)), images), start=1):
             logits = expert(image)["logits"]
-            # Starts as the mean of the two experts' class scores (half the identity each, no
+            # Starts as the mean of the experts' class scores (1/N of the identity each, no
             # bias): with Glorot's random start the 200 fusion steps of `make fusion-table` at
             # learning rate 1e-3 left late fusion at 17 mIoU, far below either expert.
             conv = layers.Conv2D(self.num_classes, 1, name=f"late_conv{i}", dtype=self.dtype,
-                                 kernel_initializer=ScaledIdentity(0.5), bias_initializer="zeros")
+                                 kernel_initializer=ScaledIdentity(1.0 / len(images)), bias_initializer="zeros")
             scores.append(conv(logits))
         return self._outputs(layers.Add(name="late_add", dtype=self.dtype)(scores))
 
-    def cmode(self, modality1, modality2):
-        first, second = self._whole_experts()
-        out1, out2 = first(modality1), second(modality2)
-        # The gate reads both experts' encoder features; the eASPP output is their summary.
-        f1, f2, logits1, logits2 = out1["easpp"], out2["easpp"], out1["logits"], out2["logits"]
-        dtype = self.dtype
-        x = layers.Concatenate(name="cmode_concat", dtype=dtype)([f1, f2])
+    def cmode(self, images):
+        outputs = [expert(image) for expert, image in zip(self._whole_experts(len(images)), images)]
+        count, dtype = len(images), self.dtype
+        # The gate reads every expert's encoder features; the eASPP output is their summary.
+        x = layers.Concatenate(name="cmode_concat", dtype=dtype)([out["easpp"] for out in outputs])
         x = ConvBN(self.gate_filters, 3, name="cmode_gate_conv", dtype=dtype)(x)
         x = layers.GlobalAveragePooling2D(name="cmode_gate_pool", dtype=dtype)(x)
-        x = layers.Dense(self.num_classes * 2, name="cmode_gate_fc", dtype=dtype)(x)
-        x = layers.Reshape((1, 1, self.num_classes, 2), name="cmode_gate_reshape", dtype=dtype)(x)
-        # A softmax over the two experts, separately for each class: class-wise weights.
+        x = layers.Dense(self.num_classes * count, name="cmode_gate_fc", dtype=dtype)(x)
+        x = layers.Reshape((1, 1, self.num_classes, count), name="cmode_gate_reshape", dtype=dtype)(x)
+        # A softmax over the experts, separately for each class: class-wise weights.
         weights = layers.Softmax(axis=-1, dtype="float32", name="cmode_weights")(x)
-        logits = ClassWiseMixture(dtype="float32", name="cmode_mix")([weights, logits1, logits2])
+        logits = ClassWiseMixture(dtype="float32", name="cmode_mix")([weights] + [out["logits"] for out in outputs])
         return self._outputs(logits)
 
-    def lfc(self, modality1, modality2):
-        first, second = self._expert_encoders()
-        f1, f2 = first(modality1), second(modality2)
+    def lfc(self, images):
+        features = [encoder(image) for encoder, image in zip(self._expert_encoders(len(images)), images)]
         dtype = self.dtype
-        fused = {name: layers.Add(name=f"lfc_add_{name}", dtype=dtype)([f1[name], f2[name]])
+        fused = {name: layers.Add(name=f"lfc_add_{name}", dtype=dtype)([f[name] for f in features])
                  for name in ("easpp", "skip2", "skip1")}
         x = ConvBN(DECODER_FILTERS, 3, name="lfc_conv1", dtype=dtype)(fused["easpp"])
         x = ConvBN(DECODER_FILTERS, 3, name="lfc_conv2", dtype=dtype)(x)
         return build_decoder(x, fused["skip2"], fused["skip1"], self.num_classes, skip_attention=False,
                              aux_heads=self.aux_heads, dtype=dtype)
 
-    def fusenet(self, modality1, modality2):
-        first, second = self._expert_encoders()
-        dtype = self.dtype
+    def fusenet(self, images):
+        encoders = self._expert_encoders(len(images))
+        first, dtype = encoders[0], self.dtype
 
         def stage(encoder, number, channels):
             """Block `number` of `encoder` (0: the stem) as a model of its own: the two encoders'
@@ -321,28 +331,26 @@ class _Builder:
                         encoder.get_layer(f"block{number}_out_bn")(x))
             return keras.Model(inputs, x, name=f"{encoder.name}_stage{number}")
 
-        # The modality-2 stream runs on its own; after each block its output is added into the
-        # modality-1 stream, which carries on from the sum (FuseNet's "fusion layers").
+        # The modality-2 (..N) streams run on their own; after each block their outputs are added
+        # into the modality-1 stream, which carries on from the sum (FuseNet's "fusion layers").
         channels = (3, 64, 256, 512, 1024)  # entering the stem and blocks 1..4
-        x1 = stage(first, 0, channels[0])(modality1)
-        x2 = stage(second, 0, channels[0])(modality2)
+        streams = [stage(encoder, 0, channels[0])(image) for encoder, image in zip(encoders, images)]
         fused = {}
         for number in (1, 2, 3, 4):
-            x1 = stage(first, number, channels[number])(x1)
-            x2 = stage(second, number, channels[number])(x2)
-            x1 = layers.Add(name=f"fusenet_add{number}", dtype=dtype)([x1, x2])
-            fused[number] = x1
-        self.unused = [second.get_layer(name) for name in ("easpp", "skip2", "skip1")]
+            streams = [stage(encoder, number, channels[number])(x) for encoder, x in zip(encoders, streams)]
+            streams[0] = layers.Add(name=f"fusenet_add{number}", dtype=dtype)(streams)
+            fused[number] = streams[0]
+        self.unused = [other.get_layer(name) for other in encoders[1:] for name in ("easpp", "skip2", "skip1")]
         easpp = first.get_layer("easpp")(fused[4])
         skip2 = first.get_layer("skip2")(fused[2])
         skip1 = first.get_layer("skip1")(fused[1])
         return build_decoder(easpp, skip2, skip1, self.num_classes, skip_attention=False, aux_heads=self.aux_heads,
                              dtype=dtype)
 
-    def stacking(self, modality1, modality2):
-        network = AdapNetPP(self.num_classes, aux_heads=self.aux_heads, dropout_rate=self.dropout_rate, input_channels=6,
-                            name="stacked", dtype=self.dtype)
+    def stacking(self, images):
+        network = AdapNetPP(self.num_classes, aux_heads=self.aux_heads, dropout_rate=self.dropout_rate,
+                            input_channels=3 * len(images), name="stacked", dtype=self.dtype)
         self.encoders = [network.encoder]
-        stacked = layers.Concatenate(name="stack", dtype=self.dtype)([modality1, modality2])
+        stacked = layers.Concatenate(name="stack", dtype=self.dtype)(images)
         # Its functional graph (every output, training or not), on the stacked channels.
         return keras.Model(network.inputs, network.output, name="stacked_view")(stacked)

@@ -10,7 +10,7 @@ from ssma_tf.constants import OUTPUT_STRIDE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape
-from ssma_tf.models.ssma import check_num_modalities
+from ssma_tf.models.encoder import check_num_modalities
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

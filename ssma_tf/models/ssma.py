@@ -11,15 +11,9 @@ from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, deserialize_dtype,
+    RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, check_num_modalities, deserialize_dtype,
     encoder_options, resolve_dilations,
 )
-
-
-def check_num_modalities(num_modalities) -> None:
-    """Raises ValueError unless num_modalities is an integer >= 2 (fusion needs two streams)."""
-    if isinstance(num_modalities, bool) or not isinstance(num_modalities, int) or num_modalities < 2:
-        raise ValueError(f"num_modalities must be an integer >= 2, got {num_modalities!r}")
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

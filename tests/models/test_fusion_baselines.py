@@ -15,18 +15,18 @@ NUM_CLASSES = 3
 _BUILT = {}
 
 
-def _baseline(fusion: str) -> FusionBaseline:
+def _baseline(fusion: str, modalities: int = 2) -> FusionBaseline:
     """One model per baseline for the whole module (building two AdapNet++ takes seconds)."""
-    if fusion not in _BUILT:
-        model = FusionBaseline(NUM_CLASSES, fusion=fusion)
+    if (fusion, modalities) not in _BUILT:
+        model = FusionBaseline(NUM_CLASSES, fusion=fusion, num_modalities=modalities)
         randomize_batch_norms(model, seed=3)
-        _BUILT[fusion] = model
-    return _BUILT[fusion]
+        _BUILT[fusion, modalities] = model
+    return _BUILT[fusion, modalities]
 
 
-def _inputs(batch: int = 1, seed: int = 0):
+def _inputs(batch: int = 1, seed: int = 0, modalities: int = 2):
     rng = np.random.default_rng(seed)
-    return [rng.uniform(0, 255, (batch, 32, 64, 3)).astype("float32") for _ in range(2)]
+    return [rng.uniform(0, 255, (batch, 32, 64, 3)).astype("float32") for _ in range(modalities)]
 
 
 @pytest.mark.parametrize("fusion, combine", [
@@ -196,6 +196,52 @@ def test_experts_start_from_unimodal_checkpoints_whole_or_encoder_only(tmp_path)
                 np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("fusion", ["cmode", "fusenet", "stacking"])
+def test_a_baseline_fuses_three_modalities(fusion, tmp_path):
+    """As SSMA, the baselines fuse N modalities (before: a config listing three was refused)."""
+    model = _baseline(fusion, modalities=3)
+    assert [tensor.name for tensor in model.inputs] == ["modality1", "modality2", "modality3"]
+    x = _inputs(batch=2, modalities=3)
+    probabilities = model(x, training=False).numpy()
+    assert probabilities.shape == (2, 32, 64, NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"expects 3 named input"):
+        model(x[:2], training=False)
+    trained = {id(w) for w in model.trainable_variables}
+    if fusion == "cmode":
+        # The gate weighs three experts per class; the mixture sums the three streams.
+        assert len(model.experts) == 3 and model.get_layer("cmode_gate_fc").units == 3 * NUM_CLASSES
+        from ssma_tf.models.fusion_baselines import ClassWiseMixture
+
+        rng = np.random.default_rng(4)
+        weights = rng.uniform(0, 1, (2, 1, 1, NUM_CLASSES, 3)).astype("float32")
+        scores = [rng.normal(0, 1, (2, 4, 5, NUM_CLASSES)).astype("float32") for _ in range(3)]
+        expected = sum(weights[..., i] * scores[i] for i in range(3))
+        np.testing.assert_allclose(ClassWiseMixture()([weights] + scores).numpy(), expected, rtol=1e-6)
+        # The experts start from a `checkpoints:` list, one whole unimodal network each.
+        from ssma_tf.checkpoints.initialize import initialize_model
+
+        expert = AdapNetPP(NUM_CLASSES)
+        randomize_batch_norms(expert, seed=6)
+        path = str(tmp_path / "expert.weights.h5")
+        expert.save_weights(path)
+        config = config_from_dict({
+            "model": "SSMA", "fusion": "cmode", "modalities": ["rgb", "depth", "thermal"], "num_classes": NUM_CLASSES,
+            "height": 32, "width": 64, "batch_size": 1, "checkpoint": str(tmp_path / "run"), "train_data": path,
+            "max_iteration": 1, "learning_rate": 1e-3, "checkpoints": [path, path, path]}, check_paths=False)
+        assert len(initialize_model(model, config)) == 3
+        for network in model.experts:
+            np.testing.assert_array_equal(network.get_weights()[-1], expert.get_weights()[-1])
+    elif fusion == "fusenet":
+        # Modalities 2 and 3 are added into the modality-1 stream; their eASPP and skips feed nothing.
+        assert len(model.encoders) == 3 and len(model.get_layer("fusenet_add1").input) == 3
+        unused = {id(w) for encoder in model.encoders[1:] for name in ("easpp", "skip1", "skip2")
+                  for w in encoder.get_layer(name).weights}
+        assert unused and not trained & unused
+    else:
+        assert len(model.encoders) == 1 and model.encoders[0].input_channels == 9
+
+
 def _fusion_config(**values):
     base = {"model": "SSMA", "num_classes": 3, "height": 32, "width": 64, "batch_size": 1, "checkpoint": "run",
             "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3}
@@ -211,10 +257,10 @@ def test_the_fusion_key_selects_a_baseline_and_bad_values_name_the_key():
         _fusion_config(model="AdapNet_pp", fusion="average")
     with pytest.raises(ConfigError, match="checkpoint1.*stacking"):
         _fusion_config(fusion="stacking", checkpoint1="a.weights.h5", checkpoint2="b.weights.h5")
-    # The baselines fuse two streams (before: accepted; late fusion loaded 2 of 3 experts, then failed).
-    with pytest.raises(ConfigError, match=r"key 'modalities': lists 3 modalities, but fusion: late fuses two"):
-        _fusion_config(fusion="late", modalities=["rgb", "depth", "thermal"])
+    with pytest.raises(ConfigError, match=r"checkpoints.*fusion: stacking .* no experts to start from checkpoints"):
+        _fusion_config(fusion="stacking", modalities=["rgb", "depth", "thermal"], checkpoints=["a", "b", "c"])
     assert _fusion_config(modalities=["rgb", "depth", "thermal"]).num_modalities == 3
+    assert _fusion_config(fusion="late", modalities=["rgb", "depth", "thermal"]).num_modalities == 3
     assert "fusion" not in config_from_dict(
         {"model": "AdapNet_pp", "num_classes": 3, "height": 32, "width": 64, "batch_size": 1, "checkpoint": "run",
          "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3}, check_paths=False).to_dict()
@@ -228,3 +274,5 @@ def test_the_factory_builds_the_baseline_a_config_names(monkeypatch):
     monkeypatch.setattr(factory, "FusionBaseline", lambda *args, **kwargs: (args, kwargs))
     args, kwargs = build_model(_fusion_config(fusion="average", freeze_experts=False))
     assert args == (3,) and kwargs["fusion"] == "average" and kwargs["freeze_experts"] is False
+    args, kwargs = build_model(_fusion_config(fusion="late", modalities=["rgb", "depth", "thermal"]))
+    assert kwargs["fusion"] == "late" and kwargs["num_modalities"] == 3
