@@ -13,25 +13,10 @@ import numpy as np
 import pytest
 
 from ssma_tf.models import SSMA, AdapNetPP
+from tests.inference.helpers import image_scale_batch_norms
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (make test-jax)")
-
-
-def randomise_batch_norms(model, seed):
-    """Random BN parameters, with the input BN set to the image statistics so activations stay O(1)."""
-    rng = np.random.default_rng(seed)
-    input_bns = [e.get_layer("input_bn") for e in model.encoders]
-    for variable in model.weights:
-        if "moving_variance" in variable.path or "gamma" in variable.path:
-            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
-        elif "moving_mean" in variable.path or "beta" in variable.path:
-            variable.assign(rng.normal(0, 0.2, variable.shape).astype("float32"))
-    # Logits of a few units, so that a softmax comparison at 1e-4 is not dominated by saturation.
-    model.get_layer("up3").bn.gamma.assign(np.full(model.num_classes, 0.1, "float32"))
-    for bn in input_bns:
-        bn.moving_mean.assign(np.full(3, 127.0, "float32"))
-        bn.moving_variance.assign(np.full(3, 75.0**2, "float32"))
 
 
 def test_jax_backend_reproduces_tensorflow(tmp_path):
@@ -43,7 +28,7 @@ def test_jax_backend_reproduces_tensorflow(tmp_path):
         ("adapnet_pp", AdapNetPP(5), m1),
         ("ssma", SSMA(4, aux_heads=True), [m1, m2]),
     ):
-        randomise_batch_norms(model, seed=len(name))
+        image_scale_batch_norms(model, seed=len(name))
         outputs = model(inputs, training=False, return_all=True)
         assert np.max(np.abs(outputs["logits"])) < 20  # a sane scale, so 1e-4 means something
         model.save_weights(tmp_path / f"{name}.weights.h5")

@@ -35,6 +35,26 @@ def randomize_batch_norms(model, seed: int = 0) -> None:
         variable.assign(value.astype(np.float32))
 
 
+def image_scale_batch_norms(model, seed: int = 0) -> None:
+    """Random batch-norm parameters with the input batch norms set to image statistics.
+
+    Every other batch norm gets a scale and variance in 0.5..1.5 and a mean and shift of spread
+    0.2, so that folding has real scales and shifts to fold while activations stay of order one;
+    the last upsampling's scale of 0.1 keeps the logits at a few units, so that a comparison of
+    softmaxes at 1e-4 is not dominated by saturation.
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if "moving_variance" in variable.path or "gamma" in variable.path:
+            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
+        elif "moving_mean" in variable.path or "beta" in variable.path:
+            variable.assign(rng.normal(0, 0.2, variable.shape).astype("float32"))
+    model.get_layer("up3").bn.gamma.assign(np.full(model.num_classes, 0.1, "float32"))
+    for encoder in model.encoders:
+        encoder.get_layer("input_bn").moving_mean.assign(np.full(3, 127.0, "float32"))
+        encoder.get_layer("input_bn").moving_variance.assign(np.full(3, 75.0**2, "float32"))
+
+
 def write_rgb(path, array: np.ndarray) -> str:
     """Writes an (H, W, 3) uint8 array as an RGB PNG (or (H, W) as grey) and returns the path."""
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)

@@ -6,30 +6,17 @@ import tensorflow as tf
 
 from ssma_tf.inference.compiled import compiled_predict, inference_model, optimize_for_inference
 from ssma_tf.models import SSMA, AdapNetPP
+from tests.inference.helpers import image_scale_batch_norms
 
 # Probabilities of the optimised graph against the plain Keras call (float32 rounding only):
 # through SSMA's two encoders with random batch norms, up to 1.3e-5 was seen.
 TOLERANCE = 5e-5
 
 
-def randomise_batch_norms(model, seed=0):
-    """Random BN parameters, so that folding has real scales and shifts to fold."""
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        if "moving_variance" in variable.path or "gamma" in variable.path:
-            variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
-        elif "moving_mean" in variable.path or "beta" in variable.path:
-            variable.assign(rng.normal(0, 0.2, variable.shape).astype("float32"))
-    model.get_layer("up3").bn.gamma.assign(np.full(model.num_classes, 0.1, "float32"))
-    for encoder in model.encoders:
-        encoder.get_layer("input_bn").moving_mean.assign(np.full(3, 127.0, "float32"))
-        encoder.get_layer("input_bn").moving_variance.assign(np.full(3, 75.0**2, "float32"))
-
-
 @pytest.mark.parametrize("name", ["adapnet_pp", "ssma"])
 def test_compiled_predict_equals_the_plain_call_and_traces_once_per_shape(name):
     model = AdapNetPP(5) if name == "adapnet_pp" else SSMA(4)
-    randomise_batch_norms(model)
+    image_scale_batch_norms(model)
     rng = np.random.default_rng(1)
     images = [tf.constant(rng.uniform(0, 255, (2, 64, 128, 3)).astype("float32")) for _ in range(2)]
     inputs = images if name == "ssma" else images[0]
@@ -48,7 +35,7 @@ def test_compiled_predict_equals_the_plain_call_and_traces_once_per_shape(name):
 
 def test_inference_copy_reports_its_rewrites_and_leaves_the_model_alone():
     model = AdapNetPP(5)
-    randomise_batch_norms(model)
+    image_scale_batch_norms(model)
     weights = [w.copy() for w in model.get_weights()]
     fast = optimize_for_inference(model)
     # 58 conv→BN pairs in AdapNet++ (aux heads excluded); the three decoder upsamplings.
@@ -62,7 +49,7 @@ def test_inference_copy_reports_its_rewrites_and_leaves_the_model_alone():
 
 def test_xla_compiled_predict_equals_the_plain_call():
     model = AdapNetPP(3)
-    randomise_batch_norms(model)
+    image_scale_batch_norms(model)
     x = tf.constant(np.random.default_rng(2).uniform(0, 255, (1, 32, 64, 3)).astype("float32"))
     predict = compiled_predict(model, jit_compile=True)
     np.testing.assert_allclose(predict(x).numpy(), model(x, training=False).numpy(), rtol=0, atol=TOLERANCE)
@@ -78,7 +65,7 @@ def test_return_all_gives_the_named_outputs():
 
 def test_bfloat16_precision_stays_close_to_float32_and_keeps_float32_outputs():
     model = AdapNetPP(5)
-    randomise_batch_norms(model)
+    image_scale_batch_norms(model)
     x = tf.constant(np.random.default_rng(4).uniform(0, 255, (2, 64, 128, 3)).astype("float32"))
     expected = model(x, training=False).numpy()
     predict = compiled_predict(model, precision="bfloat16")
