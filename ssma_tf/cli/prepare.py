@@ -206,7 +206,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_output(args.output_dir, what="--output-dir", directory=True, overwrite=None)
         if args.list_file is not None:
             check_output(args.list_file, what="--list-file")
-        todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing)
+        todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing,
+                                   output_dir=args.output_dir)
         progress = None
         if not args.quiet:
             kept = len(jobs) - len(todo)
@@ -214,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   + (f", {kept} existing kept" if kept else ""), file=sys.stderr)
             # A log line every 2 s (and a bar between them on a terminal): long runs are often logged.
             progress = Progress(len(todo), prefix=f"{PROG}: ", log_every=2.0)
-        batch.run_jobs(todo, convert, progress=progress)
+        batch.run_jobs(todo, convert, progress=progress, output_dir=args.output_dir)
         if args.list_file is not None:
             batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
             if not args.quiet:

@@ -18,9 +18,13 @@ scenes (ScanNet's `scene0000_00/depth/0.png`) never collides.
 
 Nothing is overwritten unless asked: existing outputs are an error before any work starts,
 unless `overwrite` (replace them) or `skip_existing` (keep them, e.g. to resume a long run).
+Each output's input is recorded in `output_dir/.ssma-prepare-sources` (`SOURCES_FILE`), so that an
+output made from another input (two lists' files of the same name) is never kept or reported as
+this run's.
 """
 
 import dataclasses
+import json
 import os
 import pathlib
 from typing import Callable, Dict, List, Optional, Sequence
@@ -333,21 +337,65 @@ def plan_list_jobs(
     return jobs
 
 
-def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool) -> List[Job]:
+# In the output folder: one JSON line per output written, {"output": relative path, "source": input}.
+SOURCES_FILE = ".ssma-prepare-sources"
+
+
+def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, str]:
+    """The input each output under `output_dir` was made from, as the runs recorded it (the last
+    record of an output wins; outputs of versions that recorded nothing are absent)."""
+    path = pathlib.Path(output_dir) / SOURCES_FILE
+    sources: Dict[pathlib.Path, str] = {}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            lines = stream.read().splitlines()
+    except FileNotFoundError:
+        return sources
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            sources[pathlib.Path(output_dir) / entry["output"]] = entry["source"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash: that output is simply not vouched for
+    return sources
+
+
+def _source_id(path: PathLike) -> str:
+    return os.path.abspath(os.fspath(path))
+
+
+def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
+                  output_dir: Optional[PathLike] = None) -> List[Job]:
     """Returns the jobs to run, refusing existing outputs unless told what to do with them.
 
     Args:
         jobs: planned jobs.
         overwrite: existing outputs are replaced.
         skip_existing: existing outputs are kept and their jobs dropped.
+        output_dir: the folder of the outputs, whose `SOURCES_FILE` says what each existing
+            output was made from; an output made from another input than its job's is refused
+            (unless `overwrite`), since keeping it would pair this run's samples with another
+            input's data.
 
     Raises:
         ValueError: if both `overwrite` and `skip_existing` are set.
-        OutputExistsError: if outputs exist and neither is set; names the first few.
+        OutputExistsError: if outputs exist and neither is set, or were made from other
+            inputs; names the first few.
     """
     if overwrite and skip_existing:
         raise ParameterError("overwrite and skip_existing exclude each other")
     existing = [job for job in jobs if job.output.exists()]
+    if existing and not overwrite and output_dir is not None:
+        recorded = recorded_sources(output_dir)
+        other = [(job, recorded[job.output]) for job in existing
+                 if job.output in recorded and recorded[job.output] != _source_id(job.source)]
+        if other:
+            job, source = other[0]
+            more = f" ({len(other)} outputs in all)" if len(other) > 1 else ""
+            raise OutputExistsError(
+                f"'{job.output}' was made from '{source}' by an earlier run, not from '{job.source}'{more}: "
+                f"inputs of another list or folder have the same names; give this run its own --output-dir "
+                f"(e.g. one per split)")
     if existing and not (overwrite or skip_existing):
         names = ", ".join(f"'{job.output}'" for job in existing[:3])
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
@@ -365,6 +413,7 @@ def run_jobs(
     convert: Callable[[Job], None],
     *,
     progress: Optional[Progress] = None,
+    output_dir: Optional[PathLike] = None,
 ) -> int:
     """Runs `convert` on every job in order, stopping at the first error.
 
@@ -375,19 +424,33 @@ def run_jobs(
         jobs: jobs from `check_outputs`.
         convert: reads `job.source` (and `job.companion`) and writes `job.output`.
         progress: reporter, or None for silence.
+        output_dir: the folder of the outputs: each output's input is appended to its
+            `SOURCES_FILE` as soon as the output is written (a run stopped half-way has them).
 
     Returns:
         The number of jobs run.
     """
-    for done, job in enumerate(jobs, start=1):
-        try:
-            convert(job)
-        except (InputFileError, OutputExistsError):
-            raise
-        except (ValueError, OSError) as exc:
-            raise InputFileError(f"converting '{job.source}' failed: {exc}") from exc
-        if progress is not None:
-            progress.update(done)
+    record = None
+    if output_dir is not None and jobs:
+        os.makedirs(output_dir, exist_ok=True)
+        record = open(pathlib.Path(output_dir) / SOURCES_FILE, "a", encoding="utf-8")
+    try:
+        for done, job in enumerate(jobs, start=1):
+            try:
+                convert(job)
+            except (InputFileError, OutputExistsError):
+                raise
+            except (ValueError, OSError) as exc:
+                raise InputFileError(f"converting '{job.source}' failed: {exc}") from exc
+            if record is not None:
+                relative = os.path.relpath(job.output, output_dir)
+                record.write(json.dumps({"output": relative, "source": _source_id(job.source)}) + "\n")
+                record.flush()
+            if progress is not None:
+                progress.update(done)
+    finally:
+        if record is not None:
+            record.close()
     return len(jobs)
 
 

@@ -213,6 +213,43 @@ def test_skip_existing_resumes(scannet_like, prepare_modality):
     assert (root / "jet" / "0.png").stat().st_mtime_ns == kept
 
 
+def test_two_lists_into_one_output_folder_never_mix_their_inputs(scannet_like, prepare_modality, capsys):
+    """A list of one scene writes its outputs without the scene folder (the inputs' deepest common
+    folder is stripped), so a second split's run into the same -o met the first split's files:
+    with --skip-existing it exited 0 and its list paired the second split's images with the first
+    split's depth."""
+    root = scannet_like
+    for split, frames in (("train", (0, 1)), ("val", (2,))):
+        scene = root / "scans" / split / "depth"
+        scene.mkdir(parents=True)
+        for new, frame in enumerate(frames):
+            (scene / f"{new}.png").write_bytes((root / "depth" / f"{frame}.png").read_bytes())
+        (root / f"raw_{split}.txt").write_text(
+            "".join(f"color/{i}.jpg scans/{split}/depth/{i}.png label/{i}.png\n" for i in range(len(frames))))
+
+    def run(split, *extra):
+        return prepare_modality(["jet", "--from-list", str(root / f"raw_{split}.txt"), "--column", "1", "-o",
+                                 str(root / "jet"), "--max", "7000", "--list-file", str(root / f"{split}.txt"),
+                                 "-q", *extra])
+
+    assert run("train") == 0
+    train_depth = (root / "jet" / "0.png").read_bytes()
+    capsys.readouterr()
+    for extra in ((), ("--skip-existing",)):
+        assert run("val", *extra) == 2
+        err = capsys.readouterr().err
+        assert f"'{root / 'jet' / '0.png'}' was made from '{root / 'scans' / 'train' / 'depth' / '0.png'}' by an " \
+               f"earlier run, not from '{root / 'scans' / 'val' / 'depth' / '0.png'}'" in err
+        assert "give this run its own --output-dir" in err and not (root / "val.txt").exists()
+    # The same inputs again are this run's own outputs: kept, and written only where missing.
+    (root / "jet" / "1.png").unlink()
+    (root / "train.txt").unlink()
+    assert run("train", "--skip-existing") == 0 and (root / "jet" / "0.png").read_bytes() == train_depth
+    assert (root / "jet" / "1.png").exists()
+    # --overwrite replaces another input's outputs when asked to.
+    assert run("val", "--overwrite") == 0 and (root / "jet" / "0.png").read_bytes() != train_depth
+
+
 def test_usage_errors(scannet_like, prepare_modality, capsys):
     root = scannet_like
     with pytest.raises(SystemExit) as exit_info:
