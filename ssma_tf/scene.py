@@ -26,7 +26,7 @@ import numpy as np
 from ssma_tf.checkpoints.loading import seed_generator_states, unimodal_encoder_weights
 from ssma_tf.config import ConfigWarning
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
-from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.data.pipeline import list_record_files, modalities_in_records
 from ssma_tf.data.scene import build_scene_dataset, largest_class_id
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
@@ -183,7 +183,7 @@ def train_scene_classifier(
         raise UserInputError(f"{where}: a scene has class id {largest}, but there are {num_classes} classes "
                              f"(ids 0..{num_classes - 1}); give --num_classes {largest + 1} or more", where)
     for index, source in enumerate(experts or ()):
-        found = other_modality_run(os.fspath(source), index)
+        found = other_modality_run(os.fspath(source), index, modalities_in_records)
         if found is not None:
             warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
                           stacklevel=2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import keras
 
@@ -199,15 +199,27 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     return messages
 
 
-def other_modality_run(source: str, index: int) -> Optional[tuple[str, str]]:
+# The images a record of some record files holds (None: not known); the data layer's
+# `modalities_in_records`, which this layer may not import.
+RecordsModalities = Callable[[Any], Optional[int]]
+
+
+def other_modality_run(source: str, index: int,
+                       records_modalities: Optional[RecordsModalities] = None) -> Optional[tuple[str, str]]:
     """(run folder, the modality it read) when `source` is a checkpoint of an AdapNet++ run that
     read another modality than the expert of modality `index + 1`, which it is about to start;
-    None otherwise (no run config, an unreadable one, the right modality)."""
+    None otherwise (no run config, an unreadable one, the right modality, or a run on records of
+    one modality, whose one image may be any modality, when `records_modalities` tells)."""
     run = find_run_config(source)
     raw = saved_run_config(run) if run is not None else {}  # unreadable: named when the weights load
     read = raw.get("input_modality") or "modality1"
     if raw.get("model") != ADAPNET_PP or read == f"modality{index + 1}":
         return None
+    if read == "modality1" and records_modalities is not None and raw.get("train_data"):
+        # A depth expert trained on `depth label` records (ssma-prepare without --modality1-dir)
+        # read modality 1, its depth: before, its stage 2 was told to swap the checkpoints.
+        if records_modalities(raw["train_data"]) == 1:
+            return None
     return os.path.dirname(run), read
 
 
@@ -235,20 +247,21 @@ def other_input_modality_warning(config: Any, path: str) -> Optional[str]:
             f"as {given}")
 
 
-def swapped_expert_warnings(config: Any) -> list[str]:
+def swapped_expert_warnings(config: Any, records_modalities: Optional[RecordsModalities] = None) -> list[str]:
     """Warnings for expert checkpoints whose run read another modality than the expert they start.
 
     A training run's `config.yaml` says which modality its AdapNet++ read (`input_modality`); the
     depth run given as `checkpoint1` (the RGB expert) would otherwise train and evaluate without a
     word. Only a warning: a run trained on records that hold that modality first (a list of
-    `depth label` lines) is right where its config says `modality1`.
+    `depth label` lines) is right where its config says `modality1`; with `records_modalities`
+    a run on records of one modality is not warned of at all.
 
     Returns:
         One line per such checkpoint (without "warning:"), naming the config key and the run.
     """
     warnings: list[str] = []
     for index, source in enumerate((config.expert_checkpoints or ()) if config.is_fusion else ()):
-        found = other_modality_run(source, index)
+        found = other_modality_run(source, index, records_modalities)
         if found is not None:
             key = _expert_key(config, index)
             warnings.append(f"{_where(config, key)}key '{key}': " + swapped_expert_line(*found, index))

@@ -23,7 +23,7 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
 from ssma_tf.resampling import modality_interpolations
-from ssma_tf.data.records import RecordError, find_damaged_record, first_example
+from ssma_tf.data.records import RecordError, find_damaged_record, first_example, modalities_held
 from ssma_tf.lists import MissingFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -91,6 +91,17 @@ def naming_damaged_records(
         if found is None:
             raise
         raise found from error
+
+
+def modalities_in_records(file_patterns: FilePatterns) -> Optional[int]:
+    """The images (modalities) a record of `file_patterns` holds, from the first file's first
+    record; None when no file is there to read, or it holds no record or is damaged (its reader
+    names it then)."""
+    try:
+        files = list_record_files(file_patterns)
+        return modalities_held(files[0]) if files else None
+    except (MissingFileError, RecordError, OSError):
+        return None
 
 
 def _may_be_a_record(error: tf.errors.OpError) -> bool:

@@ -39,7 +39,7 @@ from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.data.datasets import dataset_info_or_none
-from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
+from ssma_tf.data.pipeline import list_record_files, modalities_in_records, naming_damaged_records
 from ssma_tf.data.records import label_ids_warning
 from ssma_tf.distribute import (
     create_strategy,
@@ -386,7 +386,7 @@ class Trainer:
         # The newest checkpoint known to be complete: the one resumed from, then each one saved.
         self.last_checkpoint: Optional[str] = self.resumed_from
         if self.resumed_from is None:
-            for warning in swapped_expert_warnings(config) + unfinished_run_warnings(config):
+            for warning in swapped_expert_warnings(config, modalities_in_records) + unfinished_run_warnings(config):
                 self._log(f"warning: {warning}")
             for message in initialize_model(self.model, config):
                 self._log(f"initialised from {message}")

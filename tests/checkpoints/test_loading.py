@@ -159,6 +159,23 @@ def test_expert_runs_of_another_modality_than_their_expert_are_warned_of(tmp_pat
     # A run config that is not UTF-8 gives no hint, and no traceback (named when the weights load).
     (runs["depth"] / "config.yaml").write_bytes(b"model: AdapNet_pp\ninput_modality: modality\xff\n")
     assert warnings(checkpoint1=str(runs["depth"]), checkpoint2=str(runs["rgb"]))[0].startswith("key 'checkpoint2'")
+    # A depth expert trained on `depth label` records read modality 1, its one image: right as the
+    # modality-2 expert (before: told to swap the checkpoints). On two-modality records it did
+    # read the colour image.
+    from ssma_tf.data.pipeline import modalities_in_records
+    from tests.training_helpers import write_records
+
+    only_depth = tmp_path / "only_depth"
+    only_depth.mkdir()
+    for fusion in (False, True):
+        records = write_records(tmp_path / f"fusion{fusion}.tfrecords", 1, height=16, width=32, fusion=fusion)
+        (only_depth / "config.yaml").write_text(f"model: AdapNet_pp\ntrain_data: [{records}]\n")
+        config = config_from_dict(dict(common, checkpoint1=str(runs["rgb"]), checkpoint2=str(only_depth)),
+                                  check_paths=False)
+        found = swapped_expert_warnings(config, modalities_in_records)
+        assert [w.split(":")[0] for w in found] == (["key 'checkpoint2'"] if fusion else [])
+    (only_depth / "config.yaml").write_text("model: AdapNet_pp\ntrain_data: [gone.tfrecords]\n")
+    assert len(swapped_expert_warnings(config, modalities_in_records)) == 1  # unknown: warned, as before
 
 
 def test_a_run_of_another_modality_than_the_config_feeds_is_warned_of_before_evaluation_or_prediction(tmp_path):
