@@ -186,7 +186,21 @@ def test_a_full_disk_while_exporting_leaves_no_partial_file(tmp_path, tiny_model
     assert not (directory / "final.weights.h5").exists() and _leftovers(directory) == []
     lines = []
     result = training.Trainer(config, log=lines.append).train()  # run again: exports
-    assert "training already complete: step 2 of 2" in lines and os.path.isfile(result.weights)
+    assert "training already complete: the run is at step 2, max_iteration 2; exporting its final weights" in lines
+    assert os.path.isfile(result.weights)
+    # Run again with other test records: a finished run's folder is left as it was (before, its
+    # config.yaml took them, and `ssma-evaluate RUN` then read them without a word).
+    written = {name: (directory / name).stat().st_mtime_ns for name in ("config.yaml", "final.weights.h5")}
+    (tmp_path / "other.tfrecords").write_bytes((tmp_path / "records" / "train.tfrecords").read_bytes())
+    lines = []
+    other = config_from_dict(_values(tmp_path, max_iteration=2, test_data=str(tmp_path / "other.tfrecords")),
+                             source="tiny.config", mode="train")
+    assert training.Trainer(other, log=lines.append).run().weights == result.weights
+    assert lines[-2:] == [
+        "training already complete: the run is at step 2, max_iteration 2; its folder is left as it was",
+        "note: test_data differs from the run's config.yaml, which keeps the values it was trained with "
+        "(ssma-evaluate takes others as flags, e.g. --test_data)"]
+    assert {name: (directory / name).stat().st_mtime_ns for name in written} == written
 
 
 def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model, monkeypatch):

@@ -494,6 +494,7 @@ class Trainer:
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
         saved = saved_run_config(self.config.checkpoint) if self._resume_from else {}
+        self._saved_config = saved
         self._check_same_network(saved)
         skipped, reasons = [], []
         for prefix in self._resume_from:
@@ -541,7 +542,7 @@ class Trainer:
                 self._log(f"note: {', '.join(changed)} since the run last started: the learning rate follows the new "
                           f"schedule ({float(self.learning_rate()):.4g} at this step)")
             changed_inputs = _changed_inputs(saved, self.config.to_dict())
-            if changed_inputs:
+            if changed_inputs and step < self.config.max_iteration:
                 self._log(f"note: since the run last started, {'; '.join(changed_inputs)}: the run goes on with the "
                           "new values")
             if skipped:
@@ -893,7 +894,8 @@ class Trainer:
         interrupted run describes itself too; a damaged record of any set the run reads
         (`record_sets`) is reported with its file (shard) and index.
         """
-        self.write_run_config()
+        if int(self.step.numpy()) < int(self.config.max_iteration):
+            self.write_run_config()  # a finished run's is left as it was (`train`)
         with contextlib.ExitStack() as stack:
             checked = set()
             for records in self.record_sets():
@@ -999,8 +1001,22 @@ class Trainer:
         end = total if max_steps is None else min(total, start + max_steps)
         losses: list[float] = []
         if start >= total:
-            self._log(f"training already complete: step {start} of {total}")
-            weights = self.export_weights()
+            final = os.path.join(config.checkpoint, FINAL_WEIGHTS)
+            exported = all(os.path.isfile(os.path.join(config.checkpoint, name))
+                           for name in (FINAL_WEIGHTS, FINAL_MODEL, RUN_CONFIG))
+            # A finished run's folder is left as it was: before, its config.yaml took the keys
+            # of the config given now (another test_data, which `ssma-evaluate RUN` then read
+            # without a word). Only an export that failed (a full disk) is done now.
+            self._log(f"training already complete: the run is at step {start}, max_iteration {total}"
+                      + ("; its folder is left as it was" if exported else "; exporting its final weights"))
+            saved, now = getattr(self, "_saved_config", {}), config.to_dict()
+            differ = sorted(key for key in now if key not in ("checkpoint", "max_iteration") and (key in saved or key in DEFAULTS)
+                            and _as_written(key, saved.get(key, _DEFAULT)) != now[key])
+            if exported and differ:
+                self._log(f"note: {', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the run's "
+                          f"{RUN_CONFIG}, which keeps the values it was trained with (ssma-evaluate takes others "
+                          "as flags, e.g. --test_data)")
+            weights = final if exported else self.export_weights()
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync
