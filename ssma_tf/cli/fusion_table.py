@@ -211,6 +211,34 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
     return "\n".join(lines)
 
 
+def _check_data(data: pathlib.Path, args: argparse.Namespace) -> None:
+    """Exits with an error when the scenes in `data` are not those the flags ask for.
+
+    The scenes are written once per output folder; before, a rerun with another `--num_val`
+    printed the table of the old scenes under the new count, and another size trained every arm
+    on the old scenes resized. What the folder holds is read from its lists and first image.
+    """
+    from PIL import Image
+
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.lists import read_lines
+
+    try:
+        found = {flag: len(read_lines(str(data / f"{split}.txt")))
+                 for flag, split in (("num_train", "train"), ("num_val", "val"))}
+        first = read_lines(str(data / "val.txt"))[0][1][0]
+        with Image.open(data / first) as image:
+            found["width"], found["height"] = image.size
+    except (UserInputError, OSError, IndexError, ValueError) as error:
+        sys.exit(f"error: {data}: cannot read the scenes written there ({error}); remove that folder to "
+                 "write them again")
+    differ = [f"--{flag} {found[flag]} there, {getattr(args, flag)} asked" for flag in found
+              if found[flag] != getattr(args, flag)]
+    if differ:
+        sys.exit(f"error: {data} holds the scenes of other settings ({'; '.join(differ)}): give another --output, "
+                 "or remove that folder")
+
+
 @command
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the arms not done yet and prints the table; returns the exit status."""
@@ -218,7 +246,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     output = pathlib.Path(args.output).resolve()
     data = output / "data"
     started = time.perf_counter()
-    if not (data / "val.tfrecords").exists():
+    if (data / "val.tfrecords").exists():
+        _check_data(data, args)
+    else:
         from ssma_tf.data import synthetic
         from ssma_tf.data.convert import write_tfrecords
 
