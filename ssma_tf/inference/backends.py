@@ -192,6 +192,8 @@ class ExportedPredictor:
         self.exported = model
         self.channel_order = channel_order
         self.fusion = model.fusion
+        self.fusion_method = model.metadata.get("fusion") if model.fusion else None
+        self.has_gates = False  # SSMA's attention gates are not exported
         self.num_modalities = model.num_modalities
         self.num_classes = model.num_classes
         self.size = model.size

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 import ssma_tf
-from ssma_tf.constants import EXPORT_METADATA
+from ssma_tf.constants import EXPORT_METADATA, SSMA_FUSION
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
@@ -344,6 +344,7 @@ def _metadata(
         "format": "ssma_tf SavedModel export",
         "ssma_tf_version": ssma_tf.__version__,
         "model": model_name(model),
+        "fusion": getattr(model, "fusion", SSMA_FUSION) if fusion else None,  # a baseline's name
         "num_classes": int(model.num_classes),
         "signature": SIGNATURE_KEY,
         "inputs": list(input_names(model)),

@@ -35,7 +35,7 @@ from ssma_tf import visualize
 from ssma_tf.data.convert import load_image_bgr, load_label
 from ssma_tf.inference.predictor import Prediction, PredictionError, Predictor
 from ssma_tf.inference.samples import PathLike, Sample
-from ssma_tf.constants import INPUT_MODALITIES
+from ssma_tf.constants import INPUT_MODALITIES, SSMA_FUSION
 from ssma_tf.progress import Progress
 
 # Class-id PNGs are 8-bit.
@@ -113,8 +113,13 @@ def predict_files(
     """
     if input_modality not in INPUT_MODALITIES:
         raise PredictionError(f"input_modality must be one of {INPUT_MODALITIES}, got {input_modality!r}")
-    if attention and not predictor.fusion:
-        raise PredictionError("attention maps need an SSMA model")
+    if attention and not predictor.has_gates:
+        if not predictor.fusion:
+            raise PredictionError("attention maps need an SSMA model")
+        if predictor.fusion_method not in (None, SSMA_FUSION):
+            raise PredictionError(f"attention maps need an SSMA model; this is the fusion baseline "
+                                  f"'{predictor.fusion_method}', which has no SSMA blocks")
+        raise PredictionError("attention maps need the TensorFlow model: an exported SSMA has no attention gates")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise PredictionError(f"batch_size must be a positive integer, got {batch_size!r}")
     num_classes = predictor.num_classes

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ssma_tf.constants import SSMA_FUSION
 from ssma_tf.errors import UserInputError
 from ssma_tf.inference.compiled import GATES, inference_model
 from ssma_tf.inference.precision import choose_precision
@@ -120,6 +121,9 @@ class Predictor:
         self.modality2_interpolation = modality2_interpolation
         self.jit_compile = bool(jit_compile)
         self.fusion = is_fusion(self.model)
+        # SSMA's blocks have gates; a fusion baseline (`fusion: late`, ...) has none.
+        self.fusion_method = getattr(model, "fusion", SSMA_FUSION) if self.fusion else None
+        self.has_gates = self.fusion_method == SSMA_FUSION
         self.num_modalities = num_modalities(self.model)
         self._methods = methods
         self._functions: Dict[Tuple[bool, bool, bool], Any] = {}
@@ -164,7 +168,7 @@ class Predictor:
             raise ValueError(f"this SSMA fuses {self.num_modalities} modalities, got {len(images)} images")
         if not self.fusion and len(images) != 1:
             raise ValueError("AdapNet++ takes one image; modality2 is for SSMA")
-        if gates and not self.fusion:
+        if gates and not self.has_gates:
             raise ValueError("only SSMA has attention gates")
         arrays = [np.asarray(image) for image in images]
         single = arrays[0].ndim == 3

@@ -171,8 +171,17 @@ def test_a_baseline_round_trips_through_a_keras_file_and_the_inference_copy(tmp_
                                               r"says fusion: ssma"):
         model_from_config(config)
     # The predictor's optimised copy (folded batch norms, sub-pixel upsampling) gives the same classes.
-    predicted = Predictor(model, channel_order="bgr", precision="float32").predict(*x, probabilities=True)
+    predictor = Predictor(model, channel_order="bgr", precision="float32")
+    predicted = predictor.predict(*x, probabilities=True)
     np.testing.assert_allclose(predicted.probabilities, model(x, training=False).numpy(), atol=1e-4)
+    # A baseline has no SSMA gates: `ssma-predict --attention` said so for AdapNet++ only, and
+    # ended here in a traceback (KeyError: 'gate_latent').
+    from ssma_tf.inference.pictures import PredictionError, predict_files
+
+    with pytest.raises(PredictionError, match="attention maps need an SSMA model; this is the fusion baseline 'cmode'"):
+        predict_files(predictor, [], tmp_path / "pictures", attention=True)
+    with pytest.raises(ValueError, match="only SSMA has attention gates"):
+        predictor.predict(*x, gates=True)
 
 
 def test_experts_start_from_unimodal_checkpoints_whole_or_encoder_only(tmp_path):
