@@ -727,6 +727,11 @@ def test_the_first_log_line_counts_the_trained_weights_and_names_frozen_experts(
     assert _trained_share(model, config) == ", 10 of them trained (freeze_experts: the experts are frozen)"
     unfrozen = config_from_dict(dict(config.to_dict(), freeze_experts=False), check_paths=False)
     assert _trained_share(model, unfrozen) == ", 10 of them trained"
+    # FuseNet trains end to end whatever freeze_experts says (before: "the experts are frozen" while
+    # it trained 53.6 M of 55.8 M weights); what stays out is what its graph never reads.
+    model.fusion = "fusenet"
+    assert _trained_share(model, config) == (", 10 of them trained (fusenet trains end to end; the experts' layers "
+                                             "it does not use are left out)")
 
 
 class DropoutSegmenter(keras.Model):

@@ -37,7 +37,7 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.run import DEFAULTS
 from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, END_TO_END_FUSIONS, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records, naming_damaged_records
 from ssma_tf.data.records import label_ids_warning
@@ -1249,7 +1249,11 @@ def _trained_share(model: keras.Model, config: Any) -> str:
         return ""
     trained = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     share = f", {trained:,} of them trained"
-    if getattr(config, "freeze_experts", False) and getattr(model, "encoders", None):
+    if getattr(model, "fusion", None) in END_TO_END_FUSIONS:
+        # FuseNet trains its encoders whatever freeze_experts says; only the layers of the
+        # modality-2 (..N) encoders that its graph never reads are left out.
+        share += f" ({model.fusion} trains end to end; the experts' layers it does not use are left out)"
+    elif getattr(config, "freeze_experts", False) and getattr(model, "encoders", None):
         share += " (freeze_experts: the experts are frozen)"
     return share
 
