@@ -134,8 +134,8 @@ def check_first_record(path: str, modalities: int, labeled: bool = True) -> None
     if missing and held and all(key.startswith("modality") for key in missing):
         raise RecordError(
             f"records lack feature(s) {missing} (they hold {held} modalities, the model reads "
-            f"{modalities}): convert a list with a column per modality, or set the config key "
-            "modalities to match the records", path, 0,
+            f"{modalities}): convert a list with a column per modality, or read only the modalities "
+            "the records hold (an SSMA's config key modalities, an AdapNet++'s input_modality)", path, 0,
         )
     if missing == [schema.LABEL] and schema.CLASS_ID not in present:
         # Before: "lacks feature(s) ['label'] (it has [...])", which named no cause.
