@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Optional
 import keras
 
 from ssma_tf.config.runs import find_run_config, saved_run_config
-from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG
+from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
@@ -114,7 +114,8 @@ def _check_run_model(config: Any, path: str, resolved: str) -> None:
 
 
 def _check_run_modalities(config: Any, path: str, resolved: str) -> None:
-    """A fusion run's checkpoint for a config that fuses another number of modalities fails here.
+    """A fusion run's checkpoint for a config that fuses another way (`fusion`) or another number
+    of modalities fails here.
 
     Found when the weights are loaded otherwise, as a shape or array-count mismatch that does not
     say why (a stage-3 config copied from the two-modality template, without `modalities:`, for a
@@ -122,11 +123,19 @@ def _check_run_modalities(config: Any, path: str, resolved: str) -> None:
     """
     if not config.is_fusion:
         return
-    listed = saved_run_config(resolved).get("modalities")
+    saved = saved_run_config(resolved)
+    where = _where(config, "initialize" if path == getattr(config, "initialize", None) else None)
+    # A baseline's run (fusion: cmode) for an SSMA config, or one baseline's for another's: before,
+    # "holds 783 arrays but this SSMA has 747 weights: it holds another model".
+    fused, wanted = saved.get("fusion") or SSMA_FUSION, getattr(config, "fusion", None) or SSMA_FUSION
+    if isinstance(fused, str) and fused != wanted:
+        raise CheckpointError(
+            f"{where}{path} is a run of fusion: {fused} (its {RUN_CONFIG}), but the config says fusion: {wanted}; "
+            f"give the config fusion: {fused}, or a checkpoint of a fusion: {wanted} run")
+    listed = saved.get("modalities")
     trained = len(listed) if isinstance(listed, list) and listed else 2
     if trained == config.num_modalities:
         return
-    where = _where(config, "initialize" if path == getattr(config, "initialize", None) else None)
     raise CheckpointError(
         f"{where}{path} is a run over {trained} modalities (its {RUN_CONFIG}: modalities "
         f"{listed if listed else '(two, the default)'}), but this config fuses {config.num_modalities}; "

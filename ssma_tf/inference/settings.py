@@ -15,8 +15,8 @@ from typing import Any, Mapping, Optional, Tuple, Union
 
 import keras
 
-from ssma_tf.checkpoints.initialize import other_input_modality_warning
 from ssma_tf.checkpoints import CheckpointError
+from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
@@ -183,6 +183,9 @@ def setup_inference(
         loaded = load_model(checkpoint, model or (run.model if run else None),
                             num_classes or (run.num_classes if run else None))
     else:
+        # A run of another fusion or number of modalities is named before the build (before,
+        # with -c: "holds 1170 arrays but this SSMA has 1085 weights").
+        check_checkpoint_fits(run, run.checkpoint)
         loaded = model_from_config(run)
     if dataset is not None:
         info = dataset_by_name(dataset, run.palette if run is not None else None)

@@ -266,6 +266,20 @@ def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_t
     three = config_from_dict(dict(common, model="SSMA", modalities=["rgb", "depth", "nir"],
                                   initialize=str(run / "final.weights.h5")), source="s3.config", check_paths=False)
     assert check_checkpoint_fits(three, three.initialize)
+    # A fusion baseline's run for an SSMA config, and one baseline's for another's (before: "holds
+    # 783 arrays but this SSMA has 747 weights: it holds another model").
+    (run / "config.yaml").write_text("model: SSMA\nfusion: cmode\n")
+    with pytest.raises(CheckpointError, match=rf"^s3.config: {run / 'final.weights.h5'} is a run of fusion: cmode "
+                                              r"\(its config.yaml\), but the config says fusion: ssma; give the config "
+                                              r"fusion: cmode, or a checkpoint of a fusion: ssma run$"):
+        check_checkpoint_fits(fusion, fusion.initialize)
+    late = config_from_dict(dict(common, model="SSMA", fusion="late", initialize=str(run / "final.weights.h5")),
+                            source="s3.config", check_paths=False)
+    with pytest.raises(CheckpointError, match="is a run of fusion: cmode .* says fusion: late"):
+        check_checkpoint_fits(late, late.initialize)
+    cmode = config_from_dict(dict(common, model="SSMA", fusion="cmode", initialize=str(run / "final.weights.h5")),
+                             source="s3.config", check_paths=False)
+    assert check_checkpoint_fits(cmode, cmode.initialize)
 
 
 def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_path, monkeypatch):
