@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Optional
 import keras
 
 from ssma_tf.config.runs import find_run_config, saved_run_config
-from ssma_tf.constants import ADAPNET_PP, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
+from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
@@ -164,6 +164,10 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         Lines for the log, one per source loaded (none: training starts from random weights).
     """
     messages = []
+    if getattr(config, "backbone_weights", None) and getattr(config, "backbone", ADAPNET_PP_BACKBONE) != ADAPNET_PP_BACKBONE:
+        # Loaded when the model was built (`build_model`); said here with the other sources.
+        messages.append(f"{config.backbone_weights} (backbone_weights): the {config.backbone} backbone of "
+                        f"{'every expert' if config.is_fusion else 'the encoder'}")
     if config.finetune_from is not None:
         messages.append(str(finetune_weights(model, config.finetune_from)))
     if config.initialize is not None:

@@ -29,7 +29,7 @@ from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.layers import BN_MOMENTUM, EASPP, ConvBN
 from ssma_tf.models.encoder import (
     RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS, RELEASED_DROPOUT_RATE, AdapNetPPEncoder,
@@ -68,7 +68,7 @@ def mobilenet_v2_pyramid(weights: Optional[str] = None, dtype=None, alpha: float
         BackboneWeightsError: `weights` is not a file, or its weights do not fit.
     """
     if weights is not None and not os.path.isfile(weights):
-        raise BackboneWeightsError(f"backbone_weights: no such file: {weights}", path=weights)
+        raise BackboneWeightsError("no such file", path=weights)
     base = keras.applications.MobileNetV2(input_shape=(None, None, 3), alpha=alpha, include_top=False,
                                           weights=None)
     if weights is not None:
@@ -79,9 +79,12 @@ def mobilenet_v2_pyramid(weights: Optional[str] = None, dtype=None, alpha: float
             try:
                 base.load_weights(weights)
             except (ValueError, OSError, KeyError) as error:
+                # Keras follows its count of the layers it could not match with every one of them
+                # (kilobytes): the count says enough.
+                reason = first_line(error).split(" Example error message")[0].split(" List of objects")[0]
                 raise BackboneWeightsError(
-                    f"the file does not hold MobileNet v2 (include_top=False, alpha {alpha}) weights: {error}",
-                    path=weights,
+                    f"the file does not hold MobileNet v2 (include_top=False, alpha {alpha}) weights: "
+                    f"{reason[:300]}", path=weights,
                 ) from None
         for warning in caught:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

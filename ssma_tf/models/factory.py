@@ -13,6 +13,7 @@ import keras
 from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, MODEL_NAMES, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models.adapnet_pp import AdapNetPP
+from ssma_tf.models.backbones import BackboneWeightsError
 from ssma_tf.models.fusion_baselines import FusionBaseline
 from ssma_tf.models.ssma import SSMA
 from ssma_tf.models.widths import decoder_widths
@@ -61,6 +62,16 @@ def build_model(config: Any) -> keras.Model:
         if getattr(config, "mode", "train") == "train":
             # ImageNet weights start a training run; evaluation and prediction load a checkpoint.
             kwargs["backbone_weights"] = getattr(config, "backbone_weights", None)
+    try:
+        return _build(config, kwargs)
+    except BackboneWeightsError as error:
+        # The file is named; the config and the key that gave it are not, deep in the build.
+        where = config.where("backbone_weights") if hasattr(config, "where") else getattr(config, "source", None)
+        raise BackboneWeightsError(f"{where + ': ' if where else ''}key 'backbone_weights': {error}") from None
+
+
+def _build(config: Any, kwargs: dict[str, Any]) -> keras.Model:
+    """`build_model` after the backbone's keyword arguments are known."""
     if config.mixed_precision:
         kwargs["dtype"] = config.mixed_precision
     decoder_filters = getattr(config, "decoder_filters", DECODER_FILTERS)

@@ -59,7 +59,7 @@ def test_imagenet_weights_come_from_a_file_and_fit_the_stride_16_backbone(tmp_pa
             np.testing.assert_array_equal(got, want)
     assert pyramid.get_layer("block_13_depthwise").strides == (1, 1)
     assert pyramid.get_layer("block_16_depthwise").dilation_rate == (2, 2)
-    with pytest.raises(BackboneWeightsError, match="no such file.*missing.h5") as error:
+    with pytest.raises(BackboneWeightsError, match="missing.h5: no such file") as error:
         mobilenet_v2_pyramid(weights=str(tmp_path / "missing.h5"))
     assert isinstance(error.value, UserInputError)
     # Weights of another network: the one error, without Keras' warning for each layer before it.
@@ -67,9 +67,21 @@ def test_imagenet_weights_come_from_a_file_and_fit_the_stride_16_backbone(tmp_pa
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(other)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(BackboneWeightsError, match="does not hold MobileNet v2"):
+        with pytest.raises(BackboneWeightsError, match="does not hold MobileNet v2") as error:
             mobilenet_v2_pyramid(weights=other)
     assert [str(w.message) for w in caught] == []
+    # One line, without Keras' list of every layer it could not match (5.8 kB in a walkthrough).
+    assert "\n" not in str(error.value) and "List of objects" not in str(error.value) and len(str(error.value)) < 400
+    # Through a config, the key and the file that gave it are named.
+    from ssma_tf.models.factory import build_model
+
+    config = config_from_dict({
+        "model": "AdapNet_pp", "backbone": "mobilenet_v2", "backbone_weights": other, "num_classes": 3,
+        "height": 32, "width": 32, "batch_size": 1, "max_iteration": 1, "learning_rate": 1e-3,
+        "checkpoint": str(tmp_path / "run"), "train_data": other}, source="mb.config", check_paths=False)
+    with pytest.raises(BackboneWeightsError, match=r"^mb.config: key 'backbone_weights': .*other.weights.h5: the file "
+                                                   r"does not hold MobileNet v2"):
+        build_model(config)
 
 
 def test_ssma_experts_on_mobilenet_start_from_unimodal_mobilenet_weights(mobilenet_expert, tmp_path):
@@ -82,7 +94,11 @@ def test_ssma_experts_on_mobilenet_start_from_unimodal_mobilenet_weights(mobilen
         "batch_size": 1, "checkpoint": str(tmp_path / "run"), "train_data": weights, "max_iteration": 1,
         "learning_rate": 1e-3, "checkpoint1": weights, "checkpoint2": weights}, check_paths=False)
     model = SSMA(NUM_CLASSES, backbone="mobilenet_v2")
-    initialize_model(model, config)
+    assert len(initialize_model(model, config)) == 2
+    # ImageNet weights, loaded as the model is built, are said with the other sources (before: nothing).
+    imagenet = config_from_dict(dict(config.to_dict(), backbone_weights=weights), check_paths=False)
+    assert initialize_model(model, imagenet)[0] == (f"{weights} (backbone_weights): the mobilenet_v2 backbone of "
+                                                    "every expert")
     for encoder in model.encoders:
         for got, want in zip(encoder.get_weights(), mobilenet_expert.encoder.get_weights()):
             np.testing.assert_array_equal(got, want)
