@@ -331,6 +331,12 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
             print(f"warning: {job.source}: its values reach {float(valid.max()):g}, under 5 % of the range "
                   f"--min {args.vmin:g} --max {args.vmax:g}: the picture is nearly one colour; is it the depth "
                   "column, and are --units and --max in the file's units?", file=sys.stderr, flush=True)
+        clipped = float(np.mean((valid >= args.vmax) | (valid <= args.vmin))) if valid.size else 0.0
+        if clipped > 0.5:
+            # `--max 7` for metres in a file of millimetres: every pixel at the end of the scale.
+            print(f"warning: {job.source}: {100 * clipped:.0f} % of its values lie outside --min {args.vmin:g} "
+                  f"--max {args.vmax:g} (their median is {float(np.median(valid)):g}): the picture is nearly one "
+                  "colour; are --min and --max in the file's units?", file=sys.stderr, flush=True)
 
     if args.command == "jet":
         def convert(job: batch.Job) -> None:

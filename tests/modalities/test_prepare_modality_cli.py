@@ -394,3 +394,10 @@ def test_a_range_far_beyond_the_first_image_is_named_once(scannet_like, prepare_
     # The depth column itself (up to a few metres in millimetres): no warning.
     assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "right"), "--max", "10000", "-q"]) == 0
     assert "warning" not in capsys.readouterr().err
+    # --max in metres for a file of millimetres: every pixel at the end of the scale (before: exit 0,
+    # pictures of 0 and 255 only, without a word).
+    assert prepare_modality(["gray", str(root / "depth"), "-o", str(root / "metres"), "--max", "7", "-q"]) == 0
+    error = capsys.readouterr().err
+    assert error.count("warning:") == 1
+    assert (f"{root / 'depth' / '0.png'}: 100 % of its values lie outside --min 0 --max 7 (their median is "
+            in error and "are --min and --max in the file's units?" in error)
