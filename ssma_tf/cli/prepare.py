@@ -408,12 +408,14 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
                 per_file[path] = hha.read_intrinsics_file(path, size)
             intrinsics = per_file[path]
             if intrinsics.width is None:
+                _warn_of_a_centre_outside(intrinsics, width, height, f"the intrinsics of {path}", checked)
                 return intrinsics
             if (path, width, height) not in scaled:
                 scaled[path, width, height] = intrinsics.scaled_to(width, height)
                 _warn_of_another_aspect(intrinsics, width, height, f"the intrinsics of {path}")
             return scaled[path, width, height]
         scaled: Dict[Tuple[pathlib.Path, int, int], hha.Intrinsics] = {}
+        checked: set = set()
         return from_file_beside
 
     if args.preset is not None:
@@ -424,9 +426,11 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
     else:
         base = hha.read_intrinsics_file(args.intrinsics_file, size)
     cache: Dict[Tuple[int, int], hha.Intrinsics] = {}
+    checked: set = set()
 
     def resolve(source: pathlib.Path, width: int, height: int) -> hha.Intrinsics:
         if base.width is None:
+            _warn_of_a_centre_outside(base, width, height, "the intrinsics", checked)
             return base
         if (width, height) not in cache:
             cache[width, height] = base.scaled_to(width, height)
@@ -436,6 +440,20 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
             _warn_of_another_aspect(base, width, height, "the intrinsics")
         return cache[width, height]
     return resolve
+
+
+def _warn_of_a_centre_outside(intrinsics: hha.Intrinsics, width: int, height: int, what: str, checked: set) -> None:
+    """Warns (once per depth size) when intrinsics of no stated image size put the principal point
+    outside depth maps of `width` x `height`: they are for other images (ScanNet's 640x480
+    matrix for depth resized to 96x64 gave wrong HHA without a word)."""
+    if (width, height) in checked:
+        return
+    checked.add((width, height))
+    if -0.5 <= intrinsics.cx <= width - 0.5 and -0.5 <= intrinsics.cy <= height - 0.5:
+        return
+    print(f"warning: {what} put the principal point at column {intrinsics.cx:g}, row {intrinsics.cy:g}, outside "
+          f"the depth of {width} columns by {height} rows: are they for larger images? Give that image's size "
+          "with --intrinsics-size WIDTH HEIGHT and they are scaled to the depth", file=sys.stderr)
 
 
 def _warn_of_another_aspect(intrinsics: hha.Intrinsics, width: int, height: int, what: str) -> None:

@@ -96,6 +96,14 @@ def test_hha_with_scaled_preset_and_fill_outputs(scannet_like, prepare_modality,
         completion.fill_depth(depth, units="mm"), hha.get_intrinsics("scannet", (64, 48)), units="mm"
     )
     np.testing.assert_array_equal(np.asarray(Image.open(root / "hha" / "2.png")), expected)
+    # ScanNet's 640x480 matrix given as numbers for the 64x48 depth: the principal point lies far
+    # outside it (before: HHA of a wrong geometry, without a word); once for the run.
+    assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "big_hha"), "--units", "mm",
+                             "--intrinsics", "577.87", "577.87", "319.5", "239.5", "--fill", "-q"]) == 0
+    assert capsys.readouterr().err == (
+        "warning: the intrinsics put the principal point at column 319.5, row 239.5, outside the depth of 64 "
+        "columns by 48 rows: are they for larger images? Give that image's size with --intrinsics-size WIDTH "
+        "HEIGHT and they are scaled to the depth\n")
 
     assert prepare_modality([
         "fill", str(root / "depth"), "-o", str(root / "filled"), "--units", "mm", "-q",
