@@ -119,6 +119,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             labeled=not args.unlabeled,
         )
     print(format_summary({**summary, "duplicates": []}))  # duplicates: warned about above
+    later = [(line, modality, path) for line, modality, path in summary["sixteen_bit"] if line != number]
+    if later:
+        # The first line's images were looked at before converting; 16-bit images further down
+        # (a raw depth map among coloured ones) became nearly black without a word.
+        shown = ", ".join(f"line {line}: {path}" for line, _, path in later[:3])
+        more = f" and {len(later) - 3} more" if len(later) > 3 else ""
+        print(f"warning: {args.file}: {len(later)} image(s) after line {number} are 16-bit ({shown}{more}): only their "
+              "high byte was kept (values / 256), so raw depth in millimetres became nearly black. Turn them into "
+              "3-channel images first (ssma-prepare jet, hha, ...) and convert again", file=sys.stderr)
     if args.check:
         from ssma_tf.cli.check_records import check_and_report
 

@@ -247,8 +247,14 @@ def load_image_bgr(path: str, where: str = "") -> np.ndarray:
     Gray images are replicated into 3 channels, alpha is dropped, 16-bit images keep their high
     byte, and the EXIF orientation is applied.
     """
+    return _read_bgr(path, where)[0]
+
+
+def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool]:
+    """`load_image_bgr`, and whether the image was 16-bit (only its high byte kept)."""
     image = ImageOps.exif_transpose(_open_image(path, where or path))
-    if image.mode in _SIXTEEN_BIT_MODES:
+    sixteen_bit = image.mode in _SIXTEEN_BIT_MODES
+    if sixteen_bit:
         # OpenCV scales 16-bit data to 8 bits by dropping the low byte.
         gray = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
         rgb = np.repeat(gray[..., np.newaxis], 3, axis=2)
@@ -258,7 +264,7 @@ def load_image_bgr(path: str, where: str = "") -> np.ndarray:
         )
     else:
         rgb = np.asarray(image.convert("RGB"))
-    return np.ascontiguousarray(rgb[..., ::-1])
+    return np.ascontiguousarray(rgb[..., ::-1]), sixteen_bit
 
 
 def unknown_label_ids(histogram: np.ndarray, num_classes: Optional[int]) -> List[int]:
@@ -332,8 +338,9 @@ def load_label(path: str, where: str = "") -> np.ndarray:
 def _load_sample(
     list_path: str, number: int, paths: Tuple[str, ...], encoding: str, num_classes: Optional[int],
     labeled: bool = True,
-) -> Tuple[bytes, Tuple[int, int], np.ndarray]:
-    """Loads, checks and serializes one sample; returns (record, (h, w), class histogram).
+) -> Tuple[bytes, Tuple[int, int], np.ndarray, List[int]]:
+    """Loads, checks and serializes one sample; returns (record, (h, w), class histogram, the
+    modalities (1-based) whose image was 16-bit).
 
     Without a label (`labeled` False) the histogram is all zeros and the record has no label.
     """
@@ -341,7 +348,9 @@ def _load_sample(
 
     where = f"{list_path}, line {number}"
     image_paths = paths[:-1] if labeled else paths
-    images = [load_image_bgr(p, where) for p in image_paths]
+    read = [_read_bgr(p, where) for p in image_paths]
+    images = [image for image, _ in read]
+    sixteen_bit = [index for index, (_, deep) in enumerate(read, start=1) if deep]
     label = load_label(paths[-1], where) if labeled else None
     # Every image has the label's size (modality1's in a list without labels).
     if label is not None:
@@ -366,7 +375,7 @@ def _load_sample(
     modality2 = images[1] if len(images) >= 2 else None
     record = schema.encode_example(images[0], label, modality2, encoding=encoding,
                                    extra_modalities=images[2:])
-    return record, size, histogram
+    return record, size, histogram, sixteen_bit
 
 
 def shard_names(output: str, shards: int) -> List[str]:
@@ -384,7 +393,7 @@ def _loaded(
     num_classes: Optional[int],
     num_workers: int,
     labeled: bool = True,
-) -> Iterator[Tuple[bytes, Tuple[int, int], np.ndarray]]:
+) -> Iterator[Tuple[bytes, Tuple[int, int], np.ndarray, List[int]]]:
     """Yields loaded samples in list order, decoding up to `num_workers` at a time."""
     if num_workers == 1:
         for number, paths in entries:
@@ -443,7 +452,8 @@ def write_tfrecords(
         ({(h, w): count}), `class_histogram` ({id: pixels}), `num_classes` (as given, or None),
         `bytes_written`,
         `duplicates` ((line, earlier line) per line that repeats an earlier one; converted
-        again), and `other_shards`: shard files beside the output that this run did not write
+        again), `sixteen_bit` ((line, modality, path) per 16-bit image, of which only the high
+        byte was kept), and `other_shards`: shard files beside the output that this run did not write
         (left from an earlier run with another shard count). An existing output file is
         replaced.
 
@@ -489,6 +499,7 @@ def write_tfrecords(
             raise ListFileError(f"{list_file}: the output {name} is one of the listed images", list_file)
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
+    sixteen_bit: List[Tuple[int, int, str]] = []
     # Every shard is written under a temporary name and all are renamed once the last sample is
     # in: a failure leaves no shard, new or half-written, and earlier outputs as they were.
     with contextlib.ExitStack() as outputs:
@@ -500,7 +511,7 @@ def write_tfrecords(
         try:
             loaded = _loaded(list_file, entries, encoding, num_classes, num_workers, labeled)
             with contextlib.closing(loaded) as samples:
-                for index, (record, size, counts) in enumerate(samples):
+                for index, (record, size, counts, deep) in enumerate(samples):
                     shard = index * shards // total
                     if shard != current:
                         if writer is not None:
@@ -510,6 +521,8 @@ def write_tfrecords(
                     writer.write(record)
                     histogram += counts
                     sizes[size] = sizes.get(size, 0) + 1
+                    number, paths = entries[index]
+                    sixteen_bit.extend((number, modality, paths[modality - 1]) for modality in deep)
                     if progress is not None:
                         progress(index + 1, total)
             if writer is not None:
@@ -541,6 +554,7 @@ def write_tfrecords(
         "bytes_written": sum(os.path.getsize(name) for name in names),
         "duplicates": list(checked.duplicates),
         "other_shards": others,
+        "sixteen_bit": sixteen_bit,
     }
 
 

@@ -525,6 +525,15 @@ def test_a_16_bit_modality_image_is_warned_of_by_convert_and_predict(dataset_dir
     assert "ssma-prepare" in error
     assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(tmp_path / "ok.tfrecords")]) == 0
     assert "16-bit" not in capsys.readouterr().err
+    # Further down the list (a raw depth map among coloured ones): warned after converting, with the
+    # lines (before: only the first line's headers were looked at).
+    write_list(dataset_dir / "mixed.txt", ["0_rgb.png 0_aux.png 0_label.png", "0_rgb.png raw_depth.png 0_label.png",
+                                           "0_rgb.png 0_aux.png 0_label.png", "0_rgb.png raw_depth.png 0_label.png"])
+    assert _cli().main(["-f", str(dataset_dir / "mixed.txt"), "-r", str(tmp_path / "mixed.tfrecords")]) == 0
+    error = capsys.readouterr().err
+    assert (f"warning: {dataset_dir / 'mixed.txt'}: 2 image(s) after line 1 are 16-bit (line 2: "
+            f"{dataset_dir / 'raw_depth.png'}, line 4: {dataset_dir / 'raw_depth.png'}): only their high byte was kept"
+            in error)
     samples = collect_samples(True, modality1=dataset_dir / "0_rgb.png", modality2=dataset_dir / "raw_depth.png")
     (warning,) = check_inputs(samples, fusion=True, modalities=2, input_modality="modality1", listed=False)
     assert warning.startswith(f"{dataset_dir / 'raw_depth.png'} is a 16-bit image (mode I")
