@@ -50,6 +50,21 @@ def spaces_hint(fields: Sequence[str], index: int, folder: str) -> str:
     return ""
 
 
+def place_hint(field: str, folder: str) -> str:
+    """A hint for a list's path that names no file, when it names one read otherwise: a Windows
+    path (backslashes are no folder separators here) or a path relative to the current folder
+    rather than to the list's; "" otherwise."""
+    if "\\" in field:
+        posix = os.path.join(folder, os.path.expanduser(field.replace("\\", "/")))
+        there = f": '{os.path.normpath(posix)}' is there" if os.path.isfile(posix) else ""
+        return f" (backslashes are no folder separators on this system: write the list's paths with '/'{there})"
+    if not os.path.isabs(field) and os.path.isfile(os.path.expanduser(field)) and \
+            os.path.abspath(folder) != os.path.abspath(os.curdir):
+        return (f" (it is there relative to the current folder, but a list's paths are relative to the list's own "
+                f"folder, {folder or '.'})")
+    return ""
+
+
 def comment_hint(fields: Sequence[str]) -> str:
     """` (a comment after the paths? ...)` when a field after a line's first starts with `#`,
     for errors about the line (a missing file '#', a column too many); "" otherwise."""

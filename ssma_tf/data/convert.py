@@ -34,7 +34,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
-from ssma_tf.lists import SPACES_HINT, ListFileError, MissingFileError, comment_hint, read_lines, spaces_hint
+from ssma_tf.lists import (
+    SPACES_HINT, ListFileError, MissingFileError, comment_hint, place_hint, read_lines, spaces_hint,
+)
 
 # TensorFlow (and the schema, which needs it) is imported where records are written: checking a
 # list and reading images do not pay for its start-up.
@@ -140,12 +142,12 @@ def check_list(
             for index, p in enumerate(resolved):
                 if not os.path.isfile(p):
                     what = "is a folder" if os.path.isdir(p) else "does not exist"
-                    hint = spaces_hint(parts, index, folder)
+                    hint = spaces_hint(parts, index, folder) or place_hint(parts[index], folder)
                     if hint:
                         what += hint
                     elif parts[index].startswith("#"):
                         what += comment_hint(parts)
-                    raise MissingFileError(f"{path}, line {number}: image {p!r} {what}", path)
+                    raise MissingFileError(f"{path}, line {number}: image '{p}' {what}", path)
         if resolved in line_of:
             duplicates.append((number, line_of[resolved]))
         else:

@@ -10,7 +10,7 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.inference.predictor import PredictionError
 from ssma_tf.modalities.batch import index_folder
 from ssma_tf.errors import UserInputError
-from ssma_tf.lists import SPACES_HINT, comment_hint, read_lines, spaces_hint
+from ssma_tf.lists import SPACES_HINT, comment_hint, place_hint, read_lines, spaces_hint
 from ssma_tf.modalities.io import IMAGE_EXTENSIONS, InputFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -84,7 +84,7 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
         # Before the model runs: a missing image found at its turn left the samples before it written.
         for index, image in enumerate(row):
             if not os.path.isfile(image):
-                hint = spaces_hint(fields, index, folder) or comment_hint(fields)
+                hint = spaces_hint(fields, index, folder) or place_hint(fields[index], folder) or comment_hint(fields)
                 raise PredictionError(f"{path}, line {number}: {image} is not a file{hint}")
         rows.append(row)
     if not rows:

@@ -313,6 +313,26 @@ def test_paths_with_spaces_quoted_or_tab_separated_convert_alike(dataset_dir, tm
     assert len(_records([tmp_path / "quoted.tfrecords"])) == 2
 
 
+def test_paths_that_name_a_file_read_otherwise_get_a_hint(dataset_dir, tmp_path, monkeypatch):
+    """A Windows list (backslashes) and paths written relative to the current folder said only
+    "does not exist", the first with every backslash doubled."""
+    (dataset_dir / "sub").mkdir()
+    os.replace(dataset_dir / "0_rgb.png", dataset_dir / "sub" / "0_rgb.png")
+    windows = write_list(dataset_dir / "windows.txt", ["sub\\0_rgb.png 0_label.png"])
+    with pytest.raises(FileNotFoundError) as error:
+        write_tfrecords(windows, str(tmp_path / "w.tfrecords"))
+    assert str(error.value) == (
+        f"{windows}, line 1: image '{dataset_dir / 'sub'}\\0_rgb.png' does not exist (backslashes are no folder "
+        f"separators on this system: write the list's paths with '/': '{dataset_dir / 'sub' / '0_rgb.png'}' is there)")
+    lists = dataset_dir / "lists"
+    lists.mkdir()
+    here = write_list(lists / "here.txt", ["sub/0_rgb.png 0_label.png"])
+    monkeypatch.chdir(dataset_dir)
+    with pytest.raises(FileNotFoundError, match=r"sub/0_rgb.png' does not exist \(it is there relative to the current "
+                                                r"folder, but a list's paths are relative to the list's own folder, "):
+        write_tfrecords(here, str(tmp_path / "h.tfrecords"))
+
+
 def test_labels_without_a_class_pixel_are_warned_of(dataset_dir, tmp_path, capsys):
     """A binary mask saved as 0 and 255: every pixel void or ignored (before: a histogram line only,
     and training ran with a loss of 0)."""
