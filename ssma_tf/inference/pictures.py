@@ -260,7 +260,9 @@ def _load(sample: Sample, fusion: bool, input_modality: str, modalities: int = 2
         missing = [f"modality{i}" for i, image in enumerate(images[:modalities], start=1) if image is None]
         missing += [f"modality{i}" for i in range(len(images) + 1, modalities + 1)]
         if missing:
-            raise PredictionError(f"sample '{sample.name}': SSMA needs {' and '.join(missing)} too")
+            given = ("--modality2 (an image or a folder)" if missing == ["modality2"] and modalities == 2
+                     else f"a --list of '{' '.join(f'modality{i}' for i in range(1, modalities + 1))} [label]' lines")
+            raise PredictionError(f"sample '{sample.name}': SSMA needs {' and '.join(missing)} too: give {given}")
         inputs = images[:modalities]
     elif images[0] is not None and images[1] is not None:
         index = int(input_modality.removeprefix("modality")) - 1

@@ -136,7 +136,8 @@ def test_a_fusion_model_compared_with_one_of_fewer_modalities_gets_the_first_of_
     three, two = _FixedPredictor(label, modalities=3), _FixedPredictor(label, modalities=2)
     predict_files(three, [sample], tmp_path / "out", palette=PALETTE4, compare=two)
     assert (three.calls, two.calls) == ([3], [2])
-    with pytest.raises(PredictionError, match="sample 'a': SSMA needs modality3 too"):
+    with pytest.raises(PredictionError, match=r"sample 'a': SSMA needs modality3 too: give a --list of 'modality1 "
+                                              r"modality2 modality3 \[label\]' lines"):
         predict_files(two, [Sample("a", images[0], images[1], label=sample.label)], tmp_path / "out2",
                       compare=_FixedPredictor(label, modalities=3))
 
