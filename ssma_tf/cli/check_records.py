@@ -83,7 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--max_problems must be positive, got {args.max_problems}")
     from ssma_tf.data.pipeline import list_record_files
 
-    files = list_record_files(args.records)  # a pattern matching nothing: one line, status 2
+    # Every file given is looked at, of one conversion or several (stale shards too).
+    files = list_record_files(args.records, several_sets=True)  # a pattern matching nothing: one line, status 2
     return check_and_report(files, num_classes=args.num_classes, modalities=args.modalities,
                             max_problems=args.max_problems, labeled=not args.unlabeled)
 

@@ -15,6 +15,7 @@ import contextlib
 import glob
 import os
 import random
+import re
 from typing import Any, Iterator, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
@@ -29,15 +30,34 @@ from ssma_tf.lists import MissingFileError
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 
-def list_record_files(file_patterns: FilePatterns) -> list:
+_SHARD = re.compile(r"^(?P<stem>.*)-\d{5}-of-(?P<count>\d{5})(?P<ext>\.[^./]*)?$")
+
+
+def _shard_set(path: str) -> Tuple[str, str]:
+    """(the output name `ssma-convert -r` was given, the set): `train-00001-of-00004.tfrecords`
+    is of ('train.tfrecords', 'of-00004'), an unsharded `train.tfrecords` of ('train.tfrecords', '')."""
+    match = _SHARD.match(path)
+    if match is None:
+        return path, ""
+    return match["stem"] + (match["ext"] or ""), f"of-{match['count']}"
+
+
+def list_record_files(file_patterns: FilePatterns, several_sets: bool = False) -> list:
     """Expands file names and glob patterns into the list of record files, in order.
 
     Each entry is expanded on its own (matches sorted, so shards `-00000-of-N` come in order)
     and the entries keep the order they were given in; duplicates are dropped.
 
+    Args:
+        file_patterns: file names and glob patterns.
+        several_sets: accept files of two conversions of one name (`train.tfrecords` with
+            `--shards 1` and 3, say); refused otherwise, since a pattern such as `train*` then
+            reads every record twice (a conversion with another `--shards` leaves the old set).
+
     Raises:
         MissingFileError: When an entry matches no file, naming the entry (a
             `FileNotFoundError`).
+        RecordError: the files hold two conversions of one name (without `several_sets`).
     """
     if isinstance(file_patterns, (str, os.PathLike)):
         file_patterns = [file_patterns]
@@ -54,6 +74,18 @@ def list_record_files(file_patterns: FilePatterns) -> list:
         if not matches:
             raise MissingFileError(f"no TFRecord file matches {pattern!r}", pattern)
         files.extend(m for m in matches if m not in files)
+    if not several_sets:
+        sets: dict = {}
+        for path in files:
+            name, kind = _shard_set(path)
+            sets.setdefault(name, {}).setdefault(kind, path)
+        for name, kinds in sets.items():
+            if len(kinds) > 1:
+                shown = ", ".join(f"{path} ({kind or 'unsharded'})" for kind, path in kinds.items())
+                raise RecordError(
+                    f"{', '.join(map(repr, map(os.fspath, file_patterns)))} matches {len(kinds)} conversions of "
+                    f"this name, {shown}: every record would be read {len(kinds)} times; remove the older ones "
+                    "(ssma-convert named them) or give one set's files", name)
     return files
 
 

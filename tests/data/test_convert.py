@@ -302,6 +302,27 @@ def test_shards_of_an_earlier_run_are_reported(dataset_dir, tmp_path):
     assert "3 shard file(s) of an earlier run" in format_summary(second)
 
 
+def test_a_pattern_matching_two_conversions_of_one_name_is_refused(dataset_dir, tmp_path):
+    """`train*.tfrecords` over train.tfrecords and the shards of a conversion with --shards 2:
+    training and evaluation read every record twice without a word (6 images counted as 18)."""
+    from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.data.records import RecordError
+
+    write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"))
+    write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"), shards=2)
+    pattern = str(tmp_path / "train*.tfrecords")
+    with pytest.raises(RecordError) as error:
+        list_record_files(pattern)
+    assert str(error.value) == (
+        f"{tmp_path / 'train.tfrecords'}: '{pattern}' matches 2 conversions of this name, "
+        f"{tmp_path / 'train-00000-of-00002.tfrecords'} (of-00002), {tmp_path / 'train.tfrecords'} (unsharded): every "
+        "record would be read 2 times; remove the older ones (ssma-convert named them) or give one set's files")
+    assert len(list_record_files(str(tmp_path / "train-*.tfrecords"))) == 2  # one set
+    assert len(list_record_files(pattern, several_sets=True)) == 3  # ssma-check-records looks at every file
+    (tmp_path / "other.tfrecords").write_bytes((tmp_path / "train.tfrecords").read_bytes())
+    assert len(list_record_files([str(tmp_path / "train.tfrecords"), str(tmp_path / "other.tfrecords")])) == 2
+
+
 def test_paths_with_spaces_quoted_or_tab_separated_convert_alike(dataset_dir, tmp_path):
     for i in range(2):
         os.replace(dataset_dir / f"{i}_rgb.png", dataset_dir / f"{i} rgb.png")
