@@ -436,7 +436,7 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
             cache[width, height] = base.scaled_to(width, height)
             if (width, height) != (base.width, base.height) and not args.quiet:
                 print(f"{PROG}: intrinsics for {base.width}x{base.height} scaled to "
-                      f"{width}x{height}", file=sys.stderr)
+                      f"{width}x{height} (width x height)", file=sys.stderr)
             _warn_of_another_aspect(base, width, height, "the intrinsics")
         return cache[width, height]
     return resolve
@@ -462,7 +462,7 @@ def _warn_of_another_aspect(intrinsics: hha.Intrinsics, width: int, height: int,
     sx, sy = width / intrinsics.width, height / intrinsics.height
     if abs(sx / sy - 1.0) > 0.01:
         print(f"warning: {what} are for {intrinsics.width}x{intrinsics.height} images and the depth is "
-              f"{width}x{height}, another aspect ratio: scaled by {sx:.3g} across and {sy:.3g} down, which is "
+              f"{width}x{height} (width x height), another aspect ratio: scaled by {sx:.3g} across and {sy:.3g} down, which is "
               "right if the depth was resized, and wrong if it was cropped (then give the crop's "
               "--intrinsics FX FY CX CY)", file=sys.stderr)
 

@@ -362,7 +362,8 @@ def _load_sample(
     for p, image in zip(image_paths, images):
         if image.shape[:2] != size:
             raise ImageFileError(
-                f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but {reference} is {size[0]}x{size[1]}"
+                f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but {reference} is {size[0]}x{size[1]} "
+                "(height x width)"
             )
     if label is None:
         histogram = np.zeros(256, np.int64)
@@ -663,7 +664,7 @@ def format_summary(summary: Dict[str, object]) -> str:
         kind = f"unimodal (modality1{label})"
     lines = [
         f"samples:         {summary['samples']} {kind}",
-        f"image size:      {sizes}",
+        f"image size:      {sizes} (height x width)",
         f"class histogram: {classes}" if labeled else "class histogram: none (unlabeled records)",
         f"written:         {summary['bytes_written']:,} bytes, {summary['encoding']} encoding, "
         f"{len(files)} file{'s' if len(files) > 1 else ''}: "

@@ -88,7 +88,8 @@ def test_hha_with_scaled_preset_and_fill_outputs(scannet_like, prepare_modality,
     assert prepare_modality(["hha", str(root / "wide"), "-o", str(root / "wide_hha"), "--units", "mm", "--preset",
                              "scannet", "-q"]) == 0
     assert capsys.readouterr().err == (
-        "warning: the intrinsics are for 640x480 images and the depth is 64x32, another aspect ratio: scaled by "
+        "warning: the intrinsics are for 640x480 images and the depth is 64x32 (width x height), another aspect ratio: "
+        "scaled by "
         "0.1 across and 0.0667 down, which is right if the depth was resized, and wrong if it was cropped (then "
         "give the crop's --intrinsics FX FY CX CY)\n")
     depth = np.asarray(Image.open(root / "depth" / "2.png")).astype(np.float32)
