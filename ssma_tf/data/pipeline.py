@@ -160,7 +160,7 @@ def check_first_record(path: str, modalities: int, labeled: bool = True) -> None
         raise RecordError(
             "no modality2: these are unimodal records (modality1, label) but the config reads a "
             "second modality (model: SSMA, or input_modality: modality2). Convert a list of "
-            "'modality1 modality2 label' lines, or train an AdapNet++ on the records' one modality "
+            "'modality1 modality2 label' lines, or use an AdapNet++ on the records' one modality "
             "(model: AdapNet_pp with input_modality: modality1)", path, 0,
         )
     if missing and held and all(key.startswith("modality") for key in missing):
