@@ -182,6 +182,12 @@ def read_list_file(path: str, modalities: Optional[int] = None) -> List[Tuple[st
     return [paths for _, paths in _list_entries(path, modalities)]
 
 
+def _equal_channels(image: Image.Image) -> bool:
+    """Whether an RGB image's three channels are equal everywhere (a grey image saved as RGB)."""
+    pixels = np.asarray(image)
+    return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]))
+
+
 def _open_image(path: str, where: str) -> Image.Image:
     if not os.path.isfile(path):
         raise MissingFileError(f"{where}: image {path!r} does not exist", path)
@@ -323,8 +329,13 @@ def load_label(path: str, where: str = "") -> np.ndarray:
         )
     if image.mode not in _LABEL_MODES:
         # Grey or palette with an alpha channel is not a colour label (which the hint said it was).
-        hint = ("save it without the alpha channel; which ids transparent pixels hold is yours to say"
-                if image.mode in ("LA", "La", "PA") else "colour labels must be turned into class ids first")
+        if image.mode in ("LA", "La", "PA"):
+            hint = "save it without the alpha channel; which ids transparent pixels hold is yours to say"
+        elif image.mode == "RGB" and _equal_channels(image):
+            hint = "its three channels are equal: a grey label saved as RGB; save it as one channel"
+        else:
+            hint = ("colour labels must be turned into class ids first: docs/your_dataset.md, step 1, maps "
+                    "colours to ids with your palette file")
         raise ImageFileError(
             f"{where}: label {path!r} must be a single-channel image of class ids "
             f"(gray or palette), got mode {image.mode} with {len(image.getbands())} channels ({hint})", path,

@@ -125,6 +125,7 @@ def _bad_inputs(folder: pathlib.Path):
     (folder / "my images").mkdir(exist_ok=True)
     save_png(folder / "my images" / "a b.png", np.zeros((16, 24, 3), np.uint8))
     save_png(folder / "rgb_label.png", np.zeros((16, 24, 3), np.uint8))
+    save_png(folder / "colour_label.png", np.tile(np.array([128, 64, 128], np.uint8), (16, 24, 1)))
     big = np.zeros((16, 24), np.uint8)
     big[3, 4] = 7
     big[5, 6] = 255  # the ignore id is never the one named
@@ -141,7 +142,8 @@ def _bad_inputs(folder: pathlib.Path):
         ("wrong columns", [good, "1_rgb.png"], {}, ValueError, r"line 2: expected 2 columns .* got 1"),
         ("mixed columns", [good, "1_rgb.png 1_label.png"], {}, ValueError, r"line 2: has 2 columns .* have 3"),
         ("size mismatch", [good, "small_rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: image .*small_rgb\.png' is 8x24 but label .* is 16x24"),
-        ("colour label", [good, "1_rgb.png 1_aux.png rgb_label.png"], {}, ValueError, r"line 2: label .*rgb_label\.png' must be a single-channel .* mode RGB"),
+        ("grey label as RGB", [good, "1_rgb.png 1_aux.png rgb_label.png"], {}, ValueError, r"line 2: label .*rgb_label\.png' must be a single-channel .* mode RGB with 3 channels \(its three channels are equal: a grey label saved as RGB"),
+        ("colour label", [good, "1_rgb.png 1_aux.png colour_label.png"], {}, ValueError, r"colour_label\.png' must be a single-channel .* \(colour labels must be turned into class ids first: docs/your_dataset\.md"),
         ("gray + alpha label", [good, "1_rgb.png 1_aux.png la_label.png"], {}, ValueError, r"line 2: label .*la_label\.png' must be a single-channel .* mode LA with 2 channels \(save it without the alpha channel"),
         ("JPEG label", [good, "1_rgb.png 1_aux.png label.jpg"], {}, ValueError, r"line 2: label .*label\.jpg' is a JPEG file, which stores class ids with loss"),
         ("JPEG-compressed TIFF label", [good, "1_rgb.png 1_aux.png jpeg_label.tif"], {}, ValueError, r"line 2: label .*jpeg_label\.tif' is a JPEG-compressed TIFF file"),
@@ -158,7 +160,7 @@ def _bad_inputs(folder: pathlib.Path):
     ]
 
 
-BAD_INPUTS = 17
+BAD_INPUTS = 18
 
 
 def test_every_bad_input_is_a_user_input_error(dataset_dir):

@@ -196,7 +196,7 @@ def test_the_pipeline_names_a_damaged_first_record_and_missing_modality2(good, t
     common = dict(height=SIZE, width=SIZE, batch_size=2, num_classes=5, training=False)
     with pytest.raises(RecordError, match=r"foreign_\(a_PNG\)\.tfrecords, record 0: damaged \(corrupted record at 0"):
         build_dataset(damaged["foreign (a PNG)"], modalities=1, **common)
-    with pytest.raises(RecordError, match=r"record 0: no modality2: .* train an AdapNet\+\+ on the records. one modality"):
+    with pytest.raises(RecordError, match=r"record 0: no modality2: .* use an AdapNet\+\+ on the records. one modality"):
         build_dataset(str(good), modalities=2, **common)
 
 
