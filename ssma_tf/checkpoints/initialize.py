@@ -164,7 +164,8 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         Lines for the log, one per source loaded (none: training starts from random weights).
     """
     messages = []
-    if getattr(config, "backbone_weights", None) and getattr(config, "backbone", ADAPNET_PP_BACKBONE) != ADAPNET_PP_BACKBONE:
+    backbone = getattr(config, "backbone", ADAPNET_PP_BACKBONE)
+    if getattr(config, "backbone_weights", None) and backbone != ADAPNET_PP_BACKBONE:
         # Loaded when the model was built (`build_model`); said here with the other sources.
         messages.append(f"{config.backbone_weights} (backbone_weights): the {config.backbone} backbone of "
                         f"{'every expert' if config.is_fusion else 'the encoder'}")

@@ -462,7 +462,8 @@ def _warn_of_another_aspect(intrinsics: hha.Intrinsics, width: int, height: int,
     sx, sy = width / intrinsics.width, height / intrinsics.height
     if abs(sx / sy - 1.0) > 0.01:
         print(f"warning: {what} are for {intrinsics.width}x{intrinsics.height} images and the depth is "
-              f"{width}x{height} (width x height), another aspect ratio: scaled by {sx:.3g} across and {sy:.3g} down, which is "
+              f"{width}x{height} (width x height), another aspect ratio: scaled by {sx:.3g} across and {sy:.3g} "
+              "down, which is "
               "right if the depth was resized, and wrong if it was cropped (then give the crop's "
               "--intrinsics FX FY CX CY)", file=sys.stderr)
 

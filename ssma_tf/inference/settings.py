@@ -107,8 +107,8 @@ def dataset_by_name(name: str, palette: Optional[str] = None) -> Any:
         return get_dataset_info(name)
     except ValueError as error:
         # A dataset of the user's own palette file is known only through a config naming it.
-        own = ("" if palette is not None else
-               "; a dataset of your own palette file: give -c with a config that names it (palette: FILE, dataset: NAME)")
+        own = ("" if palette is not None else "; a dataset of your own palette file: give -c with a config "
+               "that names it (palette: FILE, dataset: NAME)")
         raise ConfigError(f"--dataset: {error}{own}") from None
 
 

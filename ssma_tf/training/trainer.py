@@ -37,7 +37,9 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.run import DEFAULTS
 from ssma_tf.config.runs import saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, END_TO_END_FUSIONS, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
+from ssma_tf.constants import (
+    ADAPNET_PP_BACKBONE, END_TO_END_FUSIONS, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION,
+)
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records, naming_damaged_records
 from ssma_tf.data.records import label_ids_warning
@@ -1010,7 +1012,8 @@ class Trainer:
             self._log(f"training already complete: the run is at step {start}, max_iteration {total}"
                       + ("; its folder is left as it was" if exported else "; exporting its final weights"))
             saved, now = getattr(self, "_saved_config", {}), config.to_dict()
-            differ = sorted(key for key in now if key not in ("checkpoint", "max_iteration") and (key in saved or key in DEFAULTS)
+            differ = sorted(key for key in now if key not in ("checkpoint", "max_iteration")
+                            and (key in saved or key in DEFAULTS)
                             and _as_written(key, saved.get(key, _DEFAULT)) != now[key])
             if exported and differ:
                 self._log(f"note: {', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the run's "
