@@ -242,8 +242,9 @@ def check_inputs(
             warnings.append(
                 f"{first.modalities[-1]} (the last image of the first sample) is single-channel, as labels "
                 f"are, but this SSMA reads it as modality {modalities}: the list's lines are taken as "
-                f"{modalities} images without a label. If they are 'image label' lines, predict with a "
-                "unimodal network")
+                f"{modalities} images without a label. If the last column is a label, the lines hold "
+                f"{modalities - 1} image(s): predict with a network of "
+                f"{'one modality (AdapNet++)' if modalities == 2 else f'{modalities - 1} modalities'}")
         return warnings
     wanted = int(input_modality.removeprefix("modality"))
     given = [index for index, path in enumerate(first.modalities, start=1) if path is not None]

@@ -131,3 +131,21 @@ def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_
     Image.fromarray(ramp).save(tmp_path / "grey_depth.png")
     (tmp_path / "grey.txt").write_text("rgb.png grey_depth.png\n")
     assert check_inputs(collect_samples(True, list_file=tmp_path / "grey.txt"), **fusion) == []
+
+
+def test_a_list_of_too_few_images_with_a_label_column_is_warned_of_with_the_network_it_fits(tmp_path):
+    """An SSMA over three modalities given 'rgb depth label' lines reads the label as modality 3;
+    the warning said to predict with a unimodal network, where a two-modality SSMA is meant."""
+    from ssma_tf.inference.samples import check_inputs
+
+    rgb = write_rgb(tmp_path / "rgb.png", np.full((8, 8, 3), 90, np.uint8))
+    depth = write_rgb(tmp_path / "depth.png", np.full((8, 8, 3), 40, np.uint8))
+    label = write_rgb(tmp_path / "label.png", np.tile(np.arange(8, dtype=np.uint8) % 3, (8, 1)))
+    (tmp_path / "list.txt").write_text("rgb.png depth.png label.png\n")
+    samples = samples_from_list(tmp_path / "list.txt", fusion=True, modalities=3)
+    (warning,) = check_inputs(samples, fusion=True, modalities=3, input_modality="modality1", listed=True)
+    assert warning.startswith(f"{label} (the last image of the first sample) is single-channel")
+    assert warning.endswith("If the last column is a label, the lines hold 2 image(s): predict with a network of "
+                            "2 modalities")
+    samples = samples_from_list(tmp_path / "list.txt", fusion=True, modalities=2)
+    assert samples[0].label == label  # two images and a label: read as such
