@@ -642,6 +642,10 @@ def test_ssma_over_n_modalities_keys(workdir):
     assert error_for(train_dict(checkpoints=["rgb.weights.h5"])).key == "checkpoints"
     message = str(error_for(dict(three, checkpoints=["rgb.weights.h5", "nothing", "x"])))
     assert message.startswith("test.config: key 'checkpoints': no checkpoint at") and "nothing" in message
+    # A weights file's name: it is missing, not "expected a TF checkpoint prefix with a
+    # 'depth.weights.h5.index' beside it".
+    message = str(error_for(dict(three, checkpoints=["rgb.weights.h5", "gone/depth.weights.h5", "x"])))
+    assert message.startswith("test.config: key 'checkpoints': no weights file at") and "index" not in message
 
 
 def test_a_key_given_with_set_is_named_by_either_spelling(workdir):

@@ -731,6 +731,10 @@ class _Reader:
                 # The `intialize` of every released training config.
                 hint = (f"; it is the released ImageNet initialisation: download {IMAGENET_PREFIX}.index and "
                         f".data-00000-of-00001 from {IMAGENET_URL} into {os.path.dirname(path)}")
+            if path.endswith(WEIGHTS_SUFFIXES):
+                # A weights file's name: that it is missing is all there is to say (before: that a
+                # 'final.weights.h5.index' was expected beside it).
+                raise self.error(name, f"no weights file at {path}{hint}")
             raise self.error(
                 name,
                 f"no checkpoint at {path} (expected a TF checkpoint prefix with a "
