@@ -23,7 +23,9 @@ import h5py
 import keras
 import numpy as np
 
+from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.loading import seed_generator_states, unimodal_encoder_weights
+from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import ConfigWarning
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records
@@ -183,6 +185,10 @@ def train_scene_classifier(
         raise UserInputError(f"{where}: a scene has class id {largest}, but there are {num_classes} classes "
                              f"(ids 0..{num_classes - 1}); give --num_classes {largest + 1} or more", where)
     for index, source in enumerate(experts or ()):
+        try:  # every expert is there before the first is loaded (a missing second one was found after it)
+            resolve_weights(os.fspath(source))
+        except CheckpointError as error:
+            raise CheckpointError(f"--experts, expert {index + 1} of {len(experts)}: {error}") from None
         found = other_modality_run(os.fspath(source), index, modalities_in_records)
         if found is not None:
             warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
@@ -207,8 +213,16 @@ def train_scene_classifier(
         if seed is not None:
             dataset = dataset.skip(start)
         return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps)
-    for encoder, source in zip(model.encoders, experts or ()):
-        weights = unimodal_encoder_weights(source, expert_classes, model.dropout_rate)
+    for index, (encoder, source) in enumerate(zip(model.encoders, experts or ())):
+        try:
+            weights = unimodal_encoder_weights(source, expert_classes, model.dropout_rate)
+        except CheckpointError as error:
+            # Which --experts entry, and which flag to change: the message named the file and a
+            # decoder layer the classifier does not even have.
+            hint = (f"; --expert_classes {expert_classes} is given: give the class count this expert was "
+                    "trained with, or leave it out (the weights say it)"
+                    if expert_classes is not None and "classes" in str(error) else "")
+            raise CheckpointError(f"--experts, expert {index + 1} of {len(experts)}: {error}{hint}") from None
         encoder.set_weights(weights)
         log(f"{source}: loaded into the {encoder.name} expert")
     return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps)

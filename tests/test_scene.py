@@ -347,3 +347,9 @@ def test_an_expert_trained_on_another_modality_is_named(records, tmp_path):
     messages = [str(w.message) for w in caught]
     assert len(messages) == 2 and messages[0].startswith(f"expert 1 ({runs[1]}): the run {tmp_path / 'depth'} "
                                                          "was trained on modality2")
+    # A missing expert is named with its place in --experts before any is loaded (before: after the
+    # first had loaded, as "no weights file at ...").
+    with pytest.raises(CheckpointError, match=r"^--experts, expert 2 of 2: .*missing\.weights\.h5"):
+        train_scene_classifier(str(records / "scenes.tfrecords"), str(tmp_path / "out"), num_classes=3,
+                               modalities=2, height=16, width=16, steps=1, batch_size=2,
+                               experts=[runs[0], str(tmp_path / "missing.weights.h5")], expert_classes=3)
