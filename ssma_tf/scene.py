@@ -335,7 +335,9 @@ class _StepLog(keras.callbacks.Callback):
             per_step = (now - self._started[0]) / timed if timed else float("nan")
             speed = f"{per_step:.2f} s/step, time left {format_short_duration(per_step * (self.total - step))}" \
                 if timed else "first step"
-            self.log(f"step {step}/{self.total}  loss {np.mean(self._window):.4f}  {speed}")
+            mean = f"loss {np.mean(self._window):.4f}" + (f" (mean of {len(self._window)} steps)"
+                                                           if len(self._window) > 1 else "")
+            self.log(f"step {step}/{self.total}  {mean}  {speed}")
             self._window = []
 
 

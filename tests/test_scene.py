@@ -126,6 +126,9 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     monkeypatch.undo()
     window = [float(line.split("loss ")[1].split()[0]) for line in whole_lines if line.startswith("step ")]
     assert len(window) == 5 and window[-1] < 0.8 * window[0], whole_lines  # steps 17-20 against 1-4
+    # A logged loss over several steps says it is their mean (a resumed run's last line, the last
+    # step's own loss, read as a jump).
+    assert all(" (mean of 4 steps)  " in line for line in whole_lines if line.startswith("step ")), whole_lines
 
     run, lines = tmp_path / "run", []
 
