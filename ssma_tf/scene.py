@@ -183,7 +183,8 @@ def train_scene_classifier(
     largest, where = largest_class_id(train_data)
     if largest >= num_classes:
         raise UserInputError(f"{where}: a scene has class id {largest}, but there are {num_classes} classes "
-                             f"(ids 0..{num_classes - 1}); give --num_classes {largest + 1} or more", where)
+                             f"(ids 0..{num_classes - 1}); give --num_classes {largest + 1} or more",
+                             where.split(", record ")[0])
     for index, source in enumerate(experts or ()):
         try:  # every expert is there before the first is loaded (a missing second one was found after it)
             resolve_weights(os.fspath(source))
@@ -423,12 +424,13 @@ def evaluate_scene_classifier(
     confusion = np.zeros((model.num_classes, model.num_classes), np.int64)
     dataset = build_scene_dataset(test_data, modalities=model.num_modalities, height=height, width=width,
                                   batch_size=batch_size, training=False)
+    # Before any image is classified, and with the record that has it (before: found at its batch,
+    # naming the record files only).
+    largest, where = largest_class_id(test_data)
+    if largest >= model.num_classes:
+        raise UserInputError(f"{where}: a scene has class id {largest}, but the model has {model.num_classes} "
+                             f"classes (ids 0..{model.num_classes - 1})", where.split(", record ")[0])
     for views, class_ids in dataset:
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
-        truth = class_ids.numpy()
-        if truth.size and truth.max() >= model.num_classes:
-            sets = test_data if isinstance(test_data, str) else ", ".join(map(str, test_data))
-            raise UserInputError(f"a record of {sets} has class id {int(truth.max())}, the model "
-                                 f"{model.num_classes} classes")
-        np.add.at(confusion, (truth, predicted), 1)
+        np.add.at(confusion, (class_ids.numpy(), predicted), 1)
     return scene_metrics(confusion, class_names)

@@ -289,10 +289,18 @@ def test_training_refuses_a_class_id_out_of_range_before_building_the_model(reco
 
     monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", lambda *a, **k: pytest.fail("model built"))
     # Before: InvalidArgumentError "Received a label value of 2 which is outside the valid range".
-    with pytest.raises(UserInputError, match=r"scenes\.tfrecords: a scene has class id 2, but there are 2 classes "
-                                             r"\(ids 0\.\.1\); give --num_classes 3 or more"):
+    with pytest.raises(UserInputError, match=r"scenes\.tfrecords, record 2: a scene has class id 2, but there are 2 "
+                                             r"classes \(ids 0\.\.1\); give --num_classes 3 or more"):
         train_scene_classifier(str(records / "scenes.tfrecords"), str(tmp_path / "run"), num_classes=2,
                                modalities=2, height=16, width=16, steps=1, batch_size=2)
+    # Evaluation too, before any scene is classified (before: at its batch, without the record).
+    import types
+
+    model = types.SimpleNamespace(num_classes=2, num_modalities=2, input_size=(16, 16))
+    with pytest.raises(UserInputError, match=r"scenes\.tfrecords, record 2: a scene has class id 2, but the model "
+                                             r"has 2 classes \(ids 0\.\.1\)$") as error:
+        evaluate_scene_classifier(model, str(records / "scenes.tfrecords"))
+    assert error.value.path == str(records / "scenes.tfrecords")
 
 
 def test_segmentation_and_scene_records_given_for_each_other_are_named(records, tmp_path):

@@ -134,15 +134,19 @@ def write_scene_records(
 
 
 def largest_class_id(file_patterns) -> tuple[int, str]:
-    """The largest class id in scene records, and the file that holds it (a pass over the ids only)."""
+    """The largest class id in scene records, and where its first record is (`FILE, record I`,
+    0-based within the file), from a pass over the ids only."""
     largest, where = -1, ""
     spec = {CLASS_ID: tf.io.FixedLenFeature([], tf.int64)}
     for path in list_record_files(file_patterns):
         ids = tf.data.TFRecordDataset(path).map(lambda record: tf.io.parse_single_example(record, spec)[CLASS_ID])
+        start = 0
         for batch in ids.batch(4096):
-            top = int(tf.reduce_max(batch))
+            values = batch.numpy()
+            top = int(values.max())
             if top > largest:
-                largest, where = top, path
+                largest, where = top, f"{path}, record {start + int(np.argmax(values))}"
+            start += len(values)
     return largest, where
 
 
