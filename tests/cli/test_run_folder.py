@@ -63,7 +63,7 @@ def test_evaluate_of_a_run_names_a_bad_set(run_folder, capsys):
     assert f"{run_folder / RUN_CONFIG} with --test_data missing.tfrecords: key 'test_data': no file matches" in \
         capsys.readouterr().err
     assert evaluate.main([str(run_folder), "--checkpoint", "missing.weights.h5"]) == 2
-    assert f"{run_folder / RUN_CONFIG} with --checkpoint missing.weights.h5: key 'checkpoint': no checkpoint" in \
+    assert f"{run_folder / RUN_CONFIG} with --checkpoint missing.weights.h5: key 'checkpoint': no weights file at" in \
         capsys.readouterr().err
 
 
