@@ -11,13 +11,14 @@ their means and the accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import time
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import h5py
 import keras
@@ -180,16 +181,14 @@ def train_scene_classifier(
     # out of range (it was a TensorFlow traceback mid-training).
     dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
                                   batch_size=batch_size, training=True, seed=seed)
-    largest, where = largest_class_id(train_data)
+    largest, where, record = largest_class_id(train_data)
     if largest >= num_classes:
-        raise UserInputError(f"{where}: a scene has class id {largest}, but there are {num_classes} classes "
-                             f"(ids 0..{num_classes - 1}); give --num_classes {largest + 1} or more",
-                             where.split(", record ")[0])
+        raise UserInputError(f"{where}, record {record}: a scene has class id {largest}, but there are "
+                             f"{num_classes} classes (ids 0..{num_classes - 1}); give --num_classes {largest + 1} "
+                             "or more", where)
     for index, source in enumerate(experts or ()):
-        try:  # every expert is there before the first is loaded (a missing second one was found after it)
+        with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
             resolve_weights(os.fspath(source))
-        except CheckpointError as error:
-            raise CheckpointError(f"--experts, expert {index + 1} of {len(experts)}: {error}") from None
         found = other_modality_run(os.fspath(source), index, modalities_in_records)
         if found is not None:
             warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
@@ -215,15 +214,8 @@ def train_scene_classifier(
             dataset = dataset.skip(start)
         return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps)
     for index, (encoder, source) in enumerate(zip(model.encoders, experts or ())):
-        try:
+        with _naming_expert(index, len(experts), expert_classes):
             weights = unimodal_encoder_weights(source, expert_classes, model.dropout_rate)
-        except CheckpointError as error:
-            # Which --experts entry, and which flag to change: the message named the file and a
-            # decoder layer the classifier does not even have.
-            hint = (f"; --expert_classes {expert_classes} is given: give the class count this expert was "
-                    "trained with, or leave it out (the weights say it)"
-                    if expert_classes is not None and "classes" in str(error) else "")
-            raise CheckpointError(f"--experts, expert {index + 1} of {len(experts)}: {error}{hint}") from None
         encoder.set_weights(weights)
         log(f"{source}: loaded into the {encoder.name} expert")
     return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps)
@@ -309,6 +301,20 @@ def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str,
         with h5py.File(temporary, "a") as stream:
             stream.create_dataset(_SEED_STATES, data=np.stack(states) if states else np.zeros((0, 2), np.int64))
     return state_dir
+
+
+@contextlib.contextmanager
+def _naming_expert(index: int, count: int, expert_classes: Optional[int] = None) -> Iterator[None]:
+    """Puts the place of expert `index` in `--experts` in front of a `CheckpointError`, and with a
+    class-count mismatch the flag to change: the message named the file and a decoder layer the
+    classifier does not even have (a missing second expert was found after the first loaded)."""
+    try:
+        yield
+    except CheckpointError as error:
+        hint = (f"; --expert_classes {expert_classes} is given: give the class count this expert was "
+                "trained with, or leave it out (the weights say it)"
+                if expert_classes is not None and "classes" in str(error) else "")
+        raise CheckpointError(f"--experts, expert {index + 1} of {count}: {error}{hint}") from None
 
 
 class _StepLog(keras.callbacks.Callback):
@@ -426,10 +432,10 @@ def evaluate_scene_classifier(
                                   batch_size=batch_size, training=False)
     # Before any image is classified, and with the record that has it (before: found at its batch,
     # naming the record files only).
-    largest, where = largest_class_id(test_data)
+    largest, where, record = largest_class_id(test_data)
     if largest >= model.num_classes:
-        raise UserInputError(f"{where}: a scene has class id {largest}, but the model has {model.num_classes} "
-                             f"classes (ids 0..{model.num_classes - 1})", where.split(", record ")[0])
+        raise UserInputError(f"{where}, record {record}: a scene has class id {largest}, but the model has "
+                             f"{model.num_classes} classes (ids 0..{model.num_classes - 1})", where)
     for views, class_ids in dataset:
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
         np.add.at(confusion, (class_ids.numpy(), predicted), 1)

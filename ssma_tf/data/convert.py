@@ -26,6 +26,7 @@ import dataclasses
 import errno
 import glob
 import os
+import re
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -398,6 +399,19 @@ def shard_names(output: str, shards: int) -> List[str]:
         return [output]
     stem, ext = os.path.splitext(output)
     return [f"{stem}-{i:05d}-of-{shards:05d}{ext}" for i in range(shards)]
+
+
+_SHARD = re.compile(r"^(?P<stem>.*)-\d{5}-of-(?P<count>\d{5})(?P<ext>\.[^./]*)?$")
+
+
+def shard_set(path: str) -> Tuple[str, str]:
+    """The other way round from `shard_names`: (the output name the shards were written for, the
+    set): `train-00001-of-00004.tfrecords` is of ('train.tfrecords', 'of-00004'), an unsharded
+    `train.tfrecords` of ('train.tfrecords', '')."""
+    match = _SHARD.match(path)
+    if match is None:
+        return path, ""
+    return match["stem"] + (match["ext"] or ""), f"of-{match['count']}"
 
 
 def _loaded(

@@ -15,7 +15,6 @@ import contextlib
 import glob
 import os
 import random
-import re
 from typing import Any, Iterator, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
@@ -23,23 +22,12 @@ import tensorflow as tf
 from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
+from ssma_tf.data.convert import shard_set
 from ssma_tf.resampling import modality_interpolations
 from ssma_tf.data.records import RecordError, find_damaged_record, first_example, modalities_held
 from ssma_tf.lists import MissingFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
-
-
-_SHARD = re.compile(r"^(?P<stem>.*)-\d{5}-of-(?P<count>\d{5})(?P<ext>\.[^./]*)?$")
-
-
-def _shard_set(path: str) -> Tuple[str, str]:
-    """(the output name `ssma-convert -r` was given, the set): `train-00001-of-00004.tfrecords`
-    is of ('train.tfrecords', 'of-00004'), an unsharded `train.tfrecords` of ('train.tfrecords', '')."""
-    match = _SHARD.match(path)
-    if match is None:
-        return path, ""
-    return match["stem"] + (match["ext"] or ""), f"of-{match['count']}"
 
 
 def list_record_files(file_patterns: FilePatterns, several_sets: bool = False) -> list:
@@ -77,7 +65,7 @@ def list_record_files(file_patterns: FilePatterns, several_sets: bool = False) -
     if not several_sets:
         sets: dict = {}
         for path in files:
-            name, kind = _shard_set(path)
+            name, kind = shard_set(path)
             sets.setdefault(name, {}).setdefault(kind, path)
         for name, kinds in sets.items():
             if len(kinds) > 1:

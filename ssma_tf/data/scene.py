@@ -133,10 +133,10 @@ def write_scene_records(
             "class_histogram": dict(sorted(histogram.items()))}
 
 
-def largest_class_id(file_patterns) -> tuple[int, str]:
-    """The largest class id in scene records, and where its first record is (`FILE, record I`,
-    0-based within the file), from a pass over the ids only."""
-    largest, where = -1, ""
+def largest_class_id(file_patterns) -> tuple[int, str, int]:
+    """The largest class id in scene records, the file of its first record and that record's
+    0-based index in the file, from a pass over the ids only."""
+    largest, where, index = -1, "", -1
     spec = {CLASS_ID: tf.io.FixedLenFeature([], tf.int64)}
     for path in list_record_files(file_patterns):
         ids = tf.data.TFRecordDataset(path).map(lambda record: tf.io.parse_single_example(record, spec)[CLASS_ID])
@@ -145,9 +145,9 @@ def largest_class_id(file_patterns) -> tuple[int, str]:
             values = batch.numpy()
             top = int(values.max())
             if top > largest:
-                largest, where = top, f"{path}, record {start + int(np.argmax(values))}"
+                largest, where, index = top, path, start + int(np.argmax(values))
             start += len(values)
-    return largest, where
+    return largest, where, index
 
 
 def build_scene_dataset(
