@@ -1011,7 +1011,7 @@ class Trainer:
             # without a word). Only an export that failed (a full disk) is done now.
             self._log(f"training already complete: the run is at step {start}, max_iteration {total}"
                       + ("; its folder is left as it was" if exported else "; exporting its final weights"))
-            saved, now = getattr(self, "_saved_config", {}), config.to_dict()
+            saved, now = self._saved_config, config.to_dict()
             differ = sorted(key for key in now if key not in ("checkpoint", "max_iteration")
                             and (key in saved or key in DEFAULTS)
                             and _as_written(key, saved.get(key, _DEFAULT)) != now[key])
