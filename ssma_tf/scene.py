@@ -33,6 +33,7 @@ from ssma_tf.data.pipeline import list_record_files, modalities_in_records
 from ssma_tf.data.scene import build_scene_dataset, largest_class_id
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models.scene import SSMASceneClassifier
 from ssma_tf.progress import format_short_duration
 
@@ -198,8 +199,10 @@ def train_scene_classifier(
         warnings.warn("no experts given: the encoders are random and stay frozen, so only the SSMA block and "
                       "the classifier learn, on random features; give --experts (one unimodal AdapNet++ "
                       "checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
-    model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts,
-                                input_size=(height, width))
+    # Resumed: the state holds every weight, loaded strictly (`_load_state`).
+    with overwritten_weights() if state is not None else contextlib.nullcontext():
+        model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts,
+                                    input_size=(height, width))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     if state is not None:
@@ -410,7 +413,8 @@ def evaluate_scene_classifier(
         path = os.fspath(model)
         if os.path.isdir(path):
             path = os.path.join(path, FINAL_SCENE_MODEL)
-        model = keras.models.load_model(path)
+        with overwritten_weights():
+            model = keras.models.load_model(path)
     trained = getattr(model, "input_size", None)
     if (height is None) != (width is None):
         raise UserInputError("give both --height and --width, or neither (the size the model was trained at)")

@@ -37,6 +37,7 @@ from ssma_tf.config.runs import is_run, run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model, check_model_name, model_name, num_modalities
 from ssma_tf.models.widths import decoder_widths
@@ -155,7 +156,7 @@ def _load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
     """A `.keras` file's model, checked to be one of `classes`."""
     check_keras_archive(path)
     try:
-        with reading(path, "model file"):
+        with reading(path, "model file"), overwritten_weights():  # Keras loads every weight or fails
             model = keras.saving.load_model(path, compile=False)
     except CheckpointError:
         raise
@@ -200,7 +201,8 @@ def load_model(
     fmt, resolved = resolve_weights(os.fspath(checkpoint))
     built: Optional[keras.Model] = None
     if fmt == FORMAT_TF1:
-        built = model_for_checkpoint(resolved)
+        with overwritten_weights():  # loaded strictly below
+            built = model_for_checkpoint(resolved)
         load_weights(built, resolved)
     elif resolved.endswith(".keras"):
         built = _load_keras_model(resolved, (AdapNetPP, SSMA, FusionBaseline))
@@ -223,13 +225,16 @@ def load_model(
         # Trained SSMA models have auxiliary heads or not (`aux_heads`); a weights file must
         # match the structure exactly, so try without them first, as released.
         try:
-            built = SSMA(num_classes, aux_heads=False)
+            with overwritten_weights():  # loaded strictly below
+                built = SSMA(num_classes, aux_heads=False)
             load_weights(built, resolved)
         except CheckpointError:
-            built = SSMA(num_classes, aux_heads=True)
+            with overwritten_weights():
+                built = SSMA(num_classes, aux_heads=True)
             load_weights(built, resolved)
     else:
-        built = AdapNetPP(num_classes, aux_heads=True)
+        with overwritten_weights():
+            built = AdapNetPP(num_classes, aux_heads=True)
         load_weights(built, resolved)
     return built
 
@@ -275,7 +280,8 @@ def model_from_config(config: Any) -> keras.Model:
                 f"{config.checkpoint} holds a model with fusion {fusion}, but the config {config.source} "
                 f"says fusion: {wanted}")
         return loaded
-    model = build_model(config)
+    with overwritten_weights():  # loaded strictly below
+        model = build_model(config)
     load_weights(model, config.checkpoint)
     return model
 
@@ -333,8 +339,9 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
     if num_classes is None:
         num_classes = stored_num_classes(fmt == FORMAT_TF2, resolved)
     # Released widths are dropped by the model's check: the default builds the released decoder.
-    model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone,
-                      widths=decoder_widths(decoder_filters))
+    with overwritten_weights():  # the encoder is loaded strictly below; only it is returned
+        model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone,
+                          widths=decoder_widths(decoder_filters))
     if fmt == FORMAT_TF1:
         # Strict means the whole encoder for an ImageNet checkpoint, the whole model otherwise.
         load_tf1_checkpoint(model, resolved, strict=True)

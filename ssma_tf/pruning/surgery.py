@@ -14,6 +14,7 @@ import numpy as np
 from keras import ops
 
 from ssma_tf.errors import UserInputError
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.pruning.channels import FeatureMaps, feature_maps
 
 
@@ -169,7 +170,8 @@ def prune(model: keras.Model, keep: Mapping[str, Sequence[int]]) -> keras.Model:
             removed.setdefault((id(piece.variable), piece.axis), set()).update(piece.offset + i for i in gone)
     config = model.get_config()
     config["widths"] = new_widths(model, keep, maps)
-    pruned = type(model).from_config(config)
+    with overwritten_weights():  # every weight is assigned below
+        pruned = type(model).from_config(config)
     if len(pruned.weights) != len(model.weights):
         raise RuntimeError(f"prune: the pruned {pruned.name} has {len(pruned.weights)} weights, not {len(model.weights)}")
     # The same constructor with other widths creates the same weights in the same order.

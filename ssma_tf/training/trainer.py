@@ -53,6 +53,7 @@ from ssma_tf.distribute import (
 )
 from ssma_tf.errors import first_line
 from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, free_bytes, remove_path
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_kernels
 from ssma_tf.models.factory import build_model
 from ssma_tf.progress import Progress, format_duration
@@ -338,7 +339,9 @@ class Trainer:
         )
 
         with self.strategy.scope():
-            self.model = self._new_model(config) if model_fn is None else model_fn()
+            # Resumed: `_restore` loads every weight of the model, or the run stops.
+            with overwritten_weights() if self._resume_from else contextlib.nullcontext():
+                self.model = self._new_model(config) if model_fn is None else model_fn()
             if replicas > 1:
                 synchronize_batch_norms(self.model)
             self.optimizer = self._make_optimizer()
