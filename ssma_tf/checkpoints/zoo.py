@@ -12,7 +12,7 @@ Importing this module also gives `AdapNetPP` and `SSMA` their KerasHub-style `fr
 (`ssma_tf.models` cannot import the zoo: it sits below `ssma_tf.checkpoints` in the import
 contract, so the zoo registers the method on the classes; see docs/architecture.md).
 
-Run `python -m ssma_tf.checkpoints.zoo` to print the zoo as the README's table.
+Run `python -m ssma_tf.checkpoints` to print the zoo as the README's table (`__main__.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import hashlib
 import os
 import pathlib
 import urllib.parse
+import warnings
 from typing import Optional, Union
 
 import keras
@@ -155,15 +156,29 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
         os.makedirs(cache_dir, exist_ok=True)
     # Keras unpacks `<stem><suffix>` into `<stem>_extracted` and returns that folder.
     try:
-        return keras.utils.get_file(
-            fname=stem + suffix, origin=url, extract=True, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            folder = keras.utils.get_file(
+                fname=stem + suffix, origin=url, extract=True, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir
+            )
     except Exception as error:  # Keras raises a bare Exception for an HTTP or network failure
         if not str(error).startswith("URL fetch failure"):
             raise
         raise CheckpointError(
             f"cannot download {url} ({str(error).rsplit(' -- ', 1)[-1]}): without a network, download the "
-            "archive elsewhere and pass its path (or its unpacked folder) instead of the name") from None
+            "archive elsewhere and pass its path (or its unpacked folder) instead of the name, with "
+            "released_as=NAME for a released model") from None
+    if not os.path.isdir(folder):
+        # Keras only warns ("Could not extract archive.") and returns a folder it did not make; the
+        # damaged archive stayed in the cache and was met again by every later call.
+        cached = os.path.join(os.path.dirname(folder), stem + suffix)
+        if os.path.isfile(cached):
+            os.remove(cached)
+        said = "; ".join(str(w.message) for w in caught)
+        raise CheckpointError(f"cannot unpack the archive {url}: it is damaged or incomplete"
+                              + (f" ({said})" if said else "") + "; removed its copy from the cache: download it again",
+                              path=url)
+    return folder
 
 
 def find_checkpoint(folder: str) -> str:
@@ -186,6 +201,23 @@ def find_checkpoint(folder: str) -> str:
     return found[0]
 
 
+def _looks_like_a_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.lower().endswith(ARCHIVE_SUFFIXES + (".keras", ".h5"))
+
+
+def released_entry(source: str) -> Optional[str]:
+    """The zoo name of a local copy of a released archive, told by its file name (an archive or
+    URL `adapnet++_cityscapes_19_rgb.zip`, or the folder it unpacks into); None for any other."""
+    if "://" in source or _is_archive(source):
+        stem = _archive_stem(source)
+    else:
+        stem = os.path.basename(os.path.normpath(source))
+    for name, entry in presets().items():
+        if _archive_stem(entry.url) == stem:
+            return name
+    return None
+
+
 def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] = None) -> str:
     """The local checkpoint of a preset name, URL, folder, archive or checkpoint, fetched if needed."""
     text = os.fspath(preset)
@@ -203,50 +235,72 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
     if os.path.isdir(text) and not os.path.exists(os.path.join(text, "checkpoint")):
         return find_checkpoint(text)
     if not (os.path.exists(text) or os.path.exists(text + ".index")):
+        if _looks_like_a_path(text):
+            raise CheckpointError(f"{text}: no such file or folder", path=text)
         get_preset(text)  # an unknown name: the error lists the known ones
     return text
 
 
-def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None) -> keras.Model:
+def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None,
+               released_as: Optional[str] = None) -> keras.Model:
     """A released model by preset name, or a local folder, checkpoint or archive, with its weights.
+
+    A checkpoint does not say the eASPP rates its network was trained with (the Cityscapes-19
+    models' differ from the default): a local copy of a released archive takes the zoo entry's
+    network when its file name is the release's (`adapnet++_cityscapes_19_rgb.zip`, or the folder
+    of that name), or when `released_as` names the entry.
 
     Args:
         preset: a name of `presets()` (e.g. "ssma_cityscapes_rgb_depth"), an archive URL, a local
             archive, an unpacked folder, a TF1 checkpoint prefix or a `.keras` file.
         cache_dir: where downloads go (default Keras' cache, `~/.keras`).
+        released_as: the zoo name of the model a local `preset` holds.
 
     Returns:
         The `AdapNetPP` or `SSMA`, with the class count and eASPP rates it was trained with.
 
     Raises:
         ValueError: an unknown preset name (listing the known ones).
-        CheckpointError: the checkpoint does not fit the preset's network or class count.
+        CheckpointError: no such local file, a damaged archive, or a checkpoint that does not fit
+            the preset's network or class count.
     """
     text = os.fspath(preset)
+    name = _entry_name(text, released_as)
     checkpoint = preset_checkpoint(text, cache_dir)
-    entry = presets().get(text)
-    if entry is None:
+    if name is None:
         return load_checkpoint(checkpoint)
+    entry = presets()[name]
     fmt, resolved = resolve_weights(checkpoint)
     if fmt == FORMAT_TF1:
         stored = num_classes_of(read_checkpoint(resolved))
         if stored != entry.num_classes:
             raise CheckpointError(
-                f"{resolved} has {stored} classes, but the preset {text} says {entry.num_classes}"
+                f"{resolved} has {stored} classes, but the preset {name} says {entry.num_classes}"
             )
     model = entry.build()
     load_weights(model, resolved)
     return model
 
 
-def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None) -> keras.Model:
+def _entry_name(text: str, released_as: Optional[str]) -> Optional[str]:
+    """The zoo entry `load_model` builds the network of: `released_as` (checked), the preset
+    name itself, or the release a local copy's file name says; None: the checkpoint's own."""
+    if released_as is not None:
+        get_preset(released_as)  # an unknown name lists the known ones
+        return released_as
+    return text if text in presets() else released_entry(text)
+
+
+def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None,
+                 released_as: Optional[str] = None) -> keras.Model:
     """Loads a released model (or a local one) that must be a `cls`; see `load_model`."""
-    entry = presets().get(os.fspath(preset))
+    name = _entry_name(os.fspath(preset), released_as)
+    entry = presets()[name] if name is not None else None
     wanted = ADAPNET_PP if issubclass(cls, AdapNetPP) else SSMA_NAME
     if entry is not None and entry.model != wanted:
         # Said by the zoo file: refused before the archive is downloaded.
         raise CheckpointError(f"{os.fspath(preset)} holds {entry.model}, not {cls.__name__}")
-    model = load_model(preset, cache_dir=cache_dir)
+    model = load_model(preset, cache_dir=cache_dir, released_as=released_as)
     if not isinstance(model, cls):
         raise CheckpointError(f"{os.fspath(preset)} holds {model_name(model)}, not {cls.__name__}")
     return model
@@ -254,7 +308,7 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
 
 def register_from_preset() -> None:
     """Gives `AdapNetPP`, `SSMA` and `FusionBaseline` the class method `from_preset(preset,
-    cache_dir=None)` (the zoo releases no baseline: for a baseline, a local checkpoint or run)."""
+    cache_dir=None, released_as=None)` (the zoo releases no baseline: for a baseline, a local checkpoint or run)."""
     for cls in (AdapNetPP, SSMA, FusionBaseline):
         cls.from_preset = classmethod(_from_preset)
 
@@ -277,6 +331,3 @@ def markdown_table() -> str:
         )
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    print(markdown_table())

@@ -86,6 +86,49 @@ def test_local_archives_and_folders_load_the_same_way(tmp_path, fixture_archive,
     assert isinstance(AdapNetPP.from_preset(folder), AdapNetPP)
 
 
+def test_a_local_copy_of_a_release_builds_the_releases_network(tmp_path, monkeypatch, fixture_archive,
+                                                                tf1_fixture_dir):
+    """The eASPP rates are not in the checkpoint: a local copy takes them from the zoo entry its
+    file name (or `released_as`) names (before: the default rates, without a word)."""
+    zoo_file = tmp_path / "zoo.yaml"
+    zoo_file.write_text(
+        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
+        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n    input_size: [128, 256]\n"
+        "    url: http://example.org/models/adapnet_pp_fixture.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n")
+    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    model = ssma_tf.load_model(str(fixture_archive), cache_dir=str(tmp_path / "cache"))
+    assert model.get_config()["easpp_rates"] == [6, 12, 18]
+    # Unpacked into a folder of another name: said by released_as.
+    folder = tmp_path / "unpacked"
+    folder.mkdir()
+    for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+        (folder / name).symlink_to(tf1_fixture_dir / name)
+    assert list(ssma_tf.load_model(str(folder)).get_config()["easpp_rates"]) == [3, 6, 12]
+    released = AdapNetPP.from_preset(str(folder), released_as="adapnet_pp_fixture_rgb")
+    assert released.get_config()["easpp_rates"] == [6, 12, 18]
+    with pytest.raises(CheckpointError, match="^unpacked holds AdapNet_pp, not SSMA$"):
+        SSMA.from_preset("unpacked", released_as="adapnet_pp_fixture_rgb")
+    with pytest.raises(ValueError, match="unknown preset 'adapnet_pp_elsewhere'.*adapnet_pp_fixture_rgb"):
+        ssma_tf.load_model(str(folder), released_as="adapnet_pp_elsewhere")
+
+
+def test_a_damaged_archive_is_named_and_leaves_the_cache(tmp_path, fixture_archive):
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(fixture_archive.read_bytes()[:20000])
+    cache = tmp_path / "cache"
+    for _ in range(2):  # before: the second call met the cached copy and named a folder never made
+        with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*damaged\.zip: it is damaged "
+                                                  r"or incomplete .*removed its copy from the cache"):
+            ssma_tf.load_model(str(damaged), cache_dir=str(cache))
+        assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_a_missing_local_path_is_not_called_an_unknown_preset(tmp_path):
+    for path in ("nowhere/model.zip", "model.zip", str(tmp_path / "missing_dir") + "/"):
+        with pytest.raises(CheckpointError, match=r": no such file or folder$"):
+            ssma_tf.load_model(path)
+
+
 def test_a_failed_download_is_one_error_that_says_what_to_do(tmp_path):
     missing = (tmp_path / "nowhere" / "model.zip").as_uri()
     with pytest.raises(CheckpointError, match=r"^cannot download file://.*nowhere/model.zip \(.*\): without a "
@@ -103,7 +146,7 @@ def test_unknown_presets_list_the_known_ones():
 def test_the_readme_table_is_the_zoo_file():
     readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert zoo.markdown_table() in readme, (
-        "README.md's model table differs from zoo.yaml: paste the output of python -m ssma_tf.checkpoints.zoo"
+        "README.md's model table differs from zoo.yaml: paste the output of python -m ssma_tf.checkpoints"
     )
 
 
