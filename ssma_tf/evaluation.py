@@ -357,6 +357,7 @@ def evaluate_exported(
     started = time.perf_counter()
     exported = load_exported(folder, backend, threads)
     meta = exported.metadata
+    log(f"loaded {folder} ({backend}, {exported.precision})")
     mismatches = [
         f"{what} {theirs} (the config has {ours})"
         for what, theirs, ours in (
@@ -381,14 +382,15 @@ def evaluate_exported(
     _warn_of_label_problems(config, log)
     counts = tf.zeros((config.num_classes, config.num_classes), tf.int64)
     images = 0
-    for batch, (inputs, labels) in enumerate(dataset, start=1):
-        views = [v.numpy() for v in inputs] if isinstance(inputs, (tuple, list)) else [inputs.numpy()]
-        probabilities = exported(views)
-        counts += tf.cast(batch_confusion_matrix(labels, probabilities, config.num_classes), tf.int64)
-        images += int(labels.shape[0])
-        if config.skip_step and batch % config.skip_step == 0:
-            log(f"evaluated {batch} batches ({images} images, "
-                f"{images / max(time.perf_counter() - started, 1e-9):.2f} images/s)")
+    with naming_damaged_records(config.test_data):  # a damaged record: its file and index
+        for batch, (inputs, labels) in enumerate(dataset, start=1):
+            views = [v.numpy() for v in inputs] if isinstance(inputs, (tuple, list)) else [inputs.numpy()]
+            probabilities = exported(views)
+            counts += tf.cast(batch_confusion_matrix(labels, probabilities, config.num_classes), tf.int64)
+            images += int(labels.shape[0])
+            if config.skip_step and batch % config.skip_step == 0:
+                log(f"evaluated {batch} batches ({images} images, "
+                    f"{images / max(time.perf_counter() - started, 1e-9):.2f} images/s)")
     confusion = ConfusionMatrix(config.num_classes)
     confusion.update_from_matrix(counts.numpy(), images)
     names = _class_names(config)

@@ -24,7 +24,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
 from ssma_tf.data.convert import shard_set
 from ssma_tf.resampling import modality_interpolations
-from ssma_tf.data.records import RecordError, find_damaged_record, first_example, modalities_held
+from ssma_tf.data.records import RecordError, count_records, find_damaged_record, first_example, modalities_held
 from ssma_tf.lists import MissingFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -326,6 +326,11 @@ def build_dataset(
 
         dataset = records.map(eval_map, num_parallel_calls=autotune, deterministic=True)
         dataset = dataset.batch(batch_size, drop_remainder=False)
+        # The batch count, from the files' framing: Keras' `evaluate` and `fit(validation_data=)`
+        # then show a total, and no longer warn that the input "ran out of data" at its end.
+        if repeat is None or repeat >= 0:
+            samples = sum(count_records(path)[0] for path in files) * (1 if repeat is None else repeat)
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-samples // batch_size)))
     return dataset.prefetch(autotune)
 
 

@@ -141,6 +141,7 @@ def calibration_batches(
             `samples` images in them.
     """
     from ssma_tf.data import build_dataset
+    from ssma_tf.data.pipeline import naming_damaged_records
     from ssma_tf.data.records import modalities_held
 
     height, width = check_size(size)
@@ -164,11 +165,13 @@ def calibration_batches(
     except (ValueError, OSError, tf.errors.OpError) as error:
         raise CalibrationError(f"calibration records {', '.join(records)}: {error}") from None
     batches = []
-    for inputs, _ in dataset.take(samples):
-        views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-        if modalities == 1:
-            views = views[read - 1:]
-        batches.append([np.asarray(v, np.float32) for v in views])
+    # A damaged record: its file and index (before: TensorFlow's DataLossError traceback).
+    with naming_damaged_records(list(records), read):
+        for inputs, _ in dataset.take(samples):
+            views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+            if modalities == 1:
+                views = views[read - 1:]
+            batches.append([np.asarray(v, np.float32) for v in views])
     if len(batches) < samples:
         raise CalibrationError(
             f"calibration records {', '.join(records)} hold {len(batches)} samples, {samples} asked "
@@ -369,9 +372,15 @@ def _write_tflite(model, size, samples, path: str, report: DeployReport, say) ->
     concrete = function.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], function)
     if samples is not None:
+        every = max(1, len(samples) // 10)
+
         def representative():
-            for item in samples:
+            # The calibration takes most of an int8 conversion: minutes at full size, said.
+            started = time.monotonic()
+            for index, item in enumerate(samples, start=1):
                 yield item
+                if index % every == 0 or index == len(samples):
+                    say(f"calibrated on {index}/{len(samples)} samples ({time.monotonic() - started:.0f} s)")
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -380,6 +389,7 @@ def _write_tflite(model, size, samples, path: str, report: DeployReport, say) ->
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
+    say("converting to TFLite" + ("" if samples is None else f" int8, calibrating on {len(samples)} samples"))
     with warnings.catch_warnings(), native_lines_filtered(dropping("fully_quantize:")):
         # Both said on every int8 conversion: the uint8 input needs no statistics (it takes
         # 0..255 as they are), and the converter's summary of the types asked for.
@@ -410,7 +420,8 @@ def _metadata(model, size, format, precision, model_file, modality2_interpolatio
         "input_modality": None if fusion else input_modality,
         "outputs": {"probabilities": f"float32 [1, {size[0]}, {size[1]}, C]"},
         # Absolute, so that the file tells which records wherever it is read from.
-        "calibration": None if not samples else {"records": [os.path.abspath(os.fspath(r)) for r in calibration],
+        # The files a pattern matched, as a pattern would not tell them later.
+        "calibration": None if not samples else {"records": [os.path.abspath(f) for f in _calibration_files(calibration)],
                                                  "samples": samples},
         "dataset": None if dataset is None else dataset.name,
         "class_names": None if dataset is None else list(dataset.class_names),

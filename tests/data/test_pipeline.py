@@ -48,6 +48,16 @@ def test_eval_keeps_order_and_the_last_partial_batch(records):
         np.testing.assert_allclose(firsts[i], expected["modality1"].numpy(), atol=1e-4)
 
 
+def test_eval_streams_know_their_batch_count(records):
+    """Keras shows a total and does not warn that the input "ran out of data" (it did at the end
+    of every `evaluate` and validation)."""
+    args = dict(modalities=2, height=H, width=W, num_classes=NUM_CLASSES, training=False)
+    assert build_dataset(records["raw"], batch_size=2, **args).cardinality() == 3
+    assert build_dataset(records["shards"], batch_size=4, **args).cardinality() == 2
+    assert build_dataset(records["raw"], batch_size=2, repeat=2, **args).cardinality() == 5
+    assert len(list(build_dataset(records["raw"], batch_size=2, repeat=2, **args))) == 5
+
+
 def test_png_shards_glob_and_lists_give_the_same_stream(records):
     reference = _eval(records["raw"])
     for files in (records["png"], records["shards"], str(records["folder"] / "shard-*-of-00002.tfrecords")):

@@ -97,7 +97,7 @@ def _eval_config(tmp_path, records, weights):
 
 
 def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflow(
-        adapnet, adapnet_openvino_int8, records, tmp_path):
+        adapnet, adapnet_openvino_int8, records, tmp_path, capsys):
     weights, folder = adapnet_openvino_int8
     meta = backends.read_export_metadata(folder)
     assert meta["backend"] == "openvino" and meta["precision"] == "int8"
@@ -126,6 +126,8 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
 
     assert evaluate_cli.main(["-c", str(config), "--backend", "openvino", "--exported", str(folder),
                               "--json", str(tmp_path / "ov.json")]) == 0
+    # Which export was evaluated (as the TensorFlow backend says which weights it loaded).
+    assert f"loaded {folder} (openvino, int8)\n" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "ov.json").read_text())
     assert metrics["backend"] == "openvino" and metrics["precision"] == "int8" and metrics["num_images"] == 4
     # The released mIoU of exactly what the export predicts on the records, counted independently.
@@ -135,6 +137,12 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     pairs = [(exported([x.numpy()]).argmax(-1), y.numpy()) for x, y in make_eval_dataset(load_config(config, "eval"))]
     predictions, labels = (np.concatenate(part) for part in zip(*pairs))
     assert metrics["mIoU"] == pytest.approx(released_miou(labels, predictions, 4), abs=1e-6)
+    # A record cut short: one line naming it (before: TensorFlow's DataLossError traceback).
+    whole = open(records["rgb"], "rb").read()
+    (tmp_path / "cut.tfrecords").write_bytes(whole[: len(whole) - 100])
+    cut_config = _eval_config(tmp_path, tmp_path / "cut.tfrecords", weights)
+    assert evaluate_cli.main(["-c", str(cut_config), "--backend", "openvino", "--exported", str(folder)]) == 2
+    assert re.search(r"^error: .*cut\.tfrecords, record 3: damaged", capsys.readouterr().err, re.M)
 
 
 def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, tmp_path, capsys):
@@ -347,6 +355,14 @@ def test_calibration_needs_enough_records(records, tmp_path, capsys):
                                    samples=1)
     with pytest.raises(deploy.CalibrationError, match="hold 1 modality, the model reads 2 modalities"):
         deploy.calibration_batches([records["rgb"]], modalities=2, size=(HEIGHT, WIDTH), samples=1)
+    # A record cut short (before: TensorFlow's DataLossError traceback; the count from the framing
+    # passes it).
+    cut = tmp_path / "cut.tfrecords"
+    whole = open(records["rgb"], "rb").read()
+    cut.write_bytes(whole[: len(whole) - 100])
+    deploy.check_calibration_records([str(cut)], 4)
+    with pytest.raises(RecordError, match=rf"^{cut}, record 3: damaged"):
+        deploy.calibration_batches([str(cut)], modalities=1, size=(HEIGHT, WIDTH), samples=4)
     status = _load_tool("export").main(["--checkpoint", str(tmp_path / "not_there.weights.h5"), "--model",
                                         "AdapNet_pp", "--num_classes", "4", "--format", "tflite", "--int8",
                                         "--calibration", records["fusion"], "--calibration_samples", "5",
