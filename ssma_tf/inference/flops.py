@@ -26,10 +26,19 @@ def input_specs(model: keras.Model, height: int, width: int):
     return specs if len(specs) > 1 else specs[0]
 
 
-def op_flops(model: keras.Model, height: int, width: int) -> Iterator[tuple[str, str, float]]:
-    """(op type, op name, FLOPs) of every op with FLOPs in one inference at height × width."""
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-        input_specs(model, height, width))
+def inference_function(model: keras.Model, height: int, width: int):
+    """The model's batch-1 inference call (`training=False`) traced at height × width: the graph
+    `op_flops` counts, which can also be run (the pruning report times it)."""
+    return tf.function(lambda x: model(x, training=False)).get_concrete_function(input_specs(model, height, width))
+
+
+def op_flops(model: keras.Model, height: int, width: int, concrete=None) -> Iterator[tuple[str, str, float]]:
+    """(op type, op name, FLOPs) of every op with FLOPs in one inference at height × width.
+
+    `concrete`: the model's `inference_function` at that size, when it is traced already.
+    """
+    if concrete is None:
+        concrete = inference_function(model, height, width)
     graph = concrete.graph
     seen, pending = set(), [tensor.op for tensor in concrete.outputs]
     while pending:
@@ -47,6 +56,6 @@ def op_flops(model: keras.Model, height: int, width: int) -> Iterator[tuple[str,
             yield op.type, op.name, float(value)
 
 
-def flops(model: keras.Model, height: int, width: int) -> float:
-    """FLOPs of one batch-1 inference at height × width."""
-    return sum(value for _, _, value in op_flops(model, height, width))
+def flops(model: keras.Model, height: int, width: int, concrete=None) -> float:
+    """FLOPs of one batch-1 inference at height × width (`concrete`: as `op_flops` takes it)."""
+    return sum(value for _, _, value in op_flops(model, height, width, concrete))

@@ -38,7 +38,7 @@ from ssma_tf.constants import AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
-from ssma_tf.inference.flops import flops, input_specs
+from ssma_tf.inference.flops import flops, inference_function, input_specs
 from ssma_tf.inference.timing import time_calls
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import ReleasedLoss
@@ -130,11 +130,12 @@ def prune_stage(model: keras.Model, stage: Stage, method: str, index: int, batch
     return prune(model, keep)
 
 
-def latency(model: keras.Model, height: int, width: int, runs: int = 10) -> float:
-    """Median seconds of one batch-1 inference (compiled, after two warm-up calls)."""
+def latency(model: keras.Model, height: int, width: int, runs: int = 10, concrete=None) -> float:
+    """Median seconds of one batch-1 inference (compiled, after two warm-up calls); `concrete`:
+    the model's `inference_function` at that size, when it is traced already."""
     specs = input_specs(model, height, width)
     inputs = tf.nest.map_structure(lambda spec: tf.random.uniform(spec.shape, 0, 255, seed=0), specs)
-    predict = tf.function(lambda inputs: model(inputs, training=False))
+    predict = concrete if concrete is not None else tf.function(lambda inputs: model(inputs, training=False))
     return statistics.median(time_calls(lambda: predict(inputs).numpy(), warmup=2, runs=runs))
 
 
@@ -313,13 +314,15 @@ def run(
 
     def record(index: int, model: keras.Model) -> dict:
         result = evaluate(eval_config, model=model, log=lambda line: None)
+        # One trace of the inference call serves the FLOP count and the timing.
+        traced = inference_function(model, config.height, config.width)
         entry = {
             "stage": index,
             "spec": None if index == 0 else stages[index - 1].spec,
             "params": count_params(model),
-            "gflops": round(flops(model, config.height, config.width) / 1e9, 4),
+            "gflops": round(flops(model, config.height, config.width, traced) / 1e9, 4),
             "miou": round(result.miou, 3),
-            "latency_ms": round(1000.0 * latency(model, config.height, config.width, latency_runs), 3),
+            "latency_ms": round(1000.0 * latency(model, config.height, config.width, latency_runs, traced), 3),
         }
         base = report["stages"][0] if report["stages"] else entry
         entry["param_reduction"] = round(100.0 * (1.0 - entry["params"] / base["params"]), 3)
