@@ -176,8 +176,8 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
             os.remove(cached)
         said = "; ".join(str(w.message) for w in caught)
         raise CheckpointError(f"cannot unpack the archive {url}: it is damaged or incomplete"
-                              + (f" ({said})" if said else "") + "; removed its copy from the cache: download it again",
-                              path=url)
+                              + (f" ({said})" if said else "")
+                              + "; removed its copy from the cache: download it again", path=url)
     return folder
 
 
@@ -308,7 +308,8 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
 
 def register_from_preset() -> None:
     """Gives `AdapNetPP`, `SSMA` and `FusionBaseline` the class method `from_preset(preset,
-    cache_dir=None, released_as=None)` (the zoo releases no baseline: for a baseline, a local checkpoint or run)."""
+    cache_dir=None, released_as=None)` (the zoo releases no baseline: for a baseline, a local
+    checkpoint or run)."""
     for cls in (AdapNetPP, SSMA, FusionBaseline):
         cls.from_preset = classmethod(_from_preset)
 

@@ -421,8 +421,8 @@ def _metadata(model, size, format, precision, model_file, modality2_interpolatio
         "outputs": {"probabilities": f"float32 [1, {size[0]}, {size[1]}, C]"},
         # Absolute, so that the file tells which records wherever it is read from.
         # The files a pattern matched, as a pattern would not tell them later.
-        "calibration": None if not samples else {"records": [os.path.abspath(f) for f in _calibration_files(calibration)],
-                                                 "samples": samples},
+        "calibration": None if not samples else {
+            "records": [os.path.abspath(f) for f in _calibration_files(calibration)], "samples": samples},
         "dataset": None if dataset is None else dataset.name,
         "class_names": None if dataset is None else list(dataset.class_names),
         "palette": None if dataset is None else [list(c) for c in dataset.palette],
