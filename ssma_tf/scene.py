@@ -182,11 +182,7 @@ def train_scene_classifier(
     # out of range (it was a TensorFlow traceback mid-training).
     dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
                                   batch_size=batch_size, training=True, seed=seed)
-    largest, where, record = largest_class_id(train_data)
-    if largest >= num_classes:
-        raise UserInputError(f"{where}, record {record}: a scene has class id {largest}, but there are "
-                             f"{num_classes} classes (ids 0..{num_classes - 1}); give --num_classes {largest + 1} "
-                             "or more", where)
+    _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more")
     for index, source in enumerate(experts or ()):
         with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
             resolve_weights(os.fspath(source))
@@ -200,7 +196,7 @@ def train_scene_classifier(
                       "the classifier learn, on random features; give --experts (one unimodal AdapNet++ "
                       "checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
     # Resumed: the state holds every weight, loaded strictly (`_load_state`).
-    with overwritten_weights() if state is not None else contextlib.nullcontext():
+    with overwritten_weights(enabled=state is not None):
         model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts,
                                     input_size=(height, width))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
@@ -304,6 +300,16 @@ def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str,
         with h5py.File(temporary, "a") as stream:
             stream.create_dataset(_SEED_STATES, data=np.stack(states) if states else np.zeros((0, 2), np.int64))
     return state_dir
+
+
+def _refuse_class_ids_past(records, num_classes: int, holder: str, hint: str = "") -> None:
+    """Raises UserInputError naming the file and record of the largest class id when it is not
+    below `num_classes` ("a scene has class id 5, but {holder} 3 classes"); `hint` may name
+    `{needed}`, the class count the records need."""
+    largest, where, record = largest_class_id(records)
+    if largest >= num_classes:
+        raise UserInputError(f"{where}, record {record}: a scene has class id {largest}, but {holder} {num_classes} "
+                             f"classes (ids 0..{num_classes - 1}){hint.format(needed=largest + 1)}", where)
 
 
 @contextlib.contextmanager
@@ -436,10 +442,7 @@ def evaluate_scene_classifier(
                                   batch_size=batch_size, training=False)
     # Before any image is classified, and with the record that has it (before: found at its batch,
     # naming the record files only).
-    largest, where, record = largest_class_id(test_data)
-    if largest >= model.num_classes:
-        raise UserInputError(f"{where}, record {record}: a scene has class id {largest}, but the model has "
-                             f"{model.num_classes} classes (ids 0..{model.num_classes - 1})", where)
+    _refuse_class_ids_past(test_data, model.num_classes, "the model has")
     for views, class_ids in dataset:
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
         np.add.at(confusion, (class_ids.numpy(), predicted), 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
@@ -201,9 +201,7 @@ def load_model(
     fmt, resolved = resolve_weights(os.fspath(checkpoint))
     built: Optional[keras.Model] = None
     if fmt == FORMAT_TF1:
-        with overwritten_weights():  # loaded strictly below
-            built = model_for_checkpoint(resolved)
-        load_weights(built, resolved)
+        built = _built_and_loaded(lambda: model_for_checkpoint(resolved), resolved)
     elif resolved.endswith(".keras"):
         built = _load_keras_model(resolved, (AdapNetPP, SSMA, FusionBaseline))
     if built is not None:
@@ -225,18 +223,19 @@ def load_model(
         # Trained SSMA models have auxiliary heads or not (`aux_heads`); a weights file must
         # match the structure exactly, so try without them first, as released.
         try:
-            with overwritten_weights():  # loaded strictly below
-                built = SSMA(num_classes, aux_heads=False)
-            load_weights(built, resolved)
+            return _built_and_loaded(lambda: SSMA(num_classes, aux_heads=False), resolved)
         except CheckpointError:
-            with overwritten_weights():
-                built = SSMA(num_classes, aux_heads=True)
-            load_weights(built, resolved)
-    else:
-        with overwritten_weights():
-            built = AdapNetPP(num_classes, aux_heads=True)
-        load_weights(built, resolved)
-    return built
+            return _built_and_loaded(lambda: SSMA(num_classes, aux_heads=True), resolved)
+    return _built_and_loaded(lambda: AdapNetPP(num_classes, aux_heads=True), resolved)
+
+
+def _built_and_loaded(build: Callable[[], keras.Model], path: str) -> keras.Model:
+    """The network `build` makes, with the weights at `path` loaded strictly (`load_weights`): its
+    initial kernels are not drawn, as every weight is then loaded (`overwritten_weights`)."""
+    with overwritten_weights():
+        model = build()
+    load_weights(model, path)
+    return model
 
 
 def _readable_run_config(checkpoint: PathLike) -> Optional[Any]:
@@ -280,10 +279,7 @@ def model_from_config(config: Any) -> keras.Model:
                 f"{config.checkpoint} holds a model with fusion {fusion}, but the config {config.source} "
                 f"says fusion: {wanted}")
         return loaded
-    with overwritten_weights():  # loaded strictly below
-        model = build_model(config)
-    load_weights(model, config.checkpoint)
-    return model
+    return _built_and_loaded(lambda: build_model(config), config.checkpoint)
 
 
 def _check_matches(built: keras.Model, source: str, model: Optional[str], num_classes: Optional[int]):

@@ -47,8 +47,9 @@ _OVERWRITTEN = contextvars.ContextVar("overwritten_weights", default=False)
 
 
 @contextlib.contextmanager
-def overwritten_weights() -> Iterator[None]:
-    """Models built inside start their `HeTruncatedNormal` kernels at zero instead of drawing them.
+def overwritten_weights(enabled: bool = True) -> Iterator[None]:
+    """Models built inside start their `HeTruncatedNormal` kernels at zero instead of drawing them
+    (`enabled` False: drawn, as outside).
 
     Only for a model whose every weight is assigned right after it is built: one loaded from a
     file (strictly: a weight the file lacks is an error) or copied from another model. Drawing
@@ -57,7 +58,7 @@ def overwritten_weights() -> Iterator[None]:
     would have (one draw per kernel), so what is drawn after the load (the next model's weights,
     say) stays the same as before.
     """
-    token = _OVERWRITTEN.set(True)
+    token = _OVERWRITTEN.set(enabled)
     try:
         yield
     finally:

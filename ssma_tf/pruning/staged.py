@@ -135,8 +135,9 @@ def latency(model: keras.Model, height: int, width: int, runs: int = 10, concret
     the model's `inference_function` at that size, when it is traced already."""
     specs = input_specs(model, height, width)
     inputs = tf.nest.map_structure(lambda spec: tf.random.uniform(spec.shape, 0, 255, seed=0), specs)
-    predict = concrete if concrete is not None else tf.function(lambda inputs: model(inputs, training=False))
-    return statistics.median(time_calls(lambda: predict(inputs).numpy(), warmup=2, runs=runs))
+    if concrete is None:
+        concrete = inference_function(model, height, width)
+    return statistics.median(time_calls(lambda: concrete(inputs).numpy(), warmup=2, runs=runs))
 
 
 def _check_test_data(patterns: Sequence[str]) -> tuple[str, ...]:

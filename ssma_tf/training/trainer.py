@@ -340,7 +340,7 @@ class Trainer:
 
         with self.strategy.scope():
             # Resumed: `_restore` loads every weight of the model, or the run stops.
-            with overwritten_weights() if self._resume_from else contextlib.nullcontext():
+            with overwritten_weights(enabled=bool(self._resume_from)):
                 self.model = self._new_model(config) if model_fn is None else model_fn()
             if replicas > 1:
                 synchronize_batch_norms(self.model)
