@@ -1,7 +1,7 @@
 """Scene classification with SSMA (Section 5.9, Table 22): training and evaluation.
 
-Training starts the experts from unimodal AdapNet++ checkpoints (their encoders, as SSMA's
-`checkpoints`), freezes them as the released fusion stage does, and trains the SSMA block and the
+Training starts the experts from unimodal checkpoints (the encoders of AdapNet++ models, on the
+AdapNet++ or MobileNet v2 backbone, as SSMA's `checkpoints`), freezes them as the released fusion stage does, and trains the SSMA block and the
 classifier with Adam on the cross-entropy of the scene classes. It logs the loss as it goes and
 keeps the state of an unfinished run in `<output>/resume/` (every `save_steps` steps and when
 stopped by Ctrl-C or SIGTERM), from which the same call goes on. Evaluation reports, as Table 22,
@@ -28,12 +28,15 @@ from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.loading import seed_generator_states, unimodal_encoder_weights
 from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import ConfigWarning
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records
 from ssma_tf.data.scene import build_scene_dataset, largest_class_id
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
 from ssma_tf.layers.initializers import overwritten_weights
+from ssma_tf.models.backbones import check_backbone
+from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE
 from ssma_tf.models.scene import SSMASceneClassifier
 from ssma_tf.progress import format_short_duration
 
@@ -118,6 +121,8 @@ def train_scene_classifier(
     experts: Optional[Sequence[str]] = None,
     expert_classes: Optional[int] = None,
     freeze_experts: bool = True,
+    backbone: str = ADAPNET_PP_BACKBONE,
+    backbone_weights: Optional[str] = None,
     seed: Optional[int] = None,
     log: Optional[Callable[[str], None]] = None,
     log_every: Optional[int] = None,
@@ -139,11 +144,15 @@ def train_scene_classifier(
         modalities: N, the images of each record the model reads.
         height, width: input size (multiples of 16).
         steps, batch_size, learning_rate: the optimisation (Adam, constant rate).
-        experts: one unimodal AdapNet++ checkpoint per modality (TF1 or own), whose encoders
-            start the experts; None: random experts (then `freeze_experts` should be False).
+        experts: one unimodal AdapNet++ checkpoint per modality (TF1 or own, on `backbone`), whose
+            encoders start the experts; None: random experts, or ImageNet ones with
+            `backbone_weights` (then `freeze_experts` should be False).
         expert_classes: the class count of the experts' own checkpoints; None: as each says (TF1
             checkpoints and `.keras` files by themselves, weight files by their last upsampling).
         freeze_experts: train only the SSMA block and the classifier.
+        backbone: the experts' backbone, `adapnet_pp` (ResNet-50, the paper's) or `mobilenet_v2`.
+        backbone_weights: ImageNet weights file of a `mobilenet_v2` backbone, for experts without
+            `experts` checkpoints.
         seed: seed of the weights and the data order.
         log: where progress lines go (default: nowhere).
         log_every: a line with the mean loss every this many steps (default: a tenth of `steps`).
@@ -152,7 +161,8 @@ def train_scene_classifier(
         resume: False starts at step 0, discarding an unfinished run's state.
 
     Raises:
-        ValueError: `experts` of another length than `modalities`.
+        ValueError: `experts` of another length than `modalities`; an unknown `backbone`;
+            `backbone_weights` with `experts` or for the AdapNet++ backbone.
         UserInputError: a record's class id is not below `num_classes` (naming the file); an
             unfinished run in `output_dir` with other settings (naming the setting), past
             `steps`, or whose state cannot be loaded.
@@ -160,13 +170,20 @@ def train_scene_classifier(
     log = log or (lambda line: None)
     if experts is not None and len(experts) != modalities:
         raise ValueError(f"{len(experts)} expert checkpoints for {modalities} modalities; give one per modality")
+    check_backbone(backbone)
+    if backbone_weights is not None and (experts is not None or backbone == ADAPNET_PP_BACKBONE):
+        raise ValueError("backbone_weights (ImageNet weights) start the experts of a pyramid backbone that have no "
+                         "checkpoints; " + ("the experts' checkpoints replace them: give one or the other"
+                                            if experts is not None else
+                                            f"the {ADAPNET_PP_BACKBONE} experts start from unimodal checkpoints"))
     state_dir = os.path.join(output_dir, RESUME_FOLDER)
     # What a resumed run must share with the run it goes on (`steps` may grow).
     settings = {"train_data": [os.path.abspath(f) for f in list_record_files(train_data)],
                 "num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
                 "batch_size": batch_size, "learning_rate": learning_rate, "freeze_experts": freeze_experts,
                 "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
-                "expert_classes": expert_classes, "seed": seed}
+                "expert_classes": expert_classes, "seed": seed, "backbone": backbone,
+                "backbone_weights": os.path.abspath(backbone_weights) if backbone_weights else None}
     if not resume:
         shutil.rmtree(state_dir, ignore_errors=True)
     # A save killed halfway (SIGKILL, out of memory) leaves its temporary, as large as the state:
@@ -192,13 +209,24 @@ def train_scene_classifier(
                           stacklevel=2)
     if experts is None and freeze_experts:
         # Before: trained on random frozen encoders without a word.
-        warnings.warn("no experts given: the encoders are random and stay frozen, so only the SSMA block and "
-                      "the classifier learn, on random features; give --experts (one unimodal AdapNet++ "
-                      "checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
+        start = "ImageNet" if backbone_weights else "random"
+        warnings.warn(f"no experts given: the encoders are {start} and stay frozen, so only the SSMA block and "
+                      f"the classifier learn, on {start} features; give --experts (one unimodal "
+                      f"{backbone} checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
+    # The experts' encoders before the classifier is built: a checkpoint that does not fit is named
+    # without waiting for the build. One file given for several experts (an ImageNet checkpoint
+    # for each) is read once. A resumed run's state holds every weight.
+    expert_weights: Dict[str, list] = {}
+    for index, source in enumerate(experts if state is None and experts is not None else ()):
+        if os.fspath(source) not in expert_weights:
+            with _naming_expert(index, len(experts), expert_classes):
+                expert_weights[os.fspath(source)] = unimodal_encoder_weights(
+                    source, expert_classes, RELEASED_DROPOUT_RATE, backbone=backbone)
     # Resumed: the state holds every weight, loaded strictly (`_load_state`).
     with overwritten_weights(enabled=state is not None):
         model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts,
-                                    input_size=(height, width))
+                                    input_size=(height, width), backbone=backbone,
+                                    backbone_weights=None if state is not None else backbone_weights)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     if state is not None:
@@ -212,10 +240,8 @@ def train_scene_classifier(
         if seed is not None:
             dataset = dataset.skip(start)
         return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps)
-    for index, (encoder, source) in enumerate(zip(model.encoders, experts or ())):
-        with _naming_expert(index, len(experts), expert_classes):
-            weights = unimodal_encoder_weights(source, expert_classes, model.dropout_rate)
-        encoder.set_weights(weights)
+    for encoder, source in zip(model.encoders, experts or ()):
+        encoder.set_weights(expert_weights[os.fspath(source)])
         log(f"{source}: loaded into the {encoder.name} expert")
     return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps)
 
@@ -238,6 +264,9 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     except (OSError, ValueError) as error:
         raise UserInputError(f"{recorded}: cannot read the unfinished run's settings ({error}); remove "
                              f"{state_dir} (or pass --overwrite) to start again", recorded) from None
+    # Runs started before 2026-12-02 had AdapNet++ experts and did not record the backbone.
+    before.setdefault("backbone", ADAPNET_PP_BACKBONE)
+    before.setdefault("backbone_weights", None)
     for key in settings:
         if before.get(key) != settings[key]:
             raise UserInputError(
@@ -320,9 +349,12 @@ def _naming_expert(index: int, count: int, expert_classes: Optional[int] = None)
     try:
         yield
     except CheckpointError as error:
-        hint = (f"; --expert_classes {expert_classes} is given: give the class count this expert was "
-                "trained with, or leave it out (the weights say it)"
-                if expert_classes is not None and "classes" in str(error) else "")
+        hint = ""
+        if expert_classes is not None and "classes" in str(error):
+            hint = (f"; --expert_classes {expert_classes} is given: give the class count this expert was "
+                    "trained with, or leave it out (the weights say it)")
+        elif "backbone" in str(error):
+            hint = "; --backbone chooses the experts' backbone"
         raise CheckpointError(f"--experts, expert {index + 1} of {count}: {error}{hint}") from None
 
 

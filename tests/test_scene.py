@@ -1,6 +1,7 @@
 """Scene classification with SSMA (Section 5.9): list files, records, training, per-class recall and IoU."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -207,6 +208,10 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     (["--experts", "a.weights.h5"], "train --experts: 1 checkpoint(s) for --modalities 2; give one per modality"),
     (["--save_steps", "-1"], "train --save_steps must be >= 0, got -1"),
     (["--log_every", "0"], "train --log_every must be >= 1, got 0"),
+    (["--backbone", "resnet"], "train --backbone must be one of adapnet_pp, mobilenet_v2, got 'resnet'"),
+    (["--backbone", "mobilenet_v2", "--backbone_weights", "w.h5", "--experts", "a.keras", "b.keras"],
+     "train --backbone_weights starts experts that have no checkpoints; --experts replace them"),
+    (["--backbone_weights", "w.h5"], "train --backbone_weights is for --backbone mobilenet_v2"),
 ])
 def test_scene_train_flags_are_checked_before_the_model_is_built(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -364,3 +369,33 @@ def test_an_expert_trained_on_another_modality_is_named(records, tmp_path):
         train_scene_classifier(str(records / "scenes.tfrecords"), str(tmp_path / "out"), num_classes=3,
                                modalities=2, height=16, width=16, steps=1, batch_size=2,
                                experts=[runs[0], str(tmp_path / "missing.weights.h5")], expert_classes=3)
+
+
+def test_mobilenet_v2_experts_start_from_their_checkpoints_and_the_classifier_keeps_its_backbone(records, tmp_path):
+    from ssma_tf.checkpoints.tf1_import import CheckpointError
+    from ssma_tf.models import AdapNetPP
+
+    expert = AdapNetPP(3, backbone="mobilenet_v2")
+    expert(np.zeros((1, H, W, 3), np.float32))
+    expert.save(tmp_path / "expert.keras")
+    data = str(records / "scenes.tfrecords")
+    kwargs = dict(num_classes=3, modalities=2, height=H, width=W, steps=1, batch_size=4, seed=1)
+    # Refused on the default backbone, naming the flag (before: AdapNet++ experts only, no flag).
+    with pytest.raises(CheckpointError, match=r"^--experts, expert 1 of 2: .*holds an AdapNet\+\+ on the "
+                                              r"mobilenet_v2 backbone, but the experts are on the adapnet_pp "
+                                              r"backbone; --backbone chooses"):
+        train_scene_classifier(data, str(tmp_path / "refused"), experts=[str(tmp_path / "expert.keras")] * 2,
+                               **kwargs)
+    result = train_scene_classifier(data, str(tmp_path / "run"), experts=[str(tmp_path / "expert.keras")] * 2,
+                                    backbone="mobilenet_v2", **kwargs)
+    assert result.model.backbone == "mobilenet_v2" and len(result.losses) == 1
+    # Frozen experts: their weights are still the checkpoint's.
+    for encoder in result.model.encoders:
+        for ours, theirs in zip(encoder.get_weights(), expert.encoder.get_weights(), strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+    # The .keras file says the backbone (building it again would take two MobileNet builds more).
+    with zipfile.ZipFile(result.path) as archive:
+        assert json.loads(archive.read("config.json"))["config"]["backbone"] == "mobilenet_v2"
+    with pytest.raises(ValueError, match="the experts' checkpoints replace them"):
+        train_scene_classifier(data, str(tmp_path / "both"), experts=[str(tmp_path / "expert.keras")] * 2,
+                               backbone="mobilenet_v2", backbone_weights="imagenet.h5", **kwargs)

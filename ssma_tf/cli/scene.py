@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--expert_classes", type=int, help="class count of the experts' own checkpoints "
                        "(default: as each checkpoint says)")
     train.add_argument("--train_experts", action="store_true", help="train the experts too (default: frozen)")
+    train.add_argument("--backbone", default="adapnet_pp", help="the experts' backbone: adapnet_pp (default, the "
+                       "paper's) or mobilenet_v2; the --experts checkpoints must be on it")
+    train.add_argument("--backbone_weights", help="ImageNet weights file of a mobilenet_v2 backbone, for experts "
+                       "without --experts checkpoints")
     train.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     train.add_argument("--batch_size", type=int, default=8, help="scenes per step (default 8)")
     train.add_argument("--learning_rate", type=float, default=1e-3, help="Adam's rate, constant (default 1e-3)")
@@ -100,6 +104,16 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     if args.command == "train":
         if not args.learning_rate > 0:
             parser.error(f"train --learning_rate must be positive, got {args.learning_rate:g}")
+        from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES
+
+        if args.backbone not in BACKBONES:
+            parser.error(f"train --backbone must be one of {', '.join(BACKBONES)}, got {args.backbone!r}")
+        if args.backbone_weights is not None and args.experts is not None:
+            parser.error("train --backbone_weights starts experts that have no checkpoints; --experts replace "
+                         "them: give one or the other")
+        if args.backbone_weights is not None and args.backbone == ADAPNET_PP_BACKBONE:
+            parser.error("train --backbone_weights is for --backbone mobilenet_v2; AdapNet++ experts start from "
+                         "--experts checkpoints")
         if args.experts is not None and len(args.experts) != args.modalities:
             parser.error(f"train --experts: {len(args.experts)} checkpoint(s) for --modalities {args.modalities}; "
                          "give one per modality")
@@ -145,7 +159,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.train_data, args.output, num_classes=args.num_classes, modalities=args.modalities,
                 height=args.height, width=args.width, steps=args.steps, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, experts=args.experts, expert_classes=args.expert_classes,
-                freeze_experts=not args.train_experts, seed=args.seed, log=print, log_every=args.log_every,
+                freeze_experts=not args.train_experts, backbone=args.backbone,
+                backbone_weights=args.backbone_weights, seed=args.seed, log=print, log_every=args.log_every,
                 save_steps=args.save_steps, resume=not args.overwrite,
             )
             print(f"wrote {result.path}")

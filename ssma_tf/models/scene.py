@@ -1,4 +1,4 @@
-"""SSMA for scene classification: N AdapNet++ experts fused at the latent, pooled, classified (Section 5.9)."""
+"""SSMA for scene classification: N expert encoders fused at the latent, pooled, classified (Section 5.9)."""
 
 from typing import Optional, Sequence
 
@@ -6,10 +6,11 @@ import keras
 from keras import layers
 
 from ssma_tf import SERIALIZATION_PACKAGE
-from ssma_tf.constants import OUTPUT_STRIDE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, OUTPUT_STRIDE
 from ssma_tf.layers import SSMABlock
+from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import DECODER_FILTERS
-from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape
+from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_image_shape
 from ssma_tf.models.encoder import check_num_modalities
 
 
@@ -18,7 +19,8 @@ class SSMASceneClassifier(keras.Model):
     """Scene classification with SSMA: the experts' eASPP outputs fused by one SSMA block.
 
     Section 5.9 of the paper uses SSMA for scene classification (ScanNet, Table 22): each
-    modality's AdapNet++ encoder with eASPP, the SSMA block at the latent (as in the
+    modality's AdapNet++ encoder with eASPP (or, as the segmentation experts of Section 5.10.1,
+    a MobileNet v2 encoder with the eASPP appended), the SSMA block at the latent (as in the
     segmentation network, reduction 16, projected to 256 channels with a batch norm), then global
     average pooling and a fully connected classifier. There is no decoder.
 
@@ -33,8 +35,12 @@ class SSMASceneClassifier(keras.Model):
         latent_reduction: η of the SSMA block (16).
         input_size: the (height, width) it is trained at, kept with the model as the size to
             evaluate at (`ssma_tf.scene.evaluate_scene_classifier`); None: not recorded.
-        dropout_rate: dropout of the experts' block-4 unit 3 (released 0.7) and before the
-            classifier.
+        dropout_rate: dropout of the experts' block-4 unit 3 (released 0.7; AdapNet++ only) and
+            before the classifier.
+        backbone: the experts' backbone, `adapnet_pp` or a registered pyramid backbone
+            (`mobilenet_v2`); see `ssma_tf.models.backbones`.
+        backbone_weights: ImageNet weights file of a pyramid backbone, for experts that do not
+            start from unimodal checkpoints; only initialises (not kept in the config).
     """
 
     def __init__(
@@ -45,6 +51,8 @@ class SSMASceneClassifier(keras.Model):
         latent_reduction: int = 16,
         dropout_rate: float = RELEASED_DROPOUT_RATE,
         input_size: Optional[Sequence[int]] = None,
+        backbone: str = ADAPNET_PP_BACKBONE,
+        backbone_weights: Optional[str] = None,
         **kwargs,
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -58,7 +66,7 @@ class SSMASceneClassifier(keras.Model):
         kwargs.setdefault("name", "ssma_scene")
 
         # === Layers ===
-        experts = [AdapNetPPEncoder(dropout_rate=dropout_rate, name=f"modality{i}_encoder")
+        experts = [build_encoder(backbone, backbone_weights, dropout_rate=dropout_rate, name=f"modality{i}_encoder")
                    for i in range(1, num_modalities + 1)]
         for expert in experts:
             expert.trainable = not freeze_experts
@@ -87,6 +95,7 @@ class SSMASceneClassifier(keras.Model):
         self.latent_reduction = latent_reduction
         self.dropout_rate = float(dropout_rate)
         self.input_size = input_size
+        self.backbone = backbone
 
     @property
     def encoders(self) -> list:
@@ -109,6 +118,7 @@ class SSMASceneClassifier(keras.Model):
             "latent_reduction": self.latent_reduction,
             "dropout_rate": self.dropout_rate,
             "input_size": list(self.input_size) if self.input_size is not None else None,
+            "backbone": self.backbone,
         })
         return config
 
