@@ -8,7 +8,9 @@ Every record of every file is read: the framing and its CRCs (a file cut short, 
 or a file that is not a TFRecord file), the `tf.train.Example` (height, width, modality1, label
 and, for fusion data, modality2 .. modalityN), the pixel bytes (raw of the right size, or a PNG of the record's
 size) and, with `--num_classes`, every label id below the class count. With `--unlabeled` (records of
-`unlabeled_data` or `target_data`) a record may lack its label; those are counted. A bar shows the progress
+`unlabeled_data` or `target_data`) a record may lack its label; those are counted. Scene classification
+records (`ssma-scene convert`) are checked as such: their images and, with `--num_classes`, every class
+id below the class count. A bar shows the progress
 on a terminal, a line every 10 s in a log file. Prints one line per file (records, kind, image
 sizes, label ids) and one line per problem, naming the file and the record index. The work is
 done by `ssma_tf.data.records`.
@@ -32,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check TFRecord files end to end: CRCs, records, image bytes, sizes and label ids.",
     )
     parser.add_argument("records", nargs="+", metavar="RECORDS", help="record files or glob patterns")
-    parser.add_argument("--num_classes", type=int, help="classes including void: a label id >= this is a problem, except the ignore id 255")
+    parser.add_argument("--num_classes", type=int, help="classes including void: a label id >= this is a problem, except the ignore id 255 "
+                        "(scene records: a class id >= this)")
     parser.add_argument("--modalities", type=int,
                         help="N: every record must hold modality1 .. modalityN (2 for SSMA) and later images "
                         "are not checked; 1: modality1 and label only (default: what the records hold; a "

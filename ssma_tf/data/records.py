@@ -11,7 +11,9 @@ A record file is checked at three levels:
    that size (`ssma_tf.data.schema`); with a class count, every label id below it.
 
 Records read without their labels (`unlabeled_data`, `target_data`) may lack the `label`
-feature: checked with `labeled=False`, a missing label is counted, not a problem.
+feature: checked with `labeled=False`, a missing label is counted, not a problem. Scene
+classification records (`ssma-scene convert`: a `class_id` in place of the label image) are
+checked as such: their images, and with a class count every class id below it.
 
 `check_record_files` runs all three over every record (`ssma-check-records`, `ssma-convert
 --check`). `find_damaged_record` looks for the first problem only: the training and evaluation
@@ -69,6 +71,7 @@ class FileReport:
         image_sizes: {(height, width): records}.
         class_histogram: pixels per label id (256 entries).
         unlabeled: records without a `label` feature (checked with `labeled=False`).
+        scene_classes: {class id: scene classification records}.
         problems: the `RecordError`s found, in file order.
         num_classes: the class count checked against, if any.
         labeled: False when checked as records read without their labels.
@@ -80,6 +83,7 @@ class FileReport:
     image_sizes: Dict[Tuple[int, int], int] = dataclasses.field(default_factory=dict)
     class_histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))
     unlabeled: int = 0
+    scene_classes: Dict[int, int] = dataclasses.field(default_factory=dict)
     problems: List[RecordError] = dataclasses.field(default_factory=list)
     num_classes: Optional[int] = None
     labeled: bool = True
@@ -90,6 +94,11 @@ class FileReport:
         sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(self.image_sizes.items()))
         present = np.nonzero(self.class_histogram)[0]
         ids = f"label ids {present.min()}..{present.max()}" if present.size else "no label pixels"
+        if self.scene_classes:
+            scenes = sum(self.scene_classes.values())
+            kinds += f"; {'all' if scenes == self.records else scenes} scene classification"
+            ids = f"scene class ids {min(self.scene_classes)}..{max(self.scene_classes)}" + (
+                f", {ids}" if present.size else "")
         if self.labeled and present.size and not class_pixels(self.class_histogram, self.num_classes):
             # Not a problem: labels written only to fill the column (unlabeled images) look so too.
             ids += f" (none a class {class_id_range(self.num_classes)}: training learns nothing from these labels)"
@@ -222,7 +231,7 @@ def kind_of(modalities: int) -> str:
 
 def check_example(
     serialized: bytes, modalities: Optional[int] = None, labeled: bool = True
-) -> Tuple[int, Tuple[int, int], Optional[np.ndarray]]:
+) -> Tuple[int, Tuple[int, int], Optional[np.ndarray], Optional[int]]:
     """Checks one serialized record against the schema, decoding its bytes features.
 
     Args:
@@ -233,7 +242,7 @@ def check_example(
 
     Returns:
         (modalities the record holds, (height, width), label ids as a flat uint8 array, or None
-        for a record without a label).
+        for a record without a label, the class id of a scene classification record, or None).
 
     Raises:
         ValueError: what is wrong, without the file's name.
@@ -264,8 +273,11 @@ def check_example(
         if values is None and key == schema.LABEL and not labeled:
             continue
         if values is None and key == schema.LABEL and schema.CLASS_ID in example.features.feature:
-            raise ValueError(f"no {key!r} bytes feature: a scene classification record (a {schema.CLASS_ID}, "
-                             "no label image; ssma-scene trains on those)")
+            class_id = _feature(example, schema.CLASS_ID, "int64_list")
+            if class_id is None or len(class_id) != 1 or class_id[0] < 0:
+                raise ValueError(f"a scene classification record's {schema.CLASS_ID!r} must be one integer "
+                                 f">= 0, got {class_id}")
+            return present, (height, width), None, int(class_id[0])
         if values is None:
             raise ValueError(f"no {key!r} bytes feature")
         if len(values) != 1:
@@ -273,7 +285,7 @@ def check_example(
         pixels = _pixels(values[0], key, height, width, channels)
         if key == schema.LABEL:
             label = pixels.ravel()
-    return present, (height, width), label
+    return present, (height, width), label, None
 
 
 def iterate_records(path: str) -> Iterator[Tuple[int, bytes]]:
@@ -328,6 +340,8 @@ def check_record_file(
     def full() -> bool:
         return max_problems is not None and len(report.problems) >= max_problems
 
+    segmentation = 0  # records with a label image
+
     try:
         for index, record in iterate_records(report.path):
             report.records += 1
@@ -336,15 +350,23 @@ def check_record_file(
             if full():
                 continue  # keep counting, stop checking
             try:
-                present, size, ids = check_example(record, modalities, labeled=labeled)
+                present, size, ids, class_id = check_example(record, modalities, labeled=labeled)
             except ValueError as error:
                 report.problems.append(RecordError(str(error), report.path, index))
                 continue
             report.modalities[present] = report.modalities.get(present, 0) + 1
             report.image_sizes[size] = report.image_sizes.get(size, 0) + 1
+            if class_id is not None:
+                report.scene_classes[class_id] = report.scene_classes.get(class_id, 0) + 1
+                if num_classes is not None and class_id >= num_classes:
+                    report.problems.append(RecordError(
+                        f"scene class id {class_id} >= num_classes {num_classes} (the scene classes have "
+                        "ids 0..num_classes-1, no void class)", report.path, index))
+                continue
             if ids is None:
                 report.unlabeled += 1
                 continue
+            segmentation += 1
             counts = np.bincount(ids, minlength=256)
             report.class_histogram += counts
             unknown = unknown_label_ids(counts, num_classes)
@@ -365,6 +387,13 @@ def check_record_file(
         ))
     if report.records == 0 and not report.problems:
         report.problems.append(RecordError("holds no records", report.path))
+    scenes = sum(report.scene_classes.values())
+    if scenes and segmentation:
+        report.problems.append(RecordError(
+            f"mixes {scenes} scene classification records (a {schema.CLASS_ID}) and {segmentation} segmentation "
+            "records (a label image): a file is read either by ssma-scene or by the segmentation commands",
+            report.path,
+        ))
     if modalities is None and len(report.modalities) > 1:
         report.problems.append(RecordError(
             "mixes " + " and ".join(f"{count} {kind_of(m)}" for m, count in sorted(report.modalities.items(),

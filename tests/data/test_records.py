@@ -131,6 +131,34 @@ def test_fusion_requirements_and_mixed_files(good, tmp_path):
     assert "mixes 1 fusion and 1 unimodal records" in str(problem)
 
 
+def test_scene_classification_records_are_checked_as_such(good, tmp_path):
+    """Before, every scene record was a problem ("no 'label' bytes feature: a scene classification
+    record"): the tool did not check them at all."""
+    image = bytes(SIZE * SIZE * 3)
+
+    def scene(class_id, **extra):
+        return _example(height=[SIZE], width=[SIZE], modality1=image, modality2=image, class_id=[class_id], **extra)
+
+    scenes = _write(tmp_path / "scenes.tfrecords", [scene(0), scene(2), scene(1)])
+    report = check_record_file(scenes)
+    assert report.problems == [] and report.scene_classes == {0: 1, 1: 1, 2: 1}
+    assert report.describe().endswith("3 records (3 fusion; all scene classification), 32x32 (3), "
+                                      "scene class ids 0..2: ok")
+    (problem,) = check_record_file(scenes, num_classes=2).problems
+    assert str(problem) == (f"{scenes}, record 1: scene class id 2 >= num_classes 2 (the scene classes have ids "
+                            "0..num_classes-1, no void class)")
+    # Their images are checked as every record's.
+    short = _write(tmp_path / "short.tfrecords", [scene(0, modality3=image[:-1])])
+    (problem,) = check_record_file(short).problems
+    assert problem.index == 0 and "modality3 holds 3071 bytes" in str(problem)
+    (problem,) = check_record_file(_write(tmp_path / "negative.tfrecords", [scene(-1)])).problems
+    assert "a scene classification record's 'class_id' must be one integer >= 0, got [-1]" in str(problem)
+    mixed = _write(tmp_path / "mixed.tfrecords", [scene(0), _raw(modality2=image)])
+    (problem,) = check_record_file(mixed).problems
+    assert problem.index is None and "mixes 1 scene classification records (a class_id) and 1 segmentation " \
+        "records (a label image)" in str(problem)
+
+
 def test_records_of_three_modalities_are_checked_to_the_third_image(tmp_path, capsys):
     image = bytes(SIZE * SIZE * 3)
     three = _write(tmp_path / "three.tfrecords", [_raw(modality2=image, modality3=image)] * 2)
