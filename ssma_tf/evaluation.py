@@ -20,6 +20,7 @@ code lacks, average the softmax of every scaled and flipped view at the input re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any, Callable, Optional, Sequence, Union
@@ -202,7 +203,11 @@ class Evaluator:
             self.counts.assign_add(tf.cast(counts, tf.int64))
             self.images.assign_add(tf.cast(tf.shape(labels)[0], tf.int64))
 
-        self.eval_function = tf.function(eval_function, input_signature=list(element_spec))
+        # Each Evaluator traces its own function once. TensorFlow counts traces per function body
+        # (`__code__`) across instances and warned "5 out of the last 5 calls ... triggered
+        # tf.function retracing" once a process had evaluated five models (`ssma_tf.cli.fusion_table`);
+        # a partial has no `__code__`, so its traces are counted for this Evaluator alone.
+        self.eval_function = tf.function(functools.partial(eval_function), input_signature=list(element_spec))
 
     def reset(self) -> None:
         """Forgets the counts."""

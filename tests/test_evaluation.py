@@ -52,6 +52,29 @@ def test_evaluation_counts_on_device_and_is_traced_once(tmp_path):
     assert evaluator.eval_function.experimental_get_tracing_count() == 1
 
 
+def test_evaluating_many_models_in_one_process_does_not_warn_of_retracing(tmp_path):
+    """The fusion table evaluates a dozen networks in one process: from the fifth on, TensorFlow
+    logged "5 out of the last 5 calls to <function Evaluator.__init__.<locals>.eval_function>
+    triggered tf.function retracing" (it counts traces per function body, over every Evaluator)."""
+    import logging
+
+    records = write_records(tmp_path / "test.tfrecords", 2, height=32, width=32, num_classes=4, seed=1)
+    config = _eval_config(tmp_path, records, tmp_path, num_classes=4)
+    dataset = make_eval_dataset(config)
+    caught = []
+    handler = logging.Handler()
+    handler.emit = caught.append
+    tf.get_logger().addHandler(handler)
+    try:
+        for _ in range(6):
+            evaluator = Evaluator(build_tiny_model(config), 4, dataset.element_spec)
+            evaluator.run(dataset)
+            assert evaluator.eval_function.experimental_get_tracing_count() == 1
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert [r.getMessage() for r in caught if "retracing" in r.getMessage()] == []
+
+
 def test_evaluation_of_adapnet_runs_the_fast_copy_and_counts_what_the_model_predicts(tmp_path):
     records = write_records(tmp_path / "test.tfrecords", 3, height=32, width=64, num_classes=4, seed=5)
     config = _eval_config(tmp_path, records, tmp_path, num_classes=4, height=32, width=64)
