@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 import h5py
 import tensorflow as tf
 
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.models.widths import DECODER_LAYERS
 
@@ -222,7 +222,8 @@ def stored_backbone(shapes: list) -> Optional[str]:
     The AdapNet++ (ResNet-50) encoder alone has a 7×7 kernel (its stem; of fewer than 64 filters
     once pruned); MobileNet v2 has depthwise kernels (3, 3, C, 1) instead (a pruned AdapNet++ may
     have a 3×3 convolution of one filter too, hence the stem first). None for neither (e.g. a
-    checkpoint of another network).
+    checkpoint of another network). A guess from shapes that knows the built-in backbones only:
+    another ResNet has a 7×7 stem too, EfficientNet depthwise kernels.
     """
     shapes = [tuple(s) for s in shapes]
     if any(len(s) == 4 and s[:2] == (7, 7) for s in shapes):
@@ -240,7 +241,9 @@ def check_backbone(shapes: list, source: str, model: Any) -> None:
     """
     have = stored_backbone(shapes)
     need = getattr(model, "backbone", None)
-    if have is not None and need is not None and have != need:
+    # The shapes tell the built-in backbones apart only: a registered one (any ResNet also has a
+    # 7×7 stem) is not judged by them.
+    if have is not None and need in BACKBONES and have != need:
         raise CheckpointError(
             f"{source} holds a model on the {have} backbone, but this {type(model).__name__} is on the "
             f"{need} backbone",

@@ -123,15 +123,27 @@ _BACKBONES: dict[str, Callable[..., keras.Model]] = {"mobilenet_v2": mobilenet_v
 
 
 def register_backbone(name: str, builder: Callable[..., keras.Model]) -> None:
-    """Makes `backbone: name` build `PyramidEncoder(name)` on `builder(weights=, dtype=)`."""
+    """Makes `backbone: name` build `PyramidEncoder(name)` on `builder(weights=, dtype=)`.
+
+    The registration lasts for the process: a `.keras` file of a model on this backbone names it
+    only, so register it again before loading one in another process (or add it to `_BACKBONES`
+    and `ssma_tf.constants.BACKBONES`, as `mobilenet_v2` is). The backbone check of weight files
+    (`ssma_tf.checkpoints.reading.check_backbone`) knows the built-in backbones only and passes
+    a registered one over.
+    """
     _BACKBONES[name] = builder
 
 
 def check_backbone(name: str) -> str:
-    """Returns `name` if it names a backbone, else raises a ValueError naming it."""
+    """Returns `name` if it names a backbone with a builder, else raises a ValueError naming it."""
     if name != ADAPNET_PP_BACKBONE and name not in _BACKBONES:
-        known = sorted(set(BACKBONES) | set(_BACKBONES))
-        raise ValueError(f"backbone must be one of {known}, got {name!r}")
+        known = [ADAPNET_PP_BACKBONE] + sorted(_BACKBONES)
+        if name in BACKBONES:
+            raise ValueError(f"backbone {name!r} is listed in ssma_tf.constants.BACKBONES but has no builder: "
+                             f"add one with ssma_tf.models.backbones.register_backbone (built: {known})")
+        raise ValueError(f"backbone must be one of {known}, got {name!r} (a backbone added with "
+                         "ssma_tf.models.backbones.register_backbone is registered again in each process, "
+                         "before a model on it is built or loaded)")
     return name
 
 
