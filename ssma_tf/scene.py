@@ -1,8 +1,9 @@
 """Scene classification with SSMA (Section 5.9, Table 22): training and evaluation.
 
 Training starts the experts from unimodal checkpoints (the encoders of AdapNet++ models, on the
-AdapNet++ or MobileNet v2 backbone, as SSMA's `checkpoints`), freezes them as the released fusion stage does, and trains the SSMA block and the
-classifier with Adam on the cross-entropy of the scene classes. It logs the loss as it goes and
+AdapNet++ or MobileNet v2 backbone, as SSMA's `checkpoints`), freezes them as the released
+fusion stage does, and trains the SSMA block and the classifier with Adam on the cross-entropy
+of the scene classes. It logs the loss as it goes and
 keeps the state of an unfinished run in `<output>/resume/` (every `save_steps` steps and when
 stopped by Ctrl-C or SIGTERM), from which the same call goes on. Evaluation reports, as Table 22,
 the recall and the IoU of each class (TP / (TP + FN) and TP / (TP + FP + FN), in percent) with

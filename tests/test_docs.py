@@ -438,3 +438,19 @@ def test_every_ssma_prepare_command_is_listed_where_the_docs_list_them():
     table = (ROOT / "docs" / "preparing_data.md").read_text(encoding="utf-8")
     rows = {name for cell in re.findall(r"^\| (`[^|]+`) \|", table, re.M) for name in re.findall(r"`(\w+)`", cell)}
     assert names <= rows, f"docs/preparing_data.md's table lacks {sorted(names - rows)}"
+
+
+def test_every_fusion_method_is_in_the_lists_that_name_them():
+    """A new fusion (docs/architecture.md) left README's `fusion:` line and the tables of
+    docs/fusion.md and the baselines' docstring out of date without a failing test."""
+    from ssma_tf.constants import FUSION_METHODS, SSMA_FUSION
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"`fusion: ([a-z_ |]+)` in a fusion config", readme)
+    assert line, "README.md: the `fusion: ... ` line of the fusion baselines is gone"
+    assert set(line.group(1).split(" | ")) == set(FUSION_METHODS) - {SSMA_FUSION}, "README.md's `fusion:` line"
+    table = (ROOT / "docs" / "fusion.md").read_text(encoding="utf-8")
+    assert set(re.findall(r"^\| `([a-z_]+)` \|", table, re.M)) >= set(FUSION_METHODS), "docs/fusion.md's table"
+    docstring = (ROOT / "ssma_tf" / "models" / "fusion_baselines.py").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| ([a-z_]+) +\|", docstring, re.M)) - {"fusion"}
+    assert rows == set(FUSION_METHODS) - {SSMA_FUSION}, "ssma_tf/models/fusion_baselines.py's docstring table"

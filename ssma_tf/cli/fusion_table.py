@@ -203,7 +203,9 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
         miou = spread(r["mIoU"] for r in runs)
         per_class = np.mean([[c["iou"] for c in r["per_class"]] for r in runs], axis=0)
         seconds = np.mean([r.get("train_seconds", 0.0) for r in runs])
-        title = TITLES.get(name, name)  # a method added without a title keeps its config name
+        # A method without a title (registered by a user) keeps its config name; every shipped one
+        # has a title (tests/cli/test_fusion_table.py).
+        title = TITLES.get(name, name)
         if backbone == "mobilenet_v2":
             title = title.replace("AdapNet++", "MobileNet v2")
         lines.append(f"| {title} | {miou.mean:.1f} | {miou.low:.1f}–{miou.high:.1f} | "

@@ -27,8 +27,8 @@ from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import ConfigError, _Loader, read_yaml_file
 from ssma_tf.constants import (
-    ADAPNET_PP, DECODER_FILTERS, END_TO_END_FUSIONS, EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION,
-    WEIGHTS_SUFFIXES,
+    ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, END_TO_END_FUSIONS, EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA,
+    SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 
@@ -443,10 +443,10 @@ class _Reader:
         else:
             values["fusion"] = None
             self.relate_interpolations(values, int(values["input_modality"].removeprefix("modality")))
-        if values["backbone_weights"] is not None and values["backbone"] == "adapnet_pp":
+        if values["backbone_weights"] is not None and values["backbone"] == ADAPNET_PP_BACKBONE:
             raise self.error("backbone_weights", "is for backbone: mobilenet_v2; AdapNet++ starts from "
                              "'intialize' (its TF1 ImageNet checkpoint)")
-        if values["backbone"] != "adapnet_pp" and values["fusion"] not in (None, "ssma"):
+        if values["backbone"] != ADAPNET_PP_BACKBONE and values["fusion"] not in (None, "ssma"):
             raise self.error("backbone", f"the fusion baselines are built on AdapNet++; fusion: "
                              f"{values['fusion']} takes backbone: adapnet_pp")
         if values["decoder_filters"] != DECODER_FILTERS and values["fusion"] not in (None, "ssma"):

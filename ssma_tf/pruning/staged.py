@@ -34,7 +34,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_model, load_weights
 from ssma_tf.config import refuse_pretraining
 from ssma_tf.config.runs import write_run_config
-from ssma_tf.constants import AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write
@@ -245,15 +245,15 @@ def run(
     """
     log = log or (lambda line: print(line, flush=True))
     refuse_pretraining(config)  # before: its depth network scored as a 2-class segmenter at stage 0
-    backbone, fusion = getattr(config, "backbone", "adapnet_pp"), getattr(config, "fusion", None)
+    backbone, fusion = getattr(config, "backbone", ADAPNET_PP_BACKBONE), getattr(config, "fusion", None)
     if getattr(config, "num_modalities", 1) > 2:
         # The feature-map table knows two experts: a third would be left unpruned without a word.
         raise PruningError(f"{config.source}: pruning works on SSMA over two modalities, not "
                            f"{config.num_modalities}")
-    if backbone != "adapnet_pp" or fusion not in (None, "ssma"):
+    if backbone != ADAPNET_PP_BACKBONE or fusion not in (None, "ssma"):
         # The feature-map table (ssma_tf.pruning.channels) knows AdapNet++'s ResNet-50 units and
         # SSMA's blocks; found only after the model is built and evaluated otherwise.
-        what = f"backbone: {backbone}" if backbone != "adapnet_pp" else f"fusion: {fusion}"
+        what = f"backbone: {backbone}" if backbone != ADAPNET_PP_BACKBONE else f"fusion: {fusion}"
         raise PruningError(f"{config.source}: pruning works on AdapNet++ and SSMA on the AdapNet++ backbone "
                            f"(the paper's Section 3.5), not on {what}")
     if method not in METHODS + (CONTROL,):

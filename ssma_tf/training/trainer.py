@@ -1029,8 +1029,10 @@ class Trainer:
         learning = _trained_share(self.model, config)
         # `gpu_id: '0'` (every released config) trains on the CPU where no GPU is visible: say which.
         device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+        backbone = getattr(self.model, "backbone", ADAPNET_PP_BACKBONE)
+        on_backbone = "" if backbone == ADAPNET_PP_BACKBONE else f" on the {backbone} backbone"
         self._log(
-            f"training {self.model.name} ({self.model.count_params():,} weights{learning}) on "
+            f"training {self.model.name}{on_backbone} ({self.model.count_params():,} weights{learning}) on "
             f"{_images_read(config)} of each record, from step {start} to {total} on {replicas} replica(s) "
             f"({device}), batch {config.batch_size}{self._method_text()}; checkpoints in {config.checkpoint}"
         )

@@ -45,7 +45,8 @@ def test_the_table_gives_mean_range_and_per_class_iou():
     assert "| MobileNet v2 (RGB) | 70.0 |" in fusion_table.table(per_seed, ["rgb"], ["road", "car"], "mobilenet_v2")
     # Every method the config takes has a title; one added without keeps its name (was a KeyError
     # after every arm had trained).
-    assert set(fusion_table.FUSION_METHODS) <= set(fusion_table.TITLES)
+    untitled = set(fusion_table.FUSION_METHODS) - set(fusion_table.TITLES)
+    assert not untitled, f"give {sorted(untitled)} a title in ssma_tf/cli/fusion_table.py's TITLES (the table's rows)"
     assert "| feature_max | 70.0 |" in fusion_table.table({0: {"feature_max": _metrics(70.0)}}, ["feature_max"],
                                                           ["road", "car"])
 
