@@ -208,6 +208,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             check_output(args.list_file, what="--list-file")
         todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing,
                                    output_dir=args.output_dir)
+        if args.list_file is not None:
+            batch.check_partner_sizes(jobs, what="depth map" if args.command in ("jet", "gray", "fill", "hha")
+                                      else "NIR image")
         progress = None
         if not args.quiet:
             kept = len(jobs) - len(todo)

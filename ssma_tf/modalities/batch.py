@@ -29,6 +29,9 @@ import os
 import pathlib
 from typing import Callable, Dict, List, Optional, Sequence
 
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
 from ssma_tf.lists import format_line, read_lines
@@ -406,6 +409,46 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     if skip_existing:
         return [job for job in jobs if not job.output.exists()]
     return list(jobs)
+
+
+def image_size(path: PathLike) -> Optional[tuple]:
+    """(height, width) of an image or a `.npy` array from its header alone; None when the file
+    cannot be read (its conversion or `ssma-convert` names the problem)."""
+    path = pathlib.Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            return tuple(int(n) for n in shape[:2]) if len(shape) >= 2 else None
+        with Image.open(path) as image:  # reads the header only
+            return image.size[1], image.size[0]
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError):
+        return None
+
+
+def check_partner_sizes(jobs: Sequence[Job], what: str = "input") -> None:
+    """Checks, before any conversion, that each job's input has the size of the other images of
+    its list row (the RGB image, the label): `ssma-convert` refuses a row whose images differ,
+    and found it only after every file had been converted.
+
+    Raises:
+        InputFileError: naming the first row whose sizes differ, both files and both sizes.
+    """
+    for job in jobs:
+        if job.row is None:
+            continue
+        size = image_size(job.source)
+        if size is None:
+            continue
+        for partner in job.row:
+            if pathlib.Path(partner) == job.output:
+                continue
+            other = image_size(partner)
+            if other is not None and other != size:
+                raise InputFileError(
+                    f"the {what} '{job.source}' is {size[0]}x{size[1]} but its partner '{partner}' is "
+                    f"{other[0]}x{other[1]} (height x width): ssma-convert takes rows of one size; resize "
+                    "one of them (a depth map with nearest neighbour) or leave the pair out"
+                )
 
 
 def run_jobs(

@@ -181,6 +181,24 @@ def test_missing_partner_is_named(scannet_like, prepare_modality, capsys):
     assert not (root / "jet").exists()  # pairing is checked before any work
 
 
+def test_a_partner_of_another_size_is_named_before_any_conversion(scannet_like, prepare_modality, capsys):
+    """Before, the list was written and `ssma-convert` refused the row after every file was converted."""
+    root = scannet_like
+    _save(root / "color" / "2.jpg", np.zeros((24, 32, 3), dtype=np.uint8))
+    status = prepare_modality([
+        "jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "--modality1-dir", str(root / "color"),
+        "--label-dir", str(root / "label"), "--list-file", str(root / "pairs.txt"), "-q",
+    ])
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"ssma-prepare: error: the depth map '{root / 'depth' / '2.png'}' is 48x64 but its partner "
+        f"'{root / 'color' / '2.jpg'}' is 24x32 (height x width): ssma-convert takes rows of one size; resize one "
+        "of them (a depth map with nearest neighbour) or leave the pair out\n")
+    assert not (root / "jet").exists() and not (root / "pairs.txt").exists()
+    # Without a list file there are no partners: the maps are converted.
+    assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"]) == 0
+
+
 def test_nothing_is_overwritten_without_overwrite(scannet_like, prepare_modality, capsys):
     root = scannet_like
     args = ["gray", str(root / "depth"), "-o", str(root / "gray"), "--max", "7000",
