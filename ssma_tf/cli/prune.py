@@ -1,4 +1,4 @@
-"""Prunes a trained AdapNet++ or SSMA in stages: `ssma-prune -c TRAIN_CONFIG --method taylor -o OUTDIR`.
+"""Prunes a trained AdapNet++ or SSMA in stages: `ssma-prune -c TRAIN_CONFIG --test-data RECORDS -o OUTDIR`.
 
 The shortcut-invariant pruning of the paper (Section 3.5, docs/pruning.md): each stage ranks the
 feature maps of its scopes on the training records (`--method taylor`, `l1`, or `oracle`: Taylor
@@ -26,6 +26,9 @@ from typing import List, Optional
 from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit
 
 DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
+# What a `--with` run must share with this one for the table to compare methods at one budget.
+COMPARED_SETTINGS = ("stages", "finetune_steps", "finetune_learning_rate", "rank_batches", "test_data",
+                     "config_sha256", "channel_multiple")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{' '.join(DEFAULT_STAGES)})")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the stages and report")
     parser.add_argument("--checkpoint", metavar="PATH", help="the trained weights (default: the config's checkpoint)")
-    parser.add_argument("--test-data", dest="test_data", nargs="+", metavar="PATTERN",
+    parser.add_argument("--test-data", dest="test_data", nargs="+", metavar="PATTERN", required=True,
                         help="record files or glob patterns to evaluate each stage on")
-    parser.add_argument("--finetune-steps", type=int, default=100, help="training steps after each stage (0: none)")
+    parser.add_argument("--finetune-steps", type=int, default=100, help="training steps after each stage (0: none; default 100)")
     parser.add_argument("--finetune-lr", type=float, default=None,
                         help="initial learning rate of the fine-tuning (default: the config's)")
-    parser.add_argument("--rank-batches", type=int, default=8, help="training batches the Taylor ranking uses")
-    parser.add_argument("--latency-runs", type=int, default=10, help="timed batch-1 inferences per stage")
+    parser.add_argument("--rank-batches", type=int, default=8, help="training batches the Taylor ranking uses (default 8)")
+    parser.add_argument("--latency-runs", type=int, default=10, help="timed batch-1 inferences per stage (default 10)")
     parser.add_argument("--channel-multiple", type=int, default=1, metavar="N",
                         help="remove channels in groups of N per layer, so that widths stay multiples of N "
                         "(e.g. 8 or 16 for vector units; default 1: one by one, the paper's)")
@@ -97,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         stages = staged.parse_stages(args.stages)
         report = staged.run(
-            config, args.method, stages, args.output, test_data=args.test_data or [],
+            config, args.method, stages, args.output, test_data=args.test_data,
             checkpoint=args.checkpoint, finetune_steps=args.finetune_steps, finetune_learning_rate=args.finetune_lr,
             rank_batches=args.rank_batches, latency_runs=args.latency_runs,
             channel_multiple=args.channel_multiple,
@@ -109,11 +112,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     # the table's unpruned rows tell them apart, and this line says so.
     for folder, other in zip(args.others, others):
         theirs, ours = other.get("settings", {}), report["settings"]
-        recorded = theirs.get("checkpoint") is not None
-        if theirs.get("model") != ours["model"] or (recorded and theirs["checkpoint"] != ours["checkpoint"]):
+        # The weights file and its digest where both reports record them (since 2026-12-02), else the path.
+        identity = [k for k in ("weights", "weights_sha256") if k in theirs] or ["checkpoint"]
+        if theirs.get("model") != ours["model"] or any(theirs.get(k) not in (None, ours.get(k)) for k in identity):
             print(f"warning: --with {folder} pruned another network (model {theirs.get('model')}, weights "
-                  f"{theirs.get('checkpoint', 'not recorded')}); its rows are not comparable with this run's",
-                  file=sys.stderr)
+                  f"{theirs.get('weights', theirs.get('checkpoint', 'not recorded'))}); its rows are not comparable "
+                  "with this run's", file=sys.stderr)
+            continue
+        # The same network under another budget: each method's figures come from its own protocol.
+        budget = [k for k in COMPARED_SETTINGS if k in theirs and theirs[k] != ours.get(k)]
+        if budget:
+            print(f"warning: --with {folder} ran with other settings ("
+                  + "; ".join(f"{k} {theirs[k]!r}, here {ours.get(k)!r}" for k in budget)
+                  + "): the methods are not compared at the same budget", file=sys.stderr)
     labels = staged.report_labels(reports, [args.output, *args.others])
     picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png", labels)
     print(staged.format_table(reports, labels), flush=True)

@@ -12,6 +12,9 @@ Everything goes to one output folder, written so that an interrupted run resumes
 `stage<k>/pruned.keras` (the network right after surgery), `stage<k>/checkpoints/` (its
 fine-tuning, resumed like any training run), `stage<k>.keras` (the fine-tuned network) and
 `report.json` (parameters, GFLOPs, mIoU and latency per stage), each file written atomically.
+A stage's work folder `stage<k>/` is removed once `stage<k>.keras` is written. The report
+records the weights file stage 0 was measured on and a digest of it: a resumed run whose
+weights changed (training went on in the run folder) is refused.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_model, load_weights
+from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import refuse_pretraining
 from ssma_tf.config.runs import write_run_config
+from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
-from ssma_tf.files import atomic_path, atomic_write
+from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
 from ssma_tf.inference.flops import flops, inference_function, input_specs
 from ssma_tf.inference.timing import time_calls
 from ssma_tf.layers.initializers import overwritten_weights
@@ -158,6 +163,40 @@ def _trained(config: Any, source: str) -> tuple[keras.Model, str]:
     return model, f"loaded {load_weights(model, source)}"
 
 
+def _weights_identity(source: str) -> dict:
+    """The file (or checkpoint prefix) `source` resolves to now and a digest of its contents: a
+    run folder resolves to its newest checkpoint, which training on moves (the folder's path
+    alone let a resumed pruning run prune newer weights than its recorded stage 0's). A TF
+    checkpoint's `.index` is hashed (it holds each tensor's checksum), another file whole."""
+    resolved = resolve_weights(source)[1]
+    digest = hashlib.sha256()
+    with open(resolved + ".index" if os.path.isfile(resolved + ".index") else resolved, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return {"weights": resolved, "weights_sha256": digest.hexdigest()[:16]}
+
+
+def _remove_leftovers(output: pathlib.Path, stages: int, log: Callable[[str], None]) -> None:
+    """Removes the temporaries a killed run left beside the files it writes (a half-written
+    `stage<k>.keras`, as large as the network)."""
+    finals = [output / REPORT, output / RUN_CONFIG] + [output / f"stage{k}.keras" for k in range(1, stages + 1)] \
+        + [output / f"stage{k}" / "pruned.keras" for k in range(1, stages + 1)]
+    for final in finals:
+        for leftover in leftover_temporaries(final):
+            remove_path(leftover)
+            log(f"removed {leftover}, left by an interrupted save")
+
+
+def _remove_stage_folder(folder: pathlib.Path, final: pathlib.Path, log: Callable[[str], None]) -> None:
+    """Removes a finished stage's work folder: its pruned network before fine-tuning and the
+    fine-tuning's checkpoints (with the optimizer's state, three times the network's size each)
+    are not needed once `final` holds the stage's network. A 2-stage run of AdapNet++ kept 2 GB."""
+    if folder.is_dir():
+        shutil.rmtree(folder)
+        log(f"removed {folder} (the stage's work: its pruned network and fine-tuning checkpoints; {final.name} "
+            "holds the network)")
+
+
 def _load(path: os.PathLike) -> keras.Model:
     with overwritten_weights():
         return keras.saving.load_model(path, compile=False)
@@ -263,10 +302,12 @@ def run(
             # Before: refused after stage 0's evaluation and the ranking, leaving a report behind.
             raise PruningError(f"stage {index} ({stage.spec!r}): the scope fusion holds SSMA's fusion blocks, and "
                                f"{config.model} has none")
-    test_data = _check_test_data(test_data)
+    # Absolute, as the config's paths: the same relative pattern from another folder is other files.
+    test_data = tuple(os.path.abspath(p) for p in _check_test_data(test_data))
     output = pathlib.Path(output)
     report_path = output / REPORT
     source = os.path.abspath(checkpoint or config.checkpoint)
+    weights = _weights_identity(source)
     # Everything a finished stage depends on: a resumed run with other weights, fine-tuning or
     # test records would otherwise report the old stages as its own. The config by content, so
     # that `--set` changes count and a moved file does not.
@@ -275,7 +316,7 @@ def run(
     settings = {"method": method, "stages": [s.spec for s in stages], "finetune_steps": finetune_steps,
                 "rank_batches": rank_batches, "model": config.model, "source": str(config.source),
                 "checkpoint": source, "config_sha256": config_digest[:16], "config": config_values,
-                "finetune_learning_rate": finetune_learning_rate, "test_data": list(test_data),
+                "finetune_learning_rate": finetune_learning_rate, "test_data": list(test_data), **weights,
                 # Named only when used, so that the reports of earlier runs still match theirs.
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
     report = {"settings": settings, "stages": []}
@@ -294,12 +335,20 @@ def run(
                 path=report_path)
         # Where the config file lies is recorded, not compared: its contents are (config_sha256;
         # a report that records them, `config`, also names the keys that changed).
+        # Reports written before 2026-12-02 record the test records as typed (relative, say) and
+        # not the weights file: compared as far as they go.
+        old = dict(old, test_data=[os.path.abspath(p) for p in old.get("test_data") or []])
+        unrecorded = {k for k in weights if k not in old}
         differ = sorted(k for k in set(old) | set(settings)
-                        if k not in ("source", "config", "stages") and old.get(k) != settings.get(k))
+                        if k not in ("source", "config", "stages") and k not in unrecorded
+                        and old.get(k) != settings.get(k))
         if differ:
             # Each change as `was -> now` (before: "finetune_steps differ (before: ...)", without
             # the new value, and "config_sha256 differ" for a changed config key).
-            changes = [f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in differ if k != "config_sha256"]
+            changes = [f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in differ
+                       if k not in ("config_sha256", "weights_sha256")]
+            if "weights_sha256" in differ and "weights" not in differ:
+                changes.append(f"the weights in {weights['weights']} changed since stage 0 was measured on them")
             if "config_sha256" in differ:
                 keys = (sorted(k for k in set(old["config"]) | set(config_values)
                                if old["config"].get(k) != config_values.get(k))
@@ -311,10 +360,16 @@ def run(
                 "or the same settings", path=report_path)
         _check_stage_list(previous, stages, report_path, log)
         report = dict(previous, settings=settings)  # the config's place and the stage list now
+        finished = sorted(s["stage"] for s in previous.get("stages", []))
+        if finished:
+            log(f"resuming {report_path}: stage(s) {', '.join(map(str, finished))} measured there "
+                f"(stage 0: {weights['weights']})")
+    _remove_leftovers(output, len(stages), log)
     eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
 
     def record(index: int, model: keras.Model) -> dict:
-        result = evaluate(eval_config, model=model, log=lambda line: None)
+        log(f"stage {index}: evaluating on {', '.join(test_data)}")
+        result = evaluate(eval_config, model=model, log=lambda line: log(f"  {line}"))
         # One trace of the inference call serves the FLOP count and the timing.
         traced = inference_function(model, config.height, config.width)
         entry = {
@@ -332,7 +387,7 @@ def run(
         report["stages"] = [s for s in report["stages"] if s["stage"] != index] + [entry]
         with atomic_write(report_path) as handle:
             json.dump(report, handle, indent=2)
-        log(f"stage {index}: {entry['params']:,} weights ({entry['param_reduction']:.2f} % fewer), "
+        log(f"stage {index}{' (unpruned)' if index == 0 else ''}: {entry['params']:,} weights ({entry['param_reduction']:.2f} % fewer), "
             f"{entry['gflops']:.3f} GFLOPs, mIoU {entry['miou']:.2f} ({entry['miou_change']:+.2f}), "
             f"{entry['latency_ms']:.1f} ms")
         return entry
@@ -350,15 +405,17 @@ def run(
     write_run_config(config, output, header=_HEADER)
     for index, stage in enumerate(stages, start=1):
         final = output / f"stage{index}.keras"
+        folder = output / f"stage{index}"
         if final.exists() and index in done:
             log(f"stage {index} ({stage.spec}) is done: {final}")
+            _remove_stage_folder(folder, final, log)  # killed between the two
             model = None
             continue
         if model is None:
             model = _load(output / f"stage{index - 1}.keras") if index > 1 else None
             if model is None:
-                model = _trained(config, checkpoint or config.checkpoint)[0]
-        folder = output / f"stage{index}"
+                model, line = _trained(config, checkpoint or config.checkpoint)
+                log(line)
         pruned_path = folder / "pruned.keras"
         if not pruned_path.exists() and method == CONTROL:
             log(f"stage {index} ({stage.spec}): the control prunes nothing")
@@ -366,9 +423,12 @@ def run(
         elif not pruned_path.exists():
             batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
             log(f"stage {index} ({stage.spec}): ranking by {method}"
-                + (f" on {rank_batches} training batches" if batches is not None else ""))
-            _save(prune_stage(model, stage, method, index, batches, channel_multiple,
-                              tuple(config.aux_loss_weights)), pruned_path)
+                + (f" on {rank_batches} training batch{'es' if rank_batches != 1 else ''}"
+                   if batches is not None else ""))
+            with naming_damaged_records(list_record_files(config.train_data), config.record_modalities):
+                pruned = prune_stage(model, stage, method, index, batches, channel_multiple,
+                                     tuple(config.aux_loss_weights))
+            _save(pruned, pruned_path)
         if finetune_steps > 0:
             tune = dataclasses.replace(
                 config, checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,
@@ -377,12 +437,13 @@ def run(
                 learning_rate=finetune_learning_rate or config.learning_rate,
             )
             trainer = Trainer(tune, model_fn=lambda path=pruned_path: _load(path), log=log)
-            trainer.train()
+            trainer.run()  # names a damaged training record's file and index
             model = trainer.model
         else:
             model = _load(pruned_path)
         record(index, model)
         _save(model, final)
+        _remove_stage_folder(folder, final, log)
     return report
 
 

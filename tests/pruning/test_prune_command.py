@@ -1,6 +1,7 @@
 """`ssma-prune`: one stage end to end on tiny records, resuming, and one-line errors on bad input."""
 
 import json
+import pathlib
 
 import keras
 import pytest
@@ -58,6 +59,12 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
         counts = [len(width)] if isinstance(width, list) and "conv3" in name else width if isinstance(width, list) else [width]
         assert all(count % 8 == 0 for count in counts), (name, width)
     assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name.startswith(".")]
+    # The stage's work folder is gone once its network is written (it kept every fine-tuning
+    # checkpoint: 2 GB for two stages of AdapNet++).
+    assert not (out / "stage1").exists()
+    # The weights stage 0 was measured on: the file the checkpoint resolved to, and its digest.
+    assert report["settings"]["weights"] == str(run_folder / "trained.weights.h5")
+    assert len(report["settings"]["weights_sha256"]) == 16
     printed = capsys.readouterr().out
     assert "block4:0.05" in printed and (out / "pruning.png").is_file()
     # A stage's .keras file goes to ssma-evaluate with the folder's config (before: "not a training
@@ -79,10 +86,30 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
 
     with pytest.raises(CheckpointError, match=r": it is the output of ssma-prune: give one of its stages' networks"):
         resolve_weights(str(out))  # -c CONFIG --checkpoint OUT, intialize: OUT
-    # Run again: every stage is done, nothing is recomputed.
+    # Run again: every stage is done, nothing is recomputed; a half-written stage network that a
+    # kill left (as large as the network) is removed with a line saying so.
+    from ssma_tf.files import temporary_name
+
+    leftover = temporary_name(out / "stage1.keras")
+    with open(leftover, "w") as stream:
+        stream.write("half a network")
     assert prune_cli.main(args) == 0
-    assert "stage 1 (block4:0.05) is done" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "stage 1 (block4:0.05) is done" in printed
+    assert f"removed {leftover}, left by an interrupted save" in printed and not pathlib.Path(leftover).exists()
+    assert f"resuming {out / 'report.json'}: stage(s) 0, 1 measured there (stage 0: " in printed
     assert json.loads((out / "report.json").read_text()) == report
+    # The same file with other weights (training went on into final.weights.h5): before, the
+    # resumed run pruned them and reported the old stage 0 as their base.
+    trained = (run_folder / "trained.weights.h5").read_bytes()
+    keras.utils.set_random_seed(2)
+    AdapNetPP(5).save_weights(run_folder / "trained.weights.h5")
+    try:
+        assert prune_cli.main(args) == 2
+        assert (f"(the weights in {run_folder / 'trained.weights.h5'} changed since stage 0 was measured on them)"
+                in capsys.readouterr().err)
+    finally:
+        (run_folder / "trained.weights.h5").write_bytes(trained)
     # Other weights, fine-tuning or config values: the finished stages are not theirs (before: the
     # old table was printed as the new result).
     keras.utils.set_random_seed(1)
@@ -137,6 +164,31 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     # The same widths, but one fine-tuning step moved the weights.
     assert tuned.count_params() == start.count_params()
     assert any(not (a == b).all() for a, b in zip(tuned.get_weights(), start.get_weights()))
+    # Reports shown beside it (`--with`) that ran under another budget or pruned other weights
+    # are named (before: only another model or checkpoint path was).
+    report = json.loads((out / "report.json").read_text())
+    for name, change in (("longer", {"finetune_steps": 5}), ("other", {"weights_sha256": "0" * 16})):
+        other = run_folder / name
+        other.mkdir()
+        (other / "report.json").write_text(json.dumps(dict(report, settings=dict(report["settings"], **change))))
+    assert prune_cli.main(args + ["--with", str(run_folder / "longer"), str(run_folder / "other")]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: --with {run_folder / 'longer'} ran with other settings (finetune_steps 5, here 1): the methods "
+            "are not compared at the same budget") in err
+    assert f"warning: --with {run_folder / 'other'} pruned another network" in err
+
+
+def test_a_damaged_training_record_is_named(run_folder, monkeypatch, capsys):
+    """The Taylor ranking and the fine-tuning read the training records: a damaged one was a
+    TensorFlow DataLossError traceback (ssma-train names the file and the record)."""
+    monkeypatch.chdir(run_folder)
+    damaged = run_folder / "damaged.tfrecords"
+    data = (run_folder / "records" / "train.tfrecords").read_bytes()
+    damaged.write_bytes(data[: len(data) // 2 + 100])  # inside the third of four records
+    args = command(run_folder, "--stages", "block4:0.05", "-o", str(run_folder / "damaged_out"), "--rank-batches", "1",
+                   "--latency-runs", "1", "--finetune-steps", "1", "--set", f"train_data={damaged}")
+    assert prune_cli.main(args) == 2
+    assert f"error: {damaged}, record 2: damaged (truncated record at " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [
