@@ -360,6 +360,28 @@ def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(
                           f"stopped at step 3; the newest checkpoint is {newest}: the same command resumes from it"]
     again = training.Trainer(config, log=lambda line: None)
     assert again.resumed_from == newest and int(again.step.numpy()) == 3
+    # Interrupted as a step returned: the step ran and is saved, and the last line says that its
+    # loss was never logged (before: the lines ended at the step before, as if it were cut off).
+    lines.clear()
+    calls.clear()
+
+    own_step = again.train_function
+
+    def interrupted_as_the_second_returns(iterator):
+        result = own_step(iterator)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt()
+        return result
+
+    again.train_function = interrupted_as_the_second_returns
+    again._log = lines.append
+    with pytest.raises(KeyboardInterrupt):
+        again.train()
+    newest = str(tmp_path / "checkpoints" / "ckpt-5")
+    assert lines[-2:] == [f"saved checkpoint {newest} (step 5) on the interrupt",
+                          f"stopped at step 5 (step 5 ran; the interrupt came as it returned, before its loss was "
+                          f"logged); the newest checkpoint is {newest}: the same command resumes from it"]
     assert again.train().final_step == 6
 
 

@@ -955,11 +955,15 @@ class Trainer:
         except KeyboardInterrupt:
             step = int(self.step.numpy())
             self._save_on_interrupt(step)
+            # The interrupt comes when a step returns: that step ran, but its loss line never came
+            # (the last line said step 4 where the run stopped at 5, as if 5 had been cut off).
+            unlogged = (f" (step {step} ran; the interrupt came as it returned, before its loss was logged)"
+                        if step > self._checked_step else "")
             if self.last_checkpoint is not None:
-                self._log(f"stopped at step {step}; the newest checkpoint is {self.last_checkpoint}: "
+                self._log(f"stopped at step {step}{unlogged}; the newest checkpoint is {self.last_checkpoint}: "
                           "the same command resumes from it")
             else:
-                self._log(f"stopped at step {step} before the first checkpoint: the same command starts "
+                self._log(f"stopped at step {step}{unlogged} before the first checkpoint: the same command starts "
                           "again from the beginning")
             raise
 
