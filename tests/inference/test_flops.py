@@ -51,3 +51,23 @@ def test_one_spec_per_modality_with_its_channels():
     specs = input_specs(model, 6, 10)
     assert [tuple(s.shape) for s in specs] == [(1, 6, 10, 3), (1, 6, 10, 1), (1, 6, 10, 3)]
     assert flops(model, 6, 10) == pytest.approx(2 * 7 * 2 * 60 + 2 * 60)
+
+
+def test_the_count_logs_no_deprecation_notice_of_tensorflows_registry(monkeypatch):
+    """Every `ssma-prune` printed TensorFlow's notice that its own FLOP registry calls a deprecated
+    function, with "Instructions for updating". TensorFlow logs it once per process: forgotten here."""
+    import logging
+
+    from tensorflow.python.util import deprecation
+
+    monkeypatch.setattr(deprecation, "_PRINTED_WARNING", {})
+    caught = []
+    handler = logging.Handler()
+    handler.emit = caught.append
+    tf.get_logger().addHandler(handler)
+    try:
+        inputs = keras.Input((8, 8, 3))
+        assert flops(keras.Model(inputs, keras.layers.Conv2D(2, 3)(keras.layers.ReLU()(inputs))), 8, 8) > 0
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert [r.getMessage() for r in caught if "deprecated" in r.getMessage()] == []
