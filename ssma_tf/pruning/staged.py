@@ -23,6 +23,7 @@ import dataclasses
 import glob
 import hashlib
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -486,38 +487,61 @@ def format_table(reports: Sequence[dict], labels: Optional[Sequence[str]] = None
     return "\n".join(lines)
 
 
+def nice_ticks(low: float, high: float, most: int = 7) -> list[float]:
+    """Tick values at a round step (1, 2, 2.5 or 5 times a power of ten) that cover [low, high]
+    with at most `most` ticks, the first at or below `low` and the last at or above `high`."""
+    span = max(high - low, 1e-9)
+    power = 10.0 ** math.floor(math.log10(span))
+    for factor in (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0):
+        step = factor * power
+        first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+        if last - first + 1 <= most:
+            return [round(k * step, 10) for k in range(first, last + 1)]
+    raise AssertionError("unreachable: ten times the span's power of ten gives two ticks")
+
+
+def _tick_text(value: float, ticks: Sequence[float], sign: bool = False) -> str:
+    """A tick's label with as many decimals as the step needs (0.25 steps: two)."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    decimals = next(d for d in range(4) if abs(round(step, d) - step) < 1e-9)
+    return f"{value:{'+' if sign else ''}.{decimals}f}"
+
+
 def plot(reports: Sequence[dict], path: os.PathLike, labels: Optional[Sequence[str]] = None) -> str:
     """A Figure-15-style plot (PNG): parameter reduction against mIoU change, one line per method.
 
     Drawn with Pillow (a dependency already) rather than a plotting library; `labels` as for
-    `format_table`.
+    `format_table`. The ticks fall on round values; the legend stands above the frame, where no
+    line can run through it.
     """
     labels = labels or [r["settings"]["method"] for r in reports]
     from PIL import Image, ImageDraw
 
-    width, height, margin = 640, 420, 60
     series = [(label, sorted(r["stages"], key=lambda e: e["stage"])) for r, label in zip(reports, labels)]
+    width, margin = 640, 60
+    top = 40 + 16 * len(series)  # the axis title, then one legend line per method
+    height = top + 300 + margin
     xs = [e["param_reduction"] for _, entries in series for e in entries] or [0.0]
     ys = [e["miou_change"] for _, entries in series for e in entries] or [0.0]
-    x_max = max(1.0, max(xs)) * 1.05
-    y_low, y_high = min(min(ys), -0.5) - 0.25, max(max(ys), 0.5) + 0.25
+    x_ticks = nice_ticks(0.0, max(1.0, max(xs)))
+    y_ticks = nice_ticks(min(min(ys), -0.5), max(max(ys), 0.5))
+    x_max, y_low, y_high = x_ticks[-1], y_ticks[0], y_ticks[-1]
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
 
     def point(x: float, y: float) -> tuple[float, float]:
         return (margin + (width - 2 * margin) * x / x_max,
-                height - margin - (height - 2 * margin) * (y - y_low) / (y_high - y_low))
+                height - margin - (height - margin - top) * (y - y_low) / (y_high - y_low))
 
-    draw.rectangle([margin, margin, width - margin, height - margin], outline="black")
+    draw.rectangle([margin, top, width - margin, height - margin], outline="black")
     draw.line([point(0, 0), point(x_max, 0)], fill=(160, 160, 160))
-    for k in range(6):
-        x = x_max * k / 5
-        # One decimal: ticks fall between whole percents (9.9 would read "10").
-        draw.text((point(x, y_low)[0] - 12, height - margin + 6), f"{x:.1f}", fill="black")
-        y = y_low + (y_high - y_low) * k / 5
-        draw.text((6, point(0, y)[1] - 6), f"{y:+.2f}", fill="black")
+    for x in x_ticks:
+        text = _tick_text(x, x_ticks)
+        draw.text((point(x, y_low)[0] - 3 * len(text), height - margin + 6), text, fill="black")
+    for y in y_ticks:
+        draw.text((6, point(0, y)[1] - 6), _tick_text(y, y_ticks, sign=True), fill="black")
     draw.text((width / 2 - 70, height - 25), "parameters removed (%)", fill="black")
-    draw.text((6, 20), "mIoU change (points)", fill="black")
+    draw.text((6, 12), "mIoU change (points)", fill="black")
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
     for k, (method, entries) in enumerate(series):
         colour = colours[k % len(colours)]
@@ -526,6 +550,7 @@ def plot(reports: Sequence[dict], path: os.PathLike, labels: Optional[Sequence[s
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
-        draw.text((width - margin - 6 - 6 * (len(method) + 3), margin + 8 + 16 * k), f"-- {method}", fill=colour)
+        longest = max(len(name) for name, _ in series)
+        draw.text((width - margin - 6 * (longest + 3), 32 + 16 * k), f"-- {method}", fill=colour)
     save_png(path, np.asarray(image))
     return str(path)
