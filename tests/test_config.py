@@ -657,3 +657,30 @@ def test_a_key_given_with_set_is_named_by_either_spelling(workdir):
     for spelling in ("intialize", "initialize"):
         assert config.where(spelling) == "t.config with --set intialize='rgb/model.ckpt-150000'"
     assert config.where("batch_size") == "t.config"
+
+
+def test_an_error_about_a_key_of_a_file_names_its_line(workdir):
+    """The file and the key were named, not the line (YAML's own errors name it)."""
+    path = write(workdir, """\
+        model: AdapNet_pp
+        num_classes: 12
+
+        max_iteraton: 10
+    """)
+    assert str(error_for(path)) == (f"{path}, line 4: key 'max_iteraton': unknown key; did you mean "
+                                    "'max_iteration'?")
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("batch_size: 8", "batch_size: eight"))
+    line = 1 + next(n for n, text in enumerate(path.read_text().splitlines()) if text.startswith("batch_size"))
+    assert str(error_for(path)).startswith(f"{path}, line {line}: key 'batch_size': expected")
+    # A key given on the command line is named as such, without the file's line.
+    from ssma_tf.config import load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides={"batch_size": "nine"})
+    assert str(info.value).startswith(f"{path} with --set batch_size='nine': key 'batch_size': expected")
+    # A key spelled as its alias: the line of that spelling.
+    text = ORIGINAL_ADAPNET_TRAIN.replace("'init_checkpoint/Adapnet_pp_init.ckpt'", "missing/weights.h5")
+    path = write(workdir, text)
+    line = 1 + next(n for n, text in enumerate(path.read_text().splitlines()) if text.startswith("intialize"))
+    error = error_for(path)
+    assert str(error).startswith(f"{path}, line {line}: key 'in") and error.line == line

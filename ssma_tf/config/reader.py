@@ -25,7 +25,7 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.config.yaml_reader import ConfigError, _Loader, read_yaml_file
+from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, read_yaml_file
 from ssma_tf.constants import (
     ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, END_TO_END_FUSIONS, EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA,
     SSMA_FUSION, WEIGHTS_SUFFIXES,
@@ -205,7 +205,7 @@ def config_with_overrides(
         ConfigError: as for `config_from_dict`; when the problem is an overridden key, the
             error's source is `--set key=value` (after the file).
     """
-    merged = dict(d) if isinstance(d, Mapping) else d
+    merged = ConfigMapping(d, getattr(d, "lines", None)) if isinstance(d, Mapping) else d
     if isinstance(merged, dict):
         for name in overrides:
             # `--set initialize=...` replaces the file's `intialize`, and the other way round.
@@ -278,7 +278,11 @@ class _Reader:
     # --- Errors and lookups -----------------------------------------------------------------
 
     def error(self, name: Optional[str], message: str, missing: bool = False) -> ConfigError:
-        return ConfigError(message, key=name, source=self.source, missing=missing)
+        # The key's line in the file; not for a key the command line gave (the caller names that).
+        line = None
+        if isinstance(self.d, ConfigMapping) and name not in self.command_line:
+            line = self.d.line_of(name, ALIASES)
+        return ConfigError(message, key=name, source=self.source, missing=missing, line=line)
 
     def type_error(self, name: str, expected: str, value: Any) -> ConfigError:
         return self.error(name, f"expected {expected}, got {value!r} ({type(value).__name__})")

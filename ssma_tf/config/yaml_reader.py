@@ -26,12 +26,13 @@ class ConfigError(UserInputError):
         source: the config file (or "<dict>" for configs built in code).
         missing: the key is absent or empty where a value is needed (a caller that can do
             without the key, such as prediction without `train_data`, tells these apart by it).
+        line: the key's line in the file (`ConfigMapping.lines`), or None.
     """
 
     def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>",
-                 missing: bool = False):
+                 missing: bool = False, line: Optional[int] = None):
         # A config built in code has no file to name: "<dict>: " would only puzzle a user.
-        where = [] if source == "<dict>" else [source]
+        where = [] if source == "<dict>" else [source + (f", line {line}" if line is not None else "")]
         if key is not None:
             where.append(f"key '{key}'")
         super().__init__(": ".join(where + [message]))
@@ -40,6 +41,23 @@ class ConfigError(UserInputError):
         self.path = None if source == "<dict>" else source
         self.detail = message
         self.missing = missing
+        self.line = line
+
+
+class ConfigMapping(dict):
+    """A config file's top-level mapping, with the line each key is on (`lines`), so that an
+    error about a key names its line as YAML's own errors do."""
+
+    def __init__(self, values: Any, lines: Optional[dict] = None):
+        super().__init__(values)
+        self.lines = dict(lines or {})
+
+    def line_of(self, name: Optional[str], aliases: Optional[dict] = None) -> Optional[int]:
+        """The line of key `name`, or of a spelling of it that `aliases` (spelling: name) maps to it."""
+        for key, line in self.lines.items():
+            if key == name or (aliases or {}).get(key) == name:
+                return line
+        return None
 
 
 
@@ -107,7 +125,12 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError(f"not UTF-8 text (byte {data[e.start]:#04x} on line {line})", source=source) from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+        content = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+        if isinstance(content, dict):
+            node = yaml.compose(text, Loader=_Loader)  # noqa: S506
+            return ConfigMapping(content, {key.value: key.start_mark.line + 1 for key, _ in node.value
+                                           if isinstance(key, yaml.ScalarNode)})
+        return content
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
