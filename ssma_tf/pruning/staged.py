@@ -90,7 +90,8 @@ def parse_stage(spec: str, index: int) -> Stage:
     except ValueError:
         raise PruningError(f"{what}: the fraction {fraction_text!r} is not a number") from None
     if fraction >= 1.0:
-        raise PruningError(f"{what} would remove every filter of the network; give a fraction below 1")
+        raise PruningError(f"{what}: the fraction {fraction:g} is a share of the whole network's weights and "
+                           "must be below 1 (the scopes hold fewer than all of them)")
     if fraction <= 0.0:
         raise PruningError(f"{what}: the fraction must be above 0, got {fraction}")
     groups: list[str] = []

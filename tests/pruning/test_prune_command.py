@@ -192,7 +192,7 @@ def test_a_damaged_training_record_is_named(run_folder, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--stages", "block4:1.0"], "stage 1 ('block4:1.0') would remove every filter"),
+    (["--stages", "block4:1.0"], "stage 1 ('block4:1.0'): the fraction 1 is a share of the whole network's weights"),
     (["--stages", "block4:0.1", "decoders:0.1"], "stage 2 ('decoders:0.1'): unknown scope 'decoders'"),
     (["--set", "num_classes=3"], "trained.weights.h5"),
     # Before: a traceback from the feature-map table after the model was evaluated.

@@ -263,7 +263,7 @@ def test_select_with_a_multiple_removes_whole_groups_and_keeps_widths_multiples(
 
 
 @pytest.mark.parametrize("spec, match", [
-    ("block4:1.0", "stage 1 \\('block4:1.0'\\) would remove every filter"),
+    ("block4:1.0", "stage 1 \\('block4:1.0'\\): the fraction 1 is a share of the whole network"),
     ("block5:0.1", "bad block|unknown scope 'block5'"),
     ("block4", "SCOPE:FRACTION"),
     ("block2-9:0.1", "bad block range"),
