@@ -188,6 +188,8 @@ def test_a_full_disk_while_exporting_leaves_no_partial_file(tmp_path, tiny_model
     result = training.Trainer(config, log=lines.append).train()  # run again: exports
     assert "training already complete: the run is at step 2, max_iteration 2; exporting its final weights" in lines
     assert os.path.isfile(result.weights)
+    # Said when done, as at the end of a run (before: no line after "exporting its final weights").
+    assert lines[-1] == f"exported {result.weights} and {directory / 'final.keras'}"
     # Run again with other test records: a finished run's folder is left as it was (before, its
     # config.yaml took them, and `ssma-evaluate RUN` then read them without a word).
     written = {name: (directory / name).stat().st_mtime_ns for name in ("config.yaml", "final.weights.h5")}

@@ -128,13 +128,27 @@ def prune_stage(model: keras.Model, stage: Stage, method: str, index: int, batch
     """Ranks the maps of `stage` by `method` and returns the pruned copy of `model` (channels removed
     in groups of `multiple`, `ssma_tf.pruning.surgery.select`). The Taylor ranking differentiates
     the training loss with the auxiliary heads weighted `aux_weights` (the config's)."""
-    maps = candidates(model, stage, method)
-    if not maps:
-        raise PruningError(f"stage {index} ({stage.spec!r}): nothing to prune in {model.name}")
+    maps = check_stage_fits(model, stage, method, index, multiple)
     scores = rank(method, model, maps, batches, ReleasedLoss(aux_weights=aux_weights))
     keep = select(scores, stage.fraction * count_params(model), maps, what=f"stage {index} ({stage.spec!r})",
                   multiple=multiple)
     return prune(model, keep)
+
+
+def check_stage_fits(model: keras.Model, stage: Stage, method: str, index: int, multiple: int = 1) -> list:
+    """The feature maps `stage` ranks in `model`, once it is known that they hold the weights it
+    removes: whether they do depends on their widths, not on the scores, so it is found before
+    the ranking (a gradient pass for Taylor) and, for the first stage, before stage 0 is evaluated.
+
+    Raises:
+        PruningError: nothing to prune, or fewer removable weights than the stage's share.
+    """
+    maps = candidates(model, stage, method)
+    if not maps:
+        raise PruningError(f"stage {index} ({stage.spec!r}): nothing to prune in {model.name}")
+    select({entry.name: np.zeros(entry.width) for entry in maps}, stage.fraction * count_params(model), maps,
+           what=f"stage {index} ({stage.spec!r})", multiple=multiple)
+    return maps
 
 
 def latency(model: keras.Model, height: int, width: int, runs: int = 10, concrete=None) -> float:
@@ -399,6 +413,8 @@ def run(
     if 0 not in done:
         model, line = _trained(config, checkpoint or config.checkpoint)
         log(line)
+        if stages and method != CONTROL:  # a first stage that cannot be carried out: before stage 0 is recorded
+            check_stage_fits(model, stages[0], method, 1, channel_multiple)
         record(0, model)
     # The folder describes its networks as a run folder does: `ssma-evaluate OUT/stage1.keras`
     # takes the size, classes and dataset from it (before: "not a training run"; ssma-predict

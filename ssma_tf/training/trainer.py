@@ -1027,6 +1027,8 @@ class Trainer:
                           f"{RUN_CONFIG}, which keeps the values it was trained with (ssma-evaluate takes others "
                           "as flags, e.g. --test_data)")
             weights = final if exported else self.export_weights()
+            if not exported and weights is not None:
+                self._log(f"exported {weights} and {os.path.join(os.path.dirname(weights), FINAL_MODEL)}")
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync

@@ -200,6 +200,8 @@ def test_a_damaged_training_record_is_named(run_folder, monkeypatch, capsys):
     # Before: refused after stage 0's evaluation and the ranking, a report left behind.
     (["--stages", "fusion:0.1"], "stage 1 ('fusion:0.1'): the scope fusion holds SSMA's fusion blocks, and "
                                  "AdapNet_pp has none"),
+    # Before: refused after stage 0's evaluation and the ranking, a report left behind.
+    (["--stages", "stem:0.5"], "stage 1 ('stem:0.5') would remove every filter of conv1"),
 ])
 def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra, message):
     monkeypatch.chdir(run_folder)
