@@ -210,9 +210,10 @@ def train_scene_classifier(
                           stacklevel=2)
     if experts is None and freeze_experts:
         # Before: trained on random frozen encoders without a word.
-        start = "ImageNet" if backbone_weights else "random"
-        warnings.warn(f"no experts given: the encoders are {start} and stay frozen, so only the SSMA block and "
-                      f"the classifier learn, on {start} features; give --experts (one unimodal "
+        start = ("start from the ImageNet weights but their eASPP is random" if backbone_weights
+                 else "are random")
+        warnings.warn(f"no experts given: the encoders {start}, and they stay frozen, so only the SSMA block and "
+                      "the classifier learn, on random features; give --experts (one unimodal "
                       f"{backbone} checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
     # The experts' encoders before the classifier is built: a checkpoint that does not fit is named
     # without waiting for the build. One file given for several experts (an ImageNet checkpoint

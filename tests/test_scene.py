@@ -114,7 +114,7 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     trained = []
     monkeypatch.setattr(ssma_tf.scene.SSMASceneClassifier, "save", stop_while_saving)
     with pytest.raises(KeyboardInterrupt), pytest.warns(ConfigWarning, match=r"^no experts given: the encoders are "
-                                                        r"random and stay frozen.*--train_experts$"):
+                                                        r"random, and they stay frozen.*--train_experts$"):
         train_scene_classifier(data, str(whole), log=whole_lines.append, **{**settings, "save_steps": 0})
     assert whole_lines[-1] == f"stopped at step 20: the run's state is in {whole / 'resume'}; run the same command to go on"
     assert (whole / "resume" / "state.weights.h5").exists() and not (whole / "scene.keras").exists()
@@ -340,8 +340,11 @@ def test_segmentation_and_scene_records_given_for_each_other_are_named(records, 
     with pytest.raises(UserInputError, match=r"images\.tfrecords, record 0: has no label: these records hold images "
                                              r"only \(ssma-convert --unlabeled writes them"):
         check_first_record(images_only, 2)
-    # ssma-check-records checks scene records as such (before: "no 'label' bytes feature" for each).
-    assert check_example(next(iterate_records(scenes))[1]) == (2, (H, W), None, 0)
+    # ssma-check-records checks scene records as such (before: "no 'label' bytes feature" for each);
+    # where labels are read they stay a problem that says what they are.
+    assert check_example(next(iterate_records(scenes))[1], scenes=True) == (2, (H, W), None, 0)
+    with pytest.raises(ValueError, match=r"^no 'label' bytes feature: a scene classification record"):
+        check_example(next(iterate_records(scenes))[1])
 
 
 def test_an_expert_trained_on_another_modality_is_named(records, tmp_path):

@@ -381,7 +381,7 @@ def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(
     newest = str(tmp_path / "checkpoints" / "ckpt-5")
     assert lines[-2:] == [f"saved checkpoint {newest} (step 5) on the interrupt",
                           f"stopped at step 5 (step 5 ran; the interrupt came as it returned, before its loss was "
-                          f"logged); the newest checkpoint is {newest}: the same command resumes from it"]
+                          f"checked); the newest checkpoint is {newest}: the same command resumes from it"]
     assert again.train().final_step == 6
 
 

@@ -58,7 +58,7 @@ def check_and_report(
 
     with Progress.bar_or_lines(sys.stderr, unit="records", prefix="checked ") as progress:
         reports = check_record_files(files, modalities=modalities, num_classes=num_classes,
-                                     max_problems=max_problems, progress=progress, labeled=labeled)
+                                     max_problems=max_problems, progress=progress, labeled=labeled, scenes=True)
     problems = 0
     for report in reports:
         print(report.describe())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 from typing import List, Optional
@@ -29,6 +30,19 @@ DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 # What a `--with` run must share with this one for the table to compare methods at one budget.
 COMPARED_SETTINGS = ("stages", "finetune_steps", "finetune_learning_rate", "rank_batches", "test_data",
                      "config_sha256", "channel_multiple")
+
+
+def _budget(settings: dict, key: str):
+    """A report's value of a setting as the run used it: the test records as absolute paths (a
+    report before 2026-12-02 has them as typed), the config's learning rate where no
+    `--finetune-lr` was given, a channel multiple of 1 where none is recorded."""
+    if key == "test_data":
+        return [os.path.abspath(p) for p in settings.get(key) or []]
+    if key == "finetune_learning_rate" and settings.get(key) is None:
+        return (settings.get("config") or {}).get("learning_rate")
+    if key == "channel_multiple":
+        return settings.get(key, 1)
+    return settings.get(key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,18 +126,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     # the table's unpruned rows tell them apart, and this line says so.
     for folder, other in zip(args.others, others):
         theirs, ours = other.get("settings", {}), report["settings"]
-        # The weights file and its digest where both reports record them (since 2026-12-02), else the path.
-        identity = [k for k in ("weights", "weights_sha256") if k in theirs] or ["checkpoint"]
+        # The weights by their digest where both reports record it (since 2026-12-02: a copy of the
+        # file elsewhere is the same network), else by the checkpoint's path.
+        identity = ["weights_sha256"] if "weights_sha256" in theirs else ["checkpoint"]
         if theirs.get("model") != ours["model"] or any(theirs.get(k) not in (None, ours.get(k)) for k in identity):
             print(f"warning: --with {folder} pruned another network (model {theirs.get('model')}, weights "
                   f"{theirs.get('weights', theirs.get('checkpoint', 'not recorded'))}); its rows are not comparable "
                   "with this run's", file=sys.stderr)
             continue
         # The same network under another budget: each method's figures come from its own protocol.
-        budget = [k for k in COMPARED_SETTINGS if k in theirs and theirs[k] != ours.get(k)]
+        budget = [k for k in COMPARED_SETTINGS if (k in theirs or k == "channel_multiple")
+                  and _budget(theirs, k) != _budget(ours, k)]
         if budget:
             print(f"warning: --with {folder} ran with other settings ("
-                  + "; ".join(f"{k} {theirs[k]!r}, here {ours.get(k)!r}" for k in budget)
+                  + "; ".join(f"{k} {_budget(theirs, k)!r}, here {_budget(ours, k)!r}" for k in budget)
                   + "): the methods are not compared at the same budget", file=sys.stderr)
     labels = staged.report_labels(reports, [args.output, *args.others])
     picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png", labels)

@@ -230,7 +230,7 @@ def kind_of(modalities: int) -> str:
 
 
 def check_example(
-    serialized: bytes, modalities: Optional[int] = None, labeled: bool = True
+    serialized: bytes, modalities: Optional[int] = None, labeled: bool = True, scenes: bool = False
 ) -> Tuple[int, Tuple[int, int], Optional[np.ndarray], Optional[int]]:
     """Checks one serialized record against the schema, decoding its bytes features.
 
@@ -239,6 +239,9 @@ def check_example(
         modalities: N to require `modality1` .. `modalityN` (images after them are ignored);
             None: whatever the record holds.
         labeled: False accepts a record without a `label` feature (one that has it is checked).
+        scenes: True checks a scene classification record (a `class_id`, no label) as such, its
+            class id returned (`ssma-check-records`, with or without `labeled`); False: one is a
+            problem where labels are read (the segmentation pipelines' damaged-record search).
 
     Returns:
         (modalities the record holds, (height, width), label ids as a flat uint8 array, or None
@@ -270,14 +273,19 @@ def check_example(
     label = None
     for key, channels in keys:
         values = _feature(example, key, "bytes_list")
-        if values is None and key == schema.LABEL and not labeled:
-            continue
         if values is None and key == schema.LABEL and schema.CLASS_ID in example.features.feature:
+            if not scenes and not labeled:
+                continue  # its images serve as an unlabeled segmentation record's
+            if not scenes:
+                raise ValueError(f"no {key!r} bytes feature: a scene classification record (a {schema.CLASS_ID}, "
+                                 "no label image; ssma-scene trains on those)")
             class_id = _feature(example, schema.CLASS_ID, "int64_list")
             if class_id is None or len(class_id) != 1 or class_id[0] < 0:
                 raise ValueError(f"a scene classification record's {schema.CLASS_ID!r} must be one integer "
                                  f">= 0, got {class_id}")
             return present, (height, width), None, int(class_id[0])
+        if values is None and key == schema.LABEL and not labeled:
+            continue
         if values is None:
             raise ValueError(f"no {key!r} bytes feature")
         if len(values) != 1:
@@ -316,6 +324,7 @@ def check_record_file(
     max_problems: Optional[int] = 20,
     on_record: Optional[Callable[[], None]] = None,
     labeled: bool = True,
+    scenes: bool = False,
 ) -> FileReport:
     """Checks every record of one file (see the module docstring).
 
@@ -328,6 +337,7 @@ def check_record_file(
         on_record: called after each record (a progress bar).
         labeled: False: a record without a `label` feature is counted in `unlabeled`, not a
             problem (records used without labels: `unlabeled_data`, `target_data`).
+        scenes: scene classification records are checked as such (see `check_example`).
 
     Returns:
         The `FileReport`; `problems` is empty for a good file.
@@ -350,7 +360,7 @@ def check_record_file(
             if full():
                 continue  # keep counting, stop checking
             try:
-                present, size, ids, class_id = check_example(record, modalities, labeled=labeled)
+                present, size, ids, class_id = check_example(record, modalities, labeled=labeled, scenes=scenes)
             except ValueError as error:
                 report.problems.append(RecordError(str(error), report.path, index))
                 continue
@@ -411,12 +421,13 @@ def check_record_files(
     max_problems: Optional[int] = 20,
     progress: Optional[Callable[[int, int], None]] = None,
     labeled: bool = True,
+    scenes: bool = False,
 ) -> List[FileReport]:
     """`check_record_file` over several files, with one progress count over all their records.
 
     Args:
         paths: the record files.
-        modalities, num_classes, max_problems, labeled: as for `check_record_file` (per file).
+        modalities, num_classes, max_problems, labeled, scenes: as for `check_record_file` (per file).
         progress: called as progress(records done, records in all); the total is counted from
             the files' framing first (quick: no data is read).
 
@@ -434,7 +445,7 @@ def check_record_files(
 
     reports = [
         check_record_file(p, modalities=modalities, num_classes=num_classes, max_problems=max_problems,
-                          on_record=step, labeled=labeled)
+                          on_record=step, labeled=labeled, scenes=scenes)
         for p in paths
     ]
     if progress is not None:

@@ -411,18 +411,26 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     return list(jobs)
 
 
-def image_size(path: PathLike) -> Optional[tuple]:
+def image_size(path: PathLike, oriented: bool = False) -> Optional[tuple]:
     """(height, width) of an image or a `.npy` array from its header alone; None when the file
-    cannot be read (its conversion or `ssma-convert` names the problem)."""
+    cannot be read (its conversion or `ssma-convert` names the problem). `oriented`: as shown
+    after its EXIF orientation, which `ssma-convert` applies to the images (not to labels)."""
     path = pathlib.Path(path)
     try:
         if path.suffix.lower() == ".npy":
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
             return tuple(int(n) for n in shape[:2]) if len(shape) >= 2 else None
         with Image.open(path) as image:  # reads the header only
-            return image.size[1], image.size[0]
+            width, height = image.size
+            # Orientations 5 to 8 turn the image by a quarter.
+            if oriented and image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                width, height = height, width
+            return height, width
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError):
         return None
+
+
+_EXIF_ORIENTATION = 0x0112
 
 
 def check_partner_sizes(jobs: Sequence[Job], what: str = "input") -> None:
@@ -439,10 +447,11 @@ def check_partner_sizes(jobs: Sequence[Job], what: str = "input") -> None:
         size = image_size(job.source)
         if size is None:
             continue
-        for partner in job.row:
+        for column, partner in enumerate(job.row):
             if pathlib.Path(partner) == job.output:
                 continue
-            other = image_size(partner)
+            # The list's last column is the label when the row has one (`rgb depth label`).
+            other = image_size(partner, oriented=column < len(job.row) - 1)
             if other is not None and other != size:
                 raise InputFileError(
                     f"the {what} '{job.source}' is {size[0]}x{size[1]} but its partner '{partner}' is "

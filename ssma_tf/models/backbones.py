@@ -130,7 +130,13 @@ def register_backbone(name: str, builder: Callable[..., keras.Model]) -> None:
     and `ssma_tf.constants.BACKBONES`, as `mobilenet_v2` is). The backbone check of weight files
     (`ssma_tf.checkpoints.reading.check_backbone`) knows the built-in backbones only and passes
     a registered one over.
+
+    Raises:
+        ValueError: `name` is a built-in backbone's (`adapnet_pp`, `mobilenet_v2`): their weight
+            files are told apart by shape, which another builder would not match.
     """
+    if name in BACKBONES:
+        raise ValueError(f"{name!r} is a built-in backbone; register yours under another name")
     _BACKBONES[name] = builder
 
 

@@ -378,8 +378,9 @@ def run(
         report = dict(previous, settings=settings)  # the config's place and the stage list now
         finished = sorted(s["stage"] for s in previous.get("stages", []))
         if finished:
-            log(f"resuming {report_path}: stage(s) {', '.join(map(str, finished))} measured there "
-                f"(stage 0: {weights['weights']})")
+            of = (f"stage 0: {weights['weights']}" if not unrecorded else
+                  f"its report does not record the weights stage 0 was measured on; now {weights['weights']}")
+            log(f"resuming {report_path}: stage(s) {', '.join(map(str, finished))} measured there ({of})")
     _remove_leftovers(output, len(stages), log)
     eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
 
@@ -410,8 +411,10 @@ def run(
 
     done = {s["stage"] for s in report["stages"]}
     model = None
+    # The file the digest is of: a run folder resolved again could name a newer checkpoint.
+    source_weights = weights["weights"]
     if 0 not in done:
-        model, line = _trained(config, checkpoint or config.checkpoint)
+        model, line = _trained(config, source_weights)
         log(line)
         if stages and method != CONTROL:  # a first stage that cannot be carried out: before stage 0 is recorded
             check_stage_fits(model, stages[0], method, 1, channel_multiple)
@@ -432,7 +435,7 @@ def run(
         if model is None:
             model = _load(output / f"stage{index - 1}.keras") if index > 1 else None
             if model is None:
-                model, line = _trained(config, checkpoint or config.checkpoint)
+                model, line = _trained(config, source_weights)
                 log(line)
         pruned_path = folder / "pruned.keras"
         if not pruned_path.exists() and method == CONTROL:

@@ -957,7 +957,7 @@ class Trainer:
             self._save_on_interrupt(step)
             # The interrupt comes when a step returns: that step ran, but its loss line never came
             # (the last line said step 4 where the run stopped at 5, as if 5 had been cut off).
-            unlogged = (f" (step {step} ran; the interrupt came as it returned, before its loss was logged)"
+            unlogged = (f" (step {step} ran; the interrupt came as it returned, before its loss was checked)"
                         if step > self._checked_step else "")
             if self.last_checkpoint is not None:
                 self._log(f"stopped at step {step}{unlogged}; the newest checkpoint is {self.last_checkpoint}: "

@@ -140,21 +140,28 @@ def test_scene_classification_records_are_checked_as_such(good, tmp_path):
         return _example(height=[SIZE], width=[SIZE], modality1=image, modality2=image, class_id=[class_id], **extra)
 
     scenes = _write(tmp_path / "scenes.tfrecords", [scene(0), scene(2), scene(1)])
-    report = check_record_file(scenes)
+    report = check_record_file(scenes, scenes=True)
     assert report.problems == [] and report.scene_classes == {0: 1, 1: 1, 2: 1}
     assert report.describe().endswith("3 records (3 fusion; all scene classification), 32x32 (3), "
                                       "scene class ids 0..2: ok")
-    (problem,) = check_record_file(scenes, num_classes=2).problems
+    # Checked as such with --unlabeled too (before this: counted as records without a label).
+    assert check_record_file(scenes, scenes=True, labeled=False, num_classes=2).scene_classes == {0: 1, 1: 1, 2: 1}
+    # Where labels are read (the segmentation pipelines' search for a damaged record), a scene
+    # record stays a problem that says what it is.
+    (problem,) = check_record_file(scenes, max_problems=1).problems
+    assert "no 'label' bytes feature: a scene classification record" in str(problem)
+    assert check_record_file(scenes, labeled=False).problems == []  # its images serve as unlabeled ones
+    (problem,) = check_record_file(scenes, num_classes=2, scenes=True).problems
     assert str(problem) == (f"{scenes}, record 1: scene class id 2 >= num_classes 2 (the scene classes have ids "
                             "0..num_classes-1, no void class)")
     # Their images are checked as every record's.
     short = _write(tmp_path / "short.tfrecords", [scene(0, modality3=image[:-1])])
-    (problem,) = check_record_file(short).problems
+    (problem,) = check_record_file(short, scenes=True).problems
     assert problem.index == 0 and "modality3 holds 3071 bytes" in str(problem)
-    (problem,) = check_record_file(_write(tmp_path / "negative.tfrecords", [scene(-1)])).problems
+    (problem,) = check_record_file(_write(tmp_path / "negative.tfrecords", [scene(-1)]), scenes=True).problems
     assert "a scene classification record's 'class_id' must be one integer >= 0, got [-1]" in str(problem)
     mixed = _write(tmp_path / "mixed.tfrecords", [scene(0), _raw(modality2=image)])
-    (problem,) = check_record_file(mixed).problems
+    (problem,) = check_record_file(mixed, scenes=True).problems
     assert problem.index is None and "mixes 1 scene classification records (a class_id) and 1 segmentation " \
         "records (a label image)" in str(problem)
 

@@ -195,6 +195,15 @@ def test_a_partner_of_another_size_is_named_before_any_conversion(scannet_like, 
         f"'{root / 'color' / '2.jpg'}' is 24x32 (height x width): ssma-convert takes rows of one size; resize one "
         "of them (a depth map with nearest neighbour) or leave the pair out\n")
     assert not (root / "jet").exists() and not (root / "pairs.txt").exists()
+    # A photo stored turned by a quarter with an EXIF orientation is compared as shown, as
+    # ssma-convert reads it.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((64, 48, 3), dtype=np.uint8)).save(root / "color" / "2.jpg", exif=exif)
+    assert prepare_modality([
+        "jet", str(root / "depth"), "-o", str(root / "jet_oriented"), "--max", "7000", "--modality1-dir",
+        str(root / "color"), "--label-dir", str(root / "label"), "--list-file", str(root / "oriented.txt"), "-q",
+    ]) == 0
     # Without a list file there are no partners: the maps are converted.
     assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"]) == 0
 

@@ -164,6 +164,8 @@ def test_a_registered_backbone_builds_trains_saves_and_loads_its_weights(tmp_pat
     from ssma_tf.checkpoints.loading import load_weights
     from ssma_tf.models import backbones
 
+    with pytest.raises(ValueError, match=r"'mobilenet_v2' is a built-in backbone; register yours under another name"):
+        backbones.register_backbone("mobilenet_v2", _tiny_pyramid)
     monkeypatch.setitem(backbones._BACKBONES, "tiny", _tiny_pyramid)
     model = AdapNetPP(NUM_CLASSES, backbone="tiny")
     image = _image()

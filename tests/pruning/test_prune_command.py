@@ -167,15 +167,22 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     # Reports shown beside it (`--with`) that ran under another budget or pruned other weights
     # are named (before: only another model or checkpoint path was).
     report = json.loads((out / "report.json").read_text())
-    for name, change in (("longer", {"finetune_steps": 5}), ("other", {"weights_sha256": "0" * 16})):
-        other = run_folder / name
-        other.mkdir()
-        (other / "report.json").write_text(json.dumps(dict(report, settings=dict(report["settings"], **change))))
-    assert prune_cli.main(args + ["--with", str(run_folder / "longer"), str(run_folder / "other")]) == 0
+    older = {k: v for k, v in report["settings"].items() if k not in ("weights", "weights_sha256")}
+    reports = {"longer": dict(report["settings"], finetune_steps=5),
+               "other": dict(report["settings"], weights_sha256="0" * 16),
+               # The same file copied elsewhere, and a report written before 2026-12-02 (test
+               # records as typed, no weights file): the same network and budget, no warning.
+               "copied": dict(report["settings"], weights="/elsewhere/trained.weights.h5"),
+               "older": dict(older, test_data=["records/test.tfrecords"])}
+    for name, settings in reports.items():
+        (run_folder / name).mkdir()
+        (run_folder / name / "report.json").write_text(json.dumps(dict(report, settings=settings)))
+    assert prune_cli.main(args + ["--with", *(str(run_folder / name) for name in reports)]) == 0
     err = capsys.readouterr().err
     assert (f"warning: --with {run_folder / 'longer'} ran with other settings (finetune_steps 5, here 1): the methods "
             "are not compared at the same budget") in err
     assert f"warning: --with {run_folder / 'other'} pruned another network" in err
+    assert err.count("warning: --with") == 2, err
 
 
 def test_a_damaged_training_record_is_named(run_folder, monkeypatch, capsys):
