@@ -240,7 +240,7 @@ class Evaluator:
             if skip_step and batches % skip_step == 0:
                 images = int(self.images.numpy())
                 rate = images / max(time.perf_counter() - start, 1e-9)
-                log(f"evaluated {batches} batches ({images} images, {rate:.2f} images/s)")
+                log(f"evaluated {batches} batch{'es' if batches != 1 else ''} ({images} images, {rate:.2f} images/s)")
         confusion = ConfusionMatrix(self.num_classes)
         confusion.update_from_matrix(self.counts.numpy(), int(self.images.numpy()))
         return confusion
@@ -394,7 +394,7 @@ def evaluate_exported(
             counts += tf.cast(batch_confusion_matrix(labels, probabilities, config.num_classes), tf.int64)
             images += int(labels.shape[0])
             if config.skip_step and batch % config.skip_step == 0:
-                log(f"evaluated {batch} batches ({images} images, "
+                log(f"evaluated {batch} batch{'es' if batch != 1 else ''} ({images} images, "
                     f"{images / max(time.perf_counter() - started, 1e-9):.2f} images/s)")
     confusion = ConfusionMatrix(config.num_classes)
     confusion.update_from_matrix(counts.numpy(), images)
