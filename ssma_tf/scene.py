@@ -51,6 +51,8 @@ _RUN_SETTINGS = "run.json"
 # The dataset of `state.weights.h5` that holds the dropout layers' seed generators' states,
 # which Keras' weights files leave out: without them a resumed run draws other dropout masks.
 _SEED_STATES = "ssma_tf_seed_generator_states"
+# Its attribute with the step the state is at, read before the model is built.
+_STEP = "ssma_tf_step"
 
 
 def scene_metrics(confusion: np.ndarray, class_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
@@ -194,6 +196,11 @@ def train_scene_classifier(
         remove_path(leftover)
         log(f"removed {leftover}, left by an interrupted save")
     state = _unfinished_run(state_dir, settings)
+    # A state that says its step (since 2026-12-02) is checked before the model is built; an older
+    # one once it is loaded, below.
+    saved_step = _saved_step(state) if state is not None else None
+    if saved_step is not None and saved_step > steps:
+        _refuse_fewer_steps(steps, saved_step, state_dir)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     # Before the model is built: records that are not scene records (one line), then a class id
@@ -234,9 +241,7 @@ def train_scene_classifier(
     if state is not None:
         start = _load_state(model, state, height, width)
         if start > steps:
-            raise UserInputError(f"--steps {steps} is below step {start} of the unfinished run in {state_dir}: "
-                                 f"give --steps {start} or more to go on with it, or start again with --overwrite",
-                                 state_dir)
+            _refuse_fewer_steps(steps, start, state_dir)
         log(f"resuming the unfinished run in {state_dir} at step {start} of {steps}"
             + ("" if seed is None else f" (skipping the {start} batches it read)"))
         if seed is not None:
@@ -246,6 +251,22 @@ def train_scene_classifier(
         encoder.set_weights(expert_weights[os.fspath(source)])
         log(f"{source}: loaded into the {encoder.name} expert")
     return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps)
+
+
+def _saved_step(weights: str) -> Optional[int]:
+    """The step an unfinished run's state is at, from its file's attribute (None: a state written
+    before 2026-12-02 does not say it, or the file cannot be read; loading it says why)."""
+    try:
+        with h5py.File(weights, "r") as stream:
+            step = stream.attrs.get(_STEP)
+    except OSError:
+        return None
+    return int(step) if step is not None else None
+
+
+def _refuse_fewer_steps(steps: int, start: int, state_dir: str) -> None:
+    raise UserInputError(f"--steps {steps} is below step {start} of the unfinished run in {state_dir}: "
+                         f"give --steps {start} or more to go on with it, or start again with --overwrite", state_dir)
 
 
 def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str]:
@@ -330,6 +351,7 @@ def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str,
         states = [np.asarray(v) for v in seed_generator_states(model)]
         with h5py.File(temporary, "a") as stream:
             stream.create_dataset(_SEED_STATES, data=np.stack(states) if states else np.zeros((0, 2), np.int64))
+            stream.attrs[_STEP] = int(model.optimizer.iterations.numpy())
     return state_dir
 
 

@@ -152,8 +152,9 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     with pytest.raises(UserInputError, match=r"holds an unfinished run with train_data \[.*scenes\.tfrecords'\], "
                                              r"this one has \[.*copy\.tfrecords'\]"):
         train_scene_classifier(str(tmp_path / "copy.tfrecords"), str(run), **settings)
-    # Fewer steps than the state has (before: a model of 12 steps written for 10).
-    monkeypatch.setattr(ssma_tf.scene, "_load_state", lambda *args: 12)
+    # Fewer steps than the state has (before: a model of 12 steps written for 10), found before the
+    # model is built (the state's file says its step).
+    monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", lambda *args, **kwargs: pytest.fail("built"))
     with pytest.raises(UserInputError, match=r"--steps 10 is below step 12 of the unfinished run in .*run/resume: "
                                              r"give --steps 12 or more"):
         train_scene_classifier(data, str(run), **{**settings, "steps": 10})
