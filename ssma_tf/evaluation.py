@@ -134,6 +134,12 @@ class EvaluationResult:
         return self.confusion.format_table(self.class_names)
 
 
+def _progress_line(batches: int, images: int, seconds: float) -> str:
+    """An evaluation's progress line: batches and images so far, and the rate."""
+    return (f"evaluated {batches} batch{'es' if batches != 1 else ''} ({images} images, "
+            f"{images / max(seconds, 1e-9):.2f} images/s)")
+
+
 class Evaluator:
     """Accumulates a confusion matrix of a model over datasets, on the device.
 
@@ -238,9 +244,7 @@ class Evaluator:
             self.eval_function(inputs, labels)
             batches += 1
             if skip_step and batches % skip_step == 0:
-                images = int(self.images.numpy())
-                rate = images / max(time.perf_counter() - start, 1e-9)
-                log(f"evaluated {batches} batch{'es' if batches != 1 else ''} ({images} images, {rate:.2f} images/s)")
+                log(_progress_line(batches, int(self.images.numpy()), time.perf_counter() - start))
         confusion = ConfusionMatrix(self.num_classes)
         confusion.update_from_matrix(self.counts.numpy(), int(self.images.numpy()))
         return confusion
@@ -394,8 +398,7 @@ def evaluate_exported(
             counts += tf.cast(batch_confusion_matrix(labels, probabilities, config.num_classes), tf.int64)
             images += int(labels.shape[0])
             if config.skip_step and batch % config.skip_step == 0:
-                log(f"evaluated {batch} batch{'es' if batch != 1 else ''} ({images} images, "
-                    f"{images / max(time.perf_counter() - started, 1e-9):.2f} images/s)")
+                log(_progress_line(batch, images, time.perf_counter() - started))
     confusion = ConfusionMatrix(config.num_classes)
     confusion.update_from_matrix(counts.numpy(), images)
     names = _class_names(config)

@@ -17,12 +17,16 @@ per process, of temporaries beside the output that an earlier writer of that sam
 removing them, since another process, perhaps on another machine, may still be writing them.
 Only the output's own temporaries are looked for, not those of files inside an output folder.
 
+`sha256_of_file` fingerprints a file's contents (a released archive's cache name, the weights a
+pruning run was measured on).
+
 No TensorFlow here: the data tools use this before they import it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -274,3 +278,12 @@ _TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 def checkpoint_prefix(path: PathLike) -> str:
     """`path` without a pasted TF checkpoint part (`.index`, `.meta`, `.data-00000-of-00001`)."""
     return _TF_CHECKPOINT_PART.sub("", os.fspath(path))
+
+
+def sha256_of_file(path: PathLike) -> str:
+    """The SHA-256 of a file's contents (hex), read in blocks: a network's weights are hundreds of MB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
 import pathlib
 import urllib.parse
@@ -34,6 +33,7 @@ from ssma_tf.checkpoints.loading import load_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError, num_classes_of, read_checkpoint
 from ssma_tf.constants import ADAPNET_PP, SSMA as SSMA_NAME
+from ssma_tf.files import sha256_of_file
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
 
@@ -119,14 +119,6 @@ def get_preset(name: str) -> Preset:
             "(or give a local folder, checkpoint or archive)"
         )
     return known[name]
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_archive(path: str) -> bool:
@@ -230,7 +222,7 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
         url = pathlib.Path(text).resolve().as_uri()
         # Cached by content, not by name: another archive under the same name (a retrained
         # model) would otherwise load the first one's unpacked copy without a word.
-        name = f"{_archive_stem(text)}_{_sha256(text)[:16]}"
+        name = f"{_archive_stem(text)}_{sha256_of_file(text)[:16]}"
         return find_checkpoint(fetch_archive(url, name, cache_dir=cache_dir))
     if os.path.isdir(text) and not os.path.exists(os.path.join(text, "checkpoint")):
         return find_checkpoint(text)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 from typing import List, Optional
@@ -30,19 +29,6 @@ DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 # What a `--with` run must share with this one for the table to compare methods at one budget.
 COMPARED_SETTINGS = ("stages", "finetune_steps", "finetune_learning_rate", "rank_batches", "test_data",
                      "config_sha256", "channel_multiple")
-
-
-def _budget(settings: dict, key: str):
-    """A report's value of a setting as the run used it: the test records as absolute paths (a
-    report before 2026-12-02 has them as typed), the config's learning rate where no
-    `--finetune-lr` was given, a channel multiple of 1 where none is recorded."""
-    if key == "test_data":
-        return [os.path.abspath(p) for p in settings.get(key) or []]
-    if key == "finetune_learning_rate" and settings.get(key) is None:
-        return (settings.get("config") or {}).get("learning_rate")
-    if key == "channel_multiple":
-        return settings.get(key, 1)
-    return settings.get(key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", metavar="PATH", help="the trained weights (default: the config's checkpoint)")
     parser.add_argument("--test-data", dest="test_data", nargs="+", metavar="PATTERN", required=True,
                         help="record files or glob patterns to evaluate each stage on")
-    parser.add_argument("--finetune-steps", type=int, default=100, help="training steps after each stage (0: none; default 100)")
+    parser.add_argument("--finetune-steps", type=int, default=100,
+                        help="training steps after each stage (0: none; default 100)")
     parser.add_argument("--finetune-lr", type=float, default=None,
                         help="initial learning rate of the fine-tuning (default: the config's)")
-    parser.add_argument("--rank-batches", type=int, default=8, help="training batches the Taylor ranking uses (default 8)")
+    parser.add_argument("--rank-batches", type=int, default=8,
+                        help="training batches the Taylor ranking uses (default 8)")
     parser.add_argument("--latency-runs", type=int, default=10, help="timed batch-1 inferences per stage (default 10)")
     parser.add_argument("--channel-multiple", type=int, default=1, metavar="N",
                         help="remove channels in groups of N per layer, so that widths stay multiples of N "
@@ -136,10 +124,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         # The same network under another budget: each method's figures come from its own protocol.
         budget = [k for k in COMPARED_SETTINGS if (k in theirs or k == "channel_multiple")
-                  and _budget(theirs, k) != _budget(ours, k)]
+                  and staged.setting_as_run(theirs, k) != staged.setting_as_run(ours, k)]
         if budget:
             print(f"warning: --with {folder} ran with other settings ("
-                  + "; ".join(f"{k} {_budget(theirs, k)!r}, here {_budget(ours, k)!r}" for k in budget)
+                  + "; ".join(f"{k} {staged.setting_as_run(theirs, k)!r}, here {staged.setting_as_run(ours, k)!r}"
+                              for k in budget)
                   + "): the methods are not compared at the same budget", file=sys.stderr)
     labels = staged.report_labels(reports, [args.output, *args.others])
     picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png", labels)

@@ -397,10 +397,10 @@ def check_record_file(
         ))
     if report.records == 0 and not report.problems:
         report.problems.append(RecordError("holds no records", report.path))
-    scenes = sum(report.scene_classes.values())
-    if scenes and segmentation:
+    scene_records = sum(report.scene_classes.values())
+    if scene_records and segmentation:
         report.problems.append(RecordError(
-            f"mixes {scenes} scene classification records (a {schema.CLASS_ID}) and {segmentation} segmentation "
+            f"mixes {scene_records} scene classification records (a {schema.CLASS_ID}) and {segmentation} segmentation "
             "records (a label image): a file is read either by ssma-scene or by the segmentation commands",
             report.path,
         ))

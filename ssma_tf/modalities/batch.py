@@ -30,7 +30,7 @@ import pathlib
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
@@ -423,14 +423,11 @@ def image_size(path: PathLike, oriented: bool = False) -> Optional[tuple]:
         with Image.open(path) as image:  # reads the header only
             width, height = image.size
             # Orientations 5 to 8 turn the image by a quarter.
-            if oriented and image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            if oriented and image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
                 width, height = height, width
             return height, width
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError):
         return None
-
-
-_EXIF_ORIENTATION = 0x0112
 
 
 def check_partner_sizes(jobs: Sequence[Job], what: str = "input") -> None:

@@ -43,7 +43,7 @@ from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
-from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
+from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path, sha256_of_file
 from ssma_tf.inference.flops import flops, inference_function, input_specs
 from ssma_tf.inference.timing import time_calls
 from ssma_tf.layers.initializers import overwritten_weights
@@ -179,17 +179,27 @@ def _trained(config: Any, source: str) -> tuple[keras.Model, str]:
     return model, f"loaded {load_weights(model, source)}"
 
 
+def setting_as_run(settings: dict, key: str):
+    """A report's value of a setting as the run used it: the test records as absolute paths (a
+    report before 2026-12-02 has them as typed), the config's learning rate where no
+    `--finetune-lr` was given, a channel multiple of 1 where none is recorded."""
+    if key == "test_data":
+        return [os.path.abspath(p) for p in settings.get(key) or []]
+    if key == "finetune_learning_rate" and settings.get(key) is None:
+        return (settings.get("config") or {}).get("learning_rate")
+    if key == "channel_multiple":
+        return settings.get(key, 1)
+    return settings.get(key)
+
+
 def _weights_identity(source: str) -> dict:
     """The file (or checkpoint prefix) `source` resolves to now and a digest of its contents: a
     run folder resolves to its newest checkpoint, which training on moves (the folder's path
     alone let a resumed pruning run prune newer weights than its recorded stage 0's). A TF
     checkpoint's `.index` is hashed (it holds each tensor's checksum), another file whole."""
     resolved = resolve_weights(source)[1]
-    digest = hashlib.sha256()
-    with open(resolved + ".index" if os.path.isfile(resolved + ".index") else resolved, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return {"weights": resolved, "weights_sha256": digest.hexdigest()[:16]}
+    digest = sha256_of_file(resolved + ".index" if os.path.isfile(resolved + ".index") else resolved)
+    return {"weights": resolved, "weights_sha256": digest[:16]}
 
 
 def _remove_leftovers(output: pathlib.Path, stages: int, log: Callable[[str], None]) -> None:
@@ -353,7 +363,7 @@ def run(
         # a report that records them, `config`, also names the keys that changed).
         # Reports written before 2026-12-02 record the test records as typed (relative, say) and
         # not the weights file: compared as far as they go.
-        old = dict(old, test_data=[os.path.abspath(p) for p in old.get("test_data") or []])
+        old = dict(old, test_data=setting_as_run(old, "test_data"))
         unrecorded = {k for k in weights if k not in old}
         differ = sorted(k for k in set(old) | set(settings)
                         if k not in ("source", "config", "stages") and k not in unrecorded
@@ -404,7 +414,8 @@ def run(
         report["stages"] = [s for s in report["stages"] if s["stage"] != index] + [entry]
         with atomic_write(report_path) as handle:
             json.dump(report, handle, indent=2)
-        log(f"stage {index}{' (unpruned)' if index == 0 else ''}: {entry['params']:,} weights ({entry['param_reduction']:.2f} % fewer), "
+        log(f"stage {index}{' (unpruned)' if index == 0 else ''}: {entry['params']:,} weights "
+            f"({entry['param_reduction']:.2f} % fewer), "
             f"{entry['gflops']:.3f} GFLOPs, mIoU {entry['miou']:.2f} ({entry['miou_change']:+.2f}), "
             f"{entry['latency_ms']:.1f} ms")
         return entry
@@ -563,6 +574,7 @@ def plot(reports: Sequence[dict], path: os.PathLike, labels: Optional[Sequence[s
     draw.text((width / 2 - 70, height - 25), "parameters removed (%)", fill="black")
     draw.text((6, 12), "mIoU change (points)", fill="black")
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+    longest = max((len(name) for name, _ in series), default=0)
     for k, (method, entries) in enumerate(series):
         colour = colours[k % len(colours)]
         points = [point(e["param_reduction"], e["miou_change"]) for e in entries]
@@ -570,7 +582,6 @@ def plot(reports: Sequence[dict], path: os.PathLike, labels: Optional[Sequence[s
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
-        longest = max(len(name) for name, _ in series)
         draw.text((width - margin - 6 * (longest + 3), 32 + 16 * k), f"-- {method}", fill=colour)
     save_png(path, np.asarray(image))
     return str(path)

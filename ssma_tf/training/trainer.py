@@ -829,6 +829,13 @@ class Trainer:
             return None
         return write_run_config(self.config, self.config.checkpoint)
 
+    def _export_and_say(self) -> Optional[str]:
+        """`export_weights`, with a line naming the files it wrote."""
+        weights = self.export_weights()
+        if weights is not None:
+            self._log(f"exported {weights} and {os.path.join(os.path.dirname(weights), FINAL_MODEL)}")
+        return weights
+
     def export_weights(self) -> Optional[str]:
         """Writes `<checkpoint>/final.weights.h5`, `final.keras` and `config.yaml` atomically.
 
@@ -1026,9 +1033,7 @@ class Trainer:
                 self._log(f"note: {', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the run's "
                           f"{RUN_CONFIG}, which keeps the values it was trained with (ssma-evaluate takes others "
                           "as flags, e.g. --test_data)")
-            weights = final if exported else self.export_weights()
-            if not exported and weights is not None:
-                self._log(f"exported {weights} and {os.path.join(os.path.dirname(weights), FINAL_MODEL)}")
+            weights = final if exported else self._export_and_say()
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync
@@ -1132,10 +1137,7 @@ class Trainer:
         bar.clear()
         weights = None
         if step >= total:
-            weights = self.export_weights()
-            if weights is not None:
-                model_file = os.path.join(os.path.dirname(weights), FINAL_MODEL)
-                self._log(f"exported {weights} and {model_file}")
+            weights = self._export_and_say()
         return TrainResult(start, step, losses, self.last_checkpoint, weights)
 
     def recalibrate_batch_norm(self, num_batches: Optional[int] = None) -> int:
