@@ -684,3 +684,19 @@ def test_an_error_about_a_key_of_a_file_names_its_line(workdir):
     line = 1 + next(n for n, text in enumerate(path.read_text().splitlines()) if text.startswith("intialize"))
     error = error_for(path)
     assert str(error).startswith(f"{path}, line {line}: key 'in") and error.line == line
+    # A key inside a section: its own line (before: the section's), for a bad value and for an
+    # unknown key, in block and in flow style.
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "semi_supervised:\n  method: depthmix\n\n  ema_decay: 2\n")
+    line = len(path.read_text().splitlines())
+    assert str(error_for(path, check_paths=False)).startswith(
+        f"{path}, line {line}: key 'semi_supervised': 'ema_decay' must be a number")
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "augmentation: {flip: true,\n  flop: true}\n")
+    assert str(error_for(path, check_paths=False)).startswith(
+        f"{path}, line {len(path.read_text().splitlines())}: key 'augmentation': unknown augmentation key 'flop'")
+    # The line of a key found wrong after reading (`RunConfig.where`), e.g. by the trainer.
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN)
+    line = 1 + next(n for n, text in enumerate(path.read_text().splitlines()) if text.startswith("batch_size"))
+    config = load_config(path, check_paths=False)
+    assert config.where("batch_size") == f"{path}, line {line}"
+    assert config.where("initialize") == config.where("intialize") == f"{path}, line 4"
+    assert config.where("semi_supervised") == str(path)  # not in the file

@@ -205,7 +205,8 @@ def config_with_overrides(
         ConfigError: as for `config_from_dict`; when the problem is an overridden key, the
             error's source is `--set key=value` (after the file).
     """
-    merged = ConfigMapping(d, getattr(d, "lines", None)) if isinstance(d, Mapping) else d
+    merged = (ConfigMapping(d, getattr(d, "lines", None), getattr(d, "inner_lines", None))
+              if isinstance(d, Mapping) else d)
     if isinstance(merged, dict):
         for name in overrides:
             # `--set initialize=...` replaces the file's `intialize`, and the other way round.
@@ -277,11 +278,14 @@ class _Reader:
 
     # --- Errors and lookups -----------------------------------------------------------------
 
-    def error(self, name: Optional[str], message: str, missing: bool = False) -> ConfigError:
-        # The key's line in the file; not for a key the command line gave (the caller names that).
+    def error(self, name: Optional[str], message: str, missing: bool = False, inner: Any = None) -> ConfigError:
+        """The error about key `name` (about its key `inner` when `name` is a section), naming the
+        line in the file of `inner`, or else of `name`; no line for a key the command line gave
+        (the caller names that)."""
         line = None
         if isinstance(self.d, ConfigMapping) and name not in self.command_line:
-            line = self.d.line_of(name, ALIASES)
+            line = self.d.inner_line_of(name, inner) if inner is not None else None
+            line = line or self.d.line_of(name, ALIASES)
         return ConfigError(message, key=name, source=self.source, missing=missing, line=line)
 
     def type_error(self, name: str, expected: str, value: Any) -> ConfigError:
@@ -351,6 +355,9 @@ class _Reader:
         self.relate_switches(given)
         given.update(self.read_keys(lambda name, spec: spec.kind in _PATH_KINDS))
         values = {**DEFAULTS, **given, "mode": self.mode, "source": self.source}
+        if isinstance(self.d, ConfigMapping):
+            values["lines"] = tuple((ALIASES.get(name, name), line) for name, line in self.d.lines.items()
+                                    if ALIASES.get(name, name) in DECLARED and name not in self.command_line)
         self.relate(values, given)
         config = RunConfig(**values)
         self.warn_about(config)
@@ -677,8 +684,8 @@ class _Reader:
             # A private copy: the config must not change when the caller's mapping does.
             return cls.from_dict(copy.deepcopy(dict(value)), source=self.source)
         except ValueError as e:
-            # The section names the source itself; say it once.
-            raise self.error(name, str(e).removeprefix(f"{self.source}: ")) from e
+            # The section names the source itself; say it once. A SectionError names its key.
+            raise self.error(name, str(e).removeprefix(f"{self.source}: "), inner=getattr(e, "key", None)) from e
 
     def read_augmentation(self, name: str, spec: Key, value: Any) -> AugmentationConfig:
         return self.read_section(name, AugmentationConfig, value, AugmentationConfig.disabled())

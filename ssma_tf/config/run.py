@@ -49,11 +49,14 @@ class RunConfig:
         source: the file the config was read from.
         overridden: the keys given on the command line instead of the file's (`--set`), each
             with its value as written there, so that an error about one names it (`where`).
+        lines: the line of each key in the file, by field name, so that an error about a key
+            found after reading names its line (`where`).
     """
 
     mode: str
     source: str
     overridden: tuple[tuple[str, str], ...] = dataclasses.field(default=(), compare=False)
+    lines: tuple[tuple[str, int], ...] = dataclasses.field(default=(), compare=False, repr=False)
     # --- Keys of the released files, in their order.
     gpu_id: Optional[str] = key(
         None, kind="gpu_id", original=True,
@@ -246,11 +249,15 @@ class RunConfig:
         doc="a datasets file in that format, for datasets it does not know")
 
     def where(self, key: str) -> str:
-        """Where `key`'s value comes from, for an error: the file, or the file with the `--set`
-        that replaced it (as the reader names it: `run.config with --set checkpoint1='x.h5'`)."""
+        """Where `key`'s value comes from, for an error: the file with the key's line, or the file
+        with the `--set` that replaced it (as the reader names them: `run.config, line 4`,
+        `run.config with --set checkpoint1='x.h5'`)."""
         canonical = next((name for name, spec in DECLARED.items() if spec.alias == key), key)  # intialize
         given = dict(self.overridden).get(canonical)
-        return self.source if given is None else f"{self.source} with {given}"
+        if given is not None:
+            return f"{self.source} with {given}"
+        line = dict(self.lines).get(canonical)
+        return self.source if line is None else f"{self.source}, line {line}"
 
     @property
     def is_fusion(self) -> bool:

@@ -19,6 +19,15 @@ from ssma_tf.config.keys import Key, declared_keys
 S = TypeVar("S", bound="Section")
 
 
+class SectionError(ValueError):
+    """A bad key or value in a section; `key` is the section's key it is about (None when the
+    section itself is not a mapping), so that a reader of a file can name the key's line."""
+
+    def __init__(self, message: str, key: Any = None):
+        super().__init__(message)
+        self.key = key
+
+
 class Section:
     """Reading, validation and writing shared by the config sections (see the module docstring).
 
@@ -31,7 +40,7 @@ class Section:
         self._validate(type(self).__name__)
 
     def _validate(self, source: str) -> None:
-        """Raises ValueError naming the first bad field and `source`."""
+        """Raises SectionError (a ValueError) naming the first bad field and `source`."""
         for name, spec, _ in declared_keys(type(self)):
             check_value(source, name, spec, getattr(self, name))
 
@@ -44,19 +53,20 @@ class Section:
             source: where the mapping came from (a file name), quoted in errors.
 
         Raises:
-            ValueError: on an unknown key or a bad value, naming the key and `source`.
+            SectionError: (a ValueError) on an unknown key or a bad value, naming the key and
+                `source`; its `key` attribute is the key.
         """
         if d is None:
             return cls()
         if not isinstance(d, Mapping):
-            raise ValueError(f"{source}: {cls.NAME} settings must be a mapping, got {type(d).__name__}")
+            raise SectionError(f"{source}: {cls.NAME} settings must be a mapping, got {type(d).__name__}")
         declared = {name: spec for name, spec, _ in declared_keys(cls)}
         values = {}
         for name, value in d.items():
             if name not in declared:
                 close = difflib.get_close_matches(str(name), list(declared), n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(sorted(declared))})"
-                raise ValueError(f"{source}: unknown {cls.NAME} key {name!r}{hint}")
+                raise SectionError(f"{source}: unknown {cls.NAME} key {name!r}{hint}", name)
             kind = declared[name].kind
             if kind == "range" and isinstance(value, list):
                 value = tuple(value)
@@ -80,11 +90,11 @@ def check_value(source: str, name: str, spec: Key, value: Any) -> None:
     """Checks one field of a section against its declaration; errors name `name` and `source`."""
     if spec.kind == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"{source}: {name!r} must be true or false, got {value!r}")
+            raise SectionError(f"{source}: {name!r} must be true or false, got {value!r}", name)
     elif spec.kind == "choice":
         if value not in spec.choices:
-            raise ValueError(f"{source}: {name!r} must be one of {', '.join(spec.choices)}, "
-                             f"got {value!r}")
+            raise SectionError(f"{source}: {name!r} must be one of {', '.join(spec.choices)}, "
+                               f"got {value!r}", name)
     elif spec.kind in ("float", "int"):
         kinds = (int,) if spec.kind == "int" else (int, float)
         low = spec.minimum if spec.minimum is not None else -math.inf
@@ -92,11 +102,11 @@ def check_value(source: str, name: str, spec: Key, value: Any) -> None:
         if (isinstance(value, bool) or not isinstance(value, kinds)
                 or not math.isfinite(value) or not low <= value <= high):
             what = "an integer" if spec.kind == "int" else "a number"
-            raise ValueError(f"{source}: {name!r} must be {what} in [{low:g}, {high:g}], got {value!r}")
+            raise SectionError(f"{source}: {name!r} must be {what} in [{low:g}, {high:g}], got {value!r}", name)
     elif spec.kind == "range":
         check_range(source, name, spec, value)
     else:
-        raise ValueError(f"{source}: {name!r} has kind {spec.kind!r}, which sections do not read")
+        raise SectionError(f"{source}: {name!r} has kind {spec.kind!r}, which sections do not read", name)
 
 
 def check_range(source: str, name: str, spec: Key, value: Any) -> None:
@@ -107,17 +117,17 @@ def check_range(source: str, name: str, spec: Key, value: Any) -> None:
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     )
     if not ok or not (math.isfinite(value[0]) and math.isfinite(value[1])):
-        raise ValueError(f"{source}: {name!r} must be two numbers [low, high], got {value!r}")
+        raise SectionError(f"{source}: {name!r} must be two numbers [low, high], got {value!r}", name)
     low, high = value
     inclusive = spec.minimum is not None
     lowest = spec.minimum if inclusive else spec.above
     if low > high or (lowest is not None and (low < lowest or (low == lowest and not inclusive))):
-        raise ValueError(
+        raise SectionError(
             f"{source}: {name!r} must satisfy {lowest} {'<=' if inclusive else '<'} low "
-            f"<= high, got {list(value)!r}"
+            f"<= high, got {list(value)!r}", name
         )
     if spec.maximum is not None and high > spec.maximum:
-        raise ValueError(
+        raise SectionError(
             f"{source}: {name!r} must lie in {'[' if inclusive else '('}{lowest:g}, "
-            f"{spec.maximum:g}], got {list(value)!r}"
+            f"{spec.maximum:g}], got {list(value)!r}", name
         )

@@ -45,12 +45,14 @@ class ConfigError(UserInputError):
 
 
 class ConfigMapping(dict):
-    """A config file's top-level mapping, with the line each key is on (`lines`), so that an
-    error about a key names its line as YAML's own errors do."""
+    """A config file's top-level mapping, with the line each key is on (`lines`) and the line of
+    each key inside a top-level mapping such as `semi_supervised:` (`inner_lines`, by (section,
+    key)), so that an error about a key names its line as YAML's own errors do."""
 
-    def __init__(self, values: Any, lines: Optional[dict] = None):
+    def __init__(self, values: Any, lines: Optional[dict] = None, inner_lines: Optional[dict] = None):
         super().__init__(values)
         self.lines = dict(lines or {})
+        self.inner_lines = dict(inner_lines or {})
 
     def line_of(self, name: Optional[str], aliases: Optional[dict] = None) -> Optional[int]:
         """The line of key `name`, or of a spelling of it that `aliases` (spelling: name) maps to it."""
@@ -58,6 +60,10 @@ class ConfigMapping(dict):
             if key == name or (aliases or {}).get(key) == name:
                 return line
         return None
+
+    def inner_line_of(self, section: str, name: Any) -> Optional[int]:
+        """The line of key `name` inside the top-level mapping `section`, or None."""
+        return self.inner_lines.get((section, name))
 
 
 
@@ -128,8 +134,14 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
         content = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
         if isinstance(content, dict):
             node = yaml.compose(text, Loader=_Loader)  # noqa: S506
-            return ConfigMapping(content, {key.value: key.start_mark.line + 1 for key, _ in node.value
-                                           if isinstance(key, yaml.ScalarNode)})
+            lines, inner_lines = {}, {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    lines[key.value] = key.start_mark.line + 1
+                    if isinstance(value, yaml.MappingNode):
+                        inner_lines.update({(key.value, inner.value): inner.start_mark.line + 1
+                                            for inner, _ in value.value if isinstance(inner, yaml.ScalarNode)})
+            return ConfigMapping(content, lines, inner_lines)
         return content
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
