@@ -76,6 +76,19 @@ def tf1_fixture_dir(tmp_path_factory) -> pathlib.Path:
     return folder
 
 
+@pytest.fixture
+def tiny_backbone():
+    """`backbone: tiny` (`tests.models.helpers.tiny_pyramid`) registered for one test, for tests of
+    what is around a backbone. Registered for good, it would change the list of known backbones
+    that other tests of the same worker see. Its own patch: a test's `monkeypatch.undo()` keeps it."""
+    from ssma_tf.models import backbones
+    from tests.models.helpers import TINY_BACKBONE, tiny_pyramid
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(backbones._BACKBONES, TINY_BACKBONE, tiny_pyramid)
+        yield TINY_BACKBONE
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _collect_everything_after_each_module():
     """Frees what a test file left, the objects frozen during its tests included (below)."""

@@ -10,6 +10,7 @@ from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.errors import UserInputError
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.backbones import BackboneWeightsError, PyramidEncoder, build_encoder, mobilenet_v2_pyramid
+from tests.models.helpers import tiny_pyramid
 
 NUM_CLASSES = 3
 
@@ -147,17 +148,6 @@ def test_decoder_filters_narrow_the_decoder_of_the_model_a_config_builds(tmp_pat
         config_from_dict(dict(base, model="SSMA", decoder_filters=0), check_paths=False)
 
 
-def _tiny_pyramid(weights=None, dtype=None):
-    """A registered backbone for the tests: a 7×7 stem (as ResNets have), then strides 8 and 16."""
-    from keras import layers
-
-    image = keras.Input(shape=(None, None, 3))
-    stride4 = layers.Conv2D(8, 7, strides=4, padding="same", dtype=dtype, name="stem")(image)
-    stride8 = layers.Conv2D(8, 3, strides=2, padding="same", dtype=dtype, name="down8")(stride4)
-    stride16 = layers.Conv2D(16, 3, strides=2, padding="same", dtype=dtype, name="down16")(stride8)
-    return keras.Model(image, {"stride4": stride4, "stride8": stride8, "stride16": stride16}, name="tiny")
-
-
 def test_a_registered_backbone_builds_trains_saves_and_loads_its_weights(tmp_path, monkeypatch):
     """The way docs/fusion.md gives for a new backbone. Its weights were refused as "on the
     adapnet_pp backbone" (a 7×7 kernel); an unregistered name did not say it must be registered."""
@@ -165,8 +155,8 @@ def test_a_registered_backbone_builds_trains_saves_and_loads_its_weights(tmp_pat
     from ssma_tf.models import backbones
 
     with pytest.raises(ValueError, match=r"'mobilenet_v2' is a built-in backbone; register yours under another name"):
-        backbones.register_backbone("mobilenet_v2", _tiny_pyramid)
-    monkeypatch.setitem(backbones._BACKBONES, "tiny", _tiny_pyramid)
+        backbones.register_backbone("mobilenet_v2", tiny_pyramid)
+    monkeypatch.setitem(backbones._BACKBONES, "tiny", tiny_pyramid)
     model = AdapNetPP(NUM_CLASSES, backbone="tiny")
     image = _image()
     expected = model(image)
