@@ -37,16 +37,24 @@ class MissingFileError(UserInputError, FileNotFoundError):
 
 # Added to errors about a list line whose words may be one path cut at its spaces.
 SPACES_HINT = " (a path with spaces? quote it or separate the paths by tabs)"
+ESCAPED_SPACE_HINT = (" (a space escaped with a backslash? list files take no escapes: quote the path or separate "
+                      "the paths by tabs)")
 
 
 def spaces_hint(fields: Sequence[str], index: int, folder: str) -> str:
     """`SPACES_HINT` when the line's field `index`, which names no file, is a word of a path cut
     at its spaces: "my rgb.png depth.png label.png" lacks 'my', but 'my rgb.png' is there (or
-    'my images/a b.png', three words). Paths are relative to `folder`; "" otherwise."""
+    'my images/a b.png', three words); `ESCAPED_SPACE_HINT` when the path is there once its
+    spaces escaped as a shell would ('my\\ rgb.png') are plain. Paths are relative to `folder`;
+    "" otherwise."""
     joined = [" ".join(fields[start:end]) for start in range(index + 1)
               for end in range(max(index + 1, start + 2), len(fields) + 1)]
     if any(os.path.isfile(os.path.join(folder, os.path.expanduser(j))) for j in joined):
         return SPACES_HINT
+    # A space escaped as a shell would ('depth\ jet/0.png'): the backslash is part of the path here.
+    if any("\\ " in j and os.path.isfile(os.path.join(folder, os.path.expanduser(j.replace("\\ ", " "))))
+           for j in joined):
+        return ESCAPED_SPACE_HINT
     return ""
 
 

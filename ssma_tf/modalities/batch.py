@@ -34,7 +34,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
-from ssma_tf.lists import format_line, read_lines
+from ssma_tf.lists import comment_hint, format_line, place_hint, read_lines, spaces_hint
 from ssma_tf.progress import Progress
 from ssma_tf.modalities.errors import ParameterError
 from ssma_tf.modalities.io import InputFileError, OutputExistsError, PathLike
@@ -138,26 +138,47 @@ def read_path_rows(path: PathLike) -> List[List[pathlib.Path]]:
     lines starting with '#' are skipped.
 
     Raises:
-        InputFileError: if the file cannot be read, is empty, or its rows differ in length.
+        InputFileError: if the file cannot be read, is empty, or its rows differ in length
+            (naming the line, with a hint when a path may have been cut at its spaces).
     """
+    return [row for _, _, row in _read_numbered_rows(path)]
+
+
+def _read_numbered_rows(path: PathLike) -> List[tuple]:
+    """`read_path_rows`' rows as (line number, the line's fields as written, resolved paths)."""
     path = pathlib.Path(path)
     try:
         lines = read_lines(path)
     except UserInputError as exc:
         raise InputFileError(str(exc)) from None
-    rows: List[List[pathlib.Path]] = []
+    rows: List[tuple] = []
     width = None
     for number, fields in lines:
         if width is None:
             width = len(fields)
         elif len(fields) != width:
+            missing = [i for i, field in enumerate(fields) if not _resolve(path.parent, field).exists()]
+            hint = spaces_hint(fields, missing[0], str(path.parent)) if missing else ""
             raise InputFileError(
-                f"{path}:{number}: {len(fields)} paths, but the first row has {width}"
+                f"{path}, line {number}: {len(fields)} paths, but the first row has {width}{hint or comment_hint(fields)}"
             )
-        rows.append([_resolve(path.parent, field) for field in fields])
+        rows.append((number, fields, [_resolve(path.parent, field) for field in fields]))
     if not rows:
         raise InputFileError(f"list file '{path}' holds no samples")
     return rows
+
+
+def _check_listed(list_path: pathlib.Path, number: int, fields: Sequence[str], index: int,
+                  resolved: pathlib.Path, what: str) -> None:
+    """Refuses a listed input that is not a file, naming the list's line (before: found at its
+    turn, as "cannot read depth '01/color/0.jpg': no such file", without the line)."""
+    if resolved.is_file():
+        return
+    state = "is a folder" if resolved.is_dir() else "does not exist"
+    folder = str(list_path.parent)
+    hint = (spaces_hint(fields, index, folder) or place_hint(fields[index], folder) or comment_hint(fields)
+            if not resolved.is_dir() else "")
+    raise InputFileError(f"{list_path}, line {number}: {what} '{resolved}' {state}{hint}")
 
 
 def write_list_file(path: PathLike, rows: Sequence[Sequence[PathLike]], *, overwrite: bool = False) -> None:
@@ -311,9 +332,11 @@ def plan_list_jobs(
         One job per row; each row is the input row with the output in place of the raw input.
 
     Raises:
-        InputFileError: if the list cannot be read, a column does not exist, or names clash.
+        InputFileError: if the list cannot be read, a column does not exist, a listed input (or
+            companion) is not a file (naming the line), or names clash.
     """
-    rows = read_path_rows(list_path)
+    numbered = _read_numbered_rows(list_path)
+    rows = [row for _, _, row in numbered]
     width = len(rows[0])
     for name, value in (("column", column), ("companion column", companion_column)):
         if value is not None and not 0 <= value < width:
@@ -321,6 +344,11 @@ def plan_list_jobs(
                 f"list file '{list_path}' has {width} column(s) (0..{width - 1}); there is no "
                 f"{name} {value}"
             )
+    for number, fields, row in numbered:
+        _check_listed(pathlib.Path(list_path), number, fields, column, row[column], f"column {column}'s input")
+        if companion_column is not None:
+            _check_listed(pathlib.Path(list_path), number, fields, companion_column, row[companion_column],
+                          f"column {companion_column}'s companion")
     output_dir = pathlib.Path(output_dir)
     sources = [row[column] for row in rows]
     root = pathlib.Path(os.path.commonpath([str(s.parent) for s in sources]))
@@ -478,29 +506,51 @@ def run_jobs(
 
     Returns:
         The number of jobs run.
+
+    A run that fails before its first output leaves no trace: the folders it made for the
+    outputs are removed again (before: an empty output folder with an empty `SOURCES_FILE`).
     """
     record = None
-    if output_dir is not None and jobs:
-        os.makedirs(output_dir, exist_ok=True)
-        record = open(pathlib.Path(output_dir) / SOURCES_FILE, "a", encoding="utf-8")
+    made = _missing_folders(output_dir) if output_dir is not None else []
     try:
         for done, job in enumerate(jobs, start=1):
+            if done == 1:
+                made.extend(folder for folder in _missing_folders(job.output.parent) if folder not in made)
             try:
                 convert(job)
             except (InputFileError, OutputExistsError):
                 raise
             except (ValueError, OSError) as exc:
                 raise InputFileError(f"converting '{job.source}' failed: {exc}") from exc
-            if record is not None:
+            if output_dir is not None:
+                if record is None:
+                    os.makedirs(output_dir, exist_ok=True)
+                    record = open(pathlib.Path(output_dir) / SOURCES_FILE, "a", encoding="utf-8")
                 relative = os.path.relpath(job.output, output_dir)
                 record.write(json.dumps({"output": relative, "source": _source_id(job.source)}) + "\n")
                 record.flush()
+            made = []  # an output is written: its folders stay
             if progress is not None:
                 progress.update(done)
     finally:
         if record is not None:
             record.close()
+        for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):
+            try:
+                folder.rmdir()  # only if empty: nothing but what this run made
+            except OSError:
+                pass
     return len(jobs)
+
+
+def _missing_folders(folder: PathLike) -> List[pathlib.Path]:
+    """`folder` and those of its parents that do not exist yet."""
+    missing = []
+    folder = pathlib.Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _partner(

@@ -154,13 +154,15 @@ def _bad_inputs(folder: pathlib.Path):
         ("unclosed quote", [good, '"1 rgb.png 1_aux.png 1_label.png'], {}, ValueError, r"line 2: a quote is not closed"),
         # Three words of one path (before: named only the missing first word).
         ("a folder with spaces, unquoted", ["my images/a b.png 1_aux.png 1_label.png"], {}, FileNotFoundError, r"line 1: image .*my' does not exist \(a path with spaces\? quote it"),
+        # Escaped as a shell would (before: "backslashes are no folder separators on this system").
+        ("a space escaped with a backslash", ["my\\ images/a\\ b.png 1_aux.png 1_label.png"], {}, FileNotFoundError, r"line 1: image .*my\\' does not exist \(a space escaped with a backslash\? list files take no escapes"),
         # Before: "image '.../#' does not exist" without a word on why.
         ("a comment after the paths", [good + " # first"], {}, FileNotFoundError, r"line 1: image .*#' does not exist \(a comment after the paths\? comments go on lines of their own"),
         ("a comment after the paths, later", [good, good + " #b"], {}, ValueError, r"line 2: has 4 columns but the lines before it have 3 \(a comment after the paths\?"),
     ]
 
 
-BAD_INPUTS = 18
+BAD_INPUTS = 19
 
 
 def test_every_bad_input_is_a_user_input_error(dataset_dir):

@@ -146,6 +146,47 @@ def test_unreadable_input_is_named(scannet_like, prepare_modality, capsys):
     assert str(root / "depth" / "9.png") in capsys.readouterr().err
 
 
+def test_a_run_that_fails_on_its_first_input_leaves_no_output_folder(scannet_like, prepare_modality, capsys):
+    """Before: an empty output folder (nested ones too) with an empty sources file."""
+    root = scannet_like
+    _save(root / "bad" / "a" / "0.png", np.zeros((48, 64, 3), dtype=np.uint8))  # the first
+    _save(root / "bad" / "b" / "0.png", np.zeros((48, 64), dtype=np.uint16))
+    assert prepare_modality(["jet", str(root / "bad"), "-o", str(root / "out" / "jet"), "--max", "7000",
+                             "--recursive", "-q"]) == 2
+    assert "single-channel" in capsys.readouterr().err and not (root / "out").exists()
+    (root / "kept").mkdir()  # a folder of the user's stays
+    assert prepare_modality(["jet", str(root / "bad"), "-o", str(root / "kept"), "--max", "7000", "--recursive",
+                             "-q"]) == 2
+    assert (root / "kept").is_dir() and not list((root / "kept").iterdir())
+
+
+def test_a_listed_input_that_is_not_there_is_named_with_its_line(scannet_like, prepare_modality, capsys):
+    """Before: "cannot read depth '01/depth/0.png': no such file" at its turn, without the line or
+    a word about spaces; rows cut at a path's spaces differently said "3: 6 paths" alone."""
+    root = scannet_like
+    spaced = root / "scene 01"
+    for name in ("color", "depth", "label"):
+        (spaced / name).mkdir(parents=True)
+        (spaced / name / "0.png").write_bytes((root / name / ("0.jpg" if name == "color" else "0.png")).read_bytes())
+    lines = ["color/0.jpg depth/0.png label/0.png", "scene 01/color/0.png scene 01/depth/0.png scene 01/label/0.png"]
+    (root / "raw.txt").write_text("\n".join(lines) + "\n")
+    args = ["gray", "--from-list", str(root / "raw.txt"), "--column", "1", "-o", str(root / "out"), "--max", "7000",
+            "-q"]
+    assert prepare_modality(args) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "raw.txt, line 2: 6 paths, but the first row has 3 (a path with spaces? quote it or separate the paths by tabs)")
+    (root / "raw.txt").write_text(lines[1] + "\n")
+    assert prepare_modality(args) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"raw.txt, line 1: column 1's input '{root / '01' / 'color' / '0.png'}' does not exist (a path with spaces? "
+        "quote it or separate the paths by tabs)")
+    (root / "raw.txt").write_text(lines[0] + "\ncolor/1.jpg depth/7.png label/1.png\n")
+    assert prepare_modality(args) == 2
+    assert capsys.readouterr().err.strip().endswith(f"raw.txt, line 2: column 1's input '{root / 'depth' / '7.png'}' "
+                                                    "does not exist")
+    assert not (root / "out").exists()  # found before any conversion
+
+
 def test_wrong_shape_is_named(scannet_like, prepare_modality, capsys):
     root = scannet_like
     _save(root / "depth" / "3.png", np.zeros((48, 64, 3), dtype=np.uint8))  # RGB among depth maps
