@@ -416,7 +416,7 @@ def test_an_interrupt_after_an_unchecked_step_saves_only_finite_weights(tmp_path
     step_function = trainer.train_function
 
     def interrupted_after_the_step(iterator):
-        result = step_function(iterator)
+        step_function(iterator)
         raise KeyboardInterrupt()
 
     trainer.train_function = interrupted_after_the_step

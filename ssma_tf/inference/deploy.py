@@ -119,6 +119,7 @@ def calibration_batches(
     samples: int,
     input_modality: str = "modality1",
     modality2_interpolation: Union[str, Sequence[str]] = "nearest",
+    say: Optional[Callable[[str], None]] = None,
 ) -> List[List[np.ndarray]]:
     """The first `samples` images of the records at `size`, as the network takes them.
 
@@ -132,6 +133,8 @@ def calibration_batches(
             depth expert, "modality3" for an expert of a third modality, ...).
         modality2_interpolation: how modality 2 and every further one is resized (one method,
             or one per modality after the first).
+        say: told which modalities are read when the records hold more than the model reads
+            (SSMA over two calibrated on RGB-D-NIR records, an RGB expert on RGB-D records).
 
     Returns:
         A list of `samples` items, each a list of `modalities` float32 (1, H, W, 3) BGR arrays.
@@ -147,8 +150,11 @@ def calibration_batches(
     height, width = check_size(size)
     # An expert of modality k reads modalities 1..k of each record and keeps the k-th.
     read = modalities if modalities > 1 else int(input_modality.removeprefix("modality"))
+    more = []
     for path in _calibration_files(records):
         held = modalities_held(path)
+        if held is not None and held > (modalities if modalities > 1 else 1):
+            more.append((path, held))
         if held is not None and held < read:
             # Before: the training pipeline's advice ("... or train an AdapNet++ on the records'
             # one modality"), about a config the export may not have.
@@ -157,6 +163,13 @@ def calibration_batches(
                 f"calibration records {path} hold {held} modalit{'y' if held == 1 else 'ies'}, the model reads "
                 f"{reads}: calibrate with records of the modalities it was trained on (ssma-convert a list "
                 "with a column per modality)")
+    if more and say:
+        # Before: the modalities not read were passed over without a word.
+        path, held = more[0]
+        reads = f"modalities 1-{modalities}" if modalities > 1 else f"{input_modality} (its input)"
+        others = f" (and {len(more) - 1} more files)" if len(more) > 1 else ""
+        say(f"calibration records {path}{others} hold {held} modalities; the model reads {reads}, "
+            "the others are not used")
     try:
         dataset = build_dataset(
             list(records), modalities=read, height=height, width=width, batch_size=1, num_classes=256,
@@ -303,7 +316,7 @@ def export_deployed(
         samples = calibration_batches(calibration, modalities=num_modalities(model), size=size,
                                       samples=calibration_samples,
                                       input_modality=input_modality,
-                                      modality2_interpolation=modality2_interpolation)
+                                      modality2_interpolation=modality2_interpolation, say=say)
         samples = with_full_input_range(samples)
         report.seconds["read_calibration"] = time.monotonic() - start
     precision = "int8" if int8 else "float32"

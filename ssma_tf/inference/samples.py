@@ -209,7 +209,8 @@ def check_inputs(
 
     - Images named by modality (`--modality1`/`--modality2`, files or folders) for an AdapNet++
       expert of another modality are an error: a depth expert given only `--modality1` would
-      predict on the colour image without a word.
+      predict on the colour image without a word. Both given to an AdapNet++ is a warning that
+      names the images it does not read.
     - A list's lines are not named by modality, so they only get warnings: an AdapNet++ expert
       of modality k > 1 reads the single image of `image [label]` lines as its input, and an SSMA
       list without a label column whose last image is single-channel (as labels are) may be a
@@ -248,6 +249,11 @@ def check_inputs(
         return warnings
     wanted = int(input_modality.removeprefix("modality"))
     given = [index for index, path in enumerate(first.modalities, start=1) if path is not None]
+    if len(given) > 1 and not listed:
+        # Before: the images of the other flag were passed over without a word.
+        unused = ", ".join(f"--modality{index}" for index in given if index != wanted)
+        reads = f"{input_modality} ({source})" if source else f"{input_modality} (assumed; --input_modality says)"
+        return warnings + [f"AdapNet++ reads one modality, {reads}: the images of {unused} are not used"]
     if len(given) != 1 or given[0] == wanted:
         return warnings
     if listed:

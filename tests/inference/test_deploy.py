@@ -273,12 +273,19 @@ def _three_modality_records(path) -> str:
 
 def test_calibration_feeds_an_expert_its_own_modality_and_ssma_every_one(tmp_path):
     three = _three_modality_records(tmp_path / "three.tfrecords")
+    said = []
     expert = deploy.calibration_batches([three], modalities=1, input_modality="modality3", size=(HEIGHT, WIDTH),
-                                        samples=3)
+                                        samples=3, say=said.append)
     assert [float(item[0].mean()) for item in expert] == [120.0, 121.0, 122.0] and len(expert[0]) == 1
     fused = deploy.calibration_batches([three], modalities=3, size=(HEIGHT, WIDTH), samples=2,
-                                       modality2_interpolation=["nearest", "bilinear"])
+                                       modality2_interpolation=["nearest", "bilinear"], say=said.append)
     assert [[float(view.mean()) for view in item] for item in fused] == [[40.0, 80.0, 120.0], [41.0, 81.0, 121.0]]
+    # The modalities not read are named (before: SSMA over two took the first two without a word).
+    pair = deploy.calibration_batches([three], modalities=2, size=(HEIGHT, WIDTH), samples=1, say=said.append)
+    assert [[float(view.mean()) for view in item] for item in pair] == [[40.0, 80.0]]
+    assert said == [
+        f"calibration records {three} hold 3 modalities; the model reads modality3 (its input), the others are not used",
+        f"calibration records {three} hold 3 modalities; the model reads modalities 1-2, the others are not used"]
     with pytest.raises(deploy.CalibrationError, match=r"hold 3 modalities, the model reads 4 modalities"):
         deploy.calibration_batches([three], modalities=4, size=(HEIGHT, WIDTH), samples=1)
 

@@ -105,7 +105,12 @@ def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_
                                               r"is given: pass the images as --modality2"):
         check_inputs(collect_samples(False, modality1=rgb), listed=False, **expert)
     assert check_inputs(collect_samples(False, modality2=depth), listed=False, **expert) == []
-    assert check_inputs(collect_samples(False, modality1=rgb, modality2=depth), listed=False, **expert) == []
+    # Both given: the one not read is named (before: passed over without a word).
+    assert check_inputs(collect_samples(False, modality1=rgb, modality2=depth), listed=False, **expert) == [
+        "AdapNet++ reads one modality, modality2 (its config): the images of --modality1 are not used"]
+    (warning,) = check_inputs(collect_samples(False, modality1=rgb, modality2=depth), listed=False,
+                              **dict(expert, input_modality="modality1", source=None))
+    assert warning.endswith("modality1 (assumed; --input_modality says): the images of --modality2 are not used")
     with pytest.raises(PredictionError, match=r"reads modality1 \(--input_modality\), but only --modality2"):
         check_inputs(collect_samples(False, modality2=depth), listed=False,
                      **dict(expert, input_modality="modality1", source="--input_modality"))
@@ -138,8 +143,8 @@ def test_a_list_of_too_few_images_with_a_label_column_is_warned_of_with_the_netw
     the warning said to predict with a unimodal network, where a two-modality SSMA is meant."""
     from ssma_tf.inference.samples import check_inputs
 
-    rgb = write_rgb(tmp_path / "rgb.png", np.full((8, 8, 3), 90, np.uint8))
-    depth = write_rgb(tmp_path / "depth.png", np.full((8, 8, 3), 40, np.uint8))
+    write_rgb(tmp_path / "rgb.png", np.full((8, 8, 3), 90, np.uint8))
+    write_rgb(tmp_path / "depth.png", np.full((8, 8, 3), 40, np.uint8))
     label = write_rgb(tmp_path / "label.png", np.tile(np.arange(8, dtype=np.uint8) % 3, (8, 1)))
     (tmp_path / "list.txt").write_text("rgb.png depth.png label.png\n")
     samples = samples_from_list(tmp_path / "list.txt", fusion=True, modalities=3)
