@@ -168,8 +168,7 @@ def calibration_batches(
         path, held = more[0]
         reads = f"modalities 1-{modalities}" if modalities > 1 else f"{input_modality} (its input)"
         others = f" (and {len(more) - 1} more files)" if len(more) > 1 else ""
-        say(f"calibration records {path}{others} hold {held} modalities; the model reads {reads}, "
-            "the others are not used")
+        say(f"calibrating on {reads} of records holding {held} modalities ({path}{others})")
     try:
         dataset = build_dataset(
             list(records), modalities=read, height=height, width=width, batch_size=1, num_classes=256,

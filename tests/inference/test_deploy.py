@@ -283,9 +283,8 @@ def test_calibration_feeds_an_expert_its_own_modality_and_ssma_every_one(tmp_pat
     # The modalities not read are named (before: SSMA over two took the first two without a word).
     pair = deploy.calibration_batches([three], modalities=2, size=(HEIGHT, WIDTH), samples=1, say=said.append)
     assert [[float(view.mean()) for view in item] for item in pair] == [[40.0, 80.0]]
-    assert said == [
-        f"calibration records {three} hold 3 modalities; the model reads modality3 (its input), the others are not used",
-        f"calibration records {three} hold 3 modalities; the model reads modalities 1-2, the others are not used"]
+    assert said == [f"calibrating on modality3 (its input) of records holding 3 modalities ({three})",
+                    f"calibrating on modalities 1-2 of records holding 3 modalities ({three})"]
     with pytest.raises(deploy.CalibrationError, match=r"hold 3 modalities, the model reads 4 modalities"):
         deploy.calibration_batches([three], modalities=4, size=(HEIGHT, WIDTH), samples=1)
 
