@@ -28,6 +28,10 @@ class UserInputError(ValueError):
         super().__init__(message if path is None or str(path) in message else f"{path}: {message}")
 
 
+_GRAPH_EXECUTION_ERROR = "Graph execution error:"
+_GRAPH_STACK_LINES = ("Detected at node", "<stack traces unavailable>")
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an error's message for a one-line report; its class name when it has none.
 
@@ -35,7 +39,14 @@ def first_line(error: BaseException) -> str:
     (`{{function_node __wrapped__X}} <message> [Op:X]`): only the message is kept.
     """
     text = str(error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
+    lines = text.splitlines()
+    line = lines[0] if text else type(error).__name__
+    if line == _GRAPH_EXECUTION_ERROR:
+        # A tf.function's error: this header, the nodes' stacks (indented frames under "Detected
+        # at node ..."), then the op's own message. Before: "(UnavailableError: Graph execution
+        # error:)" where a lost task's error said "Socket closed".
+        line = next((candidate for candidate in lines[1:] if candidate.strip()
+                     and not candidate[0].isspace() and not candidate.startswith(_GRAPH_STACK_LINES)), line)
     line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
     return re.sub(r"\s*\[Op:\w+\]$", "", line)
 

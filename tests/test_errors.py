@@ -12,6 +12,17 @@ def test_first_line_keeps_the_message_of_a_tensorflow_op_error():
     assert first_line(IndexError("Read less bytes than requested\nmore")) == "Read less bytes than requested"
 
 
+def test_first_line_of_a_graph_execution_error_is_the_ops_message():
+    """A tf.function's error starts with a header and the nodes' stacks (before: a lost task was
+    reported as "(UnavailableError: Graph execution error:)", its "Socket closed" lost)."""
+    message = ("Graph execution error:\n\nDetected at node CollectiveReduceV2 defined at (most recent call last):\n"
+               '  File "train.py", line 3, in <module>\n\n  File "trainer.py", line 9, in step\n    loss = f(x)\n\n'
+               "Detected at node Other defined at (most recent call last):\n<stack traces unavailable>\n"
+               "Socket closed\nAdditional GRPC error information from remote target /job:worker/task:1")
+    assert first_line(RuntimeError(message)) == "Socket closed"
+    assert first_line(RuntimeError("Graph execution error:\n\n")) == "Graph execution error:"
+
+
 @pytest.mark.parametrize("error", [KeyError(), ValueError("  \n ")])
 def test_first_line_of_an_error_without_a_message_is_its_class(error):
     assert first_line(error) == type(error).__name__

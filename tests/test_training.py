@@ -255,12 +255,26 @@ def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_p
     # Another class count failed on every checkpoint in a line of 1,100 characters; another input
     # modality trained the RGB weights on depth without a word.
     two = write_records(tmp_path / "two.tfrecords", 2, height=32, width=32, num_classes=5, fusion=True)
-    for key, value, shown in (("num_classes", 6, "5"), ("input_modality", "modality2", "modality1")):
+    for key, value, shown in (("num_classes", 6, "5"), ("input_modality", "modality2", "modality1"),
+                              ("decoder_filters", 64, "256")):
         with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run with {key}: {shown} "
                                                   rf"\(its config.yaml\), but the config tiny.config trains with "
                                                   rf"{key}: {value}; give another checkpoint folder for a new run$"):
             training.Trainer(_tiny_config(tmp_path, max_iteration=4, train_data=two, **{key: value}),
                              log=lambda line: None)
+    # SSMA over another number of modalities, or with(out) auxiliary heads: before, TensorFlow's
+    # "Inconsistent references" warnings and every checkpoint "cannot be read".
+    saved = tmp_path / "checkpoints" / "config.yaml"
+    values = yaml.safe_load(saved.read_text())
+    values.update(model="SSMA", aux_heads=False, modalities=["rgb", "depth", "thermal"])
+    saved.write_text(yaml.safe_dump(values))
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run over 3 modalities \(its "
+                                              r"config.yaml: modalities \[rgb, depth, thermal\]\), but the config "
+                                              r"tiny.config trains over 2; give another checkpoint folder"):
+        training.Trainer(fusion, log=lambda line: None)
+    with pytest.raises(CheckpointError, match=r"holds a run with aux_heads: false .* trains with aux_heads: true"):
+        training.Trainer(_tiny_config(tmp_path, model="SSMA", max_iteration=4, train_data=records, aux_heads=True),
+                         log=lambda line: None)
 
 
 def test_a_checkpoint_folder_of_a_run_trained_another_way_is_named_too(tmp_path, tiny_model):
@@ -902,6 +916,7 @@ def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
     "changed", and a key set since the start (a labeled subset) was not noted at all."""
     from ssma_tf.config.augmentation import AugmentationConfig
     from ssma_tf.config.semi_supervised import SemiSupervisedConfig
+    from ssma_tf.config.run import DEFAULTS
     from ssma_tf.training.trainer import _changed_inputs
 
     now = SemiSupervisedConfig().to_dict()
@@ -910,6 +925,9 @@ def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
     saved = {"train_data": ["a.tfrecords"], "semi_supervised": older, "weight_decay": 0.0}
     current = {"train_data": ["a.tfrecords"], "semi_supervised": dict(now), "weight_decay": 0.0,
                "augmentation": AugmentationConfig.disabled().to_dict(), "aux_loss_weights": [0.6, 0.5]}
+    # Keys with a default are always in `RunConfig.to_dict` (unset ones are left out).
+    current.update({key: DEFAULTS[key] for key in ("encoder_lr_multiplier", "dropout_keep_prob", "adam_epsilon",
+                                                   "recalibrate_batch_norm")})
     assert _changed_inputs(saved, current) == []
     current["semi_supervised"]["confidence"] = 0.9
     current["labeled_subset"] = "labeled.txt"
@@ -938,3 +956,9 @@ def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_p
                                   weight_decay=0.001), log=lines.append)
     assert ("note: since the run last started, train_data changed; weight_decay 0.0 -> 0.001: the run goes on with the "
             "new values") in lines  # a value longer than 160 characters only as changed
+    # Dropout and Adam's epsilon too (before: without a word, as the experts' rate factor).
+    lines.clear()
+    training.Trainer(_tiny_config(tmp_path, max_iteration=4, learning_rate=0.001, dropout_keep_prob=0.9,
+                                  adam_epsilon=0.1), log=lines.append)
+    assert ("note: since the run last started, dropout_keep_prob 0.3 -> 0.9; adam_epsilon 1e-08 -> 0.1: the run goes "
+            "on with the new values") in lines

@@ -130,6 +130,13 @@ def test_a_damaged_state_file_is_moved_aside_and_the_checkpoints_found(tmp_path,
     assert (directory / "checkpoint.damaged").exists()
     trainer.train(max_steps=2)
     assert _newest_recorded(directory) == "ckpt-6"
+    # The checkpoints found are in the new state file too (before: only ckpt-6, so a damaged
+    # ckpt-6 left "none of the checkpoints can be read" beside a good ckpt-4, and the found
+    # ones were never rotated away).
+    state = tf.train.get_checkpoint_state(str(directory))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["ckpt-2", "ckpt-4", "ckpt-6"]
+    (directory / "ckpt-6.index").write_bytes(b"not an index")
+    assert training.Trainer(config, log=lambda line: None).resumed_from.endswith("ckpt-4")
 
 
 # --- A full disk -------------------------------------------------------------------------------
@@ -203,6 +210,44 @@ def test_a_full_disk_while_exporting_leaves_no_partial_file(tmp_path, tiny_model
         "note: test_data differs from the run's config.yaml, which keeps the values it was trained with "
         "(ssma-evaluate takes others as flags, e.g. --test_data)"]
     assert {name: (directory / name).stat().st_mtime_ns for name in written} == written
+
+
+def test_a_run_stopped_while_exporting_exports_again_and_a_training_key_of_a_finished_run_is_said_unused(
+        tmp_path, tiny_model):
+    """A finished run resumed to train longer and stopped after `final.weights.h5` was written
+    kept the `final.keras` of its first finish, which the next run took for current ("its folder
+    is left as it was"): `ssma-predict RUN/final.keras` read the old weights without a word."""
+    directory = tmp_path / "checkpoints"
+    training.Trainer(_config(tmp_path, max_iteration=2), log=lambda line: None).train()
+    first_keras = (directory / "final.keras").read_bytes()
+    longer = _config(tmp_path, max_iteration=3)
+    trainer = training.Trainer(longer, log=lambda line: None)
+
+    def stopped_while_saving(path, *args, **kwargs):
+        raise KeyboardInterrupt()
+
+    trainer.model.save = stopped_while_saving  # after save_weights: final.weights.h5 is new
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert (directory / "final.keras").read_bytes() == first_keras and _leftovers(directory) == []
+    lines = []
+    result = training.Trainer(longer, log=lines.append).train()
+    assert lines[-2:] == ["training already complete: the run is at step 3, max_iteration 3; exporting its final weights",
+                          f"exported {result.weights} and {directory / 'final.keras'}"]
+    assert (directory / "final.keras").read_bytes() != first_keras
+    from ssma_tf.config.runs import final_files_current
+
+    assert final_files_current(directory)
+    # A key only training reads, given to the finished run: said to have done nothing (before:
+    # "ssma-evaluate takes others as flags", and the batch norms were taken for recalibrated).
+    lines = []
+    values = _values(tmp_path, max_iteration=3, recalibrate_batch_norm=2)
+    training.Trainer(config_from_dict(values, source="tiny.config", mode="train"), log=lines.append).run()
+    assert lines[-1] == (
+        "note: recalibrate_batch_norm differs from the run's config.yaml, which keeps the values it was trained "
+        "with; recalibrate_batch_norm acts only while training, and this run has finished: nothing was done with "
+        "it (raise max_iteration to train on); to recalibrate the finished weights' batch norms, see "
+        "docs/training.md")
 
 
 def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model, monkeypatch):

@@ -19,7 +19,7 @@ from ssma_tf.config.keys import EVAL
 from ssma_tf.config.reader import config_with_overrides
 from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig
-from ssma_tf.constants import EXPORT_METADATA, FINAL_MODEL, PRUNE_REPORT, RUN_CONFIG
+from ssma_tf.constants import EXPORT_METADATA, FINAL_MODEL, FINAL_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.files import atomic_write, checkpoint_prefix
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -205,6 +205,24 @@ def run_weights(run: PathLike) -> str:
     if os.path.isfile(state) and os.path.getmtime(state) > os.path.getmtime(final):
         return path
     return final
+
+
+def final_files_current(run: PathLike) -> bool:
+    """Whether a run folder's `final.weights.h5` and `final.keras` both hold its last checkpoint.
+
+    They do when neither is older than the `checkpoint` state file, which TensorFlow rewrites
+    with every checkpoint. A run stopped while exporting (a SIGTERM after the weights file, before
+    the `.keras` one) or resumed to train longer has a stale one, which must be written again.
+    """
+    folder = os.path.abspath(os.fspath(run))
+    files = [os.path.join(folder, name) for name in (FINAL_WEIGHTS, FINAL_MODEL)]
+    if not all(os.path.isfile(path) for path in files):
+        return False
+    state = os.path.join(folder, "checkpoint")
+    if not os.path.isfile(state):
+        return True
+    written = os.path.getmtime(state)
+    return all(os.path.getmtime(path) >= written for path in files)
 
 
 def is_run(path: PathLike) -> bool:

@@ -34,8 +34,8 @@ from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.augmentation import AugmentationConfig
-from ssma_tf.config.run import DEFAULTS
-from ssma_tf.config.runs import saved_run_config, write_run_config
+from ssma_tf.config.run import DECLARED, DEFAULTS
+from ssma_tf.config.runs import final_files_current, saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
     ADAPNET_PP_BACKBONE, END_TO_END_FUSIONS, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION,
@@ -114,8 +114,11 @@ class CheckpointWriteError(TrainingStopped):
 _SCHEDULE_KEYS = ("learning_rate", "end_learning_rate", "power")
 # What a resumed run reads besides the network, said when it differs from the run's start (a
 # change of data or method settings went on without a word).
+# The experts' rate factor, dropout and Adam's epsilon too (before: changed without a word, and
+# config.yaml then gave the new value as the whole run's).
 _INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervised", "target_data",
-               "importance_weights", "adaptation", "augmentation", "weight_decay", "aux_loss_weights")
+               "importance_weights", "adaptation", "augmentation", "weight_decay", "aux_loss_weights",
+               "encoder_lr_multiplier", "dropout_keep_prob", "adam_epsilon", "recalibrate_batch_norm")
 
 
 # A key a run's config.yaml lacks, and the sections it may hold (see `_changed_inputs`).
@@ -189,6 +192,27 @@ def _matched_files(value: Any) -> list[str]:
 
 def _shown(value: Any) -> str:
     return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _finished_run_note(differ: Sequence[str]) -> str:
+    """The note on keys given to a finished run that differ from its `config.yaml`.
+
+    Keys evaluation reads can be given to ssma-evaluate; keys only training reads did nothing
+    (before, `recalibrate_batch_norm` on a finished run got the evaluation hint, and a user took
+    the batch norms for recalibrated).
+    """
+    training_only = [key for key in differ if key in DECLARED and "eval" not in DECLARED[key].modes]
+    note = (f"note: {', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the run's {RUN_CONFIG}, "
+            "which keeps the values it was trained with")
+    if len(training_only) < len(differ):
+        note += " (ssma-evaluate takes others as flags, e.g. --test_data)"
+    if training_only:
+        one = len(training_only) == 1
+        note += (f"; {', '.join(training_only)} act{'s' if one else ''} only while training, and this run has "
+                 f"finished: nothing was done with {'it' if one else 'them'} (raise max_iteration to train on)")
+        if "recalibrate_batch_norm" in training_only:
+            note += "; to recalibrate the finished weights' batch norms, see docs/training.md"
+    return note
 
 
 def _as_written(key: str, value: Any) -> Any:
@@ -486,7 +510,17 @@ class Trainer:
             found = glob.glob(os.path.join(glob.escape(self.config.checkpoint), "ckpt-*.index"))
             numbered = [(int(m.group(1)), p[: -len(".index")]) for p in found
                         if (m := re.search(r"ckpt-(\d+)\.index$", p))]
-            return [p for _, p in sorted(numbered, reverse=True)]
+            paths = [p for _, p in sorted(numbered)]
+            if paths and self.chief:
+                # A new state file listing them, read by the checkpoint manager: before, it
+                # started an empty one, so the found checkpoints were neither fallbacks for a
+                # later resume ("none of the checkpoints can be read" beside a good ckpt-9) nor
+                # ever rotated away.
+                # With their times: the manager keeps paths without one forever and unlisted.
+                tf.compat.v1.train.update_checkpoint_state(
+                    self.config.checkpoint, paths[-1], all_model_checkpoint_paths=paths,
+                    all_model_checkpoint_timestamps=[os.path.getmtime(p + ".index") for p in paths])
+            return paths[::-1]
         state = tf.train.get_checkpoint_state(self.config.checkpoint)
         if state is None:
             return []
@@ -645,12 +679,24 @@ class Trainer:
         # Weights of another class count failed on every checkpoint in turn, in a line of 1,100
         # characters that advised moving them away; another input modality went on (weights
         # trained on RGB fed depth) and the run's config.yaml then named the new one only.
-        for key in ("num_classes",) + (() if config.is_fusion else ("input_modality",)):
+        # The decoder's width, SSMA's auxiliary heads and its modality count too: before, two
+        # TensorFlow warnings and every checkpoint "cannot be read" with advice to move them away.
+        shape_keys = ("num_classes", "decoder_filters") + (("aux_heads",) if config.is_fusion else ("input_modality",))
+        for key in shape_keys:
             before, now = saved.get(key), getattr(config, key)
             if before is not None and before != now:
                 raise CheckpointError(
-                    f"{config.checkpoint} holds a run with {key}: {before} (its {RUN_CONFIG}), but the config "
-                    f"{config.where(key)} trains with {key}: {now}; give another checkpoint folder for a new run")
+                    f"{config.checkpoint} holds a run with {key}: {_mode_text(before)} (its {RUN_CONFIG}), but the "
+                    f"config {config.where(key)} trains with {key}: {_mode_text(now)}; give another checkpoint folder "
+                    "for a new run")
+        if config.is_fusion:
+            listed = saved.get("modalities")
+            before = 2 if listed is None else len(listed)
+            if before != config.num_modalities:
+                raise CheckpointError(
+                    f"{config.checkpoint} holds a run over {before} modalities (its {RUN_CONFIG}: modalities "
+                    f"{'[' + ', '.join(map(str, listed)) + ']' if listed else 'not given: two'}), but the config {config.where('modalities')} "
+                    f"trains over {config.num_modalities}; give another checkpoint folder for a new run")
         # The same network trained another way is another run too: resumed, a stage-3 config
         # pointed at its stage-2 folder failed on an optimizer slot, and a mean teacher switched
         # off (or on) was dropped (or missing) without a word.
@@ -1018,11 +1064,14 @@ class Trainer:
         losses: list[float] = []
         if start >= total:
             final = os.path.join(config.checkpoint, FINAL_WEIGHTS)
-            exported = all(os.path.isfile(os.path.join(config.checkpoint, name))
-                           for name in (FINAL_WEIGHTS, FINAL_MODEL, RUN_CONFIG))
+            # Both final files written after the last checkpoint: a stop during the export
+            # (SIGTERM after final.weights.h5) left the `.keras` file of an earlier finish,
+            # which `ssma-predict RUN/final.keras` then read without a word.
+            exported = (final_files_current(config.checkpoint)
+                        and os.path.isfile(os.path.join(config.checkpoint, RUN_CONFIG)))
             # A finished run's folder is left as it was: before, its config.yaml took the keys
             # of the config given now (another test_data, which `ssma-evaluate RUN` then read
-            # without a word). Only an export that failed (a full disk) is done now.
+            # without a word). Only an export that failed or was cut short is done now.
             self._log(f"training already complete: the run is at step {start}, max_iteration {total}"
                       + ("; its folder is left as it was" if exported else "; exporting its final weights"))
             saved, now = self._saved_config, config.to_dict()
@@ -1030,9 +1079,7 @@ class Trainer:
                             and (key in saved or key in DEFAULTS)
                             and _as_written(key, saved.get(key, _DEFAULT)) != now[key])
             if exported and differ:
-                self._log(f"note: {', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the run's "
-                          f"{RUN_CONFIG}, which keeps the values it was trained with (ssma-evaluate takes others "
-                          "as flags, e.g. --test_data)")
+                self._log(_finished_run_note(differ))
             weights = final if exported else self._export_and_say()
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
