@@ -197,14 +197,9 @@ def run_weights(run: PathLike) -> str:
         run: a run folder, or a file (returned as it is, made absolute).
     """
     path = os.path.abspath(os.fspath(run))
-    final = os.path.join(path, FINAL_MODEL)
-    if not (os.path.isdir(path) and os.path.isfile(final)):
-        return path
-    # TensorFlow rewrites the `checkpoint` state file with every checkpoint it writes.
-    state = os.path.join(path, "checkpoint")
-    if os.path.isfile(state) and os.path.getmtime(state) > os.path.getmtime(final):
-        return path
-    return final
+    if os.path.isdir(path) and final_files_current(path):
+        return os.path.join(path, FINAL_MODEL)
+    return path
 
 
 def final_files_current(run: PathLike) -> bool:

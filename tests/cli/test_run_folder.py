@@ -112,14 +112,18 @@ def test_predict_takes_the_run_folder_alone(run_folder, tmp_path):
 
 
 def test_a_run_stands_for_its_final_model_unless_a_checkpoint_is_newer(tmp_path):
-    final, state = tmp_path / FINAL_MODEL, tmp_path / "checkpoint"
+    final, weights, state = tmp_path / FINAL_MODEL, tmp_path / "final.weights.h5", tmp_path / "checkpoint"
     assert run_weights(tmp_path) == str(tmp_path)  # nothing final yet: the newest checkpoint
     final.write_bytes(b"")
+    weights.write_bytes(b"")
     state.write_text("")
     os.utime(state, (1000, 1000))
     os.utime(final, (2000, 2000))
+    os.utime(weights, (2000, 2000))
     assert run_weights(tmp_path) == str(final)
     os.utime(state, (3000, 3000))  # resumed to train longer: a checkpoint after the final model
+    assert run_weights(tmp_path) == str(tmp_path)
+    os.utime(weights, (4000, 4000))  # stopped during the export: the weights written, not the .keras file
     assert run_weights(tmp_path) == str(tmp_path)
     assert run_weights(final) == str(final)
 
