@@ -113,9 +113,8 @@ class CheckpointWriteError(TrainingStopped):
 # Keys of the poly schedule besides max_iteration (noted on its own) whose change a resume notes.
 _SCHEDULE_KEYS = ("learning_rate", "end_learning_rate", "power")
 # What a resumed run reads besides the network, said when it differs from the run's start (a
-# change of data or method settings went on without a word).
-# The experts' rate factor, dropout and Adam's epsilon too (before: changed without a word, and
-# config.yaml then gave the new value as the whole run's).
+# change of data, method, optimizer or dropout settings went on without a word, and config.yaml
+# then gave the new value as the whole run's).
 _INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervised", "target_data",
                "importance_weights", "adaptation", "augmentation", "weight_decay", "aux_loss_weights",
                "encoder_lr_multiplier", "dropout_keep_prob", "adam_epsilon", "recalibrate_batch_norm")
@@ -693,10 +692,11 @@ class Trainer:
             listed = saved.get("modalities")
             before = 2 if listed is None else len(listed)
             if before != config.num_modalities:
+                named = "[" + ", ".join(map(str, listed)) + "]" if listed else "not given: two"
                 raise CheckpointError(
-                    f"{config.checkpoint} holds a run over {before} modalities (its {RUN_CONFIG}: modalities "
-                    f"{'[' + ', '.join(map(str, listed)) + ']' if listed else 'not given: two'}), but the config {config.where('modalities')} "
-                    f"trains over {config.num_modalities}; give another checkpoint folder for a new run")
+                    f"{config.checkpoint} holds a run over {before} modalities (its {RUN_CONFIG}: modalities {named}), "
+                    f"but the config {config.where('modalities')} trains over {config.num_modalities}; give another "
+                    "checkpoint folder for a new run")
         # The same network trained another way is another run too: resumed, a stage-3 config
         # pointed at its stage-2 folder failed on an optimizer slot, and a mean teacher switched
         # off (or on) was dropped (or missing) without a word.
