@@ -440,7 +440,7 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
         setup_inference(alone)
     # Weights the config names that are not there (before: "no checkpoint at ...", neither the
     # key nor the file named).
-    with pytest.raises(ConfigError, match=r"mobile.config: key 'checkpoint': no checkpoint at .*elsewhere \("):
+    with pytest.raises(ConfigError, match=r"mobile.config, line 8: key 'checkpoint': no checkpoint at .*elsewhere \("):
         setup_inference(config)
     # Weights in a MobileNet v2 run's folder, with the model and classes given (as fine-tuning
     # gives them): the run's config builds its network (before: a ResNet AdapNet++, refused).
