@@ -303,7 +303,7 @@ def test_misspelt_key_names_key_file_and_suggestion(workdir):
     error = error_for(train_dict(**{"augmentation.flip": False}))
     assert str(error).endswith("key 'augmentation.flip': unknown key: a section's keys go inside it, 'augmentation: "
                                "{flip: VALUE}' in a file, --set 'augmentation={flip: VALUE}' on the command line "
-                               "(which replaces the file's whole section)")
+                               "(which changes that key of the file's section, keeping the others)")
     assert "a section's keys" not in str(error_for(train_dict(**{"checkpoint.dir": "x"})))  # not a section
 
 
@@ -700,3 +700,21 @@ def test_an_error_about_a_key_of_a_file_names_its_line(workdir):
     assert config.where("batch_size") == f"{path}, line {line}"
     assert config.where("initialize") == config.where("intialize") == f"{path}, line 4"
     assert config.where("semi_supervised") == str(path)  # not in the file
+
+
+def test_a_section_given_with_set_changes_the_files_section_key_by_key(workdir):
+    """`--set 'adaptation={ema_every: 10}'` on an ABN config replaced the whole section, so the run
+    trained SAC (the default method) without a word; the same for semi_supervised's method."""
+    from ssma_tf.config.reader import config_with_overrides
+
+    abn = train_dict(adaptation={"method": "abn"}, target_data="records/train.tfrecords")
+    config = config_with_overrides(abn, {"adaptation": {"ema_every": 10}}, source="a.config", check_paths=False)
+    assert config.adaptation.method == "abn" and config.adaptation.ema_every == 10
+    augmented = train_dict(augmentation={"flip": False, "rotation": False})
+    config = config_with_overrides(augmented, {"augmentation": {"skew": False}}, source="a.config")
+    assert (config.augmentation.flip, config.augmentation.rotation, config.augmentation.skew) == (False, False, False)
+    # A value that is not a mapping still replaces the section: false switches it off.
+    assert config_with_overrides(abn, {"adaptation": False}, source="a.config", check_paths=False).adaptation is None
+    # An error about the merged section names the --set as given.
+    with pytest.raises(ConfigError, match=r"with --set adaptation=\{'views': 0\}"):
+        config_with_overrides(abn, {"adaptation": {"views": 0}}, source="a.config", check_paths=False)

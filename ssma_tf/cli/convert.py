@@ -1,4 +1,4 @@
-"""Converts a list of `modality1 [modality2] label` image paths to TFRecords.
+r"""Converts a list of `modality1 [modality2] label` image paths to TFRecords.
 
     ssma-convert --file train.txt --record train.tfrecords
     ssma-convert -f train.txt -r train.tfrecords --encoding png \

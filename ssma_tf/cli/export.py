@@ -1,4 +1,4 @@
-"""Exports AdapNet++ or SSMA as a TensorFlow SavedModel for serving, optionally with TFLite files.
+r"""Exports AdapNet++ or SSMA as a TensorFlow SavedModel for serving, optionally with TFLite files.
 
     ssma-export -c configs/ssma_cityscapes_test.config --output exports/ssma_cityscapes
     ssma-export checkpoints/my_run --output exports/my_run

@@ -1,4 +1,4 @@
-"""Importance-sampling weights of the target images for domain adaptation (`ssma-importance-weights`).
+r"""Importance-sampling weights of the target images for domain adaptation (`ssma-importance-weights`).
 
 Runs a baseline (e.g. one trained with `adaptation: {method: abn}`) over the target records of a
 config, counts the pixels it predicts as each class in each image, and writes the sampling

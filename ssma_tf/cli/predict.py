@@ -1,4 +1,4 @@
-"""Predicts segmentations of images with AdapNet++ or SSMA and writes pictures of them.
+r"""Predicts segmentations of images with AdapNet++ or SSMA and writes pictures of them.
 
     ssma-predict -c configs/ssma_cityscapes_test.config \
         --modality1 rgb.png --modality2 depth.png --output predictions/

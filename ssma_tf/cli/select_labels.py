@@ -71,12 +71,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
     if args.depth_student_steps > 0:
         from ssma_tf.config import ConfigError
+        from ssma_tf.errors import UserInputError
         from ssma_tf.semi_supervised.depth_pretraining import depth_config
 
         try:
             depth_config(config)  # the student's network, before the records are read
         except ConfigError as error:
-            parser.error(f"--depth-student-steps trains a depth student from the config: {error}")
+            # One line, as the command's other errors (before: argparse's usage block first).
+            raise UserInputError(f"--depth-student-steps trains a depth student from the config: {error}") from None
 
     import os
 
@@ -97,8 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     earlier = [name for name in [f"labeled_{b}.txt" for b in budgets] + ["scores.csv"]
                if os.path.exists(os.path.join(args.output, name))]
     if earlier and not args.overwrite:
-        parser.error(f"{args.output} holds a selection already ({', '.join(earlier)}), which a training config may "
-                     "read as its labeled_subset: pass --overwrite to replace it, or give another --output")
+        raise SelectionError(f"{args.output} holds a selection already ({', '.join(earlier)}), which a training "
+                             "config may read as its labeled_subset: pass --overwrite to replace it, or give another "
+                             "--output")
     if args.depth_student_steps > 0 and len(budgets) == 1:
         print("warning: --depth-student-steps has no effect with one budget: the difficulty bias applies from the "
               "second budget on (give the smaller ones with --budgets)", file=sys.stderr)

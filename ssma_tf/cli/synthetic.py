@@ -1,4 +1,4 @@
-"""Writes the synthetic RGB-D street-scene dataset (PNG files plus train/val list files).
+r"""Writes the synthetic RGB-D street-scene dataset (PNG files plus train/val list files).
 
 Example:
     python -m ssma_tf.cli.synthetic --output_dir demo_output/data \

@@ -207,17 +207,24 @@ def config_with_overrides(
     """
     merged = (ConfigMapping(d, getattr(d, "lines", None), getattr(d, "inner_lines", None))
               if isinstance(d, Mapping) else d)
+    # Nothing after '=' unsets the key: shown as given, not as Python's None.
+    given = {name: (given_as or {}).get(name) or f"--set {name}=" + ("" if value is None else repr(value))
+             for name, value in overrides.items()}
     if isinstance(merged, dict):
+        overrides = dict(overrides)
         for name in overrides:
             # `--set initialize=...` replaces the file's `intialize`, and the other way round.
             canonical = ALIASES.get(name, name)
             for other in (canonical, DECLARED[canonical].alias if canonical in DECLARED else None):
                 if other is not None and other != name:
                     merged.pop(other, None)
+        for name in _SECTIONS:
+            # A section given as a mapping changes the file's section key by key (before: it
+            # replaced it whole, so `--set 'adaptation={ema_every: 10}'` on an ABN config
+            # trained SAC, the default method, without a word).
+            if isinstance(overrides.get(name), Mapping) and isinstance(merged.get(name), Mapping):
+                overrides[name] = {**merged[name], **overrides[name]}
         merged.update(overrides)
-    # Nothing after '=' unsets the key: shown as given, not as Python's None.
-    given = {name: (given_as or {}).get(name) or f"--set {name}=" + ("" if value is None else repr(value))
-             for name, value in overrides.items()}
     try:
         config = config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required,
                                   command_line=tuple(overrides))
@@ -303,7 +310,7 @@ class _Reader:
                 # `--set semi_supervised.method=classmix` (before: "did you mean 'semi_supervised'?").
                 raise self.error(name, f"unknown key: a section's keys go inside it, '{section}: {{{inner}: "
                                        f"VALUE}}' in a file, --set '{section}={{{inner}: VALUE}}' on the command "
-                                       "line (which replaces the file's whole section)")
+                                       "line (which changes that key of the file's section, keeping the others)")
             close = difflib.get_close_matches(name, KNOWN_KEYS, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             others = f" (other unknown keys: {', '.join(unknown[1:])})" if unknown[1:] else ""

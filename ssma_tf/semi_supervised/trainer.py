@@ -97,8 +97,10 @@ class SemiSupervisedTrainer(training.Trainer):
 
     def _method_text(self) -> str:
         subset = f" (the records {self.config.labeled_subset} lists)" if self.config.labeled_subset else ""
-        return (f"; semi-supervised ({self.semi.method}, mean teacher): labels of train_data{subset}, images of "
-                f"unlabeled_data {', '.join(self.config.unlabeled_data)}")
+        # DepthMix names its depth colouring: a reversed one stays on the map and is not caught.
+        depth = f", depth read as {self.semi.depth_encoding}" if self.semi.method == "depthmix" else ""
+        return (f"; semi-supervised ({self.semi.method}, mean teacher{depth}): labels of train_data{subset}, images "
+                f"of unlabeled_data {', '.join(self.config.unlabeled_data)}")
 
     def record_sets(self) -> list[training.RecordSet]:
         """`train_data` and `unlabeled_data`, as the supervised and the mix streams read them.
