@@ -153,7 +153,7 @@ def calibration_batches(
     more = []
     for path in _calibration_files(records):
         held = modalities_held(path)
-        if held is not None and held > (modalities if modalities > 1 else 1):
+        if held is not None and held > modalities:  # more than the network takes
             more.append((path, held))
         if held is not None and held < read:
             # Before: the training pipeline's advice ("... or train an AdapNet++ on the records'

@@ -34,6 +34,7 @@ from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.augmentation import AugmentationConfig
+from ssma_tf.config.keys import EVAL
 from ssma_tf.config.run import DECLARED, DEFAULTS
 from ssma_tf.config.runs import final_files_current, saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
@@ -200,7 +201,7 @@ def _finished_run_note(differ: Sequence[str]) -> str:
     (before, `recalibrate_batch_norm` on a finished run got the evaluation hint, and a user took
     the batch norms for recalibrated).
     """
-    training_only = [key for key in differ if key in DECLARED and "eval" not in DECLARED[key].modes]
+    training_only = [key for key in differ if key in DECLARED and EVAL[0] not in DECLARED[key].modes]
     note = (f"note: {', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the run's {RUN_CONFIG}, "
             "which keeps the values it was trained with")
     if len(training_only) < len(differ):
