@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pathlib
 
 import keras
 import numpy as np
@@ -641,3 +642,43 @@ def test_demo_table_reads_sac_and_abn_from_where_sac_starts():
     assert "from step 200, 100 more steps: SAC +5.0, ABN +10.0" in table
     # (46 - 31) / (81 - 31) of the gap
     assert "SAC closes 30% of the gap" in table
+
+
+def test_demo_writes_everything_under_its_output_folder(tmp_path, monkeypatch, capsys):
+    """`--output` holds the scenes, every run, config and result (nothing lands in the working
+    folder); the children are recorded here instead of run."""
+    from ssma_tf.cli import adaptation_demo
+
+    paths = []
+
+    def record(*values):
+        for value in values:
+            if isinstance(value, (str, pathlib.Path)) and ("/" in str(value) or "\\" in str(value)):
+                paths.append(pathlib.Path(value))
+            elif isinstance(value, dict):
+                record(*value.values())
+            elif isinstance(value, (list, tuple)):
+                record(*value)
+
+    def train_run(values, config_path, *, step):
+        record(values, config_path)
+
+    def evaluate_run(run, result, overrides, *, config_path, step):
+        record(run, result, overrides, config_path)
+        return {"mIoU": 50.0}
+
+    def run_command(command, args, *, step):
+        record(args)
+
+    for name, fake in (("train_run", train_run), ("evaluate_run", evaluate_run), ("run_command", run_command)):
+        monkeypatch.setattr(adaptation_demo, name, fake)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "elsewhere" / "demo"
+    assert adaptation_demo.main(["--output", str(out), "--seeds", "3", "--models", "adapnet_pp", "ssma"]) == 0
+    # Runs, configs and results of both models, the scenes, the importance weights.
+    assert {"runs", "configs", "results", "data"} <= {p.relative_to(out).parts[0] for p in paths}
+    outside = [p for p in paths if not p.resolve().is_relative_to(out.resolve())]
+    assert outside == []
+    assert (out / "results" / "summary.json").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere"]
+    assert f"results: {out / 'results' / 'summary.json'}" in capsys.readouterr().out

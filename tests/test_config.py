@@ -508,6 +508,14 @@ def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):
     assert "key 'unlabeled_data' is read only with the 'semi_supervised' section" in line
     (line,) = warned(target_data="records/train.tfrecords", adaptation=False)
     assert "key 'target_data' is read only with the 'adaptation' section" in line
+    # Switched off on the command line: the warning names the --set, not the file, as the culprit.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        config = reader.config_with_overrides(train_dict(unlabeled_data="records/u.tfrecords", semi_supervised=True),
+                                              {"semi_supervised": False}, source="t.config", check_paths=False)
+    (line,) = ssma_train_warnings(config)
+    assert line == ("t.config: key 'unlabeled_data' is read only with the 'semi_supervised' section, which --set "
+                    "semi_supervised=False switches off: this run does not use it")
     # SSMA with frozen experts that nothing starts: they would stay random.
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     unstarted = config_from_dict({k: v for k, v in ssma.items() if k not in ("checkpoint1", "checkpoint2")},

@@ -14,7 +14,8 @@ The table also evaluates ABN's checkpoint at `--steps`, where SAC starts (not an
 steps), so that what SAC's steps add from there can be read beside what ABN's own last steps add.
 
 For AdapNet++ (RGB) and SSMA (RGB + depth; experts trained on the source, then the whole
-network). Everything goes to `adapt_output/`; finished runs are skipped when started again.
+network). Everything goes to `adapt_output/` (`--output`); finished runs are skipped when started
+again.
 The demo's settings that differ from the library's defaults (the released ones, made for
 ResNet-101 fine-tuning over tens of thousands of steps) are scaled to its run length and said in
 `docs/adaptation.md`; they were chosen before the first run and not tuned on its results.
@@ -23,6 +24,7 @@ ResNet-101 fine-tuning over tens of thousands of steps) are scaled to its run le
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -45,12 +47,33 @@ MODELS = {"adapnet_pp": "AdapNet++ (RGB)", "ssma": "SSMA (RGB + depth)"}
 DEMO_ADAPTATION = {"optimizer": "adam", "learning_rate": 1e-4, "ema_every": 10}
 
 
-def _base(name: str, seed: int, steps: int, data: pathlib.Path, **extra) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Folders:
+    """Where the demo writes, all under `root` (`--output`): the synthetic scenes in `data`, and
+    per seed the runs, their configs and the evaluations' results."""
+
+    root: pathlib.Path
+
+    @property
+    def data(self) -> pathlib.Path:
+        return self.root / "data"
+
+    def runs(self, seed: int) -> pathlib.Path:
+        return self.root / "runs" / f"seed{seed}"
+
+    def configs(self, seed: int) -> pathlib.Path:
+        return self.root / "configs" / f"seed{seed}"
+
+    def results(self, seed: int) -> pathlib.Path:
+        return self.root / "results" / f"seed{seed}"
+
+
+def _base(name: str, seed: int, steps: int, out: Folders, **extra) -> dict:
     """The training config every arm starts from (AdapNet++ on the source scenes), with `extra`."""
     values = {
         "model": "AdapNet_pp", "num_classes": CLASSES, "dataset": "synthetic",
-        "height": HEIGHT, "width": WIDTH, "checkpoint": str(OUTPUT / "runs" / f"seed{seed}" / name),
-        "train_data": str(data / "source" / "train.tfrecords"), "batch_size": BATCH,
+        "height": HEIGHT, "width": WIDTH, "checkpoint": str(out.runs(seed) / name),
+        "train_data": str(out.data / "source" / "train.tfrecords"), "batch_size": BATCH,
         "max_iteration": steps, "learning_rate": 1e-3, "save_step": steps, "skip_step": 25,
         "power": 0.9, "seed": seed,
     }
@@ -58,41 +81,42 @@ def _base(name: str, seed: int, steps: int, data: pathlib.Path, **extra) -> dict
     return values
 
 
-def _train(name: str, values: dict, seed: int) -> pathlib.Path:
+def _train(name: str, values: dict, seed: int, out: Folders) -> pathlib.Path:
     """Trains one run unless it is finished; returns its folder."""
-    train_run(values, OUTPUT / "configs" / f"seed{seed}" / f"{name}.config", step=f"seed {seed}: train {name}")
+    train_run(values, out.configs(seed) / f"{name}.config", step=f"seed {seed}: train {name}")
     return pathlib.Path(values["checkpoint"])
 
 
-def _evaluate(name: str, run: str, seed: int, data: pathlib.Path) -> float:
+def _evaluate(name: str, run: str, seed: int, out: Folders) -> float:
     """The target mIoU of `run` (a run folder or a checkpoint in one) under the run's own config."""
-    metrics = evaluate_run(run, OUTPUT / "results" / f"seed{seed}" / f"{name}.json",
-                           {"test_data": str(data / "target" / "val.tfrecords"), "batch_size": 10},
-                           config_path=OUTPUT / "configs" / f"seed{seed}" / f"{name}_test.config",
+    metrics = evaluate_run(run, out.results(seed) / f"{name}.json",
+                           {"test_data": str(out.data / "target" / "val.tfrecords"), "batch_size": 10},
+                           config_path=out.configs(seed) / f"{name}_test.config",
                            step=f"seed {seed}: evaluate {name} on the target")
     return float(metrics["mIoU"])
 
 
-def _importance(name: str, values: dict, seed: int) -> pathlib.Path:
+def _importance(name: str, values: dict, seed: int, out: Folders) -> pathlib.Path:
     """The importance weights of the target images from the checkpoint of `values` (computed once)."""
-    path = OUTPUT / "runs" / f"seed{seed}" / f"{name}_weights.json"
+    path = out.runs(seed) / f"{name}_weights.json"
     # Older than the run's config.yaml (rewritten when the run trains): from weights since replaced.
     source = find_run_config(values["checkpoint"])
     if not path.exists() or (source is not None and os.path.getmtime(path) < os.path.getmtime(source)):
-        config = write_config(OUTPUT / "configs" / f"seed{seed}" / f"{name}_weights.config", values)
+        config = write_config(out.configs(seed) / f"{name}_weights.config", values)
         run_command("ssma-importance-weights", ["-c", config, "--checkpoint", values["checkpoint"], "-o", path,
                                                 "--overwrite"],
                     step=f"seed {seed}: importance weights from {name}")
     return path
 
 
-def run_model(model: str, seed: int, steps: int, adapt_steps: int, data: pathlib.Path) -> dict[str, float]:
+def run_model(model: str, seed: int, steps: int, adapt_steps: int, out: Folders) -> dict[str, float]:
     """Trains and evaluates the four arms of one model and seed.
 
     Returns:
         Target mIoU per row of `ROWS`: the four arms and ABN's checkpoint where SAC starts.
     """
     total = steps + adapt_steps
+    data = out.data
     target = {"target_data": str(data / "target" / "train.tfrecords"),
               "target_val_data": str(data / "target" / "val.tfrecords")}
     target_labels = {"train_data": str(data / "target" / "train.tfrecords")}
@@ -100,32 +124,32 @@ def run_model(model: str, seed: int, steps: int, adapt_steps: int, data: pathlib
         common = {"input_modality": "modality1"}
     else:
         # Experts trained on the source (RGB shared with the AdapNet++ arm), then the whole network.
-        rgb = _train("adapnet_pp_source_only", _base("adapnet_pp_source_only", seed, total, data,
-                                                     input_modality="modality1"), seed)
-        depth = _train("depth_expert", _base("depth_expert", seed, total, data,
-                                             input_modality="modality2"), seed)
+        rgb = _train("adapnet_pp_source_only", _base("adapnet_pp_source_only", seed, total, out,
+                                                     input_modality="modality1"), seed, out)
+        depth = _train("depth_expert", _base("depth_expert", seed, total, out,
+                                             input_modality="modality2"), seed, out)
         common = {"model": "SSMA", "checkpoint1": str(rgb / "final.weights.h5"),
                   "checkpoint2": str(depth / "final.weights.h5"), "freeze_experts": False,
                   "modality2_interpolation": "nearest"}
     arms = {
-        "source_only": _base(f"{model}_source_only", seed, total, data, **common),
+        "source_only": _base(f"{model}_source_only", seed, total, out, **common),
         # Saved after `steps` too: SAC starts from that checkpoint.
-        "abn": _base(f"{model}_abn", seed, total, data, **common, **target,
+        "abn": _base(f"{model}_abn", seed, total, out, **common, **target,
                      adaptation={"method": "abn"}, save_step=steps),
-        "target_labels": _base(f"{model}_target_labels", seed, total, data, **common, **target_labels),
+        "target_labels": _base(f"{model}_target_labels", seed, total, out, **common, **target_labels),
     }
     for name, values in arms.items():
-        _train(f"{model}_{name}", values, seed)
+        _train(f"{model}_{name}", values, seed, out)
     baseline = str(pathlib.Path(arms["abn"]["checkpoint"]) / f"ckpt-{steps}")
-    weights = _importance(f"{model}_abn", dict(arms["abn"], checkpoint=baseline), seed)
-    sac = _base(f"{model}_sac", seed, adapt_steps, data, **common, **target,
+    weights = _importance(f"{model}_abn", dict(arms["abn"], checkpoint=baseline), seed, out)
+    sac = _base(f"{model}_sac", seed, adapt_steps, out, **common, **target,
                 initialize=baseline, importance_weights=str(weights),
                 save_step=adapt_steps, adaptation=dict(DEMO_ADAPTATION))
     sac.pop("checkpoint1", None), sac.pop("checkpoint2", None)
     arms["sac"] = sac
-    _train(f"{model}_sac", sac, seed)
+    _train(f"{model}_sac", sac, seed, out)
     arms[START] = dict(arms["abn"], checkpoint=baseline)
-    return {row: _evaluate(f"{model}_{row}", arms[row]["checkpoint"], seed, data) for row in ROWS}
+    return {row: _evaluate(f"{model}_{row}", arms[row]["checkpoint"], seed, out) for row in ROWS}
 
 
 def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_steps: int) -> str:
@@ -156,10 +180,13 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["adapnet_pp", "ssma"])
     parser.add_argument("--steps", type=int, default=200, help="steps of the source training")
     parser.add_argument("--adapt_steps", type=int, default=100, help="steps of the adaptation")
+    parser.add_argument("--output", type=pathlib.Path, default=OUTPUT,
+                        help=f"folder for the scenes, runs and results (default {OUTPUT}/)")
     add_version(parser)
     args = parser.parse_args(argv)
     started = time.time()
-    data = OUTPUT / "data"
+    out = Folders(args.output)
+    data = out.data
     for domain, style in (("source", "source"), ("target", "target")):
         if not (data / domain / "val.txt").exists():
             run_command("python -m ssma_tf.cli.synthetic", [
@@ -174,11 +201,11 @@ def main(argv=None) -> int:
     results: dict[str, dict[int, dict[str, float]]] = {}
     for model in args.models:
         for seed in args.seeds:
-            results.setdefault(model, {})[seed] = run_model(model, seed, args.steps, args.adapt_steps, data)
+            results.setdefault(model, {})[seed] = run_model(model, seed, args.steps, args.adapt_steps, out)
     table = _table(results, args.steps, args.adapt_steps)
     print(f"\n=== Synthetic source (day) -> target (dusk), {HEIGHT}x{WIDTH}, {args.steps}+"
           f"{args.adapt_steps} steps per arm{table}")
-    summary = OUTPUT / "results" / "summary.json"
+    summary = out.root / "results" / "summary.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(json.dumps({m: {str(s): v for s, v in r.items()} for m, r in results.items()}, indent=1))
     print(f"\nresults: {summary}; total time {(time.time() - started) / 60:.1f} min")

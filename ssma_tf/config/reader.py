@@ -90,8 +90,12 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
     for section, keys in _SWITCHED_SECTIONS.items():
         unread = [k for k in keys if getattr(config, k) is not None]
         if unread and getattr(config, section) is None:
-            lines.append(f"{config.source}: key '{unread[0]}' is read only with the '{section}' section, which the "
-                         "config does not have (or sets false): this run does not use it")
+            # A `--set SECTION=false` switched it off, not the file: say so (the file may have it).
+            switched_off = dict(config.overridden).get(section)
+            why = (f"which {switched_off} switches off" if switched_off is not None
+                   else "which the config does not have (or sets false)")
+            lines.append(f"{config.where(unread[0])}: key '{unread[0]}' is read only with the '{section}' section, "
+                         f"{why}: this run does not use it")
     starts = (config.expert_checkpoints, config.initialize, config.finetune_from)
     frozen = config.is_fusion and config.freeze_experts and config.fusion not in END_TO_END_FUSIONS
     if frozen and all(s is None for s in starts):
