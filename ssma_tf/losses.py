@@ -26,6 +26,7 @@ from keras import ops
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import AUX_LOSS_WEIGHTS
 from ssma_tf.keras_compat import scale_loss_for_replicas
+from ssma_tf.labels import has_id_axis
 
 # The constant the released graph adds inside the log, so that p = 0 gives a large finite loss.
 LOG_EPSILON = 1e-10
@@ -53,8 +54,8 @@ def weighted_cross_entropy(
     """The released weighted cross-entropy, averaged over all pixels (void ones included).
 
     Args:
-        labels: sparse class ids (B, H, W) (any integer or float dtype holding whole numbers), or
-            one-hot labels (B, H, W, C). Sparse ids outside [0, num_classes) count as void: they
+        labels: sparse class ids (B, H, W) or (B, H, W, 1) (any integer or float dtype holding
+            whole numbers), or one-hot labels (B, H, W, C). Sparse ids outside [0, num_classes) count as void: they
             add 0 to the sum and 1 to the pixel count, as ids >= C did in the original pipeline
             (which one-hot encoded them to all zeros).
         probs: softmax probabilities (B, H, W, C), any float dtype.
@@ -103,6 +104,8 @@ class _Targets:
                 f"got shape {probs_shape}"
             )
         weights = ops.convert_to_tensor(weights, dtype="float32")
+        if has_id_axis(labels.shape, len(probs_shape)):
+            labels = ops.squeeze(labels, -1)
         rank = len(labels.shape)
         self.rank = len(probs_shape)
         if rank == len(probs_shape):
@@ -142,7 +145,7 @@ def total_loss(
     """The released objective: main loss plus the weighted auxiliary losses.
 
     Args:
-        labels: sparse ids (B, H, W) or one-hot (B, H, W, C) at the input resolution.
+        labels: sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C), at the input resolution.
         outputs: the model's outputs: a mapping with `softmax` (B, H, W, C) and optionally
             `aux_up2` (conv911 on up2) and `aux_up1` (conv912 on up1), both already resized to the
             input size and passed through softmax; or the `softmax` tensor alone.
@@ -223,7 +226,8 @@ class ReleasedLoss(keras.losses.Loss):
     `aux_up2`, `aux_up1`) it is `total_loss`: the weighted cross-entropy of the softmax plus the
     auxiliary terms weighted `aux_weights`. With the softmax alone (what the models return in
     inference mode, so in `model.evaluate`) it is the main term only. Labels are sparse ids
-    (B, H, W) or one-hot (B, H, W, C), ids outside [0, C) void, as in `weighted_cross_entropy`.
+    (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C), ids outside [0, C) void, as in
+    `weighted_cross_entropy`.
 
     The value is already the released mean over all pixels of the batch, so `sample_weight` is
     not supported (it would weight a scalar). Under a `tf.distribute` strategy it is divided by

@@ -35,6 +35,7 @@ from keras import ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import generic_class_names
+from ssma_tf.labels import has_id_axis
 
 # The released constant in the mIoU denominator (only matters for absent classes: 0 / 1e-10 = 0).
 IOU_EPSILON = 1e-10
@@ -42,6 +43,8 @@ IOU_EPSILON = 1e-10
 
 def _flatten_labels(labels: np.ndarray, rank: int, num_classes: int) -> np.ndarray:
     """Sparse int64 ground truth with every void pixel (id 0, ids outside [0, C)) set to 0."""
+    if has_id_axis(labels.shape, rank + 1):
+        labels = labels[..., 0]
     if labels.ndim == rank + 1:
         if labels.shape[-1] != num_classes:
             raise ValueError(
@@ -99,8 +102,8 @@ class ConfusionMatrix:
         """Adds a batch.
 
         Args:
-            labels: ground truth, sparse ids (B, H, W) or one-hot (B, H, W, C); NumPy or tensors.
-                Ids outside [0, C) are void.
+            labels: ground truth, sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C);
+                NumPy or tensors. Ids outside [0, C) are void.
             predictions: integer class ids (B, H, W), or float probabilities or logits
                 (B, H, W, C) whose argmax is the prediction.
 
@@ -315,7 +318,7 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> A
     evaluating with `tf.distribute`). Same conventions as `ConfusionMatrix.update`.
 
     Args:
-        labels: sparse ids (B, H, W) or one-hot (B, H, W, C).
+        labels: sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C).
         predictions: probabilities or logits (B, H, W, C).
         num_classes: C.
 
@@ -323,6 +326,8 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> A
         An int32 tensor (C, C), rows ground truth, columns prediction.
     """
     preds = ops.cast(ops.argmax(predictions, axis=-1), "int32")
+    if has_id_axis(labels.shape, len(predictions.shape)):
+        labels = ops.squeeze(labels, -1)
     if len(labels.shape) == len(predictions.shape):
         gt = ops.cast(ops.argmax(labels, axis=-1), "int32")
     else:

@@ -56,6 +56,23 @@ def test_keras_metrics_equal_the_confusion_matrix_on_identical_predictions():
     assert float(metrics[0].result()) == 0.0
 
 
+def test_labels_with_a_trailing_axis_of_one_are_ids_to_loss_and_metrics():
+    """(B, H, W, 1), Keras' usual sparse labels: as (B, H, W), not one-hot of one class (which
+    gave a loss several times too large and an mIoU of 0 without an error)."""
+    labels, probs = _labels_and_probs(0)
+    with_axis = labels[..., None]
+    assert float(ReleasedLoss()(with_axis, probs)) == pytest.approx(float(ReleasedLoss()(labels, probs)), rel=1e-6)
+    for cls in (ReleasedMeanIoU, PixelAccuracy):
+        plain, axis = cls(5), cls(5)
+        plain.update_state(labels, probs)
+        axis.update_state(tf.constant(with_axis), probs)
+        assert float(axis.result()) == float(plain.result()) > 0
+    plain, axis = ConfusionMatrix(5), ConfusionMatrix(5)
+    plain.update(labels, probs)
+    axis.update(with_axis, probs)
+    np.testing.assert_array_equal(axis.matrix, plain.matrix)
+
+
 def test_metric_rejects_sample_weights_and_bad_class_counts():
     labels, probs = _labels_and_probs(0)
     with pytest.raises(ValueError, match="sample_weight"):

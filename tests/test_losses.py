@@ -35,6 +35,15 @@ def test_one_hot_labels_give_the_same_loss():
     assert float(loss) == pytest.approx(EXPECTED, abs=1e-6)
 
 
+def test_ids_with_a_trailing_axis_of_one_are_sparse_ids():
+    """(B, H, W, 1), how Keras users often keep sparse labels: ids, not a one-hot of one class
+    (read as one, the ids multiplied every class's term: 45 against 8 in the helper's example)."""
+    loss = weighted_cross_entropy(LABELS[..., None], PROBS, num_classes=3)
+    assert float(loss) == pytest.approx(EXPECTED, abs=1e-6)
+    assert float(weighted_cross_entropy(tf.constant(LABELS[..., None]), PROBS, num_classes=3)) == pytest.approx(
+        EXPECTED, abs=1e-6)
+
+
 def test_void_pixels_count_in_the_denominator():
     labelled_only = weighted_cross_entropy(LABELS[:, :, :2], PROBS[:, :, :2], num_classes=3)
     everything = weighted_cross_entropy(LABELS, PROBS, num_classes=3)
