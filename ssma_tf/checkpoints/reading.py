@@ -279,13 +279,21 @@ def _class_hint(have: list, need: list, model: Any, name: str = "") -> str:
 
 
 def stored_shapes(fmt_is_tf2: bool, resolved: str) -> list[tuple]:
-    """The shapes of every array an own checkpoint (TF2 prefix or Keras HDF5 file) holds."""
+    """The shapes of every array of the model an own checkpoint (TF2 prefix or Keras HDF5 file)
+    holds. A `.weights.h5` file that Keras' `save_weights` wrote for a compiled model also holds
+    the optimizer's state (its top-level `optimizer` group), which is not the model's and which
+    loading the weights leaves alone: it is not counted."""
     if fmt_is_tf2:
         return [tuple(shape) for shape in list_variables(resolved).values()]
     shapes: list[tuple] = []
+
+    def add(name: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset) and name.split("/", 1)[0] != "optimizer":
+            shapes.append(item.shape)
+
     with reading(resolved, "weights file"):
         with h5py.File(resolved, "r") as f:
-            f.visititems(lambda _, item: shapes.append(item.shape) if isinstance(item, h5py.Dataset) else None)
+            f.visititems(add)
     return shapes
 
 

@@ -103,7 +103,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         return [self.encoder]
 
     def call(self, inputs, training=None, mask=None, return_all=None):
-        check_image_shape(tuple(inputs.shape), "AdapNetPP input")
+        check_image_shape(tuple(inputs.shape), "AdapNetPP input", self.input_channels)
         outputs = super().call(inputs, training=training, mask=mask)
         return self.resolve_outputs(outputs, training, return_all)
 

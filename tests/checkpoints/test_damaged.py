@@ -137,6 +137,24 @@ def test_own_checkpoints_of_another_kind_of_model_are_one_line(tiny_files):
             load_weights(wider, tiny_files["weights"])
 
 
+def test_save_weights_of_a_compiled_model_loads_its_optimizer_state_aside(tmp_path):
+    """Keras' `save_weights` after `fit` keeps the optimizer's state in the file too: its arrays
+    were counted as the model's ("holds 22 arrays but this TinySegmenter has 8 weights")."""
+    trained = _tiny()
+    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    trained.fit(np.ones((2, 32, 32, 3), np.float32), np.ones((2, 32, 32), np.int32), verbose=0)
+    path = str(tmp_path / "trained.weights.h5")
+    trained.save_weights(path)
+    fresh = _tiny()
+    load_weights(fresh, path)
+    for saved, loaded in zip(trained.weights, fresh.weights):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    wider = _Wider(5)
+    wider(np.zeros((1, 32, 32, 3), np.float32))
+    with pytest.raises(CheckpointError, match="holds 8 arrays but this _Wider has 10 weights"):
+        load_weights(wider, path)
+
+
 def test_an_evaluated_or_initialised_damaged_checkpoint_is_named(tmp_path, tiny_files):
     prefix = tiny_files["prefix"]
     _truncate(prefix + ".data-00000-of-00001")

@@ -68,6 +68,14 @@ def test_other_channel_counts_are_named(model):
         model(np.zeros((1, 32, 64, 4), "float32"))  # Keras' own check of the input, clear enough
 
 
+def test_input_channels_sets_the_channels_the_model_takes():
+    """The call's check read the default 3: `input_channels=1` built, then refused 1-channel images."""
+    grey = AdapNetPP(3, input_channels=1)
+    assert grey(np.zeros((1, 32, 64, 1), "float32")).shape == (1, 32, 64, 3)
+    with pytest.raises(ValueError, match=r"must have 1 channels, got 3|expected shape=\(None, None, None, 1\)"):
+        grey(np.zeros((1, 32, 64, 3), "float32"))
+
+
 def test_bad_constructor_arguments_are_named():
     with pytest.raises(ValueError, match="num_classes"):
         AdapNetPP(1)
