@@ -37,6 +37,16 @@ def trainable_batch_norms(model: keras.Model) -> list[keras.layers.BatchNormaliz
             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
+def _with_labels(batch: Any) -> bool:
+    """True for an (inputs, labels) pair as `build_dataset` yields it: the second item is a label
+    batch (rank 3, or of an integer type), not a second image batch (SSMA's [modality1,
+    modality2] is a pair too)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        return False
+    shape, dtype = getattr(batch[1], "shape", None), str(getattr(batch[1], "dtype", ""))
+    return shape is not None and (len(shape) == 3 or "int" in dtype)
+
+
 def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batches: int,
                            call: Optional[Callable[[Any], Any]] = None,
                            log: Optional[Callable[[str], None]] = None) -> int:
@@ -57,7 +67,7 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
         The number of batches averaged over (fewer than `num_batches` if `batches` ran out).
 
     Raises:
-        ValueError: `num_batches` < 1, or `batches` yielded nothing.
+        ValueError: `num_batches` < 1, `batches` yielded nothing, or (inputs, labels) pairs.
     """
     if num_batches < 1:
         raise ValueError(f"recalibrate_batch_norm: num_batches must be at least 1, got {num_batches}")
@@ -87,6 +97,11 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
         for inputs in batches:
             if count >= num_batches:
                 break
+            if count == 0 and _with_labels(inputs):
+                raise ValueError(
+                    "recalibrate_batch_norm: the batches are (inputs, labels) pairs (the second holds class ids of "
+                    f"shape {tuple(inputs[1].shape)}); give the inputs alone, e.g. "
+                    "dataset.map(lambda inputs, labels: inputs)")
             call(inputs)
             for index, layer in enumerate(norms):
                 means[index] += np.asarray(layer.moving_mean.numpy(), np.float64)

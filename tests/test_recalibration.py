@@ -71,6 +71,13 @@ def test_no_batches_is_an_error_and_leaves_the_statistics():
     assert layer.momentum == pytest.approx(0.99)
     with pytest.raises(ValueError, match="at least 1"):
         recalibrate_batch_norm(model, iter(_batches(1)), 0)
+    # (inputs, labels) pairs, as build_dataset yields them: Keras' "received 2 input tensors ...
+    # Pass inputs as a dict" before, which does not say what to take away.
+    labelled = [(b, np.zeros(b.shape[:3], np.int32)) for b in _batches(2)]
+    with pytest.raises(ValueError, match=r"^recalibrate_batch_norm: the batches are \(inputs, labels\) pairs \(the "
+                                         r"second holds class ids of shape \(2, 4, 4\)\); give the inputs alone"):
+        recalibrate_batch_norm(model, iter(labelled), 2)
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), np.full(5, 0.25, np.float32))
 
 
 def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
-    resolve_dilations,
+    inputs_in_order, resolve_dilations,
 )
 
 
@@ -103,6 +103,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         return [self.encoder]
 
     def call(self, inputs, training=None, mask=None, return_all=None):
+        inputs = inputs_in_order(self, inputs)
         check_image_shape(tuple(inputs.shape), "AdapNetPP input", self.input_channels)
         outputs = super().call(inputs, training=training, mask=mask)
         return self.resolve_outputs(outputs, training, return_all)

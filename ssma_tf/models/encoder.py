@@ -1,5 +1,7 @@
 """The AdapNet++ encoder: ResNet-50 with multiscale residual units, skips and eASPP."""
 
+from collections.abc import Mapping
+
 import keras
 from keras import layers
 
@@ -78,6 +80,25 @@ def unit_widths(widths: dict, name: str) -> dict:
     if f"{name}_conv3" in widths:
         kwargs["residual_indices"] = widths[f"{name}_conv3"]
     return kwargs
+
+
+def inputs_in_order(model: keras.Model, inputs):
+    """`inputs` as the networks' `call` reads them: a dict keyed by the model's input names (what
+    Keras' own error advises when a network of several inputs gets one tensor: `{'modality1': ...,
+    'modality2': ...}`; AdapNet++'s one input is `image`) becomes the list in the inputs' order, or
+    the one tensor of a network of one input. Anything else is returned as it is.
+
+    Raises:
+        ValueError: a dict whose keys are not the input names, naming both.
+    """
+    if not isinstance(inputs, Mapping):
+        return inputs
+    names = [tensor.name for tensor in model.inputs]
+    if set(inputs) != set(names):
+        raise ValueError(f"{type(model).__name__} takes a dict with the keys {names} (or a list in that order), got "
+                         f"the keys {list(inputs)}")
+    ordered = [inputs[name] for name in names]
+    return ordered[0] if len(ordered) == 1 else ordered
 
 
 def check_image_shape(shape, what: str, channels: int = 3):

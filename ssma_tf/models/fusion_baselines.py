@@ -41,7 +41,7 @@ from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, check_num_modalities,
-    deserialize_dtype,
+    deserialize_dtype, inputs_in_order,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import BLOCK_UNITS
@@ -184,6 +184,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         return list(self._encoders)
 
     def call(self, inputs, training=None, mask=None, return_all=None):
+        inputs = inputs_in_order(self, inputs)
         if not isinstance(inputs, (list, tuple)) or len(inputs) != self.num_modalities:
             names = ", ".join(f"modality{i}" for i in range(1, self.num_modalities + 1))
             raise ValueError(f"{self.fusion} fusion takes a list [{names}] of {self.num_modalities} image batches")

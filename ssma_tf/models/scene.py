@@ -10,7 +10,7 @@ from ssma_tf.constants import ADAPNET_PP_BACKBONE, OUTPUT_STRIDE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import DECODER_FILTERS
-from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_image_shape
+from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_image_shape, inputs_in_order
 from ssma_tf.models.encoder import check_num_modalities
 
 
@@ -103,6 +103,7 @@ class SSMASceneClassifier(keras.Model):
         return [getattr(self, f"modality{i}_encoder") for i in range(1, self.num_modalities + 1)]
 
     def call(self, inputs, training=None, mask=None):
+        inputs = inputs_in_order(self, inputs)
         if not isinstance(inputs, (list, tuple)) or len(inputs) != self.num_modalities:
             raise ValueError(f"SSMASceneClassifier takes a list of {self.num_modalities} image batches")
         for i, x in enumerate(inputs, start=1):

@@ -12,7 +12,7 @@ from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, check_num_modalities, deserialize_dtype,
-    encoder_options, resolve_dilations,
+    encoder_options, inputs_in_order, resolve_dilations,
 )
 
 
@@ -146,6 +146,7 @@ class SSMA(SegmenterTraining, keras.Model):
         return [getattr(self, f"modality{i}_encoder") for i in range(1, self.num_modalities + 1)]
 
     def call(self, inputs, training=None, mask=None, return_all=None):
+        inputs = inputs_in_order(self, inputs)
         n = self.num_modalities
         if not isinstance(inputs, (list, tuple)) or len(inputs) != n:
             names = ", ".join(f"modality{i}" for i in range(1, n + 1))

@@ -76,6 +76,12 @@ def test_input_channels_sets_the_channels_the_model_takes():
         grey(np.zeros((1, 32, 64, 3), "float32"))
 
 
+def test_a_dict_of_the_input_name_is_the_image(model):
+    """`{'image': x}`, by the input's name as Keras names inputs: an AttributeError before."""
+    image = np.random.default_rng(0).uniform(0, 255, (1, 32, 64, 3)).astype("float32")
+    np.testing.assert_array_equal(model({"image": image}), model(image))
+
+
 def test_bad_constructor_arguments_are_named():
     with pytest.raises(ValueError, match="num_classes"):
         AdapNetPP(1)

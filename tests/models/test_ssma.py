@@ -71,6 +71,15 @@ def test_input_errors(model):
         model([pair()[0], pair()[1][..., :1]])
 
 
+def test_a_dict_of_the_input_names_is_the_list_in_their_order(model):
+    """Keras' error for one tensor advises `{'modality1': ..., 'modality2': ...}`, which SSMA
+    refused ("takes a list")."""
+    rgb, depth = pair(height=32, width=64)
+    np.testing.assert_array_equal(model({"modality2": depth, "modality1": rgb}), model([rgb, depth]))
+    with pytest.raises(ValueError, match=r"Missing data for input \"modality1\""):
+        model({"rgb": rgb, "depth": depth})
+
+
 def test_config_and_a_dtype_policy_survive_a_keras_round_trip(tmp_path):
     # One model for both (each build, save and load of SSMA costs seconds): a fused kernel size
     # other than the default, the frozen experts and a mixed dtype policy.
