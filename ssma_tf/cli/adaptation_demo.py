@@ -174,8 +174,7 @@ def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_st
 @command
 def main(argv=None) -> int:
     """Runs what is not done yet and prints the table; returns the exit status."""
-    parser = ArgumentParser(prog="adaptation-demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["adapnet_pp", "ssma"])
     parser.add_argument("--steps", type=int, default=200, help="steps of the source training")

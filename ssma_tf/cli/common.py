@@ -134,6 +134,15 @@ class ArgumentParser(argparse.ArgumentParser):
     (argparse names it as typed). Subcommands' parsers are of this class too.
     """
 
+    def __init__(self, *args, **kwargs):
+        # A module of this package run with `python -m ssma_tf.cli.NAME`: argparse would name it
+        # after its file ("usage: synthetic.py"), which is no command to type.
+        if not args and "prog" not in kwargs and sys.argv and sys.argv[0]:
+            started = pathlib.Path(sys.argv[0])
+            if started.suffix == ".py" and started.resolve().parent == pathlib.Path(__file__).resolve().parent:
+                kwargs["prog"] = f"python -m ssma_tf.cli.{started.stem}"
+        super().__init__(*args, **kwargs)
+
     def parse_known_args(self, args=None, namespace=None):
         arguments = sys.argv[1:] if args is None else list(args)
         return super().parse_known_args(self._defined_spelling(arguments), namespace)

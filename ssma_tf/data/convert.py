@@ -650,8 +650,8 @@ def _encode_mapping(sample: Mapping[str, Optional[np.ndarray]], index: int, enco
         images.append(sample[schema.modality_key(len(images) + 1)])
     unknown = sorted(set(sample) - {schema.modality_key(i) for i in range(1, len(images) + 1)} - {schema.LABEL})
     if unknown:
-        raise ValueError(f"sample {index}: unknown key(s) {unknown} (expected modality1 .. modality{len(images) or 'N'}"
-                         " without gaps, and label)")
+        raise ValueError(f"sample {index}: unknown key(s) {unknown} (expected modality1, modality2, ... numbered "
+                         "from 1 without gaps, and label)")
     if not images:
         raise ValueError(f"sample {index}: no modality1")
     images = [np.asarray(image) for image in images]

@@ -57,7 +57,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         backbone_weights=None,
         **kwargs,
     ):
-        check_num_classes(num_classes)
+        num_classes = check_num_classes(num_classes)
         widths = check_widths(widths, released_widths(fusion=False), "AdapNetPP")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)

@@ -1,5 +1,6 @@
 """The AdapNet++ encoder: ResNet-50 with multiscale residual units, skips and eASPP."""
 
+import numbers
 from collections.abc import Mapping
 
 import keras
@@ -35,10 +36,12 @@ def check_num_modalities(num_modalities) -> None:
         raise ValueError(f"num_modalities must be an integer >= 2, got {num_modalities!r}")
 
 
-def check_num_classes(num_classes) -> None:
-    """Raises ValueError unless num_classes counts void and at least one class."""
-    if not isinstance(num_classes, int) or num_classes < 2:
+def check_num_classes(num_classes) -> int:
+    """`num_classes` as a Python int (NumPy's integers are taken: a count read from an array);
+    ValueError unless it counts void and at least one class."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
+    return int(num_classes)
 
 
 def resolve_dilations(block3_dilations, block4_dilations, paper_dilations: bool) -> tuple:

@@ -139,7 +139,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         gate_filters: int = 64,
         **kwargs,
     ):
-        check_num_classes(num_classes)
+        num_classes = check_num_classes(num_classes)
         check_fusion(fusion)
         check_num_modalities(num_modalities)
         if not isinstance(gate_filters, int) or gate_filters < 1:

@@ -72,7 +72,7 @@ class SSMA(SegmenterTraining, keras.Model):
         backbone_weights=None,
         **kwargs,
     ):
-        check_num_classes(num_classes)
+        num_classes = check_num_classes(num_classes)
         check_num_modalities(num_modalities)
         released = released_widths(True, latent_reduction, skip_reduction, num_modalities)
         widths = check_widths(widths, released, "SSMA")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import tomllib
 
 import pytest
@@ -86,6 +87,15 @@ def test_a_long_flag_takes_dashes_or_underscores_and_says_unknown_ones_as_typed(
     with pytest.raises(SystemExit):
         parser.parse_args(["--finetune_stepz", "3"])
     assert "unrecognized arguments: --finetune_stepz" in capsys.readouterr().err
+
+
+def test_a_module_run_with_python_m_is_named_so_in_its_usage(monkeypatch, capsys):
+    """argparse names a parser after sys.argv[0], the module's file: "usage: synthetic.py"."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "ssma_tf" / "cli" / "synthetic.py")])
+    assert ArgumentParser().prog == "python -m ssma_tf.cli.synthetic"
+    assert ArgumentParser(prog="tool").prog == "tool"
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "tools" / "make_synthetic_dataset.py")])
+    assert ArgumentParser().prog == "make_synthetic_dataset.py"  # a script is typed as it is named
 
 
 def test_subcommands_and_tools_take_either_spelling():

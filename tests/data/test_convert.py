@@ -538,7 +538,8 @@ def test_write_examples_writes_arrays_that_decode_back(tmp_path):
 
 @pytest.mark.parametrize("sample, message", [
     ({"modality1": np.zeros((4, 4, 3), np.uint8), "modality3": np.zeros((4, 4, 3), np.uint8)},
-     r"sample 1: unknown key\(s\) \['modality3'\]"),
+     r"sample 1: unknown key\(s\) \['modality3'\] \(expected modality1, modality2, \.\.\. numbered from 1 without "
+     r"gaps, and label\)$"),
     ({"modality1": np.zeros((4, 4, 3), np.uint8), "label": np.zeros((4, 5), np.uint8)},
      "sample 1: modality1 is 4x4 but the label is 4x5"),
     ({"label": np.zeros((4, 4), np.uint8)}, "sample 1: no modality1"),

@@ -85,6 +85,12 @@ def test_a_dict_of_the_input_name_is_the_image(model):
 def test_bad_constructor_arguments_are_named():
     with pytest.raises(ValueError, match="num_classes"):
         AdapNetPP(1)
+    # NumPy's integers are counts too (refused before); True is not one.
+    from ssma_tf.models.encoder import check_num_classes
+
+    assert type(check_num_classes(np.int64(5))) is int and check_num_classes(np.int64(5)) == 5
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+        check_num_classes(True)
     with pytest.raises(ValueError, match="block4_dilations"):
         AdapNetPP(4, block4_dilations=[(2, 2)])
     with pytest.raises(ValueError, match="dropout_rate"):
