@@ -196,7 +196,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Usage errors are reported with the sub-command's usage line.
     _check_arguments(args.subparser, args)
     try:
-        convert, output_extension = _converter(args)
+        warned = ImageWarnings()
+        convert, output_extension = _converter(args, warned)
         jobs = _plan(args, output_extension)
         if args.list_file is not None and args.list_file.exists() and not args.overwrite:
             raise io.OutputExistsError(
@@ -213,12 +214,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                       else "NIR image")
         progress = None
         if not args.quiet:
-            kept = len(jobs) - len(todo)
+            kept = len({job.output for job in jobs}) - len(todo)  # a line repeated whole is one job
             print(f"{PROG}: {args.command}: {len(todo)} file(s) to write under '{args.output_dir}'"
                   + (f", {kept} existing kept" if kept else ""), file=sys.stderr)
             # A log line every 2 s (and a bar between them on a terminal): long runs are often logged.
             progress = Progress(len(todo), prefix=f"{PROG}: ", log_every=2.0)
         batch.run_jobs(todo, convert, progress=progress, output_dir=args.output_dir)
+        warned.summary(len(todo))
         if args.list_file is not None:
             batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
             if not args.quiet:
@@ -309,8 +311,35 @@ def _plan(args: argparse.Namespace, output_extension: Callable[[pathlib.Path], s
     )
 
 
-def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], Callable[[pathlib.Path], str]]:
-    """Returns (convert one job, output extension for a source) for the chosen command."""
+# Median depths (metres) that depth cameras and stereo give; far outside, the units are wrong.
+PLAUSIBLE_METRES = (0.1, 200.0)
+
+
+class ImageWarnings:
+    """Warnings about single images over a whole run: the first `NAMED` are printed as they come,
+    the rest counted in one line at the end (`summary`), so that every image is checked without
+    a folder of thousands of suspicious frames printing thousands of lines."""
+
+    NAMED = 3
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def image(self, source: pathlib.Path, text: str) -> None:
+        self.count += 1
+        if self.count <= self.NAMED:
+            print(f"warning: {source}: {text}", file=sys.stderr, flush=True)
+
+    def summary(self, total: int) -> None:
+        if self.count > self.NAMED:
+            print(f"warning: {self.count} of {total} images were warned of (the first {self.NAMED} above)",
+                  file=sys.stderr, flush=True)
+
+
+def _converter(args: argparse.Namespace, warned: ImageWarnings
+               ) -> Tuple[Callable[[batch.Job], None], Callable[[pathlib.Path], str]]:
+    """Returns (convert one job, output extension for a source) for the chosen command; what the
+    conversion finds suspicious about an image goes to `warned`."""
     overwrite = args.overwrite
 
     def read(path: pathlib.Path):
@@ -321,25 +350,36 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
             depth = completion.fill_depth(depth, units=args.units, keep_valid=args.keep_valid)
         return depth
 
-    checked = []
-
     def check_range(depth, job: batch.Job) -> None:
-        """Once, on the first image: a fixed range far beyond its values colours it nearly
-        uniformly (an 8-bit NIR or RGB column taken for millimetres of depth, say)."""
-        if checked or args.percentiles is not None:
+        """On every image: a fixed range far beyond its values colours it nearly uniformly (an
+        8-bit NIR or RGB column taken for millimetres of depth, a few frames in metres among
+        millimetre ones, where a check of the first image alone saw nothing)."""
+        if args.percentiles is not None:
             return
-        checked.append(job.source)
         valid = depth[np.isfinite(depth) & (depth > 0)]
         if valid.size and float(valid.max()) < args.vmin + 0.05 * (args.vmax - args.vmin):
-            print(f"warning: {job.source}: its values reach {float(valid.max()):g}, under 5 % of the range "
-                  f"--min {args.vmin:g} --max {args.vmax:g}: the picture is nearly one colour; is it the depth "
-                  "column, and are --units and --max in the file's units?", file=sys.stderr, flush=True)
+            warned.image(job.source, f"its values reach {float(valid.max()):g}, under 5 % of the range --min "
+                         f"{args.vmin:g} --max {args.vmax:g}: the picture is nearly one colour; is it the depth column, "
+                         "and are --units and --max in the file's units?")
+            return
         clipped = float(np.mean((valid >= args.vmax) | (valid <= args.vmin))) if valid.size else 0.0
         if clipped > 0.5:
             # `--max 7` for metres in a file of millimetres: every pixel at the end of the scale.
-            print(f"warning: {job.source}: {100 * clipped:.0f} % of its values lie outside --min {args.vmin:g} "
-                  f"--max {args.vmax:g} (their median is {float(np.median(valid)):g}): the picture is nearly one "
-                  "colour; are --min and --max in the file's units?", file=sys.stderr, flush=True)
+            warned.image(job.source, f"{100 * clipped:.0f} % of its values lie outside --min {args.vmin:g} --max "
+                         f"{args.vmax:g} (their median is {float(np.median(valid)):g}): the picture is nearly one "
+                         "colour; are --min and --max in the file's units?")
+
+    def check_metres(depth, job: batch.Job) -> None:
+        """HHA reads depth in metres: a median far outside what cameras see (millimetres given
+        `--units m` gives thousands of metres, a flat disparity channel and a saturated height)."""
+        valid = depth[np.isfinite(depth) & (depth > 0)]
+        if not valid.size:
+            return
+        median = float(np.median(valid)) / completion.units_per_metre(args.units)
+        if not PLAUSIBLE_METRES[0] <= median <= PLAUSIBLE_METRES[1]:
+            warned.image(job.source, f"its median depth is {median:g} m with --units {args.units} (depth cameras "
+                         f"see {PLAUSIBLE_METRES[0]:g} to {PLAUSIBLE_METRES[1]:g} m): the HHA channels come out flat or "
+                         "saturated; are --units the file's units?")
 
     if args.command == "jet":
         def convert(job: batch.Job) -> None:
@@ -382,6 +422,7 @@ def _converter(args: argparse.Namespace) -> Tuple[Callable[[batch.Job], None], C
 
         def convert(job: batch.Job) -> None:
             depth = read(job.source)
+            check_metres(depth, job)
             intrinsics = intrinsics_for_size(job.source, depth.shape[1], depth.shape[0])
             io.write_png(job.output, hha.encode_hha(depth, intrinsics, units=args.units), overwrite=overwrite)
         return convert, batch.default_output_extension

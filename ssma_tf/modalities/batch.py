@@ -354,7 +354,17 @@ def plan_list_jobs(
     root = pathlib.Path(os.path.commonpath([str(s.parent) for s in sources]))
     jobs = []
     seen: Dict[pathlib.Path, pathlib.Path] = {}
-    for row, source in zip(rows, sources):
+    listed: Dict[pathlib.Path, tuple] = {}  # each input's first line: (its number, its row)
+    for (number, _, row), source in zip(numbered, sources):
+        first = listed.setdefault(source, (number, row))
+        if first[1] != row:
+            # One input beside other files on two lines (a copy-paste slip): both samples would read
+            # one converted file, silently (with --overwrite; without, "exists already").
+            others = [str(field) for field, was in zip(row, first[1]) if field != was]
+            raise InputFileError(
+                f"{list_path}, lines {first[0]} and {number}: both list '{source}' as column {column}'s input, "
+                f"beside other files (line {number}: {', '.join(repr(o) for o in others)}): each sample needs its "
+                "own input; is one of the lines a copy-paste slip?")
         output = output_dir / (sample_key(source, root) + output_suffix + output_extension(source))
         if output in seen and seen[output] != source:
             raise InputFileError(
@@ -397,7 +407,8 @@ def _source_id(path: PathLike) -> str:
 
 def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
                   output_dir: Optional[PathLike] = None) -> List[Job]:
-    """Returns the jobs to run, refusing existing outputs unless told what to do with them.
+    """Returns the jobs to run (each output once), refusing existing outputs unless told what
+    to do with them.
 
     Args:
         jobs: planned jobs.
@@ -415,6 +426,11 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     """
     if overwrite and skip_existing:
         raise ParameterError("overwrite and skip_existing exclude each other")
+    # A line repeated whole is one sample twice (ssma-convert warns of it): its output is written once.
+    unique: Dict[pathlib.Path, Job] = {}
+    for job in jobs:
+        unique.setdefault(job.output, job)
+    jobs = list(unique.values())
     existing = [job for job in jobs if job.output.exists()]
     if existing and not overwrite and output_dir is not None:
         recorded = recorded_sources(output_dir)
@@ -436,7 +452,7 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
         )
     if skip_existing:
         return [job for job in jobs if not job.output.exists()]
-    return list(jobs)
+    return jobs
 
 
 def image_size(path: PathLike, oriented: bool = False) -> Optional[tuple]:

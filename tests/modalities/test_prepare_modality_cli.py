@@ -160,6 +160,29 @@ def test_a_run_that_fails_on_its_first_input_leaves_no_output_folder(scannet_lik
     assert (root / "kept").is_dir() and not list((root / "kept").iterdir())
 
 
+def test_one_input_on_two_lines_is_named_and_a_repeated_line_converted_once(scannet_like, prepare_modality, capsys):
+    """Helper 69: a depth map pasted on two lines beside other colour images gave "'0.png' exists
+    already (pass --overwrite ...)", an output of this run; with --overwrite two samples shared
+    one depth map, exit 0."""
+    root = scannet_like
+    (root / "raw.txt").write_text("color/0.jpg depth/0.png label/0.png\ncolor/1.jpg depth/0.png label/1.png\n")
+    args = ["gray", "--from-list", str(root / "raw.txt"), "--column", "1", "-o", str(root / "out"), "--max", "7000",
+            "-q", "--list-file", str(root / "out.txt")]
+    for extra in ([], ["--overwrite"]):
+        assert prepare_modality(args + extra) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            f"raw.txt, lines 1 and 2: both list '{root / 'depth' / '0.png'}' as column 1's input, beside other files "
+            f"(line 2: '{root / 'color' / '1.jpg'}', '{root / 'label' / '1.png'}'): each sample needs its own input; "
+            "is one of the lines a copy-paste slip?")
+        assert not (root / "out").exists()
+    # The same line twice: one sample twice (ssma-convert warns of that), written once, listed twice.
+    (root / "raw.txt").write_text("color/0.jpg depth/0.png label/0.png\n" * 2)
+    assert prepare_modality(args) == 0
+    assert capsys.readouterr().err == ""
+    assert sorted(p.name for p in (root / "out").glob("*.png")) == ["0.png"]
+    assert len(_rows(root / "out.txt")) == 2
+
+
 def test_a_listed_input_that_is_not_there_is_named_with_its_line(scannet_like, prepare_modality, capsys):
     """Before: "cannot read depth '01/depth/0.png': no such file" at its turn, without the line or
     a word about spaces; rows cut at a path's spaces differently said "3: 6 paths" alone."""
@@ -456,18 +479,22 @@ def test_a_fill_without_units_names_the_fill(scannet_like, prepare_modality, cap
     assert "error: hha needs --units (m, cm" in capsys.readouterr().err
 
 
-def test_a_range_far_beyond_the_first_image_is_named_once(scannet_like, prepare_modality, capsys):
+def test_a_range_far_beyond_an_image_is_named_for_each_image(scannet_like, prepare_modality, capsys):
     """The colour column taken for depth (helper 35 swapped NIR and depth): 8-bit values under
-    --max 10000 gave nearly uniform pictures without a word."""
+    --max 10000 gave nearly uniform pictures without a word. Every image is checked (helper 69:
+    frames in metres after one in millimetres, checked on the first image only, went unwarned);
+    the first three are named, the rest counted."""
     root = scannet_like
-    for i in range(3):
+    for i in range(5):
         _save(root / "nir" / f"{i}.png", np.full((48, 64), 200 + 10 * i, dtype=np.uint8))
-    (root / "swapped.txt").write_text("".join(f"depth/{i}.png nir/{i}.png label/{i}.png\n" for i in range(3)))
+    (root / "swapped.txt").write_text("".join(f"depth/0.png nir/{i}.png label/0.png\n" for i in range(5)))
     assert prepare_modality(["jet", "--from-list", str(root / "swapped.txt"), "--column", "1", "-o",
                              str(root / "swapped"), "--max", "10000", "-q"]) == 0
     error = capsys.readouterr().err
-    assert error.count("warning:") == 1
+    assert error.count("warning:") == 4
     assert f"{root / 'nir' / '0.png'}: its values reach 200, under 5 % of the range --min 0 --max 10000" in error
+    assert f"{root / 'nir' / '2.png'}: its values reach 220," in error and "3.png" not in error
+    assert error.rstrip().endswith("warning: 5 of 5 images were warned of (the first 3 above)")
     # The depth column itself (up to a few metres in millimetres): no warning.
     assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "right"), "--max", "10000", "-q"]) == 0
     assert "warning" not in capsys.readouterr().err
@@ -475,6 +502,26 @@ def test_a_range_far_beyond_the_first_image_is_named_once(scannet_like, prepare_
     # pictures of 0 and 255 only, without a word).
     assert prepare_modality(["gray", str(root / "depth"), "-o", str(root / "metres"), "--max", "7", "-q"]) == 0
     error = capsys.readouterr().err
-    assert error.count("warning:") == 1
+    assert error.count("warning:") == 3
     assert (f"{root / 'depth' / '0.png'}: 100 % of its values lie outside --min 0 --max 7 (their median is "
             in error and "are --min and --max in the file's units?" in error)
+    # One frame in metres among millimetre ones, not the first: named.
+    _save(root / "depth" / "1.png", np.full((48, 64), 3, dtype=np.uint16))
+    assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "mixed"), "--max", "7000", "-q"]) == 0
+    error = capsys.readouterr().err
+    assert error.count("warning:") == 1 and f"{root / 'depth' / '1.png'}: its values reach 3, under 5 %" in error
+
+
+def test_hha_of_depth_in_other_units_than_said_is_warned_of(scannet_like, prepare_modality, capsys):
+    """HHA had no check: millimetres given --units m came out with a flat disparity channel and a
+    saturated height channel, exit 0 (helper 69)."""
+    root = scannet_like
+    assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "hha_m"), "--units", "m", "--preset",
+                             "scannet", "-q"]) == 0
+    error = capsys.readouterr().err
+    assert error.count("warning:") == 3
+    assert f"{root / 'depth' / '0.png'}: its median depth is " in error
+    assert " m with --units m (depth cameras see 0.1 to 200 m): the HHA channels come out flat or saturated" in error
+    assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "hha_mm"), "--units", "mm", "--preset",
+                             "scannet", "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
