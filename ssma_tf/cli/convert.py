@@ -128,6 +128,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"warning: {args.file}: {len(later)} image(s) after line {number} are 16-bit ({shown}{more}): only their "
               "high byte was kept (values / 256), so raw depth in millimetres became nearly black. Turn them into "
               "3-channel images first (ssma-prepare jet, hha, ...) and convert again", file=sys.stderr)
+    if summary["palette_clash"]:
+        print(f"warning: {args.file}: {summary['palette_clash']}", file=sys.stderr)
     if args.check:
         from ssma_tf.cli.check_records import check_and_report
 

@@ -317,6 +317,17 @@ def load_label(path: str, where: str = "") -> np.ndarray:
         ImageFileError: When the file is stored with loss (JPEG, WebP: ids change along every
             edge), is not single-channel (gray or palette) or holds ids > 255.
     """
+    return _load_label_and_colours(path, where)[0]
+
+
+# The colour (r, g, b) each palette index a label uses stands for, by index.
+PaletteColours = Dict[int, Tuple[int, ...]]
+
+
+def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Optional[PaletteColours]]:
+    """`load_label`, with the colours of the palette indices the label uses for a palette image
+    (None for any other): the ids are its indices, which one file's palette may give other
+    colours than another's (`palette_clash`)."""
     where = where or path
     image = _open_image(path, where)
     lossy = _LOSSY_FORMATS.get(image.format or "")
@@ -346,7 +357,28 @@ def load_label(path: str, where: str = "") -> np.ndarray:
         if ids.size and (ids.min() < 0 or ids.max() > 255):
             raise ImageFileError(f"{where}: label {path!r} has ids outside 0..255 (max {ids.max()})", path)
         ids = ids.astype(np.uint8)
-    return np.ascontiguousarray(ids)
+    colours = None
+    if image.mode == "P" and image.palette is not None:
+        mode, table = image.palette.getdata()
+        size = len(mode)  # "RGB" or "RGBA": bytes per entry
+        colours = {int(i): tuple(table[i * size:i * size + 3]) for i in np.unique(ids)
+                   if (i + 1) * size <= len(table)}
+    return np.ascontiguousarray(ids), colours
+
+
+def palette_clash(first: Tuple[str, PaletteColours], other: Tuple[str, PaletteColours]) -> Optional[str]:
+    """What to say when two palette labels (where, colours) give one index two colours (without
+    `warning:`), or None when the indices both use have the same colours."""
+    for index in sorted(set(first[1]) & set(other[1])):
+        if first[1][index] != other[1][index]:
+            def rgb(colour):
+                return "(" + ", ".join(str(c) for c in colour) + ")"
+            return (f"the palette labels do not share one palette: id {index} is {rgb(first[1][index])} in "
+                    f"{first[0]} but {rgb(other[1][index])} in {other[0]}. A palette image's ids are its indices, "
+                    "so one colour may be two classes here (files saved with their own palettes, e.g. by an image "
+                    "editor or quantize()); map colours to ids with your palette file first (docs/your_dataset.md, "
+                    "step 1)")
+    return None
 
 
 def _load_sample(
@@ -354,7 +386,7 @@ def _load_sample(
     labeled: bool = True,
 ) -> Tuple[bytes, Tuple[int, int], np.ndarray, List[int]]:
     """Loads, checks and serializes one sample; returns (record, (h, w), class histogram, the
-    modalities (1-based) whose image was 16-bit).
+    modalities (1-based) whose image was 16-bit, the palette label's colours or None).
 
     Without a label (`labeled` False) the histogram is all zeros and the record has no label.
     """
@@ -365,7 +397,7 @@ def _load_sample(
     read = [_read_bgr(p, where) for p in image_paths]
     images = [image for image, _ in read]
     sixteen_bit = [index for index, (_, deep) in enumerate(read, start=1) if deep]
-    label = load_label(paths[-1], where) if labeled else None
+    label, colours = _load_label_and_colours(paths[-1], where) if labeled else (None, None)
     # Every image has the label's size (modality1's in a list without labels).
     if label is not None:
         size, reference = label.shape, f"label {paths[-1]!r}"
@@ -390,7 +422,7 @@ def _load_sample(
     modality2 = images[1] if len(images) >= 2 else None
     record = schema.encode_example(images[0], label, modality2, encoding=encoding,
                                    extra_modalities=images[2:])
-    return record, size, histogram, sixteen_bit
+    return record, size, histogram, sixteen_bit, colours
 
 
 def shard_names(output: str, shards: int) -> List[str]:
@@ -421,7 +453,7 @@ def _loaded(
     num_classes: Optional[int],
     num_workers: int,
     labeled: bool = True,
-) -> Iterator[Tuple[bytes, Tuple[int, int], np.ndarray, List[int]]]:
+) -> Iterator[Tuple[bytes, Tuple[int, int], np.ndarray, List[int], Optional[PaletteColours]]]:
     """Yields loaded samples in list order, decoding up to `num_workers` at a time."""
     if num_workers == 1:
         for number, paths in entries:
@@ -481,8 +513,9 @@ def write_tfrecords(
         `bytes_written`,
         `duplicates` ((line, earlier line) per line that repeats an earlier one; converted
         again), `sixteen_bit` ((line, modality, path) per 16-bit image, of which only the high
-        byte was kept), and `other_shards`: shard files beside the output that this run did not write
-        (left from an earlier run with another shard count). An existing output file is
+        byte was kept), `palette_clash` (None, or what to say of two palette labels that give one
+        id two colours) and `other_shards`: shard files beside the output that this run did not
+        write (left from an earlier run with another shard count). An existing output file is
         replaced.
 
     Raises:
@@ -528,6 +561,8 @@ def write_tfrecords(
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
     sixteen_bit: List[Tuple[int, int, str]] = []
+    first_palette: Optional[Tuple[str, PaletteColours]] = None
+    clash: Optional[str] = None
     # Every shard is written under a temporary name and all are renamed once the last sample is
     # in: a failure leaves no shard, new or half-written, and earlier outputs as they were.
     with contextlib.ExitStack() as outputs:
@@ -539,7 +574,7 @@ def write_tfrecords(
         try:
             loaded = _loaded(list_file, entries, encoding, num_classes, num_workers, labeled)
             with contextlib.closing(loaded) as samples:
-                for index, (record, size, counts, deep) in enumerate(samples):
+                for index, (record, size, counts, deep, colours) in enumerate(samples):
                     shard = index * shards // total
                     if shard != current:
                         if writer is not None:
@@ -551,6 +586,11 @@ def write_tfrecords(
                     sizes[size] = sizes.get(size, 0) + 1
                     number, paths = entries[index]
                     sixteen_bit.extend((number, modality, paths[modality - 1]) for modality in deep)
+                    if colours is not None and clash is None:
+                        labelled = (f"line {number} ({paths[-1]})", colours)
+                        if first_palette is None:
+                            first_palette = labelled
+                        clash = palette_clash(first_palette, labelled)
                     if progress is not None:
                         progress(index + 1, total)
             if writer is not None:
@@ -583,6 +623,7 @@ def write_tfrecords(
         "duplicates": list(checked.duplicates),
         "other_shards": others,
         "sixteen_bit": sixteen_bit,
+        "palette_clash": clash,
     }
 
 

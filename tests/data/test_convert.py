@@ -117,6 +117,31 @@ def test_images_are_read_as_opencv_would(tmp_path):
     np.testing.assert_array_equal(decoded["label"], ids)
 
 
+def test_palette_labels_of_different_palettes_are_warned_of(tmp_path, capsys):
+    """Helper 69: two labels saved with their own palettes (quantize) gave one colour two ids,
+    grass void in one of them, and converted and checked ok without a word."""
+    from ssma_tf.cli.convert import main
+
+    rgb = np.zeros((10, 14, 3), np.uint8)
+    save_png(tmp_path / "rgb.png", rgb)
+    ids = np.zeros((10, 14), np.uint8)
+    ids[:, 7:] = 1
+    for name, colours in (("a", [(0, 0, 0), (0, 128, 0)]), ("b", [(0, 128, 0), (0, 0, 0)]), ("c", [(0, 0, 0)])):
+        label = Image.fromarray(ids if len(colours) > 1 else np.zeros_like(ids)).convert("P")
+        label.putpalette([v for colour in colours for v in colour] + [0] * (768 - 3 * len(colours)))
+        label.save(tmp_path / f"{name}.png")
+    write_list(tmp_path / "list.txt", ["rgb.png a.png", "rgb.png c.png", "rgb.png b.png"])
+    assert main(["-f", str(tmp_path / "list.txt"), "-r", str(tmp_path / "out.tfrecords")]) == 0
+    error = capsys.readouterr().err
+    assert (f"warning: {tmp_path / 'list.txt'}: the palette labels do not share one palette: id 0 is (0, 0, 0) in line 1 "
+            f"({tmp_path / 'a.png'}) but (0, 128, 0) in line 3 ({tmp_path / 'b.png'}). A palette image's ids are its "
+            "indices") in error
+    # One palette for all (the usual Pascal VOC-style files): no warning.
+    write_list(tmp_path / "same.txt", ["rgb.png a.png", "rgb.png c.png"])
+    summary = write_tfrecords(str(tmp_path / "same.txt"), str(tmp_path / "same.tfrecords"))
+    assert summary["palette_clash"] is None
+
+
 def _bad_inputs(folder: pathlib.Path):
     """(name, list lines, extra args, exception, message pattern) for each bad input."""
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
