@@ -60,12 +60,23 @@ def spaces_hint(fields: Sequence[str], index: int, folder: str) -> str:
 
 def place_hint(field: str, folder: str) -> str:
     """A hint for a list's path that names no file, when it names one read otherwise: a Windows
-    path (backslashes are no folder separators here) or a path relative to the current folder
-    rather than to the list's; "" otherwise."""
+    path (backslashes are no folder separators here), paths of a line with a tab that were meant
+    to be split at spaces or unquoted, or a path relative to the current folder rather than to
+    the list's; "" otherwise."""
     if "\\" in field:
         posix = os.path.join(folder, os.path.expanduser(field.replace("\\", "/")))
         there = f": '{os.path.normpath(posix)}' is there" if os.path.isfile(posix) else ""
         return f" (backslashes are no folder separators on this system: write the list's paths with '/'{there})"
+    if any(c.isspace() for c in field) or any(q in field for q in _QUOTES):
+        # Only a line with a tab keeps spaces unquoted or quotes in a field: split at tabs, a mix
+        # of tabs and spaces or a quoted path on it stays one path that names no file.
+        try:
+            words = split_line(field.replace("\t", " "))
+        except ValueError:
+            words = []
+        if words and all(os.path.isfile(os.path.join(folder, os.path.expanduser(w))) for w in words):
+            return (" (the line holds a tab, so it is split at tabs only and its spaces and quotes are part of the "
+                    "paths: separate all of them by tabs, or by spaces with quotes around paths with spaces)")
     if not os.path.isabs(field) and os.path.isfile(os.path.expanduser(field)) and \
             os.path.abspath(folder) != os.path.abspath(os.curdir):
         return (f" (it is there relative to the current folder, but a list's paths are relative to the list's own "

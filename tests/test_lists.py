@@ -50,3 +50,17 @@ def test_read_lines_skips_blanks_and_comments_and_names_bad_files(tmp_path):
     assert isinstance(missing.value, FileNotFoundError) and isinstance(missing.value, UserInputError)
     with pytest.raises(ListFileError, match="is a folder"):
         read_lines(tmp_path)
+
+
+def test_a_tab_lines_path_meant_to_be_split_otherwise_gets_a_hint(tmp_path):
+    """Helper 69: 'a.png b.png<TAB>c.png' and '"a b/x.png"<TAB>c.png' said only that the joined or
+    quoted path does not exist."""
+    from ssma_tf.lists import place_hint
+
+    for name in ("a.png", "b.png", "a b.png"):
+        (tmp_path / name).write_bytes(b"")
+    folder = str(tmp_path)
+    for field in ("a.png b.png", '"a b.png"', "'a b.png' a.png"):
+        assert place_hint(field, folder).startswith(" (the line holds a tab, so it is split at tabs only"), field
+    for field in ("a.png c.png", '"c d.png"', "a b c.png"):  # the words name no files either: no such hint
+        assert "tab" not in place_hint(field, folder), field

@@ -115,10 +115,14 @@ def check_list(
     for number, parts in read_lines(path):
         if modalities is not None and len(parts) != modalities + label_columns:
             few = "fewer" if len(parts) < modalities + label_columns else "more"
+            # Words of a path cut at its spaces are columns too: said when one of them names no file
+            # but the path they make does (not for a fusion list given --modalities 1).
+            missing = [i for i, p in enumerate(parts) if not os.path.isfile(os.path.join(folder, os.path.expanduser(p)))]
+            hint = comment_hint(parts) or (spaces_hint(parts, missing[0], folder) if missing else "")
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns, {few} than the "
                 f"{modalities + label_columns} of {modalities} modalit{'y' if modalities == 1 else 'ies'}"
-                f"{and_label}: {parts}", path,
+                f"{and_label}{hint}: {parts}", path,
             )
         least, most = 1 + label_columns, MAX_MODALITIES + label_columns
         if not least <= len(parts) <= most:

@@ -177,6 +177,8 @@ def _bad_inputs(folder: pathlib.Path):
         ("a path with spaces, unquoted", [good, "1 rgb.png 1_aux.png 1_label.png"], {}, ValueError, r"line 2: has 4 columns but the lines before it have 3 \(a path with spaces\? quote it or separate the paths by tabs\)"),
         ("a path with spaces, unquoted, first", ["1 rgb.png 1_aux.png 1_label.png", good], {}, FileNotFoundError, r"line 1: image .*1' does not exist \(a path with spaces\? quote it or separate the paths by tabs\)"),
         ("unclosed quote", [good, '"1 rgb.png 1_aux.png 1_label.png'], {}, ValueError, r"line 2: a quote is not closed"),
+        # With --modalities the column count is checked first (before: no word about spaces).
+        ("a path with spaces, unquoted, modalities given", ["1 rgb.png 1_aux.png 1_label.png"], {"modalities": 2}, ValueError, r"line 1: has 4 columns, more than the 3 of 2 modalities and a label \(a path with spaces\? quote it"),
         # Three words of one path (before: named only the missing first word).
         ("a folder with spaces, unquoted", ["my images/a b.png 1_aux.png 1_label.png"], {}, FileNotFoundError, r"line 1: image .*my' does not exist \(a path with spaces\? quote it"),
         # Escaped as a shell would (before: "backslashes are no folder separators on this system").
@@ -187,7 +189,7 @@ def _bad_inputs(folder: pathlib.Path):
     ]
 
 
-BAD_INPUTS = 19
+BAD_INPUTS = 20
 
 
 def test_every_bad_input_is_a_user_input_error(dataset_dir):
@@ -311,7 +313,7 @@ def test_cli_reports_errors_with_file_and_line(dataset_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("modalities, message", [
-    (1, "line 1: has 3 columns, more than the 2 of 1 modality"),
+    (1, "line 1: has 3 columns, more than the 2 of 1 modality and a label: ["),  # no hint of spaces: none there
     (0, "--modalities must be in 1..8, got 0"),
 ])
 def test_cli_checks_the_modality_count(dataset_dir, tmp_path, capsys, modalities, message):
