@@ -291,6 +291,21 @@ def unknown_label_ids(histogram: np.ndarray, num_classes: Optional[int]) -> List
     return [int(i) for i in ids if i != IGNORE_ID]
 
 
+# More ids past the class count than this in one label: edges of a lossy file, not classes.
+JPEG_LIKE_IDS = 4
+
+
+def unknown_ids_text(unknown: Sequence[int]) -> str:
+    """`unknown_label_ids` for an error: "id 7", or "ids 4, 5, 6, 7, 8, ... 254 (21 ids)" with,
+    for many of them, what usually makes them (the largest alone hid JPEG's stray ids)."""
+    if len(unknown) == 1:
+        return f"id {unknown[0]}"
+    shown = ", ".join(str(i) for i in unknown[:5]) + (f", ... {unknown[-1]}" if len(unknown) > 5 else "")
+    many = ("; many ids past the classes, as along the edges of a label once saved as JPEG"
+            if len(unknown) > JPEG_LIKE_IDS else "")
+    return f"ids {shown} ({len(unknown)} ids{many})"
+
+
 def class_pixels(histogram: np.ndarray, num_classes: Optional[int]) -> int:
     """The pixels of a 256-bin label histogram whose id is a class: 1 .. num_classes - 1 (1 .. 254
     without a class count). 0 is void, 255 ignored and ids >= num_classes count as void."""
@@ -351,7 +366,8 @@ def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Opt
             hint = "its three channels are equal: a grey label saved as RGB; save it as one channel"
         else:
             hint = ("colour labels must be turned into class ids first: docs/your_dataset.md, step 1, maps "
-                    "colours to ids with your palette file")
+                    "colours to ids with your palette file; a list of images without labels (rgb depth) converts "
+                    "with --unlabeled")
         raise ImageFileError(
             f"{where}: label {path!r} must be a single-channel image of class ids "
             f"(gray or palette), got mode {image.mode} with {len(image.getbands())} channels ({hint})", path,
@@ -409,9 +425,15 @@ def _load_sample(
         size, reference = images[0].shape[:2], f"modality1 {image_paths[0]!r}"
     for p, image in zip(image_paths, images):
         if image.shape[:2] != size:
+            with Image.open(p) as stored:
+                stored_size = (stored.height, stored.width)
+            # A camera's EXIF orientation turns the image as read (as OpenCV does), not its label.
+            turned = (f"; the file stores it {stored_size[0]}x{stored_size[1]}, turned by its EXIF orientation as "
+                      "images are read (labels are not): save the image turned, or the label to match"
+                      if stored_size != image.shape[:2] else "")
             raise ImageFileError(
                 f"{where}: image {p!r} is {image.shape[0]}x{image.shape[1]} but {reference} is {size[0]}x{size[1]} "
-                "(height x width)"
+                f"(height x width){turned}"
             )
     if label is None:
         histogram = np.zeros(256, np.int64)
@@ -420,7 +442,7 @@ def _load_sample(
         unknown = unknown_label_ids(histogram, num_classes)
         if unknown:
             raise ImageFileError(
-                f"{where}: label {paths[-1]!r} has class id {unknown[-1]} but --num_classes is "
+                f"{where}: label {paths[-1]!r} has class {unknown_ids_text(unknown)} but --num_classes is "
                 f"{num_classes} (ids must be 0..{num_classes - 1}, or {IGNORE_ID} for ignored pixels)"
             )
     modality2 = images[1] if len(images) >= 2 else None

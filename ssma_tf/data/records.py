@@ -36,7 +36,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ssma_tf.constants import IGNORE_ID
 from ssma_tf.data import schema
-from ssma_tf.data.convert import class_id_range, class_pixels, no_class_pixels_message, unknown_label_ids
+from ssma_tf.data.convert import (
+    class_id_range, class_pixels, no_class_pixels_message, unknown_ids_text, unknown_label_ids,
+)
 from ssma_tf.errors import UserInputError, first_line
 
 # A record is framed by an 8-byte length and a 4-byte CRC of it, then the data and its 4-byte CRC.
@@ -382,7 +384,7 @@ def check_record_file(
             unknown = unknown_label_ids(counts, num_classes)
             if unknown:
                 report.problems.append(RecordError(
-                    f"label id {unknown[-1]} >= num_classes {num_classes} ({int(counts[unknown].sum())} "
+                    f"label {unknown_ids_text(unknown)} >= num_classes {num_classes} ({int(counts[unknown].sum())} "
                     f"pixels; training would count them as void; {IGNORE_ID} marks ignored pixels and is "
                     "not reported)", report.path, index,
                 ))

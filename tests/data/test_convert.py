@@ -142,6 +142,39 @@ def test_palette_labels_of_different_palettes_are_warned_of(tmp_path, capsys):
     assert summary["palette_clash"] is None
 
 
+def test_an_image_turned_by_its_exif_orientation_is_said_so_when_its_size_differs(tmp_path):
+    """Helper 69: "is 32x16 but label ... is 16x32" for a file of 16x32 pixels, without a word on
+    the orientation that turned it."""
+    from ssma_tf.errors import UserInputError
+
+    image = Image.fromarray(np.zeros((16, 32, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6  # turned a quarter
+    image.save(tmp_path / "turned.jpg", exif=exif)
+    Image.fromarray(np.zeros((16, 32), np.uint8)).save(tmp_path / "label.png")
+    write_list(tmp_path / "list.txt", ["turned.jpg label.png"])
+    with pytest.raises(UserInputError, match=r"turned\.jpg' is 32x16 but label .*label\.png' is 16x32 \(height x "
+                                             r"width\); the file stores it 16x32, turned by its EXIF orientation"):
+        write_tfrecords(str(tmp_path / "list.txt"), str(tmp_path / "out.tfrecords"))
+
+
+def test_a_label_with_many_ids_past_the_classes_shows_them_and_says_what_makes_them(tmp_path):
+    """Helper 69: a label once saved as JPEG (ids 4..24 along edges, 254) was "class id 254"."""
+    from ssma_tf.data.convert import unknown_ids_text
+    from ssma_tf.errors import UserInputError
+
+    assert unknown_ids_text([7]) == "id 7"
+    assert unknown_ids_text([4, 5]) == "ids 4, 5 (2 ids)"
+    ids = np.zeros((16, 24), np.uint8)
+    ids.ravel()[:22] = list(range(4, 25)) + [254]
+    save_png(tmp_path / "rgb.png", np.zeros((16, 24, 3), np.uint8))
+    save_png(tmp_path / "label.png", ids)
+    write_list(tmp_path / "list.txt", ["rgb.png label.png"])
+    with pytest.raises(UserInputError, match=r"has class ids 4, 5, 6, 7, 8, \.\.\. 254 \(22 ids; many ids past the classes, "
+                                             r"as along the edges of a label once saved as JPEG\) but --num_classes is 4"):
+        write_tfrecords(str(tmp_path / "list.txt"), str(tmp_path / "out.tfrecords"), num_classes=4)
+
+
 def _bad_inputs(folder: pathlib.Path):
     """(name, list lines, extra args, exception, message pattern) for each bad input."""
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
