@@ -135,7 +135,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args, **kwargs):
-        # A module of this package run with `python -m ssma_tf.cli.NAME`: argparse would name it
+        # A module of this package run with `python -m` (ssma_tf.cli.synthetic): argparse would name it
         # after its file ("usage: synthetic.py"), which is no command to type.
         if not args and "prog" not in kwargs and sys.argv and sys.argv[0]:
             started = pathlib.Path(sys.argv[0])
