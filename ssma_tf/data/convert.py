@@ -767,6 +767,11 @@ def format_summary(summary: Dict[str, object]) -> str:
     num_classes = summary.get("num_classes")
     if labeled and not class_pixels(counts, num_classes):
         lines.append(f"warning:         {no_class_pixels_message(num_classes)}")
+    elif labeled and counts[0] and counts[IGNORE_ID]:
+        # Many datasets make 0 a class and 255 the only ignored id: here 0 is void, never learned.
+        lines.append(f"note:            ids 0 and {IGNORE_ID} both occur: 0 is void here (neither learned nor scored) and "
+                     f"{IGNORE_ID} ignored; if 0 is one of your classes (as in Cityscapes trainIds), move every id but "
+                     f"{IGNORE_ID} up by one (docs/your_dataset.md)")
     if summary.get("duplicates"):
         lines.append(f"warning:         {duplicates_warning(summary['duplicates'])}")
     if summary.get("other_shards"):

@@ -175,6 +175,19 @@ def test_a_label_with_many_ids_past_the_classes_shows_them_and_says_what_makes_t
         write_tfrecords(str(tmp_path / "list.txt"), str(tmp_path / "out.tfrecords"), num_classes=4)
 
 
+def test_the_summary_notes_labels_holding_both_void_and_ignored_ids():
+    """Helper 69: labels whose 0 is a class and 255 the ignored id (Cityscapes trainIds) lost class
+    0 without a word (0 is void here)."""
+    from ssma_tf.data.convert import format_summary
+
+    summary = {"image_sizes": {(4, 4): 1}, "files": ["x.tfrecords"], "modalities": 1, "samples": 1,
+               "bytes_written": 10, "encoding": "raw", "num_classes": None}
+    both = format_summary({**summary, "class_histogram": {0: 5, 1: 6, 255: 5}})
+    assert "note:            ids 0 and 255 both occur: 0 is void here (neither learned nor scored)" in both
+    assert "note" not in format_summary({**summary, "class_histogram": {0: 5, 1: 11}})
+    assert "note" not in format_summary({**summary, "class_histogram": {1: 11, 255: 5}})
+
+
 def _bad_inputs(folder: pathlib.Path):
     """(name, list lines, extra args, exception, message pattern) for each bad input."""
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
