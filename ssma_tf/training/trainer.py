@@ -190,8 +190,19 @@ def _matched_files(value: Any) -> list[str]:
     return sorted({path for pattern in _as_list(value) or [] for path in glob.glob(pattern) if os.path.isfile(path)})
 
 
-def _shown(value: Any) -> str:
-    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+def _shown(value: Any, none: str = "unset") -> str:
+    """A config value in a note or an error: booleans as YAML writes them, None as `none` ("none"
+    for a training mode that is off)."""
+    return none if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _another_run(config: Any, key: str, before: Any, now: Any, hint: str = "") -> CheckpointError:
+    """The error for a checkpoint folder that holds a run of another `key` (its network's shape
+    or its training mode) than the config's: a new run needs a folder of its own."""
+    return CheckpointError(
+        f"{config.checkpoint} holds a run with {key}: {_shown(before, 'none')} (its {RUN_CONFIG}), but the config "
+        f"{config.where(key)} trains with {key}: {_shown(now, 'none')}; give another checkpoint folder for a new "
+        f"run{hint}")
 
 
 def _finished_run_note(differ: Sequence[str]) -> str:
@@ -239,10 +250,6 @@ def _method(section: Any, default: str) -> Optional[str]:
     if isinstance(section, dict):
         return str(section.get("method", default))
     return str(getattr(section, "method", default))
-
-
-def _mode_text(value: Any) -> str:
-    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @dataclasses.dataclass
@@ -685,10 +692,7 @@ class Trainer:
         for key in shape_keys:
             before, now = saved.get(key), getattr(config, key)
             if before is not None and before != now:
-                raise CheckpointError(
-                    f"{config.checkpoint} holds a run with {key}: {_mode_text(before)} (its {RUN_CONFIG}), but the "
-                    f"config {config.where(key)} trains with {key}: {_mode_text(now)}; give another checkpoint folder "
-                    "for a new run")
+                raise _another_run(config, key, before, now)
         if config.is_fusion:
             listed = saved.get("modalities")
             before = 2 if listed is None else len(listed)
@@ -713,10 +717,7 @@ class Trainer:
             if before != now:
                 hint = (" (stage 3 starts from stage 2's weights with intialize, in a folder of its own)"
                         if key == "freeze_experts" else "")
-                raise CheckpointError(
-                    f"{config.checkpoint} holds a run with {key}: {_mode_text(before)} (its {RUN_CONFIG}), but the "
-                    f"config {config.where(key)} trains with {key}: {_mode_text(now)}; give another checkpoint folder "
-                    f"for a new run{hint}")
+                raise _another_run(config, key, before, now, hint)
 
     def _streams_text(self) -> str:
         """The element specs of the input streams whose position a checkpoint saves, as text."""
