@@ -15,6 +15,7 @@ import contextlib
 import glob
 import os
 import random
+import warnings
 from typing import Any, Iterator, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
@@ -24,7 +25,9 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_sample
 from ssma_tf.data.convert import shard_set
 from ssma_tf.resampling import modality_interpolations
-from ssma_tf.data.records import RecordError, count_records, find_damaged_record, first_example, modalities_held
+from ssma_tf.data.records import (
+    RecordError, count_records, find_damaged_record, first_example, label_ids_warning, modalities_held,
+)
 from ssma_tf.lists import MissingFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -170,6 +173,10 @@ def check_first_record(path: str, modalities: int, labeled: bool = True) -> None
         raise RecordError(f"lacks feature(s) {missing} (it has {sorted(present)})", path, 0)
 
 
+class LabelIdsWarning(UserWarning):
+    """Labels that a `build_dataset` call would train or score on nothing or fewer classes."""
+
+
 def build_dataset(
     file_patterns: FilePatterns,
     *,
@@ -187,6 +194,7 @@ def build_dataset(
     modality2_interpolation: Union[str, Sequence[str]] = "nearest",
     check_records: bool = True,
     keep_indices: Optional[Sequence[int]] = None,
+    warn_label_ids: bool = True,
 ) -> tf.data.Dataset:
     """Builds the input pipeline for training or evaluation.
 
@@ -215,6 +223,10 @@ def build_dataset(
             feature is missing.
         keep_indices: Training only: use only these records, by 0-based index over the files
             in order (a labeled subset, `labeled_subset`).
+        warn_label_ids: With `check_records`, warn (`LabelIdsWarning`) when the labels of the
+            first records hold ids >= `num_classes` other than 255, which count as void (a
+            `num_classes` too small drops classes without an error), or no class pixel at all.
+            The commands warn in their own words and turn it off.
 
     Returns:
         A dataset of `(inputs, label)`: `inputs` is float32 B x H x W x 3 (BGR, 0..255), or a
@@ -252,6 +264,10 @@ def build_dataset(
     files = list_record_files(file_patterns)
     if check_records:
         check_first_record(files[0], modalities)
+        if warn_label_ids:
+            warning = label_ids_warning(files, num_classes, what=files[0] if len(files) == 1 else f"{files[0]} ...")
+            if warning:
+                warnings.warn(warning, LabelIdsWarning, stacklevel=2)
     spec = schema.feature_spec(modalities)
     autotune = tf.data.AUTOTUNE
 
@@ -369,6 +385,7 @@ def config_dataset(
         seed=seed,
         modality2_interpolation=config.interpolations,
         keep_indices=keep_indices,
+        warn_label_ids=False,  # training and evaluation say it at the start, in their words
     )
     if not config.is_fusion and modalities > 1:
         dataset = dataset.map(lambda inputs, labels: (inputs[modalities - 1], labels))

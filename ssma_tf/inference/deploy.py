@@ -172,7 +172,7 @@ def calibration_batches(
     try:
         dataset = build_dataset(
             list(records), modalities=read, height=height, width=width, batch_size=1, num_classes=256,
-            training=False, modality2_interpolation=modality2_interpolation,
+            training=False, modality2_interpolation=modality2_interpolation, warn_label_ids=False,
         )
     except (ValueError, OSError, tf.errors.OpError) as error:
         raise CalibrationError(f"calibration records {', '.join(records)}: {error}") from None
