@@ -26,7 +26,7 @@ from keras import ops
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import AUX_LOSS_WEIGHTS
 from ssma_tf.keras_compat import scale_loss_for_replicas
-from ssma_tf.labels import has_id_axis
+from ssma_tf.labels import as_read
 
 # The constant the released graph adds inside the log, so that p = 0 gives a large finite loss.
 LOG_EPSILON = 1e-10
@@ -104,8 +104,7 @@ class _Targets:
                 f"got shape {probs_shape}"
             )
         weights = ops.convert_to_tensor(weights, dtype="float32")
-        if has_id_axis(labels.shape, len(probs_shape)):
-            labels = ops.squeeze(labels, -1)
+        labels = as_read(labels, len(probs_shape), num_classes)
         rank = len(labels.shape)
         self.rank = len(probs_shape)
         if rank == len(probs_shape):

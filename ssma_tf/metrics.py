@@ -35,7 +35,7 @@ from keras import ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import generic_class_names
-from ssma_tf.labels import has_id_axis
+from ssma_tf.labels import as_read, has_id_axis
 
 # The released constant in the mIoU denominator (only matters for absent classes: 0 / 1e-10 = 0).
 IOU_EPSILON = 1e-10
@@ -326,8 +326,7 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> A
         An int32 tensor (C, C), rows ground truth, columns prediction.
     """
     preds = ops.cast(ops.argmax(predictions, axis=-1), "int32")
-    if has_id_axis(labels.shape, len(predictions.shape)):
-        labels = ops.squeeze(labels, -1)
+    labels = as_read(labels, len(predictions.shape), num_classes)
     if len(labels.shape) == len(predictions.shape):
         gt = ops.cast(ops.argmax(labels, axis=-1), "int32")
     else:

@@ -38,13 +38,24 @@ def trainable_batch_norms(model: keras.Model) -> list[keras.layers.BatchNormaliz
 
 
 def _with_labels(batch: Any) -> bool:
-    """True for an (inputs, labels) pair as `build_dataset` yields it: the second item is a label
-    batch (rank 3, or of an integer type), not a second image batch (SSMA's [modality1,
-    modality2] is a pair too)."""
+    """True for an (inputs, labels) pair as `build_dataset` yields it, not SSMA's two image
+    batches [modality1, modality2] (a pair too, of any dtype: uint8 images are integers).
+
+    The second item is a label batch when the first is a structure of inputs (SSMA's list or
+    dict), when it has rank 3 (B, H, W), or when it is (B, H, W, 1) integer ids beside an image
+    batch of another channel count.
+    """
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         return False
-    shape, dtype = getattr(batch[1], "shape", None), str(getattr(batch[1], "dtype", ""))
-    return shape is not None and (len(shape) == 3 or "int" in dtype)
+    first, second = batch
+    shape = getattr(second, "shape", None)
+    if shape is None:
+        return False
+    if isinstance(first, (tuple, list, dict)) or len(shape) == 3:
+        return True
+    first_shape = getattr(first, "shape", None)
+    return (len(shape) == 4 and shape[-1] == 1 and "int" in str(getattr(second, "dtype", ""))
+            and first_shape is not None and first_shape[-1] != 1)
 
 
 def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batches: int,

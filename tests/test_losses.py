@@ -158,3 +158,23 @@ def test_sparse_ids_give_the_one_hot_products_values_and_gradients():
         np.testing.assert_allclose(sparse, one_hot, rtol=2e-7, atol=0)
         np.testing.assert_array_equal(sparse != 0, one_hot != 0)
     assert np.count_nonzero(results[0][2]) > 0
+
+
+def test_a_label_axis_of_unknown_size_is_told_apart_when_the_batch_runs():
+    """Traced with `[None] * 4`, (B, H, W, 1) ids were read as one-hot of one class (a loss
+    several times too large); one-hot labels through the same trace keep their value."""
+    from ssma_tf.metrics import batch_confusion_matrix
+
+    spec = tf.TensorSpec([None] * 4, tf.float32)
+    loss = tf.function(lambda labels, probs: weighted_cross_entropy(labels, probs, num_classes=3),
+                       input_signature=[spec, spec])
+    matrix = tf.function(lambda labels, probs: batch_confusion_matrix(labels, probs, 3),
+                         input_signature=[spec, spec])
+    ids = LABELS[..., None].astype(np.float32)
+    one_hot = tf.one_hot(LABELS, 3).numpy()
+    assert float(loss(ids, PROBS)) == pytest.approx(EXPECTED, abs=1e-6)
+    assert float(loss(one_hot, PROBS)) == pytest.approx(EXPECTED, abs=1e-6)
+    want = batch_confusion_matrix(LABELS, PROBS, 3).numpy()
+    np.testing.assert_array_equal(matrix(ids, PROBS).numpy(), want)
+    np.testing.assert_array_equal(matrix(one_hot, PROBS).numpy(), want)
+    assert want[1:].sum() == 2 and want[0, 0] == 2  # pixels 0 and 1; the void ones in row 0

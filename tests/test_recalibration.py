@@ -80,6 +80,24 @@ def test_no_batches_is_an_error_and_leaves_the_statistics():
     np.testing.assert_array_equal(layer.moving_mean.numpy(), np.full(5, 0.25, np.float32))
 
 
+def test_two_image_batches_are_inputs_and_ids_beside_them_are_labels():
+    """SSMA's [modality1, modality2] of uint8 images is a pair of integers too: it was refused as
+    (inputs, labels). Ids (B, H, W, 1) beside images, or labels beside a list of inputs, are."""
+    first, second = keras.Input((4, 4, 3)), keras.Input((4, 4, 3))
+    x = keras.layers.Concatenate()([keras.layers.Rescaling(1.0)(first), keras.layers.Rescaling(1.0)(second)])
+    x = keras.layers.BatchNormalization(name="trained")(x)
+    model = keras.Model([first, second], x)
+    rng = np.random.default_rng(0)
+    pairs = [tuple(rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8) for _ in range(2)) for _ in range(2)]
+    assert recalibrate_batch_norm(model, iter(pairs), 2) == 2
+    want = np.mean([np.concatenate(pair, -1).astype(np.float64).mean(axis=(0, 1, 2)) for pair in pairs], axis=0)
+    np.testing.assert_allclose(model.get_layer("trained").moving_mean.numpy(), want, rtol=1e-5)
+    ids = np.zeros((2, 4, 4, 1), np.uint8)
+    for labelled, shape in (((pairs[0][0], ids), r"\(2, 4, 4, 1\)"), ((list(pairs[0]), ids[..., 0]), r"\(2, 4, 4\)")):
+        with pytest.raises(ValueError, match=r"\(inputs, labels\) pairs \(the second holds class ids of shape " + shape):
+            recalibrate_batch_norm(model, iter([labelled]), 1)
+
+
 def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
     records = write_records(tmp_path / "train.tfrecords", 4, height=16, width=32, num_classes=3)
