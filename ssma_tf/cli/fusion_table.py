@@ -14,9 +14,10 @@ and 100 fusion steps an SSMA of 59.2 and a late fusion of 8.9 where the demo's 2
 scores about 82 (seed 0, docs/fusion.md).
 
 Everything runs in this one process and goes to `--output` (default `fusion_output/`); a finished
-arm is skipped when its result file exists and records the same settings (steps, sizes, experts),
-so the command resumes. The table is printed and
-written to `<output>/fusion_table.md` with the per-seed figures in `<output>/fusion_table.json`.
+arm is skipped when its result file exists and records the same settings (steps, sizes, and the
+settings of the experts it starts from), so the command resumes. The table is printed and written
+to `<output>/fusion_table.md` under a line of the settings, with the command, the settings and
+the per-seed figures in `<output>/fusion_table.json`.
 
 `--backbone mobilenet_v2` builds every expert (and so every arm) on MobileNet v2, as the paper's
 Section 5.10.1 (`--methods ssma` for its real-time experts against their unimodal networks).
@@ -35,6 +36,7 @@ import argparse
 import gc
 import json
 import pathlib
+import shlex
 import shutil
 import sys
 import time
@@ -122,12 +124,17 @@ def _common(args: argparse.Namespace, data: pathlib.Path) -> dict:
 
 
 def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, results: pathlib.Path,
-         train: bool = True) -> dict:
-    """Trains (or only assembles) one arm and evaluates it; cached in `results/<name>.json`."""
+         train: bool = True, experts: Optional[dict] = None) -> dict:
+    """Trains (or only assembles) one arm and evaluates it; cached in `results/<name>.json`.
+
+    `experts` (name → the settings of the expert run whose weights the arm starts from) joins the
+    arm's settings: the experts' files keep their paths when they are trained again with other
+    settings (`--expert_steps`), and the fusion arms' results on the old experts were reused.
+    """
     import keras
 
     path = results / f"{name}.json"
-    settings = json.loads(json.dumps(values, sort_keys=True))
+    settings = json.loads(json.dumps(dict(values, **({"experts": experts} if experts else {})), sort_keys=True))
     cached = cached_result(path, settings)
     if cached is not None:
         return cached
@@ -186,7 +193,9 @@ def run_seed(seed: int, args: argparse.Namespace, output: pathlib.Path, data: pa
                           save_step=args.expert_steps + args.fusion_steps)
         else:
             values.update(checkpoint1=experts["rgb"], checkpoint2=experts["depth"])
-        out[method] = _arm(method, values, args, data, results, train=method not in PARAMETER_FREE_FUSIONS)
+        used = None if method in EXPERTLESS_FUSIONS else {key: out[key]["settings"] for key in ("rgb", "depth")}
+        out[method] = _arm(method, values, args, data, results, train=method not in PARAMETER_FREE_FUSIONS,
+                           experts=used)
     return out
 
 
@@ -263,17 +272,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     names = ["rgb", "depth"] + list(args.methods)
     class_names = [c["name"] for c in per_seed[args.seeds[0]]["rgb"]["per_class"]]
     text = table(per_seed, names, class_names, args.backbone)
+    heading = (f"Fusion methods ({args.backbone} experts) on the synthetic RGB-D validation scenes ({args.num_val} "
+               f"images, {args.height}x{args.width}; {args.num_train} training scenes, batch {args.batch_size}; experts "
+               f"{args.expert_steps} steps, fusion {args.fusion_steps} steps; decoder filters {args.decoder_filters}; "
+               f"batch-norm recalibration {args.recalibrate_bn or 'off'}; seeds {', '.join(map(str, args.seeds))})")
     from ssma_tf.files import atomic_write
 
     with atomic_write(output / "fusion_table.md") as stream:
-        stream.write(text + "\n")
+        stream.write(f"{heading}\n\n{text}\n")
+    settings = {key: getattr(args, key) for key in ("seeds", "methods", "expert_steps", "fusion_steps", "num_train",
+                                                   "num_val", "height", "width", "batch_size", "backbone",
+                                                   "decoder_filters", "recalibrate_bn")}
     with atomic_write(output / "fusion_table.json") as stream:
-        stream.write(json.dumps({str(s): {n: {"mIoU": r["mIoU"], "per_class": r["per_class"],
-                                              "train_seconds": r.get("train_seconds")}
-                                          for n, r in v.items()} for s, v in per_seed.items()}, indent=1))
-    print(f"\n=== Fusion methods ({args.backbone} experts) on the synthetic RGB-D validation scenes ({args.num_val} images, "
-          f"{args.height}x{args.width}; experts {args.expert_steps} steps, fusion {args.fusion_steps} steps; "
-          f"seeds {', '.join(map(str, args.seeds))})\n")
+        stream.write(json.dumps({
+            "command": shlex.join(["python", "-m", "ssma_tf.cli.fusion_table"] + list(sys.argv[1:] if argv is None else argv)),
+            "settings": settings,
+            "seeds": {str(s): {n: {"mIoU": r["mIoU"], "per_class": r["per_class"],
+                                   "train_seconds": r.get("train_seconds")}
+                               for n, r in v.items()} for s, v in per_seed.items()}}, indent=1))
+    print(f"\n=== {heading}\n")
     print(text)
     print(f"\ntotal time: {(time.perf_counter() - started) / 60:.1f} min; table: {output / 'fusion_table.md'}")
     return 0

@@ -1,6 +1,7 @@
 """The fusion-table command: its result cache, its table and its argument checks (no training here)."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -104,3 +105,38 @@ def test_scenes_of_other_settings_in_the_output_folder_are_refused(tmp_path, mon
     with pytest.raises(SystemExit, match="--num_val 2 there, 3 asked"):
         fusion_table.main(["--output", str(tmp_path), "--num_train", "3", "--num_val", "3", "--height", "32",
                            "--width", "48"])
+
+
+def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settings(tmp_path, monkeypatch, capsys):
+    """The experts keep their paths when retrained with another --expert_steps: the fusion arms
+    cached on the old experts were reused (their own settings had not changed), a table of
+    fusion on experts that no longer exist. The command and settings go with the table."""
+    trained = []
+
+    def fake_train(values, source, log=None):
+        trained.append((pathlib.Path(values["checkpoint"]).name, values["max_iteration"]))
+        return object()
+
+    monkeypatch.setattr(fusion_table, "train_in_process", fake_train)
+    monkeypatch.setattr(fusion_table, "evaluate_in_process", lambda run, overrides, **kwargs: _metrics(50.0))
+    argv = ["--seeds", "0", "--methods", "ssma", "stacking", "--num_train", "2", "--num_val", "2",
+            "--height", "16", "--width", "32", "--output", str(tmp_path / "out")]
+    assert fusion_table.main(argv + ["--expert_steps", "3", "--fusion_steps", "2"]) == 0
+    assert trained == [("rgb", 3), ("depth", 3), ("ssma", 2), ("stacking", 5)]
+    assert fusion_table.main(argv + ["--expert_steps", "3", "--fusion_steps", "2"]) == 0
+    assert len(trained) == 4  # everything cached
+    # SSMA's own settings are those of the first run, its experts' are not.
+    assert fusion_table.main(argv + ["--expert_steps", "5", "--fusion_steps", "2"]) == 0
+    assert trained[4:] == [("rgb", 5), ("depth", 5), ("ssma", 2), ("stacking", 7)]
+    saved = json.loads((tmp_path / "out" / "seed0" / "results" / "ssma.json").read_text())["settings"]
+    assert saved["experts"]["rgb"]["max_iteration"] == 5 and "experts" not in json.loads(
+        (tmp_path / "out" / "seed0" / "results" / "stacking.json").read_text())["settings"]
+    # Stacking trains no experts: 6 + 1 steps, as before, so its result stands.
+    assert fusion_table.main(argv + ["--expert_steps", "6", "--fusion_steps", "1"]) == 0
+    assert trained[8:] == [("rgb", 6), ("depth", 6), ("ssma", 1)]
+    written = json.loads((tmp_path / "out" / "fusion_table.json").read_text())
+    assert written["settings"]["expert_steps"] == 6 and written["settings"]["methods"] == ["ssma", "stacking"]
+    assert written["command"].startswith("python -m ssma_tf.cli.fusion_table --seeds 0 --methods ssma stacking")
+    assert written["seeds"]["0"]["ssma"]["mIoU"] == 50.0
+    heading = (tmp_path / "out" / "fusion_table.md").read_text().splitlines()[0]
+    assert "experts 6 steps, fusion 1 steps" in heading and "2 training scenes" in heading
