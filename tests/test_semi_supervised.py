@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 import sys
 
 import keras
@@ -931,8 +932,44 @@ def test_an_arm_read_back_from_an_earlier_run_is_marked(tmp_path, monkeypatch):
     earlier = {"model": "ssma", "arm": "classmix", "seed": 0, "mIoU": 8.0, "train_seconds": 22.0}
     monkeypatch.setattr(experiment, "cached_result", lambda path, config: dict(earlier))
     monkeypatch.setattr(experiment, "train_run", lambda *args, **kwargs: pytest.fail("trained again"))
+    (tmp_path / "subset.txt").write_text("0\n")
     result = experiment.run_arm(tmp_path, tmp_path / "data", "ssma", "classmix", 0, 150, tmp_path / "subset.txt")
     assert result == dict(earlier, reused=True)
+
+
+def test_an_arm_is_trained_again_when_its_pretrained_weights_or_subset_changed(tmp_path, monkeypatch, capsys):
+    """The depth pretraining (another --pretrain-steps) and the subsets are made again under the
+    same paths: the arm's config, naming the paths, did not change, so its result on the old
+    weights was reused, and a finished run on them was taken for this one."""
+    from ssma_tf.cli import semi_supervised_experiment as experiment
+
+    trained = []
+
+    def fake_train(config, config_path, step, log):
+        trained.append(config["finetune_from"])
+        run = pathlib.Path(config["checkpoint"])
+        assert not (run / "final.weights.h5").exists(), "a run on the old inputs was kept"
+        run.mkdir(parents=True)
+        (run / "final.weights.h5").write_text("trained")
+        return 1.0
+
+    monkeypatch.setattr(experiment, "train_run", fake_train)
+    monkeypatch.setattr(experiment, "evaluate_run", lambda *args, **kwargs: {"mIoU": 40.0, "per_class": []})
+    subset, weights = tmp_path / "subset.txt", tmp_path / "pretrained.weights.h5"
+    subset.write_text("0\n1\n")
+    weights.write_text("pretrained for 10 steps")
+
+    def arm():
+        return experiment.run_arm(tmp_path, tmp_path / "data", "ssma", "supervised", 0, 150, subset, str(weights))
+
+    assert "reused" not in arm() and arm()["reused"] and len(trained) == 1
+    weights.write_text("pretrained for 20 steps")
+    assert "reused" not in arm() and len(trained) == 2
+    assert "trained from other inputs" in capsys.readouterr().out
+    subset.write_text("0\n2\n")
+    # Stopped after its training, before its result was written: the finished run is not taken.
+    (tmp_path / "results" / "ssma_supervised_seed0.json").unlink()
+    assert "reused" not in arm() and len(trained) == 3
 
 
 def test_the_experiment_summary_gives_mean_range_and_the_known_training_times(tmp_path):

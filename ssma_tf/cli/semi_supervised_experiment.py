@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import shutil
 import sys
 from typing import Any, Optional
 
@@ -34,7 +35,7 @@ from ssma_tf.cli.experiment import (
     write_config,
 )
 from ssma_tf.constants import FINAL_WEIGHTS
-from ssma_tf.files import atomic_write
+from ssma_tf.files import atomic_write, sha256_of_file
 
 MODELS = {
     "adapnet_pp_rgb": {"model": "AdapNet_pp", "input_modality": "modality1"},
@@ -122,10 +123,22 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
         config.update(semi_supervised=dict(SEMI[arm]), unlabeled_data=str(data / "train.tfrecords"))
     if initialize is not None:
         config["finetune_from"] = initialize
-    # Reused only when made with this very config (steps, batch size, subset, ...).
-    cached = cached_result(result_path, config)
+    # What the arm starts from, by content: the depth pretraining (`--pretrain-steps`) and the
+    # subsets are made again in place, under the same paths, when their settings change; the
+    # arm's config, which names the paths, stays the same, and the arm's result and finished run
+    # on the old ones were reused.
+    inputs = {"labeled_subset_sha256": sha256_of_file(subset),
+              **({"finetune_from_sha256": sha256_of_file(initialize)} if initialize is not None else {})}
+    # Reused only when made with this very config (steps, batch size, subset, ...) and inputs.
+    cached = cached_result(result_path, dict(config, inputs=inputs))
     if cached is not None:
         return dict(cached, reused=True)
+    stamp = run_dir / "inputs.json"
+    if (run_dir / "checkpoints").exists() and cached_result(stamp) != inputs:
+        print(f"=== train {name}: {run_dir / 'checkpoints'} was trained from other inputs (subset or pretrained "
+              "weights) than those there now; training it again", flush=True)
+        shutil.rmtree(run_dir / "checkpoints")
+    save_result(stamp, inputs)
     seconds = train_run(config, run_dir / "train.config", step=f"train {name}", log=run_dir / "train.log")
     metrics = evaluate_run(run_dir / "checkpoints" / FINAL_WEIGHTS, run_dir / "metrics.json",
                            {"test_data": str(data / "val.tfrecords"), "batch_size": 10},
@@ -135,7 +148,7 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
               # None: the run had finished before (an experiment stopped before its evaluation).
               "train_seconds": None if seconds is None else round(seconds, 1),
               "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]},
-              "settings": json.loads(json.dumps(config, sort_keys=True))}
+              "settings": json.loads(json.dumps(dict(config, inputs=inputs), sort_keys=True))}
     save_result(result_path, result)
     return result
 
