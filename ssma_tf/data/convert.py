@@ -386,15 +386,25 @@ def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Opt
     return np.ascontiguousarray(ids), colours
 
 
-def palette_clash(first: Tuple[str, PaletteColours], other: Tuple[str, PaletteColours]) -> Optional[str]:
-    """What to say when two palette labels (where, colours) give one index two colours (without
-    `warning:`), or None when the indices both use have the same colours."""
-    for index in sorted(set(first[1]) & set(other[1])):
-        if first[1][index] != other[1][index]:
+def palette_clash(seen: Dict[int, Tuple[Tuple[int, ...], str]], other: Tuple[str, PaletteColours]) -> Optional[str]:
+    """What to say when a palette label (where, colours) gives an index another colour than the
+    labels before it (without `warning:`), or None.
+
+    `seen` maps each index met so far to its colour and where it was first met; `other`'s new
+    indices join it. (Compared with the first label alone, two later labels that disagree on an
+    index the first does not use passed.)
+    """
+    where, colours = other
+    for index in sorted(colours):
+        if index not in seen:
+            seen[index] = (colours[index], where)
+            continue
+        colour, first = seen[index]
+        if colour != colours[index]:
             def rgb(colour):
                 return "(" + ", ".join(str(c) for c in colour) + ")"
-            return (f"the palette labels do not share one palette: id {index} is {rgb(first[1][index])} in "
-                    f"{first[0]} but {rgb(other[1][index])} in {other[0]}. A palette image's ids are its indices, "
+            return (f"the palette labels do not share one palette: id {index} is {rgb(colour)} in "
+                    f"{first} but {rgb(colours[index])} in {where}. A palette image's ids are its indices, "
                     "so one colour may be two classes here (files saved with their own palettes, e.g. by an image "
                     "editor or quantize()); map colours to ids with your palette file first (docs/your_dataset.md, "
                     "step 1)")
@@ -587,7 +597,7 @@ def write_tfrecords(
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
     sixteen_bit: List[Tuple[int, int, str]] = []
-    first_palette: Optional[Tuple[str, PaletteColours]] = None
+    palette_seen: Dict[int, Tuple[Tuple[int, ...], str]] = {}
     clash: Optional[str] = None
     # Every shard is written under a temporary name and all are renamed once the last sample is
     # in: a failure leaves no shard, new or half-written, and earlier outputs as they were.
@@ -613,10 +623,7 @@ def write_tfrecords(
                     number, paths = entries[index]
                     sixteen_bit.extend((number, modality, paths[modality - 1]) for modality in deep)
                     if colours is not None and clash is None:
-                        labelled = (f"line {number} ({paths[-1]})", colours)
-                        if first_palette is None:
-                            first_palette = labelled
-                        clash = palette_clash(first_palette, labelled)
+                        clash = palette_clash(palette_seen, (f"line {number} ({paths[-1]})", colours))
                     if progress is not None:
                         progress(index + 1, total)
             if writer is not None:

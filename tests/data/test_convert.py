@@ -136,6 +136,17 @@ def test_palette_labels_of_different_palettes_are_warned_of(tmp_path, capsys):
     assert (f"warning: {tmp_path / 'list.txt'}: the palette labels do not share one palette: id 0 is (0, 0, 0) in line 1 "
             f"({tmp_path / 'a.png'}) but (0, 128, 0) in line 3 ({tmp_path / 'b.png'}). A palette image's ids are its "
             "indices") in error
+    # Two labels that disagree on an id the first label does not use (helper 70: only the
+    # first label's palette was compared with).
+    for name, colour in (("green", (0, 128, 0)), ("red", (128, 0, 0))):
+        label = Image.fromarray(np.ones_like(ids)).convert("P")
+        label.putpalette([0, 0, 0, *colour] + [0] * (768 - 6))
+        label.save(tmp_path / f"{name}.png")
+    write_list(tmp_path / "later.txt", ["rgb.png c.png", "rgb.png green.png", "rgb.png red.png"])
+    summary = write_tfrecords(str(tmp_path / "later.txt"), str(tmp_path / "later.tfrecords"))
+    assert summary["palette_clash"].startswith(
+        f"the palette labels do not share one palette: id 1 is (0, 128, 0) in line 2 ({tmp_path / 'green.png'}) "
+        f"but (128, 0, 0) in line 3 ({tmp_path / 'red.png'}).")
     # One palette for all (the usual Pascal VOC-style files): no warning.
     write_list(tmp_path / "same.txt", ["rgb.png a.png", "rgb.png c.png"])
     summary = write_tfrecords(str(tmp_path / "same.txt"), str(tmp_path / "same.tfrecords"))
