@@ -291,6 +291,7 @@ def _plan(args: argparse.Namespace, output_extension: Callable[[pathlib.Path], s
             output_extension=output_extension,
             output_suffix=args.output_suffix,
             companion_column=args.rgb_column if vegetation_index else None,
+            warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True),
         )
     return batch.plan_folder_jobs(
         args.inputs,

@@ -314,6 +314,7 @@ def plan_list_jobs(
     output_extension: Callable[[pathlib.Path], str],
     output_suffix: str = "",
     companion_column: Optional[int] = None,
+    warn: Optional[Callable[[str], None]] = None,
 ) -> List[Job]:
     """Plans jobs for the raw inputs in one column of a list file.
 
@@ -327,6 +328,10 @@ def plan_list_jobs(
         output_extension: the output extension (with dot) for a source path.
         output_suffix: suffix to add to output names.
         companion_column: 0-based column of second inputs (RGB for NDVI/EVI), if any.
+        warn: told (without `warning:`) of an input listed on two lines beside other files,
+            whose samples then share its one output (one depth map for two exposures of a
+            scene; or a copy-paste slip). None: that is an error. With another companion on
+            each line it is an error anyway: the one output cannot be made from both.
 
     Returns:
         One job per row; each row is the input row with the output in place of the raw input.
@@ -361,10 +366,14 @@ def plan_list_jobs(
             # One input beside other files on two lines (a copy-paste slip): both samples would read
             # one converted file, silently (with --overwrite; without, "exists already").
             others = [str(field) for field, was in zip(row, first[1]) if field != was]
-            raise InputFileError(
-                f"{list_path}, lines {first[0]} and {number}: both list '{source}' as column {column}'s input, "
-                f"beside other files (line {number}: {', '.join(repr(o) for o in others)}): each sample needs its "
-                "own input; is one of the lines a copy-paste slip?")
+            both = (f"{list_path}, lines {first[0]} and {number}: both list '{source}' as column {column}'s input, "
+                    f"beside other files (line {number}: {', '.join(repr(o) for o in others)})")
+            if warn is not None and (companion_column is None or row[companion_column] == first[1][companion_column]):
+                warn(f"{both}: the two samples share its one output; if one of the lines is a copy-paste slip, "
+                     "correct it")
+            else:
+                raise InputFileError(f"{both}: each sample needs its own input; is one of the lines a copy-paste "
+                                     "slip?")
         output = output_dir / (sample_key(source, root) + output_suffix + output_extension(source))
         if output in seen and seen[output] != source:
             raise InputFileError(

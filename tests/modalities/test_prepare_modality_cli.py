@@ -1,6 +1,8 @@
 """tools/prepare_modality.py end to end on tiny folders: outputs, list files, errors, overwriting."""
 
 import io
+import re
+import shutil
 import pathlib
 
 import numpy as np
@@ -163,18 +165,33 @@ def test_a_run_that_fails_on_its_first_input_leaves_no_output_folder(scannet_lik
 def test_one_input_on_two_lines_is_named_and_a_repeated_line_converted_once(scannet_like, prepare_modality, capsys):
     """Helper 69: a depth map pasted on two lines beside other colour images gave "'0.png' exists
     already (pass --overwrite ...)", an output of this run; with --overwrite two samples shared
-    one depth map, exit 0."""
+    one depth map, exit 0, without a word. Helper 70: as an error, one depth map for two
+    exposures of a scene could not be prepared at all; it is a warning naming both lines."""
     root = scannet_like
     (root / "raw.txt").write_text("color/0.jpg depth/0.png label/0.png\ncolor/1.jpg depth/0.png label/1.png\n")
     args = ["gray", "--from-list", str(root / "raw.txt"), "--column", "1", "-o", str(root / "out"), "--max", "7000",
             "-q", "--list-file", str(root / "out.txt")]
-    for extra in ([], ["--overwrite"]):
-        assert prepare_modality(args + extra) == 2
-        assert capsys.readouterr().err.strip().endswith(
-            f"raw.txt, lines 1 and 2: both list '{root / 'depth' / '0.png'}' as column 1's input, beside other files "
-            f"(line 2: '{root / 'color' / '1.jpg'}', '{root / 'label' / '1.png'}'): each sample needs its own input; "
-            "is one of the lines a copy-paste slip?")
-        assert not (root / "out").exists()
+    both = (f"raw.txt, lines 1 and 2: both list '{root / 'depth' / '0.png'}' as column 1's input, beside other files "
+            f"(line 2: '{root / 'color' / '1.jpg'}', '{root / 'label' / '1.png'}')")
+    assert prepare_modality(args) == 0
+    error = capsys.readouterr().err
+    assert error.startswith("warning: ") and (f"{both}: the two samples share its one output; if one of the lines is "
+                                              "a copy-paste slip, correct it") in error
+    assert sorted(p.name for p in (root / "out").glob("*.png")) == ["0.png"]
+    assert [row[1] for row in _rows(root / "out.txt")] == ["out/0.png"] * 2
+    # Called as a library without `warn`, and for a vegetation index whose companions differ (the
+    # one output cannot be made from both), it is an error.
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.modalities import batch
+
+    with pytest.raises(UserInputError, match=re.escape(f"{both}: each sample needs its own input; is one of the "
+                                                       "lines a copy-paste slip?")):
+        batch.plan_list_jobs(root / "raw.txt", root / "out2", column=1, output_extension=lambda source: ".png")
+    with pytest.raises(UserInputError, match="each sample needs its own input"):
+        batch.plan_list_jobs(root / "raw.txt", root / "out2", column=1, output_extension=lambda source: ".png",
+                             companion_column=0, warn=pytest.fail)
+    shutil.rmtree(root / "out")
+    (root / "out.txt").unlink()
     # The same line twice: one sample twice (ssma-convert warns of that), written once, listed twice.
     (root / "raw.txt").write_text("color/0.jpg depth/0.png label/0.png\n" * 2)
     assert prepare_modality(args) == 0
