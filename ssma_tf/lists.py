@@ -75,8 +75,13 @@ def place_hint(field: str, folder: str) -> str:
         except ValueError:
             words = []
         if words and all(os.path.isfile(os.path.join(folder, os.path.expanduser(w))) for w in words):
-            return (" (the line holds a tab, so it is split at tabs only and its spaces and quotes are part of the "
-                    "paths: separate all of them by tabs, or by spaces with quotes around paths with spaces)")
+            if any(q in field for q in _QUOTES):  # quotes stay in a field on a line with a tab only
+                return (" (the line holds a tab, so it is split at tabs only and its spaces and quotes are part of "
+                        "the paths: separate all of them by tabs, or by spaces with quotes around paths with spaces)")
+            # Spaces: a line with a tab, or quotes around the words on a line without one.
+            return (f" (its words are files each: {', '.join(repr(w) for w in words)}; a line with a tab is split "
+                    "at tabs only, and quotes join words into one path: separate the paths by tabs, or by spaces "
+                    "without quotes around them)")
     if not os.path.isabs(field) and os.path.isfile(os.path.expanduser(field)) and \
             os.path.abspath(folder) != os.path.abspath(os.curdir):
         return (f" (it is there relative to the current folder, but a list's paths are relative to the list's own "

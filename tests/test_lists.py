@@ -60,7 +60,12 @@ def test_a_tab_lines_path_meant_to_be_split_otherwise_gets_a_hint(tmp_path):
     for name in ("a.png", "b.png", "a b.png"):
         (tmp_path / name).write_bytes(b"")
     folder = str(tmp_path)
-    for field in ("a.png b.png", '"a b.png"', "'a b.png' a.png"):
+    for field in ('"a b.png"', "'a b.png' a.png"):
         assert place_hint(field, folder).startswith(" (the line holds a tab, so it is split at tabs only"), field
+    # Spaces alone: a tab line's, or words quoted together on a line without a tab (helper 70:
+    # the hint said "the line holds a tab" of '"a.png b.png" c.png').
+    assert place_hint("a.png b.png", folder) == (
+        " (its words are files each: 'a.png', 'b.png'; a line with a tab is split at tabs only, and quotes join "
+        "words into one path: separate the paths by tabs, or by spaces without quotes around them)")
     for field in ("a.png c.png", '"c d.png"', "a b c.png"):  # the words name no files either: no such hint
         assert "tab" not in place_hint(field, folder), field
