@@ -297,12 +297,12 @@ JPEG_LIKE_IDS = 4
 
 def unknown_ids_text(unknown: Sequence[int]) -> str:
     """`unknown_label_ids` for an error: "id 7", or "ids 4, 5, 6, 7, 8, ... 254 (21 ids)" with,
-    for many of them, what usually makes them (the largest alone hid JPEG's stray ids)."""
+    for many of them, the two usual causes (the largest alone hid JPEG's stray ids)."""
     if len(unknown) == 1:
         return f"id {unknown[0]}"
     shown = ", ".join(str(i) for i in unknown[:5]) + (f", ... {unknown[-1]}" if len(unknown) > 5 else "")
-    many = ("; many ids past the classes, as along the edges of a label once saved as JPEG"
-            if len(unknown) > JPEG_LIKE_IDS else "")
+    many = ("; many ids past the classes: is the class count too small for these labels, or was a label once "
+            "saved as JPEG (stray ids along its edges)?" if len(unknown) > JPEG_LIKE_IDS else "")
     return f"ids {shown} ({len(unknown)} ids{many})"
 
 
@@ -776,9 +776,11 @@ def format_summary(summary: Dict[str, object]) -> str:
         lines.append(f"warning:         {no_class_pixels_message(num_classes)}")
     elif labeled and counts[0] and counts[IGNORE_ID]:
         # Many datasets make 0 a class and 255 the only ignored id: here 0 is void, never learned.
+        # Both void on purpose (void pixels 0, an ignore colour 255, as docs/your_dataset.md maps
+        # them) is fine: the note says what is read, and what to do only if 0 is a class.
         lines.append(f"note:            ids 0 and {IGNORE_ID} both occur: 0 is void here (neither learned nor scored) and "
-                     f"{IGNORE_ID} ignored; if 0 is one of your classes (as in Cityscapes trainIds), move every id but "
-                     f"{IGNORE_ID} up by one (docs/your_dataset.md)")
+                     f"{IGNORE_ID} ignored, as meant if both mark unlabeled pixels; if 0 is one of your classes (as in "
+                     f"Cityscapes trainIds), move every id but {IGNORE_ID} up by one (docs/your_dataset.md)")
     if summary.get("duplicates"):
         lines.append(f"warning:         {duplicates_warning(summary['duplicates'])}")
     if summary.get("other_shards"):

@@ -181,8 +181,9 @@ def test_a_label_with_many_ids_past_the_classes_shows_them_and_says_what_makes_t
     save_png(tmp_path / "rgb.png", np.zeros((16, 24, 3), np.uint8))
     save_png(tmp_path / "label.png", ids)
     write_list(tmp_path / "list.txt", ["rgb.png label.png"])
-    with pytest.raises(UserInputError, match=r"has class ids 4, 5, 6, 7, 8, \.\.\. 254 \(22 ids; many ids past the classes, "
-                                             r"as along the edges of a label once saved as JPEG\) but --num_classes is 4"):
+    with pytest.raises(UserInputError, match=r"has class ids 4, 5, 6, 7, 8, \.\.\. 254 \(22 ids; many ids past the classes: is "
+                                             r"the class count too small for these labels, or was a label once saved as "
+                                             r"JPEG \(stray ids along its edges\)\?\) but --num_classes is 4"):
         write_tfrecords(str(tmp_path / "list.txt"), str(tmp_path / "out.tfrecords"), num_classes=4)
 
 
