@@ -98,8 +98,14 @@ def inputs_in_order(model: keras.Model, inputs):
         return inputs
     names = [tensor.name for tensor in model.inputs]
     if set(inputs) != set(names):
-        raise ValueError(f"{type(model).__name__} takes a dict with the keys {names} (or a list in that order), got "
-                         f"the keys {list(inputs)}")
+        takes = (f"the key {names[0]!r} (or the tensor alone)" if len(names) == 1
+                 else f"the keys {names} (or a list in that order)")
+        extra = [key for key in inputs if key not in names]
+        missing = [name for name in names if name not in inputs]
+        why = "; ".join(([f"{', '.join(map(repr, extra))} {'is' if len(extra) == 1 else 'are'} not an input "
+                          "(labels go to the loss, not the model)"] if extra else [])
+                        + ([f"{', '.join(map(repr, missing))} missing"] if missing else []))
+        raise ValueError(f"{type(model).__name__} takes a dict with {takes}, got the keys {list(inputs)}: {why}")
     ordered = [inputs[name] for name in names]
     return ordered[0] if len(ordered) == 1 else ordered
 

@@ -1,5 +1,7 @@
 """SSMA: parameter count, outputs, frozen experts, serialisation."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,10 @@ def test_a_dict_of_the_input_names_is_the_list_in_their_order(model):
     np.testing.assert_array_equal(model({"modality2": depth, "modality1": rgb}), model([rgb, depth]))
     with pytest.raises(ValueError, match=r"Missing data for input \"modality1\""):
         model({"rgb": rgb, "depth": depth})
+    with pytest.raises(ValueError, match=re.escape("SSMA takes a dict with the keys ['modality1', 'modality2'] (or a "
+                                                   "list in that order), got the keys ['modality1', 'modality2', 'rgb']: "
+                                                   "'rgb' is not an input")):
+        model({"modality1": rgb, "modality2": depth, "rgb": rgb})
 
 
 def test_config_and_a_dtype_policy_survive_a_keras_round_trip(tmp_path):
