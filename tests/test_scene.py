@@ -405,3 +405,19 @@ def test_mobilenet_v2_experts_start_from_their_checkpoints_and_the_classifier_ke
     with pytest.raises(ValueError, match="the experts' checkpoints replace them"):
         train_scene_classifier(data, str(tmp_path / "both"), experts=[str(tmp_path / "expert.keras")] * 2,
                                backbone="mobilenet_v2", backbone_weights="imagenet.h5", **kwargs)
+
+
+def test_numpy_counts_are_taken_and_stored_as_python_ints():
+    """A class count read from an array (np.int64) was refused; stored as it was, it would not
+    serialize to JSON."""
+    import json
+
+    import numpy as np
+
+    from ssma_tf.models import SSMASceneClassifier
+
+    config = SSMASceneClassifier(np.int64(3), num_modalities=np.int64(2)).get_config()
+    assert type(config["num_classes"]) is int and type(config["num_modalities"]) is int
+    json.dumps(config)
+    with pytest.raises(ValueError, match=r"num_classes must be an integer >= 2, got np.int64\(1\)"):
+        SSMASceneClassifier(np.int64(1))

@@ -30,10 +30,12 @@ def check_dilations(name: str, value, count: int):
     return pairs
 
 
-def check_num_modalities(num_modalities) -> None:
-    """Raises ValueError unless num_modalities is an integer >= 2 (fusion needs two streams)."""
-    if isinstance(num_modalities, bool) or not isinstance(num_modalities, int) or num_modalities < 2:
+def check_num_modalities(num_modalities) -> int:
+    """`num_modalities` as a Python int (NumPy's integers are taken, as by `check_num_classes`);
+    ValueError unless it is at least 2 (fusion needs two streams)."""
+    if isinstance(num_modalities, bool) or not isinstance(num_modalities, numbers.Integral) or num_modalities < 2:
         raise ValueError(f"num_modalities must be an integer >= 2, got {num_modalities!r}")
+    return int(num_modalities)
 
 
 def check_num_classes(num_classes) -> int:

@@ -141,7 +141,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
     ):
         num_classes = check_num_classes(num_classes)
         check_fusion(fusion)
-        check_num_modalities(num_modalities)
+        num_modalities = check_num_modalities(num_modalities)
         if not isinstance(gate_filters, int) or gate_filters < 1:
             raise ValueError(f"gate_filters must be a positive integer, got {gate_filters!r}")
         dtype = kwargs.pop("dtype", None)

@@ -1,5 +1,6 @@
 """SSMA for scene classification: N expert encoders fused at the latent, pooled, classified (Section 5.9)."""
 
+import numbers
 from typing import Optional, Sequence
 
 import keras
@@ -55,9 +56,11 @@ class SSMASceneClassifier(keras.Model):
         backbone_weights: Optional[str] = None,
         **kwargs,
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        # Scene classes have no void: two at least. NumPy's integers are counts too.
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        check_num_modalities(num_modalities)
+        num_classes = int(num_classes)
+        num_modalities = check_num_modalities(num_modalities)
         if input_size is not None:
             input_size = tuple(int(n) for n in input_size)
             if len(input_size) != 2 or min(input_size) < OUTPUT_STRIDE or any(n % OUTPUT_STRIDE for n in input_size):

@@ -73,7 +73,7 @@ class SSMA(SegmenterTraining, keras.Model):
         **kwargs,
     ):
         num_classes = check_num_classes(num_classes)
-        check_num_modalities(num_modalities)
+        num_modalities = check_num_modalities(num_modalities)
         released = released_widths(True, latent_reduction, skip_reduction, num_modalities)
         widths = check_widths(widths, released, "SSMA")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)

@@ -96,6 +96,11 @@ def test_bad_constructor_arguments_are_named():
     from ssma_tf.models.encoder import check_num_classes
 
     assert type(check_num_classes(np.int64(5))) is int and check_num_classes(np.int64(5)) == 5
+    from ssma_tf.models.encoder import check_num_modalities
+
+    assert type(check_num_modalities(np.int64(3))) is int and check_num_modalities(np.int64(3)) == 3
+    with pytest.raises(ValueError, match=r"num_modalities must be an integer >= 2, got np.int32\(1\)"):
+        check_num_modalities(np.int32(1))
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
         check_num_classes(True)
     with pytest.raises(ValueError, match="block4_dilations"):
