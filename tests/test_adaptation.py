@@ -679,6 +679,9 @@ def test_demo_writes_everything_under_its_output_folder(tmp_path, monkeypatch, c
     assert {"runs", "configs", "results", "data"} <= {p.relative_to(out).parts[0] for p in paths}
     outside = [p for p in paths if not p.resolve().is_relative_to(out.resolve())]
     assert outside == []
-    assert (out / "results" / "summary.json").is_file()
+    written = json.loads((out / "results" / "summary.json").read_text())
+    assert written["settings"]["seeds"] == [3] and written["settings"]["steps"] == 200
+    assert written["command"].endswith("--seeds 3 --models adapnet_pp ssma")
+    assert written["results"]["ssma"]["3"]["source_only"] == 50.0
     assert sorted(os.listdir(tmp_path)) == ["elsewhere"]
     assert f"results: {out / 'results' / 'summary.json'}" in capsys.readouterr().out

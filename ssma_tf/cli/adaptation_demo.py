@@ -28,12 +28,14 @@ import dataclasses
 import json
 import os
 import pathlib
+import shlex
 import sys
 import time
 
 from ssma_tf.cli.common import ArgumentParser, add_version, command
 from ssma_tf.cli.experiment import evaluate_run, run_command, spread, train_run, write_config
 from ssma_tf.config.runs import find_run_config
+from ssma_tf.files import atomic_write
 
 OUTPUT = pathlib.Path("adapt_output")
 HEIGHT, WIDTH, CLASSES, BATCH = 48, 96, 7, 8
@@ -206,7 +208,14 @@ def main(argv=None) -> int:
           f"{args.adapt_steps} steps per arm{table}")
     summary = out.root / "results" / "summary.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
-    summary.write_text(json.dumps({m: {str(s): v for s, v in r.items()} for m, r in results.items()}, indent=1))
+    # What the figures were made with beside them, written whole or not at all.
+    with atomic_write(summary) as stream:
+        stream.write(json.dumps({
+            "command": shlex.join(["python", "-m", "ssma_tf.cli.adaptation_demo"]
+                                  + list(sys.argv[1:] if argv is None else argv)),
+            "settings": {"models": list(args.models), "seeds": list(args.seeds), "steps": args.steps,
+                         "adapt_steps": args.adapt_steps, "height": HEIGHT, "width": WIDTH, "batch_size": BATCH},
+            "results": {m: {str(s): v for s, v in r.items()} for m, r in results.items()}}, indent=1))
     print(f"\nresults: {summary}; total time {(time.time() - started) / 60:.1f} min")
     return 0
 
