@@ -278,6 +278,27 @@ def _class_hint(have: list, need: list, model: Any, name: str = "") -> str:
     return ""
 
 
+def _stems(shapes: list) -> int:
+    """The encoder stems among kernel shapes: square 3×3 or 7×7 kernels that read 3 channels (each
+    stream's first convolution, on either built-in backbone; no later one reads 3 channels)."""
+    return sum(1 for s in shapes if len(s) == 4 and s[0] == s[1] and s[0] in (3, 7) and s[2] == 3)
+
+
+def _streams_hint(have: list, need: list, model: Any) -> str:
+    """" (the file holds 3 modality streams, this SSMA 2: ...)" when a fusion model's weights and
+    the file differ in their number of encoder streams; "" otherwise (before: the array counts
+    alone, "holds 1170 arrays but this SSMA has 783 weights")."""
+    streams = getattr(model, "num_modalities", None)
+    per_stream = _stems(need) // streams if streams else 0
+    if not per_stream or _stems(need) != per_stream * streams or _stems(have) % per_stream:
+        return ""
+    stored = _stems(have) // per_stream
+    if stored in (0, streams):
+        return ""
+    return (f" (the file holds {stored} modality streams, this {type(model).__name__} {streams}: give the config's "
+            f"modalities list (num_modalities in Python) it was trained with)")
+
+
 def stored_shapes(fmt_is_tf2: bool, resolved: str) -> list[tuple]:
     """The shapes of every array of the model an own checkpoint (TF2 prefix or Keras HDF5 file)
     holds. A `.weights.h5` file that Keras' `save_weights` wrote for a compiled model also holds
@@ -343,7 +364,8 @@ def check_h5_shapes(path: str, model: Any) -> None:
     if len(shapes) != len(weights):
         raise CheckpointError(
             f"the weights file {path} holds {len(shapes)} arrays but this {type(model).__name__} has "
-            f"{len(weights)} weights: it holds another model (kind, options or layers)",
+            f"{len(weights)} weights: it holds another model (kind, options or layers)"
+            f"{_streams_hint(shapes, [tuple(w.shape) for w in weights], model)}",
             path=path,
         )
     need = sorted(tuple(w.shape) for w in weights)

@@ -9,7 +9,9 @@ model where the kind of network does not matter and on AdapNet++ where it does (
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import types
 import warnings
 
 import keras
@@ -249,3 +251,32 @@ def test_the_class_hint_is_given_only_where_class_axes_differ():
     assert _class_hint([8, 8, 12, 12], [8, 8, 4, 4], model) == " (the checkpoint has 12 classes, the model 4)"
     # A kernel of another layer that ends in 4 channels (before: "the checkpoint has 256 classes").
     assert _class_hint([3, 3, 280, 256], [1, 1, 256, 4], model) == ""
+
+
+def test_weights_of_another_stream_count_say_so(tmp_path):
+    """Helper 71: a 3-modality SSMA's weights in a 2-modality config gave the array counts alone
+    ("holds 1170 arrays but this SSMA has 783 weights")."""
+    import h5py
+
+    from ssma_tf.checkpoints.reading import check_h5_shapes
+
+    stream = [(7, 7, 3, 64), (64,), (3, 3, 64, 64)]  # a stem, then layers that read features
+    fused = [(1, 1, 192, 64), (8, 8, 5, 5)]
+
+    class _Fusion:
+        num_classes, num_modalities, backbone = 5, 2, "custom"
+        weights = [types.SimpleNamespace(shape=s) for s in stream * 2 + fused]
+
+    path = tmp_path / "three.weights.h5"
+    with h5py.File(path, "w") as f:
+        for index, shape in enumerate(stream * 3 + fused):
+            f.create_dataset(f"layers/{index}/vars/0", data=np.zeros(shape, np.float32))
+    with pytest.raises(CheckpointError, match=re.escape(
+            "holds 11 arrays but this _Fusion has 8 weights: it holds another model (kind, options or layers) (the "
+            "file holds 3 modality streams, this _Fusion 2: give the config's modalities list (num_modalities in "
+            "Python) it was trained with)")):
+        check_h5_shapes(str(path), _Fusion())
+    # A model without streams (or the same count) gets the counts alone.
+    _Fusion.num_modalities = None
+    with pytest.raises(CheckpointError, match=r"\(kind, options or layers\)$"):
+        check_h5_shapes(str(path), _Fusion())
