@@ -26,6 +26,10 @@ BACKBONES = (ADAPNET_PP_BACKBONE, "mobilenet_v2")
 # Output channels of every convolution of the AdapNet++ decoder as released (`up1` to
 # `refine2_conv2`); `decoder_filters:` narrows them for a real-time decoder.
 DECODER_FILTERS = 256
+# The atrous rates of the eASPP's three dilated branches as released; the 19-class Cityscapes
+# models were trained with (6, 12, 18) (`ssma_tf/checkpoints/zoo.yaml`). A checkpoint does not
+# hold them: the config's `easpp_rates` says them.
+EASPP_RATES = (3, 6, 12)
 FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", "cmode", "fusenet")
 # Fusions trained end to end whatever `freeze_experts` says (no frozen experts to start).
 END_TO_END_FUSIONS = ("stacking", "fusenet")

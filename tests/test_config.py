@@ -726,3 +726,21 @@ def test_a_section_given_with_set_changes_the_files_section_key_by_key(workdir):
     # An error about the merged section names the --set as given.
     with pytest.raises(ConfigError, match=r"with --set adaptation=\{'views': 0\}"):
         config_with_overrides(abn, {"adaptation": {"views": 0}}, source="a.config", check_paths=False)
+
+
+def test_easpp_rates_are_three_positive_integers_built_into_the_network(workdir):
+    """A checkpoint does not hold the eASPP rates: the config says them (the released 19-class
+    Cityscapes models were trained with 6, 12, 18 and loaded with the default 3, 6, 12)."""
+    from ssma_tf.models.factory import build_model
+
+    config = config_from_dict(train_dict(easpp_rates=[6, 12, 18], num_classes=3), source="test.config")
+    assert config.easpp_rates == (6, 12, 18) and config.to_dict()["easpp_rates"] == [6, 12, 18]
+    assert build_model(config).encoder.easpp_rates == (6, 12, 18)
+    assert build_model(config_from_dict(train_dict(num_classes=3), source="t")).encoder.easpp_rates == (3, 6, 12)
+    assert "expected 3 integers, got 2" in str(error_for(train_dict(easpp_rates=[6, 12])))
+    assert "easpp_rates" in str(error_for(train_dict(easpp_rates=[6, 12, 1.5])))
+    assert "easpp_rates" in str(error_for(train_dict(easpp_rates=[0, 6, 12])))
+    assert "easpp_rates" in str(error_for(train_dict(easpp_rates=6)))
+    fusion = dict(train_dict(easpp_rates=[6, 12, 18]), model="SSMA", fusion="average")
+    fusion.pop("input_modality", None)
+    assert "the fusion baselines keep the released [3, 6, 12] (fusion: average)" in str(error_for(fusion))

@@ -255,11 +255,13 @@ def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_p
     # Another class count failed on every checkpoint in a line of 1,100 characters; another input
     # modality trained the RGB weights on depth without a word.
     two = write_records(tmp_path / "two.tfrecords", 2, height=32, width=32, num_classes=5, fusion=True)
+    # Other eASPP rates change no shape: the weights were loaded and trained on without a word.
     for key, value, shown in (("num_classes", 6, "5"), ("input_modality", "modality2", "modality1"),
-                              ("decoder_filters", 64, "256")):
-        with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run with {key}: {shown} "
-                                                  rf"\(its config.yaml\), but the config tiny.config trains with "
-                                                  rf"{key}: {value}; give another checkpoint folder for a new run$"):
+                              ("decoder_filters", 64, "256"), ("easpp_rates", [2, 4, 8], "[3, 6, 12]")):
+        with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run with {key}: "
+                                                  rf"{re.escape(shown)} \(its config.yaml\), but the config "
+                                                  rf"tiny.config trains with {key}: {re.escape(str(value))}; give "
+                                                  r"another checkpoint folder for a new run$"):
             training.Trainer(_tiny_config(tmp_path, max_iteration=4, train_data=two, **{key: value}),
                              log=lambda line: None)
     # SSMA over another number of modalities, or with(out) auxiliary heads: before, TensorFlow's

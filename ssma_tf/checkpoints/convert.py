@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from ssma_tf.checkpoints.loading import model_for_checkpoint
+from typing import Sequence
+
+from ssma_tf.checkpoints.loading import model_for_checkpoint, warn_of_released_rates
 from ssma_tf.checkpoints.tf1_import import CheckpointError, LoadReport, load_tf1_checkpoint
+from ssma_tf.constants import EASPP_RATES
 from ssma_tf.files import atomic_path, check_output
 
 SUFFIXES = (".weights.h5", ".keras")
 
 
-def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) -> LoadReport:
+def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
+                           easpp_rates: Sequence[int] = EASPP_RATES) -> LoadReport:
     """Loads a trained TF1 AdapNet++ or SSMA checkpoint and writes it as `.weights.h5` or `.keras`.
 
     The file is written under a temporary name and renamed at the end, so an interrupted
@@ -19,6 +23,8 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) ->
         prefix: TF1 checkpoint prefix (or a directory with a `checkpoint` file).
         output: destination ending in `.weights.h5` (weights only) or `.keras` (model + weights).
         overwrite: replace an existing output.
+        easpp_rates: the eASPP rates the network was trained with (a checkpoint does not hold
+            them; a `.keras` output keeps them): the 19-class Cityscapes releases' are (6, 12, 18).
 
     Returns:
         The import report.
@@ -27,8 +33,9 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False) ->
         raise CheckpointError(f"output {output!r} must end in .weights.h5 or .keras")
     # Before the checkpoint is read: a path that cannot be written fails in a second, not after.
     check_output(output, what="output", overwrite=overwrite)
-    model = model_for_checkpoint(prefix)
+    model = model_for_checkpoint(prefix, tuple(easpp_rates))
     report = load_tf1_checkpoint(model, prefix)
+    warn_of_released_rates(model, report)
     with atomic_path(output) as temporary:  # keeps the suffix Keras goes by
         if output.endswith(".keras"):
             model.save(temporary)

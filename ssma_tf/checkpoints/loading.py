@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import keras
@@ -27,14 +28,15 @@ from ssma_tf.checkpoints.tf1_import import (
     KIND_IMAGENET,
     KIND_SSMA,
     CheckpointError,
+    LoadReport,
     detect_kind,
     load_tf1_checkpoint,
     num_classes_of,
     read_checkpoint,
 )
-from ssma_tf.config import ConfigError
+from ssma_tf.config import ConfigError, ConfigWarning
 from ssma_tf.config.runs import is_run, run_config, saved_run_config
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, RUN_CONFIG, SSMA_FUSION
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, EASPP_RATES, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
 from ssma_tf.layers.initializers import overwritten_weights
@@ -70,7 +72,9 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
     """
     fmt, resolved = resolve_weights(path)
     if fmt == FORMAT_TF1:
-        return str(load_tf1_checkpoint(model, resolved, strict=strict))
+        report = load_tf1_checkpoint(model, resolved, strict=strict)
+        warn_of_released_rates(model, report)
+        return str(report)
     if fmt == FORMAT_TF2:
         root = tf.train.Checkpoint(model=model)
         # Before restoring: a checkpoint of another model or class count is one line, not
@@ -108,6 +112,33 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
     return f"{resolved}: loaded the {type(model).__name__} weights"
 
 
+# The class count (void included) of the only released models trained with other eASPP rates than
+# the default, the 19-class Cityscapes AdapNet++ (`zoo.yaml`; tests/checkpoints/test_zoo.py checks
+# that the two agree).
+RELEASED_OTHER_RATES = {20: (6, 12, 18)}
+
+
+def warn_of_released_rates(model: keras.Model, report: LoadReport) -> None:
+    """Warns (`ConfigWarning`) when a trained TF1 AdapNet++ checkpoint of a released model's
+    class count trained with other eASPP rates went into a network of the default rates.
+
+    A checkpoint does not hold the rates, and the weights fit either way: the 19-class Cityscapes
+    models then predicted with rates 3, 6, 12 instead of 6, 12, 18, without an error.
+    """
+    rates = RELEASED_OTHER_RATES.get(getattr(model, "num_classes", None))
+    if (report.kind != KIND_ADAPNET_PP or rates is None or not isinstance(model, AdapNetPP)
+            or tuple(model.easpp_rates) != EASPP_RATES):
+        return
+    shown = ", ".join(map(str, rates))
+    warnings.warn(
+        f"{report.checkpoint}: a TF1 AdapNet++ checkpoint of {model.num_classes} classes, as the released "
+        f"{model.num_classes - 1}-class Cityscapes models are, which were trained with eASPP rates {shown}; "
+        f"this network has the default rates {', '.join(map(str, EASPP_RATES))}. For a released model, set "
+        f"easpp_rates: [{shown}] (config or --set), give ssma-convert-tf1 --easpp-rates {shown.replace(',', '')} "
+        "or load_model(..., released_as=NAME); for a model trained with the default rates, nothing is wrong",
+        ConfigWarning, stacklevel=3)
+
+
 @contextlib.contextmanager
 def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
     """Adds the model a training run was made with to an error about weights that do not fit.
@@ -137,8 +168,10 @@ def run_model(resolved: str) -> Optional[str]:
     return model if isinstance(model, str) else None
 
 
-def model_for_checkpoint(prefix: str) -> keras.Model:
+def model_for_checkpoint(prefix: str, easpp_rates: Sequence[int] = EASPP_RATES) -> keras.Model:
     """Builds the model (AdapNetPP or SSMA, right number of classes) that a trained TF1 checkpoint fits.
+
+    The checkpoint does not hold the eASPP rates the network was trained with: `easpp_rates`.
 
     Raises:
         CheckpointError: not a TF1 checkpoint, or the ImageNet initialisation (no decoder).
@@ -146,9 +179,9 @@ def model_for_checkpoint(prefix: str) -> keras.Model:
     shapes = read_checkpoint(prefix)
     kind = detect_kind(shapes, prefix)
     if kind == KIND_SSMA:
-        return SSMA(num_classes_of(shapes))
+        return SSMA(num_classes_of(shapes), easpp_rates=easpp_rates)
     if kind == KIND_ADAPNET_PP:
-        return AdapNetPP(num_classes_of(shapes))
+        return AdapNetPP(num_classes_of(shapes), easpp_rates=easpp_rates)
     raise CheckpointError(f"{prefix} is an ImageNet initialisation checkpoint; only trained models convert")
 
 

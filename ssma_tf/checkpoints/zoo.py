@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import os
 import pathlib
+import re
 import urllib.parse
 import warnings
 from typing import Optional, Union
@@ -32,7 +33,8 @@ from ssma_tf.checkpoints.loading import load_model as load_checkpoint
 from ssma_tf.checkpoints.loading import load_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError, num_classes_of, read_checkpoint
-from ssma_tf.constants import ADAPNET_PP, SSMA as SSMA_NAME
+from ssma_tf.constants import ADAPNET_PP, EASPP_RATES
+from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.files import sha256_of_file
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
@@ -41,7 +43,6 @@ ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
 # Where `keras.utils.get_file` keeps the archives, below the Keras cache directory.
 CACHE_SUBDIR = os.path.join("models", "ssma_tf")
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
-DEFAULT_EASPP_RATES = (3, 6, 12)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Preset:
     input_size: tuple
     url: str
     miou: Optional[float]
-    easpp_rates: tuple = DEFAULT_EASPP_RATES
+    easpp_rates: tuple = EASPP_RATES
 
     def build(self) -> keras.Model:
         """The network of this preset, with fresh weights."""
@@ -89,7 +90,7 @@ def _read_zoo(path: str) -> tuple[dict, dict]:
                 name=name, model=entry["model"], dataset=entry["dataset"],
                 modalities=tuple(entry["modalities"]), num_classes=int(entry["num_classes"]),
                 input_size=tuple(entry["input_size"]), url=entry["url"], miou=entry["miou"],
-                easpp_rates=tuple(entry.get("easpp_rates", DEFAULT_EASPP_RATES)),
+                easpp_rates=tuple(entry.get("easpp_rates", EASPP_RATES)),
             )
         except KeyError as error:
             raise ValueError(f"{path}: model {name} lacks the key {error.args[0]}") from None
@@ -199,14 +200,21 @@ def _looks_like_a_path(text: str) -> bool:
 
 def released_entry(source: str) -> Optional[str]:
     """The zoo name of a local copy of a released archive, told by its file name (an archive or
-    URL `adapnet++_cityscapes_19_rgb.zip`, or the folder it unpacks into); None for any other."""
+    URL `adapnet++_cityscapes_19_rgb.zip`, the folder it unpacks into, or a checkpoint inside that
+    folder, at any depth; also the cache's copies of a preset or archive); None for any other."""
     if "://" in source or _is_archive(source):
-        stem = _archive_stem(source)
+        stems = [_archive_stem(source)]
     else:
-        stem = os.path.basename(os.path.normpath(source))
-    for name, entry in presets().items():
-        if _archive_stem(entry.url) == stem:
-            return name
+        path = pathlib.Path(os.path.abspath(source))
+        stems = [path.name] + [parent.name for parent in path.parents]
+    released = {_archive_stem(entry.url): name for name, entry in presets().items()}
+    released.update({name: name for name in presets()})  # `fetch_archive`'s name of a preset
+    for stem in stems:
+        # The cache unpacks `<name>.zip` into `<name>_extracted`; a local archive's name ends in
+        # 16 hexadecimal digits of its content (`preset_checkpoint`).
+        stem = re.sub(r"(_[0-9a-f]{16})?_extracted$", "", stem)
+        if stem in released:
+            return released[stem]
     return None
 
 

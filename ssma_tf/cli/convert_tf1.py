@@ -4,6 +4,8 @@
 
 The model (AdapNet++ or SSMA) and its number of classes are read from the checkpoint's variables.
 A `.keras` output holds the architecture too, so `keras.models.load_model` opens it directly.
+The eASPP rates are not in a checkpoint: those of the release whose folder holds it (the 19-class
+Cityscapes models': 6, 12, 18), else --easpp-rates (default 3 6 12).
 """
 
 import argparse
@@ -20,15 +22,33 @@ def main(argv=None) -> int:
     parser.add_argument("-c", "--checkpoint", required=True, help="TF1 checkpoint prefix (without .index)")
     parser.add_argument("-o", "--output", required=True, help="destination: *.weights.h5 or *.keras")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--easpp-rates", type=int, nargs=3, metavar="RATE",
+                        help="the eASPP rates the network was trained with (default: the release's, "
+                             "for a checkpoint in a released archive's folder; else 3 6 12)")
     add_version(parser)
     args = parser.parse_args(argv)
 
     from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
+    from ssma_tf.checkpoints.zoo import get_preset, released_entry
+    from ssma_tf.constants import EASPP_RATES
 
+    rates = args.easpp_rates
+    if rates is None:
+        release = released_entry(args.checkpoint)
+        rates = get_preset(release).easpp_rates if release is not None else EASPP_RATES
+        if tuple(rates) != EASPP_RATES:
+            print(f"eASPP rates {', '.join(map(str, rates))}: those of the release {release}, "
+                  "whose folder holds the checkpoint (--easpp-rates sets others)")
+    elif min(rates) < 1:
+        parser.error(f"--easpp-rates: rates are positive, got {' '.join(map(str, rates))}")
     # CheckpointError and the other bad-input errors end the command with one line (`command`).
-    report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite)
+    report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite, easpp_rates=rates)
     print(report)
     print(f"wrote {args.output}")
+    if tuple(rates) != EASPP_RATES and not args.output.endswith(".keras"):
+        # A weights file keeps no rates: loaded into a default network, it predicts other maps.
+        print(f"note: {args.output} does not hold the eASPP rates: load it into a network of rates "
+              f"{', '.join(map(str, rates))} (easpp_rates: {list(rates)} in a config), or write a .keras file")
     return 0
 
 

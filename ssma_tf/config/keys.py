@@ -22,7 +22,7 @@ class Key:
     Attributes:
         doc: one line: what the key means.
         kind: how its value is read (the reader's `read_<kind>`): "int", "float", "bool",
-            "str", "choice", "choices" (a list of choices), "floats", "names" (the modalities),
+            "str", "choice", "choices" (a list of choices), "floats", "ints", "names" (the modalities),
             "gpu_id", "path", "file", "checkpoint", "checkpoints" (one per expert),
             "run_checkpoint", "patterns", a section ("augmentation", "semi_supervised",
             "adaptation"), or, in a section, "range".
@@ -33,7 +33,7 @@ class Key:
         maximum: largest allowed number (inclusive).
         multiple_of: the number must be a multiple of this.
         choices: the allowed strings of a "choice".
-        length: the number of items of a "floats" list.
+        length: the number of items of a "floats" or "ints" list.
         items: what the items of a "floats" list are, for errors about all of them.
         check_in: the modes in which a path must exist (when paths are checked at all).
         alias: a second accepted spelling (giving both is an error).

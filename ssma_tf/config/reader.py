@@ -27,7 +27,7 @@ from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, read_yaml_file
 from ssma_tf.constants import (
-    ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, END_TO_END_FUSIONS, EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA,
+    ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, EASPP_RATES, END_TO_END_FUSIONS, EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA,
     SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
@@ -474,6 +474,9 @@ class _Reader:
         if values["decoder_filters"] != DECODER_FILTERS and values["fusion"] not in (None, "ssma"):
             raise self.error("decoder_filters", f"narrows the AdapNet++ and SSMA decoders; the fusion baselines "
                              f"keep the released {DECODER_FILTERS} (fusion: {values['fusion']})")
+        if values["easpp_rates"] != EASPP_RATES and values["fusion"] not in (None, "ssma"):
+            raise self.error("easpp_rates", f"sets the AdapNet++ and SSMA eASPP; the fusion baselines keep the "
+                             f"released {list(EASPP_RATES)} (fusion: {values['fusion']})")
         if values["finetune_from"] is not None:
             for other in ("initialize", "checkpoint1", "checkpoints"):
                 if values[other] is not None:
@@ -644,6 +647,13 @@ class _Reader:
         if spec.above is not None and any(v <= spec.above for v in values):
             raise self.error(name, f"{spec.items} must be > {spec.above}, got {list(values)}")
         return values
+
+    def read_ints(self, name: str, spec: Key, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.type_error(name, "a list of integers", value)
+        if spec.length is not None and len(value) != spec.length:
+            raise self.error(name, f"expected {spec.length} integers, got {len(value)}")
+        return tuple(self.read_int(name, spec, v) for v in value)
 
     def read_bool(self, name: str, spec: Key, value: Any) -> bool:
         if not isinstance(value, bool):

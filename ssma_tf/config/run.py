@@ -18,6 +18,7 @@ from ssma_tf.constants import (
     AUX_LOSS_WEIGHTS,
     BACKBONES,
     DECODER_FILTERS,
+    EASPP_RATES,
     END_LEARNING_RATE,
     FUSION_METHODS,
     INPUT_MODALITIES,
@@ -166,6 +167,11 @@ class RunConfig:
         doc="AdapNet++ and SSMA: output channels of every decoder convolution (`up1` to "
             "`refine2_conv2`); fewer than the released 256 make a real-time decoder, e.g. 64 with "
             "`backbone: mobilenet_v2` (docs/fusion.md)")
+    easpp_rates: tuple[int, int, int] = key(
+        EASPP_RATES, kind="ints", length=3, minimum=1, items="rates",
+        doc="AdapNet++ and SSMA: the atrous rates of the eASPP's dilated branches; a checkpoint does "
+            "not hold them: the released 19-class Cityscapes models were trained with `[6, 12, 18]` "
+            "(the README's Released models)")
     freeze_experts: bool = key(
         False, kind="bool", alias="train_experts", alias_inverts=True, modes=TRAIN,
         default_doc="false (SSMA: true)",

@@ -50,6 +50,7 @@ def _allowed(spec: Key) -> str:
         "int": f"integer{bound}",
         "float": f"number{bound}",
         "floats": (f"{spec.length} numbers" if spec.length else "list of numbers") + bound,
+        "ints": (f"{spec.length} integers" if spec.length else "list of integers") + bound,
         "bool": "true, false",
         "str": "text",
         "choice": ", ".join(f"`{c}`" for c in spec.choices),

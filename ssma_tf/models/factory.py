@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, MODEL_NAMES, SSMA_FUSION
+from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, EASPP_RATES, MODEL_NAMES, SSMA_FUSION
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.backbones import BackboneWeightsError
@@ -78,6 +78,9 @@ def _build(config: Any, kwargs: dict[str, Any]) -> keras.Model:
     if decoder_filters != DECODER_FILTERS:
         # A narrower decoder is the released one with other widths (as a pruned network's).
         kwargs["widths"] = decoder_widths(decoder_filters)
+    easpp_rates = tuple(getattr(config, "easpp_rates", EASPP_RATES))
+    if easpp_rates != EASPP_RATES:
+        kwargs["easpp_rates"] = easpp_rates  # the config refuses them for a fusion baseline
     fusion = getattr(config, "fusion", None) or SSMA_FUSION
     if config.is_fusion and fusion != SSMA_FUSION:
         return FusionBaseline(config.num_classes, fusion=fusion, num_modalities=getattr(config, "num_modalities", 2),

@@ -192,7 +192,9 @@ def _matched_files(value: Any) -> list[str]:
 
 def _shown(value: Any, none: str = "unset") -> str:
     """A config value in a note or an error: booleans as YAML writes them, None as `none` ("none"
-    for a training mode that is off)."""
+    for a training mode that is off), a tuple as YAML's list."""
+    if isinstance(value, tuple):
+        value = list(value)
     return none if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -688,9 +690,12 @@ class Trainer:
         # trained on RGB fed depth) and the run's config.yaml then named the new one only.
         # The decoder's width, SSMA's auxiliary heads and its modality count too: before, two
         # TensorFlow warnings and every checkpoint "cannot be read" with advice to move them away.
-        shape_keys = ("num_classes", "decoder_filters") + (("aux_heads",) if config.is_fusion else ("input_modality",))
+        # The eASPP's rates change no shape: the weights of other rates loaded and trained on.
+        shape_keys = (("num_classes", "decoder_filters", "easpp_rates")
+                      + (("aux_heads",) if config.is_fusion else ("input_modality",)))
         for key in shape_keys:
             before, now = saved.get(key), getattr(config, key)
+            before = tuple(before) if isinstance(before, list) else before  # YAML keeps a list
             if before is not None and before != now:
                 raise _another_run(config, key, before, now)
         if config.is_fusion:

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import tarfile
 import zipfile
 
@@ -182,3 +183,66 @@ def test_the_config_reader_points_to_the_zoos_imagenet_initialisation():
                                                  r"AdapNet_pp_init.ckpt.index and .data-00000-of-00001 from "
                                                  r"https://github.com/DeepSceneSeg/AdapNet-pp/tree/master/init_checkpoint"):
         config_from_dict(values, source="t.config")
+
+
+def test_only_the_released_rates_the_loaders_warn_of_differ_from_the_default():
+    """`loading.RELEASED_OTHER_RATES` (below the zoo in the import contract) says what zoo.yaml says."""
+    from ssma_tf.checkpoints.loading import RELEASED_OTHER_RATES
+    from ssma_tf.constants import EASPP_RATES
+
+    other = {p.num_classes: p.easpp_rates for p in zoo.presets().values() if p.easpp_rates != EASPP_RATES}
+    assert other == RELEASED_OTHER_RATES
+    assert all(p.model == "AdapNet_pp" for p in zoo.presets().values() if p.easpp_rates != EASPP_RATES)
+
+
+def test_a_release_checkpoint_in_its_folder_keeps_its_rates_and_any_other_is_warned_of(
+        tmp_path, monkeypatch, capsys, tf1_fixture_dir):
+    """The prefix inside a released archive's folder, as ssma-convert-tf1 and load_model are
+    given it, built the default eASPP rates: the 19-class Cityscapes models predicted with 3, 6,
+    12 instead of 6, 12, 18, without a word. A checkpoint elsewhere of that class count warns."""
+    import warnings
+
+    from ssma_tf.checkpoints import loading
+    from ssma_tf.cli.convert_tf1 import main as convert
+    from ssma_tf.config import ConfigWarning
+
+    zoo_file = tmp_path / "zoo.yaml"
+    zoo_file.write_text(
+        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
+        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n    input_size: [128, 256]\n"
+        "    url: http://example.org/models/adapnet_pp_fixture.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n")
+    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    monkeypatch.setattr(loading, "RELEASED_OTHER_RATES", {12: (6, 12, 18)})  # the fixture's class count
+    prefixes = {}
+    for folder in ("adapnet_pp_fixture/model", "mine"):
+        (tmp_path / folder).mkdir(parents=True)
+        for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+            (tmp_path / folder / name).symlink_to(tf1_fixture_dir / name)
+        prefixes[folder] = str(tmp_path / folder / "model.ckpt")
+    release = prefixes["adapnet_pp_fixture/model"]
+    assert zoo.released_entry(release) == "adapnet_pp_fixture_rgb"
+    # The cache's copies: a preset's and a local archive's (named by 16 digits of its content).
+    for cached in ("adapnet_pp_fixture_rgb_extracted/x/model.ckpt",
+                   "adapnet_pp_fixture_0123456789abcdef_extracted/adapnet_pp_fixture/model.ckpt"):
+        assert zoo.released_entry(str(tmp_path / cached)) == "adapnet_pp_fixture_rgb", cached
+    assert zoo.released_entry(prefixes["mine"]) is None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        assert ssma_tf.load_model(release).get_config()["easpp_rates"] == [6, 12, 18]
+        assert convert(["-c", release, "-o", str(tmp_path / "release.keras")]) == 0
+    assert "eASPP rates 6, 12, 18: those of the release adapnet_pp_fixture_rgb" in capsys.readouterr().out
+    assert ssma_tf.load_model(str(tmp_path / "release.keras")).get_config()["easpp_rates"] == [6, 12, 18]
+
+    told = r"model.ckpt: a TF1 AdapNet\+\+ checkpoint of 12 classes, .* easpp_rates: \[6, 12, 18\]"
+    with pytest.warns(ConfigWarning, match=told):
+        assert ssma_tf.load_model(prefixes["mine"]).get_config()["easpp_rates"] == [3, 6, 12]
+    capsys.readouterr()
+    assert convert(["-c", prefixes["mine"], "-o", str(tmp_path / "mine.weights.h5")]) == 0
+    assert re.search("warning: .*" + told, capsys.readouterr().err)  # the commands' one line
+    # Said on the command line: no warning, and a note that a weights file does not keep them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        assert convert(["-c", prefixes["mine"], "-o", str(tmp_path / "mine.weights.h5"), "--overwrite",
+                        "--easpp-rates", "6", "12", "18"]) == 0
+    assert "does not hold the eASPP rates: load it into a network of rates 6, 12, 18" in capsys.readouterr().out
