@@ -965,7 +965,7 @@ def test_an_arm_is_trained_again_when_its_pretrained_weights_or_subset_changed(t
     assert "reused" not in arm() and arm()["reused"] and len(trained) == 1
     weights.write_text("pretrained for 20 steps")
     assert "reused" not in arm() and len(trained) == 2
-    assert "trained from other inputs" in capsys.readouterr().out
+    assert "was made with other settings than these" in capsys.readouterr().out
     subset.write_text("0\n2\n")
     # Stopped after its training, before its result was written: the finished run is not taken.
     (tmp_path / "results" / "ssma_supervised_seed0.json").unlink()

@@ -282,6 +282,32 @@ def cached_result(path: PathLike, settings: Any = None) -> Optional[dict[str, An
     return cached
 
 
+def restart_unless_made_with(folder: PathLike, stamp: PathLike, settings: Any, step: str) -> None:
+    """Deletes a run folder a stopped experiment left unless `stamp` records these `settings`,
+    then records them there, before the run is trained (or resumed) in `folder`.
+
+    The trainer resumes any run of the same network in its folder: one interrupted before its
+    result was written, and started again after the experiment's settings changed (other steps of
+    the experts it starts from, other pretrained weights under the same path), was resumed on the
+    old ones.
+
+    Args:
+        folder: the run's checkpoint folder.
+        stamp: the JSON file beside it that records the settings it is trained with.
+        settings: what the run is made with (compared after a JSON round trip).
+        step: the experiment's name of the run, for the line that says it trains again.
+    """
+    folder, stamp = pathlib.Path(folder), pathlib.Path(stamp)
+    if folder.exists():
+        recorded = cached_result(stamp)
+        if recorded is None or cached_result(stamp, settings) is None:
+            why = ("has no record of what it was made with (an older version's run)" if recorded is None
+                   else "was made with other settings than these (its experts', pretrained weights, subset, ...)")
+            print(f"=== {step}: {folder} {why}; training it again", flush=True)
+            shutil.rmtree(folder)
+    save_result(stamp, {"settings": json.loads(json.dumps(settings, sort_keys=True))})
+
+
 def save_result(path: PathLike, result: Mapping[str, Any]) -> None:
     """Writes a result as JSON, atomically, so that a stopped experiment leaves no half result."""
     with atomic_write(path) as stream:

@@ -43,7 +43,9 @@ import time
 from typing import List, Optional
 
 from ssma_tf.cli.common import ArgumentParser, add_version, command, stride_multiples_or_exit
-from ssma_tf.cli.experiment import cached_result, evaluate_in_process, save_result, spread, train_in_process
+from ssma_tf.cli.experiment import (
+    cached_result, evaluate_in_process, restart_unless_made_with, save_result, spread, train_in_process,
+)
 from ssma_tf.constants import (
     ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, EXPERTLESS_FUSIONS, FUSION_METHODS, PARAMETER_FREE_FUSIONS,
 )
@@ -143,6 +145,9 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
         # from scratch (its checkpoints would otherwise be resumed as a finished run).
         print(f"=== {name}: {path} was written with other settings; running it again", flush=True)
         shutil.rmtree(values["checkpoint"], ignore_errors=True)
+    # A run stopped before its result was written is resumed only on the same settings, experts'
+    # included (before: resumed on the old experts after --expert_steps changed).
+    restart_unless_made_with(values["checkpoint"], results / f"{name}.settings.json", settings, name)
     started = time.perf_counter()
     print(f"=== {name}", flush=True)
     source = f"<fusion table: {name}>"

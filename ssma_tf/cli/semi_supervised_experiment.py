@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import shutil
 import sys
 from typing import Any, Optional
 
@@ -31,8 +30,8 @@ import numpy as np
 
 from ssma_tf.cli.common import ArgumentParser, command, stride_multiples_or_exit
 from ssma_tf.cli.experiment import (
-    cached_result, evaluate_run, forget_other_settings, is_finished, run_command, save_result, spread, train_run,
-    write_config,
+    cached_result, evaluate_run, forget_other_settings, is_finished, restart_unless_made_with, run_command,
+    save_result, spread, train_run, write_config,
 )
 from ssma_tf.constants import FINAL_WEIGHTS
 from ssma_tf.files import atomic_write, sha256_of_file
@@ -133,12 +132,7 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
     cached = cached_result(result_path, dict(config, inputs=inputs))
     if cached is not None:
         return dict(cached, reused=True)
-    stamp = run_dir / "inputs.json"
-    if (run_dir / "checkpoints").exists() and cached_result(stamp) != inputs:
-        print(f"=== train {name}: {run_dir / 'checkpoints'} was trained from other inputs (subset or pretrained "
-              "weights) than those there now; training it again", flush=True)
-        shutil.rmtree(run_dir / "checkpoints")
-    save_result(stamp, inputs)
+    restart_unless_made_with(run_dir / "checkpoints", run_dir / "inputs.json", inputs, f"train {name}")
     seconds = train_run(config, run_dir / "train.config", step=f"train {name}", log=run_dir / "train.log")
     metrics = evaluate_run(run_dir / "checkpoints" / FINAL_WEIGHTS, run_dir / "metrics.json",
                            {"test_data": str(data / "val.tfrecords"), "batch_size": 10},

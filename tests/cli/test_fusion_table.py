@@ -140,3 +140,29 @@ def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settin
     assert written["seeds"]["0"]["ssma"]["mIoU"] == 50.0
     heading = (tmp_path / "out" / "fusion_table.md").read_text().splitlines()[0]
     assert "experts 6 steps, fusion 1 steps" in heading and "2 training scenes" in heading
+
+
+def test_a_fusion_arm_stopped_before_its_result_is_not_resumed_on_other_experts(tmp_path, monkeypatch, capsys):
+    """With no result written (stopped during its training), the arm's run folder was resumed as it
+    was after --expert_steps changed: fusion trained on, and evaluated as, the old experts'."""
+    def fake_train(values, source, log=None):
+        run = pathlib.Path(values["checkpoint"])
+        assert not (run / "ckpt-1.index").exists(), f"{run.name}: a run of other settings was resumed"
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "ckpt-1.index").write_text("trained")
+        return object()
+
+    monkeypatch.setattr(fusion_table, "train_in_process", fake_train)
+    monkeypatch.setattr(fusion_table, "evaluate_in_process", lambda run, overrides, **kwargs: _metrics(50.0))
+    argv = ["--seeds", "0", "--methods", "ssma", "--num_train", "2", "--num_val", "2", "--fusion_steps", "2",
+            "--height", "16", "--width", "32", "--output", str(tmp_path / "out")]
+    results = tmp_path / "out" / "seed0" / "results"
+    assert fusion_table.main(argv + ["--expert_steps", "3"]) == 0
+    (results / "ssma.json").unlink()  # stopped before its result
+    assert fusion_table.main(argv + ["--expert_steps", "5"]) == 0
+    assert "ssma: " in capsys.readouterr().out.split("was made with other settings")[-2]
+    (results / "ssma.json").unlink()
+    (results / "ssma.settings.json").unlink()  # a run of a version that kept no record
+    assert fusion_table.main(argv + ["--expert_steps", "5"]) == 0
+    assert "has no record of what it was made with (an older version's run); training it again" in (
+        capsys.readouterr().out)
