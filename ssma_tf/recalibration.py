@@ -37,13 +37,17 @@ def trainable_batch_norms(model: keras.Model) -> list[keras.layers.BatchNormaliz
             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
-def _with_labels(batch: Any) -> bool:
+def _with_labels(batch: Any, model: keras.Model) -> bool:
     """True for an (inputs, labels) pair as `build_dataset` yields it, not SSMA's two image
     batches [modality1, modality2] (a pair too, of any dtype: uint8 images are integers).
 
+    The model's inputs decide where it has them: a network of one input takes no pair, and one of
+    two takes a pair of tensors that fit its inputs (a second of one channel, a depth map, too).
     The second item is a label batch when the first is a structure of inputs (SSMA's list or
-    dict), when it has rank 3 (B, H, W), or when it is (B, H, W, 1) integer ids beside an image
-    batch of another channel count.
+    dict), or when it does not fit the model's second input and looks like labels: rank 3
+    (B, H, W), one channel, or integers (ids or one-hot). A model without known inputs (a
+    subclassed one, not yet called) is judged by the batch alone: rank 3, or (B, H, W, 1) integer
+    ids beside images of another channel count.
     """
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         return False
@@ -51,11 +55,23 @@ def _with_labels(batch: Any) -> bool:
     shape = getattr(second, "shape", None)
     if shape is None:
         return False
-    if isinstance(first, (tuple, list, dict)) or len(shape) == 3:
+    if isinstance(first, (tuple, list, dict)):
+        return True
+    try:
+        specs = [tuple(spec.shape) for spec in model.inputs]
+    except (AttributeError, ValueError):  # a subclassed model not yet called has none
+        specs = []
+    is_int = "int" in str(getattr(second, "dtype", ""))
+    if len(specs) == 1:
+        return True
+    if len(specs) == 2:
+        wanted = specs[1]
+        fits = len(shape) == len(wanted) and (wanted[-1] is None or shape[-1] == wanted[-1])
+        return not fits and (len(shape) == 3 or shape[-1] == 1 or is_int)
+    if len(shape) == 3:
         return True
     first_shape = getattr(first, "shape", None)
-    return (len(shape) == 4 and shape[-1] == 1 and "int" in str(getattr(second, "dtype", ""))
-            and first_shape is not None and first_shape[-1] != 1)
+    return len(shape) == 4 and shape[-1] == 1 and is_int and first_shape is not None and first_shape[-1] != 1
 
 
 def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batches: int,
@@ -108,9 +124,9 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
         for inputs in batches:
             if count >= num_batches:
                 break
-            if count == 0 and _with_labels(inputs):
+            if count == 0 and _with_labels(inputs, model):
                 raise ValueError(
-                    "recalibrate_batch_norm: the batches are (inputs, labels) pairs (the second holds class ids of "
+                    "recalibrate_batch_norm: the batches are (inputs, labels) pairs (the second holds labels of "
                     f"shape {tuple(inputs[1].shape)}); give the inputs alone, e.g. "
                     "dataset.map(lambda inputs, labels: inputs)")
             call(inputs)

@@ -75,7 +75,7 @@ def test_no_batches_is_an_error_and_leaves_the_statistics():
     # Pass inputs as a dict" before, which does not say what to take away.
     labelled = [(b, np.zeros(b.shape[:3], np.int32)) for b in _batches(2)]
     with pytest.raises(ValueError, match=r"^recalibrate_batch_norm: the batches are \(inputs, labels\) pairs \(the "
-                                         r"second holds class ids of shape \(2, 4, 4\)\); give the inputs alone"):
+                                         r"second holds labels of shape \(2, 4, 4\)\); give the inputs alone"):
         recalibrate_batch_norm(model, iter(labelled), 2)
     np.testing.assert_array_equal(layer.moving_mean.numpy(), np.full(5, 0.25, np.float32))
 
@@ -94,7 +94,7 @@ def test_two_image_batches_are_inputs_and_ids_beside_them_are_labels():
     np.testing.assert_allclose(model.get_layer("trained").moving_mean.numpy(), want, rtol=1e-5)
     ids = np.zeros((2, 4, 4, 1), np.uint8)
     for labelled, shape in (((pairs[0][0], ids), r"\(2, 4, 4, 1\)"), ((list(pairs[0]), ids[..., 0]), r"\(2, 4, 4\)")):
-        with pytest.raises(ValueError, match=r"\(inputs, labels\) pairs \(the second holds class ids of shape " + shape):
+        with pytest.raises(ValueError, match=r"\(inputs, labels\) pairs \(the second holds labels of shape " + shape):
             recalibrate_batch_norm(model, iter([labelled]), 1)
 
 
@@ -128,3 +128,22 @@ def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch
     reloaded = build_tiny_model(config)
     reloaded.load_weights(str(result.weights))
     np.testing.assert_array_equal(trainable_batch_norms(reloaded)[0].moving_variance.numpy(), seen[0])
+
+
+def test_the_models_inputs_decide_what_a_pair_is():
+    """Judged by the batch alone, one-hot labels (`build_dataset(one_hot=True)`) beside images went
+    to a one-input network as a second input (Keras' error), and a network of two inputs whose
+    second is one channel (a depth map of uint8) had its inputs refused as (inputs, labels)."""
+    model, _ = _model()
+    rng = np.random.default_rng(0)
+    one_hot = [(b, np.eye(5, dtype=np.float32)[rng.integers(0, 5, (2, 4, 4))]) for b in _batches(1)]
+    with pytest.raises(ValueError, match=r"pairs \(the second holds labels of shape \(2, 4, 4, 5\)\)"):
+        recalibrate_batch_norm(model, iter(one_hot), 1)
+    image, depth = keras.Input((4, 4, 3)), keras.Input((4, 4, 1))
+    x = keras.layers.Concatenate()([keras.layers.Rescaling(1.0)(image), keras.layers.Rescaling(1.0)(depth)])
+    fused = keras.Model([image, depth], keras.layers.BatchNormalization(name="trained")(x))
+    pairs = [(rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8), rng.integers(0, 256, (2, 4, 4, 1), dtype=np.uint8))]
+    assert recalibrate_batch_norm(fused, iter(pairs), 1) == 1
+    # Its labels, as build_dataset gives them beside the pair, are still told.
+    with pytest.raises(ValueError, match=r"pairs \(the second holds labels of shape \(2, 4, 4\)\)"):
+        recalibrate_batch_norm(fused, iter([(list(pairs[0]), np.zeros((2, 4, 4), np.int32))]), 1)
