@@ -295,6 +295,11 @@ def _streams_hint(have: list, need: list, model: Any) -> str:
     stored = _stems(have) // per_stream
     if stored in (0, streams):
         return ""
+    if stored == 1:
+        # A unimodal network's weights (an expert) given as a fusion network's own.
+        return (f" (the file holds one modality stream, as a unimodal AdapNet++ (an expert) does, this "
+                f"{type(model).__name__} {streams}: a fusion network starts its experts from such files with "
+                "checkpoint1/checkpoint2 or the checkpoints list, not as its own weights)")
     return (f" (the file holds {stored} modality streams, this {type(model).__name__} {streams}: give the config's "
             f"modalities list (num_modalities in Python) it was trained with)")
 

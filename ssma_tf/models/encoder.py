@@ -87,6 +87,10 @@ def unit_widths(widths: dict, name: str) -> dict:
     return kwargs
 
 
+# Keys of a dataset element that hold its labels, for the hint that they do not go to the model.
+_LABEL_KEYS = ("label", "labels", "mask", "masks", "y", "target", "targets", "segmentation", "gt")
+
+
 def inputs_in_order(model: keras.Model, inputs):
     """`inputs` as the networks' `call` reads them: a dict keyed by the model's input names (what
     Keras' own error advises when a network of several inputs gets one tensor: `{'modality1': ...,
@@ -104,8 +108,11 @@ def inputs_in_order(model: keras.Model, inputs):
                  else f"the keys {names} (or a list in that order)")
         extra = [key for key in inputs if key not in names]
         missing = [name for name in names if name not in inputs]
-        why = "; ".join(([f"{', '.join(map(repr, extra))} {'is' if len(extra) == 1 else 'are'} not an input "
-                          "(labels go to the loss, not the model)"] if extra else [])
+        # A dataset's element whole, its label included; other keys are misnamed inputs.
+        labels = " (labels go to the loss, not the model)" if any(
+            str(key).lower() in _LABEL_KEYS for key in extra) else ""
+        why = "; ".join(([f"{', '.join(map(repr, extra))} {'is' if len(extra) == 1 else 'are'} not an input"
+                          f"{labels}"] if extra else [])
                         + ([f"{', '.join(map(repr, missing))} missing"] if missing else []))
         raise ValueError(f"{type(model).__name__} takes a dict with {takes}, got the keys {list(inputs)}: {why}")
     ordered = [inputs[name] for name in names]

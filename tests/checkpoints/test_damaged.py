@@ -280,3 +280,18 @@ def test_weights_of_another_stream_count_say_so(tmp_path):
     _Fusion.num_modalities = None
     with pytest.raises(CheckpointError, match=r"\(kind, options or layers\)$"):
         check_h5_shapes(str(path), _Fusion())
+    _Fusion.num_modalities = 3
+    _Fusion.weights = [types.SimpleNamespace(shape=s) for s in stream * 3 + fused + [(5,)]]
+    with pytest.raises(CheckpointError, match=r"holds 11 arrays but this _Fusion has 12 weights: .*\(kind, options "
+                                              r"or layers\)$"):
+        check_h5_shapes(str(path), _Fusion())
+    # One stream: an expert's weights, which start a fusion network's experts instead.
+    _Fusion.num_modalities = 2
+    _Fusion.weights = [types.SimpleNamespace(shape=s) for s in stream * 2 + fused]
+    with h5py.File(path, "w") as f:
+        for index, shape in enumerate(stream + fused):
+            f.create_dataset(f"layers/{index}/vars/0", data=np.zeros(shape, np.float32))
+    with pytest.raises(CheckpointError, match=re.escape(
+            "(the file holds one modality stream, as a unimodal AdapNet++ (an expert) does, this _Fusion 2: a "
+            "fusion network starts its experts from such files with checkpoint1/checkpoint2")):
+        check_h5_shapes(str(path), _Fusion())

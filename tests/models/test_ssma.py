@@ -84,6 +84,13 @@ def test_a_dict_of_the_input_names_is_the_list_in_their_order(model):
                                                    "list in that order), got the keys ['modality1', 'modality2', 'rgb']: "
                                                    "'rgb' is not an input")):
         model({"modality1": rgb, "modality2": depth, "rgb": rgb})
+    # A misnamed input is not called a label; a missing one is named (Keras' own check fires
+    # first when the model is called: asked directly).
+    from ssma_tf.models.encoder import inputs_in_order
+
+    with pytest.raises(ValueError, match=re.escape("got the keys ['modality1', 'depth']: 'depth' is not an input; "
+                                                   "'modality2' missing")):
+        inputs_in_order(model, {"modality1": rgb, "depth": depth})
 
 
 def test_config_and_a_dtype_policy_survive_a_keras_round_trip(tmp_path):
