@@ -280,7 +280,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     heading = (f"Fusion methods ({args.backbone} experts) on the synthetic RGB-D validation scenes ({args.num_val} "
                f"images, {args.height}x{args.width}; {args.num_train} training scenes, batch {args.batch_size}; experts "
                f"{args.expert_steps} steps, fusion {args.fusion_steps} steps; decoder filters {args.decoder_filters}; "
-               f"batch-norm recalibration {args.recalibrate_bn or 'off'}; seeds {', '.join(map(str, args.seeds))})")
+               f"batch-norm recalibration {f'{args.recalibrate_bn} batches' if args.recalibrate_bn else 'off'}; seeds {', '.join(map(str, args.seeds))})")
     from ssma_tf.files import atomic_write
 
     with atomic_write(output / "fusion_table.md") as stream:

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import errno
 import glob
+import numbers
 import os
 import re
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -571,14 +572,17 @@ def write_tfrecords(
     if encoding not in schema.ENCODINGS:
         raise ValueError(f"encoding must be one of {schema.ENCODINGS}, got {encoding!r}")
     for name, value in (("shards", shards), ("num_workers", num_workers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if num_classes is not None and (
         isinstance(num_classes, bool)
-        or not isinstance(num_classes, int)
+        or not isinstance(num_classes, numbers.Integral)
         or not 2 <= num_classes <= 256
     ):
         raise ValueError(f"num_classes must be an integer in 2..256 (void and one class at least), got {num_classes!r}")
+    # NumPy's integers are taken (refused before), as Python's for the workers and the summary.
+    shards, num_workers = int(shards), int(num_workers)
+    num_classes = None if num_classes is None else int(num_classes)
     if num_classes is not None and not labeled:
         raise ValueError("num_classes checks label ids, but labeled=False writes records without labels")
     if checked is None:

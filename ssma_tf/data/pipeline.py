@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import numbers
 import os
 import random
 import warnings
@@ -237,13 +238,15 @@ def build_dataset(
         RecordError: When the first record lacks a needed feature or is damaged (a ValueError).
         MissingFileError: When a pattern matches no file (a FileNotFoundError).
     """
+    # NumPy's integers are counts too (a class count read from an array; refused before).
     for name, value in (("height", height), ("width", width), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
         raise ValueError(
             f"num_classes must be an integer >= 2 (void + 1 class), got {num_classes!r}"
         )
+    height, width, batch_size, num_classes = int(height), int(width), int(batch_size), int(num_classes)
     if isinstance(modalities, bool) or not isinstance(modalities, int) or not 1 <= modalities <= MAX_MODALITIES:
         raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
     modality2_interpolation = modality_interpolations(modality2_interpolation, modalities - 1)

@@ -368,9 +368,16 @@ def plan_list_jobs(
             others = [str(field) for field, was in zip(row, first[1]) if field != was]
             both = (f"{list_path}, lines {first[0]} and {number}: both list '{source}' as column {column}'s input, "
                     f"beside other files (line {number}: {', '.join(repr(o) for o in others)})")
-            if warn is not None and (companion_column is None or row[companion_column] == first[1][companion_column]):
+            other_companion = companion_column is not None and row[companion_column] != first[1][companion_column]
+            if warn is not None and not other_companion:
                 warn(f"{both}: the two samples share its one output; if one of the lines is a copy-paste slip, "
                      "correct it")
+            elif other_companion:
+                # The output is made from the input and its companion: one file cannot be both.
+                raise InputFileError(
+                    f"{both}: its one output is made from it and column {companion_column}'s companion, but the "
+                    f"lines give two companions ('{first[1][companion_column]}', '{row[companion_column]}'); "
+                    "is one of the lines a copy-paste slip?")
             else:
                 raise InputFileError(f"{both}: each sample needs its own input; is one of the lines a copy-paste "
                                      "slip?")

@@ -134,6 +134,7 @@ def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settin
     # Stacking trains no experts: 6 + 1 steps, as before, so its result stands.
     assert fusion_table.main(argv + ["--expert_steps", "6", "--fusion_steps", "1"]) == 0
     assert trained[8:] == [("rgb", 6), ("depth", 6), ("ssma", 1)]
+    assert "batch-norm recalibration off;" in (tmp_path / "out" / "fusion_table.md").read_text()
     written = json.loads((tmp_path / "out" / "fusion_table.json").read_text())
     assert written["settings"]["expert_steps"] == 6 and written["settings"]["methods"] == ["ssma", "stacking"]
     assert written["command"].startswith("python -m ssma_tf.cli.fusion_table --seeds 0 --methods ssma stacking")
@@ -163,6 +164,7 @@ def test_a_fusion_arm_stopped_before_its_result_is_not_resumed_on_other_experts(
     assert "ssma: " in capsys.readouterr().out.split("was made with other settings")[-2]
     (results / "ssma.json").unlink()
     (results / "ssma.settings.json").unlink()  # a run of a version that kept no record
-    assert fusion_table.main(argv + ["--expert_steps", "5"]) == 0
+    assert fusion_table.main(argv + ["--expert_steps", "5", "--recalibrate_bn", "50"]) == 0
     assert "has no record of what it was made with (an older version's run); training it again" in (
         capsys.readouterr().out)
+    assert "batch-norm recalibration 50 batches;" in (tmp_path / "out" / "fusion_table.md").read_text()

@@ -80,8 +80,9 @@ def test_read_list_file_resolves_paths_relative_to_the_list(dataset_dir, tmp_pat
 def test_shards_workers_and_summary(dataset_dir, tmp_path):
     single = write_tfrecords(str(dataset_dir / "triplets.txt"), str(tmp_path / "one.tfrecords"))
     calls = []
+    # NumPy's integers are counts too (refused before: a class count read from an array).
     sharded = write_tfrecords(str(dataset_dir / "triplets.txt"), str(tmp_path / "many.tfrecords"),
-                              encoding="png", shards=2, num_workers=3, num_classes=5,
+                              encoding="png", shards=np.int64(2), num_workers=np.int64(3), num_classes=np.int64(5),
                               progress=lambda done, total: calls.append((done, total)))
     names = [str(tmp_path / "many-00000-of-00002.tfrecords"), str(tmp_path / "many-00001-of-00002.tfrecords")]
     assert sharded["files"] == names

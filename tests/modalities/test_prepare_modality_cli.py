@@ -187,7 +187,9 @@ def test_one_input_on_two_lines_is_named_and_a_repeated_line_converted_once(scan
     with pytest.raises(UserInputError, match=re.escape(f"{both}: each sample needs its own input; is one of the "
                                                        "lines a copy-paste slip?")):
         batch.plan_list_jobs(root / "raw.txt", root / "out2", column=1, output_extension=lambda source: ".png")
-    with pytest.raises(UserInputError, match="each sample needs its own input"):
+    with pytest.raises(UserInputError, match=re.escape(
+            f"{both}: its one output is made from it and column 0's companion, but the lines give two companions "
+            f"('{root / 'color' / '0.jpg'}', '{root / 'color' / '1.jpg'}')")):
         batch.plan_list_jobs(root / "raw.txt", root / "out2", column=1, output_extension=lambda source: ".png",
                              companion_column=0, warn=pytest.fail)
     shutil.rmtree(root / "out")
