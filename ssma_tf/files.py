@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -66,6 +67,35 @@ def leftover_temporaries(path: PathLike) -> list:
     except OSError:  # a folder still to be made, or one that cannot be listed
         return []
     return sorted(os.path.join(folder, entry) for entry in entries if pattern.match(entry))
+
+
+# A metrics file an earlier run wrote is small; a larger file is not read to be told from one.
+_JSON_SIZE_LIMIT = 16 * 2**20
+
+
+def check_json_output(path: PathLike, *, what: str = "--json") -> str:
+    """`check_output` for a JSON file a command writes over an earlier one: an existing file must
+    be a JSON document (the metrics of an earlier run) or empty. Any other (the config being
+    evaluated, the weights, a picture), given by a slip of the path, was replaced without a word.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputPathError: as `check_output`, or naming an existing file that is not JSON.
+    """
+    destination = check_output(path, what=what)
+    if os.path.isfile(destination) and os.path.getsize(destination):
+        try:
+            if os.path.getsize(destination) > _JSON_SIZE_LIMIT:
+                raise ValueError("too large")
+            with open(destination, encoding="utf-8") as stream:
+                json.load(stream)
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            shown = os.fspath(path)
+            raise OutputPathError(f"{what} {shown} exists and is not a JSON file (is it the config, the weights or "
+                                  "another file of yours?); give another path, or delete it first", shown) from None
+    return destination
 
 
 def check_output(

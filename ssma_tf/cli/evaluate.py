@@ -87,11 +87,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ssma_tf.config import load_config
     from ssma_tf.config.runs import run_config
-    from ssma_tf.files import atomic_write, check_output
+    from ssma_tf.files import atomic_write, check_json_output
 
     # Bad input (config, checkpoint, records, --json path) ends the command with one line (`command`).
     if args.json:
-        check_output(args.json, what="--json")  # before minutes of evaluation, not after
+        check_json_output(args.json)  # before minutes of evaluation, not after
     if args.config is not None:
         config = load_config(args.config, "eval", overrides=overrides, given_as=given_as)
     else:

@@ -128,7 +128,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf import scene
     from ssma_tf.data.scene import write_scene_records
     from ssma_tf.errors import UserInputError
-    from ssma_tf.files import atomic_write, check_output
+    from ssma_tf.files import atomic_write, check_json_output, check_output
 
     try:
         # Before the work: a folder under a file failed once training or evaluating was done.
@@ -139,9 +139,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             check_output(os.path.join(args.output, scene.FINAL_SCENE_MODEL), what="the trained classifier",
                          overwrite=args.overwrite)
         elif args.command == "evaluate":
-            for flag in ("json", "picture"):
-                if getattr(args, flag):
-                    check_output(getattr(args, flag), what=f"--{flag}")
+            if args.json:
+                check_json_output(args.json)  # not the model or the records, by a slip of the path
+            if args.picture:
+                check_output(args.picture, what="--picture")
         if args.command == "convert":
             # As ssma-convert: existing records are replaced only when asked, 16-bit images named.
             check_output(args.record, what="--record", overwrite=args.overwrite)

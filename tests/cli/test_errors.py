@@ -14,7 +14,7 @@ import pytest
 from ssma_tf.cli import evaluate as evaluate_cli
 from ssma_tf.cli.common import command
 from ssma_tf.errors import UserInputError
-from ssma_tf.files import OutputPathError, atomic_write, check_output
+from ssma_tf.files import OutputPathError, atomic_write, check_json_output, check_output
 from tests.conftest import ROOT
 from tests.training_helpers import smoke_config
 
@@ -158,6 +158,28 @@ def test_evaluate_checks_json_before_anything_runs(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.startswith("error: --json ") and pattern in err and err.count("\n") == 1
     assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_evaluate_replaces_an_earlier_json_but_no_other_file(tmp_path, monkeypatch, capsys):
+    """`--json` replaced any file: the config being evaluated, or the weights, by a slip of the path."""
+    import ssma_tf.evaluation
+
+    monkeypatch.setattr(ssma_tf.evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
+    config = tmp_path / "eval.config"
+    config.write_text(smoke_config("adapnet_eval.config").read_text())
+    before = config.read_text()
+    assert evaluate_cli.main(["-c", str(config), "--json", str(config)]) == 2
+    assert capsys.readouterr().err == (f"error: --json {config} exists and is not a JSON file (is it the config, the "
+                                       "weights or another file of yours?); give another path, or delete it first\n")
+    assert config.read_text() == before
+    (tmp_path / "w.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(OutputPathError, match="is not a JSON file"):
+        check_json_output(tmp_path / "w.weights.h5")
+    # An earlier run's metrics, an empty file and a new path are written.
+    (tmp_path / "m.json").write_text('{"mIoU": 1.0}')
+    (tmp_path / "empty.json").write_text("")
+    for name in ("m.json", "empty.json", "new.json"):
+        assert check_json_output(tmp_path / name) == str(tmp_path / name)
 
 
 class _Result:
