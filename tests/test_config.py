@@ -728,6 +728,16 @@ def test_a_section_given_with_set_changes_the_files_section_key_by_key(workdir):
         config_with_overrides(abn, {"adaptation": {"views": 0}}, source="a.config", check_paths=False)
 
 
+def test_a_dataset_given_on_the_command_line_is_blamed_for_the_class_count_not_the_file(workdir):
+    """`--set dataset=freiburg_forest` on a 12-class config blamed the file's num_classes line."""
+    path = write(workdir, yaml.safe_dump(train_dict(dataset="cityscapes", num_classes=12)))
+    error = error_for(str(path), overrides={"dataset": "freiburg_forest"})
+    assert error.key == "dataset" and (
+        "dataset freiburg_forest has 6 classes (void included), but num_classes is 12 (" in str(error))
+    error = error_for(str(path), overrides={"num_classes": 7})
+    assert error.key == "num_classes" and "dataset cityscapes has 12 classes" in str(error)
+
+
 def test_easpp_rates_are_three_positive_integers_built_into_the_network(workdir):
     """A checkpoint does not hold the eASPP rates: the config says them (the released 19-class
     Cityscapes models were trained with 6, 12, 18 and loaded with the default 3, 6, 12)."""

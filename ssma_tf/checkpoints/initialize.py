@@ -80,7 +80,7 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
                        if config.mode == "train" and path == config.initialize else "")
         raise CheckpointError(
             f"{resolved} has {classes} classes (void included), but the config "
-            f"{config.source} says num_classes: {config.num_classes}{to_finetune}"
+            f"{config.where('num_classes')} says num_classes: {config.num_classes}{to_finetune}"
         )
     return fmt
 

@@ -32,7 +32,9 @@ import yaml
 from ssma_tf.checkpoints.loading import load_model as load_checkpoint
 from ssma_tf.checkpoints.loading import load_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
-from ssma_tf.checkpoints.tf1_import import CheckpointError, num_classes_of, read_checkpoint
+from ssma_tf.checkpoints.tf1_import import (
+    KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, detect_kind, num_classes_of, read_checkpoint,
+)
 from ssma_tf.constants import ADAPNET_PP, EASPP_RATES
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.files import sha256_of_file
@@ -272,7 +274,16 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
     entry = presets()[name]
     fmt, resolved = resolve_weights(checkpoint)
     if fmt == FORMAT_TF1:
-        stored = num_classes_of(read_checkpoint(resolved))
+        shapes = read_checkpoint(resolved)
+        kind = detect_kind(shapes, resolved)
+        held = {KIND_SSMA: SSMA_NAME, KIND_ADAPNET_PP: ADAPNET_PP}.get(kind)
+        if held != entry.model:
+            # Before: the loader's word for training ("SSMA needs two of them, checkpoint1 ...").
+            said = f"released_as={released_as!r}" if released_as is not None else "its file name"
+            raise CheckpointError(
+                f"{resolved} holds {'the ImageNet initialisation' if held is None else held}, but {said} names "
+                f"the preset {name}, an {entry.model}; give the preset of the model it holds", path=resolved)
+        stored = num_classes_of(shapes)
         if stored != entry.num_classes:
             raise CheckpointError(
                 f"{resolved} has {stored} classes, but the preset {name} says {entry.num_classes}"

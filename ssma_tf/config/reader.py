@@ -577,6 +577,12 @@ class _Reader:
         except ValueError as e:
             raise self.error("dataset", str(e)) from e
         if info.num_classes != num_classes:
+            if "dataset" in self.command_line and "num_classes" not in self.command_line:
+                # The command line changed the dataset: the file's num_classes was not the slip.
+                line = self.d.line_of("num_classes") if isinstance(self.d, ConfigMapping) else None
+                said = f" ({self.source}{f', line {line}' if line else ''})"
+                raise self.error("dataset", f"dataset {info.name} has {info.num_classes} classes (void included), "
+                                            f"but num_classes is {num_classes}{said}")
             raise self.error(
                 "num_classes",
                 f"dataset {info.name} has {info.num_classes} classes (void included), "

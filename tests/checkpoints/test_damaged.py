@@ -8,6 +8,7 @@ model where the kind of network does not matter and on AdapNet++ where it does (
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -241,6 +242,10 @@ def test_a_tf1_checkpoint_of_another_class_count_is_named_before_the_model_is_bu
     with pytest.raises(CheckpointError) as caught:
         check_checkpoint_fits(config, prefix)
     assert _one_line(caught.value) == expected + (advice if mode == "train" else "")
+    # A class count given on the command line is named there, not in the file (helper 73).
+    given = dataclasses.replace(config, overridden=(("num_classes", "--set num_classes=7"),))
+    with pytest.raises(CheckpointError, match=re.escape("but the config t.config with --set num_classes=7 says")):
+        check_checkpoint_fits(given, prefix)
 
 
 def test_the_class_hint_is_given_only_where_class_axes_differ():

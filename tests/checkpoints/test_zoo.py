@@ -246,3 +246,16 @@ def test_a_release_checkpoint_in_its_folder_keeps_its_rates_and_any_other_is_war
         assert convert(["-c", prefixes["mine"], "-o", str(tmp_path / "mine.weights.h5"), "--overwrite",
                         "--easpp-rates", "6", "12", "18"]) == 0
     assert "does not hold the eASPP rates: load it into a network of rates 6, 12, 18" in capsys.readouterr().out
+
+
+def test_released_as_naming_the_other_network_says_so(tmp_path, tf1_fixture_dir):
+    """An AdapNet++ folder with released_as an SSMA preset got the training loader's words: "SSMA
+    needs two of them, one per expert (checkpoint1 ..., checkpoint2 ...)"."""
+    folder = tmp_path / "unpacked"
+    folder.mkdir()
+    for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+        (folder / name).symlink_to(tf1_fixture_dir / name)
+    with pytest.raises(CheckpointError, match=re.escape(
+            "model.ckpt holds AdapNet_pp, but released_as='ssma_cityscapes_rgb_depth' names the preset "
+            "ssma_cityscapes_rgb_depth, an SSMA; give the preset of the model it holds")):
+        ssma_tf.load_model(str(folder), released_as="ssma_cityscapes_rgb_depth")
