@@ -116,6 +116,13 @@ def get_preset(name: str) -> Preset:
         CheckpointError: an unknown name (a ValueError); the message lists the known ones.
     """
     known = presets()
+    initialization = initialization_checkpoints().get(name)
+    if initialization is not None:
+        # Listed in zoo.yaml beside the models, but no model: an encoder without a decoder.
+        raise CheckpointError(
+            f"{name} is the initialisation of the encoder ({initialization['description']}), not a model to "
+            f"load: download its files ({', '.join(initialization['files'])}) and give the prefix "
+            f"{initialization['prefix']} as a training config's intialize")
     if name not in known:
         raise CheckpointError(
             f"unknown preset {name!r}; the released models are: {', '.join(sorted(known))} "

@@ -137,6 +137,13 @@ def test_a_failed_download_is_one_error_that_says_what_to_do(tmp_path):
         zoo.fetch_archive(missing, cache_dir=str(tmp_path / "cache"))
 
 
+def test_the_initialisation_checkpoint_is_not_loaded_as_a_model_and_says_where_it_goes():
+    with pytest.raises(CheckpointError, match=r"^adapnet_pp_imagenet is the initialisation of the encoder \(ResNet-50 "
+                                              r".*give the prefix AdapNet_pp_init.ckpt as a training config's "
+                                              r"intialize$"):
+        ssma_tf.load_model("adapnet_pp_imagenet")
+
+
 def test_unknown_presets_list_the_known_ones():
     with pytest.raises(ValueError, match="ssma_cityscapes_rgb_depth"):
         zoo.get_preset("ssma_citiscapes")
