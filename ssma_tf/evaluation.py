@@ -136,7 +136,7 @@ class EvaluationResult:
 
 def _progress_line(batches: int, images: int, seconds: float) -> str:
     """An evaluation's progress line: batches and images so far, and the rate."""
-    return (f"evaluated {batches} batch{'es' if batches != 1 else ''} ({images} images, "
+    return (f"evaluated {batches} batch{'es' if batches != 1 else ''} ({images} image{'s' if images != 1 else ''}, "
             f"{images / max(seconds, 1e-9):.2f} images/s)")
 
 

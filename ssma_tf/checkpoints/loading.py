@@ -22,7 +22,7 @@ import tensorflow as tf
 from ssma_tf.checkpoints.reading import (
     check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_load_error, reading, stored_num_classes,
 )
-from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights
+from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights, with_earlier_checkpoint
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP,
     KIND_IMAGENET,
@@ -70,6 +70,14 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
             or does not fit the model (kind, shapes or missing weights): one line naming the
             file and, for a shape, the variable and both shapes.
     """
+    try:
+        return _load_weights(model, path, strict)
+    except CheckpointError as error:
+        raise with_earlier_checkpoint(error, os.fspath(path)) from None
+
+
+def _load_weights(model: keras.Model, path: str, strict: bool) -> str:
+    """`load_weights`, without the older checkpoint named when a folder's newest cannot be read."""
     fmt, resolved = resolve_weights(path)
     if fmt == FORMAT_TF1:
         report = load_tf1_checkpoint(model, resolved, strict=strict)

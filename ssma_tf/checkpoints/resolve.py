@@ -13,6 +13,7 @@ flags, may name
 from __future__ import annotations
 
 import os
+import re
 
 from ssma_tf.checkpoints.reading import (
     OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables,
@@ -42,6 +43,35 @@ def resolve_weights(path: str) -> tuple[str, str]:
         CheckpointError: nothing at `path`, or its index or state file is damaged.
     """
     path = checkpoint_prefix(path)
+    if os.path.isdir(path):
+        try:
+            return _resolve(path)
+        except CheckpointError as error:
+            raise with_earlier_checkpoint(error, path) from None
+    return _resolve(path)
+
+
+def with_earlier_checkpoint(error: CheckpointError, folder: str) -> CheckpointError:
+    """`error` about the newest checkpoint of `folder`, which cannot be read, with the folder's
+    next older checkpoint named: a run stopped while saving (a full disk) keeps a whole one
+    before it. The error as it is for any other."""
+    failed = error.path
+    if not (os.path.isdir(folder) and failed and str(error).startswith("cannot read the checkpoint ")):
+        return error
+    older = []
+    for name in os.listdir(folder):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", name)
+        prefix = os.path.join(folder, name[: -len(".index")])
+        if match and os.path.abspath(prefix) != os.path.abspath(failed):
+            older.append((int(match.group(1)), prefix))
+    if not older:
+        return error
+    return CheckpointError(f"{error}; the folder holds an older checkpoint, {max(older)[1]}: give it by its prefix "
+                           "(--checkpoint, or the config's checkpoint) to use it", path=failed)
+
+
+def _resolve(path: str) -> tuple[str, str]:
+    """`resolve_weights` of a path without a pasted suffix."""
     if path.endswith(WEIGHTS_SUFFIXES):
         if not os.path.isfile(path):
             raise CheckpointError(f"no weights file at {path}")

@@ -85,6 +85,31 @@ def test_a_damaged_tf2_checkpoint_is_one_line_naming_it(tiny_files, damage):
         assert isinstance(caught.value, UserInputError)
 
 
+@pytest.mark.parametrize("damage", ["truncated data", "random index"])
+def test_a_folders_damaged_newest_checkpoint_names_the_older_one(tiny_files, damage):
+    """A run stopped while saving (a full disk) keeps a whole checkpoint before its newest: the
+    error said only that the newest cannot be read (helper 73)."""
+    model = _tiny()
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), tiny_files["run"], max_to_keep=3)
+    newest = manager.save(checkpoint_number=2)
+    if damage == "truncated data":
+        _truncate(newest + ".data-00000-of-00001")
+    else:
+        open(newest + ".index", "wb").write(np.random.default_rng(0).bytes(300))
+    told = re.escape(f"; the folder holds an older checkpoint, {tiny_files['prefix']}: give it by its prefix")
+    with pytest.raises(CheckpointError, match=told) as caught:
+        load_weights(_tiny(), tiny_files["run"])
+    assert _one_line(caught.value).startswith(f"cannot read the checkpoint {newest}: ")
+    if damage == "random index":  # read when the path is resolved, before any model is built
+        with pytest.raises(CheckpointError, match=told):
+            resolve_weights(tiny_files["run"])
+    # Given by its prefix, the newest is named alone: the user chose it.
+    with pytest.raises(CheckpointError) as caught:
+        load_weights(_tiny(), newest)
+    assert "older checkpoint" not in str(caught.value)
+    load_weights(_tiny(), tiny_files["prefix"])
+
+
 def test_a_damaged_checkpoint_state_file_is_named(tiny_files):
     state = os.path.join(tiny_files["run"], "checkpoint")
     open(state, "w").write("model_checkpoint_path: \x00\x01 not a text proto {{{\n")
