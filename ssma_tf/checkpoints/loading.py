@@ -215,7 +215,8 @@ def _load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
 
 
 def load_model(
-    checkpoint: PathLike, model: Optional[str] = None, num_classes: Optional[int] = None
+    checkpoint: PathLike, model: Optional[str] = None, num_classes: Optional[int] = None,
+    easpp_rates: Sequence[int] = EASPP_RATES,
 ) -> keras.Model:
     """Builds the network a checkpoint holds and loads its weights.
 
@@ -229,6 +230,8 @@ def load_model(
             `.keras` file.
         model: "AdapNet_pp" or "SSMA" (checked against the checkpoint when it says itself).
         num_classes: classes including void (likewise).
+        easpp_rates: the eASPP rates of the network a TF1 checkpoint is loaded into (it does not
+            hold them; the other files say them or are built with the default).
 
     Returns:
         The model with its weights, ready for `Predictor` or `export_saved_model`.
@@ -242,7 +245,7 @@ def load_model(
     fmt, resolved = resolve_weights(os.fspath(checkpoint))
     built: Optional[keras.Model] = None
     if fmt == FORMAT_TF1:
-        built = _built_and_loaded(lambda: model_for_checkpoint(resolved), resolved)
+        built = _built_and_loaded(lambda: model_for_checkpoint(resolved, easpp_rates), resolved)
     elif resolved.endswith(".keras"):
         built = _load_keras_model(resolved, (AdapNetPP, SSMA, FusionBaseline))
     if built is not None:

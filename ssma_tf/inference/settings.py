@@ -19,9 +19,11 @@ from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.checkpoints.resolve import resolve_weights
+from ssma_tf.checkpoints.zoo import get_preset, released_entry
 from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
 from ssma_tf.config.reader import Required
 from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
+from ssma_tf.constants import EASPP_RATES
 from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
 from ssma_tf.errors import first_line
 
@@ -184,7 +186,7 @@ def setup_inference(
         refuse_pretraining(run)  # a depth network predicted (or exported) as a 2-class segmenter
     if checkpoint is not None:
         loaded = load_model(checkpoint, model or (run.model if run else None),
-                            num_classes or (run.num_classes if run else None))
+                            num_classes or (run.num_classes if run else None), _release_rates(checkpoint))
     else:
         # A run of another fusion or number of modalities is named before the build (before,
         # with -c: "holds 1170 arrays but this SSMA has 1085 weights").
@@ -205,6 +207,13 @@ def setup_inference(
         run.modality2_interpolation if run.modality_interpolations is None else run.modality_interpolations,
         run.input_modality or "modality1",
     )
+
+
+def _release_rates(checkpoint: PathLike) -> Tuple[int, ...]:
+    """The eASPP rates of the released model whose folder holds `checkpoint` (the 19-class
+    Cityscapes models': 6, 12, 18), else the default: a checkpoint does not hold them."""
+    name = released_entry(os.fspath(checkpoint))
+    return get_preset(name).easpp_rates if name is not None else EASPP_RATES
 
 
 def _dataset_of(run: Any) -> Optional[DatasetInfo]:

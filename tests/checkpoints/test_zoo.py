@@ -234,9 +234,13 @@ def test_a_release_checkpoint_in_its_folder_keeps_its_rates_and_any_other_is_war
         assert zoo.released_entry(str(tmp_path / cached)) == "adapnet_pp_fixture_rgb", cached
     assert zoo.released_entry(prefixes["mine"]) is None
 
+    from ssma_tf.inference.settings import setup_inference
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConfigWarning)
         assert ssma_tf.load_model(release).get_config()["easpp_rates"] == [6, 12, 18]
+        # ssma-predict and ssma-export --checkpoint, without a config.
+        assert setup_inference(checkpoint=release).model.get_config()["easpp_rates"] == [6, 12, 18]
         assert convert(["-c", release, "-o", str(tmp_path / "release.keras")]) == 0
     assert "eASPP rates 6, 12, 18: those of the release adapnet_pp_fixture_rgb" in capsys.readouterr().out
     assert ssma_tf.load_model(str(tmp_path / "release.keras")).get_config()["easpp_rates"] == [6, 12, 18]
