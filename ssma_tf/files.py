@@ -75,7 +75,7 @@ _JSON_SIZE_LIMIT = 16 * 2**20
 
 def check_json_output(path: PathLike, *, what: str = "--json") -> str:
     """`check_output` for a JSON file a command writes over an earlier one: an existing file must
-    be a JSON document (the metrics of an earlier run) or empty. Any other (the config being
+    be a JSON object (the metrics of an earlier run) or empty (blank). Any other (the config being
     evaluated, the weights, a picture), given by a slip of the path, was replaced without a word.
 
     Returns:
@@ -90,10 +90,13 @@ def check_json_output(path: PathLike, *, what: str = "--json") -> str:
             if os.path.getsize(destination) > _JSON_SIZE_LIMIT:
                 raise ValueError("too large")
             with open(destination, encoding="utf-8") as stream:
-                json.load(stream)
+                text = stream.read()
+            # Metrics are a JSON object; a config written as JSON is one too, but seldom is.
+            if text.strip() and not isinstance(json.loads(text), dict):
+                raise ValueError("not an object")
         except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             shown = os.fspath(path)
-            raise OutputPathError(f"{what} {shown} exists and is not a JSON file (is it the config, the weights or "
+            raise OutputPathError(f"{what} {shown} exists and is not a JSON object (is it the config, the weights or "
                                   "another file of yours?); give another path, or delete it first", shown) from None
     return destination
 

@@ -13,7 +13,7 @@ SUFFIXES = (".weights.h5", ".keras")
 
 
 def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
-                           easpp_rates: Sequence[int] = EASPP_RATES) -> LoadReport:
+                           easpp_rates: Sequence[int] = EASPP_RATES, warn_of_rates: bool = True) -> LoadReport:
     """Loads a trained TF1 AdapNet++ or SSMA checkpoint and writes it as `.weights.h5` or `.keras`.
 
     The file is written under a temporary name and renamed at the end, so an interrupted
@@ -25,6 +25,8 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
         overwrite: replace an existing output.
         easpp_rates: the eASPP rates the network was trained with (a checkpoint does not hold
             them; a `.keras` output keeps them): the 19-class Cityscapes releases' are (6, 12, 18).
+        warn_of_rates: warn (`ConfigWarning`) when a checkpoint of the class count of a release
+            trained with other rates is converted with the default ones.
 
     Returns:
         The import report.
@@ -35,7 +37,8 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
     check_output(output, what="output", overwrite=overwrite)
     model = model_for_checkpoint(prefix, tuple(easpp_rates))
     report = load_tf1_checkpoint(model, prefix)
-    warn_of_released_rates(model, report)
+    if warn_of_rates:
+        warn_of_released_rates(model, report, stacklevel=2)
     with atomic_path(output) as temporary:  # keeps the suffix Keras goes by
         if output.endswith(".keras"):
             model.save(temporary)

@@ -19,7 +19,7 @@ from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, 
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA
 from ssma_tf.checkpoints.finetune import finetune_weights
-from ssma_tf.checkpoints.loading import load_weights, run_model, unimodal_encoder_weights
+from ssma_tf.checkpoints.loading import load_weights, run_model, unimodal_encoder_weights, warn_of_expert_rates
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP,
@@ -210,6 +210,15 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                             f"(backbone: {getattr(config, 'backbone', 'adapnet_pp')}): {first_line(error)}; was it "
                             "trained with another backbone?") from None
                 messages.append(f"{source}: loaded into the {encoder.name} expert")
+    if sources is not None and isinstance(model, SSMA):
+        # Released 19-class Cityscapes experts (eASPP rates 6, 12, 18) start experts of the
+        # default rates without an error: said, as for an AdapNet++ loaded with them.
+        for source in dict.fromkeys(sources):
+            fmt, resolved = resolve_weights(source)
+            if fmt == FORMAT_TF1:
+                shapes = read_checkpoint(resolved)
+                if detect_kind(shapes, resolved) == KIND_ADAPNET_PP:
+                    warn_of_expert_rates(resolved, num_classes_of(shapes), model.easpp_rates, stacklevel=2)
     return messages
 
 

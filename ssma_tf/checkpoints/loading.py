@@ -81,7 +81,7 @@ def _load_weights(model: keras.Model, path: str, strict: bool) -> str:
     fmt, resolved = resolve_weights(path)
     if fmt == FORMAT_TF1:
         report = load_tf1_checkpoint(model, resolved, strict=strict)
-        warn_of_released_rates(model, report)
+        warn_of_released_rates(model, report, stacklevel=3)  # the caller of load_weights
         return str(report)
     if fmt == FORMAT_TF2:
         root = tf.train.Checkpoint(model=model)
@@ -126,25 +126,35 @@ def _load_weights(model: keras.Model, path: str, strict: bool) -> str:
 RELEASED_OTHER_RATES = {20: (6, 12, 18)}
 
 
-def warn_of_released_rates(model: keras.Model, report: LoadReport) -> None:
+def warn_of_released_rates(model: keras.Model, report: LoadReport, stacklevel: int = 1) -> None:
     """Warns (`ConfigWarning`) when a trained TF1 AdapNet++ checkpoint of a released model's
-    class count trained with other eASPP rates went into a network of the default rates.
+    class count trained with other eASPP rates went into an AdapNet++ of the default rates
+    (`warn_of_expert_rates` for SSMA's experts).
 
     A checkpoint does not hold the rates, and the weights fit either way: the 19-class Cityscapes
     models then predicted with rates 3, 6, 12 instead of 6, 12, 18, without an error.
+
+    `stacklevel`: the frame the warning names, as `warnings.warn`'s, 1 being this function's caller.
     """
-    rates = RELEASED_OTHER_RATES.get(getattr(model, "num_classes", None))
-    if (report.kind != KIND_ADAPNET_PP or rates is None or not isinstance(model, AdapNetPP)
-            or tuple(model.easpp_rates) != EASPP_RATES):
+    if report.kind == KIND_ADAPNET_PP and isinstance(model, AdapNetPP):
+        warn_of_expert_rates(report.checkpoint, model.num_classes, model.easpp_rates, stacklevel + 1)
+
+
+def warn_of_expert_rates(checkpoint: str, num_classes: int, easpp_rates: Sequence[int], stacklevel: int = 1) -> None:
+    """Warns (`ConfigWarning`) when the TF1 AdapNet++ `checkpoint` of `num_classes` classes, the
+    class count of a release trained with other eASPP rates, goes into a network (an AdapNet++,
+    or SSMA's expert) of the default rates `easpp_rates`; `stacklevel` as `warn_of_released_rates`'s."""
+    rates = RELEASED_OTHER_RATES.get(num_classes)
+    if rates is None or tuple(easpp_rates) != EASPP_RATES:
         return
     shown = ", ".join(map(str, rates))
     warnings.warn(
-        f"{report.checkpoint}: a TF1 AdapNet++ checkpoint of {model.num_classes} classes, as the released "
-        f"{model.num_classes - 1}-class Cityscapes models are, which were trained with eASPP rates {shown}; "
-        f"this network has the default rates {', '.join(map(str, EASPP_RATES))}. For a released model, set "
+        f"{checkpoint}: a TF1 AdapNet++ checkpoint of {num_classes} classes, as the released "
+        f"{num_classes - 1}-class Cityscapes models are, which were trained with eASPP rates {shown}; "
+        f"the network it goes into has the default rates {', '.join(map(str, EASPP_RATES))}. For a released model, set "
         f"easpp_rates: [{shown}] (config or --set), give ssma-convert-tf1 --easpp-rates {shown.replace(',', '')} "
         "or load_model(..., released_as=NAME); for a model trained with the default rates, nothing is wrong",
-        ConfigWarning, stacklevel=3)
+        ConfigWarning, stacklevel=stacklevel + 1)
 
 
 @contextlib.contextmanager

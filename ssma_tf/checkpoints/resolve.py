@@ -56,18 +56,21 @@ def with_earlier_checkpoint(error: CheckpointError, folder: str) -> CheckpointEr
     next older checkpoint named: a run stopped while saving (a full disk) keeps a whole one
     before it. The error as it is for any other."""
     failed = error.path
-    if not (os.path.isdir(folder) and failed and str(error).startswith("cannot read the checkpoint ")):
-        return error
+    number = re.fullmatch(r"ckpt-(\d+)", os.path.basename(failed or ""))
+    if (getattr(error, "older_named", False) or not os.path.isdir(folder) or number is None
+            or not str(error).startswith("cannot read the checkpoint ")):
+        return error  # named already, or not about a checkpoint of the folder (its state file, say)
     older = []
     for name in os.listdir(folder):
         match = re.fullmatch(r"ckpt-(\d+)\.index", name)
-        prefix = os.path.join(folder, name[: -len(".index")])
-        if match and os.path.abspath(prefix) != os.path.abspath(failed):
-            older.append((int(match.group(1)), prefix))
+        if match and int(match.group(1)) < int(number.group(1)):
+            older.append((int(match.group(1)), os.path.join(folder, name[: -len(".index")])))
     if not older:
         return error
-    return CheckpointError(f"{error}; the folder holds an older checkpoint, {max(older)[1]}: give it by its prefix "
-                           "(--checkpoint, or the config's checkpoint) to use it", path=failed)
+    named = CheckpointError(f"{error}; the folder holds an older checkpoint, {max(older)[1]}: give it by its prefix "
+                            "(--checkpoint, or the config's checkpoint) to use it", path=failed)
+    named.older_named = True
+    return named
 
 
 def _resolve(path: str) -> tuple[str, str]:

@@ -45,6 +45,9 @@ ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
 # Where `keras.utils.get_file` keeps the archives, below the Keras cache directory.
 CACHE_SUBDIR = os.path.join("models", "ssma_tf")
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+# How many folders above a checkpoint may name the release it is (its archive's folder; the
+# cache's `<name>_extracted` around that).
+RELEASE_DEPTH = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,13 +212,14 @@ def _looks_like_a_path(text: str) -> bool:
 
 def released_entry(source: str) -> Optional[str]:
     """The zoo name of a local copy of a released archive, told by its file name (an archive or
-    URL `adapnet++_cityscapes_19_rgb.zip`, the folder it unpacks into, or a checkpoint inside that
-    folder, at any depth; also the cache's copies of a preset or archive); None for any other."""
+    URL `adapnet++_cityscapes_19_rgb.zip`, the folder it unpacks into, or a checkpoint up to
+    `RELEASE_DEPTH` folders inside it; also the cache's copies of a preset or archive); None for
+    any other. Only a name: `fitting_release` checks that the checkpoint is the release's model."""
     if "://" in source or _is_archive(source):
         stems = [_archive_stem(source)]
     else:
         path = pathlib.Path(os.path.abspath(source))
-        stems = [path.name] + [parent.name for parent in path.parents]
+        stems = [path.name] + [parent.name for parent in path.parents][:RELEASE_DEPTH]
     released = {_archive_stem(entry.url): name for name, entry in presets().items()}
     released.update({name: name for name in presets()})  # `fetch_archive`'s name of a preset
     for stem in stems:
@@ -225,6 +229,30 @@ def released_entry(source: str) -> Optional[str]:
         if stem in released:
             return released[stem]
     return None
+
+
+def _fits(entry: Preset, resolved: str) -> Optional[str]:
+    """None when the TF1 checkpoint `resolved` holds the network and class count of `entry`; else
+    what it holds instead."""
+    shapes = read_checkpoint(resolved)
+    held = {KIND_SSMA: SSMA_NAME, KIND_ADAPNET_PP: ADAPNET_PP}.get(detect_kind(shapes, resolved))
+    if held != entry.model:
+        return f"holds {'the ImageNet initialisation' if held is None else held}"
+    stored = num_classes_of(shapes)
+    return None if stored == entry.num_classes else f"has {stored} classes"
+
+
+def fitting_release(source: Union[str, os.PathLike]) -> Optional[Preset]:
+    """The released model a local TF1 checkpoint is, told by the names of its file and folders
+    (`released_entry`) and checked against its network and class count; None for any other (the
+    project's own files, which say their network themselves, or a checkpoint of another model
+    that lies in a folder named like a release)."""
+    name = released_entry(os.fspath(source))
+    if name is None:
+        return None
+    fmt, resolved = resolve_weights(os.fspath(source))
+    entry = presets()[name]
+    return entry if fmt == FORMAT_TF1 and _fits(entry, resolved) is None else None
 
 
 def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] = None) -> str:
@@ -280,21 +308,19 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
         return load_checkpoint(checkpoint)
     entry = presets()[name]
     fmt, resolved = resolve_weights(checkpoint)
+    said = released_as is not None or text in presets()
+    if not said and (fmt != FORMAT_TF1 or _fits(entry, resolved) is not None):
+        # A release told by a file or folder name only: the project's own files (a `.keras` file,
+        # a run) say their network themselves, and another model may lie in a folder of that name.
+        return load_checkpoint(checkpoint)
     if fmt == FORMAT_TF1:
-        shapes = read_checkpoint(resolved)
-        kind = detect_kind(shapes, resolved)
-        held = {KIND_SSMA: SSMA_NAME, KIND_ADAPNET_PP: ADAPNET_PP}.get(kind)
-        if held != entry.model:
+        wrong = _fits(entry, resolved)
+        if wrong is not None:
             # Before: the loader's word for training ("SSMA needs two of them, checkpoint1 ...").
-            said = f"released_as={released_as!r}" if released_as is not None else "its file name"
             raise CheckpointError(
-                f"{resolved} holds {'the ImageNet initialisation' if held is None else held}, but {said} names "
-                f"the preset {name}, an {entry.model}; give the preset of the model it holds", path=resolved)
-        stored = num_classes_of(shapes)
-        if stored != entry.num_classes:
-            raise CheckpointError(
-                f"{resolved} has {stored} classes, but the preset {name} says {entry.num_classes}"
-            )
+                f"{resolved} {wrong}, but {f'released_as={released_as!r}' if released_as is not None else 'the preset'} "
+                f"names {name}, an {entry.model} of {entry.num_classes} classes; give the preset of the model it holds",
+                path=resolved)
     model = entry.build()
     load_weights(model, resolved)
     return model
@@ -312,8 +338,11 @@ def _entry_name(text: str, released_as: Optional[str]) -> Optional[str]:
 def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None,
                  released_as: Optional[str] = None) -> keras.Model:
     """Loads a released model (or a local one) that must be a `cls`; see `load_model`."""
-    name = _entry_name(os.fspath(preset), released_as)
-    entry = presets()[name] if name is not None else None
+    text = os.fspath(preset)
+    name = _entry_name(text, released_as)
+    # Said by the zoo file, or by a URL before its download; a local copy says it itself.
+    said = released_as is not None or text in presets() or "://" in text
+    entry = presets()[name] if name is not None and said else None
     wanted = ADAPNET_PP if issubclass(cls, AdapNetPP) else SSMA_NAME
     if entry is not None and entry.model != wanted:
         # Said by the zoo file: refused before the archive is downloaded.

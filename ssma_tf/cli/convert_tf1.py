@@ -29,20 +29,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
-    from ssma_tf.checkpoints.zoo import get_preset, released_entry
+    from ssma_tf.checkpoints.zoo import fitting_release
     from ssma_tf.constants import EASPP_RATES
 
     rates = args.easpp_rates
     if rates is None:
-        release = released_entry(args.checkpoint)
-        rates = get_preset(release).easpp_rates if release is not None else EASPP_RATES
+        release = fitting_release(args.checkpoint)
+        rates = release.easpp_rates if release is not None else EASPP_RATES
         if tuple(rates) != EASPP_RATES:
-            print(f"eASPP rates {', '.join(map(str, rates))}: those of the release {release}, "
+            print(f"eASPP rates {', '.join(map(str, rates))}: those of the release {release.name}, "
                   "whose folder holds the checkpoint (--easpp-rates sets others)")
     elif min(rates) < 1:
         parser.error(f"--easpp-rates: rates are positive, got {' '.join(map(str, rates))}")
     # CheckpointError and the other bad-input errors end the command with one line (`command`).
-    report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite, easpp_rates=rates)
+    # Rates given on the command line are the user's word: no warning of the released ones.
+    report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite, easpp_rates=rates,
+                                    warn_of_rates=args.easpp_rates is None)
     print(report)
     print(f"wrote {args.output}")
     if tuple(rates) != EASPP_RATES and not args.output.endswith(".keras"):

@@ -282,7 +282,7 @@ def cached_result(path: PathLike, settings: Any = None) -> Optional[dict[str, An
     return cached
 
 
-def restart_unless_made_with(folder: PathLike, stamp: PathLike, settings: Any, step: str) -> None:
+def restart_unless_made_with(folder: PathLike, stamp: PathLike, settings: Any, step: str, what: str) -> None:
     """Deletes a run folder a stopped experiment left unless `stamp` records these `settings`,
     then records them there, before the run is trained (or resumed) in `folder`.
 
@@ -296,13 +296,14 @@ def restart_unless_made_with(folder: PathLike, stamp: PathLike, settings: Any, s
         stamp: the JSON file beside it that records the settings it is trained with.
         settings: what the run is made with (compared after a JSON round trip).
         step: the experiment's name of the run, for the line that says it trains again.
+        what: what the settings hold, for that line ("its experts', steps, ...").
     """
     folder, stamp = pathlib.Path(folder), pathlib.Path(stamp)
     if folder.exists():
         recorded = cached_result(stamp)
         if recorded is None or cached_result(stamp, settings) is None:
             why = ("has no record of what it was made with (an older version's run)" if recorded is None
-                   else "was made with other settings than these (its experts', pretrained weights, subset, ...)")
+                   else f"was made with other settings than these ({what})")
             print(f"=== {step}: {folder} {why}; training it again", flush=True)
             shutil.rmtree(folder)
     save_result(stamp, {"settings": json.loads(json.dumps(settings, sort_keys=True))})

@@ -147,7 +147,8 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
         shutil.rmtree(values["checkpoint"], ignore_errors=True)
     # A run stopped before its result was written is resumed only on the same settings, experts'
     # included (before: resumed on the old experts after --expert_steps changed).
-    restart_unless_made_with(values["checkpoint"], results / f"{name}.settings.json", settings, name)
+    restart_unless_made_with(values["checkpoint"], results / f"{name}.settings.json", settings, name,
+                             "its steps, data or experts")
     started = time.perf_counter()
     print(f"=== {name}", flush=True)
     source = f"<fusion table: {name}>"

@@ -132,7 +132,8 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
     cached = cached_result(result_path, dict(config, inputs=inputs))
     if cached is not None:
         return dict(cached, reused=True)
-    restart_unless_made_with(run_dir / "checkpoints", run_dir / "inputs.json", inputs, f"train {name}")
+    restart_unless_made_with(run_dir / "checkpoints", run_dir / "inputs.json", inputs, f"train {name}",
+                             "its labeled subset or pretrained weights")
     seconds = train_run(config, run_dir / "train.config", step=f"train {name}", log=run_dir / "train.log")
     metrics = evaluate_run(run_dir / "checkpoints" / FINAL_WEIGHTS, run_dir / "metrics.json",
                            {"test_data": str(data / "val.tfrecords"), "batch_size": 10},

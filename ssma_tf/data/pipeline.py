@@ -247,8 +247,10 @@ def build_dataset(
             f"num_classes must be an integer >= 2 (void + 1 class), got {num_classes!r}"
         )
     height, width, batch_size, num_classes = int(height), int(width), int(batch_size), int(num_classes)
-    if isinstance(modalities, bool) or not isinstance(modalities, int) or not 1 <= modalities <= MAX_MODALITIES:
+    if (isinstance(modalities, bool) or not isinstance(modalities, numbers.Integral)
+            or not 1 <= modalities <= MAX_MODALITIES):
         raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
+    modalities = int(modalities)
     modality2_interpolation = modality_interpolations(modality2_interpolation, modalities - 1)
     if repeat is not None and (
         isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1

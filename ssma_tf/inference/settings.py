@@ -19,7 +19,7 @@ from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.checkpoints.resolve import resolve_weights
-from ssma_tf.checkpoints.zoo import get_preset, released_entry
+from ssma_tf.checkpoints.zoo import fitting_release
 from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
 from ssma_tf.config.reader import Required
 from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
@@ -212,8 +212,8 @@ def setup_inference(
 def _release_rates(checkpoint: PathLike) -> Tuple[int, ...]:
     """The eASPP rates of the released model whose folder holds `checkpoint` (the 19-class
     Cityscapes models': 6, 12, 18), else the default: a checkpoint does not hold them."""
-    name = released_entry(os.fspath(checkpoint))
-    return get_preset(name).easpp_rates if name is not None else EASPP_RATES
+    release = fitting_release(checkpoint)
+    return release.easpp_rates if release is not None else EASPP_RATES
 
 
 def _dataset_of(run: Any) -> Optional[DatasetInfo]:

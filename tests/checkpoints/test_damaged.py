@@ -100,6 +100,7 @@ def test_a_folders_damaged_newest_checkpoint_names_the_older_one(tiny_files, dam
     with pytest.raises(CheckpointError, match=told) as caught:
         load_weights(_tiny(), tiny_files["run"])
     assert _one_line(caught.value).startswith(f"cannot read the checkpoint {newest}: ")
+    assert str(caught.value).count("older checkpoint") == 1  # resolving and loading both name it
     if damage == "random index":  # read when the path is resolved, before any model is built
         with pytest.raises(CheckpointError, match=told):
             resolve_weights(tiny_files["run"])

@@ -257,6 +257,67 @@ def test_a_release_checkpoint_in_its_folder_keeps_its_rates_and_any_other_is_war
         assert convert(["-c", prefixes["mine"], "-o", str(tmp_path / "mine.weights.h5"), "--overwrite",
                         "--easpp-rates", "6", "12", "18"]) == 0
     assert "does not hold the eASPP rates: load it into a network of rates 6, 12, 18" in capsys.readouterr().out
+    # Given on the command line, even the default rates are the user's word: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        assert convert(["-c", prefixes["mine"], "-o", str(tmp_path / "mine.weights.h5"), "--overwrite",
+                        "--easpp-rates", "3", "6", "12"]) == 0
+    # SSMA's experts started from such checkpoints are warned of too (helper 75).
+    from ssma_tf.checkpoints.initialize import initialize_model
+    from ssma_tf.config import config_from_dict
+    from ssma_tf.models import SSMA
+
+    records = tmp_path / "x.tfrecords"
+    records.write_bytes(b"")
+    stage2 = config_from_dict({"model": "SSMA", "num_classes": 12, "batch_size": 1, "height": 32, "width": 32,
+                               "checkpoint": str(tmp_path / "run"), "train_data": str(records), "max_iteration": 1,
+                               "learning_rate": 0.1, "checkpoint1": prefixes["mine"], "checkpoint2": prefixes["mine"]},
+                              source="s2.config", mode="train")
+    with pytest.warns(ConfigWarning, match=r"mine/model.ckpt: a TF1 AdapNet\+\+ checkpoint of 12 classes, .* the "
+                                           r"network it goes into has the default rates 3, 6, 12\."):
+        initialize_model(SSMA(12), stage2)
+
+
+def test_a_release_is_told_by_its_folders_name_only_when_the_checkpoint_is_its_model(
+        tmp_path, monkeypatch, tf1_fixture_dir):
+    """Any folder above a checkpoint, named like a release, gave its network (helper 75): a
+    `.keras` file of other rates lost them, an AdapNet++ under an SSMA release's folder was
+    refused, and a checkpoint of another class count took the release's rates."""
+    import warnings
+
+    from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
+    from ssma_tf.inference.settings import setup_inference
+
+    zoo_file = tmp_path / "zoo.yaml"
+    zoo_file.write_text(
+        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
+        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n    input_size: [128, 256]\n"
+        "    url: http://example.org/models/adapnet_pp_fixture.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n"
+        "  adapnet_pp_other_rgb:\n    model: AdapNet_pp\n"
+        "    dataset: freiburg_forest\n    modalities: [rgb]\n    num_classes: 6\n    input_size: [128, 256]\n"
+        "    url: http://example.org/models/adapnet_pp_other.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n"
+        "  ssma_fixture_rgb_depth:\n    model: SSMA\n"
+        "    dataset: cityscapes\n    modalities: [rgb, depth]\n    num_classes: 12\n    input_size: [128, 256]\n"
+        "    url: http://example.org/models/ssma_fixture.zip\n    miou: null\n")
+    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    mine = tmp_path / "adapnet_pp_fixture" / "mine.keras"
+    mine.parent.mkdir()
+    convert_tf1_checkpoint(str(tf1_fixture_dir / "model.ckpt"), str(mine), easpp_rates=(2, 4, 8))
+    assert ssma_tf.load_model(str(mine)).get_config()["easpp_rates"] == [2, 4, 8]
+    for release in ("adapnet_pp_other", "ssma_fixture"):  # another class count, another network
+        prefix = tmp_path / release / "experts" / "model.ckpt"
+        prefix.parent.mkdir(parents=True)
+        for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+            (prefix.parent / name).symlink_to(tf1_fixture_dir / name)
+        assert zoo.released_entry(str(prefix)) is not None and zoo.fitting_release(str(prefix)) is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = ssma_tf.load_model(str(prefix))
+            assert isinstance(loaded, AdapNetPP) and loaded.get_config()["easpp_rates"] == [3, 6, 12]
+            assert setup_inference(checkpoint=str(prefix)).model.get_config()["easpp_rates"] == [3, 6, 12]
+    # Only a few folders up: a folder of that name far above is not the archive's.
+    deep = tmp_path / "adapnet_pp_fixture" / "a" / "b" / "c" / "d" / "model.ckpt"
+    assert zoo.released_entry(str(deep)) is None and zoo.released_entry(str(deep.parents[2] / "model.ckpt"))
 
 
 def test_released_as_naming_the_other_network_says_so(tmp_path, tf1_fixture_dir):
@@ -267,6 +328,6 @@ def test_released_as_naming_the_other_network_says_so(tmp_path, tf1_fixture_dir)
     for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
         (folder / name).symlink_to(tf1_fixture_dir / name)
     with pytest.raises(CheckpointError, match=re.escape(
-            "model.ckpt holds AdapNet_pp, but released_as='ssma_cityscapes_rgb_depth' names the preset "
-            "ssma_cityscapes_rgb_depth, an SSMA; give the preset of the model it holds")):
+            "model.ckpt holds AdapNet_pp, but released_as='ssma_cityscapes_rgb_depth' names "
+            "ssma_cityscapes_rgb_depth, an SSMA of 12 classes; give the preset of the model it holds")):
         ssma_tf.load_model(str(folder), released_as="ssma_cityscapes_rgb_depth")

@@ -169,17 +169,21 @@ def test_evaluate_replaces_an_earlier_json_but_no_other_file(tmp_path, monkeypat
     config.write_text(smoke_config("adapnet_eval.config").read_text())
     before = config.read_text()
     assert evaluate_cli.main(["-c", str(config), "--json", str(config)]) == 2
-    assert capsys.readouterr().err == (f"error: --json {config} exists and is not a JSON file (is it the config, the "
+    assert capsys.readouterr().err == (f"error: --json {config} exists and is not a JSON object (is it the config, the "
                                        "weights or another file of yours?); give another path, or delete it first\n")
     assert config.read_text() == before
     (tmp_path / "w.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)))
-    with pytest.raises(OutputPathError, match="is not a JSON file"):
+    with pytest.raises(OutputPathError, match="is not a JSON object"):
         check_json_output(tmp_path / "w.weights.h5")
     # An earlier run's metrics, an empty file and a new path are written.
     (tmp_path / "m.json").write_text('{"mIoU": 1.0}')
     (tmp_path / "empty.json").write_text("")
-    for name in ("m.json", "empty.json", "new.json"):
+    (tmp_path / "blank.json").write_text("\n")
+    for name in ("m.json", "empty.json", "blank.json", "new.json"):
         assert check_json_output(tmp_path / name) == str(tmp_path / name)
+    (tmp_path / "number.json").write_text("3")
+    with pytest.raises(OutputPathError, match="is not a JSON object"):
+        check_json_output(tmp_path / "number.json")
 
 
 class _Result:

@@ -41,7 +41,8 @@ def test_eval_keeps_order_and_the_last_partial_batch(records):
     batches = _eval(records["raw"])
     assert [label.shape[0] for _, label in batches] == [2, 2, 1]
     # NumPy's integers are counts too (refused before: a class count read from an array).
-    counted = _eval(records["raw"], num_classes=np.int64(NUM_CLASSES), batch_size=np.int32(2), height=np.int64(H))
+    counted = _eval(records["raw"], num_classes=np.int64(NUM_CLASSES), batch_size=np.int32(2), height=np.int64(H),
+                    modalities=np.int64(2))
     assert [label.shape[0] for _, label in counted] == [2, 2, 1]
     (m1, m2), label = batches[0]
     assert m1.dtype == tf.float32 and m2.dtype == tf.float32 and label.dtype == tf.int32
