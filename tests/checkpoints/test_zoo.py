@@ -43,6 +43,24 @@ def fixture_archive(tmp_path, tf1_fixture_dir):
     return archive
 
 
+def _use_zoo(tmp_path, monkeypatch, *entries):
+    """A zoo file of the given entries in place of the real one. An entry: (name, model, dataset,
+    modalities, classes, archive URL, eASPP rates or None)."""
+    text = "initialization: {}\nmodels:\n"
+    for name, model, dataset, modalities, classes, url, rates in entries:
+        text += (f"  {name}:\n    model: {model}\n    dataset: {dataset}\n    modalities: [{', '.join(modalities)}]\n"
+                 f"    num_classes: {classes}\n    input_size: [128, 256]\n    url: {url}\n    miou: null\n"
+                 + (f"    easpp_rates: {list(rates)}\n" if rates else ""))
+    zoo_file = tmp_path / "zoo.yaml"
+    zoo_file.write_text(text)
+    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+
+
+# The fixture's release in a test zoo, trained (so the test says) with other eASPP rates.
+FIXTURE_RELEASE = ("adapnet_pp_fixture_rgb", "AdapNet_pp", "cityscapes", ["rgb"], 12,
+                   "http://example.org/models/adapnet_pp_fixture.zip", (6, 12, 18))
+
+
 def _reproduces_the_fixture(model, tf1_fixture_dir):
     reference = np.load(tf1_fixture_dir / "reference.npz")
     probs = np.asarray(model(reference["modality1"], training=False))
@@ -52,13 +70,7 @@ def _reproduces_the_fixture(model, tf1_fixture_dir):
 
 def test_from_preset_fetches_a_file_url_archive_and_reproduces_the_fixture(
         tmp_path, monkeypatch, fixture_archive, tf1_fixture_dir):
-    zoo_file = tmp_path / "zoo.yaml"
-    zoo_file.write_text(
-        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
-        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n"
-        f"    input_size: [128, 256]\n    url: {fixture_archive.as_uri()}\n    miou: null\n"
-    )
-    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    _use_zoo(tmp_path, monkeypatch, FIXTURE_RELEASE[:5] + (fixture_archive.as_uri(), None))
     cache = tmp_path / "keras_cache"
     model = AdapNetPP.from_preset("adapnet_pp_fixture_rgb", cache_dir=str(cache))
     assert isinstance(model, AdapNetPP) and model.num_classes == 12
@@ -91,12 +103,7 @@ def test_a_local_copy_of_a_release_builds_the_releases_network(tmp_path, monkeyp
                                                                 tf1_fixture_dir):
     """The eASPP rates are not in the checkpoint: a local copy takes them from the zoo entry its
     file name (or `released_as`) names (before: the default rates, without a word)."""
-    zoo_file = tmp_path / "zoo.yaml"
-    zoo_file.write_text(
-        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
-        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n    input_size: [128, 256]\n"
-        "    url: http://example.org/models/adapnet_pp_fixture.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n")
-    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    _use_zoo(tmp_path, monkeypatch, FIXTURE_RELEASE)
     model = ssma_tf.load_model(str(fixture_archive), cache_dir=str(tmp_path / "cache"))
     assert model.get_config()["easpp_rates"] == [6, 12, 18]
     # Unpacked into a folder of another name: said by released_as.
@@ -213,12 +220,7 @@ def test_a_release_checkpoint_in_its_folder_keeps_its_rates_and_any_other_is_war
     from ssma_tf.cli.convert_tf1 import main as convert
     from ssma_tf.config import ConfigWarning
 
-    zoo_file = tmp_path / "zoo.yaml"
-    zoo_file.write_text(
-        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
-        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n    input_size: [128, 256]\n"
-        "    url: http://example.org/models/adapnet_pp_fixture.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n")
-    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    _use_zoo(tmp_path, monkeypatch, FIXTURE_RELEASE)
     monkeypatch.setattr(loading, "RELEASED_OTHER_RATES", {12: (6, 12, 18)})  # the fixture's class count
     prefixes = {}
     for folder in ("adapnet_pp_fixture/model", "mine"):
@@ -288,18 +290,11 @@ def test_a_release_is_told_by_its_folders_name_only_when_the_checkpoint_is_its_m
     from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
     from ssma_tf.inference.settings import setup_inference
 
-    zoo_file = tmp_path / "zoo.yaml"
-    zoo_file.write_text(
-        "initialization: {}\nmodels:\n  adapnet_pp_fixture_rgb:\n    model: AdapNet_pp\n"
-        "    dataset: cityscapes\n    modalities: [rgb]\n    num_classes: 12\n    input_size: [128, 256]\n"
-        "    url: http://example.org/models/adapnet_pp_fixture.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n"
-        "  adapnet_pp_other_rgb:\n    model: AdapNet_pp\n"
-        "    dataset: freiburg_forest\n    modalities: [rgb]\n    num_classes: 6\n    input_size: [128, 256]\n"
-        "    url: http://example.org/models/adapnet_pp_other.zip\n    miou: null\n    easpp_rates: [6, 12, 18]\n"
-        "  ssma_fixture_rgb_depth:\n    model: SSMA\n"
-        "    dataset: cityscapes\n    modalities: [rgb, depth]\n    num_classes: 12\n    input_size: [128, 256]\n"
-        "    url: http://example.org/models/ssma_fixture.zip\n    miou: null\n")
-    monkeypatch.setattr(zoo, "ZOO_FILE", zoo_file)
+    _use_zoo(tmp_path, monkeypatch, FIXTURE_RELEASE,
+             ("adapnet_pp_other_rgb", "AdapNet_pp", "freiburg_forest", ["rgb"], 6,
+              "http://example.org/models/adapnet_pp_other.zip", (6, 12, 18)),
+             ("ssma_fixture_rgb_depth", "SSMA", "cityscapes", ["rgb", "depth"], 12,
+              "http://example.org/models/ssma_fixture.zip", None))
     mine = tmp_path / "adapnet_pp_fixture" / "mine.keras"
     mine.parent.mkdir()
     convert_tf1_checkpoint(str(tf1_fixture_dir / "model.ckpt"), str(mine), easpp_rates=(2, 4, 8))
