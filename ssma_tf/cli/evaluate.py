@@ -16,6 +16,10 @@ before it is written. The work is done by `ssma_tf.evaluation`.
 (float32 or int8; the `deploy` extra) on the config's test data with the same metric:
 
     ssma-evaluate -c CONFIG --backend openvino --exported exports/ssma_int8
+    ssma-evaluate exports/ssma_int8 --backend openvino --test_data val.tfrecords
+
+The export alone (as RUN or `--exported`, without -c) is evaluated at its own size, classes and
+modalities, which its metadata holds, on the records `--test_data` names.
 
 Exit status: 0 done, 2 bad config, checkpoint, export, record file or output path (the message
 names it), 1 the JSON file could not be written (the metrics are printed above).
@@ -41,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run", nargs="?", metavar="RUN",
                         help="a training run's folder (or its final.keras): model, classes, size and test "
-                        "data from the config.yaml the run wrote (instead of -c)")
+                        "data from the config.yaml the run wrote (instead of -c); with --backend openvino|tflite, "
+                        "an export folder (then --test_data names the records)")
     parser.add_argument("-c", "--config", help="the evaluation config (YAML)")
     parser.add_argument("--checkpoint", metavar="PATH", help="the weights to evaluate instead of the config's")
     parser.add_argument("--test_data", nargs="+", metavar="PATTERN",
@@ -65,8 +70,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setting_as_run_or_exit(parser, args.run)
-    if (args.run is None) == (args.config is None):
+    if args.backend != "tensorflow" and args.run is not None and args.exported is None:
+        from ssma_tf.config.runs import exported_backend
+
+        if exported_backend(args.run) in ("openvino", "tflite"):  # the export alone, as ssma-predict takes it
+            args.exported, args.run = args.run, None
+    if args.run is not None and args.config is not None:
         parser.error("give a config (-c) or a training run's folder, one of the two")
+    if args.run is None and args.config is None and (args.backend == "tensorflow" or args.exported is None):
+        parser.error("give a config (-c) or a training run's folder (or, with --backend openvino|tflite, the "
+                     "export folder)")
     overrides = parse_overrides_or_exit(parser, args.overrides)
     if args.backend != "tensorflow" and args.exported is None:
         parser.error(f"--backend {args.backend} needs --exported FOLDER (written by ssma-export --format {args.backend})")
@@ -86,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         overrides["test_data"], given_as["test_data"] = args.test_data, f"--test_data {' '.join(args.test_data)}"
 
     from ssma_tf.config import load_config
-    from ssma_tf.config.runs import run_config
+    from ssma_tf.config.runs import export_config, run_config
     from ssma_tf.files import atomic_write, check_json_output
 
     # Bad input (config, checkpoint, records, --json path) ends the command with one line (`command`).
@@ -94,8 +107,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_json_output(args.json)  # before minutes of evaluation, not after
     if args.config is not None:
         config = load_config(args.config, "eval", overrides=overrides, given_as=given_as)
-    else:
+    elif args.run is not None:
         config = run_config(args.run, "eval", overrides, given_as=given_as)
+    else:  # --backend openvino|tflite and the export alone: its metadata says the model, --test_data the data
+        if args.checkpoint is not None:
+            parser.error(f"--checkpoint is for the tensorflow backend; the export {args.exported} is evaluated")
+        config = export_config(args.exported, overrides, given_as=given_as)
 
     from ssma_tf.evaluation import evaluate
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Union
 import yaml
 
 from ssma_tf.config.keys import EVAL
-from ssma_tf.config.reader import config_with_overrides
+from ssma_tf.config.reader import Required, config_with_overrides
 from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig
 from ssma_tf.constants import EXPORT_METADATA, FINAL_MODEL, FINAL_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
@@ -126,8 +126,8 @@ def run_config(
     if source is None and backend in ("openvino", "tflite"):
         # Before: "not a training run ...; give a config with -c", which evaluated nothing.
         raise ConfigError(f"{os.fspath(run)} is an {backend} export of ssma-export, not a training run: evaluate it "
-                          f"with -c CONFIG --backend {backend} --exported {os.fspath(run)}, or run it with "
-                          f"ssma-predict --backend {backend}")
+                          f"with ssma-evaluate {os.fspath(run)} --backend {backend} --test_data RECORDS, or run it "
+                          f"with ssma-predict --backend {backend}")
     if source is None and backend is not None:
         raise ConfigError(f"{os.fspath(run)} is an export of ssma-export (a SavedModel), not a training run: give "
                           "the run it was exported from, or load it with tf.saved_model.load")
@@ -171,6 +171,55 @@ def exported_backend(path: PathLike) -> Optional[str]:
     except (OSError, ValueError, AttributeError):
         backend = None
     return backend if backend in ("openvino", "tflite") else "saved_model"
+
+
+def export_config(
+    folder: PathLike,
+    overrides: Optional[Mapping[str, Any]] = None,
+    given_as: Optional[Mapping[str, str]] = None,
+) -> RunConfig:
+    """An evaluation config for an OpenVINO or TFLite export (`ssma-export --format ...`) alone.
+
+    The export's metadata gives the model, classes, size, modalities, their resizing and the
+    dataset; the records to evaluate on come in `overrides` (`test_data`), since an export does
+    not name them. `batch_size` is 1 unless overridden. The config's `checkpoint` is unset: the
+    export is evaluated, not weights (`ssma_tf.evaluation.evaluate_exported`).
+
+    Raises:
+        ConfigError: `folder` is no such export or its metadata cannot be read, no `test_data`
+            is given, or an override is invalid.
+    """
+    name = os.fspath(folder)
+    backend = exported_backend(name)
+    if backend not in ("openvino", "tflite"):
+        what = "a SavedModel export" if backend == "saved_model" else "not an export of ssma-export --format"
+        raise ConfigError(f"{name} is {what}: give an OpenVINO or TFLite export folder, or a config with -c")
+    path = os.path.join(name, EXPORT_METADATA)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+        inputs, size = list(meta["inputs"]), [int(v) for v in meta["size"]]
+        raw: dict[str, Any] = {"model": meta["model"], "num_classes": int(meta["num_classes"]),
+                               "height": size[0], "width": size[1], "batch_size": 1}
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        raise ConfigError(f"cannot read the export's metadata ({type(error).__name__}: {error})", source=path) from None
+    if (overrides or {}).get("test_data") is None:
+        raise ConfigError(f"an export does not name the records to evaluate on: give them with --test_data PATTERN "
+                          f"(or -c CONFIG --exported {name})", key="test_data", source=path)
+    if meta.get("dataset"):
+        raw["dataset"] = meta["dataset"]
+    if len(inputs) > 2:  # SSMA over N modalities: the config counts them by their names
+        raw["modalities"] = inputs
+    interpolation = meta.get("modality2_interpolation")
+    if isinstance(interpolation, str):
+        raw["modality2_interpolation"] = interpolation
+    elif interpolation:
+        raw["modality_interpolations"] = list(interpolation)
+    if meta.get("input_modality"):
+        raw["input_modality"] = meta["input_modality"]
+    required = Required(("model", "num_classes", "height", "width", "test_data"), f"evaluating {name}")
+    return config_with_overrides(raw, overrides or {}, source=path, mode=EVAL[0], required=required,
+                                 given_as=given_as)
 
 
 def prune_folder(path: PathLike) -> str:

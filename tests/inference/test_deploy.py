@@ -130,6 +130,19 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     assert f"loaded {folder} (openvino, int8)\n" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "ov.json").read_text())
     assert metrics["backend"] == "openvino" and metrics["precision"] == "int8" and metrics["num_images"] == 4
+    # The export alone, as RUN or --exported, with the records: its metadata is the config (before:
+    # "give a config (-c) or a training run's folder", though the export holds its model and size).
+    for alone in ([str(folder)], ["--exported", str(folder)]):
+        assert evaluate_cli.main([*alone, "--backend", "openvino", "--test_data", records["rgb"],
+                                  "--json", str(tmp_path / "alone.json")]) == 0
+        assert json.loads((tmp_path / "alone.json").read_text())["mIoU"] == metrics["mIoU"]
+    capsys.readouterr()
+    assert evaluate_cli.main([str(folder), "--backend", "openvino"]) == 2
+    assert "key 'test_data': an export does not name the records to evaluate on: give them with --test_data" in \
+        capsys.readouterr().err
+    with pytest.raises(SystemExit):  # weights are for the tensorflow backend
+        evaluate_cli.main([str(folder), "--backend", "openvino", "--test_data", records["rgb"], "--checkpoint", weights])
+    assert "--checkpoint is for the tensorflow backend" in capsys.readouterr().err
     # The released mIoU of exactly what the export predicts on the records, counted independently.
     from ssma_tf.config import load_config
     from ssma_tf.evaluation import make_eval_dataset
@@ -180,8 +193,8 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
 
     assert evaluate_cli.main([str(folder)]) == 2
     assert capsys.readouterr().err == (f"error: {folder} is an openvino export of ssma-export, not a training run: "
-                                       f"evaluate it with -c CONFIG --backend openvino --exported {folder}, or run "
-                                       "it with ssma-predict --backend openvino\n")
+                                       f"evaluate it with ssma-evaluate {folder} --backend openvino --test_data "
+                                       "RECORDS, or run it with ssma-predict --backend openvino\n")
     with pytest.raises(backends.ExportedModelError, match=r"^\S+nowhere does not exist$"):
         backends.read_export_metadata(str(tmp_path / "nowhere"))
 
@@ -300,7 +313,7 @@ def test_ssma_over_three_modalities_exports_runs_and_evaluates_through_openvino(
                                     calibration=[three], calibration_samples=3)
     assert report.metadata["calibration"]["samples"] == 3
     report = deploy.export_deployed(model, tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH),
-                                    modality2_interpolation=["nearest", "nearest"])
+                                    modality2_interpolation=["bilinear", "nearest"])
     assert report.metadata["inputs"] == ["modality1", "modality2", "modality3"]
     predictor = backends.ExportedPredictor(backends.load_exported(tmp_path / "ov", "openvino"), channel_order="bgr")
     assert predictor.fusion and predictor.num_modalities == 3
@@ -316,6 +329,13 @@ def test_ssma_over_three_modalities_exports_runs_and_evaluates_through_openvino(
     result = evaluate_exported(config_from_dict(dict(common, modalities=["rgb", "depth", "thermal"]), mode="eval",
                                                 check_paths=False), str(tmp_path / "ov"), "openvino", log=lambda _: None)
     assert result.metrics["num_images"] == 3
+    # The export alone: its metadata counts the modalities and their resizing.
+    from ssma_tf.config.runs import export_config
+
+    alone = export_config(tmp_path / "ov", {"test_data": three})
+    assert alone.num_modalities == 3 and alone.checkpoint is None and alone.batch_size == 1
+    assert alone.interpolations == ("bilinear", "nearest")
+    assert evaluate_exported(alone, str(tmp_path / "ov"), "openvino", log=lambda _: None).metrics["num_images"] == 3
     with pytest.raises(backends.ExportedModelError, match="modalities 3 \\(the config has 2\\)"):
         evaluate_exported(config_from_dict(common, mode="eval", check_paths=False), str(tmp_path / "ov"), "openvino")
 
