@@ -29,6 +29,8 @@ DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 # What a `--with` run must share with this one for the table to compare methods at one budget.
 COMPARED_SETTINGS = ("stages", "finetune_steps", "finetune_learning_rate", "rank_batches", "test_data",
                      "config_sha256", "channel_multiple")
+# How the plot's legend names a setting that differs.
+_SHOWN = {"config_sha256": "config", "finetune_learning_rate": "finetune_lr"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,8 +113,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(error)
     reports = [report] + others
     # A report of another model (or of the same model from other weights) is drawn all the same;
-    # the table's unpruned rows tell them apart, and this line says so.
-    for folder, other in zip(args.others, others):
+    # the table's unpruned rows tell them apart, and this line says so. The plot's legend says it
+    # too, since the picture is looked at without the terminal (before: drawn as if comparable).
+    marks = [""] * len(reports)
+    for index, (folder, other) in enumerate(zip(args.others, others), start=1):
         theirs, ours = other.get("settings", {}), report["settings"]
         # The weights by their digest where both reports record it (since 2026-12-02: a copy of the
         # file elsewhere is the same network), else by the checkpoint's path.
@@ -121,6 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"warning: --with {folder} pruned another network (model {theirs.get('model')}, weights "
                   f"{theirs.get('weights', theirs.get('checkpoint', 'not recorded'))}); its rows are not comparable "
                   "with this run's", file=sys.stderr)
+            marks[index] = ": another network"
             continue
         # The same network under another budget: each method's figures come from its own protocol.
         budget = [k for k in COMPARED_SETTINGS if (k in theirs or k == "channel_multiple")
@@ -130,8 +135,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                   + "; ".join(f"{k} {staged.setting_as_run(theirs, k)!r}, here {staged.setting_as_run(ours, k)!r}"
                               for k in budget)
                   + "): the methods are not compared at the same budget", file=sys.stderr)
+            marks[index] = f": other {', '.join(_SHOWN.get(k, k) for k in budget)}"
     labels = staged.report_labels(reports, [args.output, *args.others])
-    picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png", labels)
+    picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png",
+                          [label + mark for label, mark in zip(labels, marks)])
     print(staged.format_table(reports, labels), flush=True)
     print(f"plot: {picture}", flush=True)
     return 0

@@ -177,8 +177,16 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     for name, settings in reports.items():
         (run_folder / name).mkdir()
         (run_folder / name / "report.json").write_text(json.dumps(dict(report, settings=settings)))
+    from ssma_tf.pruning import staged
+
+    drawn = []
+    real_plot = staged.plot
+    monkeypatch.setattr(staged, "plot", lambda reports, path, labels: drawn.append(labels) or real_plot(
+        reports, path, labels))
     assert prune_cli.main(args + ["--with", *(str(run_folder / name) for name in reports)]) == 0
     err = capsys.readouterr().err
+    # The plot's legend says it too (before: the lines were drawn as if comparable).
+    assert [label.partition(": ")[2] for label in drawn[0]] == ["", "other finetune_steps", "another network", "", ""]
     assert (f"warning: --with {run_folder / 'longer'} ran with other settings (finetune_steps 5, here 1): the methods "
             "are not compared at the same budget") in err
     assert f"warning: --with {run_folder / 'other'} pruned another network" in err
