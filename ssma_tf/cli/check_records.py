@@ -3,6 +3,7 @@
     ssma-check-records train.tfrecords val.tfrecords --num_classes 12
     ssma-check-records 'data/train-*-of-*.tfrecords' --modalities 2
     ssma-check-records target.tfrecords --unlabeled     # images read without labels
+    ssma-check-records -c configs/my_train.config       # every record file the config reads
 
 Every record of every file is read: the framing and its CRCs (a file cut short, overwritten bytes
 or a file that is not a TFRecord file), the `tf.train.Example` (height, width, modality1, label
@@ -10,7 +11,10 @@ and, for fusion data, modality2 .. modalityN), the pixel bytes (raw of the right
 size) and, with `--num_classes`, every label id below the class count. With `--unlabeled` (records of
 `unlabeled_data` or `target_data`) a record may lack its label; those are counted. Scene classification
 records (`ssma-scene convert`) are checked as such: their images and, with `--num_classes`, every class
-id below the class count. A bar shows the progress
+id below the class count. With `-c CONFIG`, the record files of each of the config's
+`train_data`, `test_data`, `target_val_data` (labeled) and `unlabeled_data`, `target_data`
+(without labels) are checked at its class count and with the modalities its model reads, each
+key under a heading. A bar shows the progress
 on a terminal, a line every 10 s in a log file. Prints one line per file (records, kind, image
 sizes, label ids) and one line per problem, naming the file and the record index. The work is
 done by `ssma_tf.data.records`.
@@ -24,7 +28,13 @@ import argparse
 import sys
 from typing import List, Optional, Sequence
 
-from ssma_tf.cli.common import ArgumentParser, EXIT_BAD_INPUT, add_version, command
+from ssma_tf.cli.common import (
+    ArgumentParser, EXIT_BAD_INPUT, add_overrides, add_version, command, parse_overrides_or_exit,
+)
+
+# A config's record keys, and whether their records must hold labels.
+CONFIG_RECORD_KEYS = (("train_data", True), ("test_data", True), ("target_val_data", True),
+                      ("unlabeled_data", False), ("target_data", False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ssma-check-records",
         description="Check TFRecord files end to end: CRCs, records, image bytes, sizes and label ids.",
     )
-    parser.add_argument("records", nargs="+", metavar="RECORDS", help="record files or glob patterns")
+    parser.add_argument("records", nargs="*", metavar="RECORDS", help="record files or glob patterns")
+    parser.add_argument("-c", "--config", metavar="CONFIG",
+                        help="check every record file a training or evaluation config reads (train_data, test_data, "
+                        "unlabeled_data, target_data, target_val_data), at its num_classes and with the modalities "
+                        "its model reads (instead of RECORDS)")
+    add_overrides(parser)
     parser.add_argument("--num_classes", type=int, help="classes including void: a label id >= this is a problem, except the ignore id 255 "
                         "(scene records: a class id >= this)")
     parser.add_argument("--modalities", type=int,
@@ -84,12 +99,57 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--modalities must be in 1..{MAX_MODALITIES}, got {args.modalities}")
     if args.max_problems < 1:
         parser.error(f"--max_problems must be positive, got {args.max_problems}")
+    if args.config is not None:
+        if args.records or args.num_classes is not None or args.modalities is not None or args.unlabeled:
+            parser.error("-c takes the record files, the class count and the modalities from the config: give "
+                         "it without RECORDS, --num_classes, --modalities and --unlabeled")
+        return _check_config(args.config, parse_overrides_or_exit(parser, args.overrides), args.max_problems)
+    if args.overrides:
+        parser.error("--set is for -c CONFIG")
+    if not args.records:
+        parser.error("give record files or glob patterns, or -c CONFIG")
     from ssma_tf.data.pipeline import list_record_files
 
     # Every file given is looked at, of one conversion or several (stale shards too).
     files = list_record_files(args.records, several_sets=True)  # a pattern matching nothing: one line, status 2
     return check_and_report(files, num_classes=args.num_classes, modalities=args.modalities,
                             max_problems=args.max_problems, labeled=not args.unlabeled)
+
+
+def _check_config(path: str, overrides, max_problems: int) -> int:
+    """`-c CONFIG`: each record key of the config under its heading; the worst status."""
+    from ssma_tf.config import ConfigError, load_config
+    from ssma_tf.config.reader import Required
+    from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.lists import MissingFileError
+
+    needed = Required(("model", "num_classes"), "ssma-check-records")
+    try:  # a training or an evaluation config; neither needs its weights or its other keys here
+        config = load_config(path, "train", check_paths=False, overrides=overrides, required=needed)
+    except ConfigError:
+        config = load_config(path, "eval", check_paths=False, overrides=overrides, required=needed)
+    keys = [(key, labeled) for key, labeled in CONFIG_RECORD_KEYS if getattr(config, key)]
+    if not keys:
+        raise ConfigError("names no record files (train_data, test_data, unlabeled_data, target_data or "
+                          "target_val_data)", source=config.source)
+    modalities = config.record_modalities
+    reads = (f"modality1 .. modality{modalities}" if config.is_fusion
+             else f"{config.input_modality} (records need modality1 .. modality{modalities})" if modalities > 1
+             else "modality1")
+    status = 0
+    for key, labeled in keys:
+        patterns = getattr(config, key)
+        print(f"{key} ({config.where(key)}): {'with labels' if labeled else 'labels not needed'}, "
+              f"{config.num_classes} classes, the model reads {reads}", flush=True)
+        try:
+            files = list_record_files(patterns, several_sets=True)
+        except MissingFileError as error:  # the other keys are still checked
+            print(f"error: {config.where(key)}: key {key!r}: {error}", flush=True)
+            status = EXIT_BAD_INPUT
+            continue
+        status = check_and_report(files, num_classes=config.num_classes, modalities=modalities,
+                                  max_problems=max_problems, labeled=labeled) or status
+    return status
 
 
 if __name__ == "__main__":

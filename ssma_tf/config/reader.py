@@ -516,7 +516,8 @@ class _Reader:
                     f"adaptation.learning_rate ({adapt.learning_rate:g}) with adaptation.weight_decay "
                     f"({adapt.weight_decay:g}); change those in the adaptation section",
                     ConfigWarning, stacklevel=4)
-        if self.mode == "train" and values["log_dir"] is None:
+        if self.mode == "train" and values["log_dir"] is None and values["checkpoint"] is not None:
+            # (A reader that does not need the checkpoint, `required`, may read a config without it.)
             values["log_dir"] = os.path.join(values["checkpoint"], "logs")
         values["dataset"] = self.relate_dataset(
             values["dataset"], values["palette"], values["num_classes"]

@@ -289,6 +289,38 @@ def test_records_without_labels_are_counted_not_reported_when_read_unlabeled(goo
         capsys.readouterr().out
 
 
+def test_a_config_has_every_record_file_it_reads_checked_as_its_model_reads_it(good, tmp_path, capsys):
+    """`ssma-check-records -c CONFIG`: before, each key's files and the class count and modalities
+    had to be typed again (and `-c` was an unknown flag)."""
+    damaged = {name: path for name, path, *_ in _damaged(good, tmp_path)}
+    unlabeled = _write(tmp_path / "unlabeled.tfrecords", [_example(height=[SIZE], width=[SIZE],
+                                                                   modality1=bytes(SIZE * SIZE * 3))] * 2)
+    config = tmp_path / "run.config"
+    config.write_text(f"model: AdapNet_pp\nnum_classes: 5\ntrain_data: {good}\ntest_data: "
+                      f"{damaged['id >= num_classes']}\nunlabeled_data: {unlabeled}\nbatch_size: 1\n")
+    assert cli.main(["-c", str(config)]) == 2
+    out = capsys.readouterr().out
+    assert f"train_data ({config}, line 3): with labels, 5 classes, the model reads modality1\n" in out
+    assert f"{good}: 4 records (4 unimodal), 32x32 (4), label ids 0..4: ok" in out
+    # The config's class count; the unlabeled records need no label.
+    assert f"error: {damaged['id >= num_classes']}, record 1: label id 9 >= num_classes 5" in out
+    assert f"unlabeled_data ({config}, line 5): labels not needed" in out and "2 without a label: ok" in out
+    # The modalities the model reads: an SSMA needs modality2 in every record.
+    assert cli.main(["-c", str(config), "--set", "model=SSMA", "--set", "test_data=", "--set", "unlabeled_data="]) == 2
+    out = capsys.readouterr().out
+    assert f"train_data ({config}, line 3): with labels, 5 classes, the model reads modality1 .. modality2" in out
+    assert "record 0: no 'modality2' feature: a unimodal record where fusion records are needed" in out
+    # A key matching no file is named with the config, and the other keys are still checked.
+    assert cli.main(["-c", str(config), "--set", "test_data=nothing.tfrecords"]) == 2
+    out = capsys.readouterr().out
+    assert f"error: {config} with --set test_data='nothing.tfrecords': key 'test_data': no TFRecord file matches" in out
+    assert "unlabeled_data (" in out
+    for wrong in (["-c", str(config), str(good)], ["-c", str(config), "--num_classes", "5"], []):
+        with pytest.raises(SystemExit):
+            cli.main(wrong)
+    assert "give record files or glob patterns, or -c CONFIG" in capsys.readouterr().err
+
+
 def test_label_ids_beyond_the_class_count_or_no_class_pixel_are_warned_of_by_training_and_evaluation(good, tmp_path, monkeypatch):
     from ssma_tf.data.records import label_ids_warning
 
