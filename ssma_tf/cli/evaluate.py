@@ -71,9 +71,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     setting_as_run_or_exit(parser, args.run)
     if args.backend != "tensorflow" and args.run is not None and args.exported is None:
-        from ssma_tf.config.runs import exported_backend
+        from ssma_tf.config.runs import find_run_config
 
-        if exported_backend(args.run) in ("openvino", "tflite"):  # the export alone, as ssma-predict takes it
+        if find_run_config(args.run) is None:  # the export alone, as ssma-predict takes it (named if it is none)
             args.exported, args.run = args.run, None
     if args.run is not None and args.config is not None:
         parser.error("give a config (-c) or a training run's folder, one of the two")

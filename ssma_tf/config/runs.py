@@ -190,23 +190,39 @@ def export_config(
             is given, or an override is invalid.
     """
     name = os.fspath(folder)
-    backend = exported_backend(name)
-    if backend not in ("openvino", "tflite"):
-        what = "a SavedModel export" if backend == "saved_model" else "not an export of ssma-export --format"
-        raise ConfigError(f"{name} is {what}: give an OpenVINO or TFLite export folder, or a config with -c")
     path = os.path.join(name, EXPORT_METADATA)
+    if not os.path.isdir(name):
+        raise ConfigError(f"{name}: no such export folder")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{name} is not an export of ssma-export --format (no {EXPORT_METADATA}): give an OpenVINO "
+                          "or TFLite export folder, or a config with -c")
     try:
         with open(path, encoding="utf-8") as handle:
             meta = json.load(handle)
+    except (OSError, ValueError) as error:  # before: taken for a SavedModel export
+        raise ConfigError(f"cannot read the export's metadata: {error}", source=path) from None
+    if not isinstance(meta, Mapping) or meta.get("backend") not in ("openvino", "tflite"):
+        raise ConfigError(f"{name} is not an OpenVINO or TFLite export (metadata 'backend': "
+                          f"{meta.get('backend') if isinstance(meta, Mapping) else None!r}); give such an export "
+                          "folder, or a config with -c", source=path)
+    missing = [key for key in ("model", "num_classes", "inputs", "size") if key not in meta]
+    if missing:
+        raise ConfigError(f"the export's metadata lacks {', '.join(map(repr, missing))}", source=path)
+    try:
         inputs, size = list(meta["inputs"]), [int(v) for v in meta["size"]]
+        if len(size) != 2:
+            raise ValueError(f"'size' must be [height, width], got {meta['size']!r}")
         raw: dict[str, Any] = {"model": meta["model"], "num_classes": int(meta["num_classes"]),
                                "height": size[0], "width": size[1], "batch_size": 1}
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-        raise ConfigError(f"cannot read the export's metadata ({type(error).__name__}: {error})", source=path) from None
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"the export's metadata is not valid: {error}", source=path) from None
     if (overrides or {}).get("test_data") is None:
         raise ConfigError(f"an export does not name the records to evaluate on: give them with --test_data PATTERN "
                           f"(or -c CONFIG --exported {name})", key="test_data", source=path)
-    if meta.get("dataset"):
+    from ssma_tf.data.datasets import dataset_info_or_none  # no TensorFlow
+
+    # A dataset of the user's own palette file is not known here: generic class names then.
+    if meta.get("dataset") and dataset_info_or_none(meta["dataset"], num_classes=raw["num_classes"]) is not None:
         raw["dataset"] = meta["dataset"]
     if len(inputs) > 2:  # SSMA over N modalities: the config counts them by their names
         raw["modalities"] = inputs

@@ -143,6 +143,26 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     with pytest.raises(SystemExit):  # weights are for the tensorflow backend
         evaluate_cli.main([str(folder), "--backend", "openvino", "--test_data", records["rgb"], "--checkpoint", weights])
     assert "--checkpoint is for the tensorflow backend" in capsys.readouterr().err
+    # A missing folder, damaged metadata and a dataset of the user's own palette (helper 82).
+    from ssma_tf.config import ConfigError
+    from ssma_tf.config.runs import export_config
+
+    assert evaluate_cli.main([str(tmp_path / "nowhere"), "--backend", "openvino", "--test_data", records["rgb"]]) == 2
+    assert f"{tmp_path / 'nowhere'}: no such export folder" in capsys.readouterr().err
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    metadata = copy / "assets.extra" / "ssma_tf.json"
+    meta = json.loads(metadata.read_text())
+    metadata.write_text(json.dumps(dict(meta, dataset="my_fields")))
+    assert export_config(copy, {"test_data": records["rgb"]}).dataset is None  # generic names, not refused
+    metadata.write_text(json.dumps({k: v for k, v in meta.items() if k != "num_classes"}))
+    with pytest.raises(ConfigError, match="the export's metadata lacks 'num_classes'"):
+        export_config(copy, {"test_data": records["rgb"]})
+    metadata.write_text("{not json")
+    assert evaluate_cli.main([str(copy), "--backend", "openvino", "--test_data", records["rgb"]]) == 2
+    assert "cannot read the export's metadata: Expecting property name" in capsys.readouterr().err
     # The released mIoU of exactly what the export predicts on the records, counted independently.
     from ssma_tf.config import load_config
     from ssma_tf.evaluation import make_eval_dataset
