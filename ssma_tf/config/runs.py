@@ -219,10 +219,7 @@ def export_config(
     if (overrides or {}).get("test_data") is None:
         raise ConfigError(f"an export does not name the records to evaluate on: give them with --test_data PATTERN "
                           f"(or -c CONFIG --exported {name})", key="test_data", source=path)
-    from ssma_tf.data.datasets import dataset_info_or_none  # no TensorFlow
-
-    # A dataset of the user's own palette file is not known here: generic class names then.
-    if meta.get("dataset") and dataset_info_or_none(meta["dataset"], num_classes=raw["num_classes"]) is not None:
+    if meta.get("dataset"):
         raw["dataset"] = meta["dataset"]
     if len(inputs) > 2:  # SSMA over N modalities: the config counts them by their names
         raw["modalities"] = inputs
@@ -234,6 +231,14 @@ def export_config(
     if meta.get("input_modality"):
         raw["input_modality"] = meta["input_modality"]
     required = Required(("model", "num_classes", "height", "width", "test_data"), f"evaluating {name}")
+    try:
+        return config_with_overrides(raw, overrides or {}, source=path, mode=EVAL[0], required=required,
+                                     given_as=given_as)
+    except ConfigError as error:
+        if error.key != "dataset" or "dataset" in (overrides or {}) or "dataset" not in raw:
+            raise
+    # A dataset of the user's own palette file is not known here: generic class names then.
+    del raw["dataset"]
     return config_with_overrides(raw, overrides or {}, source=path, mode=EVAL[0], required=required,
                                  given_as=given_as)
 
