@@ -89,6 +89,8 @@ def parse_stage(spec: str, index: int) -> Stage:
         fraction = float(fraction_text)
     except ValueError:
         raise PruningError(f"{what}: the fraction {fraction_text!r} is not a number") from None
+    if not math.isfinite(fraction):
+        raise PruningError(f"{what}: the fraction must be a number between 0 and 1, got {fraction_text!r}")
     if fraction >= 1.0:
         raise PruningError(f"{what}: the fraction {fraction:g} is a share of the whole network's weights and "
                            "must be below 1 (the scopes hold fewer than all of them)")

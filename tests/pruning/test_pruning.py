@@ -267,6 +267,8 @@ def test_select_with_a_multiple_removes_whole_groups_and_keeps_widths_multiples(
     ("block5:0.1", "bad block|unknown scope 'block5'"),
     ("block4", "SCOPE:FRACTION"),
     ("block2-9:0.1", "bad block range"),
+    ("all:nan", "between 0 and 1, got 'nan'"),
+    ("block4:inf", "between 0 and 1, got 'inf'"),
 ])
 def test_bad_stages_are_named(spec, match):
     with pytest.raises(PruningError, match=match):
