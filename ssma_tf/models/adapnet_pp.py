@@ -9,8 +9,8 @@ from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, deserialize_dtype, encoder_options,
-    inputs_in_order, resolve_dilations,
+    RELEASED_DROPOUT_RATE, check_image_shape, check_model_kwargs, check_num_classes, deserialize_dtype,
+    encoder_options, inputs_in_order, resolve_dilations,
 )
 
 
@@ -57,6 +57,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         backbone_weights=None,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         num_classes = check_num_classes(num_classes)
         widths = check_widths(widths, released_widths(fusion=False), "AdapNetPP")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)

@@ -33,7 +33,7 @@ from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.layers import BN_MOMENTUM, EASPP, ConvBN
 from ssma_tf.models.encoder import (
     RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS, RELEASED_DROPOUT_RATE, AdapNetPPEncoder,
-    check_dilations, check_image_shape, deserialize_dtype,
+    check_dilations, check_image_shape, check_model_kwargs, deserialize_dtype,
 )
 from ssma_tf.models.widths import SKIP_FILTERS
 
@@ -188,6 +188,7 @@ class PyramidEncoder(keras.Model):
         dropout_rate: float = RELEASED_DROPOUT_RATE,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         check_backbone(backbone)
         if backbone == ADAPNET_PP_BACKBONE:
             raise ValueError("PyramidEncoder takes a pyramid backbone; AdapNet++ is AdapNetPPEncoder")

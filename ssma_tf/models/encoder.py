@@ -1,5 +1,7 @@
 """The AdapNet++ encoder: ResNet-50 with multiscale residual units, skips and eASPP."""
 
+import difflib
+import inspect
 import numbers
 from collections.abc import Mapping
 
@@ -44,6 +46,27 @@ def check_num_classes(num_classes) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
     return int(num_classes)
+
+
+KERAS_MODEL_KWARGS = ("name", "trainable", "dtype")
+
+
+def check_model_kwargs(owner: type, kwargs: Mapping) -> None:
+    """TypeError naming each keyword in `kwargs` that neither `owner.__init__` nor `keras.Model`
+    takes, with the closest parameter it may mean: a misspelt option (`aux_head=False`) would
+    otherwise reach `keras.Model`, which ignores it, and build the default network."""
+    unknown = [key for key in kwargs if key not in KERAS_MODEL_KWARGS]
+    if not unknown:
+        return
+    own = [name for name, parameter in inspect.signature(owner.__init__).parameters.items()
+           if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)]
+    known = own + list(KERAS_MODEL_KWARGS)
+    described = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        described.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(f"{owner.__name__} got unknown keyword argument(s) {', '.join(described)}; "
+                    f"it takes {', '.join(known)}")
 
 
 def resolve_dilations(block3_dilations, block4_dilations, paper_dilations: bool) -> tuple:
@@ -161,6 +184,7 @@ class AdapNetPPEncoder(keras.Model):
         widths=None,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         widths = check_widths(widths, encoder_widths(), "AdapNetPPEncoder")
         block3_dilations = check_dilations("block3_dilations", block3_dilations, 4)
         block4_dilations = check_dilations("block4_dilations", block4_dilations, 3)

@@ -40,8 +40,8 @@ from ssma_tf.losses import LOG_EPSILON  # the released loss adds the same inside
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_num_classes, check_num_modalities,
-    deserialize_dtype, inputs_in_order,
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_model_kwargs, check_num_classes,
+    check_num_modalities, deserialize_dtype, inputs_in_order,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import BLOCK_UNITS
@@ -139,6 +139,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         gate_filters: int = 64,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         num_classes = check_num_classes(num_classes)
         check_fusion(fusion)
         num_modalities = check_num_modalities(num_modalities)

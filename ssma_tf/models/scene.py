@@ -12,7 +12,7 @@ from ssma_tf.layers import SSMABlock
 from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import DECODER_FILTERS
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_image_shape, inputs_in_order
-from ssma_tf.models.encoder import check_num_modalities
+from ssma_tf.models.encoder import check_model_kwargs, check_num_modalities
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -56,6 +56,7 @@ class SSMASceneClassifier(keras.Model):
         backbone_weights: Optional[str] = None,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         # Scene classes have no void: two at least. NumPy's integers are counts too.
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")

@@ -11,8 +11,8 @@ from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, check_image_shape, check_num_classes, check_num_modalities, deserialize_dtype,
-    encoder_options, inputs_in_order, resolve_dilations,
+    RELEASED_DROPOUT_RATE, check_image_shape, check_model_kwargs, check_num_classes, check_num_modalities,
+    deserialize_dtype, encoder_options, inputs_in_order, resolve_dilations,
 )
 
 
@@ -72,6 +72,7 @@ class SSMA(SegmenterTraining, keras.Model):
         backbone_weights=None,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         num_classes = check_num_classes(num_classes)
         num_modalities = check_num_modalities(num_modalities)
         released = released_widths(True, latent_reduction, skip_reduction, num_modalities)
