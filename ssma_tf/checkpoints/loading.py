@@ -203,7 +203,7 @@ def model_for_checkpoint(prefix: str, easpp_rates: Sequence[int] = EASPP_RATES) 
     raise CheckpointError(f"{prefix} is an ImageNet initialisation checkpoint; only trained models convert")
 
 
-def _load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
+def load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
     """A `.keras` file's model, checked to be one of `classes`."""
     check_keras_archive(path)
     try:
@@ -257,7 +257,7 @@ def load_model(
     if fmt == FORMAT_TF1:
         built = _built_and_loaded(lambda: model_for_checkpoint(resolved, easpp_rates), resolved)
     elif resolved.endswith(".keras"):
-        built = _load_keras_model(resolved, (AdapNetPP, SSMA, FusionBaseline))
+        built = load_keras_model(resolved, (AdapNetPP, SSMA, FusionBaseline))
     if built is not None:
         _check_matches(built, resolved, model, num_classes)
         return built
@@ -381,7 +381,7 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
         # An ImageNet checkpoint has no decoder: any class count builds the same encoder.
         num_classes = num_classes_of(shapes) if kind != KIND_IMAGENET else (num_classes or 2)
     if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
-        loaded = _load_keras_model(resolved, (AdapNetPP,))
+        loaded = load_keras_model(resolved, (AdapNetPP,))
         if loaded.backbone != backbone:
             raise CheckpointError(f"the model file {resolved} holds an AdapNet++ on the {loaded.backbone} backbone, "
                                   f"but the experts are on the {backbone} backbone", path=resolved)

@@ -18,7 +18,6 @@ Exit status: 0 done, 2 bad config, checkpoint, stage list or records.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 from typing import List, Optional
@@ -88,18 +87,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
     except UserInputError as error:
         return fail(error)
+    from ssma_tf.pruning import staged
+
+    seen = {pathlib.Path(args.output).resolve(): "--output"}
+    for folder in args.others:
+        here = pathlib.Path(folder).resolve()
+        if here in seen:  # before: its rows were drawn twice
+            same = "the --output folder" if seen[here] == "--output" else f"given before as {seen[here]}"
+            return fail(UserInputError(f"--with {folder} is {same}; each folder is shown once", path=folder))
+        seen[here] = folder
     others = []
     for folder in args.others:
-        path = pathlib.Path(folder) / "report.json"
+        path = pathlib.Path(folder) / staged.REPORT
         if not path.is_file():
             return fail(UserInputError(f"--with {folder}: no report.json there (run ssma-prune -o {folder} first)",
                                        path=path))
-        try:
-            others.append(json.loads(path.read_text()))
-        except ValueError as error:  # a report cut short or edited by hand
-            return fail(UserInputError(f"--with {folder}: {path} is not a report of ssma-prune: {error}", path=path))
-
-    from ssma_tf.pruning import staged
+        try:  # before the stages run: a report of the wrong shape failed after all of them
+            others.append(staged.read_report(path, f"--with {folder}"))
+        except UserInputError as error:
+            return fail(error)
 
     try:
         stages = staged.parse_stages(args.stages)

@@ -35,7 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits
-from ssma_tf.checkpoints.loading import load_model, load_weights
+from ssma_tf.checkpoints.loading import load_keras_model, load_model, load_weights
+from ssma_tf.checkpoints.reading import CheckpointError
 from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import refuse_pretraining
 from ssma_tf.config.runs import write_run_config
@@ -46,8 +47,8 @@ from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path, sha256_of_file
 from ssma_tf.inference.flops import flops, inference_function, input_specs
 from ssma_tf.inference.timing import time_calls
-from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import ReleasedLoss
+from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.factory import build_model
 from ssma_tf.pruning.channels import GROUPS, feature_maps
 from ssma_tf.pruning.ranking import METHODS, rank
@@ -225,9 +226,57 @@ def _remove_stage_folder(folder: pathlib.Path, final: pathlib.Path, log: Callabl
             "holds the network)")
 
 
-def _load(path: os.PathLike) -> keras.Model:
-    with overwritten_weights():
-        return keras.saving.load_model(path, compile=False)
+# What each stage's entry of a report holds (`run`'s `record`), as the table and plot read it.
+_ENTRY_NUMBERS = ("params", "gflops", "miou", "latency_ms", "param_reduction", "miou_change", "latency_ratio")
+
+
+def read_report(path: os.PathLike, what: str) -> dict:
+    """The report `run` wrote to `path`, checked to have the shape the table, the plot and a
+    resumed run read (before: a report cut short or edited by hand was a JSON or KeyError
+    traceback, for `--with` after every stage had run).
+
+    Args:
+        what: how the message begins, e.g. "--with OUT" or the report's own path.
+
+    Raises:
+        UserInputError: naming the file and what is wrong with it.
+    """
+    path = pathlib.Path(path)
+    try:
+        report = json.loads(path.read_text())
+    except (ValueError, OSError) as error:  # UnicodeDecodeError is a ValueError
+        raise UserInputError(f"{what}: cannot read {path} as a report of ssma-prune: {error}", path=path) from None
+    problem = None
+    if not isinstance(report, dict):
+        problem = f"it holds a JSON {type(report).__name__}, not an object"
+    elif not isinstance(report.get("settings"), dict) or not isinstance(report["settings"].get("method"), str):
+        problem = "it has no 'settings' with the method"
+    elif not isinstance(report.get("stages"), list):
+        problem = "it has no list of 'stages'"
+    else:
+        for position, entry in enumerate(report["stages"]):
+            if not isinstance(entry, dict) or isinstance(entry.get("stage"), bool) \
+                    or not isinstance(entry.get("stage"), int) or entry["stage"] < 0:
+                problem = f"its stages entry {position} has no stage number"
+            else:
+                lacking = [k for k in _ENTRY_NUMBERS if isinstance(entry.get(k), bool)
+                           or not isinstance(entry.get(k), (int, float))]
+                if lacking:
+                    problem = f"its stage {entry['stage']} lacks the number(s) {', '.join(lacking)}"
+            if problem:
+                break
+    if problem:
+        raise UserInputError(f"{what}: {path} is not a report of ssma-prune ({problem})", path=path)
+    return report
+
+
+def _load(path: os.PathLike, redo: str) -> keras.Model:
+    """The network a stage saved; a damaged file is named, with what removing it makes the next
+    run do (`redo`), instead of Keras' "File not found"."""
+    try:
+        return load_keras_model(os.fspath(path), (AdapNetPP, SSMA))
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; remove it and ssma-prune {redo}", path=os.fspath(path)) from None
 
 
 def _save(model: keras.Model, path: pathlib.Path) -> None:
@@ -353,7 +402,7 @@ def run(
         raise UserInputError(f"--output {output} holds a training run (its {RUN_CONFIG}); give ssma-prune a folder "
                              "of its own", path=output)
     if report_path.exists():
-        previous = json.loads(report_path.read_text())
+        previous = read_report(report_path, f"--output {output}")
         old = previous.get("settings") or {}
         if "checkpoint" not in old:
             # Written before the weights and the exact weight accounting were recorded.
@@ -445,12 +494,14 @@ def run(
             _remove_stage_folder(folder, final, log)  # killed between the two
             model = None
             continue
-        if model is None:
-            model = _load(output / f"stage{index - 1}.keras") if index > 1 else None
-            if model is None:
-                model, line = _trained(config, source_weights)
-                log(line)
         pruned_path = folder / "pruned.keras"
+        if pruned_path.exists():  # the network before it is not needed (before: loaded all the same)
+            log(f"stage {index} ({stage.spec}): {'kept' if method == CONTROL else 'pruned'} before, in {pruned_path}")
+        elif model is None and index > 1:
+            model = _load(output / f"stage{index - 1}.keras", f"redoes stage {index - 1}")
+        elif model is None:
+            model, line = _trained(config, source_weights)
+            log(line)
         if not pruned_path.exists() and method == CONTROL:
             log(f"stage {index} ({stage.spec}): the control prunes nothing")
             _save(model, pruned_path)
@@ -470,11 +521,12 @@ def run(
                 checkpoint2=None, finetune_from=None, log_dir=None,
                 learning_rate=finetune_learning_rate or config.learning_rate,
             )
-            trainer = Trainer(tune, model_fn=lambda path=pruned_path: _load(path), log=log)
+            trainer = Trainer(tune, model_fn=lambda path=pruned_path: _load(path, f"ranks stage {index} again"),
+                              log=log)
             trainer.run()  # names a damaged training record's file and index
             model = trainer.model
         else:
-            model = _load(pruned_path)
+            model = _load(pruned_path, f"ranks stage {index} again")
         record(index, model)
         _save(model, final)
         _remove_stage_folder(folder, final, log)

@@ -242,7 +242,16 @@ def test_a_training_run_folder_is_not_an_output(run_folder, monkeypatch, capsys)
 
 @pytest.mark.parametrize("extra, message", [
     (["-o", "a_file/out"], "--output a_file/out: {folder}/a_file is a file, not a folder"),
-    (["--with", "cut_short"], "--with cut_short: cut_short/report.json is not a report of ssma-prune: Unterminated"),
+    (["--with", "cut_short"], "--with cut_short: cannot read cut_short/report.json as a report of ssma-prune: "
+                              "Unterminated"),
+    # Before: a KeyError traceback after every stage had run.
+    (["--with", "a_list"], "--with a_list: a_list/report.json is not a report of ssma-prune (it holds a JSON list, "
+                           "not an object)"),
+    (["--with", "no_numbers"], "--with no_numbers: no_numbers/report.json is not a report of ssma-prune (its stage 0 "
+                               "lacks the number(s) gflops, latency_ms"),
+    # Before: its rows were drawn twice.
+    (["--with", "out"], "--with out is the --output folder; each folder is shown once"),
+    (["--with", "a_list", "./a_list/"], "--with ./a_list/ is given before as a_list; each folder is shown once"),
 ])
 def test_outputs_and_other_reports_are_checked_before_the_model_loads(run_folder, monkeypatch, capsys, extra,
                                                                       message):
@@ -251,9 +260,62 @@ def test_outputs_and_other_reports_are_checked_before_the_model_loads(run_folder
     (run_folder / "a_file").write_text("")
     (run_folder / "cut_short").mkdir(exist_ok=True)
     (run_folder / "cut_short" / "report.json").write_text('{"method": "taylor", "sta')
+    (run_folder / "a_list").mkdir(exist_ok=True)
+    (run_folder / "a_list" / "report.json").write_text("[]")
+    (run_folder / "no_numbers").mkdir(exist_ok=True)
+    entry = {"stage": 0, "spec": None, "params": 10, "miou": 1.0, "param_reduction": 0, "miou_change": 0,
+             "latency_ratio": 1}
+    (run_folder / "no_numbers" / "report.json").write_text(json.dumps({"settings": {"method": "l1"},
+                                                                       "stages": [entry]}))
     assert prune_cli.main(command(run_folder, "-o", "out", *extra)) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"error: {message.format(folder=run_folder)}") and error.count("\n") == 1
+
+
+def test_a_resumed_run_names_a_damaged_file_and_loads_only_what_it_needs(run_folder, monkeypatch, capsys):
+    """A damaged report or stage network was a JSON or Keras "File not found" traceback; a stage
+    pruned before it was interrupted loaded the previous stage's network all the same."""
+    monkeypatch.chdir(run_folder)
+    out = run_folder / "interrupted"
+    args = command(run_folder, "--method", "l1", "--stages", "block4:0.05", "easpp:0.02", "-o", str(out),
+                   "--finetune-steps", "0", "--latency-runs", "1")
+    measured = []
+
+    def interrupting_flops(*arguments):  # stage 0, stage 1, then stage 2 stops before it is recorded
+        measured.append(1)
+        if len(measured) == 3:
+            raise KeyboardInterrupt
+        return flops(*arguments)
+
+    flops = staged.flops
+    monkeypatch.setattr(staged, "flops", interrupting_flops)
+    assert prune_cli.main(args) == 130
+    monkeypatch.setattr(staged, "flops", flops)
+    assert (out / "stage2" / "pruned.keras").is_file() and not (out / "stage2.keras").exists()
+    capsys.readouterr()
+    loaded = []
+    load = staged._load
+    monkeypatch.setattr(staged, "_load", lambda path, redo: loaded.append(path) or load(path, redo))
+    assert prune_cli.main(args) == 0
+    assert f"stage 2 (easpp:0.02): pruned before, in {out / 'stage2' / 'pruned.keras'}" in capsys.readouterr().out
+    assert loaded == [out / "stage2" / "pruned.keras"]  # not stage1.keras, nor the trained weights
+    # A damaged stage network that a later stage starts from.
+    data = (out / "stage2.keras").read_bytes()
+    (out / "stage2.keras").write_bytes(data[: len(data) // 2])
+    stages_at = args.index("--stages") + 1
+    longer = args[:stages_at] + ["block4:0.05", "easpp:0.02", "block3:0.01"] + args[stages_at + 2:]
+    assert prune_cli.main(longer) == 2
+    error = capsys.readouterr().err
+    assert (f"error: cannot read the model file {out / 'stage2.keras'}: not a whole .keras (zip) archive" in error
+            and error.rstrip().endswith("; remove it and ssma-prune redoes stage 2")), error
+    # A damaged report.
+    (out / "report.json").write_text('{"settings": {"method": "l1"}, "sta')
+    assert prune_cli.main(args) == 2
+    assert (f"error: --output {out}: cannot read {out / 'report.json'} as a report of ssma-prune: Unterminated"
+            in capsys.readouterr().err)
+    (out / "report.json").write_text("3")
+    assert prune_cli.main(args) == 2
+    assert "(it holds a JSON int, not an object)" in capsys.readouterr().err
 
 
 def test_a_negative_finetune_learning_rate_is_refused(run_folder, capsys):
