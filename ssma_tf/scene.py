@@ -206,7 +206,7 @@ def train_scene_classifier(
     # Before the model is built: records that are not scene records (one line), then a class id
     # out of range (it was a TensorFlow traceback mid-training).
     dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
-                                  batch_size=batch_size, training=True, seed=seed)
+                                  batch_size=batch_size, training=True, seed=seed, fix="give --modalities {held}")
     _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more")
     for index, source in enumerate(experts or ()):
         with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
@@ -495,7 +495,9 @@ def evaluate_scene_classifier(
                              f"({', '.join(class_names)}); give one per class, id 0 first")
     confusion = np.zeros((model.num_classes, model.num_classes), np.int64)
     dataset = build_scene_dataset(test_data, modalities=model.num_modalities, height=height, width=width,
-                                  batch_size=batch_size, training=False)
+                                  batch_size=batch_size, training=False,
+                                  # Not --modalities, which ssma-scene evaluate does not take: the model says.
+                                  fix="a classifier trained on {held} modalities evaluates them")
     # Before any image is classified, and with the record that has it (before: found at its batch,
     # naming the record files only).
     _refuse_class_ids_past(test_data, model.num_classes, "the model has")

@@ -1,6 +1,7 @@
 """Scene classification with SSMA (Section 5.9): list files, records, training, per-class recall and IoU."""
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -12,6 +13,7 @@ from ssma_tf.data.scene import build_scene_dataset, read_scene_list, write_scene
 from ssma_tf.errors import UserInputError
 from ssma_tf.scene import evaluate_scene_classifier, scene_metrics, train_scene_classifier
 from tests.data.helpers import save_png, write_list
+from tests.training_helpers import write_records
 
 H = W = 32
 
@@ -57,7 +59,7 @@ def test_lists_records_and_errors(records, tmp_path):
     assert class_ids.numpy().tolist() == [i % 3 for i in range(24)] and views[1].shape == (24, H, W, 3)
     np.testing.assert_array_equal(views[0].numpy()[0][..., ::-1], scene_images(0, 0)[0])
     bad = write_list(tmp_path / "bad.txt", [f"{records}/0_a.png {records}/0_b.png 0", f"{records}/1_a.png 1"])
-    with pytest.raises(UserInputError, match=r"bad\.txt, line 2: has 2 columns, expected 2 modalities and a class id"):
+    with pytest.raises(UserInputError, match=r"bad\.txt, line 2: has 2 columns, expected 3 \(2 modalities and a class id\)"):
         write_scene_records(bad, str(tmp_path / "bad.tfrecords"), modalities=2)
     with pytest.raises(UserInputError, match=r"bad\.txt, line 1: .*class id 0|class id must"):
         write_scene_records(write_list(tmp_path / "x.txt", [f"{records}/0_a.png {records}/0_b.png x"]),
@@ -77,7 +79,15 @@ def test_lists_records_and_errors(records, tmp_path):
     with pytest.raises(UserInputError, match=r"scenes\.tfrecords: records lack feature\(s\) \['modality3'\] "
                                              r"\(they hold 2 modalities, the model reads 3: give --modalities 2\)$"):
         build_scene_dataset(str(records / "scenes.tfrecords"), modalities=3, height=H, width=W,
-                            batch_size=2, training=False)
+                            batch_size=2, training=False, fix="give --modalities {held}")
+    # Every file's first record is checked (before: the first file's only, and a set of 3- and
+    # 2-modality files was a TensorFlow traceback at the first batch of the second).
+    three = write_list(tmp_path / "three.txt", [f"{records}/0_a.png {records}/0_b.png {records}/0_b.png 0"])
+    write_scene_records(three, str(tmp_path / "three.tfrecords"), modalities=3)
+    with pytest.raises(UserInputError, match=r"scenes\.tfrecords: records lack feature\(s\) \['modality3'\] "
+                                             r"\(they hold 2 modalities, the model reads 3\)$"):
+        build_scene_dataset([str(tmp_path / "three.tfrecords"), str(records / "scenes.tfrecords")], modalities=3,
+                            height=H, width=W, batch_size=2, training=False)
 
 
 def test_metrics_are_table_22s_recall_and_iou():
@@ -200,7 +210,13 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
         evaluate_scene_classifier(result.model, data)
     assert cli.main(["convert", "-f", str(records / "scenes.txt"), "-r", str(tmp_path / "r.tfrecords"),
                      "--modalities", "3"]) == 2
-    assert "scenes.txt, line 1: has 3 columns, expected 3 modalities" in capsys.readouterr().err
+    # Columns counted as columns (before: "has 4 columns, expected 4 modalities and a class id").
+    assert "scenes.txt, line 1: has 3 columns, expected 4 (3 modalities and a class id)" in capsys.readouterr().err
+    # A set mixing scene and segmentation records: the file is named before any scene is
+    # classified (before: a TensorFlow traceback at its first batch).
+    segmentation = write_records(tmp_path / "segmentation.tfrecords", 1, height=32, width=32, fusion=True)
+    with pytest.raises(UserInputError, match=re.escape(f"{segmentation}: these are segmentation records")):
+        evaluate_scene_classifier(result.model, [data, segmentation], height=16, width=16)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -259,6 +259,26 @@ def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model,
     assert not (directory / "final.weights.h5").exists() and _leftovers(directory) == []
 
 
+def test_a_set_mixing_scene_records_is_refused_before_the_run_folder_is_written(tmp_path, tiny_model, capsys):
+    """Only the first file's first record was checked: a scene record file after a segmentation
+    one was a TensorFlow traceback after step 1, with config.yaml and the logs left behind."""
+    scene = tmp_path / "records" / "scenes.tfrecords"
+    values = _values(tmp_path)
+    feature = {"height": tf.train.Feature(int64_list=tf.train.Int64List(value=[32])),
+               "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[32])),
+               "modality1": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(32 * 32 * 3)])),
+               "class_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}
+    with tf.io.TFRecordWriter(str(scene)) as writer:
+        writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    config_file = tmp_path / "mixed.config"
+    config_file.write_text(yaml.safe_dump(dict(values, train_data=[values["train_data"], str(scene)])))
+    assert train_command.main(["-c", str(config_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {scene}, record 0: these are scene classification records (a class_id per record, no "
+                   "label image): segmentation reads records written by ssma-convert; ssma-scene train reads these")
+    assert not (tmp_path / "checkpoints").exists()
+
+
 # --- A diverging loss --------------------------------------------------------------------------
 
 

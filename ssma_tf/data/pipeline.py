@@ -220,8 +220,8 @@ def build_dataset(
         repeat: Number of passes; None means forever when training and once otherwise.
         modality2_interpolation: "nearest" (default, for depth-like maps) or "bilinear", for
             every modality after the first, or a list with one per modality 2, 3, ...
-        check_records: Read the first record of the first file to give a clear error when a
-            feature is missing.
+        check_records: Read the first record of each file to give a clear error, naming the
+            file, when a feature is missing.
         keep_indices: Training only: use only these records, by 0-based index over the files
             in order (a labeled subset, `labeled_subset`).
         warn_label_ids: With `check_records`, warn (`LabelIdsWarning`) when the labels of the
@@ -268,7 +268,10 @@ def build_dataset(
 
     files = list_record_files(file_patterns)
     if check_records:
-        check_first_record(files[0], modalities)
+        # Every file's first record (before: the first file's only, and a set mixing 3- and
+        # 2-modality files, or scene records, was a TensorFlow traceback at the other file's batch).
+        for path in files:
+            check_first_record(path, modalities)
         if warn_label_ids:
             warning = label_ids_warning(files, num_classes, what=files[0] if len(files) == 1 else f"{files[0]} ...")
             if warning:

@@ -20,6 +20,7 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
 from ssma_tf.data.convert import load_image_bgr
 from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.data.records import first_example
 from ssma_tf.files import atomic_path
 from ssma_tf.lists import read_lines
 from ssma_tf.modalities.io import InputFileError
@@ -53,18 +54,16 @@ def read_scene_lines(path: str, modalities: Optional[int]) -> List[Tuple[int, Tu
     entries: List[Tuple[int, Tuple[str, ...], int]] = []
     for number, parts in read_lines(path):
         where = f"{path}, line {number}"
-        wanted = 2 if modalities is None else modalities
-        if len(parts) < wanted + 1 or len(parts) > MAX_MODALITIES + 1:
-            raise InputFileError(
-                f"{where}: has {len(parts)} columns; expected {wanted} or more modalities and a "
-                f"class id" if modalities is None else
-                f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id",
-                path,
-            )
+        # Columns counted as columns (before: "has 4 columns, expected 4 modalities and a class id").
+        if len(parts) > MAX_MODALITIES + 1:
+            raise InputFileError(f"{where}: has {len(parts)} columns, more than {MAX_MODALITIES + 1} "
+                                 f"(at most {MAX_MODALITIES} modalities and a class id)", path)
+        if modalities is None and len(parts) < 3:
+            raise InputFileError(f"{where}: has {len(parts)} columns, expected 3 or more (2 or more modalities "
+                                 "and a class id)", path)
         if modalities is not None and len(parts) != modalities + 1:
-            raise InputFileError(
-                f"{where}: has {len(parts)} columns, expected {modalities} modalities and a class id", path
-            )
+            raise InputFileError(f"{where}: has {len(parts)} columns, expected {modalities + 1} ({modalities} "
+                                 "modalities and a class id)", path)
         if entries and len(parts) != len(entries[0][1]) + 1:
             raise InputFileError(
                 f"{where}: has {len(parts)} columns but the lines before it have {len(entries[0][1]) + 1}", path
@@ -150,9 +149,37 @@ def largest_class_id(file_patterns) -> tuple[int, str, int]:
     return largest, where, index
 
 
+def check_scene_records(files: Sequence[str], modalities: int, fix: Optional[str] = None) -> None:
+    """Checks the first record of every file (not of the first file only: a set mixing files of
+    2 and 3 modalities, or segmentation records, was a TensorFlow traceback halfway through).
+
+    Raises:
+        InputFileError: naming the file and what its records hold, with `fix` (as for
+            `build_scene_dataset`) where the modalities differ.
+    """
+    wanted = [key for key in schema.feature_spec(modalities) if key != schema.LABEL] + [CLASS_ID]
+    for path in files:
+        example = first_example(path)  # a file of another kind, or a damaged one: named here
+        if example is None:
+            raise InputFileError(f"{path}: holds no records", path)
+        present = example.features.feature
+        missing = [key for key in wanted if key not in present]
+        if CLASS_ID in missing and schema.LABEL in present:
+            # Before: "lack feature(s) ['class_id'] (they hold 2 modalities, the model reads 2)".
+            raise InputFileError(
+                f"{path}: these are segmentation records (a label image per record, no class_id); scene "
+                "classification reads records written by ssma-scene convert from 'modality1 ... class_id' lines",
+                path)
+        if missing:
+            held = schema.count_modalities(present)
+            then = f": {fix.format(held=held)}" if fix and CLASS_ID not in missing else ""
+            raise InputFileError(f"{path}: records lack feature(s) {missing} (they hold {held} modalities, the "
+                                 f"model reads {modalities}{then})", path)
+
+
 def build_scene_dataset(
     file_patterns, *, modalities: int, height: int, width: int, batch_size: int, training: bool,
-    seed: Optional[int] = None, interpolation: str = "nearest",
+    seed: Optional[int] = None, interpolation: str = "nearest", fix: Optional[str] = None,
 ) -> tf.data.Dataset:
     """Batches of `((modality1, ..., modalityN), class_id)`: float32 (B, H, W, 3) BGR, int32 (B,).
 
@@ -160,27 +187,16 @@ def build_scene_dataset(
     reads once in order. Images are resized to `height` × `width` (modality 1 bilinearly, the
     others as `interpolation` says).
 
+    `fix`: what the message says to do when the records hold another number of modalities
+    (`{held}` stands for it; e.g. "give --modalities {held}").
+
     Raises:
-        InputFileError: the first record lacks a modality or the class id (naming the file).
+        InputFileError: a file whose first record lacks a modality or the class id (naming it).
     """
     files = list_record_files(file_patterns)
+    check_scene_records(files, modalities, fix)
     spec = {key: value for key, value in schema.feature_spec(modalities).items() if key != schema.LABEL}
     spec[CLASS_ID] = tf.io.FixedLenFeature([], tf.int64)
-    for record in tf.data.TFRecordDataset(files[0]).take(1):
-        present = tf.train.Example.FromString(record.numpy()).features.feature
-        missing = [key for key in spec if key not in present]
-        if CLASS_ID in missing and schema.LABEL in present:
-            # Before: "lack feature(s) ['class_id'] (they hold 2 modalities, the model reads 2)".
-            raise InputFileError(
-                f"{files[0]}: these are segmentation records (a label image per record, no class_id); scene "
-                "classification reads records written by ssma-scene convert from 'modality1 ... class_id' lines",
-                files[0])
-        if missing:
-            held = schema.count_modalities(present)
-            raise InputFileError(
-                f"{files[0]}: records lack feature(s) {missing} (they hold {held} modalities, the "
-                f"model reads {modalities}" + (f": give --modalities {held})" if CLASS_ID not in missing else ")"),
-                files[0])
 
     methods = resize_methods(interpolation, modalities)  # bilinear colour, then the others'
 

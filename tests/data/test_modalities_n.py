@@ -81,6 +81,13 @@ def test_pipeline_gives_n_images_jointly_augmented(tmp_path):
                                              r"\(they hold 2 modalities, the model reads 3\): convert .*an AdapNet\+\+'s "
                                              r"input_modality\)"):
         build_dataset(pairs, modalities=3, height=H, width=W, batch_size=2, num_classes=C, training=False)
+    # A set of 3- and 2-modality files: the second is named before anything is read (before: the
+    # first file's first record was checked, and the second was a TensorFlow traceback at its batch).
+    for training in (False, True):
+        with pytest.raises(UserInputError, match=r"pairs\.tfrecords, record 0: records lack feature\(s\) "
+                                                 r"\['modality3'\]"):
+            build_dataset([path, pairs], modalities=3, height=H, width=W, batch_size=2, num_classes=C,
+                          training=training)
 
 
 def test_configs_read_n_modality_records(tmp_path):
