@@ -12,6 +12,7 @@
   `CheckpointError` naming the file, the variable and the shapes.
 """
 
+from ssma_tf.checkpoints.finetune import FinetuneReport, finetune_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP, KIND_IMAGENET, KIND_SSMA, CheckpointError, LoadReport, detect_kind, load_tf1_checkpoint,
     read_checkpoint,
@@ -21,6 +22,6 @@ from ssma_tf.checkpoints.tf1_names import tf1_variable_map
 from ssma_tf.checkpoints.zoo import load_model, presets
 
 __all__ = [
-    "KIND_ADAPNET_PP", "KIND_IMAGENET", "KIND_SSMA", "CheckpointError", "LoadReport", "detect_kind",
-    "load_model", "load_tf1_checkpoint", "presets", "read_checkpoint", "tf1_variable_map",
+    "KIND_ADAPNET_PP", "KIND_IMAGENET", "KIND_SSMA", "CheckpointError", "FinetuneReport", "LoadReport",
+    "detect_kind", "finetune_weights", "load_model", "load_tf1_checkpoint", "presets", "read_checkpoint", "tf1_variable_map",
 ]

@@ -270,8 +270,8 @@ def load_model(
         return model_from_config(dataclasses.replace(run, checkpoint=resolved))
     if model is None or num_classes is None:
         raise CheckpointError(
-            f"{resolved} does not say which network it holds: give the model (AdapNet_pp or SSMA) "
-            "and num_classes"
+            f"{resolved} does not say which network it holds: give model= (AdapNet_pp or SSMA) and "
+            "num_classes=, or load it from its training run's folder, whose config.yaml says them"
         )
     if model == SSMA_NAME:
         # Trained SSMA models have auxiliary heads or not (`aux_heads`); a weights file must
@@ -280,7 +280,15 @@ def load_model(
             return _built_and_loaded(lambda: SSMA(num_classes, aux_heads=False), resolved)
         except CheckpointError:
             return _built_and_loaded(lambda: SSMA(num_classes, aux_heads=True), resolved)
-    return _built_and_loaded(lambda: AdapNetPP(num_classes, aux_heads=True), resolved)
+    # A trained AdapNet++ has its auxiliary heads (training builds them); one saved from
+    # `AdapNetPP(aux_heads=False)` has not (before: refused as "another model").
+    try:
+        return _built_and_loaded(lambda: AdapNetPP(num_classes, aux_heads=True), resolved)
+    except CheckpointError as with_heads:
+        try:
+            return _built_and_loaded(lambda: AdapNetPP(num_classes, aux_heads=False), resolved)
+        except CheckpointError:
+            raise with_heads from None
 
 
 def _built_and_loaded(build: Callable[[], keras.Model], path: str) -> keras.Model:

@@ -279,7 +279,8 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
 
 
 def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None,
-               released_as: Optional[str] = None) -> keras.Model:
+               released_as: Optional[str] = None, model: Optional[str] = None,
+               num_classes: Optional[int] = None) -> keras.Model:
     """A released model by preset name, or a local folder, checkpoint or archive, with its weights.
 
     A checkpoint does not say the eASPP rates its network was trained with (the Cityscapes-19
@@ -292,6 +293,9 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
             archive, an unpacked folder, a TF1 checkpoint prefix or a `.keras` file.
         cache_dir: where downloads go (default Keras' cache, `~/.keras`).
         released_as: the zoo name of the model a local `preset` holds.
+        model, num_classes: the network ("AdapNet_pp" or "SSMA") and its classes, which a
+            `.weights.h5` file or TF2 checkpoint outside a training run does not say (the others
+            say them; given, they are checked against what is said).
 
     Returns:
         The `AdapNetPP` or `SSMA`, with the class count and eASPP rates it was trained with.
@@ -303,16 +307,21 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
     """
     text = os.fspath(preset)
     name = _entry_name(text, released_as)
+    said = released_as is not None or text in presets()
+    if name is not None and said:  # before a download
+        entry = presets()[name]
+        for key, given, held in (("model", model, entry.model), ("num_classes", num_classes, entry.num_classes)):
+            if given is not None and given != held:
+                raise ValueError(f"{key}={given!r}, but {name} is an {entry.model} of {entry.num_classes} classes")
     checkpoint = preset_checkpoint(text, cache_dir)
     if name is None:
-        return load_checkpoint(checkpoint)
+        return load_checkpoint(checkpoint, model, num_classes)
     entry = presets()[name]
     fmt, resolved = resolve_weights(checkpoint)
-    said = released_as is not None or text in presets()
     if not said and (fmt != FORMAT_TF1 or _fits(entry, resolved) is not None):
         # A release told by a file or folder name only: the project's own files (a `.keras` file,
         # a run) say their network themselves, and another model may lie in a folder of that name.
-        return load_checkpoint(checkpoint)
+        return load_checkpoint(checkpoint, model, num_classes)
     if fmt == FORMAT_TF1:
         wrong = _fits(entry, resolved)
         if wrong is not None:
@@ -321,9 +330,9 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
                 f"{resolved} {wrong}, but {f'released_as={released_as!r}' if released_as is not None else 'the preset'} "
                 f"names {name}, an {entry.model} of {entry.num_classes} classes; give the preset of the model it holds",
                 path=resolved)
-    model = entry.build()
-    load_weights(model, resolved)
-    return model
+    built = entry.build()
+    load_weights(built, resolved)
+    return built
 
 
 def _entry_name(text: str, released_as: Optional[str]) -> Optional[str]:

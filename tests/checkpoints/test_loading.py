@@ -64,7 +64,7 @@ def test_load_model_from_a_weights_file(tmp_path):
     assert len(loaded.weights) == len(adapnet.weights)
     for mine, theirs in zip(loaded.weights, adapnet.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    with pytest.raises(ValueError, match="give the model"):
+    with pytest.raises(ValueError, match="give model="):
         load_model(path)
     with pytest.raises(CheckpointError, match="missing.weights.h5"):
         load_model(str(tmp_path / "missing.weights.h5"), "AdapNet_pp", 4)
@@ -81,6 +81,33 @@ def test_load_model_from_a_weights_file(tmp_path):
     loaded = load_model(run / "final.weights.h5")
     assert isinstance(loaded, AdapNetPP) and loaded.num_classes == 4
     np.testing.assert_array_equal(loaded.weights[-1].numpy(), adapnet.weights[-1].numpy())
+
+
+def test_an_adapnet_without_auxiliary_heads_loads_and_fine_tunes(tmp_path):
+    """Weights of `AdapNetPP(aux_heads=False)` were refused as another model (the loader built
+    the heads), by `load_model` and `finetune_weights` alike."""
+    import ssma_tf
+    from ssma_tf.checkpoints import finetune_weights
+
+    bare = AdapNetPP(4, aux_heads=False)
+    randomize_batch_norms(bare, seed=2)
+    path = str(tmp_path / "bare.weights.h5")
+    bare.save_weights(path)
+    loaded = load_model(path, "AdapNet_pp", 4)
+    assert not loaded.aux_heads and len(loaded.weights) == len(bare.weights)
+    np.testing.assert_array_equal(loaded.weights[-1].numpy(), bare.weights[-1].numpy())
+    # The package's load_model takes what the file does not say (before: it asked for them and
+    # took no such argument).
+    assert not ssma_tf.load_model(path, model="AdapNet_pp", num_classes=4).aux_heads
+    with pytest.raises(CheckpointError, match="give model= \\(AdapNet_pp or SSMA\\) and num_classes="):
+        ssma_tf.load_model(path)
+    with pytest.raises(ValueError, match="num_classes=5, but adapnet_pp_cityscapes_rgb is an AdapNet_pp of 12"):
+        ssma_tf.load_model("adapnet_pp_cityscapes_rgb", num_classes=5)  # before any download
+    report = finetune_weights(AdapNetPP(6), path)
+    assert report.source_classes == 4 and "aux_up1_head" in report.reinitialized
+    # Of another class count: the error of the network with its heads, as released.
+    with pytest.raises(CheckpointError, match=r"has shape \[8, 8, 4, 4\] in the weights file .* \(the file has 4 "):
+        load_model(path, "AdapNet_pp", 5)
 
 
 def test_a_tf2_checkpoint_without_the_easpp_branches_is_refused(tmp_path):
