@@ -262,13 +262,14 @@ def _load(sample: Sample, fusion: bool, input_modality: str, modalities: int = 2
         if missing:
             given = ("--modality2 (an image or a folder)" if missing == ["modality2"] and modalities == 2
                      else f"a --list of '{' '.join(f'modality{i}' for i in range(1, modalities + 1))} [label]' lines")
-            raise PredictionError(f"sample '{sample.name}': SSMA needs {' and '.join(missing)} too: give {given}")
+            raise PredictionError(f"{sample.where()}: SSMA needs {' and '.join(missing)} too: give {given}")
         inputs = images[:modalities]
     elif images[0] is not None and images[1] is not None:
         index = int(input_modality.removeprefix("modality")) - 1
         if index >= len(images):
             raise PredictionError(
-                f"sample '{sample.name}' has {len(images)} modalities, the network reads {input_modality}"
+                f"{sample.where()} has {len(images)} modalities, but the network reads {input_modality}: list "
+                f"modality1 ... {input_modality} and a label per line"
             )
         inputs = [images[index]]
     else:
@@ -279,7 +280,7 @@ def _load(sample: Sample, fusion: bool, input_modality: str, modalities: int = 2
     shapes = {image.shape[:2] for _, image in present}
     if len(shapes) > 1:
         sizes = ", ".join(f"{p} is {image.shape[0]}x{image.shape[1]}" for p, image in present)
-        raise PredictionError(f"the images of sample '{sample.name}' differ in size: {sizes}")
+        raise PredictionError(f"the images of {sample.where()} differ in size: {sizes}")
     base = images[0] if images[0] is not None else images[1]
     return _Loaded(sample, inputs, np.ascontiguousarray(base[..., ::-1]), label)
 

@@ -26,6 +26,7 @@ class Sample:
         modality2: the modality-2 image, or None.
         label: ground-truth class ids, or None.
         further: modality 3, 4, ... images, for SSMA over more than two modalities.
+        source: the list file and line it comes from ("val.txt, line 4"), or None.
     """
 
     name: str
@@ -33,6 +34,11 @@ class Sample:
     modality2: Optional[str] = None
     label: Optional[str] = None
     further: Tuple[str, ...] = ()
+    source: Optional[str] = None
+
+    def where(self) -> str:
+        """How messages name the sample: its list line where it has one."""
+        return f"{self.source} (sample '{self.name}')" if self.source else f"sample '{self.name}'"
 
     @property
     def modalities(self) -> Tuple[Optional[str], ...]:
@@ -86,18 +92,19 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
             if not os.path.isfile(image):
                 hint = spaces_hint(fields, index, folder) or place_hint(fields[index], folder) or comment_hint(fields)
                 raise PredictionError(f"{path}, line {number}: {image} is not a file{hint}")
-        rows.append(row)
+        rows.append((row, f"{path}, line {number}"))
     if not rows:
         raise PredictionError(f"{path} lists no samples")
     if fusion:
-        entries = [(r[:modalities], r[modalities] if len(r) > modalities else None) for r in rows]
+        entries = [(r[:modalities], r[modalities] if len(r) > modalities else None, line) for r, line in rows]
     else:
         entries = [
-            ((r[0],), None) if len(r) == 1 else ((r[0],), r[1]) if len(r) == 2 else (tuple(r[:-1]), r[-1])
-            for r in rows
+            ((r[0],), None, line) if len(r) == 1 else ((r[0],), r[1], line) if len(r) == 2
+            else (tuple(r[:-1]), r[-1], line)
+            for r, line in rows
         ]
-    return _named([(images[0], images[1] if len(images) > 1 else None, label, tuple(images[2:]))
-                   for images, label in entries])
+    return _named([(images[0], images[1] if len(images) > 1 else None, label, tuple(images[2:]), line)
+                   for images, label, line in entries])
 
 
 def samples_from_folders(
@@ -278,15 +285,16 @@ def _stem(path: str) -> str:
 def _named(entries: Sequence[Tuple]) -> List[Sample]:
     """Names samples by their first image relative to the folder all first images share.
 
-    Each entry is (modality1, modality2, label) or (modality1, modality2, label, further).
+    Each entry is (modality1, modality2, label), optionally followed by further and source.
     """
     firsts = [e[0] for e in entries]
     root = os.path.commonpath([os.path.dirname(p) for p in firsts])
     samples, seen = [], {}
-    for modality1, modality2, label, *further in entries:
+    for modality1, modality2, label, *rest in entries:
         name = os.path.splitext(os.path.relpath(modality1, root))[0].replace(os.sep, "/")
         if name in seen:
             raise PredictionError(f"{seen[name]} is listed twice; its outputs would overwrite each other")
         seen[name] = modality1
-        samples.append(Sample(name, modality1, modality2, label, tuple(further[0]) if further else ()))
+        further, source = (tuple(rest[0]) if rest else ()), (rest[1] if len(rest) > 1 else None)
+        samples.append(Sample(name, modality1, modality2, label, further, source))
     return samples

@@ -1,5 +1,7 @@
 """Tests for ssma_tf.inference.pictures: predicting image files and writing their pictures."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -71,6 +73,16 @@ def test_predict_files_errors_name_the_file(predictor, ssma, tmp_path):
         predict_files(predictor, [Sample("b", str(tmp_path / "broken.png"))], tmp_path / "out")
     with pytest.raises(PredictionError, match="good.png is 64x128, .*small.png is 32x32"):
         predict_files(Predictor(ssma), [Sample("s", good, other)], tmp_path / "out")
+    # A list's sample is named with its file and line (before: "sample 'good' has 2 modalities").
+    from ssma_tf.inference.samples import samples_from_list
+
+    Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(tmp_path / "label.png")
+    (tmp_path / "pairs.txt").write_text("good.png good.png label.png\n")  # two images and a label
+    listed = samples_from_list(tmp_path / "pairs.txt", fusion=False)
+    with pytest.raises(PredictionError, match=re.escape(
+            f"{tmp_path / 'pairs.txt'}, line 1 (sample 'good') has 2 modalities, but the network reads modality3: "
+            "list modality1 ... modality3 and a label per line")):
+        predict_files(predictor, listed, tmp_path / "out", input_modality="modality3")
     with pytest.raises(ValueError, match="palette has 3 colours"):
         predict_files(predictor, [Sample("g", good)], tmp_path / "out", palette=PALETTE4[:3])
     with pytest.raises(ValueError, match="need an SSMA"):
