@@ -107,6 +107,7 @@ class _Targets:
         labels = as_read(labels, len(probs_shape), num_classes)
         rank = len(labels.shape)
         self.rank = len(probs_shape)
+        _check_label_shape(tuple(labels.shape), probs_shape, num_classes)
         if rank == len(probs_shape):
             self.weighted = weights * ops.cast(labels, "float32")  # w_c · y_c, as released
             self.mask = None
@@ -133,6 +134,22 @@ class _Targets:
             label_prob = ops.sum(ops.where(self.mask, probs, 0.0), axis=-1)
             per_pixel = -(self.label_weight * ops.log(label_prob + LOG_EPSILON))
         return ops.mean(per_pixel)
+
+
+def _check_label_shape(labels: tuple, probs: tuple, num_classes: int) -> None:
+    """ValueError where the static shapes say that labels and predictions do not fit: one-hot
+    labels of another class count, or another batch or image size (before: TensorFlow's
+    broadcasting error from inside the loss, or none where one side broadcast)."""
+    if len(labels) == len(probs) and labels[-1] is not None and labels[-1] != num_classes:
+        raise ValueError(f"one-hot labels of shape {labels} have {labels[-1]} classes on their last axis, but the "
+                         f"predictions {probs} have {num_classes}")
+    if len(labels) in (len(probs), len(probs) - 1):
+        for axis, (mine, theirs) in enumerate(zip(labels, probs[:-1])):
+            if mine is not None and theirs is not None and mine != theirs:
+                what = "batch size" if axis == 0 else "size"
+                raise ValueError(f"labels of shape {labels} and predictions of shape {probs} differ in {what} "
+                                 f"(axis {axis}: {mine} and {theirs}); resize the labels to the predictions' "
+                                 "size (nearest neighbour)")
 
 
 def total_loss(

@@ -639,6 +639,10 @@ def test_ssma_over_n_modalities_keys(workdir):
 
     assert "lists 2 checkpoints but the model fuses 3" in str(
         error_for(dict(three, checkpoints=three["checkpoints"][:2])))
+    # Without 'modalities', the count 2 is the default's: the message says which key sets it.
+    assert ("lists 3 checkpoints but the model fuses 2 modalities (no 'modalities' key: 2, the default); give "
+            "one per expert, or list the 3 modalities under 'modalities'") in str(
+        error_for(dict(three, modalities=None, modality_interpolations=None)))
     assert error_for(dict(three, checkpoints=None, checkpoint1="rgb.weights.h5",
                           checkpoint2="depth.weights.h5")).key == "checkpoint1"
     assert error_for(dict(ssma, checkpoints=["rgb.weights.h5", "depth.weights.h5"],
@@ -736,6 +740,16 @@ def test_a_dataset_given_on_the_command_line_is_blamed_for_the_class_count_not_t
         "dataset freiburg_forest has 6 classes (void included), but num_classes is 12 (" in str(error))
     error = error_for(str(path), overrides={"num_classes": 7})
     assert error.key == "num_classes" and "dataset cityscapes has 12 classes" in str(error)
+
+
+def test_a_model_given_on_the_command_line_is_blamed_for_a_key_of_the_other_model(workdir):
+    """`--set model=SSMA` on an expert's config blamed the file's input_modality line."""
+    path = write(workdir, yaml.safe_dump(train_dict(input_modality="modality2")))
+    error = error_for(str(path), overrides={"model": "SSMA"})
+    assert error.key == "model" and "the file's key 'input_modality' (" in str(error)
+    assert "is for AdapNet_pp; SSMA reads both modalities; unset it with --set input_modality=" in str(error)
+    error = error_for(str(path), overrides={"model": "SSMA", "input_modality": "modality2"})
+    assert error.key == "input_modality"
 
 
 def test_easpp_rates_are_three_positive_integers_built_into_the_network(workdir):

@@ -132,6 +132,22 @@ def test_bad_arguments():
         total_loss(LABELS, PROBS, aux_weights=(0.6,))
 
 
+def test_labels_that_do_not_fit_the_predictions_are_named():
+    """Before: TensorFlow's broadcasting error from inside the loss (one-hot of another class
+    count, another size), or a silent broadcast where one side's axis was 1."""
+    from ssma_tf.losses import ReleasedLoss
+
+    loss = ReleasedLoss()
+    with pytest.raises(ValueError, match=r"one-hot labels of shape \(1, 1, 4, 2\) have 2 classes on their last "
+                                         r"axis, but the predictions \(1, 1, 4, 3\) have 3"):
+        loss(np.zeros((1, 1, 4, 2), np.float32), PROBS)
+    with pytest.raises(ValueError, match=r"differ in size \(axis 2: 1 and 4\); resize the labels"):
+        loss(LABELS[..., :1], PROBS)  # broadcast silently over the row before
+    with pytest.raises(ValueError, match=r"differ in batch size \(axis 0: 2 and 1\)"):
+        weighted_cross_entropy(np.concatenate([LABELS, LABELS]), PROBS, 3)
+    assert float(loss(LABELS, PROBS)) == pytest.approx(EXPECTED, rel=1e-5)
+
+
 def test_l2_penalty_is_tf1_l2_regularizer():
     # TF1 l2_regularizer(scale)(w) = scale · Σw² / 2: 5e-4 · (1 + 4 + 9 + 16) / 2 = 7.5e-3.
     weights = [tf.Variable([[1.0, 2.0]]), tf.Variable([3.0, 4.0])]

@@ -19,7 +19,8 @@ before it is written. The work is done by `ssma_tf.evaluation`.
     ssma-evaluate exports/ssma_int8 --backend openvino --test_data val.tfrecords
 
 The export alone (as RUN or `--exported`, without -c) is evaluated at its own size, classes and
-modalities, which its metadata holds, on the records `--test_data` names.
+modalities, which its metadata holds, on the records `--test_data` names. Without `--backend`,
+an export folder is run by its own format's backend.
 
 Exit status: 0 done, 2 bad config, checkpoint, export, record file or output path (the message
 names it), 1 the JSON file could not be written (the metrics are printed above).
@@ -56,10 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="arithmetic of the network: float32 (default, the original's numbers) or bfloat16 "
                         "(faster where the processor has bfloat16 units, e.g. Intel AMX; see README, Benchmarks)")
-    parser.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default="tensorflow",
-                        help="tensorflow (default): the weights of the config or --checkpoint; openvino or tflite: "
-                        "the export folder --exported (ssma-export --format ...; the deploy extra)")
-    parser.add_argument("--exported", metavar="FOLDER", help="with --backend openvino/tflite: the export folder")
+    parser.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default=None,
+                        help="tensorflow: the weights of the config or --checkpoint; openvino or tflite: the export "
+                        "folder --exported (ssma-export --format ...; the deploy extra). Default: the export's "
+                        "own format when an export folder is given, else tensorflow")
+    parser.add_argument("--exported", metavar="FOLDER", help="an OpenVINO or TFLite export folder to evaluate")
     add_version(parser)
     return parser
 
@@ -70,11 +72,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setting_as_run_or_exit(parser, args.run)
+    if args.backend is None:
+        # The export says its format (before: `--exported` alone was "needs --backend openvino or
+        # tflite", and an export given as RUN was refused as "an export").
+        from ssma_tf.config.runs import exported_backend
+
+        said = exported_backend(args.exported or args.run) if (args.exported or args.run) else None
+        args.backend = said if said in ("openvino", "tflite") else "tensorflow"
     if args.backend != "tensorflow" and args.run is not None and args.exported is None:
         from ssma_tf.config.runs import find_run_config
 
         if find_run_config(args.run) is None:  # the export alone, as ssma-predict takes it (named if it is none)
             args.exported, args.run = args.run, None
+    if args.backend == "tensorflow" and args.exported is not None:
+        parser.error("--exported needs --backend openvino or tflite")
     if args.run is not None and args.config is not None:
         parser.error("give a config (-c) or a training run's folder, one of the two")
     if args.run is None and args.config is None and (args.backend == "tensorflow" or args.exported is None):
@@ -83,8 +94,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     overrides = parse_overrides_or_exit(parser, args.overrides)
     if args.backend != "tensorflow" and args.exported is None:
         parser.error(f"--backend {args.backend} needs --exported FOLDER (written by ssma-export --format {args.backend})")
-    if args.backend == "tensorflow" and args.exported is not None:
-        parser.error("--exported needs --backend openvino or tflite")
     if args.backend != "tensorflow" and args.precision != "float32":
         parser.error("--precision is for the tensorflow backend; an export has its own (--int8 at export)")
     if args.backend != "tensorflow":
@@ -93,6 +102,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         require(args.backend)  # a missing extra: one line naming it (`command`)
     # The flags are overrides, named as typed in errors (not as `--set test_data=[...]`).
     given_as = {}
+    for flag, key in (("--checkpoint", "checkpoint"), ("--test_data", "test_data")):
+        if getattr(args, key) is not None and key in overrides:  # before: the flag won without a word
+            parser.error(f"{flag} and --set {key}=... both give the {key}; give one of them")
     if args.checkpoint is not None:
         overrides["checkpoint"], given_as["checkpoint"] = args.checkpoint, f"--checkpoint {args.checkpoint}"
     if args.test_data is not None:

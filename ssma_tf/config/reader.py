@@ -397,21 +397,26 @@ class _Reader:
 
     def relate_model(self, given: dict[str, Any]) -> None:
         """Rejects keys that the model would silently ignore, before their values are read."""
+        def conflict(name: str, detail: str) -> ConfigError:
+            if "model" in self.command_line and name not in self.command_line:
+                # The command line changed the model: the file's key was not the slip (before:
+                # the error named the file's line of that key).
+                line = self.d.line_of(name) if isinstance(self.d, ConfigMapping) else None
+                said = f"{self.source}{f', line {line}' if line else ''}"
+                return self.error("model", f"the file's key '{name}' ({said}) {detail}; unset it with --set {name}=")
+            return self.error(name, detail)
+
         if given["model"] == SSMA:
             if self.has("input_modality"):
-                raise self.error("input_modality", "is for AdapNet_pp; SSMA reads both modalities")
+                raise conflict("input_modality", "is for AdapNet_pp; SSMA reads both modalities")
             return
         for name in ("checkpoint1", "checkpoint2", "checkpoints", "modalities"):
             if self.has(name):
                 if name == "modalities":
-                    raise self.error(
-                        name, f"is for SSMA; {ADAPNET_PP} reads one modality ('input_modality')"
-                    )
-                raise self.error(
-                    name, f"is for SSMA experts; {ADAPNET_PP} starts from 'intialize'"
-                )
+                    raise conflict(name, f"is for SSMA; {ADAPNET_PP} reads one modality ('input_modality')")
+                raise conflict(name, f"is for SSMA experts; {ADAPNET_PP} starts from 'intialize'")
         if self.has("fusion"):
-            raise self.error("fusion", f"is for model: SSMA; {ADAPNET_PP} fuses nothing")
+            raise conflict("fusion", f"is for model: SSMA; {ADAPNET_PP} fuses nothing")
 
     def relate_switches(self, given: dict[str, Any]) -> None:
         """Rejects switches that AdapNet++ cannot honour."""
@@ -531,10 +536,13 @@ class _Reader:
                 if values[alias] is not None:
                     raise self.error(alias, "give either 'checkpoints' or checkpoint1/checkpoint2, not both")
             if len(values["checkpoints"]) != n:
+                said = ("; give one per expert, in the order of 'modalities'" if values["modalities"] is not None
+                        # Without the key the count is the default's: say which key sets it.
+                        else f" (no 'modalities' key: 2, the default); give one per expert, or list the "
+                        f"{len(values['checkpoints'])} modalities under 'modalities'")
                 raise self.error(
                     "checkpoints",
-                    f"lists {len(values['checkpoints'])} checkpoints but the model fuses {n} "
-                    f"modalities; give one per expert, in the order of 'modalities'",
+                    f"lists {len(values['checkpoints'])} checkpoints but the model fuses {n} modalities{said}",
                 )
         if n != 2 and values["checkpoint1"] is not None:
             raise self.error(

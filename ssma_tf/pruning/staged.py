@@ -192,7 +192,20 @@ def setting_as_run(settings: dict, key: str):
         return (settings.get("config") or {}).get("learning_rate")
     if key == "channel_multiple":
         return settings.get(key, 1)
+    if key == "stages":
+        return [same_stage(spec) for spec in settings.get(key) or []]
     return settings.get(key)
+
+
+def same_stage(spec: str):
+    """What a stage spec removes, for comparing specs: `block4:0.10` is `block4:0.1`, and
+    `block1-2` is `block1+block2` (before: compared as text, so a resumed run typed otherwise
+    was another run). A spec that does not parse stays its text."""
+    try:
+        stage = parse_stage(spec, 0)
+    except PruningError:
+        return spec
+    return (tuple(sorted(stage.groups)), stage.fraction)
 
 
 def _weights_identity(source: str) -> dict:
@@ -298,7 +311,7 @@ def _check_stage_list(previous: dict, stages: Sequence[Stage], report_path: path
     finished = {entry["stage"]: entry["spec"] for entry in previous.get("stages", []) if entry.get("stage", 0) > 0}
     for index, spec in sorted(finished.items()):
         given = specs[index - 1] if index <= len(specs) else None
-        if given != spec:
+        if given is None or same_stage(given) != same_stage(spec):
             now = f"gives {given!r}" if given is not None else f"has only {len(specs)} stage(s)"
             done = " ".join(finished[i] for i in sorted(finished))
             raise UserInputError(
@@ -310,7 +323,7 @@ def _check_stage_list(previous: dict, stages: Sequence[Stage], report_path: path
     for index, spec in enumerate(specs, start=1):
         before = old_specs[index - 1] if index <= len(old_specs) else None
         folder = output / f"stage{index}"
-        if index not in finished and before != spec and folder.exists():
+        if index not in finished and (before is None or same_stage(before) != same_stage(spec)) and folder.exists():
             was = f" ({before!r})" if before is not None else ""
             log(f"stage {index} is now {spec!r}: removing {folder}, the unfinished work of another stage list{was}")
             shutil.rmtree(folder)
@@ -414,15 +427,18 @@ def run(
         # a report that records them, `config`, also names the keys that changed).
         # Reports written before 2026-12-02 record the test records as typed (relative, say) and
         # not the weights file: compared as far as they go.
-        old = dict(old, test_data=setting_as_run(old, "test_data"))
+        # Each as the run used it: no --finetune-lr is the config's rate, and given as that rate
+        # it is the same run (before: None and 0.001 differed).
         unrecorded = {k for k in weights if k not in old}
         differ = sorted(k for k in set(old) | set(settings)
                         if k not in ("source", "config", "stages") and k not in unrecorded
-                        and old.get(k) != settings.get(k))
+                        and setting_as_run(old, k) != setting_as_run(settings, k)
+                        # The config's rate on both sides: a changed config key says it.
+                        and not (k == "finetune_learning_rate" and old.get(k) is None and settings[k] is None))
         if differ:
             # Each change as `was -> now` (before: "finetune_steps differ (before: ...)", without
             # the new value, and "config_sha256 differ" for a changed config key).
-            changes = [f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in differ
+            changes = [f"{k} {setting_as_run(old, k)!r} -> {setting_as_run(settings, k)!r}" for k in differ
                        if k not in ("config_sha256", "weights_sha256")]
             if "weights_sha256" in differ and "weights" not in differ:
                 changes.append(f"the weights in {weights['weights']} changed since stage 0 was measured on them")
@@ -458,6 +474,8 @@ def run(
             "miou": round(result.miou, 3),
             "latency_ms": round(1000.0 * latency(model, config.height, config.width, latency_runs, traced), 3),
         }
+        if index == 0 and getattr(model, "widths", None):
+            entry["pruned_before"] = True  # a stage network pruned again: not "unpruned"
         base = report["stages"][0] if report["stages"] else entry
         entry["param_reduction"] = round(100.0 * (1.0 - entry["params"] / base["params"]), 3)
         entry["miou_change"] = round(entry["miou"] - base["miou"], 3)
@@ -465,7 +483,7 @@ def run(
         report["stages"] = [s for s in report["stages"] if s["stage"] != index] + [entry]
         with atomic_write(report_path) as handle:
             json.dump(report, handle, indent=2)
-        log(f"stage {index}{' (unpruned)' if index == 0 else ''}: {entry['params']:,} weights "
+        log(f"stage {index}{f' ({start_name(entry)})' if index == 0 else ''}: {entry['params']:,} weights "
             f"({entry['param_reduction']:.2f} % fewer), "
             f"{entry['gflops']:.3f} GFLOPs, mIoU {entry['miou']:.2f} ({entry['miou_change']:+.2f}), "
             f"{entry['latency_ms']:.1f} ms")
@@ -506,6 +524,7 @@ def run(
             log(f"stage {index} ({stage.spec}): the control prunes nothing")
             _save(model, pruned_path)
         elif not pruned_path.exists():
+            check_stage_fits(model, stage, method, index, channel_multiple)  # before its "ranking" line
             batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
             log(f"stage {index} ({stage.spec}): ranking by {method}"
                 + (f" on {rank_batches} training batch{'es' if rank_batches != 1 else ''}"
@@ -546,6 +565,12 @@ def report_labels(reports: Sequence[dict], folders: Sequence[str]) -> list[str]:
     return [f"{method} ({name})" for method, name in zip(methods, names)]
 
 
+def start_name(entry: dict) -> str:
+    """How the table names stage 0: "unpruned", or "pruned before" for a network that an
+    earlier run pruned (its stage network given as the checkpoint)."""
+    return "pruned before" if entry.get("pruned_before") else "unpruned"
+
+
 def format_table(reports: Sequence[dict], labels: Optional[Sequence[str]] = None) -> str:
     """A Table-8-style table: one row per method and stage (latency as the ratio to unpruned).
 
@@ -557,7 +582,7 @@ def format_table(reports: Sequence[dict], labels: Optional[Sequence[str]] = None
     rows = []
     for report, label in zip(reports, labels):
         for entry in sorted(report["stages"], key=lambda e: e["stage"]):
-            name = "unpruned" if entry["stage"] == 0 else f"{entry['stage']}: {entry['spec']}"
+            name = start_name(entry) if entry["stage"] == 0 else f"{entry['stage']}: {entry['spec']}"
             rows.append((label, name, entry))
     width = max([len("stage")] + [len(name) for _, name, _ in rows])
     first = max([8] + [len(label) for label in labels])

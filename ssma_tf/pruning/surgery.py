@@ -118,8 +118,19 @@ def select(scores: Mapping[str, np.ndarray], budget: float, maps: Sequence[Featu
         removed[name].update(group)
         total += removal.remove(name, len(group))
     if total < budget:
+        layers = ', '.join(scores) if len(scores) <= 3 else 'its layers'
+        if multiple > 1:
+            try:  # the groups, not the fraction, may be what does not fit (before: blamed on the fraction)
+                select(scores, budget, maps, what=what, multiple=1)
+            except PruningError:
+                pass
+            else:
+                raise PruningError(
+                    f"{what}: in groups of {multiple} channels, one group left in each layer, {layers} hold "
+                    f"{total:,.0f} removable weights, short of {budget:,.0f}; one by one they hold enough: "
+                    "give a smaller channel multiple (--channel-multiple)")
         raise PruningError(
-            f"{what} would remove every filter of {', '.join(scores) if len(scores) <= 3 else 'its layers'} "
+            f"{what} would remove every filter of {layers} "
             f"and still fall short of {budget:,.0f} weights ({total:,.0f} removable); remove a smaller "
             "fraction or widen its scope"
         )

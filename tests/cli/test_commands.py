@@ -176,6 +176,12 @@ def test_train_reports_a_bad_set_with_the_key_and_value(tmp_path, monkeypatch, c
         evaluate.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "height=64", "seed=3"])
     assert capsys.readouterr().err.splitlines()[-1].endswith("error: seed=3 is a setting: give --set before each one, "
                                                             "as --set a=1 --set b=2")
+    # A flag and the --set of its key: before, the flag won without a word.
+    with pytest.raises(SystemExit):
+        evaluate.main(["-c", str(smoke_config("adapnet_eval.config")), "--set", "test_data=a.tfrecords",
+                       "--test_data", "b.tfrecords"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: --test_data and --set test_data=... both give the test_data; give one of them")
 
 
 def test_a_child_command_imports_this_checkouts_package(tmp_path, monkeypatch):

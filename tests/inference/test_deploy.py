@@ -132,10 +132,15 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     assert metrics["backend"] == "openvino" and metrics["precision"] == "int8" and metrics["num_images"] == 4
     # The export alone, as RUN or --exported, with the records: its metadata is the config (before:
     # "give a config (-c) or a training run's folder", though the export holds its model and size).
-    for alone in ([str(folder)], ["--exported", str(folder)]):
-        assert evaluate_cli.main([*alone, "--backend", "openvino", "--test_data", records["rgb"],
-                                  "--json", str(tmp_path / "alone.json")]) == 0
+    # Without --backend the export's own format is taken (before: "--exported needs --backend").
+    for alone in ([str(folder), "--backend", "openvino"], ["--exported", str(folder), "--backend", "openvino"],
+                  [str(folder)], ["--exported", str(folder)]):
+        assert evaluate_cli.main([*alone, "--test_data", records["rgb"], "--json", str(tmp_path / "alone.json")]) == 0
         assert json.loads((tmp_path / "alone.json").read_text())["mIoU"] == metrics["mIoU"]
+        (tmp_path / "alone.json").unlink()
+    with pytest.raises(SystemExit):  # said, the backend is the one given
+        evaluate_cli.main(["--exported", str(folder), "--backend", "tensorflow", "--test_data", records["rgb"]])
+    assert "--exported needs --backend openvino or tflite" in capsys.readouterr().err
     capsys.readouterr()
     assert evaluate_cli.main([str(folder), "--backend", "openvino"]) == 2
     assert "key 'test_data': an export does not name the records to evaluate on: give them with --test_data" in \
@@ -211,10 +216,12 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
     # And to ssma-evaluate as a run (before: "not a training run ...; give a config with -c").
     from ssma_tf.cli import evaluate as evaluate_cli
 
-    assert evaluate_cli.main([str(folder)]) == 2
+    assert evaluate_cli.main([str(folder), "--backend", "tensorflow"]) == 2
     assert capsys.readouterr().err == (f"error: {folder} is an openvino export of ssma-export, not a training run: "
                                        f"evaluate it with ssma-evaluate {folder} --backend openvino --test_data "
                                        "RECORDS, or run it with ssma-predict --backend openvino\n")
+    assert evaluate_cli.main([str(folder)]) == 2  # its own backend, then the records it needs
+    assert "an export does not name the records to evaluate on: give them with --test_data" in capsys.readouterr().err
     with pytest.raises(backends.ExportedModelError, match=r"^\S+nowhere does not exist$"):
         backends.read_export_metadata(str(tmp_path / "nowhere"))
 

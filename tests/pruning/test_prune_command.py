@@ -123,7 +123,12 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     # Each change with both values (before: "config_sha256 differ (before: config key learning_rate=0.001)").
     assert "(config key learning_rate 0.001 -> 0.5); give a new output folder or the same settings" in error
     assert prune_cli.main(args + changes["finetune_learning_rate"]) == 2
-    assert "(finetune_learning_rate None -> 1e-06); give a new output folder" in capsys.readouterr().err
+    assert "(finetune_learning_rate 0.001 -> 1e-06); give a new output folder" in capsys.readouterr().err
+    # The config's own rate given as --finetune-lr, and a fraction typed otherwise, are the same
+    # run (before: None and 0.001, 'block4:0.05' and 'block4:0.050' differed as text).
+    stages_at = args.index("--stages") + 1
+    assert prune_cli.main(args[:stages_at] + ["block4:0.050"] + args[stages_at + 1:] + ["--finetune-lr", "0.001"]) == 0
+    assert "stage 1 (block4:0.050) is done" in capsys.readouterr().out
     assert json.loads((out / "report.json").read_text()) == report
     # The same config from another place is the same run (before: "source differ" refused it).
     moved = run_folder / "moved.config"
@@ -138,7 +143,9 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     assert ("its stage 1 ('block4:0.05') is finished and this stage list gives 'block4:0.1'; give a new output "
             "folder, or a stage list that begins with the finished stages (block4:0.05)") in capsys.readouterr().err
     assert prune_cli.main(args[:stages_at] + ["block4:0.05", "block4:0.9"] + args[stages_at + 1:]) == 2
-    assert "stage 2 ('block4:0.9') would remove every filter" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "stage 2 ('block4:0.9') would remove every filter" in printed.err
+    assert "stage 2 (block4:0.9): ranking" not in printed.out  # refused before its ranking line
     (out / "stage2").mkdir()
     (out / "stage2" / "pruned.keras").write_text("left by the refused stage list")
     assert prune_cli.main(args[:stages_at] + ["block4:0.05", "easpp:0.01"] + args[stages_at + 1:]) == 0
@@ -316,6 +323,13 @@ def test_a_resumed_run_names_a_damaged_file_and_loads_only_what_it_needs(run_fol
     (out / "report.json").write_text("3")
     assert prune_cli.main(args) == 2
     assert "(it holds a JSON int, not an object)" in capsys.readouterr().err
+    # A stage network pruned again: its first row is not "unpruned".
+    again = command(run_folder, "--method", "l1", "--stages", "block4:0.02", "-o", str(run_folder / "again"),
+                    "--finetune-steps", "0", "--latency-runs", "1")
+    again[again.index("--checkpoint") + 1] = str(out / "stage1.keras")
+    assert prune_cli.main(again) == 0
+    printed = capsys.readouterr().out
+    assert "stage 0 (pruned before): " in printed and "l1       pruned before" in printed, printed
 
 
 def test_a_negative_finetune_learning_rate_is_refused(run_folder, capsys):

@@ -260,6 +260,13 @@ def test_select_with_a_multiple_removes_whole_groups_and_keeps_widths_multiples(
     assert first % 16 == 0 and (len(keep[unit.name]) - first) % 16 == 0 and first >= 16
     with pytest.raises(PruningError, match="multiple"):
         select(scores, 1.0, maps, multiple=0)
+    # Groups too large for the layers are named as such (before: "remove a smaller fraction",
+    # though one by one the channels held the budget).
+    with pytest.raises(PruningError, match=r"in groups of 24 channels, one group left in each layer, skip1, skip2 "
+                                           r"hold 0 removable weights, .*give a smaller channel multiple"):
+        select(scores, costs["skip1"], maps, multiple=24)
+    with pytest.raises(PruningError, match="would remove every filter of skip1, skip2"):
+        select(scores, 100 * costs["skip1"], maps, multiple=8)
 
 
 @pytest.mark.parametrize("spec, match", [
