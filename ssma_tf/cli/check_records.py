@@ -126,8 +126,17 @@ def _check_config(path: str, overrides, max_problems: int) -> int:
     needed = Required(("model", "num_classes"), "ssma-check-records")
     try:  # a training or an evaluation config; neither needs its weights or its other keys here
         config = load_config(path, "train", check_paths=False, overrides=overrides, required=needed)
-    except ConfigError:
-        config = load_config(path, "eval", check_paths=False, overrides=overrides, required=needed)
+    except ConfigError as train_error:
+        try:
+            config = load_config(path, "eval", check_paths=False, overrides=overrides, required=needed)
+        except ConfigError as eval_error:
+            # The error of the mode the config is for (before: always the evaluation's, e.g. a
+            # training key "unknown" to evaluation instead of the training config's own slip).
+            from ssma_tf.config.yaml_reader import read_yaml_file
+
+            raw = read_yaml_file(path, "the config file")
+            training = "train_data" in (overrides or {}) or isinstance(raw, dict) and "train_data" in raw
+            raise (train_error if training else eval_error) from None
     keys = [(key, labeled) for key, labeled in CONFIG_RECORD_KEYS if getattr(config, key)]
     if not keys:
         raise ConfigError("names no record files (train_data, test_data, unlabeled_data, target_data or "

@@ -158,18 +158,41 @@ def run_config(
                                  given_as=given_as)
 
 
+def read_export_metadata(folder: PathLike) -> dict:
+    """The metadata `ssma-export` wrote in `folder` (`EXPORT_METADATA`): the one reader of it,
+    for the commands' configs and the runtimes (`ssma_tf.inference.backends`) alike.
+
+    Raises:
+        ConfigError: no such folder, no metadata in it (not an export), or metadata that cannot
+            be read or is not a JSON object (named as such: it was taken for a SavedModel export).
+    """
+    name = os.fspath(folder)
+    path = os.path.join(name, EXPORT_METADATA)
+    if not os.path.isdir(name):
+        raise ConfigError(f"{name}: no such export folder")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{name} is not an export of ssma-export (no {EXPORT_METADATA})")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise ConfigError(f"cannot read the export's metadata: {error}", source=path) from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"the export's metadata is a JSON {type(meta).__name__}, not an object", source=path)
+    return meta
+
+
 def exported_backend(path: PathLike) -> Optional[str]:
     """For a folder `ssma-export` wrote (its `EXPORT_METADATA`), the backend that runs it
-    ("openvino", "tflite"; "saved_model" for a SavedModel, or one whose metadata cannot be
-    read); None for any other path."""
-    metadata = os.path.join(os.fspath(path), EXPORT_METADATA)
-    if not os.path.isfile(metadata):
+    ("openvino", "tflite"; "saved_model" for a SavedModel); None for any other path.
+
+    Raises:
+        ConfigError: the folder's metadata cannot be read (`read_export_metadata`; before, such
+            a folder was called a SavedModel export).
+    """
+    if not os.path.isfile(os.path.join(os.fspath(path), EXPORT_METADATA)):
         return None
-    try:
-        with open(metadata, encoding="utf-8") as handle:
-            backend = json.load(handle).get("backend")
-    except (OSError, ValueError, AttributeError):
-        backend = None
+    backend = read_export_metadata(path).get("backend")
     return backend if backend in ("openvino", "tflite") else "saved_model"
 
 
@@ -191,20 +214,15 @@ def export_config(
     """
     name = os.fspath(folder)
     path = os.path.join(name, EXPORT_METADATA)
-    if not os.path.isdir(name):
-        raise ConfigError(f"{name}: no such export folder")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{name} is not an export of ssma-export --format (no {EXPORT_METADATA}): give an OpenVINO "
-                          "or TFLite export folder, or a config with -c")
     try:
-        with open(path, encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except (OSError, ValueError) as error:  # before: taken for a SavedModel export
-        raise ConfigError(f"cannot read the export's metadata: {error}", source=path) from None
-    if not isinstance(meta, Mapping) or meta.get("backend") not in ("openvino", "tflite"):
-        raise ConfigError(f"{name} is not an OpenVINO or TFLite export (metadata 'backend': "
-                          f"{meta.get('backend') if isinstance(meta, Mapping) else None!r}); give such an export "
-                          "folder, or a config with -c", source=path)
+        meta = read_export_metadata(name)
+    except ConfigError as error:
+        if error.source != path:  # no folder, or no metadata: say what to give
+            raise ConfigError(f"{error}: give an OpenVINO or TFLite export folder, or a config with -c") from None
+        raise
+    if meta.get("backend") not in ("openvino", "tflite"):
+        raise ConfigError(f"{name} is not an OpenVINO or TFLite export (metadata 'backend': {meta.get('backend')!r}); "
+                          "give such an export folder, or a config with -c", source=path)
     missing = [key for key in ("model", "num_classes", "inputs", "size") if key not in meta]
     if missing:
         raise ConfigError(f"the export's metadata lacks {', '.join(map(repr, missing))}", source=path)

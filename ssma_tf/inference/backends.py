@@ -14,13 +14,13 @@ The runtimes are optional (the `deploy` extra: `pip install 'ssma-tf[deploy]'`);
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ssma_tf.constants import EXPORT_METADATA
+from ssma_tf.config import runs
+from ssma_tf.config.yaml_reader import ConfigError
 from ssma_tf.errors import UserInputError
 from ssma_tf.native_output import dropping, native_lines_filtered
 from ssma_tf.resampling import resize_methods
@@ -54,18 +54,15 @@ def require(package: str) -> Any:
 
 
 def read_export_metadata(folder: str) -> Dict[str, Any]:
-    """The `assets.extra/ssma_tf.json` of an export folder."""
-    path = os.path.join(os.fspath(folder), EXPORT_METADATA)
-    if not os.path.lexists(folder):
-        raise ExportedModelError(f"{folder} does not exist", os.fspath(folder))
+    """The `assets.extra/ssma_tf.json` of an export folder (`ssma_tf.config.runs.read_export_metadata`).
+
+    Raises:
+        ExportedModelError: no such folder, or no readable metadata in it (naming the file).
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as error:
-        raise ExportedModelError(f"{folder} is not an ssma-export folder: cannot read {path} ({error.strerror})",
-                                 path) from None
-    except ValueError as error:
-        raise ExportedModelError(f"{path}: not valid JSON ({error})", path) from None
+        return runs.read_export_metadata(folder)
+    except ConfigError as error:
+        raise ExportedModelError(str(error), error.path or os.fspath(folder)) from None
 
 
 class ExportedModel:

@@ -315,6 +315,13 @@ def test_a_config_has_every_record_file_it_reads_checked_as_its_model_reads_it(g
     out = capsys.readouterr().out
     assert f"error: {config} with --set test_data='nothing.tfrecords': key 'test_data': no TFRecord file matches" in out
     assert "unlabeled_data (" in out
+    # A config that neither mode reads: the error of the training config it is (before: the
+    # evaluation's, which called a depth-pretraining run's config what it is, not its slip).
+    pretraining = tmp_path / "pretraining.config"
+    pretraining.write_text(f"model: AdapNet_pp\nnum_classes: 5\ntrain_data: {good}\npretraining: depth\n"
+                           "max_iteration: 0\n")
+    assert cli.main(["-c", str(pretraining)]) == 2
+    assert f"error: {pretraining}, line 5: key 'max_iteration': must be >= 1, got 0" in capsys.readouterr().err
     for wrong in (["-c", str(config), str(good)], ["-c", str(config), "--num_classes", "5"], []):
         with pytest.raises(SystemExit):
             cli.main(wrong)

@@ -168,6 +168,12 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     metadata.write_text("{not json")
     assert evaluate_cli.main([str(copy), "--backend", "openvino", "--test_data", records["rgb"]]) == 2
     assert "cannot read the export's metadata: Expecting property name" in capsys.readouterr().err
+    # Without --backend, and as a run of the tensorflow backend: the same (before: "a SavedModel").
+    for given in ([str(copy)], [str(copy), "--backend", "tensorflow"]):
+        assert evaluate_cli.main([*given, "--test_data", records["rgb"]]) == 2
+        assert "cannot read the export's metadata: Expecting property name" in capsys.readouterr().err
+    with pytest.raises(backends.ExportedModelError, match="cannot read the export's metadata"):
+        backends.load_exported(copy, "openvino")
     # The released mIoU of exactly what the export predicts on the records, counted independently.
     from ssma_tf.config import load_config
     from ssma_tf.evaluation import make_eval_dataset
@@ -222,7 +228,7 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
                                        "RECORDS, or run it with ssma-predict --backend openvino\n")
     assert evaluate_cli.main([str(folder)]) == 2  # its own backend, then the records it needs
     assert "an export does not name the records to evaluate on: give them with --test_data" in capsys.readouterr().err
-    with pytest.raises(backends.ExportedModelError, match=r"^\S+nowhere does not exist$"):
+    with pytest.raises(backends.ExportedModelError, match=r"^\S+nowhere: no such export folder$"):
         backends.read_export_metadata(str(tmp_path / "nowhere"))
 
 
@@ -440,7 +446,7 @@ def test_an_export_folder_without_the_backend_is_named(tmp_path):
     with pytest.raises(backends.ExportedModelError, match=r"holds TFLite conversions of the SavedModel "
                                                           r"\(model_float32.tflite: .*ssma-export --format tflite"):
         backends.load_exported(tmp_path / "saved", "tflite")
-    with pytest.raises(backends.ExportedModelError, match="not an ssma-export folder"):
+    with pytest.raises(backends.ExportedModelError, match="is not an export of ssma-export"):
         backends.load_exported(tmp_path, "openvino")
 
 
