@@ -218,6 +218,23 @@ def _weights_identity(source: str) -> dict:
     return {"weights": resolved, "weights_sha256": digest[:16]}
 
 
+def _records_identity(patterns: Sequence[str]) -> dict:
+    """A digest of the test records' contents as far as it is cheap to read: each file's size and
+    its first and last 64 KiB (records rewritten in place, say converted again at another size,
+    change them; a copy does not). Before, a resumed run reported stages measured on the old
+    records beside stages measured on the new ones."""
+    digest = hashlib.sha256()
+    for path in list_record_files(list(patterns)):
+        size = os.path.getsize(path)
+        digest.update(f"{os.path.basename(path)}:{size}:".encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read(65536))
+            if size > 65536:
+                handle.seek(max(65536, size - 65536))
+                digest.update(handle.read())
+    return {"test_data_sha256": digest.hexdigest()[:16]}
+
+
 def _remove_leftovers(output: pathlib.Path, stages: int, log: Callable[[str], None]) -> None:
     """Removes the temporaries a killed run left beside the files it writes (a half-written
     `stage<k>.keras`, as large as the network)."""
@@ -398,6 +415,7 @@ def run(
     report_path = output / REPORT
     source = os.path.abspath(checkpoint or config.checkpoint)
     weights = _weights_identity(source)
+    records = _records_identity(test_data)
     # Everything a finished stage depends on: a resumed run with other weights, fine-tuning or
     # test records would otherwise report the old stages as its own. The config by content, so
     # that `--set` changes count and a moved file does not.
@@ -406,7 +424,7 @@ def run(
     settings = {"method": method, "stages": [s.spec for s in stages], "finetune_steps": finetune_steps,
                 "rank_batches": rank_batches, "model": config.model, "source": str(config.source),
                 "checkpoint": source, "config_sha256": config_digest[:16], "config": config_values,
-                "finetune_learning_rate": finetune_learning_rate, "test_data": list(test_data), **weights,
+                "finetune_learning_rate": finetune_learning_rate, "test_data": list(test_data), **weights, **records,
                 # Named only when used, so that the reports of earlier runs still match theirs.
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
     report = {"settings": settings, "stages": []}
@@ -430,8 +448,9 @@ def run(
         # Each as the run used it: no --finetune-lr is the config's rate, and given as that rate
         # it is the same run (before: None and 0.001 differed).
         unrecorded = {k for k in weights if k not in old}
+        uncompared = unrecorded | {k for k in records if k not in old}  # reports before 2026-12-04
         differ = sorted(k for k in set(old) | set(settings)
-                        if k not in ("source", "config", "stages") and k not in unrecorded
+                        if k not in ("source", "config", "stages") and k not in uncompared
                         and setting_as_run(old, k) != setting_as_run(settings, k)
                         # The config's rate on both sides: a changed config key says it.
                         and not (k == "finetune_learning_rate" and old.get(k) is None and settings[k] is None))
@@ -439,9 +458,11 @@ def run(
             # Each change as `was -> now` (before: "finetune_steps differ (before: ...)", without
             # the new value, and "config_sha256 differ" for a changed config key).
             changes = [f"{k} {setting_as_run(old, k)!r} -> {setting_as_run(settings, k)!r}" for k in differ
-                       if k not in ("config_sha256", "weights_sha256")]
+                       if k not in ("config_sha256", "weights_sha256", "test_data_sha256")]
             if "weights_sha256" in differ and "weights" not in differ:
                 changes.append(f"the weights in {weights['weights']} changed since stage 0 was measured on them")
+            if "test_data_sha256" in differ and "test_data" not in differ:
+                changes.append("the test records changed since the finished stages were measured on them")
             if "config_sha256" in differ:
                 keys = (sorted(k for k in set(old["config"]) | set(config_values)
                                if old["config"].get(k) != config_values.get(k))
@@ -510,6 +531,13 @@ def run(
         if final.exists() and index in done:
             log(f"stage {index} ({stage.spec}) is done: {final}")
             _remove_stage_folder(folder, final, log)  # killed between the two
+            model = None
+            continue
+        if index in done and any(later in done for later in range(index + 1, len(stages) + 1)):
+            # Its network was removed, but the finished stages after it started from it: redone,
+            # it would stand in the report beside stages pruned from the old network.
+            log(f"stage {index} ({stage.spec}) is done: {final} is gone, but the finished stage(s) after it "
+                "started from it; its figures stay in the report (a new output folder redoes it)")
             model = None
             continue
         pruned_path = folder / "pruned.keras"

@@ -306,6 +306,30 @@ def test_a_resumed_run_names_a_damaged_file_and_loads_only_what_it_needs(run_fol
     assert prune_cli.main(args) == 0
     assert f"stage 2 (easpp:0.02): pruned before, in {out / 'stage2' / 'pruned.keras'}" in capsys.readouterr().out
     assert loaded == [out / "stage2" / "pruned.keras"]  # not stage1.keras, nor the trained weights
+    # A stage network pruned again: its first row is not "unpruned".
+    again = command(run_folder, "--method", "l1", "--stages", "block4:0.02", "-o", str(run_folder / "again"),
+                    "--finetune-steps", "0", "--latency-runs", "1")
+    again[again.index("--checkpoint") + 1] = str(out / "stage1.keras")
+    assert prune_cli.main(again) == 0
+    printed = capsys.readouterr().out
+    assert "stage 0 (pruned before): " in printed and "l1       pruned before" in printed, printed
+    # A finished stage's network removed while the stage after it is finished: not redone (its
+    # new network would stand beside a stage 2 pruned from the old one).
+    report = (out / "report.json").read_text()
+    (out / "stage1.keras").unlink()
+    assert prune_cli.main(args) == 0
+    assert (f"stage 1 (block4:0.05) is done: {out / 'stage1.keras'} is gone, but the finished stage(s) after it "
+            "started from it") in capsys.readouterr().out
+    assert (out / "report.json").read_text() == report and not (out / "stage1.keras").exists()
+    # Test records rewritten in place since the stages were measured.
+    test_records = run_folder / "records" / "test.tfrecords"
+    kept = test_records.read_bytes()
+    try:
+        write_records(test_records, 2, height=32, width=64, seed=5)
+        assert prune_cli.main(args) == 2
+        assert "(the test records changed since the finished stages were measured on them)" in capsys.readouterr().err
+    finally:
+        test_records.write_bytes(kept)
     # A damaged stage network that a later stage starts from.
     data = (out / "stage2.keras").read_bytes()
     (out / "stage2.keras").write_bytes(data[: len(data) // 2])
@@ -323,13 +347,6 @@ def test_a_resumed_run_names_a_damaged_file_and_loads_only_what_it_needs(run_fol
     (out / "report.json").write_text("3")
     assert prune_cli.main(args) == 2
     assert "(it holds a JSON int, not an object)" in capsys.readouterr().err
-    # A stage network pruned again: its first row is not "unpruned".
-    again = command(run_folder, "--method", "l1", "--stages", "block4:0.02", "-o", str(run_folder / "again"),
-                    "--finetune-steps", "0", "--latency-runs", "1")
-    again[again.index("--checkpoint") + 1] = str(out / "stage1.keras")
-    assert prune_cli.main(again) == 0
-    printed = capsys.readouterr().out
-    assert "stage 0 (pruned before): " in printed and "l1       pruned before" in printed, printed
 
 
 def test_a_negative_finetune_learning_rate_is_refused(run_folder, capsys):
