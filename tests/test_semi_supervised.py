@@ -737,6 +737,9 @@ def test_farthest_point_with_a_difficulty_bias_and_a_budget_larger_than_the_pool
     assert halved.bias[2] == pytest.approx(0.5 * 2.0 * 10.0 / errors.mean())
     with pytest.raises(SelectionError, match="budget 5 is larger than the pool of 4"):
         farthest_point_selection(features, [5])
+    # A NaN weight made every biased distance NaN and the picks followed the array's order.
+    with pytest.raises(SelectionError, match="the difficulty weight must be a finite number >= 0, got nan"):
+        farthest_point_selection(features, [2, 3], seed=0, difficulty=difficulty, difficulty_weight=float("nan"))
 
 
 def test_features_are_standardised_per_dimension():
@@ -830,6 +833,10 @@ def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tm
     with pytest.raises(SystemExit):
         select_labels.main(["-c", str(path), "--budget", "1", "-o", "x", "--depth-student-steps", "-1"])
     assert "--depth-student-steps must be >= 0, got -1" in capsys.readouterr().err
+    for weight in ("nan", "-1", "inf"):
+        with pytest.raises(SystemExit):
+            select_labels.main(["-c", str(path), "--budget", "1", "-o", "x", "--difficulty-weight", weight])
+        assert f"--difficulty-weight must be a finite number >= 0, got {weight}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

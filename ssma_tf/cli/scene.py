@@ -102,8 +102,8 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error(f"{args.command} {flag} must be a multiple of {OUTPUT_STRIDE} (the encoder's output stride), "
                          f"got {value}")
     if args.command == "train":
-        if not args.learning_rate > 0:
-            parser.error(f"train --learning_rate must be positive, got {args.learning_rate:g}")
+        if not 0 < args.learning_rate < float("inf"):  # NaN and inf trained to NaN weights
+            parser.error(f"train --learning_rate must be positive and finite, got {args.learning_rate:g}")
         from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES
 
         if args.backbone not in BACKBONES:

@@ -69,6 +69,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     budgets = sorted(set(args.budgets) | {args.budget})
     if args.depth_student_steps < 0:
         parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
+    if not args.difficulty_weight >= 0 or args.difficulty_weight == float("inf"):  # NaN fails >= 0
+        parser.error(f"--difficulty-weight must be a finite number >= 0, got {args.difficulty_weight:g}")
     if args.depth_student_steps > 0:
         from ssma_tf.config import ConfigError
         from ssma_tf.errors import UserInputError

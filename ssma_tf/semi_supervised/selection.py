@@ -17,6 +17,7 @@ average-pooled to a small grid, missing pixels left out of each cell's mean.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -95,6 +96,9 @@ def farthest_point_selection(
         raise SelectionError(f"budgets must be increasing positive numbers, got {budgets}")
     if budgets[-1] > count:
         raise SelectionError(f"budget {budgets[-1]} is larger than the pool of {count} images")
+    if not (math.isfinite(difficulty_weight) and difficulty_weight >= 0):
+        # A NaN made every biased distance NaN, and the picks followed the array's order.
+        raise SelectionError(f"the difficulty weight must be a finite number >= 0, got {difficulty_weight}")
     rng = np.random.default_rng(seed)
     first = int(rng.integers(count))
     order, distance, bias = [first], [float("inf")], [0.0]
