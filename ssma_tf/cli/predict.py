@@ -28,7 +28,8 @@ compared one is wrong and this one right). The work is done by the
 
 `--backend openvino` or `--backend tflite` predicts with an export of `ssma-export --format
 openvino|tflite` (the `deploy` extra), named as RUN or `--checkpoint`; its metadata gives the
-model, size and colours (no attention maps):
+model, size and colours (no attention maps). Without `--backend`, an export folder runs with
+its own format's backend:
 
     ssma-predict exports/ssma_int8 --backend openvino --list samples.txt --output predictions/
 
@@ -87,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "bfloat16 matrix units, Intel AMX; slower without them; a few near-tie pixels may change "
                         "class) or float32 (the original's numbers); auto (default): times both once on this "
                         "machine (cached) and takes bfloat16 only when clearly faster")
-    output.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default="tensorflow",
-                        help="tensorflow (default), or openvino/tflite to run an export folder of ssma-export "
-                        "--format openvino|tflite given as RUN or --checkpoint (the deploy extra)")
+    output.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default=None,
+                        help="tensorflow, or openvino/tflite to run an export folder of ssma-export --format "
+                        "openvino|tflite given as RUN or --checkpoint (the deploy extra). Default: the export's "
+                        "own format when an export folder is given, else tensorflow")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     add_version(parser)
     return parser
@@ -100,6 +102,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and predicts; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.backend is None:
+        # The export says its format (before: "it is an openvino export of ssma-export; run it
+        # with --backend openvino"), as ssma-evaluate takes it.
+        from ssma_tf.config.runs import exported_backend
+
+        given = args.run or args.checkpoint
+        said = exported_backend(given) if given else None
+        args.backend = said if said in ("openvino", "tflite") else "tensorflow"
     if args.backend != "tensorflow" and args.run is None and args.checkpoint is None:
         # Before: "give a training run's folder, a config (-c) or a checkpoint", of which only
         # the folder fits.

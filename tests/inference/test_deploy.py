@@ -216,9 +216,13 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
         predict_cli.main([str(folder), "--backend", "openvino", "--modality1", image, "--compare", str(folder),
                           "--output", str(tmp_path / "cmp")])
     assert "--compare is for the tensorflow backend" in capsys.readouterr().err
-    # The export given without its backend: the error says which (before: only what the folder lacks).
-    assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "tf")]) == 2
+    # The export given with the tensorflow backend: the error says which (before: only what the
+    # folder lacks); without --backend, its own is taken (before: the same error).
+    assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "tf"),
+                             "--backend", "tensorflow"]) == 2
     assert "it is an openvino export of ssma-export; run it with --backend openvino" in capsys.readouterr().err
+    assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "own"), "--quiet"]) == 0
+    assert any((tmp_path / "own").rglob("*.png"))
     # And to ssma-evaluate as a run (before: "not a training run ...; give a config with -c").
     from ssma_tf.cli import evaluate as evaluate_cli
 
