@@ -141,6 +141,27 @@ def count_records(path: str) -> Tuple[int, int]:
     return count, 0
 
 
+def _first_record_quickly(path: str) -> Optional[tf.train.Example]:
+    """The first record read with Python's file reading, without its CRCs checked: a TensorFlow
+    reader costs 10 to 100 ms a file, which every file of a set of shards paid once each file's
+    first record was checked. None where it cannot be read so (an empty, cut or foreign file, a
+    record that does not parse): the TensorFlow reader then names what is wrong. A record damaged
+    inside is found by the pass over the data (`naming_damaged_records`)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(_HEADER_BYTES)
+            if len(header) < _HEADER_BYTES:
+                return None
+            (length,) = struct.unpack("<Q", header[:8])
+            if _HEADER_BYTES + length + _FOOTER_BYTES > os.path.getsize(path):
+                return None
+            data = handle.read(length)
+        example = tf.train.Example.FromString(data)
+    except Exception:  # an OSError, or protobuf's own DecodeError type
+        return None
+    return example if example.features.feature else None
+
+
 def first_example(path: str) -> Optional[tf.train.Example]:
     """The first record of a file as a `tf.train.Example`; None for a file without records.
 
@@ -151,6 +172,9 @@ def first_example(path: str) -> Optional[tf.train.Example]:
         RecordError: the file is not a TFRecord file (or a damaged one), or its first record not
             a `tf.train.Example`.
     """
+    quick = _first_record_quickly(path)
+    if quick is not None:
+        return quick
     try:
         for record in tf.data.TFRecordDataset(path).take(1):
             try:
