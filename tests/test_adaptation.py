@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 
 import keras
 import numpy as np
@@ -149,6 +150,17 @@ def test_running_class_means_are_seeded_then_averaged():
                                0.9 * np.array([0.2, 0.3, 0.5]) + 0.1 * np.array([0.45, 0.2, 0.35]), rtol=1e-5)
 
 
+def test_pseudo_labels_are_judged_on_class_pixels_of_labeled_images_only():
+    """Ignore pixels (255) and ids beyond the classes were scored as pseudo-labels gone wrong."""
+    pseudo = tf.constant([[[1, 2, 3, -1, 2]]])
+    truth = tf.constant([[[1, 3, 255, 2, 0]]])
+    judged, correct = pseudo_labels.judge_pseudo_labels(pseudo, truth, tf.constant([[[True]]]), num_classes=4)
+    assert judged.numpy().tolist() == [[[True, True, False, False, False]]]
+    assert correct.numpy().tolist() == [[[True, False, False, False, False]]]
+    judged, _ = pseudo_labels.judge_pseudo_labels(pseudo, truth, tf.constant([[[False]]]), num_classes=4)
+    assert not judged.numpy().any()
+
+
 def test_focal_weighted_loss_uses_each_pixels_own_confidence():
     student = tf.constant([[[[0.2, 0.3, 0.5], [0.1, 0.8, 0.1]]], [[[0.3, 0.3, 0.4], [0.6, 0.2, 0.2]]]])
     labels = tf.constant([[[2, 1]], [[-1, 1]]])
@@ -210,6 +222,18 @@ def test_importance_weights_for_other_images_are_refused(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(UserInputError, match="broken.json"):
         importance.read_weights(str(tmp_path / "broken.json"), [a])
+    # Fields of the wrong type, edited by hand (before: ValueError, TypeError or AttributeError).
+    content = json.loads(open(path).read())
+    edits = {"four": (lambda c: c["files"][0].update(records="four"), "files entry 0 has 'records' 'four'"),
+             "null": (lambda c: c["files"][0].update(records=None), "files entry 0 has 'records' None"),
+             "names": (lambda c: c.update(files=["x"]), "its 'files' must be a list of objects"),
+             "words": (lambda c: c.update(probabilities=["x"]), "its 'probabilities' must be a list of numbers")}
+    for name, (edit, message) in edits.items():
+        changed = json.loads(json.dumps(content))
+        edit(changed)
+        (tmp_path / f"{name}.json").write_text(json.dumps(changed))
+        with pytest.raises(importance.ImportanceWeightsError, match=re.escape(message)):
+            importance.read_weights(str(tmp_path / f"{name}.json"), [a])
 
 
 # --- Synthetic domain shift ----------------------------------------------------------------
@@ -616,8 +640,11 @@ def test_adaptation_feeds_every_modality_the_model_reads(tmp_path, monkeypatch, 
     source, target = str(tmp_path / "source3.tfrecords"), str(tmp_path / "target3.tfrecords")
     write_examples(source, samples)
     write_examples(target, [{k: v for k, v in s.items() if k != "label"} for s in samples])
+    # The expert's student without noise, said (the views' values are checked below).
     extra = ({"modalities": ["rgb", "depth", "thermal"], "aux_heads": True} if model == "SSMA"
-             else {"input_modality": "modality3"})
+             else {"input_modality": "modality3", "adaptation": {
+                 "target_groups": 1, "views": 3, "ema_every": 2, "threshold_lower": 0.0, "threshold_upper": 0.1,
+                 "photometric": "none"}})
     config = _config(tmp_path, model=model, train_data=source, target_data=target, target_val_data=source,
                      augmentation={"probability": 0.0}, **extra)
     trainer = adaptation.AdaptationTrainer(config, log=lambda line: None)

@@ -461,6 +461,25 @@ def test_warnings_for_legal_but_odd_settings(workdir):
         warnings.simplefilter("error", ConfigWarning)
         config_from_dict(sac, check_paths=False)  # learning_rate is required, so never named
         config_from_dict({**sac, "weight_decay": 1e-3, "adaptation": {"method": "abn"}}, check_paths=False)
+        config_from_dict({**sac, "adaptation": {"method": "abn", "zoom_range": [0.5, 1.0]}}, check_paths=False)
+        config_from_dict({**sac, "input_modality": "modality2", "adaptation": {"photometric": "all"}},
+                         check_paths=False)
+    # The other way round: SAC's keys under ABN were read by nothing, without a word.
+    with pytest.warns(ConfigWarning) as caught:
+        config_from_dict({**sac, "adaptation": {"method": "abn", "learning_rate": 1e-5, "optimizer": "adam"}},
+                         source="a.config", check_paths=False)
+    assert [str(w.message) for w in caught] == [
+        "a.config: adaptation keys 'optimizer', 'learning_rate' not used by method abn, which only runs target "
+        "batches through the batch norms (of the section it reads zoom_range and flip_probability) and trains "
+        "with the top-level optimizer settings"]
+    # Noise on modality 1, which an expert of modality 2 does not read (before: no noise, no word).
+    with pytest.warns(ConfigWarning, match=r"adaptation.photometric is modality1, but this AdapNet_pp reads "
+                                           r"modality2: its student's views get no photometric noise"):
+        config_from_dict({**sac, "input_modality": "modality2"}, check_paths=False)
+    semi = train_dict(semi_supervised={"method": "depthmix"}, unlabeled_data="records/train.tfrecords",
+                      input_modality="modality2")
+    with pytest.warns(ConfigWarning, match=r"semi_supervised's colour jitter and blur go to the mixed modality 1"):
+        config_from_dict(semi, check_paths=False)
 
 
 def test_records_that_match_nothing_are_named_with_where_they_may_be(workdir, monkeypatch):
@@ -720,7 +739,8 @@ def test_a_section_given_with_set_changes_the_files_section_key_by_key(workdir):
     from ssma_tf.config.reader import config_with_overrides
 
     abn = train_dict(adaptation={"method": "abn"}, target_data="records/train.tfrecords")
-    config = config_with_overrides(abn, {"adaptation": {"ema_every": 10}}, source="a.config", check_paths=False)
+    with pytest.warns(ConfigWarning, match="adaptation key 'ema_every' not used by method abn"):
+        config = config_with_overrides(abn, {"adaptation": {"ema_every": 10}}, source="a.config", check_paths=False)
     assert config.adaptation.method == "abn" and config.adaptation.ema_every == 10
     augmented = train_dict(augmentation={"flip": False, "rotation": False})
     config = config_with_overrides(augmented, {"augmentation": {"skew": False}}, source="a.config")

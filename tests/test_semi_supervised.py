@@ -742,6 +742,33 @@ def test_farthest_point_with_a_difficulty_bias_and_a_budget_larger_than_the_pool
         farthest_point_selection(features, [2, 3], seed=0, difficulty=difficulty, difficulty_weight=float("nan"))
 
 
+def test_classes_covered_leave_out_void_the_ignore_id_and_ids_beyond_the_classes():
+    """The ignore id 255 was counted as a class ("6 classes present" for 5)."""
+    from ssma_tf.semi_supervised.selection import classes_covered
+
+    labels = [np.array([[0, 1, 255]]), np.array([[2, 2, 7]]), np.array([[3, 0, 0]])]
+    assert classes_covered(labels, [0, 1]) == [1, 2, 7]
+    assert classes_covered(labels, [0, 1], num_classes=5) == [1, 2]
+    assert classes_covered(labels, [0, 1, 2], min_pixels=2) == [2]
+
+
+def test_every_record_the_selection_reads_must_hold_depth(tmp_path):
+    """The start checks a file's first records only: photos after two depth records were read as
+    depth, and the picks rested on noise."""
+    from ssma_tf.semi_supervised.mixing import check_depth_colouring
+    from ssma_tf.semi_supervised.selection import SelectionError, pooled_depth_features
+
+    depth = _write_rgbd_records(tmp_path / "depth.tfrecords", 2)
+    photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 2, photo_depth=True)
+    mixed = tmp_path / "mixed.tfrecords"
+    mixed.write_bytes(pathlib.Path(depth).read_bytes() + pathlib.Path(photos).read_bytes())
+    check_depth_colouring([str(mixed)], "jet_near_red", key="train_data", fix="-")  # passes: records 0, 1
+    assert pooled_depth_features(depth).shape[0] == 2
+    with pytest.raises(SelectionError, match=r"mixed.tfrecords, record 2: modality2 is not a decodable depth "
+                                             r"colouring 'jet_near_red' \(\d+% of its pixels are off the colour map\)"):
+        pooled_depth_features(str(mixed))
+
+
 def test_features_are_standardised_per_dimension():
     from ssma_tf.semi_supervised.selection import standardise
 
@@ -783,6 +810,9 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     with pytest.raises(SystemExit):  # before: "budgets must be increasing positive numbers, got [0]"
         select_labels.main(["-c", str(path), "--budget", "0", "-o", str(tmp_path / "c")])
     assert "--budget must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # before: NumPy's "expected non-negative integer" traceback
+        select_labels.main(["-c", str(path), "--budget", "2", "--seed", "-1", "-o", str(tmp_path / "c")])
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
     # A second run into the same folder: refused, as a training run may read its lists (before:
     # replaced without a word, and a resumed run trained on other labeled images).
     # One line, without argparse's usage block (it is not a flag's error).
@@ -809,7 +839,7 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     # that needs it (before: an error about depth pretraining, after the records were read).
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "f"),
                                "--depth-student-steps", "1", "--set", "input_modality=modality2"]) == 2
-    assert capsys.readouterr().err.startswith(
+    assert capsys.readouterr().err.splitlines()[-1].startswith(  # after the config's warning of the noise
         f"error: --depth-student-steps trains a depth student from the config: {path} with --set "
         "input_modality='modality2': key 'input_modality': is modality2, but depth pretraining learns")
     assert not (tmp_path / "f").exists()
@@ -922,6 +952,10 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     (["--height", "30"], "--height must be a positive multiple of 16, got 30"),
     (["--steps", "0"], "--steps must be >= 1, got 0"),
     (["--arms", "supervised", "depth_x"], "--arms: unknown arm 'depth_x'"),
+    # Before: NumPy's tracebacks after the data were generated.
+    (["--seeds", "0", "-1"], "--seeds must be >= 0, got -1"),
+    (["--labeled", "300"], "--labeled 300 is more than the 200 training scenes"),
+    (["--arms", "random_201"], "--arms random_201: 201 labeled scenes is more than the 200 training scenes"),
 ])
 def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, flags, message):
     from ssma_tf.cli import semi_supervised_experiment

@@ -125,6 +125,19 @@ def read_weights(path: str, files: Sequence[str]) -> np.ndarray:
         raise ImportanceWeightsError(f"cannot read the importance weights: {error}", path) from error
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ImportanceWeightsError(f"not an importance-weights file of this version ({FORMAT!r})", path)
+    # The fields' types, before they are read (before: an edited file's "records": "four" or a
+    # file entry that is not an object was a ValueError, TypeError or AttributeError traceback).
+    entries = content.get("files", [])
+    if not isinstance(entries, list) or not all(isinstance(d, dict) for d in entries):
+        raise ImportanceWeightsError("its 'files' must be a list of objects", path)
+    for position, entry in enumerate(entries):
+        records = entry.get("records", 0)
+        if isinstance(records, bool) or not isinstance(records, int) or records < 0:
+            raise ImportanceWeightsError(f"its files entry {position} has 'records' {records!r}, not a count", path)
+    given = content.get("probabilities", [])
+    if not isinstance(given, list) or not all(isinstance(p, (int, float)) and not isinstance(p, bool)
+                                              for p in given):
+        raise ImportanceWeightsError("its 'probabilities' must be a list of numbers", path)
     expected = describe_files(files)
     stored = [{"file": d.get("file"), "bytes": d.get("bytes"), "fingerprint": d.get("fingerprint")}
               for d in content.get("files", [])]

@@ -158,3 +158,23 @@ def consistency_loss(
     weight = tf.gather(focal_weights(prior, power), safe) * tf.cast(confidence, tf.float32)
     per_pixel = tf.where(valid, -weight * picked, 0.0)
     return tf.reduce_mean(per_pixel)
+
+
+def judge_pseudo_labels(pseudo: tf.Tensor, truth: tf.Tensor, has_label: tf.Tensor,
+                        num_classes: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Where pseudo-labels can be scored against the target's labels (monitoring only), and
+    where they are right.
+
+    Args:
+        pseudo: (B, H, W) pseudo-labels, negative where none is kept.
+        truth: (B, H, W) the labels' ids; ids from `num_classes` up (the ignore id 255 among
+            them) are void, as in training (before: scored as labels the pseudo-labels got wrong).
+        has_label: broadcastable to (B, H, W): the image has a label at all.
+        num_classes: C, void included.
+
+    Returns:
+        (judged, correct), both boolean (B, H, W).
+    """
+    is_class = tf.logical_and(truth > VOID_ID, truth < num_classes)
+    judged = tf.logical_and(tf.logical_and(pseudo >= 0, is_class), has_label)
+    return judged, tf.logical_and(judged, tf.equal(pseudo, truth))

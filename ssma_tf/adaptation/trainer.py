@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from ssma_tf import training
 from ssma_tf.adaptation.importance import acceptance, read_weights
-from ssma_tf.adaptation.pseudo_labels import IGNORE, ClassPrior, consistency_loss, pseudo_labels
+from ssma_tf.adaptation.pseudo_labels import IGNORE, ClassPrior, consistency_loss, judge_pseudo_labels, pseudo_labels
 from ssma_tf.adaptation.target import build_target_dataset
 from ssma_tf.adaptation.views import pool_views
 from ssma_tf.constants import VOID_ID
@@ -212,9 +212,8 @@ class AdaptationTrainer(training.Trainer):
 
     def _method_text(self) -> str:
         config = self.config
-        sampling = ""
-        if self.sac:
-            sampling = f", drawn by {config.importance_weights}" if config.importance_weights else ", drawn uniformly"
+        # Both methods draw their target images by the weights (before: ABN's line did not say so).
+        sampling = f", drawn by {config.importance_weights}" if config.importance_weights else ", drawn uniformly"
         # SAC's optimizer and constant rate are the section's; ABN trains as the config says.
         # (Before: "SGD" whatever adaptation.optimizer said.)
         name = {"sgd": "SGD", "adam": "Adam"}.get(self.adapt.optimizer, self.adapt.optimizer)
@@ -318,8 +317,7 @@ class AdaptationTrainer(training.Trainer):
             # Pseudo-label accuracy on the labeled target images (monitoring only).
             truth = _merge_views(target["labels"])
             has_label = tf.repeat(target["has_label"], views)[:, None, None]
-            judged = tf.logical_and(tf.logical_and(pseudo >= 0, truth > 0), has_label)
-            correct = tf.logical_and(judged, tf.equal(pseudo, truth))
+            judged, correct = judge_pseudo_labels(pseudo, truth, has_label, config.num_classes)
             stats = {
                 "class_coverage": tf.reduce_mean(
                     tf.one_hot(tf.where(pseudo >= 0, pseudo, config.num_classes), config.num_classes + 1),

@@ -69,6 +69,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     budgets = sorted(set(args.budgets) | {args.budget})
     if args.depth_student_steps < 0:
         parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
+    if args.seed < 0:  # before: NumPy's "expected non-negative integer" traceback
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     if not args.difficulty_weight >= 0 or args.difficulty_weight == float("inf"):  # NaN fails >= 0
         parser.error(f"--difficulty-weight must be a finite number >= 0, got {args.difficulty_weight:g}")
     if args.depth_student_steps > 0:
@@ -142,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         path = os.path.join(args.output, f"labeled_{budget}.txt")
         write_index_file(path, chosen)
         if labeled:
-            covered = classes_covered(labels, chosen)
+            covered = classes_covered(labels, chosen, num_classes=config.num_classes)
             print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels)")
         else:
             print(f"budget {budget}: {path} (the records hold no label: no class count)")

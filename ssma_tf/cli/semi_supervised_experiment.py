@@ -219,12 +219,20 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if value is not None and value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
     stride_multiples_or_exit(parser, height=args.height, width=args.width)
+    if min(args.seeds) < 0:  # before: NumPy's traceback after the data were generated
+        parser.error(f"--seeds must be >= 0, got {min(args.seeds)}")
+    # Labeled scenes come from the TRAIN_SCENES training scenes (before: NumPy's "Cannot take a
+    # larger sample than population" traceback after the data were generated).
+    if args.labeled > TRAIN_SCENES:
+        parser.error(f"--labeled {args.labeled} is more than the {TRAIN_SCENES} training scenes")
     for arm in args.arms:
         kind, _, count = arm.partition("_")
         if arm not in ("supervised", "pretrained", *SEMI) and not (
                 kind in ("random", "depth") and count.isdigit() and int(count) > 0):
             parser.error(f"--arms: unknown arm {arm!r}; supervised, pretrained, {', '.join(SEMI)}, "
                          "random_N or depth_N (N labeled scenes)")
+        if kind in ("random", "depth") and count.isdigit() and int(count) > TRAIN_SCENES:
+            parser.error(f"--arms {arm}: {count} labeled scenes is more than the {TRAIN_SCENES} training scenes")
 
 
 @command

@@ -16,6 +16,8 @@ from ssma_tf.config.sections import Section
 METHODS = ("sac", "abn")
 OPTIMIZERS = ("sgd", "adam")
 PHOTOMETRIC = ("modality1", "all", "none")
+# The keys ABN reads: it only runs target batches through the batch norms (`ssma_tf.adaptation`).
+ABN_KEYS = ("method", "zoom_range", "flip_probability")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,3 +84,13 @@ class AdaptationConfig(Section):
                           doc="SGD momentum (`sac`)")
     weight_decay: float = key(5e-4, kind="float", minimum=0.0, maximum=1.0,
                               doc="L2 weight decay of the kernels (`sac`; SGD's coupled decay)")
+
+
+def keys_abn_ignores(section: AdaptationConfig) -> list[str]:
+    """The keys of `section` set to other values than their defaults that `method: abn` does not
+    read (SAC's teacher, views, noise, thresholds and optimizer), in the section's order."""
+    def plain(value):
+        return tuple(value) if isinstance(value, list) else value
+
+    return [field.name for field in dataclasses.fields(section) if field.name not in ABN_KEYS
+            and plain(getattr(section, field.name)) != plain(field.default)]

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import yaml
 
-from ssma_tf.config.adaptation import AdaptationConfig
+from ssma_tf.config.adaptation import AdaptationConfig, keys_abn_ignores
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
@@ -496,6 +496,17 @@ class _Reader:
                 "is missing; semi_supervised training needs records of images to use without labels",
                 missing=True,
             )
+        semi = values["semi_supervised"]
+        if (self.mode == "train" and semi is not None and values["model"] != SSMA
+                and values["input_modality"] not in (None, "modality1")
+                and (semi.jitter > 0 and semi.jitter_probability > 0
+                     or max(semi.blur_sigma) > 0 and semi.blur_probability > 0)):
+            # Before: jittered and blurred modality 1, which this expert does not read, silently.
+            warnings.warn(
+                f"{self.source}: semi_supervised's colour jitter and blur go to the mixed modality 1 (the colour "
+                f"image, as released), but this {ADAPNET_PP} reads {values['input_modality']}: its mixed images "
+                "get neither; set semi_supervised.jitter: 0 and blur_probability: 0 to say so",
+                ConfigWarning, stacklevel=4)
         if self.mode == "train" and values["adaptation"] is not None:
             if values["target_data"] is None:
                 raise self.error(
@@ -520,6 +531,23 @@ class _Reader:
                     f"method sac, which trains with its own optimizer ({adapt.optimizer}) at the constant "
                     f"adaptation.learning_rate ({adapt.learning_rate:g}) with adaptation.weight_decay "
                     f"({adapt.weight_decay:g}); change those in the adaptation section",
+                    ConfigWarning, stacklevel=4)
+            ignored = keys_abn_ignores(adapt) if adapt.method == "abn" else []
+            if ignored:
+                # Before: read by nothing, without a word (the other direction was warned of).
+                warnings.warn(
+                    f"{self.source}: adaptation {'key' if len(ignored) == 1 else 'keys'} "
+                    f"{', '.join(repr(k) for k in ignored)} not used by method abn, which only runs target "
+                    "batches through the batch norms (of the section it reads zoom_range and flip_probability) "
+                    "and trains with the top-level optimizer settings",
+                    ConfigWarning, stacklevel=4)
+            if (adapt.method == "sac" and adapt.photometric == "modality1" and values["model"] != SSMA
+                    and values["input_modality"] not in (None, "modality1")):
+                # Before: the noise went to modality 1, which this expert does not read, silently.
+                warnings.warn(
+                    f"{self.source}: adaptation.photometric is modality1, but this {ADAPNET_PP} reads "
+                    f"{values['input_modality']}: its student's views get no photometric noise; set "
+                    "adaptation.photometric: all to put the noise on the image it reads (or none to say so)",
                     ConfigWarning, stacklevel=4)
         if self.mode == "train" and values["log_dir"] is None and values["checkpoint"] is not None:
             # (A reader that does not need the checkpoint, `required`, may read a config without it.)

@@ -23,10 +23,11 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ssma_tf.constants import IGNORE_ID
 from ssma_tf.data.pipeline import FilePatterns, list_record_files, naming_damaged_records
 from ssma_tf.data.unlabeled import decode_record
 from ssma_tf.errors import UserInputError
-from ssma_tf.semi_supervised.mixing import decode_nearness
+from ssma_tf.semi_supervised.mixing import DECODABLE_DISTANCE, MAX_OFF_MAP, decode_nearness
 
 # Cells of the pooled depth grid (rows, columns).
 DEFAULT_GRID = (6, 12)
@@ -133,19 +134,30 @@ def pooled_depth_features(file_patterns: FilePatterns, encoding: str = "jet_near
     features = []
     # A unimodal record (no depth) fails to decode: name its file and index, not TensorFlow's reshape.
     with naming_damaged_records(files, modalities=2):
-        for record in tf.data.TFRecordDataset(files):
-            features.append(_pooled_cells(decode_record(record), encoding, grid))
+        for path in files:
+            for index, record in enumerate(tf.data.TFRecordDataset(path)):
+                cells, off = _pooled_cells(decode_record(record), encoding, grid)
+                if off > MAX_OFF_MAP:
+                    # The start checks a file's first records only (`check_depth_colouring`):
+                    # photos after them were picked by noise read as depth.
+                    raise SelectionError(
+                        f"{path}, record {index}: modality2 is not a decodable depth colouring '{encoding}' "
+                        f"({100 * off:.0f}% of its pixels are off the colour map); the selection reads depth "
+                        "from every record", path)
+                features.append(cells)
     if not features:
         raise SelectionError("the records hold no image", ", ".join(files))
     return np.asarray(features, np.float64)
 
 
-def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> list[float]:
-    """One record's mean nearness per grid cell (the image's mean where a cell has no valid pixel)."""
+def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> tuple[list[float], float]:
+    """One record's mean nearness per grid cell (the image's mean where a cell has no valid pixel),
+    and the share of its valid pixels whose colour lies off the encoding's map."""
     rows, columns = grid
-    near, valid, _ = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
+    near, valid, distance = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
     near = near.numpy()[0]
     valid = valid.numpy()[0].astype(np.float64)
+    off = float(((distance.numpy()[0] > DECODABLE_DISTANCE) * valid).sum() / max(valid.sum(), 1.0))
     height, width = near.shape
     r_edges = np.linspace(0, height, rows + 1).astype(int)
     c_edges = np.linspace(0, width, columns + 1).astype(int)
@@ -156,7 +168,7 @@ def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> list[fl
             v = valid[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
             n = near[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
             cells.append((n * v).sum() / v.sum() if v.sum() > 0 else fallback)
-    return cells
+    return cells, off
 
 
 def record_labels(file_patterns: FilePatterns) -> list[np.ndarray]:
@@ -164,11 +176,15 @@ def record_labels(file_patterns: FilePatterns) -> list[np.ndarray]:
     return [decode_record(r)["label"].numpy() for r in tf.data.TFRecordDataset(list_record_files(file_patterns))]
 
 
-def classes_covered(labels: Sequence[np.ndarray], chosen: Sequence[int], min_pixels: int = 1) -> list[int]:
-    """The non-void classes with at least `min_pixels` pixels in the chosen images."""
+def classes_covered(labels: Sequence[np.ndarray], chosen: Sequence[int], min_pixels: int = 1,
+                    num_classes: Optional[int] = None) -> list[int]:
+    """The classes with at least `min_pixels` pixels in the chosen images: not void (0), not
+    the ignore id 255 (before: counted as a class), and below `num_classes` where given (ids
+    from it up are void to training)."""
     counts: dict[int, int] = {}
     for index in chosen:
         ids, n = np.unique(labels[index], return_counts=True)
         for i, c in zip(ids, n):
             counts[int(i)] = counts.get(int(i), 0) + int(c)
-    return sorted(c for c, n in counts.items() if c != 0 and n >= min_pixels)
+    top = IGNORE_ID if num_classes is None else min(num_classes, IGNORE_ID)
+    return sorted(c for c, n in counts.items() if 0 < c < top and n >= min_pixels)
