@@ -380,6 +380,15 @@ def evaluate_exported(
         )
         if theirs != ours
     ]
+    if not mismatches:
+        # How the records are resized for the network: the config's here, the export's metadata
+        # when it runs alone (before: not compared, and one export scored two mIoUs).
+        reads = "modality1" if config.is_fusion else (config.input_modality or "modality1")
+        theirs = resize_methods(meta.get("modality2_interpolation") or "nearest", exported.num_modalities, reads)
+        ours = resize_methods(config.interpolations, config.num_modalities, reads)
+        if theirs != ours:
+            mismatches.append(f"resize methods {list(theirs)} (the config has {list(ours)}: its "
+                              "modality2_interpolation or modality_interpolations)")
     if mismatches:
         raise ExportedModelError(f"{folder} does not fit {config.source}: it has {'; '.join(mismatches)}", folder)
     if tuple(config.eval_scales) != (1.0,) or config.eval_flip:

@@ -189,11 +189,15 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if args.compare is not None:  # before: ignored, no improvement map and no word
         parser.error(f"--backend {args.backend}: --compare is for the tensorflow backend; compare the runs (or "
                      "their checkpoints) the exports come from")
+    given = [flag for flag, value in (("--model", args.model), ("--num_classes", args.num_classes)) if value]
+    if given:  # before: ignored without a word
+        parser.error(f"--backend {args.backend}: {' and '.join(given)} are for weights that do not say their "
+                     "network; an export's metadata says it")
 
     import numpy as np
 
     from ssma_tf.files import check_output
-    from ssma_tf.inference.backends import ExportedPredictor, load_exported
+    from ssma_tf.inference.backends import ExportedModelError, ExportedPredictor, load_exported
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.samples import collect_samples
     from ssma_tf.inference.settings import dataset_by_name
@@ -209,6 +213,12 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
         recursive=args.recursive,
     )
     meta = exported.metadata
+    if args.input_modality and meta.get("input_modality") and args.input_modality != meta["input_modality"]:
+        # The export was made for one modality's images (before: fed another's without a word,
+        # where ssma-evaluate refuses it).
+        raise ExportedModelError(f"{args.checkpoint} is an expert of {meta['input_modality']} (its metadata), but "
+                                 f"--input_modality says {args.input_modality}; leave the flag out, or export "
+                                 f"with --input_modality {args.input_modality}", args.checkpoint)
     input_modality = args.input_modality or meta.get("input_modality") or "modality1"
     _check_inputs(args, predictor, samples, input_modality,
                   "the export's metadata" if meta.get("input_modality") else None)

@@ -112,7 +112,23 @@ class ExportedModel:
         self.num_classes = int(self.metadata["num_classes"])
         self.precision = self.metadata["precision"]
         path = os.path.join(self.folder, files[backend])
-        self._run = self._open_openvino(path, threads) if backend == "openvino" else self._open_tflite(path, threads)
+        if not os.path.isfile(path):
+            raise ExportedModelError(f"{self.folder}: its {backend} model {files[backend]} is missing; export it "
+                                     f"again with ssma-export --format {backend}", self.folder)
+        try:
+            self._run = (self._open_openvino(path, threads) if backend == "openvino"
+                         else self._open_tflite(path, threads))
+        except UserInputError:  # a missing extra says so itself
+            raise
+        except (RuntimeError, ValueError, OSError) as error:
+            # A model file cut short, or an OpenVINO model.xml without its model.bin (before: the
+            # runtime's traceback).
+            # OpenVINO's message is a trace of source locations, its cause on the last line.
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()
+                     and not line.startswith(("Exception from ", "Check '"))]
+            cause = lines[-1] if lines else type(error).__name__
+            raise ExportedModelError(f"{self.folder}: the {backend} runtime cannot open {files[backend]} (damaged, "
+                                     f"or a file missing beside it: export it again): {cause}", self.folder) from None
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """The float32 softmax (B, H, W, C) of a batch: one (B, H, W, 3) BGR array per input, 0..255."""
@@ -209,7 +225,7 @@ class ExportedPredictor:
         """As `Predictor.predict`, without gates."""
         import tensorflow as tf
 
-        from ssma_tf.inference.predictor import Prediction, at_input_size, check_pixel_range
+        from ssma_tf.inference.predictor import Prediction, at_input_size, check_image_arrays
 
         if gates:
             raise ValueError("an exported model has no attention gates; predict with the TensorFlow backend")
@@ -220,8 +236,9 @@ class ExportedPredictor:
             if not self.fusion:
                 raise ValueError("AdapNet++ takes one image")
             raise ValueError(f"this SSMA fuses {self.num_modalities} modalities, got {len(images)} images")
-        check_pixel_range([np.asarray(image) for image in images])
-        arrays = [np.asarray(image, np.float32) for image in images]
+        # One shape for every modality, as `Predictor` (before: each resized alone, and a batch's
+        # extra images of modality 2 on left out).
+        arrays = [a.astype(np.float32) for a in check_image_arrays(images)]
         single = arrays[0].ndim == 3
         if single:
             arrays = [a[None] for a in arrays]

@@ -428,7 +428,10 @@ def _metadata(model, size, format, precision, model_file, modality2_interpolatio
         "input_dtype": "float32" if format == "openvino" or precision == "float32" else "uint8",
         "channel_order": "BGR",
         "size": list(size),
-        "modality2_interpolation": modality2_interpolation if fusion else None,
+        # An expert of modality 2 or on is resized as that modality (before: left out for any
+        # AdapNet++, and its runner resized it "nearest" whatever the export was made with).
+        "modality2_interpolation": (modality2_interpolation if fusion or (input_modality or "modality1") != "modality1"
+                                    else None),
         "input_modality": None if fusion else input_modality,
         "outputs": {"probabilities": f"float32 [1, {size[0]}, {size[1]}, C]"},
         # Absolute, so that the file tells which records wherever it is read from.

@@ -352,7 +352,10 @@ def _metadata(
         "channel_order": "BGR",
         "size": None if size is None else list(size),
         "size_multiple": None if size is not None else SIZE_MULTIPLE,
-        "modality2_interpolation": modality2_interpolation if fusion else None,
+        # An expert of modality 2 or on is resized as that modality (before: left out for any
+        # AdapNet++, and its runner resized it "nearest" whatever the export was made with).
+        "modality2_interpolation": (modality2_interpolation if fusion or (input_modality or "modality1") != "modality1"
+                                    else None),
         "input_modality": None if fusion else input_modality,
         "outputs": {"class_ids": "int32 [B, H, W]", "probabilities": "float32 [B, H, W, C]"},
         "batch_norm_folded": report.folded,

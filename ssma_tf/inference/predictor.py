@@ -170,19 +170,8 @@ class Predictor:
             raise ValueError("AdapNet++ takes one image; modality2 is for SSMA")
         if gates and not self.has_gates:
             raise ValueError("only SSMA has attention gates")
-        arrays = [np.asarray(image) for image in images]
+        arrays = check_image_arrays(images)
         single = arrays[0].ndim == 3
-        for index, array in enumerate(arrays, start=1):
-            if array.ndim != (3 if single else 4) or array.shape[-1] != 3:
-                form = "(H, W, 3) or (B, H, W, 3)" if index == 1 else ("(H, W, 3), like modality1" if single
-                                                                       else "(B, H, W, 3), like modality1")
-                raise ValueError(f"modality{index} must be {form}, got {array.shape}")
-        for index, array in enumerate(arrays[1:], start=2):
-            if array.shape != arrays[0].shape:
-                raise ValueError(
-                    f"modality1 and modality{index} must have the same shape, got {arrays[0].shape} and {array.shape}"
-                )
-        check_pixel_range(arrays)
         batch = [tf.convert_to_tensor(a[None] if single else a, tf.float32) for a in arrays]
         height, width = arrays[0].shape[-3:-1]
         function = self._function(bool(original_size), bool(probabilities), bool(gates))
@@ -237,6 +226,29 @@ class Predictor:
             return result
 
         return tf.function(run, input_signature=[spec] * len(methods))
+
+
+def check_image_arrays(images: Sequence[Any]) -> list[np.ndarray]:
+    """The images of one `predict` call as arrays, checked: each (H, W, 3) or (B, H, W, 3), all
+    of one shape (the modalities of one scene), pixels in 0..255 (`check_pixel_range`).
+
+    Raises:
+        ValueError: naming the modality and the shapes.
+    """
+    arrays = [np.asarray(image) for image in images]
+    single = arrays[0].ndim == 3
+    for index, array in enumerate(arrays, start=1):
+        if array.ndim != (3 if single else 4) or array.shape[-1] != 3:
+            form = "(H, W, 3) or (B, H, W, 3)" if index == 1 else ("(H, W, 3), like modality1" if single
+                                                                   else "(B, H, W, 3), like modality1")
+            raise ValueError(f"modality{index} must be {form}, got {array.shape}")
+    for index, array in enumerate(arrays[1:], start=2):
+        if array.shape != arrays[0].shape:
+            raise ValueError(
+                f"modality1 and modality{index} must have the same shape, got {arrays[0].shape} and {array.shape}"
+            )
+    check_pixel_range(arrays)
+    return arrays
 
 
 def check_pixel_range(arrays: Sequence[np.ndarray]) -> None:

@@ -118,7 +118,8 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     ranked = np.sort(expected, axis=-1)
     decided = ranked[..., -1] - ranked[..., -2] > 0.05
     assert decided.mean() > 0.1
-    assert (got.argmax(-1) == expected.argmax(-1))[decided].mean() > 0.8
+    agreement = (got.argmax(-1) == expected.argmax(-1))[decided].mean()
+    assert agreement > 0.8, agreement
     assert np.abs(got - expected).mean() < 0.05
 
     config = _eval_config(tmp_path, records["rgb"], weights)
@@ -262,6 +263,48 @@ def test_float32_openvino_and_tflite_exports_compute_the_keras_softmax(tmp_path)
         check_export_output(tmp_path / format, overwrite=True)  # all its files are the export's own
 
 
+def test_an_experts_resizing_and_input_travel_with_its_export(records, tmp_path, capsys):
+    """Found by helper 84: an expert of modality 2 exported with bilinear resizing was run with
+    nearest (its metadata left it out); `-c CONFIG --exported` did not compare the resizing;
+    modalities of two sizes were each resized alone; `ssma-predict` fed another modality than
+    the export's and ignored --model; a model file missing beside the export was a traceback."""
+    from ssma_tf.cli import predict as predict_cli
+    from ssma_tf.config import config_from_dict
+    from ssma_tf.evaluation import evaluate_exported
+
+    folder = tmp_path / "expert"
+    report = deploy.export_deployed(small_segmenter(), folder, format="openvino", size=(HEIGHT, WIDTH),
+                                    input_modality="modality2", modality2_interpolation="bilinear")
+    assert report.metadata["modality2_interpolation"] == "bilinear"
+    assert backends.ExportedPredictor(backends.load_exported(folder, "openvino"))._methods == ("bilinear",)
+    config = config_from_dict(dict(model="AdapNet_pp", num_classes=4, height=HEIGHT, width=WIDTH, batch_size=1,
+                                   input_modality="modality2", test_data=records["fusion"], checkpoint="unused"),
+                              source="e.config", mode="eval", check_paths=False)
+    with pytest.raises(backends.ExportedModelError, match=r"it has resize methods \['bilinear'\] \(the config has "
+                                                          r"\['nearest'\]"):
+        evaluate_exported(config, folder, "openvino", log=lambda line: None)
+    fused = tmp_path / "fused"
+    deploy.export_deployed(small_segmenter(fusion=True), fused, format="openvino", size=(HEIGHT, WIDTH))
+    predictor = backends.ExportedPredictor(backends.load_exported(fused, "openvino"))
+    with pytest.raises(ValueError, match=r"modality1 and modality2 must have the same shape, got \(64, 128, 3\) and "
+                                         r"\(16, 16, 3\)"):
+        predictor.predict(np.zeros((64, 128, 3), np.uint8), np.zeros((16, 16, 3), np.uint8))
+    image = write_rgb(tmp_path / "depth.png", np.zeros((HEIGHT, WIDTH, 3), np.uint8))
+    assert predict_cli.main([str(folder), "--modality2", image, "--input_modality", "modality3",
+                             "-o", str(tmp_path / "out")]) == 2
+    assert (f"error: {folder} is an expert of modality2 (its metadata), but --input_modality says modality3"
+            in capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        predict_cli.main([str(folder), "--modality2", image, "--num_classes", "19", "-o", str(tmp_path / "out")])
+    assert "--num_classes are for weights that do not say their network" in capsys.readouterr().err
+    (folder / "model.bin").unlink()
+    assert predict_cli.main([str(folder), "--modality2", image, "-o", str(tmp_path / "out2")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {folder}: the openvino runtime cannot open model.xml (damaged, or a file "
+                            "missing beside it: export it again): Empty weights data in bin file or bin file cannot "
+                            "be found!") and error.count("\n") == 1, error
+
+
 def test_ctrl_c_in_the_openvino_converter_is_an_interrupt_and_leaves_no_folder(tmp_path, monkeypatch):
     """OpenVINO's converter turns a KeyboardInterrupt into its RuntimeError: the commands printed
     a traceback and ended with status 1 instead of "interrupted" (130)."""
@@ -363,7 +406,8 @@ def test_ssma_over_three_modalities_exports_runs_and_evaluates_through_openvino(
 
     common = dict(model="SSMA", num_classes=4, height=HEIGHT, width=WIDTH, batch_size=1, test_data=three,
                   checkpoint=str(tmp_path / "unused"))
-    result = evaluate_exported(config_from_dict(dict(common, modalities=["rgb", "depth", "thermal"]), mode="eval",
+    result = evaluate_exported(config_from_dict(dict(common, modalities=["rgb", "depth", "thermal"],
+                                                     modality_interpolations=["bilinear", "nearest"]), mode="eval",
                                                 check_paths=False), str(tmp_path / "ov"), "openvino", log=lambda _: None)
     assert result.metrics["num_images"] == 3
     # The export alone: its metadata counts the modalities and their resizing.
