@@ -140,7 +140,7 @@ def read_weights(path: str, files: Sequence[str]) -> np.ndarray:
         raise ImportanceWeightsError("its 'probabilities' must be a list of numbers", path)
     expected = describe_files(files)
     stored = [{"file": d.get("file"), "bytes": d.get("bytes"), "fingerprint": d.get("fingerprint")}
-              for d in content.get("files", [])]
+              for d in entries]
     # A file written before fingerprints were kept is checked by names and sizes.
     same = len(stored) == len(expected) and all(
         (s["file"], s["bytes"]) == (e["file"], e["bytes"]) and s["fingerprint"] in (None, e["fingerprint"])
@@ -153,8 +153,8 @@ def read_weights(path: str, files: Sequence[str]) -> np.ndarray:
             f"has {_names(expected)} ({what}); run ssma-importance-weights again",
             path,
         )
-    probabilities = np.asarray(content.get("probabilities", []), dtype=np.float64)
-    total = sum(int(d.get("records", 0)) for d in content["files"])
+    probabilities = np.asarray(given, dtype=np.float64)
+    total = sum(d.get("records", 0) for d in entries)
     if probabilities.ndim != 1 or len(probabilities) != total or total == 0:
         raise ImportanceWeightsError(
             f"holds {probabilities.size} probabilities for {total} records", path)

@@ -23,5 +23,6 @@ from ssma_tf.checkpoints.zoo import load_model, presets
 
 __all__ = [
     "KIND_ADAPNET_PP", "KIND_IMAGENET", "KIND_SSMA", "CheckpointError", "FinetuneReport", "LoadReport",
-    "detect_kind", "finetune_weights", "load_model", "load_tf1_checkpoint", "presets", "read_checkpoint", "tf1_variable_map",
+    "detect_kind", "finetune_weights", "load_model", "load_tf1_checkpoint", "presets", "read_checkpoint",
+    "tf1_variable_map",
 ]

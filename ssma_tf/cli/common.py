@@ -244,6 +244,16 @@ def add_model_source(group, dataset_help: str) -> None:
     add_overrides(group)
 
 
+def default_backend(path: Optional[str]) -> str:
+    """The backend a command runs `path` with when `--backend` is left out: an OpenVINO or TFLite
+    export folder's own format, else "tensorflow" (before: such a folder was refused with a
+    hint to say `--backend`)."""
+    from ssma_tf.config.runs import exported_backend  # no TensorFlow
+
+    said = exported_backend(path) if path else None
+    return said if said in ("openvino", "tflite") else "tensorflow"
+
+
 def model_source_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """Checks the flags of `add_model_source` (a run stands for `--checkpoint`); returns the `--set`
     overrides. Contradicting or missing flags end the command (exit 2)."""

@@ -34,7 +34,8 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit, setting_as_run_or_exit,
+    ArgumentParser, add_overrides, add_version, command, default_backend, parse_overrides_or_exit,
+    setting_as_run_or_exit,
 )
 
 
@@ -72,13 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setting_as_run_or_exit(parser, args.run)
-    if args.backend is None:
-        # The export says its format (before: `--exported` alone was "needs --backend openvino or
-        # tflite", and an export given as RUN was refused as "an export").
-        from ssma_tf.config.runs import exported_backend
-
-        said = exported_backend(args.exported or args.run) if (args.exported or args.run) else None
-        args.backend = said if said in ("openvino", "tflite") else "tensorflow"
+    if args.backend is None:  # before: `--exported` alone was "needs --backend openvino or tflite"
+        args.backend = default_backend(args.exported or args.run)
     if args.backend != "tensorflow" and args.run is not None and args.exported is None:
         from ssma_tf.config.runs import find_run_config
 

@@ -43,7 +43,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, command, model_source_or_exit, size_or_exit,
+    ArgumentParser, add_model_source, add_version, command, default_backend, model_source_or_exit, size_or_exit,
 )
 
 
@@ -102,14 +102,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and predicts; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.backend is None:
-        # The export says its format (before: "it is an openvino export of ssma-export; run it
-        # with --backend openvino"), as ssma-evaluate takes it.
-        from ssma_tf.config.runs import exported_backend
-
-        given = args.run or args.checkpoint
-        said = exported_backend(given) if given else None
-        args.backend = said if said in ("openvino", "tflite") else "tensorflow"
+    if args.backend is None:  # before: "it is an openvino export of ssma-export; run it with --backend openvino"
+        args.backend = default_backend(args.run or args.checkpoint)
     if args.backend != "tensorflow" and args.run is None and args.checkpoint is None:
         # Before: "give a training run's folder, a config (-c) or a checkpoint", of which only
         # the folder fits.

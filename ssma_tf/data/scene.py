@@ -149,6 +149,14 @@ def largest_class_id(file_patterns) -> tuple[int, str, int]:
     return largest, where, index
 
 
+def scene_feature_spec(modalities: int) -> dict:
+    """The features of a scene record: the segmentation records' without the label image, and
+    the class id."""
+    spec = {key: value for key, value in schema.feature_spec(modalities).items() if key != schema.LABEL}
+    spec[CLASS_ID] = tf.io.FixedLenFeature([], tf.int64)
+    return spec
+
+
 def check_scene_records(files: Sequence[str], modalities: int, fix: Optional[str] = None) -> None:
     """Checks the first record of every file (not of the first file only: a set mixing files of
     2 and 3 modalities, or segmentation records, was a TensorFlow traceback halfway through).
@@ -157,7 +165,7 @@ def check_scene_records(files: Sequence[str], modalities: int, fix: Optional[str
         InputFileError: naming the file and what its records hold, with `fix` (as for
             `build_scene_dataset`) where the modalities differ.
     """
-    wanted = [key for key in schema.feature_spec(modalities) if key != schema.LABEL] + [CLASS_ID]
+    wanted = list(scene_feature_spec(modalities))
     for path in files:
         example = first_example(path)  # a file of another kind, or a damaged one: named here
         if example is None:
@@ -195,8 +203,7 @@ def build_scene_dataset(
     """
     files = list_record_files(file_patterns)
     check_scene_records(files, modalities, fix)
-    spec = {key: value for key, value in schema.feature_spec(modalities).items() if key != schema.LABEL}
-    spec[CLASS_ID] = tf.io.FixedLenFeature([], tf.int64)
+    spec = scene_feature_spec(modalities)
 
     methods = resize_methods(interpolation, modalities)  # bilinear colour, then the others'
 

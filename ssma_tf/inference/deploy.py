@@ -45,7 +45,7 @@ from ssma_tf.errors import Terminated, UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write, free_bytes
 from ssma_tf.inference.backends import require
 from ssma_tf.inference.compiled import inference_model
-from ssma_tf.inference.export import check_export_output, input_names
+from ssma_tf.inference.export import check_export_output, input_names, interpolation_metadata
 from ssma_tf.inference.sizes import check_size
 from ssma_tf.models.factory import is_fusion, model_name, num_modalities
 from ssma_tf.native_output import dropping, native_lines_filtered
@@ -428,10 +428,7 @@ def _metadata(model, size, format, precision, model_file, modality2_interpolatio
         "input_dtype": "float32" if format == "openvino" or precision == "float32" else "uint8",
         "channel_order": "BGR",
         "size": list(size),
-        # An expert of modality 2 or on is resized as that modality (before: left out for any
-        # AdapNet++, and its runner resized it "nearest" whatever the export was made with).
-        "modality2_interpolation": (modality2_interpolation if fusion or (input_modality or "modality1") != "modality1"
-                                    else None),
+        "modality2_interpolation": interpolation_metadata(modality2_interpolation, fusion, input_modality),
         "input_modality": None if fusion else input_modality,
         "outputs": {"probabilities": f"float32 [1, {size[0]}, {size[1]}, C]"},
         # Absolute, so that the file tells which records wherever it is read from.

@@ -331,6 +331,14 @@ def convert_to_tflite(saved_model_dir: str, output_path: str, kind: str = "float
     return len(content)
 
 
+def interpolation_metadata(modality2_interpolation: Union[str, Sequence[str]], fusion: bool,
+                           input_modality: Optional[str]) -> Union[str, Sequence[str], None]:
+    """The metadata's `modality2_interpolation`, which an export's runner resizes by: SSMA's, and
+    an expert's of modality 2 or on (before: left out for any AdapNet++, which its runner then
+    resized "nearest" whatever the export was made with); None for an expert of modality 1."""
+    return modality2_interpolation if fusion or (input_modality or "modality1") != "modality1" else None
+
+
 def _metadata(
     model: keras.Model,
     size: Optional[Tuple[int, int]],
@@ -352,10 +360,7 @@ def _metadata(
         "channel_order": "BGR",
         "size": None if size is None else list(size),
         "size_multiple": None if size is not None else SIZE_MULTIPLE,
-        # An expert of modality 2 or on is resized as that modality (before: left out for any
-        # AdapNet++, and its runner resized it "nearest" whatever the export was made with).
-        "modality2_interpolation": (modality2_interpolation if fusion or (input_modality or "modality1") != "modality1"
-                                    else None),
+        "modality2_interpolation": interpolation_metadata(modality2_interpolation, fusion, input_modality),
         "input_modality": None if fusion else input_modality,
         "outputs": {"class_ids": "int32 [B, H, W]", "probabilities": "float32 [B, H, W, C]"},
         "batch_norm_folded": report.folded,

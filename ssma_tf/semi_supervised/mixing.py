@@ -157,6 +157,13 @@ MAX_OFF_MAP = 0.05
 CHECKED_RECORDS = 2
 
 
+def off_map_share(distance: Any, valid: Any) -> float:
+    """The share of the valid pixels whose colour lies more than `DECODABLE_DISTANCE` off the
+    encoding's map (`decode_nearness`'s distance, 0 at missing pixels); 0 where none is valid."""
+    count = float(tf.reduce_sum(tf.cast(valid, tf.float32)))
+    return float(tf.reduce_sum(tf.cast(distance > DECODABLE_DISTANCE, tf.float32))) / count if count else 0.0
+
+
 def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str) -> None:
     """Fails unless modality 2 of the first records of `files` is a depth colouring `encoding`.
 
@@ -190,7 +197,7 @@ def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str
             valid_count = float(tf.reduce_sum(tf.cast(valid, tf.float32)))
             if valid_count == 0:
                 raise UnlabeledDataError(f"modality2 is all black: no depth to read ({key})", path)
-            off = float(tf.reduce_sum(tf.cast(distance > DECODABLE_DISTANCE, tf.float32))) / valid_count
+            off = off_map_share(distance, valid)
             if off > MAX_OFF_MAP:
                 raise UnlabeledDataError(
                     f"modality2 is not a decodable depth colouring '{encoding}' ({100 * off:.0f}% of its pixels "

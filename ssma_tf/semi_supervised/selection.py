@@ -27,7 +27,7 @@ from ssma_tf.constants import IGNORE_ID
 from ssma_tf.data.pipeline import FilePatterns, list_record_files, naming_damaged_records
 from ssma_tf.data.unlabeled import decode_record
 from ssma_tf.errors import UserInputError
-from ssma_tf.semi_supervised.mixing import DECODABLE_DISTANCE, MAX_OFF_MAP, decode_nearness
+from ssma_tf.semi_supervised.mixing import MAX_OFF_MAP, decode_nearness, off_map_share
 
 # Cells of the pooled depth grid (rows, columns).
 DEFAULT_GRID = (6, 12)
@@ -155,9 +155,9 @@ def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> tuple[l
     and the share of its valid pixels whose colour lies off the encoding's map."""
     rows, columns = grid
     near, valid, distance = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
+    off = off_map_share(distance, valid)  # as the start's check counts it
     near = near.numpy()[0]
     valid = valid.numpy()[0].astype(np.float64)
-    off = float(((distance.numpy()[0] > DECODABLE_DISTANCE) * valid).sum() / max(valid.sum(), 1.0))
     height, width = near.shape
     r_edges = np.linspace(0, height, rows + 1).astype(int)
     c_edges = np.linspace(0, width, columns + 1).astype(int)
