@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import sys
 
 import keras
@@ -23,7 +24,7 @@ from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.data import encode_example
 from ssma_tf.data.synthetic import depth_to_jet, generate_sample
-from ssma_tf.data.unlabeled import UnlabeledDataError, read_index_file, write_index_file
+from ssma_tf.data.unlabeled import UnlabeledDataError, decode_record, read_index_file, write_index_file
 from ssma_tf.errors import UserInputError
 from ssma_tf.keras_compat import walk_layers
 from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
@@ -767,6 +768,46 @@ def test_every_record_the_selection_reads_must_hold_depth(tmp_path):
     with pytest.raises(SelectionError, match=r"mixed.tfrecords, record 2: modality2 is not a decodable depth "
                                              r"colouring 'jet_near_red' \(\d+% of its pixels are off the colour map\)"):
         pooled_depth_features(str(mixed))
+
+
+@pytest.mark.parametrize("method", ["depthmix", "depth_pretraining"])
+def test_training_warns_of_images_read_as_depth_that_are_not_a_depth_colouring(tmp_path, tiny_model, method):
+    """The start checks a file's first two records: photos after them were mixed by their "depth"
+    (and learnt as depth) without a word. The steps count such images and the log says so."""
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
+    from ssma_tf.semi_supervised.mixing import off_map_images
+
+    depth = _write_rgbd_records(tmp_path / "depth.tfrecords", 2)
+    photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 6, photo_depth=True)
+    mixed = tmp_path / "mixed.tfrecords"
+    mixed.write_bytes(pathlib.Path(depth).read_bytes() + pathlib.Path(photos).read_bytes())
+    batch = []
+    for record in tf.data.TFRecordDataset(str(mixed)).take(4):
+        batch.append(decode_record(record)["modality2"])
+    _, valid, distance = decode_nearness(tf.cast(tf.stack(batch), tf.float32))
+    assert float(off_map_images(distance, valid)) == 0.5  # records 2 and 3 of 4
+
+    def run(records, name):
+        lines = []
+        if method == "depthmix":
+            config = _config(tmp_path, semi={"method": "depthmix"}, unlabeled_data=records, labeled_subset=None,
+                             checkpoint=str(tmp_path / name), max_iteration=6, skip_step=3)
+            semi_supervised.SemiSupervisedTrainer(config, log=lines.append).train()
+        else:
+            config = _config(tmp_path, semi=False, train_data=records, unlabeled_data=None, labeled_subset=None,
+                             checkpoint=str(tmp_path / name), max_iteration=6, skip_step=3)
+            DepthPretrainer(config, log=lines.append).train()
+        return lines
+
+    clean = run(str(tmp_path / "train.tfrecords"), "clean")
+    assert not [line for line in clean if "warning" in line or "off_map" in line], clean
+    lines = run(str(mixed), "mixed")
+    warnings = [line for line in lines if "are not a depth colouring 'jet_near_red'" in line]
+    assert warnings and warnings[0].startswith(
+        "warning: DepthMix: " if method == "depthmix" else "warning: depth pretraining: "), lines
+    assert re.search(r"\d+% of the images read as depth in steps [1-4]-[3-6] are not", warnings[0]), warnings
+    assert "first 2 records only" in warnings[0]
+    assert not [line for line in lines if "off_map_images" in line], lines  # not a loss term
 
 
 def test_features_are_standardised_per_dimension():

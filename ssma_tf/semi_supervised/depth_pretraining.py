@@ -28,7 +28,13 @@ from ssma_tf.config import ConfigError
 from ssma_tf.constants import ADAPNET_PP
 from ssma_tf.data.unlabeled import build_mix_dataset
 from ssma_tf.data.pipeline import list_record_files
-from ssma_tf.semi_supervised.mixing import check_depth_colouring, decode_nearness
+from ssma_tf.semi_supervised.mixing import (
+    OFF_MAP_TERM,
+    check_depth_colouring,
+    decode_nearness,
+    off_map_images,
+    off_map_warning,
+)
 from ssma_tf.distribute import first_replica, replica_mean
 from ssma_tf.summaries import write_images
 
@@ -131,7 +137,7 @@ class DepthPretrainer(training.Trainer):
         preview_count = training.PREVIEW_IMAGES
 
         def replica_step(modality1, modality2):
-            near, valid, _ = decode_nearness(modality2, encoding)
+            near, valid, distance = decode_nearness(modality2, encoding)
             variables = model.trainable_variables
             with tf.GradientTape() as tape:
                 outputs = model(modality1, training=True, return_all=True)
@@ -149,7 +155,8 @@ class DepthPretrainer(training.Trainer):
                 tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
             preview = tf.cast(tf.clip_by_value(prediction[:preview_count], 0.0, 1.0) * 255.0, tf.uint8)
             truth = tf.cast(near[:preview_count] * 255.0, tf.uint8)
-            return loss, {"berhu": loss, "abs_error": error}, preview, truth
+            terms = {"berhu": loss, "abs_error": error, OFF_MAP_TERM: off_map_images(distance, valid)}
+            return loss, terms, preview, truth
 
         @tf.function
         def train_function(iterator):
@@ -160,6 +167,15 @@ class DepthPretrainer(training.Trainer):
                     first_replica(strategy, preview), first_replica(strategy, truth))
 
         return train_function
+
+    def _check_window(self, first: int, last: int, terms: dict[str, float]) -> dict[str, float]:
+        """Warns when steps `first..last` read images whose modality 2 is not the depth colouring."""
+        terms = dict(terms)
+        keys = "train_data" + (" and unlabeled_data" if self.selected is None and self.config.unlabeled_data else "")
+        warning = off_map_warning(first, last, terms.pop(OFF_MAP_TERM, 0.0), self.encoding, keys)
+        if warning:
+            self._log(f"warning: depth pretraining: {warning}")
+        return terms
 
     def _write_preview(self, step: int, preview: Any, truth: Any = None) -> None:
         """Writes the predicted and the measured nearness as grey images."""

@@ -164,6 +164,37 @@ def off_map_share(distance: Any, valid: Any) -> float:
     return float(tf.reduce_sum(tf.cast(distance > DECODABLE_DISTANCE, tf.float32))) / count if count else 0.0
 
 
+# The step term of the share of a batch's images whose modality 2 is not the depth colouring.
+OFF_MAP_TERM = "off_map_images"
+
+
+def off_map_images(distance: Any, valid: Any) -> Any:
+    """The share of a batch's images that are not a depth colouring (a float32 scalar).
+
+    An image counts when more than `MAX_OFF_MAP` of its valid pixels lie off the map
+    (`off_map_share`, per image): the start checks only each file's first records
+    (`check_depth_colouring`), so a training step measures the images it reads as depth.
+
+    Args:
+        distance, valid: (B, H, W) from `decode_nearness`.
+    """
+    valid = tf.cast(valid, tf.float32)
+    off = tf.cast(distance > DECODABLE_DISTANCE, tf.float32) * valid
+    share = tf.reduce_sum(off, axis=[1, 2]) / tf.maximum(tf.reduce_sum(valid, axis=[1, 2]), 1.0)
+    return tf.reduce_mean(tf.cast(share > MAX_OFF_MAP, tf.float32))
+
+
+def off_map_warning(first: int, last: int, share: float, encoding: str, keys: str) -> str:
+    """The warning for steps `first..last`, whose images were `share` off the map (0: none)."""
+    if not share > 0:
+        return ""
+    steps = f"step {last}" if first == last else f"steps {first}-{last}"
+    return (f"{100 * share:.0f}% of the images read as depth in {steps} are not a depth colouring "
+            f"'{encoding}' (over {100 * MAX_OFF_MAP:.0f}% of their pixels off its map): their depth is noise. "
+            f"The start checks each file's first {CHECKED_RECORDS} records only; look at modality 2 of the later "
+            f"records of {keys}, or set semi_supervised.depth_encoding to their colouring")
+
+
 def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str) -> None:
     """Fails unless modality 2 of the first records of `files` is a depth colouring `encoding`.
 

@@ -37,6 +37,7 @@ from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.photometric import gaussian_blur, mix_colour_jitter
 from ssma_tf.semi_supervised.mixing import (
+    OFF_MAP_TERM,
     check_depth_colouring,
     classmix_mask,
     confidence_weight,
@@ -44,6 +45,8 @@ from ssma_tf.semi_supervised.mixing import (
     depthmix_mask,
     label_probabilities,
     mix,
+    off_map_images,
+    off_map_warning,
 )
 from ssma_tf.summaries import write_images, write_scalar
 from ssma_tf.training.step import (
@@ -166,9 +169,11 @@ class SemiSupervisedTrainer(training.Trainer):
             # Image k is pasted over image k - 1 (mod B): each image is once "i", once "j".
             other = lambda x: tf.roll(x, shift=1, axis=0)  # noqa: E731
             if semi.method == "depthmix":
-                near, valid, _ = decode_nearness(mix_inputs[1], semi.depth_encoding)  # modality 2: depth
+                near, valid, distance = decode_nearness(mix_inputs[1], semi.depth_encoding)  # modality 2: depth
                 mask = depthmix_mask(near, valid, other(near), semi.depth_margin)
+                off_map = off_map_images(distance, valid)
             else:
+                off_map = None
                 mask = classmix_mask(tf.argmax(probs, axis=-1), num_classes, self.step_seed(_CLASSMIX))
             # Every modality with the same mask: for depth, the nearest-surface composite.
             mixed = [mix(mask, images, other(images)) for images in mix_inputs]
@@ -180,7 +185,7 @@ class SemiSupervisedTrainer(training.Trainer):
                                      per_batch=True)
             pseudo = tf.argmax(mixed_probs, axis=-1, output_type=tf.int32)
             weight = confidence_weight(mixed_probs, semi.confidence)
-            return tuple(mixed), pseudo, weight, mask
+            return tuple(mixed), pseudo, weight, mask, off_map
 
         def replica_step(inputs, labels, mix_inputs, mix_labels, has_label):
             variables = model.trainable_variables
@@ -195,7 +200,7 @@ class SemiSupervisedTrainer(training.Trainer):
             # step's peak memory is one pass's plus the gradients and the teacher.
             with tf.control_dependencies([g for g in gradients if g is not None]):
                 mix_inputs = tf.nest.map_structure(tf.identity, mix_inputs)
-            mixed, pseudo, weight, mask = mixed_batch(mix_inputs, mix_labels, has_label)
+            mixed, pseudo, weight, mask, off_map = mixed_batch(mix_inputs, mix_labels, has_label)
             with tf.GradientTape() as tape:
                 mixed_outputs = model(self._model_inputs(mixed), training=True, return_all=True)
                 consistency = weighted_cross_entropy(pseudo, mixed_outputs["softmax"], num_classes)
@@ -207,6 +212,8 @@ class SemiSupervisedTrainer(training.Trainer):
             terms["supervised"] = supervised
             terms["consistency"] = consistency
             terms["confident_fraction"] = weight
+            if off_map is not None:
+                terms[OFF_MAP_TERM] = off_map
             preview = {
                 "predicted": preview_classes(labeled.outputs["softmax"]),
                 "mixed": tf.cast(tf.clip_by_value(mixed[0][:PREVIEW_IMAGES], 0, 255), tf.uint8),
@@ -230,6 +237,15 @@ class SemiSupervisedTrainer(training.Trainer):
                     {k: first_replica(strategy, v) for k, v in preview.items()}, first_replica(strategy, truth))
 
         return train_function
+
+    def _check_window(self, first: int, last: int, terms: dict[str, float]) -> dict[str, float]:
+        """Warns when DepthMix read images in `first..last` whose modality 2 is not its depth colouring."""
+        terms = dict(terms)
+        warning = off_map_warning(first, last, terms.pop(OFF_MAP_TERM, 0.0), self.semi.depth_encoding,
+                                  "train_data and unlabeled_data")
+        if warning:
+            self._log(f"warning: DepthMix: {warning}")
+        return terms
 
     def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
                          preview: Any = None, truth: Any = None) -> None:

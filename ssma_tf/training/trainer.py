@@ -941,6 +941,14 @@ class Trainer:
                 self._write_preview(step, preview, truth)
         self.writer.flush()
 
+    def _check_window(self, first: int, last: int, terms: dict[str, float]) -> dict[str, float]:
+        """Looks at the mean terms of steps `first..last` before they are logged; returns those to log.
+
+        A subclass whose step measures its input (not a loss term) takes that measure out here
+        and warns of it; this one logs them all.
+        """
+        return terms
+
     def _colours(self, class_ids: Any) -> np.ndarray:
         """Class maps painted in the preview palette (an id beyond it takes its last colour)."""
         palette = self._palette
@@ -1165,8 +1173,9 @@ class Trainer:
             if step % config.skip_step == 0 or step == end:
                 mean_loss = float(np.mean(window))
                 mean_terms = {k: float(np.mean(v)) for k, v in window_terms.items()}
-                parts = ", ".join(f"{k} {v:.4f}" for k, v in mean_terms.items())
                 bar.clear()
+                mean_terms = self._check_window(step - len(window) + 1, step, mean_terms)
+                parts = ", ".join(f"{k} {v:.4f}" for k, v in mean_terms.items())
                 speed = f"{per_step:.2f} s/step" if timed_steps else "first step"
                 factor = self._encoder_factor
                 rates = f"lr {lr:.4e}" + (f" (encoders {lr * factor:.4e})" if factor != 1.0 else "")
