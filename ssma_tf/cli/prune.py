@@ -27,9 +27,10 @@ from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, comma
 DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 # What a `--with` run must share with this one for the table to compare methods at one budget.
 COMPARED_SETTINGS = ("stages", "finetune_steps", "finetune_learning_rate", "rank_batches", "test_data",
-                     "config_sha256", "channel_multiple", "test_data_sha256")
+                     "config_sha256", "channel_multiple", "test_data_sha256", "train_data_sha256")
 # How the plot's legend names a setting that differs.
-_SHOWN = {"config_sha256": "config", "finetune_learning_rate": "finetune_lr", "test_data_sha256": "test records"}
+_SHOWN = {"config_sha256": "config", "finetune_learning_rate": "finetune_lr", "test_data_sha256": "test records",
+          "train_data_sha256": "training records"}
 
 
 def build_parser() -> argparse.ArgumentParser:

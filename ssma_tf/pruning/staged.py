@@ -218,11 +218,11 @@ def _weights_identity(source: str) -> dict:
     return {"weights": resolved, "weights_sha256": digest[:16]}
 
 
-def _records_identity(patterns: Sequence[str]) -> dict:
-    """A digest of the test records' contents as far as it is cheap to read: each file's size and
-    its first and last 64 KiB (records rewritten in place, say converted again at another size,
-    change them; a copy does not). Before, a resumed run reported stages measured on the old
-    records beside stages measured on the new ones."""
+def _records_identity(patterns: Sequence[str], key: str = "test_data_sha256") -> dict:
+    """`{key: digest}` of record files' contents as far as it is cheap to read: each file's size
+    and its first and last 64 KiB (records rewritten in place, say converted again at another
+    size, change them; a copy does not). Before, a resumed run reported stages measured (or
+    ranked and fine-tuned) on the old records beside stages of the new ones."""
     digest = hashlib.sha256()
     for path in list_record_files(list(patterns)):
         size = os.path.getsize(path)
@@ -232,7 +232,7 @@ def _records_identity(patterns: Sequence[str]) -> dict:
             if size > 65536:
                 handle.seek(max(65536, size - 65536))
                 digest.update(handle.read())
-    return {"test_data_sha256": digest.hexdigest()[:16]}
+    return {key: digest.hexdigest()[:16]}
 
 
 def _remove_leftovers(output: pathlib.Path, stages: int, log: Callable[[str], None]) -> None:
@@ -415,7 +415,10 @@ def run(
     report_path = output / REPORT
     source = os.path.abspath(checkpoint or config.checkpoint)
     weights = _weights_identity(source)
-    records = _records_identity(test_data)
+    records = {**_records_identity(test_data),
+               **_records_identity(config.train_data, "train_data_sha256")}
+    # The stages read the training records to rank (Taylor, oracle) or to fine-tune.
+    reads_training = method in ("taylor", "oracle") or finetune_steps > 0
     # Everything a finished stage depends on: a resumed run with other weights, fine-tuning or
     # test records would otherwise report the old stages as its own. The config by content, so
     # that `--set` changes count and a moved file does not.
@@ -451,6 +454,7 @@ def run(
         uncompared = unrecorded | {k for k in records if k not in old}  # reports before 2026-12-04
         differ = sorted(k for k in set(old) | set(settings)
                         if k not in ("source", "config", "stages") and k not in uncompared
+                        and not (k == "train_data_sha256" and not reads_training)
                         and setting_as_run(old, k) != setting_as_run(settings, k)
                         # The config's rate on both sides: a changed config key says it.
                         and not (k == "finetune_learning_rate" and old.get(k) is None and settings[k] is None))
@@ -458,11 +462,14 @@ def run(
             # Each change as `was -> now` (before: "finetune_steps differ (before: ...)", without
             # the new value, and "config_sha256 differ" for a changed config key).
             changes = [f"{k} {setting_as_run(old, k)!r} -> {setting_as_run(settings, k)!r}" for k in differ
-                       if k not in ("config_sha256", "weights_sha256", "test_data_sha256")]
+                       if k not in ("config_sha256", "weights_sha256", "test_data_sha256", "train_data_sha256")]
             if "weights_sha256" in differ and "weights" not in differ:
                 changes.append(f"the weights in {weights['weights']} changed since stage 0 was measured on them")
             if "test_data_sha256" in differ and "test_data" not in differ:
                 changes.append("the test records changed since the finished stages were measured on them")
+            if "train_data_sha256" in differ:
+                changes.append("the training records changed since the finished stages were ranked or fine-tuned "
+                               "on them")
             if "config_sha256" in differ:
                 keys = (sorted(k for k in set(old["config"]) | set(config_values)
                                if old["config"].get(k) != config_values.get(k))

@@ -171,6 +171,18 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     # The same widths, but one fine-tuning step moved the weights.
     assert tuned.count_params() == start.count_params()
     assert any(not (a == b).all() for a, b in zip(tuned.get_weights(), start.get_weights()))
+    # Training records rewritten in place since the stage was fine-tuned on them (before: the
+    # old stage was reported as this run's).
+    train_records = run_folder / "records" / "train.tfrecords"
+    kept = train_records.read_bytes()
+    try:
+        write_records(train_records, 4, height=32, width=64, seed=6)
+        capsys.readouterr()
+        assert prune_cli.main(args) == 2
+        assert ("(the training records changed since the finished stages were ranked or fine-tuned on them)"
+                in capsys.readouterr().err)
+    finally:
+        train_records.write_bytes(kept)
     # Reports shown beside it (`--with`) that ran under another budget or pruned other weights
     # are named (before: only another model or checkpoint path was).
     report = json.loads((out / "report.json").read_text())
@@ -330,6 +342,14 @@ def test_a_resumed_run_names_a_damaged_file_and_loads_only_what_it_needs(run_fol
         assert "(the test records changed since the finished stages were measured on them)" in capsys.readouterr().err
     finally:
         test_records.write_bytes(kept)
+    # Training records rewritten: l1 without fine-tuning never read them, so the run resumes.
+    train_records = run_folder / "records" / "train.tfrecords"
+    kept = train_records.read_bytes()
+    try:
+        write_records(train_records, 4, height=32, width=64, seed=6)
+        assert prune_cli.main(args) == 0
+    finally:
+        train_records.write_bytes(kept)
     # A damaged stage network that a later stage starts from.
     data = (out / "stage2.keras").read_bytes()
     (out / "stage2.keras").write_bytes(data[: len(data) // 2])
