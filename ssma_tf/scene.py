@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from ssma_tf.checkpoints import CheckpointError
-from ssma_tf.checkpoints.loading import seed_generator_states, unimodal_encoder_weights
+from ssma_tf.checkpoints.loading import load_keras_model, seed_generator_states, unimodal_encoder_weights
 from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import ConfigWarning
 from ssma_tf.constants import ADAPNET_PP_BACKBONE
@@ -474,9 +474,18 @@ def evaluate_scene_classifier(
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if os.path.isdir(path):
-            path = os.path.join(path, FINAL_SCENE_MODEL)
-        with overwritten_weights():
-            model = keras.models.load_model(path)
+            folder, path = path, os.path.join(path, FINAL_SCENE_MODEL)
+            if not os.path.exists(path):
+                # Before: Keras' "File not found" traceback, also for a run stopped before its end.
+                unfinished = os.path.isdir(os.path.join(folder, RESUME_FOLDER))
+                raise UserInputError(
+                    f"{folder} holds no {FINAL_SCENE_MODEL}: "
+                    + ("its training stopped before the end; run the same ssma-scene train command to finish it"
+                       if unfinished else "give the folder of a finished ssma-scene train run, or its .keras file"),
+                    path=folder)
+        elif not os.path.exists(path):
+            raise UserInputError("no such model file or run folder", path=path)
+        model = load_keras_model(path, (SSMASceneClassifier,))
     trained = getattr(model, "input_size", None)
     if (height is None) != (width is None):
         raise UserInputError("give both --height and --width, or neither (the size the model was trained at)")

@@ -156,6 +156,17 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     assert lines[-3] == f"saved the run's state in {run / 'resume'} (step 12)" and lines[-2].startswith("step 12/20")
     assert lines[-1] == f"stopped at step 12: the run's state is in {run / 'resume'}; run the same command to go on"
     assert not (run / "scene.keras").exists()
+    # Evaluated before it finished, given a damaged or missing file (before: Keras' "File not
+    # found" or "File format not supported" tracebacks, exit 1).
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run), "--test_data", data]) == 2
+    assert (f"error: {run} holds no scene.keras: its training stopped before the end; run the same ssma-scene "
+            "train command to finish it") in capsys.readouterr().err
+    (tmp_path / "bad.keras").write_text("garbage")
+    assert cli.main(["evaluate", str(tmp_path / "bad.keras"), "--test_data", data]) == 2
+    assert f"error: cannot read the model file {tmp_path / 'bad.keras'}: " in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "nothere"), "--test_data", data]) == 2
+    assert f"error: {tmp_path / 'nothere'}: no such model file or run folder" in capsys.readouterr().err
     # Other settings or records are refused, naming the first that differs, before the model is built.
     with pytest.raises(UserInputError, match=r"run/resume holds an unfinished run with learning_rate 0\.01, this one "
                                              r"has 0\.02: give the same settings"):
