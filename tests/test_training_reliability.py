@@ -302,6 +302,20 @@ def test_a_diverging_loss_stops_the_run_with_exit_1_and_one_line(tmp_path, tiny_
     left = [n for n in os.listdir(directory) if n.endswith(".index")]
     assert "ckpt-4.index" in left and all(int(n[5:-6]) <= 4 for n in left), left
     assert training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).resumed_from.endswith("ckpt-4")
+    # The same command again diverges again: the same good checkpoint is found and kept (before:
+    # the state file lacked the checkpoints' times, so the next run's manager left ckpt-4 out of
+    # its list, "every checkpoint kept was written while the loss grew" kept ckpt-6 and on, and a
+    # rerun at a sane rate resumed from them and finished without a word).
+    assert train_command.main(["-c", str(config_file), "--set", "learning_rate=1e6"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "the last good checkpoint is" in err[0] and "ckpt-4" in err[0], err
+    assert _newest_recorded(directory) == "ckpt-4"
+    left = [n for n in os.listdir(directory) if n.endswith(".index")]
+    assert "ckpt-4.index" in left and all(int(n[5:-6]) <= 4 for n in left), left
+    trainer = training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None)
+    # In the manager's list, so rotated away in time as the run goes on (before: kept forever).
+    assert trainer.resumed_from.endswith("ckpt-4") and [os.path.basename(p) for p in trainer.manager.checkpoints] == [
+        "ckpt-4"]
     # The same run with the check switched off trains to the end; a sane rate never trips it.
     off = training.Trainer(_config(tmp_path / "off", learning_rate=1e6, max_iteration=30,
                                    divergence_factor=0), log=lambda line: None).train()

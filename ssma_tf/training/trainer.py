@@ -1238,10 +1238,16 @@ class Trainer:
         if newest is None:
             remove_path(os.path.join(self._directory, "checkpoint"))
         else:
-            # The state file's text format, as the checkpoint manager writes it (relative names).
-            names = [os.path.basename(p) for p in (kept or [newest])]
+            # The state file's text format, as the checkpoint manager writes it (relative names),
+            # with each checkpoint's time: the manager of the next run keeps a path without one
+            # forever and leaves it out of its list. Before, a second divergence then found the
+            # good checkpoint "gone", kept the bad ones, and a rerun resumed from them.
+            listed = kept or [newest]
             lines = [f'model_checkpoint_path: "{os.path.basename(newest)}"']
-            lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+            lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in listed]
+            lines += [f"all_model_checkpoint_timestamps: "
+                      f"{os.path.getmtime(p + '.index') if os.path.exists(p + '.index') else time.time()!r}"
+                      for p in listed]
             with atomic_write(os.path.join(self._directory, "checkpoint")) as state:
                 state.write("\n".join(lines) + "\n")
         return [os.path.basename(p) for p in paths]
