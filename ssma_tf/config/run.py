@@ -300,6 +300,15 @@ class RunConfig:
             return (self.checkpoint1, self.checkpoint2)
         return None
 
+    def without_starting_weights(self, **changes: Any) -> "RunConfig":
+        """This config with nothing to start its weights from (`intialize`, the experts'
+        `checkpoints` or `checkpoint1`/`2`, `finetune_from`) and `changes`: for a run whose model
+        already holds its weights (a pruned stage fine-tuned) or starts from scratch on purpose.
+        Before, a pruned SSMA's fine-tuning cleared `checkpoint1`/`2` but not `checkpoints`, and
+        its experts were loaded again from the unimodal files."""
+        return dataclasses.replace(self, initialize=None, checkpoint1=None, checkpoint2=None, checkpoints=None,
+                                   finetune_from=None, **changes)
+
     @property
     def data(self) -> tuple[str, ...]:
         """The record patterns this mode reads: `train_data` or `test_data`."""

@@ -569,10 +569,9 @@ def run(
                                      tuple(config.aux_loss_weights))
             _save(pruned, pruned_path)
         if finetune_steps > 0:
-            tune = dataclasses.replace(
-                config, checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,
-                save_step=min(config.save_step, finetune_steps), initialize=None, checkpoint1=None,
-                checkpoint2=None, finetune_from=None, log_dir=None,
+            tune = config.without_starting_weights(
+                checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,
+                save_step=min(config.save_step, finetune_steps), log_dir=None,
                 learning_rate=finetune_learning_rate or config.learning_rate,
             )
             trainer = Trainer(tune, model_fn=lambda path=pruned_path: _load(path, f"ranks stage {index} again"),

@@ -222,10 +222,9 @@ def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed:
     """
     folder = tempfile.mkdtemp(prefix="ssma-depth-student-")
     try:
-        student_config = dataclasses.replace(
-            config, checkpoint=folder, log_dir=None, max_iteration=int(steps), seed=seed,
-            save_step=int(steps), skip_step=max(1, int(steps)), initialize=None,
-            finetune_from=None, labeled_subset=None)
+        student_config = config.without_starting_weights(
+            checkpoint=folder, log_dir=None, max_iteration=int(steps), seed=seed,
+            save_step=int(steps), skip_step=max(1, int(steps)), labeled_subset=None)
         trainer = DepthPretrainer(student_config, selected=list(selected), log=lambda line: None)
         trainer.run()
         encoding = trainer.encoding

@@ -425,3 +425,38 @@ def test_the_plots_ticks_fall_on_round_values():
     assert ticks == [-0.6, -0.4, -0.2, 0.0, 0.2, 0.4, 0.6] and staged._tick_text(-0.2, ticks, sign=True) == "-0.2"
     assert staged._tick_text(10.0, staged.nice_ticks(0.0, 19.0)) == "10"
     assert staged._tick_text(0.5, staged.nice_ticks(-0.75, 0.75, most=7)) == "0.50"
+
+
+def test_a_pruned_ssma_fine_tunes_its_own_experts_not_the_configs_checkpoints(tmp_path, monkeypatch):
+    """A stage-2 config names the experts' unimodal files as `checkpoints: [a, b]`; the fine-tuning
+    of each stage cleared `checkpoint1`/`2` but not that key, so the pruned SSMA's experts were
+    loaded again from the files and every stage was measured on another network."""
+    import numpy as np
+    import yaml
+
+    from ssma_tf.models import SSMA
+
+    monkeypatch.chdir(tmp_path)
+    write_records(tmp_path / "train.tfrecords", 2, height=32, width=64, fusion=True)
+    for seed, name in ((1, "rgb"), (2, "depth")):
+        keras.utils.set_random_seed(seed)
+        AdapNetPP(5).save_weights(tmp_path / f"{name}.weights.h5")
+    keras.utils.set_random_seed(3)
+    trained = SSMA(5, freeze_experts=False)
+    trained.save_weights(tmp_path / "trained.weights.h5")
+    (tmp_path / "ssma.config").write_text(yaml.safe_dump({
+        "model": "SSMA", "num_classes": 5, "checkpoint": "run", "train_data": "train.tfrecords", "batch_size": 2,
+        "height": 32, "width": 64, "max_iteration": 2, "learning_rate": 0.001, "freeze_experts": False,
+        "save_step": 2, "skip_step": 1, "checkpoints": ["rgb.weights.h5", "depth.weights.h5"]}))
+    assert prune_cli.main(["-c", "ssma.config", "--checkpoint", "trained.weights.h5", "--test-data",
+                           "train.tfrecords", "--method", "none", "--stages", "decoder:0.01", "-o", "out",
+                           "--finetune-steps", "1", "--finetune-lr", "1e-12", "--latency-runs", "1"]) == 0
+    tuned = keras.saving.load_model(tmp_path / "out" / "stage1.keras", compile=False)
+    expert = AdapNetPP(5)
+    expert.load_weights(tmp_path / "rgb.weights.h5")
+
+    def kernel(encoder):  # the first convolution's
+        return next(np.asarray(w) for w in encoder.weights if w.path == "conv1/conv/kernel")
+
+    np.testing.assert_allclose(kernel(tuned.encoders[0]), kernel(trained.encoders[0]), atol=1e-6)  # 1e-12 leaves it
+    assert not np.allclose(kernel(tuned.encoders[0]), kernel(expert.encoder), atol=1e-3)
