@@ -421,6 +421,15 @@ def _source_id(path: PathLike) -> str:
     return os.path.abspath(os.fspath(path))
 
 
+def _other_files(job: Job) -> List[pathlib.Path]:
+    """The files of a job's list row but its output (in its own place once; a partner of the same
+    name is another file the row reads)."""
+    others = list(job.row or [])
+    if job.output in others:
+        others.remove(job.output)
+    return others
+
+
 def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
                   output_dir: Optional[PathLike] = None) -> List[Job]:
     """Returns the jobs to run (each output once), refusing existing outputs unless told what
@@ -447,6 +456,17 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     for job in jobs:
         unique.setdefault(job.output, job)
     jobs = list(unique.values())
+    # Before: `-o` the input folder with --overwrite replaced the raw depth by its pictures (and
+    # without it, "pass --overwrite to replace them" pointed there).
+    inputs = {os.path.realpath(path): path for job in jobs
+              for path in [job.source, job.companion, *_other_files(job)] if path is not None}
+    clashes = [job for job in jobs if os.path.realpath(job.output) in inputs]
+    if clashes:
+        job = clashes[0]
+        more = f" ({len(clashes)} outputs in all)" if len(clashes) > 1 else ""
+        raise OutputExistsError(
+            f"the output '{job.output}' is the input '{inputs[os.path.realpath(job.output)]}'{more}: writing it would "
+            "replace the raw data; give another --output-dir")
     existing = [job for job in jobs if job.output.exists()]
     if existing and not overwrite and output_dir is not None:
         recorded = recorded_sources(output_dir)

@@ -321,6 +321,28 @@ def test_nothing_is_overwritten_without_overwrite(scannet_like, prepare_modality
     assert (root / "pairs.txt").read_text() == list_before
 
 
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(scannet_like, prepare_modality, capsys):
+    """`-o` the input folder with --overwrite replaced the raw 16-bit depth by its 8-bit pictures."""
+    root = scannet_like
+    raw = {p.name: p.read_bytes() for p in (root / "depth").iterdir()}
+    for extra in ([], ["--overwrite"], ["--skip-existing"]):
+        assert prepare_modality(["gray", str(root / "depth"), "-o", str(root / "depth"), "--max", "7000", "-q",
+                                 *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"error: the output '{root / 'depth' / '0.png'}' is the input" in err, err
+        assert "writing it would replace the raw data; give another --output-dir" in err
+    assert {p.name: p.read_bytes() for p in (root / "depth").iterdir()} == raw
+    # A list row's colour image written over likewise (`-o` the folder of PNG colour images).
+    for i in range(3):
+        _save(root / "rgb" / f"{i}.png", np.full((48, 64, 3), 9, dtype=np.uint8))
+    colour = (root / "rgb" / "0.png").read_bytes()
+    assert prepare_modality(["gray", str(root / "depth"), "-o", str(root / "rgb"), "--max", "7000",
+                             "--modality1-dir", str(root / "rgb"), "--label-dir", str(root / "label"),
+                             "--list-file", str(root / "x.txt"), "-q", "--overwrite"]) == 2
+    assert f"error: the output '{root / 'rgb' / '0.png'}' is the input" in capsys.readouterr().err
+    assert (root / "rgb" / "0.png").read_bytes() == colour and not (root / "x.txt").exists()
+
+
 def test_skip_existing_resumes(scannet_like, prepare_modality):
     root = scannet_like
     args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"]
