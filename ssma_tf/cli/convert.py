@@ -76,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
     from ssma_tf.data.convert import (
         check_list, duplicates_warning, format_summary, looks_like_label, shard_names, sixteen_bit_warning,
-        write_tfrecords,
+        turned_images_warning, write_tfrecords,
     )
     from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
@@ -128,6 +128,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"warning: {args.file}: {len(later)} image(s) after line {number} are 16-bit ({shown}{more}): only their "
               "high byte was kept (values / 256), so raw depth in millimetres became nearly black. Turn them into "
               "3-channel images first (ssma-prepare jet, hha, ...) and convert again", file=sys.stderr)
+    turned = turned_images_warning(summary["turned"], labeled=not args.unlabeled)
+    if turned:
+        print(f"warning: {args.file}: {turned}", file=sys.stderr)
     if summary["palette_clash"]:
         print(f"warning: {args.file}: {summary['palette_clash']}", file=sys.stderr)
     if args.check:

@@ -31,7 +31,7 @@ import re
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
@@ -264,9 +264,18 @@ def load_image_bgr(path: str, where: str = "") -> np.ndarray:
     return _read_bgr(path, where)[0]
 
 
-def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool]:
-    """`load_image_bgr`, and whether the image was 16-bit (only its high byte kept)."""
-    image = ImageOps.exif_transpose(_open_image(path, where or path))
+# What each EXIF orientation but 1 (as stored) does to an image as it is read.
+EXIF_TURNS = {2: "mirrored", 3: "turned 180 degrees", 4: "flipped upside down", 5: "transposed",
+              6: "turned 90 degrees", 7: "transversed", 8: "turned 270 degrees"}
+
+
+def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool, int]:
+    """`load_image_bgr`, whether the image was 16-bit (only its high byte kept), and the EXIF
+    orientation it was turned by (1: none)."""
+    stored = _open_image(path, where or path)
+    orientation = stored.getexif().get(ExifTags.Base.Orientation, 1)
+    orientation = orientation if orientation in EXIF_TURNS else 1  # as exif_transpose reads it
+    image = ImageOps.exif_transpose(stored)
     sixteen_bit = image.mode in _SIXTEEN_BIT_MODES
     if sixteen_bit:
         # OpenCV scales 16-bit data to 8 bits by dropping the low byte.
@@ -278,7 +287,7 @@ def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool]:
         )
     else:
         rgb = np.asarray(image.convert("RGB"))
-    return np.ascontiguousarray(rgb[..., ::-1]), sixteen_bit
+    return np.ascontiguousarray(rgb[..., ::-1]), sixteen_bit, orientation
 
 
 def unknown_label_ids(histogram: np.ndarray, num_classes: Optional[int]) -> List[int]:
@@ -415,9 +424,11 @@ def palette_clash(seen: Dict[int, Tuple[Tuple[int, ...], str]], other: Tuple[str
 def _load_sample(
     list_path: str, number: int, paths: Tuple[str, ...], encoding: str, num_classes: Optional[int],
     labeled: bool = True,
-) -> Tuple[bytes, Tuple[int, int], np.ndarray, List[int]]:
+) -> Tuple[bytes, Tuple[int, int], np.ndarray, List[int], Optional[PaletteColours], List[Tuple[int, int]]]:
     """Loads, checks and serializes one sample; returns (record, (h, w), class histogram, the
-    modalities (1-based) whose image was 16-bit, the palette label's colours or None).
+    modalities (1-based) whose image was 16-bit, the palette label's colours or None, and
+    (modality, EXIF orientation) of each image turned as read where the sample's other files
+    are not turned alike).
 
     Without a label (`labeled` False) the histogram is all zeros and the record has no label.
     """
@@ -426,9 +437,15 @@ def _load_sample(
     where = f"{list_path}, line {number}"
     image_paths = paths[:-1] if labeled else paths
     read = [_read_bgr(p, where) for p in image_paths]
-    images = [image for image, _ in read]
-    sixteen_bit = [index for index, (_, deep) in enumerate(read, start=1) if deep]
+    images = [image for image, _, _ in read]
+    sixteen_bit = [index for index, (_, deep, _) in enumerate(read, start=1) if deep]
     label, colours = _load_label_and_colours(paths[-1], where) if labeled else (None, None)
+    # A camera's EXIF orientation turns its image as read (as OpenCV's), never a label: where the
+    # sample's files are not all turned alike, the turned ones may not line up with the others,
+    # also when the size stays (orientations 2-4, and 5-8 of a square image).
+    orientations = [orientation for _, _, orientation in read] + ([1] if labeled else [])
+    turned = ([(index, orientation) for index, (_, _, orientation) in enumerate(read, start=1) if orientation != 1]
+              if len(set(orientations)) > 1 else [])
     # Every image has the label's size (modality1's in a list without labels).
     if label is not None:
         size, reference = label.shape, f"label {paths[-1]!r}"
@@ -459,7 +476,7 @@ def _load_sample(
     modality2 = images[1] if len(images) >= 2 else None
     record = schema.encode_example(images[0], label, modality2, encoding=encoding,
                                    extra_modalities=images[2:])
-    return record, size, histogram, sixteen_bit, colours
+    return record, size, histogram, sixteen_bit, colours, turned
 
 
 def shard_names(output: str, shards: int) -> List[str]:
@@ -601,6 +618,7 @@ def write_tfrecords(
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
     sixteen_bit: List[Tuple[int, int, str]] = []
+    turned: List[Tuple[int, int, str, int]] = []
     palette_seen: Dict[int, Tuple[Tuple[int, ...], str]] = {}
     clash: Optional[str] = None
     # Every shard is written under a temporary name and all are renamed once the last sample is
@@ -614,7 +632,7 @@ def write_tfrecords(
         try:
             loaded = _loaded(list_file, entries, encoding, num_classes, num_workers, labeled)
             with contextlib.closing(loaded) as samples:
-                for index, (record, size, counts, deep, colours) in enumerate(samples):
+                for index, (record, size, counts, deep, colours, turns) in enumerate(samples):
                     shard = index * shards // total
                     if shard != current:
                         if writer is not None:
@@ -626,6 +644,8 @@ def write_tfrecords(
                     sizes[size] = sizes.get(size, 0) + 1
                     number, paths = entries[index]
                     sixteen_bit.extend((number, modality, paths[modality - 1]) for modality in deep)
+                    turned.extend((number, modality, paths[modality - 1], orientation)
+                                  for modality, orientation in turns)
                     if colours is not None and clash is None:
                         clash = palette_clash(palette_seen, (f"line {number} ({paths[-1]})", colours))
                     if progress is not None:
@@ -660,8 +680,24 @@ def write_tfrecords(
         "duplicates": list(checked.duplicates),
         "other_shards": others,
         "sixteen_bit": sixteen_bit,
+        "turned": turned,
         "palette_clash": clash,
     }
+
+
+def turned_images_warning(turned: Sequence[Tuple[int, int, str, int]], labeled: bool = True) -> Optional[str]:
+    """The warning for images that their EXIF orientation turned as read while their label (or
+    the sample's other images) were not (`write_tfrecords`'s `turned`), without `warning:`;
+    None when there are none."""
+    if not turned:
+        return None
+    shown = ", ".join(f"line {line}: {path} ({EXIF_TURNS[orientation]})" for line, _, path, orientation in turned[:3])
+    more = f" and {len(turned) - 3} more" if len(turned) > 3 else ""
+    others = "their label is" if labeled else "the other images of their line are"
+    return (f"{len(turned)} image(s) are turned by their EXIF orientation as they are read, as OpenCV and the "
+            f"original tools read them, but {others} not ({shown}{more}): if the label was drawn on the image as "
+            "stored, their pixels do not line up. If they do not, save the images turned (PIL's "
+            "ImageOps.exif_transpose) and the labels to match, and convert again")
 
 
 def duplicates_warning(duplicates: Sequence[Tuple[int, int]]) -> str:

@@ -170,6 +170,43 @@ def test_an_image_turned_by_its_exif_orientation_is_said_so_when_its_size_differ
         write_tfrecords(str(tmp_path / "list.txt"), str(tmp_path / "out.tfrecords"))
 
 
+def test_images_turned_by_their_exif_orientation_but_not_their_labels_are_warned_of(tmp_path, capsys):
+    """Helper 86: a photo stored upside down with orientation 3 (or a square one turned a quarter)
+    keeps its size, so it was written turned against its label without a word."""
+    from ssma_tf.cli import convert as convert_cli
+
+    def save(name, orientation, size=(32, 64)):
+        image = Image.fromarray(np.zeros(size + (3,), np.uint8))
+        exif = image.getexif()
+        if orientation is not None:
+            exif[0x0112] = orientation
+        image.save(tmp_path / name, exif=exif)
+
+    save("upside_down.jpg", 3)
+    save("square.jpg", 6, (32, 32))
+    save("plain.jpg", 1)
+    save("depth.jpg", None)
+    Image.fromarray(np.zeros((32, 64), np.uint8)).save(tmp_path / "label.png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "square_label.png")
+    write_list(tmp_path / "list.txt", ["plain.jpg label.png", "upside_down.jpg label.png",
+                                       "square.jpg square_label.png"])
+    summary = write_tfrecords(str(tmp_path / "list.txt"), str(tmp_path / "out.tfrecords"))
+    assert [(line, modality, os.path.basename(path), turn) for line, modality, path, turn in summary["turned"]] == [
+        (2, 1, "upside_down.jpg", 3), (3, 1, "square.jpg", 6)]
+    assert convert_cli.main(["-f", str(tmp_path / "list.txt"), "-r", str(tmp_path / "cli.tfrecords")]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: {tmp_path / 'list.txt'}: 2 image(s) are turned by their EXIF orientation as they are read, as "
+            "OpenCV and the original tools read them, but their label is not (line 2: ") in err, err
+    assert "upside_down.jpg (turned 180 degrees), line 3: " in err and "square.jpg (turned 90 degrees))" in err
+    # Without labels: a turned photo beside a depth image that is not; both turned alike: no word.
+    write_list(tmp_path / "pairs.txt", ["upside_down.jpg depth.jpg", "upside_down.jpg upside_down.jpg"])
+    summary = write_tfrecords(str(tmp_path / "pairs.txt"), str(tmp_path / "pairs.tfrecords"), labeled=False)
+    assert [(line, modality) for line, modality, _, _ in summary["turned"]] == [(1, 1)]
+    assert convert_cli.main(["-f", str(tmp_path / "pairs.txt"), "-r", str(tmp_path / "p.tfrecords"),
+                             "--unlabeled"]) == 0
+    assert "but the other images of their line are not (line 1: " in capsys.readouterr().err
+
+
 def test_a_label_with_many_ids_past_the_classes_shows_them_and_says_what_makes_them(tmp_path):
     """Helper 69: a label once saved as JPEG (ids 4..24 along edges, 254) was "class id 254"."""
     from ssma_tf.data.convert import unknown_ids_text
