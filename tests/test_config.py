@@ -388,6 +388,11 @@ def test_paths_that_do_not_exist(workdir):
     assert error.key == "train_data" and f"{workdir} is a folder; give its files" in str(error)
     error = error_for(train_dict(checkpoint="a_file/run"))  # TensorFlow's traceback at the first summary
     assert error.key == "checkpoint" and "a_file is a file, not a folder" in str(error)
+    # Helper 85: TensorFlow's "is not a directory [Op:CreateSummaryFileWriter]" traceback, after the
+    # model was built.
+    error = error_for(train_dict(log_dir="a_file/logs"))
+    assert error.key == "log_dir" and "cannot be written: folder " in str(error)
+    assert "a_file is a file, not a folder" in str(error)
     # The same configs pass without path checks, and a glob matching a file passes with them.
     config_from_dict(train_dict(train_data="nope/*.tfrecords"), check_paths=False)
     config_from_dict(eval_dict, mode="eval", check_paths=False)

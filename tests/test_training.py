@@ -8,6 +8,7 @@ with a tiny stand-in model (`tests.training_helpers.TinySegmenter`) behind the s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -215,6 +216,16 @@ def test_resume_restores_step_schedule_optimizer_and_data_position(tmp_path, tin
         assert lr == pytest.approx(_tf1_poly(step - 1, 0.01, 6, 0.9, 1e-4), rel=1e-4)
     assert third.train_function.experimental_get_tracing_count() == 1
     assert os.path.isfile(result.weights) and result.weights.endswith("final.weights.h5")
+    # `Trainer.train` writes the run's config.yaml as `run` does (helper 85: before, it wrote none,
+    # and the resumed run noted "train_data unset -> [...]; augmentation.rotation false -> true").
+    assert os.path.isfile(os.path.join(config.checkpoint, "config.yaml"))
+    assert not [line for line in resumed_lines if line.startswith("note:")], resumed_lines
+    # A folder without one (an older version's run): nothing to compare, no note.
+    os.remove(os.path.join(config.checkpoint, "config.yaml"))
+    longer = dataclasses.replace(config, max_iteration=8)
+    later = []
+    training.Trainer(longer, log=later.append)
+    assert not [line for line in later if line.startswith("note: since")], later
 
 
 def test_a_run_resumed_with_another_batch_or_size_restarts_its_input_stream(tmp_path, tiny_model):
@@ -295,6 +306,16 @@ def test_a_checkpoint_folder_of_a_run_trained_another_way_is_named_too(tmp_path,
             training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lambda line: None)
     saved.write_text(text)
     assert training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lambda line: None).resumed_from
+    # mixed_float16 added (or dropped): its loss scaling is in the checkpoint (helper 85: before,
+    # "none of the checkpoints can be read ...; move them away", a good run thrown away).
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'checkpoints'} holds a run with mixed_precision: none "
+                                              r"\(its config.yaml\), but the config tiny.config trains with "
+                                              r"mixed_precision: mixed_float16; give another checkpoint folder"):
+        training.Trainer(_tiny_config(tmp_path, max_iteration=4, mixed_precision="mixed_float16"),
+                         log=lambda line: None)
+    # bfloat16 keeps float32 variables and no loss scale: the run resumes.
+    assert training.Trainer(_tiny_config(tmp_path, max_iteration=4, mixed_precision="mixed_bfloat16"),
+                            log=lambda line: None).resumed_from
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model):

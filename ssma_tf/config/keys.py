@@ -23,7 +23,7 @@ class Key:
         doc: one line: what the key means.
         kind: how its value is read (the reader's `read_<kind>`): "int", "float", "bool",
             "str", "choice", "choices" (a list of choices), "floats", "ints", "names" (the modalities),
-            "gpu_id", "path", "file", "checkpoint", "checkpoints" (one per expert),
+            "gpu_id", "path", "file", "folder" (to write in), "checkpoint", "checkpoints" (one per expert),
             "run_checkpoint", "patterns", a section ("augmentation", "semi_supervised",
             "adaptation"), or, in a section, "range".
         required: the modes ("train", "eval") that need the key.

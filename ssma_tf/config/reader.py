@@ -38,7 +38,7 @@ KNOWN_KEYS = tuple(sorted(set(DECLARED) | set(ALIASES)))
 REQUIRED_KEYS = {mode: tuple(n for n, s in DECLARED.items() if mode in s.required) for mode in MODES}
 
 # Kinds whose reading looks at the file system: read after every other key.
-_PATH_KINDS = ("path", "file", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
+_PATH_KINDS = ("path", "file", "folder", "checkpoint", "checkpoints", "run_checkpoint", "patterns")
 # The released ImageNet initialisation (`ssma_tf/checkpoints/zoo.yaml`, `initialization`).
 IMAGENET_PREFIX = "AdapNet_pp_init.ckpt"
 IMAGENET_URL = "https://github.com/DeepSceneSeg/AdapNet-pp/tree/master/init_checkpoint"
@@ -795,6 +795,18 @@ class _Reader:
         path = self.read_path(name, spec, value)
         if self.checks(spec) and not os.path.isfile(path):
             raise self.error(name, f"no file at {path}{self.relative_hint(name, str(value).strip(), os.path.isfile)}")
+        return path
+
+    def read_folder(self, name: str, spec: Key, value: Any) -> str:
+        """A folder to write in (`log_dir`): one under a file, or one the user may not write in, is
+        named here (before: TensorFlow's `is not a directory [Op:CreateSummaryFileWriter]`
+        traceback once the model was built)."""
+        path = self.read_path(name, spec, value)
+        if self.checks(spec):
+            try:
+                check_output(path, what="folder", directory=True, overwrite=None)
+            except OutputPathError as error:
+                raise self.error(name, f"cannot be written: {error.detail}") from None
         return path
 
     def read_checkpoint(self, name: str, spec: Key, value: Any) -> str:

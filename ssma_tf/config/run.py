@@ -221,7 +221,7 @@ class RunConfig:
         doc="input scales for multi-scale testing")
     eval_flip: bool = key(False, kind="bool", modes=EVAL,
                           doc="also evaluate the left-right flipped input")
-    log_dir: Optional[str] = key(None, kind="path", modes=TRAIN,
+    log_dir: Optional[str] = key(None, kind="folder", modes=TRAIN, check_in=TRAIN,
                                  default_doc="`<checkpoint>/logs`", doc="TensorBoard directory")
     semi_supervised: Optional[SemiSupervisedConfig] = key(
         None, kind="semi_supervised", modes=TRAIN,

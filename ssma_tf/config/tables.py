@@ -57,6 +57,7 @@ def _allowed(spec: Key) -> str:
         "gpu_id": "GPU index or indices",
         "path": "path",
         "file": "file",
+        "folder": "folder",
         "checkpoint": "checkpoint",
         "checkpoints": "list of checkpoints",
         "names": "list of names",

@@ -589,7 +589,8 @@ class Trainer:
                 # As a new max_iteration: the rate jumps to the new schedule's at this step.
                 self._log(f"note: {', '.join(changed)} since the run last started: the learning rate follows the new "
                           f"schedule ({float(self.learning_rate()):.4g} at this step)")
-            changed_inputs = _changed_inputs(saved, self.config.to_dict())
+            # Nothing to compare with in a folder without config.yaml (written by an older version).
+            changed_inputs = _changed_inputs(saved, self.config.to_dict()) if saved else []
             if changed_inputs and step < self.config.max_iteration:
                 self._log(f"note: since the run last started, {'; '.join(changed_inputs)}: the run goes on with the "
                           "new values")
@@ -716,6 +717,12 @@ class Trainer:
                  # Depth pretraining keeps the section for its depth encoding only (before
                  # 2026-12-02 it dropped it): no method of its own.
                  if not (key == "semi_supervised" and config.pretraining)]
+        # mixed_float16 wraps the optimizer in loss scaling, which the checkpoint holds (before:
+        # "none of the checkpoints can be read", 470 lines of TensorFlow warnings and advice to
+        # move a good run away).
+        before, now = saved.get("mixed_precision"), config.mixed_precision
+        if (before == "mixed_float16") != (now == "mixed_float16"):
+            modes.append(("mixed_precision", before, now))
         if config.is_fusion and "freeze_experts" in saved:
             modes.append(("freeze_experts", bool(saved["freeze_experts"]), bool(config.freeze_experts)))
         for key, before, now in modes:
@@ -967,8 +974,6 @@ class Trainer:
         interrupted run describes itself too; a damaged record of any set the run reads
         (`record_sets`) is reported with its file (shard) and index.
         """
-        if int(self.step.numpy()) < int(self.config.max_iteration):
-            self.write_run_config()  # a finished run's is left as it was (`train`)
         with contextlib.ExitStack() as stack:
             checked = set()
             for records in self.record_sets():
@@ -1018,6 +1023,11 @@ class Trainer:
             KeyboardInterrupt: Ctrl-C (or SIGTERM under `ssma_tf.cli.common.command`), after a
                 line saying which checkpoint the same command resumes from.
         """
+        if int(self.step.numpy()) < int(self.config.max_iteration):
+            # Before the first step, so that an interrupted run describes itself too; a finished
+            # run's is left as it was (`_run_steps`). Before, only `run` wrote it: a run trained
+            # with `Trainer(config).train()` had none, and resuming it noted every key "changed".
+            self.write_run_config()
         try:
             return self._run_steps(max_steps)
         except KeyboardInterrupt:
