@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     value_range = argparse.ArgumentParser(add_help=False)
     group = value_range.add_argument_group("range (in the file's units)")
-    group.add_argument("--min", type=float, default=0.0, dest="vmin",
+    group.add_argument("--min", type=float, dest="vmin",
                        help="value at the low end (default 0)")
     group.add_argument("--max", type=float, dest="vmax",
                        help="value at the high end, the same for every image (e.g. 7000 mm)")
@@ -264,6 +264,12 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error(str(exc))
     if args.command in ("jet", "gray") and args.vmax is None and args.percentiles is None:
         parser.error("give the range: --max (fixed, e.g. 7000 for millimetres) or --percentiles")
+    if args.command in ("jet", "gray") and args.percentiles is not None and (args.vmax, args.vmin) != (None, None):
+        # Before: the per-image range was used and --max (or --min) dropped without a word.
+        given = " and ".join(flag for flag, value in (("--min", args.vmin), ("--max", args.vmax)) if value is not None)
+        parser.error(f"give either a fixed range (--min/--max) or --percentiles, not both ({given} with --percentiles)")
+    if args.command in ("jet", "gray") and args.vmin is None:
+        args.vmin = 0.0
     if args.command in ("jet", "gray") and args.percentiles is None and not args.vmin < args.vmax:
         parser.error(f"--min must be below --max, got --min {args.vmin:g} --max {args.vmax:g}")
     if getattr(args, "percentiles", None) is not None and not 0 <= args.percentiles[0] < args.percentiles[1] <= 100:
@@ -279,6 +285,15 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                          "know their image size")
     if args.command in ("ndvi", "evi") and args.from_list is None and args.rgb_dir is None:
         parser.error(f"{args.command} needs --rgb-dir (red and blue come from the RGB images)")
+    if args.command in ("ndvi", "evi") and args.from_list is not None:
+        # Before: --rgb-dir was ignored, and --column equal to --rgb-column read red from the NIR
+        # file itself: an index of 0, a flat picture, without a word.
+        if args.rgb_dir is not None or args.rgb_suffix:
+            parser.error("--rgb-dir/--rgb-suffix pair folder inputs; with --from-list the RGB images are the list's "
+                         "--rgb-column (default 0)")
+        if args.column == args.rgb_column:
+            parser.error(f"--column {args.column} is also --rgb-column: give the column of the NIR images as --column "
+                         "and that of the RGB images as --rgb-column")
 
 
 def _plan(args: argparse.Namespace, output_extension: Callable[[pathlib.Path], str]) -> List[batch.Job]:

@@ -140,6 +140,22 @@ def test_ndvi_and_evi_of_known_pixels(tmp_path, prepare_modality):
         assert np.all(image == np.floor((value + 1) / 2 * 255 + 0.5))
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--column", "0"], "--column 0 is also --rgb-column: give the column of the NIR images as --column"),
+    (["--rgb-dir", "rgb"], "--rgb-dir/--rgb-suffix pair folder inputs; with --from-list the RGB images are the list's "
+                           "--rgb-column"),
+])
+def test_a_vegetation_index_from_a_list_refuses_what_it_would_ignore(tmp_path, prepare_modality, capsys, extra,
+                                                                      message):
+    """Helper 86: --column equal to --rgb-column read red from the NIR file (a flat 128 picture);
+    --rgb-dir was accepted and ignored."""
+    (tmp_path / "list.txt").write_text("rgb/a.png nir/a.png\n")
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality(["ndvi", "--from-list", str(tmp_path / "list.txt"), "-o", str(tmp_path / "out"), *extra])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_unreadable_input_is_named(scannet_like, prepare_modality, capsys):
     root = scannet_like
     (root / "depth" / "9.png").write_bytes(b"\x89PNG but not really")
@@ -412,6 +428,10 @@ def test_usage_errors(scannet_like, prepare_modality, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--min", "10", "--max", "5"], "--min must be below --max, got --min 10 --max 5"),
     (["--percentiles", "99", "1"], "--percentiles must satisfy 0 <= LOW < HIGH <= 100, got 99 1"),
+    # Helper 86: the per-image range was used and the fixed one dropped without a word.
+    (["--max", "7000", "--percentiles", "1", "99"], "give either a fixed range (--min/--max) or --percentiles, not "
+                                                    "both (--max with --percentiles)"),
+    (["--min", "100", "--percentiles", "1", "99"], "(--min with --percentiles)"),
 ])
 def test_a_bad_range_is_a_usage_error(scannet_like, prepare_modality, capsys, extra, message):
     root = scannet_like
