@@ -449,3 +449,7 @@ def test_numpy_counts_are_taken_and_stored_as_python_ints():
     json.dumps(config)
     with pytest.raises(ValueError, match=r"num_classes must be an integer >= 2, got np.int64\(1\)"):
         SSMASceneClassifier(np.int64(1))
+    # Helper 87: a mixed-precision policy was accepted and every layer stayed float32.
+    with pytest.raises(ValueError, match=r"SSMASceneClassifier computes in float32; dtype 'mixed_float16' is not "
+                                         "supported"):
+        SSMASceneClassifier(3, dtype="mixed_float16")

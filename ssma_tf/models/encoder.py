@@ -156,6 +156,19 @@ def check_image_shape(shape, what: str, channels: int = 3):
             raise ValueError(f"{what} {axis} must be a multiple of {OUTPUT_STRIDE}, got {size} (shape {tuple(shape)})")
 
 
+def check_modality_batches(inputs, what: str) -> None:
+    """`check_image_shape` for each modality's batch of a multimodal network (`what`: "SSMA"), and
+    that all have one batch size, height and width where known (before, a fusion baseline paired
+    one image of modality 1 with each of two of modality 2 by broadcasting, or failed deep in
+    TensorFlow on sizes that differ)."""
+    shapes = [tuple(x.shape) for x in inputs]
+    for i, shape in enumerate(shapes, start=1):
+        check_image_shape(shape, f"{what} modality{i}")
+    known = [shape[:3] for shape in shapes if None not in shape[:3]]
+    if any(shape != known[0] for shape in known):
+        raise ValueError(f"{what} modalities must have the same batch, height and width, got {shapes}")
+
+
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class AdapNetPPEncoder(keras.Model):
     """AdapNet++ encoder (Valada et al. 2019, Sections 3.1–3.2), as in the released graph.

@@ -40,7 +40,7 @@ from ssma_tf.losses import LOG_EPSILON  # the released loss adds the same inside
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_image_shape, check_model_kwargs, check_num_classes,
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_model_kwargs, check_modality_batches, check_num_classes,
     check_num_modalities, deserialize_dtype, inputs_in_order,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
@@ -189,8 +189,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != self.num_modalities:
             names = ", ".join(f"modality{i}" for i in range(1, self.num_modalities + 1))
             raise ValueError(f"{self.fusion} fusion takes a list [{names}] of {self.num_modalities} image batches")
-        for i, x in enumerate(inputs, start=1):
-            check_image_shape(tuple(x.shape), f"{self.fusion} fusion modality{i}")
+        check_modality_batches(inputs, f"{self.fusion} fusion")
         outputs = super().call(list(inputs), training=training, mask=mask)
         return self.resolve_outputs(outputs, training, return_all)
 

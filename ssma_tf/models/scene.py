@@ -11,7 +11,7 @@ from ssma_tf.constants import ADAPNET_PP_BACKBONE, OUTPUT_STRIDE
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import DECODER_FILTERS
-from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_image_shape, inputs_in_order
+from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_modality_batches, inputs_in_order
 from ssma_tf.models.encoder import check_model_kwargs, check_num_modalities
 
 
@@ -36,8 +36,8 @@ class SSMASceneClassifier(keras.Model):
         latent_reduction: η of the SSMA block (16).
         input_size: the (height, width) it is trained at, kept with the model as the size to
             evaluate at (`ssma_tf.scene.evaluate_scene_classifier`); None: not recorded.
-        dropout_rate: dropout of the experts' block-4 unit 3 (released 0.7; AdapNet++ only) and
-            before the classifier.
+        dropout_rate: dropout of the experts' block-4 unit 3 (released 0.7; AdapNet++ only) and,
+            at most 0.5, before the classifier.
         backbone: the experts' backbone, `adapnet_pp` or a registered pyramid backbone
             (`mobilenet_v2`); see `ssma_tf.models.backbones`.
         backbone_weights: ImageNet weights file of a pyramid backbone, for experts that do not
@@ -57,6 +57,10 @@ class SSMASceneClassifier(keras.Model):
         **kwargs,
     ):
         check_model_kwargs(type(self), kwargs)
+        dtype = kwargs.pop("dtype", None)
+        if dtype not in (None, "float32") and getattr(dtype, "name", None) != "float32":
+            # Before: accepted and ignored (every layer float32).
+            raise ValueError(f"SSMASceneClassifier computes in float32; dtype {dtype!r} is not supported")
         # Scene classes have no void: two at least. NumPy's integers are counts too.
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
@@ -110,8 +114,7 @@ class SSMASceneClassifier(keras.Model):
         inputs = inputs_in_order(self, inputs)
         if not isinstance(inputs, (list, tuple)) or len(inputs) != self.num_modalities:
             raise ValueError(f"SSMASceneClassifier takes a list of {self.num_modalities} image batches")
-        for i, x in enumerate(inputs, start=1):
-            check_image_shape(tuple(x.shape), f"SSMASceneClassifier modality{i}")
+        check_modality_batches(inputs, "SSMASceneClassifier")
         return super().call(list(inputs), training=training, mask=mask)
 
     def get_config(self):

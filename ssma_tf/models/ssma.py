@@ -1,5 +1,7 @@
 """SSMA: AdapNet++ expert encoders (two as released, or more) fused by self-supervised model adaptation (Section 4)."""
 
+import numbers
+
 import keras
 from keras import layers
 
@@ -9,9 +11,9 @@ from ssma_tf.models.backbones import build_encoder
 from ssma_tf.layers import SSMABlock
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
-from ssma_tf.models.widths import DECODER_LAYERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
+from ssma_tf.models.widths import DECODER_LAYERS, EASPP_FILTERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, check_image_shape, check_model_kwargs, check_num_classes, check_num_modalities,
+    RELEASED_DROPOUT_RATE, check_model_kwargs, check_modality_batches, check_num_classes, check_num_modalities,
     deserialize_dtype, encoder_options, inputs_in_order, resolve_dilations,
 )
 
@@ -75,6 +77,14 @@ class SSMA(SegmenterTraining, keras.Model):
         check_model_kwargs(type(self), kwargs)
         num_classes = check_num_classes(num_classes)
         num_modalities = check_num_modalities(num_modalities)
+        for name, value, filters in (("latent_reduction", latent_reduction, EASPP_FILTERS),
+                                     ("skip_reduction", skip_reduction, SKIP_FILTERS)):
+            # The gate's bottleneck has N · filters // η channels: at least one (before: a
+            # ZeroDivisionError, or "SSMABlock reduced_filters must be a positive integer, got 0").
+            most = num_modalities * filters
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= most:
+                raise ValueError(f"SSMA {name} must be an integer in 1..{most} (its SSMA blocks' bottleneck has "
+                                 f"{num_modalities} x {filters} / {name} channels), got {value!r}")
         released = released_widths(True, latent_reduction, skip_reduction, num_modalities)
         widths = check_widths(widths, released, "SSMA")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
@@ -153,12 +163,7 @@ class SSMA(SegmenterTraining, keras.Model):
             names = ", ".join(f"modality{i}" for i in range(1, n + 1))
             got = f"{len(inputs)} batches" if isinstance(inputs, (list, tuple)) else "one tensor"
             raise ValueError(f"SSMA takes a list [{names}] of {n} image batches, got {got}")
-        shapes = [tuple(x.shape) for x in inputs]
-        for i, shape in enumerate(shapes, start=1):
-            check_image_shape(shape, f"SSMA modality{i}")
-        known = [shape[:3] for shape in shapes if None not in shape[:3]]
-        if any(shape != known[0] for shape in known):
-            raise ValueError(f"SSMA modalities must have the same batch, height and width, got {shapes}")
+        check_modality_batches(inputs, "SSMA")
         outputs = super().call(list(inputs), training=training, mask=mask)
         return self.resolve_outputs(outputs, training, return_all)
 

@@ -152,6 +152,11 @@ def feature_maps(model: keras.Model) -> list:
     if not hasattr(model, "widths") or not hasattr(model, "encoders"):
         raise ValueError(f"cannot prune a {type(model).__name__}: only AdapNetPP and SSMA models")
     fusion = is_fusion(model)
+    if fusion and len(model.encoders) > len(MODALITY_PREFIXES):
+        # Before: the experts after the second were left out, and a stage's budget went to the
+        # first two without a word (ssma-prune refuses such a config).
+        raise ValueError(f"cannot prune an SSMA over {len(model.encoders)} modalities: the feature-map table knows "
+                         f"SSMA over {len(MODALITY_PREFIXES)}")
     layer = model.get_layer
     up1, up2 = layer("up1"), layer("up2")
     maps = []

@@ -277,6 +277,19 @@ def test_the_fusion_key_selects_a_baseline_and_bad_values_name_the_key():
         FusionBaseline(3, fusion="concat")
 
 
+@pytest.mark.parametrize("fusion", ["average", "stacking"])
+def test_modalities_of_another_batch_or_size_are_refused(fusion):
+    """Helper 87: one image of modality 1 beside two of modality 2 was broadcast to both (late,
+    fusenet, average, lfc), and other sizes ended in TensorFlow's `Incompatible shapes`."""
+    model = _baseline(fusion)
+    one, two = _inputs(batch=1)[0], _inputs(batch=2)[1]
+    with pytest.raises(ValueError, match=rf"{fusion} fusion modalities must have the same batch, height and width, "
+                                         r"got \[\(1, 32, 64, 3\), \(2, 32, 64, 3\)\]"):
+        model([one, two])
+    with pytest.raises(ValueError, match="same batch, height and width"):
+        model([one, np.zeros((1, 64, 64, 3), "float32")])
+
+
 def test_the_factory_builds_the_baseline_a_config_names(monkeypatch):
     from ssma_tf.models import factory
 

@@ -73,6 +73,18 @@ def test_input_errors(model):
         model([pair()[0], pair()[1][..., :1]])
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    # Helper 87: a ZeroDivisionError, and an error on SSMABlock's reduced_filters, never passed.
+    ({"latent_reduction": 0}, r"SSMA latent_reduction must be an integer in 1\.\.512 .*, got 0"),
+    ({"skip_reduction": 64}, r"SSMA skip_reduction must be an integer in 1\.\.48 \(its SSMA blocks' bottleneck has 2 x "
+                             r"24 / skip_reduction channels\), got 64"),
+    ({"skip_reduction": 2.5}, r"skip_reduction must be an integer .*, got 2\.5"),
+])
+def test_bad_reductions_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SSMA(4, **kwargs)
+
+
 def test_a_dict_of_the_input_names_is_the_list_in_their_order(model):
     """Keras' error for one tensor advises `{'modality1': ..., 'modality2': ...}`, which SSMA
     refused ("takes a list")."""

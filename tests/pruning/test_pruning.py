@@ -66,6 +66,13 @@ def test_bad_widths_name_the_layer(widths, match):
         AdapNetPP(NUM_CLASSES, widths=widths)
 
 
+def test_an_ssma_over_three_modalities_is_refused_not_pruned_in_part():
+    """Helper 87: the third expert's maps were left out, and a stage's budget went to the first two."""
+    with pytest.raises(ValueError, match="cannot prune an SSMA over 3 modalities: the feature-map table knows SSMA "
+                                         "over 2"):
+        feature_maps(SSMA(NUM_CLASSES, num_modalities=3))
+
+
 def test_masked_residual_is_zero_at_pruned_indices_and_equals_the_zeroed_unit():
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 32)).astype("float32")
