@@ -131,6 +131,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     turned = turned_images_warning(summary["turned"], labeled=not args.unlabeled)
     if turned:
         print(f"warning: {args.file}: {turned}", file=sys.stderr)
+    if summary["grey_palette"]:
+        print(f"warning: {args.file}, {summary['grey_palette']}", file=sys.stderr)
     if summary["palette_clash"]:
         print(f"warning: {args.file}: {summary['palette_clash']}", file=sys.stderr)
     if args.check:

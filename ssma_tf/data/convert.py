@@ -421,6 +421,23 @@ def palette_clash(seen: Dict[int, Tuple[Tuple[int, ...], str]], other: Tuple[str
     return None
 
 
+def grey_palette_note(where: str, colours: PaletteColours) -> Optional[str]:
+    """What to say of a palette label whose used colours are all grey but not grey levels equal to
+    their indices (without `warning:`), or None.
+
+    Its ids are its indices, as for any palette label; the original tools (OpenCV's grey reading)
+    wrote the grey levels a viewer shows, so the two disagree without a word.
+    """
+    grey = all(len(set(colour)) == 1 for colour in colours.values())
+    differ = [(index, colour[0]) for index, colour in sorted(colours.items()) if colour[0] != index]
+    if not colours or not grey or not differ:
+        return None
+    shown = ", ".join(f"index {index} is grey {level}" for index, level in differ[:3])
+    return (f"{where} is a palette image of grey colours ({shown}): its class ids are the palette indices, "
+            "as for every palette label, while the original tools and image viewers read the grey levels. If the "
+            "grey levels are the ids, save the labels as plain grey (mode L) images")
+
+
 def _load_sample(
     list_path: str, number: int, paths: Tuple[str, ...], encoding: str, num_classes: Optional[int],
     labeled: bool = True,
@@ -568,9 +585,11 @@ def write_tfrecords(
         `duplicates` ((line, earlier line) per line that repeats an earlier one; converted
         again), `sixteen_bit` ((line, modality, path) per 16-bit image, of which only the high
         byte was kept), `palette_clash` (None, or what to say of two palette labels that give one
-        id two colours) and `other_shards`: shard files beside the output that this run did not
-        write (left from an earlier run with another shard count). An existing output file is
-        replaced.
+        id two colours), `grey_palette` (None, or `grey_palette_note` of the first palette label
+        of grey colours), `turned` ((line, modality, path, EXIF orientation) per image turned as
+        read where its line's other files are not: `turned_images_warning`) and `other_shards`:
+        shard files beside the output that this run did not write (left from an earlier run with
+        another shard count). An existing output file is replaced.
 
     Raises:
         MissingFileError: On a missing list file or image (a `FileNotFoundError`).
@@ -621,6 +640,7 @@ def write_tfrecords(
     turned: List[Tuple[int, int, str, int]] = []
     palette_seen: Dict[int, Tuple[Tuple[int, ...], str]] = {}
     clash: Optional[str] = None
+    grey_palette: Optional[str] = None
     # Every shard is written under a temporary name and all are renamed once the last sample is
     # in: a failure leaves no shard, new or half-written, and earlier outputs as they were.
     with contextlib.ExitStack() as outputs:
@@ -648,6 +668,8 @@ def write_tfrecords(
                                   for modality, orientation in turns)
                     if colours is not None and clash is None:
                         clash = palette_clash(palette_seen, (f"line {number} ({paths[-1]})", colours))
+                    if colours is not None and grey_palette is None:
+                        grey_palette = grey_palette_note(f"line {number}: {paths[-1]}", colours)
                     if progress is not None:
                         progress(index + 1, total)
             if writer is not None:
@@ -682,6 +704,7 @@ def write_tfrecords(
         "sixteen_bit": sixteen_bit,
         "turned": turned,
         "palette_clash": clash,
+        "grey_palette": grey_palette,
     }
 
 

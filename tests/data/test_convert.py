@@ -151,7 +151,19 @@ def test_palette_labels_of_different_palettes_are_warned_of(tmp_path, capsys):
     # One palette for all (the usual Pascal VOC-style files): no warning.
     write_list(tmp_path / "same.txt", ["rgb.png a.png", "rgb.png c.png"])
     summary = write_tfrecords(str(tmp_path / "same.txt"), str(tmp_path / "same.tfrecords"))
-    assert summary["palette_clash"] is None
+    assert summary["palette_clash"] is None and summary["grey_palette"] is None
+    # A palette of grey colours other than the indices (helper 86): a viewer and the original tools
+    # see ids 0 and 3, the records hold 0 and 1, and nothing was said.
+    grey = Image.fromarray(ids).convert("P")
+    grey.putpalette([0, 0, 0, 3, 3, 3] + [0] * (768 - 6))
+    grey.save(tmp_path / "grey.png")
+    level = Image.fromarray(ids).convert("P")
+    level.putpalette([0, 0, 0, 1, 1, 1] + [0] * (768 - 6))  # grey level = index: the same ids either way
+    level.save(tmp_path / "level.png")
+    write_list(tmp_path / "grey.txt", ["rgb.png level.png", "rgb.png grey.png"])
+    assert main(["-f", str(tmp_path / "grey.txt"), "-r", str(tmp_path / "grey.tfrecords")]) == 0
+    assert (f"warning: {tmp_path / 'grey.txt'}, line 2: {tmp_path / 'grey.png'} is a palette image of grey colours "
+            "(index 1 is grey 3): its class ids are the palette indices") in capsys.readouterr().err
 
 
 def test_an_image_turned_by_its_exif_orientation_is_said_so_when_its_size_differs(tmp_path):
