@@ -7,8 +7,9 @@ tools (`ssma-prepare --from-list`, `--list-file`) read and write lists the same 
 - a line holding a tab is split at tabs only, so its paths may contain spaces:
   `rgb/a b.png<TAB>label/a b.png`;
 - otherwise a path with spaces is quoted, with double or single quotes:
-  `"rgb/a b.png" "label/a b.png"`. Backslashes are kept as they are (no escapes), so Windows
-  paths need no doubling.
+  `"rgb/a b.png" "label/a b.png"`. A quote opens a quoted path only at a path's start, so an
+  apostrophe inside a word (`it's/a.png`) is part of the path. Backslashes are kept as they are
+  (no escapes), so Windows paths need no doubling.
 
 Blank lines and lines starting with `#` are skipped. Files are UTF-8 (a byte-order mark is allowed); anything else is an error
 naming the file and the line. No TensorFlow here: the converter checks a list before it loads it.
@@ -17,7 +18,6 @@ naming the file and the line. No TensorFlow here: the converter checks a list be
 from __future__ import annotations
 
 import os
-import shlex
 from typing import List, Sequence, Tuple, Union
 
 from ssma_tf.errors import UserInputError
@@ -105,13 +105,27 @@ def split_line(line: str) -> List[str]:
     """
     if "\t" in line:
         return [field.strip() for field in line.split("\t") if field.strip()]
-    if any(quote in line for quote in _QUOTES):
-        lexer = shlex.shlex(line, posix=True)
-        lexer.whitespace_split = True
-        lexer.commenters = ""
-        lexer.escape = ""  # a backslash is part of a (Windows) path, not an escape
-        return list(lexer)
-    return line.split()
+    if not any(quote in line for quote in _QUOTES):
+        return line.split()
+    # A quote opens a quoted path only where a field starts: one inside a word is part of the path
+    # (before, as in a shell, `it's/a.png it's/l.png` was one path "its/a.png its/l.png", while the
+    # original tools split it at the space). Backslashes are kept (no escapes: Windows paths).
+    fields, at, end = [], 0, len(line)
+    while at < end:
+        if line[at].isspace():
+            at += 1
+            continue
+        field = ""
+        if line[at] in _QUOTES:
+            close = line.find(line[at], at + 1)
+            if close < 0:
+                raise ValueError(f"no closing quote for the one at character {at + 1}")
+            field, at = line[at + 1:close], close + 1
+        start = at
+        while at < end and not line[at].isspace():
+            at += 1
+        fields.append(field + line[start:at])
+    return fields
 
 
 def format_line(fields: Sequence[str]) -> str:

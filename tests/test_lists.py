@@ -17,6 +17,9 @@ from ssma_tf.lists import ListFileError, MissingFileError, format_line, read_lin
     ("'rgb/a \"b\".png' label.png", ['rgb/a "b".png', "label.png"]),
     ('"C:\\data\\a b.png" C:\\data\\l.png', ["C:\\data\\a b.png", "C:\\data\\l.png"]),
     ("", []),
+    # Helper 86: an apostrophe inside a word opened a quote, as in a shell: one path "its/a.png its/l.png".
+    ("it's/a.png it's/l.png", ["it's/a.png", "it's/l.png"]),
+    ('"my dir"/a.png b.png', ["my dir/a.png", "b.png"]),
 ])
 def test_lines_split_at_spaces_tabs_or_around_quotes(line, fields):
     assert split_line(line) == fields

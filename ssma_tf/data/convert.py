@@ -374,13 +374,17 @@ def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Opt
             hint = "save it without the alpha channel; which ids transparent pixels hold is yours to say"
         elif image.mode == "RGB" and _equal_channels(image):
             hint = "its three channels are equal: a grey label saved as RGB; save it as one channel"
+        elif image.mode == "F":
+            # Before: told to turn colours into ids, which a float image does not hold.
+            hint = "one channel of floating-point values; save the class ids as 8-bit integers (mode L)"
         else:
             hint = ("colour labels must be turned into class ids first: docs/your_dataset.md, step 1, maps "
                     "colours to ids with your palette file; a list of images without labels (rgb depth) converts "
                     "with --unlabeled")
         raise ImageFileError(
-            f"{where}: label {path!r} must be a single-channel image of class ids "
-            f"(gray or palette), got mode {image.mode} with {len(image.getbands())} channels ({hint})", path,
+            f"{where}: label {path!r} must be a single-channel image of integer class ids (gray or palette), got "
+            f"mode {image.mode} with {len(image.getbands())} channel{'s' * (len(image.getbands()) != 1)} ({hint})",
+            path,
         )
     ids = np.asarray(image)  # palette images give their indices, not colours
     if ids.dtype != np.uint8:

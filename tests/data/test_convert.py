@@ -268,6 +268,7 @@ def _bad_inputs(folder: pathlib.Path):
         folder / "label.jpg", quality=90)
     Image.fromarray(np.zeros((16, 24, 2), np.uint8)[..., 0]).convert("LA").save(folder / "la_label.png")
     Image.fromarray(np.zeros((16, 24), np.uint8)).save(folder / "jpeg_label.tif", compression="jpeg")
+    Image.fromarray(np.zeros((16, 24), np.float32)).save(folder / "float_label.tif")
     good = "0_rgb.png 0_aux.png 0_label.png"
     return [
         ("missing image", [good, "1_rgb.png nowhere.png 1_label.png"], {}, FileNotFoundError, r"line 2: image .*nowhere\.png"),
@@ -278,6 +279,8 @@ def _bad_inputs(folder: pathlib.Path):
         ("grey label as RGB", [good, "1_rgb.png 1_aux.png rgb_label.png"], {}, ValueError, r"line 2: label .*rgb_label\.png' must be a single-channel .* mode RGB with 3 channels \(its three channels are equal: a grey label saved as RGB"),
         ("colour label", [good, "1_rgb.png 1_aux.png colour_label.png"], {}, ValueError, r"colour_label\.png' must be a single-channel .* \(colour labels must be turned into class ids first: docs/your_dataset\.md"),
         ("gray + alpha label", [good, "1_rgb.png 1_aux.png la_label.png"], {}, ValueError, r"line 2: label .*la_label\.png' must be a single-channel .* mode LA with 2 channels \(save it without the alpha channel"),
+        # Helper 86: the hint said to turn colours into ids.
+        ("float label", [good, "1_rgb.png 1_aux.png float_label.tif"], {}, ValueError, r"line 2: label .*float_label\.tif' must be a single-channel .* mode F with 1 channel \(one channel of floating-point values; save the class ids as 8-bit integers"),
         ("JPEG label", [good, "1_rgb.png 1_aux.png label.jpg"], {}, ValueError, r"line 2: label .*label\.jpg' is a JPEG file, which stores class ids with loss"),
         ("JPEG-compressed TIFF label", [good, "1_rgb.png 1_aux.png jpeg_label.tif"], {}, ValueError, r"line 2: label .*jpeg_label\.tif' is a JPEG-compressed TIFF file"),
         ("id >= num_classes", [good, "1_rgb.png 1_aux.png big_label.png"], {"num_classes": 5}, ValueError, r"line 2: label .*big_label\.png' has class id 7 but --num_classes is 5"),
@@ -297,7 +300,7 @@ def _bad_inputs(folder: pathlib.Path):
     ]
 
 
-BAD_INPUTS = 20
+BAD_INPUTS = 21
 
 
 def test_every_bad_input_is_a_user_input_error(dataset_dir):
