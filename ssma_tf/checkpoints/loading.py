@@ -174,9 +174,14 @@ def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
             model_name(model) if isinstance(model, AdapNetPP) else None)
         if trained is None or wanted is None or trained.lower() == wanted.lower():
             raise
+        # The run's model first, and the variable without the shape's own guess (before: "give the
+        # decoder_filters it was trained with" for an SSMA run given as an expert).
+        text = str(error)
+        cut = text.find(" in the model")
+        detail = text[:cut + len(" in the model")] if cut >= 0 else text
         raise CheckpointError(
-            f"{error}: the run {os.path.dirname(resolved)} trained model: {trained} (its {RUN_CONFIG}), "
-            f"not {wanted}; give that run's config or a checkpoint of an {wanted}"
+            f"the run {os.path.dirname(resolved)} trained model: {trained} (its {RUN_CONFIG}), not {wanted}, and "
+            f"its weights do not fit ({detail}); give that run's config or a checkpoint of an {wanted}"
         ) from None
 
 

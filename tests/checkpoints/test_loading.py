@@ -148,9 +148,19 @@ def test_weights_of_a_run_of_another_model_name_the_run_model(tmp_path):
         load_weights(fusion, path)
     assert "trained model" not in str(plain.value)  # no config.yaml: the shapes only
     (run / "config.yaml").write_text("model: AdapNet_pp\nnum_classes: 4\n")
-    with pytest.raises(CheckpointError, match=rf"the run {run} trained model: AdapNet_pp \(its config.yaml\), "
-                                              "not SSMA; give that run's config or a checkpoint of an SSMA$"):
+    with pytest.raises(CheckpointError, match=rf"^the run {run} trained model: AdapNet_pp \(its config.yaml\), "
+                                              r"not SSMA, and its weights do not fit \(.*\); give that run's "
+                                              "config or a checkpoint of an SSMA$"):
         load_weights(fusion, path)
+    # Helper 85: an SSMA run given as an AdapNet++ expert was first told to give "the decoder_filters it
+    # was trained with", a guess from one variable's shape; the run's model is the cause.
+    (run / "config.yaml").write_text("model: SSMA\nnum_classes: 4\n")
+    fusion.save_weights(path)
+    with pytest.raises(CheckpointError) as expert:
+        load_weights(AdapNetPP(4), path)
+    assert str(expert.value).startswith(f"the run {run} trained model: SSMA (its config.yaml), not AdapNet_pp")
+    assert "decoder_filters" not in str(expert.value) and "decoder is" not in str(expert.value)
+    AdapNetPP(4).save_weights(path)
     (run / "config.yaml").write_text("model: SSMA\n")  # the same model: the message stays as it was
     with pytest.raises(CheckpointError) as same:
         load_weights(fusion, path)
