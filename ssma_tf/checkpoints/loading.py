@@ -205,7 +205,8 @@ def model_for_checkpoint(prefix: str, easpp_rates: Sequence[int] = EASPP_RATES) 
         return SSMA(num_classes_of(shapes), easpp_rates=easpp_rates)
     if kind == KIND_ADAPNET_PP:
         return AdapNetPP(num_classes_of(shapes), easpp_rates=easpp_rates)
-    raise CheckpointError(f"{prefix} is an ImageNet initialisation checkpoint; only trained models convert")
+    raise CheckpointError(f"{prefix} is the ImageNet initialisation of AdapNet++'s encoder, not a trained model (it "
+                          "has no decoder): give it as a training config's intialize", path=prefix)
 
 
 def load_keras_model(path: str, classes: Sequence[type]) -> keras.Model:
@@ -264,7 +265,7 @@ def load_model(
     elif resolved.endswith(".keras"):
         built = load_keras_model(resolved, (AdapNetPP, SSMA, FusionBaseline))
     if built is not None:
-        _check_matches(built, resolved, model, num_classes)
+        check_matches(resolved, (model_name(built), built.num_classes), model, num_classes)
         return built
     run = _readable_run_config(checkpoint)
     if run is not None and model in (None, run.model) and num_classes in (None, run.num_classes):
@@ -349,12 +350,13 @@ def model_from_config(config: Any) -> keras.Model:
     return _built_and_loaded(lambda: build_model(config), config.checkpoint)
 
 
-def _check_matches(built: keras.Model, source: str, model: Optional[str], num_classes: Optional[int]):
-    """Raises CheckpointError when a self-describing checkpoint contradicts the given flags."""
-    if model is not None and model != model_name(built):
-        raise CheckpointError(f"{source} holds {model_name(built)}, not {model}")
-    if num_classes is not None and num_classes != built.num_classes:
-        raise CheckpointError(f"{source} has {built.num_classes} classes, not {num_classes}")
+def check_matches(source: str, held: tuple[str, int], model: Optional[str], num_classes: Optional[int]) -> None:
+    """Raises CheckpointError when a self-describing checkpoint, holding the network and class
+    count `held`, contradicts the `model` or `num_classes` given (None: not given)."""
+    if model is not None and model != held[0]:
+        raise CheckpointError(f"{source} holds {held[0]}, not {model}")
+    if num_classes is not None and num_classes != held[1]:
+        raise CheckpointError(f"{source} has {held[1]} classes, not {num_classes}")
 
 
 def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate: float,

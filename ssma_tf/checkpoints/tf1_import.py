@@ -14,6 +14,7 @@ from ssma_tf.checkpoints.reading import (
 from ssma_tf.checkpoints.tf1_names import (
     DECODER_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map,
 )
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.files import checkpoint_prefix
 from ssma_tf.models import SSMA
 
@@ -207,6 +208,12 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         CheckpointError: wrong kind of checkpoint for the model, shape mismatch (naming the
             variable), or missing variables under `strict`.
     """
+    backbone = getattr(model, "backbone", ADAPNET_PP_BACKBONE)
+    if backbone != ADAPNET_PP_BACKBONE:
+        # Before: "No such layer: input_bn", a traceback.
+        raise CheckpointError(
+            f"{prefix}: the original TF1 checkpoints hold AdapNet++'s ResNet-50 encoder (backbone: "
+            f"{ADAPNET_PP_BACKBONE}), but this {type(model).__name__} is on the {backbone} backbone", path=prefix)
     is_ssma = isinstance(model, SSMA)
     if is_ssma and model.num_modalities != 2:
         raise CheckpointError(

@@ -19,25 +19,30 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import os
 import pathlib
 import re
+import shutil
+import tarfile
 import urllib.parse
-import warnings
+import zipfile
+import zlib
 from typing import Optional, Union
 
 import keras
 import yaml
 
 from ssma_tf.checkpoints.loading import load_model as load_checkpoint
-from ssma_tf.checkpoints.loading import load_weights
+from ssma_tf.checkpoints.loading import check_matches, load_weights
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, detect_kind, num_classes_of, read_checkpoint,
 )
 from ssma_tf.constants import ADAPNET_PP, EASPP_RATES
 from ssma_tf.constants import SSMA as SSMA_NAME
-from ssma_tf.files import sha256_of_file
+from ssma_tf.errors import first_line
+from ssma_tf.files import TEMPORARY_PREFIX, sha256_of_file
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
 
@@ -147,25 +152,31 @@ def _archive_stem(path: str) -> str:
 
 
 def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str] = None) -> str:
-    """Downloads (once) and unpacks an archive into the Keras cache; returns the unpacked folder.
+    """Downloads (once) and unpacks (once) an archive into the Keras cache; returns the unpacked folder.
+
+    Keras downloads it; this function unpacks it into `<name>_extracted` beside it, under a
+    temporary name renamed when complete, so that a damaged or interrupted unpacking leaves no
+    folder that a later call would trust.
 
     Args:
         url: where the archive is (`http(s)://`, `file://`).
         name: the cache's name for it (default the archive's file name without suffix).
         cache_dir: the cache directory (default Keras' own, `~/.keras`).
+
+    Raises:
+        CheckpointError: the download failed, or the archive is damaged or incomplete (its copy
+            is removed from the cache).
     """
-    stem = name or _archive_stem(url)
+    # One folder per name: Keras cut names at their first dot (`model.v1_<sha>` and
+    # `model.v2_<sha>` shared `model_extracted`, and a damaged v2 loaded v1 without a word).
+    stem = (name or _archive_stem(url)).replace(".", "_")
     suffix = next((s for s in ARCHIVE_SUFFIXES if url.lower().endswith(s)), ".zip")
     if cache_dir is not None:
         # Keras falls back to /tmp/.keras when the directory does not exist (is not writable).
         os.makedirs(cache_dir, exist_ok=True)
-    # Keras unpacks `<stem><suffix>` into `<stem>_extracted` and returns that folder.
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            folder = keras.utils.get_file(
-                fname=stem + suffix, origin=url, extract=True, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir
-            )
+        archive = keras.utils.get_file(fname=stem + suffix, origin=url, cache_subdir=CACHE_SUBDIR,
+                                       cache_dir=cache_dir)
     except Exception as error:  # Keras raises a bare Exception for an HTTP or network failure
         if not str(error).startswith("URL fetch failure"):
             raise
@@ -173,17 +184,46 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
             f"cannot download {url} ({str(error).rsplit(' -- ', 1)[-1]}): without a network, download the "
             "archive elsewhere and pass its path (or its unpacked folder) instead of the name, with "
             "released_as=NAME for a released model") from None
-    if not os.path.isdir(folder):
-        # Keras only warns ("Could not extract archive.") and returns a folder it did not make; the
-        # damaged archive stayed in the cache and was met again by every later call.
-        cached = os.path.join(os.path.dirname(folder), stem + suffix)
-        if os.path.isfile(cached):
-            os.remove(cached)
-        said = "; ".join(str(w.message) for w in caught)
-        raise CheckpointError(f"cannot unpack the archive {url}: it is damaged or incomplete"
-                              + (f" ({said})" if said else "")
-                              + "; removed its copy from the cache: download it again", path=url)
+    folder = os.path.join(os.path.dirname(archive), stem + "_extracted")
+    if os.path.isdir(folder):
+        return folder
+    partial = os.path.join(os.path.dirname(archive), f"{TEMPORARY_PREFIX}{stem}_extracted")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while unpacking
+    try:
+        _unpack(archive, partial, suffix)
+        os.replace(partial, folder)
+    except (EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile) as error:
+        # Before: Keras only warned ("Could not extract archive.") of some, a bare EOFError named
+        # no file for a cut .tar.gz, and the damaged copy stayed in the cache for every later call.
+        shutil.rmtree(partial, ignore_errors=True)
+        os.remove(archive)
+        raise CheckpointError(f"cannot unpack the archive {url}: it is damaged or incomplete ({first_line(error)}); "
+                              "removed its copy from the cache: download it again", path=url) from None
+    except BaseException:  # Ctrl-C, a full disk: nothing half-unpacked stays
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return folder
+
+
+def _unpack(archive: str, folder: str, suffix: str) -> None:
+    """Unpacks a zip or tar archive (`suffix` says which) into `folder`."""
+    if suffix == ".zip":
+        with zipfile.ZipFile(archive) as opened:
+            bad = opened.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"its member {bad} is damaged (checksum mismatch)")
+            opened.extractall(folder)
+    else:
+        with tarfile.open(archive) as opened:
+            if hasattr(tarfile, "data_filter"):  # Python 3.10.12, 3.11.4 and on
+                opened.extractall(folder, filter="data")  # no paths outside the folder, no devices
+                return
+            for member in opened.getmembers():
+                if os.path.isabs(member.name) or ".." in pathlib.PurePath(member.name).parts or not (
+                        member.isfile() or member.isdir()):
+                    raise tarfile.TarError(f"its member {member.name!r} would be written outside the folder, or is "
+                                           "not a file")
+            opened.extractall(folder)
 
 
 def find_checkpoint(folder: str) -> str:
@@ -330,6 +370,9 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
                 f"{resolved} {wrong}, but {f'released_as={released_as!r}' if released_as is not None else 'the preset'} "
                 f"names {name}, an {entry.model} of {entry.num_classes} classes; give the preset of the model it holds",
                 path=resolved)
+    # A release told by its file name: the flags are checked as for any file that says its model
+    # (before: ignored, and a 12-class AdapNet++ returned for num_classes=5 or model="SSMA").
+    check_matches(resolved, (entry.model, entry.num_classes), model, num_classes)
     built = entry.build()
     load_weights(built, resolved)
     return built

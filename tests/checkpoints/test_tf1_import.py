@@ -78,6 +78,13 @@ def test_imagenet_checkpoint_fills_the_encoder_only(tmp_path):
     assert "resnet_v2_50/conv41/weights" in report.missing
     name = "resnet_v2_50/block2/unit_4/bottleneck_v1/conv2/weights"
     np.testing.assert_array_equal(np.asarray(mapping[name]), arrays[name + ":0"])
+    # Loaded as a model (helper 89: "only trained models convert", a word of ssma-convert-tf1's).
+    import ssma_tf
+
+    with pytest.raises(CheckpointError, match=r"imagenet\.ckpt is the ImageNet initialisation of AdapNet\+\+'s encoder, "
+                                              r"not a trained model \(it has no decoder\): give it as a training "
+                                              r"config's intialize$"):
+        ssma_tf.load_model(prefix)
 
 
 def test_two_unimodal_checkpoints_fill_the_two_experts(tmp_path, ssma):
@@ -115,6 +122,11 @@ def test_wrong_kind_and_shape_mismatch_are_errors_that_name_the_variable(tmp_pat
         load_tf1_checkpoint(SSMA(12), str(tf1_fixture_dir / "model.ckpt"))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_tf1_checkpoint(model, str(tmp_path / "nothing.ckpt"))
+    # Helper 89: "No such layer: input_bn", a traceback, for another backbone.
+    with pytest.raises(CheckpointError, match=r"model\.ckpt: the original TF1 checkpoints hold AdapNet\+\+'s ResNet-50 "
+                                              r"encoder \(backbone: adapnet_pp\), but this AdapNetPP is on the "
+                                              r"mobilenet_v2 backbone$"):
+        load_tf1_checkpoint(AdapNetPP(12, backbone="mobilenet_v2"), str(tf1_fixture_dir / "model.ckpt"))
 
 
 def test_incomplete_checkpoint_is_an_error_unless_not_strict(tmp_path):

@@ -106,6 +106,12 @@ def test_a_local_copy_of_a_release_builds_the_releases_network(tmp_path, monkeyp
     _use_zoo(tmp_path, monkeypatch, FIXTURE_RELEASE)
     model = ssma_tf.load_model(str(fixture_archive), cache_dir=str(tmp_path / "cache"))
     assert model.get_config()["easpp_rates"] == [6, 12, 18]
+    # The flags are checked as for any file that says its network (helper 89: ignored, and the
+    # 12-class AdapNet++ returned).
+    with pytest.raises(CheckpointError, match=r"model\.ckpt has 12 classes, not 5$"):
+        ssma_tf.load_model(str(fixture_archive), cache_dir=str(tmp_path / "cache"), num_classes=5)
+    with pytest.raises(CheckpointError, match=r"model\.ckpt holds AdapNet_pp, not SSMA$"):
+        ssma_tf.load_model(str(fixture_archive), cache_dir=str(tmp_path / "cache"), model="SSMA")
     # Unpacked into a folder of another name: said by released_as.
     folder = tmp_path / "unpacked"
     folder.mkdir()
@@ -129,6 +135,37 @@ def test_a_damaged_archive_is_named_and_leaves_the_cache(tmp_path, fixture_archi
                                                   r"or incomplete .*removed its copy from the cache"):
             ssma_tf.load_model(str(damaged), cache_dir=str(cache))
         assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_archives_whose_names_hold_dots_and_cut_tarballs_are_unpacked_each_on_its_own(tmp_path):
+    """Helper 89: Keras named the unpacked folder after the name up to its first dot, so
+    `model.v2.zip`, damaged, loaded `model.v1.zip`'s checkpoint without a word; a cut `.tar.gz`
+    was a bare EOFError that stayed in the cache with a half-unpacked folder."""
+    import io
+
+    cache = str(tmp_path / "cache")
+    good = tmp_path / "model.v1.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.writestr("m/model.ckpt.index", b"not read here")
+    assert zoo.preset_checkpoint(str(good), cache).endswith(os.path.join("m", "model.ckpt"))
+    damaged = tmp_path / "model.v2.zip"
+    damaged.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*model\.v2\.zip: it is damaged"):
+        zoo.preset_checkpoint(str(damaged), cache)
+    payload = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    whole = io.BytesIO()
+    with tarfile.open(fileobj=whole, mode="w:gz") as tar:
+        info = tarfile.TarInfo("m/model.ckpt.data-00000-of-00001")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole.getvalue()[:150_000])
+    for _ in range(2):
+        with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*cut\.tar\.gz: it is damaged or "
+                                                  r"incomplete \(.*\); removed its copy from the cache"):
+            ssma_tf.load_model(str(cut), cache_dir=cache)
+    left = sorted(p.name for p in (tmp_path / "cache" / "models" / "ssma_tf").iterdir())
+    assert len(left) == 2 and all(name.startswith("model_v1_") for name in left), left  # the good one only
 
 
 def test_a_missing_local_path_is_not_called_an_unknown_preset(tmp_path):
