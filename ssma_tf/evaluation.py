@@ -39,8 +39,8 @@ from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.inference.rewrites import check_precision
 from ssma_tf.inference.sizes import rounded_size
-from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
-from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix, check_class_axis
+from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model
 
 
@@ -150,14 +150,14 @@ class Evaluator:
             compiled function's signature so that it is traced exactly once.
         scales, flip, modality2_interpolation, input_modality: as for `predict_probabilities`.
         jit_compile: compile the prediction with XLA.
-        optimize: for an `AdapNetPP` or `SSMA`, predict with its fast inference copy
+        optimize: for an `AdapNetPP`, `SSMA` or fusion baseline, predict with its fast inference copy
             (`ssma_tf.inference.compiled.optimize_for_inference`: batch norms folded into the convolutions,
             sub-pixel upsampling; the same probabilities to float32 rounding). The copy is made
             once, here: build a new evaluator after changing the model's weights. Other models are
             used as they are.
         precision: "float32" (default: reproduces the original's numbers) or "bfloat16" (faster on
-            hardware with bfloat16 units, see `ssma_tf.inference.rewrites`; needs `optimize` and an `AdapNetPP`
-            or `SSMA`).
+            hardware with bfloat16 units, see `ssma_tf.inference.rewrites`; needs `optimize` and an `AdapNetPP`,
+            `SSMA` or `FusionBaseline`).
 
     Attributes:
         eval_function: the compiled per-batch function (its tracing count shows it is traced once).
@@ -180,9 +180,13 @@ class Evaluator:
     ):
         self.model = model
         self.network = model
-        fast = optimize and isinstance(model, (AdapNetPP, SSMA))
+        # The fusion baselines too, as `ssma-predict` runs them (before: `ssma-evaluate --precision
+        # bfloat16` of a baseline was this error's traceback, which predicting did not meet).
+        # Before any work: a model of fewer classes than counted scored low without a word.
+        check_class_axis(getattr(model, "num_classes", None), num_classes)
+        fast = optimize and isinstance(model, (AdapNetPP, SSMA, FusionBaseline))
         if check_precision(precision) != "float32" and not fast:
-            raise ValueError(f"precision={precision!r} needs optimize=True and an AdapNetPP or SSMA model")
+            raise ValueError(f"precision={precision!r} needs optimize=True and an AdapNetPP, SSMA or fusion baseline")
         if fast:
             self.network = optimize_for_inference(model, precision=precision)
         network = self.network

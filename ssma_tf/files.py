@@ -101,6 +101,25 @@ def check_json_output(path: PathLike, *, what: str = "--json") -> str:
     return destination
 
 
+def _written_path(path: PathLike) -> str:
+    """The absolute path a write of `path` replaces: the file a symbolic link names (the link is
+    kept), else `path` itself. Before, the temporary was renamed over the link."""
+    destination = os.path.abspath(os.fspath(path))
+    return os.path.realpath(destination) if os.path.islink(destination) else destination
+
+
+def _refuse_special(destination: str, what: str, shown: str) -> None:
+    """Refuses an existing output that is neither a file nor a folder: renaming a temporary over
+    `/dev/stdout`, `/dev/null` or a pipe replaced the device for every later process (as root)."""
+    # /dev/stdout of a command whose output goes to a file is that file (by way of /proc): the
+    # rename would replace it under the shell's feet.
+    streams = (destination.startswith("/dev/") and not destination.startswith("/dev/shm/")) or \
+        os.path.realpath(destination).startswith("/proc/")
+    if streams or (os.path.exists(destination) and not (os.path.isfile(destination) or os.path.isdir(destination))):
+        raise OutputPathError(f"{what} {shown} is not a file but a device, pipe or socket (or a link to one); give "
+                              "the path of a file", shown)
+
+
 def check_output(
     path: PathLike,
     *,
@@ -128,8 +147,9 @@ def check_output(
     Raises:
         OutputPathError: naming `path` and what is wrong with it.
     """
-    destination = os.path.abspath(os.fspath(path))
     shown = os.fspath(path)
+    _refuse_special(os.path.abspath(shown), what, shown)
+    destination = _written_path(path)
     if os.path.lexists(destination):
         if os.path.isdir(destination) and not directory:
             raise OutputPathError(f"{what} {shown} is a folder; give a file name", shown)
@@ -259,7 +279,8 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         OSError: a failed write (a full disk, say) names `path`, not the temporary, so that the
             commands can report it in one line.
     """
-    destination = os.path.abspath(os.fspath(path))
+    _refuse_special(os.path.abspath(os.fspath(path)), "output", os.fspath(path))
+    destination = _written_path(path)
     os.makedirs(os.path.dirname(destination), exist_ok=True)
     temporary = temporary_name(destination)
     try:

@@ -112,6 +112,7 @@ class ConfusionMatrix:
         """
         preds = np.asarray(predictions)
         if np.issubdtype(preds.dtype, np.floating):
+            check_class_axis(preds.shape[-1], self.num_classes)
             preds = np.argmax(preds, axis=-1)
         gt = _flatten_labels(np.asarray(labels), preds.ndim, self.num_classes)
         if gt.shape != preds.shape:
@@ -310,6 +311,15 @@ class ConfusionMatrix:
         return "\n".join(lines)
 
 
+def check_class_axis(predicted: Optional[int], num_classes: int) -> None:
+    """Raises ValueError when predictions of `predicted` classes (their last axis; None: not known)
+    are counted as `num_classes`: the classes past theirs would count as never predicted, a lower
+    mIoU without a word (and fewer would fold classes together)."""
+    if predicted is not None and int(predicted) != int(num_classes):
+        raise ValueError(f"the predictions have {predicted} classes (their last axis), but the confusion matrix "
+                         f"counts {num_classes}: give it the model's num_classes")
+
+
 def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> Any:
     """The (C, C) confusion counts of one batch, with backend ops (usable inside `tf.function`).
 
@@ -325,6 +335,7 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> A
     Returns:
         An int32 tensor (C, C), rows ground truth, columns prediction.
     """
+    check_class_axis(predictions.shape[-1], num_classes)
     preds = ops.cast(ops.argmax(predictions, axis=-1), "int32")
     labels = as_read(labels, len(predictions.shape), num_classes)
     if len(labels.shape) == len(predictions.shape):

@@ -97,6 +97,8 @@ def test_evaluation_of_adapnet_runs_the_fast_copy_and_counts_what_the_model_pred
     assert fast.eval_function.experimental_get_tracing_count() == 1
     with pytest.raises(ValueError, match="precision"):
         Evaluator(TinySegmenter(4), 4, dataset.element_spec, precision="bfloat16")
+    with pytest.raises(ValueError, match="the predictions have 4 classes .* counts 5"):  # helper 88
+        Evaluator(model, 5, dataset.element_spec)
 
 
 def test_evaluating_a_run_of_another_modality_says_so(tmp_path):
@@ -136,6 +138,23 @@ def test_multiscale_and_flip_average_the_softmax_at_input_size():
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
     single = predict_probabilities(model, images).numpy()
     np.testing.assert_allclose(single, model(images).numpy(), rtol=1e-6)
+
+
+def test_a_fusion_baseline_is_evaluated_on_its_inference_copy_in_bfloat16_too(tmp_path):
+    """Helper 88: `ssma-evaluate --precision bfloat16` of a baseline was a traceback ("needs an
+    AdapNetPP or SSMA model"), while `ssma-predict` ran it in bfloat16."""
+    from ssma_tf.models import FusionBaseline
+
+    records = write_records(tmp_path / "test.tfrecords", 2, height=32, width=64, num_classes=4, seed=5, fusion=True)
+    config = _eval_config(tmp_path, records, tmp_path, model="SSMA", fusion="average", num_classes=4, height=32,
+                          width=64)
+    model = FusionBaseline(4, fusion="average")
+    dataset = make_eval_dataset(config)
+    plain = Evaluator(model, 4, dataset.element_spec, optimize=False).run(dataset).matrix
+    fast = Evaluator(model, 4, dataset.element_spec, precision="bfloat16")
+    assert fast.network is not model and fast.network.precision == "bfloat16"
+    counts = fast.run(dataset).matrix
+    assert counts.sum() == plain.sum() and np.abs(counts - plain).sum() <= 0.02 * plain.sum()
 
 
 def test_fusion_inputs_are_passed_as_a_pair():

@@ -219,3 +219,28 @@ def test_a_folder_that_permissions_call_writable_but_is_not_is_named_before_the_
         with atomic_path(tmp_path / "out", directory=True):
             pytest.fail("the block ran")
     assert error.value.filename == str(tmp_path / "out") and error.value.errno == errno.EROFS
+
+
+def test_a_device_pipe_or_link_is_not_replaced_by_the_output(tmp_path):
+    """Helper 88: `--json /dev/stdout` (or a link to the terminal) renamed a file over the device,
+    and as root `/dev/full` became a JSON file for every later process; a link was replaced by a
+    file instead of its target being written."""
+    from ssma_tf.files import OutputPathError, check_json_output, check_output
+
+    for device in ("/dev/null", "/dev/stdout"):  # checked only: never written by this test
+        with pytest.raises(OutputPathError, match=rf"^--json {device} is not a file but a device, pipe or socket"):
+            check_json_output(device)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(OutputPathError, match="is not a file but a device, pipe or socket"):
+        check_output(pipe, what="--output")
+    with pytest.raises(OutputPathError, match="is not a file but a device, pipe or socket"):
+        with atomic_write(pipe) as stream:
+            stream.write("x")
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    (tmp_path / "target.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "target.json")
+    assert check_json_output(tmp_path / "link.json") == str(tmp_path / "target.json")
+    with atomic_write(tmp_path / "link.json") as stream:
+        stream.write('{"a": 1}')
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "target.json").read_text() == '{"a": 1}'

@@ -395,8 +395,10 @@ def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Opt
     if image.mode == "P" and image.palette is not None:
         mode, table = image.palette.getdata()
         size = len(mode)  # "RGB" or "RGBA": bytes per entry
-        colours = {int(i): tuple(table[i * size:i * size + 3]) for i in np.unique(ids)
-                   if (i + 1) * size <= len(table)}
+        # Python ints: NumPy's uint8 ids wrapped (id 255 × 3 bytes), giving ids of 86 and on the
+        # wrong colours and id 255 none (a traceback in the palette checks; helper 90).
+        used = [int(i) for i in np.unique(ids)]
+        colours = {i: tuple(table[i * size:i * size + 3]) for i in used if (i + 1) * size <= len(table)}
     return np.ascontiguousarray(ids), colours
 
 

@@ -152,6 +152,20 @@ def test_palette_labels_of_different_palettes_are_warned_of(tmp_path, capsys):
     write_list(tmp_path / "same.txt", ["rgb.png a.png", "rgb.png c.png"])
     summary = write_tfrecords(str(tmp_path / "same.txt"), str(tmp_path / "same.tfrecords"))
     assert summary["palette_clash"] is None and summary["grey_palette"] is None
+    # A full palette and ids past 85, 255 among them (helper 90: NumPy's uint8 ids wrapped in the
+    # palette's byte offsets: a traceback for 255, wrong colours from 86 on).
+    high = ids.copy()
+    high[0, 0], high[0, 1] = 200, 255
+    full = Image.fromarray(high).convert("P")
+    full.putpalette([v for index in range(256) for v in (index, 0, 255 - index)])
+    full.save(tmp_path / "full.png")
+    write_list(tmp_path / "full.txt", ["rgb.png full.png"])
+    summary = write_tfrecords(str(tmp_path / "full.txt"), str(tmp_path / "full.tfrecords"))
+    assert summary["grey_palette"] is None and summary["class_histogram"][255] == 1
+    from ssma_tf.data.convert import _load_label_and_colours
+
+    assert _load_label_and_colours(str(tmp_path / "full.png"))[1] == {
+        0: (0, 0, 255), 1: (1, 0, 254), 200: (200, 0, 55), 255: (255, 0, 0)}
     # A palette of grey colours other than the indices (helper 86): a viewer and the original tools
     # see ids 0 and 3, the records hold 0 and 1, and nothing was said.
     grey = Image.fromarray(ids).convert("P")
