@@ -148,6 +148,9 @@ def check_output(
         OutputPathError: naming `path` and what is wrong with it.
     """
     shown = os.fspath(path)
+    if not directory and shown.endswith(("/", os.sep)):
+        # Before: `--json results/` wrote a file named `results` where no such folder existed yet.
+        raise OutputPathError(f"{what} {shown} ends with '/', a folder's name; give a file name", shown)
     _refuse_special(os.path.abspath(shown), what, shown)
     destination = _written_path(path)
     if os.path.lexists(destination):

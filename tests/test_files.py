@@ -244,3 +244,13 @@ def test_a_device_pipe_or_link_is_not_replaced_by_the_output(tmp_path):
     with atomic_write(tmp_path / "link.json") as stream:
         stream.write('{"a": 1}')
     assert (tmp_path / "link.json").is_symlink() and (tmp_path / "target.json").read_text() == '{"a": 1}'
+
+
+def test_a_file_output_named_like_a_folder_is_refused(tmp_path):
+    """Helper 90: `--json results/`, a folder not made yet, wrote a file named `results`."""
+    from ssma_tf.files import OutputPathError, check_json_output, check_output
+
+    with pytest.raises(OutputPathError, match=r"^--json .*results/ ends with '/', a folder's name; give a file name$"):
+        check_json_output(f"{tmp_path}/results/")
+    assert not (tmp_path / "results").exists()
+    assert check_output(f"{tmp_path}/out/", what="--output", directory=True) == str(tmp_path / "out")
