@@ -113,6 +113,11 @@ def test_no_readable_checkpoint_is_one_error_naming_each(tmp_path, tiny_model):
 
 def test_a_checkpoint_of_another_class_count_is_one_line_naming_the_variable(tmp_path, tiny_model):
     training.Trainer(_config(tmp_path, num_classes=7), log=lambda line: None).train(max_steps=2)
+    # The run's config.yaml (which `train` writes too) names the key.
+    with pytest.raises(CheckpointError, match="holds a run with num_classes: 7 .* trains with num_classes: 5"):
+        training.Trainer(_config(tmp_path), log=lambda line: None)
+    # A folder without one (an older version's run): the variable and its shapes.
+    os.remove(tmp_path / "checkpoints" / "config.yaml")
     with pytest.raises(CheckpointError, match="none of the checkpoints") as caught:
         training.Trainer(_config(tmp_path), log=lambda line: None)
     assert "head/kernel" in str(caught.value) and "[1, 1, 4, 7]" in str(caught.value)
