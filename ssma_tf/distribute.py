@@ -27,37 +27,49 @@ from ssma_tf.keras_compat import walk_layers
 _TRAINING_TASK_TYPES = ("chief", "worker")
 
 
+class DeviceError(UserInputError):
+    """`gpu_id` names GPUs that are not there, or comes too late to be applied."""
+
+
 def configure_devices(gpu_id: Optional[str]) -> None:
     """Makes only the GPUs named by `gpu_id` visible to TensorFlow.
 
     Sets `CUDA_VISIBLE_DEVICES` as the original scripts did. That only works before CUDA starts,
     so when TensorFlow has already seen the GPUs (e.g. a caller listed them first) the selection
-    is also applied with `tf.config.set_visible_devices`.
+    is also applied with `tf.config.set_visible_devices`. A machine without GPUs trains on the
+    CPU whatever `gpu_id` says (every released config says '0'); so does one whose GPUs the
+    variable hides all of (`gpu_id: 1` on a machine of one GPU), which the run's first line
+    tells ("on 1 replica(s) (CPU)").
 
     Args:
         gpu_id: "0", "0,1", ... or "-1" for the CPU only; None leaves the devices alone.
 
     Raises:
-        ValueError: if `gpu_id` names a GPU that does not exist.
+        DeviceError: `gpu_id` names more GPUs than are visible (CUDA stops at the first index
+            that does not exist: `0,5` on two GPUs gives one), or GPUs that do not exist, or
+            comes after TensorFlow initialised its devices. Before: accepted, or a traceback.
     """
     if gpu_id is None:
         return
     wanted = [int(i) for i in gpu_id.split(",") if int(i) >= 0]
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in wanted) if wanted else "-1"
     gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) <= len(wanted):
-        return  # the variable took effect (or there are no GPUs at all)
+    if not gpus or len(gpus) == len(wanted):
+        return  # the variable took effect, or there are no GPUs to choose from
+    if len(gpus) < len(wanted):
+        raise DeviceError(f"gpu_id {gpu_id!r} asks for {len(wanted)} GPUs, but only {len(gpus)} of them are there: "
+                          "the machine's GPUs are numbered from 0 (nvidia-smi lists them)")
     # CUDA had started before the variable was set: every GPU is still listed by its index.
     missing = [i for i in wanted if i >= len(gpus)]
     if missing:
-        raise ValueError(f"gpu_id {gpu_id!r} names GPU(s) {missing}, but only {len(gpus)} exist")
+        raise DeviceError(f"gpu_id {gpu_id!r} names GPU(s) {missing}, but only {len(gpus)} exist (numbered from 0)")
     try:
         tf.config.set_visible_devices([gpus[i] for i in wanted], "GPU")
-    except RuntimeError as error:  # the runtime is initialised: too late to change anything
-        raise RuntimeError(
+    except RuntimeError:  # the runtime is initialised: too late to change anything
+        raise DeviceError(
             f"cannot select GPUs {gpu_id!r}: TensorFlow has already initialised its devices; "
             "set gpu_id before running any TensorFlow operation"
-        ) from error
+        ) from None
 
 
 class ClusterError(UserInputError):

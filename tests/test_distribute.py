@@ -99,3 +99,22 @@ def test_one_device_uses_the_default_strategy(monkeypatch):
     assert strategy is tf.distribute.get_strategy()
     assert strategy.num_replicas_in_sync == 1
     assert is_chief(strategy) and task_id(strategy) == 0
+
+
+@pytest.mark.parametrize("gpus, gpu_id, message", [
+    (1, "0,1", r"gpu_id '0,1' asks for 2 GPUs, but only 1 of them are there"),
+    (3, "5", r"gpu_id '5' names GPU\(s\) \[5\], but only 3 exist"),
+])
+def test_a_gpu_id_naming_gpus_that_are_not_there_is_one_line(monkeypatch, gpus, gpu_id, message):
+    """Helper 92: `0,5` on two GPUs (CUDA shows one) was accepted, and the one refusal was a
+    traceback (a ValueError, not an input error)."""
+    from ssma_tf.distribute import DeviceError
+    from ssma_tf.errors import UserInputError
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [f"GPU:{i}" for i in range(gpus)])
+    with pytest.raises(DeviceError, match=message) as caught:
+        configure_devices(gpu_id)
+    assert isinstance(caught.value, UserInputError)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    configure_devices("0")  # no GPUs at all: the CPU, as every released config on such a machine

@@ -742,6 +742,28 @@ def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):
     directory = tmp_path / "checkpoints"
     assert (directory / "final.weights.h5").is_file()
     assert [p.name for p in directory.iterdir() if p.name.startswith(".worker")] == []
+    # Resumed on one replica: the checkpoint holds no data position, so the stream starts afresh
+    # with another shuffle and says so (helper 92: it read the run's first batches again, silently).
+    import yaml as yaml_module
+
+    from ssma_tf.config import load_config
+    from tests.training_helpers import build_tiny_model
+
+    values = yaml_module.safe_load(open(config))
+    longer = tmp_path / "longer.config"
+    longer.write_text(yaml_module.safe_dump(dict(values, max_iteration=5)))
+    lines = []
+    original = training.trainer.build_model
+    training.trainer.build_model = build_tiny_model
+    try:
+        resumed = training.Trainer(load_config(str(longer), "train"), log=lines.append)
+        fresh = training.Trainer(load_config(str(longer), "train", overrides={"checkpoint": str(tmp_path / "fresh")}),
+                                 log=lambda line: None)
+    finally:
+        training.trainer.build_model = original
+    assert any(line.startswith(f"resumed from {directory / 'ckpt-3'} at step 3 (input stream restarted: ckpt-3 holds "
+                               "no data position, as a checkpoint written on several replicas)") for line in lines), lines
+    assert not np.array_equal(next(resumed.iterator)[1].numpy(), next(fresh.iterator)[1].numpy())
 
 
 def test_the_first_log_line_says_which_images_of_each_record_are_read():

@@ -82,6 +82,8 @@ _STREAM_KEYS = ("batch_size", "height", "width")
 _RECORD_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "target_data")
 # The checkpoint entry holding the element specs of the input streams it saved the position of.
 _STREAMS_KEY = "streams/.ATTRIBUTES/VARIABLE_VALUE"
+# The name under which a checkpoint written on one replica holds the training stream's position.
+_DATA_KEY = "data"
 # The checkpoint entry holding the record keys its streams read (`Trainer._records_read`).
 _RECORDS_KEY = "records/.ATTRIBUTES/VARIABLE_VALUE"
 # The entry of `_RECORDS_KEY`'s text holding the size of each record file matched.
@@ -363,8 +365,11 @@ class Trainer:
                 "state of this port); start from their weights with `intialize` and give "
                 "`checkpoint` a new directory"
             )
+        # A stream that cannot take up its saved position starts afresh with another shuffle:
+        # on several replicas, and on one from a checkpoint written by several (which holds no
+        # position; before, such a resume read the run's first batches again without a word).
         seed_offset = 0
-        if self._resume_from and not self.saves_data_position:
+        if self._resume_from and not (self.saves_data_position and _holds_data_position(self._resume_from[0])):
             seed_offset = _read_step(self._resume_from[0])
         # The input pipeline before the model: a bad record file fails in seconds, not minutes.
         self.dataset = self.strategy.distribute_datasets_from_function(
@@ -572,6 +577,9 @@ class Trainer:
             position = "" if self.saves_data_position else (
                 " (input stream restarted: data position is not saved with several replicas)"
             )
+            if self.saves_data_position and not any(name.startswith(_DATA_KEY + "/") for name in names):
+                position = (f" (input stream restarted: {os.path.basename(prefix)} holds no data position, as a "
+                            "checkpoint written on several replicas)")
             if restart and self.saves_data_position:
                 # The saved position holds batches of the old shape: the first step would fail.
                 position = f" (input streams restarted: {restart})"
@@ -654,7 +662,7 @@ class Trainer:
         """The input streams whose positions a checkpoint saves (on one replica), by their name
         in it: the distributed dataset and the attribute holding its iterator. A subclass reading
         another stream (`mix_data`, `target_data`) adds it."""
-        return {"data": (self.dataset, "iterator")}
+        return {_DATA_KEY: (self.dataset, "iterator")}
 
     def _method_text(self) -> str:
         """What the run's first line adds about a training method beyond supervised ("" here;
@@ -1311,6 +1319,15 @@ def _is_tf1_checkpoint(prefix: str) -> bool:
         return resolve_weights(prefix)[0] == FORMAT_TF1
     except (CheckpointError, tf.errors.OpError):
         return False  # unreadable: the restore loop reports it and tries an older one
+
+
+def _holds_data_position(prefix: str) -> bool:
+    """Whether a checkpoint holds the training stream's position (one written on one replica);
+    True when it cannot be read (the restore loop reports it)."""
+    try:
+        return any(name.startswith(_DATA_KEY + "/") for name, _ in tf.train.list_variables(prefix))
+    except (tf.errors.OpError, ValueError, IndexError):
+        return True
 
 
 def _read_step(prefix: str) -> int:
