@@ -33,6 +33,22 @@ def main(folder: str) -> int:
             status = "ok" if error <= TOLERANCE else "MISMATCH"
             failures += status != "ok"
             print(f"{keras.backend.backend()} {spec_path.stem} {name}: relative error {error:.2e} {status}")
+    # A training run's TF2 checkpoint: one line pointing at the run's other files (helper 92: a
+    # TensorFlow traceback, "Checkpoint was expecting model to be a trackable object").
+    run = pathlib.Path(folder) / "run"
+    if run.is_dir():
+        from ssma_tf.checkpoints import CheckpointError, load_model
+
+        try:
+            load_model(str(run / "ckpt-1"), model="AdapNet_pp", num_classes=5)
+            print(f"{keras.backend.backend()} run checkpoint: loaded, not refused MISMATCH")
+            failures += 1
+        except CheckpointError as error:
+            expected = ("is a TensorFlow training checkpoint, which only the TensorFlow backend reads (this is jax); "
+                        f"give the run's {run / 'final.weights.h5'}")
+            status = "ok" if expected in str(error) else "MISMATCH"
+            failures += status != "ok"
+            print(f"{keras.backend.backend()} run checkpoint: {error} {status}")
     return 1 if failures else 0
 
 

@@ -37,6 +37,12 @@ def test_jax_backend_reproduces_tensorflow(tmp_path):
         )
         np.savez(tmp_path / f"{name}.npz", modality1=m1, modality2=m2,
                  logits=np.asarray(outputs["logits"]), softmax=np.asarray(outputs["softmax"]))
+        if name == "adapnet_pp":  # a training run's checkpoint and final weights
+            import tensorflow as tf
+
+            (tmp_path / "run").mkdir()
+            tf.train.Checkpoint(model=model).save(str(tmp_path / "run" / "ckpt"))
+            model.save_weights(tmp_path / "run" / "final.weights.h5")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     result = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "backend_check.py"), str(tmp_path)],
@@ -44,5 +50,5 @@ def test_jax_backend_reproduces_tensorflow(tmp_path):
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert result.stdout.count(" ok") == 4
+    assert result.stdout.count(" ok") == 5
     assert "jax adapnet_pp softmax" in result.stdout

@@ -36,7 +36,9 @@ from ssma_tf.checkpoints.tf1_import import (
 )
 from ssma_tf.config import ConfigError, ConfigWarning
 from ssma_tf.config.runs import is_run, run_config, saved_run_config
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, DECODER_FILTERS, EASPP_RATES, RUN_CONFIG, SSMA_FUSION
+from ssma_tf.constants import (
+    ADAPNET_PP_BACKBONE, DECODER_FILTERS, EASPP_RATES, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION,
+)
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
 from ssma_tf.layers.initializers import overwritten_weights
@@ -84,6 +86,14 @@ def _load_weights(model: keras.Model, path: str, strict: bool) -> str:
         warn_of_released_rates(model, report, stacklevel=3)  # the caller of load_weights
         return str(report)
     if fmt == FORMAT_TF2:
+        if keras.backend.backend() != "tensorflow":
+            # Before: TensorFlow's "Checkpoint was expecting model to be a trackable object" traceback.
+            beside = [name for name in (FINAL_WEIGHTS, FINAL_MODEL)
+                      if os.path.isfile(os.path.join(os.path.dirname(resolved), name))]
+            hint = (f"; give the run's {' or '.join(os.path.join(os.path.dirname(resolved), n) for n in beside)}"
+                    if beside else "; convert it under TensorFlow (ssma_tf.load_model(...).save(PATH.keras))")
+            raise CheckpointError(f"{resolved} is a TensorFlow training checkpoint, which only the TensorFlow backend "
+                                  f"reads (this is {keras.backend.backend()}){hint}", path=resolved)
         root = tf.train.Checkpoint(model=model)
         # Before restoring: a checkpoint of another model or class count is one line, not
         # TensorFlow's traceback and hundreds of warnings about unmatched values.
