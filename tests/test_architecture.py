@@ -93,7 +93,8 @@ def test_an_import_circle_is_found_where_no_layer_forbids_it(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["inference/sizes", "inference/rewrites", "inference/batch_norm_folding",
-                                    "inference/compiled", "inference/precision", "layers/batch_norm"])
+                                    "inference/compiled", "inference/precision", "layers/batch_norm",
+                                    "layers/dropout"])
 def test_the_inference_rewrites_import_tensorflow_only_inside_functions(module):
     # `bench/inference.py --backend jax` runs them where TensorFlow is not imported.
     tree = ast.parse((ROOT / "ssma_tf" / f"{module}.py").read_text(encoding="utf-8"))

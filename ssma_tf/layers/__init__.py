@@ -7,12 +7,14 @@
 - `residual_unit`: bottleneck and multiscale residual units of the encoder;
 - `easpp`: efficient atrous spatial pyramid pooling (Section 3.2);
 - `resize`: TF1's legacy bilinear upsampling of the auxiliary heads;
+- `dropout`: dropout with masks of its own on each replica of a `tf.distribute` strategy;
 - `ssma_block`: the SSMA fusion block (Section 4.1);
 - `skip_attention`: the decoder's channel attention on fused skips (Section 4.2).
 """
 
 from ssma_tf.layers.batch_norm import BatchNorm
 from ssma_tf.layers.conv_bn import BN_EPSILON, BN_MOMENTUM, ConvBN, batch_norm
+from ssma_tf.layers.dropout import ReplicaDropout
 from ssma_tf.layers.easpp import EASPP
 from ssma_tf.layers.initializers import HeTruncatedNormal, ScaledIdentity
 from ssma_tf.layers.multiscale_conv import MultiscaleConv2D
@@ -23,5 +25,5 @@ from ssma_tf.layers.ssma_block import SSMABlock
 
 __all__ = [
     "BatchNorm", "BilinearUpsampling", "BN_EPSILON", "BN_MOMENTUM", "ConvBN", "EASPP", "HeTruncatedNormal",
-    "MultiscaleConv2D", "ResidualUnit", "SSMABlock", "ScaledIdentity", "SkipAttention", "batch_norm",
+    "MultiscaleConv2D", "ReplicaDropout", "ResidualUnit", "SSMABlock", "ScaledIdentity", "SkipAttention", "batch_norm",
 ]

@@ -5,6 +5,7 @@ from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.layers.conv_bn import ConvBN, batch_norm
+from ssma_tf.layers.dropout import ReplicaDropout
 from ssma_tf.layers.initializers import HeTruncatedNormal
 from ssma_tf.layers.multiscale_conv import MultiscaleConv2D
 
@@ -106,7 +107,8 @@ class ResidualUnit(layers.Layer):
                 name="shortcut", dtype=policy,
             )
         )
-        self.dropout = layers.Dropout(dropout_rate, name="dropout", dtype=policy) if dropout_rate > 0 else None
+        # Each replica of a strategy draws masks of its own (`ssma_tf.layers.dropout`).
+        self.dropout = ReplicaDropout(dropout_rate, name="dropout", dtype=policy) if dropout_rate > 0 else None
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)

@@ -8,7 +8,7 @@ from keras import layers
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, OUTPUT_STRIDE
-from ssma_tf.layers import SSMABlock
+from ssma_tf.layers import ReplicaDropout, SSMABlock
 from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import DECODER_FILTERS
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_modality_batches, inputs_in_order
@@ -90,7 +90,7 @@ class SSMASceneClassifier(keras.Model):
         inputs = [keras.Input(shape=(None, None, 3), name=f"modality{i}") for i in range(1, num_modalities + 1)]
         fused = fusion([expert(image)["easpp"] for expert, image in zip(experts, inputs)])
         pooled = layers.GlobalAveragePooling2D(name="global_pool")(layers.ReLU(name="fused_relu")(fused))
-        pooled = layers.Dropout(min(dropout_rate, 0.5), name="dropout")(pooled)
+        pooled = ReplicaDropout(min(dropout_rate, 0.5), name="dropout")(pooled)
         probabilities = layers.Softmax(dtype="float32", name="softmax")(classifier(pooled))
         super().__init__(inputs=inputs, outputs=probabilities, **kwargs)
 
