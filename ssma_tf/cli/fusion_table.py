@@ -37,7 +37,6 @@ import gc
 import json
 import pathlib
 import shlex
-import shutil
 import sys
 import time
 from typing import List, Optional
@@ -141,12 +140,13 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
     if cached is not None:
         return cached
     if path.exists():
-        # A result from other settings (steps, image size, ...) is not this arm's: train it again,
-        # from scratch (its checkpoints would otherwise be resumed as a finished run).
+        # A result from other settings (steps, image size, ...) is not this arm's: it is trained
+        # again. Its run folder goes unless it was started with these settings (below): before, a
+        # run of the new settings stopped halfway was deleted too, though it said it would resume.
         print(f"=== {name}: {path} was written with other settings; running it again", flush=True)
-        shutil.rmtree(values["checkpoint"], ignore_errors=True)
     # A run stopped before its result was written is resumed only on the same settings, experts'
-    # included (before: resumed on the old experts after --expert_steps changed).
+    # included (before: resumed on the old experts after --expert_steps changed); a finished run
+    # of other settings is trained again from scratch, not resumed as finished.
     restart_unless_made_with(values["checkpoint"], results / f"{name}.settings.json", settings, name,
                              "its steps, data or experts")
     started = time.perf_counter()

@@ -36,6 +36,25 @@ def test_a_cached_arm_is_reused_only_with_the_same_settings(tmp_path, monkeypatc
     fusion_table._arm("ssma", dict(values, max_iteration=200), args, tmp_path, tmp_path)
     assert trained == [100, 200] and not stale.exists()
     assert json.loads((tmp_path / "ssma.json").read_text())["settings"]["max_iteration"] == 200
+    # A run of new settings stopped halfway resumes on the same command (helper 91: its folder was
+    # deleted because the old result was still there, though the run said it would resume).
+    seen = []
+
+    def stopped_train(values, source, log=None):
+        run = pathlib.Path(values["checkpoint"])
+        seen.append((run / "ckpt-150.index").exists())
+        if not seen[-1]:
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "ckpt-150.index").write_text("halfway")
+            raise RuntimeError("stopped")  # as Ctrl-C (which would stop pytest itself)
+        return object()
+
+    monkeypatch.setattr(fusion_table, "train_in_process", stopped_train)
+    with pytest.raises(RuntimeError, match="stopped"):
+        fusion_table._arm("ssma", dict(values, max_iteration=300), args, tmp_path, tmp_path)
+    fusion_table._arm("ssma", dict(values, max_iteration=300), args, tmp_path, tmp_path)
+    assert seen == [False, True]
+    assert json.loads((tmp_path / "ssma.json").read_text())["settings"]["max_iteration"] == 300
 
 
 def test_the_table_gives_mean_range_and_per_class_iou():
