@@ -712,3 +712,23 @@ def test_demo_writes_everything_under_its_output_folder(tmp_path, monkeypatch, c
     assert written["results"]["ssma"]["3"]["source_only"] == 50.0
     assert sorted(os.listdir(tmp_path)) == ["elsewhere"]
     assert f"results: {out / 'results' / 'summary.json'}" in capsys.readouterr().out
+    # ABN's run keeps its checkpoint at --steps, where SAC starts (helper 91: with --adapt_steps
+    # >= 3 x --steps the trainer's newest 3 left it out, and the demo failed after all the training).
+    trained = []
+    monkeypatch.setattr(adaptation_demo, "train_run", lambda values, config_path, *, step: trained.append(values))
+    assert adaptation_demo.main(["--output", str(out), "--seeds", "3", "--models", "adapnet_pp", "--steps", "1",
+                                 "--adapt_steps", "3"]) == 0
+    abn = next(values for values in trained if values.get("adaptation") == {"method": "abn"})
+    assert abn["save_step"] == 1 and abn["keep_checkpoints"] >= 4 + 1  # saves at 1, 2, 3, 4 and an interrupt's
+    from ssma_tf.config import config_from_dict
+
+    assert config_from_dict(abn, check_paths=False).keep_checkpoints == abn["keep_checkpoints"]
+    # Bad counts are usage errors before any scene or run (before: minutes of training, then a
+    # config error).
+    for flags, message in ((["--steps", "0"], "--steps must be >= 1, got 0"),
+                           (["--adapt_steps", "-1"], "--adapt_steps must be >= 1, got -1"),
+                           (["--seeds", "1", "1"], "--seeds must be distinct numbers >= 0, got 1 1")):
+        trained.clear()
+        with pytest.raises(SystemExit):
+            adaptation_demo.main(["--output", str(out), *flags])
+        assert message in capsys.readouterr().err and trained == []

@@ -228,6 +228,16 @@ def test_resume_restores_step_schedule_optimizer_and_data_position(tmp_path, tin
     assert not [line for line in later if line.startswith("note: since")], later
 
 
+def test_keep_checkpoints_sets_how_many_checkpoints_stay(tmp_path, tiny_model):
+    config = _tiny_config(tmp_path, max_iteration=5, save_step=1, keep_checkpoints=4)
+    training.Trainer(config, log=lambda line: None).train()
+    kept = sorted(int(p.name[5:-6]) for p in (tmp_path / "checkpoints").glob("ckpt-*.index"))
+    assert kept == [2, 3, 4, 5]
+    default = _tiny_config(tmp_path / "default", max_iteration=5, save_step=1)
+    training.Trainer(default, log=lambda line: None).train()
+    assert len(list((tmp_path / "default" / "checkpoints").glob("ckpt-*.index"))) == 3
+
+
 def test_a_run_resumed_with_another_batch_or_size_restarts_its_input_stream(tmp_path, tiny_model):
     training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
     lines = []

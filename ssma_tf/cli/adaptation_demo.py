@@ -135,9 +135,11 @@ def run_model(model: str, seed: int, steps: int, adapt_steps: int, out: Folders)
                   "modality2_interpolation": "nearest"}
     arms = {
         "source_only": _base(f"{model}_source_only", seed, total, out, **common),
-        # Saved after `steps` too: SAC starts from that checkpoint.
+        # Saved after `steps` too: SAC starts from that checkpoint, which is kept however many
+        # saves follow it, an interrupt's included (before: the trainer kept the newest 3, so
+        # --adapt_steps >= 3 x --steps deleted it and the demo failed after all the training).
         "abn": _base(f"{model}_abn", seed, total, out, **common, **target,
-                     adaptation={"method": "abn"}, save_step=steps),
+                     adaptation={"method": "abn"}, save_step=steps, keep_checkpoints=total // steps + 2),
         "target_labels": _base(f"{model}_target_labels", seed, total, out, **common, **target_labels),
     }
     for name, values in arms.items():
@@ -185,6 +187,12 @@ def main(argv=None) -> int:
                         help=f"folder for the scenes, runs and results (default {OUTPUT}/)")
     add_version(parser)
     args = parser.parse_args(argv)
+    # Before any scene or run (before: --steps 0 trained an arm for minutes, then its config failed).
+    for flag, value in (("--steps", args.steps), ("--adapt_steps", args.adapt_steps)):
+        if value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds must be distinct numbers >= 0, got {' '.join(map(str, args.seeds))}")
     started = time.time()
     out = Folders(args.output)
     data = out.data

@@ -121,6 +121,8 @@ class RunConfig:
                          doc="log every n steps (train) or batches (eval)")
     save_step: int = key(1000, kind="int", minimum=1, modes=TRAIN, original=True,
                          doc="write a checkpoint every n steps (and at the end)")
+    keep_checkpoints: int = key(3, kind="int", minimum=1, modes=TRAIN,
+                                doc="checkpoints kept in the run folder, the newest (older ones are deleted)")
     power: float = key(0.9, kind="float", minimum=0.0, modes=TRAIN, original=True,
                        doc="exponent of the poly schedule")
     dataset: Optional[str] = key(

@@ -300,7 +300,8 @@ class Trainer:
         config: a training `RunConfig` (`ssma_tf.config.load_config(path, "train")`).
         strategy: the `tf.distribute` strategy; default `create_strategy(config.gpu_id)`.
         log: where log lines go (default: printed by the chief, flushed).
-        max_to_keep: checkpoints kept in `config.checkpoint`.
+        max_to_keep: checkpoints kept in `config.checkpoint` (default the config's
+            `keep_checkpoints`, 3 unless set).
         model_fn: builds the model to train instead of `build_model(config)` (called in the
             strategy's scope), e.g. a pruned network (`ssma_tf.pruning`); its weights are the start
             unless the config names starting weights or the run resumes.
@@ -321,7 +322,7 @@ class Trainer:
         *,
         strategy: Optional[tf.distribute.Strategy] = None,
         log: Optional[Callable[[str], None]] = None,
-        max_to_keep: int = MAX_CHECKPOINTS_TO_KEEP,
+        max_to_keep: Optional[int] = None,
         model_fn: Optional[Callable[[], keras.Model]] = None,
     ):
         if config.mode != "train":
@@ -420,7 +421,8 @@ class Trainer:
             else os.path.join(config.checkpoint, f".worker{task_id(self.strategy)}-scratch")
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self._directory, max_to_keep=max_to_keep, step_counter=self.step
+            self.checkpoint, self._directory, step_counter=self.step,
+            max_to_keep=getattr(config, "keep_checkpoints", MAX_CHECKPOINTS_TO_KEEP) if max_to_keep is None else max_to_keep,
         )
         self._saving_step: Optional[int] = None
         self.resumed_from = self._restore()
