@@ -125,9 +125,13 @@ def main(argv=None) -> int:
     # numbers under the new ones.
     settings = settings_of(args)
     earlier = results.pop("settings", None)
-    if results and earlier != settings:
+    # Data or runs without results: a call stopped before its first result (before: taken up by
+    # any later settings, which results.json then named).
+    work = [d for d in ("data", "runs") if os.path.exists(os.path.join(args.output, d))]
+    if (results or work) and earlier != settings:
         changed = sorted(k for k in settings if (earlier or {}).get(k) != settings[k])
-        sys.exit(f"error: {args.output} holds results of other settings ({', '.join(changed)} differ"
+        what = "results" if results else f"the {' and '.join(work)} of an earlier call"
+        sys.exit(f"error: {args.output} holds {what} of other settings ({', '.join(changed)} differ"
                  f"{'' if earlier else '; written before settings were recorded'}): give another --output, "
                  "or remove that folder")
     results["settings"] = settings
@@ -135,6 +139,8 @@ def main(argv=None) -> int:
     def save():
         with atomic_write(results_path) as stream:
             json.dump(results, stream, indent=1)
+
+    save()  # before any data or run: what they are made with, even if this call stops first
 
     all_three = records_for(args, MODALITIES)
     for seed in args.seeds:

@@ -273,8 +273,9 @@ def _three_modalities():
     return module
 
 
-def test_the_three_modalities_bench_refuses_an_output_of_other_settings(tmp_path, capsys):
+def test_the_three_modalities_bench_refuses_an_output_of_other_settings(tmp_path, capsys, monkeypatch):
     bench = _three_modalities()
+    monkeypatch.setattr(bench, "records_for", lambda *args: pytest.fail("the benchmark started"))
     out = tmp_path / "out"
     out.mkdir()
     settings = bench.settings_of(bench.parse_args(["--output", str(out)]))
@@ -283,6 +284,19 @@ def test_the_three_modalities_bench_refuses_an_output_of_other_settings(tmp_path
     with pytest.raises(SystemExit, match=rf"^error: {out} holds results of other settings \(ssma_steps differ\): "
                                          r"give another --output, or remove that folder$"):
         bench.main(["--output", str(out)])
+    # A call stopped before its first result left data (and its settings, written first): other
+    # settings are refused too (helper 91: they took up the old scenes, and results.json named the
+    # new settings).
+    (out / "results.json").write_text(json.dumps({"settings": dict(settings, num_train=4)}))
+    (out / "data").mkdir()
+    with pytest.raises(SystemExit, match=rf"^error: {out} holds the data of an earlier call of other settings "
+                                         r"\(num_train differ\)"):
+        bench.main(["--output", str(out)])
+    (out / "results.json").unlink()  # a call of a version that wrote its settings with its first result
+    with pytest.raises(SystemExit, match=r"holds the data of an earlier call of other settings .*; written before "
+                                         "settings were recorded"):
+        bench.main(["--output", str(out)])
+    (out / "results.json").write_text("{}")
     for argv, message in ((["--height", "40"], "--height must be a positive multiple of 16, got 40"),
                           (["--output", str(out / "results.json")], "is a file; give a folder")):
         with pytest.raises(SystemExit):
