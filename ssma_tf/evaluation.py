@@ -180,10 +180,10 @@ class Evaluator:
     ):
         self.model = model
         self.network = model
-        # The fusion baselines too, as `ssma-predict` runs them (before: `ssma-evaluate --precision
-        # bfloat16` of a baseline was this error's traceback, which predicting did not meet).
         # Before any work: a model of fewer classes than counted scored low without a word.
         check_class_axis(getattr(model, "num_classes", None), num_classes)
+        # The fusion baselines too, as `ssma-predict` runs them (before: `ssma-evaluate --precision
+        # bfloat16` of a baseline was this error's traceback, which predicting did not meet).
         fast = optimize and isinstance(model, (AdapNetPP, SSMA, FusionBaseline))
         if check_precision(precision) != "float32" and not fast:
             raise ValueError(f"precision={precision!r} needs optimize=True and an AdapNetPP, SSMA or fusion baseline")

@@ -33,7 +33,7 @@ from ssma_tf.semi_supervised.mixing import (
     check_depth_colouring,
     decode_nearness,
     off_map_images,
-    off_map_warning,
+    take_off_map_term,
 )
 from ssma_tf.distribute import first_replica, replica_mean
 from ssma_tf.summaries import write_images
@@ -170,12 +170,8 @@ class DepthPretrainer(training.Trainer):
 
     def _check_window(self, first: int, last: int, terms: dict[str, float]) -> dict[str, float]:
         """Warns when steps `first..last` read images whose modality 2 is not the depth colouring."""
-        terms = dict(terms)
         keys = "train_data" + (" and unlabeled_data" if self.selected is None and self.config.unlabeled_data else "")
-        warning = off_map_warning(first, last, terms.pop(OFF_MAP_TERM, 0.0), self.encoding, keys)
-        if warning:
-            self._log(f"warning: depth pretraining: {warning}")
-        return terms
+        return take_off_map_term(terms, first, last, self.encoding, keys, self._log, "depth pretraining")
 
     def _write_preview(self, step: int, preview: Any, truth: Any = None) -> None:
         """Writes the predicted and the measured nearness as grey images."""

@@ -15,7 +15,7 @@ resumed run draws what an uninterrupted one would have drawn.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
@@ -157,11 +157,18 @@ MAX_OFF_MAP = 0.05
 CHECKED_RECORDS = 2
 
 
+def off_map_shares(distance: Any, valid: Any) -> Any:
+    """Per image of a (B, H, W) batch, the share of its valid pixels whose colour lies more than
+    `DECODABLE_DISTANCE` off the encoding's map (`decode_nearness`'s distance, 0 at missing
+    pixels); 0 where none is valid. A float32 (B,) tensor."""
+    valid = tf.cast(valid, tf.float32)
+    off = tf.cast(distance > DECODABLE_DISTANCE, tf.float32) * valid
+    return tf.reduce_sum(off, axis=[1, 2]) / tf.maximum(tf.reduce_sum(valid, axis=[1, 2]), 1.0)
+
+
 def off_map_share(distance: Any, valid: Any) -> float:
-    """The share of the valid pixels whose colour lies more than `DECODABLE_DISTANCE` off the
-    encoding's map (`decode_nearness`'s distance, 0 at missing pixels); 0 where none is valid."""
-    count = float(tf.reduce_sum(tf.cast(valid, tf.float32)))
-    return float(tf.reduce_sum(tf.cast(distance > DECODABLE_DISTANCE, tf.float32))) / count if count else 0.0
+    """`off_map_shares` of one image, (1, H, W), as a number."""
+    return float(off_map_shares(distance, valid)[0])
 
 
 # The step term of the share of a batch's images whose modality 2 is not the depth colouring.
@@ -178,10 +185,19 @@ def off_map_images(distance: Any, valid: Any) -> Any:
     Args:
         distance, valid: (B, H, W) from `decode_nearness`.
     """
-    valid = tf.cast(valid, tf.float32)
-    off = tf.cast(distance > DECODABLE_DISTANCE, tf.float32) * valid
-    share = tf.reduce_sum(off, axis=[1, 2]) / tf.maximum(tf.reduce_sum(valid, axis=[1, 2]), 1.0)
-    return tf.reduce_mean(tf.cast(share > MAX_OFF_MAP, tf.float32))
+    return tf.reduce_mean(tf.cast(off_map_shares(distance, valid) > MAX_OFF_MAP, tf.float32))
+
+
+def take_off_map_term(terms: dict, first: int, last: int, encoding: str, keys: str,
+                      log: Callable[[str], None], who: str) -> dict:
+    """`terms` without `OFF_MAP_TERM` (a measure of the input, not a loss term), after logging
+    `off_map_warning` for steps `first..last` when it is above 0 (`Trainer._check_window` of the
+    trainers that read depth; `who` begins the line)."""
+    terms = dict(terms)
+    warning = off_map_warning(first, last, terms.pop(OFF_MAP_TERM, 0.0), encoding, keys)
+    if warning:
+        log(f"warning: {who}: {warning}")
+    return terms
 
 
 def off_map_warning(first: int, last: int, share: float, encoding: str, keys: str) -> str:

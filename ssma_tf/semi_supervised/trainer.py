@@ -46,7 +46,7 @@ from ssma_tf.semi_supervised.mixing import (
     label_probabilities,
     mix,
     off_map_images,
-    off_map_warning,
+    take_off_map_term,
 )
 from ssma_tf.summaries import write_images, write_scalar
 from ssma_tf.training.step import (
@@ -240,12 +240,8 @@ class SemiSupervisedTrainer(training.Trainer):
 
     def _check_window(self, first: int, last: int, terms: dict[str, float]) -> dict[str, float]:
         """Warns when DepthMix read images in `first..last` whose modality 2 is not its depth colouring."""
-        terms = dict(terms)
-        warning = off_map_warning(first, last, terms.pop(OFF_MAP_TERM, 0.0), self.semi.depth_encoding,
-                                  "train_data and unlabeled_data")
-        if warning:
-            self._log(f"warning: DepthMix: {warning}")
-        return terms
+        return take_off_map_term(terms, first, last, self.semi.depth_encoding, "train_data and unlabeled_data",
+                                 self._log, "DepthMix")
 
     def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
                          preview: Any = None, truth: Any = None) -> None:

@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import time
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import keras
 import numpy as np
@@ -422,7 +422,7 @@ class Trainer:
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._directory, step_counter=self.step,
-            max_to_keep=getattr(config, "keep_checkpoints", MAX_CHECKPOINTS_TO_KEEP) if max_to_keep is None else max_to_keep,
+            max_to_keep=config.keep_checkpoints if max_to_keep is None else max_to_keep,
         )
         self._saving_step: Optional[int] = None
         self.resumed_from = self._restore()
@@ -579,7 +579,7 @@ class Trainer:
             position = "" if self.saves_data_position else (
                 " (input stream restarted: data position is not saved with several replicas)"
             )
-            if self.saves_data_position and not any(name.startswith(_DATA_KEY + "/") for name in names):
+            if self.saves_data_position and not _has_data_position(names):
                 position = (f" (input stream restarted: {os.path.basename(prefix)} holds no data position, as a "
                             "checkpoint written on several replicas)")
             if restart and self.saves_data_position:
@@ -1323,11 +1323,17 @@ def _is_tf1_checkpoint(prefix: str) -> bool:
         return False  # unreadable: the restore loop reports it and tries an older one
 
 
+def _has_data_position(names: Iterable[str]) -> bool:
+    """Whether a checkpoint of these variable names holds the training stream's position (one
+    written on one replica)."""
+    return any(name.startswith(_DATA_KEY + "/") for name in names)
+
+
 def _holds_data_position(prefix: str) -> bool:
-    """Whether a checkpoint holds the training stream's position (one written on one replica);
-    True when it cannot be read (the restore loop reports it)."""
+    """`_has_data_position` of a checkpoint; True when it cannot be read (the restore loop
+    reports it)."""
     try:
-        return any(name.startswith(_DATA_KEY + "/") for name, _ in tf.train.list_variables(prefix))
+        return _has_data_position(name for name, _ in tf.train.list_variables(prefix))
     except (tf.errors.OpError, ValueError, IndexError):
         return True
 
