@@ -73,6 +73,9 @@ WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5")
 RUN_CONFIG = "config.yaml"
 FINAL_MODEL = "final.keras"
 FINAL_WEIGHTS = "final.weights.h5"
+# Checkpoints a training run keeps in its folder (older ones are deleted as new ones are written):
+# the default of the config's `keep_checkpoints`.
+MAX_CHECKPOINTS_TO_KEEP = 3
 # The report `ssma-prune` writes into its output folder, beside `stage<k>.keras` and RUN_CONFIG.
 PRUNE_REPORT = "report.json"
 # What `ssma-export` writes into every export folder (SavedModel, OpenVINO, TFLite) to describe it.

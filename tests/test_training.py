@@ -236,6 +236,8 @@ def test_keep_checkpoints_sets_how_many_checkpoints_stay(tmp_path, tiny_model):
     default = _tiny_config(tmp_path / "default", max_iteration=5, save_step=1)
     training.Trainer(default, log=lambda line: None).train()
     assert len(list((tmp_path / "default" / "checkpoints").glob("ckpt-*.index"))) == 3
+    # One number for the default: the config's and the one `training` exports.
+    assert default.keep_checkpoints == training.MAX_CHECKPOINTS_TO_KEEP == 3
 
 
 def test_a_run_resumed_with_another_batch_or_size_restarts_its_input_stream(tmp_path, tiny_model):

@@ -23,6 +23,7 @@ from ssma_tf.constants import (
     FUSION_METHODS,
     INPUT_MODALITIES,
     INTERPOLATIONS,
+    MAX_CHECKPOINTS_TO_KEEP,
     MODEL_NAMES,
     OUTPUT_STRIDE,
     SSMA,
@@ -121,7 +122,7 @@ class RunConfig:
                          doc="log every n steps (train) or batches (eval)")
     save_step: int = key(1000, kind="int", minimum=1, modes=TRAIN, original=True,
                          doc="write a checkpoint every n steps (and at the end)")
-    keep_checkpoints: int = key(3, kind="int", minimum=1, modes=TRAIN,
+    keep_checkpoints: int = key(MAX_CHECKPOINTS_TO_KEEP, kind="int", minimum=1, modes=TRAIN,
                                 doc="checkpoints kept in the run folder, the newest (older ones are deleted)")
     power: float = key(0.9, kind="float", minimum=0.0, modes=TRAIN, original=True,
                        doc="exponent of the poly schedule")

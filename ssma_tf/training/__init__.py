@@ -38,11 +38,11 @@ The package's modules, top to bottom (each imports only those below it):
 - `dataset`: the training input stream of a config.
 """
 
+from ssma_tf.constants import MAX_CHECKPOINTS_TO_KEEP
 from ssma_tf.training.dataset import make_train_dataset
 from ssma_tf.training.optimizer import AdamWithMultipliers, make_optimizer, schedule_from_config
 from ssma_tf.training.step import PREVIEW_IMAGES
 from ssma_tf.training.trainer import (
-    MAX_CHECKPOINTS_TO_KEEP,
     CheckpointWriteError,
     DivergenceError,
     NonFiniteLossError,

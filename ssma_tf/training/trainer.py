@@ -65,8 +65,6 @@ from ssma_tf.training.optimizer import make_optimizer, schedule_from_config
 from ssma_tf.training.step import PREVIEW_IMAGES, apply_gradients, preview_classes, supervised_pass
 from ssma_tf.visualize import default_palette
 
-# Checkpoints kept in `checkpoint` (older ones are deleted as new ones are written).
-MAX_CHECKPOINTS_TO_KEEP = 3
 # Object-graph key of the step counter in our checkpoints (read before the model is built).
 _STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 # Steps whose mean loss is compared with the starting level for `divergence_factor`: one noisy
@@ -301,7 +299,7 @@ class Trainer:
         strategy: the `tf.distribute` strategy; default `create_strategy(config.gpu_id)`.
         log: where log lines go (default: printed by the chief, flushed).
         max_to_keep: checkpoints kept in `config.checkpoint` (default the config's
-            `keep_checkpoints`, 3 unless set).
+            `keep_checkpoints`, `ssma_tf.constants.MAX_CHECKPOINTS_TO_KEEP` unless set).
         model_fn: builds the model to train instead of `build_model(config)` (called in the
             strategy's scope), e.g. a pruned network (`ssma_tf.pruning`); its weights are the start
             unless the config names starting weights or the run resumes.
