@@ -59,9 +59,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_of(args) -> dict:
-    """What the data and every run of an output folder depend on (the seeds may grow between runs)."""
-    return {name: getattr(args, name) for name in ("num_train", "num_val", "height", "width", "expert_steps",
-                                                   "ssma_steps", "experts_per_seed", "batch_size")}
+    """What the data and every run of an output folder depend on.
+
+    Seeds may be added between calls, but not the first one when the experts are shared: every
+    SSMA arm of every seed starts from its experts (before: `--seeds 1 2` after `--seeds 0 1`
+    averaged seed 1's arms on the seed-0 experts with seed 2's on the seed-1 experts).
+    """
+    settings = {name: getattr(args, name) for name in ("num_train", "num_val", "height", "width", "expert_steps",
+                                                       "ssma_steps", "experts_per_seed", "batch_size")}
+    settings["expert_seed"] = None if args.experts_per_seed else args.seeds[0]
+    return settings
 
 
 def records_for(args, order) -> dict:

@@ -452,6 +452,17 @@ def test_warnings_for_legal_but_odd_settings(workdir):
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     with pytest.warns(ConfigWarning, match="no effect"):
         config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})
+    # Stacking and FuseNet train their encoders whatever freeze_experts says, at this rate (before:
+    # "has no effect" while the optimizer scaled 204 of their variables by it).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        for fusion in constants.END_TO_END_FUSIONS:
+            experts = {} if fusion in constants.EXPERTLESS_FUSIONS else {"checkpoint1": ssma["checkpoint1"],
+                                                                          "checkpoint2": ssma["checkpoint2"]}
+            fused = {k: v for k, v in ssma.items() if not k.startswith("checkpoint")}
+            config = config_from_dict({**fused, **experts, "checkpoint": "ck", "fusion": fusion,
+                                       "encoder_lr_multiplier": 0.1}, check_paths=False)
+            assert config.encoder_lr_multiplier == 0.1
     # SAC trains with its own optimizer settings: the released protocol's keys would be read by nothing.
     sac = train_dict(adaptation={}, target_data="records/train.tfrecords")
     with pytest.warns(ConfigWarning) as caught:

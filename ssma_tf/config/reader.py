@@ -640,7 +640,9 @@ class _Reader:
                 ConfigWarning,
                 stacklevel=4,
             )
-        if config.is_fusion and config.freeze_experts and config.encoder_lr_multiplier != 1.0:
+        # Stacking and FuseNet train their encoders whatever freeze_experts says, at this rate.
+        frozen = config.is_fusion and config.freeze_experts and config.fusion not in END_TO_END_FUSIONS
+        if frozen and config.encoder_lr_multiplier != 1.0:
             warnings.warn(
                 f"{self.source}: encoder_lr_multiplier has no effect while freeze_experts is true",
                 ConfigWarning,

@@ -296,6 +296,14 @@ def test_the_three_modalities_bench_refuses_an_output_of_other_settings(tmp_path
     with pytest.raises(SystemExit, match=r"holds the data of an earlier call of other settings .*; written before "
                                          "settings were recorded"):
         bench.main(["--output", str(out)])
+    # The experts every arm starts from are the first seed's: another first seed is other settings
+    # (before: seed 1's cached arms, on the seed-0 experts, averaged with seed 2's on the seed-1 ones).
+    (out / "data").rmdir()
+    (out / "results.json").write_text(json.dumps({"settings": settings, "seed1_ssma_rgb_depth": {}}))
+    with pytest.raises(SystemExit, match=r"holds results of other settings \(expert_seed differ\)"):
+        bench.main(["--output", str(out), "--seeds", "1", "2"])
+    assert bench.settings_of(bench.parse_args(["--seeds", "0", "1", "2"])) == settings  # seeds added
+    assert bench.settings_of(bench.parse_args(["--seeds", "1", "2", "--experts_per_seed"]))["expert_seed"] is None
     (out / "results.json").write_text("{}")
     for argv, message in ((["--height", "40"], "--height must be a positive multiple of 16, got 40"),
                           (["--output", str(out / "results.json")], "is a file; give a folder")):
