@@ -35,6 +35,9 @@ FUSION_METHODS = (SSMA_FUSION, "average", "maximum", "stacking", "late", "lfc", 
 END_TO_END_FUSIONS = ("stacking", "fusenet")
 # Fusions of one network on the stacked modalities: no experts to start from checkpoint1/2.
 EXPERTLESS_FUSIONS = ("stacking",)
+# Fusions with a decoder of their own, on which `aux_heads` puts auxiliary heads (the others
+# combine the experts' outputs).
+DECODER_FUSIONS = (SSMA_FUSION, "stacking", "lfc", "fusenet")
 # Fusions with nothing to train while their experts are frozen (they combine the experts' outputs).
 PARAMETER_FREE_FUSIONS = ("average", "maximum")
 

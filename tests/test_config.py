@@ -804,3 +804,22 @@ def test_easpp_rates_are_three_positive_integers_built_into_the_network(workdir)
     fusion = dict(train_dict(easpp_rates=[6, 12, 18]), model="SSMA", fusion="average")
     fusion.pop("input_modality", None)
     assert "the fusion baselines keep the released [3, 6, 12] (fusion: average)" in str(error_for(fusion))
+
+
+def test_aux_heads_are_refused_on_a_fusion_without_a_decoder_of_its_own(workdir):
+    """Before: `fusion: late` with `aux_heads: true` trained without them, `aux_loss_weights` read by nothing."""
+    from ssma_tf.models.factory import build_model
+
+    def fusion(name, **extra):
+        values = dict(train_dict(num_classes=3, **extra), model="SSMA", fusion=name)
+        values.pop("input_modality", None)
+        return values
+
+    for name in ("average", "maximum", "late", "cmode"):
+        assert str(error_for(fusion(name, aux_heads=True))).endswith(
+            f"key 'aux_heads': fusion: {name} combines its experts' outputs and has no decoder of its own to put "
+            "auxiliary heads on (those of ssma, stacking, lfc, fusenet have); leave aux_heads out")
+        assert config_from_dict(fusion(name, aux_heads=False), source="t").aux_heads is False
+    for name in ("lfc", "stacking"):
+        config = config_from_dict(fusion(name, aux_heads=True), source="t")
+        assert build_model(config).aux_heads is True

@@ -27,8 +27,8 @@ from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, read_yaml_file
 from ssma_tf.constants import (
-    ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, EASPP_RATES, END_TO_END_FUSIONS, EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA,
-    SSMA_FUSION, WEIGHTS_SUFFIXES,
+    ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, END_TO_END_FUSIONS,
+    EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 
@@ -479,6 +479,12 @@ class _Reader:
         if values["decoder_filters"] != DECODER_FILTERS and values["fusion"] not in (None, "ssma"):
             raise self.error("decoder_filters", f"narrows the AdapNet++ and SSMA decoders; the fusion baselines "
                              f"keep the released {DECODER_FILTERS} (fusion: {values['fusion']})")
+        if (self.mode == "train" and values["model"] == SSMA and given.get("aux_heads")
+                and values["fusion"] not in (None,) + DECODER_FUSIONS):
+            # Before: accepted, and the model trained without them (aux_loss_weights read by nothing).
+            raise self.error("aux_heads", f"fusion: {values['fusion']} combines its experts' outputs and has no "
+                             f"decoder of its own to put auxiliary heads on (those of {', '.join(DECODER_FUSIONS)} "
+                             "have); leave aux_heads out")
         if values["easpp_rates"] != EASPP_RATES and values["fusion"] not in (None, "ssma"):
             raise self.error("easpp_rates", f"sets the AdapNet++ and SSMA eASPP; the fusion baselines keep the "
                              f"released {list(EASPP_RATES)} (fusion: {values['fusion']})")
