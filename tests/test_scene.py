@@ -239,6 +239,10 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     (["--experts", "a.weights.h5"], "train --experts: 1 checkpoint(s) for --modalities 2; give one per modality"),
     (["--save_steps", "-1"], "train --save_steps must be >= 0, got -1"),
     (["--log_every", "0"], "train --log_every must be >= 1, got 0"),
+    # Before: the model's ValueError traceback, after the records were read.
+    (["--modalities", "1"], "train --modalities must be >= 2, got 1"),
+    (["--expert_classes", "0", "--experts", "a.weights.h5", "b.weights.h5"],
+     "train --expert_classes must be >= 2, got 0"),
     (["--backbone", "resnet"], "train --backbone must be one of adapnet_pp, mobilenet_v2, got 'resnet'"),
     (["--backbone", "mobilenet_v2", "--backbone_weights", "w.h5", "--experts", "a.keras", "b.keras"],
      "train --backbone_weights starts experts that have no checkpoints; --experts replace them"),

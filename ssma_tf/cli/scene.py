@@ -87,9 +87,11 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     some not at all: a negative rate trains away from the labels)."""
     from ssma_tf.constants import MAX_MODALITIES, OUTPUT_STRIDE
 
-    least = {"--num_classes": 1 if args.command == "convert" else 2, "--modalities": 1, "--steps": 1,
+    # SSMA fuses two modalities or more: records of one no classifier reads (before: train
+    # --modalities 1 and --expert_classes 0 ended in the model's traceback after reading the records).
+    least = {"--num_classes": 1 if args.command == "convert" else 2, "--modalities": 2, "--steps": 1,
              "--batch_size": 1, "--height": OUTPUT_STRIDE, "--width": OUTPUT_STRIDE, "--save_steps": 0,
-             "--log_every": 1}
+             "--log_every": 1, "--expert_classes": 2}
     for flag, low in least.items():
         value = getattr(args, flag[2:], None)
         if value is not None and value < low:
