@@ -216,7 +216,11 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
     for name in names:
         runs = [per_seed[s][name] for s in seeds]
         miou = spread(r["mIoU"] for r in runs)
-        per_class = np.mean([[c["iou"] for c in r["per_class"]] for r in runs], axis=0)
+        # A class absent from the test scenes and never predicted has no IoU (None): the mean is
+        # over the seeds that have one, "–" where none has (before: a TypeError after every arm).
+        ious = np.array([[np.nan if c["iou"] is None else c["iou"] for c in r["per_class"]] for r in runs], float)
+        per_class = [float(np.mean(column[~np.isnan(column)])) if (~np.isnan(column)).any() else None
+                     for column in ious.T]
         seconds = np.mean([r.get("train_seconds", 0.0) for r in runs])
         # A method without a title (registered by a user) keeps its config name; every shipped one
         # has a title (tests/cli/test_fusion_table.py).
@@ -224,7 +228,7 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
         if backbone == "mobilenet_v2":
             title = title.replace("AdapNet++", "MobileNet v2")
         lines.append(f"| {title} | {miou.mean:.1f} | {miou.low:.1f}–{miou.high:.1f} | "
-                     + " | ".join(f"{v:.1f}" for v in per_class) + f" | {seconds:.0f} |")
+                     + " | ".join("–" if v is None else f"{v:.1f}" for v in per_class) + f" | {seconds:.0f} |")
     return "\n".join(lines)
 
 

@@ -61,6 +61,12 @@ def test_the_table_gives_mean_range_and_per_class_iou():
     per_seed = {0: {"ssma": _metrics(80.0)}, 1: {"ssma": _metrics(84.0)}}
     text = fusion_table.table(per_seed, ["ssma"], ["road", "car"])
     assert "| SSMA | 82.0 | 80.0–84.0 | 82.0 | 41.0 |" in text
+    # A class absent from the test scenes and never predicted has no IoU (before: a TypeError).
+    absent = {0: {"ssma": _metrics(80.0)}, 1: {"ssma": _metrics(84.0)}}
+    absent[0]["ssma"]["per_class"][1]["iou"] = None
+    assert "| SSMA | 82.0 | 80.0–84.0 | 82.0 | 42.0 |" in fusion_table.table(absent, ["ssma"], ["road", "car"])
+    absent[1]["ssma"]["per_class"][1]["iou"] = None
+    assert "| SSMA | 82.0 | 80.0–84.0 | 82.0 | – |" in fusion_table.table(absent, ["ssma"], ["road", "car"])
     per_seed = {0: {"rgb": _metrics(70.0)}}
     assert "| MobileNet v2 (RGB) | 70.0 |" in fusion_table.table(per_seed, ["rgb"], ["road", "car"], "mobilenet_v2")
     # Every method the config takes has a title; one added without keeps its name (was a KeyError
