@@ -320,6 +320,23 @@ def _tags(log_dir):
     return tags
 
 
+def test_the_target_stream_starts_afresh_where_a_resume_cannot_take_up_its_position(tmp_path, tiny_model):
+    """As on several replicas, whose checkpoints hold no stream position: the target images are
+    shuffled anew with the source's (helper 93: the run's first target views again)."""
+
+    class NoPositions(adaptation.AdaptationTrainer):
+        saves_data_position = property(lambda self: False, lambda self, value: None)
+
+    config = _config(tmp_path, adaptation={"target_groups": 1, "views": 2, "ema_every": 1, "threshold_lower": 0.0,
+                                           "threshold_upper": 0.1}, max_iteration=6, save_step=3)
+    first = next(NoPositions(config, log=lambda line: None).target_iterator)
+    NoPositions(config, log=lambda line: None).train(max_steps=3)
+    resumed = NoPositions(config, log=lambda line: None)
+    assert int(resumed.step.numpy()) == 3 and resumed.stream_seed_offset == 3
+    again = next(resumed.target_iterator)
+    assert not np.array_equal(first["to_base"].numpy(), again["to_base"].numpy())
+
+
 @pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])
 def test_adaptation_trains_resumes_freezes_statistics_and_logs(tmp_path, tiny_model, model):
     extra = {"aux_heads": True} if model == "SSMA" else {}

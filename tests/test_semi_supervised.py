@@ -473,6 +473,22 @@ def test_a_mix_stream_whose_pipeline_changed_restarts_on_resume(tmp_path, tiny_m
     assert resumed.train().final_step == 4
 
 
+def test_the_mix_stream_starts_afresh_where_a_resume_cannot_take_up_its_position(tmp_path, tiny_model):
+    """As on several replicas, whose checkpoints hold no stream position: the mix batches are
+    shuffled anew with the labeled stream's (before: the run's first mix batches again)."""
+
+    class NoPositions(semi_supervised.SemiSupervisedTrainer):
+        saves_data_position = property(lambda self: False, lambda self, value: None)
+
+    config = _config(tmp_path, max_iteration=4)
+    first = tf.nest.flatten(next(NoPositions(config, log=lambda line: None).mix_iterator))
+    NoPositions(config, log=lambda line: None).train(max_steps=2)
+    resumed = NoPositions(config, log=lambda line: None)
+    assert int(resumed.step.numpy()) == 2 and resumed.stream_seed_offset == 2
+    again = tf.nest.flatten(next(resumed.mix_iterator))
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first, again))
+
+
 def test_unlabeled_records_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_model):
     from ssma_tf.data.records import RecordError
 

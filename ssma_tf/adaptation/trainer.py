@@ -167,7 +167,9 @@ class AdaptationTrainer(training.Trainer):
     def _build_extras(self) -> dict[str, Any]:
         config, adapt = self.config, self.adapt
         modalities = config.record_modalities
-        seed = (config.seed or 0) + 15485863
+        # Shuffled afresh on a resume that cannot take up the stream's position, as the source
+        # stream is (before: the target images, views and draws of the run's first steps again).
+        seed = (config.seed or 0) + 15485863 + self.stream_seed_offset
         groups = adapt.target_groups if self.sac else config.batch_size
         views = adapt.views if self.sac else 1
 

@@ -119,7 +119,9 @@ class SemiSupervisedTrainer(training.Trainer):
         labeled = None
         if config.labeled_subset:
             labeled = read_labeled_subset(config.labeled_subset, config.train_data)
-        seed = (config.seed or 0) + 104729
+        # Shuffled afresh on a resume that cannot take up the stream's position, as the labeled
+        # stream is (before: the mix batches of the run's first steps again).
+        seed = (config.seed or 0) + 104729 + self.stream_seed_offset
 
         def mix_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return build_mix_dataset(

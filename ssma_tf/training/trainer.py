@@ -367,12 +367,14 @@ class Trainer:
         # A stream that cannot take up its saved position starts afresh with another shuffle:
         # on several replicas, and on one from a checkpoint written by several (which holds no
         # position; before, such a resume read the run's first batches again without a word).
-        seed_offset = 0
+        # A subclass's own streams (adaptation's target images, the semi-supervised mix) add the
+        # same offset to their seeds.
+        self.stream_seed_offset = 0
         if self._resume_from and not (self.saves_data_position and _holds_data_position(self._resume_from[0])):
-            seed_offset = _read_step(self._resume_from[0])
+            self.stream_seed_offset = _read_step(self._resume_from[0])
         # The input pipeline before the model: a bad record file fails in seconds, not minutes.
         self.dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: self._make_dataset(context, seed_offset)
+            lambda context: self._make_dataset(context, self.stream_seed_offset)
         )
 
         with self.strategy.scope():
