@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ import yaml
 from ssma_tf import training
 from ssma_tf.adaptation import importance, pseudo_labels, trainer as adaptation
 from ssma_tf.adaptation.views import pool_views, render_views, sample_group, warp
-from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.config import ConfigError, ConfigWarning, config_from_dict
 from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.data import encode_example, write_examples
 from ssma_tf.data.synthetic import generate_sample
@@ -318,6 +319,55 @@ def _tags(log_dir):
         for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
             tags.update(v.tag for v in event.summary.value)
     return tags
+
+
+def test_sac_warns_that_it_reads_no_encoder_lr_multiplier_and_logs_one_rate(tmp_path, tiny_model):
+    """SAC's optimizer has one rate (before: no warning, and the log said the encoders trained at 0.1x)."""
+    with pytest.warns(ConfigWarning) as caught:
+        config = _config(tmp_path, encoder_lr_multiplier=0.1, max_iteration=1)
+    assert [str(w.message) for w in caught] == [
+        "adapt.config: key 'encoder_lr_multiplier' not used by adaptation method sac, whose optimizer (sgd) trains "
+        "every variable at adaptation.learning_rate (0.00025)"]
+    lines = []
+    adaptation.AdaptationTrainer(config, log=lines.append).train()
+    assert not [line for line in lines if "encoders" in line], lines
+    # ABN trains with the released optimizer, which reads it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        _config(tmp_path, adaptation={"method": "abn"}, encoder_lr_multiplier=0.1)
+
+
+def test_abn_on_an_ssma_with_frozen_experts_is_warned_of(tmp_path):
+    """Frozen batch norms keep the source's statistics whatever ABN runs through them (helper 93:
+    only the fusion's and the decoder's moved, without a word)."""
+    with pytest.warns(ConfigWarning) as caught:
+        _config(tmp_path, model="SSMA", adaptation={"method": "abn"})
+    assert [str(w.message) for w in caught] == [
+        "adapt.config: adaptation method abn runs target batches through the batch norms, but the experts are frozen "
+        "(freeze_experts: true, SSMA's default): their encoders keep the source's statistics and only the fusion "
+        "and decoder see the target; set freeze_experts: false to adapt them"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        _config(tmp_path, model="SSMA", adaptation={"method": "abn"}, freeze_experts=False)
+        _config(tmp_path, model="SSMA", adaptation={"method": "abn"}, fusion="stacking")  # trains its encoder
+        _config(tmp_path, model="SSMA")  # SAC freezes the statistics itself
+
+
+def test_the_student_views_preview_shows_the_modality_the_expert_reads(tmp_path, tiny_model, monkeypatch):
+    """An AdapNet++ of modality 2 (helper 93: TensorBoard showed modality 1, which it does not read)."""
+    flat = np.zeros((H, W, 3), np.uint8) + np.array([10, 200, 30], np.uint8)  # BGR, as records hold
+    with tf.io.TFRecordWriter(str(tmp_path / "flat.tfrecords")) as writer:
+        for index in range(3):
+            sample = generate_sample(0, index, H, W, style="target")
+            writer.write(encode_example(sample.rgb[..., ::-1].copy(), sample.label, flat))
+    shown = {}
+    monkeypatch.setattr(adaptation, "write_images", lambda tag, images, *a, **k: shown.setdefault(tag, images))
+    config = _config(tmp_path, input_modality="modality2", target_data=str(tmp_path / "flat.tfrecords"),
+                     adaptation={"target_groups": 1, "views": 2, "photometric": "none"}, max_iteration=1,
+                     log_dir=str(tmp_path / "logs"))
+    adaptation.AdaptationTrainer(config, log=lambda line: None).train()
+    views = np.asarray(shown["adaptation/student_views"])
+    assert views.shape[1:] == (H, W, 3) and (views == [30, 200, 10]).all()  # shown as RGB
 
 
 def test_the_target_stream_starts_afresh_where_a_resume_cannot_take_up_its_position(tmp_path, tiny_model):

@@ -486,8 +486,18 @@ def test_warnings_for_legal_but_odd_settings(workdir):
                          source="a.config", check_paths=False)
     assert [str(w.message) for w in caught] == [
         "a.config: adaptation keys 'optimizer', 'learning_rate' not used by method abn, which only runs target "
-        "batches through the batch norms (of the section it reads zoom_range and flip_probability) and trains "
+        "batches through the batch norms (of the section it reads flip_probability) and trains "
         "with the top-level optimizer settings"]
+    # ABN's one view per image is the whole frame: zoom_range was read by nothing (helper 93).
+    with pytest.warns(ConfigWarning, match=r"adaptation key 'zoom_range' not used by method abn"):
+        config_from_dict({**sac, "adaptation": {"method": "abn", "zoom_range": [0.1, 0.2]}}, check_paths=False)
+    # Two flips cancel: more than 0.5 flips fewer views (1.0: none).
+    with pytest.warns(ConfigWarning) as caught:
+        config_from_dict({**sac, "adaptation": {"flip_probability": 1.0}}, source="a.config", check_paths=False)
+    assert [str(w.message) for w in caught] == [
+        "a.config: adaptation.flip_probability 1 flips each target group and each of its views with that chance, "
+        "and two flips cancel: a view is flipped against its image with chance 2p(1 - p) = 0, the most (0.5) "
+        "at p = 0.5"]
     # Noise on modality 1, which an expert of modality 2 does not read (before: no noise, no word).
     with pytest.warns(ConfigWarning, match=r"adaptation.photometric is modality1, but this AdapNet_pp reads "
                                            r"modality2: its student's views get no photometric noise"):

@@ -473,6 +473,26 @@ def test_a_mix_stream_whose_pipeline_changed_restarts_on_resume(tmp_path, tiny_m
     assert resumed.train().final_step == 4
 
 
+def test_the_mixed_images_preview_shows_the_modality_the_expert_reads(tmp_path, tiny_model, monkeypatch):
+    """An AdapNet++ of modality 2 (before: TensorBoard showed mixed modality-1 images it does not read)."""
+    flat = np.zeros((H, W, 3), np.uint8) + np.array([10, 200, 30], np.uint8)  # BGR, as records hold
+    with tf.io.TFRecordWriter(str(tmp_path / "flat.tfrecords")) as writer:
+        for index in range(4):
+            sample = generate_sample(0, index, H, W)
+            writer.write(encode_example(sample.rgb[..., ::-1].copy(), sample.label, flat))
+    shown = {}
+    module = sys.modules[semi_supervised.SemiSupervisedTrainer.__module__]
+    monkeypatch.setattr(module, "write_images", lambda tag, images, *a, **k: shown.setdefault(tag, images))
+    data = str(tmp_path / "flat.tfrecords")
+    config = _config(tmp_path, input_modality="modality2", train_data=data, unlabeled_data=data,
+                     labeled_subset=None, semi={"method": "classmix", "jitter": 0, "blur_probability": 0},
+                     max_iteration=1,
+                     log_dir=str(tmp_path / "logs"))
+    semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None).train()
+    mixed = np.asarray(shown["semi_supervised/mixed_images"])
+    assert mixed.shape[1:] == (H, W, 3) and (mixed == [30, 200, 10]).all()  # shown as RGB
+
+
 def test_the_mix_stream_starts_afresh_where_a_resume_cannot_take_up_its_position(tmp_path, tiny_model):
     """As on several replicas, whose checkpoints hold no stream position: the mix batches are
     shuffled anew with the labeled stream's (before: the run's first mix batches again)."""

@@ -144,6 +144,8 @@ class AdaptationTrainer(training.Trainer):
         if config.importance_weights:
             self._acceptance = acceptance(read_weights(config.importance_weights, self._target_files))
         super().__init__(config, **kwargs)
+        if self.sac:
+            self._encoder_factor = 1.0  # SAC's optimizer has one rate (the config warns of encoder_lr_multiplier)
         if self.sac and self.resumed_from is None:
             if config.initialize is None:
                 self._log("warning: adaptation starts from random weights; the method expects a "
@@ -328,7 +330,7 @@ class AdaptationTrainer(training.Trainer):
                 "correct": tf.reduce_sum(tf.cast(correct, tf.float32)),
             }
             preview = {
-                "view": tf.cast(tf.clip_by_value(student[0][:PREVIEW_VIEWS], 0, 255), tf.uint8),
+                "view": tf.cast(tf.clip_by_value(self._previewed_input(student)[:PREVIEW_VIEWS], 0, 255), tf.uint8),
                 "pseudo": tf.cast(tf.where(pseudo[:PREVIEW_VIEWS] >= 0, pseudo[:PREVIEW_VIEWS], 0), tf.uint8),
                 "ignored": tf.cast(pseudo[:PREVIEW_VIEWS] == IGNORE, tf.uint8),
                 "coverage": coverage[:PREVIEW_VIEWS],

@@ -16,8 +16,9 @@ from ssma_tf.config.sections import Section
 METHODS = ("sac", "abn")
 OPTIMIZERS = ("sgd", "adam")
 PHOTOMETRIC = ("modality1", "all", "none")
-# The keys ABN reads: it only runs target batches through the batch norms (`ssma_tf.adaptation`).
-ABN_KEYS = ("method", "zoom_range", "flip_probability")
+# The keys ABN reads: it only runs target batches through the batch norms (`ssma_tf.adaptation`),
+# one view per image, flipped but not zoomed (view 0 is the whole base frame).
+ABN_KEYS = ("method", "flip_probability")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,9 @@ class AdaptationConfig(Section):
         (0.5, 1.0), kind="range", above=0.0, maximum=1.0,
         doc="relative size of the crop views 1.. take of the base frame (RND_ZOOM)")
     flip_probability: float = key(0.5, kind="float", minimum=0.0, maximum=1.0,
-                                  doc="chance of the group's flip and of each view's own flip")
+                                  doc="chance of the group's flip and of each view's own flip, as released "
+                                      "(two flips cancel: a view is flipped against the image with chance "
+                                      "2p(1 − p), 0.5 at the default)")
     blur_radius: tuple[float, float] = key(
         (0.1, 2.0), kind="range", minimum=0.0, maximum=5.0,
         doc="Gaussian blur sigma range of the student's views (always applied); [0, 0]: off")

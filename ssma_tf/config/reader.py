@@ -538,13 +538,39 @@ class _Reader:
                     f"adaptation.learning_rate ({adapt.learning_rate:g}) with adaptation.weight_decay "
                     f"({adapt.weight_decay:g}); change those in the adaptation section",
                     ConfigWarning, stacklevel=4)
+            frozen = (values["model"] == SSMA and values["freeze_experts"]
+                      and values["fusion"] not in END_TO_END_FUSIONS)  # warned of as such
+            if adapt.method == "sac" and given.get("encoder_lr_multiplier", 1.0) != 1.0 and not frozen:
+                # Before: read by nothing, and the log said the encoders trained at the lower rate.
+                warnings.warn(
+                    f"{self.source}: key '{self.spelling('encoder_lr_multiplier')}' not used by adaptation method "
+                    f"sac, whose optimizer ({adapt.optimizer}) trains every variable at adaptation.learning_rate "
+                    f"({adapt.learning_rate:g})",
+                    ConfigWarning, stacklevel=4)
+            if adapt.method == "abn" and frozen:
+                # Frozen batch norms keep their source statistics: only the fusion's and the
+                # decoder's saw the target (before: without a word).
+                said = "" if "freeze_experts" in given else ", SSMA's default"
+                warnings.warn(
+                    f"{self.source}: adaptation method abn runs target batches through the batch norms, but the "
+                    f"experts are frozen (freeze_experts: true{said}): their encoders keep the source's statistics "
+                    "and only the fusion and decoder see the target; set freeze_experts: false to adapt them",
+                    ConfigWarning, stacklevel=4)
+            if adapt.flip_probability > 0.5:
+                # The group's flip and each view's own cancel: more is fewer (1.0: never flipped).
+                net = 2 * adapt.flip_probability * (1 - adapt.flip_probability)
+                warnings.warn(
+                    f"{self.source}: adaptation.flip_probability {adapt.flip_probability:g} flips each target group "
+                    f"and each of its views with that chance, and two flips cancel: a view is flipped against its "
+                    f"image with chance 2p(1 - p) = {net:.2g}, the most (0.5) at p = 0.5",
+                    ConfigWarning, stacklevel=4)
             ignored = keys_abn_ignores(adapt) if adapt.method == "abn" else []
             if ignored:
                 # Before: read by nothing, without a word (the other direction was warned of).
                 warnings.warn(
                     f"{self.source}: adaptation {'key' if len(ignored) == 1 else 'keys'} "
                     f"{', '.join(repr(k) for k in ignored)} not used by method abn, which only runs target "
-                    "batches through the batch norms (of the section it reads zoom_range and flip_probability) "
+                    "batches through the batch norms (of the section it reads flip_probability) "
                     "and trains with the top-level optimizer settings",
                     ConfigWarning, stacklevel=4)
             if (adapt.method == "sac" and adapt.photometric == "modality1" and values["model"] != SSMA

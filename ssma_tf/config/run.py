@@ -245,7 +245,8 @@ class RunConfig:
             "baseline (docs/adaptation.md)")
     target_data: Optional[tuple[str, ...]] = key(
         None, kind="patterns", modes=TRAIN, check_in=TRAIN,
-        doc="records of the target domain (adaptation; labels not needed, not used)")
+        doc="records of the target domain (adaptation; labels not needed: where present, only logged "
+            "as the pseudo-labels' accuracy)")
     target_val_data: Optional[tuple[str, ...]] = key(
         None, kind="patterns", modes=TRAIN, check_in=TRAIN,
         doc="labeled records of the target domain, only to monitor adaptation (TensorBoard)")

@@ -218,7 +218,7 @@ class SemiSupervisedTrainer(training.Trainer):
                 terms[OFF_MAP_TERM] = off_map
             preview = {
                 "predicted": preview_classes(labeled.outputs["softmax"]),
-                "mixed": tf.cast(tf.clip_by_value(mixed[0][:PREVIEW_IMAGES], 0, 255), tf.uint8),
+                "mixed": tf.cast(tf.clip_by_value(self._previewed_input(mixed)[:PREVIEW_IMAGES], 0, 255), tf.uint8),
                 "pseudo": preview_classes(pseudo),
                 "mask": tf.cast(mask[:PREVIEW_IMAGES] * 255.0, tf.uint8),
             }

@@ -491,6 +491,12 @@ class Trainer:
             return tuple(modalities[:needed])
         return modalities[needed - 1]
 
+    def _previewed_input(self, modalities: Sequence[Any]) -> Any:
+        """The batch a preview shows of `modalities`: the first image the model reads (SSMA's
+        modality 1, an expert's own modality; before: modality 1 for every model)."""
+        inputs = self._model_inputs(modalities)
+        return inputs[0] if self.config.is_fusion else inputs
+
     def _new_model(self, config: Any) -> keras.Model:
         """A fresh network of `config` (the trainer's model, a subclass's teacher)."""
         return build_model(config)
