@@ -708,7 +708,14 @@ from ssma_tf.semi_supervised import trainer as semi_supervised
 from ssma_tf.config import load_config
 from tests.training_helpers import build_tiny_model
 training.trainer.build_model = build_tiny_model
-trainer = semi_supervised.SemiSupervisedTrainer(load_config(sys.argv[1], "train"), strategy=strategy)
+import dataclasses
+from ssma_tf.config import ConfigError
+config = load_config(sys.argv[1], "train")
+try:  # one image per replica: pasted onto itself (before: trained with no mixing, without a word)
+    semi_supervised.SemiSupervisedTrainer(dataclasses.replace(config, batch_size=2), strategy=strategy)
+except ConfigError as error:
+    print("REFUSED", error)
+trainer = semi_supervised.SemiSupervisedTrainer(config, strategy=strategy)
 result = trainer.train()
 assert_replicas_agree(trainer.model, trainer.teacher)
 print("OK", result.final_step, trainer.strategy.num_replicas_in_sync, int(trainer.mean_teacher.updates.numpy()))
@@ -716,12 +723,22 @@ print("OK", result.final_step, trainer.strategy.num_replicas_in_sync, int(traine
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    config = _config(tmp_path, max_iteration=2)
+    config = _config(tmp_path, max_iteration=2, batch_size=4)
     path = tmp_path / "mirrored.config"
     path.write_text(yaml.safe_dump(config.to_dict()))
     run = run_on_two_logical_cpus(_MIRRORED, str(path))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "OK 2 2 2" in run.stdout
+    assert (f"REFUSED {path}, line 38: key 'batch_size': 2 gives each of the 2 replicas 1 image to mix; semi_supervised "
+            "mixes each image with another of its replica's batch: give 2 or more per replica") in run.stdout, run.stdout
+
+
+def test_a_mix_batch_of_one_image_is_refused(tmp_path):
+    """Image k is pasted onto image k - 1 of its batch: alone, onto itself (helper 94: the
+    "mixed" batch was the input, without a word)."""
+    with pytest.raises(ConfigError, match=r"key 'batch_size': is 1, but semi_supervised mixes each image with "
+                                          r"another of its batch: give 2 or more"):
+        _config(tmp_path, batch_size=1)
 
 
 # --- Label selection and depth pretraining ------------------------------------------------
@@ -908,6 +925,10 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "d"),
                                "--depth-student-steps", "1"]) == 0
     assert "warning: --depth-student-steps has no effect with one budget" in capsys.readouterr().err
+    # A difficulty weight without a depth student weighs nothing (helper 94: read by nothing, without a word).
+    assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "g"),
+                               "--difficulty-weight", "7"]) == 0
+    assert "warning: --difficulty-weight has no effect without --depth-student-steps" in capsys.readouterr().err
     # Jet-coloured depth read as grey: refused (before: selected on noise).
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "e"),
                                "--depth-encoding", "gray_near_bright"]) == 2
@@ -920,6 +941,42 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
         f"error: --depth-student-steps trains a depth student from the config: {path} with --set "
         "input_modality='modality2': key 'input_modality': is modality2, but depth pretraining learns")
     assert not (tmp_path / "f").exists()
+
+
+def test_depth_encoding_flags_reach_the_depth_student_and_depth_pretraining(tmp_path, tiny_model, capsys):
+    """Grey-coded depth (helper 94: the selection's student, and ssma-pretrain-depth, read it as
+    jet, and the config could not say otherwise without unlabeled_data)."""
+    from ssma_tf.cli import pretrain_depth, select_labels
+    from ssma_tf.config import load_config
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
+
+    jet = _write_rgbd_records(tmp_path / "jet.tfrecords", 6)
+    grey = tmp_path / "grey.tfrecords"
+    with tf.io.TFRecordWriter(str(grey)) as writer:
+        for record in tf.data.TFRecordDataset(jet):
+            sample = decode_record(record)
+            near, valid, _ = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], "jet_near_red")
+            level = np.where(valid[0].numpy(), np.clip(np.round(near[0].numpy() * 254) + 1, 1, 255), 0)
+            writer.write(encode_example(sample["modality1"].numpy(), sample["label"].numpy(),
+                                        np.repeat(level.astype(np.uint8)[..., None], 3, -1)))
+    config = _config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=None, train_data=str(grey),
+                     max_iteration=2, checkpoint=str(tmp_path / "depth"))
+    path = tmp_path / "depth.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    assert select_labels.main(["-c", str(path), "--budget", "4", "--budgets", "2", "-o", str(tmp_path / "picked"),
+                               "--depth-encoding", "gray_near_bright", "--depth-student-steps", "1"]) == 0, \
+        capsys.readouterr().err
+    assert len((tmp_path / "picked" / "labeled_4.txt").read_text().split()) == 4
+    # Without the flag, the default colouring is refused, naming the flag.
+    assert pretrain_depth.main(["-c", str(path)]) == 2
+    assert "give --depth-encoding" in capsys.readouterr().err
+    assert pretrain_depth.main(["-c", str(path), "--depth-encoding", "gray_near_bright"]) == 0
+    saved = load_config(str(tmp_path / "depth" / "config.yaml"), "train")
+    assert saved.semi_supervised.depth_encoding == "gray_near_bright"  # what a resume reads
+    assert DepthPretrainer(saved, log=lambda line: None).encoding == "gray_near_bright"
+    with pytest.raises(SystemExit):
+        pretrain_depth.main(["-c", str(path), "--depth-encoding", "grey"])
+    assert "--depth-encoding must be one of jet_near_red" in capsys.readouterr().err
 
 
 def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tmp_path, capsys):
@@ -1111,6 +1168,41 @@ def test_the_experiment_summary_gives_mean_range_and_the_known_training_times(tm
     assert f"| ssma | supervised | {same} | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table
     # Another call's result of other settings: a row of its own, not averaged in.
     assert "| ssma | supervised | 150 steps, 12 labeled, 48x96, batch 4 | 1 | 50.0 |" in table
+
+
+def test_pretrained_arms_of_other_pretraining_steps_are_rows_of_their_own(tmp_path):
+    """Helper 94: seeds pretrained 100 and 200 steps were averaged into one row."""
+    from ssma_tf.cli.semi_supervised_experiment import summary
+
+    subset = tmp_path / "random_12_seed0.txt"
+    subset.write_text("".join(f"{i}\n" for i in range(12)))
+    settings = {"height": 32, "width": 64, "batch_size": 4, "labeled_subset": str(subset),
+                "inputs": {"labeled_subset_sha256": "a", "finetune_from_sha256": "b"}}
+    rows = [{"model": "adapnet_pp_rgb", "arm": "pretrained", "seed": seed, "steps": 150, "mIoU": miou,
+             "train_seconds": 1.0, "settings": settings, "pretrain_steps": pretrain}
+            for seed, miou, pretrain in ((0, 50.0, 100), (1, 60.0, 200))]
+    table = summary(rows)
+    assert "| adapnet_pp_rgb | pretrained | 150 steps, 12 labeled, 32x64, batch 4, pretrained 100 steps | 1 | 50.0 |" \
+        in table
+    assert "| 150 steps, 12 labeled, 32x64, batch 4, pretrained 200 steps | 1 | 60.0 |" in table
+
+
+def test_the_coverage_table_describes_the_depth_arms_sizes(tmp_path):
+    """Helper 94: it looked up --labeled's lists, whatever N the depth_N arms chose."""
+    from ssma_tf.cli import semi_supervised_experiment as experiment
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_rgbd_records(data / "train.tfrecords", 8)
+    for seed in (0, 1):
+        experiment.random_subset(tmp_path, 3, seed, pool=8)
+        picked = tmp_path / "subsets" / f"depth_seed{seed}" / "labeled_3.txt"
+        picked.parent.mkdir(parents=True)
+        write_index_file(str(picked), [0, 1, 2])
+    table = experiment.coverage_table(tmp_path, data, [0, 1], [3])
+    rows = [line.split(" | ")[:3] for line in table.splitlines()[2:]]
+    assert rows == [["| random", "3", "0"], ["| depth-guided", "3", "0"], ["| random", "3", "1"],
+                    ["| depth-guided", "3", "1"]], table
 
 
 def test_the_experiment_summary_file_holds_the_arms_of_every_call(tmp_path):

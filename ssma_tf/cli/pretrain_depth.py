@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
     parser = ArgumentParser(prog="ssma-pretrain-depth", description=__doc__.split("\n")[0])
     parser.add_argument("-c", "--config", required=True, help="an AdapNet++ training config (YAML)")
+    parser.add_argument("--depth-encoding", default=None,
+                        help="how modality 2 colours depth (default: the config's semi_supervised.depth_encoding, "
+                             "else jet_near_red); written into the run's config.yaml, which a resume reads")
     add_overrides(parser)
     add_version(parser)
     return parser
@@ -37,12 +40,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.config import load_config
 
     config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
+    from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
+
+    if args.depth_encoding is not None and args.depth_encoding not in DEPTH_ENCODINGS:
+        parser.error(f"--depth-encoding must be one of {', '.join(DEPTH_ENCODINGS)}, got {args.depth_encoding!r}")
 
     from ssma_tf.semi_supervised.depth_pretraining import pretrain_depth
     from ssma_tf.training import NonFiniteLossError
 
     try:
-        pretrain_depth(config)
+        pretrain_depth(config, encoding=args.depth_encoding)
     except NonFiniteLossError as error:
         return fail(error, 1)
     return 0

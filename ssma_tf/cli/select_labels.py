@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--depth-student-steps", type=int, default=0,
                         help="train a depth student this many steps on the selection for the "
                              "difficulty bias (0: no bias)")
-    parser.add_argument("--difficulty-weight", type=float, default=1.0,
-                        help="strength of the difficulty bias")
+    parser.add_argument("--difficulty-weight", type=float, default=None,
+                        help="strength of the difficulty bias (default 1; read only with --depth-student-steps)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the lists and scores of an earlier selection in --output")
     add_overrides(parser)
@@ -71,6 +71,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
     if args.seed < 0:  # before: NumPy's "expected non-negative integer" traceback
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    if args.difficulty_weight is not None and args.depth_student_steps == 0:
+        # Before: accepted and read by nothing (the same scores.csv as without it).
+        print("warning: --difficulty-weight has no effect without --depth-student-steps: there is no depth "
+              "student whose errors it weighs", file=sys.stderr)
+    if args.difficulty_weight is None:
+        args.difficulty_weight = 1.0
     if not args.difficulty_weight >= 0 or args.difficulty_weight == float("inf"):  # NaN fails >= 0
         parser.error(f"--difficulty-weight must be a finite number >= 0, got {args.difficulty_weight:g}")
     if args.depth_student_steps > 0:
@@ -125,7 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         def difficulty(selected):
             return depth_student_errors(config, selected, args.depth_student_steps,
-                                        seed=args.seed)
+                                        seed=args.seed, encoding=encoding)
     selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
                                          difficulty=difficulty,
                                          difficulty_weight=args.difficulty_weight)

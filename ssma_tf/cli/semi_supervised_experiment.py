@@ -111,8 +111,10 @@ def pretrained_weights(output: pathlib.Path, data: pathlib.Path, seed: int, step
 
 
 def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed: int,
-            steps: int, subset: pathlib.Path, initialize: Optional[str] = None) -> dict[str, Any]:
-    """Trains and evaluates one arm (or reads its earlier result)."""
+            steps: int, subset: pathlib.Path, initialize: Optional[str] = None,
+            pretrain_steps: Optional[int] = None) -> dict[str, Any]:
+    """Trains and evaluates one arm (or reads its earlier result); `pretrain_steps`: those of
+    the depth pretraining `initialize` comes from (the result and its summary row say them)."""
     name = f"{model}_{arm}_seed{seed}"
     result_path = output / "results" / f"{name}.json"
     run_dir = output / "runs" / name
@@ -140,6 +142,7 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
                            config_path=run_dir / "test.config", step=f"evaluate {name}",
                            log=run_dir / "evaluate.log")
     result = {"model": model, "arm": arm, "seed": seed, "steps": steps, "mIoU": metrics["mIoU"],
+              **({"pretrain_steps": pretrain_steps} if pretrain_steps is not None else {}),
               # None: the run had finished before (an experiment stopped before its evaluation).
               "train_seconds": None if seconds is None else round(seconds, 1),
               "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]},
@@ -148,8 +151,9 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
     return result
 
 
-def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], count: int) -> str:
-    """Classes in the labels of the random and the depth-guided selections, per seed.
+def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], counts: list[int]) -> str:
+    """Classes in the labels of the random and the depth-guided selections of each of `counts`
+    images (the `depth_N` arms), per seed.
 
     A class counts as covered when it holds at least 0.5 % of the selection's labeled pixels;
     the rarest class's share tells how balanced the selection is.
@@ -158,19 +162,20 @@ def coverage_table(output: pathlib.Path, data: pathlib.Path, seeds: list[int], c
     from ssma_tf.semi_supervised.selection import record_labels
 
     labels = record_labels(str(data / "train.tfrecords"))
-    lines = ["| selection | seed | classes ≥ 0.5 % of pixels | rarest class share % | car share % |",
-             "| --- | --- | --- | --- | --- |"]
-    for seed in seeds:
-        for name, path in (("random", output / "subsets" / f"random_{count}_seed{seed}.txt"),
-                           ("depth-guided", output / "subsets" / f"depth_seed{seed}" / f"labeled_{count}.txt")):
-            if not path.exists():
-                continue
-            chosen = read_index_file(str(path))
-            pixels = np.bincount(np.concatenate([labels[i].ravel() for i in chosen]), minlength=7)[1:7]
-            share = pixels / max(pixels.sum(), 1)
-            covered = int(np.sum(share >= 0.005))
-            lines.append(f"| {name} | {seed} | {covered} of 6 | {100 * share.min():.2f} | "
-                         f"{100 * share[4]:.2f} |")
+    lines = ["| selection | images | seed | classes ≥ 0.5 % of pixels | rarest class share % | car share % |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for count in counts:
+        for seed in seeds:
+            for name, path in (("random", output / "subsets" / f"random_{count}_seed{seed}.txt"),
+                               ("depth-guided", output / "subsets" / f"depth_seed{seed}" / f"labeled_{count}.txt")):
+                if not path.exists():
+                    continue
+                chosen = read_index_file(str(path))
+                pixels = np.bincount(np.concatenate([labels[i].ravel() for i in chosen]), minlength=7)[1:7]
+                share = pixels / max(pixels.sum(), 1)
+                covered = int(np.sum(share >= 0.005))
+                lines.append(f"| {name} | {count} | {seed} | {covered} of 6 | {100 * share.min():.2f} | "
+                             f"{100 * share[4]:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -182,8 +187,11 @@ def settings_text(result: dict[str, Any]) -> str:
     settings = result.get("settings") or {}
     subset = settings.get("labeled_subset")
     labeled = len(read_index_file(subset)) if subset and pathlib.Path(subset).is_file() else "?"
+    # Pretrained arms of other --pretrain-steps start from other weights (before: one row).
+    pretrained = (f", pretrained {result.get('pretrain_steps', '?')} steps"
+                  if "finetune_from_sha256" in (settings.get("inputs") or {}) else "")
     return (f"{result.get('steps', '?')} steps, {labeled} labeled, {settings.get('height', '?')}x"
-            f"{settings.get('width', '?')}, batch {settings.get('batch_size', '?')}")
+            f"{settings.get('width', '?')}, batch {settings.get('batch_size', '?')}{pretrained}")
 
 
 def summary(results: list[dict[str, Any]]) -> str:
@@ -219,6 +227,10 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if value is not None and value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
     stride_multiples_or_exit(parser, height=args.height, width=args.width)
+    mixing = [arm for arm in args.arms if arm in SEMI]
+    if mixing and args.batch_size < 2:  # each image is mixed with another of its batch
+        parser.error(f"--batch-size must be >= 2 for the {' and '.join(mixing)} arms (each image is mixed with "
+                     f"another of its batch), got {args.batch_size}")
     if min(args.seeds) < 0:  # before: NumPy's traceback after the data were generated
         parser.error(f"--seeds must be >= 0, got {min(args.seeds)}")
     # Labeled scenes come from the TRAIN_SCENES training scenes (before: NumPy's "Cannot take a
@@ -266,16 +278,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if model != "adapnet_pp_rgb" and arm not in ("supervised", *SEMI):
                     continue
                 subset = random_subset(output, args.labeled, seed)
-                initialize = None
+                initialize = pretrain_steps = None
                 if arm.startswith(("random_", "depth_")):
                     count = int(arm.split("_")[1])
                     subset = (random_subset(output, count, seed) if arm.startswith("random_")
                               else depth_subset(output, data, count, seed))
                 if arm == "pretrained":
-                    initialize = pretrained_weights(output, data, seed,
-                                                    args.pretrain_steps or args.steps)
+                    pretrain_steps = args.pretrain_steps or args.steps
+                    initialize = pretrained_weights(output, data, seed, pretrain_steps)
                 print(f"{model} {arm} seed {seed} ...", flush=True)
-                result = run_arm(output, data, model, arm, seed, args.steps, subset, initialize)
+                result = run_arm(output, data, model, arm, seed, args.steps, subset, initialize, pretrain_steps)
                 seconds = result["train_seconds"]
                 # A result read back looked like one just trained ("22 s training").
                 when = ("(the result of an earlier run of this experiment, same settings)" if result.pop("reused", False)
@@ -284,8 +296,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                 results.append(result)
     table = summary(results)
     coverage = ""
-    if any(arm.startswith("depth_") for arm in args.arms):
-        coverage = "\n" + coverage_table(output, data, args.seeds, args.labeled)
+    # The sizes of the depth-guided arms (before: --labeled's, whatever N they chose).
+    counts = sorted({int(arm.split("_")[1]) for arm in args.arms if arm.startswith("depth_")})
+    if counts:
+        for count in counts:  # the random selection of the same size, to compare with
+            for seed in args.seeds:
+                random_subset(output, count, seed)
+        coverage = "\n" + coverage_table(output, data, args.seeds, counts)
     # The folder's every result (before: only this call's arms, so that arms run in separate
     # calls, as docs/semi_supervised.md runs them, left one call's table).
     with atomic_write(output / "summary.md") as stream:

@@ -503,6 +503,12 @@ class _Reader:
                 missing=True,
             )
         semi = values["semi_supervised"]
+        if (self.mode == "train" and semi is not None and values["pretraining"] is None
+                and values["batch_size"] < 2):
+            # Image k is pasted onto image k - 1 of the batch: alone, onto itself (before: the
+            # "mixed" batch was the input, without a word).
+            raise self.error("batch_size", f"is {values['batch_size']}, but semi_supervised mixes each image with "
+                             "another of its batch: give 2 or more")
         if (self.mode == "train" and semi is not None and values["model"] != SSMA
                 and values["input_modality"] not in (None, "modality1")
                 and (semi.jitter > 0 and semi.jitter_probability > 0

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from ssma_tf import training
 from ssma_tf.config import ConfigError
+from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS, SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP
 from ssma_tf.data.unlabeled import build_mix_dataset
 from ssma_tf.data.pipeline import list_record_files
@@ -90,22 +91,32 @@ class DepthPretrainer(training.Trainer):
         config: a training `RunConfig` of an AdapNet++ on modality 1 (its class count is ignored).
         selected: only these records of `train_data` (a depth student for label selection);
             default: every image of `train_data` and `unlabeled_data`.
+        encoding: the colouring of modality 2 (`--depth-encoding`); default: the config's
+            `semi_supervised.depth_encoding`, else `jet_near_red`. Given, it is written into the
+            run's config (its `semi_supervised` section), which a resume reads.
         **kwargs: as for `Trainer`.
     """
 
     PRETRAINING = DEPTH_PRETRAINING
 
-    def __init__(self, config: Any, selected: Optional[Sequence[int]] = None, **kwargs: Any):
+    def __init__(self, config: Any, selected: Optional[Sequence[int]] = None, encoding: Optional[str] = None,
+                 **kwargs: Any):
         self.selected = None if selected is None else list(selected)
-        encoding = "jet_near_red"
-        if config.semi_supervised is not None:
-            encoding = config.semi_supervised.depth_encoding
+        if encoding is None:
+            encoding = config.semi_supervised.depth_encoding if config.semi_supervised is not None else "jet_near_red"
+        else:
+            # Before: a config without unlabeled_data could not say it (a semi_supervised section
+            # needs them), and the depth student of `ssma-select-labels` read the default.
+            if encoding not in DEPTH_ENCODINGS:
+                raise ValueError(f"encoding must be one of {', '.join(DEPTH_ENCODINGS)}, got {encoding!r}")
+            section = config.semi_supervised or SemiSupervisedConfig()
+            config = dataclasses.replace(config, semi_supervised=dataclasses.replace(section, depth_encoding=encoding))
         self.encoding = encoding
         depth = depth_config(config)  # its errors about the model come first
         # The target is modality 2 read as depth (before: a colour photo there trained without a word).
         for key in ("train_data",) + (("unlabeled_data",) if self.selected is None and config.unlabeled_data else ()):
             check_depth_colouring(list_record_files(getattr(config, key)), encoding, key=f"{key} (depth pretraining)",
-                                  fix="set semi_supervised.depth_encoding to its colouring")
+                                  fix="give --depth-encoding (or the config's semi_supervised.depth_encoding)")
         super().__init__(depth, **kwargs)
 
     def _method_text(self) -> str:
@@ -208,20 +219,21 @@ def depth_errors(model: Any, config: Any, encoding: str = "jet_near_red") -> np.
     return np.asarray(errors)
 
 
-def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed: int = 0) -> np.ndarray:
+def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed: int = 0,
+                         encoding: Optional[str] = None) -> np.ndarray:
     """How badly a depth student trained `steps` steps on `selected` predicts each image's depth.
 
     The difficulty of label selection (Hoyer et al., Section 3.3): the student is trained from
     scratch in a temporary folder, then its mean absolute nearness error per `train_data` image
     is returned (the released code's |log(1 + d_student) − log(1 + d_teacher)|, with the
-    measured depth as the teacher).
+    measured depth as the teacher). `encoding`: modality 2's colouring, as for `DepthPretrainer`.
     """
     folder = tempfile.mkdtemp(prefix="ssma-depth-student-")
     try:
         student_config = config.without_starting_weights(
             checkpoint=folder, log_dir=None, max_iteration=int(steps), seed=seed,
             save_step=int(steps), skip_step=max(1, int(steps)), labeled_subset=None)
-        trainer = DepthPretrainer(student_config, selected=list(selected), log=lambda line: None)
+        trainer = DepthPretrainer(student_config, selected=list(selected), encoding=encoding, log=lambda line: None)
         trainer.run()
         encoding = trainer.encoding
         return depth_errors(trainer.model, student_config, encoding)

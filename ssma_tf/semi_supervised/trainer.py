@@ -124,10 +124,17 @@ class SemiSupervisedTrainer(training.Trainer):
         seed = (config.seed or 0) + 104729 + self.stream_seed_offset
 
         def mix_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            per_replica = context.get_per_replica_batch_size(config.batch_size)
+            if per_replica < 2:
+                # Each replica mixes its own batch: one image would be pasted onto itself.
+                raise ConfigError(f"{config.batch_size} gives each of the {context.num_replicas_in_sync} replicas "
+                                  f"{per_replica} image to mix; semi_supervised mixes each image with another of its "
+                                  "replica's batch: give 2 or more per replica", key="batch_size",
+                                  source=config.where("batch_size"))
             return build_mix_dataset(
                 config.train_data, config.unlabeled_data, labeled=labeled,
                 height=config.height, width=config.width,
-                batch_size=context.get_per_replica_batch_size(config.batch_size),
+                batch_size=per_replica,
                 num_classes=config.num_classes, augmentation=config.augmentation,
                 seed=seed + 7919 * context.input_pipeline_id,
                 modality2_interpolation=config.interpolations,
