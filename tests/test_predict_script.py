@@ -118,6 +118,36 @@ def test_predict_py_with_a_checkpoint_one_pair_original_size_and_attention(weigh
         assert _read(output / "attention" / block / "1.png").shape == (50, 90, 3)
 
 
+def test_the_resizing_of_modality_2_is_a_flag_for_weights_without_a_config(weights, images, tmp_path, monkeypatch,
+                                                                            capsys):
+    """Helper 95: a checkpoint or `.keras` file alone resized modality 2 by nearest, with no flag
+    for an SSMA trained with bilinear."""
+    import argparse
+    import types
+
+    from ssma_tf.cli.predict import _check_interpolation_flag
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.inference import predictor as predictor_module
+
+    made = []
+    real = predictor_module.Predictor
+
+    def recording(*args, **kwargs):
+        made.append(kwargs["modality2_interpolation"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "Predictor", recording)
+    common = ["--checkpoint", weights, "--model", "SSMA", "--num_classes", "7", "--quiet", "--size", "32x64",
+              "--modality1", str(images / "rgb" / "1.png"), "--modality2", str(images / "depth" / "1.png")]
+    assert _predict_main(common + ["--output", str(tmp_path / "a"), "--modality2_interpolation", "bilinear"]) == 0
+    assert _predict_main(common + ["--output", str(tmp_path / "b")]) == 0
+    assert made == ["bilinear", "nearest"]
+    adapnet = types.SimpleNamespace(inputs=[None])  # one input: an AdapNet++
+    with pytest.raises(UserInputError, match="^--modality2_interpolation is for SSMA or an expert of modality 2 and on"):
+        _check_interpolation_flag(argparse.Namespace(modality2_interpolation="bilinear"), adapnet, "modality1")
+    _check_interpolation_flag(argparse.Namespace(modality2_interpolation="bilinear"), adapnet, "modality2")
+
+
 def test_predict_py_errors_name_the_bad_file(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     missing = tmp_path / "missing.weights.h5"

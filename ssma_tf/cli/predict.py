@@ -49,7 +49,7 @@ from ssma_tf.cli.common import (
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    from ssma_tf.constants import INPUT_MODALITIES  # no TensorFlow: --help stays quick
+    from ssma_tf.constants import INPUT_MODALITIES, INTERPOLATIONS  # no TensorFlow: --help stays quick
 
     parser = ArgumentParser(
         prog="ssma-predict",
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--recursive", action="store_true", help="also read sub-folders")
     inputs.add_argument("--input_modality", choices=INPUT_MODALITIES,
                         help="AdapNet++: which image the network reads (default: the config's, else modality1)")
+    inputs.add_argument("--modality2_interpolation", choices=INTERPOLATIONS,
+                        help="how modality 2 and on (SSMA's, or an expert's of those) are resized to the network, "
+                        "as it was trained (default: the config's, else nearest; an export's: its metadata's)")
 
     output = parser.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, help="folder for the pictures")
@@ -136,10 +139,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
     input_modality = args.input_modality or setup.input_modality
+    _check_interpolation_flag(args, setup.model, input_modality)
     predictor = Predictor(
         setup.model, size=size if args.size is not None else setup.size,
-        modality2_interpolation=setup.modality2_interpolation, precision=args.precision,
-        input_modality=input_modality,
+        # Before: a `.keras` file alone resized modality 2 by nearest, with no flag to say otherwise.
+        modality2_interpolation=args.modality2_interpolation or setup.modality2_interpolation,
+        precision=args.precision, input_modality=input_modality,
     )
     compare = compare_input = None
     if args.compare is not None:
@@ -207,6 +212,13 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
         recursive=args.recursive,
     )
     meta = exported.metadata
+    held = predictor.modality2_interpolation
+    if args.modality2_interpolation and set([held] if isinstance(held, str) else held) != {
+            args.modality2_interpolation}:
+        # The export's resizing is that of the model it was made from.
+        raise ExportedModelError(f"{args.checkpoint} resizes modality 2 and on by {held} (its metadata), but "
+                                 f"--modality2_interpolation says {args.modality2_interpolation}; leave the flag out, "
+                                 "or export with it", args.checkpoint)
     if args.input_modality and meta.get("input_modality") and args.input_modality != meta["input_modality"]:
         # The export was made for one modality's images (before: fed another's without a word,
         # where ssma-evaluate refuses it).
@@ -252,6 +264,16 @@ def _say_if_not_empty(output: str) -> None:
     if count:
         print(f"note: --output {output} already holds {count} file(s): pictures of the same names are replaced, "
               "the others stay; give an empty folder to keep runs apart", file=sys.stderr, flush=True)
+
+
+def _check_interpolation_flag(args: argparse.Namespace, model, input_modality: str) -> None:
+    """--modality2_interpolation on a network that reads no modality 2 and on is an error."""
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.models.factory import is_fusion
+
+    if args.modality2_interpolation and not is_fusion(model) and input_modality == "modality1":
+        raise UserInputError("--modality2_interpolation is for SSMA or an expert of modality 2 and on; this "
+                             "AdapNet++ reads modality1, resized bilinearly")
 
 
 def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: str, source: Optional[str]) -> None:

@@ -202,6 +202,10 @@ class ExportedPredictor:
     """
 
     def __init__(self, model: ExportedModel, channel_order: str = "rgb"):
+        from ssma_tf.inference.predictor import CHANNEL_ORDERS
+
+        if channel_order not in CHANNEL_ORDERS:  # before: anything but "rgb" was taken for BGR
+            raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
         self.exported = model
         self.channel_order = channel_order
         self.fusion = model.fusion

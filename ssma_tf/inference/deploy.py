@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 import ssma_tf
-from ssma_tf.constants import EXPORT_METADATA
+from ssma_tf.constants import EXPORT_METADATA, SSMA_FUSION
 from ssma_tf.errors import Terminated, UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write, free_bytes
 from ssma_tf.inference.backends import require
@@ -423,6 +423,9 @@ def _metadata(model, size, format, precision, model_file, modality2_interpolatio
         "files": {format: model_file},
         "precision": precision,
         "model": model_name(model),
+        # A baseline's name, as the SavedModel export's metadata (before: a `late` export was
+        # told from SSMA by nothing).
+        "fusion": getattr(model, "fusion", SSMA_FUSION) if fusion else None,
         "num_classes": int(model.num_classes),
         "inputs": list(input_names(model)),
         "input_dtype": "float32" if format == "openvino" or precision == "float32" else "uint8",

@@ -286,10 +286,24 @@ def test_an_experts_resizing_and_input_travel_with_its_export(records, tmp_path,
     fused = tmp_path / "fused"
     deploy.export_deployed(small_segmenter(fusion=True), fused, format="openvino", size=(HEIGHT, WIDTH))
     predictor = backends.ExportedPredictor(backends.load_exported(fused, "openvino"))
+    assert predictor.fusion_method == "ssma"
+    # Helper 95: "RGB" (any value but "rgb") was taken for BGR, the channels swapped without a word.
+    with pytest.raises(ValueError, match=r"channel_order must be one of \('rgb', 'bgr'\), got 'RGB'"):
+        backends.ExportedPredictor(backends.load_exported(fused, "openvino"), channel_order="RGB")
+    # A baseline's fusion is in the metadata, as the SavedModel's (helper 95: a `late` export read as SSMA).
+    baseline = small_segmenter(fusion=True)
+    baseline.fusion = "late"
+    deploy.export_deployed(baseline, tmp_path / "late", format="openvino", size=(HEIGHT, WIDTH))
+    assert backends.ExportedPredictor(backends.load_exported(tmp_path / "late", "openvino")).fusion_method == "late"
     with pytest.raises(ValueError, match=r"modality1 and modality2 must have the same shape, got \(64, 128, 3\) and "
                                          r"\(16, 16, 3\)"):
         predictor.predict(np.zeros((64, 128, 3), np.uint8), np.zeros((16, 16, 3), np.uint8))
     image = write_rgb(tmp_path / "depth.png", np.zeros((HEIGHT, WIDTH, 3), np.uint8))
+    # The export resizes as its metadata says: another --modality2_interpolation is refused.
+    assert predict_cli.main([str(folder), "--modality2", image, "--modality2_interpolation", "nearest",
+                             "-o", str(tmp_path / "out")]) == 2
+    assert (f"error: {folder} resizes modality 2 and on by bilinear (its metadata), but --modality2_interpolation "
+            "says nearest; leave the flag out, or export with it") in capsys.readouterr().err
     assert predict_cli.main([str(folder), "--modality2", image, "--input_modality", "modality3",
                              "-o", str(tmp_path / "out")]) == 2
     assert (f"error: {folder} is an expert of modality2 (its metadata), but --input_modality says modality3"
