@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,deploy]'
 	touch $(STAMP)
 
-# The whole workflow in miniature on synthetic RGB-D data (`ssma-demo`, ssma_tf/cli/demo.py): about 6 minutes on 2 idle CPU cores (AMD EPYC; 11 on an Intel Xeon), plus installing the environment.
+# The whole workflow in miniature on synthetic RGB-D data (`ssma-demo`, ssma_tf/cli/demo.py): minutes on 2 CPU cores,
+# plus installing the environment (README, "Timing", gives measured runs).
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
@@ -41,7 +42,7 @@ three-modalities: $(STAMP)
 
 # Two worker processes, each test file in one of them (its module fixtures built once): most of a
 # test's time is single-threaded Python (building models, tracing), so on the 2-core CI machine
-# this takes about 9 minutes instead of 13.5.
+# this takes about half the time of one process (README, "Test suite", gives measured runs).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 

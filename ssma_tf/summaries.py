@@ -3,7 +3,7 @@
 `tf.summary.scalar` and `tf.summary.image` live in the `tensorboard` package, which is not a
 dependency of this project. The event files only need `tf.summary.write` (in TensorFlow's core)
 and the metadata that tells TensorBoard's scalar and image plugins what a tensor is, so that a
-TensorBoard installed anywhere reads the logs as usual: `pip install 'ssma-tf[tensorboard]'`,
+TensorBoard installed anywhere reads the logs as usual: `pip install '.[tensorboard]'` in the clone,
 then `tensorboard --logdir <checkpoint>/logs` (TensorFlow 2.21 no longer installs it).
 """
 

@@ -19,7 +19,7 @@ TFLite file instead, both of the network at a fixed size (the config's or `--siz
 BGR images and returning the softmax, with the same metadata; `--int8 --calibration RECORDS
 [--calibration_samples N]` quantises them, calibrated on the first N samples of the user's
 TFRecords (both modalities for SSMA). They run with `ssma-predict`/`ssma-evaluate --backend
-openvino|tflite` and need the `deploy` extra (`pip install 'ssma-tf[deploy]'`); the work is done
+openvino|tflite` and need the `deploy` extra (`pip install '.[deploy]'` in the clone); the work is done
 by `ssma_tf.inference.deploy`.
 
     ssma-export demo_output/checkpoints/ssma --format openvino --int8 \

@@ -16,13 +16,13 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_debug, command
+from ssma_tf.cli.common import ArgumentParser, add_version, command
 from ssma_tf.data import synthetic
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parses the command line."""
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m ssma_tf.cli.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True, help="folder to write the dataset to")
     parser.add_argument("--num_train", type=int, default=200, help="number of training samples")
     parser.add_argument("--num_val", type=int, default=50, help="number of validation samples")
@@ -31,7 +31,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=192,
                         help="image width (at least 16; the networks need a multiple of 16)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same files)")
-    add_debug(parser)
+    add_version(parser)  # and --debug
     parser.add_argument("--style", choices=synthetic.STYLES, default="source",
                         help="'target': the same scenes in a shifted look (dusk, another town), "
                         "for domain adaptation")

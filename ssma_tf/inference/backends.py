@@ -7,7 +7,7 @@ in, softmax out. `ExportedPredictor` puts the same resizing around it as `Predic
 `ssma-predict --backend openvino` writes the same pictures, and `ssma-evaluate --backend
 openvino` counts the released mIoU on it (`ssma_tf.evaluation.evaluate_exported`).
 
-The runtimes are optional (the `deploy` extra: `pip install 'ssma-tf[deploy]'`); without them a
+The runtimes are optional (the `deploy` extra: `pip install '.[deploy]'` in the clone); without them a
 `MissingExtraError` says which extra to install.
 """
 
@@ -49,7 +49,9 @@ def require(package: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtraError(
-            f"{_RUNTIME_USES[package]} needs the optional '{module}' package: pip install 'ssma-tf[deploy]'"
+            # The package is installed from its clone (it is not on PyPI): the extra, or the one package.
+            f"{_RUNTIME_USES[package]} needs the optional '{module}' package: pip install '.[deploy]' in the "
+            f"ssma-tf clone (the deploy extra), or pip install {module.split('.')[0].replace('_', '-')}"
         ) from None
 
 

@@ -22,7 +22,7 @@ image inputs, float32 softmax out) for ARM boards, run with `ai_edge_litert`. Ho
 that costs is measured, not assumed: `ssma-evaluate --backend openvino` on the validation records
 (README, "Deployment").
 
-The runtimes and NNCF are the optional `deploy` extra (`pip install 'ssma-tf[deploy]'`).
+The runtimes and NNCF are the optional `deploy` extra (`pip install '.[deploy]'` in the clone).
 """
 
 from __future__ import annotations

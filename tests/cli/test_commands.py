@@ -73,6 +73,16 @@ def test_every_command_prints_its_version_and_help(name, module, capsys, monkeyp
     assert parsed and parsed[0] == name  # the parser that takes either spelling of a flag
 
 
+def test_the_synthetic_data_module_prints_its_version_too(capsys):
+    """The README's command table lists it beside the ssma-* commands (helper 97: no --version)."""
+    from ssma_tf.cli import synthetic
+
+    with pytest.raises(SystemExit) as stop:
+        synthetic.main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"python -m ssma_tf.cli.synthetic (ssma-tf) {ssma_tf.__version__}"
+
+
 def test_a_long_flag_takes_dashes_or_underscores_and_says_unknown_ones_as_typed(capsys):
     parser = ArgumentParser(prog="tool")
     parser.add_argument("--finetune-steps", type=int, default=0)
