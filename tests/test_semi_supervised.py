@@ -387,7 +387,7 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
                                                  r"'jet_near_red' .*train_data \(DepthMix\) needs depth"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, train_data=photo_labels))
     with pytest.raises(UnlabeledDataError, match=r"photo_labels.tfrecords: .*train_data \(depth pretraining\) needs "
-                                                 r"depth: set semi_supervised.depth_encoding"):
+                                                 r"depth: give --depth-encoding \(or the config's semi_supervised.depth_encoding\)"):
         DepthPretrainer(_config(tmp_path, semi=False, unlabeled_data=None, train_data=photo_labels))
     # The one writer of index files (ssma-select-labels, the experiment's random subsets) and the reader agree.
     written = tmp_path / "subset.txt"
