@@ -516,7 +516,8 @@ def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_m
 def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, tiny_model, model):
     from ssma_tf.cli import importance_weights
 
-    config = _config(tmp_path, model=model, max_iteration=1, adaptation={"method": "abn"})
+    config = _config(tmp_path, model=model, max_iteration=1, adaptation={"method": "abn"},
+                     **({"freeze_experts": False} if model == "SSMA" else {}))
     training.Trainer(config, log=lambda line: None).train()
     path = tmp_path / "weights.json"
     run = importance_weights.main(["-c", str(tmp_path / "run" / "config.yaml"), "-o", str(path),
