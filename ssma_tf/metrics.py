@@ -345,7 +345,12 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> A
         gt = ops.where(ops.logical_or(gt < 0, gt >= num_classes), ops.zeros_like(gt), gt)
     preds = ops.where(gt == 0, ops.zeros_like(preds), preds)
     flat = ops.reshape(gt * num_classes + preds, (-1,))
-    counts = ops.bincount(flat, minlength=num_classes * num_classes)
+    if keras.backend.backend() == "jax":
+        # JAX compiles a bincount only with a fixed length, which Keras' bincount does not pass
+        # (before: `fit` with these metrics failed to trace); a segment sum has one.
+        counts = ops.segment_sum(ops.ones_like(flat), flat, num_segments=num_classes * num_classes)
+    else:
+        counts = ops.bincount(flat, minlength=num_classes * num_classes)
     return ops.cast(ops.reshape(counts, (num_classes, num_classes)), "int32")
 
 
@@ -372,6 +377,20 @@ def _ops_nanmean(values: Any) -> Any:
     return ops.where(count > 0, total / ops.maximum(count, 1.0), ops.cast(math.nan, values.dtype))
 
 
+def _wide_float() -> str:
+    """float64, or float32 on JAX without 64-bit mode (which would truncate float64 to it, with a
+    warning at every call)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return "float64" if jax.config.jax_enable_x64 else "float32"
+    return "float64"
+
+
+# The unit of a metric's high count variable: its low one holds the rest (see ConfusionMatrixMetric).
+_COUNT_UNIT = 1 << 20
+
+
 class ConfusionMatrixMetric(keras.metrics.Metric):
     """Base of the Keras metrics: a (C, C) confusion matrix counted as `ConfusionMatrix` does.
 
@@ -385,8 +404,13 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     Args:
         num_classes: C, void (class 0) included.
         name: the metric's name in logs.
-        dtype: the dtype of the result (counts are kept as int64, ratios computed in float64 so
-            that they match the NumPy accumulator on full-size sets).
+        dtype: the dtype of the result (ratios are computed in float64 where the backend has
+            it, so that they match the NumPy accumulator on full-size sets).
+
+    The counts are kept exactly past 2**31 pixels a cell (about 2,500 full Cityscapes images for
+    a frequent class) on every backend: as two int32 variables, whole multiples of 2**20 and the
+    rest, because JAX without 64-bit mode truncates int64 variables to int32 (before: the counts
+    wrapped round to negative numbers there, and the metric was wrong without a word).
     """
 
     def __init__(self, num_classes: int, name: Optional[str] = None, dtype: Any = None):
@@ -394,10 +418,11 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         super().__init__(name=name, dtype=dtype)
         self.num_classes = int(num_classes)
-        self.counts = self.add_variable(
-            shape=(self.num_classes, self.num_classes), initializer="zeros", dtype="int64",
-            aggregation="sum", name="confusion",
-        )
+        shape = (self.num_classes, self.num_classes)
+        self.counts_high = self.add_variable(shape=shape, initializer="zeros", dtype="int32", aggregation="sum",
+                                             name="confusion_high")
+        self.counts_low = self.add_variable(shape=shape, initializer="zeros", dtype="int32", aggregation="sum",
+                                            name="confusion_low")
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         if sample_weight is not None:
@@ -408,15 +433,29 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
             raise ValueError(f"{type(self).__name__} {self.name!r} counts {self.num_classes} classes, but the model "
                              f"predicts {predictions.shape[-1]}: give the metrics the model's num_classes")
         counts = batch_confusion_matrix(y_true, predictions, self.num_classes)
-        self.counts.assign_add(ops.cast(counts, "int64"))
+        # Only additions: under a distribution strategy every replica's are summed (the low part
+        # stays within a few multiples of 2**20 however many replicas add to it).
+        total = self.counts_low + counts
+        carry = total // _COUNT_UNIT
+        self.counts_high.assign_add(carry)
+        self.counts_low.assign_add(counts - carry * _COUNT_UNIT)
 
     def reset_state(self) -> None:
-        self.counts.assign(ops.zeros_like(self.counts))
+        # ops.zeros, not zeros_like: JAX takes no Keras variable there.
+        self.counts_high.assign(ops.zeros(self.counts_high.shape, "int32"))
+        self.counts_low.assign(ops.zeros(self.counts_low.shape, "int32"))
+
+    @property
+    def counts(self) -> Any:
+        """The (C, C) confusion counts, float64 where the backend has it (exact up to 2**53)."""
+        wide = _wide_float()
+        return ops.cast(self.counts_high, wide) * float(_COUNT_UNIT) + ops.cast(self.counts_low, wide)
 
     def class_counts(self) -> tuple[Any, Any, Any, Any]:
         """TP, FP, FN and TN per class (float64, length C, entry 0 = void = 0), as `ConfusionMatrix`."""
-        matrix = ops.cast(self.counts, "float64")
-        not_void = ops.concatenate([ops.zeros((1,), "float64"), ops.ones((self.num_classes - 1,), "float64")])
+        matrix = self.counts
+        wide = _wide_float()
+        not_void = ops.concatenate([ops.zeros((1,), wide), ops.ones((self.num_classes - 1,), wide)])
         tp = ops.diagonal(matrix) * not_void
         # Columns summed over non-void ground-truth rows only, rows over every column.
         fp = (ops.sum(matrix[1:, :], axis=0) - tp) * not_void
@@ -466,7 +505,7 @@ class PixelAccuracy(ConfusionMatrixMetric):
         super().__init__(num_classes, name=name, dtype=dtype)
 
     def result_from_counts(self, tp, fp, fn, tn):
-        return _safe_ratio(ops.sum(tp), ops.sum(ops.cast(self.counts, "float64")[1:, :]))
+        return _safe_ratio(ops.sum(tp), ops.sum(self.counts[1:, :]))
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

@@ -52,3 +52,47 @@ def test_jax_backend_reproduces_tensorflow(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert result.stdout.count(" ok") == 5
     assert "jax adapnet_pp softmax" in result.stdout
+
+
+_METRICS_ON_JAX = """
+import jax
+import keras
+import numpy as np
+from ssma_tf.metrics import ReleasedMeanIoU, batch_confusion_matrix, released_metrics
+
+assert keras.backend.backend() == "jax" and not jax.config.jax_enable_x64
+rng = np.random.default_rng(0)
+labels = rng.integers(0, 4, (2, 8, 12))
+probs = rng.uniform(size=(2, 8, 12, 4)).astype("float32")
+# Traced, as fit compiles it (before: ConcretizationTypeError from the bincount).
+counts = np.asarray(jax.jit(lambda l, p: batch_confusion_matrix(l, p, 4))(labels, probs))
+expected = np.zeros((4, 4), np.int64)
+predicted = np.where(labels == 0, 0, probs.argmax(-1))
+np.add.at(expected, (labels.ravel(), predicted.ravel()), 1)
+assert (counts == expected).all(), (counts, expected)
+# Past 2**31 pixels a cell (before: int64 truncated to int32, the counts wrapped to negatives).
+metric = ReleasedMeanIoU(4)
+metric.update_state(labels, probs)
+for _ in range(3):
+    metric.counts_high.assign(metric.counts_high + 700)  # 3 x 700 x 2**20 > 2**31
+metric.update_state(labels, probs)
+exact = np.asarray(metric.counts_high, np.int64) * 2**20 + np.asarray(metric.counts_low, np.int64)
+assert (exact == 2 * expected + 2100 * 2**20).all(), exact
+assert abs(float(metric.result()) - 100 * np.mean(np.diag(exact)[1:] / (exact[1:].sum(1) + exact[1:, 1:].sum(0)
+                                                                   - np.diag(exact)[1:]))) < 1e-3
+model = keras.Sequential([keras.Input((8, 12, 3)), keras.layers.Conv2D(4, 1, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=released_metrics(4))
+history = model.fit(rng.uniform(size=(4, 8, 12, 3)).astype("float32"), rng.integers(0, 4, (4, 8, 12)),
+                    batch_size=2, epochs=1, verbose=0)
+assert 0 <= history.history["miou"][-1] <= 100, history.history
+print("metrics ok")
+"""
+
+
+def test_the_keras_metrics_count_under_jit_and_past_int32_on_jax():
+    """Helper 98: `fit` with the metrics failed to trace on JAX, and counts past 2**31 wrapped."""
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    env.pop("JAX_ENABLE_X64", None)
+    result = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", _METRICS_ON_JAX], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert result.returncode == 0 and "metrics ok" in result.stdout, result.stdout + result.stderr[-3000:]

@@ -175,12 +175,13 @@ def test_the_released_loss_is_the_same_on_one_and_two_replicas():
     script = """
 import keras
 from ssma_tf.losses import ReleasedLoss
+from ssma_tf.metrics import released_metrics
 
 def build():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same", activation="softmax")(inputs))
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=ReleasedLoss())
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=ReleasedLoss(), metrics=released_metrics(4))
     return model
 
 rng = np.random.default_rng(0)
@@ -188,11 +189,13 @@ x = rng.uniform(0, 1, (8, 8, 8, 3)).astype("float32")
 y = rng.integers(0, 4, (8, 8, 8)).astype("int32")
 data = lambda: tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
 one = build()
-single = one.evaluate(data(), verbose=0)
+single, *metrics_one = one.evaluate(data(), verbose=0)
 fitted_one = one.fit(data(), epochs=1, verbose=0, shuffle=False).history["loss"][0]
 with strategy.scope():
     two = build()
-double = two.evaluate(data(), verbose=0)
+double, *metrics_two = two.evaluate(data(), verbose=0)
+# The confusion counts (two int32 parts, added on each replica) summed over the replicas.
+np.testing.assert_allclose(metrics_one, metrics_two, rtol=1e-6)
 fitted_two = two.fit(data(), epochs=1, verbose=0, shuffle=False).history["loss"][0]
 print(single, double, fitted_one, fitted_two)
 assert abs(double - single) < 1e-5 * single, (single, double)

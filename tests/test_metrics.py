@@ -179,3 +179,26 @@ def test_empty_matrix_reports_nothing_undefined_as_numbers():
     assert summary["mIoU"] == 0.0  # the released formula: every class absent counts 0
     assert summary["pixel_accuracy"] is None and summary["mean_iou_present"] is None
     json.dumps(summary, allow_nan=False)
+
+
+def test_keras_metric_counts_stay_exact_past_int32():
+    """Counts are two int32 parts (JAX without 64-bit mode truncates int64 variables): a cell
+    past 2**31 pixels, and the low part's carry, keep the exact count and the released mIoU."""
+    from ssma_tf.metrics import ReleasedMeanIoU
+
+    rng = np.random.default_rng(4)
+    gt = rng.integers(0, 5, size=(2, 64, 64)).astype(np.int32)
+    probs = rng.random((2, 64, 64, 5)).astype(np.float32)
+    host = ConfusionMatrix(5)
+    metric = ReleasedMeanIoU(5)
+    for _ in range(300):  # 300 x 8192 pixels: the low part carries into the high one
+        host.update(gt, probs)
+        metric.update_state(gt, probs)
+    metric.counts_high.assign(metric.counts_high + 3000)  # 3000 x 2**20 > 2**31 pixels a cell
+    np.testing.assert_array_equal(metric.counts.numpy(), host.matrix + 3000 * 2**20)
+    assert int(np.max(metric.counts_low.numpy())) < 2**20
+    high = ConfusionMatrix(5)
+    high.update_from_matrix(host.matrix + 3000 * 2**20, num_images=1)
+    assert float(metric.result()) == pytest.approx(high.miou(), rel=1e-6)  # the result is float32
+    metric.reset_state()
+    assert float(np.sum(metric.counts.numpy())) == 0.0

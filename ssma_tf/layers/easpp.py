@@ -30,8 +30,10 @@ class EASPP(layers.Layer):
     def __init__(self, filters: int = 256, branch_filters: int = 64, dilation_rates=(3, 6, 12), widths=None,
                  **kwargs):
         super().__init__(**kwargs)
+        if not hasattr(dilation_rates, "__iter__") or isinstance(dilation_rates, str):
+            raise ValueError(f"EASPP dilation_rates must be positive integers, got {dilation_rates!r}")
         dilation_rates = tuple(dilation_rates)
-        if not dilation_rates or any(not isinstance(d, int) or d < 1 for d in dilation_rates):
+        if not dilation_rates or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dilation_rates):
             raise ValueError(f"EASPP dilation_rates must be positive integers, got {dilation_rates!r}")
         for key, value in (("filters", filters), ("branch_filters", branch_filters)):
             if not isinstance(value, int) or value < 1:

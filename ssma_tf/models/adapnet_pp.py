@@ -9,7 +9,7 @@ from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, check_image_shape, check_model_kwargs, check_num_classes, deserialize_dtype,
+    RELEASED_DROPOUT_RATE, check_flag, check_image_shape, check_model_kwargs, check_num_classes, deserialize_dtype,
     encoder_options, inputs_in_order, resolve_dilations,
 )
 
@@ -59,6 +59,8 @@ class AdapNetPP(SegmenterTraining, keras.Model):
     ):
         check_model_kwargs(type(self), kwargs)
         num_classes = check_num_classes(num_classes)
+        aux_heads = check_flag("aux_heads", aux_heads)
+        paper_dilations = check_flag("paper_dilations", paper_dilations)
         widths = check_widths(widths, released_widths(fusion=False), "AdapNetPP")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
         dtype = kwargs.pop("dtype", None)

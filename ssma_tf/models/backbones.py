@@ -33,7 +33,7 @@ from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.layers import BN_MOMENTUM, EASPP, ConvBN
 from ssma_tf.models.encoder import (
     RELEASED_BLOCK3_DILATIONS, RELEASED_BLOCK4_DILATIONS, RELEASED_DROPOUT_RATE, AdapNetPPEncoder,
-    check_dilations, check_image_shape, check_model_kwargs, deserialize_dtype,
+    check_dilations, check_dropout_rate, check_image_shape, check_model_kwargs, deserialize_dtype,
 )
 from ssma_tf.models.widths import SKIP_FILTERS
 
@@ -194,6 +194,7 @@ class PyramidEncoder(keras.Model):
             raise ValueError("PyramidEncoder takes a pyramid backbone; AdapNet++ is AdapNetPPEncoder")
         block3_dilations = check_dilations("block3_dilations", block3_dilations, 4)
         block4_dilations = check_dilations("block4_dilations", block4_dilations, 3)
+        dropout_rate = check_dropout_rate(dropout_rate)  # kept, as the docstring says: checked too
         dtype = kwargs.pop("dtype", None)
 
         # === Layers ===

@@ -6,6 +6,7 @@ import numbers
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 from keras import layers
 
 from ssma_tf import SERIALIZATION_PACKAGE
@@ -22,14 +23,46 @@ RELEASED_DROPOUT_RATE = 0.7  # keep probability 0.3 (the paper's Section 3.1 say
 
 
 def check_dilations(name: str, value, count: int):
-    """Validates a list of `count` (rate, rate) pairs and returns it as a tuple of tuples."""
-    try:
-        pairs = tuple(tuple(int(d) for d in pair) for pair in value)
-    except TypeError as error:
-        raise ValueError(f"{name} must be {count} pairs of dilation rates, got {value!r}") from error
+    """Validates a list of `count` (rate, rate) pairs of integers and returns it as a tuple of tuples.
+
+    A rate that is no integer is refused (before: 2.7 was cut to 2, and the string "12" read as
+    the rates 1 and 2, without a word)."""
+    def sequence(item) -> bool:
+        return hasattr(item, "__iter__") and not isinstance(item, (str, bytes))
+
+    def integral(rate) -> bool:
+        return isinstance(rate, numbers.Integral) and not isinstance(rate, bool)
+
+    if not sequence(value) or not all(sequence(pair) and all(integral(d) for d in pair) for pair in value):
+        raise ValueError(f"{name} must be {count} pairs of integer dilation rates, got {value!r}")
+    pairs = tuple(tuple(int(d) for d in pair) for pair in value)
     if len(pairs) != count or any(len(p) != 2 or min(p) < 1 for p in pairs):
         raise ValueError(f"{name} must be {count} pairs of positive dilation rates, got {value!r}")
     return pairs
+
+
+def check_dropout_rate(dropout_rate) -> float:
+    """`dropout_rate` as a float; ValueError unless it is a number in [0, 1) (before: None or a
+    string ended in a TypeError of the comparison)."""
+    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, numbers.Real) or not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be a number in [0, 1), got {dropout_rate!r}")
+    return float(dropout_rate)
+
+
+def check_input_channels(input_channels) -> int:
+    """`input_channels` as an int; ValueError unless it is an integer >= 1 (before: 0 ended in a
+    ZeroDivisionError of the initialiser, "3" in a Keras shape error)."""
+    if isinstance(input_channels, bool) or not isinstance(input_channels, numbers.Integral) or input_channels < 1:
+        raise ValueError(f"input_channels must be an integer >= 1, got {input_channels!r}")
+    return int(input_channels)
+
+
+def check_flag(name: str, value) -> bool:
+    """A yes/no option as a bool; ValueError for anything else (before: `aux_heads="no"` built the
+    heads, and a config stored the string)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_num_modalities(num_modalities) -> int:
@@ -201,8 +234,8 @@ class AdapNetPPEncoder(keras.Model):
         widths = check_widths(widths, encoder_widths(), "AdapNetPPEncoder")
         block3_dilations = check_dilations("block3_dilations", block3_dilations, 4)
         block4_dilations = check_dilations("block4_dilations", block4_dilations, 3)
-        if not 0.0 <= dropout_rate < 1.0:
-            raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+        dropout_rate = check_dropout_rate(dropout_rate)
+        input_channels = check_input_channels(input_channels)
         dtype = kwargs.pop("dtype", None)
 
         # === Layers ===

@@ -40,7 +40,7 @@ from ssma_tf.losses import LOG_EPSILON  # the released loss adds the same inside
 from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_model_kwargs, check_modality_batches, check_num_classes,
+    RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_flag, check_model_kwargs, check_modality_batches, check_num_classes,
     check_num_modalities, deserialize_dtype, inputs_in_order,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
@@ -143,6 +143,8 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         num_classes = check_num_classes(num_classes)
         check_fusion(fusion)
         num_modalities = check_num_modalities(num_modalities)
+        freeze_experts = check_flag("freeze_experts", freeze_experts)
+        aux_heads = check_flag("aux_heads", aux_heads)
         if not isinstance(gate_filters, int) or gate_filters < 1:
             raise ValueError(f"gate_filters must be a positive integer, got {gate_filters!r}")
         dtype = kwargs.pop("dtype", None)

@@ -12,7 +12,7 @@ from ssma_tf.layers import ReplicaDropout, SSMABlock
 from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import DECODER_FILTERS
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_modality_batches, inputs_in_order
-from ssma_tf.models.encoder import check_model_kwargs, check_num_modalities
+from ssma_tf.models.encoder import check_flag, check_model_kwargs, check_num_modalities
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -57,6 +57,7 @@ class SSMASceneClassifier(keras.Model):
         **kwargs,
     ):
         check_model_kwargs(type(self), kwargs)
+        freeze_experts = check_flag("freeze_experts", freeze_experts)
         dtype = kwargs.pop("dtype", None)
         if dtype not in (None, "float32") and getattr(dtype, "name", None) != "float32":
             # Before: accepted and ignored (every layer float32).

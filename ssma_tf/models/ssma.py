@@ -13,8 +13,8 @@ from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, EASPP_FILTERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, check_model_kwargs, check_modality_batches, check_num_classes, check_num_modalities,
-    deserialize_dtype, encoder_options, inputs_in_order, resolve_dilations,
+    RELEASED_DROPOUT_RATE, check_flag, check_model_kwargs, check_modality_batches, check_num_classes,
+    check_num_modalities, deserialize_dtype, encoder_options, inputs_in_order, resolve_dilations,
 )
 
 
@@ -77,6 +77,9 @@ class SSMA(SegmenterTraining, keras.Model):
         check_model_kwargs(type(self), kwargs)
         num_classes = check_num_classes(num_classes)
         num_modalities = check_num_modalities(num_modalities)
+        freeze_experts = check_flag("freeze_experts", freeze_experts)
+        aux_heads = check_flag("aux_heads", aux_heads)
+        paper_dilations = check_flag("paper_dilations", paper_dilations)
         for name, value, filters in (("latent_reduction", latent_reduction, EASPP_FILTERS),
                                      ("skip_reduction", skip_reduction, SKIP_FILTERS)):
             # The gate's bottleneck has N · filters // η channels: at least one (before: a

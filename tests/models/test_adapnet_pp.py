@@ -107,6 +107,27 @@ def test_bad_constructor_arguments_are_named():
         AdapNetPP(4, block4_dilations=[(2, 2)])
     with pytest.raises(ValueError, match="dropout_rate"):
         AdapNetPP(4, dropout_rate=1.5)
+    # Helper 98: cut, misread or accepted without a word, or a traceback of another error.
+    from ssma_tf.models import SSMA
+    from ssma_tf.models.fusion_baselines import FusionBaseline
+
+    refused = [
+        (dict(block3_dilations=[(1, 2.7)] * 4), "block3_dilations must be 4 pairs of integer dilation rates"),  # was 2
+        (dict(block3_dilations=["12"] * 4), "block3_dilations must be 4 pairs of integer dilation rates"),  # was 1, 2
+        (dict(input_channels=0), "input_channels must be an integer >= 1, got 0"),  # ZeroDivisionError
+        (dict(input_channels="3"), "input_channels must be an integer >= 1, got '3'"),
+        (dict(dropout_rate=None), r"dropout_rate must be a number in \[0, 1\), got None"),  # TypeError
+        (dict(easpp_rates=3), "EASPP dilation_rates must be positive integers, got 3"),  # TypeError
+        (dict(aux_heads="no"), "aux_heads must be True or False, got 'no'"),  # built the heads
+    ]
+    for kwargs, message in refused:
+        with pytest.raises(ValueError, match=message):
+            AdapNetPP(4, **kwargs)
+    with pytest.raises(ValueError, match="freeze_experts must be True or False, got 'no'"):
+        SSMA(4, freeze_experts="no")
+    with pytest.raises(ValueError, match="aux_heads must be True or False, got 0"):
+        FusionBaseline(4, "late", aux_heads=0)
+    assert AdapNetPP(4, aux_heads=np.bool_(False)).aux_heads is False
 
 
 def test_paper_variant_is_one_argument_away():
