@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import statistics
@@ -136,7 +137,9 @@ def summarize(seconds: list) -> dict:
     and the durations themselves in the order they were measured (`rounds`), so that ratios
     between interleaved modes can be recomputed from a JSON file."""
     ordered = sorted(seconds)
-    rank = max(0, min(len(ordered) - 1, int(round(0.9 * len(ordered) + 0.5)) - 1))
+    # Nearest rank: the ceil(0.9 n)-th smallest (before: round() took halves to even, one rank
+    # too high when 0.9 n was an odd whole number, the 28th of 30 rounds instead of the 27th).
+    rank = max(0, min(len(ordered) - 1, math.ceil(0.9 * len(ordered) - 1e-9) - 1))
     return {
         "median": statistics.median(ordered),
         "p90": ordered[rank],

@@ -11,8 +11,10 @@ export (`ssma-export --format openvino --int8`, calibrated on seeded random imag
 `--backend openvino` runs it: the real-time deployment path). The MobileNet v2 networks are built
 with each decoder width of `--decoder-filters` (the config key `decoder_filters`: 256 is the
 released AdapNet++ decoder, which holds most of a MobileNet expert's FLOPs; 64 a real-time one).
-All networks run in this one process, one after the other, so they share the machine's state;
-the figures are for comparing them with each other.
+All networks run in this one process and are timed interleaved: every network (and its int8
+export) once a round, the order reversed every other round, so that they share the machine's
+state; the figures are for comparing them with each other. (The figures recorded before
+2026-12-04 were timed one network after another.)
 
     python bench/backbones.py [--size 384x768] [--runs 10] [--decoder-filters 256,64] [--int8] [--json PATH]
 """
@@ -23,6 +25,8 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,19 +36,10 @@ import _common  # noqa: E402
 NUM_CLASSES = 12  # Cityscapes as released
 
 
-def _median_ms(call, warmup: int, runs: int) -> tuple[float, float]:
-    """Median and fastest milliseconds of `runs` calls after `warmup` untimed ones."""
-    from ssma_tf.inference.timing import time_calls
-
-    seconds = time_calls(call, warmup, runs)
-    return 1000 * statistics.median(seconds), 1000 * min(seconds)
-
-
-def measure(name: str, backbone: str, decoder_filters: int, height: int, width: int, warmup: int, runs: int,
-            int8: bool) -> dict:
-    """Parameters, GFLOPs and latency of one network (float32, and OpenVINO int8 with `int8`)."""
-    import tempfile
-
+def prepare(name: str, backbone: str, decoder_filters: int, height: int, width: int, int8: bool,
+            workdir: str) -> tuple[dict, dict]:
+    """One network: its parameters and GFLOPs, and the calls to time (`float32`, and `int8` with
+    `int8`: its OpenVINO int8 export, written into `workdir`), each waiting for its result."""
     import numpy as np
     import tensorflow as tf
 
@@ -65,11 +60,8 @@ def measure(name: str, backbone: str, decoder_filters: int, height: int, width: 
     result = {"network": name, "backbone": backbone, "decoder_filters": decoder_filters,
               "params": int(model.count_params()), "gflops": round(flops / 1e9, 2), "latency_ms": None,
               "fps": None}
-    if runs < 1:  # parameters and FLOPs only
-        return result
     predict = compiled_predict(model)
-    median, fastest = _median_ms(lambda: predict(inputs).numpy(), warmup, runs)
-    result.update(latency_ms=round(median, 1), fps=round(1000.0 / median, 2), latency_min_ms=round(fastest, 1))
+    calls = {"float32": lambda: predict(inputs).numpy()}
     if int8:
         # The deployment path of `ssma-export --format openvino --int8` and `--backend openvino`,
         # calibrated on seeded random images as bench/inference.py's openvino_int8 mode.
@@ -77,18 +69,33 @@ def measure(name: str, backbone: str, decoder_filters: int, height: int, width: 
         from ssma_tf.inference.backends import load_exported
         from ssma_tf.inference.deploy import export_deployed
 
-        with tempfile.TemporaryDirectory(prefix="bench-backbones-") as workdir:
-            records = os.path.join(workdir, "calibration.tfrecords")
-            bench_inference._write_calibration_records(records, name, (height, width))
-            path = os.path.join(workdir, "openvino_int8")
-            export_deployed(model, path, format="openvino", size=(height, width), int8=True, calibration=[records],
-                            calibration_samples=bench_inference.CALIBRATION_SAMPLES)
-            exported = load_exported(path, "openvino")
-            arrays = [array, array] if fusion else [array]
-            median, fastest = _median_ms(lambda: exported(arrays), warmup, runs)
-        result.update(int8_latency_ms=round(median, 1), int8_fps=round(1000.0 / median, 2),
-                      int8_latency_min_ms=round(fastest, 1))
-    return result
+        folder = os.path.join(workdir, f"{name}_{backbone}_{decoder_filters}")
+        os.makedirs(folder)
+        records = os.path.join(folder, "calibration.tfrecords")
+        bench_inference._write_calibration_records(records, name, (height, width))
+        path = os.path.join(folder, "openvino_int8")
+        export_deployed(model, path, format="openvino", size=(height, width), int8=True, calibration=[records],
+                        calibration_samples=bench_inference.CALIBRATION_SAMPLES)
+        exported = load_exported(path, "openvino")
+        arrays = [array, array] if fusion else [array]
+        calls["int8"] = lambda: exported(arrays)
+    return result, calls
+
+
+def time_interleaved(calls: list, warmup: int, runs: int) -> list[list[float]]:
+    """Seconds of each call in `runs` rounds, every call once a round, the order reversed every
+    other round (ABBA), after `warmup` untimed rounds: all networks share the machine's state."""
+    for _ in range(warmup):
+        for call in calls:
+            call()
+    seconds: list[list[float]] = [[] for _ in calls]
+    for round_index in range(runs):
+        order = list(range(len(calls)))
+        for index in (order if round_index % 2 == 0 else order[::-1]):
+            start = time.perf_counter()
+            calls[index]()
+            seconds[index].append(time.perf_counter() - start)
+    return seconds
 
 
 def main(argv=None) -> int:
@@ -105,11 +112,31 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     height, width = _common.parse_size(parser, args.size)
-    decoders = [int(v) for v in args.decoder_filters.split(",")]
+    try:  # before: int()'s traceback
+        decoders = [int(v) for v in args.decoder_filters.split(",")]
+    except ValueError:
+        parser.error(f"--decoder-filters must be comma-separated integers, got {args.decoder_filters!r}")
+    if min(decoders) < 1:
+        parser.error(f"--decoder-filters must be >= 1, got {min(decoders)}")
+    if args.runs < 0:
+        parser.error(f"--runs must be >= 0, got {args.runs}")
+    if args.runs and args.warmup < 1:  # the first call traces: it would be timed
+        parser.error(f"--warmup must be >= 1 (the first call traces the function), got {args.warmup}")
     info = _common.machine_info()
     networks = [("adapnet_pp", 256)] + [("mobilenet_v2", f) for f in decoders]
-    results = [measure(name, backbone, filters, height, width, args.warmup, args.runs, args.int8)
-               for backbone, filters in networks for name in ("adapnet_pp", "ssma")]
+    with tempfile.TemporaryDirectory(prefix="bench-backbones-") as workdir:
+        prepared = [prepare(name, backbone, filters, height, width, args.int8 and args.runs > 0, workdir)
+                    for backbone, filters in networks for name in ("adapnet_pp", "ssma")]
+        results = [result for result, _ in prepared]
+        if args.runs:
+            # Every network and precision in each round (before: one network's runs after another's).
+            timed = [(result, kind, call) for result, calls in prepared for kind, call in calls.items()]
+            seconds = time_interleaved([call for _, _, call in timed], args.warmup, args.runs)
+            for (result, kind, _), values in zip(timed, seconds):
+                median, fastest = 1000 * statistics.median(values), 1000 * min(values)
+                prefix = "" if kind == "float32" else "int8_"
+                result.update({f"{prefix}latency_ms": round(median, 1), f"{prefix}fps": round(1000.0 / median, 2),
+                               f"{prefix}latency_min_ms": round(fastest, 1)})
     print(f"\n{_common.describe_machine(info)}; input {height}x{width}, batch 1\n")
     print("| network | backbone | decoder | parameters | GFLOPs | float32 latency (median) | frames/s |"
           + (" OpenVINO int8 latency | frames/s |" if args.int8 else ""))
@@ -125,7 +152,8 @@ def main(argv=None) -> int:
                      else f" {r['int8_latency_ms']:.0f} ms | {r['int8_fps']:.2f} |")
         print(line)
     if args.json:
-        _common.write_json(args.json, {"machine": info, "size": [height, width], "results": results})
+        _common.write_json(args.json, {"machine": info, "size": [height, width], "settings": vars(args),
+                                       "results": results})
     return 0
 
 

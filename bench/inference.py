@@ -340,8 +340,9 @@ def _measure_interleaved(prepare: dict, arrays, modes, warmup: int, runs: int, b
         for _ in range(max(0, warmup - 1)):
             block(calls[mode]())
     seconds = {mode: [] for mode in modes}
-    for _ in range(runs):
-        for mode in modes:
+    for round_index in range(runs):
+        # The order reversed every other round (ABBA): no mode always runs first or last.
+        for mode in (modes if round_index % 2 == 0 else modes[::-1]):
             start = time.perf_counter()
             block(calls[mode]())
             seconds[mode].append(time.perf_counter() - start)
@@ -524,14 +525,18 @@ def child_jax(spec: dict) -> dict:
         state = ([v.value for v in network.trainable_variables], [v.value for v in network.non_trainable_variables])
 
         def make(arrays, predict=predict, state=state):
-            inputs = [jax.device_put(a) for a in arrays]
-            inputs = inputs if name == "ssma" else inputs[0]
-            return lambda: predict(*state, inputs)
+            # Host arrays in: their upload is inside the time, as the copy back is (before
+            # 2026-12-04 they were put on the device before the clock started).
+            def call():
+                inputs = [jax.device_put(a) for a in arrays]
+                return predict(*state, inputs if name == "ssma" else inputs[0])
+
+            return call
 
         prepare[mode], predictors[mode] = make, (predict, state)
 
     def block(value):
-        return np.asarray(value.block_until_ready()).astype(np.float32)
+        return np.asarray(value.block_until_ready(), dtype=np.float32)  # one copy to the host
 
     check = make_inputs(name, 1, 64, 128)
     plain = np.asarray(model(check if name == "ssma" else check[0], training=False))
@@ -577,9 +582,20 @@ def _plan(args, info: dict) -> list:
             raise SystemExit(f"--modes: unknown {unknown} for --backend {args.backend}; choose from {', '.join(known)}")
     else:
         modes = list(JAX_MODES if args.backend == "jax" else QUICK_MODES if args.quick else TF_MODES)
+        # The export modes need the `deploy` extra: without it they are left out with a line
+        # (before: the model's whole child failed, every mode's result lost).
+        import importlib.util
+
+        needs = {"openvino": ("openvino",), "openvino_int8": ("openvino", "nncf"), "tflite": ("ai_edge_litert",),
+                 "tflite_int8": ("ai_edge_litert",)}
+        missing = [m for m in modes if any(importlib.util.find_spec(p) is None for p in needs.get(m, ()))]
+        if missing:
+            print(f"note: modes {', '.join(missing)} left out: they need the deploy extra (pip install '.[deploy]')",
+                  file=sys.stderr)
+            modes = [m for m in modes if m not in missing]
     if args.backend == "tf" and "tf1" in modes:
         modes.remove("tf1")
-        modes.insert(0, "tf1")  # first, so that every round starts from the baseline
+        modes.insert(0, "tf1")  # first in the first round (the order is reversed every other round)
     jobs = []
     for model in models:
         if args.backend == "tf":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -90,6 +89,14 @@ def _measure(path: str, batch_size: int, batches: int, warmup: int) -> dict:
     }
 
 
+def _machine() -> dict:
+    """What `bench/_common.py` records of the machine (the script's folder is on the path)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _common
+
+    return _common.machine_info()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=32, help="synthetic records per file")
@@ -109,7 +116,8 @@ def main() -> int:
 
     results = {
         "height": HEIGHT, "width": WIDTH, "batch_size": args.batch_size, "batches": args.batches,
-        "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        # The processor's name, memory and versions (before: `platform.processor()`, often empty).
+        "cpus": os.cpu_count(), "machine": _machine(),
         "load_average_before": os.getloadavg()[0], "encodings": {},
     }
     with tempfile.TemporaryDirectory() as folder:

@@ -2,7 +2,7 @@
 
 Builds both sides of `bench/train_step.py` in one process (same batch, same threads), warms them
 up, then records `--steps` steps of each with the TensorFlow profiler (`tf.profiler.experimental`)
-and sums the executor's per-op events by op type (`Conv2DBackpropFilter`, `Mul`, ...). Each op's
+in two windows a side, alternated (port, TF1, TF1, port), and sums the executor's per-op events by op type (`Conv2DBackpropFilter`, `Mul`, ...). Each op's
 time is its wall time on a compute thread, so with two threads the columns add up to about twice
 the step; what matters is the difference between the two sides per op type, and the op counts.
 
@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--logdir", help="keep the profiles here (for TensorBoard's profile plugin)")
     args = parser.parse_args(argv)
     height, width = _common.parse_size(parser, args.size)
+    _common.positive(parser, steps=args.steps, batch=args.batch)  # before: --steps 0 wrote an empty table
 
     import tensorflow as tf
 
@@ -79,18 +80,26 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         port = train_step._PortStep(args.model, args.batch, height, width, False, folder)
         tf1 = train_step._TF1Step(args.model, args.batch, height, width, port.images, port.labels)
-        for side, step in (("port", port), ("tf1", tf1)):
+        steps = {"port": port, "tf1": tf1}
+        for step in steps.values():  # traced and warm before any profile
             step()
             step()
-            logdir = os.path.join(args.logdir or folder, f"profile_{side}")
+        totals = {side: (collections.Counter(), collections.Counter()) for side in steps}
+        # Two profiled windows a side, alternated (port, TF1, TF1, port), so that a load that
+        # changes over the run weighs on both alike (before: one side's window, then the other's).
+        for window, side in enumerate(("port", "tf1", "tf1", "port")):
+            logdir = os.path.join(args.logdir or folder, f"profile_{side}_{window}")
             tf.profiler.experimental.start(logdir)
             for _ in range(args.steps):
-                step()
+                steps[side]()
             tf.profiler.experimental.stop()
             times, counts = _op_times(logdir)
+            totals[side][0].update(times)
+            totals[side][1].update(counts)
+        for side, (times, counts) in totals.items():
             result["sides"][side] = {
-                "ms": {k: v / args.steps for k, v in times.items()},
-                "count": {k: v // args.steps for k, v in counts.items()},
+                "ms": {k: v / (2 * args.steps) for k, v in times.items()},
+                "count": {k: v // (2 * args.steps) for k, v in counts.items()},
             }
     port_side, tf1_side = result["sides"]["port"], result["sides"]["tf1"]
     types = set(port_side["ms"]) | set(tf1_side["ms"])

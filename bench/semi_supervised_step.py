@@ -128,7 +128,8 @@ def main() -> int:
         print(f"{side:12s} {entry['median_step_s']:9.3f} {entry['time_ratio']:7.2f} "
               f"{entry['peak_rss_mib']:9.0f} {entry['memory_ratio']:9.2f}")
     if args.json:
-        _common.write_json(args.json, {"machine": info, "settings": base, "results": summary,
+        _common.write_json(args.json, {"machine": info, "settings": {**base, "rounds": args.rounds, "methods": sides[1:]},
+                                       "results": summary,
                                        "load_average": os.getloadavg()[0]})
     return 0
 

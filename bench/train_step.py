@@ -267,8 +267,10 @@ def main(argv=None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(CONFIGS)}")
+    if args.warmup < 1:  # before: made 1 without a word, the JSON saying 0
+        parser.error(f"--warmup must be >= 1 (the first step traces the function), got {args.warmup}")
     info = _common.machine_info()
-    base = {"steps": args.steps, "warmup": max(1, args.warmup), "xla": args.xla,
+    base = {"steps": args.steps, "warmup": args.warmup, "xla": args.xla,
             "mixed_precision": args.mixed_precision,
             "batch": args.batch, "height": height, "width": width}
     results = []

@@ -52,3 +52,10 @@ def test_ctrl_c_after_a_result_file_names_it(tmp_path, capsys):
     assert common.run_main(main) == 130
     assert capsys.readouterr().err.strip() == f"interrupted; {written} was written before"
     assert common.run_main(lambda: 0) == 0
+
+
+def test_the_90th_percentile_is_the_nearest_rank():
+    """Helper 100: round() took halves to even, one rank too high for 10, 30 or 50 rounds."""
+    common = _common()
+    for n, rank in ((10, 9), (30, 27), (50, 45), (7, 7), (1, 1), (20, 18)):
+        assert common.summarize(list(range(1, n + 1)))["p90"] == rank, n
