@@ -206,3 +206,27 @@ for a, b in zip(one.get_weights(), two.get_weights()):
 """
     result = run_on_two_logical_cpus(script)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_the_metrics_compile_under_xla():
+    """Keras compiles fit and evaluate with XLA where it sees a GPU (`jit_compile="auto"`): the
+    metrics' bincount has no fixed size there (helper 101: "DenseBincount must be a
+    compile-time constant", the README's compile/fit example failing at its first step)."""
+    import keras
+    import tensorflow as tf
+
+    from ssma_tf.losses import ReleasedLoss
+    from ssma_tf.metrics import ConfusionMatrix, released_metrics
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same", activation="softmax")(inputs))
+    model.compile(optimizer="adam", loss=ReleasedLoss(), metrics=released_metrics(4), jit_compile=True)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (4, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 4, (4, 8, 8)).astype("int32")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    results = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(2), return_dict=True, verbose=0)
+    host = ConfusionMatrix(4)
+    host.update(y, model.predict(x, verbose=0))
+    assert results["miou"] == pytest.approx(host.miou(), abs=1e-4)
