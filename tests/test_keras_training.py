@@ -230,3 +230,38 @@ def test_the_metrics_compile_under_xla():
     host = ConfusionMatrix(4)
     host.update(y, model.predict(x, verbose=0))
     assert results["miou"] == pytest.approx(host.miou(), abs=1e-4)
+
+
+def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path):
+    """Helper 101: the reloaded model had the constructor's trainable parts, Keras skipped the
+    optimizer's state with a warning (its iterations back at 0), and the next fit trained what
+    was frozen."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, 32, 64, 3)).astype("float32")
+    y = rng.integers(0, 4, (2, 32, 64)).astype("int32")
+    model = AdapNetPP(4)
+    model.encoder.trainable = False
+    model.compile(optimizer="adam", loss=ReleasedLoss())
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    trainable = len(model.trainable_variables)
+    model.save(tmp_path / "a.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # "Skipping variable loading for optimizer"
+        reloaded = keras.models.load_model(tmp_path / "a.keras")
+    assert reloaded.encoder.trainable is False and len(reloaded.trainable_variables) == trainable
+    assert int(reloaded.optimizer.iterations.numpy()) == 1
+    # SSMA: an expert unfrozen after building (its constructor freezes them).
+    ssma = SSMA(4)
+    ssma.encoders[0].trainable = True
+    ssma.compile(optimizer="adam", loss=ReleasedLoss())
+    ssma.fit([x, x], y, batch_size=2, epochs=1, verbose=0)
+    ssma.save(tmp_path / "s.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        back = keras.models.load_model(tmp_path / "s.keras")
+    assert [e.trainable for e in back.encoders] == [True, False]
+    assert len(back.trainable_variables) == len(ssma.trainable_variables)
+    # A network as its constructor built it says nothing more.
+    assert "trainable_layers" not in AdapNetPP(4).get_config()

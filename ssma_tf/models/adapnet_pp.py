@@ -9,8 +9,8 @@ from ssma_tf.models.decoder import build_decoder
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, check_widths, released_widths
 from ssma_tf.models.encoder import (
-    RELEASED_DROPOUT_RATE, check_flag, check_image_shape, check_model_kwargs, check_num_classes, deserialize_dtype,
-    encoder_options, inputs_in_order, resolve_dilations,
+    RELEASED_DROPOUT_RATE, check_flag, check_image_shape, check_model_kwargs, check_num_classes, config_with_trainable,
+    encoder_options, from_config_with_trainable, inputs_in_order, resolve_dilations,
 )
 
 
@@ -121,8 +121,8 @@ class AdapNetPP(SegmenterTraining, keras.Model):
             "widths": self.widths or None,
             "backbone": self.backbone,
         })
-        return config
+        return config_with_trainable(config, self)  # parts frozen or unfrozen after building
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_dtype(config))
+        return from_config_with_trainable(cls, config)

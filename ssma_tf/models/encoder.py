@@ -121,6 +121,91 @@ def deserialize_dtype(config: dict) -> dict:
     return config
 
 
+# The config key that holds which parts of a network were frozen or unfrozen after it was built.
+TRAINABLE_LAYERS = "trainable_layers"
+
+
+def _sublayers(layer) -> list:
+    return layer._flatten_layers(include_self=False, recursive=False)
+
+
+def _layers_by_depth(model) -> list:
+    """`(path, layer)` for every layer under `model`, each after all of its ancestors.
+
+    A layer can sit under two parents (SSMA's encoder is its expert's and the model's own); it is
+    named by the first path found and placed at its greatest depth, so that setting flags in
+    this order never lets a parent overwrite a flag set on its child."""
+    depth: dict = {}
+    found: dict = {}
+
+    def visit(layer, level: int, prefix: str) -> None:
+        for child in _sublayers(layer):
+            if depth.get(id(child), -1) >= level + 1:
+                continue
+            depth[id(child)] = level + 1
+            found.setdefault(id(child), (len(found), prefix + child.name, child))
+            visit(child, level + 1, found[id(child)][1] + "/")
+
+    visit(model, 0, "")
+    ordered = sorted(found.items(), key=lambda item: (depth[item[0]], item[1][0]))
+    return [(path, layer) for _, (_, path, layer) in ordered]
+
+
+def trainable_overrides(model) -> dict:
+    """The `trainable` flags `restore_trainable` must set, by the layers' paths of names
+    (`modality1_expert/encoder`): where a layer's flag differs from what setting the model's
+    own flag, then the earlier overrides, would leave it.
+
+    A network's constructor says what is frozen (SSMA's experts); a user may freeze or unfreeze
+    parts after it (`model.encoder.trainable = False`). The config keeps it, so that a `.keras`
+    file reloads with the same trainable variables (before: the constructor's; the optimizer's
+    state was then skipped with a warning, and the next `fit` trained the frozen parts).
+    """
+    layers = _layers_by_depth(model)
+    flags = {id(layer): model.trainable for _, layer in layers}
+    overrides: dict = {}
+    for path, layer in layers:
+        if flags[id(layer)] != layer.trainable:
+            overrides[path] = bool(layer.trainable)
+            for below in [layer] + layer._flatten_layers(include_self=False, recursive=True):
+                flags[id(below)] = layer.trainable  # what the setter will do on restoring
+    return overrides
+
+
+def restore_trainable(model, overrides: dict) -> None:
+    """Sets the `trainable` flags `trainable_overrides` recorded: every layer first takes the
+    model's own flag, then each recorded layer its own, ancestors first. A path `model` lacks is
+    passed over: a copy built from the config without some layers (the inference copy leaves the
+    auxiliary heads out) has nothing there to freeze.
+    """
+    # The setter passes the flag down to every layer, but assigning the value the model already
+    # has does nothing: flip it first.
+    flag = model.trainable
+    model.trainable = not flag
+    model.trainable = flag
+    for path, layer in _layers_by_depth(model):
+        if path in overrides:
+            layer.trainable = bool(overrides[path])
+
+
+def config_with_trainable(config: dict, model) -> dict:
+    """`config` with `TRAINABLE_LAYERS` where parts of `model` are frozen or unfrozen."""
+    overrides = trainable_overrides(model)
+    if overrides:
+        config[TRAINABLE_LAYERS] = overrides
+    return config
+
+
+def from_config_with_trainable(cls, config: dict):
+    """`cls` built from `config`, with the `trainable` flags `config_with_trainable` kept."""
+    config = dict(config)
+    overrides = config.pop(TRAINABLE_LAYERS, None)
+    model = cls(**deserialize_dtype(config))
+    if overrides:
+        restore_trainable(model, overrides)
+    return model
+
+
 def encoder_options(encoder) -> dict:
     """The encoder constructor arguments that AdapNetPP and SSMA pass through, as config values."""
     return {

@@ -41,7 +41,7 @@ from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_flag, check_model_kwargs, check_modality_batches, check_num_classes,
-    check_num_modalities, deserialize_dtype, inputs_in_order,
+    check_num_modalities, config_with_trainable, from_config_with_trainable, inputs_in_order,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import BLOCK_UNITS
@@ -206,11 +206,11 @@ class FusionBaseline(SegmenterTraining, keras.Model):
             "dropout_rate": self.dropout_rate,
             "gate_filters": self.gate_filters,
         })
-        return config
+        return config_with_trainable(config, self)  # parts frozen or unfrozen after building
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_dtype(config))
+        return from_config_with_trainable(cls, config)
 
 
 class _Builder:

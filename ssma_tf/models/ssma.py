@@ -14,7 +14,8 @@ from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, EASPP_FILTERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, check_flag, check_model_kwargs, check_modality_batches, check_num_classes,
-    check_num_modalities, deserialize_dtype, encoder_options, inputs_in_order, resolve_dilations,
+    check_num_modalities, config_with_trainable, encoder_options, from_config_with_trainable, inputs_in_order,
+    resolve_dilations,
 )
 
 
@@ -185,8 +186,8 @@ class SSMA(SegmenterTraining, keras.Model):
             "widths": self.widths or None,
             "backbone": self.backbone,
         })
-        return config
+        return config_with_trainable(config, self)  # parts frozen or unfrozen after building
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_dtype(config))
+        return from_config_with_trainable(cls, config)
