@@ -37,6 +37,12 @@ def as_read(labels: Any, prediction_rank: int, num_classes: int) -> Any:
     batch runs: of size one, its ids become one-hot rows (all zero for void ids outside [0, C), as
     the released encoding made them); otherwise the labels pass as one-hot, cast to float32.
     """
+    if getattr(labels.shape, "rank", 0) is None:
+        # Before: "Cannot iterate over a shape with unknown rank", naming nothing.
+        raise ValueError(
+            "labels of unknown rank (made by tf.numpy_function or tf.py_function, or a model given labels "
+            "of two ranks in turn, which Keras then traces with no rank): give them their shape in the "
+            "dataset, tf.ensure_shape(label, [H, W]) or [H, W, 1] per element")
     shape = tuple(labels.shape)
     if has_id_axis(shape, prediction_rank):
         return ops.squeeze(labels, -1)

@@ -265,3 +265,32 @@ def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path):
     assert len(back.trainable_variables) == len(ssma.trainable_variables)
     # A network as its constructor built it says nothing more.
     assert "trainable_layers" not in AdapNetPP(4).get_config()
+
+
+def test_compile_refuses_what_fit_would_not_apply_to_the_released_loss():
+    """Helper 101: loss_weights was applied by evaluate and not by fit; a one-element list hid
+    the loss from the models, which then trained the main term alone; dtype float16 rounded it."""
+    model = AdapNetPP(4)
+    with pytest.raises(ValueError, match=r"^loss_weights is not applied to ReleasedLoss, which weighs the auxiliary "
+                                         r"heads itself: give ReleasedLoss\(aux_weights=\.\.\.\)"):
+        model.compile(optimizer="adam", loss=ReleasedLoss(), loss_weights=10.0)
+    with pytest.raises(ValueError, match=r"^ReleasedLoss reads every output of the model itself"):
+        model.compile(optimizer="adam", loss={"softmax": ReleasedLoss()})
+    model.compile(optimizer="adam", loss=[ReleasedLoss()])
+    assert isinstance(model.loss, ReleasedLoss)  # unwrapped: the auxiliary heads are trained
+    with pytest.raises(ValueError, match=r"ReleasedLoss computes in float32 .*got dtype='float16'"):
+        ReleasedLoss(dtype="float16")
+    assert ReleasedLoss(dtype="float32").dtype == "float32"
+
+
+def test_labels_of_unknown_rank_are_named():
+    """Helper 101: Keras traced labels of two ranks with no rank, and the loss said only
+    "Cannot iterate over a shape with unknown rank"."""
+    probabilities = tf.fill((1, 4, 4, 3), 1 / 3)
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.int32)])
+    def loss(labels):
+        return ReleasedLoss()(labels, probabilities)
+
+    with pytest.raises(ValueError, match=r"labels of unknown rank .*tf.ensure_shape\(label, \[H, W\]\)"):
+        loss(tf.zeros((1, 4, 4), tf.int32))

@@ -24,6 +24,32 @@ class SegmenterTraining:
             return_all = training is True
         return outputs if return_all else outputs[MAIN_OUTPUT]
 
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, *args, **kwargs):
+        """Keras' `compile`, with the checks a loss that reads every output needs."""
+        def reads_all(candidate) -> bool:
+            return bool(getattr(candidate, "reads_all_outputs", False))
+
+        if isinstance(loss, (list, tuple)) and len(loss) == 1 and reads_all(loss[0]):
+            loss = loss[0]  # before: the list hid it, and fit trained the main term alone
+        held = loss.values() if isinstance(loss, Mapping) else loss if isinstance(loss, (list, tuple)) else ()
+        if any(reads_all(candidate) for candidate in held):
+            raise ValueError(f"{type(next(c for c in held if reads_all(c))).__name__} reads every output of the "
+                             "model itself (the main and auxiliary heads): give it alone, loss=ReleasedLoss()")
+        if reads_all(loss) and loss_weights is not None:
+            # Before: fit called the loss directly and left the weight out; evaluate applied it.
+            raise ValueError(f"loss_weights is not applied to {type(loss).__name__}, which weighs the auxiliary "
+                             "heads itself: give ReleasedLoss(aux_weights=...), or scale the learning rate")
+        return super().compile(optimizer, loss, loss_weights, *args, **kwargs)
+
+    def compile_from_config(self, config):
+        """What Keras does on loading a compiled model's `.keras` file (it leaves a model with its
+        own `compile` uncompiled, with a warning, unless the model says how)."""
+        import keras
+
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if hasattr(self, "optimizer") and self.built:
+            self.optimizer.build(self.trainable_variables)  # its variables, for the saved state
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if isinstance(y_pred, Mapping):
             if getattr(self.loss, "reads_all_outputs", False):
