@@ -5,11 +5,13 @@ of the same size and a second student forward and backward pass on the mixed ima
 gradients are summed with the supervised ones, so the peak memory should stay near one step's.
 Targets (issue 18): time ≤ 2.5× and peak memory ≤ 1.5× the supervised step's.
 
-Each side runs in a child process of its own (its peak resident memory, `getrusage`'s
-high-water mark, is that process's, TensorFlow's own footprint, weights, Adam's slots and the
-teacher included), on synthetic RGB-D records at the given size: the compiled step is warmed up
-once, then `--steps` steps are timed one by one; the table shows the median. Sides alternate over
-`--rounds` so that what else the machine does weighs on both alike.
+Time: every side is built in one child process, on synthetic RGB-D records at the given size,
+each compiled step warmed up once, then `--steps` turns of one step of each side (the order
+reversed every other turn); the table shows each side's median step and the median over the
+turns of its step's ratio to the supervised one. Memory: each side runs alone in a child process
+of its own (its peak resident memory, `getrusage`'s high-water mark, is that process's,
+TensorFlow's own footprint, weights, Adam's slots and the teacher included), the highest of the
+`--rounds`. (Before 2026-12-04 the times came from those separate processes too.)
 
     python bench/semi_supervised_step.py [--model adapnet_pp|ssma] [--methods depthmix,classmix]
         [--batch 4] [--size 32x64] [--steps 5] [--rounds 2] [--json PATH]
@@ -42,15 +44,46 @@ def child(spec: dict) -> None:
 
 
 def _measure(spec: dict, folder: str) -> None:
-    """One child's measurement, its files in `folder`."""
+    """One child's measurement, its files in `folder`: one side's steps and peak memory, or
+    (`method` "interleaved") the steps of every side in `sides`, one step of each in turn."""
     import numpy as np
 
+    if spec["method"] == "interleaved":
+        trainers = {side: _trainer(dict(spec, method=side), os.path.join(folder, side)) for side in spec["sides"]}
+        for trainer in trainers.values():
+            trainer.train_function(trainer.iterator)  # tracing and graph optimisation
+        seconds: dict = {side: [] for side in trainers}
+        for index in range(spec["steps"]):
+            # The order reversed every other step (ABBA): no side always runs first.
+            for side in (spec["sides"] if index % 2 == 0 else spec["sides"][::-1]):
+                trainer = trainers[side]
+                start = time.perf_counter()
+                loss, *_ = trainer.train_function(trainer.iterator)
+                float(loss)
+                seconds[side].append(time.perf_counter() - start)
+        _common.emit({"seconds": seconds})
+        return
+    trainer = _trainer(spec, folder)
+    trainer.train_function(trainer.iterator)  # tracing and graph optimisation
+    seconds = []
+    for _ in range(spec["steps"]):
+        start = time.perf_counter()
+        loss, *_ = trainer.train_function(trainer.iterator)
+        float(loss)
+        seconds.append(time.perf_counter() - start)
+    _common.emit({"seconds": seconds, "peak_rss_mib": _common.peak_rss_mib(),
+                  "finite": bool(np.isfinite(float(loss)))})
+
+
+def _trainer(spec: dict, folder: str):
+    """The trainer of one side (`supervised`, `depthmix`, `classmix`) on records in `folder`."""
     from ssma_tf import training
     from ssma_tf.config import config_from_dict
     from ssma_tf.data import write_examples
     from ssma_tf.data.synthetic import generate_sample
 
     height, width = spec["height"], spec["width"]
+    os.makedirs(folder, exist_ok=True)
     records = os.path.join(folder, "train.tfrecords")
     scenes = (generate_sample(0, index, height, width) for index in range(16))
     write_examples(records, ({"modality1": s.rgb[..., ::-1], "modality2": s.depth_jet[..., ::-1], "label": s.label}
@@ -72,15 +105,7 @@ def _measure(spec: dict, folder: str) -> None:
         from ssma_tf.semi_supervised.trainer import SemiSupervisedTrainer
 
         trainer = SemiSupervisedTrainer(config, log=lambda line: None)
-    trainer.train_function(trainer.iterator)  # tracing and graph optimisation
-    seconds = []
-    for _ in range(spec["steps"]):
-        start = time.perf_counter()
-        loss, *_ = trainer.train_function(trainer.iterator)
-        float(loss)
-        seconds.append(time.perf_counter() - start)
-    _common.emit({"seconds": seconds, "peak_rss_mib": _common.peak_rss_mib(),
-                  "finite": bool(np.isfinite(float(loss)))})
+    return trainer
 
 
 def main() -> int:
@@ -104,7 +129,15 @@ def main() -> int:
             "steps": args.steps}
     sides = ["supervised", *args.methods.split(",")]
     runs: dict[str, list] = {side: [] for side in sides}
+    timed: list = []
     for _ in range(args.rounds):
+        # Time: every side in one process, a step of each in turn. Memory: each side alone in a
+        # process of its own (its high-water mark is the process's).
+        result = _common.run_child(os.path.abspath(__file__), {**base, "method": "interleaved", "sides": sides})
+        if "error" in result:
+            print(f"interleaved: {result['error']}")
+            return 1
+        timed.append(result["seconds"])
         for side in sides:
             result = _common.run_child(os.path.abspath(__file__), {**base, "method": side})
             if "error" in result:
@@ -112,18 +145,18 @@ def main() -> int:
                 return 1
             runs[side].append(result)
     info = _common.machine_info()
-    print(f"{args.model}, batch {args.batch}, {height}x{width}; {_common.describe_machine(info)}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{args.model}, batch {args.batch}, {height}x{width}; {_common.describe_machine(info)}")
     summary = {}
     for side in sides:
-        step = statistics.median(s for r in runs[side] for s in r["seconds"])
+        step = statistics.median(s for r in timed for s in r[side])
         memory = max(r["peak_rss_mib"] for r in runs[side])
         summary[side] = {"median_step_s": step, "peak_rss_mib": memory}
     reference = summary["supervised"]
     print(f"{'step':12s} {'median s':>9s} {'x time':>7s} {'peak MiB':>9s} {'x memory':>9s}")
     for side in sides:
         entry = summary[side]
-        entry["time_ratio"] = entry["median_step_s"] / reference["median_step_s"]
+        # The median of the per-step ratios to the supervised step taken in the same turn.
+        entry["time_ratio"] = statistics.median(a / b for r in timed for a, b in zip(r[side], r["supervised"]))
         entry["memory_ratio"] = entry["peak_rss_mib"] / reference["peak_rss_mib"]
         print(f"{side:12s} {entry['median_step_s']:9.3f} {entry['time_ratio']:7.2f} "
               f"{entry['peak_rss_mib']:9.0f} {entry['memory_ratio']:9.2f}")
