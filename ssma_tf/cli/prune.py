@@ -136,6 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         # The same network under another budget: each method's figures come from its own protocol.
         budget = [k for k in COMPARED_SETTINGS if (k in theirs or k == "channel_multiple")
+                  and (staged.setting_used(theirs, k) or staged.setting_used(ours, k))
                   and staged.setting_as_run(theirs, k) != staged.setting_as_run(ours, k)]
         if budget:
             print(f"warning: --with {folder} ran with other settings ("

@@ -182,6 +182,22 @@ def _trained(config: Any, source: str) -> tuple[keras.Model, str]:
     return model, f"loaded {load_weights(model, source)}"
 
 
+# The methods that rank channels by the loss on training batches (`rank_batches` of them).
+RANKING_METHODS = ("taylor", "oracle")
+
+
+def setting_used(settings: dict, key: str) -> bool:
+    """Whether a run of these settings read `key`: `rank_batches` only where the method ranks on
+    batches, the training records only where it ranks or fine-tunes (before: an l1 run rerun
+    with another --rank-batches was refused as another pruning run)."""
+    ranks = settings.get("method") in RANKING_METHODS
+    if key == "rank_batches":
+        return ranks
+    if key == "train_data_sha256":
+        return ranks or bool(settings.get("finetune_steps"))
+    return True
+
+
 def setting_as_run(settings: dict, key: str):
     """A report's value of a setting as the run used it: the test records as absolute paths (a
     report before 2026-12-02 has them as typed), the config's learning rate where no
@@ -293,6 +309,9 @@ def read_report(path: os.PathLike, what: str) -> dict:
                            or not isinstance(entry.get(k), (int, float))]
                 if lacking:
                     problem = f"its stage {entry['stage']} lacks the number(s) {', '.join(lacking)}"
+                elif entry["stage"] > 0 and not isinstance(entry.get("spec"), str):
+                    # Before: read, then a KeyError in the table after every stage had run.
+                    problem = f"its stage {entry['stage']} has no spec (the scopes and share it pruned)"
             if problem:
                 break
     if problem:
@@ -417,8 +436,6 @@ def run(
     weights = _weights_identity(source)
     records = {**_records_identity(test_data),
                **_records_identity(config.train_data, "train_data_sha256")}
-    # The stages read the training records to rank (Taylor, oracle) or to fine-tune.
-    reads_training = method in ("taylor", "oracle") or finetune_steps > 0
     # Everything a finished stage depends on: a resumed run with other weights, fine-tuning or
     # test records would otherwise report the old stages as its own. The config by content, so
     # that `--set` changes count and a moved file does not.
@@ -454,7 +471,7 @@ def run(
         uncompared = unrecorded | {k for k in records if k not in old}  # reports before 2026-12-04
         differ = sorted(k for k in set(old) | set(settings)
                         if k not in ("source", "config", "stages") and k not in uncompared
-                        and not (k == "train_data_sha256" and not reads_training)
+                        and (setting_used(old, k) or setting_used(settings, k))
                         and setting_as_run(old, k) != setting_as_run(settings, k)
                         # The config's rate on both sides: a changed config key says it.
                         and not (k == "finetune_learning_rate" and old.get(k) is None and settings[k] is None))
@@ -481,6 +498,11 @@ def run(
                 "or the same settings", path=report_path)
         _check_stage_list(previous, stages, report_path, log)
         report = dict(previous, settings=settings)  # the config's place and the stage list now
+        # Written before any stage's work: the stage folders left behind are of this stage list
+        # (before: written only with the next result, so a run killed after a stage's surgery
+        # left the old list, and a rerun of it took that network for its own stage).
+        with atomic_write(report_path) as handle:
+            json.dump(report, handle, indent=2)
         finished = sorted(s["stage"] for s in previous.get("stages", []))
         if finished:
             of = (f"stage 0: {weights['weights']}" if not unrecorded else

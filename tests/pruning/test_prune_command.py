@@ -268,6 +268,9 @@ def test_a_training_run_folder_is_not_an_output(run_folder, monkeypatch, capsys)
                            "not an object)"),
     (["--with", "no_numbers"], "--with no_numbers: no_numbers/report.json is not a report of ssma-prune (its stage 0 "
                                "lacks the number(s) gflops, latency_ms"),
+    # Helper 99: read, then a KeyError: 'spec' in the table.
+    (["--with", "no_spec"], "--with no_spec: no_spec/report.json is not a report of ssma-prune (its stage 1 has no "
+                            "spec (the scopes and share it pruned))"),
     # Before: its rows were drawn twice.
     (["--with", "out"], "--with out is the --output folder; each folder is shown once"),
     (["--with", "a_list", "./a_list/"], "--with ./a_list/ is given before as a_list; each folder is shown once"),
@@ -286,6 +289,10 @@ def test_outputs_and_other_reports_are_checked_before_the_model_loads(run_folder
              "latency_ratio": 1}
     (run_folder / "no_numbers" / "report.json").write_text(json.dumps({"settings": {"method": "l1"},
                                                                        "stages": [entry]}))
+    (run_folder / "no_spec").mkdir(exist_ok=True)
+    full = dict(entry, gflops=1.0, latency_ms=1.0)
+    (run_folder / "no_spec" / "report.json").write_text(json.dumps({"settings": {"method": "l1"}, "stages": [
+        full, {k: v for k, v in dict(full, stage=1).items() if k != "spec"}]}))
     assert prune_cli.main(command(run_folder, "-o", "out", *extra)) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"error: {message.format(folder=run_folder)}") and error.count("\n") == 1
@@ -350,6 +357,8 @@ def test_a_resumed_run_names_a_damaged_file_and_loads_only_what_it_needs(run_fol
         assert prune_cli.main(args) == 0
     finally:
         train_records.write_bytes(kept)
+    # Nor did it rank on batches: another --rank-batches is the same run (helper 99: refused).
+    assert prune_cli.main(args + ["--rank-batches", "2"]) == 0
     # A damaged stage network that a later stage starts from.
     data = (out / "stage2.keras").read_bytes()
     (out / "stage2.keras").write_bytes(data[: len(data) // 2])
@@ -367,6 +376,39 @@ def test_a_resumed_run_names_a_damaged_file_and_loads_only_what_it_needs(run_fol
     (out / "report.json").write_text("3")
     assert prune_cli.main(args) == 2
     assert "(it holds a JSON int, not an object)" in capsys.readouterr().err
+
+
+def test_a_stage_list_changed_and_stopped_again_is_not_taken_for_the_old_one(run_folder, monkeypatch, capsys):
+    """Helper 99: the report took the new stage list only with the next result, so a run of
+    another stage 2 stopped after its surgery left the old list, and the old list run again took
+    that network (the decoder pruned) for its own stage 2 (the eASPP)."""
+    monkeypatch.chdir(run_folder)
+    out = run_folder / "changed"
+
+    def args(stage2):
+        return command(run_folder, "--method", "l1", "--stages", "block4:0.05", stage2, "-o", str(out),
+                       "--finetune-steps", "0", "--latency-runs", "1")
+
+    flops = staged.flops
+    for stage2 in ("easpp:0.01", "decoder:0.02"):  # each stopped at stage 2's measurement
+        measured = []
+
+        def interrupting_flops(*arguments):
+            measured.append(1)
+            if len(measured) == (3 if stage2 == "easpp:0.01" else 1):
+                raise KeyboardInterrupt
+            return flops(*arguments)
+
+        monkeypatch.setattr(staged, "flops", interrupting_flops)
+        assert prune_cli.main(args(stage2)) == 130
+        assert (out / "stage2" / "pruned.keras").is_file()
+    monkeypatch.setattr(staged, "flops", flops)
+    assert json.loads((out / "report.json").read_text())["settings"]["stages"] == ["block4:0.05", "decoder:0.02"]
+    capsys.readouterr()
+    assert prune_cli.main(args("easpp:0.01")) == 0
+    printed = capsys.readouterr().out
+    assert (f"stage 2 is now 'easpp:0.01': removing {out / 'stage2'}, the unfinished work of another stage list "
+            "('decoder:0.02')") in printed, printed
 
 
 def test_a_negative_finetune_learning_rate_is_refused(run_folder, capsys):
