@@ -498,11 +498,12 @@ def run(
                 "or the same settings", path=report_path)
         _check_stage_list(previous, stages, report_path, log)
         report = dict(previous, settings=settings)  # the config's place and the stage list now
-        # Written before any stage's work: the stage folders left behind are of this stage list
-        # (before: written only with the next result, so a run killed after a stage's surgery
-        # left the old list, and a rerun of it took that network for its own stage).
-        with atomic_write(report_path) as handle:
-            json.dump(report, handle, indent=2)
+        # Another stage list is written before any stage's work: the stage folders left behind
+        # are then of it (before: written only with the next result, so a run killed after a
+        # stage's surgery left the old list, and a rerun of it took that network for its own stage).
+        if setting_as_run(previous.get("settings") or {}, "stages") != setting_as_run(settings, "stages"):
+            with atomic_write(report_path) as handle:
+                json.dump(report, handle, indent=2)
         finished = sorted(s["stage"] for s in previous.get("stages", []))
         if finished:
             of = (f"stage 0: {weights['weights']}" if not unrecorded else
