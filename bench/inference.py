@@ -586,9 +586,15 @@ def _plan(args, info: dict) -> list:
         # (before: the model's whole child failed, every mode's result lost).
         import importlib.util
 
-        needs = {"openvino": ("openvino",), "openvino_int8": ("openvino", "nncf"), "tflite": ("ai_edge_litert",),
-                 "tflite_int8": ("ai_edge_litert",)}
-        missing = [m for m in modes if any(importlib.util.find_spec(p) is None for p in needs.get(m, ()))]
+        from ssma_tf.inference.backends import RUNTIME_PACKAGES
+
+        def needs(mode: str) -> list:
+            if mode not in DEPLOY_MODES:
+                return []
+            runtime = RUNTIME_PACKAGES["openvino" if mode.startswith("openvino") else "tflite"]
+            return [runtime] + ([RUNTIME_PACKAGES["nncf"]] if mode == "openvino_int8" else [])
+
+        missing = [m for m in modes if any(importlib.util.find_spec(p) is None for p in needs(m))]
         if missing:
             print(f"note: modes {', '.join(missing)} left out: they need the deploy extra (pip install '.[deploy]')",
                   file=sys.stderr)

@@ -19,7 +19,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import _common  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HEIGHT, WIDTH, NUM_CLASSES = 384, 768, 12
@@ -89,14 +92,6 @@ def _measure(path: str, batch_size: int, batches: int, warmup: int) -> dict:
     }
 
 
-def _machine() -> dict:
-    """What `bench/_common.py` records of the machine (the script's folder is on the path)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import _common
-
-    return _common.machine_info()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=32, help="synthetic records per file")
@@ -117,7 +112,7 @@ def main() -> int:
     results = {
         "height": HEIGHT, "width": WIDTH, "batch_size": args.batch_size, "batches": args.batches,
         # The processor's name, memory and versions (before: `platform.processor()`, often empty).
-        "cpus": os.cpu_count(), "machine": _machine(),
+        "cpus": os.cpu_count(), "machine": _common.machine_info(),
         "load_average_before": os.getloadavg()[0], "encodings": {},
     }
     with tempfile.TemporaryDirectory() as folder:
@@ -143,11 +138,9 @@ def main() -> int:
         print(f"{encoding:<10}{r['samples_per_s']:>11.1f}{r['cpu_ms_per_sample']:>15.1f}"
               f"{r['peak_rss_mib']:>16.0f}{r['record_bytes'] / args.samples / 1e6:>11.2f}")
     if args.json:
-        _common.write_json(args.json, results)  # imported below when run: the script's folder leads the path
+        _common.write_json(args.json, results)
     return 0
 
 
 if __name__ == "__main__":
-    import _common  # the script's folder is first on the path when it runs
-
     sys.exit(_common.run_main(main))

@@ -56,23 +56,22 @@ def _measure(spec: dict, folder: str) -> None:
         for index in range(spec["steps"]):
             # The order reversed every other step (ABBA): no side always runs first.
             for side in (spec["sides"] if index % 2 == 0 else spec["sides"][::-1]):
-                trainer = trainers[side]
                 start = time.perf_counter()
-                loss, *_ = trainer.train_function(trainer.iterator)
-                float(loss)
+                _step(trainers[side])
                 seconds[side].append(time.perf_counter() - start)
         _common.emit({"seconds": seconds})
         return
     trainer = _trainer(spec, folder)
     trainer.train_function(trainer.iterator)  # tracing and graph optimisation
-    seconds = []
-    for _ in range(spec["steps"]):
-        start = time.perf_counter()
-        loss, *_ = trainer.train_function(trainer.iterator)
-        float(loss)
-        seconds.append(time.perf_counter() - start)
-    _common.emit({"seconds": seconds, "peak_rss_mib": _common.peak_rss_mib(),
-                  "finite": bool(np.isfinite(float(loss)))})
+    for _ in range(spec["steps"]):  # to the step's peak memory (the times are the interleaved child's)
+        loss = _step(trainer)
+    _common.emit({"peak_rss_mib": _common.peak_rss_mib(), "finite": bool(np.isfinite(loss))})
+
+
+def _step(trainer) -> float:
+    """One training step, waited for; its loss."""
+    loss, *_ = trainer.train_function(trainer.iterator)
+    return float(loss)
 
 
 def _trainer(spec: dict, folder: str):

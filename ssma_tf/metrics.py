@@ -459,8 +459,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     def class_counts(self) -> tuple[Any, Any, Any, Any]:
         """TP, FP, FN and TN per class (float64, length C, entry 0 = void = 0), as `ConfusionMatrix`."""
         matrix = self.counts
-        wide = _wide_float()
-        not_void = ops.concatenate([ops.zeros((1,), wide), ops.ones((self.num_classes - 1,), wide)])
+        not_void = ops.concatenate([ops.zeros((1,), matrix.dtype), ops.ones((self.num_classes - 1,), matrix.dtype)])
         tp = ops.diagonal(matrix) * not_void
         # Columns summed over non-void ground-truth rows only, rows over every column.
         fp = (ops.sum(matrix[1:, :], axis=0) - tp) * not_void

@@ -23,12 +23,12 @@ import yaml
 from ssma_tf.config.adaptation import AdaptationConfig, keys_abn_ignores
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
-from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig
+from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig, experts_frozen
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, read_yaml_file
 from ssma_tf.constants import (
-    ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, END_TO_END_FUSIONS,
-    EXPERTLESS_FUSIONS, MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
+    ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, EXPERTLESS_FUSIONS,
+    MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 
@@ -97,8 +97,7 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
             lines.append(f"{config.where(unread[0])}: key '{unread[0]}' is read only with the '{section}' section, "
                          f"{why}: this run does not use it")
     starts = (config.expert_checkpoints, config.initialize, config.finetune_from)
-    frozen = config.is_fusion and config.freeze_experts and config.fusion not in END_TO_END_FUSIONS
-    if frozen and all(s is None for s in starts):
+    if config.experts_frozen and all(s is None for s in starts):
         what = "SSMA" if config.fusion in (None, SSMA_FUSION) else f"fusion {config.fusion}"
         lines.append(f"{config.source}: freeze_experts is true, but nothing starts the experts of this {what} (no "
                      "checkpoint1/checkpoint2, checkpoints, intialize or finetune_from): they stay at their random "
@@ -544,8 +543,7 @@ class _Reader:
                     f"adaptation.learning_rate ({adapt.learning_rate:g}) with adaptation.weight_decay "
                     f"({adapt.weight_decay:g}); change those in the adaptation section",
                     ConfigWarning, stacklevel=4)
-            frozen = (values["model"] == SSMA and values["freeze_experts"]
-                      and values["fusion"] not in END_TO_END_FUSIONS)  # warned of as such
+            frozen = experts_frozen(values["model"], values["freeze_experts"], values["fusion"])
             if adapt.method == "sac" and given.get("encoder_lr_multiplier", 1.0) != 1.0 and not frozen:
                 # Before: read by nothing, and the log said the encoders trained at the lower rate.
                 warnings.warn(
@@ -679,8 +677,7 @@ class _Reader:
                 stacklevel=4,
             )
         # Stacking and FuseNet train their encoders whatever freeze_experts says, at this rate.
-        frozen = config.is_fusion and config.freeze_experts and config.fusion not in END_TO_END_FUSIONS
-        if frozen and config.encoder_lr_multiplier != 1.0:
+        if config.experts_frozen and config.encoder_lr_multiplier != 1.0:
             warnings.warn(
                 f"{self.source}: encoder_lr_multiplier has no effect while freeze_experts is true",
                 ConfigWarning,

@@ -20,6 +20,7 @@ from ssma_tf.constants import (
     DECODER_FILTERS,
     EASPP_RATES,
     END_LEARNING_RATE,
+    END_TO_END_FUSIONS,
     FUSION_METHODS,
     INPUT_MODALITIES,
     INTERPOLATIONS,
@@ -35,6 +36,12 @@ if TYPE_CHECKING:
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # The released files left skip_step blank; these are the paper's and the released examples' values.
 DEFAULT_SKIP_STEP = {"train": 5, "eval": 10}
+
+
+def experts_frozen(model: str, freeze_experts: bool, fusion: Optional[str]) -> bool:
+    """Whether an SSMA config's experts are not trained: `freeze_experts`, which stacking and
+    FuseNet, trained end to end, ignore."""
+    return model == SSMA and bool(freeze_experts) and fusion not in END_TO_END_FUSIONS
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -273,6 +280,11 @@ class RunConfig:
     def is_fusion(self) -> bool:
         """True for SSMA (two input modalities)."""
         return self.model == SSMA
+
+    @property
+    def experts_frozen(self) -> bool:
+        """Whether the fusion's experts are not trained (`experts_frozen` of its keys)."""
+        return experts_frozen(self.model, self.freeze_experts, self.fusion)
 
     @property
     def num_modalities(self) -> int:

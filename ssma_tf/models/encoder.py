@@ -22,6 +22,11 @@ PAPER_BLOCK4_DILATIONS = ((2, 4), (2, 8), (2, 16))
 RELEASED_DROPOUT_RATE = 0.7  # keep probability 0.3 (the paper's Section 3.1 says 0.5)
 
 
+def _integer(value, least: int = -2**63) -> bool:
+    """Whether `value` is an integer (Python's or NumPy's, not a bool) of at least `least`."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+
+
 def check_dilations(name: str, value, count: int):
     """Validates a list of `count` (rate, rate) pairs of integers and returns it as a tuple of tuples.
 
@@ -30,10 +35,7 @@ def check_dilations(name: str, value, count: int):
     def sequence(item) -> bool:
         return hasattr(item, "__iter__") and not isinstance(item, (str, bytes))
 
-    def integral(rate) -> bool:
-        return isinstance(rate, numbers.Integral) and not isinstance(rate, bool)
-
-    if not sequence(value) or not all(sequence(pair) and all(integral(d) for d in pair) for pair in value):
+    if not sequence(value) or not all(sequence(pair) and all(_integer(d) for d in pair) for pair in value):
         raise ValueError(f"{name} must be {count} pairs of integer dilation rates, got {value!r}")
     pairs = tuple(tuple(int(d) for d in pair) for pair in value)
     if len(pairs) != count or any(len(p) != 2 or min(p) < 1 for p in pairs):
@@ -52,7 +54,7 @@ def check_dropout_rate(dropout_rate) -> float:
 def check_input_channels(input_channels) -> int:
     """`input_channels` as an int; ValueError unless it is an integer >= 1 (before: 0 ended in a
     ZeroDivisionError of the initialiser, "3" in a Keras shape error)."""
-    if isinstance(input_channels, bool) or not isinstance(input_channels, numbers.Integral) or input_channels < 1:
+    if not _integer(input_channels, 1):
         raise ValueError(f"input_channels must be an integer >= 1, got {input_channels!r}")
     return int(input_channels)
 
@@ -68,7 +70,7 @@ def check_flag(name: str, value) -> bool:
 def check_num_modalities(num_modalities) -> int:
     """`num_modalities` as a Python int (NumPy's integers are taken, as by `check_num_classes`);
     ValueError unless it is at least 2 (fusion needs two streams)."""
-    if isinstance(num_modalities, bool) or not isinstance(num_modalities, numbers.Integral) or num_modalities < 2:
+    if not _integer(num_modalities, 2):
         raise ValueError(f"num_modalities must be an integer >= 2, got {num_modalities!r}")
     return int(num_modalities)
 
@@ -76,7 +78,7 @@ def check_num_modalities(num_modalities) -> int:
 def check_num_classes(num_classes) -> int:
     """`num_classes` as a Python int (NumPy's integers are taken: a count read from an array);
     ValueError unless it counts void and at least one class."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+    if not _integer(num_classes, 2):
         raise ValueError(f"num_classes must be an integer >= 2 (void + classes), got {num_classes!r}")
     return int(num_classes)
 
