@@ -16,7 +16,7 @@ import yaml
 from ssma_tf import constants
 from ssma_tf.config import reader
 from ssma_tf.config import (
-    ConfigError, ConfigWarning, RunConfig, config_from_dict, declared_keys, key_tables, load_config,
+    ConfigError, ConfigWarning, RunConfig, config_from_dict, declared_keys, key_tables, load_config, parse_overrides,
 )
 from ssma_tf.data.augment import AugmentationConfig
 
@@ -833,3 +833,107 @@ def test_aux_heads_are_refused_on_a_fusion_without_a_decoder_of_its_own(workdir)
     for name in ("lfc", "stacking"):
         config = config_from_dict(fusion(name, aux_heads=True), source="t")
         assert build_model(config).aux_heads is True
+
+
+def test_a_moved_run_folder_is_not_resumed_at_its_old_path(workdir):
+    """`config.yaml` holds absolute paths: read from a moved folder holding checkpoints it is
+    refused (before: a run from step 0 into the old path); a new checkpoint takes its log_dir
+    along (before: the old run's logs folder)."""
+    from ssma_tf.config.runs import run_config, write_run_config
+
+    (workdir / "runA").mkdir()
+    config = load_config(write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("checkpoint/adapnet", "runA")))
+    write_run_config(config, workdir / "runA")
+    assert "log_dir" not in yaml.safe_load((workdir / "runA" / "config.yaml").read_text())
+    # The file as written before the fix: the derived log_dir spelled out.
+    old = yaml.safe_load((workdir / "runA" / "config.yaml").read_text())
+    old["log_dir"] = str(workdir / "runA" / "logs")
+    (workdir / "runA" / "config.yaml").write_text(yaml.safe_dump(old))
+    assert load_config(workdir / "runA" / "config.yaml").checkpoint == str(workdir / "runA")
+
+    (workdir / "runA").rename(workdir / "runB")
+    moved = workdir / "runB" / "config.yaml"
+    # A copy as a template (no checkpoint beside it) still names where its run goes.
+    assert load_config(moved).checkpoint == str(workdir / "runA")
+    (workdir / "runB" / "model.ckpt-5.index").write_bytes(b"")
+    error = error_for(moved)
+    assert error.key == "checkpoint" and str(workdir / "runB") in str(error) and "moved" in str(error)
+    assert f"--set checkpoint={workdir / 'runB'}" in str(error)
+
+    resumed = load_config(moved, overrides={"checkpoint": str(workdir / "runB")})
+    assert (resumed.checkpoint, resumed.log_dir) == (str(workdir / "runB"), str(workdir / "runB" / "logs"))
+    assert run_config(workdir / "runB", "train").log_dir == str(workdir / "runB" / "logs")
+    # A log_dir of its own stays.
+    own = yaml.safe_load(moved.read_text())
+    own["log_dir"] = str(workdir / "tb")
+    moved.write_text(yaml.safe_dump(own))
+    assert load_config(moved, overrides={"checkpoint": str(workdir / "runB")}).log_dir == str(workdir / "tb")
+
+
+def test_yaml_1_1_integers_are_not_read_as_octal_or_base_60(workdir):
+    """`010` was 8 and `1:30` was 90, in the file and in `--set` alike, silently."""
+    for text in ("010", "1:30"):
+        error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("save_step: 100", f"save_step: {text}")))
+        assert (error.key, error.line) == ("save_step", 13) and f"got '{text}' (str)" in str(error)
+        assert parse_overrides([f"save_step={text}"]) == {"save_step": text}
+    # gpu_id reads the text as written (`010` is no longer device 8); `1:0` is no id (before: 60).
+    assert "gpu_id" in str(error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("gpu_id: '0'", "gpu_id: 1:0"))))
+    assert parse_overrides(["a=0", "b=-12", "c=1_000", "d=0x10", "e=1e-3", "f=07.5"]) == {
+        "a": 0, "b": -12, "c": 1000, "d": 16, "e": 1e-3, "f": 7.5}
+
+
+def test_a_seed_beyond_what_the_generators_take_is_refused_by_the_reader(workdir):
+    """Before: accepted, then a traceback from keras.utils.set_random_seed in the trainer."""
+    error = error_for(train_dict(seed=2**32))
+    assert error.key == "seed" and "[0, 4294967295]" in str(error)
+    assert config_from_dict(train_dict(seed=2**32 - 1)).seed == 2**32 - 1
+
+
+def test_aux_loss_weights_without_auxiliary_heads_are_refused(workdir):
+    """SSMA builds no auxiliary heads unless asked: the weights were read by nothing."""
+    ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
+    error = error_for({**ssma, "aux_loss_weights": [1.0, 1.0]})
+    assert error.key == "aux_loss_weights" and "aux_heads: true" in str(error)
+    error = error_for({**ssma, "aux_loss_weights": [1.0, 1.0], "fusion": "average", "checkpoint1": None,
+                       "checkpoint2": None}, check_paths=False)
+    assert "a fusion with a decoder" in str(error)
+    assert config_from_dict({**ssma, "aux_loss_weights": [1.0, 1.0], "aux_heads": True}).aux_loss_weights == (1, 1)
+    # The default (every SSMA run's config.yaml spells it out) and zeros pass; evaluation reads neither.
+    config_from_dict({**ssma, "aux_loss_weights": list(constants.AUX_LOSS_WEIGHTS)})
+    config_from_dict({**ssma, "aux_loss_weights": [0, 0]})
+    test = yaml.safe_load(ORIGINAL_SSMA_TEST)
+    config_from_dict({**test, "aux_loss_weights": [1.0, 1.0]}, mode="eval")
+
+
+def test_an_empty_augmentation_section_is_an_error_and_set_unsets_it(workdir):
+    """Every shipped config has `augmentation: {}`; commenting its keys out turned augmentation
+    off without a word."""
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "augmentation:\n  # flip: false\n")
+    error = error_for(path)
+    assert (error.key, error.line) == ("augmentation", 15) and "is empty; write 'augmentation: {}'" in str(error)
+    assert load_config(path, overrides={"augmentation": None}).augmentation == AugmentationConfig.disabled()
+    assert load_config(path, "eval", check_paths=False, required=reader.Required((), "a test")).mode == "eval"
+
+
+def test_keys_yaml_reads_as_booleans_are_named_as_written_with_their_line(workdir):
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + "on: true\n"))
+    assert (error.key, error.line) == ("on", 15) and "YAML reads this key as True (bool)" in str(error)
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + "augmentation:\n  flip: true\n  yes: 1\n"))
+    assert (error.key, error.line) == ("augmentation: yes", 17)
+
+
+def test_a_value_starting_with_a_yaml_sign_is_met_with_the_advice_to_quote_it(workdir):
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("'train.tfrecords'", "*.tfrecords")))
+    assert "line 6" in str(error) and "quote it, '*.tfrecords'" in str(error)
+    with pytest.raises(ConfigError, match=r"quote it, '\*_train.tfrecords'"):
+        parse_overrides(["train_data=*_train.tfrecords"])
+
+
+def test_warnings_name_the_line_or_the_set_that_gave_the_value(workdir):
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN)
+    with pytest.warns(ConfigWarning) as caught:
+        load_config(path, overrides={"end_learning_rate": 0.1})
+    assert str(caught[0].message).startswith(f"{path} with --set end_learning_rate: end_learning_rate 0.1")
+    with pytest.warns(ConfigWarning) as caught:
+        load_config(write(workdir, ORIGINAL_ADAPNET_TRAIN + "end_learning_rate: 0.1\n"))
+    assert str(caught[0].message).startswith(f"{path}, line 15: end_learning_rate 0.1")

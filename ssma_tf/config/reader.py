@@ -25,10 +25,10 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig, experts_frozen
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, read_yaml_file
+from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, quoting_hint, read_yaml_file
 from ssma_tf.constants import (
     ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, EXPERTLESS_FUSIONS,
-    MAX_MODALITIES, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
+    MAX_MODALITIES, RUN_CONFIG, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
 
@@ -154,10 +154,43 @@ def load_config(
     """
     source = os.fspath(path)
     raw = read_yaml_file(source, "the config file")
+    if mode == "train" and "checkpoint" not in (overrides or {}):
+        _check_not_moved(raw, source)
     if not overrides:
         return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths, required=required)
     return config_with_overrides(raw, overrides, source=source, mode=mode, check_paths=check_paths,
                                  required=required, given_as=given_as)
+
+
+def _check_not_moved(raw: Any, source: str) -> None:
+    """Refuses a run's `config.yaml` read from a folder with checkpoints that is not the folder
+    its `checkpoint` names: the run was moved or copied.
+
+    Before, `ssma-train -c MOVED/config.yaml` resumed nothing: it trained from step 0 into the
+    old folder's path (absolute in the file), or into the old run where it still existed.
+    """
+    if os.path.basename(source) != RUN_CONFIG or not isinstance(raw, Mapping):
+        return
+    named = raw.get("checkpoint")
+    folder = os.path.dirname(os.path.abspath(source))
+    if not isinstance(named, str) or os.path.realpath(named) == os.path.realpath(folder):
+        return
+    if not (os.path.isfile(os.path.join(folder, "checkpoint")) or glob.glob(glob.escape(folder) + "/*.index")):
+        return  # a copy used as a template: its checkpoint names where the new run goes
+    raise ConfigError(
+        f"this is the config of the run in {folder}, but its checkpoint names {named}: the run folder was "
+        f"moved or copied; to resume it where it is now, add --set checkpoint={folder} (log_dir follows), "
+        "or copy the file under another name to start a new run",
+        key="checkpoint", source=source,
+    )
+
+
+def rederived_log_dir(raw: Mapping[str, Any], checkpoint: Any) -> bool:
+    """Whether `raw`'s `log_dir` is the one derived from its `checkpoint` (`<checkpoint>/logs`,
+    as a run's `config.yaml` before this check wrote it) and so follows a new `checkpoint`."""
+    old, log_dir = raw.get("checkpoint"), raw.get("log_dir")
+    return (isinstance(old, str) and isinstance(log_dir, str) and checkpoint != old
+            and os.path.normpath(log_dir) == os.path.normpath(os.path.join(old, "logs")))
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -183,7 +216,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             out[name] = yaml.load(text, Loader=_Loader) if text.strip() else None  # noqa: S506
         except yaml.YAMLError as e:
             problem = getattr(e, "problem", None) or str(e)
-            raise ConfigError(f"value {text!r} is not valid YAML: {problem}", key=name, source="--set") from e
+            raise ConfigError(f"value {text!r} is not valid YAML: {problem}{quoting_hint(text)}", key=name,
+                              source="--set") from e
     return out
 
 
@@ -208,13 +242,17 @@ def config_with_overrides(
         ConfigError: as for `config_from_dict`; when the problem is an overridden key, the
             error's source is `--set key=value` (after the file).
     """
-    merged = (ConfigMapping(d, getattr(d, "lines", None), getattr(d, "inner_lines", None))
+    merged = (ConfigMapping(d, getattr(d, "lines", None), getattr(d, "inner_lines", None), getattr(d, "spellings", None))
               if isinstance(d, Mapping) else d)
     # Nothing after '=' unsets the key: shown as given, not as Python's None.
     given = {name: (given_as or {}).get(name) or f"--set {name}=" + ("" if value is None else repr(value))
              for name, value in overrides.items()}
     if isinstance(merged, dict):
         overrides = dict(overrides)
+        if "checkpoint" in overrides and "log_dir" not in overrides and rederived_log_dir(merged,
+                                                                                         overrides["checkpoint"]):
+            # Before: a run's config.yaml with another checkpoint kept the old run's logs folder.
+            merged.pop("log_dir")
         for name in overrides:
             # `--set initialize=...` replaces the file's `intialize`, and the other way round.
             canonical = ALIASES.get(name, name)
@@ -298,13 +336,37 @@ class _Reader:
             line = line or self.d.line_of(name, ALIASES)
         return ConfigError(message, key=name, source=self.source, missing=missing, line=line)
 
+    def located(self, *names: str) -> str:
+        """Where a warning about keys `names` points: the file with the `--set` that gave one of
+        them, else with the line of the first one it has (before: the file alone, also when the
+        value came from `--set`)."""
+        for name in names:
+            if name in self.command_line:
+                return f"{self.source} with --set {name}"
+        if isinstance(self.d, ConfigMapping):
+            for name in names:
+                line = self.d.line_of(name, ALIASES)
+                if line is not None:
+                    return f"{self.source}, line {line}"
+        return self.source
+
     def type_error(self, name: str, expected: str, value: Any) -> ConfigError:
         return self.error(name, f"expected {expected}, got {value!r} ({type(value).__name__})")
 
     def check_keys(self) -> None:
-        for name in self.d:
+        spellings = getattr(self.d, "spellings", {})
+        lines = self.d if isinstance(self.d, ConfigMapping) else ConfigMapping({})
+        for name, value in self.d.items():
+            # Before: "key 'True': keys must be strings", without a line, for `on:` in the file.
             if not isinstance(name, str):
-                raise self.error(str(name), "keys must be strings")
+                wrong, key, line = name, spellings.get(name, str(name)), lines.lines.get(name)
+            elif name in _SECTIONS and isinstance(value, Mapping) and any(not isinstance(k, str) for k in value):
+                wrong = next(k for k in value if not isinstance(k, str))
+                key, line = f"{name}: {spellings.get(wrong, str(wrong))}", lines.inner_lines.get((name, wrong))
+            else:
+                continue
+            raise ConfigError(f"YAML reads this key as {wrong!r} ({type(wrong).__name__}), not as a name; no key "
+                              "is spelled so (configs/README.md lists them)", key=key, source=self.source, line=line)
         unknown = [k for k in self.d if k not in KNOWN_KEYS]
         if unknown:
             name = unknown[0]
@@ -341,10 +403,13 @@ class _Reader:
 
     def run(self) -> RunConfig:
         self.check_keys()
-        for name in _SWITCHED_SECTIONS:
+        for name in _SECTIONS:
             # `semi_supervised:` with nothing after it reads as null, which every other key takes
-            # as "not given": the run would train without the method it names, without a word.
-            if name in self.d and self.raw(name) is None:
+            # as "not given": the run would train without the method it names, without a word
+            # (`augmentation:` with its keys commented out: without augmentation). `--set NAME=`
+            # unsets it on purpose.
+            if (name in self.d and self.raw(name) is None and name not in self.command_line
+                    and (name in _SWITCHED_SECTIONS or self.mode == "train")):
                 raise self.error(name, f"is empty; write '{name}: {{}}' for its defaults, or "
                                        f"'{name}: false' to train without it")
         if self.mode == "eval" and self.raw("pretraining") is not None:
@@ -484,6 +549,16 @@ class _Reader:
             raise self.error("aux_heads", f"fusion: {values['fusion']} combines its experts' outputs and has no "
                              f"decoder of its own to put auxiliary heads on (those of {', '.join(DECODER_FUSIONS)} "
                              "have); leave aux_heads out")
+        weights = given.get("aux_loss_weights")
+        if (self.mode == "train" and values["model"] == SSMA and not values["aux_heads"] and weights is not None
+                and tuple(values["aux_loss_weights"]) != tuple(DEFAULTS["aux_loss_weights"])
+                and any(values["aux_loss_weights"])):
+            # Before: accepted, and read by nothing (SSMA builds no auxiliary heads by default). The
+            # default itself passes: every SSMA run's config.yaml spells it out.
+            where = ("aux_heads: true" if values["fusion"] in (None,) + DECODER_FUSIONS
+                     else f"a fusion with a decoder ({', '.join(DECODER_FUSIONS)}) and aux_heads: true")
+            raise self.error("aux_loss_weights", f"weighs the auxiliary heads' losses, and this SSMA has no auxiliary "
+                             f"heads: they take {where}; or leave aux_loss_weights out")
         if values["easpp_rates"] != EASPP_RATES and values["fusion"] not in (None, "ssma"):
             raise self.error("easpp_rates", f"sets the AdapNet++ and SSMA eASPP; the fusion baselines keep the "
                              f"released {list(EASPP_RATES)} (fusion: {values['fusion']})")
@@ -514,7 +589,7 @@ class _Reader:
                      or max(semi.blur_sigma) > 0 and semi.blur_probability > 0)):
             # Before: jittered and blurred modality 1, which this expert does not read, silently.
             warnings.warn(
-                f"{self.source}: semi_supervised's colour jitter and blur go to the mixed modality 1 (the colour "
+                f"{self.located('semi_supervised', 'input_modality')}: semi_supervised's colour jitter and blur go to the mixed modality 1 (the colour "
                 f"image, as released), but this {ADAPNET_PP} reads {values['input_modality']}: its mixed images "
                 "get neither; set semi_supervised.jitter: 0 and blur_probability: 0 to say so",
                 ConfigWarning, stacklevel=4)
@@ -538,7 +613,7 @@ class _Reader:
                 # released configs' `power: 0.9` is the default, not a choice).
                 named = ", ".join(f"'{self.spelling(k)}'" for k in unused)
                 warnings.warn(
-                    f"{self.source}: {'key' if len(unused) == 1 else 'keys'} {named} not used by adaptation "
+                    f"{self.located(*unused)}: {'key' if len(unused) == 1 else 'keys'} {named} not used by adaptation "
                     f"method sac, which trains with its own optimizer ({adapt.optimizer}) at the constant "
                     f"adaptation.learning_rate ({adapt.learning_rate:g}) with adaptation.weight_decay "
                     f"({adapt.weight_decay:g}); change those in the adaptation section",
@@ -547,7 +622,7 @@ class _Reader:
             if adapt.method == "sac" and given.get("encoder_lr_multiplier", 1.0) != 1.0 and not frozen:
                 # Before: read by nothing, and the log said the encoders trained at the lower rate.
                 warnings.warn(
-                    f"{self.source}: key '{self.spelling('encoder_lr_multiplier')}' not used by adaptation method "
+                    f"{self.located('encoder_lr_multiplier')}: key '{self.spelling('encoder_lr_multiplier')}' not used by adaptation method "
                     f"sac, whose optimizer ({adapt.optimizer}) trains every variable at adaptation.learning_rate "
                     f"({adapt.learning_rate:g})",
                     ConfigWarning, stacklevel=4)
@@ -556,7 +631,7 @@ class _Reader:
                 # decoder's saw the target (before: without a word).
                 said = "" if "freeze_experts" in given else ", SSMA's default"
                 warnings.warn(
-                    f"{self.source}: adaptation method abn runs target batches through the batch norms, but the "
+                    f"{self.located('adaptation', 'freeze_experts')}: adaptation method abn runs target batches through the batch norms, but the "
                     f"experts are frozen (freeze_experts: true{said}): their encoders keep the source's statistics "
                     "and only the fusion and decoder see the target; set freeze_experts: false to adapt them",
                     ConfigWarning, stacklevel=4)
@@ -564,7 +639,7 @@ class _Reader:
                 # The group's flip and each view's own cancel: more is fewer (1.0: never flipped).
                 net = 2 * adapt.flip_probability * (1 - adapt.flip_probability)
                 warnings.warn(
-                    f"{self.source}: adaptation.flip_probability {adapt.flip_probability:g} flips each target group "
+                    f"{self.located('adaptation')}: adaptation.flip_probability {adapt.flip_probability:g} flips each target group "
                     f"and each of its views with that chance, and two flips cancel: a view is flipped against its "
                     f"image with chance 2p(1 - p) = {net:.2g}, the most (0.5) at p = 0.5",
                     ConfigWarning, stacklevel=4)
@@ -572,7 +647,7 @@ class _Reader:
             if ignored:
                 # Before: read by nothing, without a word (the other direction was warned of).
                 warnings.warn(
-                    f"{self.source}: adaptation {'key' if len(ignored) == 1 else 'keys'} "
+                    f"{self.located('adaptation')}: adaptation {'key' if len(ignored) == 1 else 'keys'} "
                     f"{', '.join(repr(k) for k in ignored)} not used by method abn, which only runs target "
                     "batches through the batch norms (of the section it reads flip_probability) "
                     "and trains with the top-level optimizer settings",
@@ -581,7 +656,7 @@ class _Reader:
                     and values["input_modality"] not in (None, "modality1")):
                 # Before: the noise went to modality 1, which this expert does not read, silently.
                 warnings.warn(
-                    f"{self.source}: adaptation.photometric is modality1, but this {ADAPNET_PP} reads "
+                    f"{self.located('adaptation', 'input_modality')}: adaptation.photometric is modality1, but this {ADAPNET_PP} reads "
                     f"{values['input_modality']}: its student's views get no photometric noise; set "
                     "adaptation.photometric: all to put the noise on the image it reads (or none to say so)",
                     ConfigWarning, stacklevel=4)
@@ -670,7 +745,7 @@ class _Reader:
             and config.end_learning_rate > config.learning_rate
         ):
             warnings.warn(
-                f"{self.source}: end_learning_rate {config.end_learning_rate:g} is above "
+                f"{self.located('end_learning_rate', 'learning_rate')}: end_learning_rate {config.end_learning_rate:g} is above "
                 f"learning_rate {config.learning_rate:g}, so the poly schedule makes the learning "
                 "rate grow (TF1 semantics); set end_learning_rate lower if that is not meant",
                 ConfigWarning,
@@ -679,7 +754,7 @@ class _Reader:
         # Stacking and FuseNet train their encoders whatever freeze_experts says, at this rate.
         if config.experts_frozen and config.encoder_lr_multiplier != 1.0:
             warnings.warn(
-                f"{self.source}: encoder_lr_multiplier has no effect while freeze_experts is true",
+                f"{self.located('encoder_lr_multiplier', 'freeze_experts')}: encoder_lr_multiplier has no effect while freeze_experts is true",
                 ConfigWarning,
                 stacklevel=4,
             )

@@ -211,7 +211,7 @@ class RunConfig:
         None, kind="choice", choices=MIXED_PRECISION_POLICIES, modes=TRAIN,
         doc="mixed-precision policy of the training model")
     xla: bool = key(False, kind="bool", doc="compile the training or evaluation step with XLA")
-    seed: Optional[int] = key(None, kind="int", minimum=0, modes=TRAIN,
+    seed: Optional[int] = key(None, kind="int", minimum=0, maximum=2**32 - 1, modes=TRAIN,
                               doc="seed for weights, shuffling and augmentation")
     augmentation: AugmentationConfig = key(
         default_factory=AugmentationConfig.disabled, kind="augmentation", modes=TRAIN,

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Union
 import yaml
 
 from ssma_tf.config.keys import EVAL
-from ssma_tf.config.reader import Required, config_with_overrides
+from ssma_tf.config.reader import Required, config_with_overrides, rederived_log_dir
 from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig
 from ssma_tf.constants import EXPORT_METADATA, FINAL_MODEL, FINAL_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
@@ -51,7 +51,10 @@ def write_run_config(config: RunConfig, folder: PathLike, header: Optional[str] 
     path = os.path.join(os.fspath(folder), RUN_CONFIG)
     with atomic_write(path) as f:
         f.write(header or (_DEPTH_HEADER if config.pretraining else _HEADER))
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False, default_flow_style=None)
+        values = config.to_dict()
+        if config.checkpoint is not None and values.get("log_dir") == os.path.join(config.checkpoint, "logs"):
+            del values["log_dir"]  # derived: it follows the run when the folder moves
+        yaml.safe_dump(values, f, sort_keys=False, default_flow_style=None)
     return path
 
 
@@ -153,6 +156,8 @@ def run_config(
         raw.pop("skip_step", None)  # the training log interval is no evaluation's
         raw["checkpoint"] = run_weights(run)
     else:
+        if rederived_log_dir(raw, os.path.dirname(source)):
+            raw.pop("log_dir")  # the old place's logs folder: it follows the run
         raw["checkpoint"] = os.path.dirname(source)
     return config_with_overrides(raw, overrides or {}, source=source, mode=mode, check_paths=check_paths,
                                  given_as=given_as)

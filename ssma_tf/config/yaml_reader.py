@@ -49,10 +49,14 @@ class ConfigMapping(dict):
     each key inside a top-level mapping such as `semi_supervised:` (`inner_lines`, by (section,
     key)), so that an error about a key names its line as YAML's own errors do."""
 
-    def __init__(self, values: Any, lines: Optional[dict] = None, inner_lines: Optional[dict] = None):
+    def __init__(self, values: Any, lines: Optional[dict] = None, inner_lines: Optional[dict] = None,
+                 spellings: Optional[dict] = None):
         super().__init__(values)
         self.lines = dict(lines or {})
         self.inner_lines = dict(inner_lines or {})
+        # Keys YAML reads as something else than a string (`on:` is True), by that value: their
+        # text in the file, so that the error about them quotes the file.
+        self.spellings = dict(spellings or {})
 
     def line_of(self, name: Optional[str], aliases: Optional[dict] = None) -> Optional[int]:
         """The line of key `name`, or of a spelling of it that `aliases` (spelling: name) maps to it."""
@@ -71,14 +75,22 @@ class _Loader(yaml.SafeLoader):
     """A safe YAML loader that reads `1e-3` as a float and refuses duplicate keys.
 
     PyYAML follows YAML 1.1, where a float needs a dot: `learning_rate: 1e-3` would load as the
-    string "1e-3". Duplicate keys would silently keep the last value.
+    string "1e-3". Duplicate keys would silently keep the last value. YAML 1.1's integers are
+    left out too: `010` (octal, 8) and `1:30` (base 60, 90) stay strings, which an integer key
+    refuses, naming the value; decimal (`1_000` included) and hexadecimal integers remain.
     """
 
 
+_NUMBER_TAGS = ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int")
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -134,17 +146,37 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
         content = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
         if isinstance(content, dict):
             node = yaml.compose(text, Loader=_Loader)  # noqa: S506
-            lines, inner_lines = {}, {}
+            lines, inner_lines, spellings = {}, {}, {}
+
+            def name_of(key: yaml.ScalarNode) -> Any:
+                if key.tag == "tag:yaml.org,2002:str":
+                    return key.value
+                value = yaml.load(key.value, Loader=_Loader)  # noqa: S506
+                spellings[value] = key.value
+                return value
+
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode):
-                    lines[key.value] = key.start_mark.line + 1
+                    name = name_of(key)
+                    lines[name] = key.start_mark.line + 1
                     if isinstance(value, yaml.MappingNode):
-                        inner_lines.update({(key.value, inner.value): inner.start_mark.line + 1
+                        inner_lines.update({(name, name_of(inner)): inner.start_mark.line + 1
                                             for inner, _ in value.value if isinstance(inner, yaml.ScalarNode)})
-            return ConfigMapping(content, lines, inner_lines)
+            return ConfigMapping(content, lines, inner_lines, spellings)
         return content
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from e
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        raise ConfigError(f"not valid YAML{where}: {problem}{quoting_hint(line.partition(':')[2])}",
+                          source=source) from e
+
+
+def quoting_hint(value: str) -> str:
+    """For a value YAML could not read that starts with one of its own signs (`*.tfrecords` is
+    an alias to YAML): the advice to quote it; else ""."""
+    value = value.strip()
+    if value[:1] in tuple("*&!%@`"):
+        return f"; a value starting with {value[0]!r} is YAML syntax, not text: quote it, '{value}'"
+    return ""
