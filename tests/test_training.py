@@ -338,14 +338,34 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model)
     def poisoned(iterator):
         loss, terms, preview, truth = compiled(iterator)
         calls.append(1)
-        return (tf.constant(np.nan) if len(calls) == 3 else loss), terms, preview, truth
+        return (tf.constant(np.nan) if len(calls) == 4 else loss), terms, preview, truth
 
     trainer.train_function = poisoned
-    with pytest.raises(training.NonFiniteLossError, match=r"loss is nan at step 3.*ckpt-2"):
+    # ckpt-2's weights gave a finite loss at step 3: good. ckpt-4 is unconfirmed, never written.
+    with pytest.raises(training.NonFiniteLossError, match=r"loss is nan at step 4.*ckpt-2"):
         trainer.train()
     state = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
     assert os.path.basename(state.model_checkpoint_path) == "ckpt-2"
     assert not (tmp_path / "checkpoints" / "final.weights.h5").exists()
+    # Resumed: the NaN right after the save of ckpt-4 was the loss of ckpt-4's weights, which
+    # are removed; ckpt-2 stays the last good one (before: ckpt-4 was called good, and the rerun
+    # resumed from it into the same NaN).
+    trainer = training.Trainer(_tiny_config(tmp_path), log=lambda line: None)
+    compiled, resumed_calls = trainer.train_function, []
+
+    def poisoned_after_a_save(iterator):
+        loss, terms, preview, truth = compiled(iterator)
+        resumed_calls.append(1)  # steps 3, 4 (ckpt-4 saved), 5
+        return (tf.constant(np.nan) if len(resumed_calls) == 3 else loss), terms, preview, truth
+
+    trainer.train_function = poisoned_after_a_save
+    with pytest.raises(training.NonFiniteLossError,
+                       match=r"loss is nan at step 5; .*removed ckpt-4, the weights that gave it; the last good "
+                             r"checkpoint is .*ckpt-2\)"):
+        trainer.train()
+    state = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
+    assert os.path.basename(state.model_checkpoint_path) == "ckpt-2"
+    assert not (tmp_path / "checkpoints" / "ckpt-4.index").exists()
 
 
 def test_interrupted_or_broken_save_leaves_the_previous_checkpoint_usable(tmp_path, tiny_model):
@@ -538,6 +558,20 @@ def test_mixed_precision_and_xla_train(tmp_path, tiny_model, options):
         assert int(trainer.optimizer.iterations.numpy()) == 3  # no step skipped
     # Master weights stay float32 whatever the compute precision.
     assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+
+
+def test_the_logged_learning_rate_is_the_one_applied_when_loss_scaling_skips_steps(tmp_path, tiny_model):
+    """Under mixed_float16 an update whose gradients overflow is skipped and not counted by the
+    optimizer, whose count the schedule reads: the log showed the rate at the training step."""
+    lines = []
+    trainer = training.Trainer(_tiny_config(tmp_path, max_iteration=8, mixed_precision="mixed_float16"),
+                               log=lines.append)
+    trainer.optimizer.dynamic_scale.assign(3e38)  # every step's scaled gradients overflow float16
+    trainer.train(max_steps=3)
+    assert int(trainer.optimizer.iterations.numpy()) == 0
+    step_lines = [line for line in lines if line.startswith("step ")]
+    assert len(step_lines) == 3 and all("lr 1.0000e-02" in line for line in step_lines), step_lines
+    assert trainer.learning_rate() == pytest.approx(0.01) and trainer.learning_rate(3) < 0.0075
 
 
 # --- Full-size AdapNet++: killed after a save, restarted ---------------------------------------

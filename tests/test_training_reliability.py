@@ -329,6 +329,52 @@ def test_a_diverging_loss_stops_the_run_with_exit_1_and_one_line(tmp_path, tiny_
     assert sane.final_step == 30
 
 
+def test_a_divergence_after_its_good_checkpoint_rotated_away_leaves_no_diverged_checkpoint(tmp_path, tiny_model):
+    """Every checkpoint kept was written while the loss grew: they are removed (before: kept, and a
+    rerun at a sane rate resumed from the diverged weights and finished without a word)."""
+    training.Trainer(_config(tmp_path, save_step=1, max_iteration=30), log=lambda line: None).train(max_steps=2)
+    config = _config(tmp_path, learning_rate=1e6, divergence_factor=5, keep_checkpoints=1, save_step=1,
+                     max_iteration=30)
+    with pytest.raises(training.DivergenceError, match=r"removed ckpt-\d+.*the last good one was no longer kept, so "
+                                                       r"a rerun starts from step 0; no good checkpoint is kept"):
+        training.Trainer(config, log=lambda line: None).train()
+    directory = tmp_path / "checkpoints"
+    assert not [n for n in os.listdir(directory) if n.endswith(".index")] and _newest_recorded(directory) == "ckpt-0"
+    assert training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).resumed_from is None
+
+
+def test_a_nan_right_after_a_save_removes_that_checkpoint_and_the_rerun_trains(tmp_path, tiny_model):
+    """The loss of step N+1 is that of checkpoint N's weights: a NaN there refutes it (before:
+    "the last good checkpoint is ckpt-1", and the advised rerun at a lower rate resumed from it
+    into the same NaN, forever)."""
+    config = _config(tmp_path, learning_rate=1e37, divergence_factor=0, save_step=1, max_iteration=6)
+    with pytest.raises(training.NonFiniteLossError, match=r"loss is nan at step 2; training stopped without saving "
+                                                          r"\(removed ckpt-1, the weights that gave it; no good "
+                                                          r"checkpoint is kept\)"):
+        training.Trainer(config, log=lambda line: None).train()
+    directory = tmp_path / "checkpoints"
+    assert not [n for n in os.listdir(directory) if n.endswith(".index")]
+    assert training.Trainer(_config(tmp_path, save_step=1, max_iteration=6), log=lambda line: None).train(
+    ).final_step == 6
+    # Weights that are no longer finite after the last step are not saved nor exported (that step's
+    # loss, computed before its update, is finite; no next step shows them).
+    trainer = training.Trainer(_config(tmp_path / "last", max_iteration=2), log=lambda line: None)
+    compiled, calls = trainer.train_function, []
+
+    def overflowing(iterator):
+        out = compiled(iterator)
+        calls.append(1)
+        if len(calls) == 2:
+            trainer.model.trainable_variables[0].assign(tf.fill(trainer.model.trainable_variables[0].shape, np.inf))
+        return out
+
+    trainer.train_function = overflowing
+    with pytest.raises(training.NonFiniteLossError, match=r"the weights are not finite after step 2"):
+        trainer.train()
+    assert not (tmp_path / "last" / "checkpoints" / "final.weights.h5").exists()
+    assert _newest_recorded(tmp_path / "last" / "checkpoints") == "ckpt-0"
+
+
 def test_the_divergence_check_compares_a_window_mean_with_the_starting_level():
     check = training.trainer._DivergenceCheck(5.0, num_classes=5)  # floor ln 5 = 1.609
     assert [check.update(loss) for loss in (0.2, 9.0, 0.3, 0.3, 0.3)] == [""] * 5  # one spike

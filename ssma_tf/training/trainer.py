@@ -555,6 +555,9 @@ class Trainer:
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
         saved = saved_run_config(self.config.checkpoint) if self._resume_from else {}
+        if saved and "log_dir" not in saved:
+            # Not written when derived (`write_run_config`): the folder's own, wherever it is now.
+            saved["log_dir"] = os.path.join(self.config.checkpoint, "logs")
         self._saved_config = saved
         self._check_same_network(saved)
         skipped, reasons = [], []
@@ -853,8 +856,13 @@ class Trainer:
     # --- Running --------------------------------------------------------------------------------
 
     def learning_rate(self, step: Optional[int] = None) -> float:
-        """The base learning rate (before encoder factors) at `step` (default: the current one)."""
-        step = int(self.step.numpy()) if step is None else step
+        """The base learning rate (before encoder factors) at `step`; by default the one the next
+        update applies, at the optimizer's own count of updates (under mixed_float16 the loss
+        scaling skips an update whose gradients overflowed and does not count it: the training
+        step alone drifted from the schedule's step, and the log showed a rate nothing applied)."""
+        if step is None:
+            optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+            step = int(optimizer.iterations.numpy())
         return float(self.schedule(step))
 
     def save(self) -> Optional[str]:
@@ -1061,6 +1069,10 @@ class Trainer:
                           "again from the beginning")
             raise
 
+    def _weights_finite(self) -> bool:
+        """Whether every trainable weight is finite."""
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables)
+
     def _save_on_interrupt(self, step: int) -> None:
         """Saves the steps since the last checkpoint when Ctrl-C or SIGTERM stops the run.
 
@@ -1083,8 +1095,7 @@ class Trainer:
             return
         if step == 0 or saved or clustered or recalibrating:
             return
-        if step != self._checked_step and not all(
-                bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables):
+        if step != self._checked_step and not self._weights_finite():
             self._log(f"warning: not saved at step {step}: its loss was not checked yet and the weights are "
                       "not finite")
             return
@@ -1143,18 +1154,27 @@ class Trainer:
         saved_at = start if self.resumed_from else None
         divergence = _DivergenceCheck(config.divergence_factor, config.num_classes)
         # A checkpoint holds the weights whose loss the next step shows: it is good when that
-        # loss is below the divergence limit. Those written while the loss grew are removed.
+        # loss is finite and below the divergence limit. Those written while the loss grew, and
+        # the one whose weights gave a NaN, are removed. The checkpoint resumed from is confirmed
+        # by the first step as well (before: a NaN at the step after a save named that
+        # checkpoint "the last good", and the rerun it advised resumed from it and stopped again).
         good, unconfirmed, growing = self.last_checkpoint, None, []
+        if self.resumed_from and self.last_checkpoint in self.manager.checkpoints:
+            kept = self.manager.checkpoints
+            good, unconfirmed = (kept[kept.index(self.last_checkpoint) - 1] if kept.index(self.last_checkpoint)
+                                 else None), self.last_checkpoint
         while step < end:
-            lr = self.learning_rate(step)
+            lr = self.learning_rate()
             loss_t, terms_t, preview, truth = self.train_function(self.iterator)
             loss = float(loss_t)
             step += 1
             if not math.isfinite(loss):
                 bar.clear()
+                dropped = self._drop_unconfirmed(growing + [unconfirmed] if unconfirmed else growing, good,
+                                                 "the weights that gave it")
                 raise NonFiniteLossError(
                     f"loss is {loss} at step {step}; training stopped without saving "
-                    f"({self._kept()}). Lower learning_rate, check the labels and images of "
+                    f"({dropped}{self._kept()}). Lower learning_rate, check the labels and images of "
                     "train_data, or resume from the checkpoint with another seed."
                 )
             diverged = divergence.update(loss)
@@ -1166,15 +1186,7 @@ class Trainer:
                 unconfirmed = None
             if diverged:
                 bar.clear()
-                dropped = ""
-                if self.chief and growing:
-                    if good is None or good in self.manager.checkpoints:
-                        removed = self._remove_checkpoints(growing, good)
-                        dropped = f"removed {', '.join(removed)}, written while the loss grew; "
-                        self.last_checkpoint = good
-                    else:  # more were written since than `max_to_keep`: the good one is gone
-                        dropped = "every checkpoint kept was written while the loss grew; "
-                        self.last_checkpoint = None
+                dropped = self._drop_unconfirmed(growing, good, "written while the loss grew")
                 raise DivergenceError(
                     f"the loss diverged at step {step}: {diverged}; training stopped without saving "
                     f"({dropped}{self._kept()}). Lower learning_rate (now "
@@ -1217,6 +1229,13 @@ class Trainer:
                 self.recalibrate_batch_norm()
             if save_now and saved_at != step:
                 bar.clear()
+                if not self._weights_finite():
+                    # The step's update overflowed; the next loss would show it, but the last step
+                    # has no next one (before: saved and exported as final.keras, exit 0).
+                    dropped = self._drop_unconfirmed(growing, good, "written while the loss grew")
+                    raise NonFiniteLossError(
+                        f"the weights are not finite after step {step} (its update overflowed); training "
+                        f"stopped without saving ({dropped}{self._kept()}). Lower learning_rate.")
                 path = self.save()
                 saved_at = step
                 if path is not None:
@@ -1277,6 +1296,25 @@ class Trainer:
             with atomic_write(os.path.join(self._directory, "checkpoint")) as state:
                 state.write("\n".join(lines) + "\n")
         return [os.path.basename(p) for p in paths]
+
+    def _drop_unconfirmed(self, bad: list[str], good: Optional[str], why: str) -> str:
+        """Removes the checkpoints `bad` (written after the last `good` one, which the loss
+        refuted) and says so, for the error that stops training. When `good` has been rotated
+        away (more were written since than `keep_checkpoints`), every kept checkpoint is one of
+        `bad`: all are removed and a rerun starts from step 0 (before: they were kept, and a rerun
+        at a lower learning rate resumed from the diverged weights and finished without a word).
+        """
+        if not self.chief or not bad:
+            return ""
+        if good is not None and good not in self.manager.checkpoints:
+            bad = list(self.manager.checkpoints) + [p for p in bad if p not in self.manager.checkpoints]
+            good = None
+            why += "; the last good one was no longer kept, so a rerun starts from step 0"
+        # (Those the manager rotated away are gone already.)
+        bad = [p for p in bad if p in self.manager.checkpoints or os.path.exists(p + ".index")]
+        removed = self._remove_checkpoints(bad, good)
+        self.last_checkpoint = good
+        return f"removed {', '.join(removed)}, {why}; " if removed else ""
 
     def _kept(self) -> str:
         kept = self.last_checkpoint if self.chief else None
