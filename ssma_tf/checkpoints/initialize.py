@@ -73,6 +73,18 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
         raise CheckpointError(
             f"{resolved} is the ImageNet initialisation checkpoint: it has no decoder to evaluate"
         )
+    starting = config.mode == "train" and path == getattr(config, "initialize", None)
+    if kind == KIND_IMAGENET and not starting:
+        # Before: a prediction or export ran on a decoder nothing had loaded, exit 0.
+        raise CheckpointError(f"{resolved} is the ImageNet initialisation of AdapNet++'s encoder, not a trained model "
+                              "(it has no decoder): give it as a training config's intialize", path=resolved)
+    fusion = getattr(config, "fusion", None)
+    if config.is_fusion and fusion not in (None, SSMA_FUSION):
+        # Before: a traceback ("'FusionBaseline' object has no attribute 'encoder'").
+        raise CheckpointError(
+            f"{resolved} is a checkpoint of the original TF1 code, which holds AdapNet++ or SSMA, not the "
+            f"fusion baseline {fusion}: start its experts from unimodal runs with checkpoint1/checkpoint2 "
+            "(checkpoints for more modalities)", path=resolved)
     classes = None if kind == KIND_IMAGENET else num_classes_of(shapes)
     if classes is not None and classes != config.num_classes:
         # Found after the model is built otherwise, naming a variable rather than what to change.
@@ -172,7 +184,7 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     if config.finetune_from is not None:
         messages.append(str(finetune_weights(model, config.finetune_from)))
     if config.initialize is not None:
-        messages.append(load_weights(model, config.initialize))
+        messages.append(load_weights(model, config.initialize, initialization=True))
     sources = config.expert_checkpoints if config.is_fusion else None
     experts = getattr(model, "experts", None)
     if sources is not None and len(sources) != len(experts or model.encoders):

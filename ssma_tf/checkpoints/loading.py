@@ -56,13 +56,16 @@ def seed_generator_states(model: keras.Model) -> list:
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
-def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
+def load_weights(model: keras.Model, path: str, *, strict: bool = True, initialization: bool = False) -> str:
     """Loads weights into `model` from any supported checkpoint (see the module docstring).
 
     Args:
         model: an `AdapNetPP` or `SSMA`.
         path: where the weights are.
         strict: fail when the checkpoint lacks some of the model's weights.
+        initialization: the weights a training run starts from (`intialize`): the ImageNet
+            initialisation checkpoint, which holds the encoder alone, is taken; otherwise it is
+            refused (before: a prediction or export ran on a decoder nothing had loaded).
 
     Returns:
         A one-line (TF1: a few lines) description of what was loaded, for the log.
@@ -73,14 +76,17 @@ def load_weights(model: keras.Model, path: str, *, strict: bool = True) -> str:
             file and, for a shape, the variable and both shapes.
     """
     try:
-        return _load_weights(model, path, strict)
+        return _load_weights(model, path, strict, initialization)
     except CheckpointError as error:
         raise with_earlier_checkpoint(error, os.fspath(path)) from None
 
 
-def _load_weights(model: keras.Model, path: str, strict: bool) -> str:
+def _load_weights(model: keras.Model, path: str, strict: bool, initialization: bool = False) -> str:
     """`load_weights`, without the older checkpoint named when a folder's newest cannot be read."""
     fmt, resolved = resolve_weights(path)
+    if fmt == FORMAT_TF1 and not initialization and detect_kind(read_checkpoint(resolved), resolved) == KIND_IMAGENET:
+        raise CheckpointError(f"{resolved} is the ImageNet initialisation of AdapNet++'s encoder, not a trained model "
+                              "(it has no decoder): give it as a training config's intialize", path=resolved)
     if fmt == FORMAT_TF1:
         report = load_tf1_checkpoint(model, resolved, strict=strict)
         warn_of_released_rates(model, report, stacklevel=3)  # the caller of load_weights
@@ -398,7 +404,7 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
     fmt, resolved = resolve_weights(path)
     if fmt == FORMAT_TF1:
         shapes = read_checkpoint(resolved)
-        kind = detect_kind(shapes)
+        kind = detect_kind(shapes, resolved)
         if kind == KIND_SSMA:
             raise CheckpointError(
                 f"{resolved} is an SSMA checkpoint; an expert starts from a unimodal AdapNet++ one"
@@ -414,9 +420,11 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
     if num_classes is None:
         num_classes = stored_num_classes(fmt == FORMAT_TF2, resolved)
     # Released widths are dropped by the model's check: the default builds the released decoder.
+    # A TF1 checkpoint's decoder is the released one whatever the fusion's `decoder_filters` (before:
+    # refused, naming a decoder variable of a good checkpoint that is never used).
+    widths = decoder_widths(DECODER_FILTERS if fmt == FORMAT_TF1 else decoder_filters)
     with overwritten_weights():  # the encoder is loaded strictly below; only it is returned
-        model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone,
-                          widths=decoder_widths(decoder_filters))
+        model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone, widths=widths)
     if fmt == FORMAT_TF1:
         # Strict means the whole encoder for an ImageNet checkpoint, the whole model otherwise.
         load_tf1_checkpoint(model, resolved, strict=True)

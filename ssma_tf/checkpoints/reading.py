@@ -125,7 +125,9 @@ def folder_checkpoint(directory: str) -> Optional[str]:
 
 
 def latest_checkpoint(directory: str) -> Optional[str]:
-    """`tf.train.latest_checkpoint`, with a damaged `checkpoint` state file named."""
+    """`tf.train.latest_checkpoint`, with a damaged `checkpoint` state file named, and without
+    TensorFlow's ERROR line for a state file naming files that are not there (`why_no_checkpoint`
+    says that)."""
     if state_file_is_damaged(directory):
         state = os.path.join(directory, "checkpoint")
         raise CheckpointError(
@@ -133,7 +135,31 @@ def latest_checkpoint(directory: str) -> Optional[str]:
             "checkpoints by prefix (e.g. ckpt-N) instead, or delete the file to use the folder",
             path=state,
         )
-    return tf.train.latest_checkpoint(directory)
+    named = _state_names(directory)
+    return named if named is not None and os.path.isfile(named + ".index") else None
+
+
+def _state_names(directory: str) -> Optional[str]:
+    """The newest checkpoint the folder's `checkpoint` state file names (made absolute), or None."""
+    if not os.path.isfile(os.path.join(directory, "checkpoint")):
+        return None
+    state = tf.train.get_checkpoint_state(directory)
+    return state.model_checkpoint_path if state is not None and state.model_checkpoint_path else None
+
+
+def why_no_checkpoint(directory: str) -> str:
+    """Why `folder_checkpoint` found nothing in `directory`, for the error: a state file naming a
+    checkpoint that is not there (TF1's Saver writes absolute paths: a folder copied from another
+    machine), several checkpoints and no state file, or none; with the checkpoints it holds."""
+    indexes = sorted(name[: -len(".index")] for name in os.listdir(directory) if name.endswith(".index"))
+    present = f"; give one of its checkpoints by prefix: {', '.join(os.path.join(directory, n) for n in indexes)}"
+    named = _state_names(directory)
+    if named is not None:
+        return (f"its 'checkpoint' state file names {named}, which is not there (a folder copied from another "
+                f"machine or moved?)" + (present if indexes else ", and the folder holds no checkpoint (*.index)"))
+    if len(indexes) > 1:
+        return f"it holds several checkpoints and no 'checkpoint' state file to say which{present}"
+    return "it holds no 'checkpoint' state file and no checkpoint (*.index)"
 
 
 def _escape(name: str) -> str:

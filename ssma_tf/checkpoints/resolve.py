@@ -16,7 +16,7 @@ import os
 import re
 
 from ssma_tf.checkpoints.reading import (
-    OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables,
+    OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables, why_no_checkpoint,
 )
 from ssma_tf.config.runs import exported_backend, prune_folder
 from ssma_tf.constants import FINAL_WEIGHTS, RUN_CONFIG, WEIGHTS_SUFFIXES
@@ -88,9 +88,11 @@ def _resolve(path: str) -> tuple[str, str]:
             return FORMAT_KERAS, final
         latest = latest or folder_checkpoint(path)
         if latest is None:
+            what = _what_folder(path)
             raise CheckpointError(
                 f"{path} is a directory without a 'checkpoint' state file, a {FINAL_WEIGHTS} or a single "
-                f"checkpoint (*.index){_what_folder(path)}"
+                f"checkpoint (*.index){what}" if what else
+                f"{path} is a directory without weights to read (no {FINAL_WEIGHTS}): {why_no_checkpoint(path)}"
             )
         path = latest
     if not os.path.isfile(path + ".index"):

@@ -9,14 +9,14 @@ from typing import Optional
 import numpy as np
 
 from ssma_tf.checkpoints.reading import (
-    CheckpointError, checkpoint_reader, folder_checkpoint, list_variables, read_tensor,
+    CheckpointError, checkpoint_reader, folder_checkpoint, list_variables, read_tensor, why_no_checkpoint,
 )
 from ssma_tf.checkpoints.tf1_names import (
     DECODER_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map,
 )
 from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.files import checkpoint_prefix
-from ssma_tf.models import SSMA
+from ssma_tf.models import SSMA, AdapNetPP
 
 # What a TF1 checkpoint holds, told apart by its variable names.
 KIND_SSMA = "ssma"  # rgb/resnet_v2_50/..., depth/resnet_v2_50/..., conv511, ...
@@ -120,8 +120,8 @@ def _resolve(prefix: str) -> str:
     if os.path.isdir(prefix):
         latest = folder_checkpoint(prefix)
         if latest is None:
-            raise CheckpointError(f"{prefix} is a directory without a TF1 'checkpoint' file or a single "
-                                  "checkpoint (*.index)")
+            raise CheckpointError(f"{prefix} is a directory without a checkpoint to read: {why_no_checkpoint(prefix)}",
+                                  path=prefix)
         return latest
     return prefix
 
@@ -137,6 +137,15 @@ def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list,
     Returns:
         (loaded, missing, unused) TF1 names.
     """
+    values, missing, unused = _read_values(mapping, prefix, rename)
+    for model_name, value in values.items():
+        mapping[model_name].assign(value)
+    return sorted(values), missing, unused
+
+
+def _read_values(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[dict, list, list]:
+    """`_assign` without the assignment: ({model's TF1 name: array}, missing, unused), every shape
+    checked and every tensor read, so that nothing changes when any of them fails."""
     stored = read_checkpoint(prefix)
     resolved = _resolve(prefix)
     reader = checkpoint_reader(resolved)
@@ -162,11 +171,8 @@ def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list,
     # Read every tensor before assigning any, for the same reason (a truncated `.data` file).
     values = {model_name: np.asarray(read_tensor(reader, resolved, name))
               for model_name, name in by_model_name.items()}
-    for model_name, value in values.items():
-        mapping[model_name].assign(value)
-    loaded = sorted(by_model_name)
     missing = sorted(set(mapping) - set(by_model_name))
-    return loaded, missing, unused
+    return values, missing, unused
 
 
 def _backbone(names, prefix: str) -> list:
@@ -208,6 +214,13 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         CheckpointError: wrong kind of checkpoint for the model, shape mismatch (naming the
             variable), or missing variables under `strict`.
     """
+    if not isinstance(model, (AdapNetPP, SSMA)):
+        # Before: an AttributeError traceback for a fusion baseline.
+        fusion = getattr(model, "fusion", None)
+        raise CheckpointError(
+            f"{prefix}: the original TF1 checkpoints hold AdapNet++ or SSMA, not a "
+            f"{f'fusion baseline ({fusion})' if fusion else type(model).__name__}; start a baseline's experts from "
+            "unimodal checkpoints (checkpoint1/checkpoint2)", path=prefix)
     backbone = getattr(model, "backbone", ADAPNET_PP_BACKBONE)
     if backbone != ADAPNET_PP_BACKBONE:
         # Before: "No such layer: input_bn", a traceback.
@@ -263,7 +276,7 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
     second_kind = detect_kind(read_checkpoint(second_prefix), second_prefix)
     if second_kind == KIND_SSMA:
         raise CheckpointError(f"{second_prefix} is an SSMA checkpoint, not a unimodal one for an expert")
-    loaded, unused = [], []
+    values, unused = {}, []
     kinds = (kind, second_kind)
     for expert_prefix, source, source_kind in zip(EXPERT_PREFIXES, (prefix, second_prefix), kinds):
         def rename(name, expert_prefix=expert_prefix):
@@ -272,14 +285,19 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
 
         expert_names = [n for n in mapping if n.startswith(expert_prefix)]
         expert_mapping = {n: mapping[n] for n in expert_names}
-        got, gaps, spare = _assign(expert_mapping, source, rename)
+        # Both experts read and checked before either is assigned (before: the first expert was
+        # loaded when the second checkpoint turned out to be damaged, the model half changed).
+        got, gaps, spare = _read_values(expert_mapping, source, rename)
         if strict:
             required = _backbone(expert_names, expert_prefix) if source_kind == KIND_IMAGENET else expert_names
             _check_complete(required, gaps, f"{expert_prefix.split('/')[0]} expert encoder", source)
         if not got:
             raise CheckpointError(f"{source}: no variable of the checkpoint matches the expert encoder")
-        loaded += got
+        values.update(got)
         unused += [f"{source}:{n}" for n in spare] if second_prefix != prefix else spare
+    for model_name, value in values.items():
+        mapping[model_name].assign(value)
+    loaded = sorted(values)
     missing = sorted(set(mapping) - set(loaded))
     label = prefix if second_prefix == prefix else f"{prefix} + {second_prefix}"
     return LoadReport(label, kind if second_prefix == prefix else f"{kind}+{second_kind}", loaded, missing, sorted(set(unused)))

@@ -162,6 +162,96 @@ def test_a_folder_of_several_checkpoints_without_a_state_file_is_named(tmp_path)
 
     for name in ("a.ckpt.index", "b.ckpt.index"):
         (tmp_path / name).write_bytes(b"")
-    with pytest.raises(CheckpointError, match=r"is a directory without a TF1 'checkpoint' file or a single "
-                                              r"checkpoint \(\*\.index\)$"):
+    with pytest.raises(CheckpointError, match=r"is a directory without a checkpoint to read: it holds several "
+                                              r"checkpoints and no 'checkpoint' state file to say which; give one "
+                                              rf"of its checkpoints by prefix: {tmp_path}/a\.ckpt, {tmp_path}/b\.ckpt$"):
         read_checkpoint(str(tmp_path))
+
+
+def _imagenet_checkpoint(tmp_path) -> str:
+    spec = read_spec(shared_path("spec", "tf1_variables_imagenet_init.txt"))
+    return write_tf1_checkpoint(str(tmp_path / "imagenet.ckpt"), random_arrays(spec, seed=2))
+
+
+def _config(**values):
+    from ssma_tf.config import config_from_dict
+
+    base = {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": "ck", "train_data": "t.tfrecords",
+            "batch_size": 2, "height": 32, "width": 32, "max_iteration": 2, "learning_rate": 1e-3}
+    return config_from_dict({**base, **values}, check_paths=False)
+
+
+def test_the_imagenet_initialisation_is_a_start_not_a_trained_model(tmp_path):
+    """Before: `ssma-predict --checkpoint AdapNet_pp_init.ckpt` (and the export, and load_weights)
+    ran on a decoder nothing had loaded, exit 0."""
+    from ssma_tf.checkpoints.loading import load_weights
+    from ssma_tf.checkpoints.initialize import check_checkpoint_fits, initialize_model
+
+    prefix = _imagenet_checkpoint(tmp_path)
+    refused = r"imagenet\.ckpt is the ImageNet initialisation of AdapNet\+\+'s encoder, not a trained model"
+    model = AdapNetPP(5)
+    with pytest.raises(CheckpointError, match=refused):
+        load_weights(model, prefix)
+    with pytest.raises(CheckpointError, match=refused):
+        check_checkpoint_fits(_config(), prefix)  # a training config given to ssma-predict --checkpoint
+    # What a training run starts from.
+    config = _config(initialize=prefix)
+    check_checkpoint_fits(config, prefix)
+    (line,) = initialize_model(model, config)
+    assert "imagenet" in line
+
+
+def test_a_fusion_baseline_is_refused_a_tf1_checkpoint_in_one_line(tmp_path):
+    """Before: "'FusionBaseline' object has no attribute 'encoder'", a traceback."""
+    from ssma_tf.checkpoints.initialize import check_checkpoint_fits
+    from ssma_tf.models import FusionBaseline
+
+    prefix = _imagenet_checkpoint(tmp_path)
+    config = _config(model="SSMA", fusion="lfc", initialize=prefix)
+    with pytest.raises(CheckpointError, match=r"holds AdapNet\+\+ or SSMA, not the fusion baseline lfc: start its "
+                                              r"experts from unimodal runs"):
+        check_checkpoint_fits(config, prefix)
+    with pytest.raises(CheckpointError, match=r"not a fusion baseline \(average\)"):
+        load_tf1_checkpoint(FusionBaseline(3, fusion="average"), prefix)
+
+
+def test_a_damaged_second_expert_checkpoint_leaves_the_first_expert_unchanged(tmp_path, ssma):
+    """Before: expert 1 was loaded when expert 2's data turned out to be cut short."""
+    spec = read_spec(shared_path("spec", "tf1_variables_adapnet_pp.txt"))
+    prefix1 = write_tf1_checkpoint(str(tmp_path / "rgb.ckpt"), random_arrays(spec, seed=5))
+    prefix2 = write_tf1_checkpoint(str(tmp_path / "depth.ckpt"), random_arrays(spec, seed=6))
+    data = tmp_path / "depth.ckpt.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    before = [np.asarray(v).copy() for v in ssma.encoders[0].weights]
+    with pytest.raises(CheckpointError, match=r"depth\.ckpt"):
+        load_tf1_checkpoint(ssma, prefix1, prefix2)
+    assert all(np.array_equal(np.asarray(v), b) for v, b in zip(ssma.encoders[0].weights, before))
+
+
+def test_a_tf1_expert_starts_an_ssma_of_a_narrower_decoder(tf1_fixture_dir):
+    """A TF1 checkpoint's decoder is the released one (256): only its encoder is used (before:
+    refused for decoder_filters 64, naming a decoder variable)."""
+    from ssma_tf.checkpoints.loading import unimodal_encoder_weights
+
+    prefix = str(tf1_fixture_dir / "model.ckpt")
+    assert len(unimodal_encoder_weights(prefix, None, 0.5, decoder_filters=64)) == len(
+        unimodal_encoder_weights(prefix, None, 0.5))
+
+
+def test_a_folder_whose_state_file_names_missing_files_says_so_and_lists_what_it_holds(tmp_path, capfd):
+    """TF1's Saver writes absolute paths: a folder copied from another machine (before: "a directory
+    without a TF1 'checkpoint' file", and TensorFlow's ERROR line)."""
+    from ssma_tf.checkpoints.loading import load_weights
+
+    spec = read_spec(shared_path("spec", "tf1_variables_adapnet_pp.txt"))
+    folder = tmp_path / "stale"
+    folder.mkdir()
+    write_tf1_checkpoint(str(folder / "model.ckpt-100"), random_arrays(spec, seed=7))
+    (folder / "checkpoint").write_text('model_checkpoint_path: "/home/other/train/model.ckpt-100"\n')
+    with pytest.raises(CheckpointError, match=r"its 'checkpoint' state file names /home/other/train/model\.ckpt-100, "
+                                              r"which is not there .*give one of its checkpoints by prefix: "
+                                              rf"{folder}/model\.ckpt-100$"):
+        load_tf1_checkpoint(AdapNetPP(12), str(folder))
+    with pytest.raises(CheckpointError, match=r"names /home/other/train/model\.ckpt-100, which is not there"):
+        load_weights(AdapNetPP(12), str(folder))
+    assert "Couldn't match files" not in capfd.readouterr().err
