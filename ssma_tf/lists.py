@@ -11,8 +11,10 @@ tools (`ssma-prepare --from-list`, `--list-file`) read and write lists the same 
   apostrophe inside a word (`it's/a.png`) is part of the path. Backslashes are kept as they are
   (no escapes), so Windows paths need no doubling.
 
-Blank lines and lines starting with `#` are skipped. Files are UTF-8 (a byte-order mark is allowed); anything else is an error
-naming the file and the line. No TensorFlow here: the converter checks a list before it loads it.
+Blank lines and lines starting with `#` (after blanks) are skipped, whatever they hold; a path
+that starts with `#` is quoted (`"#0001.png" ...`), as `format_line` writes it. Lines end at a
+line feed (a carriage return before it is dropped). Files are UTF-8 (a byte-order mark is
+allowed); anything else is an error naming the file and the line. No TensorFlow here: the converter checks a list before it loads it.
 """
 
 from __future__ import annotations
@@ -142,7 +144,9 @@ def format_line(fields: Sequence[str]) -> str:
         field = os.fspath(field)
         if not field or "\n" in field or "\r" in field or "\t" in field:
             raise ValueError(f"cannot write {field!r} to a list file: empty, or a tab or line break in it")
-        if any(c.isspace() for c in field) or any(q in field for q in _QUOTES):
+        # A first field starting with "#" would read as a comment: quoted (before: the lines of
+        # `ssma-prepare --list-file` for files named "#0001.png" were dropped by the converter).
+        if any(c.isspace() for c in field) or any(q in field for q in _QUOTES) or (not parts and field[0] == "#"):
             if "\"" not in field:
                 field = f"\"{field}\""
             elif "'" not in field:
@@ -186,7 +190,12 @@ def read_lines(path: PathLike) -> List[Tuple[int, List[str]]]:
             "UTF-8 (re-save it as UTF-8, or check that it is a list file at all)", path,
         ) from None
     lines = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" alone (and a "\r" before it), as editors count them: `splitlines` also
+    # broke at form feeds and Unicode separators, and the errors named another line.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if line.lstrip().startswith("#"):
+            continue  # a comment, whatever it holds (before: its quotes were parsed, "'19" refused)
         try:
             fields = split_line(line)
         except ValueError:
@@ -194,6 +203,6 @@ def read_lines(path: PathLike) -> List[Tuple[int, List[str]]]:
                 f"{path}, line {number}: a quote is not closed: {line.strip()!r} (quote paths with "
                 "spaces as \"a b.png\", or separate the paths by tabs)", path,
             ) from None
-        if fields and not fields[0].startswith("#"):
+        if fields:  # a quoted "#b.png" is a path (before: dropped as a comment)
             lines.append((number, fields))
     return lines

@@ -72,3 +72,21 @@ def test_a_tab_lines_path_meant_to_be_split_otherwise_gets_a_hint(tmp_path):
         "words into one path: separate the paths by tabs, or by spaces without quotes around them)")
     for field in ("a.png c.png", '"c d.png"', "a b c.png"):  # the words name no files either: no such hint
         assert "tab" not in place_hint(field, folder), field
+
+
+def test_a_comment_is_never_parsed_and_a_quoted_hash_path_is_a_path(tmp_path):
+    """Before: "# recordings of the '19 campaign" was refused for its quote, and `"#b.png" ...`
+    (which `format_line` wrote unquoted) dropped as a comment."""
+    listed = tmp_path / "l.txt"
+    listed.write_text("# recordings of the '19 campaign\n  # indented 'comment\n\"#b.png\" \"#lb.png\"\n"
+                      + format_line(["#c.png", "#lc.png"]) + "\n")
+    assert read_lines(str(listed)) == [(3, ["#b.png", "#lb.png"]), (4, ["#c.png", "#lc.png"])]
+    assert format_line(["#c.png", "#lc.png"]) == '"#c.png" #lc.png'
+
+
+def test_line_numbers_are_the_editors_line_feeds(tmp_path):
+    """`splitlines` also broke at form feeds and Unicode separators: errors named another line."""
+    listed = tmp_path / "l.txt"
+    listed.write_bytes("a\x0cb.png l.png\r\nc.png \"d.png\n".encode("utf-8"))
+    with pytest.raises(ListFileError, match=r"l\.txt, line 2: a quote is not closed"):
+        read_lines(str(listed))

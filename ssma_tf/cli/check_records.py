@@ -121,6 +121,7 @@ def _check_config(path: str, overrides, max_problems: int) -> int:
     from ssma_tf.config import ConfigError, load_config
     from ssma_tf.config.reader import Required
     from ssma_tf.data.pipeline import list_record_files
+    from ssma_tf.data.records import RecordError
     from ssma_tf.lists import MissingFileError
 
     needed = Required(("model", "num_classes"), "ssma-check-records")
@@ -151,8 +152,10 @@ def _check_config(path: str, overrides, max_problems: int) -> int:
         print(f"{key} ({config.where(key)}): {'with labels' if labeled else 'labels not needed'}, "
               f"{config.num_classes} classes, the model reads {reads}", flush=True)
         try:
-            files = list_record_files(patterns, several_sets=True)
-        except MissingFileError as error:  # the other keys are still checked
+            # As the run reads them: two conversions of one name are refused there, so here too
+            # (before: "all good" for a set training then refused).
+            files = list_record_files(patterns)
+        except (MissingFileError, RecordError) as error:  # the other keys are still checked
             print(f"error: {config.where(key)}: key {key!r}: {error}", flush=True)
             status = EXIT_BAD_INPUT
             continue

@@ -926,7 +926,7 @@ class _Reader:
         path = checkpoint_prefix(self.read_path(name, spec, value))
         if self.checks(spec) and not _checkpoint_exists(path):
             hint = self.relative_hint(name, str(value).strip(), lambda p: _checkpoint_exists(checkpoint_prefix(p)))
-            if not hint and os.path.basename(path) == IMAGENET_PREFIX:
+            if not hint and os.path.basename(path).lower() == IMAGENET_PREFIX.lower():  # the released configs: Adapnet_
                 # The `intialize` of every released training config.
                 hint = (f"; it is the released ImageNet initialisation: download {IMAGENET_PREFIX}.index and "
                         f".data-00000-of-00001 from {IMAGENET_URL} into {os.path.dirname(path)}")
@@ -968,7 +968,8 @@ class _Reader:
             if not isinstance(item, str) or not item.strip():
                 raise self.type_error(name, "a file, a glob pattern or a list of them", item)
             pattern = os.path.abspath(os.path.expanduser(item.strip()))
-            if self.checks(spec) and not any(os.path.isfile(p) for p in glob.glob(pattern)):
+            found = os.path.isfile(pattern) or any(os.path.isfile(p) for p in glob.glob(pattern))  # "data [v2]/x"
+            if self.checks(spec) and not found:
                 if os.path.isdir(pattern):
                     raise self.error(name, f"{pattern} is a folder; give its files, e.g. "
                                            f"{os.path.join(pattern, '*.tfrecords')}")

@@ -204,6 +204,9 @@ def _open_image(path: str, where: str) -> Image.Image:
         # Pillow's own words name the path a second time ("cannot identify image file '...'").
         raise ImageFileError(f"{where}: cannot read image {path!r}: not an image format Pillow knows (PNG, "
                              "JPEG, TIFF, ...)", path) from None
+    except Image.DecompressionBombError as error:
+        # Before: a traceback (neither an OSError nor a ValueError), naming no file.
+        raise ImageFileError(f"{where}: cannot read image {path!r}: {error}; tile or resize it", path) from None
     except (OSError, ValueError) as error:
         raise ImageFileError(f"{where}: cannot read image {path!r}: {error}", path) from None
     return image
@@ -229,8 +232,8 @@ def looks_like_label(path: str) -> bool:
             if image.mode != "L":
                 return False
             return np.unique(np.asarray(image)).size <= LABEL_LIKE_VALUES
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return False  # reading it names the problem
 
 
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
@@ -246,8 +249,8 @@ def sixteen_bit_warning(path: str) -> Optional[str]:
     try:
         with Image.open(path) as image:
             mode = image.mode
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None  # reading it names the problem
     if mode not in _SIXTEEN_BIT_MODES:
         return None
     return (f"{path} is a 16-bit image (mode {mode}): as in the original tools only its high byte is kept "
@@ -389,7 +392,8 @@ def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Opt
     ids = np.asarray(image)  # palette images give their indices, not colours
     if ids.dtype != np.uint8:
         if ids.size and (ids.min() < 0 or ids.max() > 255):
-            raise ImageFileError(f"{where}: label {path!r} has ids outside 0..255 (max {ids.max()})", path)
+            raise ImageFileError(f"{where}: label {path!r} has ids outside 0..255 (min {ids.min()}, max {ids.max()})",
+                                 path)
         ids = ids.astype(np.uint8)
     colours = None
     if image.mode == "P" and image.palette is not None:

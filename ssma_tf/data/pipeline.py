@@ -58,14 +58,23 @@ def list_record_files(file_patterns: FilePatterns, several_sets: bool = False) -
     files = []
     for pattern in file_patterns:
         pattern = os.fspath(pattern)
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        # A file that exists is itself, even where its name reads as a pattern ("data [v2]/...":
+        # before, no match, or another file's, `data 2/...`, read silently).
+        literal = os.path.isfile(pattern)
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not literal else [pattern]
         matches = [m for m in matches if os.path.isfile(m)]
         if not matches and os.path.isdir(pattern):
             raise MissingFileError(f"{pattern!r} is a folder; give its record files, e.g. "
                                    f"'{os.path.join(pattern, '*.tfrecords')}'", pattern)
         if not matches:
             raise MissingFileError(f"no TFRecord file matches {pattern!r}", pattern)
-        files.extend(m for m in matches if m not in files)
+        # One file under two spellings (./a, a, a link to it) is read once, as documented (before:
+        # compared as text, so evaluation counted its records twice).
+        seen = {os.path.realpath(f) for f in files}
+        for match in matches:
+            if os.path.realpath(match) not in seen:
+                seen.add(os.path.realpath(match))
+                files.append(match)
     if not several_sets:
         sets: dict = {}
         for path in files:

@@ -123,7 +123,12 @@ def encode_example(
 
     def to_bytes(array: np.ndarray, bgr: bool) -> bytes:
         if encoding == "png":
-            return _png_bytes(array, bgr)
+            png = _png_bytes(array, bgr)
+            # A PNG exactly as long as the raw pixels would read back as raw pixels (`_is_png`
+            # tells them apart by length): such a feature is stored raw (before: decoded as the
+            # PNG file's bytes, silently). Readers take raw and PNG features mixed.
+            if len(png) != array.size:
+                return png
         return np.ascontiguousarray(array).tobytes()
 
     def bytes_feature(value: bytes) -> tf.train.Feature:

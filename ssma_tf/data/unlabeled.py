@@ -51,7 +51,7 @@ def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
             or listed twice, or no index at all; the message names the file and line.
     """
     try:
-        with open(path, encoding="utf-8") as stream:
+        with open(path, encoding="utf-8-sig") as stream:  # a byte-order mark, as list files allow
             lines = stream.read().splitlines()
     except OSError as error:
         raise UnlabeledDataError(f"cannot read the index file: {error.strerror or error}", path) from error

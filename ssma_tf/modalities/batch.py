@@ -506,7 +506,7 @@ def image_size(path: PathLike, oriented: bool = False) -> Optional[tuple]:
             if oriented and image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
                 width, height = height, width
             return height, width
-    except (OSError, ValueError, SyntaxError, UnidentifiedImageError):
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError):
         return None
 
 

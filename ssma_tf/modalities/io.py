@@ -266,6 +266,8 @@ def _open_image(path: pathlib.Path, what: str) -> Image.Image:
         raise InputFileError(f"cannot read {what} '{path}': it is a folder") from None
     except UnidentifiedImageError:
         raise InputFileError(f"cannot read {what} '{path}': not an image Pillow can decode") from None
+    except Image.DecompressionBombError as exc:  # before: a traceback naming no file
+        raise InputFileError(f"cannot read {what} '{path}': {exc}; tile or resize it") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputFileError(f"cannot read {what} '{path}': {exc}") from None
     return image

@@ -735,3 +735,70 @@ def test_a_16_bit_modality_image_is_warned_of_by_convert_and_predict(dataset_dir
     samples = collect_samples(True, modality1=dataset_dir / "0_rgb.png", modality2=dataset_dir / "raw_depth.png")
     (warning,) = check_inputs(samples, fusion=True, modalities=2, input_modality="modality1", listed=False)
     assert warning.startswith(f"{dataset_dir / 'raw_depth.png'} is a 16-bit image (mode I")
+
+
+def test_a_png_as_long_as_the_raw_pixels_is_stored_raw_and_decodes_back(tmp_path):
+    """The reader tells PNG from raw by the signature and the length: a PNG exactly as long as the
+    raw pixels decoded as the PNG file's bytes, silently, in training too."""
+    from ssma_tf.data import write_examples
+    from ssma_tf.data.schema import _png_bytes
+
+    for seed in range(200):
+        label = np.zeros((16, 32), np.uint8)
+        label[:, :24] = np.random.default_rng(seed).integers(0, 256, (16, 24), dtype=np.uint8)
+        if len(_png_bytes(label, False)) == label.size:
+            break
+    else:
+        pytest.fail("no label whose PNG is as long as its pixels was found to test with")
+    sample = {"modality1": np.zeros((16, 32, 3), np.uint8), "label": label}
+    path = tmp_path / "collide.tfrecords"
+    write_examples(path, [sample], encoding="png")
+    decoded = {k: v.numpy() for k, v in decode_example(_records([path])[0]).items()}
+    np.testing.assert_array_equal(decoded["label"], label)
+
+
+def test_an_image_beyond_pillows_pixel_limit_is_named_in_one_line(dataset_dir, tmp_path, capsys, monkeypatch):
+    """Before: Pillow's DecompressionBombError (neither OSError nor ValueError), a traceback."""
+    from ssma_tf.cli import convert as convert_command
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 80)  # the 16x24 images hold 384: over twice the limit
+    status = convert_command.main(["-f", str(dataset_dir / "pairs.txt"), "-r", str(tmp_path / "x.tfrecords")])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert "pairs.txt, line 1: cannot read image" in err and "0_rgb.png" in err and "tile or resize it" in err
+    assert not (tmp_path / "x.tfrecords").exists()
+
+
+def test_a_record_path_that_reads_as_a_pattern_is_itself_and_one_file_is_read_once(dataset_dir, tmp_path):
+    from ssma_tf.data.pipeline import list_record_files
+
+    folder = tmp_path / "data [v2]"
+    folder.mkdir()
+    write_tfrecords(str(dataset_dir / "pairs.txt"), str(folder / "train.tfrecords"))
+    (tmp_path / "data 2").mkdir()
+    (tmp_path / "data 2" / "train.tfrecords").write_bytes(b"")  # what the brackets match as a pattern
+    assert list_record_files(str(folder / "train.tfrecords")) == [str(folder / "train.tfrecords")]
+    # One file under three spellings (before: read three times).
+    spellings = [str(folder / "train.tfrecords"), str(folder / "." / "train.tfrecords")]
+    os.symlink(folder / "train.tfrecords", tmp_path / "link.tfrecords")
+    assert list_record_files(spellings + [str(tmp_path / "link.tfrecords")]) == spellings[:1]
+
+
+def test_check_records_of_a_config_refuses_the_sets_training_refuses(dataset_dir, tmp_path, capsys):
+    from ssma_tf.cli import check_records
+
+    write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"))
+    write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"), shards=2)
+    config = tmp_path / "c.config"
+    config.write_text(f"model: AdapNet_pp\nnum_classes: 5\ntrain_data: {tmp_path / 'train*.tfrecords'}\n")
+    assert check_records.main(["-c", str(config)]) == 2
+    assert "matches 2 conversions of this name" in capsys.readouterr().out
+
+
+def test_a_label_with_negative_ids_names_the_minimum(tmp_path):
+    from ssma_tf.data.convert import ImageFileError, load_label
+
+    path = tmp_path / "l.tif"  # a 32-bit TIFF: PNG holds no negative numbers
+    Image.fromarray(np.array([[-1, 3]], np.int32), mode="I").save(path)
+    with pytest.raises(ImageFileError, match=r"has ids outside 0\.\.255 \(min -1, max 3\)"):
+        load_label(str(path))

@@ -75,6 +75,8 @@ def _damaged(good: pathlib.Path, folder: pathlib.Path):
         ("foreign (a PNG)", _png(np.zeros((8, 8), np.uint8)), 0, r"Is this even a TFRecord file"),
         ("cut inside a header", data + b"\x05\x00\x00", None, r"3 stray bytes after record 3"),
         ("empty", b"", None, r"holds no records"),
+        ("cut inside the first header", b"\x05\x00\x00\x00\x00", None, r"ends with 5 stray bytes before any whole "
+                                                                          r"record: the file was cut short"),
     ]
     records = {
         "not an Example": [_raw(), b"\x01\x02 not a protobuf \xff"],
@@ -444,3 +446,12 @@ def test_a_damaged_png_header_is_a_problem_not_a_crash(good, tmp_path):
     assert len(report.problems) == 1 and str(report.problems[0]).startswith(
         f"{path}, record 1: label is a damaged PNG (Image size (900000000 pixels) exceeds limit")
     assert label_ids_warning([path], 5) is None  # the bad record is passed over
+
+
+def test_an_index_file_with_a_byte_order_mark_is_read(tmp_path):
+    """Editors on Windows write one; list files accept it (before: "expected one record index, got '\\ufeff0'")."""
+    from ssma_tf.data.unlabeled import read_index_file
+
+    path = tmp_path / "subset.txt"
+    path.write_bytes("\ufeff0\r\n3\r\n".encode("utf-8"))
+    assert read_index_file(str(path)) == [0, 3]
