@@ -29,6 +29,7 @@ Examples:
 """
 
 import argparse
+import json
 import os
 import pathlib
 import sys
@@ -187,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Flags that choose files or say how to run, not what an output holds.
+_NOT_SETTINGS = ("column", "debug", "from_list", "input_suffix", "inputs", "label_dir", "label_suffix", "list_file",
+                 "modality1_dir", "modality1_suffix", "output_dir", "output_suffix", "overwrite", "quiet",
+                 "recursive", "skip_existing", "subparser", "rgb_column", "rgb_suffix")
+
+
+def _settings(args: argparse.Namespace) -> str:
+    """The conversion and the options that decide what its outputs hold, as recorded with them."""
+    return json.dumps({name: str(value) for name, value in sorted(vars(args).items()) if name not in _NOT_SETTINGS},
+                      sort_keys=True)
+
+
 @command
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line; returns the exit status (0 success, 2 a bad input or output file,
@@ -207,8 +220,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_output(args.output_dir, what="--output-dir", directory=True, overwrite=None)
         if args.list_file is not None:
             check_output(args.list_file, what="--list-file")
+        settings = _settings(args)
         todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing,
-                                   output_dir=args.output_dir)
+                                   output_dir=args.output_dir, settings=settings)
         if args.list_file is not None:
             batch.check_partner_sizes(jobs, what="depth map" if args.command in ("jet", "gray", "fill", "hha")
                                       else "NIR image")
@@ -219,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   + (f", {kept} existing kept" if kept else ""), file=sys.stderr)
             # A log line every 2 s (and a bar between them on a terminal): long runs are often logged.
             progress = Progress(len(todo), prefix=f"{PROG}: ", log_every=2.0)
-        batch.run_jobs(todo, convert, progress=progress, output_dir=args.output_dir)
+        batch.run_jobs(todo, convert, progress=progress, output_dir=args.output_dir, settings=settings)
         warned.summary(len(todo))
         if args.list_file is not None:
             batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
@@ -294,6 +308,21 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if args.column == args.rgb_column:
             parser.error(f"--column {args.column} is also --rgb-column: give the column of the NIR images as --column "
                          "and that of the RGB images as --rgb-column")
+    # Values the conversion would refuse at its first image, as a failure of that file (before).
+    if args.command == "jet" and not all(0 <= c <= 255 for c in args.missing_color):
+        parser.error(f"--missing-color must be three values in 0..255, got {' '.join(map(str, args.missing_color))}")
+    if args.command == "gray" and not 0 <= args.missing_value <= 255:
+        parser.error(f"--missing-value must be in 0..255, got {args.missing_value}")
+    if args.command in ("ndvi", "evi"):
+        if args.max_value is not None and not args.max_value > 0:
+            parser.error(f"--max-value must be positive, got {args.max_value:g}")
+        low, high = args.value_range
+        if not low < high:
+            parser.error(f"--range must satisfy LOW < HIGH, got {low:g} {high:g}")
+    if args.command in ("jet", "gray") and not args.fill and args.units and not args.sunrgbd_depth:
+        # Before: accepted and read by nothing (the range is in the file's units).
+        parser.error("--units is for --fill here (the range --min/--max is in the file's units); drop it or add "
+                     "--fill")
 
 
 def _plan(args: argparse.Namespace, output_extension: Callable[[pathlib.Path], str]) -> List[batch.Job]:
@@ -430,7 +459,8 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
 
         def convert(job: batch.Job) -> None:
             filled = completion.fill_depth(read(job.source), **options)
-            io.write_depth(job.output, filled, overwrite=overwrite)
+            io.write_depth(job.output, filled, overwrite=overwrite,
+                           units_per_metre=completion.units_per_metre(args.units))
         return convert, lambda source: batch.depth_output_extension(source, args.format)
 
     if args.command == "hha":
@@ -504,16 +534,18 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
 
 def _warn_of_a_centre_outside(intrinsics: hha.Intrinsics, width: int, height: int, what: str, checked: set) -> None:
     """Warns (once per depth size) when intrinsics of no stated image size put the principal point
-    outside depth maps of `width` x `height`: they are for other images (ScanNet's 640x480
-    matrix for depth resized to 96x64 gave wrong HHA without a word)."""
+    far from the middle of depth maps of `width` x `height` (outside the central fifth each way,
+    where the cameras of the datasets put it): they are for other images (ScanNet's 640x480
+    matrix for depth resized to 96x64, or to 320x240, where the point sits on the last pixel,
+    gave wrong HHA without a word; only a point outside the image was warned of before)."""
     if (width, height) in checked:
         return
     checked.add((width, height))
-    if -0.5 <= intrinsics.cx <= width - 0.5 and -0.5 <= intrinsics.cy <= height - 0.5:
+    if (0.4 <= (intrinsics.cx + 0.5) / width <= 0.6) and (0.4 <= (intrinsics.cy + 0.5) / height <= 0.6):
         return
-    print(f"warning: {what} put the principal point at column {intrinsics.cx:g}, row {intrinsics.cy:g}, outside "
-          f"the depth of {width} columns by {height} rows: are they for larger images? Give that image's size "
-          "with --intrinsics-size WIDTH HEIGHT and they are scaled to the depth", file=sys.stderr)
+    print(f"warning: {what} put the principal point at column {intrinsics.cx:g}, row {intrinsics.cy:g}, far from the "
+          f"middle of the depth of {width} columns by {height} rows: are they for larger images? Give that image's "
+          "size with --intrinsics-size WIDTH HEIGHT and they are scaled to the depth", file=sys.stderr)
 
 
 def _warn_of_another_aspect(intrinsics: hha.Intrinsics, width: int, height: int, what: str) -> None:

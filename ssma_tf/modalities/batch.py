@@ -27,7 +27,7 @@ import dataclasses
 import json
 import os
 import pathlib
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -394,15 +394,17 @@ def plan_list_jobs(
     return jobs
 
 
-# In the output folder: one JSON line per output written, {"output": relative path, "source": input}.
+# In the output folder: one JSON line per output written, {"output": relative path, "source": input,
+# "settings": the conversion and its options}.
 SOURCES_FILE = ".ssma-prepare-sources"
 
 
-def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, str]:
-    """The input each output under `output_dir` was made from, as the runs recorded it (the last
-    record of an output wins; outputs of versions that recorded nothing are absent)."""
+def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Optional[str]]]:
+    """The input each output under `output_dir` was made from and the settings it was made with
+    (None: a version that did not record them), as the runs recorded them (the last record of an
+    output wins; outputs of versions that recorded nothing are absent)."""
     path = pathlib.Path(output_dir) / SOURCES_FILE
-    sources: Dict[pathlib.Path, str] = {}
+    sources: Dict[pathlib.Path, Tuple[str, Optional[str]]] = {}
     try:
         with open(path, encoding="utf-8") as stream:
             lines = stream.read().splitlines()
@@ -411,8 +413,8 @@ def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, str]:
     for line in lines:
         try:
             entry = json.loads(line)
-            sources[pathlib.Path(output_dir) / entry["output"]] = entry["source"]
-        except (ValueError, KeyError, TypeError):
+            sources[pathlib.Path(output_dir) / entry["output"]] = (entry["source"], entry.get("settings"))
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut short by a crash: that output is simply not vouched for
     return sources
 
@@ -431,7 +433,7 @@ def _other_files(job: Job) -> List[pathlib.Path]:
 
 
 def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
-                  output_dir: Optional[PathLike] = None) -> List[Job]:
+                  output_dir: Optional[PathLike] = None, settings: Optional[str] = None) -> List[Job]:
     """Returns the jobs to run (each output once), refusing existing outputs unless told what
     to do with them.
 
@@ -443,6 +445,9 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             output was made from; an output made from another input than its job's is refused
             (unless `overwrite`), since keeping it would pair this run's samples with another
             input's data.
+        settings: the conversion and its options (`run_jobs` records them): an existing output
+            kept by `skip_existing` must have been made with the same (before: a `gray` run with
+            --skip-existing kept the `jet` pictures of an earlier run, and its list mixed the two).
 
     Raises:
         ValueError: if both `overwrite` and `skip_existing` are set.
@@ -470,8 +475,8 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     existing = [job for job in jobs if job.output.exists()]
     if existing and not overwrite and output_dir is not None:
         recorded = recorded_sources(output_dir)
-        other = [(job, recorded[job.output]) for job in existing
-                 if job.output in recorded and recorded[job.output] != _source_id(job.source)]
+        other = [(job, recorded[job.output][0]) for job in existing
+                 if job.output in recorded and recorded[job.output][0] != _source_id(job.source)]
         if other:
             job, source = other[0]
             more = f" ({len(other)} outputs in all)" if len(other) > 1 else ""
@@ -486,9 +491,31 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             f"{len(existing)} output(s) exist already: {names}{more}; pass --overwrite to replace "
             "them or --skip-existing to keep them"
         )
+    if skip_existing and existing and settings is not None and output_dir is not None:
+        recorded = recorded_sources(output_dir)
+        unvouched = [job for job in existing if recorded.get(job.output, (None, None))[1] != settings]
+        if unvouched:
+            job = unvouched[0]
+            more = f" ({len(unvouched)} outputs in all)" if len(unvouched) > 1 else ""
+            made = recorded.get(job.output, (None, None))[1]
+            how = (f"was made with other settings ({_differences(made, settings)})" if made is not None
+                   else "has no record of how it was made (another tool, or an older version)")
+            raise OutputExistsError(
+                f"'{job.output}' {how}{more}: --skip-existing keeps only outputs of this conversion; pass "
+                "--overwrite to make them again, or give another --output-dir")
     if skip_existing:
         return [job for job in jobs if not job.output.exists()]
     return jobs
+
+
+def _differences(made: str, wanted: str) -> str:
+    """The options two settings records differ in, as `--name then -> now`."""
+    try:
+        before, now = json.loads(made), json.loads(wanted)
+    except ValueError:
+        return "unreadable record"
+    return ", ".join(f"{name} {before.get(name)} -> {now.get(name)}"
+                     for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name))
 
 
 def image_size(path: PathLike, oriented: bool = False) -> Optional[tuple]:
@@ -543,6 +570,7 @@ def run_jobs(
     *,
     progress: Optional[Progress] = None,
     output_dir: Optional[PathLike] = None,
+    settings: Optional[str] = None,
 ) -> int:
     """Runs `convert` on every job in order, stopping at the first error.
 
@@ -555,6 +583,7 @@ def run_jobs(
         progress: reporter, or None for silence.
         output_dir: the folder of the outputs: each output's input is appended to its
             `SOURCES_FILE` as soon as the output is written (a run stopped half-way has them).
+        settings: the conversion and its options, recorded with each output (`check_outputs`).
 
     Returns:
         The number of jobs run.
@@ -579,7 +608,10 @@ def run_jobs(
                     os.makedirs(output_dir, exist_ok=True)
                     record = open(pathlib.Path(output_dir) / SOURCES_FILE, "a", encoding="utf-8")
                 relative = os.path.relpath(job.output, output_dir)
-                record.write(json.dumps({"output": relative, "source": _source_id(job.source)}) + "\n")
+                entry = {"output": relative, "source": _source_id(job.source)}
+                if settings is not None:
+                    entry["settings"] = settings
+                record.write(json.dumps(entry) + "\n")
                 record.flush()
             made = []  # an output is written: its folders stay
             if progress is not None:

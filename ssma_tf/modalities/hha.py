@@ -5,7 +5,9 @@ HHA turns metric depth into three channels that a network pre-trained on colour 
 - **H**orizontal disparity: `31000 / depth_cm`, with depth clamped to at least 100 cm (so the
   channel saturates at 255 below about 1.22 m and is 31 at 10 m).
 - **H**eight above the lowest point of the scene, in centimetres along the estimated gravity
-  direction (saturates at 255 cm).
+  direction (saturates at 255 cm); when that point is less than 90 cm below the camera (no
+  floor in view, e.g. a wall close up), the floor is taken 130 cm below the camera, as the
+  original `processDepthImage.m` does.
 - **A**ngle between the surface normal and the gravity direction, in degrees, plus 38
   (`angle + 128 - 90` in the original): floors 38, walls 128, ceilings 218.
 
@@ -378,6 +380,7 @@ def encode_hha(
     gravity_stride: int = 2,
     gravity: Optional[Sequence[float]] = None,
     floor_percentile: float = 0.0,
+    assume_floor: bool = True,
 ) -> np.ndarray:
     """Encodes metric depth as HHA (horizontal disparity, height, angle), see the module docstring.
 
@@ -392,6 +395,8 @@ def encode_hha(
         gravity: a known gravity direction (down) in the camera frame, to skip the estimate.
         floor_percentile: percentile of the heights taken as height 0; 0 (the lowest point, as
             in the original) or a little more to ignore outliers below the floor.
+        assume_floor: as the original, take the floor 130 cm below the camera when that height
+            is less than 90 cm below it (no floor in view); False: always that height.
 
     Returns:
         uint8 (H, W, 3): disparity, height, angle; 0 where depth is missing (and in the angle
@@ -433,7 +438,10 @@ def encode_hha(
     # Clamping depth at 1 m keeps the disparity of very near points from dominating the range.
     disparity = 31000.0 / np.maximum(np.where(valid, z_cm, 100.0), 100.0)
     height_cm = (points @ up) * 100.0
-    height_cm = height_cm - np.percentile(height_cm[valid], floor_percentile)
+    floor_cm = float(np.percentile(height_cm[valid], floor_percentile))  # relative to the camera
+    if assume_floor and floor_cm > -90.0:
+        floor_cm = -130.0  # before: a wall close up got heights above its own lowest point
+    height_cm = height_cm - floor_cm
     has_normal = np.all(np.isfinite(normals), axis=-1)
     cosine = np.clip(np.where(has_normal[..., None], normals, 0.0) @ up, -1.0, 1.0)
     angle = np.degrees(np.arccos(cosine)) + 128.0 - 90.0

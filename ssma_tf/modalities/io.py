@@ -130,6 +130,11 @@ def read_image(path: PathLike, what: str = "image") -> np.ndarray:
                 raise InputFileError(
                     f"{what} '{path}' holds values outside 0..65535 (mode {image.mode!r})"
                 )
+            if image.mode == "F" and not np.all(np.mod(array, 1) == 0):
+                # Before: cut to whole numbers, so a reflectance image of 0..1 became 0 (NDVI -1).
+                raise InputFileError(
+                    f"{what} '{path}' holds fractional values (a float image, mode 'F'): store it as 8- or 16-bit "
+                    "whole numbers (reflectance x 65535 in a 16-bit PNG, for example)")
             return array.astype(np.uint16)
         return np.asarray(image.convert("L"))
     return np.asarray(image.convert("RGB"))
@@ -171,17 +176,22 @@ def write_png(
     _atomic_write(path, lambda f: pil_image.save(f, format="PNG", compress_level=compress_level), overwrite)
 
 
-def write_depth(path: PathLike, depth: np.ndarray, *, overwrite: bool = False) -> None:
+def write_depth(path: PathLike, depth: np.ndarray, *, overwrite: bool = False,
+                units_per_metre: Optional[float] = None) -> None:
     """Writes a depth map as a 16-bit PNG (values rounded) or a float32 `.npy`, by extension.
 
     Args:
         path: output file, `.png` or `.npy`.
         depth: (H, W) depth in the units it should be stored in (e.g. millimetres for PNG).
         overwrite: replace an existing file; otherwise an existing file is an error.
+        units_per_metre: the units of `depth` (`completion.units_per_metre`), when known: a PNG
+            that would round a measured depth by more than half a centimetre is refused (depth
+            in metres became whole metres, and depth under 0.5 m "missing", silently).
 
     Raises:
         OutputExistsError: if `path` exists and `overwrite` is false.
-        ValueError: for another extension, or values that do not fit a 16-bit PNG.
+        ValueError: for another extension, values that do not fit a 16-bit PNG, or that it
+            would round by more than half a centimetre.
     """
     path = pathlib.Path(path)
     depth = np.asarray(depth)
@@ -200,7 +210,16 @@ def write_depth(path: PathLike, depth: np.ndarray, *, overwrite: bool = False) -
             f"cannot write depth '{path}' as 16-bit PNG: values span {values.min():g}..{values.max():g}, "
             "outside 0..65535 (store millimetres, or write .npy)"
         )
-    write_png(path, np.floor(values + 0.5).astype(np.uint16), overwrite=overwrite)
+    rounded = np.floor(values + 0.5)
+    if units_per_metre is not None and values.size:
+        error = float(np.max(np.abs(rounded - values))) / units_per_metre
+        if error > 0.005 + 1e-9:
+            raise ParameterError(
+                f"cannot write depth '{path}' as 16-bit PNG: it holds whole units, and at {units_per_metre:g} "
+                f"unit{'s' * (units_per_metre != 1)} a metre this depth would be rounded by up to {error * 1000:.0f} mm"
+                + (", its values under 0.5 made missing" if float(values[values > 0].min(initial=1.0)) < 0.5 else "")
+                + "; write .npy (--format npy), or give the depth in millimetres")
+    write_png(path, rounded.astype(np.uint16), overwrite=overwrite)
 
 
 def read_nir_rgb(
@@ -243,6 +262,14 @@ def read_nir_rgb(
         )
     if max_value is not None and not max_value > 0:
         raise ParameterError(f"max_value must be positive, got {max_value!r}")
+    if max_value is not None and nir_band.dtype != rgb_image.dtype:
+        # One value for both: no setting gave the right index (a 12-bit NIR in a 16-bit PNG with
+        # an 8-bit RGB image: divided by 65535 or by 4095 for both), silently.
+        bits = {np.dtype(np.uint8): "8", np.dtype(np.uint16): "16"}
+        raise InputFileError(
+            f"max_value {max_value:g} would apply to the NIR image '{nir_path}' ({bits[nir_band.dtype]}-bit) and the "
+            f"RGB image '{rgb_path}' ({bits[rgb_image.dtype]}-bit) alike; store both at one bit depth, or leave "
+            "max_value out (each file's own range)")
 
     def reflectance(band: np.ndarray) -> np.ndarray:
         top = max_value if max_value is not None else float(np.iinfo(band.dtype).max)

@@ -61,6 +61,19 @@ def test_fronto_parallel_wall_has_constant_disparity():
     assert np.all(encoded[..., 2] == 128)
 
 
+def test_a_scene_without_floor_takes_the_floor_130_cm_below_the_camera():
+    """Gupta et al.'s processDepthImage.m: a lowest point less than 90 cm below the camera is no
+    floor (before: heights above the wall's own lowest point, 60 to 80 levels off)."""
+    depth = np.full((120, 160), 1.0)  # a wall 1 m away, level camera: its lowest point ~43 cm below
+    intrinsics = hha.Intrinsics(140.0, 140.0, 79.5, 59.5)
+    level = (0.0, 1.0, 0.0)
+    encoded = hha.encode_hha(depth, intrinsics, gravity=level)
+    assert encoded[60, 80, 1] == 130  # the camera's height above the assumed floor
+    assert encoded[119, 80, 1] == 88  # the bottom row, 59.5 / 140 m (42.5 cm) below the camera
+    lowest = hha.encode_hha(depth, intrinsics, gravity=level, assume_floor=False)
+    assert lowest[119, 80, 1] == 0 and lowest[60, 80, 1] == 42
+
+
 def test_units_give_the_same_encoding(room):
     scene = room(height=96, width=128, focal=105.0)
     metres = hha.encode_hha(scene["depth"], _intrinsics(scene), units="m")

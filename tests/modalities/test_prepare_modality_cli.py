@@ -104,9 +104,17 @@ def test_hha_with_scaled_preset_and_fill_outputs(scannet_like, prepare_modality,
     assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "big_hha"), "--units", "mm",
                              "--intrinsics", "577.87", "577.87", "319.5", "239.5", "--fill", "-q"]) == 0
     assert capsys.readouterr().err == (
-        "warning: the intrinsics put the principal point at column 319.5, row 239.5, outside the depth of 64 "
-        "columns by 48 rows: are they for larger images? Give that image's size with --intrinsics-size WIDTH "
-        "HEIGHT and they are scaled to the depth\n")
+        "warning: the intrinsics put the principal point at column 319.5, row 239.5, far from the middle of the "
+        "depth of 64 columns by 48 rows: are they for larger images? Give that image's size with --intrinsics-size "
+        "WIDTH HEIGHT and they are scaled to the depth\n")
+    # Those of 80x60 images for the 64x48 depth (a downscale by 0.8): the point lies inside, near
+    # the corner (before: no warning, the HHA of a camera with a 1.25 times longer focal length).
+    assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "near_hha"), "--units", "mm",
+                             "--intrinsics", "72.2", "72.2", "39.5", "29.5", "--fill", "-q"]) == 0
+    assert "principal point at column 39.5, row 29.5, far from the middle" in capsys.readouterr().err
+    assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "right_hha"), "--units", "mm",
+                             "--intrinsics", "57.8", "57.8", "31.5", "23.5", "--fill", "-q"]) == 0
+    assert capsys.readouterr().err == ""
 
     assert prepare_modality([
         "fill", str(root / "depth"), "-o", str(root / "filled"), "--units", "mm", "-q",
@@ -138,6 +146,23 @@ def test_ndvi_and_evi_of_known_pixels(tmp_path, prepare_modality):
         image = np.asarray(Image.open(tmp_path / name / "a.png"))
         assert image.shape == (4, 5, 3)
         assert np.all(image == np.floor((value + 1) / 2 * 255 + 0.5))
+
+
+def test_a_float_nir_image_and_one_max_value_for_two_bit_depths_are_refused(tmp_path, prepare_modality, capsys):
+    """Before: a float reflectance TIFF was cut to whole numbers (NDVI -1 everywhere); one
+    --max-value divided a 16-bit NIR and an 8-bit RGB image alike (no value gave the index)."""
+    rgb = np.zeros((4, 5, 3), dtype=np.uint8)
+    rgb[..., 0] = 26
+    _save(tmp_path / "rgb" / "a.png", rgb)
+    (tmp_path / "nirf").mkdir()
+    Image.fromarray(np.full((4, 5), 0.6, np.float32), mode="F").save(tmp_path / "nirf" / "a.tif")
+    assert prepare_modality(["ndvi", str(tmp_path / "nirf"), "-o", str(tmp_path / "o1"), "--rgb-dir",
+                             str(tmp_path / "rgb"), "-q"]) == 2
+    assert "holds fractional values (a float image, mode 'F')" in capsys.readouterr().err
+    _save(tmp_path / "nir16" / "a.png", np.full((4, 5), 2457, np.uint16))
+    assert prepare_modality(["ndvi", str(tmp_path / "nir16"), "-o", str(tmp_path / "o2"), "--rgb-dir",
+                             str(tmp_path / "rgb"), "--max-value", "4095", "-q"]) == 2
+    assert "(16-bit) and the RGB image" in capsys.readouterr().err and not (tmp_path / "o2").exists()
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -370,6 +395,47 @@ def test_skip_existing_resumes(scannet_like, prepare_modality):
     assert (root / "jet" / "0.png").stat().st_mtime_ns == kept
 
 
+def test_skip_existing_keeps_only_outputs_of_the_same_conversion(scannet_like, prepare_modality, capsys):
+    """Before: a gray run with --skip-existing kept the jet pictures of an earlier run (or of
+    another --max), and its list file mixed the two encodings, exit 0."""
+    root = scannet_like
+    assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "mix"), "--max", "7000", "-q"]) == 0
+    (root / "mix" / "2.png").unlink()
+    for other in (["gray", str(root / "depth"), "-o", str(root / "mix"), "--max", "7000"],
+                  ["jet", str(root / "depth"), "-o", str(root / "mix"), "--max", "5000"]):
+        assert prepare_modality(other + ["--skip-existing", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "was made with other settings (" in err and "(2 outputs in all): --skip-existing keeps only" in err, err
+        assert not (root / "mix" / "2.png").exists()
+    assert "command jet -> gray" in _differences_of(prepare_modality, root, capsys)
+    # Outputs of no recorded conversion are not vouched for either.
+    (root / "mix" / ".ssma-prepare-sources").unlink()
+    assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "mix"), "--max", "7000",
+                             "--skip-existing", "-q"]) == 2
+    assert "has no record of how it was made" in capsys.readouterr().err
+
+
+def _differences_of(prepare_modality, root, capsys) -> str:
+    prepare_modality(["gray", str(root / "depth"), "-o", str(root / "mix"), "--max", "7000", "--skip-existing", "-q"])
+    return capsys.readouterr().err
+
+
+def test_fill_refuses_a_png_that_would_round_depth_in_metres(tmp_path, prepare_modality, capsys):
+    """Before: 0.3-4.0 m rounded to whole metres, under 0.5 m made 0 ("missing"), exit 0."""
+    depth = np.linspace(0.3, 4.0, 16 * 24, dtype=np.float32).reshape(16, 24)
+    (tmp_path / "npy").mkdir()
+    np.save(tmp_path / "npy" / "a.npy", depth)
+    assert prepare_modality(["fill", str(tmp_path / "npy"), "-o", str(tmp_path / "out"), "--units", "m",
+                             "--format", "png", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"cannot write depth .* at 1 unit a metre this depth would be rounded by up to \d+ mm, its values "
+                     r"under 0\.5 made missing; write \.npy \(--format npy\), or give the depth in millimetres", err), err
+    assert not (tmp_path / "out" / "a.png").exists()
+    np.save(tmp_path / "npy" / "a.npy", depth * 1000)  # millimetres: whole units are fine
+    assert prepare_modality(["fill", str(tmp_path / "npy"), "-o", str(tmp_path / "out"), "--units", "mm",
+                             "--format", "png", "-q"]) == 0
+
+
 def test_two_lists_into_one_output_folder_never_mix_their_inputs(scannet_like, prepare_modality, capsys):
     """A list of one scene writes its outputs without the scene folder (the inputs' deepest common
     folder is stripped), so a second split's run into the same -o met the first split's files:
@@ -423,6 +489,19 @@ def test_usage_errors(scannet_like, prepare_modality, capsys):
         prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "1",
                           "--list-file", str(root / "x.txt")])
     assert "--label-dir" in capsys.readouterr().err
+    # Values the first file's conversion refused, blaming that file (before), and a flag read by nothing.
+    for extra, message in ((["jet", "--max", "1", "--missing-color", "300", "0", "0"],
+                            "--missing-color must be three values in 0..255, got 300 0 0"),
+                           (["gray", "--max", "1", "--missing-value", "256"], "--missing-value must be in 0..255"),
+                           (["ndvi", "--rgb-dir", str(root / "color"), "--range", "1", "-1"],
+                            "--range must satisfy LOW < HIGH, got 1 -1"),
+                           (["evi", "--rgb-dir", str(root / "color"), "--max-value", "0"], "--max-value must be positive"),
+                           (["jet", "--max", "7000", "--units", "mm"], "--units is for --fill here")):
+        with pytest.raises(SystemExit) as exit_info:
+            prepare_modality([extra[0], str(root / "depth"), "-o", str(root / "x"), *extra[1:]])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and "converting" not in err, err
+    assert not (root / "x").exists()
 
 
 @pytest.mark.parametrize("extra, message", [
