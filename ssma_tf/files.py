@@ -34,7 +34,7 @@ import secrets
 import shutil
 import tempfile
 import warnings
-from typing import IO, Iterator, Optional, Union
+from typing import IO, Iterator, Optional, Sequence, Union
 
 from ssma_tf.errors import UserInputError, first_line
 
@@ -73,10 +73,11 @@ def leftover_temporaries(path: PathLike) -> list:
 _JSON_SIZE_LIMIT = 16 * 2**20
 
 
-def check_json_output(path: PathLike, *, what: str = "--json") -> str:
+def check_json_output(path: PathLike, *, what: str = "--json", keys: Sequence[str] = ("mIoU", "per_class")) -> str:
     """`check_output` for a JSON file a command writes over an earlier one: an existing file must
-    be a JSON object (the metrics of an earlier run) or empty (blank). Any other (the config being
-    evaluated, the weights, a picture), given by a slip of the path, was replaced without a word.
+    be a JSON object holding one of `keys` (the metrics of an earlier run) or empty (blank). Any
+    other (the config being evaluated, the weights, a picture, an export's `ssma_tf.json`, a
+    pruning `report.json`), given by a slip of the path, was replaced without a word.
 
     Returns:
         The absolute path.
@@ -91,13 +92,37 @@ def check_json_output(path: PathLike, *, what: str = "--json") -> str:
                 raise ValueError("too large")
             with open(destination, encoding="utf-8") as stream:
                 text = stream.read()
-            # Metrics are a JSON object; a config written as JSON is one too, but seldom is.
-            if text.strip() and not isinstance(json.loads(text), dict):
+            content = json.loads(text) if text.strip() else None
+            if content is not None and not isinstance(content, dict):
                 raise ValueError("not an object")
         except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             shown = os.fspath(path)
             raise OutputPathError(f"{what} {shown} exists and is not a JSON object (is it the config, the weights or "
                                   "another file of yours?); give another path, or delete it first", shown) from None
+        if content is not None and keys and not any(key in content for key in keys):
+            # Before: any object was replaced (an export's metadata, which broke the export).
+            shown = os.fspath(path)
+            raise OutputPathError(f"{what} {shown} exists and holds no metrics of an earlier run (no "
+                                  f"{' or '.join(repr(k) for k in keys)}: another tool's JSON file?); give another "
+                                  "path, or delete it first", shown)
+    return destination
+
+
+def check_png_output(path: PathLike, *, what: str) -> str:
+    """`check_output` for a picture a command writes over an earlier one: an existing file must be
+    a PNG (before: `--picture run/scene.keras` replaced the model with a picture, by a slip).
+
+    Raises:
+        OutputPathError: as `check_output`, or naming an existing file that is not a PNG.
+    """
+    destination = check_output(path, what=what)
+    if os.path.isfile(destination) and os.path.getsize(destination):
+        with open(destination, "rb") as stream:
+            head = stream.read(8)
+        if head != b"\x89PNG\r\n\x1a\n":
+            shown = os.fspath(path)
+            raise OutputPathError(f"{what} {shown} exists and is not a PNG picture (is it the model, the records or "
+                                  "another file of yours?); give another path, or delete it first", shown)
     return destination
 
 

@@ -64,6 +64,8 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if not debug:
             quiet_tensorflow_start_up()
+        stdout = sys.stdout
+        sys.stdout = _closed_reader_tolerated(stdout)
         try:
             return main(argv)
         except UserInputError as error:
@@ -77,12 +79,56 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         except KeyboardInterrupt as error:
             return _report(error, EXIT_INTERRUPTED, debug, "interrupted")
         finally:
+            sys.stdout = stdout
             remove_quiet_start_up()  # when the command did not import TensorFlow
             warnings.showwarning = shown
             if in_main_thread:  # None: a handler not set from Python; the default is the closest
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     return run
+
+
+class _ClosedReaderTolerated:
+    """Standard output that keeps the command working when its reader goes away (`| head`,
+    a pager quit): from the first `BrokenPipeError` on, what is written goes to the null
+    device. Before, the command stopped with a traceback, exit 1, and without the files it
+    was about to write (`ssma-evaluate --json`)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def _silence(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self._stream.fileno())  # the stream's own later flushes (at exit) land there too
+        os.close(null)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _closed_reader_tolerated(stream: Any) -> Any:
+    """`stream` wrapped in `_ClosedReaderTolerated` when it is a file of its own (not a test's
+    capture, not already wrapped)."""
+    if isinstance(stream, _ClosedReaderTolerated):
+        return stream
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream
+    return _ClosedReaderTolerated(stream)
 
 
 def _one_line_config_warnings(shown: Callable) -> Callable:

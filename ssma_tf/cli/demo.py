@@ -70,12 +70,15 @@ def main(argv=None) -> int:
 
     parser = ArgumentParser(prog="ssma-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default=OUTPUT, help="folder for data, checkpoints, results")
+    parser.add_argument("--output", default=OUTPUT, help=f"folder for data, checkpoints, results: {OUTPUT} under "
+                        "the current folder, which the demo's configs name (the only value taken)")
     add_version(parser)
     args = parser.parse_args(argv)
     output = pathlib.Path.cwd() / args.output
     if output != pathlib.Path.cwd() / OUTPUT:
-        raise SystemExit(f"demo: the configs in {CONFIGS} write to {OUTPUT}/; keep the default --output")
+        # Before: a SystemExit message and status 1, where a flag's value is a usage error.
+        parser.error(f"--output: the configs in {CONFIGS} write to {OUTPUT}/; keep the default (run the demo from "
+                     "another folder to put it elsewhere)")
     data = output / "data"
     timings = {}
     started = time.time()

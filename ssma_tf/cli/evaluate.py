@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -85,8 +86,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.run is not None and args.config is not None:
         parser.error("give a config (-c) or a training run's folder, one of the two")
     if args.run is None and args.config is None and (args.backend == "tensorflow" or args.exported is None):
+        last = (args.test_data or [""])[-1]
+        # `--test_data` takes every word after it: a RUN given last is taken for records.
+        swallowed = (f" (--test_data took {last!r}, which is a folder: give RUN before --test_data)"
+                     if last and os.path.isdir(last) else "")
         parser.error("give a config (-c) or a training run's folder (or, with --backend openvino|tflite, the "
-                     "export folder)")
+                     f"export folder){swallowed}")
     overrides = parse_overrides_or_exit(parser, args.overrides)
     if args.backend != "tensorflow" and args.exported is None:
         parser.error(f"--backend {args.backend} needs --exported FOLDER (written by ssma-export --format {args.backend})")
@@ -101,6 +106,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     for flag, key in (("--checkpoint", "checkpoint"), ("--test_data", "test_data")):
         if getattr(args, key) is not None and key in overrides:  # before: the flag won without a word
             parser.error(f"{flag} and --set {key}=... both give the {key}; give one of them")
+    if args.checkpoint is not None and args.backend != "tensorflow":
+        # Before: ignored with -c CONFIG --exported FOLDER, the export evaluated as if they were its weights.
+        parser.error(f"--checkpoint is for the tensorflow backend; the export {args.exported} is evaluated")
     if args.checkpoint is not None:
         overrides["checkpoint"], given_as["checkpoint"] = args.checkpoint, f"--checkpoint {args.checkpoint}"
     if args.test_data is not None:
@@ -113,13 +121,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Bad input (config, checkpoint, records, --json path) ends the command with one line (`command`).
     if args.json:
         check_json_output(args.json)  # before minutes of evaluation, not after
-    if args.config is not None:
+    if args.config is not None and args.backend != "tensorflow":
+        # The export is evaluated: the config's own checkpoint is not read, nor required to exist.
+        from ssma_tf.config.reader import REQUIRED_KEYS, Required
+
+        needed = Required(tuple(k for k in REQUIRED_KEYS["eval"] if k != "checkpoint"),
+                          f"ssma-evaluate --backend {args.backend}")
+        config = load_config(args.config, "eval", overrides={**overrides, "checkpoint": None}, given_as=given_as,
+                             required=needed)
+    elif args.config is not None:
         config = load_config(args.config, "eval", overrides=overrides, given_as=given_as)
     elif args.run is not None:
         config = run_config(args.run, "eval", overrides, given_as=given_as)
     else:  # --backend openvino|tflite and the export alone: its metadata says the model, --test_data the data
-        if args.checkpoint is not None:
-            parser.error(f"--checkpoint is for the tensorflow backend; the export {args.exported} is evaluated")
         config = export_config(args.exported, overrides, given_as=given_as)
 
     from ssma_tf.evaluation import evaluate

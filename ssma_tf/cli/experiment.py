@@ -102,7 +102,9 @@ def run_command(command: str, args: Sequence[Any], *, step: Optional[str] = None
 
     Raises:
         KeyError: `command` is not one of `COMMANDS`.
-        SystemExit: the command failed; the message names the step and where its output is.
+        SystemExit: the command failed: a line on standard error names the step and where its
+            output is; the status is the command's for a bad input (2), Ctrl-C (130) and SIGTERM
+            (143), else 1.
     """
     module = COMMANDS[command]
     argv = [sys.executable, "-m", module] + [str(a) for a in args]
@@ -119,12 +121,18 @@ def run_command(command: str, args: Sequence[Any], *, step: Optional[str] = None
         process = subprocess.Popen(argv, env=child_environment(), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
         for output in process.stdout:
-            if not output.startswith(QUIET_PREFIXES) and "cuda" not in output.lower():
+            # TensorFlow's notes that no GPU is there go; an error line never (before: any line
+            # naming CUDA went, CUDA_ERROR_OUT_OF_MEMORY too, while the error pointed "above").
+            lowered = output.lower()
+            if not output.startswith(QUIET_PREFIXES) and ("cuda" not in lowered or "error" in lowered):
                 print("  " + output, end="", flush=True)
         code = process.wait()
         where = "its output above"
     if code != 0:
-        raise SystemExit(f"step '{step}' failed (exit {code}); see {where}")
+        # The child's status where it says what happened (a bad input 2, Ctrl-C 130, SIGTERM 143);
+        # before, every failure became 1.
+        print(f"step '{step}' failed (exit {code}); see {where}", file=sys.stderr, flush=True)
+        raise SystemExit(code if code in (2, 130, 143) else 1)
     seconds = time.time() - start
     if log is None:
         print(f"  ({seconds:.0f} s)", flush=True)

@@ -130,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf import scene
     from ssma_tf.data.scene import write_scene_records
     from ssma_tf.errors import UserInputError
-    from ssma_tf.files import atomic_write, check_json_output, check_output
+    from ssma_tf.files import atomic_write, check_json_output, check_output, check_png_output
 
     try:
         # Before the work: a folder under a file failed once training or evaluating was done.
@@ -144,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if args.json:
                 check_json_output(args.json)  # not the model or the records, by a slip of the path
             if args.picture:
-                check_output(args.picture, what="--picture")
+                check_png_output(args.picture, what="--picture")  # an earlier picture, nothing else
         if args.command == "convert":
             # As ssma-convert: existing records are replaced only when asked, 16-bit images named.
             check_output(args.record, what="--record", overwrite=args.overwrite)

@@ -260,3 +260,73 @@ def test_predict_says_when_its_output_folder_holds_files_already(tmp_path, capsy
     assert capsys.readouterr().err == (f"note: --output {tmp_path / 'old'} already holds 2 file(s): pictures of the "
                                        "same names are replaced, the others stay; give an empty folder to keep runs "
                                        "apart\n")
+
+
+_CLOSED_READER = """
+import sys, time
+from ssma_tf.cli.common import command
+
+@command
+def main(argv=None):
+    print("first line", flush=True)
+    time.sleep(1.0)  # the reader has gone by now
+    for i in range(20000):
+        print(f"line {i}")
+    with open(sys.argv[1], "w") as stream:
+        stream.write("{}")
+    return 0
+
+sys.exit(main([]))
+"""
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_command(tmp_path):
+    """`ssma-evaluate ... --json m.json | head -1`: before, a BrokenPipeError traceback, exit 1,
+    and no m.json."""
+    script = tmp_path / "closed.py"
+    script.write_text(_CLOSED_READER)
+    result = subprocess.run(["bash", "-c", f'"{sys.executable}" "{script}" "{tmp_path / "m.json"}" | head -1; '
+                                           'echo "status ${PIPESTATUS[0]}" >&2'],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.stdout == "first line\n" and result.stderr == "status 0\n", result.stderr
+    assert (tmp_path / "m.json").read_text() == "{}"
+
+
+def test_json_and_picture_outputs_replace_only_their_own_kind(tmp_path):
+    """Before: any JSON object was replaced (an export's ssma_tf.json, a pruning report.json),
+    and `ssma-scene evaluate --picture` replaced any file."""
+    from ssma_tf.files import check_png_output
+
+    (tmp_path / "ssma_tf.json").write_text('{"backend": "tflite", "num_classes": 5}')
+    with pytest.raises(OutputPathError, match=r"holds no metrics of an earlier run \(no 'mIoU' or 'per_class'"):
+        check_json_output(tmp_path / "ssma_tf.json")
+    (tmp_path / "scene.json").write_text('{"per_class": [], "accuracy": 50.0}')
+    assert check_json_output(tmp_path / "scene.json") == str(tmp_path / "scene.json")
+    (tmp_path / "scene.keras").write_bytes(b"PK\x03\x04 a model")
+    with pytest.raises(OutputPathError, match=r"--picture .*scene\.keras exists and is not a PNG picture"):
+        check_png_output(tmp_path / "scene.keras", what="--picture")
+    (tmp_path / "old.png").write_bytes(b"\x89PNG\r\n\x1a\n rest")
+    assert check_png_output(tmp_path / "old.png", what="--picture") == str(tmp_path / "old.png")
+
+
+def test_evaluate_refuses_a_checkpoint_for_an_export_and_says_when_test_data_took_the_run(tmp_path, capsys):
+    """Before: `-c CONFIG --exported FOLDER --checkpoint W` evaluated the export as if W were
+    its weights; `--test_data val RUN` said "give ... a training run's folder"."""
+    (tmp_path / "export").mkdir()
+    with pytest.raises(SystemExit) as stopped:
+        evaluate_cli.main(["-c", "x.config", "--exported", str(tmp_path / "export"), "--backend", "tflite",
+                           "--checkpoint", "w.weights.h5"])
+    assert stopped.value.code == 2 and "--checkpoint is for the tensorflow backend" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--test_data", "val.tfrecords", str(tmp_path / "run")])
+    assert f"(--test_data took '{tmp_path / 'run'}', which is a folder: give RUN before --test_data)" in \
+        capsys.readouterr().err
+
+
+def test_the_demo_output_flag_is_a_usage_error_and_says_what_it_takes(capsys):
+    from ssma_tf.cli import demo
+
+    with pytest.raises(SystemExit) as stopped:
+        demo.main(["--output", "elsewhere"])
+    assert stopped.value.code == 2 and "--output: the configs in" in capsys.readouterr().err

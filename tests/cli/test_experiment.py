@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import json
 import os
 import pathlib
@@ -97,10 +98,27 @@ def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, 
     assert "oneDNN" not in out
 
 
-def test_a_failed_command_names_its_step_and_its_output(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiment.subprocess, "call", lambda argv, **kwargs: 3)
-    with pytest.raises(SystemExit, match=r"step 'train a' failed \(exit 3\); see .*train\.log"):
-        experiment.run_command("ssma-train", ["-c", "a.config"], step="train a", log=tmp_path / "train.log")
+def test_a_failed_command_names_its_step_and_its_output(tmp_path, monkeypatch, capsys):
+    for child, status in ((3, 1), (2, 2), (130, 130), (143, 143)):  # a bad input, Ctrl-C, SIGTERM: kept
+        monkeypatch.setattr(experiment.subprocess, "call", lambda argv, child=child, **kwargs: child)
+        with pytest.raises(SystemExit) as stopped:
+            experiment.run_command("ssma-train", ["-c", "a.config"], step="train a", log=tmp_path / "train.log")
+        assert stopped.value.code == status
+        assert re.fullmatch(rf"step 'train a' failed \(exit {child}\); see .*train\.log\n", capsys.readouterr().err)
+
+    class FakePopen:
+        def __init__(self, argv, **kwargs):
+            self.stdout = io.StringIO("I0000 00:00 cuda_platform.cc:52] failed call to cuInit\n"
+                                      "error: CUDA_ERROR_OUT_OF_MEMORY: out of memory (batch_size 8)\n")
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(experiment.subprocess, "Popen", FakePopen)
+    with pytest.raises(SystemExit):
+        experiment.run_command("ssma-train", ["-c", "a.config"], step="train a")
+    out = capsys.readouterr().out
+    assert "CUDA_ERROR_OUT_OF_MEMORY" in out and "cuInit" not in out  # the error is shown "above"
     with pytest.raises(KeyError):
         experiment.run_command("ssma-nothing", [])
 
