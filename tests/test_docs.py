@@ -7,11 +7,13 @@ local links of README.md and docs/*.md are checked too (files and heading anchor
 """
 
 import json
+import os
 import pathlib
 import re
 import statistics
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH = ROOT / "docs" / "bench"
@@ -454,3 +456,31 @@ def test_every_fusion_method_is_in_the_lists_that_name_them():
     docstring = (ROOT / "ssma_tf" / "models" / "fusion_baselines.py").read_text(encoding="utf-8")
     rows = set(re.findall(r"^\| ([a-z_]+) +\|", docstring, re.M)) - {"fusion"}
     assert rows == set(FUSION_METHODS) - {SSMA_FUSION}, "ssma_tf/models/fusion_baselines.py's docstring table"
+
+
+def test_the_your_dataset_walkthrough_configs_load_and_chain(tmp_path, monkeypatch):
+    """The configs of docs/your_dataset.md, each as a user copies it: they load, and each SSMA
+    stage starts from the folder of the one before (before: the SSMA stages were prose only)."""
+    from ssma_tf.config import config_from_dict
+
+    text = (ROOT / "docs" / "your_dataset.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    palettes = [b for b in blocks if b.startswith("# my_datasets.yaml")]
+    configs = {re.match(r"# (\S+\.config)", b).group(1): yaml.safe_load(b) for b in blocks
+               if re.match(r"# \S+\.config", b)}
+    assert len(palettes) == 1 and sorted(configs) == ["fields_depth.config", "fields_rgb.config",
+                                                      "fields_ssma.config", "fields_ssma_stage2.config"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_datasets.yaml").write_text(palettes[0])
+    loaded = {name: config_from_dict(values, source=name, check_paths=False) for name, values in configs.items()}
+    assert loaded["fields_depth.config"].input_modality == "modality2"
+    stage2, stage3 = loaded["fields_ssma_stage2.config"], loaded["fields_ssma.config"]
+    assert os.path.dirname(stage2.checkpoint1) == loaded["fields_rgb.config"].checkpoint
+    assert os.path.dirname(stage2.checkpoint2) == loaded["fields_depth.config"].checkpoint
+    assert stage3.initialize == stage2.checkpoint and not stage2.experts_frozen and stage3.experts_frozen
+    for command in ("ssma-train -c fields_depth.config", "ssma-train -c fields_ssma_stage2.config",
+                    "ssma-train -c fields_ssma.config", "ssma-evaluate checkpoints/fields_ssma",
+                    "ssma-convert -f test.txt -r records/test.tfrecords"):
+        assert command in text, command
+    for folder in re.findall(r"ssma-(?:predict|export|evaluate) (checkpoints/\w+)", text):
+        assert folder in {c.checkpoint.removeprefix(str(tmp_path) + os.sep) for c in loaded.values()}, folder
