@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from typing import Any, Optional
 
 import keras
@@ -144,7 +146,16 @@ def create_strategy(gpu_id: Optional[str] = None) -> tf.distribute.Strategy:
     """
     configure_devices(gpu_id)
     if cluster_from_env() is not None:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        if handler is not None:
+            # TensorFlow's coordination service puts a handler of its own (a preemption notice
+            # nothing listens to) in place of the process's: SIGTERM did nothing, and `kill` or a
+            # scheduler's time limit could not stop a worker short of SIGKILL. The command's own
+            # (it unwinds and exits 143) is put back.
+            signal.signal(signal.SIGTERM, handler)
+        return strategy
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
@@ -167,6 +178,42 @@ def task_id(strategy: tf.distribute.Strategy) -> int:
     """This worker's index in the cluster (0 without one)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     return int(resolver.task_id or 0) if resolver is not None and resolver.task_type else 0
+
+
+def check_same_start(strategy: tf.distribute.Strategy, step: int, weights: Any, folder: str) -> None:
+    """Refuses a cluster whose workers start from different steps or weights (every worker calls it).
+
+    Each worker restores from its own view of the checkpoint folder: one that is not shared (or
+    a stale copy) started a worker afresh while another resumed, their gradients were summed
+    onto different weights, and the chief exported the result as a normal finish.
+
+    Args:
+        strategy: the strategy (nothing is checked without a cluster).
+        step: this worker's step after restoring.
+        weights: this worker's variables.
+        folder: the checkpoint folder, for the message.
+
+    Raises:
+        ClusterError: on every worker alike, naming each worker's step.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return
+    # A fingerprint of the weights: each one's sum, summed in float64 (equal weights give equal sums).
+    fingerprint = sum(float(tf.reduce_sum(tf.cast(w, tf.float64))) for w in weights)
+    local = tf.constant([[float(step), fingerprint]], tf.float64)
+    gathered = strategy.gather(strategy.experimental_distribute_values_from_function(lambda context: local), axis=0)
+    rows = gathered.numpy()
+    steps = [int(row[0]) for row in rows]
+    sums = [float(row[1]) for row in rows]
+    scale = max(1.0, max(abs(v) for v in sums))
+    if len(set(steps)) > 1 or max(sums) - min(sums) > 1e-6 * scale:
+        said = ", ".join(f"replica {index} at step {value}" for index, value in enumerate(steps))
+        what = "different steps" if len(set(steps)) > 1 else "the same step but different weights"
+        raise ClusterError(
+            f"the workers of the cluster start from {what} ({said}): each reads the checkpoint folder {folder} "
+            "itself, so it must be one folder every machine sees with the same files (a shared file system); "
+            "give every worker that path, then start them again")
 
 
 def replica_mean(strategy: tf.distribute.Strategy, value: Any) -> Any:

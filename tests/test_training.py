@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import keras
 import numpy as np
@@ -752,6 +753,62 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def _start_workers(tmp_path, config: str, folders, *extra) -> list:
+    """Two `ssma-train` workers (the tiny model) of a cluster on localhost, each with its own
+    checkpoint folder; their output in `tmp_path / worker<i>.log`."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    processes = []
+    for index, folder in enumerate(folders):
+        env = _env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.tiny_train", "-c", config, "--set", f"checkpoint={folder}", *extra],
+            env=env, cwd=ROOT, stdout=open(tmp_path / f"worker{index}.log", "w"), stderr=subprocess.STDOUT))
+    return processes
+
+
+def _ended(processes, timeout: float = 300) -> list:
+    try:
+        return [process.wait(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+
+def test_workers_that_resume_from_different_points_are_refused_on_every_worker(tmp_path, tiny_model):
+    """A checkpoint folder that is not shared: before, worker 0 resumed at step 2 and worker 1
+    started afresh, their gradients summed onto different weights, and the chief exported the
+    result (exit 0)."""
+    config = _tiny_distributed_config(tmp_path, "multiworker.config")
+    training.Trainer(load_config(config, "train", overrides={"max_iteration": 2}), log=lambda line: None).train()
+    statuses = _ended(_start_workers(tmp_path, config, [tmp_path / "checkpoints", tmp_path / "other"]))
+    logs = [(tmp_path / f"worker{index}.log").read_text() for index in range(2)]
+    assert statuses == [2, 2], logs
+    for log in logs:
+        assert "error: the workers of the cluster start from different steps (replica 0 at step 2, replica 1 at " \
+               "step 0): each reads the checkpoint folder" in log
+    assert not (tmp_path / "checkpoints" / "ckpt-3.index").exists()  # nothing trained
+
+
+def test_sigterm_stops_a_worker_of_a_cluster(tmp_path):
+    """TensorFlow's coordination service put a handler of its own in place of the command's:
+    SIGTERM did nothing, and only SIGKILL stopped a worker (a scheduler's time limit, `kill`)."""
+    config = _tiny_distributed_config(tmp_path, "multiworker.config")
+    processes = _start_workers(tmp_path, config, [tmp_path / "checkpoints"] * 2, "--set", "max_iteration=100000",
+                               "--set", "skip_step=20")
+    log = tmp_path / "worker0.log"
+    deadline = time.time() + 240
+    while "\nstep " not in log.read_text() and time.time() < deadline and processes[0].poll() is None:
+        time.sleep(0.5)
+    assert "\nstep " in log.read_text(), log.read_text()[-3000:]
+    processes[0].send_signal(signal.SIGTERM)
+    statuses = _ended(processes, timeout=120)
+    assert statuses[0] == 143 and log.read_text().rstrip().endswith("terminated"), log.read_text()[-2000:]
+    assert statuses[1] == 1 and "another task of the cluster stopped" in (tmp_path / "worker1.log").read_text()
 
 
 def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):

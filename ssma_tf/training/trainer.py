@@ -45,6 +45,7 @@ from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records, naming_damaged_records
 from ssma_tf.data.records import label_ids_warning
 from ssma_tf.distribute import (
+    check_same_start,
     create_strategy,
     first_replica,
     is_chief,
@@ -435,6 +436,7 @@ class Trainer:
                 self._log(f"warning: {warning}")
             for message in initialize_model(self.model, config):
                 self._log(f"initialised from {message}")
+        check_same_start(self.strategy, int(self.step.numpy()), self.model.weights, config.checkpoint)
 
         self.writer = (
             tf.summary.create_file_writer(config.log_dir)
