@@ -1090,10 +1090,18 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     (["--seeds", "0", "-1"], "--seeds must be >= 0, got -1"),
     (["--labeled", "300"], "--labeled 300 is more than the 200 training scenes"),
     (["--arms", "random_201"], "--arms random_201: 201 labeled scenes is more than the 200 training scenes"),
+    # Before: one run reported as two seeds; arms no given model runs skipped, an empty table, exit 0.
+    (["--seeds", "0", "0"], "--seeds names 0 more than once"),
+    (["--arms", "supervised", "supervised"], "--arms names supervised more than once"),
+    (["--models", "ssma", "--arms", "pretrained", "random_8"],
+     "--arms pretrained random_8: run for adapnet_pp_rgb only, which --models leaves out"),
+    (["--arms", "supervised", "--pretrain-steps", "5"], "--pretrain-steps is for the pretrained arm"),
 ])
-def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, flags, message):
+def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, monkeypatch, flags, message):
     from ssma_tf.cli import semi_supervised_experiment
 
+    # A flag let through must not start the experiment's minutes of data and training.
+    monkeypatch.setattr(semi_supervised_experiment, "make_data", lambda *a, **k: pytest.fail("the data were made"))
     with pytest.raises(SystemExit) as exit_info:
         semi_supervised_experiment.main(["--output", str(tmp_path / "out"), *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -324,6 +324,15 @@ def size_or_exit(parser: argparse.ArgumentParser, text: Optional[str]) -> Option
     raise AssertionError("unreachable")  # parser.error does not return
 
 
+def distinct_or_exit(parser: argparse.ArgumentParser, **lists: Optional[Sequence[Any]]) -> None:
+    """Ends the command when a list flag (`seeds=[0, 0]` for `--seeds`) names a value twice: an
+    experiment would count one run as two in its mean and range."""
+    for name, values in lists.items():
+        repeated = sorted({str(v) for v in values or () if list(values).count(v) > 1})
+        if repeated:
+            parser.error(f"--{name} names {', '.join(repeated)} more than once; give each once")
+
+
 def stride_multiples_or_exit(parser: argparse.ArgumentParser, **sizes: int) -> None:
     """Ends the command unless each size flag (`height=48` for `--height`) is a positive multiple of
     the networks' output stride, which the configs require only once the work has started."""

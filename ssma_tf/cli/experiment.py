@@ -25,6 +25,7 @@ processes keep their own process light.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -32,10 +33,11 @@ import os
 import pathlib
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -44,6 +46,7 @@ from ssma_tf.config.keys import EVAL
 from ssma_tf.config.run import DECLARED
 from ssma_tf.config.runs import find_run_config, run_config
 from ssma_tf.constants import FINAL_WEIGHTS
+from ssma_tf.errors import Terminated
 from ssma_tf.files import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -114,19 +117,23 @@ def run_command(command: str, args: Sequence[Any], *, step: Optional[str] = None
     if log is not None:
         pathlib.Path(log).parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w", encoding="utf-8") as stream:
-            code = subprocess.call(argv, env=child_environment(), stdout=stream, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(argv, env=child_environment(), stdout=stream, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            with _passing_stops_on(process):
+                code = process.wait()
         where = str(log)
     else:
         print(f"\n=== {step}\n$ {line}", flush=True)
         process = subprocess.Popen(argv, env=child_environment(), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-        for output in process.stdout:
-            # TensorFlow's notes that no GPU is there go; an error line never (before: any line
-            # naming CUDA went, CUDA_ERROR_OUT_OF_MEMORY too, while the error pointed "above").
-            lowered = output.lower()
-            if not output.startswith(QUIET_PREFIXES) and ("cuda" not in lowered or "error" in lowered):
-                print("  " + output, end="", flush=True)
-        code = process.wait()
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        with _passing_stops_on(process):
+            for output in process.stdout:
+                # TensorFlow's notes that no GPU is there go; an error line never (before: any line
+                # naming CUDA went, CUDA_ERROR_OUT_OF_MEMORY too, while the error pointed "above").
+                lowered = output.lower()
+                if not output.startswith(QUIET_PREFIXES) and ("cuda" not in lowered or "error" in lowered):
+                    print("  " + output, end="", flush=True)
+            code = process.wait()
         where = "its output above"
     if code != 0:
         # The child's status where it says what happened (a bad input 2, Ctrl-C 130, SIGTERM 143);
@@ -137,6 +144,31 @@ def run_command(command: str, args: Sequence[Any], *, step: Optional[str] = None
     if log is None:
         print(f"  ({seconds:.0f} s)", flush=True)
     return seconds
+
+
+# How long a stopped step may take to save its checkpoint and end before it is killed.
+STOP_GRACE_SECONDS = 600
+
+
+@contextlib.contextmanager
+def _passing_stops_on(process: subprocess.Popen) -> Iterator[None]:
+    """Passes Ctrl-C or SIGTERM of the experiment on to the step running as `process`, and waits
+    for it to save and end before the experiment ends (before: SIGTERM left it training on, owned
+    by no one, or `subprocess.call` killed it with SIGKILL, so it never saved). The step runs in
+    a session of its own (`run_command`), so that the terminal's Ctrl-C reaches it once, from here."""
+    try:
+        yield
+    except BaseException as stop:
+        if process.poll() is None:
+            # SIGTERM for SIGTERM (`Terminated` is a KeyboardInterrupt) and anything else; SIGINT for Ctrl-C.
+            ctrl_c = isinstance(stop, KeyboardInterrupt) and not isinstance(stop, Terminated)
+            process.send_signal(signal.SIGINT if ctrl_c else signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        raise
 
 
 def is_finished(run: PathLike) -> bool:

@@ -41,7 +41,7 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command, stride_multiples_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_version, command, distinct_or_exit, stride_multiples_or_exit
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_in_process, restart_unless_made_with, save_result, spread, train_in_process,
 )
@@ -92,6 +92,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "released)")
     add_version(parser)
     args = parser.parse_args(argv)
+    distinct_or_exit(parser, seeds=args.seeds, methods=args.methods)  # before: one run counted twice
     unknown = [m for m in args.methods if m not in FUSION_METHODS]
     if unknown:
         parser.error(f"--methods: unknown fusion method {unknown[0]!r}; choose from {', '.join(FUSION_METHODS)}")
@@ -112,6 +113,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error(f"{flag} must be >= 1, got {value}")
     stride_multiples_or_exit(parser, height=args.height, width=args.width)
     return args
+
+
+def _data_digest(data: pathlib.Path) -> str:
+    """What the scenes in `data` are: the SHA-256 of the training and validation records, short."""
+    from ssma_tf.files import sha256_of_file
+
+    return "-".join(sha256_of_file(data / name)[:16] for name in ("train.tfrecords", "val.tfrecords"))
 
 
 def _common(args: argparse.Namespace, data: pathlib.Path) -> dict:
@@ -135,7 +143,11 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
     import keras
 
     path = results / f"{name}.json"
-    settings = json.loads(json.dumps(dict(values, **({"experts": experts} if experts else {})), sort_keys=True))
+    # The records' digest with the settings (not a config key): scenes written again (another
+    # --num_train, after the folder was removed) keep their paths, and every arm's result on the
+    # old scenes was reused, printed under the new counts.
+    settings = json.loads(json.dumps(dict(values, data=_data_digest(data),
+                                          **({"experts": experts} if experts else {})), sort_keys=True))
     cached = cached_result(path, settings)
     if cached is not None:
         return cached

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ssma_tf.cli.common import ArgumentParser, command, stride_multiples_or_exit
+from ssma_tf.cli.common import ArgumentParser, command, distinct_or_exit, stride_multiples_or_exit
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_run, forget_other_settings, is_finished, restart_unless_made_with, run_command,
     save_result, spread, train_run, write_config,
@@ -233,6 +233,8 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                      f"another of its batch), got {args.batch_size}")
     if min(args.seeds) < 0:  # before: NumPy's traceback after the data were generated
         parser.error(f"--seeds must be >= 0, got {min(args.seeds)}")
+    # Before: a seed or an arm given twice was reported as two runs (one run, its mean and range).
+    distinct_or_exit(parser, seeds=args.seeds, arms=args.arms, models=args.models)
     # Labeled scenes come from the TRAIN_SCENES training scenes (before: NumPy's "Cannot take a
     # larger sample than population" traceback after the data were generated).
     if args.labeled > TRAIN_SCENES:
@@ -245,6 +247,13 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                          "random_N or depth_N (N labeled scenes)")
         if kind in ("random", "depth") and count.isdigit() and int(count) > TRAIN_SCENES:
             parser.error(f"--arms {arm}: {count} labeled scenes is more than the {TRAIN_SCENES} training scenes")
+    # Arms of AdapNet++ alone, with no AdapNet++ among --models (before: skipped without a word, an
+    # empty table, exit 0).
+    alone = [arm for arm in args.arms if arm not in ("supervised", *SEMI)]
+    if alone and "adapnet_pp_rgb" not in args.models:
+        parser.error(f"--arms {' '.join(alone)}: run for adapnet_pp_rgb only, which --models leaves out")
+    if args.pretrain_steps is not None and "pretrained" not in args.arms:
+        parser.error("--pretrain-steps is for the pretrained arm, which --arms leaves out")
 
 
 @command
@@ -255,7 +264,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--arms", nargs="+",
                         default=["supervised", "classmix", "depthmix", "depth_12", "pretrained"],
-                        help="arms; depth_N and pretrained run for AdapNet++ only (the supervised "
+                        help="arms; random_N, depth_N and pretrained run for AdapNet++ only (the supervised "
                              "arm's labeled images are the random_12 selection)")
     parser.add_argument("--labeled", type=int, default=12, help="labeled training scenes")
     parser.add_argument("--steps", type=int, default=200, help="training steps of every arm (default 200; the runs "

@@ -71,12 +71,15 @@ def test_a_run_is_trained_unless_it_is_finished_with_the_same_settings(tmp_path,
 def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, monkeypatch, capsys):
     seen = {}
 
-    def fake_call(argv, env, stdout, stderr):
-        seen.update(argv=argv, pythonpath=env["PYTHONPATH"])
-        stdout.write("a line of the child\n")
-        return 0
+    class FakeLoggedPopen:
+        def __init__(self, argv, env, stdout, stderr, **kwargs):
+            seen.update(argv=argv, pythonpath=env["PYTHONPATH"])
+            stdout.write("a line of the child\n")
 
-    monkeypatch.setattr(experiment.subprocess, "call", fake_call)
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(experiment.subprocess, "Popen", FakeLoggedPopen)
     log = tmp_path / "logs" / "train.log"
     experiment.run_command("ssma-train", ["-c", tmp_path / "a b.config"], step="train a", log=log)
     assert seen["argv"] == [sys.executable, "-m", "ssma_tf.cli.train", "-c", str(tmp_path / "a b.config")]
@@ -99,8 +102,15 @@ def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, 
 
 
 def test_a_failed_command_names_its_step_and_its_output(tmp_path, monkeypatch, capsys):
+    class Ended:
+        def __init__(self, argv, **kwargs):
+            pass
+
+        def wait(self):
+            return self.status
+
     for child, status in ((3, 1), (2, 2), (130, 130), (143, 143)):  # a bad input, Ctrl-C, SIGTERM: kept
-        monkeypatch.setattr(experiment.subprocess, "call", lambda argv, child=child, **kwargs: child)
+        monkeypatch.setattr(experiment.subprocess, "Popen", type("Child", (Ended,), {"status": child}))
         with pytest.raises(SystemExit) as stopped:
             experiment.run_command("ssma-train", ["-c", "a.config"], step="train a", log=tmp_path / "train.log")
         assert stopped.value.code == status
@@ -328,3 +338,72 @@ def test_the_three_modalities_bench_refuses_an_output_of_other_settings(tmp_path
         with pytest.raises(SystemExit):
             bench.parse_args(argv)
         assert message in capsys.readouterr().err
+
+
+_CHILD = """
+import os, signal, sys, time
+
+def stop(signum, frame):
+    with open(sys.argv[1] + ".saved", "w") as stream:
+        stream.write(str(signum))
+    sys.exit(143)
+
+signal.signal(signal.SIGTERM, stop)
+with open(sys.argv[1] + ".ready", "w") as stream:
+    stream.write(str(os.getpid()))
+time.sleep(120)
+"""
+
+_PARENT = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from ssma_tf.cli import experiment
+from ssma_tf.cli.common import command
+
+experiment.COMMANDS["child"] = "stopped_child"
+
+@command
+def main(argv=None):
+    experiment.run_command("child", [sys.argv[1]], step="a step", log=sys.argv[1] + ".log" if sys.argv[3] == "log" else None)
+    return 0
+
+sys.exit(main([]))
+"""
+
+
+@pytest.mark.parametrize("output", ["log", "streamed"])
+def test_sigterm_to_an_experiment_reaches_its_running_step_which_ends_first(tmp_path, output):
+    """Before: the step trained on without its parent (streamed), or was killed by SIGKILL
+    (logged, `subprocess.call`), and never saved."""
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "stopped_child.py").write_text(_CHILD)
+    marker = tmp_path / "child"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(marker), str(ROOT), output], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = None
+    try:
+        deadline = time.time() + 60
+        while not pathlib.Path(f"{marker}.ready").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        child = int(pathlib.Path(f"{marker}.ready").read_text())
+        parent.send_signal(signal.SIGTERM)
+        out, err = parent.communicate(timeout=60)
+        try:
+            os.kill(child, 0)
+            child_alive = True
+        except ProcessLookupError:
+            child_alive = False  # ended (and reaped) before its parent
+    finally:
+        for pid in (parent.pid, child):
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    assert parent.returncode == 143 and err.endswith("terminated\n"), err
+    assert pathlib.Path(f"{marker}.saved").read_text() == str(int(signal.SIGTERM))
+    assert not child_alive

@@ -24,10 +24,13 @@ def test_a_cached_arm_is_reused_only_with_the_same_settings(tmp_path, monkeypatc
     args = fusion_table.parse_args(["--seeds", "0"])
     values = {"model": "SSMA", "fusion": "ssma", "max_iteration": 100,
               "checkpoint": str(tmp_path / "checkpoints" / "ssma")}
+    for name in ("train.tfrecords", "val.tfrecords"):
+        (tmp_path / name).write_bytes(name.encode())
 
     first = fusion_table._arm("ssma", values, args, tmp_path, tmp_path)
     again = fusion_table._arm("ssma", dict(values), args, tmp_path, tmp_path)
-    assert trained == [100] and again == first and first["settings"] == values
+    assert trained == [100] and again == first
+    assert first["settings"] == dict(values, data=fusion_table._data_digest(tmp_path))
     # A result written with another budget (e.g. an older, shorter run) is not reused, nor are
     # its checkpoints (the trainer would resume them as a finished run).
     stale = tmp_path / "checkpoints" / "ssma" / "ckpt-100.index"
@@ -166,6 +169,24 @@ def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settin
     assert written["seeds"]["0"]["ssma"]["mIoU"] == 50.0
     heading = (tmp_path / "out" / "fusion_table.md").read_text().splitlines()[0]
     assert "experts 6 steps, fusion 1 steps" in heading and "2 training scenes" in heading
+    # The scenes written again with other counts (the folder removed, as the refusal of other
+    # scenes advises): every arm is trained again (before: all reused, under the new counts).
+    import shutil
+
+    shutil.rmtree(tmp_path / "out" / "data")
+    assert fusion_table.main(argv[:-6] + ["--num_train", "3", "--num_val", "2", "--height", "16", "--width", "32",
+                                          "--output", str(tmp_path / "out"), "--expert_steps", "6",
+                                          "--fusion_steps", "1"]) == 0
+    assert trained[11:] == [("rgb", 6), ("depth", 6), ("ssma", 1), ("stacking", 7)]
+
+
+def test_a_seed_or_method_given_twice_is_refused(capsys):
+    """Before: one run counted as two seeds in the heading and the JSON, a row printed twice."""
+    for argv, named in ((["--seeds", "0", "0"], "--seeds names 0"), (["--methods", "average", "average"],
+                                                                     "--methods names average")):
+        with pytest.raises(SystemExit):
+            fusion_table.parse_args(argv)
+        assert f"{named} more than once" in capsys.readouterr().err
 
 
 def test_a_fusion_arm_stopped_before_its_result_is_not_resumed_on_other_experts(tmp_path, monkeypatch, capsys):
