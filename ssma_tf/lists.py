@@ -13,13 +13,14 @@ tools (`ssma-prepare --from-list`, `--list-file`) read and write lists the same 
 
 Blank lines and lines starting with `#` (after blanks) are skipped, whatever they hold; a path
 that starts with `#` is quoted (`"#0001.png" ...`), as `format_line` writes it. Lines end at a
-line feed (a carriage return before it is dropped). Files are UTF-8 (a byte-order mark is
+line feed, a carriage return, or both. Files are UTF-8 (a byte-order mark is
 allowed); anything else is an error naming the file and the line. No TensorFlow here: the converter checks a list before it loads it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import List, Sequence, Tuple, Union
 
 from ssma_tf.errors import UserInputError
@@ -190,10 +191,10 @@ def read_lines(path: PathLike) -> List[Tuple[int, List[str]]]:
             "UTF-8 (re-save it as UTF-8, or check that it is a list file at all)", path,
         ) from None
     lines = []
-    # Lines end at "\n" alone (and a "\r" before it), as editors count them: `splitlines` also
-    # broke at form feeds and Unicode separators, and the errors named another line.
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
+    # Lines end at "\r\n", "\n" or a lone "\r" (old Mac and some spreadsheet exports), as editors
+    # count them: `splitlines` also broke at form feeds and Unicode separators, and the errors
+    # named another line.
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         if line.lstrip().startswith("#"):
             continue  # a comment, whatever it holds (before: its quotes were parsed, "'19" refused)
         try:

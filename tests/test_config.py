@@ -853,12 +853,22 @@ def test_a_moved_run_folder_is_not_resumed_at_its_old_path(workdir):
 
     (workdir / "runA").rename(workdir / "runB")
     moved = workdir / "runB" / "config.yaml"
-    # A copy as a template (no checkpoint beside it) still names where its run goes.
+    # A copy as a template (no run's checkpoints beside it) still names where its run goes; so
+    # does a folder holding some other checkpoint (the ImageNet initialisation).
+    reader.check_not_moved(moved)
+    (workdir / "runB" / "AdapNet_pp_init.ckpt.index").write_bytes(b"")
+    reader.check_not_moved(moved)
     assert load_config(moved).checkpoint == str(workdir / "runA")
-    (workdir / "runB" / "model.ckpt-5.index").write_bytes(b"")
-    error = error_for(moved)
+    (workdir / "runB" / "ckpt-5.index").write_bytes(b"")
+    (workdir / "runB" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    with pytest.raises(ConfigError) as caught:
+        reader.check_not_moved(moved)  # what ssma-train and ssma-pretrain-depth do first
+    error = caught.value
     assert error.key == "checkpoint" and str(workdir / "runB") in str(error) and "moved" in str(error)
-    assert f"--set checkpoint={workdir / 'runB'}" in str(error)
+    assert f"--set checkpoint={workdir / 'runB'}" in str(error) and "give it a new checkpoint folder" in str(error)
+    reader.check_not_moved(moved, {"checkpoint": str(workdir / "runB")})
+    # The other commands read it as it is (ssma-prune, ssma-importance-weights: weights named apart).
+    assert load_config(moved).checkpoint == str(workdir / "runA")
 
     resumed = load_config(moved, overrides={"checkpoint": str(workdir / "runB")})
     assert (resumed.checkpoint, resumed.log_dir) == (str(workdir / "runB"), str(workdir / "runB" / "logs"))
@@ -889,20 +899,23 @@ def test_a_seed_beyond_what_the_generators_take_is_refused_by_the_reader(workdir
     assert config_from_dict(train_dict(seed=2**32 - 1)).seed == 2**32 - 1
 
 
-def test_aux_loss_weights_without_auxiliary_heads_are_refused(workdir):
-    """SSMA builds no auxiliary heads unless asked: the weights were read by nothing."""
+def test_aux_loss_weights_without_auxiliary_heads_are_warned_of(workdir):
+    """SSMA builds no auxiliary heads unless asked: the weights were read by nothing, silently."""
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
-    error = error_for({**ssma, "aux_loss_weights": [1.0, 1.0]})
-    assert error.key == "aux_loss_weights" and "aux_heads: true" in str(error)
-    error = error_for({**ssma, "aux_loss_weights": [1.0, 1.0], "fusion": "average", "checkpoint1": None,
-                       "checkpoint2": None}, check_paths=False)
-    assert "a fusion with a decoder" in str(error)
-    assert config_from_dict({**ssma, "aux_loss_weights": [1.0, 1.0], "aux_heads": True}).aux_loss_weights == (1, 1)
-    # The default (every SSMA run's config.yaml spells it out) and zeros pass; evaluation reads neither.
-    config_from_dict({**ssma, "aux_loss_weights": list(constants.AUX_LOSS_WEIGHTS)})
-    config_from_dict({**ssma, "aux_loss_weights": [0, 0]})
-    test = yaml.safe_load(ORIGINAL_SSMA_TEST)
-    config_from_dict({**test, "aux_loss_weights": [1.0, 1.0]}, mode="eval")
+    with pytest.warns(ConfigWarning, match=r"aux_loss_weights weighs the auxiliary heads' losses, and this SSMA has "
+                                           r"none: they take aux_heads: true; the weights are not used"):
+        config_from_dict({**ssma, "aux_loss_weights": [1.0, 1.0]})  # a warning: older runs' config.yaml resume
+    with pytest.warns(ConfigWarning, match="a fusion with a decoder"):
+        config_from_dict({**ssma, "aux_loss_weights": [1.0, 1.0], "fusion": "average", "checkpoint1": None,
+                          "checkpoint2": None}, check_paths=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        assert config_from_dict({**ssma, "aux_loss_weights": [1.0, 1.0], "aux_heads": True}).aux_loss_weights == (1, 1)
+        # The default (every SSMA run's config.yaml spells it out) and zeros pass; evaluation reads neither.
+        config_from_dict({**ssma, "aux_loss_weights": list(constants.AUX_LOSS_WEIGHTS)})
+        config_from_dict({**ssma, "aux_loss_weights": [0, 0]})
+        test = yaml.safe_load(ORIGINAL_SSMA_TEST)
+        config_from_dict({**test, "aux_loss_weights": [1.0, 1.0]}, mode="eval")
 
 
 def test_an_empty_augmentation_section_is_an_error_and_set_unsets_it(workdir):
@@ -927,6 +940,10 @@ def test_a_value_starting_with_a_yaml_sign_is_met_with_the_advice_to_quote_it(wo
     assert "line 6" in str(error) and "quote it, '*.tfrecords'" in str(error)
     with pytest.raises(ConfigError, match=r"quote it, '\*_train.tfrecords'"):
         parse_overrides(["train_data=*_train.tfrecords"])
+    # As an item of a list, in block and flow style.
+    for listed in ("train_data:\n  - *.tfrecords\n", "train_data: [a.tfrecords, *.tfrecords]\n"):
+        text = ORIGINAL_ADAPNET_TRAIN.replace("train_data: 'train.tfrecords'\n", listed)
+        assert "quote it, '*.tfrecords'" in str(error_for(write(workdir, text)))
 
 
 def test_warnings_name_the_line_or_the_set_that_gave_the_value(workdir):

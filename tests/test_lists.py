@@ -90,3 +90,11 @@ def test_line_numbers_are_the_editors_line_feeds(tmp_path):
     listed.write_bytes("a\x0cb.png l.png\r\nc.png \"d.png\n".encode("utf-8"))
     with pytest.raises(ListFileError, match=r"l\.txt, line 2: a quote is not closed"):
         read_lines(str(listed))
+
+
+def test_carriage_returns_alone_end_lines_too(tmp_path):
+    """Old Mac and some spreadsheet exports: before the fix of the line numbers, `splitlines`
+    took them; splitting at line feeds alone made two samples one line of six paths."""
+    listed = tmp_path / "cr.txt"
+    listed.write_bytes(b"a.png b.png l.png\rc.png d.png m.png\r")
+    assert read_lines(str(listed)) == [(1, ["a.png", "b.png", "l.png"]), (2, ["c.png", "d.png", "m.png"])]

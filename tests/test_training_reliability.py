@@ -343,6 +343,19 @@ def test_a_divergence_after_its_good_checkpoint_rotated_away_leaves_no_diverged_
     assert training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).resumed_from is None
 
 
+def test_a_good_checkpoint_the_manager_does_not_list_is_kept_and_named(tmp_path, tiny_model):
+    """A state file without times (older versions) gives the manager an empty list: the good
+    checkpoint on disk was taken for rotated away, the state file deleted, and the rerun started
+    from step 0 beside it."""
+    training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).train(max_steps=4)
+    directory = tmp_path / "checkpoints"
+    (directory / "checkpoint").write_text('model_checkpoint_path: "ckpt-4"\nall_model_checkpoint_paths: "ckpt-4"\n')
+    with pytest.raises(training.DivergenceError, match=r"the last good checkpoint is .*ckpt-4"):
+        training.Trainer(_config(tmp_path, max_iteration=30, learning_rate=1e6), log=lambda line: None).train()
+    assert _newest_recorded(directory) == "ckpt-4"
+    assert training.Trainer(_config(tmp_path, max_iteration=30), log=lambda line: None).resumed_from.endswith("ckpt-4")
+
+
 def test_a_nan_right_after_a_save_removes_that_checkpoint_and_the_rerun_trains(tmp_path, tiny_model):
     """The loss of step N+1 is that of checkpoint N's weights: a NaN there refutes it (before:
     "the last good checkpoint is ckpt-1", and the advised rerun at a lower rate resumed from it

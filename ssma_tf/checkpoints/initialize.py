@@ -197,7 +197,8 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         # takes each expert checkpoint whole: encoder and decoder.
         for index, (expert, source) in enumerate(zip(experts, sources)):
             with _naming_key(config, index):
-                messages.append(f"{load_weights(expert, source)} (the {expert.name})")
+                # A start, as `intialize` is: the ImageNet initialisation is taken here too.
+                messages.append(f"{load_weights(expert, source, initialization=True)} (the {expert.name})")
     elif sources is not None:
         formats = [resolve_weights(p) for p in sources]
         if len(sources) == 2 and all(fmt == FORMAT_TF1 for fmt, _ in formats) and isinstance(model, SSMA):

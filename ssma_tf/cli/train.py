@@ -41,7 +41,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     # Validation needs no TensorFlow, so a bad config fails in a fraction of a second.
     from ssma_tf.config import load_config
+    from ssma_tf.config.reader import check_not_moved
 
+    check_not_moved(args.config, overrides)  # a moved run folder's config.yaml: resumed where it is now
     config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
     from ssma_tf.config.reader import ssma_train_warnings
 

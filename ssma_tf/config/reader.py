@@ -154,33 +154,39 @@ def load_config(
     """
     source = os.fspath(path)
     raw = read_yaml_file(source, "the config file")
-    if mode == "train" and "checkpoint" not in (overrides or {}):
-        _check_not_moved(raw, source)
     if not overrides:
         return config_from_dict(raw, source=source, mode=mode, check_paths=check_paths, required=required)
     return config_with_overrides(raw, overrides, source=source, mode=mode, check_paths=check_paths,
                                  required=required, given_as=given_as)
 
 
-def _check_not_moved(raw: Any, source: str) -> None:
-    """Refuses a run's `config.yaml` read from a folder with checkpoints that is not the folder
-    its `checkpoint` names: the run was moved or copied.
+def check_not_moved(path: str | os.PathLike, overrides: Optional[Mapping[str, Any]] = None) -> None:
+    """Refuses to resume a run from its `config.yaml` read in a run folder that its `checkpoint`
+    does not name: the run was moved or copied (for the commands that resume, `ssma-train` and
+    `ssma-pretrain-depth`; the others read such a file as it is).
 
     Before, `ssma-train -c MOVED/config.yaml` resumed nothing: it trained from step 0 into the
     old folder's path (absolute in the file), or into the old run where it still existed.
+
+    Raises:
+        ConfigError: naming both folders and the `--set` that resumes the run where it is.
     """
-    if os.path.basename(source) != RUN_CONFIG or not isinstance(raw, Mapping):
+    source = os.fspath(path)
+    if os.path.basename(source) != RUN_CONFIG or "checkpoint" in (overrides or {}):
         return
-    named = raw.get("checkpoint")
+    raw = read_yaml_file(source, "the config file")
+    named = raw.get("checkpoint") if isinstance(raw, Mapping) else None
     folder = os.path.dirname(os.path.abspath(source))
-    if not isinstance(named, str) or os.path.realpath(named) == os.path.realpath(folder):
+    if not isinstance(named, str) or os.path.realpath(os.path.expanduser(named)) == os.path.realpath(folder):
         return
-    if not (os.path.isfile(os.path.join(folder, "checkpoint")) or glob.glob(glob.escape(folder) + "/*.index")):
-        return  # a copy used as a template: its checkpoint names where the new run goes
+    # A run folder of this project: its state file and its `ckpt-N` checkpoints (a folder that
+    # merely holds some checkpoint, the ImageNet initialisation, is not one).
+    if not (os.path.isfile(os.path.join(folder, "checkpoint")) and glob.glob(glob.escape(folder) + "/ckpt-*.index")):
+        return
     raise ConfigError(
         f"this is the config of the run in {folder}, but its checkpoint names {named}: the run folder was "
-        f"moved or copied; to resume it where it is now, add --set checkpoint={folder} (log_dir follows), "
-        "or copy the file under another name to start a new run",
+        f"moved or copied; to resume it where it is now, add --set checkpoint={folder} (log_dir follows); "
+        "to start a new run from this config, give it a new checkpoint folder",
         key="checkpoint", source=source,
     )
 
@@ -553,12 +559,14 @@ class _Reader:
         if (self.mode == "train" and values["model"] == SSMA and not values["aux_heads"] and weights is not None
                 and tuple(values["aux_loss_weights"]) != tuple(DEFAULTS["aux_loss_weights"])
                 and any(values["aux_loss_weights"])):
-            # Before: accepted, and read by nothing (SSMA builds no auxiliary heads by default). The
-            # default itself passes: every SSMA run's config.yaml spells it out.
+            # Before: read by nothing, without a word (SSMA builds no auxiliary heads by default). The
+            # default itself passes: every SSMA run's config.yaml spells it out. A warning, not an
+            # error: a run's config.yaml of an older version holds such weights and must resume.
             where = ("aux_heads: true" if values["fusion"] in (None,) + DECODER_FUSIONS
                      else f"a fusion with a decoder ({', '.join(DECODER_FUSIONS)}) and aux_heads: true")
-            raise self.error("aux_loss_weights", f"weighs the auxiliary heads' losses, and this SSMA has no auxiliary "
-                             f"heads: they take {where}; or leave aux_loss_weights out")
+            warnings.warn(f"{self.located('aux_loss_weights')}: aux_loss_weights weighs the auxiliary heads' losses, "
+                          f"and this SSMA has none: they take {where}; the weights are not used",
+                          ConfigWarning, stacklevel=4)
         if values["easpp_rates"] != EASPP_RATES and values["fusion"] not in (None, "ssma"):
             raise self.error("easpp_rates", f"sets the AdapNet++ and SSMA eASPP; the fusion baselines keep the "
                              f"released {list(EASPP_RATES)} (fusion: {values['fusion']})")

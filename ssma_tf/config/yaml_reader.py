@@ -169,7 +169,13 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
         line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
-        raise ConfigError(f"not valid YAML{where}: {problem}{quoting_hint(line.partition(':')[2])}",
+        value = line.partition(":")[2] if ":" in line else line  # `key: *.x`, or a list item `  - *.x`
+        if mark is not None:
+            # The sign YAML stopped after (`[a.x, *.x]`): the word from it on.
+            start = max(line.rfind(sign, 0, mark.column + 1) for sign in "*&!%@`")
+            if start >= 0:
+                value = re.split(r"[\s,\]]", line[start:])[0]
+        raise ConfigError(f"not valid YAML{where}: {problem}{quoting_hint(value)}",
                           source=source) from e
 
 
@@ -177,6 +183,11 @@ def quoting_hint(value: str) -> str:
     """For a value YAML could not read that starts with one of its own signs (`*.tfrecords` is
     an alias to YAML): the advice to quote it; else ""."""
     value = value.strip()
+    flow = value[:1] == "["
+    while value[:1] in ("-", "[") and value[1:2] in (" ", "*", "&", "!", "%", "@", "`", ""):
+        value = value[1:].strip()  # an item of a list (`- *.x`, `[*.x]`): its own first sign
+    if flow:
+        value = re.split(r"[,\]]", value)[0].strip()
     if value[:1] in tuple("*&!%@`"):
         return f"; a value starting with {value[0]!r} is YAML syntax, not text: quote it, '{value}'"
     return ""

@@ -1289,7 +1289,8 @@ class Trainer:
             # with each checkpoint's time: the manager of the next run keeps a path without one
             # forever and leaves it out of its list. Before, a second divergence then found the
             # good checkpoint "gone", kept the bad ones, and a rerun resumed from them.
-            listed = kept or [newest]
+            # The newest last, also when the manager did not list it (a state file without times).
+            listed = [p for p in kept if p != newest] + [newest]
             lines = [f'model_checkpoint_path: "{os.path.basename(newest)}"']
             lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in listed]
             lines += [f"all_model_checkpoint_timestamps: "
@@ -1308,7 +1309,7 @@ class Trainer:
         """
         if not self.chief or not bad:
             return ""
-        if good is not None and good not in self.manager.checkpoints:
+        if good is not None and good not in self.manager.checkpoints and not os.path.exists(good + ".index"):
             bad = list(self.manager.checkpoints) + [p for p in bad if p not in self.manager.checkpoints]
             good = None
             why += "; the last good one was no longer kept, so a rerun starts from step 0"
