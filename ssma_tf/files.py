@@ -99,7 +99,7 @@ def check_json_output(path: PathLike, *, what: str = "--json", keys: Sequence[st
             shown = os.fspath(path)
             raise OutputPathError(f"{what} {shown} exists and is not a JSON object (is it the config, the weights or "
                                   "another file of yours?); give another path, or delete it first", shown) from None
-        if content is not None and keys and not any(key in content for key in keys):
+        if content and keys and not any(key in content for key in keys):  # `{}` holds nothing to lose
             # Before: any object was replaced (an export's metadata, which broke the export).
             shown = os.fspath(path)
             raise OutputPathError(f"{what} {shown} exists and holds no metrics of an earlier run (no "

@@ -122,10 +122,9 @@ def test_the_resizing_of_modality_2_is_a_flag_for_weights_without_a_config(weigh
                                                                             capsys):
     """Helper 95: a checkpoint or `.keras` file alone resized modality 2 by nearest, with no flag
     for an SSMA trained with bilinear."""
-    import argparse
     import types
 
-    from ssma_tf.cli.predict import _check_interpolation_flag
+    from ssma_tf.inference.settings import check_interpolation_flag
     from ssma_tf.errors import UserInputError
     from ssma_tf.inference import predictor as predictor_module
 
@@ -144,8 +143,8 @@ def test_the_resizing_of_modality_2_is_a_flag_for_weights_without_a_config(weigh
     assert made == ["bilinear", "nearest"]
     adapnet = types.SimpleNamespace(inputs=[None])  # one input: an AdapNet++
     with pytest.raises(UserInputError, match="^--modality2_interpolation is for SSMA or an expert of modality 2 and on"):
-        _check_interpolation_flag(argparse.Namespace(modality2_interpolation="bilinear"), adapnet, "modality1")
-    _check_interpolation_flag(argparse.Namespace(modality2_interpolation="bilinear"), adapnet, "modality2")
+        check_interpolation_flag("bilinear", adapnet, "modality1")  # ssma-predict and ssma-export alike
+    check_interpolation_flag("bilinear", adapnet, "modality2")
 
 
 def test_predict_py_errors_name_the_bad_file(tmp_path):

@@ -101,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
     from ssma_tf.inference.export import check_export_output, export_saved_model
-    from ssma_tf.inference.settings import setup_inference
+    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference
 
     check_output(args.output, what="--output", directory=True, overwrite=args.overwrite)  # before the model loads
     check_export_output(args.output, args.overwrite)
@@ -121,6 +121,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
     input_modality = _input_modality(args, setup)
+    # Before: accepted, and dropped from the export without a word.
+    check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
     if args.format != "saved_model":
         from ssma_tf.inference.deploy import export_deployed
 

@@ -129,7 +129,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.predictor import Predictor
     from ssma_tf.inference.samples import collect_samples
-    from ssma_tf.inference.settings import setup_inference
+    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference
 
     if args.backend != "tensorflow":
         return _predict_exported(parser, args, overrides)
@@ -139,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
     input_modality = args.input_modality or setup.input_modality
-    _check_interpolation_flag(args, setup.model, input_modality)
+    check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
     predictor = Predictor(
         setup.model, size=size if args.size is not None else setup.size,
         # Before: a `.keras` file alone resized modality 2 by nearest, with no flag to say otherwise.
@@ -264,16 +264,6 @@ def _say_if_not_empty(output: str) -> None:
     if count:
         print(f"note: --output {output} already holds {count} file(s): pictures of the same names are replaced, "
               "the others stay; give an empty folder to keep runs apart", file=sys.stderr, flush=True)
-
-
-def _check_interpolation_flag(args: argparse.Namespace, model, input_modality: str) -> None:
-    """--modality2_interpolation on a network that reads no modality 2 and on is an error."""
-    from ssma_tf.errors import UserInputError
-    from ssma_tf.models.factory import is_fusion
-
-    if args.modality2_interpolation and not is_fusion(model) and input_modality == "modality1":
-        raise UserInputError("--modality2_interpolation is for SSMA or an expert of modality 2 and on; this "
-                             "AdapNet++ reads modality1, resized bilinearly")
 
 
 def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: str, source: Optional[str]) -> None:

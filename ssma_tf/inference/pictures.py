@@ -247,7 +247,7 @@ def _load(sample: Sample, fusion: bool, input_modality: str, modalities: int = 2
         if path is None:
             return None
         try:
-            return reader(path, f"{what} of sample '{sample.name}'")
+            return reader(path, f"{what} of {sample.where()}")  # its list line, where it has one
         except (OSError, ValueError) as error:
             if path in str(error):  # the reader's message names the sample, the image and the cause
                 raise PredictionError(str(error)) from None

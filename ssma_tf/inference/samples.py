@@ -181,7 +181,11 @@ def collect_samples(
     if list_file is not None:
         if modality1 is not None or modality2 is not None:
             raise PredictionError("give a list file or images/folders, not both")
-        return samples_from_list(list_file, fusion, modalities)
+        if modality1_suffix or modality2_suffix or recursive:
+            # Before: accepted and read by nothing.
+            raise PredictionError("--modality1_suffix, --modality2_suffix and --recursive pair folders; a list file "
+                                  "names its images itself")
+        return check_readable(samples_from_list(list_file, fusion, modalities))
     if fusion and modalities > 2:
         raise PredictionError(f"an SSMA over {modalities} modalities reads its inputs from a list file")
     given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]
@@ -193,14 +197,17 @@ def collect_samples(
             raise PredictionError(f"{what} {path}: no such file or folder")
     folders = [os.path.isdir(path) for _, path in given]
     if not any(folders):
-        return [sample_from_files(modality1, modality2)]
+        if modality1_suffix or modality2_suffix or recursive:
+            raise PredictionError("--modality1_suffix, --modality2_suffix and --recursive pair folders; "
+                                  f"{given[0][1]} is a file")
+        return check_readable([sample_from_files(modality1, modality2)])
     if not all(folders):
         files = [f"{what} {path}" for (what, path), folder in zip(given, folders) if not folder]
         raise PredictionError(f"{files[0]} is not a folder, but the other input is one")
-    return samples_from_folders(
+    return check_readable(samples_from_folders(
         modality1, modality2, modality1_suffix=modality1_suffix, modality2_suffix=modality2_suffix,
         recursive=recursive,
-    )
+    ))
 
 
 def check_inputs(
@@ -282,6 +289,32 @@ def _stem(path: str) -> str:
     return name[: -len(os.path.splitext(name)[1]) or None]
 
 
+def check_readable(samples: List[Sample]) -> List[Sample]:
+    """Returns `samples` once every image and label of them is found whole (PNG chunks and
+    checksums, without decoding; other formats by their header), before the model runs: a damaged
+    file found at its turn left the pictures of the samples before it written.
+
+    Raises:
+        PredictionError: naming the sample's list line, the file and the cause.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    for sample in samples:
+        named = [(f"modality{i}", path) for i, path in enumerate(sample.modalities, start=1)] + [("label", sample.label)]
+        for what, path in named:
+            if path is None:
+                continue
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+            except UnidentifiedImageError:
+                raise PredictionError(f"{sample.where()}: cannot read {what} {path}: not an image format Pillow "
+                                      "knows (PNG, JPEG, TIFF, ...)") from None
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+                raise PredictionError(f"{sample.where()}: cannot read {what} {path}: {error}") from None
+    return samples
+
+
 def _named(entries: Sequence[Tuple]) -> List[Sample]:
     """Names samples by their first image relative to the folder all first images share.
 
@@ -293,8 +326,16 @@ def _named(entries: Sequence[Tuple]) -> List[Sample]:
     for modality1, modality2, label, *rest in entries:
         name = os.path.splitext(os.path.relpath(modality1, root))[0].replace(os.sep, "/")
         if name in seen:
-            raise PredictionError(f"{seen[name]} is listed twice; its outputs would overwrite each other")
-        seen[name] = modality1
+            first, where = seen[name]
+            here = rest[1] if len(rest) > 1 else None
+            if first == modality1:
+                raise PredictionError(f"{first} is listed twice"
+                                      + (f" ({where} and {here})" if where and here else "")
+                                      + "; its outputs would overwrite each other")
+            # Before: "a.png is listed twice" for a.png and a.jpg, each listed once.
+            raise PredictionError(f"{first}{f' ({where})' if where else ''} and {modality1}"
+                                  f"{f' ({here})' if here else ''} give the same output name {name!r}; rename one")
+        seen[name] = (modality1, rest[1] if len(rest) > 1 else None)
         further, source = (tuple(rest[0]) if rest else ()), (rest[1] if len(rest) > 1 else None)
         samples.append(Sample(name, modality1, modality2, label, further, source))
     return samples

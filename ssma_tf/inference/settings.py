@@ -25,7 +25,7 @@ from ssma_tf.config.reader import Required
 from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
 from ssma_tf.constants import EASPP_RATES
 from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
-from ssma_tf.errors import first_line
+from ssma_tf.errors import UserInputError, first_line
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -224,3 +224,17 @@ def _dataset_of(run: Any) -> Optional[DatasetInfo]:
         return run.dataset_info()
     except ValueError as error:
         raise ConfigError(first_line(error), key="palette" if run.palette else "dataset", source=run.source) from None
+
+
+def check_interpolation_flag(interpolation: Optional[str], model: Any, input_modality: str) -> None:
+    """`--modality2_interpolation` on a network that reads no modality 2 and on is an error
+    (`ssma-predict`, `ssma-export`).
+
+    Raises:
+        UserInputError: naming the flag and what the network reads.
+    """
+    from ssma_tf.models.factory import is_fusion
+
+    if interpolation and not is_fusion(model) and input_modality == "modality1":
+        raise UserInputError("--modality2_interpolation is for SSMA or an expert of modality 2 and on; this "
+                             "AdapNet++ reads modality1, resized bilinearly")

@@ -154,3 +154,29 @@ def test_a_list_of_too_few_images_with_a_label_column_is_warned_of_with_the_netw
                             "2 modalities")
     samples = samples_from_list(tmp_path / "list.txt", fusion=True, modalities=2)
     assert samples[0].label == label  # two images and a label: read as such
+
+
+def test_a_damaged_image_is_named_with_its_list_line_before_any_prediction(tmp_path):
+    """Before: found at its turn, after the pictures of the samples before it were written, and
+    named without its list line."""
+    for name in ("a", "b", "c"):
+        write_rgb(tmp_path / f"{name}.png", np.full((16, 24, 3), 90))
+        write_rgb(tmp_path / f"d{name}.png", np.arange(16 * 24 * 3).reshape(16, 24, 3) % 251)
+    data = (tmp_path / "dc.png").read_bytes()
+    (tmp_path / "dc.png").write_bytes(data[:100])
+    (tmp_path / "l.txt").write_text("a.png da.png\nb.png db.png\nc.png dc.png\n")
+    with pytest.raises(PredictionError, match=r"l\.txt, line 3 \(sample 'c'\): cannot read modality2 .*dc\.png"):
+        collect_samples(True, list_file=tmp_path / "l.txt")
+    with pytest.raises(PredictionError, match=r"sample 'c': cannot read modality2"):
+        collect_samples(True, modality1=tmp_path / "c.png", modality2=tmp_path / "dc.png")
+    # Flags of folders with a list are refused (before: read by nothing).
+    with pytest.raises(PredictionError, match="pair folders; a list file names its images itself"):
+        collect_samples(True, list_file=tmp_path / "l.txt", recursive=True)
+
+
+def test_two_lines_that_give_one_output_name_are_named_as_such(tmp_path):
+    _touch(tmp_path, "a.png", "a.jpg", "d.png")
+    (tmp_path / "l.txt").write_text("a.png d.png\na.jpg d.png\n")
+    with pytest.raises(PredictionError, match=r"a\.png \(.*l\.txt, line 1\) and .*a\.jpg \(.*l\.txt, line 2\) give the "
+                                              r"same output name 'a'; rename one"):
+        samples_from_list(tmp_path / "l.txt", fusion=True)
