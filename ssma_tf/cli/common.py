@@ -64,8 +64,8 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if not debug:
             quiet_tensorflow_start_up()
-        stdout = sys.stdout
-        sys.stdout = _closed_reader_tolerated(stdout)
+        stdout, stderr = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _closed_reader_tolerated(stdout), _closed_reader_tolerated(stderr)
         try:
             return main(argv)
         except UserInputError as error:
@@ -79,7 +79,10 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         except KeyboardInterrupt as error:
             return _report(error, EXIT_INTERRUPTED, debug, "interrupted")
         finally:
-            sys.stdout = stdout
+            for wrapped in (sys.stdout, sys.stderr):
+                if isinstance(wrapped, _ClosedReaderTolerated):
+                    wrapped.flush()  # what is left in the buffer, while a closed reader is still tolerated
+            sys.stdout, sys.stderr = stdout, stderr
             remove_quiet_start_up()  # when the command did not import TensorFlow
             warnings.showwarning = shown
             if in_main_thread:  # None: a handler not set from Python; the default is the closest
@@ -89,10 +92,10 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
 
 
 class _ClosedReaderTolerated:
-    """Standard output that keeps the command working when its reader goes away (`| head`,
-    a pager quit): from the first `BrokenPipeError` on, what is written goes to the null
-    device. Before, the command stopped with a traceback, exit 1, and without the files it
-    was about to write (`ssma-evaluate --json`)."""
+    """Standard output (or error) that keeps the command working when its reader goes away
+    (`| head`, `2>&1 | less` quit): from the first `BrokenPipeError` on, what is written there
+    goes to the null device. Before, the command stopped with a traceback, exit 1, and without
+    the files it was about to write (`ssma-evaluate --json`)."""
 
     def __init__(self, stream: Any):
         self._stream = stream

@@ -117,22 +117,25 @@ def run_command(command: str, args: Sequence[Any], *, step: Optional[str] = None
     if log is not None:
         pathlib.Path(log).parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w", encoding="utf-8") as stream:
-            process = subprocess.Popen(argv, env=child_environment(), stdout=stream, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(argv, env=child_environment(), stdout=stream, stderr=subprocess.STDOUT)
             with _passing_stops_on(process):
                 code = process.wait()
         where = str(log)
     else:
         print(f"\n=== {step}\n$ {line}", flush=True)
         process = subprocess.Popen(argv, env=child_environment(), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        with _passing_stops_on(process):
+                                   stderr=subprocess.STDOUT, text=True)
+
+        def show() -> None:
             for output in process.stdout:
                 # TensorFlow's notes that no GPU is there go; an error line never (before: any line
                 # naming CUDA went, CUDA_ERROR_OUT_OF_MEMORY too, while the error pointed "above").
                 lowered = output.lower()
                 if not output.startswith(QUIET_PREFIXES) and ("cuda" not in lowered or "error" in lowered):
                     print("  " + output, end="", flush=True)
+
+        with _passing_stops_on(process, show):
+            show()
             code = process.wait()
         where = "its output above"
     if code != 0:
@@ -151,18 +154,21 @@ STOP_GRACE_SECONDS = 600
 
 
 @contextlib.contextmanager
-def _passing_stops_on(process: subprocess.Popen) -> Iterator[None]:
-    """Passes Ctrl-C or SIGTERM of the experiment on to the step running as `process`, and waits
-    for it to save and end before the experiment ends (before: SIGTERM left it training on, owned
-    by no one, or `subprocess.call` killed it with SIGKILL, so it never saved). The step runs in
-    a session of its own (`run_command`), so that the terminal's Ctrl-C reaches it once, from here."""
+def _passing_stops_on(process: subprocess.Popen, show: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    """Passes the experiment's SIGTERM (or any error) on to the step running as `process`, and
+    waits for it to save and end before the experiment ends, showing what it says meanwhile
+    (`show`). Before, SIGTERM left the step training on, owned by no one, or `subprocess.call`
+    killed it with SIGKILL, so it never saved. Ctrl-C in a terminal reaches the step itself
+    (the terminal signals the whole process group): it is only waited for, not signalled twice,
+    which would stop its save; a second Ctrl-C ends both, as it would the step alone."""
     try:
         yield
     except BaseException as stop:
         if process.poll() is None:
-            # SIGTERM for SIGTERM (`Terminated` is a KeyboardInterrupt) and anything else; SIGINT for Ctrl-C.
-            ctrl_c = isinstance(stop, KeyboardInterrupt) and not isinstance(stop, Terminated)
-            process.send_signal(signal.SIGINT if ctrl_c else signal.SIGTERM)
+            if isinstance(stop, Terminated) or not isinstance(stop, KeyboardInterrupt):
+                process.send_signal(signal.SIGTERM)
+            if show is not None:
+                show()  # until the step closes its output: it has ended, or is about to
             try:
                 process.wait(timeout=STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:

@@ -195,9 +195,14 @@ _NOT_SETTINGS = ("column", "debug", "from_list", "input_suffix", "inputs", "labe
 
 
 def _settings(args: argparse.Namespace) -> str:
-    """The conversion and the options that decide what its outputs hold, as recorded with them."""
-    return json.dumps({name: str(value) for name, value in sorted(vars(args).items()) if name not in _NOT_SETTINGS},
-                      sort_keys=True)
+    """The conversion and the options that decide what its outputs hold, as recorded with them:
+    by meaning, not spelling (`--units mm` and `--units 1000` alike, a folder by its absolute path)."""
+    values = {name: value for name, value in vars(args).items() if name not in _NOT_SETTINGS}
+    if values.get("units"):
+        values["units"] = completion.units_per_metre(values["units"])
+    if values.get("rgb_dir"):
+        values["rgb_dir"] = os.path.abspath(values["rgb_dir"])
+    return json.dumps({name: str(value) for name, value in sorted(values.items())}, sort_keys=True)
 
 
 @command
@@ -545,7 +550,8 @@ def _warn_of_a_centre_outside(intrinsics: hha.Intrinsics, width: int, height: in
         return
     print(f"warning: {what} put the principal point at column {intrinsics.cx:g}, row {intrinsics.cy:g}, far from the "
           f"middle of the depth of {width} columns by {height} rows: are they for larger images? Give that image's "
-          "size with --intrinsics-size WIDTH HEIGHT and they are scaled to the depth", file=sys.stderr)
+          "size with --intrinsics-size WIDTH HEIGHT and they are scaled to the depth (for a crop, the crop's own "
+          "intrinsics are right as given)", file=sys.stderr)
 
 
 def _warn_of_another_aspect(intrinsics: hha.Intrinsics, width: int, height: int, what: str) -> None:

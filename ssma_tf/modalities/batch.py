@@ -499,10 +499,12 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             more = f" ({len(unvouched)} outputs in all)" if len(unvouched) > 1 else ""
             made = recorded.get(job.output, (None, None))[1]
             how = (f"was made with other settings ({_differences(made, settings)})" if made is not None
-                   else "has no record of how it was made (another tool, or an older version)")
+                   else "has no record of the settings it was made with (another tool, an older version, or a "
+                        "run killed as it wrote that file)")
             raise OutputExistsError(
                 f"'{job.output}' {how}{more}: --skip-existing keeps only outputs of this conversion; pass "
-                "--overwrite to make them again, or give another --output-dir")
+                "--overwrite to make them all again, delete those outputs to make only them again, or give "
+                "another --output-dir")
     if skip_existing:
         return [job for job in jobs if not job.output.exists()]
     return jobs

@@ -272,8 +272,11 @@ def main(argv=None):
     time.sleep(1.0)  # the reader has gone by now
     for i in range(20000):
         print(f"line {i}")
+    for i in range(2000):
+        print(f"progress {i}", file=sys.stderr, flush=True)  # progress lines go to stderr
     with open(sys.argv[1], "w") as stream:
         stream.write("{}")
+    print("a last line, flushed only at the end")
     return 0
 
 sys.exit(main([]))
@@ -285,11 +288,15 @@ def test_a_reader_that_goes_away_does_not_stop_the_command(tmp_path):
     and no m.json."""
     script = tmp_path / "closed.py"
     script.write_text(_CLOSED_READER)
-    result = subprocess.run(["bash", "-c", f'"{sys.executable}" "{script}" "{tmp_path / "m.json"}" | head -1; '
-                                           'echo "status ${PIPESTATUS[0]}" >&2'],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert result.stdout == "first line\n" and result.stderr == "status 0\n", result.stderr
-    assert (tmp_path / "m.json").read_text() == "{}"
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as in a shell
+    for both in (False, True):  # `| head -1`, and `2>&1 | head -1` (a pager of both)
+        (tmp_path / "m.json").unlink(missing_ok=True)
+        redirect = "2>&1 " if both else "2>/dev/null "
+        result = subprocess.run(["bash", "-c", f'"{sys.executable}" "{script}" "{tmp_path / "m.json"}" {redirect}'
+                                               '| head -1; echo "status ${PIPESTATUS[0]}" >&2'],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120, env=environment)
+        assert result.stdout == "first line\n" and result.stderr == "status 0\n", (both, result.stderr)
+        assert (tmp_path / "m.json").read_text() == "{}"
 
 
 def test_json_and_picture_outputs_replace_only_their_own_kind(tmp_path):

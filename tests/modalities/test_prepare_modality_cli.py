@@ -106,7 +106,7 @@ def test_hha_with_scaled_preset_and_fill_outputs(scannet_like, prepare_modality,
     assert capsys.readouterr().err == (
         "warning: the intrinsics put the principal point at column 319.5, row 239.5, far from the middle of the "
         "depth of 64 columns by 48 rows: are they for larger images? Give that image's size with --intrinsics-size "
-        "WIDTH HEIGHT and they are scaled to the depth\n")
+        "WIDTH HEIGHT and they are scaled to the depth (for a crop, the crop's own intrinsics are right as given)\n")
     # Those of 80x60 images for the 64x48 depth (a downscale by 0.8): the point lies inside, near
     # the corner (before: no warning, the HHA of a camera with a 1.25 times longer focal length).
     assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "near_hha"), "--units", "mm",
@@ -408,11 +408,16 @@ def test_skip_existing_keeps_only_outputs_of_the_same_conversion(scannet_like, p
         assert "was made with other settings (" in err and "(2 outputs in all): --skip-existing keeps only" in err, err
         assert not (root / "mix" / "2.png").exists()
     assert "command jet -> gray" in _differences_of(prepare_modality, root, capsys)
+    # The same settings spelt otherwise resume (`--units mm` and `--units 1000`).
+    filled = ["gray", str(root / "depth"), "-o", str(root / "units"), "--max", "7000", "--fill", "-q"]
+    assert prepare_modality(filled + ["--units", "mm"]) == 0
+    (root / "units" / "2.png").unlink()
+    assert prepare_modality(filled + ["--units", "1000", "--skip-existing"]) == 0
     # Outputs of no recorded conversion are not vouched for either.
     (root / "mix" / ".ssma-prepare-sources").unlink()
     assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "mix"), "--max", "7000",
                              "--skip-existing", "-q"]) == 2
-    assert "has no record of how it was made" in capsys.readouterr().err
+    assert "has no record of the settings it was made with" in capsys.readouterr().err
 
 
 def _differences_of(prepare_modality, root, capsys) -> str:
