@@ -954,3 +954,16 @@ def test_warnings_name_the_line_or_the_set_that_gave_the_value(workdir):
     with pytest.warns(ConfigWarning) as caught:
         load_config(write(workdir, ORIGINAL_ADAPNET_TRAIN + "end_learning_rate: 0.1\n"))
     assert str(caught[0].message).startswith(f"{path}, line 15: end_learning_rate 0.1")
+
+
+def test_a_modality2_interpolation_the_list_overrides_is_warned_of(workdir):
+    """Both keys given and disagreeing: the list won without a word."""
+    ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
+    with pytest.warns(ConfigWarning, match=r"modality2_interpolation bilinear is not used: modality_interpolations "
+                                           r"gives modality 2's \(nearest\)"):
+        config = config_from_dict({**ssma, "modality2_interpolation": "bilinear",
+                                   "modality_interpolations": ["nearest"]})
+    assert config.interpolations == ("nearest",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)  # a run's config.yaml: the default beside the list
+        config_from_dict({**ssma, "modality2_interpolation": "nearest", "modality_interpolations": ["bilinear"]})

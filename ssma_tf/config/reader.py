@@ -704,6 +704,13 @@ class _Reader:
         given = values["modality_interpolations"]
         if given is None:
             return
+        single = values["modality2_interpolation"]
+        if single != DEFAULTS["modality2_interpolation"] and given and single != given[0]:
+            # Before: the list won without a word. A warning, not an error: runs' config.yaml files
+            # hold both keys.
+            warnings.warn(f"{self.located('modality2_interpolation', 'modality_interpolations')}: modality2_interpolation "
+                          f"{single} is not used: modality_interpolations gives modality 2's ({given[0]})",
+                          ConfigWarning, stacklevel=5)
         if n < 2:
             raise self.error(
                 "modality_interpolations", "has nothing to resample: the model reads modality 1 only"
