@@ -29,7 +29,6 @@ Examples:
 """
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -194,7 +193,7 @@ _NOT_SETTINGS = ("column", "debug", "from_list", "input_suffix", "inputs", "labe
                  "recursive", "skip_existing", "subparser", "rgb_column", "rgb_suffix")
 
 
-def _settings(args: argparse.Namespace) -> str:
+def _settings(args: argparse.Namespace) -> Dict[str, str]:
     """The conversion and the options that decide what its outputs hold, as recorded with them:
     by meaning, not spelling (`--units mm` and `--units 1000` alike, a folder by its absolute path)."""
     values = {name: value for name, value in vars(args).items() if name not in _NOT_SETTINGS}
@@ -202,7 +201,7 @@ def _settings(args: argparse.Namespace) -> str:
         values["units"] = completion.units_per_metre(values["units"])
     if values.get("rgb_dir"):
         values["rgb_dir"] = os.path.abspath(values["rgb_dir"])
-    return json.dumps({name: str(value) for name, value in sorted(values.items())}, sort_keys=True)
+    return {name: str(value) for name, value in sorted(values.items())}
 
 
 @command

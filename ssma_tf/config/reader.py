@@ -248,7 +248,7 @@ def config_with_overrides(
         ConfigError: as for `config_from_dict`; when the problem is an overridden key, the
             error's source is `--set key=value` (after the file).
     """
-    merged = (ConfigMapping(d, getattr(d, "lines", None), getattr(d, "inner_lines", None), getattr(d, "spellings", None))
+    merged = (ConfigMapping(d, *(getattr(d, part, None) for part in ("lines", "inner_lines", "spellings")))
               if isinstance(d, Mapping) else d)
     # Nothing after '=' unsets the key: shown as given, not as Python's None.
     given = {name: (given_as or {}).get(name) or f"--set {name}=" + ("" if value is None else repr(value))
@@ -597,9 +597,10 @@ class _Reader:
                      or max(semi.blur_sigma) > 0 and semi.blur_probability > 0)):
             # Before: jittered and blurred modality 1, which this expert does not read, silently.
             warnings.warn(
-                f"{self.located('semi_supervised', 'input_modality')}: semi_supervised's colour jitter and blur go to the mixed modality 1 (the colour "
-                f"image, as released), but this {ADAPNET_PP} reads {values['input_modality']}: its mixed images "
-                "get neither; set semi_supervised.jitter: 0 and blur_probability: 0 to say so",
+                f"{self.located('semi_supervised', 'input_modality')}: semi_supervised's colour jitter and blur go "
+                f"to the mixed modality 1 (the colour image, as released), but this {ADAPNET_PP} reads "
+                f"{values['input_modality']}: its mixed images get neither; set semi_supervised.jitter: 0 and "
+                "blur_probability: 0 to say so",
                 ConfigWarning, stacklevel=4)
         if self.mode == "train" and values["adaptation"] is not None:
             if values["target_data"] is None:
@@ -630,26 +631,27 @@ class _Reader:
             if adapt.method == "sac" and given.get("encoder_lr_multiplier", 1.0) != 1.0 and not frozen:
                 # Before: read by nothing, and the log said the encoders trained at the lower rate.
                 warnings.warn(
-                    f"{self.located('encoder_lr_multiplier')}: key '{self.spelling('encoder_lr_multiplier')}' not used by adaptation method "
-                    f"sac, whose optimizer ({adapt.optimizer}) trains every variable at adaptation.learning_rate "
-                    f"({adapt.learning_rate:g})",
+                    f"{self.located('encoder_lr_multiplier')}: key '{self.spelling('encoder_lr_multiplier')}' not "
+                    f"used by adaptation method sac, whose optimizer ({adapt.optimizer}) trains every variable at "
+                    f"adaptation.learning_rate ({adapt.learning_rate:g})",
                     ConfigWarning, stacklevel=4)
             if adapt.method == "abn" and frozen:
                 # Frozen batch norms keep their source statistics: only the fusion's and the
                 # decoder's saw the target (before: without a word).
                 said = "" if "freeze_experts" in given else ", SSMA's default"
                 warnings.warn(
-                    f"{self.located('adaptation', 'freeze_experts')}: adaptation method abn runs target batches through the batch norms, but the "
-                    f"experts are frozen (freeze_experts: true{said}): their encoders keep the source's statistics "
-                    "and only the fusion and decoder see the target; set freeze_experts: false to adapt them",
+                    f"{self.located('adaptation', 'freeze_experts')}: adaptation method abn runs target batches "
+                    f"through the batch norms, but the experts are frozen (freeze_experts: true{said}): their "
+                    "encoders keep the source's statistics and only the fusion and decoder see the target; set "
+                    "freeze_experts: false to adapt them",
                     ConfigWarning, stacklevel=4)
             if adapt.flip_probability > 0.5:
                 # The group's flip and each view's own cancel: more is fewer (1.0: never flipped).
                 net = 2 * adapt.flip_probability * (1 - adapt.flip_probability)
                 warnings.warn(
-                    f"{self.located('adaptation')}: adaptation.flip_probability {adapt.flip_probability:g} flips each target group "
-                    f"and each of its views with that chance, and two flips cancel: a view is flipped against its "
-                    f"image with chance 2p(1 - p) = {net:.2g}, the most (0.5) at p = 0.5",
+                    f"{self.located('adaptation')}: adaptation.flip_probability {adapt.flip_probability:g} flips each "
+                    f"target group and each of its views with that chance, and two flips cancel: a view is flipped "
+                    f"against its image with chance 2p(1 - p) = {net:.2g}, the most (0.5) at p = 0.5",
                     ConfigWarning, stacklevel=4)
             ignored = keys_abn_ignores(adapt) if adapt.method == "abn" else []
             if ignored:
@@ -664,8 +666,8 @@ class _Reader:
                     and values["input_modality"] not in (None, "modality1")):
                 # Before: the noise went to modality 1, which this expert does not read, silently.
                 warnings.warn(
-                    f"{self.located('adaptation', 'input_modality')}: adaptation.photometric is modality1, but this {ADAPNET_PP} reads "
-                    f"{values['input_modality']}: its student's views get no photometric noise; set "
+                    f"{self.located('adaptation', 'input_modality')}: adaptation.photometric is modality1, but this "
+                    f"{ADAPNET_PP} reads {values['input_modality']}: its student's views get no photometric noise; set "
                     "adaptation.photometric: all to put the noise on the image it reads (or none to say so)",
                     ConfigWarning, stacklevel=4)
         if self.mode == "train" and values["log_dir"] is None and values["checkpoint"] is not None:
@@ -708,8 +710,9 @@ class _Reader:
         if single != DEFAULTS["modality2_interpolation"] and given and single != given[0]:
             # Before: the list won without a word. A warning, not an error: runs' config.yaml files
             # hold both keys.
-            warnings.warn(f"{self.located('modality2_interpolation', 'modality_interpolations')}: modality2_interpolation "
-                          f"{single} is not used: modality_interpolations gives modality 2's ({given[0]})",
+            warnings.warn(f"{self.located('modality2_interpolation', 'modality_interpolations')}: "
+                          f"modality2_interpolation {single} is not used: modality_interpolations gives modality "
+                          f"2's ({given[0]})",
                           ConfigWarning, stacklevel=5)
         if n < 2:
             raise self.error(
@@ -760,16 +763,18 @@ class _Reader:
             and config.end_learning_rate > config.learning_rate
         ):
             warnings.warn(
-                f"{self.located('end_learning_rate', 'learning_rate')}: end_learning_rate {config.end_learning_rate:g} is above "
-                f"learning_rate {config.learning_rate:g}, so the poly schedule makes the learning "
-                "rate grow (TF1 semantics); set end_learning_rate lower if that is not meant",
+                f"{self.located('end_learning_rate', 'learning_rate')}: end_learning_rate "
+                f"{config.end_learning_rate:g} is above learning_rate {config.learning_rate:g}, so the poly "
+                "schedule makes the learning rate grow (TF1 semantics); set end_learning_rate lower if that is "
+                "not meant",
                 ConfigWarning,
                 stacklevel=4,
             )
         # Stacking and FuseNet train their encoders whatever freeze_experts says, at this rate.
         if config.experts_frozen and config.encoder_lr_multiplier != 1.0:
             warnings.warn(
-                f"{self.located('encoder_lr_multiplier', 'freeze_experts')}: encoder_lr_multiplier has no effect while freeze_experts is true",
+                f"{self.located('encoder_lr_multiplier', 'freeze_experts')}: encoder_lr_multiplier has no effect "
+                "while freeze_experts is true",
                 ConfigWarning,
                 stacklevel=4,
             )

@@ -42,7 +42,9 @@ def _allowed(spec: Key) -> str:
     if spec.minimum is not None and not (spec.above is not None and spec.minimum <= spec.above):
         bounds.append(f"≥ {spec.minimum:g}")
     if spec.maximum is not None:
-        bounds.append(f"≤ {spec.maximum:,}".replace(",", " ") if isinstance(spec.maximum, int) else f"≤ {spec.maximum:g}")
+        # An integer bound in full, digits grouped (`seed`: 4 294 967 295, not 4.29497e+09).
+        shown = f"{spec.maximum:,}".replace(",", " ") if isinstance(spec.maximum, int) else f"{spec.maximum:g}"
+        bounds.append(f"≤ {shown}")
     if spec.multiple_of is not None:
         bounds.append(f"multiple of {spec.multiple_of}")
     bound = (" " + ", ".join(bounds)) if bounds else ""

@@ -417,9 +417,9 @@ def check_record_file(
         return report
     framed, stray = count_records(report.path)
     if stray:
+        where = f"after record {report.records - 1}" if report.records else "before any whole record"
         report.problems.append(RecordError(
-            f"ends with {stray} stray bytes "
-            f"{f'after record {report.records - 1}' if report.records else 'before any whole record'}: the file was cut short "
+            f"ends with {stray} stray bytes {where}: the file was cut short "
             "(the reader skips them silently, so records may be missing)", report.path,
         ))
     if report.records == 0 and not report.problems:

@@ -300,7 +300,8 @@ def check_readable(samples: List[Sample]) -> List[Sample]:
     from PIL import Image, UnidentifiedImageError
 
     for sample in samples:
-        named = [(f"modality{i}", path) for i, path in enumerate(sample.modalities, start=1)] + [("label", sample.label)]
+        named = [*((f"modality{i}", path) for i, path in enumerate(sample.modalities, start=1)),
+                 ("label", sample.label)]
         for what, path in named:
             if path is None:
                 continue

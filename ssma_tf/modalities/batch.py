@@ -27,7 +27,7 @@ import dataclasses
 import json
 import os
 import pathlib
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -399,12 +399,12 @@ def plan_list_jobs(
 SOURCES_FILE = ".ssma-prepare-sources"
 
 
-def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Optional[str]]]:
+def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Optional[dict]]]:
     """The input each output under `output_dir` was made from and the settings it was made with
     (None: a version that did not record them), as the runs recorded them (the last record of an
     output wins; outputs of versions that recorded nothing are absent)."""
     path = pathlib.Path(output_dir) / SOURCES_FILE
-    sources: Dict[pathlib.Path, Tuple[str, Optional[str]]] = {}
+    sources: Dict[pathlib.Path, Tuple[str, Optional[dict]]] = {}
     try:
         with open(path, encoding="utf-8") as stream:
             lines = stream.read().splitlines()
@@ -433,7 +433,7 @@ def _other_files(job: Job) -> List[pathlib.Path]:
 
 
 def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
-                  output_dir: Optional[PathLike] = None, settings: Optional[str] = None) -> List[Job]:
+                  output_dir: Optional[PathLike] = None, settings: Optional[dict] = None) -> List[Job]:
     """Returns the jobs to run (each output once), refusing existing outputs unless told what
     to do with them.
 
@@ -473,8 +473,9 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             f"the output '{job.output}' is the input '{inputs[os.path.realpath(job.output)]}'{more}: writing it would "
             "replace the raw data; give another --output-dir")
     existing = [job for job in jobs if job.output.exists()]
-    if existing and not overwrite and output_dir is not None:
-        recorded = recorded_sources(output_dir)
+    # What the earlier runs recorded of the outputs that exist (read once, for both checks below).
+    recorded = recorded_sources(output_dir) if existing and not overwrite and output_dir is not None else {}
+    if recorded:
         other = [(job, recorded[job.output][0]) for job in existing
                  if job.output in recorded and recorded[job.output][0] != _source_id(job.source)]
         if other:
@@ -492,7 +493,6 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             "them or --skip-existing to keep them"
         )
     if skip_existing and existing and settings is not None and output_dir is not None:
-        recorded = recorded_sources(output_dir)
         unvouched = [job for job in existing if recorded.get(job.output, (None, None))[1] != settings]
         if unvouched:
             job = unvouched[0]
@@ -510,11 +510,9 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     return jobs
 
 
-def _differences(made: str, wanted: str) -> str:
-    """The options two settings records differ in, as `--name then -> now`."""
-    try:
-        before, now = json.loads(made), json.loads(wanted)
-    except ValueError:
+def _differences(before: Any, now: dict) -> str:
+    """The options two settings records differ in, as `name then -> now`."""
+    if not isinstance(before, dict):
         return "unreadable record"
     return ", ".join(f"{name} {before.get(name)} -> {now.get(name)}"
                      for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name))
@@ -572,7 +570,7 @@ def run_jobs(
     *,
     progress: Optional[Progress] = None,
     output_dir: Optional[PathLike] = None,
-    settings: Optional[str] = None,
+    settings: Optional[dict] = None,
 ) -> int:
     """Runs `convert` on every job in order, stopping at the first error.
 

@@ -1163,8 +1163,8 @@ class Trainer:
         good, unconfirmed, growing = self.last_checkpoint, None, []
         if self.resumed_from and self.last_checkpoint in self.manager.checkpoints:
             kept = self.manager.checkpoints
-            good, unconfirmed = (kept[kept.index(self.last_checkpoint) - 1] if kept.index(self.last_checkpoint)
-                                 else None), self.last_checkpoint
+            at = kept.index(self.last_checkpoint)
+            good, unconfirmed = (kept[at - 1] if at else None), self.last_checkpoint
         while step < end:
             lr = self.learning_rate()
             loss_t, terms_t, preview, truth = self.train_function(self.iterator)

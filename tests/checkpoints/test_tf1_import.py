@@ -162,9 +162,10 @@ def test_a_folder_of_several_checkpoints_without_a_state_file_is_named(tmp_path)
 
     for name in ("a.ckpt.index", "b.ckpt.index"):
         (tmp_path / name).write_bytes(b"")
+    listed = rf"{tmp_path}/a\.ckpt, {tmp_path}/b\.ckpt"
     with pytest.raises(CheckpointError, match=r"is a directory without a checkpoint to read: it holds several "
                                               r"checkpoints and no 'checkpoint' state file to say which; give one "
-                                              rf"of its checkpoints by prefix: {tmp_path}/a\.ckpt, {tmp_path}/b\.ckpt$"):
+                                              rf"of its checkpoints by prefix: {listed}$"):
         read_checkpoint(str(tmp_path))
 
 

@@ -68,6 +68,18 @@ def test_a_run_is_trained_unless_it_is_finished_with_the_same_settings(tmp_path,
     assert "was trained with other settings than" in capsys.readouterr().out
 
 
+def _streaming_child(output: str, status: int) -> type:
+    """A stand-in for `subprocess.Popen` of a step whose output is streamed: `output`, then `status`."""
+    class Child:
+        def __init__(self, argv, **kwargs):
+            self.stdout = io.StringIO(output)
+
+        def wait(self):
+            return status
+
+    return Child
+
+
 def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, monkeypatch, capsys):
     seen = {}
 
@@ -86,15 +98,8 @@ def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, 
     assert seen["pythonpath"].split(os.pathsep)[0] == str(pathlib.Path(experiment.__file__).resolve().parents[2])
     assert log.read_text() == "a line of the child\n" and capsys.readouterr().out == ""
 
-    class FakePopen:
-        def __init__(self, argv, **kwargs):
-            self.stdout = io.StringIO("I0000 00:00 port.cc:153] oneDNN custom operations are on\n"
-                                      "step 1/2 loss 1.9\n")
-
-        def wait(self):
-            return 0
-
-    monkeypatch.setattr(experiment.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(experiment.subprocess, "Popen", _streaming_child(
+        "I0000 00:00 port.cc:153] oneDNN custom operations are on\nstep 1/2 loss 1.9\n", 0))
     experiment.run_command("ssma-evaluate", ["-c", "x.config"], step="evaluate a")
     out = capsys.readouterr().out
     assert "=== evaluate a\n$ ssma-evaluate -c x.config\n" in out and "  step 1/2 loss 1.9\n" in out
@@ -116,15 +121,9 @@ def test_a_failed_command_names_its_step_and_its_output(tmp_path, monkeypatch, c
         assert stopped.value.code == status
         assert re.fullmatch(rf"step 'train a' failed \(exit {child}\); see .*train\.log\n", capsys.readouterr().err)
 
-    class FakePopen:
-        def __init__(self, argv, **kwargs):
-            self.stdout = io.StringIO("I0000 00:00 cuda_platform.cc:52] failed call to cuInit\n"
-                                      "error: CUDA_ERROR_OUT_OF_MEMORY: out of memory (batch_size 8)\n")
-
-        def wait(self):
-            return 1
-
-    monkeypatch.setattr(experiment.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(experiment.subprocess, "Popen", _streaming_child(
+        "I0000 00:00 cuda_platform.cc:52] failed call to cuInit\n"
+        "error: CUDA_ERROR_OUT_OF_MEMORY: out of memory (batch_size 8)\n", 1))
     with pytest.raises(SystemExit):
         experiment.run_command("ssma-train", ["-c", "a.config"], step="train a")
     out = capsys.readouterr().out
@@ -364,7 +363,8 @@ experiment.COMMANDS["child"] = "stopped_child"
 
 @command
 def main(argv=None):
-    experiment.run_command("child", [sys.argv[1]], step="a step", log=sys.argv[1] + ".log" if sys.argv[3] == "log" else None)
+    log = sys.argv[1] + ".log" if sys.argv[3] == "log" else None
+    experiment.run_command("child", [sys.argv[1]], step="a step", log=log)
     return 0
 
 sys.exit(main([]))

@@ -434,7 +434,8 @@ def test_fill_refuses_a_png_that_would_round_depth_in_metres(tmp_path, prepare_m
                              "--format", "png", "-q"]) == 2
     err = capsys.readouterr().err
     assert re.search(r"cannot write depth .* at 1 unit a metre this depth would be rounded by up to \d+ mm, its values "
-                     r"under 0\.5 made missing; write \.npy \(--format npy\), or give the depth in millimetres", err), err
+                     r"under 0\.5 made missing; write \.npy \(--format npy\), or give the depth in millimetres",
+                     err), err
     assert not (tmp_path / "out" / "a.png").exists()
     np.save(tmp_path / "npy" / "a.npy", depth * 1000)  # millimetres: whole units are fine
     assert prepare_modality(["fill", str(tmp_path / "npy"), "-o", str(tmp_path / "out"), "--units", "mm",
@@ -500,7 +501,8 @@ def test_usage_errors(scannet_like, prepare_modality, capsys):
                            (["gray", "--max", "1", "--missing-value", "256"], "--missing-value must be in 0..255"),
                            (["ndvi", "--rgb-dir", str(root / "color"), "--range", "1", "-1"],
                             "--range must satisfy LOW < HIGH, got 1 -1"),
-                           (["evi", "--rgb-dir", str(root / "color"), "--max-value", "0"], "--max-value must be positive"),
+                           (["evi", "--rgb-dir", str(root / "color"), "--max-value", "0"],
+                            "--max-value must be positive"),
                            (["jet", "--max", "7000", "--units", "mm"], "--units is for --fill here")):
         with pytest.raises(SystemExit) as exit_info:
             prepare_modality([extra[0], str(root / "depth"), "-o", str(root / "x"), *extra[1:]])
