@@ -215,15 +215,27 @@ def _unpack(archive: str, folder: str, suffix: str) -> None:
             opened.extractall(folder)
     else:
         with tarfile.open(archive) as opened:
+            members = opened.getmembers()
+            _check_tar_end(opened)
             if hasattr(tarfile, "data_filter"):  # Python 3.10.12, 3.11.4 and on
                 opened.extractall(folder, filter="data")  # no paths outside the folder, no devices
                 return
-            for member in opened.getmembers():
+            for member in members:
                 if os.path.isabs(member.name) or ".." in pathlib.PurePath(member.name).parts or not (
                         member.isfile() or member.isdir()):
                     raise tarfile.TarError(f"its member {member.name!r} would be written outside the folder, or is "
                                            "not a file")
             opened.extractall(folder)
+
+
+def _check_tar_end(opened: tarfile.TarFile) -> None:
+    """Raises TarError unless the tar's end-of-archive marker (two zero blocks) follows its last
+    member: `tarfile` reads a tar cut exactly between two members as a whole, shorter one (helper
+    120: the first member alone was unpacked and cached, and every later load failed on it)."""
+    opened.fileobj.seek(opened.offset)
+    end = opened.fileobj.read(2 * tarfile.BLOCKSIZE)
+    if len(end) < 2 * tarfile.BLOCKSIZE or end.strip(b"\0"):
+        raise tarfile.TarError(f"it ends after {len(opened.getmembers())} member(s) without the end-of-archive marker")
 
 
 def find_checkpoint(folder: str) -> str:

@@ -168,6 +168,41 @@ def test_archives_whose_names_hold_dots_and_cut_tarballs_are_unpacked_each_on_it
     assert len(left) == 2 and all(name.startswith("model_v1_") for name in left), left  # the good one only
 
 
+def test_a_tar_cut_between_two_members_is_refused_and_a_whole_one_unpacked(tmp_path):
+    """Helper 120: `tarfile` reads a plain tar cut exactly after a member as a whole, shorter
+    archive; its first member alone was cached, and every later load (even once the server had the
+    whole file) failed on a missing data file. GNU tar's own archives still unpack."""
+    import io
+    import shutil
+    import subprocess
+
+    cache = str(tmp_path / "cache")
+    whole = io.BytesIO()
+    with tarfile.open(fileobj=whole, mode="w") as tar:
+        for name, size in (("m/model.ckpt.index", 700), ("m/model.ckpt.data-00000-of-00001", 3000)):
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, io.BytesIO(b"x" * size))
+    with tarfile.open(fileobj=io.BytesIO(whole.getvalue())) as tar:
+        second = tar.getmembers()[1].offset
+    cut = tmp_path / "model.tar"
+    cut.write_bytes(whole.getvalue()[:second])
+    with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*model\.tar: it is damaged or "
+                                              r"incomplete \(it ends after 1 member\(s\) without the end-of-archive "
+                                              r"marker\); removed its copy from the cache"):
+        zoo.preset_checkpoint(str(cut), cache)
+    assert not any("extracted" in name for name in os.listdir(tmp_path / "cache" / "models" / "ssma_tf"))
+    cut.write_bytes(whole.getvalue())
+    folder = os.path.dirname(zoo.preset_checkpoint(str(cut), cache))
+    assert sorted(os.listdir(folder)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index"]
+    if shutil.which("tar"):
+        source = tmp_path / "gnu" / "m"
+        source.mkdir(parents=True)
+        (source / "model.ckpt.index").write_bytes(b"i" * 10)
+        subprocess.run(["tar", "cf", str(tmp_path / "gnu.tar"), "-C", str(tmp_path / "gnu"), "m"], check=True)
+        assert zoo.preset_checkpoint(str(tmp_path / "gnu.tar"), cache).endswith(os.path.join("m", "model.ckpt"))
+
+
 def test_a_missing_local_path_is_not_called_an_unknown_preset(tmp_path):
     for path in ("nowhere/model.zip", "model.zip", str(tmp_path / "missing_dir") + "/"):
         with pytest.raises(CheckpointError, match=r": no such file or folder$"):
