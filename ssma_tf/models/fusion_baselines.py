@@ -165,7 +165,8 @@ class FusionBaseline(SegmenterTraining, keras.Model):
             network.trainable = not frozen
         for layer in builder.unused:
             # Weights of the experts that the fused graph never reads (FuseNet's modality-2 eASPP
-            # and skips) get no gradient: keep them out of the trainable variables.
+            # and skips, the whole experts' auxiliary heads) get no gradient: keep them out of the
+            # trainable variables.
             layer.trainable = False
 
         # === Config ===
@@ -243,6 +244,9 @@ class _Builder:
             for i in range(1, count + 1)
         ]
         self.encoders = [expert.encoder for expert in self.experts]
+        # The fused graph reads no auxiliary head (helper 118: unfrozen experts left their 12
+        # variables without a gradient, and `apply_gradients` across replicas refused the None).
+        self.unused = [expert.get_layer(name) for expert in self.experts for name in ("aux_up2_head", "aux_up1_head")]
         return [
             keras.Model(expert.inputs, {"easpp": expert.get_layer("up1").input,
                                         "logits": expert.output["logits"], "softmax": expert.output["softmax"]},

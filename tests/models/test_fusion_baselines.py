@@ -106,6 +106,21 @@ def test_each_baseline_segments_two_modalities_and_trains_its_fusion(fusion):
         pytest.fail(f"a new baseline: say here what {fusion} trains with its experts frozen")
 
 
+@pytest.mark.parametrize("fusion", ["average", "late", "cmode"])
+def test_with_the_experts_unfrozen_every_trainable_variable_gets_a_gradient(fusion):
+    """Helper 118: the whole experts' auxiliary heads, which the fused graph never reads, stayed
+    trainable with `freeze_experts: false`; their None gradients made `apply_gradients` across
+    replicas fail ("None values not supported") and Keras warn at every `fit` step."""
+    import tensorflow as tf
+
+    model = FusionBaseline(NUM_CLASSES, fusion=fusion, freeze_experts=False)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(_inputs(), training=True)["logits"])
+    gradients = tape.gradient(loss, model.trainable_variables)
+    assert len(model.trainable_variables) > 400  # the experts train
+    assert [v.path for v, g in zip(model.trainable_variables, gradients) if g is None] == []
+
+
 @pytest.mark.parametrize("fusion", ["late", "fusenet"])
 def test_a_training_checkpoint_of_a_baseline_is_accepted_for_resuming(fusion, tmp_path):
     """Late, Average, Maximum and CMoDE hold the whole experts in a list attribute, whose auxiliary
