@@ -263,6 +263,12 @@ def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path):
         back = keras.models.load_model(tmp_path / "s.keras")
     assert [e.trainable for e in back.encoders] == [True, False]
     assert len(back.trainable_variables) == len(ssma.trainable_variables)
+    # Every expert unfrozen (helper 118: no layer differed from the model's flag, nothing was
+    # recorded, and the constructor froze them again: 49 trainable variables of 457).
+    ssma.encoders[1].trainable = True
+    again = SSMA.from_config(ssma.get_config())
+    assert [e.trainable for e in again.encoders] == [True, True]
+    assert len(again.trainable_variables) == len(ssma.trainable_variables)
     # A network as its constructor built it says nothing more.
     assert "trainable_layers" not in AdapNetPP(4).get_config()
 

@@ -191,9 +191,14 @@ def restore_trainable(model, overrides: dict) -> None:
 
 
 def config_with_trainable(config: dict, model) -> dict:
-    """`config` with `TRAINABLE_LAYERS` where parts of `model` are frozen or unfrozen."""
+    """`config` with `TRAINABLE_LAYERS` where parts of `model` are frozen or unfrozen.
+
+    A network whose constructor freezes parts (`freeze_experts`) always gets the key, empty when
+    every layer has the model's own flag: without it, experts unfrozen after building came back
+    frozen from a `.keras` file (helper 118: 49 trainable variables of 457).
+    """
     overrides = trainable_overrides(model)
-    if overrides:
+    if overrides or getattr(model, "freeze_experts", False):
         config[TRAINABLE_LAYERS] = overrides
     return config
 
@@ -203,7 +208,7 @@ def from_config_with_trainable(cls, config: dict):
     config = dict(config)
     overrides = config.pop(TRAINABLE_LAYERS, None)
     model = cls(**deserialize_dtype(config))
-    if overrides:
+    if overrides is not None:  # empty: every layer takes the model's flag
         restore_trainable(model, overrides)
     return model
 
