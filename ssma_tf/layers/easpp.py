@@ -1,5 +1,7 @@
 """Efficient atrous spatial pyramid pooling (eASPP), Valada et al. 2019, Section 3.2."""
 
+import numbers
+
 import keras
 from keras import layers, ops
 
@@ -33,8 +35,10 @@ class EASPP(layers.Layer):
         if not hasattr(dilation_rates, "__iter__") or isinstance(dilation_rates, str):
             raise ValueError(f"EASPP dilation_rates must be positive integers, got {dilation_rates!r}")
         dilation_rates = tuple(dilation_rates)
-        if not dilation_rates or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dilation_rates):
+        if not dilation_rates or any(not isinstance(d, numbers.Integral) or isinstance(d, bool) or d < 1
+                                     for d in dilation_rates):
             raise ValueError(f"EASPP dilation_rates must be positive integers, got {dilation_rates!r}")
+        dilation_rates = tuple(int(d) for d in dilation_rates)  # NumPy's too (a config's array)
         for key, value in (("filters", filters), ("branch_filters", branch_filters)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"EASPP {key} must be a positive integer, got {value!r}")

@@ -95,7 +95,7 @@ class AdapNetPP(SegmenterTraining, keras.Model):
         self.block3_dilations = encoder.block3_dilations
         self.block4_dilations = encoder.block4_dilations
         self.dropout_rate = float(dropout_rate)
-        self.easpp_rates = tuple(easpp_rates)
+        self.easpp_rates = tuple(int(r) for r in easpp_rates)  # checked by the eASPP
         self.input_channels = input_channels
         self.widths = widths
         self.backbone = backbone
@@ -107,6 +107,12 @@ class AdapNetPP(SegmenterTraining, keras.Model):
 
     def call(self, inputs, training=None, mask=None, return_all=None):
         inputs = inputs_in_order(self, inputs)
+        if isinstance(inputs, (list, tuple)):
+            # Code that feeds every network a list of modality batches (helper 118: an
+            # AttributeError of the list, though Keras' functional models take a list of one).
+            if len(inputs) != 1:  # Keras' own check refuses it first when the model is called
+                raise ValueError(f"AdapNetPP takes one image batch, got a {type(inputs).__name__} of {len(inputs)}")
+            inputs = inputs[0]
         check_image_shape(tuple(inputs.shape), "AdapNetPP input", self.input_channels)
         outputs = super().call(inputs, training=training, mask=mask)
         return self.resolve_outputs(outputs, training, return_all)

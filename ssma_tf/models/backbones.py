@@ -214,7 +214,7 @@ class PyramidEncoder(keras.Model):
 
         # === Config ===
         self.backbone = backbone
-        self.easpp_rates = tuple(easpp_rates)
+        self.easpp_rates = tuple(int(r) for r in easpp_rates)  # checked by the eASPP
         self.block3_dilations = block3_dilations
         self.block4_dilations = block4_dilations
         self.dropout_rate = float(dropout_rate)

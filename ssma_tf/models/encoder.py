@@ -43,6 +43,16 @@ def check_dilations(name: str, value, count: int):
     return pairs
 
 
+def check_positive_integer(what: str, value) -> int:
+    """`value` as a Python int; ValueError naming `what` (the model's own argument, `SSMA
+    fused_kernel_size`) unless it is an integer >= 1 (NumPy's taken, a bool refused). Before, the
+    layer that received it named its own argument (`SSMABlock output_kernel_size`), refused NumPy's
+    integers that the model took, and kept `True` as 1."""
+    if not _integer(value, 1):
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_dropout_rate(dropout_rate) -> float:
     """`dropout_rate` as a float; ValueError unless it is a number in [0, 1) (before: None or a
     string ended in a TypeError of the comparison)."""
@@ -381,7 +391,7 @@ class AdapNetPPEncoder(keras.Model):
         self.block3_dilations = block3_dilations
         self.block4_dilations = block4_dilations
         self.dropout_rate = float(dropout_rate)
-        self.easpp_rates = tuple(easpp_rates)
+        self.easpp_rates = tuple(int(r) for r in easpp_rates)  # checked by the eASPP
         self.input_channels = input_channels
         self.widths = widths
 

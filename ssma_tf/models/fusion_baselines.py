@@ -41,7 +41,7 @@ from ssma_tf.models.adapnet_pp import AdapNetPP
 from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_flag, check_model_kwargs, check_modality_batches, check_num_classes,
-    check_num_modalities, config_with_trainable, from_config_with_trainable, inputs_in_order,
+    check_num_modalities, check_positive_integer, config_with_trainable, from_config_with_trainable, inputs_in_order,
 )
 from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import BLOCK_UNITS
@@ -145,8 +145,7 @@ class FusionBaseline(SegmenterTraining, keras.Model):
         num_modalities = check_num_modalities(num_modalities)
         freeze_experts = check_flag("freeze_experts", freeze_experts)
         aux_heads = check_flag("aux_heads", aux_heads)
-        if not isinstance(gate_filters, int) or gate_filters < 1:
-            raise ValueError(f"gate_filters must be a positive integer, got {gate_filters!r}")
+        gate_filters = check_positive_integer("gate_filters", gate_filters)
         dtype = kwargs.pop("dtype", None)
         kwargs.setdefault("name", f"{fusion}_fusion")
         frozen = freeze_experts and fusion not in END_TO_END_FUSIONS

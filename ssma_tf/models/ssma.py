@@ -14,8 +14,8 @@ from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import DECODER_LAYERS, EASPP_FILTERS, SKIP_FILTERS, check_widths, released_widths, sub_widths
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, check_flag, check_model_kwargs, check_modality_batches, check_num_classes,
-    check_num_modalities, config_with_trainable, encoder_options, from_config_with_trainable, inputs_in_order,
-    resolve_dilations,
+    check_num_modalities, check_positive_integer, config_with_trainable, encoder_options, from_config_with_trainable,
+    inputs_in_order, resolve_dilations,
 )
 
 
@@ -89,6 +89,9 @@ class SSMA(SegmenterTraining, keras.Model):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= most:
                 raise ValueError(f"SSMA {name} must be an integer in 1..{most} (its SSMA blocks' bottleneck has "
                                  f"{num_modalities} x {filters} / {name} channels), got {value!r}")
+        latent_reduction, skip_reduction = int(latent_reduction), int(skip_reduction)
+        fused_kernel_size = check_positive_integer("SSMA fused_kernel_size", fused_kernel_size)
+        skip_output_kernel_size = check_positive_integer("SSMA skip_output_kernel_size", skip_output_kernel_size)
         released = released_widths(True, latent_reduction, skip_reduction, num_modalities)
         widths = check_widths(widths, released, "SSMA")
         block3_dilations, block4_dilations = resolve_dilations(block3_dilations, block4_dilations, paper_dilations)
@@ -151,7 +154,7 @@ class SSMA(SegmenterTraining, keras.Model):
         self.block3_dilations = experts[0].block3_dilations
         self.block4_dilations = experts[0].block4_dilations
         self.dropout_rate = float(dropout_rate)
-        self.easpp_rates = tuple(easpp_rates)
+        self.easpp_rates = tuple(int(r) for r in easpp_rates)  # checked by the eASPP
         self.widths = widths
         self.backbone = backbone
 

@@ -87,6 +87,11 @@ def test_a_dict_of_the_input_name_is_the_image(model):
                                                    "got the keys ['image', 'label']: 'label' is not an input (labels "
                                                    "go to the loss, not the model)")):
         model({"image": image, "label": np.zeros((1, 32, 64), "int32")})
+    # A list of one, as code that feeds every network a list of modality batches gives it
+    # (helper 118: an AttributeError of the list).
+    np.testing.assert_array_equal(model([image]), model(image))
+    with pytest.raises(ValueError, match=r"expects 1 named input\(s\).*received 2 input tensors"):
+        model([image, image])  # Keras' own check, before `call`
 
 
 def test_bad_constructor_arguments_are_named():

@@ -290,6 +290,8 @@ def test_the_fusion_key_selects_a_baseline_and_bad_values_name_the_key():
          "train_data": "x.tfrecords", "max_iteration": 1, "learning_rate": 1e-3}, check_paths=False).to_dict()
     with pytest.raises(ValueError, match="'concat'"):
         FusionBaseline(3, fusion="concat")
+    with pytest.raises(ValueError, match=r"^gate_filters must be a positive integer, got 0$"):
+        FusionBaseline(3, fusion="cmode", gate_filters=0)
 
 
 @pytest.mark.parametrize("fusion", ["average", "stacking"])

@@ -79,10 +79,24 @@ def test_input_errors(model):
     ({"skip_reduction": 64}, r"SSMA skip_reduction must be an integer in 1\.\.48 \(its SSMA blocks' bottleneck has 2 x "
                              r"24 / skip_reduction channels\), got 64"),
     ({"skip_reduction": 2.5}, r"skip_reduction must be an integer .*, got 2\.5"),
+    # Helper 118: named as SSMABlock's output_kernel_size (which of the two?), and True was kept.
+    ({"skip_output_kernel_size": "3"}, r"^SSMA skip_output_kernel_size must be a positive integer, got '3'$"),
+    ({"fused_kernel_size": True}, r"^SSMA fused_kernel_size must be a positive integer, got True$"),
 ])
 def test_bad_reductions_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SSMA(4, **kwargs)
+
+
+def test_numpy_integers_are_taken_as_the_counts_they_are():
+    """Helper 118: SSMA took NumPy's integers for num_classes and the reductions' check, then
+    its SSMA blocks and eASPP refused them under their own argument names."""
+    model = SSMA(np.int64(3), latent_reduction=np.int64(16), fused_kernel_size=np.int32(1),
+                 easpp_rates=np.array([3, 6, 12]))
+    config = model.get_config()
+    assert (config["latent_reduction"], config["fused_kernel_size"], config["easpp_rates"]) == (16, 1, [3, 6, 12])
+    assert all(type(value) is int for value in
+               (config["latent_reduction"], config["fused_kernel_size"], *config["easpp_rates"]))
 
 
 def test_a_dict_of_the_input_names_is_the_list_in_their_order(model):
