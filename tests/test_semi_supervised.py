@@ -863,16 +863,33 @@ def test_training_warns_of_images_read_as_depth_that_are_not_a_depth_colouring(t
     assert not [line for line in lines if "off_map_images" in line], lines  # not a loss term
 
 
-def test_features_are_standardised_per_dimension():
-    from ssma_tf.semi_supervised.selection import standardise
+def test_features_are_standardised_per_channel_as_released():
+    """Helper 117: each grid cell had its own deviation, so cells where every scene has about the
+    same depth weighed as much as those that tell layouts apart; the released code takes one
+    mean and deviation per channel over images and cells."""
+    from ssma_tf.semi_supervised.selection import farthest_point_selection, standardise
 
-    # Dimensions on very different scales: after standardising, each weighs alike in distances.
+    # One channel (the pooled depth): one mean and deviation for the whole grid.
     features = np.array([[0.0, 100.0, 7.0], [2.0, 300.0, 7.0], [4.0, 800.0, 7.0]])
     out = standardise(features)
-    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-12)
-    np.testing.assert_allclose(out[:, :2].std(axis=0), 1.0)
-    np.testing.assert_array_equal(out[:, 2], 0.0)  # a constant dimension carries no distance
-    np.testing.assert_allclose(out[:, 0], [-np.sqrt(1.5), 0.0, np.sqrt(1.5)])
+    np.testing.assert_allclose(out.mean(), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out.std(), 1.0)
+    np.testing.assert_allclose(out, (features - features.mean()) / features.std())
+    # A uniform rescaling keeps the picks; a cell of almost constant depth is not blown up.
+    rng = np.random.default_rng(0)
+    pool = rng.uniform(0, 1, (40, 6))
+    pool[:, 5] = 0.5 + 1e-3 * rng.uniform(0, 1, 40)
+    raw = farthest_point_selection(pool, [10], seed=1).order
+    assert farthest_point_selection(standardise(pool), [10], seed=1).order == raw
+    assert farthest_point_selection(standardise(3.0 * pool + 2.0), [10], seed=1).order == raw
+    # Two channels: each its own mean and deviation over images and cells.
+    two = np.stack([rng.uniform(0, 1, (5, 4)), rng.uniform(0, 100, (5, 4))], axis=-1).reshape(5, 8)
+    grid = standardise(two, channels=2).reshape(5, 4, 2)
+    np.testing.assert_allclose(grid.mean(axis=(0, 1)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(grid.std(axis=(0, 1)), 1.0)
+    np.testing.assert_array_equal(standardise(np.full((3, 4), 7.0)), 0.0)  # a constant channel: no distance
+    with pytest.raises(ValueError, match=r"features must be \(N, cells x 3 channels\), got shape \(5, 8\)"):
+        standardise(two, channels=3)
 
 
 def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tmp_path, capsys):

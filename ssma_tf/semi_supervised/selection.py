@@ -1,7 +1,7 @@
 """Which images to label: farthest-point selection on depth features (Hoyer et al., CVPR 2021).
 
 Section 3.3 of the paper, as its released `label_selection.py` does it: every candidate image gets
-a feature vector, the vectors are standardised per dimension over the pool, one image is picked at
+a feature vector, the vectors are standardised per channel over the pool, one image is picked at
 random, and then the image farthest from everything picked so far (the largest distance to its
 nearest picked image) is added until the budget is reached. With several budgets the selection
 grows: the images for budget 25 include those for budget 12. From the second budget on, a
@@ -59,11 +59,24 @@ class Selection:
         return sorted(self.order[:budget])
 
 
-def standardise(features: np.ndarray) -> np.ndarray:
-    """Per-dimension zero mean and unit variance over the pool (constant dimensions become 0)."""
+def standardise(features: np.ndarray, channels: int = 1) -> np.ndarray:
+    """Per-channel zero mean and unit variance over the pool and all grid cells, as the released
+    `_calc_feature_distance` (`std_mean` over images, rows and columns); a constant channel becomes 0.
+
+    Args:
+        features: (N, cells × channels), each image's grid flattened with the channel last.
+        channels: channels per cell (the pooled depth map has one: one mean and one deviation
+            for the whole grid, which scales every distance alike).
+
+    Before, each cell had its own deviation (helper 117): cells where every scene has about the
+    same depth (the road before the camera) weighed as much as those that tell layouts apart.
+    """
     features = np.asarray(features, np.float64)
-    std = features.std(axis=0)
-    return (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    if features.ndim != 2 or channels < 1 or features.shape[1] % channels:
+        raise ValueError(f"features must be (N, cells x {channels} channels), got shape {features.shape}")
+    grid = features.reshape(len(features), -1, channels)
+    std = grid.std(axis=(0, 1))
+    return ((grid - grid.mean(axis=(0, 1))) / np.where(std > 0, std, 1.0)).reshape(features.shape)
 
 
 def farthest_point_selection(
