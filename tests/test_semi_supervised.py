@@ -361,6 +361,18 @@ def test_config_section_defaults_and_errors(tmp_path):
         _config(tmp_path, semi={"confidence": 1.5})
     with pytest.raises(ConfigError, match=r"semi_supervised.*'mehtod'; did you mean 'method'\?"):
         _config(tmp_path, semi={"mehtod": "classmix"})
+    # Helper 117: a near jet red half blended with missing (black) depth decodes as the nearest
+    # surface, which DepthMix then pasted over everything.
+    bilinear = r"key '{}': resamples modality 2 bilinearly, but {} reads depth from its colouring"
+    with pytest.raises(ConfigError, match=bilinear.format("modality2_interpolation", "DepthMix")):
+        _config(tmp_path, modality2_interpolation="bilinear")
+    with pytest.raises(ConfigError, match=bilinear.format("modality_interpolations", "DepthMix")):
+        _config(tmp_path, model="SSMA", modality_interpolations=["bilinear"])
+    assert _config(tmp_path, semi={"method": "classmix"}, modality2_interpolation="bilinear").semi_supervised
+    from ssma_tf.semi_supervised.depth_pretraining import depth_config
+
+    with pytest.raises(ConfigError, match=bilinear.format("modality2_interpolation", "depth pretraining")):
+        depth_config(_config(tmp_path, semi=False, unlabeled_data=None, modality2_interpolation="bilinear"))
 
 
 def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):

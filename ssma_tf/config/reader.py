@@ -602,6 +602,17 @@ class _Reader:
                 f"{values['input_modality']}: its mixed images get neither; set semi_supervised.jitter: 0 and "
                 "blur_probability: 0 to say so",
                 ConfigWarning, stacklevel=4)
+        if self.mode == "train" and (values["pretraining"] is not None
+                                     or semi is not None and semi.method == "depthmix"):
+            given = values["modality_interpolations"]
+            name = "modality_interpolations" if given else "modality2_interpolation"
+            if (given[0] if given else values["modality2_interpolation"]) == "bilinear":
+                # Helper 117: a near (red) jet pixel half blended with missing (black) depth is
+                # the far-red end of the map, read as the nearest surface: pasted over everything.
+                what = "depth pretraining" if values["pretraining"] is not None else "DepthMix"
+                raise self.error(name, f"resamples modality 2 bilinearly, but {what} reads depth from its "
+                                 "colouring: blends of missing (black) depth with a colour decode as surfaces that "
+                                 "are not there (a half-blended near red as the nearest); give nearest")
         if self.mode == "train" and values["adaptation"] is not None:
             if values["target_data"] is None:
                 raise self.error(

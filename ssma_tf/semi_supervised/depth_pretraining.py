@@ -75,6 +75,14 @@ def depth_config(config: Any) -> Any:
         raise ConfigError(
             f"is {config.input_modality}, but depth pretraining learns the depth of modality 2 from the images of "
             "modality 1; set input_modality: modality1", key="input_modality", source=config.where("input_modality"))
+    if config.interpolations[0] == "bilinear":
+        # The config reader refuses it for DepthMix and a pretraining run's own config; this is
+        # the segmentation config `ssma-pretrain-depth` and `ssma-select-labels` start from.
+        name = "modality_interpolations" if config.modality_interpolations else "modality2_interpolation"
+        raise ConfigError(
+            "resamples modality 2 bilinearly, but depth pretraining reads depth from its colouring: blends of "
+            "missing (black) depth with a colour decode as surfaces that are not there; give nearest",
+            key=name, source=config.where(name))
     # `pretraining` goes into the run's config.yaml: the other commands refuse the depth network.
     # The semi_supervised section stays for its depth_encoding, which resuming from that file
     # needs (the two jet encodings cannot be told apart from the images).

@@ -55,8 +55,9 @@ def colour_table(encoding: str) -> tuple[np.ndarray, np.ndarray]:
 def decode_nearness(modality2: Any, encoding: str = "jet_near_red") -> tuple[Any, Any, Any]:
     """Reads depth back from its colouring: nearness in 0..1 per pixel, and which pixels have it.
 
-    Each pixel takes the nearest colour of the map (exact for nearest-neighbour resized images,
-    close for bilinear ones).
+    Each pixel takes the nearest colour of the map (exact for nearest-neighbour resized images;
+    bilinear blends with missing, black, depth decode as surfaces that are not there, so the
+    config refuses them where depth is read).
 
     Args:
         modality2: (..., H, W, 3) float BGR 0..255, as the input pipeline gives it.
