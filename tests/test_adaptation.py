@@ -350,7 +350,15 @@ def test_abn_on_an_ssma_with_frozen_experts_is_warned_of(tmp_path):
         warnings.simplefilter("error", ConfigWarning)
         _config(tmp_path, model="SSMA", adaptation={"method": "abn"}, freeze_experts=False)
         _config(tmp_path, model="SSMA", adaptation={"method": "abn"}, fusion="stacking")  # trains its encoder
-        _config(tmp_path, model="SSMA")  # SAC freezes the statistics itself
+        _config(tmp_path, model="SSMA", freeze_experts=False)  # SAC freezes the statistics itself
+    # SAC trains every weight and scale: frozen experts do not adapt at all (helper 116: 0 of
+    # 678 encoder variables trained, without a word).
+    with pytest.warns(ConfigWarning) as caught:
+        _config(tmp_path, model="SSMA", adaptation={})
+    assert [str(w.message) for w in caught] == [
+        "adapt.config: adaptation method sac trains every weight and batch-norm scale and offset, but the experts "
+        "are frozen (freeze_experts: true, SSMA's default): their encoders do not adapt, only the fusion and "
+        "decoder; set freeze_experts: false to adapt them"]
 
 
 def test_the_student_views_preview_shows_the_modality_the_expert_reads(tmp_path, tiny_model, monkeypatch):

@@ -656,6 +656,15 @@ class _Reader:
                     "encoders keep the source's statistics and only the fusion and decoder see the target; set "
                     "freeze_experts: false to adapt them",
                     ConfigWarning, stacklevel=4)
+            if adapt.method == "sac" and frozen:
+                # Helper 116: the experts' kernels, scales and offsets stayed at the source's (0 of
+                # 678 encoder variables trained), without a word.
+                said = "" if "freeze_experts" in given else ", SSMA's default"
+                warnings.warn(
+                    f"{self.located('adaptation', 'freeze_experts')}: adaptation method sac trains every weight and "
+                    f"batch-norm scale and offset, but the experts are frozen (freeze_experts: true{said}): their "
+                    "encoders do not adapt, only the fusion and decoder; set freeze_experts: false to adapt them",
+                    ConfigWarning, stacklevel=4)
             if adapt.flip_probability > 0.5:
                 # The group's flip and each view's own cancel: more is fewer (1.0: never flipped).
                 net = 2 * adapt.flip_probability * (1 - adapt.flip_probability)
