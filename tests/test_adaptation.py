@@ -500,6 +500,15 @@ def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
     with pytest.raises(adaptation.TargetDataError, match="rgb_only.tfrecords: target_data holds 1 modality but the "
                        "model reads its 2 modalities"):
         adaptation.AdaptationTrainer(config, log=lambda line: None)
+    # Files without records (helper 116: TensorFlow's "End of sequence" at the first step, SAC and ABN).
+    empty = tmp_path / "empty.tfrecords"
+    with tf.io.TFRecordWriter(str(empty)):
+        pass
+    for method in ("sac", "abn"):
+        with pytest.raises(adaptation.TargetDataError,
+                           match=r"empty\.tfrecords: key 'target_data': the records hold no image$"):
+            adaptation.AdaptationTrainer(_config(tmp_path, target_data=str(empty), adaptation={"method": method}),
+                                         log=lambda line: None)
     weights = tmp_path / "weights.json"
     importance.write_weights(str(weights), [unimodal], [2], np.ones((2, 7)), ["c"] * 7)
     with pytest.raises(importance.ImportanceWeightsError, match="other images"):

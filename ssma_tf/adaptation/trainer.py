@@ -68,12 +68,16 @@ def check_target_records(config: Any) -> list[str]:
 
     Raises:
         TargetDataError: naming the file when its records hold fewer images than the model
-            reads (SSMA's N, or the index of an AdapNet++ expert's `input_modality`).
+            reads (SSMA's N, or the index of an AdapNet++ expert's `input_modality`), or the
+            files when none holds a record.
     """
     files = list_record_files(config.target_data)
     needed = config.record_modalities
-    for path in files:
-        present = modalities_held(path)
+    held = [modalities_held(path) for path in files]
+    if all(present is None for present in held):
+        # Before: TensorFlow's "End of sequence" at the first step, after the model was built.
+        raise TargetDataError("key 'target_data': the records hold no image", ", ".join(files))
+    for path, present in zip(files, held):
         if present is not None and present < needed:
             reads = (f"its {needed} modalities" if config.is_fusion
                      else f"{config.input_modality} ({config.model} on {config.input_modality})")
