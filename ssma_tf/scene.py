@@ -32,7 +32,7 @@ from ssma_tf.config import ConfigWarning
 from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records
-from ssma_tf.data.scene import build_scene_dataset, largest_class_id
+from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
 from ssma_tf.layers.initializers import overwritten_weights
@@ -207,7 +207,10 @@ def train_scene_classifier(
     # out of range (it was a TensorFlow traceback mid-training).
     dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
                                   batch_size=batch_size, training=True, seed=seed, fix="give --modalities {held}")
-    _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more")
+    ids = _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more")
+    grouped = ids.order_warning()
+    if grouped:
+        log(f"warning: {grouped}")
     for index, source in enumerate(experts or ()):
         with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
             resolve_weights(os.fspath(source))
@@ -355,14 +358,26 @@ def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str,
     return state_dir
 
 
-def _refuse_class_ids_past(records, num_classes: int, holder: str, hint: str = "") -> None:
-    """Raises UserInputError naming the file and record of the largest class id when it is not
-    below `num_classes` ("a scene has class id 5, but {holder} 3 classes"); `hint` may name
-    `{needed}`, the class count the records need."""
-    largest, where, record = largest_class_id(records)
+def _refuse_class_ids_past(records, num_classes: int, holder: str, hint: str = "") -> ClassIds:
+    """The records' class ids (`ClassIds`); raises UserInputError naming the file and record of
+    the largest class id when it is not below `num_classes` ("a scene has class id 5, but
+    {holder} 3 classes"; `hint` may name `{needed}`, the class count the records need), or of the
+    smallest when it is negative (helper 115: counted as the last class by the evaluation, a
+    traceback at training's first step)."""
+    found = class_ids(records)
+    if not len(found.ids):
+        return found
+    low, high = int(np.argmin(found.ids)), int(np.argmax(found.ids))
+    if found.ids[low] < 0:
+        where, record = found.where(low)
+        raise UserInputError(f"{where}, record {record}: a scene has class id {int(found.ids[low])}; class ids are "
+                             f"0..{num_classes - 1}", where)
+    largest = int(found.ids[high])
     if largest >= num_classes:
+        where, record = found.where(high)
         raise UserInputError(f"{where}, record {record}: a scene has class id {largest}, but {holder} {num_classes} "
                              f"classes (ids 0..{num_classes - 1}){hint.format(needed=largest + 1)}", where)
+    return found
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ def records(tmp_path_factory):
     write_list(root / "scenes.txt", lines)
     summary = write_scene_records(str(root / "scenes.txt"), str(root / "scenes.tfrecords"), modalities=2,
                                   num_classes=3)
-    assert summary == {"samples": 24, "modalities": 2, "class_histogram": {0: 8, 1: 8, 2: 8}}
+    assert summary == {"samples": 24, "modalities": 2, "class_histogram": {0: 8, 1: 8, 2: 8}, "order_warning": None}
     return root
 
 
@@ -341,6 +341,85 @@ def test_training_refuses_a_class_id_out_of_range_before_building_the_model(reco
                                              r"has 2 classes \(ids 0\.\.1\)$") as error:
         evaluate_scene_classifier(model, str(records / "scenes.tfrecords"))
     assert error.value.path == str(records / "scenes.tfrecords")
+
+
+def test_class_ids_past_the_range_damaged_records_and_grouped_lists_are_named(records, tmp_path, monkeypatch,
+                                                                              capsys):
+    """Helper 115: a negative class id was counted as the last class by the evaluation (and a
+    traceback at training's first step); a damaged record was TensorFlow's bare DataLossError;
+    a list grouped by class trained on one class for hundreds of steps without a word."""
+    import types
+
+    import tensorflow as tf
+
+    import ssma_tf.scene
+    from ssma_tf.data.scene import class_ids, encode_scene
+
+    m1, m2 = scene_images(0, 0)
+    with pytest.raises(ValueError, match=r"^the class id must be an integer >= 0, got -1$"):
+        encode_scene([m1, m2], -1)
+    negative = tmp_path / "negative.tfrecords"
+    with tf.io.TFRecordWriter(str(negative)) as writer:
+        for class_id in (0, 1, 2):
+            example = tf.train.Example.FromString(encode_scene([m1, m2], class_id, encoding="raw"))
+            example.features.feature["class_id"].int64_list.value[:] = [class_id if class_id < 2 else -1]
+            writer.write(example.SerializeToString())
+    model = types.SimpleNamespace(num_classes=3, num_modalities=2, input_size=(16, 16))
+    with pytest.raises(UserInputError, match=r"negative\.tfrecords, record 2: a scene has class id -1; class ids "
+                                             r"are 0\.\.2$"):
+        evaluate_scene_classifier(model, str(negative))
+    monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", lambda *a, **k: pytest.fail("model built"))
+    with pytest.raises(UserInputError, match=r"record 2: a scene has class id -1"):
+        train_scene_classifier(str(negative), str(tmp_path / "run"), num_classes=3, modalities=2, height=16,
+                               width=16, steps=1, batch_size=2)
+    # A damaged record: its file and index.
+    whole = (records / "scenes.tfrecords").read_bytes()
+    cut = tmp_path / "cut.tfrecords"
+    cut.write_bytes(whole[: len(whole) - 500])
+    with pytest.raises(UserInputError, match=r"cut\.tfrecords, record 23: "):
+        evaluate_scene_classifier(types.SimpleNamespace(num_classes=3, num_modalities=2, input_size=(16, 16)),
+                                  str(cut))
+    # Grouped by class beyond the shuffle's 256 records: warned of by the converter and training.
+    grouped = write_list(tmp_path / "grouped.txt", [f"{records}/{c}_a.png {records}/{c}_b.png {c}"
+                                                    for c in range(3) for _ in range(100)])
+    assert cli.main(["convert", "-f", str(grouped), "-r", str(tmp_path / "grouped.tfrecords")]) == 0
+    assert ("warning: " + str(grouped) + ": the 300 scene records come grouped by class (2 class changes where a "
+            "random order gives about 199), and training shuffles within 256 records: its batches hold one class "
+            "for many steps; shuffle the list's lines before ssma-scene convert") in capsys.readouterr().err
+    found = class_ids(str(tmp_path / "grouped.tfrecords"))
+    assert found.ids.tolist() == [c for c in range(3) for _ in range(100)]
+    assert found.where(299) == (str(tmp_path / "grouped.tfrecords"), 299)
+    lines = []
+    with pytest.raises(pytest.fail.Exception, match="model built"):
+        train_scene_classifier(str(tmp_path / "grouped.tfrecords"), str(tmp_path / "run2"), num_classes=3,
+                               modalities=2, height=16, width=16, steps=1, batch_size=2, log=lines.append)
+    assert [line for line in lines if line.startswith("warning: the 300 scene records come grouped by class")]
+    mixed = type(found)(np.random.default_rng(0).permutation(found.ids), found.places)
+    assert mixed.order_warning() is None and type(found)(found.ids[:200], found.places[:200]).order_warning() is None
+
+
+def test_scene_lists_are_checked_whole_before_any_image_is_decoded(records, tmp_path, monkeypatch):
+    """Helper 115: a missing image or a class id too large was found at its line, after every image
+    before it was decoded; '²' was a traceback; lists lacked the segmentation lists' hints."""
+    import ssma_tf.data.scene
+
+    monkeypatch.setattr(ssma_tf.data.scene, "load_image_bgr", lambda *a: pytest.fail("an image was decoded"))
+    good = f"{records}/0_a.png {records}/0_b.png 0"
+    for lines, message in (
+        ([good, f"{records}/1_a.png {records}/missing.png 1"], r"l\.txt, line 2: image '.*missing\.png' does not exist$"),
+        ([good, f"{records}/1_a.png {records}/1_b.png 3"], r"l\.txt, line 2: class id 3 but num_classes is 3$"),
+        ([f"{records}/0_a.png {records}/0_b.png \u00b2"], r"line 1: the class id must be a non-negative integer, got '²'$"),
+        ([good, f"{records}/0_a.png {records}/0_b.png 0 # a note"], r"line 2: has 6 columns but the lines before it "
+                                                                    r"have 3 \(a comment after the paths\?"),
+    ):
+        with pytest.raises(UserInputError, match=message):
+            write_scene_records(write_list(tmp_path / "l.txt", lines), str(tmp_path / "l.tfrecords"), num_classes=3)
+        assert not (tmp_path / "l.tfrecords").exists()
+    (tmp_path / "sp ace").mkdir()
+    save_png(tmp_path / "sp ace" / "a.png", scene_images(0, 0)[0])
+    with pytest.raises(UserInputError, match=r"line 1: has 4 columns, expected 3 .*quote"):
+        write_scene_records(write_list(tmp_path / "l.txt", [f"sp ace/a.png {records}/0_b.png 0"]),
+                            str(tmp_path / "l.tfrecords"), modalities=2)
 
 
 def test_segmentation_and_scene_records_given_for_each_other_are_named(records, tmp_path):

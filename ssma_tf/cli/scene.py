@@ -157,6 +157,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             summary = write_scene_records(args.file, args.record, args.modalities, args.num_classes)
             print(f"{summary['samples']} scenes of {summary['modalities']} modalities, classes "
                   f"{summary['class_histogram']} -> {args.record}")
+            if summary["order_warning"]:
+                print(f"warning: {args.file}: {summary['order_warning']}", file=sys.stderr, flush=True)
         elif args.command == "train":
             result = scene.train_scene_classifier(
                 args.train_data, args.output, num_classes=args.num_classes, modalities=args.modalities,

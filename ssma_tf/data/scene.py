@@ -9,6 +9,8 @@ features (`height`, `width`, `modality1` .. `modalityN`, raw or PNG bytes, BGR) 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import numbers
 import os
 import random
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,9 +22,10 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
 from ssma_tf.data.convert import load_image_bgr
 from ssma_tf.data.pipeline import list_record_files
-from ssma_tf.data.records import first_example
+from ssma_tf.data.records import RecordError, check_record_file, first_example
+from ssma_tf.errors import first_line
 from ssma_tf.files import atomic_path
-from ssma_tf.lists import read_lines
+from ssma_tf.lists import SPACES_HINT, comment_hint, place_hint, read_lines, spaces_hint
 from ssma_tf.modalities.io import InputFileError
 from ssma_tf.resampling import resize_methods
 
@@ -47,8 +50,14 @@ def read_scene_list(path: str, modalities: Optional[int] = None) -> List[Tuple[T
     return [(images, class_id) for _, images, class_id in read_scene_lines(path, modalities)]
 
 
-def read_scene_lines(path: str, modalities: Optional[int]) -> List[Tuple[int, Tuple[str, ...], int]]:
-    """`read_scene_list` with each entry's line number first."""
+def read_scene_lines(path: str, modalities: Optional[int], check_files: bool = False,
+                     num_classes: Optional[int] = None) -> List[Tuple[int, Tuple[str, ...], int]]:
+    """`read_scene_list` with each entry's line number first; with `check_files`, every image
+    must exist, and with `num_classes` every class id be below it (named with its line, before
+    any image is decoded: before, a missing image or a class id too large at the end of a list
+    was found after decoding every image before it). A column count or path that looks like a
+    path cut at its spaces, a comment after the paths or a Windows path gets the hint that the
+    segmentation lists' errors give."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     entries: List[Tuple[int, Tuple[str, ...], int]] = []
@@ -58,20 +67,32 @@ def read_scene_lines(path: str, modalities: Optional[int]) -> List[Tuple[int, Tu
         if len(parts) > MAX_MODALITIES + 1:
             raise InputFileError(f"{where}: has {len(parts)} columns, more than {MAX_MODALITIES + 1} "
                                  f"(at most {MAX_MODALITIES} modalities and a class id)", path)
+        expected = len(entries[0][1]) + 1 if entries else None if modalities is None else modalities + 1
+        hint = comment_hint(parts) or (SPACES_HINT if expected is not None and len(parts) > expected else "")
         if modalities is None and len(parts) < 3:
             raise InputFileError(f"{where}: has {len(parts)} columns, expected 3 or more (2 or more modalities "
-                                 "and a class id)", path)
+                                 f"and a class id){hint}", path)
         if modalities is not None and len(parts) != modalities + 1:
             raise InputFileError(f"{where}: has {len(parts)} columns, expected {modalities + 1} ({modalities} "
-                                 "modalities and a class id)", path)
+                                 f"modalities and a class id){hint}", path)
         if entries and len(parts) != len(entries[0][1]) + 1:
             raise InputFileError(
-                f"{where}: has {len(parts)} columns but the lines before it have {len(entries[0][1]) + 1}", path
+                f"{where}: has {len(parts)} columns but the lines before it have {len(entries[0][1]) + 1}{hint}", path
             )
-        if not parts[-1].isdigit():
-            raise InputFileError(f"{where}: the class id must be a non-negative integer, got {parts[-1]!r}", path)
+        if not (parts[-1].isascii() and parts[-1].isdigit()):  # not '²' (int() refuses it) nor '３'
+            raise InputFileError(f"{where}: the class id must be a non-negative integer, got {parts[-1]!r}"
+                                 f"{comment_hint(parts)}", path)
+        class_id = int(parts[-1])
+        if num_classes is not None and class_id >= num_classes:
+            raise InputFileError(f"{where}: class id {class_id} but num_classes is {num_classes}", path)
         images = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts[:-1])
-        entries.append((number, images, int(parts[-1])))
+        if check_files:
+            for index, image in enumerate(images):
+                if not os.path.isfile(image):
+                    what = "is a folder" if os.path.isdir(image) else "does not exist"
+                    what += spaces_hint(parts, index, folder) or place_hint(parts[index], folder)
+                    raise InputFileError(f"{where}: image '{image}' {what}", path)
+        entries.append((number, images, class_id))
     if not entries:
         raise InputFileError(f"{path}: the list is empty", path)
     return entries
@@ -81,6 +102,9 @@ def encode_scene(images: Sequence[np.ndarray], class_id: int, encoding: str = "p
     """Serializes one scene: N HxWx3 uint8 BGR images and its class id."""
     if not images:
         raise ValueError("a scene needs at least one image")
+    if isinstance(class_id, bool) or not isinstance(class_id, numbers.Integral) or class_id < 0:
+        # Helper 115: -1 was written, then counted as the last class by the evaluation.
+        raise ValueError(f"the class id must be an integer >= 0, got {class_id!r}")
     height, width = images[0].shape[:2]
     for index, image in enumerate(images, start=1):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape != (height, width, 3):
@@ -106,47 +130,92 @@ def write_scene_records(
     """Converts a scene list to one TFRecord file (written under a temporary name, then renamed).
 
     Returns:
-        `samples`, `modalities` and `class_histogram` ({id: scenes}).
+        `samples`, `modalities`, `class_histogram` ({id: scenes}) and `order_warning`
+        (`ClassIds.order_warning`: the list's lines grouped by class; None when mixed).
 
     Raises:
         InputFileError: a bad list line (see `read_scene_list`), a class id >= `num_classes`.
         ValueError, FileNotFoundError: an unreadable image or images of different sizes, naming
             the list file and line.
     """
-    entries = read_scene_lines(list_file, modalities)
+    entries = read_scene_lines(list_file, modalities, check_files=True, num_classes=num_classes)
     histogram: Dict[int, int] = {}
     with contextlib.ExitStack() as stack:
         temporary = stack.enter_context(atomic_path(os.fspath(output)))
         with tf.io.TFRecordWriter(temporary) as writer:
             for number, paths, class_id in entries:
                 where = f"{list_file}, line {number}"
-                if num_classes is not None and class_id >= num_classes:
-                    raise InputFileError(f"{where}: class id {class_id} but num_classes is {num_classes}", list_file)
                 images = [load_image_bgr(p, where) for p in paths]
                 try:
                     writer.write(encode_scene(images, class_id, encoding))
                 except ValueError as error:
                     raise InputFileError(f"{where}: {error}", list_file) from None
                 histogram[class_id] = histogram.get(class_id, 0) + 1
+    ids = ClassIds(np.array([class_id for _, _, class_id in entries], np.int64),
+                   [(os.fspath(output), index) for index in range(len(entries))])
     return {"samples": len(entries), "modalities": len(entries[0][1]),
-            "class_histogram": dict(sorted(histogram.items()))}
+            "class_histogram": dict(sorted(histogram.items())), "order_warning": ids.order_warning()}
 
 
-def largest_class_id(file_patterns) -> tuple[int, str, int]:
-    """The largest class id in scene records, the file of its first record and that record's
-    0-based index in the file, from a pass over the ids only."""
-    largest, where, index = -1, "", -1
+# Records the training stream shuffles within (`build_scene_dataset`).
+SHUFFLE_BUFFER = 256
+
+
+@dataclasses.dataclass
+class ClassIds:
+    """The class ids of scene records, from a pass over the ids only.
+
+    Attributes:
+        ids: every record's class id, the files in order.
+        places: for each id, its file and 0-based record index in that file.
+    """
+
+    ids: np.ndarray
+    places: List[Tuple[str, int]]
+
+    def where(self, position: int) -> Tuple[str, int]:
+        return self.places[position]
+
+    def order_warning(self, window: int = SHUFFLE_BUFFER) -> Optional[str]:
+        """A warning when the records come grouped by class (a list written folder by folder)
+        and are too many for the training stream's shuffle to mix: each batch then holds one
+        class for many steps. None when the order is mixed enough or the records are few.
+
+        Grouped means fewer than half the class changes a random order of the same ids gives."""
+        count = len(self.ids)
+        if count <= window:
+            return None  # the shuffle holds every record
+        _, counts = np.unique(self.ids, return_counts=True)
+        expected = (count - 1) * (1.0 - float(np.sum((counts / count) ** 2)))
+        changes = int(np.count_nonzero(np.diff(self.ids)))
+        if expected < 1 or changes >= 0.5 * expected:
+            return None
+        return (f"the {count} scene records come grouped by class ({changes} class changes where a random order "
+                f"gives about {expected:.0f}), and training shuffles within {window} records: its batches hold "
+                "one class for many steps; shuffle the list's lines before ssma-scene convert")
+
+
+def class_ids(file_patterns) -> ClassIds:
+    """Every class id of scene records, in order, with where each is.
+
+    Raises:
+        RecordError: a damaged record or one without a class id, naming its file and index
+            (before: TensorFlow's bare DataLossError).
+    """
+    ids, places = [], []
     spec = {CLASS_ID: tf.io.FixedLenFeature([], tf.int64)}
     for path in list_record_files(file_patterns):
-        ids = tf.data.TFRecordDataset(path).map(lambda record: tf.io.parse_single_example(record, spec)[CLASS_ID])
-        start = 0
-        for batch in ids.batch(4096):
-            values = batch.numpy()
-            top = int(values.max())
-            if top > largest:
-                largest, where, index = top, path, start + int(np.argmax(values))
-            start += len(values)
-    return largest, where, index
+        dataset = tf.data.TFRecordDataset(path).map(lambda record: tf.io.parse_single_example(record, spec)[CLASS_ID])
+        try:
+            values = np.concatenate([batch.numpy() for batch in dataset.batch(4096)] or [np.zeros(0, np.int64)])
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            report = check_record_file(path, scenes=True, max_problems=1)
+            if report.problems:
+                raise report.problems[0] from None
+            raise RecordError(f"cannot read its class ids: {first_line(error)}", path) from None
+        ids.append(values)
+        places.extend((path, index) for index in range(len(values)))
+    return ClassIds(np.concatenate(ids) if ids else np.zeros(0, np.int64), places)
 
 
 def scene_feature_spec(modalities: int) -> dict:
@@ -218,7 +287,7 @@ def build_scene_dataset(
 
     records = tf.data.TFRecordDataset(files)
     if training:
-        records = records.shuffle(256, seed=seed, reshuffle_each_iteration=True).repeat()
+        records = records.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if training:
         # Unseeded, the flips differ from run to run as the shuffle's do (before: always seed 0).
