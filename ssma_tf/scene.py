@@ -525,7 +525,7 @@ def evaluate_scene_classifier(
     # Before any image is classified, and with the record that has it (before: found at its batch,
     # naming the record files only).
     _refuse_class_ids_past(test_data, model.num_classes, "the model has")
-    for views, class_ids in dataset:
+    for views, truth in dataset:
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
-        np.add.at(confusion, (class_ids.numpy(), predicted), 1)
+        np.add.at(confusion, (truth.numpy(), predicted), 1)
     return scene_metrics(confusion, class_names)
