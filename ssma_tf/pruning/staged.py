@@ -38,7 +38,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits
 from ssma_tf.checkpoints.loading import load_keras_model, load_model, load_weights
 from ssma_tf.checkpoints.reading import CheckpointError
 from ssma_tf.checkpoints.resolve import resolve_weights
-from ssma_tf.config import refuse_pretraining
+from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
@@ -410,6 +410,14 @@ def run(
     """
     log = log or (lambda line: print(line, flush=True))
     refuse_pretraining(config)  # before: its depth network scored as a 2-class segmenter at stage 0
+    for section, what in (("semi_supervised", "semi-supervised training"), ("adaptation", "domain adaptation")):
+        if finetune_steps > 0 and getattr(config, section, None) is not None:
+            # Helper 114: fine-tuned with the supervised loss on train_data alone (no teacher, no
+            # target images), while the stage's config.yaml said the config's method.
+            raise ConfigError(
+                f"is set, but ssma-prune fine-tunes each stage with the supervised protocol (the labels of train_data "
+                f"only), not {what}: give --set {section}=false, or --finetune-steps 0",
+                key=section, source=config.where(section))
     backbone, fusion = getattr(config, "backbone", ADAPNET_PP_BACKBONE), getattr(config, "fusion", None)
     if getattr(config, "num_modalities", 1) > 2:
         # The feature-map table knows two experts: a third would be left unpruned without a word.

@@ -417,6 +417,23 @@ def test_a_negative_finetune_learning_rate_is_refused(run_folder, capsys):
     assert "--finetune-lr must be positive, got -0.001" in capsys.readouterr().err
 
 
+def test_a_semi_supervised_or_adaptation_config_is_refused_before_any_work(run_folder, monkeypatch, capsys):
+    """Helper 114: its stages were fine-tuned with the supervised loss alone (no teacher, no target
+    images), exit 0, while each stage's config.yaml said the config's method."""
+    monkeypatch.setattr(staged, "evaluate", lambda *a, **k: pytest.fail("stage 0 evaluated"))
+    monkeypatch.chdir(run_folder)  # the smoke config's paths are relative
+    records = str(run_folder / "records" / "train.tfrecords")
+    for section, sets in (("semi_supervised", ["semi_supervised={method: classmix}", f"unlabeled_data={records}"]),
+                          ("adaptation", ["adaptation={method: abn}", f"target_data={records}"])):
+        out = run_folder / f"refused_{section}"
+        flags = [flag for value in sets for flag in ("--set", value)]
+        assert prune_cli.main(command(run_folder, "-o", str(out), "--method", "l1", "--stages", "block4:0.05",
+                                      *flags)) == 2
+        assert not out.exists()
+        assert (f"key '{section}': is set, but ssma-prune fine-tunes each stage with the supervised protocol (the "
+                f"labels of train_data only), not ") in capsys.readouterr().err
+
+
 def test_a_channel_multiple_below_one_is_refused(run_folder, capsys):
     with pytest.raises(SystemExit):
         prune_cli.main(command(run_folder, "-o", str(run_folder / "bad"), "--channel-multiple", "0"))
