@@ -41,7 +41,7 @@ from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.config.runs import write_run_config
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, DECODER_FILTERS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
 from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path, sha256_of_file
@@ -50,6 +50,7 @@ from ssma_tf.inference.timing import time_calls
 from ssma_tf.losses import ReleasedLoss
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.factory import build_model
+from ssma_tf.models.widths import decoder_widths
 from ssma_tf.pruning.channels import GROUPS, feature_maps
 from ssma_tf.pruning.ranking import METHODS, rank
 from ssma_tf.pruning.surgery import PruningError, count_params, prune, select
@@ -365,6 +366,15 @@ def _check_stage_list(previous: dict, stages: Sequence[Stage], report_path: path
             shutil.rmtree(folder)
 
 
+def _pruned_before(model: keras.Model, config: Any) -> bool:
+    """Whether `model` has other widths than the config builds: the narrow decoder of
+    `decoder_filters` is the config's network, not a pruned one (helper 114: an unpruned
+    real-time decoder was reported as "pruned before")."""
+    widths = dict(getattr(model, "widths", None) or {})
+    filters = getattr(config, "decoder_filters", DECODER_FILTERS)
+    return bool(widths) and widths != (decoder_widths(filters) if filters != DECODER_FILTERS else {})
+
+
 def run(
     config: Any,
     method: str,
@@ -533,7 +543,7 @@ def run(
             "miou": round(result.miou, 3),
             "latency_ms": round(1000.0 * latency(model, config.height, config.width, latency_runs, traced), 3),
         }
-        if index == 0 and getattr(model, "widths", None):
+        if index == 0 and _pruned_before(model, config):
             entry["pruned_before"] = True  # a stage network pruned again: not "unpruned"
         base = report["stages"][0] if report["stages"] else entry
         entry["param_reduction"] = round(100.0 * (1.0 - entry["params"] / base["params"]), 3)

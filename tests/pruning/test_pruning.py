@@ -325,3 +325,19 @@ def test_pruned_ssma_runs_and_round_trips(tmp_path):
     assert loaded.widths == pruned.widths
     np.testing.assert_array_equal(loaded(x).numpy(), pruned(x).numpy())
     assert loaded(x).shape == (1, 32, 64, NUM_CLASSES)
+
+
+def test_a_narrow_decoder_the_config_builds_is_not_called_pruned_before():
+    """Helper 114: `decoder_filters: 64` builds the decoder with `widths`, and its unpruned stage 0
+    was reported as "pruned before" (report.json, table and log)."""
+    import types
+
+    from ssma_tf.models.widths import decoder_widths
+    from ssma_tf.pruning.staged import _pruned_before
+
+    narrow = AdapNetPP(NUM_CLASSES, widths=decoder_widths(64))
+    assert not _pruned_before(narrow, types.SimpleNamespace(decoder_filters=64))
+    assert _pruned_before(narrow, types.SimpleNamespace(decoder_filters=256))  # not what this config builds
+    pruned = AdapNetPP(NUM_CLASSES, widths={**decoder_widths(64), "up1": 32})
+    assert _pruned_before(pruned, types.SimpleNamespace(decoder_filters=64))
+    assert not _pruned_before(AdapNetPP(NUM_CLASSES), types.SimpleNamespace(decoder_filters=256))
