@@ -16,6 +16,7 @@ from typing import Any
 import keras
 
 from ssma_tf.checkpoints.loading import load_model
+from ssma_tf.checkpoints.reading import refuse_pruned_source
 from ssma_tf.checkpoints.reading import stored_num_classes as _stored_num_classes
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
@@ -90,6 +91,9 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         raise CheckpointError(
             f"{resolved} holds {model_name(source)}, but the model to fine-tune is {model_name(model)}"
         )
+    if resolved.endswith(".keras"):  # only a .keras file holds a pruned network
+        refuse_pruned_source(resolved, getattr(source, "widths", None), getattr(model, "widths", None),
+                             "finetune_from")
     wanted = _layers_with_weights(model)
     available = _layers_with_weights(source)
     loaded, fresh = [], []

@@ -20,7 +20,8 @@ import keras
 import tensorflow as tf
 
 from ssma_tf.checkpoints.reading import (
-    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_load_error, reading, stored_num_classes,
+    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_file_widths, keras_load_error, reading,
+    refuse_pruned_source, stored_num_classes,
 )
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights, with_earlier_checkpoint
 from ssma_tf.checkpoints.tf1_import import (
@@ -123,6 +124,8 @@ def _load_weights(model: keras.Model, path: str, strict: bool, initialization: b
         return f"{resolved}: restored the {type(model).__name__} weights (TF2 checkpoint)"
     if resolved.endswith(".keras"):
         check_keras_archive(resolved)
+        refuse_pruned_source(resolved, keras_file_widths(resolved), getattr(model, "widths", None),
+                             "intialize" if initialization else f"the weights of this {type(model).__name__}")
     else:
         with _naming_the_run_model(resolved, model):
             check_h5_shapes(resolved, model)  # one line instead of Keras' warning per layer
@@ -416,6 +419,7 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
         if loaded.backbone != backbone:
             raise CheckpointError(f"the model file {resolved} holds an AdapNet++ on the {loaded.backbone} backbone, "
                                   f"but the experts are on the {backbone} backbone", path=resolved)
+        refuse_pruned_source(resolved, getattr(loaded.encoder, "widths", None), None, "an expert")
         return loaded.encoder.get_weights()
     if num_classes is None:
         num_classes = stored_num_classes(fmt == FORMAT_TF2, resolved)

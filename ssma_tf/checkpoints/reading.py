@@ -13,6 +13,7 @@ instead of TensorFlow's warning flood.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import zipfile
@@ -428,6 +429,41 @@ def check_keras_archive(path: str) -> None:
     if bad is not None:
         raise CheckpointError(f"cannot read the model file {path}: its member {bad} is damaged "
                               "(checksum mismatch)", path=path)
+
+
+def keras_file_widths(path: str) -> dict:
+    """The `widths` a `.keras` file's network was built with ({} for the released widths, or a
+    network without the argument), read from its config without building it."""
+    with reading(path, "model file"):
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    return dict((config.get("config") or {}).get("widths") or {})
+
+
+def refuse_pruned_source(resolved: str, held: Any, wanted: Any, start: str) -> None:
+    """Raises CheckpointError when a network of `held` widths (a `.keras` file's) would start one
+    of `wanted` widths (what a config builds): a pruned network (Section 3.5, `ssma-prune`) has
+    other shapes, and Keras' or the loaders' shape errors did not say so (helper 114: "does not
+    fit the model's (other options?)", "was it trained with another backbone?").
+
+    Args:
+        start: what it was given as (`intialize`, `finetune_from`, "an expert").
+    """
+    held, wanted = dict(held or {}), dict(wanted or {})
+    if held == wanted:
+        return
+    name = next(n for n in sorted(set(held) | set(wanted)) if held.get(n) != wanted.get(n))
+
+    def width(widths: dict) -> str:
+        value = widths.get(name)
+        if value is None:
+            return "the released width"
+        return f"{len(value)} channels kept" if isinstance(value, (list, tuple)) else f"{value} channels"
+
+    raise CheckpointError(
+        f"{resolved} holds a pruned network ({name}: {width(held)}, here {width(wanted)}); a config builds the "
+        f"released widths, so it cannot start from it as {start}: fine-tune it further with ssma-prune "
+        "--finetune-steps, and evaluate, predict or export it as it is", path=resolved)
 
 
 def keras_load_error(error: BaseException, path: str, model: Any) -> CheckpointError:

@@ -1,5 +1,7 @@
 """Pruning (Section 3.5): widths as arguments, Taylor ranking, masked residuals, surgery, round trips."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -341,3 +343,26 @@ def test_a_narrow_decoder_the_config_builds_is_not_called_pruned_before():
     pruned = AdapNetPP(NUM_CLASSES, widths={**decoder_widths(64), "up1": 32})
     assert _pruned_before(pruned, types.SimpleNamespace(decoder_filters=64))
     assert not _pruned_before(AdapNetPP(NUM_CLASSES), types.SimpleNamespace(decoder_filters=256))
+
+
+def test_a_pruned_keras_file_given_as_a_training_start_is_named_as_pruned(tmp_path):
+    """Helper 114: a pruned `.keras` as `intialize`, `finetune_from` or an expert failed on a shape
+    ("does not fit the model's (other options?)", "was it trained with another backbone?")
+    without saying it was a pruned network, which a config cannot build."""
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.checkpoints.finetune import finetune_weights
+    from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
+
+    path = tmp_path / "stage1.keras"
+    AdapNetPP(NUM_CLASSES, widths={"block4_unit1_conv1": 100}).save(path)
+    released = AdapNetPP(NUM_CLASSES)
+    said = (re.escape(f"{path} holds a pruned network (block4_unit1_conv1: 100 channels, here the released width); "
+                      "a config builds the released widths, so it cannot start from it as ") + "{}"
+            + re.escape(": fine-tune it further with ssma-prune --finetune-steps, and evaluate, predict or export it "
+                        "as it is"))
+    with pytest.raises(CheckpointError, match=said.format("intialize")):
+        load_weights(released, str(path), initialization=True)
+    with pytest.raises(CheckpointError, match=said.format("an expert")):
+        unimodal_encoder_weights(str(path), None, 0.0)
+    with pytest.raises(CheckpointError, match=said.format("finetune_from")):
+        finetune_weights(AdapNetPP(NUM_CLASSES + 1), str(path))
