@@ -76,6 +76,38 @@ def processor_model() -> str:
     return platform.processor() or platform.machine() or "unknown processor"
 
 
+# CPU flags that decide how fast bfloat16 runs (native dot products, AMX tiles).
+SPEED_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def measurement_key() -> str:
+    """What a cached measurement holds for: the processor's model, its bfloat16 flags, the cores
+    this process may use, TensorFlow's intra-op threads, whether oneDNN is on, and TensorFlow's
+    version. Before, the model and version alone: a measurement with oneDNN on (bfloat16 0.56x)
+    chose bfloat16 with oneDNN off too (1.14x, slower), and machines of one model name with
+    other cores or flags shared one entry (helper 119)."""
+    import tensorflow as tf
+
+    flags: set = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 0
+    speed = "+".join(flag for flag in SPEED_FLAGS if flag in flags) or "no bf16 flags"
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    return (f"{processor_model()} | {speed} | {cores} cores | intra-op {threads} | oneDNN {onednn} | "
+            f"TensorFlow {tf.__version__}")
+
+
 def gpu_capabilities() -> Optional[Tuple[Tuple[int, int], ...]]:
     """The compute capability of every GPU TensorFlow sees, or None without GPUs."""
     import tensorflow as tf
@@ -188,10 +220,8 @@ def choose_precision(
             return PrecisionChoice("bfloat16", f"every GPU has compute capability >= 8.0 (lowest {oldest[0]}.{oldest[1]})")
         return PrecisionChoice("float32", f"a GPU of compute capability {oldest[0]}.{oldest[1]} emulates bfloat16")
 
-    import tensorflow as tf
-
     where = processor_model()
-    key = f"{where} | TensorFlow {tf.__version__}"
+    key = measurement_key()
     path = cache_path()
     if use_cache:
         entry = _read_cache(path).get(key)

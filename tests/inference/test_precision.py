@@ -29,7 +29,7 @@ def test_auto_never_picks_the_slower_precision(float32_s, bfloat16_s):
     assert f"{bfloat16_s / float32_s:.2f}x the float32 time" in choice.reason
 
 
-def test_the_measurement_is_cached_per_processor_and_tensorflow_version(monkeypatch):
+def test_the_measurement_is_cached_per_processor_threads_onednn_and_tensorflow_version(monkeypatch):
     calls = []
 
     def measure():
@@ -49,6 +49,15 @@ def test_the_measurement_is_cached_per_processor_and_tensorflow_version(monkeypa
     assert choose_precision("auto", measure=lambda: (1.0, 1.5)).precision == "float32"
     with open(cache_path(), encoding="utf-8") as handle:
         assert len(json.load(handle)) == 2
+    # So is oneDNN switched off, and another core count (helper 119: the choice measured with
+    # oneDNN on, bfloat16 at 0.56x, was taken with it off, where bfloat16 is slower).
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert "cached" not in choose_precision("auto", measure=lambda: (1.0, 1.2)).reason
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6})
+    assert "cached" not in choose_precision("auto", measure=lambda: (1.0, 1.2)).reason
+    with open(cache_path(), encoding="utf-8") as handle:
+        keys = list(json.load(handle))
+    assert len(keys) == 4 and "oneDNN 0" in keys[2] and "7 cores" in keys[3], keys
 
 
 def test_a_damaged_cache_is_measured_again():
