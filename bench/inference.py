@@ -140,13 +140,13 @@ def build_model(name: str, dtype=None):
     return model
 
 
-def make_inputs(name: str, batch: int, height: int, width: int, dtype="float32"):
+def make_inputs(name: str, batch: int, height: int, width: int, dtype="float32", count=None):
     """Seeded random images with whole values 0..255 (so the uint8 modes see the same values):
-    one array for AdapNet++, two for SSMA."""
+    one array for AdapNet++, two for SSMA (or `count`, one per modality)."""
     import numpy as np
 
     rng = np.random.default_rng(batch * 100003 + height)
-    count = 2 if name == "ssma" else 1
+    count = count or (2 if name == "ssma" else 1)
     return [rng.integers(0, 256, (batch, height, width, 3)).astype(dtype) for _ in range(count)]
 
 
@@ -450,6 +450,10 @@ def child_keras(spec: dict) -> dict:
     fusion = {is_fusion(m) for m in models.values()}
     if len(fusion) != 1:
         return {"error": "--keras: give models of one kind (all AdapNet++ or all SSMA)"}
+    inputs = {len(m.inputs) for m in models.values()}
+    if len(inputs) != 1:
+        # Before: Keras' input-spec traceback, cut to its first line (helper 119).
+        return {"error": f"--keras: give models of one number of modalities, got {sorted(inputs)}"}
     name = "ssma" if fusion.pop() else "adapnet_pp"
     height, width = SIZE
 
@@ -458,14 +462,17 @@ def child_keras(spec: dict) -> dict:
 
     with tempfile.TemporaryDirectory() as workdir:
         prepare = {path: _tf_runner(modes[path], name, model, workdir) for path, model in models.items()}
-        arrays = make_inputs(name, 1, height, width)
+        arrays = make_inputs(name, 1, height, width, count=inputs.pop())
         calls = {path: prepare[path](arrays) for path in models}
         for call in calls.values():
-            for _ in range(max(1, spec["warmup"])):
+            for _ in range(spec["warmup"]):
                 block(call())
         seconds = {path: [] for path in models}
-        for _ in range(spec["runs"]):
-            for path, call in calls.items():
+        for number in range(spec["runs"]):
+            # Every other round in reverse order, as the other benchmarks (before: the first model,
+            # the ratios' reference, always ran first).
+            order = list(calls.items()) if number % 2 == 0 else list(calls.items())[::-1]
+            for path, call in order:
                 start = time.perf_counter()
                 block(call())
                 seconds[path].append(time.perf_counter() - start)
@@ -714,8 +721,9 @@ def main(argv=None) -> int:
         _common.emit(child(spec))
         return 0
     if args.keras:
-        # `--runs 0` was taken for the default (`runs or 10`) and recorded as 0 beside 10 rounds.
-        _common.positive(parser, runs=args.runs)
+        # `--runs 0` was taken for the default (`runs or 10`) and recorded as 0 beside 10 rounds;
+        # `--warmup 0` ran one and was recorded as 0 (the first call traces: it is never timed).
+        _common.positive(parser, runs=args.runs, warmup=args.warmup)
         missing = [f for f in args.keras if not os.path.isfile(f)]
         if missing:
             parser.error(f"--keras: no file {missing[0]}")

@@ -59,3 +59,41 @@ def test_the_90th_percentile_is_the_nearest_rank():
     common = _common()
     for n, rank in ((10, 9), (30, 27), (50, 45), (7, 7), (1, 1), (20, 18)):
         assert common.summarize(list(range(1, n + 1)))["p90"] == rank, n
+
+
+def _bench_inference():
+    spec = importlib.util.spec_from_file_location("bench_inference", ROOT / "bench" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return module
+
+
+def test_keras_timing_takes_each_models_modalities_and_refuses_a_mix(monkeypatch, capsys):
+    """Helper 119: an SSMA over 3 modalities was fed 2 images (Keras' input-spec traceback, cut
+    to a line), a 2- and a 3-modality SSMA likewise; `--warmup 0` ran one and recorded 0."""
+    import keras
+    import pytest
+
+    import ssma_tf.models.factory
+
+    bench = _bench_inference()
+    assert len(bench.make_inputs("ssma", 1, 16, 32, count=3)) == 3
+    assert len(bench.make_inputs("ssma", 1, 16, 32)) == 2 and len(bench.make_inputs("adapnet_pp", 1, 16, 32)) == 1
+
+    def network(count):
+        inputs = [keras.Input((None, None, 3)) for _ in range(count)]
+        return keras.Model(inputs, keras.layers.Add()(inputs))
+
+    models = {"two.keras": network(2), "three.keras": network(3)}
+    monkeypatch.setattr(keras.saving, "load_model", lambda path, compile=False: models[path])
+    monkeypatch.setattr(ssma_tf.models.factory, "is_fusion", lambda model: True)
+    result = bench.child_keras({"files": ["two.keras", "three.keras"], "warmup": 1, "runs": 1, "intra": 0,
+                                "inter": 0})
+    assert result == {"error": "--keras: give models of one number of modalities, got [2, 3]"}
+    with pytest.raises(SystemExit):
+        bench.main(["--keras", "two.keras", "--warmup", "0"])
+    assert "--warmup must be >= 1, got 0" in capsys.readouterr().err
