@@ -200,18 +200,20 @@ def check_calibration_records(records: Sequence[str], samples: int) -> None:
     record), so that `ssma-export` refuses `--calibration_samples 100` on 16 records before the
     model loads, not after.
     """
-    from ssma_tf.data.records import count_records, first_example
+    from ssma_tf.data.records import RecordError, count_records, first_example
 
     total = 0
     for path in _calibration_files(records):
-        # A file of another kind (a list file, an image) frames into an arbitrary count: the
-        # error said "hold 1 samples, 100 asked", and fewer samples was the wrong fix.
-        first_example(path)
+        # Every file, also once enough records are counted: the dataset reads them all, and a
+        # list file or an empty file after the first failed there, after the model had loaded
+        # (helper 119). A file of another kind frames into an arbitrary count: the error said
+        # "hold 1 samples, 100 asked", and fewer samples was the wrong fix.
+        if first_example(path) is None:
+            raise RecordError("holds no records", path)
         total += count_records(path)[0]
-        if total >= samples:
-            return
-    raise CalibrationError(
-        f"calibration records {', '.join(records)} hold {total} samples, {samples} asked (--calibration_samples)")
+    if total < samples:
+        raise CalibrationError(
+            f"calibration records {', '.join(records)} hold {total} samples, {samples} asked (--calibration_samples)")
 
 
 def _calibration_files(records: Sequence[str]) -> List[str]:

@@ -469,6 +469,14 @@ def test_calibration_needs_enough_records(records, tmp_path, capsys):
 
     with pytest.raises(RecordError, match=rf"^{listed}, record 0: damaged .*not a TFRecord file: convert it again"):
         deploy.check_calibration_records([str(listed)], 5)
+    # After records enough for the samples (helper 119: passed over, and the dataset failed on
+    # them after the model had loaded).
+    with pytest.raises(RecordError, match=rf"^{listed}, record 0: damaged"):
+        deploy.check_calibration_records([records["fusion"], str(listed)], 2)
+    empty = tmp_path / "empty.tfrecords"
+    empty.write_bytes(b"")
+    with pytest.raises(RecordError, match=rf"^{empty}: holds no records$"):
+        deploy.check_calibration_records([records["fusion"], str(empty)], 2)
     # Unimodal records for a depth expert: before, advice to train an AdapNet++ on modality1.
     with pytest.raises(deploy.CalibrationError, match=rf"^calibration records {records['rgb']} hold 1 modality, "
                                                       r"the model reads modality2 \(its input_modality\): calibrate "
