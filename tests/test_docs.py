@@ -147,7 +147,22 @@ def test_depth_guided_selection_at_600_steps():
                   f"(mean {random_mean:.1f})")
     assert_states("docs/semi_supervised.md", f"It loses {random['0'] - depth['0']:.1f} points in seed 0 and gains "
                   f"{depth['1'] - random['1']:.1f} in seed 1")
-    assert_states("README.md", f"at 600 ({depth_mean:.1f} against {random_mean:.1f})")
+    assert_states("README.md", f"and {depth_mean:.1f} against {random_mean:.1f})")  # the per-cell run
+
+
+def test_depth_guided_selection_with_the_released_standardisation():
+    """The rerun of 2026-12-04 (per-channel standardisation, helper 117), in the docs and README."""
+    evidence = bench("semi_supervised_evidence_synthetic.json")
+    means = {}
+    for steps in (150, 600):
+        run = evidence[f"depth_selection_per_channel_{steps}_steps"]["adapnet_pp_rgb"]
+        depth, random = run["depth_12"], run["supervised"]
+        means[steps] = statistics.mean(depth.values()), statistics.mean(random.values())
+        assert_states("docs/semi_supervised.md", f"{depth['0']:.1f} and {depth['1']:.1f} (mean {means[steps][0]:.1f}) "
+                      f"against {random['0']:.1f} and {random['1']:.1f} (mean {means[steps][1]:.1f})")
+        assert all(depth[s] < random[s] for s in ("0", "1"))  # "worse in every seed"
+    assert_states("README.md", f"at 150 steps ({means[150][0]:.1f} against {means[150][1]:.1f}, worse in both "
+                  f"seeds) and at 600 ({means[600][0]:.1f} against {means[600][1]:.1f})")
 
 
 def test_real_time_600_steps_gap():
