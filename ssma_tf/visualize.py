@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from ssma_tf.constants import IGNORE_ID
 from ssma_tf.modalities.colorize import jet_colormap
 from ssma_tf.modalities.io import write_png
 
@@ -169,6 +170,7 @@ def improvement_map(
     reference: np.ndarray,
     label: np.ndarray,
     image_rgb: Optional[np.ndarray] = None,
+    num_classes: Optional[int] = None,
 ) -> Tuple[np.ndarray, dict]:
     """The improvement/error map of a prediction against a reference model's (Figure 18).
 
@@ -179,8 +181,11 @@ def improvement_map(
     Args:
         prediction: (H, W) class ids of the model shown.
         reference: (H, W) class ids of the model it is compared with.
-        label: (H, W) ground-truth class ids; 0 (void) is not scored, as in evaluation.
+        label: (H, W) ground-truth class ids; void is not scored, as in evaluation: 0, the
+            ignore id 255, and with `num_classes` every id from it up (before: 255 was scored,
+            each such pixel red, helper 122).
         image_rgb: optional (H, W, 3) uint8 image under the map, shown dimmed in grey.
+        num_classes: the class count, void included (ids from it up are void).
 
     Returns:
         The (H, W, 3) uint8 RGB map and counts of its pixels: `errors` (red), `improvements`
@@ -197,7 +202,9 @@ def improvement_map(
             "prediction, reference and label must be (H, W) maps of one size, got "
             f"{prediction.shape}, {reference.shape} and {label.shape}"
         )
-    scored = label != 0
+    scored = (label != 0) & (label != IGNORE_ID)
+    if num_classes is not None:
+        scored &= label < num_classes
     errors = scored & (prediction != label)
     reference_errors = scored & (reference != label)
     improvements = reference_errors & ~errors

@@ -177,6 +177,12 @@ def test_improvement_map_marks_own_errors_red_and_fixed_reference_errors_green()
     assert on_image[0, 3].tolist() == [100, 100, 100]  # dimmed grey where nothing changed
     with pytest.raises(ValueError, match="one size"):
         improvement_map(prediction, reference, label[:, :3])
+    # The ignore id and ids past the class count are void too (helper 122: 255 was scored, red).
+    ignored = np.array([[1, 2, 255, 0, 7]], np.uint8)
+    picture, counts = improvement_map(np.array([[1, 2, 1, 1, 1]]), np.array([[2, 2, 2, 2, 2]]), ignored,
+                                      num_classes=5)
+    assert counts == {"errors": 0, "improvements": 1, "reference_errors": 1, "scored": 2}
+    assert picture[0, 2].tolist() == picture[0, 4].tolist() == [0, 0, 0]
 
 
 def test_tensorboard_previews_use_the_colours_of_an_own_palette_file(tmp_path):

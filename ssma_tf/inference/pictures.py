@@ -215,11 +215,10 @@ def _write_comparison(item: "_Loaded", ids: np.ndarray, reference: np.ndarray, o
     label = item.label
     if label.shape != (height, width):
         label = np.asarray(Image.fromarray(label).resize((width, height), Image.Resampling.NEAREST))
-    label = np.where(label < len(palette), label, 0)
     base = item.overlay_base
     if base.shape[:2] != (height, width):
         base = np.asarray(Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR))
-    picture, counts = visualize.improvement_map(ids, reference, label, base)
+    picture, counts = visualize.improvement_map(ids, reference, label, base, num_classes=len(palette))
     for key, value in counts.items():
         totals[key] = totals.get(key, 0) + value
     paths = []
