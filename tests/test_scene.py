@@ -406,9 +406,11 @@ def test_scene_lists_are_checked_whole_before_any_image_is_decoded(records, tmp_
     monkeypatch.setattr(ssma_tf.data.scene, "load_image_bgr", lambda *a: pytest.fail("an image was decoded"))
     good = f"{records}/0_a.png {records}/0_b.png 0"
     for lines, message in (
-        ([good, f"{records}/1_a.png {records}/missing.png 1"], r"l\.txt, line 2: image '.*missing\.png' does not exist$"),
+        ([good, f"{records}/1_a.png {records}/missing.png 1"],
+         r"l\.txt, line 2: image '.*missing\.png' does not exist$"),
         ([good, f"{records}/1_a.png {records}/1_b.png 3"], r"l\.txt, line 2: class id 3 but num_classes is 3$"),
-        ([f"{records}/0_a.png {records}/0_b.png \u00b2"], r"line 1: the class id must be a non-negative integer, got '²'$"),
+        ([f"{records}/0_a.png {records}/0_b.png \u00b2"],
+         r"line 1: the class id must be a non-negative integer, got '²'$"),
         ([good, f"{records}/0_a.png {records}/0_b.png 0 # a note"], r"line 2: has 6 columns but the lines before it "
                                                                     r"have 3 \(a comment after the paths\?"),
     ):
