@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from typing import Callable, Optional
 
 import keras
@@ -76,8 +77,17 @@ def mobilenet_v2_pyramid(weights: Optional[str] = None, dtype=None, alpha: float
         # and shown only when the weights load after all.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            if not weights.endswith((".h5", ".hdf5", ".keras")):
+                raise BackboneWeightsError("Keras reads MobileNet v2 weights from .h5, .weights.h5 or .keras files "
+                                           "only: give the file such a name", path=weights)
             try:
                 base.load_weights(weights)
+            except (zipfile.BadZipFile, RuntimeError) as error:
+                # A cut .keras (not a whole zip), an .h5 of damaged metadata (h5py's RuntimeError):
+                # before, a bare traceback naming neither the file nor the key (helper 123).
+                raise BackboneWeightsError(
+                    f"cannot read the file (truncated, damaged or another kind of file): {first_line(error)[:300]}",
+                    path=weights) from None
             except (ValueError, OSError, KeyError) as error:
                 # Keras follows its count of the layers it could not match with every one of them
                 # (kilobytes): the count says enough.

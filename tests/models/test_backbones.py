@@ -73,6 +73,24 @@ def test_imagenet_weights_come_from_a_file_and_fit_the_stride_16_backbone(tmp_pa
     assert [str(w.message) for w in caught] == []
     # One line, without Keras' list of every layer it could not match (5.8 kB in a walkthrough).
     assert "\n" not in str(error.value) and "List of objects" not in str(error.value) and len(str(error.value)) < 400
+    # A cut .keras, damaged HDF5 metadata, a name Keras does not read (helper 123: tracebacks, and
+    # "does not hold MobileNet v2" for a file that may well hold it).
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(b"PK\x03\x04" + bytes(200))
+    with pytest.raises(BackboneWeightsError, match=r"cut\.keras: cannot read the file \(truncated, damaged or another "
+                                                   r"kind of file\)"):
+        mobilenet_v2_pyramid(weights=str(cut))
+    damaged = tmp_path / "damaged.weights.h5"
+    data = bytearray(open(other, "rb").read())
+    data[800:1600] = np.random.default_rng(0).integers(0, 256, 800, dtype=np.uint8).tobytes()
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(BackboneWeightsError, match=r"damaged\.weights\.h5: "):
+        mobilenet_v2_pyramid(weights=str(damaged))
+    renamed = tmp_path / "mobilenet.bin"
+    renamed.write_bytes(open(other, "rb").read())
+    with pytest.raises(BackboneWeightsError, match=r"mobilenet\.bin: Keras reads MobileNet v2 weights from \.h5, "
+                                                   r"\.weights\.h5 or \.keras files only"):
+        mobilenet_v2_pyramid(weights=str(renamed))
     # Through a config, the key and the file that gave it are named.
     from ssma_tf.models.factory import build_model
 
