@@ -646,24 +646,22 @@ class _Reader:
                     f"used by adaptation method sac, whose optimizer ({adapt.optimizer}) trains every variable at "
                     f"adaptation.learning_rate ({adapt.learning_rate:g})",
                     ConfigWarning, stacklevel=4)
-            if adapt.method == "abn" and frozen:
-                # Frozen batch norms keep their source statistics: only the fusion's and the
-                # decoder's saw the target (before: without a word).
+            if frozen:
+                # ABN: frozen batch norms keep their source statistics, only the fusion's and the
+                # decoder's see the target. SAC (helper 116): the experts' kernels, scales and
+                # offsets stay at the source's (0 of 678 encoder variables trained). Both were
+                # without a word before.
                 said = "" if "freeze_experts" in given else ", SSMA's default"
+                does, outcome = {
+                    "abn": ("runs target batches through the batch norms",
+                            "encoders keep the source's statistics and only the fusion and decoder see the target"),
+                    "sac": ("trains every weight and batch-norm scale and offset",
+                            "encoders do not adapt, only the fusion and decoder"),
+                }[adapt.method]
                 warnings.warn(
-                    f"{self.located('adaptation', 'freeze_experts')}: adaptation method abn runs target batches "
-                    f"through the batch norms, but the experts are frozen (freeze_experts: true{said}): their "
-                    "encoders keep the source's statistics and only the fusion and decoder see the target; set "
-                    "freeze_experts: false to adapt them",
-                    ConfigWarning, stacklevel=4)
-            if adapt.method == "sac" and frozen:
-                # Helper 116: the experts' kernels, scales and offsets stayed at the source's (0 of
-                # 678 encoder variables trained), without a word.
-                said = "" if "freeze_experts" in given else ", SSMA's default"
-                warnings.warn(
-                    f"{self.located('adaptation', 'freeze_experts')}: adaptation method sac trains every weight and "
-                    f"batch-norm scale and offset, but the experts are frozen (freeze_experts: true{said}): their "
-                    "encoders do not adapt, only the fusion and decoder; set freeze_experts: false to adapt them",
+                    f"{self.located('adaptation', 'freeze_experts')}: adaptation method {adapt.method} {does}, but "
+                    f"the experts are frozen (freeze_experts: true{said}): their {outcome}; set freeze_experts: "
+                    "false to adapt them",
                     ConfigWarning, stacklevel=4)
             if adapt.flip_probability > 0.5:
                 # The group's flip and each view's own cancel: more is fewer (1.0: never flipped).
