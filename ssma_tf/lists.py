@@ -100,6 +100,17 @@ def comment_hint(fields: Sequence[str]) -> str:
     return ""
 
 
+def missing_path_detail(path: str, fields: Sequence[str], index: int, folder: str) -> str:
+    """What is wrong with a list line's path `path` (field `index` of `fields`, relative to
+    `folder`) that names no file: "is a folder" or "does not exist", with the hint of a path cut
+    at its spaces, a Windows or misplaced path, or a comment after the paths."""
+    what = "is a folder" if os.path.isdir(path) else "does not exist"
+    hint = spaces_hint(fields, index, folder) or place_hint(fields[index], folder)
+    if hint:
+        return what + hint
+    return what + (comment_hint(fields) if fields[index].startswith("#") else "")
+
+
 def split_line(line: str) -> List[str]:
     """The fields of one list line (see the module docstring); [] for a blank line.
 

@@ -37,7 +37,7 @@ from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
 from ssma_tf.lists import (
-    SPACES_HINT, ListFileError, MissingFileError, comment_hint, place_hint, read_lines, spaces_hint,
+    SPACES_HINT, ListFileError, MissingFileError, comment_hint, missing_path_detail, read_lines, spaces_hint,
 )
 
 # TensorFlow (and the schema, which needs it) is imported where records are written: checking a
@@ -147,13 +147,8 @@ def check_list(
         if check_files:
             for index, p in enumerate(resolved):
                 if not os.path.isfile(p):
-                    what = "is a folder" if os.path.isdir(p) else "does not exist"
-                    hint = spaces_hint(parts, index, folder) or place_hint(parts[index], folder)
-                    if hint:
-                        what += hint
-                    elif parts[index].startswith("#"):
-                        what += comment_hint(parts)
-                    raise MissingFileError(f"{path}, line {number}: image '{p}' {what}", path)
+                    raise MissingFileError(
+                        f"{path}, line {number}: image '{p}' {missing_path_detail(p, parts, index, folder)}", path)
         if resolved in line_of:
             duplicates.append((number, line_of[resolved]))
         else:

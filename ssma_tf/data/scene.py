@@ -25,7 +25,7 @@ from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.records import RecordError, check_record_file, first_example
 from ssma_tf.errors import first_line
 from ssma_tf.files import atomic_path
-from ssma_tf.lists import SPACES_HINT, comment_hint, place_hint, read_lines, spaces_hint
+from ssma_tf.lists import SPACES_HINT, comment_hint, missing_path_detail, read_lines
 from ssma_tf.modalities.io import InputFileError
 from ssma_tf.resampling import resize_methods
 
@@ -89,9 +89,8 @@ def read_scene_lines(path: str, modalities: Optional[int], check_files: bool = F
         if check_files:
             for index, image in enumerate(images):
                 if not os.path.isfile(image):
-                    what = "is a folder" if os.path.isdir(image) else "does not exist"
-                    what += spaces_hint(parts, index, folder) or place_hint(parts[index], folder)
-                    raise InputFileError(f"{where}: image '{image}' {what}", path)
+                    raise InputFileError(
+                        f"{where}: image '{image}' {missing_path_detail(image, parts, index, folder)}", path)
         entries.append((number, images, class_id))
     if not entries:
         raise InputFileError(f"{path}: the list is empty", path)
