@@ -35,6 +35,19 @@ _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 READ_ERRORS = (tf.errors.OpError, IndexError, OSError, EOFError, zipfile.BadZipFile, KeyError)
 
 
+def _raised_by_h5py(error: BaseException) -> bool:
+    """Whether `error` (h5py raises a bare RuntimeError for a damaged object header or heap, e.g.
+    "Object visitation failed (bad local heap signature)") came from inside h5py; another
+    RuntimeError inside a `reading` block is a bug, not a damaged file, and passes through."""
+    frame = error.__traceback__
+    while frame is not None:
+        parts = frame.tb_frame.f_code.co_filename.replace("\\", "/").split("/")
+        if "h5py" in parts:
+            return True
+        frame = frame.tb_next
+    return False
+
+
 class CheckpointError(UserInputError):
     """A checkpoint that cannot be read or does not fit the model: its path and what is wrong."""
 
@@ -53,6 +66,8 @@ def describe_read_error(error: BaseException) -> str:
         return f"not a whole .keras (zip) archive (truncated, damaged or another kind of file): {first}"
     if "file signature not found" in text or "Unable to open file" in text or "Unable to synchronously open" in text:
         return f"not a readable HDF5 weights file (damaged or another kind of file): {first}"
+    if isinstance(error, RuntimeError):
+        return f"a damaged HDF5 weights file (its internal structure cannot be read): {first}"
     return first
 
 
@@ -69,6 +84,11 @@ def reading(path: Any, what: str = "checkpoint") -> Iterator[None]:
     except CheckpointError:
         raise
     except READ_ERRORS as error:
+        raise CheckpointError(f"cannot read the {what} {path}: {describe_read_error(error)}",
+                              path=os.fspath(path)) from None
+    except RuntimeError as error:
+        if not _raised_by_h5py(error):
+            raise
         raise CheckpointError(f"cannot read the {what} {path}: {describe_read_error(error)}",
                               path=os.fspath(path)) from None
 

@@ -326,3 +326,23 @@ def test_weights_of_another_stream_count_say_so(tmp_path):
             "(the file holds one modality stream, as a unimodal AdapNet++ (an expert) does, this _Fusion 2: a "
             "fusion network starts its experts from such files with checkpoint1/checkpoint2")):
         check_h5_shapes(str(path), _Fusion())
+
+
+def test_a_weights_file_with_a_damaged_header_is_one_line_naming_it(tiny_files):
+    """Damaged HDF5 object headers make h5py raise a bare RuntimeError ("Object visitation failed
+    (bad local heap signature)"), which passed through as a traceback."""
+    path = tiny_files["weights"]
+    data = bytearray(open(path, "rb").read())
+    data[512:4096] = b"\x11" * (4096 - 512)
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged HDF5 weights file") as caught:
+        load_weights(_tiny(), path)
+    assert path in _one_line(caught.value)
+
+
+def test_a_runtime_error_of_the_project_itself_is_not_taken_for_a_damaged_file(tmp_path):
+    from ssma_tf.checkpoints.reading import reading
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        with reading(str(tmp_path / "x.weights.h5"), "weights file"):
+            raise RuntimeError("a bug")
