@@ -64,7 +64,8 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
 
     Lines are `modality1 modality2 [label]` for SSMA (`modality1 ... modalityN [label]` for SSMA
     over `modalities` = N); for AdapNet++ `image`, `image label` or a fusion line `modality1
-    ... modalityN label` of any N. Empty lines and lines starting with '#' are skipped.
+    ... modalityN label` of any N. Two columns whose second image is not a label (not grey or
+    palette class ids, e.g. a depth colouring) are `modality1 modality2` without a label. Empty lines and lines starting with '#' are skipped.
     Outputs are named by the modality-1 path relative to the folder all of them share.
 
     Raises:
@@ -98,8 +99,15 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
     if fusion:
         entries = [(r[:modalities], r[modalities] if len(r) > modalities else None, line) for r, line in rows]
     else:
+        # Two columns are `image label`, or `modality1 modality2` of an unlabelled fusion list,
+        # which an expert of modality 2 reads its input from: told apart by the first such line's
+        # second image (class ids are grey or palette with few values; a depth colouring is not).
+        pairs = [r for r, _ in rows if len(r) == 2]
+        two_images = bool(pairs) and _image_not_label(pairs[0][1])
         entries = [
-            ((r[0],), None, line) if len(r) == 1 else ((r[0],), r[1], line) if len(r) == 2
+            ((r[0],), None, line) if len(r) == 1
+            else (tuple(r), None, line) if len(r) == 2 and two_images
+            else ((r[0],), r[1], line) if len(r) == 2
             else (tuple(r[:-1]), r[-1], line)
             for r, line in rows
         ]
@@ -268,6 +276,10 @@ def check_inputs(
         unused = ", ".join(f"--modality{index}" for index in given if index != wanted)
         reads = f"{input_modality} ({source})" if source else f"{input_modality} (assumed; --input_modality says)"
         return warnings + [f"AdapNet++ reads one modality, {reads}: the images of {unused} are not used"]
+    if listed and len(given) == 2 and first.label is None:
+        warnings.append(f"{first.modalities[1]} (the second image of the first two-column line) is not a label "
+                        "(not grey or palette class ids): the list's two-column lines are read as modality1 "
+                        f"modality2 without a label, and the network reads {input_modality} ({source or 'assumed'})")
     if len(given) != 1 or given[0] == wanted:
         return warnings
     if listed:
@@ -282,6 +294,21 @@ def check_inputs(
         f"images as --modality{wanted} (or pass --input_modality modality{given[0]} if they are what the network "
         "was trained on)"
     )
+
+
+def _image_not_label(path: str) -> bool:
+    """Whether `path` is an image that cannot hold class ids (False where it cannot be read:
+    reading it as the label names the problem)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ssma_tf.data.convert import looks_like_label  # reads the header, or a grey image
+
+    try:
+        with Image.open(path):
+            pass
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return False
+    return not looks_like_label(path)
 
 
 def _stem(path: str) -> str:

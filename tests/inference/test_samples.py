@@ -180,3 +180,27 @@ def test_two_lines_that_give_one_output_name_are_named_as_such(tmp_path):
     with pytest.raises(PredictionError, match=r"a\.png \(.*l\.txt, line 1\) and .*a\.jpg \(.*l\.txt, line 2\) give the "
                                               r"same output name 'a'; rename one"):
         samples_from_list(tmp_path / "l.txt", fusion=True)
+
+
+def test_an_unlabelled_two_column_list_feeds_an_expert_of_modality_2_its_image(tmp_path):
+    """`rgb depth` lines (an SSMA list without labels) given to a depth expert: the depth colouring
+    was taken for the label and the colour image fed to the depth network."""
+    from PIL import Image
+
+    from ssma_tf.inference.samples import check_inputs
+
+    write_rgb(tmp_path / "rgb.png", np.zeros((4, 4, 3)))
+    write_rgb(tmp_path / "depth.png", np.random.default_rng(0).uniform(size=(4, 4, 3)))
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "label.png")
+    (tmp_path / "pairs.txt").write_text("rgb.png depth.png\n")
+    (sample,) = collect_samples(False, list_file=tmp_path / "pairs.txt")
+    assert (sample.modality1, sample.modality2, sample.label) == (
+        str(tmp_path / "rgb.png"), str(tmp_path / "depth.png"), None)
+    expert = dict(fusion=False, modalities=1, input_modality="modality2", source="its config", listed=True)
+    (warning,) = check_inputs([sample], **expert)
+    assert warning.startswith(f"{tmp_path / 'depth.png'} (the second image of the first two-column line) is not a label")
+    assert warning.endswith("the network reads modality2 (its config)")
+    # `image label` lines stay so.
+    (tmp_path / "labelled.txt").write_text("rgb.png label.png\n")
+    (sample,) = collect_samples(False, list_file=tmp_path / "labelled.txt")
+    assert (sample.modality2, sample.label) == (None, str(tmp_path / "label.png"))
