@@ -22,7 +22,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 # The CPU model name as `precision="auto"` keys its cache by it (that module imports no framework).
-from ssma_tf.inference.precision import processor_model  # noqa: E402
+from ssma_tf.inference.precision import cpu_flags, processor_model  # noqa: E402
 # A child prints its result on one line starting with this marker (TF writes other lines to stdout).
 RESULT_MARKER = "BENCH_RESULT "
 # The result files this process has written (`write_json`), named when Ctrl-C stops it (`run_main`).
@@ -67,18 +67,6 @@ def positive(parser, **values: int) -> None:
     for name, value in values.items():
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-
-
-def cpu_flags() -> set:
-    """The CPU feature flags (Linux), e.g. to tell whether bfloat16 has hardware support."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def memory_gib() -> float | None:

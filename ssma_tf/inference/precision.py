@@ -62,15 +62,28 @@ def cache_path() -> str:
     return os.path.join(root, "ssma_tf", CACHE_FILE)
 
 
-def processor_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or `platform.processor()`), e.g. "AMD EPYC"."""
+def _cpuinfo_field(key: str) -> Optional[str]:
+    """The value of the first `key` line of /proc/cpuinfo (Linux), or None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("model name"):
+                if line.startswith(key):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (Linux; empty elsewhere), e.g. whether bfloat16 has hardware support."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def processor_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or `platform.processor()`), e.g. "AMD EPYC"."""
+    model = _cpuinfo_field("model name")
+    if model:
+        return model
     import platform
 
     return platform.processor() or platform.machine() or "unknown processor"
@@ -88,15 +101,7 @@ def measurement_key() -> str:
     other cores or flags shared one entry (helper 119)."""
     import tensorflow as tf
 
-    flags: set = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    flags = cpu_flags()
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
