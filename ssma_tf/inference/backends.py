@@ -154,9 +154,15 @@ class ExportedModel:
         compiled = ov.Core().compile_model(path, "CPU", config)
         request = compiled.create_infer_request()
         output = compiled.output(0)
+        # Fed by name where the model's inputs carry the metadata's names (every export does), so
+        # that an input order other than the metadata's cannot swap modalities.
+        names = list(self.metadata["inputs"])
+        held = {name for port in compiled.inputs for name in port.get_names()}
+        by_name = set(names) <= held
 
         def run(batch: List[np.ndarray]) -> np.ndarray:
-            return np.array(request.infer(batch)[output], np.float32)
+            feed = dict(zip(names, batch)) if by_name else batch
+            return np.array(request.infer(feed)[output], np.float32)
 
         return run
 

@@ -567,3 +567,26 @@ def test_int8_tflite_takes_0_to_255_whatever_the_calibration_images_hold(tmp_pat
     backends.load_exported(tmp_path / "again", "tflite")([bright])
     err = capfd.readouterr().err
     assert not [word for word in ("Statistics for quantized", "fully_quantize", "XNNPACK") if word in err], err
+
+
+def test_openvino_inputs_are_fed_by_name_whatever_their_order_in_the_model(tmp_path):
+    """The runner fed the images by position: a model whose inputs are in another order than the
+    metadata's swapped the modalities without a word."""
+    import openvino as ov
+
+    model = small_segmenter(fusion=True, seed=4)
+    deploy.export_deployed(model, tmp_path / "ov", format="openvino", size=(HEIGHT, WIDTH))
+    xml = str(tmp_path / "ov" / backends.read_export_metadata(tmp_path / "ov")["files"]["openvino"])
+    read = ov.Core().read_model(xml)
+    reordered = ov.Model(read.get_results(), list(reversed(read.get_parameters())), "reordered")
+    assert [p.get_friendly_name() for p in reordered.get_parameters()][0] == "modality2"
+    # Written beside, then moved over: the read model maps the .bin file it came from.
+    ov.save_model(reordered, str(tmp_path / "reordered.xml"))
+    del read, reordered
+    os.replace(tmp_path / "reordered.xml", xml)
+    os.replace(tmp_path / "reordered.bin", xml[: -len(".xml")] + ".bin")
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(0, 255, (1, HEIGHT, WIDTH, 3)).astype(np.float32) for _ in range(2)]
+    expected = model(images)["softmax"].numpy()
+    got = backends.load_exported(tmp_path / "ov", "openvino")(images)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
