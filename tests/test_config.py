@@ -567,6 +567,12 @@ def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):
                                  check_paths=False)
     assert "freeze_experts is true, but nothing starts the experts of this SSMA" in ssma_train_warnings(unstarted)[0]
     assert ssma_train_warnings(dataclasses.replace(unstarted, freeze_experts=False)) == []
+    # ImageNet weights for MobileNet v2 backbones start those only (the warning said "random").
+    imagenet = dataclasses.replace(unstarted, backbone="mobilenet_v2", backbone_weights="imagenet.h5")
+    (line,) = ssma_train_warnings(imagenet)
+    assert ("only backbone_weights does, for their MobileNet v2 backbones: what follows them (the eASPP, and a "
+            "baseline expert's decoder) stays at its random initial weights") in line
+    assert "they stay at their random" not in line
     # The baselines with frozen experts likewise (average and maximum would train nothing at all);
     # stacking and FuseNet train end to end.
     for fusion in ("average", "maximum", "late", "lfc", "cmode"):

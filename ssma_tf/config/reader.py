@@ -99,10 +99,14 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
     starts = (config.expert_checkpoints, config.initialize, config.finetune_from)
     if config.experts_frozen and all(s is None for s in starts):
         what = "SSMA" if config.fusion in (None, SSMA_FUSION) else f"fusion {config.fusion}"
+        # backbone_weights starts the MobileNet v2 backbones only: what follows them stays random.
+        imagenet = config.backbone_weights is not None and config.backbone != ADAPNET_PP_BACKBONE
+        stays = ("only backbone_weights does, for their MobileNet v2 backbones: what follows them (the eASPP, and "
+                 "a baseline expert's decoder) stays at its random initial weights" if imagenet
+                 else "they stay at their random initial weights")
         lines.append(f"{config.source}: freeze_experts is true, but nothing starts the experts of this {what} (no "
-                     "checkpoint1/checkpoint2, checkpoints, intialize or finetune_from): they stay at their random "
-                     "initial weights; start them from unimodal runs (the paper's stage 2), or set freeze_experts: "
-                     "false")
+                     f"checkpoint1/checkpoint2, checkpoints, intialize or finetune_from): {stays}; start them from "
+                     "unimodal runs (the paper's stage 2), or set freeze_experts: false")
     return lines
 
 
