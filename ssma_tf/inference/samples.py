@@ -64,8 +64,8 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
 
     Lines are `modality1 modality2 [label]` for SSMA (`modality1 ... modalityN [label]` for SSMA
     over `modalities` = N); for AdapNet++ `image`, `image label` or a fusion line `modality1
-    ... modalityN label` of any N. Two columns whose second image is not a label (not grey or
-    palette class ids, e.g. a depth colouring) are `modality1 modality2` without a label. Empty lines and lines starting with '#' are skipped.
+    ... modalityN label` of any N. Lines whose last image is not a label (not grey or palette
+    class ids, e.g. a depth colouring) are `modality1 ... modalityN` without a label. Empty lines and lines starting with '#' are skipped.
     Outputs are named by the modality-1 path relative to the folder all of them share.
 
     Raises:
@@ -99,15 +99,17 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
     if fusion:
         entries = [(r[:modalities], r[modalities] if len(r) > modalities else None, line) for r, line in rows]
     else:
-        # Two columns are `image label`, or `modality1 modality2` of an unlabelled fusion list,
-        # which an expert of modality 2 reads its input from: told apart by the first such line's
-        # second image (class ids are grey or palette with few values; a depth colouring is not).
-        pairs = [r for r, _ in rows if len(r) == 2]
-        two_images = bool(pairs) and _image_not_label(pairs[0][1])
+        # N columns are N - 1 images and a label, or the N images of an unlabelled fusion list,
+        # from which an expert reads its own modality: told apart, for each column count, by the
+        # last image of its first line (class ids are grey or palette with few values; a depth
+        # colouring is not).
+        unlabelled: dict = {}
+        for r, _ in rows:
+            if len(r) > 1 and len(r) not in unlabelled:
+                unlabelled[len(r)] = _image_not_label(r[-1])
         entries = [
             ((r[0],), None, line) if len(r) == 1
-            else (tuple(r), None, line) if len(r) == 2 and two_images
-            else ((r[0],), r[1], line) if len(r) == 2
+            else (tuple(r), None, line) if unlabelled[len(r)]
             else (tuple(r[:-1]), r[-1], line)
             for r, line in rows
         ]
@@ -276,10 +278,11 @@ def check_inputs(
         unused = ", ".join(f"--modality{index}" for index in given if index != wanted)
         reads = f"{input_modality} ({source})" if source else f"{input_modality} (assumed; --input_modality says)"
         return warnings + [f"AdapNet++ reads one modality, {reads}: the images of {unused} are not used"]
-    if listed and len(given) == 2 and first.label is None:
-        warnings.append(f"{first.modalities[1]} (the second image of the first two-column line) is not a label "
-                        "(not grey or palette class ids): the list's two-column lines are read as modality1 "
-                        f"modality2 without a label, and the network reads {input_modality} ({source or 'assumed'})")
+    if listed and len(given) > 1 and first.label is None:
+        names = " ".join(f"modality{index}" for index in given)
+        warnings.append(f"{first.modalities[-1]} (the last image of the first sample) is not a label (not grey or "
+                        f"palette class ids): the list's {len(given)}-column lines are read as {names} without a "
+                        f"label, and the network reads {input_modality} ({source or 'assumed'})")
     if len(given) != 1 or given[0] == wanted:
         return warnings
     if listed:

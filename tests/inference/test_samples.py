@@ -198,8 +198,20 @@ def test_an_unlabelled_two_column_list_feeds_an_expert_of_modality_2_its_image(t
         str(tmp_path / "rgb.png"), str(tmp_path / "depth.png"), None)
     expert = dict(fusion=False, modalities=1, input_modality="modality2", source="its config", listed=True)
     (warning,) = check_inputs([sample], **expert)
-    assert warning.startswith(f"{tmp_path / 'depth.png'} (the second image of the first two-column line) is not a label")
-    assert warning.endswith("the network reads modality2 (its config)")
+    assert warning == (f"{tmp_path / 'depth.png'} (the last image of the first sample) is not a label (not grey "
+                       "or palette class ids): the list's 2-column lines are read as modality1 modality2 without a "
+                       "label, and the network reads modality2 (its config)")
+    # Three images without a label: the third was taken for the label.
+    write_rgb(tmp_path / "nir.png", np.random.default_rng(1).uniform(size=(4, 4, 3)))
+    (tmp_path / "three.txt").write_text("rgb.png depth.png nir.png\n")
+    (unlabelled,) = collect_samples(False, list_file=tmp_path / "three.txt")
+    assert (unlabelled.further, unlabelled.label) == ((str(tmp_path / "nir.png"),), None)
+    (warning,) = check_inputs([unlabelled], **dict(expert, input_modality="modality3"))
+    assert "the list's 3-column lines are read as modality1 modality2 modality3 without a label" in warning
+    (tmp_path / "three.txt").write_text("rgb.png depth.png label.png\n")  # with a label, as before
+    (labelled,) = collect_samples(False, list_file=tmp_path / "three.txt")
+    assert (labelled.modality2, labelled.further, labelled.label) == (
+        str(tmp_path / "depth.png"), (), str(tmp_path / "label.png"))
     # `image label` lines stay so.
     (tmp_path / "labelled.txt").write_text("rgb.png label.png\n")
     (sample,) = collect_samples(False, list_file=tmp_path / "labelled.txt")
