@@ -111,7 +111,9 @@ class ConfusionMatrix:
             ValueError: on shapes that do not match or predicted ids outside [0, C).
         """
         preds = np.asarray(predictions)
-        if np.issubdtype(preds.dtype, np.floating):
+        # bfloat16 (ml_dtypes, from a bfloat16 tensor) is no NumPy floating type: it was taken for
+        # class ids and the labels blamed for the rank.
+        if np.issubdtype(preds.dtype, np.floating) or preds.dtype.name == "bfloat16":
             check_class_axis(preds.shape[-1], self.num_classes)
             preds = np.argmax(preds, axis=-1)
         gt = _flatten_labels(np.asarray(labels), preds.ndim, self.num_classes)

@@ -202,3 +202,17 @@ def test_keras_metric_counts_stay_exact_past_int32():
     assert float(metric.result()) == pytest.approx(high.miou(), rel=1e-6)  # the result is float32
     metric.reset_state()
     assert float(np.sum(metric.counts.numpy())) == 0.0
+
+
+def test_bfloat16_probabilities_count_as_probabilities():
+    """A bfloat16 array is no NumPy floating type: it was taken for class ids ("labels of shape
+    (2, 8, 8) do not fit predictions of rank 4")."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.uniform(size=(2, 8, 8, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, (2, 8, 8))
+    reference, half = ConfusionMatrix(5), ConfusionMatrix(5)
+    reference.update(labels, tf.constant(probabilities, tf.bfloat16).numpy().astype(np.float32))
+    half.update(labels, tf.constant(probabilities, tf.bfloat16))
+    np.testing.assert_array_equal(half.matrix, reference.matrix)

@@ -9,7 +9,8 @@ relative paths are relative to the list file's folder. A list of images to be us
 (`unlabeled_data`, `target_data`) has the N image columns only and is converted with
 `labeled=False` (`ssma-convert --unlabeled`): its records have no `label` feature. Images are read with Pillow and stored as
 OpenCV's `imread` would give them (BGR, 3 channels), labels as single-channel uint8 ids, so the
-records equal those of the original tools. Labels must be stored losslessly (PNG, BMP, TIFF,
+records equal those of the original tools (except for 1-bit and 16-bit labels, whose ids are
+kept: OpenCV made 1-bit ids 0 and 255 and kept a 16-bit label's high byte; docs/data.md). Labels must be stored losslessly (PNG, BMP, TIFF,
 ...): JPEG changes class ids along every edge.
 
 The list is checked (columns, every file present, duplicate lines) before TensorFlow is loaded,
@@ -288,6 +289,14 @@ def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool, int]:
     return np.ascontiguousarray(rgb[..., ::-1]), sixteen_bit, orientation
 
 
+def oriented_size(image: Image.Image) -> Tuple[int, int]:
+    """(height, width) of an opened image as `load_image_bgr` reads it (its EXIF orientation
+    applied), from the header."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    width, height = image.size
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
 def unknown_label_ids(histogram: np.ndarray, num_classes: Optional[int]) -> List[int]:
     """The ids of a 256-bin label histogram that are neither a class nor the ignore id (255).
 
@@ -351,12 +360,15 @@ def load_label(path: str, where: str = "") -> np.ndarray:
 PaletteColours = Dict[int, Tuple[int, ...]]
 
 
-def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Optional[PaletteColours]]:
-    """`load_label`, with the colours of the palette indices the label uses for a palette image
-    (None for any other): the ids are its indices, which one file's palette may give other
-    colours than another's (`palette_clash`)."""
+def check_label_image(image: Image.Image, path: str, where: str = "") -> None:
+    """The checks of a label image its header allows: stored losslessly, and one channel of
+    integer class ids (grey or palette); `load_label` makes them, and `ssma-predict` before the
+    model runs.
+
+    Raises:
+        ImageFileError: naming `where`, the file and what to do.
+    """
     where = where or path
-    image = _open_image(path, where)
     lossy = _LOSSY_FORMATS.get(image.format or "")
     if lossy is None and image.format == "TIFF":
         compression = str(image.info.get("compression", "")).lower()
@@ -384,6 +396,15 @@ def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Opt
             f"mode {image.mode} with {len(image.getbands())} channel{'s' * (len(image.getbands()) != 1)} ({hint})",
             path,
         )
+
+
+def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Optional[PaletteColours]]:
+    """`load_label`, with the colours of the palette indices the label uses for a palette image
+    (None for any other): the ids are its indices, which one file's palette may give other
+    colours than another's (`palette_clash`)."""
+    where = where or path
+    image = _open_image(path, where)
+    check_label_image(image, path, where)
     ids = np.asarray(image)  # palette images give their indices, not colours
     if ids.dtype != np.uint8:
         if ids.size and (ids.min() < 0 or ids.max() > 255):

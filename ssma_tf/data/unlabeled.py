@@ -60,7 +60,8 @@ def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
-        if len(text.split()) > 1 or not text.isdigit():
+        # ASCII digits only: '²' passes isdigit() but not int(), and '３' would be read as 3.
+        if len(text.split()) > 1 or not (text.isascii() and text.isdigit()):
             raise UnlabeledDataError(f"line {number}: expected one record index, got {text!r}", path)
         index = int(text)
         if count is not None and index >= count:

@@ -455,3 +455,14 @@ def test_an_index_file_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "subset.txt"
     path.write_bytes("\ufeff0\r\n3\r\n".encode("utf-8"))
     assert read_index_file(str(path)) == [0, 3]
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\uff13"])
+def test_an_index_file_with_a_digit_that_is_not_ascii_names_its_line(tmp_path, digit):
+    """'²' passed isdigit() and failed int() with a bare ValueError; full-width '３' was read as 3 (helper 130)."""
+    from ssma_tf.data.unlabeled import UnlabeledDataError, read_index_file
+
+    path = tmp_path / "subset.txt"
+    path.write_text(f"0\n{digit}\n", encoding="utf-8")
+    with pytest.raises(UnlabeledDataError, match=rf"line 2: expected one record index, got '{digit}'"):
+        read_index_file(str(path), 10)
