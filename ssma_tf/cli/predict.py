@@ -156,7 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     samples = collect_samples(
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
-        recursive=args.recursive,
+        recursive=args.recursive, exclude=args.output,
     )
     _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else None)
     summary = predict_files(
@@ -209,7 +209,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1,
         modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
-        recursive=args.recursive,
+        recursive=args.recursive, exclude=args.output,
     )
     meta = exported.metadata
     held = predictor.modality2_interpolation

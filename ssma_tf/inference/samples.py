@@ -124,11 +124,14 @@ def samples_from_folders(
     modality1_suffix: str = "",
     modality2_suffix: str = "",
     recursive: bool = False,
+    exclude: Optional[PathLike] = None,
 ) -> List[Sample]:
     """Pairs the images of two folders by name (the name without extension and suffix).
 
     `aachen_000000_000019_leftImg8bit.png` and `aachen_000000_000019_disparity.png` pair up with
     the suffixes `_leftImg8bit` and `_disparity`. One folder alone gives unimodal samples.
+    Files under `exclude` (the output folder, which may lie inside an input folder read with
+    `recursive`) are not inputs: before, each run predicted the pictures of the one before.
 
     Raises:
         PredictionError: a folder is missing or empty, or a file has no partner.
@@ -141,6 +144,14 @@ def samples_from_folders(
         ]
     except InputFileError as error:
         raise PredictionError(str(error)) from None
+    if exclude is not None:
+        outside = os.path.realpath(exclude) + os.sep
+        indexes = [None if index is None else
+                   {key: path for key, path in index.items() if not os.path.realpath(path).startswith(outside)}
+                   for index in indexes]
+        for index, (folder, _) in zip(indexes, folders):
+            if index is not None and not index:
+                raise PredictionError(f"{folder} holds no images but the pictures of the output folder {exclude}")
     if indexes[0] is None and indexes[1] is None:
         raise PredictionError("give modality1_dir, modality2_dir or both")
     if indexes[0] is not None and indexes[1] is not None:
@@ -173,6 +184,7 @@ def collect_samples(
     modality2_suffix: str = "",
     recursive: bool = False,
     modalities: int = 2,
+    exclude: Optional[PathLike] = None,
 ) -> List[Sample]:
     """The samples named by a list file, by one image (pair), or by folders paired by name.
 
@@ -183,6 +195,7 @@ def collect_samples(
         modality1, modality2: image files, or folders (both folders when both are given).
         modality1_suffix, modality2_suffix, recursive: see `samples_from_folders`.
         modalities: the images a fusion model takes (N).
+        exclude: the output folder, whose files are never inputs (see `samples_from_folders`).
 
     Raises:
         PredictionError: a missing file or folder, a file beside a folder, a bad list.
@@ -216,7 +229,7 @@ def collect_samples(
         raise PredictionError(f"{files[0]} is not a folder, but the other input is one")
     return check_readable(samples_from_folders(
         modality1, modality2, modality1_suffix=modality1_suffix, modality2_suffix=modality2_suffix,
-        recursive=recursive,
+        recursive=recursive, exclude=exclude,
     ))
 
 
@@ -343,7 +356,35 @@ def check_readable(samples: List[Sample]) -> List[Sample]:
                                       "knows (PNG, JPEG, TIFF, ...)") from None
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
                 raise PredictionError(f"{sample.where()}: cannot read {what} {path}: {error}") from None
+        _check_headers(sample, named)
     return samples
+
+
+def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> None:
+    """What the headers of a sample's files tell, checked before the model runs as the pictures
+    check it at the sample's turn (which left the pictures of the samples before it written):
+    the images and label of one size (the images as read, EXIF orientation applied), and a label
+    stored losslessly in one channel."""
+    from PIL import Image
+
+    from ssma_tf.data.convert import ImageFileError, check_label_image, oriented_size
+
+    sizes = []
+    for what, path in named:
+        if path is None:
+            continue
+        with Image.open(path) as image:
+            if what == "label":
+                try:
+                    check_label_image(image, path, f"label of {sample.where()}")
+                except ImageFileError as error:
+                    raise PredictionError(str(error)) from None
+                sizes.append((path, (image.height, image.width)))  # labels are read as stored
+            else:
+                sizes.append((path, oriented_size(image)))
+    if len({size for _, size in sizes}) > 1:
+        shown = ", ".join(f"{path} is {height}x{width}" for path, (height, width) in sizes)
+        raise PredictionError(f"the images of {sample.where()} differ in size: {shown}")
 
 
 def _named(entries: Sequence[Tuple]) -> List[Sample]:

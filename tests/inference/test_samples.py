@@ -134,7 +134,8 @@ def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_
     # A grey depth map is single-channel too, but holds a continuum of values, not class ids: no warning.
     ramp = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16)
     Image.fromarray(ramp).save(tmp_path / "grey_depth.png")
-    (tmp_path / "grey.txt").write_text("rgb.png grey_depth.png\n")
+    write_rgb(tmp_path / "rgb16.png", np.zeros((16, 16, 3)))
+    (tmp_path / "grey.txt").write_text("rgb16.png grey_depth.png\n")
     assert check_inputs(collect_samples(True, list_file=tmp_path / "grey.txt"), **fusion) == []
 
 
@@ -216,3 +217,44 @@ def test_an_unlabelled_two_column_list_feeds_an_expert_of_modality_2_its_image(t
     (tmp_path / "labelled.txt").write_text("rgb.png label.png\n")
     (sample,) = collect_samples(False, list_file=tmp_path / "labelled.txt")
     assert (sample.modality2, sample.label) == (None, str(tmp_path / "label.png"))
+
+
+def test_sizes_and_labels_that_do_not_fit_are_named_before_any_prediction(tmp_path):
+    """Found at the sample's turn, they left the pictures of the samples before it written (helper 128)."""
+    from PIL import Image
+
+    for name in ("a", "b"):
+        write_rgb(tmp_path / f"{name}.png", np.full((16, 24, 3), 90))
+        write_rgb(tmp_path / f"d{name}.png", np.arange(16 * 24 * 3).reshape(16, 24, 3) % 251)
+        Image.fromarray(np.zeros((16, 24), np.uint8)).save(tmp_path / f"l{name}.png")
+    write_rgb(tmp_path / "tall.png", np.zeros((17, 24, 3)))
+    write_rgb(tmp_path / "colour_label.png", np.zeros((16, 24, 3)) + [10, 20, 30])
+    Image.fromarray(np.zeros((16, 24), np.uint8)).save(tmp_path / "lossy_label.jpg")
+    (tmp_path / "sizes.txt").write_text("a.png da.png la.png\nb.png tall.png lb.png\n")
+    with pytest.raises(PredictionError, match=r"the images of .*sizes\.txt, line 2 \(sample 'b'\) differ in size: "
+                                              r".*b\.png is 16x24, .*tall\.png is 17x24, .*lb\.png is 16x24"):
+        collect_samples(True, list_file=tmp_path / "sizes.txt")
+    for label, expected in (("colour_label.png", "must be a single-channel image"), ("lossy_label.jpg", "JPEG")):
+        (tmp_path / "labels.txt").write_text(f"a.png da.png la.png\nb.png db.png {label}\n")
+        with pytest.raises(PredictionError, match=rf"label of .*labels\.txt, line 2 .*{expected}"):
+            collect_samples(True, list_file=tmp_path / "labels.txt")
+    # An image stored turned by its EXIF orientation is compared as it is read.
+    turned = Image.fromarray(np.zeros((24, 16, 3), np.uint8))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # turned 90 degrees: read as 16x24
+    turned.save(tmp_path / "turned.jpg", exif=exif)
+    (tmp_path / "turned.txt").write_text("turned.jpg da.png la.png\n")
+    assert len(collect_samples(True, list_file=tmp_path / "turned.txt")) == 1
+
+
+def test_the_output_folder_inside_a_recursively_read_input_folder_is_no_input(tmp_path):
+    """A second run read the first run's pictures as images to predict (helper 128)."""
+    write_rgb(tmp_path / "f" / "p.png", np.zeros((4, 4, 3)))
+    write_rgb(tmp_path / "f" / "s1" / "q.png", np.zeros((4, 4, 3)))
+    for kind in ("class_ids", "color", "overlay"):
+        write_rgb(tmp_path / "f" / "pred" / kind / "p.png", np.zeros((4, 4, 3)))
+    samples = collect_samples(False, modality1=tmp_path / "f", recursive=True, exclude=tmp_path / "f" / "pred")
+    assert [s.name for s in samples] == ["p", "s1/q"]
+    assert len(collect_samples(False, modality1=tmp_path / "f", recursive=True)) == 5
+    with pytest.raises(PredictionError, match="holds no images but the pictures of the output folder"):
+        collect_samples(False, modality1=tmp_path / "f" / "pred", recursive=True, exclude=tmp_path / "f" / "pred")
