@@ -16,7 +16,12 @@ export) once a round, the order reversed every other round, so that they share t
 state; the figures are for comparing them with each other. (The figures recorded before
 2026-12-04 were timed one network after another.)
 
-    python bench/backbones.py [--size 384x768] [--runs 10] [--decoder-filters 256,64] [--int8] [--json PATH]
+With `--folding`, each MobileNet v2 network is also timed with only the project's own batch norms
+folded and the backbone's 52 per expert left as they are (as before 2026-12-04), and the median
+per-round ratio of the two is printed.
+
+    python bench/backbones.py [--size 384x768] [--runs 10] [--decoder-filters 256,64] [--int8] [--folding]
+                              [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ NUM_CLASSES = 12  # Cityscapes as released
 
 
 def prepare(name: str, backbone: str, decoder_filters: int, height: int, width: int, int8: bool,
-            workdir: str) -> tuple[dict, dict]:
+            workdir: str, folding: bool = False) -> tuple[dict, dict]:
     """One network: its parameters and GFLOPs, and the calls to time (`float32`, and `int8` with
-    `int8`: its OpenVINO int8 export, written into `workdir`), each waiting for its result."""
+    `int8`: its OpenVINO int8 export, written into `workdir`; with `folding`, for a backbone
+    other than AdapNet++'s, `own_folding`: the float32 function with only the project's own batch
+    norms folded, the backbone's left as they are), each waiting for its result."""
     import numpy as np
     import tensorflow as tf
 
@@ -62,6 +69,20 @@ def prepare(name: str, backbone: str, decoder_filters: int, height: int, width: 
               "fps": None}
     predict = compiled_predict(model)
     calls = {"float32": lambda: predict(inputs).numpy()}
+    if folding and backbone != "adapnet_pp":
+        # As `compiled_predict`, with `fold_batch_norms(graphs=False)`: before 2026-12-04 the
+        # batch norms of Keras' MobileNet v2 graph were not folded.
+        from ssma_tf.inference.batch_norm_folding import fold_batch_norms
+        from ssma_tf.inference.rewrites import use_subpixel_upsampling
+
+        own, _ = fold_batch_norms(model, graphs=False)
+        use_subpixel_upsampling(own)
+        own_predict = tf.function(lambda x: own(x, training=False))
+        expected = predict(inputs).numpy()
+        difference = float(np.abs(own_predict(inputs).numpy() - expected).max())
+        if difference > 1e-3:
+            raise RuntimeError(f"{name} on {backbone}: the two foldings differ by {difference:.2g}")
+        calls["own_folding"] = lambda: own_predict(inputs).numpy()
     if int8:
         # The deployment path of `ssma-export --format openvino --int8` and `--backend openvino`,
         # calibrated on seeded random images as bench/inference.py's openvino_int8 mode.
@@ -109,6 +130,9 @@ def main(argv=None) -> int:
                              "(`decoder_filters:`; AdapNet++ experts keep the released 256)")
     parser.add_argument("--int8", action="store_true",
                         help="also time the OpenVINO int8 export of each network (the `deploy` extra)")
+    parser.add_argument("--folding", action="store_true",
+                        help="also time each MobileNet v2 network with its backbone's batch norms unfolded (as "
+                             "before 2026-12-04), interleaved, and give the median per-round ratio")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     height, width = _common.parse_size(parser, args.size)
@@ -125,18 +149,24 @@ def main(argv=None) -> int:
     info = _common.machine_info()
     networks = [("adapnet_pp", 256)] + [("mobilenet_v2", f) for f in decoders]
     with tempfile.TemporaryDirectory(prefix="bench-backbones-") as workdir:
-        prepared = [prepare(name, backbone, filters, height, width, args.int8 and args.runs > 0, workdir)
+        prepared = [prepare(name, backbone, filters, height, width, args.int8 and args.runs > 0, workdir,
+                            args.folding and args.runs > 0)
                     for backbone, filters in networks for name in ("adapnet_pp", "ssma")]
         results = [result for result, _ in prepared]
         if args.runs:
             # Every network and precision in each round (before: one network's runs after another's).
             timed = [(result, kind, call) for result, calls in prepared for kind, call in calls.items()]
             seconds = time_interleaved([call for _, _, call in timed], args.warmup, args.runs)
+            by_call = {(id(result), kind): values for (result, kind, _), values in zip(timed, seconds)}
             for (result, kind, _), values in zip(timed, seconds):
                 median, fastest = 1000 * statistics.median(values), 1000 * min(values)
-                prefix = "" if kind == "float32" else "int8_"
+                prefix = "" if kind == "float32" else f"{kind}_"
                 result.update({f"{prefix}latency_ms": round(median, 1), f"{prefix}fps": round(1000.0 / median, 2),
                                f"{prefix}latency_min_ms": round(fastest, 1)})
+                if kind == "own_folding":
+                    # Median of the per-round ratios: both ran in each round, side by side.
+                    ratios = [a / b for a, b in zip(by_call[(id(result), "float32")], values)]
+                    result["folding_ratio"] = round(statistics.median(ratios), 3)
     print(f"\n{_common.describe_machine(info)}; input {height}x{width}, batch 1\n")
     print("| network | backbone | decoder | parameters | GFLOPs | float32 latency (median) | frames/s |"
           + (" OpenVINO int8 latency | frames/s |" if args.int8 else ""))
@@ -151,6 +181,14 @@ def main(argv=None) -> int:
             line += (" – | – |" if r.get("int8_latency_ms") is None
                      else f" {r['int8_latency_ms']:.0f} ms | {r['int8_fps']:.2f} |")
         print(line)
+    folded = [r for r in results if r.get("folding_ratio") is not None]
+    if folded:
+        print("\nfloat32 latency with every batch norm folded, as a ratio to the backbone's left unfolded "
+              "(median of per-round ratios):")
+        for r in folded:
+            network = "SSMA (2 experts)" if r["network"] == "ssma" else "unimodal expert"
+            print(f"  {network}, {r['backbone']}, decoder {r['decoder_filters']}: {r['latency_ms']:.0f} ms vs "
+                  f"{r['own_folding_latency_ms']:.0f} ms, ratio {r['folding_ratio']:.2f}")
     if args.json:
         _common.write_json(args.json, {"machine": info, "size": [height, width], "settings": vars(args),
                                        "results": results})

@@ -24,6 +24,10 @@ each of them against the installed Keras.
 - `additional_loss`: one `add_loss` term of a model reduced as `compute_loss` reduces them
   (`Model._aggregate_additional_loss`), for a `compute_loss` that calls its loss directly (the
   released loss reads every output of the dict a model returns while training).
+- `graph_producers` and `graph_consumer_count`: where a layer of a functional model (Keras'
+  MobileNet v2) takes its input from and how many layers read its output (`Layer._inbound_nodes`,
+  `_outbound_nodes`, `Node.parent_nodes`), for folding a batch norm into the convolution before
+  it; Keras lists a functional model's layers but not their connections.
 - `swap_class`: gives a built layer another class that computes differently with the same
   variables (batch-norm folding, sub-pixel upsampling). Rebuilding through `get_config` /
   `from_config` or `keras.models.clone_model(clone_function=...)` cannot reach the convolution and
@@ -33,7 +37,7 @@ each of them against the installed Keras.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable, List, Tuple
+from typing import Any, Iterable, List, Optional, Tuple
 
 import keras
 
@@ -129,6 +133,25 @@ def check_gradient_aggregation_hook() -> None:
     if keras.backend.backend() != "tensorflow":
         return  # the hook only exists in the TensorFlow optimizer; other backends never all-reduce
     _require(keras.optimizers.Optimizer, _AGGREGATION_HOOK, "the all-reduce of gradients")
+
+
+def graph_producers(layer: keras.Layer) -> Optional[List[Any]]:
+    """The operations whose outputs `layer` reads in the one functional graph it is called in.
+
+    Returns:
+        Those operations (layers) in input order, or None when `layer` was called in no graph or
+        in more than one (shared between graphs: no single producer).
+    """
+    nodes = _require(layer, "_inbound_nodes", "the calls of a layer in functional graphs")
+    if len(nodes) != 1:
+        return None
+    parents = _require(nodes[0], "parent_nodes", "the nodes a call's inputs come from", "Node")
+    return [_require(parent, "operation", "the layer of a node", "Node") for parent in parents]
+
+
+def graph_consumer_count(layer: keras.Layer) -> int:
+    """How many calls in functional graphs read `layer`'s output."""
+    return len(_require(layer, "_outbound_nodes", "the calls that read a layer's output"))
 
 
 def swap_class(layer: keras.Layer, new_class: type) -> None:

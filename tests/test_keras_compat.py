@@ -151,3 +151,21 @@ def test_an_additional_loss_is_reduced_as_compute_loss_reduces_it():
     # Keras' own compute_loss with no loss compiled is the sum of the same terms.
     model.compile(loss=None)
     assert float(model.compute_loss(y_pred=model(np.ones((1, 4), np.float32)))) == pytest.approx(float(reduced))
+
+
+def test_graph_producers_and_consumers_follow_a_functional_graph():
+    image = keras.Input((8, 8, 3))
+    conv = layers.Conv2D(4, 1, name="conv")
+    x = conv(image)
+    bn = layers.BatchNormalization(name="bn")
+    y = bn(x)
+    added = layers.Add(name="add")
+    added([y, x])
+    keras.Model(image, y)
+    assert keras_compat.graph_producers(bn) == [conv]
+    assert keras_compat.graph_producers(added) == [bn, conv]
+    assert keras_compat.graph_consumer_count(conv) == 2 and keras_compat.graph_consumer_count(bn) == 1
+    # A layer called twice has no single producer; one never called in a graph has none.
+    conv(layers.Input((8, 8, 3)))
+    assert keras_compat.graph_producers(conv) is None
+    assert keras_compat.graph_producers(layers.Dense(2)) is None
