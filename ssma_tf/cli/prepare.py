@@ -396,8 +396,28 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
         if getattr(args, "sunrgbd_depth", False):
             depth = io.sunrgbd_depth_to_mm(depth)
         if getattr(args, "fill", False):
-            depth = completion.fill_depth(depth, units=args.units, keep_valid=args.keep_valid)
+            depth = fill(depth, path, completion.fill_depth, units=args.units, keep_valid=args.keep_valid)
         return depth
+
+    def fill(depth, source: pathlib.Path, filler: Callable, **options):
+        """`filler(depth, **options)`, checked against the units before and after: the completion
+        treats depth beyond its inversion depth (100 m) as missing, so millimetres given `--units
+        m` came out all black, without a word, from every --fill (helper 129; the checks after
+        it saw no valid pixel and said nothing)."""
+        valid = depth[np.isfinite(depth) & (depth > 0)]
+        max_depth = options.get("max_depth", 100.0)
+        if valid.size:
+            median = float(np.median(valid)) / completion.units_per_metre(options["units"])
+            if median >= max_depth - 0.1:
+                warned.image(source, f"its median depth is {median:g} m with --units {options['units']}, at or beyond "
+                             f"the {max_depth:g} m the depth completion keeps: the filled image comes out (nearly) "
+                             "empty; are --units the file's units?")
+                return filler(depth, **options)
+        filled = filler(depth, **options)
+        if valid.size and not np.any(np.isfinite(filled) & (filled > 0)):
+            warned.image(source, "the depth completion left no depth in it (it had some): the output is empty; are "
+                         "--units the file's units?")
+        return filled
 
     def check_range(depth, job: batch.Job) -> None:
         """On every image: a fixed range far beyond its values colours it nearly uniformly (an
@@ -462,7 +482,7 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
         )
 
         def convert(job: batch.Job) -> None:
-            filled = completion.fill_depth(read(job.source), **options)
+            filled = fill(read(job.source), job.source, completion.fill_depth, **options)
             io.write_depth(job.output, filled, overwrite=overwrite,
                            units_per_metre=completion.units_per_metre(args.units))
         return convert, lambda source: batch.depth_output_extension(source, args.format)

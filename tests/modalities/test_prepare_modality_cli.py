@@ -672,3 +672,27 @@ def test_hha_of_depth_in_other_units_than_said_is_warned_of(scannet_like, prepar
     assert prepare_modality(["hha", str(root / "depth"), "-o", str(root / "hha_mm"), "--units", "mm", "--preset",
                              "scannet", "-q"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_fill_of_depth_in_other_units_than_said_is_warned_of(scannet_like, prepare_modality, capsys):
+    """Millimetres given --units m: the completion drops everything beyond its 100 m inversion
+    depth, and every --fill wrote all-black images with exit 0 and no warning (helper 129)."""
+    root = scannet_like
+    commands = {
+        "hha": ["hha", str(root / "depth"), "-o", str(root / "hha"), "--fill", "--preset", "scannet"],
+        "gray": ["gray", str(root / "depth"), "-o", str(root / "gray"), "--fill", "--max", "7"],
+        "fill": ["fill", str(root / "depth"), "-o", str(root / "filled"), "--format", "npy"],
+    }
+    for name, command in commands.items():
+        assert prepare_modality(command + ["--units", "m", "-q"]) == 0, name
+        error = capsys.readouterr().err
+        assert f"warning: {root / 'depth' / '0.png'}: its median depth is " in error, name
+        assert ("m with --units m, at or beyond the 100 m the depth completion keeps: the filled image comes out "
+                "(nearly) empty; are --units the file's units?") in error, name
+    for name, command in commands.items():
+        out = command.index("-o") + 1
+        command[out] += "_mm"
+        if name == "gray":
+            command[command.index("--max") + 1] = "7000"
+        assert prepare_modality(command + ["--units", "mm", "-q"]) == 0, name
+        assert "warning" not in capsys.readouterr().err, name
