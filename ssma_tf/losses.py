@@ -200,12 +200,13 @@ def total_loss(
 def l2_penalty(weights: Sequence[keras.Variable], scale: float) -> Tensor:
     """`scale · Σ ‖w‖² / 2` over `weights`: the TF1 `l2_regularizer` declared by the release.
 
-    The released graph attached `l2_regularizer(5e-4)` to every weight but never added it to the
-    objective; a config's `weight_decay` turns it on (this function), 0 keeps the released
+    The released graph attached `l2_regularizer(5e-4)` to every convolution kernel and batch-norm
+    gamma and beta (`network_base.py`; not to biases) but never added it to the objective; a
+    config's `weight_decay` turns it on over those (`decayed_weights`), 0 keeps the released
     behaviour.
 
     Args:
-        weights: the variables to penalise (usually the convolution kernels).
+        weights: the variables to penalise (`decayed_weights`, or SAC's `decayed_kernels`).
         scale: the regulariser's factor.
 
     Returns:
@@ -218,8 +219,19 @@ def l2_penalty(weights: Sequence[keras.Variable], scale: float) -> Tensor:
 
 
 def decayed_kernels(model: keras.Model) -> list:
-    """The variables a config's `weight_decay` penalises: the model's trainable kernels."""
+    """The variables SAC's `adaptation.weight_decay` penalises: the model's trainable kernels
+    (depthwise ones included). The released da-sac also decays batch-norm weights (its parameter
+    groups: every learnable module's `weight`); the documented runs decayed the kernels only."""
     return [v for v in model.trainable_variables if v.name == "kernel"]
+
+
+def decayed_weights(model: keras.Model) -> list:
+    """The variables a config's `weight_decay` penalises: those the released graph declared its
+    L2 regulariser on, the trainable kernels and batch-norm gammas and betas (not biases).
+
+    Before 2026-12-04 the kernels only: 159 of SSMA stage 2's 457 trainable variables, where the
+    released declaration covers 449 (helper 127)."""
+    return [v for v in model.trainable_variables if v.name in ("kernel", "gamma", "beta")]
 
 
 def add_weight_decay(loss: Tensor, terms: dict, kernels: Sequence[keras.Variable], scale: float) -> Tensor:

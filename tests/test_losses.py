@@ -154,6 +154,23 @@ def test_l2_penalty_is_tf1_l2_regularizer():
     assert float(l2_penalty(weights, 5e-4)) == pytest.approx(7.5e-3, rel=1e-6)
 
 
+def test_weight_decay_covers_what_the_release_declared_its_regulariser_on():
+    """The released `network_base.py` attached `l2_regularizer` to kernels and to batch-norm
+    gamma and beta; `weight_decay` penalised the kernels only (helper 127). SAC keeps its kernels."""
+    import collections
+
+    from ssma_tf.losses import decayed_kernels, decayed_weights
+    from ssma_tf.models import SSMA
+
+    model = SSMA(3, freeze_experts=False)
+    model([np.zeros((1, 32, 32, 3), np.float32)] * 2)
+    counts = collections.Counter(v.name for v in decayed_weights(model))
+    trainable = collections.Counter(v.name for v in model.trainable_variables)
+    assert set(counts) == {"kernel", "gamma", "beta"} and trainable["bias"] > 0
+    assert all(counts[name] == trainable[name] for name in counts)
+    assert {v.name for v in decayed_kernels(model)} == {"kernel"}
+
+
 def test_sparse_ids_give_the_one_hot_products_values_and_gradients():
     # The sparse path selects the label's probability instead of multiplying by a one-hot tensor;
     # every other term of the released sum is an exact zero, so the arithmetic is the same. Only

@@ -86,7 +86,8 @@ class AdaptationConfig(Section):
     momentum: float = key(0.9, kind="float", minimum=0.0, maximum=0.999,
                           doc="SGD momentum (`sac`)")
     weight_decay: float = key(5e-4, kind="float", minimum=0.0, maximum=1.0,
-                              doc="L2 weight decay of the kernels (`sac`; SGD's coupled decay)")
+                              doc="L2 weight decay of the kernels (`sac`; SGD's coupled decay; the released "
+                                  "da-sac also decays batch-norm weights)")
 
 
 def keys_abn_ignores(section: AdaptationConfig) -> list[str]:

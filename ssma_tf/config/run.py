@@ -194,7 +194,8 @@ class RunConfig:
                                    doc="keep probability of the block-4 dropout")
     weight_decay: float = key(
         0.0, kind="float", minimum=0.0, modes=TRAIN,
-        doc="L2 factor added to the loss (the released 5e-4 regulariser was never applied)")
+        doc="L2 factor added to the loss, over the kernels and batch-norm gammas and betas (the "
+            "released 5e-4 regulariser on those was never applied)")
     adam_epsilon: float = key(1e-8, kind="float", above=0, modes=TRAIN,
                               doc="Adam's epsilon (TF1's default; the paper says 1e-10)")
     divergence_factor: float = key(

@@ -33,7 +33,7 @@ from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.unlabeled import build_mix_dataset, read_labeled_subset
 from ssma_tf.distribute import first_replica, replica_mean, synchronize_batch_norms
-from ssma_tf.losses import decayed_kernels, weighted_cross_entropy
+from ssma_tf.losses import decayed_weights, weighted_cross_entropy
 from ssma_tf.mean_teacher import MeanTeacher
 from ssma_tf.photometric import gaussian_blur, mix_colour_jitter
 from ssma_tf.semi_supervised.mixing import (
@@ -167,7 +167,7 @@ class SemiSupervisedTrainer(training.Trainer):
         num_classes = config.num_classes
         # Batch statistics as released (`self.ema_model.train()`); the teacher has no dropout.
         teacher_training = semi.teacher_batch_norm == "batch"
-        decayed = decayed_kernels(model)
+        decayed = decayed_weights(model)
 
         def mixed_batch(mix_inputs, mix_labels, has_label):
             probs = teacher(self._model_inputs(mix_inputs), training=teacher_training, return_all=False)

@@ -63,7 +63,8 @@ def supervised_pass(
         optimizer: the trainer's optimizer (its `scale_loss`: identity unless mixed float16).
         inputs, labels: the replica's batch.
         aux_weights: the weights of the auxiliary losses (`aux_loss_weights`).
-        decayed: the kernels under weight decay (`ssma_tf.losses.decayed_kernels(model)`).
+        decayed: the variables under weight decay (`ssma_tf.losses.decayed_weights(model)`; SAC's
+            `decayed_kernels`).
         weight_decay: the decay's scale (0: none, the released default).
         replicas: replicas in sync.
         training: the model's training flag (False keeps batch norms on their moving statistics,

@@ -56,7 +56,7 @@ from ssma_tf.distribute import (
 from ssma_tf.errors import first_line
 from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, free_bytes, remove_path
 from ssma_tf.layers.initializers import overwritten_weights
-from ssma_tf.losses import decayed_kernels
+from ssma_tf.losses import decayed_weights
 from ssma_tf.models.factory import build_model
 from ssma_tf.progress import Progress, format_duration
 from ssma_tf.recalibration import recalibrate_batch_norm
@@ -809,7 +809,7 @@ class Trainer:
         config, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync
         aux_weights = tuple(config.aux_loss_weights)
-        decayed = decayed_kernels(model)
+        decayed = decayed_weights(model)
 
         def forward_backward(inputs, labels):
             result = supervised_pass(model, optimizer, inputs, labels, aux_weights=aux_weights,
