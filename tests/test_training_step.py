@@ -105,3 +105,32 @@ def test_step_seeds_differ_by_stream_and_step_and_repeat_for_the_same_step(tmp_p
     trainer.step.assign_add(-1)
     np.testing.assert_array_equal(seeds(), first)
     np.testing.assert_array_equal(first[:, 0], [3 * 16, 3 * 16 + 1])
+
+
+def test_a_gradient_of_none_is_applied_on_several_replicas_as_on_one():
+    """`all_reduce` of a list holding None raised "None values not supported" on two replicas;
+    a variable no loss reaches (a custom model, a second pass) keeps its None (helper 127)."""
+    from tests.training_helpers import run_on_two_logical_cpus
+
+    result = run_on_two_logical_cpus("""
+import keras
+from ssma_tf.keras_compat import ExternalGradientAggregation
+from ssma_tf.training.step import apply_gradients
+
+class SGD(ExternalGradientAggregation, keras.optimizers.SGD):
+    aggregate_gradients = False  # as the trainers' optimizers: apply_gradients sums
+
+with strategy.scope():
+    a, b = keras.Variable(np.zeros(3, np.float32)), keras.Variable(np.zeros(2, np.float32))
+    optimizer = SGD(1.0)
+    optimizer.build([a, b])
+
+@tf.function
+def step():
+    strategy.run(lambda: apply_gradients(optimizer, [tf.ones(3), None], [a, b], 2))
+
+step()
+print("a", a.numpy().tolist(), "b", b.numpy().tolist())
+""")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "a [-2.0, -2.0, -2.0] b [0.0, 0.0]" in result.stdout

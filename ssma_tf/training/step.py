@@ -93,7 +93,14 @@ def apply_gradients(optimizer: Any, gradients: Sequence[Optional[Any]], variable
     finite/non-finite branch.
     """
     if replicas > 1:
-        gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, list(gradients))
+        # None (a variable the loss does not reach) cannot be all-reduced: the others are, and the
+        # None stays, as on one replica (before: "None values not supported" with several).
+        present = [index for index, gradient in enumerate(gradients) if gradient is not None]
+        summed = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [gradients[index] for index in present])
+        gradients = list(gradients)
+        for index, gradient in zip(present, summed):
+            gradients[index] = gradient
     optimizer.apply(gradients, variables)
 
 
