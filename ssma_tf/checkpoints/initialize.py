@@ -210,8 +210,10 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
             for index, (encoder, source) in enumerate(zip(model.encoders, sources)):
                 if source not in loaded:
                     with _naming_key(config, index):
+                        # Only the encoder is taken: the expert's class count is the one its weights
+                        # have (as two TF1 checkpoints, by name), not the SSMA's (helper 126).
                         loaded[source] = unimodal_encoder_weights(
-                            source, config.num_classes, dropout_rate, getattr(config, "backbone", "adapnet_pp"),
+                            source, None, dropout_rate, getattr(config, "backbone", "adapnet_pp"),
                             decoder_filters=getattr(config, "decoder_filters", DECODER_FILTERS))
                 with _naming_key(config, index):
                     try:

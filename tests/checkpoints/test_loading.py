@@ -510,3 +510,27 @@ def test_weights_of_another_decoder_width_name_decoder_filters(tmp_path):
     with pytest.raises(CheckpointError, match=r"instead\) \(the model's decoder is 64 wide, the checkpoint's 32: "
                                               r"give the decoder_filters it was trained with\)$"):
         load_weights(wide, str(tmp_path / "narrow.weights.h5"))
+
+
+def test_experts_of_another_class_count_start_an_ssma_from_their_encoders(tmp_path):
+    """Only the encoder is taken; own weights of another class count were refused ("the file has
+    5 classes, the model 3"), where two TF1 checkpoints of any class count load (helper 126)."""
+    from ssma_tf.checkpoints import initialize
+    from ssma_tf.models import SSMA
+
+    expert = AdapNetPP(5)
+    expert(np.zeros((1, 32, 64, 3), np.float32))
+    for variable in expert.encoder.weights:
+        variable.assign(np.random.default_rng(len(variable.path)).normal(size=variable.shape).astype(np.float32))
+    expert.save_weights(tmp_path / "rgb5.weights.h5")
+    config = config_from_dict(dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
+                                   learning_rate=1e-3, checkpoint=str(tmp_path / "ssma"), train_data="unused",
+                                   checkpoint1=str(tmp_path / "rgb5.weights.h5"),
+                                   checkpoint2=str(tmp_path / "rgb5.weights.h5")),
+                              source="s2.config", check_paths=False)
+    ssma = SSMA(3)
+    ssma([np.zeros((1, 32, 64, 3), np.float32)] * 2)
+    initialize.initialize_model(ssma, config)
+    for encoder in ssma.encoders:
+        for got, want in zip(encoder.get_weights(), expert.encoder.get_weights()):
+            np.testing.assert_array_equal(got, want)
