@@ -21,6 +21,7 @@ from ssma_tf.checkpoints.reading import stored_num_classes as _stored_num_classe
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.checkpoints.tf1_names import DECODER_SCOPES
+from ssma_tf.constants import EASPP_RATES
 from ssma_tf.models.decoder import CLASS_LAYERS
 from ssma_tf.models.factory import model_name
 
@@ -82,7 +83,11 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
             non-class layer does not fit.
     """
     fmt, resolved = resolve_weights(path)
-    if fmt == FORMAT_TF1 or resolved.endswith(".keras"):
+    if fmt == FORMAT_TF1:
+        # Built with the rates of the model it goes into: a throw-away of the default rates warned
+        # that the network "has the default rates" when it had the release's (helper 126).
+        source = load_model(resolved, easpp_rates=getattr(model, "easpp_rates", EASPP_RATES))
+    elif resolved.endswith(".keras"):
         source = load_model(resolved)
     else:
         # Own weights do not say the network: it must be the one being fine-tuned.

@@ -85,7 +85,7 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
             f"{resolved} is a checkpoint of the original TF1 code, which holds AdapNet++ or SSMA, not the "
             f"fusion baseline {fusion}: start its experts from unimodal runs with checkpoint1/checkpoint2 "
             "(checkpoints for more modalities)", path=resolved)
-    classes = None if kind == KIND_IMAGENET else num_classes_of(shapes)
+    classes = None if kind == KIND_IMAGENET else num_classes_of(shapes, resolved)
     if classes is not None and classes != config.num_classes:
         # Found after the model is built otherwise, naming a variable rather than what to change.
         to_finetune = ("; to train on another class set, start from it with finetune_from instead of intialize"
@@ -202,6 +202,15 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     elif sources is not None:
         formats = [resolve_weights(p) for p in sources]
         if len(sources) == 2 and all(fmt == FORMAT_TF1 for fmt, _ in formats) and isinstance(model, SSMA):
+            for index, (_, resolved) in enumerate(formats):
+                # Each named with its key, damaged or whole SSMA (before: "do not pass a second
+                # checkpoint", naming no key; helper 126).
+                with _naming_key(config, index):
+                    if detect_kind(read_checkpoint(resolved), resolved) == KIND_SSMA:
+                        raise CheckpointError(
+                            f"{resolved} is a whole SSMA checkpoint: it starts a run as intialize (or finetune_from "
+                            "for another class set); checkpoint1 and checkpoint2 take unimodal AdapNet++ "
+                            "checkpoints, one per expert", path=resolved)
             report = load_tf1_checkpoint(model, formats[0][1], formats[1][1], strict=True)
             messages.append(str(report))
         else:
@@ -233,7 +242,7 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
             if fmt == FORMAT_TF1:
                 shapes = read_checkpoint(resolved)
                 if detect_kind(shapes, resolved) == KIND_ADAPNET_PP:
-                    warn_of_expert_rates(resolved, num_classes_of(shapes), model.easpp_rates, stacklevel=2)
+                    warn_of_expert_rates(resolved, num_classes_of(shapes, resolved), model.easpp_rates, stacklevel=2)
     return messages
 
 

@@ -221,9 +221,9 @@ def model_for_checkpoint(prefix: str, easpp_rates: Sequence[int] = EASPP_RATES) 
     shapes = read_checkpoint(prefix)
     kind = detect_kind(shapes, prefix)
     if kind == KIND_SSMA:
-        return SSMA(num_classes_of(shapes), easpp_rates=easpp_rates)
+        return SSMA(num_classes_of(shapes, prefix), easpp_rates=easpp_rates)
     if kind == KIND_ADAPNET_PP:
-        return AdapNetPP(num_classes_of(shapes), easpp_rates=easpp_rates)
+        return AdapNetPP(num_classes_of(shapes, prefix), easpp_rates=easpp_rates)
     raise CheckpointError(f"{prefix} is the ImageNet initialisation of AdapNet++'s encoder, not a trained model (it "
                           "has no decoder): give it as a training config's intialize", path=prefix)
 
@@ -413,7 +413,7 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
                 f"{resolved} is an SSMA checkpoint; an expert starts from a unimodal AdapNet++ one"
             )
         # An ImageNet checkpoint has no decoder: any class count builds the same encoder.
-        num_classes = num_classes_of(shapes) if kind != KIND_IMAGENET else (num_classes or 2)
+        num_classes = num_classes_of(shapes, resolved) if kind != KIND_IMAGENET else (num_classes or 2)
     if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
         loaded = load_keras_model(resolved, (AdapNetPP,))
         if loaded.backbone != backbone:

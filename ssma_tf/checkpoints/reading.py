@@ -84,8 +84,16 @@ def reading(path: Any, what: str = "checkpoint") -> Iterator[None]:
     except CheckpointError:
         raise
     except READ_ERRORS as error:
+        shown = os.fspath(path)
+        if "matching files" in str(error) and any(c in shown for c in "[]?*"):
+            # TensorFlow globs a checkpoint prefix, and no escape of `[` reaches its reader: the
+            # files are there but "not found" (helper 126).
+            raise CheckpointError(
+                f"cannot read the {what} {shown}: TensorFlow reads a checkpoint prefix as a file pattern, and "
+                "its path holds one of [ ] ? *: rename the folder (or link the files from one without them)",
+                path=shown) from None
         raise CheckpointError(f"cannot read the {what} {path}: {describe_read_error(error)}",
-                              path=os.fspath(path)) from None
+                              path=shown) from None
     except RuntimeError as error:
         if not _raised_by_h5py(error):
             raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -101,17 +101,24 @@ def detect_kind(names, source: Optional[str] = None) -> str:
     )
 
 
-def num_classes_of(shapes: dict) -> int:
+def num_classes_of(shapes: dict, source: Optional[str] = None) -> int:
     """The number of classes of a trained TF1 checkpoint ({name: shape}), read from its classifier.
 
+    Args:
+        shapes: the checkpoint's {name: shape}.
+        source: its path, for the message.
+
     Raises:
-        CheckpointError: the checkpoint has no classifier (an ImageNet initialisation).
+        CheckpointError: the checkpoint has no classifier (an ImageNet initialisation, or experts
+            saved without the decoder).
     """
     classifier = DECODER_SCOPES["classifier"] + "/weights"  # conv78: [1, 1, 256, C]
     for name in (UNIMODAL_PREFIX + classifier, classifier):  # AdapNet++, SSMA
         if name in shapes:
             return int(shapes[name][-1])
-    raise CheckpointError("the checkpoint has no classifier (conv78): it is not a trained AdapNet++/SSMA model")
+    where = f"{source}: " if source else ""
+    raise CheckpointError(f"{where}the checkpoint has no classifier (conv78): it is not a trained AdapNet++/SSMA model",
+                          path=source)
 
 
 def _resolve(prefix: str) -> str:
@@ -126,18 +133,25 @@ def _resolve(prefix: str) -> str:
     return prefix
 
 
-def _assign(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[list, list, list]:
+def _assign(mapping: dict, prefix: str, rename=lambda name: name,
+            check: Callable[[list], None] = lambda missing: None) -> tuple[list, list, list]:
     """Assigns checkpoint tensors to the mapped variables after checking every shape first.
 
     Args:
         mapping: {TF1 name as the model knows it: Keras variable}.
         prefix: checkpoint prefix.
         rename: maps a checkpoint name to the model's TF1 name (or None to ignore it).
+        check: called with the missing names before anything is assigned (a strict load's
+            completeness check: before, it ran after every weight found had been assigned, and
+            a checkpoint lacking one variable left the model half changed; helper 126).
 
     Returns:
         (loaded, missing, unused) TF1 names.
     """
     values, missing, unused = _read_values(mapping, prefix, rename)
+    check(missing)
+    if not values:
+        raise CheckpointError(f"{prefix}: no variable of the checkpoint matches the model")
     for model_name, value in values.items():
         mapping[model_name].assign(value)
     return sorted(values), missing, unused
@@ -246,24 +260,26 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         if second_prefix is not None:
             raise CheckpointError("second_prefix is only for SSMA models (one checkpoint per expert)")
         rename = (lambda n: n[:-2] if n.endswith(":0") else n)
-        loaded, missing, unused = _assign(mapping, prefix, rename)
-        if strict:
+
+        def check(missing: list) -> None:
+            if not strict:
+                return
             if kind == KIND_IMAGENET:
                 encoder_names = [UNIMODAL_PREFIX + n for _, n in encoder_pairs(model.encoder)]
                 _check_complete(_backbone(encoder_names, UNIMODAL_PREFIX), missing, "ResNet-50 backbone", prefix)
             else:
                 _check_complete(list(mapping), missing, "model", prefix)
-        if not loaded:
-            raise CheckpointError(f"{prefix}: no variable of the checkpoint matches the model")
-        return LoadReport(prefix, kind, loaded, missing, unused)
+
+        loaded, missing, unused = _assign(mapping, prefix, rename, check)
+        return LoadReport(_resolve(prefix), kind, loaded, missing, unused)
 
     if kind == KIND_SSMA:
         if second_prefix is not None:
             raise CheckpointError(f"{prefix} is a whole SSMA checkpoint; do not pass a second checkpoint")
-        loaded, missing, unused = _assign(mapping, prefix)
-        if strict:
-            _check_complete(list(mapping), missing, "model", prefix)
-        return LoadReport(prefix, kind, loaded, missing, unused)
+        loaded, missing, unused = _assign(
+            mapping, prefix, check=lambda missing: _check_complete(list(mapping), missing, "model", prefix)
+            if strict else None)
+        return LoadReport(_resolve(prefix), kind, loaded, missing, unused)
 
     # (c)/(d): unimodal checkpoints into the experts.
     if second_prefix is None:
@@ -299,5 +315,5 @@ def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *,
         mapping[model_name].assign(value)
     loaded = sorted(values)
     missing = sorted(set(mapping) - set(loaded))
-    label = prefix if second_prefix == prefix else f"{prefix} + {second_prefix}"
+    label = _resolve(prefix) if second_prefix == prefix else f"{_resolve(prefix)} + {_resolve(second_prefix)}"
     return LoadReport(label, kind if second_prefix == prefix else f"{kind}+{second_kind}", loaded, missing, sorted(set(unused)))

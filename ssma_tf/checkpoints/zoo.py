@@ -290,7 +290,7 @@ def _fits(entry: Preset, resolved: str) -> Optional[str]:
     held = {KIND_SSMA: SSMA_NAME, KIND_ADAPNET_PP: ADAPNET_PP}.get(detect_kind(shapes, resolved))
     if held != entry.model:
         return f"holds {'the ImageNet initialisation' if held is None else held}"
-    stored = num_classes_of(shapes)
+    stored = num_classes_of(shapes, resolved)
     return None if stored == entry.num_classes else f"has {stored} classes"
 
 

@@ -346,3 +346,15 @@ def test_a_runtime_error_of_the_project_itself_is_not_taken_for_a_damaged_file(t
     with pytest.raises(RuntimeError, match="a bug"):
         with reading(str(tmp_path / "x.weights.h5"), "weights file"):
             raise RuntimeError("a bug")
+
+
+def test_a_checkpoint_under_a_path_with_glob_characters_is_told_so(tmp_path, tf1_fixture_dir):
+    """TensorFlow reads a prefix as a pattern: under `run[1]/` the files were "not found" (helper 126)."""
+    folder = tmp_path / "run[1]"
+    folder.mkdir()
+    for part in tf1_fixture_dir.glob("model.ckpt.*"):
+        shutil.copy(part, folder / part.name)
+    with pytest.raises(CheckpointError, match=r"reads a checkpoint prefix as a file pattern, and its path holds one "
+                                              r"of \[ \] \? \*: rename the folder") as caught:
+        load_model(str(folder / "model.ckpt"))
+    assert str(folder / "model.ckpt") in _one_line(caught.value)

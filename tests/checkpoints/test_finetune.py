@@ -92,3 +92,34 @@ def test_a_file_without_the_class_kernel_is_an_error(tmp_path):
 def test_finetune_from_excludes_the_other_starting_points(tmp_path):
     with pytest.raises(ConfigError, match="finetune_from"):
         _config(tmp_path, finetune_from="a", intialize="b")
+
+
+def test_a_released_rates_checkpoint_warns_only_a_network_of_other_rates(tf1_fixture_dir, monkeypatch):
+    """The throw-away source network was built with the default rates, so fine-tuning into a
+    network of the release's rates warned that it "has the default rates" (helper 126)."""
+    import warnings
+
+    from ssma_tf.checkpoints import loading
+    from ssma_tf.config import ConfigWarning
+
+    monkeypatch.setattr(loading, "RELEASED_OTHER_RATES", {12: (6, 12, 18)})  # the fixture's class count
+    prefix = str(tf1_fixture_dir / "model.ckpt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)
+        finetune_weights(AdapNetPP(5, easpp_rates=(6, 12, 18)), prefix)
+    with pytest.warns(ConfigWarning, match="the network it goes into has the default rates 3, 6, 12"):
+        finetune_weights(AdapNetPP(5), prefix)
+
+
+def test_a_tf1_checkpoint_without_a_classifier_is_named(tmp_path):
+    """Experts saved without the decoder: "the checkpoint has no classifier", naming no file (helper 126)."""
+    from ssma_tf.checkpoints.loading import load_model
+    from tests.conftest import shared_path
+    from tests.tf1_helpers import random_arrays, read_spec, write_tf1_checkpoint
+
+    spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
+    experts = {name: value for name, value in random_arrays(spec, seed=4).items()
+               if name.startswith(("rgb/", "depth/"))}
+    prefix = write_tf1_checkpoint(str(tmp_path / "experts.ckpt"), experts)
+    with pytest.raises(CheckpointError, match=rf"^{prefix}: the checkpoint has no classifier \(conv78\)"):
+        load_model(prefix)

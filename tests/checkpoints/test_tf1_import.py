@@ -262,3 +262,51 @@ def test_a_folder_whose_state_file_names_missing_files_says_so_and_lists_what_it
     with pytest.raises(CheckpointError, match=r"names /home/other/train/model\.ckpt-100, which is not there"):
         load_weights(AdapNetPP(12), str(folder))
     assert "Couldn't match files" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["adapnet_pp", "ssma"])
+def test_a_checkpoint_lacking_a_variable_changes_no_weight(tmp_path, kind):
+    """The completeness check ran after every weight found had been assigned: a checkpoint
+    lacking one variable was refused with the model half loaded (helper 126)."""
+    spec = read_spec(shared_path("spec", f"tf1_variables_{kind}.txt"))
+    arrays = random_arrays(spec, seed=3)
+    dropped = next(name for name in arrays if name.endswith("moving_variance"))
+    del arrays[dropped]
+    prefix = write_tf1_checkpoint(str(tmp_path / "partial.ckpt"), arrays)
+    model = AdapNetPP(12) if kind == "adapnet_pp" else SSMA(12)
+    before = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(CheckpointError, match=rf"lacks 1 variables of the model: {dropped}"):
+        load_tf1_checkpoint(model, prefix)
+    for old, new in zip(before, model.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+
+
+def test_a_training_folder_reports_the_checkpoint_it_read(tmp_path, tf1_fixture_dir):
+    """The report named the folder typed, never the model.ckpt-N read in it (helper 126)."""
+    import shutil
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for part in tf1_fixture_dir.glob("model.ckpt.*"):
+        shutil.copy(part, folder / part.name.replace("model.ckpt", "model.ckpt-100"))
+    (folder / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-100"\n')
+    report = load_tf1_checkpoint(AdapNetPP(12), str(folder))
+    assert report.checkpoint == str(folder / "model.ckpt-100")
+    assert str(report).startswith(f"{folder / 'model.ckpt-100'} (adapnet_pp): loaded 388 variables")
+
+
+def test_a_whole_ssma_checkpoint_as_an_expert_names_its_key_and_intialize(tmp_path, tf1_fixture_dir):
+    """Before: "is a whole SSMA checkpoint; do not pass a second checkpoint", naming no key, while
+    leaving checkpoint2 out is itself refused (helper 126)."""
+    from ssma_tf.checkpoints.initialize import initialize_model
+    from ssma_tf.config import config_from_dict
+
+    spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
+    whole = write_tf1_checkpoint(str(tmp_path / "ssma.ckpt"), random_arrays(spec, seed=5))
+    config = config_from_dict(dict(model="SSMA", num_classes=12, height=32, width=64, batch_size=1, max_iteration=1,
+                                   learning_rate=1e-3, checkpoint=str(tmp_path / "run"), train_data="unused",
+                                   checkpoint1=whole, checkpoint2=str(tf1_fixture_dir / "model.ckpt")),
+                              source="s2.config", check_paths=False)
+    with pytest.raises(CheckpointError, match=r"^s2.config: key 'checkpoint1': .*ssma.ckpt is a whole SSMA "
+                                              r"checkpoint: it starts a run as intialize"):
+        initialize_model(SSMA(12), config)
