@@ -32,7 +32,7 @@ import shlex
 import sys
 import time
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_version, tensorflow_command
 from ssma_tf.cli.experiment import evaluate_run, run_command, spread, train_run, write_config
 from ssma_tf.config.runs import find_run_config
 from ssma_tf.files import atomic_write
@@ -175,7 +175,7 @@ def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_st
     return "\n".join(lines)
 
 
-@command
+@tensorflow_command
 def main(argv=None) -> int:
     """Runs what is not done yet and prints the table; returns the exit status."""
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -38,6 +38,56 @@ DEBUG_FLAG = "--debug"
 PACKAGE_PARENT = pathlib.Path(__file__).resolve().parents[2]
 
 
+def configured_keras_backend() -> str:
+    """The Keras backend this process will use, without importing Keras: `KERAS_BACKEND`, else
+    the `backend` of `$KERAS_HOME/keras.json` (`~/.keras`), else "tensorflow"."""
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen:
+        return chosen
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as handle:
+            import json
+
+            configured = json.load(handle).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+    return configured if isinstance(configured, str) and configured else "tensorflow"
+
+
+# The modules of `tensorflow_command`s that are console commands (`ssma-<name>`).
+_CONSOLE_COMMANDS = ("train", "evaluate", "predict", "export", "prune", "scene", "select_labels", "pretrain_depth",
+                     "importance_weights", "demo")
+
+
+class BackendError(UserInputError):
+    """A command that runs on Keras' TensorFlow backend, started under another."""
+
+
+def tensorflow_command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
+    """`command` for a command that trains or runs the Keras models with TensorFlow (its
+    `tf.function`s, checkpoints, batch-norm folding): under another Keras backend it ends with one
+    line at once (before: a traceback, for ssma-train after a minute of building the model)."""
+
+    @functools.wraps(main)
+    def checked(argv: Optional[Sequence[str]] = None) -> int:
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        backend = configured_keras_backend()
+        if backend != "tensorflow" and not {"-h", "--help", "--version"} & set(arguments):
+            # The console command (pyproject.toml's scripts), else how the module is run
+            # (`python -m` names it `__main__`, its spec the module).
+            spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+            module = spec.name if spec is not None else main.__module__
+            short = module.rsplit(".", 1)[-1]
+            name = f"ssma-{short.replace('_', '-')}" if short in _CONSOLE_COMMANDS else f"python -m {module}"
+            raise BackendError(
+                f"{name} runs on Keras' TensorFlow backend, but KERAS_BACKEND (or keras.json) is {backend!r}: unset "
+                "it or set it to tensorflow; the models themselves run on JAX from Python (docs/deploy.md)")
+        return main(argv)
+
+    return command(checked)
+
+
 def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
     """Wraps a command's `main(argv) -> status` so that an error ends it with one line.
 

@@ -20,7 +20,7 @@ import pathlib
 import sys
 import time
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_version, tensorflow_command
 from ssma_tf.cli.experiment import is_finished, run_command
 
 CONFIGS = pathlib.Path(__file__).resolve().parent / "demo_configs"
@@ -63,7 +63,7 @@ def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
     return path
 
 
-@command
+@tensorflow_command
 def main(argv=None) -> int:
     """Runs the steps not done yet and prints the results; returns the exit status."""
     from ssma_tf.files import atomic_write

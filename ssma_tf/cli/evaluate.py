@@ -35,7 +35,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, command, default_backend, parse_overrides_or_exit,
+    ArgumentParser, add_overrides, add_version, tensorflow_command, default_backend, parse_overrides_or_exit,
     setting_as_run_or_exit,
 )
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, validates the config and evaluates; returns the exit status."""
     parser = build_parser()

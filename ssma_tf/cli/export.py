@@ -35,7 +35,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, command, model_source_or_exit, size_or_exit,
+    ArgumentParser, add_model_source, add_version, tensorflow_command, model_source_or_exit, size_or_exit,
 )
 
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and exports it; returns the exit status."""
     parser = build_parser()

@@ -41,7 +41,9 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command, distinct_or_exit, stride_multiples_or_exit
+from ssma_tf.cli.common import (
+    ArgumentParser, add_version, tensorflow_command, distinct_or_exit, stride_multiples_or_exit,
+)
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_in_process, restart_unless_made_with, save_result, spread, train_in_process,
 )
@@ -272,7 +274,7 @@ def _check_data(data: pathlib.Path, args: argparse.Namespace) -> None:
                  "or remove that folder")
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the arms not done yet and prints the table; returns the exit status."""
     args = parse_args(argv)

@@ -18,7 +18,7 @@ import time
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit,
+    ArgumentParser, add_overrides, add_version, tensorflow_command, fail, parse_overrides_or_exit,
 )
 
 
@@ -44,7 +44,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Computes and writes the weights; returns the exit status."""
     args = parse_args(argv)

@@ -43,7 +43,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, command, default_backend, model_source_or_exit, size_or_exit,
+    ArgumentParser, add_model_source, add_version, tensorflow_command, default_backend, model_source_or_exit, size_or_exit,
 )
 
 
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and predicts; returns the exit status."""
     parser = build_parser()

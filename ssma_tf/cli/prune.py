@@ -22,7 +22,9 @@ import pathlib
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import (
+    ArgumentParser, add_overrides, add_version, tensorflow_command, fail, parse_overrides_or_exit,
+)
 
 DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 # What a `--with` run must share with this one for the table to compare methods at one budget.
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, checks the config and stages, runs the staged pruning; returns the exit status."""
     parser = build_parser()

@@ -24,7 +24,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command, fail
+from ssma_tf.cli.common import ArgumentParser, add_version, tensorflow_command, fail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +121,7 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                          "give one per modality")
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs one subcommand; returns the exit status."""
     parser = build_parser()

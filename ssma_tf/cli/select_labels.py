@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, tensorflow_command, parse_overrides_or_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, selects and writes the lists; returns the exit status."""
     parser = build_parser()

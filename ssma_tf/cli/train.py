@@ -18,7 +18,9 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, command, fail, parse_overrides_or_exit
+from ssma_tf.cli.common import (
+    ArgumentParser, add_overrides, add_version, tensorflow_command, fail, parse_overrides_or_exit,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, validates the config and trains; returns the exit status."""
     parser = build_parser()

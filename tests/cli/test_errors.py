@@ -337,3 +337,29 @@ def test_the_demo_output_flag_is_a_usage_error_and_says_what_it_takes(capsys):
     with pytest.raises(SystemExit) as stopped:
         demo.main(["--output", "elsewhere"])
     assert stopped.value.code == 2 and "--output: the configs in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["train", "evaluate", "predict", "export", "prune", "scene", "select_labels",
+                                    "pretrain_depth", "importance_weights", "demo", "fusion_table"])
+def test_a_tensorflow_command_under_another_keras_backend_is_one_line(module, monkeypatch, tmp_path, capsys):
+    """Under KERAS_BACKEND=jax the commands died on tracebacks (`fold_batch_norm needs the TensorFlow
+    backend`, TensorFlow's "Checkpoint was expecting a trackable object" after a minute; helper 125)."""
+    import importlib
+
+    main = importlib.import_module(f"ssma_tf.cli.{module}").main
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert main(["-c", str(tmp_path / "never_read.config")]) == 2
+    error = capsys.readouterr().err
+    name = f"python -m ssma_tf.cli.{module}" if module == "fusion_table" else f"ssma-{module.replace('_', '-')}"
+    assert error == (f"error: {name} runs on Keras' TensorFlow backend, but KERAS_BACKEND (or keras.json) is 'jax': "
+                     "unset it or set it to tensorflow; the models themselves run on JAX from Python "
+                     "(docs/deploy.md)\n")
+    with pytest.raises(SystemExit) as exited:  # --help and --version still answer
+        main(["--version"])
+    assert exited.value.code == 0 and "0." in capsys.readouterr().out
+    # keras.json is read where the variable is not set.
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").write_text('{"backend": "torch"}')
+    assert main(["-c", str(tmp_path / "never_read.config")]) == 2
+    assert "keras.json) is 'torch'" in capsys.readouterr().err
