@@ -253,6 +253,16 @@ def test_a_run_stopped_while_exporting_exports_again_and_a_training_key_of_a_fin
         "with; recalibrate_batch_norm acts only while training, and this run has finished: nothing was done with "
         "it (raise max_iteration to train on); to recalibrate the finished weights' batch norms, see "
         "docs/training.md")
+    # The same with the export cut short: exported again, but config.yaml keeps the run's values
+    # (before: rewritten from the config given, claiming a recalibration never done; helper 129).
+    (directory / "final.keras").unlink()
+    saved = (directory / "config.yaml").read_text()
+    lines = []
+    training.Trainer(config_from_dict(values, source="tiny.config", mode="train"), log=lines.append).run()
+    at = lines.index("training already complete: the run is at step 3, max_iteration 3; exporting its final weights")
+    assert lines[at + 1].startswith("note: recalibrate_batch_norm differs from the run's config.yaml")
+    assert lines[-1].startswith("exported ") and final_files_current(directory)
+    assert (directory / "config.yaml").read_text() == saved
 
 
 def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model, monkeypatch):

@@ -915,15 +915,16 @@ class Trainer:
             return None
         return write_run_config(self.config, self.config.checkpoint)
 
-    def _export_and_say(self) -> Optional[str]:
+    def _export_and_say(self, write_config: bool = True) -> Optional[str]:
         """`export_weights`, with a line naming the files it wrote."""
-        weights = self.export_weights()
+        weights = self.export_weights(write_config)
         if weights is not None:
             self._log(f"exported {weights} and {os.path.join(os.path.dirname(weights), FINAL_MODEL)}")
         return weights
 
-    def export_weights(self) -> Optional[str]:
-        """Writes `<checkpoint>/final.weights.h5`, `final.keras` and `config.yaml` atomically.
+    def export_weights(self, write_config: bool = True) -> Optional[str]:
+        """Writes `<checkpoint>/final.weights.h5`, `final.keras` and (with `write_config`)
+        `config.yaml` atomically.
 
         Chief only; returns the weights file's path. The `.keras` file holds the architecture
         too, so it loads without knowing the model or its class count.
@@ -958,7 +959,8 @@ class Trainer:
             raise CheckpointWriteError(
                 f"cannot write {target}: {first_line(error)}. The partial file is removed{rerun}"
             ) from None
-        self.write_run_config()
+        if write_config:
+            self.write_run_config()
         return final
 
     def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
@@ -1132,9 +1134,13 @@ class Trainer:
             differ = sorted(key for key in now if key not in ("checkpoint", "max_iteration")
                             and (key in saved or key in DEFAULTS)
                             and _as_written(key, saved.get(key, _DEFAULT)) != now[key])
-            if exported and differ:
+            if differ:
                 self._log(_finished_run_note(differ))
-            weights = final if exported else self._export_and_say()
+            # An export cut short is done again without config.yaml, which keeps the run's values
+            # (before: rewritten from the config given now, so that it claimed a recalibration
+            # never done, or another test_data; helper 129).
+            has_config = os.path.isfile(os.path.join(config.checkpoint, RUN_CONFIG))
+            weights = final if exported else self._export_and_say(write_config=not has_config)
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync
