@@ -85,10 +85,15 @@ def find_files(
     )
     if not files:
         where = "under" if recursive else "in"
-        named = f" ending in '{suffix}'" if suffix else ""
+        named = f" whose name before the extension ends in '{suffix}'" if suffix else ""
+        # `_rgb.png` for `_rgb`: the suffix is matched before the extension (helper 125: the
+        # message said there were no files ending in '_rgb.png' in a folder of them).
+        extension = pathlib.PurePath(suffix).suffix.lower()
+        hint = (f"; give the suffix without the extension: '{suffix[: -len(extension)]}'"
+                if suffix and extension in wanted and suffix[: -len(extension)] else "")
         raise InputFileError(
             f"no input files ({', '.join(sorted(wanted))}){named} {where} '{folder}'"
-            + ("" if recursive else " (use --recursive for sub-folders)")
+            + ("" if recursive or hint else " (use --recursive for sub-folders)") + hint
         )
     return files
 

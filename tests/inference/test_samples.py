@@ -258,3 +258,15 @@ def test_the_output_folder_inside_a_recursively_read_input_folder_is_no_input(tm
     assert len(collect_samples(False, modality1=tmp_path / "f", recursive=True)) == 5
     with pytest.raises(PredictionError, match="holds no images but the pictures of the output folder"):
         collect_samples(False, modality1=tmp_path / "f" / "pred", recursive=True, exclude=tmp_path / "f" / "pred")
+
+
+def test_a_folder_suffix_given_with_its_extension_is_told_so(tmp_path):
+    """The suffix is matched before the extension: '_rgb.png' found nothing, and the message said
+    there were no files ending in '_rgb.png' in a folder full of them (helper 125)."""
+    write_rgb(tmp_path / "city_rgb.png", np.zeros((4, 4, 3)))
+    with pytest.raises(PredictionError, match=r"whose name before the extension ends in '_rgb\.png' in .*; give the "
+                                              r"suffix without the extension: '_rgb'$"):
+        collect_samples(False, modality1=tmp_path, modality1_suffix="_rgb.png")
+    assert [s.name for s in collect_samples(False, modality1=tmp_path, modality1_suffix="_rgb")] == ["city"]
+    with pytest.raises(PredictionError, match=r"ends in '_depth' in .* \(use --recursive for sub-folders\)$"):
+        collect_samples(False, modality1=tmp_path, modality1_suffix="_depth")
