@@ -199,7 +199,13 @@ def _check_complete(names: list, missing: list, what: str, prefix: str):
     gaps = sorted(set(names) & set(missing))
     if gaps:
         shown = ", ".join(gaps[:5]) + (f" and {len(gaps) - 5} more" if len(gaps) > 5 else "")
-        raise CheckpointError(f"{prefix}: the checkpoint lacks {len(gaps)} variables of the {what}: {shown}")
+        heads = (DECODER_SCOPES["aux_up2_head"], DECODER_SCOPES["aux_up1_head"])
+        # The released SSMA checkpoints have no auxiliary heads, which `aux_heads: true` builds
+        # (helper 126: a list of conv911/conv912 variables, without a word on what to change).
+        hint = ("; it has no auxiliary heads (conv911, conv912): set aux_heads: false, or start from it with "
+                "finetune_from, which starts the class layers (the heads among them) fresh"
+                if all(gap.split("/")[0] in heads for gap in gaps) else "")
+        raise CheckpointError(f"{prefix}: the checkpoint lacks {len(gaps)} variables of the {what}: {shown}{hint}")
 
 
 def load_tf1_checkpoint(model, prefix: str, second_prefix: str | None = None, *, strict: bool = True) -> LoadReport:

@@ -310,3 +310,14 @@ def test_a_whole_ssma_checkpoint_as_an_expert_names_its_key_and_intialize(tmp_pa
     with pytest.raises(CheckpointError, match=r"^s2.config: key 'checkpoint1': .*ssma.ckpt is a whole SSMA "
                                               r"checkpoint: it starts a run as intialize"):
         initialize_model(SSMA(12), config)
+
+
+def test_an_ssma_checkpoint_without_the_auxiliary_heads_says_what_to_change(tmp_path):
+    """`aux_heads: true` builds conv911/conv912, which the released SSMA checkpoints lack: a list of
+    their variables, without a word on what to change (helper 126)."""
+    spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
+    prefix = write_tf1_checkpoint(str(tmp_path / "ssma.ckpt"), random_arrays(spec, seed=6))
+    with pytest.raises(CheckpointError, match=r"lacks 10 variables of the model: conv911/.* and 5 more; it has no auxiliary heads "
+                                              r"\(conv911, conv912\): set aux_heads: false, or start from it with "
+                                              r"finetune_from"):
+        load_tf1_checkpoint(SSMA(12, aux_heads=True), prefix)
