@@ -35,8 +35,8 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, tensorflow_command, default_backend, parse_overrides_or_exit,
-    setting_as_run_or_exit,
+    ArgumentParser, add_overrides, add_version, default_backend, parse_overrides_or_exit, setting_as_run_or_exit,
+    tensorflow_command,
 )
 
 

@@ -35,7 +35,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, tensorflow_command, model_source_or_exit, size_or_exit,
+    ArgumentParser, add_model_source, add_version, model_source_or_exit, size_or_exit, tensorflow_command,
 )
 
 

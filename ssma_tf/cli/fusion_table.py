@@ -42,7 +42,7 @@ import time
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_version, tensorflow_command, distinct_or_exit, stride_multiples_or_exit,
+    ArgumentParser, add_version, distinct_or_exit, stride_multiples_or_exit, tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_in_process, restart_unless_made_with, save_result, spread, train_in_process,

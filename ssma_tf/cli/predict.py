@@ -43,7 +43,8 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, tensorflow_command, default_backend, model_source_or_exit, size_or_exit,
+    ArgumentParser, add_model_source, add_version, default_backend, model_source_or_exit, size_or_exit,
+    tensorflow_command,
 )
 
 

@@ -24,7 +24,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, tensorflow_command, fail
+from ssma_tf.cli.common import ArgumentParser, add_version, fail, tensorflow_command
 
 
 def build_parser() -> argparse.ArgumentParser:

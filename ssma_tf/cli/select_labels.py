@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, tensorflow_command, parse_overrides_or_exit
+from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, parse_overrides_or_exit, tensorflow_command
 
 
 def build_parser() -> argparse.ArgumentParser:

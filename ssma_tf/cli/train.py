@@ -19,7 +19,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, tensorflow_command, fail, parse_overrides_or_exit,
+    ArgumentParser, add_overrides, add_version, fail, parse_overrides_or_exit, tensorflow_command,
 )
 
 

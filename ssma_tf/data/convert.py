@@ -10,8 +10,8 @@ relative paths are relative to the list file's folder. A list of images to be us
 `labeled=False` (`ssma-convert --unlabeled`): its records have no `label` feature. Images are read with Pillow and stored as
 OpenCV's `imread` would give them (BGR, 3 channels), labels as single-channel uint8 ids, so the
 records equal those of the original tools (except for 1-bit and 16-bit labels, whose ids are
-kept: OpenCV made 1-bit ids 0 and 255 and kept a 16-bit label's high byte; docs/data.md). Labels must be stored losslessly (PNG, BMP, TIFF,
-...): JPEG changes class ids along every edge.
+kept: OpenCV made 1-bit ids 0 and 255 and kept a 16-bit label's high byte; docs/data.md).
+Labels must be stored losslessly (PNG, BMP, TIFF, ...): JPEG changes class ids along every edge.
 
 The list is checked (columns, every file present, duplicate lines) before TensorFlow is loaded,
 and the outputs before any image is read. Records are written under temporary names and renamed

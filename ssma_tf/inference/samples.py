@@ -65,7 +65,8 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
     Lines are `modality1 modality2 [label]` for SSMA (`modality1 ... modalityN [label]` for SSMA
     over `modalities` = N); for AdapNet++ `image`, `image label` or a fusion line `modality1
     ... modalityN label` of any N. Lines whose last image is not a label (not grey or palette
-    class ids, e.g. a depth colouring) are `modality1 ... modalityN` without a label. Empty lines and lines starting with '#' are skipped.
+    class ids, e.g. a depth colouring) are `modality1 ... modalityN` without a label. Empty lines
+    and lines starting with '#' are skipped.
     Outputs are named by the modality-1 path relative to the folder all of them share.
 
     Raises:

@@ -317,7 +317,7 @@ def test_an_ssma_checkpoint_without_the_auxiliary_heads_says_what_to_change(tmp_
     their variables, without a word on what to change (helper 126)."""
     spec = read_spec(shared_path("spec", "tf1_variables_ssma.txt"))
     prefix = write_tf1_checkpoint(str(tmp_path / "ssma.ckpt"), random_arrays(spec, seed=6))
-    with pytest.raises(CheckpointError, match=r"lacks 10 variables of the model: conv911/.* and 5 more; it has no auxiliary heads "
-                                              r"\(conv911, conv912\): set aux_heads: false, or start from it with "
-                                              r"finetune_from"):
+    with pytest.raises(CheckpointError, match=r"lacks 10 variables of the model: conv911/.* and 5 more; it has no "
+                                              r"auxiliary heads \(conv911, conv912\): set aux_heads: false, or start "
+                                              r"from it with finetune_from"):
         load_tf1_checkpoint(SSMA(12, aux_heads=True), prefix)
