@@ -548,6 +548,10 @@ def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):
     (line,) = warned(test_data="records/vall.tfrecords")
     assert re.search(r"^t.config: key 'test_data': no file matches .*vall\.tfrecords; training does not read it, but "
                      r"evaluating the run \(ssma-evaluate RUN\) will$", line)
+    # A file whose path holds '[' is there, though no pattern matches it (helper 131).
+    (workdir / "d [v2]").mkdir()
+    (workdir / "d [v2]" / "test.tfrecords").write_bytes(b"")
+    assert warned(test_data=str(workdir / "d [v2]" / "test.tfrecords")) == []
     # Keys only a section reads, without the section: the run would train without the method.
     (line,) = warned(unlabeled_data="records/train.tfrecords")
     assert "key 'unlabeled_data' is read only with the 'semi_supervised' section" in line
@@ -896,6 +900,26 @@ def test_yaml_1_1_integers_are_not_read_as_octal_or_base_60(workdir):
     assert "gpu_id" in str(error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("gpu_id: '0'", "gpu_id: 1:0"))))
     assert parse_overrides(["a=0", "b=-12", "c=1_000", "d=0x10", "e=1e-3", "f=07.5"]) == {
         "a": 0, "b": -12, "c": 1000, "d": 16, "e": 1e-3, "f": 7.5}
+
+
+def test_yaml_merge_keys_signed_fractions_and_whole_floats_in_sections_are_read(workdir):
+    """A merge key (`<<: *defaults`) was "could not determine a constructor for the tag ...merge";
+    `-.5` was a string ("expected a number, got '-.5' (str)"); a section's integer refused `1e2`,
+    which a top-level one reads as 100 (helper 131)."""
+    from ssma_tf.config.reader import config_with_overrides
+
+    text = yaml.safe_dump(train_dict()) + (
+        "shared: &teacher {method: classmix, confidence: 0.9}\n".replace("shared", "semi_supervised")
+        + "unlabeled_data: records/train.tfrecords\n")
+    path = write(workdir, text.replace("semi_supervised: &teacher", "semi_supervised:\n  <<: &teacher"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)
+        config = load_config(str(path), check_paths=False)
+    assert (config.semi_supervised.method, config.semi_supervised.confidence) == ("classmix", 0.9)
+    assert parse_overrides(["a=-.5", "b=+.5", "c=.5e-1"]) == {"a": -0.5, "b": 0.5, "c": 0.05}
+    abn = train_dict(adaptation={"method": "sac"}, target_data="records/train.tfrecords")
+    config = config_with_overrides(abn, {"adaptation": {"ema_every": 1e2}}, source="a.config", check_paths=False)
+    assert config.adaptation.ema_every == 100 and isinstance(config.adaptation.ema_every, int)
 
 
 def test_a_seed_beyond_what_the_generators_take_is_refused_by_the_reader(workdir):

@@ -130,6 +130,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         config = load_config(args.config, "eval", overrides={**overrides, "checkpoint": None}, given_as=given_as,
                              required=needed)
     elif args.config is not None:
+        from ssma_tf.config.reader import check_not_moved
+
+        # A copied or moved run's config.yaml names the other folder's weights.
+        check_not_moved(args.config, overrides, "give the folder itself (ssma-evaluate {folder}) or add "
+                        "--set checkpoint={folder}")
         config = load_config(args.config, "eval", overrides=overrides, given_as=given_as)
     elif args.run is not None:
         config = run_config(args.run, "eval", overrides, given_as=given_as)

@@ -86,6 +86,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.files import check_output
 
     try:
+        if args.checkpoint is None:
+            from ssma_tf.config.reader import check_not_moved
+
+            # A copied or moved run's config.yaml names the other folder's weights.
+            check_not_moved(args.config, overrides, "give --checkpoint {folder}")
         config = load_config(args.config, "train", overrides=overrides)
         check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
     except UserInputError as error:

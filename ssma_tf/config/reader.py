@@ -83,7 +83,9 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
     if config.test_data:
         # Read by ssma-evaluate RUN after training, not by training: a typo would otherwise be
         # found only when the run is done.
-        missing = [p for p in config.test_data if not any(os.path.isfile(f) for f in glob.glob(p))]
+        # A path holding `[` is a file before it is a pattern (as `read_patterns` reads it).
+        missing = [p for p in config.test_data
+                   if not (os.path.isfile(p) or any(os.path.isfile(f) for f in glob.glob(p)))]
         if missing:
             lines.append(f"{config.source}: key 'test_data': no file matches {missing[0]}; training does not read "
                          "it, but evaluating the run (ssma-evaluate RUN) will")
@@ -164,16 +166,25 @@ def load_config(
                                  required=required, given_as=given_as)
 
 
-def check_not_moved(path: str | os.PathLike, overrides: Optional[Mapping[str, Any]] = None) -> None:
-    """Refuses to resume a run from its `config.yaml` read in a run folder that its `checkpoint`
-    does not name: the run was moved or copied (for the commands that resume, `ssma-train` and
-    `ssma-pretrain-depth`; the others read such a file as it is).
+def check_not_moved(path: str | os.PathLike, overrides: Optional[Mapping[str, Any]] = None,
+                    reading: Optional[str] = None) -> None:
+    """Refuses a run's `config.yaml` read in a run folder that its `checkpoint` does not name:
+    the run was moved or copied.
 
     Before, `ssma-train -c MOVED/config.yaml` resumed nothing: it trained from step 0 into the
-    old folder's path (absolute in the file), or into the old run where it still existed.
+    old folder's path (absolute in the file), or into the old run where it still existed; and
+    `ssma-evaluate -c COPY/config.yaml` scored the weights of the folder copied from, which may
+    have trained on since (helper 131).
+
+    Args:
+        path: the config file given with `-c`.
+        overrides: the command's `--set` (a `checkpoint` there says where the weights are).
+        reading: for a command that reads the weights (evaluation, prediction, export, pruning):
+            how to read this folder's instead, `{folder}` standing for it; None for the commands
+            that resume the run (`ssma-train`, `ssma-pretrain-depth`).
 
     Raises:
-        ConfigError: naming both folders and the `--set` that resumes the run where it is.
+        ConfigError: naming both folders and how to use the one the file is in.
     """
     source = os.fspath(path)
     if os.path.basename(source) != RUN_CONFIG or "checkpoint" in (overrides or {}):
@@ -187,6 +198,11 @@ def check_not_moved(path: str | os.PathLike, overrides: Optional[Mapping[str, An
     # merely holds some checkpoint, the ImageNet initialisation, is not one).
     if not (os.path.isfile(os.path.join(folder, "checkpoint")) and glob.glob(glob.escape(folder) + "/ckpt-*.index")):
         return
+    if reading is not None:
+        raise ConfigError(
+            f"this is the config of the run in {folder}, but its checkpoint names {named}: the run folder was "
+            f"moved or copied, and the weights would be read from {named}; to read this folder's, "
+            + reading.format(folder=folder), key="checkpoint", source=source)
     raise ConfigError(
         f"this is the config of the run in {folder}, but its checkpoint names {named}: the run folder was "
         f"moved or copied; to resume it where it is now, add --set checkpoint={folder} (log_dir follows); "

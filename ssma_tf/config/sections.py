@@ -72,6 +72,8 @@ class Section:
                 value = tuple(value)
             if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if kind == "int" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # `ema_every: 1e2`, as a top-level `max_iteration: 1.5e5` (helper 131)
             values[name] = value
         section = cls.__new__(cls)
         # Filled by hand so that the validation error can name `source`.

@@ -122,7 +122,9 @@ def key_tables() -> str:
     adaptation = _section_table(AdaptationConfig)
     return "\n".join(
         ["Original keys (loaded unchanged):", "", *original, "",
-         "New keys (all optional; the defaults are the released behaviour):", "", *new, "",
+         "New keys (all optional; the defaults are the released behaviour, but for `keep_checkpoints`, "
+         "whose release kept up to 1000 checkpoints, and `divergence_factor`, whose release never "
+         "stopped a run):", "", *new, "",
          "Keys of the `augmentation` section (absent keys keep these defaults, the paper's):",
          "", *augmentation, "",
          "Keys of the `semi_supervised` section (absent keys keep these defaults, the released "

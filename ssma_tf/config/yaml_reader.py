@@ -96,7 +96,7 @@ _Loader.add_implicit_resolver(
     re.compile(
         r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
         |[-+]?\.(?:inf|Inf|INF)
         |\.(?:nan|NaN|NAN))$""",
         re.X,
@@ -108,6 +108,11 @@ _Loader.add_implicit_resolver(
 def _construct_mapping_no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            # A merge key (`<<: *defaults`): its keys are the merged mapping's, which
+            # `construct_mapping` flattens in (before: "could not determine a constructor for the
+            # tag 'tag:yaml.org,2002:merge'"; helper 131). Explicit keys still may not repeat.
+            continue
         name = loader.construct_object(key_node, deep=deep)
         if name in seen:
             raise yaml.constructor.ConstructorError(
@@ -149,7 +154,8 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
             lines, inner_lines, spellings = {}, {}, {}
 
             def name_of(key: yaml.ScalarNode) -> Any:
-                if key.tag == "tag:yaml.org,2002:str":
+                # A merge key (`<<`) is no key of the config: its line is kept under '<<'.
+                if key.tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"):
                     return key.value
                 value = yaml.load(key.value, Loader=_Loader)  # noqa: S506
                 spellings[value] = key.value

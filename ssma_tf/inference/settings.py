@@ -21,7 +21,7 @@ from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.checkpoints.zoo import fitting_release
 from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
-from ssma_tf.config.reader import Required
+from ssma_tf.config.reader import Required, check_not_moved
 from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
 from ssma_tf.constants import EASPP_RATES
 from ssma_tf.data.datasets import DatasetInfo, get_dataset_info
@@ -161,6 +161,9 @@ def setup_inference(
             raise ConfigError(f"--set needs a config: {checkpoint} is not a training run's folder")
         run = None
     else:
+        if checkpoint is None:
+            # A copied or moved run's config.yaml names the other folder's weights.
+            check_not_moved(config, overrides, "give the folder itself as RUN, or --checkpoint {folder}")
         run = load_run_config(config, overrides, checkpoint_given=checkpoint is not None)
         if checkpoint is None:
             try:  # the weights the config names: its key and file are named with what is wrong

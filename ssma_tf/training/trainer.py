@@ -188,7 +188,10 @@ def _iterator_problem(error: tf.errors.OpError) -> str:
 
 def _matched_files(value: Any) -> list[str]:
     """The files a record key's pattern(s) match, in order (none when unset)."""
-    return sorted({path for pattern in _as_list(value) or [] for path in glob.glob(pattern) if os.path.isfile(path)})
+    # A path holding `[` is a file before it is a pattern (as `read_patterns` reads it): its
+    # size was not recorded for the resume check (helper 131).
+    return sorted({path for pattern in _as_list(value) or []
+                   for path in ([pattern] if os.path.isfile(pattern) else glob.glob(pattern)) if os.path.isfile(path)})
 
 
 def _shown(value: Any, none: str = "unset") -> str:

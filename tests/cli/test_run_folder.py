@@ -193,3 +193,33 @@ def test_predict_refuses_an_image_named_as_another_modality_than_the_network_rea
     assert "the network reads modality1 (its config), but only --modality2 is given: pass the images as --modality1" \
         in error
     assert not (tmp_path / "out" / "class_ids").exists()
+
+
+def test_a_copied_runs_config_file_does_not_read_the_other_folders_weights(run_folder, tmp_path, capsys):
+    """`-c COPY/config.yaml` read the weights of the folder copied from (its absolute checkpoint),
+    which may have trained on since (helper 131); the folder itself, or --checkpoint, reads its own."""
+    import shutil
+
+    from ssma_tf.cli import export, prune
+
+    folder = tmp_path / "copied_run"
+    shutil.copytree(run_folder, folder)
+    config = str(folder / RUN_CONFIG)
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(image)
+    said = (f"{config}: key 'checkpoint': this is the config of the run in {folder}, but its checkpoint "
+            f"names {run_folder}: the run folder was moved or copied, and the weights would be read from {run_folder}; "
+            "to read this folder's, ")
+    for command, argv, how in (
+            (evaluate, ["-c", config], f"give the folder itself (ssma-evaluate {folder}) or add --set "
+                                       f"checkpoint={folder}"),
+            (predict, ["-c", config, "--modality1", str(image), "-o", str(tmp_path / "out"), "--quiet"],
+             f"give the folder itself as RUN, or --checkpoint {folder}"),
+            (export, ["-c", config, "-o", str(tmp_path / "export")],
+             f"give the folder itself as RUN, or --checkpoint {folder}"),
+            (prune, ["-c", config, "-o", str(tmp_path / "pruned"), "--test-data", str(image)],
+             f"give --checkpoint {folder}")):
+        assert command.main(argv) == 2, command
+        assert capsys.readouterr().err == f"error: {said}{how}\n", command
+    # With the weights named, the copy is read as it is.
+    assert evaluate.main(["-c", config, "--set", f"checkpoint={folder}"]) == 0
