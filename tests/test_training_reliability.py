@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import pathlib
 import random
 import resource
 import signal
@@ -472,3 +473,28 @@ def test_killed_at_random_moments_resumes_at_the_last_saved_step_and_finishes(tm
     assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == total
     assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == total
     assert _leftovers(directory) == []
+
+
+def test_a_summary_write_that_fails_is_one_warning_and_the_run_goes_on(tmp_path, tiny_model):
+    """A full disk met first by the TensorBoard writer (its flush: OutOfRangeError, "File too
+    large") ended the run with a traceback, the steps since the last checkpoint lost (helper 133)."""
+    config = _config(tmp_path, max_iteration=3)
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    calls = []
+
+    def full_disk(*args, **kwargs):
+        calls.append(args[0])
+        raise tf.errors.OutOfRangeError(None, None, "Failed to flush 3 events: File too large")
+
+    trainer._write_summaries = full_disk
+    result = trainer.train()
+    assert result.final_step == 3 and os.path.isfile(result.weights)
+    warned = [line for line in lines if line.startswith("warning: cannot write TensorBoard summaries")]
+    assert warned == [f"warning: cannot write TensorBoard summaries to {config.log_dir}: Failed to flush 3 events: "
+                      "File too large; training goes on without them"]
+    # A finished run given again writes nothing into its folder, no new events file either.
+    before = sorted(p.name for p in pathlib.Path(config.log_dir).iterdir()) if os.path.isdir(config.log_dir) else []
+    training.Trainer(config, log=lambda line: None).train()
+    after = sorted(p.name for p in pathlib.Path(config.log_dir).iterdir()) if os.path.isdir(config.log_dir) else []
+    assert after == before

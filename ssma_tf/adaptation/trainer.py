@@ -420,9 +420,13 @@ class AdaptationTrainer(training.Trainer):
         miou = confusion.miou()
         step = int(self.step.numpy())
         self._log(f"target validation mIoU {miou:.2f} at step {step}")
-        with self.writer.as_default():
-            write_scalar("adaptation/target_val_mIoU", miou, step)
-        self.writer.flush()
+
+        def write() -> None:
+            with self.writer.as_default():
+                write_scalar("adaptation/target_val_mIoU", miou, step)
+            self.writer.flush()
+
+        self.write_summaries_or_warn(write)
 
 
 def _view_modalities(target: dict[str, Any]) -> list[Any]:

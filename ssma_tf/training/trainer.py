@@ -441,11 +441,9 @@ class Trainer:
                 self._log(f"initialised from {message}")
         check_same_start(self.strategy, int(self.step.numpy()), self.model.weights, config.checkpoint)
 
-        self.writer = (
-            tf.summary.create_file_writer(config.log_dir)
-            if self.chief and config.log_dir
-            else tf.summary.create_noop_writer()
-        )
+        # Made at the first summary (`writer`): a finished run given again wrote an empty events
+        # file into its folder, "left as it was" (helper 133).
+        self._writer: Any = None
         self._palette = _palette(config)
         # The encoders' rate, for the log: frozen encoders have none.
         trains_encoders = any(encoder.trainable_variables for encoder in self.model.encoders)
@@ -966,6 +964,28 @@ class Trainer:
             self.write_run_config()
         return final
 
+    @property
+    def writer(self) -> Any:
+        """The TensorBoard summary writer of `log_dir` (chief only; a no-op writer elsewhere)."""
+        if self._writer is None:
+            self._writer = (tf.summary.create_file_writer(self.config.log_dir) if self.chief and self.config.log_dir
+                            else tf.summary.create_noop_writer())
+        return self._writer
+
+    def write_summaries_or_warn(self, write: Callable[[], None]) -> None:
+        """Runs `write` (summaries); a write that fails (a full disk: TensorFlow's OutOfRangeError
+        on flushing) is one warning, and the run goes on without summaries. Before, a traceback
+        ended the run, its steps since the last checkpoint lost (helper 133)."""
+        if getattr(self, "_summaries_off", False):
+            return
+        try:
+            write()
+        except (tf.errors.OpError, OSError) as error:
+            self._log(f"warning: cannot write TensorBoard summaries to {self.config.log_dir}: {first_line(error)}; "
+                      "training goes on without them")
+            self._summaries_off = True
+            self._writer = tf.summary.create_noop_writer()
+
     def _write_summaries(self, step: int, loss: float, terms: dict[str, float], lr: float,
                          preview: Any = None, truth: Any = None) -> None:
         with self.writer.as_default():
@@ -1232,8 +1252,8 @@ class Trainer:
                     f"step {step}/{total}  {rates}  loss {mean_loss:.4f} ({parts})  "
                     f"{speed}  time left {eta}"
                 )
-                self._write_summaries(step, mean_loss, mean_terms, lr,
-                                      *(preview, truth) if save_now else (None, None))
+                self.write_summaries_or_warn(lambda: self._write_summaries(
+                    step, mean_loss, mean_terms, lr, *(preview, truth) if save_now else (None, None)))
                 window, window_terms = [], {}
             if step == total and config.recalibrate_batch_norm:
                 bar.clear()
