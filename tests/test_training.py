@@ -386,6 +386,19 @@ def test_interrupted_or_broken_save_leaves_the_previous_checkpoint_usable(tmp_pa
     assert any("cannot resume from" in line and "ckpt-4" in line for line in lines)
 
 
+def test_a_stream_restarted_behind_a_damaged_checkpoint_takes_the_seed_of_the_one_resumed(
+        tmp_path, tiny_model, monkeypatch):
+    """The restarted stream's seed offset came from the newest checkpoint; when that one could
+    not be read it was 0, and the run read its first batches again (helper 133)."""
+    config = _tiny_config(tmp_path)
+    training.Trainer(config, log=lambda line: None).train(max_steps=4)  # ckpt-2, ckpt-4
+    (tmp_path / "checkpoints" / "ckpt-4.index").write_bytes(b"\x01" * 200)
+    # As checkpoints written on several replicas: no data position, the stream restarts.
+    monkeypatch.setattr(training.trainer, "_holds_data_position", lambda prefix: False)
+    trainer = training.Trainer(config, log=lambda line: None)
+    assert trainer.resumed_from.endswith("ckpt-2") and trainer.stream_seed_offset == 2
+
+
 def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model, monkeypatch):
     config = _tiny_config(tmp_path)
     lines = []
@@ -406,6 +419,25 @@ def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model,
             trainer.train()
     newest = str(tmp_path / "checkpoints" / "ckpt-4")
     assert lines[-1] == f"stopped at step 6; the newest checkpoint is {newest}: the same command resumes from it"
+    # The interrupt as the save returns, after the manager recorded it: saved, and named as the
+    # newest (before: "not saved at step 8" and ckpt-4 named, while the rerun resumed from ckpt-8).
+    lines.clear()
+    longer = _tiny_config(tmp_path, max_iteration=10)
+    trainer = training.Trainer(longer, log=lines.append)  # resumes from ckpt-4
+    save = trainer.manager.save
+
+    def saved_then_interrupted(**kwargs):
+        save(**kwargs)
+        raise KeyboardInterrupt()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer.manager, "save", saved_then_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()
+    newest = str(tmp_path / "checkpoints" / "ckpt-6")
+    assert lines[-1] == f"stopped at step 6; the newest checkpoint is {newest}: the same command resumes from it"
+    assert not any(line.startswith("warning: not saved") for line in lines)
+    assert training.Trainer(longer, log=lambda line: None).resumed_from == newest
 
 
 def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(tmp_path, tiny_model):
@@ -1075,7 +1107,8 @@ def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
                "augmentation": AugmentationConfig.disabled().to_dict(), "aux_loss_weights": [0.6, 0.5]}
     # Keys with a default are always in `RunConfig.to_dict` (unset ones are left out).
     current.update({key: DEFAULTS[key] for key in ("encoder_lr_multiplier", "dropout_keep_prob", "adam_epsilon",
-                                                   "recalibrate_batch_norm")})
+                                                   "recalibrate_batch_norm", "modality2_interpolation",
+                                                   "one_hot_labels")})
     assert _changed_inputs(saved, current) == []
     current["semi_supervised"]["confidence"] = 0.9
     current["labeled_subset"] = "labeled.txt"
@@ -1085,6 +1118,9 @@ def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
     assert "semi_supervised.teacher_batch_norm batch -> moving" in _changed_inputs(saved, current)
     unset = _changed_inputs({**saved, "labeled_subset": "labeled.txt"}, {**current, "labeled_subset": None})
     assert unset[0] == "labeled_subset labeled.txt -> unset"
+    # The resampling of modality 2 and the seed went on without a word (helper 133).
+    assert _changed_inputs(saved, {**current, "modality2_interpolation": "bilinear", "seed": 5})[-2:] == [
+        "modality2_interpolation nearest -> bilinear", "seed unset -> 5"]
 
 
 def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_path, tiny_model):
@@ -1110,3 +1146,32 @@ def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_p
                                   adam_epsilon=0.1), log=lines.append)
     assert ("note: since the run last started, dropout_keep_prob 0.3 -> 0.9; adam_epsilon 1e-08 -> 0.1: the run goes "
             "on with the new values") in lines
+
+
+_RESUMED_ON_TWO = """
+import dataclasses
+from ssma_tf import training
+from ssma_tf.config import load_config
+from tests.training_helpers import build_tiny_model
+training.trainer.build_model = build_tiny_model
+config = load_config(sys.argv[1], "train")
+training.Trainer(config, strategy=strategy, log=lambda line: None).train()
+lines = []
+longer = dataclasses.replace(config, max_iteration=3, batch_size=4)
+training.Trainer(longer, strategy=strategy, log=lines.append)
+print("\\n".join(lines))
+"""
+
+
+def test_a_resume_on_several_replicas_names_a_change_of_the_batches(tmp_path):
+    """With several replicas the stream restarts anyway, and another batch size, height or width
+    went on without a word, as it is named on one replica (helper 133)."""
+    from tests.training_helpers import run_on_two_logical_cpus
+
+    config = _tiny_config(tmp_path, max_iteration=2)
+    path = tmp_path / "two.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    run = run_on_two_logical_cpus(_RESUMED_ON_TWO, str(path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("(input stream restarted: data position is not saved with several replicas; batch_size 2 -> 4 since "
+            "the run's last start)") in run.stdout, run.stdout

@@ -119,7 +119,9 @@ _SCHEDULE_KEYS = ("learning_rate", "end_learning_rate", "power")
 # then gave the new value as the whole run's).
 _INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervised", "target_data",
                "importance_weights", "adaptation", "augmentation", "weight_decay", "aux_loss_weights",
-               "encoder_lr_multiplier", "dropout_keep_prob", "adam_epsilon", "recalibrate_batch_norm")
+               "encoder_lr_multiplier", "dropout_keep_prob", "adam_epsilon", "recalibrate_batch_norm",
+               # The resampling of modality 2 and on, and the seed of the random choices (helper 133).
+               "modality2_interpolation", "modality_interpolations", "seed", "one_hot_labels")
 
 
 # A key a run's config.yaml lacks, and the sections it may hold (see `_changed_inputs`).
@@ -373,9 +375,12 @@ class Trainer:
         # position; before, such a resume read the run's first batches again without a word).
         # A subclass's own streams (adaptation's target images, the semi-supervised mix) add the
         # same offset to their seeds.
+        # Of the newest checkpoint whose step reads, which the restore falls back to: a damaged
+        # newest one gave offset 0, the run's first batches again (helper 133).
         self.stream_seed_offset = 0
-        if self._resume_from and not (self.saves_data_position and _holds_data_position(self._resume_from[0])):
-            self.stream_seed_offset = _read_step(self._resume_from[0])
+        readable = next((prefix for prefix in self._resume_from if _read_step(prefix) is not None), None)
+        if readable is not None and not (self.saves_data_position and _holds_data_position(readable)):
+            self.stream_seed_offset = _read_step(readable)
         # The input pipeline before the model: a bad record file fails in seconds, not minutes.
         self.dataset = self.strategy.distribute_datasets_from_function(
             lambda context: self._make_dataset(context, self.stream_seed_offset)
@@ -588,8 +593,11 @@ class Trainer:
                 self._log(f"warning: cannot resume from {prefix} ({first_line(error)}); trying an older one")
                 continue
             step = int(self.step.numpy())
+            # With several replicas the stream restarts anyway; a change of its batches' shape
+            # is named there too (before: only on one replica; helper 133).
+            reshaped = f"; {restart}" if restart and not self.saves_data_position else ""
             position = "" if self.saves_data_position else (
-                " (input stream restarted: data position is not saved with several replicas)"
+                f" (input stream restarted: data position is not saved with several replicas{reshaped})"
             )
             if self.saves_data_position and not _has_data_position(names):
                 position = (f" (input stream restarted: {os.path.basename(prefix)} holds no data position, as a "
@@ -1113,6 +1121,14 @@ class Trainer:
         is left out).
         """
         clustered = bool(getattr(getattr(self.strategy, "cluster_resolver", None), "task_type", None))
+        if self._saving_step == step and self.chief:
+            # The interrupt came as the save returned, after the manager had recorded it: the
+            # checkpoint is whole and the rerun resumes from it (before: "not saved", and the
+            # older checkpoint named; helper 133).
+            written = self.manager.latest_checkpoint
+            if written is not None and written.endswith(f"ckpt-{step}") and os.path.isfile(written + ".index"):
+                self.last_checkpoint = written
+                self._saving_step = None
         saved = self.last_checkpoint is not None and self.last_checkpoint.endswith(f"ckpt-{step}")
         recalibrating = step >= int(self.config.max_iteration) and self.config.recalibrate_batch_norm
         if self._saving_step == step and not saved:
@@ -1414,12 +1430,12 @@ def _holds_data_position(prefix: str) -> bool:
         return True
 
 
-def _read_step(prefix: str) -> int:
-    """The step stored in one of our checkpoints (0 if it has none)."""
+def _read_step(prefix: str) -> Optional[int]:
+    """The step stored in one of our checkpoints (None if it cannot be read)."""
     try:
         return int(tf.train.load_checkpoint(prefix).get_tensor(_STEP_KEY))
     except (tf.errors.OpError, ValueError, IndexError):  # IndexError: a truncated `.data` file
-        return 0  # the restore loop reports a damaged checkpoint
+        return None  # the restore loop reports a damaged checkpoint
 
 
 def train(config: Any, **kwargs: Any) -> TrainResult:
