@@ -323,6 +323,12 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         if error.errno is not None and error.filename in (None, temporary):
             # A write reports no file name, and the temporary's means nothing to the user.
             raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
+        inside = temporary + os.sep
+        if error.errno is not None and isinstance(error.filename, str) and error.filename.startswith(inside):
+            # A file of a temporary folder (an export's model_float32.tflite): named where it
+            # was going, the temporary folder being gone (helper 132).
+            named = os.path.join(os.fspath(path), error.filename[len(inside):])
+            raise OSError(error.errno, error.strerror or str(error), named) from error
         raise
     except BaseException:
         remove_path(temporary)

@@ -997,3 +997,20 @@ def test_a_modality2_interpolation_the_list_overrides_is_warned_of(workdir):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConfigWarning)  # a run's config.yaml: the default beside the list
         config_from_dict({**ssma, "modality2_interpolation": "nearest", "modality_interpolations": ["bilinear"]})
+
+
+def test_a_savedmodel_export_given_as_an_exported_model_to_evaluate_is_named_as_such(tmp_path):
+    """`ssma-evaluate --exported SAVEDMODEL --backend tflite` said "not an OpenVINO or TFLite export
+    ...; or a config with -c", which refuses that folder too (helper 132)."""
+    from ssma_tf.config.runs import export_config
+
+    (tmp_path / "saved" / "assets.extra").mkdir(parents=True)
+    metadata = tmp_path / "saved" / "assets.extra" / "ssma_tf.json"
+    metadata.write_text(json.dumps({"format": "ssma_tf SavedModel export", "tflite": {"float32": "model_float32.tflite"}}))
+    with pytest.raises(ConfigError, match=r"saved is a SavedModel export with TFLite conversions \(model_float32\.tflite: "
+                                          r"uint8 images in, .*export with ssma-export --format tflite \(or openvino\)"):
+        export_config(tmp_path / "saved", {"test_data": "t.tfrecords"})
+    metadata.write_text(json.dumps({"format": "ssma_tf SavedModel export"}))
+    with pytest.raises(ConfigError, match=r"is not an OpenVINO or TFLite export \(metadata 'backend': None\); give such "
+                                          r"an export folder \(ssma-export --format openvino or tflite\)"):
+        export_config(tmp_path / "saved", {"test_data": "t.tfrecords"})

@@ -254,3 +254,15 @@ def test_a_file_output_named_like_a_folder_is_refused(tmp_path):
         check_json_output(f"{tmp_path}/results/")
     assert not (tmp_path / "results").exists()
     assert check_output(f"{tmp_path}/out/", what="--output", directory=True) == str(tmp_path / "out")
+
+
+def test_a_failed_write_inside_a_temporary_folder_names_the_file_where_it_was_going(tmp_path):
+    """A TFLite file that failed to write in an export's temporary folder was named under that
+    folder, gone when the message came (helper 132)."""
+    import errno
+
+    with pytest.raises(OSError) as caught:
+        with atomic_path(tmp_path / "export", directory=True) as partial:
+            raise OSError(errno.EFBIG, "File too large", os.path.join(partial, "model_float32.tflite"))
+    assert caught.value.filename == str(tmp_path / "export" / "model_float32.tflite")
+    assert caught.value.errno == errno.EFBIG and leftovers(tmp_path) == []

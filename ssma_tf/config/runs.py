@@ -225,9 +225,18 @@ def export_config(
         if error.source != path:  # no folder, or no metadata: say what to give
             raise ConfigError(f"{error}: give an OpenVINO or TFLite export folder, or a config with -c") from None
         raise
+    conversions = meta.get("tflite")
+    if meta.get("backend") not in ("openvino", "tflite") and isinstance(conversions, dict) and conversions:
+        # The SavedModel export's own TFLite conversions: uint8 in, two outputs (before: "or a
+        # config with -c", which refuses the folder too; helper 132).
+        converted = ", ".join(str(v) for v in conversions.values())
+        raise ConfigError(f"{name} is a SavedModel export with TFLite conversions ({converted}: uint8 images in, class "
+                          "ids and probabilities out, for your own runner); to evaluate through TFLite or OpenVINO, "
+                          "export with ssma-export --format tflite (or openvino)", source=path)
     if meta.get("backend") not in ("openvino", "tflite"):
         raise ConfigError(f"{name} is not an OpenVINO or TFLite export (metadata 'backend': {meta.get('backend')!r}); "
-                          "give such an export folder, or a config with -c", source=path)
+                          "give such an export folder (ssma-export --format openvino or tflite), or evaluate the "
+                          "model it came from", source=path)
     missing = [key for key in ("model", "num_classes", "inputs", "size") if key not in meta]
     if missing:
         raise ConfigError(f"the export's metadata lacks {', '.join(map(repr, missing))}", source=path)
