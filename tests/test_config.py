@@ -1006,11 +1006,13 @@ def test_a_savedmodel_export_given_as_an_exported_model_to_evaluate_is_named_as_
 
     (tmp_path / "saved" / "assets.extra").mkdir(parents=True)
     metadata = tmp_path / "saved" / "assets.extra" / "ssma_tf.json"
-    metadata.write_text(json.dumps({"format": "ssma_tf SavedModel export", "tflite": {"float32": "model_float32.tflite"}}))
-    with pytest.raises(ConfigError, match=r"saved is a SavedModel export with TFLite conversions \(model_float32\.tflite: "
-                                          r"uint8 images in, .*export with ssma-export --format tflite \(or openvino\)"):
+    metadata.write_text(json.dumps({"format": "ssma_tf SavedModel export",
+                                    "tflite": {"float32": "model_float32.tflite"}}))
+    with pytest.raises(ConfigError, match=r"saved is a SavedModel export with TFLite conversions "
+                                          r"\(model_float32\.tflite: uint8 images in, .*export with ssma-export "
+                                          r"--format tflite \(or openvino\)"):
         export_config(tmp_path / "saved", {"test_data": "t.tfrecords"})
     metadata.write_text(json.dumps({"format": "ssma_tf SavedModel export"}))
-    with pytest.raises(ConfigError, match=r"is not an OpenVINO or TFLite export \(metadata 'backend': None\); give such "
-                                          r"an export folder \(ssma-export --format openvino or tflite\)"):
+    with pytest.raises(ConfigError, match=r"is not an OpenVINO or TFLite export \(metadata 'backend': None\); "
+                                          r"give such an export folder \(ssma-export --format openvino or tflite\)"):
         export_config(tmp_path / "saved", {"test_data": "t.tfrecords"})
