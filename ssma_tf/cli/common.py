@@ -56,33 +56,45 @@ def configured_keras_backend() -> str:
 
 
 # The modules of `tensorflow_command`s that are console commands (`ssma-<name>`).
-_CONSOLE_COMMANDS = ("train", "evaluate", "predict", "export", "prune", "scene", "select_labels", "pretrain_depth",
-                     "importance_weights", "demo")
+_CONSOLE_COMMANDS = ("train", "evaluate", "predict", "export", "prune", "pretrain_depth", "importance_weights", "demo")
 
 
 class BackendError(UserInputError):
     """A command that runs on Keras' TensorFlow backend, started under another."""
 
 
+def require_tensorflow_backend(name: str) -> None:
+    """Ends a command (or the part of it that builds a model: `ssma-scene train`) in one line
+    when Keras runs on another backend than TensorFlow.
+
+    Raises:
+        BackendError: naming `name` and the backend.
+    """
+    backend = configured_keras_backend()
+    if backend != "tensorflow":
+        raise BackendError(
+            f"{name} runs on Keras' TensorFlow backend, but KERAS_BACKEND (or keras.json) is {backend!r}: unset "
+            "it or set it to tensorflow; the models themselves run on JAX from Python (docs/deploy.md)")
+
+
 def tensorflow_command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
     """`command` for a command that trains or runs the Keras models with TensorFlow (its
     `tf.function`s, checkpoints, batch-norm folding): under another Keras backend it ends with one
-    line at once (before: a traceback, for ssma-train after a minute of building the model)."""
+    line at once (before: a traceback, for ssma-train after a minute of building the model).
+    `--help` and `--version` still answer. A command only parts of which build a model calls
+    `require_tensorflow_backend` there instead."""
 
     @functools.wraps(main)
     def checked(argv: Optional[Sequence[str]] = None) -> int:
         arguments = sys.argv[1:] if argv is None else list(argv)
-        backend = configured_keras_backend()
-        if backend != "tensorflow" and not {"-h", "--help", "--version"} & set(arguments):
+        if not {"-h", "--help", "--version"} & set(arguments):
             # The console command (pyproject.toml's scripts), else how the module is run
             # (`python -m` names it `__main__`, its spec the module).
             spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
             module = spec.name if spec is not None else main.__module__
             short = module.rsplit(".", 1)[-1]
-            name = f"ssma-{short.replace('_', '-')}" if short in _CONSOLE_COMMANDS else f"python -m {module}"
-            raise BackendError(
-                f"{name} runs on Keras' TensorFlow backend, but KERAS_BACKEND (or keras.json) is {backend!r}: unset "
-                "it or set it to tensorflow; the models themselves run on JAX from Python (docs/deploy.md)")
+            require_tensorflow_backend(
+                f"ssma-{short.replace('_', '-')}" if short in _CONSOLE_COMMANDS else f"python -m {module}")
         return main(argv)
 
     return command(checked)

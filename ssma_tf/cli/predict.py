@@ -39,6 +39,7 @@ Exit status: 0 done, 2 bad config, checkpoint, options or input file (the messag
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -157,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     samples = collect_samples(
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
-        recursive=args.recursive, exclude=args.output,
+        recursive=args.recursive, exclude=_picture_folders(args.output),
     )
     _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else None)
     summary = predict_files(
@@ -210,7 +211,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1,
         modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
-        recursive=args.recursive, exclude=args.output,
+        recursive=args.recursive, exclude=_picture_folders(args.output),
     )
     meta = exported.metadata
     held = predictor.modality2_interpolation
@@ -285,3 +286,10 @@ def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _picture_folders(output: str) -> list:
+    """The folders this command writes its pictures to under `output`: never its inputs."""
+    from ssma_tf.inference.pictures import PICTURE_FOLDERS
+
+    return [os.path.join(output, folder) for folder in PICTURE_FOLDERS]

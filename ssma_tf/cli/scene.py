@@ -24,7 +24,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, fail, tensorflow_command
+from ssma_tf.cli.common import ArgumentParser, add_version, command, fail, require_tensorflow_backend
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +121,7 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                          "give one per modality")
 
 
-@tensorflow_command
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs one subcommand; returns the exit status."""
     parser = build_parser()
@@ -132,6 +132,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import atomic_write, check_json_output, check_output, check_png_output
 
+    if args.command in ("train", "evaluate"):
+        require_tensorflow_backend(f"ssma-scene {args.command}")  # convert builds no model
     try:
         # Before the work: a folder under a file failed once training or evaluating was done.
         if args.command == "train":

@@ -17,7 +17,9 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_overrides, add_version, parse_overrides_or_exit, tensorflow_command
+from ssma_tf.cli.common import (
+    ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit, require_tensorflow_backend,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,12 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@tensorflow_command
+@command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, selects and writes the lists; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = parse_overrides_or_exit(parser, args.overrides)
+    if args.depth_student_steps > 0:
+        require_tensorflow_backend("ssma-select-labels --depth-student-steps")  # without, no model is built
 
     from ssma_tf.config import load_config
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS

@@ -232,6 +232,23 @@ def looks_like_label(path: str) -> bool:
         return False  # reading it names the problem
 
 
+def cannot_be_label(path: str) -> bool:
+    """Whether an image file cannot hold a label's class ids: a colour image (not grey saved as
+    RGB), or 8-bit grey with more distinct values than labels have (`looks_like_label`: a grey
+    depth map). Any other single-channel image (palette, 1-bit, 16- or 32-bit) can; so can a
+    file that cannot be read (reading it as a label names the problem).
+    """
+    try:
+        with Image.open(path) as image:
+            if image.mode == "L":
+                return not looks_like_label(path)
+            if image.mode in _LABEL_MODES:
+                return False
+            return not (image.mode == "RGB" and _equal_channels(image))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 

@@ -40,6 +40,9 @@ from ssma_tf.progress import Progress
 
 # Class-id PNGs are 8-bit.
 MAX_CLASSES = 256
+# The folders `predict_files` writes under its output (with `--attention` and `--compare`): never
+# inputs of a later prediction that reads a folder holding the output (`collect_samples`).
+PICTURE_FOLDERS = ("class_ids", "color", "overlay", "label_color", "attention", "compare_color", "improvement")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,9 +64,9 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
 
     Lines are `modality1 modality2 [label]` for SSMA (`modality1 ... modalityN [label]` for SSMA
     over `modalities` = N); for AdapNet++ `image`, `image label` or a fusion line `modality1
-    ... modalityN label` of any N. Lines whose last image is not a label (not grey or palette
-    class ids, e.g. a depth colouring) are `modality1 ... modalityN` without a label. Empty lines
-    and lines starting with '#' are skipped.
+    ... modalityN label` of any N. Lines whose last image cannot be a label (a colour image such
+    as a depth colouring, or 8-bit grey of many values: `cannot_be_label`) are `modality1 ...
+    modalityN` without a label. Empty lines and lines starting with '#' are skipped.
     Outputs are named by the modality-1 path relative to the folder all of them share.
 
     Raises:
@@ -102,12 +102,14 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
     else:
         # N columns are N - 1 images and a label, or the N images of an unlabelled fusion list,
         # from which an expert reads its own modality: told apart, for each column count, by the
-        # last image of its first line (class ids are grey or palette with few values; a depth
-        # colouring is not).
+        # last image of its first line (a colour image, or 8-bit grey of many values, cannot be
+        # a label; every other single-channel image, 1- and 16-bit ones included, is one).
+        from ssma_tf.data.convert import cannot_be_label  # reads headers, and a grey image
+
         unlabelled: dict = {}
         for r, _ in rows:
             if len(r) > 1 and len(r) not in unlabelled:
-                unlabelled[len(r)] = _image_not_label(r[-1])
+                unlabelled[len(r)] = cannot_be_label(r[-1])
         entries = [
             ((r[0],), None, line) if len(r) == 1
             else (tuple(r), None, line) if unlabelled[len(r)]
@@ -125,14 +127,15 @@ def samples_from_folders(
     modality1_suffix: str = "",
     modality2_suffix: str = "",
     recursive: bool = False,
-    exclude: Optional[PathLike] = None,
+    exclude: Sequence[PathLike] = (),
 ) -> List[Sample]:
     """Pairs the images of two folders by name (the name without extension and suffix).
 
     `aachen_000000_000019_leftImg8bit.png` and `aachen_000000_000019_disparity.png` pair up with
     the suffixes `_leftImg8bit` and `_disparity`. One folder alone gives unimodal samples.
-    Files under `exclude` (the output folder, which may lie inside an input folder read with
-    `recursive`) are not inputs: before, each run predicted the pictures of the one before.
+    Files under the folders `exclude` (the picture folders of the output, which may lie inside
+    an input folder read with `recursive`) are not inputs: before, each run predicted the
+    pictures of the one before.
 
     Raises:
         PredictionError: a folder is missing or empty, or a file has no partner.
@@ -145,14 +148,17 @@ def samples_from_folders(
         ]
     except InputFileError as error:
         raise PredictionError(str(error)) from None
-    if exclude is not None:
-        outside = os.path.realpath(exclude) + os.sep
+    if exclude:
+        # The output's own picture folders only: an output that holds the inputs (`--output .`)
+        # is no reason to pass them over (helper 134).
+        outside = tuple(os.path.realpath(folder) + os.sep for folder in exclude)
         indexes = [None if index is None else
                    {key: path for key, path in index.items() if not os.path.realpath(path).startswith(outside)}
                    for index in indexes]
         for index, (folder, _) in zip(indexes, folders):
             if index is not None and not index:
-                raise PredictionError(f"{folder} holds no images but the pictures of the output folder {exclude}")
+                raise PredictionError(f"{folder} holds no images but the pictures of an earlier prediction "
+                                      f"({', '.join(map(os.fspath, exclude))})")
     if indexes[0] is None and indexes[1] is None:
         raise PredictionError("give modality1_dir, modality2_dir or both")
     if indexes[0] is not None and indexes[1] is not None:
@@ -185,7 +191,7 @@ def collect_samples(
     modality2_suffix: str = "",
     recursive: bool = False,
     modalities: int = 2,
-    exclude: Optional[PathLike] = None,
+    exclude: Sequence[PathLike] = (),
 ) -> List[Sample]:
     """The samples named by a list file, by one image (pair), or by folders paired by name.
 
@@ -196,7 +202,8 @@ def collect_samples(
         modality1, modality2: image files, or folders (both folders when both are given).
         modality1_suffix, modality2_suffix, recursive: see `samples_from_folders`.
         modalities: the images a fusion model takes (N).
-        exclude: the output folder, whose files are never inputs (see `samples_from_folders`).
+        exclude: folders whose files are never inputs: the output's picture folders (see
+            `samples_from_folders`).
 
     Raises:
         PredictionError: a missing file or folder, a file beside a folder, a bad list.
@@ -294,9 +301,10 @@ def check_inputs(
         return warnings + [f"AdapNet++ reads one modality, {reads}: the images of {unused} are not used"]
     if listed and len(given) > 1 and first.label is None:
         names = " ".join(f"modality{index}" for index in given)
-        warnings.append(f"{first.modalities[-1]} (the last image of the first sample) is not a label (not grey or "
-                        f"palette class ids): the list's {len(given)}-column lines are read as {names} without a "
-                        f"label, and the network reads {input_modality} ({source or 'assumed'})")
+        warnings.append(f"{first.modalities[-1]} (the last image of the first sample) cannot be a label (a colour "
+                        f"image, or grey of more values than labels have): the list's {len(given)}-column lines are "
+                        f"read as {names} without a label, and the network reads {input_modality} "
+                        f"({source or 'assumed'})")
     if len(given) != 1 or given[0] == wanted:
         return warnings
     if listed:
@@ -311,21 +319,6 @@ def check_inputs(
         f"images as --modality{wanted} (or pass --input_modality modality{given[0]} if they are what the network "
         "was trained on)"
     )
-
-
-def _image_not_label(path: str) -> bool:
-    """Whether `path` is an image that cannot hold class ids (False where it cannot be read:
-    reading it as the label names the problem)."""
-    from PIL import Image, UnidentifiedImageError
-
-    from ssma_tf.data.convert import looks_like_label  # reads the header, or a grey image
-
-    try:
-        with Image.open(path):
-            pass
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return False
-    return not looks_like_label(path)
 
 
 def _stem(path: str) -> str:

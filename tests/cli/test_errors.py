@@ -339,8 +339,8 @@ def test_the_demo_output_flag_is_a_usage_error_and_says_what_it_takes(capsys):
     assert stopped.value.code == 2 and "--output: the configs in" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["train", "evaluate", "predict", "export", "prune", "scene", "select_labels",
-                                    "pretrain_depth", "importance_weights", "demo", "fusion_table"])
+@pytest.mark.parametrize("module", ["train", "evaluate", "predict", "export", "prune", "pretrain_depth",
+                                    "importance_weights", "demo", "fusion_table"])
 def test_a_tensorflow_command_under_another_keras_backend_is_one_line(module, monkeypatch, tmp_path, capsys):
     """Under KERAS_BACKEND=jax the commands died on tracebacks (`fold_batch_norm needs the TensorFlow
     backend`, TensorFlow's "Checkpoint was expecting a trackable object" after a minute; helper 125)."""
@@ -363,3 +363,23 @@ def test_a_tensorflow_command_under_another_keras_backend_is_one_line(module, mo
     (tmp_path / "keras.json").write_text('{"backend": "torch"}')
     assert main(["-c", str(tmp_path / "never_read.config")]) == 2
     assert "keras.json) is 'torch'" in capsys.readouterr().err
+
+
+def test_the_parts_that_build_no_model_run_under_another_keras_backend(monkeypatch, tmp_path, capsys):
+    """`ssma-scene convert` and `ssma-select-labels` without a depth student build no model: they ran
+    under KERAS_BACKEND=jax before the backend check, and still do (helper 134); their model parts say so."""
+    from ssma_tf.cli import scene, select_labels
+
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    missing = str(tmp_path / "scenes.txt")
+    assert scene.main(["convert", "-f", missing, "-r", str(tmp_path / "s.tfrecords"), "--modalities", "2",
+                       "--num_classes", "2"]) == 2
+    assert "KERAS_BACKEND" not in capsys.readouterr().err  # refused for the missing list, not the backend
+    assert scene.main(["evaluate", str(tmp_path / "scene.keras"), "--test_data", str(tmp_path / "t.tfrecords")]) == 2
+    assert "error: ssma-scene evaluate runs on Keras' TensorFlow backend" in capsys.readouterr().err
+    config = tmp_path / "never_read.config"
+    assert select_labels.main(["-c", str(config), "--budget", "2", "-o", str(tmp_path / "out")]) == 2
+    assert "KERAS_BACKEND" not in capsys.readouterr().err
+    assert select_labels.main(["-c", str(config), "--budget", "2", "-o", str(tmp_path / "out"),
+                               "--depth-student-steps", "5"]) == 2
+    assert "ssma-select-labels --depth-student-steps runs on Keras' TensorFlow backend" in capsys.readouterr().err

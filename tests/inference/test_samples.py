@@ -191,7 +191,7 @@ def test_an_unlabelled_two_column_list_feeds_an_expert_of_modality_2_its_image(t
     from ssma_tf.inference.samples import check_inputs
 
     write_rgb(tmp_path / "rgb.png", np.zeros((4, 4, 3)))
-    write_rgb(tmp_path / "depth.png", np.random.default_rng(0).uniform(size=(4, 4, 3)))
+    write_rgb(tmp_path / "depth.png", np.random.default_rng(0).uniform(0, 255, size=(4, 4, 3)))
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "label.png")
     (tmp_path / "pairs.txt").write_text("rgb.png depth.png\n")
     (sample,) = collect_samples(False, list_file=tmp_path / "pairs.txt")
@@ -199,11 +199,11 @@ def test_an_unlabelled_two_column_list_feeds_an_expert_of_modality_2_its_image(t
         str(tmp_path / "rgb.png"), str(tmp_path / "depth.png"), None)
     expert = dict(fusion=False, modalities=1, input_modality="modality2", source="its config", listed=True)
     (warning,) = check_inputs([sample], **expert)
-    assert warning == (f"{tmp_path / 'depth.png'} (the last image of the first sample) is not a label (not grey "
-                       "or palette class ids): the list's 2-column lines are read as modality1 modality2 without a "
-                       "label, and the network reads modality2 (its config)")
+    assert warning == (f"{tmp_path / 'depth.png'} (the last image of the first sample) cannot be a label (a colour "
+                       "image, or grey of more values than labels have): the list's 2-column lines are read as "
+                       "modality1 modality2 without a label, and the network reads modality2 (its config)")
     # Three images without a label: the third was taken for the label.
-    write_rgb(tmp_path / "nir.png", np.random.default_rng(1).uniform(size=(4, 4, 3)))
+    write_rgb(tmp_path / "nir.png", np.random.default_rng(1).uniform(0, 255, size=(4, 4, 3)))
     (tmp_path / "three.txt").write_text("rgb.png depth.png nir.png\n")
     (unlabelled,) = collect_samples(False, list_file=tmp_path / "three.txt")
     assert (unlabelled.further, unlabelled.label) == ((str(tmp_path / "nir.png"),), None)
@@ -217,6 +217,19 @@ def test_an_unlabelled_two_column_list_feeds_an_expert_of_modality_2_its_image(t
     (tmp_path / "labelled.txt").write_text("rgb.png label.png\n")
     (sample,) = collect_samples(False, list_file=tmp_path / "labelled.txt")
     assert (sample.modality2, sample.label) == (None, str(tmp_path / "label.png"))
+    # 1-bit, 16-bit and palette labels, and grey saved as RGB, stay labels (helper 134: they were
+    # taken for images, and a depth expert fed the label).
+    Image.fromarray(np.zeros((4, 4), np.uint16) + 3).save(tmp_path / "label16.png")
+    Image.fromarray(np.zeros((4, 4), bool)).save(tmp_path / "label1.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).convert("P").save(tmp_path / "labelp.png")
+    write_rgb(tmp_path / "grey_rgb.png", np.zeros((4, 4, 3)) + 2)
+    for name in ("label16.png", "label1.png", "labelp.png"):
+        (tmp_path / "labelled.txt").write_text(f"rgb.png {name}\n")
+        (sample,) = collect_samples(False, list_file=tmp_path / "labelled.txt")
+        assert (sample.modality2, sample.label) == (None, str(tmp_path / name)), name
+    (tmp_path / "labelled.txt").write_text("rgb.png grey_rgb.png\n")  # a label, with what to do about it
+    with pytest.raises(PredictionError, match="a grey label saved as RGB; save it as one channel"):
+        collect_samples(False, list_file=tmp_path / "labelled.txt")
 
 
 def test_sizes_and_labels_that_do_not_fit_are_named_before_any_prediction(tmp_path):
@@ -248,16 +261,23 @@ def test_sizes_and_labels_that_do_not_fit_are_named_before_any_prediction(tmp_pa
 
 
 def test_the_output_folder_inside_a_recursively_read_input_folder_is_no_input(tmp_path):
-    """A second run read the first run's pictures as images to predict (helper 128)."""
+    """A second run read the first run's pictures as images to predict (helper 128); an output
+    holding the inputs (`--output .`) passes none of them over (helper 134)."""
+    from ssma_tf.inference.pictures import PICTURE_FOLDERS
+
     write_rgb(tmp_path / "f" / "p.png", np.zeros((4, 4, 3)))
     write_rgb(tmp_path / "f" / "s1" / "q.png", np.zeros((4, 4, 3)))
     for kind in ("class_ids", "color", "overlay"):
         write_rgb(tmp_path / "f" / "pred" / kind / "p.png", np.zeros((4, 4, 3)))
-    samples = collect_samples(False, modality1=tmp_path / "f", recursive=True, exclude=tmp_path / "f" / "pred")
+    pictures = [tmp_path / "f" / "pred" / folder for folder in PICTURE_FOLDERS]
+    samples = collect_samples(False, modality1=tmp_path / "f", recursive=True, exclude=pictures)
     assert [s.name for s in samples] == ["p", "s1/q"]
     assert len(collect_samples(False, modality1=tmp_path / "f", recursive=True)) == 5
-    with pytest.raises(PredictionError, match="holds no images but the pictures of the output folder"):
-        collect_samples(False, modality1=tmp_path / "f" / "pred", recursive=True, exclude=tmp_path / "f" / "pred")
+    with pytest.raises(PredictionError, match="holds no images but the pictures of an earlier prediction"):
+        collect_samples(False, modality1=tmp_path / "f" / "pred", recursive=True, exclude=pictures)
+    # The output is the folder of the inputs, or above it: the inputs are read.
+    around = [tmp_path / folder for folder in PICTURE_FOLDERS]
+    assert [s.name for s in collect_samples(False, modality1=tmp_path / "f" / "s1", exclude=around)] == ["q"]
 
 
 def test_a_folder_suffix_given_with_its_extension_is_told_so(tmp_path):
