@@ -218,13 +218,17 @@ def train_run(values: Mapping[str, Any], config_path: PathLike, *, step: str,
         log: a file for the child's output (default: streamed here).
 
     Returns:
-        The seconds training took, or None when the run was finished already and nothing ran.
+        The seconds training took, or None when the run was finished already and nothing ran, or
+        was resumed (the time of its earlier part is not known: the seconds of the rest alone
+        were given; helper 135).
     """
     forget_other_settings(values, config_path, step=step)
     if is_finished(values["checkpoint"]):
         return None
+    resumed = os.path.isfile(os.path.join(os.fspath(values["checkpoint"]), "checkpoint"))
     write_config(config_path, values)
-    return run_command("ssma-train", ["-c", config_path], step=step, log=log)
+    seconds = run_command("ssma-train", ["-c", config_path], step=step, log=log)
+    return None if resumed else seconds
 
 
 def train_in_process(values: Mapping[str, Any], source: str,

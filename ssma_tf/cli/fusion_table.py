@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import json
 import pathlib
 import shlex
@@ -163,6 +164,9 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
     # of other settings is trained again from scratch, not resumed as finished.
     restart_unless_made_with(values["checkpoint"], results / f"{name}.settings.json", settings, name,
                              "its steps, data or experts")
+    # A run stopped before its result was written resumes: the time of its earlier part is not
+    # known here, and its figure would count the rest only (helper 135): not given then.
+    resumed = os.path.isfile(os.path.join(values["checkpoint"], "checkpoint"))
     started = time.perf_counter()
     print(f"=== {name}", flush=True)
     source = f"<fusion table: {name}>"
@@ -183,9 +187,12 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
     # The model in memory, under its run's eval config (skip_step: the log interval, unused here).
     metrics = evaluate_in_process(values["checkpoint"], {"test_data": str(data / "val.tfrecords"), "batch_size": 10,
                                                          "skip_step": 100}, model=model, check_paths=False)
-    metrics["train_seconds"] = round(time.perf_counter() - started, 1)
+    seconds = round(time.perf_counter() - started, 1)
+    # Training (or building), and the evaluation; None for a resumed run (above).
+    metrics["train_seconds"] = None if resumed else seconds
     metrics["settings"] = settings
-    print(f"  mIoU {metrics['mIoU']:.1f} ({metrics['train_seconds']:.0f} s)", flush=True)
+    took = f"{seconds:.0f} s since it resumed; its time is not counted" if resumed else f"{seconds:.0f} s"
+    print(f"  mIoU {metrics['mIoU']:.1f} ({took})", flush=True)
     save_result(path, metrics)
     del model
     keras.backend.clear_session()
@@ -235,14 +242,15 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
         ious = np.array([[np.nan if c["iou"] is None else c["iou"] for c in r["per_class"]] for r in runs], float)
         per_class = [float(np.mean(column[~np.isnan(column)])) if (~np.isnan(column)).any() else None
                      for column in ious.T]
-        seconds = np.mean([r.get("train_seconds", 0.0) for r in runs])
+        times = [r.get("train_seconds") for r in runs]
+        seconds = "–" if any(t is None for t in times) else f"{np.mean(times):.0f}"
         # A method without a title (registered by a user) keeps its config name; every shipped one
         # has a title (tests/cli/test_fusion_table.py).
         title = TITLES.get(name, name)
         if backbone == "mobilenet_v2":
             title = title.replace("AdapNet++", "MobileNet v2")
         lines.append(f"| {title} | {miou.mean:.1f} | {miou.low:.1f}–{miou.high:.1f} | "
-                     + " | ".join("–" if v is None else f"{v:.1f}" for v in per_class) + f" | {seconds:.0f} |")
+                     + " | ".join("–" if v is None else f"{v:.1f}" for v in per_class) + f" | {seconds} |")
     return "\n".join(lines)
 
 

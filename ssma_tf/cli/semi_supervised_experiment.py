@@ -143,7 +143,8 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
                            log=run_dir / "evaluate.log")
     result = {"model": model, "arm": arm, "seed": seed, "steps": steps, "mIoU": metrics["mIoU"],
               **({"pretrain_steps": pretrain_steps} if pretrain_steps is not None else {}),
-              # None: the run had finished before (an experiment stopped before its evaluation).
+              # None: the run had finished before (an experiment stopped before its evaluation), or
+              # was resumed (its earlier part untimed).
               "train_seconds": None if seconds is None else round(seconds, 1),
               "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]},
               "settings": json.loads(json.dumps(dict(config, inputs=inputs), sort_keys=True))}

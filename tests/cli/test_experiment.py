@@ -407,3 +407,16 @@ def test_sigterm_to_an_experiment_reaches_its_running_step_which_ends_first(tmp_
     assert parent.returncode == 143 and err.endswith("terminated\n"), err
     assert pathlib.Path(f"{marker}.saved").read_text() == str(int(signal.SIGTERM))
     assert not child_alive
+
+
+def test_a_resumed_run_gives_no_seconds_rather_than_those_of_its_last_part(tmp_path, monkeypatch):
+    """A run stopped and resumed by the next call gave the seconds of the resumed part only
+    (helper 135)."""
+    from ssma_tf.cli import experiment as runner
+
+    monkeypatch.setattr(runner, "run_command", lambda command, args, **kwargs: 5.0)
+    values = {"checkpoint": str(tmp_path / "run"), "max_iteration": 2}
+    assert runner.train_run(values, tmp_path / "train.config", step="train x") == 5.0
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
+    assert runner.train_run(values, tmp_path / "train.config", step="train x") is None

@@ -214,3 +214,29 @@ def test_a_fusion_arm_stopped_before_its_result_is_not_resumed_on_other_experts(
     assert "has no record of what it was made with (an older version's run); training it again" in (
         capsys.readouterr().out)
     assert "batch-norm recalibration 50 batches;" in (tmp_path / "out" / "fusion_table.md").read_text()
+
+
+def test_a_resumed_arm_gives_no_seconds_rather_than_those_of_its_last_part(tmp_path, monkeypatch, capsys):
+    """An arm stopped before its result and resumed gave the seconds of the resumed part only
+    (rebuild, export and evaluation: 8 s for a run of minutes; helper 135)."""
+    def fake_train(values, source, log=None):
+        run = pathlib.Path(values["checkpoint"])
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')  # the run's state file
+        return object()
+
+    monkeypatch.setattr(fusion_table, "train_in_process", fake_train)
+    monkeypatch.setattr(fusion_table, "evaluate_in_process", lambda run, overrides, **kwargs: _metrics(50.0))
+    argv = ["--seeds", "0", "--methods", "ssma", "--num_train", "2", "--num_val", "2", "--fusion_steps", "2",
+            "--expert_steps", "2", "--height", "16", "--width", "32", "--output", str(tmp_path / "out")]
+    results = tmp_path / "out" / "seed0" / "results"
+    assert fusion_table.main(argv) == 0
+    assert isinstance(json.loads((results / "ssma.json").read_text())["train_seconds"], float)
+    (results / "ssma.json").unlink()  # stopped before its result: resumed by the same command
+    capsys.readouterr()
+    assert fusion_table.main(argv) == 0
+    assert "since it resumed; its time is not counted" in capsys.readouterr().out
+    assert json.loads((results / "ssma.json").read_text())["train_seconds"] is None
+    row = next(line for line in (tmp_path / "out" / "fusion_table.md").read_text().splitlines()
+               if line.startswith("| SSMA |"))
+    assert row.endswith("| – |")
