@@ -284,12 +284,12 @@ def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: 
         print(f"warning: {args.list}: {line}" if args.list else f"warning: {line}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _picture_folders(output: str) -> list:
     """The folders this command writes its pictures to under `output`: never its inputs."""
     from ssma_tf.inference.pictures import PICTURE_FOLDERS
 
     return [os.path.join(output, folder) for folder in PICTURE_FOLDERS]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -208,3 +208,19 @@ def test_a_child_command_imports_this_checkouts_package(tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, "-c", "import ssma_tf; print(ssma_tf.__file__)"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(ROOT / "ssma_tf" / "__init__.py")
+
+
+def test_a_modules_main_guard_comes_after_everything_it_runs():
+    """`python -m ssma_tf.cli.predict` ran `main()` before a function defined below the
+    `if __name__ == "__main__":` block existed (a NameError in `make demo`), which imports of the
+    module in tests never see: every module of the package, tools and benchmarks ends with its guard."""
+    import ast
+
+    late = []
+    for path in sorted(p for folder in ("ssma_tf", "tools", "bench") for p in (ROOT / folder).rglob("*.py")):
+        body = ast.parse(path.read_text(encoding="utf-8")).body
+        guards = [index for index, node in enumerate(body) if isinstance(node, ast.If)
+                  and "__name__" in ast.unparse(node.test) and "__main__" in ast.unparse(node.test)]
+        if guards and guards[-1] != len(body) - 1:
+            late.append(f"{path.relative_to(ROOT)}: {ast.unparse(body[guards[-1] + 1]).splitlines()[0]}")
+    assert not late, late
