@@ -26,6 +26,7 @@ No TensorFlow here: the data tools use this before they import it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -361,6 +362,16 @@ def remove_path(path: str) -> None:
 
 # The files of a TF checkpoint beside its prefix, which people paste instead of the prefix.
 _TF_CHECKPOINT_PART = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
+
+
+def matched_files(pattern: PathLike) -> list:
+    """The files a path or glob pattern names, sorted: the path itself when it is a file (a name
+    such as `data [v2]/x.tfrecords` reads as a pattern but is no match of it), else the
+    pattern's matches that are files (none for a folder or nothing)."""
+    pattern = os.fspath(pattern)
+    if os.path.isfile(pattern):
+        return [pattern]
+    return sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
 
 
 def checkpoint_prefix(path: PathLike) -> str:

@@ -30,7 +30,7 @@ from ssma_tf.constants import (
     ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, EXPERTLESS_FUSIONS,
     MAX_MODALITIES, RUN_CONFIG, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
-from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix
+from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix, matched_files
 
 # Other spellings of a key, and the key they stand for.
 ALIASES = {spec.alias: name for name, spec in DECLARED.items() if spec.alias is not None}
@@ -83,9 +83,7 @@ def ssma_train_warnings(config: RunConfig) -> list[str]:
     if config.test_data:
         # Read by ssma-evaluate RUN after training, not by training: a typo would otherwise be
         # found only when the run is done.
-        # A path holding `[` is a file before it is a pattern (as `read_patterns` reads it).
-        missing = [p for p in config.test_data
-                   if not (os.path.isfile(p) or any(os.path.isfile(f) for f in glob.glob(p)))]
+        missing = [p for p in config.test_data if not matched_files(p)]  # "data [v2]/x": a file
         if missing:
             lines.append(f"{config.source}: key 'test_data': no file matches {missing[0]}; training does not read "
                          "it, but evaluating the run (ssma-evaluate RUN) will")
@@ -1026,8 +1024,7 @@ class _Reader:
             if not isinstance(item, str) or not item.strip():
                 raise self.type_error(name, "a file, a glob pattern or a list of them", item)
             pattern = os.path.abspath(os.path.expanduser(item.strip()))
-            found = os.path.isfile(pattern) or any(os.path.isfile(p) for p in glob.glob(pattern))  # "data [v2]/x"
-            if self.checks(spec) and not found:
+            if self.checks(spec) and not matched_files(pattern):  # "data [v2]/x" is a file
                 if os.path.isdir(pattern):
                     raise self.error(name, f"{pattern} is a folder; give its files, e.g. "
                                            f"{os.path.join(pattern, '*.tfrecords')}")

@@ -12,7 +12,6 @@ and the record index (`ssma_tf.data.records`) and raises a `RecordError` naming 
 from __future__ import annotations
 
 import contextlib
-import glob
 import numbers
 import os
 import random
@@ -29,6 +28,7 @@ from ssma_tf.resampling import modality_interpolations
 from ssma_tf.data.records import (
     RecordError, count_records, find_damaged_record, first_example, label_ids_warning, modalities_held,
 )
+from ssma_tf.files import matched_files
 from ssma_tf.lists import MissingFileError
 
 FilePatterns = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -60,9 +60,7 @@ def list_record_files(file_patterns: FilePatterns, several_sets: bool = False) -
         pattern = os.fspath(pattern)
         # A file that exists is itself, even where its name reads as a pattern ("data [v2]/...":
         # before, no match, or another file's, `data 2/...`, read silently).
-        literal = os.path.isfile(pattern)
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not literal else [pattern]
-        matches = [m for m in matches if os.path.isfile(m)]
+        matches = matched_files(pattern)
         if not matches and os.path.isdir(pattern):
             raise MissingFileError(f"{pattern!r} is a folder; give its record files, e.g. "
                                    f"'{os.path.join(pattern, '*.tfrecords')}'", pattern)
