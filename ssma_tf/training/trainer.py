@@ -54,7 +54,7 @@ from ssma_tf.distribute import (
     task_id,
 )
 from ssma_tf.errors import first_line
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, free_bytes, remove_path
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, free_bytes, matched_files, remove_path
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_weights
 from ssma_tf.models.factory import build_model
@@ -190,10 +190,9 @@ def _iterator_problem(error: tf.errors.OpError) -> str:
 
 def _matched_files(value: Any) -> list[str]:
     """The files a record key's pattern(s) match, in order (none when unset)."""
-    # A path holding `[` is a file before it is a pattern (as `read_patterns` reads it): its
-    # size was not recorded for the resume check (helper 131).
-    return sorted({path for pattern in _as_list(value) or []
-                   for path in ([pattern] if os.path.isfile(pattern) else glob.glob(pattern)) if os.path.isfile(path)})
+    # A path holding `[` is a file before it is a pattern (`matched_files`): before, its size was
+    # not recorded for the resume check (helper 131).
+    return sorted({path for pattern in _as_list(value) or [] for path in matched_files(pattern)})
 
 
 def _shown(value: Any, none: str = "unset") -> str:
@@ -378,9 +377,12 @@ class Trainer:
         # Of the newest checkpoint whose step reads, which the restore falls back to: a damaged
         # newest one gave offset 0, the run's first batches again (helper 133).
         self.stream_seed_offset = 0
-        readable = next((prefix for prefix in self._resume_from if _read_step(prefix) is not None), None)
-        if readable is not None and not (self.saves_data_position and _holds_data_position(readable)):
-            self.stream_seed_offset = _read_step(readable)
+        for prefix in self._resume_from:
+            step = _read_step(prefix)
+            if step is not None:
+                if not (self.saves_data_position and _holds_data_position(prefix)):
+                    self.stream_seed_offset = step
+                break
         # The input pipeline before the model: a bad record file fails in seconds, not minutes.
         self.dataset = self.strategy.distribute_datasets_from_function(
             lambda context: self._make_dataset(context, self.stream_seed_offset)
@@ -449,6 +451,7 @@ class Trainer:
         # Made at the first summary (`writer`): a finished run given again wrote an empty events
         # file into its folder, "left as it was" (helper 133).
         self._writer: Any = None
+        self._summaries_off = False  # a summary write failed: the run goes on without them
         self._palette = _palette(config)
         # The encoders' rate, for the log: frozen encoders have none.
         trains_encoders = any(encoder.trainable_variables for encoder in self.model.encoders)
@@ -984,7 +987,7 @@ class Trainer:
         """Runs `write` (summaries); a write that fails (a full disk: TensorFlow's OutOfRangeError
         on flushing) is one warning, and the run goes on without summaries. Before, a traceback
         ended the run, its steps since the last checkpoint lost (helper 133)."""
-        if getattr(self, "_summaries_off", False):
+        if self._summaries_off:
             return
         try:
             write()
@@ -1162,8 +1165,8 @@ class Trainer:
             # Both final files written after the last checkpoint: a stop during the export
             # (SIGTERM after final.weights.h5) left the `.keras` file of an earlier finish,
             # which `ssma-predict RUN/final.keras` then read without a word.
-            exported = (final_files_current(config.checkpoint)
-                        and os.path.isfile(os.path.join(config.checkpoint, RUN_CONFIG)))
+            has_config = os.path.isfile(os.path.join(config.checkpoint, RUN_CONFIG))
+            exported = final_files_current(config.checkpoint) and has_config
             # A finished run's folder is left as it was: before, its config.yaml took the keys
             # of the config given now (another test_data, which `ssma-evaluate RUN` then read
             # without a word). Only an export that failed or was cut short is done now.
@@ -1178,7 +1181,6 @@ class Trainer:
             # An export cut short is done again without config.yaml, which keeps the run's values
             # (before: rewritten from the config given now, so that it claimed a recalibration
             # never done, or another test_data; helper 129).
-            has_config = os.path.isfile(os.path.join(config.checkpoint, RUN_CONFIG))
             weights = final if exported else self._export_and_say(write_config=not has_config)
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
