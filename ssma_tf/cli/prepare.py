@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("fill", parents=[common, units], help="depth -> hole-filled depth")
     p.set_defaults(subparser=p)
-    p.add_argument("--max-depth", type=float, default=100.0,
+    p.add_argument("--max-depth", type=float, default=completion.MAX_DEPTH,
                    help="inversion constant in metres (default 100, the paper's)")
     p.add_argument("--kernel", choices=sorted(KERNELS), default="diamond5",
                    help="kernel of the first dilation (default diamond5)")
@@ -396,25 +396,27 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
         if getattr(args, "sunrgbd_depth", False):
             depth = io.sunrgbd_depth_to_mm(depth)
         if getattr(args, "fill", False):
-            depth = fill(depth, path, completion.fill_depth, units=args.units, keep_valid=args.keep_valid)
+            depth = fill(depth, path, units=args.units, keep_valid=args.keep_valid)
         return depth
 
-    def fill(depth, source: pathlib.Path, filler: Callable, **options):
-        """`filler(depth, **options)`, checked against the units before and after: the completion
-        treats depth beyond its inversion depth (100 m) as missing, so millimetres given `--units
-        m` came out all black, without a word, from every --fill (helper 129; the checks after
-        it saw no valid pixel and said nothing)."""
+    def median_metres(depth) -> Optional[float]:
+        """The median of an image's valid depth in metres, by `--units` (None: no valid pixel)."""
         valid = depth[np.isfinite(depth) & (depth > 0)]
-        max_depth = options.get("max_depth", 100.0)
-        if valid.size:
-            median = float(np.median(valid)) / completion.units_per_metre(options["units"])
-            if median >= max_depth - 0.1:
-                warned.image(source, f"its median depth is {median:g} m with --units {options['units']}, at or beyond "
-                             f"the {max_depth:g} m the depth completion keeps: the filled image comes out (nearly) "
-                             "empty; are --units the file's units?")
-                return filler(depth, **options)
-        filled = filler(depth, **options)
-        if valid.size and not np.any(np.isfinite(filled) & (filled > 0)):
+        return float(np.median(valid)) / completion.units_per_metre(args.units) if valid.size else None
+
+    def fill(depth, source: pathlib.Path, **options):
+        """`completion.fill_depth(depth, **options)`, checked against the units before and after:
+        the completion treats depth beyond its inversion depth (100 m) as missing, so millimetres
+        given `--units m` came out all black, without a word, from every --fill (helper 129; the
+        checks after it saw no valid pixel and said nothing)."""
+        median = median_metres(depth)
+        max_depth = options.get("max_depth", completion.MAX_DEPTH)
+        filled = completion.fill_depth(depth, **options)
+        if median is not None and median >= max_depth - 0.1:
+            warned.image(source, f"its median depth is {median:g} m with --units {args.units}, at or beyond "
+                         f"the {max_depth:g} m the depth completion keeps: the filled image comes out (nearly) "
+                         "empty; are --units the file's units?")
+        elif median is not None and not np.any(np.isfinite(filled) & (filled > 0)):
             warned.image(source, "the depth completion left no depth in it (it had some): the output is empty; are "
                          "--units the file's units?")
         return filled
@@ -441,11 +443,8 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
     def check_metres(depth, job: batch.Job) -> None:
         """HHA reads depth in metres: a median far outside what cameras see (millimetres given
         `--units m` gives thousands of metres, a flat disparity channel and a saturated height)."""
-        valid = depth[np.isfinite(depth) & (depth > 0)]
-        if not valid.size:
-            return
-        median = float(np.median(valid)) / completion.units_per_metre(args.units)
-        if not PLAUSIBLE_METRES[0] <= median <= PLAUSIBLE_METRES[1]:
+        median = median_metres(depth)
+        if median is not None and not PLAUSIBLE_METRES[0] <= median <= PLAUSIBLE_METRES[1]:
             warned.image(job.source, f"its median depth is {median:g} m with --units {args.units} (depth cameras "
                          f"see {PLAUSIBLE_METRES[0]:g} to {PLAUSIBLE_METRES[1]:g} m): the HHA channels come out flat or "
                          "saturated; are --units the file's units?")
@@ -482,7 +481,7 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
         )
 
         def convert(job: batch.Job) -> None:
-            filled = fill(read(job.source), job.source, completion.fill_depth, **options)
+            filled = fill(read(job.source), job.source, **options)
             io.write_depth(job.output, filled, overwrite=overwrite,
                            units_per_metre=completion.units_per_metre(args.units))
         return convert, lambda source: batch.depth_output_extension(source, args.format)

@@ -30,6 +30,8 @@ from ssma_tf.modalities.errors import ParameterError
 
 # Values per metre for the `units` names.
 UNITS_PER_METRE = {"m": 1.0, "cm": 100.0, "mm": 1000.0}
+# The inversion constant of the completion in metres (the paper's): depth at or beyond it is missing.
+MAX_DEPTH = 100.0
 
 BLUR_TYPES = ("gaussian", "bilateral", "none")
 
@@ -72,7 +74,7 @@ def fill_depth(
     depth: np.ndarray,
     *,
     units: Union[str, float] = "m",
-    max_depth: float = 100.0,
+    max_depth: float = MAX_DEPTH,
     dilation_kernel: np.ndarray = morphology.DIAMOND_KERNEL_5,
     closing_kernel: np.ndarray = morphology.FULL_KERNEL_5,
     hole_fill_kernel: np.ndarray = morphology.FULL_KERNEL_7,
