@@ -29,6 +29,7 @@ Examples:
 """
 
 import argparse
+import hashlib
 import os
 import pathlib
 import sys
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--label-suffix", default="", help="suffix of label names to drop")
     where.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     where.add_argument("--skip-existing", action="store_true",
-                       help="keep existing outputs (resume a run); they still go into the list")
+                       help="keep existing outputs (resume a run); they still go into the list, "
+                            "which is written again")
     where.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     units = argparse.ArgumentParser(add_help=False)
@@ -201,6 +203,15 @@ def _settings(args: argparse.Namespace) -> Dict[str, str]:
         values["units"] = completion.units_per_metre(values["units"])
     if values.get("rgb_dir"):
         values["rgb_dir"] = os.path.abspath(values["rgb_dir"])
+    if values.get("intrinsics_file"):
+        # By what it holds: the same camera from another working folder resumes, an edited file does
+        # not (before: its path as typed; helper 140).
+        try:
+            values["intrinsics_file"] = "sha256 " + hashlib.sha256(pathlib.Path(values["intrinsics_file"]).read_bytes()
+                                                                   ).hexdigest()
+        except OSError:
+            pass  # reading the camera names the file
+
     return {name: str(value) for name, value in sorted(values.items())}
 
 
@@ -216,9 +227,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         warned = ImageWarnings()
         convert, output_extension = _converter(args, warned)
         jobs = _plan(args, output_extension)
-        if args.list_file is not None and args.list_file.exists() and not args.overwrite:
+        # A resumed run (--skip-existing) writes its list again, whole (before: refused, with advice
+        # to pass --overwrite, which --skip-existing excludes; helper 140).
+        if args.list_file is not None and args.list_file.exists() and not (args.overwrite or args.skip_existing):
             raise io.OutputExistsError(
-                f"list file '{args.list_file}' exists already (pass --overwrite to replace it)"
+                f"list file '{args.list_file}' exists already (pass --overwrite to replace it, or "
+                "--skip-existing to resume the run that wrote it)"
             )
         # A folder in the way is found before any file is converted, not when the list is written.
         check_output(args.output_dir, what="--output-dir", directory=True, overwrite=None)
@@ -240,7 +254,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         batch.run_jobs(todo, convert, progress=progress, output_dir=args.output_dir, settings=settings)
         warned.summary(len(todo))
         if args.list_file is not None:
-            batch.write_list_file(args.list_file, [job.row for job in jobs], overwrite=args.overwrite)
+            batch.write_list_file(args.list_file, [job.row for job in jobs],
+                                  overwrite=args.overwrite or args.skip_existing)
             if not args.quiet:
                 print(f"{PROG}: wrote '{args.list_file}' ({len(jobs)} samples)", file=sys.stderr)
     except UserInputError as exc:  # bad input (files, values); any other ValueError is a bug
@@ -389,7 +404,9 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
                ) -> Tuple[Callable[[batch.Job], None], Callable[[pathlib.Path], str]]:
     """Returns (convert one job, output extension for a source) for the chosen command; what the
     conversion finds suspicious about an image goes to `warned`."""
-    overwrite = args.overwrite
+    # With --skip-existing, the outputs left to write are those missing and those a stopped run
+    # was writing (`batch.check_outputs`): the latter are replaced.
+    overwrite = args.overwrite or args.skip_existing
 
     def read(path: pathlib.Path):
         depth = io.read_depth(path)

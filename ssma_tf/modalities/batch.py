@@ -262,7 +262,8 @@ def plan_folder_jobs(
     if modality1_dir is not None and label_dir is None:
         raise ParameterError("a modality-1 folder needs a label folder too: list rows end with the label")
     output_dir = pathlib.Path(output_dir)
-    keyed: Dict[str, pathlib.Path] = {}
+    keyed: Dict[Tuple[str, str], pathlib.Path] = {}  # (key, output name): input
+    outputs: Dict[pathlib.Path, pathlib.Path] = {}  # each output and its input
     for item in inputs:
         item = pathlib.Path(item)
         if item.is_dir():
@@ -275,12 +276,16 @@ def plan_folder_jobs(
         else:
             raise InputFileError(f"input '{item}' does not exist")
         for key, path in found:
-            if key in keyed and keyed[key] != path:
+            # Two inputs clash when their outputs do: '0.png' and '0.npy' filled keep their own
+            # extensions (before: refused as both written to 'out/0', a path never written).
+            output = output_dir / (key + output_suffix + output_extension(path))
+            if output in outputs and outputs[output] != path:
                 raise InputFileError(
-                    f"inputs '{keyed[key]}' and '{path}' would both be written to "
-                    f"'{output_dir / (key + output_suffix)}'; convert them in separate runs"
+                    f"inputs '{outputs[output]}' and '{path}' would both be written to '{output}'; "
+                    "convert them into separate --output-dir folders"
                 )
-            keyed[key] = path
+            outputs[output] = path
+            keyed[(key, output.name)] = path
     companions = (
         index_folder(companion_dir, companion_extensions, companion_suffix, recursive)
         if companion_dir is not None
@@ -297,8 +302,8 @@ def plan_folder_jobs(
         else None
     )
     jobs = []
-    for key in sorted(keyed):
-        source = keyed[key]
+    for key, name in sorted(keyed):
+        source = keyed[(key, name)]
         output = output_dir / (key + output_suffix + output_extension(source))
         companion = _partner(companions, key, source, companion_dir)
         row = None
@@ -361,7 +366,10 @@ def plan_list_jobs(
                           f"column {companion_column}'s companion")
     output_dir = pathlib.Path(output_dir)
     sources = [row[column] for row in rows]
-    root = pathlib.Path(os.path.commonpath([str(s.parent) for s in sources]))
+    # Absolute: inputs given as '../data/0.png' beside 'extra/1.png' (or one absolute, one not) have
+    # a common folder; before, '' was taken for it and '../data/0.png' was written outside
+    # `output_dir`, or the mix of the two ended in a ValueError (helper 140).
+    root = pathlib.Path(os.path.commonpath([os.path.abspath(s.parent) for s in sources]))
     jobs = []
     seen: Dict[pathlib.Path, pathlib.Path] = {}
     listed: Dict[pathlib.Path, tuple] = {}  # each input's first line: (its number, its row)
@@ -386,7 +394,7 @@ def plan_list_jobs(
             else:
                 raise InputFileError(f"{both}: each sample needs its own input; is one of the lines a copy-paste "
                                      "slip?")
-        output = output_dir / (sample_key(source, root) + output_suffix + output_extension(source))
+        output = output_dir / (sample_key(os.path.abspath(source), root) + output_suffix + output_extension(source))
         if output in seen and seen[output] != source:
             raise InputFileError(
                 f"'{seen[output]}' and '{source}' in '{list_path}' would both be written to '{output}'"
@@ -402,6 +410,12 @@ def plan_list_jobs(
 # In the output folder: one JSON line per output written, {"output": relative path, "source": input,
 # "settings": the conversion and its options}.
 SOURCES_FILE = ".ssma-prepare-sources"
+# The settings recorded for an output whose writing began and did not end: before each output a
+# `"writing": true` line is recorded, after it the finished one. A run stopped between the two
+# left the output as it was or newly written, unknown which: `--skip-existing` makes it again.
+# (Before: the record came after the file only, and a SIGTERM between the two left an output with
+# no record, which `--skip-existing` then refused; helper 140.)
+BEING_WRITTEN = "being written"
 
 
 def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Optional[dict]]]:
@@ -418,7 +432,8 @@ def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Opti
     for line in lines:
         try:
             entry = json.loads(line)
-            sources[pathlib.Path(output_dir) / entry["output"]] = (entry["source"], entry.get("settings"))
+            settings = BEING_WRITTEN if entry.get("writing") else entry.get("settings")
+            sources[pathlib.Path(output_dir) / entry["output"]] = (entry["source"], settings)
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut short by a crash: that output is simply not vouched for
     return sources
@@ -497,8 +512,12 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             f"{len(existing)} output(s) exist already: {names}{more}; pass --overwrite to replace "
             "them or --skip-existing to keep them"
         )
+    # Outputs a stopped run of the same input was writing: made again, neither kept nor refused.
+    unfinished = {job.output for job in existing if recorded.get(job.output, (None, None)) ==
+                  (_source_id(job.source), BEING_WRITTEN)} if skip_existing else set()
     if skip_existing and existing and settings is not None and output_dir is not None:
-        unvouched = [job for job in existing if recorded.get(job.output, (None, None))[1] != settings]
+        unvouched = [job for job in existing if job.output not in unfinished
+                     and recorded.get(job.output, (None, None))[1] != settings]
         if unvouched:
             job = unvouched[0]
             more = f" ({len(unvouched)} outputs in all)" if len(unvouched) > 1 else ""
@@ -511,7 +530,7 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
                 "--overwrite to make them all again, delete those outputs to make only them again, or give "
                 "another --output-dir")
     if skip_existing:
-        return [job for job in jobs if not job.output.exists()]
+        return [job for job in jobs if not job.output.exists() or job.output in unfinished]
     return jobs
 
 
@@ -587,7 +606,9 @@ def run_jobs(
         convert: reads `job.source` (and `job.companion`) and writes `job.output`.
         progress: reporter, or None for silence.
         output_dir: the folder of the outputs: each output's input is appended to its
-            `SOURCES_FILE` as soon as the output is written (a run stopped half-way has them).
+            `SOURCES_FILE` as its writing begins and again, with `settings`, once it is written
+            (a run stopped half-way has them; `check_outputs` makes an output begun and not
+            recorded as finished again).
         settings: the conversion and its options, recorded with each output (`check_outputs`).
 
     Returns:
@@ -596,34 +617,45 @@ def run_jobs(
     A run that fails before its first output leaves no trace: the folders it made for the
     outputs are removed again (before: an empty output folder with an empty `SOURCES_FILE`).
     """
-    record = None
+    record = job = None
+    record_path = pathlib.Path(output_dir) / SOURCES_FILE if output_dir is not None else None
+    record_made = False  # this run created the record file
+    written = False  # an output was written
     made = _missing_folders(output_dir) if output_dir is not None else []
     try:
         for done, job in enumerate(jobs, start=1):
             if done == 1:
                 made.extend(folder for folder in _missing_folders(job.output.parent) if folder not in made)
+            if record_path is not None:
+                entry = {"output": os.path.relpath(job.output, output_dir), "source": _source_id(job.source)}
+                if record is None:
+                    os.makedirs(output_dir, exist_ok=True)
+                    record_made = not record_path.exists()
+                    record = open(record_path, "a", encoding="utf-8")
+                # The output's writing begins (`BEING_WRITTEN`); the finished record follows it.
+                record.write(json.dumps({**entry, "writing": True}) + "\n")
+                record.flush()
             try:
                 convert(job)
             except (InputFileError, OutputExistsError):
                 raise
             except (ValueError, OSError) as exc:
                 raise InputFileError(f"converting '{job.source}' failed: {exc}") from exc
-            if output_dir is not None:
-                if record is None:
-                    os.makedirs(output_dir, exist_ok=True)
-                    record = open(pathlib.Path(output_dir) / SOURCES_FILE, "a", encoding="utf-8")
-                relative = os.path.relpath(job.output, output_dir)
-                entry = {"output": relative, "source": _source_id(job.source)}
+            if record is not None:
                 if settings is not None:
                     entry["settings"] = settings
                 record.write(json.dumps(entry) + "\n")
                 record.flush()
             made = []  # an output is written: its folders stay
+            written = True
             if progress is not None:
                 progress.update(done)
     finally:
         if record is not None:
             record.close()
+            if record_made and not written and not job.output.exists():
+                # Stopped before its first output: the record of its beginning goes too.
+                record_path.unlink(missing_ok=True)
         for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):
             try:
                 folder.rmdir()  # only if empty: nothing but what this run made

@@ -157,7 +157,8 @@ def gray(
         vmax: value mapped to 255; required unless `percentiles` is given.
         percentiles: per-image (low, high) percentiles instead of a fixed range.
         invert: swap the ends of the range.
-        missing_value: grey level (0..255) of missing pixels.
+        missing_value: grey level (0..255) of missing pixels; a measured value that would get
+            it gets the next level towards the middle (1 for the default 0).
 
     Returns:
         uint8 array of shape (H, W, 3), the three channels equal.
@@ -169,6 +170,11 @@ def gray(
         raise ParameterError(f"missing_value must be an integer in 0..255, got {missing_value!r}")
     t, valid = normalize(values, vmin=vmin, vmax=vmax, percentiles=percentiles, invert=invert)
     level = np.floor(t * 255.0 + 0.5).astype(np.uint8)
+    # A measured value never takes the grey of missing ones (before: with `invert` every surface
+    # beyond `vmax`, and anything at or below `vmin`, came out as black as a hole, which the network
+    # and DepthMix's decoding then took for one; helper 140): it moves one level towards the middle.
+    nudge = 1 if missing_value < 128 else -1
+    level[valid & (level == int(missing_value))] = int(missing_value) + nudge
     level[~valid] = int(missing_value)
     return np.repeat(level[..., None], 3, axis=-1)
 

@@ -68,10 +68,14 @@ def read_depth(path: PathLike) -> np.ndarray:
         return array.astype(np.float32)
     image = _open_image(path, "depth")
     if image.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "L"):
+        # A palette or 1-bit image has one channel too: said what it is (before: "must be a
+        # single-channel image ..., got ... with 1 channel(s)"; helper 140).
+        kinds = {"P": "a palette (colour-indexed) image: a label or a picture, not depth?",
+                 "1": "a 1-bit (black and white) image: a mask, not depth?"}
+        found = kinds.get(image.mode, f"Pillow mode {image.mode!r} with {len(image.getbands())} channel(s)")
         raise InputFileError(
             f"depth '{path}' must be a single-channel image (16-bit, 8-bit, 32-bit or float), got "
-            f"Pillow mode {image.mode!r} with {len(image.getbands())} channel(s) of shape "
-            f"{image.size[1]}x{image.size[0]}"
+            f"{found} of {image.size[1]}x{image.size[0]} (height x width)"
         )
     return np.asarray(image).astype(np.float32)
 

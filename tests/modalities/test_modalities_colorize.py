@@ -71,6 +71,16 @@ def test_gray_is_the_scannet_recipe():
     assert gray[0, :, 0].tolist() == [0, 26, 128, 255, 255]
 
 
+def test_gray_never_gives_a_measured_value_the_grey_of_missing_ones():
+    """Before: with --invert every surface beyond --max, anything at or below --min and the low
+    percentile came out black, as missing ones do (helper 140)."""
+    depth_mm = np.array([[0.0, 400.0, 600.0, 3000.0, 9000.0]])
+    assert colorize.gray(depth_mm, vmax=7000.0, invert=True)[0, :, 0].tolist() == [0, 240, 233, 146, 1]
+    assert colorize.gray(depth_mm, vmin=500.0, vmax=7000.0)[0, :, 0].tolist() == [0, 1, 4, 98, 255]
+    assert colorize.gray(np.full((2, 2), 3.0), percentiles=(1, 99)).max() == 1
+    assert colorize.gray(depth_mm, vmax=7000.0, missing_value=255)[0, :, 0].tolist() == [255, 15, 22, 109, 254]
+
+
 def test_range_errors():
     with pytest.raises(ValueError, match="vmax"):
         colorize.jet(np.ones((2, 2)))

@@ -121,3 +121,16 @@ def test_sunrgbd_depth_rotation():
     assert io.sunrgbd_depth_to_mm(np.array([[8.0]]))[0, 0] == 1.0  # not just a copy
     with pytest.raises(ValueError, match="16-bit"):
         io.sunrgbd_depth_to_mm(np.array([[1.5]]))
+
+
+@pytest.mark.parametrize("mode, said", [("P", "a palette (colour-indexed) image: a label or a picture, not depth?"),
+                                        ("1", "a 1-bit (black and white) image: a mask, not depth?"),
+                                        ("RGB", "Pillow mode 'RGB' with 3 channel(s)")])
+def test_an_image_that_is_not_depth_is_named_for_what_it_is(tmp_path, mode, said):
+    """Before: a palette image was refused as not single-channel "with 1 channel(s)" (helper 140)."""
+    path = tmp_path / "odd.png"
+    Image.new(mode, (48, 32)).save(path)
+    with pytest.raises(io.InputFileError) as raised:
+        io.read_depth(path)
+    assert str(raised.value) == (f"depth '{path}' must be a single-channel image (16-bit, 8-bit, 32-bit or float), "
+                                 f"got {said} of 32x48 (height x width)")

@@ -696,3 +696,110 @@ def test_a_fill_of_depth_in_other_units_than_said_is_warned_of(scannet_like, pre
             command[command.index("--max") + 1] = "7000"
         assert prepare_modality(command + ["--units", "mm", "-q"]) == 0, name
         assert "warning" not in capsys.readouterr().err, name
+
+
+def test_a_run_stopped_as_it_renamed_an_output_resumes(scannet_like, prepare_modality, monkeypatch, capsys):
+    """Before: the record of an output came after its file; a stop between the two (a SIGTERM just
+    after the rename) left an output without a record, which --skip-existing refused as another
+    tool's (helper 140). The output begun is made again."""
+    from ssma_tf import files
+
+    root = scannet_like
+    args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "-q"]
+    renamed = []
+    replace = files._replace
+
+    def stop_after_the_second(source, destination):
+        replace(source, destination)
+        renamed.append(destination)
+        if len(renamed) == 2:
+            raise OSError(28, "stopped right after the rename")
+
+    monkeypatch.setattr(files, "_replace", stop_after_the_second)
+    assert prepare_modality(args) == 2
+    capsys.readouterr()
+    monkeypatch.setattr(files, "_replace", replace)
+    assert (root / "jet" / "1.png").exists() and not (root / "jet" / "2.png").exists()
+    kept = (root / "jet" / "0.png").stat().st_mtime_ns
+    assert prepare_modality(args + ["--skip-existing"]) == 0, capsys.readouterr().err
+    assert (root / "jet" / "0.png").stat().st_mtime_ns == kept  # finished: kept
+    expected = colorize.jet(np.asarray(Image.open(root / "depth" / "1.png")).astype(np.float32), vmax=7000.0)
+    np.testing.assert_array_equal(np.asarray(Image.open(root / "jet" / "1.png")), expected)
+    assert (root / "jet" / "2.png").exists()
+
+
+def test_a_run_stopped_at_its_first_output_leaves_no_record(scannet_like, prepare_modality, monkeypatch, capsys):
+    from ssma_tf import files
+
+    def fail(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "_replace", fail)
+    out = scannet_like / "jet"
+    assert prepare_modality(["jet", str(scannet_like / "depth"), "-o", str(out), "--max", "7000", "-q"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_list_outputs_stay_in_the_output_folder_whatever_the_inputs_spelling(tmp_path, prepare_modality,
+                                                                              monkeypatch):
+    """Before: '../data/depth/0.png' beside 'extra/1.png' had '' as common folder, and the first was
+    written to 'out/../data/depth/0.png', over the raw depth's folder; an absolute path beside a
+    relative one ended in "ValueError: Can't mix absolute and relative paths" (helper 140)."""
+    depth = np.full((16, 24), 3000, dtype=np.uint16)
+    _save(tmp_path / "data" / "depth" / "0.png", depth)
+    _save(tmp_path / "work" / "extra" / "1.png", depth)
+    _save(tmp_path / "work" / "extra" / "2.png", depth)
+    monkeypatch.chdir(tmp_path / "work")
+    pathlib.Path("raw.txt").write_text(f"../data/depth/0.png\nextra/1.png\n{tmp_path / 'work' / 'extra' / '2.png'}\n")
+    assert prepare_modality(["gray", "--from-list", "raw.txt", "--column", "0", "-o", "out", "--max", "7000",
+                             "-q"]) == 0
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")
+                     if p.stat().st_size and "out" in p.parts)
+    assert written == ["work/out/data/depth/0.png", "work/out/work/extra/1.png", "work/out/work/extra/2.png"]
+    assert sorted(p.name for p in (tmp_path / "data" / "depth").iterdir()) == ["0.png"]
+
+
+def test_inputs_of_one_name_and_two_extensions_keep_their_outputs_apart(tmp_path, prepare_modality, capsys):
+    """Before: '0.png' and '0.npy' filled were refused as both written to 'out/0', a path never
+    written; their outputs are 'out/0.png' and 'out/0.npy'."""
+    depth = np.full((16, 24), 3000, dtype=np.uint16)
+    _save(tmp_path / "col" / "0.png", depth)
+    np.save(tmp_path / "col" / "0.npy", depth.astype(np.float32))
+    assert prepare_modality(["fill", str(tmp_path / "col"), "-o", str(tmp_path / "out"), "--units", "mm", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["0.npy", "0.png"]
+    # Outputs that do collide name the output that both would be.
+    assert prepare_modality(["jet", str(tmp_path / "col"), "-o", str(tmp_path / "jet"), "--max", "7000", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"would both be written to '{tmp_path / 'jet' / '0.png'}'; convert them into separate --output-dir" in err
+
+
+def test_a_camera_file_is_recorded_by_what_it_holds(scannet_like, prepare_modality, monkeypatch, capsys):
+    """Before: --intrinsics-file was recorded as typed: the same file from another working folder
+    was refused as other settings, and an edited file at the same spelling was not (helper 140)."""
+    root = scannet_like
+    (root / "K.txt").write_text("52.5 0 31.5\n0 52.5 23.5\n0 0 1\n")
+    monkeypatch.chdir(root)
+    assert prepare_modality(["hha", "depth", "-o", "hha", "--units", "mm", "--intrinsics-file", "K.txt", "-q"]) == 0
+    (root / "hha" / "2.png").unlink()
+    monkeypatch.chdir(root / "depth")
+    again = ["hha", ".", "-o", "../hha", "--units", "mm", "--intrinsics-file", "../K.txt", "--skip-existing", "-q"]
+    assert prepare_modality(again) == 0, capsys.readouterr().err
+    (root / "hha" / "2.png").unlink()
+    (root / "K.txt").write_text("60 0 31.5\n0 60 23.5\n0 0 1\n")
+    assert prepare_modality(again) == 2
+    assert "was made with other settings (intrinsics_file sha256 " in capsys.readouterr().err
+
+
+def test_skip_existing_writes_the_list_again(scannet_like, prepare_modality):
+    """Before: a resumed run with its --list-file was refused ("pass --overwrite"), which
+    --skip-existing excludes (helper 140)."""
+    root = scannet_like
+    args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "--modality1-dir", str(root / "color"),
+            "--label-dir", str(root / "label"), "--list-file", str(root / "train.txt"), "-q"]
+    assert prepare_modality(args) == 0
+    listed = (root / "train.txt").read_text()
+    (root / "jet" / "1.png").unlink()
+    (root / "train.txt").write_text("stale\n")
+    assert prepare_modality(args + ["--skip-existing"]) == 0
+    assert (root / "train.txt").read_text() == listed and (root / "jet" / "1.png").exists()
