@@ -817,3 +817,12 @@ def test_demo_writes_everything_under_its_output_folder(tmp_path, monkeypatch, c
         with pytest.raises(SystemExit):
             adaptation_demo.main(["--output", str(out), *flags])
         assert message in capsys.readouterr().err and trained == []
+
+
+def test_the_supervised_trainer_refuses_an_adaptation_section(tmp_path):
+    """Before: `training.train` of an adaptation config trained on the source alone (helper 138)."""
+    from ssma_tf import training
+
+    with pytest.raises(ConfigError, match=r"key 'adaptation': is set, but Trainer trains without it: train with "
+                                          r"ssma_tf\.adaptation\.trainer\.train"):
+        training.Trainer(_config(tmp_path))

@@ -1298,3 +1298,57 @@ def test_the_mix_stream_carries_every_modality_the_model_reads(tmp_path, monkeyp
     assert mask.any() and not mask.all()
     np.testing.assert_allclose(student[2], np.where(mask, m3, before(m3)), atol=1e-4)
     np.testing.assert_allclose(student[1], np.where(mask, m2, before(m2)), atol=1e-4)
+
+
+def test_the_supervised_trainer_refuses_a_training_mode_section(tmp_path):
+    """Before: `training.train` of a config with a `semi_supervised` section trained with the
+    supervised loss alone, wrote the section into config.yaml, and ssma-train could not resume the
+    run (helper 138). The trainer of the section is named."""
+    from ssma_tf import training
+
+    with pytest.raises(ConfigError, match=r"key 'semi_supervised': is set, but Trainer trains without it: train "
+                                          r"with ssma_tf\.semi_supervised\.trainer\.train \(as ssma-train does\)"):
+        training.Trainer(_config(tmp_path))
+    assert not (tmp_path / "run").exists()
+
+
+def test_depth_pretraining_adds_the_configs_weight_decay(tmp_path):
+    """Before: `weight_decay` was read by nothing in depth pretraining: 0 and 10 trained alike, and
+    config.yaml said 10 (helper 138)."""
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer, depth_config
+
+    weights = {}
+    for decay in (0.0, 10.0):
+        lines = []
+        config = _config(tmp_path, semi=False, unlabeled_data=None, max_iteration=1, weight_decay=decay,
+                         checkpoint=str(tmp_path / f"run{decay}"))
+        trainer = DepthPretrainer(config, log=lines.append,
+                                  model_fn=lambda config=config: build_tiny_model(depth_config(config)))
+        trainer.train()
+        weights[decay] = [np.array(v) for v in trainer.model.trainable_variables]
+        logged = next(line for line in lines if line.startswith("step 1/1"))
+        assert ("weight_decay" in logged) == (decay > 0), logged
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(weights[0.0], weights[10.0])) > 0
+
+
+def test_a_resumed_depth_pretraining_keeps_its_colouring(tmp_path):
+    """Before: started with --depth-encoding jet_near_blue and resumed from the original config, it
+    went on reading jet_near_red (the depth reversed halfway), with the note "semi_supervised
+    changed" (helper 138)."""
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer, depth_config
+
+    def run(max_iteration, **kwargs):
+        lines = []
+        config = _config(tmp_path, semi=False, unlabeled_data=None, max_iteration=max_iteration)
+        trainer = DepthPretrainer(config, log=lines.append, model_fn=lambda: build_tiny_model(depth_config(config)),
+                                  **kwargs)
+        trainer.train()
+        return trainer, lines
+
+    run(1, encoding="jet_near_blue")
+    resumed, lines = run(2)
+    assert resumed.encoding == "jet_near_blue" and not [line for line in lines if "changed" in line], lines
+    assert "jet_near_blue" in open(tmp_path / "run" / "config.yaml").read()
+    # Given otherwise, the change is named.
+    _, lines = run(3, encoding="jet_near_red")
+    assert any("semi_supervised.depth_encoding jet_near_blue -> jet_near_red" in line for line in lines), lines

@@ -1121,6 +1121,13 @@ def test_a_resume_names_the_changed_keys_of_a_section_and_a_key_set_since():
     # The resampling of modality 2 and the seed went on without a word (helper 133).
     assert _changed_inputs(saved, {**current, "modality2_interpolation": "bilinear", "seed": 5})[-2:] == [
         "modality2_interpolation nearest -> bilinear", "seed unset -> 5"]
+    # A section set or unset names its keys off their defaults (before: "semi_supervised changed",
+    # where a resumed depth run's colouring had flipped; helper 138).
+    blue = {**now, "depth_encoding": "jet_near_blue"}
+    assert _changed_inputs({**saved, "semi_supervised": blue}, {**current, "semi_supervised": None}) == [
+        "labeled_subset unset -> labeled.txt", "semi_supervised set -> unset (depth_encoding jet_near_blue)"]
+    assert _changed_inputs({**saved, "semi_supervised": None}, current)[-1] == (
+        "semi_supervised unset -> set (teacher_batch_norm moving, confidence 0.9)")
 
 
 def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_path, tiny_model):

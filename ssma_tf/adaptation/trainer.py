@@ -134,6 +134,8 @@ class AdaptationTrainer(training.Trainer):
         class means; target_iterator: the target stream. Plus those of `Trainer`.
     """
 
+    SECTION = "adaptation"
+
     def __init__(self, config: Any, **kwargs: Any):
         if config.adaptation is None:
             raise ConfigError("is missing; AdaptationTrainer needs it", key="adaptation",

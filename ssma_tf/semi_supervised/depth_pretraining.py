@@ -25,10 +25,12 @@ import tensorflow as tf
 
 from ssma_tf import training
 from ssma_tf.config import ConfigError
+from ssma_tf.config.runs import saved_run_config
 from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS, SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP
 from ssma_tf.data.unlabeled import build_mix_dataset
 from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.losses import add_weight_decay, decayed_weights
 from ssma_tf.semi_supervised.mixing import (
     OFF_MAP_TERM,
     check_depth_colouring,
@@ -100,7 +102,8 @@ class DepthPretrainer(training.Trainer):
         selected: only these records of `train_data` (a depth student for label selection);
             default: every image of `train_data` and `unlabeled_data`.
         encoding: the colouring of modality 2 (`--depth-encoding`); default: the config's
-            `semi_supervised.depth_encoding`, else `jet_near_red`. Given, it is written into the
+            `semi_supervised.depth_encoding`, else that of the run resumed (its config.yaml),
+            else `jet_near_red`. Given, it is written into the
             run's config (its `semi_supervised` section), which a resume reads.
         **kwargs: as for `Trainer`.
     """
@@ -110,6 +113,13 @@ class DepthPretrainer(training.Trainer):
     def __init__(self, config: Any, selected: Optional[Sequence[int]] = None, encoding: Optional[str] = None,
                  **kwargs: Any):
         self.selected = None if selected is None else list(selected)
+        if encoding is None and config.semi_supervised is None:
+            # A resumed run keeps the colouring it started with (before: resumed from the original
+            # config, whose section is unset, it went on reading jet_near_red, the depth reversed
+            # halfway; helper 138).
+            saved = saved_run_config(config.checkpoint).get("semi_supervised")
+            if isinstance(saved, dict) and saved.get("depth_encoding") in DEPTH_ENCODINGS:
+                encoding = saved["depth_encoding"]
         if encoding is None:
             encoding = config.semi_supervised.depth_encoding if config.semi_supervised is not None else "jet_near_red"
         else:
@@ -154,14 +164,18 @@ class DepthPretrainer(training.Trainer):
         replicas = strategy.num_replicas_in_sync
         encoding = self.encoding
         preview_count = training.PREVIEW_IMAGES
+        # The config's weight decay, as segmentation adds it (before: read by nothing; helper 138).
+        decayed, weight_decay = decayed_weights(model), self.config.weight_decay
 
         def replica_step(modality1, modality2):
             near, valid, distance = decode_nearness(modality2, encoding)
             variables = model.trainable_variables
+            terms = {}
             with tf.GradientTape() as tape:
                 outputs = model(modality1, training=True, return_all=True)
                 prediction = tf.cast(outputs["logits"][..., 0], tf.float32)
-                loss = berhu_loss(prediction, near, valid)
+                depth_loss = berhu_loss(prediction, near, valid)
+                loss = add_weight_decay(depth_loss, terms, decayed, weight_decay)
                 scaled = optimizer.scale_loss(loss / replicas)
             gradients = tape.gradient(scaled, variables)
             # The auxiliary heads take no part in the depth loss.
@@ -174,7 +188,7 @@ class DepthPretrainer(training.Trainer):
                 tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
             preview = tf.cast(tf.clip_by_value(prediction[:preview_count], 0.0, 1.0) * 255.0, tf.uint8)
             truth = tf.cast(near[:preview_count] * 255.0, tf.uint8)
-            terms = {"berhu": loss, "abs_error": error, OFF_MAP_TERM: off_map_images(distance, valid)}
+            terms.update({"berhu": depth_loss, "abs_error": error, OFF_MAP_TERM: off_map_images(distance, valid)})
             return loss, terms, preview, truth
 
         @tf.function

@@ -74,6 +74,8 @@ class SemiSupervisedTrainer(training.Trainer):
         of `Trainer`.
     """
 
+    SECTION = "semi_supervised"
+
     def __init__(self, config: Any, **kwargs: Any):
         refuse_pretraining(config)  # before the checks below, which a depth run's config may fail
         if config.semi_supervised is None:

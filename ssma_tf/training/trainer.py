@@ -145,6 +145,17 @@ def _changed_inputs(saved: dict, current: dict) -> list[str]:
         if isinstance(old, dict) and isinstance(new, dict):
             pairs = [(f"{key}.{name}", old.get(name), new.get(name)) for name in {**old, **new}
                      if old.get(name) != new.get(name)]
+        elif key in _SECTIONS_OF and (old is None) != (new is None):
+            # A section set or unset: said so, with its keys that are not at their defaults
+            # (before: "semi_supervised changed", where a depth run's colouring had flipped;
+            # helper 138).
+            section, defaults = old if new is None else new, _SECTIONS_OF[key]().to_dict()
+            given = ", ".join(f"{name} {_shown(value)}" for name, value in section.items()
+                              if value != defaults.get(name))
+            was, now = ("set", "unset") if new is None else ("unset", "set")
+            line = f"{key} {was} -> {now}" + (f" ({given})" if given else "")
+            lines.append(line if len(line) <= 160 else f"{key} {was} -> {now}")
+            continue
         else:
             pairs = [(key, old, new)] if old != new else []
         for name, before, after in pairs:
@@ -315,9 +326,12 @@ class Trainer:
         it is traced once).
         PRETRAINING: the config's `pretraining` this trainer runs (None: segmentation); a
             config of another is refused.
+        SECTION: the config's training-mode section this trainer runs (`semi_supervised`,
+            `adaptation`; None: neither); a config with another is refused.
     """
 
     PRETRAINING: Optional[str] = None
+    SECTION: Optional[str] = None
 
     def __init__(
         self,
@@ -336,6 +350,15 @@ class Trainer:
         elif config.pretraining != self.PRETRAINING:
             raise ConfigError(f"is not set, but {type(self).__name__} runs {self.PRETRAINING} pretraining",
                               key="pretraining", source=config.source)
+        for section in ("semi_supervised", "adaptation"):
+            # Before: `training.train` of a config with such a section trained with the supervised
+            # loss alone, recorded the section in config.yaml, and `ssma-train` could not resume
+            # the run (helper 138). Depth pretraining reads `semi_supervised.depth_encoding`.
+            if (getattr(config, section) is not None and section != self.SECTION
+                    and not (section == "semi_supervised" and self.PRETRAINING)):
+                raise ConfigError(f"is set, but {type(self).__name__} trains without it: train with "
+                                  f"ssma_tf.{section}.trainer.train (as ssma-train does)", key=section,
+                                  source=config.where(section))
         if not os.path.isabs(config.checkpoint):
             # A config built in code may hold a relative folder (the config reader makes paths
             # absolute); TensorFlow's state file then names checkpoints relative to the working
