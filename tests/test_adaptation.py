@@ -228,7 +228,12 @@ def test_importance_weights_for_other_images_are_refused(tmp_path):
     edits = {"four": (lambda c: c["files"][0].update(records="four"), "files entry 0 has 'records' 'four'"),
              "null": (lambda c: c["files"][0].update(records=None), "files entry 0 has 'records' None"),
              "names": (lambda c: c.update(files=["x"]), "its 'files' must be a list of objects"),
-             "words": (lambda c: c.update(probabilities=["x"]), "its 'probabilities' must be a list of numbers")}
+             "words": (lambda c: c.update(probabilities=["x"]), "its 'probabilities' must be a list of numbers"),
+             # Weights for fewer records than the file holds, the counts agreeing (before: a 63-line
+             # TensorFlow traceback at the first step; helper 139).
+             "fewer": (lambda c: c.update(files=[dict(c["files"][0], records=2)], probabilities=[0.5, 0.5]),
+                       f"holds weights for 2 records of {os.path.basename(a)}, which has 3; run ssma-importance-"
+                       "weights again")}
     for name, (edit, message) in edits.items():
         changed = json.loads(json.dumps(content))
         edit(changed)
@@ -395,6 +400,21 @@ def test_the_target_stream_starts_afresh_where_a_resume_cannot_take_up_its_posit
     assert not np.array_equal(first["to_base"].numpy(), again["to_base"].numpy())
 
 
+def test_a_sac_run_resumed_with_the_other_optimizer_is_refused_naming_it(tmp_path, tiny_model):
+    """Before: every checkpoint was "unreadable" (the other optimizer's slots), and the advice was
+    to move a good run away (helper 139)."""
+    from ssma_tf.checkpoints import CheckpointError
+
+    section = {"target_groups": 1, "views": 2, "ema_every": 1, "threshold_lower": 0.0, "threshold_upper": 0.1}
+    adaptation.AdaptationTrainer(_config(tmp_path, adaptation=section, max_iteration=1),
+                                 log=lambda line: None).train()
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'run'} holds a run with adaptation.optimizer: sgd \(its "
+                                              r"config.yaml\), but the config adapt.config trains with adaptation."
+                                              r"optimizer: adam; give another checkpoint folder for a new run$"):
+        adaptation.AdaptationTrainer(_config(tmp_path, adaptation={**section, "optimizer": "adam"}, max_iteration=2),
+                                     log=lambda line: None)
+
+
 @pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])
 def test_adaptation_trains_resumes_freezes_statistics_and_logs(tmp_path, tiny_model, model):
     extra = {"aux_heads": True} if model == "SSMA" else {}
@@ -535,7 +555,7 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
 
     config = _config(tmp_path, model=model, max_iteration=1, adaptation={"method": "abn"},
                      **({"freeze_experts": False} if model == "SSMA" else {}))
-    training.Trainer(config, log=lambda line: None).train()
+    adaptation.AdaptationTrainer(config, log=lambda line: None).train()
     path = tmp_path / "weights.json"
     run = importance_weights.main(["-c", str(tmp_path / "run" / "config.yaml"), "-o", str(path),
                                    "--checkpoint", str(tmp_path / "run")])
@@ -580,6 +600,31 @@ def test_importance_weights_checks_its_flags_before_predicting(tmp_path, monkeyp
     flags = [flag.format(tmp=tmp_path) for flag in flags]
     assert importance_weights.main(["-c", str(path), "--checkpoint", str(tmp_path)] + flags) == 2
     assert capsys.readouterr().err == f"error: {message.format(tmp=tmp_path)}\n"
+
+
+def test_importance_weights_reads_only_the_keys_it_needs(tmp_path, monkeypatch, capsys):
+    """Before: a config without train_data or checkpoint was refused ("train needs it"), though
+    the command trains nothing and --checkpoint names the weights (helper 139)."""
+    from ssma_tf.cli import importance_weights
+    from ssma_tf.models import factory
+
+    class Built(Exception):
+        pass
+
+    def build(config):
+        raise Built(config.checkpoint)
+
+    monkeypatch.setattr(factory, "build_model", build)
+    values = {key: value for key, value in _config(tmp_path, max_iteration=1).to_dict().items()
+              if key not in ("train_data", "checkpoint", "max_iteration", "learning_rate", "batch_size")}
+    path = tmp_path / "target_only.config"
+    path.write_text(yaml.safe_dump(values))
+    output = ["-o", str(tmp_path / "w.json")]
+    assert importance_weights.main(["-c", str(path)] + output) == 2
+    assert capsys.readouterr().err == (f"error: {path}: no weights to predict with; give --checkpoint (the baseline's "
+                                       "run folder or weights file), or initialize or checkpoint in the config\n")
+    with pytest.raises(Built):
+        importance_weights.main(["-c", str(path), "--checkpoint", str(tmp_path)] + output)
 
 
 _MIRRORED = """

@@ -58,8 +58,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_output(args.output, what="--output", overwrite=args.overwrite)
     except UserInputError as error:
         return fail(error)
+    from ssma_tf.config.reader import Required
+
     try:
-        config = load_config(args.config, "train", check_paths=False, overrides=args.overrides)
+        # The keys the prediction reads (before: train_data and checkpoint were required, "train
+        # needs it", though nothing trains here and --checkpoint names the weights; helper 139).
+        needed = Required(("model", "num_classes", "height", "width"), "ssma-importance-weights")
+        config = load_config(args.config, "train", check_paths=False, overrides=args.overrides, required=needed)
         refuse_pretraining(config)  # its depth network predicts no classes to weigh images by
     except ConfigError as error:
         return fail(error)
@@ -67,6 +72,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not target:
         return fail(f"{args.config}: no target_data; give it in the config or with --target_data")
     checkpoint = args.checkpoint or config.initialize or config.checkpoint
+    if not checkpoint:
+        return fail(f"{args.config}: no weights to predict with; give --checkpoint (the baseline's run folder or "
+                    "weights file), or initialize or checkpoint in the config")
 
     from ssma_tf.adaptation.target import importance_weights
     from ssma_tf.progress import Progress

@@ -142,13 +142,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             marks[index] = ": another network"
             continue
         # The same network under another budget: each method's figures come from its own protocol.
+        # A setting one of the two runs never read is no difference (before: an l1 run, which ranks
+        # on no batch, was "not at the same budget" for another --rank-batches; helper 136).
         budget = [k for k in COMPARED_SETTINGS if (k in theirs or k == "channel_multiple")
-                  and (staged.setting_used(theirs, k) or staged.setting_used(ours, k))
+                  and staged.setting_used(theirs, k) and staged.setting_used(ours, k)
                   and staged.setting_as_run(theirs, k) != staged.setting_as_run(ours, k)]
+        # As typed (before: the stages as the tuples they are compared by).
+        shown = lambda settings, k: (" ".join(map(str, settings.get(k) or [])) if k == "stages"  # noqa: E731
+                                     else repr(staged.setting_as_run(settings, k)))
         if budget:
             print(f"warning: --with {folder} ran with other settings ("
-                  + "; ".join(f"{k} {staged.setting_as_run(theirs, k)!r}, here {staged.setting_as_run(ours, k)!r}"
-                              for k in budget)
+                  + "; ".join(f"{k} {shown(theirs, k)}, here {shown(ours, k)}" for k in budget)
                   + "): the methods are not compared at the same budget", file=sys.stderr)
             marks[index] = f": other {', '.join(_SHOWN.get(k, k) for k in budget)}"
     labels = staged.report_labels(reports, [args.output, *args.others])

@@ -20,12 +20,12 @@ weights changed (training went on in the run folder) is refused.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import statistics
 from typing import Any, Callable, Optional, Sequence
@@ -44,7 +44,8 @@ from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, DECODER_FILTERS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
-from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path, sha256_of_file
+from ssma_tf.files import (atomic_path, atomic_write, leftover_temporaries, matched_files, remove_path,
+                           sha256_of_file)
 from ssma_tf.inference.flops import flops, inference_function, input_specs
 from ssma_tf.inference.timing import time_calls
 from ssma_tf.losses import ReleasedLoss
@@ -165,12 +166,25 @@ def latency(model: keras.Model, height: int, width: int, runs: int = 10, concret
     return statistics.median(time_calls(lambda: concrete(inputs).numpy(), warmup=2, runs=runs))
 
 
+def _pruning_folder(output: pathlib.Path) -> bool:
+    """Whether `output`'s config.yaml was written by ssma-prune (its header)."""
+    try:
+        with open(output / RUN_CONFIG, encoding="utf-8") as stream:
+            return stream.read(len(_HEADER)) == _HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _check_test_data(patterns: Sequence[str]) -> tuple[str, ...]:
     if not patterns:
         raise UserInputError("no test records: give --test-data (the pruned models are evaluated on them)")
+    # An existing file is itself, where its name reads as a pattern (`data [v2]/val.tfrecords`);
+    # a folder is named as one (before: glob's "match no file", and a folder passed; helper 136).
     for pattern in patterns:
-        if not glob.glob(pattern):
-            raise UserInputError(f"test records {pattern!r} match no file", path=pattern)
+        if not matched_files(pattern):
+            problem = ("is a folder; give its record files, e.g. " + repr(os.path.join(pattern, "*.tfrecords"))
+                       if os.path.isdir(pattern) else "match no file")
+            raise UserInputError(f"test records {pattern!r} {problem}", path=pattern)
     return tuple(patterns)
 
 
@@ -466,12 +480,27 @@ def run(
                 # Named only when used, so that the reports of earlier runs still match theirs.
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
     report = {"settings": settings, "stages": []}
-    if (output / RUN_CONFIG).exists() and not report_path.exists():
-        # A training run's folder: its config.yaml would be replaced by this one.
-        raise UserInputError(f"--output {output} holds a training run (its {RUN_CONFIG}); give ssma-prune a folder "
-                             "of its own", path=output)
+    if not report_path.exists():
+        leftovers = sorted(path.name for path in output.glob("stage*") if re.fullmatch(r"stage\d+(\.keras)?", path.name))
+        if _pruning_folder(output) or leftovers:
+            # Before: a new run took up the stage networks and fine-tuning checkpoints another run
+            # left there, and reported them as its own method and stages (helper 136).
+            raise UserInputError(
+                f"--output {output} holds a pruning run whose {REPORT} is missing ("
+                + (", ".join(leftovers[:4]) + (", ..." if len(leftovers) > 4 else "") if leftovers else RUN_CONFIG)
+                + "): what it did is not known; give a new output folder, or remove that one to start again",
+                path=output)
+        if (output / RUN_CONFIG).exists():
+            # A training run's folder: its config.yaml would be replaced by this one.
+            raise UserInputError(f"--output {output} holds a training run (its {RUN_CONFIG}); give ssma-prune a "
+                                 "folder of its own", path=output)
     if report_path.exists():
-        previous = read_report(report_path, f"--output {output}")
+        try:
+            previous = read_report(report_path, f"--output {output}")
+        except UserInputError as error:
+            # What to do (before: the problem alone; helper 136).
+            raise UserInputError(f"{error}; give a new output folder, or remove {output} to start again",
+                                 path=report_path) from None
         old = previous.get("settings") or {}
         if "checkpoint" not in old:
             # Written before the weights and the exact weight accounting were recorded.

@@ -219,8 +219,8 @@ def _another_run(config: Any, key: str, before: Any, now: Any, hint: str = "") -
     or its training mode) than the config's: a new run needs a folder of its own."""
     return CheckpointError(
         f"{config.checkpoint} holds a run with {key}: {_shown(before, 'none')} (its {RUN_CONFIG}), but the config "
-        f"{config.where(key)} trains with {key}: {_shown(now, 'none')}; give another checkpoint folder for a new "
-        f"run{hint}")
+        f"{config.where(key.split('.')[0])} trains with {key}: {_shown(now, 'none')}; give another checkpoint folder "
+        f"for a new run{hint}")
 
 
 def _finished_run_note(differ: Sequence[str]) -> str:
@@ -781,6 +781,13 @@ class Trainer:
             modes.append(("mixed_precision", before, now))
         if config.is_fusion and "freeze_experts" in saved:
             modes.append(("freeze_experts", bool(saved["freeze_experts"]), bool(config.freeze_experts)))
+        saved_section = saved.get("adaptation")
+        if (isinstance(saved_section, dict) and config.adaptation is not None and config.adaptation.method == "sac"
+                and _method(saved_section, AdaptationConfig().method) == "sac"):
+            # SAC's SGD and Adam keep other slots: resumed with the other one, every checkpoint
+            # was "unreadable" and the advice was to move a good run away (helper 139).
+            modes.append(("adaptation.optimizer", saved_section.get("optimizer", AdaptationConfig().optimizer),
+                          config.adaptation.optimizer))
         for key, before, now in modes:
             if before != now:
                 hint = (" (stage 3 starts from stage 2's weights with intialize, in a folder of its own)"

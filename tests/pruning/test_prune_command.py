@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 
 import keras
 import pytest
@@ -192,7 +193,11 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
                # The same file copied elsewhere, and a report written before 2026-12-02 (test
                # records as typed, no weights file): the same network and budget, no warning.
                "copied": dict(report["settings"], weights="/elsewhere/trained.weights.h5"),
-               "older": dict(older, test_data=["records/test.tfrecords"])}
+               "older": dict(older, test_data=["records/test.tfrecords"]),
+               # An l1 run ranks on no batch: another --rank-batches is no difference (helper 136);
+               # other stages are shown as typed.
+               "l1": dict(report["settings"], method="l1", rank_batches=4),
+               "stages": dict(report["settings"], stages=["block4:0.1", "all:0.1"])}
     for name, settings in reports.items():
         (run_folder / name).mkdir()
         (run_folder / name / "report.json").write_text(json.dumps(dict(report, settings=settings)))
@@ -205,11 +210,14 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     assert prune_cli.main(args + ["--with", *(str(run_folder / name) for name in reports)]) == 0
     err = capsys.readouterr().err
     # The plot's legend says it too (before: the lines were drawn as if comparable).
-    assert [label.partition(": ")[2] for label in drawn[0]] == ["", "other finetune_steps", "another network", "", ""]
+    assert [label.partition(": ")[2] for label in drawn[0]] == ["", "other finetune_steps", "another network", "", "",
+                                                                 "", "other stages"]
     assert (f"warning: --with {run_folder / 'longer'} ran with other settings (finetune_steps 5, here 1): the methods "
             "are not compared at the same budget") in err
     assert f"warning: --with {run_folder / 'other'} pruned another network" in err
-    assert err.count("warning: --with") == 2, err
+    assert (f"warning: --with {run_folder / 'stages'} ran with other settings (stages block4:0.1 all:0.1, here "
+            "block4:0.05): the methods are not compared at the same budget") in err
+    assert err.count("warning: --with") == 3, err
 
 
 def test_a_damaged_training_record_is_named(run_folder, monkeypatch, capsys):
@@ -519,3 +527,44 @@ def test_a_pruned_ssma_fine_tunes_its_own_experts_not_the_configs_checkpoints(tm
 
     np.testing.assert_allclose(kernel(tuned.encoders[0]), kernel(trained.encoders[0]), atol=1e-6)  # 1e-12 leaves it
     assert not np.allclose(kernel(tuned.encoders[0]), kernel(expert.encoder), atol=1e-3)
+
+
+def test_test_records_are_matched_as_the_other_commands_match_them(tmp_path):
+    """Before: glob alone: an existing 'data [v2]/val.tfrecords' matched no file, and a folder
+    passed the check (helper 136)."""
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.pruning.staged import _check_test_data
+
+    folder = tmp_path / "data [v2]"
+    folder.mkdir()
+    (folder / "val.tfrecords").write_bytes(b"")
+    assert _check_test_data([str(folder / "val.tfrecords")]) == (str(folder / "val.tfrecords"),)
+    with pytest.raises(UserInputError, match=re.escape(f"test records {str(folder)!r} is a folder; give its record "
+                                                       f"files, e.g. {str(folder / '*.tfrecords')!r}")):
+        _check_test_data([str(folder)])
+
+
+@pytest.mark.parametrize("left", [("stage1", "stage1.keras"), ("config.yaml",)])
+def test_a_pruning_folder_without_its_report_is_not_taken_up(run_folder, monkeypatch, capsys, left):
+    """Before: a run into a folder whose report.json was gone fine-tuned the stage network another
+    run left there and reported it as its own method and stages; with ssma-prune's config.yaml
+    alone, the folder was called a training run's (helper 136)."""
+    from ssma_tf.config.runs import write_run_config
+    from ssma_tf.config import load_config
+
+    monkeypatch.chdir(run_folder)
+    out = run_folder / f"left_{len(left)}"
+    out.mkdir()
+    for name in left:
+        if name == "config.yaml":
+            write_run_config(load_config(smoke_config("adapnet_train.config"), check_paths=False), out,
+                             header=staged._HEADER)
+        elif name.endswith(".keras"):
+            (out / name).write_bytes(b"")
+        else:
+            (out / name).mkdir()
+    assert prune_cli.main(command(run_folder, "--stages", "block4:0.05", "-o", str(out))) == 2
+    named = ", ".join(left)
+    assert capsys.readouterr().err == (
+        f"error: --output {out} holds a pruning run whose report.json is missing ({named}): what it did is not known; "
+        "give a new output folder, or remove that one to start again\n")
