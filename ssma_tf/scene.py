@@ -207,7 +207,8 @@ def train_scene_classifier(
     # out of range (it was a TensorFlow traceback mid-training).
     dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
                                   batch_size=batch_size, training=True, seed=seed, fix="give --modalities {held}")
-    ids = _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more")
+    ids = _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more",
+                                 modalities=modalities)
     grouped = ids.order_warning()
     if grouped:
         log(f"warning: {grouped}")
@@ -249,11 +250,11 @@ def train_scene_classifier(
             + ("" if seed is None else f" (skipping the {start} batches it read)"))
         if seed is not None:
             dataset = dataset.skip(start)
-        return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps)
+        return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps, resume)
     for encoder, source in zip(model.encoders, experts or ()):
         encoder.set_weights(expert_weights[os.fspath(source)])
         log(f"{source}: loaded into the {encoder.name} expert")
-    return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps)
+    return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
 
 
 def _saved_step(weights: str) -> Optional[int]:
@@ -358,13 +359,14 @@ def _save_state(model: SSMASceneClassifier, output_dir: str, settings: Dict[str,
     return state_dir
 
 
-def _refuse_class_ids_past(records, num_classes: int, holder: str, hint: str = "") -> ClassIds:
+def _refuse_class_ids_past(records, num_classes: int, holder: str, hint: str = "",
+                           modalities: Optional[int] = None) -> ClassIds:
     """The records' class ids (`ClassIds`); raises UserInputError naming the file and record of
     the largest class id when it is not below `num_classes` ("a scene has class id 5, but
     {holder} 3 classes"; `hint` may name `{needed}`, the class count the records need), or of the
     smallest when it is negative (helper 115: counted as the last class by the evaluation, a
     traceback at training's first step)."""
-    found = class_ids(records)
+    found = class_ids(records, modalities)  # every record holds the images the model reads
     if not len(found.ids):
         return found
     low, high = int(np.argmin(found.ids)), int(np.argmax(found.ids))
@@ -429,8 +431,9 @@ class _StepLog(keras.callbacks.Callback):
 
 
 def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[str, object], steps: int,
-         start: int, log, log_every: Optional[int], save_steps: int) -> SceneTrainResult:
-    """`train_scene_classifier`'s loop from step `start`, its saves and its final file."""
+         start: int, log, log_every: Optional[int], save_steps: int, resume: bool = True) -> SceneTrainResult:
+    """`train_scene_classifier`'s loop from step `start`, its saves and its final file; `resume`:
+    as given to it (for the stop message)."""
     saved = {"step": start}
 
     def save(step):
@@ -463,8 +466,9 @@ def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[st
             _save_state(model, output_dir, settings)
             saved["step"] = step
         if saved["step"]:
+            # Without --overwrite (`resume`): with it, the command starts afresh (helper 137).
             log(f"stopped at step {step}: the run's state is in {os.path.join(output_dir, RESUME_FOLDER)}; "
-                "run the same command to go on")
+                f"run the same command{'' if resume else ' without --overwrite'} to go on")
         raise
     shutil.rmtree(os.path.join(output_dir, RESUME_FOLDER), ignore_errors=True)
     return SceneTrainResult(model, path, logger.losses)
@@ -524,7 +528,7 @@ def evaluate_scene_classifier(
                                   fix="a classifier trained on {held} modalities evaluates them")
     # Before any image is classified, and with the record that has it (before: found at its batch,
     # naming the record files only).
-    _refuse_class_ids_past(test_data, model.num_classes, "the model has")
+    _refuse_class_ids_past(test_data, model.num_classes, "the model has", modalities=model.num_modalities)
     for views, truth in dataset:
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
         np.add.at(confusion, (truth.numpy(), predicted), 1)

@@ -61,6 +61,11 @@ def test_lists_records_and_errors(records, tmp_path):
     bad = write_list(tmp_path / "bad.txt", [f"{records}/0_a.png {records}/0_b.png 0", f"{records}/1_a.png 1"])
     with pytest.raises(UserInputError, match=r"bad\.txt, line 2: has 2 columns, expected 3 \(2 modalities and a class id\)"):
         write_scene_records(bad, str(tmp_path / "bad.tfrecords"), modalities=2)
+    # Without --modalities, the first line's count (before: "expected 3 or more"; helper 137).
+    four = write_list(tmp_path / "four.txt", [f"{records}/0_a.png {records}/0_b.png {records}/0_a.png 0",
+                                              f"{records}/1_a.png 1"])
+    with pytest.raises(UserInputError, match=r"four\.txt, line 2: has 2 columns but the lines before it have 4$"):
+        write_scene_records(four, str(tmp_path / "four.tfrecords"))
     with pytest.raises(UserInputError, match=r"bad\.txt, line 1: .*class id 0|class id must"):
         write_scene_records(write_list(tmp_path / "x.txt", [f"{records}/0_a.png {records}/0_b.png x"]),
                             str(tmp_path / "x.tfrecords"))
@@ -156,6 +161,12 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     assert lines[-3] == f"saved the run's state in {run / 'resume'} (step 12)" and lines[-2].startswith("step 12/20")
     assert lines[-1] == f"stopped at step 12: the run's state is in {run / 'resume'}; run the same command to go on"
     assert not (run / "scene.keras").exists()
+    # Started afresh (--overwrite), the way to go on is without it (helper 137).
+    afresh, lines = tmp_path / "afresh", []
+    with pytest.raises(KeyboardInterrupt):
+        train_scene_classifier(data, str(afresh), log=stop_at_step_12, resume=False, **settings)
+    assert lines[-1] == (f"stopped at step 12: the run's state is in {afresh / 'resume'}; run the same command without "
+                         "--overwrite to go on")
     # Evaluated before it finished, given a damaged or missing file (before: Keras' "File not
     # found" or "File format not supported" tracebacks, exit 1).
     capsys.readouterr()
@@ -283,6 +294,11 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     # --overwrite also starts again from step 0 where an unfinished run's state is.
     with pytest.raises(pytest.fail.Exception, match="trained, resume=False, save_steps=100"):
         cli.main(train + ["--overwrite"])
+    # A run started with --overwrite over a trained classifier and stopped is told to go on without
+    # the flag, and does (before: refused as above; helper 137).
+    (tmp_path / "run" / "resume").mkdir()
+    with pytest.raises(pytest.fail.Exception, match="trained, resume=True, save_steps=100"):
+        cli.main(train)
 
 
 def test_experts_trained_with_the_classifier_have_a_gradient_for_every_trainable_weight():
@@ -538,3 +554,20 @@ def test_numpy_counts_are_taken_and_stored_as_python_ints():
     with pytest.raises(ValueError, match=r"SSMASceneClassifier computes in float32; dtype 'mixed_float16' is not "
                                          "supported"):
         SSMASceneClassifier(3, dtype="mixed_float16")
+
+
+def test_a_file_mixing_records_of_two_and_three_modalities_is_named_before_the_work(records, tmp_path):
+    """Before: only each file's first record was checked, and a 3-modality model on a file whose
+    later records hold 2 images ended in a TensorFlow traceback (helper 137)."""
+    from ssma_tf.data.scene import class_ids
+    from ssma_tf.modalities.io import InputFileError
+
+    lines = [f"{records}/{i}_a.png {records}/{i}_b.png {records}/{i}_a.png {i % 3}" for i in range(2)]
+    write_scene_records(write_list(tmp_path / "three.txt", lines), str(tmp_path / "three.tfrecords"), modalities=3)
+    mixed = tmp_path / "mixed.tfrecords"
+    mixed.write_bytes((tmp_path / "three.tfrecords").read_bytes() + (records / "scenes.tfrecords").read_bytes())
+    assert len(class_ids(str(mixed), 2).ids) == 26
+    with pytest.raises(InputFileError, match=rf"^{re.escape(str(mixed))}, record 2: holds no modality3, which the "
+                                             r"model reads \(3 modalities\) \(the file mixes 2 3-modality and 24 "
+                                             r"fusion records\)$"):
+        class_ids(str(mixed), 3)

@@ -139,9 +139,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "train":
             check_output(args.output, what="--output", directory=True, overwrite=None)
             # A trained classifier is not replaced by a second run without a word (an unfinished
-            # run, which has none yet, goes on).
+            # run, which has none yet, goes on; so does one started with --overwrite over a trained
+            # classifier, which its stop message tells to rerun without the flag: before, refused
+            # then, and with --overwrite its state was deleted; helper 137).
+            unfinished = os.path.isdir(os.path.join(args.output, scene.RESUME_FOLDER))
             check_output(os.path.join(args.output, scene.FINAL_SCENE_MODEL), what="the trained classifier",
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite or unfinished)
         elif args.command == "evaluate":
             if args.json:
                 check_json_output(args.json)  # not the model or the records, by a slip of the path

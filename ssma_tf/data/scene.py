@@ -69,7 +69,9 @@ def read_scene_lines(path: str, modalities: Optional[int], check_files: bool = F
                                  f"(at most {MAX_MODALITIES} modalities and a class id)", path)
         expected = len(entries[0][1]) + 1 if entries else None if modalities is None else modalities + 1
         hint = comment_hint(parts) or (SPACES_HINT if expected is not None and len(parts) > expected else "")
-        if modalities is None and len(parts) < 3:
+        # The first line's count where there is one (before: "expected 3 or more" where the lines
+        # before it had 4; helper 137).
+        if modalities is None and not entries and len(parts) < 3:
             raise InputFileError(f"{where}: has {len(parts)} columns, expected 3 or more (2 or more modalities "
                                  f"and a class id){hint}", path)
         if modalities is not None and len(parts) != modalities + 1:
@@ -194,24 +196,51 @@ class ClassIds:
                 "one class for many steps; shuffle the list's lines before ssma-scene convert")
 
 
-def class_ids(file_patterns) -> ClassIds:
+def class_ids(file_patterns, modalities: Optional[int] = None) -> ClassIds:
     """Every class id of scene records, in order, with where each is.
+
+    Args:
+        modalities: the images every record must hold (`modality1` ... `modalityN`); None: not
+            checked.
 
     Raises:
         RecordError: a damaged record or one without a class id, naming its file and index
             (before: TensorFlow's bare DataLossError).
+        InputFileError: a record without one of the `modalities` images, naming its file and
+            index (before: a file mixing records of 2 and 3 modalities passed the check of its
+            first record, and training or evaluation ended in a TensorFlow traceback; helper 137).
     """
     ids, places = [], []
-    spec = {CLASS_ID: tf.io.FixedLenFeature([], tf.int64)}
+    keys = [schema.modality_key(index) for index in range(1, (modalities or 0) + 1)]
+    spec = {CLASS_ID: tf.io.FixedLenFeature([], tf.int64),
+            **{key: tf.io.FixedLenFeature([], tf.string, default_value="") for key in keys}}
+
+    def parse(record):
+        features = tf.io.parse_single_example(record, spec)
+        held = tf.stack([tf.strings.length(features[key]) > 0 for key in keys]) if keys else tf.zeros([0], tf.bool)
+        return features[CLASS_ID], held
+
     for path in list_record_files(file_patterns):
-        dataset = tf.data.TFRecordDataset(path).map(lambda record: tf.io.parse_single_example(record, spec)[CLASS_ID])
+        dataset = tf.data.TFRecordDataset(path).map(parse)
         try:
-            values = np.concatenate([batch.numpy() for batch in dataset.batch(4096)] or [np.zeros(0, np.int64)])
+            batches = [(values.numpy(), held.numpy()) for values, held in dataset.batch(4096)]
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
             report = check_record_file(path, scenes=True, max_problems=1)
             if report.problems:
                 raise report.problems[0] from None
             raise RecordError(f"cannot read its class ids: {first_line(error)}", path) from None
+        values = np.concatenate([v for v, _ in batches] or [np.zeros(0, np.int64)])
+        if keys and batches:
+            held = np.concatenate([h for _, h in batches])
+            lacking = np.argwhere(~held)
+            if len(lacking):
+                record, image = (int(i) for i in lacking[0])
+                report = check_record_file(path, scenes=True, max_problems=1)
+                said = report.problems[0].detail if report.problems else ""
+                said = said[len(f"{path}: "):] if said.startswith(f"{path}: ") else said
+                mixed = f" (the file {said})" if said else ""
+                raise InputFileError(f"{path}, record {record}: holds no {keys[image]}, which the model reads "
+                                     f"({modalities} modalities){mixed}", path)
         ids.append(values)
         places.extend((path, index) for index in range(len(values)))
     return ClassIds(np.concatenate(ids) if ids else np.zeros(0, np.int64), places)
