@@ -9,7 +9,9 @@ atomically so that a reader never sees half a file.
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -290,7 +292,7 @@ def picture_grid(
         ValueError: no picture, pictures of different sizes or kinds, rows of different lengths,
             a title count other than the column count, or only one of `class_names` and `palette`.
     """
-    from PIL import ImageDraw, ImageFont
+    from PIL import ImageDraw
 
     if not rows or not rows[0]:
         raise ValueError("picture_grid needs at least one picture")
@@ -323,23 +325,29 @@ def picture_grid(
     if titles is None and class_names is None:
         return grid
     line = 24  # pixels of a text row
-    font = ImageFont.load_default()
+    font = _text_font([*(titles or ()), *(class_names or ())])
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    # The legend: a swatch and a name per class, left to right, wrapped at the grid's width.
+    # As wide as the grid, or the longest legend item (before: cut at the grid's edge; helper 142).
+    items = [18 + int(measure.textlength(name, font=font)) for name in class_names or ()]
+    canvas_width = max([grid.shape[1], *(4 + item + 4 for item in items)])
+    # The legend: a swatch and a name per class, left to right, wrapped at the canvas' width.
     places, x, legend_lines = [], 4, 1
-    for name in class_names or ():
-        item = 18 + int(measure.textlength(name, font=font))
-        if x > 4 and x + item > grid.shape[1]:
+    for item in items:
+        if x > 4 and x + item > canvas_width:
             x, legend_lines = 4, legend_lines + 1
         places.append((x, legend_lines - 1))
         x += item + 16
     above = line if titles is not None else 0
     below = line * legend_lines if class_names is not None else 0
-    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + above + below), "white")
+    canvas = Image.new("RGB", (canvas_width, grid.shape[0] + above + below), "white")
     canvas.paste(Image.fromarray(grid), (0, above))
     draw = ImageDraw.Draw(canvas)
     for c, title in enumerate(titles or ()):
-        draw.text((c * (width + gap) * scale + 4, 6), title, fill="black", font=font)
+        # Each title within its column (the last one: the canvas), cut with '...' where longer
+        # (before: drawn over the next column's; helper 142).
+        left = c * (width + gap) * scale + 4
+        room = (width * scale - 6) if c < columns - 1 else canvas_width - left - 2
+        draw.text((left, 6), _fitted(title, room, measure, font), fill="black", font=font)
     if class_names is not None:
         colours = _as_palette(palette)
         for class_id, (name, (x, row)) in enumerate(zip(class_names, places)):
@@ -347,6 +355,50 @@ def picture_grid(
             draw.rectangle((x, y, x + 12, y + 12), fill=tuple(int(v) for v in colours[class_id]), outline="black")
             draw.text((x + 18, y), name, fill="black", font=font)
     return np.asarray(canvas)
+
+
+# TrueType fonts that draw more than ASCII, looked up where Pillow looks (the system's font folders);
+# the first found draws the pictures' text.
+_FONTS = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "NotoSans-Regular.ttf", "FreeSans.ttf", "Arial.ttf")
+_FONT_SIZE = 11
+
+
+@functools.lru_cache(maxsize=None)
+def _font():
+    """The font of the pictures' titles, legends and counts, and whether it draws beyond ASCII.
+
+    Pillow's built-in font draws ASCII only: 'Küche' came out as 'K▯che' (helper 142); a system
+    TrueType font is taken where there is one.
+    """
+    from PIL import ImageFont
+
+    for name in _FONTS:
+        try:
+            return ImageFont.truetype(name, _FONT_SIZE), True
+        except OSError:
+            continue
+    return ImageFont.load_default(), False
+
+
+def _text_font(texts: Sequence[str]):
+    """`_font()`'s font; warns (once per call) when it cannot draw some of `texts`."""
+    font, wide = _font()
+    if not wide:
+        odd = [text for text in texts if not str(text).isascii()]
+        if odd:
+            warnings.warn(f"{', '.join(repr(t) for t in odd[:3])}{' ...' if len(odd) > 3 else ''}: no TrueType font "
+                          f"found ({', '.join(_FONTS)}), and Pillow's own draws ASCII only: the other characters show "
+                          "as boxes; install one (e.g. the fonts-dejavu-core package)", stacklevel=3)
+    return font
+
+
+def _fitted(text: str, room: float, measure, font) -> str:
+    """`text`, cut with '...' to fit `room` pixels (whole when it fits)."""
+    if measure.textlength(text, font=font) <= room:
+        return text
+    while text and measure.textlength(text + "...", font=font) > room:
+        text = text[:-1]
+    return text + "..." if text else ""
 
 
 def confusion_picture(confusion: ArrayLike, class_names: Optional[Sequence[str]] = None, cell: int = 40) -> np.ndarray:
@@ -367,7 +419,7 @@ def confusion_picture(confusion: ArrayLike, class_names: Optional[Sequence[str]]
     Raises:
         ValueError: a matrix that is not square, negative counts, or a name count other than C.
     """
-    from PIL import ImageDraw, ImageFont
+    from PIL import ImageDraw
 
     counts = np.asarray(confusion)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
@@ -378,7 +430,7 @@ def confusion_picture(confusion: ArrayLike, class_names: Optional[Sequence[str]]
     names = [str(c) for c in range(classes)] if class_names is None else [str(n) for n in class_names]
     if len(names) != classes:
         raise ValueError(f"{len(names)} class names for a {classes}x{classes} confusion matrix")
-    font = ImageFont.load_default()
+    font = _text_font(names)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     margin = 8 + max(int(measure.textlength(name, font=font)) for name in names)
     line = 16

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -62,6 +63,8 @@ def test_predict_py_with_a_config_and_a_list(weights, images, tmp_path, capsys):
     assert "predicted 2 sample(s)" in captured.out
     assert f"pictures in {output} (at 32x64, the model's size; --original_size for each image's own)" in captured.out
     assert "2/2 (100%)" in captured.err  # progress
+    # Of samples, 3 files each here (before: "files/s"; helper 142).
+    assert re.search(r"predicted 2/2 \(100%\), [\d.]+ samples/s", captured.err), captured.err
     for index in range(2):
         ids = _read(output / "class_ids" / f"{index}.png")
         assert ids.shape == (32, 64)  # the config's size

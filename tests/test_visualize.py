@@ -1,6 +1,7 @@
 """Tests for ssma_tf.visualize: palette colouring, overlays, gate heat maps, atomic PNG writes."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -226,10 +227,21 @@ def test_picture_grid_places_each_picture_between_white_gaps_with_titles_and_leg
     assert (titled[:24] < 255).any()  # the titles are drawn
     legend = titled[24 + plain.shape[0] * 8:]
     assert ((legend == [255, 0, 0]).all(axis=-1)).sum() >= 100  # the 13x13 swatch of class "red"
-    # A legend wider than a narrow grid wraps onto more lines instead of being cut off.
+    # A legend wider than a narrow grid wraps onto more lines, and the picture is as wide as its
+    # widest name (before: cut at the grid's edge, "rider/bicycle/mot"; helper 142).
     narrow = picture_grid(rows, class_names=["void", "red"], palette=palette, gap=2)
-    assert narrow.shape == (plain.shape[0] + 48, plain.shape[1], 3)  # two legend lines
+    assert narrow.shape[0] == plain.shape[0] + 48 and narrow.shape[1] > plain.shape[1]  # two legend lines
+    np.testing.assert_array_equal(narrow[:plain.shape[0], :plain.shape[1]], plain)
+    assert (narrow[:plain.shape[0], plain.shape[1]:] == 255).all()
     assert ((narrow[plain.shape[0] + 24:] == [255, 0, 0]).all(axis=-1)).sum() >= 100  # "red" on the second
+    long_name = picture_grid(rows, class_names=["rider/bicycle/motorcycle"], palette=palette, gap=2)
+    text = np.argwhere((long_name[plain.shape[0]:] < 128).all(axis=-1))
+    assert text[:, 1].max() < long_name.shape[1] - 2  # the name's last letter inside the picture
+    # A title longer than its column is cut with '...' before the next column's (before: drawn
+    # over it).
+    titled = picture_grid(rows, titles=["AdapNet++ (RGB)", "SSMA (RGB + depth)", "c"], gap=2, scale=8)
+    assert (titled[:24, :6 * 8] < 128).any() and not (titled[:24, 6 * 8:8 * 8] < 128).any()
+    assert (titled[:24, 8 * 8:8 * 8 + 10] < 128).any()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -268,3 +280,42 @@ def test_confusion_picture_shades_each_cell_by_its_share_of_the_row():
         confusion_picture(counts, ["a", "b"])
     with pytest.raises(ValueError, match=r"square \(C, C\) matrix, got shape \(2, 3\)"):
         confusion_picture(np.zeros((2, 3)))
+
+
+def test_text_beyond_ascii_takes_a_truetype_font_or_is_warned_of(monkeypatch):
+    """Pillow's built-in font draws ASCII only: 'Küche' came out as 'K▯che' without a word
+    (helper 142). A system TrueType font is taken; without one, the names are warned of."""
+    from PIL import ImageFont
+
+    from ssma_tf import visualize
+
+    rows = [[np.zeros((8, 8, 3), np.uint8)]]
+    found = []
+    real = ImageFont.truetype  # Pillow's own font is read through it too
+
+    def no_truetype(name, size, **kwargs):
+        if name not in visualize._FONTS:
+            return real(name, size, **kwargs)
+        found.append(name)
+        raise OSError("cannot open resource")
+
+    def any_truetype(name, size, **kwargs):
+        return real(name, size, **kwargs) if name not in visualize._FONTS else ImageFont.load_default(size)
+
+    try:
+        visualize._font.cache_clear()
+        monkeypatch.setattr(ImageFont, "truetype", no_truetype)
+        with pytest.warns(UserWarning, match=r"^'Küche', 'Straße': no TrueType font found \(DejaVuSans\.ttf, .*\), and "
+                                             r"Pillow's own draws ASCII only: the other characters show as boxes"):
+            visualize.confusion_picture(np.eye(3, dtype=int), ["Küche", "Straße", "office"])
+        assert found == list(visualize._FONTS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            visualize.picture_grid(rows, titles=["RGB"], class_names=["office"], palette=[[0, 0, 0]])
+        visualize._font.cache_clear()
+        monkeypatch.setattr(ImageFont, "truetype", any_truetype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            visualize.picture_grid(rows, titles=["Tiefe"], class_names=["Küche"], palette=[[0, 0, 0]])
+    finally:
+        visualize._font.cache_clear()

@@ -345,4 +345,4 @@ def _write_outputs(
 def _progress(total: int, stream: Optional[TextIO]):
     if stream is None:
         return None
-    return Progress(total, stream=stream, prefix="predicted ", log_every=2.0)
+    return Progress(total, stream=stream, prefix="predicted ", log_every=2.0, unit="samples")
