@@ -12,9 +12,11 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +38,13 @@ def run_main(main, kept: str | None = None) -> int:
     so a stopped benchmark leaves none (a child process measuring is stopped with it). A script
     that keeps results as they come says what it kept (`kept`).
     """
+    # SIGTERM (`kill`, `timeout`, a cancelled job) as Ctrl-C: `subprocess.run` then stops the child
+    # measuring (before: it ran on as an orphan, both cores busy for minutes; helper 141).
+    def terminated(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
     try:
         return main()
     except KeyboardInterrupt:

@@ -578,30 +578,40 @@ def child_flops(spec: dict) -> dict:
 def _plan(args, info: dict) -> list:
     """One FLOPs child and one measuring child per model."""
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:  # before: an empty table, written to --json, exit 0 (helper 141)
+        raise SystemExit("--models: none given")
     for model in models:
         if model not in MODELS:
             raise SystemExit(f"--models: unknown model {model!r}; choose from {', '.join(MODELS)}")
     known = JAX_MODES if args.backend == "jax" else TF_MODES
+    import importlib.util
+
+    from ssma_tf.inference.backends import RUNTIME_PACKAGES
+
+    def needs(mode: str) -> list:
+        if mode not in DEPLOY_MODES:
+            return []
+        runtime = RUNTIME_PACKAGES["openvino" if mode.startswith("openvino") else "tflite"]
+        return [runtime] + ([RUNTIME_PACKAGES["nncf"]] if mode == "openvino_int8" else [])
+
+    def unusable(modes: list) -> list:
+        return [m for m in modes if any(importlib.util.find_spec(p) is None for p in needs(m))]
+
     if args.modes:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
         unknown = [m for m in modes if m not in known]
         if unknown:
             raise SystemExit(f"--modes: unknown {unknown} for --backend {args.backend}; choose from {', '.join(known)}")
+        # Asked for by name: refused before any child (before: the model's whole child failed, the
+        # default mode's result lost with it, and the message cut before the extra's name; helper 141).
+        missing = unusable(modes)
+        if missing:
+            raise SystemExit(f"--modes: {', '.join(missing)} need(s) the deploy extra (pip install '.[deploy]')")
     else:
         modes = list(JAX_MODES if args.backend == "jax" else QUICK_MODES if args.quick else TF_MODES)
         # The export modes need the `deploy` extra: without it they are left out with a line
         # (before: the model's whole child failed, every mode's result lost).
-        import importlib.util
-
-        from ssma_tf.inference.backends import RUNTIME_PACKAGES
-
-        def needs(mode: str) -> list:
-            if mode not in DEPLOY_MODES:
-                return []
-            runtime = RUNTIME_PACKAGES["openvino" if mode.startswith("openvino") else "tflite"]
-            return [runtime] + ([RUNTIME_PACKAGES["nncf"]] if mode == "openvino_int8" else [])
-
-        missing = [m for m in modes if any(importlib.util.find_spec(p) is None for p in needs(m))]
+        missing = unusable(modes)
         if missing:
             print(f"note: modes {', '.join(missing)} left out: they need the deploy extra (pip install '.[deploy]')",
                   file=sys.stderr)
@@ -643,7 +653,7 @@ def _print_table(results: list, info: dict) -> None:
     for r in results:
         if "modes" not in r:
             if "error" in r:
-                print(f"{r.get('model', '?'):<11}{r.get('kind', '?'):<20}error: {r['error'][:200]}")
+                print(f"{r.get('model', '?'):<11}{r.get('kind', '?'):<20}error: {r['error'][-200:]}")
             continue
         for mode, m in r["modes"].items():
             lat = m.get("latency")
@@ -731,7 +741,7 @@ def main(argv=None) -> int:
                "runs": args.runs if args.runs is not None else 10, "intra": args.intra, "inter": args.inter, "masked": args.masked}
         result = _common.run_child(os.path.abspath(__file__), job, {})
         if "error" in result:
-            print(f"error: {result['error'][:300]}", flush=True)
+            print(f"error: {result['error'][-300:]}", flush=True)
             return 1
         print(f"{result['model']}, batch 1, {result['height']}x{result['width']}, mode default, "
               f"{job['runs']} interleaved rounds:")
@@ -746,7 +756,8 @@ def main(argv=None) -> int:
         return 0
 
     # 0 skips the batch-8 or other-size rounds (it read as "the default" before).
-    for name, least in (("runs", 1), ("throughput_runs", 0), ("size_runs", 0)):
+    # --warmup 0 ran one untimed call all the same, recorded as 0 (the --keras path refused it; helper 141).
+    for name, least in (("runs", 1), ("throughput_runs", 0), ("size_runs", 0), ("warmup", 1)):
         if getattr(args, name) is not None and getattr(args, name) < least:
             parser.error(f"--{name.replace('_', '-')} must be >= {least}, got {getattr(args, name)}")
     args.runs = args.runs if args.runs is not None else (5 if args.quick else 10)
@@ -768,7 +779,7 @@ def main(argv=None) -> int:
         result["kind"] = job["kind"]
         results.append(result)
         if "error" in result:
-            print(f"    error: {result['error'][:300]}", flush=True)
+            print(f"    error: {result['error'][-300:]}", flush=True)
         for mode, m in result.get("modes", {}).items():
             if "latency" in m:
                 speedup = m["latency"].get("speedup_vs_tf1")

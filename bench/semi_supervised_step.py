@@ -107,7 +107,7 @@ def _trainer(spec: dict, folder: str):
     return trainer
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -118,7 +118,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         child(json.loads(args.child))
         return 0
@@ -126,7 +126,13 @@ def main() -> int:
     _common.positive(parser, rounds=args.rounds, steps=args.steps, batch=args.batch)
     base = {"model": args.model, "batch": args.batch, "height": height, "width": width,
             "steps": args.steps}
-    sides = ["supervised", *args.methods.split(",")]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    # Before: a misspelt method was a child's config traceback after seconds, and "supervised" a
+    # second supervised side (helper 141).
+    wrong = [m for m in methods if m not in ("depthmix", "classmix")]
+    if not methods or wrong or len(set(methods)) < len(methods):
+        parser.error(f"--methods: give depthmix and/or classmix, each once, got {args.methods!r}")
+    sides = ["supervised", *methods]
     runs: dict[str, list] = {side: [] for side in sides}
     timed: list = []
     for _ in range(args.rounds):

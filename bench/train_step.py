@@ -264,6 +264,8 @@ def main(argv=None) -> int:
     if args.no_timing and args.no_memory:
         raise SystemExit("--no-timing and --no-memory together measure nothing")
     configs = [c.strip() for c in args.models.split(",") if c.strip()]
+    if not configs:  # before: an empty table, exit 0 (helper 141)
+        raise SystemExit("--models: none given")
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(CONFIGS)}")
@@ -313,10 +315,15 @@ def main(argv=None) -> int:
         t = r["timing"]
         memory = [r["peak_rss_mib"].get(side) for side in SIDES]
         gib = ["-" if not isinstance(m, (int, float)) else f"{m / 1024:.2f}" for m in memory]
-        # Checked before a row without timing goes on (the claim below held nothing before).
-        fits &= all(not isinstance(m, (int, float)) or m / 1024 <= MEMORY_LIMIT_GIB for m in memory)
+        # Checked before a row without timing goes on (the claim below held nothing before). A side
+        # whose memory run failed (killed for memory, say) does not fit (before: counted as fitting,
+        # "All peaks within 8 GiB: yes" and exit 0, its error never shown; helper 141).
+        failed = [(side, m) for side, m in zip(SIDES, memory) if not args.no_memory and not isinstance(m, (int, float))]
+        fits &= not failed and all(not isinstance(m, (int, float)) or m / 1024 <= MEMORY_LIMIT_GIB for m in memory)
+        for side, error in failed:
+            print(f"  {r['config']}: the {side} side's memory run failed: {str(error)[-300:]}")
         if "error" in t:
-            print(f"{r['config']:<13}{'-':>8}{'-':>8}{'-':>10}{'-':>9}{gib[0]:>10}{gib[1]:>9}   timing: {t['error'][:200]}")
+            print(f"{r['config']:<13}{'-':>8}{'-':>8}{'-':>10}{'-':>9}{gib[0]:>10}{gib[1]:>9}   timing: {t['error'][-200:]}")
             fits = fits and bool(args.no_timing)
             continue
         print(f"{r['config']:<13}{t['step']['port']['median']:>8.2f}{t['step']['tf1']['median']:>8.2f}"

@@ -62,7 +62,11 @@ def test_the_90th_percentile_is_the_nearest_rank():
 
 
 def _bench_inference():
-    spec = importlib.util.spec_from_file_location("bench_inference", ROOT / "bench" / "inference.py")
+    return _bench_script("inference")
+
+
+def _bench_script(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(ROOT / "bench"))
     try:
@@ -97,3 +101,64 @@ def test_keras_timing_takes_each_models_modalities_and_refuses_a_mix(monkeypatch
     with pytest.raises(SystemExit):
         bench.main(["--keras", "two.keras", "--warmup", "0"])
     assert "--warmup must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_sigterm_stops_the_child_measuring_too(tmp_path):
+    """Before: only Ctrl-C was handled; `kill` or `timeout` left the measuring child running as an
+    orphan, both cores busy for minutes (helper 141)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "flops.py"), "--size", "32x32",
+                                "--json", str(tmp_path / "flops.json")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    children = f"/proc/{process.pid}/task/{process.pid}/children"
+    deadline = time.monotonic() + 120
+    while not open(children).read().strip() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(open(children).read().split()[0])
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and err.strip().splitlines()[-1] == "interrupted; no result file written", err
+    # Killed: gone, or a zombie where nothing reaps the orphan (a container's first process).
+    state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] if os.path.exists(f"/proc/{child}") else "gone"
+    if state not in ("gone", "Z"):
+        os.kill(child, signal.SIGKILL)  # not left running when the test fails
+    assert state in ("gone", "Z"), f"the child runs on ({state})"
+
+
+def test_flags_that_measure_nothing_are_refused_before_any_child(monkeypatch, capsys):
+    """Helper 141: `--models ,` printed an empty table and exited 0; a misspelt --methods was a
+    child's config traceback; --warmup 0 ran one call recorded as 0; a deploy mode asked for by
+    name without its extra failed the model's whole child."""
+    import importlib.util as util
+
+    import pytest
+
+    bench = {name: _bench_script(name) for name in ("inference", "train_step", "semi_supervised_step")}
+    run_child = lambda *args, **kwargs: pytest.fail("a child was started")  # noqa: E731
+    for module in bench.values():
+        monkeypatch.setattr(module._common, "run_child", run_child)
+    for name, argv, said in (("inference", ["--models", ","], "--models: none given"),
+                             ("train_step", ["--models", ",", "--no-memory"], "--models: none given"),
+                             ("inference", ["--models", "adapnet_pp", "--warmup", "0"], "--warmup must be >= 1, got 0"),
+                             ("semi_supervised_step", ["--methods", "depthmx"],
+                              "--methods: give depthmix and/or classmix, each once, got 'depthmx'")):
+        with pytest.raises(SystemExit) as stopped:
+            bench[name].main(argv)
+        assert said in str(stopped.value.code) + capsys.readouterr().err, (name, argv)
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    with pytest.raises(SystemExit) as stopped:
+        bench["inference"].main(["--models", "adapnet_pp", "--modes", "default,openvino"])
+    assert stopped.value.code == "--modes: openvino need(s) the deploy extra (pip install '.[deploy]')"
+
+
+def test_a_memory_run_that_fails_does_not_fit(monkeypatch, capsys):
+    """Before: a side killed for memory counted as fitting: "All peaks within 8 GiB: yes", exit 0,
+    its error never shown (helper 141)."""
+    bench = _bench_script("train_step")
+    monkeypatch.setattr(bench._common, "run_child", lambda script, spec, *a, **k: (
+        {"peak_rss_mib": 900.0} if spec["sides"] == ["tf1"] else {"error": "exit -9: killed"}))
+    assert bench.main(["--models", "adapnet_pp", "--size", "32x64", "--no-timing", "--memory-runs", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "adapnet_pp: the port side's memory run failed: exit -9: killed" in out and "All peaks within 8 GiB: NO" in out
