@@ -119,8 +119,18 @@ def test_sigterm_stops_the_child_measuring_too(tmp_path):
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130 and err.strip().splitlines()[-1] == "interrupted; no result file written", err
-    # Killed: gone, or a zombie where nothing reaps the orphan (a container's first process).
-    state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] if os.path.exists(f"/proc/{child}") else "gone"
+    # Killed: gone, or a zombie where nothing reaps the orphan (a container's first process); a
+    # killed process of many threads takes a moment to end.
+    def state():
+        try:
+            return open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return "gone"
+
+    deadline = time.monotonic() + 10
+    while state() not in ("gone", "Z") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    state = state()
     if state not in ("gone", "Z"):
         os.kill(child, signal.SIGKILL)  # not left running when the test fails
     assert state in ("gone", "Z"), f"the child runs on ({state})"
