@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from typing import Any, Optional
 
 import keras
 import tensorflow as tf
 
-from ssma_tf.errors import UserInputError
+from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.keras_compat import walk_layers
 
 # TF_CONFIG task types that take part in training (an "evaluator" task does not).
@@ -79,6 +81,9 @@ class ClusterError(UserInputError):
 
 
 _EXAMPLE = ('{"cluster": {"worker": ["node1:12345", "node2:12345"]}, "task": {"type": "worker", "index": 0}}')
+# How long a task waits for the others of its cluster to join before it gives up with a line
+# saying so (TensorFlow's own limit is an hour, without a word; helper 145).
+CLUSTER_JOIN_SECONDS = 600
 
 
 def cluster_task() -> Optional[tuple[str, int, dict[str, Any]]]:
@@ -104,6 +109,13 @@ def cluster_task() -> Optional[tuple[str, int, dict[str, Any]]]:
         raise ClusterError(f"TF_CONFIG needs a \"cluster\" mapping task types to lists of host:port, e.g. {_EXAMPLE}")
     if training_tasks(cluster) <= 1:
         return None
+    for kind_listed, addresses in cluster.items():
+        for position, address in enumerate(addresses):
+            # Before: "localhost" without a port was a 41-line traceback ("Could not parse port").
+            host, _, port = str(address).rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ClusterError(f"TF_CONFIG: {kind_listed} task {position} is {address!r}; each task is "
+                                   f"\"host:port\" with a port in 1..65535, e.g. {_EXAMPLE}")
     task = spec.get("task")
     kind = task.get("type") if isinstance(task, dict) else None
     index = task.get("index") if isinstance(task, dict) else None
@@ -145,10 +157,28 @@ def create_strategy(gpu_id: Optional[str] = None) -> tf.distribute.Strategy:
         The strategy; `tf.distribute.get_strategy()` (the default one) for a single device.
     """
     configure_devices(gpu_id)
-    if cluster_from_env() is not None:
+    task = cluster_task()
+    if task is not None:
+        kind, index, cluster = task
         in_main_thread = threading.current_thread() is threading.main_thread()
         handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        # While TensorFlow waits for the other tasks it holds the interpreter and its own SIGTERM
+        # handler is in place: no Python code runs, and a worker whose peers never came waited
+        # TensorFlow's hour without a word, stopped by SIGKILL only (helper 145). A process of its
+        # own watches the wait: it ends it after `CLUSTER_JOIN_SECONDS`, with a line, or when
+        # SIGTERM or Ctrl-C reach it (a scheduler's and a terminal's go to the whole job).
+        watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(CLUSTER_JOIN_SECONDS),
+                                     _not_joined(kind, index, cluster)], stdin=subprocess.PIPE)
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+            # Before: a 41-line traceback ("Could not start gRPC server") naming no address.
+            raise ClusterError(f"TF_CONFIG: cannot listen on {cluster[kind][index]}, this {kind} task {index}'s "
+                               f"address ({first_line(error)}): is its port in use by another process, or was "
+                               "another task given the same type and index?") from None
+        finally:
+            watchdog.stdin.close()  # the wait is over: the watchdog leaves
+            watchdog.wait()
         if handler is not None:
             # TensorFlow's coordination service puts a handler of its own (a preemption notice
             # nothing listens to) in place of the process's: SIGTERM did nothing, and `kill` or a
@@ -160,6 +190,32 @@ def create_strategy(gpu_id: Optional[str] = None) -> tf.distribute.Strategy:
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
     return tf.distribute.get_strategy()
+
+
+# The watchdog of a task waiting for its cluster (`create_strategy`): argv is the task's process id,
+# the seconds it may wait, and the line to print when they are over. Its standard input closes when
+# the wait ends (or the task dies): it then leaves without a word.
+_WATCHDOG = """
+import os, select, signal, sys
+task, seconds, line = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+def stop(signum, frame):
+    os.kill(task, signal.SIGKILL)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+if not select.select([sys.stdin], [], [], seconds)[0]:
+    print(line, file=sys.stderr, flush=True)
+    os.kill(task, signal.SIGKILL)
+"""
+
+
+def _not_joined(kind: str, index: int, cluster: dict[str, Any]) -> str:
+    """The line of a task whose cluster has not formed within `CLUSTER_JOIN_SECONDS`."""
+    others = [f"{other} {i} ({address})" for other in _TRAINING_TASK_TYPES for i, address in
+              enumerate(cluster.get(other) or ()) if (other, i) != (kind, index)]
+    return (f"error: TF_CONFIG: this {kind} task {index} waited {CLUSTER_JOIN_SECONDS / 60:g} minutes for the other "
+            f"task(s) of its cluster, {', '.join(others)}, to start; check that each was started with this cluster "
+            "and its own task, and that each host:port can be reached from here")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -44,6 +44,11 @@ def test_cluster_only_when_tf_config_has_several_tasks(monkeypatch):
     ('{"cluster": {"worker": ["a:1", "b:2"]}}', r"TF_CONFIG: task type None is not in the cluster"),
     ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "evaluator", "index": 0}}',
      r"TF_CONFIG: an evaluator task does not train"),
+    # Before: a 41-line traceback, "Could not parse port for local server" (helper 145).
+    ('{"cluster": {"worker": ["localhost", "localhost:2"]}, "task": {"type": "worker", "index": 0}}',
+     r"TF_CONFIG: worker task 0 is 'localhost'; each task is \"host:port\" with a port in 1\.\.65535"),
+    ('{"cluster": {"worker": ["a:1", "b:99999"]}, "task": {"type": "worker", "index": 0}}',
+     r"TF_CONFIG: worker task 1 is 'b:99999'"),
 ])
 def test_a_tf_config_that_cannot_place_this_task_is_one_line(monkeypatch, raw, message):
     """Before: TensorFlow's traceback (exit 1), or a task index beyond the cluster accepted."""
@@ -118,3 +123,81 @@ def test_a_gpu_id_naming_gpus_that_are_not_there_is_one_line(monkeypatch, gpus, 
     assert isinstance(caught.value, UserInputError)
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     configure_devices("0")  # no GPUs at all: the CPU, as every released config on such a machine
+
+
+_WAIT_ALONE = """
+import os, socket, sys
+import ssma_tf.distribute as distribute
+distribute.CLUSTER_JOIN_SECONDS = float(sys.argv[1])
+taken = socket.socket()
+taken.bind(("localhost", 0))
+if sys.argv[2] == "taken":  # this task's own port held by another process
+    taken.listen()
+ports = [taken.getsockname()[1], int(sys.argv[3])]
+os.environ["TF_CONFIG"] = ('{"cluster": {"worker": ["localhost:%d", "localhost:%d"]}, '
+                           '"task": {"type": "worker", "index": 0}}' % tuple(ports))
+if sys.argv[2] != "taken":
+    taken.close()
+print("waiting", flush=True)
+try:
+    distribute.create_strategy()
+except distribute.ClusterError as error:
+    print(f"ClusterError: {error}", flush=True)
+    sys.exit(2)
+"""
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_task_whose_peers_never_start_ends_with_a_line_and_sigterm_ends_it(tmp_path):
+    """Before: a worker alone waited silently up to TensorFlow's hour, and SIGTERM did not stop it
+    (only SIGKILL); a port in use was a 41-line traceback (helper 145)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    def start(seconds, own):
+        return subprocess.Popen([sys.executable, "-c", _WAIT_ALONE, str(seconds), own, str(_free_port())], cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def end(process):  # the task and its watchdog, whatever the test found
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    alone = start(3, "free")
+    try:
+        out, err = alone.communicate(timeout=120)
+    finally:
+        end(alone)
+    assert alone.returncode == -signal.SIGKILL, (out, err)
+    assert "error: TF_CONFIG: this worker task 0 waited 0.05 minutes for the other task(s) of its cluster, worker 1 " \
+           "(localhost:" in err, err
+    # A scheduler's SIGTERM (to the whole job) ends the wait.
+    stopped = start(300, "free")
+    try:
+        assert stopped.stdout.readline() == "waiting\n"
+        time.sleep(3)  # into TensorFlow's wait
+        os.killpg(stopped.pid, signal.SIGTERM)
+        stopped.communicate(timeout=60)
+    finally:
+        end(stopped)
+    assert stopped.returncode == -signal.SIGKILL
+    taken = start(300, "taken")
+    try:
+        out, err = taken.communicate(timeout=120)
+    finally:
+        end(taken)
+    assert taken.returncode == 2 and "ClusterError: TF_CONFIG: cannot listen on localhost:" in out, (out, err)
+    assert "this worker task 0's address (" in out and "is its port in use by another process" in out, out

@@ -128,6 +128,14 @@ def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch
     reloaded = build_tiny_model(config)
     reloaded.load_weights(str(result.weights))
     np.testing.assert_array_equal(trainable_batch_norms(reloaded)[0].moving_variance.numpy(), seen[0])
+    # A finished run recalibrated afterwards (docs/training.md's recipe) says so in its config.yaml
+    # (before: the count it trained with; helper 145).
+    from ssma_tf.config import load_config
+
+    again = training.Trainer(load_config(str(tmp_path / "run" / "config.yaml"), "train"), log=lines.append)
+    again.recalibrate_batch_norm(2)
+    again.export_weights()
+    assert load_config(str(tmp_path / "run" / "config.yaml"), "train").recalibrate_batch_norm == 2
 
 
 def test_the_models_inputs_decide_what_a_pair_is():

@@ -52,13 +52,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     for line in ssma_train_warnings(config):
         print(f"warning: {line}", file=sys.stderr, flush=True)
 
-    from ssma_tf.distribute import cluster_task, training_tasks
+    from ssma_tf.distribute import CLUSTER_JOIN_SECONDS, cluster_task, training_tasks
 
     task = cluster_task()  # a bad TF_CONFIG: one line (`command`), before the model is built
     if task is not None:
         kind, index, cluster = task
         print(f"TF_CONFIG: {kind} {index} of a cluster of {training_tasks(cluster)} training tasks; waiting until every task has started "
-              "(start them all within a few minutes)", file=sys.stderr, flush=True)
+              f"(start them all within {CLUSTER_JOIN_SECONDS / 60:g} minutes)", file=sys.stderr, flush=True)
     from ssma_tf.training import TrainingStopped, train
 
     if config.semi_supervised is not None:

@@ -1349,7 +1349,12 @@ class Trainer:
             strategy.run(lambda x: model(x, training=True), args=(inputs,))
 
         batches = (inputs for inputs, *_ in dataset)
-        return recalibrate_batch_norm(model, batches, count, call=call, log=self._log)
+        done = recalibrate_batch_norm(model, batches, count, call=call, log=self._log)
+        if count != self.config.recalibrate_batch_norm:
+            # The weights are now of this count: config.yaml, written with them (`export_weights`),
+            # says so (before: a finished run recalibrated afterwards still said 0; helper 145).
+            self.config = dataclasses.replace(self.config, recalibrate_batch_norm=count)
+        return done
 
     def _remove_checkpoints(self, paths: list[str], newest: Optional[str]) -> list[str]:
         """Deletes `paths` (checkpoints of this run) and records `newest` as the newest one."""
