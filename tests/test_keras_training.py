@@ -287,6 +287,12 @@ def test_compile_refuses_what_fit_would_not_apply_to_the_released_loss():
     with pytest.raises(ValueError, match=r"ReleasedLoss computes in float32 .*got dtype='float16'"):
         ReleasedLoss(dtype="float16")
     assert ReleasedLoss(dtype="float32").dtype == "float32"
+    # Helper 143: class_weight became Keras' sample weight, a TypeError for arrays and "takes no
+    # sample_weight" for datasets, neither naming the cause.
+    with pytest.raises(ValueError, match=r"^fit\(class_weight=\.\.\.\) weighs whole samples; .* compile with "
+                                         r"loss=ReleasedLoss\(class_weights=\[\.\.\.\]\)"):
+        model.fit(np.zeros((1, 16, 16, 3), np.float32), np.zeros((1, 16, 16), np.int32),
+                  class_weight={i: 1.0 for i in range(4)})
 
 
 def test_labels_of_unknown_rank_are_named():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import hashlib
 import os
 import pathlib
 import re
@@ -151,7 +152,8 @@ def _archive_stem(path: str) -> str:
     return name
 
 
-def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str] = None) -> str:
+def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str] = None,
+                  local: Optional[str] = None) -> str:
     """Downloads (once) and unpacks (once) an archive into the Keras cache; returns the unpacked folder.
 
     Keras downloads it; this function unpacks it into `<name>_extracted` beside it, under a
@@ -162,6 +164,7 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
         url: where the archive is (`http(s)://`, `file://`).
         name: the cache's name for it (default the archive's file name without suffix).
         cache_dir: the cache directory (default Keras' own, `~/.keras`).
+        local: the path the user gave, for a `file://` URL of a local archive (named in errors).
 
     Raises:
         CheckpointError: the download failed, or the archive is damaged or incomplete (its copy
@@ -170,7 +173,8 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     # One folder per name: Keras cut names at their first dot (`model.v1_<sha>` and
     # `model.v2_<sha>` shared `model_extracted`, and a damaged v2 loaded v1 without a word).
     stem = (name or _archive_stem(url)).replace(".", "_")
-    suffix = next((s for s in ARCHIVE_SUFFIXES if url.lower().endswith(s)), ".zip")
+    # From the URL's path: `.../model.tar.gz?dl=1` was taken for a zip (helper 143).
+    suffix = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(url).path.lower().endswith(s)), ".zip")
     if cache_dir is not None:
         # Keras falls back to /tmp/.keras when the directory does not exist (is not writable).
         os.makedirs(cache_dir, exist_ok=True)
@@ -197,6 +201,9 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
         # no file for a cut .tar.gz, and the damaged copy stayed in the cache for every later call.
         shutil.rmtree(partial, ignore_errors=True)
         os.remove(archive)
+        if local is not None:  # before: named by its file:// URL, and "download it again"
+            raise CheckpointError(f"cannot unpack the archive {local}: it is damaged or incomplete "
+                                  f"({first_line(error)})", path=local) from None
         raise CheckpointError(f"cannot unpack the archive {url}: it is damaged or incomplete ({first_line(error)}); "
                               "removed its copy from the cache: download it again", path=url) from None
     except BaseException:  # Ctrl-C, a full disk: nothing half-unpacked stays
@@ -206,8 +213,9 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
 
 
 def _unpack(archive: str, folder: str, suffix: str) -> None:
-    """Unpacks a zip or tar archive (`suffix` says which) into `folder`."""
-    if suffix == ".zip":
+    """Unpacks a zip or tar archive (`suffix` says which; a zip is also told by its content, for
+    a URL whose path names no archive) into `folder`."""
+    if suffix == ".zip" or zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as opened:
             bad = opened.testzip()
             if bad is not None:
@@ -314,13 +322,16 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
     if text in known:
         return find_checkpoint(fetch_archive(known[text].url, text, cache_dir))
     if "://" in text:
-        return find_checkpoint(fetch_archive(text, cache_dir=cache_dir))
+        # Cached under its name and the URL's digest: `.../run1/model.zip` and `.../run2/model.zip`
+        # shared one copy, and the second loaded the first's model (helper 143).
+        name = f"{_archive_stem(text)}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return find_checkpoint(fetch_archive(text, name, cache_dir=cache_dir))
     if os.path.isfile(text) and _is_archive(text):
         url = pathlib.Path(text).resolve().as_uri()
         # Cached by content, not by name: another archive under the same name (a retrained
         # model) would otherwise load the first one's unpacked copy without a word.
         name = f"{_archive_stem(text)}_{sha256_of_file(text)[:16]}"
-        return find_checkpoint(fetch_archive(url, name, cache_dir=cache_dir))
+        return find_checkpoint(fetch_archive(url, name, cache_dir=cache_dir, local=text))
     if os.path.isdir(text) and not os.path.exists(os.path.join(text, "checkpoint")):
         return find_checkpoint(text)
     if not (os.path.exists(text) or os.path.exists(text + ".index")):
@@ -407,7 +418,9 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
     # Said by the zoo file, or by a URL before its download; a local copy says it itself.
     said = released_as is not None or text in presets() or "://" in text
     entry = presets()[name] if name is not None and said else None
-    wanted = ADAPNET_PP if issubclass(cls, AdapNetPP) else SSMA_NAME
+    # The zoo releases AdapNet++ and SSMA only: a baseline's from_preset of a release is refused
+    # before its download (before: taken for SSMA, downloaded, then refused; helper 143).
+    wanted = ADAPNET_PP if issubclass(cls, AdapNetPP) else SSMA_NAME if issubclass(cls, SSMA) else None
     if entry is not None and entry.model != wanted:
         # Said by the zoo file: refused before the archive is downloaded.
         raise CheckpointError(f"{os.fspath(preset)} holds {entry.model}, not {cls.__name__}")

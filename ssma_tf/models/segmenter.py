@@ -41,6 +41,15 @@ class SegmenterTraining:
                              "heads itself: give ReleasedLoss(aux_weights=...), or scale the learning rate")
         return super().compile(optimizer, loss, loss_weights, *args, **kwargs)
 
+    def fit(self, *args, class_weight=None, **kwargs):
+        """Keras' `fit`; `class_weight` is refused in one line naming the loss's own (before: Keras
+        turned it into a sample weight, a TypeError for arrays and ReleasedLoss' "no sample_weight"
+        for datasets, neither naming the cause; helper 143)."""
+        if class_weight is not None:
+            raise ValueError("fit(class_weight=...) weighs whole samples; the released loss weighs pixels by "
+                             "class itself: compile with loss=ReleasedLoss(class_weights=[...]), one per class")
+        return super().fit(*args, **kwargs)
+
     def compile_from_config(self, config):
         """What Keras does on loading a compiled model's `.keras` file (it leaves a model with its
         own `compile` uncompiled, with a warning, unless the model says how)."""

@@ -131,8 +131,9 @@ def test_a_damaged_archive_is_named_and_leaves_the_cache(tmp_path, fixture_archi
     damaged.write_bytes(fixture_archive.read_bytes()[:20000])
     cache = tmp_path / "cache"
     for _ in range(2):  # before: the second call met the cached copy and named a folder never made
-        with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*damaged\.zip: it is damaged "
-                                                  r"or incomplete .*removed its copy from the cache"):
+        # Named as given (before: its file:// URL, and "download it again"; helper 143).
+        with pytest.raises(CheckpointError, match=rf"^cannot unpack the archive {re.escape(str(damaged))}: it is "
+                                                  r"damaged or incomplete \(.*\)$"):
             ssma_tf.load_model(str(damaged), cache_dir=str(cache))
         assert not [p for p in cache.rglob("*") if p.is_file()]
 
@@ -150,7 +151,7 @@ def test_archives_whose_names_hold_dots_and_cut_tarballs_are_unpacked_each_on_it
     assert zoo.preset_checkpoint(str(good), cache).endswith(os.path.join("m", "model.ckpt"))
     damaged = tmp_path / "model.v2.zip"
     damaged.write_bytes(good.read_bytes()[:40])
-    with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*model\.v2\.zip: it is damaged"):
+    with pytest.raises(CheckpointError, match=r"^cannot unpack the archive .*model\.v2\.zip: it is damaged"):
         zoo.preset_checkpoint(str(damaged), cache)
     payload = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
     whole = io.BytesIO()
@@ -161,8 +162,8 @@ def test_archives_whose_names_hold_dots_and_cut_tarballs_are_unpacked_each_on_it
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(whole.getvalue()[:150_000])
     for _ in range(2):
-        with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*cut\.tar\.gz: it is damaged or "
-                                                  r"incomplete \(.*\); removed its copy from the cache"):
+        with pytest.raises(CheckpointError, match=r"^cannot unpack the archive .*cut\.tar\.gz: it is damaged or "
+                                                  r"incomplete \(.*\)$"):
             ssma_tf.load_model(str(cut), cache_dir=cache)
     left = sorted(p.name for p in (tmp_path / "cache" / "models" / "ssma_tf").iterdir())
     assert len(left) == 2 and all(name.startswith("model_v1_") for name in left), left  # the good one only
@@ -187,9 +188,9 @@ def test_a_tar_cut_between_two_members_is_refused_and_a_whole_one_unpacked(tmp_p
         second = tar.getmembers()[1].offset
     cut = tmp_path / "model.tar"
     cut.write_bytes(whole.getvalue()[:second])
-    with pytest.raises(CheckpointError, match=r"^cannot unpack the archive file://.*model\.tar: it is damaged or "
+    with pytest.raises(CheckpointError, match=r"^cannot unpack the archive .*model\.tar: it is damaged or "
                                               r"incomplete \(it ends after 1 member\(s\) without the end-of-archive "
-                                              r"marker\); removed its copy from the cache"):
+                                              r"marker\)$"):
         zoo.preset_checkpoint(str(cut), cache)
     assert not any("extracted" in name for name in os.listdir(tmp_path / "cache" / "models" / "ssma_tf"))
     cut.write_bytes(whole.getvalue())
@@ -398,3 +399,51 @@ def test_released_as_naming_the_other_network_says_so(tmp_path, tf1_fixture_dir)
             "model.ckpt holds AdapNet_pp, but released_as='ssma_cityscapes_rgb_depth' names "
             "ssma_cityscapes_rgb_depth, an SSMA of 12 classes; give the preset of the model it holds")):
         ssma_tf.load_model(str(folder), released_as="ssma_cityscapes_rgb_depth")
+
+
+def test_urls_are_cached_each_on_its_own_and_read_by_their_path(tmp_path, monkeypatch):
+    """Helper 143: `.../run1/model.zip` and `.../run2/model.zip` shared one cached copy (the second
+    loaded the first's model); `model.tar.gz?dl=1` was unpacked as a zip, called damaged and its
+    good download deleted; `FusionBaseline.from_preset` of a release was downloaded before it was
+    refused."""
+    import io
+    import shutil
+
+    import keras
+
+    from ssma_tf.models import FusionBaseline
+
+    served = {}
+    for run in ("run1", "run2"):
+        archive = tmp_path / run / "model.zip"
+        archive.parent.mkdir()
+        with zipfile.ZipFile(archive, "w") as opened:
+            opened.writestr(f"{run}/model.ckpt.index", b"not read here")
+        served[f"https://example.org/{run}/model.zip"] = archive
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+        info = tarfile.TarInfo("gz/model.ckpt.index")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"data"))
+    (tmp_path / "model.tar.gz").write_bytes(packed.getvalue())
+    served["https://example.org/model.tar.gz?dl=1"] = tmp_path / "model.tar.gz"
+
+    def get_file(fname, origin, cache_subdir, cache_dir):
+        target = pathlib.Path(cache_dir) / cache_subdir / fname
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy(served[origin], target)
+        return str(target)
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    cache = str(tmp_path / "cache")
+    for run in ("run1", "run2"):
+        found = zoo.preset_checkpoint(f"https://example.org/{run}/model.zip", cache)
+        assert found.endswith(os.path.join(run, "model.ckpt")), found
+    assert zoo.preset_checkpoint("https://example.org/model.tar.gz?dl=1", cache).endswith(
+        os.path.join("gz", "model.ckpt"))
+    monkeypatch.setattr(zoo, "fetch_archive", lambda *a, **k: pytest.fail("fetched"))
+    with pytest.raises(CheckpointError, match="^adapnet_pp_cityscapes_rgb holds AdapNet_pp, not FusionBaseline$"):
+        FusionBaseline.from_preset("adapnet_pp_cityscapes_rgb", cache_dir=cache)
+    with pytest.raises(CheckpointError, match="^ssma_cityscapes_rgb_depth holds SSMA, not FusionBaseline$"):
+        FusionBaseline.from_preset("ssma_cityscapes_rgb_depth", cache_dir=cache)
