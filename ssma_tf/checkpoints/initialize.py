@@ -197,7 +197,17 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         # takes each expert checkpoint whole: encoder and decoder.
         for index, (expert, source) in enumerate(zip(experts, sources)):
             with _naming_key(config, index):
-                # A start, as `intialize` is: the ImageNet initialisation is taken here too.
+                # A start, as `intialize` is: the ImageNet initialisation is taken here too, for
+                # experts that train. Frozen, their eASPP, decoder and heads would stay random, and
+                # nothing would train (before: a "trained" run of random decoders; helper 144).
+                fmt, resolved = resolve_weights(source)
+                if (config.experts_frozen and fmt == FORMAT_TF1
+                        and detect_kind(read_checkpoint(resolved), resolved) == KIND_IMAGENET):
+                    raise CheckpointError(
+                        f"{resolved} is the ImageNet initialisation of AdapNet++'s encoder (no decoder), and the "
+                        f"experts of fusion {config.fusion} are frozen (freeze_experts): their decoders would stay "
+                        "random; give trained unimodal runs, or freeze_experts: false to train them from it",
+                        path=resolved)
                 messages.append(f"{load_weights(expert, source, initialization=True)} (the {expert.name})")
     elif sources is not None:
         formats = [resolve_weights(p) for p in sources]

@@ -180,10 +180,19 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
         from ssma_tf.config.runs import write_run_config
         from ssma_tf.models.factory import build_model
 
+        from ssma_tf.constants import FINAL_MODEL, FINAL_WEIGHTS
+        from ssma_tf.files import atomic_path
+
         config = config_from_dict(values, source=source, mode="train")
         model = build_model(config)
         initialize_model(model, config)
         write_run_config(config, config.checkpoint)
+        # Its files, as a run's: `ssma-evaluate` and `ssma-predict` take the folder (before: its
+        # config.yaml alone, "a training run that has not saved a checkpoint yet"; helper 144).
+        with atomic_path(os.path.join(config.checkpoint, FINAL_WEIGHTS)) as weights, \
+                atomic_path(os.path.join(config.checkpoint, FINAL_MODEL)) as whole:
+            model.save_weights(weights)
+            model.save(whole)
     # The model in memory, under its run's eval config (skip_step: the log interval, unused here).
     metrics = evaluate_in_process(values["checkpoint"], {"test_data": str(data / "val.tfrecords"), "batch_size": 10,
                                                          "skip_step": 100}, model=model, check_paths=False)

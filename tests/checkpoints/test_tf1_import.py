@@ -214,12 +214,19 @@ def test_a_fusion_baseline_is_refused_a_tf1_checkpoint_in_one_line(tmp_path):
         check_checkpoint_fits(config, prefix)
     with pytest.raises(CheckpointError, match=r"not a fusion baseline \(average\)"):
         load_tf1_checkpoint(FusionBaseline(3, fusion="average"), prefix)
-    # Its experts start from it as an SSMA's do (a whole AdapNet++ each, for average).
+    # Its experts start from it as an SSMA's do (a whole AdapNet++ each, for average) when they
+    # train; frozen, their decoders would stay random (before: taken, nothing trained; helper 144).
     from ssma_tf.checkpoints.initialize import initialize_model
 
     lines = initialize_model(FusionBaseline(5, fusion="average"),
-                             _config(model="SSMA", fusion="average", checkpoint1=prefix, checkpoint2=prefix))
+                             _config(model="SSMA", fusion="average", checkpoint1=prefix, checkpoint2=prefix,
+                                     freeze_experts=False))
     assert len(lines) == 2 and all("imagenet" in line for line in lines)
+    with pytest.raises(CheckpointError, match=r"imagenet\.ckpt is the ImageNet initialisation of AdapNet\+\+'s encoder "
+                                              r"\(no decoder\), and the experts of fusion late are frozen "
+                                              r"\(freeze_experts\): their decoders would stay random"):
+        initialize_model(FusionBaseline(5, fusion="late"),
+                         _config(model="SSMA", fusion="late", checkpoint1=prefix, checkpoint2=prefix))
 
 
 def test_a_damaged_second_expert_checkpoint_leaves_the_first_expert_unchanged(tmp_path, ssma):

@@ -240,3 +240,29 @@ def test_a_resumed_arm_gives_no_seconds_rather_than_those_of_its_last_part(tmp_p
     row = next(line for line in (tmp_path / "out" / "fusion_table.md").read_text().splitlines()
                if line.startswith("| SSMA |"))
     assert row.endswith("| – |")
+
+
+def test_an_assembled_arm_writes_the_files_of_a_run(tmp_path, monkeypatch):
+    """Before: Average and Maximum, assembled and not trained, left their config.yaml alone:
+    `ssma-evaluate` of their folder said "a training run that has not saved a checkpoint yet"
+    (helper 144)."""
+    import keras
+
+    from ssma_tf.checkpoints.loading import load_model
+    from ssma_tf.models import AdapNetPP
+
+    experts = []
+    for index in range(2):
+        path = tmp_path / f"expert{index}.weights.h5"
+        keras.utils.set_random_seed(index)
+        AdapNetPP(3).save_weights(str(path))
+        experts.append(str(path))
+    monkeypatch.setattr(fusion_table, "evaluate_in_process", lambda run, overrides, **kwargs: _metrics(50.0))
+    for name in ("train.tfrecords", "val.tfrecords"):
+        (tmp_path / name).write_bytes(name.encode())
+    values = {"model": "SSMA", "fusion": "average", "num_classes": 3, "height": 32, "width": 32, "batch_size": 1,
+              "max_iteration": 1, "learning_rate": 1e-3, "train_data": str(tmp_path / "train.tfrecords"),
+              "checkpoint1": experts[0], "checkpoint2": experts[1], "checkpoint": str(tmp_path / "average")}
+    fusion_table._arm("average", values, fusion_table.parse_args(["--seeds", "0"]), tmp_path, tmp_path, train=False)
+    assert {"config.yaml", "final.weights.h5", "final.keras"} <= {p.name for p in (tmp_path / "average").iterdir()}
+    assert load_model(str(tmp_path / "average")).fusion == "average"
