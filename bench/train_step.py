@@ -323,7 +323,8 @@ def main(argv=None) -> int:
         for side, error in failed:
             print(f"  {r['config']}: the {side} side's memory run failed: {str(error)[-300:]}")
         if "error" in t:
-            print(f"{r['config']:<13}{'-':>8}{'-':>8}{'-':>10}{'-':>9}{gib[0]:>10}{gib[1]:>9}   timing: {t['error'][-200:]}")
+            print(f"{r['config']:<13}{'-':>8}{'-':>8}{'-':>10}{'-':>9}{gib[0]:>10}{gib[1]:>9}   "
+                  f"timing: {t['error'][-200:]}")
             fits = fits and bool(args.no_timing)
             continue
         print(f"{r['config']:<13}{t['step']['port']['median']:>8.2f}{t['step']['tf1']['median']:>8.2f}"

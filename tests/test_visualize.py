@@ -305,8 +305,9 @@ def test_text_beyond_ascii_takes_a_truetype_font_or_is_warned_of(monkeypatch):
     try:
         visualize._font.cache_clear()
         monkeypatch.setattr(ImageFont, "truetype", no_truetype)
-        with pytest.warns(UserWarning, match=r"^'Küche', 'Straße': no TrueType font found \(DejaVuSans\.ttf, .*\), and "
-                                             r"Pillow's own draws ASCII only: the other characters show as boxes"):
+        with pytest.warns(UserWarning, match=r"^'Küche', 'Straße': no TrueType font found "
+                                             r"\(DejaVuSans\.ttf, .*\), and Pillow's own draws ASCII only: the other "
+                                             r"characters show as boxes"):
             visualize.confusion_picture(np.eye(3, dtype=int), ["Küche", "Straße", "office"])
         assert found == list(visualize._FONTS)
         with warnings.catch_warnings():

@@ -481,7 +481,8 @@ def run(
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
     report = {"settings": settings, "stages": []}
     if not report_path.exists():
-        leftovers = sorted(path.name for path in output.glob("stage*") if re.fullmatch(r"stage\d+(\.keras)?", path.name))
+        leftovers = sorted(path.name for path in output.glob("stage*")
+                           if re.fullmatch(r"stage\d+(\.keras)?", path.name))
         if _pruning_folder(output) or leftovers:
             # Before: a new run took up the stage networks and fine-tuning checkpoints another run
             # left there, and reported them as its own method and stages (helper 136).

@@ -795,8 +795,9 @@ def test_skip_existing_writes_the_list_again(scannet_like, prepare_modality):
     """Before: a resumed run with its --list-file was refused ("pass --overwrite"), which
     --skip-existing excludes (helper 140)."""
     root = scannet_like
-    args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "--modality1-dir", str(root / "color"),
-            "--label-dir", str(root / "label"), "--list-file", str(root / "train.txt"), "-q"]
+    args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000",
+            "--modality1-dir", str(root / "color"), "--label-dir", str(root / "label"),
+            "--list-file", str(root / "train.txt"), "-q"]
     assert prepare_modality(args) == 0
     listed = (root / "train.txt").read_text()
     (root / "jet" / "1.png").unlink()
