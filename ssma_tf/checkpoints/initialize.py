@@ -208,6 +208,14 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                         f"experts of fusion {config.fusion} are frozen (freeze_experts): their decoders would stay "
                         "random; give trained unimodal runs, or freeze_experts: false to train them from it",
                         path=resolved)
+                # An expert run of other eASPP rates loaded into the baseline's (the released ones,
+                # which its config cannot change) without a word: another network (helper 144).
+                trained_rates = saved_run_config(source).get("easpp_rates")
+                if isinstance(trained_rates, list) and tuple(trained_rates) != tuple(expert.easpp_rates):
+                    raise CheckpointError(
+                        f"{source} was trained with easpp_rates {trained_rates}, but the experts of fusion "
+                        f"{config.fusion} have the released rates {list(expert.easpp_rates)}: give experts trained "
+                        "with those (or compare with SSMA, whose easpp_rates the config sets)", path=source)
                 messages.append(f"{load_weights(expert, source, initialization=True)} (the {expert.name})")
     elif sources is not None:
         formats = [resolve_weights(p) for p in sources]

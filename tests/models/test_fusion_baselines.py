@@ -1,8 +1,11 @@
 """The fusion baselines of the paper's Table 17 (ssma_tf.models.fusion_baselines) and `fusion:`."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.constants import PARAMETER_FREE_FUSIONS
 from ssma_tf.errors import UserInputError
@@ -218,6 +221,16 @@ def test_experts_start_from_unimodal_checkpoints_whole_or_encoder_only(tmp_path)
         for network in getattr(model, networks):
             for got, want in zip(network.get_weights(), source.get_weights()):
                 np.testing.assert_array_equal(got, want)
+    # An expert run of other eASPP rates is another network (before: loaded into the released
+    # rates without a word; helper 144).
+    run = tmp_path / "expert_run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: AdapNet_pp\neaspp_rates: [6, 12, 18]\n")
+    other = str(run / "final.weights.h5")
+    expert.save_weights(other)
+    with pytest.raises(CheckpointError, match=r"final\.weights\.h5 was trained with easpp_rates \[6, 12, 18\], but the "
+                                              r"experts of fusion late have the released rates \[3, 6, 12\]"):
+        initialize_model(_baseline("late"), dataclasses.replace(config, checkpoint1=other))
 
 
 @pytest.mark.parametrize("fusion", ["cmode", "fusenet", "stacking"])
