@@ -17,10 +17,11 @@ import keras
 from ssma_tf.config.runs import find_run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.errors import first_line
-from ssma_tf.models import SSMA
+from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.checkpoints.finetune import finetune_weights
-from ssma_tf.checkpoints.loading import load_weights, run_model, unimodal_encoder_weights, warn_of_expert_rates
-from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
+from ssma_tf.checkpoints.loading import (load_keras_model, load_weights, run_model, unimodal_encoder_weights,
+                                        warn_of_expert_rates)
+from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP,
     KIND_IMAGENET,
@@ -208,6 +209,18 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                         f"experts of fusion {config.fusion} are frozen (freeze_experts): their decoders would stay "
                         "random; give trained unimodal runs, or freeze_experts: false to train them from it",
                         path=resolved)
+                if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
+                    # Before: a MobileNet v2 expert was 11 Keras warnings and a message cut at its
+                    # colon, one without auxiliary heads a shape error about other layers (helper 144).
+                    held = load_keras_model(resolved, (AdapNetPP,))
+                    if held.backbone != expert.backbone:
+                        raise CheckpointError(f"the model file {resolved} holds an AdapNet++ on the {held.backbone} "
+                                              f"backbone, but the experts are on the {expert.backbone} backbone",
+                                              path=resolved)
+                    if held.aux_heads != expert.aux_heads:
+                        raise CheckpointError(f"the model file {resolved} holds an AdapNet++ without auxiliary heads, "
+                                              f"which the experts of fusion {config.fusion} have: give its run's "
+                                              "final.weights.h5 or a model saved with them", path=resolved)
                 # An expert run of other eASPP rates loaded into the baseline's (the released ones,
                 # which its config cannot change) without a word: another network (helper 144).
                 trained_rates = saved_run_config(source).get("easpp_rates")

@@ -231,6 +231,16 @@ def test_experts_start_from_unimodal_checkpoints_whole_or_encoder_only(tmp_path)
     with pytest.raises(CheckpointError, match=r"final\.weights\.h5 was trained with easpp_rates \[6, 12, 18\], but the "
                                               r"experts of fusion late have the released rates \[3, 6, 12\]"):
         initialize_model(_baseline("late"), dataclasses.replace(config, checkpoint1=other))
+    # A model file without auxiliary heads, or on another backbone, named so (before: a shape error
+    # about other layers; 11 Keras warnings and a message cut at its colon).
+    for kwargs, said in (({"aux_heads": False}, "holds an AdapNet\\+\\+ without auxiliary heads, which the experts "
+                                                "of fusion late have"),
+                         ({"backbone": "mobilenet_v2"}, "holds an AdapNet\\+\\+ on the mobilenet_v2 backbone, but the "
+                                                        "experts are on the adapnet_pp backbone")):
+        path = str(tmp_path / f"{next(iter(kwargs.values()))}.keras")
+        AdapNetPP(NUM_CLASSES, **kwargs).save(path)
+        with pytest.raises(CheckpointError, match=said):
+            initialize_model(_baseline("late"), dataclasses.replace(config, checkpoint1=path))
 
 
 @pytest.mark.parametrize("fusion", ["cmode", "fusenet", "stacking"])
