@@ -167,7 +167,8 @@ def create_strategy(gpu_id: Optional[str] = None) -> tf.distribute.Strategy:
         # TensorFlow's hour without a word, stopped by SIGKILL only (helper 145). A process of its
         # own watches the wait: it ends it after `CLUSTER_JOIN_SECONDS`, with a line, or when
         # SIGTERM or Ctrl-C reach it (a scheduler's and a terminal's go to the whole job).
-        watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(CLUSTER_JOIN_SECONDS),
+        # -I: the working folder's modules (a signal.py) are not imported in place of Python's.
+        watchdog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(os.getpid()), str(CLUSTER_JOIN_SECONDS),
                                      _not_joined(kind, index, cluster)], stdin=subprocess.PIPE)
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -201,8 +202,9 @@ task, seconds, line = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 def stop(signum, frame):
     os.kill(task, signal.SIGKILL)
     sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-signal.signal(signal.SIGINT, stop)
+for kind in (signal.SIGTERM, signal.SIGINT):
+    if signal.getsignal(kind) is not signal.SIG_IGN:  # ignored by the task (started with &): so here
+        signal.signal(kind, stop)
 if not select.select([sys.stdin], [], [], seconds)[0]:
     print(line, file=sys.stderr, flush=True)
     os.kill(task, signal.SIGKILL)

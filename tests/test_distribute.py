@@ -201,3 +201,31 @@ def test_a_task_whose_peers_never_start_ends_with_a_line_and_sigterm_ends_it(tmp
         end(taken)
     assert taken.returncode == 2 and "ClusterError: TF_CONFIG: cannot listen on localhost:" in out, (out, err)
     assert "this worker task 0's address (" in out and "is its port in use by another process" in out, out
+
+
+def test_the_watchdog_leaves_signals_the_task_ignores_alone():
+    """Helper 146: a task started with `&` in a script ignores SIGINT; its watchdog turned a Ctrl-C
+    meant for the script into a SIGKILL of the task. The watchdog alone, on a stand-in task."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ssma_tf.distribute import _WATCHDOG
+
+    for ignored in (True, False):
+        task = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        keep = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None
+        watchdog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(task.pid), "60", "line"],
+                                    stdin=subprocess.PIPE, preexec_fn=keep)
+        try:
+            time.sleep(1)  # its handlers in place
+            watchdog.send_signal(signal.SIGINT)
+            time.sleep(1)
+            assert (task.poll() is None) == ignored, ignored
+            watchdog.stdin.close()  # the wait is over: it leaves without a word
+            assert watchdog.wait(timeout=30) == 0
+        finally:
+            task.kill()
+            watchdog.kill()
+            task.wait()

@@ -174,12 +174,12 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     # `model.v2_<sha>` shared `model_extracted`, and a damaged v2 loaded v1 without a word).
     stem = (name or _archive_stem(url)).replace(".", "_")
     # From the URL's path: `.../model.tar.gz?dl=1` was taken for a zip (helper 143).
-    suffix = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(url).path.lower().endswith(s)), ".zip")
+    suffix = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(url).path.lower().endswith(s)), None)
     if cache_dir is not None:
         # Keras falls back to /tmp/.keras when the directory does not exist (is not writable).
         os.makedirs(cache_dir, exist_ok=True)
     try:
-        archive = keras.utils.get_file(fname=stem + suffix, origin=url, cache_subdir=CACHE_SUBDIR,
+        archive = keras.utils.get_file(fname=stem + (suffix or ".zip"), origin=url, cache_subdir=CACHE_SUBDIR,
                                        cache_dir=cache_dir)
     except Exception as error:  # Keras raises a bare Exception for an HTTP or network failure
         if not str(error).startswith("URL fetch failure"):
@@ -212,10 +212,11 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     return folder
 
 
-def _unpack(archive: str, folder: str, suffix: str) -> None:
-    """Unpacks a zip or tar archive (`suffix` says which; a zip is also told by its content, for
-    a URL whose path names no archive) into `folder`."""
-    if suffix == ".zip" or zipfile.is_zipfile(archive):
+def _unpack(archive: str, folder: str, suffix: Optional[str]) -> None:
+    """Unpacks a zip or tar archive (`suffix` says which; None, for a URL whose path names no
+    archive: a zip told by its content, else a tar) into `folder`. A named `.tar` is never sniffed:
+    one ending in a `.keras` file reads as a zip (helper 146)."""
+    if suffix == ".zip" or (suffix is None and zipfile.is_zipfile(archive)):
         with zipfile.ZipFile(archive) as opened:
             bad = opened.testzip()
             if bad is not None:

@@ -301,6 +301,16 @@ def plan_folder_jobs(
         if label_dir is not None
         else None
     )
+    if labels is not None:
+        # One sample, one row: '0.png' and '0.npy' both paired with label 0 put sample 0 in the list
+        # twice, with two depth maps (helper 146); without a list both are converted.
+        seen: Dict[str, pathlib.Path] = {}
+        for key, name in sorted(keyed):
+            if key in seen:
+                raise InputFileError(f"inputs '{seen[key]}' and '{keyed[(key, name)]}' are both sample '{key}': the "
+                                     "list file would hold it twice; leave one of them out (or convert them without "
+                                     "--list-file)")
+            seen[key] = keyed[(key, name)]
     jobs = []
     for key, name in sorted(keyed):
         source = keyed[(key, name)]

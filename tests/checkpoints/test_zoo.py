@@ -447,3 +447,19 @@ def test_urls_are_cached_each_on_its_own_and_read_by_their_path(tmp_path, monkey
         FusionBaseline.from_preset("adapnet_pp_cityscapes_rgb", cache_dir=cache)
     with pytest.raises(CheckpointError, match="^ssma_cityscapes_rgb_depth holds SSMA, not FusionBaseline$"):
         FusionBaseline.from_preset("ssma_cityscapes_rgb_depth", cache_dir=cache)
+
+
+def test_a_tar_ending_in_a_keras_file_is_unpacked_as_a_tar(tmp_path):
+    """Helper 146: a `.tar` whose last file is a `.keras` (a zip) read as a zip by its content,
+    and only that file's insides were unpacked."""
+    inner = tmp_path / "final.keras"
+    with zipfile.ZipFile(inner, "w") as opened:
+        opened.writestr("config.json", "{}")
+    archive = tmp_path / "run.tar"
+    (tmp_path / "index").write_bytes(b"not read here")
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "index", "run/model.ckpt.index")
+        tar.add(inner, "run/final.keras")
+    assert zipfile.is_zipfile(archive)  # what the content alone says
+    folder = pathlib.Path(zoo.fetch_archive(archive.as_uri(), cache_dir=str(tmp_path / "cache")))
+    assert sorted(p.name for p in (folder / "run").iterdir()) == ["final.keras", "model.ckpt.index"]

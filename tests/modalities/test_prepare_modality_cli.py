@@ -768,6 +768,15 @@ def test_inputs_of_one_name_and_two_extensions_keep_their_outputs_apart(tmp_path
     np.save(tmp_path / "col" / "0.npy", depth.astype(np.float32))
     assert prepare_modality(["fill", str(tmp_path / "col"), "-o", str(tmp_path / "out"), "--units", "mm", "-q"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["0.npy", "0.png"]
+    # With a list file, one sample would be listed twice (helper 146).
+    for name in ("0.png", "0.npy"):
+        _save(tmp_path / "rgb" / name.replace(".npy", ".png"), np.zeros((16, 24, 3), np.uint8))
+        _save(tmp_path / "label" / name.replace(".npy", ".png"), np.zeros((16, 24), np.uint8))
+    assert prepare_modality(["fill", str(tmp_path / "col"), "-o", str(tmp_path / "listed"), "--units", "mm", "-q",
+                             "--modality1-dir", str(tmp_path / "rgb"), "--label-dir", str(tmp_path / "label"),
+                             "--list-file", str(tmp_path / "l.txt")]) == 2
+    assert "are both sample '0': the list file would hold it twice" in capsys.readouterr().err
+    assert not (tmp_path / "listed").exists() and not (tmp_path / "l.txt").exists()
     # Outputs that do collide name the output that both would be.
     assert prepare_modality(["jet", str(tmp_path / "col"), "-o", str(tmp_path / "jet"), "--max", "7000", "-q"]) == 2
     err = capsys.readouterr().err
