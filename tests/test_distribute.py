@@ -216,7 +216,8 @@ def test_the_watchdog_leaves_signals_the_task_ignores_alone():
     for ignored in (True, False):
         task = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         # Set either way: a test worker may ignore SIGINT itself, and a child inherits that.
-        keep = lambda ignored=ignored: signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else signal.SIG_DFL)  # noqa: E731
+        disposition = signal.SIG_IGN if ignored else signal.SIG_DFL
+        keep = lambda disposition=disposition: signal.signal(signal.SIGINT, disposition)  # noqa: E731
         watchdog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(task.pid), "60", "line"],
                                     stdin=subprocess.PIPE, preexec_fn=keep)
         try:
