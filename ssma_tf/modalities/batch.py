@@ -262,8 +262,7 @@ def plan_folder_jobs(
     if modality1_dir is not None and label_dir is None:
         raise ParameterError("a modality-1 folder needs a label folder too: list rows end with the label")
     output_dir = pathlib.Path(output_dir)
-    keyed: Dict[Tuple[str, str], pathlib.Path] = {}  # (key, output name): input
-    outputs: Dict[pathlib.Path, pathlib.Path] = {}  # each output and its input
+    planned: Dict[pathlib.Path, Tuple[str, pathlib.Path]] = {}  # each output: (its key, its input)
     for item in inputs:
         item = pathlib.Path(item)
         if item.is_dir():
@@ -279,13 +278,14 @@ def plan_folder_jobs(
             # Two inputs clash when their outputs do: '0.png' and '0.npy' filled keep their own
             # extensions (before: refused as both written to 'out/0', a path never written).
             output = output_dir / (key + output_suffix + output_extension(path))
-            if output in outputs and outputs[output] != path:
+            if output in planned and planned[output][1] != path:
                 raise InputFileError(
-                    f"inputs '{outputs[output]}' and '{path}' would both be written to '{output}'; "
+                    f"inputs '{planned[output][1]}' and '{path}' would both be written to '{output}'; "
                     "convert them into separate --output-dir folders"
                 )
-            outputs[output] = path
-            keyed[(key, output.name)] = path
+            planned[output] = (key, path)
+    # In key order, then by output name.
+    ordered = sorted(planned.items(), key=lambda item: (item[1][0], item[0].name))
     companions = (
         index_folder(companion_dir, companion_extensions, companion_suffix, recursive)
         if companion_dir is not None
@@ -305,16 +305,14 @@ def plan_folder_jobs(
         # One sample, one row: '0.png' and '0.npy' both paired with label 0 put sample 0 in the list
         # twice, with two depth maps (helper 146); without a list both are converted.
         seen: Dict[str, pathlib.Path] = {}
-        for key, name in sorted(keyed):
+        for _, (key, source) in ordered:
             if key in seen:
-                raise InputFileError(f"inputs '{seen[key]}' and '{keyed[(key, name)]}' are both sample '{key}': the "
+                raise InputFileError(f"inputs '{seen[key]}' and '{source}' are both sample '{key}': the "
                                      "list file would hold it twice; leave one of them out (or convert them without "
                                      "--list-file)")
-            seen[key] = keyed[(key, name)]
+            seen[key] = source
     jobs = []
-    for key, name in sorted(keyed):
-        source = keyed[(key, name)]
-        output = output_dir / (key + output_suffix + output_extension(source))
+    for output, (key, source) in ordered:
         companion = _partner(companions, key, source, companion_dir)
         row = None
         if labels is not None:
