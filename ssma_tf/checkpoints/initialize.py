@@ -19,8 +19,8 @@ from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, 
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.checkpoints.finetune import finetune_weights
-from ssma_tf.checkpoints.loading import (load_keras_model, load_weights, run_model, unimodal_encoder_weights,
-                                        warn_of_expert_rates)
+from ssma_tf.checkpoints.loading import load_weights, run_model, unimodal_encoder_weights, warn_of_expert_rates
+from ssma_tf.checkpoints.reading import keras_file_config
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP,
@@ -212,12 +212,18 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
                     # Before: a MobileNet v2 expert was 11 Keras warnings and a message cut at its
                     # colon, one without auxiliary heads a shape error about other layers (helper 144).
-                    held = load_keras_model(resolved, (AdapNetPP,))
-                    if held.backbone != expert.backbone:
-                        raise CheckpointError(f"the model file {resolved} holds an AdapNet++ on the {held.backbone} "
+                    # Read from its config, not built: `load_weights` below reads the file again.
+                    held = keras_file_config(resolved)
+                    arguments = held.get("config") or {}
+                    if held.get("class_name") != AdapNetPP.__name__:
+                        raise CheckpointError(f"{resolved} holds a {held.get('class_name')}, not an AdapNetPP",
+                                              path=resolved)
+                    backbone = arguments.get("backbone", ADAPNET_PP_BACKBONE)
+                    if backbone != expert.backbone:
+                        raise CheckpointError(f"the model file {resolved} holds an AdapNet++ on the {backbone} "
                                               f"backbone, but the experts are on the {expert.backbone} backbone",
                                               path=resolved)
-                    if held.aux_heads != expert.aux_heads:
+                    if arguments.get("aux_heads", True) != expert.aux_heads:
                         raise CheckpointError(f"the model file {resolved} holds an AdapNet++ without auxiliary heads, "
                                               f"which the experts of fusion {config.fusion} have: give its run's "
                                               "final.weights.h5 or a model saved with them", path=resolved)

@@ -459,13 +459,18 @@ def check_keras_archive(path: str) -> None:
                               "(checksum mismatch)", path=path)
 
 
+def keras_file_config(path: str) -> dict:
+    """The `config.json` of a `.keras` file (`class_name`, and the network's arguments under
+    `config`), read without building the network."""
+    with reading(path, "model file"):
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+
+
 def keras_file_widths(path: str) -> dict:
     """The `widths` a `.keras` file's network was built with ({} for the released widths, or a
     network without the argument), read from its config without building it."""
-    with reading(path, "model file"):
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    return dict((config.get("config") or {}).get("widths") or {})
+    return dict((keras_file_config(path).get("config") or {}).get("widths") or {})
 
 
 def refuse_pruned_source(resolved: str, held: Any, wanted: Any, start: str) -> None:
