@@ -138,12 +138,6 @@ def training_tasks(cluster: dict[str, Any]) -> int:
     return sum(len(cluster.get(kind) or ()) for kind in _TRAINING_TASK_TYPES)
 
 
-def cluster_from_env() -> Optional[dict[str, Any]]:
-    """The cluster of `TF_CONFIG` when it describes more than one training task, else None."""
-    task = cluster_task()
-    return None if task is None else task[2]
-
-
 def create_strategy(gpu_id: Optional[str] = None) -> tf.distribute.Strategy:
     """Picks the distribution strategy for this process (see the module docstring).
 

@@ -8,7 +8,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from ssma_tf.distribute import cluster_from_env, configure_devices, create_strategy, is_chief, task_id
+from ssma_tf.distribute import cluster_task, configure_devices, create_strategy, is_chief, task_id
 
 
 def test_gpu_id_sets_cuda_visible_devices(monkeypatch):
@@ -21,16 +21,16 @@ def test_gpu_id_sets_cuda_visible_devices(monkeypatch):
 
 def test_cluster_only_when_tf_config_has_several_tasks(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    assert cluster_from_env() is None
+    assert cluster_task() is None
     one = {"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(one))
-    assert cluster_from_env() is None
+    assert cluster_task() is None
     two = {"cluster": {"chief": ["localhost:1"], "worker": ["localhost:2"]}, "task": {"type": "chief", "index": 0}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(two))
-    assert cluster_from_env() == two["cluster"]
+    assert cluster_task() == ("chief", 0, two["cluster"])
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG"):
-        cluster_from_env()
+        cluster_task()
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -56,12 +56,10 @@ def test_a_tf_config_that_cannot_place_this_task_is_one_line(monkeypatch, raw, m
 
     monkeypatch.setenv("TF_CONFIG", raw)
     with pytest.raises(ClusterError, match=message):
-        cluster_from_env()
+        cluster_task()
 
 
 def test_a_tf_config_that_tensorflow_reads_is_read_alike(monkeypatch):
-    from ssma_tf.distribute import cluster_task
-
     # No cluster: one machine, as TensorFlow's resolver reads it (not an error).
     for raw in ("{}", '{"task": {"type": "worker", "index": 0}}'):
         monkeypatch.setenv("TF_CONFIG", raw)
