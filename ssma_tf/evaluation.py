@@ -415,6 +415,11 @@ def evaluate_exported(
     confusion = ConfusionMatrix(config.num_classes)
     confusion.update_from_matrix(counts.numpy(), images)
     names = _class_names(config)
+    stored = meta.get("class_names")
+    if names is None and isinstance(stored, list) and len(stored) == config.num_classes:
+        # The export's own names (an own dataset's palette file is not at hand when the export is
+        # evaluated on its own; before: the table and JSON said class_1, class_2, ...).
+        names = [str(name) for name in stored]
     metrics = confusion.summary(names)
     metrics.update(
         checkpoint=os.fspath(folder),

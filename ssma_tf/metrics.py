@@ -345,6 +345,10 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int, comp
     preds = ops.cast(ops.argmax(predictions, axis=-1), "int32")
     labels = as_read(labels, len(predictions.shape), num_classes)
     if len(labels.shape) == len(predictions.shape):
+        if labels.shape[-1] is not None and int(labels.shape[-1]) != int(num_classes):
+            # As `ConfusionMatrix.update` (before: labels read as RGB, ids on 3 channels, counted
+            # every pixel as void, metrics of 0 without a word; C + 1 channels dropped pixels under XLA).
+            raise ValueError(f"one-hot labels must have {num_classes} channels, got shape {tuple(labels.shape)}")
         gt = ops.cast(ops.argmax(labels, axis=-1), "int32")
     else:
         gt = ops.cast(labels, "int32")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix
+from ssma_tf.metrics import ConfusionMatrix, ReleasedMeanIoU, batch_confusion_matrix
 
 # Five classes (0 = void, class 4 never occurs). Eleven pixels, one row:
 #   idx    0  1  2  3  4  5  6  7  8  9  10
@@ -172,6 +172,18 @@ def test_bad_input():
         ConfusionMatrix(5).update(labels, probs)
     with pytest.raises(ValueError, match="the predictions have 4 classes"):
         batch_confusion_matrix(labels, probs, 5)
+
+    # One-hot labels of another channel count (helper 148: ids on 3 channels, a label PNG read as
+    # RGB, gave the Keras metrics 0 without a word; C + 1 channels dropped pixels under XLA).
+    probs = np.eye(4, dtype=np.float32)[np.array([[[1, 2, 3, 1]]])]
+    for channels in (3, 5):
+        labels = np.ones((1, 1, 4, channels), np.float32)
+        with pytest.raises(ValueError, match=rf"^one-hot labels must have 4 channels, got shape \(1, 1, 4, {channels}\)$"):
+            batch_confusion_matrix(labels, probs, 4)
+        with pytest.raises(ValueError, match="one-hot labels must have 4 channels"):
+            ReleasedMeanIoU(4).update_state(labels, probs)
+        with pytest.raises(ValueError, match="one-hot labels must have 4 channels"):
+            ConfusionMatrix(4).update(labels, probs)
 
 
 def test_empty_matrix_reports_nothing_undefined_as_numbers():

@@ -163,6 +163,13 @@ def test_adapnet_int8_openvino_export_is_calibrated_and_evaluated_like_tensorflo
     meta = json.loads(metadata.read_text())
     metadata.write_text(json.dumps(dict(meta, dataset="my_fields")))
     assert export_config(copy, {"test_data": records["rgb"]}).dataset is None  # generic names, not refused
+    # The export's own class names (helper 148: an own palette's names, stored in the export, gave
+    # way to class_1, class_2, ... when the export was evaluated on its own).
+    names = ["void", "grass", "water", "rock"]
+    metadata.write_text(json.dumps(dict(meta, dataset="my_fields", class_names=names)))
+    assert evaluate_cli.main([str(copy), "--test_data", records["rgb"], "--json", str(tmp_path / "named.json")]) == 0
+    assert "  grass " in capsys.readouterr().out
+    assert [row["name"] for row in json.loads((tmp_path / "named.json").read_text())["per_class"]] == names[1:]
     metadata.write_text(json.dumps({k: v for k, v in meta.items() if k != "num_classes"}))
     with pytest.raises(ConfigError, match="the export's metadata lacks 'num_classes'"):
         export_config(copy, {"test_data": records["rgb"]})
