@@ -122,6 +122,13 @@ def run_one(args, name: str, keys: dict, results: dict) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from ssma_tf.cli.common import BackendError, require_tensorflow_backend  # no TensorFlow
+
+    try:  # before: the dataset written, then a traceback from the first run's checkpoint
+        require_tensorflow_backend("bench/three_modalities.py")
+    except BackendError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.makedirs(args.output, exist_ok=True)
     from ssma_tf.files import atomic_write

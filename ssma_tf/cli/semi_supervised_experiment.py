@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ssma_tf.cli.common import ArgumentParser, command, distinct_or_exit, stride_multiples_or_exit
+from ssma_tf.cli.common import ArgumentParser, distinct_or_exit, stride_multiples_or_exit, tensorflow_command
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_run, forget_other_settings, is_finished, restart_unless_made_with, run_command,
     save_result, spread, train_run, write_config,
@@ -257,7 +257,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error("--pretrain-steps is for the pretrained arm, which --arms leaves out")
 
 
-@command
+@tensorflow_command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="semisup_output")

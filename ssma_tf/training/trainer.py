@@ -342,6 +342,11 @@ class Trainer:
         max_to_keep: Optional[int] = None,
         model_fn: Optional[Callable[[], keras.Model]] = None,
     ):
+        if keras.backend.backend() != "tensorflow":
+            # Its steps are tf.functions and its checkpoints tf.train's (before: TensorFlow's
+            # "Checkpoint was expecting a trackable object", from `make three-modalities` too).
+            raise ValueError(f"Trainer runs on Keras' TensorFlow backend, but Keras runs on {keras.backend.backend()!r}: "
+                             "set KERAS_BACKEND=tensorflow before Keras is imported")
         if config.mode != "train":
             raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
         if self.PRETRAINING is None:

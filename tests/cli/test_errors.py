@@ -365,6 +365,27 @@ def test_a_tensorflow_command_under_another_keras_backend_is_one_line(module, mo
     assert "keras.json) is 'torch'" in capsys.readouterr().err
 
 
+def test_the_experiments_and_the_trainer_under_another_keras_backend_say_so(monkeypatch, tmp_path):
+    """`make semisup-evidence` wrote and converted its data, then said only "step ... failed; see
+    train.log"; `make three-modalities` and `Trainer` ended on TensorFlow's "Checkpoint was expecting
+    a trackable object" (helper 151)."""
+    import keras
+
+    from ssma_tf.training.trainer import Trainer
+
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
+    for script in ("tools/semi_supervised_experiment.py", "bench/three_modalities.py"):
+        done = subprocess.run([sys.executable, script, "--output", str(tmp_path / "out")], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: ") and "runs on Keras' TensorFlow backend, but KERAS_BACKEND (or " \
+            "keras.json) is 'jax'" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out").exists()  # refused before any data is written
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match=r"^Trainer runs on Keras' TensorFlow backend, but Keras runs on 'jax'"):
+        Trainer(None)
+
+
 def test_the_parts_that_build_no_model_run_under_another_keras_backend(monkeypatch, tmp_path, capsys):
     """`ssma-scene convert` and `ssma-select-labels` without a depth student build no model: they ran
     under KERAS_BACKEND=jax before the backend check, and still do (helper 134); their model parts say so."""
