@@ -781,6 +781,11 @@ def test_a_section_given_with_set_changes_the_files_section_key_by_key(workdir):
     augmented = train_dict(augmentation={"flip": False, "rotation": False})
     config = config_with_overrides(augmented, {"augmentation": {"skew": False}}, source="a.config")
     assert (config.augmentation.flip, config.augmentation.rotation, config.augmentation.skew) == (False, False, False)
+    # true is {} (helper 150: it put back the defaults, SAC for an ABN config, flip for flip: false).
+    assert config_with_overrides(abn, {"adaptation": True}, source="a.config", check_paths=False).adaptation.method \
+        == "abn"
+    assert config_with_overrides(augmented, {"augmentation": True}, source="a.config").augmentation.flip is False
+    assert config_with_overrides(train_dict(), {"augmentation": True}, source="a.config").augmentation.flip is True
     # A value that is not a mapping still replaces the section: false switches it off.
     assert config_with_overrides(abn, {"adaptation": False}, source="a.config", check_paths=False).adaptation is None
     # An error about the merged section names the --set as given.

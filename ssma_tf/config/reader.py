@@ -287,6 +287,10 @@ def config_with_overrides(
             # A section given as a mapping changes the file's section key by key (before: it
             # replaced it whole, so `--set 'adaptation={ema_every: 10}'` on an ABN config
             # trained SAC, the default method, without a word).
+            # `true` is `{}` there, as in a file (before: it put back the defaults, so
+            # `--set adaptation=true` on an ABN config trained SAC; helper 150).
+            if overrides.get(name) is True and isinstance(merged.get(name), Mapping):
+                overrides[name] = {}
             if isinstance(overrides.get(name), Mapping) and isinstance(merged.get(name), Mapping):
                 overrides[name] = {**merged[name], **overrides[name]}
         merged.update(overrides)
