@@ -292,7 +292,11 @@ def load_model(
         # fusion, modalities and widths included, as the commands read it (before: the Python
         # API said "does not say which network it holds", and fine-tuning from a MobileNet v2 run
         # built a ResNet AdapNet++).
-        return model_from_config(dataclasses.replace(run, checkpoint=resolved))
+        try:
+            return model_from_config(dataclasses.replace(run, checkpoint=resolved))
+        except CheckpointError as error:
+            # A damaged newest checkpoint names the folder's older one, as the commands do (helper 152).
+            raise with_earlier_checkpoint(error, os.fspath(checkpoint)) from None
     if model is None or num_classes is None:
         raise CheckpointError(
             f"{resolved} does not say which network it holds: give model= (AdapNet_pp or SSMA) and "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import statistics
 import time
@@ -230,8 +231,12 @@ def choose_precision(
     path = cache_path()
     if use_cache:
         entry = _read_cache(path).get(key)
-        if isinstance(entry, dict) and {"float32_s", "bfloat16_s"} <= set(entry):
-            choice = decide(float(entry["float32_s"]), float(entry["bfloat16_s"]), where)
+        try:  # a damaged entry (a value that is no positive number) is measured again (helper 149)
+            cached = (float(entry["float32_s"]), float(entry["bfloat16_s"]))
+        except (TypeError, ValueError, KeyError):
+            cached = None
+        if cached is not None and all(math.isfinite(value) and value > 0 for value in cached):
+            choice = decide(*cached, where)
             return PrecisionChoice(choice.precision, f"{choice.reason}; cached in {path}")
     float32_s, bfloat16_s = (measure or probe_times)()
     choice = decide(float32_s, bfloat16_s, where)

@@ -358,3 +358,22 @@ def test_a_checkpoint_under_a_path_with_glob_characters_is_told_so(tmp_path, tf1
                                               r"of \[ \] \? \*: rename the folder") as caught:
         load_model(str(folder / "model.ckpt"))
     assert str(folder / "model.ckpt") in _one_line(caught.value)
+
+
+def test_load_model_of_a_run_folder_names_the_older_checkpoint(tmp_path):
+    """`ssma_tf.load_model(RUN)` with its newest checkpoint cut short said only that it cannot be
+    read; the commands named the folder's older one (helper 152)."""
+    from ssma_tf.config.runs import write_run_config
+
+    model = AdapNetPP(3, aux_heads=True)
+    model(np.zeros((1, 32, 64, 3), np.float32))
+    run = tmp_path / "run"
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run), max_to_keep=3)
+    older, newest = manager.save(checkpoint_number=1), manager.save(checkpoint_number=2)
+    _truncate(newest + ".data-00000-of-00001")
+    write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=3, height=32, width=64, batch_size=1,
+                                           max_iteration=1, learning_rate=1e-3, train_data="unused",
+                                           checkpoint=str(run)), check_paths=False), run)
+    with pytest.raises(CheckpointError, match=re.escape(f"; the folder holds an older checkpoint, {older}: ")) as caught:
+        load_model(run)
+    assert _one_line(caught.value).startswith(f"cannot read the checkpoint {newest}: ")

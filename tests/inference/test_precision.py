@@ -70,6 +70,15 @@ def test_a_damaged_cache_is_measured_again():
     assert choose_precision("auto", measure=lambda: (1.0, 2.0)).precision == "float32"
     with open(path, encoding="utf-8") as handle:
         assert len(json.load(handle)) == 1
+    # A damaged entry in readable JSON (helper 149: float(None), a TypeError traceback).
+    from ssma_tf.inference.precision import measurement_key
+
+    for entry in ({"float32_s": None, "bfloat16_s": 1.0}, {"float32_s": "x", "bfloat16_s": 1.0},
+                  {"float32_s": -1.0, "bfloat16_s": 1.0}, "not a mapping"):
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({measurement_key(): entry}, handle)
+        choice = choose_precision("auto", measure=lambda: (1.0, 2.0))
+        assert choice.precision == "float32" and "cached" not in choice.reason
 
 
 def test_explicit_precisions_are_not_measured():
