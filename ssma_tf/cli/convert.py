@@ -75,8 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
     from ssma_tf.data.convert import (
-        check_list, duplicates_warning, format_summary, looks_like_label, shard_names, sixteen_bit_warning,
-        turned_images_warning, write_tfrecords,
+        cannot_be_label, check_list, duplicates_warning, format_summary, looks_like_label, shard_names,
+        sixteen_bit_warning, turned_images_warning, write_tfrecords,
     )
     from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
@@ -99,6 +99,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"warning: {args.file}, line {number}: column {len(paths) - 1} ({paths[-2]}) is a single-channel "
               f"image of few values, as labels are, but is converted as modality {len(paths) - 1} of "
               f"{len(paths) - 1}. Give --modalities N to have the columns checked", file=sys.stderr)
+    if not args.unlabeled and cannot_be_label(paths[-1]):
+        # "rgb depth" lines without --unlabeled: a grey depth map became ~250 class ids without a word (helper 154).
+        print(f"warning: {args.file}, line {number}: the label column ({paths[-1]}) cannot hold class ids (a colour "
+              "image, or 8-bit grey of many values, like a depth map); a list without labels converts with "
+              "--unlabeled", file=sys.stderr)
     if args.unlabeled and args.modalities is None and len(paths) > 1 and looks_like_label(paths[-1]):
         print(f"warning: {args.file}, line {number}: the last column ({paths[-1]}) is a "
               f"single-channel image, as labels are; --unlabeled converts it as modality "

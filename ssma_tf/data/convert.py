@@ -631,8 +631,8 @@ def write_tfrecords(
         id two colours), `grey_palette` (None, or `grey_palette_note` of the first palette label
         of grey colours), `turned` ((line, modality, path, EXIF orientation) per image turned as
         read where its line's other files are not: `turned_images_warning`) and `other_shards`:
-        shard files beside the output that this run did not write (left from an earlier run with
-        another shard count). An existing output file is replaced.
+        shard files (or the unsharded file) beside the output that this run did not write (left
+        from an earlier run with another shard count). An existing output file is replaced.
 
     Raises:
         MissingFileError: On a missing list file or image (a `FileNotFoundError`).
@@ -732,6 +732,8 @@ def write_tfrecords(
     digits = "[0-9]" * 5
     pattern = f"{glob.escape(stem)}-{digits}-of-{digits}{glob.escape(ext)}"
     others = sorted(set(glob.glob(pattern)) - set(names))
+    if output not in names and os.path.isfile(output):
+        others.append(output)  # the unsharded file of an earlier run, beside these shards (helper 154)
     return {
         "samples": len(entries),
         "modalities": checked.modalities,
@@ -891,7 +893,7 @@ def format_summary(summary: Dict[str, object]) -> str:
         lines.append(f"warning:         {duplicates_warning(summary['duplicates'])}")
     if summary.get("other_shards"):
         lines.append(
-            f"warning:         {len(summary['other_shards'])} shard file(s) of an earlier run "
+            f"warning:         {len(summary['other_shards'])} file(s) of an earlier run "
             f"lie beside these, e.g. {summary['other_shards'][0]}; delete them before reading "
             "with a glob"
         )

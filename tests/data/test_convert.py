@@ -455,7 +455,11 @@ def test_shards_of_an_earlier_run_are_reported(dataset_dir, tmp_path):
     assert first["other_shards"] == []
     second = write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "train.tfrecords"), shards=2)
     assert second["other_shards"] == first["files"]
-    assert "3 shard file(s) of an earlier run" in format_summary(second)
+    assert "3 file(s) of an earlier run" in format_summary(second)
+    # The other way round: an unsharded file, then shards (helper 154: not named).
+    whole = write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "val.tfrecords"))
+    sharded = write_tfrecords(str(dataset_dir / "pairs.txt"), str(tmp_path / "val.tfrecords"), shards=2)
+    assert sharded["other_shards"] == whole["files"]
 
 
 def test_a_pattern_matching_two_conversions_of_one_name_is_refused(dataset_dir, tmp_path):
@@ -802,3 +806,15 @@ def test_a_label_with_negative_ids_names_the_minimum(tmp_path):
     Image.fromarray(np.array([[-1, 3]], np.int32), mode="I").save(path)
     with pytest.raises(ImageFileError, match=r"has ids outside 0\.\.255 \(min -1, max 3\)"):
         load_label(str(path))
+
+
+def test_a_grey_depth_map_in_the_label_column_is_named(dataset_dir, tmp_path, capsys):
+    """`rgb depth` lines without --unlabeled: an 8-bit grey depth map was converted as ~250 class
+    ids, exit 0, no word (helper 154)."""
+    depth = (np.arange(16 * 24).reshape(16, 24) % 250).astype(np.uint8)
+    Image.fromarray(depth, mode="L").save(dataset_dir / "depth.png")
+    write_list(dataset_dir / "depth.txt", [f"{i}_rgb.png depth.png" for i in range(2)])
+    assert _cli().main(["-f", str(dataset_dir / "depth.txt"), "-r", str(tmp_path / "d.tfrecords")]) == 0
+    assert f"warning: {dataset_dir / 'depth.txt'}, line 1: the label column (" in capsys.readouterr().err
+    assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(tmp_path / "t.tfrecords")]) == 0
+    assert "label column" not in capsys.readouterr().err  # real labels
