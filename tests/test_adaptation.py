@@ -586,6 +586,9 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
     # Before: no --set, as every other command that reads a config has.
     (["-o", "{tmp}/w.json", "--set", "height=30"], "{tmp}/run.config with --set height=30: key 'height': must be a "
                                                   "multiple of 16, got 30"),
+    # Before: taken and not read (helper 150).
+    (["-o", "{tmp}/w.json", "--set", "batch_size=16"], "--set batch_size: the prediction batch here is --batch_size; "
+                                                       "give --batch_size N"),
 ])
 def test_importance_weights_checks_its_flags_before_predicting(tmp_path, monkeypatch, capsys, flags, message):
     from ssma_tf.cli import importance_weights
@@ -625,6 +628,20 @@ def test_importance_weights_reads_only_the_keys_it_needs(tmp_path, monkeypatch, 
                                        "run folder or weights file), or initialize or checkpoint in the config\n")
     with pytest.raises(Built):
         importance_weights.main(["-c", str(path), "--checkpoint", str(tmp_path)] + output)
+    # `--set checkpoint=` comes before the config's initialize (helper 150: checked, then not read).
+    from ssma_tf.adaptation import target
+
+    def predicted_with(config, checkpoint, *args, **kwargs):
+        raise Built(checkpoint)
+
+    monkeypatch.setattr(target, "importance_weights", predicted_with)
+    (tmp_path / "baseline").mkdir()
+    path.write_text(yaml.safe_dump(dict(values, initialize=str(tmp_path))))
+    with pytest.raises(Built, match="baseline"):
+        importance_weights.main(["-c", str(path), "--set", f"checkpoint={tmp_path / 'baseline'}"] + output)
+    with pytest.raises(Built) as built:
+        importance_weights.main(["-c", str(path)] + output)
+    assert str(built.value) == str(tmp_path)
 
 
 _MIRRORED = """

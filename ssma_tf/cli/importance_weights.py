@@ -54,6 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.batch_size < 1:
         return fail(f"--batch_size must be >= 1, got {args.batch_size}")
+    if "batch_size" in args.overrides:  # before: taken and not read (helper 150)
+        return fail("--set batch_size: the prediction batch here is --batch_size; give --batch_size N")
     try:  # before the model predicts every target image
         check_output(args.output, what="--output", overwrite=args.overwrite)
     except UserInputError as error:
@@ -71,7 +73,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     target = tuple(args.target_data) if args.target_data else config.target_data
     if not target:
         return fail(f"{args.config}: no target_data; give it in the config or with --target_data")
-    checkpoint = args.checkpoint or config.initialize or config.checkpoint
+    # A checkpoint given with --set comes before the config's initialize (before: checked, then
+    # not read on a SAC config, which has initialize; helper 150).
+    checkpoint = (args.checkpoint or (config.checkpoint if "checkpoint" in args.overrides else None)
+                  or config.initialize or config.checkpoint)
     if not checkpoint:
         return fail(f"{args.config}: no weights to predict with; give --checkpoint (the baseline's run folder or "
                     "weights file), or initialize or checkpoint in the config")
