@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unlabeled", action="store_true",
                         help="records used without labels (unlabeled_data, target_data): a record without "
                         "a label is no problem, only counted")
-    parser.add_argument("--max_problems", type=int, default=20, help="problems listed per file (default 20)")
+    parser.add_argument("--max_problems", type=int, default=20, help="problems per file after which its other records are counted, not checked (default 20)")
     add_version(parser)
     return parser
 
@@ -82,6 +82,9 @@ def check_and_report(
         problems += len(report.problems)
     records = sum(report.records for report in reports)
     verdict = "all good" if not problems else f"{problems} problem(s)"
+    unchecked = sum(report.unchecked for report in reports)
+    if unchecked:
+        verdict = f"at least {verdict}; {unchecked} record(s) not checked past --max_problems"
     print(f"checked {records} records in {len(reports)} file(s): {verdict}")
     return EXIT_BAD_INPUT if problems else 0
 

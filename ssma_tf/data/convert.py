@@ -677,6 +677,9 @@ def write_tfrecords(
         check_output(name, what="record file")
         if os.path.abspath(name) in {p for _, paths in entries for p in paths}:
             raise ListFileError(f"{list_file}: the output {name} is one of the listed images", list_file)
+        if os.path.realpath(name) == os.path.realpath(list_file):
+            # Before: with --overwrite the list was replaced by the records (helper 147).
+            raise ListFileError(f"{list_file}: the output {name} is the list file itself", list_file)
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
     sixteen_bit: List[Tuple[int, int, str]] = []

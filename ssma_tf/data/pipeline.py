@@ -279,6 +279,12 @@ def build_dataset(
         # 2-modality files, or scene records, was a TensorFlow traceback at the other file's batch).
         for path in files:
             check_first_record(path, modalities)
+            framed, stray = count_records(path)
+            if stray:
+                # A file cut inside a record's header: TensorFlow's reader passed the cut record
+                # over without a word, in training and evaluation alike (helper 147).
+                raise RecordError(f"ends with {stray} stray bytes after record {framed - 1}: the file was cut short, "
+                                  "its last record lost (ssma-check-records shows it)", path)
         if warn_label_ids:
             warning = label_ids_warning(files, num_classes, what=files[0] if len(files) == 1 else f"{files[0]} ...")
             if warning:

@@ -77,6 +77,8 @@ class FileReport:
         problems: the `RecordError`s found, in file order.
         num_classes: the class count checked against, if any.
         labeled: False when checked as records read without their labels.
+        unchecked: records counted but not checked, after `max_problems` problems (their kinds,
+            sizes and ids are not in the other counts).
     """
 
     path: str
@@ -89,6 +91,7 @@ class FileReport:
     problems: List[RecordError] = dataclasses.field(default_factory=list)
     num_classes: Optional[int] = None
     labeled: bool = True
+    unchecked: int = 0
 
     def describe(self) -> str:
         """One line: records, kind, sizes, ids, and `ok` or the number of problems."""
@@ -107,6 +110,10 @@ class FileReport:
         if self.unlabeled:
             ids += f", {self.unlabeled} without a label"
         state = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
+        if self.unchecked:
+            # Before: the capped count read as the file's whole (helpers 147, 154).
+            state += (f", then checking stopped: the last {self.unchecked} record(s) were not checked (the kinds, "
+                      "sizes and ids are of the others)")
         return f"{self.path}: {self.records} records ({kinds or 'none'}), {sizes or 'no sizes'}, {ids}: {state}"
 
 
@@ -384,6 +391,7 @@ def check_record_file(
             if on_record is not None:
                 on_record()
             if full():
+                report.unchecked += 1
                 continue  # keep counting, stop checking
             try:
                 present, size, ids, class_id = check_example(record, modalities, labeled=labeled, scenes=scenes)

@@ -561,6 +561,15 @@ def test_outputs_are_checked_before_any_image_is_read(dataset_dir, tmp_path, mon
     assert (dataset_dir / "0_label.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_list_file_as_output_is_refused_with_overwrite(dataset_dir, capsys):
+    """`-r` equal to `-f` with --overwrite replaced the list by the records (helper 147)."""
+    listed = dataset_dir / "pairs.txt"
+    text = listed.read_text()
+    assert _cli().main(["-f", str(listed), "-r", str(listed), "--overwrite"]) == 2
+    assert capsys.readouterr().err == f"error: {listed}: the output {listed} is the list file itself\n"
+    assert listed.read_text() == text
+
+
 def test_cli_checks_the_list_before_tensorflow_loads(dataset_dir, tmp_path):
     import subprocess
     import sys

@@ -192,6 +192,20 @@ def test_records_of_three_modalities_are_checked_to_the_third_image(tmp_path, ca
     assert "--modalities must be in 1..8, got 9" in capsys.readouterr().err
 
 
+def test_records_past_max_problems_are_said_to_be_unchecked(tmp_path, capsys):
+    """The capped count read as the file's whole (helpers 147, 154: 4 bad records, "2 problem(s)")."""
+    image = bytes(SIZE * SIZE * 3)
+    short = _write(tmp_path / "short.tfrecords", [_raw(modality2=image[:-1])] * 4)
+    report = check_record_file(short, max_problems=2)
+    assert len(report.problems) == 2 and report.records == 4 and report.unchecked == 2
+    assert report.describe().endswith("2 problem(s), then checking stopped: the last 2 record(s) were not checked "
+                                      "(the kinds, sizes and ids are of the others)")
+    assert cli.main([short, "--max_problems", "2"]) == 2
+    assert capsys.readouterr().out.endswith("checked 4 records in 1 file(s): at least 2 problem(s); 2 record(s) not "
+                                            "checked past --max_problems\n")
+    assert check_record_file(short).unchecked == 0 and len(check_record_file(short).problems) == 4
+
+
 def test_framing_count_and_the_first_damaged_record(good, tmp_path):
     assert count_records(str(good)) == (4, 0)
     cases = {name: (path, index) for name, path, index, _ in _damaged(good, tmp_path)}
@@ -265,6 +279,14 @@ def test_the_pipeline_names_a_damaged_first_record_and_missing_modality2(good, t
         build_dataset(damaged["foreign (a PNG)"], modalities=1, **common)
     with pytest.raises(RecordError, match=r"record 0: no modality2: .* use an AdapNet\+\+ on the records. one modality"):
         build_dataset(str(good), modalities=2, **common)
+    # Cut inside the last record's header: 3 records read without a word, in both modes (helper 147).
+    data = good.read_bytes()
+    cut = tmp_path / "cut_header.tfrecords"
+    cut.write_bytes(data[: len(data) // 4 * 3 + 5])
+    for training in (False, True):
+        with pytest.raises(RecordError, match=rf"^{re.escape(str(cut))}: ends with 5 stray bytes after record 2: the "
+                                              "file was cut short, its last record lost"):
+            build_dataset(str(cut), modalities=1, **dict(common, training=training))
 
 
 def _config(tmp_path, mode, data, **overrides):
