@@ -240,7 +240,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             out[name] = yaml.load(text, Loader=_Loader) if text.strip() else None  # noqa: S506
         except yaml.YAMLError as e:
             problem = getattr(e, "problem", None) or str(e)
-            raise ConfigError(f"value {text!r} is not valid YAML: {problem}{quoting_hint(text)}", key=name,
+            raise ConfigError(f"value {text!r} is not valid YAML: {problem}{quoting_hint(text, name)}", key=name,
                               source="--set") from e
     return out
 

@@ -185,11 +185,16 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
                           source=source) from e
 
 
-def quoting_hint(value: str) -> str:
+def quoting_hint(value: str, set_key: Optional[str] = None) -> str:
     """For a value YAML could not read that starts with one of its own signs (`*.tfrecords` is
-    an alias to YAML): the advice to quote it; else ""."""
+    an alias to YAML): the advice to quote it; else "". With `set_key` (a `--set` value) a plain
+    value's advice is the whole flag, the YAML quotes inside the shell's (which the shell takes
+    off a value quoted alone)."""
     value = value.strip()
     flow = value[:1] == "["
+    if set_key is not None and value[:1] in tuple("*&!%@`") and '"' not in value and "'" not in value:
+        return (f"; a value starting with {value[0]!r} is YAML syntax, not text: quote it inside the shell's quotes, "
+                f"--set \"{set_key}='{value}'\"")
     while value[:1] in ("-", "[") and value[1:2] in (" ", "*", "&", "!", "%", "@", "`", ""):
         value = value[1:].strip()  # an item of a list (`- *.x`, `[*.x]`): its own first sign
     if flow:
