@@ -314,10 +314,13 @@ def check_inputs(
         return warnings + [f"only --modality{given[0]} is given and nothing says which modality the network "
                            f"was trained on ({input_modality} assumed): it reads the image given; pass "
                            "--input_modality to say"]
+    # An export's metadata is not overridden by --input_modality (it is refused there): the advice
+    # is to export again (helper 149: the flag it advised was then refused).
+    other = (f"export again with --input_modality modality{given[0]}" if "export" in source else
+             f"pass --input_modality modality{given[0]}")
     raise PredictionError(
         f"the network reads {input_modality} ({source}), but only --modality{given[0]} is given: pass the "
-        f"images as --modality{wanted} (or pass --input_modality modality{given[0]} if they are what the network "
-        "was trained on)"
+        f"images as --modality{wanted} (or {other} if they are what the network was trained on)"
     )
 
 

@@ -105,6 +105,12 @@ def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_
                                               r"is given: pass the images as --modality2"):
         check_inputs(collect_samples(False, modality1=rgb), listed=False, **expert)
     assert check_inputs(collect_samples(False, modality2=depth), listed=False, **expert) == []
+    assert "(or pass --input_modality modality1 if they are what" in str(pytest.raises(
+        PredictionError, check_inputs, collect_samples(False, modality1=rgb), listed=False, **expert).value)
+    # An export's metadata: the flag is refused there, so the advice is to export again (helper 149).
+    with pytest.raises(PredictionError, match=r"\(or export again with --input_modality modality1 if they are what"):
+        check_inputs(collect_samples(False, modality1=rgb), listed=False,
+                     **dict(expert, source="the export's metadata"))
     # Both given: the one not read is named (before: passed over without a word).
     assert check_inputs(collect_samples(False, modality1=rgb, modality2=depth), listed=False, **expert) == [
         "AdapNet++ reads one modality, modality2 (its config): the images of --modality1 are not used"]
