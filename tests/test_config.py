@@ -974,7 +974,8 @@ def test_a_value_starting_with_a_yaml_sign_is_met_with_the_advice_to_quote_it(wo
     error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN.replace("'train.tfrecords'", "*.tfrecords")))
     assert "line 6" in str(error) and "quote it, '*.tfrecords'" in str(error)
     # With --set, the whole flag: the shell takes quotes off a value quoted alone (helper 150).
-    with pytest.raises(ConfigError, match=r"quote it inside the shell's quotes, --set \"train_data='\*_train.tfrecords'\"$"):
+    advice = r"quote it inside the shell's quotes, --set \"train_data='\*_train.tfrecords'\"$"
+    with pytest.raises(ConfigError, match=advice):
         parse_overrides(["train_data=*_train.tfrecords"])
     assert parse_overrides(["train_data='*_train.tfrecords'"]) == {"train_data": "*_train.tfrecords"}
     # As an item of a list, in block and flow style.

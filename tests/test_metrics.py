@@ -178,7 +178,8 @@ def test_bad_input():
     probs = np.eye(4, dtype=np.float32)[np.array([[[1, 2, 3, 1]]])]
     for channels in (3, 5):
         labels = np.ones((1, 1, 4, channels), np.float32)
-        with pytest.raises(ValueError, match=rf"^one-hot labels must have 4 channels, got shape \(1, 1, 4, {channels}\)$"):
+        expected = rf"^one-hot labels must have 4 channels, got shape \(1, 1, 4, {channels}\)$"
+        with pytest.raises(ValueError, match=expected):
             batch_confusion_matrix(labels, probs, 4)
         with pytest.raises(ValueError, match="one-hot labels must have 4 channels"):
             ReleasedMeanIoU(4).update_state(labels, probs)

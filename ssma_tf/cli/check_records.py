@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unlabeled", action="store_true",
                         help="records used without labels (unlabeled_data, target_data): a record without "
                         "a label is no problem, only counted")
-    parser.add_argument("--max_problems", type=int, default=20, help="problems per file after which its other records are counted, not checked (default 20)")
+    parser.add_argument("--max_problems", type=int, default=20,
+                        help="problems per file after which its other records are counted, not checked (default 20)")
     add_version(parser)
     return parser
 

@@ -345,8 +345,8 @@ class Trainer:
         if keras.backend.backend() != "tensorflow":
             # Its steps are tf.functions and its checkpoints tf.train's (before: TensorFlow's
             # "Checkpoint was expecting a trackable object", from `make three-modalities` too).
-            raise ValueError(f"Trainer runs on Keras' TensorFlow backend, but Keras runs on {keras.backend.backend()!r}: "
-                             "set KERAS_BACKEND=tensorflow before Keras is imported")
+            raise ValueError(f"Trainer runs on Keras' TensorFlow backend, but Keras runs on "
+                             f"{keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before Keras is imported")
         if config.mode != "train":
             raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
         if self.PRETRAINING is None:

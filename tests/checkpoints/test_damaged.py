@@ -374,6 +374,7 @@ def test_load_model_of_a_run_folder_names_the_older_checkpoint(tmp_path):
     write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=3, height=32, width=64, batch_size=1,
                                            max_iteration=1, learning_rate=1e-3, train_data="unused",
                                            checkpoint=str(run)), check_paths=False), run)
-    with pytest.raises(CheckpointError, match=re.escape(f"; the folder holds an older checkpoint, {older}: ")) as caught:
+    told = re.escape(f"; the folder holds an older checkpoint, {older}: ")
+    with pytest.raises(CheckpointError, match=told) as caught:
         load_model(run)
     assert _one_line(caught.value).startswith(f"cannot read the checkpoint {newest}: ")

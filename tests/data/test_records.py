@@ -283,10 +283,10 @@ def test_the_pipeline_names_a_damaged_first_record_and_missing_modality2(good, t
     data = good.read_bytes()
     cut = tmp_path / "cut_header.tfrecords"
     cut.write_bytes(data[: len(data) // 4 * 3 + 5])
-    for training in (False, True):
+    for mode in (False, True):
         with pytest.raises(RecordError, match=rf"^{re.escape(str(cut))}: ends with 5 stray bytes after record 2: the "
                                               "file was cut short, its last record lost"):
-            build_dataset(str(cut), modalities=1, **dict(common, training=training))
+            build_dataset(str(cut), modalities=1, **dict(common, training=mode))
 
 
 def _config(tmp_path, mode, data, **overrides):
