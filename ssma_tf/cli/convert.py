@@ -75,8 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     # No TensorFlow yet: a bad list or output path is reported in a fraction of a second.
     from ssma_tf.data.convert import (
-        cannot_be_label, check_list, duplicates_warning, format_summary, looks_like_label, shard_names,
-        sixteen_bit_warning, turned_images_warning, write_tfrecords,
+        LABEL_LIKE_VALUES, cannot_be_label, check_list, duplicates_warning, format_summary, looks_like_label,
+        shard_names, sixteen_bit_warning, turned_images_warning, write_tfrecords,
     )
     from ssma_tf.files import check_output
     from ssma_tf.progress import Progress
@@ -99,7 +99,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"warning: {args.file}, line {number}: column {len(paths) - 1} ({paths[-2]}) is a single-channel "
               f"image of few values, as labels are, but is converted as modality {len(paths) - 1} of "
               f"{len(paths) - 1}. Give --modalities N to have the columns checked", file=sys.stderr)
-    if not args.unlabeled and cannot_be_label(paths[-1]):
+    # (Unless --num_classes says more classes than a grey label is taken to have.)
+    if not args.unlabeled and (args.num_classes or 0) <= LABEL_LIKE_VALUES and cannot_be_label(paths[-1]):
         # "rgb depth" lines without --unlabeled: a grey depth map became ~250 class ids without a word (helper 154).
         print(f"warning: {args.file}, line {number}: the label column ({paths[-1]}) cannot hold class ids (a colour "
               "image, or 8-bit grey of many values, like a depth map); a list without labels converts with "

@@ -825,5 +825,9 @@ def test_a_grey_depth_map_in_the_label_column_is_named(dataset_dir, tmp_path, ca
     write_list(dataset_dir / "depth.txt", [f"{i}_rgb.png depth.png" for i in range(2)])
     assert _cli().main(["-f", str(dataset_dir / "depth.txt"), "-r", str(tmp_path / "d.tfrecords")]) == 0
     assert f"warning: {dataset_dir / 'depth.txt'}, line 1: the label column (" in capsys.readouterr().err
+    # Labels of more classes than grey labels are taken to have: not warned of.
+    assert _cli().main(["-f", str(dataset_dir / "depth.txt"), "-r", str(tmp_path / "d2.tfrecords"),
+                        "--num_classes", "256"]) == 0
+    assert "label column" not in capsys.readouterr().err
     assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(tmp_path / "t.tfrecords")]) == 0
     assert "label column" not in capsys.readouterr().err  # real labels
