@@ -41,15 +41,19 @@ from ssma_tf.labels import as_read, has_id_axis
 IOU_EPSILON = 1e-10
 
 
+def check_one_hot_channels(shape: Any, num_classes: int) -> None:
+    """Raises ValueError when one-hot labels of `shape` (a last axis of None: not known) do not
+    have `num_classes` channels: ids on 3 channels (a label PNG read as RGB) would count as void."""
+    if shape[-1] is not None and int(shape[-1]) != int(num_classes):
+        raise ValueError(f"one-hot labels must have {num_classes} channels, got shape {tuple(shape)}")
+
+
 def _flatten_labels(labels: np.ndarray, rank: int, num_classes: int) -> np.ndarray:
     """Sparse int64 ground truth with every void pixel (id 0, ids outside [0, C)) set to 0."""
     if has_id_axis(labels.shape, rank + 1):
         labels = labels[..., 0]
     if labels.ndim == rank + 1:
-        if labels.shape[-1] != num_classes:
-            raise ValueError(
-                f"one-hot labels must have {num_classes} channels, got shape {labels.shape}"
-            )
+        check_one_hot_channels(labels.shape, num_classes)
         # As released: argmax of the one-hot label, so an all-zero row (id >= C) is void.
         ids = np.argmax(labels, axis=-1)
     elif labels.ndim == rank:
@@ -345,10 +349,9 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int, comp
     preds = ops.cast(ops.argmax(predictions, axis=-1), "int32")
     labels = as_read(labels, len(predictions.shape), num_classes)
     if len(labels.shape) == len(predictions.shape):
-        if labels.shape[-1] is not None and int(labels.shape[-1]) != int(num_classes):
-            # As `ConfusionMatrix.update` (before: labels read as RGB, ids on 3 channels, counted
-            # every pixel as void, metrics of 0 without a word; C + 1 channels dropped pixels under XLA).
-            raise ValueError(f"one-hot labels must have {num_classes} channels, got shape {tuple(labels.shape)}")
+        # As `ConfusionMatrix.update` (before: labels read as RGB counted every pixel as void,
+        # metrics of 0 without a word; C + 1 channels dropped pixels under XLA).
+        check_one_hot_channels(labels.shape, num_classes)
         gt = ops.cast(ops.argmax(labels, axis=-1), "int32")
     else:
         gt = ops.cast(labels, "int32")

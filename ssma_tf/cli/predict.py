@@ -200,7 +200,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     from ssma_tf.files import check_output
     from ssma_tf.inference.backends import ExportedModelError, ExportedPredictor, load_exported
     from ssma_tf.inference.pictures import predict_files
-    from ssma_tf.inference.samples import collect_samples
+    from ssma_tf.inference.samples import EXPORT_METADATA, collect_samples
     from ssma_tf.inference.settings import dataset_by_name
 
     check_output(args.output, what="--output", directory=True, overwrite=None)
@@ -229,7 +229,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
                                  f"with --input_modality {args.input_modality}", args.checkpoint)
     input_modality = args.input_modality or meta.get("input_modality") or "modality1"
     _check_inputs(args, predictor, samples, input_modality,
-                  "the export's metadata" if meta.get("input_modality") else None)
+                  EXPORT_METADATA if meta.get("input_modality") else None)
     if args.dataset is not None:
         palette = dataset_by_name(args.dataset).palette_array
     else:

@@ -274,12 +274,13 @@ def build_dataset(
         )
 
     files = list_record_files(file_patterns)
+    framing = {}  # path: (records framed, stray bytes), walked once (the evaluation's count reads it too)
     if check_records:
         # Every file's first record (before: the first file's only, and a set mixing 3- and
         # 2-modality files, or scene records, was a TensorFlow traceback at the other file's batch).
         for path in files:
             check_first_record(path, modalities)
-            framed, stray = count_records(path)
+            framing[path] = framed, stray = count_records(path)
             if stray:
                 # A file cut inside a record's header: TensorFlow's reader passed the cut record
                 # over without a word, in training and evaluation alike (helper 147).
@@ -366,7 +367,8 @@ def build_dataset(
         # The batch count, from the files' framing: Keras' `evaluate` and `fit(validation_data=)`
         # then show a total, and no longer warn that the input "ran out of data" at its end.
         if repeat is None or repeat >= 0:
-            samples = sum(count_records(path)[0] for path in files) * (1 if repeat is None else repeat)
+            samples = sum((framing.get(path) or count_records(path))[0] for path in files) * (
+                1 if repeat is None else repeat)
             dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-samples // batch_size)))
     return dataset.prefetch(autotune)
 

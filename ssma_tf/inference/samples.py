@@ -241,6 +241,10 @@ def collect_samples(
     ))
 
 
+# `check_inputs`' source for an export's metadata, which `--input_modality` does not override.
+EXPORT_METADATA = "the export's metadata"
+
+
 def check_inputs(
     samples: Sequence[Sample],
     *,
@@ -316,7 +320,7 @@ def check_inputs(
                            "--input_modality to say"]
     # An export's metadata is not overridden by --input_modality (it is refused there): the advice
     # is to export again (helper 149: the flag it advised was then refused).
-    other = (f"export again with --input_modality modality{given[0]}" if "export" in source else
+    other = (f"export again with --input_modality modality{given[0]}" if source == EXPORT_METADATA else
              f"pass --input_modality modality{given[0]}")
     raise PredictionError(
         f"the network reads {input_modality} ({source}), but only --modality{given[0]} is given: pass the "
