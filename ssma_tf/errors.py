@@ -56,3 +56,31 @@ class Terminated(KeyboardInterrupt):
     `KeyboardInterrupt`, so code that cleans up after Ctrl-C cleans up after it too. Here, at the
     bottom of the package, so that library code can raise it again where a native library
     wrapped it (OpenVINO's converter)."""
+
+
+# Whether the commands' SIGTERM handler has run (`ssma_tf.cli.common`). Python discards an
+# exception raised in a finaliser (`__del__`), and a signal handler runs between whatever
+# bytecodes come next, a garbage collection's finalisers among them (the TFLite converter's
+# objects): the `Terminated` raised there was printed as "Exception ignored in ..." and the
+# command went on to write its output and exit 0. The flag outlives the lost exception.
+_termination = {"requested": False}
+
+
+def request_termination() -> None:
+    """Records that SIGTERM arrived (the commands' handler, before it raises `Terminated`)."""
+    _termination["requested"] = True
+
+
+def clear_termination() -> None:
+    """Forgets an earlier SIGTERM (a command starting, or one that has reported it)."""
+    _termination["requested"] = False
+
+
+def raise_if_terminated() -> None:
+    """Raises `Terminated` again when SIGTERM arrived and its exception may have been lost.
+
+    Called where work is about to become visible (an output renamed into place, a training
+    step begun) and when a command's `main` returns, so that a stop asked for is a stop.
+    """
+    if _termination["requested"]:
+        raise Terminated()

@@ -487,6 +487,34 @@ def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(
     assert again.train().final_step == 6
 
 
+def test_a_sigterm_lost_in_a_finaliser_still_stops_training_at_the_next_step(tmp_path, tiny_model):
+    """Python drops an exception raised in a finaliser (`__del__`), where the commands' SIGTERM
+    handler can run: the run trained on to the end as if no stop had been asked for."""
+    from ssma_tf.errors import Terminated, clear_termination, request_termination
+
+    config = _tiny_config(tmp_path)  # save_step 2
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    step_function = trainer.train_function
+    calls = []
+
+    def terminated_in_a_finaliser(iterator):
+        calls.append(1)
+        if len(calls) == 3:
+            request_termination()  # what the handler records before its exception is dropped
+        return step_function(iterator)
+
+    trainer.train_function = terminated_in_a_finaliser
+    try:
+        with pytest.raises(Terminated):
+            trainer.train()
+    finally:
+        clear_termination()
+    newest = str(tmp_path / "checkpoints" / "ckpt-3")
+    assert len(calls) == 3 and lines[-1] == (
+        f"stopped at step 3; the newest checkpoint is {newest}: the same command resumes from it")
+
+
 def test_an_interrupt_after_an_unchecked_step_saves_only_finite_weights(tmp_path, tiny_model):
     """The interrupt comes when a step returns, before its loss is checked: NaN weights are not saved."""
     import tensorflow as tf

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from ssma_tf import __version__
 from ssma_tf.cli.start_up_lines import quiet_tensorflow_start_up, remove_quiet_start_up
-from ssma_tf.errors import Terminated, UserInputError
+from ssma_tf.errors import Terminated, UserInputError, clear_termination, raise_if_terminated, request_termination
 
 # Exit statuses of every command.
 EXIT_FAILED = 1  # the work failed: the disk, a diverging run; the message says why
@@ -119,6 +119,9 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         # raised as an exception it unwinds like Ctrl-C. Signals go to the main thread only.
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+        outermost = in_main_thread and previous is not _raise_terminated  # not a command run by a command
+        if outermost:
+            clear_termination()
         shown = warnings.showwarning
         warnings.showwarning = _one_line_config_warnings(shown)
         # TensorFlow's C++ information and warning lines stay off unless asked for; the lines it
@@ -129,7 +132,11 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         stdout, stderr = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _closed_reader_tolerated(stdout), _closed_reader_tolerated(stderr)
         try:
-            return main(argv)
+            status = main(argv)
+            # A SIGTERM whose `Terminated` was raised in a finaliser, where Python drops it:
+            # before, the command went on and ended with 0 as if it had not been asked to stop.
+            raise_if_terminated()
+            return status
         except UserInputError as error:
             return _report(error, EXIT_BAD_INPUT, debug)
         except OSError as error:
@@ -149,6 +156,8 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             warnings.showwarning = shown
             if in_main_thread:  # None: a handler not set from Python; the default is the closest
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            if outermost:
+                clear_termination()  # reported: library calls after the command are not stopped by it
 
     return run
 
@@ -214,6 +223,7 @@ def _one_line_config_warnings(shown: Callable) -> Callable:
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the clean-up ends it at once
+    request_termination()  # kept should the exception be dropped (`ssma_tf.errors.raise_if_terminated`)
     raise Terminated()
 
 

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 import ssma_tf
 from ssma_tf.constants import EXPORT_METADATA, SSMA_FUSION
-from ssma_tf.errors import Terminated, UserInputError, first_line
+from ssma_tf.errors import Terminated, UserInputError, first_line, raise_if_terminated
 from ssma_tf.files import atomic_path, atomic_write, free_bytes
 from ssma_tf.inference.backends import require
 from ssma_tf.inference.compiled import inference_model
@@ -355,6 +355,7 @@ def _write_openvino(model, size, samples, folder: str, report: DeployReport, say
         if "KeyboardInterrupt" in str(error):
             raise KeyboardInterrupt from None
         raise
+    raise_if_terminated()  # as after the TFLite converter: a SIGTERM lost in a finaliser
     report.seconds["convert"] = time.monotonic() - start
     say(f"converted to OpenVINO ({report.seconds['convert']:.0f} s)")
     if samples is not None:
@@ -409,6 +410,9 @@ def _write_tflite(model, size, samples, path: str, report: DeployReport, say) ->
         # 0..255 as they are), and the converter's summary of the types asked for.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         content = converter.convert()
+    # A SIGTERM during the conversion may have raised in a finaliser of the converter's, where
+    # Python drops the exception: the export was written and the command said nothing (exit 0).
+    raise_if_terminated()
     with atomic_write(path, "wb") as handle:
         handle.write(content)
     report.seconds["convert"] = time.monotonic() - start

@@ -53,7 +53,7 @@ from ssma_tf.distribute import (
     synchronize_batch_norms,
     task_id,
 )
-from ssma_tf.errors import first_line
+from ssma_tf.errors import first_line, raise_if_terminated
 from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, free_bytes, matched_files, remove_path
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_weights
@@ -1248,6 +1248,7 @@ class Trainer:
             at = kept.index(self.last_checkpoint)
             good, unconfirmed = (kept[at - 1] if at else None), self.last_checkpoint
         while step < end:
+            raise_if_terminated()  # a SIGTERM whose exception a finaliser dropped (`ssma_tf.errors`)
             lr = self.learning_rate()
             loss_t, terms_t, preview, truth = self.train_function(self.iterator)
             loss = float(loss_t)
