@@ -793,6 +793,18 @@ def test_a_section_given_with_set_changes_the_files_section_key_by_key(workdir):
         config_with_overrides(abn, {"adaptation": {"views": 0}}, source="a.config", check_paths=False)
 
 
+def test_a_files_section_key_is_blamed_with_its_line_when_a_set_changes_another_key_of_the_section(workdir):
+    """A typo in the file's `augmentation:` section was blamed on `--set 'augmentation={scale: ...}'`,
+    without the file's line, though the --set gave only a right key."""
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "augmentation:\n  fliip: true\n  scale: [0.5, 2.0]\n")
+    line = len(path.read_text().splitlines()) - 1
+    error = error_for(str(path), check_paths=False, overrides={"augmentation": {"scale": [0.5, 1.5]}})
+    assert str(error).startswith(f"{path}, line {line}: key 'augmentation': unknown augmentation key 'fliip'")
+    # The --set's own key is still blamed on the --set.
+    error = error_for(str(path), check_paths=False, overrides={"augmentation": {"fliip": False}})
+    assert str(error).startswith(f"{path} with --set augmentation={{'fliip': False}}: key 'augmentation'")
+
+
 def test_a_dataset_given_on_the_command_line_is_blamed_for_the_class_count_not_the_file(workdir):
     """`--set dataset=freiburg_forest` on a 12-class config blamed the file's num_classes line."""
     path = write(workdir, yaml.safe_dump(train_dict(dataset="cityscapes", num_classes=12)))

@@ -271,6 +271,7 @@ def config_with_overrides(
     # Nothing after '=' unsets the key: shown as given, not as Python's None.
     given = {name: (given_as or {}).get(name) or f"--set {name}=" + ("" if value is None else repr(value))
              for name, value in overrides.items()}
+    from_file = {}  # a section's keys that the file gave, in a section a --set changed key by key
     if isinstance(merged, dict):
         overrides = dict(overrides)
         if "checkpoint" in overrides and "log_dir" not in overrides and rederived_log_dir(merged,
@@ -292,14 +293,15 @@ def config_with_overrides(
             if overrides.get(name) is True and isinstance(merged.get(name), Mapping):
                 overrides[name] = {}
             if isinstance(overrides.get(name), Mapping) and isinstance(merged.get(name), Mapping):
+                from_file[name] = tuple(key for key in merged[name] if key not in overrides[name])
                 overrides[name] = {**merged[name], **overrides[name]}
         merged.update(overrides)
     try:
         config = config_from_dict(merged, source=source, mode=mode, check_paths=check_paths, required=required,
-                                  command_line=tuple(overrides))
+                                  command_line=tuple(overrides), from_file=from_file)
     except ConfigError as error:
-        if error.key is None or error.key not in overrides:
-            raise
+        if error.key is None or error.key not in overrides or error.line is not None:
+            raise  # not about a --set (a line: the key of a section the --set changed, given by the file)
         raise ConfigError(error.detail, key=error.key, source=f"{source} with {given[error.key]}",
                           missing=error.missing) from None
     # Errors found later (an expert's weights that do not fit) name the --set too (`RunConfig.where`).
@@ -310,6 +312,7 @@ def config_with_overrides(
 def config_from_dict(
     d: Any, source: str = "<dict>", mode: str = "train", check_paths: bool = True,
     required: Optional[Required] = None, command_line: Sequence[str] = (),
+    from_file: Optional[Mapping[str, Sequence[str]]] = None,
 ) -> RunConfig:
     """Validates a mapping of config keys (as read from a `.config` file) into a `RunConfig`.
 
@@ -321,6 +324,8 @@ def config_from_dict(
         required: as for `load_config`.
         command_line: the keys whose values were given on the command line (`--set`): a path of
             theirs that is not there gets no hint about the config's folder.
+        from_file: for a section of `command_line` that a `--set` changed key by key, the keys
+            the file gave it: an error about one names its line in the file, not the `--set`.
 
     Returns:
         The validated `RunConfig`.
@@ -337,16 +342,18 @@ def config_from_dict(
             f"the config must be a mapping of keys to values, got {type(d).__name__}",
             source=source,
         )
-    return _Reader(d, source, mode, check_paths, required, command_line).run()
+    return _Reader(d, source, mode, check_paths, required, command_line, from_file).run()
 
 
 class _Reader:
     """Reads one config mapping: every declared key by its kind, then the rules between keys."""
 
     def __init__(self, d: Mapping[Any, Any], source: str, mode: str, check_paths: bool,
-                 required: Optional[Required] = None, command_line: Sequence[str] = ()):
+                 required: Optional[Required] = None, command_line: Sequence[str] = (),
+                 from_file: Optional[Mapping[str, Sequence[str]]] = None):
         self.d = d
         self.command_line = tuple(ALIASES.get(name, name) for name in command_line)  # `--set` keys
+        self.from_file = dict(from_file or {})
         self.source = source
         self.mode = mode
         self.check_paths = check_paths
@@ -359,7 +366,9 @@ class _Reader:
         line in the file of `inner`, or else of `name`; no line for a key the command line gave
         (the caller names that)."""
         line = None
-        if isinstance(self.d, ConfigMapping) and name not in self.command_line:
+        # A key of a section that a --set changed key by key is the file's, unless the --set gave it.
+        in_file = name not in self.command_line or inner is not None and inner in self.from_file.get(name, ())
+        if isinstance(self.d, ConfigMapping) and in_file:
             line = self.d.inner_line_of(name, inner) if inner is not None else None
             line = line or self.d.line_of(name, ALIASES)
         return ConfigError(message, key=name, source=self.source, missing=missing, line=line)
