@@ -152,7 +152,9 @@ def test_flags_that_measure_nothing_are_refused_before_any_child(monkeypatch, ca
                              ("train_step", ["--models", ",", "--no-memory"], "--models: none given"),
                              ("inference", ["--models", "adapnet_pp", "--warmup", "0"], "--warmup must be >= 1, got 0"),
                              ("semi_supervised_step", ["--methods", "depthmx"],
-                              "--methods: give depthmix and/or classmix, each once, got 'depthmx'")):
+                              "--methods: give depthmix and/or classmix, each once, got 'depthmx'"),
+                             ("semi_supervised_step", ["--batch", "1"], "--batch 1: the mixed step pastes each image "
+                              "onto another of its batch; give 2 or more")):
         with pytest.raises(SystemExit) as stopped:
             bench[name].main(argv)
         assert said in str(stopped.value.code) + capsys.readouterr().err, (name, argv)

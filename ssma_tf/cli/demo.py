@@ -31,6 +31,34 @@ MODELS = (
     ("ssma", "SSMA (RGB + depth)"),
 )
 NUM_PICTURES = 4
+# The synthetic dataset the demo makes (its configs' height and width); a `data/` folder made
+# otherwise is refused, not trained and evaluated on resized (before: stretched labels, then a
+# traceback from the comparison panel).
+DATA = {"seed": 0, "height": 48, "width": 96, "num_train": 200, "num_val": 50, "style": "source"}
+
+
+def check_existing_data(data: pathlib.Path) -> None:
+    """Raises `UserInputError` unless `data` holds the synthetic dataset the demo makes (`DATA`),
+    as its `classes.yaml` records the generator's arguments; says which differ."""
+    import yaml
+
+    from ssma_tf.errors import UserInputError
+
+    start_over = f"delete {data.parent} (or its data/ folder) to start over"
+    try:
+        generator = (yaml.safe_load((data / "classes.yaml").read_text()) or {}).get("generator")
+    except (OSError, yaml.YAMLError, AttributeError) as error:
+        raise UserInputError(f"{data} holds a val.txt but no readable classes.yaml of the synthetic generator "
+                             f"({type(error).__name__}): not the demo's data; {start_over}") from None
+    if not isinstance(generator, dict):
+        raise UserInputError(f"{data / 'classes.yaml'} does not say how the data was made (no 'generator' "
+                             f"entry): not the demo's data; {start_over}")
+    differ = [f"{key} {generator.get(key)!r} (the demo's {value!r})" for key, value in DATA.items()
+              if generator.get(key) != value]
+    if differ:
+        raise UserInputError(f"{data} holds synthetic data made with other arguments than the demo's: "
+                             f"{', '.join(differ)}; its configs train and evaluate at "
+                             f"{DATA['height']}x{DATA['width']}: {start_over}")
 
 
 def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:
@@ -85,8 +113,10 @@ def main(argv=None) -> int:
 
     if not (data / "val.txt").exists():
         timings["dataset"] = run_command("python -m ssma_tf.cli.synthetic", [
-            "--output_dir", data, "--num_train", 200, "--num_val", 50,
-            "--height", 48, "--width", 96, "--seed", 0], step="1. synthetic RGB-D dataset")
+            "--output_dir", data, *(item for key, value in DATA.items() for item in (f"--{key}", value))],
+            step="1. synthetic RGB-D dataset")
+    else:
+        check_existing_data(data)
     for split in ("train", "val"):
         if not (data / f"{split}.tfrecords").exists():
             timings[f"convert {split}"] = run_command("ssma-convert", [
@@ -113,7 +143,9 @@ def main(argv=None) -> int:
             "-o", output / "pictures" / key, "--quiet"] + extra, step=f"5. pictures of {title}")
     panel = comparison_panel(output, data)
 
-    print("\n=== Results on the synthetic validation scenes (50 images, 48x96, 7 classes)\n")
+    ssma = results["ssma"]
+    print(f"\n=== Results on the synthetic validation scenes ({ssma['num_images']} images, "
+          f"{DATA['height']}x{DATA['width']}, {ssma['num_classes']} classes)\n")
     header = f"{'model':22s} {'mIoU':>6s} {'pixel acc.':>10s}  " + " ".join(
         f"{entry['name'][:10]:>10s}" for entry in results["ssma"]["per_class"])
     print(header)

@@ -1,7 +1,7 @@
 r"""Writes the synthetic RGB-D street-scene dataset (PNG files plus train/val list files).
 
 Example:
-    python -m ssma_tf.cli.synthetic --output_dir demo_output/data \
+    python -m ssma_tf.cli.synthetic --output_dir synthetic_data \
         --num_train 200 --num_val 50 --height 96 --width 192 --seed 0
 
 The list files (`train.txt`, `val.txt`) hold `rgb depth label` per line (`rgb depth thermal

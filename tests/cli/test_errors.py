@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from ssma_tf.cli import evaluate as evaluate_cli
 from ssma_tf.cli.common import command
@@ -367,6 +368,27 @@ def test_the_demo_output_flag_is_a_usage_error_and_says_what_it_takes(capsys):
     with pytest.raises(SystemExit) as stopped:
         demo.main(["--output", "elsewhere"])
     assert stopped.value.code == 2 and "--output: the configs in" in capsys.readouterr().err
+
+
+def test_the_demo_refuses_data_of_other_arguments_before_training_on_it(tmp_path, monkeypatch, capsys):
+    """`demo_output/data` made otherwise (the synthetic command's example wrote there at 96x192)
+    was trained and evaluated on, resized to 48x96, and the panel then ended on a traceback."""
+    from ssma_tf.cli import demo
+    from ssma_tf.data.synthetic import write_dataset
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, "run_command", lambda *a, **k: pytest.fail(f"ran {a[0]}"))
+    write_dataset(tmp_path / "demo_output" / "data", num_train=2, num_val=2, height=32, width=32, seed=3)
+    assert demo.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'demo_output' / 'data'} holds synthetic data made with other "
+                          "arguments than the demo's: seed 3 (the demo's 0), height 32 (the demo's 48), width 32 "
+                          "(the demo's 96), num_train 2 (the demo's 200), num_val 2 (the demo's 50); ")
+    assert err.rstrip().endswith("to start over") and err.count("\n") == 1
+    (tmp_path / "demo_output" / "data" / "classes.yaml").unlink()
+    assert demo.main([]) == 2 and "no readable classes.yaml" in capsys.readouterr().err
+    (tmp_path / "demo_output" / "data" / "classes.yaml").write_text(yaml.safe_dump({"generator": demo.DATA}))
+    demo.check_existing_data(tmp_path / "demo_output" / "data")  # the demo's own: taken
 
 
 @pytest.mark.parametrize("module", ["train", "evaluate", "predict", "export", "prune", "pretrain_depth",
