@@ -103,6 +103,14 @@ class MeanTeacher:
             return tf.constant(self.decay, tf.float32)
         return ema_decay_at(self.updates + 1, self.decay)
 
+    def last_decay(self) -> Any:
+        """The decay the newest update used (a float32 tensor); 0 before the first one, when
+        the teacher is still the student's copy."""
+        made = tf.cast(self.updates, tf.float32)
+        if not self.warmup:
+            return tf.where(made > 0, tf.constant(self.decay, tf.float32), 0.0)
+        return ema_decay_at(made, self.decay)
+
     def update(self) -> Any:
         """One update of the average; returns the decay it used (a float32 tensor)."""
         alpha = self.current_decay()

@@ -439,6 +439,16 @@ def tiny_model(monkeypatch):
     monkeypatch.setattr(training.trainer, "build_model", build_tiny_model)
 
 
+def test_the_logged_teacher_decay_is_that_of_the_teachers_newest_update(tmp_path, tiny_model):
+    """With ema_every 2 the log said the next update's decay, also on the steps where the teacher
+    did not move: 0.5 at steps 1 and 2, 0.667 at 3 and 4 (helper 156)."""
+    config = _config(tmp_path, semi={"ema_every": 2})  # skip_step 1: a line per step
+    lines = []
+    semi_supervised.SemiSupervisedTrainer(config, log=lines.append).train(max_steps=4)
+    decays = [re.search(r"teacher_decay ([0-9.]+)", line).group(1) for line in lines if line.startswith("step ")]
+    assert decays == ["0.0000", "0.5000", "0.5000", "0.6667"], lines
+
+
 @pytest.mark.parametrize("model, method", [("AdapNet_pp", "depthmix"), ("SSMA", "classmix")])
 def test_semi_supervised_training_runs_resumes_and_logs(tmp_path, tiny_model, model, method):
     extra = {"aux_heads": True} if model == "SSMA" else {}
@@ -902,6 +912,21 @@ def test_features_are_standardised_per_channel_as_released():
     np.testing.assert_array_equal(standardise(np.full((3, 4), 7.0)), 0.0)  # a constant channel: no distance
     with pytest.raises(ValueError, match=r"features must be \(N, cells x 3 channels\), got shape \(5, 8\)"):
         standardise(two, channels=3)
+
+
+def test_the_depth_students_errors_are_measured_with_batch_norm_statistics_of_its_weights(tmp_path):
+    """After the short run of a depth student the moving statistics were mostly their initial
+    values (mean 0, variance 1 for inputs of 0..255), and the errors, measured in inference mode,
+    were 2 to 3 on the 0..1 nearness scale after 12 steps: worse than a constant, noise that chose
+    the picks (helper 156). Recomputed over the selection, they are of the scale's size."""
+    import dataclasses
+
+    from ssma_tf.semi_supervised.depth_pretraining import depth_student_errors
+
+    config = dataclasses.replace(_config(tmp_path), semi_supervised=None, unlabeled_data=None, labeled_subset=None)
+    errors = depth_student_errors(config, [0, 1, 2, 3], 12, seed=0)
+    assert errors.shape == (8,) and np.all(np.isfinite(errors))
+    assert errors.max() < 1.0, errors  # before: 2.1 to 3.1
 
 
 def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tmp_path, capsys):

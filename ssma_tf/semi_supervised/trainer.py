@@ -239,8 +239,10 @@ class SemiSupervisedTrainer(training.Trainer):
             mix_inputs, mix_labels, has_label = next(self.mix_iterator)
             loss, terms, preview, truth = strategy.run(
                 replica_step, args=(inputs, labels, mix_inputs, mix_labels, has_label))
-            decay = mean_teacher.current_decay()
             mean_teacher.maybe_update()
+            # The α the teacher last moved with (before: the next update's, also logged on the
+            # steps of `ema_every` > 1 where the teacher did not move; helper 156).
+            decay = mean_teacher.last_decay()
             self.step.assign_add(1)
             terms = {name: replica_mean(strategy, value) for name, value in terms.items()}
             terms["teacher_decay"] = decay
