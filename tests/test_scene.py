@@ -536,6 +536,32 @@ def test_mobilenet_v2_experts_start_from_their_checkpoints_and_the_classifier_ke
                                backbone="mobilenet_v2", backbone_weights="imagenet.h5", **kwargs)
 
 
+def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_checked_as_ssmas(tmp_path):
+    """Helper 159: from_config rebuilt the experts' flags from freeze_experts alone (207 trainable
+    variables saved, 405 loaded); latent_reduction True gave a 512-wide bottleneck, and 3 an error
+    about the block's "reduction=3"."""
+    import keras
+    import numpy as np
+
+    from ssma_tf.models import SSMASceneClassifier
+
+    model = SSMASceneClassifier(4, freeze_experts=False)
+    model.modality1_encoder.trainable = False
+    model.save(tmp_path / "scene.keras")
+    loaded = keras.saving.load_model(tmp_path / "scene.keras")
+    assert len(loaded.trainable_variables) == len(model.trainable_variables) < 300
+    assert [v.path for v in loaded.trainable_variables] == [v.path for v in model.trainable_variables]
+    images = [np.random.default_rng(i).uniform(0, 255, (1, 32, 32, 3)).astype("float32") for i in range(2)]
+    np.testing.assert_allclose(loaded(images), model(images), rtol=1e-5, atol=1e-6)
+    # As SSMA: N x 256 // latent_reduction channels in the gate's bottleneck.
+    assert SSMASceneClassifier(3, latent_reduction=3).get_layer("ssma_latent").get_config()["reduced_filters"] == 170
+    for wrong in (True, 0, 513, 2.5):
+        with pytest.raises(ValueError, match=r"SSMASceneClassifier latent_reduction must be an integer in 1\.\.512 "
+                                             rf"\(its SSMA block's bottleneck has 2 x 256 / latent_reduction channels\), "
+                                             rf"got {wrong!r}"):
+            SSMASceneClassifier(3, latent_reduction=wrong)
+
+
 def test_numpy_counts_are_taken_and_stored_as_python_ints():
     """A class count read from an array (np.int64) was refused; stored as it was, it would not
     serialize to JSON."""

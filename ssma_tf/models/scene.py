@@ -13,6 +13,7 @@ from ssma_tf.models.backbones import build_encoder
 from ssma_tf.models.decoder import DECODER_FILTERS
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE, check_modality_batches, inputs_in_order
 from ssma_tf.models.encoder import check_flag, check_model_kwargs, check_num_modalities
+from ssma_tf.models.encoder import config_with_trainable, from_config_with_trainable
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -67,6 +68,15 @@ class SSMASceneClassifier(keras.Model):
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         num_classes = int(num_classes)
         num_modalities = check_num_modalities(num_modalities)
+        # As SSMA's: the gate's bottleneck has N x 256 // latent_reduction channels, at least one
+        # (before: True gave a 512-wide one, 3 an error naming the block's "reduction=3").
+        most = num_modalities * DECODER_FILTERS
+        if (isinstance(latent_reduction, bool) or not isinstance(latent_reduction, numbers.Integral)
+                or not 1 <= latent_reduction <= most):
+            raise ValueError(f"SSMASceneClassifier latent_reduction must be an integer in 1..{most} (its SSMA "
+                             f"block's bottleneck has {num_modalities} x {DECODER_FILTERS} / latent_reduction "
+                             f"channels), got {latent_reduction!r}")
+        latent_reduction = int(latent_reduction)
         if input_size is not None:
             input_size = tuple(int(n) for n in input_size)
             if len(input_size) != 2 or min(input_size) < OUTPUT_STRIDE or any(n % OUTPUT_STRIDE for n in input_size):
@@ -84,7 +94,7 @@ class SSMASceneClassifier(keras.Model):
             for name in ("skip1", "skip2"):
                 expert.get_layer(name).trainable = False
         fusion = SSMABlock(DECODER_FILTERS, latent_reduction, output_kernel_size=1, output_bn=True,
-                           return_gate=False, name="ssma_latent")
+                           return_gate=False, reduced_filters=most // latent_reduction, name="ssma_latent")
         classifier = layers.Dense(num_classes, name="classifier")
 
         # === Functional model ===
@@ -129,11 +139,13 @@ class SSMASceneClassifier(keras.Model):
             "input_size": list(self.input_size) if self.input_size is not None else None,
             "backbone": self.backbone,
         })
-        return config
+        # The experts frozen or unfrozen after building stay so in a `.keras` file (before: the
+        # constructor's `freeze_experts` alone; helper 159).
+        return config_with_trainable(config, self)
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         for key in ("trainable", "dtype"):
             config.pop(key, None)
-        return cls(**config)
+        return from_config_with_trainable(cls, config)
