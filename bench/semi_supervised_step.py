@@ -125,7 +125,8 @@ def main(argv=None) -> int:
     height, width = _common.parse_size(parser, args.size)
     _common.positive(parser, rounds=args.rounds, steps=args.steps, batch=args.batch)
     if args.batch < 2:  # before: refused by the config reader in the child, as a traceback flattened on one line
-        parser.error(f"--batch {args.batch}: the mixed step pastes each image onto another of its batch; give 2 or more")
+        parser.error(f"--batch {args.batch}: the mixed step pastes each image onto another of its batch; "
+                     "give 2 or more")
     base = {"model": args.model, "batch": args.batch, "height": height, "width": width,
             "steps": args.steps}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

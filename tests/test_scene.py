@@ -556,9 +556,9 @@ def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_c
     # As SSMA: N x 256 // latent_reduction channels in the gate's bottleneck.
     assert SSMASceneClassifier(3, latent_reduction=3).get_layer("ssma_latent").get_config()["reduced_filters"] == 170
     for wrong in (True, 0, 513, 2.5):
-        with pytest.raises(ValueError, match=r"SSMASceneClassifier latent_reduction must be an integer in 1\.\.512 "
-                                             rf"\(its SSMA block's bottleneck has 2 x 256 / latent_reduction channels\), "
-                                             rf"got {wrong!r}"):
+        message = (r"SSMASceneClassifier latent_reduction must be an integer in 1\.\.512 \(its SSMA block's "
+                   rf"bottleneck has 2 x 256 / latent_reduction channels\), got {wrong!r}")
+        with pytest.raises(ValueError, match=message):
             SSMASceneClassifier(3, latent_reduction=wrong)
 
 
