@@ -316,6 +316,15 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if args.intrinsics_size is not None and args.preset is not None:
             parser.error("--intrinsics-size is for --intrinsics and the intrinsics files; presets "
                          "know their image size")
+        # Before: 0 divided by zero at the first depth map, and a negative size was blamed on the
+        # first depth file (or its intrinsics file) as a failure of that file.
+        if args.intrinsics_size is not None and min(args.intrinsics_size) <= 0:
+            width, height = args.intrinsics_size
+            parser.error(f"--intrinsics-size must be a positive WIDTH HEIGHT in pixels, got {width} {height}")
+    if args.command == "fill" and not args.max_depth > completion.FILLED_THRESHOLD_M:
+        # Before: refused by the completion at every image, as a failure of the first input file.
+        parser.error(f"--max-depth must be a number of metres above {completion.FILLED_THRESHOLD_M:g}, "
+                     f"got {args.max_depth:g}")
     if args.command in ("ndvi", "evi") and args.from_list is None and args.rgb_dir is None:
         parser.error(f"{args.command} needs --rgb-dir (red and blue come from the RGB images)")
     if args.command in ("ndvi", "evi") and args.from_list is not None:

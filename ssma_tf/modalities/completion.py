@@ -37,7 +37,7 @@ BLUR_TYPES = ("gaussian", "bilateral", "none")
 
 # A pixel of inverted depth counts as filled above this many metres, the authors' threshold; it
 # keeps values a dilation spread from float round-off away from being taken for depth.
-_FILLED_THRESHOLD_M = 0.1
+FILLED_THRESHOLD_M = 0.1
 
 
 def units_per_metre(units: Union[str, float]) -> float:
@@ -91,7 +91,7 @@ def fill_depth(
     """Fills the holes of a depth map (Ku et al., 2018); the defaults are the published ones.
 
     Args:
-        depth: (H, W) depth; 0 and non-finite values are missing.
+        depth: (H, W) depth; 0, non-finite values and depth of 0.1 m or less are missing.
         units: units of `depth` and of the result: "m", "cm", "mm" or units per metre
             (see `units_per_metre`).
         max_depth: inversion constant in metres (100 m in the paper). Depths within 0.1 m of it or
@@ -125,13 +125,15 @@ def fill_depth(
         raise ParameterError(f"fill_depth expects a 2-D depth map, got shape {depth.shape}")
     if blur not in BLUR_TYPES:
         raise ParameterError(f"blur must be one of {BLUR_TYPES}, got {blur!r}")
-    if not max_depth > _FILLED_THRESHOLD_M:
-        raise ParameterError(f"max_depth must be above {_FILLED_THRESHOLD_M} m, got {max_depth!r}")
+    if not max_depth > FILLED_THRESHOLD_M:
+        raise ParameterError(f"max_depth must be above {FILLED_THRESHOLD_M} m, got {max_depth!r}")
     scale = units_per_metre(units)
 
     metres = depth.astype(np.float64) / scale
     max_depth = float(max_depth)
-    valid = np.isfinite(metres) & (metres > 0) & (metres < max_depth - _FILLED_THRESHOLD_M)
+    # Depth of 0.1 m or less is missing, as in the authors' inversion (`depth > 0.1`): before, 0.05 m was
+    # inverted to 99.95 m and spread over its neighbourhood as the nearest surface of the image.
+    valid = np.isfinite(metres) & (metres > FILLED_THRESHOLD_M) & (metres < max_depth - FILLED_THRESHOLD_M)
     # Step 1: inversion. Empty pixels are 0, below every inverted depth.
     inverted = np.where(valid, max_depth - metres, 0.0).astype(np.float32)
 
@@ -152,7 +154,7 @@ def fill_depth(
 
     # Step 7: smoothing of the filled pixels only, so that holes left empty stay empty and the
     # blur does not drag values towards the 0 of empty pixels beyond their borders.
-    filled = inverted > _FILLED_THRESHOLD_M
+    filled = inverted > FILLED_THRESHOLD_M
     if median_size > 1:
         inverted = np.where(filled, morphology.median_filter(inverted, median_size), inverted)
     if blur == "gaussian":
@@ -164,7 +166,7 @@ def fill_depth(
         inverted = np.where(filled, smoothed, inverted)
 
     # Step 8: back to depth in the caller's units.
-    filled = inverted > _FILLED_THRESHOLD_M
+    filled = inverted > FILLED_THRESHOLD_M
     out = np.where(filled, (max_depth - inverted.astype(np.float64)) * scale, 0.0)
     if keep_valid:
         out = np.where(valid, metres * scale, out)
@@ -172,13 +174,13 @@ def fill_depth(
 
 
 def _fill_empty(inverted: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    empty = inverted <= _FILLED_THRESHOLD_M
+    empty = inverted <= FILLED_THRESHOLD_M
     return np.where(empty, candidate, inverted)
 
 
 def _extend_to_top(inverted: np.ndarray) -> np.ndarray:
     """Repeats the top-most filled value of each column in the rows above it."""
-    filled = inverted > _FILLED_THRESHOLD_M
+    filled = inverted > FILLED_THRESHOLD_M
     has_value = filled.any(axis=0)
     top_row = np.argmax(filled, axis=0)  # first filled row; 0 for columns without any
     columns = np.arange(inverted.shape[1])

@@ -69,6 +69,14 @@ class Intrinsics:
         for name in ("cx", "cy"):
             if not np.isfinite(getattr(self, name)):
                 raise ParameterError(f"Intrinsics.{name} must be finite, got {getattr(self, name)!r}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            # Before: a size of 0 passed here and `scaled_to` divided by it (ZeroDivisionError).
+            if value is not None and (int(value) != value or value <= 0):
+                raise ParameterError(f"Intrinsics.{name} must be a positive whole number of pixels, got {value!r}")
+        if (self.width is None) != (self.height is None):
+            raise ParameterError("Intrinsics.width and .height are given together or not at all, got "
+                                 f"width={self.width!r}, height={self.height!r}")
 
     def scaled_to(self, width: int, height: int) -> "Intrinsics":
         """Returns the intrinsics of the same camera for an image resized to `width` x `height`.

@@ -209,7 +209,7 @@ def write_depth(path: PathLike, depth: np.ndarray, *, overwrite: bool = False,
     if suffix != ".png":
         raise ParameterError(f"cannot write depth '{path}': use a .png or .npy file name")
     values = np.nan_to_num(depth.astype(np.float64), nan=0.0)
-    if values.min() < 0 or values.max() > 65535.5:
+    if values.min() < 0 or values.max() >= 65535.5:  # 65535.5 rounds to 65536, 0 in 16 bits
         raise ParameterError(
             f"cannot write depth '{path}' as 16-bit PNG: values span {values.min():g}..{values.max():g}, "
             "outside 0..65535 (store millimetres, or write .npy)"

@@ -125,3 +125,14 @@ def test_vga_frame_is_fast():
     completion.fill_depth(holey, units="mm")
     # About 0.1-0.2 s of CPU on a laptop core; a per-pixel Python loop would take minutes.
     assert time.process_time() - start < 2.0
+
+
+def test_depth_of_a_tenth_of_a_metre_or_less_is_missing():
+    """Helper 160: the authors' inversion takes only depth above 0.1 m; 0.05 m became the nearest
+    surface of the image (99.95 m inverted) and spread over its neighbourhood."""
+    depth = np.full((30, 40), 2.0)
+    depth[15, 20] = 0.05
+    filled = completion.fill_depth(depth, keep_valid=True)
+    np.testing.assert_allclose(filled, 2.0, atol=1e-4)
+    filled = completion.fill_depth(depth)
+    np.testing.assert_allclose(filled, 2.0, atol=1e-4)

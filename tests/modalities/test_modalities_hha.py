@@ -171,3 +171,12 @@ def test_vga_frame_is_fast(room):
     hha.encode_hha(scene["depth"], intrinsics)
     # About 0.3 s of CPU on a laptop core; a per-pixel Python loop would take minutes.
     assert time.process_time() - start < 3.0
+
+
+@pytest.mark.parametrize("size, message", [((0, 480), "width must be a positive whole number"),
+                                           ((640, -1), "height must be a positive whole number"),
+                                           ((640, None), "given together")])
+def test_intrinsics_image_size_is_checked(size, message):
+    """Helper 160: a width of 0 passed and `scaled_to` divided by it (ZeroDivisionError)."""
+    with pytest.raises(ValueError, match=message):
+        hha.Intrinsics(500.0, 500.0, 320.0, 240.0, *size)

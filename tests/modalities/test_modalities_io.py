@@ -134,3 +134,12 @@ def test_an_image_that_is_not_depth_is_named_for_what_it_is(tmp_path, mode, said
         io.read_depth(path)
     assert str(raised.value) == (f"depth '{path}' must be a single-channel image (16-bit, 8-bit, 32-bit or float), "
                                  f"got {said} of 32x48 (height x width)")
+
+
+def test_write_depth_refuses_what_rounds_past_16_bits(tmp_path):
+    """Helper 160: 65535.5 passed the range check, rounded to 65536 and was written as 0 (missing)."""
+    with pytest.raises(ValueError, match=r"edge\.png.*65535"):
+        io.write_depth(tmp_path / "edge.png", np.array([[1000.0, 65535.5]]))
+    assert not (tmp_path / "edge.png").exists()
+    io.write_depth(tmp_path / "top.png", np.array([[1000.0, 65535.4]]))
+    np.testing.assert_array_equal(io.read_depth(tmp_path / "top.png"), [[1000, 65535]])

@@ -813,3 +813,23 @@ def test_skip_existing_writes_the_list_again(scannet_like, prepare_modality):
     (root / "train.txt").write_text("stale\n")
     assert prepare_modality(args + ["--skip-existing"]) == 0
     assert (root / "train.txt").read_text() == listed and (root / "jet" / "1.png").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["hha", "--intrinsics", "50", "50", "31.5", "23.5", "--intrinsics-size", "0", "48"],
+     "--intrinsics-size must be a positive WIDTH HEIGHT in pixels, got 0 48"),
+    (["hha", "--intrinsics", "50", "50", "31.5", "23.5", "--intrinsics-size", "64", "-48"],
+     "--intrinsics-size must be a positive WIDTH HEIGHT in pixels, got 64 -48"),
+    (["fill", "--max-depth", "0.05"], "--max-depth must be a number of metres above 0.1, got 0.05"),
+    (["fill", "--max-depth", "nan"], "--max-depth must be a number of metres above 0.1, got nan"),
+])
+def test_a_bad_camera_size_or_inversion_depth_is_a_usage_error(scannet_like, prepare_modality, capsys, arguments,
+                                                                  message):
+    """Helper 160: --intrinsics-size 0 crashed with ZeroDivisionError, a negative size and a --max-depth the
+    completion refuses were reported as failures of the first depth file."""
+    root = scannet_like
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality([arguments[0], str(root / "depth"), "-o", str(root / "out"), "--units", "mm", *arguments[1:]])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in error and "0.png" not in error
+    assert not (root / "out").exists()
