@@ -16,7 +16,8 @@ from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variab
 
 
 class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
-    """Adam (TF1 semantics: ε added to √v̂) with a learning-rate factor per variable.
+    """Adam (TF1 semantics: ε added to √v, the "epsilon hat" of Kingma & Ba) with a learning-rate factor
+    per variable.
 
     Adam's step is proportional to the learning rate and independent of the gradient's scale, so
     scaling gradients cannot slow a group of variables down; scaling the learning rate of those
