@@ -96,7 +96,8 @@ def format_scene_metrics(metrics: Dict[str, object]) -> str:
     for row in metrics["per_class"]:
         lines.append(f"{row['name']:<20} {cell(row['recall'])} {cell(row['iou'])} {row['scenes']:7d}")
     lines.append(f"{'mean':<20} {cell(metrics['mean_recall'])} {cell(metrics['mean_iou'])} {metrics['num_scenes']:7d}")
-    lines.append(f"accuracy {metrics['accuracy']:.1f} %")
+    accuracy = metrics["accuracy"]  # None without any scene (before: a TypeError here)
+    lines.append("accuracy – (no scenes)" if accuracy is None else f"accuracy {accuracy:.1f} %")
     return "\n".join(lines)
 
 
@@ -494,6 +495,12 @@ def evaluate_scene_classifier(
         path = os.fspath(model)
         if os.path.isdir(path):
             folder, path = path, os.path.join(path, FINAL_SCENE_MODEL)
+            if os.path.exists(path) and os.path.isdir(os.path.join(folder, RESUME_FOLDER)):
+                # Before: the earlier run's model was evaluated without a word while a later run into the
+                # folder (more steps, other data) was unfinished.
+                warnings.warn(f"{folder} also holds an unfinished training run ({RESUME_FOLDER}/): evaluating "
+                              f"{FINAL_SCENE_MODEL}, the model of the run that finished before it; run the "
+                              "ssma-scene train command again to finish the newer one", ConfigWarning, stacklevel=2)
             if not os.path.exists(path):
                 # Before: Keras' "File not found" traceback, also for a run stopped before its end.
                 unfinished = os.path.isdir(os.path.join(folder, RESUME_FOLDER))
@@ -504,6 +511,10 @@ def evaluate_scene_classifier(
                     path=folder)
         elif not os.path.exists(path):
             raise UserInputError("no such model file or run folder", path=path)
+        elif path.endswith(".weights.h5"):
+            # Before: "cannot read the model file ...", as if the file were damaged.
+            raise UserInputError(f"{path} holds weights only (a training run's state, or saved weights), not a "
+                                 f"model: give the run's folder or its {FINAL_SCENE_MODEL}", path=path)
         model = load_keras_model(path, (SSMASceneClassifier,))
     trained = getattr(model, "input_size", None)
     if (height is None) != (width is None):

@@ -11,7 +11,7 @@ from ssma_tf.cli import scene as cli
 from ssma_tf.config import ConfigWarning
 from ssma_tf.data.scene import build_scene_dataset, read_scene_list, write_scene_records
 from ssma_tf.errors import UserInputError
-from ssma_tf.scene import evaluate_scene_classifier, scene_metrics, train_scene_classifier
+from ssma_tf.scene import evaluate_scene_classifier, format_scene_metrics, scene_metrics, train_scene_classifier
 from tests.data.helpers import save_png, write_list
 from tests.training_helpers import write_records
 
@@ -103,6 +103,8 @@ def test_metrics_are_table_22s_recall_and_iou():
     assert b["recall"] == 50.0 and b["iou"] == pytest.approx(100 * 2 / 5)
     assert c["recall"] is None and c["iou"] == 0.0  # predicted twice, never true
     assert metrics["mean_recall"] == 62.5 and metrics["accuracy"] == 62.5
+    # Without any scene (before: a TypeError formatting the accuracy).
+    assert format_scene_metrics(scene_metrics(np.zeros((2, 2)), ["a", "b"])).splitlines()[-1] == "accuracy – (no scenes)"
 
 
 # Trained without experts on purpose (the first run checks the warning): the later runs' warnings
@@ -178,6 +180,11 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     assert f"error: cannot read the model file {tmp_path / 'bad.keras'}: " in capsys.readouterr().err
     assert cli.main(["evaluate", str(tmp_path / "nothere"), "--test_data", data]) == 2
     assert f"error: {tmp_path / 'nothere'}: no such model file or run folder" in capsys.readouterr().err
+    # A run's state is weights only (before: "cannot read the model file", as if damaged; helper 162).
+    state = whole / "resume" / "state.weights.h5"
+    assert cli.main(["evaluate", str(state), "--test_data", data]) == 2
+    assert (f"error: {state} holds weights only (a training run's state, or saved weights), not a model: give the "
+            "run's folder or its scene.keras") in capsys.readouterr().err
     # Other settings or records are refused, naming the first that differs, before the model is built.
     with pytest.raises(UserInputError, match=r"run/resume holds an unfinished run with learning_rate 0\.01, this one "
                                              r"has 0\.02: give the same settings"):
@@ -220,6 +227,12 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     from PIL import Image
 
     assert Image.open(tmp_path / "confusion.png").size[0] > 3 * 40
+    # A later run into the folder, unfinished: its scene.keras is the earlier run's, said (before: evaluated
+    # without a word; helper 162).
+    (run / "resume").mkdir()
+    assert cli.main(["evaluate", str(run), "--test_data", data]) == 0
+    assert (f"warning: {run} also holds an unfinished training run (resume/): evaluating scene.keras, the model of "
+            "the run that finished before it") in capsys.readouterr().err
     # A class name too few (before: an IndexError; one too many was dropped without a word); the
     # model in memory, as loading its file again costs seconds.
     with pytest.raises(UserInputError, match=r"^2 class names for the model's 3 classes \(left, top\); give one per "
