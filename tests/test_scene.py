@@ -104,7 +104,8 @@ def test_metrics_are_table_22s_recall_and_iou():
     assert c["recall"] is None and c["iou"] == 0.0  # predicted twice, never true
     assert metrics["mean_recall"] == 62.5 and metrics["accuracy"] == 62.5
     # Without any scene (before: a TypeError formatting the accuracy).
-    assert format_scene_metrics(scene_metrics(np.zeros((2, 2)), ["a", "b"])).splitlines()[-1] == "accuracy – (no scenes)"
+    table = format_scene_metrics(scene_metrics(np.zeros((2, 2)), ["a", "b"]))
+    assert table.splitlines()[-1] == "accuracy – (no scenes)"
 
 
 # Trained without experts on purpose (the first run checks the warning): the later runs' warnings
