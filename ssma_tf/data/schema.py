@@ -200,8 +200,15 @@ def decode_image(data: tf.Tensor, height: tf.Tensor, width: tf.Tensor, channels:
         image = tf.io.decode_png(data, channels=channels, dtype=tf.uint8)
         if channels == 3:
             image = tf.reverse(image, axis=[-1])  # PNG holds RGB, the schema is BGR.
-        # The reshape fails loudly if the PNG's size disagrees with height/width.
-        return tf.reshape(image, shape)
+        # A PNG of another size than the record's height/width fails here. Before, only one of another
+        # area did: a transposed size (height and width swapped by a writer) reshaped the pixels into a
+        # scrambled image and label without a word (helper 165).
+        size = tf.shape(image)[:2]
+        check = tf.debugging.assert_equal(
+            size, shape[:2],
+            message="a PNG image's size (height, width) differs from the record's height and width")
+        with tf.control_dependencies([check]):
+            return tf.reshape(image, shape)
 
     def from_raw() -> tf.Tensor:
         return tf.reshape(tf.io.decode_raw(data, tf.uint8), shape)

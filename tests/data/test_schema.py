@@ -105,3 +105,26 @@ def test_encode_rejects_bad_arrays():
         encode_example(modality1, label[..., None])
     with pytest.raises(ValueError, match="encoding"):
         encode_example(modality1, label, encoding="jpeg")
+
+
+def test_a_png_of_the_records_area_but_another_size_is_refused(tmp_path):
+    """Helper 165: height and width swapped by a writer (the same area) reshaped the PNG's pixels
+    into a scrambled image and label without a word; only another area failed."""
+    from ssma_tf.data.pipeline import build_dataset, naming_damaged_records
+    from ssma_tf.data.records import RecordError
+
+    modality1, _, label = random_sample(32, 48, 3, seed=2)
+    example = tf.train.Example.FromString(encode_example(modality1, label, encoding="png"))
+    example.features.feature["height"].int64_list.value[0] = 48
+    example.features.feature["width"].int64_list.value[0] = 32
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"a PNG image's size \(height, width\) differs"):
+        decode_example(example.SerializeToString())
+    path = str(tmp_path / "swapped.tfrecords")
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(example.SerializeToString())
+    with pytest.raises(RecordError, match=r"swapped\.tfrecords, record 0: modality1 is a 32x48 PNG but the record "
+                                          r"says 48x32"):
+        with naming_damaged_records(path, 1):
+            for _ in build_dataset(path, num_classes=3, height=48, width=32, batch_size=1, training=False,
+                                   modalities=1):
+                pass
