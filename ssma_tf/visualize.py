@@ -106,7 +106,9 @@ def colorize(label_ids: np.ndarray, palette: ArrayLike) -> np.ndarray:
                 f"label id {bad} has no colour: the palette has {len(colours)} classes "
                 f"(ids 0..{len(colours) - 1})"
             )
-    return colours[ids]
+    # As integers: a boolean map indexed the palette as a selection mask (a 1-D array, or an
+    # IndexError naming neither; helper 169).
+    return colours[ids.astype(np.intp)]
 
 
 def _as_rgb(image: np.ndarray, name: str) -> np.ndarray:

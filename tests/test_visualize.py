@@ -26,6 +26,14 @@ def test_colorize_accepts_a_trailing_channel_and_a_list_palette():
     np.testing.assert_array_equal(image, [[[4, 5, 6], [1, 2, 3]]])
 
 
+def test_colorize_takes_a_boolean_map_as_ids_0_and_1():
+    """Helper 169: a boolean map indexed the palette as a selection mask: a 1-D array when its width
+    was the palette's length, else an IndexError."""
+    mask = np.eye(4, dtype=bool)
+    np.testing.assert_array_equal(visualize.colorize(mask, PALETTE), PALETTE[mask.astype(int)])
+    assert visualize.colorize(np.array([[True, False]]), PALETTE).shape == (1, 2, 3)
+
+
 def test_colorize_rejects_ids_without_a_colour():
     with pytest.raises(ValueError, match="label id 4 has no colour"):
         visualize.colorize(np.array([[0, 4]]), PALETTE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.inference.predictor import PredictionError
@@ -245,6 +245,22 @@ def collect_samples(
 EXPORT_METADATA = "the export's metadata"
 
 
+def _sixteen_bit_warnings(samples: Sequence[Any], sixteen_bit_warning: Callable[[str], Optional[str]]) -> list[str]:
+    """One warning for the 16-bit images of every sample (headers only), naming a few of them.
+
+    Before: only the first sample's images were looked at, so raw depth further down a list or a
+    folder was predicted from its high byte (nearly black) without a word (helper 169)."""
+    deep = [path for path in dict.fromkeys(path for sample in samples for path in sample.modalities if path)
+            if sixteen_bit_warning(path)]
+    if not deep:
+        return []
+    message = sixteen_bit_warning(deep[0])
+    if len(deep) > 1:
+        shown = ", ".join(deep[1:4]) + (f" and {len(deep) - 4} more" if len(deep) > 4 else "")
+        message += f"; {len(deep) - 1} other input image{'s are' if len(deep) > 2 else ' is'} 16-bit too: {shown}"
+    return [message]
+
+
 def check_inputs(
     samples: Sequence[Sample],
     *,
@@ -286,7 +302,7 @@ def check_inputs(
     if not samples:
         return []
     first = samples[0]
-    warnings = [w for w in map(sixteen_bit_warning, filter(None, first.modalities)) if w]
+    warnings = _sixteen_bit_warnings(samples, sixteen_bit_warning)
     if fusion:
         if listed and first.label is None and looks_like_label(first.modalities[-1]):
             warnings.append(

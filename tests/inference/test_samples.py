@@ -296,3 +296,29 @@ def test_a_folder_suffix_given_with_its_extension_is_told_so(tmp_path):
     assert [s.name for s in collect_samples(False, modality1=tmp_path, modality1_suffix="_rgb")] == ["city"]
     with pytest.raises(PredictionError, match=r"ends in '_depth' in .* \(use --recursive for sub-folders\)$"):
         collect_samples(False, modality1=tmp_path, modality1_suffix="_depth")
+
+
+def test_16_bit_images_further_down_are_warned_of_too(tmp_path):
+    """Helper 169: only the first sample's images were looked at; raw depth on a later line was
+    predicted from its high byte (nearly black) without a word."""
+    from PIL import Image
+
+    from ssma_tf.inference.samples import check_inputs
+
+    lines = []
+    for index in range(6):
+        write_rgb(tmp_path / f"rgb{index}.png", np.zeros((4, 4, 3)))
+        if index in (2, 3, 4, 5, 1):
+            Image.fromarray(np.full((4, 4), 3000, np.uint16)).save(tmp_path / f"d{index}.png")
+        else:
+            write_rgb(tmp_path / f"d{index}.png", np.zeros((4, 4, 3)))
+        lines.append(f"rgb{index}.png d{index}.png")
+    (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
+    fusion = dict(fusion=True, modalities=2, input_modality="modality1", listed=True)
+    (warning,) = check_inputs(collect_samples(True, list_file=tmp_path / "list.txt"), **fusion)
+    assert warning.startswith(f"{tmp_path / 'd1.png'} is a 16-bit image (mode I;16)")
+    assert warning.endswith(f"; 4 other input images are 16-bit too: {tmp_path / 'd2.png'}, {tmp_path / 'd3.png'}, "
+                            f"{tmp_path / 'd4.png'} and 1 more")
+    (tmp_path / "two.txt").write_text("rgb0.png d0.png\nrgb1.png d1.png\n")
+    (warning,) = check_inputs(collect_samples(True, list_file=tmp_path / "two.txt"), **fusion)
+    assert warning.startswith(f"{tmp_path / 'd1.png'} is a 16-bit image") and "other input" not in warning
