@@ -166,6 +166,27 @@ class ExportedModel:
 
         return run
 
+    def _tflite_inputs_in_order(self, details: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """The interpreter's inputs in the metadata's order, matched by name.
+
+        A converted SavedModel names them "serving_default_modality3:0" and lists them in no set
+        order; a converted function names them "modality3". Sorting the names as text put
+        modality10 before modality2 (before: the wrong image fed to each input from ten modalities
+        on, silently).
+        """
+        names = list(self.metadata["inputs"])
+        found: Dict[str, Dict[str, Any]] = {}
+        for detail in details:
+            name = str(detail["name"]).removeprefix("serving_default_").split(":")[0]
+            found[name] = detail
+        missing = [name for name in names if name not in found]
+        if missing or len(details) != len(names):
+            raise ExportedModelError(
+                f"{self.folder}: the TFLite model's inputs ({', '.join(str(d['name']) for d in details)}) do not match "
+                f"the inputs its ssma_tf.json names ({', '.join(names)}); export it again with "
+                "ssma-export --format tflite", self.folder)
+        return [found[name] for name in names]
+
     def _open_tflite(self, path: str, threads: Optional[int]):
         require("tflite")
         from ai_edge_litert.interpreter import Interpreter
@@ -174,7 +195,7 @@ class ExportedModel:
         with native_lines_filtered(dropping("INFO: Created TensorFlow Lite XNNPACK delegate")):
             interpreter = Interpreter(model_path=path, num_threads=threads)
             interpreter.allocate_tensors()
-        inputs = sorted(interpreter.get_input_details(), key=lambda d: d["name"])
+        inputs = self._tflite_inputs_in_order(interpreter.get_input_details())
         (output,) = interpreter.get_output_details()
 
         def convert(array: np.ndarray, detail: Dict[str, Any]) -> np.ndarray:

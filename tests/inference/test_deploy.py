@@ -597,3 +597,43 @@ def test_openvino_inputs_are_fed_by_name_whatever_their_order_in_the_model(tmp_p
     expected = model(images)["softmax"].numpy()
     got = backends.load_exported(tmp_path / "ov", "openvino")(images)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_tflite_inputs_are_fed_in_the_metadatas_order_from_ten_modalities_on(tmp_path):
+    """The runner sorted the TFLite inputs by name as text: modality10 came before modality2, and
+    from ten modalities on each image went to another input without a word."""
+    import tensorflow as tf
+
+    from ssma_tf.constants import EXPORT_METADATA
+
+    count, size = 11, (16, 16)
+    names = [f"modality{i}" for i in range(1, count + 1)]
+    specs = [tf.TensorSpec([1, *size, 3], tf.float32, name=name) for name in names]
+
+    # Channel k of the output is the mean of the k-th input: which image reached which input.
+    def serve(*images):
+        return {"probabilities": tf.stack([tf.reduce_mean(image, axis=-1) for image in images], axis=-1)}
+
+    function = tf.function(serve, input_signature=specs)
+    module = tf.Module()
+    module.serve = function
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures={"serving_default": function})
+    # A converted SavedModel lists its inputs in no set order, named serving_default_modalityK:0.
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved"), signature_keys=["serving_default"])
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "model.tflite").write_bytes(converter.convert())
+    meta = {"format": "ssma_tf tflite export", "backend": "tflite", "files": {"tflite": "model.tflite"},
+            "precision": "float32", "model": "ssma", "fusion": "ssma", "num_classes": count, "inputs": names,
+            "size": list(size)}
+    (folder / EXPORT_METADATA).parent.mkdir(parents=True, exist_ok=True)
+    (folder / EXPORT_METADATA).write_text(json.dumps(meta))
+    images = [np.full((1, *size, 3), 10.0 * k, np.float32) for k in range(1, count + 1)]
+    got = backends.load_exported(folder, "tflite")(images)
+    np.testing.assert_allclose(got[0, 0, 0], [10.0 * k for k in range(1, count + 1)])
+    # An input the metadata does not name is refused, not fed by guess.
+    meta["inputs"] = names[:-1] + ["depth"]
+    (folder / EXPORT_METADATA).write_text(json.dumps(meta))
+    with pytest.raises(backends.ExportedModelError, match=r"inputs \(.*\) do not match the inputs its ssma_tf.json "
+                                                          r"names \(modality1, .*, depth\)"):
+        backends.load_exported(folder, "tflite")
