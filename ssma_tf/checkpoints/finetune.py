@@ -15,12 +15,13 @@ from typing import Any
 
 import keras
 
-from ssma_tf.checkpoints.loading import load_model
+from ssma_tf.checkpoints.loading import load_like, load_model
 from ssma_tf.checkpoints.reading import refuse_pruned_source
 from ssma_tf.checkpoints.reading import stored_num_classes as _stored_num_classes
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.checkpoints.tf1_names import DECODER_SCOPES
+from ssma_tf.config.runs import is_run
 from ssma_tf.constants import EASPP_RATES
 from ssma_tf.models.decoder import CLASS_LAYERS
 from ssma_tf.models.factory import model_name
@@ -62,6 +63,15 @@ def _layers_with_weights(model: keras.Model) -> dict[str, Any]:
     return {layer.name: layer for layer in model.layers if layer.weights}
 
 
+def _difference(arrays: list, variables: list) -> str:
+    """The first weight whose shape differs, named with both shapes (or the two weight counts)."""
+    if len(arrays) != len(variables):
+        return f"the checkpoint's layer has {len(arrays)} weights, the model's {len(variables)}"
+    array, variable = next((a, v) for a, v in zip(arrays, variables) if tuple(a.shape) != tuple(v.shape))
+    return (f"its weight {variable.path} has the shape {tuple(array.shape)} in the checkpoint, "
+            f"{tuple(variable.shape)} here")
+
+
 def stored_num_classes(fmt: str, resolved: str) -> int:
     """The class count of an own AdapNet++/SSMA checkpoint (`ssma_tf.checkpoints.reading`)."""
     return _stored_num_classes(fmt == FORMAT_TF2, resolved)
@@ -90,8 +100,12 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
     elif resolved.endswith(".keras"):
         source = load_model(resolved)
     else:
-        # Own weights do not say the network: it must be the one being fine-tuned.
-        source = load_model(resolved, model_name(model), stored_num_classes(fmt, resolved))
+        # Own weights do not say the network: a training run's config beside them does; else it
+        # must be the one being fine-tuned (before: built with the default backbone and widths,
+        # so a MobileNet v2 or narrowed network's own file was refused as another network).
+        classes = stored_num_classes(fmt, resolved)
+        source = (load_model(resolved, model_name(model), classes) if is_run(resolved)
+                  else load_like(model, resolved, classes))
     if model_name(source) != model_name(model):
         raise CheckpointError(
             f"{resolved} holds {model_name(source)}, but the model to fine-tune is {model_name(model)}"
@@ -113,7 +127,9 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         arrays = available[name].get_weights()
         shapes = [tuple(v.shape) for v in layer.weights]
         if [a.shape for a in arrays] != shapes:
-            raise CheckpointError(f"{resolved}: layer {name} does not fit the model's (other options?)")
+            # The shapes that differ (before: "other options?" alone).
+            raise CheckpointError(f"{resolved}: layer {name} does not fit the model's: "
+                                  f"{_difference(arrays, layer.weights)} (another backbone, widths or options?)")
         pairs.append((layer, arrays))
     for layer, arrays in pairs:
         layer.set_weights(arrays)

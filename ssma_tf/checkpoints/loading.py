@@ -320,6 +320,28 @@ def load_model(
             raise with_heads from None
 
 
+def load_like(model: keras.Model, checkpoint: str, num_classes: int) -> keras.Model:
+    """The network `model` is (its class, backbone, widths, modalities and rates), built for
+    `num_classes` classes, with the weights of an own TF2 checkpoint or `.weights.h5` file that
+    does not say its network (no training run's config beside it); with auxiliary heads or
+    without, as the file holds them.
+
+    Raises:
+        CheckpointError: the file does not fit such a network (the error of `model`'s own heads).
+    """
+    config = dict(model.get_config(), num_classes=int(num_classes))
+    first = bool(config.get("aux_heads", True))
+    try:
+        return _built_and_loaded(lambda: type(model).from_config(dict(config, aux_heads=first)), checkpoint)
+    except CheckpointError as error:
+        if "aux_heads" not in config:
+            raise
+        try:
+            return _built_and_loaded(lambda: type(model).from_config(dict(config, aux_heads=not first)), checkpoint)
+        except CheckpointError:
+            raise error from None
+
+
 def _built_and_loaded(build: Callable[[], keras.Model], path: str) -> keras.Model:
     """The network `build` makes, with the weights at `path` loaded strictly (`load_weights`): its
     initial kernels are not drawn, as every weight is then loaded (`overwritten_weights`)."""

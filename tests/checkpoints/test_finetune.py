@@ -12,6 +12,7 @@ from ssma_tf.checkpoints.initialize import initialize_model
 from ssma_tf.config import ConfigError, config_from_dict
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.decoder import CLASS_LAYERS
+from ssma_tf.models.widths import decoder_widths
 
 
 def _config(tmp_path, **values):
@@ -123,3 +124,28 @@ def test_a_tf1_checkpoint_without_a_classifier_is_named(tmp_path):
     prefix = write_tf1_checkpoint(str(tmp_path / "experts.ckpt"), experts)
     with pytest.raises(CheckpointError, match=rf"^{prefix}: the checkpoint has no classifier \(conv78\)"):
         load_model(prefix)
+
+
+def test_own_weights_outside_a_run_are_read_into_a_network_built_like_the_target(tmp_path):
+    """A `.weights.h5` with no training run beside it was loaded into the default network (ResNet,
+    released widths): a MobileNet v2 or narrowed network's own file was refused as another model."""
+    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(64), aux_heads=False)
+    source([np.zeros((1, 32, 32, 3), np.float32)] * 2)
+    weights = str(tmp_path / "mine.weights.h5")
+    source.save_weights(weights)
+    model = SSMA(5, backbone="mobilenet_v2", widths=decoder_widths(64), aux_heads=True)
+    report = finetune_weights(model, weights)
+    assert (report.source_classes, report.target_classes) == (3, 5)
+    np.testing.assert_array_equal(model.get_layer("refine2_conv2").get_weights()[0],
+                                  source.get_layer("refine2_conv2").get_weights()[0])
+    # Another backbone than the target's is still refused, naming both.
+    with pytest.raises(CheckpointError, match="mobilenet_v2 backbone, but this SSMA is on the adapnet_pp"):
+        finetune_weights(SSMA(5), weights)
+
+
+def test_a_layer_that_does_not_fit_is_named_with_both_shapes(tmp_path):
+    source = AdapNetPP(3, input_channels=1)
+    source.save(tmp_path / "one_channel.keras")
+    with pytest.raises(CheckpointError, match=r"layer encoder does not fit the model.s: its weight input_bn/gamma has "
+                                              r"the shape \(1,\) in the checkpoint, \(3,\) here \(another backbone"):
+        finetune_weights(AdapNetPP(5), str(tmp_path / "one_channel.keras"))
