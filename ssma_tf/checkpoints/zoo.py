@@ -43,7 +43,7 @@ from ssma_tf.checkpoints.tf1_import import (
 from ssma_tf.constants import ADAPNET_PP, EASPP_RATES
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
-from ssma_tf.files import TEMPORARY_PREFIX, sha256_of_file
+from ssma_tf.files import TEMPORARY_PREFIX, leftover_temporaries, sha256_of_file, temporary_name
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
 
@@ -191,11 +191,20 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     folder = os.path.join(os.path.dirname(archive), stem + "_extracted")
     if os.path.isdir(folder):
         return folder
-    partial = os.path.join(os.path.dirname(archive), f"{TEMPORARY_PREFIX}{stem}_extracted")
-    shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while unpacking
+    # A name of this process's own: two processes loading one model for the first time shared
+    # `.partial-<stem>_extracted`, the second deleting what the first was unpacking (before: a
+    # raw FileNotFoundError in one of them).
+    _remove_dead_unpackings(folder)
+    partial = temporary_name(folder)
     try:
         _unpack(archive, partial, suffix)
-        os.replace(partial, folder)
+        try:
+            os.replace(partial, folder)
+        except OSError:
+            if not os.path.isdir(folder):
+                raise
+            # Another process unpacked the same archive first: its folder is as good as this one.
+            shutil.rmtree(partial, ignore_errors=True)
     except (EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile) as error:
         # Before: Keras only warned ("Could not extract archive.") of some, a bare EOFError named
         # no file for a cut .tar.gz, and the damaged copy stayed in the cache for every later call.
@@ -210,6 +219,19 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return folder
+
+
+def _remove_dead_unpackings(folder: str) -> None:
+    """Removes the temporaries of `folder` (`temporary_name`) that processes no longer running on
+    this machine left while unpacking it (killed); a running one's is its work in progress."""
+    for leftover in leftover_temporaries(folder):
+        pid = int(os.path.basename(leftover)[len(TEMPORARY_PREFIX):].split("-", 1)[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:  # running, under another user
+            pass
 
 
 def _unpack(archive: str, folder: str, suffix: Optional[str]) -> None:

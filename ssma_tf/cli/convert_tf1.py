@@ -3,7 +3,8 @@
     ssma-convert-tf1 --checkpoint path/to/model.ckpt --output model.weights.h5
 
 The model (AdapNet++ or SSMA) and its number of classes are read from the checkpoint's variables.
-A `.keras` output holds the architecture too, so `keras.models.load_model` opens it directly.
+A `.keras` output holds the architecture too: `ssma_tf.load_model` opens it, as does
+`keras.models.load_model` once `ssma_tf.models` is imported (it registers the networks).
 The eASPP rates are not in a checkpoint: those of the release whose folder holds it (the 19-class
 Cityscapes models': 6, 12, 18), else --easpp-rates (default 3 6 12).
 """

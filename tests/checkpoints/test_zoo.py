@@ -463,3 +463,33 @@ def test_a_tar_ending_in_a_keras_file_is_unpacked_as_a_tar(tmp_path):
     assert zipfile.is_zipfile(archive)  # what the content alone says
     folder = pathlib.Path(zoo.fetch_archive(archive.as_uri(), cache_dir=str(tmp_path / "cache")))
     assert sorted(p.name for p in (folder / "run").iterdir()) == ["final.keras", "model.ckpt.index"]
+
+
+def test_two_first_loads_of_one_archive_at_once_both_get_its_folder(tmp_path, monkeypatch):
+    """Both unpacked into one shared `.partial-<name>_extracted`: the second removed what the first
+    was unpacking, and one of them failed with a raw FileNotFoundError."""
+    good = tmp_path / "model.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.writestr("m/model.ckpt.index", b"not read here")
+    cache = str(tmp_path / "cache")
+    unpack = zoo._unpack
+    calls = []
+
+    def unpack_while_another_does(archive, folder, suffix):
+        calls.append(folder)
+        if len(calls) == 1:  # another process loads the same model meanwhile, and finishes first
+            assert zoo.fetch_archive(good.as_uri(), cache_dir=cache).endswith("model_extracted")
+        unpack(archive, folder, suffix)
+
+    monkeypatch.setattr(zoo, "_unpack", unpack_while_another_does)
+    folder = zoo.fetch_archive(good.as_uri(), cache_dir=cache)
+    assert len(calls) == 2 and (pathlib.Path(folder) / "m" / "model.ckpt.index").read_bytes() == b"not read here"
+    assert sorted(os.listdir(os.path.dirname(folder))) == ["model.zip", "model_extracted"]
+    # The unpacking of a process that was killed is removed; one still running is left alone.
+    os.remove(good)
+    cached = pathlib.Path(os.path.dirname(folder))
+    dead, alive = (cached / f".partial-{pid}-0123abcd-model_extracted" for pid in (2**22 + 7, os.getpid()))
+    dead.mkdir()
+    alive.mkdir()
+    zoo._remove_dead_unpackings(folder)
+    assert not dead.exists() and alive.exists()
