@@ -35,7 +35,10 @@ ARMS = (("rgb", "depth"), ("rgb", "thermal"), ("depth", "thermal"), ("rgb", "dep
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="three_modalities_output", help="folder for data, runs, results")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (>= 2 for a range)")
+    from ssma_tf.cli.common import seed_number  # no TensorFlow
+
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1],
+                        help="training seeds (>= 2 for a range)")
     parser.add_argument("--num_train", type=int, default=160)
     parser.add_argument("--num_val", type=int, default=40)
     parser.add_argument("--height", type=int, default=48)

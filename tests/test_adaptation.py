@@ -874,7 +874,8 @@ def test_demo_writes_everything_under_its_output_folder(tmp_path, monkeypatch, c
     # config error).
     for flags, message in ((["--steps", "0"], "--steps must be >= 1, got 0"),
                            (["--adapt_steps", "-1"], "--adapt_steps must be >= 1, got -1"),
-                           (["--seeds", "1", "1"], "--seeds must be distinct numbers >= 0, got 1 1")):
+                           (["--seeds", "1", "1"], "--seeds names 1 more than once"),
+                           (["--seeds", "-1"], "argument --seeds: must be in 0..4294967295, got -1")):
         trained.clear()
         with pytest.raises(SystemExit):
             adaptation_demo.main(["--output", str(out), *flags])

@@ -793,6 +793,30 @@ def test_a_section_given_with_set_changes_the_files_section_key_by_key(workdir):
         config_with_overrides(abn, {"adaptation": {"views": 0}}, source="a.config", check_paths=False)
 
 
+def test_a_set_of_a_key_the_file_spells_as_its_alias_is_blamed_on_the_set(workdir):
+    """`--set intialize=...` over the file's `intialize:` was kept as `initialize`, and its error
+    named the file's line, whose value the --set had replaced (helper 167)."""
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN)
+    for spelling in ("intialize", "initialize"):
+        error = error_for(str(path), overrides={spelling: "missing/b.weights.h5"})
+        assert str(error).startswith(f"{path} with --set {spelling}='missing/b.weights.h5': key '")
+        assert error.line is None and "missing/b.weights.h5" in str(error)
+    config = load_config(str(path), overrides={"intialize": "", "learning_rate": 0.001})
+    assert "initialize" not in dict(config.lines) and "batch_size" in dict(config.lines)
+
+
+def test_a_key_yaml_reads_as_no_name_in_a_sections_set_is_blamed_on_the_set(workdir):
+    """`--set 'augmentation={yes: true}'` was blamed on the file, without the --set (helper 167)."""
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "augmentation:\n  flip: true\n")
+    error = error_for(str(path), check_paths=False, overrides={"augmentation": {True: True}})
+    assert str(error).startswith(f"{path} with --set augmentation={{True: True}}: key 'augmentation': YAML reads one "
+                                 "of its keys as True (bool), not as a name")
+    # The file's own such key is still the file's, with its line.
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "augmentation:\n  on: true\n")
+    error = error_for(str(path), check_paths=False, overrides={"augmentation": {"flip": False}})
+    assert str(error).startswith(f"{path}, line {len(path.read_text().splitlines())}: key 'augmentation: on'")
+
+
 def test_a_files_section_key_is_blamed_with_its_line_when_a_set_changes_another_key_of_the_section(workdir):
     """A typo in the file's `augmentation:` section was blamed on `--set 'augmentation={scale: ...}'`,
     without the file's line, though the --set gave only a right key."""

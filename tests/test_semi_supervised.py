@@ -1141,7 +1141,8 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     (["--steps", "0"], "--steps must be >= 1, got 0"),
     (["--arms", "supervised", "depth_x"], "--arms: unknown arm 'depth_x'"),
     # Before: NumPy's tracebacks after the data were generated.
-    (["--seeds", "0", "-1"], "--seeds must be >= 0, got -1"),
+    (["--seeds", "0", "-1"], "argument --seeds: must be in 0..4294967295, got -1"),
+    (["--seeds", "4294967296"], "argument --seeds: must be in 0..4294967295, got 4294967296"),
     (["--labeled", "300"], "--labeled 300 is more than the 200 training scenes"),
     (["--arms", "random_201"], "--arms random_201: 201 labeled scenes is more than the 200 training scenes"),
     # Before: one run reported as two seeds; arms no given model runs skipped, an empty table, exit 0.

@@ -32,7 +32,7 @@ import shlex
 import sys
 import time
 
-from ssma_tf.cli.common import ArgumentParser, add_version, tensorflow_command
+from ssma_tf.cli.common import ArgumentParser, add_version, distinct_or_exit, seed_number, tensorflow_command
 from ssma_tf.cli.experiment import evaluate_run, run_command, spread, train_run, write_config
 from ssma_tf.config.runs import find_run_config
 from ssma_tf.files import atomic_write
@@ -179,7 +179,7 @@ def _table(results: dict[str, dict[int, dict[str, float]]], steps: int, adapt_st
 def main(argv=None) -> int:
     """Runs what is not done yet and prints the table; returns the exit status."""
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["adapnet_pp", "ssma"])
     parser.add_argument("--steps", type=int, default=200, help="steps of the source training")
     parser.add_argument("--adapt_steps", type=int, default=100, help="steps of the adaptation")
@@ -191,8 +191,7 @@ def main(argv=None) -> int:
     for flag, value in (("--steps", args.steps), ("--adapt_steps", args.adapt_steps)):
         if value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
-    if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds must be distinct numbers >= 0, got {' '.join(map(str, args.seeds))}")
+    distinct_or_exit(parser, seeds=args.seeds)
     started = time.time()
     out = Folders(args.output)
     data = out.data

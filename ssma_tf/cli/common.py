@@ -399,6 +399,21 @@ def size_or_exit(parser: argparse.ArgumentParser, text: Optional[str]) -> Option
     raise AssertionError("unreachable")  # parser.error does not return
 
 
+SEED_MAXIMUM = 2**32 - 1  # the config's `seed` and NumPy's generators take 0..2^32-1
+
+
+def seed_number(text: str) -> int:
+    """The argparse `type` of a `--seed`/`--seeds` value: an integer in 0..`SEED_MAXIMUM`, told
+    before any work (before: -1 or 2^32 failed after an experiment's data were made)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= SEED_MAXIMUM:
+        raise argparse.ArgumentTypeError(f"must be in 0..{SEED_MAXIMUM}, got {value}")
+    return value
+
+
 def distinct_or_exit(parser: argparse.ArgumentParser, **lists: Optional[Sequence[Any]]) -> None:
     """Ends the command when a list flag (`seeds=[0, 0]` for `--seeds`) names a value twice: an
     experiment would count one run as two in its mean and range."""

@@ -43,7 +43,7 @@ import time
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_version, distinct_or_exit, stride_multiples_or_exit, tensorflow_command,
+    ArgumentParser, add_version, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_in_process, restart_unless_made_with, save_result, spread, train_in_process,
@@ -74,7 +74,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="python -m ssma_tf.cli.fusion_table", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="fusion_output", help="folder for data, checkpoints and results")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run of every arm per seed")
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1], help="one run of every arm per seed")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                         help=f"fusion methods to compare (of {', '.join(FUSION_METHODS)})")
     parser.add_argument("--expert_steps", type=int, default=200, help="training steps of each stage-1 expert")

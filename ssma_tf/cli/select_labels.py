@@ -19,6 +19,7 @@ from typing import List, Optional
 
 from ssma_tf.cli.common import (
     ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit, require_tensorflow_backend,
+    seed_number,
 )
 
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budgets", type=int, nargs="*", default=[],
                         help="smaller budgets on the way (each gets its own list)")
     parser.add_argument("-o", "--output", required=True, help="folder for the lists and scores")
-    parser.add_argument("--seed", type=int, default=0, help="picks the first image")
+    parser.add_argument("--seed", type=seed_number, default=0, help="picks the first image")
     parser.add_argument("--depth-encoding", default=None,
                         help="how modality 2 colours depth (default: the config's "
                              "semi_supervised.depth_encoding, else jet_near_red)")

@@ -28,7 +28,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ssma_tf.cli.common import ArgumentParser, distinct_or_exit, stride_multiples_or_exit, tensorflow_command
+from ssma_tf.cli.common import (
+    ArgumentParser, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
+)
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_run, forget_other_settings, is_finished, restart_unless_made_with, run_command,
     save_result, spread, train_run, write_config,
@@ -232,8 +234,6 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     if mixing and args.batch_size < 2:  # each image is mixed with another of its batch
         parser.error(f"--batch-size must be >= 2 for the {' and '.join(mixing)} arms (each image is mixed with "
                      f"another of its batch), got {args.batch_size}")
-    if min(args.seeds) < 0:  # before: NumPy's traceback after the data were generated
-        parser.error(f"--seeds must be >= 0, got {min(args.seeds)}")
     # Before: a seed or an arm given twice was reported as two runs (one run, its mean and range).
     distinct_or_exit(parser, seeds=args.seeds, arms=args.arms, models=args.models)
     # Labeled scenes come from the TRAIN_SCENES training scenes (before: NumPy's "Cannot take a
@@ -261,7 +261,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="semisup_output")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--arms", nargs="+",
                         default=["supervised", "classmix", "depthmix", "depth_12", "pretrained"],

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_version, command, seed_number
 from ssma_tf.data import synthetic
 
 
@@ -30,7 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="image height (at least 16; the networks need a multiple of 16)")
     parser.add_argument("--width", type=int, default=192,
                         help="image width (at least 16; the networks need a multiple of 16)")
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same files)")
+    parser.add_argument("--seed", type=seed_number, default=0, help="dataset seed (same seed, same files)")
     add_version(parser)  # and --debug
     parser.add_argument("--style", choices=synthetic.STYLES, default="source",
                         help="'target': the same scenes in a shifted look (dusk, another town), "

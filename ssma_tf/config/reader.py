@@ -367,18 +367,24 @@ class _Reader:
         (the caller names that)."""
         line = None
         # A key of a section that a --set changed key by key is the file's, unless the --set gave it.
-        in_file = name not in self.command_line or inner is not None and inner in self.from_file.get(name, ())
+        # Either spelling: `--set intialize=...` is kept as `initialize` (before: its error named
+        # the file's line of `intialize`, whose value the --set had replaced).
+        in_file = (not self.given(name)) or inner is not None and inner in self.from_file.get(name, ())
         if isinstance(self.d, ConfigMapping) and in_file:
             line = self.d.inner_line_of(name, inner) if inner is not None else None
             line = line or self.d.line_of(name, ALIASES)
         return ConfigError(message, key=name, source=self.source, missing=missing, line=line)
+
+    def given(self, name: Optional[str]) -> bool:
+        """Whether a `--set` gave key `name`, in either spelling."""
+        return name is not None and ALIASES.get(name, name) in self.command_line
 
     def located(self, *names: str) -> str:
         """Where a warning about keys `names` points: the file with the `--set` that gave one of
         them, else with the line of the first one it has (before: the file alone, also when the
         value came from `--set`)."""
         for name in names:
-            if name in self.command_line:
+            if self.given(name):
                 return f"{self.source} with --set {name}"
         if isinstance(self.d, ConfigMapping):
             for name in names:
@@ -399,6 +405,11 @@ class _Reader:
                 wrong, key, line = name, spellings.get(name, str(name)), lines.lines.get(name)
             elif name in _SECTIONS and isinstance(value, Mapping) and any(not isinstance(k, str) for k in value):
                 wrong = next(k for k in value if not isinstance(k, str))
+                if self.given(name) and wrong not in self.from_file.get(name, ()):
+                    # A key of the --set's mapping (before: blamed on the file, no --set named).
+                    raise ConfigError(f"YAML reads one of its keys as {wrong!r} ({type(wrong).__name__}), not as a "
+                                      "name; no key is spelled so (configs/README.md lists them)", key=name,
+                                      source=self.source)
                 key, line = f"{name}: {spellings.get(wrong, str(wrong))}", lines.inner_lines.get((name, wrong))
             else:
                 continue
@@ -469,7 +480,7 @@ class _Reader:
         values = {**DEFAULTS, **given, "mode": self.mode, "source": self.source}
         if isinstance(self.d, ConfigMapping):
             values["lines"] = tuple((ALIASES.get(name, name), line) for name, line in self.d.lines.items()
-                                    if ALIASES.get(name, name) in DECLARED and name not in self.command_line)
+                                    if ALIASES.get(name, name) in DECLARED and not self.given(name))
         self.relate(values, given)
         config = RunConfig(**values)
         self.warn_about(config)

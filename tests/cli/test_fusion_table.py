@@ -189,6 +189,15 @@ def test_a_seed_or_method_given_twice_is_refused(capsys):
         assert f"{named} more than once" in capsys.readouterr().err
 
 
+def test_a_seed_outside_what_numpy_takes_is_refused_before_any_data(capsys):
+    """Before: `--seeds -1` made the synthetic data, then failed in the first arm's config (helper 167)."""
+    for text in ("-1", "4294967296", "one"):
+        with pytest.raises(SystemExit):
+            fusion_table.parse_args(["--seeds", "0", text])
+        err = capsys.readouterr().err
+        assert "argument --seeds: " in err and (f"got {text}" in err or f"got '{text}'" in err), err
+
+
 def test_a_fusion_arm_stopped_before_its_result_is_not_resumed_on_other_experts(tmp_path, monkeypatch, capsys):
     """With no result written (stopped during its training), the arm's run folder was resumed as it
     was after --expert_steps changed: fusion trained on, and evaluated as, the old experts'."""
