@@ -18,7 +18,7 @@ import re
 from ssma_tf.checkpoints.reading import (
     OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables, why_no_checkpoint,
 )
-from ssma_tf.config.runs import exported_backend, prune_folder
+from ssma_tf.config.runs import export_kind, exported_backend, prune_folder
 from ssma_tf.constants import FINAL_WEIGHTS, RUN_CONFIG, WEIGHTS_SUFFIXES
 from ssma_tf.files import checkpoint_prefix
 
@@ -109,7 +109,7 @@ def _what_folder(path: str) -> str:
     its backend) or a training run that has not saved yet."""
     backend = exported_backend(path)
     if backend in ("openvino", "tflite"):
-        return f": it is an {backend} export of ssma-export; run it with --backend {backend}"
+        return f": it is {export_kind(backend)} export of ssma-export; run it with --backend {backend}"
     if backend is not None:
         return ": it is an export of ssma-export (a SavedModel: load it with tf.saved_model.load), not weights"
     pruned = prune_folder(path)

@@ -150,7 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     compare = compare_input = None
     if args.compare is not None:
-        other = setup_inference(None, args.compare, None, None, None)
+        other = _compared_model(args.compare, setup_inference)
         compare = Predictor(other.model, size=predictor.size,
                             modality2_interpolation=other.modality2_interpolation, precision=args.precision,
                             input_modality=other.input_modality)
@@ -158,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     samples = collect_samples(
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
-        recursive=args.recursive, exclude=_picture_folders(args.output),
+        recursive=args.recursive, exclude=_picture_folders(args.output), num_classes=predictor.num_classes,
     )
     _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else None)
     summary = predict_files(
@@ -178,6 +178,34 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"pixels (red), the compared one on {100 * counts['reference_errors'] / scored:.2f}%; "
               f"{100 * counts['improvements'] / scored:.2f}% fixed by this model (green)")
     return 0
+
+
+def _compared_model(path: str, setup_inference):
+    """The `--compare` model's inference setup; an error names the flag and says what it takes
+    (before: it read as one about the model predicted, with advice no flag follows: `model=`,
+    `--backend openvino`)."""
+    from ssma_tf.config.runs import export_kind, exported_backend, is_run
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.inference.predictor import PredictionError
+
+    takes = "--compare takes a training run's folder, a .keras file or a TF1 checkpoint"
+    try:
+        backend = exported_backend(path)
+    except UserInputError:
+        backend = None  # reading it as a model names the problem
+    if backend is not None:
+        raise PredictionError(f"--compare {path} is {export_kind(backend)} export, which holds no weights to compare "
+                              f"in TensorFlow; {takes} (the one it was exported from)")
+    try:
+        return setup_inference(None, path, None, None, None)
+    except UserInputError as error:
+        reason = str(error)
+        if "does not say which network it holds" in reason and not is_run(path):
+            reason = (f"{path} is a weights file, which does not say its network (no training run's config beside "
+                      f"it); {takes}")
+        elif not reason.startswith(path):
+            reason = f"{path}: {reason}"
+        raise PredictionError(f"--compare {reason}") from None
 
 
 def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace, overrides) -> int:
@@ -211,7 +239,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1,
         modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
-        recursive=args.recursive, exclude=_picture_folders(args.output),
+        recursive=args.recursive, exclude=_picture_folders(args.output), num_classes=predictor.num_classes,
     )
     meta = exported.metadata
     held = predictor.modality2_interpolation

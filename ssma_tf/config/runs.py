@@ -128,9 +128,9 @@ def run_config(
     backend = exported_backend(run)
     if source is None and backend in ("openvino", "tflite"):
         # Before: "not a training run ...; give a config with -c", which evaluated nothing.
-        raise ConfigError(f"{os.fspath(run)} is an {backend} export of ssma-export, not a training run: evaluate it "
-                          f"with ssma-evaluate {os.fspath(run)} --backend {backend} --test_data RECORDS, or run it "
-                          f"with ssma-predict --backend {backend}")
+        raise ConfigError(f"{os.fspath(run)} is {export_kind(backend)} export of ssma-export, not a training run: "
+                          f"evaluate it with ssma-evaluate {os.fspath(run)} --backend {backend} --test_data RECORDS, "
+                          f"or run it with ssma-predict --backend {backend}")
     if source is None and backend is not None:
         raise ConfigError(f"{os.fspath(run)} is an export of ssma-export (a SavedModel), not a training run: give "
                           "the run it was exported from, or load it with tf.saved_model.load")
@@ -185,6 +185,11 @@ def read_export_metadata(folder: PathLike) -> dict:
     if not isinstance(meta, dict):
         raise ConfigError(f"the export's metadata is a JSON {type(meta).__name__}, not an object", source=path)
     return meta
+
+
+def export_kind(backend: str) -> str:
+    """An export of `backend` in a sentence: "an OpenVINO", "a TFLite", "a SavedModel"."""
+    return {"openvino": "an OpenVINO", "tflite": "a TFLite"}.get(backend, "a SavedModel")
 
 
 def exported_backend(path: PathLike) -> Optional[str]:

@@ -214,12 +214,12 @@ def _open_image(path: str, where: str) -> Image.Image:
 LABEL_LIKE_VALUES = 64
 
 
-def looks_like_label(path: str) -> bool:
+def looks_like_label(path: str, num_classes: Optional[int] = None) -> bool:
     """Whether an image file holds class ids: a palette image, or 8-bit grey with few values.
 
     A palette image is judged by its header; a grey one is decoded, since a grey depth map is
-    single-channel too but has many distinct values (more than `LABEL_LIKE_VALUES`). The callers
-    warn, never refuse.
+    single-channel too but has many distinct values (more than `LABEL_LIKE_VALUES`, or than
+    `num_classes` where a model of more classes reads it). The callers warn, never refuse.
     """
     try:
         with Image.open(path) as image:
@@ -227,21 +227,22 @@ def looks_like_label(path: str) -> bool:
                 return True
             if image.mode != "L":
                 return False
-            return np.unique(np.asarray(image)).size <= LABEL_LIKE_VALUES
+            return np.unique(np.asarray(image)).size <= max(LABEL_LIKE_VALUES, num_classes or 0)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return False  # reading it names the problem
 
 
-def cannot_be_label(path: str) -> bool:
+def cannot_be_label(path: str, num_classes: Optional[int] = None) -> bool:
     """Whether an image file cannot hold a label's class ids: a colour image (not grey saved as
     RGB), or 8-bit grey with more distinct values than labels have (`looks_like_label`: a grey
     depth map). Any other single-channel image (palette, 1-bit, 16- or 32-bit) can; so can a
-    file that cannot be read (reading it as a label names the problem).
+    file that cannot be read (reading it as a label names the problem). `num_classes`: as for
+    `looks_like_label` (before: a label of a 100-class model, with 80 ids in it, was no label).
     """
     try:
         with Image.open(path) as image:
             if image.mode == "L":
-                return not looks_like_label(path)
+                return not looks_like_label(path, num_classes)
             if image.mode in _LABEL_MODES:
                 return False
             return not (image.mode == "RGB" and _equal_channels(image))

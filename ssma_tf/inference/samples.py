@@ -59,14 +59,16 @@ def sample_from_files(modality1: Optional[PathLike], modality2: Optional[PathLik
     return Sample(_stem(first), paths[0], paths[1])
 
 
-def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List[Sample]:
+def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2,
+                      num_classes: Optional[int] = None) -> List[Sample]:
     """Reads a list file of samples to predict (relative paths are from the list's folder).
 
     Lines are `modality1 modality2 [label]` for SSMA (`modality1 ... modalityN [label]` for SSMA
     over `modalities` = N); for AdapNet++ `image`, `image label` or a fusion line `modality1
     ... modalityN label` of any N. Lines whose last image cannot be a label (a colour image such
     as a depth colouring, or 8-bit grey of many values: `cannot_be_label`) are `modality1 ...
-    modalityN` without a label. Empty lines and lines starting with '#' are skipped.
+    modalityN` without a label (`num_classes`, the model's, raises "many values" above 64 for a
+    model of more classes). Empty lines and lines starting with '#' are skipped.
     Outputs are named by the modality-1 path relative to the folder all of them share.
 
     Raises:
@@ -109,7 +111,7 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2) -> List
         unlabelled: dict = {}
         for r, _ in rows:
             if len(r) > 1 and len(r) not in unlabelled:
-                unlabelled[len(r)] = cannot_be_label(r[-1])
+                unlabelled[len(r)] = cannot_be_label(r[-1], num_classes)
         entries = [
             ((r[0],), None, line) if len(r) == 1
             else (tuple(r), None, line) if unlabelled[len(r)]
@@ -192,6 +194,7 @@ def collect_samples(
     recursive: bool = False,
     modalities: int = 2,
     exclude: Sequence[PathLike] = (),
+    num_classes: Optional[int] = None,
 ) -> List[Sample]:
     """The samples named by a list file, by one image (pair), or by folders paired by name.
 
@@ -204,6 +207,7 @@ def collect_samples(
         modalities: the images a fusion model takes (N).
         exclude: folders whose files are never inputs: the output's picture folders (see
             `samples_from_folders`).
+        num_classes: the model's classes, void included (how many ids a list's label may hold).
 
     Raises:
         PredictionError: a missing file or folder, a file beside a folder, a bad list.
@@ -216,7 +220,7 @@ def collect_samples(
             # Before: accepted and read by nothing.
             raise PredictionError("--modality1_suffix, --modality2_suffix and --recursive pair folders; a list file "
                                   "names its images itself")
-        return check_readable(samples_from_list(list_file, fusion, modalities))
+        return check_readable(samples_from_list(list_file, fusion, modalities, num_classes))
     if fusion and modalities > 2:
         raise PredictionError(f"an SSMA over {modalities} modalities reads its inputs from a list file")
     given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]

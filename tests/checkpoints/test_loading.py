@@ -414,7 +414,7 @@ def test_a_folder_without_weights_says_what_it_is(tmp_path):
     export = tmp_path / "ssma_ov"
     (export / "assets.extra").mkdir(parents=True)
     (export / "assets.extra" / "ssma_tf.json").write_text(json.dumps({"backend": "openvino"}))
-    with pytest.raises(CheckpointError, match=r"\(\*\.index\): it is an openvino export of ssma-export; run it with "
+    with pytest.raises(CheckpointError, match=r"\(\*\.index\): it is an OpenVINO export of ssma-export; run it with "
                                               r"--backend openvino$"):
         resolve_weights(str(export))
     run = tmp_path / "run"

@@ -456,3 +456,33 @@ def test_the_parts_that_build_no_model_run_under_another_keras_backend(monkeypat
     assert select_labels.main(["-c", str(config), "--budget", "2", "-o", str(tmp_path / "out"),
                                "--depth-student-steps", "5"]) == 2
     assert "ssma-select-labels --depth-student-steps runs on Keras' TensorFlow backend" in capsys.readouterr().err
+
+
+def test_a_compare_model_that_cannot_be_read_names_the_flag_and_what_it_takes(tmp_path, capsys):
+    """`--compare W.weights.h5` or an export said "give model= and num_classes=" or "run it with
+    --backend openvino": advice about the model predicted, which no flag of --compare follows."""
+    import numpy as np
+    from PIL import Image
+
+    from ssma_tf.cli import predict
+    from ssma_tf.models import AdapNetPP
+
+    model = AdapNetPP(3)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    weights = str(tmp_path / "m.weights.h5")
+    model.save_weights(weights)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
+    export = tmp_path / "ov"
+    (export / "assets.extra").mkdir(parents=True)
+    (export / "assets.extra" / "ssma_tf.json").write_text(json.dumps({"backend": "openvino"}))
+    takes = "--compare takes a training run's folder, a .keras file or a TF1 checkpoint"
+    for compared, message in (
+            (weights, f"--compare {weights} is a weights file, which does not say its network (no training run's "
+                      f"config beside it); {takes}"),
+            (str(export), f"--compare {export} is an OpenVINO export, which holds no weights to compare in "
+                          f"TensorFlow; {takes} (the one it was exported from)"),
+            (str(tmp_path / "none"), f"--compare {tmp_path / 'none'}: no checkpoint at")):
+        status = predict.main([weights, "--model", "AdapNet_pp", "--num_classes", "3", "--modality1",
+                               str(tmp_path / "a.png"), "--output", str(tmp_path / "out"), "--compare", compared])
+        err = capsys.readouterr().err
+        assert status == 2 and err.startswith(f"error: {message}"), err

@@ -228,14 +228,14 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
     # folder lacks); without --backend, its own is taken (before: the same error).
     assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "tf"),
                              "--backend", "tensorflow"]) == 2
-    assert "it is an openvino export of ssma-export; run it with --backend openvino" in capsys.readouterr().err
+    assert "it is an OpenVINO export of ssma-export; run it with --backend openvino" in capsys.readouterr().err
     assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "own"), "--quiet"]) == 0
     assert any((tmp_path / "own").rglob("*.png"))
     # And to ssma-evaluate as a run (before: "not a training run ...; give a config with -c").
     from ssma_tf.cli import evaluate as evaluate_cli
 
     assert evaluate_cli.main([str(folder), "--backend", "tensorflow"]) == 2
-    assert capsys.readouterr().err == (f"error: {folder} is an openvino export of ssma-export, not a training run: "
+    assert capsys.readouterr().err == (f"error: {folder} is an OpenVINO export of ssma-export, not a training run: "
                                        f"evaluate it with ssma-evaluate {folder} --backend openvino --test_data "
                                        "RECORDS, or run it with ssma-predict --backend openvino\n")
     assert evaluate_cli.main([str(folder)]) == 2  # its own backend, then the records it needs

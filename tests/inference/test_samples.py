@@ -322,3 +322,16 @@ def test_16_bit_images_further_down_are_warned_of_too(tmp_path):
     (tmp_path / "two.txt").write_text("rgb0.png d0.png\nrgb1.png d1.png\n")
     (warning,) = check_inputs(collect_samples(True, list_file=tmp_path / "two.txt"), **fusion)
     assert warning.startswith(f"{tmp_path / 'd1.png'} is a 16-bit image") and "other input" not in warning
+
+
+def test_a_label_of_more_ids_than_64_is_a_label_for_a_model_of_that_many_classes(tmp_path):
+    """`image label` lines whose grey label held 80 ids were read as two unlabelled images for a
+    100-class model: the label was dropped without a word (helper 164)."""
+    write_rgb(tmp_path / "a.png", np.full((8, 10, 3), 90, np.uint8))
+    write_rgb(tmp_path / "la.png", np.arange(80, dtype=np.uint8).reshape(8, 10))  # grey, ids 0..79
+    (tmp_path / "pairs.txt").write_text("a.png la.png\n")
+    (sample,) = collect_samples(False, list_file=tmp_path / "pairs.txt", num_classes=100)
+    assert sample.label == str(tmp_path / "la.png") and sample.modality2 is None
+    # For a model of fewer classes, such an image is no label (a grey depth map): an unlabelled pair.
+    (sample,) = collect_samples(False, list_file=tmp_path / "pairs.txt", num_classes=12)
+    assert sample.label is None and sample.modality2 == str(tmp_path / "la.png")
