@@ -1030,6 +1030,19 @@ def test_warnings_name_the_line_or_the_set_that_gave_the_value(workdir):
     assert str(caught[0].message).startswith(f"{path}, line 15: end_learning_rate 0.1")
 
 
+def test_a_modality2_interpolation_an_rgb_expert_does_not_read_is_warned_of(workdir):
+    """`modality2_interpolation: bilinear` for an AdapNet++ of modality 1 was read by nothing."""
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "modality2_interpolation: bilinear\n")
+    line = len(path.read_text().splitlines())
+    with pytest.warns(ConfigWarning, match=rf"^{re.escape(str(path))}, line {line}: modality2_interpolation bilinear "
+                                           r"is not used: this AdapNet_pp reads modality1 only"):
+        load_config(str(path), check_paths=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigWarning)  # the expert of modality 2 reads it
+        load_config(str(path), check_paths=False, overrides={"input_modality": "modality2"})
+        config_from_dict(train_dict(modality2_interpolation="nearest"), check_paths=False)
+
+
 def test_a_modality2_interpolation_the_list_overrides_is_warned_of(workdir):
     """Both keys given and disagreeing: the list won without a word."""
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)

@@ -960,7 +960,7 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert "--budget must be >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # before: NumPy's "expected non-negative integer" traceback
         select_labels.main(["-c", str(path), "--budget", "2", "--seed", "-1", "-o", str(tmp_path / "c")])
-    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+    assert "argument --seed: must be in 0..4294967295, got -1" in capsys.readouterr().err
     # A second run into the same folder: refused, as a training run may read its lists (before:
     # replaced without a word, and a resumed run trained on other labeled images).
     # One line, without argparse's usage block (it is not a flag's error).

@@ -74,8 +74,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     budgets = sorted(set(args.budgets) | {args.budget})
     if args.depth_student_steps < 0:
         parser.error(f"--depth-student-steps must be >= 0, got {args.depth_student_steps}")
-    if args.seed < 0:  # before: NumPy's "expected non-negative integer" traceback
-        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.difficulty_weight is not None and args.depth_student_steps == 0:
         # Before: accepted and read by nothing (the same scores.csv as without it).
         print("warning: --difficulty-weight has no effect without --depth-student-steps: there is no depth "

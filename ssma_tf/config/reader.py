@@ -838,6 +838,17 @@ class _Reader:
                 ConfigWarning,
                 stacklevel=4,
             )
+        if (not config.is_fusion and config.record_modalities == 1 and config.pretraining is None
+                and config.semi_supervised is None
+                and config.modality2_interpolation != DEFAULTS["modality2_interpolation"]):
+            # Before: read by nothing without a word (an RGB expert resizes its images bilinearly).
+            warnings.warn(
+                f"{self.located('modality2_interpolation')}: modality2_interpolation {config.modality2_interpolation} "
+                f"is not used: this {ADAPNET_PP} reads {config.input_modality or 'modality1'} only, which is resized "
+                "bilinearly; it is for modality 2 and on",
+                ConfigWarning,
+                stacklevel=4,
+            )
 
     # --- Readers, one per kind --------------------------------------------------------------
 
