@@ -576,6 +576,21 @@ def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_c
             SSMASceneClassifier(3, latent_reduction=wrong)
 
 
+def test_a_classifier_frozen_whole_comes_back_frozen():
+    """from_config dropped `trainable`: a model frozen with `model.trainable = False` came back
+    with every layer trainable, its experts too (0 trainable variables saved, 417 loaded; helper 174)."""
+    from ssma_tf.models import SSMASceneClassifier
+
+    model = SSMASceneClassifier(4)
+    model.trainable = False
+    loaded = SSMASceneClassifier.from_config(model.get_config())
+    assert not loaded.trainable and loaded.trainable_variables == []
+    # The default (experts frozen, the fusion and classifier trained) still comes back as it was.
+    fresh = SSMASceneClassifier(4)
+    again = SSMASceneClassifier.from_config(fresh.get_config())
+    assert [v.path for v in again.trainable_variables] == [v.path for v in fresh.trainable_variables] != []
+
+
 def test_numpy_counts_are_taken_and_stored_as_python_ints():
     """A class count read from an array (np.int64) was refused; stored as it was, it would not
     serialize to JSON."""

@@ -371,15 +371,15 @@ class AdapNetPPEncoder(keras.Model):
         x = pool(stem(input_bn(image)))
         for layer in block1:
             x = layer(x)
-        b1 = layers.ReLU(name="block1_out")(block_out[1](x))
+        b1 = layers.ReLU(name="block1_out", dtype=dtype)(block_out[1](x))
         x = b1
         for layer in block2:
             x = layer(x)
-        b2 = layers.ReLU(name="block2_out")(block_out[2](x))
+        b2 = layers.ReLU(name="block2_out", dtype=dtype)(block_out[2](x))
         x = b2
         for layer in block3 + block4:
             x = layer(x)
-        b4 = layers.ReLU(name="block4_out")(block_out[4](x))
+        b4 = layers.ReLU(name="block4_out", dtype=dtype)(block_out[4](x))
         outputs = {"block4": b4, "easpp": easpp(b4), "skip1": skip1(b1), "skip2": skip2(b2)}
         super().__init__(inputs=image, outputs=outputs, **kwargs)
         if dtype is not None:

@@ -20,11 +20,14 @@ from ssma_tf.models.encoder import config_with_trainable, from_config_with_train
 class SSMASceneClassifier(keras.Model):
     """Scene classification with SSMA: the experts' eASPP outputs fused by one SSMA block.
 
-    Section 5.9 of the paper uses SSMA for scene classification (ScanNet, Table 22): each
-    modality's AdapNet++ encoder with eASPP (or, as the segmentation experts of Section 5.10.1,
-    a MobileNet v2 encoder with the eASPP appended), the SSMA block at the latent (as in the
-    segmentation network, reduction 16, projected to 256 channels with a batch norm), then global
-    average pooling and a fully connected classifier. There is no decoder.
+    Section 5.9 of the paper uses SSMA for scene classification (ScanNet, Table 22) with two
+    SE-ResNeXt-101 streams (Hu et al., 2018) fused after their block 5 by the SSMA module, whose
+    output feeds a fully connected layer. This port has no SE-ResNeXt: its streams are the
+    segmentation experts' encoders, AdapNet++ with eASPP (or, as Section 5.10.1's experts, a
+    MobileNet v2 encoder with the eASPP appended), fused by the SSMA block at the latent (as in the
+    segmentation network: reduction 16, projected to 256 channels with a batch norm), then a ReLU,
+    global average pooling and a fully connected classifier. There is no decoder. Its numbers are
+    therefore not the paper's Table 22 setup.
 
     Takes `[modality1, ..., modalityN]`, each (B, H, W, 3) floats 0..255 (H, W multiples of 16),
     and returns the class probabilities (B, C).
@@ -146,6 +149,6 @@ class SSMASceneClassifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("trainable", "dtype"):
-            config.pop(key, None)
+        config.pop("dtype", None)
+        # `trainable` kept: a model frozen whole came back trainable, its experts too (helper 174).
         return from_config_with_trainable(cls, config)

@@ -170,5 +170,8 @@ def test_mixed_precision_survives_a_keras_round_trip(tmp_path):
         assert network.dtype_policy.name == "mixed_float16"
         assert network.encoder.get_layer("conv1").compute_dtype == "float16"
         assert network.get_layer("classifier").conv.variable_dtype == "float32"
+        # Every encoder layer computes in the policy (before: the block outputs' ReLUs in float32,
+        # casting block4 up and back; helper 174).
+        assert {layer.compute_dtype for layer in network.encoder.layers if layer.name != "image"} == {"float16"}
     x = image(batch=1, height=32, width=64, seed=4)
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
