@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -265,6 +266,20 @@ def test_a_run_resumed_with_another_batch_or_size_restarts_its_input_stream(tmp_
     assert result.final_step == 8
     assert any(line.endswith("at step 6 (input streams restarted: their batches changed shape since ckpt-6)")
                for line in lines), lines
+
+
+def test_a_run_resumed_with_another_seed_takes_batches_of_that_seed_at_once(tmp_path, tiny_model):
+    """The restored position held batches the old seed had drawn ahead: the steps after a resume
+    with another seed (the advice after a NaN) replayed them (helper 171)."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2, seed=1), log=lambda line: None).run()
+    shutil.copytree(tmp_path / "checkpoints", tmp_path / "copy")
+    lines = []
+    other = training.Trainer(_tiny_config(tmp_path, max_iteration=4, seed=2), log=lines.append)
+    assert any(line.endswith("at step 2 (input streams restarted: seed 1 -> 2 since the run's last start)")
+               for line in lines), lines
+    same = training.Trainer(_tiny_config(tmp_path, max_iteration=4, seed=1, checkpoint=str(tmp_path / "copy")),
+                            log=lambda line: None)
+    assert not np.array_equal(next(other.iterator)[0], next(same.iterator)[0])
 
 
 def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_path, tiny_model):

@@ -614,7 +614,8 @@ class Trainer:
                     status.expect_partial()  # the input positions are restored below, when saved
                     if not restart:
                         restart = self._restore_positions(prefix, names)
-                    if self._random_seeds and any(n.startswith("random_seeds/") for n in names):
+                    reseeded = bool(saved) and "seed" in saved and saved["seed"] != self.config.seed
+                    if self._random_seeds and any(n.startswith("random_seeds/") for n in names) and not reseeded:
                         tf.train.Checkpoint(random_seeds=self._random_seeds).restore(prefix).expect_partial()
             # A damaged file can fail anywhere in TensorFlow's reading (an IndexError for a
             # truncated `.data` file): every failure means "try the one before".
@@ -845,6 +846,12 @@ class Trainer:
                        for path in sorted(set(sizes) | set(now[_SIZES])) if sizes.get(path) != now[_SIZES].get(path)]
             more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
             return f"files rewritten since {since}: {'; '.join(changed[:2])}{more}" + (
+                f" ({keys})" if keys else "")
+        if saved and "seed" in saved and saved["seed"] != self.config.seed:
+            # The saved position holds batches the old seed shuffled and augmented, drawn ahead:
+            # restored, the steps after it replayed them, and a new seed (the advice after a NaN)
+            # changed nothing for a while (helper 171).
+            return f"seed {saved['seed']} -> {self.config.seed} since the run's last start" + (
                 f" ({keys})" if keys else "")
         if not self.saves_data_position or _STREAMS_KEY not in names:
             return keys and f"{keys} since the run's last start"
@@ -1257,10 +1264,13 @@ class Trainer:
                 bar.clear()
                 dropped = self._drop_unconfirmed(growing + [unconfirmed] if unconfirmed else growing, good,
                                                  "the weights that gave it")
+                # Resuming needs a checkpoint (before: advised when none was kept; helper 171).
+                again = ("resume from the checkpoint with another seed" if self.chief and self.last_checkpoint
+                         else "start again with another seed")
                 raise NonFiniteLossError(
                     f"loss is {loss} at step {step}; training stopped without saving "
                     f"({dropped}{self._kept()}). Lower learning_rate, check the labels and images of "
-                    "train_data, or resume from the checkpoint with another seed."
+                    f"train_data, or {again}."
                 )
             diverged = divergence.update(loss)
             if unconfirmed is not None:
