@@ -220,6 +220,13 @@ def test_importance_weights_for_other_images_are_refused(tmp_path):
     assert os.path.getsize(other) == os.path.getsize(a)
     with pytest.raises(importance.ImportanceWeightsError, match="same names and sizes, but other contents"):
         importance.read_weights(path, [other])
+    # The same files in another order are other records: said so (before: "same names and sizes
+    # needed", which they had; helper 173).
+    both = str(tmp_path / "both.json")
+    importance.write_weights(both, [a, b], [3, 4], np.ones((7, 7)), [f"c{i}" for i in range(7)])
+    with pytest.raises(importance.ImportanceWeightsError, match=r"\(the same files in another order\); list "
+                                                                r"target_data in the weights' order, or run"):
+        importance.read_weights(both, [b, a])
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(UserInputError, match="broken.json"):
         importance.read_weights(str(tmp_path / "broken.json"), [a])

@@ -146,11 +146,18 @@ def read_weights(path: str, files: Sequence[str]) -> np.ndarray:
         (s["file"], s["bytes"]) == (e["file"], e["bytes"]) and s["fingerprint"] in (None, e["fingerprint"])
         for s, e in zip(stored, expected))
     if not same:
-        what = ("same names and sizes needed" if [(s["file"], s["bytes"]) for s in stored] !=
-                [(e["file"], e["bytes"]) for e in expected] else "same names and sizes, but other contents")
+        pairs = [(s["file"], s["bytes"]) for s in stored]
+        wanted = [(e["file"], e["bytes"]) for e in expected]
+        # The weights are per record in file order: the same files in another order are other
+        # records (before: called "same names and sizes needed", which they had).
+        reordered = pairs != wanted and sorted(map(str, pairs)) == sorted(map(str, wanted))
+        what = ("the same files in another order" if reordered else "same names and sizes, but other contents"
+                if pairs == wanted else "same names and sizes needed")
+        todo = ("list target_data in the weights' order, or run ssma-importance-weights again" if reordered
+                else "run ssma-importance-weights again")
         raise ImportanceWeightsError(
             f"the weights were computed for other images: files {_names(stored)}, but target_data "
-            f"has {_names(expected)} ({what}); run ssma-importance-weights again",
+            f"has {_names(expected)} ({what}); {todo}",
             path,
         )
     # The records each file holds, from its framing (cheap: no data read). Before: only compared
