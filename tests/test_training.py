@@ -282,6 +282,15 @@ def test_a_run_resumed_with_another_seed_takes_batches_of_that_seed_at_once(tmp_
     assert not np.array_equal(next(other.iterator)[0], next(same.iterator)[0])
 
 
+def test_a_config_built_without_a_log_dir_writes_its_summaries_under_the_checkpoint(tmp_path, tiny_model):
+    """`log_dir` None (a config built in code) wrote no TensorBoard summaries, without a word (helper 171)."""
+    config = dataclasses.replace(_tiny_config(tmp_path, max_iteration=2, skip_step=1), log_dir=None)
+    trainer = training.Trainer(config, log=lambda line: None)
+    assert trainer.config.log_dir == os.path.join(config.checkpoint, "logs")
+    trainer.run()
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(trainer.config.log_dir))
+
+
 def test_a_checkpoint_folder_of_another_network_is_named_by_its_run_config(tmp_path, tiny_model):
     training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
     records = write_records(tmp_path / "fusion.tfrecords", 2, height=32, width=32, num_classes=5, fusion=True)

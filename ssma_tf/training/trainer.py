@@ -369,6 +369,10 @@ class Trainer:
             # absolute); TensorFlow's state file then names checkpoints relative to the working
             # folder, and resuming joined the folder twice.
             config = dataclasses.replace(config, checkpoint=os.path.abspath(config.checkpoint))
+        if config.log_dir is None:
+            # As the config reader derives it: a config built in code without it wrote no
+            # TensorBoard summaries, without a word (helper 171).
+            config = dataclasses.replace(config, log_dir=os.path.join(config.checkpoint, "logs"))
         self.config = config
         self.strategy = strategy if strategy is not None else create_strategy(config.gpu_id)
         self.chief = is_chief(self.strategy)
