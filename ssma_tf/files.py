@@ -70,6 +70,21 @@ def leftover_temporaries(path: PathLike) -> list:
     return sorted(os.path.join(folder, entry) for entry in entries if pattern.match(entry))
 
 
+def abandoned_temporaries(path: PathLike) -> list:
+    """`leftover_temporaries` of `path` whose writer (the process id in their name) no longer runs
+    on this machine: left by a killed writer, where a running one's is its work in progress."""
+    abandoned = []
+    for leftover in leftover_temporaries(path):
+        pid = int(os.path.basename(leftover)[len(TEMPORARY_PREFIX):].split("-", 1)[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            abandoned.append(leftover)
+        except OSError:  # running, under another user
+            pass
+    return abandoned
+
+
 # A metrics file an earlier run wrote is small; a larger file is not read to be told from one.
 _JSON_SIZE_LIMIT = 16 * 2**20
 

@@ -43,7 +43,7 @@ from ssma_tf.checkpoints.tf1_import import (
 from ssma_tf.constants import ADAPNET_PP, EASPP_RATES
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
-from ssma_tf.files import TEMPORARY_PREFIX, leftover_temporaries, sha256_of_file, temporary_name
+from ssma_tf.files import abandoned_temporaries, sha256_of_file, temporary_name
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
 
@@ -222,16 +222,10 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
 
 
 def _remove_dead_unpackings(folder: str) -> None:
-    """Removes the temporaries of `folder` (`temporary_name`) that processes no longer running on
-    this machine left while unpacking it (killed); a running one's is its work in progress."""
-    for leftover in leftover_temporaries(folder):
-        pid = int(os.path.basename(leftover)[len(TEMPORARY_PREFIX):].split("-", 1)[0])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(leftover, ignore_errors=True)
-        except OSError:  # running, under another user
-            pass
+    """Removes the temporaries of `folder` that killed processes left while unpacking it; a running
+    one's is its work in progress (`abandoned_temporaries`)."""
+    for leftover in abandoned_temporaries(folder):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _unpack(archive: str, folder: str, suffix: Optional[str]) -> None:

@@ -618,8 +618,8 @@ class Trainer:
                     status.expect_partial()  # the input positions are restored below, when saved
                     if not restart:
                         restart = self._restore_positions(prefix, names)
-                    reseeded = bool(saved) and "seed" in saved and saved["seed"] != self.config.seed
-                    if self._random_seeds and any(n.startswith("random_seeds/") for n in names) and not reseeded:
+                    if (self._random_seeds and any(n.startswith("random_seeds/") for n in names)
+                            and not self._reseeded(saved)):
                         tf.train.Checkpoint(random_seeds=self._random_seeds).restore(prefix).expect_partial()
             # A damaged file can fail anywhere in TensorFlow's reading (an IndexError for a
             # truncated `.data` file): every failure means "try the one before".
@@ -817,6 +817,10 @@ class Trainer:
             _SIZES: {path: os.path.getsize(path) for key in _RECORD_KEYS if key in read
                      for path in _matched_files(getattr(self.config, key))}}
 
+    def _reseeded(self, saved: dict[str, Any]) -> bool:
+        """Whether the run's `config.yaml` (`saved`, from its last start) names another seed."""
+        return bool(saved) and "seed" in saved and saved["seed"] != self.config.seed
+
     def _stream_changes(self, prefix: str, names: set[str], saved: dict[str, Any]) -> str:
         """Why the input positions saved in `prefix` cannot be restored ("" when they can).
 
@@ -851,7 +855,7 @@ class Trainer:
             more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
             return f"files rewritten since {since}: {'; '.join(changed[:2])}{more}" + (
                 f" ({keys})" if keys else "")
-        if saved and "seed" in saved and saved["seed"] != self.config.seed:
+        if self._reseeded(saved):
             # The saved position holds batches the old seed shuffled and augmented, drawn ahead:
             # restored, the steps after it replayed them, and a new seed (the advice after a NaN)
             # changed nothing for a while (helper 171).
