@@ -20,7 +20,7 @@ import tensorflow as tf
 import yaml
 
 from ssma_tf import training
-from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.config import ConfigError, ConfigWarning, config_from_dict
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.data import encode_example
 from ssma_tf.data.synthetic import depth_to_jet, generate_sample
@@ -371,8 +371,10 @@ def test_config_section_defaults_and_errors(tmp_path):
     assert _config(tmp_path, semi={"method": "classmix"}, modality2_interpolation="bilinear").semi_supervised
     from ssma_tf.semi_supervised.depth_pretraining import depth_config
 
+    with pytest.warns(ConfigWarning, match="is not used"):  # read as a run of an AdapNet++ on RGB
+        rgb = _config(tmp_path, semi=False, unlabeled_data=None, modality2_interpolation="bilinear")
     with pytest.raises(ConfigError, match=bilinear.format("modality2_interpolation", "depth pretraining")):
-        depth_config(_config(tmp_path, semi=False, unlabeled_data=None, modality2_interpolation="bilinear"))
+        depth_config(rgb)
 
 
 def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
@@ -429,6 +431,32 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
     bad.write_text("1\n2 3\n")
     with pytest.raises(UnlabeledDataError, match="line 2: expected one record index, got '2 3'"):
         read_index_file(str(bad), count=8)
+
+
+def test_a_labeled_subset_listing_a_record_without_label_is_refused_naming_line_file_and_record(tmp_path, tiny_model):
+    """A labeled_subset listing a record written without labels stopped the run in TensorFlow's
+    "Feature: label (data type: string) is required" traceback (helper 172)."""
+    from ssma_tf.training import make_train_dataset
+
+    labeled, unlabeled = tmp_path / "labeled.tfrecords", tmp_path / "unlabeled.tfrecords"
+    _write_rgbd_records(labeled, 3)
+    _write_rgbd_records(unlabeled, 3, seed=1, label_feature=False)
+    subset = tmp_path / "listed.txt"  # _config writes subset.txt
+    subset.write_text("0\n# the second file starts at 3\n4\n")
+    data = [str(labeled), str(unlabeled)]
+    refusal = r"listed.txt: line 3: record 4 \(.*unlabeled.tfrecords, its record 1\) has no label image"
+    with pytest.raises(UnlabeledDataError, match=refusal):
+        make_train_dataset(_config(tmp_path, semi=False, unlabeled_data=None, train_data=data,
+                                   labeled_subset=str(subset)))
+    with pytest.raises(UnlabeledDataError, match=refusal):
+        semi_supervised.SemiSupervisedTrainer(_config(tmp_path, semi={"method": "classmix"}, train_data=data,
+                                                      unlabeled_data=data, labeled_subset=str(subset)))
+    # Records of the first file only: the other file's need no label, in supervised runs as in
+    # semi-supervised ones (before: the supervised run refused the file of images).
+    subset.write_text("0\n2\n")
+    supervised = _config(tmp_path, semi=False, unlabeled_data=None, train_data=data, labeled_subset=str(subset),
+                         checkpoint=str(tmp_path / "supervised"))
+    assert training.Trainer(supervised, log=lambda line: None).train(max_steps=1).final_step == 1
 
 
 # --- The trainer --------------------------------------------------------------------------
@@ -843,6 +871,41 @@ def test_every_record_the_selection_reads_must_hold_depth(tmp_path):
     with pytest.raises(SelectionError, match=r"mixed.tfrecords, record 2: modality2 is not a decodable depth "
                                              r"colouring 'jet_near_red' \(\d+% of its pixels are off the colour map\)"):
         pooled_depth_features(str(mixed))
+    # A record whose depth is all missing (black) pooled to 0 in every cell, and the farthest-point
+    # selection picked it as the pool's outlier (helper 172).
+    sample = generate_sample(0, 0, H, W)
+    black = encode_example(sample.rgb[..., ::-1].copy(), sample.label, np.zeros((H, W, 3), np.uint8))
+    _write_rgbd_records(mixed, 2, extra=[black])
+    with pytest.raises(SelectionError, match=r"mixed.tfrecords, record 2: modality2 is all black \(missing\): "
+                                             r"no depth to pool"):
+        pooled_depth_features(str(mixed))
+
+
+def test_depth_is_decoded_in_bounded_memory_and_alike_in_every_chunking(monkeypatch):
+    """One 1024 x 2048 image took a (pixels x 256) score matrix: over 4 GiB of memory, in the
+    label selection (at the records' size) and in the training steps (helper 172)."""
+    from ssma_tf.semi_supervised import mixing
+
+    depth = np.random.default_rng(0).uniform(1.0, 80.0, (2, 37, 29))
+    images = tf.constant(np.stack([_bgr(d) for d in depth]), tf.float32)
+    whole = [t.numpy() for t in decode_nearness(images)]
+    monkeypatch.setattr(mixing, "DECODE_CHUNK", 100)  # 2146 pixels: 22 blocks, the last one part full
+    for decode in (decode_nearness, tf.function(decode_nearness, input_signature=[tf.TensorSpec(None, tf.float32)])):
+        for expected, chunked in zip(whole, decode(images)):
+            np.testing.assert_array_equal(chunked.numpy(), expected)
+    script = ("import resource, tensorflow as tf\n"
+              "from ssma_tf.semi_supervised.mixing import decode_nearness\n"
+              "image = tf.fill([1, 1024, 2048, 3], 200.0)\n"
+              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "decode_nearness(image)\n"
+              "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parents[1])))
+    assert done.returncode == 0, done.stderr[-2000:]
+    grown = int(done.stdout.split()[-1])  # MiB the decoding added to the process's peak
+    assert grown < 1024, grown  # 4260 before, 235 now (2-core Xeon)
 
 
 @pytest.mark.parametrize("method", ["depthmix", "depth_pretraining"])

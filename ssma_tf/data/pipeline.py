@@ -279,7 +279,9 @@ def build_dataset(
         # Every file's first record (before: the first file's only, and a set mixing 3- and
         # 2-modality files, or scene records, was a TensorFlow traceback at the other file's batch).
         for path in files:
-            check_first_record(path, modalities)
+            # With `keep_indices` (checked to be labeled records by `read_labeled_subset`), the
+            # other records need no label (before: a file of unlabeled images was refused).
+            check_first_record(path, modalities, labeled=keep_indices is None)
             framing[path] = framed, stray = count_records(path)
             if stray:
                 # A file cut inside a record's header: TensorFlow's reader passed the cut record

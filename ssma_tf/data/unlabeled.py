@@ -20,7 +20,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample
 from ssma_tf.data.pipeline import FilePatterns, list_record_files
 from ssma_tf.data.records import count_records as framed_records
-from ssma_tf.data.records import modalities_held, records_per_file
+from ssma_tf.data.records import modalities_held, records_at, records_per_file
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
 
@@ -50,6 +50,11 @@ def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
         UnlabeledDataError: unreadable file, a line that is not one index, an index out of range
             or listed twice, or no index at all; the message names the file and line.
     """
+    return list(_index_lines(path, count))
+
+
+def _index_lines(path: str, count: Optional[int] = None) -> dict[int, int]:
+    """`read_index_file`'s indices, in file order, each with its line number."""
     try:
         with open(path, encoding="utf-8-sig") as stream:  # a byte-order mark, as list files allow
             lines = stream.read().splitlines()
@@ -74,21 +79,43 @@ def read_index_file(path: str, count: Optional[int] = None) -> list[int]:
                 f"line {number}: index {index} is listed again (first on line {first_line[index]}): "
                 f"list each record once", path)
         first_line[index] = number
-    indices = list(first_line)
-    if not indices:
+    if not first_line:
         raise UnlabeledDataError("holds no record index", path)
-    return indices
+    return first_line
 
 
 def read_labeled_subset(path: str, train_data: FilePatterns) -> list[int]:
-    """The indices of `labeled_subset`, each checked to be a record of `train_data`.
+    """The indices of `labeled_subset`, each checked to be a record of `train_data` with a label.
 
     Without the check an index beyond the records would be dropped without a word (the run
     trained on fewer labeled images than listed), or end the run in TensorFlow's "End of
-    sequence" when no index is left. Counting walks the files' framing only: no image is read.
+    sequence" when no index is left; a listed record without a label stopped the run in
+    TensorFlow's "Feature: label (data type: string) is required". Counting walks the files'
+    framing only; of the records, only the listed ones are read.
+
+    Raises:
+        UnlabeledDataError: as `read_index_file`, or a listed record without a label image (naming
+            the line, the record file and the record's place in it).
     """
-    total = sum(framed_records(f)[0] for f in list_record_files(train_data))
-    return read_index_file(path, total)
+    files = list_record_files(train_data)
+    counts = [framed_records(f)[0] for f in files]
+    lines = _index_lines(path, sum(counts))
+    start = 0
+    for file, count in zip(files, counts):
+        positions = {index - start: index for index in lines if start <= index < start + count}
+        for position, data in sorted(records_at(file, positions).items()):
+            try:
+                example = tf.train.Example.FromString(data)
+            except Exception:  # protobuf's own DecodeError: the reader names the damaged record later
+                continue
+            features = example.features.feature
+            if schema.LABEL not in features or not any(features[schema.LABEL].bytes_list.value):
+                index = positions[position]
+                raise UnlabeledDataError(
+                    f"line {lines[index]}: record {index} ({file}, its record {position}) has no label image; "
+                    "the labeled subset lists records of train_data that have labels", path)
+        start += count
+    return list(lines)
 
 
 def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> int:

@@ -72,17 +72,40 @@ def decode_nearness(modality2: Any, encoding: str = "jet_near_red") -> tuple[Any
     rgb = tf.reverse(tf.cast(modality2, tf.float32), axis=[-1])  # BGR -> RGB
     shape = tf.shape(rgb)[:-1]
     flat = tf.reshape(rgb, [-1, 3])
-    table = tf.constant(colours)
-    # |x − c|² = |x|² − 2 x·c + |c|²: one matrix product instead of an (N, 256, 3) temporary.
-    scores = tf.reduce_sum(table * table, axis=1)[None, :] - 2.0 * tf.matmul(flat, table, transpose_b=True)
-    index = tf.argmin(scores, axis=1, output_type=tf.int32)
-    squared = tf.reduce_min(scores, axis=1) + tf.reduce_sum(flat * flat, axis=1)
+    index, squared = _nearest_colours(flat, tf.constant(colours))
     valid = tf.reduce_max(flat, axis=1) >= MISSING_BELOW
     if encoding.startswith("gray"):
         valid = tf.reduce_max(flat, axis=1) > 0.5
     near = tf.where(valid, tf.gather(tf.constant(nearness), index), 0.0)
     distance = tf.where(valid, tf.sqrt(tf.maximum(squared, 0.0)), 0.0)
     return (tf.reshape(near, shape), tf.reshape(valid, shape), tf.reshape(distance, shape))
+
+
+# Pixels matched to the colour map per matrix product: bounds the (pixels, colours) score matrix
+# at 64 MiB (before: 2 GiB for one 1024 x 2048 image, with as much again in temporaries).
+DECODE_CHUNK = 65536
+
+
+def _nearest_colours(flat: Any, table: Any) -> tuple[Any, Any]:
+    """For each (N, 3) colour, the index of the nearest row of `table` (K, 3) and the squared
+    distance to it, computed `DECODE_CHUNK` pixels at a time."""
+    table_norms = tf.reduce_sum(table * table, axis=1)
+
+    def nearest(block: Any) -> tuple[Any, Any]:
+        # |x − c|² = |x|² − 2 x·c + |c|²: one matrix product instead of an (N, K, 3) temporary.
+        scores = table_norms[None, :] - 2.0 * tf.matmul(block, table, transpose_b=True)
+        squared = tf.reduce_min(scores, axis=1) + tf.reduce_sum(block * block, axis=1)
+        return tf.argmin(scores, axis=1, output_type=tf.int32), squared
+
+    count = flat.shape[0]
+    if count is not None and count <= DECODE_CHUNK:
+        return nearest(flat)
+    total = tf.shape(flat)[0]
+    blocks = (total + DECODE_CHUNK - 1) // DECODE_CHUNK
+    padded = tf.pad(flat, [[0, blocks * DECODE_CHUNK - total], [0, 0]])
+    index, squared = tf.map_fn(nearest, tf.reshape(padded, [blocks, DECODE_CHUNK, 3]),
+                               fn_output_signature=(tf.int32, tf.float32))
+    return tf.reshape(index, [-1])[:total], tf.reshape(squared, [-1])[:total]
 
 
 def depthmix_mask(near_i: Any, valid_i: Any, near_j: Any, margin: float = 0.03) -> Any:

@@ -149,7 +149,13 @@ def pooled_depth_features(file_patterns: FilePatterns, encoding: str = "jet_near
     with naming_damaged_records(files, modalities=2):
         for path in files:
             for index, record in enumerate(tf.data.TFRecordDataset(path)):
-                cells, off = _pooled_cells(decode_record(record), encoding, grid)
+                cells, off, valid = _pooled_cells(decode_record(record), encoding, grid)
+                if not valid:
+                    # Before: every cell fell back to 0, and the farthest-point selection picked the
+                    # image as the pool's outlier.
+                    raise SelectionError(
+                        f"{path}, record {index}: modality2 is all black (missing): no depth to pool; the selection "
+                        "reads depth from every record: leave the record out of the pool", path)
                 if off > MAX_OFF_MAP:
                     # The start checks a file's first records only (`check_depth_colouring`):
                     # photos after them were picked by noise read as depth.
@@ -163,9 +169,9 @@ def pooled_depth_features(file_patterns: FilePatterns, encoding: str = "jet_near
     return np.asarray(features, np.float64)
 
 
-def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> tuple[list[float], float]:
+def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> tuple[list[float], float, int]:
     """One record's mean nearness per grid cell (the image's mean where a cell has no valid pixel),
-    and the share of its valid pixels whose colour lies off the encoding's map."""
+    the share of its valid pixels whose colour lies off the encoding's map, and its valid pixels."""
     rows, columns = grid
     near, valid, distance = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
     off = off_map_share(distance, valid)  # as the start's check counts it
@@ -181,7 +187,7 @@ def _pooled_cells(sample: dict, encoding: str, grid: tuple[int, int]) -> tuple[l
             v = valid[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
             n = near[r_edges[r]:r_edges[r + 1], c_edges[c]:c_edges[c + 1]]
             cells.append((n * v).sum() / v.sum() if v.sum() > 0 else fallback)
-    return cells, off
+    return cells, off, int(valid.sum())
 
 
 def record_labels(file_patterns: FilePatterns) -> list[np.ndarray]:

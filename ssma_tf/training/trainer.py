@@ -1104,7 +1104,8 @@ class Trainer:
         `run` names a damaged record in any of them and the start checks every labelled set's
         class ids.
         """
-        return [RecordSet("train_data", True, self.config.record_modalities)]
+        # With a `labeled_subset` (its records checked to have labels), the others need none.
+        return [RecordSet("train_data", self.config.labeled_subset is None, self.config.record_modalities)]
 
     def _warn_of_label_problems(self) -> None:
         """Logs a warning when the first labels of a set hold no class pixel, or ids that `num_classes`
