@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.reading import (
     check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_file_widths, keras_load_error, reading,
-    refuse_pruned_source, stored_num_classes,
+    UnnamedNetworkError, refuse_pruned_source, stored_num_classes,
 )
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights, with_earlier_checkpoint
 from ssma_tf.checkpoints.tf1_import import (
@@ -298,7 +298,7 @@ def load_model(
             # A damaged newest checkpoint names the folder's older one, as the commands do (helper 152).
             raise with_earlier_checkpoint(error, os.fspath(checkpoint)) from None
     if model is None or num_classes is None:
-        raise CheckpointError(
+        raise UnnamedNetworkError(
             f"{resolved} does not say which network it holds: give model= (AdapNet_pp or SSMA) and "
             "num_classes=, or load it from its training run's folder, whose config.yaml says them"
         )

@@ -52,6 +52,11 @@ class CheckpointError(UserInputError):
     """A checkpoint that cannot be read or does not fit the model: its path and what is wrong."""
 
 
+class UnnamedNetworkError(CheckpointError):
+    """Weights alone (no config beside them, no `model=` and `num_classes=`): which network to
+    build for them is not known."""
+
+
 def describe_read_error(error: BaseException) -> str:
     """What a library's read error means, in one line for the user."""
     text = str(error).strip()

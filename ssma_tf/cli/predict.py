@@ -184,6 +184,7 @@ def _compared_model(path: str, setup_inference):
     """The `--compare` model's inference setup; an error names the flag and says what it takes
     (before: it read as one about the model predicted, with advice no flag follows: `model=`,
     `--backend openvino`)."""
+    from ssma_tf.checkpoints.reading import UnnamedNetworkError
     from ssma_tf.config.runs import export_kind, exported_backend, is_run
     from ssma_tf.errors import UserInputError
     from ssma_tf.inference.predictor import PredictionError
@@ -200,7 +201,7 @@ def _compared_model(path: str, setup_inference):
         return setup_inference(None, path, None, None, None)
     except UserInputError as error:
         reason = str(error)
-        if "does not say which network it holds" in reason and not is_run(path):
+        if isinstance(error, UnnamedNetworkError) and not is_run(path):
             reason = (f"{path} is a weights file, which does not say its network (no training run's config beside "
                       f"it); {takes}")
         elif not reason.startswith(path):
@@ -307,7 +308,8 @@ def _check_inputs(args: argparse.Namespace, predictor, samples, input_modality: 
 
     warnings = check_inputs(samples, fusion=predictor.fusion, modalities=predictor.num_modalities,
                             input_modality=input_modality, listed=args.list is not None,
-                            source="--input_modality" if args.input_modality else source)
+                            source="--input_modality" if args.input_modality else source,
+                            num_classes=predictor.num_classes)
     for line in warnings:
         print(f"warning: {args.list}: {line}" if args.list else f"warning: {line}", file=sys.stderr)
 

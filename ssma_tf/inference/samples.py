@@ -273,6 +273,7 @@ def check_inputs(
     input_modality: str,
     listed: bool,
     source: Optional[str] = "its config",
+    num_classes: Optional[int] = None,
 ) -> List[str]:
     """Catches images given as a modality the network does not read, before it runs.
 
@@ -294,6 +295,8 @@ def check_inputs(
         listed: the samples come from a list file.
         source: where `input_modality` comes from, for the messages; None where nothing says it
             (a `.keras` file alone: modality 1 is assumed), which makes the error a warning.
+        num_classes: the network's classes: a grey image of up to this many values (or 64) may
+            be a label (`ssma_tf.data.convert.looks_like_label`).
 
     Returns:
         The warnings (without "warning:").
@@ -308,7 +311,7 @@ def check_inputs(
     first = samples[0]
     warnings = _sixteen_bit_warnings(samples, sixteen_bit_warning)
     if fusion:
-        if listed and first.label is None and looks_like_label(first.modalities[-1]):
+        if listed and first.label is None and looks_like_label(first.modalities[-1], num_classes):
             warnings.append(
                 f"{first.modalities[-1]} (the last image of the first sample) is single-channel, as labels "
                 f"are, but this SSMA reads it as modality {modalities}: the list's lines are taken as "

@@ -143,6 +143,14 @@ def test_images_given_as_another_modality_than_the_network_reads_are_caught(tmp_
     write_rgb(tmp_path / "rgb16.png", np.zeros((16, 16, 3)))
     (tmp_path / "grey.txt").write_text("rgb16.png grey_depth.png\n")
     assert check_inputs(collect_samples(True, list_file=tmp_path / "grey.txt"), **fusion) == []
+    # A label of a 100-class network, with 80 ids in it, is a label to that network (before: the
+    # warning counted 64 values whatever the classes, and said nothing).
+    Image.fromarray((np.arange(16 * 16) % 80).astype(np.uint8).reshape(16, 16)).save(tmp_path / "label80.png")
+    (tmp_path / "pairs80.txt").write_text("rgb16.png label80.png\n")
+    samples = collect_samples(True, list_file=tmp_path / "pairs80.txt")
+    assert check_inputs(samples, **fusion) == []  # 80 values: a grey image to a network of unknown classes
+    (warning,) = check_inputs(samples, **fusion, num_classes=100)
+    assert warning.startswith(f"{tmp_path / 'label80.png'} (the last image of the first sample) is single-channel")
 
 
 def test_a_list_of_too_few_images_with_a_label_column_is_warned_of_with_the_network_it_fits(tmp_path):
