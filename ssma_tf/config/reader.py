@@ -23,7 +23,7 @@ import yaml
 from ssma_tf.config.adaptation import AdaptationConfig, keys_abn_ignores
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key
-from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig, experts_frozen
+from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig, derived_log_dir, experts_frozen
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, quoting_hint, read_yaml_file
 from ssma_tf.constants import (
@@ -214,7 +214,7 @@ def rederived_log_dir(raw: Mapping[str, Any], checkpoint: Any) -> bool:
     as a run's `config.yaml` before this check wrote it) and so follows a new `checkpoint`."""
     old, log_dir = raw.get("checkpoint"), raw.get("log_dir")
     return (isinstance(old, str) and isinstance(log_dir, str) and checkpoint != old
-            and os.path.normpath(log_dir) == os.path.normpath(os.path.join(old, "logs")))
+            and os.path.normpath(log_dir) == os.path.normpath(derived_log_dir(old)))
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -732,7 +732,7 @@ class _Reader:
                     ConfigWarning, stacklevel=4)
         if self.mode == "train" and values["log_dir"] is None and values["checkpoint"] is not None:
             # (A reader that does not need the checkpoint, `required`, may read a config without it.)
-            values["log_dir"] = os.path.join(values["checkpoint"], "logs")
+            values["log_dir"] = derived_log_dir(values["checkpoint"])
         values["dataset"] = self.relate_dataset(
             values["dataset"], values["palette"], values["num_classes"]
         )

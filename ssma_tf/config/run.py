@@ -8,6 +8,7 @@ modes that need or use it, and its meaning. Field names are the config keys, exc
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import TYPE_CHECKING, Any, Optional
 
 from ssma_tf.config.adaptation import AdaptationConfig
@@ -36,6 +37,13 @@ if TYPE_CHECKING:
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # The released files left skip_step blank; these are the paper's and the released examples' values.
 DEFAULT_SKIP_STEP = {"train": 5, "eval": 10}
+
+
+def derived_log_dir(checkpoint: str) -> str:
+    """The `log_dir` a training run has when its config gives none: `<checkpoint>/logs`. A run's
+    `config.yaml` leaves it out (`ssma_tf.config.runs.write_run_config`), so that it follows the
+    run's folder when that moves."""
+    return os.path.join(checkpoint, "logs")
 
 
 def experts_frozen(model: str, freeze_experts: bool, fusion: Optional[str]) -> bool:

@@ -18,7 +18,7 @@ import yaml
 from ssma_tf.config.keys import EVAL
 from ssma_tf.config.reader import Required, config_with_overrides, rederived_log_dir
 from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
-from ssma_tf.config.run import DECLARED, RunConfig
+from ssma_tf.config.run import DECLARED, RunConfig, derived_log_dir
 from ssma_tf.constants import EXPORT_METADATA, FINAL_MODEL, FINAL_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.files import atomic_write, checkpoint_prefix
 
@@ -52,7 +52,7 @@ def write_run_config(config: RunConfig, folder: PathLike, header: Optional[str] 
     with atomic_write(path) as f:
         f.write(header or (_DEPTH_HEADER if config.pretraining else _HEADER))
         values = config.to_dict()
-        if config.checkpoint is not None and values.get("log_dir") == os.path.join(config.checkpoint, "logs"):
+        if config.checkpoint is not None and values.get("log_dir") == derived_log_dir(config.checkpoint):
             del values["log_dir"]  # derived: it follows the run when the folder moves
         yaml.safe_dump(values, f, sort_keys=False, default_flow_style=None)
     return path

@@ -35,7 +35,7 @@ from ssma_tf.config import ConfigError, refuse_pretraining
 from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import EVAL
-from ssma_tf.config.run import DECLARED, DEFAULTS
+from ssma_tf.config.run import DECLARED, DEFAULTS, derived_log_dir
 from ssma_tf.config.runs import final_files_current, saved_run_config, write_run_config
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
@@ -372,7 +372,7 @@ class Trainer:
         if config.log_dir is None:
             # As the config reader derives it: a config built in code without it wrote no
             # TensorBoard summaries, without a word (helper 171).
-            config = dataclasses.replace(config, log_dir=os.path.join(config.checkpoint, "logs"))
+            config = dataclasses.replace(config, log_dir=derived_log_dir(config.checkpoint))
         self.config = config
         self.strategy = strategy if strategy is not None else create_strategy(config.gpu_id)
         self.chief = is_chief(self.strategy)
@@ -600,7 +600,7 @@ class Trainer:
         saved = saved_run_config(self.config.checkpoint) if self._resume_from else {}
         if saved and "log_dir" not in saved:
             # Not written when derived (`write_run_config`): the folder's own, wherever it is now.
-            saved["log_dir"] = os.path.join(self.config.checkpoint, "logs")
+            saved["log_dir"] = derived_log_dir(self.config.checkpoint)
         self._saved_config = saved
         self._check_same_network(saved)
         skipped, reasons = [], []
