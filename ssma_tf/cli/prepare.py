@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--intrinsics-size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
                         help="image size that --intrinsics/--intrinsics-file refer to; depth maps "
                              "of another size get scaled intrinsics")
+    camera.add_argument("--one-based", action="store_true",
+                        help="the principal point of --intrinsics or the intrinsics files counts pixels "
+                             "from 1, as MATLAB code does (SUN RGB-D's intrinsics.txt): 1 is subtracted "
+                             "(the presets need none)")
 
     for name, what in (("ndvi", "NDVI"), ("evi", "EVI")):
         p = commands.add_parser(name, parents=[common], help=f"NIR + RGB -> {what}")
@@ -199,6 +203,8 @@ def _settings(args: argparse.Namespace) -> Dict[str, str]:
     """The conversion and the options that decide what its outputs hold, as recorded with them:
     by meaning, not spelling (`--units mm` and `--units 1000` alike, a folder by its absolute path)."""
     values = {name: value for name, value in vars(args).items() if name not in _NOT_SETTINGS}
+    if not values.get("one_based"):
+        values.pop("one_based", None)  # recorded when given: folders prepared before it resume
     if values.get("units"):
         values["units"] = completion.units_per_metre(values["units"])
     if values.get("rgb_dir"):
@@ -313,6 +319,9 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if sum(g is not None for g in given) != 1:
             parser.error("hha needs exactly one of --preset, --intrinsics, --intrinsics-file, "
                          "--intrinsics-relative")
+        if args.one_based and args.preset is not None:
+            parser.error("--one-based is for --intrinsics and the intrinsics files; the presets count pixels "
+                         "from 0 already")
         if args.intrinsics_size is not None and args.preset is not None:
             parser.error("--intrinsics-size is for --intrinsics and the intrinsics files; presets "
                          "know their image size")
@@ -451,6 +460,11 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
         """On every image: a fixed range far beyond its values colours it nearly uniformly (an
         8-bit NIR or RGB column taken for millimetres of depth, a few frames in metres among
         millimetre ones, where a check of the first image alone saw nothing)."""
+        negative = np.isfinite(depth) & (depth < 0)
+        if negative.any() and (args.percentiles is not None or args.vmin >= 0):
+            warned.image(job.source, f"{100 * float(np.mean(negative)):.1f} % of its values are below 0: coloured as "
+                         "missing, as 0 is (a stereo matcher's invalid marks); give --min below 0 to colour a signed "
+                         "quantity")
         if args.percentiles is not None:
             return
         valid = depth[np.isfinite(depth) & (depth > 0)]
@@ -544,7 +558,7 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
         def from_file_beside(source: pathlib.Path, width: int, height: int) -> hha.Intrinsics:
             path = pathlib.Path(os.path.normpath(source.parent / args.intrinsics_relative))
             if path not in per_file:
-                per_file[path] = hha.read_intrinsics_file(path, size)
+                per_file[path] = hha.read_intrinsics_file(path, size, one_based=args.one_based)
             intrinsics = per_file[path]
             if intrinsics.width is None:
                 _warn_of_a_centre_outside(intrinsics, width, height, f"the intrinsics of {path}", checked)
@@ -561,9 +575,10 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
         base = hha.INTRINSICS_PRESETS[args.preset]
     elif args.intrinsics is not None:
         fx, fy, cx, cy = args.intrinsics
-        base = hha.Intrinsics(fx, fy, cx, cy, *(size or (None, None)))
+        shift = 1.0 if args.one_based else 0.0
+        base = hha.Intrinsics(fx, fy, cx - shift, cy - shift, *(size or (None, None)))
     else:
-        base = hha.read_intrinsics_file(args.intrinsics_file, size)
+        base = hha.read_intrinsics_file(args.intrinsics_file, size, one_based=args.one_based)
     cache: Dict[Tuple[int, int], hha.Intrinsics] = {}
     checked: set = set()
 

@@ -35,7 +35,9 @@ def normalize(
     to outliers but not comparable across images).
 
     Args:
-        values: (H, W) depth or disparity; 0 and non-finite values are missing.
+        values: (H, W) depth or disparity; 0 and non-finite values are missing, and so are
+            values below 0 (stereo's invalid marks), as the depth completion and HHA take them,
+            unless a fixed range starts below 0 (`vmin < 0`: a signed quantity).
         vmin: value mapped to 0 when `percentiles` is None.
         vmax: value mapped to 1 when `percentiles` is None; required in that case.
         percentiles: (low, high) percentiles in 0..100 of the valid values that map to 0 and 1;
@@ -56,6 +58,9 @@ def normalize(
         raise ParameterError(f"expected a 2-D depth/disparity map, got shape {values.shape}")
     values = values.astype(np.float32, copy=False)
     valid = np.isfinite(values) & (values != 0)
+    if percentiles is not None or vmin is None or vmin >= 0:
+        # Before: -1 (a stereo matcher's "no match") was coloured as the near end of the scale.
+        valid &= values > 0
     if percentiles is not None:
         low_pct, high_pct = (float(p) for p in percentiles)
         if not 0.0 <= low_pct < high_pct <= 100.0:
@@ -117,7 +122,7 @@ def jet(
     objects are red; for depth, far ones are, unless `invert` is set.
 
     Args:
-        values: (H, W) depth or disparity; 0 and non-finite values are missing.
+        values: (H, W) depth or disparity; missing values as in `normalize`.
         vmin: value shown dark blue (see `normalize`).
         vmax: value shown dark red; required unless `percentiles` is given.
         percentiles: per-image (low, high) percentiles instead of a fixed range.
@@ -152,7 +157,7 @@ def gray(
     millimetres divided by 7000, scaled to 0..255 and clipped (values rounded to nearest here).
 
     Args:
-        values: (H, W) depth or disparity; 0 and non-finite values are missing.
+        values: (H, W) depth or disparity; missing values as in `normalize`.
         vmin: value mapped to 0 (see `normalize`).
         vmax: value mapped to 255; required unless `percentiles` is given.
         percentiles: per-image (low, high) percentiles instead of a fixed range.

@@ -105,8 +105,12 @@ class Intrinsics:
 # `read_intrinsics_file` when they differ from the default here.
 INTRINSICS_PRESETS: Dict[str, Intrinsics] = {
     # NYU Depth v2 toolbox, camera_params.m, colour camera: the labelled depth maps are registered
-    # to the colour images (also the NYU part of SUN RGB-D).
-    "nyuv2": Intrinsics(518.8579, 519.4696, 325.5824, 253.7362, width=640, height=480),
+    # to the colour images (also the NYU part of SUN RGB-D). The toolbox and the original HHA code
+    # (getPointCloudFromZ.m) count pixels from 1 (`meshgrid(1:W, 1:H)`): its principal point
+    # (325.5824, 253.7362) is (324.5824, 252.7362) here, where the first pixel's centre is 0
+    # (before: taken as it was, every ray tilted by 1/519 rad, a quarter of the height channel's
+    # values off by one from the original code's; helper 176).
+    "nyuv2": Intrinsics(518.8579, 519.4696, 325.5824 - 1.0, 253.7362 - 1.0, width=640, height=480),
     # ScanNet depth camera, the intrinsic_depth.txt of most scenes (640x480 depth frames).
     "scannet": Intrinsics(577.870605, 577.870605, 319.5, 239.5, width=640, height=480),
 }
@@ -132,7 +136,7 @@ def get_intrinsics(name: str, image_size: Optional[Tuple[int, int]] = None) -> I
 
 
 def read_intrinsics_file(
-    path: Union[str, os.PathLike], image_size: Optional[Tuple[int, int]] = None
+    path: Union[str, os.PathLike], image_size: Optional[Tuple[int, int]] = None, one_based: bool = False
 ) -> Intrinsics:
     """Reads a camera matrix from a text file (3x3, 3x4 or 4x4 numbers, whitespace separated).
 
@@ -141,6 +145,9 @@ def read_intrinsics_file(
     Args:
         path: the text file.
         image_size: (width, height) the matrix refers to, if known.
+        one_based: the matrix's principal point counts pixels from 1, as MATLAB code does (SUN
+            RGB-D's toolbox back-projects with `meshgrid(1:640, 1:480)`): 1 is subtracted from
+            it. ScanNet's files count from 0 (319.5 at 640 pixels).
 
     Raises:
         InputFileError: if the file cannot be read or does not hold such a matrix.
@@ -160,7 +167,8 @@ def read_intrinsics_file(
     matrix = np.array(numbers).reshape(shapes[len(numbers)])
     width, height = image_size if image_size is not None else (None, None)
     try:
-        return Intrinsics(matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2], width, height)
+        shift = 1.0 if one_based else 0.0
+        return Intrinsics(matrix[0, 0], matrix[1, 1], matrix[0, 2] - shift, matrix[1, 2] - shift, width, height)
     except ValueError as exc:
         raise InputFileError(f"intrinsics '{path}': {exc}") from None
 

@@ -48,9 +48,20 @@ def test_missing_values_get_the_missing_colour():
 
 
 def test_values_outside_the_range_are_clipped():
-    rgb = colorize.jet(np.array([[-5.0, 200.0]]), vmin=1.0, vmax=100.0)
+    rgb = colorize.jet(np.array([[0.5, 200.0]]), vmin=1.0, vmax=100.0)
     assert tuple(rgb[0, 0]) == (0, 0, 128)
     assert tuple(rgb[0, 1]) == (128, 0, 0)
+
+
+def test_values_below_zero_are_missing_unless_the_range_starts_below_zero():
+    """-1, a stereo matcher's invalid mark, was coloured as the low end of the scale (dark blue in
+    jet, grey 1 in gray), where the depth completion and HHA take it as missing (helper 176)."""
+    values = np.array([[-1.0, 3.0]])
+    assert tuple(colorize.jet(values, vmax=10.0)[0, 0]) == (0, 0, 0)
+    assert tuple(colorize.jet(values, percentiles=(0, 100))[0, 0]) == (0, 0, 0)
+    assert (colorize.gray(values, vmax=10.0)[0, 0] == 0).all()
+    # A fixed range starting below 0 colours a signed quantity.
+    assert tuple(colorize.jet(values, vmin=-1.0, vmax=3.0)[0, 0]) == (0, 0, 128)
 
 
 def test_percentile_range_is_per_image():

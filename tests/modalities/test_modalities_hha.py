@@ -147,10 +147,26 @@ def test_read_intrinsics_file(tmp_path):
     )
     intrinsics = hha.read_intrinsics_file(scannet, (640, 480))
     assert intrinsics == hha.INTRINSICS_PRESETS["scannet"]
+    # SUN RGB-D's files count pixels from 1, as its MATLAB toolbox does.
+    sunrgbd = tmp_path / "sunrgbd.txt"
+    sunrgbd.write_text("518.857901 0 284.582449\n0 519.469611 208.736166\n0 0 1\n")
+    intrinsics = hha.read_intrinsics_file(sunrgbd, one_based=True)
+    assert (intrinsics.cx, intrinsics.cy) == pytest.approx((283.582449, 207.736166))
     broken = tmp_path / "intrinsics.txt"
     broken.write_text("1 2 3\n4 5 6\n")
     with pytest.raises(InputFileError, match="intrinsics.txt"):
         hha.read_intrinsics_file(broken)
+
+
+def test_the_nyuv2_preset_back_projects_as_the_original_code_does():
+    """The NYU toolbox's principal point counts pixels from 1 (getPointCloudFromZ.m back-projects
+    with `meshgrid(1:W, 1:H)`); taken as counting from 0, every ray was tilted by 1/519 rad and a
+    quarter of the height channel's values were one off from the original code's (helper 176)."""
+    depth = np.random.default_rng(0).uniform(1.0, 5.0, (480, 640))
+    columns, rows = np.meshgrid(np.arange(1, 641), np.arange(1, 481))  # MATLAB's pixel numbers
+    points = hha.backproject(depth, hha.INTRINSICS_PRESETS["nyuv2"])
+    np.testing.assert_allclose(points[..., 0], (columns - 325.5824) * depth / 518.8579, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(points[..., 1], (rows - 253.7362) * depth / 519.4696, rtol=0, atol=1e-9)
 
 
 def test_bad_arguments_are_named():

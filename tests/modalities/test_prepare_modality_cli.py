@@ -570,24 +570,32 @@ def test_cityscapes_names_pair_by_suffix(tmp_path, prepare_modality):
     assert image[0, 1, 1] == 255  # half of the range: the green middle of jet
 
 
-def test_sunrgbd_depth_and_intrinsics_beside_each_image(tmp_path, prepare_modality):
-    # SUN RGB-D: depth/NAME.png with values rotated left by 3 bits, ../intrinsics.txt per image.
-    depth_mm = np.full((30, 40), 2500, dtype=np.uint32)
-    stored = (((depth_mm << 3) | (depth_mm >> 13)) & 0xFFFF).astype(np.uint16)
-    for name, focal in (("a", 40.0), ("b", 80.0)):
+def test_sunrgbd_depth_and_intrinsics_beside_each_image(tmp_path, prepare_modality, room, capsys):
+    # SUN RGB-D: depth/NAME.png with values rotated left by 3 bits, ../intrinsics.txt per image,
+    # whose principal point counts pixels from 1 (--one-based subtracts it).
+    flat_mm = np.full((30, 40), 2500, dtype=np.uint32)
+    room_mm = np.round(room(height=30, width=40, focal=40.0)["depth"] * 1000.0).astype(np.uint32)
+    for name, focal, depth_mm in (("a", 40.0, flat_mm), ("b", 80.0, room_mm)):
+        stored = (((depth_mm << 3) | (depth_mm >> 13)) & 0xFFFF).astype(np.uint16)
         _save(tmp_path / name / "depth" / f"{name}.png", stored)
-        (tmp_path / name / "intrinsics.txt").write_text(f"{focal} 0 19.5\n0 {focal} 14.5\n0 0 1\n")
+        (tmp_path / name / "intrinsics.txt").write_text(f"{focal} 0 20.5\n0 {focal} 15.5\n0 0 1\n")
     status = prepare_modality([
         "hha", str(tmp_path / "a" / "depth" / "a.png"), str(tmp_path / "b" / "depth" / "b.png"),
         "-o", str(tmp_path / "hha"), "--sunrgbd-depth", "--intrinsics-relative", "../intrinsics.txt",
-        "-q",
+        "--one-based", "-q",
     ])
     assert status == 0
-    for name, focal in (("a", 40.0), ("b", 80.0)):
+    for name, focal, depth_mm in (("a", 40.0, flat_mm), ("b", 80.0, room_mm)):
         expected = hha.encode_hha(depth_mm.astype(np.float32), hha.Intrinsics(focal, focal, 19.5, 14.5),
                                   units="mm")
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "hha" / f"{name}.png")), expected)
+    counting_from_0 = hha.encode_hha(room_mm.astype(np.float32), hha.Intrinsics(80.0, 80.0, 20.5, 15.5), units="mm")
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "hha" / "b.png")), counting_from_0)
     assert np.all(np.asarray(Image.open(tmp_path / "hha" / "a.png"))[..., 0] == 124)  # 2.5 m
+    with pytest.raises(SystemExit):
+        prepare_modality(["hha", str(tmp_path / "a" / "depth"), "-o", str(tmp_path / "x"), "--preset", "nyuv2",
+                          "--units", "mm", "--one-based"])
+    assert "--one-based is for --intrinsics and the intrinsics files" in capsys.readouterr().err
 
 
 def test_bad_values_are_one_line_and_other_value_errors_are_bugs(scannet_like, prepare_modality, capsys,
@@ -833,3 +841,18 @@ def test_a_bad_camera_size_or_inversion_depth_is_a_usage_error(scannet_like, pre
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in error and "0.png" not in error
     assert not (root / "out").exists()
+
+
+def test_values_below_zero_are_coloured_as_missing_with_a_warning(tmp_path, prepare_modality, capsys):
+    """A stereo output marking invalid pixels -1 was coloured as measured depth, without a word."""
+    values = np.full((8, 8), 3.0, np.float32)
+    values[:4] = -1.0
+    (tmp_path / "neg").mkdir()
+    np.save(tmp_path / "neg" / "0.npy", values)
+    assert prepare_modality(["jet", str(tmp_path / "neg"), "-o", str(tmp_path / "jet"), "--max", "10"]) == 0
+    assert "0.npy: 50.0 % of its values are below 0: coloured as missing" in capsys.readouterr().err
+    assert (np.asarray(Image.open(tmp_path / "jet" / "0.png"))[:4] == 0).all()
+    assert prepare_modality(["jet", str(tmp_path / "neg"), "-o", str(tmp_path / "signed"), "--min", "-1",
+                             "--max", "10"]) == 0
+    assert "below 0" not in capsys.readouterr().err
+    assert tuple(np.asarray(Image.open(tmp_path / "signed" / "0.png"))[0, 0]) == (0, 0, 128)
