@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import keras
 
+from ssma_tf.errors import UserInputError
 from ssma_tf.layers import ConvBN, SSMABlock
 from ssma_tf.models.factory import is_fusion
 from ssma_tf.models.widths import (
@@ -22,6 +23,10 @@ from ssma_tf.models.widths import (
 # Scopes a stage may name (`ssma_tf.pruning.staged`): the encoder blocks (Res2..Res5 in the
 # paper's ResNet names are blocks 1..4 here), the stem, the skips, eASPP, the SSMA blocks, the decoder.
 GROUPS = ("stem", "block1", "block2", "block3", "block4", "skips", "easpp", "fusion", "decoder")
+
+
+class PruningError(UserInputError):
+    """A pruning request that cannot be carried out (e.g. it would remove every filter of a layer)."""
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from ssma_tf.pruning.channels import FeatureMaps
+from ssma_tf.pruning.channels import FeatureMaps, PruningError
 
 METHODS = ("taylor", "l1", "oracle")
 # The loss scale the Taylor ranking starts from under mixed float16 (Keras' initial loss scale).
@@ -31,12 +31,26 @@ def _computes_in_float16(model: Any) -> bool:
 
 
 def l2_rescaled(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Each layer's scores divided by their ℓ2 norm (a layer of zeros stays zeros)."""
+    """Each layer's scores divided by their ℓ2 norm (a layer of zeros stays zeros).
+
+    Raises:
+        PruningError: a score is not finite (before: a layer with a NaN became all zeros, the
+            lowest rank, and lost nearly every channel first; one with inf sorted as NaN).
+    """
+    bad = [name for name, values in scores.items() if not np.isfinite(values).all()]
+    if bad:
+        raise PruningError(f"the scores of {_some(bad)} are not finite: no channel can be ranked by them")
     out = {}
     for name, values in scores.items():
         norm = float(np.sqrt(np.sum(np.square(values, dtype=np.float64))))
         out[name] = values / norm if norm > 0 else np.zeros_like(values)
     return out
+
+
+def _some(names: Sequence[str]) -> str:
+    """The first three of `names` and how many there are, for a message."""
+    more = f", ... ({len(names)} feature maps)" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
 
 
 def l1_scores(maps: Sequence[FeatureMaps]) -> dict[str, np.ndarray]:
@@ -105,6 +119,8 @@ def taylor_scores(
 
     Raises:
         ValueError: `batches` is empty.
+        PruningError: a batch's scores are not finite (at loss scale 1 under float16), naming the
+            batch and the feature maps.
     """
     sums = {entry.name: np.zeros(entry.width, np.float64) for entry in maps}
     images = 0
@@ -114,7 +130,7 @@ def taylor_scores(
     # early layers' scores came out up to 45 % off their float32 values (192x384 images).
     scale = INITIAL_LOSS_SCALE if _computes_in_float16(model) else 1.0
     with _Gates(maps) as gates:
-        for inputs, labels in batches:
+        for batch, (inputs, labels) in enumerate(batches):
             size = int((inputs[0] if isinstance(inputs, (list, tuple)) else inputs).shape[0])
             variables = {entry.name: tf.ones((size, 1, 1, entry.width)) for entry in maps}
             while True:
@@ -130,6 +146,14 @@ def taylor_scores(
                 if scale == 1.0 or all(g is None or np.isfinite(g).all() for g in grads.values()):
                     break
                 scale /= 2.0
+            bad = [name for name, grad in grads.items() if grad is not None and not np.isfinite(grad).all()]
+            if bad:
+                # Before: passed on, and the NaN layers ranked lowest (`l2_rescaled`).
+                float16 = " in float16 even unscaled (rank in float32: mixed_precision off)" if scale == 1.0 and \
+                    _computes_in_float16(model) else ""
+                raise PruningError(
+                    f"the Taylor scores of ranking batch {batch + 1} are not finite{float16} in {_some(bad)}; "
+                    f"its loss is {float(loss):g}: a diverged network, or inputs it cannot take, ranks nothing")
             for name, grad in grads.items():
                 if grad is None:  # a map the loss does not reach (cannot happen in these models)
                     continue

@@ -7,19 +7,15 @@ batch-norm parameters and the matching input kernels of the layers that read the
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
-from ssma_tf.errors import UserInputError
 from ssma_tf.layers.initializers import overwritten_weights
-from ssma_tf.pruning.channels import FeatureMaps, feature_maps
-
-
-class PruningError(UserInputError):
-    """A pruning request that cannot be carried out (e.g. it would remove every filter of a layer)."""
+from ssma_tf.pruning.channels import FeatureMaps, PruningError, feature_maps
 
 
 def channel_costs(maps: Sequence[FeatureMaps]) -> dict[str, float]:
@@ -169,6 +165,8 @@ def prune(model: keras.Model, keep: Mapping[str, Sequence[int]]) -> keras.Model:
     unknown = sorted(set(keep) - set(by_name))
     if unknown:
         raise PruningError(f"no prunable feature map named {unknown[0]!r} in {model.name}")
+    for name, kept in keep.items():
+        _check_kept(name, kept, by_name[name].width)
     # Removed positions per (variable, axis), in the variable's own (absolute) indices. Variables
     # are told apart by identity: the two SSMA experts hold the same paths.
     removed: dict[tuple[int, int], set] = {}
@@ -198,6 +196,22 @@ def prune(model: keras.Model, keep: Mapping[str, Sequence[int]]) -> keras.Model:
             )
         target.assign(value)
     return pruned
+
+
+def _check_kept(name: str, kept: Sequence[int], width: int) -> None:
+    """Fails, naming the feature map and the index, unless `kept` are ascending distinct channel
+    indices of the map's `width` (before: an index beyond it, negative or listed twice gave the
+    pruned model another width than the weights removed, found as a RuntimeError about a kernel's
+    shape after the build)."""
+    if len(kept) == 0:
+        raise PruningError(f"keep[{name!r}] keeps no channel: a layer keeps at least one")
+    for position, index in enumerate(kept):
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < width:
+            raise PruningError(f"keep[{name!r}][{position}] is {index!r}: not a channel of the map's {width} "
+                               f"(0..{width - 1})")
+        if position and index <= kept[position - 1]:
+            raise PruningError(f"keep[{name!r}][{position}] is {index}, after {kept[position - 1]}: give the channels "
+                               "kept in ascending order, each once")
 
 
 def count_params(model: keras.Model) -> int:

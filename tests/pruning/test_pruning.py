@@ -389,3 +389,36 @@ def test_taylor_scores_under_mixed_float16_match_float32_where_float16_would_und
         assert single[name].max() > 0, name
         # float16 activations and products: within 5 % of the layer's largest score (measured).
         np.testing.assert_allclose(mixed[name], single[name], rtol=0, atol=0.1 * single[name].max(), err_msg=name)
+
+
+def test_non_finite_taylor_scores_are_refused_not_ranked_lowest(model):
+    """Helper 175: a NaN score made its layer's rescaled scores all 0, the lowest rank, and
+    `select` took nearly every channel of it first; an inf one sorted as NaN. Nothing said so."""
+    with pytest.raises(PruningError, match=r"the scores of a, b are not finite"):
+        l2_rescaled({"a": np.array([np.nan, 1.0, 2.0]), "b": np.array([np.inf, 1.0]), "c": np.array([1.0])})
+    x, y = images(1, seed=8), labels(1, seed=9)
+    maps = [m for m in feature_maps(model) if m.name in ("refine2_conv1", "up1")]
+
+    calls = []
+
+    def second_overflows(labels, outputs):
+        calls.append(1)
+        loss = ReleasedLoss()(labels, outputs)
+        return loss * np.float32(np.inf) if len(calls) > 1 else loss
+
+    with pytest.raises(PruningError, match=r"the Taylor scores of ranking batch 2 are not finite in (refine2_conv1|up1)"):
+        taylor_scores(model, [(x, y), (x, y)], second_overflows, maps)
+
+
+@pytest.mark.parametrize("kept, match", [
+    ([0, 300], r"keep\['up1'\]\[1\] is 300: not a channel of the map's 256 \(0..255\)"),
+    ([1, 1, 2], r"keep\['up1'\]\[1\] is 1, after 1: give the channels kept in ascending order, each once"),
+    ([-1, 2], r"keep\['up1'\]\[0\] is -1: not a channel"),
+    ([2.5], r"keep\['up1'\]\[0\] is 2.5: not a channel"),
+    ([], r"keep\['up1'\] keeps no channel"),
+])
+def test_kept_channels_out_of_range_or_repeated_are_named(model, kept, match):
+    """Helper 175: they gave the pruned model another width than the weights removed, found as a
+    RuntimeError about a kernel's shape after the build."""
+    with pytest.raises(PruningError, match=match):
+        prune(model, {"up1": kept})
