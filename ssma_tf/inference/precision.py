@@ -108,10 +108,24 @@ def measurement_key() -> str:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 0
     speed = "+".join(flag for flag in SPEED_FLAGS if flag in flags) or "no bf16 flags"
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+    onednn = {True: "on", False: "off", None: os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}[onednn_enabled()]
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
     return (f"{processor_model()} | {speed} | {cores} cores | intra-op {threads} | oneDNN {onednn} | "
             f"TensorFlow {tf.__version__}")
+
+
+def onednn_enabled() -> Optional[bool]:
+    """Whether this process's TensorFlow runs oneDNN's kernels (None where it cannot tell).
+
+    TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported: the variable set later
+    says nothing of the kernels that run (before: the cache key read it, and a measurement with
+    oneDNN on was saved as one with it off; helper 180).
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def gpu_capabilities() -> Optional[Tuple[Tuple[int, int], ...]]:

@@ -51,13 +51,27 @@ def test_the_measurement_is_cached_per_processor_threads_onednn_and_tensorflow_v
         assert len(json.load(handle)) == 2
     # So is oneDNN switched off, and another core count (helper 119: the choice measured with
     # oneDNN on, bfloat16 at 0.56x, was taken with it off, where bfloat16 is slower).
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    running = module.onednn_enabled()
+    assert running is not None
+    monkeypatch.setattr(module, "onednn_enabled", lambda: not running)
     assert "cached" not in choose_precision("auto", measure=lambda: (1.0, 1.2)).reason
     monkeypatch.setattr(module.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6})
     assert "cached" not in choose_precision("auto", measure=lambda: (1.0, 1.2)).reason
     with open(cache_path(), encoding="utf-8") as handle:
         keys = list(json.load(handle))
-    assert len(keys) == 4 and "oneDNN 0" in keys[2] and "7 cores" in keys[3], keys
+    off = "oneDNN on" if not running else "oneDNN off"
+    assert len(keys) == 4 and off in keys[2] and "7 cores" in keys[3], keys
+
+
+def test_the_cache_key_says_the_onednn_state_that_runs_not_the_variable_set_after_the_import(monkeypatch):
+    """TensorFlow reads TF_ENABLE_ONEDNN_OPTS at its import: set later, the variable made the key
+    say oneDNN 0 while oneDNN's kernels ran, and the measurement was taken for one with it off
+    (helper 180)."""
+    from ssma_tf.inference import precision as module
+
+    before = module.measurement_key()
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0" if module.onednn_enabled() else "1")
+    assert module.measurement_key() == before
 
 
 def test_a_damaged_cache_is_measured_again():
