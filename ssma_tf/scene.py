@@ -124,6 +124,7 @@ def train_scene_classifier(
     learning_rate: float = 1e-3,
     experts: Optional[Sequence[str]] = None,
     expert_classes: Optional[int] = None,
+    expert_decoder_filters: Optional[int] = None,
     freeze_experts: bool = True,
     backbone: str = ADAPNET_PP_BACKBONE,
     backbone_weights: Optional[str] = None,
@@ -153,6 +154,10 @@ def train_scene_classifier(
             `backbone_weights` (then `freeze_experts` should be False).
         expert_classes: the class count of the experts' own checkpoints; None: as each says (TF1
             checkpoints and `.keras` files by themselves, weight files by their last upsampling).
+        expert_decoder_filters: the decoder width the experts were trained with, which their own
+            weight files need to load (the decoder is then dropped); None: as each expert's
+            training run says (its `config.yaml`), else the released 256 (before: always 256, and
+            the real-time experts of `decoder_filters: 64` loaded from `.keras` files only).
         freeze_experts: train only the SSMA block and the classifier.
         backbone: the experts' backbone, `adapnet_pp` (ResNet-50, the paper's) or `mobilenet_v2`.
         backbone_weights: ImageNet weights file of a `mobilenet_v2` backbone, for experts without
@@ -235,7 +240,8 @@ def train_scene_classifier(
         if os.fspath(source) not in expert_weights:
             with _naming_expert(index, len(experts), expert_classes):
                 expert_weights[os.fspath(source)] = unimodal_encoder_weights(
-                    source, expert_classes, RELEASED_DROPOUT_RATE, backbone=backbone)
+                    source, expert_classes, RELEASED_DROPOUT_RATE, backbone=backbone,
+                    decoder_filters=expert_decoder_filters)
     # Resumed: the state holds every weight, loaded strictly (`_load_state`).
     with overwritten_weights(enabled=state is not None):
         model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts,

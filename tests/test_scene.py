@@ -272,6 +272,8 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     (["--backbone", "mobilenet_v2", "--backbone_weights", "w.h5", "--experts", "a.keras", "b.keras"],
      "train --backbone_weights starts experts that have no checkpoints; --experts replace them"),
     (["--backbone_weights", "w.h5"], "train --backbone_weights is for --backbone mobilenet_v2"),
+    (["--decoder_filters", "64"], "train --decoder_filters says how the --experts were trained; give --experts"),
+    (["--decoder_filters", "0", "--experts", "a.keras", "b.keras"], "train --decoder_filters must be >= 1, got 0"),
 ])
 def test_scene_train_flags_are_checked_before_the_model_is_built(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -548,6 +550,38 @@ def test_mobilenet_v2_experts_start_from_their_checkpoints_and_the_classifier_ke
     with pytest.raises(ValueError, match="the experts' checkpoints replace them"):
         train_scene_classifier(data, str(tmp_path / "both"), experts=[str(tmp_path / "expert.keras")] * 2,
                                backbone="mobilenet_v2", backbone_weights="imagenet.h5", **kwargs)
+
+
+def test_experts_of_a_narrow_decoder_load_from_their_weight_files(records, tmp_path):
+    """Helper 181: the experts' weight files were loaded into an AdapNet++ of the released 256-wide
+    decoder: real-time experts (decoder_filters 64) loaded from `.keras` files only, and the error
+    said to give a decoder_filters ssma-scene had no flag for."""
+    from ssma_tf.checkpoints.tf1_import import CheckpointError
+    from ssma_tf.models import AdapNetPP
+    from ssma_tf.models.widths import decoder_widths
+
+    expert = AdapNetPP(3, aux_heads=True, backbone="mobilenet_v2", widths=decoder_widths(16))
+    expert(np.zeros((1, H, W, 3), np.float32))
+    run = tmp_path / "expert_run"
+    run.mkdir()
+    expert.save_weights(run / "final.weights.h5")
+    data = str(records / "scenes.tfrecords")
+    kwargs = dict(num_classes=3, modalities=2, height=H, width=W, steps=1, batch_size=4, seed=1,
+                  backbone="mobilenet_v2", experts=[str(run / "final.weights.h5")] * 2)
+    with pytest.raises(CheckpointError, match=r"the checkpoint's 16: give the decoder_filters it was trained with"):
+        train_scene_classifier(data, str(tmp_path / "refused"), **kwargs)
+    # Told by the flag, or by the run's config.yaml beside the weights.
+    told = train_scene_classifier(data, str(tmp_path / "told"), expert_decoder_filters=16, **kwargs)
+    (run / "config.yaml").write_text("model: AdapNet_pp\nnum_classes: 3\nbackbone: mobilenet_v2\ndecoder_filters: 16\n"
+                                     f"train_data: {data}\ncheckpoint: {run}\nheight: {H}\nwidth: {W}\n"
+                                     "batch_size: 4\nmax_iteration: 1\nlearning_rate: 0.001\n")
+    from ssma_tf.config import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match="trained on modality1"):  # one run for both experts here
+        read = train_scene_classifier(data, str(tmp_path / "read"), **kwargs)
+    for result in (told, read):
+        for ours, theirs in zip(result.model.encoders[0].get_weights(), expert.encoder.get_weights(), strict=True):
+            np.testing.assert_array_equal(ours, theirs)
 
 
 def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_checked_as_ssmas(tmp_path):

@@ -405,7 +405,8 @@ def check_matches(source: str, held: tuple[str, int], model: Optional[str], num_
 
 
 def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate: float,
-                             backbone: str = ADAPNET_PP_BACKBONE, decoder_filters: int = DECODER_FILTERS) -> list:
+                             backbone: str = ADAPNET_PP_BACKBONE,
+                             decoder_filters: Optional[int] = DECODER_FILTERS) -> list:
     """The encoder weights of a unimodal AdapNet++ checkpoint, in `AdapNetPPEncoder` order.
 
     Builds a throw-away `AdapNetPP`, loads the checkpoint into it and returns its encoder's
@@ -421,7 +422,8 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
         backbone: the experts' backbone (`adapnet_pp` or `mobilenet_v2`).
         decoder_filters: the decoder width the AdapNet++ that wrote own `.weights.h5` weights was
             built with (the fusion config's `decoder_filters`: its experts are trained with the same
-            one; a `.keras` file says it itself).
+            one; a `.keras` file says it itself). None: as the expert's training run says (the
+            `config.yaml` beside its weights), else the released 256.
 
     Returns:
         The list of arrays for `encoder.set_weights`.
@@ -449,6 +451,9 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
         return loaded.encoder.get_weights()
     if num_classes is None:
         num_classes = stored_num_classes(fmt == FORMAT_TF2, resolved)
+    if decoder_filters is None:
+        run = _readable_run_config(path)
+        decoder_filters = run.decoder_filters if run is not None else DECODER_FILTERS
     # Released widths are dropped by the model's check: the default builds the released decoder.
     # A TF1 checkpoint's decoder is the released one whatever the fusion's `decoder_filters` (before:
     # refused, naming a decoder variable of a good checkpoint that is never used).

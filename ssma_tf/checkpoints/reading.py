@@ -279,14 +279,16 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
 def stored_backbone(shapes: list) -> Optional[str]:
     """The experts' backbone of the model whose arrays have these shapes, when they tell it.
 
-    The AdapNet++ (ResNet-50) encoder alone has a 7×7 kernel (its stem; of fewer than 64 filters
-    once pruned); MobileNet v2 has depthwise kernels (3, 3, C, 1) instead (a pruned AdapNet++ may
-    have a 3×3 convolution of one filter too, hence the stem first). None for neither (e.g. a
-    checkpoint of another network). A guess from shapes that knows the built-in backbones only:
-    another ResNet has a 7×7 stem too, EfficientNet depthwise kernels.
+    The AdapNet++ (ResNet-50) encoder alone has a 7×7 kernel that reads the 3 channels of an
+    image (its stem; of fewer than 64 filters once pruned; an SSMA's 7×7 fusion kernels, of
+    `fused_kernel_size` 7, read features: before, they made a MobileNet v2 SSMA's own weights
+    "another backbone"); MobileNet v2 has depthwise kernels (3, 3, C, 1) instead (a pruned
+    AdapNet++ may have a 3×3 convolution of one filter too, hence the stem first). None for
+    neither (e.g. a checkpoint of another network). A guess from shapes that knows the built-in
+    backbones only: another ResNet has a 7×7 stem too, EfficientNet depthwise kernels.
     """
     shapes = [tuple(s) for s in shapes]
-    if any(len(s) == 4 and s[:2] == (7, 7) for s in shapes):
+    if any(len(s) == 4 and s[:3] == (7, 7, 3) for s in shapes):
         return ADAPNET_PP_BACKBONE
     if any(len(s) == 4 and s[:2] == (3, 3) and s[3] == 1 and s[2] > 1 for s in shapes):
         return "mobilenet_v2"
@@ -330,8 +332,10 @@ def _class_hint(have: list, need: list, model: Any, name: str = "") -> str:
     decoder = widths.get(DECODER_LAYERS[0], DECODER_FILTERS) if isinstance(widths, dict) else DECODER_FILTERS
     layer = name.split("/")[0]
     stored = {have[i] for i in differing}
+    # The classifier reads the decoder's output: its input axis is the decoder's width (an SSMA,
+    # without auxiliary heads, differs there first).
     if (differing and len(have) == len(need) and len(stored) == 1 and all(need[i] == decoder for i in differing)
-            and any(part in layer for part in _DECODER_PARTS)):
+            and any(part in layer for part in _DECODER_PARTS + ("classifier",))):
         # Before: the shapes alone, for experts trained with another decoder_filters.
         return (f" (the model's decoder is {decoder} wide, the checkpoint's {stored.pop()}: give the decoder_filters "
                 "it was trained with)")

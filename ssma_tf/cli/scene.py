@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--experts", nargs="+", help="one unimodal AdapNet++ checkpoint per modality")
     train.add_argument("--expert_classes", type=int, help="class count of the experts' own checkpoints "
                        "(default: as each checkpoint says)")
+    train.add_argument("--decoder_filters", type=int, help="the decoder width the --experts were trained with, for "
+                       "their weight files to load (their decoder is dropped; default: as each expert's training "
+                       "run says, else 256)")
     train.add_argument("--train_experts", action="store_true", help="train the experts too (default: frozen)")
     train.add_argument("--backbone", default="adapnet_pp", help="the experts' backbone: adapnet_pp (default, the "
                        "paper's) or mobilenet_v2; the --experts checkpoints must be on it")
@@ -91,7 +94,7 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     # --modalities 1 and --expert_classes 0 ended in the model's traceback after reading the records).
     least = {"--num_classes": 1 if args.command == "convert" else 2, "--modalities": 2, "--steps": 1,
              "--batch_size": 1, "--height": OUTPUT_STRIDE, "--width": OUTPUT_STRIDE, "--save_steps": 0,
-             "--log_every": 1, "--expert_classes": 2}
+             "--log_every": 1, "--expert_classes": 2, "--decoder_filters": 1}
     for flag, low in least.items():
         value = getattr(args, flag[2:], None)
         if value is not None and value < low:
@@ -116,6 +119,8 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         if args.backbone_weights is not None and args.backbone == ADAPNET_PP_BACKBONE:
             parser.error("train --backbone_weights is for --backbone mobilenet_v2; AdapNet++ experts start from "
                          "--experts checkpoints")
+        if args.decoder_filters is not None and args.experts is None:
+            parser.error("train --decoder_filters says how the --experts were trained; give --experts")
         if args.experts is not None and len(args.experts) != args.modalities:
             parser.error(f"train --experts: {len(args.experts)} checkpoint(s) for --modalities {args.modalities}; "
                          "give one per modality")
@@ -169,6 +174,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.train_data, args.output, num_classes=args.num_classes, modalities=args.modalities,
                 height=args.height, width=args.width, steps=args.steps, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, experts=args.experts, expert_classes=args.expert_classes,
+                expert_decoder_filters=args.decoder_filters,
                 freeze_experts=not args.train_experts, backbone=args.backbone,
                 backbone_weights=args.backbone_weights, seed=args.seed, log=print, log_every=args.log_every,
                 save_steps=args.save_steps, resume=not args.overwrite,

@@ -152,6 +152,10 @@ def register_backbone(name: str, builder: Callable[..., keras.Model]) -> None:
 
 def check_backbone(name: str) -> str:
     """Returns `name` if it names a backbone with a builder, else raises a ValueError naming it."""
+    if not isinstance(name, str):
+        # Before: "unhashable type: 'list'" for a list of one backbone per expert.
+        raise ValueError(f"backbone must be the name of one backbone, got {name!r}: every expert of a model is on "
+                         "the same backbone")
     if name != ADAPNET_PP_BACKBONE and name not in _BACKBONES:
         known = [ADAPNET_PP_BACKBONE] + sorted(_BACKBONES)
         if name in BACKBONES:
@@ -161,6 +165,31 @@ def check_backbone(name: str) -> str:
                          "ssma_tf.models.backbones.register_backbone is registered again in each process, "
                          "before a model on it is built or loaded)")
     return name
+
+
+# The pyramid's maps and the stride each must have (the skips' and eASPP's inputs).
+PYRAMID_STRIDES = {"stride4": 4, "stride8": 8, "stride16": 16}
+
+
+def _check_pyramid(pyramid: keras.Model, backbone: str) -> None:
+    """Fails, naming the backbone and the map, unless a registered builder's model gives the
+    maps `PYRAMID_STRIDES` names at their strides (before: a map at another stride built, and the
+    first call failed in TensorFlow's concatenation, naming neither; helper 181)."""
+    side = 64
+    try:
+        outputs = pyramid.compute_output_spec(keras.KerasTensor((1, side, side, 3)))
+    except Exception as error:
+        raise ValueError(f"backbone {backbone!r}: its builder's model does not take a {side}x{side} RGB image "
+                         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from error
+    if not isinstance(outputs, dict) or set(PYRAMID_STRIDES) - set(outputs):
+        got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+        raise ValueError(f"backbone {backbone!r}: its builder's model must give a dict of {sorted(PYRAMID_STRIDES)}, "
+                         f"got {got}")
+    for key, stride in PYRAMID_STRIDES.items():
+        shape = tuple(outputs[key].shape)
+        if len(shape) != 4 or shape[1:3] != (side // stride, side // stride):
+            raise ValueError(f"backbone {backbone!r}: its {key!r} map is {shape[1:3]} for a {side}x{side} image, not "
+                             f"{(side // stride, side // stride)} (stride {stride})")
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -209,6 +238,8 @@ class PyramidEncoder(keras.Model):
 
         # === Layers ===
         pyramid = _BACKBONES[backbone](weights=backbone_weights, dtype=dtype)
+        if backbone not in BACKBONES:
+            _check_pyramid(pyramid, backbone)
         skip1 = ConvBN(SKIP_FILTERS, 1, activation=None, name="skip1", dtype=dtype)
         skip2 = ConvBN(SKIP_FILTERS, 1, activation=None, name="skip2", dtype=dtype)
         easpp = EASPP(256, 64, easpp_rates, name="easpp", dtype=dtype)

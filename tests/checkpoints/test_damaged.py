@@ -282,6 +282,10 @@ def test_the_class_hint_is_given_only_where_class_axes_differ():
     assert _class_hint([8, 8, 12, 12], [8, 8, 4, 4], model) == " (the checkpoint has 12 classes, the model 4)"
     # A kernel of another layer that ends in 4 channels (before: "the checkpoint has 256 classes").
     assert _class_hint([3, 3, 280, 256], [1, 1, 256, 4], model) == ""
+    # The classifier reads the decoder: its input axis is the decoder's width (helper 181: an SSMA
+    # of another decoder_filters, which has no auxiliary heads to differ first, got no hint).
+    assert _class_hint([1, 1, 16, 4], [1, 1, 256, 4], model, "classifier/conv/kernel") == (
+        " (the model's decoder is 256 wide, the checkpoint's 16: give the decoder_filters it was trained with)")
 
 
 def test_weights_of_another_stream_count_say_so(tmp_path):

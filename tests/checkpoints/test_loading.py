@@ -445,6 +445,9 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     assert stored_backbone([(3, 3, 8, 16), (1, 1, 16, 4)]) is None  # neither network's
     # Pruned: a stem of fewer filters, a 3x3 convolution down to one (not a depthwise kernel).
     assert stored_backbone([(7, 7, 3, 40), (3, 3, 16, 1)]) == "adapnet_pp"
+    # A MobileNet v2 SSMA of fused_kernel_size 7: its 7x7 fusion kernels read features, not an
+    # image (helper 181: its own weights were "another backbone").
+    assert stored_backbone([(7, 7, 512, 256), (3, 3, 32, 1), (3, 3, 3, 32)]) == "mobilenet_v2"
     for name, what in (("mobile.weights.h5", "the weights file"), ("mobile_ckpt", "the checkpoint")):
         with pytest.raises(CheckpointError, match=rf"^{what} .*{name} holds a model on the mobilenet_v2 backbone, but "
                                                   r"this AdapNetPP is on the adapnet_pp backbone$"):

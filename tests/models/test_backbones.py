@@ -190,6 +190,22 @@ def test_a_registered_backbone_builds_trains_saves_and_loads_its_weights(tmp_pat
     with pytest.raises(ValueError, match=r"got 'tiny' \(a backbone added with ssma_tf\.models\.backbones\."
                                          r"register_backbone is registered again in each process"):
         AdapNetPP(NUM_CLASSES, backbone="tiny")
+    # A builder whose "stride16" map is at stride 32 built, and the first call failed in
+    # TensorFlow's concatenation, naming neither the backbone nor the map (helper 181).
+
+    def stride32(weights=None, dtype=None):
+        pyramid = tiny_pyramid(weights, dtype)
+        outputs = dict(pyramid.output)
+        outputs["stride16"] = keras.layers.MaxPooling2D(2)(outputs["stride16"])
+        return keras.Model(pyramid.input, outputs)
+
+    monkeypatch.setitem(backbones._BACKBONES, "stride32", stride32)
+    with pytest.raises(ValueError, match=r"backbone 'stride32': its 'stride16' map is \(2, 2\) for a 64x64 image, "
+                                         r"not \(4, 4\) \(stride 16\)"):
+        AdapNetPP(NUM_CLASSES, backbone="stride32")
+    # One backbone per expert is not a thing (before: "unhashable type: 'list'").
+    with pytest.raises(ValueError, match=r"backbone must be the name of one backbone, got \['adapnet_pp', 'tiny'\]"):
+        SSMA(NUM_CLASSES, backbone=["adapnet_pp", "tiny"])
     monkeypatch.setattr(backbones, "BACKBONES", backbones.BACKBONES + ("efficientnet_b0",))
     with pytest.raises(ValueError, match=r"backbone 'efficientnet_b0' is listed in ssma_tf\.constants\.BACKBONES "
                                          r"but has no builder"):
