@@ -11,6 +11,8 @@ each of them against the installed Keras.
 - `variable_key`: the optimizer's key of a variable (`_var_key`), which is the same for a Keras
   variable, its TensorFlow variable and each replica's copy under `tf.distribute`; a per-variable
   learning rate must be looked up by it inside `update_step`.
+- `optimized_variables`: the variables a built optimizer updates, in its order
+  (`_trainable_variables`), for saving per-variable settings by their place.
 - `adam_slots`: Adam's first and second moment of a variable (`_get_variable_index`,
   `_momentums`, `_velocities`), for applying Adam's update as one fused kernel and for reading
   the gradient of a first step back from its first moment.
@@ -74,6 +76,11 @@ def walk_layers(layer: keras.Layer) -> List[keras.Layer]:
 def variable_key(optimizer: keras.optimizers.Optimizer, variable: Any) -> Any:
     """The key under which `optimizer` knows `variable` (one per variable, across replicas)."""
     return _require(optimizer, "_var_key", "the key of a variable in the optimizer")(variable)
+
+
+def optimized_variables(optimizer: keras.optimizers.Optimizer) -> List[Any]:
+    """The variables a built optimizer updates, in the order it was built on (`_trainable_variables`)."""
+    return list(_require(optimizer, "_trainable_variables", "the variables an optimizer was built on"))
 
 
 def adam_slots(optimizer: keras.optimizers.Adam, variable: Any) -> Tuple[Any, Any]:

@@ -24,6 +24,16 @@ class SegmenterTraining:
             return_all = training is True
         return outputs if return_all else outputs[MAIN_OUTPUT]
 
+    def compute_output_spec(self, inputs, training=None, mask=None, return_all=None):
+        """What a symbolic call gives (a model built around this one: `keras.Sequential`,
+        `keras.Model(inputs, net(inputs))`): what `call` gives with the same arguments. Before,
+        every output whatever was asked, and the outer model's `predict` failed ("Output with path
+        `aux_up2` is not connected"); `return_all` was refused (helper 179). A model trained inside
+        another one is called there with `return_all` given, so that its outputs do not change
+        with `training`."""
+        outputs = super().compute_output_spec(inputs, training=training, mask=mask)
+        return self.resolve_outputs(outputs, training, return_all)
+
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, *args, **kwargs):
         """Keras' `compile`, with the checks a loss that reads every output needs."""
         def reads_all(candidate) -> bool:
@@ -53,8 +63,17 @@ class SegmenterTraining:
     def compile_from_config(self, config):
         """What Keras does on loading a compiled model's `.keras` file (it leaves a model with its
         own `compile` uncompiled, with a warning, unless the model says how)."""
+        import importlib
+
         import keras
 
+        # Keras finds a saved class by its registered name only: a class of this package above the
+        # models (the trainer's optimizer, `AdamWithMultipliers`) is registered when its module is
+        # imported, which the saved object names (before: "Could not locate class"; helper 179).
+        for value in config.values() if isinstance(config, dict) else ():
+            module = value.get("module") if isinstance(value, dict) else None
+            if isinstance(module, str) and module.startswith("ssma_tf."):
+                importlib.import_module(module)
         self.compile(**keras.saving.deserialize_keras_object(config))
         if hasattr(self, "optimizer") and self.built:
             self.optimizer.build(self.trainable_variables)  # its variables, for the saved state

@@ -6,15 +6,17 @@ trains the encoders 10x slower), wrapped for loss scaling under mixed float16.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import keras
 import tensorflow as tf
 from keras import ops
 
-from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, variable_key
+from ssma_tf import SERIALIZATION_PACKAGE
+from ssma_tf.keras_compat import ExternalGradientAggregation, adam_slots, optimized_variables, variable_key
 
 
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
     """Adam (TF1 semantics: ε added to √v, the "epsilon hat" of Kingma & Ba) with a learning-rate factor
     per variable.
@@ -29,13 +31,41 @@ class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
         aggregate_gradients: all-reduce the gradients across replicas before applying them (Keras'
             default). The trainer passes False because its step all-reduces them itself, before
             the loss-scale check, so that every replica takes the same finite/non-finite branch.
+        learning_rate_multipliers: the factors of a saved optimizer (`get_config`): position in
+            the variables it is built on → factor, applied when it is built.
         **kwargs: `keras.optimizers.Adam` arguments.
+
+    A `.keras` file of a model compiled with it keeps both (before: the class was not registered
+    and the file did not load; helper 179); load it with `ssma_tf.training` imported.
     """
 
-    def __init__(self, *args: Any, aggregate_gradients: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, aggregate_gradients: bool = True,
+                 learning_rate_multipliers: Optional[dict] = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.aggregate_gradients = aggregate_gradients
         self._lr_factors: dict[Any, float] = {}
+        self._pending_factors = {int(k): float(v) for k, v in (learning_rate_multipliers or {}).items()}
+
+    def build(self, variables: Sequence[Any]) -> None:
+        super().build(variables)
+        for position, factor in self._pending_factors.items():
+            if position >= len(variables):
+                raise ValueError(f"the optimizer's saved learning-rate factor of variable {position} does not fit "
+                                 f"the {len(variables)} variables it is built on: another model's optimizer")
+            self._lr_factors[variable_key(self, variables[position])] = factor
+        self._pending_factors = {}
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["aggregate_gradients"] = bool(self.aggregate_gradients)
+        if self._lr_factors and not self.built:
+            raise ValueError("an AdamWithMultipliers with learning-rate factors is saved once built (after a step "
+                             "of fit): its factors are kept by the variables' places among those it trains")
+        factors = {str(i): self.learning_rate_multiplier(v) for i, v in enumerate(optimized_variables(self))} \
+            if self.built else {}
+        config["learning_rate_multipliers"] = {k: f for k, f in factors.items() if f != 1.0} if self.built else \
+            {str(k): f for k, f in self._pending_factors.items()}
+        return config
 
     def set_learning_rate_multiplier(self, variables: Sequence[Any], factor: float) -> None:
         """Trains `variables` with `factor` times the learning rate (1 for all others)."""
@@ -111,7 +141,7 @@ def schedule_from_config(config: Any) -> keras.optimizers.schedules.PolynomialDe
     )
 
 
-def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimizer:
+def make_optimizer(config: Any, model: keras.Model, aggregate_gradients: bool = True) -> keras.optimizers.Optimizer:
     """The optimizer a training config asks for.
 
     Adam (β1 0.9, β2 0.999, ε `adam_epsilon`) on `schedule_from_config(config)`; the encoders'
@@ -122,6 +152,10 @@ def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimize
     Args:
         config: a training `RunConfig`.
         model: the model it trains (its `encoders` and trainable variables).
+        aggregate_gradients: all-reduce the gradients across replicas (for `model.fit`); the
+            trainer's step all-reduces them itself and passes False (before: always False, and
+            `fit` under a MirroredStrategy applied each replica's own gradient, the replicas'
+            weights drifting apart without a word; helper 179).
 
     Returns:
         The optimizer (not built yet).
@@ -131,7 +165,7 @@ def make_optimizer(config: Any, model: keras.Model) -> keras.optimizers.Optimize
         beta_1=0.9,
         beta_2=0.999,
         epsilon=config.adam_epsilon,
-        aggregate_gradients=False,
+        aggregate_gradients=aggregate_gradients,
     )
     if config.encoder_lr_multiplier != 1.0:
         encoder_variables = [v for encoder in model.encoders for v in encoder.trainable_variables]

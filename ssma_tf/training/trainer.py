@@ -550,7 +550,7 @@ class Trainer:
 
     def _make_optimizer(self) -> keras.optimizers.Optimizer:
         """The optimizer (built in the strategy's scope); a subclass may train with another."""
-        return make_optimizer(self.config, self.model)
+        return make_optimizer(self.config, self.model, aggregate_gradients=False)  # the step all-reduces
 
     def _build_extras(self) -> dict[str, Any]:
         """Objects a subclass checkpoints with the run, by name (built after the model; none here).

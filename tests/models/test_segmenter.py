@@ -60,3 +60,24 @@ def test_compiled_fit_gives_the_dict_to_the_released_loss_and_the_softmax_to_oth
 def test_from_preset_before_the_zoo_is_imported_says_what_to_import():
     with pytest.raises(RuntimeError, match="import ssma_tf.checkpoints"):
         SegmenterTraining.from_preset.__func__(TinyDictSegmenter, "ssma_cityscapes_rgb_depth")
+
+
+def test_a_model_built_around_one_predicts_and_trains_with_the_outputs_its_call_gives():
+    """Helper 179: a symbolic call gave every output whatever was asked, so a model wrapped in
+    another one (`keras.Sequential`, `keras.Model(inputs, net(inputs))`) failed to predict ("Output
+    with path `aux_up2` is not connected"), and a symbolic call with return_all was refused."""
+    keras.utils.set_random_seed(2)
+    model = TinyDictSegmenter()
+    x, y = _data()
+    image = keras.Input(shape=(8, 8, 3))
+    assert model(image).shape == (None, 8, 8, 3) and model(image, training=False).shape == (None, 8, 8, 3)
+    assert set(model(image, return_all=True)) == {"softmax", "aux_up2", "aux_up1"}
+    assert set(model(image, training=True)) == {"softmax", "aux_up2", "aux_up1"}
+    wrapped = keras.Sequential([keras.Input(shape=(8, 8, 3)), keras.layers.Rescaling(1.0), model])
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    # Trained inside another model, it is called there with return_all given: its outputs do not
+    # change with `training`.
+    outer = keras.Model(image, model(keras.layers.Identity()(image), return_all=False))
+    outer.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+    history = outer.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
