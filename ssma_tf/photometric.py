@@ -183,6 +183,11 @@ def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float,
     whole batch (blurred or not, one sigma), as the released DepthMix code blurs a mixed batch.
     (Its kernel spans about a tenth of the image, which at the sizes it trained on holds the
     whole Gaussian; on images under ~70 pixels it would cut the tails this kernel keeps.)
+
+    The border: mirrored without repeating the edge pixel for `per_batch`, as the released code's
+    kornia `GaussianBlur2d` pads by default ("reflect"; before: with it repeated, 62 grey levels
+    apart at the edge pixel of a one-column line at sigma 1; helper 185), where the image is
+    larger than the kernel's radius (else, and for per-image blurs, with the edge repeated).
     """
     low, high = float(sigma_range[0]), float(sigma_range[1])
     if high <= 0 or probability <= 0:
@@ -205,7 +210,10 @@ def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float,
     per_channel = tf.reshape(tf.repeat(weights, channels, axis=0), [-1, 2 * radius + 1])
     kernel_x = tf.transpose(per_channel)[None, :, :, None]   # (1, K, B·C, 1)
     kernel_y = tf.transpose(per_channel)[:, None, :, None]   # (K, 1, B·C, 1)
-    padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    height, width = images.shape[1], images.shape[2]
+    reflect = per_batch and height is not None and width is not None and radius < min(height, width)
+    padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]],
+                    mode="REFLECT" if reflect else "SYMMETRIC")
     out = tf.nn.depthwise_conv2d(padded, kernel_x, [1, 1, 1, 1], "VALID")
     out = tf.nn.depthwise_conv2d(out, kernel_y, [1, 1, 1, 1], "VALID")
     out = tf.reshape(out, [shape[1], shape[2], batch, channels])

@@ -237,6 +237,23 @@ def test_blur_per_batch_blurs_all_or_none_with_one_sigma():
     assert seen == {True, False}
 
 
+def test_the_mixed_batchs_blur_mirrors_the_border_as_the_released_code_does():
+    """kornia's GaussianBlur2d, which the released DepthMix code calls, pads by mirroring without
+    repeating the edge pixel ("reflect"); the port repeated it, 62 grey levels apart at the edge
+    pixel of a one-column line at sigma 1 (helper 185)."""
+    line = np.zeros((1, 32, 32, 1), np.float32)
+    line[:, :, 0] = 255.0
+    sigma = 1.0
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    row = np.pad(line[0, 0, :, 0], radius, mode="reflect")  # NumPy's reflect: the edge once
+    expected = np.convolve(row, taps, mode="valid")
+    out = gaussian_blur(line, (sigma, sigma), 1.0, tf.constant([0, 1]), per_batch=True).numpy()
+    np.testing.assert_allclose(out[0, 16, :, 0], expected, atol=1e-3)
+    assert out[0, 16, 0, 0] == pytest.approx(101.8, abs=0.1)
+
+
 def test_blur_keeps_a_flat_image_and_leaves_unselected_images_alone():
     flat = np.full((2, H, W, 3), 100.0, np.float32)
     np.testing.assert_allclose(gaussian_blur(flat, (0.5, 1.0), 1.0, tf.constant([0, 1])), flat, atol=1e-3)
