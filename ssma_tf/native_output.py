@@ -38,6 +38,12 @@ def native_lines_filtered(keep: Callable[[List[str]], List[str]]) -> Iterator[No
         try:
             yield
             failed = False
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM (`Terminated`) during the block is a stop, not a failure whose
+            # lines would explain it (before: TensorFlow's start-up lines, then "terminated";
+            # helper 183).
+            failed = False
+            raise
         finally:
             try:
                 sys.stderr.flush()

@@ -20,3 +20,16 @@ def test_a_failing_block_shows_every_line(capfd):
             os.write(2, b"INFO: what led to it\n")
             raise RuntimeError("converter failed")
     assert capfd.readouterr().err == "INFO: what led to it\n"
+
+
+def test_a_stop_during_the_block_keeps_the_filter(capfd):
+    """Ctrl-C or SIGTERM while TensorFlow was imported showed its start-up lines, which the filter
+    hides, before "terminated" (helper 183): a stop is not a failure they would explain."""
+    from ssma_tf.errors import Terminated
+
+    for stop in (KeyboardInterrupt, Terminated):
+        with pytest.raises(stop):
+            with native_lines_filtered(dropping("I0000 ")):
+                os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on.\nkept\n")
+                raise stop()
+        assert capfd.readouterr().err == "kept\n"

@@ -104,7 +104,9 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
     """Wraps a command's `main(argv) -> status` so that an error ends it with one line.
 
     `UserInputError` gives `error: <message>` and status 2; an `OSError` that names a file (disk
-    full, permission denied, read-only file system) gives `error: <file>: <reason>` and status 1;
+    full, permission denied, read-only file system) gives `error: <file>: <reason>` and status 1
+    (an output a command checks before its work, `ssma_tf.files.check_output`, is a
+    `UserInputError`: status 2);
     Ctrl-C gives `interrupted` and 130, SIGTERM `terminated` and 143: both unwind the command, so
     the files being written under temporary names are removed. With `--debug` among the arguments
     the traceback is printed before that line. Other exceptions are bugs: they propagate with their

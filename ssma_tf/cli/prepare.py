@@ -14,8 +14,9 @@ input of `ssma-convert`: `modality1 modality2 label` per line, paths relative to
 the list file. Output PNGs are RGB, as every viewer shows them; the TFRecord converter turns them
 into BGR. Existing outputs are never replaced without --overwrite.
 
-Exit status: 0 done, 2 a bad input file, list or option, or an existing output (the message names
-it), 1 a failed write (disk full, permission).
+Exit status: 0 done, 2 a bad input file, list or option, an existing output or an output folder
+found unwritable before the work (the message names it), 1 a write that fails during the work
+(disk full, permission).
 
 Examples:
   # ScanNet: fill the holes, scale millimetres 0..7000 to 0..255, list RGB + depth + label.

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 import ssma_tf
 from ssma_tf.constants import EXPORT_METADATA, SSMA_FUSION
-from ssma_tf.errors import UserInputError, first_line
+from ssma_tf.errors import UserInputError, first_line, raise_if_terminated
 from ssma_tf.files import atomic_path, atomic_write
 from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
@@ -289,6 +289,7 @@ def export_saved_model(
             report.seconds[f"tflite_{kind}"] = time.monotonic() - start
             say(f"converted to TFLite {kind} ({report.seconds[f'tflite_{kind}']:.0f} s)")
 
+        raise_if_terminated()  # the SavedModel writer's objects drop a SIGTERM's exception too
         report.metadata = _metadata(model, size, modality2_interpolation, report, dataset, input_modality)
         with atomic_write(os.path.join(staging, EXPORT_METADATA)) as handle:
             json.dump(report.metadata, handle, indent=2)
@@ -326,6 +327,10 @@ def convert_to_tflite(saved_model_dir: str, output_path: str, kind: str = "float
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     content = converter.convert()
+    # A SIGTERM during the conversion raises in a finaliser of its objects, where Python drops the
+    # exception: before, the export went on, was published, and the command then said "terminated"
+    # (helper 183), as `deploy` already guarded against.
+    raise_if_terminated()
     with atomic_write(output_path, "wb") as handle:
         handle.write(content)
     return len(content)

@@ -178,6 +178,35 @@ def test_export_refuses_existing_output_and_leaves_nothing_on_failure(adapnet, t
     assert sorted(os.listdir(tmp_path)) == ["taken"]
 
 
+def test_a_sigterm_lost_in_the_converter_stops_the_export_before_it_is_published(adapnet, tmp_path, monkeypatch):
+    """A SIGTERM during the TFLite conversion raised in a finaliser, where Python drops the
+    exception: the export went on, was published at --output, and the command then said
+    "terminated" with exit 143 (helper 183)."""
+    from ssma_tf.errors import Terminated, clear_termination, request_termination
+
+    real = tf.lite.TFLiteConverter.from_saved_model
+
+    def interrupted(*args, **kwargs):
+        converter = real(*args, **kwargs)
+        convert = converter.convert
+
+        def convert_and_lose_the_signal():
+            content = convert()
+            request_termination()  # what the handler records before its exception is dropped
+            return content
+
+        converter.convert = convert_and_lose_the_signal
+        return converter
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", interrupted)
+    try:
+        with pytest.raises(Terminated):
+            export.export_saved_model(adapnet, str(tmp_path / "stopped"), size=(32, 64), tflite=("float32",))
+    finally:
+        clear_termination()
+    assert os.listdir(tmp_path) == []
+
+
 def test_overwrite_replaces_an_earlier_export_only(adapnet, tmp_path, capsys):
     """`ssma-export RUN -o RUN --overwrite` (or -o the folder above the run) deleted the run with
     its checkpoints; --overwrite now replaces an earlier export or an empty folder, nothing else."""
