@@ -575,9 +575,8 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
     if args.preset is not None:
         base = hha.INTRINSICS_PRESETS[args.preset]
     elif args.intrinsics is not None:
-        fx, fy, cx, cy = args.intrinsics
-        shift = 1.0 if args.one_based else 0.0
-        base = hha.Intrinsics(fx, fy, cx - shift, cy - shift, *(size or (None, None)))
+        base = hha.Intrinsics(*args.intrinsics, *(size or (None, None)))
+        base = base.from_one_based() if args.one_based else base
     else:
         base = hha.read_intrinsics_file(args.intrinsics_file, size, one_based=args.one_based)
     cache: Dict[Tuple[int, int], hha.Intrinsics] = {}

@@ -78,6 +78,11 @@ class Intrinsics:
             raise ParameterError("Intrinsics.width and .height are given together or not at all, got "
                                  f"width={self.width!r}, height={self.height!r}")
 
+    def from_one_based(self) -> "Intrinsics":
+        """These intrinsics with a principal point given counting pixels from 1, as MATLAB code
+        does (`meshgrid(1:W, 1:H)`), moved to this class's convention (the first pixel's centre 0)."""
+        return dataclasses.replace(self, cx=self.cx - 1.0, cy=self.cy - 1.0)
+
     def scaled_to(self, width: int, height: int) -> "Intrinsics":
         """Returns the intrinsics of the same camera for an image resized to `width` x `height`.
 
@@ -110,7 +115,7 @@ INTRINSICS_PRESETS: Dict[str, Intrinsics] = {
     # (325.5824, 253.7362) is (324.5824, 252.7362) here, where the first pixel's centre is 0
     # (before: taken as it was, every ray tilted by 1/519 rad, a quarter of the height channel's
     # values off by one from the original code's; helper 176).
-    "nyuv2": Intrinsics(518.8579, 519.4696, 325.5824 - 1.0, 253.7362 - 1.0, width=640, height=480),
+    "nyuv2": Intrinsics(518.8579, 519.4696, 325.5824, 253.7362, width=640, height=480).from_one_based(),
     # ScanNet depth camera, the intrinsic_depth.txt of most scenes (640x480 depth frames).
     "scannet": Intrinsics(577.870605, 577.870605, 319.5, 239.5, width=640, height=480),
 }
@@ -167,10 +172,10 @@ def read_intrinsics_file(
     matrix = np.array(numbers).reshape(shapes[len(numbers)])
     width, height = image_size if image_size is not None else (None, None)
     try:
-        shift = 1.0 if one_based else 0.0
-        return Intrinsics(matrix[0, 0], matrix[1, 1], matrix[0, 2] - shift, matrix[1, 2] - shift, width, height)
+        intrinsics = Intrinsics(matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2], width, height)
     except ValueError as exc:
         raise InputFileError(f"intrinsics '{path}': {exc}") from None
+    return intrinsics.from_one_based() if one_based else intrinsics
 
 
 def backproject(depth_m: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
