@@ -28,7 +28,7 @@ import io
 import os
 import re
 import struct
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -132,20 +132,13 @@ def count_records(path: str) -> Tuple[int, int]:
         record (the reader fails there). A foreign file gives an arbitrary count.
     """
     size = os.path.getsize(path)
-    count = 0
-    offset = 0
+    count = end = 0
     with open(path, "rb") as handle:
-        while offset < size:
-            header = handle.read(_HEADER_BYTES)
-            if len(header) < _HEADER_BYTES:
-                return count, len(header)
-            (length,) = struct.unpack("<Q", header[:8])
-            offset += _HEADER_BYTES + length + _FOOTER_BYTES
+        for start, length in _frames(handle, size):
             count += 1
-            if offset > size:
-                return count, 0
-            handle.seek(offset)
-    return count, 0
+            end = start + length + _FOOTER_BYTES
+    # Bytes after the last whole header: a header cut short (none when a record is cut inside).
+    return count, max(size - end, 0)
 
 
 def records_at(path: str, positions: Sequence[int]) -> Dict[int, bytes]:
@@ -156,20 +149,28 @@ def records_at(path: str, positions: Sequence[int]) -> Dict[int, bytes]:
     wanted = set(int(p) for p in positions)
     found: Dict[int, bytes] = {}
     size = os.path.getsize(path)
-    offset = 0
-    index = 0
     with open(path, "rb") as handle:
-        while offset < size and len(found) < len(wanted):
-            header = handle.read(_HEADER_BYTES)
-            if len(header) < _HEADER_BYTES:
+        for index, (start, length) in enumerate(_frames(handle, size)):
+            if len(found) == len(wanted):
                 break
-            (length,) = struct.unpack("<Q", header[:8])
-            if index in wanted and offset + _HEADER_BYTES + length <= size:
+            if index in wanted and start + length <= size:
+                handle.seek(start)
                 found[index] = handle.read(length)
-            offset += _HEADER_BYTES + length + _FOOTER_BYTES
-            index += 1
-            handle.seek(offset)
     return found
+
+
+def _frames(handle: IO[bytes], size: int) -> Iterator[Tuple[int, int]]:
+    """(data offset, data length) of each record whose header a file of `size` bytes holds whole,
+    in order, read from the headers alone (the reader may move the handle between records)."""
+    offset = 0
+    while offset < size:
+        handle.seek(offset)
+        header = handle.read(_HEADER_BYTES)
+        if len(header) < _HEADER_BYTES:
+            return
+        (length,) = struct.unpack("<Q", header[:8])
+        yield offset + _HEADER_BYTES, length
+        offset += _HEADER_BYTES + length + _FOOTER_BYTES
 
 
 def _first_record_quickly(path: str) -> Optional[tf.train.Example]:
