@@ -58,13 +58,14 @@ class AdamWithMultipliers(ExternalGradientAggregation, keras.optimizers.Adam):
     def get_config(self) -> dict:
         config = super().get_config()
         config["aggregate_gradients"] = bool(self.aggregate_gradients)
-        if self._lr_factors and not self.built:
+        if self.built:
+            factors = {str(i): self.learning_rate_multiplier(v) for i, v in enumerate(optimized_variables(self))}
+            config["learning_rate_multipliers"] = {k: f for k, f in factors.items() if f != 1.0}
+        elif self._lr_factors:
             raise ValueError("an AdamWithMultipliers with learning-rate factors is saved once built (after a step "
                              "of fit): its factors are kept by the variables' places among those it trains")
-        factors = {str(i): self.learning_rate_multiplier(v) for i, v in enumerate(optimized_variables(self))} \
-            if self.built else {}
-        config["learning_rate_multipliers"] = {k: f for k, f in factors.items() if f != 1.0} if self.built else \
-            {str(k): f for k, f in self._pending_factors.items()}
+        else:  # loaded and not built yet: the factors it was given
+            config["learning_rate_multipliers"] = {str(k): f for k, f in self._pending_factors.items()}
         return config
 
     def set_learning_rate_multiplier(self, variables: Sequence[Any], factor: float) -> None:
