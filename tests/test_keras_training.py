@@ -321,7 +321,9 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
                                "train_data": "x.tfrecords", "checkpoint": str(tmp_path / "run"),
                                "encoder_lr_multiplier": 0.0}, check_paths=False)
     keras.utils.set_random_seed(0)
-    model = AdapNetPP(3)
+    from ssma_tf.models.widths import decoder_widths
+
+    model = AdapNetPP(3, backbone="mobilenet_v2", widths=decoder_widths(16))  # small: the optimizer is the point
     model(np.zeros((1, 32, 32, 3), np.float32))
     optimizer = make_optimizer(config, model)
     assert isinstance(optimizer, AdamWithMultipliers) and optimizer.aggregate_gradients

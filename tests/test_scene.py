@@ -552,11 +552,13 @@ def test_mobilenet_v2_experts_start_from_their_checkpoints_and_the_classifier_ke
                                backbone="mobilenet_v2", backbone_weights="imagenet.h5", **kwargs)
 
 
-def test_experts_of_a_narrow_decoder_load_from_their_weight_files(records, tmp_path):
+def test_experts_of_a_narrow_decoder_load_from_their_weight_files(records, tmp_path, monkeypatch):
     """Helper 181: the experts' weight files were loaded into an AdapNet++ of the released 256-wide
     decoder: real-time experts (decoder_filters 64) loaded from `.keras` files only, and the error
     said to give a decoder_filters ssma-scene had no flag for."""
+    import ssma_tf.scene
     from ssma_tf.checkpoints.tf1_import import CheckpointError
+    from ssma_tf.config import ConfigWarning
     from ssma_tf.models import AdapNetPP
     from ssma_tf.models.widths import decoder_widths
 
@@ -570,17 +572,26 @@ def test_experts_of_a_narrow_decoder_load_from_their_weight_files(records, tmp_p
                   backbone="mobilenet_v2", experts=[str(run / "final.weights.h5")] * 2)
     with pytest.raises(CheckpointError, match=r"the checkpoint's 16: give the decoder_filters it was trained with"):
         train_scene_classifier(data, str(tmp_path / "refused"), **kwargs)
+
+    # What the run read for its experts; the classifier itself is not built (training it is tested above).
+    class Read(Exception):
+        pass
+
+    def read_then_stop(*args, **kw):
+        raise Read(ssma_tf.scene.unimodal_encoder_weights.__wrapped__(*args, **kw))
+
+    read_then_stop.__wrapped__ = ssma_tf.scene.unimodal_encoder_weights
+    monkeypatch.setattr(ssma_tf.scene, "unimodal_encoder_weights", read_then_stop)
     # Told by the flag, or by the run's config.yaml beside the weights.
-    told = train_scene_classifier(data, str(tmp_path / "told"), expert_decoder_filters=16, **kwargs)
+    with pytest.raises(Read) as told:
+        train_scene_classifier(data, str(tmp_path / "told"), expert_decoder_filters=16, **kwargs)
     (run / "config.yaml").write_text("model: AdapNet_pp\nnum_classes: 3\nbackbone: mobilenet_v2\ndecoder_filters: 16\n"
                                      f"train_data: {data}\ncheckpoint: {run}\nheight: {H}\nwidth: {W}\n"
                                      "batch_size: 4\nmax_iteration: 1\nlearning_rate: 0.001\n")
-    from ssma_tf.config import ConfigWarning
-
-    with pytest.warns(ConfigWarning, match="trained on modality1"):  # one run for both experts here
-        read = train_scene_classifier(data, str(tmp_path / "read"), **kwargs)
-    for result in (told, read):
-        for ours, theirs in zip(result.model.encoders[0].get_weights(), expert.encoder.get_weights(), strict=True):
+    with pytest.warns(ConfigWarning, match="trained on modality1"), pytest.raises(Read) as read:  # one run, 2 experts
+        train_scene_classifier(data, str(tmp_path / "read"), **kwargs)
+    for found in (told.value.args[0], read.value.args[0]):
+        for ours, theirs in zip(found, expert.encoder.get_weights(), strict=True):
             np.testing.assert_array_equal(ours, theirs)
 
 
