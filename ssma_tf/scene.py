@@ -483,9 +483,12 @@ def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[st
 
 def evaluate_scene_classifier(
     model, test_data, *, height: Optional[int] = None, width: Optional[int] = None, batch_size: int = 8,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Optional[Sequence[str]] = None, progress: Optional[Callable[[int, int], None]] = None,
 ) -> Dict[str, object]:
     """Classifies every scene of `test_data` once and returns `scene_metrics`.
+
+    `progress(done, total)` is called after each batch with the scenes classified and the
+    records' count (`ssma_tf.progress.Progress` is one).
 
     Args:
         model: an `SSMASceneClassifier`, or the path of its `.keras` file (or its folder).
@@ -545,8 +548,11 @@ def evaluate_scene_classifier(
                                   fix="a classifier trained on {held} modalities evaluates them")
     # Before any image is classified, and with the record that has it (before: found at its batch,
     # naming the record files only).
-    _refuse_class_ids_past(test_data, model.num_classes, "the model has", modalities=model.num_modalities)
+    total = len(_refuse_class_ids_past(test_data, model.num_classes, "the model has",
+                                       modalities=model.num_modalities).ids)
     for views, truth in dataset:
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
         np.add.at(confusion, (truth.numpy(), predicted), 1)
+        if progress is not None:
+            progress(int(confusion.sum()), total)
     return scene_metrics(confusion, class_names)

@@ -217,7 +217,9 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     assert cli.main(["evaluate", str(tmp_path / "run"), "--test_data", data,
                      "--class_names", "left", "top", "plain", "--json", str(tmp_path / "m.json"),
                      "--picture", str(tmp_path / "confusion.png")]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert re.search(r"^classified 24/24 \(100%\), [0-9.]+ scenes/s, \S+ in all$", printed.err, re.M), printed.err
+    printed = printed.out
     assert printed.splitlines()[0].split() == ["class", "recall", "IoU", "scenes"]
     assert [line.split()[0] for line in printed.splitlines()[1:5]] == ["left", "top", "plain", "mean"]
     assert printed.splitlines()[-1] == f"confusion matrix: {tmp_path / 'confusion.png'}"
@@ -345,7 +347,10 @@ def test_convert_keeps_existing_records_and_names_16_bit_images(records, tmp_pat
     assert cli.main(args) == 2
     assert "--record" in capsys.readouterr().err and target.read_bytes() == b"earlier records"
     assert cli.main(args + ["--overwrite"]) == 0
-    assert "24 scenes of 2 modalities" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "24 scenes of 2 modalities" in printed.out
+    # How far it got, as ssma-convert says it (before: nothing until the end; helper 183); in a log, its last line.
+    assert re.search(r"^converted 24/24 \(100%\), [0-9.]+ scenes/s, \S+ in all$", printed.err, re.M), printed.err
     # Raw 16-bit depth keeps only its high byte, as in ssma-convert: said once, with the line.
     from PIL import Image
 

@@ -136,6 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.data.scene import write_scene_records
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import atomic_write, check_json_output, check_output, check_png_output
+    from ssma_tf.progress import Progress
 
     if args.command in ("train", "evaluate"):
         require_tensorflow_backend(f"ssma-scene {args.command}")  # convert builds no model
@@ -164,7 +165,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             number, paths, _ = read_scene_lines(args.file, args.modalities)[0]  # the first line's headers
             for warning in filter(None, map(sixteen_bit_warning, paths)):
                 print(f"warning: {args.file}, line {number}: {warning}", file=sys.stderr, flush=True)
-            summary = write_scene_records(args.file, args.record, args.modalities, args.num_classes)
+            with Progress.bar_or_lines(sys.stderr, unit="scenes", prefix="converted ") as progress:
+                summary = write_scene_records(args.file, args.record, args.modalities, args.num_classes,
+                                              progress=progress)
             print(f"{summary['samples']} scenes of {summary['modalities']} modalities, classes "
                   f"{summary['class_histogram']} -> {args.record}")
             if summary["order_warning"]:
@@ -181,10 +184,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
             print(f"wrote {result.path}")
         else:
-            metrics = scene.evaluate_scene_classifier(
-                args.model, args.test_data, height=args.height, width=args.width,
-                batch_size=args.batch_size, class_names=args.class_names,
-            )
+            with Progress.bar_or_lines(sys.stderr, unit="scenes", prefix="classified ") as progress:
+                metrics = scene.evaluate_scene_classifier(
+                    args.model, args.test_data, height=args.height, width=args.width,
+                    batch_size=args.batch_size, class_names=args.class_names, progress=progress,
+                )
             print(scene.format_scene_metrics(metrics))
             if args.json:
                 with atomic_write(args.json) as stream:

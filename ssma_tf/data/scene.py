@@ -13,7 +13,7 @@ import dataclasses
 import numbers
 import os
 import random
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -126,9 +126,11 @@ def encode_scene(images: Sequence[np.ndarray], class_id: int, encoding: str = "p
 
 def write_scene_records(
     list_file: str, output: str, modalities: Optional[int] = None, num_classes: Optional[int] = None,
-    encoding: str = "png",
+    encoding: str = "png", progress: Optional[Callable[[int, int], None]] = None,
 ) -> Dict[str, object]:
     """Converts a scene list to one TFRecord file (written under a temporary name, then renamed).
+
+    `progress(done, total)` is called after each scene (`ssma_tf.progress.Progress` is one).
 
     Returns:
         `samples`, `modalities`, `class_histogram` ({id: scenes}) and `order_warning`
@@ -152,6 +154,8 @@ def write_scene_records(
                 except ValueError as error:
                     raise InputFileError(f"{where}: {error}", list_file) from None
                 histogram[class_id] = histogram.get(class_id, 0) + 1
+                if progress is not None:
+                    progress(sum(histogram.values()), len(entries))
     ids = ClassIds(np.array([class_id for _, _, class_id in entries], np.int64),
                    [(os.fspath(output), index) for index in range(len(entries))])
     return {"samples": len(entries), "modalities": len(entries[0][1]),
