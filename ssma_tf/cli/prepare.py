@@ -258,7 +258,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   + (f", {kept} existing kept" if kept else ""), file=sys.stderr)
             # A log line every 2 s (and a bar between them on a terminal): long runs are often logged.
             progress = Progress(len(todo), prefix=f"{PROG}: ", log_every=2.0)
-        batch.run_jobs(todo, convert, progress=progress, output_dir=args.output_dir, settings=settings)
+        written = []
+
+        def counted(job: batch.Job) -> None:
+            convert(job)
+            written.append(job)
+
+        try:
+            batch.run_jobs(todo, counted, progress=progress, output_dir=args.output_dir, settings=settings)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM under `command`: it prints the last line
+            if progress is not None:
+                progress.clear()
+            print(f"{PROG}: {_stopped_line(args, len(written), len(todo))}", file=sys.stderr, flush=True)
+            raise
         warned.summary(len(todo))
         if args.list_file is not None:
             batch.write_list_file(args.list_file, [job.row for job in jobs],
@@ -272,6 +284,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stopped_line(args: argparse.Namespace, written: int, total: int) -> str:
+    """What a stopped run has done and how to go on (before: "terminated" alone; helper 183)."""
+    listed = "; the list file is written at the end" if args.list_file is not None else ""
+    if not written:
+        return f"stopped before its first file{listed}; run the same command to start again"
+    how = ("the same command" if args.skip_existing
+           else "the same command with --skip-existing in place of --overwrite" if args.overwrite
+           else "the same command with --skip-existing")
+    return f"stopped after {written} of {total} file(s), which are kept{listed}; run {how} to write the rest"
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -856,3 +856,37 @@ def test_values_below_zero_are_coloured_as_missing_with_a_warning(tmp_path, prep
                              "--max", "10"]) == 0
     assert "below 0" not in capsys.readouterr().err
     assert tuple(np.asarray(Image.open(tmp_path / "signed" / "0.png"))[0, 0]) == (0, 0, 128)
+
+
+@pytest.mark.parametrize("flags, how", [([], "with --skip-existing"),
+                                        (["--overwrite"], "with --skip-existing in place of --overwrite")])
+def test_a_stopped_run_says_what_it_wrote_and_how_to_go_on(scannet_like, prepare_modality, monkeypatch, capsys,
+                                                           flags, how):
+    """Before: a SIGTERM ended the run with "terminated" alone, though --skip-existing resumes it
+    (helper 183)."""
+    from ssma_tf import files
+    from ssma_tf.errors import Terminated
+
+    root = scannet_like
+    list_file = root / "gray.txt"
+    args = ["gray", str(root / "depth"), "-o", str(root / "gray"), "--max", "7000", "--list-file", str(list_file),
+            "--label-dir", str(root / "label")]
+    if flags:
+        assert prepare_modality(args) == 0
+        list_file.unlink()
+    replace, renamed = files._replace, []
+
+    def stop_after_the_second(source, destination):
+        if len(renamed) == 2:
+            raise Terminated()
+        replace(source, destination)
+        renamed.append(destination)
+
+    monkeypatch.setattr(files, "_replace", stop_after_the_second)
+    capsys.readouterr()
+    assert prepare_modality(args + flags) == 143
+    error = capsys.readouterr().err
+    assert error.endswith(f"stopped after 2 of 3 file(s), which are kept; the list file is written at the end; run "
+                          f"the same command {how} to write the rest\nterminated\n"), error
+    monkeypatch.setattr(files, "_replace", replace)
+    assert prepare_modality(args + ["--skip-existing"]) == 0 and len(list_file.read_text().splitlines()) == 3
