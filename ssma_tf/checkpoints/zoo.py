@@ -2,8 +2,8 @@
 
 `zoo.yaml` beside this module lists every model the original READMEs link (network, dataset,
 modalities, classes, input size, archive URL, reported mIoU) and the ImageNet initialisation.
-`load_model("ssma_cityscapes_rgb_depth")` downloads the archive with `keras.utils.get_file` into
-the Keras cache (`~/.keras/models/ssma_tf/`), unpacks it, finds the TF1 checkpoint inside and
+`load_model("ssma_cityscapes_rgb_depth")` downloads the archive into the Keras cache
+(`~/.keras/models/ssma_tf/`, `fetch_archive`), unpacks it, finds the TF1 checkpoint inside and
 loads it into the network the entry describes. A local folder, checkpoint prefix, `.keras` file or
 archive (`.zip`, `.tar.gz`) is loaded the same way, its network and class count read from the
 checkpoint.
@@ -17,19 +17,30 @@ Run `python -m ssma_tf.checkpoints` to print the zoo as the README's table (`__m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gzip
 import hashlib
+import http.client
 import os
 import pathlib
 import re
 import shutil
+import sys
 import tarfile
+import threading
+import urllib.error
 import urllib.parse
+import urllib.request
 import zipfile
 import zlib
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock between processes; each still writes under its own names
+    fcntl = None
 
 import keras
 import yaml
@@ -40,15 +51,16 @@ from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, detect_kind, num_classes_of, read_checkpoint,
 )
-from ssma_tf.constants import ADAPNET_PP, EASPP_RATES
+from ssma_tf.constants import ADAPNET_PP, EASPP_RATES, FINAL_WEIGHTS
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
 from ssma_tf.files import abandoned_temporaries, sha256_of_file, temporary_name
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
+from ssma_tf.progress import Progress
 
 ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
-# Where `keras.utils.get_file` keeps the archives, below the Keras cache directory.
+# Where the archives and their unpacked copies are kept, below the Keras cache directory.
 CACHE_SUBDIR = os.path.join("models", "ssma_tf")
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 # How many folders above a checkpoint may name the release it is (its archive's folder; the
@@ -152,45 +164,159 @@ def _archive_stem(path: str) -> str:
     return name
 
 
+def cache_folder(cache_dir: Optional[str] = None) -> str:
+    """The folder the zoo keeps its archives and their unpacked copies in:
+    `<cache_dir>/models/ssma_tf`, by default under Keras' own cache (`$KERAS_HOME`, else `~/.keras`)."""
+    base = cache_dir if cache_dir is not None else (
+        os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(os.path.expanduser(os.fspath(base)), CACHE_SUBDIR)
+
+
 def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str] = None,
                   local: Optional[str] = None) -> str:
-    """Downloads (once) and unpacks (once) an archive into the Keras cache; returns the unpacked folder.
+    """Downloads (once) and unpacks (once) an archive into the cache; returns the unpacked folder.
 
-    Keras downloads it; this function unpacks it into `<name>_extracted` beside it, under a
-    temporary name renamed when complete, so that a damaged or interrupted unpacking leaves no
-    folder that a later call would trust.
+    Both the download and the unpacking go to temporary names renamed when complete, so that an
+    interrupted or damaged one leaves nothing a later call would trust. Processes that fetch the
+    same archive at once take turns (a lock file in the cache): the second finds the first's
+    copy. A cache that holds the unpacked folder already is read without writing to it (a
+    shared, read-only cache).
 
     Args:
         url: where the archive is (`http(s)://`, `file://`).
         name: the cache's name for it (default the archive's file name without suffix).
-        cache_dir: the cache directory (default Keras' own, `~/.keras`).
+        cache_dir: the cache directory (default Keras' own, `$KERAS_HOME` or `~/.keras`).
         local: the path the user gave, for a `file://` URL of a local archive (named in errors).
 
     Raises:
-        CheckpointError: the download failed, or the archive is damaged or incomplete (its copy
-            is removed from the cache).
+        CheckpointError: the download failed or stopped short, the cache cannot be written, or
+            the archive is damaged (its copy is removed from the cache).
     """
-    # One folder per name: Keras cut names at their first dot (`model.v1_<sha>` and
-    # `model.v2_<sha>` shared `model_extracted`, and a damaged v2 loaded v1 without a word).
+    # One folder per name: `model.v1_<sha>` and `model.v2_<sha>` must not share `model_extracted`.
     stem = (name or _archive_stem(url)).replace(".", "_")
     # From the URL's path: `.../model.tar.gz?dl=1` was taken for a zip (helper 143).
     suffix = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(url).path.lower().endswith(s)), None)
-    if cache_dir is not None:
-        # Keras falls back to /tmp/.keras when the directory does not exist (is not writable).
-        os.makedirs(cache_dir, exist_ok=True)
-    try:
-        archive = keras.utils.get_file(fname=stem + (suffix or ".zip"), origin=url, cache_subdir=CACHE_SUBDIR,
-                                       cache_dir=cache_dir)
-    except Exception as error:  # Keras raises a bare Exception for an HTTP or network failure
-        if not str(error).startswith("URL fetch failure"):
-            raise
-        raise CheckpointError(
-            f"cannot download {url} ({str(error).rsplit(' -- ', 1)[-1]}): without a network, download the "
-            "archive elsewhere and pass its path (or its unpacked folder) instead of the name, with "
-            "released_as=NAME for a released model") from None
-    folder = os.path.join(os.path.dirname(archive), stem + "_extracted")
+    cache = cache_folder(cache_dir)
+    archive = os.path.join(cache, stem + (suffix or ".zip"))
+    folder = os.path.join(cache, stem + "_extracted")
     if os.path.isdir(folder):
+        # Before anything is written: Keras moved to /tmp/.keras when the cache was read-only, and
+        # downloaded again what the cache held (helper 187).
         return folder
+    try:
+        os.makedirs(cache, exist_ok=True)
+        writable = os.access(cache, os.W_OK | os.X_OK)
+    except OSError as error:
+        writable, why = False, error.strerror
+    else:
+        why = "not writable"
+    if not writable:
+        raise CheckpointError(f"cannot keep {url} in the cache folder {cache} ({why}): give cache_dir= a folder "
+                              "you can write (or set KERAS_HOME)", path=cache)
+    with _cache_lock(os.path.join(cache, f".{stem}.lock"), url):
+        if os.path.isdir(folder):  # another process fetched it while this one waited
+            return folder
+        if not os.path.isfile(archive):
+            for leftover in abandoned_temporaries(archive):  # a download killed with its process
+                os.remove(leftover)
+            _download(url, archive, local)
+        _unpack_into(archive, folder, suffix, url, local)
+    return folder
+
+
+# The lock files of this process, by path: (the open file, how deep the holders nest). Nested
+# fetches of one archive in one thread pass; other threads wait on the path's `RLock`.
+_HELD_LOCKS: dict = {}
+_LOCKS: dict = {}
+
+
+@contextlib.contextmanager
+def _cache_lock(path: str, url: str) -> Iterator[None]:
+    """Holds the lock file `path` (an exclusive `flock`, where the system has it) while one
+    archive is downloaded and unpacked. Before, a second process took the first's download in
+    progress for a finished one, called it damaged and deleted it (helper 187)."""
+    with _LOCKS.setdefault(path, threading.RLock()):
+        handle, depth = _HELD_LOCKS.get(path, (None, 0))
+        if depth == 0:
+            handle = open(path, "a+b")
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    print(f"waiting for another process that fetches {url} into the same cache", file=sys.stderr,
+                          flush=True)
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _HELD_LOCKS[path] = (handle, depth + 1)
+        try:
+            yield
+        finally:
+            if depth == 0:
+                del _HELD_LOCKS[path]
+                handle.close()  # releases the flock
+            else:
+                _HELD_LOCKS[path] = (handle, depth)
+
+
+# Seconds without a byte before a download is given up.
+DOWNLOAD_TIMEOUT = 60
+
+
+def _download(url: str, archive: str, local: Optional[str]) -> None:
+    """Downloads `url` to `archive` under a temporary name, renamed once every byte the server
+    announced is there: an interrupted download (SIGTERM, SIGKILL, a lost connection) leaves no
+    file a later call takes for the archive (before, Keras' partial file did, and the next call
+    called it damaged; helper 187)."""
+    partial = temporary_name(archive)
+    if local is None:
+        print(f"downloading {url}", file=sys.stderr, flush=True)
+    try:
+        try:
+            response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise _download_error(url, error) from None
+        with response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            received = 0
+            with Progress.bar_or_lines(sys.stderr, unit="kB", prefix="downloaded ") as progress:
+                while True:
+                    try:
+                        chunk = response.read(1 << 20)
+                    except (OSError, http.client.HTTPException) as error:
+                        raise _download_error(url, error) from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    received += len(chunk)
+                    if total and local is None:
+                        progress(received // 1000, total // 1000)
+        if total and received != total:
+            raise CheckpointError(f"the download of {url} stopped after {received} of its {total} bytes: try again",
+                                  path=url)
+        os.replace(partial, archive)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
+
+
+def _download_error(url: str, error: BaseException) -> CheckpointError:
+    """`cannot download URL (why): ...` for a failed request or a connection lost mid-way."""
+    if isinstance(error, urllib.error.HTTPError):
+        why = f"HTTP {error.code} {error.reason}"
+    elif isinstance(error, urllib.error.URLError):
+        why = str(error.reason)
+    elif isinstance(error, OSError) and error.strerror:
+        why = error.strerror  # "Connection reset by peer", without "[Errno 104]"
+    else:
+        why = first_line(error) or type(error).__name__
+    return CheckpointError(
+        f"cannot download {url} ({why}): without a network, download the archive elsewhere and pass its path "
+        "(or its unpacked folder) instead of the name, with released_as=NAME for a released model", path=url)
+
+
+def _unpack_into(archive: str, folder: str, suffix: Optional[str], url: str, local: Optional[str]) -> None:
+    """Unpacks `archive` into `folder` under a temporary name renamed when complete; a damaged
+    archive is removed from the cache."""
     # A name of this process's own: two processes loading one model for the first time shared
     # `.partial-<stem>_extracted`, the second deleting what the first was unpacking (before: a
     # raw FileNotFoundError in one of them).
@@ -218,7 +344,6 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     except BaseException:  # Ctrl-C, a full disk: nothing half-unpacked stays
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return folder
 
 
 def _remove_dead_unpackings(folder: str) -> None:
@@ -350,6 +475,10 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
         name = f"{_archive_stem(text)}_{sha256_of_file(text)[:16]}"
         return find_checkpoint(fetch_archive(url, name, cache_dir=cache_dir, local=text))
     if os.path.isdir(text) and not os.path.exists(os.path.join(text, "checkpoint")):
+        if os.path.isfile(os.path.join(text, FINAL_WEIGHTS)):
+            # A run's final weights without its checkpoints, read as `resolve_weights` reads them
+            # (before: "no TF1 checkpoint (*.index) or .keras file inside"; helper 187).
+            return text
         return find_checkpoint(text)
     if not (os.path.exists(text) or os.path.exists(text + ".index")):
         if _looks_like_a_path(text):

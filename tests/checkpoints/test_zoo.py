@@ -135,7 +135,7 @@ def test_a_damaged_archive_is_named_and_leaves_the_cache(tmp_path, fixture_archi
         with pytest.raises(CheckpointError, match=rf"^cannot unpack the archive {re.escape(str(damaged))}: it is "
                                                   r"damaged or incomplete \(.*\)$"):
             ssma_tf.load_model(str(damaged), cache_dir=str(cache))
-        assert not [p for p in cache.rglob("*") if p.is_file()]
+        assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"]  # its lock file stays
 
 
 def test_archives_whose_names_hold_dots_and_cut_tarballs_are_unpacked_each_on_its_own(tmp_path):
@@ -166,6 +166,7 @@ def test_archives_whose_names_hold_dots_and_cut_tarballs_are_unpacked_each_on_it
                                                   r"incomplete \(.*\)$"):
             ssma_tf.load_model(str(cut), cache_dir=cache)
     left = sorted(p.name for p in (tmp_path / "cache" / "models" / "ssma_tf").iterdir())
+    left = [name for name in left if not name.endswith(".lock")]  # the lock files stay
     assert len(left) == 2 and all(name.startswith("model_v1_") for name in left), left  # the good one only
 
 
@@ -407,9 +408,7 @@ def test_urls_are_cached_each_on_its_own_and_read_by_their_path(tmp_path, monkey
     good download deleted; `FusionBaseline.from_preset` of a release was downloaded before it was
     refused."""
     import io
-    import shutil
-
-    import keras
+    import urllib.request
 
     from ssma_tf.models import FusionBaseline
 
@@ -428,14 +427,12 @@ def test_urls_are_cached_each_on_its_own_and_read_by_their_path(tmp_path, monkey
     (tmp_path / "model.tar.gz").write_bytes(packed.getvalue())
     served["https://example.org/model.tar.gz?dl=1"] = tmp_path / "model.tar.gz"
 
-    def get_file(fname, origin, cache_subdir, cache_dir):
-        target = pathlib.Path(cache_dir) / cache_subdir / fname
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            shutil.copy(served[origin], target)
-        return str(target)
+    opened = urllib.request.urlopen
 
-    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    def urlopen(url, timeout):
+        return opened(served[url].as_uri(), timeout=timeout)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     cache = str(tmp_path / "cache")
     for run in ("run1", "run2"):
         found = zoo.preset_checkpoint(f"https://example.org/{run}/model.zip", cache)
@@ -484,7 +481,7 @@ def test_two_first_loads_of_one_archive_at_once_both_get_its_folder(tmp_path, mo
     monkeypatch.setattr(zoo, "_unpack", unpack_while_another_does)
     folder = zoo.fetch_archive(good.as_uri(), cache_dir=cache)
     assert len(calls) == 2 and (pathlib.Path(folder) / "m" / "model.ckpt.index").read_bytes() == b"not read here"
-    assert sorted(os.listdir(os.path.dirname(folder))) == ["model.zip", "model_extracted"]
+    assert sorted(os.listdir(os.path.dirname(folder))) == [".model.lock", "model.zip", "model_extracted"]
     # The unpacking of a process that was killed is removed; one still running is left alone.
     os.remove(good)
     cached = pathlib.Path(os.path.dirname(folder))
@@ -493,3 +490,127 @@ def test_two_first_loads_of_one_archive_at_once_both_get_its_folder(tmp_path, mo
     alive.mkdir()
     zoo._remove_dead_unpackings(folder)
     assert not dead.exists() and alive.exists()
+
+
+def _zipped(path, member="m/model.ckpt.index", content=b"not read here"):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, content)
+    return path
+
+
+def test_an_interrupted_download_leaves_nothing_a_later_load_trusts(tmp_path, monkeypatch, capsys):
+    """Helper 187: Keras downloaded to the archive's own name; a download stopped by SIGTERM or
+    SIGKILL stayed there, and the next load called it damaged (only the third worked)."""
+    import urllib.request
+
+    from ssma_tf.errors import Terminated
+
+    content = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()  # more than 1000 bytes zipped
+    good = _zipped(tmp_path / "model.zip", content=content)
+    cache = tmp_path / "cache"
+    cached = cache / "models" / "ssma_tf"
+    opened = urllib.request.urlopen
+    url = "https://example.org/model.zip"
+
+    class Cut:
+        """The server's response, stopped after its first kilobyte."""
+
+        def __init__(self, stop):
+            self.response, self.stop, self.calls = opened(good.as_uri()), stop, 0
+            self.headers = {"Content-Length": str(good.stat().st_size)}
+
+        def read(self, size):
+            self.calls += 1
+            if self.calls > 1:
+                raise self.stop
+            return self.response.read(1000)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.response.close()
+
+    for stop, error in ((Terminated(), Terminated), (ConnectionResetError(104, "Connection reset by peer"),
+                                                     CheckpointError), (None, CheckpointError)):
+        monkeypatch.setattr(urllib.request, "urlopen", lambda u, timeout: Cut(stop if stop is not None else b""))
+        if stop is None:  # the server closed the connection early without an error
+            monkeypatch.setattr(Cut, "read", lambda self, size: b"" if self.calls else setattr(self, "calls", 1) or
+                                self.response.read(1000))
+        with pytest.raises(error) as raised:
+            zoo.fetch_archive(url, cache_dir=str(cache))
+        assert sorted(os.listdir(cached)) == [".model.lock"], stop
+        if stop is None:
+            assert str(raised.value) == (f"the download of {url} stopped after 1000 of its {good.stat().st_size} "
+                                         "bytes: try again")
+        elif error is CheckpointError:
+            assert str(raised.value).startswith(f"cannot download {url} (Connection reset by peer): without a network")
+    # What a killed download left (its process gone) is removed; the next load downloads whole.
+    (cached / ".partial-4194311-0123abcd-model.zip").write_bytes(b"PK\x03\x04 cut")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda u, timeout: opened(good.as_uri(), timeout=timeout))
+    folder = zoo.fetch_archive(url, cache_dir=str(cache))
+    assert (pathlib.Path(folder) / "m" / "model.ckpt.index").read_bytes() == content
+    assert sorted(os.listdir(cached)) == [".model.lock", "model.zip", "model_extracted"]
+    assert f"downloading {url}" in capsys.readouterr().err
+
+
+def test_a_second_process_waits_for_the_first_and_takes_its_copy(tmp_path, capsys):
+    """Helper 187: a second process took the first's download in progress for the archive,
+    called it damaged and deleted it, and the first failed with a raw FileNotFoundError."""
+    import subprocess
+    import sys
+
+    cached = tmp_path / "cache" / "models" / "ssma_tf"
+    cached.mkdir(parents=True)
+    # The other process holds the lock while it "downloads", then leaves the unpacked folder.
+    other = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"folder = {str(cached)!r}\n"
+        "lock = open(os.path.join(folder, '.model.lock'), 'a+b')\n"
+        "fcntl.flock(lock.fileno(), fcntl.LOCK_EX)\n"
+        "open(os.path.join(folder, 'model.zip'), 'wb').write(b'PK half a download')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(1.5)\n"
+        "os.makedirs(os.path.join(folder, 'model_extracted', 'm'))\n"
+        "open(os.path.join(folder, 'model_extracted', 'm', 'model.ckpt.index'), 'wb').write(b'theirs')\n"
+        "os.replace(os.path.join(folder, 'model.zip'), os.path.join(folder, 'model.zip'))\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline() == "locked\n"
+        folder = zoo.fetch_archive("https://example.org/model.zip", cache_dir=str(tmp_path / "cache"))
+    finally:
+        other.wait(timeout=60)
+    assert (pathlib.Path(folder) / "m" / "model.ckpt.index").read_bytes() == b"theirs"
+    assert (cached / "model.zip").read_bytes() == b"PK half a download"  # not taken for damaged and deleted
+    assert ("waiting for another process that fetches https://example.org/model.zip into the same cache"
+            in capsys.readouterr().err)
+
+
+def test_a_read_only_cache_that_holds_the_model_is_read_and_one_that_does_not_is_named(tmp_path, monkeypatch):
+    """Helper 187: Keras moved to /tmp/.keras when the cache could not be written, and downloaded
+    again what the cache held (offline: "cannot download")."""
+    good = _zipped(tmp_path / "model.zip")
+    cache = tmp_path / "shared_cache"
+    folder = zoo.fetch_archive(good.as_uri(), cache_dir=str(cache))
+    monkeypatch.setattr(zoo.os, "access", lambda path, mode: False)  # read-only (root writes anywhere)
+    monkeypatch.setattr(zoo, "_download", lambda *a: pytest.fail("downloaded"))
+    assert zoo.fetch_archive(good.as_uri(), cache_dir=str(cache)) == folder
+    empty = tmp_path / "empty_cache"
+    with pytest.raises(CheckpointError, match=(
+            rf"^cannot keep https://example.org/x.zip in the cache folder {re.escape(str(empty))}/models/ssma_tf "
+            r"\(not writable\): give cache_dir= a folder you can write \(or set KERAS_HOME\)$")):
+        zoo.fetch_archive("https://example.org/x.zip", cache_dir=str(empty))
+    monkeypatch.setenv("KERAS_HOME", str(cache))
+    assert zoo.cache_folder() == str(cache / "models" / "ssma_tf")
+
+
+def test_a_folder_of_final_weights_loads_by_preset_as_by_path(tmp_path):
+    """Helper 187: a folder holding only `final.weights.h5` (a run whose checkpoints were
+    removed) loaded with `ssma_tf.checkpoints.load_model`, not with `ssma_tf.load_model`."""
+    model = AdapNetPP(3, aux_heads=False)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    (tmp_path / "run").mkdir()
+    model.save_weights(tmp_path / "run" / "final.weights.h5")
+    loaded = ssma_tf.load_model(str(tmp_path / "run"), model="AdapNet_pp", num_classes=3)
+    for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
