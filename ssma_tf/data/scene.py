@@ -121,7 +121,7 @@ def encode_scene(images: Sequence[np.ndarray], class_id: int, encoding: str = "p
     features = example.features.feature
     del features[schema.LABEL]
     features[CLASS_ID].int64_list.value.append(int(class_id))
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)  # its features in key order: the same bytes each run
 
 
 def write_scene_records(

@@ -146,7 +146,9 @@ def encode_example(
         feature[modality_key(index)] = bytes_feature(to_bytes(image, bgr=True))
     if label is not None:
         feature[LABEL] = bytes_feature(to_bytes(label, bgr=False))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # The features in key order: the protobuf runtime otherwise writes its map in a hash order that
+    # changes from process to process, and one list converted twice gave other bytes (helper 190).
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def feature_spec(modalities: int) -> Dict[str, tf.io.FixedLenFeature]:

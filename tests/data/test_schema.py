@@ -128,3 +128,18 @@ def test_a_png_of_the_records_area_but_another_size_is_refused(tmp_path):
             for _ in build_dataset(path, num_classes=3, height=48, width=32, batch_size=1, training=False,
                                    modalities=1):
                 pass
+
+
+def test_a_record_holds_its_features_in_key_order_so_a_conversion_repeats_byte_for_byte():
+    """Helper 190: the protobuf runtime wrote the feature map in a hash order that changes from
+    process to process: one list converted twice gave records of other bytes (equal Examples)."""
+    from ssma_tf.data.scene import encode_scene
+
+    modality1, modality2, label = random_sample(8, 8, 3, 0)
+    serialized = encode_example(modality1, label, modality2)
+    keys = [b"height", b"label", b"modality1", b"modality2", b"width"]
+    where = [serialized.index(b"\n" + bytes([len(key)]) + key) for key in keys]  # each map entry's key field
+    assert where == sorted(where), where
+    assert serialized == tf.train.Example.FromString(serialized).SerializeToString(deterministic=True)
+    scene = encode_scene([modality1] * 3, 1)
+    assert scene == tf.train.Example.FromString(scene).SerializeToString(deterministic=True)
