@@ -426,8 +426,11 @@ def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Opt
     ids = np.asarray(image)  # palette images give their indices, not colours
     if ids.dtype != np.uint8:
         if ids.size and (ids.min() < 0 or ids.max() > 255):
-            raise ImageFileError(f"{where}: label {path!r} has ids outside 0..255 (min {ids.min()}, max {ids.max()})",
-                                 path)
+            # Most often a raw 16-bit depth or NIR image in the label column (helper 190: named
+            # without a cause, where 8-bit depth there gets the --unlabeled hint).
+            raise ImageFileError(f"{where}: label {path!r} has ids outside 0..255 (min {ids.min()}, max {ids.max()}): "
+                                 f"is it a {ids.dtype.itemsize * 8}-bit depth or NIR image? A list of images without "
+                                 "labels (rgb depth) converts with --unlabeled", path)
         ids = ids.astype(np.uint8)
     colours = None
     if image.mode == "P" and image.palette is not None:

@@ -831,3 +831,16 @@ def test_a_grey_depth_map_in_the_label_column_is_named(dataset_dir, tmp_path, ca
     assert "label column" not in capsys.readouterr().err
     assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(tmp_path / "t.tfrecords")]) == 0
     assert "label column" not in capsys.readouterr().err  # real labels
+
+
+def test_raw_16_bit_depth_in_the_label_column_is_named_with_the_likely_cause(dataset_dir, tmp_path, capsys):
+    """Helper 190: an `rgb depth` list of raw 16-bit depth converted without --unlabeled stopped on
+    "has ids outside 0..255" alone, where 8-bit depth there gets the --unlabeled hint."""
+    Image.fromarray(np.full((16, 24), 2500, np.uint16)).save(dataset_dir / "raw_depth.png")
+    write_list(dataset_dir / "rgb_depth.txt", ["0_rgb.png raw_depth.png"])
+    assert _cli().main(["-f", str(dataset_dir / "rgb_depth.txt"), "-r", str(tmp_path / "x.tfrecords")]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"error: {dataset_dir / 'rgb_depth.txt'}, line 1: label '{dataset_dir / 'raw_depth.png'}' has ids outside "
+        "0..255 (min 2500, max 2500): is it a 16-bit depth or NIR image? A list of images without labels "
+        "(rgb depth) converts with --unlabeled\n")
+    assert not (tmp_path / "x.tfrecords").exists()
