@@ -16,9 +16,10 @@ The work is done by `ssma_tf.inference.export`.
 
 `--format openvino` writes an OpenVINO IR (`model.xml`, `model.bin`) and `--format tflite` a
 TFLite file instead, both of the network at a fixed size (the config's or `--size`) taking float32
-BGR images and returning the softmax, with the same metadata; `--int8 --calibration RECORDS
-[--calibration_samples N]` quantises them, calibrated on the first N samples of the user's
-TFRecords (both modalities for SSMA). They run with `ssma-predict`/`ssma-evaluate --backend
+BGR images (uint8 for `--format tflite --int8`: the metadata's `input_dtype`) and returning the
+softmax, with the same metadata; `--int8 --calibration RECORDS [--calibration_samples N]`
+quantises them, calibrated on the first N samples of the user's TFRecords, labeled or not
+(every modality for SSMA, an expert's own one). They run with `ssma-predict`/`ssma-evaluate --backend
 openvino|tflite` and need the `deploy` extra (`pip install '.[deploy]'` in the clone); the work is done
 by `ssma_tf.inference.deploy`.
 
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--int8", action="store_true",
                         help="openvino/tflite: quantise to int8 after training (needs --calibration)")
     deploy.add_argument("--calibration", nargs="+", metavar="RECORDS",
-                        help="TFRecord files or patterns whose first samples calibrate --int8 (both modalities for SSMA)")
+                        help="TFRecord files or patterns, labeled or not, whose first samples calibrate --int8 "
+                             "(every modality for SSMA)")
     deploy.add_argument("--calibration_samples", type=int, default=100, metavar="N",
                         help="samples to calibrate on (default 100)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in the output folder "

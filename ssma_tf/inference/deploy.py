@@ -143,15 +143,18 @@ def calibration_batches(
         CalibrationError: no such records, records without the modalities, or fewer than
             `samples` images in them.
     """
-    from ssma_tf.data import build_dataset
-    from ssma_tf.data.pipeline import naming_damaged_records
+    from ssma_tf.data.augment import resize_sample
+    from ssma_tf.data.pipeline import check_first_record, naming_damaged_records
     from ssma_tf.data.records import modalities_held
+    from ssma_tf.data.schema import modality_key
+    from ssma_tf.data.unlabeled import decode_record
 
     height, width = check_size(size)
     # An expert of modality k reads modalities 1..k of each record and keeps the k-th.
     read = modalities if modalities > 1 else int(input_modality.removeprefix("modality"))
     more = []
-    for path in _calibration_files(records):
+    files = _calibration_files(records)
+    for path in files:
         held = modalities_held(path)
         if held is not None and held > modalities:  # more than the network takes
             more.append((path, held))
@@ -170,20 +173,23 @@ def calibration_batches(
         others = f" (and {len(more) - 1} more files)" if len(more) > 1 else ""
         say(f"calibrating on {reads} of records holding {held} modalities ({path}{others})")
     try:
-        dataset = build_dataset(
-            list(records), modalities=read, height=height, width=width, batch_size=1, num_classes=256,
-            training=False, modality2_interpolation=modality2_interpolation, warn_label_ids=False,
-        )
+        # Images only, resized as the evaluation resizes them: records without labels (ssma-convert
+        # --unlabeled, often all a deployment target has) calibrate too (before: refused, after
+        # the model had loaded; helper 189).
+        for path in files:
+            check_first_record(path, read, labeled=False)
+        dataset = tf.data.TFRecordDataset(files).map(
+            lambda serialized: resize_sample(decode_record(serialized, read), height=height, width=width,
+                                             modality2_interpolation=modality2_interpolation))
     except (ValueError, OSError, tf.errors.OpError) as error:
         raise CalibrationError(f"calibration records {', '.join(records)}: {error}") from None
     batches = []
     # A damaged record: its file and index (before: TensorFlow's DataLossError traceback).
     with naming_damaged_records(list(records), read):
-        for inputs, _ in dataset.take(samples):
-            views = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
-            if modalities == 1:
-                views = views[read - 1:]
-            batches.append([np.asarray(v, np.float32) for v in views])
+        for sample in dataset.take(samples):
+            # An expert of modality k keeps the k-th.
+            batches.append([np.asarray(sample[modality_key(index)], np.float32)[np.newaxis]
+                            for index in range(read if modalities == 1 else 1, read + 1)])
     if len(batches) < samples:
         raise CalibrationError(
             f"calibration records {', '.join(records)} hold {len(batches)} samples, {samples} asked "

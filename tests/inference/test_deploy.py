@@ -376,12 +376,12 @@ def test_int8_calibration_reads_both_modalities_and_the_runners_take_them(record
     assert {d["dtype"] for d in interpreter.get_input_details()} == {np.uint8}
 
 
-def _three_modality_records(path) -> str:
+def _three_modality_records(path, labeled: bool = True) -> str:
     """3 records whose modality k is the flat value 40·k + record index (the label: index)."""
     from ssma_tf.data import write_examples
 
     samples = [{**{f"modality{k}": np.full((HEIGHT, WIDTH, 3), 40 * k + index, np.uint8) for k in (1, 2, 3)},
-                "label": np.full((HEIGHT, WIDTH), index, np.uint8)} for index in range(3)]
+                "label": np.full((HEIGHT, WIDTH), index, np.uint8) if labeled else None} for index in range(3)]
     write_examples(path, samples)
     return str(path)
 
@@ -402,6 +402,17 @@ def test_calibration_feeds_an_expert_its_own_modality_and_ssma_every_one(tmp_pat
                     f"calibrating on modalities 1-2 of records holding 3 modalities ({three})"]
     with pytest.raises(deploy.CalibrationError, match=r"hold 3 modalities, the model reads 4 modalities"):
         deploy.calibration_batches([three], modalities=4, size=(HEIGHT, WIDTH), samples=1)
+    # Records without labels (ssma-convert --unlabeled) calibrate alike (helper 189: refused, "has no
+    # label ... training and evaluation need records converted from lists with a label column").
+    images_only = _three_modality_records(tmp_path / "images_only.tfrecords", labeled=False)
+    for modalities, input_modality, expected in ((1, "modality3", expert), (3, "modality1", fused)):
+        unlabeled = deploy.calibration_batches([images_only], modalities=modalities, input_modality=input_modality,
+                                               size=(HEIGHT, WIDTH), samples=len(expected),
+                                               modality2_interpolation=["nearest", "bilinear"])
+        for ours, theirs in zip(unlabeled, expected, strict=True):
+            for view, other in zip(ours, theirs, strict=True):
+                assert view.shape == (1, HEIGHT, WIDTH, 3) and view.dtype == np.float32
+                np.testing.assert_array_equal(view, other)
 
 
 def test_ssma_over_three_modalities_exports_runs_and_evaluates_through_openvino(tmp_path):
