@@ -305,6 +305,19 @@ def test_misspelt_key_names_key_file_and_suggestion(workdir):
                                "{flip: VALUE}' in a file, --set 'augmentation={flip: VALUE}' on the command line "
                                "(which changes that key of the file's section, keeping the others)")
     assert "a section's keys" not in str(error_for(train_dict(**{"checkpoint.dir": "x"})))  # not a section
+    # A section's key at the top, a top-level key inside a section (helper 186: "did you mean
+    # 'eval_flip'?" and "did you mean 'target_weight'?", other settings).
+    error = error_for(train_dict(flip=True))
+    assert str(error).endswith("key 'flip': unknown key: a key of the 'augmentation' section, which goes inside it, "
+                               "'augmentation: {flip: VALUE}' in a file, --set 'augmentation={flip: VALUE}' on the "
+                               "command line")
+    assert "a key of the 'semi_supervised' or 'adaptation' sections, which goes inside one of them" in str(
+        error_for(train_dict(ema_decay=0.9)))
+    error = error_for(train_dict(adaptation={"target_data": "x.tfrecords"}))
+    assert str(error).endswith("unknown adaptation key 'target_data': a key of the config itself, which goes outside "
+                               "the section, on a line of its own ('target_data: VALUE')")
+    assert "unknown augmentation key 'height': a key of the config itself" in str(
+        error_for(train_dict(augmentation={"flip": True, "height": 3})))
 
 
 def test_wrong_types(workdir):
@@ -425,6 +438,15 @@ def test_file_level_errors(workdir):
     assert "duplicate key 'model'" in str(error) and "line 2" in str(error)
     error = error_for(write(workdir, "model: [SSMA\n"))
     assert "not valid YAML" in str(error) and "run.config" in str(error)
+    # A list or mapping as a key (helper 186: a TypeError traceback, in a file and in --set alike).
+    error = error_for(write(workdir, "model: SSMA\n[a, b]: 1\n"))
+    assert str(error).endswith("not valid YAML (line 2, column 1): found a key that is a list; keys are names")
+    from ssma_tf.config import parse_overrides
+    from ssma_tf.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"value '\{\{a: 1\}: true\}' is not valid YAML: found a key that is a "
+                                             "mapping; keys are names"):
+        parse_overrides(["augmentation={{a: 1}: true}"])
     error = error_for(write(workdir, "- a\n- b\n"))
     assert "mapping" in str(error)
     # Before: a UnicodeDecodeError traceback from every command.

@@ -22,7 +22,7 @@ import yaml
 
 from ssma_tf.config.adaptation import AdaptationConfig, keys_abn_ignores
 from ssma_tf.config.augmentation import AugmentationConfig
-from ssma_tf.config.keys import MODES, Key
+from ssma_tf.config.keys import MODES, Key, declared_keys
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig, derived_log_dir, experts_frozen
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, quoting_hint, read_yaml_file
@@ -58,6 +58,13 @@ _SWITCHED_SECTIONS = {
 }
 # Every key that holds a mapping of keys of its own.
 _SECTIONS = ("augmentation", *_SWITCHED_SECTIONS)
+
+
+def _sections_holding(name: str) -> list[str]:
+    """The sections that declare a key `name` (`ema_decay`: semi_supervised and adaptation)."""
+    classes = {"augmentation": AugmentationConfig, "semi_supervised": SemiSupervisedConfig,
+               "adaptation": AdaptationConfig}
+    return [section for section in _SECTIONS if name in {key for key, _, _ in declared_keys(classes[section])}]
 
 
 class Required(NamedTuple):
@@ -424,6 +431,13 @@ class _Reader:
                 raise self.error(name, f"unknown key: a section's keys go inside it, '{section}: {{{inner}: "
                                        f"VALUE}}' in a file, --set '{section}={{{inner}: VALUE}}' on the command "
                                        "line (which changes that key of the file's section, keeping the others)")
+            homes = _sections_holding(name)
+            if homes:
+                # `flip: 1` at the top (before: "did you mean 'eval_flip'?", another setting; helper 186).
+                where = " or ".join(f"'{home}'" for home in homes)
+                raise self.error(name, f"unknown key: a key of the {where} section{'s' * (len(homes) > 1)}, which "
+                                       f"goes inside {'one of them' if len(homes) > 1 else 'it'}, '{homes[0]}: {{{name}: VALUE}}' in a file, --set "
+                                       f"'{homes[0]}={{{name}: VALUE}}' on the command line")
             close = difflib.get_close_matches(name, KNOWN_KEYS, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             others = f" (other unknown keys: {', '.join(unknown[1:])})" if unknown[1:] else ""
@@ -947,6 +961,12 @@ class _Reader:
             value = {}
         if not isinstance(value, Mapping):
             raise self.type_error(name, f"a mapping of {cls.NAME} settings, or true/false", value)
+        declared = {key for key, _, _ in declared_keys(cls)}
+        outside = next((key for key in value if key not in declared and key in KNOWN_KEYS), None)
+        if outside is not None:
+            # `adaptation: {target_data: x}` (before: "did you mean 'target_weight'?"; helper 186).
+            raise self.error(name, f"unknown {cls.NAME} key {outside!r}: a key of the config itself, which goes "
+                                   f"outside the section, on a line of its own ('{outside}: VALUE')", inner=outside)
         try:
             # A private copy: the config must not change when the caller's mapping does.
             return cls.from_dict(copy.deepcopy(dict(value)), source=self.source)
