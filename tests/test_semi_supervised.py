@@ -1055,6 +1055,13 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     # The config's labeled_subset is this command's output: it need not exist yet.
     missing = dict(config.to_dict(), labeled_subset=str(tmp_path / "not_yet" / "labeled_4.txt"))
     path.write_text(yaml.safe_dump(missing))
+    # Nor the weights a training run starts from, nor its batch size and steps (helper 186: a config
+    # whose ImageNet checkpoint was not downloaded yet was refused).
+    unstarted = {key: value for key, value in missing.items() if key not in ("batch_size", "max_iteration")}
+    (tmp_path / "unstarted.config").write_text(yaml.safe_dump(dict(unstarted, intialize=str(tmp_path / "init.ckpt"))))
+    assert select_labels.main(["-c", str(tmp_path / "unstarted.config"), "--budget", "2", "-o",
+                               str(tmp_path / "h")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "h" / "labeled_2.txt").exists()
     # A depth student without a second budget would bias nothing (before: ignored without a word).
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "d"),
                                "--depth-student-steps", "1"]) == 0

@@ -59,8 +59,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.config import load_config
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
 
-    # The config's labeled_subset is what this command writes: it need not exist yet.
-    config = load_config(args.config, "train", overrides={**overrides, "labeled_subset": None})
+    from ssma_tf.config.reader import Required
+
+    # The config's labeled_subset is what this command writes: it need not exist yet. Nor need the
+    # weights a training run starts from, which nothing here reads (before: a config whose ImageNet
+    # checkpoint or stage-1 experts were not there yet was refused; helper 186); the depth student
+    # starts from scratch. The keys the selection reads are required; a depth student trains as the
+    # config says (its batch size, rate and steps).
+    unread = dict.fromkeys(("labeled_subset", "intialize", "checkpoint1", "checkpoint2", "checkpoints",
+                            "finetune_from"))
+    needed = None if args.depth_student_steps > 0 else Required(
+        ("model", "num_classes", "height", "width", "train_data"), "ssma-select-labels")
+    config = load_config(args.config, "train", overrides={**overrides, **unread}, required=needed)
     encoding = args.depth_encoding or (
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
     if encoding not in DEPTH_ENCODINGS:

@@ -642,7 +642,7 @@ class _Reader:
             )
         semi = values["semi_supervised"]
         if (self.mode == "train" and semi is not None and values["pretraining"] is None
-                and values["batch_size"] < 2):
+                and values["batch_size"] is not None and values["batch_size"] < 2):  # a reader may not need it
             # Image k is pasted onto image k - 1 of the batch: alone, onto itself (before: the
             # "mixed" batch was the input, without a word).
             raise self.error("batch_size", f"is {values['batch_size']}, but semi_supervised mixes each image with "
