@@ -151,6 +151,7 @@ def _check_config(path: str, overrides, max_problems: int) -> int:
              else f"{config.input_modality} (records need modality1 .. modality{modalities})" if modalities > 1
              else "modality1")
     status = 0
+    failed = []
     for key, labeled in keys:
         patterns = getattr(config, key)
         print(f"{key} ({config.where(key)}): {'with labels' if labeled else 'labels not needed'}, "
@@ -162,9 +163,17 @@ def _check_config(path: str, overrides, max_problems: int) -> int:
         except (MissingFileError, RecordError) as error:  # the other keys are still checked
             print(f"error: {config.where(key)}: key {key!r}: {error}", flush=True)
             status = EXIT_BAD_INPUT
+            failed.append(key)
             continue
-        status = check_and_report(files, num_classes=config.num_classes, modalities=modalities,
-                                  max_problems=max_problems, labeled=labeled) or status
+        checked = check_and_report(files, num_classes=config.num_classes, modalities=modalities,
+                                   max_problems=max_problems, labeled=labeled)
+        if checked:
+            failed.append(key)
+        status = checked or status
+    if len(keys) > 1:
+        # Each key's last line speaks of its own records: "all good" of the last one followed an
+        # earlier key's error (helper 186).
+        print(f"{len(keys)} keys checked: " + (f"problems in {', '.join(failed)}" if failed else "all good"))
     return status
 
 

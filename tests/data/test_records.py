@@ -359,6 +359,8 @@ def test_a_config_has_every_record_file_it_reads_checked_as_its_model_reads_it(g
     # The config's class count; the unlabeled records need no label.
     assert f"error: {damaged['id >= num_classes']}, record 1: label id 9 >= num_classes 5" in out
     assert f"unlabeled_data ({config}, line 5): labels not needed" in out and "2 without a label: ok" in out
+    # The last line speaks of every key (before: the last key's "all good", after test_data's problem; helper 186).
+    assert out.splitlines()[-1] == "3 keys checked: problems in test_data"
     # The modalities the model reads: an SSMA needs modality2 in every record.
     assert cli.main(["-c", str(config), "--set", "model=SSMA", "--set", "test_data=", "--set", "unlabeled_data="]) == 2
     out = capsys.readouterr().out
@@ -368,7 +370,7 @@ def test_a_config_has_every_record_file_it_reads_checked_as_its_model_reads_it(g
     assert cli.main(["-c", str(config), "--set", "test_data=nothing.tfrecords"]) == 2
     out = capsys.readouterr().out
     assert f"error: {config} with --set test_data='nothing.tfrecords': key 'test_data': no TFRecord file matches" in out
-    assert "unlabeled_data (" in out
+    assert "unlabeled_data (" in out and out.splitlines()[-1] == "3 keys checked: problems in test_data"
     # A config that neither mode reads: the error of the training config it is (before: the
     # evaluation's, which called a depth-pretraining run's config what it is, not its slip).
     pretraining = tmp_path / "pretraining.config"
