@@ -109,7 +109,7 @@ def _load_weights(model: keras.Model, path: str, strict: bool, initialization: b
                              hint=", or was written by an ssma-tf from before the eASPP branches were "
                                   "checkpointed")
         with reading(resolved):
-            status = root.restore(resolved)
+            status = root.read(resolved)  # no save_counter: a `write()` checkpoint has none (helper 191)
         # The checkpoint also holds the optimizer, step and data position: only the model matters.
         status.expect_partial()
         if strict:

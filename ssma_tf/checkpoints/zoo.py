@@ -47,6 +47,7 @@ import yaml
 
 from ssma_tf.checkpoints.loading import load_model as load_checkpoint
 from ssma_tf.checkpoints.loading import check_matches, load_weights
+from ssma_tf.checkpoints.reading import UnnamedNetworkError
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, detect_kind, num_classes_of, read_checkpoint,
@@ -557,8 +558,10 @@ def _entry_name(text: str, released_as: Optional[str]) -> Optional[str]:
 
 
 def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None,
-                 released_as: Optional[str] = None) -> keras.Model:
-    """Loads a released model (or a local one) that must be a `cls`; see `load_model`."""
+                 released_as: Optional[str] = None, num_classes: Optional[int] = None) -> keras.Model:
+    """Loads a released model (or a local one) that must be a `cls`; see `load_model`.
+    `num_classes`: for weights that do not say it (a `.weights.h5` file or a TF2 checkpoint
+    outside its training run), which are read as a `cls` of that many classes."""
     text = os.fspath(preset)
     name = _entry_name(text, released_as)
     # Said by the zoo file, or by a URL before its download; a local copy says it itself.
@@ -570,7 +573,18 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
     if entry is not None and entry.model != wanted:
         # Said by the zoo file: refused before the archive is downloaded.
         raise CheckpointError(f"{os.fspath(preset)} holds {entry.model}, not {cls.__name__}")
-    model = load_model(preset, cache_dir=cache_dir, released_as=released_as)
+    try:
+        model = load_model(preset, cache_dir=cache_dir, released_as=released_as, num_classes=num_classes)
+    except UnnamedNetworkError:
+        # Before: "give model= and num_classes=", which from_preset did not take (helper 191).
+        if wanted is None or num_classes is None:
+            said = (f"how many classes the {cls.__name__} it holds has: give num_classes= "
+                    f"({cls.__name__}.from_preset(path, num_classes=N))" if wanted is not None
+                    else f"which {cls.__name__} it holds: give its .keras file")
+            raise UnnamedNetworkError(f"{text} does not say {said}, or load it from its training run's folder, whose "
+                                      "config.yaml says it", path=text) from None
+        model = load_model(preset, cache_dir=cache_dir, released_as=released_as, model=wanted,
+                           num_classes=num_classes)
     if not isinstance(model, cls):
         raise CheckpointError(f"{os.fspath(preset)} holds {model_name(model)}, not {cls.__name__}")
     return model
@@ -578,8 +592,8 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
 
 def register_from_preset() -> None:
     """Gives `AdapNetPP`, `SSMA` and `FusionBaseline` the class method `from_preset(preset,
-    cache_dir=None, released_as=None)` (the zoo releases no baseline: for a baseline, a local
-    checkpoint or run)."""
+    cache_dir=None, released_as=None, num_classes=None)` (the zoo releases no baseline: for a
+    baseline, a local `.keras` file or run)."""
     for cls in (AdapNetPP, SSMA, FusionBaseline):
         cls.from_preset = classmethod(_from_preset)
 

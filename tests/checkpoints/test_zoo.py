@@ -614,3 +614,24 @@ def test_a_folder_of_final_weights_loads_by_preset_as_by_path(tmp_path):
     loaded = ssma_tf.load_model(str(tmp_path / "run"), model="AdapNet_pp", num_classes=3)
     for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_from_preset_of_weights_alone_takes_the_class_count_it_asks_for(tmp_path):
+    """Helper 191: from_preset of a `.weights.h5` file said to give model= and num_classes=, which
+    it did not take (a TypeError)."""
+    from ssma_tf.checkpoints.reading import UnnamedNetworkError
+    from ssma_tf.models import FusionBaseline
+
+    model = AdapNetPP(3)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    path = str(tmp_path / "weights.weights.h5")
+    model.save_weights(path)
+    with pytest.raises(UnnamedNetworkError, match=rf"^{re.escape(path)} does not say how many classes the AdapNetPP "
+                                                  r"it holds has: give num_classes= \(AdapNetPP.from_preset\(path, "
+                                                  r"num_classes=N\)\), or load it from its training run's folder"):
+        AdapNetPP.from_preset(path)
+    loaded = AdapNetPP.from_preset(path, num_classes=3)
+    for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(UnnamedNetworkError, match="does not say which FusionBaseline it holds: give its .keras file"):
+        FusionBaseline.from_preset(path, num_classes=3)
