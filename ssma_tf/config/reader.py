@@ -435,8 +435,9 @@ class _Reader:
             if homes:
                 # `flip: 1` at the top (before: "did you mean 'eval_flip'?", another setting; helper 186).
                 where = " or ".join(f"'{home}'" for home in homes)
+                inside = "one of them" if len(homes) > 1 else "it"
                 raise self.error(name, f"unknown key: a key of the {where} section{'s' * (len(homes) > 1)}, which "
-                                       f"goes inside {'one of them' if len(homes) > 1 else 'it'}, '{homes[0]}: {{{name}: VALUE}}' in a file, --set "
+                                       f"goes inside {inside}, '{homes[0]}: {{{name}: VALUE}}' in a file, --set "
                                        f"'{homes[0]}={{{name}: VALUE}}' on the command line")
             close = difflib.get_close_matches(name, KNOWN_KEYS, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""

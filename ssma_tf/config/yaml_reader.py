@@ -119,8 +119,8 @@ def _construct_mapping_no_duplicates(loader: _Loader, node: yaml.MappingNode, de
         except TypeError:
             # A list or mapping as a key (`[a, b]: 1`): before, a TypeError traceback (helper 186).
             raise yaml.constructor.ConstructorError(
-                None, None, f"found a key that is a {'list' if isinstance(key_node, yaml.SequenceNode) else 'mapping'}; "
-                "keys are names",
+                None, None,
+                f"found a key that is a {'list' if isinstance(key_node, yaml.SequenceNode) else 'mapping'}; keys are names",
                 key_node.start_mark) from None
         if name in seen:
             raise yaml.constructor.ConstructorError(
