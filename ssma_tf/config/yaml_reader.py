@@ -118,10 +118,9 @@ def _construct_mapping_no_duplicates(loader: _Loader, node: yaml.MappingNode, de
             hash(name)
         except TypeError:
             # A list or mapping as a key (`[a, b]: 1`): before, a TypeError traceback (helper 186).
+            kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
             raise yaml.constructor.ConstructorError(
-                None, None,
-                f"found a key that is a {'list' if isinstance(key_node, yaml.SequenceNode) else 'mapping'}; keys are names",
-                key_node.start_mark) from None
+                None, None, f"found a key that is a {kind}; keys are names", key_node.start_mark) from None
         if name in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key '{name}'", key_node.start_mark
