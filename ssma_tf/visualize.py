@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -434,9 +434,13 @@ def confusion_picture(confusion: ArrayLike, class_names: Optional[Sequence[str]]
         raise ValueError(f"{len(names)} class names for a {classes}x{classes} confusion matrix")
     font = _text_font(names)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    margin = 8 + max(int(measure.textlength(name, font=font)) for name in names)
+    # Room for "true" beside the column names, and for "predicted" above them (before: short names
+    # ran into "true", and a small cell cut "predicted"; helper 195).
+    margin = 8 + max([int(measure.textlength(name, font=font)) for name in names]
+                     + [int(measure.textlength("true", font=font)) + 6])
     line = 16
-    width, height = margin + classes * cell + 8, 2 * line + margin + classes * cell + 8
+    width = margin + max(classes * cell, int(measure.textlength("predicted", font=font)) + 4) + 8
+    height = 2 * line + margin + classes * cell + 8
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((margin, 4), "predicted", fill="black", font=font)
@@ -457,13 +461,26 @@ def confusion_picture(confusion: ArrayLike, class_names: Optional[Sequence[str]]
             share = counts[row, column] / totals[row] if totals[row] else 0.0
             shade = tuple(int(round(255 - share * (255 - dark))) for dark in (16, 62, 140))
             draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=shade, outline=(200, 200, 200))
-            text = str(int(counts[row, column]))
+            text = _count_text(int(counts[row, column]), cell - 4, lambda t: measure.textlength(t, font=font))
             ink = "white" if share > 0.5 else "black"
             draw.text((x + (cell - int(measure.textlength(text, font=font))) // 2, y + cell // 2 - 6), text,
                       fill=ink, font=font)
         draw.rectangle((margin + row * cell, y, margin + row * cell + cell - 1, y + cell - 1), outline="black", width=2)
     draw.text((4, top - line), "true", fill="black", font=font)
     return np.asarray(canvas)
+
+
+def _count_text(count: int, room: float, width: Callable[[str], float]) -> str:
+    """`count` as it fits in `room` pixels: whole, else shortened (`285k`, `1.4M`), else nothing,
+    the cell's shade showing its share (before: six digits ran over the next cells; helper 195)."""
+    candidates = [str(count)]
+    for scale, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
+        value = count / scale
+        text = f"{value:.1f}" if value < 9.95 else f"{value:.0f}"
+        if count >= 1000 and 1 <= float(text) < 1000:  # 999999: 1.0M, not 1000k
+            candidates.append(text + suffix)
+    # The most digits that fit: 1425300, then 1425k, then 1.4M.
+    return next((text for text in sorted(candidates, key=len, reverse=True) if width(text) <= room), "")
 
 
 def save_png(

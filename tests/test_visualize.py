@@ -328,3 +328,19 @@ def test_text_beyond_ascii_takes_a_truetype_font_or_is_warned_of(monkeypatch):
             visualize.picture_grid(rows, titles=["Tiefe"], class_names=["Küche"], palette=[[0, 0, 0]])
     finally:
         visualize._font.cache_clear()
+
+
+def test_the_confusion_picture_shortens_large_counts_and_keeps_its_titles_whole():
+    """Helper 195: six digits ran over the next cells; a small cell cut "predicted" at the edge and
+    short names ran into "true"."""
+    from ssma_tf.visualize import _count_text, confusion_picture
+
+    def width(text):
+        return 7 * len(text)
+
+    assert [_count_text(n, 36, width) for n in (0, 999, 99999, 999999, 1425300, 123456789)] == [
+        "0", "999", "99999", "1.0M", "1.4M", "123M"]
+    assert _count_text(1425300, 20, width) == ""  # the shade alone
+    picture = confusion_picture(np.eye(3, dtype=int) * 5, ["a", "b", "c"], cell=12)
+    title = (picture[2:16] < 200).any(axis=2)  # the "predicted" line
+    assert title.any() and not title[:, -6:].any(), "cut at the right edge"

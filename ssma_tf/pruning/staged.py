@@ -757,15 +757,48 @@ def plot(reports: Sequence[dict], path: os.PathLike, labels: Optional[Sequence[s
         draw.text((6, point(0, y)[1] - 6), _tick_text(y, y_ticks, sign=True), fill="black")
     draw.text((width / 2 - 70, height - 25), "parameters removed (%)", fill="black")
     draw.text((6, 12), "mIoU change (points)", fill="black")
-    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
-    longest = max((len(name) for name, _ in series), default=0)
-    for k, (method, entries) in enumerate(series):
-        colour = colours[k % len(colours)]
+    # Ten colours, then the same ten with another marker: before, five colours repeated from the
+    # sixth method on (helper 195).
+    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75),
+               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+    # Right-aligned above the frame, each label as wide as the font draws it, cut from the left
+    # when it does not fit (before: long run-folder labels started off the picture; helper 195).
+    room = width - margin - 6 - 16
+    names = [_fit_text(draw, name, room) for name, _ in series]
+    left = round(width - margin - 16 - max((draw.textlength(name) for name in names), default=0))
+    for k, ((_, entries), name) in enumerate(zip(series, names)):
+        colour, marker = colours[k % len(colours)], k // len(colours) % len(_MARKERS)
         points = [point(e["param_reduction"], e["miou_change"]) for e in entries]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         for x, y in points:
-            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
-        draw.text((width - margin - 6 * (longest + 3), 32 + 16 * k), f"-- {method}", fill=colour)
+            _marker(draw, marker, x, y, 4, colour)
+        _marker(draw, marker, left - 8, 32 + 16 * k + 6, 4, colour)
+        draw.text((left, 32 + 16 * k), name, fill=colour)
     save_png(path, np.asarray(image))
     return str(path)
+
+
+_MARKERS = ("circle", "square", "triangle")
+
+
+def _marker(draw, shape: int, x: float, y: float, size: float, colour) -> None:
+    """A filled marker of `_MARKERS[shape]` centred on (x, y)."""
+    if _MARKERS[shape] == "circle":
+        draw.ellipse([x - size, y - size, x + size, y + size], fill=colour)
+    elif _MARKERS[shape] == "square":
+        draw.rectangle([x - size, y - size, x + size, y + size], fill=colour)
+    else:
+        draw.polygon([(x, y - size - 1), (x - size - 1, y + size), (x + size + 1, y + size)], fill=colour)
+
+
+def _fit_text(draw, text: str, room: float) -> str:
+    """`text`, or its end after "..." when the whole does not fit in `room` pixels (the end of a
+    folder path names the run)."""
+    if draw.textlength(text) <= room:
+        return text
+    for start in range(1, len(text)):
+        cut = "..." + text[start:]
+        if draw.textlength(cut) <= room:
+            return cut
+    return "..."

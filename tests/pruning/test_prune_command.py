@@ -568,3 +568,28 @@ def test_a_pruning_folder_without_its_report_is_not_taken_up(run_folder, monkeyp
     assert capsys.readouterr().err == (
         f"error: --output {out} holds a pruning run whose report.json is missing ({named}): what it did is not known; "
         "give a new output folder, or remove that one to start again\n")
+
+
+def test_the_plots_legend_fits_long_labels_and_tells_many_methods_apart(tmp_path):
+    """Helper 195: the legend started at 6 px a character left of the frame's edge, off the picture
+    for labels holding run folders; five colours repeated from the sixth method on."""
+    import numpy as np
+    from PIL import Image
+
+    reports = [{"stages": [{"stage": 1, "param_reduction": 2.0 * k, "miou_change": -0.1 * k}]} for k in range(12)]
+    labels = [f"taylor (/data/experiments/2025-ablation/cityscapes/ssma_rgb_depth/pruning_runs/{k}/taylor): another "
+              "network" for k in range(12)]
+    path = staged.plot(reports, tmp_path / "pruning.png", labels)
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    legend = image[32:32 + 16 * 11]  # one line per method, above the frame
+    inked = np.nonzero((legend < 250).any(axis=2).any(axis=0))[0]
+    assert inked.min() >= 6 and inked.max() < image.shape[1], (inked.min(), inked.max())
+    # Ten colours, then the first ones again with another marker (a square: its corner is inked).
+    expected = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75),
+                (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (31, 119, 180), (214, 39, 40)]
+    for k, colour in enumerate(expected):
+        y = 32 + 16 * k + 6
+        start = int(np.nonzero((image[y] < 250).any(axis=1))[0][0])  # the marker's left edge
+        assert tuple(image[y, start + 4]) == colour, k
+        corner = tuple(image[y + 4, start + 8])
+        assert (corner == colour) == (k >= 10), (k, corner)
