@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--folding", action="store_true",
                         help="also time each MobileNet v2 network with its backbone's batch norms unfolded (as "
                              "before 2026-12-04), interleaved, and give the median per-round ratio")
-    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--json", type=_common.json_path, help="also write the results to this file")
     args = parser.parse_args(argv)
     height, width = _common.parse_size(parser, args.size)
     try:  # before: int()'s traceback
@@ -161,25 +161,31 @@ def main(argv=None) -> int:
             for (result, kind, _), values in zip(timed, seconds):
                 median, fastest = 1000 * statistics.median(values), 1000 * min(values)
                 prefix = "" if kind == "float32" else f"{kind}_"
+                # Every round's figure too, so that the spread can be told (helper 196).
                 result.update({f"{prefix}latency_ms": round(median, 1), f"{prefix}fps": round(1000.0 / median, 2),
-                               f"{prefix}latency_min_ms": round(fastest, 1)})
+                               f"{prefix}latency_min_ms": round(fastest, 1),
+                               f"{prefix}latency_max_ms": round(1000 * max(values), 1),
+                               f"{prefix}latency_rounds_ms": [round(1000 * v, 2) for v in values]})
                 if kind == "own_folding":
                     # Median of the per-round ratios: both ran in each round, side by side.
                     ratios = [a / b for a, b in zip(by_call[(id(result), "float32")], values)]
                     result["folding_ratio"] = round(statistics.median(ratios), 3)
+                    result["folding_ratios"] = [round(r, 3) for r in ratios]
     print(f"\n{_common.describe_machine(info)}; input {height}x{width}, batch 1\n")
-    print("| network | backbone | decoder | parameters | GFLOPs | float32 latency (median) | frames/s |"
+    print("| network | backbone | decoder | parameters | GFLOPs | float32 latency (median, range) | frames/s |"
           + (" OpenVINO int8 latency | frames/s |" if args.int8 else ""))
     print("| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if args.int8 else ""))
     for r in results:
         network = "SSMA (2 experts)" if r["network"] == "ssma" else "unimodal expert"
-        latency = "–" if r["latency_ms"] is None else f"{r['latency_ms']:.0f} ms"
+        latency = ("–" if r["latency_ms"] is None
+                   else f"{r['latency_ms']:.0f} ms ({r['latency_min_ms']:.0f}-{r['latency_max_ms']:.0f})")
         fps = "–" if r["fps"] is None else f"{r['fps']:.2f}"
         line = (f"| {network} | {r['backbone']} | {r['decoder_filters']} | {r['params'] / 1e6:.2f} M | "
                 f"{r['gflops']:.1f} | {latency} | {fps} |")
         if args.int8:
             line += (" – | – |" if r.get("int8_latency_ms") is None
-                     else f" {r['int8_latency_ms']:.0f} ms | {r['int8_fps']:.2f} |")
+                     else f" {r['int8_latency_ms']:.0f} ms ({r['int8_latency_min_ms']:.0f}-"
+                          f"{r['int8_latency_max_ms']:.0f}) | {r['int8_fps']:.2f} |")
         print(line)
     folded = [r for r in results if r.get("folding_ratio") is not None]
     if folded:
@@ -188,7 +194,8 @@ def main(argv=None) -> int:
         for r in folded:
             network = "SSMA (2 experts)" if r["network"] == "ssma" else "unimodal expert"
             print(f"  {network}, {r['backbone']}, decoder {r['decoder_filters']}: {r['latency_ms']:.0f} ms vs "
-                  f"{r['own_folding_latency_ms']:.0f} ms, ratio {r['folding_ratio']:.2f}")
+                  f"{r['own_folding_latency_ms']:.0f} ms, ratio {r['folding_ratio']:.2f} "
+                  f"({min(r['folding_ratios']):.2f}-{max(r['folding_ratios']):.2f})")
     if args.json:
         _common.write_json(args.json, {"machine": info, "size": [height, width], "settings": vars(args),
                                        "results": results})

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                         help="comma-separated, from " + ", ".join(v[0].replace(" ", "_") for v in VARIANTS))
     parser.add_argument("--models", default=",".join(m for m, _ in MODELS),
                         help="comma-separated, from " + ", ".join(m for m, _ in MODELS))
-    parser.add_argument("--json", help="also write the table to this JSON file")
+    parser.add_argument("--json", type=_common.json_path, help="also write the table to this JSON file")
     args = parser.parse_args(argv)
     chosen = {v.strip() for v in args.variants.split(",") if v.strip()}
     models = {m.strip() for m in args.models.split(",") if m.strip()}

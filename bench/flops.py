@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="tf", choices=("tf", "jax"))
     parser.add_argument("--peak", action="store_true",
                         help="also measure the best NumPy matmul GFLOP/s with 1 thread and with all cores")
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--json", type=_common.json_path, help="also write the results to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     height, width = _common.parse_size(parser, args.size)

@@ -718,7 +718,7 @@ def main(argv=None) -> int:
                         help="TF_ENABLE_ONEDNN_OPTS for the children (default: TensorFlow's own choice)")
     parser.add_argument("--intra", type=int, default=0, help="intra-op threads (0: TensorFlow's default)")
     parser.add_argument("--inter", type=int, default=0, help="inter-op threads (0: TensorFlow's default)")
-    parser.add_argument("--json", help="also write all results to this JSON file")
+    parser.add_argument("--json", type=_common.json_path, help="also write all results to this JSON file")
     parser.add_argument("--keras", nargs="+", metavar="FILE",
                         help="instead: time these .keras models (mode default, batch 1) interleaved in one "
                         "process and print each one's latency ratio to the first")

@@ -3,9 +3,12 @@
 Writes a few synthetic fusion records (raw and PNG) to a temporary folder, then, for each
 encoding in a fresh child process (so that each peak memory figure is its own), pulls batches
 from `ssma_tf.data.build_dataset(..., training=True)` with the paper's augmentation and reports
-samples per second and the peak resident memory of the process.
+samples per second and the peak resident memory of the process. `--repeats N` runs each encoding
+N times, the two alternated (raw, PNG, PNG, raw, ...) so that a change of load falls on both;
+the table gives the median and the range, and the PNG/raw rate ratio of each pair.
 
-    python bench/input_pipeline.py [--samples 32] [--batch_size 8] [--batches 40] [--json out.json]
+    python bench/input_pipeline.py [--samples 32] [--batch_size 8] [--batches 40] [--repeats 5]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -92,16 +95,18 @@ def _measure(path: str, batch_size: int, batches: int, warmup: int) -> dict:
     }
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=32, help="synthetic records per file")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--batches", type=int, default=40, help="timed batches")
     parser.add_argument("--warmup", type=int, default=5, help="batches before timing starts")
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="child processes per encoding, the encodings alternated (default 5)")
+    parser.add_argument("--json", type=_common.json_path, help="also write the results to this JSON file")
     parser.add_argument("--_child", nargs=1, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    for name in ("samples", "batch_size", "batches"):
+    args = parser.parse_args(argv)
+    for name in ("samples", "batch_size", "batches", "repeats"):
         if getattr(args, name) < 1:  # --batches 0 ended in an UnboundLocalError
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
@@ -111,35 +116,62 @@ def main() -> int:
 
     results = {
         "height": HEIGHT, "width": WIDTH, "batch_size": args.batch_size, "batches": args.batches,
+        "repeats": args.repeats,
         # The processor's name, memory and versions (before: `platform.processor()`, often empty).
         "cpus": os.cpu_count(), "machine": _common.machine_info(),
-        "load_average_before": os.getloadavg()[0], "encodings": {},
+        "load_average_before": os.getloadavg()[0], "runs": {"raw": [], "png": []},
     }
     with tempfile.TemporaryDirectory() as folder:
         paths = _write_records(folder, args.samples)
-        for encoding, path in paths.items():
-            command = [sys.executable, os.path.abspath(__file__), "--_child", path,
-                       "--batch_size", str(args.batch_size), "--batches", str(args.batches),
-                       "--warmup", str(args.warmup)]
-            child = subprocess.run(command, capture_output=True, text=True)
-            if child.returncode != 0:
-                sys.stderr.write(child.stderr)
-                return child.returncode
-            results["encodings"][encoding] = json.loads(child.stdout.strip().splitlines()[-1])
+        # Before: one run of each, one after the other, and the docs' median and range were
+        # put together by hand (helper 196).
+        for repeat in range(args.repeats):
+            for encoding in ("raw", "png") if repeat % 2 == 0 else ("png", "raw"):
+                command = [sys.executable, os.path.abspath(__file__), "--_child", paths[encoding],
+                           "--batch_size", str(args.batch_size), "--batches", str(args.batches),
+                           "--warmup", str(args.warmup)]
+                child = subprocess.run(command, capture_output=True, text=True)
+                if child.returncode != 0:
+                    sys.stderr.write(child.stderr)
+                    return child.returncode
+                results["runs"][encoding].append(json.loads(child.stdout.strip().splitlines()[-1]))
 
     results["load_average_after"] = os.getloadavg()[0]
+    summary = {}
+    for encoding, runs in results["runs"].items():
+        summary[encoding] = {key: _spread([run[key] for run in runs])
+                             for key in ("samples_per_s", "cpu_ms_per_sample", "peak_rss_mib")}
+        summary[encoding]["record_bytes"] = runs[0]["record_bytes"]
+    ratios = [png["samples_per_s"] / raw["samples_per_s"] for raw, png in zip(*results["runs"].values())]
+    summary["png_over_raw_rate"] = _spread(ratios)
+    results["summary"] = summary
     print(f"training pipeline, fusion, {HEIGHT}x{WIDTH}, batch {args.batch_size}, "
-          "paper augmentation, "
+          f"paper augmentation, {args.repeats} run(s) of each, alternated, "
           f"{results['cpus']} CPUs (load average {results['load_average_before']:.1f} before, "
-          f"{results['load_average_after']:.1f} after)")
-    print(f"{'encoding':<10}{'samples/s':>11}{'CPU ms/sample':>15}{'peak RSS (MiB)':>16}"
-          f"{'MB/record':>11}")
-    for encoding, r in results["encodings"].items():
-        print(f"{encoding:<10}{r['samples_per_s']:>11.1f}{r['cpu_ms_per_sample']:>15.1f}"
-              f"{r['peak_rss_mib']:>16.0f}{r['record_bytes'] / args.samples / 1e6:>11.2f}")
+          f"{results['load_average_after']:.1f} after); median (range)")
+    print(f"{'encoding':<10}{'samples/s':>20}{'CPU ms/sample':>20}{'peak RSS (MiB)':>16}{'MB/record':>11}")
+    for encoding in ("raw", "png"):
+        r = summary[encoding]
+        print(f"{encoding:<10}{_text(r['samples_per_s']):>20}{_text(r['cpu_ms_per_sample']):>20}"
+              f"{r['peak_rss_mib']['max']:>16.0f}{r['record_bytes'] / args.samples / 1e6:>11.2f}")
+    print(f"PNG/raw rate, run by run: {_text(summary['png_over_raw_rate'], 2)}")
     if args.json:
         _common.write_json(args.json, results)
     return 0
+
+
+def _spread(values) -> dict:
+    """The median, smallest and largest of `values`."""
+    import statistics
+
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _text(spread: dict, digits: int = 1) -> str:
+    """`25.4 (20.7-37.9)`, or the value alone for one run."""
+    if spread["min"] == spread["max"]:
+        return f"{spread['median']:.{digits}f}"
+    return f"{spread['median']:.{digits}f} ({spread['min']:.{digits}f}-{spread['max']:.{digits}f})"
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import glob
 import os
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,15 +69,22 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=train_step.BATCH)
     parser.add_argument("--size", default=f"{train_step.HEIGHT}x{train_step.WIDTH}")
     parser.add_argument("--top", type=int, default=40, help="op types listed, largest difference first")
-    parser.add_argument("--json", help="also write the per-op-type figures to this JSON file")
-    parser.add_argument("--logdir", help="keep the profiles here (for TensorBoard's profile plugin)")
+    parser.add_argument("--json", type=_common.json_path, help="also write the per-op-type figures to this JSON file")
+    parser.add_argument("--logdir", help="keep the profiles under this folder, each run in a run_<time> folder "
+                        "of its own (for TensorBoard's profile plugin)")
     args = parser.parse_args(argv)
     height, width = _common.parse_size(parser, args.size)
     _common.positive(parser, steps=args.steps, batch=args.batch)  # before: --steps 0 wrote an empty table
 
     import tensorflow as tf
 
-    result = {"machine": _common.machine_info(), "args": vars(args), "sides": {}}
+    # Each run's profiles in a folder of their own: TensorFlow adds a profile beside the last one
+    # in the same folder, and a second run with the same --logdir read two and stopped after all
+    # its work (helper 196).
+    kept = None if args.logdir is None else os.path.join(args.logdir, time.strftime("run_%Y%m%d_%H%M%S"))
+    if kept is not None and os.path.exists(kept):
+        kept += f"_{os.getpid()}"
+    result = {"machine": _common.machine_info(), "args": vars(args), "sides": {}, "logdir": kept}
     with tempfile.TemporaryDirectory() as folder:
         port = train_step._PortStep(args.model, args.batch, height, width, False, folder)
         tf1 = train_step._TF1Step(args.model, args.batch, height, width, port.images, port.labels)
@@ -88,7 +96,7 @@ def main(argv=None) -> int:
         # Two profiled windows a side, alternated (port, TF1, TF1, port), so that a load that
         # changes over the run weighs on both alike (before: one side's window, then the other's).
         for window, side in enumerate(("port", "tf1", "tf1", "port")):
-            logdir = os.path.join(args.logdir or folder, f"profile_{side}_{window}")
+            logdir = os.path.join(kept or folder, f"profile_{side}_{window}")
             tf.profiler.experimental.start(logdir)
             for _ in range(args.steps):
                 steps[side]()
@@ -113,6 +121,8 @@ def main(argv=None) -> int:
     total_p, total_q = sum(port_side["ms"].values()), sum(tf1_side["ms"].values())
     print(f"{'total':<32}{total_p:>10.1f}{total_q:>10.1f}{total_p - total_q:>+10.1f}"
           f"{sum(port_side['count'].values()):>8}{sum(tf1_side['count'].values()):>8}")
+    if kept is not None:
+        print(f"profiles: {kept}")
     if args.json:
         _common.write_json(args.json, result)
     return 0

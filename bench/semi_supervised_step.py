@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="32x64")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", type=_common.json_path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.child:
         child(json.loads(args.child))
@@ -160,17 +160,27 @@ def main(argv=None) -> int:
         memory = max(r["peak_rss_mib"] for r in runs[side])
         summary[side] = {"median_step_s": step, "peak_rss_mib": memory}
     reference = summary["supervised"]
-    print(f"{'step':12s} {'median s':>9s} {'x time':>7s} {'peak MiB':>9s} {'x memory':>9s}")
+    # The spread beside each median, and every figure it comes from in the JSON (before: medians
+    # alone; helper 196).
+    print(f"{'step':12s} {'median s':>9s} {'x time (range)':>20s} {'peak MiB':>9s} {'x memory (range)':>20s}")
     for side in sides:
         entry = summary[side]
         # The median of the per-step ratios to the supervised step taken in the same turn.
-        entry["time_ratio"] = statistics.median(a / b for r in timed for a, b in zip(r[side], r["supervised"]))
+        ratios = [a / b for r in timed for a, b in zip(r[side], r["supervised"])]
+        entry["time_ratio"] = statistics.median(ratios)
+        entry["time_ratios"] = ratios
+        entry["peak_rss_mib_rounds"] = [r["peak_rss_mib"] for r in runs[side]]
+        alone = [r["peak_rss_mib"] for r in runs["supervised"]]
+        memory = [a / b for a, b in zip(entry["peak_rss_mib_rounds"], alone)]
         entry["memory_ratio"] = entry["peak_rss_mib"] / reference["peak_rss_mib"]
-        print(f"{side:12s} {entry['median_step_s']:9.3f} {entry['time_ratio']:7.2f} "
-              f"{entry['peak_rss_mib']:9.0f} {entry['memory_ratio']:9.2f}")
+        entry["memory_ratios"] = memory
+        time_text = f"{entry['time_ratio']:.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        memory_text = f"{entry['memory_ratio']:.2f} ({min(memory):.2f}-{max(memory):.2f})"
+        print(f"{side:12s} {entry['median_step_s']:9.3f} {time_text:>20s} {entry['peak_rss_mib']:9.0f} "
+              f"{memory_text:>20s}")
     if args.json:
         _common.write_json(args.json, {"machine": info, "settings": {**base, "rounds": args.rounds, "methods": sides[1:]},
-                                       "results": summary,
+                                       "results": summary, "step_seconds": timed,
                                        "load_average": os.getloadavg()[0]})
     return 0
 

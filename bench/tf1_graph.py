@@ -488,7 +488,9 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             session.run(softmax, feed)
             times.append(time.perf_counter() - start)
-    print(f"{args.model} {args.size} batch 1: median {np.median(times):.3f} s over {args.runs} runs")
+    print(f"{args.model} {args.size} batch 1: median {np.median(times):.3f} s "
+          f"(range {min(times):.3f}-{max(times):.3f}) "
+          f"over {args.runs} runs")
     return 0 if difference is None or difference < 1e-4 else 1
 
 

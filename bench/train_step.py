@@ -247,7 +247,7 @@ def main(argv=None) -> int:
                         help="processes per side for the peak memory (median reported; default 1)")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"images per step (default {BATCH})")
     parser.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help=f"HEIGHTxWIDTH, multiples of 16 (default {HEIGHT}x{WIDTH})")
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--json", type=_common.json_path, help="also write the results to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -330,6 +330,14 @@ def main(argv=None) -> int:
         print(f"{r['config']:<13}{t['step']['port']['median']:>8.2f}{t['step']['tf1']['median']:>8.2f}"
               f"{t['ratio_median']:>9.3f}x{t['cpu_ratio_median']:>8.3f}x{gib[0]:>10}{gib[1]:>9}{t['trainable_parameters']['port'] / 1e6:>10.1f}M"
               f"{t['first_step_s']['port']:>11.1f}{t['first_step_s']['tf1']:>11.1f}")
+    # The spread of the ratios beside their medians (before: the docs' ranges were read off the
+    # JSON by hand; helper 196).
+    for r in results:
+        rounds = r["timing"].get("ratio_per_round")
+        if rounds:
+            cpu = r["timing"]["cpu_ratio_per_round"]
+            print(f"{r['config']}: port/TF1 {statistics.median(rounds):.3f} ({min(rounds):.3f}-{max(rounds):.3f}), "
+                  f"CPU {statistics.median(cpu):.3f} ({min(cpu):.3f}-{max(cpu):.3f}) over {len(rounds)} rounds")
     if not args.no_memory:  # nothing measured: nothing to claim
         print(f"All peaks within {MEMORY_LIMIT_GIB:.0f} GiB: {'yes' if fits else 'NO'}")
     if args.json:

@@ -175,3 +175,22 @@ def test_a_memory_run_that_fails_does_not_fit(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "adapnet_pp: the port side's memory run failed: exit -9: killed" in out
     assert "All peaks within 8 GiB: NO" in out
+
+
+def test_a_json_path_that_cannot_be_written_is_refused_before_the_measuring(tmp_path, monkeypatch, capsys):
+    """Helper 196: `--json /tmp` measured for minutes, printed, then ended with IsADirectoryError;
+    every script read its --json path only at the end."""
+    import pytest
+
+    (tmp_path / "file").write_text("")
+    for name in ("flops", "inference", "train_step", "semi_supervised_step", "backbones", "input_pipeline",
+                 "profile_train_step", "deploy_accuracy"):
+        module = _bench_script(name)
+        monkeypatch.setattr(module._common, "run_child", lambda *a, **k: pytest.fail("a child was started"))
+        for path, said in ((tmp_path, f"argument --json: {tmp_path} is a folder; give a file name"),
+                           (tmp_path / "file" / "r.json", f"argument --json: cannot write {tmp_path / 'file' / 'r.json'}"
+                                                          f": {tmp_path / 'file'} is not a folder this user can write")):
+            with pytest.raises(SystemExit) as stopped:
+                module.main(["--json", str(path)])
+            assert stopped.value.code == 2 and said in capsys.readouterr().err, (name, path)
+    assert _common().json_path(str(tmp_path / "new" / "r.json")) == str(tmp_path / "new" / "r.json")  # made later
