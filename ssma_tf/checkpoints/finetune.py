@@ -25,6 +25,7 @@ from ssma_tf.config.runs import is_run
 from ssma_tf.constants import EASPP_RATES
 from ssma_tf.models.decoder import CLASS_LAYERS
 from ssma_tf.models.factory import model_name
+from ssma_tf.models.fusion_baselines import is_class_layer
 
 
 @dataclasses.dataclass
@@ -49,7 +50,9 @@ class FinetuneReport:
     total_weights: int = 0
 
     def __str__(self) -> str:
-        fresh = ", ".join(f"{name} ({DECODER_SCOPES[name]})" for name in self.reinitialized) or "none"
+        scopes = [DECODER_SCOPES.get(name.rsplit("/", 1)[-1]) for name in self.reinitialized]
+        fresh = ", ".join(name if scope is None else f"{name} ({scope})"
+                          for name, scope in zip(self.reinitialized, scopes)) or "none"
         # "loaded 7 layers" read as almost nothing: the encoder is one of them.
         return (
             f"{self.checkpoint}: fine-tuning from {self.source_classes} to {self.target_classes} classes: "
@@ -58,9 +61,25 @@ class FinetuneReport:
         )
 
 
-def _layers_with_weights(model: keras.Model) -> dict[str, Any]:
-    """The model's top-level layers that hold weights, by name (encoders are one layer each)."""
-    return {layer.name: layer for layer in model.layers if layer.weights}
+def _layers_with_weights(model: keras.Model, prefix: str = "") -> dict[str, Any]:
+    """The model's top-level layers that hold weights, by name (encoders are one layer each). A
+    sub-model that holds class-dependent layers (a whole unimodal network inside a late-fusion,
+    CMoDE, average, maximum or stacking baseline) is opened: its layers are named
+    `<sub-model>/<layer>` (before: copied whole, and refused for the classifier's other class
+    count; helper 193)."""
+    found = {}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        inner = getattr(layer, "layers", None)
+        if isinstance(layer, keras.Model) and inner and any(is_class_layer(sub.name) for sub in inner):
+            found.update(_layers_with_weights(layer, f"{prefix}{layer.name}/"))
+        else:
+            found[prefix + layer.name] = layer
+    return found
+
+
+
 
 
 def _difference(arrays: list, variables: list) -> str:
@@ -119,7 +138,7 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
     # Check every layer before assigning anything, so a mismatch never leaves a half-loaded model.
     pairs = []
     for name, layer in wanted.items():
-        if name in CLASS_LAYERS:
+        if is_class_layer(name):
             fresh.append(name)
             continue
         if name not in available:
@@ -131,10 +150,13 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
             raise CheckpointError(f"{resolved}: layer {name} does not fit the model's: "
                                   f"{_difference(arrays, layer.weights)} (another backbone, widths or options?)")
         pairs.append((layer, arrays))
+    names = {id(layer): name for name, layer in wanted.items()}
     for layer, arrays in pairs:
         layer.set_weights(arrays)
-        loaded.append(layer.name)
-    fresh = [name for name in CLASS_LAYERS if name in fresh]  # in the network's order
+        loaded.append(names[id(layer)])
+    # The decoder's in the network's order, the baselines' own after them (a stable sort).
+    fresh.sort(key=lambda name: CLASS_LAYERS.index(name.rsplit("/", 1)[-1]) if name.rsplit("/", 1)[-1] in CLASS_LAYERS
+               else len(CLASS_LAYERS))
     copied = sum(int(array.size) for _, arrays in pairs for array in arrays)
     return FinetuneReport(resolved, source.num_classes, model.num_classes, loaded, fresh, copied,
                           int(model.count_params()))

@@ -30,6 +30,8 @@ checkpoints load unchanged.
 
 from __future__ import annotations
 
+import re
+
 import keras
 from keras import layers, ops
 
@@ -38,7 +40,7 @@ from ssma_tf.constants import END_TO_END_FUSIONS, FUSION_METHODS, SSMA_FUSION
 from ssma_tf.layers import ConvBN, ScaledIdentity
 from ssma_tf.losses import LOG_EPSILON  # the released loss adds the same inside its log
 from ssma_tf.models.adapnet_pp import AdapNetPP
-from ssma_tf.models.decoder import DECODER_FILTERS, build_decoder
+from ssma_tf.models.decoder import CLASS_LAYERS, DECODER_FILTERS, build_decoder
 from ssma_tf.models.encoder import (
     RELEASED_DROPOUT_RATE, AdapNetPPEncoder, check_flag, check_model_kwargs, check_modality_batches, check_num_classes,
     check_num_modalities, check_positive_integer, config_with_trainable, from_config_with_trainable, inputs_in_order,
@@ -47,6 +49,17 @@ from ssma_tf.models.segmenter import SegmenterTraining
 from ssma_tf.models.widths import BLOCK_UNITS
 
 BASELINES = tuple(name for name in FUSION_METHODS if name != SSMA_FUSION)
+# The baselines' own layers whose shapes follow the class count: late fusion's C x C mixing
+# convolutions, CMoDE's gate (a weight per class and expert).
+BASELINE_CLASS_LAYERS = re.compile(r"late_conv\d+|cmode_gate_fc")
+
+
+def is_class_layer(name: str) -> bool:
+    """Whether the layer `name` (a sub-model's layer as `<sub-model>/<layer>`) has the class
+    count in its shapes: the decoder's `CLASS_LAYERS` and the baselines' own (fine-tuning to
+    another class set starts them afresh)."""
+    last = name.rsplit("/", 1)[-1]
+    return last in CLASS_LAYERS or BASELINE_CLASS_LAYERS.fullmatch(last) is not None
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)

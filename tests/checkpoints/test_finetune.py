@@ -149,3 +149,33 @@ def test_a_layer_that_does_not_fit_is_named_with_both_shapes(tmp_path):
     with pytest.raises(CheckpointError, match=r"layer encoder does not fit the model.s: its weight input_bn/gamma has "
                                               r"the shape \(1,\) in the checkpoint, \(3,\) here \(another backbone"):
         finetune_weights(AdapNetPP(5), str(tmp_path / "one_channel.keras"))
+
+
+def test_a_baseline_of_whole_experts_fine_tunes_to_another_class_count(tmp_path):
+    """Helper 193: late fusion (and CMoDE, average, maximum, stacking) keeps each expert's
+    classifier inside a sub-model, which was copied whole and refused for its class count
+    ("layer modality1_expert_view does not fit ... classifier/conv/kernel")."""
+    from ssma_tf.models import FusionBaseline
+
+    images = [np.random.default_rng(i).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32) for i in range(2)]
+    source = FusionBaseline(7, fusion="late")
+    source(images)
+    source.save_weights(tmp_path / "late.weights.h5")
+    model = FusionBaseline(5, fusion="late")
+    model(images)
+    fresh = model.get_layer("modality1_expert_view").get_layer("classifier").get_weights()[0].copy()
+    report = finetune_weights(model, str(tmp_path / "late.weights.h5"))
+    assert (report.source_classes, report.target_classes) == (7, 5)
+    # The experts' classifiers and last upsampling, and late fusion's C x C mixing, start afresh.
+    assert report.reinitialized == ["modality1_expert_view/classifier", "modality2_expert_view/classifier",
+                                    "modality1_expert_view/up3", "modality2_expert_view/up3", "late_conv1",
+                                    "late_conv2"]
+    assert "modality2_expert_view/encoder" in report.loaded and "modality1_expert_view/refine2_conv2" in report.loaded
+    for view in ("modality1_expert_view", "modality2_expert_view"):
+        for name in ("encoder", "refine2_conv2"):
+            for ours, theirs in zip(model.get_layer(view).get_layer(name).get_weights(),
+                                    source.get_layer(view).get_layer(name).get_weights(), strict=True):
+                np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(model.get_layer("modality1_expert_view").get_layer("classifier").get_weights()[0],
+                                  fresh)
+    assert "modality1_expert_view/classifier (" in str(report)
