@@ -476,15 +476,25 @@ def test_warnings_for_legal_but_odd_settings(workdir):
         config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})
     # Stacking and FuseNet train their encoders whatever freeze_experts says, at this rate (before:
     # "has no effect" while the optimizer scaled 204 of their variables by it).
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConfigWarning)
-        for fusion in constants.END_TO_END_FUSIONS:
-            experts = {} if fusion in constants.EXPERTLESS_FUSIONS else {"checkpoint1": ssma["checkpoint1"],
-                                                                          "checkpoint2": ssma["checkpoint2"]}
-            fused = {k: v for k, v in ssma.items() if not k.startswith("checkpoint")}
+    # Stacking has no experts: a factor slows its one network's encoder, which is said (helper 193: a
+    # stage-2 config reused for it trained 204 of its 228 variables at 0.1x without a word).
+    for fusion in constants.END_TO_END_FUSIONS:
+        experts = {} if fusion in constants.EXPERTLESS_FUSIONS else {"checkpoint1": ssma["checkpoint1"],
+                                                                      "checkpoint2": ssma["checkpoint2"]}
+        fused = {k: v for k, v in ssma.items() if not k.startswith("checkpoint")}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConfigWarning)
             config = config_from_dict({**fused, **experts, "checkpoint": "ck", "fusion": fusion,
                                        "encoder_lr_multiplier": 0.1}, check_paths=False)
-            assert config.encoder_lr_multiplier == 0.1
+        assert config.encoder_lr_multiplier == 0.1
+        said = [str(w.message) for w in caught if issubclass(w.category, ConfigWarning)]
+        if fusion in constants.EXPERTLESS_FUSIONS:
+            assert len(said) == 1 and said[0].endswith(
+                "encoder_lr_multiplier 0.1 scales the encoder of fusion: stacking, which has no experts: its one "
+                "network's encoder learns that much slower than its decoder (the paper trains it like an "
+                "AdapNet++: 1)"), said
+        else:
+            assert said == [], (fusion, said)
     # SAC trains with its own optimizer settings: the released protocol's keys would be read by nothing.
     sac = train_dict(adaptation={}, target_data="records/train.tfrecords")
     with pytest.warns(ConfigWarning) as caught:

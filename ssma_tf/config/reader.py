@@ -846,7 +846,17 @@ class _Reader:
                 stacklevel=4,
             )
         # Stacking and FuseNet train their encoders whatever freeze_experts says, at this rate.
-        if config.experts_frozen and config.encoder_lr_multiplier != 1.0:
+        if config.is_fusion and config.fusion in EXPERTLESS_FUSIONS and config.encoder_lr_multiplier != 1.0:
+            # A stage-2 config reused for the baseline (helper 193: 204 of stacking's 228 variables at
+            # 0.1x, without a word, where its one network trains like an AdapNet++).
+            warnings.warn(
+                f"{self.located('encoder_lr_multiplier')}: encoder_lr_multiplier {config.encoder_lr_multiplier:g} "
+                f"scales the encoder of fusion: {config.fusion}, which has no experts: its one network's "
+                "encoder learns that much slower than its decoder (the paper trains it like an AdapNet++: 1)",
+                ConfigWarning,
+                stacklevel=4,
+            )
+        elif config.experts_frozen and config.encoder_lr_multiplier != 1.0:
             warnings.warn(
                 f"{self.located('encoder_lr_multiplier', 'freeze_experts')}: encoder_lr_multiplier has no effect "
                 "while freeze_experts is true",
