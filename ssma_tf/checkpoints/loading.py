@@ -17,7 +17,10 @@ import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import keras
-import tensorflow as tf
+try:
+    import tensorflow as tf
+except ImportError:  # a JAX machine: TF2 checkpoints are refused below, before `tf` is used
+    tf = None
 
 from ssma_tf.checkpoints.reading import (
     check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_file_widths, keras_load_error, reading,

@@ -20,7 +20,11 @@ import zipfile
 from typing import Any, Iterator, Optional
 
 import h5py
-import tensorflow as tf
+
+try:
+    import tensorflow as tf
+except ImportError:  # a JAX machine without TensorFlow: `.keras` and `.weights.h5` files still load
+    tf = None
 
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS
 from ssma_tf.errors import UserInputError, first_line
@@ -32,7 +36,19 @@ OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 # What the libraries raise for a file they cannot read (a CheckpointError passes through).
-READ_ERRORS = (tf.errors.OpError, IndexError, OSError, EOFError, zipfile.BadZipFile, KeyError)
+READ_ERRORS = ((tf.errors.OpError,) if tf is not None else ()) + (
+    IndexError, OSError, EOFError, zipfile.BadZipFile, KeyError)
+
+
+def _tensorflow(path: str) -> Any:
+    """TensorFlow, to read the checkpoint `path`; a `CheckpointError` naming it where TensorFlow is
+    not installed (before: `ssma_tf.AdapNetPP` and `ssma_tf.load_model` themselves failed with
+    "No module named 'tensorflow'" on a JAX machine; helper 197)."""
+    if tf is None:
+        raise CheckpointError(f"{path} is a TensorFlow checkpoint, and reading it needs TensorFlow, which is not "
+                              "installed here (pip install tensorflow); .keras and .weights.h5 files load without it",
+                              path=path)
+    return tf
 
 
 def _raised_by_h5py(error: BaseException) -> bool:
@@ -65,7 +81,8 @@ def describe_read_error(error: BaseException) -> str:
         return f"a file of it is shorter than it should be (truncated, e.g. by a full disk or a copy that stopped): {first}"
     if "sstable" in text or "bad magic number" in text:
         return f"its .index file is not a checkpoint index (damaged, or another kind of file): {first}"
-    if "Checksum does not match" in text or "checksum" in text.lower() or isinstance(error, tf.errors.DataLossError):
+    data_loss = tf is not None and isinstance(error, tf.errors.DataLossError)
+    if "Checksum does not match" in text or "checksum" in text.lower() or data_loss:
         return f"its data do not match their checksums (damaged): {first}"
     if isinstance(error, zipfile.BadZipFile):
         return f"not a whole .keras (zip) archive (truncated, damaged or another kind of file): {first}"
@@ -109,7 +126,7 @@ def reading(path: Any, what: str = "checkpoint") -> Iterator[None]:
 def list_variables(prefix: str) -> dict[str, list[int]]:
     """{name: shape} of a TF1 or TF2 checkpoint; a damaged index is a `CheckpointError`."""
     with reading(prefix):
-        return dict(tf.train.list_variables(prefix))
+        return dict(_tensorflow(prefix).train.list_variables(prefix))
 
 
 def checkpoint_reader(prefix: str) -> Any:
@@ -118,7 +135,7 @@ def checkpoint_reader(prefix: str) -> Any:
     Read tensors with `read_tensor`, which names the tensor of a damaged `.data` file.
     """
     with reading(prefix):
-        return tf.train.load_checkpoint(prefix)
+        return _tensorflow(prefix).train.load_checkpoint(prefix)
 
 
 def read_tensor(reader: Any, prefix: str, name: str) -> Any:
@@ -139,7 +156,7 @@ def state_file_is_damaged(directory: str) -> bool:
     training run would start afresh beside its own checkpoints.
     """
     state = os.path.join(directory, "checkpoint")
-    if not os.path.isfile(state):
+    if not os.path.isfile(state) or tf is None:  # without TensorFlow, no checkpoint it names is read
         return False
     try:
         return tf.train.get_checkpoint_state(directory) is None
@@ -175,8 +192,8 @@ def latest_checkpoint(directory: str) -> Optional[str]:
 
 def _state_names(directory: str) -> Optional[str]:
     """The newest checkpoint the folder's `checkpoint` state file names (made absolute), or None."""
-    if not os.path.isfile(os.path.join(directory, "checkpoint")):
-        return None
+    if not os.path.isfile(os.path.join(directory, "checkpoint")) or tf is None:
+        return None  # without TensorFlow: a run folder's final.weights.h5 is read instead
     state = tf.train.get_checkpoint_state(directory)
     return state.model_checkpoint_path if state is not None and state.model_checkpoint_path else None
 
@@ -201,7 +218,7 @@ def _escape(name: str) -> str:
     return name.replace(".", "..").replace("/", ".S")
 
 
-def _paths_by_node(view: tf.train.CheckpointView) -> dict[int, str]:
+def _paths_by_node(view: "tf.train.CheckpointView") -> dict[int, str]:
     """The key prefix of every node of a checkpoint's object graph: its first breadth-first path."""
     paths = {0: ""}
     queue = [0]
@@ -239,7 +256,7 @@ def check_tf2_shapes(root: Any, prefix: str, model: Any, *, strict: bool = True,
     stored = list_variables(prefix)
     check_backbone(list(stored.values()), f"the checkpoint {prefix}", model)
     with reading(prefix):
-        view = tf.train.CheckpointView(prefix)
+        view = _tensorflow(prefix).train.CheckpointView(prefix)
         matched = view.match(root)
         paths = _paths_by_node(view)
     found = set()

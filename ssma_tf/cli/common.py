@@ -141,6 +141,15 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             return status
         except UserInputError as error:
             return _report(error, EXIT_BAD_INPUT, debug)
+        except ModuleNotFoundError as error:
+            if (error.name or "").partition(".")[0] != "tensorflow":
+                raise  # another missing module is a bug of the installation or of the code
+            # A JAX machine without TensorFlow (before: a traceback ending in "No module named
+            # 'tensorflow'", exit 1; helper 197).
+            return _report(error, EXIT_BAD_INPUT, debug,
+                           f"this command needs TensorFlow, which is not installed for {sys.executable} "
+                           "(pip install tensorflow); under KERAS_BACKEND=jax without it, the networks of "
+                           "ssma_tf.models and their .keras and .weights.h5 files work")
         except OSError as error:
             if error.filename is None:
                 raise  # not about a file the user can look at: treat it as a bug

@@ -53,7 +53,8 @@ def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
     dtype = POLICIES[check_precision(precision)]
     if fold_batch_norm:
         if keras.backend.backend() != "tensorflow":
-            raise ValueError("fold_batch_norm needs the TensorFlow backend (the folded layer adds a tf.nn.bias_add)")
+            raise ValueError("fold_batch_norm needs the TensorFlow backend (the folded layer adds a tf.nn.bias_add); "
+                             f"on {keras.backend.backend()}, give fold_batch_norm=False")
         copy, folded = fold_batch_norms(model, dtype, dense_residuals)
     else:
         copy, folded = copy_for_inference(model, dtype, dense_residuals), 0
@@ -105,9 +106,10 @@ def inference_model(model: keras.Model, optimize: bool = False, precision: str =
     Args:
         model: an `AdapNetPP` or `SSMA`.
         optimize: build the view on `optimize_for_inference(model)`, a copy with batch norms folded
-            into the convolutions and the decoder's transposed convolutions in sub-pixel form: the
-            same outputs to float32 rounding, faster (README, Benchmarks). The copy is made here,
-            once: later changes of the model's weights do not reach it.
+            into the convolutions (on the TensorFlow backend; on another, unfolded) and the
+            decoder's transposed convolutions in sub-pixel form: the same outputs to float32
+            rounding, faster (README, Benchmarks). The copy is made here, once: later changes of
+            the model's weights do not reach it.
         precision: with `optimize`, "float32" or "bfloat16" (`ssma_tf.inference.rewrites`: faster on
             hardware with bfloat16 units, probabilities within a few 1e-2 of float32).
 
@@ -118,7 +120,10 @@ def inference_model(model: keras.Model, optimize: bool = False, precision: str =
     if check_precision(precision) != "float32" and not optimize:
         raise ValueError(f"precision={precision!r} needs optimize=True (the inference copy)")
     if optimize:
-        model = optimize_for_inference(model, precision=precision)
+        # Folding adds a tf.nn.bias_add: on JAX the copy keeps its batch norms (before: "fold_batch_norm
+        # needs the TensorFlow backend", a flag this function does not take; helper 197).
+        model = optimize_for_inference(model, precision=precision,
+                                       fold_batch_norm=keras.backend.backend() == "tensorflow")
     elif model.dtype_policy.name != "float32":
         model = copy_for_inference(model, "float32")
     keys = ["softmax", "logits"] + [key for key, _ in GATES if key in model.output]

@@ -52,6 +52,37 @@ def test_bugs_keep_their_traceback():
         _raising(OSError("socket closed"))([])
 
 
+def test_a_missing_tensorflow_is_one_line_and_another_missing_module_a_bug(capsys):
+    """Helper 197: on a JAX machine without TensorFlow, ssma-convert-tf1 and ssma-check-records
+    ended in a traceback, "No module named 'tensorflow'", exit 1."""
+    assert _raising(ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow"))([]) == 2
+    assert capsys.readouterr().err == (
+        f"error: this command needs TensorFlow, which is not installed for {sys.executable} (pip install "
+        "tensorflow); under KERAS_BACKEND=jax without it, the networks of ssma_tf.models and their .keras and "
+        ".weights.h5 files work\n")
+    with pytest.raises(ModuleNotFoundError):
+        _raising(ModuleNotFoundError("No module named 'yaml'", name="yaml"))([])
+
+
+def test_tensorflow_checkpoints_without_tensorflow_are_named_and_own_files_still_resolve(tmp_path, monkeypatch):
+    """Helper 197: `ssma_tf.AdapNetPP` and `ssma_tf.load_model` failed to import where TensorFlow
+    is not installed (the JAX machine), though `.keras` and `.weights.h5` files need none."""
+    import tensorflow as tf
+
+    from ssma_tf.checkpoints import CheckpointError, reading
+    from ssma_tf.checkpoints.resolve import FORMAT_KERAS, resolve_weights
+
+    run = tmp_path / "run"
+    run.mkdir()
+    prefix = tf.train.Checkpoint(step=tf.Variable(1)).save(str(run / "ckpt"))
+    (run / "final.weights.h5").write_bytes(b"")
+    monkeypatch.setattr(reading, "tf", None)
+    with pytest.raises(CheckpointError, match=(rf"^{prefix} is a TensorFlow checkpoint, and reading it needs "
+                                               r"TensorFlow, which is not installed here \(pip install tensorflow\)")):
+        resolve_weights(prefix)
+    assert resolve_weights(str(run)) == (FORMAT_KERAS, str(run / "final.weights.h5"))  # its state file unread
+
+
 def test_config_warnings_are_one_line_and_others_pass_on(capsys):
     import warnings
 

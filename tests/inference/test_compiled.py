@@ -91,3 +91,24 @@ def test_inference_model_drops_the_auxiliary_heads(adapnet):
     view = inference_model(adapnet)
     assert sorted(view.output) == ["logits", "softmax"]
     assert view.count_params() < adapnet.count_params()  # the heads' weights are not used
+
+
+def test_the_optimised_inference_view_on_another_backend_keeps_its_batch_norms(monkeypatch):
+    """Helper 197: `inference_model(model, optimize=True)` under JAX failed with "fold_batch_norm
+    needs the TensorFlow backend", a flag it does not take."""
+    import keras
+
+    from ssma_tf.inference import compiled
+
+    model = AdapNetPP(3, backbone="mobilenet_v2")
+    image = np.random.default_rng(2).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    expected = model(image, training=False).numpy()
+    folded = []
+    real = compiled.fold_batch_norms
+    monkeypatch.setattr(compiled, "fold_batch_norms", lambda *a, **k: folded.append(1) or real(*a, **k))
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    view = inference_model(model, optimize=True)
+    assert folded == []
+    np.testing.assert_allclose(view(image, training=False)["softmax"].numpy(), expected, rtol=0, atol=TOLERANCE)
+    with pytest.raises(ValueError, match="on jax, give fold_batch_norm=False"):
+        optimize_for_inference(model)
