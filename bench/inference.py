@@ -671,7 +671,7 @@ def _print_table(results: list, info: dict) -> None:
                 f"{r['model']:<11}{mode:<20}{lat['median']:>8.3f}{lat['p90']:>8.3f}"
                 f"{'-' if speedup is None else f'{speedup:.2f}x':>8}"
                 f"{'-' if ratio is None else f'{ratio:.2f}x':>9}"
-                f"{m['throughput']['images_per_s'] if 'throughput' in m else float('nan'):>9.2f}"
+                f"{format(m['throughput']['images_per_s'], '.2f') if 'throughput' in m else '-':>9}"
                 f"{_common.format_seconds(m.get('small', {}).get('median')):>9}"
                 f"{_common.format_seconds(m.get('large', {}).get('median')):>10}"
                 f"{rate:>9}"
@@ -684,7 +684,8 @@ def _print_table(results: list, info: dict) -> None:
         print(f"Reference {model}: original TF1 graph ~{TF1_REFERENCE_S[model]:.2f} s on a 2-core CPU (issue 6); "
               f"paper {PAPER_TITANX_MS[model]:.2f} ms on a TITAN X GPU (not comparable with a CPU)")
     print("max|dp|: largest softmax difference to the plain float32 Keras call (on a 64x128 input; "
-          f"the fixed-size exports at {SIZE[0]}x{SIZE[1]}). /default: time as a share of the default path's.")
+          f"the fixed-size exports at {SIZE[0]}x{SIZE[1]}). vs TF1: a speed-up (above 1x: faster than the TF1 "
+          "graph); /default: time as a share of the default path's (below 1x: faster than it).")
     for r in results:
         for mode, m in r.get("modes", {}).items():
             if "class_agreement" in m:
