@@ -990,7 +990,8 @@ def test_the_first_log_line_counts_the_trained_weights_and_names_frozen_experts(
     model(np.zeros((1, 3), np.float32))
     config = config_from_dict(dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
                                    learning_rate=1e-3, checkpoint="c", train_data="t"), check_paths=False)
-    assert config.freeze_experts and _trained_share(model, config) == ""  # nothing frozen: nothing to say
+    # Nothing frozen: said of a fusion, whose stage-3 line gives the share (helper 202: nothing was said).
+    assert config.freeze_experts and _trained_share(model, config) == ", all of them trained"
     model.expert.trainable = False
     assert _trained_share(model, config) == ", 10 of them trained (freeze_experts: the experts are frozen)"
     unfrozen = config_from_dict(dict(config.to_dict(), freeze_experts=False), check_paths=False)

@@ -1515,12 +1515,14 @@ def train(config: Any, **kwargs: Any) -> TrainResult:
 
 def _trained_share(model: keras.Model, config: Any) -> str:
     """`, N of them trained` for the run's first line when weights are frozen, naming the key
-    that froze the experts (SSMA's stages 2 and 3 as released); "" when every weight trains.
+    that froze the experts (SSMA's stage 3 as released); `, all of them trained` for a fusion
+    whose experts train too (its stage 2; before: nothing, where the stage-3 line says the share;
+    helper 202); "" for a unimodal network, which trains every weight.
 
     Batch-norm moving statistics, never trained by gradients, are no reason to say it.
     """
     if not any(not v.trainable and "moving_" not in v.path for v in model.weights):
-        return ""
+        return ", all of them trained" if getattr(config, "is_fusion", False) else ""
     trained = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     share = f", {trained:,} of them trained"
     if getattr(model, "fusion", None) in END_TO_END_FUSIONS:
