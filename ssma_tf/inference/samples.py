@@ -159,8 +159,9 @@ def samples_from_folders(
                    for index in indexes]
         for index, (folder, _) in zip(indexes, folders):
             if index is not None and not index:
-                raise PredictionError(f"{folder} holds no images but the pictures of an earlier prediction "
-                                      f"({', '.join(map(os.fspath, exclude))})")
+                raise PredictionError(f"{folder} holds no images but those in the output's picture folders "
+                                      f"({', '.join(map(os.fspath, exclude))}): the pictures of an earlier "
+                                      "prediction, or inputs its pictures would replace; give another --output")
     if indexes[0] is None and indexes[1] is None:
         raise PredictionError("give modality1_dir, modality2_dir or both")
     if indexes[0] is not None and indexes[1] is not None:
@@ -181,6 +182,21 @@ def samples_from_folders(
         )
         for key in keys
     ]
+
+
+def _outside(samples: List[Sample], exclude: Sequence[PathLike]) -> List[Sample]:
+    """`samples`, refused when a file of theirs lies in one of the folders `exclude` (the output's
+    picture folders): before, a list naming `OUT/color/0.png` had that photo replaced by its
+    prediction, exit 0 (helper 200)."""
+    folders = tuple(os.path.realpath(folder) + os.sep for folder in exclude)
+    for sample in samples if folders else ():
+        for path in (sample.modality1, sample.modality2, sample.label, *sample.further):
+            if path is not None and os.path.realpath(path).startswith(folders):
+                inside = next(f for f in exclude if os.path.realpath(path).startswith(os.path.realpath(f) + os.sep))
+                where = f"{sample.source}: " if sample.source else ""
+                raise PredictionError(f"{where}{path} lies in {inside}, a folder the prediction writes its pictures "
+                                      "to, where they would replace it; give another --output")
+    return samples
 
 
 def collect_samples(
@@ -220,7 +236,7 @@ def collect_samples(
             # Before: accepted and read by nothing.
             raise PredictionError("--modality1_suffix, --modality2_suffix and --recursive pair folders; a list file "
                                   "names its images itself")
-        return check_readable(samples_from_list(list_file, fusion, modalities, num_classes))
+        return _outside(check_readable(samples_from_list(list_file, fusion, modalities, num_classes)), exclude)
     if fusion and modalities > 2:
         raise PredictionError(f"an SSMA over {modalities} modalities reads its inputs from a list file")
     given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]
@@ -235,7 +251,7 @@ def collect_samples(
         if modality1_suffix or modality2_suffix or recursive:
             raise PredictionError("--modality1_suffix, --modality2_suffix and --recursive pair folders; "
                                   f"{given[0][1]} is a file")
-        return check_readable([sample_from_files(modality1, modality2)])
+        return _outside(check_readable([sample_from_files(modality1, modality2)]), exclude)
     if not all(folders):
         files = [f"{what} {path}" for (what, path), folder in zip(given, folders) if not folder]
         raise PredictionError(f"{files[0]} is not a folder, but the other input is one")

@@ -287,11 +287,21 @@ def test_the_output_folder_inside_a_recursively_read_input_folder_is_no_input(tm
     samples = collect_samples(False, modality1=tmp_path / "f", recursive=True, exclude=pictures)
     assert [s.name for s in samples] == ["p", "s1/q"]
     assert len(collect_samples(False, modality1=tmp_path / "f", recursive=True)) == 5
-    with pytest.raises(PredictionError, match="holds no images but the pictures of an earlier prediction"):
+    with pytest.raises(PredictionError, match="holds no images but those in the output's picture folders .*: the "
+                                              "pictures of an earlier prediction, or inputs its pictures would replace"):
         collect_samples(False, modality1=tmp_path / "f" / "pred", recursive=True, exclude=pictures)
     # The output is the folder of the inputs, or above it: the inputs are read.
     around = [tmp_path / folder for folder in PICTURE_FOLDERS]
     assert [s.name for s in collect_samples(False, modality1=tmp_path / "f" / "s1", exclude=around)] == ["q"]
+    # An image a list or a single file names inside a picture folder (helper 200: replaced by its
+    # prediction, exit 0).
+    photo = tmp_path / "f" / "pred" / "color" / "p.png"
+    (tmp_path / "l.txt").write_text(f"{photo}\n")
+    for given in (dict(list_file=tmp_path / "l.txt"), dict(modality1=photo)):
+        with pytest.raises(PredictionError, match=rf"{photo} lies in {tmp_path / 'f' / 'pred' / 'color'}, a folder "
+                                                  "the prediction writes its pictures to"):
+            collect_samples(False, exclude=pictures, **given)
+        assert len(collect_samples(False, exclude=around, **given)) == 1
 
 
 def test_a_folder_suffix_given_with_its_extension_is_told_so(tmp_path):
