@@ -234,6 +234,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         warned = ImageWarnings()
         convert, output_extension = _converter(args, warned)
         jobs = _plan(args, output_extension)
+        if (args.list_file is not None and args.from_list is not None and args.list_file.exists()
+                and os.path.samefile(args.list_file, args.from_list)):
+            # Before: replaced by the output list with --overwrite or --skip-existing, the raw column
+            # lost (helper 200); ssma-convert refuses its record onto its list likewise.
+            raise io.OutputExistsError(f"--list-file '{args.list_file}' is the --from-list it reads: the output list "
+                                       "would replace it; give another --list-file")
         # A resumed run (--skip-existing) writes its list again, whole (before: refused, with advice
         # to pass --overwrite, which --skip-existing excludes; helper 140).
         if args.list_file is not None and args.list_file.exists() and not (args.overwrite or args.skip_existing):

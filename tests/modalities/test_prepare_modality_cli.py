@@ -890,3 +890,18 @@ def test_a_stopped_run_says_what_it_wrote_and_how_to_go_on(scannet_like, prepare
                           f"the same command {how} to write the rest\nterminated\n"), error
     monkeypatch.setattr(files, "_replace", replace)
     assert prepare_modality(args + ["--skip-existing"]) == 0 and len(list_file.read_text().splitlines()) == 3
+
+
+def test_the_list_written_onto_the_list_read_is_refused_whatever_the_flags(scannet_like, prepare_modality, capsys):
+    """Helper 200: --list-file onto its own --from-list replaced the raw list with --overwrite or
+    --skip-existing, its raw column lost."""
+    root = scannet_like
+    raw = root / "raw.txt"
+    raw.write_text("".join(f"color/{i}.jpg depth/{i}.png label/{i}.png\n" for i in range(3)))
+    before = raw.read_text()
+    for flags in ([], ["--overwrite"], ["--skip-existing"]):
+        assert prepare_modality(["gray", "--from-list", str(raw), "--column", "1", "-o", str(root / "g"), "--max",
+                                 "7000", "--list-file", str(raw), "-q", *flags]) == 2
+        assert f"--list-file '{raw}' is the --from-list it reads: the output list would replace it" in \
+            capsys.readouterr().err
+        assert raw.read_text() == before and not (root / "g").exists()
