@@ -34,10 +34,16 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import warnings
 from typing import IO, Iterator, Optional, Sequence, Union
 
 from ssma_tf.errors import UserInputError, first_line
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock between processes
+    fcntl = None
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -401,3 +407,94 @@ def sha256_of_file(path: PathLike) -> str:
         for block in iter(lambda: stream.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# The lock files this process holds: path -> [open file, how many holders in this process]. The
+# holders of one process share the lock (a test resumes a run with a second Trainer while the
+# first lives); other processes wait for it or are refused.
+_HELD_LOCKS: dict = {}
+_HELD_LOCKS_GUARD = threading.Lock()
+
+
+class LockedError(UserInputError):
+    """Another process holds a lock file (`take_lock`); `holder` says which ("process 1234")."""
+
+    def __init__(self, message: str, path: Optional[str] = None, holder: str = "another process"):
+        super().__init__(message, path)
+        self.holder = holder
+
+
+def take_lock(path: PathLike, *, wait: bool, waiting: Optional[str] = None) -> str:
+    """Takes the exclusive lock file `path` (an `flock`, where the system has it) for this
+    process; holders in one process share it and each gives it back with `give_lock`.
+
+    Args:
+        path: the lock file (created, never removed: removing one another process waits on
+            would let a third take a lock of its own).
+        wait: wait for another process's lock; else raise `LockedError`, naming the process
+            (its id is written into the file).
+        waiting: printed to standard error once when `wait` has to wait.
+
+    Returns:
+        The lock file's path, for `give_lock`.
+    """
+    path = os.path.abspath(os.fspath(path))
+    with _HELD_LOCKS_GUARD:
+        if path in _HELD_LOCKS:
+            _HELD_LOCKS[path][1] += 1
+            return path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path, "a+")
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not wait:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        raise LockedError(f"held by {holder}", path=path, holder=holder) from None
+                    if waiting:
+                        import sys
+
+                        print(waiting, file=sys.stderr, flush=True)
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()}\n")
+            handle.flush()
+        except BaseException:
+            handle.close()
+            raise
+        _HELD_LOCKS[path] = [handle, 1]
+    return path
+
+
+def give_lock(path: str) -> None:
+    """Gives back one hold of `take_lock`'s lock; the last one releases it."""
+    with _HELD_LOCKS_GUARD:
+        held = _HELD_LOCKS.get(path)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD_LOCKS[path]
+            held[0].close()  # releases the flock
+
+
+def folder_lock_path(folder: PathLike, kind: str) -> str:
+    """The lock file of `kind` for `folder`, outside it (in this user's temporary folder), so that
+    taking it writes nothing into the folder: `<tmp>/ssma_tf-locks-<uid>/<kind>-<hash>.lock`."""
+    name = hashlib.sha256(os.path.realpath(os.fspath(folder)).encode()).hexdigest()[:16]
+    user = getattr(os, "getuid", lambda: "user")()
+    return os.path.join(tempfile.gettempdir(), f"ssma_tf-locks-{user}", f"{kind}-{name}.lock")
+
+
+@contextlib.contextmanager
+def held_lock(path: PathLike, *, waiting: Optional[str] = None) -> Iterator[None]:
+    """`take_lock(path, wait=True)` for the block."""
+    taken = take_lock(path, wait=True, waiting=waiting)
+    try:
+        yield
+    finally:
+        give_lock(taken)

@@ -100,6 +100,39 @@ def test_the_newest_readable_checkpoint_is_resumed_and_the_others_reported(tmp_p
     assert (result.start_step, result.final_step) == (2, 8) and _newest_recorded(directory) == "ckpt-8"
 
 
+def test_a_folder_another_process_trains_is_refused_before_anything_is_touched(tmp_path, tiny_model):
+    """Helper 200: two ssma-train runs into one folder both saved ckpt-4, ckpt-8, ... and both
+    wrote final.*, exit 0; the second's restore would also remove the first's save in progress."""
+    from ssma_tf.config import ConfigError
+    from ssma_tf.files import folder_lock_path
+
+    config = _config(tmp_path)
+    directory = tmp_path / "checkpoints"
+    directory.mkdir()
+    (directory / "ckpt-8_temp").mkdir()  # the other run's save in progress
+    lock = folder_lock_path(directory, "train")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from ssma_tf.files import take_lock\n"
+        f"take_lock({lock!r}, wait=False)\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(ConfigError, match=(rf"key 'checkpoint': {directory} is being trained by another process "
+                                               rf"\(process {holder.pid}\): wait for it to end, or give another "
+                                               "checkpoint folder")):
+            training.Trainer(config, log=lambda line: None)
+        assert (directory / "ckpt-8_temp").is_dir()
+    finally:
+        holder.communicate("\n", timeout=60)
+    # Once it has ended, the folder trains; two trainers of one process share the folder.
+    first = training.Trainer(config, log=lambda line: None)
+    first.train(max_steps=2)
+    assert int(training.Trainer(config, log=lambda line: None).step.numpy()) == 2
+
+
 def test_no_readable_checkpoint_is_one_error_naming_each(tmp_path, tiny_model):
     config = _config(tmp_path)
     training.Trainer(config, log=lambda line: None).train(max_steps=4)

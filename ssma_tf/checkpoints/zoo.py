@@ -37,10 +37,6 @@ import zipfile
 import zlib
 from typing import Iterator, Optional, Union
 
-try:
-    import fcntl
-except ImportError:  # Windows: no lock between processes; each still writes under its own names
-    fcntl = None
 
 import keras
 import yaml
@@ -55,7 +51,7 @@ from ssma_tf.checkpoints.tf1_import import (
 from ssma_tf.constants import ADAPNET_PP, EASPP_RATES, FINAL_WEIGHTS
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
-from ssma_tf.files import abandoned_temporaries, sha256_of_file, temporary_name
+from ssma_tf.files import abandoned_temporaries, held_lock, sha256_of_file, temporary_name
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
 from ssma_tf.progress import Progress
@@ -225,37 +221,19 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     return folder
 
 
-# The lock files of this process, by path: (the open file, how deep the holders nest). Nested
-# fetches of one archive in one thread pass; other threads wait on the path's `RLock`.
-_HELD_LOCKS: dict = {}
+# Threads of one process fetching one archive take turns on its path's `RLock`; processes on the
+# lock file (`ssma_tf.files.held_lock`, shared by the holders of one process).
 _LOCKS: dict = {}
 
 
 @contextlib.contextmanager
 def _cache_lock(path: str, url: str) -> Iterator[None]:
-    """Holds the lock file `path` (an exclusive `flock`, where the system has it) while one
-    archive is downloaded and unpacked. Before, a second process took the first's download in
-    progress for a finished one, called it damaged and deleted it (helper 187)."""
+    """Holds the lock file `path` while one archive is downloaded and unpacked. Before, a second
+    process took the first's download in progress for a finished one, called it damaged and
+    deleted it (helper 187)."""
     with _LOCKS.setdefault(path, threading.RLock()):
-        handle, depth = _HELD_LOCKS.get(path, (None, 0))
-        if depth == 0:
-            handle = open(path, "a+b")
-            if fcntl is not None:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    print(f"waiting for another process that fetches {url} into the same cache", file=sys.stderr,
-                          flush=True)
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        _HELD_LOCKS[path] = (handle, depth + 1)
-        try:
+        with held_lock(path, waiting=f"waiting for another process that fetches {url} into the same cache"):
             yield
-        finally:
-            if depth == 0:
-                del _HELD_LOCKS[path]
-                handle.close()  # releases the flock
-            else:
-                _HELD_LOCKS[path] = (handle, depth)
 
 
 # Seconds without a byte before a download is given up.

@@ -18,6 +18,7 @@ import re
 import shutil
 import sys
 import time
+import weakref
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import keras
@@ -54,7 +55,10 @@ from ssma_tf.distribute import (
     task_id,
 )
 from ssma_tf.errors import first_line, raise_if_terminated
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, free_bytes, matched_files, remove_path
+from ssma_tf.files import (
+    TEMPORARY_PREFIX, LockedError, atomic_path, atomic_write, folder_lock_path, free_bytes, give_lock, matched_files,
+    remove_path, take_lock,
+)
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_weights
 from ssma_tf.models.factory import build_model
@@ -392,6 +396,22 @@ class Trainer:
             check_checkpoint_fits(config, config.initialize)  # before minutes of model building
         # Multi-replica iterators cannot be checkpointed (tf.distribute limitation).
         self.saves_data_position = replicas == 1
+        # Non-chief workers must take part in saving but write to a private scratch directory.
+        self._directory = (
+            config.checkpoint
+            if self.chief
+            else os.path.join(config.checkpoint, f".worker{task_id(self.strategy)}-scratch")
+        )
+        # One process trains a folder at a time: two runs into one folder both saved ckpt-4, ckpt-8,
+        # ... and the last writer's final.* won, each exiting 0 (helper 200). Taken before what an
+        # interrupted save left is removed, and the restore. Holders in one process share it.
+        try:
+            lock = take_lock(folder_lock_path(self._directory, "train"), wait=False)
+        except LockedError as error:
+            raise ConfigError(f"{self._directory} is being trained by another process ({error.holder}): wait for it "
+                              "to end, or give another checkpoint folder", key="checkpoint",
+                              source=config.where("checkpoint")) from None
+        weakref.finalize(self, give_lock, lock)
         self._remove_partial_saves()
         self._resume_from = self._checkpoints_newest_first()
         if self._resume_from and _is_tf1_checkpoint(self._resume_from[0]):
@@ -457,12 +477,6 @@ class Trainer:
             # And which records they read, so that a position is never restored into others.
             tracked["records"] = tf.Variable(json.dumps(self._records), trainable=False, dtype=tf.string)
         self.checkpoint = tf.train.Checkpoint(**tracked)
-        # Non-chief workers must take part in saving but write to a private scratch directory.
-        self._directory = (
-            config.checkpoint
-            if self.chief
-            else os.path.join(config.checkpoint, f".worker{task_id(self.strategy)}-scratch")
-        )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._directory, step_counter=self.step,
             max_to_keep=config.keep_checkpoints if max_to_keep is None else max_to_keep,
