@@ -29,7 +29,9 @@ import re
 import shutil
 import sys
 import tarfile
+import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -54,7 +56,7 @@ from ssma_tf.errors import first_line
 from ssma_tf.files import abandoned_temporaries, held_lock, sha256_of_file, temporary_name
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import model_name
-from ssma_tf.progress import Progress
+from ssma_tf.progress import PIPED_LOG_SECONDS, Progress
 
 ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
 # Where the archives and their unpacked copies are kept, below the Keras cache directory.
@@ -193,23 +195,29 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     stem = (name or _archive_stem(url)).replace(".", "_")
     # From the URL's path: `.../model.tar.gz?dl=1` was taken for a zip (helper 143).
     suffix = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(url).path.lower().endswith(s)), None)
-    cache = cache_folder(cache_dir)
-    archive = os.path.join(cache, stem + (suffix or ".zip"))
-    folder = os.path.join(cache, stem + "_extracted")
-    if os.path.isdir(folder):
-        # Before anything is written: Keras moved to /tmp/.keras when the cache was read-only, and
-        # downloaded again what the cache held (helper 187).
-        return folder
-    try:
-        os.makedirs(cache, exist_ok=True)
-        writable = os.access(cache, os.W_OK | os.X_OK)
-    except OSError as error:
-        writable, why = False, error.strerror
+    caches = [cache_folder(cache_dir)]
+    if cache_dir is None and "KERAS_HOME" not in os.environ:
+        # Keras' own fallback where the home folder cannot be written (a container, a cluster
+        # job): before, refused, and the archives cached there no longer found (helper 198).
+        caches.append(os.path.join(tempfile.gettempdir(), ".keras", CACHE_SUBDIR))
+    for cache in caches:
+        folder = os.path.join(cache, stem + "_extracted")
+        if os.path.isdir(folder):
+            # Before anything is written: Keras moved to /tmp/.keras when the cache was read-only,
+            # and downloaded again what the cache held (helper 187).
+            return folder
+    for cache in caches:
+        why = _unwritable(cache)
+        if why is None:
+            break
+        if cache != caches[-1]:
+            print(f"note: the model cache {cache} cannot be written ({why}); using {caches[-1]}, as Keras does",
+                  file=sys.stderr, flush=True)
     else:
-        why = "not writable"
-    if not writable:
         raise CheckpointError(f"cannot keep {url} in the cache folder {cache} ({why}): give cache_dir= a folder "
                               "you can write (or set KERAS_HOME)", path=cache)
+    archive = os.path.join(cache, stem + (suffix or ".zip"))
+    folder = os.path.join(cache, stem + "_extracted")
     with _cache_lock(os.path.join(cache, f".{stem}.lock"), url):
         if os.path.isdir(folder):  # another process fetched it while this one waited
             return folder
@@ -219,6 +227,15 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
             _download(url, archive, local)
         _unpack_into(archive, folder, suffix, url, local)
     return folder
+
+
+def _unwritable(cache: str) -> Optional[str]:
+    """Why the cache folder cannot be made or written, or None when it can."""
+    try:
+        os.makedirs(cache, exist_ok=True)
+    except OSError as error:
+        return error.strerror or str(error)
+    return None if os.access(cache, os.W_OK | os.X_OK) else "not writable"
 
 
 # Threads of one process fetching one archive take turns on its path's `RLock`; processes on the
@@ -256,6 +273,7 @@ def _download(url: str, archive: str, local: Optional[str]) -> None:
         with response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             received = 0
+            said = time.monotonic()
             with Progress.bar_or_lines(sys.stderr, unit="kB", prefix="downloaded ") as progress:
                 while True:
                     try:
@@ -266,8 +284,16 @@ def _download(url: str, archive: str, local: Optional[str]) -> None:
                         break
                     out.write(chunk)
                     received += len(chunk)
-                    if total and local is None:
-                        progress(received // 1000, total // 1000)
+                    if local is not None:
+                        continue
+                    if total:  # kB rounded up: a small archive is 1/1, not 0/0
+                        progress(-(-received // 1000), -(-total // 1000))
+                    elif time.monotonic() - said >= PIPED_LOG_SECONDS:
+                        # A server that says no size: how much so far (before: nothing until the end).
+                        said = time.monotonic()
+                        progress.log(f"downloaded {received / 1e6:.1f} MB so far (the server gives no size)")
+            if not total and local is None:
+                print(f"downloaded {received / 1e6:.1f} MB", file=sys.stderr, flush=True)
         if total and received != total:
             raise CheckpointError(f"the download of {url} stopped after {received} of its {total} bytes: try again",
                                   path=url)
@@ -561,8 +587,15 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
                     else f"which {cls.__name__} it holds: give its .keras file")
             raise UnnamedNetworkError(f"{text} does not say {said}, or load it from its training run's folder, whose "
                                       "config.yaml says it", path=text) from None
-        model = load_model(preset, cache_dir=cache_dir, released_as=released_as, model=wanted,
-                           num_classes=num_classes)
+        try:
+            model = load_model(preset, cache_dir=cache_dir, released_as=released_as, model=wanted,
+                               num_classes=num_classes)
+        except CheckpointError as error:
+            # Said as what it is (before: a layer's shapes alone, for an AdapNet++ checkpoint given to
+            # SSMA.from_preset; helper 198).
+            raise CheckpointError(f"{text} does not hold {'an' if wanted[0] in 'AS' else 'a'} {wanted} of "
+                                  f"{num_classes} classes (another network, or another class count?): {error}",
+                                  path=text) from None
     if not isinstance(model, cls):
         raise CheckpointError(f"{os.fspath(preset)} holds {model_name(model)}, not {cls.__name__}")
     return model

@@ -635,3 +635,62 @@ def test_from_preset_of_weights_alone_takes_the_class_count_it_asks_for(tmp_path
         np.testing.assert_array_equal(ours, theirs)
     with pytest.raises(UnnamedNetworkError, match="does not say which FusionBaseline it holds: give its .keras file"):
         FusionBaseline.from_preset(path, num_classes=3)
+    # Weights of the other network: said so, not a layer's shapes alone (helper 198).
+    from ssma_tf.models import SSMA
+
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(path)} does not hold an SSMA of 3 classes \(another "
+                                              r"network, or another class count\?\): "):
+        SSMA.from_preset(path, num_classes=3)
+
+
+def test_a_home_that_cannot_be_written_keeps_the_model_where_keras_would(tmp_path, monkeypatch, capsys):
+    """Helper 198: Keras keeps its cache in /tmp/.keras where the home folder cannot be written
+    (a container, a cluster job); the zoo's own downloader refused, and no longer found what
+    Keras had cached there."""
+    import tempfile
+
+    good = _zipped(tmp_path / "model.zip")
+    home = tmp_path / "home"
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    real = zoo._unwritable
+    monkeypatch.setattr(zoo, "_unwritable", lambda cache: "Read-only file system" if cache.startswith(str(home))
+                        else real(cache))
+    folder = zoo.fetch_archive(good.as_uri())
+    assert folder == str(tmp_path / "tmp" / ".keras" / "models" / "ssma_tf" / "model_extracted")
+    assert (f"note: the model cache {home / '.keras' / 'models' / 'ssma_tf'} cannot be written (Read-only file "
+            f"system); using {tmp_path / 'tmp' / '.keras' / 'models' / 'ssma_tf'}, as Keras does") in \
+        capsys.readouterr().err
+    monkeypatch.setattr(zoo, "_download", lambda *a: pytest.fail("downloaded again"))
+    assert zoo.fetch_archive(good.as_uri()) == folder  # found there the next time, without a word
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_a_download_of_no_announced_size_says_how_much_came(tmp_path, monkeypatch, capsys):
+    """Helper 198: without a Content-Length only "downloading URL" was printed until the end; a
+    small archive's progress read "downloaded 0/0"."""
+    import io
+    import urllib.request
+
+    content = np.random.default_rng(1).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+    archive = _zipped(tmp_path / "model.zip", content=content)
+
+    class Response(io.BytesIO):
+        headers: dict = {}
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(archive.read_bytes()))
+    monkeypatch.setattr(zoo, "PIPED_LOG_SECONDS", 0.0)
+    folder = zoo.fetch_archive("https://example.org/model.zip", cache_dir=str(tmp_path / "cache"))
+    assert (pathlib.Path(folder) / "m" / "model.ckpt.index").read_bytes() == content
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "downloading https://example.org/model.zip"
+    assert "downloaded 1.0 MB so far (the server gives no size)" in lines and lines[-1] == "downloaded 3.0 MB"
+    small = _zipped(tmp_path / "small.zip")
+
+    class Sized(Response):
+        headers = {"Content-Length": str(small.stat().st_size)}
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Sized(small.read_bytes()))
+    zoo.fetch_archive("https://example.org/small.zip", cache_dir=str(tmp_path / "cache"))
+    assert "downloaded 1/1 (100%)" in capsys.readouterr().err
