@@ -390,6 +390,19 @@ def test_the_student_views_preview_shows_the_modality_the_expert_reads(tmp_path,
     assert views.shape[1:] == (H, W, 3) and (views == [30, 200, 10]).all()  # shown as RGB
 
 
+def test_the_hue_jitter_is_at_most_the_colour_jitter_as_released(tmp_path, tiny_model, monkeypatch):
+    """Helper 199: `jitter: 0` still turned the hue of half the student's views by up to 0.1 of a
+    turn; the released code's hue strength is min(0.1, RND_JITTER)."""
+    real, given = adaptation.colour_jitter, []
+    monkeypatch.setattr(adaptation, "colour_jitter", lambda images, strength, probability, seed, hue: (
+        given.append((strength, hue)) or real(images, strength, probability, seed, hue=hue)))
+    for jitter, hue in ((0.0, 0.0), (0.05, 0.05), (0.4, 0.1)):
+        config = _config(tmp_path, adaptation={"target_groups": 1, "views": 2, "jitter": jitter}, max_iteration=1,
+                         checkpoint=str(tmp_path / f"run_{jitter}"))
+        adaptation.AdaptationTrainer(config, log=lambda line: None).train()
+        assert given[-1] == (jitter, hue)
+
+
 def test_the_target_stream_starts_afresh_where_a_resume_cannot_take_up_its_position(tmp_path, tiny_model):
     """As on several replicas, whose checkpoints hold no stream position: the target images are
     shuffled anew with the source's (helper 93: the run's first target views again)."""

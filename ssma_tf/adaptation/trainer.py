@@ -280,8 +280,10 @@ class AdaptationTrainer(training.Trainer):
 
         def noisy(images):
             images = gaussian_blur(images, adapt.blur_radius, 1.0, self.step_seed(_BLUR))
+            # The hue's strength is at most the jitter's, as released (`min(0.1, RND_JITTER)`): before,
+            # `jitter: 0` still turned the hue of half the views (helper 199).
             images = colour_jitter(images, adapt.jitter, adapt.jitter_probability,
-                                   self.step_seed(_JITTER), hue=adapt.jitter_hue)
+                                   self.step_seed(_JITTER), hue=min(adapt.jitter_hue, adapt.jitter))
             images = greyscale(images, adapt.greyscale_probability, self.step_seed(_GREY))
             return tf.clip_by_value(images, 0.0, 255.0)
 

@@ -51,11 +51,13 @@ class AdaptationConfig(Section):
         (0.1, 2.0), kind="range", minimum=0.0, maximum=5.0,
         doc="Gaussian blur sigma range of the student's views (always applied); [0, 0]: off")
     jitter: float = key(0.4, kind="float", minimum=0.0, maximum=0.5,
-                        doc="brightness, contrast and saturation jitter of the student's views")
+                        doc="brightness, contrast and saturation jitter of the student's views (RND_JITTER); "
+                            "0: no colour jitter, hue included")
     jitter_hue: float = key(0.1, kind="float", minimum=0.0, maximum=0.5,
-                            doc="hue jitter of the student's views (fraction of a turn)")
+                            doc="hue jitter of the student's views (fraction of a turn), at most `jitter`, as "
+                                "released (min(0.1, RND_JITTER))")
     jitter_probability: float = key(0.5, kind="float", minimum=0.0, maximum=1.0,
-                                    doc="chance of the colour jitter (RND_JITTER)")
+                                    doc="chance of the colour jitter (the released MaskRandJitter's fixed p=0.5)")
     greyscale_probability: float = key(0.2, kind="float", minimum=0.0, maximum=1.0,
                                        doc="chance of turning a student's view grey (RND_GREYSCALE)")
     photometric: str = key(
