@@ -199,6 +199,13 @@ def check_output(
         # Before: `--json results/` wrote a file named `results` where no such folder existed yet.
         raise OutputPathError(f"{what} {shown} ends with '/', a folder's name; give a file name", shown)
     _refuse_special(os.path.abspath(shown), what, shown)
+    link = os.path.abspath(shown)
+    if directory and os.path.islink(link) and not os.path.exists(link):
+        # The writers make folders through the link's own path: each command failed late and
+        # otherwise ("File exists" after the model was built, "No such file or directory";
+        # helper 200).
+        raise OutputPathError(f"{what} {shown} is a symbolic link to {os.readlink(link)}, which does not exist: "
+                              f"make that folder, or give another {what}", shown)
     destination = _written_path(path)
     if os.path.lexists(destination):
         if os.path.isdir(destination) and not directory:

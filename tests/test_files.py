@@ -266,3 +266,19 @@ def test_a_failed_write_inside_a_temporary_folder_names_the_file_where_it_was_go
             raise OSError(errno.EFBIG, "File too large", os.path.join(partial, "model_float32.tflite"))
     assert caught.value.filename == str(tmp_path / "export" / "model_float32.tflite")
     assert caught.value.errno == errno.EFBIG and leftovers(tmp_path) == []
+
+
+def test_an_output_folder_that_is_a_dangling_link_is_refused_before_the_work(tmp_path):
+    """Helper 200: a link to a folder not made yet passed the check, and each command failed late
+    and otherwise ("File exists" after the model was built, "No such file or directory")."""
+    from ssma_tf.files import OutputPathError, check_output
+
+    (tmp_path / "run").symlink_to(tmp_path / "not yet", target_is_directory=True)
+    with pytest.raises(OutputPathError, match=(rf"^--output {tmp_path / 'run'} is a symbolic link to "
+                                               rf"{tmp_path / 'not yet'}, which does not exist: make that folder, "
+                                               "or give another --output$")):
+        check_output(tmp_path / "run", what="--output", directory=True, overwrite=None)
+    (tmp_path / "not yet").mkdir()
+    assert check_output(tmp_path / "run", what="--output", directory=True, overwrite=None) == str(tmp_path / "not yet")
+    (tmp_path / "m.json").symlink_to(tmp_path / "new.json")  # a file through a link: made where it points
+    assert check_output(tmp_path / "m.json", what="--json") == str(tmp_path / "new.json")
