@@ -556,7 +556,7 @@ def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
                                      log=lambda line: None)
 
 
-def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_model):
+def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_model, monkeypatch):
     from ssma_tf.data.records import RecordError
 
     short = short_fusion_record(H, W)  # frames well; found only when a step decodes it
@@ -567,6 +567,12 @@ def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_m
         adaptation.train(config, log=lambda line: None)
     # Not record 0, which has no label: target images need none.
     assert (error.value.path, error.value.index) == (target, 2)
+    # target_val_data needs labels: named before the model is built (helper 199: after it, and after
+    # `initialize` was loaded).
+    unlabeled = _write_records(tmp_path / "unlabeled_val.tfrecords", 2, style="target", label_feature=False)
+    monkeypatch.setattr(training.trainer, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    with pytest.raises(RecordError, match=rf"^{unlabeled}, record 0: has no label"):
+        adaptation.AdaptationTrainer(_config(tmp_path, target_val_data=unlabeled), log=lambda line: None)
 
 
 @pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])

@@ -41,7 +41,7 @@ from ssma_tf.config import ConfigError
 from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
 from ssma_tf.data.datasets import class_names_or_generic
-from ssma_tf.data.pipeline import config_dataset, list_record_files
+from ssma_tf.data.pipeline import check_first_record, config_dataset, list_record_files
 from ssma_tf.data.records import modalities_held
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
@@ -146,6 +146,10 @@ class AdaptationTrainer(training.Trainer):
         self.adapt = config.adaptation
         self.sac = self.adapt.method == "sac"
         self._target_files = check_target_records(config)
+        for path in list_record_files(config.target_val_data) if config.target_val_data else ():
+            # Its labels are read by the evaluation: a file without them is named now, not after the
+            # model was built and `initialize` loaded (helper 199).
+            check_first_record(path, config.record_modalities, labeled=True)
         self._acceptance = None
         if config.importance_weights:
             self._acceptance = acceptance(read_weights(config.importance_weights, self._target_files))
