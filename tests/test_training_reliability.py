@@ -130,7 +130,15 @@ def test_a_folder_another_process_trains_is_refused_before_anything_is_touched(t
     # Once it has ended, the folder trains; two trainers of one process share the folder.
     first = training.Trainer(config, log=lambda line: None)
     first.train(max_steps=2)
-    assert int(training.Trainer(config, log=lambda line: None).step.numpy()) == 2
+    second = training.Trainer(config, log=lambda line: None)
+    assert int(second.step.numpy()) == 2
+    second.train(max_steps=1)
+    # Given back when `train` returns: a trainer kept after its run (a notebook) keeps no other
+    # process out (the multi-worker test's workers were refused by the test's own finished trainer).
+    taken = subprocess.run([sys.executable, "-c", f"from ssma_tf.files import take_lock; take_lock({lock!r}, "
+                            "wait=False)"], capture_output=True, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert taken.returncode == 0 and first.step is not None, taken.stderr[-2000:]
 
 
 def test_no_readable_checkpoint_is_one_error_naming_each(tmp_path, tiny_model):

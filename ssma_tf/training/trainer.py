@@ -404,107 +404,121 @@ class Trainer:
         )
         # One process trains a folder at a time: two runs into one folder both saved ckpt-4, ckpt-8,
         # ... and the last writer's final.* won, each exiting 0 (helper 200). Taken before what an
-        # interrupted save left is removed, and the restore. Holders in one process share it.
+        # interrupted save left is removed, and the restore; given back when `train` returns.
+        self._take_folder_lock()
+        try:
+            self._remove_partial_saves()
+            self._resume_from = self._checkpoints_newest_first()
+            if self._resume_from and _is_tf1_checkpoint(self._resume_from[0]):
+                raise CheckpointError(
+                    f"{config.checkpoint} holds checkpoints of the original TF1 code "
+                    f"({self._resume_from[0]}), which cannot be resumed (they lack the optimizer "
+                    "state of this port); start from their weights with `intialize` and give "
+                    "`checkpoint` a new directory"
+                )
+            # A stream that cannot take up its saved position starts afresh with another shuffle:
+            # on several replicas, and on one from a checkpoint written by several (which holds no
+            # position; before, such a resume read the run's first batches again without a word).
+            # A subclass's own streams (adaptation's target images, the semi-supervised mix) add the
+            # same offset to their seeds.
+            # Of the newest checkpoint whose step reads, which the restore falls back to: a damaged
+            # newest one gave offset 0, the run's first batches again (helper 133).
+            self.stream_seed_offset = 0
+            for prefix in self._resume_from:
+                step = _read_step(prefix)
+                if step is not None:
+                    if not (self.saves_data_position and _holds_data_position(prefix)):
+                        self.stream_seed_offset = step
+                    break
+            # The input pipeline before the model: a bad record file fails in seconds, not minutes.
+            self.dataset = self.strategy.distribute_datasets_from_function(
+                lambda context: self._make_dataset(context, self.stream_seed_offset)
+            )
+
+            with self.strategy.scope():
+                # Resumed: `_restore` loads every weight of the model, or the run stops.
+                with overwritten_weights(enabled=bool(self._resume_from)):
+                    self.model = self._new_model(config) if model_fn is None else model_fn()
+                if replicas > 1:
+                    synchronize_batch_norms(self.model)
+                self.optimizer = self._make_optimizer()
+                self.optimizer.build(self.model.trainable_variables)
+                self.step = tf.Variable(
+                    0, dtype=tf.int64, trainable=False, name="step",
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                )
+            if self.chief:
+                self._warn_of_label_problems()
+            self.iterator = iter(self.dataset)
+            self.schedule = schedule_from_config(config)
+            # What a subclass checkpoints besides the model (a mean teacher, a class prior).
+            self._extras = self._build_extras()
+
+            tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
+            # The state of the dropout's random numbers: Keras keeps it out of the model's checkpoint,
+            # so a resumed run dropped other units than the uninterrupted one would have.
+            self._random_seeds = seed_generator_states(self.model)
+            if self._random_seeds:
+                tracked["random_seeds"] = self._random_seeds
+            tracked.update(self._extras)
+            # The records the streams read, with their files' sizes: globbed and measured once.
+            self._records = self._records_read()
+            if self.saves_data_position:
+                # The input streams' positions (`_input_streams`), restored on their own (`_restore_positions`).
+                tracked.update({key: getattr(self, attribute) for key, (_, attribute) in self._input_streams().items()})
+                # What the saved positions' batches look like, to tell on resuming whether they fit.
+                self._streams = tf.Variable(self._streams_text(), trainable=False, dtype=tf.string)
+                tracked["streams"] = self._streams
+                # And which records they read, so that a position is never restored into others.
+                tracked["records"] = tf.Variable(json.dumps(self._records), trainable=False, dtype=tf.string)
+            self.checkpoint = tf.train.Checkpoint(**tracked)
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, self._directory, step_counter=self.step,
+                max_to_keep=config.keep_checkpoints if max_to_keep is None else max_to_keep,
+            )
+            self._saving_step: Optional[int] = None
+            self.resumed_from = self._restore()
+            # The last step whose loss passed the NaN and divergence checks (a checkpoint's passed).
+            self._checked_step = int(self.step.numpy())
+            # The newest checkpoint known to be complete: the one resumed from, then each one saved.
+            self.last_checkpoint: Optional[str] = self.resumed_from
+            if self.resumed_from is None:
+                for warning in swapped_expert_warnings(config, modalities_in_records) + unfinished_run_warnings(config):
+                    self._log(f"warning: {warning}")
+                for message in initialize_model(self.model, config):
+                    self._log(f"initialised from {message}")
+            check_same_start(self.strategy, int(self.step.numpy()), self.model.weights, config.checkpoint)
+
+            # Made at the first summary (`writer`): a finished run given again wrote an empty events
+            # file into its folder, "left as it was" (helper 133).
+            self._writer: Any = None
+            self._summaries_off = False  # a summary write failed: the run goes on without them
+            self._palette = _palette(config)
+            # The encoders' rate, for the log: frozen encoders have none.
+            trains_encoders = any(encoder.trainable_variables for encoder in self.model.encoders)
+            self._encoder_factor = config.encoder_lr_multiplier if trains_encoders else 1.0
+            self.train_function = self._make_train_function()
+        except BaseException:
+            self._give_folder_lock()  # a trainer that failed to start holds nothing
+            raise
+
+    # --- Setup ----------------------------------------------------------------------------------
+
+    def _take_folder_lock(self) -> None:
+        """Takes the lock of the folder this process trains (`ssma_tf.files.take_lock`)."""
         try:
             lock = take_lock(folder_lock_path(self._directory, "train"), wait=False)
         except LockedError as error:
             raise ConfigError(f"{self._directory} is being trained by another process ({error.holder}): wait for it "
                               "to end, or give another checkpoint folder", key="checkpoint",
-                              source=config.where("checkpoint")) from None
-        weakref.finalize(self, give_lock, lock)
-        self._remove_partial_saves()
-        self._resume_from = self._checkpoints_newest_first()
-        if self._resume_from and _is_tf1_checkpoint(self._resume_from[0]):
-            raise CheckpointError(
-                f"{config.checkpoint} holds checkpoints of the original TF1 code "
-                f"({self._resume_from[0]}), which cannot be resumed (they lack the optimizer "
-                "state of this port); start from their weights with `intialize` and give "
-                "`checkpoint` a new directory"
-            )
-        # A stream that cannot take up its saved position starts afresh with another shuffle:
-        # on several replicas, and on one from a checkpoint written by several (which holds no
-        # position; before, such a resume read the run's first batches again without a word).
-        # A subclass's own streams (adaptation's target images, the semi-supervised mix) add the
-        # same offset to their seeds.
-        # Of the newest checkpoint whose step reads, which the restore falls back to: a damaged
-        # newest one gave offset 0, the run's first batches again (helper 133).
-        self.stream_seed_offset = 0
-        for prefix in self._resume_from:
-            step = _read_step(prefix)
-            if step is not None:
-                if not (self.saves_data_position and _holds_data_position(prefix)):
-                    self.stream_seed_offset = step
-                break
-        # The input pipeline before the model: a bad record file fails in seconds, not minutes.
-        self.dataset = self.strategy.distribute_datasets_from_function(
-            lambda context: self._make_dataset(context, self.stream_seed_offset)
-        )
+                              source=self.config.where("checkpoint")) from None
+        # Given back by `_give_folder_lock`, or when the trainer is collected.
+        self._folder_lock = weakref.finalize(self, give_lock, lock)
 
-        with self.strategy.scope():
-            # Resumed: `_restore` loads every weight of the model, or the run stops.
-            with overwritten_weights(enabled=bool(self._resume_from)):
-                self.model = self._new_model(config) if model_fn is None else model_fn()
-            if replicas > 1:
-                synchronize_batch_norms(self.model)
-            self.optimizer = self._make_optimizer()
-            self.optimizer.build(self.model.trainable_variables)
-            self.step = tf.Variable(
-                0, dtype=tf.int64, trainable=False, name="step",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
-        if self.chief:
-            self._warn_of_label_problems()
-        self.iterator = iter(self.dataset)
-        self.schedule = schedule_from_config(config)
-        # What a subclass checkpoints besides the model (a mean teacher, a class prior).
-        self._extras = self._build_extras()
-
-        tracked: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
-        # The state of the dropout's random numbers: Keras keeps it out of the model's checkpoint,
-        # so a resumed run dropped other units than the uninterrupted one would have.
-        self._random_seeds = seed_generator_states(self.model)
-        if self._random_seeds:
-            tracked["random_seeds"] = self._random_seeds
-        tracked.update(self._extras)
-        # The records the streams read, with their files' sizes: globbed and measured once.
-        self._records = self._records_read()
-        if self.saves_data_position:
-            # The input streams' positions (`_input_streams`), restored on their own (`_restore_positions`).
-            tracked.update({key: getattr(self, attribute) for key, (_, attribute) in self._input_streams().items()})
-            # What the saved positions' batches look like, to tell on resuming whether they fit.
-            self._streams = tf.Variable(self._streams_text(), trainable=False, dtype=tf.string)
-            tracked["streams"] = self._streams
-            # And which records they read, so that a position is never restored into others.
-            tracked["records"] = tf.Variable(json.dumps(self._records), trainable=False, dtype=tf.string)
-        self.checkpoint = tf.train.Checkpoint(**tracked)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self._directory, step_counter=self.step,
-            max_to_keep=config.keep_checkpoints if max_to_keep is None else max_to_keep,
-        )
-        self._saving_step: Optional[int] = None
-        self.resumed_from = self._restore()
-        # The last step whose loss passed the NaN and divergence checks (a checkpoint's passed).
-        self._checked_step = int(self.step.numpy())
-        # The newest checkpoint known to be complete: the one resumed from, then each one saved.
-        self.last_checkpoint: Optional[str] = self.resumed_from
-        if self.resumed_from is None:
-            for warning in swapped_expert_warnings(config, modalities_in_records) + unfinished_run_warnings(config):
-                self._log(f"warning: {warning}")
-            for message in initialize_model(self.model, config):
-                self._log(f"initialised from {message}")
-        check_same_start(self.strategy, int(self.step.numpy()), self.model.weights, config.checkpoint)
-
-        # Made at the first summary (`writer`): a finished run given again wrote an empty events
-        # file into its folder, "left as it was" (helper 133).
-        self._writer: Any = None
-        self._summaries_off = False  # a summary write failed: the run goes on without them
-        self._palette = _palette(config)
-        # The encoders' rate, for the log: frozen encoders have none.
-        trains_encoders = any(encoder.trainable_variables for encoder in self.model.encoders)
-        self._encoder_factor = config.encoder_lr_multiplier if trains_encoders else 1.0
-        self.train_function = self._make_train_function()
-
-    # --- Setup ----------------------------------------------------------------------------------
+    def _give_folder_lock(self) -> None:
+        """Gives the folder's lock back (once: the finaliser is dead after its first call). A
+        trainer kept after its run (a notebook) no longer keeps another process out."""
+        self._folder_lock()
 
     def _print(self, line: str) -> None:
         if self.chief:
@@ -1150,6 +1164,15 @@ class Trainer:
             KeyboardInterrupt: Ctrl-C (or SIGTERM under `ssma_tf.cli.common.command`), after a
                 line saying which checkpoint the same command resumes from.
         """
+        if not self._folder_lock.alive:  # a second `train` of this trainer
+            self._take_folder_lock()
+        try:
+            return self._train(max_steps)
+        finally:
+            self._give_folder_lock()
+
+    def _train(self, max_steps: Optional[int]) -> TrainResult:
+        """`train`, while the folder's lock is held."""
         if int(self.step.numpy()) < int(self.config.max_iteration):
             # Before the first step, so that an interrupted run describes itself too; a finished
             # run's is left as it was (`_run_steps`). Before, only `run` wrote it: a run trained
