@@ -187,9 +187,10 @@ def test_a_json_path_that_cannot_be_written_is_refused_before_the_measuring(tmp_
                  "profile_train_step", "deploy_accuracy"):
         module = _bench_script(name)
         monkeypatch.setattr(module._common, "run_child", lambda *a, **k: pytest.fail("a child was started"))
+        in_file = tmp_path / "file" / "r.json"
         for path, said in ((tmp_path, f"argument --json: {tmp_path} is a folder; give a file name"),
-                           (tmp_path / "file" / "r.json", f"argument --json: cannot write {tmp_path / 'file' / 'r.json'}"
-                                                          f": {tmp_path / 'file'} is not a folder this user can write")):
+                           (in_file, f"argument --json: cannot write {in_file}: {tmp_path / 'file'} is not a folder "
+                                     "this user can write")):
             with pytest.raises(SystemExit) as stopped:
                 module.main(["--json", str(path)])
             assert stopped.value.code == 2 and said in capsys.readouterr().err, (name, path)

@@ -287,8 +287,9 @@ def test_the_output_folder_inside_a_recursively_read_input_folder_is_no_input(tm
     samples = collect_samples(False, modality1=tmp_path / "f", recursive=True, exclude=pictures)
     assert [s.name for s in samples] == ["p", "s1/q"]
     assert len(collect_samples(False, modality1=tmp_path / "f", recursive=True)) == 5
-    with pytest.raises(PredictionError, match="holds no images but those in the output's picture folders .*: the "
-                                              "pictures of an earlier prediction, or inputs its pictures would replace"):
+    with pytest.raises(PredictionError, match="holds no images but those in the output's picture folders .*: "
+                                              "the pictures of an earlier prediction, or inputs its pictures "
+                                              "would replace"):
         collect_samples(False, modality1=tmp_path / "f" / "pred", recursive=True, exclude=pictures)
     # The output is the folder of the inputs, or above it: the inputs are read.
     around = [tmp_path / folder for folder in PICTURE_FOLDERS]
