@@ -450,31 +450,44 @@ def take_lock(path: PathLike, *, wait: bool, waiting: Optional[str] = None) -> s
         if path in _HELD_LOCKS:
             _HELD_LOCKS[path][1] += 1
             return path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle = open(path, "a+")
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if not wait:
-                        handle.seek(0)
-                        holder = handle.read().strip() or "another process"
-                        raise LockedError(f"held by {holder}", path=path, holder=holder) from None
-                    if waiting:
-                        import sys
-
-                        print(waiting, file=sys.stderr, flush=True)
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"process {os.getpid()}\n")
-            handle.flush()
-        except BaseException:
+    # Outside the guard: waiting for another process may take minutes (a download), and other
+    # threads give back or take other locks meanwhile.
+    handle = _locked_file(path, wait, waiting)
+    with _HELD_LOCKS_GUARD:
+        if path in _HELD_LOCKS:  # where `flock` is missing, another thread may have come first
             handle.close()
-            raise
-        _HELD_LOCKS[path] = [handle, 1]
+            _HELD_LOCKS[path][1] += 1
+        else:
+            _HELD_LOCKS[path] = [handle, 1]
     return path
+
+
+def _locked_file(path: str, wait: bool, waiting: Optional[str]) -> IO:
+    """`path` opened and `flock`ed exclusively, this process's id written into it (`take_lock`)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise LockedError(f"held by {holder}", path=path, holder=holder) from None
+                if waiting:
+                    import sys
+
+                    print(waiting, file=sys.stderr, flush=True)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def give_lock(path: str) -> None:

@@ -39,7 +39,6 @@ import zipfile
 import zlib
 from typing import Iterator, Optional, Union
 
-
 import keras
 import yaml
 
@@ -593,9 +592,8 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
         except CheckpointError as error:
             # Said as what it is (before: a layer's shapes alone, for an AdapNet++ checkpoint given to
             # SSMA.from_preset; helper 198).
-            raise CheckpointError(f"{text} does not hold {'an' if wanted[0] in 'AS' else 'a'} {wanted} of "
-                                  f"{num_classes} classes (another network, or another class count?): {error}",
-                                  path=text) from None
+            raise CheckpointError(f"{text} does not hold an {wanted} of {num_classes} classes (another network, "
+                                  f"or another class count?): {error}", path=text) from None
     if not isinstance(model, cls):
         raise CheckpointError(f"{os.fspath(preset)} holds {model_name(model)}, not {cls.__name__}")
     return model
