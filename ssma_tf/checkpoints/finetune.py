@@ -50,7 +50,7 @@ class FinetuneReport:
     total_weights: int = 0
 
     def __str__(self) -> str:
-        scopes = [DECODER_SCOPES.get(name.rsplit("/", 1)[-1]) for name in self.reinitialized]
+        scopes = [DECODER_SCOPES.get(_own_name(name)) for name in self.reinitialized]
         fresh = ", ".join(name if scope is None else f"{name} ({scope})"
                           for name, scope in zip(self.reinitialized, scopes)) or "none"
         # "loaded 7 layers" read as almost nothing: the encoder is one of them.
@@ -78,6 +78,10 @@ def _layers_with_weights(model: keras.Model, prefix: str = "") -> dict[str, Any]
             found[prefix + layer.name] = layer
     return found
 
+
+def _own_name(name: str) -> str:
+    """A layer's own name, without the sub-model before it (`modality1_expert_view/classifier`)."""
+    return name.rsplit("/", 1)[-1]
 
 
 
@@ -155,8 +159,8 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         layer.set_weights(arrays)
         loaded.append(names[id(layer)])
     # The decoder's in the network's order, the baselines' own after them (a stable sort).
-    fresh.sort(key=lambda name: CLASS_LAYERS.index(name.rsplit("/", 1)[-1]) if name.rsplit("/", 1)[-1] in CLASS_LAYERS
-               else len(CLASS_LAYERS))
+    order = {layer: index for index, layer in enumerate(CLASS_LAYERS)}
+    fresh.sort(key=lambda name: order.get(_own_name(name), len(CLASS_LAYERS)))
     copied = sum(int(array.size) for _, arrays in pairs for array in arrays)
     return FinetuneReport(resolved, source.num_classes, model.num_classes, loaded, fresh, copied,
                           int(model.count_params()))

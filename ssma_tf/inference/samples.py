@@ -153,9 +153,9 @@ def samples_from_folders(
     if exclude:
         # The output's own picture folders only: an output that holds the inputs (`--output .`)
         # is no reason to pass them over (helper 134).
-        outside = tuple(os.path.realpath(folder) + os.sep for folder in exclude)
+        folders_out = _resolved(exclude)
         indexes = [None if index is None else
-                   {key: path for key, path in index.items() if not os.path.realpath(path).startswith(outside)}
+                   {key: path for key, path in index.items() if _folder_holding(path, folders_out) is None}
                    for index in indexes]
         for index, (folder, _) in zip(indexes, folders):
             if index is not None and not index:
@@ -184,15 +184,26 @@ def samples_from_folders(
     ]
 
 
+def _resolved(folders: Sequence[PathLike]) -> List[Tuple[PathLike, str]]:
+    """Each folder with its resolved path and a trailing separator, for `_folder_holding`."""
+    return [(folder, os.path.realpath(folder) + os.sep) for folder in folders]
+
+
+def _folder_holding(path: PathLike, folders: Sequence[Tuple[PathLike, str]]) -> Optional[PathLike]:
+    """The folder of `folders` (`_resolved`) that `path` lies in, links resolved; None for none."""
+    real = os.path.realpath(path)
+    return next((folder for folder, prefix in folders if real.startswith(prefix)), None)
+
+
 def _outside(samples: List[Sample], exclude: Sequence[PathLike]) -> List[Sample]:
     """`samples`, refused when a file of theirs lies in one of the folders `exclude` (the output's
     picture folders): before, a list naming `OUT/color/0.png` had that photo replaced by its
     prediction, exit 0 (helper 200)."""
-    folders = tuple(os.path.realpath(folder) + os.sep for folder in exclude)
+    folders = _resolved(exclude)
     for sample in samples if folders else ():
         for path in (sample.modality1, sample.modality2, sample.label, *sample.further):
-            if path is not None and os.path.realpath(path).startswith(folders):
-                inside = next(f for f in exclude if os.path.realpath(path).startswith(os.path.realpath(f) + os.sep))
+            inside = None if path is None else _folder_holding(path, folders)
+            if inside is not None:
                 where = f"{sample.source}: " if sample.source else ""
                 raise PredictionError(f"{where}{path} lies in {inside}, a folder the prediction writes its pictures "
                                       "to, where they would replace it; give another --output")
