@@ -511,6 +511,24 @@ def folder_lock_path(folder: PathLike, kind: str) -> str:
 
 
 @contextlib.contextmanager
+def folder_held(folder: PathLike, kind: str, refusal: str) -> Iterator[None]:
+    """Holds the `kind` lock of `folder` (`folder_lock_path`) for the block, without waiting.
+
+    Raises:
+        UserInputError: another process holds it: `refusal` with `{holder}` filled in ("process
+            1234"), naming `folder`.
+    """
+    try:
+        taken = take_lock(folder_lock_path(folder, kind), wait=False)
+    except LockedError as error:
+        raise UserInputError(refusal.format(holder=error.holder), path=os.fspath(folder)) from None
+    try:
+        yield
+    finally:
+        give_lock(taken)
+
+
+@contextlib.contextmanager
 def held_lock(path: PathLike, *, waiting: Optional[str] = None) -> Iterator[None]:
     """`take_lock(path, wait=True)` for the block."""
     taken = take_lock(path, wait=True, waiting=waiting)

@@ -34,7 +34,7 @@ from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_li
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records
 from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids
 from ssma_tf.errors import UserInputError, first_line
-from ssma_tf.files import atomic_path, atomic_write, leftover_temporaries, remove_path
+from ssma_tf.files import atomic_path, atomic_write, folder_held, leftover_temporaries, remove_path
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models.backbones import check_backbone
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE
@@ -193,75 +193,79 @@ def train_scene_classifier(
                 "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
                 "expert_classes": expert_classes, "seed": seed, "backbone": backbone,
                 "backbone_weights": os.path.abspath(backbone_weights) if backbone_weights else None}
-    if not resume:
-        shutil.rmtree(state_dir, ignore_errors=True)
-    # A save killed halfway (SIGKILL, out of memory) leaves its temporary, as large as the state:
-    # no other run writes into this folder.
-    for leftover in leftover_temporaries(os.path.join(state_dir, _STATE_WEIGHTS)) + \
-            leftover_temporaries(os.path.join(state_dir, _RUN_SETTINGS)):
-        remove_path(leftover)
-        log(f"removed {leftover}, left by an interrupted save")
-    state = _unfinished_run(state_dir, settings)
-    # A state that says its step (since 2026-12-02) is checked before the model is built; an older
-    # one once it is loaded, below.
-    saved_step = _saved_step(state) if state is not None else None
-    if saved_step is not None and saved_step > steps:
-        _refuse_fewer_steps(steps, saved_step, state_dir)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    # Before the model is built: records that are not scene records (one line), then a class id
-    # out of range (it was a TensorFlow traceback mid-training).
-    dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
-                                  batch_size=batch_size, training=True, seed=seed, fix="give --modalities {held}")
-    ids = _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more",
-                                 modalities=modalities)
-    grouped = ids.order_warning()
-    if grouped:
-        log(f"warning: {grouped}")
-    for index, source in enumerate(experts or ()):
-        with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
-            resolve_weights(os.fspath(source))
-        found = other_modality_run(os.fspath(source), index, modalities_in_records)
-        if found is not None:
-            warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
-                          stacklevel=2)
-    if experts is None and freeze_experts:
-        # Before: trained on random frozen encoders without a word.
-        start = ("start from the ImageNet weights but their eASPP is random" if backbone_weights
-                 else "are random")
-        warnings.warn(f"no experts given: the encoders {start}, and they stay frozen, so only the SSMA block and "
-                      "the classifier learn, on random features; give --experts (one unimodal "
-                      f"{backbone} checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
-    # The experts' encoders before the classifier is built: a checkpoint that does not fit is named
-    # without waiting for the build. One file given for several experts (an ImageNet checkpoint
-    # for each) is read once. A resumed run's state holds every weight.
-    expert_weights: Dict[str, list] = {}
-    for index, source in enumerate(experts if state is None and experts is not None else ()):
-        if os.fspath(source) not in expert_weights:
-            with _naming_expert(index, len(experts), expert_classes):
-                expert_weights[os.fspath(source)] = unimodal_encoder_weights(
-                    source, expert_classes, RELEASED_DROPOUT_RATE, backbone=backbone,
-                    decoder_filters=expert_decoder_filters)
-    # Resumed: the state holds every weight, loaded strictly (`_load_state`).
-    with overwritten_weights(enabled=state is not None):
-        model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts,
-                                    input_size=(height, width), backbone=backbone,
-                                    backbone_weights=None if state is not None else backbone_weights)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy())
-    if state is not None:
-        start = _load_state(model, state, height, width)
-        if start > steps:
-            _refuse_fewer_steps(steps, start, state_dir)
-        log(f"resuming the unfinished run in {state_dir} at step {start} of {steps}"
-            + ("" if seed is None else f" (skipping the {start} batches it read)"))
+    # One process per output folder: two runs into one saved resume/ and scene.keras over each
+    # other (the lock lies outside the folder: `ssma_tf.files.folder_lock_path`).
+    with folder_held(output_dir, "scene", f"{output_dir} is being trained by another process ({{holder}}): wait "
+                     "for it to end, or give another --output folder"):
+        if not resume:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        # A save killed halfway (SIGKILL, out of memory) leaves its temporary, as large as the state:
+        # no other run writes into this folder.
+        for leftover in leftover_temporaries(os.path.join(state_dir, _STATE_WEIGHTS)) + \
+                leftover_temporaries(os.path.join(state_dir, _RUN_SETTINGS)):
+            remove_path(leftover)
+            log(f"removed {leftover}, left by an interrupted save")
+        state = _unfinished_run(state_dir, settings)
+        # A state that says its step (since 2026-12-02) is checked before the model is built; an older
+        # one once it is loaded, below.
+        saved_step = _saved_step(state) if state is not None else None
+        if saved_step is not None and saved_step > steps:
+            _refuse_fewer_steps(steps, saved_step, state_dir)
         if seed is not None:
-            dataset = dataset.skip(start)
-        return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps, resume)
-    for encoder, source in zip(model.encoders, experts or ()):
-        encoder.set_weights(expert_weights[os.fspath(source)])
-        log(f"{source}: loaded into the {encoder.name} expert")
-    return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
+            keras.utils.set_random_seed(seed)
+        # Before the model is built: records that are not scene records (one line), then a class id
+        # out of range (it was a TensorFlow traceback mid-training).
+        dataset = build_scene_dataset(train_data, modalities=modalities, height=height, width=width,
+                                      batch_size=batch_size, training=True, seed=seed, fix="give --modalities {held}")
+        ids = _refuse_class_ids_past(train_data, num_classes, "there are", hint="; give --num_classes {needed} or more",
+                                     modalities=modalities)
+        grouped = ids.order_warning()
+        if grouped:
+            log(f"warning: {grouped}")
+        for index, source in enumerate(experts or ()):
+            with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
+                resolve_weights(os.fspath(source))
+            found = other_modality_run(os.fspath(source), index, modalities_in_records)
+            if found is not None:
+                warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
+                              stacklevel=2)
+        if experts is None and freeze_experts:
+            # Before: trained on random frozen encoders without a word.
+            start = ("start from the ImageNet weights but their eASPP is random" if backbone_weights
+                     else "are random")
+            warnings.warn(f"no experts given: the encoders {start}, and they stay frozen, so only the SSMA block and "
+                          "the classifier learn, on random features; give --experts (one unimodal "
+                          f"{backbone} checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
+        # The experts' encoders before the classifier is built: a checkpoint that does not fit is named
+        # without waiting for the build. One file given for several experts (an ImageNet checkpoint
+        # for each) is read once. A resumed run's state holds every weight.
+        expert_weights: Dict[str, list] = {}
+        for index, source in enumerate(experts if state is None and experts is not None else ()):
+            if os.fspath(source) not in expert_weights:
+                with _naming_expert(index, len(experts), expert_classes):
+                    expert_weights[os.fspath(source)] = unimodal_encoder_weights(
+                        source, expert_classes, RELEASED_DROPOUT_RATE, backbone=backbone,
+                        decoder_filters=expert_decoder_filters)
+        # Resumed: the state holds every weight, loaded strictly (`_load_state`).
+        with overwritten_weights(enabled=state is not None):
+            model = SSMASceneClassifier(num_classes, num_modalities=modalities, freeze_experts=freeze_experts,
+                                        input_size=(height, width), backbone=backbone,
+                                        backbone_weights=None if state is not None else backbone_weights)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy())
+        if state is not None:
+            start = _load_state(model, state, height, width)
+            if start > steps:
+                _refuse_fewer_steps(steps, start, state_dir)
+            log(f"resuming the unfinished run in {state_dir} at step {start} of {steps}"
+                + ("" if seed is None else f" (skipping the {start} batches it read)"))
+            if seed is not None:
+                dataset = dataset.skip(start)
+            return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps, resume)
+        for encoder, source in zip(model.encoders, experts or ()):
+            encoder.set_weights(expert_weights[os.fspath(source)])
+            log(f"{source}: loaded into the {encoder.name} expert")
+        return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
 
 
 def _saved_step(weights: str) -> Optional[int]:

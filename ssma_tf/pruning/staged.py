@@ -44,7 +44,7 @@ from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, AUX_LOSS_WEIGHTS, DECODER_FILTERS, PRUNE_REPORT, RUN_CONFIG
 from ssma_tf.errors import UserInputError
 from ssma_tf.evaluation import evaluate
-from ssma_tf.files import (atomic_path, atomic_write, leftover_temporaries, matched_files, remove_path,
+from ssma_tf.files import (atomic_path, atomic_write, folder_held, leftover_temporaries, matched_files, remove_path,
                            sha256_of_file)
 from ssma_tf.inference.flops import flops, inference_function, input_specs
 from ssma_tf.inference.timing import time_calls
@@ -479,182 +479,187 @@ def run(
                 "finetune_learning_rate": finetune_learning_rate, "test_data": list(test_data), **weights, **records,
                 # Named only when used, so that the reports of earlier runs still match theirs.
                 **({"channel_multiple": channel_multiple} if channel_multiple != 1 else {})}
-    report = {"settings": settings, "stages": []}
-    if not report_path.exists():
-        leftovers = sorted(path.name for path in output.glob("stage*")
-                           if re.fullmatch(r"stage\d+(\.keras)?", path.name))
-        if _pruning_folder(output) or leftovers:
-            # Before: a new run took up the stage networks and fine-tuning checkpoints another run
-            # left there, and reported them as its own method and stages (helper 136).
-            raise UserInputError(
-                f"--output {output} holds a pruning run whose {REPORT} is missing ("
-                + (", ".join(leftovers[:4]) + (", ..." if len(leftovers) > 4 else "") if leftovers else RUN_CONFIG)
-                + "): what it did is not known; give a new output folder, or remove that one to start again",
-                path=output)
-        if (output / RUN_CONFIG).exists():
-            # A training run's folder: its config.yaml would be replaced by this one.
-            raise UserInputError(f"--output {output} holds a training run (its {RUN_CONFIG}); give ssma-prune a "
-                                 "folder of its own", path=output)
-    if report_path.exists():
-        try:
-            previous = read_report(report_path, f"--output {output}")
-        except UserInputError as error:
-            # What to do (before: the problem alone; helper 136).
-            raise UserInputError(f"{error}; give a new output folder, or remove {output} to start again",
-                                 path=report_path) from None
-        old = previous.get("settings") or {}
-        if "checkpoint" not in old:
-            # Written before the weights and the exact weight accounting were recorded.
-            raise UserInputError(
-                f"{report_path} was written by an earlier version of ssma-prune (it records neither the weights "
-                "nor the config's contents, and its stages counted some weights twice); give a new output folder",
-                path=report_path)
-        # Where the config file lies is recorded, not compared: its contents are (config_sha256;
-        # a report that records them, `config`, also names the keys that changed).
-        # Reports written before 2026-12-02 record the test records as typed (relative, say) and
-        # not the weights file: compared as far as they go.
-        # Each as the run used it: no --finetune-lr is the config's rate, and given as that rate
-        # it is the same run (before: None and 0.001 differed).
-        unrecorded = {k for k in weights if k not in old}
-        uncompared = unrecorded | {k for k in records if k not in old}  # reports before 2026-12-04
-        differ = sorted(k for k in set(old) | set(settings)
-                        if k not in ("source", "config", "stages") and k not in uncompared
-                        and (setting_used(old, k) or setting_used(settings, k))
-                        and setting_as_run(old, k) != setting_as_run(settings, k)
-                        # The config's rate on both sides: a changed config key says it.
-                        and not (k == "finetune_learning_rate" and old.get(k) is None and settings[k] is None))
-        if differ:
-            # Each change as `was -> now` (before: "finetune_steps differ (before: ...)", without
-            # the new value, and "config_sha256 differ" for a changed config key).
-            changes = [f"{k} {setting_as_run(old, k)!r} -> {setting_as_run(settings, k)!r}" for k in differ
-                       if k not in ("config_sha256", "weights_sha256", "test_data_sha256", "train_data_sha256")]
-            if "weights_sha256" in differ and "weights" not in differ:
-                changes.append(f"the weights in {weights['weights']} changed since stage 0 was measured on them")
-            if "test_data_sha256" in differ and "test_data" not in differ:
-                changes.append("the test records changed since the finished stages were measured on them")
-            if "train_data_sha256" in differ:
-                changes.append("the training records changed since the finished stages were ranked or fine-tuned "
-                               "on them")
-            if "config_sha256" in differ:
-                keys = (sorted(k for k in set(old["config"]) | set(config_values)
-                               if old["config"].get(k) != config_values.get(k))
-                        if isinstance(old.get("config"), dict) else [])
-                changes += [f"config key {k} {old['config'].get(k)!r} -> {config_values.get(k)!r}"
-                            for k in keys[:3]] or ["another config"]
-            raise UserInputError(
-                f"{report_path} comes from another pruning run ({'; '.join(changes[:4])}); give a new output folder "
-                "or the same settings", path=report_path)
-        _check_stage_list(previous, stages, report_path, log)
-        report = dict(previous, settings=settings)  # the config's place and the stage list now
-        # Another stage list is written before any stage's work: the stage folders left behind
-        # are then of it (before: written only with the next result, so a run killed after a
-        # stage's surgery left the old list, and a rerun of it took that network for its own stage).
-        if setting_as_run(previous.get("settings") or {}, "stages") != setting_as_run(settings, "stages"):
+    # One process per output folder: two runs into one both wrote report.json and the stage
+    # networks over each other (the lock lies outside the folder: `ssma_tf.files.folder_lock_path`).
+    with folder_held(output, "prune", f"--output {output} is being written by another ssma-prune ({{holder}}): wait "
+                     "for it to end, or give another output folder"):
+        report = {"settings": settings, "stages": []}
+        if not report_path.exists():
+            leftovers = sorted(path.name for path in output.glob("stage*")
+                               if re.fullmatch(r"stage\d+(\.keras)?", path.name))
+            if _pruning_folder(output) or leftovers:
+                # Before: a new run took up the stage networks and fine-tuning checkpoints another run
+                # left there, and reported them as its own method and stages (helper 136).
+                raise UserInputError(
+                    f"--output {output} holds a pruning run whose {REPORT} is missing ("
+                    + (", ".join(leftovers[:4]) + (", ..." if len(leftovers) > 4 else "") if leftovers else RUN_CONFIG)
+                    + "): what it did is not known; give a new output folder, or remove that one to start again",
+                    path=output)
+            if (output / RUN_CONFIG).exists():
+                # A training run's folder: its config.yaml would be replaced by this one.
+                raise UserInputError(f"--output {output} holds a training run (its {RUN_CONFIG}); give ssma-prune a "
+                                     "folder of its own", path=output)
+        if report_path.exists():
+            try:
+                previous = read_report(report_path, f"--output {output}")
+            except UserInputError as error:
+                # What to do (before: the problem alone; helper 136).
+                raise UserInputError(f"{error}; give a new output folder, or remove {output} to start again",
+                                     path=report_path) from None
+            old = previous.get("settings") or {}
+            if "checkpoint" not in old:
+                # Written before the weights and the exact weight accounting were recorded.
+                raise UserInputError(
+                    f"{report_path} was written by an earlier version of ssma-prune (it records neither the weights "
+                    "nor the config's contents, and its stages counted some weights twice); give a new output folder",
+                    path=report_path)
+            # Where the config file lies is recorded, not compared: its contents are (config_sha256;
+            # a report that records them, `config`, also names the keys that changed).
+            # Reports written before 2026-12-02 record the test records as typed (relative, say) and
+            # not the weights file: compared as far as they go.
+            # Each as the run used it: no --finetune-lr is the config's rate, and given as that rate
+            # it is the same run (before: None and 0.001 differed).
+            unrecorded = {k for k in weights if k not in old}
+            uncompared = unrecorded | {k for k in records if k not in old}  # reports before 2026-12-04
+            differ = sorted(k for k in set(old) | set(settings)
+                            if k not in ("source", "config", "stages") and k not in uncompared
+                            and (setting_used(old, k) or setting_used(settings, k))
+                            and setting_as_run(old, k) != setting_as_run(settings, k)
+                            # The config's rate on both sides: a changed config key says it.
+                            and not (k == "finetune_learning_rate" and old.get(k) is None and settings[k] is None))
+            if differ:
+                # Each change as `was -> now` (before: "finetune_steps differ (before: ...)", without
+                # the new value, and "config_sha256 differ" for a changed config key).
+                changes = [f"{k} {setting_as_run(old, k)!r} -> {setting_as_run(settings, k)!r}" for k in differ
+                           if k not in ("config_sha256", "weights_sha256", "test_data_sha256", "train_data_sha256")]
+                if "weights_sha256" in differ and "weights" not in differ:
+                    changes.append(f"the weights in {weights['weights']} changed since stage 0 was measured on them")
+                if "test_data_sha256" in differ and "test_data" not in differ:
+                    changes.append("the test records changed since the finished stages were measured on them")
+                if "train_data_sha256" in differ:
+                    changes.append("the training records changed since the finished stages were ranked or fine-tuned "
+                                   "on them")
+                if "config_sha256" in differ:
+                    keys = (sorted(k for k in set(old["config"]) | set(config_values)
+                                   if old["config"].get(k) != config_values.get(k))
+                            if isinstance(old.get("config"), dict) else [])
+                    changes += [f"config key {k} {old['config'].get(k)!r} -> {config_values.get(k)!r}"
+                                for k in keys[:3]] or ["another config"]
+                raise UserInputError(
+                    f"{report_path} comes from another pruning run ({'; '.join(changes[:4])}); give a new output "
+                    "folder or the same settings", path=report_path)
+            _check_stage_list(previous, stages, report_path, log)
+            report = dict(previous, settings=settings)  # the config's place and the stage list now
+            # Another stage list is written before any stage's work: the stage folders left behind
+            # are then of it (before: written only with the next result, so a run killed after a
+            # stage's surgery left the old list, and a rerun of it took that network for its own stage).
+            if setting_as_run(previous.get("settings") or {}, "stages") != setting_as_run(settings, "stages"):
+                with atomic_write(report_path) as handle:
+                    json.dump(report, handle, indent=2)
+            finished = sorted(s["stage"] for s in previous.get("stages", []))
+            if finished:
+                of = (f"stage 0: {weights['weights']}" if not unrecorded else
+                      f"its report does not record the weights stage 0 was measured on; now {weights['weights']}")
+                log(f"resuming {report_path}: stage(s) {', '.join(map(str, finished))} measured there ({of})")
+        _remove_leftovers(output, len(stages), log)
+        eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
+
+        def record(index: int, model: keras.Model) -> dict:
+            log(f"stage {index}: evaluating on {', '.join(test_data)}")
+            result = evaluate(eval_config, model=model, log=lambda line: log(f"  {line}"))
+            # One trace of the inference call serves the FLOP count and the timing.
+            traced = inference_function(model, config.height, config.width)
+            entry = {
+                "stage": index,
+                "spec": None if index == 0 else stages[index - 1].spec,
+                "params": count_params(model),
+                "gflops": round(flops(model, config.height, config.width, traced) / 1e9, 4),
+                "miou": round(result.miou, 3),
+                "latency_ms": round(1000.0 * latency(model, config.height, config.width, latency_runs, traced), 3),
+            }
+            if index == 0 and _pruned_before(model, config):
+                entry["pruned_before"] = True  # a stage network pruned again: not "unpruned"
+            base = report["stages"][0] if report["stages"] else entry
+            entry["param_reduction"] = round(100.0 * (1.0 - entry["params"] / base["params"]), 3)
+            entry["miou_change"] = round(entry["miou"] - base["miou"], 3)
+            entry["latency_ratio"] = round(entry["latency_ms"] / base["latency_ms"], 3)
+            report["stages"] = [s for s in report["stages"] if s["stage"] != index] + [entry]
             with atomic_write(report_path) as handle:
                 json.dump(report, handle, indent=2)
-        finished = sorted(s["stage"] for s in previous.get("stages", []))
-        if finished:
-            of = (f"stage 0: {weights['weights']}" if not unrecorded else
-                  f"its report does not record the weights stage 0 was measured on; now {weights['weights']}")
-            log(f"resuming {report_path}: stage(s) {', '.join(map(str, finished))} measured there ({of})")
-    _remove_leftovers(output, len(stages), log)
-    eval_config = dataclasses.replace(config, mode="eval", test_data=test_data, eval_scales=(1.0,), eval_flip=False)
+            log(f"stage {index}{f' ({start_name(entry)})' if index == 0 else ''}: {entry['params']:,} weights "
+                f"({entry['param_reduction']:.2f} % fewer), "
+                f"{entry['gflops']:.3f} GFLOPs, mIoU {entry['miou']:.2f} ({entry['miou_change']:+.2f}), "
+                f"{entry['latency_ms']:.1f} ms")
+            return entry
 
-    def record(index: int, model: keras.Model) -> dict:
-        log(f"stage {index}: evaluating on {', '.join(test_data)}")
-        result = evaluate(eval_config, model=model, log=lambda line: log(f"  {line}"))
-        # One trace of the inference call serves the FLOP count and the timing.
-        traced = inference_function(model, config.height, config.width)
-        entry = {
-            "stage": index,
-            "spec": None if index == 0 else stages[index - 1].spec,
-            "params": count_params(model),
-            "gflops": round(flops(model, config.height, config.width, traced) / 1e9, 4),
-            "miou": round(result.miou, 3),
-            "latency_ms": round(1000.0 * latency(model, config.height, config.width, latency_runs, traced), 3),
-        }
-        if index == 0 and _pruned_before(model, config):
-            entry["pruned_before"] = True  # a stage network pruned again: not "unpruned"
-        base = report["stages"][0] if report["stages"] else entry
-        entry["param_reduction"] = round(100.0 * (1.0 - entry["params"] / base["params"]), 3)
-        entry["miou_change"] = round(entry["miou"] - base["miou"], 3)
-        entry["latency_ratio"] = round(entry["latency_ms"] / base["latency_ms"], 3)
-        report["stages"] = [s for s in report["stages"] if s["stage"] != index] + [entry]
-        with atomic_write(report_path) as handle:
-            json.dump(report, handle, indent=2)
-        log(f"stage {index}{f' ({start_name(entry)})' if index == 0 else ''}: {entry['params']:,} weights "
-            f"({entry['param_reduction']:.2f} % fewer), "
-            f"{entry['gflops']:.3f} GFLOPs, mIoU {entry['miou']:.2f} ({entry['miou_change']:+.2f}), "
-            f"{entry['latency_ms']:.1f} ms")
-        return entry
-
-    done = {s["stage"] for s in report["stages"]}
-    model = None
-    # The file the digest is of: a run folder resolved again could name a newer checkpoint.
-    source_weights = weights["weights"]
-    if 0 not in done:
-        model, line = _trained(config, source_weights)
-        log(line)
-        if stages and method != CONTROL:  # a first stage that cannot be carried out: before stage 0 is recorded
-            check_stage_fits(model, stages[0], method, 1, channel_multiple)
-        record(0, model)
-    # The folder describes its networks as a run folder does: `ssma-evaluate OUT/stage1.keras`
-    # takes the size, classes and dataset from it (before: "not a training run"; ssma-predict
-    # predicted at each image's size). Written once stage 0 is, so that it is never the folder's
-    # only file (which would pass for a training run that has not saved yet).
-    write_run_config(config, output, header=_HEADER)
-    for index, stage in enumerate(stages, start=1):
-        final = output / f"stage{index}.keras"
-        folder = output / f"stage{index}"
-        if final.exists() and index in done:
-            log(f"stage {index} ({stage.spec}) is done: {final}")
-            _remove_stage_folder(folder, final, log)  # killed between the two
-            model = None
-            continue
-        if index in done and any(later in done for later in range(index + 1, len(stages) + 1)):
-            # Its network was removed, but the finished stages after it started from it: redone,
-            # it would stand in the report beside stages pruned from the old network.
-            log(f"stage {index} ({stage.spec}) is done: {final} is gone, but the finished stage(s) after it "
-                "started from it; its figures stay in the report (a new output folder redoes it)")
-            model = None
-            continue
-        pruned_path = folder / "pruned.keras"
-        if pruned_path.exists():  # the network before it is not needed (before: loaded all the same)
-            log(f"stage {index} ({stage.spec}): {'kept' if method == CONTROL else 'pruned'} before, in {pruned_path}")
-        elif model is None and index > 1:
-            model = _load(output / f"stage{index - 1}.keras", f"redoes stage {index - 1}")
-        elif model is None:
+        done = {s["stage"] for s in report["stages"]}
+        model = None
+        # The file the digest is of: a run folder resolved again could name a newer checkpoint.
+        source_weights = weights["weights"]
+        if 0 not in done:
             model, line = _trained(config, source_weights)
             log(line)
-        if not pruned_path.exists() and method == CONTROL:
-            log(f"stage {index} ({stage.spec}): the control prunes nothing")
-            _save(model, pruned_path)
-        elif not pruned_path.exists():
-            check_stage_fits(model, stage, method, index, channel_multiple)  # before its "ranking" line
-            batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
-            log(f"stage {index} ({stage.spec}): ranking by {method}"
-                + (f" on {rank_batches} training batch{'es' if rank_batches != 1 else ''}"
-                   if batches is not None else ""))
-            with naming_damaged_records(list_record_files(config.train_data), config.record_modalities):
-                pruned = prune_stage(model, stage, method, index, batches, channel_multiple,
-                                     tuple(config.aux_loss_weights))
-            _save(pruned, pruned_path)
-        if finetune_steps > 0:
-            tune = config.without_starting_weights(
-                checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,
-                save_step=min(config.save_step, finetune_steps), log_dir=None,
-                learning_rate=finetune_learning_rate or config.learning_rate,
-            )
-            trainer = Trainer(tune, model_fn=lambda path=pruned_path: _load(path, f"ranks stage {index} again"),
-                              log=log)
-            trainer.run()  # names a damaged training record's file and index
-            model = trainer.model
-        else:
-            model = _load(pruned_path, f"ranks stage {index} again")
-        record(index, model)
-        _save(model, final)
-        _remove_stage_folder(folder, final, log)
-    return report
+            if stages and method != CONTROL:  # a first stage that cannot be carried out: before stage 0 is recorded
+                check_stage_fits(model, stages[0], method, 1, channel_multiple)
+            record(0, model)
+        # The folder describes its networks as a run folder does: `ssma-evaluate OUT/stage1.keras`
+        # takes the size, classes and dataset from it (before: "not a training run"; ssma-predict
+        # predicted at each image's size). Written once stage 0 is, so that it is never the folder's
+        # only file (which would pass for a training run that has not saved yet).
+        write_run_config(config, output, header=_HEADER)
+        for index, stage in enumerate(stages, start=1):
+            final = output / f"stage{index}.keras"
+            folder = output / f"stage{index}"
+            if final.exists() and index in done:
+                log(f"stage {index} ({stage.spec}) is done: {final}")
+                _remove_stage_folder(folder, final, log)  # killed between the two
+                model = None
+                continue
+            if index in done and any(later in done for later in range(index + 1, len(stages) + 1)):
+                # Its network was removed, but the finished stages after it started from it: redone,
+                # it would stand in the report beside stages pruned from the old network.
+                log(f"stage {index} ({stage.spec}) is done: {final} is gone, but the finished stage(s) after it "
+                    "started from it; its figures stay in the report (a new output folder redoes it)")
+                model = None
+                continue
+            pruned_path = folder / "pruned.keras"
+            if pruned_path.exists():  # the network before it is not needed (before: loaded all the same)
+                done_before = "kept" if method == CONTROL else "pruned"
+                log(f"stage {index} ({stage.spec}): {done_before} before, in {pruned_path}")
+            elif model is None and index > 1:
+                model = _load(output / f"stage{index - 1}.keras", f"redoes stage {index - 1}")
+            elif model is None:
+                model, line = _trained(config, source_weights)
+                log(line)
+            if not pruned_path.exists() and method == CONTROL:
+                log(f"stage {index} ({stage.spec}): the control prunes nothing")
+                _save(model, pruned_path)
+            elif not pruned_path.exists():
+                check_stage_fits(model, stage, method, index, channel_multiple)  # before its "ranking" line
+                batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
+                log(f"stage {index} ({stage.spec}): ranking by {method}"
+                    + (f" on {rank_batches} training batch{'es' if rank_batches != 1 else ''}"
+                       if batches is not None else ""))
+                with naming_damaged_records(list_record_files(config.train_data), config.record_modalities):
+                    pruned = prune_stage(model, stage, method, index, batches, channel_multiple,
+                                         tuple(config.aux_loss_weights))
+                _save(pruned, pruned_path)
+            if finetune_steps > 0:
+                tune = config.without_starting_weights(
+                    checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,
+                    save_step=min(config.save_step, finetune_steps), log_dir=None,
+                    learning_rate=finetune_learning_rate or config.learning_rate,
+                )
+                trainer = Trainer(tune, model_fn=lambda path=pruned_path: _load(path, f"ranks stage {index} again"),
+                                  log=log)
+                trainer.run()  # names a damaged training record's file and index
+                model = trainer.model
+            else:
+                model = _load(pruned_path, f"ranks stage {index} again")
+            record(index, model)
+            _save(model, final)
+            _remove_stage_folder(folder, final, log)
+        return report
 
 
 def report_labels(reports: Sequence[dict], folders: Sequence[str]) -> list[str]:
