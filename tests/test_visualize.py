@@ -213,6 +213,18 @@ def test_tensorboard_previews_use_the_colours_of_an_own_palette_file(tmp_path):
     )
 
 
+def test_tensorboard_previews_paint_ids_the_model_does_not_know_as_void():
+    """Helper 206: the ground-truth preview painted 255 (void) in the last class's colour."""
+    import types
+
+    from ssma_tf import training
+
+    palette = visualize.default_palette(4)
+    trainer = types.SimpleNamespace(config=types.SimpleNamespace(num_classes=4), _palette=palette)
+    painted = training.Trainer._colours(trainer, np.array([[0, 1, 2, 3, 4, 255]], np.uint8))
+    np.testing.assert_array_equal(painted, palette[[[0, 1, 2, 3, 0, 0]]])
+
+
 def test_picture_grid_places_each_picture_between_white_gaps_with_titles_and_legend():
     from ssma_tf.visualize import picture_grid
 

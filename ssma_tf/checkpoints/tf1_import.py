@@ -17,6 +17,7 @@ from ssma_tf.checkpoints.tf1_names import (
 from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.files import checkpoint_prefix
 from ssma_tf.models import SSMA, AdapNetPP
+from ssma_tf.models.decoder import CLASS_LAYERS
 
 # What a TF1 checkpoint holds, told apart by its variable names.
 KIND_SSMA = "ssma"  # rgb/resnet_v2_50/..., depth/resnet_v2_50/..., conv511, ...
@@ -24,8 +25,8 @@ KIND_ADAPNET_PP = "adapnet_pp"  # resnet_v2_50/... with the decoder (conv41, con
 KIND_IMAGENET = "imagenet"  # resnet_v2_50/...:0, encoder only
 
 
-# Scopes whose shapes depend on the number of classes.
-CLASS_SCOPES = ("conv78", "conv5", "conv911", "conv912")
+# Scopes whose shapes depend on the number of classes (from the one table of TF1 names).
+CLASS_SCOPES = tuple(DECODER_SCOPES[name] for name in CLASS_LAYERS)
 
 
 @dataclasses.dataclass
@@ -59,7 +60,8 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _is_tf1_checkpoint(prefix: str) -> bool:
+def _has_index(prefix: str) -> bool:
+    """Whether `prefix` names a checkpoint at all (TF1 or TF2; `detect_kind` tells them apart)."""
     return os.path.exists(prefix + ".index")
 
 
@@ -70,7 +72,7 @@ def read_checkpoint(prefix: str) -> dict:
     (`folder_checkpoint`).
     """
     prefix = _resolve(prefix)
-    if not _is_tf1_checkpoint(prefix):
+    if not _has_index(prefix):
         raise CheckpointError(f"{prefix} is not a TF1 checkpoint prefix: {prefix}.index does not exist")
     return list_variables(prefix)
 
@@ -88,7 +90,7 @@ def detect_kind(names, source: Optional[str] = None) -> str:
     if any(n.endswith(":0") for n in names):
         return KIND_IMAGENET
     if any(n.startswith(UNIMODAL_PREFIX) for n in names):
-        decoder = any(n.startswith(UNIMODAL_PREFIX + "conv41/") for n in names)
+        decoder = any(n.startswith(UNIMODAL_PREFIX + DECODER_SCOPES["up1"] + "/") for n in names)
         return KIND_ADAPNET_PP if decoder else KIND_IMAGENET
     if "_CHECKPOINTABLE_OBJECT_GRAPH" in names:  # what tf.train.Checkpoint writes, ssma-train's included
         raise CheckpointError(

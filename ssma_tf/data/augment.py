@@ -27,7 +27,7 @@ import tensorflow as tf
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.resampling import modality_interpolations
 
-__all__ = ["AugmentationConfig", "augment_sample", "resize_sample"]
+__all__ = ["AugmentationConfig", "augment_sample", "resize_label", "resize_sample"]
 
 # Vignetting radii are given for the paper's 768-pixel-wide images and scaled with the width.
 VIGNETTING_REFERENCE_WIDTH = 768.0
@@ -266,6 +266,14 @@ def augment_sample(
     return out
 
 
+def resize_label(label, height: int, width: int) -> tf.Tensor:
+    """A label map (H x W class ids) at `height` x `width`, by nearest neighbour with TensorFlow's
+    rule, its dtype kept: evaluation's (`resize_sample`), and `ssma-predict`'s for its label
+    pictures and counts (PIL's rule took other source rows at exact ties, e.g. 64 -> 48 rows)."""
+    label = tf.convert_to_tensor(label)
+    return tf.image.resize(label[..., tf.newaxis], (int(height), int(width)), method="nearest")[..., 0]
+
+
 def resize_sample(
     sample: Mapping[str, tf.Tensor],
     *,
@@ -284,7 +292,7 @@ def resize_sample(
     sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
     size = (int(height), int(width))
     m1 = tf.image.resize(tf.cast(sample["modality1"], tf.float32), size, method="bilinear")
-    label = tf.image.resize(sample["label"][..., tf.newaxis], size, method="nearest")[..., 0]
+    label = resize_label(sample["label"], height, width)
     out = {
         "modality1": tf.ensure_shape(m1, [height, width, 3]),
         "label": tf.ensure_shape(tf.cast(label, tf.int32), [height, width]),

@@ -32,6 +32,7 @@ import tensorflow as tf
 from PIL import Image
 
 from ssma_tf import visualize
+from ssma_tf.data.augment import resize_label
 from ssma_tf.data.convert import load_image_bgr, load_label
 from ssma_tf.inference.predictor import Prediction, PredictionError, Predictor
 from ssma_tf.inference.samples import PathLike, Sample
@@ -217,7 +218,7 @@ def _write_comparison(item: "_Loaded", ids: np.ndarray, reference: np.ndarray, o
                          f"this one {height}x{width}: give both the same --size")
     label = item.label
     if label.shape != (height, width):
-        label = np.asarray(Image.fromarray(label).resize((width, height), Image.Resampling.NEAREST))
+        label = resize_label(label, height, width).numpy()  # as evaluation resizes it
     base = item.overlay_base
     if base.shape[:2] != (height, width):
         base = np.asarray(Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR))
@@ -330,7 +331,7 @@ def _write_outputs(
     if item.label is not None:
         label = item.label
         if label.shape != (height, width):
-            label = np.asarray(Image.fromarray(label).resize((width, height), Image.Resampling.NEAREST))
+            label = resize_label(label, height, width).numpy()  # as evaluation resizes it
         # Ids the model does not know count as void, as in evaluation.
         label = np.where(label < len(palette), label, 0)
         pictures["label_color"] = visualize.colorize(label, palette)

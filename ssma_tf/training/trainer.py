@@ -1097,9 +1097,12 @@ class Trainer:
         return terms
 
     def _colours(self, class_ids: Any) -> np.ndarray:
-        """Class maps painted in the preview palette (an id beyond it takes its last colour)."""
-        palette = self._palette
-        return palette[np.minimum(np.asarray(class_ids), len(palette) - 1)]
+        """Class maps painted in the preview palette. An id the model does not know (255, say) is
+        void, as in the loss, the metrics and ssma-predict's label pictures (before: painted in the
+        last class's colour, an object where training ignored the pixels)."""
+        ids = np.asarray(class_ids)
+        ids = np.where((ids >= 0) & (ids < min(self.config.num_classes, len(self._palette))), ids, 0)
+        return self._palette[ids]
 
     def _write_preview(self, step: int, preview: Any, truth: Any = None) -> None:
         """Writes the step's preview images: predicted and true class maps, in the palette."""

@@ -139,6 +139,30 @@ def test_predict_files_compares_two_models_with_an_improvement_map(tmp_path):
         predict_files(this, [sample], tmp_path / "out3", palette=PALETTE4, compare=wider)
 
 
+def test_a_label_is_resized_to_the_model_size_as_evaluation_resizes_it(adapnet, tmp_path):
+    """Helper 206: the label pictures and the improvement counts resized the label with PIL's
+    nearest rule, which takes other source rows than evaluation's at exact ties (64 -> 48 rows:
+    output row 4 falls on source row 6.0; PIL took row 5), so they scored another label."""
+    from ssma_tf.data.augment import resize_sample
+
+    label = np.random.default_rng(3).integers(0, 4, (64, 96)).astype(np.uint8)
+    sample = Sample("a", write_rgb(tmp_path / "a.png", random_image(64, 96, 5)),
+                    label=write_rgb(tmp_path / "la.png", label))
+    this = Predictor(adapnet, size=(48, 64))
+    reference = Predictor(adapnet, size=(48, 64))  # the same network: no improvements, its errors
+    summary = predict_files(this, [sample], tmp_path / "out", palette=PALETTE4, compare=reference)
+    evaluated = resize_sample({"modality1": np.zeros((64, 96, 3), np.uint8), "label": label}, height=48, width=64)["label"]
+    evaluated = evaluated.numpy()
+    pil = np.asarray(Image.fromarray(label).resize((64, 48), Image.Resampling.NEAREST))
+    assert (pil != evaluated).any()  # the tie rows differ
+    np.testing.assert_array_equal(_read(tmp_path / "out" / "label_color" / "a.png"), PALETTE4[evaluated])
+    ids = _read(tmp_path / "out" / "class_ids" / "a.png")
+    scored = evaluated != 0
+    errors = int((scored & (ids != evaluated)).sum())
+    assert summary.improvement == {"errors": errors, "improvements": 0, "reference_errors": errors,
+                                   "scored": int(scored.sum())}
+
+
 def test_a_fusion_model_compared_with_one_of_fewer_modalities_gets_the_first_of_each_sample(tmp_path):
     """SSMA over RGB, depth and thermal against SSMA over RGB and depth: the "does thermal help" map
     (before: the compared model got all three images and failed)."""
