@@ -173,7 +173,8 @@ def total_loss(
         for logging: `main`, and `aux_up2`/`aux_up1` when those outputs are present.
 
     Raises:
-        ValueError: if `outputs` has no `softmax` or `aux_weights` is not two numbers.
+        ValueError: if `outputs` has no `softmax`, an auxiliary output's static shape differs from
+            it, or `aux_weights` is not two numbers.
     """
     if len(aux_weights) != 2:
         raise ValueError(f"aux_weights must be two numbers (up2, up1), got {aux_weights!r}")
@@ -192,6 +193,13 @@ def total_loss(
     for name, weight in zip((AUX_UP2_OUTPUT, AUX_UP1_OUTPUT), aux_weights):
         if outputs.get(name) is None:
             continue
+        main, aux = tuple(outputs[MAIN_OUTPUT].shape), tuple(outputs[name].shape)
+        if len(aux) != len(main) or any(a is not None and m is not None and a != m for a, m in zip(aux, main)):
+            # Before: TensorFlow's broadcasting error from inside the loss, or none where the
+            # auxiliary output broadcast (a wrong loss, without a word; helper 203).
+            raise ValueError(f"the auxiliary output '{name}' has shape {aux}, but '{MAIN_OUTPUT}' has {main}: "
+                             "resize the auxiliary heads to the input size (as the models do), with one "
+                             "channel per class")
         terms[name] = targets.loss(outputs[name])
         total = total + float(weight) * terms[name]
     return total, terms

@@ -64,6 +64,21 @@ def _flatten_labels(labels: np.ndarray, rank: int, num_classes: int) -> np.ndarr
     return ids.astype(np.int64)
 
 
+def _refuse_float_ids(labels: np.ndarray, preds: np.ndarray) -> None:
+    """ValueError where floating predictions are class ids, not probabilities: they have the
+    shape of sparse labels (before: their argmax was taken over the image's width, and with a
+    width of C classes the metrics were of pixel positions, without a word; helper 203)."""
+    sparse = labels.shape in (preds.shape, preds.shape + (1,))
+    # One-hot (or soft) labels have the predictions' shape too: values in [0, 1], each pixel's summing to 1
+    # at most (0: void).
+    one_hot = labels.shape == preds.shape and labels.size and labels.min() >= 0 and labels.max() <= 1 \
+        and labels.sum(axis=-1, dtype=np.float64).max() <= 1 + 1e-6
+    if sparse and not one_hot:
+        raise ValueError(f"the predictions ({preds.dtype}, shape {preds.shape}) have the shape of the labels "
+                         f"{labels.shape}: class ids in a floating type, not probabilities or logits over a last "
+                         "axis of classes; cast them to integers")
+
+
 class ConfusionMatrix:
     """Streaming confusion matrix over an evaluation set, and the metrics computed from it.
 
@@ -118,6 +133,7 @@ class ConfusionMatrix:
         # bfloat16 (ml_dtypes, from a bfloat16 tensor) is no NumPy floating type: it was taken for
         # class ids and the labels blamed for the rank.
         if np.issubdtype(preds.dtype, np.floating) or preds.dtype.name == "bfloat16":
+            _refuse_float_ids(np.asarray(labels), preds)
             check_class_axis(preds.shape[-1], self.num_classes)
             preds = np.argmax(preds, axis=-1)
         gt = _flatten_labels(np.asarray(labels), preds.ndim, self.num_classes)
@@ -147,6 +163,13 @@ class ConfusionMatrix:
         matrix = np.asarray(matrix)
         if matrix.shape != self.matrix.shape:
             raise ValueError(f"expected a {self.matrix.shape} matrix, got {matrix.shape}")
+        # Before: a fraction was cut (1.7 counted 1) and a negative count added as it was.
+        bad = np.argwhere((matrix < 0) | (matrix != np.floor(matrix))) if matrix.size else ()
+        if len(bad):
+            row, column = (int(i) for i in bad[0])
+            value = matrix[row, column].item()
+            raise ValueError(f"counts must be whole numbers >= 0, but the matrix holds {value!r} at row {row}, column "
+                             f"{column} (ground truth {row}, prediction {column})")
         self.matrix += matrix.astype(np.int64)
         self.num_images += int(num_images)
 

@@ -1,6 +1,7 @@
 """The released loss on examples small enough to work out by hand."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -211,3 +212,15 @@ def test_a_label_axis_of_unknown_size_is_told_apart_when_the_batch_runs():
     np.testing.assert_array_equal(matrix(ids, PROBS).numpy(), want)
     np.testing.assert_array_equal(matrix(one_hot, PROBS).numpy(), want)
     assert want[1:].sum() == 2 and want[0, 0] == 2  # pixels 0 and 1; the void ones in row 0
+
+
+def test_an_auxiliary_output_of_another_shape_is_named():
+    """Helper 203: a smaller aux_up2 was TensorFlow's broadcasting error; with one-hot labels a
+    1x1 aux_up1 broadcast into a wrong loss without a word."""
+    labels = tf.ones((1, 8, 8), tf.int32)
+    main = tf.nn.softmax(tf.random.normal((1, 8, 8, 3)))
+    for name, shape, given in (("aux_up2", (1, 4, 4, 3), labels), ("aux_up1", (1, 1, 1, 3), tf.one_hot(labels, 3))):
+        aux = tf.nn.softmax(tf.random.normal(shape))
+        told = f"the auxiliary output '{name}' has shape {shape}, but 'softmax' has (1, 8, 8, 3): resize the auxiliary"
+        with pytest.raises(ValueError, match=re.escape(told)):
+            total_loss(given, {"softmax": main, name: aux})

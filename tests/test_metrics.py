@@ -229,3 +229,38 @@ def test_bfloat16_probabilities_count_as_probabilities():
     reference.update(labels, tf.constant(probabilities, tf.bfloat16).numpy().astype(np.float32))
     half.update(labels, tf.constant(probabilities, tf.bfloat16))
     np.testing.assert_array_equal(half.matrix, reference.matrix)
+
+
+def test_class_ids_in_a_floating_type_are_refused_not_argmaxed_over_the_width():
+    """Helper 203: float ids of a width of C were argmaxed over the width (mIoU 0 instead of 50,
+    one pixel counted), and of another width blamed num_classes."""
+    labels = np.array([[[1, 1, 2]]])
+    preds = np.array([[[1, 2, 2]]], np.float32)
+    with pytest.raises(ValueError, match=r"the predictions \(float32, shape \(1, 1, 3\)\) have the shape of the "
+                                         r"labels \(1, 1, 3\): class ids in a floating type, .*cast them to "
+                                         "integers"):
+        ConfusionMatrix(3).update(labels, preds)
+    with pytest.raises(ValueError, match="cast them to integers"):
+        ConfusionMatrix(3).update(labels[..., None], np.array([[[1, 2, 2, 0]]], np.float32)[..., :3])
+    counted = ConfusionMatrix(3)
+    counted.update(labels, preds.astype(np.int64))
+    assert counted.matrix.sum() == 3
+    # One-hot (and soft) labels have the predictions' shape and still count.
+    one_hot = ConfusionMatrix(3)
+    one_hot.update(np.eye(3)[[[1, 1, 2]]], np.eye(3, dtype=np.float32)[[[1, 2, 2]]])
+    soft = ConfusionMatrix(3)
+    soft.update(np.array([[[0.1, 0.8, 0.1]]]), np.array([[[0.2, 0.7, 0.1]]], np.float32))
+    np.testing.assert_array_equal(one_hot.matrix, counted.matrix)
+    assert soft.matrix[1, 1] == 1
+
+
+def test_counts_that_are_not_whole_numbers_are_refused():
+    """Helper 203: 1.7 was counted 1, and a negative count added as it was."""
+    for bad, value in (([[0, 0, 0], [0, -5, 0], [0, 0, 1]], "-5"), ([[0, 0, 0], [0, 1, 0], [0, 0, 1.7]], "1.7")):
+        matrix = ConfusionMatrix(3)
+        with pytest.raises(ValueError, match=rf"whole numbers >= 0, but the matrix holds {value}"):
+            matrix.update_from_matrix(np.array(bad))
+        assert matrix.matrix.sum() == 0
+    matrix = ConfusionMatrix(3)
+    matrix.update_from_matrix(np.array([[0, 0, 0], [0, 2.0, 1], [0, 0, 3]], np.float32), num_images=1)
+    assert matrix.matrix.tolist() == [[0, 0, 0], [0, 2, 1], [0, 0, 3]]
