@@ -713,3 +713,16 @@ def test_an_output_folder_another_process_trains_is_refused_before_anything_is_t
         holder.communicate("\n", timeout=60)
     assert error.value.path == str(run)
     assert sorted(p.name for p in (run / "resume").iterdir()) == [".partial-1-0123abcd-state.weights.h5"]
+
+
+def test_images_of_a_scene_of_other_sizes_are_named_by_their_files(tmp_path):
+    """Helper 205: "modality2 must be 16x32x3 uint8 like modality1, got (32, 32, 3) uint8", neither
+    file named."""
+    save_png(tmp_path / "small.png", np.zeros((16, 32, 3), np.uint8))
+    save_png(tmp_path / "depth.png", np.zeros((32, 32, 3), np.uint8))
+    write_list(tmp_path / "scenes.txt", ["small.png depth.png 1"])
+    with pytest.raises(UserInputError) as error:
+        write_scene_records(str(tmp_path / "scenes.txt"), str(tmp_path / "s.tfrecords"), modalities=2, num_classes=3)
+    assert str(error.value) == (f"{tmp_path / 'scenes.txt'}, line 1: image '{tmp_path / 'depth.png'}' is 32x32 but "
+                                f"'{tmp_path / 'small.png'}' (modality 1) is 16x32 (height x width)")
+    assert not (tmp_path / "s.tfrecords").exists()

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import pathlib
+import re
 import shlex
 import signal
 import sys
@@ -393,10 +395,24 @@ def model_source_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespa
         setting_as_run_or_exit(parser, args.run)
         if args.config is not None or args.checkpoint is not None:
             parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
+        if os.path.isfile(args.run) and not _weights_or_checkpoint_part(args.run):
+            # Before: "no checkpoint at cfg/a.config (expected cfg/a.config.index, ...)" for a file
+            # that is there (helper 205).
+            config = args.run.endswith((".config", ".yaml", ".yml"))
+            parser.error(f"RUN {args.run} is a file but not a model (a training run's folder, a .keras file or "
+                         "weights)" + (f": give a config with -c {args.run}" if config else ""))
         args.checkpoint = args.run
     if args.config is None and args.checkpoint is None:
         parser.error("give a training run's folder, a config (-c) or a checkpoint (--checkpoint)")
     return parse_overrides_or_exit(parser, args.overrides)
+
+
+def _weights_or_checkpoint_part(path: str) -> bool:
+    """Whether a file is weights or a pasted part of a checkpoint (`model.ckpt.index`, ...)."""
+    from ssma_tf.constants import WEIGHTS_SUFFIXES
+
+    name = os.path.basename(path)
+    return name.endswith(WEIGHTS_SUFFIXES + (".index", ".meta")) or re.search(r"\.data-\d+-of-\d+$", name) is not None
 
 
 def size_or_exit(parser: argparse.ArgumentParser, text: Optional[str]) -> Optional[tuple[int, int]]:
@@ -408,6 +424,18 @@ def size_or_exit(parser: argparse.ArgumentParser, text: Optional[str]) -> Option
     except ValueError as error:
         parser.error(f"--size: {error}")
     raise AssertionError("unreachable")  # parser.error does not return
+
+
+def finite_number(text: str) -> float:
+    """The argparse `type` of a number flag: a float that is finite (before: `--max inf` was taken,
+    and every depth picture came out flat, exit 0; `nan` passed the checks that compare)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 SEED_MAXIMUM = 2**32 - 1  # the config's `seed` and NumPy's generators take 0..2^32-1

@@ -44,7 +44,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, default_backend, model_source_or_exit, size_or_exit,
+    ArgumentParser, add_model_source, add_version, default_backend, finite_number, model_source_or_exit, size_or_exit,
     tensorflow_command,
 )
 
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a second model (training run folder, .keras file or TF1 checkpoint) of the same "
                         "classes: also write its prediction and the improvement/error map (red: this model "
                         "wrong; green: the compared model wrong, this one right); needs labels (--list)")
-    output.add_argument("--alpha", type=float, default=0.5, help="opacity of the colours in the overlay")
+    output.add_argument("--alpha", type=finite_number, default=0.5, help="opacity of the colours in the overlay")
     output.add_argument("--batch_size", type=int, default=1, help="images per network call")
     output.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="arithmetic of the network: bfloat16 (about 3x faster where the processor has "

@@ -38,7 +38,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ssma_tf.cli.common import ArgumentParser, add_debug, add_version, command
+from ssma_tf.cli.common import ArgumentParser, add_debug, add_version, command, finite_number
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import check_output
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
@@ -105,11 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     value_range = argparse.ArgumentParser(add_help=False)
     group = value_range.add_argument_group("range (in the file's units)")
-    group.add_argument("--min", type=float, dest="vmin",
+    group.add_argument("--min", type=finite_number, dest="vmin",
                        help="value at the low end (default 0)")
-    group.add_argument("--max", type=float, dest="vmax",
+    group.add_argument("--max", type=finite_number, dest="vmax",
                        help="value at the high end, the same for every image (e.g. 7000 mm)")
-    group.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"),
+    group.add_argument("--percentiles", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
                        help="per-image range from these percentiles of the valid values instead")
     group.add_argument("--invert", action="store_true",
                        help="swap the ends (e.g. near depth at the high end, like disparity)")
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("fill", parents=[common, units], help="depth -> hole-filled depth")
     p.set_defaults(subparser=p)
-    p.add_argument("--max-depth", type=float, default=completion.MAX_DEPTH,
+    p.add_argument("--max-depth", type=finite_number, default=completion.MAX_DEPTH,
                    help="inversion constant in metres (default 100, the paper's)")
     p.add_argument("--kernel", choices=sorted(KERNELS), default="diamond5",
                    help="kernel of the first dilation (default diamond5)")
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     camera.add_argument("--preset", choices=sorted(hha.INTRINSICS_PRESETS),
                         help="published intrinsics, scaled if the depth maps were resized")
-    camera.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+    camera.add_argument("--intrinsics", type=finite_number, nargs=4, metavar=("FX", "FY", "CX", "CY"),
                         help="intrinsics in pixels")
     camera.add_argument("--intrinsics-file", type=pathlib.Path,
                         help="3x3/3x4/4x4 camera matrix text file (ScanNet intrinsic_depth.txt, "
@@ -184,10 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="0-based column of the RGB images in --from-list (default 0)")
         p.add_argument("--nir-channel", type=int, default=0,
                        help="channel holding NIR if the NIR files are colour (default 0)")
-        p.add_argument("--max-value", type=float,
+        p.add_argument("--max-value", type=finite_number,
                        help="stored value meaning reflectance 1 (default 255 for 8-bit files, "
                             "65535 for 16-bit)")
-        p.add_argument("--range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
+        p.add_argument("--range", type=finite_number, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
                        dest="value_range", help="index range mapped to 0..255 (default -1 1)")
         p.add_argument("--colormap", choices=("gray", "jet"), default="gray",
                        help="grey level in all three channels (default) or jet colours")
@@ -277,6 +277,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 progress.clear()
             print(f"{PROG}: {_stopped_line(args, len(written), len(todo))}", file=sys.stderr, flush=True)
             raise
+        except (UserInputError, OSError) as exc:
+            if not written:
+                raise
+            # The outputs written before the bad input stay: the rerun they need (before: refused
+            # as outputs of another run, "pass --overwrite ... or --skip-existing"; helper 205).
+            if progress is not None:
+                progress.clear()
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            print(f"{PROG}: {_stopped_line(args, len(written), len(todo))}", file=sys.stderr, flush=True)
+            return 2 if isinstance(exc, UserInputError) else 1
         warned.summary(len(todo))
         if args.list_file is not None:
             batch.write_list_file(args.list_file, [job.row for job in jobs],

@@ -23,7 +23,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, fail, parse_overrides_or_exit, tensorflow_command,
+    ArgumentParser, add_overrides, add_version, fail, finite_number, parse_overrides_or_exit, tensorflow_command,
 )
 
 DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="record files or glob patterns to evaluate each stage on")
     parser.add_argument("--finetune-steps", type=int, default=100,
                         help="training steps after each stage (0: none; default 100)")
-    parser.add_argument("--finetune-lr", type=float, default=None,
+    parser.add_argument("--finetune-lr", type=finite_number, default=None,
                         help="initial learning rate of the fine-tuning (default: the config's)")
     parser.add_argument("--rank-batches", type=int, default=8,
                         help="training batches the Taylor ranking uses (default 8)")

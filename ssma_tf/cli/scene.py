@@ -24,7 +24,9 @@ import os
 import sys
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command, fail, require_tensorflow_backend, seed_number
+from ssma_tf.cli.common import (
+    ArgumentParser, add_version, command, fail, finite_number, require_tensorflow_backend, seed_number,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "without --experts checkpoints")
     train.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     train.add_argument("--batch_size", type=int, default=8, help="scenes per step (default 8)")
-    train.add_argument("--learning_rate", type=float, default=1e-3, help="Adam's rate, constant (default 1e-3)")
+    train.add_argument("--learning_rate", type=finite_number, default=1e-3, help="Adam's rate, constant (default 1e-3)")
     train.add_argument("--seed", type=seed_number, help="seed of the weights, the data order and dropout; with it, a "
                        "resumed run ends with the weights of an uninterrupted one")
     train.add_argument("--save_steps", type=int, default=100,

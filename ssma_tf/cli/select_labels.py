@@ -18,8 +18,8 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, command, parse_overrides_or_exit, require_tensorflow_backend,
-    seed_number,
+    ArgumentParser, add_overrides, add_version, command, finite_number, parse_overrides_or_exit,
+    require_tensorflow_backend, seed_number,
 )
 
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--depth-student-steps", type=int, default=0,
                         help="train a depth student this many steps on the selection for the "
                              "difficulty bias (0: no bias)")
-    parser.add_argument("--difficulty-weight", type=float, default=None,
+    parser.add_argument("--difficulty-weight", type=finite_number, default=None,
                         help="strength of the difficulty bias (default 1; read only with --depth-student-steps)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the lists and scores of an earlier selection in --output")

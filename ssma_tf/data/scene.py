@@ -149,6 +149,13 @@ def write_scene_records(
             for number, paths, class_id in entries:
                 where = f"{list_file}, line {number}"
                 images = [load_image_bgr(p, where) for p in paths]
+                for path, image in zip(paths[1:], images[1:]):
+                    if image.shape[:2] != images[0].shape[:2]:
+                        # Each image by its file, as ssma-convert says it (before: "modality2 must
+                        # be 16x32x3 uint8 like modality1, got (32, 32, 3) uint8"; helper 205).
+                        raise InputFileError(
+                            f"{where}: image '{path}' is {image.shape[0]}x{image.shape[1]} but '{paths[0]}' "
+                            f"(modality 1) is {images[0].shape[0]}x{images[0].shape[1]} (height x width)", list_file)
                 try:
                     writer.write(encode_scene(images, class_id, encoding))
                 except ValueError as error:

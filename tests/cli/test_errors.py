@@ -517,3 +517,46 @@ def test_a_compare_model_that_cannot_be_read_names_the_flag_and_what_it_takes(tm
                                str(tmp_path / "a.png"), "--output", str(tmp_path / "out"), "--compare", compared])
         err = capsys.readouterr().err
         assert status == 2 and err.startswith(f"error: {message}"), err
+
+
+@pytest.mark.parametrize("module, argv, flag, value", [
+    ("prepare", ["gray", "raw", "-o", "out", "--max", "inf"], "--max", "inf"),
+    ("prepare", ["jet", "raw", "-o", "out", "--min=-inf", "--max", "7000"], "--min", "-inf"),
+    ("prepare", ["fill", "raw", "-o", "out", "--max-depth", "nan"], "--max-depth", "nan"),
+    ("predict", ["run", "x.png", "-o", "out", "--alpha", "nan"], "--alpha", "nan"),
+    ("prune", ["-c", "a.config", "-o", "out", "--finetune-lr", "inf"], "--finetune-lr", "inf"),
+    ("scene", ["train", "--train_data", "s.tfrecords", "--output", "out", "--num_classes", "3", "--steps", "1",
+               "--learning_rate", "inf"], "--learning_rate", "inf"),
+    ("select_labels", ["-c", "a.config", "--budget", "2", "-o", "l.txt", "--difficulty-weight", "nan"],
+     "--difficulty-weight", "nan"),
+])
+def test_number_flags_must_be_finite(module, argv, flag, value, capsys):
+    """Helper 205: `ssma-prepare gray --max inf` was taken, and every picture came out flat, exit 0."""
+    import importlib
+
+    parser = importlib.import_module(f"ssma_tf.cli.{module}").build_parser()
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(argv)
+    assert exited.value.code == 2
+    assert f"error: argument {flag}: must be a finite number, got '{value}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["predict", "export"])
+def test_a_config_or_list_given_as_the_run_is_named_for_what_it_is(module, tmp_path, monkeypatch, capsys):
+    """Helper 205: 'no checkpoint at cfg/ok.config (expected cfg/ok.config.index, ...)' for a
+    file that is there."""
+    import importlib
+
+    main = importlib.import_module(f"ssma_tf.cli.{module}").main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.config").write_text("model: AdapNet_pp\n")
+    (tmp_path / "list.txt").write_text("a.png\n")
+    extra = ["--list", "list.txt"] if module == "predict" else []
+    for given, told in (("ok.config", ": give a config with -c ok.config"), ("list.txt", "")):
+        with pytest.raises(SystemExit) as exited:
+            main([given, *extra, "-o", "out"])
+        assert exited.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"ssma-{module}: error: RUN {given} is a file but not a model (a training run's folder, a .keras file "
+            f"or weights){told}")
+    assert not (tmp_path / "out").exists()

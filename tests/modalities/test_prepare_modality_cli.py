@@ -892,6 +892,23 @@ def test_a_stopped_run_says_what_it_wrote_and_how_to_go_on(scannet_like, prepare
     assert prepare_modality(args + ["--skip-existing"]) == 0 and len(list_file.read_text().splitlines()) == 3
 
 
+def test_a_bad_input_midway_says_what_was_written_and_how_to_go_on(scannet_like, prepare_modality, capsys):
+    """Helper 205: the outputs before a truncated input stayed, and the rerun once it was mended
+    was refused as outputs of another run, without a word of --skip-existing."""
+    root = scannet_like
+    good = (root / "depth" / "1.png").read_bytes()
+    (root / "depth" / "1.png").write_bytes(good[: len(good) // 2])
+    args = ["gray", str(root / "depth"), "-o", str(root / "gray"), "--max", "7000", "--list-file",
+            str(root / "gray.txt"), "--label-dir", str(root / "label"), "--quiet"]
+    assert prepare_modality(args) == 2
+    error = capsys.readouterr().err.splitlines()
+    assert "1.png" in error[-2] and error[-2].startswith("ssma-prepare: error: "), error
+    assert error[-1] == ("ssma-prepare: stopped after 1 of 3 file(s), which are kept; the list file is written at "
+                         "the end; run the same command with --skip-existing to write the rest"), error
+    (root / "depth" / "1.png").write_bytes(good)
+    assert prepare_modality(args + ["--skip-existing"]) == 0 and len(_rows(root / "gray.txt")) == 3
+
+
 def test_the_list_written_onto_the_list_read_is_refused_whatever_the_flags(scannet_like, prepare_modality, capsys):
     """Helper 200: --list-file onto its own --from-list replaced the raw list with --overwrite or
     --skip-existing, its raw column lost."""
