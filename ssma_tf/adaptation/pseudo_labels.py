@@ -4,7 +4,9 @@ Araslanov and Roth (CVPR 2021, Section 3.2; released `models/sac.py`):
 
 - The running class prior m_c is a moving average of the teacher's mean probability of class c
   over each batch's views and pixels: m_c <- 0.99 m_c + 0.01 mean(P_c). A class is seeded with
-  its first observed mean (the released code marks unseen classes by m_c == β).
+  its mean in the first batch that shows it; the released code seeds every class at its first
+  update only, so a class absent from the first batch averages up from 0.99 β there
+  (docs/adaptation.md, "Where this port differs").
 - Per view b and class c, the threshold is θ_{b,c} = max(0.2, 0.75 · peak_{b,c} · (1 − exp(−m_c/β))),
   β = 1e-3, peak_{b,c} the highest confidence among the view's pixels whose prediction is c; a
   pixel keeps its pseudo-label only if its confidence is strictly above the threshold of its

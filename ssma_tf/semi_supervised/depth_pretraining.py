@@ -251,9 +251,10 @@ def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed:
     """How badly a depth student trained `steps` steps on `selected` predicts each image's depth.
 
     The difficulty of label selection (Hoyer et al., Section 3.3): the student is trained from
-    scratch in a temporary folder, then its mean absolute nearness error per `train_data` image
-    is returned (the released code's |log(1 + d_student) − log(1 + d_teacher)|, with the
-    measured depth as the teacher). `encoding`: modality 2's colouring, as for `DepthPretrainer`.
+    random weights in a temporary folder, then its mean absolute nearness error per `train_data`
+    image is returned, with the measured depth as the teacher (the released code takes
+    |log(1 + d_student) − log(1 + d_teacher)| of the depths instead; docs/semi_supervised.md).
+    `encoding`: modality 2's colouring, as for `DepthPretrainer`.
     """
     folder = tempfile.mkdtemp(prefix="ssma-depth-student-")
     try:
