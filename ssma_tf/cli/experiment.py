@@ -8,6 +8,7 @@ How that is done is written once, here:
   stopped while writing leaves no half file for its next start to train from.
 - `run_command`: one command of the package in a child process, whose TensorFlow, memory and
   thread pools end with it; its output streamed under a title, or sent to a log file.
+  `run_in_child` runs a function so (the fusion table's arms).
 - `train_run` (a child `ssma-train`) and `train_in_process` (a `Trainer` here, for experiments
   that evaluate the trained model in memory): a finished run is not trained again, so an
   experiment resumes where it stopped; `train_run` trains a run of other settings again.
@@ -175,6 +176,56 @@ def _passing_stops_on(process: subprocess.Popen, show: Optional[Callable[[], Non
                 process.kill()
                 process.wait()
         raise
+
+
+def run_in_child(target: Callable[..., Any], *args: Any, step: str) -> None:
+    """Runs `target(*args)` in a child process (spawned, so it starts clean), as a command runs.
+
+    For an experiment's step that runs library code rather than a command: TensorFlow keeps memory
+    of each training and evaluation in its own allocators until its process ends (the fusion table
+    grew by 130 to 300 MB an arm, helper 208), and this process keeps none of it. In the child, as
+    under `ssma_tf.cli.common.command`: a bad input is one line and status 2, Ctrl-C 130, SIGTERM
+    143 (both unwind, so files written under temporary names are removed). The output goes where
+    this process's goes. `target` and `args` must be picklable (a module-level function).
+
+    Raises:
+        SystemExit: the step failed, as `run_command` says it.
+    """
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=_child_step, args=(target, args), name=step)
+    process.start()
+    try:
+        process.join()
+    except BaseException as stop:  # as `_passing_stops_on`: the step saves and ends first
+        if process.is_alive():
+            if isinstance(stop, Terminated) or not isinstance(stop, KeyboardInterrupt):
+                process.terminate()  # SIGTERM
+            process.join(STOP_GRACE_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        raise
+    code = process.exitcode
+    if code != 0:
+        print(f"step '{step}' failed (exit {code}); see its output above", file=sys.stderr, flush=True)
+        raise SystemExit(code if code in (2, 130, 143) else 1)
+
+
+def _child_step(target: Callable[..., Any], args: Sequence[Any]) -> None:
+    """The child of `run_in_child`: `target(*args)` under `command`, its status the exit status."""
+    from ssma_tf.cli.common import command
+
+    @command
+    def step(argv: Optional[Sequence[str]] = None) -> int:
+        target(*args)
+        return 0
+
+    status = step([])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if status:
+        sys.exit(status)
 
 
 def is_finished(run: PathLike) -> bool:

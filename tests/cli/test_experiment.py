@@ -106,6 +106,35 @@ def test_a_command_runs_as_a_child_with_its_output_logged_or_streamed(tmp_path, 
     assert "oneDNN" not in out
 
 
+def _child_target(folder, how):
+    """What `run_in_child` runs in the test below (a module-level function: it is pickled)."""
+    from ssma_tf.errors import UserInputError
+
+    pathlib.Path(folder, "pid").write_text(str(os.getpid()))
+    if how == "bad input":
+        raise UserInputError("the value 7 is too large", path="a.config")
+    if how == "bug":
+        raise RuntimeError("a bug")
+
+
+def test_a_step_runs_in_a_child_process_that_ends_as_a_command_does(tmp_path, capfd):
+    """Helper 208: the fusion table trained and evaluated every arm in one process, whose memory
+    grew by 130 to 300 MB an arm; each arm runs in a child process now (`run_in_child`)."""
+    experiment.run_in_child(_child_target, str(tmp_path), "fine", step="arm a")
+    assert int((tmp_path / "pid").read_text()) != os.getpid()
+    with pytest.raises(SystemExit) as exited:
+        experiment.run_in_child(_child_target, str(tmp_path), "bad input", step="arm b")
+    assert exited.value.code == 2
+    err = capfd.readouterr().err
+    assert "error: a.config: the value 7 is too large\n" in err and "Traceback" not in err
+    assert "step 'arm b' failed (exit 2); see its output above" in err
+    with pytest.raises(SystemExit) as exited:
+        experiment.run_in_child(_child_target, str(tmp_path), "bug", step="arm c")
+    assert exited.value.code == 1
+    err = capfd.readouterr().err
+    assert "RuntimeError: a bug" in err and "step 'arm c' failed (exit 1)" in err
+
+
 def test_a_failed_command_names_its_step_and_its_output(tmp_path, monkeypatch, capsys):
     class Ended:
         def __init__(self, argv, **kwargs):

@@ -8,6 +8,13 @@ import pytest
 from ssma_tf.cli import fusion_table
 
 
+@pytest.fixture(autouse=True)
+def arms_here(monkeypatch):
+    """The arms in this process, where the tests replace their training and evaluation (the
+    command runs each in a child process: tests/cli/test_experiment.py tests that)."""
+    monkeypatch.setattr(fusion_table, "ARMS_IN_CHILDREN", False)
+
+
 def _metrics(miou):
     return {"mIoU": miou, "per_class": [{"name": "road", "iou": miou}, {"name": "car", "iou": miou / 2}]}
 
