@@ -151,8 +151,8 @@ def test_a_label_is_resized_to_the_model_size_as_evaluation_resizes_it(adapnet, 
     this = Predictor(adapnet, size=(48, 64))
     reference = Predictor(adapnet, size=(48, 64))  # the same network: no improvements, its errors
     summary = predict_files(this, [sample], tmp_path / "out", palette=PALETTE4, compare=reference)
-    evaluated = resize_sample({"modality1": np.zeros((64, 96, 3), np.uint8), "label": label}, height=48, width=64)["label"]
-    evaluated = evaluated.numpy()
+    sample_as_read = {"modality1": np.zeros((64, 96, 3), np.uint8), "label": label}
+    evaluated = resize_sample(sample_as_read, height=48, width=64)["label"].numpy()
     pil = np.asarray(Image.fromarray(label).resize((64, 48), Image.Resampling.NEAREST))
     assert (pil != evaluated).any()  # the tie rows differ
     np.testing.assert_array_equal(_read(tmp_path / "out" / "label_color" / "a.png"), PALETTE4[evaluated])
