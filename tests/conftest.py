@@ -1,11 +1,34 @@
 """Shared test helpers: the ../shared fixtures folder and small-model settings."""
 
+import contextlib
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(lock):
+    """Another process holding the lock file `lock` (`ssma_tf.files.take_lock`) for the block;
+    yields that process (its `pid` is the one the refusals name)."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys\n"
+        "from ssma_tf.files import take_lock\n"
+        f"take_lock({str(lock)!r}, wait=False)\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        yield holder
+    finally:
+        holder.communicate("\n", timeout=60)
+
+
 SHARED = ROOT.parent / "shared"
 
 

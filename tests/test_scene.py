@@ -682,35 +682,20 @@ def test_an_output_folder_another_process_trains_is_refused_before_anything_is_t
                                                                                        monkeypatch):
     """Two `ssma-scene train` runs into one folder saved resume/ and scene.keras over each other,
     and the second's start removed the first's save in progress as "left by an interrupted save"."""
-    import os
-    import pathlib
-    import subprocess
-    import sys
-
     import ssma_tf.scene
     from ssma_tf.files import folder_lock_path
+    from tests.conftest import lock_held_elsewhere
 
     monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", lambda *a, **k: pytest.fail("model built"))
     run = tmp_path / "run"
     (run / "resume").mkdir(parents=True)
     (run / "resume" / ".partial-1-0123abcd-state.weights.h5").write_bytes(b"the other run's save")
-    root = pathlib.Path(__file__).resolve().parents[1]
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys\n"
-        "from ssma_tf.files import take_lock\n"
-        f"take_lock({folder_lock_path(run, 'scene')!r}, wait=False)\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.readline()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)})
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with lock_held_elsewhere(folder_lock_path(run, "scene")) as holder:
         with pytest.raises(UserInputError, match=(rf"^{run} is being trained by another process \(process "
                                                   rf"{holder.pid}\): wait for it to end, or give another --output "
                                                   "folder$")) as error:
             train_scene_classifier(str(records / "scenes.tfrecords"), str(run), num_classes=3, modalities=2,
                                    height=16, width=16, steps=1, batch_size=2, resume=False)
-    finally:
-        holder.communicate("\n", timeout=60)
     assert error.value.path == str(run)
     assert sorted(p.name for p in (run / "resume").iterdir()) == [".partial-1-0123abcd-state.weights.h5"]
 

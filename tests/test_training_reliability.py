@@ -29,7 +29,7 @@ from ssma_tf import training
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.cli import train as train_command
 from ssma_tf.config import config_from_dict
-from tests.conftest import ROOT
+from tests.conftest import ROOT, lock_held_elsewhere
 from tests.training_helpers import build_tiny_model, write_records
 
 
@@ -111,22 +111,12 @@ def test_a_folder_another_process_trains_is_refused_before_anything_is_touched(t
     directory.mkdir()
     (directory / "ckpt-8_temp").mkdir()  # the other run's save in progress
     lock = folder_lock_path(directory, "train")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from ssma_tf.files import take_lock\n"
-        f"take_lock({lock!r}, wait=False)\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.readline()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with lock_held_elsewhere(lock) as holder:
         with pytest.raises(ConfigError, match=(rf"key 'checkpoint': {directory} is being trained by another process "
                                                rf"\(process {holder.pid}\): wait for it to end, or give another "
                                                "checkpoint folder")):
             training.Trainer(config, log=lambda line: None)
         assert (directory / "ckpt-8_temp").is_dir()
-    finally:
-        holder.communicate("\n", timeout=60)
     # Once it has ended, the folder trains; two trainers of one process share the folder.
     first = training.Trainer(config, log=lambda line: None)
     first.train(max_steps=2)

@@ -257,27 +257,13 @@ def test_bad_input_is_one_line_naming_it(run_folder, monkeypatch, capsys, extra,
 def test_an_output_folder_another_prune_writes_is_refused(run_folder, monkeypatch, capsys):
     """Two ssma-prune runs into one folder both wrote report.json and the stage networks over
     each other (the training run's folder lock did not cover ssma-prune's --output)."""
-    import os
-    import subprocess
-    import sys
-
     from ssma_tf.files import folder_lock_path
+    from tests.conftest import lock_held_elsewhere
 
     monkeypatch.chdir(run_folder)
     out = run_folder / "busy"
-    root = pathlib.Path(__file__).resolve().parents[2]
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys\n"
-        "from ssma_tf.files import take_lock\n"
-        f"take_lock({folder_lock_path(out, 'prune')!r}, wait=False)\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.readline()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)})
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with lock_held_elsewhere(folder_lock_path(out, "prune")) as holder:
         assert prune_cli.main(command(run_folder, "-o", str(out), "--stages", "block4:0.05")) == 2
-    finally:
-        holder.communicate("\n", timeout=60)
     error = capsys.readouterr().err.strip()
     assert error == (f"error: --output {out} is being written by another ssma-prune (process {holder.pid}): "
                      "wait for it to end, or give another output folder"), error
