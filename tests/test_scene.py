@@ -262,7 +262,7 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     (["--steps", "-1"], "train --steps must be >= 1, got -1"),
     (["--batch_size", "0"], "train --batch_size must be >= 1, got 0"),
     (["--learning_rate", "-0.01"], "train --learning_rate must be positive and finite, got -0.01"),
-    (["--learning_rate", "inf"], "train --learning_rate must be positive and finite, got inf"),
+    (["--learning_rate", "inf"], "argument --learning_rate: must be a finite number, got 'inf'"),
     (["--experts", "a.weights.h5"], "train --experts: 1 checkpoint(s) for --modalities 2; give one per modality"),
     (["--save_steps", "-1"], "train --save_steps must be >= 0, got -1"),
     (["--log_every", "0"], "train --log_every must be >= 1, got 0"),

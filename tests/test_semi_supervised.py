@@ -1138,10 +1138,12 @@ def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tm
     with pytest.raises(SystemExit):
         select_labels.main(["-c", str(path), "--budget", "1", "-o", "x", "--depth-student-steps", "-1"])
     assert "--depth-student-steps must be >= 0, got -1" in capsys.readouterr().err
-    for weight in ("nan", "-1", "inf"):
+    for weight, told in (("nan", "argument --difficulty-weight: must be a finite number, got 'nan'"),
+                         ("-1", "--difficulty-weight must be a finite number >= 0, got -1"),
+                         ("inf", "argument --difficulty-weight: must be a finite number, got 'inf'")):
         with pytest.raises(SystemExit):
-            select_labels.main(["-c", str(path), "--budget", "1", "-o", "x", "--difficulty-weight", weight])
-        assert f"--difficulty-weight must be a finite number >= 0, got {weight}" in capsys.readouterr().err
+            select_labels.main(["-c", str(path), "--budget", "1", "-o", "x", f"--difficulty-weight={weight}"])
+        assert told in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -829,7 +829,7 @@ def test_skip_existing_writes_the_list_again(scannet_like, prepare_modality):
     (["hha", "--intrinsics", "50", "50", "31.5", "23.5", "--intrinsics-size", "64", "-48"],
      "--intrinsics-size must be a positive WIDTH HEIGHT in pixels, got 64 -48"),
     (["fill", "--max-depth", "0.05"], "--max-depth must be a number of metres above 0.1, got 0.05"),
-    (["fill", "--max-depth", "nan"], "--max-depth must be a number of metres above 0.1, got nan"),
+    (["fill", "--max-depth", "nan"], "argument --max-depth: must be a finite number, got 'nan'"),
 ])
 def test_a_bad_camera_size_or_inversion_depth_is_a_usage_error(scannet_like, prepare_modality, capsys, arguments,
                                                                   message):
