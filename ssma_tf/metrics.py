@@ -129,14 +129,14 @@ class ConfusionMatrix:
         Raises:
             ValueError: on shapes that do not match or predicted ids outside [0, C).
         """
-        preds = np.asarray(predictions)
+        preds, labels = np.asarray(predictions), np.asarray(labels)  # a tensor's copy made once
         # bfloat16 (ml_dtypes, from a bfloat16 tensor) is no NumPy floating type: it was taken for
         # class ids and the labels blamed for the rank.
         if np.issubdtype(preds.dtype, np.floating) or preds.dtype.name == "bfloat16":
-            _refuse_float_ids(np.asarray(labels), preds)
+            _refuse_float_ids(labels, preds)
             check_class_axis(preds.shape[-1], self.num_classes)
             preds = np.argmax(preds, axis=-1)
-        gt = _flatten_labels(np.asarray(labels), preds.ndim, self.num_classes)
+        gt = _flatten_labels(labels, preds.ndim, self.num_classes)
         if gt.shape != preds.shape:
             raise ValueError(f"labels {gt.shape} and predictions {preds.shape} differ in shape")
         preds = preds.astype(np.int64)
