@@ -232,40 +232,77 @@ def task_id(strategy: tf.distribute.Strategy) -> int:
     return int(resolver.task_id or 0) if resolver is not None and resolver.task_type else 0
 
 
-def check_same_start(strategy: tf.distribute.Strategy, step: int, weights: Any, folder: str) -> None:
-    """Refuses a cluster whose workers start from different steps or weights (every worker calls it).
+def check_same_start(strategy: tf.distribute.Strategy, step: int, weights: Any, folder: str,
+                     settings: Optional[dict[str, Any]] = None) -> None:
+    """Refuses a cluster whose workers start from different steps or weights, or were given
+    different settings (every worker calls it).
 
     Each worker restores from its own view of the checkpoint folder: one that is not shared (or
     a stale copy) started a worker afresh while another resumed, their gradients were summed
-    onto different weights, and the chief exported the result as a normal finish.
+    onto different weights, and the chief exported the result as a normal finish. Each worker
+    also reads its own config: another `learning_rate` on one of them applied the summed
+    gradients at another rate there, and the copies of the weights drifted apart while the
+    logged (all-reduced) losses agreed; another `max_iteration` ended the chief first.
 
     Args:
         strategy: the strategy (nothing is checked without a cluster).
         step: this worker's step after restoring.
         weights: this worker's variables.
         folder: the checkpoint folder, for the message.
+        settings: the config values every worker must share (not its paths, which may differ
+            between machines), by key.
 
     Raises:
-        ClusterError: on every worker alike, naming each worker's step.
+        ClusterError: on every worker alike, naming each worker's step and the keys that differ.
     """
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return
-    # A fingerprint of the weights: each one's sum, summed in float64 (equal weights give equal sums).
+    settings = dict(settings or {})
+    names = sorted(settings)
+    # A fingerprint of the weights: each one's sum, summed in float64 (equal weights give equal sums);
+    # of each setting: 48 bits of a digest of its value, which float64 holds exactly.
     fingerprint = sum(float(tf.reduce_sum(tf.cast(w, tf.float64))) for w in weights)
-    local = tf.constant([[float(step), fingerprint]], tf.float64)
+    digests = [float(_digest(settings[name])) for name in names]
+    local = tf.constant([[float(step), fingerprint, *digests]], tf.float64)
     gathered = strategy.gather(strategy.experimental_distribute_values_from_function(lambda context: local), axis=0)
     rows = gathered.numpy()
+    problems = []
+    differing = [name for column, name in enumerate(names, start=2) if len(set(rows[:, column].tolist())) > 1]
+    if differing:
+        own = ", ".join(f"{name} {json.dumps(settings[name], default=str)}" for name in differing)
+        problems.append(f"the workers of the cluster were given different settings: {', '.join(differing)} differ"
+                        f"{'s' if len(differing) == 1 else ''} "
+                        f"(this worker, {task_name(strategy)}: {own}); give every worker the same config and --set "
+                        "flags")
     steps = [int(row[0]) for row in rows]
     sums = [float(row[1]) for row in rows]
     scale = max(1.0, max(abs(v) for v in sums))
     if len(set(steps)) > 1 or max(sums) - min(sums) > 1e-6 * scale:
         said = ", ".join(f"replica {index} at step {value}" for index, value in enumerate(steps))
         what = "different steps" if len(set(steps)) > 1 else "the same step but different weights"
-        raise ClusterError(
+        problems.append(
             f"the workers of the cluster start from {what} ({said}): each reads the checkpoint folder {folder} "
             "itself, so it must be one folder every machine sees with the same files (a shared file system); "
             "give every worker that path, then start them again")
+    if problems:
+        raise ClusterError("; and ".join(problems))
+
+
+def _digest(value: Any) -> int:
+    """48 bits of a SHA-256 of a setting's canonical JSON (`check_same_start`)."""
+    import hashlib
+
+    text = json.dumps(value, sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:6], "big")
+
+
+def task_name(strategy: tf.distribute.Strategy) -> str:
+    """This process's task in the cluster, as TF_CONFIG names it ("worker 1"); "" without one."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return ""
+    return f"{resolver.task_type} {int(resolver.task_id or 0)}"
 
 
 def replica_mean(strategy: tf.distribute.Strategy, value: Any) -> Any:

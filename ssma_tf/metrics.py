@@ -69,14 +69,17 @@ def _refuse_float_ids(labels: np.ndarray, preds: np.ndarray) -> None:
     shape of sparse labels (before: their argmax was taken over the image's width, and with a
     width of C classes the metrics were of pixel positions, without a word; helper 203)."""
     sparse = labels.shape in (preds.shape, preds.shape + (1,))
-    # One-hot (or soft) labels have the predictions' shape too: values in [0, 1], each pixel's summing to 1
-    # at most (0: void).
-    one_hot = labels.shape == preds.shape and labels.size and labels.min() >= 0 and labels.max() <= 1 \
-        and labels.sum(axis=-1, dtype=np.float64).max() <= 1 + 1e-6
+    # One-hot (or soft) labels have the predictions' shape too: floating values in [0, 1], each
+    # pixel's summing to 1 at most (0: void). Integer labels are ids (helper 213: ids of 0 and 1,
+    # at most one 1 in a row of the image, passed for one-hot, and a width of C was counted).
+    one_hot = labels.shape == preds.shape and labels.size and not np.issubdtype(labels.dtype, np.integer) \
+        and labels.min() >= 0 and labels.max() <= 1 and labels.sum(axis=-1, dtype=np.float64).max() <= 1 + 1e-6
     if sparse and not one_hot:
+        integer = (" (integer labels of that shape are class ids; one-hot labels are given as floats)"
+                   if np.issubdtype(labels.dtype, np.integer) and labels.shape == preds.shape else "")
         raise ValueError(f"the predictions ({preds.dtype}, shape {preds.shape}) have the shape of the labels "
                          f"{labels.shape}: class ids in a floating type, not probabilities or logits over a last "
-                         "axis of classes; cast them to integers")
+                         f"axis of classes; cast them to integers{integer}")
 
 
 class ConfusionMatrix:
@@ -164,12 +167,16 @@ class ConfusionMatrix:
         if matrix.shape != self.matrix.shape:
             raise ValueError(f"expected a {self.matrix.shape} matrix, got {matrix.shape}")
         # Before: a fraction was cut (1.7 counted 1) and a negative count added as it was.
-        bad = np.argwhere((matrix < 0) | (matrix != np.floor(matrix))) if matrix.size else ()
+        # Nor were inf and counts beyond int64 refused: cast, they became -2^63 (helper 213).
+        with np.errstate(invalid="ignore"):
+            too_big = matrix >= 2.0**63 if np.issubdtype(matrix.dtype, np.floating) else matrix > np.iinfo(np.int64).max
+            bad = np.argwhere(~np.isfinite(matrix) | (matrix < 0) | (matrix != np.floor(matrix)) | too_big) \
+                if matrix.size else ()
         if len(bad):
             row, column = (int(i) for i in bad[0])
             value = matrix[row, column].item()
-            raise ValueError(f"counts must be whole numbers >= 0, but the matrix holds {value!r} at row {row}, column "
-                             f"{column} (ground truth {row}, prediction {column})")
+            raise ValueError(f"counts must be whole numbers in 0..2^63-1, but the matrix holds {value!r} at row {row}, "
+                             f"column {column} (ground truth {row}, prediction {column})")
         self.matrix += matrix.astype(np.int64)
         self.num_images += int(num_images)
 

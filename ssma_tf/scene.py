@@ -26,10 +26,13 @@ import keras
 import numpy as np
 
 from ssma_tf.checkpoints import CheckpointError
-from ssma_tf.checkpoints.loading import load_keras_model, seed_generator_states, unimodal_encoder_weights
-from ssma_tf.checkpoints.resolve import resolve_weights
+from ssma_tf.checkpoints.loading import (
+    load_keras_model, refuse_other_expert_rates, seed_generator_states, unimodal_encoder_weights, warn_of_expert_rates,
+)
+from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
+from ssma_tf.checkpoints.tf1_import import KIND_ADAPNET_PP, KIND_IMAGENET, detect_kind, num_classes_of, read_checkpoint
 from ssma_tf.config import ConfigWarning
-from ssma_tf.constants import ADAPNET_PP_BACKBONE
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, EASPP_RATES
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records
 from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids
@@ -224,7 +227,22 @@ def train_scene_classifier(
             log(f"warning: {grouped}")
         for index, source in enumerate(experts or ()):
             with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
-                resolve_weights(os.fspath(source))
+                fmt, resolved = resolve_weights(os.fspath(source))
+                # The classifier builds its experts at the default eASPP rates, which are in no
+                # weight's shape: an expert of others ran at them without a word (helper 217).
+                refuse_other_expert_rates(os.fspath(source), EASPP_RATES, "ssma-scene builds its experts with",
+                                          "give experts trained with those")
+                if fmt == FORMAT_TF1:
+                    shapes = read_checkpoint(resolved)
+                    kind = detect_kind(shapes, resolved)
+                    if kind == KIND_IMAGENET and freeze_experts:
+                        # Before: its eASPP, the only output fused, stayed random for the whole run.
+                        raise CheckpointError(
+                            f"{source} is an ImageNet checkpoint: it holds the ResNet-50 but no eASPP, whose output "
+                            "is what the classifier fuses, and frozen experts keep theirs random; give trained "
+                            "unimodal runs, or --train_experts", path=resolved)
+                    if kind == KIND_ADAPNET_PP:
+                        warn_of_expert_rates(resolved, num_classes_of(shapes, resolved), EASPP_RATES, stacklevel=2)
             found = other_modality_run(os.fspath(source), index, modalities_in_records)
             if found is not None:
                 warnings.warn(f"expert {index + 1} ({source}): " + swapped_expert_line(*found, index), ConfigWarning,
@@ -238,7 +256,7 @@ def train_scene_classifier(
                           f"{backbone} checkpoint per modality) or --train_experts", ConfigWarning, stacklevel=2)
         # The experts' encoders before the classifier is built: a checkpoint that does not fit is named
         # without waiting for the build. One file given for several experts (an ImageNet checkpoint
-        # for each) is read once. A resumed run's state holds every weight.
+        # for each, trained) is read once. A resumed run's state holds every weight.
         expert_weights: Dict[str, list] = {}
         for index, source in enumerate(experts if state is None and experts is not None else ()):
             if os.fspath(source) not in expert_weights:

@@ -471,6 +471,10 @@ def test_a_config_built_in_code_names_no_file():
 def test_warnings_for_legal_but_odd_settings(workdir):
     with pytest.warns(ConfigWarning, match="grow"):
         config_from_dict(train_dict(learning_rate=1e-5))
+    # A flat schedule (helper 211: a rate equal to the floor trained at one rate, unsaid).
+    with pytest.warns(ConfigWarning, match=r"end_learning_rate equals learning_rate \(0.0001\), so the poly schedule "
+                                           r"stays at that rate and never decays"):
+        config_from_dict(train_dict(learning_rate=1e-4, end_learning_rate=1e-4))
     ssma = yaml.safe_load(ORIGINAL_SSMA_TRAIN)
     with pytest.warns(ConfigWarning, match="no effect"):
         config_from_dict({**ssma, "encoder_lr_multiplier": 0.1})

@@ -252,13 +252,25 @@ def test_class_ids_in_a_floating_type_are_refused_not_argmaxed_over_the_width():
     soft.update(np.array([[[0.1, 0.8, 0.1]]]), np.array([[[0.2, 0.7, 0.1]]], np.float32))
     np.testing.assert_array_equal(one_hot.matrix, counted.matrix)
     assert soft.matrix[1, 1] == 1
+    # Integer ids of 0 and 1 with at most one 1 in a row of the image look one-hot, but are ids
+    # (helper 213: with a width of C, counted as probabilities over the width).
+    ids = np.zeros((1, 4, 4), np.int64)
+    ids[0, 0, 2] = ids[0, 2, 1] = 1
+    with pytest.raises(ValueError, match=r"cast them to integers \(integer labels of that shape are class ids; "
+                                         r"one-hot labels are given as floats\)"):
+        ConfusionMatrix(4).update(ids, ids.astype(np.float32))
 
 
 def test_counts_that_are_not_whole_numbers_are_refused():
     """Helper 203: 1.7 was counted 1, and a negative count added as it was."""
-    for bad, value in (([[0, 0, 0], [0, -5, 0], [0, 0, 1]], "-5"), ([[0, 0, 0], [0, 1, 0], [0, 0, 1.7]], "1.7")):
+    # Helper 213: inf and counts beyond int64 passed, and were cast to -2^63.
+    for bad, value in (([[0, 0, 0], [0, -5, 0], [0, 0, 1]], "-5"), ([[0, 0, 0], [0, 1, 0], [0, 0, 1.7]], "1.7"),
+                       ([[0, 0, 0], [0, np.inf, 0], [0, 0, 1]], "inf"),
+                       ([[0, 0, 0], [0, 1e20, 0], [0, 0, 1]], "1e\\+20"),
+                       ([[0, 0, 0], [0, 2.0**63, 0], [0, 0, 1]], "9.223372036854776e\\+18"),
+                       (np.array([[0, 0, 0], [0, 2**63, 0], [0, 0, 1]], np.uint64), "9223372036854775808")):
         matrix = ConfusionMatrix(3)
-        with pytest.raises(ValueError, match=rf"whole numbers >= 0, but the matrix holds {value}"):
+        with pytest.raises(ValueError, match=rf"whole numbers in 0..2\^63-1, but the matrix holds {value} at row "):
             matrix.update_from_matrix(np.array(bad))
         assert matrix.matrix.sum() == 0
     matrix = ConfusionMatrix(3)

@@ -91,7 +91,8 @@ def test_predict_py_names_an_output_it_cannot_write_and_refuses_a_flag_of_the_ot
     monkeypatch.setattr(visualize, "save_png", disk_full)
     output = tmp_path / "out"
     status = _predict_main(["--checkpoint", weights, "--model", "SSMA", "--num_classes", "7", "--quiet",
-                            "--list", str(images / "val.txt"), "--size", "32x64", "--output", str(output)])
+                            "--list", str(images / "val.txt"), "--size", "32x64", "--output", str(output),
+                            "--modality2_interpolation", "nearest"])
     assert status == 1
     assert capsys.readouterr().err == f"error: {output / 'color' / '0.png'}: No space left on device\n"
     # An AdapNet++ flag given for an SSMA (before: accepted without a word, and nothing changed).
@@ -142,12 +143,48 @@ def test_the_resizing_of_modality_2_is_a_flag_for_weights_without_a_config(weigh
     common = ["--checkpoint", weights, "--model", "SSMA", "--num_classes", "7", "--quiet", "--size", "32x64",
               "--modality1", str(images / "rgb" / "1.png"), "--modality2", str(images / "depth" / "1.png")]
     assert _predict_main(common + ["--output", str(tmp_path / "a"), "--modality2_interpolation", "bilinear"]) == 0
+    assert "no config says how modality 2" not in capsys.readouterr().err
     assert _predict_main(common + ["--output", str(tmp_path / "b")]) == 0
+    assert made == ["bilinear", "nearest"]
+    # Without the flag, weights alone are resized by the default with a line saying so (helper 212:
+    # a lone `.keras` SSMA over three resized its bilinear third modality by nearest, unsaid).
+    assert ("no config says how modality 2 and on were resized in training: resizing them by nearest, the default; "
+            "give the run's config (-c) or --modality2_interpolation") in capsys.readouterr().err
+    # One method per modality after the first; a count that is not the network's is refused.
+    assert _predict_main(common + ["--output", str(tmp_path / "c"), "--modality2_interpolation",
+                                   "nearest,bilinear"]) == 2
+    assert ("error: --modality2_interpolation nearest,bilinear gives 2 methods, but this SSMA reads 2 modalities: "
+            "give one per modality after the first (1), or one for all") in capsys.readouterr().err
     assert made == ["bilinear", "nearest"]
     adapnet = types.SimpleNamespace(inputs=[None])  # one input: an AdapNet++
     with pytest.raises(UserInputError, match="^--modality2_interpolation is for SSMA or an expert of modality 2 and on"):
         check_interpolation_flag("bilinear", adapnet, "modality1")  # ssma-predict and ssma-export alike
     check_interpolation_flag("bilinear", adapnet, "modality2")
+    three = types.SimpleNamespace(inputs=[None] * 3)
+    check_interpolation_flag(("nearest", "bilinear"), three, "modality1")
+    with pytest.raises(UserInputError, match=r"^--modality2_interpolation nearest,bilinear,nearest gives 3 methods, "
+                                             r"but this SSMA reads 3 modalities: give one per modality after the "
+                                             r"first \(2\)"):
+        check_interpolation_flag(("nearest", "bilinear", "nearest"), three, "modality1")
+    with pytest.raises(UserInputError, match=r"^--modality2_interpolation nearest: the network reads modality3, but "
+                                             r"the interpolations \['nearest'\] go up to modality2"):
+        check_interpolation_flag(("nearest",), adapnet, "modality3")
+
+
+@pytest.mark.parametrize("text, value", [("nearest", "nearest"), ("nearest,bilinear", ("nearest", "bilinear")),
+                                         ("bilinear, nearest", ("bilinear", "nearest")), ("linear", None),
+                                         ("nearest,", None)])
+def test_the_interpolation_flag_takes_one_method_or_one_per_modality(text, value):
+    import argparse
+
+    from ssma_tf.cli.common import interpolation_flag
+
+    if value is None:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected nearest or bilinear, or one of them per "
+                                                             f"modality after the first .*; got '{text}'"):
+            interpolation_flag(text)
+    else:
+        assert interpolation_flag(text) == value
 
 
 def test_predict_py_errors_name_the_bad_file(tmp_path):

@@ -527,6 +527,35 @@ def test_an_expert_trained_on_another_modality_is_named(records, tmp_path):
                                experts=[runs[0], str(tmp_path / "missing.weights.h5")], expert_classes=3)
 
 
+def test_experts_of_other_easpp_rates_and_frozen_imagenet_experts_are_refused_before_loading(records, tmp_path):
+    """Helper 217: the classifier builds its experts at the default eASPP rates, so an expert
+    trained with [6, 12, 18] ran at others without a word; an ImageNet checkpoint has no eASPP,
+    whose output is what is fused, and frozen it stayed random for the whole run."""
+    import numpy as np
+
+    from ssma_tf.checkpoints.tf1_import import CheckpointError
+    from tests.tf1_helpers import write_tf1_checkpoint
+
+    run = tmp_path / "rgb"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: AdapNet_pp\neaspp_rates: [6, 12, 18]\n")
+    (run / "final.weights.h5").write_bytes(b"not weights: refused before it is read")
+    kwargs = dict(num_classes=3, modalities=2, height=16, width=16, steps=1, batch_size=2)
+    with pytest.raises(CheckpointError, match=r"^--experts, expert 1 of 2: .*rgb/final\.weights\.h5 was trained with "
+                                              r"easpp_rates \[6, 12, 18\], but ssma-scene builds its experts with "
+                                              r"\[3, 6, 12\]: give experts trained with those$"):
+        train_scene_classifier(str(records / "scenes.tfrecords"), str(tmp_path / "out"),
+                               experts=[str(run / "final.weights.h5")] * 2, **kwargs)
+    imagenet = write_tf1_checkpoint(str(tmp_path / "imagenet.ckpt"),
+                                    {"resnet_v2_50/conv1/weights": np.zeros((7, 7, 3, 64), np.float32)})
+    with pytest.raises(CheckpointError, match=r"^--experts, expert 1 of 2: .*imagenet\.ckpt is an ImageNet checkpoint: "
+                                              r"it holds the ResNet-50 but no eASPP, .*; give trained unimodal runs, "
+                                              r"or --train_experts$"):
+        train_scene_classifier(str(records / "scenes.tfrecords"), str(tmp_path / "out"), experts=[imagenet] * 2,
+                               **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
 def test_mobilenet_v2_experts_start_from_their_checkpoints_and_the_classifier_keeps_its_backbone(records, tmp_path):
     from ssma_tf.checkpoints.tf1_import import CheckpointError
     from ssma_tf.models import AdapNetPP

@@ -1158,6 +1158,51 @@ def test_berhu_loss_is_l1_below_the_threshold_and_quadratic_above():
     assert float(berhu_loss(prediction, target, valid)) == pytest.approx(expected, rel=1e-5)
 
 
+_REPLICA_STATISTICS = """
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from ssma_tf.semi_supervised.depth_pretraining import berhu_loss
+from ssma_tf.semi_supervised.mixing import confidence_weight
+
+rng = np.random.default_rng(0)
+prediction = rng.uniform(0, 1, (4, 3, 5)).astype(np.float32)
+target = np.zeros((4, 3, 5), np.float32)
+valid = np.ones((4, 3, 5), bool)
+valid[2:] = False
+valid[3, 0, 0] = True
+prediction[3, 0, 0] = 3.0  # one valid pixel of a large error, on the second replica
+probs = np.zeros((4, 3, 5, 2), np.float32)
+probs[:2, ..., 0] = 1.0  # the first replica's images confident, the second's not
+probs[2:] = 0.5
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+halves = strategy.experimental_distribute_values_from_function(
+    lambda context: tuple(a[2 * context.replica_id_in_sync_group:][:2] for a in (prediction, target, valid, probs)))
+per_replica = strategy.run(lambda p, t, v, q: (berhu_loss(p, t, v), confidence_weight(q, 0.9)), args=halves)
+mean = float(strategy.reduce("MEAN", per_replica[0], axis=None))
+fractions = [float(value) for value in strategy.experimental_local_results(per_replica[1])]
+print(float(berhu_loss(prediction, target, valid)), mean, float(confidence_weight(probs, 0.9)), *fractions)
+"""
+
+
+def test_the_berhu_threshold_and_the_confidence_weight_are_the_whole_batchs_on_several_replicas():
+    """Helper 215: on two replicas each had its own BerHu threshold and average (4.13 where one
+    device gives 0.36) and weighed its mixed loss by its own confident fraction (1 and 0 for 0.5)."""
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    run = subprocess.run([sys.executable, "-c", _REPLICA_STATISTICS], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT)), timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    one_device, replicas, fraction, *each_replicas = (float(v) for v in run.stdout.split()[-5:])
+    assert replicas == pytest.approx(one_device, rel=1e-5) and fraction == 0.5 and each_replicas == [0.5, 0.5]
+
+
 def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
 

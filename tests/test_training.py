@@ -839,9 +839,9 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _start_workers(tmp_path, config: str, folders, *extra) -> list:
+def _start_workers(tmp_path, config: str, folders, *extra, own=((), ())) -> list:
     """Two `ssma-train` workers (the tiny model) of a cluster on localhost, each with its own
-    checkpoint folder; their output in `tmp_path / worker<i>.log`."""
+    checkpoint folder and flags (`own`); their output in `tmp_path / worker<i>.log`."""
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     processes = []
@@ -849,7 +849,8 @@ def _start_workers(tmp_path, config: str, folders, *extra) -> list:
         env = _env()
         env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.tiny_train", "-c", config, "--set", f"checkpoint={folder}", *extra],
+            [sys.executable, "-m", "tests.tiny_train", "-c", config, "--set", f"checkpoint={folder}", *extra,
+             *own[index]],
             env=env, cwd=ROOT, stdout=open(tmp_path / f"worker{index}.log", "w"), stderr=subprocess.STDOUT))
     return processes
 
@@ -869,12 +870,18 @@ def test_workers_that_resume_from_different_points_are_refused_on_every_worker(t
     result (exit 0)."""
     config = _tiny_distributed_config(tmp_path, "multiworker.config")
     training.Trainer(load_config(config, "train", overrides={"max_iteration": 2}), log=lambda line: None).train()
-    statuses = _ended(_start_workers(tmp_path, config, [tmp_path / "checkpoints", tmp_path / "other"]))
+    # Worker 1 also given another learning rate (helper 215: the copies of the weights drifted
+    # apart while the all-reduced losses agreed, and both exited 0); its checkpoint path differing
+    # is not a setting that differs.
+    statuses = _ended(_start_workers(tmp_path, config, [tmp_path / "checkpoints", tmp_path / "other"],
+                                     own=((), ("--set", "learning_rate=0.5"))))
     logs = [(tmp_path / f"worker{index}.log").read_text() for index in range(2)]
     assert statuses == [2, 2], logs
-    for log in logs:
-        assert "error: the workers of the cluster start from different steps (replica 0 at step 2, replica 1 at " \
-               "step 0): each reads the checkpoint folder" in log
+    for index, log in enumerate(logs):
+        assert ("error: the workers of the cluster were given different settings: learning_rate differs (this worker, "
+                f"worker {index}: learning_rate {(0.01, 0.5)[index]}); give every worker the same config and --set "
+                "flags; and the workers of the cluster start from different steps (replica 0 at step 2, replica 1 at "
+                "step 0): each reads the checkpoint folder") in log, log
     assert not (tmp_path / "checkpoints" / "ckpt-3.index").exists()  # nothing trained
 
 

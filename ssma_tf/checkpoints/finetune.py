@@ -135,7 +135,7 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         )
     if resolved.endswith(".keras"):  # only a .keras file holds a pruned network
         refuse_pruned_source(resolved, getattr(source, "widths", None), getattr(model, "widths", None),
-                             "finetune_from")
+                             "finetune_from", backbone=getattr(model, "backbone", None))
     wanted = _layers_with_weights(model)
     available = _layers_with_weights(source)
     loaded, fresh = [], []

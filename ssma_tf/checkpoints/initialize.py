@@ -19,7 +19,9 @@ from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, 
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.checkpoints.finetune import finetune_weights
-from ssma_tf.checkpoints.loading import load_weights, run_model, unimodal_encoder_weights, warn_of_expert_rates
+from ssma_tf.checkpoints.loading import (
+    load_weights, refuse_other_expert_rates, run_model, unimodal_encoder_weights, warn_of_expert_rates,
+)
 from ssma_tf.checkpoints.reading import keras_file_config
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
@@ -256,6 +258,10 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
             for index, (encoder, source) in enumerate(zip(model.encoders, sources)):
                 if source not in loaded:
                     with _naming_key(config, index):
+                        # The rates are in no weight's shape: an expert of others ran at this SSMA's
+                        # without a word (helper 214).
+                        refuse_other_expert_rates(source, model.easpp_rates, "this SSMA's experts have",
+                                                  "set easpp_rates: {rates} in the config, as its experts were trained")
                         # Only the encoder is taken: the expert's class count is the one its weights
                         # have (as two TF1 checkpoints, by name), not the SSMA's (helper 126).
                         loaded[source] = unimodal_encoder_weights(

@@ -23,7 +23,8 @@ except ImportError:  # a JAX machine: TF2 checkpoints are refused below, before 
     tf = None
 
 from ssma_tf.checkpoints.reading import (
-    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_file_widths, keras_load_error, reading,
+    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_file_config, keras_file_widths, keras_load_error,
+    reading,
     UnnamedNetworkError, refuse_pruned_source, stored_num_classes,
 )
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, FORMAT_TF2, resolve_weights, with_earlier_checkpoint
@@ -128,7 +129,8 @@ def _load_weights(model: keras.Model, path: str, strict: bool, initialization: b
     if resolved.endswith(".keras"):
         check_keras_archive(resolved)
         refuse_pruned_source(resolved, keras_file_widths(resolved), getattr(model, "widths", None),
-                             "intialize" if initialization else f"the weights of this {type(model).__name__}")
+                             "intialize" if initialization else f"the weights of this {type(model).__name__}",
+                             backbone=getattr(model, "backbone", None))
     else:
         with _naming_the_run_model(resolved, model):
             check_h5_shapes(resolved, model)  # one line instead of Keras' warning per layer
@@ -177,6 +179,32 @@ def warn_of_expert_rates(checkpoint: str, num_classes: int, easpp_rates: Sequenc
         f"easpp_rates: [{shown}] (config or --set), give ssma-convert-tf1 --easpp-rates {shown.replace(',', '')} "
         "or load_model(..., released_as=NAME); for a model trained with the default rates, nothing is wrong",
         ConfigWarning, stacklevel=stacklevel + 1)
+
+
+def trained_easpp_rates(source: str) -> Optional[list]:
+    """The eASPP rates an expert was trained with: its run's config's, else its `.keras` file's;
+    None where neither says (weights alone, a TF1 checkpoint: `warn_of_expert_rates`)."""
+    rates = saved_run_config(source).get("easpp_rates")
+    if rates is None:
+        fmt, resolved = resolve_weights(source)
+        if fmt == FORMAT_KERAS and resolved.endswith(".keras"):  # not a .weights.h5 file
+            rates = (keras_file_config(resolved).get("config") or {}).get("easpp_rates")
+    return list(rates) if isinstance(rates, (list, tuple)) else None
+
+
+def refuse_other_expert_rates(source: str, easpp_rates: Sequence[int], theirs: str, advice: str) -> None:
+    """Raises CheckpointError when the expert `source` was trained with other eASPP rates than
+    `easpp_rates`, the rates of the network it starts: they are in no weight's shape, so it loaded
+    and ran at the others without a word (helpers 214, 217).
+
+    Args:
+        theirs: what the rates are of ("this SSMA's experts have").
+        advice: what to do; `{rates}` stands for the expert's rates.
+    """
+    rates = trained_easpp_rates(source)
+    if rates is not None and tuple(rates) != tuple(easpp_rates):
+        raise CheckpointError(f"{source} was trained with easpp_rates {rates}, but {theirs} {list(easpp_rates)}: "
+                              + advice.format(rates=rates), path=source)
 
 
 @contextlib.contextmanager

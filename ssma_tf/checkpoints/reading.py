@@ -499,19 +499,34 @@ def keras_file_widths(path: str) -> dict:
     return dict((keras_file_config(path).get("config") or {}).get("widths") or {})
 
 
-def refuse_pruned_source(resolved: str, held: Any, wanted: Any, start: str) -> None:
+def refuse_pruned_source(resolved: str, held: Any, wanted: Any, start: str, backbone: Optional[str] = None) -> None:
     """Raises CheckpointError when a network of `held` widths (a `.keras` file's) would start one
     of `wanted` widths (what a config builds): a pruned network (Section 3.5, `ssma-prune`) has
     other shapes, and Keras' or the loaders' shape errors did not say so (helper 114: "does not
-    fit the model's (other options?)", "was it trained with another backbone?").
+    fit the model's (other options?)", "was it trained with another backbone?"). A network of
+    another backbone or `decoder_filters` (a real-time expert) is named as such, not as pruned
+    (helper 214: "holds a pruned network", with advice `ssma-prune` refuses for MobileNet v2).
 
     Args:
         start: what it was given as (`intialize`, `finetune_from`, "an expert").
+        backbone: the backbone of the network to start, where known.
     """
+    if backbone is not None:
+        theirs = (keras_file_config(resolved).get("config") or {}).get("backbone", ADAPNET_PP_BACKBONE)
+        if theirs != backbone:
+            raise CheckpointError(f"{resolved} holds a network on the {theirs} backbone, but this one is on the "
+                                  f"{backbone} backbone: set backbone: {theirs} in the config, as it was trained",
+                                  path=resolved)
     held, wanted = dict(held or {}), dict(wanted or {})
     if held == wanted:
         return
-    name = next(n for n in sorted(set(held) | set(wanted)) if held.get(n) != wanted.get(n))
+    differing = [n for n in sorted(set(held) | set(wanted)) if held.get(n) != wanted.get(n)]
+    theirs, ours = _decoder_filters(held), _decoder_filters(wanted)
+    if set(differing) <= set(DECODER_LAYERS) and theirs is not None and ours is not None:
+        raise CheckpointError(f"{resolved} holds a network of decoder_filters {theirs}, but this one's decoder is "
+                              f"{ours} wide: set decoder_filters: {theirs} in the config, as it was trained",
+                              path=resolved)
+    name = differing[0]
 
     def width(widths: dict) -> str:
         value = widths.get(name)
@@ -523,6 +538,13 @@ def refuse_pruned_source(resolved: str, held: Any, wanted: Any, start: str) -> N
         f"{resolved} holds a pruned network ({name}: {width(held)}, here {width(wanted)}); a config builds the "
         f"released widths, so it cannot start from it as {start}: fine-tune it further with ssma-prune "
         "--finetune-steps, and evaluate, predict or export it as it is", path=resolved)
+
+
+def _decoder_filters(widths: dict) -> Optional[int]:
+    """The one width of every decoder convolution (a `decoder_filters` network's), else None."""
+    values = {widths.get(name, DECODER_FILTERS) for name in DECODER_LAYERS}
+    value = next(iter(values))
+    return value if len(values) == 1 and isinstance(value, int) else None
 
 
 def keras_load_error(error: BaseException, path: str, model: Any) -> CheckpointError:

@@ -395,16 +395,28 @@ def model_source_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespa
         setting_as_run_or_exit(parser, args.run)
         if args.config is not None or args.checkpoint is not None:
             parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
-        if os.path.isfile(args.run) and not _weights_or_checkpoint_part(args.run):
-            # Before: "no checkpoint at cfg/a.config (expected cfg/a.config.index, ...)" for a file
-            # that is there (helper 205).
-            config = args.run.endswith((".config", ".yaml", ".yml"))
-            parser.error(f"RUN {args.run} is a file but not a model (a training run's folder, a .keras file or "
-                         "weights)" + (f": give a config with -c {args.run}" if config else ""))
+        not_model = not_a_model_file("RUN", args.run)
+        if not_model is not None:
+            parser.error(not_model)
         args.checkpoint = args.run
+    elif args.checkpoint is not None:
+        not_model = not_a_model_file("--checkpoint", args.checkpoint)
+        if not_model is not None:
+            parser.error(not_model)
     if args.config is None and args.checkpoint is None:
         parser.error("give a training run's folder, a config (-c) or a checkpoint (--checkpoint)")
     return parse_overrides_or_exit(parser, args.overrides)
+
+
+def not_a_model_file(flag: str, path: str) -> Optional[str]:
+    """The error for a model flag (`RUN`, `--checkpoint`, `--compare`) given a file that is no model,
+    else None. Before: "no checkpoint at cfg/a.config (expected cfg/a.config.index, ...)" for a
+    file that is there (helper 205; `--checkpoint` and `--compare`: helper 213)."""
+    if not os.path.isfile(path) or _weights_or_checkpoint_part(path):
+        return None
+    config = path.endswith((".config", ".yaml", ".yml"))
+    return (f"{flag} {path} is a file but not a model (a training run's folder, a .keras file or weights)"
+            + (f": give a config with -c {path}" if config else ""))
 
 
 def _weights_or_checkpoint_part(path: str) -> bool:
@@ -436,6 +448,21 @@ def finite_number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
+
+
+def interpolation_flag(text: str) -> Any:
+    """The argparse `type` of `--modality2_interpolation`: one method for modality 2 and every
+    further one, or one per modality after the first, comma-separated (`nearest,bilinear` for an
+    SSMA over three); a tuple then. Before, one method only: a lone `.keras` SSMA over three
+    modalities could not be told that its third was resized bilinearly in training."""
+    from ssma_tf.constants import INTERPOLATIONS  # no TensorFlow
+
+    methods = tuple(part.strip() for part in text.split(","))
+    for method in methods:
+        if method not in INTERPOLATIONS:
+            raise argparse.ArgumentTypeError(f"expected {' or '.join(INTERPOLATIONS)}, or one of them per modality "
+                                             f"after the first separated by commas; got {text!r}")
+    return methods[0] if len(methods) == 1 else methods
 
 
 SEED_MAXIMUM = 2**32 - 1  # the config's `seed` and NumPy's generators take 0..2^32-1

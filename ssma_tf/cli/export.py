@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, model_source_or_exit, size_or_exit, tensorflow_command,
+    ArgumentParser, add_model_source, add_version, interpolation_flag, model_source_or_exit, size_or_exit,
+    tensorflow_command,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    from ssma_tf.constants import INPUT_MODALITIES, INTERPOLATIONS  # no TensorFlow: --help stays quick
+    from ssma_tf.constants import INPUT_MODALITIES  # no TensorFlow: --help stays quick
 
     parser = ArgumentParser(
         prog="ssma-export",
@@ -55,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input_modality", choices=INPUT_MODALITIES,
                         help="AdapNet++: which modality of the records its image is (modality2 for a depth expert: "
                         "resized and calibrated as that one); default: the config's, else modality1")
-    parser.add_argument("--modality2_interpolation", choices=INTERPOLATIONS,
-                        help="SSMA: how modality 2 is resized (default: the config's, else nearest)")
+    parser.add_argument("--modality2_interpolation", type=interpolation_flag, metavar="{nearest,bilinear}[,...]",
+                        help="SSMA: how modality 2 and on are resized, as in training: one method for all, or one "
+                        "per modality after the first (nearest,bilinear) (default: the config's, else nearest)")
     parser.add_argument("--fold_batch_norm", action="store_true",
                         help="fold batch norms into the preceding convolutions (checked to change no "
                         "probability by more than 1e-4; no measured gain on CPU, TFLite folds by itself)")
@@ -103,7 +106,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
     from ssma_tf.inference.export import check_export_output, export_saved_model
-    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference
+    from ssma_tf.config import ConfigWarning
+    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, unknown_interpolation_warning
 
     check_output(args.output, what="--output", directory=True, overwrite=args.overwrite)  # before the model loads
     check_export_output(args.output, args.overwrite)
@@ -125,6 +129,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     input_modality = _input_modality(args, setup)
     # Before: accepted, and dropped from the export without a word.
     check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
+    unknown = unknown_interpolation_warning(setup, args.modality2_interpolation, input_modality)
+    if unknown is not None:  # the export keeps the default in its metadata, and every runner resizes by it
+        warnings.warn(unknown, ConfigWarning, stacklevel=2)
     if args.format != "saved_model":
         from ssma_tf.inference.deploy import export_deployed
 

@@ -44,14 +44,14 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_model_source, add_version, default_backend, finite_number, model_source_or_exit, size_or_exit,
-    tensorflow_command,
+    ArgumentParser, add_model_source, add_version, default_backend, finite_number, interpolation_flag,
+    model_source_or_exit, not_a_model_file, size_or_exit, tensorflow_command,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    from ssma_tf.constants import INPUT_MODALITIES, INTERPOLATIONS  # no TensorFlow: --help stays quick
+    from ssma_tf.constants import INPUT_MODALITIES  # no TensorFlow: --help stays quick
 
     parser = ArgumentParser(
         prog="ssma-predict",
@@ -70,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--recursive", action="store_true", help="also read sub-folders")
     inputs.add_argument("--input_modality", choices=INPUT_MODALITIES,
                         help="AdapNet++: which image the network reads (default: the config's, else modality1)")
-    inputs.add_argument("--modality2_interpolation", choices=INTERPOLATIONS,
+    inputs.add_argument("--modality2_interpolation", type=interpolation_flag, metavar="{nearest,bilinear}[,...]",
                         help="how modality 2 and on (SSMA's, or an expert's of those) are resized to the network, "
-                        "as it was trained (default: the config's, else nearest; an export's: its metadata's)")
+                        "as it was trained: one method for all, or one per modality after the first "
+                        "(nearest,bilinear) (default: the config's, else nearest; an export's: its metadata's)")
 
     output = parser.add_argument_group("output")
     output.add_argument("-o", "--output", required=True, help="folder for the pictures")
@@ -131,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.predictor import Predictor
     from ssma_tf.inference.samples import collect_samples
-    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference
+    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, unknown_interpolation_warning
 
     if args.backend != "tensorflow":
         return _predict_exported(parser, args, overrides)
@@ -142,6 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             overrides=overrides)
     input_modality = args.input_modality or setup.input_modality
     check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
+    _warn(unknown_interpolation_warning(setup, args.modality2_interpolation, input_modality))
     predictor = Predictor(
         setup.model, size=size if args.size is not None else setup.size,
         # Before: a `.keras` file alone resized modality 2 by nearest, with no flag to say otherwise.
@@ -151,6 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     compare = compare_input = None
     if args.compare is not None:
         other = _compared_model(args.compare, setup_inference)
+        _warn(unknown_interpolation_warning(other, None, other.input_modality))
         compare = Predictor(other.model, size=predictor.size,
                             modality2_interpolation=other.modality2_interpolation, precision=args.precision,
                             input_modality=other.input_modality)
@@ -190,6 +193,9 @@ def _compared_model(path: str, setup_inference):
     from ssma_tf.inference.predictor import PredictionError
 
     takes = "--compare takes a training run's folder, a .keras file or a TF1 checkpoint"
+    not_model = not_a_model_file("--compare", path)
+    if not_model is not None:
+        raise PredictionError(not_model)
     try:
         backend = exported_backend(path)
     except UserInputError:
@@ -244,12 +250,14 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     )
     meta = exported.metadata
     held = predictor.modality2_interpolation
-    if args.modality2_interpolation and set([held] if isinstance(held, str) else held) != {
-            args.modality2_interpolation}:
+    reads = meta.get("input_modality") or "modality1"
+    if args.modality2_interpolation and (_methods(held, predictor, reads)
+                                         != _methods(args.modality2_interpolation, predictor, reads)):
         # The export's resizing is that of the model it was made from.
-        raise ExportedModelError(f"{args.checkpoint} resizes modality 2 and on by {held} (its metadata), but "
-                                 f"--modality2_interpolation says {args.modality2_interpolation}; leave the flag out, "
-                                 "or export with it", args.checkpoint)
+        given = args.modality2_interpolation
+        raise ExportedModelError(f"{args.checkpoint} resizes modality 2 and on by {_text(held)} (its metadata), but "
+                                 f"--modality2_interpolation says {_text(given)}; leave the flag out, or export with "
+                                 "it", args.checkpoint)
     if args.input_modality and meta.get("input_modality") and args.input_modality != meta["input_modality"]:
         # The export was made for one modality's images (before: fed another's without a word,
         # where ssma-evaluate refuses it).
@@ -271,6 +279,30 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
           f"{predictor.precision_reason}); pictures in {args.output} {_picture_size(args, predictor, 'export')}")
     return 0
+
+
+def _methods(interpolation, predictor, input_modality: str) -> tuple:
+    """The method of each image an exported network reads, for comparing a flag with its metadata."""
+    from ssma_tf.errors import UserInputError
+    from ssma_tf.resampling import resize_methods
+
+    try:
+        return resize_methods(interpolation, predictor.num_modalities, input_modality)
+    except ValueError as error:
+        raise UserInputError(f"--modality2_interpolation {_text(interpolation)}: {error}") from None
+
+
+def _text(interpolation) -> str:
+    return interpolation if isinstance(interpolation, str) else ",".join(interpolation)
+
+
+def _warn(line: Optional[str]) -> None:
+    if line is not None:
+        import warnings
+
+        from ssma_tf.config import ConfigWarning
+
+        warnings.warn(line, ConfigWarning, stacklevel=2)
 
 
 def _picture_size(args: argparse.Namespace, predictor, what: str) -> str:

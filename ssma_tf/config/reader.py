@@ -832,8 +832,10 @@ class _Reader:
         return info.name
 
     def warn_about(self, config: RunConfig) -> None:
+        # SAC trains at its own constant rate (adaptation.learning_rate): the schedule is not read.
+        schedule = config.mode == "train" and not (config.adaptation is not None and config.adaptation.method == "sac")
         if (
-            config.mode == "train"
+            schedule
             and config.learning_rate is not None
             and config.end_learning_rate > config.learning_rate
         ):
@@ -842,6 +844,16 @@ class _Reader:
                 f"{config.end_learning_rate:g} is above learning_rate {config.learning_rate:g}, so the poly "
                 "schedule makes the learning rate grow (TF1 semantics); set end_learning_rate lower if that is "
                 "not meant",
+                ConfigWarning,
+                stacklevel=4,
+            )
+        elif schedule and config.learning_rate is not None \
+                and config.end_learning_rate == config.learning_rate and config.learning_rate > 0:
+            # Helper 211: a config whose rate equalled the floor trained at one rate without a word.
+            warnings.warn(
+                f"{self.located('end_learning_rate', 'learning_rate')}: end_learning_rate equals learning_rate "
+                f"({config.learning_rate:g}), so the poly schedule stays at that rate and never decays; set "
+                "end_learning_rate lower if a decay is meant",
                 ConfigWarning,
                 stacklevel=4,
             )

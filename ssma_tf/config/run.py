@@ -368,6 +368,14 @@ class RunConfig:
         return out
 
 
+    def cluster_settings(self) -> dict[str, Any]:
+        """The values every worker of a cluster must share (`to_dict`'s): all but the paths,
+        which may differ between machines, and `gpu_id`."""
+        return {name: value for name, value in self.to_dict().items() if DECLARED[name].kind not in MACHINE_KINDS}
+
+
+# The kinds of key whose value may differ between the workers of a cluster (`cluster_settings`).
+MACHINE_KINDS = ("checkpoint", "checkpoints", "file", "folder", "gpu_id", "patterns", "run_checkpoint")
 # Every key of a run configuration and its declaration, in declaration order; the defaults.
 DECLARED = {name: spec for name, spec, _ in declared_keys(RunConfig)}
 DEFAULTS = {name: default for name, _, default in declared_keys(RunConfig)}

@@ -85,6 +85,7 @@ class InferenceSetup:
         modality2_interpolation: the config's, else "nearest" (a tuple, one per modality after
             the first, where the config gives `modality_interpolations`).
         input_modality: AdapNet++: the config's input modality, else "modality1".
+        configured: whether a config (given, or a training run's) gave these settings.
     """
 
     model: keras.Model
@@ -92,6 +93,7 @@ class InferenceSetup:
     size: Optional[Tuple[int, int]] = None
     modality2_interpolation: Union[str, Tuple[str, ...]] = "nearest"
     input_modality: str = "modality1"
+    configured: bool = False
 
 
 def dataset_by_name(name: str, palette: Optional[str] = None) -> Any:
@@ -208,7 +210,7 @@ def setup_inference(
     return InferenceSetup(
         loaded, info, (run.height, run.width),
         run.modality2_interpolation if run.modality_interpolations is None else run.modality_interpolations,
-        run.input_modality or "modality1",
+        run.input_modality or "modality1", configured=True,
     )
 
 
@@ -236,8 +238,36 @@ def check_interpolation_flag(interpolation: Optional[str], model: Any, input_mod
     Raises:
         UserInputError: naming the flag and what the network reads.
     """
-    from ssma_tf.models.factory import is_fusion
+    from ssma_tf.models.factory import is_fusion, num_modalities
+    from ssma_tf.resampling import resize_methods
 
     if interpolation and not is_fusion(model) and input_modality == "modality1":
         raise UserInputError("--modality2_interpolation is for SSMA or an expert of modality 2 and on; this "
                              "AdapNet++ reads modality1, resized bilinearly")
+    if not interpolation or isinstance(interpolation, str):
+        return
+    given = ",".join(interpolation)
+    modalities = num_modalities(model)
+    if is_fusion(model) and len(interpolation) != modalities - 1:
+        # A list that is too long is cut for a config (an expert shares its fusion's list), but on
+        # the command line it names another network.
+        raise UserInputError(f"--modality2_interpolation {given} gives {len(interpolation)} methods, but this SSMA "
+                             f"reads {modalities} modalities: give one per modality after the first "
+                             f"({modalities - 1}), or one for all")
+    try:
+        resize_methods(interpolation, modalities, input_modality)
+    except ValueError as error:
+        raise UserInputError(f"--modality2_interpolation {given}: {error}") from None
+
+
+def unknown_interpolation_warning(setup: InferenceSetup, interpolation: Any, input_modality: str) -> Optional[str]:
+    """The line to warn with when a network reading modality 2 and on comes without a config and
+    the flag is not given: its modalities are resized by the default, nearest, which may not be how
+    it was trained (a `.keras` file does not hold it). None otherwise."""
+    from ssma_tf.models.factory import is_fusion
+
+    if interpolation or setup.configured or (not is_fusion(setup.model) and input_modality == "modality1"):
+        return None
+    return ("no config says how modality 2 and on were resized in training: resizing them by nearest, the "
+            "default; give the run's config (-c) or --modality2_interpolation (one method, or one per modality "
+            "after the first) if it was otherwise")

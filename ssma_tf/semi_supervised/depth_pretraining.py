@@ -54,14 +54,26 @@ def berhu_loss(prediction: Any, target: Any, valid: Any) -> Any:
 
     c is 0.2 × the largest absolute error of the batch's valid pixels.
 
+    Under a strategy of R replicas, c and the count of valid pixels are those of the whole batch
+    (gathered from every replica), and each replica returns R × its pixels' share of the whole
+    batch's loss: their mean is the loss of one device, and the trainer's division by R with the
+    gradients summed gives its gradient. Before (helper 215), each replica had its own c and
+    average, so an image with little valid depth weighed as much as a full one.
+
     Returns:
         A float32 scalar (0 when no pixel is valid).
     """
     valid = tf.cast(valid, tf.float32)
     error = tf.abs(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32)) * valid
-    c = tf.stop_gradient(tf.maximum(BERHU_FRACTION * tf.reduce_max(error), 1e-6))
+    largest, count = tf.reduce_max(error), tf.reduce_sum(valid)
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas > 1:
+        largest = tf.reduce_max(context.all_gather(tf.reshape(tf.stop_gradient(largest), [1]), axis=0))
+        count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    c = tf.stop_gradient(tf.maximum(BERHU_FRACTION * largest, 1e-6))
     per_pixel = tf.where(error <= c, error, (tf.square(error) + tf.square(c)) / (2.0 * c))
-    return tf.reduce_sum(per_pixel * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+    return float(replicas) * tf.reduce_sum(per_pixel * valid) / tf.maximum(count, 1.0)
 
 
 def depth_config(config: Any) -> Any:

@@ -170,9 +170,18 @@ def label_probabilities(labels: Any, num_classes: int) -> Any:
 
 
 def confidence_weight(probs: Any, threshold: float) -> Any:
-    """The fraction of pixels whose largest probability is at least `threshold` (one scalar)."""
+    """The fraction of pixels whose largest probability is at least `threshold` (one scalar).
+
+    Under a strategy of several replicas, the fraction over the whole mixed batch (their equal
+    sub-batches' mean), as on one device; before (helper 215), each replica weighed its own loss
+    by its own fraction.
+    """
     confident = tf.reduce_max(probs, axis=-1) >= threshold
-    return tf.reduce_mean(tf.cast(confident, tf.float32))
+    fraction = tf.reduce_mean(tf.cast(confident, tf.float32))
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        fraction = context.all_reduce(tf.distribute.ReduceOp.MEAN, tf.stop_gradient(fraction))
+    return fraction
 
 
 # Share of an image's depth pixels that may lie off the colour map before it is not a colouring.

@@ -487,7 +487,8 @@ class Trainer:
                     self._log(f"warning: {warning}")
                 for message in initialize_model(self.model, config):
                     self._log(f"initialised from {message}")
-            check_same_start(self.strategy, int(self.step.numpy()), self.model.weights, config.checkpoint)
+            check_same_start(self.strategy, int(self.step.numpy()), self.model.weights, config.checkpoint,
+                             config.cluster_settings())
 
             # Made at the first summary (`writer`): a finished run given again wrote an empty events
             # file into its folder, "left as it was" (helper 133).

@@ -331,9 +331,10 @@ def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_pat
     from ssma_tf.models import SSMA
 
     monkeypatch.setattr(initialize, "unimodal_encoder_weights", lambda *args, **kwargs: [np.zeros((3,))])
+    monkeypatch.setattr(initialize, "refuse_other_expert_rates", lambda *args: None)
     experts = [tmp_path / "mobilenet_rgb.keras", tmp_path / "mobilenet_depth.keras"]
     for path in experts:
-        path.write_bytes(b"")  # never read: the encoder weights come from the stand-in above
+        path.write_bytes(b"")  # never read: the encoder weights (and rates) come from the stand-ins above
     config = config_from_dict(dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
                                    learning_rate=1e-3, checkpoint=str(tmp_path / "ssma"), train_data="unused",
                                    checkpoint1=str(experts[0]), checkpoint2=str(experts[1])),
@@ -542,3 +543,42 @@ def test_experts_of_another_class_count_start_an_ssma_from_their_encoders(tmp_pa
     for encoder in ssma.encoders:
         for got, want in zip(encoder.get_weights(), expert.encoder.get_weights()):
             np.testing.assert_array_equal(got, want)
+
+
+def test_an_expert_of_other_easpp_rates_is_refused_for_an_ssma(tmp_path):
+    """Helper 214: the rates are in no weight's shape, so an expert trained with [3, 6, 12] ran at
+    the SSMA's [2, 4, 8] without a word (the fusion baselines already refused it)."""
+    from ssma_tf.checkpoints.initialize import initialize_model
+    from ssma_tf.models import SSMA
+
+    AdapNetPP(5, backbone="mobilenet_v2").save(tmp_path / "expert.keras")
+    fields = dict(model="SSMA", num_classes=5, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, train_data="unused", backbone="mobilenet_v2", checkpoint=str(tmp_path / "run"),
+                  checkpoint1=str(tmp_path / "expert.keras"), checkpoint2=str(tmp_path / "expert.keras"),
+                  easpp_rates=[2, 4, 8])
+    model = SSMA(5, backbone="mobilenet_v2", easpp_rates=(2, 4, 8))
+    with pytest.raises(CheckpointError, match=r"key 'checkpoint1': .*expert.keras was trained with easpp_rates "
+                                              r"\[3, 6, 12\], but this SSMA's experts have \[2, 4, 8\]: set "
+                                              r"easpp_rates: \[3, 6, 12\] in the config"):
+        initialize_model(model, config_from_dict(fields, check_paths=False))
+    AdapNetPP(5, backbone="mobilenet_v2", easpp_rates=(2, 4, 8)).save(tmp_path / "same.keras")
+    same = str(tmp_path / "same.keras")
+    said = initialize_model(model, config_from_dict({**fields, "checkpoint1": same, "checkpoint2": same},
+                                                    check_paths=False))
+    assert said == [f"{same}: loaded into the modality{i}_encoder expert" for i in (1, 2)]
+    # Nor is a network of another backbone or decoder width called pruned (helper 214: "holds a
+    # pruned network ... fine-tune it further with ssma-prune", which refuses MobileNet v2).
+    from ssma_tf.checkpoints.reading import refuse_pruned_source
+    from ssma_tf.models.widths import decoder_widths
+
+    keras_file = str(tmp_path / "expert.keras")
+    with pytest.raises(CheckpointError, match=r"expert.keras holds a network on the mobilenet_v2 backbone, but this "
+                                              r"one is on the adapnet_pp backbone: set backbone: mobilenet_v2 in the "
+                                              r"config"):
+        refuse_pruned_source(keras_file, {}, {}, "finetune_from", backbone="adapnet_pp")
+    with pytest.raises(CheckpointError, match=r"expert.keras holds a network of decoder_filters 64, but this one's "
+                                              r"decoder is 256 wide: set decoder_filters: 64 in the config"):
+        refuse_pruned_source(keras_file, decoder_widths(64), {}, "intialize", backbone="mobilenet_v2")
+    with pytest.raises(CheckpointError, match=r"expert.keras holds a pruned network \(refine1_conv1: 64 channels, "
+                                              r"here the released width\)"):
+        refuse_pruned_source(keras_file, {**decoder_widths(64), "up1": 40}, {}, "intialize")

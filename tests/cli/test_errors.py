@@ -559,4 +559,19 @@ def test_a_config_or_list_given_as_the_run_is_named_for_what_it_is(module, tmp_p
         assert capsys.readouterr().err.splitlines()[-1] == (
             f"ssma-{module}: error: RUN {given} is a file but not a model (a training run's folder, a .keras file "
             f"or weights){told}")
+    # The same file as --checkpoint (helper 213: "no checkpoint at ok.config ...").
+    with pytest.raises(SystemExit) as exited:
+        main(["--checkpoint", "ok.config", "--model", "AdapNet_pp", "--num_classes", "3", *extra, "-o", "out"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"ssma-{module}: error: --checkpoint ok.config is a file but not a model (a training run's folder, a .keras "
+        "file or weights): give a config with -c ok.config")
+    if module == "predict":  # and as --compare, before any model loads
+        from ssma_tf.cli.predict import _compared_model
+        from ssma_tf.inference.predictor import PredictionError
+
+        with pytest.raises(PredictionError, match=r"^--compare ok.config is a file but not a model \(a training "
+                                                  r"run's folder, a .keras file or weights\): give a config with "
+                                                  r"-c ok.config$"):
+            _compared_model("ok.config", None)
     assert not (tmp_path / "out").exists()
