@@ -5,8 +5,9 @@ AVX512-BF16 but no AMX, the bfloat16 AdapNet++ took 1.64× the float32 time (Ten
 with AMX it took a third. So on a CPU `choose_precision("auto")` times float32 against bfloat16 on a
 small stack of convolutions with the network's shapes (`PROBE_LAYERS`: the encoder's 3×3 and 1×1
 convolutions at 1/8 and 1/16 of a 384×768 input) and picks bfloat16 only when it takes at most
-`BFLOAT16_MARGIN` × the float32 time. The result is cached per processor model and TensorFlow
-version in `<cache>/ssma_tf/precision.json` (`$XDG_CACHE_HOME`, else `~/.cache`; written
+`BFLOAT16_MARGIN` × the float32 time. The result is cached per machine and setting that changes
+it (`measurement_key`: processor, flags, cores, threads, oneDNN and its instruction-set cap,
+TensorFlow version) in `<cache>/ssma_tf/precision.json` (`$XDG_CACHE_HOME`, else `~/.cache`; written
 atomically), so the probe runs once per machine, in about a second.
 
 On GPUs the compute capability decides without timing: Ampere (8.0) and later compute bfloat16 in
@@ -99,7 +100,9 @@ def measurement_key() -> str:
     this process may use, TensorFlow's intra-op threads, whether oneDNN is on, and TensorFlow's
     version. Before, the model and version alone: a measurement with oneDNN on (bfloat16 0.56x)
     chose bfloat16 with oneDNN off too (1.14x, slower), and machines of one model name with
-    other cores or flags shared one entry (helper 119)."""
+    other cores or flags shared one entry (helper 119). oneDNN's instruction-set cap
+    (`ONEDNN_MAX_CPU_ISA`, `DNNL_MAX_CPU_ISA`) too: a run with AMX capped off took the AMX
+    measurement, bfloat16 at 0.27x where it took 1.83x (helper 218)."""
     import tensorflow as tf
 
     flags = cpu_flags()
@@ -110,7 +113,9 @@ def measurement_key() -> str:
     speed = "+".join(flag for flag in SPEED_FLAGS if flag in flags) or "no bf16 flags"
     onednn = {True: "on", False: "off", None: os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")}[onednn_enabled()]
     threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
-    return (f"{processor_model()} | {speed} | {cores} cores | intra-op {threads} | oneDNN {onednn} | "
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    isa = f" (max ISA {cap.strip().upper()})" if cap and cap.strip().upper() != "ALL" else ""
+    return (f"{processor_model()} | {speed} | {cores} cores | intra-op {threads} | oneDNN {onednn}{isa} | "
             f"TensorFlow {tf.__version__}")
 
 

@@ -22,8 +22,9 @@ multiply-adds (about 150 GFLOP per 384×768 AdapNet++ image): the float32 path r
 original graph, no faster. `precision="bfloat16"` computes the convolutions in bfloat16 with
 float32 weights, batch-norm folding done in float64 first, and float32 logits and softmax. On
 processors with bfloat16 matrix units (Intel AMX; NVIDIA Ampere and later) that is several times
-faster; with AVX512-BF16 alone it was 1.64× slower than float32, and without either bfloat16 is
-emulated and slower still. The probabilities then differ from float32 by up to a few 1e-2 and a
+faster. With AVX512-BF16 alone it depends on the processor: 1.64× slower than float32 on an
+Intel Xeon, about 0.55× on an AMD EPYC (docs/bench/deploy_cpu.json); without either, bfloat16 is
+emulated and slower. The probabilities then differ from float32 by up to a few 1e-2 and a
 small share of near-tie pixels change class. `precision="auto"` times both on the machine
 (`ssma_tf.inference.precision`; README, Benchmarks).
 `ssma_tf.inference.compiled` puts the rewrites together into the compiled predict function.
