@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="arithmetic of the network: bfloat16 (about 3x faster where the processor has "
                         "bfloat16 matrix units, Intel AMX; without them it depends on the processor, slower on an "
-                        "Intel Xeon, faster on an AMD EPYC; a few near-tie pixels may change class) or float32 (the original's numbers); auto (default): times both once on this "
-                        "machine (cached) and takes bfloat16 only when clearly faster")
+                        "Intel Xeon, faster on an AMD EPYC; a few near-tie pixels may change class) or float32 "
+                        "(the original's numbers); auto (default): times both once on this machine (cached) and "
+                        "takes bfloat16 only when clearly faster")
     output.add_argument("--backend", choices=("tensorflow", "openvino", "tflite"), default=None,
                         help="tensorflow, or openvino/tflite to run an export folder of ssma-export --format "
                         "openvino|tflite given as RUN or --checkpoint (the deploy extra). Default: the export's "
