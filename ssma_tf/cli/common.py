@@ -11,6 +11,7 @@ the first two kinds too.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import functools
 import math
 import os
@@ -119,6 +120,7 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
     def run(argv: Optional[Sequence[str]] = None) -> int:
         arguments = sys.argv[1:] if argv is None else list(argv)
         debug = DEBUG_FLAG in arguments
+        debugging = _DEBUG.set(debug)  # for the errors a command catches itself (`fail`)
         # Python's default for SIGTERM ends the process on the spot, leaving `.partial-*` files;
         # raised as an exception it unwinds like Ctrl-C. Signals go to the main thread only.
         in_main_thread = threading.current_thread() is threading.main_thread()
@@ -171,8 +173,13 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
             if outermost:
                 clear_termination()  # reported: library calls after the command are not stopped by it
+            _DEBUG.reset(debugging)
 
     return run
+
+
+# Whether the command running in this context was given `--debug` (`command`, `fail`).
+_DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("ssma_tf_debug", default=False)
 
 
 class _ClosedReaderTolerated:
@@ -500,9 +507,19 @@ def stride_multiples_or_exit(parser: argparse.ArgumentParser, **sizes: int) -> N
 
 
 def fail(error: BaseException, status: int = 2) -> int:
-    """Prints `error: <message>` on stderr; returns `status` for the command to exit with."""
+    """Prints `error: <message>` on stderr (after the traceback of an exception under `--debug`, as
+    `command` prints it); returns `status` for the command to exit with."""
+    print_traceback_if_debug(error)
     print(f"error: {error}", file=sys.stderr)
     return status
+
+
+def print_traceback_if_debug(error: Any) -> None:
+    """Prints the traceback of an exception a command caught itself, when it runs with `--debug`
+    (helper 219: ssma-prune, ssma-scene, ssma-prepare and ssma-importance-weights printed their
+    one line alone, where docs/reliability.md promises the traceback before it)."""
+    if _DEBUG.get() and isinstance(error, BaseException) and error.__traceback__ is not None:
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
 
 
 def child_environment() -> dict[str, str]:

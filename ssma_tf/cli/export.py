@@ -32,6 +32,7 @@ Exit status: 0 done, 2 bad config, checkpoint or options.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import List, Optional
@@ -109,6 +110,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.config import ConfigWarning
     from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, unknown_interpolation_warning
 
+    if os.path.isdir(args.output) and os.listdir(args.output):
+        # A folder that is no export (or holds other files) is named as such first (helper 219:
+        # "exists; pass --overwrite", which was then refused as "not an export").
+        check_export_output(args.output, overwrite=True)
     check_output(args.output, what="--output", directory=True, overwrite=args.overwrite)  # before the model loads
     check_export_output(args.output, args.overwrite)
     if args.format != "saved_model":

@@ -18,7 +18,7 @@ import time
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, fail, parse_overrides_or_exit, tensorflow_command,
+    ArgumentParser, add_overrides, add_version, fail, not_a_model_file, parse_overrides_or_exit, tensorflow_command,
 )
 
 
@@ -54,6 +54,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.batch_size < 1:
         return fail(f"--batch_size must be >= 1, got {args.batch_size}")
+    not_model = args.checkpoint and not_a_model_file("--checkpoint", args.checkpoint)  # helper 219
+    if not_model:
+        return fail(not_model)
     if "batch_size" in args.overrides:  # before: taken and not read (helper 150)
         return fail("--set batch_size: the prediction batch here is --batch_size; give --batch_size N")
     try:  # before the model predicts every target image

@@ -38,7 +38,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ssma_tf.cli.common import ArgumentParser, add_debug, add_version, command, finite_number
+from ssma_tf.cli.common import (
+    ArgumentParser, add_debug, add_version, command, finite_number, print_traceback_if_debug,
+)
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import check_output
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
@@ -284,6 +286,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # as outputs of another run, "pass --overwrite ... or --skip-existing"; helper 205).
             if progress is not None:
                 progress.clear()
+            print_traceback_if_debug(exc)
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             print(f"{PROG}: {_stopped_line(args, len(written), len(todo))}", file=sys.stderr, flush=True)
             return 2 if isinstance(exc, UserInputError) else 1
@@ -294,9 +297,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not args.quiet:
                 print(f"{PROG}: wrote '{args.list_file}' ({len(jobs)} samples)", file=sys.stderr)
     except UserInputError as exc:  # bad input (files, values); any other ValueError is a bug
+        print_traceback_if_debug(exc)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the disk, a permission
+        print_traceback_if_debug(exc)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -23,7 +23,8 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, fail, finite_number, parse_overrides_or_exit, tensorflow_command,
+    ArgumentParser, add_overrides, add_version, fail, finite_number, not_a_model_file, parse_overrides_or_exit,
+    tensorflow_command,
 )
 
 DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
@@ -80,6 +81,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"{flag} must be at least {0 if flag == '--finetune-steps' else 1}")
     if args.finetune_lr is not None and not args.finetune_lr > 0:  # a negative rate climbs the loss
         parser.error(f"--finetune-lr must be positive, got {args.finetune_lr:g}")
+    not_model = args.checkpoint and not_a_model_file("--checkpoint", args.checkpoint)  # helper 219
+    if not_model:
+        parser.error(not_model)
 
     from ssma_tf.config import load_config
     from ssma_tf.errors import UserInputError

@@ -25,7 +25,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_version, command, fail, finite_number, require_tensorflow_backend, seed_number,
+    ArgumentParser, add_debug, add_version, command, fail, finite_number, require_tensorflow_backend, seed_number,
 )
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser("convert", help="scene list file to TFRecords")
+    add_debug(convert)  # after the sub-command too (before: 'unrecognized arguments'; helper 219)
     convert.add_argument("-f", "--file", required=True, help="list file: 'modality1 ... modalityN class_id' per line")
     convert.add_argument("-r", "--record", required=True, help="output TFRecord file")
     convert.add_argument("--modalities", type=int, default=None, help="images per line (an error otherwise)")
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true",
                          help="replace the record file if it exists (without it, an existing one is an error)")
     train = commands.add_parser("train", help="train an SSMA scene classifier")
+    add_debug(train)
     train.add_argument("--train_data", required=True, nargs="+", help="scene records (files or patterns)")
     train.add_argument("--output", required=True, help="folder for scene.keras")
     train.add_argument("--num_classes", type=int, required=True, help="scene classes (ids 0..N-1; no void class)")
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "model: evaluation's default)")
     train.add_argument("--width", type=int, required=True, help="input width, a multiple of 16 (likewise)")
     evaluate = commands.add_parser("evaluate", help="per-class recall and IoU of a trained classifier")
+    add_debug(evaluate)
     evaluate.add_argument("model", help="scene.keras, or the training output folder")
     evaluate.add_argument("--test_data", required=True, nargs="+", help="scene records (files or patterns)")
     evaluate.add_argument("--height", type=int, help="input height (default: the size the model was trained at)")

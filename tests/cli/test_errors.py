@@ -287,6 +287,70 @@ def test_scripts_exit_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
             assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ") and missing in run.stderr
 
 
+@pytest.mark.parametrize("module, argv", [
+    ("evaluate", ["-c", "ok.config"]),
+    ("prune", ["-c", "ok.config", "--test-data", "x.tfrecords", "-o", "out"]),
+    ("importance_weights", ["-c", "ok.config", "-o", "w.json"]),
+])
+def test_a_config_given_as_the_checkpoint_is_named_for_what_it_is(tmp_path, monkeypatch, capsys, module, argv):
+    """Helper 219: ssma-evaluate, ssma-prune and ssma-importance-weights still said "no checkpoint
+    at ok.config (expected ok.config.index, ...)" for a file that is there."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.config").write_text("model: AdapNet_pp\n")
+    main = importlib.import_module(f"ssma_tf.cli.{module}").main
+    try:
+        status = main(argv + ["--checkpoint", "ok.config"])
+    except SystemExit as exited:  # parser.error
+        status = exited.code
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "--checkpoint ok.config is a file but not a model (a training run's folder, a .keras file or weights): give "
+        "a config with -c ok.config")
+
+
+def test_export_names_a_folder_that_is_no_export_before_suggesting_overwrite(tmp_path, monkeypatch, capsys):
+    """Helper 219: "--output pout exists; pass --overwrite to replace it", then with --overwrite
+    "pout is not an export ...: --overwrite replaces an earlier export only"."""
+    import ssma_tf.inference.settings
+    from ssma_tf.cli import export as export_cli
+
+    monkeypatch.setattr(ssma_tf.inference.settings, "setup_inference", lambda *a, **k: pytest.fail("model loaded"))
+    out = tmp_path / "pout"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"a prediction")
+    for extra in ([], ["--overwrite"]):
+        assert export_cli.main(["--checkpoint", "w.weights.h5", "--model", "AdapNet_pp", "--num_classes", "5",
+                                "-o", str(out), *extra]) == 2
+        assert capsys.readouterr().err == (f"error: {out} is not an export (it has no assets.extra/ssma_tf.json): "
+                                           "--overwrite replaces an earlier export only, never other files; give a "
+                                           "new folder, or delete this one yourself\n")
+    assert (out / "a.png").read_bytes() == b"a prediction"
+
+
+@pytest.mark.parametrize("module, argv, line", [
+    ("prune", ["-c", "missing.config", "--test-data", "x.tfrecords", "-o", "out"], "error: missing.config: cannot "),
+    ("importance_weights", ["-c", "missing.config", "-o", "w.json"], "error: missing.config: cannot "),
+    ("prepare", ["jet", "missing.png", "-o", "out", "--max", "10"], "ssma-prepare: error: input 'missing.png'"),
+    ("scene", ["evaluate", "ck", "--test_data", "v.tfrecords"], "error: ck: no such model file or run folder"),
+    ("scene", ["convert", "-f", "nope.txt", "-r", "s.tfrecords"], "error: list file nope.txt does not exist"),
+])
+def test_commands_that_catch_their_errors_show_the_traceback_with_debug(tmp_path, monkeypatch, capsys, module, argv,
+                                                                         line):
+    """Helper 219: these commands print their one line themselves, so `--debug` showed no
+    traceback; `ssma-scene SUBCOMMAND ... --debug` was refused as an unknown argument."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module(f"ssma_tf.cli.{module}").main
+    assert main(argv) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(argv + ["--debug"]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in error and error.splitlines()[-1].startswith(line), error
+
+
 @pytest.mark.parametrize("module, extra, pattern", [
     ("predict", ["--modality1", "a.png"], "error: --output {out} is a file; give a folder"),
     ("export", [], "error: --output {out} exists; pass --overwrite to replace it"),
