@@ -75,11 +75,16 @@ def _refuse_float_ids(labels: np.ndarray, preds: np.ndarray) -> None:
     one_hot = labels.shape == preds.shape and labels.size and not np.issubdtype(labels.dtype, np.integer) \
         and labels.min() >= 0 and labels.max() <= 1 and labels.sum(axis=-1, dtype=np.float64).max() <= 1 + 1e-6
     if sparse and not one_hot:
-        integer = (" (integer labels of that shape are class ids; one-hot labels are given as floats)"
-                   if np.issubdtype(labels.dtype, np.integer) and labels.shape == preds.shape else "")
+        looks_one_hot = labels.size and labels.min() >= 0 and labels.max() <= 1 \
+            and labels.sum(axis=-1, dtype=np.float64).max() <= 1
+        if np.issubdtype(labels.dtype, np.integer) and labels.shape == preds.shape and looks_one_hot:
+            # Integer one-hot labels beside probabilities, or ids beside float ids (helper 220).
+            raise ValueError(f"the labels ({labels.dtype}, shape {labels.shape}) have the shape of the predictions: "
+                             "integer labels of that shape are class ids; give one-hot labels as floats, or cast "
+                             "class-id predictions to integers")
         raise ValueError(f"the predictions ({preds.dtype}, shape {preds.shape}) have the shape of the labels "
                          f"{labels.shape}: class ids in a floating type, not probabilities or logits over a last "
-                         f"axis of classes; cast them to integers{integer}")
+                         "axis of classes; cast them to integers")
 
 
 class ConfusionMatrix:
@@ -124,7 +129,7 @@ class ConfusionMatrix:
         """Adds a batch.
 
         Args:
-            labels: ground truth, sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C);
+            labels: ground truth, sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C) as floats;
                 NumPy or tensors. Ids outside [0, C) are void.
             predictions: integer class ids (B, H, W), or float probabilities or logits
                 (B, H, W, C) whose argmax is the prediction.
@@ -164,11 +169,13 @@ class ConfusionMatrix:
             num_images: how many images the counts cover.
         """
         matrix = np.asarray(matrix)
+        if matrix.dtype == object:  # Python ints beyond uint64 (helper 220: NumPy's TypeError)
+            matrix = matrix.astype(np.float64)
         if matrix.shape != self.matrix.shape:
             raise ValueError(f"expected a {self.matrix.shape} matrix, got {matrix.shape}")
         # Before: a fraction was cut (1.7 counted 1) and a negative count added as it was.
         # Nor were inf and counts beyond int64 refused: cast, they became -2^63 (helper 213).
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             too_big = matrix >= 2.0**63 if np.issubdtype(matrix.dtype, np.floating) else matrix > np.iinfo(np.int64).max
             bad = np.argwhere(~np.isfinite(matrix) | (matrix < 0) | (matrix != np.floor(matrix)) | too_big) \
                 if matrix.size else ()
@@ -177,7 +184,13 @@ class ConfusionMatrix:
             value = matrix[row, column].item()
             raise ValueError(f"counts must be whole numbers in 0..2^63-1, but the matrix holds {value!r} at row {row}, "
                              f"column {column} (ground truth {row}, prediction {column})")
-        self.matrix += matrix.astype(np.int64)
+        matrix = matrix.astype(np.int64)
+        room = np.iinfo(np.int64).max - self.matrix  # the running total overflowed without a word
+        if np.any(matrix > room):
+            row, column = (int(i) for i in np.argwhere(matrix > room)[0])
+            raise ValueError(f"adding {matrix[row, column]} at row {row}, column {column} would take the count past "
+                             "2^63-1")
+        self.matrix += matrix
         self.num_images += int(num_images)
 
     def merge(self, other: "ConfusionMatrix") -> None:
@@ -364,7 +377,7 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int, comp
     evaluating with `tf.distribute`). Same conventions as `ConfusionMatrix.update`.
 
     Args:
-        labels: sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C).
+        labels: sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C) as floats.
         predictions: probabilities or logits (B, H, W, C).
         num_classes: C.
         compilable: count with an op of a fixed output size, which XLA compiles (the Keras

@@ -27,7 +27,7 @@ import numpy as np
 
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.loading import (
-    load_keras_model, refuse_other_expert_rates, seed_generator_states, unimodal_encoder_weights, warn_of_expert_rates,
+    expert_rates_problem, load_keras_model, seed_generator_states, unimodal_encoder_weights, warn_of_expert_rates,
 )
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import KIND_ADAPNET_PP, KIND_IMAGENET, detect_kind, num_classes_of, read_checkpoint
@@ -228,10 +228,16 @@ def train_scene_classifier(
         for index, source in enumerate(experts or ()):
             with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
                 fmt, resolved = resolve_weights(os.fspath(source))
-                # The classifier builds its experts at the default eASPP rates, which are in no
-                # weight's shape: an expert of others ran at them without a word (helper 217).
-                refuse_other_expert_rates(os.fspath(source), EASPP_RATES, "ssma-scene builds its experts with",
-                                          "give experts trained with those")
+        # The classifier builds its experts at the default eASPP rates, which are in no weight's
+        # shape: an expert of others ran at them without a word (helper 217).
+        problem = expert_rates_problem([os.fspath(source) for source in experts or ()], EASPP_RATES,
+                                       "ssma-scene builds its experts with", "give experts trained with those")
+        if problem is not None:
+            with _naming_expert(problem[0], len(experts)):
+                raise CheckpointError(problem[1], path=os.fspath(experts[problem[0]]))
+        for index, source in enumerate(experts or ()):
+            with _naming_expert(index, len(experts)):
+                fmt, resolved = resolve_weights(os.fspath(source))
                 if fmt == FORMAT_TF1:
                     shapes = read_checkpoint(resolved)
                     kind = detect_kind(shapes, resolved)

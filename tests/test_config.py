@@ -1109,3 +1109,12 @@ def test_a_savedmodel_export_given_as_an_exported_model_to_evaluate_is_named_as_
     with pytest.raises(ConfigError, match=r"is not an OpenVINO or TFLite export \(metadata 'backend': None\); "
                                           r"give such an export folder \(ssma-export --format openvino or tflite\)"):
         export_config(tmp_path / "saved", {"test_data": "t.tfrecords"})
+
+
+def test_cluster_settings_hold_every_key_but_the_paths_whatever_is_set(workdir):
+    """Helper 220: built from `to_dict`, which leaves unset keys out, a worker given `--set seed=5`
+    sent a longer row than the others, and the gather failed with a TensorFlow error."""
+    plain, seeded = config_from_dict(train_dict()), config_from_dict(train_dict(seed=5))
+    assert list(plain.cluster_settings()) == list(seeded.cluster_settings())
+    assert plain.cluster_settings()["seed"] is None and seeded.cluster_settings()["seed"] == 5
+    assert not {"train_data", "checkpoint", "gpu_id", "log_dir"} & set(plain.cluster_settings())

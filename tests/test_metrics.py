@@ -256,9 +256,23 @@ def test_class_ids_in_a_floating_type_are_refused_not_argmaxed_over_the_width():
     # (helper 213: with a width of C, counted as probabilities over the width).
     ids = np.zeros((1, 4, 4), np.int64)
     ids[0, 0, 2] = ids[0, 2, 1] = 1
-    with pytest.raises(ValueError, match=r"cast them to integers \(integer labels of that shape are class ids; "
-                                         r"one-hot labels are given as floats\)"):
+    said = (r"the labels \(int64, shape \(1, 4, 4\)\) have the shape of the predictions: integer labels of that "
+            r"shape are class ids; give one-hot labels as floats, or cast class-id predictions to integers")
+    with pytest.raises(ValueError, match=said):
         ConfusionMatrix(4).update(ids, ids.astype(np.float32))
+    # Counts past int64 in the running total, Python ints past uint64, float16 (helper 220).
+    total = ConfusionMatrix(2)
+    total.update_from_matrix(np.array([[2**62, 0], [0, 0]]))
+    with pytest.raises(ValueError, match=r"adding 4611686018427387904 at row 0, column 0 would take the count past"):
+        total.update_from_matrix(np.array([[2**62, 0], [0, 0]]))
+    assert total.matrix[0, 0] == 2**62
+    with pytest.raises(ValueError, match=r"matrix holds 1.8446744073709552e\+19 at row 0, column 0"):
+        ConfusionMatrix(2).update_from_matrix([[2**64, 0], [0, 0]])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ConfusionMatrix(2).update_from_matrix(np.array([[3, 0], [0, 1]], np.float16))
 
 
 def test_counts_that_are_not_whole_numbers_are_refused():

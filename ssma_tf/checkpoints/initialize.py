@@ -20,7 +20,7 @@ from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.checkpoints.finetune import finetune_weights
 from ssma_tf.checkpoints.loading import (
-    load_weights, refuse_other_expert_rates, run_model, unimodal_encoder_weights, warn_of_expert_rates,
+    expert_rates_problem, load_weights, run_model, unimodal_encoder_weights, warn_of_expert_rates,
 )
 from ssma_tf.checkpoints.reading import keras_file_config
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, resolve_weights
@@ -231,12 +231,13 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                                               "final.weights.h5 or a model saved with them", path=resolved)
                 # An expert run of other eASPP rates loaded into the baseline's (the released ones,
                 # which its config cannot change) without a word: another network (helper 144).
-                trained_rates = saved_run_config(source).get("easpp_rates")
-                if isinstance(trained_rates, list) and tuple(trained_rates) != tuple(expert.easpp_rates):
-                    raise CheckpointError(
-                        f"{source} was trained with easpp_rates {trained_rates}, but the experts of fusion "
-                        f"{config.fusion} have the released rates {list(expert.easpp_rates)}: give experts trained "
-                        "with those (or compare with SSMA, whose easpp_rates the config sets)", path=source)
+                # A lone `.keras` file says them too (helper 220).
+                problem = expert_rates_problem([source], expert.easpp_rates,
+                                               f"the experts of fusion {config.fusion} have the released rates",
+                                               "give experts trained with those (or compare with SSMA, whose "
+                                               "easpp_rates the config sets)")
+                if problem is not None:
+                    raise CheckpointError(problem[1], path=source)
                 messages.append(f"{load_weights(expert, source, initialization=True)} (the {expert.name})")
     elif sources is not None:
         formats = [resolve_weights(p) for p in sources]
@@ -255,13 +256,22 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         else:
             dropout_rate = 1.0 - config.dropout_keep_prob
             loaded: dict[str, list] = {}  # one throw-away AdapNet++ per distinct source
+            # The rates are in no weight's shape: an expert of others ran at this network's without a
+            # word (helper 214).
+            if isinstance(model, SSMA):
+                problem = expert_rates_problem(sources, model.easpp_rates, "this SSMA's experts have",
+                                               "set easpp_rates: {rates} in the config, as its experts were trained")
+            else:  # the encoders of lfc and fusenet: the released rates, which the config cannot change
+                problem = expert_rates_problem(sources, model.encoders[0].easpp_rates,
+                                               f"the experts of fusion {config.fusion} have the released rates",
+                                               "give experts trained with those (or compare with SSMA, whose "
+                                               "easpp_rates the config sets)")
+            if problem is not None:
+                with _naming_key(config, problem[0]):
+                    raise CheckpointError(problem[1], path=sources[problem[0]])
             for index, (encoder, source) in enumerate(zip(model.encoders, sources)):
                 if source not in loaded:
                     with _naming_key(config, index):
-                        # The rates are in no weight's shape: an expert of others ran at this SSMA's
-                        # without a word (helper 214).
-                        refuse_other_expert_rates(source, model.easpp_rates, "this SSMA's experts have",
-                                                  "set easpp_rates: {rates} in the config, as its experts were trained")
                         # Only the encoder is taken: the expert's class count is the one its weights
                         # have (as two TF1 checkpoints, by name), not the SSMA's (helper 126).
                         loaded[source] = unimodal_encoder_weights(

@@ -192,19 +192,29 @@ def trained_easpp_rates(source: str) -> Optional[list]:
     return list(rates) if isinstance(rates, (list, tuple)) else None
 
 
-def refuse_other_expert_rates(source: str, easpp_rates: Sequence[int], theirs: str, advice: str) -> None:
-    """Raises CheckpointError when the expert `source` was trained with other eASPP rates than
-    `easpp_rates`, the rates of the network it starts: they are in no weight's shape, so it loaded
-    and ran at the others without a word (helpers 214, 217).
+def expert_rates_problem(sources: Sequence[str], easpp_rates: Sequence[int], theirs: str,
+                         advice: str) -> Optional[tuple[int, str]]:
+    """(the index of the expert to blame, the message) when the experts `sources` were trained with
+    other eASPP rates than `easpp_rates`, those of the network they start, or with different rates
+    from each other; None when they fit or say nothing. The rates are in no weight's shape: such an
+    expert loaded and ran at the others without a word (helpers 214, 217, 220).
 
     Args:
-        theirs: what the rates are of ("this SSMA's experts have").
-        advice: what to do; `{rates}` stands for the expert's rates.
+        theirs: what `easpp_rates` are of ("this SSMA's experts have").
+        advice: what to do about one expert; `{rates}` stands for its rates.
     """
-    rates = trained_easpp_rates(source)
-    if rates is not None and tuple(rates) != tuple(easpp_rates):
-        raise CheckpointError(f"{source} was trained with easpp_rates {rates}, but {theirs} {list(easpp_rates)}: "
-                              + advice.format(rates=rates), path=source)
+    trained = {index: trained_easpp_rates(source) for index, source in enumerate(sources)}
+    known = {index: rates for index, rates in trained.items() if rates is not None}
+    if len({tuple(rates) for rates in known.values()}) > 1:
+        listed = ", ".join(f"{sources[index]}: {rates}" for index, rates in known.items())
+        second = sorted(known)[1]
+        return second, (f"the experts were trained with different easpp_rates ({listed}), but the experts of one "
+                        "network share one set: give experts trained with the same rates")
+    for index, rates in known.items():
+        if tuple(rates) != tuple(easpp_rates):
+            return index, (f"{sources[index]} was trained with easpp_rates {rates}, but {theirs} "
+                           f"{list(easpp_rates)}: " + advice.format(rates=rates))
+    return None
 
 
 @contextlib.contextmanager

@@ -415,12 +415,19 @@ def model_source_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespa
     return parse_overrides_or_exit(parser, args.overrides)
 
 
-def not_a_model_file(flag: str, path: str) -> Optional[str]:
+def not_a_model_file(flag: str, path: str, takes: Optional[str] = None) -> Optional[str]:
     """The error for a model flag (`RUN`, `--checkpoint`, `--compare`) given a file that is no model,
     else None. Before: "no checkpoint at cfg/a.config (expected cfg/a.config.index, ...)" for a
-    file that is there (helper 205; `--checkpoint` and `--compare`: helper 213)."""
+    file that is there (helper 205; `--checkpoint` and `--compare`: helper 213).
+
+    Args:
+        takes: what the flag takes, for a flag that takes no config beside it (`--compare`);
+            default: a model, and a config given with `-c`.
+    """
     if not os.path.isfile(path) or _weights_or_checkpoint_part(path):
         return None
+    if takes is not None:
+        return f"{flag} {path} is a file but not a model: {takes}"
     config = path.endswith((".config", ".yaml", ".yml"))
     return (f"{flag} {path} is a file but not a model (a training run's folder, a .keras file or weights)"
             + (f": give a config with -c {path}" if config else ""))

@@ -194,7 +194,7 @@ def _compared_model(path: str, setup_inference):
     from ssma_tf.inference.predictor import PredictionError
 
     takes = "--compare takes a training run's folder, a .keras file or a TF1 checkpoint"
-    not_model = not_a_model_file("--compare", path)
+    not_model = not_a_model_file("--compare", path, f"{takes}; give the folder of the run a config belongs to")
     if not_model is not None:
         raise PredictionError(not_model)
     try:

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import List, Optional
 
-from ssma_tf.cli.common import ArgumentParser, add_version, command, seed_number
+from ssma_tf.cli.common import ArgumentParser, add_version, command, fail, seed_number
 from ssma_tf.data import synthetic
 
 
@@ -58,8 +58,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             thermal=args.thermal,
         )
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return fail(error)  # the traceback too under --debug (helper 220)
     print(
         f"wrote {args.num_train} train + {args.num_val} val samples of {args.height}x{args.width} "
         f"(seed {args.seed}, {args.style} style) to {written.root} in {time.perf_counter() - start:.1f} s: "

@@ -372,7 +372,10 @@ class RunConfig:
     def cluster_settings(self) -> dict[str, Any]:
         """The values every worker of a cluster must share (`to_dict`'s): all but the paths,
         which may differ between machines, and `gpu_id`."""
-        return {name: value for name, value in self.to_dict().items() if DECLARED[name].kind not in MACHINE_KINDS}
+        values = self.to_dict()
+        # Every key, unset ones as None: a key one worker sets and another leaves out (`--set seed=5`)
+        # gave rows of other lengths, which the gather refused with a TensorFlow error (helper 220).
+        return {name: values.get(name) for name, spec in DECLARED.items() if spec.kind not in MACHINE_KINDS}
 
 
 # The kinds of key whose value may differ between the workers of a cluster (`cluster_settings`).

@@ -331,7 +331,7 @@ def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_pat
     from ssma_tf.models import SSMA
 
     monkeypatch.setattr(initialize, "unimodal_encoder_weights", lambda *args, **kwargs: [np.zeros((3,))])
-    monkeypatch.setattr(initialize, "refuse_other_expert_rates", lambda *args: None)
+    monkeypatch.setattr(initialize, "expert_rates_problem", lambda *args: None)
     experts = [tmp_path / "mobilenet_rgb.keras", tmp_path / "mobilenet_depth.keras"]
     for path in experts:
         path.write_bytes(b"")  # never read: the encoder weights (and rates) come from the stand-ins above
@@ -563,6 +563,11 @@ def test_an_expert_of_other_easpp_rates_is_refused_for_an_ssma(tmp_path):
         initialize_model(model, config_from_dict(fields, check_paths=False))
     AdapNetPP(5, backbone="mobilenet_v2", easpp_rates=(2, 4, 8)).save(tmp_path / "same.keras")
     same = str(tmp_path / "same.keras")
+    # Experts of different rates: no setting fits both (helper 220: each refusal advised the other).
+    with pytest.raises(CheckpointError, match=r"key 'checkpoint2': the experts were trained with different "
+                                              r"easpp_rates \(.*same.keras: \[2, 4, 8\], .*expert.keras: "
+                                              r"\[3, 6, 12\]\), but the experts of one network share one set"):
+        initialize_model(model, config_from_dict({**fields, "checkpoint1": same}, check_paths=False))
     said = initialize_model(model, config_from_dict({**fields, "checkpoint1": same, "checkpoint2": same},
                                                     check_paths=False))
     assert said == [f"{same}: loaded into the modality{i}_encoder expert" for i in (1, 2)]

@@ -335,6 +335,7 @@ def test_export_names_a_folder_that_is_no_export_before_suggesting_overwrite(tmp
     ("prepare", ["jet", "missing.png", "-o", "out", "--max", "10"], "ssma-prepare: error: input 'missing.png'"),
     ("scene", ["evaluate", "ck", "--test_data", "v.tfrecords"], "error: ck: no such model file or run folder"),
     ("scene", ["convert", "-f", "nope.txt", "-r", "s.tfrecords"], "error: list file nope.txt does not exist"),
+    ("synthetic", ["--output_dir", "x", "--height", "8"], "error: height must be an integer >= 16, got 8"),
 ])
 def test_commands_that_catch_their_errors_show_the_traceback_with_debug(tmp_path, monkeypatch, capsys, module, argv,
                                                                          line):
@@ -634,8 +635,8 @@ def test_a_config_or_list_given_as_the_run_is_named_for_what_it_is(module, tmp_p
         from ssma_tf.cli.predict import _compared_model
         from ssma_tf.inference.predictor import PredictionError
 
-        with pytest.raises(PredictionError, match=r"^--compare ok.config is a file but not a model \(a training "
-                                                  r"run's folder, a .keras file or weights\): give a config with "
-                                                  r"-c ok.config$"):
+        with pytest.raises(PredictionError, match=r"^--compare ok.config is a file but not a model: --compare takes "
+                                                  r"a training run's folder, a .keras file or a TF1 checkpoint; give "
+                                                  r"the folder of the run a config belongs to$"):
             _compared_model("ok.config", None)
     assert not (tmp_path / "out").exists()
