@@ -72,12 +72,11 @@ def _refuse_float_ids(labels: np.ndarray, preds: np.ndarray) -> None:
     # One-hot (or soft) labels have the predictions' shape too: floating values in [0, 1], each
     # pixel's summing to 1 at most (0: void). Integer labels are ids (helper 213: ids of 0 and 1,
     # at most one 1 in a row of the image, passed for one-hot, and a width of C was counted).
-    one_hot = labels.shape == preds.shape and labels.size and not np.issubdtype(labels.dtype, np.integer) \
-        and labels.min() >= 0 and labels.max() <= 1 and labels.sum(axis=-1, dtype=np.float64).max() <= 1 + 1e-6
-    if sparse and not one_hot:
-        looks_one_hot = labels.size and labels.min() >= 0 and labels.max() <= 1 \
-            and labels.sum(axis=-1, dtype=np.float64).max() <= 1
-        if np.issubdtype(labels.dtype, np.integer) and labels.shape == preds.shape and looks_one_hot:
+    integer = np.issubdtype(labels.dtype, np.integer)
+    looks_one_hot = labels.shape == preds.shape and labels.size and labels.min() >= 0 and labels.max() <= 1 \
+        and labels.sum(axis=-1, dtype=np.float64).max() <= 1 + 1e-6
+    if sparse and not (looks_one_hot and not integer):
+        if integer and looks_one_hot:
             # Integer one-hot labels beside probabilities, or ids beside float ids (helper 220).
             raise ValueError(f"the labels ({labels.dtype}, shape {labels.shape}) have the shape of the predictions: "
                              "integer labels of that shape are class ids; give one-hot labels as floats, or cast "

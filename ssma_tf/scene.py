@@ -225,9 +225,10 @@ def train_scene_classifier(
         grouped = ids.order_warning()
         if grouped:
             log(f"warning: {grouped}")
+        found_experts = []
         for index, source in enumerate(experts or ()):
             with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
-                fmt, resolved = resolve_weights(os.fspath(source))
+                found_experts.append(resolve_weights(os.fspath(source)))
         # The classifier builds its experts at the default eASPP rates, which are in no weight's
         # shape: an expert of others ran at them without a word (helper 217).
         problem = expert_rates_problem([os.fspath(source) for source in experts or ()], EASPP_RATES,
@@ -235,9 +236,8 @@ def train_scene_classifier(
         if problem is not None:
             with _naming_expert(problem[0], len(experts)):
                 raise CheckpointError(problem[1], path=os.fspath(experts[problem[0]]))
-        for index, source in enumerate(experts or ()):
+        for index, (source, (fmt, resolved)) in enumerate(zip(experts or (), found_experts)):
             with _naming_expert(index, len(experts)):
-                fmt, resolved = resolve_weights(os.fspath(source))
                 if fmt == FORMAT_TF1:
                     shapes = read_checkpoint(resolved)
                     kind = detect_kind(shapes, resolved)

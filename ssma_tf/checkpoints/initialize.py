@@ -232,10 +232,7 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 # An expert run of other eASPP rates loaded into the baseline's (the released ones,
                 # which its config cannot change) without a word: another network (helper 144).
                 # A lone `.keras` file says them too (helper 220).
-                problem = expert_rates_problem([source], expert.easpp_rates,
-                                               f"the experts of fusion {config.fusion} have the released rates",
-                                               "give experts trained with those (or compare with SSMA, whose "
-                                               "easpp_rates the config sets)")
+                problem = expert_rates_problem([source], expert.easpp_rates, *_baseline_rates_words(config))
                 if problem is not None:
                     raise CheckpointError(problem[1], path=source)
                 messages.append(f"{load_weights(expert, source, initialization=True)} (the {expert.name})")
@@ -262,10 +259,7 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 problem = expert_rates_problem(sources, model.easpp_rates, "this SSMA's experts have",
                                                "set easpp_rates: {rates} in the config, as its experts were trained")
             else:  # the encoders of lfc and fusenet: the released rates, which the config cannot change
-                problem = expert_rates_problem(sources, model.encoders[0].easpp_rates,
-                                               f"the experts of fusion {config.fusion} have the released rates",
-                                               "give experts trained with those (or compare with SSMA, whose "
-                                               "easpp_rates the config sets)")
+                problem = expert_rates_problem(sources, model.encoders[0].easpp_rates, *_baseline_rates_words(config))
             if problem is not None:
                 with _naming_key(config, problem[0]):
                     raise CheckpointError(problem[1], path=sources[problem[0]])
@@ -297,6 +291,13 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 if detect_kind(shapes, resolved) == KIND_ADAPNET_PP:
                     warn_of_expert_rates(resolved, num_classes_of(shapes, resolved), model.easpp_rates, stacklevel=2)
     return messages
+
+
+def _baseline_rates_words(config: Any) -> tuple[str, str]:
+    """What a fusion baseline's expert rates are, and what to do about other ones
+    (`expert_rates_problem`): the released rates, which the baseline's config cannot change."""
+    return (f"the experts of fusion {config.fusion} have the released rates",
+            "give experts trained with those (or compare with SSMA, whose easpp_rates the config sets)")
 
 
 # The images a record of some record files holds (None: not known); the data layer's

@@ -402,14 +402,10 @@ def model_source_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespa
         setting_as_run_or_exit(parser, args.run)
         if args.config is not None or args.checkpoint is not None:
             parser.error("give a training run's folder or .keras file, or -c/--checkpoint, not both")
-        not_model = not_a_model_file("RUN", args.run)
-        if not_model is not None:
-            parser.error(not_model)
+        model_file_or_exit(parser, "RUN", args.run)
         args.checkpoint = args.run
-    elif args.checkpoint is not None:
-        not_model = not_a_model_file("--checkpoint", args.checkpoint)
-        if not_model is not None:
-            parser.error(not_model)
+    else:
+        model_file_or_exit(parser, "--checkpoint", args.checkpoint)
     if args.config is None and args.checkpoint is None:
         parser.error("give a training run's folder, a config (-c) or a checkpoint (--checkpoint)")
     return parse_overrides_or_exit(parser, args.overrides)
@@ -431,6 +427,14 @@ def not_a_model_file(flag: str, path: str, takes: Optional[str] = None) -> Optio
     config = path.endswith((".config", ".yaml", ".yml"))
     return (f"{flag} {path} is a file but not a model (a training run's folder, a .keras file or weights)"
             + (f": give a config with -c {path}" if config else ""))
+
+
+def model_file_or_exit(parser: argparse.ArgumentParser, flag: str, path: Optional[str]) -> None:
+    """Ends the command (`parser.error`) when a model flag names a file that is no model
+    (`not_a_model_file`); nothing for a flag not given."""
+    not_model = not_a_model_file(flag, path) if path is not None else None
+    if not_model is not None:
+        parser.error(not_model)
 
 
 def _weights_or_checkpoint_part(path: str) -> bool:

@@ -35,7 +35,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, default_backend, not_a_model_file, parse_overrides_or_exit,
+    ArgumentParser, add_overrides, add_version, default_backend, model_file_or_exit, parse_overrides_or_exit,
     setting_as_run_or_exit, tensorflow_command,
 )
 
@@ -110,9 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Before: ignored with -c CONFIG --exported FOLDER, the export evaluated as if they were its weights.
         parser.error(f"--checkpoint is for the tensorflow backend; the export {args.exported} is evaluated")
     if args.checkpoint is not None:
-        not_model = not_a_model_file("--checkpoint", args.checkpoint)  # helper 219: "no checkpoint at a.config"
-        if not_model is not None:
-            parser.error(not_model)
+        model_file_or_exit(parser, "--checkpoint", args.checkpoint)  # helper 219: "no checkpoint at a.config"
         overrides["checkpoint"], given_as["checkpoint"] = args.checkpoint, f"--checkpoint {args.checkpoint}"
     if args.test_data is not None:
         overrides["test_data"], given_as["test_data"] = args.test_data, f"--test_data {' '.join(args.test_data)}"

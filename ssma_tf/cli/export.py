@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
@@ -107,8 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
     from ssma_tf.inference.export import check_export_output, export_saved_model
-    from ssma_tf.config import ConfigWarning
-    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, unknown_interpolation_warning
+    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, warn_of_unknown_interpolation
 
     if os.path.isdir(args.output) and os.listdir(args.output):
         # A folder that is no export (or holds other files) is named as such first (helper 219:
@@ -134,9 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     input_modality = _input_modality(args, setup)
     # Before: accepted, and dropped from the export without a word.
     check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
-    unknown = unknown_interpolation_warning(setup, args.modality2_interpolation, input_modality)
-    if unknown is not None:  # the export keeps the default in its metadata, and every runner resizes by it
-        warnings.warn(unknown, ConfigWarning, stacklevel=2)
+    warn_of_unknown_interpolation(setup, args.modality2_interpolation, input_modality)
     if args.format != "saved_model":
         from ssma_tf.inference.deploy import export_deployed
 

@@ -54,8 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.batch_size < 1:
         return fail(f"--batch_size must be >= 1, got {args.batch_size}")
-    not_model = args.checkpoint and not_a_model_file("--checkpoint", args.checkpoint)  # helper 219
-    if not_model:
+    not_model = not_a_model_file("--checkpoint", args.checkpoint) if args.checkpoint else None  # helper 219
+    if not_model is not None:
         return fail(not_model)
     if "batch_size" in args.overrides:  # before: taken and not read (helper 150)
         return fail("--set batch_size: the prediction batch here is --batch_size; give --batch_size N")

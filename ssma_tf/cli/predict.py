@@ -133,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.predictor import Predictor
     from ssma_tf.inference.samples import collect_samples
-    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, unknown_interpolation_warning
+    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, warn_of_unknown_interpolation
 
     if args.backend != "tensorflow":
         return _predict_exported(parser, args, overrides)
@@ -144,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                             overrides=overrides)
     input_modality = args.input_modality or setup.input_modality
     check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
-    _warn(unknown_interpolation_warning(setup, args.modality2_interpolation, input_modality))
+    warn_of_unknown_interpolation(setup, args.modality2_interpolation, input_modality)
     predictor = Predictor(
         setup.model, size=size if args.size is not None else setup.size,
         # Before: a `.keras` file alone resized modality 2 by nearest, with no flag to say otherwise.
@@ -154,7 +154,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     compare = compare_input = None
     if args.compare is not None:
         other = _compared_model(args.compare, setup_inference)
-        _warn(unknown_interpolation_warning(other, None, other.input_modality))
+        warn_of_unknown_interpolation(other, None, other.input_modality)
         compare = Predictor(other.model, size=predictor.size,
                             modality2_interpolation=other.modality2_interpolation, precision=args.precision,
                             input_modality=other.input_modality)
@@ -295,15 +295,6 @@ def _methods(interpolation, predictor, input_modality: str) -> tuple:
 
 def _text(interpolation) -> str:
     return interpolation if isinstance(interpolation, str) else ",".join(interpolation)
-
-
-def _warn(line: Optional[str]) -> None:
-    if line is not None:
-        import warnings
-
-        from ssma_tf.config import ConfigWarning
-
-        warnings.warn(line, ConfigWarning, stacklevel=2)
 
 
 def _picture_size(args: argparse.Namespace, predictor, what: str) -> str:

@@ -23,7 +23,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, fail, finite_number, not_a_model_file, parse_overrides_or_exit,
+    ArgumentParser, add_overrides, add_version, fail, finite_number, model_file_or_exit, parse_overrides_or_exit,
     tensorflow_command,
 )
 
@@ -81,9 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"{flag} must be at least {0 if flag == '--finetune-steps' else 1}")
     if args.finetune_lr is not None and not args.finetune_lr > 0:  # a negative rate climbs the loss
         parser.error(f"--finetune-lr must be positive, got {args.finetune_lr:g}")
-    not_model = args.checkpoint and not_a_model_file("--checkpoint", args.checkpoint)  # helper 219
-    if not_model:
-        parser.error(not_model)
+    model_file_or_exit(parser, "--checkpoint", args.checkpoint)  # helper 219
 
     from ssma_tf.config import load_config
     from ssma_tf.errors import UserInputError

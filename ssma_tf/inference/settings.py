@@ -260,14 +260,14 @@ def check_interpolation_flag(interpolation: Optional[str], model: Any, input_mod
         raise UserInputError(f"--modality2_interpolation {given}: {error}") from None
 
 
-def unknown_interpolation_warning(setup: InferenceSetup, interpolation: Any, input_modality: str) -> Optional[str]:
-    """The line to warn with when a network reading modality 2 and on comes without a config and
+def warn_of_unknown_interpolation(setup: InferenceSetup, interpolation: Any, input_modality: str) -> None:
+    """Warns (`ConfigWarning`) when a network reading modality 2 and on comes without a config and
     the flag is not given: its modalities are resized by the default, nearest, which may not be how
-    it was trained (a `.keras` file does not hold it). None otherwise."""
+    it was trained (a `.keras` file does not hold it; an export keeps the default in its metadata)."""
     from ssma_tf.models.factory import is_fusion
 
     if interpolation or setup.configured or (not is_fusion(setup.model) and input_modality == "modality1"):
-        return None
-    return ("no config says how modality 2 and on were resized in training: resizing them by nearest, the "
-            "default; give the run's config (-c) or --modality2_interpolation (one method, or one per modality "
-            "after the first) if it was otherwise")
+        return
+    warnings.warn("no config says how modality 2 and on were resized in training: resizing them by nearest, the "
+                  "default; give the run's config (-c) or --modality2_interpolation (one method, or one per modality "
+                  "after the first) if it was otherwise", ConfigWarning, stacklevel=2)
