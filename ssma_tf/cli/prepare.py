@@ -220,8 +220,26 @@ def _settings(args: argparse.Namespace) -> Dict[str, str]:
                                                                    ).hexdigest()
         except OSError:
             pass  # reading the camera names the file
-
+    # A sequence as a tuple, whichever way it came: a tuple default and the list the command line
+    # gives are one setting (before: "value_range (-1.0, 1.0) -> [-1.0, 1.0]"; helper 226).
+    values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
     return {name: str(value) for name, value in sorted(values.items())}
+
+
+def _settings_per_job(args: argparse.Namespace, settings: Dict[str, str]) -> Callable[[batch.Job], Dict[str, str]]:
+    """The settings of each job with --intrinsics-relative: its camera file by what it holds (before:
+    as typed, and a file mended between two runs kept the old pictures; helper 226)."""
+    digests: Dict[pathlib.Path, str] = {}
+
+    def of(job: batch.Job) -> Dict[str, str]:
+        path = pathlib.Path(os.path.normpath(job.source.parent / args.intrinsics_relative))
+        if path not in digests:
+            try:
+                digests[path] = "sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                digests[path] = "unreadable"  # reading the camera names the file
+        return {**settings, "intrinsics_relative": f"{args.intrinsics_relative} {digests[path]}"}
+    return of
 
 
 @command
@@ -254,6 +272,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.list_file is not None:
             check_output(args.list_file, what="--list-file")
         settings = _settings(args)
+        if args.command == "hha" and args.intrinsics_relative is not None:
+            settings = _settings_per_job(args, settings)
         todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing,
                                    output_dir=args.output_dir, settings=settings)
         if args.list_file is not None:

@@ -29,6 +29,7 @@ from ssma_tf.modalities.hha import (
 from ssma_tf.modalities.io import (
     InputFileError,
     OutputExistsError,
+    OutputWriteError,
     read_depth,
     read_image,
     read_nir_rgb,
@@ -45,6 +46,7 @@ __all__ = [
     "ParameterError",
     "Intrinsics",
     "OutputExistsError",
+    "OutputWriteError",
     "backproject",
     "encode_hha",
     "estimate_gravity",

@@ -27,7 +27,7 @@ import dataclasses
 import json
 import os
 import pathlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -37,7 +37,7 @@ from ssma_tf.files import atomic_write
 from ssma_tf.lists import comment_hint, format_line, place_hint, read_lines, spaces_hint
 from ssma_tf.progress import Progress
 from ssma_tf.modalities.errors import ParameterError
-from ssma_tf.modalities.io import InputFileError, OutputExistsError, PathLike
+from ssma_tf.modalities.io import InputFileError, OutputExistsError, OutputWriteError, PathLike
 
 
 @dataclasses.dataclass
@@ -426,6 +426,16 @@ SOURCES_FILE = ".ssma-prepare-sources"
 BEING_WRITTEN = "being written"
 
 
+# What `run_jobs` records with each output: the conversion and its options, the same for every
+# output (a dict) or a function of the job (a camera file beside each depth map).
+Settings = Union[Dict[str, str], Callable[[Job], Dict[str, str]], None]
+
+
+def settings_of(settings: Settings, job: Job) -> Optional[Dict[str, str]]:
+    """The settings recorded with `job`'s output."""
+    return settings(job) if callable(settings) else settings
+
+
 def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Optional[dict]]]:
     """The input each output under `output_dir` was made from and the settings it was made with
     (None: a version that did not record them), as the runs recorded them (the last record of an
@@ -461,7 +471,7 @@ def _other_files(job: Job) -> List[pathlib.Path]:
 
 
 def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
-                  output_dir: Optional[PathLike] = None, settings: Optional[dict] = None) -> List[Job]:
+                  output_dir: Optional[PathLike] = None, settings: Settings = None) -> List[Job]:
     """Returns the jobs to run (each output once), refusing existing outputs unless told what
     to do with them.
 
@@ -475,7 +485,9 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             input's data.
         settings: the conversion and its options (`run_jobs` records them): an existing output
             kept by `skip_existing` must have been made with the same (before: a `gray` run with
-            --skip-existing kept the `jet` pictures of an earlier run, and its list mixed the two).
+            --skip-existing kept the `jet` pictures of an earlier run, and its list mixed the two);
+            a function of the job where they differ from one output to another (a camera file
+            beside each depth map).
 
     Raises:
         ValueError: if both `overwrite` and `skip_existing` are set.
@@ -525,12 +537,13 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
                   (_source_id(job.source), BEING_WRITTEN)} if skip_existing else set()
     if skip_existing and existing and settings is not None and output_dir is not None:
         unvouched = [job for job in existing if job.output not in unfinished
-                     and recorded.get(job.output, (None, None))[1] != settings]
+                     and recorded.get(job.output, (None, None))[1] != settings_of(settings, job)]
         if unvouched:
             job = unvouched[0]
             more = f" ({len(unvouched)} outputs in all)" if len(unvouched) > 1 else ""
             made = recorded.get(job.output, (None, None))[1]
-            how = (f"was made with other settings ({_differences(made, settings)})" if made is not None
+            how = (f"was made with other settings ({_differences(made, settings_of(settings, job))})"
+                   if made is not None
                    else "has no record of the settings it was made with (another tool, an older version, or a "
                         "run killed as it wrote that file)")
             raise OutputExistsError(
@@ -602,7 +615,7 @@ def run_jobs(
     *,
     progress: Optional[Progress] = None,
     output_dir: Optional[PathLike] = None,
-    settings: Optional[dict] = None,
+    settings: Settings = None,
 ) -> int:
     """Runs `convert` on every job in order, stopping at the first error.
 
@@ -617,7 +630,8 @@ def run_jobs(
             `SOURCES_FILE` as its writing begins and again, with `settings`, once it is written
             (a run stopped half-way has them; `check_outputs` makes an output begun and not
             recorded as finished again).
-        settings: the conversion and its options, recorded with each output (`check_outputs`).
+        settings: the conversion and its options, recorded with each output (`check_outputs`);
+            a function of the job where they differ from one output to another.
 
     Returns:
         The number of jobs run.
@@ -645,13 +659,13 @@ def run_jobs(
                 record.flush()
             try:
                 convert(job)
-            except (InputFileError, OutputExistsError):
+            except (InputFileError, OutputExistsError, OutputWriteError):
                 raise
             except (ValueError, OSError) as exc:
                 raise InputFileError(f"converting '{job.source}' failed: {exc}") from exc
             if record is not None:
                 if settings is not None:
-                    entry["settings"] = settings
+                    entry["settings"] = settings_of(settings, job)
                 record.write(json.dumps(entry) + "\n")
                 record.flush()
             made = []  # an output is written: its folders stay

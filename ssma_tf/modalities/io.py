@@ -34,6 +34,12 @@ class OutputExistsError(UserInputError, FileExistsError):
     """An output file exists already and overwriting was not asked for."""
 
 
+class OutputWriteError(OSError):
+    """Writing an output failed (a full disk, a refused permission): the output's fault, not the
+    input's; the commands exit with status 1 for it (before: reported as the input's failed
+    conversion, status 2; helper 226)."""
+
+
 def read_depth(path: PathLike) -> np.ndarray:
     """Reads a single-channel depth or disparity map, keeping the file's values and units.
 
@@ -307,5 +313,10 @@ def _open_image(path: pathlib.Path, what: str) -> Image.Image:
 def _atomic_write(path: pathlib.Path, write, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"'{path}' exists already (pass --overwrite to replace it)")
-    with atomic_write(path, "wb") as f:
-        write(f)
+    try:
+        with atomic_write(path, "wb") as f:
+            write(f)
+    except OSError as exc:
+        if exc.errno is None:
+            raise  # Pillow's "cannot write mode ... as PNG": what was to be written, not the disk
+        raise OutputWriteError(exc.errno, exc.strerror or str(exc), exc.filename) from exc

@@ -724,7 +724,7 @@ def test_a_run_stopped_as_it_renamed_an_output_resumes(scannet_like, prepare_mod
             raise OSError(28, "stopped right after the rename")
 
     monkeypatch.setattr(files, "_replace", stop_after_the_second)
-    assert prepare_modality(args) == 2
+    assert prepare_modality(args) == 1  # a failed write
     capsys.readouterr()
     monkeypatch.setattr(files, "_replace", replace)
     assert (root / "jet" / "1.png").exists() and not (root / "jet" / "2.png").exists()
@@ -744,9 +744,43 @@ def test_a_run_stopped_at_its_first_output_leaves_no_record(scannet_like, prepar
 
     monkeypatch.setattr(files, "_replace", fail)
     out = scannet_like / "jet"
-    assert prepare_modality(["jet", str(scannet_like / "depth"), "-o", str(out), "--max", "7000", "-q"]) == 2
-    assert "No space left on device" in capsys.readouterr().err
+    # A full disk is the output's failure, status 1, not the input's (before: "converting
+    # '.../0.png' failed", status 2; helper 226).
+    assert prepare_modality(["jet", str(scannet_like / "depth"), "-o", str(out), "--max", "7000", "-q"]) == 1
+    error = capsys.readouterr().err
+    assert "No space left on device" in error and str(out / "0.png") in error and "converting" not in error, error
     assert not out.exists()
+
+
+def test_a_write_failing_midway_is_status_1_and_says_what_was_written(scannet_like, prepare_modality, monkeypatch,
+                                                                       capsys):
+    from ssma_tf import files
+
+    replace = files._replace
+    calls = []
+
+    def fail_second(source, destination):
+        calls.append(destination)
+        if len(calls) == 2:
+            raise PermissionError(13, "Permission denied")
+        replace(source, destination)
+
+    monkeypatch.setattr(files, "_replace", fail_second)
+    out = scannet_like / "gray"
+    assert prepare_modality(["gray", str(scannet_like / "depth"), "-o", str(out), "--max", "7000", "-q"]) == 1
+    error = capsys.readouterr().err.splitlines()
+    assert error[-2] == f"ssma-prepare: error: [Errno 13] Permission denied: '{out / '1.png'}'", error
+    assert error[-1].startswith("ssma-prepare: stopped after 1 of 3 file(s), which are kept"), error
+    # What cannot be written as PNG is no disk's failure: Pillow's OSError without errno goes on
+    # as the input's (status 2).
+    from ssma_tf.modalities import io
+
+    def encoder_refuses(stream):
+        raise OSError("cannot write mode CMYK as PNG")
+
+    with pytest.raises(OSError) as raised:
+        io._atomic_write(out / "odd.png", encoder_refuses, overwrite=False)
+    assert not isinstance(raised.value, io.OutputWriteError) and not (out / "odd.png").exists()
 
 
 def test_list_outputs_stay_in_the_output_folder_whatever_the_inputs_spelling(tmp_path, prepare_modality,
@@ -806,6 +840,49 @@ def test_a_camera_file_is_recorded_by_what_it_holds(scannet_like, prepare_modali
     (root / "K.txt").write_text("60 0 31.5\n0 60 23.5\n0 0 1\n")
     assert prepare_modality(again) == 2
     assert "was made with other settings (intrinsics_file sha256 " in capsys.readouterr().err
+
+
+def test_the_camera_files_beside_each_depth_map_are_recorded_by_what_they_hold(tmp_path, prepare_modality, room,
+                                                                                 capsys):
+    """Before: --intrinsics-relative was recorded as typed: a camera file mended between two runs
+    left the old HHA pictures kept by --skip-existing beside new ones of the other camera (helper 226)."""
+    depth_mm = np.round(room(height=30, width=40, focal=40.0)["depth"] * 1000.0).astype(np.uint16)
+    for name in ("a", "b"):
+        _save(tmp_path / name / "depth" / f"{name}.png", depth_mm)
+        (tmp_path / name / "intrinsics.txt").write_text("40 0 19.5\n0 40 14.5\n0 0 1\n")
+    args = ["hha", str(tmp_path / "a" / "depth"), str(tmp_path / "b" / "depth"), "-o", str(tmp_path / "hha"),
+            "--units", "mm", "--intrinsics-relative", "../intrinsics.txt", "-q"]
+    assert prepare_modality(args) == 0
+    (tmp_path / "hha" / "b.png").unlink()
+    assert prepare_modality(args + ["--skip-existing"]) == 0, capsys.readouterr().err  # same cameras: resumed
+    (tmp_path / "hha" / "b.png").unlink()
+    (tmp_path / "a" / "intrinsics.txt").write_text("80 0 19.5\n0 80 14.5\n0 0 1\n")
+    assert prepare_modality(args + ["--skip-existing"]) == 2
+    error = capsys.readouterr().err
+    assert f"'{tmp_path / 'hha' / 'a.png'}' was made with other settings (intrinsics_relative ../intrinsics.txt " \
+           "sha256 " in error, error
+    # The camera of b is the one it was made with: only a's picture is in question.
+    (tmp_path / "a" / "intrinsics.txt").write_text("40 0 19.5\n0 40 14.5\n0 0 1\n")
+    (tmp_path / "b" / "intrinsics.txt").write_text("80 0 19.5\n0 80 14.5\n0 0 1\n")
+    assert prepare_modality(args + ["--skip-existing"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, flags", [(["ndvi"], ["--range", "-1", "1"]), (["jet", "--max", "7000"],
+                                                                               ["--missing-color", "0", "0", "0"])])
+def test_a_default_typed_out_resumes_the_run_that_left_it_out(scannet_like, prepare_modality, capsys, command, flags):
+    """Before: a tuple default and the list the command line gives were recorded as other settings
+    ("value_range (-1.0, 1.0) -> [-1.0, 1.0]"), and --skip-existing refused the rerun (helper 226)."""
+    root = scannet_like
+    if command == ["ndvi"]:
+        inputs = [str(root / "color"), "--rgb-dir", str(root / "color")]
+    else:
+        inputs = [str(root / "depth")]
+    args = [command[0], *inputs, "-o", str(root / "out"), *command[1:], "-q"]
+    assert prepare_modality(args) == 0, capsys.readouterr().err
+    kept = (root / "out" / "0.png").stat().st_mtime_ns
+    (root / "out" / "1.png").unlink()
+    assert prepare_modality(args + flags + ["--skip-existing"]) == 0, capsys.readouterr().err
+    assert (root / "out" / "1.png").is_file() and (root / "out" / "0.png").stat().st_mtime_ns == kept
 
 
 def test_skip_existing_writes_the_list_again(scannet_like, prepare_modality):
