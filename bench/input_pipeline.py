@@ -109,6 +109,8 @@ def main(argv=None) -> int:
     for name in ("samples", "batch_size", "batches", "repeats"):
         if getattr(args, name) < 1:  # --batches 0 ended in an UnboundLocalError
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:  # before: taken, and no warm-up without a word (helper 221)
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
 
     if args._child:
         print(json.dumps(_measure(args._child[0], args.batch_size, args.batches, args.warmup)))
@@ -148,7 +150,7 @@ def main(argv=None) -> int:
     print(f"training pipeline, fusion, {HEIGHT}x{WIDTH}, batch {args.batch_size}, "
           f"paper augmentation, {args.repeats} run(s) of each, alternated, "
           f"{results['cpus']} CPUs (load average {results['load_average_before']:.1f} before, "
-          f"{results['load_average_after']:.1f} after); median (range)")
+          f"{results['load_average_after']:.1f} after); median (range), the peak RSS the largest of the runs")
     print(f"{'encoding':<10}{'samples/s':>20}{'CPU ms/sample':>20}{'peak RSS (MiB)':>16}{'MB/record':>11}")
     for encoding in ("raw", "png"):
         r = summary[encoding]

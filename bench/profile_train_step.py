@@ -74,7 +74,8 @@ def main(argv=None) -> int:
                         "of its own (for TensorBoard's profile plugin)")
     args = parser.parse_args(argv)
     height, width = _common.parse_size(parser, args.size)
-    _common.positive(parser, steps=args.steps, batch=args.batch)  # before: --steps 0 wrote an empty table
+    # Before: --steps 0 wrote an empty table; --top -3 left out the smallest rows without a word (helper 221).
+    _common.positive(parser, steps=args.steps, batch=args.batch, top=args.top)
 
     import tensorflow as tf
 

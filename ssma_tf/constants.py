@@ -83,6 +83,8 @@ MAX_CHECKPOINTS_TO_KEEP = 3
 PRUNE_REPORT = "report.json"
 # What `ssma-export` writes into every export folder (SavedModel, OpenVINO, TFLite) to describe it.
 EXPORT_METADATA = "assets.extra/ssma_tf.json"
+# How many samples calibrate an int8 export by default (`ssma-export --int8`).
+DEFAULT_CALIBRATION_SAMPLES = 100
 
 
 def generic_class_names(num_classes: int) -> list[str]:

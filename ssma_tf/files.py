@@ -131,8 +131,9 @@ def check_json_output(path: PathLike, *, what: str = "--json", keys: Sequence[st
 
 
 def check_png_output(path: PathLike, *, what: str) -> str:
-    """`check_output` for a picture a command writes over an earlier one: an existing file must be
-    a PNG (before: `--picture run/scene.keras` replaced the model with a picture, by a slip).
+    """`check_output` for a picture a command writes over an earlier one: its name ends in `.png`,
+    and an existing file must be a PNG (before: `--picture run/scene.keras` replaced the model with
+    a picture, by a slip).
 
     Raises:
         OutputPathError: as `check_output`, or naming an existing file that is not a PNG.
@@ -145,6 +146,10 @@ def check_png_output(path: PathLike, *, what: str) -> str:
             shown = os.fspath(path)
             raise OutputPathError(f"{what} {shown} exists and is not a PNG picture (is it the model, the records or "
                                   "another file of yours?); give another path, or delete it first", shown)
+    if not os.fspath(path).lower().endswith(".png"):
+        # Before: PNG data written under a `.jpg` name, which viewers and pipelines misread (helper 225).
+        raise OutputPathError(f"{what} {os.fspath(path)}: the picture is a PNG; give a name ending in .png",
+                              os.fspath(path))
     return destination
 
 

@@ -225,6 +225,11 @@ def train_scene_classifier(
         grouped = ids.order_warning()
         if grouped:
             log(f"warning: {grouped}")
+        held = modalities_in_records(train_data)
+        if held is not None and held > modalities:
+            # Before: the records' later modalities left out without a word (helper 225).
+            log(f"warning: the training records hold {held} modalities; the classifier reads modality1 to "
+                f"modality{modalities} only (give --modalities {held} to fuse them all)")
         found_experts = []
         for index, source in enumerate(experts or ()):
             with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded

@@ -195,3 +195,18 @@ def test_a_json_path_that_cannot_be_written_is_refused_before_the_measuring(tmp_
                 module.main(["--json", str(path)])
             assert stopped.value.code == 2 and said in capsys.readouterr().err, (name, path)
     assert _common().json_path(str(tmp_path / "new" / "r.json")) == str(tmp_path / "new" / "r.json")  # made later
+
+
+def test_counts_below_their_least_are_refused_before_the_measuring(monkeypatch, capsys):
+    """Helper 221: `input_pipeline.py --warmup -5` was taken (no warm-up, without a word), and
+    `profile_train_step.py --top -3` left out the smallest rows while the total still counted them."""
+    import pytest
+
+    for name, flags, said in (("input_pipeline", ["--warmup", "-5"], "--warmup must be >= 0, got -5"),
+                              ("profile_train_step", ["--top", "-3"], "--top must be >= 1, got -3"),
+                              ("profile_train_step", ["--top", "0"], "--top must be >= 1, got 0")):
+        module = _bench_script(name)
+        monkeypatch.setattr(module._common, "run_child", lambda *a, **k: pytest.fail("a child was started"))
+        with pytest.raises(SystemExit) as stopped:
+            module.main(flags)
+        assert stopped.value.code == 2 and said in capsys.readouterr().err, (name, flags)

@@ -740,3 +740,28 @@ def test_images_of_a_scene_of_other_sizes_are_named_by_their_files(tmp_path):
     assert str(error.value) == (f"{tmp_path / 'scenes.txt'}, line 1: image '{tmp_path / 'depth.png'}' is 32x32 but "
                                 f"'{tmp_path / 'small.png'}' (modality 1) is 16x32 (height x width)")
     assert not (tmp_path / "s.tfrecords").exists()
+
+
+def test_records_of_more_modalities_than_the_classifier_reads_are_said(records, tmp_path, monkeypatch):
+    """Before: a 3-modality set trained a 2-modality classifier (the default --modalities) without a
+    word that modality3 was left out (helper 225)."""
+    import ssma_tf.scene
+
+    class Built(Exception):
+        pass
+
+    def build(*args, **kwargs):
+        raise Built
+
+    lines = [f"{records}/{i}_a.png {records}/{i}_b.png {records}/{i}_a.png {i % 3}" for i in range(2)]
+    write_scene_records(write_list(tmp_path / "three.txt", lines), str(tmp_path / "three.tfrecords"), modalities=3)
+    monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", build)
+    for modalities, expected in ((2, ["warning: the training records hold 3 modalities; the classifier reads "
+                                      "modality1 to modality2 only (give --modalities 3 to fuse them all)"]),
+                                 (3, [])):
+        lines = []
+        with pytest.raises(Built):
+            train_scene_classifier(str(tmp_path / "three.tfrecords"), str(tmp_path / f"run{modalities}"),
+                                   num_classes=3, modalities=modalities, height=16, width=16, steps=1, batch_size=2,
+                                   freeze_experts=False, log=lines.append)
+        assert [line for line in lines if "modalities" in line] == expected, lines

@@ -35,6 +35,7 @@ from ssma_tf.checkpoints.tf1_import import (
     CheckpointError,
     LoadReport,
     detect_kind,
+    has_aux_heads,
     load_tf1_checkpoint,
     num_classes_of,
     read_checkpoint,
@@ -261,10 +262,13 @@ def model_for_checkpoint(prefix: str, easpp_rates: Sequence[int] = EASPP_RATES) 
     """
     shapes = read_checkpoint(prefix)
     kind = detect_kind(shapes, prefix)
+    # With the auxiliary heads the checkpoint holds: the original code leaves them out with
+    # `has_aux_loss=False` (before: such an AdapNet++ was refused as lacking 10 variables; helper 222).
+    aux_heads = has_aux_heads(shapes)
     if kind == KIND_SSMA:
-        return SSMA(num_classes_of(shapes, prefix), easpp_rates=easpp_rates)
+        return SSMA(num_classes_of(shapes, prefix), easpp_rates=easpp_rates, aux_heads=aux_heads)
     if kind == KIND_ADAPNET_PP:
-        return AdapNetPP(num_classes_of(shapes, prefix), easpp_rates=easpp_rates)
+        return AdapNetPP(num_classes_of(shapes, prefix), easpp_rates=easpp_rates, aux_heads=aux_heads)
     raise CheckpointError(f"{prefix} is the ImageNet initialisation of AdapNet++'s encoder, not a trained model (it "
                           "has no decoder): give it as a training config's intialize", path=prefix)
 
@@ -348,8 +352,11 @@ def load_model(
         # match the structure exactly, so try without them first, as released.
         try:
             return _built_and_loaded(lambda: SSMA(num_classes, aux_heads=False), resolved)
-        except CheckpointError:
-            return _built_and_loaded(lambda: SSMA(num_classes, aux_heads=True), resolved)
+        except CheckpointError as released:
+            try:
+                return _built_and_loaded(lambda: SSMA(num_classes, aux_heads=True), resolved)
+            except CheckpointError:
+                raise released from None  # the released form's counts (before: the heads' 757 weights)
     # A trained AdapNet++ has its auxiliary heads (training builds them); one saved from
     # `AdapNetPP(aux_heads=False)` has not (before: refused as "another model").
     try:
@@ -499,8 +506,12 @@ def unimodal_encoder_weights(path: str, num_classes: Optional[int], dropout_rate
     # A TF1 checkpoint's decoder is the released one whatever the fusion's `decoder_filters` (before:
     # refused, naming a decoder variable of a good checkpoint that is never used).
     widths = decoder_widths(DECODER_FILTERS if fmt == FORMAT_TF1 else decoder_filters)
+    # A TF1 checkpoint with the heads it holds (an AdapNet++ trained with `has_aux_loss=False` has
+    # none; before: refused though only its encoder is used; helper 222).
+    aux_heads = has_aux_heads(shapes) if fmt == FORMAT_TF1 else True
     with overwritten_weights():  # the encoder is loaded strictly below; only it is returned
-        model = AdapNetPP(num_classes, aux_heads=True, dropout_rate=dropout_rate, backbone=backbone, widths=widths)
+        model = AdapNetPP(num_classes, aux_heads=aux_heads, dropout_rate=dropout_rate, backbone=backbone,
+                          widths=widths)
     if fmt == FORMAT_TF1:
         # Strict means the whole encoder for an ImageNet checkpoint, the whole model otherwise.
         load_tf1_checkpoint(model, resolved, strict=True)

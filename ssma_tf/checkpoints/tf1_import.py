@@ -103,6 +103,13 @@ def detect_kind(names, source: Optional[str] = None) -> str:
     )
 
 
+def has_aux_heads(names) -> bool:
+    """Whether a trained checkpoint holds the auxiliary heads (`conv911`, `conv912`): the original
+    code builds them unless `has_aux_loss=False`, and the released SSMA checkpoints lack them."""
+    heads = {DECODER_SCOPES["aux_up2_head"], DECODER_SCOPES["aux_up1_head"]}
+    return any(heads.intersection(name.split("/")) for name in names)
+
+
 def num_classes_of(shapes: dict, source: Optional[str] = None) -> int:
     """The number of classes of a trained TF1 checkpoint ({name: shape}), read from its classifier.
 
@@ -206,7 +213,7 @@ def _check_complete(names: list, missing: list, what: str, prefix: str):
         # (helper 126: a list of conv911/conv912 variables, without a word on what to change).
         hint = ("; it has no auxiliary heads (conv911, conv912): set aux_heads: false, or start from it with "
                 "finetune_from, which starts the class layers (the heads among them) fresh"
-                if all(gap.split("/")[0] in heads for gap in gaps) else "")
+                if all(set(heads).intersection(gap.split("/")) for gap in gaps) else "")
         raise CheckpointError(f"{prefix}: the checkpoint lacks {len(gaps)} variables of the {what}: {shown}{hint}")
 
 

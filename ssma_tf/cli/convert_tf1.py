@@ -7,6 +7,10 @@ A `.keras` output holds the architecture too: `ssma_tf.load_model` opens it, as 
 `keras.models.load_model` once `ssma_tf.models` is imported (it registers the networks).
 The eASPP rates are not in a checkpoint: those of the release whose folder holds it (the 19-class
 Cityscapes models': 6, 12, 18), else --easpp-rates (default 3 6 12).
+
+--checkpoint also takes a released archive (local or URL) or a preset name
+(`python -m ssma_tf.checkpoints` lists them): it is fetched, unpacked and converted with the
+release's rates.
 """
 
 import argparse
@@ -20,7 +24,8 @@ def main(argv=None) -> int:
     """Parses the flags and converts; returns the exit status (2: not a convertible checkpoint)."""
     parser = ArgumentParser(prog="ssma-convert-tf1", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--checkpoint", required=True, help="TF1 checkpoint prefix (without .index)")
+    parser.add_argument("-c", "--checkpoint", required=True,
+                        help="TF1 checkpoint prefix (without .index), its folder, a released archive or preset name")
     parser.add_argument("-o", "--output", required=True, help="destination: *.weights.h5 or *.keras")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--easpp-rates", type=int, nargs=3, metavar="RATE",
@@ -29,13 +34,22 @@ def main(argv=None) -> int:
     add_version(parser)
     args = parser.parse_args(argv)
 
+    from ssma_tf.checkpoints import CheckpointError
     from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
-    from ssma_tf.checkpoints.zoo import fitting_release
-    from ssma_tf.constants import EASPP_RATES
+    from ssma_tf.checkpoints.zoo import fitting_release, preset_checkpoint
+    from ssma_tf.constants import EASPP_RATES, WEIGHTS_SUFFIXES
 
+    if args.checkpoint.endswith(WEIGHTS_SUFFIXES):
+        # Before: "is not a TF1 checkpoint prefix: X.weights.h5.index does not exist" (helper 222).
+        raise CheckpointError(f"{args.checkpoint} is a Keras file, not a TF1 checkpoint: nothing to convert "
+                              "(ssma_tf.load_model opens it; .save('model.keras') writes it with its network)",
+                              path=args.checkpoint)
+    # A released archive, its URL or its preset name: fetched and unpacked as `ssma_tf.load_model`
+    # does (before: "no checkpoint at X.zip", suggesting files the converter refuses; helper 222).
+    checkpoint = preset_checkpoint(args.checkpoint)
     rates = args.easpp_rates
     if rates is None:
-        release = fitting_release(args.checkpoint)
+        release = fitting_release(checkpoint)
         rates = release.easpp_rates if release is not None else EASPP_RATES
         if tuple(rates) != EASPP_RATES:
             print(f"eASPP rates {', '.join(map(str, rates))}: those of the release {release.name}, "
@@ -44,7 +58,7 @@ def main(argv=None) -> int:
         parser.error(f"--easpp-rates: rates are positive, got {' '.join(map(str, rates))}")
     # CheckpointError and the other bad-input errors end the command with one line (`command`).
     # Rates given on the command line are the user's word: no warning of the released ones.
-    report = convert_tf1_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite, easpp_rates=rates,
+    report = convert_tf1_checkpoint(checkpoint, args.output, overwrite=args.overwrite, easpp_rates=rates,
                                     warn_of_rates=args.easpp_rates is None)
     print(report)
     print(f"wrote {args.output}")

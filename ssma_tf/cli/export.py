@@ -44,7 +44,7 @@ from ssma_tf.cli.common import (
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags."""
-    from ssma_tf.constants import INPUT_MODALITIES  # no TensorFlow: --help stays quick
+    from ssma_tf.constants import DEFAULT_CALIBRATION_SAMPLES, INPUT_MODALITIES  # no TensorFlow: --help stays quick
 
     parser = ArgumentParser(
         prog="ssma-export",
@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--calibration", nargs="+", metavar="RECORDS",
                         help="TFRecord files or patterns, labeled or not, whose first samples calibrate --int8 "
                              "(every modality for SSMA)")
-    deploy.add_argument("--calibration_samples", type=int, default=100, metavar="N",
-                        help="samples to calibrate on (default 100)")
+    deploy.add_argument("--calibration_samples", type=int, metavar="N",
+                        help=f"--int8: samples to calibrate on (default {DEFAULT_CALIBRATION_SAMPLES})")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in the output folder "
                         "(any other existing folder is refused)")
     add_version(parser)
@@ -100,8 +100,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--int8 needs --calibration RECORDS")
     if args.calibration and not args.int8:
         parser.error("--calibration is only used with --int8")
+    from ssma_tf.constants import ADAPNET_PP, DEFAULT_CALIBRATION_SAMPLES
+
+    if args.calibration_samples is not None and not args.int8:
+        # Before: taken, and a float32 file written without a word (helper 223).
+        parser.error("--calibration_samples is only used with --int8")
+    if args.calibration_samples is None:
+        args.calibration_samples = DEFAULT_CALIBRATION_SAMPLES
     if args.calibration_samples < 1:  # the library's check comes after the model loads, as a traceback
         parser.error(f"--calibration_samples must be >= 1, got {args.calibration_samples}")
+    if args.input_modality is not None and args.model not in (None, ADAPNET_PP):
+        # Before the model loads (before: after it, some 20 s at 32x64; helper 223).
+        parser.error(f"--input_modality is for AdapNet++; {args.model} reads every modality")
 
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output

@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 import ssma_tf
-from ssma_tf.constants import EXPORT_METADATA, SSMA_FUSION
+from ssma_tf.constants import DEFAULT_CALIBRATION_SAMPLES, EXPORT_METADATA, SSMA_FUSION
 from ssma_tf.errors import Terminated, UserInputError, first_line, raise_if_terminated
 from ssma_tf.files import atomic_path, atomic_write, free_bytes
 from ssma_tf.inference.backends import require
@@ -52,7 +52,6 @@ from ssma_tf.native_output import dropping, native_lines_filtered
 from ssma_tf.resampling import resize_methods
 
 DEPLOY_FORMATS = ("openvino", "tflite")
-DEFAULT_CALIBRATION_SAMPLES = 100
 OPENVINO_FILE = "model.xml"
 
 

@@ -63,6 +63,9 @@ class ExportError(UserInputError):
 # OpenVINO IR or a LiteRT file, and the metadata (`EXPORT_METADATA`) in assets.extra/.
 _EXPORT_ENTRY = re.compile(r"^(saved_model\.pb|fingerprint\.pb|variables|assets|assets\.extra|model\.xml|model\.bin|"
                            r"model_\w+\.tflite)$")
+# Inside assets.extra/ the metadata alone; inside variables/ the SavedModel's variables.
+_METADATA_NAME = re.compile("^" + re.escape(os.path.basename(EXPORT_METADATA)) + "$")
+_VARIABLES_ENTRY = re.compile(r"^variables\.(index|data-\d{5}-of-\d{5})$")
 
 
 def check_export_output(output_dir: Union[str, "os.PathLike[str]"], overwrite: bool) -> None:
@@ -83,6 +86,12 @@ def check_export_output(output_dir: Union[str, "os.PathLike[str]"], overwrite: b
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, EXPORT_METADATA)):
         # The export's own files only: predictions or notes put beside them were deleted with it.
         others = sorted(name for name in os.listdir(path) if not _EXPORT_ENTRY.match(name))
+        # Inside its folders too: a serving warm-up file put in assets.extra/ went with it without
+        # a word (helper 223).
+        for folder, entry in (("assets.extra", _METADATA_NAME), ("variables", _VARIABLES_ENTRY)):
+            inside = os.path.join(path, folder)
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                others += sorted(f"{folder}/{name}" for name in os.listdir(inside) if not entry.match(name))
         if others:
             more = f" and {len(others) - 3} more" if len(others) > 3 else ""
             raise ExportError(f"{path} holds files that are not part of its export ({', '.join(others[:3])}{more}): "

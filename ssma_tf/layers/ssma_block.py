@@ -1,6 +1,9 @@
 """The SSMA fusion block, Valada et al. 2019, Section 4.1."""
 
+import numbers
+
 import keras
+import numpy as np
 from keras import layers, ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
@@ -44,19 +47,25 @@ class SSMABlock(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for key, value in (("filters", filters), ("reduction", reduction),
-                           ("gate_kernel_size", gate_kernel_size), ("output_kernel_size", output_kernel_size)):
-            if not isinstance(value, int) or value < 1:
+        # As the networks check theirs: NumPy's integers taken, a bool refused (before: `True` kept
+        # as a reduction of 1, `np.int64(24)` refused as no positive integer; helper 225).
+        sizes = {"filters": filters, "reduction": reduction, "gate_kernel_size": gate_kernel_size,
+                 "output_kernel_size": output_kernel_size, "reduced_filters": reduced_filters}
+        for key, value in sizes.items():
+            if value is None and key == "reduced_filters":
+                continue
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"SSMABlock {key} must be a positive integer, got {value!r}")
-        self.filters = filters
-        self.reduction = reduction
-        self.gate_kernel_size = gate_kernel_size
-        self.output_kernel_size = output_kernel_size
-        self.output_bn = output_bn
-        self.return_gate = return_gate
-        if reduced_filters is not None and (not isinstance(reduced_filters, int) or reduced_filters < 1):
-            raise ValueError(f"SSMABlock reduced_filters must be a positive integer, got {reduced_filters!r}")
-        self.reduced_filters = reduced_filters
+        for key, value in (("output_bn", output_bn), ("return_gate", return_gate)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"SSMABlock {key} must be True or False, got {value!r}")
+        self.filters = int(filters)
+        self.reduction = int(reduction)
+        self.gate_kernel_size = int(gate_kernel_size)
+        self.output_kernel_size = int(output_kernel_size)
+        self.output_bn = bool(output_bn)
+        self.return_gate = bool(return_gate)
+        self.reduced_filters = None if reduced_filters is None else int(reduced_filters)
         self.gate_reduce = None  # sized in build(): the reduced width depends on the input channels
 
     def build(self, input_shape):

@@ -441,6 +441,10 @@ def test_json_and_picture_outputs_replace_only_their_own_kind(tmp_path):
         check_png_output(tmp_path / "scene.keras", what="--picture")
     (tmp_path / "old.png").write_bytes(b"\x89PNG\r\n\x1a\n rest")
     assert check_png_output(tmp_path / "old.png", what="--picture") == str(tmp_path / "old.png")
+    # Before: PNG data written under a .jpg name (helper 225).
+    with pytest.raises(OutputPathError, match=r"^--picture .*confusion\.jpg: the picture is a PNG; give a name "
+                                              r"ending in \.png$"):
+        check_png_output(tmp_path / "confusion.jpg", what="--picture")
 
 
 def test_evaluate_refuses_a_checkpoint_for_an_export_and_says_when_test_data_took_the_run(tmp_path, capsys):

@@ -242,6 +242,15 @@ def test_overwrite_replaces_an_earlier_export_only(adapnet, tmp_path, capsys):
     with pytest.raises(export.ExportError, match=r"holds files that are not part of its export \(notes.txt, "
                                                  r"predictions\): --overwrite would delete them"):
         export.check_export_output(earlier, overwrite=True)
+    # Inside its folders too (helper 223: a serving warm-up file in assets.extra/ went with it).
+    (earlier / "notes.txt").unlink()
+    (earlier / "predictions").rmdir()
+    export.check_export_output(earlier, overwrite=True)
+    (earlier / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"x")
+    (earlier / "variables" / "notes").mkdir()
+    with pytest.raises(export.ExportError, match=r"holds files that are not part of its export \(assets.extra/"
+                                                 r"tf_serving_warmup_requests, variables/notes\): --overwrite would"):
+        export.check_export_output(earlier, overwrite=True)
 
 
 def test_export_refuses_a_fold_that_changes_outputs(adapnet, tmp_path, monkeypatch):
@@ -276,6 +285,15 @@ def test_export_options_are_checked(adapnet, tmp_path, capsys):
         _load_tool("export").main(["--checkpoint", "x", "--format", "openvino", "--int8", "--calibration", "r",
                                    "--calibration_samples", "0", "--output", str(tmp_path / "b")])
     assert "--calibration_samples must be >= 1, got 0" in capsys.readouterr().err
+    # Before: taken without --int8, and a float32 file written without a word (helper 223); and
+    # --input_modality for an SSMA refused only once the model had loaded.
+    for flags, said in ((["--format", "tflite", "--calibration_samples", "7"],
+                         "--calibration_samples is only used with --int8"),
+                        (["--model", "SSMA", "--num_classes", "3", "--input_modality", "modality2"],
+                         "--input_modality is for AdapNet++; SSMA reads every modality")):
+        with pytest.raises(SystemExit, match="2"):
+            _load_tool("export").main(["--checkpoint", "x", *flags, "--output", str(tmp_path / "b")])
+        assert said in capsys.readouterr().err
     # Before, once the model had loaded: "give --size HEIGHTxWIDTH or a config", a config given.
     with pytest.raises(SystemExit, match="2"):
         _load_tool("export").main(["--checkpoint", "x", "--format", "openvino", "--size", "input", "--output",

@@ -49,6 +49,21 @@ def test_ssma_block_matches_its_formula():
         SSMABlock(4, reduction=3)([a, b])
 
 
+def test_ssma_block_takes_numpy_integers_and_refuses_bools():
+    """As the networks do (helper 225: `np.int64(24)` refused as no positive integer, and `True`
+    kept as a reduction of 1)."""
+    block = SSMABlock(np.int64(24), np.int32(6), reduced_filters=np.int64(4))
+    assert block.get_config()["filters"] == 24 and type(block.get_config()["filters"]) is int
+    assert type(block.reduced_filters) is int
+    for kwargs, message in ((dict(filters=24, reduction=True), r"^SSMABlock reduction must be a positive integer, "
+                                                               r"got True$"),
+                            (dict(filters=24, reduced_filters=0), "reduced_filters must be a positive integer"),
+                            (dict(filters=24, output_bn="no"), r"^SSMABlock output_bn must be True or False, "
+                                                               r"got 'no'$")):
+        with pytest.raises(ValueError, match=message):
+            SSMABlock(**kwargs)
+
+
 def test_skip_attention_scales_each_channel_by_the_descriptor():
     layer = SkipAttention()
     up, skip = features((2, 4, 4, 6), 3), features((2, 4, 4, 3), 4)
