@@ -317,10 +317,10 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
     learning-rate factors were not saved."""
     from ssma_tf.training import AdamWithMultipliers, make_optimizer
 
-    config = config_from_dict({"model": "AdapNet_pp", "num_classes": 3, "height": 32, "width": 32,
-                               "batch_size": 2, "max_iteration": 10, "learning_rate": 1e-3,
-                               "train_data": "x.tfrecords", "checkpoint": str(tmp_path / "run"),
-                               "encoder_lr_multiplier": 0.0}, check_paths=False)
+    values = {"model": "AdapNet_pp", "num_classes": 3, "height": 32, "width": 32, "batch_size": 2,
+              "max_iteration": 10, "learning_rate": 1e-3, "train_data": "x.tfrecords",
+              "checkpoint": str(tmp_path / "run"), "encoder_lr_multiplier": 0.0}
+    config = config_from_dict(values, check_paths=False)
     keras.utils.set_random_seed(0)
     from ssma_tf.models.widths import decoder_widths
 
@@ -333,17 +333,34 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
     x, y = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32"), rng.integers(0, 3, (2, 32, 32))
     model.fit(x, y, epochs=1, verbose=0)
     model.save(tmp_path / "fitted.keras")
+    # Under mixed_float16 the optimizer is a LossScaleOptimizer around it, whose module was not
+    # imported on loading: Keras' "could not be deserialized properly" (helper 224).
+    mixed = config_from_dict({**values, "mixed_precision": "mixed_float16"}, check_paths=False)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        half = AdapNetPP(3, backbone="mobilenet_v2", widths=decoder_widths(16))
+        half(np.zeros((1, 32, 32, 3), np.float32))
+        half.compile(optimizer=make_optimizer(mixed, half), loss=ReleasedLoss())
+        half.optimizer.build(half.trainable_variables)  # as a step of fit does
+        half.save(tmp_path / "mixed.keras")
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     script = (
         "import sys, numpy as np, keras\n"
         "import ssma_tf.models\n"
+        "mixed = keras.saving.load_model(sys.argv[2])\n"  # first: the loads below import the optimizer's module
+        "print(type(mixed.optimizer).__name__, type(mixed.optimizer.inner_optimizer).__name__)\n"
         "model = keras.saving.load_model(sys.argv[1])\n"
         "optimizer = model.optimizer\n"
         "encoder = {optimizer.learning_rate_multiplier(v) for v in model.encoder.trainable_variables}\n"
         "others = {optimizer.learning_rate_multiplier(v) for v in model.trainable_variables} - encoder\n"
         "print(type(optimizer).__name__, optimizer.aggregate_gradients, encoder == {0.0} and others == {1.0})\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "fitted.keras")], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "fitted.keras"), str(tmp_path / "mixed.keras")],
+                          capture_output=True,
                           text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
     # Loaded in a process that imported the models only, with the encoders' factor 0 and 1 elsewhere.
-    assert done.stdout.split()[-3:] == ["AdamWithMultipliers", "True", "True"], done.stdout
+    assert done.stdout.split()[-5:] == ["LossScaleOptimizer", "AdamWithMultipliers", "AdamWithMultipliers", "True",
+                                        "True"], done.stdout

@@ -69,11 +69,10 @@ class SegmenterTraining:
 
         # Keras finds a saved class by its registered name only: a class of this package above the
         # models (the trainer's optimizer, `AdamWithMultipliers`) is registered when its module is
-        # imported, which the saved object names (before: "Could not locate class"; helper 179).
-        for value in config.values() if isinstance(config, dict) else ():
-            module = value.get("module") if isinstance(value, dict) else None
-            if isinstance(module, str) and module.startswith("ssma_tf."):
-                importlib.import_module(module)
+        # imported, which the saved object names (before: "Could not locate class"; helper 179), at
+        # any depth (mixed_float16's LossScaleOptimizer holds it as its `inner_optimizer`; helper 224).
+        for module in sorted(_package_modules(config)):
+            importlib.import_module(module)
         self.compile(**keras.saving.deserialize_keras_object(config))
         if hasattr(self, "optimizer") and self.built:
             self.optimizer.build(self.trainable_variables)  # its variables, for the saved state
@@ -107,3 +106,18 @@ class SegmenterTraining:
             f"{cls.__name__}.from_preset({preset!r}) needs the model zoo: import ssma_tf.checkpoints "
             "first, or call ssma_tf.load_model"
         )
+
+
+def _package_modules(config) -> set:
+    """The modules of this package that a saved Keras config names, however deeply nested."""
+    found = set()
+    if isinstance(config, dict):
+        module = config.get("module")
+        if isinstance(module, str) and module.startswith("ssma_tf."):
+            found.add(module)
+        for value in config.values():
+            found |= _package_modules(value)
+    elif isinstance(config, (list, tuple)):
+        for value in config:
+            found |= _package_modules(value)
+    return found
