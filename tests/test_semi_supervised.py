@@ -1084,6 +1084,50 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert not (tmp_path / "f").exists()
 
 
+def test_the_depth_student_needs_no_steps_or_folder_in_the_config_and_a_stop_is_one_line(tmp_path, capsys):
+    """Helper 227: --depth-student-steps required max_iteration and checkpoint ("train needs it"),
+    which the student never reads, and a student that stopped (NaN, divergence, a full disk) ended
+    in a traceback whose advice named labels and a checkpoint it has not."""
+    from ssma_tf.cli import select_labels
+
+    _config(tmp_path)  # writes the records and the subset file
+    values = {key: value for key, value in _config(tmp_path).to_dict().items()
+              if key not in ("max_iteration", "checkpoint")}
+    path = tmp_path / "student.config"
+    path.write_text(yaml.safe_dump(values))
+    assert select_labels.main(["-c", str(path), "--budget", "2", "--budgets", "1", "-o", str(tmp_path / "a"),
+                               "--depth-student-steps", "1"]) == 0, capsys.readouterr().err
+    assert len((tmp_path / "a" / "labeled_2.txt").read_text().split()) == 2
+    capsys.readouterr()
+    assert select_labels.main(["-c", str(path), "--budget", "2", "--budgets", "1", "-o", str(tmp_path / "b"),
+                               "--depth-student-steps", "2", "--set", "learning_rate=1e20"]) == 1
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("error: the depth student stopped (loss is ") and error.endswith(
+        "); nothing was written: lower the config's learning_rate (--set learning_rate=...) or change "
+        "--depth-student-steps"), error
+    assert not (tmp_path / "b").exists()
+    # ssma-pretrain-depth ends a divergence or a failed save as ssma-train does (before: a NaN only;
+    # the others were a traceback).
+    from ssma_tf.cli import pretrain_depth
+    from ssma_tf.semi_supervised import depth_pretraining
+    from ssma_tf.training import DivergenceError
+
+    def diverge(config, encoding=None):
+        raise DivergenceError("the loss diverged at step 5: mean loss 9 over the last 5 steps")
+
+    pretraining = _config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=None, max_iteration=2,
+                          checkpoint=str(tmp_path / "depth"))
+    (tmp_path / "depth.config").write_text(yaml.safe_dump(pretraining.to_dict()))
+    original = depth_pretraining.pretrain_depth
+    depth_pretraining.pretrain_depth = diverge
+    try:
+        assert pretrain_depth.main(["-c", str(tmp_path / "depth.config")]) == 1
+    finally:
+        depth_pretraining.pretrain_depth = original
+    assert capsys.readouterr().err.splitlines()[-1] == ("error: the loss diverged at step 5: mean loss 9 over the "
+                                                        "last 5 steps")
+
+
 def test_depth_encoding_flags_reach_the_depth_student_and_depth_pretraining(tmp_path, tiny_model, capsys):
     """Grey-coded depth (helper 94: the selection's student, and ssma-pretrain-depth, read it as
     jet, and the config could not say otherwise without unlabeled_data)."""

@@ -50,11 +50,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--depth-encoding must be one of {', '.join(DEPTH_ENCODINGS)}, got {args.depth_encoding!r}")
 
     from ssma_tf.semi_supervised.depth_pretraining import pretrain_depth
-    from ssma_tf.training import NonFiniteLossError
+    from ssma_tf.training import TrainingStopped
 
     try:
         pretrain_depth(config, encoding=args.depth_encoding)
-    except NonFiniteLossError as error:
+    except TrainingStopped as error:  # as ssma-train (before: a divergence or a failed save was a traceback)
         return fail(error, 1)
     return 0
 

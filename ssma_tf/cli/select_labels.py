@@ -18,7 +18,7 @@ import sys
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_overrides, add_version, command, finite_number, parse_overrides_or_exit,
+    ArgumentParser, add_overrides, add_version, command, fail, finite_number, parse_overrides_or_exit,
     require_tensorflow_backend, seed_number,
 )
 
@@ -64,12 +64,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     # The config's labeled_subset is what this command writes: it need not exist yet. Nor need the
     # weights a training run starts from, which nothing here reads (before: a config whose ImageNet
     # checkpoint or stage-1 experts were not there yet was refused; helper 186); the depth student
-    # starts from scratch. The keys the selection reads are required; a depth student trains as the
-    # config says (its batch size, rate and steps).
+    # starts from scratch. The keys the selection reads are required; a depth student trains with the
+    # config's batch size and rate, --depth-student-steps steps, in a folder of its own (before:
+    # max_iteration and checkpoint were required too, "train needs it", and never read; helper 227).
     unread = dict.fromkeys(("labeled_subset", "intialize", "checkpoint1", "checkpoint2", "checkpoints",
                             "finetune_from"))
-    needed = None if args.depth_student_steps > 0 else Required(
-        ("model", "num_classes", "height", "width", "train_data"), "ssma-select-labels")
+    student = args.depth_student_steps > 0
+    needed = Required(("model", "num_classes", "height", "width", "train_data")
+                      + (("batch_size", "learning_rate") if student else ()),
+                      "ssma-select-labels" + (" --depth-student-steps" if student else ""))
     config = load_config(args.config, "train", overrides={**overrides, **unread}, required=needed)
     encoding = args.depth_encoding or (
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
@@ -145,9 +148,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         def difficulty(selected):
             return depth_student_errors(config, selected, args.depth_student_steps,
                                         seed=args.seed, encoding=encoding)
-    selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
-                                         difficulty=difficulty,
-                                         difficulty_weight=args.difficulty_weight)
+    stopped: tuple = ()
+    if difficulty is not None:
+        from ssma_tf.training import TrainingStopped
+
+        stopped = (TrainingStopped,)
+    try:
+        selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
+                                             difficulty=difficulty,
+                                             difficulty_weight=args.difficulty_weight)
+    except stopped as error:
+        # Before: a traceback, whose advice named labels and a checkpoint the student has not (helper 227).
+        reason = str(error).split(";")[0]
+        return fail(f"the depth student stopped ({reason}); nothing was written: lower the config's learning_rate "
+                    "(--set learning_rate=...) or change --depth-student-steps", 1)
 
     os.makedirs(args.output, exist_ok=True)
     # Lists of an earlier run into this folder (other budgets or seed) would sit beside this run's.

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import keras
 
+from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.errors import UserInputError
 from ssma_tf.layers import ConvBN, SSMABlock
 from ssma_tf.models.factory import is_fusion
@@ -152,10 +153,15 @@ def feature_maps(model: keras.Model) -> list:
     """Every prunable feature map of an `AdapNetPP` or `SSMA`, in network order.
 
     Raises:
-        ValueError: the model is neither.
+        ValueError: the model is neither, or is on another backbone (`PruningError`).
     """
     if not hasattr(model, "widths") or not hasattr(model, "encoders"):
         raise ValueError(f"cannot prune a {type(model).__name__}: only AdapNetPP and SSMA models")
+    backbone = getattr(model, "backbone", ADAPNET_PP_BACKBONE)
+    if backbone != ADAPNET_PP_BACKBONE:
+        # Before: Keras' "No such layer: block1_unit1", naming neither pruning nor the backbone (helper 228).
+        raise PruningError(f"cannot prune this {type(model).__name__}: its backbone is {backbone}, and pruning works "
+                           "on AdapNet++ and SSMA on the AdapNet++ backbone (the paper's Section 3.5)")
     fusion = is_fusion(model)
     if fusion and len(model.encoders) > len(MODALITY_PREFIXES):
         # Before: the experts after the second were left out, and a stage's budget went to the

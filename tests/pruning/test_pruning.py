@@ -75,6 +75,15 @@ def test_an_ssma_over_three_modalities_is_refused_not_pruned_in_part():
         feature_maps(SSMA(NUM_CLASSES, num_modalities=3))
 
 
+def test_a_model_on_another_backbone_is_refused_by_name():
+    """Before: Keras' "No such layer: block1_unit1" from the public API (helper 228)."""
+    from ssma_tf.pruning.channels import PruningError, feature_maps
+
+    with pytest.raises(PruningError, match=r"^cannot prune this AdapNetPP: its backbone is mobilenet_v2, and pruning "
+                                           r"works on AdapNet\+\+ and SSMA on the AdapNet\+\+ backbone"):
+        feature_maps(AdapNetPP(NUM_CLASSES, backbone="mobilenet_v2"))
+
+
 def test_masked_residual_is_zero_at_pruned_indices_and_equals_the_zeroed_unit():
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 32)).astype("float32")
