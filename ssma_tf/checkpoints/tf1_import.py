@@ -211,9 +211,16 @@ def _check_complete(names: list, missing: list, what: str, prefix: str):
         heads = (DECODER_SCOPES["aux_up2_head"], DECODER_SCOPES["aux_up1_head"])
         # The released SSMA checkpoints have no auxiliary heads, which `aux_heads: true` builds
         # (helper 126: a list of conv911/conv912 variables, without a word on what to change).
-        hint = ("; it has no auxiliary heads (conv911, conv912): set aux_heads: false, or start from it with "
-                "finetune_from, which starts the class layers (the heads among them) fresh"
-                if all(set(heads).intersection(gap.split("/")) for gap in gaps) else "")
+        hint = ""
+        if all(set(heads).intersection(gap.split("/")) for gap in gaps):
+            # An AdapNet++ config always builds the heads (`aux_heads` is SSMA's key): its ways out
+            # differ (helper 230: "set aux_heads: false", which the reader refuses for AdapNet_pp).
+            hint = ("; it has no auxiliary heads (conv911, conv912), which an AdapNet++ config always builds: start "
+                    "from it with finetune_from, which starts the class layers (the heads among them) fresh, or "
+                    "convert it with ssma-convert-tf1, whose .keras file ssma-evaluate and ssma-predict take"
+                    if all(gap.startswith(UNIMODAL_PREFIX) for gap in gaps) else
+                    "; it has no auxiliary heads (conv911, conv912): set aux_heads: false, or start from it with "
+                    "finetune_from, which starts the class layers (the heads among them) fresh")
         raise CheckpointError(f"{prefix}: the checkpoint lacks {len(gaps)} variables of the {what}: {shown}{hint}")
 
 

@@ -47,6 +47,9 @@ def main(argv=None) -> int:
     # A released archive, its URL or its preset name: fetched and unpacked as `ssma_tf.load_model`
     # does (before: "no checkpoint at X.zip", suggesting files the converter refuses; helper 222).
     checkpoint = preset_checkpoint(args.checkpoint)
+    if checkpoint.endswith(WEIGHTS_SUFFIXES):  # a folder or an archive holding one (helper 230)
+        raise CheckpointError(f"{args.checkpoint} holds a Keras file ({checkpoint}), not a TF1 checkpoint: nothing "
+                              "to convert (ssma_tf.load_model opens it)", path=args.checkpoint)
     rates = args.easpp_rates
     if rates is None:
         release = fitting_release(checkpoint)

@@ -116,6 +116,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         # the folder fits.
         parser.error(f"--backend {args.backend} needs the export folder (written by ssma-export --format "
                      f"{args.backend}) as RUN or --checkpoint")
+    from ssma_tf.modalities.io import IMAGE_EXTENSIONS
+
+    if args.run is not None and os.path.isfile(args.run) and args.run.lower().endswith(IMAGE_EXTENSIONS):
+        # A shell pattern given to --modality1 leaves its second file as RUN (before: "give a training
+        # run's folder or .keras file, or -c/--checkpoint, not both"; helper 229).
+        parser.error(f"RUN {args.run} is an image, not a model: --modality1 and --modality2 take one image or a "
+                     "folder each (a shell pattern such as rgb/*.png gives several); give the folder")
     overrides = model_source_or_exit(parser, args)
     if args.list is None and args.modality1 is None and args.modality2 is None:
         parser.error("give --modality1/--modality2 (files or folders) or --list")
@@ -237,7 +244,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     from ssma_tf.inference.backends import ExportedModelError, ExportedPredictor, load_exported
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.samples import EXPORT_METADATA, collect_samples
-    from ssma_tf.inference.settings import dataset_by_name
+    from ssma_tf.inference.settings import check_interpolation_flag, dataset_by_name
 
     check_output(args.output, what="--output", directory=True, overwrite=None)
     _say_if_not_empty(args.output)
@@ -252,6 +259,9 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
     meta = exported.metadata
     held = predictor.modality2_interpolation
     reads = meta.get("input_modality") or "modality1"
+    # As for a Keras model (before: taken by an export of a modality-1 AdapNet++; helper 229).
+    check_interpolation_flag(args.modality2_interpolation, None, args.input_modality or reads,
+                             modalities=predictor.num_modalities)
     if args.modality2_interpolation and (_methods(held, predictor, reads)
                                          != _methods(args.modality2_interpolation, predictor, reads)):
         # The export's resizing is that of the model it was made from.

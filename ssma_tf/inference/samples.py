@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from ssma_tf.constants import MAX_MODALITIES
@@ -393,6 +394,7 @@ def check_readable(samples: List[Sample]) -> List[Sample]:
     """
     from PIL import Image, UnidentifiedImageError
 
+    turned: List[Tuple[str, str, int]] = []
     for sample in samples:
         named = [*((f"modality{i}", path) for i, path in enumerate(sample.modalities, start=1)),
                  ("label", sample.label)]
@@ -407,20 +409,22 @@ def check_readable(samples: List[Sample]) -> List[Sample]:
                                       "knows (PNG, JPEG, TIFF, ...)") from None
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
                 raise PredictionError(f"{sample.where()}: cannot read {what} {path}: {error}") from None
-        _check_headers(sample, named)
+        turned.extend(_check_headers(sample, named))
+    _warn_of_turned_images(turned)
     return samples
 
 
-def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> None:
+def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> List[Tuple[str, str, int]]:
     """What the headers of a sample's files tell, checked before the model runs as the pictures
     check it at the sample's turn (which left the pictures of the samples before it written):
     the images and label of one size (the images as read, EXIF orientation applied), and a label
-    stored losslessly in one channel."""
-    from PIL import Image
+    stored losslessly in one channel. Returns the images their EXIF orientation turns where the
+    sample's other files are not turned alike, as (sample, path, orientation)."""
+    from PIL import ExifTags, Image
 
-    from ssma_tf.data.convert import ImageFileError, check_label_image, oriented_size
+    from ssma_tf.data.convert import EXIF_TURNS, ImageFileError, check_label_image, oriented_size
 
-    sizes = []
+    sizes, orientations = [], []
     for what, path in named:
         if path is None:
             continue
@@ -430,12 +434,40 @@ def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> No
                     check_label_image(image, path, f"label of {sample.where()}")
                 except ImageFileError as error:
                     raise PredictionError(str(error)) from None
-                sizes.append((path, (image.height, image.width)))  # labels are read as stored
+                sizes.append((path, (image.height, image.width), ""))  # labels are read as stored
+                orientations.append((path, 1))
             else:
-                sizes.append((path, oriented_size(image)))
-    if len({size for _, size in sizes}) > 1:
-        shown = ", ".join(f"{path} is {height}x{width}" for path, (height, width) in sizes)
+                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+                orientation = orientation if orientation in EXIF_TURNS else 1  # as exif_transpose reads it
+                turned = (f" (stored {image.height}x{image.width}, {EXIF_TURNS[orientation]} by its EXIF "
+                          "orientation as images are read)" if orientation in (5, 6, 7, 8) else "")
+                sizes.append((path, oriented_size(image), turned))
+                orientations.append((path, orientation))
+    if len({size for _, size, _ in sizes}) > 1:
+        # The EXIF turn said where it changed a size (helper 229: "rect.jpg is 72x40" of a file
+        # stored 40x72, without a word of why).
+        shown = ", ".join(f"{path} is {height}x{width}{turned}" for path, (height, width), turned in sizes)
         raise PredictionError(f"the images of {sample.where()} differ in size: {shown}")
+    if len({orientation for _, orientation in orientations}) > 1:
+        return [(sample.where(), path, orientation) for path, orientation in orientations if orientation != 1]
+    return []
+
+
+def _warn_of_turned_images(turned: List[Tuple[str, str, int]]) -> None:
+    """One warning for the images turned by their EXIF orientation beside files of their sample
+    that are not: the fused modalities no longer line up, also when the size stays (before:
+    predicted without a word, where ssma-convert warns of the same files; helper 229)."""
+    if not turned:
+        return
+    from ssma_tf.config import ConfigWarning
+    from ssma_tf.data.convert import EXIF_TURNS
+
+    shown = ", ".join(f"{where}: {path} ({EXIF_TURNS[orientation]})" for where, path, orientation in turned[:3])
+    more = f" and {len(turned) - 3} more" if len(turned) > 3 else ""
+    warnings.warn(f"{len(turned)} image(s) are turned by their EXIF orientation as they are read, but the other "
+                  f"files of their sample are not ({shown}{more}): if they were taken as stored, their pixels do not "
+                  "line up. If they do not, save the images turned (PIL's ImageOps.exif_transpose)", ConfigWarning,
+                  stacklevel=3)
 
 
 def _named(entries: Sequence[Tuple]) -> List[Sample]:

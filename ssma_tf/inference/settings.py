@@ -231,24 +231,29 @@ def _dataset_of(run: Any) -> Optional[DatasetInfo]:
         raise ConfigError(first_line(error), key="palette" if run.palette else "dataset", source=run.source) from None
 
 
-def check_interpolation_flag(interpolation: Optional[str], model: Any, input_modality: str) -> None:
+def check_interpolation_flag(interpolation: Optional[str], model: Any, input_modality: str, *,
+                             modalities: Optional[int] = None) -> None:
     """`--modality2_interpolation` on a network that reads no modality 2 and on is an error
     (`ssma-predict`, `ssma-export`).
+
+    Args:
+        modalities: the images an exported network reads, in place of `model` (None there).
 
     Raises:
         UserInputError: naming the flag and what the network reads.
     """
-    from ssma_tf.models.factory import is_fusion, num_modalities
+    from ssma_tf.models.factory import num_modalities
     from ssma_tf.resampling import resize_methods
 
-    if interpolation and not is_fusion(model) and input_modality == "modality1":
+    modalities = num_modalities(model) if modalities is None else modalities
+    fusion = modalities >= 2
+    if interpolation and not fusion and input_modality == "modality1":
         raise UserInputError("--modality2_interpolation is for SSMA or an expert of modality 2 and on; this "
                              "AdapNet++ reads modality1, resized bilinearly")
     if not interpolation or isinstance(interpolation, str):
         return
     given = ",".join(interpolation)
-    modalities = num_modalities(model)
-    if is_fusion(model) and len(interpolation) != modalities - 1:
+    if fusion and len(interpolation) != modalities - 1:
         # A list that is too long is cut for a config (an expert shares its fusion's list), but on
         # the command line it names another network.
         raise UserInputError(f"--modality2_interpolation {given} gives {len(interpolation)} methods, but this SSMA "

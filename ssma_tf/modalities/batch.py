@@ -23,6 +23,7 @@ output made from another input (two lists' files of the same name) is never kept
 this run's.
 """
 
+import ast
 import dataclasses
 import json
 import os
@@ -537,7 +538,8 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
                   (_source_id(job.source), BEING_WRITTEN)} if skip_existing else set()
     if skip_existing and existing and settings is not None and output_dir is not None:
         unvouched = [job for job in existing if job.output not in unfinished
-                     and recorded.get(job.output, (None, None))[1] != settings_of(settings, job)]
+                     and _canonical(recorded.get(job.output, (None, None))[1])
+                     != _canonical(settings_of(settings, job))]
         if unvouched:
             job = unvouched[0]
             more = f" ({len(unvouched)} outputs in all)" if len(unvouched) > 1 else ""
@@ -555,10 +557,30 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     return jobs
 
 
+def _canonical(settings: Any) -> Any:
+    """Settings as compared: a sequence recorded as a list (`[1, 2, 3]`, as the versions before
+    2026-12-06 recorded a typed one) or as a tuple (`(1, 2, 3)`, a default, and every one since)
+    alike (helper 230: a folder prepared with `--missing-color 1 2 3` did not resume)."""
+    if not isinstance(settings, dict):
+        return settings
+    canonical = {}
+    for name, text in settings.items():
+        if isinstance(text, str) and text[:1] in ("(", "["):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = None
+            if isinstance(value, (list, tuple)):
+                text = str(tuple(value))
+        canonical[name] = text
+    return canonical
+
+
 def _differences(before: Any, now: dict) -> str:
     """The options two settings records differ in, as `name then -> now`."""
     if not isinstance(before, dict):
         return "unreadable record"
+    before, now = _canonical(before), _canonical(now)
     return ", ".join(f"{name} {before.get(name)} -> {now.get(name)}"
                      for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name))
 
@@ -609,6 +631,16 @@ def check_partner_sizes(jobs: Sequence[Job], what: str = "input") -> None:
                 )
 
 
+def _append(record, entry: dict, path: pathlib.Path) -> None:
+    """One line of `SOURCES_FILE`; a failed write names the file (before: "[Errno 28] No space
+    left on device" alone; helper 230)."""
+    try:
+        record.write(json.dumps(entry) + "\n")
+        record.flush()
+    except OSError as exc:
+        raise OutputWriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
 def run_jobs(
     jobs: Sequence[Job],
     convert: Callable[[Job], None],
@@ -640,6 +672,7 @@ def run_jobs(
     outputs are removed again (before: an empty output folder with an empty `SOURCES_FILE`).
     """
     record = job = None
+    finished = False
     record_path = pathlib.Path(output_dir) / SOURCES_FILE if output_dir is not None else None
     record_made = False  # this run created the record file
     written = False  # an output was written
@@ -653,10 +686,12 @@ def run_jobs(
                 if record is None:
                     os.makedirs(output_dir, exist_ok=True)
                     record_made = not record_path.exists()
-                    record = open(record_path, "a", encoding="utf-8")
+                    try:
+                        record = open(record_path, "a", encoding="utf-8")
+                    except OSError as exc:
+                        raise OutputWriteError(exc.errno, exc.strerror or str(exc), str(record_path)) from exc
                 # The output's writing begins (`BEING_WRITTEN`); the finished record follows it.
-                record.write(json.dumps({**entry, "writing": True}) + "\n")
-                record.flush()
+                _append(record, {**entry, "writing": True}, record_path)
             try:
                 convert(job)
             except (InputFileError, OutputExistsError, OutputWriteError):
@@ -666,15 +701,20 @@ def run_jobs(
             if record is not None:
                 if settings is not None:
                     entry["settings"] = settings_of(settings, job)
-                record.write(json.dumps(entry) + "\n")
-                record.flush()
+                _append(record, entry, record_path)
             made = []  # an output is written: its folders stay
             written = True
             if progress is not None:
                 progress.update(done)
+        finished = True
     finally:
+        closing = None
         if record is not None:
-            record.close()
+            try:
+                record.close()
+            except OSError as exc:  # its last lines, flushed (an error on its way out goes on as it is)
+                closing = None if not finished else OutputWriteError(exc.errno, exc.strerror or str(exc),
+                                                                     str(record_path))
             if record_made and not written and not job.output.exists():
                 # Stopped before its first output: the record of its beginning goes too.
                 record_path.unlink(missing_ok=True)
@@ -683,6 +723,8 @@ def run_jobs(
                 folder.rmdir()  # only if empty: nothing but what this run made
             except OSError:
                 pass
+    if closing is not None:
+        raise closing
     return len(jobs)
 
 

@@ -85,7 +85,8 @@ def test_a_checkpoint_trained_without_auxiliary_heads_converts_and_starts_an_exp
     np.testing.assert_array_equal(encoder[0], converted.encoder.get_weights()[0])
     # A network built with the heads is told what to change.
     with pytest.raises(CheckpointError, match=r"lacks 10 variables of the model: .*; it has no auxiliary heads "
-                                              r"\(conv911, conv912\): set aux_heads: false"):
+                                              r"\(conv911, conv912\), which an AdapNet\+\+ config always builds: "
+                                              r"start from it with finetune_from"):
         load_tf1_checkpoint(AdapNetPP(12, aux_heads=True), prefix)
 
 
@@ -113,3 +114,10 @@ def test_the_converter_takes_a_released_archive_and_names_a_keras_file(tmp_path,
     assert convert_tf1.main(["-c", str(output), "-o", str(tmp_path / "again.keras")]) == 2
     assert (f"error: {output} is a Keras file, not a TF1 checkpoint: nothing to convert (ssma_tf.load_model opens "
             "it; .save('model.keras') writes it with its network)") in capsys.readouterr().err
+    # In a folder too (before: "run/release.keras is not a TF1 checkpoint prefix: ....index does not exist").
+    folder = tmp_path / "run"
+    folder.mkdir()
+    output.rename(folder / "release.keras")
+    assert convert_tf1.main(["-c", str(folder), "-o", str(tmp_path / "again.keras")]) == 2
+    assert (f"error: {folder} holds a Keras file ({folder / 'release.keras'}), not a TF1 checkpoint: nothing to "
+            "convert (ssma_tf.load_model opens it)") in capsys.readouterr().err

@@ -231,6 +231,18 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
     assert "it is an OpenVINO export of ssma-export; run it with --backend openvino" in capsys.readouterr().err
     assert predict_cli.main([str(folder), "--modality1", image, "--output", str(tmp_path / "own"), "--quiet"]) == 0
     assert any((tmp_path / "own").rglob("*.png"))
+    # --modality2_interpolation for an AdapNet++ of modality 1: refused as for its Keras model (before:
+    # taken by the export, without a word; helper 229).
+    assert predict_cli.main([str(folder), "--modality1", image, "--modality2_interpolation", "bilinear",
+                             "--output", str(tmp_path / "interp")]) == 2
+    assert ("error: --modality2_interpolation is for SSMA or an expert of modality 2 and on; this AdapNet++ reads "
+            "modality1, resized bilinearly") in capsys.readouterr().err
+    # A shell pattern given to --modality1 leaves its second image as RUN (before: "... not both").
+    second = write_rgb(tmp_path / "in" / "b.png", np.full((40, 70, 3), 90, np.uint8))
+    with pytest.raises(SystemExit):
+        predict_cli.main(["--checkpoint", str(folder), "--modality1", image, second, "--output", str(tmp_path / "g")])
+    assert (f"RUN {second} is an image, not a model: --modality1 and --modality2 take one image or a folder each "
+            "(a shell pattern such as rgb/*.png gives several); give the folder") in capsys.readouterr().err
     # And to ssma-evaluate as a run (before: "not a training run ...; give a config with -c").
     from ssma_tf.cli import evaluate as evaluate_cli
 

@@ -271,7 +271,20 @@ def test_sizes_and_labels_that_do_not_fit_are_named_before_any_prediction(tmp_pa
     exif[0x0112] = 6  # turned 90 degrees: read as 16x24
     turned.save(tmp_path / "turned.jpg", exif=exif)
     (tmp_path / "turned.txt").write_text("turned.jpg da.png la.png\n")
-    assert len(collect_samples(True, list_file=tmp_path / "turned.txt")) == 1
+    # ... and said, its depth and label not being turned alike (helper 229: predicted without a
+    # word, where ssma-convert warns of the same files).
+    from ssma_tf.config import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match=r"^1 image\(s\) are turned by their EXIF orientation as they are read, "
+                                           r"but the other files of their sample are not \(.*turned\.txt, line 1 .*: "
+                                           r".*turned\.jpg \(turned 90 degrees\)\)"):
+        assert len(collect_samples(True, list_file=tmp_path / "turned.txt")) == 1
+    # A size the turn changed is said as such (before: "turned.jpg is 16x24" of a file stored 24x16).
+    write_rgb(tmp_path / "upright.png", np.zeros((24, 16, 3)))
+    (tmp_path / "stored.txt").write_text("turned.jpg upright.png\n")
+    with pytest.raises(PredictionError, match=r"turned\.jpg is 16x24 \(stored 24x16, turned 90 degrees by its EXIF "
+                                              r"orientation as images are read\), .*upright\.png is 24x16$"):
+        collect_samples(True, list_file=tmp_path / "stored.txt")
 
 
 def test_the_output_folder_inside_a_recursively_read_input_folder_is_no_input(tmp_path):

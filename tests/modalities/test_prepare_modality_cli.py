@@ -781,6 +781,17 @@ def test_a_write_failing_midway_is_status_1_and_says_what_was_written(scannet_li
     with pytest.raises(OSError) as raised:
         io._atomic_write(out / "odd.png", encoder_refuses, overwrite=False)
     assert not isinstance(raised.value, io.OutputWriteError) and not (out / "odd.png").exists()
+    # The record of the outputs' sources on a full disk is named too (before: "[Errno 28] No space
+    # left on device" alone; helper 230).
+    from ssma_tf.modalities.batch import SOURCES_FILE
+
+    monkeypatch.setattr(files, "_replace", replace)
+    full = scannet_like / "full"
+    full.mkdir()
+    (full / SOURCES_FILE).symlink_to("/dev/full")
+    assert prepare_modality(["gray", str(scannet_like / "depth"), "-o", str(full), "--max", "7000", "-q"]) == 1
+    assert (f"ssma-prepare: error: [Errno 28] No space left on device: '{full / SOURCES_FILE}'"
+            in capsys.readouterr().err)
 
 
 def test_list_outputs_stay_in_the_output_folder_whatever_the_inputs_spelling(tmp_path, prepare_modality,
@@ -865,6 +876,27 @@ def test_the_camera_files_beside_each_depth_map_are_recorded_by_what_they_hold(t
     (tmp_path / "a" / "intrinsics.txt").write_text("40 0 19.5\n0 40 14.5\n0 0 1\n")
     (tmp_path / "b" / "intrinsics.txt").write_text("80 0 19.5\n0 80 14.5\n0 0 1\n")
     assert prepare_modality(args + ["--skip-existing"]) == 0, capsys.readouterr().err
+
+
+def test_a_folder_whose_record_lists_a_typed_sequence_resumes(scannet_like, prepare_modality, capsys):
+    """The versions before 2026-12-06 recorded a typed sequence as a list, a default as a tuple:
+    both spellings are the same setting (helper 230: recording tuples alone refused those folders)."""
+    from ssma_tf.modalities.batch import SOURCES_FILE
+
+    root = scannet_like
+    args = ["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", "--missing-color", "1", "2", "3",
+            "-q"]
+    assert prepare_modality(args) == 0, capsys.readouterr().err
+    record = root / "jet" / SOURCES_FILE
+    assert "(1, 2, 3)" in record.read_text()
+    record.write_text(record.read_text().replace("(1, 2, 3)", "[1, 2, 3]"))  # as the earlier version wrote it
+    (root / "jet" / "2.png").unlink()
+    assert prepare_modality(args + ["--skip-existing"]) == 0, capsys.readouterr().err
+    assert (root / "jet" / "2.png").is_file()
+    # Another colour is still another setting, said in one spelling.
+    (root / "jet" / "2.png").unlink()
+    assert prepare_modality(args[:-4] + ["4", "5", "6", "-q", "--skip-existing"]) == 2
+    assert "(missing_color (1, 2, 3) -> (4, 5, 6))" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command, flags", [(["ndvi"], ["--range", "-1", "1"]), (["jet", "--max", "7000"],
