@@ -1101,11 +1101,17 @@ def test_the_depth_student_needs_no_steps_or_folder_in_the_config_and_a_stop_is_
     capsys.readouterr()
     assert select_labels.main(["-c", str(path), "--budget", "2", "--budgets", "1", "-o", str(tmp_path / "b"),
                                "--depth-student-steps", "2", "--set", "learning_rate=1e20"]) == 1
-    error = capsys.readouterr().err.splitlines()[-1]
+    captured = capsys.readouterr()
+    error = captured.err.splitlines()[-1]
     assert error.startswith("error: the depth student stopped (loss is ") and error.endswith(
-        "); nothing was written: lower the config's learning_rate (--set learning_rate=...) or change "
-        "--depth-student-steps"), error
-    assert not (tmp_path / "b").exists()
+        "); labeled_1.txt written, no scores.csv: lower the config's learning_rate (--set learning_rate=...) or "
+        "change --depth-student-steps, and run again with --overwrite"), error
+    # Each list is written as its budget is reached, and the student's training is said (before:
+    # nothing until every budget was done, and a failure lost the lists already decided; helper 227).
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["labeled_1.txt"]
+    assert captured.out.splitlines()[:2] == [
+        f"budget 1: {tmp_path / 'b' / 'labeled_1.txt'} (6 classes present in the chosen labels)",
+        "training a depth student on the 1 image(s) selected (2 steps), to bias the next picks"], captured.out
     # ssma-pretrain-depth ends a divergence or a failed save as ssma-train does (before: a NaN only;
     # the others were a traceback).
     from ssma_tf.cli import pretrain_depth

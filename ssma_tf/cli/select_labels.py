@@ -141,11 +141,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SelectionError(
             f"--budget {budgets[-1]} is larger than the pool of {len(features)} images in "
             f"train_data ({', '.join(config.train_data)})")
+    os.makedirs(args.output, exist_ok=True)
+    # Lists of an earlier run into this folder (other budgets or seed) would sit beside this run's.
+    stale = sorted(name for name in os.listdir(args.output) if name.startswith("labeled_") and name.endswith(".txt")
+                   and name not in {f"labeled_{b}.txt" for b in budgets})
+    if stale:
+        print(f"warning: {args.output} also holds {', '.join(stale)} from an earlier run (other budgets or seed); "
+              "they are not this selection's", file=sys.stderr)
+    labels = record_labels(config.train_data)
+    labeled = any(label.any() for label in labels)  # images-only records (or labels all void): no count
+    written = []
+
+    def write_list(budget, chosen):
+        # Each list as soon as its budget is reached (before: all at the end, so a run of hours with
+        # depth students printed nothing and a failure lost the lists already decided; helper 227).
+        path = os.path.join(args.output, f"labeled_{budget}.txt")
+        write_index_file(path, chosen)
+        written.append(os.path.basename(path))
+        if labeled:
+            covered = classes_covered(labels, chosen, num_classes=config.num_classes)
+            print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels)", flush=True)
+        else:
+            print(f"budget {budget}: {path} (the records hold no label: no class count)", flush=True)
+
     difficulty = None
     if args.depth_student_steps > 0:
         from ssma_tf.semi_supervised.depth_pretraining import depth_student_errors
 
         def difficulty(selected):
+            print(f"training a depth student on the {len(selected)} image(s) selected ({args.depth_student_steps} "
+                  "steps), to bias the next picks", flush=True)
             return depth_student_errors(config, selected, args.depth_student_steps,
                                         seed=args.seed, encoding=encoding)
     stopped: tuple = ()
@@ -156,31 +181,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
                                              difficulty=difficulty,
-                                             difficulty_weight=args.difficulty_weight)
+                                             difficulty_weight=args.difficulty_weight, on_budget=write_list)
     except stopped as error:
         # Before: a traceback, whose advice named labels and a checkpoint the student has not (helper 227).
         reason = str(error).split(";")[0]
-        return fail(f"the depth student stopped ({reason}); nothing was written: lower the config's learning_rate "
-                    "(--set learning_rate=...) or change --depth-student-steps", 1)
-
-    os.makedirs(args.output, exist_ok=True)
-    # Lists of an earlier run into this folder (other budgets or seed) would sit beside this run's.
-    stale = sorted(name for name in os.listdir(args.output) if name.startswith("labeled_") and name.endswith(".txt")
-                   and name not in {f"labeled_{b}.txt" for b in budgets})
-    if stale:
-        print(f"warning: {args.output} also holds {', '.join(stale)} from an earlier run (other budgets or seed); "
-              "they are not this selection's", file=sys.stderr)
-    labels = record_labels(config.train_data)
-    labeled = any(label.any() for label in labels)  # images-only records (or labels all void): no count
-    for budget in budgets:
-        chosen = selection.subset(budget)
-        path = os.path.join(args.output, f"labeled_{budget}.txt")
-        write_index_file(path, chosen)
-        if labeled:
-            covered = classes_covered(labels, chosen, num_classes=config.num_classes)
-            print(f"budget {budget}: {path} ({len(covered)} classes present in the chosen labels)")
-        else:
-            print(f"budget {budget}: {path} (the records hold no label: no class count)")
+        kept = f"{', '.join(written)} written, no scores.csv" if written else "nothing was written"
+        return fail(f"the depth student stopped ({reason}); {kept}: lower the config's learning_rate "
+                    "(--set learning_rate=...) or change --depth-student-steps, and run again with --overwrite", 1)
     scores = os.path.join(args.output, "scores.csv")
     with atomic_write(scores) as stream:
         stream.write("pick,record,distance,difficulty_bias\n")

@@ -85,6 +85,7 @@ def farthest_point_selection(
     seed: int = 0,
     difficulty: Optional[Callable[[list[int]], np.ndarray]] = None,
     difficulty_weight: float = 1.0,
+    on_budget: Optional[Callable[[int, list[int]], None]] = None,
 ) -> Selection:
     """Farthest-point selection, growing through `budgets`.
 
@@ -96,6 +97,8 @@ def farthest_point_selection(
             (N,) error per image, scaled to unit mean and added × `difficulty_weight` × the
             typical distance to every candidate's distance.
         difficulty_weight: strength of the bias.
+        on_budget: called with each budget and the picks so far as soon as they are made (the
+            lists of a long run with depth students are written as they are reached).
 
     Returns:
         The `Selection`.
@@ -130,6 +133,8 @@ def farthest_point_selection(
             distance.append(float(nearest[pick]))
             bias.append(float(extra[pick]))
             nearest = np.minimum(nearest, np.linalg.norm(features - features[pick], axis=1))
+        if on_budget is not None:
+            on_budget(budget, list(order))
     return Selection(order, distance, bias, budgets)
 
 
