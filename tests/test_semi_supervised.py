@@ -873,6 +873,22 @@ def test_classes_covered_leave_out_void_the_ignore_id_and_ids_beyond_the_classes
     assert classes_covered(labels, [0, 1, 2], min_pixels=2) == [2]
 
 
+def test_the_label_histograms_cover_the_classes_the_label_maps_do(tmp_path):
+    """ssma-select-labels held every label map of the pool, and decoded its images a second time,
+    to count the classes of a selection (helper 227: 6 GB for Cityscapes at full size)."""
+    from ssma_tf.semi_supervised.selection import classes_covered, record_label_histograms, record_labels
+
+    path = _write_rgbd_records(tmp_path / "pool.tfrecords", 4, seed=3)
+    histograms, maps = record_label_histograms(path), record_labels(path)
+    assert histograms.shape == (4, 256) and histograms.sum() == sum(label.size for label in maps)
+    for chosen in ([0], [1, 3], [0, 1, 2, 3]):
+        for kwargs in ({}, {"num_classes": 4}, {"min_pixels": 50}):
+            assert classes_covered(histograms, chosen, **kwargs) == classes_covered(maps, chosen, **kwargs)
+    assert classes_covered(histograms, [0, 1, 2, 3])  # the pool's labels hold classes
+    unlabeled = _write_rgbd_records(tmp_path / "unlabeled.tfrecords", 2, label_feature=False)
+    assert not record_label_histograms(unlabeled)[:, 1:].any()
+
+
 def test_every_record_the_selection_reads_must_hold_depth(tmp_path):
     """The start checks a file's first records only: photos after two depth records were read as
     depth, and the picks rested on noise."""

@@ -115,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         classes_covered,
         farthest_point_selection,
         pooled_depth_features,
-        record_labels,
+        record_label_histograms,
         standardise,
     )
 
@@ -148,8 +148,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if stale:
         print(f"warning: {args.output} also holds {', '.join(stale)} from an earlier run (other budgets or seed); "
               "they are not this selection's", file=sys.stderr)
-    labels = record_labels(config.train_data)
-    labeled = any(label.any() for label in labels)  # images-only records (or labels all void): no count
+    labels = record_label_histograms(config.train_data)
+    labeled = bool(labels[:, 1:].any())  # images-only records (or labels all void): no count
     written = []
 
     def write_list(budget, chosen):
