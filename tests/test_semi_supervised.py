@@ -1128,10 +1128,33 @@ def test_the_depth_student_needs_no_steps_or_folder_in_the_config_and_a_stop_is_
     assert captured.out.splitlines()[:2] == [
         f"budget 1: {tmp_path / 'b' / 'labeled_1.txt'} (6 classes present in the chosen labels)",
         "training a depth student on the 1 image(s) selected (2 steps), to bias the next picks"], captured.out
+    # A failed save is the temporary folder's, not the rate's (helper 231); --debug shows the traceback.
+    import tempfile
+
+    from ssma_tf.semi_supervised import depth_pretraining
+    from ssma_tf.training import CheckpointWriteError
+
+    def full_disk(*args, **kwargs):
+        raise CheckpointWriteError("cannot write the checkpoint /tmp/s/ckpt-1 at step 1: [Errno 28] No space left on "
+                                   "device. Its partial files are removed; the last good checkpoint is none")
+
+    student = depth_pretraining.depth_student_errors
+    depth_pretraining.depth_student_errors = full_disk
+    try:
+        assert select_labels.main(["-c", str(path), "--budget", "2", "--budgets", "1", "-o", str(tmp_path / "c"),
+                                   "--depth-student-steps", "2", "--debug"]) == 1
+    finally:
+        depth_pretraining.depth_student_errors = student
+    error = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in error
+    assert error.splitlines()[-1] == (
+        "error: the depth student stopped (cannot write the checkpoint /tmp/s/ckpt-1 at step 1: [Errno 28] No space "
+        f"left on device); labeled_1.txt written, no scores.csv: the student saves into a temporary folder under "
+        f"{tempfile.gettempdir()}: free some space there, or set TMPDIR to a folder on a disk with room, and run "
+        "again with --overwrite")
     # ssma-pretrain-depth ends a divergence or a failed save as ssma-train does (before: a NaN only;
     # the others were a traceback).
     from ssma_tf.cli import pretrain_depth
-    from ssma_tf.semi_supervised import depth_pretraining
     from ssma_tf.training import DivergenceError
 
     def diverge(config, encoding=None):

@@ -104,10 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_loose_images(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> None:
+    """Ends the command when an image stands where no flag takes it: a shell pattern given to
+    --modality1 leaves its second file as RUN and the others unrecognised (before: "give a training
+    run's folder or .keras file, or -c/--checkpoint, not both", or "unrecognized arguments";
+    helpers 229, 231)."""
+    from ssma_tf.modalities.io import IMAGE_EXTENSIONS
+
+    known, extra = parser.parse_known_args(argv)
+    loose = [path for path in [known.run, *extra] if path is not None and not path.startswith("-")
+             and os.path.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS)]
+    if loose:
+        parser.error(f"{loose[0]} is an image that no flag takes: --modality1 and --modality2 take one image or a "
+                     "folder each (a shell pattern such as rgb/*.png gives several); give the folder")
+
+
 @tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and predicts; returns the exit status."""
     parser = build_parser()
+    _refuse_loose_images(parser, argv)
     args = parser.parse_args(argv)
     if args.backend is None:  # before: "it is an openvino export of ssma-export; run it with --backend openvino"
         args.backend = default_backend(args.run or args.checkpoint)
@@ -116,13 +132,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         # the folder fits.
         parser.error(f"--backend {args.backend} needs the export folder (written by ssma-export --format "
                      f"{args.backend}) as RUN or --checkpoint")
-    from ssma_tf.modalities.io import IMAGE_EXTENSIONS
-
-    if args.run is not None and os.path.isfile(args.run) and args.run.lower().endswith(IMAGE_EXTENSIONS):
-        # A shell pattern given to --modality1 leaves its second file as RUN (before: "give a training
-        # run's folder or .keras file, or -c/--checkpoint, not both"; helper 229).
-        parser.error(f"RUN {args.run} is an image, not a model: --modality1 and --modality2 take one image or a "
-                     "folder each (a shell pattern such as rgb/*.png gives several); give the folder")
     overrides = model_source_or_exit(parser, args)
     if args.list is None and args.modality1 is None and args.modality2 is None:
         parser.error("give --modality1/--modality2 (files or folders) or --list")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
     ArgumentParser, add_overrides, add_version, command, fail, finite_number, parse_overrides_or_exit,
-    require_tensorflow_backend, seed_number,
+    print_traceback_if_debug, require_tensorflow_backend, seed_number,
 )
 
 
@@ -175,7 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                         seed=args.seed, encoding=encoding)
     stopped: tuple = ()
     if difficulty is not None:
-        from ssma_tf.training import TrainingStopped
+        from ssma_tf.training import CheckpointWriteError, TrainingStopped
 
         stopped = (TrainingStopped,)
     try:
@@ -184,10 +185,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                                              difficulty_weight=args.difficulty_weight, on_budget=write_list)
     except stopped as error:
         # Before: a traceback, whose advice named labels and a checkpoint the student has not (helper 227).
+        print_traceback_if_debug(error)
         reason = str(error).split(";")[0]
         kept = f"{', '.join(written)} written, no scores.csv" if written else "nothing was written"
-        return fail(f"the depth student stopped ({reason}); {kept}: lower the config's learning_rate "
-                    "(--set learning_rate=...) or change --depth-student-steps, and run again with --overwrite", 1)
+        if isinstance(error, CheckpointWriteError):
+            # Its saves go to a temporary folder, gone by now (helper 231: the advice was the rate's).
+            reason = str(error).split(". ")[0]
+            how = (f"the student saves into a temporary folder under {tempfile.gettempdir()}: free some space there, "
+                   "or set TMPDIR to a folder on a disk with room")
+        else:
+            how = "lower the config's learning_rate (--set learning_rate=...) or change --depth-student-steps"
+        return fail(f"the depth student stopped ({reason}); {kept}: {how}, and run again with --overwrite", 1)
     scores = os.path.join(args.output, "scores.csv")
     with atomic_write(scores) as stream:
         stream.write("pick,record,distance,difficulty_bias\n")

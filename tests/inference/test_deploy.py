@@ -239,10 +239,14 @@ def test_predict_runs_the_export_and_writes_its_pictures(adapnet_openvino_int8, 
             "modality1, resized bilinearly") in capsys.readouterr().err
     # A shell pattern given to --modality1 leaves its second image as RUN (before: "... not both").
     second = write_rgb(tmp_path / "in" / "b.png", np.full((40, 70, 3), 90, np.uint8))
-    with pytest.raises(SystemExit):
-        predict_cli.main(["--checkpoint", str(folder), "--modality1", image, second, "--output", str(tmp_path / "g")])
-    assert (f"RUN {second} is an image, not a model: --modality1 and --modality2 take one image or a folder each "
-            "(a shell pattern such as rgb/*.png gives several); give the folder") in capsys.readouterr().err
+    third = write_rgb(tmp_path / "in" / "c.png", np.full((40, 70, 3), 60, np.uint8))
+    for flags, loose in ((["--checkpoint", str(folder), "--modality1", image, second], second),
+                         (["--checkpoint", str(folder), "--modality1", image, second, third], second),
+                         ([str(folder), "--modality1", image, second], second)):  # helper 231: 3 files, RUN first
+        with pytest.raises(SystemExit):
+            predict_cli.main([*flags, "--output", str(tmp_path / "g")])
+        assert (f"{loose} is an image that no flag takes: --modality1 and --modality2 take one image or a folder "
+                "each (a shell pattern such as rgb/*.png gives several); give the folder") in capsys.readouterr().err
     # And to ssma-evaluate as a run (before: "not a training run ...; give a config with -c").
     from ssma_tf.cli import evaluate as evaluate_cli
 
