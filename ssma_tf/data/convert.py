@@ -355,13 +355,16 @@ def class_id_range(num_classes: Optional[int]) -> str:
     return "1" if top == 1 else f"1..{top}"
 
 
-def no_class_pixels_message(num_classes: Optional[int]) -> str:
-    """What to say of labels in which `class_pixels` is 0: every pixel void or ignored."""
+def no_class_pixels_message(num_classes: Optional[int], evaluating: bool = False) -> str:
+    """What to say of labels in which `class_pixels` is 0: every pixel void or ignored.
+    `evaluating`: of test labels, which nothing trains on (before: "training on these labels
+    learns nothing"; helper 232)."""
     classes = class_id_range(num_classes)
     beyond = " and ids >= num_classes void" if num_classes is not None else ""
-    return (f"no label pixel has a class id ({classes}): 0 is void, {IGNORE_ID} ignored{beyond}, so training on "
-            "these labels learns nothing (a loss of 0). A mask of background and object (e.g. saved as 0 and "
-            "255) needs the ids 1 and 2, and num_classes 3")
+    then = ("every metric leaves them out (0 or undefined)" if evaluating
+            else "training on these labels learns nothing (a loss of 0)")
+    return (f"no label pixel has a class id ({classes}): 0 is void, {IGNORE_ID} ignored{beyond}, so {then}. A mask "
+            "of background and object (e.g. saved as 0 and 255) needs the ids 1 and 2, and num_classes 3")
 
 
 def load_label(path: str, where: str = "") -> np.ndarray:

@@ -514,7 +514,8 @@ def check_record_files(
 
 
 def label_ids_warning(
-    paths: Sequence[str], num_classes: int, records: int = 16, what: str = "the records", read: int = 64
+    paths: Sequence[str], num_classes: int, records: int = 16, what: str = "the records", read: int = 64,
+    evaluating: bool = False,
 ) -> Optional[str]:
     """A warning when the labels of the first `records` labelled records hold no class pixel, or
     ids >= `num_classes`.
@@ -525,6 +526,8 @@ def label_ids_warning(
     255) give a loss of 0 and train nothing.
     Only the label of each record is decoded, and at most `read` records are read in all:
     records without a label, and damaged ones (reported when a run reads them), are passed over.
+
+    `evaluating`: of test labels (what an all-void set means there, not for training).
 
     Returns:
         The warning (without `warning:`), or None when the labels scanned have class pixels and
@@ -556,7 +559,7 @@ def label_ids_warning(
         if scanned >= records or seen >= read:
             break
     if scanned and not classes:
-        return f"the first {scanned} labelled records of {what}: {no_class_pixels_message(num_classes)}"
+        return f"the first {scanned} labelled records of {what}: {no_class_pixels_message(num_classes, evaluating)}"
     if not beyond:
         return None
     return (f"{beyond} of the first {scanned} labelled records of {what} have label ids >= num_classes "

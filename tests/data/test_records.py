@@ -406,6 +406,11 @@ def test_label_ids_beyond_the_class_count_or_no_class_pixel_are_warned_of_by_tra
         "the first 2 labelled records of train_data: no label pixel has a class id (1..4): 0 is void, 255 ignored and "
         "ids >= num_classes void, so training on these labels learns nothing (a loss of 0). A mask of background and "
         "object (e.g. saved as 0 and 255) needs the ids 1 and 2, and num_classes 3")
+    # Of test labels, which nothing trains on (helper 232: "training on these labels learns nothing").
+    assert label_ids_warning([void], 5, what="test_data", evaluating=True) == (
+        "the first 2 labelled records of test_data: no label pixel has a class id (1..4): 0 is void, 255 ignored and "
+        "ids >= num_classes void, so every metric leaves them out (0 or undefined). A mask of background and "
+        "object (e.g. saved as 0 and 255) needs the ids 1 and 2, and num_classes 3")
     assert label_ids_warning([beyond], 2).startswith("the first 2 labelled records of the records: no label pixel has a "
                                                      "class id (1)")
     assert check_record_file(void).describe().endswith(
