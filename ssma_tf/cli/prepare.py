@@ -30,7 +30,6 @@ Examples:
 """
 
 import argparse
-import hashlib
 import os
 import pathlib
 import sys
@@ -42,7 +41,7 @@ from ssma_tf.cli.common import (
     ArgumentParser, add_debug, add_version, command, finite_number, print_traceback_if_debug,
 )
 from ssma_tf.errors import UserInputError
-from ssma_tf.files import check_output
+from ssma_tf.files import check_output, sha256_of_file
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
 from ssma_tf.progress import Progress
 
@@ -216,8 +215,7 @@ def _settings(args: argparse.Namespace) -> Dict[str, str]:
         # By what it holds: the same camera from another working folder resumes, an edited file does
         # not (before: its path as typed; helper 140).
         try:
-            values["intrinsics_file"] = "sha256 " + hashlib.sha256(pathlib.Path(values["intrinsics_file"]).read_bytes()
-                                                                   ).hexdigest()
+            values["intrinsics_file"] = "sha256 " + sha256_of_file(values["intrinsics_file"])
         except OSError:
             pass  # reading the camera names the file
     # A sequence as a tuple, whichever way it came: a tuple default and the list the command line
@@ -226,16 +224,21 @@ def _settings(args: argparse.Namespace) -> Dict[str, str]:
     return {name: str(value) for name, value in sorted(values.items())}
 
 
+def _camera_file_beside(source: pathlib.Path, relative: str) -> pathlib.Path:
+    """The camera file that --intrinsics-relative names for one depth map: relative to its folder."""
+    return pathlib.Path(os.path.normpath(source.parent / relative))
+
+
 def _settings_per_job(args: argparse.Namespace, settings: Dict[str, str]) -> Callable[[batch.Job], Dict[str, str]]:
     """The settings of each job with --intrinsics-relative: its camera file by what it holds (before:
     as typed, and a file mended between two runs kept the old pictures; helper 226)."""
     digests: Dict[pathlib.Path, str] = {}
 
     def of(job: batch.Job) -> Dict[str, str]:
-        path = pathlib.Path(os.path.normpath(job.source.parent / args.intrinsics_relative))
+        path = _camera_file_beside(job.source, args.intrinsics_relative)
         if path not in digests:
             try:
-                digests[path] = "sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()
+                digests[path] = "sha256 " + sha256_of_file(path)
             except OSError:
                 digests[path] = "unreadable"  # reading the camera names the file
         return {**settings, "intrinsics_relative": f"{args.intrinsics_relative} {digests[path]}"}
@@ -621,7 +624,7 @@ def _intrinsics_resolver(args: argparse.Namespace) -> Callable[[pathlib.Path, in
         per_file: Dict[pathlib.Path, hha.Intrinsics] = {}
 
         def from_file_beside(source: pathlib.Path, width: int, height: int) -> hha.Intrinsics:
-            path = pathlib.Path(os.path.normpath(source.parent / args.intrinsics_relative))
+            path = _camera_file_beside(source, args.intrinsics_relative)
             if path not in per_file:
                 per_file[path] = hha.read_intrinsics_file(path, size, one_based=args.one_based)
             intrinsics = per_file[path]

@@ -166,19 +166,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"budget {budget}: {path} (the records hold no label: no class count)", flush=True)
 
     difficulty = None
+    stopped: tuple = ()  # what a stopped depth student raises
     if args.depth_student_steps > 0:
         from ssma_tf.semi_supervised.depth_pretraining import depth_student_errors
+        from ssma_tf.training import CheckpointWriteError, TrainingStopped
+
+        stopped = (TrainingStopped,)
 
         def difficulty(selected):
             print(f"training a depth student on the {len(selected)} image(s) selected ({args.depth_student_steps} "
                   "steps), to bias the next picks", flush=True)
             return depth_student_errors(config, selected, args.depth_student_steps,
                                         seed=args.seed, encoding=encoding)
-    stopped: tuple = ()
-    if difficulty is not None:
-        from ssma_tf.training import CheckpointWriteError, TrainingStopped
-
-        stopped = (TrainingStopped,)
     try:
         selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
                                              difficulty=difficulty,

@@ -286,12 +286,18 @@ EXIF_TURNS = {2: "mirrored", 3: "turned 180 degrees", 4: "flipped upside down", 
               6: "turned 90 degrees", 7: "transversed", 8: "turned 270 degrees"}
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation an opened image is read with (1: as stored), as `exif_transpose` reads
+    it: a value outside 1-8 is none."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return orientation if orientation in EXIF_TURNS else 1
+
+
 def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool, int]:
     """`load_image_bgr`, whether the image was 16-bit (only its high byte kept), and the EXIF
     orientation it was turned by (1: none)."""
     stored = _open_image(path, where or path)
-    orientation = stored.getexif().get(ExifTags.Base.Orientation, 1)
-    orientation = orientation if orientation in EXIF_TURNS else 1  # as exif_transpose reads it
+    orientation = exif_orientation(stored)
     image = ImageOps.exif_transpose(stored)
     sixteen_bit = image.mode in _SIXTEEN_BIT_MODES
     if sixteen_bit:
@@ -305,14 +311,6 @@ def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool, int]:
     else:
         rgb = np.asarray(image.convert("RGB"))
     return np.ascontiguousarray(rgb[..., ::-1]), sixteen_bit, orientation
-
-
-def oriented_size(image: Image.Image) -> Tuple[int, int]:
-    """(height, width) of an opened image as `load_image_bgr` reads it (its EXIF orientation
-    applied), from the header."""
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    width, height = image.size
-    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
 def unknown_label_ids(histogram: np.ndarray, num_classes: Optional[int]) -> List[int]:

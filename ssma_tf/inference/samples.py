@@ -420,9 +420,9 @@ def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> Li
     the images and label of one size (the images as read, EXIF orientation applied), and a label
     stored losslessly in one channel. Returns the images their EXIF orientation turns where the
     sample's other files are not turned alike, as (sample, path, orientation)."""
-    from PIL import ExifTags, Image
+    from PIL import Image
 
-    from ssma_tf.data.convert import EXIF_TURNS, ImageFileError, check_label_image, oriented_size
+    from ssma_tf.data.convert import EXIF_TURNS, ImageFileError, check_label_image, exif_orientation
 
     sizes, orientations = [], []
     for what, path in named:
@@ -437,11 +437,11 @@ def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> Li
                 sizes.append((path, (image.height, image.width), ""))  # labels are read as stored
                 orientations.append((path, 1))
             else:
-                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-                orientation = orientation if orientation in EXIF_TURNS else 1  # as exif_transpose reads it
+                orientation = exif_orientation(image)
                 turned = (f" (stored {image.height}x{image.width}, {EXIF_TURNS[orientation]} by its EXIF "
                           "orientation as images are read)" if orientation in (5, 6, 7, 8) else "")
-                sizes.append((path, oriented_size(image), turned))
+                oriented = (image.width, image.height) if turned else (image.height, image.width)
+                sizes.append((path, oriented, turned))
                 orientations.append((path, orientation))
     if len({size for _, size, _ in sizes}) > 1:
         # The EXIF turn said where it changed a size (helper 229: "rect.jpg is 72x40" of a file

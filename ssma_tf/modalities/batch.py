@@ -638,7 +638,7 @@ def _append(record, entry: dict, path: pathlib.Path) -> None:
         record.write(json.dumps(entry) + "\n")
         record.flush()
     except OSError as exc:
-        raise OutputWriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise OutputWriteError.of(exc, path) from exc
 
 
 def run_jobs(
@@ -689,7 +689,7 @@ def run_jobs(
                     try:
                         record = open(record_path, "a", encoding="utf-8")
                     except OSError as exc:
-                        raise OutputWriteError(exc.errno, exc.strerror or str(exc), str(record_path)) from exc
+                        raise OutputWriteError.of(exc, record_path) from exc
                 # The output's writing begins (`BEING_WRITTEN`); the finished record follows it.
                 _append(record, {**entry, "writing": True}, record_path)
             try:
@@ -713,8 +713,7 @@ def run_jobs(
             try:
                 record.close()
             except OSError as exc:  # its last lines, flushed (an error on its way out goes on as it is)
-                closing = None if not finished else OutputWriteError(exc.errno, exc.strerror or str(exc),
-                                                                     str(record_path))
+                closing = None if not finished else OutputWriteError.of(exc, record_path)
             if record_made and not written and not job.output.exists():
                 # Stopped before its first output: the record of its beginning goes too.
                 record_path.unlink(missing_ok=True)

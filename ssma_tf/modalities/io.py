@@ -39,6 +39,11 @@ class OutputWriteError(OSError):
     input's; the commands exit with status 1 for it (before: reported as the input's failed
     conversion, status 2; helper 226)."""
 
+    @classmethod
+    def of(cls, exc: OSError, path: Optional[PathLike]) -> "OutputWriteError":
+        """The failure `exc` of writing `path`, its errno and reason kept."""
+        return cls(exc.errno, exc.strerror or str(exc), None if path is None else str(path))
+
 
 def read_depth(path: PathLike) -> np.ndarray:
     """Reads a single-channel depth or disparity map, keeping the file's values and units.
@@ -319,4 +324,4 @@ def _atomic_write(path: pathlib.Path, write, overwrite: bool) -> None:
     except OSError as exc:
         if exc.errno is None:
             raise  # Pillow's "cannot write mode ... as PNG": what was to be written, not the disk
-        raise OutputWriteError(exc.errno, exc.strerror or str(exc), exc.filename) from exc
+        raise OutputWriteError.of(exc, exc.filename) from exc
