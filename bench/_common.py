@@ -7,7 +7,6 @@ compilation caches and peak memory never leak into another measurement.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 import os
@@ -25,6 +24,8 @@ if ROOT not in sys.path:
 
 # The CPU model name as `precision="auto"` keys its cache by it (that module imports no framework).
 from ssma_tf.inference.precision import cpu_flags, processor_model  # noqa: E402
+# Memory, versions and the code's commit, as the experiments' tables record them (no TensorFlow).
+from ssma_tf.cli.experiment import memory_gib, package_version, source_commit  # noqa: E402
 # A child prints its result on one line starting with this marker (TF writes other lines to stdout).
 RESULT_MARKER = "BENCH_RESULT "
 # The result files this process has written (`write_json`), named when Ctrl-C stops it (`run_main`).
@@ -78,26 +79,6 @@ def positive(parser, **values: int) -> None:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
-def memory_gib() -> float | None:
-    """Total physical memory in GiB (Linux)."""
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("MemTotal"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return None
-
-
-def package_version(name: str) -> str | None:
-    """Installed version of a distribution, read from its metadata (the package is not imported)."""
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def machine_info() -> dict:
     """What the figures depend on: CPU, cores, memory, library versions, load."""
     flags = cpu_flags()
@@ -116,6 +97,7 @@ def machine_info() -> dict:
         "tensorflow": package_version("tensorflow"),
         "keras": package_version("keras"),
         "jax": package_version("jax"),
+        "commit": source_commit(),
         "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -106,20 +106,23 @@ def run_one(args, name: str, keys: dict, results: dict) -> dict:
     `keys` holds the model's own training keys (`train`) and its validation records (`test_data`);
     the evaluation takes everything else from the run's config.
     """
-    from ssma_tf.cli.experiment import evaluate_in_process, train_in_process
+    from ssma_tf.cli.experiment import evaluate_in_process, machine, train_in_process
 
     if name in results:
         return results[name]
     run_dir = os.path.join(args.output, "runs", name)
     common = dict(num_classes=7, dataset="synthetic", height=args.height, width=args.width, checkpoint=run_dir)
+    # A run stopped before its result resumes: its time would count the rest only (helper 235).
+    resumed = os.path.isfile(os.path.join(run_dir, "checkpoint"))
     start = time.perf_counter()
     train_in_process(dict(common, **keys["train"], batch_size=args.batch_size, learning_rate=1e-3, power=0.9,
                           skip_step=50, save_step=10_000), source=name)
     metrics = evaluate_in_process(run_dir, {"test_data": keys["test_data"], "batch_size": 10})
     seconds = time.perf_counter() - start
     car = next((c["iou"] for c in metrics["per_class"] if c["name"] == "car"), None)
-    results[name] = {"mIoU": float(metrics["mIoU"]), "car_iou": car, "seconds": round(seconds, 1)}
-    print(f"{name}: mIoU {metrics['mIoU']:.1f} ({seconds / 60:.1f} min)", flush=True)
+    results[name] = {"mIoU": float(metrics["mIoU"]), "car_iou": car, "seconds": None if resumed else round(seconds, 1),
+                     "machine": machine()}
+    print(f"{name}: mIoU {metrics['mIoU']:.1f} ({seconds / 60:.1f} min{', resumed' if resumed else ''})", flush=True)
     return results[name]
 
 
@@ -186,26 +189,35 @@ def main(argv=None) -> int:
                 "test_data": records["val"],
             }, results)
             save()
-    print(table(results, args.seeds))
+    print(table(results, args.seeds, shared_experts=not args.experts_per_seed))
     return 0
 
 
-def table(results: dict, seeds) -> str:
-    """Mean mIoU over the seeds with its range, per model, and the car IoU."""
+def table(results: dict, seeds, shared_experts: bool = True) -> str:
+    """Mean mIoU over the seeds with its range, per model, and the car IoU; `shared_experts`: the
+    experts were trained once, with the first seed (no --experts_per_seed)."""
     from ssma_tf.cli.experiment import spread
 
     names = [f"adapnet_pp_{m}" for m in MODALITIES] + [f"ssma_{'_'.join(arm)}" for arm in ARMS]
-    lines = [f"{'model':<28} {'mIoU mean':>9}  {'range':>13}  {'car IoU':>7}   seeds {list(seeds)}"]
+    lines = [f"{'model':<28} {'mIoU mean':>9}  {'range':>13}  {'car IoU':>7}   per seed"]
     for name in names:
-        runs = [results[f"seed{s}_{name}"] for s in seeds if f"seed{s}_{name}" in results]
-        if not runs:
+        done = [s for s in seeds if f"seed{s}_{name}" in results]
+        if not done:
             continue
+        runs = [results[f"seed{s}_{name}"] for s in done]
         mious = [r["mIoU"] for r in runs]
         miou = spread(mious)
         cars = [r["car_iou"] for r in runs if r.get("car_iou") is not None]
         car = f"{spread(cars).mean:7.1f}" if cars else "      –"
-        lines.append(f"{name:<28} {miou.mean:9.1f}  {miou.low:6.1f}..{miou.high:<6.1f} {car}"
-                     f"   {', '.join(f'{m:.1f}' for m in mious)}")
+        # One run has no range (before: "60.4..60.4" under "seeds [0, 1]" for the experts every
+        # seed shares), and a seed without its run is named (helper 235).
+        shown = f"{miou.low:6.1f}..{miou.high:<6.1f}" if len(runs) > 1 else f"{'–':>13} "
+        missing = [s for s in seeds if s not in done]
+        note = ("" if not missing else "   (shared experts: trained once)" if shared_experts
+                and name.startswith("adapnet_pp_") and done == [seeds[0]]
+                else f"   (no run of seed {', '.join(map(str, missing))})")
+        lines.append(f"{name:<28} {miou.mean:9.1f}  {shown} {car}"
+                     f"   {', '.join(f'{s}: {m:.1f}' for s, m in zip(done, mious))}{note}")
     return "\n".join(lines)
 
 

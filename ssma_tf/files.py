@@ -68,7 +68,7 @@ def leftover_temporaries(path: PathLike) -> list:
     """The temporaries beside `path` that writers of `path` made (`temporary_name`), sorted."""
     destination = os.path.abspath(os.fspath(path))
     folder, name = os.path.split(destination)
-    pattern = re.compile(re.escape(TEMPORARY_PREFIX) + r"\d+-[0-9a-f]{8}-" + re.escape(name) + "$")
+    pattern = re.compile(re.escape(TEMPORARY_PREFIX) + r"\d+-[0-9a-f]{8}-" + re.escape(_temporary_part(name)) + "$")
     try:
         entries = os.listdir(folder)
     except OSError:  # a folder still to be made, or one that cannot be listed
@@ -266,8 +266,25 @@ def _size(path: str) -> int:
     return sum(_size(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
+# The longest file name most file systems take (ext4, XFS, btrfs, tmpfs, APFS), in bytes, and
+# the longest `<pid>-<random>-` of a temporary (process ids reach 4194304).
+_NAME_MAX = 255
+_TAG_MAX = len("4194304-0123abcd-")
+
+
+def _temporary_part(name: str) -> str:
+    """The part of a temporary's name that names its destination `name`: the name itself, or,
+    where the temporary's would be too long for the file system (a legal name of 230-255 bytes;
+    before: "File name too long" after the work, reported as a failed write; helper 236), a
+    digest of it and its last characters, so that the extension (`.keras`, `.weights.h5`) stays."""
+    if len(TEMPORARY_PREFIX) + _TAG_MAX + len(name.encode()) <= _NAME_MAX:
+        return name
+    return f"{hashlib.sha256(name.encode()).hexdigest()[:16]}-{name[-32:]}"
+
+
 def temporary_name(path: PathLike) -> str:
-    """A fresh name beside `path` for writing it: `.partial-<pid>-<random>-<name>`.
+    """A fresh name beside `path` for writing it: `.partial-<pid>-<random>-<name>` (the name
+    shortened where the file system would refuse it whole).
 
     Args:
         path: the destination.
@@ -280,7 +297,7 @@ def temporary_name(path: PathLike) -> str:
     # The process id tells leftovers of different runs apart; the random part makes two writers
     # of one process (threads) miss each other too.
     tag = f"{os.getpid()}-{secrets.token_hex(4)}"
-    return os.path.join(folder, f"{TEMPORARY_PREFIX}{tag}-{name}")
+    return os.path.join(folder, f"{TEMPORARY_PREFIX}{tag}-{_temporary_part(name)}")
 
 
 @contextlib.contextmanager

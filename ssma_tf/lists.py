@@ -13,7 +13,9 @@ tools (`ssma-prepare --from-list`, `--list-file`) read and write lists the same 
 
 Blank lines and lines starting with `#` (after blanks) are skipped, whatever they hold; a path
 that starts with `#` is quoted (`"#0001.png" ...`), as `format_line` writes it. Lines end at a
-line feed, a carriage return, or both. Files are UTF-8 (a byte-order mark is
+line feed, a carriage return, or both. Fields are split at ASCII blanks only, as the original
+tools split them: a no-break space (U+00A0, U+202F in macOS screenshot names) is part of a
+path. An empty quoted path (`""`) is an error. Files are UTF-8 (a byte-order mark is
 allowed); anything else is an error naming the file and the line. No TensorFlow here: the converter checks a list before it loads it.
 """
 
@@ -28,6 +30,10 @@ from ssma_tf.errors import UserInputError
 PathLike = Union[str, "os.PathLike[str]"]
 
 _QUOTES = ("\"", "'")
+# The blanks that separate fields: ASCII only (before: `str.split` also cut paths at Unicode
+# spaces, and the error named half a path; helper 236).
+_BLANKS = " \t\n\r\f\v"
+_BLANK_RUN = re.compile(r"[ \t\n\r\f\v]+")
 
 
 class ListFileError(UserInputError):
@@ -118,15 +124,15 @@ def split_line(line: str) -> List[str]:
         ValueError: a quote that is not closed.
     """
     if "\t" in line:
-        return [field.strip() for field in line.split("\t") if field.strip()]
+        return [field.strip(_BLANKS) for field in line.split("\t") if field.strip(_BLANKS)]
     if not any(quote in line for quote in _QUOTES):
-        return line.split()
+        return [field for field in _BLANK_RUN.split(line) if field]
     # A quote opens a quoted path only where a field starts: one inside a word is part of the path
     # (before, as in a shell, `it's/a.png it's/l.png` was one path "its/a.png its/l.png", while the
     # original tools split it at the space). Backslashes are kept (no escapes: Windows paths).
     fields, at, end = [], 0, len(line)
     while at < end:
-        if line[at].isspace():
+        if line[at] in _BLANKS:
             at += 1
             continue
         field = ""
@@ -136,7 +142,7 @@ def split_line(line: str) -> List[str]:
                 raise ValueError(f"no closing quote for the one at character {at + 1}")
             field, at = line[at + 1:close], close + 1
         start = at
-        while at < end and not line[at].isspace():
+        while at < end and line[at] not in _BLANKS:
             at += 1
         fields.append(field + line[start:at])
     return fields
@@ -196,7 +202,8 @@ def read_lines(path: PathLike) -> List[Tuple[int, List[str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        number = data[: error.start].count(b"\n") + 1
+        # Counted as the lines are split below, a lone "\r" ending one too (helper 236).
+        number = len(re.findall(rb"\r\n|\r|\n", data[: error.start])) + 1
         raise ListFileError(
             f"{path}, line {number}: not UTF-8 text (byte 0x{data[error.start]:02x}); list files must be "
             "UTF-8 (re-save it as UTF-8, or check that it is a list file at all)", path,
@@ -215,6 +222,9 @@ def read_lines(path: PathLike) -> List[Tuple[int, List[str]]]:
                 f"{path}, line {number}: a quote is not closed: {line.strip()!r} (quote paths with "
                 "spaces as \"a b.png\", or separate the paths by tabs)", path,
             ) from None
+        if "" in fields:
+            # Before: joined to the list's folder, and the error named a folder never written (helper 236).
+            raise ListFileError(f"{path}, line {number}: an empty quoted path (\"\") in {line.strip()!r}", path)
         if fields:  # a quoted "#b.png" is a path (before: dropped as a comment)
             lines.append((number, fields))
     return lines

@@ -47,9 +47,12 @@ def write_images(tag: str, images: Any, step: int, max_outputs: int = 3) -> None
         step: the training step.
         max_outputs: at most this many images are written.
     """
-    images = np.asarray(images)[:max_outputs]
+    images = np.asarray(images)
+    # Checked whole, then cut (before: one (H, W, 3) image cut along its height first, and the
+    # error showed (3, W, 3); helper 235).
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4) or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, 1|3|4), got {images.dtype} {images.shape}")
+    images = images[:max_outputs]
     # The image plugin's layout: width and height as strings, then one PNG per image.
     encoded = [tf.io.encode_png(image).numpy() for image in images]
     blob = [str(images.shape[2]).encode(), str(images.shape[1]).encode()] + encoded

@@ -883,6 +883,7 @@ def test_demo_writes_everything_under_its_output_folder(tmp_path, monkeypatch, c
     assert written["settings"]["seeds"] == [3] and written["settings"]["steps"] == 200
     assert written["command"].endswith("--seeds 3 --models adapnet_pp ssma")
     assert written["results"]["ssma"]["3"]["source_only"] == 50.0
+    assert written["machine"]["cores"] == os.cpu_count()  # helper 235: the machine was not recorded
     assert sorted(os.listdir(tmp_path)) == ["elsewhere"]
     assert f"results: {out / 'results' / 'summary.json'}" in capsys.readouterr().out
     # ABN's run keeps its checkpoint at --steps, where SAC starts (helper 91: with --adapt_steps

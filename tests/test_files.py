@@ -70,6 +70,24 @@ def test_the_temporary_keeps_the_destination_name_at_its_end(tmp_path):
     assert (tmp_path / "final.weights.h5").read_text() == "w"
 
 
+def test_a_long_but_legal_name_is_written_through_a_shorter_temporary(tmp_path, monkeypatch):
+    """Helper 236: a name of 232-255 bytes made a temporary over the file system's 255, and the
+    write failed after the work ("File name too long", exit 1 as for a full disk)."""
+    from ssma_tf.files import leftover_temporaries, temporary_name
+
+    name = "r" * 240 + ".weights.h5"
+    with atomic_path(tmp_path / name) as partial:
+        assert len(os.path.basename(partial).encode()) <= 255 and partial.endswith(".weights.h5")
+        with open(partial, "w") as stream:
+            stream.write("w")
+    assert (tmp_path / name).read_text() == "w" and os.listdir(tmp_path) == [name]
+    # A leftover of such a temporary is still found as the output's.
+    left = temporary_name(tmp_path / name)
+    open(left, "w").close()
+    assert leftover_temporaries(tmp_path / name) == [left]
+    assert leftover_temporaries(tmp_path / ("s" * 240 + ".weights.h5")) == []
+
+
 def test_nothing_written_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing was written"):
         with atomic_path(tmp_path / "x.tfrecords"):

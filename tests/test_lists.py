@@ -20,6 +20,11 @@ from ssma_tf.lists import ListFileError, MissingFileError, format_line, read_lin
     # Helper 86: an apostrophe inside a word opened a quote, as in a shell: one path "its/a.png its/l.png".
     ("it's/a.png it's/l.png", ["it's/a.png", "it's/l.png"]),
     ('"my dir"/a.png b.png', ["my dir/a.png", "b.png"]),
+    # Helper 236: Unicode spaces (macOS screenshot names hold U+202F) split paths, as the original
+    # tools never did (Python 2 split bytes at ASCII blanks).
+    ("rgb\u00a0copy.png l.png", ["rgb\u00a0copy.png", "l.png"]),
+    ("Shot 10.00\u202fAM.png\tl.png", ["Shot 10.00\u202fAM.png", "l.png"]),
+    ("'a b\u00a0c.png' x\u202fy.png", ["a b\u00a0c.png", "x\u202fy.png"]),
 ])
 def test_lines_split_at_spaces_tabs_or_around_quotes(line, fields):
     assert split_line(line) == fields
@@ -98,3 +103,21 @@ def test_carriage_returns_alone_end_lines_too(tmp_path):
     listed = tmp_path / "cr.txt"
     listed.write_bytes(b"a.png b.png l.png\rc.png d.png m.png\r")
     assert read_lines(str(listed)) == [(1, ["a.png", "b.png", "l.png"]), (2, ["c.png", "d.png", "m.png"])]
+
+
+def test_a_bad_byte_after_lone_carriage_returns_is_named_on_its_line(tmp_path):
+    """Helper 236: only line feeds were counted, and a bad byte on line 3 of a file with lone
+    carriage returns was said to be on line 1."""
+    for ending in (b"\r", b"\r\n", b"\n"):
+        listed = tmp_path / "bad.txt"
+        listed.write_bytes(ending.join([b"x.png l.png", b"x.png l.png", b"x.png \xff.png", b""]))
+        with pytest.raises(ListFileError, match=r"bad\.txt, line 3: not UTF-8 text \(byte 0xff\)"):
+            read_lines(str(listed))
+
+
+def test_an_empty_quoted_path_is_named_not_taken_for_the_lists_folder(tmp_path):
+    """Helper 236: `"" l.png` named the list's own folder ("image '.../L' is a folder")."""
+    listed = tmp_path / "empty.txt"
+    listed.write_text('a.png l.png\n"" l.png\n')
+    with pytest.raises(ListFileError, match=r'empty\.txt, line 2: an empty quoted path \(""\) in \'"" l\.png\''):
+        read_lines(str(listed))

@@ -1447,13 +1447,21 @@ def test_the_experiment_summary_gives_mean_range_and_the_known_training_times(tm
              "settings": settings},
             {"model": "ssma", "arm": "supervised", "seed": 1, "steps": 150, "mIoU": 50.0, "train_seconds": 9.0,
              "settings": dict(settings, batch_size=4)}]
+    rows[0]["machine"] = {"cpu": "AMD EPYC", "cores": 2}
     table = summary(rows)
-    # A run trained before the experiment last stopped has no time of its own: left out of the mean.
+    # A run trained before the experiment last stopped has no time of its own: the row has no mean
+    # (helper 235: before, seed 0's 100 s was shown as the mean of both seeds). Each figure is
+    # given with its seed.
     same = "150 steps, 12 labeled, 48x96, batch 8"
-    assert f"| ssma | classmix | {same} | 2 | 42.0 | 40.0–44.0 | 40.0, 44.0 | 100 |" in table
-    assert f"| ssma | supervised | {same} | 1 | 30.0 | 30.0–30.0 | 30.0 | – |" in table
+    assert f"| ssma | classmix | {same} | 2 | 42.0 | 40.0–44.0 | 0: 40.0, 1: 44.0 | – |" in table
+    assert f"| ssma | supervised | {same} | 1 | 30.0 | 30.0–30.0 | 0: 30.0 | – |" in table
     # Another call's result of other settings: a row of its own, not averaged in.
-    assert "| ssma | supervised | 150 steps, 12 labeled, 48x96, batch 4 | 1 | 50.0 |" in table
+    assert "| ssma | supervised | 150 steps, 12 labeled, 48x96, batch 4 | 1 | 50.0 | 50.0–50.0 | 1: 50.0 | 9 |" \
+        in table
+    assert table.endswith("Training seconds measured on: AMD EPYC, 2 cores (not recorded for 3 result(s) of an "
+                          "earlier version).\n")
+    rows[1]["train_seconds"] = 60.0
+    assert "| 0: 40.0, 1: 44.0 | 80 |" in summary(rows)
 
 
 def test_pretrained_arms_of_other_pretraining_steps_are_rows_of_their_own(tmp_path):

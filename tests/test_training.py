@@ -282,6 +282,23 @@ def test_a_run_resumed_with_another_seed_takes_batches_of_that_seed_at_once(tmp_
     assert not np.array_equal(next(other.iterator)[0], next(same.iterator)[0])
 
 
+def test_a_seed_given_or_taken_away_on_resume_restarts_the_streams(tmp_path, tiny_model):
+    """Helper 233: a seed given to a run started without one kept its saved stream and dropout,
+    though docs/training.md says another seed starts them afresh; the seed taken away read "-> None"."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2, seed=None), log=lambda line: None).run()
+    lines = []
+    training.Trainer(_tiny_config(tmp_path, max_iteration=4, seed=5), log=lines.append).run()
+    assert any(line.endswith("at step 2 (input streams restarted: seed unset -> 5 since the run's last start)")
+               for line in lines), lines
+    lines.clear()
+    training.Trainer(_tiny_config(tmp_path, max_iteration=6, seed=None), log=lines.append).run()
+    assert any(line.endswith("at step 4 (input streams restarted: seed 5 -> unset since the run's last start)")
+               for line in lines), lines
+    lines.clear()
+    training.Trainer(_tiny_config(tmp_path, max_iteration=8, seed=None), log=lines.append)
+    assert any(line.endswith("at step 6") for line in lines), lines  # unset both times: kept
+
+
 def test_a_config_built_without_a_log_dir_writes_its_summaries_under_the_checkpoint(tmp_path, tiny_model):
     """`log_dir` None (a config built in code) wrote no TensorBoard summaries, without a word (helper 171)."""
     config = dataclasses.replace(_tiny_config(tmp_path, max_iteration=2, skip_step=1), log_dir=None)
@@ -611,6 +628,15 @@ def test_a_directory_of_tf1_checkpoints_is_not_resumed(tmp_path, tiny_model):
     (directory / "checkpoint").write_text(f'model_checkpoint_path: "{prefix}"\n')
     with pytest.raises(CheckpointError, match="original TF1 code.*intialize"):
         training.Trainer(_tiny_config(tmp_path), log=lambda line: None)
+
+
+def test_an_image_summary_of_the_wrong_shape_is_named_as_given():
+    """Helper 235: one (H, W, 3) image was cut to max_outputs along its height before the check,
+    and the error showed (3, 96, 3)."""
+    from ssma_tf.summaries import write_images
+
+    with pytest.raises(ValueError, match=r"got uint8 \(48, 96, 3\)$"):
+        write_images("x", np.zeros((48, 96, 3), np.uint8), 0)
 
 
 def test_log_and_summaries_hold_losses_learning_rates_and_masks(tmp_path, tiny_model):

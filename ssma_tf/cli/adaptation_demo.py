@@ -33,7 +33,7 @@ import sys
 import time
 
 from ssma_tf.cli.common import ArgumentParser, add_version, distinct_or_exit, seed_number, tensorflow_command
-from ssma_tf.cli.experiment import evaluate_run, run_command, spread, train_run, write_config
+from ssma_tf.cli.experiment import evaluate_run, machine, run_command, spread, train_run, write_config
 from ssma_tf.config.runs import find_run_config
 from ssma_tf.files import atomic_write
 
@@ -222,6 +222,7 @@ def main(argv=None) -> int:
                                   + list(sys.argv[1:] if argv is None else argv)),
             "settings": {"models": list(args.models), "seeds": list(args.seeds), "steps": args.steps,
                          "adapt_steps": args.adapt_steps, "height": HEIGHT, "width": WIDTH, "batch_size": BATCH},
+            "machine": machine(),
             "results": {m: {str(s): v for s, v in r.items()} for m, r in results.items()}}, indent=1))
     print(f"\nresults: {summary}; total time {(time.time() - started) / 60:.1f} min")
     return 0

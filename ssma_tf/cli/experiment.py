@@ -19,6 +19,8 @@ How that is done is written once, here:
   an experiment gives only what is its own: the test data and the batch size.
 - `cached_result`, `save_result`: a result file, reused only when made with the same settings.
 - `spread`: the mean, minimum and maximum of a figure over the seeds, as the tables report it.
+- `machine`, `machine_line`: the processor, memory, versions and code commit beside a table's
+  figures (the benchmarks under `bench/` record them too).
 
 Nothing here imports TensorFlow at module level: the experiments that run everything in child
 processes keep their own process light.
@@ -28,10 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import json
 import math
 import os
 import pathlib
+import platform
 import shlex
 import shutil
 import signal
@@ -439,3 +443,59 @@ def spread(values: Iterable[float]) -> Spread:
     if not values:
         raise ValueError("spread: no values (no seed has a result)")
     return Spread(math.fsum(values) / len(values), min(values), max(values))
+
+
+def memory_gib() -> Optional[float]:
+    """Total physical memory in GiB (Linux; None elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("MemTotal"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def package_version(name: str) -> Optional[str]:
+    """Installed version of a distribution, read from its metadata (the package is not imported)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def source_commit() -> Optional[str]:
+    """The git commit of the code running (with "-dirty" for uncommitted changes), or None outside
+    a git checkout (an installed wheel) or without git."""
+    folder = pathlib.Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(["git", "-C", str(folder), "describe", "--always", "--dirty", "--abbrev=12"],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def machine() -> dict[str, Any]:
+    """What a table's figures, its seconds above all, were made on: the processor, cores, memory,
+    Python, TensorFlow and Keras versions, the code's commit and the date."""
+    from ssma_tf.inference.precision import processor_model  # reads /proc/cpuinfo, no TensorFlow
+
+    memory = memory_gib()
+    return {"cpu": processor_model(), "cores": os.cpu_count(),
+            "memory_gib": None if memory is None else round(memory, 1), "python": platform.python_version(),
+            "tensorflow": package_version("tensorflow"), "keras": package_version("keras"),
+            "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def machine_line(info: Mapping[str, Any]) -> str:
+    """`machine()` as one line for a table's heading."""
+    memory = "" if info.get("memory_gib") is None else f", {info['memory_gib']} GiB"
+    versions = "".join(f", {name} {info[key]}" for name, key in (("TensorFlow", "tensorflow"), ("Keras", "keras"))
+                       if info.get(key))
+    commit = f"; code {info['commit']}" if info.get("commit") else ""
+    return (f"{info.get('cpu')}, {info.get('cores')} cores{memory}; Python {info.get('python')}{versions}"
+            f"{commit}; {info.get('date')}")

@@ -47,7 +47,8 @@ from ssma_tf.cli.common import (
     ArgumentParser, add_version, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
-    cached_result, evaluate_in_process, restart_unless_made_with, run_in_child, save_result, spread, train_in_process,
+    cached_result, evaluate_in_process, machine, machine_line, restart_unless_made_with, run_in_child, save_result,
+    spread, train_in_process,
 )
 from ssma_tf.constants import (
     ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, EXPERTLESS_FUSIONS, FUSION_METHODS, PARAMETER_FREE_FUSIONS,
@@ -339,8 +340,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                f"batch-norm recalibration {f'{args.recalibrate_bn} batches' if args.recalibrate_bn else 'off'}; seeds {', '.join(map(str, args.seeds))})")
     from ssma_tf.files import atomic_write
 
+    # The seconds column is of this machine (before: the table named none; helper 235).
+    info = machine()
     with atomic_write(output / "fusion_table.md") as stream:
-        stream.write(f"{heading}\n\n{text}\n")
+        stream.write(f"{heading}\n\nMachine: {machine_line(info)}\n\n{text}\n")
     settings = {key: getattr(args, key) for key in ("seeds", "methods", "expert_steps", "fusion_steps", "num_train",
                                                    "num_val", "height", "width", "batch_size", "backbone",
                                                    "decoder_filters", "recalibrate_bn")}
@@ -348,10 +351,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         stream.write(json.dumps({
             "command": shlex.join(["python", "-m", "ssma_tf.cli.fusion_table"] + list(sys.argv[1:] if argv is None else argv)),
             "settings": settings,
+            "machine": info,
             "seeds": {str(s): {n: {"mIoU": r["mIoU"], "per_class": r["per_class"],
                                    "train_seconds": r.get("train_seconds")}
                                for n, r in v.items()} for s, v in per_seed.items()}}, indent=1))
-    print(f"\n=== {heading}\n")
+    print(f"\n=== {heading}\n=== {machine_line(info)}\n")
     print(text)
     print(f"\ntotal time: {(time.perf_counter() - started) / 60:.1f} min; table: {output / 'fusion_table.md'}")
     return 0

@@ -32,7 +32,7 @@ from ssma_tf.cli.common import (
     ArgumentParser, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
-    cached_result, evaluate_run, forget_other_settings, is_finished, restart_unless_made_with, run_command,
+    cached_result, evaluate_run, forget_other_settings, is_finished, machine, restart_unless_made_with, run_command,
     save_result, spread, train_run, write_config,
 )
 from ssma_tf.constants import FINAL_WEIGHTS
@@ -149,7 +149,8 @@ def run_arm(output: pathlib.Path, data: pathlib.Path, model: str, arm: str, seed
               # was resumed (its earlier part untimed).
               "train_seconds": None if seconds is None else round(seconds, 1),
               "per_class": {e["name"]: e["iou"] for e in metrics["per_class"]},
-              "settings": json.loads(json.dumps(dict(config, inputs=inputs), sort_keys=True))}
+              "settings": json.loads(json.dumps(dict(config, inputs=inputs), sort_keys=True)),
+              "machine": machine()}
     save_result(result_path, result)
     return result
 
@@ -199,7 +200,8 @@ def settings_text(result: dict[str, Any]) -> str:
 
 def summary(results: list[dict[str, Any]]) -> str:
     """A markdown table: mIoU mean and range over seeds per model, arm and settings (results of
-    other settings, from an earlier call into the folder, are rows of their own)."""
+    other settings, from an earlier call into the folder, are rows of their own), and the
+    machines the training seconds were measured on."""
     lines = ["| model | arm | settings | seeds | mIoU mean | range | per seed | train s (mean) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     keyed = [((r["model"], r["arm"], settings_text(r)), r) for r in results]
@@ -207,11 +209,23 @@ def summary(results: list[dict[str, Any]]) -> str:
     for model, arm, settings in keys:
         rows = [r for key, r in keyed if key == (model, arm, settings)]
         miou = spread(r["mIoU"] for r in rows)
-        per_seed = ", ".join(f"{r['mIoU']:.1f}" for r in rows)
-        timed = [r["train_seconds"] for r in rows if r["train_seconds"] is not None]
-        seconds = f"{spread(timed).mean:.0f}" if timed else "–"
-        lines.append(f"| {model} | {arm} | {settings} | {len(rows)} | {miou.mean:.1f} | "
-                     f"{miou.low:.1f}–{miou.high:.1f} | {per_seed} | {seconds} |")
+        # Each figure with its seed: a row may gather the results of several calls (before: the
+        # values alone; helper 235).
+        per_seed = ", ".join(f"{r['seed']}: {r['mIoU']:.1f}" for r in rows)
+        times = [r["train_seconds"] for r in rows]
+        # A mean of every seed or none (before: of the timed seeds alone, one seed's time shown as
+        # the mean of two; helper 235).
+        seconds = "–" if any(t is None for t in times) else f"{spread(times).mean:.0f}"
+        lines.append(f"| {model} | {arm} | {settings} | {len(rows)} | "
+                     f"{miou.mean:.1f} | {miou.low:.1f}–{miou.high:.1f} | {per_seed} | {seconds} |")
+    machines = list(dict.fromkeys(f"{r['machine']['cpu']}, {r['machine']['cores']} cores"
+                                  for r in results if r.get("machine")))
+    unrecorded = sum(1 for r in results if not r.get("machine"))
+    if machines:
+        told = "; ".join(machines)
+        if unrecorded:
+            told += f" (not recorded for {unrecorded} result(s) of an earlier version)"
+        lines += ["", f"Training seconds measured on: {told}."]
     return "\n".join(lines) + "\n"
 
 

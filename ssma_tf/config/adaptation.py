@@ -63,7 +63,7 @@ class AdaptationConfig(Section):
     photometric: str = key(
         "modality1", kind="choice", choices=PHOTOMETRIC,
         doc="modalities that get the photometric noise: colour-like ones only (`modality1`), "
-            "`all` or `none`; the geometry is always shared")
+            "`all` (one draw per view, the same for every modality) or `none`; the geometry is always shared")
     ema_decay: float = key(0.99, kind="float", minimum=0.0, maximum=0.999999,
                            doc="teacher ← decay · teacher + (1 − decay) · student (NET_MOMENTUM)")
     ema_every: int = key(100, kind="int", minimum=1,

@@ -80,6 +80,15 @@ class ListCheck:
         return len(self.entries[0][1]) - (1 if self.labeled else 0)
 
 
+def _more_columns_hint(parts: Sequence[str], folder: str) -> str:
+    """The hint for a line of more columns than expected: a path cut at its spaces, unless every
+    column names a file (before: said of a pair mixed with a triplet too; helper 236)."""
+    missing = [i for i, p in enumerate(parts) if not os.path.isfile(os.path.join(folder, os.path.expanduser(p)))]
+    if not missing:
+        return ""
+    return spaces_hint(parts, missing[0], folder) or SPACES_HINT
+
+
 def check_list(
     path: str, *, check_files: bool = True, modalities: Optional[int] = None, labeled: bool = True
 ) -> ListCheck:
@@ -128,7 +137,7 @@ def check_list(
             )
         least, most = 1 + label_columns, MAX_MODALITIES + label_columns
         if not least <= len(parts) <= most:
-            hint = comment_hint(parts) or (SPACES_HINT if len(parts) > most else "")
+            hint = comment_hint(parts) or (_more_columns_hint(parts, folder) if len(parts) > most else "")
             expected = (
                 f"expected 2 columns (modality1 label), 3 (modality1 modality2 label) or up to {most} "
                 "(N modalities and a label)" if labeled else
@@ -139,7 +148,7 @@ def check_list(
         if columns is None:
             columns = len(parts)
         elif len(parts) != columns:
-            hint = comment_hint(parts) or (SPACES_HINT if len(parts) > columns else "")
+            hint = comment_hint(parts) or (_more_columns_hint(parts, folder) if len(parts) > columns else "")
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
                 f"{columns}{hint}; every line of a list has the same modalities", path,

@@ -853,8 +853,10 @@ class Trainer:
                      for path in _matched_files(getattr(self.config, key))}}
 
     def _reseeded(self, saved: dict[str, Any]) -> bool:
-        """Whether the run's `config.yaml` (`saved`, from its last start) names another seed."""
-        return bool(saved) and "seed" in saved and saved["seed"] != self.config.seed
+        """Whether the run's `config.yaml` (`saved`, from its last start) names another seed, or
+        none where one is given now (before: a seed given to a run started without one kept its
+        streams and dropout; helper 233)."""
+        return bool(saved) and saved.get("seed") != self.config.seed
 
     def _stream_changes(self, prefix: str, names: set[str], saved: dict[str, Any]) -> str:
         """Why the input positions saved in `prefix` cannot be restored ("" when they can).
@@ -894,7 +896,7 @@ class Trainer:
             # The saved position holds batches the old seed shuffled and augmented, drawn ahead:
             # restored, the steps after it replayed them, and a new seed (the advice after a NaN)
             # changed nothing for a while (helper 171).
-            return f"seed {saved['seed']} -> {self.config.seed} since the run's last start" + (
+            return f"seed {_shown(saved.get('seed'))} -> {_shown(self.config.seed)} since the run's last start" + (
                 f" ({keys})" if keys else "")
         if not self.saves_data_position or _STREAMS_KEY not in names:
             return keys and f"{keys} since the run's last start"

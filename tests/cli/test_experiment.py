@@ -320,6 +320,52 @@ def test_a_spread_is_the_mean_and_range_over_seeds():
         experiment.spread([])
 
 
+def test_the_machine_of_a_table_names_processor_versions_and_commit(monkeypatch):
+    """Helper 235: the experiments' tables recorded no machine, though they give seconds."""
+    info = experiment.machine()
+    assert info["cores"] == os.cpu_count() and info["cpu"] and info["tensorflow"] and info["keras"]
+    line = experiment.machine_line(info)
+    assert line.startswith(f"{info['cpu']}, {info['cores']} cores") and f"TensorFlow {info['tensorflow']}" in line
+    assert line.endswith(info["date"])
+    # The code's commit where git can say it (a checkout), none elsewhere.
+    monkeypatch.setattr(experiment.subprocess, "run", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("git")))
+    assert experiment.source_commit() is None
+    assert "code " not in experiment.machine_line(dict(info, commit=None))
+
+
+def test_the_three_modalities_table_names_each_seed_and_gives_one_run_no_range():
+    """Helper 235: the experts every seed shares, trained once, were shown as a two-seed range
+    ("60.4..60.4"), and an SSMA arm without a seed's run was averaged over the others unsaid."""
+    bench = _three_modalities()
+    results = {f"seed{seed}_{name}": {"mIoU": miou, "car_iou": None}
+               for seed, name, miou in ((0, "adapnet_pp_rgb", 60.0), (0, "ssma_rgb_depth", 70.0),
+                                        (1, "ssma_rgb_depth", 72.0), (0, "ssma_rgb_thermal", 71.0))}
+    lines = {line.split()[0]: line for line in bench.table(results, [0, 1]).splitlines()[1:]}
+    assert lines["adapnet_pp_rgb"].split() == ["adapnet_pp_rgb", "60.0", "–", "–", "0:", "60.0", "(shared",
+                                               "experts:", "trained", "once)"]
+    assert lines["ssma_rgb_depth"].split() == ["ssma_rgb_depth", "71.0", "70.0..72.0", "–", "0:", "70.0,", "1:",
+                                               "72.0"]
+    assert lines["ssma_rgb_thermal"].endswith("0: 71.0   (no run of seed 1)")
+    assert "(no run of seed 1)" in bench.table(results, [0, 1], shared_experts=False).splitlines()[1]
+
+
+def test_a_resumed_three_modalities_run_gives_no_seconds(tmp_path, monkeypatch):
+    """Helper 235: a run resumed after a stop was timed over its last part only."""
+    bench = _three_modalities()
+    import ssma_tf.cli.experiment as shared
+
+    monkeypatch.setattr(shared, "train_in_process", lambda values, source: None)
+    monkeypatch.setattr(shared, "evaluate_in_process", lambda run, overrides: {"mIoU": 50.0, "per_class": []})
+    args = bench.parse_args(["--output", str(tmp_path)])
+    keys = {"train": {}, "test_data": "val.tfrecords"}
+    results = {}
+    assert bench.run_one(args, "fresh", keys, results)["seconds"] is not None
+    (tmp_path / "runs" / "stopped").mkdir(parents=True)
+    (tmp_path / "runs" / "stopped" / "checkpoint").write_text("")
+    assert bench.run_one(args, "stopped", keys, results)["seconds"] is None
+    assert results["fresh"]["machine"]["cores"] == os.cpu_count()
+
+
 def _three_modalities():
     import importlib.util
 

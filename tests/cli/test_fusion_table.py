@@ -1,6 +1,7 @@
 """The fusion-table command: its result cache, its table and its argument checks (no training here)."""
 
 import json
+import os
 import pathlib
 
 import pytest
@@ -176,6 +177,12 @@ def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settin
     assert written["seeds"]["0"]["ssma"]["mIoU"] == 50.0
     heading = (tmp_path / "out" / "fusion_table.md").read_text().splitlines()[0]
     assert "experts 6 steps, fusion 1 steps" in heading and "2 training scenes" in heading
+    # The machine of the seconds column (helper 235: the table named none).
+    from ssma_tf.cli.experiment import machine_line
+
+    assert written["machine"]["cores"] == os.cpu_count() and written["machine"]["tensorflow"]
+    assert (tmp_path / "out" / "fusion_table.md").read_text().splitlines()[2] == \
+        f"Machine: {machine_line(written['machine'])}"
     # The scenes written again with other counts (the folder removed, as the refusal of other
     # scenes advises): every arm is trained again (before: all reused, under the new counts).
     import shutil

@@ -311,10 +311,12 @@ def _bad_inputs(folder: pathlib.Path):
         # Before: "image '.../#' does not exist" without a word on why.
         ("a comment after the paths", [good + " # first"], {}, FileNotFoundError, r"line 1: image .*#' does not exist \(a comment after the paths\? comments go on lines of their own"),
         ("a comment after the paths, later", [good, good + " #b"], {}, ValueError, r"line 2: has 4 columns but the lines before it have 3 \(a comment after the paths\?"),
+        # Helper 236: every path there, a pair before a triplet, was asked whether a path had spaces.
+        ("a triplet after a pair", ["0_rgb.png 0_label.png", good], {}, ValueError, r"line 2: has 3 columns but the lines before it have 2; every line of a list has the same modalities$"),
     ]
 
 
-BAD_INPUTS = 21
+BAD_INPUTS = 22
 
 
 def test_every_bad_input_is_a_user_input_error(dataset_dir):

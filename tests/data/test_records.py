@@ -378,6 +378,16 @@ def test_a_config_has_every_record_file_it_reads_checked_as_its_model_reads_it(g
                            "max_iteration: 0\n")
     assert cli.main(["-c", str(pretraining)]) == 2
     assert f"error: {pretraining}, line 5: key 'max_iteration': must be >= 1, got 0" in capsys.readouterr().err
+    # Scene classification records where a segmentation config reads them: refused there, so here
+    # too (helper 236: "all good", exit 0). Given alone, they are checked as such.
+    from ssma_tf.data.scene import encode_scene
+
+    scenes = _write(tmp_path / "scenes.tfrecords", [encode_scene([np.zeros((8, 16, 3), np.uint8)], 3)] * 2)
+    assert cli.main(["-c", str(config), "--set", f"test_data={scenes}", "--set", "unlabeled_data="]) == 2
+    out = capsys.readouterr().out
+    assert f"error: {scenes}, record 0: no 'label' bytes feature: a scene classification record" in out
+    assert cli.main([scenes]) == 0
+    assert "scene class ids 3..3: ok" in capsys.readouterr().out
     for wrong in (["-c", str(config), str(good)], ["-c", str(config), "--num_classes", "5"], []):
         with pytest.raises(SystemExit):
             cli.main(wrong)
