@@ -56,10 +56,18 @@ def configure_devices(gpu_id: Optional[str]) -> None:
     if gpu_id is None:
         return
     wanted = [int(i) for i in gpu_id.split(",") if int(i) >= 0]
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in wanted) if wanted else "-1"
+    value = ",".join(str(i) for i in wanted) if wanted else "-1"
+    previous = os.environ.get("CUDA_VISIBLE_DEVICES")
+    listed_before = _devices_listed()
+    os.environ["CUDA_VISIBLE_DEVICES"] = value
     gpus = tf.config.list_physical_devices("GPU")
-    if not gpus or len(gpus) == len(wanted):
-        return  # the variable took effect, or there are no GPUs to choose from
+    if not gpus:
+        return  # no GPUs to choose from, or the variable hid them all
+    # The variable took effect where TensorFlow listed the devices after it was set, or under the
+    # same value. Before: any list of as many GPUs as asked for was taken for that, and `gpu_id: 1`
+    # on one GPU listed earlier trained on GPU 0 (helper 239).
+    if (not listed_before or previous == value) and len(gpus) == len(wanted):
+        return
     if len(gpus) < len(wanted):
         raise DeviceError(f"gpu_id {gpu_id!r} asks for {len(wanted)} GPUs, but only {len(gpus)} of them are there: "
                           "the machine's GPUs are numbered from 0 (nvidia-smi lists them)")
@@ -74,6 +82,17 @@ def configure_devices(gpu_id: Optional[str]) -> None:
             f"cannot select GPUs {gpu_id!r}: TensorFlow has already initialised its devices; "
             "set gpu_id before running any TensorFlow operation"
         ) from None
+
+
+def _devices_listed() -> bool:
+    """Whether TensorFlow has listed this machine's devices already (CUDA started: the variable
+    can no longer change what it sees); False where this TensorFlow does not say."""
+    try:
+        from tensorflow.python.eager import context
+
+        return getattr(context.context(), "_physical_devices", None) is not None
+    except Exception:  # a TensorFlow without that (private) record: as before, the counts decide
+        return False
 
 
 class ClusterError(UserInputError):

@@ -74,6 +74,19 @@ def _with_labels(batch: Any, model: keras.Model) -> bool:
     return len(shape) == 4 and shape[-1] == 1 and is_int and first_shape is not None and first_shape[-1] != 1
 
 
+def _replicas(layer: Any) -> int:
+    """How many replicas hold a batch norm's statistics: those of the distribution strategy its
+    variables were made under (1 outside one)."""
+    value = getattr(layer.moving_mean, "value", None)
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return 1
+    if not isinstance(value, tf.distribute.DistributedValues):
+        return 1
+    return int(getattr(getattr(value, "distribute_strategy", None), "num_replicas_in_sync", 1))
+
+
 def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batches: int,
                            call: Optional[Callable[[Any], Any]] = None,
                            log: Optional[Callable[[str], None]] = None) -> int:
@@ -87,7 +100,8 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
         call: runs the model in training mode on one batch (default: a `tf.function` of
             `model(inputs, training=True)`); given so that a distribution strategy can run it.
             It must trace on its first call here (a new function), since batch norms read their
-            momentum when traced.
+            momentum when traced. Under a strategy of several replicas the batch norms are
+            synchronized for these calls, so that each batch's moments are the global batch's.
         log: one line when done.
 
     Returns:
@@ -104,6 +118,10 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
             log("batch-norm recalibration: the model has no trainable batch norm; nothing to do")
         return 0
     momenta = [layer.momentum for layer in norms]
+    # Over every replica's part of a batch where a strategy holds the model (before: the first
+    # replica's moments alone, unless the caller had synchronized the batch norms; helper 239).
+    synchronized = [layer.synchronized for layer in norms]
+    several = _replicas(norms[0]) > 1
     dropouts = [layer for layer in walk_layers(model) if isinstance(layer, keras.layers.Dropout)]
     rates = [layer.rate for layer in dropouts]
     if call is None:
@@ -119,6 +137,7 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
         # that batch's moments in the moving variables.
         for layer in norms:
             layer.momentum = 0.0
+            layer.synchronized = layer.synchronized or several
         for layer in dropouts:
             layer.rate = 0.0  # read when `call` traces, as the momentum: no dropout in the statistics
         for inputs in batches:
@@ -142,8 +161,9 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
             layer.moving_variance.assign(variance)
         raise
     finally:
-        for layer, momentum in zip(norms, momenta):
+        for layer, momentum, flag in zip(norms, momenta, synchronized):
             layer.momentum = momentum
+            layer.synchronized = flag
         for layer, rate in zip(dropouts, rates):
             layer.rate = rate
     for layer, mean, variance in zip(norms, means, variances):

@@ -123,6 +123,33 @@ def test_a_gpu_id_naming_gpus_that_are_not_there_is_one_line(monkeypatch, gpus, 
     configure_devices("0")  # no GPUs at all: the CPU, as every released config on such a machine
 
 
+@pytest.mark.parametrize("gpus, gpu_id", [(1, "1"), (2, "2,3")])
+def test_gpus_listed_before_the_variable_are_checked_though_as_many_as_asked(monkeypatch, gpus, gpu_id):
+    """Helper 239: TensorFlow had listed the GPUs before gpu_id was applied, and a list of as many
+    as asked for was taken for the variable's effect: `gpu_id: 1` on one GPU trained on GPU 0."""
+    import ssma_tf.distribute as distribute
+    from ssma_tf.distribute import DeviceError
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [f"GPU:{i}" for i in range(gpus)])
+    selected = []
+    monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind=None: selected.append(devices))
+    monkeypatch.setattr(distribute, "_devices_listed", lambda: True)
+    with pytest.raises(DeviceError, match=rf"gpu_id '{gpu_id}' names GPU\(s\) .*, but only {gpus} exist"):
+        configure_devices(gpu_id)
+    # Listed only now, under the variable: the GPUs it shows are those asked for, renumbered from 0.
+    monkeypatch.setattr(distribute, "_devices_listed", lambda: False)
+    configure_devices(gpu_id)
+    # Listed before under the same value (a second call): the same.
+    monkeypatch.setattr(distribute, "_devices_listed", lambda: True)
+    configure_devices(gpu_id)
+    assert selected == []
+    # Listed before without the variable, a GPU that is there: selected by its index.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    configure_devices("0")
+    assert selected == [["GPU:0"]]
+
+
 _WAIT_ALONE = """
 import os, socket, sys
 import ssma_tf.distribute as distribute

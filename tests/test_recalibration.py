@@ -6,7 +6,7 @@ import pytest
 
 from ssma_tf import training
 from ssma_tf.recalibration import recalibrate_batch_norm, trainable_batch_norms
-from tests.training_helpers import build_tiny_model, write_records
+from tests.training_helpers import build_tiny_model, run_on_two_logical_cpus, write_records
 
 
 def _model():
@@ -155,3 +155,43 @@ def test_the_models_inputs_decide_what_a_pair_is():
     # Its labels, as build_dataset gives them beside the pair, are still told.
     with pytest.raises(ValueError, match=r"pairs \(the second holds labels of shape \(2, 4, 4\)\)"):
         recalibrate_batch_norm(fused, iter([(list(pairs[0]), np.zeros((2, 4, 4), np.int32))]), 1)
+
+
+_REPLICAS = """
+import keras
+from ssma_tf.recalibration import recalibrate_batch_norm
+
+def model():
+    inputs = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(2, 1, kernel_initializer="ones")(inputs)
+    return keras.Model(inputs, keras.layers.BatchNormalization()(x))
+
+# One dark and one bright image: a global batch of two, one image per replica.
+batch = np.concatenate([np.full((1, 4, 4, 3), 10.0), np.full((1, 4, 4, 3), 200.0)]).astype(np.float32)
+batch[:, 0] += 5.0  # some spread within each image
+alone = model()
+recalibrate_batch_norm(alone, [batch], 1)
+with strategy.scope():
+    replicated = model()
+dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).unbatch().batch(2))
+
+@tf.function
+def call(inputs):
+    strategy.run(lambda part: replicated(part, training=True), args=(inputs,))
+
+recalibrate_batch_norm(replicated, iter(dataset), 1, call=call)
+norm = replicated.layers[-1]
+assert not norm.synchronized  # as it was
+single = alone.layers[-1]
+for one, two in ((single.moving_mean, norm.moving_mean), (single.moving_variance, norm.moving_variance)):
+    np.testing.assert_allclose(two.numpy(), one.numpy(), rtol=1e-5)
+assert_replicas_agree(replicated)
+print("same")
+"""
+
+
+def test_a_strategy_of_two_replicas_measures_the_whole_global_batch():
+    """Helper 239: a model held by a strategy, its batch norms not synchronized, kept the first
+    replica's moments (the dark image's) as the "average over the batches"."""
+    run = run_on_two_logical_cpus(_REPLICAS)
+    assert run.returncode == 0 and run.stdout.strip().endswith("same"), run.stderr[-3000:]

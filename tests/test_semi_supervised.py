@@ -492,6 +492,17 @@ def test_the_logged_teacher_decay_is_that_of_the_teachers_newest_update(tmp_path
     semi_supervised.SemiSupervisedTrainer(config, log=lines.append).train(max_steps=4)
     decays = [re.search(r"teacher_decay ([0-9.]+)", line).group(1) for line in lines if line.startswith("step ")]
     assert decays == ["0.0000", "0.5000", "0.5000", "0.6667"], lines
+    # One line for four steps: the newest update's α (0.8), not the window's mean (helper 237:
+    # 0.6792). And xla, which this step does not use, is said not to be (before: taken silently).
+    window = tmp_path / "window"
+    window.mkdir()
+    lines.clear()
+    config = _config(window, skip_step=4, save_step=4, xla=True)
+    semi_supervised.SemiSupervisedTrainer(config, log=lines.append).train(max_steps=4)
+    decays = [re.search(r"teacher_decay ([0-9.]+)", line).group(1) for line in lines if line.startswith("step ")]
+    assert decays == ["0.8000"], lines
+    assert ("note: xla is not used by semi-supervised training: only the supervised training step and the "
+            "evaluation are compiled with it") in lines
 
 
 @pytest.mark.parametrize("model, method", [("AdapNet_pp", "depthmix"), ("SSMA", "classmix")])

@@ -84,7 +84,7 @@ def test_list_files_and_pictures_are_well_formed(tmp_path):
     assert metadata["class_names"] == list(info.class_names)
     assert metadata["palette"] == [list(c) for c in info.palette]
     assert metadata["generator"] == {"seed": 1, "height": 48, "width": 80, "num_train": 4, "num_val": 3,
-                                     "style": "source"}
+                                     "style": "source", "thermal": False}
 
 
 def test_command_line_tool_writes_the_dataset(tmp_path, capsys):

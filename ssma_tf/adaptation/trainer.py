@@ -253,6 +253,7 @@ class AdaptationTrainer(training.Trainer):
 
     def _make_train_function(self) -> Any:
         if self.sac:
+            self._note_no_xla("SAC adaptation")
             return self._make_sac_function()
         return self._make_abn_function()
 

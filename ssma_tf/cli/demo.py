@@ -34,7 +34,9 @@ NUM_PICTURES = 4
 # The synthetic dataset the demo makes (its configs' height and width); a `data/` folder made
 # otherwise is refused, not trained and evaluated on resized (before: stretched labels, then a
 # traceback from the comparison panel).
-DATA = {"seed": 0, "height": 48, "width": 96, "num_train": 200, "num_val": 50, "style": "source"}
+DATA = {"seed": 0, "height": 48, "width": 96, "num_train": 200, "num_val": 50, "style": "source", "thermal": False}
+# What a `classes.yaml` written before a key was recorded made: no thermal modality.
+_UNRECORDED = {"thermal": False}
 
 
 def check_existing_data(data: pathlib.Path) -> None:
@@ -53,8 +55,10 @@ def check_existing_data(data: pathlib.Path) -> None:
     if not isinstance(generator, dict):
         raise UserInputError(f"{data / 'classes.yaml'} does not say how the data was made (no 'generator' "
                              f"entry): not the demo's data; {start_over}")
-    differ = [f"{key} {generator.get(key)!r} (the demo's {value!r})" for key, value in DATA.items()
-              if generator.get(key) != value]
+    # The thermal modality too (before: a folder written with --thermal passed, and the demo failed
+    # on its four-column lists after training every model; helper 240).
+    made = {key: generator.get(key, _UNRECORDED.get(key)) for key in DATA}
+    differ = [f"{key} {made[key]!r} (the demo's {value!r})" for key, value in DATA.items() if made[key] != value]
     if differ:
         raise UserInputError(f"{data} holds synthetic data made with other arguments than the demo's: "
                              f"{', '.join(differ)}; its configs train and evaluate at "

@@ -61,7 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(error)  # the traceback too under --debug (helper 220)
     print(
         f"wrote {args.num_train} train + {args.num_val} val samples of {args.height}x{args.width} "
-        f"(seed {args.seed}, {args.style} style) to {written.root} in {time.perf_counter() - start:.1f} s: "
+        f"(seed {args.seed}, {args.style} style{', with thermal' if args.thermal else ''}) to {written.root} "
+        f"in {time.perf_counter() - start:.1f} s: "
         f"{written.train_list.name}, {written.val_list.name}, {written.classes_file.name}"
     )
     return 0

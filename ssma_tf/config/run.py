@@ -220,7 +220,8 @@ class RunConfig:
         None, kind="choice", choices=MIXED_PRECISION_POLICIES, modes=TRAIN,
         doc="mixed-precision policy of the training model (`mixed_float16` for GPUs: a CPU computes "
             "float16 about 30x slower; `mixed_bfloat16` is fast with Intel AMX)")
-    xla: bool = key(False, kind="bool", doc="compile the training or evaluation step with XLA")
+    xla: bool = key(False, kind="bool", doc="compile the supervised training step or the evaluation step with XLA "
+                    "(semi-supervised, depth-pretraining and SAC steps run without it, and say so)")
     seed: Optional[int] = key(None, kind="int", minimum=0, maximum=2**32 - 1, modes=TRAIN,
                               doc="seed for weights, shuffling and augmentation")
     augmentation: AugmentationConfig = key(

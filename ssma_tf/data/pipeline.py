@@ -259,12 +259,18 @@ def build_dataset(
         raise ValueError(f"modalities must be an integer in 1..{MAX_MODALITIES}, got {modalities!r}")
     modalities = int(modalities)
     modality2_interpolation = modality_interpolations(modality2_interpolation, modalities - 1)
+    # NumPy's integers too, as the other counts (before: "np.int64(2)" called no integer; helper 238).
     if repeat is not None and (
-        isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1
+        isinstance(repeat, bool) or not isinstance(repeat, numbers.Integral) or repeat < 1
     ):
         raise ValueError(f"repeat must be None or a positive integer, got {repeat!r}")
-    if not isinstance(shuffle_buffer, int) or shuffle_buffer < 1:
+    if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, numbers.Integral) or shuffle_buffer < 1:
         raise ValueError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}")
+    repeat = None if repeat is None else int(repeat)
+    shuffle_buffer = int(shuffle_buffer)
+    if keep_indices is not None and not training:
+        # Before: ignored, every record evaluated, and the check for labels turned off (helper 238).
+        raise ValueError("keep_indices selects training records only; an evaluation reads every record")
     if augmentation is None:
         augmentation = AugmentationConfig()
     elif not isinstance(augmentation, AugmentationConfig):

@@ -582,6 +582,7 @@ def write_dataset(
             "num_train": int(num_train),
             "num_val": int(num_val),
             "style": style,
+            "thermal": bool(thermal),
         },
     }
     classes_file = root / "classes.yaml"

@@ -172,6 +172,7 @@ class DepthPretrainer(training.Trainer):
         return dataset.map(lambda inputs, label, has_label: inputs)
 
     def _make_train_function(self) -> Any:
+        self._note_no_xla("depth pretraining")
         model, optimizer, strategy = self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync
         encoding = self.encoding

@@ -904,6 +904,13 @@ class Trainer:
             return ""
         return f"their batches changed shape since {os.path.basename(prefix)}" + (f" ({keys})" if keys else "")
 
+    def _note_no_xla(self, what: str) -> None:
+        """Says that `xla: true` does not reach a step of `what` (a trainer's own step, not
+        compiled with XLA: before, the key was taken without a word; helper 237)."""
+        if self.config.xla:
+            self._log(f"note: xla is not used by {what}: only the supervised training step and the evaluation "
+                      "are compiled with it")
+
     def _make_train_function(self) -> Callable[[Any], Any]:
         config, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync

@@ -489,6 +489,16 @@ def test_the_demo_refuses_data_of_other_arguments_before_training_on_it(tmp_path
     assert demo.main([]) == 2 and "no readable classes.yaml" in capsys.readouterr().err
     (tmp_path / "demo_output" / "data" / "classes.yaml").write_text(yaml.safe_dump({"generator": demo.DATA}))
     demo.check_existing_data(tmp_path / "demo_output" / "data")  # the demo's own: taken
+    # Written before the thermal modality was recorded: none then, taken.
+    earlier = {key: value for key, value in demo.DATA.items() if key != "thermal"}
+    (tmp_path / "demo_output" / "data" / "classes.yaml").write_text(yaml.safe_dump({"generator": earlier}))
+    demo.check_existing_data(tmp_path / "demo_output" / "data")
+    # The demo's arguments with --thermal (helper 240: taken, and the demo failed on the lists'
+    # four columns after training every model).
+    write_dataset(tmp_path / "demo_output" / "data", num_train=2, num_val=2, height=48, width=96, seed=0, thermal=True)
+    with pytest.raises(UserInputError, match=r"other arguments than the demo's: num_train .*, thermal True \(the "
+                                             r"demo's False\)"):
+        demo.check_existing_data(tmp_path / "demo_output" / "data")
 
 
 @pytest.mark.parametrize("module", ["train", "evaluate", "predict", "export", "prune", "pretrain_depth",

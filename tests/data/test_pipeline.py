@@ -146,6 +146,15 @@ def test_bad_arguments_and_missing_files(records, tmp_path):
         build_dataset(records["raw"], **{**base, "modalities": 9})
     with pytest.raises(ValueError, match="modality2_interpolation"):
         build_dataset(records["raw"], **base, modality2_interpolation="cubic")
+    # Helper 238: a subset for an evaluation was ignored (every record read), and NumPy's
+    # integers were called no integers for these two counts alone.
+    with pytest.raises(ValueError, match="keep_indices selects training records only"):
+        build_dataset(records["raw"], **base, keep_indices=[0])
+    training = {**base, "training": True}
+    assert build_dataset(records["raw"], **training, repeat=np.int64(1), shuffle_buffer=np.int32(4)) is not None
+    for flag in ("repeat", "shuffle_buffer"):
+        with pytest.raises(ValueError, match=rf"{flag} must be .*a positive integer, got True"):
+            build_dataset(records["raw"], **training, **{flag: True})
     empty = tmp_path / "empty.tfrecords"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty.tfrecords: holds no records"):
