@@ -68,6 +68,20 @@ def configure_devices(gpu_id: Optional[str]) -> None:
     # on one GPU listed earlier trained on GPU 0 (helper 239).
     if (not listed_before or previous == value) and len(gpus) == len(wanted):
         return
+    try:
+        _select(gpu_id, wanted, gpus)
+    except DeviceError:
+        # As it was: a second call (a notebook cell run again) would take the value for the
+        # variable's effect (helper 241).
+        if previous is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = previous
+        raise
+
+
+def _select(gpu_id: str, wanted: list, gpus: list) -> None:
+    """Checks `wanted` against the GPUs TensorFlow lists by their indices, and makes only those visible."""
     if len(gpus) < len(wanted):
         raise DeviceError(f"gpu_id {gpu_id!r} asks for {len(wanted)} GPUs, but only {len(gpus)} of them are there: "
                           "the machine's GPUs are numbered from 0 (nvidia-smi lists them)")

@@ -6,8 +6,9 @@ failure, or an interrupt, removes the temporary and leaves the destination as it
 
 The temporary is created the way `open` and `mkdir` create any new file, so the result gets the
 permissions the user's umask gives (`-rw-r--r--` under the usual 022), not `tempfile.mkstemp`'s
-owner-only 0600. Temporary names start with `.partial-` and end with the destination's own name,
-so writers that go by the extension (Keras wants `.weights.h5` or `.keras`) accept them.
+owner-only 0600. Temporary names start with `.partial-` and end with the destination's own name
+(its last 32 characters after a digest of it, where the whole would pass the file system's 255
+bytes), so writers that go by the extension (Keras wants `.weights.h5` or `.keras`) accept them.
 
 `check_output` tells, before a long job starts, whether its output can be written there at all
 (a folder where a file should go, a parent that is a file or not writable, an existing output
@@ -351,7 +352,8 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
             file.
 
     Yields:
-        The temporary path (absolute, in the folder of `path`, ending with the name of `path`).
+        The temporary path (absolute, in the folder of `path`, ending with the name of `path`, or
+        its last 32 characters where the whole would be too long: `temporary_name`).
 
     Raises:
         FileNotFoundError: the block wrote nothing under the temporary name.

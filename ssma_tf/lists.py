@@ -14,8 +14,9 @@ tools (`ssma-prepare --from-list`, `--list-file`) read and write lists the same 
 Blank lines and lines starting with `#` (after blanks) are skipped, whatever they hold; a path
 that starts with `#` is quoted (`"#0001.png" ...`), as `format_line` writes it. Lines end at a
 line feed, a carriage return, or both. Fields are split at ASCII blanks only, as the original
-tools split them: a no-break space (U+00A0, U+202F in macOS screenshot names) is part of a
-path. An empty quoted path (`""`) is an error. Files are UTF-8 (a byte-order mark is
+tools split them: a no-break space (U+00A0, U+202F in macOS screenshot names) inside a path is
+part of it (any space at an unquoted path's ends is dropped). An empty quoted path (`""`) is
+an error. Files are UTF-8 (a byte-order mark is
 allowed); anything else is an error naming the file and the line. No TensorFlow here: the converter checks a list before it loads it.
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from ssma_tf.errors import UserInputError
 
@@ -106,12 +107,38 @@ def comment_hint(fields: Sequence[str]) -> str:
     return ""
 
 
+def more_columns_hint(fields: Sequence[str], folder: str, paths: Optional[int] = None) -> str:
+    """The hint for a line of more columns than expected: a path cut at its spaces (`SPACES_HINT`,
+    or `spaces_hint`'s where the joined path is there), unless each of its first `paths` columns
+    (all by default; a scene list's class id is no path) names a file: a pair mixed with a
+    triplet is no path with spaces (before: hinted so; helpers 236 and 241)."""
+    checked = list(fields if paths is None else fields[:paths])
+    missing = [i for i, p in enumerate(checked) if not os.path.isfile(os.path.join(folder, os.path.expanduser(p)))]
+    if not missing:
+        return ""
+    return spaces_hint(fields, missing[0], folder) or SPACES_HINT
+
+
+def unicode_space_hint(field: str) -> str:
+    """A hint for a path holding a space that is not ASCII (a no-break space pasted from a web
+    page or a word processor, U+202F of macOS screenshot names): part of the path here, where
+    the printed path shows it as a plain space; "" for a path without one."""
+    import unicodedata
+
+    for at, character in enumerate(field):
+        if character.isspace() and character not in _BLANKS:
+            name = unicodedata.name(character, "a space")
+            return (f" (it holds U+{ord(character):04X} {name} at character {at + 1}, which is part of the path: "
+                    "list files separate paths by ASCII spaces or tabs only)")
+    return ""
+
+
 def missing_path_detail(path: str, fields: Sequence[str], index: int, folder: str) -> str:
     """What is wrong with a list line's path `path` (field `index` of `fields`, relative to
     `folder`) that names no file: "is a folder" or "does not exist", with the hint of a path cut
     at its spaces, a Windows or misplaced path, or a comment after the paths."""
     what = "is a folder" if os.path.isdir(path) else "does not exist"
-    hint = spaces_hint(fields, index, folder) or place_hint(fields[index], folder)
+    hint = spaces_hint(fields, index, folder) or place_hint(fields[index], folder) or unicode_space_hint(fields[index])
     if hint:
         return what + hint
     return what + (comment_hint(fields) if fields[index].startswith("#") else "")
@@ -124,9 +151,10 @@ def split_line(line: str) -> List[str]:
         ValueError: a quote that is not closed.
     """
     if "\t" in line:
-        return [field.strip(_BLANKS) for field in line.split("\t") if field.strip(_BLANKS)]
+        return [field.strip() for field in line.split("\t") if field.strip()]
     if not any(quote in line for quote in _QUOTES):
-        return [field for field in _BLANK_RUN.split(line) if field]
+        # Any space at a path's ends goes (a no-break space pasted after the last path; helper 241).
+        return [field.strip() for field in _BLANK_RUN.split(line) if field.strip()]
     # A quote opens a quoted path only where a field starts: one inside a word is part of the path
     # (before, as in a shell, `it's/a.png it's/l.png` was one path "its/a.png its/l.png", while the
     # original tools split it at the space). Backslashes are kept (no escapes: Windows paths).
@@ -135,8 +163,8 @@ def split_line(line: str) -> List[str]:
         if line[at] in _BLANKS:
             at += 1
             continue
-        field = ""
-        if line[at] in _QUOTES:
+        field, quoted = "", line[at] in _QUOTES
+        if quoted:
             close = line.find(line[at], at + 1)
             if close < 0:
                 raise ValueError(f"no closing quote for the one at character {at + 1}")
@@ -144,7 +172,10 @@ def split_line(line: str) -> List[str]:
         start = at
         while at < end and line[at] not in _BLANKS:
             at += 1
-        fields.append(field + line[start:at])
+        if quoted:
+            fields.append(field + line[start:at])
+        elif line[start:at].strip():  # as above: any space at an unquoted path's ends goes
+            fields.append(line[start:at].strip())
     return fields
 
 

@@ -25,6 +25,11 @@ from ssma_tf.lists import ListFileError, MissingFileError, format_line, read_lin
     ("rgb\u00a0copy.png l.png", ["rgb\u00a0copy.png", "l.png"]),
     ("Shot 10.00\u202fAM.png\tl.png", ["Shot 10.00\u202fAM.png", "l.png"]),
     ("'a b\u00a0c.png' x\u202fy.png", ["a b\u00a0c.png", "x\u202fy.png"]),
+    # Helper 241: a no-break space pasted after the last path became part of it; a line of one was
+    # no longer blank. Any space at an unquoted path's ends goes, as before.
+    ("a.png l.png\u00a0", ["a.png", "l.png"]),
+    ("\u00a0", []),
+    ('"a b.png " l.png\u00a0', ["a b.png ", "l.png"]),
 ])
 def test_lines_split_at_spaces_tabs_or_around_quotes(line, fields):
     assert split_line(line) == fields
@@ -121,3 +126,34 @@ def test_an_empty_quoted_path_is_named_not_taken_for_the_lists_folder(tmp_path):
     listed.write_text('a.png l.png\n"" l.png\n')
     with pytest.raises(ListFileError, match=r'empty\.txt, line 2: an empty quoted path \(""\) in \'"" l\.png\''):
         read_lines(str(listed))
+
+
+def test_a_path_holding_a_unicode_space_or_a_line_of_more_columns_is_told_so_by_every_reader(tmp_path):
+    """Helper 241: a no-break space between two paths was printed as a plain space without a word;
+    and a line of more columns whose every path is a file got "a path with spaces?" from
+    ssma-predict --list and ssma-scene convert (the converter's alone was mended)."""
+    from ssma_tf.data.scene import read_scene_lines
+    from ssma_tf.inference.predictor import PredictionError
+    from ssma_tf.inference.samples import samples_from_list
+    from ssma_tf.lists import missing_path_detail
+
+    for name in ("a.png", "d.png", "t.png", "l.png"):
+        (tmp_path / name).write_bytes(b"")
+    detail = missing_path_detail(str(tmp_path / "a.png\u00a0l.png"), ["a.png\u00a0l.png"], 0, str(tmp_path))
+    assert detail == ("does not exist (it holds U+00A0 NO-BREAK SPACE at character 6, which is part of the path: list "
+                      "files separate paths by ASCII spaces or tabs only)")
+    four = tmp_path / "four.txt"
+    four.write_text("a.png d.png t.png l.png\n")
+    with pytest.raises(PredictionError) as caught:
+        samples_from_list(four, True, 2)
+    assert str(caught.value).endswith("got 4 columns")
+    scenes = tmp_path / "scenes.txt"
+    scenes.write_text("a.png d.png 1\na.png d.png t.png 1\n")
+    with pytest.raises(UserInputError) as caught:
+        read_scene_lines(str(scenes), None)
+    assert str(caught.value).endswith("has 4 columns but the lines before it have 3")
+    # A path cut at its spaces is still hinted.
+    (tmp_path / "my rgb.png").write_bytes(b"")
+    scenes.write_text("a.png d.png 1\nmy rgb.png d.png 1\n")
+    with pytest.raises(UserInputError, match=r"\(a path with spaces\? quote it"):
+        read_scene_lines(str(scenes), None)

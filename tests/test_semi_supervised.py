@@ -1111,7 +1111,7 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert not (tmp_path / "f").exists()
 
 
-def test_the_depth_student_needs_no_steps_or_folder_in_the_config_and_a_stop_is_one_line(tmp_path, capsys):
+def test_the_depth_student_needs_no_steps_or_folder_in_the_config_and_a_stop_is_one_line(tmp_path, tiny_model, capsys):
     """Helper 227: --depth-student-steps required max_iteration and checkpoint ("train needs it"),
     which the student never reads, and a student that stopped (NaN, divergence, a full disk) ended
     in a traceback whose advice named labels and a checkpoint it has not."""

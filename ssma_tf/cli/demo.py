@@ -63,6 +63,17 @@ def check_existing_data(data: pathlib.Path) -> None:
         raise UserInputError(f"{data} holds synthetic data made with other arguments than the demo's: "
                              f"{', '.join(differ)}; its configs train and evaluate at "
                              f"{DATA['height']}x{DATA['width']}: {start_over}")
+    # Its lists too: a classes.yaml written before `thermal` was recorded does not say it (helper 241).
+    from ssma_tf.lists import read_lines
+
+    try:
+        columns = {len(fields) for _, fields in read_lines(data / "val.txt")}
+    except UserInputError as error:
+        raise UserInputError(f"{error}: not the demo's data; {start_over}") from None
+    if columns != {3}:
+        shown = " or ".join(map(str, sorted(columns)))
+        raise UserInputError(f"{data / 'val.txt'} has lines of {shown} columns, not the demo's 3 (rgb depth label): "
+                             f"{start_over}")
 
 
 def comparison_panel(output: pathlib.Path, data: pathlib.Path) -> pathlib.Path:

@@ -469,14 +469,23 @@ def source_commit() -> Optional[str]:
     """The git commit of the code running (with "-dirty" for uncommitted changes), or None outside
     a git checkout (an installed wheel) or without git."""
     folder = pathlib.Path(__file__).resolve().parents[2]
-    try:
-        done = subprocess.run(["git", "-C", str(folder), "describe", "--always", "--dirty", "--abbrev=12"],
-                              capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
+
+    def git(*args: str) -> Optional[str]:
+        try:
+            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10,
+                                  check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode != 0:
+            return None
+        return done.stdout.strip() or None
+
+    # The checkout must be this code's own (before: a package installed into a `.venv` inside
+    # another project's checkout was given that project's commit; helper 241).
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or pathlib.Path(top).resolve() != folder:
         return None
-    if done.returncode != 0:
-        return None
-    return done.stdout.strip() or None
+    return git("describe", "--always", "--dirty", "--abbrev=12")
 
 
 def machine() -> dict[str, Any]:

@@ -220,6 +220,7 @@ def _run_arm(name: str, values: dict, data: pathlib.Path, results: pathlib.Path,
     seconds = round(time.perf_counter() - started, 1)
     # Training (or building), and the evaluation; None for a resumed run (above).
     metrics["train_seconds"] = None if resumed else seconds
+    metrics["machine"] = machine()  # a cached arm's seconds keep theirs (helper 241)
     metrics["settings"] = settings
     took = f"{seconds:.0f} s since it resumed; its time is not counted" if resumed else f"{seconds:.0f} s"
     print(f"  mIoU {metrics['mIoU']:.1f} ({took})", flush=True)
@@ -284,6 +285,24 @@ def table(per_seed: dict, names: List[str], class_names: List[str], backbone: st
     return "\n".join(lines)
 
 
+def _seconds_machines(per_seed: dict, info: dict) -> str:
+    """A line naming the arms whose seconds were measured on another machine than `info` (or on
+    one not recorded), each machine as processor and cores; "" when every arm ran on this one."""
+    def short(machine: Optional[dict]) -> str:
+        return "not recorded" if not machine else f"{machine.get('cpu')}, {machine.get('cores')} cores"
+
+    here = short(info)
+    elsewhere: dict = {}
+    for seed, runs in sorted(per_seed.items()):
+        for name, result in runs.items():
+            if short(result.get("machine")) != here:
+                elsewhere.setdefault(short(result.get("machine")), []).append(f"{name} (seed {seed})")
+    if not elsewhere:
+        return ""
+    return "Seconds of arms from earlier calls on other machines: " + "; ".join(
+        f"{', '.join(arms)}: {where}" for where, arms in elsewhere.items()) + "\n"
+
+
 def _check_data(data: pathlib.Path, args: argparse.Namespace) -> None:
     """Exits with an error when the scenes in `data` are not those the flags ask for.
 
@@ -340,10 +359,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                f"batch-norm recalibration {f'{args.recalibrate_bn} batches' if args.recalibrate_bn else 'off'}; seeds {', '.join(map(str, args.seeds))})")
     from ssma_tf.files import atomic_write
 
-    # The seconds column is of this machine (before: the table named none; helper 235).
+    # The machines of the seconds column (before: the table named none; helper 235), each arm's
+    # own: an arm cached by an earlier call may have run elsewhere (helper 241).
     info = machine()
     with atomic_write(output / "fusion_table.md") as stream:
-        stream.write(f"{heading}\n\nMachine: {machine_line(info)}\n\n{text}\n")
+        stream.write(f"{heading}\n\nMachine: {machine_line(info)}\n{_seconds_machines(per_seed, info)}\n{text}\n")
     settings = {key: getattr(args, key) for key in ("seeds", "methods", "expert_steps", "fusion_steps", "num_train",
                                                    "num_val", "height", "width", "batch_size", "backbone",
                                                    "decoder_filters", "recalibrate_bn")}
@@ -353,7 +373,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "settings": settings,
             "machine": info,
             "seeds": {str(s): {n: {"mIoU": r["mIoU"], "per_class": r["per_class"],
-                                   "train_seconds": r.get("train_seconds")}
+                                   "train_seconds": r.get("train_seconds"), "machine": r.get("machine")}
                                for n, r in v.items()} for s, v in per_seed.items()}}, indent=1))
     print(f"\n=== {heading}\n=== {machine_line(info)}\n")
     print(text)

@@ -38,7 +38,7 @@ from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, check_output
 from ssma_tf.lists import (
-    SPACES_HINT, ListFileError, MissingFileError, comment_hint, missing_path_detail, read_lines, spaces_hint,
+    ListFileError, MissingFileError, comment_hint, missing_path_detail, more_columns_hint, read_lines, spaces_hint,
 )
 
 # TensorFlow (and the schema, which needs it) is imported where records are written: checking a
@@ -78,15 +78,6 @@ class ListCheck:
         """1 for `modality1 label` lines, 2 for `modality1 modality2 label` (or for `modality1
         modality2` lines without labels)."""
         return len(self.entries[0][1]) - (1 if self.labeled else 0)
-
-
-def _more_columns_hint(parts: Sequence[str], folder: str) -> str:
-    """The hint for a line of more columns than expected: a path cut at its spaces, unless every
-    column names a file (before: said of a pair mixed with a triplet too; helper 236)."""
-    missing = [i for i, p in enumerate(parts) if not os.path.isfile(os.path.join(folder, os.path.expanduser(p)))]
-    if not missing:
-        return ""
-    return spaces_hint(parts, missing[0], folder) or SPACES_HINT
 
 
 def check_list(
@@ -137,7 +128,7 @@ def check_list(
             )
         least, most = 1 + label_columns, MAX_MODALITIES + label_columns
         if not least <= len(parts) <= most:
-            hint = comment_hint(parts) or (_more_columns_hint(parts, folder) if len(parts) > most else "")
+            hint = comment_hint(parts) or (more_columns_hint(parts, folder) if len(parts) > most else "")
             expected = (
                 f"expected 2 columns (modality1 label), 3 (modality1 modality2 label) or up to {most} "
                 "(N modalities and a label)" if labeled else
@@ -148,7 +139,7 @@ def check_list(
         if columns is None:
             columns = len(parts)
         elif len(parts) != columns:
-            hint = comment_hint(parts) or (_more_columns_hint(parts, folder) if len(parts) > columns else "")
+            hint = comment_hint(parts) or (more_columns_hint(parts, folder) if len(parts) > columns else "")
             raise ListFileError(
                 f"{path}, line {number}: has {len(parts)} columns but the lines before it have "
                 f"{columns}{hint}; every line of a list has the same modalities", path,

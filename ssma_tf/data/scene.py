@@ -25,7 +25,7 @@ from ssma_tf.data.pipeline import list_record_files
 from ssma_tf.data.records import RecordError, check_record_file, first_example
 from ssma_tf.errors import first_line
 from ssma_tf.files import atomic_path
-from ssma_tf.lists import SPACES_HINT, comment_hint, missing_path_detail, read_lines
+from ssma_tf.lists import comment_hint, missing_path_detail, more_columns_hint, read_lines
 from ssma_tf.modalities.io import InputFileError
 from ssma_tf.resampling import resize_methods
 
@@ -68,7 +68,8 @@ def read_scene_lines(path: str, modalities: Optional[int], check_files: bool = F
             raise InputFileError(f"{where}: has {len(parts)} columns, more than {MAX_MODALITIES + 1} "
                                  f"(at most {MAX_MODALITIES} modalities and a class id)", path)
         expected = len(entries[0][1]) + 1 if entries else None if modalities is None else modalities + 1
-        hint = comment_hint(parts) or (SPACES_HINT if expected is not None and len(parts) > expected else "")
+        hint = comment_hint(parts) or (more_columns_hint(parts, folder, len(parts) - 1)
+                                       if expected is not None and len(parts) > expected else "")
         # The first line's count where there is one (before: "expected 3 or more" where the lines
         # before it had 4; helper 137).
         if modalities is None and not entries and len(parts) < 3:

@@ -11,7 +11,7 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.inference.predictor import PredictionError
 from ssma_tf.modalities.batch import index_folder
 from ssma_tf.errors import UserInputError
-from ssma_tf.lists import SPACES_HINT, comment_hint, place_hint, read_lines, spaces_hint
+from ssma_tf.lists import comment_hint, more_columns_hint, place_hint, read_lines, spaces_hint, unicode_space_hint
 from ssma_tf.modalities.io import IMAGE_EXTENSIONS, InputFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -89,13 +89,14 @@ def samples_from_list(path: PathLike, fusion: bool, modalities: int = 2,
             names = " ".join(f"modality{i}" for i in range(1, modalities + 1))
             expected = f"{names} [label]" if fusion else "image [label] or modality1 ... modalityN label"
             few = f", fewer than the model's {modalities} modalities" if fusion and len(fields) < modalities else ""
-            hint = comment_hint(fields) or (SPACES_HINT if len(fields) > max(allowed) else "")
+            hint = comment_hint(fields) or (more_columns_hint(fields, folder) if len(fields) > max(allowed) else "")
             raise PredictionError(f"{path}, line {number}: expected {expected}, got {len(fields)} columns{few}{hint}")
         row = [os.path.normpath(os.path.join(folder, os.path.expanduser(f))) for f in fields]
         # Before the model runs: a missing image found at its turn left the samples before it written.
         for index, image in enumerate(row):
             if not os.path.isfile(image):
-                hint = spaces_hint(fields, index, folder) or place_hint(fields[index], folder) or comment_hint(fields)
+                hint = (spaces_hint(fields, index, folder) or place_hint(fields[index], folder) or comment_hint(fields)
+                        or unicode_space_hint(fields[index]))
                 raise PredictionError(f"{path}, line {number}: {image} is not a file{hint}")
         rows.append((row, f"{path}, line {number}"))
     if not rows:

@@ -489,10 +489,15 @@ def test_the_demo_refuses_data_of_other_arguments_before_training_on_it(tmp_path
     assert demo.main([]) == 2 and "no readable classes.yaml" in capsys.readouterr().err
     (tmp_path / "demo_output" / "data" / "classes.yaml").write_text(yaml.safe_dump({"generator": demo.DATA}))
     demo.check_existing_data(tmp_path / "demo_output" / "data")  # the demo's own: taken
-    # Written before the thermal modality was recorded: none then, taken.
+    # Written before the thermal modality was recorded: taken by its lists' three columns...
     earlier = {key: value for key, value in demo.DATA.items() if key != "thermal"}
     (tmp_path / "demo_output" / "data" / "classes.yaml").write_text(yaml.safe_dump({"generator": earlier}))
     demo.check_existing_data(tmp_path / "demo_output" / "data")
+    # ... and refused by four (helper 241: a thermal folder of an earlier version was taken).
+    val = tmp_path / "demo_output" / "data" / "val.txt"
+    val.write_text(val.read_text().replace("/depth/", "/depth/x.png d/"))
+    with pytest.raises(UserInputError, match=r"val\.txt has lines of 4 columns, not the demo's 3 \(rgb depth label\)"):
+        demo.check_existing_data(tmp_path / "demo_output" / "data")
     # The demo's arguments with --thermal (helper 240: taken, and the demo failed on the lists'
     # four columns after training every model).
     write_dataset(tmp_path / "demo_output" / "data", num_train=2, num_val=2, height=48, width=96, seed=0, thermal=True)

@@ -327,7 +327,13 @@ def test_the_machine_of_a_table_names_processor_versions_and_commit(monkeypatch)
     line = experiment.machine_line(info)
     assert line.startswith(f"{info['cpu']}, {info['cores']} cores") and f"TensorFlow {info['tensorflow']}" in line
     assert line.endswith(info["date"])
-    # The code's commit where git can say it (a checkout), none elsewhere.
+    # The code's commit where git can say it (its own checkout), none elsewhere: not another
+    # project's whose checkout holds the installed package (helper 241), nor without git.
+    import subprocess
+
+    monkeypatch.setattr(experiment.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(
+        command, 0, stdout="/elsewhere/project\n" if "--show-toplevel" in command else "0123456789ab\n"))
+    assert experiment.source_commit() is None
     monkeypatch.setattr(experiment.subprocess, "run", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("git")))
     assert experiment.source_commit() is None
     assert "code " not in experiment.machine_line(dict(info, commit=None))

@@ -183,6 +183,16 @@ def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settin
     assert written["machine"]["cores"] == os.cpu_count() and written["machine"]["tensorflow"]
     assert (tmp_path / "out" / "fusion_table.md").read_text().splitlines()[2] == \
         f"Machine: {machine_line(written['machine'])}"
+    # An arm cached by a call on another machine keeps its machine, and the table names it (helper 241).
+    cached = tmp_path / "out" / "seed0" / "results" / "rgb.json"
+    result = json.loads(cached.read_text())
+    cached.write_text(json.dumps({**result, "machine": {**result["machine"], "cpu": "Other CPU", "cores": 64}}))
+    assert fusion_table.main(argv + ["--expert_steps", "6", "--fusion_steps", "1"]) == 0
+    assert len(trained) == 11  # cached
+    assert (tmp_path / "out" / "fusion_table.md").read_text().splitlines()[3] == \
+        "Seconds of arms from earlier calls on other machines: rgb (seed 0): Other CPU, 64 cores"
+    seeds = json.loads((tmp_path / "out" / "fusion_table.json").read_text())["seeds"]
+    assert seeds["0"]["rgb"]["machine"]["cores"] == 64
     # The scenes written again with other counts (the folder removed, as the refusal of other
     # scenes advises): every arm is trained again (before: all reused, under the new counts).
     import shutil
