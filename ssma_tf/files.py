@@ -362,6 +362,7 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
     """
     _refuse_special(os.path.abspath(os.fspath(path)), "output", os.fspath(path))
     destination = _written_path(path)
+    made = _missing_folders(os.path.dirname(destination))
     os.makedirs(os.path.dirname(destination), exist_ok=True)
     temporary = temporary_name(destination)
     try:
@@ -373,6 +374,7 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         _replace(temporary, destination)
     except OSError as error:
         remove_path(temporary)
+        _remove_empty(made)
         if error.errno is not None and error.filename in (None, temporary):
             # A write reports no file name, and the temporary's means nothing to the user.
             raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
@@ -385,7 +387,32 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         raise
     except BaseException:
         remove_path(temporary)
+        _remove_empty(made)
         raise
+
+
+def _missing_folders(folder: str) -> list:
+    """The folders of `folder`'s path that do not exist yet, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while folder and not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
+def _remove_empty(folders: Sequence[str]) -> None:
+    """Removes the folders a failed write made, deepest first, where still empty (another writer
+    may have put its files there): a failure leaves nothing new (before: its empty folders;
+    helper 242)."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 def _replace(source: str, destination: str) -> None:

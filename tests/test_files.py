@@ -124,6 +124,31 @@ def test_outputs_entered_together_appear_together(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_failed_write_removes_the_folders_it_made_but_no_others(tmp_path):
+    """Helper 242: a failed or stopped ssma-convert into out/sub/r.tfrecords left out/sub/, empty."""
+    names = [tmp_path / "out" / "sub" / f"r-0000{i}-of-00002.tfrecords" for i in range(2)]
+    for stop in (OSError("a label is bad"), KeyboardInterrupt()):
+        with pytest.raises(type(stop)):
+            with contextlib.ExitStack() as outputs:
+                for partial in [outputs.enter_context(atomic_path(name)) for name in names]:
+                    with open(partial, "w") as stream:
+                        stream.write("shard")
+                raise stop
+        assert os.listdir(tmp_path) == []
+    # A folder that was there stays, and one another writer put a file into meanwhile.
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OSError):
+        with atomic_path(names[0]):
+            (tmp_path / "out" / "other.txt").write_text("another writer's")
+            raise OSError("stopped")
+    assert sorted(os.listdir(tmp_path / "out")) == ["other.txt"]
+    with pytest.raises(OSError):
+        with atomic_path(names[0]) as partial:
+            (tmp_path / "out" / "sub" / "theirs.txt").write_text("another writer's")
+            raise OSError("stopped")
+    assert sorted(os.listdir(tmp_path / "out" / "sub")) == ["theirs.txt"]
+
+
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode"):
         with atomic_write("x", "a"):
@@ -139,7 +164,7 @@ def test_a_failed_write_names_the_destination_and_leaves_nothing(tmp_path, monke
             stream.write("{")
             raise OSError(errno.ENOSPC, "No space left on device")  # as a full disk's write
     assert (error.value.errno, error.value.filename) == (errno.ENOSPC, str(target))
-    assert os.listdir(target.parent) == []
+    assert os.listdir(tmp_path) == []  # the folder it made goes too (helper 242)
 
 
 def test_remove_path_takes_files_folders_and_links_but_not_what_a_link_points_to(tmp_path):

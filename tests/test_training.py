@@ -440,6 +440,33 @@ def test_a_stream_restarted_behind_a_damaged_checkpoint_takes_the_seed_of_the_on
     assert trainer.resumed_from.endswith("ckpt-2") and trainer.stream_seed_offset == 2
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupt_or_an_error_clears_the_progress_bar_first(tmp_path, tiny_model, monkeypatch, stop):
+    """Helper 242: on a terminal, the lines after Ctrl-C (or an error's) were glued onto the bar."""
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    # No loss line (which clears the bar before it) in the steps drawn.
+    trainer = training.Trainer(_tiny_config(tmp_path, skip_step=5, save_step=5), log=lambda line: None)
+    step, calls = trainer.train_function, []
+
+    def second_step_stops(iterator):
+        calls.append(1)
+        if len(calls) == 3:
+            raise stop()
+        return step(iterator)
+
+    trainer.train_function = second_step_stops
+    with pytest.raises(stop):
+        trainer.train()
+    shown = sys.stdout.getvalue()
+    assert "1/6" in shown and shown.endswith("\r\033[K"), repr(shown[-200:])
+
+
 def test_ctrl_c_says_which_checkpoint_a_rerun_resumes_from(tmp_path, tiny_model, monkeypatch):
     config = _tiny_config(tmp_path)
     lines = []

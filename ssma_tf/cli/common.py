@@ -119,7 +119,8 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
     @functools.wraps(main)
     def run(argv: Optional[Sequence[str]] = None) -> int:
         arguments = sys.argv[1:] if argv is None else list(argv)
-        debug = DEBUG_FLAG in arguments
+        # Its abbreviations too, which argparse takes (before: `--deb` printed no traceback; helper 242).
+        debug = any(isinstance(a, str) and len(a) >= 5 and DEBUG_FLAG.startswith(a) for a in arguments)
         debugging = _DEBUG.set(debug)  # for the errors a command catches itself (`fail`)
         # Python's default for SIGTERM ends the process on the spot, leaving `.partial-*` files;
         # raised as an exception it unwinds like Ctrl-C. Signals go to the main thread only.
@@ -142,6 +143,9 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             # A SIGTERM whose `Terminated` was raised in a finaliser, where Python drops it:
             # before, the command went on and ended with 0 as if it had not been asked to stop.
             raise_if_terminated()
+            for wrapped in (sys.stdout, sys.stderr):
+                if isinstance(wrapped, _ClosedReaderTolerated):
+                    wrapped.flush()  # its last lines: a full disk is reported as any failed write
             return status
         except UserInputError as error:
             return _report(error, EXIT_BAD_INPUT, debug)
@@ -165,7 +169,10 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         finally:
             for wrapped in (sys.stdout, sys.stderr):
                 if isinstance(wrapped, _ClosedReaderTolerated):
-                    wrapped.flush()  # what is left in the buffer, while a closed reader is still tolerated
+                    try:
+                        wrapped.flush()  # what is left in the buffer, while a closed reader is still tolerated
+                    except OSError:
+                        pass  # a full disk: the error being reported, or reported above
             sys.stdout, sys.stderr = stdout, stderr
             remove_quiet_start_up()  # when the command did not import TensorFlow
             warnings.showwarning = shown
@@ -188,13 +195,21 @@ class _ClosedReaderTolerated:
     goes to the null device. Before, the command stopped with a traceback, exit 1, and without
     the files it was about to write (`ssma-evaluate --json`)."""
 
-    def __init__(self, stream: Any):
+    def __init__(self, stream: Any, name: str):
         self._stream = stream
+        self._name = name
 
     def _silence(self) -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, self._stream.fileno())  # the stream's own later flushes (at exit) land there too
         os.close(null)
+
+    def _failed(self, error: OSError) -> OSError:
+        """A failed write (a full disk under `> log`) as an error naming the stream, which the
+        command reports in one line with status 1 (before: a traceback; helper 242); what is
+        written there later goes to the null device, as after a closed reader."""
+        self._silence()
+        return OSError(error.errno, error.strerror or str(error), self._name)
 
     def write(self, text: str) -> int:
         try:
@@ -202,12 +217,16 @@ class _ClosedReaderTolerated:
         except BrokenPipeError:
             self._silence()
             return len(text)
+        except OSError as error:
+            raise self._failed(error) from error
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._silence()
+        except OSError as error:
+            raise self._failed(error) from error
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -219,10 +238,10 @@ def _closed_reader_tolerated(stream: Any) -> Any:
     if isinstance(stream, _ClosedReaderTolerated):
         return stream
     try:
-        stream.fileno()
+        number = stream.fileno()
     except (AttributeError, OSError, ValueError):
         return stream
-    return _ClosedReaderTolerated(stream)
+    return _ClosedReaderTolerated(stream, {1: "<standard output>", 2: "<standard error>"}.get(number, "<output>"))
 
 
 def _one_line_config_warnings(shown: Callable) -> Callable:

@@ -150,48 +150,53 @@ def predict_files(
     reporter = _progress(len(samples), progress)
     written: List[str] = []
     done = 0
-    for group in _groups(samples, batch_size):
-        loaded = [_load(sample, predictor.fusion, input_modality, predictor.num_modalities) for sample in group]
-        for run in _same_size_runs(loaded):
-            # Images are read in BGR; the predictor takes its own channel order.
-            order = slice(None) if predictor.channel_order == "bgr" else slice(None, None, -1)
-            batches = [
-                np.stack([item.network_inputs[i][..., order] for item in run])
-                for i in range(len(run[0].network_inputs))
-            ]
-            try:
-                prediction = predictor.predict(
-                    batches[0],
-                    *(batches[1:] if predictor.fusion else [None]),
-                    original_size=original_size,
-                    probabilities=False,
-                    gates=attention,
-                )
-            except (ValueError, tf.errors.OpError) as error:
-                names = ", ".join(item.sample.describe() for item in run)
-                raise PredictionError(f"predicting {names} failed: {error}") from error
-            reference = None
-            if compare is not None:
-                reference = _predict_run(compare, [_load(item.sample, compare.fusion, compare_input_modality,
-                                                         compare.num_modalities)
-                                                   for item in run], original_size)
-            for index, item in enumerate(run):
+    try:
+        for group in _groups(samples, batch_size):
+            loaded = [_load(sample, predictor.fusion, input_modality, predictor.num_modalities) for sample in group]
+            for run in _same_size_runs(loaded):
+                # Images are read in BGR; the predictor takes its own channel order.
+                order = slice(None) if predictor.channel_order == "bgr" else slice(None, None, -1)
+                batches = [
+                    np.stack([item.network_inputs[i][..., order] for item in run])
+                    for i in range(len(run[0].network_inputs))
+                ]
                 try:
-                    written += _write_outputs(
-                        item, prediction, index, output_dir, colours, alpha, attention, compress_level
+                    prediction = predictor.predict(
+                        batches[0],
+                        *(batches[1:] if predictor.fusion else [None]),
+                        original_size=original_size,
+                        probabilities=False,
+                        gates=attention,
                     )
-                    if reference is not None:
-                        written += _write_comparison(item, prediction.class_ids[index],
-                                                     reference.class_ids[index], output_dir, colours,
-                                                     compress_level, improvement)
-                except ValueError as error:
-                    raise PredictionError(f"{item.sample.describe()}: {error}") from error
-                # An OSError here is an output that cannot be written (a full disk): it names the
-                # file, and the commands end with it as with any write (before: blamed on the
-                # sample's input images, with the status of bad input).
-            done += len(run)
-            if reporter is not None:
-                reporter.update(done)
+                except (ValueError, tf.errors.OpError) as error:
+                    names = ", ".join(item.sample.describe() for item in run)
+                    raise PredictionError(f"predicting {names} failed: {error}") from error
+                reference = None
+                if compare is not None:
+                    reference = _predict_run(compare, [_load(item.sample, compare.fusion, compare_input_modality,
+                                                             compare.num_modalities)
+                                                       for item in run], original_size)
+                for index, item in enumerate(run):
+                    try:
+                        written += _write_outputs(
+                            item, prediction, index, output_dir, colours, alpha, attention, compress_level
+                        )
+                        if reference is not None:
+                            written += _write_comparison(item, prediction.class_ids[index],
+                                                         reference.class_ids[index], output_dir, colours,
+                                                         compress_level, improvement)
+                    except ValueError as error:
+                        raise PredictionError(f"{item.sample.describe()}: {error}") from error
+                    # An OSError here is an output that cannot be written (a full disk): it names the
+                    # file, and the commands end with it as with any write (before: blamed on the
+                    # sample's input images, with the status of bad input).
+                done += len(run)
+                if reporter is not None:
+                    reporter.update(done)
+    except BaseException:
+        if reporter is not None:
+            reporter.clear()  # the error's line on a line of its own (before: glued onto the bar; helper 242)
+        raise
     return PredictionSummary(samples=len(samples), seconds=time.monotonic() - start, files=written,
                              improvement=improvement or None)
 

@@ -1200,6 +1200,7 @@ class Trainer:
         try:
             return self._run_steps(max_steps)
         except KeyboardInterrupt:
+            self._clear_progress()
             step = int(self.step.numpy())
             self._save_on_interrupt(step)
             # The interrupt comes when a step returns: that step ran, but its loss line never came
@@ -1213,6 +1214,16 @@ class Trainer:
                 self._log(f"stopped at step {step}{unlogged} before the first checkpoint: the same command starts "
                           "again from the beginning")
             raise
+        except BaseException:
+            self._clear_progress()  # the error's line on a line of its own
+            raise
+
+    def _clear_progress(self) -> None:
+        """Removes the progress bar of the steps, if one is drawn (before: the lines after an
+        interrupt or an error were glued onto it; helper 242)."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.clear()
 
     def _weights_finite(self) -> bool:
         """Whether every trainable weight is finite."""
@@ -1302,7 +1313,7 @@ class Trainer:
             f"{_images_read(config)} of each record, from step {start} to {total} on {replicas} replica(s) "
             f"({device}), batch {config.batch_size}{self._method_text()}; checkpoints in {config.checkpoint}"
         )
-        bar = Progress(end, stream=sys.stdout, unit="steps")  # drawn on a terminal only
+        bar = self._bar = Progress(end, stream=sys.stdout, unit="steps")  # drawn on a terminal only
         window: list[float] = []
         window_terms: dict[str, list[float]] = {}
         timer_start, timed_steps = None, 0

@@ -33,10 +33,13 @@ def test_bad_input_is_one_line_and_status_2(capsys):
     assert capsys.readouterr().err == "error: a.config: key 'batch_size': must be positive, got 0\n"
 
 
-def test_debug_adds_the_traceback_and_keeps_the_status(capsys):
-    assert _raising(UserInputError("a.config: bad"))(["--debug"]) == 2
+@pytest.mark.parametrize("flag", ["--debug", "--debu", "--deb"])  # argparse takes the abbreviations (helper 242)
+def test_debug_adds_the_traceback_and_keeps_the_status(capsys, flag):
+    assert _raising(UserInputError("a.config: bad"))([flag]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):") and err.endswith("error: a.config: bad\n")
+    assert _raising(UserInputError("a.config: bad"))(["--de"]) == 2  # ambiguous in argparse: no traceback
+    assert capsys.readouterr().err == "error: a.config: bad\n"
 
 
 def test_a_failed_write_is_one_line_and_status_1(capsys):
@@ -424,6 +427,33 @@ def test_a_reader_that_goes_away_does_not_stop_the_command(tmp_path):
                                 capture_output=True, text=True, cwd=ROOT, timeout=120, env=environment)
         assert result.stdout == "first line\n" and result.stderr == "status 0\n", (both, result.stderr)
         assert (tmp_path / "m.json").read_text() == "{}"
+
+
+_FULL_OUTPUT = """
+import sys
+from ssma_tf.cli.common import command
+
+@command
+def main(argv=None):
+    for i in range(int(sys.argv[1])):
+        print(f"line {i}")
+    return 0
+
+sys.exit(main([]))
+"""
+
+
+@pytest.mark.parametrize("lines", [3, 20000])  # flushed at the end, or while the command runs
+def test_a_full_disk_under_the_output_is_one_line_and_status_1(tmp_path, lines):
+    """Helper 242: `> log` on a full disk ended in a traceback (an OSError without a file name),
+    ssma-evaluate's --json lost after the table."""
+    script = tmp_path / "full.py"
+    script.write_text(_FULL_OUTPUT)
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, str(script), str(lines)], stdout=full, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT, timeout=120, env=environment)
+    assert (result.returncode, result.stderr) == (1, "error: <standard output>: No space left on device\n")
 
 
 def test_json_and_picture_outputs_replace_only_their_own_kind(tmp_path):
