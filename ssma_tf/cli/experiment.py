@@ -165,13 +165,16 @@ def _passing_stops_on(process: subprocess.Popen, show: Optional[Callable[[], Non
     (`show`). Before, SIGTERM left the step training on, owned by no one, or `subprocess.call`
     killed it with SIGKILL, so it never saved. Ctrl-C in a terminal reaches the step itself
     (the terminal signals the whole process group): it is only waited for, not signalled twice,
-    which would stop its save; a second Ctrl-C ends both, as it would the step alone."""
+    which would stop its save; a second Ctrl-C ends both, as it would the step alone. A SIGINT
+    from elsewhere (`kill -INT`) is passed on (`_interrupt_from_terminal`)."""
     try:
         yield
     except BaseException as stop:
         if process.poll() is None:
             if isinstance(stop, Terminated) or not isinstance(stop, KeyboardInterrupt):
                 process.send_signal(signal.SIGTERM)
+            elif not _interrupt_from_terminal():
+                process.send_signal(signal.SIGINT)  # `kill -INT` of this process alone reaches the step too
             if show is not None:
                 show()  # until the step closes its output: it has ended, or is about to
             try:
@@ -180,6 +183,23 @@ def _passing_stops_on(process: subprocess.Popen, show: Optional[Callable[[], Non
                 process.kill()
                 process.wait()
         raise
+
+
+def _interrupt_from_terminal() -> bool:
+    """Whether a SIGINT of this process came from its terminal's Ctrl-C, which signals the whole
+    foreground process group, the step's too: this process has a controlling terminal whose
+    foreground group is its own. Otherwise (`kill -INT` of this process, a supervisor, an IDE)
+    the step was not signalled (before: it trained on to its end; helper 242)."""
+    try:
+        terminal = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False  # no controlling terminal
+    try:
+        return os.tcgetpgrp(terminal) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(terminal)
 
 
 def run_in_child(target: Callable[..., Any], *args: Any, step: str) -> None:
@@ -205,6 +225,8 @@ def run_in_child(target: Callable[..., Any], *args: Any, step: str) -> None:
         if process.is_alive():
             if isinstance(stop, Terminated) or not isinstance(stop, KeyboardInterrupt):
                 process.terminate()  # SIGTERM
+            elif not _interrupt_from_terminal():
+                os.kill(process.pid, signal.SIGINT)
             process.join(STOP_GRACE_SECONDS)
             if process.is_alive():
                 process.kill()

@@ -429,6 +429,7 @@ def stop(signum, frame):
     sys.exit(143)
 
 signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
 with open(sys.argv[1] + ".ready", "w") as stream:
     stream.write(str(os.getpid()))
 time.sleep(120)
@@ -453,25 +454,30 @@ sys.exit(main([]))
 
 
 @pytest.mark.parametrize("output", ["log", "streamed"])
-def test_sigterm_to_an_experiment_reaches_its_running_step_which_ends_first(tmp_path, output):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_sigterm_to_an_experiment_reaches_its_running_step_which_ends_first(tmp_path, output, stop):
     """Before: the step trained on without its parent (streamed), or was killed by SIGKILL
-    (logged, `subprocess.call`), and never saved."""
+    (logged, `subprocess.call`), and never saved. A SIGINT sent to the experiment alone (no
+    terminal: `kill -INT`, a supervisor) reaches the step too (helper 242: it trained on to its end)."""
     import signal
     import subprocess
     import time
+
+    stop = getattr(signal, stop)
 
     (tmp_path / "stopped_child.py").write_text(_CHILD)
     marker = tmp_path / "child"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(marker), str(ROOT), output], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)  # no controlling terminal
     child = None
     try:
         deadline = time.time() + 60
         while not pathlib.Path(f"{marker}.ready").exists() and time.time() < deadline:
             time.sleep(0.1)
         child = int(pathlib.Path(f"{marker}.ready").read_text())
-        parent.send_signal(signal.SIGTERM)
+        parent.send_signal(stop)
         out, err = parent.communicate(timeout=60)
         try:
             os.kill(child, 0)
@@ -485,8 +491,9 @@ def test_sigterm_to_an_experiment_reaches_its_running_step_which_ends_first(tmp_
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-    assert parent.returncode == 143 and err.endswith("terminated\n"), err
-    assert pathlib.Path(f"{marker}.saved").read_text() == str(int(signal.SIGTERM))
+    assert (parent.returncode, err.splitlines()[-1]) == ((143, "terminated") if stop == signal.SIGTERM
+                                                         else (130, "interrupted")), err
+    assert pathlib.Path(f"{marker}.saved").read_text() == str(int(stop))
     assert not child_alive
 
 
