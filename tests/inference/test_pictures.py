@@ -199,3 +199,26 @@ def test_an_unreadable_image_is_one_clause_naming_the_sample_and_the_file(tmp_pa
         _load(Sample("junk", str(junk)), fusion=False, input_modality="modality1")
     assert str(error.value) == (f"modality1 of sample 'junk': cannot read image '{junk}': not an image format "
                                 "Pillow knows (PNG, JPEG, TIFF, ...)")
+
+
+def test_an_interrupt_clears_the_progress_bar_before_its_line(tmp_path):
+    """Helper 242: on a terminal, `interrupted` (or an error) was glued onto the bar."""
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Stopped(_FixedPredictor):
+        def predict(self, *args, **kwargs):
+            if self.calls:
+                raise KeyboardInterrupt
+            return super().predict(*args, **kwargs)
+
+    ids = np.zeros((32, 48), np.uint8)
+    samples = [Sample(name, write_rgb(tmp_path / f"{name}.png", random_image(32, 48, index)))
+               for index, name in enumerate("ab")]
+    shown = Terminal()
+    with pytest.raises(KeyboardInterrupt):
+        predict_files(Stopped(ids), samples, tmp_path / "out", palette=PALETTE4, progress=shown)
+    assert "1/2" in shown.getvalue() and shown.getvalue().endswith("\r\033[K"), repr(shown.getvalue())
