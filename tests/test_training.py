@@ -440,6 +440,19 @@ def test_a_stream_restarted_behind_a_damaged_checkpoint_takes_the_seed_of_the_on
     assert trainer.resumed_from.endswith("ckpt-2") and trainer.stream_seed_offset == 2
 
 
+def _stop_at_step(trainer, number, error):
+    """Makes the trainer's `number`-th step call raise `error` (the steps before it run)."""
+    step, calls = trainer.train_function, []
+
+    def stopping(iterator):
+        calls.append(1)
+        if len(calls) == number:
+            raise error()
+        return step(iterator)
+
+    trainer.train_function = stopping
+
+
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
 def test_an_interrupt_or_an_error_clears_the_progress_bar_first(tmp_path, tiny_model, monkeypatch, stop):
     """Helper 242: on a terminal, the lines after Ctrl-C (or an error's) were glued onto the bar."""
@@ -452,15 +465,7 @@ def test_an_interrupt_or_an_error_clears_the_progress_bar_first(tmp_path, tiny_m
     monkeypatch.setattr(sys, "stdout", Terminal())
     # No loss line (which clears the bar before it) in the steps drawn.
     trainer = training.Trainer(_tiny_config(tmp_path, skip_step=5, save_step=5), log=lambda line: None)
-    step, calls = trainer.train_function, []
-
-    def second_step_stops(iterator):
-        calls.append(1)
-        if len(calls) == 3:
-            raise stop()
-        return step(iterator)
-
-    trainer.train_function = second_step_stops
+    _stop_at_step(trainer, 3, stop)
     with pytest.raises(stop):
         trainer.train()
     shown = sys.stdout.getvalue()
@@ -512,16 +517,7 @@ def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(
     config = _tiny_config(tmp_path)  # save_step 2
     lines = []
     trainer = training.Trainer(config, log=lines.append)
-    step_function = trainer.train_function
-    calls = []
-
-    def interrupted_at_the_fourth(iterator):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt()
-        return step_function(iterator)
-
-    trainer.train_function = interrupted_at_the_fourth
+    _stop_at_step(trainer, 4, KeyboardInterrupt)
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     newest = str(tmp_path / "checkpoints" / "ckpt-3")
@@ -533,8 +529,7 @@ def test_ctrl_c_between_saves_saves_the_steps_since_and_the_rerun_resumes_there(
     # Interrupted as a step returned: the step ran and is saved, and the last line says that its
     # loss was never logged (before: the lines ended at the step before, as if it were cut off).
     lines.clear()
-    calls.clear()
-
+    calls = []
     own_step = again.train_function
 
     def interrupted_as_the_second_returns(iterator):
