@@ -362,9 +362,13 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
     """
     _refuse_special(os.path.abspath(os.fspath(path)), "output", os.fspath(path))
     destination = _written_path(path)
-    made = _missing_folders(os.path.dirname(destination))
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(destination))
+    with _OPEN_GUARD:
+        made = _missing_folders(folder)
+        os.makedirs(folder, exist_ok=True)
+        _OPEN_FOLDERS[folder] = _OPEN_FOLDERS.get(folder, 0) + 1
     temporary = temporary_name(destination)
+    closed = False
     try:
         if directory:
             os.mkdir(temporary, 0o777)  # the umask takes off what it always does
@@ -374,7 +378,7 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         _replace(temporary, destination)
     except OSError as error:
         remove_path(temporary)
-        _remove_empty(made)
+        closed = _close_folder(folder, made)
         if error.errno is not None and error.filename in (None, temporary):
             # A write reports no file name, and the temporary's means nothing to the user.
             raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
@@ -387,8 +391,11 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         raise
     except BaseException:
         remove_path(temporary)
-        _remove_empty(made)
+        closed = _close_folder(folder, made)
         raise
+    finally:
+        if not closed:
+            _close_folder(folder, [])  # written: its folders stay
 
 
 def _missing_folders(folder: str) -> list:
@@ -404,15 +411,33 @@ def _missing_folders(folder: str) -> list:
     return missing
 
 
-def _remove_empty(folders: Sequence[str]) -> None:
-    """Removes the folders a failed write made, deepest first, where still empty (another writer
-    may have put its files there): a failure leaves nothing new (before: its empty folders;
-    helper 242)."""
-    for folder in folders:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return
+# The folders of the outputs being written by `atomic_path` in this process, with how many:
+# a failed write does not remove a folder another one is about to write into (helper 243).
+_OPEN_FOLDERS: dict = {}
+_OPEN_GUARD = threading.Lock()
+
+
+def _close_folder(folder: str, made: Sequence[str]) -> bool:
+    """Ends a write into `folder`, and removes the folders it `made` for its output, deepest
+    first, where still empty and no other write of this process is going on in them: a failure
+    leaves nothing new (before: its empty folders; helper 242). Another process writing into a
+    new folder at that very moment may find it gone (a narrow race; its write fails, naming it).
+    Returns True."""
+    with _OPEN_GUARD:
+        count = _OPEN_FOLDERS.get(folder, 0) - 1
+        if count > 0:
+            _OPEN_FOLDERS[folder] = count
+        else:
+            _OPEN_FOLDERS.pop(folder, None)
+        for made_folder in made:
+            inside = made_folder + os.sep
+            if any(open_folder == made_folder or open_folder.startswith(inside) for open_folder in _OPEN_FOLDERS):
+                break
+            try:
+                os.rmdir(made_folder)
+            except OSError:
+                break
+    return True
 
 
 def _replace(source: str, destination: str) -> None:

@@ -147,6 +147,17 @@ def test_a_failed_write_removes_the_folders_it_made_but_no_others(tmp_path):
             (tmp_path / "out" / "sub" / "theirs.txt").write_text("another writer's")
             raise OSError("stopped")
     assert sorted(os.listdir(tmp_path / "out" / "sub")) == ["theirs.txt"]
+    # A write of this process going on in a folder another made stays possible (helper 243: the
+    # failed one removed `records/` before the other opened its temporary there).
+    first = atomic_path(tmp_path / "records" / "train.tfrecords")
+    first.__enter__()
+    second = atomic_path(tmp_path / "records" / "val.tfrecords")
+    written = second.__enter__()
+    assert first.__exit__(OSError, OSError("a bad label"), None) is False  # the error goes on
+    with open(written, "w") as stream:
+        stream.write("val")
+    second.__exit__(None, None, None)
+    assert os.listdir(tmp_path / "records") == ["val.tfrecords"]
 
 
 def test_bad_mode():

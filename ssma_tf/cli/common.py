@@ -119,8 +119,9 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
     @functools.wraps(main)
     def run(argv: Optional[Sequence[str]] = None) -> int:
         arguments = sys.argv[1:] if argv is None else list(argv)
-        # Its abbreviations too, which argparse takes (before: `--deb` printed no traceback; helper 242).
-        debug = any(isinstance(a, str) and len(a) >= 5 and DEBUG_FLAG.startswith(a) for a in arguments)
+        # Spelt out here for the errors before the arguments are parsed; its abbreviations, which
+        # argparse takes, once they are (`_DebugAction`, read by `_report`).
+        debug = DEBUG_FLAG in arguments
         debugging = _DEBUG.set(debug)  # for the errors a command catches itself (`fail`)
         # Python's default for SIGTERM ends the process on the spot, leaving `.partial-*` files;
         # raised as an exception it unwinds like Ctrl-C. Signals go to the main thread only.
@@ -146,6 +147,8 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             for wrapped in (sys.stdout, sys.stderr):
                 if isinstance(wrapped, _ClosedReaderTolerated):
                     wrapped.flush()  # its last lines: a full disk is reported as any failed write
+                    if wrapped.failure is not None:
+                        raise wrapped.failure
             return status
         except UserInputError as error:
             return _report(error, EXIT_BAD_INPUT, debug)
@@ -169,10 +172,7 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
         finally:
             for wrapped in (sys.stdout, sys.stderr):
                 if isinstance(wrapped, _ClosedReaderTolerated):
-                    try:
-                        wrapped.flush()  # what is left in the buffer, while a closed reader is still tolerated
-                    except OSError:
-                        pass  # a full disk: the error being reported, or reported above
+                    wrapped.flush()  # what is left in the buffer, while a closed reader is still tolerated
             sys.stdout, sys.stderr = stdout, stderr
             remove_quiet_start_up()  # when the command did not import TensorFlow
             warnings.showwarning = shown
@@ -198,27 +198,31 @@ class _ClosedReaderTolerated:
     def __init__(self, stream: Any, name: str):
         self._stream = stream
         self._name = name
+        self.failure: Optional[OSError] = None  # the first failed write, reported when the command ends
 
     def _silence(self) -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, self._stream.fileno())  # the stream's own later flushes (at exit) land there too
         os.close(null)
 
-    def _failed(self, error: OSError) -> OSError:
-        """A failed write (a full disk under `> log`) as an error naming the stream, which the
-        command reports in one line with status 1 (before: a traceback; helper 242); what is
-        written there later goes to the null device, as after a closed reader."""
+    def _failed(self, error: OSError) -> None:
+        """A failed write (a full disk under `> log`) is remembered as an error naming the stream,
+        which the command reports in one line with status 1 once its work is done (before: a
+        traceback at once, and ssma-evaluate's --json, written after its table, was lost;
+        helpers 242 and 243); what is written there later goes to the null device, as after a
+        closed reader."""
         self._silence()
-        return OSError(error.errno, error.strerror or str(error), self._name)
+        if self.failure is None:
+            self.failure = OSError(error.errno, error.strerror or str(error), self._name)
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
             self._silence()
-            return len(text)
         except OSError as error:
-            raise self._failed(error) from error
+            self._failed(error)
+        return len(text)
 
     def flush(self) -> None:
         try:
@@ -226,7 +230,7 @@ class _ClosedReaderTolerated:
         except BrokenPipeError:
             self._silence()
         except OSError as error:
-            raise self._failed(error) from error
+            self._failed(error)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -275,7 +279,7 @@ def describe_os_error(error: OSError) -> str:
 
 
 def _report(error: BaseException, status: int, debug: bool, message: Optional[str] = None) -> int:
-    if debug:
+    if debug or _DEBUG.get():
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     print(f"error: {error if message is None else message}" if status not in (EXIT_INTERRUPTED, EXIT_TERMINATED)
           else message,
@@ -355,9 +359,22 @@ def setting_as_run_or_exit(parser: argparse.ArgumentParser, run: Optional[str]) 
         parser.error(SET_EACH_HINT.format(run))
 
 
+class _DebugAction(argparse.Action):
+    """`--debug` as argparse reads it, any abbreviation it takes (`--d`, `--deb`) included: the
+    command's error is then shown with its traceback (before: only `--debug` spelt out; helpers
+    242 and 243)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Optional[str] = None) -> None:
+        setattr(namespace, self.dest, True)
+        _DEBUG.set(True)
+
+
 def add_debug(parser: argparse.ArgumentParser) -> None:
     """Adds `--debug`, which shows the traceback of an error (see `command`)."""
-    parser.add_argument(DEBUG_FLAG, action="store_true",
+    parser.add_argument(DEBUG_FLAG, action=_DebugAction,
                         help="on an error, print the traceback too (for a bug report)")
 
 

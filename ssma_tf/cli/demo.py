@@ -70,6 +70,8 @@ def check_existing_data(data: pathlib.Path) -> None:
         columns = {len(fields) for _, fields in read_lines(data / "val.txt")}
     except UserInputError as error:
         raise UserInputError(f"{error}: not the demo's data; {start_over}") from None
+    if not columns:
+        raise UserInputError(f"{data / 'val.txt'} lists no sample: not the demo's data; {start_over}")
     if columns != {3}:
         shown = " or ".join(map(str, sorted(columns)))
         raise UserInputError(f"{data / 'val.txt'} has lines of {shown} columns, not the demo's 3 (rgb depth label): "

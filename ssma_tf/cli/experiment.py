@@ -122,14 +122,15 @@ def run_command(command: str, args: Sequence[Any], *, step: Optional[str] = None
     if log is not None:
         pathlib.Path(log).parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w", encoding="utf-8") as stream:
-            process = subprocess.Popen(argv, env=child_environment(), stdout=stream, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(argv, env=child_environment(), stdout=stream, stderr=subprocess.STDOUT,
+                                       process_group=0)  # signals reach it through this process only
             with _passing_stops_on(process):
                 code = process.wait()
         where = str(log)
     else:
         print(f"\n=== {step}\n$ {line}", flush=True)
         process = subprocess.Popen(argv, env=child_environment(), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+                                   stderr=subprocess.STDOUT, text=True, process_group=0)
 
         def show() -> None:
             for output in process.stdout:
@@ -160,46 +161,35 @@ STOP_GRACE_SECONDS = 600
 
 @contextlib.contextmanager
 def _passing_stops_on(process: subprocess.Popen, show: Optional[Callable[[], None]] = None) -> Iterator[None]:
-    """Passes the experiment's SIGTERM (or any error) on to the step running as `process`, and
-    waits for it to save and end before the experiment ends, showing what it says meanwhile
-    (`show`). Before, SIGTERM left the step training on, owned by no one, or `subprocess.call`
-    killed it with SIGKILL, so it never saved. Ctrl-C in a terminal reaches the step itself
-    (the terminal signals the whole process group): it is only waited for, not signalled twice,
-    which would stop its save; a second Ctrl-C ends both, as it would the step alone. A SIGINT
-    from elsewhere (`kill -INT`) is passed on (`_interrupt_from_terminal`)."""
+    """Passes the experiment's SIGTERM, Ctrl-C (or any error) on to the step running as
+    `process`, and waits for it to save and end before the experiment ends, showing what it says
+    meanwhile (`show`). Before, SIGTERM left the step training on, owned by no one, or
+    `subprocess.call` killed it with SIGKILL, so it never saved. The step runs in a process group
+    of its own, so that a signal reaches it once, through here, whether the terminal's Ctrl-C or
+    a `kill -INT` of this process alone sent it (before: the latter's step trained on to its end;
+    helpers 242 and 243); a second Ctrl-C ends both, as it would the step alone."""
     try:
         yield
     except BaseException as stop:
         if process.poll() is None:
-            if isinstance(stop, Terminated) or not isinstance(stop, KeyboardInterrupt):
-                process.send_signal(signal.SIGTERM)
-            elif not _interrupt_from_terminal():
-                process.send_signal(signal.SIGINT)  # `kill -INT` of this process alone reaches the step too
-            if show is not None:
-                show()  # until the step closes its output: it has ended, or is about to
+            interrupted = isinstance(stop, KeyboardInterrupt) and not isinstance(stop, Terminated)
+            process.send_signal(signal.SIGINT if interrupted else signal.SIGTERM)
             try:
+                if show is not None:
+                    show()  # until the step closes its output: it has ended, or is about to
                 process.wait(timeout=STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            except KeyboardInterrupt:  # a second Ctrl-C: the step is stopped too, unsaved
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                raise
         raise
-
-
-def _interrupt_from_terminal() -> bool:
-    """Whether a SIGINT of this process came from its terminal's Ctrl-C, which signals the whole
-    foreground process group, the step's too: this process has a controlling terminal whose
-    foreground group is its own. Otherwise (`kill -INT` of this process, a supervisor, an IDE)
-    the step was not signalled (before: it trained on to its end; helper 242)."""
-    try:
-        terminal = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
-    except OSError:
-        return False  # no controlling terminal
-    try:
-        return os.tcgetpgrp(terminal) == os.getpgrp()
-    except OSError:
-        return False
-    finally:
-        os.close(terminal)
 
 
 def run_in_child(target: Callable[..., Any], *args: Any, step: str) -> None:
@@ -225,9 +215,16 @@ def run_in_child(target: Callable[..., Any], *args: Any, step: str) -> None:
         if process.is_alive():
             if isinstance(stop, Terminated) or not isinstance(stop, KeyboardInterrupt):
                 process.terminate()  # SIGTERM
-            elif not _interrupt_from_terminal():
+            else:
+                os.kill(process.pid, signal.SIGINT)  # in a process group of its own: signalled here only
+            try:
+                process.join(STOP_GRACE_SECONDS)
+            except KeyboardInterrupt:  # a second Ctrl-C: the step is stopped too, unsaved
                 os.kill(process.pid, signal.SIGINT)
-            process.join(STOP_GRACE_SECONDS)
+                process.join(10)
+                if process.is_alive():
+                    process.kill()
+                raise
             if process.is_alive():
                 process.kill()
                 process.join()
@@ -239,8 +236,11 @@ def run_in_child(target: Callable[..., Any], *args: Any, step: str) -> None:
 
 
 def _child_step(target: Callable[..., Any], args: Sequence[Any]) -> None:
-    """The child of `run_in_child`: `target(*args)` under `command`, its status the exit status."""
+    """The child of `run_in_child`: `target(*args)` under `command`, its status the exit status,
+    in a process group of its own (as `run_command`'s steps: signals reach it through its parent)."""
     from ssma_tf.cli.common import command
+
+    os.setpgid(0, 0)
 
     @command
     def step(argv: Optional[Sequence[str]] = None) -> int:

@@ -33,13 +33,32 @@ def test_bad_input_is_one_line_and_status_2(capsys):
     assert capsys.readouterr().err == "error: a.config: key 'batch_size': must be positive, got 0\n"
 
 
-@pytest.mark.parametrize("flag", ["--debug", "--debu", "--deb"])  # argparse takes the abbreviations (helper 242)
-def test_debug_adds_the_traceback_and_keeps_the_status(capsys, flag):
-    assert _raising(UserInputError("a.config: bad"))([flag]) == 2
+def test_debug_adds_the_traceback_and_keeps_the_status(capsys):
+    assert _raising(UserInputError("a.config: bad"))(["--debug"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):") and err.endswith("error: a.config: bad\n")
-    assert _raising(UserInputError("a.config: bad"))(["--de"]) == 2  # ambiguous in argparse: no traceback
-    assert capsys.readouterr().err == "error: a.config: bad\n"
+
+
+@pytest.mark.parametrize("flag", ["--debug", "--debu", "--deb", "--de", "--d"])
+def test_every_abbreviation_argparse_takes_for_debug_shows_the_traceback(capsys, flag):
+    """Helpers 242 and 243: `--deb` or `--d`, which argparse takes for --debug, printed none."""
+    import argparse
+
+    from ssma_tf.cli.common import add_debug, command
+
+    @command
+    def main(argv=None):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--list")
+        add_debug(parser)
+        assert parser.parse_args(argv).debug
+        raise UserInputError("a.config: bad")
+
+    assert main([flag]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and err.endswith("error: a.config: bad\n")
+    assert _raising(UserInputError("a.config: bad"))([]) == 2
+    assert capsys.readouterr().err == "error: a.config: bad\n"  # the flag of one command only
 
 
 def test_a_failed_write_is_one_line_and_status_1(capsys):
@@ -436,7 +455,9 @@ from ssma_tf.cli.common import command
 @command
 def main(argv=None):
     for i in range(int(sys.argv[1])):
-        print(f"line {i}")
+        print(f"line {i}", flush=i == 0)
+    with open(sys.argv[2], "w") as stream:  # as ssma-evaluate's --json after its table
+        stream.write("{}")
     return 0
 
 sys.exit(main([]))
@@ -451,9 +472,10 @@ def test_a_full_disk_under_the_output_is_one_line_and_status_1(tmp_path, lines):
     script.write_text(_FULL_OUTPUT)
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, str(script), str(lines)], stdout=full, stderr=subprocess.PIPE,
-                                text=True, cwd=ROOT, timeout=120, env=environment)
+        result = subprocess.run([sys.executable, str(script), str(lines), str(tmp_path / "m.json")], stdout=full,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120, env=environment)
     assert (result.returncode, result.stderr) == (1, "error: <standard output>: No space left on device\n")
+    assert (tmp_path / "m.json").read_text() == "{}"  # the work goes on (helper 243)
 
 
 def test_json_and_picture_outputs_replace_only_their_own_kind(tmp_path):
@@ -527,6 +549,9 @@ def test_the_demo_refuses_data_of_other_arguments_before_training_on_it(tmp_path
     val = tmp_path / "demo_output" / "data" / "val.txt"
     val.write_text(val.read_text().replace("/depth/", "/depth/x.png d/"))
     with pytest.raises(UserInputError, match=r"val\.txt has lines of 4 columns, not the demo's 3 \(rgb depth label\)"):
+        demo.check_existing_data(tmp_path / "demo_output" / "data")
+    val.write_text("# nothing\n")  # helper 243: "has lines of  columns"
+    with pytest.raises(UserInputError, match=r"val\.txt lists no sample: not the demo's data; delete"):
         demo.check_existing_data(tmp_path / "demo_output" / "data")
     # The demo's arguments with --thermal (helper 240: taken, and the demo failed on the lists'
     # four columns after training every model).

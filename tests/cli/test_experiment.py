@@ -457,8 +457,9 @@ sys.exit(main([]))
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
 def test_sigterm_to_an_experiment_reaches_its_running_step_which_ends_first(tmp_path, output, stop):
     """Before: the step trained on without its parent (streamed), or was killed by SIGKILL
-    (logged, `subprocess.call`), and never saved. A SIGINT sent to the experiment alone (no
-    terminal: `kill -INT`, a supervisor) reaches the step too (helper 242: it trained on to its end)."""
+    (logged, `subprocess.call`), and never saved. A SIGINT sent to the experiment alone
+    (`kill -INT`, a supervisor) reaches the step too (helpers 242, 243: it trained on to its end),
+    once: the step is in a process group of its own."""
     import signal
     import subprocess
     import time
@@ -469,14 +470,14 @@ def test_sigterm_to_an_experiment_reaches_its_running_step_which_ends_first(tmp_
     marker = tmp_path / "child"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(marker), str(ROOT), output], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)  # no controlling terminal
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     child = None
     try:
         deadline = time.time() + 60
         while not pathlib.Path(f"{marker}.ready").exists() and time.time() < deadline:
             time.sleep(0.1)
         child = int(pathlib.Path(f"{marker}.ready").read_text())
+        assert os.getpgid(child) == child  # its own group: the terminal's Ctrl-C reaches it through its parent
         parent.send_signal(stop)
         out, err = parent.communicate(timeout=60)
         try:
