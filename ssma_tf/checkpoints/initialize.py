@@ -184,9 +184,22 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
         # Loaded when the model was built (`build_model`); said here with the other sources.
         messages.append(f"{config.backbone_weights} (backbone_weights): the {config.backbone} backbone of "
                         f"{'every expert' if config.is_fusion else 'the encoder'}")
+    for key, start in (("finetune_from", config.finetune_from), ("initialize", config.initialize)):
+        rates = getattr(model, "easpp_rates", None)
+        # A whole network of other eASPP rates, which are in no weight's shape, as for an expert
+        # (before: loaded without a word; helper 244).
+        problem = None if start is None or rates is None else expert_rates_problem(
+            [start], rates, "the config's network has", "set easpp_rates: {rates} in the config, as it was trained")
+        if problem is not None:
+            with _naming_key(config, None, key=key):
+                raise CheckpointError(problem[1], path=start)
     if config.finetune_from is not None:
         messages.append(str(finetune_weights(model, config.finetune_from)))
     if config.initialize is not None:
+        if config.is_fusion:
+            with _naming_key(config, None, key="initialize"):
+                _refuse_imagenet_for_frozen_experts(config, *resolve_weights(config.initialize),
+                                                    "input batch norms, skips and eASPP")
         messages.append(load_weights(model, config.initialize, initialization=True))
     sources = config.expert_checkpoints if config.is_fusion else None
     experts = getattr(model, "experts", None)
@@ -204,13 +217,7 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 # experts that train. Frozen, their eASPP, decoder and heads would stay random, and
                 # nothing would train (before: a "trained" run of random decoders; helper 144).
                 fmt, resolved = resolve_weights(source)
-                if (config.experts_frozen and fmt == FORMAT_TF1
-                        and detect_kind(read_checkpoint(resolved), resolved) == KIND_IMAGENET):
-                    raise CheckpointError(
-                        f"{resolved} is the ImageNet initialisation of AdapNet++'s encoder (no decoder), and the "
-                        f"experts of fusion {config.fusion} are frozen (freeze_experts): their decoders would stay "
-                        "random; give trained unimodal runs, or freeze_experts: false to train them from it",
-                        path=resolved)
+                _refuse_imagenet_for_frozen_experts(config, fmt, resolved, "decoders")
                 if fmt == FORMAT_KERAS and resolved.endswith(".keras"):
                     # Before: a MobileNet v2 expert was 11 Keras warnings and a message cut at its
                     # colon, one without auxiliary heads a shape error about other layers (helper 144).
@@ -238,6 +245,11 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 messages.append(f"{load_weights(expert, source, initialization=True)} (the {expert.name})")
     elif sources is not None:
         formats = [resolve_weights(p) for p in sources]
+        for index, (fmt, resolved) in enumerate(formats):
+            # The encoders alone, but AdapNet++'s ImageNet initialisation has no input batch norm,
+            # skips or eASPP: frozen, they stayed random (before: without a word; helper 244).
+            with _naming_key(config, index):
+                _refuse_imagenet_for_frozen_experts(config, fmt, resolved, "input batch norms, skips and eASPP")
         if len(sources) == 2 and all(fmt == FORMAT_TF1 for fmt, _ in formats) and isinstance(model, SSMA):
             for index, (_, resolved) in enumerate(formats):
                 # Each named with its key, damaged or whole SSMA (before: "do not pass a second
@@ -376,8 +388,8 @@ def swapped_expert_line(run: str, read: str, index: int) -> str:
 
 
 @contextlib.contextmanager
-def _naming_key(config: Any, index: int) -> Iterator[None]:
-    """Puts the config key of expert `index`'s checkpoint in front of a `CheckpointError`.
+def _naming_key(config: Any, index: Optional[int], key: Optional[str] = None) -> Iterator[None]:
+    """Puts the config key of expert `index`'s checkpoint (or `key`) in front of a `CheckpointError`.
 
     The error names the file; with two or more experts the user also needs to know which line of
     the config to change (`checkpoint2`, `checkpoints[2]`).
@@ -385,8 +397,21 @@ def _naming_key(config: Any, index: int) -> Iterator[None]:
     try:
         yield
     except CheckpointError as error:
-        key = _expert_key(config, index)
+        key = key if key is not None else _expert_key(config, index)
         raise CheckpointError(f"{_where(config, key)}key '{key}': {error}") from None
+
+
+def _refuse_imagenet_for_frozen_experts(config: Any, fmt: str, resolved: str, parts: str) -> None:
+    """Refuses AdapNet++'s ImageNet initialisation (an encoder without its `parts`) as the start of
+    experts that the fusion keeps frozen: those parts would stay random, and never train
+    (helpers 144 and 244)."""
+    if (config.experts_frozen and fmt == FORMAT_TF1
+            and detect_kind(read_checkpoint(resolved), resolved) == KIND_IMAGENET):
+        raise CheckpointError(
+            f"{resolved} is the ImageNet initialisation of AdapNet++'s encoder (no {parts}), and the "
+            f"experts of fusion {config.fusion} are frozen (freeze_experts): their {parts} would stay "
+            "random; give trained unimodal runs, or freeze_experts: false to train them from it",
+            path=resolved)
 
 
 def _expert_key(config: Any, index: int) -> str:
@@ -407,14 +432,15 @@ def _where(config: Any, key: Optional[str] = None) -> str:
 def unfinished_run_warnings(config: Any) -> list[str]:
     """Warnings for starting checkpoints that are training runs stopped before their end.
 
-    A run folder given as `intialize` or an expert's checkpoint gives its newest checkpoint,
+    A run folder given as `intialize`, `finetune_from` (before: left out; helper 244) or an
+    expert's checkpoint gives its newest checkpoint,
     finished or not; a stage started from a run killed halfway would otherwise say nothing of it.
     A run is finished when it wrote its final weights (`final.weights.h5`).
 
     Returns:
         One line per such run (without "warning:"), naming the key, the run and its checkpoint.
     """
-    sources = [("intialize", config.initialize)]
+    sources = [("intialize", config.initialize), ("finetune_from", config.finetune_from)]
     if config.is_fusion:
         sources += [(_expert_key(config, i), s) for i, s in enumerate(config.expert_checkpoints or ())]
     warnings = []

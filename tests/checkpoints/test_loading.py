@@ -273,8 +273,14 @@ def test_a_run_that_has_not_finished_is_named_when_it_starts_another(tmp_path):
     assert unfinished_run_warnings(config) == [
         f"s2.config: key '{key}': {run} is a run that has not finished (no final.weights.h5): it starts from its "
         "newest checkpoint, ckpt-24 of max_iteration 26" for key in ("checkpoint1", "checkpoint2")]
+    # As finetune_from too (helper 244: no word of it).
+    tuned = config_from_dict(dict(common, model="AdapNet_pp", finetune_from=str(run)), source="t.config",
+                             check_paths=False)
+    assert unfinished_run_warnings(tuned) == [
+        f"t.config: key 'finetune_from': {run} is a run that has not finished (no final.weights.h5): it starts from "
+        "its newest checkpoint, ckpt-24 of max_iteration 26"]
     (run / "final.weights.h5").write_bytes(b"")  # finished
-    assert unfinished_run_warnings(config) == []
+    assert unfinished_run_warnings(config) == [] and unfinished_run_warnings(tuned) == []
 
 
 def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_the_key(tmp_path):
@@ -587,3 +593,20 @@ def test_an_expert_of_other_easpp_rates_is_refused_for_an_ssma(tmp_path):
     with pytest.raises(CheckpointError, match=r"expert.keras holds a pruned network \(refine1_conv1: 64 channels, "
                                               r"here the released width\)"):
         refuse_pruned_source(keras_file, {**decoder_widths(64), "up1": 40}, {}, "intialize")
+
+
+def test_a_whole_start_of_other_easpp_rates_is_refused_naming_the_key(tmp_path):
+    """Helper 244: `intialize` or `finetune_from` a network trained with other eASPP rates (in no
+    weight's shape) loaded it into the config's rates without a word, as experts no longer do."""
+    from ssma_tf.checkpoints.initialize import initialize_model
+
+    AdapNetPP(5, easpp_rates=(6, 12, 18)).save(tmp_path / "r6.keras")
+    model = AdapNetPP(5)
+    common = dict(model="AdapNet_pp", num_classes=5, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, checkpoint=str(tmp_path / "run"), train_data="unused.tfrecords")
+    for key in ("initialize", "finetune_from"):
+        config = config_from_dict({**common, key: str(tmp_path / "r6.keras")}, source="r.config", check_paths=False)
+        with pytest.raises(CheckpointError, match=rf"r\.config: key '{key}': .*r6\.keras was trained with easpp_rates "
+                                                  r"\[6, 12, 18\], but the config's network has \[3, 6, 12\]: set "
+                                                  r"easpp_rates: \[6, 12, 18\] in the config"):
+            initialize_model(model, config)

@@ -223,10 +223,24 @@ def test_a_fusion_baseline_is_refused_a_tf1_checkpoint_in_one_line(tmp_path):
                                      freeze_experts=False))
     assert len(lines) == 2 and all("imagenet" in line for line in lines)
     with pytest.raises(CheckpointError, match=r"imagenet\.ckpt is the ImageNet initialisation of AdapNet\+\+'s encoder "
-                                              r"\(no decoder\), and the experts of fusion late are frozen "
+                                              r"\(no decoders\), and the experts of fusion late are frozen "
                                               r"\(freeze_experts\): their decoders would stay random"):
         initialize_model(FusionBaseline(5, fusion="late"),
                          _config(model="SSMA", fusion="late", checkpoint1=prefix, checkpoint2=prefix))
+
+
+def test_frozen_ssma_experts_are_refused_the_imagenet_initialisation(tmp_path, ssma):
+    """Helper 244: SSMA's experts (frozen by default) started from AdapNet++'s ImageNet
+    initialisation kept a random input batch norm, skips and eASPP, which never trained."""
+    from ssma_tf.checkpoints.initialize import initialize_model
+
+    prefix = _imagenet_checkpoint(tmp_path)
+    parts = r"\(no input batch norms, skips and eASPP\), and the experts of fusion ssma are frozen"
+    for keys, key in (({"checkpoint1": prefix, "checkpoint2": prefix}, "checkpoint1"),
+                      ({"initialize": prefix}, "initialize")):
+        with pytest.raises(CheckpointError, match=rf"key '{key}': .*imagenet\.ckpt is the ImageNet initialisation of "
+                                                  rf"AdapNet\+\+'s encoder {parts}"):
+            initialize_model(ssma, _config(model="SSMA", num_classes=12, **keys))
 
 
 def test_a_damaged_second_expert_checkpoint_leaves_the_first_expert_unchanged(tmp_path, ssma):
