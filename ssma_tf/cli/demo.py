@@ -39,6 +39,18 @@ DATA = {"seed": 0, "height": 48, "width": 96, "num_train": 200, "num_val": 50, "
 _UNRECORDED = {"thermal": False}
 
 
+def data_arguments() -> list:
+    """The synthetic command's flags that make `DATA` (a switch only when on: `--thermal` takes
+    no value; before, "--thermal False" stopped `make demo` at its first step)."""
+    flags = []
+    for key, value in DATA.items():
+        if isinstance(value, bool):
+            flags += [f"--{key}"] if value else []
+        else:
+            flags += [f"--{key}", str(value)]
+    return flags
+
+
 def check_existing_data(data: pathlib.Path) -> None:
     """Raises `UserInputError` unless `data` holds the synthetic dataset the demo makes (`DATA`),
     as its `classes.yaml` records the generator's arguments; says which differ."""
@@ -130,7 +142,7 @@ def main(argv=None) -> int:
 
     if not (data / "val.txt").exists():
         timings["dataset"] = run_command("python -m ssma_tf.cli.synthetic", [
-            "--output_dir", data, *(item for key, value in DATA.items() for item in (f"--{key}", value))],
+            "--output_dir", data, *data_arguments()],
             step="1. synthetic RGB-D dataset")
     else:
         check_existing_data(data)

@@ -522,6 +522,15 @@ def test_the_demo_output_flag_is_a_usage_error_and_says_what_it_takes(capsys):
     assert stopped.value.code == 2 and "--output: the configs in" in capsys.readouterr().err
 
 
+def test_the_demos_dataset_flags_make_the_data_it_checks_for(tmp_path):
+    """`thermal: False` in the demo's arguments became "--thermal False", which the synthetic
+    command refused: `make demo` stopped at its first step."""
+    from ssma_tf.cli import demo, synthetic
+
+    args = vars(synthetic.parse_args(["--output_dir", str(tmp_path), *demo.data_arguments()]))
+    assert {key: args[key] for key in demo.DATA} == demo.DATA
+
+
 def test_the_demo_refuses_data_of_other_arguments_before_training_on_it(tmp_path, monkeypatch, capsys):
     """`demo_output/data` made otherwise (the synthetic command's example wrote there at 96x192)
     was trained and evaluated on, resized to 48x96, and the panel then ended on a traceback."""

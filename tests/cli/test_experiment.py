@@ -436,7 +436,8 @@ time.sleep(120)
 """
 
 _PARENT = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a process started with it ignored (a test worker)
 sys.path.insert(0, sys.argv[2])
 from ssma_tf.cli import experiment
 from ssma_tf.cli.common import command
