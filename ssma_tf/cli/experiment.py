@@ -522,11 +522,16 @@ def machine() -> dict[str, Any]:
             "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def machine_short(info: Mapping[str, Any]) -> str:
+    """`machine()`'s processor and cores, the part that tells whether two runs' seconds compare."""
+    return f"{info.get('cpu')}, {info.get('cores')} cores"
+
+
 def machine_line(info: Mapping[str, Any]) -> str:
     """`machine()` as one line for a table's heading."""
     memory = "" if info.get("memory_gib") is None else f", {info['memory_gib']} GiB"
     versions = "".join(f", {name} {info[key]}" for name, key in (("TensorFlow", "tensorflow"), ("Keras", "keras"))
                        if info.get(key))
     commit = f"; code {info['commit']}" if info.get("commit") else ""
-    return (f"{info.get('cpu')}, {info.get('cores')} cores{memory}; Python {info.get('python')}{versions}"
+    return (f"{machine_short(info)}{memory}; Python {info.get('python')}{versions}"
             f"{commit}; {info.get('date')}")

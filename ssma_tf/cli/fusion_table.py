@@ -47,8 +47,8 @@ from ssma_tf.cli.common import (
     ArgumentParser, add_version, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
-    cached_result, evaluate_in_process, machine, machine_line, restart_unless_made_with, run_in_child, save_result,
-    spread, train_in_process,
+    cached_result, evaluate_in_process, machine, machine_line, machine_short, restart_unless_made_with, run_in_child,
+    save_result, spread, train_in_process,
 )
 from ssma_tf.constants import (
     ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, EXPERTLESS_FUSIONS, FUSION_METHODS, PARAMETER_FREE_FUSIONS,
@@ -289,7 +289,7 @@ def _seconds_machines(per_seed: dict, info: dict) -> str:
     """A line naming the arms whose seconds were measured on another machine than `info` (or on
     one not recorded), each machine as processor and cores; "" when every arm ran on this one."""
     def short(machine: Optional[dict]) -> str:
-        return "not recorded" if not machine else f"{machine.get('cpu')}, {machine.get('cores')} cores"
+        return "not recorded" if not machine else machine_short(machine)
 
     here = short(info)
     elsewhere: dict = {}

@@ -32,8 +32,8 @@ from ssma_tf.cli.common import (
     ArgumentParser, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
-    cached_result, evaluate_run, forget_other_settings, is_finished, machine, restart_unless_made_with, run_command,
-    save_result, spread, train_run, write_config,
+    cached_result, evaluate_run, forget_other_settings, is_finished, machine, machine_short, restart_unless_made_with,
+    run_command, save_result, spread, train_run, write_config,
 )
 from ssma_tf.constants import FINAL_WEIGHTS
 from ssma_tf.files import atomic_write, sha256_of_file
@@ -218,8 +218,7 @@ def summary(results: list[dict[str, Any]]) -> str:
         seconds = "–" if any(t is None for t in times) else f"{spread(times).mean:.0f}"
         lines.append(f"| {model} | {arm} | {settings} | {len(rows)} | "
                      f"{miou.mean:.1f} | {miou.low:.1f}–{miou.high:.1f} | {per_seed} | {seconds} |")
-    machines = list(dict.fromkeys(f"{r['machine']['cpu']}, {r['machine']['cores']} cores"
-                                  for r in results if r.get("machine")))
+    machines = list(dict.fromkeys(machine_short(r["machine"]) for r in results if r.get("machine")))
     unrecorded = sum(1 for r in results if not r.get("machine"))
     if machines:
         told = "; ".join(machines)
