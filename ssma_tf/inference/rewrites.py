@@ -25,8 +25,9 @@ processors with bfloat16 matrix units (Intel AMX; NVIDIA Ampere and later) that 
 faster. With AVX512-BF16 alone it depends on the processor: 1.64× slower than float32 on an
 Intel Xeon, about 0.55× on an AMD EPYC (docs/bench/deploy_cpu.json); without either, bfloat16 is
 emulated and slower. The probabilities then differ from float32 by up to a few 1e-2 and a
-small share of near-tie pixels change class. `precision="auto"` times both on the machine
-(`ssma_tf.inference.precision`; README, Benchmarks).
+small share of near-tie pixels change class. `precision="auto"`, which `Predictor`,
+`resolve_precision` and the commands' `--precision` take (not the rewrites here, which are given
+a settled precision), times both on the machine (`ssma_tf.inference.precision`; README, Benchmarks).
 `ssma_tf.inference.compiled` puts the rewrites together into the compiled predict function.
 """
 
@@ -142,7 +143,10 @@ POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 def check_precision(precision: str) -> str:
     """Returns `precision` if it is one of `PRECISIONS`, else raises a ValueError naming it."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        # "auto" is settled first (helper 246: the message did not say where it is taken).
+        settled = ("; 'auto' is settled by Predictor, resolve_precision or a command's --precision, before a "
+                   "rewrite" if precision == "auto" else "")
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}{settled}")
     return precision
 
 

@@ -47,3 +47,13 @@ def test_resolve_precision_checks_the_name():
     assert rewrites.resolve_precision("bfloat16") == "bfloat16"
     with pytest.raises(ValueError, match="'fp16'"):
         rewrites.resolve_precision("fp16")
+
+
+def test_auto_given_to_a_rewrite_says_where_it_is_settled():
+    """Helper 246: `optimize_for_inference(precision="auto")` was "precision must be one of
+    ('float32', 'bfloat16'), got 'auto'", though the docs name "auto" as a precision."""
+    with pytest.raises(ValueError, match=r"got 'auto'; 'auto' is settled by Predictor, resolve_precision or a "
+                                         r"command's --precision, before a rewrite$"):
+        rewrites.check_precision("auto")
+    with pytest.raises(ValueError, match=r"got 'int8'$"):  # only "auto" gets the sentence
+        rewrites.check_precision("int8")
