@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 import warnings
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import h5py
 import keras
@@ -35,10 +35,12 @@ from ssma_tf.config import ConfigWarning
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, EASPP_RATES
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records
+from ssma_tf.data.records import RecordError, modalities_held
 from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_write, folder_held, leftover_temporaries, remove_path
 from ssma_tf.layers.initializers import overwritten_weights
+from ssma_tf.lists import MissingFileError
 from ssma_tf.models.backbones import check_backbone
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE
 from ssma_tf.models.scene import SSMASceneClassifier
@@ -190,7 +192,11 @@ def train_scene_classifier(
                                             f"the {ADAPNET_PP_BACKBONE} experts start from unimodal checkpoints"))
     state_dir = os.path.join(output_dir, RESUME_FOLDER)
     # What a resumed run must share with the run it goes on (`steps` may grow).
-    settings = {"train_data": [os.path.abspath(f) for f in list_record_files(train_data)],
+    train_files = [os.path.abspath(f) for f in list_record_files(train_data)]
+    settings = {"train_data": train_files,
+                # Records converted again into the same files: the resumed run skipped the batches
+                # read of other records (helper 245).
+                "file_sizes": {path: os.path.getsize(path) for path in train_files},
                 "num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
                 "batch_size": batch_size, "learning_rate": learning_rate, "freeze_experts": freeze_experts,
                 "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
@@ -225,11 +231,11 @@ def train_scene_classifier(
         grouped = ids.order_warning()
         if grouped:
             log(f"warning: {grouped}")
-        held = modalities_in_records(train_data)
-        if held is not None and held > modalities:
-            # Before: the records' later modalities left out without a word (helper 225).
-            log(f"warning: the training records hold {held} modalities; the classifier reads modality1 to "
-                f"modality{modalities} only (give --modalities {held} to fuse them all)")
+        # Before: the records' later modalities left out without a word (helper 225).
+        extra = _more_modalities_warning(train_data, modalities, "training",
+                                         " (give --modalities {held} to fuse them all)")
+        if extra:
+            log(f"warning: {extra}")
         found_experts = []
         for index, source in enumerate(experts or ()):
             with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
@@ -308,6 +314,32 @@ def _saved_step(weights: str) -> Optional[int]:
     return int(step) if step is not None else None
 
 
+def _more_modalities_warning(patterns: Any, modalities: int, what: str, hint: str = "") -> str:
+    """The warning for records of `patterns` that hold more modalities than the classifier's
+    `modalities` ("" when none does); every file is looked at (before: the first file's first
+    record alone, so a set mixing two- and three-modality files passed in one order; helper 245).
+    `hint` may name `{held}`."""
+    try:
+        files = list_record_files(patterns)
+    except (MissingFileError, OSError):
+        return ""  # named where the records are read
+    held = [count for count in (_modalities_held_or_none(path) for path in files) if count is not None]
+    most = max(held, default=0)
+    if most <= modalities:
+        return ""
+    some = "" if min(held) == most else "some of "
+    return (f"{some}the {what} records hold {most} modalities; the classifier reads modality1 to modality{modalities} "
+            f"only{hint.format(held=most)}")
+
+
+def _modalities_held_or_none(path: str) -> Optional[int]:
+    """`modalities_held`, None for a damaged file (its reader names it)."""
+    try:
+        return modalities_held(path)
+    except (RecordError, OSError):
+        return None
+
+
 def _refuse_fewer_steps(steps: int, start: int, state_dir: str) -> None:
     raise UserInputError(f"--steps {steps} is below step {start} of the unfinished run in {state_dir}: "
                          f"give --steps {start} or more to go on with it, or start again with --overwrite", state_dir)
@@ -334,6 +366,16 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     # Runs started before 2026-12-02 had AdapNet++ experts and did not record the backbone.
     before.setdefault("backbone", ADAPNET_PP_BACKBONE)
     before.setdefault("backbone_weights", None)
+    # Nor, before 2026-12-06, the files' sizes: their records are taken to be the same.
+    before.setdefault("file_sizes", settings["file_sizes"])
+    if before.get("train_data") == settings["train_data"] and before["file_sizes"] != settings["file_sizes"]:
+        sizes, now = before["file_sizes"], settings["file_sizes"]
+        changed = [f"{path} {sizes.get(path, 'absent')} -> {now.get(path, 'absent')} bytes"
+                   for path in sorted(set(sizes) | set(now)) if sizes.get(path) != now.get(path)]
+        raise UserInputError(
+            f"{state_dir} holds an unfinished run whose training records were rewritten since it started "
+            f"({'; '.join(changed[:2])}{f' and {len(changed) - 2} more' if len(changed) > 2 else ''}): it cannot go "
+            "on with other records; start again with --overwrite or in another folder", state_dir)
     for key in settings:
         if before.get(key) != settings[key]:
             raise UserInputError(
@@ -583,6 +625,10 @@ def evaluate_scene_classifier(
     # naming the record files only).
     total = len(_refuse_class_ids_past(test_data, model.num_classes, "the model has",
                                        modalities=model.num_modalities).ids)
+    extra = _more_modalities_warning(test_data, model.num_modalities, "test")
+    if extra:
+        # Before: evaluated on their first modalities without a word, as training warned (helper 245).
+        warnings.warn(extra, ConfigWarning, stacklevel=2)
     for views, truth in dataset:
         predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
         np.add.at(confusion, (truth.numpy(), predicted), 1)

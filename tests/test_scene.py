@@ -1,7 +1,10 @@
 """Scene classification with SSMA (Section 5.9): list files, records, training, per-class recall and IoU."""
 
 import json
+import os
+import pathlib
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -194,6 +197,19 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     with pytest.raises(UserInputError, match=r"holds an unfinished run with train_data \[.*scenes\.tfrecords'\], "
                                              r"this one has \[.*copy\.tfrecords'\]"):
         train_scene_classifier(str(tmp_path / "copy.tfrecords"), str(run), **settings)
+    # The same file converted again with other scenes (before: resumed, skipping 12 batches of
+    # records it never read; helper 245).
+    kept = pathlib.Path(data).read_bytes()
+    few = write_list(tmp_path / "few.txt", [f"{records}/{i}_a.png {records}/{i}_b.png {i % 3}" for i in range(3)])
+    write_scene_records(str(few), data, modalities=2, num_classes=3)
+    try:
+        with pytest.raises(UserInputError, match=(
+                rf"^{re.escape(str(run / 'resume'))} holds an unfinished run whose training records were rewritten "
+                rf"since it started \({re.escape(os.path.abspath(data))} {len(kept)} -> "
+                rf"{pathlib.Path(data).stat().st_size} bytes\): it cannot go on with other records; start again")):
+            train_scene_classifier(data, str(run), **settings)
+    finally:
+        pathlib.Path(data).write_bytes(kept)
     # Fewer steps than the state has (before: a model of 12 steps written for 10), found before the
     # model is built (the state's file says its step).
     monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", lambda *args, **kwargs: pytest.fail("built"))
@@ -765,3 +781,28 @@ def test_records_of_more_modalities_than_the_classifier_reads_are_said(records, 
                                    num_classes=3, modalities=modalities, height=16, width=16, steps=1, batch_size=2,
                                    freeze_experts=False, log=lines.append)
         assert [line for line in lines if "modalities" in line] == expected, lines
+    # Every file is looked at (before: the first file's first record, so the two-modality file
+    # first hid the three-modality one; helper 245).
+    mixed = [str(records / "scenes.tfrecords"), str(tmp_path / "three.tfrecords")]
+    lines = []
+    with pytest.raises(Built):
+        train_scene_classifier(mixed, str(tmp_path / "mixed"), num_classes=3, modalities=2, height=16, width=16,
+                               steps=1, batch_size=2, freeze_experts=False, log=lines.append)
+    assert [line for line in lines if "modalities" in line] == [
+        "warning: some of the training records hold 3 modalities; the classifier reads modality1 to modality2 only "
+        "(give --modalities 3 to fuse them all)"], lines
+
+    class TwoModalities:  # classifies every scene as class 0
+        num_classes, num_modalities, input_size = 3, 2, (16, 16)
+
+        def __call__(self, views, training):
+            return np.eye(3, dtype=np.float32)[np.zeros(len(views[0]), int)]
+
+    # Evaluation too (before: figures of the first two modalities, without a word).
+    for test_data, some in ((str(tmp_path / "three.tfrecords"), ""), (mixed, "some of ")):
+        with pytest.warns(ConfigWarning, match=rf"^{some}the test records hold 3 modalities; the classifier reads "
+                                               r"modality1 to modality2 only$"):
+            evaluate_scene_classifier(TwoModalities(), test_data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate_scene_classifier(TwoModalities(), str(records / "scenes.tfrecords"))
