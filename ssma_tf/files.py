@@ -19,7 +19,9 @@ removing them, since another process, perhaps on another machine, may still be w
 Only the output's own temporaries are looked for, not those of files inside an output folder.
 
 `sha256_of_file` fingerprints a file's contents (a released archive's cache name, the weights a
-pruning run was measured on).
+pruning run was measured on). `file_sizes` and `size_changes` tell a resumed run that its records
+were converted again into the same files since it started (a saved input position, or the
+batches skipped, would mean nothing in the new ones).
 
 No TensorFlow here: the data tools use this before they import it.
 """
@@ -255,6 +257,21 @@ def free_bytes(directory: PathLike) -> Optional[int]:
         return shutil.disk_usage(directory).free
     except OSError:
         return None
+
+
+def file_sizes(paths: Sequence[PathLike]) -> dict:
+    """The size in bytes of each file in `paths`, by its path as given."""
+    return {os.fspath(path): os.path.getsize(path) for path in paths}
+
+
+def size_changes(before: dict, now: dict, *, shown: int = 2) -> str:
+    """The files whose sizes (`file_sizes`) differ between `before` and `now`, as
+    "PATH OLD -> NEW bytes" ('absent' for a file in one only), the first `shown` and how many
+    more; "" when none differ."""
+    changed = [f"{path} {before.get(path, 'absent')} -> {now.get(path, 'absent')} bytes"
+               for path in sorted(set(before) | set(now)) if before.get(path) != now.get(path)]
+    more = f" and {len(changed) - shown} more" if len(changed) > shown else ""
+    return "; ".join(changed[:shown]) + more
 
 
 def _size(path: str) -> int:

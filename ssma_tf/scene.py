@@ -34,13 +34,12 @@ from ssma_tf.checkpoints.tf1_import import KIND_ADAPNET_PP, KIND_IMAGENET, detec
 from ssma_tf.config import ConfigWarning
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, EASPP_RATES
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
-from ssma_tf.data.pipeline import list_record_files, modalities_in_records
-from ssma_tf.data.records import RecordError, modalities_held
+from ssma_tf.data.pipeline import list_record_files, modalities_in_records, modalities_per_file
 from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids
 from ssma_tf.errors import UserInputError, first_line
-from ssma_tf.files import atomic_path, atomic_write, folder_held, leftover_temporaries, remove_path
+from ssma_tf.files import (atomic_path, atomic_write, file_sizes, folder_held, leftover_temporaries, remove_path,
+                           size_changes)
 from ssma_tf.layers.initializers import overwritten_weights
-from ssma_tf.lists import MissingFileError
 from ssma_tf.models.backbones import check_backbone
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE
 from ssma_tf.models.scene import SSMASceneClassifier
@@ -196,7 +195,7 @@ def train_scene_classifier(
     settings = {"train_data": train_files,
                 # Records converted again into the same files: the resumed run skipped the batches
                 # read of other records (helper 245).
-                "file_sizes": {path: os.path.getsize(path) for path in train_files},
+                "file_sizes": file_sizes(train_files),
                 "num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
                 "batch_size": batch_size, "learning_rate": learning_rate, "freeze_experts": freeze_experts,
                 "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
@@ -232,7 +231,7 @@ def train_scene_classifier(
         if grouped:
             log(f"warning: {grouped}")
         # Before: the records' later modalities left out without a word (helper 225).
-        extra = _more_modalities_warning(train_data, modalities, "training",
+        extra = _more_modalities_warning(train_files, modalities, "training",
                                          " (give --modalities {held} to fuse them all)")
         if extra:
             log(f"warning: {extra}")
@@ -319,25 +318,13 @@ def _more_modalities_warning(patterns: Any, modalities: int, what: str, hint: st
     `modalities` ("" when none does); every file is looked at (before: the first file's first
     record alone, so a set mixing two- and three-modality files passed in one order; helper 245).
     `hint` may name `{held}`."""
-    try:
-        files = list_record_files(patterns)
-    except (MissingFileError, OSError):
-        return ""  # named where the records are read
-    held = [count for count in (_modalities_held_or_none(path) for path in files) if count is not None]
+    held = modalities_per_file(patterns)  # none there to read: named where the records are read
     most = max(held, default=0)
     if most <= modalities:
         return ""
     some = "" if min(held) == most else "some of "
     return (f"{some}the {what} records hold {most} modalities; the classifier reads modality1 to modality{modalities} "
             f"only{hint.format(held=most)}")
-
-
-def _modalities_held_or_none(path: str) -> Optional[int]:
-    """`modalities_held`, None for a damaged file (its reader names it)."""
-    try:
-        return modalities_held(path)
-    except (RecordError, OSError):
-        return None
 
 
 def _refuse_fewer_steps(steps: int, start: int, state_dir: str) -> None:
@@ -368,14 +355,12 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     before.setdefault("backbone_weights", None)
     # Nor, before 2026-12-06, the files' sizes: their records are taken to be the same.
     before.setdefault("file_sizes", settings["file_sizes"])
-    if before.get("train_data") == settings["train_data"] and before["file_sizes"] != settings["file_sizes"]:
-        sizes, now = before["file_sizes"], settings["file_sizes"]
-        changed = [f"{path} {sizes.get(path, 'absent')} -> {now.get(path, 'absent')} bytes"
-                   for path in sorted(set(sizes) | set(now)) if sizes.get(path) != now.get(path)]
+    changed = size_changes(before["file_sizes"], settings["file_sizes"])
+    if before.get("train_data") == settings["train_data"] and changed:
         raise UserInputError(
             f"{state_dir} holds an unfinished run whose training records were rewritten since it started "
-            f"({'; '.join(changed[:2])}{f' and {len(changed) - 2} more' if len(changed) > 2 else ''}): it cannot go "
-            "on with other records; start again with --overwrite or in another folder", state_dir)
+            f"({changed}): it cannot go on with other records; start again with --overwrite or in another folder",
+            state_dir)
     for key in settings:
         if before.get(key) != settings[key]:
             raise UserInputError(

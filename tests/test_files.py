@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, remove_path
+from ssma_tf.files import TEMPORARY_PREFIX, atomic_path, atomic_write, file_sizes, remove_path, size_changes
 
 
 @contextlib.contextmanager
@@ -336,3 +336,19 @@ def test_an_output_folder_that_is_a_dangling_link_is_refused_before_the_work(tmp
     assert check_output(tmp_path / "run", what="--output", directory=True, overwrite=None) == str(tmp_path / "not yet")
     (tmp_path / "m.json").symlink_to(tmp_path / "new.json")  # a file through a link: made where it points
     assert check_output(tmp_path / "m.json", what="--json") == str(tmp_path / "new.json")
+
+
+def test_size_changes_name_each_file_that_differs_and_count_the_rest(tmp_path):
+    first, second = tmp_path / "a.tfrecords", tmp_path / "b.tfrecords"
+    first.write_bytes(b"1234")
+    second.write_bytes(b"12")
+    before = file_sizes([first, second])
+    assert before == {str(first): 4, str(second): 2}
+    assert size_changes(before, file_sizes([first, second])) == ""
+    second.write_bytes(b"123")
+    third = tmp_path / "c.tfrecords"
+    third.write_bytes(b"")
+    now = file_sizes([first, second, third])
+    assert size_changes(before, now) == f"{second} 2 -> 3 bytes; {third} absent -> 0 bytes"
+    assert size_changes(before, {}) == f"{first} 4 -> absent bytes; {second} 2 -> absent bytes"
+    assert size_changes(before, now, shown=1) == f"{second} 2 -> 3 bytes and 1 more"

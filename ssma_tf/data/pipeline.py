@@ -130,8 +130,27 @@ def modalities_in_records(file_patterns: FilePatterns) -> Optional[int]:
     names it then)."""
     try:
         files = list_record_files(file_patterns)
-        return modalities_held(files[0]) if files else None
-    except (MissingFileError, RecordError, OSError):
+    except (MissingFileError, OSError):
+        return None
+    return _modalities_or_none(files[0]) if files else None
+
+
+def modalities_per_file(file_patterns: FilePatterns) -> list[int]:
+    """The images (modalities) the first record of each file of `file_patterns` holds, in the
+    files' order; a file without records, or damaged (its reader names it), is left out, and no
+    file there to read gives []."""
+    try:
+        files = list_record_files(file_patterns)
+    except (MissingFileError, OSError):
+        return []
+    return [count for count in map(_modalities_or_none, files) if count is not None]
+
+
+def _modalities_or_none(path: str) -> Optional[int]:
+    """`modalities_held`, None for a damaged file."""
+    try:
+        return modalities_held(path)
+    except (RecordError, OSError):
         return None
 
 

@@ -56,8 +56,8 @@ from ssma_tf.distribute import (
 )
 from ssma_tf.errors import first_line, raise_if_terminated
 from ssma_tf.files import (
-    TEMPORARY_PREFIX, LockedError, atomic_path, atomic_write, folder_lock_path, free_bytes, give_lock, matched_files,
-    remove_path, take_lock,
+    TEMPORARY_PREFIX, LockedError, atomic_path, atomic_write, file_sizes, folder_lock_path, free_bytes, give_lock,
+    matched_files, remove_path, size_changes, take_lock,
 )
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_weights
@@ -849,8 +849,8 @@ class Trainer:
         the size of each file they match (records converted again into the same file)."""
         read = {records.key for records in self.record_sets()} | {"labeled_subset"}
         return {key: _as_list(getattr(self.config, key)) for key in _RECORD_KEYS if key in read} | {
-            _SIZES: {path: os.path.getsize(path) for key in _RECORD_KEYS if key in read
-                     for path in _matched_files(getattr(self.config, key))}}
+            _SIZES: file_sizes([path for key in _RECORD_KEYS if key in read
+                                for path in _matched_files(getattr(self.config, key))])}
 
     def _reseeded(self, saved: dict[str, Any]) -> bool:
         """Whether the run's `config.yaml` (`saved`, from its last start) names another seed, or
@@ -885,13 +885,9 @@ class Trainer:
         # The same names, other files: converted again since. The saved position is a byte
         # offset into the old file; restored, it read "corrupted record at 599170" steps later,
         # at every rerun. Checkpoints written before 2026-12-02 hold no sizes.
-        sizes = before.get(_SIZES)
-        if sizes is not None and sizes != now[_SIZES]:
-            changed = [f"{path} {sizes.get(path, 'absent')} -> {now[_SIZES].get(path, 'absent')} bytes"
-                       for path in sorted(set(sizes) | set(now[_SIZES])) if sizes.get(path) != now[_SIZES].get(path)]
-            more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
-            return f"files rewritten since {since}: {'; '.join(changed[:2])}{more}" + (
-                f" ({keys})" if keys else "")
+        changed = size_changes(before[_SIZES], now[_SIZES]) if before.get(_SIZES) is not None else ""
+        if changed:
+            return f"files rewritten since {since}: {changed}" + (f" ({keys})" if keys else "")
         if self._reseeded(saved):
             # The saved position holds batches the old seed shuffled and augmented, drawn ahead:
             # restored, the steps after it replayed them, and a new seed (the advice after a NaN)

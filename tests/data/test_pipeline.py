@@ -159,3 +159,17 @@ def test_bad_arguments_and_missing_files(records, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty.tfrecords: holds no records"):
         build_dataset(str(empty), **base)
+
+
+def test_the_modalities_of_records_are_read_per_file_and_unreadable_files_are_left_out(records, tmp_path):
+    from ssma_tf.data.pipeline import modalities_in_records, modalities_per_file
+
+    empty, damaged = tmp_path / "empty.tfrecords", tmp_path / "damaged.tfrecords"
+    empty.write_bytes(b"")
+    damaged.write_bytes(b"not a record")
+    files = [records["unimodal"], str(empty), str(damaged), records["raw"]]
+    assert modalities_per_file(files) == [1, 2]
+    assert modalities_in_records(files) == 1  # the first file's
+    assert modalities_in_records([str(damaged), records["raw"]]) is None  # its reader names it
+    assert modalities_per_file(str(tmp_path / "gone-*.tfrecords")) == []
+    assert modalities_in_records(str(tmp_path / "gone-*.tfrecords")) is None
