@@ -445,7 +445,8 @@ def test_class_ids_past_the_range_damaged_records_and_grouped_lists_are_named(re
     lines = []
     with pytest.raises(pytest.fail.Exception, match="model built"):
         train_scene_classifier(str(tmp_path / "grouped.tfrecords"), str(tmp_path / "run2"), num_classes=3,
-                               modalities=2, height=16, width=16, steps=1, batch_size=2, log=lines.append)
+                               modalities=2, height=16, width=16, steps=1, batch_size=2, freeze_experts=False,
+                               log=lines.append)
     assert [line for line in lines if line.startswith("warning: the 300 scene records come grouped by class")]
     mixed = type(found)(np.random.default_rng(0).permutation(found.ids), found.places)
     assert mixed.order_warning() is None and type(found)(found.ids[:200], found.places[:200]).order_warning() is None
