@@ -22,7 +22,7 @@ from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
 from ssma_tf.checkpoints.tf1_names import DECODER_SCOPES
 from ssma_tf.config.runs import is_run
-from ssma_tf.constants import EASPP_RATES
+from ssma_tf.constants import EASPP_RATES, SSMA_FUSION
 from ssma_tf.models.decoder import CLASS_LAYERS
 from ssma_tf.models.factory import model_name
 from ssma_tf.models.fusion_baselines import is_class_layer
@@ -95,6 +95,14 @@ def _difference(arrays: list, variables: list) -> str:
             f"{tuple(variable.shape)} here")
 
 
+def _network(model: keras.Model) -> str:
+    """The network `model` is, as the config names it: "AdapNet_pp", "SSMA", or "fusion NAME"
+    for a baseline of the paper's tables (before: "SSMA" for them all, so an SSMA fine-tuned
+    into late fusion failed at a layer "for this SSMA"; helper 244)."""
+    fusion = getattr(model, "fusion", SSMA_FUSION)
+    return model_name(model) if fusion == SSMA_FUSION else f"fusion {fusion}"
+
+
 def stored_num_classes(fmt: str, resolved: str) -> int:
     """The class count of an own AdapNet++/SSMA checkpoint (`ssma_tf.checkpoints.reading`)."""
     return _stored_num_classes(fmt == FORMAT_TF2, resolved)
@@ -129,10 +137,8 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         classes = stored_num_classes(fmt, resolved)
         source = (load_model(resolved, model_name(model), classes) if is_run(resolved)
                   else load_like(model, resolved, classes))
-    if model_name(source) != model_name(model):
-        raise CheckpointError(
-            f"{resolved} holds {model_name(source)}, but the model to fine-tune is {model_name(model)}"
-        )
+    if _network(source) != _network(model):
+        raise CheckpointError(f"{resolved} holds {_network(source)}, but the model to fine-tune is {_network(model)}")
     if resolved.endswith(".keras"):  # only a .keras file holds a pruned network
         refuse_pruned_source(resolved, getattr(source, "widths", None), getattr(model, "widths", None),
                              "finetune_from", backbone=getattr(model, "backbone", None))
@@ -146,7 +152,7 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
             fresh.append(name)
             continue
         if name not in available:
-            raise CheckpointError(f"{resolved}: the checkpoint has no layer {name} for this {model_name(model)}")
+            raise CheckpointError(f"{resolved}: the checkpoint has no layer {name} for this {_network(model)}")
         arrays = available[name].get_weights()
         shapes = [tuple(v.shape) for v in layer.weights]
         if [a.shape for a in arrays] != shapes:

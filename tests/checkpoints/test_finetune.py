@@ -1,5 +1,7 @@
 """Fine-tuning a trained checkpoint to another class set (`finetune_from`)."""
 
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -179,3 +181,14 @@ def test_a_baseline_of_whole_experts_fine_tunes_to_another_class_count(tmp_path)
     np.testing.assert_array_equal(model.get_layer("modality1_expert_view").get_layer("classifier").get_weights()[0],
                                   fresh)
     assert "modality1_expert_view/classifier (" in str(report)
+
+
+def test_a_fusion_of_another_kind_is_named_as_the_config_names_it(tmp_path):
+    """Helper 244: an SSMA's .keras file fine-tuned into late fusion failed at a layer "for this
+    SSMA" (every fusion model was "SSMA"); now the two networks are named before any layer."""
+    from ssma_tf.models import FusionBaseline
+
+    SSMA(3).save(tmp_path / "ssma.keras")
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(tmp_path / 'ssma.keras'))} holds SSMA, but the "
+                                              r"model to fine-tune is fusion late$"):
+        finetune_weights(FusionBaseline(5, fusion="late"), str(tmp_path / "ssma.keras"))
