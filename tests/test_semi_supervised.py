@@ -1620,3 +1620,47 @@ def test_a_resumed_depth_pretraining_keeps_its_colouring(tmp_path):
     # Given otherwise, the change is named.
     _, lines = run(3, encoding="jet_near_red")
     assert any("semi_supervised.depth_encoding jet_near_blue -> jet_near_red" in line for line in lines), lines
+
+
+def test_select_labels_replaces_an_earlier_selection_whole_and_names_folders_and_copies(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """Helper 250: a failed --overwrite run left the earlier run's later lists and scores.csv beside
+    its own; a folder named like a list was "pass --overwrite", then exit 1 after the work; copies
+    in the pool were picked without a word."""
+    import ssma_tf.semi_supervised.depth_pretraining as depth_pretraining
+    from ssma_tf.cli import select_labels
+    from ssma_tf.training import NonFiniteLossError
+
+    _config(tmp_path)  # writes the records and the subset file
+    path = tmp_path / "select.config"
+    path.write_text(yaml.safe_dump(_config(tmp_path).to_dict()))
+    out = tmp_path / "out"
+    assert select_labels.main(["-c", str(path), "--budget", "4", "--budgets", "2", "-o", str(out), "--seed", "3"]) == 0
+    capsys.readouterr()
+
+    def stopped(*args, **kwargs):
+        raise NonFiniteLossError("loss is nan at step 2; lower the learning rate")
+
+    monkeypatch.setattr(depth_pretraining, "depth_student_errors", stopped)
+    assert select_labels.main(["-c", str(path), "--budget", "4", "--budgets", "2", "-o", str(out), "--seed", "5",
+                               "--overwrite", "--depth-student-steps", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "removed the earlier selection's labeled_2.txt, labeled_4.txt, scores.csv (--overwrite)" in captured.out
+    assert "the depth student stopped (loss is nan at step 2); labeled_2.txt written, no scores.csv" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["labeled_2.txt"]  # this run's list alone
+    # A folder where a list or the scores go: refused before the records are read, --overwrite or not.
+    for name in ("labeled_4.txt", "scores.csv"):
+        (tmp_path / name / name).mkdir(parents=True)
+        for extra in ([], ["--overwrite"]):
+            assert select_labels.main(["-c", str(path), "--budget", "4", "-o", str(tmp_path / name), *extra]) == 2
+            assert capsys.readouterr().err == (
+                f"error: {tmp_path / name / name} is a folder, where the selection writes its "
+                f"{'scores' if name == 'scores.csv' else 'list'}: remove it, or give another --output\n")
+    # Four records, two of them copies of the others: the third pick is a copy, and is named.
+    one = _write_rgbd_records(tmp_path / "two.tfrecords", 2)
+    (tmp_path / "copies.tfrecords").write_bytes(pathlib.Path(one).read_bytes() * 2)
+    assert select_labels.main(["-c", str(path), "--budget", "3", "-o", str(tmp_path / "copies"), "--set",
+                               f"train_data={tmp_path / 'copies.tfrecords'}"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"warning: record\(s\) [0-3] of the selection have the same pooled depth as an image picked "
+                     r"before them \(copies in train_data\?\): the pool holds 2 distinct images", err), err

@@ -123,8 +123,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_output(args.output, what="--output", directory=True, overwrite=None)  # before the records are read
     # A list a training run reads as its labeled_subset, replaced without a word, changed the
     # run's labeled images under it (as `ssma-importance-weights` refuses to, for SAC's file).
-    earlier = [name for name in [f"labeled_{b}.txt" for b in budgets] + ["scores.csv"]
-               if os.path.exists(os.path.join(args.output, name))]
+    outputs = [f"labeled_{b}.txt" for b in budgets] + ["scores.csv"]
+    for name in outputs:
+        if os.path.isdir(os.path.join(args.output, name)):
+            # Before: "pass --overwrite", which then failed with exit 1 after the whole selection,
+            # the lists written before it replaced (helper 250).
+            raise SelectionError(f"{os.path.join(args.output, name)} is a folder, where the selection writes its "
+                                 f"{'scores' if name == 'scores.csv' else 'list'}: remove it, or give another --output")
+    earlier = [name for name in outputs if os.path.lexists(os.path.join(args.output, name))]
     if earlier and not args.overwrite:
         raise SelectionError(f"{args.output} holds a selection already ({', '.join(earlier)}), which a training "
                              "config may read as its labeled_subset: pass --overwrite to replace it, or give another "
@@ -178,6 +184,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                   "steps), to bias the next picks", flush=True)
             return depth_student_errors(config, selected, args.depth_student_steps,
                                         seed=args.seed, encoding=encoding)
+    if earlier:
+        # Replaced as a whole before the first pick: a run stopped or failing midway left the earlier
+        # run's lists of the budgets it had not reached, and its scores.csv, beside its own, and a
+        # labeled_subset read a selection of two runs (helper 250).
+        for name in earlier:
+            os.remove(os.path.join(args.output, name))
+        print(f"removed the earlier selection's {', '.join(earlier)} (--overwrite)", flush=True)
     try:
         selection = farthest_point_selection(standardise(features), budgets, seed=args.seed,
                                              difficulty=difficulty,
@@ -195,6 +208,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             how = "lower the config's learning_rate (--set learning_rate=...) or change --depth-student-steps"
         return fail(f"the depth student stopped ({reason}); {kept}: {how}, and run again with --overwrite", 1)
+    copies = [f"{index}" for index, distance in zip(selection.order, selection.distance) if distance == 0]
+    if copies:
+        # Before: picked without a word once the distinct images ran out; the released selection
+        # stops there (helper 250).
+        print(f"warning: record(s) {', '.join(copies)} of the selection have the same pooled depth as an image "
+              f"picked before them (copies in train_data?): the pool holds {len(features) - _copies(features)} "
+              "distinct images, and labelling a copy adds nothing", file=sys.stderr)
     scores = os.path.join(args.output, "scores.csv")
     with atomic_write(scores) as stream:
         stream.write("pick,record,distance,difficulty_bias\n")
@@ -203,6 +223,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             stream.write(f"{rank},{index},{distance:.6g},{bias:.6g}\n")
     print(f"scores: {scores}")
     return 0
+
+
+def _copies(features) -> int:
+    """How many rows of `features` repeat an earlier row exactly."""
+    import numpy as np
+
+    return len(features) - len(np.unique(np.asarray(features), axis=0))
 
 
 if __name__ == "__main__":
