@@ -754,7 +754,7 @@ def test_labeled_records_listed_again_as_unlabeled_are_drawn_once_as_labeled(tmp
     dataset = build_mix_dataset(train, [train, extra], labeled=[0, 3, 5], height=H, width=W, batch_size=4,
                                 num_classes=7)
     drawn = {True: set(), False: set()}
-    for _, labels, has_label in dataset.take(12):
+    for _, labels, has_label, _ in dataset.take(12):
         for label, flag in zip(labels.numpy(), has_label.numpy()):
             drawn[bool(flag)].update(i for i, ref in references.items() if np.array_equal(ref, label))
     assert drawn[True] == {0, 3, 5} and not drawn[False] & {0, 3, 5} and drawn[False]
@@ -766,7 +766,7 @@ def test_classmix_mixes_rgb_only_records(tmp_path):
     from ssma_tf.data.unlabeled import build_mix_dataset
 
     rgb = write_records(tmp_path / "rgb.tfrecords", 4, height=H, width=W)
-    (images, labels, _), = build_mix_dataset(rgb, rgb, labeled=[0, 1], height=H, width=W, batch_size=2,
+    (images, labels, _, _), = build_mix_dataset(rgb, rgb, labeled=[0, 1], height=H, width=W, batch_size=2,
                                               num_classes=5, modalities=1, depth=False).take(1)
     assert len(images) == 1 and images[0].shape == (2, H, W, 3)
     with pytest.raises(UnlabeledDataError, match="records lack modality2: DepthMix"):
@@ -1605,9 +1605,11 @@ def test_a_resumed_depth_pretraining_keeps_its_colouring(tmp_path):
     changed" (helper 138)."""
     from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer, depth_config
 
-    def run(max_iteration, **kwargs):
+    from ssma_tf.config import ConfigWarning
+
+    def run(max_iteration, semi=False, unlabeled_data=None, **kwargs):
         lines = []
-        config = _config(tmp_path, semi=False, unlabeled_data=None, max_iteration=max_iteration)
+        config = _config(tmp_path, semi=semi, unlabeled_data=unlabeled_data, max_iteration=max_iteration)
         trainer = DepthPretrainer(config, log=lines.append, model_fn=lambda: build_tiny_model(depth_config(config)),
                                   **kwargs)
         trainer.train()
@@ -1617,8 +1619,17 @@ def test_a_resumed_depth_pretraining_keeps_its_colouring(tmp_path):
     resumed, lines = run(2)
     assert resumed.encoding == "jet_near_blue" and not [line for line in lines if "changed" in line], lines
     assert "jet_near_blue" in open(tmp_path / "run" / "config.yaml").read()
+    # Nor with a semi_supervised section that leaves the colouring at its default (helper 249: a
+    # DepthMix config reused went on reading jet_near_red); the warning says how to change it.
+    with pytest.warns(ConfigWarning, match=rf"^{re.escape(str(tmp_path / 'run'))} started reading modality 2 as "
+                                           r"jet_near_blue, and goes on so: the config's semi_supervised section "
+                                           r"leaves depth_encoding at its default, jet_near_red; give "
+                                           r"--depth-encoding jet_near_red to change it$"):
+        resumed, lines = run(3, semi={"method": "depthmix"}, unlabeled_data=str(tmp_path / "train.tfrecords"))
+    assert resumed.encoding == "jet_near_blue" and not [line for line in lines if "depth_encoding" in line], lines
+    assert "jet_near_blue" in open(tmp_path / "run" / "config.yaml").read()
     # Given otherwise, the change is named.
-    _, lines = run(3, encoding="jet_near_red")
+    _, lines = run(4, encoding="jet_near_red")
     assert any("semi_supervised.depth_encoding jet_near_blue -> jet_near_red" in line for line in lines), lines
 
 
@@ -1664,3 +1675,53 @@ def test_select_labels_replaces_an_earlier_selection_whole_and_names_folders_and
     err = capsys.readouterr().err
     assert re.search(r"warning: record\(s\) [0-3] of the selection have the same pooled depth as an image picked "
                      r"before them \(copies in train_data\?\): the pool holds 2 distinct images", err), err
+
+
+def test_the_border_augmentation_brings_into_a_mix_image_gets_no_pseudo_label(tmp_path):
+    """Helper 251: scaled down, an unlabeled image's border (black in every modality) took the
+    teacher's prediction, and the student learnt the teacher's class on black padding; a labeled
+    image's border was void. The released code crops inside its images: it has none."""
+    from ssma_tf.data import AugmentationConfig
+    from ssma_tf.data.unlabeled import build_mix_dataset
+    from ssma_tf.semi_supervised.mixing import confidence_weight, teacher_targets
+
+    records = _write_rgbd_records(tmp_path / "train.tfrecords", 4)
+    halved = dataclasses.replace(AugmentationConfig.disabled(), scale=True, scale_range=(0.5, 0.5), probability=1.0)
+    (images, labels, has_label, valid), = build_mix_dataset(
+        records, records, labeled=[0], height=H, width=W, batch_size=4, num_classes=7, augmentation=halved,
+        seed=1).take(1)
+    assert valid.shape == (4, H, W) and valid.dtype == tf.bool
+    # Halved about the centre: the middle half of each side is the image, the rest its border.
+    share = tf.reduce_mean(tf.cast(valid, tf.float32), axis=[1, 2]).numpy()
+    np.testing.assert_allclose(share, 0.25, atol=0.03)
+    border = ~valid.numpy()
+    assert not images[0].numpy()[border].any() and not images[1].numpy()[border].any()
+    assert not labels.numpy()[border].any() and not has_label.numpy().all()
+    # A teacher sure of class 3 everywhere: nothing of the border is a pseudo-label, labeled or not.
+    sure = tf.one_hot(tf.fill(labels.shape, 3), 7) * 0.99
+    for truth in (False, True):
+        probs = teacher_targets(sure, labels, has_label, valid, use_ground_truth=truth).numpy()
+        assert not probs[border].any() and (probs[~border].max(axis=-1) > 0).any()
+        # The confident share counts the image's pixels only, as where the released code has no border.
+        assert float(confidence_weight(probs, 0.968)) <= 0.25 + 0.03
+    labeled = has_label.numpy()
+    with_truth = teacher_targets(sure, labels, has_label, valid, use_ground_truth=True).numpy()
+    np.testing.assert_array_equal(with_truth[labeled].argmax(-1)[valid.numpy()[labeled]],
+                                  labels.numpy()[labeled][valid.numpy()[labeled]])
+
+
+def test_the_depth_colouring_check_names_a_damaged_file(tmp_path):
+    """Helper 249: a file cut short within its first records, or not a record file, was TensorFlow's
+    DataLossError traceback (exit 1) from the check that runs before training and selection."""
+    from ssma_tf.data.records import RecordError
+    from ssma_tf.semi_supervised.mixing import check_depth_colouring
+
+    whole = pathlib.Path(_write_rgbd_records(tmp_path / "train.tfrecords", 3)).read_bytes()
+    cut, text = tmp_path / "cut.tfrecords", tmp_path / "text.tfrecords"
+    cut.write_bytes(whole[:len(whole) // 3 + 100])  # the first record whole, the second cut
+    text.write_text("hello world\n")
+    for path, index in ((cut, 1), (text, 0)):
+        with pytest.raises(RecordError, match=rf"^{re.escape(str(path))}, record {index}: damaged \(.*\); the file is "
+                                              r"cut short, overwritten or not a TFRecord file: convert it again$"):
+            check_depth_colouring([str(path)], "jet_near_red", key="train_data", fix="")
+    check_depth_colouring([str(tmp_path / "train.tfrecords")], "jet_near_red", key="train_data", fix="")

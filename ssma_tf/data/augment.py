@@ -217,6 +217,7 @@ def augment_sample(
     config: AugmentationConfig,
     seed: tf.Tensor,
     modality2_interpolation: Union[str, Sequence[str]] = "nearest",
+    return_valid: bool = False,
 ) -> Dict[str, tf.Tensor]:
     """Jointly augments one decoded sample and resizes it to `height` x `width`.
 
@@ -229,6 +230,8 @@ def augment_sample(
         seed: Shape [2] integer tensor; the same seed gives the same augmentation.
         modality2_interpolation: "nearest" (depth-like maps) or "bilinear" for every modality
             after the first, or a list with one of them per modality 2, 3, ...
+        return_valid: the dict also holds bool `valid` (height, width), False at the pixels
+            from outside the source image (what scaling down, rotation and skew bring in).
 
     Returns:
         A dict with float32 `modality1` (and `modality2`, ...) of shape (height, width, 3),
@@ -263,6 +266,8 @@ def augment_sample(
             image = _bilinear(tf.cast(sample[name], tf.float32), transform, out_size)
             image = image * tf.cast(valid, tf.float32)[..., tf.newaxis]
         out[name] = tf.ensure_shape(image, [height, width, 3])
+    if return_valid:
+        out["valid"] = tf.ensure_shape(valid, [height, width])
     return out
 
 

@@ -246,7 +246,10 @@ def build_mix_dataset(
             ClassMix, on whatever images the model reads (an RGB-only AdapNet++: one).
 
     Returns:
-        A repeated dataset; `label` is int32 (B, H, W) and `has_label` bool (B,).
+        A repeated dataset of `(images, label, has_label, valid)`: `label` int32 (B, H, W),
+        `has_label` bool (B,), `valid` bool (B, H, W), False on the border that augmentation
+        brings in from outside an image (void in a label; an unlabeled image's pseudo-label
+        must leave it out too).
 
     Raises:
         UnlabeledDataError: records without modality 2 (with `depth`) or with fewer than N
@@ -284,11 +287,11 @@ def build_mix_dataset(
             sample_seed = tf.stack([tf.constant(seed + offset, tf.int64), index])
             sample = augment_sample(decode_record(serialized, modalities), height=height, width=width,
                                     config=augmentation, seed=sample_seed,
-                                    modality2_interpolation=modality2_interpolation)
+                                    modality2_interpolation=modality2_interpolation, return_valid=True)
             label = sample["label"]
             label = tf.where(label >= num_classes, tf.zeros_like(label), label)
             images = tuple(sample[schema.modality_key(i)] for i in range(1, modalities + 1))
-            return (images, label, tf.constant(flag))
+            return (images, label, tf.constant(flag), sample["valid"])
 
         return indexed.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from ssma_tf import training
-from ssma_tf.config import ConfigError
+from ssma_tf.config import ConfigError, ConfigWarning
 from ssma_tf.config.runs import saved_run_config
 from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS, SemiSupervisedConfig
 from ssma_tf.constants import ADAPNET_PP
@@ -122,16 +123,36 @@ class DepthPretrainer(training.Trainer):
 
     PRETRAINING = DEPTH_PRETRAINING
 
+    @staticmethod
+    def _resumed_encoding(config: Any) -> Optional[str]:
+        """The colouring the run resumed in `config.checkpoint` started with, where the config
+        leaves its own at the default (None: the config's, or no run there).
+
+        A resumed run keeps the colouring it started with: resumed from the original config,
+        whose section is unset, it went on reading jet_near_red, the depth reversed halfway
+        (helper 138); so did a config whose section sets other keys (helper 249). A config that
+        says another colouring than the default is followed; the default is followed where
+        `--depth-encoding` gives it, and otherwise said in a warning.
+        """
+        saved = saved_run_config(config.checkpoint).get("semi_supervised")
+        kept = saved.get("depth_encoding") if isinstance(saved, dict) else None
+        default = SemiSupervisedConfig().depth_encoding
+        if kept not in DEPTH_ENCODINGS or kept == default:
+            return None
+        if config.semi_supervised is None:
+            return kept
+        if config.semi_supervised.depth_encoding != default:
+            return None  # said in the config: its `note` line tells of the change
+        warnings.warn(f"{config.checkpoint} started reading modality 2 as {kept}, and goes on so: the config's "
+                      f"semi_supervised section leaves depth_encoding at its default, {default}; give "
+                      f"--depth-encoding {default} to change it", ConfigWarning, stacklevel=3)
+        return kept
+
     def __init__(self, config: Any, selected: Optional[Sequence[int]] = None, encoding: Optional[str] = None,
                  **kwargs: Any):
         self.selected = None if selected is None else list(selected)
-        if encoding is None and config.semi_supervised is None:
-            # A resumed run keeps the colouring it started with (before: resumed from the original
-            # config, whose section is unset, it went on reading jet_near_red, the depth reversed
-            # halfway; helper 138).
-            saved = saved_run_config(config.checkpoint).get("semi_supervised")
-            if isinstance(saved, dict) and saved.get("depth_encoding") in DEPTH_ENCODINGS:
-                encoding = saved["depth_encoding"]
+        if encoding is None:
+            encoding = self._resumed_encoding(config)
         if encoding is None:
             encoding = config.semi_supervised.depth_encoding if config.semi_supervised is not None else "jet_near_red"
         else:
@@ -169,7 +190,7 @@ class DepthPretrainer(training.Trainer):
             num_classes=DEPTH_CHANNELS, augmentation=config.augmentation,
             seed=(config.seed or 0) + 7919 * context.input_pipeline_id + seed_offset,
             modality2_interpolation=config.interpolations)
-        return dataset.map(lambda inputs, label, has_label: inputs)
+        return dataset.map(lambda inputs, label, has_label, valid: inputs)
 
     def _make_train_function(self) -> Any:
         self._note_no_xla("depth pretraining")

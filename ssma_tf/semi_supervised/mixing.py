@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
+from ssma_tf.data.records import iterate_records
 from ssma_tf.data.unlabeled import UnlabeledDataError, decode_record
 from ssma_tf.modalities.colorize import jet_colormap
 
@@ -169,6 +170,28 @@ def label_probabilities(labels: Any, num_classes: int) -> Any:
     return tf.one_hot(labels, num_classes, dtype=tf.float32) * known
 
 
+def teacher_targets(probs: Any, labels: Any, has_label: Any, valid: Any, *, use_ground_truth: bool) -> Any:
+    """The probabilities a mix image's pseudo-labels come from.
+
+    Args:
+        probs: float32 (B, H, W, C), the teacher's prediction.
+        labels: int (B, H, W) class ids, 0 void; read where `has_label` (and `use_ground_truth`).
+        has_label: bool (B,): the image is labeled.
+        valid: bool (B, H, W): False on the border augmentation brought in from outside the image.
+        use_ground_truth: labeled images give their labels (`label_probabilities`), not the
+            teacher's prediction.
+
+    Returns:
+        float32 (B, H, W, C), all zero on the border: such a pixel is void, as a labeled image's
+        border is (before, an unlabeled image's border took the teacher's prediction on black
+        pixels, and the student learnt it; the released code crops inside its images and has no
+        border; helper 251).
+    """
+    if use_ground_truth:
+        probs = tf.where(has_label[:, None, None, None], label_probabilities(labels, probs.shape[-1]), probs)
+    return probs * tf.cast(valid, probs.dtype)[..., None]
+
+
 def confidence_weight(probs: Any, threshold: float) -> Any:
     """The fraction of pixels whose largest probability is at least `threshold` (one scalar).
 
@@ -261,9 +284,13 @@ def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str
         UnlabeledDataError: naming the file, the encoding and the share of pixels off its map.
     """
     for path in files:
-        for index, record in enumerate(tf.data.TFRecordDataset(path).take(CHECKED_RECORDS)):
+        # A damaged file is named by `iterate_records` (before: TensorFlow's DataLossError traceback,
+        # exit 1, for a file cut short within its first records or not a record file; helper 249).
+        for index, record in iterate_records(path):
+            if index >= CHECKED_RECORDS:
+                break
             try:
-                features = tf.train.Example.FromString(record.numpy()).features.feature
+                features = tf.train.Example.FromString(record).features.feature
             except Exception as error:  # protobuf's own DecodeError type
                 raise UnlabeledDataError(f"record {index} is not a tf.train.Example ({type(error).__name__})",
                                          path) from None

@@ -43,10 +43,10 @@ from ssma_tf.semi_supervised.mixing import (
     confidence_weight,
     decode_nearness,
     depthmix_mask,
-    label_probabilities,
     mix,
     off_map_images,
     take_off_map_term,
+    teacher_targets,
 )
 from ssma_tf.summaries import write_images, write_scalar
 from ssma_tf.training.step import (
@@ -172,12 +172,10 @@ class SemiSupervisedTrainer(training.Trainer):
         teacher_training = semi.teacher_batch_norm == "batch"
         decayed = decayed_weights(model)
 
-        def mixed_batch(mix_inputs, mix_labels, has_label):
+        def mixed_batch(mix_inputs, mix_labels, has_label, valid):
             probs = teacher(self._model_inputs(mix_inputs), training=teacher_training, return_all=False)
             probs = tf.stop_gradient(tf.cast(probs, tf.float32))
-            if semi.use_ground_truth:
-                truth = label_probabilities(mix_labels, num_classes)
-                probs = tf.where(has_label[:, None, None, None], truth, probs)
+            probs = teacher_targets(probs, mix_labels, has_label, valid, use_ground_truth=semi.use_ground_truth)
             # Image k is pasted over image k - 1 (mod B): each image is once "i", once "j".
             other = lambda x: tf.roll(x, shift=1, axis=0)  # noqa: E731
             if semi.method == "depthmix":
@@ -199,7 +197,7 @@ class SemiSupervisedTrainer(training.Trainer):
             weight = confidence_weight(mixed_probs, semi.confidence)
             return tuple(mixed), pseudo, weight, mask, off_map
 
-        def replica_step(inputs, labels, mix_inputs, mix_labels, has_label):
+        def replica_step(inputs, labels, mix_inputs, mix_labels, has_label, valid):
             variables = model.trainable_variables
             labeled = supervised_pass(model, optimizer, inputs, labels, aux_weights=aux_weights,
                                       decayed=decayed, weight_decay=config.weight_decay,
@@ -212,7 +210,7 @@ class SemiSupervisedTrainer(training.Trainer):
             # step's peak memory is one pass's plus the gradients and the teacher.
             with tf.control_dependencies([g for g in gradients if g is not None]):
                 mix_inputs = tf.nest.map_structure(tf.identity, mix_inputs)
-            mixed, pseudo, weight, mask, off_map = mixed_batch(mix_inputs, mix_labels, has_label)
+            mixed, pseudo, weight, mask, off_map = mixed_batch(mix_inputs, mix_labels, has_label, valid)
             with tf.GradientTape() as tape:
                 mixed_outputs = model(self._model_inputs(mixed), training=True, return_all=True)
                 consistency = weighted_cross_entropy(pseudo, mixed_outputs["softmax"], num_classes)
@@ -237,9 +235,9 @@ class SemiSupervisedTrainer(training.Trainer):
         @tf.function
         def train_function(iterator):
             inputs, labels = next(iterator)
-            mix_inputs, mix_labels, has_label = next(self.mix_iterator)
+            mix_inputs, mix_labels, has_label, valid = next(self.mix_iterator)
             loss, terms, preview, truth = strategy.run(
-                replica_step, args=(inputs, labels, mix_inputs, mix_labels, has_label))
+                replica_step, args=(inputs, labels, mix_inputs, mix_labels, has_label, valid))
             mean_teacher.maybe_update()
             # The α the teacher last moved with (before: the next update's, also logged on the
             # steps of `ema_every` > 1 where the teacher did not move; helper 156).
