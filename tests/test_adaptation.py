@@ -94,6 +94,11 @@ def test_views_of_an_image_show_the_image_where_the_matrices_say():
         x, y, _ = matrix @ np.array([j + 0.5, i + 0.5, 1.0])
         src = image.numpy()[min(int(y), H - 1), min(int(x), W - 1)]
         np.testing.assert_allclose(views[2, i, j], src, atol=1e-3)
+    # An image of a size known only when the graph runs renders the same views (before: a
+    # TypeError from the branch written for it; helper 252).
+    unknown = tf.function(lambda image, matrices: render_views(image, matrices, "nearest"),
+                          input_signature=[tf.TensorSpec([None, None, 3]), tf.TensorSpec([None, 3, 3])])
+    np.testing.assert_array_equal(unknown(image, to_image).numpy(), views)
 
 
 # --- Pseudo-labels -------------------------------------------------------------------------

@@ -119,6 +119,7 @@ def warp(
     """Samples `images` (N, H, W, C) at `output_to_input` (N, 3, 3) into (N, *size, C).
 
     Args:
+        size: the output's height and width: numbers, or scalar tensors.
         interpolation: "bilinear" or "nearest".
         fill: "nearest" repeats the border (for images), "constant" gives zeros outside (for
             predictions and coverage masks).
@@ -127,7 +128,9 @@ def warp(
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=tf.cast(images, tf.float32),
         transforms=transforms,
-        output_shape=tf.constant(size, tf.int32),
+        # Sizes known only when the graph runs too (`render_views` of an image of unknown size;
+        # before: `tf.constant` refused them, helper 252).
+        output_shape=tf.cast(tf.stack(size), tf.int32),
         fill_value=0.0,
         interpolation=interpolation.upper(),
         fill_mode=fill.upper(),
