@@ -286,6 +286,16 @@ def test_compile_refuses_what_fit_would_not_apply_to_the_released_loss():
         model.compile(optimizer="adam", loss={"softmax": ReleasedLoss()})
     model.compile(optimizer="adam", loss=[ReleasedLoss()])
     assert isinstance(model.loss, ReleasedLoss)  # unwrapped: the auxiliary heads are trained
+    # One loss per output (helper 253: fit failed with "'NoneType' object has no attribute 'loss'").
+    loss = "sparse_categorical_crossentropy"
+    for several, given in (({"softmax": loss, "aux_up2": loss, "aux_up1": loss, "logits": None},
+                            r"a dict of \['aux_up1', 'aux_up2', 'logits', 'softmax'\]"),
+                           ([loss, loss, loss, None], "a list of 4")):
+        with pytest.raises(ValueError, match=rf"^loss is {given}: the model's loss is given its softmax alone, not "
+                                             r"one output each \(its auxiliary heads are weighed by "
+                                             r"ReleasedLoss\(aux_weights=\.\.\.\)\): give one loss$"):
+            model.compile(optimizer="adam", loss=several)
+    model.compile(optimizer="adam", loss=[loss])  # one loss in a list: the softmax's, as Keras takes it
     with pytest.raises(ValueError, match=r"ReleasedLoss computes in float32 .*got dtype='float16'"):
         ReleasedLoss(dtype="float16")
     assert ReleasedLoss(dtype="float32").dtype == "float32"

@@ -45,6 +45,13 @@ class SegmenterTraining:
         if any(reads_all(candidate) for candidate in held):
             raise ValueError(f"{type(next(c for c in held if reads_all(c))).__name__} reads every output of the "
                              "model itself (the main and auxiliary heads): give it alone, loss=ReleasedLoss()")
+        several = isinstance(loss, Mapping) or isinstance(loss, (list, tuple)) and len(loss) > 1
+        if several:
+            # Before: Keras' loss container, handed the softmax alone by `compute_loss`, failed in
+            # fit with "'NoneType' object has no attribute 'loss'" (helper 253).
+            given = f"a dict of {sorted(loss)}" if isinstance(loss, Mapping) else f"a list of {len(loss)}"
+            raise ValueError(f"loss is {given}: the model's loss is given its softmax alone, not one output each "
+                             "(its auxiliary heads are weighed by ReleasedLoss(aux_weights=...)): give one loss")
         if reads_all(loss) and loss_weights is not None:
             # Before: fit called the loss directly and left the weight out; evaluate applied it.
             raise ValueError(f"loss_weights is not applied to {type(loss).__name__}, which weighs the auxiliary "
