@@ -208,13 +208,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             how = "lower the config's learning_rate (--set learning_rate=...) or change --depth-student-steps"
         return fail(f"the depth student stopped ({reason}); {kept}: {how}, and run again with --overwrite", 1)
-    copies = [f"{index}" for index, distance in zip(selection.order, selection.distance) if distance == 0]
+    copies = [str(index) for index, distance in zip(selection.order, selection.distance) if distance == 0]
     if copies:
         # Before: picked without a word once the distinct images ran out; the released selection
         # stops there (helper 250).
+        import numpy as np
+
+        distinct = len(np.unique(np.asarray(features), axis=0))
         print(f"warning: record(s) {', '.join(copies)} of the selection have the same pooled depth as an image "
-              f"picked before them (copies in train_data?): the pool holds {len(features) - _copies(features)} "
-              "distinct images, and labelling a copy adds nothing", file=sys.stderr)
+              f"picked before them (copies in train_data?): the pool holds {distinct} distinct images, and "
+              "labelling a copy adds nothing", file=sys.stderr)
     scores = os.path.join(args.output, "scores.csv")
     with atomic_write(scores) as stream:
         stream.write("pick,record,distance,difficulty_bias\n")
@@ -223,13 +226,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             stream.write(f"{rank},{index},{distance:.6g},{bias:.6g}\n")
     print(f"scores: {scores}")
     return 0
-
-
-def _copies(features) -> int:
-    """How many rows of `features` repeat an earlier row exactly."""
-    import numpy as np
-
-    return len(features) - len(np.unique(np.asarray(features), axis=0))
 
 
 if __name__ == "__main__":

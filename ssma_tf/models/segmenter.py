@@ -45,8 +45,7 @@ class SegmenterTraining:
         if any(reads_all(candidate) for candidate in held):
             raise ValueError(f"{type(next(c for c in held if reads_all(c))).__name__} reads every output of the "
                              "model itself (the main and auxiliary heads): give it alone, loss=ReleasedLoss()")
-        several = isinstance(loss, Mapping) or isinstance(loss, (list, tuple)) and len(loss) > 1
-        if several:
+        if isinstance(loss, Mapping) or (isinstance(loss, (list, tuple)) and len(loss) > 1):
             # Before: Keras' loss container, handed the softmax alone by `compute_loss`, failed in
             # fit with "'NoneType' object has no attribute 'loss'" (helper 253).
             given = f"a dict of {sorted(loss)}" if isinstance(loss, Mapping) else f"a list of {len(loss)}"

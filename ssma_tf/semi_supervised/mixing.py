@@ -15,6 +15,7 @@ resumed run draws what an uninterrupted one would have drawn.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import numpy as np
@@ -286,9 +287,7 @@ def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str
     for path in files:
         # A damaged file is named by `iterate_records` (before: TensorFlow's DataLossError traceback,
         # exit 1, for a file cut short within its first records or not a record file; helper 249).
-        for index, record in iterate_records(path):
-            if index >= CHECKED_RECORDS:
-                break
+        for index, record in itertools.islice(iterate_records(path), CHECKED_RECORDS):
             try:
                 features = tf.train.Example.FromString(record).features.feature
             except Exception as error:  # protobuf's own DecodeError type
