@@ -900,6 +900,20 @@ def test_the_label_histograms_cover_the_classes_the_label_maps_do(tmp_path):
     assert not record_label_histograms(unlabeled)[:, 1:].any()
 
 
+def test_a_damaged_record_of_an_unlabeled_pool_is_named(tmp_path):
+    """The pool is read without labels: a damaged record was reported as "record 0: no 'label'
+    bytes feature" (helper 257), the file's first, whole record, as if the pool needed labels."""
+    from ssma_tf.data.records import RecordError
+    from ssma_tf.semi_supervised.selection import pooled_depth_features, record_label_histograms
+
+    pool = pathlib.Path(_write_rgbd_records(tmp_path / "pool.tfrecords", 3, label_feature=False))
+    whole = pool.read_bytes()
+    pool.write_bytes(whole[: len(whole) - 100])
+    for read in (pooled_depth_features, record_label_histograms):
+        with pytest.raises(RecordError, match=rf"^{pool}, record 2: damaged"):
+            read(str(pool))
+
+
 def test_every_record_the_selection_reads_must_hold_depth(tmp_path):
     """The start checks a file's first records only: photos after two depth records were read as
     depth, and the picks rested on noise."""

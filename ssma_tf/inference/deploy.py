@@ -184,7 +184,7 @@ def calibration_batches(
         raise CalibrationError(f"calibration records {', '.join(records)}: {error}") from None
     batches = []
     # A damaged record: its file and index (before: TensorFlow's DataLossError traceback).
-    with naming_damaged_records(list(records), read):
+    with naming_damaged_records(list(records), read, labeled=False):  # images only (helper 257)
         for sample in dataset.take(samples):
             # An expert of modality k keeps the k-th.
             batches.append([np.asarray(sample[modality_key(index)], np.float32)[np.newaxis]

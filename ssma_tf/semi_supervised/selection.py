@@ -152,7 +152,7 @@ def pooled_depth_features(file_patterns: FilePatterns, encoding: str = "jet_near
     files = list_record_files(file_patterns)
     features = []
     # A unimodal record (no depth) fails to decode: name its file and index, not TensorFlow's reshape.
-    with naming_damaged_records(files, modalities=2):
+    with naming_damaged_records(files, modalities=2, labeled=False):  # a pool has no labels (helper 257)
         for path in files:
             for index, record in enumerate(tf.data.TFRecordDataset(path)):
                 cells, off, valid = _pooled_cells(decode_record(record), encoding, grid)
@@ -209,7 +209,7 @@ def record_label_histograms(file_patterns: FilePatterns) -> np.ndarray:
             schema.LABEL: tf.io.FixedLenFeature([], tf.string, default_value="")}
     histograms = []
     files = list_record_files(file_patterns)
-    with naming_damaged_records(files, modalities=1):
+    with naming_damaged_records(files, modalities=1, labeled=False):  # all void without a label
         for path in files:
             for record in tf.data.TFRecordDataset(path):
                 features = tf.io.parse_single_example(record, spec)

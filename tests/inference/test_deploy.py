@@ -560,6 +560,21 @@ def test_calibration_needs_enough_records(records, tmp_path, capsys):
     deploy.check_calibration_records([str(cut)], 4)
     with pytest.raises(RecordError, match=rf"^{cut}, record 3: damaged"):
         deploy.calibration_batches([str(cut)], modalities=1, size=(HEIGHT, WIDTH), samples=4)
+    # The same in records without labels (ssma-convert --unlabeled), which calibrate too (helper
+    # 257: "record 0: no 'label' bytes feature", as if they had to hold labels).
+    import tensorflow as tf
+
+    from ssma_tf.data.schema import encode_example
+
+    unlabeled = tmp_path / "unlabeled.tfrecords"
+    with tf.io.TFRecordWriter(str(unlabeled)) as writer:
+        for seed in range(4):
+            writer.write(encode_example(np.random.default_rng(seed).integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8),
+                                        None))
+    whole = unlabeled.read_bytes()
+    unlabeled.write_bytes(whole[: len(whole) - 100])
+    with pytest.raises(RecordError, match=rf"^{unlabeled}, record 3: damaged"):
+        deploy.calibration_batches([str(unlabeled)], modalities=1, size=(HEIGHT, WIDTH), samples=4)
     status = _load_tool("export").main(["--checkpoint", str(tmp_path / "not_there.weights.h5"), "--model",
                                         "AdapNet_pp", "--num_classes", "4", "--format", "tflite", "--int8",
                                         "--calibration", records["fusion"], "--calibration_samples", "5",
