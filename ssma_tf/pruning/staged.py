@@ -348,6 +348,12 @@ def _save(model: keras.Model, path: pathlib.Path) -> None:
         model.save(partial)
 
 
+def _copy(source: pathlib.Path, path: pathlib.Path) -> None:
+    """A stage's network that fine-tuning left as it was pruned: its file copied, not written again."""
+    with atomic_path(path) as partial:
+        shutil.copyfile(source, partial)
+
+
 def _check_stage_list(previous: dict, stages: Sequence[Stage], report_path: pathlib.Path,
                       log: Callable[[str], None]) -> None:
     """A resumed run may change the stages it has not finished (a stage list refused mid-way, say
@@ -623,6 +629,7 @@ def run(
                 model = None
                 continue
             pruned_path = folder / "pruned.keras"
+            saved = None  # the network pruned.keras holds, where this run wrote it
             if pruned_path.exists():  # the network before it is not needed (before: loaded all the same)
                 done_before = "kept" if method == CONTROL else "pruned"
                 log(f"stage {index} ({stage.spec}): {done_before} before, in {pruned_path}")
@@ -634,6 +641,7 @@ def run(
             if not pruned_path.exists() and method == CONTROL:
                 log(f"stage {index} ({stage.spec}): the control prunes nothing")
                 _save(model, pruned_path)
+                saved = model
             elif not pruned_path.exists():
                 check_stage_fits(model, stage, method, index, channel_multiple)  # before its "ranking" line
                 batches = make_train_dataset(config).take(rank_batches) if method != "l1" else None
@@ -644,6 +652,7 @@ def run(
                     pruned = prune_stage(model, stage, method, index, batches, channel_multiple,
                                          tuple(config.aux_loss_weights))
                 _save(pruned, pruned_path)
+                saved = pruned
             if finetune_steps > 0:
                 tune = config.without_starting_weights(
                     checkpoint=str(folder / "checkpoints"), max_iteration=finetune_steps,
@@ -654,10 +663,17 @@ def run(
                                   log=log)
                 trainer.run()  # names a damaged training record's file and index
                 model = trainer.model
+            elif saved is not None:
+                # Used as it is: before, read back from the file it was just written to (6 s for
+                # AdapNet++ on one core), and written again as the stage's network.
+                model = saved
             else:
                 model = _load(pruned_path, f"ranks stage {index} again")
             record(index, model)
-            _save(model, final)
+            if finetune_steps > 0:
+                _save(model, final)
+            else:
+                _copy(pruned_path, final)
             _remove_stage_folder(folder, final, log)
         return report
 

@@ -40,11 +40,17 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
         return rank(method, model, maps, batches, loss_fn)
 
     monkeypatch.setattr(staged, "rank", recording_rank)
+    loaded = []
+    load = staged._load
+    monkeypatch.setattr(staged, "_load", lambda path, redo: loaded.append(path) or load(path, redo))
     out = run_folder / "out"
     args = command(run_folder, "--stages", "block4:0.05", "-o", str(out), "--finetune-steps", "0",
                    "--rank-batches", "1", "--latency-runs", "1", "--channel-multiple", "8",
                    "--set", "aux_loss_weights=[0.3, 0.2]")
     assert prune_cli.main(args) == 0
+    # Without fine-tuning, the pruned network is measured as it is and its file copied to
+    # stage1.keras (before: read back from stage1/pruned.keras, then written again).
+    assert loaded == []
     # The Taylor ranking differentiates the config's training loss, auxiliary weights included.
     assert [loss.aux_weights for loss in losses] == [(0.3, 0.2)]
     report = json.loads((out / "report.json").read_text())
