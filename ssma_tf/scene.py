@@ -35,7 +35,7 @@ from ssma_tf.config import ConfigWarning
 from ssma_tf.constants import ADAPNET_PP_BACKBONE, EASPP_RATES
 from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_line
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records, modalities_per_file
-from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids
+from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids, naming_damaged_scene_records
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import (atomic_path, atomic_write, file_sizes, folder_held, leftover_temporaries, remove_path,
                            size_changes)
@@ -295,11 +295,13 @@ def train_scene_classifier(
                 + ("" if seed is None else f" (skipping the {start} batches it read)"))
             if seed is not None:
                 dataset = dataset.skip(start)
-            return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps, resume)
+            with naming_damaged_scene_records(train_data):
+                return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps, resume)
         for encoder, source in zip(model.encoders, experts or ()):
             encoder.set_weights(expert_weights[os.fspath(source)])
             log(f"{source}: loaded into the {encoder.name} expert")
-        return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
+        with naming_damaged_scene_records(train_data):
+            return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
 
 
 def _saved_step(weights: str) -> Optional[int]:
@@ -614,9 +616,10 @@ def evaluate_scene_classifier(
     if extra:
         # Before: evaluated on their first modalities without a word, as training warned (helper 245).
         warnings.warn(extra, ConfigWarning, stacklevel=2)
-    for views, truth in dataset:
-        predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
-        np.add.at(confusion, (truth.numpy(), predicted), 1)
-        if progress is not None:
-            progress(int(confusion.sum()), total)
+    with naming_damaged_scene_records(test_data):
+        for views, truth in dataset:
+            predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
+            np.add.at(confusion, (truth.numpy(), predicted), 1)
+            if progress is not None:
+                progress(int(confusion.sum()), total)
     return scene_metrics(confusion, class_names)

@@ -554,6 +554,14 @@ def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
                            match=r"empty\.tfrecords: key 'target_data': the records hold no image$"):
             adaptation.AdaptationTrainer(_config(tmp_path, target_data=str(empty), adaptation={"method": method}),
                                          log=lambda line: None)
+    # A file cut inside a record's header (helper 259: trained without its last record, without a word).
+    from ssma_tf.data.records import RecordError
+
+    stray = tmp_path / "stray.tfrecords"
+    stray.write_bytes(pathlib.Path(_write_records(tmp_path / "whole.tfrecords", 2, style="target")).read_bytes()
+                      + b"\x05\x00\x00")
+    with pytest.raises(RecordError, match=rf"^{stray}: ends with 3 stray bytes after record 1: the file was cut short"):
+        adaptation.AdaptationTrainer(_config(tmp_path, target_data=str(stray)), log=lambda line: None)
     weights = tmp_path / "weights.json"
     importance.write_weights(str(weights), [unimodal], [2], np.ones((2, 7)), ["c"] * 7)
     with pytest.raises(importance.ImportanceWeightsError, match="other images"):
@@ -767,6 +775,19 @@ def test_importance_counts_feed_the_model_the_modality_it_was_trained_on(tmp_pat
     np.testing.assert_array_equal(rgb, [[0, 0, H * W]] * 2)
     with pytest.raises(ValueError, match="modality2"):
         predicted_class_counts(model, [path], modalities=1, input_modality="modality2", **common)
+    # A damaged record after good ones (ssma-importance-weights): its file and index, not
+    # TensorFlow's reshape traceback (helper 256).
+    from ssma_tf.data.records import RecordError
+
+    damaged = str(tmp_path / "damaged.tfrecords")
+    example = tf.train.Example.FromString(encode_example(np.zeros((H, W, 3), np.uint8), None,
+                                                         np.zeros((H, W, 3), np.uint8)))
+    example.features.feature["modality1"].bytes_list.value[:] = [bytes(100)]
+    with tf.io.TFRecordWriter(damaged) as writer:
+        for record in [*tf.data.TFRecordDataset(path).as_numpy_iterator(), example.SerializeToString()]:
+            writer.write(record)
+    with pytest.raises(RecordError, match=rf"^{damaged}, record 2: modality1 holds 100 bytes"):
+        predicted_class_counts(model, [damaged], modalities=2, **common)
     # An expert of modality 3 gets modality 3; SSMA over three modalities gets all three.
     three = str(tmp_path / "three.tfrecords")
     dark, bright = np.zeros((H, W, 3), np.uint8), np.full((H, W, 3), 255, np.uint8)

@@ -452,6 +452,31 @@ def test_class_ids_past_the_range_damaged_records_and_grouped_lists_are_named(re
     assert mixed.order_warning() is None and type(found)(found.ids[:200], found.places[:200]).order_warning() is None
 
 
+@pytest.mark.filterwarnings("ignore:no experts given:ssma_tf.config.ConfigWarning")
+def test_an_image_of_the_wrong_byte_count_is_named_by_training_and_evaluation(records, tmp_path, tiny_backbone):
+    """The check before the loops reads the class ids only: an image of the wrong byte count was
+    TensorFlow's reshape traceback from training's fit and from the evaluation (helper 256)."""
+    import tensorflow as tf
+
+    from ssma_tf.models.scene import SSMASceneClassifier
+
+    read = [r.numpy() for r in tf.data.TFRecordDataset(str(records / "scenes.tfrecords"))]
+    example = tf.train.Example.FromString(read[1])
+    example.features.feature["modality1"].bytes_list.value[:] = [bytes(100)]
+    short = tmp_path / "short.tfrecords"
+    with tf.io.TFRecordWriter(str(short)) as writer:
+        for record in [read[0], example.SerializeToString(), *read[2:]]:
+            writer.write(record)
+    named = rf"^{re.escape(str(short))}, record 1: modality1 holds 100 bytes"
+    with pytest.raises(UserInputError, match=named):
+        evaluate_scene_classifier(SSMASceneClassifier(3, num_modalities=2, input_size=(16, 16),
+                                                      backbone=tiny_backbone), str(short))
+    with pytest.raises(UserInputError, match=named):
+        train_scene_classifier(str(short), str(tmp_path / "run"), num_classes=3, modalities=2, height=16, width=16,
+                               steps=len(read), batch_size=len(read), backbone=tiny_backbone, seed=0)
+    assert not (tmp_path / "run" / "scene.keras").exists()
+
+
 def test_scene_lists_are_checked_whole_before_any_image_is_decoded(records, tmp_path, monkeypatch):
     """Helper 115: a missing image or a class id too large was found at its line, after every image
     before it was decoded; '²' was a traceback; lists lacked the segmentation lists' hints."""

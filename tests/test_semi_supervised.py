@@ -400,6 +400,13 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
         pass
     with pytest.raises(UserInputError, match="unlabeled_data.*no image"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=str(empty)))
+    # Depth pretraining reads train_data without labels when unlabeled_data is not set: the
+    # message named unlabeled_data, a key the config did not have (helper 256).
+    from ssma_tf.data.unlabeled import build_mix_dataset
+
+    with pytest.raises(UserInputError, match=r"key 'train_data': the records hold no image"):
+        build_mix_dataset(str(empty), str(empty), labeled=None, height=H, width=W, batch_size=1, num_classes=3,
+                          unlabeled_key="train_data")
     rgb_only = tmp_path / "rgb_only.tfrecords"
     with tf.io.TFRecordWriter(str(rgb_only)) as writer:  # before: ParseExample's traceback
         writer.write(encode_example(np.zeros((H, W, 3), np.uint8), None))
@@ -898,6 +905,20 @@ def test_the_label_histograms_cover_the_classes_the_label_maps_do(tmp_path):
     assert classes_covered(histograms, [0, 1, 2, 3])  # the pool's labels hold classes
     unlabeled = _write_rgbd_records(tmp_path / "unlabeled.tfrecords", 2, label_feature=False)
     assert not record_label_histograms(unlabeled)[:, 1:].any()
+
+
+def test_images_of_the_wrong_byte_count_are_named_by_the_depth_colouring_check(tmp_path):
+    """Helper 256: the check that ssma-select-labels, ssma-pretrain-depth and DepthMix training run
+    first decoded its records unguarded: TensorFlow's reshape traceback, exit 1."""
+    from ssma_tf.data.records import RecordError
+    from ssma_tf.semi_supervised.mixing import check_depth_colouring
+
+    example = tf.train.Example.FromString(encode_example(np.zeros((H, W, 3), np.uint8), None,
+                                                         np.zeros((H, W, 3), np.uint8)))
+    example.features.feature["modality2"].bytes_list.value[:] = [bytes(100)]
+    short = _write_rgbd_records(tmp_path / "short.tfrecords", 0, extra=[example.SerializeToString()])
+    with pytest.raises(RecordError, match=rf"^{short}, record 0: modality2 holds 100 bytes"):
+        check_depth_colouring([short], "jet_near_red", key="train_data", fix="-")
 
 
 def test_a_damaged_record_of_an_unlabeled_pool_is_named(tmp_path):

@@ -19,7 +19,7 @@ from ssma_tf.adaptation.views import render_views, sample_group
 from ssma_tf.data import schema
 from ssma_tf.data.augment import resize_sample
 from ssma_tf.resampling import modality_interpolations
-from ssma_tf.data.pipeline import FilePatterns, check_first_record, list_record_files
+from ssma_tf.data.pipeline import FilePatterns, check_first_record, list_record_files, naming_damaged_records
 from ssma_tf.data.unlabeled import decode_record
 
 SHUFFLE_BUFFER = 128
@@ -156,10 +156,12 @@ def predicted_class_counts(
         return tf.reduce_sum(tf.one_hot(predicted, num_classes, dtype=tf.int32), axis=[1, 2])
 
     counts = []
-    for inputs in dataset:
-        counts.append(count(inputs).numpy())
-        if progress is not None:
-            progress(sum(len(c) for c in counts))
+    # A damaged record: its file and index (helper 256: TensorFlow's traceback, after the records before it).
+    with naming_damaged_records(list(files), modalities, labeled=False):
+        for inputs in dataset:
+            counts.append(count(inputs).numpy())
+            if progress is not None:
+                progress(sum(len(c) for c in counts))
     return np.concatenate(counts, 0) if counts else np.zeros((0, num_classes), np.int64)
 
 

@@ -42,7 +42,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
 from ssma_tf.data.datasets import class_names_or_generic
 from ssma_tf.data.pipeline import check_first_record, config_dataset, list_record_files
-from ssma_tf.data.records import modalities_held
+from ssma_tf.data.records import count_records, modalities_held, refuse_stray_bytes
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
@@ -70,6 +70,7 @@ def check_target_records(config: Any) -> list[str]:
         TargetDataError: naming the file when its records hold fewer images than the model
             reads (SSMA's N, or the index of an AdapNet++ expert's `input_modality`), or the
             files when none holds a record.
+        RecordError: a file that ends inside a record's header (its last record lost).
     """
     files = list_record_files(config.target_data)
     needed = config.record_modalities
@@ -78,6 +79,8 @@ def check_target_records(config: Any) -> list[str]:
         # Before: TensorFlow's "End of sequence" at the first step, after the model was built.
         raise TargetDataError("key 'target_data': the records hold no image", ", ".join(files))
     for path, present in zip(files, held):
+        # A file cut inside a record's header: the reader would pass its last record over (helper 259).
+        refuse_stray_bytes(path, *count_records(path))
         if present is not None and present < needed:
             reads = (f"its {needed} modalities" if config.is_fusion
                      else f"{config.input_modality} ({config.model} on {config.input_modality})")

@@ -27,6 +27,7 @@ from ssma_tf.data.convert import shard_set
 from ssma_tf.resampling import modality_interpolations
 from ssma_tf.data.records import (
     RecordError, count_records, find_damaged_record, first_example, label_ids_warning, modalities_held,
+    refuse_stray_bytes,
 )
 from ssma_tf.files import matched_files
 from ssma_tf.lists import MissingFileError
@@ -89,7 +90,9 @@ def list_record_files(file_patterns: FilePatterns, several_sets: bool = False) -
 
 
 # Reader and decoding errors that a damaged record can cause (other errors are not looked into).
-_DATA_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError)
+# A record that is not an Example, holding bytes that are not UTF-8, fails as a UnicodeDecodeError:
+# TensorFlow's message quotes the record's bytes (helper 256: a traceback, exit 1).
+DATA_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError)
 
 
 @contextlib.contextmanager
@@ -115,7 +118,7 @@ def naming_damaged_records(
     """
     try:
         yield
-    except _DATA_ERRORS as error:
+    except DATA_ERRORS as error:
         if isinstance(error, tf.errors.InvalidArgumentError) and not _may_be_a_record(error):
             raise
         found = find_damaged_record(list_record_files(file_patterns), modalities, labeled=labeled)
@@ -307,12 +310,10 @@ def build_dataset(
             # With `keep_indices` (checked to be labeled records by `read_labeled_subset`), the
             # other records need no label (before: a file of unlabeled images was refused).
             check_first_record(path, modalities, labeled=keep_indices is None)
-            framing[path] = framed, stray = count_records(path)
-            if stray:
-                # A file cut inside a record's header: TensorFlow's reader passed the cut record
-                # over without a word, in training and evaluation alike (helper 147).
-                raise RecordError(f"ends with {stray} stray bytes after record {framed - 1}: the file was cut short, "
-                                  "its last record lost (ssma-check-records shows it)", path)
+            framing[path] = count_records(path)
+            # A file cut inside a record's header: TensorFlow's reader passed the cut record over
+            # without a word, in training and evaluation alike (helper 147).
+            refuse_stray_bytes(path, *framing[path])
         if warn_label_ids:
             warning = label_ids_warning(files, num_classes, what=files[0] if len(files) == 1 else f"{files[0]} ...")
             if warning:

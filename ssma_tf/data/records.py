@@ -247,7 +247,19 @@ def records_per_file(files: Sequence[str]) -> List[int]:
             # Labels are not judged here: the files may be images read without them.
             found = find_damaged_record([path], labeled=False)
             raise (found or RecordError(f"damaged ({reader_message(error)})", path)) from error
+        # The reader passes a record cut inside its header over: refused as `build_dataset` refuses
+        # it (helper 256: unlabeled, target and depth-pretraining records trained without it).
+        refuse_stray_bytes(path, *count_records(path))
     return counts
+
+
+def refuse_stray_bytes(path: str, framed: int, stray: int) -> None:
+    """Raises the `RecordError` for a file that ends with `stray` bytes after `framed` records
+    (`count_records`), which TensorFlow's reader passes over without a word; nothing if none."""
+    if stray:
+        where = f"after record {framed - 1}" if framed else "before any whole record"
+        raise RecordError(f"ends with {stray} stray bytes {where}: the file was cut short, its last record lost "
+                          "(ssma-check-records shows it)", path)
 
 
 def _feature(example: tf.train.Example, key: str, kind: str) -> Optional[list]:

@@ -13,7 +13,7 @@ import dataclasses
 import numbers
 import os
 import random
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +21,7 @@ import tensorflow as tf
 from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.data import schema
 from ssma_tf.data.convert import load_image_bgr
-from ssma_tf.data.pipeline import list_record_files
+from ssma_tf.data.pipeline import DATA_ERRORS, list_record_files
 from ssma_tf.data.records import RecordError, check_record_file, first_example
 from ssma_tf.errors import first_line
 from ssma_tf.files import atomic_path
@@ -236,7 +236,7 @@ def class_ids(file_patterns, modalities: Optional[int] = None) -> ClassIds:
         dataset = tf.data.TFRecordDataset(path).map(parse)
         try:
             batches = [(values.numpy(), held.numpy()) for values, held in dataset.batch(4096)]
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        except DATA_ERRORS as error:
             report = check_record_file(path, scenes=True, max_problems=1)
             if report.problems:
                 raise report.problems[0] from None
@@ -256,6 +256,25 @@ def class_ids(file_patterns, modalities: Optional[int] = None) -> ClassIds:
         ids.append(values)
         places.extend((path, index) for index in range(len(values)))
     return ClassIds(np.concatenate(ids) if ids else np.zeros(0, np.int64), places)
+
+
+@contextlib.contextmanager
+def naming_damaged_scene_records(file_patterns) -> Iterator[None]:
+    """Runs a loop over scene records of `file_patterns` (training's `fit`, the evaluation); a
+    damaged record that fails it becomes the `RecordError` naming its file, index and fault.
+
+    The check before the loop reads the class ids only (`class_ids`): an image of the wrong byte
+    count, or a record that is not an Example, failed the loop with TensorFlow's traceback, exit 1
+    (helper 256). Other errors, and one with no damaged record behind it, are raised as they are.
+    """
+    try:
+        yield
+    except DATA_ERRORS as error:
+        for path in list_record_files(file_patterns):
+            report = check_record_file(path, scenes=True, max_problems=1)
+            if report.problems:
+                raise report.problems[0] from error
+        raise
 
 
 def scene_feature_spec(modalities: int) -> dict:

@@ -226,6 +226,7 @@ def build_mix_dataset(
     shuffle_buffer: int = 256,
     modalities: int = 2,
     depth: bool = True,
+    unlabeled_key: str = "unlabeled_data",
 ) -> tf.data.Dataset:
     """The stream of images to mix: batches of `((modality1, ..., modalityN), label, has_label)`.
 
@@ -244,6 +245,8 @@ def build_mix_dataset(
         modalities: N, the images read from each record (at least 2 with `depth`).
         depth: modality 2 is the depth the mixing needs (DepthMix, depth pretraining); False:
             ClassMix, on whatever images the model reads (an RGB-only AdapNet++: one).
+        unlabeled_key: the config key `unlabeled_data` came from, for the messages (depth
+            pretraining reads `train_data` as its unlabeled records when that key is not set).
 
     Returns:
         A repeated dataset of `(images, label, has_label, valid)`: `label` int32 (B, H, W),
@@ -270,7 +273,7 @@ def build_mix_dataset(
         unlabeled_files = list_record_files(unlabeled_data)
         _check_modalities(unlabeled_files[0], modalities, depth)
         # Each file's records are read once (every record: the unlabeled set may be large).
-        unlabeled_counts = _records_of(unlabeled_files, "unlabeled_data")
+        unlabeled_counts = _records_of(unlabeled_files, unlabeled_key)
         shared = _shares_files(train_files, unlabeled_files)
         train_counts = _records_of(train_files, "train_data") if labeled is None or shared else None
         labeled_count = len(labeled) if labeled is not None else sum(train_counts)

@@ -664,8 +664,8 @@ def run(
                 trainer.run()  # names a damaged training record's file and index
                 model = trainer.model
             elif saved is not None:
-                # Used as it is: before, read back from the file it was just written to (6 s for
-                # AdapNet++ on one core), and written again as the stage's network.
+                # Used as it is: before, read back from the file it was just written to and written
+                # again as the stage's network (6 s and 2 s for AdapNet++ on one core).
                 model = saved
             else:
                 model = _load(pruned_path, f"ranks stage {index} again")

@@ -189,7 +189,9 @@ class DepthPretrainer(training.Trainer):
             batch_size=context.get_per_replica_batch_size(config.batch_size),
             num_classes=DEPTH_CHANNELS, augmentation=config.augmentation,
             seed=(config.seed or 0) + 7919 * context.input_pipeline_id + seed_offset,
-            modality2_interpolation=config.interpolations)
+            modality2_interpolation=config.interpolations,
+            # Before: an empty train_data was "key 'unlabeled_data': ...", a key the config lacked (helper 256).
+            unlabeled_key="unlabeled_data" if config.unlabeled_data else "train_data")
         return dataset.map(lambda inputs, label, has_label, valid: inputs)
 
     def _make_train_function(self) -> Any:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
+from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.data.records import iterate_records
 from ssma_tf.data.unlabeled import UnlabeledDataError, decode_record
 from ssma_tf.modalities.colorize import jet_colormap
@@ -298,7 +299,9 @@ def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str
                     f"record {index} has no modality2 (it holds {', '.join(sorted(features))}): {key} needs depth "
                     "as modality 2; convert 'modality1 modality2 [label]' lines (ssma-convert, --unlabeled for "
                     "images without labels)", path)
-            sample = decode_record(record)
+            # Images of the wrong byte count: named, not TensorFlow's reshape traceback (helper 256).
+            with naming_damaged_records([path], modalities=2, labeled=False):
+                sample = decode_record(record)
             near, valid, distance = decode_nearness(tf.cast(sample["modality2"], tf.float32)[None], encoding)
             valid_count = float(tf.reduce_sum(tf.cast(valid, tf.float32)))
             if valid_count == 0:

@@ -505,3 +505,25 @@ def test_an_index_file_with_a_digit_that_is_not_ascii_names_its_line(tmp_path, d
     path.write_text(f"0\n{digit}\n", encoding="utf-8")
     with pytest.raises(UnlabeledDataError, match=rf"line 2: expected one record index, got '{digit}'"):
         read_index_file(str(path), 10)
+
+
+def test_a_record_of_bytes_that_are_not_utf8_and_stray_bytes_are_named_by_every_reader(good, tmp_path):
+    """Helper 256: a record that is not an Example and holds bytes that are not UTF-8 failed as a
+    UnicodeDecodeError traceback (TensorFlow's message quotes it); a file cut inside a record's
+    header was read without a word by the readers that count with `records_per_file` (unlabeled,
+    target and depth-pretraining records)."""
+    from ssma_tf.data.pipeline import naming_damaged_records
+
+    whole = [r.numpy() for r in tf.data.TFRecordDataset(str(good))]
+    binary = _write(tmp_path / "binary.tfrecords", [whole[0], b"\xff\xfe not an Example", whole[1]])
+    with pytest.raises(RecordError, match=rf"^{re.escape(binary)}, record 1: not a tf.train.Example"):
+        with naming_damaged_records([binary]):
+            for _ in build_dataset(binary, modalities=1, height=SIZE, width=SIZE, batch_size=1, num_classes=5,
+                                   training=False, check_records=False):
+                pass
+    stray = tmp_path / "stray.tfrecords"
+    stray.write_bytes(good.read_bytes() + b"\x05\x00\x00")
+    with pytest.raises(RecordError, match=rf"^{re.escape(str(stray))}: ends with 3 stray bytes after record 3: the "
+                                          "file was cut short, its last record lost"):
+        records_per_file([str(good), str(stray)])
+    assert records_per_file([str(good)]) == [4]
