@@ -580,12 +580,26 @@ def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_m
         adaptation.train(config, log=lambda line: None)
     # Not record 0, which has no label: target images need none.
     assert (error.value.path, error.value.index) == (target, 2)
+    # Labels of target_val_data without a class pixel: warned of in the evaluation's words, as
+    # nothing trains on them (helper 261: "training on these labels learns nothing").
+    void = _write_records(tmp_path / "void_val.tfrecords", 2, style="target", with_labels=False)
+    lines = []
+    adaptation.AdaptationTrainer(_config(tmp_path, target_val_data=void, checkpoint=str(tmp_path / "void_run")),
+                                 log=lines.append)
+    assert [line for line in lines if "target_val_data: no label pixel has a class id" in line
+            and "every metric leaves them out" in line], lines
     # target_val_data needs labels: named before the model is built (helper 199: after it, and after
-    # `initialize` was loaded).
+    # `initialize` was loaded), with its key (helper 261: the file alone).
     unlabeled = _write_records(tmp_path / "unlabeled_val.tfrecords", 2, style="target", label_feature=False)
     monkeypatch.setattr(training.trainer, "build_model", lambda *a, **k: pytest.fail("the model was built"))
-    with pytest.raises(RecordError, match=rf"^{unlabeled}, record 0: has no label"):
+    with pytest.raises(RecordError, match=rf"^{unlabeled}, record 0: key 'target_val_data': has no label"):
         adaptation.AdaptationTrainer(_config(tmp_path, target_val_data=unlabeled), log=lambda line: None)
+    # Cut inside a record's header: before, named by the evaluation's pipeline, after the model.
+    stray = tmp_path / "stray_val.tfrecords"
+    stray.write_bytes(pathlib.Path(_write_records(tmp_path / "whole_val.tfrecords", 2, style="target")).read_bytes()
+                      + b"\x05\x00\x00")
+    with pytest.raises(RecordError, match=rf"^{stray}: key 'target_val_data': ends with 3 stray bytes after record 1"):
+        adaptation.AdaptationTrainer(_config(tmp_path, target_val_data=str(stray)), log=lambda line: None)
 
 
 @pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])

@@ -42,7 +42,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
 from ssma_tf.data.datasets import class_names_or_generic
 from ssma_tf.data.pipeline import check_first_record, config_dataset, list_record_files
-from ssma_tf.data.records import count_records, modalities_held, refuse_stray_bytes
+from ssma_tf.data.records import RecordError, count_records, modalities_held, refuse_stray_bytes
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
@@ -150,9 +150,16 @@ class AdaptationTrainer(training.Trainer):
         self.sac = self.adapt.method == "sac"
         self._target_files = check_target_records(config)
         for path in list_record_files(config.target_val_data) if config.target_val_data else ():
-            # Its labels are read by the evaluation: a file without them is named now, not after the
-            # model was built and `initialize` loaded (helper 199).
-            check_first_record(path, config.record_modalities, labeled=True)
+            # Its labels are read by the evaluation: a file without them, or cut inside a record's
+            # header, is named now, not after the model was built and `initialize` loaded (helpers
+            # 199, 261), with its key, as target_data's problems are.
+            try:
+                check_first_record(path, config.record_modalities, labeled=True)
+                refuse_stray_bytes(path, *count_records(path))
+            except RecordError as error:
+                where = f"{path}: " if error.index is None else f"{path}, record {error.index}: "
+                raise RecordError(f"key 'target_val_data': {str(error).removeprefix(where)}", path,
+                                  error.index) from None
         self._acceptance = None
         if config.importance_weights:
             self._acceptance = acceptance(read_weights(config.importance_weights, self._target_files))
@@ -243,7 +250,7 @@ class AdaptationTrainer(training.Trainer):
         modalities = self.config.record_modalities
         sets = super().record_sets() + [training.RecordSet("target_data", False, modalities)]
         if self.config.target_val_data and self.chief:
-            sets.append(training.RecordSet("target_val_data", True, modalities))
+            sets.append(training.RecordSet("target_val_data", True, modalities, evaluated=True))
         return sets
 
     def _target_val_dataset(self) -> Optional[tf.data.Dataset]:

@@ -300,11 +300,13 @@ def _palette(config: Any) -> np.ndarray:
 
 
 class RecordSet(NamedTuple):
-    """A set of records a run reads: its config key, whether labels are read, the images read."""
+    """A set of records a run reads: its config key, whether labels are read, the images read, and
+    whether its labels are only evaluated (`target_val_data`), not trained on."""
 
     key: str
     labeled: bool
     modalities: int
+    evaluated: bool = False
 
 
 class Trainer:
@@ -1153,11 +1155,12 @@ class Trainer:
     def _warn_of_label_problems(self) -> None:
         """Logs a warning when the first labels of a set hold no class pixel, or ids that `num_classes`
         makes void."""
-        for key, labeled, _ in self.record_sets():
+        for key, labeled, _, evaluated in self.record_sets():
             # A labeled subset's labels are read, though other records of train_data may lack one.
             if labeled or (key == "train_data" and self.config.labeled_subset is not None):
+                # An evaluated set's in the evaluation's words (helper 261: "training on these labels").
                 warning = label_ids_warning(list_record_files(getattr(self.config, key)), self.config.num_classes,
-                                            what=key)
+                                            what=key, evaluating=evaluated)
                 if warning:
                     self._log(f"warning: {warning}")
 
