@@ -295,13 +295,11 @@ def train_scene_classifier(
                 + ("" if seed is None else f" (skipping the {start} batches it read)"))
             if seed is not None:
                 dataset = dataset.skip(start)
-            with naming_damaged_scene_records(train_data):
-                return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps, resume)
+            return _fit(model, dataset, output_dir, settings, steps, start, log, log_every, save_steps, resume)
         for encoder, source in zip(model.encoders, experts or ()):
             encoder.set_weights(expert_weights[os.fspath(source)])
             log(f"{source}: loaded into the {encoder.name} expert")
-        with naming_damaged_scene_records(train_data):
-            return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
+        return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
 
 
 def _saved_step(weights: str) -> Optional[int]:
@@ -518,9 +516,11 @@ def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[st
         if start < steps:
             log(f"training {model.name} ({model.count_params():,} weights) from step {start} to {steps}, "
                 f"batch {settings['batch_size']}")
-            # One step per "epoch": the history holds the loss of every step.
-            model.fit(dataset, epochs=steps, initial_epoch=start, steps_per_epoch=1, verbose=0, callbacks=[logger],
-                      shuffle=False)  # the records are shuffled by the dataset
+            # One step per "epoch": the history holds the loss of every step. A damaged record that a
+            # step reads: its file and index (helper 256: TensorFlow's traceback).
+            with naming_damaged_scene_records(settings["train_data"]):
+                model.fit(dataset, epochs=steps, initial_epoch=start, steps_per_epoch=1, verbose=0,
+                          callbacks=[logger], shuffle=False)  # the records are shuffled by the dataset
             log(f"trained to step {steps}, the last step's loss {logger.losses[-1]:.4f}")
         else:
             log(f"the unfinished run has all its {steps} steps: nothing to train")

@@ -42,7 +42,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
 from ssma_tf.data.datasets import class_names_or_generic
 from ssma_tf.data.pipeline import check_first_record, config_dataset, list_record_files
-from ssma_tf.data.records import RecordError, count_records, modalities_held, refuse_stray_bytes
+from ssma_tf.data.records import RecordError, modalities_held, whole_records
 from ssma_tf.data.unlabeled import UnlabeledDataError
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
@@ -80,7 +80,7 @@ def check_target_records(config: Any) -> list[str]:
         raise TargetDataError("key 'target_data': the records hold no image", ", ".join(files))
     for path, present in zip(files, held):
         # A file cut inside a record's header: the reader would pass its last record over (helper 259).
-        refuse_stray_bytes(path, *count_records(path))
+        whole_records(path)
         if present is not None and present < needed:
             reads = (f"its {needed} modalities" if config.is_fusion
                      else f"{config.input_modality} ({config.model} on {config.input_modality})")
@@ -155,11 +155,9 @@ class AdaptationTrainer(training.Trainer):
             # 199, 261), with its key, as target_data's problems are.
             try:
                 check_first_record(path, config.record_modalities, labeled=True)
-                refuse_stray_bytes(path, *count_records(path))
+                whole_records(path)
             except RecordError as error:
-                where = f"{path}: " if error.index is None else f"{path}, record {error.index}: "
-                raise RecordError(f"key 'target_val_data': {str(error).removeprefix(where)}", path,
-                                  error.index) from None
+                raise RecordError(f"key 'target_val_data': {error.detail}", path, error.index) from None
         self._acceptance = None
         if config.importance_weights:
             self._acceptance = acceptance(read_weights(config.importance_weights, self._target_files))

@@ -26,8 +26,7 @@ from ssma_tf.data.augment import AugmentationConfig, augment_sample, resize_samp
 from ssma_tf.data.convert import shard_set
 from ssma_tf.resampling import modality_interpolations
 from ssma_tf.data.records import (
-    RecordError, count_records, find_damaged_record, first_example, label_ids_warning, modalities_held,
-    refuse_stray_bytes,
+    RecordError, count_records, find_damaged_record, first_example, label_ids_warning, modalities_held, whole_records,
 )
 from ssma_tf.files import matched_files
 from ssma_tf.lists import MissingFileError
@@ -302,7 +301,7 @@ def build_dataset(
         )
 
     files = list_record_files(file_patterns)
-    framing = {}  # path: (records framed, stray bytes), walked once (the evaluation's count reads it too)
+    framed = {}  # path: records framed, walked once (the evaluation's count reads it too)
     if check_records:
         # Every file's first record (before: the first file's only, and a set mixing 3- and
         # 2-modality files, or scene records, was a TensorFlow traceback at the other file's batch).
@@ -310,10 +309,9 @@ def build_dataset(
             # With `keep_indices` (checked to be labeled records by `read_labeled_subset`), the
             # other records need no label (before: a file of unlabeled images was refused).
             check_first_record(path, modalities, labeled=keep_indices is None)
-            framing[path] = count_records(path)
             # A file cut inside a record's header: TensorFlow's reader passed the cut record over
             # without a word, in training and evaluation alike (helper 147).
-            refuse_stray_bytes(path, *framing[path])
+            framed[path] = whole_records(path)
         if warn_label_ids:
             warning = label_ids_warning(files, num_classes, what=files[0] if len(files) == 1 else f"{files[0]} ...")
             if warning:
@@ -395,7 +393,7 @@ def build_dataset(
         # The batch count, from the files' framing: Keras' `evaluate` and `fit(validation_data=)`
         # then show a total, and no longer warn that the input "ran out of data" at its end.
         if repeat is None or repeat >= 0:
-            samples = sum((framing.get(path) or count_records(path))[0] for path in files) * (
+            samples = sum((framed[path] if path in framed else count_records(path)[0]) for path in files) * (
                 1 if repeat is None else repeat)
             dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-samples // batch_size)))
     return dataset.prefetch(autotune)

@@ -54,12 +54,14 @@ class RecordError(UserInputError):
     Attributes:
         path: the file (the shard).
         index: the 0-based index of the bad record in that file (None: the file as a whole).
+        detail: the message without the file and record.
     """
 
     def __init__(self, message: str, path: str, index: Optional[int] = None):
         self.index = index
         where = f"{path}: " if index is None else f"{path}, record {index}: "
         super().__init__(where + message, path)
+        self.detail = message
 
 
 @dataclasses.dataclass
@@ -249,17 +251,24 @@ def records_per_file(files: Sequence[str]) -> List[int]:
             raise (found or RecordError(f"damaged ({reader_message(error)})", path)) from error
         # The reader passes a record cut inside its header over: refused as `build_dataset` refuses
         # it (helper 256: unlabeled, target and depth-pretraining records trained without it).
-        refuse_stray_bytes(path, *count_records(path))
+        whole_records(path)
     return counts
 
 
-def refuse_stray_bytes(path: str, framed: int, stray: int) -> None:
-    """Raises the `RecordError` for a file that ends with `stray` bytes after `framed` records
-    (`count_records`), which TensorFlow's reader passes over without a word; nothing if none."""
+def whole_records(path: str) -> int:
+    """The records framed in `path` (`count_records`), refusing a file that ends with stray bytes:
+    one cut inside a record's header, whose last record TensorFlow's reader passes over without a
+    word.
+
+    Raises:
+        RecordError: naming the file, the stray bytes and the record they follow.
+    """
+    framed, stray = count_records(path)
     if stray:
         where = f"after record {framed - 1}" if framed else "before any whole record"
         raise RecordError(f"ends with {stray} stray bytes {where}: the file was cut short, its last record lost "
                           "(ssma-check-records shows it)", path)
+    return framed
 
 
 def _feature(example: tf.train.Example, key: str, kind: str) -> Optional[list]:

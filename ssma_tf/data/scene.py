@@ -248,8 +248,8 @@ def class_ids(file_patterns, modalities: Optional[int] = None) -> ClassIds:
             if len(lacking):
                 record, image = (int(i) for i in lacking[0])
                 report = check_record_file(path, scenes=True, max_problems=1)
-                said = report.problems[0].detail if report.problems else ""
-                said = said[len(f"{path}: "):] if said.startswith(f"{path}: ") else said
+                problem = report.problems[0] if report.problems else None
+                said = "" if problem is None else problem.detail if problem.index is None else str(problem)
                 mixed = f" (the file {said})" if said else ""
                 raise InputFileError(f"{path}, record {record}: holds no {keys[image]}, which the model reads "
                                      f"({modalities} modalities){mixed}", path)
