@@ -38,6 +38,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from typing import IO, Iterator, Optional, Sequence, Union
 
@@ -262,6 +263,22 @@ def free_bytes(directory: PathLike) -> Optional[int]:
 def file_sizes(paths: Sequence[PathLike]) -> dict:
     """The size in bytes of each file in `paths`, by its path as given."""
     return {os.fspath(path): os.path.getsize(path) for path in paths}
+
+
+def file_times(paths: Sequence[PathLike]) -> dict:
+    """The last modification time of each file in `paths`, in nanoseconds, by its path as given:
+    a file converted again into records of the same total size (another order of the same
+    images) has the size it had, not the time."""
+    return {os.fspath(path): os.stat(path).st_mtime_ns for path in paths}
+
+
+def time_changes(before: dict, now: dict, *, shown: int = 2) -> str:
+    """The files in both `before` and `now` (`file_times`) modified in between, as "PATH
+    modified at TIME", the first `shown` and how many more; "" when none were."""
+    changed = [f"{path} modified at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now[path] / 1e9))}"
+               for path in sorted(set(before) & set(now)) if before[path] != now[path]]
+    more = f" and {len(changed) - shown} more" if len(changed) > shown else ""
+    return "; ".join(changed[:shown]) + more
 
 
 def size_changes(before: dict, now: dict, *, shown: int = 2) -> str:

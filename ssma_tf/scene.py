@@ -37,8 +37,8 @@ from ssma_tf.checkpoints.initialize import other_modality_run, swapped_expert_li
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records, modalities_per_file
 from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids, naming_damaged_scene_records
 from ssma_tf.errors import UserInputError, first_line
-from ssma_tf.files import (atomic_path, atomic_write, file_sizes, folder_held, leftover_temporaries, remove_path,
-                           size_changes)
+from ssma_tf.files import (atomic_path, atomic_write, file_sizes, file_times, folder_held, leftover_temporaries,
+                           remove_path, size_changes, time_changes)
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models.backbones import check_backbone
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE
@@ -196,6 +196,8 @@ def train_scene_classifier(
                 # Records converted again into the same files: the resumed run skipped the batches
                 # read of other records (helper 245).
                 "file_sizes": file_sizes(train_files),
+                # Or into files of the same size (the same scenes in another order, helper 262).
+                "file_times": file_times(train_files),
                 "num_classes": num_classes, "modalities": modalities, "height": height, "width": width,
                 "batch_size": batch_size, "learning_rate": learning_rate, "freeze_experts": freeze_experts,
                 "experts": [os.path.abspath(os.fspath(e)) for e in experts] if experts is not None else None,
@@ -353,9 +355,14 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     # Runs started before 2026-12-02 had AdapNet++ experts and did not record the backbone.
     before.setdefault("backbone", ADAPNET_PP_BACKBONE)
     before.setdefault("backbone_weights", None)
-    # Nor, before 2026-12-06, the files' sizes: their records are taken to be the same.
+    # Nor, before 2026-12-06, the files' sizes (their times, before 2026-12-07): their records are taken to be
+    # the same.
     before.setdefault("file_sizes", settings["file_sizes"])
+    before.setdefault("file_times", settings["file_times"])
     changed = size_changes(before["file_sizes"], settings["file_sizes"])
+    if not changed and isinstance(before["file_times"], dict):
+        changed = time_changes(before["file_times"], settings["file_times"])
+        changed = changed and f"{changed}, of the same size"
     if before.get("train_data") == settings["train_data"] and changed:
         raise UserInputError(
             f"{state_dir} holds an unfinished run whose training records were rewritten since it started "

@@ -425,6 +425,23 @@ def test_the_target_stream_starts_afresh_where_a_resume_cannot_take_up_its_posit
     assert not np.array_equal(first["to_base"].numpy(), again["to_base"].numpy())
 
 
+def test_a_target_stream_restarted_on_resume_is_shuffled_anew(tmp_path, tiny_model):
+    """Helper 261: a resume on target records converted again restarted the target stream with
+    the run's first images and views (its seed offset was fixed before the restore)."""
+    config = _config(tmp_path, max_iteration=6, save_step=3)
+    adaptation.AdaptationTrainer(config, log=lambda line: None).train(max_steps=3)
+    _write_records(tmp_path / "target.tfrecords", 6, style="target")
+    lines = []
+    resumed = adaptation.AdaptationTrainer(config, log=lines.append)
+    assert any("at step 3 (input streams restarted: files rewritten since ckpt-3" in line for line in lines), lines
+    fresh = adaptation.AdaptationTrainer(dataclasses.replace(config, checkpoint=str(tmp_path / "fresh")),
+                                         log=lambda line: None)
+    assert resumed.stream_seed_offset == 3
+    again, first = (next(trainer.target_iterator) for trainer in (resumed, fresh))
+    assert not np.array_equal(first["to_base"].numpy(), again["to_base"].numpy())
+    assert resumed.train().final_step == 6
+
+
 def test_a_sac_run_resumed_with_the_other_optimizer_is_refused_naming_it(tmp_path, tiny_model):
     """Before: every checkpoint was "unreadable" (the other optimizer's slots), and the advice was
     to move a good run away (helper 139)."""

@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ssma_tf.cli import scene as cli
 from ssma_tf.config import ConfigWarning
@@ -199,7 +200,7 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
         train_scene_classifier(str(tmp_path / "copy.tfrecords"), str(run), **settings)
     # The same file converted again with other scenes (before: resumed, skipping 12 batches of
     # records it never read; helper 245).
-    kept = pathlib.Path(data).read_bytes()
+    kept, stat = pathlib.Path(data).read_bytes(), os.stat(data)
     few = write_list(tmp_path / "few.txt", [f"{records}/{i}_a.png {records}/{i}_b.png {i % 3}" for i in range(3)])
     write_scene_records(str(few), data, modalities=2, num_classes=3)
     try:
@@ -208,8 +209,21 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
                 rf"since it started \({re.escape(os.path.abspath(data))} {len(kept)} -> "
                 rf"{pathlib.Path(data).stat().st_size} bytes\): it cannot go on with other records; start again")):
             train_scene_classifier(data, str(run), **settings)
+        # The same scenes in another order: a file of the same size (helper 262: resumed, skipping
+        # 12 batches of records it never read).
+        (tmp_path / "kept.tfrecords").write_bytes(kept)
+        scenes = [bytes(record.numpy()) for record in tf.data.TFRecordDataset(str(tmp_path / "kept.tfrecords"))]
+        with tf.io.TFRecordWriter(data) as writer:
+            for scene in reversed(scenes):
+                writer.write(scene)
+        assert os.path.getsize(data) == len(kept)
+        with pytest.raises(UserInputError, match=(
+                rf"whose training records were rewritten since it started \({re.escape(os.path.abspath(data))} "
+                r"modified at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, of the same size\): it cannot go on")):
+            train_scene_classifier(data, str(run), **settings)
     finally:
         pathlib.Path(data).write_bytes(kept)
+        os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the file the run started on
     # Fewer steps than the state has (before: a model of 12 steps written for 10), found before the
     # model is built (the state's file says its step).
     monkeypatch.setattr(ssma_tf.scene, "SSMASceneClassifier", lambda *args, **kwargs: pytest.fail("built"))

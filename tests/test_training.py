@@ -1154,6 +1154,43 @@ def test_a_resume_on_records_converted_again_into_the_same_file_restarts_the_inp
     assert any(line.endswith(" at step 4") for line in lines), lines
 
 
+def test_a_stream_restarted_on_resume_is_shuffled_anew_not_the_runs_first_batches(tmp_path, tiny_model):
+    """Helper 261: the restarted stream's seed offset was fixed before the restore found why it
+    restarts (records converted again, batches of another shape, a pipeline that no longer
+    restores): 0, and the resumed run read its first batches again."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    write_records(tmp_path / "records" / "train.tfrecords", 6, height=32, width=32, num_classes=5, seed=3)
+    resumed = training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lambda line: None)
+    fresh = training.Trainer(_tiny_config(tmp_path, max_iteration=4, checkpoint=str(tmp_path / "fresh")),
+                             log=lambda line: None)
+    assert resumed.stream_seed_offset == 2 and fresh.stream_seed_offset == 0
+    assert not np.array_equal(next(resumed.iterator)[0], next(fresh.iterator)[0])
+    assert resumed.run().final_step == 4
+    lines = []
+    training.Trainer(_tiny_config(tmp_path, max_iteration=6), log=lines.append)  # the new stream's position
+    assert any(line.endswith(" at step 4") for line in lines), lines
+
+
+def test_a_resume_on_the_same_records_converted_again_in_another_order_restarts_the_input_stream(
+        tmp_path, tiny_model):
+    """Helper 262: a file converted again into the same size (the same images in another order,
+    the advice after a warning of grouped records) kept the saved byte offset, which then fell
+    inside a record."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    records = tmp_path / "records" / "train.tfrecords"
+    before = records.stat().st_size
+    samples = [bytes(record.numpy()) for record in tf.data.TFRecordDataset(str(records))]
+    with tf.io.TFRecordWriter(str(records)) as writer:
+        for sample in reversed(samples):
+            writer.write(sample)
+    assert records.stat().st_size == before
+    lines = []
+    assert training.Trainer(_tiny_config(tmp_path, max_iteration=4), log=lines.append).run().final_step == 4
+    restarted = rf"at step 2 \(input streams restarted: files rewritten since ckpt-2: {re.escape(str(records))} "
+    assert any(re.search(restarted + r"modified at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, of the same size\)$", line)
+               for line in lines), lines
+
+
 def test_a_resume_whose_input_pipeline_changed_restarts_the_stream_and_keeps_the_run(
         tmp_path, tiny_model, monkeypatch, caplog):
     """A saved position restores only into the pipeline that wrote it: after an update that

@@ -186,29 +186,9 @@ class AdaptationTrainer(training.Trainer):
 
     def _build_extras(self) -> dict[str, Any]:
         config, adapt = self.config, self.adapt
-        modalities = config.record_modalities
         # Shuffled afresh on a resume that cannot take up the stream's position, as the source
         # stream is (before: the target images, views and draws of the run's first steps again).
-        seed = (config.seed or 0) + 15485863 + self.stream_seed_offset
-        groups = adapt.target_groups if self.sac else config.batch_size
-        views = adapt.views if self.sac else 1
-
-        def target_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            replicas = context.num_replicas_in_sync
-            if groups % replicas:
-                raise ConfigError(f"({groups} target images a step) must be a multiple of the "
-                                  f"{replicas} replicas", key="adaptation.target_groups",
-                                  source=config.where("adaptation"))
-            return build_target_dataset(
-                config.target_data, modalities=modalities, height=config.height,
-                width=config.width, groups=groups // replicas, views=views,
-                seed=seed + 7919 * context.input_pipeline_id,
-                scale_range=adapt.scale_range if self.sac else (1.0, 1.0),
-                zoom_range=adapt.zoom_range, flip_probability=adapt.flip_probability,
-                modality2_interpolation=config.interpolations,
-                acceptance=self._acceptance)
-
-        self.target_dataset = self.strategy.distribute_datasets_from_function(target_stream)
+        self.target_dataset = self._distributed_stream("target_data", self.stream_seed_offset)
         self.target_iterator = iter(self.target_dataset)
         extras: dict[str, Any] = {}
         if self.sac:
@@ -229,8 +209,34 @@ class AdaptationTrainer(training.Trainer):
             extras.update(self.prior.tracked())
         return extras
 
-    def _input_streams(self) -> dict[str, tuple[Any, str]]:
-        return {**super()._input_streams(), "target_data": (self.target_dataset, "target_iterator")}
+    def _input_streams(self) -> dict[str, tuple[str, str]]:
+        return {**super()._input_streams(), "target_data": ("target_dataset", "target_iterator")}
+
+    def _distributed_stream(self, key: str, seed_offset: int) -> Any:
+        if key != "target_data":
+            return super()._distributed_stream(key, seed_offset)
+        config, adapt = self.config, self.adapt
+        modalities = config.record_modalities
+        seed = (config.seed or 0) + 15485863 + seed_offset
+        groups = adapt.target_groups if self.sac else config.batch_size
+        views = adapt.views if self.sac else 1
+
+        def target_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            replicas = context.num_replicas_in_sync
+            if groups % replicas:
+                raise ConfigError(f"({groups} target images a step) must be a multiple of the "
+                                  f"{replicas} replicas", key="adaptation.target_groups",
+                                  source=config.where("adaptation"))
+            return build_target_dataset(
+                config.target_data, modalities=modalities, height=config.height,
+                width=config.width, groups=groups // replicas, views=views,
+                seed=seed + 7919 * context.input_pipeline_id,
+                scale_range=adapt.scale_range if self.sac else (1.0, 1.0),
+                zoom_range=adapt.zoom_range, flip_probability=adapt.flip_probability,
+                modality2_interpolation=config.interpolations,
+                acceptance=self._acceptance)
+
+        return self.strategy.distribute_datasets_from_function(target_stream)
 
     def _method_text(self) -> str:
         config = self.config

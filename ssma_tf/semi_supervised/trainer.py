@@ -118,32 +118,10 @@ class SemiSupervisedTrainer(training.Trainer):
 
     def _build_extras(self) -> dict[str, Any]:
         config = self.config
-        labeled = None
-        if config.labeled_subset:
-            labeled = read_labeled_subset(config.labeled_subset, config.train_data)
+        self._labeled = read_labeled_subset(config.labeled_subset, config.train_data) if config.labeled_subset else None
         # Shuffled afresh on a resume that cannot take up the stream's position, as the labeled
         # stream is (before: the mix batches of the run's first steps again).
-        seed = (config.seed or 0) + 104729 + self.stream_seed_offset
-
-        def mix_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            per_replica = context.get_per_replica_batch_size(config.batch_size)
-            if per_replica < 2:
-                # Each replica mixes its own batch: one image would be pasted onto itself.
-                raise ConfigError(f"{config.batch_size} gives each of the {context.num_replicas_in_sync} replicas "
-                                  f"{per_replica} image to mix; semi_supervised mixes each image with another of its "
-                                  "replica's batch: give 2 or more per replica", key="batch_size",
-                                  source=config.where("batch_size"))
-            return build_mix_dataset(
-                config.train_data, config.unlabeled_data, labeled=labeled,
-                height=config.height, width=config.width,
-                batch_size=per_replica,
-                num_classes=config.num_classes, augmentation=config.augmentation,
-                seed=seed + 7919 * context.input_pipeline_id,
-                modality2_interpolation=config.interpolations,
-                modalities=self.mix_modalities, depth=self.depth_mix,
-            )
-
-        self.mix_dataset = self.strategy.distribute_datasets_from_function(mix_stream)
+        self.mix_dataset = self._distributed_stream("mix_data", self.stream_seed_offset)
         self.mix_iterator = iter(self.mix_dataset)
         with self.strategy.scope():
             # The teacher runs without dropout (its one stochastic layer); with batch-norm
@@ -157,8 +135,34 @@ class SemiSupervisedTrainer(training.Trainer):
                 include_statistics=self.semi.teacher_batch_norm == "moving")
         return dict(self.mean_teacher.tracked())
 
-    def _input_streams(self) -> dict[str, tuple[Any, str]]:
-        return {**super()._input_streams(), "mix_data": (self.mix_dataset, "mix_iterator")}
+    def _input_streams(self) -> dict[str, tuple[str, str]]:
+        return {**super()._input_streams(), "mix_data": ("mix_dataset", "mix_iterator")}
+
+    def _distributed_stream(self, key: str, seed_offset: int) -> Any:
+        if key != "mix_data":
+            return super()._distributed_stream(key, seed_offset)
+        config = self.config
+        seed = (config.seed or 0) + 104729 + seed_offset
+
+        def mix_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            per_replica = context.get_per_replica_batch_size(config.batch_size)
+            if per_replica < 2:
+                # Each replica mixes its own batch: one image would be pasted onto itself.
+                raise ConfigError(f"{config.batch_size} gives each of the {context.num_replicas_in_sync} replicas "
+                                  f"{per_replica} image to mix; semi_supervised mixes each image with another of its "
+                                  "replica's batch: give 2 or more per replica", key="batch_size",
+                                  source=config.where("batch_size"))
+            return build_mix_dataset(
+                config.train_data, config.unlabeled_data, labeled=self._labeled,
+                height=config.height, width=config.width,
+                batch_size=per_replica,
+                num_classes=config.num_classes, augmentation=config.augmentation,
+                seed=seed + 7919 * context.input_pipeline_id,
+                modality2_interpolation=config.interpolations,
+                modalities=self.mix_modalities, depth=self.depth_mix,
+            )
+
+        return self.strategy.distribute_datasets_from_function(mix_stream)
 
     def _make_train_function(self) -> Any:
         self._note_no_xla("semi-supervised training")

@@ -57,7 +57,7 @@ from ssma_tf.distribute import (
 from ssma_tf.errors import first_line, raise_if_terminated
 from ssma_tf.files import (
     TEMPORARY_PREFIX, LockedError, atomic_path, atomic_write, file_sizes, folder_lock_path, free_bytes, give_lock,
-    matched_files, remove_path, size_changes, take_lock,
+    file_times, matched_files, remove_path, size_changes, take_lock, time_changes,
 )
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_weights
@@ -89,8 +89,11 @@ _STREAMS_KEY = "streams/.ATTRIBUTES/VARIABLE_VALUE"
 _DATA_KEY = "data"
 # The checkpoint entry holding the record keys its streams read (`Trainer._records_read`).
 _RECORDS_KEY = "records/.ATTRIBUTES/VARIABLE_VALUE"
-# The entry of `_RECORDS_KEY`'s text holding the size of each record file matched.
+# The entries of `_RECORDS_KEY`'s text holding the size and the modification time of each
+# record file matched (checkpoints written before 2026-12-06 hold no times).
 _SIZES = "file_sizes"
+_TIMES = "file_times"
+_FILE_ENTRIES = (_SIZES, _TIMES)
 # What TensorFlow raises for a saved input position that does not fit the pipeline now ("Failed
 # to restore dataset iterator": NotFound for a node it lacks); others (a checksum, DataLoss) are
 # a damaged checkpoint, skipped for the one before.
@@ -433,9 +436,7 @@ class Trainer:
                         self.stream_seed_offset = step
                     break
             # The input pipeline before the model: a bad record file fails in seconds, not minutes.
-            self.dataset = self.strategy.distribute_datasets_from_function(
-                lambda context: self._make_dataset(context, self.stream_seed_offset)
-            )
+            self.dataset = self._distributed_stream(_DATA_KEY, self.stream_seed_offset)
 
             with self.strategy.scope():
                 # Resumed: `_restore` loads every weight of the model, or the run stops.
@@ -653,8 +654,9 @@ class Trainer:
                     status = core.restore(prefix)
                     status.assert_existing_objects_matched()
                     status.expect_partial()  # the input positions are restored below, when saved
+                    restored: set[str] = set()
                     if not restart:
-                        restart = self._restore_positions(prefix, names)
+                        restart, restored = self._restore_positions(prefix, names)
                     if (self._random_seeds and any(n.startswith("random_seeds/") for n in names)
                             and not self._reseeded(saved)):
                         tf.train.Checkpoint(random_seeds=self._random_seeds).restore(prefix).expect_partial()
@@ -666,6 +668,14 @@ class Trainer:
                 self._log(f"warning: cannot resume from {prefix} ({first_line(error)}); trying an older one")
                 continue
             step = int(self.step.numpy())
+            # Each stream whose position was not taken up starts afresh, shuffled with this step
+            # added to its seeds. Decided here, after the streams were built: before, one that
+            # restarts for a reason found only now (records or batches changed, a pipeline that
+            # no longer restores) read the run's first batches again (helper 261).
+            afresh = [key for key in self._input_streams() if key not in restored]
+            if afresh and self.stream_seed_offset != step:
+                self.stream_seed_offset = step
+                self._restart_streams(afresh)
             # With several replicas the stream restarts anyway; a change of its batches' shape
             # is named there too (before: only on one replica; helper 133).
             reshaped = f"; {restart}" if restart and not self.saves_data_position else ""
@@ -708,8 +718,9 @@ class Trainer:
             )
         return None
 
-    def _restore_positions(self, prefix: str, names: set[str]) -> str:
-        """Restores the input streams' positions saved in `prefix`; says which restart ("": none).
+    def _restore_positions(self, prefix: str, names: set[str]) -> tuple[str, set[str]]:
+        """Restores the input streams' positions saved in `prefix`; says which restart ("": none)
+        and returns with it the names of the streams restored.
 
         A position restores only into the pipeline that saved it: after a setting that shapes
         the pipeline changed (SAC's `importance_weights` set or unset), or an update of this
@@ -720,9 +731,9 @@ class Trainer:
         checkpoint was skipped in turn, and the run was lost).
         """
         if not self.saves_data_position:
-            return ""
-        failed = []
-        for key, (dataset, attribute) in self._input_streams().items():
+            return "", set()
+        failed, restored = [], set()
+        for key, (dataset_attribute, attribute) in self._input_streams().items():
             if not any(name.startswith(key + "/") for name in names):
                 continue
             with _quiet_restore() as failed_here:
@@ -738,26 +749,51 @@ class Trainer:
                     problem, damaged = "", CheckpointError(f"its {key} position: {first_line(error)}")
                     failed_here.append(key)
             if problem or damaged is not None:
-                # A failed restore leaves the iterator at "End of sequence": a new one either way.
-                fresh = iter(dataset)
+                # A failed restore leaves the iterator at "End of sequence": a new one either way
+                # (`_restore` shuffles it afresh once the step is known).
+                fresh = iter(getattr(self, dataset_attribute))
                 setattr(self, attribute, fresh)
                 setattr(self.checkpoint, key, fresh)  # the next saves save the new stream's position
             if damaged is not None:
                 raise damaged
             if problem:
                 failed.append((key, problem))
+            else:
+                restored.add(key)
         if not failed:
-            return ""
+            return "", restored
         keys = ", ".join(key for key, _ in failed)
         several = len(failed) > 1
         return (f"the position{'s' if several else ''} of {keys} saved in {os.path.basename(prefix)} "
-                f"{'do' if several else 'does'} not fit the input pipeline as it is now (TensorFlow: {failed[0][1]})")
+                f"{'do' if several else 'does'} not fit the input pipeline as it is now "
+                f"(TensorFlow: {failed[0][1]})"), restored
 
-    def _input_streams(self) -> dict[str, tuple[Any, str]]:
+    def _restart_streams(self, keys: Iterable[str]) -> None:
+        """Builds the input streams `keys` again, their seeds shifted by `stream_seed_offset`, and
+        checkpoints the new iterators' positions in place of the old."""
+        streams = self._input_streams()
+        for key in keys:
+            dataset_attribute, attribute = streams[key]
+            dataset = self._distributed_stream(key, self.stream_seed_offset)
+            setattr(self, dataset_attribute, dataset)
+            fresh = iter(dataset)
+            setattr(self, attribute, fresh)
+            if self.saves_data_position:
+                setattr(self.checkpoint, key, fresh)
+
+    def _input_streams(self) -> dict[str, tuple[str, str]]:
         """The input streams whose positions a checkpoint saves (on one replica), by their name
-        in it: the distributed dataset and the attribute holding its iterator. A subclass reading
-        another stream (`mix_data`, `target_data`) adds it."""
-        return {_DATA_KEY: (self.dataset, "iterator")}
+        in it: the attributes holding the distributed dataset and its iterator. A subclass reading
+        another stream (`mix_data`, `target_data`) adds it, and builds it in `_distributed_stream`."""
+        return {_DATA_KEY: ("dataset", "iterator")}
+
+    def _distributed_stream(self, key: str, seed_offset: int) -> Any:
+        """The input stream `key` of `_input_streams`, distributed over the replicas, with
+        `seed_offset` added to the seeds of its shuffle and augmentation (a resumed run's step,
+        where the stream starts afresh)."""
+        if key != _DATA_KEY:
+            raise KeyError(f"no input stream {key!r} in {type(self).__name__}")
+        return self.strategy.distribute_datasets_from_function(lambda context: self._make_dataset(context, seed_offset))
 
     def _method_text(self) -> str:
         """What the run's first line adds about a training method beyond supervised ("" here;
@@ -848,11 +884,12 @@ class Trainer:
 
     def _records_read(self) -> dict[str, Any]:
         """The record keys whose streams a checkpoint saves the position of: their values, and
-        the size of each file they match (records converted again into the same file)."""
+        the size and modification time of each file they match (records converted again into
+        the same file)."""
         read = {records.key for records in self.record_sets()} | {"labeled_subset"}
+        paths = [path for key in _RECORD_KEYS if key in read for path in _matched_files(getattr(self.config, key))]
         return {key: _as_list(getattr(self.config, key)) for key in _RECORD_KEYS if key in read} | {
-            _SIZES: file_sizes([path for key in _RECORD_KEYS if key in read
-                                for path in _matched_files(getattr(self.config, key))])}
+            _SIZES: file_sizes(paths), _TIMES: file_times(paths)}
 
     def _reseeded(self, saved: dict[str, Any]) -> bool:
         """Whether the run's `config.yaml` (`saved`, from its last start) names another seed, or
@@ -880,14 +917,19 @@ class Trainer:
         if self.saves_data_position and _RECORDS_KEY in names:
             before, since = json.loads(_text(tf.train.load_variable(prefix, _RECORDS_KEY))), os.path.basename(prefix)
         else:
-            before = {key: _as_list(saved.get(key)) for key in now if key != _SIZES} if saved else now
-        records = [key for key in now if key != _SIZES and before.get(key) != now[key]]
+            before = {key: _as_list(saved.get(key)) for key in now if key not in _FILE_ENTRIES} if saved else now
+        records = [key for key in now if key not in _FILE_ENTRIES and before.get(key) != now[key]]
         if records:
             return f"{', '.join(records)} changed since {since}" + (f" ({keys})" if keys else "")
         # The same names, other files: converted again since. The saved position is a byte
         # offset into the old file; restored, it read "corrupted record at 599170" steps later,
         # at every rerun. Checkpoints written before 2026-12-02 hold no sizes.
         changed = size_changes(before[_SIZES], now[_SIZES]) if before.get(_SIZES) is not None else ""
+        if not changed and before.get(_TIMES) is not None:
+            # Of the same size: the same images converted again in another order (the advice
+            # after a warning of grouped records), whose saved byte offset falls inside a record.
+            changed = time_changes(before[_TIMES], now[_TIMES])
+            changed = changed and f"{changed}, of the same size"
         if changed:
             return f"files rewritten since {since}: {changed}" + (f" ({keys})" if keys else "")
         if self._reseeded(saved):
