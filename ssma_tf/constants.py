@@ -90,3 +90,8 @@ DEFAULT_CALIBRATION_SAMPLES = 100
 def generic_class_names(num_classes: int) -> list[str]:
     """Names for classes that have none (no dataset in the config): void, class_1, class_2, ..."""
     return ["void"] + [f"class_{c}" for c in range(1, num_classes)]
+
+# Missing depth in a jet-coloured image, as DepthMix, depth pretraining and label selection read
+# it (`ssma_tf.semi_supervised.mixing.decode_nearness`): a pixel whose brightest channel is below
+# this (every colour of the jet map has one of 128 or more). In a grey one, grey 0 alone.
+JET_MISSING_BELOW = 64

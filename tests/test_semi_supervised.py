@@ -558,6 +558,22 @@ def test_a_mix_stream_whose_pipeline_changed_restarts_on_resume(tmp_path, tiny_m
     assert resumed.train().final_step == 4
 
 
+def test_a_mix_stream_restarted_on_resume_is_shuffled_anew(tmp_path, tiny_model):
+    """Helper 261: a resume on records converted again restarted the mix stream with the run's
+    first mix batches (its seed offset was fixed before the restore found the records changed)."""
+    config = _config(tmp_path)
+    semi_supervised.SemiSupervisedTrainer(config, log=lambda line: None).train(max_steps=2)
+    _write_rgbd_records(tmp_path / "train.tfrecords", 9)
+    lines = []
+    resumed = semi_supervised.SemiSupervisedTrainer(config, log=lines.append)
+    assert any("at step 2 (input streams restarted: files rewritten since ckpt-2" in line for line in lines), lines
+    fresh = semi_supervised.SemiSupervisedTrainer(dataclasses.replace(config, checkpoint=str(tmp_path / "fresh")),
+                                                  log=lambda line: None)
+    assert resumed.stream_seed_offset == 2
+    again, first = (tf.nest.flatten(next(trainer.mix_iterator)) for trainer in (resumed, fresh))
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first, again))
+
+
 def test_the_mixed_images_preview_shows_the_modality_the_expert_reads(tmp_path, tiny_model, monkeypatch):
     """An AdapNet++ of modality 2 (before: TensorBoard showed mixed modality-1 images it does not read)."""
     flat = np.zeros((H, W, 3), np.uint8) + np.array([10, 200, 30], np.uint8)  # BGR, as records hold
@@ -881,6 +897,18 @@ def test_farthest_point_with_a_difficulty_bias_and_a_budget_larger_than_the_pool
         farthest_point_selection(features, [2, 3], seed=0, difficulty=difficulty, difficulty_weight=float("nan"))
 
 
+def test_the_difficulty_bias_leaves_copies_of_a_pick_for_when_the_distinct_images_run_out():
+    """Helper 267: a copy of a chosen image (distance 0) got the student's error as its bias and was
+    picked before distinct images, though the docs say copies come once those run out."""
+    from ssma_tf.semi_supervised.selection import farthest_point_selection
+
+    features = np.array([[0.0], [2.0], [4.0], [6.0], [6.0]])  # image 3 is a copy of image 4
+    errors = np.array([0.1, 0.1, 0.1, 10.0, 0.1])
+    selection = farthest_point_selection(features, [2, 5], seed=0, difficulty=lambda selected: errors)
+    assert selection.order[:2] == [4, 0] and selection.order[-1] == 3, selection.order  # seed 0 starts at 4
+    assert selection.bias[-1] == 0.0
+
+
 def test_classes_covered_leave_out_void_the_ignore_id_and_ids_beyond_the_classes():
     """The ignore id 255 was counted as a class ("6 classes present" for 5)."""
     from ssma_tf.semi_supervised.selection import classes_covered
@@ -1071,6 +1099,26 @@ def test_the_depth_students_errors_are_measured_with_batch_norm_statistics_of_it
     assert errors.max() < 1.0, errors  # before: 2.1 to 3.1
 
 
+def test_a_depth_students_errors_are_of_its_prediction_within_the_nearness_range(tmp_path):
+    """Helper 267: the unbounded output of a briefly trained student gave one image 23.6 where the
+    others had 0.7 to 2.9 on the 0..1 nearness scale, and the difficulty bias went to it alone."""
+    import dataclasses
+
+    from ssma_tf.semi_supervised.depth_pretraining import depth_errors
+
+    config = dataclasses.replace(_config(tmp_path), semi_supervised=None, unlabeled_data=None, labeled_subset=None)
+
+    def far_off(images, training, return_all):
+        return {"logits": tf.fill(tf.concat([tf.shape(images)[:-1], [2]], 0), 40.0)}
+
+    def nearest(images, training, return_all):
+        return {"logits": tf.fill(tf.concat([tf.shape(images)[:-1], [2]], 0), 1.0)}
+
+    # 40 is read as the nearest there is (1): the error of a prediction of 1.
+    np.testing.assert_allclose(depth_errors(far_off, config), depth_errors(nearest, config), rtol=1e-6)
+    assert np.all(depth_errors(far_off, config) <= 1.0)
+
+
 def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tmp_path, capsys):
     from ssma_tf.cli import select_labels
 
@@ -1132,6 +1180,12 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "g"),
                                "--difficulty-weight", "7"]) == 0
     assert "warning: --difficulty-weight has no effect without --depth-student-steps" in capsys.readouterr().err
+    # A weight of 0 trains no student (helper 267: one trained at every budget, its errors weighed by 0).
+    assert select_labels.main(["-c", str(path), "--budget", "3", "--budgets", "2", "-o", str(tmp_path / "z"),
+                               "--depth-student-steps", "5", "--difficulty-weight", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: --difficulty-weight 0 gives the depth student's errors no weight: no student is trained" in err
+    assert "training a depth student" not in out + err
     # Jet-coloured depth read as grey: refused (before: selected on noise).
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "e"),
                                "--depth-encoding", "gray_near_bright"]) == 2
@@ -1389,6 +1443,27 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     with pytest.raises(CheckpointError, match=r"binary_run holds a segmentation run \(its config.yaml\), but this "
                                               r"is a depth pretraining run"):
         DepthPretrainer(dataclasses.replace(config, checkpoint=str(binary)), log=lines.append)
+    # A segmentation run started from the depth run with intialize (helper 266: a 2-class one took the
+    # depth outputs for its classes without a word, a 7-class one was told of "2 classes").
+    for classes in (2, 7):
+        with pytest.raises(CheckpointError, match=r"key 'intialize': .*final\.weights\.h5 is of a depth-pretraining "
+                                                  r"run \(ssma-pretrain-depth\).*starts from its weights with "
+                                                  r"finetune_from"):
+            training.Trainer(_config(tmp_path, semi=False, unlabeled_data=None, num_classes=classes,
+                                     checkpoint=str(tmp_path / f"from_depth_{classes}"),
+                                     intialize=os.path.join(run, "final.weights.h5")), log=lines.append)
+    # Depth pretraining started from a trained segmentation run: named as such (before: "the file
+    # has 7 classes, the model 2", a count the config does not say).
+    segmenter = tmp_path / "segmenter_run"
+    shutil.copytree(run, segmenter)
+    written = yaml.safe_load((segmenter / "config.yaml").read_text())
+    del written["pretraining"]
+    (segmenter / "config.yaml").write_text(yaml.safe_dump(dict(written, num_classes=7)))
+    with pytest.raises(CheckpointError, match=r"key 'intialize': .*segmenter_run.* is a segmentation run of 7 "
+                                              r"classes, and depth pretraining's network has 2 outputs.*finetune_from "
+                                              "instead of intialize"):
+        DepthPretrainer(dataclasses.replace(config, checkpoint=str(tmp_path / "depth_from_segmenter"),
+                                            initialize=str(segmenter / "final.weights.h5")), log=lines.append)
     # A segmentation config with the depth run's weights, ssma-prune and ssma-importance-weights.
     from ssma_tf.cli import importance_weights
     from ssma_tf.pruning import staged
@@ -1403,6 +1478,19 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     # The depth encoding stays in the run's config (resuming from it fell back to jet_near_red).
     encoded = _config(tmp_path, semi={"depth_encoding": "jet_near_blue"})
     assert depth_config(encoded).semi_supervised.depth_encoding == "jet_near_blue"
+
+
+def test_depth_pretraining_from_a_trained_tf1_segmenter_is_told_to_fine_tune(tmp_path, tiny_model, tf1_fixture_dir):
+    """Helper 266: the error quoted the config's num_classes line as saying 2, the depth network's
+    count, where the user's line said 12."""
+    from ssma_tf.checkpoints import CheckpointError
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
+
+    config = _config(tmp_path, semi=False, unlabeled_data=None, num_classes=12,
+                     intialize=str(tf1_fixture_dir / "model.ckpt"))
+    with pytest.raises(CheckpointError, match=r"key 'intialize': .*model\.ckpt has 12 classes \(void included\), and "
+                                              r"depth pretraining's network has 2 outputs, for the depth"):
+        DepthPretrainer(config, log=lambda line: None)
 
 
 @pytest.mark.parametrize("flags, message", [

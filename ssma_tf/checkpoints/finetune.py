@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from ssma_tf.checkpoints.loading import load_like, load_model
+from ssma_tf.checkpoints.loading import load_like, load_model, run_model
 from ssma_tf.checkpoints.reading import refuse_pruned_source
 from ssma_tf.checkpoints.reading import stored_num_classes as _stored_num_classes
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
@@ -24,6 +24,7 @@ from ssma_tf.checkpoints.tf1_names import DECODER_SCOPES
 from ssma_tf.config.runs import is_run
 from ssma_tf.constants import EASPP_RATES, SSMA_FUSION
 from ssma_tf.models.decoder import CLASS_LAYERS
+from ssma_tf.models import AdapNetPP
 from ssma_tf.models.factory import model_name
 from ssma_tf.models.fusion_baselines import is_class_layer
 
@@ -135,10 +136,15 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         # must be the one being fine-tuned (before: built with the default backbone and widths,
         # so a MobileNet v2 or narrowed network's own file was refused as another network).
         classes = stored_num_classes(fmt, resolved)
-        source = (load_model(resolved, model_name(model), classes) if is_run(resolved)
+        # A run's network is its config's (before: built as the model to fine-tune, an AdapNet++
+        # run's weights were refused for SSMA as arrays that do not fit; helper 266).
+        source = (load_model(resolved, run_model(resolved) or model_name(model), classes) if is_run(resolved)
                   else load_like(model, resolved, classes))
     if _network(source) != _network(model):
-        raise CheckpointError(f"{resolved} holds {_network(source)}, but the model to fine-tune is {_network(model)}")
+        experts = (": an AdapNet++ starts a fusion's experts, with checkpoint1/checkpoint2 (checkpoints for more "
+                   "modalities)" if isinstance(source, AdapNetPP) and not isinstance(model, AdapNetPP) else "")
+        raise CheckpointError(
+            f"{resolved} holds {_network(source)}, but the model to fine-tune is {_network(model)}{experts}")
     if resolved.endswith(".keras"):  # only a .keras file holds a pruned network
         refuse_pruned_source(resolved, getattr(source, "widths", None), getattr(model, "widths", None),
                              "finetune_from", backbone=getattr(model, "backbone", None))

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import keras
 
+from ssma_tf.config import PRETRAINING_RUN
 from ssma_tf.config.runs import find_run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.errors import first_line
@@ -89,6 +90,10 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
             f"fusion baseline {fusion}: start its experts from unimodal runs with checkpoint1/checkpoint2 "
             "(checkpoints for more modalities)", path=resolved)
     classes = None if kind == KIND_IMAGENET else num_classes_of(shapes, resolved)
+    if classes is not None and classes != config.num_classes and getattr(config, "pretraining", None):
+        # Before: "the config ..., line 2 says num_classes: 2", of a line that says 12 (helper 266).
+        raise CheckpointError(f"{_where(config, 'initialize')}key 'intialize': {resolved} has {classes} classes "
+                              f"(void included), and {_PRETRAINING_OUTPUTS}", path=resolved)
     if classes is not None and classes != config.num_classes:
         # Found after the model is built otherwise, naming a variable rather than what to change.
         to_finetune = ("; to train on another class set, start from it with finetune_from instead of intialize"
@@ -100,19 +105,37 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
     return fmt
 
 
+# Why a trained segmentation model is refused as depth pretraining's `intialize`.
+_PRETRAINING_OUTPUTS = ("depth pretraining's network has 2 outputs, for the depth, in place of its class layers: start "
+                        "it from that model with finetune_from instead of intialize, which starts the class layers "
+                        "fresh")
+
+
 def _check_run_model(config: Any, path: str, resolved: str) -> None:
     """A checkpoint of a training run of the other network fails here, naming what to use instead.
 
     Found when the weights are loaded otherwise, after the model is built, with an internal
     variable path in the message.
     """
+    starting = config.mode == "train" and path == config.initialize
+    saved = saved_run_config(resolved)
+    if saved.get("pretraining") and not getattr(config, "pretraining", None):
+        # Before: a 2-class config took the depth network's outputs for its classes without a word,
+        # another class count was told of "2 classes" (helper 266).
+        raise CheckpointError(f"{_where(config, 'initialize' if starting else None)}"
+                              f"{'key ' + repr('intialize') + ': ' if starting else ''}{path} is of {PRETRAINING_RUN}",
+                              path=resolved)
+    if (starting and getattr(config, "pretraining", None) and not saved.get("pretraining")
+            and isinstance(saved.get("num_classes"), int) and saved["num_classes"] != config.num_classes):
+        # Before: "the file has 12 classes, the model 2", a count the user's config does not say.
+        raise CheckpointError(f"{_where(config, 'initialize')}key 'intialize': {path} is a segmentation run of "
+                              f"{saved['num_classes']} classes, and {_PRETRAINING_OUTPUTS}", path=resolved)
     trained = run_model(resolved)  # None: no run config, or none this check can use
     if trained is None:
         return
     if trained.lower() == str(config.model).lower():
         _check_run_modalities(config, path, resolved)
         return
-    starting = config.mode == "train" and path == config.initialize
     where = _where(config, "initialize" if starting else None)
     key = "key 'intialize': " if starting else ""
     if starting and config.is_fusion:

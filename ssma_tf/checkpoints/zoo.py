@@ -43,7 +43,7 @@ import keras
 import yaml
 
 from ssma_tf.checkpoints.loading import load_model as load_checkpoint
-from ssma_tf.checkpoints.loading import check_matches, load_weights
+from ssma_tf.checkpoints.loading import check_matches, load_weights, model_for_checkpoint
 from ssma_tf.checkpoints.reading import UnnamedNetworkError
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
@@ -267,7 +267,7 @@ def _download(url: str, archive: str, local: Optional[str]) -> None:
     try:
         try:
             response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT)
-        except (urllib.error.URLError, OSError, ValueError) as error:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
             raise _download_error(url, error) from None
         with response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
@@ -546,7 +546,10 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
     # A release told by its file name: the flags are checked as for any file that says its model
     # (before: ignored, and a 12-class AdapNet++ returned for num_classes=5 or model="SSMA").
     check_matches(resolved, (entry.model, entry.num_classes), model, num_classes)
-    built = entry.build()
+    # At the release's eASPP rates, with the auxiliary heads the checkpoint holds: the original
+    # code leaves them out with `has_aux_loss=False` (before: such an AdapNet++ in a folder named
+    # like a release was refused as lacking 10 variables, though it loaded under any other name).
+    built = model_for_checkpoint(resolved, entry.easpp_rates) if fmt == FORMAT_TF1 else entry.build()
     load_weights(built, resolved)
     return built
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from ssma_tf.cli.common import (
     ArgumentParser, add_model_source, add_version, default_backend, finite_number, interpolation_flag,
@@ -170,6 +170,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     compare = compare_input = None
     if args.compare is not None:
         other = _compared_model(args.compare, setup_inference)
+        _warn_of_an_assumed_modality(args.compare, other)
         warn_of_unknown_interpolation(other, None, other.input_modality)
         compare = Predictor(other.model, size=predictor.size,
                             modality2_interpolation=other.modality2_interpolation, precision=args.precision,
@@ -198,6 +199,21 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"pixels (red), the compared one on {100 * counts['reference_errors'] / scored:.2f}%; "
               f"{100 * counts['improvements'] / scored:.2f}% fixed by this model (green)")
     return 0
+
+
+def _warn_of_an_assumed_modality(path: str, setup: Any) -> None:
+    """Says that a compared AdapNet++ without a config is given modality 1 (before: a depth expert
+    as a `.keras` file was fed the RGB images without a word, and its map and share were wrong;
+    helper 268). --compare has no flag to say otherwise: its training run's folder says it."""
+    import warnings
+
+    from ssma_tf.config import ConfigWarning
+    from ssma_tf.models.factory import is_fusion
+
+    if setup.configured or is_fusion(setup.model):
+        return
+    warnings.warn(f"--compare {path}: no config says which modality this AdapNet++ reads: it is given modality 1; "
+                  "give its training run's folder if it was trained on another", ConfigWarning, stacklevel=2)
 
 
 def _compared_model(path: str, setup_inference):

@@ -40,6 +40,7 @@ import numpy as np
 from ssma_tf.cli.common import (
     ArgumentParser, add_debug, add_version, command, finite_number, print_traceback_if_debug,
 )
+from ssma_tf.constants import JET_MISSING_BELOW
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import check_output, sha256_of_file
 from ssma_tf.modalities import batch, colorize, completion, hha, io, morphology, vegetation
@@ -253,6 +254,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     # Usage errors are reported with the sub-command's usage line.
     _check_arguments(args.subparser, args)
+    _warn_of_a_missing_colour_read_as_depth(args)
     try:
         warned = ImageWarnings()
         convert, output_extension = _converter(args, warned)
@@ -341,6 +343,22 @@ def _stopped_line(args: argparse.Namespace, written: int, total: int) -> str:
     return f"stopped after {written} of {total} file(s), which are kept{listed}; run {how} to write the rest"
 
 
+def _warn_of_a_missing_colour_read_as_depth(args: argparse.Namespace) -> None:
+    """Says that a missing colour other than black is read as measured depth where depth is
+    decoded from the images (before: without a word, DepthMix pasted the holes as the nearest or
+    farthest surface; helper 265)."""
+    if args.command == "jet" and max(args.missing_color) >= JET_MISSING_BELOW:
+        given = f"--missing-color {' '.join(map(str, args.missing_color))}"
+        black = f"a brightest channel below {JET_MISSING_BELOW}"
+    elif args.command == "gray" and args.missing_value != 0:
+        given, black = f"--missing-value {args.missing_value}", "grey 0"
+    else:
+        return
+    print(f"warning: {given}: DepthMix (semi_supervised), ssma-pretrain-depth and ssma-select-labels read only black "
+          f"({black}) as missing depth, and would take these pixels for measured depth; keep the default for images "
+          "they read", file=sys.stderr, flush=True)
+
+
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if bool(args.inputs) == (args.from_list is not None):
         parser.error("give either input files/folders or --from-list LIST")
@@ -352,6 +370,15 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     if args.from_list is not None and (args.modality1_dir or args.label_dir):
         parser.error("--modality1-dir/--label-dir pair folder inputs; with --from-list the list's "
                      "other columns are kept")
+    if args.from_list is not None:
+        # Before: taken and read by nothing; an --input-suffix kept in the output names gave
+        # other names than the folder run (helper 263).
+        given = [flag for flag, value in (("--recursive", args.recursive), ("--input-suffix", args.input_suffix),
+                                          ("--modality1-suffix", args.modality1_suffix),
+                                          ("--label-suffix", args.label_suffix)) if value]
+        if given:
+            parser.error(f"{'/'.join(given)} pair{'s' if len(given) == 1 else ''} folder inputs; with --from-list the "
+                         "list's paths are taken as they are, each output named after its input file")
     if args.modality1_dir is not None and args.label_dir is None:
         parser.error("--modality1-dir needs --label-dir: list rows end with the label")
     if getattr(args, "keep_valid", False) and args.command != "fill" and not args.fill:

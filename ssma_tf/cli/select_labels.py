@@ -96,6 +96,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.difficulty_weight = 1.0
     if not args.difficulty_weight >= 0 or args.difficulty_weight == float("inf"):  # NaN fails >= 0
         parser.error(f"--difficulty-weight must be a finite number >= 0, got {args.difficulty_weight:g}")
+    if args.difficulty_weight == 0 and args.depth_student_steps > 0:
+        # Before: a student trained and measured at every budget, its errors weighed by 0 (the
+        # released experiment trains 4k to 24k iterations a budget; helper 267).
+        print("warning: --difficulty-weight 0 gives the depth student's errors no weight: no student is trained "
+              "(leave out --depth-student-steps for the same selection)", file=sys.stderr)
+        args.depth_student_steps = 0
     if args.depth_student_steps > 0:
         from ssma_tf.config import ConfigError
         from ssma_tf.errors import UserInputError

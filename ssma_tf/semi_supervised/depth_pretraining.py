@@ -270,8 +270,12 @@ def depth_errors(model: Any, config: Any, encoding: str = "jet_near_red") -> np.
                                modality2_interpolation=config.interpolations)
         near, valid, _ = decode_nearness(sample["modality2"][None], encoding)
         prediction = model(sample["modality1"][None], training=False, return_all=True)["logits"][..., 0]
+        # Within the nearness's range, as the training preview shows it and as the released
+        # student's sigmoid bounds its disparity: a briefly trained student's unbounded output
+        # gave one image 5x the mean error, and the bias to it alone (helper 267).
+        prediction = tf.clip_by_value(tf.cast(prediction, tf.float32), 0.0, 1.0)
         valid = tf.cast(valid, tf.float32)
-        error = tf.reduce_sum(tf.abs(tf.cast(prediction, tf.float32) - near) * valid) / tf.maximum(
+        error = tf.reduce_sum(tf.abs(prediction - near) * valid) / tf.maximum(
             tf.reduce_sum(valid), 1.0)
         errors.append(float(error))
     return np.asarray(errors)
@@ -288,8 +292,9 @@ def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed:
 
     The difficulty of label selection (Hoyer et al., Section 3.3): the student is trained from
     random weights in a temporary folder, then its mean absolute nearness error per `train_data`
-    image is returned, with the measured depth as the teacher (the released code takes
-    |log(1 + d_student) − log(1 + d_teacher)| of the depths instead; docs/semi_supervised.md).
+    image is returned, the prediction clipped to the nearness's 0..1, with the measured depth as
+    the teacher (the released code takes |log(1 + d_student) − log(1 + d_teacher)| of the
+    disparities instead, masking near objects and the car's bonnet; docs/semi_supervised.md).
     `encoding`: modality 2's colouring, as for `DepthPretrainer`.
     """
     folder = tempfile.mkdtemp(prefix="ssma-depth-student-")

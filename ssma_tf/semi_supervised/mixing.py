@@ -21,14 +21,15 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
+from ssma_tf.constants import JET_MISSING_BELOW
 from ssma_tf.data.pipeline import naming_damaged_records
 from ssma_tf.data.records import iterate_records
 from ssma_tf.data.unlabeled import UnlabeledDataError, decode_record
 from ssma_tf.modalities.colorize import jet_colormap
 
 # A pixel whose brightest channel is below this is "missing" (black): every jet colour has a
-# channel of at least 128.
-MISSING_BELOW = 64.0
+# channel of at least 128. ssma-prepare warns of a missing colour that is not read so.
+MISSING_BELOW = float(JET_MISSING_BELOW)
 # Largest distance (0..255 RGB units) from the colour map for a pixel to count as decodable.
 DECODABLE_DISTANCE = 24.0
 

@@ -128,11 +128,14 @@ def farthest_point_selection(
             scale = np.mean(nearest[nearest > 0]) if np.any(nearest > 0) else 1.0
             extra = difficulty_weight * scale * errors / max(float(np.mean(errors)), 1e-12)
         while len(order) < budget:
-            score = np.where(np.isin(np.arange(count), order), -np.inf, nearest + extra)
+            # A copy of a pick (distance 0) gets no bias: the student's error on it would put it
+            # before distinct images, where the docs and the released code leave copies for
+            # when those run out (helper 267).
+            score = np.where(np.isin(np.arange(count), order), -np.inf, np.where(nearest > 0, nearest + extra, 0.0))
             pick = int(np.argmax(score))
             order.append(pick)
             distance.append(float(nearest[pick]))
-            bias.append(float(extra[pick]))
+            bias.append(float(extra[pick]) if nearest[pick] > 0 else 0.0)
             nearest = np.minimum(nearest, np.linalg.norm(features - features[pick], axis=1))
         if on_budget is not None:
             on_budget(budget, list(order))

@@ -58,8 +58,26 @@ def test_tf1_checkpoint_fine_tunes_into_five_classes(tmp_path, tf1_fixture_dir):
 
 
 def test_fine_tuning_needs_the_same_kind_of_model(tf1_fixture_dir):
-    with pytest.raises(CheckpointError, match="holds AdapNet_pp, but the model to fine-tune is SSMA"):
+    with pytest.raises(CheckpointError, match="holds AdapNet_pp, but the model to fine-tune is SSMA: an AdapNet"):
         finetune_weights(SSMA(5), str(tf1_fixture_dir / "model.ckpt"))
+
+
+def test_an_adapnet_runs_weights_into_ssma_are_named_as_the_other_network(tmp_path):
+    """Helper 266: built as the SSMA to fine-tune, the run's AdapNet++ weights were refused as
+    "holds 388 arrays but this SSMA has 747 weights", with advice to give that run's config."""
+    from ssma_tf.config import config_from_dict
+    from ssma_tf.config.runs import write_run_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    AdapNetPP(3).save_weights(run / "final.weights.h5")
+    write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=3, height=32, width=64, batch_size=1,
+                                           max_iteration=1, learning_rate=1e-3, train_data="unused",
+                                           checkpoint=str(run)), check_paths=False), run)
+    with pytest.raises(CheckpointError, match=r"final\.weights\.h5 holds AdapNet_pp, but the model to fine-tune is "
+                                              r"SSMA: an AdapNet\+\+ starts a fusion's experts, with "
+                                              r"checkpoint1/checkpoint2"):
+        finetune_weights(SSMA(5), str(run / "final.weights.h5"))
 
 
 def test_own_weights_fine_tune_too_and_own_checkpoints_tell_their_class_count(tmp_path, tf1_fixture_dir):

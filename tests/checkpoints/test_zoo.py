@@ -218,6 +218,35 @@ def test_a_failed_download_is_one_error_that_says_what_to_do(tmp_path):
         zoo.fetch_archive(missing, cache_dir=str(tmp_path / "cache"))
 
 
+def test_a_server_that_does_not_answer_in_http_is_one_error(tmp_path):
+    """Helper 264: an http:// address of a port that answers in another protocol (SSH, TLS) gave
+    http.client's BadStatusLine traceback; urllib wraps only OSError."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer():
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"SSH-2.0-OpenSSH_8.9\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/model.zip"
+    try:
+        with pytest.raises(CheckpointError, match=rf"^cannot download {re.escape(url)} \(.*SSH-2.0.*\): without a "
+                                                  "network"):
+            zoo.fetch_archive(url, cache_dir=str(tmp_path / "cache"))
+    finally:
+        thread.join(10)
+        server.close()
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.suffix != ".lock"]  # no part
+
+
 def test_the_initialisation_checkpoint_is_not_loaded_as_a_model_and_says_where_it_goes():
     with pytest.raises(CheckpointError, match=r"^adapnet_pp_imagenet is the initialisation of the encoder \(ResNet-50 "
                                               r".*give the prefix AdapNet_pp_init.ckpt as a training config's "

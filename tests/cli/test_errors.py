@@ -665,6 +665,16 @@ def test_a_compare_model_that_cannot_be_read_names_the_flag_and_what_it_takes(tm
                                str(tmp_path / "a.png"), "--output", str(tmp_path / "out"), "--compare", compared])
         err = capsys.readouterr().err
         assert status == 2 and err.startswith(f"error: {message}"), err
+    # A .keras AdapNet++ says no modality: it is given modality 1, and the command says so (helper
+    # 268: a depth expert was fed the RGB images without a word).
+    model.save(tmp_path / "m.keras")
+    status = predict.main([weights, "--model", "AdapNet_pp", "--num_classes", "3", "--modality1",
+                           str(tmp_path / "a.png"), "--output", str(tmp_path / "out"), "--compare",
+                           str(tmp_path / "m.keras")])
+    err = capsys.readouterr().err
+    assert status == 2 and "an improvement map needs a label for every sample" in err, err  # the image has none
+    assert (f"warning: --compare {tmp_path / 'm.keras'}: no config says which modality this AdapNet++ reads: "
+            "it is given modality 1") in err
 
 
 @pytest.mark.parametrize("module, argv, flag, value", [

@@ -181,6 +181,47 @@ def test_a_vegetation_index_from_a_list_refuses_what_it_would_ignore(tmp_path, p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--input-suffix", "_disparity"], "--input-suffix pairs folder inputs; with --from-list the list's paths are "
+                                       "taken as they are"),
+    (["--recursive", "--label-suffix", "_x"], "--recursive/--label-suffix pair folder inputs"),
+    (["--modality1-suffix", "_rgb"], "--modality1-suffix pairs folder inputs"),
+])
+def test_a_list_run_refuses_the_folder_pairing_flags_it_would_ignore(tmp_path, prepare_modality, capsys, extra,
+                                                                     message):
+    """Helper 263: with --from-list, --input-suffix, --recursive and the suffixes were taken and
+    read by nothing (a list's `aachen_0_disparity.png` kept its suffix, the folder run's did not)."""
+    (tmp_path / "list.txt").write_text("rgb/a.png depth/a_disparity.png label/a.png\n")
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality(["jet", "--from-list", str(tmp_path / "list.txt"), "--column", "1", "-o",
+                          str(tmp_path / "out"), "--max", "32768", *extra])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, read_as_depth", [
+    (["jet", "--missing-color", "255", "255", "255"], True), (["jet", "--missing-color", "0", "0", "128"], True),
+    (["jet", "--missing-color", "20", "0", "40"], False), (["gray", "--missing-value", "255"], True),
+    (["gray", "--missing-value", "0"], False)])
+def test_a_missing_colour_that_depth_decoding_reads_as_depth_is_warned_of(tmp_path, prepare_modality, capsys, flags,
+                                                                           read_as_depth):
+    """Helper 265: a missing colour other than black was read by DepthMix, depth pretraining and
+    label selection as measured depth (holes pasted as the nearest surface), without a word."""
+    from ssma_tf.semi_supervised.mixing import decode_nearness
+
+    depth = np.full((4, 6), 3000, np.uint16)
+    depth[0, :2] = 0
+    _save(tmp_path / "depth" / "a.png", depth)
+    assert prepare_modality([*flags[:1], str(tmp_path / "depth"), "-o", str(tmp_path / "out"), "--max", "7000",
+                             *flags[1:], "-q"]) == 0
+    warned = "read only black" in capsys.readouterr().err
+    assert warned == read_as_depth
+    # The warning says what the decoder does: the hole's colour is read as depth exactly when warned.
+    rgb = np.asarray(Image.open(tmp_path / "out" / "a.png").convert("RGB"), np.float32)
+    _, valid, _ = decode_nearness(rgb[None, ..., ::-1], "jet_near_blue" if flags[0] == "jet" else "gray_near_dark")
+    assert bool(valid[0, 0, 0]) == read_as_depth and bool(valid[0, 3, 5])
+
+
 def test_unreadable_input_is_named(scannet_like, prepare_modality, capsys):
     root = scannet_like
     (root / "depth" / "9.png").write_bytes(b"\x89PNG but not really")
