@@ -414,8 +414,23 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
                                                  r"\(DepthMix\) needs depth as modality 2; convert 'modality1 modality2"):
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=str(rgb_only)))
     photos = _write_rgbd_records(tmp_path / "photos.tfrecords", 2, photo_depth=True)
-    with pytest.raises(UnlabeledDataError, match="photos.tfrecords.*not a decodable depth colouring"):
+    with pytest.raises(UnlabeledDataError, match="photos.tfrecords.*not a decodable depth colouring") as raised:
         semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=photos))
+    assert "most of them RGB" not in str(raised.value)  # a photo's colours are many
+    # Holes of white, ssma-prepare --missing-color 255 255 255: the colour is named (helper 265:
+    # the error blamed the encoding or the data alone).
+    from ssma_tf.modalities.colorize import jet_colormap
+
+    depth = np.round(255 * jet_colormap(np.linspace(0.0, 1.0, H * W).reshape(H, W))).astype(np.uint8)
+    depth[: H // 4] = 255  # a quarter of the image
+    white = tmp_path / "white_holes.tfrecords"
+    with tf.io.TFRecordWriter(str(white)) as writer:
+        writer.write(encode_example(np.zeros((H, W, 3), np.uint8), None, depth[..., ::-1].copy()))
+    with pytest.raises(UnlabeledDataError, match=(
+            r"white_holes.tfrecords: modality2 is not a decodable depth colouring 'jet_near_red' \(2[0-9]% of its "
+            r"pixels are off the colour map, most of them RGB 255 255 255: holes of a missing colour other than "
+            r"black\? depth decoding reads only black as missing\)")):
+        semi_supervised.SemiSupervisedTrainer(_config(tmp_path, unlabeled_data=str(white)))
     # The labeled records are mixed too, and depth pretraining learns modality 2 (before: both
     # trained on a photo as depth without a word).
     from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer

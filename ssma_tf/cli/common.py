@@ -132,6 +132,8 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             clear_termination()
         shown = warnings.showwarning
         warnings.showwarning = _one_line_config_warnings(shown)
+        unraisable = sys.unraisablehook
+        sys.unraisablehook = _quiet_dropped_termination(unraisable)
         # TensorFlow's C++ information and warning lines stay off unless asked for; the lines it
         # writes before reading that setting go too, unless --debug (`start_up_lines`).
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -176,6 +178,7 @@ def command(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optiona
             sys.stdout, sys.stderr = stdout, stderr
             remove_quiet_start_up()  # when the command did not import TensorFlow
             warnings.showwarning = shown
+            sys.unraisablehook = unraisable
             if in_main_thread:  # None: a handler not set from Python; the default is the closest
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
             if outermost:
@@ -262,6 +265,18 @@ def _one_line_config_warnings(shown: Callable) -> Callable:
             shown(message, category, filename, lineno, file, line)
 
     return show
+
+
+def _quiet_dropped_termination(hook: Callable) -> Callable:
+    """`sys.unraisablehook` that says nothing of a `Terminated` a finaliser dropped, and passes
+    anything else to `hook`: the command still ends "terminated" (`raise_if_terminated`), where
+    Python printed "Exception ignored in ..." and a traceback before it (helper 268)."""
+
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, Terminated):
+            hook(info)
+
+    return unraisable
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

@@ -225,6 +225,22 @@ def off_map_shares(distance: Any, valid: Any) -> Any:
     return tf.reduce_sum(off, axis=[1, 2]) / tf.maximum(tf.reduce_sum(valid, axis=[1, 2]), 1.0)
 
 
+def _one_off_map_colour(modality2: Any, distance: Any) -> str:
+    """", most of them RGB R G B: ...", when most of an image's pixels off the colour map share
+    one colour, as holes given another colour than black do (`ssma-prepare --missing-color`;
+    before, the error blamed the encoding or the data alone; helper 265); "" otherwise."""
+    off = np.asarray(distance)[0] > DECODABLE_DISTANCE
+    colours = np.asarray(modality2)[..., ::-1][off].astype(np.int64)  # BGR -> RGB
+    if len(colours) == 0:
+        return ""
+    values, counts = np.unique(colours, axis=0, return_counts=True)
+    if counts.max() * 2 < len(colours):
+        return ""
+    colour = " ".join(str(v) for v in values[int(np.argmax(counts))])
+    return (f", most of them RGB {colour}: holes of a missing colour other than black? depth decoding reads only "
+            "black as missing")
+
+
 def off_map_share(distance: Any, valid: Any) -> float:
     """`off_map_shares` of one image, (1, H, W), as a number."""
     return float(off_map_shares(distance, valid)[0])
@@ -311,4 +327,5 @@ def check_depth_colouring(files: list[str], encoding: str, *, key: str, fix: str
             if off > MAX_OFF_MAP:
                 raise UnlabeledDataError(
                     f"modality2 is not a decodable depth colouring '{encoding}' ({100 * off:.0f}% of its pixels "
-                    f"are off the colour map); {key} needs depth: {fix}", path)
+                    f"are off the colour map{_one_off_map_colour(sample['modality2'], distance)}); {key} needs "
+                    f"depth: {fix}", path)
