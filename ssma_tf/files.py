@@ -19,9 +19,9 @@ removing them, since another process, perhaps on another machine, may still be w
 Only the output's own temporaries are looked for, not those of files inside an output folder.
 
 `sha256_of_file` fingerprints a file's contents (a released archive's cache name, the weights a
-pruning run was measured on). `file_sizes` and `size_changes` tell a resumed run that its records
-were converted again into the same files since it started (a saved input position, or the
-batches skipped, would mean nothing in the new ones).
+pruning run was measured on). `file_sizes`, `file_times` and `rewritten_files` tell a resumed run
+that its records were converted again into the same files since it started (a saved input
+position, or the batches skipped, would mean nothing in the new ones).
 
 No TensorFlow here: the data tools use this before they import it.
 """
@@ -272,7 +272,20 @@ def file_times(paths: Sequence[PathLike]) -> dict:
     return {os.fspath(path): os.stat(path).st_mtime_ns for path in paths}
 
 
-def time_changes(before: dict, now: dict, *, shown: int = 2) -> str:
+def rewritten_files(sizes: tuple[Optional[dict], dict], times: tuple[Optional[dict], dict]) -> str:
+    """The files written again between two looks, as their new sizes say (`size_changes`), else
+    as their modification times do, "PATH modified at TIME, of the same size"; "" when none
+    were. `sizes` and `times` are (before, now) pairs of `file_sizes` and `file_times`; a before
+    of None (recorded by an earlier version) is not compared."""
+    (sizes_before, sizes_now), (times_before, times_now) = sizes, times
+    changed = size_changes(sizes_before, sizes_now) if sizes_before is not None else ""
+    if changed or times_before is None:
+        return changed
+    changed = _time_changes(times_before, times_now)
+    return changed and f"{changed}, of the same size"
+
+
+def _time_changes(before: dict, now: dict, *, shown: int = 2) -> str:
     """The files in both `before` and `now` (`file_times`) modified in between, as "PATH
     modified at TIME", the first `shown` and how many more; "" when none were."""
     changed = [f"{path} modified at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now[path] / 1e9))}"

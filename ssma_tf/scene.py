@@ -38,7 +38,7 @@ from ssma_tf.data.pipeline import list_record_files, modalities_in_records, moda
 from ssma_tf.data.scene import ClassIds, build_scene_dataset, class_ids, naming_damaged_scene_records
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import (atomic_path, atomic_write, file_sizes, file_times, folder_held, leftover_temporaries,
-                           remove_path, size_changes, time_changes)
+                           remove_path, rewritten_files)
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models.backbones import check_backbone
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE
@@ -359,10 +359,9 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
     # the same.
     before.setdefault("file_sizes", settings["file_sizes"])
     before.setdefault("file_times", settings["file_times"])
-    changed = size_changes(before["file_sizes"], settings["file_sizes"])
-    if not changed and isinstance(before["file_times"], dict):
-        changed = time_changes(before["file_times"], settings["file_times"])
-        changed = changed and f"{changed}, of the same size"
+    changed = rewritten_files((before["file_sizes"], settings["file_sizes"]),
+                              (before["file_times"] if isinstance(before["file_times"], dict) else None,
+                               settings["file_times"]))
     if before.get("train_data") == settings["train_data"] and changed:
         raise UserInputError(
             f"{state_dir} holds an unfinished run whose training records were rewritten since it started "

@@ -57,7 +57,7 @@ from ssma_tf.distribute import (
 from ssma_tf.errors import first_line, raise_if_terminated
 from ssma_tf.files import (
     TEMPORARY_PREFIX, LockedError, atomic_path, atomic_write, file_sizes, folder_lock_path, free_bytes, give_lock,
-    file_times, matched_files, remove_path, size_changes, take_lock, time_changes,
+    file_times, matched_files, remove_path, rewritten_files, take_lock,
 )
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_weights
@@ -924,12 +924,9 @@ class Trainer:
         # The same names, other files: converted again since. The saved position is a byte
         # offset into the old file; restored, it read "corrupted record at 599170" steps later,
         # at every rerun. Checkpoints written before 2026-12-02 hold no sizes.
-        changed = size_changes(before[_SIZES], now[_SIZES]) if before.get(_SIZES) is not None else ""
-        if not changed and before.get(_TIMES) is not None:
-            # Of the same size: the same images converted again in another order (the advice
-            # after a warning of grouped records), whose saved byte offset falls inside a record.
-            changed = time_changes(before[_TIMES], now[_TIMES])
-            changed = changed and f"{changed}, of the same size"
+        # Of the same size, told by their times: the same images converted again in another order
+        # (the advice after a warning of grouped records), whose saved byte offset falls inside a record.
+        changed = rewritten_files((before.get(_SIZES), now[_SIZES]), (before.get(_TIMES), now[_TIMES]))
         if changed:
             return f"files rewritten since {since}: {changed}" + (f" ({keys})" if keys else "")
         if self._reseeded(saved):
