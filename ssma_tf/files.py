@@ -36,11 +36,12 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
 import warnings
-from typing import IO, Iterator, Optional, Sequence, Union
+from typing import IO, Any, Iterator, Optional, Sequence, Union
 
 from ssma_tf.errors import UserInputError, first_line
 
@@ -487,18 +488,82 @@ def _close_folder(folder: str, made: Sequence[str]) -> bool:
     return True
 
 
+class _SignalsHeld:
+    """SIGINT and SIGTERM caught between `hold` and `release`, then delivered (the first one).
+
+    Python runs signal handlers in the main thread, whatever thread the signal reached, so a
+    handler of its own is what holds them back (a signal mask of the main thread would not,
+    beside TensorFlow's threads). Outside the main thread, or for a handler not set from Python,
+    nothing is held. Nested holds compose: the inner release hands the signal to the outer catch.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict = {}
+        self._caught: list = []
+
+    def hold(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(number)
+            if handler is not None:  # None: set outside Python, and it could not be put back
+                self._previous[number] = handler
+                signal.signal(number, self._catch)
+
+    def _catch(self, number: int, frame: Any) -> None:
+        self._caught.append(number)
+
+    def release(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+        if self._caught:
+            number = self._caught[0]
+            self._caught.clear()
+            signal.raise_signal(number)  # its handler runs here (KeyboardInterrupt, the commands' SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Runs the block with SIGINT and SIGTERM held back, then delivers one that came: for steps
+    that must all happen once begun (renames that put several outputs, or a new folder, in place)."""
+    held = _SignalsHeld()
+    held.hold()
+    try:
+        yield
+    finally:
+        held.release()
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[PathLike], *, directory: bool = False) -> Iterator[list]:
+    """`atomic_path` for outputs that appear together, such as the shards of a record set: the
+    temporary names, renamed once the block has ended, with SIGINT and SIGTERM held back while
+    they are (helper 271: an interrupt between two renames left new shards beside old ones, or a
+    lone new shard that a glob reads). An interrupt during the block leaves every output as it was."""
+    held = _SignalsHeld()
+    with contextlib.ExitStack() as stack:
+        stack.callback(held.release)  # last: after every rename (or removal)
+        temporaries = [stack.enter_context(atomic_path(path, directory=directory)) for path in paths]
+        stack.callback(held.hold)  # first: before the renames
+        yield temporaries
+
+
 def _replace(source: str, destination: str) -> None:
     if os.path.isdir(source) and os.path.isdir(destination) and not os.path.islink(destination):
         # A rename cannot replace a non-empty folder: move the old one aside first, so that the
-        # destination is missing only between two renames, and delete it after.
-        old = temporary_name(destination)
-        os.replace(destination, old)
-        try:
-            os.replace(source, destination)
-        except BaseException:
-            os.replace(old, destination)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        # destination is missing only between two renames, and delete it after. An interrupt is
+        # held until the old one is gone (helper 271: raised during its removal, it reported the
+        # command interrupted with the new folder in place and the old one left half-deleted).
+        with signals_held():
+            old = temporary_name(destination)
+            os.replace(destination, old)
+            try:
+                os.replace(source, destination)
+            except BaseException:
+                os.replace(old, destination)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
         return
     os.replace(source, destination)
 

@@ -23,6 +23,7 @@ before the final checkpoint and export; 0, the released behaviour, skips it).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Iterable, Optional
 
 import keras
@@ -49,6 +50,7 @@ def _with_labels(batch: Any, model: keras.Model) -> bool:
     subclassed one, not yet called) is judged by the batch alone: rank 3, or (B, H, W, 1) integer
     ids beside images of another channel count.
     """
+    batch = _first_replica_part(batch)
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         return False
     first, second = batch
@@ -74,15 +76,41 @@ def _with_labels(batch: Any, model: keras.Model) -> bool:
     return len(shape) == 4 and shape[-1] == 1 and is_int and first_shape is not None and first_shape[-1] != 1
 
 
+def _distributed(value: Any) -> bool:
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return False
+    return isinstance(value, tf.distribute.DistributedValues)
+
+
+def _first_replica_part(batch: Any) -> Any:
+    """`batch` with each distributed value replaced by its first local replica's part (under a
+    strategy the values are `PerReplica`, whose shape is not the batch's; helper 269: a pair of
+    inputs and labels then passed the check, and Keras refused the call with a puzzle)."""
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_first_replica_part(item) for item in batch)
+    if isinstance(batch, dict):
+        return {key: _first_replica_part(item) for key, item in batch.items()}
+    return batch.values[0] if _distributed(batch) else batch
+
+
+def _replica_sizes(batch: Any) -> list[int]:
+    """The images of each local replica's part of a distributed batch ([] for one not distributed)."""
+    if isinstance(batch, (tuple, list)):
+        return next((sizes for sizes in map(_replica_sizes, batch) if sizes), [])
+    if isinstance(batch, dict):
+        return next((sizes for sizes in map(_replica_sizes, batch.values()) if sizes), [])
+    if _distributed(batch):
+        return [int(part.shape[0]) if len(part.shape) else 1 for part in batch.values]
+    return []
+
+
 def _replicas(layer: Any) -> int:
     """How many replicas hold a batch norm's statistics: those of the distribution strategy its
     variables were made under (1 outside one)."""
     value = getattr(layer.moving_mean, "value", None)
-    try:
-        import tensorflow as tf
-    except ImportError:
-        return 1
-    if not isinstance(value, tf.distribute.DistributedValues):
+    if not _distributed(value):
         return 1
     return int(getattr(getattr(value, "distribute_strategy", None), "num_replicas_in_sync", 1))
 
@@ -105,7 +133,8 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
         log: one line when done.
 
     Returns:
-        The number of batches averaged over (fewer than `num_batches` if `batches` ran out).
+        The number of batches averaged over (fewer than `num_batches` if `batches` ran out, or
+        if a distributed batch left a replica without images: such a batch is left out).
 
     Raises:
         ValueError: `num_batches` < 1, `batches` yielded nothing, or (inputs, labels) pairs.
@@ -131,7 +160,7 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
     means = [np.zeros(layer.moving_mean.shape, np.float64) for layer in norms]
     variances = [np.zeros(layer.moving_variance.shape, np.float64) for layer in norms]
     saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in norms]
-    count = 0
+    count, skipped = 0, []
     try:
         # Momentum 0 (read when `call` traces, hence a fresh function): each call leaves exactly
         # that batch's moments in the moving variables.
@@ -140,14 +169,21 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
             layer.synchronized = layer.synchronized or several
         for layer in dropouts:
             layer.rate = 0.0  # read when `call` traces, as the momentum: no dropout in the statistics
-        for inputs in batches:
-            if count >= num_batches:
-                break
+        # Exactly `num_batches` taken (helper 269: one more was drawn and dropped, lost to a
+        # caller who goes on with the same iterator).
+        for inputs in itertools.islice(batches, num_batches):
             if count == 0 and _with_labels(inputs, model):
                 raise ValueError(
                     "recalibrate_batch_norm: the batches are (inputs, labels) pairs (the second holds labels of "
-                    f"shape {tuple(inputs[1].shape)}); give the inputs alone, e.g. "
+                    f"shape {tuple(_first_replica_part(inputs)[1].shape)}); give the inputs alone, e.g. "
                     "dataset.map(lambda inputs, labels: inputs)")
+            sizes = _replica_sizes(inputs)
+            if 0 in sizes:
+                # The last batch of a finite dataset, smaller than the replicas: batch norms
+                # synchronized over replicas cannot take an empty part (helper 269: TensorFlow's
+                # "Shape mismatch in the collective instance"). Its few images are left out.
+                skipped.append(sizes)
+                continue
             call(inputs)
             for index, layer in enumerate(norms):
                 means[index] += np.asarray(layer.moving_mean.numpy(), np.float64)
@@ -170,6 +206,8 @@ def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any], num_batch
         layer.moving_mean.assign((mean / count).astype(layer.moving_mean.dtype))
         layer.moving_variance.assign((variance / count).astype(layer.moving_variance.dtype))
     if log:
+        left_out = (f" ({len(skipped)} last batch{'es' if len(skipped) > 1 else ''} left out: "
+                    "a replica had no image)") if skipped else ""
         log(f"batch-norm recalibration: moving statistics of {len(norms)} batch norms set to "
-            f"their average over {count} training batches")
+            f"their average over {count} training batches{left_out}")
     return count

@@ -16,7 +16,7 @@ import tensorflow as tf
 import yaml
 
 from ssma_tf import training
-from ssma_tf.adaptation import importance, pseudo_labels, trainer as adaptation
+from ssma_tf.adaptation import importance, pseudo_labels, target, trainer as adaptation
 from ssma_tf.adaptation.views import pool_views, render_views, sample_group, warp
 from ssma_tf.config import ConfigError, ConfigWarning, config_from_dict
 from ssma_tf.config.adaptation import AdaptationConfig
@@ -559,7 +559,7 @@ def test_abn_baseline_moves_statistics_toward_the_target(tmp_path, tiny_model):
 def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
     unimodal = _write_records(tmp_path / "rgb_only.tfrecords", 2, style="target", fusion=False)
     config = _config(tmp_path, model="SSMA", target_data=unimodal, aux_heads=True)
-    with pytest.raises(adaptation.TargetDataError, match="rgb_only.tfrecords: target_data holds 1 modality but the "
+    with pytest.raises(target.TargetDataError, match="rgb_only.tfrecords: target_data holds 1 modality but the "
                        "model reads its 2 modalities"):
         adaptation.AdaptationTrainer(config, log=lambda line: None)
     # Files without records (helper 116: TensorFlow's "End of sequence" at the first step, SAC and ABN).
@@ -567,7 +567,7 @@ def test_bad_target_data_is_a_one_line_error(tmp_path, tiny_model):
     with tf.io.TFRecordWriter(str(empty)):
         pass
     for method in ("sac", "abn"):
-        with pytest.raises(adaptation.TargetDataError,
+        with pytest.raises(target.TargetDataError,
                            match=r"empty\.tfrecords: key 'target_data': the records hold no image$"):
             adaptation.AdaptationTrainer(_config(tmp_path, target_data=str(empty), adaptation={"method": method}),
                                          log=lambda line: None)
@@ -619,6 +619,25 @@ def test_target_images_need_no_label_and_a_damaged_one_is_named(tmp_path, tiny_m
         adaptation.AdaptationTrainer(_config(tmp_path, target_val_data=str(stray)), log=lambda line: None)
 
 
+def test_importance_weights_check_the_target_files_as_training_does_before_the_model(tmp_path, monkeypatch):
+    """A later file of fewer modalities is named before the baseline is built, with its key (helper
+    272: after the load, by a check that also refused an empty file that training takes)."""
+    from ssma_tf.models import factory
+
+    config = _config(tmp_path, model="SSMA")
+    unimodal = _write_records(tmp_path / "rgb_only.tfrecords", 2, style="target", fusion=False)
+    monkeypatch.setattr(factory, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    with pytest.raises(target.TargetDataError, match=rf"^{unimodal}: target_data holds 1 modality but the model "
+                       "reads its 2 modalities"):
+        target.importance_weights(config, str(tmp_path), [*config.target_data, unimodal], str(tmp_path / "w.json"))
+    empty = tmp_path / "empty.tfrecords"
+    with tf.io.TFRecordWriter(str(empty)):
+        pass
+    with pytest.raises(target.TargetDataError, match="key 'target_data': the records hold no image"):
+        target.importance_weights(config, str(tmp_path), [str(empty)], str(tmp_path / "w.json"))
+    assert not (tmp_path / "w.json").exists()
+
+
 @pytest.mark.parametrize("model", ["AdapNet_pp", "SSMA"])
 def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, tiny_model, model):
     from ssma_tf.cli import importance_weights
@@ -632,6 +651,19 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
     assert run == 0
     content = json.loads(path.read_text())
     assert len(content["probabilities"]) == 5 and abs(sum(content["probabilities"]) - 1) < 1e-9
+    # An empty file among the target records: written with no records, as an adaptation run takes
+    # the set (helper 272: refused as "holds no records", after the baseline was loaded).
+    empty = tmp_path / "empty_target.tfrecords"
+    with tf.io.TFRecordWriter(str(empty)):
+        pass
+    with_empty = tmp_path / "with_empty.json"
+    target_files = list(config.target_data)
+    assert importance_weights.main(["-c", str(tmp_path / "run" / "config.yaml"), "-o", str(with_empty),
+                                    "--checkpoint", str(tmp_path / "run"),
+                                    "--target_data", str(empty), *target_files]) == 0
+    written = json.loads(with_empty.read_text())
+    assert [entry["records"] for entry in written["files"]] == [0, 5]
+    assert written["probabilities"] == content["probabilities"]
     sac = _config(tmp_path, model=model, importance_weights=str(path), max_iteration=1,
                   checkpoint=str(tmp_path / "sac"))
     trainer = adaptation.AdaptationTrainer(sac, log=lambda line: None)
@@ -699,8 +731,6 @@ def test_importance_weights_reads_only_the_keys_it_needs(tmp_path, monkeypatch, 
     with pytest.raises(Built):
         importance_weights.main(["-c", str(path), "--checkpoint", str(tmp_path)] + output)
     # `--set checkpoint=` comes before the config's initialize (helper 150: checked, then not read).
-    from ssma_tf.adaptation import target
-
     def predicted_with(config, checkpoint, *args, **kwargs):
         raise Built(checkpoint)
 

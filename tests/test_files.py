@@ -112,6 +112,30 @@ def test_a_folder_is_replaced_only_once_the_new_one_is_complete(tmp_path):
     assert os.listdir(export) == ["new.pb"] and leftovers(tmp_path) == []
 
 
+def test_an_interrupt_while_an_old_folder_is_removed_comes_after_it_is_gone(tmp_path, monkeypatch):
+    """Helper 271: a Ctrl-C during the removal of the folder replaced raised there: the command
+    said "interrupted" with the new folder in place and the old one left half-deleted beside it."""
+    import shutil
+    import signal
+
+    from ssma_tf import files
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    rmtree = shutil.rmtree
+
+    def interrupted_removal(path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(files.shutil, "rmtree", interrupted_removal)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "out", directory=True) as partial:
+            with open(os.path.join(partial, "new.txt"), "w") as handle:
+                handle.write("new")
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == ["new.txt"]
+
+
 def test_outputs_entered_together_appear_together(tmp_path):
     names = [tmp_path / f"train-0000{i}-of-00003.tfrecords" for i in range(3)]
     with pytest.raises(OSError):

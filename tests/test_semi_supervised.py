@@ -818,6 +818,26 @@ def test_classmix_mixes_rgb_only_records(tmp_path):
                                       f"images of unlabeled_data {rgb}")
 
 
+def test_every_file_of_the_mix_stream_is_checked_for_its_modalities(tmp_path):
+    """A later file of fewer images is refused before any training, naming it and its key (helper
+    272: only the first file was checked; the run stopped when the shuffle reached the second,
+    after checkpoints were written). An empty file passes, as in training."""
+    from ssma_tf.data.unlabeled import build_mix_dataset
+
+    fusion = write_records(tmp_path / "fusion.tfrecords", 3, height=H, width=W, fusion=True)
+    rgb = write_records(tmp_path / "rgb.tfrecords", 3, height=H, width=W)
+    empty = tmp_path / "empty.tfrecords"
+    empty.write_bytes(b"")
+    settings = dict(labeled=None, height=H, width=W, batch_size=2, num_classes=5, unlabeled_key="unlabeled_data")
+    with pytest.raises(UnlabeledDataError, match=rf"^{rgb}: key 'unlabeled_data': records lack modality2"):
+        build_mix_dataset(fusion, [str(empty), fusion, rgb], **settings)
+    with pytest.raises(UnlabeledDataError, match=rf"^{rgb}: key 'train_data': records hold 1 modalities but the "
+                       "model reads 2"):
+        build_mix_dataset([fusion, rgb], fusion, depth=False, **settings)
+    (images, _, _, _), = build_mix_dataset(fusion, [str(empty), fusion], **settings).take(1)
+    assert len(images) == 2
+
+
 _MIRRORED = """
 from ssma_tf import training
 from ssma_tf.semi_supervised import trainer as semi_supervised

@@ -20,7 +20,8 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import resize_sample
 from ssma_tf.resampling import modality_interpolations
 from ssma_tf.data.pipeline import FilePatterns, check_first_record, list_record_files, naming_damaged_records
-from ssma_tf.data.unlabeled import decode_record
+from ssma_tf.data.records import modalities_held, whole_records
+from ssma_tf.data.unlabeled import UnlabeledDataError, decode_record
 
 SHUFFLE_BUFFER = 128
 
@@ -102,6 +103,36 @@ def build_target_dataset(
     return dataset.batch(groups, drop_remainder=True).prefetch(1)
 
 
+class TargetDataError(UnlabeledDataError):
+    """Unusable target records (names the file and the key)."""
+
+
+def check_target_files(files: Sequence[str], config: Any, key: str = "target_data") -> None:
+    """Fails unless the target record `files` hold the modalities `config`'s model needs. Empty
+    files pass (they hold no image to adapt to, and count none), a set of empty files does not.
+
+    Raises:
+        TargetDataError: naming the file when its records hold fewer images than the model
+            reads (SSMA's N, or the index of an AdapNet++ expert's `input_modality`), or the
+            files when none holds a record.
+        RecordError: a file that ends inside a record's header (its last record lost).
+    """
+    needed = config.record_modalities
+    held = [modalities_held(path) for path in files]
+    if all(present is None for present in held):
+        # Before: TensorFlow's "End of sequence" at the first step, after the model was built.
+        raise TargetDataError(f"key '{key}': the records hold no image", ", ".join(files))
+    for path, present in zip(files, held):
+        # A file cut inside a record's header: the reader would pass its last record over (helper 259).
+        whole_records(path)
+        if present is not None and present < needed:
+            reads = (f"its {needed} modalities" if config.is_fusion
+                     else f"{config.input_modality} ({config.model} on {config.input_modality})")
+            raise TargetDataError(
+                f"{key} holds {present} modalit{'y' if present == 1 else 'ies'} but the model "
+                f"reads {reads}; give records written from lists with a column per modality", path)
+
+
 def predicted_class_counts(
     model: Any,
     files: Sequence[str],
@@ -137,7 +168,8 @@ def predicted_class_counts(
         raise ValueError(f"modalities={modalities} cannot feed a model that reads "
                          f"{f'{modalities} modalities' if fusion else input_modality}")
     for path in files:  # a set of fewer modalities than the model reads: one line naming the file
-        check_first_record(path, modalities, labeled=False)
+        if modalities_held(path) is not None:  # an empty file counts no pixels, as in training
+            check_first_record(path, modalities, labeled=False)
     records = tf.data.TFRecordDataset(list(files))
 
     def prepare(serialized):
@@ -188,6 +220,9 @@ def importance_weights(config: Any, checkpoint: str, target: FilePatterns, outpu
     from ssma_tf.models.factory import build_model
 
     files = list_record_files(target)
+    # As the adaptation run checks them, before the baseline loads (helper 272: an empty file was
+    # refused here, after the load, though training takes it).
+    check_target_files(files, config)
     per_file = records_per_file(files)
     total = sum(per_file)
     model = build_model(config)

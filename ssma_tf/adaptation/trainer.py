@@ -34,7 +34,7 @@ import tensorflow as tf
 from ssma_tf import training
 from ssma_tf.adaptation.importance import acceptance, read_weights
 from ssma_tf.adaptation.pseudo_labels import IGNORE, ClassPrior, consistency_loss, judge_pseudo_labels, pseudo_labels
-from ssma_tf.adaptation.target import build_target_dataset
+from ssma_tf.adaptation.target import build_target_dataset, check_target_files
 from ssma_tf.adaptation.views import pool_views
 from ssma_tf.constants import VOID_ID
 from ssma_tf.config import ConfigError
@@ -42,8 +42,7 @@ from ssma_tf.data import schema
 from ssma_tf.data.augment import further_modalities
 from ssma_tf.data.datasets import class_names_or_generic
 from ssma_tf.data.pipeline import check_first_record, config_dataset, list_record_files
-from ssma_tf.data.records import RecordError, modalities_held, whole_records
-from ssma_tf.data.unlabeled import UnlabeledDataError
+from ssma_tf.data.records import RecordError, whole_records
 from ssma_tf.distribute import first_replica, replica_mean, replica_sum
 from ssma_tf.evaluation import Evaluator
 from ssma_tf.keras_compat import ExternalGradientAggregation
@@ -59,34 +58,10 @@ _JITTER, _BLUR, _GREY = 1, 2, 3
 PREVIEW_VIEWS = 4
 
 
-class TargetDataError(UnlabeledDataError):
-    """Unusable target records (names the file and the key)."""
-
-
 def check_target_records(config: Any) -> list[str]:
-    """The target record files; fails unless they hold the modalities the model needs.
-
-    Raises:
-        TargetDataError: naming the file when its records hold fewer images than the model
-            reads (SSMA's N, or the index of an AdapNet++ expert's `input_modality`), or the
-            files when none holds a record.
-        RecordError: a file that ends inside a record's header (its last record lost).
-    """
+    """The files of `config.target_data`, checked by `check_target_files` (naming the key)."""
     files = list_record_files(config.target_data)
-    needed = config.record_modalities
-    held = [modalities_held(path) for path in files]
-    if all(present is None for present in held):
-        # Before: TensorFlow's "End of sequence" at the first step, after the model was built.
-        raise TargetDataError("key 'target_data': the records hold no image", ", ".join(files))
-    for path, present in zip(files, held):
-        # A file cut inside a record's header: the reader would pass its last record over (helper 259).
-        whole_records(path)
-        if present is not None and present < needed:
-            reads = (f"its {needed} modalities" if config.is_fusion
-                     else f"{config.input_modality} ({config.model} on {config.input_modality})")
-            raise TargetDataError(
-                f"target_data holds {present} modalit{'y' if present == 1 else 'ies'} but the model "
-                f"reads {reads}; give records written from lists with a column per modality", path)
+    check_target_files(files, config)
     return files
 
 

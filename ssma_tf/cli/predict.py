@@ -149,7 +149,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.inference.pictures import predict_files
     from ssma_tf.inference.predictor import Predictor
     from ssma_tf.inference.samples import collect_samples
-    from ssma_tf.inference.settings import check_interpolation_flag, setup_inference, warn_of_unknown_interpolation
+    from ssma_tf.inference.settings import (
+        check_interpolation_flag, reads_modality2_and_on, setup_inference, warn_of_unknown_interpolation,
+    )
 
     if args.backend != "tensorflow":
         return _predict_exported(parser, args, overrides)
@@ -159,7 +161,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup = setup_inference(args.config, args.checkpoint, args.model, args.num_classes, args.dataset,
                             overrides=overrides)
     input_modality = args.input_modality or setup.input_modality
-    check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
+    other = None if args.compare is None else _compared_model(args.compare, setup_inference)
+    # The flag also resizes for a compared network without a config (helper 270: nearest there
+    # whatever the flag said, and the flag refused where only the compared network reads depth).
+    flag_for_compared = other is not None and not other.configured and reads_modality2_and_on(
+        other.model, other.input_modality)
+    if not (flag_for_compared and not reads_modality2_and_on(setup.model, input_modality)):
+        check_interpolation_flag(args.modality2_interpolation, setup.model, input_modality)
     warn_of_unknown_interpolation(setup, args.modality2_interpolation, input_modality)
     predictor = Predictor(
         setup.model, size=size if args.size is not None else setup.size,
@@ -168,13 +176,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         precision=args.precision, input_modality=input_modality,
     )
     compare = compare_input = None
-    if args.compare is not None:
-        other = _compared_model(args.compare, setup_inference)
+    if other is not None:
         _warn_of_an_assumed_modality(args.compare, other)
-        warn_of_unknown_interpolation(other, None, other.input_modality)
+        warn_of_unknown_interpolation(other, args.modality2_interpolation, other.input_modality, compared=args.compare)
+        resizing = args.modality2_interpolation if flag_for_compared and args.modality2_interpolation else None
         compare = Predictor(other.model, size=predictor.size,
-                            modality2_interpolation=other.modality2_interpolation, precision=args.precision,
-                            input_modality=other.input_modality)
+                            modality2_interpolation=resizing or other.modality2_interpolation,
+                            precision=args.precision, input_modality=other.input_modality)
         compare_input = other.input_modality
     samples = collect_samples(
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
@@ -182,6 +190,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         recursive=args.recursive, exclude=_picture_folders(args.output), num_classes=predictor.num_classes,
     )
     _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else None)
+    if compare is not None:
+        _check_compared_inputs(args, compare, samples, other.configured, compare_input)
     summary = predict_files(
         predictor, samples, args.output,
         palette=None if setup.dataset is None else setup.dataset.palette_array,
@@ -199,6 +209,40 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"pixels (red), the compared one on {100 * counts['reference_errors'] / scored:.2f}%; "
               f"{100 * counts['improvements'] / scored:.2f}% fixed by this model (green)")
     return 0
+
+
+def _check_compared_inputs(args: argparse.Namespace, compare, samples, configured: bool, input_modality: str) -> None:
+    """The images the `--compare` network reads must be given, as for the network predicted
+    (helper 270: an SSMA of more modalities failed after the first batch with advice about the
+    list that the predicted network refused; a depth expert was given the colour image).
+
+    Raises:
+        PredictionError: naming --compare, when the samples lack an image the compared network reads.
+    """
+    from ssma_tf.inference.predictor import PredictionError
+
+    if not samples:
+        return
+    first = samples[0]
+    given = [index for index, path in enumerate(first.modalities, start=1) if path is not None]
+    inputs = "the list's lines give" if args.list else "the flags give"
+    if compare.fusion:
+        if len(given) < compare.num_modalities:
+            raise PredictionError(
+                f"--compare {args.compare} is an SSMA over {compare.num_modalities} modalities, but {inputs} "
+                f"{len(given)} image(s) per sample ({first.where()}): compare with a network that reads at most "
+                f"{len(given)}")
+        return
+    wanted = int(input_modality.removeprefix("modality"))
+    if wanted in given or not configured:  # without a config it reads modality 1, as said already
+        return
+    if args.list and len(given) == 1:
+        print(f"warning: --compare {args.compare}: the network reads {input_modality} (its config); the "
+              "list gives one image per line, and it reads that image as its input", file=sys.stderr)
+        return
+    raise PredictionError(
+        f"--compare {args.compare} reads {input_modality} (its config), but {inputs} "
+        f"{', '.join(f'modality{index}' for index in given)} ({first.where()}): give its images too")
 
 
 def _warn_of_an_assumed_modality(path: str, setup: Any) -> None:

@@ -267,7 +267,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                        "would replace it; give another --list-file")
         # A resumed run (--skip-existing) writes its list again, whole (before: refused, with advice
         # to pass --overwrite, which --skip-existing excludes; helper 140).
-        if args.list_file is not None and args.list_file.exists() and not (args.overwrite or args.skip_existing):
+        # A folder is named as one below (helper 271: told to pass --overwrite, which then said so).
+        if (args.list_file is not None and args.list_file.exists() and not args.list_file.is_dir()
+                and not (args.overwrite or args.skip_existing)):
             raise io.OutputExistsError(
                 f"list file '{args.list_file}' exists already (pass --overwrite to replace it, or "
                 "--skip-existing to resume the run that wrote it)"

@@ -36,7 +36,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ssma_tf.constants import IGNORE_ID, MAX_MODALITIES
 from ssma_tf.errors import UserInputError, first_line
-from ssma_tf.files import atomic_path, check_output
+from ssma_tf.files import atomic_path, atomic_paths, check_output
 from ssma_tf.lists import (
     ListFileError, MissingFileError, comment_hint, missing_path_detail, more_columns_hint, read_lines, spaces_hint,
 )
@@ -694,8 +694,7 @@ def write_tfrecords(
     grey_palette: Optional[str] = None
     # Every shard is written under a temporary name and all are renamed once the last sample is
     # in: a failure leaves no shard, new or half-written, and earlier outputs as they were.
-    with contextlib.ExitStack() as outputs:
-        temporaries = [outputs.enter_context(atomic_path(name)) for name in names]
+    with atomic_paths(names) as temporaries:
         # Sample i goes to shard i * shards // n: contiguous runs of near-equal length.
         total = len(entries)
         writer = None

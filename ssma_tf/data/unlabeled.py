@@ -19,7 +19,7 @@ import tensorflow as tf
 from ssma_tf.data import schema
 from ssma_tf.data.augment import AugmentationConfig, augment_sample
 from ssma_tf.data.pipeline import FilePatterns, list_record_files
-from ssma_tf.data.records import count_records as framed_records
+from ssma_tf.data.records import count_records
 from ssma_tf.data.records import modalities_held, records_at, records_per_file
 from ssma_tf.errors import UserInputError
 from ssma_tf.files import atomic_write
@@ -98,7 +98,7 @@ def read_labeled_subset(path: str, train_data: FilePatterns) -> list[int]:
             the line, the record file and the record's place in it).
     """
     files = list_record_files(train_data)
-    counts = [framed_records(f)[0] for f in files]
+    counts = [count_records(f)[0] for f in files]
     lines = _index_lines(path, sum(counts))
     start = 0
     for file, count in zip(files, counts):
@@ -118,7 +118,7 @@ def read_labeled_subset(path: str, train_data: FilePatterns) -> list[int]:
     return list(lines)
 
 
-def count_records(file_patterns: FilePatterns, key: str = "unlabeled_data") -> int:
+def records_in_set(file_patterns: FilePatterns, key: str = "unlabeled_data") -> int:
     """The number of records in the files of `file_patterns`; an empty set is an error naming `key`."""
     return sum(_records_of(list_record_files(file_patterns), key))
 
@@ -152,19 +152,24 @@ def decode_record(serialized: Any, modalities: int = 2) -> dict[str, Any]:
     return sample
 
 
-def _check_modalities(path: str, modalities: int, depth: bool = True) -> None:
-    """Fails, naming the file, unless its first record holds `modalities` images (with `depth`,
-    at least 2: modality 2 is the depth)."""
-    present = modalities_held(path)
-    if present is None:
-        return
-    if depth and present < 2:
-        raise UnlabeledDataError(
-            "records lack modality2: DepthMix and the depth tools need the depth image", path)
-    if present < modalities:
-        raise UnlabeledDataError(
-            f"records hold {present} modalities but the model reads {modalities}: give records "
-            f"written from lists with a column per modality", path)
+def _check_modalities(files: Sequence[str], modalities: int, depth: bool, key: str) -> None:
+    """Fails, naming the file and `key`, unless the first record of each of `files` holds
+    `modalities` images (with `depth`, at least 2: modality 2 is the depth). Empty files pass.
+
+    Every file, as training's and adaptation's readers check theirs: the mix stream reaches a
+    later file's records only after the shuffle window has passed the files before it, and a
+    file of fewer images stopped the run there, after checkpoints were written (helper 272)."""
+    for path in files:
+        present = modalities_held(path)
+        if present is None:
+            continue
+        if depth and present < 2:
+            raise UnlabeledDataError(
+                f"key '{key}': records lack modality2: DepthMix and the depth tools need the depth image", path)
+        if present < modalities:
+            raise UnlabeledDataError(
+                f"key '{key}': records hold {present} modalities but the model reads {modalities}: give "
+                f"records written from lists with a column per modality", path)
 
 
 def indexed_records(file_patterns: FilePatterns, keep: Optional[Sequence[int]] = None,
@@ -265,13 +270,13 @@ def build_mix_dataset(
         raise ValueError(f"the mix stream reads at least {2 if depth else 1} modalities"
                          f"{' (depth is modality 2)' if depth else ''}, got {modalities}")
     train_files = list_record_files(train_data)
-    _check_modalities(train_files[0], modalities, depth)
+    _check_modalities(train_files, modalities, depth, "train_data")
     if unlabeled_data is None:
-        labeled_count = len(labeled) if labeled is not None else count_records(train_files, "train_data")
+        labeled_count = len(labeled) if labeled is not None else records_in_set(train_files, "train_data")
         unlabeled_files, unlabeled_count, drop = train_files, 0, None
     else:
         unlabeled_files = list_record_files(unlabeled_data)
-        _check_modalities(unlabeled_files[0], modalities, depth)
+        _check_modalities(unlabeled_files, modalities, depth, unlabeled_key)
         # Each file's records are read once (every record: the unlabeled set may be large).
         unlabeled_counts = _records_of(unlabeled_files, unlabeled_key)
         shared = _shares_files(train_files, unlabeled_files)

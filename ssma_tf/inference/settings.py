@@ -265,14 +265,28 @@ def check_interpolation_flag(interpolation: Optional[str], model: Any, input_mod
         raise UserInputError(f"--modality2_interpolation {given}: {error}") from None
 
 
-def warn_of_unknown_interpolation(setup: InferenceSetup, interpolation: Any, input_modality: str) -> None:
-    """Warns (`ConfigWarning`) when a network reading modality 2 and on comes without a config and
-    the flag is not given: its modalities are resized by the default, nearest, which may not be how
-    it was trained (a `.keras` file does not hold it; an export keeps the default in its metadata)."""
+def reads_modality2_and_on(model: Any, input_modality: str) -> bool:
+    """Whether `model` (an SSMA, or an AdapNet++ expert of `input_modality`) reads an image that
+    `--modality2_interpolation` resizes."""
     from ssma_tf.models.factory import is_fusion
 
-    if interpolation or setup.configured or (not is_fusion(setup.model) and input_modality == "modality1"):
+    return is_fusion(model) or input_modality != "modality1"
+
+
+def warn_of_unknown_interpolation(setup: InferenceSetup, interpolation: Any, input_modality: str,
+                                  compared: Optional[str] = None) -> None:
+    """Warns (`ConfigWarning`) when a network reading modality 2 and on comes without a config and
+    the flag is not given: its modalities are resized by the default, nearest, which may not be how
+    it was trained (a `.keras` file does not hold it; an export keeps the default in its metadata).
+
+    Args:
+        compared: the path of `ssma-predict --compare`, where the network is the compared one:
+            the warning names it and says what to give for it.
+    """
+    if interpolation or setup.configured or not reads_modality2_and_on(setup.model, input_modality):
         return
-    warnings.warn("no config says how modality 2 and on were resized in training: resizing them by nearest, the "
-                  "default; give the run's config (-c) or --modality2_interpolation (one method, or one per modality "
+    give = ("give its training run's folder, or --modality2_interpolation" if compared else
+            "give the run's config (-c) or --modality2_interpolation")
+    warnings.warn(f"{f'--compare {compared}: ' if compared else ''}no config says how modality 2 and on were resized "
+                  f"in training: resizing them by nearest, the default; {give} (one method, or one per modality "
                   "after the first) if it was otherwise", ConfigWarning, stacklevel=2)

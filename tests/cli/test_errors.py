@@ -677,6 +677,68 @@ def test_a_compare_model_that_cannot_be_read_names_the_flag_and_what_it_takes(tm
             "it is given modality 1") in err
 
 
+def test_the_compared_network_gets_its_images_and_the_resizing_the_flag_says(tmp_path, capsys):
+    """Helper 270: a compared SSMA of more modalities failed after the first batch with advice about
+    the list; a compared depth expert was given the colour image without a word; a compared network
+    without a config resized modality 2 by nearest whatever --modality2_interpolation said."""
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    from ssma_tf.cli import predict
+    from ssma_tf.models import SSMA, AdapNetPP
+
+    rng = np.random.default_rng(0)
+    for name, shape in (("a.png", (32, 64, 3)), ("d.png", (32, 64, 3)), ("l.png", (32, 64))):
+        Image.fromarray(rng.integers(0, 3, shape, dtype=np.uint8) * 100 if name != "l.png"
+                        else rng.integers(0, 3, shape, dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / "one.txt").write_text("a.png l.png\n")
+    (tmp_path / "two.txt").write_text("a.png d.png l.png\n")
+    adapnet, ssma = AdapNetPP(3), SSMA(3)
+    adapnet(np.zeros((1, 32, 64, 3), np.float32))
+    ssma([np.zeros((1, 32, 64, 3), np.float32)] * 2)
+    adapnet.save(tmp_path / "adapnet.keras")
+    ssma.save(tmp_path / "ssma.keras")
+    run = tmp_path / "depth_run"
+    run.mkdir()
+    adapnet.save_weights(run / "final.weights.h5")
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": "AdapNet_pp", "num_classes": 3, "height": 32,
+                                                     "width": 64, "input_modality": "modality2",
+                                                     "train_data": "train.tfrecords", "batch_size": 2,
+                                                     "max_iteration": 1, "learning_rate": 1e-3,
+                                                     "checkpoint": str(run)}))
+
+    def predict_with(main, listed, compared, *extra):
+        status = predict.main([str(tmp_path / main), "--list", str(tmp_path / listed), "-o",
+                               str(tmp_path / f"out{len(outputs)}"), "--compare", str(compared), "-q",
+                               "--precision", "float32", *extra])
+        outputs.append(status)
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    outputs = []
+    status, _, err = predict_with("adapnet.keras", "one.txt", tmp_path / "ssma.keras")
+    assert status == 2 and err.splitlines()[-1] == (
+        f"error: --compare {tmp_path / 'ssma.keras'} is an SSMA over 2 modalities, but the list's lines give 1 "
+        f"image(s) per sample ({tmp_path / 'one.txt'}, line 1 (sample 'a')): compare with a network that reads "
+        "at most 1"), err
+    assert not (tmp_path / "out0" / "color").exists()  # before any prediction
+    assert (f"--compare {tmp_path / 'ssma.keras'}: no config says how modality 2 and on were resized in training: "
+            "resizing them by nearest, the default; give its training run's folder, or "
+            "--modality2_interpolation") in err
+    status, _, err = predict_with("adapnet.keras", "one.txt", run)
+    assert status == 0 and (f"warning: --compare {run}: the network reads modality2 (its config); the list gives "
+                            "one image per line, and it reads that image as its input") in err, err
+    # The same network compared with itself at the resizing the flag says: the same everywhere.
+    status, out, err = predict_with("ssma.keras", "two.txt", tmp_path / "ssma.keras",
+                                    "--modality2_interpolation", "bilinear")
+    assert status == 0 and "0.00% fixed by this model" in out and "no config says how modality 2" not in err, (out, err)
+    # The flag is for the compared network when only it reads modality 2 (refused before).
+    status, out, err = predict_with("adapnet.keras", "two.txt", tmp_path / "ssma.keras",
+                                    "--modality2_interpolation", "bilinear")
+    assert status == 0, err
+
+
 @pytest.mark.parametrize("module, argv, flag, value", [
     ("prepare", ["gray", "raw", "-o", "out", "--max", "inf"], "--max", "inf"),
     ("prepare", ["jet", "raw", "-o", "out", "--min=-inf", "--max", "7000"], "--min", "-inf"),

@@ -569,19 +569,22 @@ def test_a_bad_range_is_a_usage_error(scannet_like, prepare_modality, capsys, ex
     assert not (root / "gray").exists()
 
 
-@pytest.mark.parametrize("where", ["output under a file", "list file a folder"])
+@pytest.mark.parametrize("where", ["output under a file", "list file a folder", "list file a folder, no --overwrite"])
 def test_outputs_in_the_way_are_found_before_any_conversion(scannet_like, prepare_modality, capsys, where):
+    """A --list-file that is a folder is named as one, with --overwrite or without (helper 271:
+    without, "exists already (pass --overwrite ...)", which then gave the folder's message)."""
     root = scannet_like
     (root / "file").write_text("x")
     (root / "folder").mkdir()
     output = root / "file" / "gray" if where == "output under a file" else root / "gray"
     status = prepare_modality(["gray", str(root / "depth"), "-o", str(output), "--max", "7000", "-q",
-                               "--label-dir", str(root / "label"), "--list-file", str(root / "folder"),
-                               "--overwrite"])
+                               "--label-dir", str(root / "label"), "--list-file", str(root / "folder")]
+                              + ([] if where.endswith("no --overwrite") else ["--overwrite"]))
     assert status == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert ("--output-dir" if where == "output under a file" else "--list-file") in err
+    assert ("--output-dir" if where == "output under a file" else
+            f"--list-file {root / 'folder'} is a folder; give a file name") in err, err
     assert not (root / "gray").exists()
 
 
