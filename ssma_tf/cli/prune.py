@@ -95,9 +95,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             check_not_moved(args.config, overrides, "give --checkpoint {folder}")
         config = load_config(args.config, "train", overrides=overrides)
         check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
+        plot_path = pathlib.Path(args.output) / "pruning.png"
+        if plot_path.is_dir():  # before: found after every stage had run, and the table was lost with it
+            raise UserInputError(f"{plot_path} is a folder, where ssma-prune writes its plot: remove it, or give "
+                                 "another --output", path=plot_path)
     except UserInputError as error:
         return fail(error)
     from ssma_tf.pruning import staged
+    from ssma_tf.training import TrainingStopped
 
     seen = {pathlib.Path(args.output).resolve(): "--output"}
     for folder in args.others:
@@ -127,6 +132,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
     except UserInputError as error:
         return fail(error)
+    except TrainingStopped as error:
+        # One line, as ssma-train gives it (helper 273: a traceback). The fine-tuning's rate is
+        # --finetune-lr (the config's learning_rate only by default).
+        error.args = (str(error).replace("Lower learning_rate", "Lower the fine-tuning's rate (--finetune-lr)"),)
+        return fail(error, 1)
     reports = [report] + others
     # A report of another model (or of the same model from other weights) is drawn all the same;
     # the table's unpruned rows tell them apart, and this line says so. The plot's legend says it
@@ -158,9 +168,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                   + "): the methods are not compared at the same budget", file=sys.stderr)
             marks[index] = f": other {', '.join(_SHOWN.get(k, k) for k in budget)}"
     labels = staged.report_labels(reports, [args.output, *args.others])
-    picture = staged.plot(reports, pathlib.Path(args.output) / "pruning.png",
-                          [label + mark for label, mark in zip(labels, marks)])
-    print(staged.format_table(reports, labels), flush=True)
+    print(staged.format_table(reports, labels), flush=True)  # first: a plot that fails loses no figure
+    picture = staged.plot(reports, plot_path, [label + mark for label, mark in zip(labels, marks)])
     print(f"plot: {picture}", flush=True)
     return 0
 

@@ -615,3 +615,27 @@ def test_the_plots_legend_fits_long_labels_and_tells_many_methods_apart(tmp_path
         assert tuple(image[y, start + 4]) == colour, k
         corner = tuple(image[y + 4, start + 8])
         assert (corner == colour) == (k >= 10), (k, corner)
+
+
+def test_a_plot_path_in_the_way_is_refused_and_a_stopped_fine_tuning_is_one_line(run_folder, monkeypatch, capsys):
+    """Helper 273: a folder at OUT/pruning.png was found after every stage had run, the table lost
+    with it; a fine-tuning stopped by a NaN loss, a divergence or a full disk was a traceback."""
+    from ssma_tf.training.trainer import NonFiniteLossError
+
+    monkeypatch.chdir(run_folder)
+    out = run_folder / "plot_in_the_way"
+    (out / "pruning.png").mkdir(parents=True)
+    monkeypatch.setattr(staged, "run", lambda *a, **k: pytest.fail("the stages ran"))
+    assert prune_cli.main(command(run_folder, "--stages", "block4:0.05", "-o", str(out))) == 2
+    assert capsys.readouterr().err == (f"error: {out / 'pruning.png'} is a folder, where ssma-prune writes its plot: "
+                                       "remove it, or give another --output\n")
+
+    def stopped(*args, **kwargs):
+        raise NonFiniteLossError("loss is nan at step 2; training stopped without saving (none kept). Lower "
+                                 "learning_rate, check the labels and images of train_data, or start again")
+
+    monkeypatch.setattr(staged, "run", stopped)
+    assert prune_cli.main(command(run_folder, "--stages", "block4:0.05", "-o", str(run_folder / "nan"))) == 1
+    assert capsys.readouterr().err == (
+        "error: loss is nan at step 2; training stopped without saving (none kept). Lower the fine-tuning's rate "
+        "(--finetune-lr), check the labels and images of train_data, or start again\n")
