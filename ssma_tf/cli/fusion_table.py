@@ -70,7 +70,9 @@ TITLES = {
     "fusenet": "FuseNet",
     "ssma": "SSMA",
 }
-# Table 17's order: the unimodal experts, the baselines, SSMA last.
+# Table 17's order: the unimodal experts, the baselines, SSMA last. FuseNet, which Table 17 lists
+# between CMoDE and SSMA, is not among the defaults (the published table has no row of it);
+# `--methods ... fusenet ssma` adds it.
 DEFAULT_METHODS = ("average", "maximum", "stacking", "late", "lfc", "cmode", "ssma")
 NUM_CLASSES = 7  # the synthetic scenes: void + 6 classes
 
@@ -142,12 +144,15 @@ def _common(args: argparse.Namespace, data: pathlib.Path) -> dict:
 
 
 def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, results: pathlib.Path,
-         train: bool = True, experts: Optional[dict] = None) -> dict:
+         train: bool = True, experts: Optional[dict] = None, weights: Optional[pathlib.Path] = None) -> dict:
     """Trains (or only assembles) one arm and evaluates it; cached in `results/<name>.json`.
 
     `experts` (name → the settings of the expert run whose weights the arm starts from) joins the
     arm's settings: the experts' files keep their paths when they are trained again with other
     settings (`--expert_steps`), and the fusion arms' results on the old experts were reused.
+    `weights`: a file the arm leaves that later arms read (an expert's); its result is reused only
+    while the file is there (helper 274: a result kept after its weights were moved away, and
+    every fusion arm failed on each rerun until the result was found and removed by hand).
     """
     path = results / f"{name}.json"
     # The records' digest with the settings (not a config key): scenes written again (another
@@ -156,6 +161,9 @@ def _arm(name: str, values: dict, args: argparse.Namespace, data: pathlib.Path, 
     settings = json.loads(json.dumps(dict(values, data=_data_digest(data),
                                           **({"experts": experts} if experts else {})), sort_keys=True))
     cached = cached_result(path, settings)
+    if cached is not None and weights is not None and not weights.is_file():
+        print(f"=== {name}: {weights} is gone; training it again", flush=True)
+        cached = None
     if cached is not None:
         return cached
     if not ARMS_IN_CHILDREN:
@@ -241,8 +249,8 @@ def run_seed(seed: int, args: argparse.Namespace, output: pathlib.Path, data: pa
     for key, modality in (("rgb", "modality1"), ("depth", "modality2")):
         values = dict(common, model="AdapNet_pp", input_modality=modality, checkpoint=str(checkpoints / key),
                       max_iteration=args.expert_steps, save_step=args.expert_steps)
-        out[key] = _arm(key, values, args, data, results)
         experts[key] = str(checkpoints / key / "final.weights.h5")
+        out[key] = _arm(key, values, args, data, results, weights=pathlib.Path(experts[key]))
     for method in args.methods:
         values = dict(common, model="SSMA", fusion=method, checkpoint=str(checkpoints / method),
                       max_iteration=args.fusion_steps, save_step=args.fusion_steps)

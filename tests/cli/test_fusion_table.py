@@ -20,6 +20,13 @@ def _metrics(miou):
     return {"mIoU": miou, "per_class": [{"name": "road", "iou": miou}, {"name": "car", "iou": miou / 2}]}
 
 
+def _leave_weights(values):
+    """The file a training run leaves, which the fusion arms read (the arms' cache checks it)."""
+    run = pathlib.Path(values["checkpoint"])
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "final.weights.h5").write_bytes(b"weights")
+
+
 def test_a_cached_arm_is_reused_only_with_the_same_settings(tmp_path, monkeypatch):
     trained = []
 
@@ -151,6 +158,7 @@ def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settin
 
     def fake_train(values, source, log=None):
         trained.append((pathlib.Path(values["checkpoint"]).name, values["max_iteration"]))
+        _leave_weights(values)
         return object()
 
     monkeypatch.setattr(fusion_table, "train_in_process", fake_train)
@@ -161,6 +169,15 @@ def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settin
     assert trained == [("rgb", 3), ("depth", 3), ("ssma", 2), ("stacking", 5)]
     assert fusion_table.main(argv + ["--expert_steps", "3", "--fusion_steps", "2"]) == 0
     assert len(trained) == 4  # everything cached
+    # An expert whose weights are gone is trained again, not taken from its result (helper 274:
+    # every fusion arm then failed on the missing file, on each rerun).
+    (tmp_path / "out" / "seed0" / "checkpoints" / "rgb" / "final.weights.h5").unlink()
+    capsys.readouterr()
+    assert fusion_table.main(argv + ["--expert_steps", "3", "--fusion_steps", "2"]) == 0
+    assert trained[4:] == [("rgb", 3)]
+    assert f"=== rgb: {tmp_path / 'out' / 'seed0' / 'checkpoints' / 'rgb' / 'final.weights.h5'} is gone; training " \
+        "it again" in capsys.readouterr().out
+    del trained[4:]
     # SSMA's own settings are those of the first run, its experts' are not.
     assert fusion_table.main(argv + ["--expert_steps", "5", "--fusion_steps", "2"]) == 0
     assert trained[4:] == [("rgb", 5), ("depth", 5), ("ssma", 2), ("stacking", 7)]
@@ -230,6 +247,7 @@ def test_a_fusion_arm_stopped_before_its_result_is_not_resumed_on_other_experts(
         assert not (run / "ckpt-1.index").exists(), f"{run.name}: a run of other settings was resumed"
         run.mkdir(parents=True, exist_ok=True)
         (run / "ckpt-1.index").write_text("trained")
+        _leave_weights(values)
         return object()
 
     monkeypatch.setattr(fusion_table, "train_in_process", fake_train)
@@ -256,6 +274,7 @@ def test_a_resumed_arm_gives_no_seconds_rather_than_those_of_its_last_part(tmp_p
         run = pathlib.Path(values["checkpoint"])
         run.mkdir(parents=True, exist_ok=True)
         (run / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')  # the run's state file
+        _leave_weights(values)
         return object()
 
     monkeypatch.setattr(fusion_table, "train_in_process", fake_train)
