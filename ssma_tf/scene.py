@@ -334,6 +334,12 @@ def _refuse_fewer_steps(steps: int, start: int, state_dir: str) -> None:
                          f"give --steps {start} or more to go on with it, or start again with --overwrite", state_dir)
 
 
+def holds_unfinished_run(output: str) -> bool:
+    """Whether the run folder `output` holds the saved state of an unfinished training, which a
+    run there resumes (a `resume` folder without its weights resumes nothing)."""
+    return os.path.isfile(os.path.join(output, RESUME_FOLDER, _STATE_WEIGHTS))
+
+
 def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str]:
     """The state file of an unfinished run in `state_dir` started with `settings`; None if there
     is none. An unfinished run with other settings is an error naming the first that differs."""

@@ -344,7 +344,14 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
         cli.main(train + ["--overwrite"])
     # A run started with --overwrite over a trained classifier and stopped is told to go on without
     # the flag, and does (before: refused as above; helper 137).
+    # A resume folder without saved weights resumes nothing: the classifier is kept (helper 277: a
+    # first save that failed left run.json alone there, and a run of other settings replaced it).
     (tmp_path / "run" / "resume").mkdir()
+    (tmp_path / "run" / "resume" / "run.json").write_text("{}")
+    assert cli.main(train) == 2
+    assert capsys.readouterr().err == (f"error: the trained classifier {tmp_path / 'run' / 'scene.keras'} exists; "
+                                       "pass --overwrite to replace it\n")
+    (tmp_path / "run" / "resume" / "state.weights.h5").write_bytes(b"")
     with pytest.raises(pytest.fail.Exception, match="trained, resume=True, save_steps=100"):
         cli.main(train)
 
@@ -506,10 +513,18 @@ def test_scene_lists_are_checked_whole_before_any_image_is_decoded(records, tmp_
          r"line 1: the class id must be a non-negative integer, got '²'$"),
         ([good, f"{records}/0_a.png {records}/0_b.png 0 # a note"], r"line 2: has 6 columns but the lines before it "
                                                                     r"have 3 \(a comment after the paths\?"),
+        # Helper 277: "Value out of range", once the images before it were decoded.
+        ([good, f"{records}/1_a.png {records}/1_b.png 9223372036854775808"],
+         r"line 2: the class id must be a non-negative integer below 2\*\*63, got 9223372036854775808$"),
     ):
         with pytest.raises(UserInputError, match=message):
             write_scene_records(write_list(tmp_path / "l.txt", lines), str(tmp_path / "l.tfrecords"), num_classes=3)
         assert not (tmp_path / "l.tfrecords").exists()
+    # The records never replace the list or one of its images (helper 277: with --overwrite they did).
+    listed = write_list(tmp_path / "l.txt", [good])
+    for output, what in ((listed, "the list file itself"), (f"{records}/0_a.png", "one of the listed images")):
+        with pytest.raises(UserInputError, match=rf"l\.txt: the output .* is {what}$"):
+            write_scene_records(listed, output)
     (tmp_path / "sp ace").mkdir()
     save_png(tmp_path / "sp ace" / "a.png", scene_images(0, 0)[0])
     with pytest.raises(UserInputError, match=r"line 1: has 4 columns, expected 3 .*quote"):

@@ -153,7 +153,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             # run, which has none yet, goes on; so does one started with --overwrite over a trained
             # classifier, which its stop message tells to rerun without the flag: before, refused
             # then, and with --overwrite its state was deleted; helper 137).
-            unfinished = os.path.isdir(os.path.join(args.output, scene.RESUME_FOLDER))
+            # Its state, not the folder alone (helper 277: a resume folder left by a failed first
+            # save let a run of other settings replace scene.keras without --overwrite).
+            unfinished = scene.holds_unfinished_run(args.output)
             check_output(os.path.join(args.output, scene.FINAL_SCENE_MODEL), what="the trained classifier",
                          overwrite=args.overwrite or unfinished)
         elif args.command == "evaluate":

@@ -365,6 +365,10 @@ def check_example(
             return present, (height, width), None, int(class_id[0])
         if values is None and key == schema.LABEL and not labeled:
             continue
+        if values is None and key == schema.LABEL and scenes:
+            # Helper 277: "no 'label' bytes feature" sent a user of scene records looking for an image.
+            raise ValueError(f"no {schema.CLASS_ID!r} feature: a scene classification record holds one integer "
+                             "class id")
         if values is None:
             raise ValueError(f"no {key!r} bytes feature")
         if len(values) != 1:

@@ -86,6 +86,9 @@ def read_scene_lines(path: str, modalities: Optional[int], check_files: bool = F
             raise InputFileError(f"{where}: the class id must be a non-negative integer, got {parts[-1]!r}"
                                  f"{comment_hint(parts)}", path)
         class_id = int(parts[-1])
+        if class_id >= 2 ** 63:  # a record's int64 (before: "Value out of range", after the images before it)
+            raise InputFileError(f"{where}: the class id must be a non-negative integer below 2**63, got {class_id}",
+                                 path)
         if num_classes is not None and class_id >= num_classes:
             raise InputFileError(f"{where}: class id {class_id} but num_classes is {num_classes}", path)
         images = tuple(os.path.normpath(os.path.join(folder, os.path.expanduser(p))) for p in parts[:-1])
@@ -143,6 +146,13 @@ def write_scene_records(
             the list file and line.
     """
     entries = read_scene_lines(list_file, modalities, check_files=True, num_classes=num_classes)
+    # As ssma-convert refuses them (helper 277: with --overwrite, the list or an image was replaced
+    # by the records).
+    target = os.path.realpath(output)
+    if target == os.path.realpath(list_file):
+        raise InputFileError(f"{list_file}: the output {output} is the list file itself", list_file)
+    if any(os.path.realpath(image) == target for _, images, _ in entries for image in images):
+        raise InputFileError(f"{list_file}: the output {output} is one of the listed images", list_file)
     histogram: Dict[int, int] = {}
     with contextlib.ExitStack() as stack:
         temporary = stack.enter_context(atomic_path(os.fspath(output)))

@@ -153,6 +153,12 @@ def test_scene_classification_records_are_checked_as_such(good, tmp_path):
     (problem,) = check_record_file(scenes, max_problems=1).problems
     assert "no 'label' bytes feature: a scene classification record" in str(problem)
     assert check_record_file(scenes, labeled=False).problems == []  # its images serve as unlabeled ones
+    # A scene record without its class id is named for that (helper 277: "no 'label' bytes feature").
+    no_class = _write(tmp_path / "no_class.tfrecords",
+                      [scene(0), _example(height=[SIZE], width=[SIZE], modality1=image, modality2=image)])
+    (problem,) = check_record_file(no_class, scenes=True).problems
+    assert str(problem) == (f"{no_class}, record 1: no 'class_id' feature: a scene classification record holds one "
+                            "integer class id")
     (problem,) = check_record_file(scenes, num_classes=2, scenes=True).problems
     assert str(problem) == (f"{scenes}, record 1: scene class id 2 >= num_classes 2 (the scene classes have ids "
                             "0..num_classes-1, no void class)")
