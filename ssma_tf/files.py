@@ -520,7 +520,11 @@ class _SignalsHeld:
         if self._caught:
             number = self._caught[0]
             self._caught.clear()
-            signal.raise_signal(number)  # its handler runs here (KeyboardInterrupt, the commands' SIGTERM)
+            handler = signal.getsignal(number)
+            if callable(handler):
+                handler(number, None)  # as the signal's delivery runs it (KeyboardInterrupt, the commands' SIGTERM)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)  # its default action: the process ends, as it would have
 
 
 @contextlib.contextmanager

@@ -125,14 +125,19 @@ def test_an_interrupt_while_an_old_folder_is_removed_comes_after_it_is_gone(tmp_
     rmtree = shutil.rmtree
 
     def interrupted_removal(path, *args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # as Python runs a signal's handler
         rmtree(path, *args, **kwargs)
 
     monkeypatch.setattr(files.shutil, "rmtree", interrupted_removal)
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(tmp_path / "out", directory=True) as partial:
-            with open(os.path.join(partial, "new.txt"), "w") as handle:
-                handle.write("new")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_path(tmp_path / "out", directory=True) as partial:
+                with open(os.path.join(partial, "new.txt"), "w") as handle:
+                    handle.write("new")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == ["new.txt"]
 
 
