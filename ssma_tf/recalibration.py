@@ -88,22 +88,13 @@ def _first_replica_part(batch: Any) -> Any:
     """`batch` with each distributed value replaced by its first local replica's part (under a
     strategy the values are `PerReplica`, whose shape is not the batch's; helper 269: a pair of
     inputs and labels then passed the check, and Keras refused the call with a puzzle)."""
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_first_replica_part(item) for item in batch)
-    if isinstance(batch, dict):
-        return {key: _first_replica_part(item) for key, item in batch.items()}
-    return batch.values[0] if _distributed(batch) else batch
+    return keras.tree.map_structure(lambda value: value.values[0] if _distributed(value) else value, batch)
 
 
 def _replica_sizes(batch: Any) -> list[int]:
     """The images of each local replica's part of a distributed batch ([] for one not distributed)."""
-    if isinstance(batch, (tuple, list)):
-        return next((sizes for sizes in map(_replica_sizes, batch) if sizes), [])
-    if isinstance(batch, dict):
-        return next((sizes for sizes in map(_replica_sizes, batch.values()) if sizes), [])
-    if _distributed(batch):
-        return [int(part.shape[0]) if len(part.shape) else 1 for part in batch.values]
-    return []
+    parts = next((value.values for value in keras.tree.flatten(batch) if _distributed(value)), ())
+    return [int(part.shape[0]) if len(part.shape) else 1 for part in parts]
 
 
 def _replicas(layer: Any) -> int:
