@@ -620,6 +620,19 @@ def test_the_list_file_as_output_is_refused_with_overwrite(dataset_dir, capsys):
     assert listed.read_text() == text
 
 
+def test_an_image_listed_through_a_linked_folder_is_not_overwritten(dataset_dir, tmp_path, capsys):
+    """The images were compared by absolute path, not resolved: a list naming them through a
+    linked folder had one replaced by the records with --overwrite."""
+    (tmp_path / "linked").symlink_to(dataset_dir)
+    listed = write_list(tmp_path / "linked.txt", ["linked/0_rgb.png linked/0_label.png",
+                                                   "linked/1_rgb.png linked/1_label.png"])
+    before = (dataset_dir / "0_label.png").read_bytes()
+    target = dataset_dir / "0_label.png"
+    assert _cli().main(["-f", str(listed), "-r", str(target), "--overwrite"]) == 2
+    assert capsys.readouterr().err == f"error: {listed}: the output {target} is one of the listed images\n"
+    assert target.read_bytes() == before
+
+
 def test_cli_checks_the_list_before_tensorflow_loads(dataset_dir, tmp_path):
     import subprocess
     import sys
