@@ -375,10 +375,16 @@ def _unfinished_run(state_dir: str, settings: Dict[str, object]) -> Optional[str
             state_dir)
     for key in settings:
         if before.get(key) != settings[key]:
+            if key == "freeze_experts":
+                # Said as ssma-scene's flag (before: "freeze_experts True, this one has False", a name
+                # the command never shows).
+                told = [("frozen experts (without --train_experts)" if frozen else
+                         "trained experts (--train_experts)") for frozen in (before.get(key), settings[key])]
+            else:
+                told = [f"{key} {before.get(key)!r}", repr(settings[key])]
             raise UserInputError(
-                f"{state_dir} holds an unfinished run with {key} {before.get(key)!r}, this one has "
-                f"{settings[key]!r}: give the same settings to go on with it, or start again with "
-                "--overwrite or in another folder", state_dir)
+                f"{state_dir} holds an unfinished run with {told[0]}, this one has {told[1]}: give the same "
+                "settings to go on with it, or start again with --overwrite or in another folder", state_dir)
     return weights
 
 

@@ -194,6 +194,10 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     with pytest.raises(UserInputError, match=r"run/resume holds an unfinished run with learning_rate 0\.01, this one "
                                              r"has 0\.02: give the same settings"):
         train_scene_classifier(data, str(run), **{**settings, "learning_rate": 2e-2})
+    # Said as the command's flag (before: "with freeze_experts True, this one has False").
+    with pytest.raises(UserInputError, match=r"run/resume holds an unfinished run with frozen experts \(without "
+                                             r"--train_experts\), this one has trained experts \(--train_experts\): "):
+        train_scene_classifier(data, str(run), freeze_experts=False, **settings)
     shutil.copy(data, tmp_path / "copy.tfrecords")
     with pytest.raises(UserInputError, match=r"holds an unfinished run with train_data \[.*scenes\.tfrecords'\], "
                                              r"this one has \[.*copy\.tfrecords'\]"):
