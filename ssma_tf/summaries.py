@@ -9,6 +9,7 @@ then `tensorboard --logdir <checkpoint>/logs` (TensorFlow 2.21 no longer install
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -57,3 +58,24 @@ def write_images(tag: str, images: Any, step: int, max_outputs: int = 3) -> None
     encoded = [tf.io.encode_png(image).numpy() for image in images]
     blob = [str(images.shape[2]).encode(), str(images.shape[1]).encode()] + encoded
     tf.summary.write(tag, tf.constant(blob, tf.string), step=step, metadata=_IMAGE_METADATA)
+
+
+def write_session_start(writer: Any, step: int) -> bool:
+    """Writes a `SessionLog.START` event at `step` into `writer`'s event file; whether it could.
+
+    TensorBoard treats every START after a run's first as a restart and drops what it read of that
+    run at `step` and after (its "purge orphaned data"). A trainer starting at step `s` writes one at
+    `s + 1`: after a stop without a save (SIGKILL, out of memory), the steps logged after the
+    checkpoint it resumes from would otherwise be drawn twice, with other values. `tf.summary` has
+    no call for it; the event goes through the writer's resource as it is (`ImportEvent`). A writer
+    without one (`tf.summary.create_noop_writer()`) is left alone.
+    """
+    from tensorflow.core.util import event_pb2
+
+    resource = getattr(writer, "_resource", None)
+    if resource is None:
+        return False
+    event = event_pb2.Event(step=int(step), session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START))
+    event.wall_time = time.time()
+    tf.raw_ops.ImportEvent(writer=resource, event=event.SerializeToString())
+    return True

@@ -676,6 +676,49 @@ def test_log_and_summaries_hold_losses_learning_rates_and_masks(tmp_path, tiny_m
     assert "(encoders 1.0000e-03)" in step_lines[0] and "time left" in step_lines[0]
 
 
+def _logged_losses(log_dir):
+    """The `loss/total` steps TensorBoard draws from `log_dir`: its event files in name order, and
+    each `SessionLog.START` after the first dropping what was read at its step and after (as its
+    "purge orphaned data" does for event files of version 2)."""
+    from tensorflow.core.util import event_pb2
+
+    steps, starts = [], 0
+    for event_file in sorted(tf.io.gfile.glob(os.path.join(log_dir, "events.*"))):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+                starts += 1
+                if starts > 1:
+                    steps = [step for step in steps if step < event.step]
+            steps += [event.step for value in event.summary.value if value.tag == "loss/total"]
+    return steps
+
+
+def test_a_run_resumed_after_a_stop_without_a_save_is_drawn_once_in_tensorboard(tmp_path, tiny_model):
+    """Killed after step 3 with its last checkpoint at step 2 (SIGKILL, out of memory), the resumed
+    run logged step 3 again: TensorBoard drew both, with other values (helper 281). A restart mark
+    at step 3 drops the first."""
+    config = _tiny_config(tmp_path, max_iteration=5, save_step=2)
+    first = training.Trainer(config, log=lambda line: None)
+    first.save = lambda *args, **kwargs: None if int(first.step.numpy()) == 3 else training.Trainer.save(first)
+    first.train(max_steps=3)
+    first.writer.flush()
+    log_dir = os.path.join(config.checkpoint, "logs")
+    assert _logged_losses(log_dir) == [1, 2, 3]
+    resumed = training.Trainer(config, log=lambda line: None)
+    assert int(resumed.step.numpy()) == 2
+    resumed.train()
+    resumed.writer.flush()
+    assert _logged_losses(log_dir) == [1, 2, 3, 4, 5]
+    try:
+        # The accumulator TensorBoard's server reads runs with (the older one keeps tensors unpurged).
+        from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+    except ImportError:  # the optional extra: the rule above is the one its accumulator applies
+        return
+    accumulator = EventAccumulator(log_dir)
+    accumulator.Reload()
+    assert [event.step for event in accumulator.Tensors("loss/total")] == [1, 2, 3, 4, 5]
+
+
 @pytest.mark.parametrize(
     "options",
     [{"mixed_precision": "mixed_float16"}, {"mixed_precision": "mixed_bfloat16"}, {"xla": True}],

@@ -64,7 +64,7 @@ from ssma_tf.losses import decayed_weights
 from ssma_tf.models.factory import build_model
 from ssma_tf.progress import Progress, format_duration
 from ssma_tf.recalibration import recalibrate_batch_norm
-from ssma_tf.summaries import write_images, write_scalar
+from ssma_tf.summaries import write_images, write_scalar, write_session_start
 from ssma_tf.training.dataset import make_train_dataset
 from ssma_tf.training.optimizer import make_optimizer, schedule_from_config
 from ssma_tf.training.step import PREVIEW_IMAGES, apply_gradients, preview_classes, supervised_pass
@@ -481,6 +481,8 @@ class Trainer:
             )
             self._saving_step: Optional[int] = None
             self.resumed_from = self._restore()
+            # The step this process starts from: the summaries' restart mark (`writer`) is after it.
+            self._started_at = int(self.step.numpy())
             # The last step whose loss passed the NaN and divergence checks (a checkpoint's passed).
             self._checked_step = int(self.step.numpy())
             # The newest checkpoint known to be complete: the one resumed from, then each one saved.
@@ -1110,8 +1112,15 @@ class Trainer:
     def writer(self) -> Any:
         """The TensorBoard summary writer of `log_dir` (chief only; a no-op writer elsewhere)."""
         if self._writer is None:
-            self._writer = (tf.summary.create_file_writer(self.config.log_dir) if self.chief and self.config.log_dir
-                            else tf.summary.create_noop_writer())
+            if self.chief and self.config.log_dir:
+                writer = tf.summary.create_file_writer(self.config.log_dir)
+                # Steps logged after the checkpoint a run resumes from are dropped by TensorBoard
+                # (before: after a stop without a save, they were drawn twice, with other values;
+                # helper 281). A first start writes one too: TensorBoard ignores a run's first.
+                write_session_start(writer, self._started_at + 1)
+                self._writer = writer
+            else:
+                self._writer = tf.summary.create_noop_writer()
         return self._writer
 
     def write_summaries_or_warn(self, write: Callable[[], None]) -> None:
