@@ -131,12 +131,15 @@ class ConfusionMatrix:
             labels: ground truth, sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C) as floats;
                 NumPy or tensors. Ids outside [0, C) are void.
             predictions: integer class ids (B, H, W), or float probabilities or logits
-                (B, H, W, C) whose argmax is the prediction.
+                (B, H, W, C) whose argmax is the prediction, or the models' training-time
+                output dict (its "softmax").
 
         Raises:
             ValueError: on shapes that do not match or predicted ids outside [0, C).
         """
-        preds, labels = np.asarray(predictions), np.asarray(labels)  # a tensor's copy made once
+        # The models' training-time dict counts by its softmax, as the Keras metrics below take it
+        # (before: "labels of shape (2, 8, 8) do not fit predictions of rank 0"; helper 278).
+        preds, labels = np.asarray(_main_output(predictions)), np.asarray(labels)  # a tensor's copy made once
         # bfloat16 (ml_dtypes, from a bfloat16 tensor) is no NumPy floating type: it was taken for
         # class ids and the labels blamed for the rank.
         if np.issubdtype(preds.dtype, np.floating) or preds.dtype.name == "bfloat16":
@@ -387,6 +390,7 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int, comp
     Returns:
         An int32 tensor (C, C), rows ground truth, columns prediction.
     """
+    predictions = _main_output(predictions)  # as `ConfusionMatrix.update`
     check_class_axis(predictions.shape[-1], num_classes)
     preds = ops.cast(ops.argmax(predictions, axis=-1), "int32")
     labels = as_read(labels, len(predictions.shape), num_classes)

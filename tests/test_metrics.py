@@ -290,3 +290,17 @@ def test_counts_that_are_not_whole_numbers_are_refused():
     matrix = ConfusionMatrix(3)
     matrix.update_from_matrix(np.array([[0, 0, 0], [0, 2.0, 1], [0, 0, 3]], np.float32), num_images=1)
     assert matrix.matrix.tolist() == [[0, 0, 0], [0, 2, 1], [0, 0, 3]]
+
+
+def test_the_training_time_output_dict_is_counted_by_its_softmax():
+    """Helper 278: "labels of shape (2, 8, 8) do not fit predictions of rank 0" (the dict made a
+    0-d object array), where the Keras metrics take the same dict."""
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((2, 8, 8, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, (2, 8, 8))
+    outputs = {"softmax": probabilities, "logits": probabilities[..., ::-1]}
+    expected, given = ConfusionMatrix(4), ConfusionMatrix(4)
+    expected.update(labels, probabilities)
+    given.update(labels, outputs)
+    np.testing.assert_array_equal(given.matrix, expected.matrix)
+    np.testing.assert_array_equal(batch_confusion_matrix(labels, outputs, 4), expected.matrix)

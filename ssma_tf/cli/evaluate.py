@@ -85,6 +85,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--exported needs --backend openvino or tflite")
     if args.run is not None and args.config is not None:
         parser.error("give a config (-c) or a training run's folder, one of the two")
+    if args.backend == "tensorflow":
+        # As ssma-predict and ssma-export say it (before: a run's config.yaml given as RUN was "key
+        # 'checkpoint': no checkpoint at RUN/config.yaml (expected ... 'config.yaml.index' ...)"; helper 278).
+        model_file_or_exit(parser, "RUN", args.run)
     if args.run is None and args.config is None and (args.backend == "tensorflow" or args.exported is None):
         last = (args.test_data or [""])[-1]
         # `--test_data` takes every word after it: a RUN given last is taken for records.

@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--rgb-suffix", default="", help="suffix of RGB names to drop for pairing")
         p.add_argument("--rgb-column", type=int, default=0,
                        help="0-based column of the RGB images in --from-list (default 0)")
-        p.add_argument("--nir-channel", type=int, default=0,
+        # Before: any number, found out of range at the first colour file as its failure, and read
+        # by nothing for grey ones (helper 279).
+        p.add_argument("--nir-channel", type=int, choices=(0, 1, 2),
                        help="channel holding NIR if the NIR files are colour (default 0)")
         p.add_argument("--max-value", type=finite_number,
                        help="stored value meaning reflectance 1 (default 255 for 8-bit files, "
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Flags that choose files or say how to run, not what an output holds.
 _NOT_SETTINGS = ("column", "debug", "from_list", "input_suffix", "inputs", "label_dir", "label_suffix", "list_file",
                  "modality1_dir", "modality1_suffix", "output_dir", "output_suffix", "overwrite", "quiet",
-                 "recursive", "skip_existing", "subparser", "rgb_column", "rgb_suffix")
+                 "recursive", "skip_existing", "subparser", "rgb_column", "rgb_suffix", "rgb_dir")
 
 
 def _settings(args: argparse.Namespace) -> Dict[str, str]:
@@ -210,8 +212,8 @@ def _settings(args: argparse.Namespace) -> Dict[str, str]:
         values.pop("one_based", None)  # recorded when given: folders prepared before it resume
     if values.get("units"):
         values["units"] = completion.units_per_metre(values["units"])
-    if values.get("rgb_dir"):
-        values["rgb_dir"] = os.path.abspath(values["rgb_dir"])
+    if "nir_channel" in values and values["nir_channel"] is None:
+        values["nir_channel"] = 0  # left out: the 0 it reads, as recorded when 0 was its default (folders resume)
     if values.get("intrinsics_file"):
         # By what it holds: the same camera from another working folder resumes, an edited file does
         # not (before: its path as typed; helper 140).
@@ -228,6 +230,15 @@ def _settings(args: argparse.Namespace) -> Dict[str, str]:
 def _camera_file_beside(source: pathlib.Path, relative: str) -> pathlib.Path:
     """The camera file that --intrinsics-relative names for one depth map: relative to its folder."""
     return pathlib.Path(os.path.normpath(source.parent / relative))
+
+
+def _settings_with_rgb(settings: Dict[str, str]) -> Callable[[batch.Job], Dict[str, str]]:
+    """The settings of each NDVI/EVI job: the RGB image it reads red and blue from, by its absolute
+    path (before: --rgb-dir alone, and a list pairing the NIR images with other RGB images, or
+    another --rgb-suffix, resumed with --skip-existing kept the pictures of the first; helper 279)."""
+    def of(job: batch.Job) -> Dict[str, str]:
+        return {**settings, "rgb_image": os.path.abspath(job.companion)}
+    return of
 
 
 def _settings_per_job(args: argparse.Namespace, settings: Dict[str, str]) -> Callable[[batch.Job], Dict[str, str]]:
@@ -281,6 +292,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         settings = _settings(args)
         if args.command == "hha" and args.intrinsics_relative is not None:
             settings = _settings_per_job(args, settings)
+        if args.command in ("ndvi", "evi"):
+            settings = _settings_with_rgb(settings)
         todo = batch.check_outputs(jobs, overwrite=args.overwrite, skip_existing=args.skip_existing,
                                    output_dir=args.output_dir, settings=settings)
         if args.list_file is not None:
@@ -299,12 +312,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             convert(job)
             written.append(job)
 
+        def resumable() -> bool:
+            """Whether the same run with --skip-existing would keep what is there and go on."""
+            try:
+                batch.check_outputs(jobs, overwrite=False, skip_existing=True, output_dir=args.output_dir,
+                                    settings=settings)
+            except (UserInputError, OSError):
+                return False
+            return True
+
         try:
             batch.run_jobs(todo, counted, progress=progress, output_dir=args.output_dir, settings=settings)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM under `command`: it prints the last line
             if progress is not None:
                 progress.clear()
-            print(f"{PROG}: {_stopped_line(args, len(written), len(todo))}", file=sys.stderr, flush=True)
+            stopped = _stopped_line(args, len(written), len(todo), resumable)
+            print(f"{PROG}: {stopped}", file=sys.stderr, flush=True)
             raise
         except (UserInputError, OSError) as exc:
             if not written:
@@ -315,7 +338,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 progress.clear()
             print_traceback_if_debug(exc)
             print(f"{PROG}: error: {exc}", file=sys.stderr)
-            print(f"{PROG}: {_stopped_line(args, len(written), len(todo))}", file=sys.stderr, flush=True)
+            stopped = _stopped_line(args, len(written), len(todo), resumable)
+            print(f"{PROG}: {stopped}", file=sys.stderr, flush=True)
             return 2 if isinstance(exc, UserInputError) else 1
         warned.summary(len(todo))
         if args.list_file is not None:
@@ -334,11 +358,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _stopped_line(args: argparse.Namespace, written: int, total: int) -> str:
-    """What a stopped run has done and how to go on (before: "terminated" alone; helper 183)."""
+def _stopped_line(args: argparse.Namespace, written: int, total: int,
+                  resumable: Callable[[], bool] = lambda: True) -> str:
+    """What a stopped run has done and how to go on (before: "terminated" alone; helper 183).
+
+    `resumable`: whether a run with --skip-existing would go on, asked of a stopped --overwrite
+    run (before: advised whatever remained, and refused when the outputs not yet rewritten were
+    made with other settings or from other inputs; helper 279)."""
     listed = "; the list file is written at the end" if args.list_file is not None else ""
     if not written:
         return f"stopped before its first file{listed}; run the same command to start again"
+    if args.overwrite and not resumable():
+        return (f"stopped after {written} of {total} file(s), which are kept{listed}; run the same command again to "
+                "write them all: --skip-existing would refuse the outputs left from an earlier run with other "
+                "settings or inputs")
     how = ("the same command" if args.skip_existing
            else "the same command with --skip-existing in place of --overwrite" if args.overwrite
            else "the same command with --skip-existing")
@@ -381,6 +414,12 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if given:
             parser.error(f"{'/'.join(given)} pair{'s' if len(given) == 1 else ''} folder inputs; with --from-list the "
                          "list's paths are taken as they are, each output named after its input file")
+    if args.from_list is None and args.list_file is None and (args.modality1_dir or args.label_dir):
+        # Before: accepted and read by nothing, the outputs written and no list (helper 279).
+        given = "/".join(flag for flag, value in (("--modality1-dir", args.modality1_dir),
+                                                  ("--label-dir", args.label_dir)) if value)
+        parser.error(f"{given} pair{'s' if '/' not in given else ''} files for the list file, and no --list-file is "
+                     "given: add --list-file LIST (or drop them)")
     if args.modality1_dir is not None and args.label_dir is None:
         parser.error("--modality1-dir needs --label-dir: list rows end with the label")
     if getattr(args, "keep_valid", False) and args.command != "fill" and not args.fill:
@@ -502,16 +541,18 @@ class ImageWarnings:
     NAMED = 3
 
     def __init__(self) -> None:
-        self.count = 0
+        # Images, not warnings, are counted (before: two warnings of one image counted twice, "10 of
+        # 5 images were warned of", and the third named image's second warning left out; helper 279).
+        self.images: Dict[pathlib.Path, int] = {}  # each image warned of: its place in the order of warnings
 
     def image(self, source: pathlib.Path, text: str) -> None:
-        self.count += 1
-        if self.count <= self.NAMED:
+        self.images.setdefault(source, len(self.images))
+        if self.images[source] < self.NAMED:
             print(f"warning: {source}: {text}", file=sys.stderr, flush=True)
 
     def summary(self, total: int) -> None:
-        if self.count > self.NAMED:
-            print(f"warning: {self.count} of {total} images were warned of (the first {self.NAMED} above)",
+        if len(self.images) > self.NAMED:
+            print(f"warning: {len(self.images)} of {total} images were warned of (the first {self.NAMED} above)",
                   file=sys.stderr, flush=True)
 
 
@@ -637,8 +678,16 @@ def _converter(args: argparse.Namespace, warned: ImageWarnings
         raise NotImplementedError(f"{args.command}: a subcommand without a converter here")
     index_function = vegetation.ndvi if args.command == "ndvi" else vegetation.evi
 
+    channel_checked = []  # whether the first NIR image was looked at for --nir-channel
+
     def convert(job: batch.Job) -> None:
-        nir, red, blue = io.read_nir_rgb(job.source, job.companion, nir_channel=args.nir_channel,
+        if args.nir_channel is not None and not channel_checked:
+            channel_checked.append(True)
+            if io.read_image(job.source, "NIR").ndim == 2:
+                # Read as it is: the index is right, but the flag says the files were taken for colour.
+                print(f"warning: --nir-channel {args.nir_channel} is for colour NIR files, and '{job.source}' is "
+                      "single-channel: its one channel is read as NIR", file=sys.stderr, flush=True)
+        nir, red, blue = io.read_nir_rgb(job.source, job.companion, nir_channel=args.nir_channel or 0,
                                          max_value=args.max_value)
         index = index_function(nir, red) if args.command == "ndvi" else index_function(nir, red, blue)
         image = vegetation.index_image(index, tuple(args.value_range), args.colormap)

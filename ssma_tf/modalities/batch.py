@@ -59,13 +59,18 @@ class Job:
 
 
 def find_files(
-    folder: PathLike, extensions: Sequence[str], recursive: bool = False, suffix: str = ""
+    folder: PathLike, extensions: Sequence[str], recursive: bool = False, suffix: str = "",
+    exclude: Optional[PathLike] = None,
 ) -> List[pathlib.Path]:
     """Lists the files of a folder with one of `extensions` (case-insensitive), sorted.
 
     Hidden files (starting with a dot) are skipped, and so are files whose name (without
     extension) does not end with `suffix`: a Cityscapes `gtFine` folder holds `*_labelIds.png`
     next to `*_color.png` and `*_instanceIds.png`.
+
+    Args:
+        exclude: a folder whose files are left out when it lies inside `folder` (the output
+            folder: its files are this tool's outputs, not raw inputs).
 
     Raises:
         InputFileError: if the folder does not exist or holds no such file.
@@ -75,6 +80,7 @@ def find_files(
         raise InputFileError(f"input folder '{folder}' does not exist")
     pattern = "**/*" if recursive else "*"
     wanted = {e.lower() for e in extensions}
+    skipped = _folder_inside(exclude, folder) if exclude is not None else None
     files = sorted(
         p
         for p in folder.glob(pattern)
@@ -83,6 +89,7 @@ def find_files(
         and p.stem.endswith(suffix)
         and p.stem != suffix
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and not (skipped is not None and _is_within(p.parent, skipped))
     )
     if not files:
         where = "under" if recursive else "in"
@@ -97,6 +104,18 @@ def find_files(
             + ("" if recursive or hint else " (use --recursive for sub-folders)") + hint
         )
     return files
+
+
+def _folder_inside(inner: PathLike, outer: PathLike) -> Optional[str]:
+    """`inner`'s real path when it is a sub-folder of `outer` (not `outer` itself), else None."""
+    inner, outer = os.path.realpath(inner), os.path.realpath(outer)
+    return inner if inner != outer and _is_within(inner, outer) else None
+
+
+def _is_within(path: PathLike, folder: str) -> bool:
+    """Whether `path` (resolved) is `folder` (a real path) or lies below it."""
+    path = os.path.realpath(path)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def sample_key(path: PathLike, root: PathLike, suffix: str = "") -> str:
@@ -116,16 +135,17 @@ def sample_key(path: PathLike, root: PathLike, suffix: str = "") -> str:
 
 
 def index_folder(
-    folder: PathLike, extensions: Sequence[str], suffix: str = "", recursive: bool = False
+    folder: PathLike, extensions: Sequence[str], suffix: str = "", recursive: bool = False,
+    exclude: Optional[PathLike] = None,
 ) -> Dict[str, pathlib.Path]:
-    """Maps the key of every file in `folder` to its path.
+    """Maps the key of every file in `folder` (but those under `exclude`, see `find_files`) to its path.
 
     Raises:
         InputFileError: if the folder is empty, a file lacks the suffix, or two files share a key.
     """
     folder = pathlib.Path(folder)
     index: Dict[str, pathlib.Path] = {}
-    for path in find_files(folder, extensions, recursive, suffix):
+    for path in find_files(folder, extensions, recursive, suffix, exclude):
         key = sample_key(path, folder, suffix)
         if key in index:
             raise InputFileError(f"'{index[key]}' and '{path}' have the same name; keep only one")
@@ -267,9 +287,12 @@ def plan_folder_jobs(
     for item in inputs:
         item = pathlib.Path(item)
         if item.is_dir():
+            # Before: an -o inside a --recursive input folder was walked too (helper 279): the
+            # earlier outputs were converted again as samples, or a rerun with --skip-existing
+            # was refused as writing over "the input".
             found = [
                 (sample_key(p, item, input_suffix), p)
-                for p in find_files(item, extensions, recursive, input_suffix)
+                for p in find_files(item, extensions, recursive, input_suffix, exclude=output_dir)
             ]
         elif item.is_file():
             found = [(sample_key(item, item.parent, input_suffix), item)]
@@ -288,17 +311,17 @@ def plan_folder_jobs(
     # In key order, then by output name.
     ordered = sorted(planned.items(), key=lambda item: (item[1][0], item[0].name))
     companions = (
-        index_folder(companion_dir, companion_extensions, companion_suffix, recursive)
+        index_folder(companion_dir, companion_extensions, companion_suffix, recursive, output_dir)
         if companion_dir is not None
         else None
     )
     modality1 = (
-        index_folder(modality1_dir, image_extensions, modality1_suffix, recursive)
+        index_folder(modality1_dir, image_extensions, modality1_suffix, recursive, output_dir)
         if modality1_dir is not None
         else None
     )
     labels = (
-        index_folder(label_dir, image_extensions, label_suffix, recursive)
+        index_folder(label_dir, image_extensions, label_suffix, recursive, output_dir)
         if label_dir is not None
         else None
     )

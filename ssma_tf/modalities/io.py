@@ -258,7 +258,8 @@ def read_nir_rgb(
         (nir, red, blue) float64 arrays of shape (H, W), values divided by `max_value`.
 
     Raises:
-        InputFileError: if a file cannot be read, the RGB image is not colour, or the sizes differ.
+        InputFileError: if a file cannot be read, the RGB image is not colour, the sizes differ, or
+            a band used holds values above `max_value`.
     """
     nir_image = read_image(nir_path, "NIR")
     rgb_image = read_image(rgb_path, "RGB")
@@ -285,6 +286,17 @@ def read_nir_rgb(
             f"max_value {max_value:g} would apply to the NIR image '{nir_path}' ({bits[nir_band.dtype]}-bit) and the "
             f"RGB image '{rgb_path}' ({bits[rgb_image.dtype]}-bit) alike; store both at one bit depth, or leave "
             "max_value out (each file's own range)")
+
+    if max_value is not None:
+        # A value above the one meaning reflectance 1 says max_value is not the files' (before:
+        # EVI blamed 8-bit values not divided by 255, a failure of the NIR file; helper 279).
+        for what, band in ((f"NIR image '{nir_path}'", nir_band), (f"the red of RGB image '{rgb_path}'",
+                           rgb_image[..., 0]), (f"the blue of RGB image '{rgb_path}'", rgb_image[..., 2])):
+            if band.size and float(band.max()) > max_value:
+                raise InputFileError(
+                    f"{what} reaches {float(band.max()):g}, above max_value (--max-value) {max_value:g}, the stored "
+                    "value meaning reflectance 1: give the files' full-scale value (e.g. 4095 for 12-bit data), or "
+                    "leave it out (255 for 8-bit files, 65535 for 16-bit)")
 
     def reflectance(band: np.ndarray) -> np.ndarray:
         top = max_value if max_value is not None else float(np.iinfo(band.dtype).max)

@@ -764,6 +764,24 @@ def test_number_flags_must_be_finite(module, argv, flag, value, capsys):
     assert f"error: argument {flag}: must be a finite number, got '{value}'" in capsys.readouterr().err
 
 
+def test_ssma_evaluate_names_a_runs_config_given_as_the_run(tmp_path, monkeypatch, capsys):
+    """Helper 278: "key 'checkpoint': no checkpoint at run/config.yaml (expected ... a
+    'config.yaml.index' beside it ...)", a key the user never typed, where predict and export
+    say to give it with -c."""
+    from ssma_tf.cli.evaluate import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    config = f"model: AdapNet_pp\nnum_classes: 3\ncheckpoint: {tmp_path / 'run'}\n"
+    (tmp_path / "run" / "config.yaml").write_text(config)
+    with pytest.raises(SystemExit) as exited:
+        main(["run/config.yaml"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "ssma-evaluate: error: RUN run/config.yaml is a file but not a model (a training run's folder, a .keras file "
+        "or weights): give a config with -c run/config.yaml")
+
+
 @pytest.mark.parametrize("module", ["predict", "export"])
 def test_a_config_or_list_given_as_the_run_is_named_for_what_it_is(module, tmp_path, monkeypatch, capsys):
     """Helper 205: 'no checkpoint at cfg/ok.config (expected cfg/ok.config.index, ...)' for a

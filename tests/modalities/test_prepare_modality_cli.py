@@ -1075,3 +1075,172 @@ def test_the_list_written_onto_the_list_read_is_refused_whatever_the_flags(scann
         assert f"--list-file '{raw}' is the --from-list it reads: the output list would replace it" in \
             capsys.readouterr().err
         assert raw.read_text() == before and not (root / "g").exists()
+
+
+def _vegetation(root: pathlib.Path) -> None:
+    """veg/nir/0.png with two RGB images of other red, rgbA/0.png and rgbB/0.png, and a label."""
+    _save(root / "veg" / "nir" / "0.png", np.full((4, 5), 150, np.uint8))
+    for name, red in (("rgbA", 30), ("rgbB", 120)):
+        rgb = np.zeros((4, 5, 3), np.uint8)
+        rgb[..., 0] = red
+        _save(root / "veg" / name / "0.png", rgb)
+    _save(root / "veg" / "lab" / "0.png", np.zeros((4, 5), np.uint8))
+
+
+def test_a_vegetation_index_resumed_with_other_rgb_images_is_refused(tmp_path, prepare_modality, capsys):
+    """Helper 279: only the NIR file was recorded, so --skip-existing with a list pairing it with
+    other RGB images (or another --rgb-suffix) kept the index of the first ("1 existing kept")."""
+    _vegetation(tmp_path)
+    veg = tmp_path / "veg"
+    for name in ("A", "B"):
+        (veg / f"v{name}.txt").write_text(f"rgb{name}/0.png nir/0.png lab/0.png\n")
+
+    def run(name, *extra):
+        return prepare_modality(["ndvi", "--from-list", str(veg / f"v{name}.txt"), "-o", str(veg / "vout"),
+                                 "--list-file", str(veg / "vout" / "train.txt"), "-q", *extra])
+
+    assert run("A") == 0
+    made_of_a = (veg / "vout" / "0.png").read_bytes()
+    assert run("A", "--skip-existing") == 0  # the same pairs resume
+    assert run("B", "--skip-existing") == 2
+    err = capsys.readouterr().err
+    assert (f"'{veg / 'vout' / '0.png'}' was made with other settings (rgb_image {veg / 'rgbA' / '0.png'} -> "
+            f"{veg / 'rgbB' / '0.png'}): --skip-existing keeps only outputs of this conversion") in err, err
+    assert (veg / "vout" / "0.png").read_bytes() == made_of_a
+    assert run("B", "--overwrite") == 0 and (veg / "vout" / "0.png").read_bytes() != made_of_a
+    # The folder form: another --rgb-suffix pairs the NIR images with other RGB files.
+    (veg / "rgb_pairs").mkdir()
+    (veg / "rgbA" / "0.png").rename(veg / "rgb_pairs" / "0_a.png")
+    (veg / "rgbB" / "0.png").rename(veg / "rgb_pairs" / "0_b.png")
+    folder = ["ndvi", str(veg / "nir"), "-o", str(veg / "fout"), "--rgb-dir", str(veg / "rgb_pairs"), "-q"]
+    assert prepare_modality(folder + ["--rgb-suffix", "_a"]) == 0
+    assert prepare_modality(folder + ["--rgb-suffix", "_b", "--skip-existing"]) == 2
+    assert f"(rgb_image {veg / 'rgb_pairs' / '0_a.png'} -> {veg / 'rgb_pairs' / '0_b.png'})" in capsys.readouterr().err
+
+
+def test_an_output_folder_inside_a_recursive_input_folder_is_left_out(tmp_path, prepare_modality, capsys):
+    """Helper 279: --recursive walked into -o: a rerun with --skip-existing was refused as writing
+    over "the input", and a gray rerun converted the earlier pictures as samples."""
+    for where in ("d", "e"):
+        _save(tmp_path / where / "a" / "0.png", np.full((8, 10), 3000, np.uint16))
+        _save(tmp_path / where / "b" / "1.png", np.full((8, 10), 2000, np.uint16))
+    fill = ["fill", str(tmp_path / "d"), "--recursive", "-o", str(tmp_path / "d" / "filled"), "--units", "mm",
+            "--keep-valid", "-q"]
+    assert prepare_modality(fill) == 0
+    assert prepare_modality(fill + ["--skip-existing"]) == 0, capsys.readouterr().err
+    gray = ["gray", str(tmp_path / "e"), "--recursive", "-o", str(tmp_path / "e" / "g"), "--max", "7000", "-q"]
+    assert prepare_modality(gray) == 0 and prepare_modality(gray + ["--overwrite"]) == 0
+    written = sorted(p.relative_to(tmp_path / "e" / "g").as_posix() for p in (tmp_path / "e" / "g").rglob("*.png"))
+    assert written == ["a/0.png", "b/1.png"]
+
+
+def test_a_stopped_overwrite_of_outputs_made_otherwise_says_to_run_it_again(scannet_like, prepare_modality,
+                                                                           monkeypatch, capsys):
+    """Helper 279: a stopped --overwrite run advised --skip-existing, which then refused the outputs
+    not yet rewritten, made with the other settings of an earlier run."""
+    from ssma_tf import files
+    from ssma_tf.errors import Terminated
+
+    root = scannet_like
+    args = ["gray", str(root / "depth"), "-o", str(root / "gray"), "--max", "7000"]
+    assert prepare_modality(args + ["-q"]) == 0
+    args[-1] = "5000"
+    replace, renamed = files._replace, []
+
+    def stop_after_the_first(source, destination):  # the second being written, the third as it was
+        if len(renamed) == 1:
+            raise Terminated()
+        replace(source, destination)
+        renamed.append(destination)
+
+    monkeypatch.setattr(files, "_replace", stop_after_the_first)
+    capsys.readouterr()
+    assert prepare_modality(args + ["--overwrite"]) == 143
+    error = capsys.readouterr().err
+    assert error.endswith("stopped after 1 of 3 file(s), which are kept; run the same command again to write them "
+                          "all: --skip-existing would refuse the outputs left from an earlier run with other settings "
+                          "or inputs\nterminated\n"), error
+    monkeypatch.setattr(files, "_replace", replace)
+    assert prepare_modality(args + ["--skip-existing", "-q"]) == 2
+    assert "was made with other settings (vmax 7000.0 -> 5000.0)" in capsys.readouterr().err
+    assert prepare_modality(args + ["--overwrite", "-q"]) == 0
+
+
+@pytest.mark.parametrize("command, nir, red, message", [
+    ("evi", 200, 30, "NIR image '{root}/nir/0.png' reaches 200, above max_value (--max-value) 100"),
+    ("ndvi", 50, 150, "the red of RGB image '{root}/rgb/0.png' reaches 150, above max_value (--max-value) 100"),
+])
+def test_a_band_above_max_value_is_named_with_it(tmp_path, prepare_modality, capsys, command, nir, red, message):
+    """Helper 279: EVI blamed 8-bit values not divided by 255 for a --max-value below the files'
+    values, as a failure of the NIR file; NDVI went on without a word."""
+    _save(tmp_path / "nir" / "0.png", np.full((4, 5), nir, np.uint8))
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0] = red
+    _save(tmp_path / "rgb" / "0.png", rgb)
+    assert prepare_modality([command, str(tmp_path / "nir"), "-o", str(tmp_path / "out"), "--rgb-dir",
+                             str(tmp_path / "rgb"), "--max-value", "100", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"ssma-prepare: error: {message.format(root=tmp_path)}, the stored value meaning reflectance 1" in err, err
+    assert "divide 8-bit values" not in err and not (tmp_path / "out").exists()
+    assert prepare_modality([command, str(tmp_path / "nir"), "-o", str(tmp_path / "out"), "--rgb-dir",
+                             str(tmp_path / "rgb"), "--max-value", "255", "-q"]) == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--label-dir", "label"], "--label-dir pairs files for the list file, and no --list-file is given: add "
+                               "--list-file LIST"),
+    (["--modality1-dir", "color", "--label-dir", "label"], "--modality1-dir/--label-dir pair files for the list file"),
+])
+def test_folder_pairing_without_a_list_file_is_a_usage_error(scannet_like, prepare_modality, capsys, extra, message):
+    """Helper 279: --modality1-dir and --label-dir without --list-file were taken and read by nothing."""
+    root = scannet_like
+    extra = [str(root / e) if e in ("label", "color") else e for e in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality(["jet", str(root / "depth"), "-o", str(root / "jet"), "--max", "7000", *extra])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (root / "jet").exists()
+
+
+def test_images_warned_of_twice_are_counted_once(tmp_path, prepare_modality, capsys):
+    """Helper 279: two warnings of one image counted as two images ("10 of 5 images were warned of"),
+    and the third image named lost its second warning."""
+    depth = np.full((6, 8), 5.0, np.float32)
+    depth[:3] = -1.0  # below 0, and the rest far under the range: two warnings each
+    (tmp_path / "d").mkdir()
+    for i in range(5):
+        np.save(tmp_path / "d" / f"{i}.npy", depth)
+    assert prepare_modality(["jet", str(tmp_path / "d"), "-o", str(tmp_path / "out"), "--max", "10000", "-q"]) == 0
+    error = capsys.readouterr().err
+    for i in range(3):
+        assert error.count(f"{tmp_path / 'd' / f'{i}.npy'}: ") == 2, error
+    assert "3.npy" not in error and "4.npy" not in error
+    assert error.count("warning:") == 7
+    assert error.rstrip().endswith("warning: 5 of 5 images were warned of (the first 3 above)"), error
+
+
+def test_nir_channel_is_checked_where_it_is_read(tmp_path, prepare_modality, capsys):
+    """Helper 279: --nir-channel 3 failed at the first colour file, as that file's fault, and any
+    value was read by nothing for grey NIR files."""
+    _vegetation(tmp_path)
+    veg = tmp_path / "veg"
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality(["ndvi", str(veg / "nir"), "-o", str(veg / "o3"), "--rgb-dir", str(veg / "rgbA"),
+                          "--nir-channel", "3"])
+    assert exit_info.value.code == 2 and "--nir-channel: invalid choice: 3 (choose from 0, 1, 2)" in \
+        capsys.readouterr().err
+    assert prepare_modality(["ndvi", str(veg / "nir"), "-o", str(veg / "grey"), "--rgb-dir", str(veg / "rgbA"),
+                             "--nir-channel", "1", "-q"]) == 0
+    assert capsys.readouterr().err == (f"warning: --nir-channel 1 is for colour NIR files, and "
+                                       f"'{veg / 'nir' / '0.png'}' is single-channel: its one channel is read as NIR\n")
+    # A colour NIR file: the channel asked for is read, without a word; the default records as it did.
+    colour = np.zeros((4, 5, 3), np.uint8)
+    colour[..., 2] = 150
+    _save(veg / "nirc" / "0.png", colour)
+    assert prepare_modality(["ndvi", str(veg / "nirc"), "-o", str(veg / "c"), "--rgb-dir", str(veg / "rgbA"),
+                             "--nir-channel", "2", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert (veg / "c" / "0.png").read_bytes() == (veg / "grey" / "0.png").read_bytes()
+    # Left out, it is recorded as the 0 it reads (as before), so that folders of earlier runs resume.
+    assert prepare_modality(["ndvi", str(veg / "nir"), "-o", str(veg / "default"), "--rgb-dir", str(veg / "rgbA"),
+                             "-q"]) == 0
+    assert '"nir_channel": "0"' in (veg / "default" / ".ssma-prepare-sources").read_text()
