@@ -527,6 +527,25 @@ def test_the_logged_teacher_decay_is_that_of_the_teachers_newest_update(tmp_path
             "evaluation are compiled with it") in lines
 
 
+def test_an_unseeded_run_says_that_its_streams_and_draws_are_those_of_seed_0(tmp_path, tiny_model):
+    """Helper 284: two unseeded runs, taken for independent ones, drew the same mix batches,
+    jitter and masks (seed 0) without a word."""
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
+
+    lines = []
+    semi_supervised.SemiSupervisedTrainer(_config(tmp_path, seed=None), log=lines.append)
+    assert ("note: seed unset: the mix stream's order and augmentation and each step's jitter, blur and masks are "
+            "drawn with seed 0, alike in every unseeded run; give a seed (--set seed=N) for runs that differ") in lines
+    lines.clear()
+    DepthPretrainer(_config(tmp_path, semi=False, unlabeled_data=None, seed=None, checkpoint=str(tmp_path / "depth")),
+                    log=lines.append)
+    assert [line for line in lines if line.startswith("note: seed unset: the training stream's order and "
+                                                      "augmentation are drawn with seed 0")], lines
+    lines.clear()
+    semi_supervised.SemiSupervisedTrainer(_config(tmp_path, checkpoint=str(tmp_path / "seeded")), log=lines.append)
+    assert not [line for line in lines if "seed unset" in line]
+
+
 @pytest.mark.parametrize("model, method", [("AdapNet_pp", "depthmix"), ("SSMA", "classmix")])
 def test_semi_supervised_training_runs_resumes_and_logs(tmp_path, tiny_model, model, method):
     extra = {"aux_heads": True} if model == "SSMA" else {}

@@ -113,6 +113,7 @@ class AdaptationTrainer(training.Trainer):
     """
 
     SECTION = "adaptation"
+    SEED_ZERO_WITHOUT_SEED = "the target stream's order and augmentation and each step's blur, jitter and greyscale"
 
     def __init__(self, config: Any, **kwargs: Any):
         if config.adaptation is None:

@@ -122,6 +122,7 @@ class DepthPretrainer(training.Trainer):
     """
 
     PRETRAINING = DEPTH_PRETRAINING
+    SEED_ZERO_WITHOUT_SEED = "the training stream's order and augmentation"
 
     @staticmethod
     def _resumed_encoding(config: Any) -> Optional[str]:

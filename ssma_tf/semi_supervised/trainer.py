@@ -75,6 +75,7 @@ class SemiSupervisedTrainer(training.Trainer):
     """
 
     SECTION = "semi_supervised"
+    SEED_ZERO_WITHOUT_SEED = "the mix stream's order and augmentation and each step's jitter, blur and masks"
 
     def __init__(self, config: Any, **kwargs: Any):
         refuse_pretraining(config)  # before the checks below, which a depth run's config may fail

@@ -341,6 +341,9 @@ class Trainer:
 
     PRETRAINING: Optional[str] = None
     SECTION: Optional[str] = None
+    # What a subclass draws with seed 0 when the config gives none (its streams' and its steps'
+    # random choices, `step_seed`): the same in every unseeded run, which the log says.
+    SEED_ZERO_WITHOUT_SEED: str = ""
 
     def __init__(
         self,
@@ -500,6 +503,11 @@ class Trainer:
                 self._log("warning: mixed_precision: mixed_float16 on a machine without a GPU: a CPU computes "
                           "float16 convolutions about 30x slower than float32; give mixed_bfloat16 (fast where the "
                           "processor has Intel AMX) or leave mixed_precision out")
+            if config.seed is None and self.SEED_ZERO_WITHOUT_SEED:
+                # Before: unsaid, and two unseeded runs, taken for independent ones, drew them alike
+                # (helper 284); the supervised stream alone draws a new seed each run.
+                self._log(f"note: seed unset: {self.SEED_ZERO_WITHOUT_SEED} are drawn with seed 0, alike in every "
+                          "unseeded run; give a seed (--set seed=N) for runs that differ")
 
             # Made at the first summary (`writer`): a finished run given again wrote an empty events
             # file into its folder, "left as it was" (helper 133).
@@ -994,6 +1002,7 @@ class Trainer:
 
         Different for every step, replica and stream, the same when a run resumes at the same
         step: the random choices of a training mode's step (a jitter, a mask) are reproducible.
+        Without a seed in the config they are those of seed 0 (`SEED_ZERO_WITHOUT_SEED`).
         """
         replicas = self.strategy.num_replicas_in_sync
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
