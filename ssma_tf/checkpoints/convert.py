@@ -12,6 +12,15 @@ from ssma_tf.files import atomic_path, check_output
 SUFFIXES = (".weights.h5", ".keras")
 
 
+def check_destination(output: str, overwrite: bool = False) -> None:
+    """Raises CheckpointError (a suffix other than `.weights.h5` or `.keras`) or OutputPathError
+    (an existing `output` without `overwrite`, a folder that cannot be written) before any
+    checkpoint is fetched or read: a path that cannot be written fails in a second, not after."""
+    if not output.endswith(SUFFIXES):
+        raise CheckpointError(f"output {output!r} must end in .weights.h5 or .keras")
+    check_output(output, what="output", overwrite=overwrite)
+
+
 def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
                            easpp_rates: Sequence[int] = EASPP_RATES, warn_of_rates: bool = True) -> LoadReport:
     """Loads a trained TF1 AdapNet++ or SSMA checkpoint and writes it as `.weights.h5` or `.keras`.
@@ -31,10 +40,7 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
     Returns:
         The import report.
     """
-    if not output.endswith(SUFFIXES):
-        raise CheckpointError(f"output {output!r} must end in .weights.h5 or .keras")
-    # Before the checkpoint is read: a path that cannot be written fails in a second, not after.
-    check_output(output, what="output", overwrite=overwrite)
+    check_destination(output, overwrite)
     model = model_for_checkpoint(prefix, tuple(easpp_rates))
     report = load_tf1_checkpoint(model, prefix)
     if warn_of_rates:

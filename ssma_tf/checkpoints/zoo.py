@@ -44,7 +44,7 @@ import yaml
 
 from ssma_tf.checkpoints.loading import load_model as load_checkpoint
 from ssma_tf.checkpoints.loading import check_matches, load_weights, model_for_checkpoint
-from ssma_tf.checkpoints.reading import UnnamedNetworkError
+from ssma_tf.checkpoints.reading import UnnamedNetworkError, keras_file_config
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, detect_kind, num_classes_of, read_checkpoint,
@@ -64,6 +64,12 @@ ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 # How many folders above a checkpoint may name the release it is (its archive's folder; the
 # cache's `<name>_extracted` around that).
 RELEASE_DEPTH = 3
+# What a failed download advises, after "download the archive elsewhere and pass its path (or its
+# unpacked folder)"; `{file}` is the archive's file name. `load_model`'s, and ssma-convert-tf1's,
+# which has no released_as: the file name tells it the release and its eASPP rates (`fitting_release`).
+LOAD_ADVICE = "instead of the name, with released_as=NAME for a released model"
+CONVERT_ADVICE = ("to -c, keeping its file name ({file}): a released model's eASPP rates are found by it "
+                  "(or give --easpp-rates)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,20 +177,22 @@ def cache_folder(cache_dir: Optional[str] = None) -> str:
 
 
 def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str] = None,
-                  local: Optional[str] = None) -> str:
+                  local: Optional[str] = None, advice: str = LOAD_ADVICE) -> str:
     """Downloads (once) and unpacks (once) an archive into the cache; returns the unpacked folder.
 
     Both the download and the unpacking go to temporary names renamed when complete, so that an
     interrupted or damaged one leaves nothing a later call would trust. Processes that fetch the
     same archive at once take turns (a lock file in the cache): the second finds the first's
     copy. A cache that holds the unpacked folder already is read without writing to it (a
-    shared, read-only cache).
+    shared, read-only cache). Without `cache_dir` and `$KERAS_HOME`, where `~/.keras` cannot be
+    written, the cache is `<temp>/.keras`, as Keras' own; a copy there is used only then.
 
     Args:
         url: where the archive is (`http(s)://`, `file://`).
         name: the cache's name for it (default the archive's file name without suffix).
         cache_dir: the cache directory (default Keras' own, `$KERAS_HOME` or `~/.keras`).
         local: the path the user gave, for a `file://` URL of a local archive (named in errors).
+        advice: what a failed download advises to do instead (`LOAD_ADVICE`, `CONVERT_ADVICE`).
 
     Raises:
         CheckpointError: the download failed or stopped short, the cache cannot be written, or
@@ -194,25 +202,27 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
     stem = (name or _archive_stem(url)).replace(".", "_")
     # From the URL's path: `.../model.tar.gz?dl=1` was taken for a zip (helper 143).
     suffix = next((s for s in ARCHIVE_SUFFIXES if urllib.parse.urlsplit(url).path.lower().endswith(s)), None)
-    caches = [cache_folder(cache_dir)]
-    if cache_dir is None and "KERAS_HOME" not in os.environ:
+    cache = cache_folder(cache_dir)
+    folder = os.path.join(cache, stem + "_extracted")
+    if os.path.isdir(folder):
+        # Before anything is written: Keras moved to /tmp/.keras when the cache was read-only,
+        # and downloaded again what the cache held (helper 187).
+        return folder
+    why = _unwritable(cache)
+    if why is not None and cache_dir is None and "KERAS_HOME" not in os.environ:
         # Keras' own fallback where the home folder cannot be written (a container, a cluster
         # job): before, refused, and the archives cached there no longer found (helper 198).
-        caches.append(os.path.join(tempfile.gettempdir(), ".keras", CACHE_SUBDIR))
-    for cache in caches:
+        # Only then: the temp folder is shared, and before, a `<name>_extracted` that anyone had
+        # put in /tmp/.keras was loaded though ~/.keras could be written (helper 280).
+        home, cache = cache, os.path.join(tempfile.gettempdir(), ".keras", CACHE_SUBDIR)
         folder = os.path.join(cache, stem + "_extracted")
         if os.path.isdir(folder):
-            # Before anything is written: Keras moved to /tmp/.keras when the cache was read-only,
-            # and downloaded again what the cache held (helper 187).
             return folder
-    for cache in caches:
-        why = _unwritable(cache)
+        home_why, why = why, _unwritable(cache)
         if why is None:
-            break
-        if cache != caches[-1]:
-            print(f"note: the model cache {cache} cannot be written ({why}); using {caches[-1]}, as Keras does",
+            print(f"note: the model cache {home} cannot be written ({home_why}); using {cache}, as Keras does",
                   file=sys.stderr, flush=True)
-    else:
+    if why is not None:
         raise CheckpointError(f"cannot keep {url} in the cache folder {cache} ({why}): give cache_dir= a folder "
                               "you can write (or set KERAS_HOME)", path=cache)
     archive = os.path.join(cache, stem + (suffix or ".zip"))
@@ -223,7 +233,7 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
         if not os.path.isfile(archive):
             for leftover in abandoned_temporaries(archive):  # a download killed with its process
                 os.remove(leftover)
-            _download(url, archive, local)
+            _download(url, archive, local, advice)
         _unpack_into(archive, folder, suffix, url, local)
     return folder
 
@@ -256,7 +266,7 @@ def _cache_lock(path: str, url: str) -> Iterator[None]:
 DOWNLOAD_TIMEOUT = 60
 
 
-def _download(url: str, archive: str, local: Optional[str]) -> None:
+def _download(url: str, archive: str, local: Optional[str], advice: str = LOAD_ADVICE) -> None:
     """Downloads `url` to `archive` under a temporary name, renamed once every byte the server
     announced is there: an interrupted download (SIGTERM, SIGKILL, a lost connection) leaves no
     file a later call takes for the archive (before, Keras' partial file did, and the next call
@@ -268,7 +278,7 @@ def _download(url: str, archive: str, local: Optional[str]) -> None:
         try:
             response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT)
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
-            raise _download_error(url, error) from None
+            raise _download_error(url, error, advice) from None
         with response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             received = 0
@@ -278,7 +288,7 @@ def _download(url: str, archive: str, local: Optional[str]) -> None:
                     try:
                         chunk = response.read(1 << 20)
                     except (OSError, http.client.HTTPException) as error:
-                        raise _download_error(url, error) from None
+                        raise _download_error(url, error, advice) from None
                     if not chunk:
                         break
                     out.write(chunk)
@@ -303,8 +313,9 @@ def _download(url: str, archive: str, local: Optional[str]) -> None:
         raise
 
 
-def _download_error(url: str, error: BaseException) -> CheckpointError:
-    """`cannot download URL (why): ...` for a failed request or a connection lost mid-way."""
+def _download_error(url: str, error: BaseException, advice: str = LOAD_ADVICE) -> CheckpointError:
+    """`cannot download URL (why): ...` for a failed request or a connection lost mid-way, ending
+    in `advice` (its `{file}`: the archive's file name)."""
     if isinstance(error, urllib.error.HTTPError):
         why = f"HTTP {error.code} {error.reason}"
     elif isinstance(error, urllib.error.URLError):
@@ -313,9 +324,11 @@ def _download_error(url: str, error: BaseException) -> CheckpointError:
         why = error.strerror  # "Connection reset by peer", without "[Errno 104]"
     else:
         why = first_line(error) or type(error).__name__
+    # Before: released_as=NAME for ssma-convert-tf1 too, which takes no such flag (helper 280).
+    file = urllib.parse.unquote(os.path.basename(urllib.parse.urlsplit(url).path))
     return CheckpointError(
         f"cannot download {url} ({why}): without a network, download the archive elsewhere and pass its path "
-        "(or its unpacked folder) instead of the name, with released_as=NAME for a released model", path=url)
+        f"(or its unpacked folder) {advice.format(file=file)}", path=url)
 
 
 def _unpack_into(archive: str, folder: str, suffix: Optional[str], url: str, local: Optional[str]) -> None:
@@ -448,6 +461,21 @@ def _fits(entry: Preset, resolved: str) -> Optional[str]:
     return None if stored == entry.num_classes else f"has {stored} classes"
 
 
+def _keras_file_fits(entry: Preset, path: str) -> Optional[str]:
+    """`_fits` for a `.keras` file, told by its config without building its network: None when it
+    holds the network and class count of `entry` (or does not say), else what it holds instead."""
+    try:
+        config = keras_file_config(path)
+    except (KeyError, ValueError):  # no readable config.json: the loader names what is wrong
+        return None
+    held = config.get("class_name")
+    held = {AdapNetPP.__name__: ADAPNET_PP, SSMA.__name__: SSMA_NAME}.get(held, held)
+    if held != entry.model:
+        return f"holds {held}"
+    stored = (config.get("config") or {}).get("num_classes")
+    return None if stored is None or stored == entry.num_classes else f"has {stored} classes"
+
+
 def fitting_release(source: Union[str, os.PathLike]) -> Optional[Preset]:
     """The released model a local TF1 checkpoint is, told by the names of its file and folders
     (`released_entry`) and checked against its network and class count; None for any other (the
@@ -461,17 +489,19 @@ def fitting_release(source: Union[str, os.PathLike]) -> Optional[Preset]:
     return entry if fmt == FORMAT_TF1 and _fits(entry, resolved) is None else None
 
 
-def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] = None) -> str:
-    """The local checkpoint of a preset name, URL, folder, archive or checkpoint, fetched if needed."""
-    text = os.fspath(preset)
+def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] = None,
+                      advice: str = LOAD_ADVICE) -> str:
+    """The local checkpoint of a preset name, URL, folder, archive or checkpoint, fetched if needed;
+    `advice`: what a failed download advises (`fetch_archive`)."""
+    text = _local_path(os.fspath(preset))
     known = presets()
     if text in known:
-        return find_checkpoint(fetch_archive(known[text].url, text, cache_dir))
+        return find_checkpoint(fetch_archive(known[text].url, text, cache_dir, advice=advice))
     if "://" in text:
         # Cached under its name and the URL's digest: `.../run1/model.zip` and `.../run2/model.zip`
         # shared one copy, and the second loaded the first's model (helper 143).
         name = f"{_archive_stem(text)}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-        return find_checkpoint(fetch_archive(text, name, cache_dir=cache_dir))
+        return find_checkpoint(fetch_archive(text, name, cache_dir=cache_dir, advice=advice))
     if os.path.isfile(text) and _is_archive(text):
         url = pathlib.Path(text).resolve().as_uri()
         # Cached by content, not by name: another archive under the same name (a retrained
@@ -489,6 +519,16 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
             raise CheckpointError(f"{text}: no such file or folder", path=text)
         get_preset(text)  # an unknown name: the error lists the known ones
     return text
+
+
+def _local_path(text: str) -> str:
+    """The path of a `file://` URL of this machine (`file:///x`, `file://localhost/x`); any other
+    text as it is. Before, such a URL was cached by its text, and an archive replaced at that path
+    loaded the old one's unpacked copy without a word; a path is cached by content (helper 280)."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() != "file" or parts.netloc.lower() not in ("", "localhost"):
+        return text
+    return urllib.request.url2pathname(parts.path)
 
 
 def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = None,
@@ -535,14 +575,15 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
         # A release told by a file or folder name only: the project's own files (a `.keras` file,
         # a run) say their network themselves, and another model may lie in a folder of that name.
         return load_checkpoint(checkpoint, model, num_classes)
-    if fmt == FORMAT_TF1:
-        wrong = _fits(entry, resolved)
-        if wrong is not None:
-            # Before: the loader's word for training ("SSMA needs two of them, checkpoint1 ...").
-            raise CheckpointError(
-                f"{resolved} {wrong}, but {f'released_as={released_as!r}' if released_as is not None else 'the preset'} "
-                f"names {name}, an {entry.model} of {entry.num_classes} classes; give the preset of the model it holds",
-                path=resolved)
+    # A `.keras` file said by its config, before the entry's network is built (before: Keras' or the
+    # loader's shapes, "variable ... has shape [12] ... but [20] in the model"; helper 280).
+    wrong = _fits(entry, resolved) if fmt == FORMAT_TF1 else (
+        _keras_file_fits(entry, resolved) if resolved.endswith(".keras") else None)
+    if wrong is not None:
+        # Before: the loader's word for training ("SSMA needs two of them, checkpoint1 ...").
+        said_by = f"released_as={released_as!r}" if released_as is not None else "the preset"
+        raise CheckpointError(f"{resolved} {wrong}, but {said_by} names {name}, an {entry.model} of "
+                              f"{entry.num_classes} classes; give the preset of the model it holds", path=resolved)
     # A release told by its file name: the flags are checked as for any file that says its model
     # (before: ignored, and a 12-class AdapNet++ returned for num_classes=5 or model="SSMA").
     check_matches(resolved, (entry.model, entry.num_classes), model, num_classes)

@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from ssma_tf.checkpoints import CheckpointError
-    from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
-    from ssma_tf.checkpoints.zoo import fitting_release, preset_checkpoint
+    from ssma_tf.checkpoints.convert import check_destination, convert_tf1_checkpoint
+    from ssma_tf.checkpoints.zoo import CONVERT_ADVICE, fitting_release, preset_checkpoint
     from ssma_tf.constants import EASPP_RATES, WEIGHTS_SUFFIXES
 
     if args.checkpoint.endswith(WEIGHTS_SUFFIXES):
@@ -44,9 +44,13 @@ def main(argv=None) -> int:
         raise CheckpointError(f"{args.checkpoint} is a Keras file, not a TF1 checkpoint: nothing to convert "
                               "(ssma_tf.load_model opens it; .save('model.keras') writes it with its network)",
                               path=args.checkpoint)
+    # Before the archive is fetched: an existing or unwritable -o was found after a released
+    # model's 116 MB were downloaded and unpacked into the cache (helper 280).
+    check_destination(args.output, args.overwrite)
     # A released archive, its URL or its preset name: fetched and unpacked as `ssma_tf.load_model`
     # does (before: "no checkpoint at X.zip", suggesting files the converter refuses; helper 222).
-    checkpoint = preset_checkpoint(args.checkpoint)
+    # A failed download advises what this command takes, not load_model's released_as= (helper 280).
+    checkpoint = preset_checkpoint(args.checkpoint, advice=CONVERT_ADVICE)
     if checkpoint.endswith(WEIGHTS_SUFFIXES):  # a folder or an archive holding one (helper 230)
         raise CheckpointError(f"{args.checkpoint} holds a Keras file ({checkpoint}), not a TF1 checkpoint: nothing "
                               "to convert (ssma_tf.load_model opens it)", path=args.checkpoint)

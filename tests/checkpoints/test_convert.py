@@ -127,3 +127,25 @@ def test_the_converter_takes_a_released_archive_and_names_a_keras_file(tmp_path,
     assert convert_tf1.main(["-c", str(folder), "-o", str(tmp_path / "again.keras")]) == 2
     assert (f"error: {folder} holds a Keras file ({folder / 'release.keras'}), not a TF1 checkpoint: nothing to "
             "convert (ssma_tf.load_model opens it)") in capsys.readouterr().err
+
+
+def test_the_output_is_checked_before_an_archive_is_fetched(tmp_path, monkeypatch, capsys):
+    """Helper 280: an existing, misnamed or unwritable -o was found after the archive had been
+    downloaded and unpacked into the cache (116 MB for a released model)."""
+    import zipfile
+
+    from ssma_tf.cli import convert_tf1
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KERAS_HOME", str(cache))
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("m/model.ckpt.index", b"not read here")
+    (tmp_path / "exists.keras").write_bytes(b"kept")
+    (tmp_path / "afile").write_bytes(b"")
+    for output, said in (("exists.keras", "exists; pass --overwrite"), ("m.h5", "must end in .weights.h5 or .keras"),
+                         ("afile/m.keras", "afile is a file, not a folder")):
+        assert convert_tf1.main(["-c", str(archive), "-o", str(tmp_path / output)]) == 2
+        assert said in capsys.readouterr().err, output
+    assert not cache.exists()  # nothing fetched, nothing unpacked
+    assert (tmp_path / "exists.keras").read_bytes() == b"kept"

@@ -723,3 +723,89 @@ def test_a_download_of_no_announced_size_says_how_much_came(tmp_path, monkeypatc
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Sized(small.read_bytes()))
     zoo.fetch_archive("https://example.org/small.zip", cache_dir=str(tmp_path / "cache"))
     assert "downloaded 1/1 (100%)" in capsys.readouterr().err
+
+
+def test_a_file_url_is_cached_by_the_content_of_its_file(tmp_path):
+    """Helper 280: a `file://` URL was cached by its text, so an archive replaced at that path
+    loaded the old one's unpacked copy without a word (the same file given as a path was cached
+    by content)."""
+    archive, cache = tmp_path / "my model.zip", str(tmp_path / "cache")  # a space: %20 in the URL
+
+    def zipped(content):
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr(zipfile.ZipInfo("model/model.keras", date_time=(2026, 1, 1, 0, 0, 0)), content)
+        return zoo.preset_checkpoint(archive.as_uri(), cache_dir=cache)
+
+    first = zipped(b"first")
+    assert zipped(b"first") == first == zoo.preset_checkpoint(str(archive), cache_dir=cache)
+    second = zipped(b"second")
+    assert second != first and pathlib.Path(second).read_bytes() == b"second"
+    assert zoo.preset_checkpoint(f"file://localhost{archive.as_uri()[len('file://'):]}", cache_dir=cache) == second
+    missing = tmp_path / "nowhere" / "model.zip"
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(missing))}: no such file or folder$"):
+        zoo.preset_checkpoint(missing.as_uri(), cache_dir=cache)
+
+
+def test_the_shared_temp_cache_is_read_only_when_the_home_cache_cannot_be_written(tmp_path, monkeypatch):
+    """Helper 280: with KERAS_HOME unset, a `<name>_extracted` folder in <temp>/.keras (anyone's,
+    on a shared machine) was loaded though ~/.keras could be written."""
+    import tempfile
+
+    good = _zipped(tmp_path / "model.zip", content=b"mine")
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    planted = tmp_path / "tmp" / ".keras" / "models" / "ssma_tf" / "model_extracted" / "m"
+    planted.mkdir(parents=True)
+    (planted / "model.ckpt.index").write_bytes(b"someone else's")
+    folder = zoo.fetch_archive(good.as_uri())
+    assert folder == str(tmp_path / "home" / ".keras" / "models" / "ssma_tf" / "model_extracted")
+    assert (pathlib.Path(folder) / "m" / "model.ckpt.index").read_bytes() == b"mine"
+
+
+def test_a_failed_download_advises_what_the_caller_takes(tmp_path, monkeypatch, capsys):
+    """Helper 280: ssma-convert-tf1 was told to pass released_as=NAME, which it has no flag for;
+    it finds a release (and its eASPP rates) by the archive's file name."""
+    import urllib.error
+    import urllib.request
+
+    from ssma_tf.cli import convert_tf1
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    _use_zoo(tmp_path, monkeypatch, FIXTURE_RELEASE)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
+    for source in ("adapnet_pp_fixture_rgb", "http://example.org/models/adapnet_pp_fixture.zip"):
+        assert convert_tf1.main(["-c", source, "-o", str(tmp_path / "out.keras")]) == 2
+        err = capsys.readouterr().err
+        assert ("error: cannot download http://example.org/models/adapnet_pp_fixture.zip (Temporary failure in name "
+                "resolution): without a network, download the archive elsewhere and pass its path (or its unpacked "
+                "folder) to -c, keeping its file name (adapnet_pp_fixture.zip): a released model's eASPP rates are "
+                "found by it (or give --easpp-rates)") in err, source
+        assert "released_as" not in err
+    with pytest.raises(CheckpointError, match=r"instead of the name, with released_as=NAME for a released model$"):
+        ssma_tf.load_model("adapnet_pp_fixture_rgb")
+
+
+def test_released_as_of_a_keras_file_of_another_model_says_so(tmp_path, monkeypatch):
+    """Helper 280: a `.keras` file of another class count or network with released_as ended in the
+    loader's shapes ("variable aux_up1_head/bn/gamma has shape [12] ... but [20]"); a TF1
+    checkpoint's said what it holds and what released_as names."""
+    model = AdapNetPP(3)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    path = str(tmp_path / "mine.keras")
+    model.save(path)
+    for released, held, entry in (("adapnet_pp_cityscapes19_rgb", "has 3 classes", "an AdapNet_pp of 20 classes"),
+                                  ("ssma_cityscapes_rgb_depth", "holds AdapNet_pp", "an SSMA of 12 classes")):
+        with pytest.raises(CheckpointError, match=re.escape(
+                f"{path} {held}, but released_as='{released}' names {released}, {entry}; give the preset of the "
+                "model it holds")):
+            ssma_tf.load_model(path, released_as=released)
+    _use_zoo(tmp_path, monkeypatch, ("adapnet_pp_three_rgb", "AdapNet_pp", "cityscapes", ["rgb"], 3,
+                                     "http://example.org/three.zip", None))
+    loaded = ssma_tf.load_model(path, released_as="adapnet_pp_three_rgb")  # one that fits still loads
+    for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
