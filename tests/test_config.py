@@ -1118,3 +1118,89 @@ def test_cluster_settings_hold_every_key_but_the_paths_whatever_is_set(workdir):
     assert list(plain.cluster_settings()) == list(seeded.cluster_settings())
     assert plain.cluster_settings()["seed"] is None and seeded.cluster_settings()["seed"] == 5
     assert not {"train_data", "checkpoint", "gpu_id", "log_dir"} & set(plain.cluster_settings())
+
+
+def test_yaml_syntax_errors_name_the_line_where_the_unclosed_construct_started(workdir):
+    """Helper 285: YAML's context was dropped, so an unclosed quote on line 9 of 11 was "line 12:
+    found unexpected end of stream", and a second document "but found another document"."""
+    lines = ORIGINAL_ADAPNET_TRAIN.splitlines()[:11]
+    quoted = "\n".join(lines[:8] + ["height: '384"] + lines[9:]) + "\n"
+    assert str(error_for(write(workdir, quoted))).endswith(
+        "not valid YAML (line 12, column 1): found unexpected end of stream, while scanning a quoted scalar "
+        "started on line 9")
+    listed = "\n".join(lines[:9] + ["eval_scales: [1.0,"] + lines[10:]) + "\n"
+    assert str(error_for(write(workdir, listed))).endswith(
+        "(line 12, column 1): expected ',' or ']', but got '<stream end>', while parsing a flow sequence started on "
+        "line 10")
+    assert str(error_for(write(workdir, "model: AdapNet_pp\nnum_classes:5\nbatch_size: 4\n"))).endswith(
+        "(line 3, column 1): could not find expected ':', while scanning a simple key started on line 2")
+    assert str(error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + "---\nbatch_size: 4\n"))).endswith(
+        "(line 15, column 1): expected a single document in the stream, but found another document")
+    with pytest.raises(ConfigError, match=r"value \"'abc\" is not valid YAML: found unexpected end of stream, while "
+                                          r"scanning a quoted scalar started at column 1$"):
+        parse_overrides(["dataset='abc"])
+
+
+def test_numbers_and_dates_yaml_cannot_build_are_errors_not_tracebacks(workdir):
+    """Helper 285: `0x_` and `._` matched the number resolvers, and `int('', 16)` or `float('.')`
+    then raised a ValueError traceback (exit 1), in the file and in --set alike."""
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + "seed: 0x_\n"))
+    assert (error.key, error.line) == ("seed", 15) and "got '0x_' (str)" in str(error)
+    assert parse_overrides(["learning_rate=._", "seed=-0x_", "a=0x_1", "b=._5", "c=0x1F"]) == {
+        "learning_rate": "._", "seed": "-0x_", "a": 1, "b": 0.5, "c": 31}
+    # What the resolvers still take and the constructors refuse (a date that is none): an error with the line.
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + "dataset: 2020-13-45\n"))
+    assert str(error).endswith("not valid YAML (line 15, column 10): '2020-13-45' reads as a date but is not one "
+                               "(month must be in 1..12); quote it to mean text")
+    with pytest.raises(ConfigError, match=r"key 'dataset': value '\[2020-02-30\]' is not valid YAML: '2020-02-30' "
+                                          r"reads as a date but is not one \(day is out of range for month\)"):
+        parse_overrides(["dataset=[2020-02-30]"])
+
+
+@pytest.mark.parametrize("value", ["none", "false", "float32", "'off'"])
+def test_mixed_precision_turned_off_in_words_says_how_to_leave_it_out(workdir, value):
+    """Helper 285: "must be one of mixed_float16, mixed_bfloat16, got 'none'" (the trainer prints
+    `mixed_precision: none` for float32) or "expected a string, got False (bool)"."""
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + f"mixed_precision: {value}\n"))
+    assert (error.key, error.line) == ("mixed_precision", 15)
+    assert str(error).endswith("; to train in float32, leave the key out (or --set mixed_precision=)")
+    assert "must be one of mixed_float16, mixed_bfloat16, got" in str(error)
+    assert load_config(write(workdir, ORIGINAL_ADAPNET_TRAIN + "mixed_precision:\n")).mixed_precision is None
+    # A slip in a policy's name gets the suggestion alone.
+    assert str(error_for(train_dict(mixed_precision="mixed_float61"))).endswith("did you mean 'mixed_float16'?")
+
+
+def test_a_duplicate_key_gets_its_first_line_and_no_advice_to_quote(workdir):
+    """Helper 285: the quoting advice was built from the repeated line's value, so `checkpoint1: *c`
+    twice said "a value starting with '*' is YAML syntax, not text: quote it"."""
+    text = "anchors: &c rgb/model.ckpt\ncheckpoint1: *c\nmodel: SSMA\ncheckpoint1: *c\n"
+    assert str(error_for(write(workdir, text))).endswith(
+        "not valid YAML (line 4, column 1): duplicate key 'checkpoint1' (first on line 2)")
+    # The advice stays where a sign is the slip.
+    assert str(error_for(write(workdir, "model: SSMA\ncheckpoint1: *c\n"))).endswith(
+        "found undefined alias 'c'; a value starting with '*' is YAML syntax, not text: quote it, '*c'")
+
+
+def test_the_help_of_set_quotes_its_list_example_for_the_shell():
+    """Helper 285: `--set train_data=[a.tfrecords,b.tfrecords]` is a shell glob (a file named
+    `train_data=a` turns it into that name; zsh stops with "no matches found")."""
+    import argparse
+
+    from ssma_tf.cli.common import add_overrides
+
+    parser = argparse.ArgumentParser()
+    add_overrides(parser)
+    assert "--set 'train_data=[a.tfrecords, b.tfrecords]'" in " ".join(parser.format_help().split())
+
+
+def test_a_word_yaml_reads_as_a_bool_for_a_text_key_is_met_with_the_advice_to_quote_it(workdir):
+    """Helper 285: `dataset: no` was "expected a string, got False (bool)", without why."""
+    error = error_for(write(workdir, ORIGINAL_ADAPNET_TRAIN + "dataset: no\n"))
+    assert (error.key, error.line) == ("dataset", 15)
+    assert str(error).endswith("expected a string, got False (bool): YAML reads yes, no, on and off as true or "
+                               "false; quote the word")
+    from ssma_tf.config.reader import config_with_overrides
+
+    with pytest.raises(ConfigError, match=r"with --set dataset=True: key 'dataset': expected a string, got True "
+                                          r"\(bool\): YAML reads"):
+        config_with_overrides(train_dict(), parse_overrides(["dataset=on"]), source="t.config", check_paths=False)

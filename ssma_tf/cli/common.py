@@ -404,7 +404,7 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="replace a config key, validated like the file (the value is read as YAML: "
-        "--set batch_size=4 --set train_data=[a.tfrecords,b.tfrecords]); repeatable",
+        "--set batch_size=4 --set 'train_data=[a.tfrecords, b.tfrecords]'); repeatable",
     )
 
 

@@ -25,7 +25,9 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import MODES, Key, declared_keys
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig, derived_log_dir, experts_frozen
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
-from ssma_tf.config.yaml_reader import ConfigError, ConfigMapping, _Loader, quoting_hint, read_yaml_file
+from ssma_tf.config.yaml_reader import (
+    ConfigError, ConfigMapping, _Loader, _LoaderError, quoting_hint, read_yaml_file, yaml_problem,
+)
 from ssma_tf.constants import (
     ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, EXPERTLESS_FUSIONS,
     MAX_MODALITIES, RUN_CONFIG, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
@@ -58,6 +60,10 @@ _SWITCHED_SECTIONS = {
 }
 # Every key that holds a mapping of keys of its own.
 _SECTIONS = ("augmentation", *_SWITCHED_SECTIONS)
+# Words for "none" that an optional choice key (default None) meets with how to leave it out,
+# and what leaving it out means where "none" does not say it.
+_NONE_WORDS = ("none", "null", "off", "no", "false", "float32", "disabled")
+_LEFT_OUT = {"mixed_precision": "to train in float32"}
 
 
 def _sections_holding(name: str) -> list[str]:
@@ -246,9 +252,13 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         try:
             out[name] = yaml.load(text, Loader=_Loader) if text.strip() else None  # noqa: S506
         except yaml.YAMLError as e:
-            problem = getattr(e, "problem", None) or str(e)
-            raise ConfigError(f"value {text!r} is not valid YAML: {problem}{quoting_hint(text, name)}", key=name,
-                              source="--set") from e
+            # Before: the problem alone, without what YAML was reading (`e.context`); and a
+            # ValueError traceback for a number its constructor refused, `._` (helper 285).
+            problem = yaml_problem(e, one_line="\n" not in text.strip())
+            hint = "" if isinstance(e, _LoaderError) else quoting_hint(text, name)
+            raise ConfigError(f"value {text!r} is not valid YAML: {problem}{hint}", key=name, source="--set") from e
+        except ValueError as e:  # a backstop: a constructor's error that `_Loader` did not see
+            raise ConfigError(f"value {text!r} is not valid YAML: {e}", key=name, source="--set") from e
     return out
 
 
@@ -944,11 +954,24 @@ class _Reader:
         return value
 
     def read_str(self, name: str, spec: Key, value: Any) -> str:
+        if isinstance(value, bool):
+            # YAML 1.1 reads `dataset: no` (yes, on, off) as a bool. Before: "expected a string, got
+            # False (bool)" alone, which did not say why (helper 285).
+            raise self.error(name, f"expected a string, got {value!r} (bool): YAML reads yes, no, on and off as "
+                                   "true or false; quote the word")
         if not isinstance(value, str):
             raise self.type_error(name, "a string", value)
         return value.strip()
 
     def read_choice(self, name: str, spec: Key, value: Any) -> str:
+        unset = value is False or isinstance(value, str) and value.strip().lower() in _NONE_WORDS
+        if spec.kind == "choice" and unset and DEFAULTS.get(ALIASES.get(name, name), "") is None:
+            # An optional choice turned off in words (`mixed_precision: none`, as the trainer's
+            # messages print it). Before: "expected a string, got False (bool)", or the choices
+            # alone, without how to turn it off (helper 285).
+            left_out = _LEFT_OUT.get(name, "for none")
+            raise self.error(name, f"must be one of {', '.join(spec.choices)}, got {value!r}; {left_out}, leave the "
+                                   f"key out (or --set {name}=)")
         value = self.read_str(name, spec, value)
         if value not in spec.choices:
             close = difflib.get_close_matches(value, spec.choices, n=1, cutoff=0.5)

@@ -80,6 +80,23 @@ class _Loader(yaml.SafeLoader):
     refuses, naming the value; decimal (`1_000` included) and hexadecimal integers remain.
     """
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as e:
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            # A value a resolver takes for a number or a date that its constructor refuses
+            # (`2020-13-45`). Before: a ValueError traceback, which is no YAMLError (helper 285).
+            kind = {"timestamp": "date", "int": "integer", "float": "number"}.get(node.tag.rpartition(":")[2], "value")
+            raise _LoaderError(None, None, f"'{node.value}' reads as a {kind} but is not one ({e}); quote it to "
+                                           "mean text", node.start_mark) from None
+
+
+class _LoaderError(yaml.constructor.ConstructorError):
+    """An error the configs' loader raises itself (a repeated key, a list as a key, a number that is
+    not one): its message says what to do, and its line holds no YAML sign to quote."""
+
 
 _NUMBER_TAGS = ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int")
 _Loader.yaml_implicit_resolvers = {
@@ -88,7 +105,9 @@ _Loader.yaml_implicit_resolvers = {
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    # A digit at least after `0x` (and after the `.` below): before, `0x_` and `._` resolved to
+    # numbers that the constructors refused with a ValueError traceback (helper 285).
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*)$"),
     list("-+0123456789"),
 )
 _Loader.add_implicit_resolver(
@@ -96,7 +115,7 @@ _Loader.add_implicit_resolver(
     re.compile(
         r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.[0-9_]*[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?\.(?:inf|Inf|INF)
         |\.(?:nan|NaN|NAN))$""",
         re.X,
@@ -106,7 +125,7 @@ _Loader.add_implicit_resolver(
 
 
 def _construct_mapping_no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, Any] = {}
+    seen: dict[Any, int] = {}  # each key's first line
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             # A merge key (`<<: *defaults`): its keys are the merged mapping's, which
@@ -119,13 +138,11 @@ def _construct_mapping_no_duplicates(loader: _Loader, node: yaml.MappingNode, de
         except TypeError:
             # A list or mapping as a key (`[a, b]: 1`): before, a TypeError traceback (helper 186).
             kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
-            raise yaml.constructor.ConstructorError(
+            raise _LoaderError(
                 None, None, f"found a key that is a {kind}; keys are names", key_node.start_mark) from None
         if name in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{name}'", key_node.start_mark
-            )
-        seen[name] = True
+            raise _LoaderError(None, None, f"duplicate key '{name}' (first on line {seen[name]})", key_node.start_mark)
+        seen[name] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -180,7 +197,6 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
         line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
         value = line.partition(":")[2] if ":" in line else line  # `key: *.x`, or a list item `  - *.x`
         if mark is not None:
@@ -188,8 +204,31 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
             start = max(line.rfind(sign, 0, mark.column + 1) for sign in "*&!%@`")
             if start >= 0:
                 value = re.split(r"[\s,\]]", line[start:])[0]
-        raise ConfigError(f"not valid YAML{where}: {problem}{quoting_hint(value)}",
-                          source=source) from e
+        # Before: the advice to quote a value came with a duplicate key too (`checkpoint1: *c`
+        # twice), built from that line's value (helper 285).
+        hint = "" if isinstance(e, _LoaderError) else quoting_hint(value)
+        raise ConfigError(f"not valid YAML{where}: {yaml_problem(e)}{hint}", source=source) from e
+    except ValueError as e:
+        # A backstop: a constructor's ValueError that `_Loader.construct_object` did not see.
+        raise ConfigError(f"not valid YAML: {e}", source=source) from e
+
+
+def yaml_problem(error: yaml.YAMLError, one_line: bool = False) -> str:
+    """What YAML found wrong, with what it was reading and where that began (`context`).
+
+    Before, the context was left out, and with it the only line that points at the slip: an
+    unclosed quote on line 9 of 11 was "line 12: found unexpected end of stream" (helper 285).
+    Where it began is a column on the problem's line or in a `one_line` value (a `--set`'s).
+    """
+    problem = getattr(error, "problem", None) or str(error)
+    context, begun, mark = (getattr(error, name, None) for name in ("context", "context_mark", "problem_mark"))
+    if not context or begun is None or (mark is not None and (begun.line, begun.column) == (mark.line, mark.column)):
+        return problem
+    if problem.startswith("but "):
+        return f"{context}, {problem}"  # "expected a single document in the stream, but found another document"
+    same_line = one_line or (mark is not None and mark.line == begun.line)
+    at = f"at column {begun.column + 1}" if same_line else f"on line {begun.line + 1}"
+    return f"{problem}, {context} started {at}"
 
 
 def quoting_hint(value: str, set_key: Optional[str] = None) -> str:
