@@ -719,6 +719,22 @@ def test_a_run_resumed_after_a_stop_without_a_save_is_drawn_once_in_tensorboard(
     assert [event.step for event in accumulator.Tensors("loss/total")] == [1, 2, 3, 4, 5]
 
 
+def test_a_record_key_left_out_on_resuming_is_named_not_its_files_as_rewritten(tmp_path, tiny_model):
+    """Helper 289: a depth pretraining resumed without its unlabeled_data said "files rewritten
+    since ckpt-2: .../unlabeled.tfrecords 49544 -> absent bytes", of a file still there."""
+    from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
+    from tests.test_semi_supervised import _config, _write_rgbd_records
+
+    unlabeled = _write_rgbd_records(tmp_path / "unlabeled.tfrecords", 4)
+    config = _config(tmp_path, semi=False, unlabeled_data=unlabeled, labeled_subset=None, max_iteration=2)
+    DepthPretrainer(config, log=lambda line: None).train()
+    lines = []
+    DepthPretrainer(dataclasses.replace(config, unlabeled_data=None, max_iteration=4), log=lines.append)
+    resumed = [line for line in lines if line.startswith("resumed from ")]
+    assert resumed == [f"resumed from {tmp_path / 'run' / 'ckpt-2'} at step 2 (input streams restarted: "
+                       "unlabeled_data changed since ckpt-2)"], lines
+
+
 @pytest.mark.parametrize(
     "options",
     [{"mixed_precision": "mixed_float16"}, {"mixed_precision": "mixed_bfloat16"}, {"xla": True}],

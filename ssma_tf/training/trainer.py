@@ -928,7 +928,10 @@ class Trainer:
             before, since = json.loads(_text(tf.train.load_variable(prefix, _RECORDS_KEY))), os.path.basename(prefix)
         else:
             before = {key: _as_list(saved.get(key)) for key in now if key not in _FILE_ENTRIES} if saved else now
-        records = [key for key in now if key not in _FILE_ENTRIES and before.get(key) != now[key]]
+        # Those read before and no more too (before: a key left out on resuming went unsaid, and its
+        # files were reported "rewritten ... -> absent bytes", though they were there; helper 289).
+        compared = [*now, *(key for key in before if key not in now)]
+        records = [key for key in compared if key not in _FILE_ENTRIES and before.get(key) != now.get(key)]
         if records:
             return f"{', '.join(records)} changed since {since}" + (f" ({keys})" if keys else "")
         # The same names, other files: converted again since. The saved position is a byte
