@@ -30,6 +30,10 @@ each of them against the installed Keras.
   MobileNet v2) takes its input from and how many layers read its output (`Layer._inbound_nodes`,
   `_outbound_nodes`, `Node.parent_nodes`), for folding a batch norm into the convolution before
   it; Keras lists a functional model's layers but not their connections.
+- `outermost_call`: whether a layer is the outermost one of the Keras call in progress
+  (`CallContext.entry_layer`), so that a network trained by its own `fit` can return every output
+  while one called inside another model (`keras.Sequential([..., net])`) returns what that model
+  was built with.
 - `swap_class`: gives a built layer another class that computes differently with the same
   variables (batch-norm folding, sub-pixel upsampling). Rebuilding through `get_config` /
   `from_config` or `keras.models.clone_model(clone_function=...)` cannot reach the convolution and
@@ -112,6 +116,19 @@ def scale_loss_for_replicas(value: Any) -> Any:
 def additional_loss(model: keras.Model, loss: Any) -> Any:
     """One of `model.losses` (an `add_loss` term) reduced as Keras' `compute_loss` reduces it."""
     return _require(model, "_aggregate_additional_loss", "the reduction of an add_loss term", "keras.Model")(loss)
+
+
+def outermost_call(layer: keras.Layer) -> bool:
+    """Whether `layer` is the outermost Keras layer of the call in progress (True outside a call):
+    False inside another model's call, such as a `keras.Sequential` holding it."""
+    from keras.src.backend.common import global_state
+
+    get = _require(global_state, "get_global_attribute", "the state holding the call context",
+                   "keras.src.backend.common.global_state")
+    context = get("current_call_ctx")
+    if context is None:
+        return True
+    return _require(context, "entry_layer", "the layer a call entered Keras through", "CallContext") is layer
 
 
 # The hook Keras' TensorFlow optimizer calls to all-reduce the gradients before applying them.

@@ -169,3 +169,18 @@ def test_graph_producers_and_consumers_follow_a_functional_graph():
     conv(layers.Input((8, 8, 3)))
     assert keras_compat.graph_producers(conv) is None
     assert keras_compat.graph_producers(layers.Dense(2)) is None
+
+
+def test_outermost_call_tells_a_layer_called_inside_another_from_one_called_itself():
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, inputs):
+            seen.append(keras_compat.outermost_call(self))
+            return inputs
+
+    probe = Probe()
+    probe(np.zeros((1, 2), np.float32))
+    keras.Sequential([keras.Input((2,)), probe])(np.zeros((1, 2), np.float32))
+    assert seen[0] is True and seen[-1] is False
+    assert keras_compat.outermost_call(probe)  # outside any call

@@ -1363,6 +1363,102 @@ def test_depth_encoding_flags_reach_the_depth_student_and_depth_pretraining(tmp_
     assert "--depth-encoding must be one of jet_near_red" in capsys.readouterr().err
 
 
+def _backbone_weights_builder(seen):
+    """`build_model` for tests that records each config's `backbone_weights` and builds the tiny model."""
+    def build(config):
+        seen.append(config.backbone_weights)
+        return build_tiny_model(config)
+
+    return build
+
+
+def test_the_depth_student_starts_from_random_weights_not_the_imagenet_backbone(tmp_path, monkeypatch):
+    """Helper 289: a MobileNet v2 depth student started from the config's ImageNet backbone_weights,
+    where the docs say that it starts from random weights, as Hoyer et al.'s does."""
+    from ssma_tf.semi_supervised.depth_pretraining import depth_student_errors
+
+    weights = tmp_path / "imagenet.h5"
+    weights.write_bytes(b"")
+    config = dataclasses.replace(_config(tmp_path), semi_supervised=None, unlabeled_data=None, labeled_subset=None,
+                                 backbone="mobilenet_v2", backbone_weights=str(weights))
+    seen = []
+    monkeypatch.setattr(training.trainer, "build_model", _backbone_weights_builder(seen))
+    assert depth_student_errors(config, [0, 1], 1).shape == (8,)
+    assert seen and all(given is None for given in seen), seen  # before: [.../imagenet.h5]
+
+
+def test_select_labels_checks_no_backbone_weights_or_unlabeled_data(tmp_path, monkeypatch, capsys):
+    """Helper 289: a backbone_weights or unlabeled_data not there was "no file at ..." (exit 2),
+    though neither the selection nor its depth student reads them."""
+    from ssma_tf.cli import select_labels
+
+    _config(tmp_path)  # writes the records and the subset file
+    path = tmp_path / "select.config"
+    path.write_text(yaml.safe_dump(_config(tmp_path).to_dict()))  # with a semi_supervised section
+    seen = []
+    monkeypatch.setattr(training.trainer, "build_model", _backbone_weights_builder(seen))
+    missing = ["--set", "backbone=mobilenet_v2", "--set", f"backbone_weights={tmp_path / 'missing.h5'}",
+               "--set", f"unlabeled_data={tmp_path / 'missing.tfrecords'}"]
+    assert select_labels.main(["-c", str(path), "--budget", "2", "--budgets", "1", "-o", str(tmp_path / "a"),
+                               "--depth-student-steps", "1"] + missing) == 0, capsys.readouterr().err
+    assert len((tmp_path / "a" / "labeled_2.txt").read_text().split()) == 2
+    assert seen and all(given is None for given in seen), seen
+
+
+def test_select_labels_says_that_a_stopped_depth_student_exits_with_1():
+    """Helper 289: the docstring said "0 done, 2 bad config or flags"; a stopped student returns 1."""
+    from ssma_tf.cli import select_labels
+
+    assert "0 done, 1 the depth student stopped" in " ".join(select_labels.__doc__.split())
+
+
+def test_pretrain_depth_reads_no_labeled_subset_or_class_count(tmp_path, tiny_model, capsys):
+    """Helper 289: ssma-pretrain-depth refused a labeled_subset not written yet (Hoyer et al. pretrain,
+    then select) and a config without num_classes ("train needs it"), neither of which it reads."""
+    from ssma_tf.cli import pretrain_depth
+    from ssma_tf.config import load_config
+
+    values = _config(tmp_path, semi=False, unlabeled_data=None, max_iteration=1,
+                     checkpoint=str(tmp_path / "depth")).to_dict()
+    values["labeled_subset"] = str(tmp_path / "selected" / "labeled_4.txt")
+    path = tmp_path / "pretrain.config"
+    path.write_text(yaml.safe_dump(values))
+    assert pretrain_depth.main(["-c", str(path)]) == 0, capsys.readouterr().err  # before: "no file at"
+    values.pop("num_classes")
+    # A semi_supervised section (its depth_encoding) without the unlabeled_data that only its training reads.
+    path.write_text(yaml.safe_dump(dict(values, checkpoint=str(tmp_path / "classless"), semi_supervised={})))
+    assert pretrain_depth.main(["-c", str(path)]) == 0, capsys.readouterr().err  # before: "is missing"
+    for run in ("depth", "classless"):
+        saved = load_config(str(tmp_path / run / "config.yaml"), "train")
+        assert saved.pretraining == "depth" and saved.num_classes == 2 and saved.labeled_subset is None
+
+
+def test_depth_pretraining_does_not_call_modality_2_unread_before_refusing_its_bilinear_resampling(tmp_path, capsys):
+    """Helper 289: "modality2_interpolation bilinear is not used: this AdapNet_pp reads modality1 only",
+    then the error that depth pretraining reads depth from modality 2's colouring."""
+    from ssma_tf.cli import pretrain_depth
+
+    config = _config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=None, max_iteration=1,
+                     checkpoint=str(tmp_path / "depth"))
+    path = tmp_path / "sel.config"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    assert pretrain_depth.main(["-c", str(path), "--set", "modality2_interpolation=bilinear"]) == 2
+    err = capsys.readouterr().err
+    assert "is not used" not in err, err  # before: the warning, then the error
+    assert err.splitlines()[-1].startswith(
+        f"error: {path} with --set modality2_interpolation='bilinear': key 'modality2_interpolation': resamples "
+        "modality 2 bilinearly, but depth pretraining reads depth from its colouring"), err
+    assert not (tmp_path / "depth").exists()
+    # So does the depth student of ssma-select-labels.
+    from ssma_tf.cli import select_labels
+
+    assert select_labels.main(["-c", str(path), "--budget", "2", "--budgets", "1", "-o", str(tmp_path / "picked"),
+                               "--depth-student-steps", "1", "--set", "modality2_interpolation=bilinear"]) == 2
+    err = capsys.readouterr().err
+    assert "is not used" not in err, err
+    assert "error: --depth-student-steps trains a depth student from the config: " in err.splitlines()[-1], err
+
+
 def test_select_labels_names_unimodal_records_and_a_bad_output_before_reading(tmp_path, capsys):
     from ssma_tf.cli import select_labels
 

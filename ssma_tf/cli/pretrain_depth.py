@@ -40,10 +40,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     overrides = parse_overrides_or_exit(parser, args.overrides)
 
     from ssma_tf.config import load_config
-    from ssma_tf.config.reader import check_not_moved
+    from ssma_tf.config.reader import REQUIRED_KEYS, Required, check_not_moved
 
     check_not_moved(args.config, overrides)  # a moved run folder's config.yaml: resumed where it is now
-    config = load_config(args.config, "train", overrides=overrides)  # bad input: `command` ends it
+    # The network predicts depth, not the config's classes (`depth_config`): its labeled_subset may
+    # not exist yet (Hoyer et al.'s order: pretrain, select, then train), and num_classes, dataset
+    # and palette are not read. Read as the run's config.yaml will say it, `pretraining: depth`: the
+    # reader's rules of depth pretraining apply (before: a labeled_subset not yet written and a config
+    # without num_classes were refused, and modality2_interpolation was "not used: this AdapNet_pp
+    # reads modality1 only" before the error that depth pretraining reads it; helper 289).
+    unread = dict.fromkeys(("labeled_subset", "num_classes", "dataset", "palette"))
+    needed = Required(tuple(key for key in REQUIRED_KEYS["train"] if key != "num_classes"), "ssma-pretrain-depth")
+    config = load_config(args.config, "train", overrides={**overrides, **unread, "pretraining": "depth"},
+                         required=needed)  # bad input: `command` ends it
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
 
     if args.depth_encoding is not None and args.depth_encoding not in DEPTH_ENCODINGS:

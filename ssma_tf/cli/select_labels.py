@@ -8,7 +8,8 @@ seed give the same files. With `--depth-student-steps S`, from the second budget
 candidate's distance gets a bias from how badly a depth student (AdapNet++ regressing depth, see
 `ssma-pretrain-depth`) trained S steps on the current selection predicts its depth.
 
-Exit status: 0 done, 2 bad config or flags (a budget larger than the pool, records without depth).
+Exit status: 0 done, 1 the depth student stopped (e.g. its loss became NaN, or a save failed), 2 bad
+config or flags (a budget larger than the pool, records without depth).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import warnings
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
@@ -57,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.depth_student_steps > 0:
         require_tensorflow_backend("ssma-select-labels --depth-student-steps")  # without, no model is built
 
-    from ssma_tf.config import load_config
+    from ssma_tf.config import ConfigWarning, load_config
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
 
     from ssma_tf.config.reader import Required
@@ -68,13 +70,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     # starts from scratch. The keys the selection reads are required; a depth student trains with the
     # config's batch size and rate, --depth-student-steps steps, in a folder of its own (before:
     # max_iteration and checkpoint were required too, "train needs it", and never read; helper 227).
+    # Nor the ImageNet backbone_weights (the student is random) or unlabeled_data: the selection and
+    # its student read train_data only (before: "no file at" them, exit 2; helper 289).
     unread = dict.fromkeys(("labeled_subset", "intialize", "checkpoint1", "checkpoint2", "checkpoints",
-                            "finetune_from"))
+                            "finetune_from", "backbone_weights", "unlabeled_data"))
     student = args.depth_student_steps > 0
     needed = Required(("model", "num_classes", "height", "width", "train_data")
                       + (("batch_size", "learning_rate") if student else ()),
                       "ssma-select-labels" + (" --depth-student-steps" if student else ""))
-    config = load_config(args.config, "train", overrides={**overrides, **unread}, required=needed)
+    with warnings.catch_warnings():
+        if student:
+            # The student reads modality 2, resized as this key says (`depth_config` below refuses
+            # bilinear): before, the reader's "not used: this AdapNet_pp reads modality1 only" came
+            # first (helper 289).
+            warnings.filterwarnings("ignore", message=r".*modality2_interpolation \S+ is not used: this ",
+                                    category=ConfigWarning)
+        config = load_config(args.config, "train", overrides={**overrides, **unread}, required=needed)
     encoding = args.depth_encoding or (
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
     if encoding not in DEPTH_ENCODINGS:

@@ -375,6 +375,7 @@ class _Reader:
         self.mode = mode
         self.check_paths = check_paths
         self.required = required or Required(REQUIRED_KEYS[mode], mode)
+        self.reads_fewer = required is not None  # a command that reads fewer keys than the mode's
 
     # --- Errors and lookups -----------------------------------------------------------------
 
@@ -645,7 +646,9 @@ class _Reader:
                         f"starts the whole model; give it or '{self.spelling(other)}', not both",
                     )
         if (self.mode == "train" and values["semi_supervised"] is not None and values["unlabeled_data"] is None
-                and values["pretraining"] is None):  # depth pretraining reads only its depth_encoding
+                and values["pretraining"] is None  # depth pretraining reads only its depth_encoding
+                # Unset by a command that reads fewer keys, none of these records: ssma-select-labels (helper 289).
+                and not (self.reads_fewer and "unlabeled_data" in self.command_line)):
             raise self.error(
                 "unlabeled_data",
                 "is missing; semi_supervised training needs records of images to use without labels",

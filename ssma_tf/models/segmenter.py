@@ -10,7 +10,7 @@ released graph's `softmax` tensor.
 
 from typing import Any, Mapping
 
-from ssma_tf.keras_compat import additional_loss
+from ssma_tf.keras_compat import additional_loss, outermost_call
 from ssma_tf.losses import MAIN_OUTPUT
 
 
@@ -18,10 +18,14 @@ class SegmenterTraining:
     """Mixin of `AdapNetPP` and `SSMA` (before `keras.Model` in the bases) for `compile`/`fit`."""
 
     def resolve_outputs(self, outputs: Mapping[str, Any], training: Any, return_all: Any) -> Any:
-        """What `call` returns: every output when asked, or by default while training."""
+        """What `call` returns: every output when asked, or by default while training, when called
+        itself (its own `fit`); the softmax inside another model's call."""
         if return_all is None:
-            # `fit` passes training=True; the Python bool (not a tensor) is what Keras passes.
-            return_all = training is True
+            # `fit` passes training=True; the Python bool (not a tensor) is what Keras passes. Inside
+            # another model (`keras.Sequential([..., net])`), which was built with the softmax: before,
+            # its `fit` got the dict and took its first output, an auxiliary head (AdapNet++, whose
+            # classifier got no gradient) or SSMA's gate, without a word (helper 288).
+            return_all = training is True and outermost_call(self)
         return outputs if return_all else outputs[MAIN_OUTPUT]
 
     def compute_output_spec(self, inputs, training=None, mask=None, return_all=None):
@@ -29,8 +33,7 @@ class SegmenterTraining:
         `keras.Model(inputs, net(inputs))`): what `call` gives with the same arguments. Before,
         every output whatever was asked, and the outer model's `predict` failed ("Output with path
         `aux_up2` is not connected"); `return_all` was refused (helper 179). A model trained inside
-        another one is called there with `return_all` given, so that its outputs do not change
-        with `training`."""
+        another one gives its softmax there, unless called with `return_all=True`."""
         outputs = super().compute_output_spec(inputs, training=training, mask=mask)
         return self.resolve_outputs(outputs, training, return_all)
 
@@ -61,10 +64,14 @@ class SegmenterTraining:
         """Keras' `fit`; `class_weight` is refused in one line naming the loss's own (before: Keras
         turned it into a sample weight, a TypeError for arrays and ReleasedLoss' "no sample_weight"
         for datasets, neither naming the cause; helper 143)."""
-        if class_weight is not None:
-            raise ValueError("fit(class_weight=...) weighs whole samples; the released loss weighs pixels by "
-                             "class itself: compile with loss=ReleasedLoss(class_weights=[...]), one per class")
+        _refuse_class_weight("fit", class_weight)
         return super().fit(*args, **kwargs)
+
+    def train_on_batch(self, *args, class_weight=None, **kwargs):
+        """Keras' `train_on_batch`; `class_weight` is refused as `fit` refuses it (before: "only
+        0-dimensional arrays can be converted to Python scalars"; helper 288)."""
+        _refuse_class_weight("train_on_batch", class_weight)
+        return super().train_on_batch(*args, **kwargs)
 
     def compile_from_config(self, config):
         """What Keras does on loading a compiled model's `.keras` file (it leaves a model with its
@@ -127,3 +134,10 @@ def _package_modules(config) -> set:
         for value in config:
             found |= _package_modules(value)
     return found
+
+
+def _refuse_class_weight(method: str, class_weight: Any) -> None:
+    """The one-line refusal of Keras' `class_weight`, which the segmentation losses cannot take."""
+    if class_weight is not None:
+        raise ValueError(f"{method}(class_weight=...) weighs whole samples; the released loss weighs pixels by "
+                         "class itself: compile with loss=ReleasedLoss(class_weights=[...]), one per class")

@@ -300,9 +300,11 @@ def depth_student_errors(config: Any, selected: Sequence[int], steps: int, seed:
     """
     folder = tempfile.mkdtemp(prefix="ssma-depth-student-")
     try:
+        # From random weights on every backbone, as docs/semi_supervised.md says: before, a MobileNet v2
+        # student started from the config's backbone_weights, an AdapNet++ one from none (helper 289).
         student_config = config.without_starting_weights(
             checkpoint=folder, log_dir=None, max_iteration=int(steps), seed=seed,
-            save_step=int(steps), skip_step=max(1, int(steps)), labeled_subset=None)
+            save_step=int(steps), skip_step=max(1, int(steps)), labeled_subset=None, backbone_weights=None)
         trainer = DepthPretrainer(student_config, selected=list(selected), encoding=encoding, log=lambda line: None)
         trainer.run()
         # A short run leaves the batch norms' moving statistics mostly at their initial values

@@ -81,3 +81,35 @@ def test_a_model_built_around_one_predicts_and_trains_with_the_outputs_its_call_
     outer.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
     history = outer.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("wrapping", ["sequential", "functional"])
+def test_a_model_inside_another_trains_on_its_softmax(wrapping):
+    """Helper 288: called with training=True inside another model (which was built with its
+    softmax), it returned its dict, and the outer fit took the dict's first output, an auxiliary
+    head: AdapNet++'s classifier got no gradient, without a word."""
+    keras.utils.set_random_seed(3)
+    model = TinyDictSegmenter()
+    x, y = _data()
+    if wrapping == "sequential":
+        outer = keras.Sequential([keras.Input(shape=(8, 8, 3)), model])
+    else:
+        image = keras.Input(shape=(8, 8, 3))
+        outer = keras.Model(image, model(image))
+    np.testing.assert_allclose(outer(x, training=True), model(x, training=True)["softmax"], atol=1e-6)
+    assert set(model(x, training=True)) == {"softmax", "aux_up2", "aux_up1"}  # called itself: every output
+    expected = keras.losses.SparseCategoricalCrossentropy()(y, model(x, training=True)["softmax"])
+    outer.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy())
+    history = outer.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    assert history.history["loss"][0] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_train_on_batch_refuses_class_weight_as_fit_does():
+    """Helper 288: "only 0-dimensional arrays can be converted to Python scalars"."""
+    model = TinyDictSegmenter()
+    model.compile(optimizer="adam", loss=ReleasedLoss())
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"^train_on_batch\(class_weight=\.\.\.\) weighs whole samples; .* compile "
+                                         r"with loss=ReleasedLoss\(class_weights=\[\.\.\.\]\)"):
+        model.train_on_batch(x, y, class_weight={0: 0.0, 1: 1.0, 2: 5.0})
+    assert np.isfinite(model.train_on_batch(x, y))
