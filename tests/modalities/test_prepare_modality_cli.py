@@ -1011,6 +1011,25 @@ def test_values_below_zero_are_coloured_as_missing_with_a_warning(tmp_path, prep
     assert tuple(np.asarray(Image.open(tmp_path / "signed" / "0.png"))[0, 0]) == (0, 0, 128)
 
 
+def _stop_after_renames(monkeypatch, count: int):
+    """Stops the command as SIGTERM does (`Terminated`, through `command`) when it renames its
+    output number `count + 1` into place: `count` outputs are whole, the rest as they were.
+    Returns the rename it replaced, to put back."""
+    from ssma_tf import files
+    from ssma_tf.errors import Terminated
+
+    replace, renamed = files._replace, []
+
+    def stop(source, destination):
+        if len(renamed) == count:
+            raise Terminated()
+        replace(source, destination)
+        renamed.append(destination)
+
+    monkeypatch.setattr(files, "_replace", stop)
+    return replace
+
+
 @pytest.mark.parametrize("flags, how", [([], "with --skip-existing"),
                                         (["--overwrite"], "with --skip-existing in place of --overwrite")])
 def test_a_stopped_run_says_what_it_wrote_and_how_to_go_on(scannet_like, prepare_modality, monkeypatch, capsys,
@@ -1018,7 +1037,6 @@ def test_a_stopped_run_says_what_it_wrote_and_how_to_go_on(scannet_like, prepare
     """Before: a SIGTERM ended the run with "terminated" alone, though --skip-existing resumes it
     (helper 183)."""
     from ssma_tf import files
-    from ssma_tf.errors import Terminated
 
     root = scannet_like
     list_file = root / "gray.txt"
@@ -1027,15 +1045,7 @@ def test_a_stopped_run_says_what_it_wrote_and_how_to_go_on(scannet_like, prepare
     if flags:
         assert prepare_modality(args) == 0
         list_file.unlink()
-    replace, renamed = files._replace, []
-
-    def stop_after_the_second(source, destination):
-        if len(renamed) == 2:
-            raise Terminated()
-        replace(source, destination)
-        renamed.append(destination)
-
-    monkeypatch.setattr(files, "_replace", stop_after_the_second)
+    replace = _stop_after_renames(monkeypatch, 2)
     capsys.readouterr()
     assert prepare_modality(args + flags) == 143
     error = capsys.readouterr().err
@@ -1139,21 +1149,12 @@ def test_a_stopped_overwrite_of_outputs_made_otherwise_says_to_run_it_again(scan
     """Helper 279: a stopped --overwrite run advised --skip-existing, which then refused the outputs
     not yet rewritten, made with the other settings of an earlier run."""
     from ssma_tf import files
-    from ssma_tf.errors import Terminated
 
     root = scannet_like
     args = ["gray", str(root / "depth"), "-o", str(root / "gray"), "--max", "7000"]
     assert prepare_modality(args + ["-q"]) == 0
     args[-1] = "5000"
-    replace, renamed = files._replace, []
-
-    def stop_after_the_first(source, destination):  # the second being written, the third as it was
-        if len(renamed) == 1:
-            raise Terminated()
-        replace(source, destination)
-        renamed.append(destination)
-
-    monkeypatch.setattr(files, "_replace", stop_after_the_first)
+    replace = _stop_after_renames(monkeypatch, 1)  # the second being written, the third as it was
     capsys.readouterr()
     assert prepare_modality(args + ["--overwrite"]) == 143
     error = capsys.readouterr().err
