@@ -584,7 +584,11 @@ def evaluate_scene_classifier(
         path = os.fspath(model)
         if os.path.isdir(path):
             folder, path = path, os.path.join(path, FINAL_SCENE_MODEL)
-            if os.path.exists(path) and os.path.isdir(os.path.join(folder, RESUME_FOLDER)):
+            # Its saved state, as `train` tells (before: a `resume/` folder without it, left by a
+            # failed first save, was "an unfinished run", and the advice to finish it was refused;
+            # helper 292).
+            unfinished = holds_unfinished_run(folder)
+            if os.path.exists(path) and unfinished:
                 # Before: the earlier run's model was evaluated without a word while a later run into the
                 # folder (more steps, other data) was unfinished.
                 warnings.warn(f"{folder} also holds an unfinished training run ({RESUME_FOLDER}/): evaluating "
@@ -592,7 +596,6 @@ def evaluate_scene_classifier(
                               "ssma-scene train command again to finish the newer one", ConfigWarning, stacklevel=2)
             if not os.path.exists(path):
                 # Before: Keras' "File not found" traceback, also for a run stopped before its end.
-                unfinished = os.path.isdir(os.path.join(folder, RESUME_FOLDER))
                 raise UserInputError(
                     f"{folder} holds no {FINAL_SCENE_MODEL}: "
                     + ("its training stopped before the end; run the same ssma-scene train command to finish it"

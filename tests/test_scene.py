@@ -267,6 +267,7 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
     # A later run into the folder, unfinished: its scene.keras is the earlier run's, said (before: evaluated
     # without a word; helper 162).
     (run / "resume").mkdir()
+    (run / "resume" / "state.weights.h5").write_bytes(b"")  # its saved state (helper 292: not the folder alone)
     assert cli.main(["evaluate", str(run), "--test_data", data]) == 0
     assert (f"warning: {run} also holds an unfinished training run (resume/): evaluating scene.keras, the model of "
             "the run that finished before it") in capsys.readouterr().err
@@ -309,6 +310,9 @@ def test_training_lowers_the_loss_goes_on_after_an_interrupt_and_the_command_eva
      "train --backbone_weights starts experts that have no checkpoints; --experts replace them"),
     (["--backbone_weights", "w.h5"], "train --backbone_weights is for --backbone mobilenet_v2"),
     (["--decoder_filters", "64"], "train --decoder_filters says how the --experts were trained; give --experts"),
+    # Before: read by nothing, yet a setting a resumed run had to repeat (helper 292).
+    (["--expert_classes", "5"], "train --expert_classes says the class count of the --experts' checkpoints; give "
+                                "--experts"),
     (["--decoder_filters", "0", "--experts", "a.keras", "b.keras"], "train --decoder_filters must be >= 1, got 0"),
 ])
 def test_scene_train_flags_are_checked_before_the_model_is_built(tmp_path, capsys, flags, message):
@@ -335,6 +339,11 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--height", "16", "--width", "16",
                      "--picture", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: --picture {tmp_path} is a folder; give a file name\n"
+    # One file for both: the picture replaced the metrics, exit 0 (helper 292).
+    same = tmp_path / "same.png"
+    assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--json", str(same), "--picture",
+                     str(same)]) == 2
+    assert capsys.readouterr().err == f"error: --json and --picture are both {same}; give two files\n"
     # A trained classifier is not replaced without --overwrite (a second run replaced it silently).
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "scene.keras").write_bytes(b"")
@@ -358,6 +367,27 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     (tmp_path / "run" / "resume" / "state.weights.h5").write_bytes(b"")
     with pytest.raises(pytest.fail.Exception, match="trained, resume=True, save_steps=100"):
         cli.main(train)
+
+
+def test_evaluate_takes_a_resume_folder_without_saved_state_for_no_unfinished_run(tmp_path):
+    """Helper 292: a `resume/` folder holding run.json alone (a first save that failed) was "an
+    unfinished training run" to finish, which `train` then refused, or, without scene.keras, a
+    training "stopped before the end" to finish, which started again from step 0."""
+    import warnings
+
+    from ssma_tf.scene import evaluate_scene_classifier
+
+    run = tmp_path / "run"
+    (run / "resume").mkdir(parents=True)
+    (run / "resume" / "run.json").write_text("{}")
+    with pytest.raises(UserInputError, match=r"holds no scene.keras: give the folder of a finished ssma-scene train "
+                                             r"run, or its .keras file"):
+        evaluate_scene_classifier(str(run), ["x.tfrecords"])
+    (run / "scene.keras").write_text("garbage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning of an unfinished run
+        with pytest.raises(UserInputError, match="cannot read the model file"):
+            evaluate_scene_classifier(str(run), ["x.tfrecords"])
 
 
 def test_experts_trained_with_the_classifier_have_a_gradient_for_every_trainable_weight():

@@ -126,6 +126,9 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                          "--experts checkpoints")
         if args.decoder_filters is not None and args.experts is None:
             parser.error("train --decoder_filters says how the --experts were trained; give --experts")
+        if args.expert_classes is not None and args.experts is None:
+            # Before: read by nothing, yet a setting a resumed run had to repeat (helper 292).
+            parser.error("train --expert_classes says the class count of the --experts' checkpoints; give --experts")
         if args.experts is not None and len(args.experts) != args.modalities:
             parser.error(f"train --experts: {len(args.experts)} checkpoint(s) for --modalities {args.modalities}; "
                          "give one per modality")
@@ -163,6 +166,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 check_json_output(args.json)  # not the model or the records, by a slip of the path
             if args.picture:
                 check_png_output(args.picture, what="--picture")  # an earlier picture, nothing else
+            if args.json and args.picture and os.path.realpath(args.json) == os.path.realpath(args.picture):
+                # Before: the picture replaced the metrics, exit 0 (helper 292).
+                raise UserInputError(f"--json and --picture are both {args.picture}; give two files",
+                                     path=args.picture)
         if args.command == "convert":
             # As ssma-convert: existing records are replaced only when asked, 16-bit images named.
             check_output(args.record, what="--record", overwrite=args.overwrite)
