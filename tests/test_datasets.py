@@ -77,6 +77,13 @@ def test_synthetic_entry_matches_the_generator():
          "repeats class names \\['void'\\]"),
         ("toy:\n  classes: []\n", "needs a 'classes' list"),
         ("toy:\n  colours: []\n  classes: []\n", "unknown keys \\['colours'\\]"),
+        # YAML 1.1 scalars (helper 291: read as the name 'True', 'None' and the colour (True, 0, 255)).
+        ("toy:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n    - {name: on, color: [1, 1, 1]}\n",
+         "class 1: the name must be a non-empty text, got True \\(YAML reads on, off"),
+        ("toy:\n  classes:\n    - {name: null, color: [0, 0, 0]}\n    - {name: a, color: [1, 1, 1]}\n",
+         "class 0: the name must be a non-empty text, got None"),
+        ("toy:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n    - {name: a, color: [yes, 0, 255]}\n",
+         "class 1 \\('a'\\) has a bad colour \\[True, 0, 255\\]: three integers 0..255"),
     ],
 )
 def test_bad_files_are_reported_with_file_and_dataset(tmp_path, body, message):

@@ -45,6 +45,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Writes the dataset and prints where it went."""
     args = parse_args(argv)
+    from ssma_tf.files import check_output
+
+    # Before: "error: mk.py: File exists", status 1, for a file given as the folder (helper 291).
+    check_output(args.output_dir, what="--output_dir", directory=True, overwrite=None)
     start = time.perf_counter()
     try:
         written = synthetic.write_dataset(

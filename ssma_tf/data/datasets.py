@@ -67,14 +67,23 @@ def _parse_entry(name: str, entry: object, source: str) -> Tuple[DatasetInfo, Tu
     for class_id, item in enumerate(classes):
         if not isinstance(item, dict) or set(item) != {"name", "color"}:
             raise ValueError(f"{where}, class {class_id} must be {{name: ..., color: [r, g, b]}}, got {item!r}")
+        class_name = item["name"]
+        if not isinstance(class_name, str) or not class_name.strip():
+            # YAML 1.1 reads `on`, `no`, `null`, `1` as no name. Before: they became the names
+            # 'True', 'None', '1' without a word (helper 291).
+            raise ValueError(f"{where}, class {class_id}: the name must be a non-empty text, got {class_name!r} "
+                             "(YAML reads on, off, yes, no, true, false, null and numbers as other values: "
+                             "quote the name, e.g. name: 'on')")
         colour = item["color"]
+        # A bool is an int to Python: before, `color: [yes, 0, 255]` was (True, 0, 255) (helper 291).
         if (
             not isinstance(colour, list)
             or len(colour) != 3
-            or not all(isinstance(c, int) and 0 <= c <= 255 for c in colour)
+            or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in colour)
         ):
-            raise ValueError(f"{where}, class {class_id} ({item['name']!r}) has a bad colour {colour!r}")
-        names.append(str(item["name"]))
+            raise ValueError(f"{where}, class {class_id} ({class_name!r}) has a bad colour {colour!r}: three integers "
+                             "0..255")
+        names.append(class_name)
         colours.append(tuple(colour))
     if len(set(names)) != len(names):
         duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -8,7 +8,8 @@ A record file is checked at three levels:
 2. the `tf.train.Example` of each record: `height` and `width` (one positive int64 each),
    `modality1` and `label` (one bytes value each) and, for fusion data, `modality2` .. `modalityN`;
 3. the bytes features: raw pixels of exactly height x width x channels bytes, or a PNG file of
-   that size (`ssma_tf.data.schema`); with a class count, every label id below it.
+   that size (`ssma_tf.data.schema`); with a class count, every label id below it (labels
+   that are read: not those of records checked with `labeled=False`).
 
 Records read without their labels (`unlabeled_data`, `target_data`) may lack the `label`
 feature: checked with `labeled=False`, a missing label is counted, not a problem. Scene
@@ -109,6 +110,8 @@ class FileReport:
         if self.labeled and present.size and not class_pixels(self.class_histogram, self.num_classes):
             # Not a problem: labels written only to fill the column (unlabeled images) look so too.
             ids += f" (none a class {class_id_range(self.num_classes)}: training learns nothing from these labels)"
+        if not self.labeled and unknown_label_ids(self.class_histogram, self.num_classes):
+            ids += f" (ids >= num_classes {self.num_classes} not a problem: these labels are not read)"
         if self.unlabeled:
             ids += f", {self.unlabeled} without a label"
         state = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
@@ -309,7 +312,8 @@ def kind_of(modalities: int) -> str:
 
 
 def check_example(
-    serialized: bytes, modalities: Optional[int] = None, labeled: bool = True, scenes: bool = False
+    serialized: bytes, modalities: Optional[int] = None, labeled: bool = True, scenes: bool = False,
+    scene_file: bool = False,
 ) -> Tuple[int, Tuple[int, int], Optional[np.ndarray], Optional[int]]:
     """Checks one serialized record against the schema, decoding its bytes features.
 
@@ -321,6 +325,10 @@ def check_example(
         scenes: True checks a scene classification record (a `class_id`, no label) as such, its
             class id returned (`ssma-check-records`, with or without `labeled`); False: one is a
             problem where labels are read (the segmentation pipelines' damaged-record search).
+        scene_file: with `scenes`, the file's first record, or an earlier one, was a scene
+            classification record: a record with neither a label nor a class id is then named as
+            a scene record without its class id; otherwise as a segmentation record without its
+            label.
 
     Returns:
         (modalities the record holds, (height, width), label ids as a flat uint8 array, or None
@@ -343,8 +351,11 @@ def check_example(
         sizes[key] = int(values[0])
     height, width = sizes[schema.HEIGHT], sizes[schema.WIDTH]
     # At least 1: a record without modality1 is reported below as missing that feature.
-    present = max(schema.count_modalities(example.features.feature), 1)
-    if modalities is not None and present < modalities:
+    held = schema.count_modalities(example.features.feature)
+    present = max(held, 1)
+    # Without modality1 (held 0) the loop below names modality1. Before: "no 'modality2'
+    # feature: a unimodal record" for a record that lacked modality1 (helper 291).
+    if modalities is not None and 0 < held < modalities:
         raise ValueError(f"no {schema.modality_key(present + 1)!r} feature: a {kind_of(present)} record "
                          f"where {kind_of(modalities)} records are needed")
     checked = present if modalities is None else modalities
@@ -365,10 +376,14 @@ def check_example(
             return present, (height, width), None, int(class_id[0])
         if values is None and key == schema.LABEL and not labeled:
             continue
-        if values is None and key == schema.LABEL and scenes:
+        if values is None and key == schema.LABEL and scenes and scene_file:
             # Helper 277: "no 'label' bytes feature" sent a user of scene records looking for an image.
             raise ValueError(f"no {schema.CLASS_ID!r} feature: a scene classification record holds one integer "
                              "class id")
+        if values is None and key == schema.LABEL and scenes:
+            # Before: the class_id wording above for segmentation records written without labels
+            # (`ssma-convert --unlabeled`), checked without --unlabeled (helper 291).
+            raise ValueError(f"no {key!r} bytes feature (records used without labels: --unlabeled)")
         if values is None:
             raise ValueError(f"no {key!r} bytes feature")
         if len(values) != 1:
@@ -415,7 +430,8 @@ def check_record_file(
         path: the record file.
         modalities: N requires `modality1` .. `modalityN` in every record and ignores images
             after them; None accepts any count but reports a file that mixes counts.
-        num_classes: when given, a label id >= it is a problem (training counts it as void).
+        num_classes: when given, a label id >= it is a problem (training counts it as void);
+            with `labeled=False` not (those labels are not read), only noted in `describe`.
         max_problems: stop after this many problems (None: never).
         on_record: called after each record (a progress bar).
         labeled: False: a record without a `label` feature is counted in `unlabeled`, not a
@@ -434,6 +450,9 @@ def check_record_file(
         return max_problems is not None and len(report.problems) >= max_problems
 
     segmentation = 0  # records with a label image
+    # A file of scene records: a record without a class id is named as one (see `check_example`).
+    first = _first_record_quickly(report.path) if scenes else None
+    scene_file = first is not None and schema.CLASS_ID in first.features.feature
 
     try:
         for index, record in iterate_records(report.path):
@@ -444,7 +463,8 @@ def check_record_file(
                 report.unchecked += 1
                 continue  # keep counting, stop checking
             try:
-                present, size, ids, class_id = check_example(record, modalities, labeled=labeled, scenes=scenes)
+                present, size, ids, class_id = check_example(record, modalities, labeled=labeled, scenes=scenes,
+                                                             scene_file=scene_file or bool(report.scene_classes))
             except ValueError as error:
                 report.problems.append(RecordError(str(error), report.path, index))
                 continue
@@ -463,7 +483,9 @@ def check_record_file(
             segmentation += 1
             counts = np.bincount(ids, minlength=256)
             report.class_histogram += counts
-            unknown = unknown_label_ids(counts, num_classes)
+            # Labels of records read without them are never read: before, their ids >= num_classes
+            # were problems under "labels not needed" (helper 291); the summary line notes them.
+            unknown = unknown_label_ids(counts, num_classes) if labeled else []
             if unknown:
                 report.problems.append(RecordError(
                     f"label {unknown_ids_text(unknown)} >= num_classes {num_classes} ({int(counts[unknown].sum())} "

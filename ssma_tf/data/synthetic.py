@@ -514,7 +514,9 @@ def write_dataset(
     `output_dir`), and `classes.yaml` (class names, palette, generator arguments).
 
     Args:
-        output_dir: folder to write to (created if needed; existing files are overwritten).
+        output_dir: folder to write to (created if needed; existing files are overwritten). Its
+            list files and classes.yaml are removed before the first image and written after the
+            last one, so a folder whose writing stopped has none of them.
         num_train: number of training samples.
         num_val: number of validation samples.
         height: image height (>= 16; the models need a multiple of 16).
@@ -539,9 +541,22 @@ def write_dataset(
     if num_train + num_val == 0:
         raise ValueError("num_train and num_val are both 0: nothing to write")
 
+    info = datasets.get_dataset_info(DATASET_NAME)
+    if info.class_names != CLASS_NAMES:
+        raise ValueError(
+            f"{datasets.DATASETS_FILE}: the '{DATASET_NAME}' classes {info.class_names} do not "
+            f"match the generator's {CLASS_NAMES}"
+        )
     root = pathlib.Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
+    # Before the first image: a run stopped among the images left the lists and classes.yaml of
+    # the dataset there before, describing pixels already replaced (helper 291). Without them the
+    # folder is visibly unfinished; val.txt, which the demos take for "written", goes first and
+    # comes back last.
+    for stale in ("val.txt", "train.txt", "classes.yaml"):
+        (root / stale).unlink(missing_ok=True)
     list_files = {}
+    list_texts = {}
     for split, count in (("train", num_train), ("val", num_val)):
         lines = []
         for index in range(count):
@@ -555,14 +570,8 @@ def write_dataset(
                 visualize.save_png(root / path, array, compress_level=1)
             lines.append(" ".join(relative) + "\n")
         list_files[split] = root / f"{split}.txt"
-        _write_text(list_files[split], "".join(lines))
+        list_texts[split] = "".join(lines)
 
-    info = datasets.get_dataset_info(DATASET_NAME)
-    if info.class_names != CLASS_NAMES:
-        raise ValueError(
-            f"{datasets.DATASETS_FILE}: the '{DATASET_NAME}' classes {info.class_names} do not "
-            f"match the generator's {CLASS_NAMES}"
-        )
     metadata = {
         "dataset": DATASET_NAME,
         "num_classes": info.num_classes,
@@ -587,6 +596,8 @@ def write_dataset(
     }
     classes_file = root / "classes.yaml"
     _write_text(classes_file, yaml.safe_dump(metadata, sort_keys=False))
+    for split in ("train", "val"):  # val.txt last: the demos' sign of a finished dataset
+        _write_text(list_files[split], list_texts[split])
     return SyntheticDataset(
         root=root,
         train_list=list_files["train"],

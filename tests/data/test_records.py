@@ -533,3 +533,41 @@ def test_a_record_of_bytes_that_are_not_utf8_and_stray_bytes_are_named_by_every_
                                           "file was cut short, its last record lost"):
         records_per_file([str(good), str(stray)])
     assert records_per_file([str(good)]) == [4]
+
+
+def test_records_without_labels_checked_with_labels_are_named_for_the_label(tmp_path, capsys):
+    """Helper 291: records without labels checked without --unlabeled were blamed for a missing
+    scene class id."""
+    image = bytes(SIZE * SIZE * 3)
+    unlabeled = _write(tmp_path / "unl.tfrecords", [_example(height=[SIZE], width=[SIZE], modality1=image)] * 2)
+    assert cli.main([unlabeled]) == 2
+    out = capsys.readouterr().out
+    assert f"error: {unlabeled}, record 0: no 'label' bytes feature (records used without labels: --unlabeled)" \
+        in out and "class_id" not in out
+
+
+def test_label_ids_of_records_read_without_labels_are_noted_not_problems(tmp_path, capsys):
+    """Helper 291: with --unlabeled (or under a config's unlabeled_data), label ids >= num_classes,
+    never read, were problems."""
+    beyond = _write(tmp_path / "beyond.tfrecords", [_raw(label=np.full((SIZE, SIZE), 9, np.uint8))])
+    assert cli.main([beyond, "--unlabeled", "--num_classes", "5"]) == 0
+    assert f"{beyond}: 1 records (1 unimodal), 32x32 (1), label ids 9..9 (ids >= num_classes 5 not a problem: " \
+        "these labels are not read): ok" in capsys.readouterr().out
+    assert cli.main([beyond, "--num_classes", "5"]) == 2  # where they are read, still a problem
+    assert "label id 9 >= num_classes 5" in capsys.readouterr().out
+    config = tmp_path / "run.config"
+    config.write_text(f"model: AdapNet_pp\nnum_classes: 5\ntrain_data: {_write(tmp_path / 'ok.tfrecords', [_raw()])}\n"
+                      f"unlabeled_data: {beyond}\nbatch_size: 1\n")
+    assert cli.main(["-c", str(config)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 keys checked: all good"
+
+
+def test_a_record_without_modality1_is_named_for_it_where_n_modalities_are_needed(tmp_path):
+    """Helper 291: "no 'modality2' feature: a unimodal record" for a record lacking modality1."""
+    image = bytes(SIZE * SIZE * 3)
+    label = bytes(SIZE * SIZE)
+    path = _write(tmp_path / "gap.tfrecords", [_example(height=[SIZE], width=[SIZE], modality2=image, label=label),
+                                               _example(height=[SIZE], width=[SIZE], modality1=image, label=label)])
+    problems = [str(p) for p in check_record_file(path, modalities=2).problems]
+    assert problems == [f"{path}, record 0: no 'modality1' bytes feature",
+                        f"{path}, record 1: no 'modality2' feature: a unimodal record where fusion records are needed"]
