@@ -1168,6 +1168,11 @@ def test_mixed_precision_turned_off_in_words_says_how_to_leave_it_out(workdir, v
     assert load_config(write(workdir, ORIGINAL_ADAPNET_TRAIN + "mixed_precision:\n")).mixed_precision is None
     # A slip in a policy's name gets the suggestion alone.
     assert str(error_for(train_dict(mixed_precision="mixed_float61"))).endswith("did you mean 'mixed_float16'?")
+    # A choice every config needs is not told to be left out (helper 295: `model: none` was, and then
+    # "is missing").
+    for value in ("none", False):
+        message = str(error_for(train_dict(model=value)))
+        assert "model" in message and "leave the key out" not in message, message
 
 
 def test_a_duplicate_key_gets_its_first_line_and_no_advice_to_quote(workdir):

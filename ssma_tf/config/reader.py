@@ -968,7 +968,12 @@ class _Reader:
 
     def read_choice(self, name: str, spec: Key, value: Any) -> str:
         unset = value is False or isinstance(value, str) and value.strip().lower() in _NONE_WORDS
-        if spec.kind == "choice" and unset and DEFAULTS.get(ALIASES.get(name, name), "") is None:
+        canonical = ALIASES.get(name, name)
+        # Optional: unset by default, and needed by no command (`model` has no default either, and
+        # "leave the key out" was followed by "is missing"; helper 295).
+        optional = DEFAULTS.get(canonical, "") is None and not any(
+            canonical in keys for keys in (*REQUIRED_KEYS.values(), self.required.keys))
+        if spec.kind == "choice" and unset and optional:
             # An optional choice turned off in words (`mixed_precision: none`, as the trainer's
             # messages print it). Before: "expected a string, got False (bool)", or the choices
             # alone, without how to turn it off (helper 285).
