@@ -203,12 +203,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"predicted {summary.samples} sample(s) in {summary.seconds:.1f} s ({predictor.precision}: "
           f"{predictor.precision_reason}); pictures in {args.output} {_picture_size(args, predictor, 'model')}")
     if summary.improvement:
-        counts = summary.improvement
-        scored = max(counts["scored"], 1)
-        print(f"against {args.compare}: this model wrong on {100 * counts['errors'] / scored:.2f}% of the labelled "
-              f"pixels (red), the compared one on {100 * counts['reference_errors'] / scored:.2f}%; "
-              f"{100 * counts['improvements'] / scored:.2f}% fixed by this model (green)")
+        warning, line = comparison_lines(args.compare, summary.improvement, predictor.num_classes)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        print(line)
     return 0
+
+
+def comparison_lines(compared: str, counts: dict, num_classes: int) -> tuple[Optional[str], str]:
+    """The warning (or None) and the line `--compare` ends with, from `predict_files`' counts."""
+    warning = None
+    if counts.get("beyond"):
+        # Before: not a word, the pixels left out of the percentages (helper 294).
+        warning = (f"warning: {counts['beyond']} labelled pixel(s) hold class ids >= {num_classes} (other than 255): "
+                   "not scored, as evaluation counts them void; are the labels of this model's classes?")
+    scored = counts["scored"]
+    if not scored:  # before: "0.00%" for both models, as if both were right (helper 294)
+        return warning, f"against {compared}: no labelled pixels to score (the labels hold void only)"
+    return warning, (f"against {compared}: this model wrong on {100 * counts['errors'] / scored:.2f}% of the "
+                     f"labelled pixels (red), the compared one on {100 * counts['reference_errors'] / scored:.2f}%; "
+                     f"{100 * counts['improvements'] / scored:.2f}% fixed by this model (green)")
 
 
 def _check_compared_inputs(args: argparse.Namespace, compare, samples, configured: bool, input_modality: str) -> None:

@@ -268,6 +268,11 @@ def collect_samples(
     if not all(folders):
         files = [f"{what} {path}" for (what, path), folder in zip(given, folders) if not folder]
         raise PredictionError(f"{files[0]} is not a folder, but the other input is one")
+    for number, (suffix, folder) in enumerate(((modality1_suffix, modality1), (modality2_suffix, modality2)), 1):
+        if suffix and folder is None:
+            # Before: read by nothing, the outputs named with the suffix kept (helper 294).
+            raise PredictionError(f"--modality{number}_suffix strips names in --modality{number}'s folder, which "
+                                  "is not given")
     return check_readable(samples_from_folders(
         modality1, modality2, modality1_suffix=modality1_suffix, modality2_suffix=modality2_suffix,
         recursive=recursive, exclude=exclude,
@@ -350,6 +355,12 @@ def check_inputs(
         return warnings
     wanted = int(input_modality.removeprefix("modality"))
     given = [index for index, path in enumerate(first.modalities, start=1) if path is not None]
+    if len(given) > 1 and not listed and wanted not in given:
+        # Modality 3 or on, which no flag gives (before: both flags' images "not used", then an
+        # error asking for a label; helper 294).
+        raise PredictionError(f"the network reads {input_modality} ({source or 'assumed'}), which --modality1 and "
+                              f"--modality2 do not give: pass the images in a --list of 'modality1 ... "
+                              f"modality{wanted}' lines")
     if len(given) > 1 and not listed:
         # Before: the images of the other flag were passed over without a word.
         unused = ", ".join(f"--modality{index}" for index in given if index != wanted)
@@ -374,9 +385,13 @@ def check_inputs(
     # is to export again (helper 149: the flag it advised was then refused).
     other = (f"export again with --input_modality modality{given[0]}" if source == EXPORT_METADATA else
              f"pass --input_modality modality{given[0]}")
+    # The flags take modality 1 and 2: a later one comes in a list (before: "pass the images as
+    # --modality3", a flag that does not exist; helper 294).
+    as_wanted = (f"as --modality{wanted}" if wanted <= 2 else
+                 f"in a --list of 'modality1 ... modality{wanted}' lines")
     raise PredictionError(
         f"the network reads {input_modality} ({source}), but only --modality{given[0]} is given: pass the "
-        f"images as --modality{wanted} (or {other} if they are what the network was trained on)"
+        f"images {as_wanted} (or {other} if they are what the network was trained on)"
     )
 
 

@@ -139,6 +139,29 @@ def test_predict_files_compares_two_models_with_an_improvement_map(tmp_path):
         predict_files(this, [sample], tmp_path / "out3", palette=PALETTE4, compare=wider)
 
 
+def test_label_ids_past_the_classes_are_counted_and_said_and_no_scored_pixel_is_no_score(tmp_path):
+    """Helper 294: labels of ids >= the class count (raw Cityscapes ids for a 4-class model) were
+    left out of the scores without a word; with every pixel such, "wrong on 0.00%" for both."""
+    from ssma_tf.cli.predict import comparison_lines
+
+    label = np.full((8, 16), 7, np.uint8)
+    label[:, :4] = 2
+    ids = np.full((8, 16), 2, np.uint8)
+    sample = Sample("a", write_rgb(tmp_path / "a.png", random_image(8, 16, 1)), label=write_rgb(tmp_path / "l.png",
+                                                                                                label))
+    summary = predict_files(_FixedPredictor(ids), [sample], tmp_path / "out", palette=PALETTE4,
+                            compare=_FixedPredictor(ids))
+    assert summary.improvement == {"errors": 0, "improvements": 0, "reference_errors": 0, "scored": 8 * 4,
+                                   "beyond": 8 * 12}
+    warning, line = comparison_lines("other.keras", summary.improvement, 4)
+    assert warning == ("warning: 96 labelled pixel(s) hold class ids >= 4 (other than 255): not scored, as "
+                       "evaluation counts them void; are the labels of this model's classes?")
+    assert line.startswith("against other.keras: this model wrong on 0.00% of the labelled pixels")
+    assert comparison_lines("other.keras", {**summary.improvement, "scored": 0}, 4)[1] == (
+        "against other.keras: no labelled pixels to score (the labels hold void only)")
+    assert comparison_lines("o", {"errors": 1, "improvements": 0, "reference_errors": 2, "scored": 4}, 4)[0] is None
+
+
 def test_a_label_is_resized_to_the_model_size_as_evaluation_resizes_it(adapnet, tmp_path):
     """Helper 206: the label pictures and the improvement counts resized the label with PIL's
     nearest rule, which takes other source rows than evaluation's at exact ties (64 -> 48 rows:

@@ -367,3 +367,30 @@ def test_a_label_of_more_ids_than_64_is_a_label_for_a_model_of_that_many_classes
     # For a model of fewer classes, such an image is no label (a grey depth map): an unlabelled pair.
     (sample,) = collect_samples(False, list_file=tmp_path / "pairs.txt", num_classes=12)
     assert sample.label is None and sample.modality2 == str(tmp_path / "la.png")
+
+
+def test_an_expert_of_modality_3_is_told_to_take_a_list_and_suffixes_need_their_folder(tmp_path):
+    """Helper 294: an expert of modality 3 given --modality1 was told "pass the images as
+    --modality3", a flag that does not exist (given both flags: "not used", then an error asking
+    for a label); and --modality2_suffix without --modality2 was read by nothing."""
+    from ssma_tf.inference.samples import check_inputs
+
+    rgb = write_rgb(tmp_path / "rgb.png", np.zeros((4, 4, 3)))
+    depth = write_rgb(tmp_path / "depth.png", np.zeros((4, 4, 3)))
+    expert = dict(fusion=False, modalities=1, input_modality="modality3", source="its config")
+    with pytest.raises(PredictionError, match=r"but only --modality1 is given: pass the images in a --list of "
+                                              r"'modality1 \.\.\. modality3' lines \(or pass --input_modality"):
+        check_inputs(collect_samples(False, modality1=rgb), listed=False, **expert)
+    with pytest.raises(PredictionError, match=r"^the network reads modality3 \(its config\), which --modality1 and "
+                                              r"--modality2 do not give: pass the images in a --list of "
+                                              r"'modality1 \.\.\. modality3' lines$"):
+        check_inputs(collect_samples(False, modality1=rgb, modality2=depth), listed=False, **expert)
+    folder = tmp_path / "rgb_folder"
+    folder.mkdir()
+    write_rgb(folder / "p_rgb.png", np.zeros((4, 4, 3)))
+    for flags, number in ((dict(modality1=folder, modality2_suffix="_d"), 2),
+                          (dict(modality2=folder, modality1_suffix="_rgb"), 1)):
+        with pytest.raises(PredictionError, match=rf"^--modality{number}_suffix strips names in --modality{number}'s "
+                                                  r"folder, which is not given$"):
+            collect_samples(False, **flags)
+    assert [sample.name for sample in collect_samples(False, modality1=folder, modality1_suffix="_rgb")] == ["p"]
