@@ -23,6 +23,9 @@ pruning run was measured on). `file_sizes`, `file_times` and `rewritten_files` t
 that its records were converted again into the same files since it started (a saved input
 position, or the batches skipped, would mean nothing in the new ones).
 
+`resolved_folders` and `folder_holding` tell whether a path lies in one of some folders once
+symbolic links are resolved (an output folder inside an input folder, whose files are no inputs).
+
 No TensorFlow here: the data tools use this before they import it.
 """
 
@@ -259,6 +262,18 @@ def free_bytes(directory: PathLike) -> Optional[int]:
         return shutil.disk_usage(directory).free
     except OSError:
         return None
+
+
+def resolved_folders(folders: Sequence[PathLike]) -> list:
+    """Each folder with its resolved path and a trailing separator, for `folder_holding`."""
+    return [(folder, os.path.join(os.path.realpath(folder), "")) for folder in folders]
+
+
+def folder_holding(path: PathLike, folders: Sequence[tuple]) -> Optional[PathLike]:
+    """The folder of `folders` (`resolved_folders`) that `path` is or lies in, links resolved;
+    None for none."""
+    real = os.path.realpath(path)
+    return next((folder for folder, prefix in folders if real.startswith(prefix) or real + os.sep == prefix), None)
 
 
 def file_sizes(paths: Sequence[PathLike]) -> dict:

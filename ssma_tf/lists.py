@@ -261,17 +261,21 @@ def read_lines(path: PathLike) -> List[Tuple[int, List[str]]]:
     return lines
 
 
-def refuse_listed_output(output: PathLike, list_file: PathLike, inputs: Sequence[PathLike],
-                         error: type = ListFileError) -> None:
-    """Raises `error(message, list_file)` when `output` is the list file or one of its `inputs`.
+def refuse_listed_outputs(outputs: Sequence[PathLike], list_file: PathLike, inputs: Sequence[PathLike],
+                          error: type = ListFileError) -> None:
+    """Raises `error(message, list_file)` when one of `outputs` is the list file or one of its `inputs`.
 
     Paths are compared once symbolic links are resolved, so a list naming its images through a
     linked folder is caught as well as one naming them by their own path. `ssma-convert` and
-    `ssma-scene convert` check every output with it before reading an image: with `--overwrite`,
+    `ssma-scene convert` check their outputs with it before reading an image: with `--overwrite`,
     the list or an image would be replaced by the records.
     """
-    target = os.path.realpath(output)
-    if target == os.path.realpath(list_file):
-        raise error(f"{os.fspath(list_file)}: the output {os.fspath(output)} is the list file itself", list_file)
-    if any(os.path.realpath(path) == target for path in inputs):
-        raise error(f"{os.fspath(list_file)}: the output {os.fspath(output)} is one of the listed images", list_file)
+    listed = os.path.realpath(list_file)
+    images = {os.path.realpath(path) for path in inputs}  # resolved once, whatever the shards
+    for output in outputs:
+        target = os.path.realpath(output)
+        if target == listed:
+            raise error(f"{os.fspath(list_file)}: the output {os.fspath(output)} is the list file itself", list_file)
+        if target in images:
+            raise error(f"{os.fspath(list_file)}: the output {os.fspath(output)} is one of the listed images",
+                        list_file)

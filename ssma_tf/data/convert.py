@@ -39,7 +39,7 @@ from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.files import atomic_path, atomic_paths, check_output
 from ssma_tf.lists import (
     ListFileError, MissingFileError, comment_hint, missing_path_detail, more_columns_hint, read_lines,
-    refuse_listed_output, spaces_hint,
+    refuse_listed_outputs, spaces_hint,
 )
 
 # TensorFlow (and the schema, which needs it) is imported where records are written: checking a
@@ -679,12 +679,11 @@ def write_tfrecords(
         raise ListFileError(f"{list_file}: {len(entries)} samples cannot fill {shards} shards", list_file)
 
     names = shard_names(output, shards)
-    images = [p for _, paths in entries for p in paths]
     for name in names:  # before any image is read: a result is never computed only to be lost
         check_output(name, what="record file")
-        # Before: with --overwrite the list was replaced by the records (helper 147), and an image
-        # named through a linked folder was too (its path was compared unresolved).
-        refuse_listed_output(name, list_file, images)
+    # Before: with --overwrite the list was replaced by the records (helper 147), and an image
+    # named through a linked folder was too (its path was compared unresolved).
+    refuse_listed_outputs(names, list_file, [p for _, paths in entries for p in paths])
     histogram = np.zeros(256, np.int64)
     sizes: Dict[Tuple[int, int], int] = {}
     sixteen_bit: List[Tuple[int, int, str]] = []

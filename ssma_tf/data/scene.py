@@ -25,7 +25,7 @@ from ssma_tf.data.pipeline import DATA_ERRORS, list_record_files
 from ssma_tf.data.records import RecordError, check_record_file, first_example
 from ssma_tf.errors import first_line
 from ssma_tf.files import atomic_path
-from ssma_tf.lists import comment_hint, missing_path_detail, more_columns_hint, read_lines, refuse_listed_output
+from ssma_tf.lists import comment_hint, missing_path_detail, more_columns_hint, read_lines, refuse_listed_outputs
 from ssma_tf.modalities.io import InputFileError
 from ssma_tf.resampling import resize_methods
 
@@ -148,8 +148,8 @@ def write_scene_records(
     entries = read_scene_lines(list_file, modalities, check_files=True, num_classes=num_classes)
     # As ssma-convert refuses them (helper 277: with --overwrite, the list or an image was replaced
     # by the records).
-    refuse_listed_output(output, list_file, [image for _, images, _ in entries for image in images],
-                         error=InputFileError)
+    refuse_listed_outputs([output], list_file, [image for _, images, _ in entries for image in images],
+                          error=InputFileError)
     histogram: Dict[int, int] = {}
     with contextlib.ExitStack() as stack:
         temporary = stack.enter_context(atomic_path(os.fspath(output)))

@@ -11,6 +11,7 @@ from ssma_tf.constants import MAX_MODALITIES
 from ssma_tf.inference.predictor import PredictionError
 from ssma_tf.modalities.batch import index_folder
 from ssma_tf.errors import UserInputError
+from ssma_tf.files import folder_holding, resolved_folders
 from ssma_tf.lists import comment_hint, more_columns_hint, place_hint, read_lines, spaces_hint, unicode_space_hint
 from ssma_tf.modalities.io import IMAGE_EXTENSIONS, InputFileError
 
@@ -155,9 +156,9 @@ def samples_from_folders(
     if exclude:
         # The output's own picture folders only: an output that holds the inputs (`--output .`)
         # is no reason to pass them over (helper 134).
-        folders_out = _resolved(exclude)
+        folders_out = resolved_folders(exclude)
         indexes = [None if index is None else
-                   {key: path for key, path in index.items() if _folder_holding(path, folders_out) is None}
+                   {key: path for key, path in index.items() if folder_holding(path, folders_out) is None}
                    for index in indexes]
         for index, (folder, _) in zip(indexes, folders):
             if index is not None and not index:
@@ -186,25 +187,14 @@ def samples_from_folders(
     ]
 
 
-def _resolved(folders: Sequence[PathLike]) -> List[Tuple[PathLike, str]]:
-    """Each folder with its resolved path and a trailing separator, for `_folder_holding`."""
-    return [(folder, os.path.realpath(folder) + os.sep) for folder in folders]
-
-
-def _folder_holding(path: PathLike, folders: Sequence[Tuple[PathLike, str]]) -> Optional[PathLike]:
-    """The folder of `folders` (`_resolved`) that `path` lies in, links resolved; None for none."""
-    real = os.path.realpath(path)
-    return next((folder for folder, prefix in folders if real.startswith(prefix)), None)
-
-
 def _outside(samples: List[Sample], exclude: Sequence[PathLike]) -> List[Sample]:
     """`samples`, refused when a file of theirs lies in one of the folders `exclude` (the output's
     picture folders): before, a list naming `OUT/color/0.png` had that photo replaced by its
     prediction, exit 0 (helper 200)."""
-    folders = _resolved(exclude)
+    folders = resolved_folders(exclude)
     for sample in samples if folders else ():
         for path in (sample.modality1, sample.modality2, sample.label, *sample.further):
-            inside = None if path is None else _folder_holding(path, folders)
+            inside = None if path is None else folder_holding(path, folders)
             if inside is not None:
                 where = f"{sample.source}: " if sample.source else ""
                 raise PredictionError(f"{where}{path} lies in {inside}, a folder the prediction writes its pictures "

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ssma_tf.errors import UserInputError
-from ssma_tf.files import atomic_write
+from ssma_tf.files import atomic_write, folder_holding, resolved_folders
 from ssma_tf.lists import comment_hint, format_line, place_hint, read_lines, spaces_hint
 from ssma_tf.progress import Progress
 from ssma_tf.modalities.errors import ParameterError
@@ -80,7 +80,10 @@ def find_files(
         raise InputFileError(f"input folder '{folder}' does not exist")
     pattern = "**/*" if recursive else "*"
     wanted = {e.lower() for e in extensions}
-    skipped = _folder_inside(exclude, folder) if exclude is not None else None
+    # The output folder's files when it lies inside this one (not when it is this one: refused as the input).
+    inside = exclude is not None and folder_holding(exclude, resolved_folders([folder])) is not None and \
+        os.path.realpath(exclude) != os.path.realpath(folder)
+    skipped = resolved_folders([exclude]) if inside else []
     files = sorted(
         p
         for p in folder.glob(pattern)
@@ -89,7 +92,7 @@ def find_files(
         and p.stem.endswith(suffix)
         and p.stem != suffix
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and not (skipped is not None and _is_within(p.parent, skipped))
+        and not (skipped and folder_holding(p.parent, skipped))
     )
     if not files:
         where = "under" if recursive else "in"
@@ -104,18 +107,6 @@ def find_files(
             + ("" if recursive or hint else " (use --recursive for sub-folders)") + hint
         )
     return files
-
-
-def _folder_inside(inner: PathLike, outer: PathLike) -> Optional[str]:
-    """`inner`'s real path when it is a sub-folder of `outer` (not `outer` itself), else None."""
-    inner, outer = os.path.realpath(inner), os.path.realpath(outer)
-    return inner if inner != outer and _is_within(inner, outer) else None
-
-
-def _is_within(path: PathLike, folder: str) -> bool:
-    """Whether `path` (resolved) is `folder` (a real path) or lies below it."""
-    path = os.path.realpath(path)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def sample_key(path: PathLike, root: PathLike, suffix: str = "") -> str:
