@@ -265,6 +265,21 @@ def task_id(strategy: tf.distribute.Strategy) -> int:
     return int(resolver.task_id or 0) if resolver is not None and resolver.task_type else 0
 
 
+def agreed_value(strategy: tf.distribute.Strategy, value: int) -> int:
+    """The chief's `value` on every worker of a cluster (every worker calls it); `value` itself
+    without a cluster.
+
+    For what each worker draws at its start and all must share (an unseeded run's seed: each
+    worker drew its own, and the chief's checkpoints kept one of them).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return value
+    local = tf.constant([value], tf.int64)
+    gathered = strategy.gather(strategy.experimental_distribute_values_from_function(lambda context: local), axis=0)
+    return int(gathered.numpy()[0])
+
+
 def check_same_start(strategy: tf.distribute.Strategy, step: int, weights: Any, folder: str,
                      settings: Optional[dict[str, Any]] = None) -> None:
     """Refuses a cluster whose workers start from different steps or weights, or were given

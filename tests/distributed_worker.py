@@ -61,6 +61,7 @@ def main() -> int:
         replicas=trainer.strategy.num_replicas_in_sync,
         synchronized=all(layer.synchronized for layer in bn) and bool(bn),
         final_step=result.final_step,
+        run_seed=trainer.run_seed,
         losses=np.asarray(result.losses),
         **arrays,
     )

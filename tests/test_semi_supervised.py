@@ -527,23 +527,43 @@ def test_the_logged_teacher_decay_is_that_of_the_teachers_newest_update(tmp_path
             "evaluation are compiled with it") in lines
 
 
-def test_an_unseeded_run_says_that_its_streams_and_draws_are_those_of_seed_0(tmp_path, tiny_model):
+def test_an_unseeded_run_draws_its_own_seed_and_keeps_it_in_its_checkpoints(tmp_path, tiny_model):
     """Helper 284: two unseeded runs, taken for independent ones, drew the same mix batches,
-    jitter and masks (seed 0) without a word."""
+    jitter and masks (seed 0), and then a note said so. Each draws its own seed now, and a resume
+    goes on with it."""
     from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
 
+    def notes(lines):
+        return [line for line in lines if line.startswith("note: seed unset")]
+
+    def mix_images(trainer):
+        return np.concatenate([tf.nest.flatten(next(trainer.mix_iterator))[0].numpy() for _ in range(3)])
+
     lines = []
-    semi_supervised.SemiSupervisedTrainer(_config(tmp_path, seed=None), log=lines.append)
-    assert ("note: seed unset: the mix stream's order and augmentation and each step's jitter, blur and masks are "
-            "drawn with seed 0, alike in every unseeded run; give a seed (--set seed=N) for runs that differ") in lines
+    first = semi_supervised.SemiSupervisedTrainer(_config(tmp_path, seed=None), log=lines.append)
+    assert notes(lines) == [
+        "note: seed unset: the labeled and mix streams' order and augmentation and each step's jitter, blur and masks "
+        f"are drawn with seed {first.run_seed}, kept in the run's checkpoints for a resume; give a seed (--set seed=N) "
+        "for a repeatable run"]
+    other = semi_supervised.SemiSupervisedTrainer(_config(tmp_path, seed=None, checkpoint=str(tmp_path / "other")),
+                                                  log=lambda line: None)
+    assert other.run_seed != first.run_seed
+    assert not np.array_equal(mix_images(first), mix_images(other))
+    first.train(max_steps=2)
+    lines.clear()
+    resumed = semi_supervised.SemiSupervisedTrainer(_config(tmp_path, seed=None), log=lines.append)
+    assert resumed.run_seed == first.run_seed and notes(lines) == [
+        "note: seed unset: the labeled and mix streams' order and augmentation and each step's jitter, blur and masks "
+        f"go on with seed {first.run_seed}, drawn when the run started and kept in its checkpoints"], lines
     lines.clear()
     DepthPretrainer(_config(tmp_path, semi=False, unlabeled_data=None, seed=None, checkpoint=str(tmp_path / "depth")),
                     log=lines.append)
-    assert [line for line in lines if line.startswith("note: seed unset: the training stream's order and "
-                                                      "augmentation are drawn with seed 0")], lines
+    assert [line for line in notes(lines) if line.startswith("note: seed unset: the training stream's order and "
+                                                             "augmentation are drawn with seed ")], lines
     lines.clear()
-    semi_supervised.SemiSupervisedTrainer(_config(tmp_path, checkpoint=str(tmp_path / "seeded")), log=lines.append)
-    assert not [line for line in lines if "seed unset" in line]
+    seeded = semi_supervised.SemiSupervisedTrainer(_config(tmp_path, checkpoint=str(tmp_path / "seeded")),
+                                                   log=lines.append)
+    assert seeded.run_seed == 0 and not notes(lines)
 
 
 @pytest.mark.parametrize("model, method", [("AdapNet_pp", "depthmix"), ("SSMA", "classmix")])

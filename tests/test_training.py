@@ -291,12 +291,19 @@ def test_a_seed_given_or_taken_away_on_resume_restarts_the_streams(tmp_path, tin
     assert any(line.endswith("at step 2 (input streams restarted: seed unset -> 5 since the run's last start)")
                for line in lines), lines
     lines.clear()
-    training.Trainer(_tiny_config(tmp_path, max_iteration=6, seed=None), log=lines.append).run()
+    unset = training.Trainer(_tiny_config(tmp_path, max_iteration=6, seed=None), log=lines.append)
+    unset.run()
     assert any(line.endswith("at step 4 (input streams restarted: seed 5 -> unset since the run's last start)")
                for line in lines), lines
+    # The seed taken away: a new one is drawn (not the 5 the checkpoints kept) and kept from then on.
+    assert unset.run_seed != 5 and (f"note: seed unset: the training stream's order and augmentation are drawn with "
+                                    f"seed {unset.run_seed}, kept in the run's checkpoints for a resume; give a seed "
+                                    "(--set seed=N) for a repeatable run") in lines
     lines.clear()
-    training.Trainer(_tiny_config(tmp_path, max_iteration=8, seed=None), log=lines.append)
+    kept = training.Trainer(_tiny_config(tmp_path, max_iteration=8, seed=None), log=lines.append)
     assert any(line.endswith("at step 6") for line in lines), lines  # unset both times: kept
+    # Before, a resumed unseeded run shuffled and augmented the rest of its stream with a new seed.
+    assert kept.run_seed == unset.run_seed, lines
 
 
 def test_a_config_built_without_a_log_dir_writes_its_summaries_under_the_checkpoint(tmp_path, tiny_model):
@@ -903,13 +910,13 @@ def test_stage3_experts_start_from_the_trained_adapnet_and_are_frozen(adapnet_ru
 # --- Distribution -----------------------------------------------------------------------------
 
 
-def _tiny_distributed_config(tmp_path, name: str, extra: str = "") -> str:
+def _tiny_distributed_config(tmp_path, name: str, extra: str = "", seed: str = "seed: 0\n") -> str:
     write_records(tmp_path / "records" / "train.tfrecords", 4, height=32, width=32, num_classes=5)
     text = (
         "model: AdapNet_pp\nnum_classes: 5\n"
         f"checkpoint: {tmp_path / 'checkpoints'}\ntrain_data: {tmp_path / 'records' / 'train.tfrecords'}\n"
         "batch_size: 4\nskip_step: 1\nheight: 32\nwidth: 32\nmax_iteration: 3\n"
-        "learning_rate: 0.01\nsave_step: 2\nseed: 0\n" + extra
+        "learning_rate: 0.01\nsave_step: 2\n" + seed + extra
     )
     path = tmp_path / name
     path.write_text(text)
@@ -1015,7 +1022,8 @@ def test_sigterm_stops_a_worker_of_a_cluster(tmp_path):
 
 
 def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):
-    config = _tiny_distributed_config(tmp_path, "multiworker.config")
+    # Unseeded: each worker draws a seed, and all take the chief's (the one its checkpoints keep).
+    config = _tiny_distributed_config(tmp_path, "multiworker.config", seed="")
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     processes = []
@@ -1038,6 +1046,10 @@ def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-3000:]
     first, second = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    # The chief's log names the seed; the other worker logs nothing but takes it.
+    seeds = re.findall(r"^note: seed unset: the training stream's order and augmentation are drawn with seed (\d+), "
+                       "kept in the run's checkpoints", outputs[0], re.M)
+    assert seeds == [str(first["run_seed"])] and int(first["run_seed"]) == int(second["run_seed"]), outputs[0][-3000:]
     assert int(first["replicas"]) == 2 and int(first["final_step"]) == 3
     variables = [k for k in first.files if k.startswith("var")]
     assert variables
@@ -1069,6 +1081,7 @@ def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):
         training.trainer.build_model = original
     assert any(line.startswith(f"resumed from {directory / 'ckpt-3'} at step 3 (input stream restarted: ckpt-3 holds "
                                "no data position, as a checkpoint written on several replicas)") for line in lines), lines
+    assert resumed.run_seed == int(seeds[0]) != fresh.run_seed
     assert not np.array_equal(next(resumed.iterator)[1].numpy(), next(fresh.iterator)[1].numpy())
 
 

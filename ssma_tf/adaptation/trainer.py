@@ -113,7 +113,8 @@ class AdaptationTrainer(training.Trainer):
     """
 
     SECTION = "adaptation"
-    SEED_ZERO_WITHOUT_SEED = "the target stream's order and augmentation and each step's blur, jitter and greyscale"
+    SEEDED_CHOICES = (
+        "the source and target streams' order and augmentation and each step's blur, jitter and greyscale")
 
     def __init__(self, config: Any, **kwargs: Any):
         if config.adaptation is None:
@@ -193,7 +194,7 @@ class AdaptationTrainer(training.Trainer):
             return super()._distributed_stream(key, seed_offset)
         config, adapt = self.config, self.adapt
         modalities = config.record_modalities
-        seed = (config.seed or 0) + 15485863 + seed_offset
+        seed = self.run_seed + 15485863 + seed_offset
         groups = adapt.target_groups if self.sac else config.batch_size
         views = adapt.views if self.sac else 1
 

@@ -122,7 +122,6 @@ class DepthPretrainer(training.Trainer):
     """
 
     PRETRAINING = DEPTH_PRETRAINING
-    SEED_ZERO_WITHOUT_SEED = "the training stream's order and augmentation"
 
     @staticmethod
     def _resumed_encoding(config: Any) -> Optional[str]:
@@ -189,7 +188,7 @@ class DepthPretrainer(training.Trainer):
             height=config.height, width=config.width,
             batch_size=context.get_per_replica_batch_size(config.batch_size),
             num_classes=DEPTH_CHANNELS, augmentation=config.augmentation,
-            seed=(config.seed or 0) + 7919 * context.input_pipeline_id + seed_offset,
+            seed=self.run_seed + 7919 * context.input_pipeline_id + seed_offset,
             modality2_interpolation=config.interpolations,
             # Before: an empty train_data was "key 'unlabeled_data': ...", a key the config lacked (helper 256).
             unlabeled_key="unlabeled_data" if config.unlabeled_data else "train_data")

@@ -75,7 +75,7 @@ class SemiSupervisedTrainer(training.Trainer):
     """
 
     SECTION = "semi_supervised"
-    SEED_ZERO_WITHOUT_SEED = "the mix stream's order and augmentation and each step's jitter, blur and masks"
+    SEEDED_CHOICES = "the labeled and mix streams' order and augmentation and each step's jitter, blur and masks"
 
     def __init__(self, config: Any, **kwargs: Any):
         refuse_pretraining(config)  # before the checks below, which a depth run's config may fail
@@ -143,7 +143,7 @@ class SemiSupervisedTrainer(training.Trainer):
         if key != "mix_data":
             return super()._distributed_stream(key, seed_offset)
         config = self.config
-        seed = (config.seed or 0) + 104729 + seed_offset
+        seed = self.run_seed + 104729 + seed_offset
 
         def mix_stream(context: tf.distribute.InputContext) -> tf.data.Dataset:
             per_replica = context.get_per_replica_batch_size(config.batch_size)

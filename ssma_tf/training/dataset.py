@@ -12,7 +12,7 @@ from ssma_tf.data.unlabeled import read_labeled_subset
 
 
 def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputContext] = None,
-                       seed_offset: int = 0) -> tf.data.Dataset:
+                       seed_offset: int = 0, seed: Optional[int] = None) -> tf.data.Dataset:
     """The training input stream of a config, for one input pipeline.
 
     Args:
@@ -21,12 +21,14 @@ def make_train_dataset(config: Any, input_context: Optional[tf.distribute.InputC
             size and this pipeline's index (each worker shuffles with its own seed).
         seed_offset: added to the config's seed (a resumed run that could not save its data
             position starts a different, still reproducible, stream).
+        seed: in place of the config's (a trainer's `run_seed`, drawn when the config has none);
+            without either, each call draws one.
 
     Returns:
         Batches of `(inputs, labels)` of the per-replica batch size, repeated forever.
     """
     batch_size = config.batch_size
-    seed = config.seed
+    seed = config.seed if seed is None else seed
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(config.batch_size)
         if seed is not None:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import shutil
 import sys
@@ -46,6 +47,7 @@ from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records, naming_damaged_records
 from ssma_tf.data.records import label_ids_warning
 from ssma_tf.distribute import (
+    agreed_value,
     check_same_start,
     create_strategy,
     first_replica,
@@ -72,6 +74,9 @@ from ssma_tf.visualize import default_palette
 
 # Object-graph key of the step counter in our checkpoints (read before the model is built).
 _STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+# The seed an unseeded run drew at its start (`Trainer._choose_run_seed`).
+_RUN_SEED = "run_seed"
+_RUN_SEED_KEY = f"{_RUN_SEED}/.ATTRIBUTES/VARIABLE_VALUE"
 # Steps whose mean loss is compared with the starting level for `divergence_factor`: one noisy
 # batch is not a divergence.
 DIVERGENCE_WINDOW = 5
@@ -341,9 +346,9 @@ class Trainer:
 
     PRETRAINING: Optional[str] = None
     SECTION: Optional[str] = None
-    # What a subclass draws with seed 0 when the config gives none (its streams' and its steps'
-    # random choices, `step_seed`): the same in every unseeded run, which the log says.
-    SEED_ZERO_WITHOUT_SEED: str = ""
+    # What the run's seed draws (`run_seed`): its streams' order and augmentation, and a
+    # subclass's per-step random choices (`step_seed`). Named in the log of an unseeded run.
+    SEEDED_CHOICES: str = "the training stream's order and augmentation"
 
     def __init__(
         self,
@@ -438,6 +443,11 @@ class Trainer:
                     if not (self.saves_data_position and _holds_data_position(prefix)):
                         self.stream_seed_offset = step
                     break
+            # config.yaml as the run last started it (empty on a fresh start).
+            self._saved_config = saved_run_config(config.checkpoint) if self._resume_from else {}
+            # The seed of the streams and the per-step draws: the config's, or one drawn at the
+            # run's start and kept in its checkpoints (`_choose_run_seed`).
+            self.run_seed, seed_note = self._choose_run_seed()
             # The input pipeline before the model: a bad record file fails in seconds, not minutes.
             self.dataset = self._distributed_stream(_DATA_KEY, self.stream_seed_offset)
 
@@ -467,6 +477,8 @@ class Trainer:
             if self._random_seeds:
                 tracked["random_seeds"] = self._random_seeds
             tracked.update(self._extras)
+            # Read back before the streams are built (`_choose_run_seed`), not restored.
+            tracked[_RUN_SEED] = tf.Variable(self.run_seed, dtype=tf.int64, trainable=False, name=_RUN_SEED)
             # The records the streams read, with their files' sizes: globbed and measured once.
             self._records = self._records_read()
             if self.saves_data_position:
@@ -503,11 +515,8 @@ class Trainer:
                 self._log("warning: mixed_precision: mixed_float16 on a machine without a GPU: a CPU computes "
                           "float16 convolutions about 30x slower than float32; give mixed_bfloat16 (fast where the "
                           "processor has Intel AMX) or leave mixed_precision out")
-            if config.seed is None and self.SEED_ZERO_WITHOUT_SEED:
-                # Before: unsaid, and two unseeded runs, taken for independent ones, drew them alike
-                # (helper 284); the supervised stream alone draws a new seed each run.
-                self._log(f"note: seed unset: {self.SEED_ZERO_WITHOUT_SEED} are drawn with seed 0, alike in every "
-                          "unseeded run; give a seed (--set seed=N) for runs that differ")
+            if seed_note:
+                self._log(seed_note)
 
             # Made at the first summary (`writer`): a finished run given again wrote an empty events
             # file into its folder, "left as it was" (helper 133).
@@ -594,7 +603,7 @@ class Trainer:
 
     def _make_dataset(self, context: tf.distribute.InputContext, seed_offset: int) -> tf.data.Dataset:
         """The training stream of one input pipeline (a subclass may train on other data)."""
-        return make_train_dataset(self.config, context, seed_offset)
+        return make_train_dataset(self.config, context, seed_offset, seed=self.run_seed)
 
     def _make_optimizer(self) -> keras.optimizers.Optimizer:
         """The optimizer (built in the strategy's scope); a subclass may train with another."""
@@ -643,13 +652,43 @@ class Trainer:
         resolved = [p if os.path.isabs(p) else os.path.join(self.config.checkpoint, p) for p in paths]
         return [p for p in reversed(resolved) if p]
 
+    def _choose_run_seed(self) -> tuple[int, str]:
+        """The seed of this run's streams and per-step draws, and the log's note of it ("" when
+        the config gives it).
+
+        Without a seed in the config, a fresh start draws one and its checkpoints keep it: a
+        resume goes on with it, and two unseeded runs differ. Before, the semi-supervised,
+        adaptation and depth-pretraining streams and draws took seed 0, alike in every unseeded
+        run (helper 284), and a resumed supervised run augmented with a new seed. A run resumed
+        without the seed it last started with draws a new one (`_reseeded`); one whose
+        checkpoints hold none (written before 2026-12-07) draws one too.
+        In a cluster every worker takes the chief's (each drew its own).
+        """
+        if self.config.seed is not None:
+            return agreed_value(self.strategy, int(self.config.seed)), ""
+        seed: Optional[int] = None
+        if not self._reseeded(self._saved_config):
+            for prefix in self._resume_from:
+                readable, kept = _read_run_seed(prefix)
+                if readable:  # the checkpoint the restore takes (a damaged newer one is skipped)
+                    seed = kept
+                    break
+        kept = seed is not None
+        if not kept:
+            seed = random.SystemRandom().randrange(2**31)
+        seed = agreed_value(self.strategy, seed)
+        if kept:
+            return seed, (f"note: seed unset: {self.SEEDED_CHOICES} go on with seed {seed}, drawn when the run "
+                          "started and kept in its checkpoints")
+        return seed, (f"note: seed unset: {self.SEEDED_CHOICES} are drawn with seed {seed}, kept in the run's "
+                      "checkpoints for a resume; give a seed (--set seed=N) for a repeatable run")
+
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
-        saved = saved_run_config(self.config.checkpoint) if self._resume_from else {}
+        saved = self._saved_config
         if saved and "log_dir" not in saved:
             # Not written when derived (`write_run_config`): the folder's own, wherever it is now.
             saved["log_dir"] = derived_log_dir(self.config.checkpoint)
-        self._saved_config = saved
         self._check_same_network(saved)
         skipped, reasons = [], []
         for prefix in self._resume_from:
@@ -1005,11 +1044,11 @@ class Trainer:
 
         Different for every step, replica and stream, the same when a run resumes at the same
         step: the random choices of a training mode's step (a jitter, a mask) are reproducible.
-        Without a seed in the config they are those of seed 0 (`SEED_ZERO_WITHOUT_SEED`).
+        Without a seed in the config they are those of the run's drawn seed (`run_seed`).
         """
         replicas = self.strategy.num_replicas_in_sync
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-        base = tf.constant(self.config.seed or 0, tf.int64)
+        base = tf.constant(self.run_seed, tf.int64)
         return tf.stack([base * 16 + stream, tf.cast(self.step, tf.int64) * replicas + replica])
 
     # --- Running --------------------------------------------------------------------------------
@@ -1616,6 +1655,16 @@ def _holds_data_position(prefix: str) -> bool:
         return _has_data_position(name for name, _ in tf.train.list_variables(prefix))
     except (tf.errors.OpError, ValueError, IndexError):
         return True
+
+
+def _read_run_seed(prefix: str) -> tuple[bool, Optional[int]]:
+    """Whether a checkpoint reads, and the run seed it keeps (None: it keeps none)."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        reader.get_tensor(_STEP_KEY)  # the step reads: the restore takes this checkpoint
+        return True, (int(reader.get_tensor(_RUN_SEED_KEY)) if reader.has_tensor(_RUN_SEED_KEY) else None)
+    except (tf.errors.OpError, ValueError, IndexError):  # IndexError: a truncated `.data` file
+        return False, None
 
 
 def _read_step(prefix: str) -> Optional[int]:
