@@ -374,9 +374,14 @@ def test_a_checkpoint_folder_of_a_run_trained_another_way_is_named_too(tmp_path,
                                               r"mixed_precision: mixed_float16; give another checkpoint folder"):
         training.Trainer(_tiny_config(tmp_path, max_iteration=4, mixed_precision="mixed_float16"),
                          log=lambda line: None)
-    # bfloat16 keeps float32 variables and no loss scale: the run resumes.
+    # bfloat16 keeps float32 variables and no loss scale: the run resumes, and says that its steps
+    # are computed in another precision from now on (helper 298: without a word, and config.yaml
+    # then gave mixed_bfloat16 as the whole run's).
+    lines = []
     assert training.Trainer(_tiny_config(tmp_path, max_iteration=4, mixed_precision="mixed_bfloat16"),
-                            log=lambda line: None).resumed_from
+                            log=lines.append).resumed_from
+    assert ("note: since the run last started, mixed_precision unset -> mixed_bfloat16: the run goes on with the new "
+            "values") in lines, lines
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_model):

@@ -133,7 +133,9 @@ _INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervise
                "importance_weights", "adaptation", "augmentation", "weight_decay", "aux_loss_weights",
                "encoder_lr_multiplier", "dropout_keep_prob", "adam_epsilon", "recalibrate_batch_norm",
                # The resampling of modality 2 and on, and the seed of the random choices (helper 133).
-               "modality2_interpolation", "modality_interpolations", "seed", "one_hot_labels")
+               "modality2_interpolation", "modality_interpolations", "seed", "one_hot_labels",
+               # float32 <-> mixed_bfloat16 (mixed_float16 is refused: its loss scale; helper 298).
+               "mixed_precision")
 
 
 # A key a run's config.yaml lacks, and the sections it may hold (see `_changed_inputs`).
