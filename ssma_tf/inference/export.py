@@ -66,6 +66,7 @@ _EXPORT_ENTRY = re.compile(r"^(saved_model\.pb|fingerprint\.pb|variables|assets|
 # Inside assets.extra/ the metadata alone; inside variables/ the SavedModel's variables.
 _METADATA_NAME = re.compile("^" + re.escape(os.path.basename(EXPORT_METADATA)) + "$")
 _VARIABLES_ENTRY = re.compile(r"^variables\.(index|data-\d{5}-of-\d{5})$")
+_NO_ENTRY = re.compile(r"(?!)")  # the SavedModel's assets/: the export writes nothing there
 
 
 def check_export_output(output_dir: Union[str, "os.PathLike[str]"], overwrite: bool) -> None:
@@ -87,8 +88,8 @@ def check_export_output(output_dir: Union[str, "os.PathLike[str]"], overwrite: b
         # The export's own files only: predictions or notes put beside them were deleted with it.
         others = sorted(name for name in os.listdir(path) if not _EXPORT_ENTRY.match(name))
         # Inside its folders too: a serving warm-up file put in assets.extra/ went with it without
-        # a word (helper 223).
-        for folder, entry in (("assets.extra", _METADATA_NAME), ("variables", _VARIABLES_ENTRY)):
+        # a word (helper 223), and a file put in assets/ (helper 296).
+        for folder, entry in (("assets", _NO_ENTRY), ("assets.extra", _METADATA_NAME), ("variables", _VARIABLES_ENTRY)):
             inside = os.path.join(path, folder)
             if os.path.isdir(inside) and not os.path.islink(inside):
                 others += sorted(f"{folder}/{name}" for name in os.listdir(inside) if not entry.match(name))

@@ -251,6 +251,12 @@ def test_overwrite_replaces_an_earlier_export_only(adapnet, tmp_path, capsys):
     with pytest.raises(export.ExportError, match=r"holds files that are not part of its export \(assets.extra/"
                                                  r"tf_serving_warmup_requests, variables/notes\): --overwrite would"):
         export.check_export_output(earlier, overwrite=True)
+    # The SavedModel's assets/ folder, which the export leaves empty (helper 296: a file there went with it).
+    (earlier / "assets").mkdir(exist_ok=True)
+    (earlier / "assets" / "labels.txt").write_text("road\ncar\n")
+    with pytest.raises(export.ExportError, match=r"not part of its export \(assets/labels.txt, assets.extra/"
+                                                 r"tf_serving_warmup_requests, variables/notes\): --overwrite would"):
+        export.check_export_output(earlier, overwrite=True)
 
 
 def test_export_refuses_a_fold_that_changes_outputs(adapnet, tmp_path, monkeypatch):
