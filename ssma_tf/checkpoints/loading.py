@@ -23,7 +23,8 @@ except ImportError:  # a JAX machine: TF2 checkpoints are refused below, before 
     tf = None
 
 from ssma_tf.checkpoints.reading import (
-    check_h5_shapes, check_keras_archive, check_tf2_shapes, keras_file_config, keras_file_widths, keras_load_error,
+    check_h5_shapes, check_keras_archive, check_keras_streams, check_tf2_shapes, keras_file_config, keras_file_widths,
+    keras_load_error,
     reading,
     UnnamedNetworkError, refuse_pruned_source, stored_num_classes,
 )
@@ -129,6 +130,7 @@ def _load_weights(model: keras.Model, path: str, strict: bool, initialization: b
         return f"{resolved}: restored the {type(model).__name__} weights (TF2 checkpoint)"
     if resolved.endswith(".keras"):
         check_keras_archive(resolved)
+        check_keras_streams(resolved, model)
         refuse_pruned_source(resolved, keras_file_widths(resolved), getattr(model, "widths", None),
                              "intialize" if initialization else f"the weights of this {type(model).__name__}",
                              backbone=getattr(model, "backbone", None))

@@ -493,6 +493,37 @@ def keras_file_config(path: str) -> dict:
             return json.loads(archive.read("config.json"))
 
 
+def check_keras_streams(path: str, model: Any) -> None:
+    """Refuses a `.keras` file whose network fuses another number of modalities than `model`
+    (a fusion network), read from its `config.json`: the check `check_h5_shapes` makes of a
+    `.weights.h5` file's arrays.
+
+    Before, a 3-modality late fusion's `.keras` file loaded into a 2-modality one without a word,
+    its third expert dropped and its mixing convolutions kept at thirds; the other way, Keras'
+    "A total of 158 objects could not be loaded" named a batch norm (helper 301).
+
+    Raises:
+        CheckpointError: naming the file and both counts.
+    """
+    streams = getattr(model, "num_modalities", None)
+    if not isinstance(streams, int):
+        return
+    held = keras_file_config(path)
+    stored = (held.get("config") or {}).get("num_modalities")
+    if stored is None and held.get("class_name") == "AdapNetPP":
+        stored = 1
+    if not isinstance(stored, int) or stored == streams:
+        return
+    if stored == 1:
+        raise CheckpointError(f"the model file {path} holds a unimodal AdapNet++ (an expert), not a "
+                              f"{type(model).__name__} of {streams} modality streams: a fusion network starts its "
+                              "experts from such files with checkpoint1/checkpoint2 or the checkpoints list, not as "
+                              "its own weights")
+    raise CheckpointError(f"the model file {path} fuses {stored} modality streams (its {held.get('class_name')}), "
+                          f"this {type(model).__name__} {streams}: give the config's modalities list (num_modalities "
+                          "in Python) it was trained with")
+
+
 def keras_file_widths(path: str) -> dict:
     """The `widths` a `.keras` file's network was built with ({} for the released widths, or a
     network without the argument), read from its config without building it."""

@@ -274,6 +274,35 @@ def test_a_tf1_checkpoint_of_another_class_count_is_named_before_the_model_is_bu
         check_checkpoint_fits(given, prefix)
 
 
+def test_a_keras_file_of_another_stream_count_is_refused_naming_both(tmp_path):
+    """Helper 301: a 3-modality late fusion's .keras file loaded into a 2-modality one without a
+    word (its third expert dropped, its mixing kept at thirds); a 2-modality one into 3 modalities
+    failed with Keras' "158 objects could not be loaded", naming a batch norm."""
+    import json
+    import zipfile
+
+    from ssma_tf.models import FusionBaseline
+
+    def archive(name, config):  # what the check reads: the archive and its config.json
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as f:
+            f.writestr("config.json", json.dumps(config))
+            f.writestr("metadata.json", "{}")
+        return str(path)
+
+    three = archive("late3.keras", {"class_name": "FusionBaseline", "config": {"num_modalities": 3, "fusion": "late"}})
+    model = FusionBaseline(7, fusion="late", num_modalities=2)
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"the model file {three} fuses 3 modality streams (its FusionBaseline), this FusionBaseline 2: give the "
+            "config's modalities list (num_modalities in Python) it was trained with")):
+        load_weights(model, three, initialization=True)
+    expert = archive("rgb.keras", {"class_name": "AdapNetPP", "config": {"num_classes": 7}})
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"the model file {expert} holds a unimodal AdapNet++ (an expert), not a FusionBaseline of 2 modality "
+            "streams: a fusion network starts its experts from such files with checkpoint1/checkpoint2")):
+        load_weights(model, expert)
+
+
 def test_the_class_hint_is_given_only_where_class_axes_differ():
     from ssma_tf.checkpoints.reading import _class_hint
 
