@@ -12,7 +12,8 @@ parameters, GFLOPs, mIoU and latency per stage (with `--with OTHER_OUTDIR ...`, 
 runs too). An interrupted run resumes at its stage when started again with the same flags.
 The work is done by `ssma_tf.pruning.staged`.
 
-Exit status: 0 done, 2 bad config, checkpoint, stage list or records.
+Exit status: 0 done, 1 a stage's fine-tuning stopped (a NaN or diverging loss, a failed save; a rerun resumes),
+2 bad config, checkpoint, stage list or records.
 """
 
 from __future__ import annotations
