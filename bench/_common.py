@@ -79,6 +79,16 @@ def positive(parser, **values: int) -> None:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
+def jax_or_exit(parser, backend: str) -> None:
+    """Ends the command for `--backend jax` where JAX is not installed, before any child runs (before:
+    every model's child failed with a traceback, and an earlier --json file was overwritten with
+    their errors; helper 303). Worded as bench/inference.py refuses a mode of the deploy extra."""
+    import importlib.util
+
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        parser.error("--backend jax needs the jax extra (pip install '.[jax]')")
+
+
 def machine_info() -> dict:
     """What the figures depend on: CPU, cores, memory, library versions, load."""
     flags = cpu_flags()
@@ -162,8 +172,34 @@ def run_child(script: str, spec: dict, env: dict | None = None, timeout: float =
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
             return json.loads(line[len(RESULT_MARKER):])
-    tail = (done.stderr or done.stdout).strip().splitlines()[-6:]
-    return {"error": f"exit {done.returncode}: " + " | ".join(tail)}
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    tail = lines[-6:]
+    # TensorFlow's fatal "Check failed: num_threads >= 1" comes before a stack trace of more than
+    # six lines: without it the error named no cause (helper 303).
+    if not any(_names_cause(line) for line in tail):
+        cause = (next((line for line in reversed(lines) if "Check failed" in line), None)
+                 or next((line for line in reversed(lines) if _names_cause(line)), None))
+        tail = ([cause, "..."] if cause else []) + tail
+    return {"error": exit_reason(done.returncode) + (": " + " | ".join(tail) if tail else "")}
+
+
+def _names_cause(line: str) -> bool:
+    """A line of a child's output that says what went wrong (`ValueError: ...`, a fatal `Check failed`)."""
+    return "Check failed" in line or "Error" in line
+
+
+def exit_reason(returncode: int) -> str:
+    """`exit 1`, or for a child a signal ended, `killed by signal 9 (SIGKILL; out of memory?)`: the
+    kernel's out-of-memory killer leaves no line of its own (before: `exit -9` and an empty
+    stderr, or a bare exit status 247 of the benchmark; helper 303)."""
+    if returncode >= 0:
+        return f"exit {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = "unknown signal"
+    hint = "; out of memory?" if -returncode == signal.SIGKILL else ""
+    return f"killed by signal {-returncode} ({name}{hint})"
 
 
 def format_seconds(value: float | None) -> str:

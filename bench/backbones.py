@@ -142,6 +142,11 @@ def main(argv=None) -> int:
         parser.error(f"--decoder-filters must be comma-separated integers, got {args.decoder_filters!r}")
     if min(decoders) < 1:
         parser.error(f"--decoder-filters must be >= 1, got {min(decoders)}")
+    from ssma_tf.cli.common import distinct_or_exit  # no TensorFlow
+
+    # Before: `64,64` built and timed one network twice, two rows of it, and with --int8 ended
+    # after minutes in a FileExistsError of its export folder (helper 303).
+    distinct_or_exit(parser, **{"decoder-filters": decoders})
     if args.runs < 0:
         parser.error(f"--runs must be >= 0, got {args.runs}")
     if args.runs and args.warmup < 1:  # the first call traces: it would be timed

@@ -125,6 +125,7 @@ def main(argv=None) -> int:
         _common.emit(count(spec["model"], spec["height"], spec["width"]))
         return 0
 
+    _common.jax_or_exit(parser, args.backend)
     env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"} if args.backend == "jax" else {}
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in ("adapnet_pp", "ssma")]

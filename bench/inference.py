@@ -734,6 +734,11 @@ def main(argv=None) -> int:
         child = {"flops": child_flops, "tf": child_tf, "jax": child_jax, "keras": child_keras}[spec["kind"]]
         _common.emit(child(spec))
         return 0
+    # 0 is TensorFlow's default; below it TensorFlow aborted in the child with "Check failed:
+    # num_threads >= 1", cut from the error that was printed (helper 303).
+    for name in ("intra", "inter"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be >= 0 (0: TensorFlow's default), got {getattr(args, name)}")
     if args.keras:
         # `--runs 0` was taken for the default (`runs or 10`) and recorded as 0 beside 10 rounds;
         # `--warmup 0` ran one and was recorded as 0 (the first call traces: it is never timed).
@@ -764,6 +769,7 @@ def main(argv=None) -> int:
     for name, least in (("runs", 1), ("throughput_runs", 0), ("size_runs", 0), ("warmup", 1)):
         if getattr(args, name) is not None and getattr(args, name) < least:
             parser.error(f"--{name.replace('_', '-')} must be >= {least}, got {getattr(args, name)}")
+    _common.jax_or_exit(parser, args.backend)
     args.runs = args.runs if args.runs is not None else (5 if args.quick else 10)
     args.throughput_runs = args.throughput_runs if args.throughput_runs is not None else (2 if args.quick else 3)
     args.size_runs = args.size_runs if args.size_runs is not None else 5

@@ -134,8 +134,13 @@ def main(argv=None) -> int:
                            "--warmup", str(args.warmup)]
                 child = subprocess.run(command, capture_output=True, text=True)
                 if child.returncode != 0:
+                    # A line naming the child and how it ended, and exit 1: a child killed for memory
+                    # left an empty stderr and the command a bare exit status 247 (helper 303).
                     sys.stderr.write(child.stderr)
-                    return child.returncode
+                    reason = _common.exit_reason(child.returncode)
+                    print(f"measuring child ({encoding}, run {repeat + 1}) "
+                          + (reason if child.returncode < 0 else f"failed ({reason})"), file=sys.stderr)
+                    return 1
                 results["runs"][encoding].append(json.loads(child.stdout.strip().splitlines()[-1]))
 
     results["load_average_after"] = os.getloadavg()[0]

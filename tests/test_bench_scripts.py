@@ -210,3 +210,82 @@ def test_counts_below_their_least_are_refused_before_the_measuring(monkeypatch, 
         with pytest.raises(SystemExit) as stopped:
             module.main(flags)
         assert stopped.value.code == 2 and said in capsys.readouterr().err, (name, flags)
+
+
+def test_a_measuring_child_killed_by_a_signal_is_named_with_the_signal(tmp_path, monkeypatch, capsys):
+    """Helper 303: input_pipeline.py printed a killed child's empty stderr and exited 247 without a
+    word; run_child said `exit -9:`."""
+    child = tmp_path / "child.py"
+    child.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    assert _common().run_child(str(child), {}) == {"error": "killed by signal 9 (SIGKILL; out of memory?)"}
+
+    bench = _bench_script("input_pipeline")
+    monkeypatch.setattr(bench, "_write_records", lambda folder, samples: {"raw": "raw.tfrecords",
+                                                                          "png": "png.tfrecords"})
+    monkeypatch.setattr(bench._common, "machine_info", lambda: {})
+    killed = subprocess.CompletedProcess([], -signal.SIGKILL, stdout="", stderr="")
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: killed)
+    assert bench.main(["--repeats", "1"]) == 1
+    said = "measuring child (raw, run 1) killed by signal 9 (SIGKILL; out of memory?)"
+    assert capsys.readouterr().err.strip() == said
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        [], 1, stdout="", stderr="ValueError: no\n"))
+    assert bench.main(["--repeats", "1"]) == 1
+    assert capsys.readouterr().err == "ValueError: no\nmeasuring child (raw, run 1) failed (exit 1)\n"
+
+
+def test_negative_thread_counts_are_refused_and_a_check_failed_line_is_kept(tmp_path, monkeypatch, capsys):
+    """Helper 303: `inference.py --intra -1` was taken, and TensorFlow's "Check failed: num_threads
+    >= 1" in the child was cut off the error above its stack trace (run_child kept 6 lines)."""
+    import pytest
+
+    bench = _bench_inference()
+    monkeypatch.setattr(bench._common, "run_child", lambda *a, **k: pytest.fail("a child was started"))
+    for flags, said in ((["--intra", "-1"], "--intra must be >= 0 (0: TensorFlow's default), got -1"),
+                        (["--inter", "-2", "--keras", "a.keras"], "--inter must be >= 0 (0: TensorFlow's default), "
+                                                                  "got -2")):
+        with pytest.raises(SystemExit) as stopped:
+            bench.main(flags)
+        assert stopped.value.code == 2 and said in capsys.readouterr().err, flags
+    child = tmp_path / "child.py"
+    child.write_text("import sys\nprint('F0101 threadpool.cc:99] Check failed: num_threads >= 1 (-1 vs. 1)', "
+                     "file=sys.stderr)\nfor i in range(8):\n    print(f'    @ 0x{i} frame', file=sys.stderr)\n"
+                     "sys.exit(1)\n")
+    error = _common().run_child(str(child), {})["error"]
+    cause = "F0101 threadpool.cc:99] Check failed: num_threads >= 1 (-1 vs. 1)"
+    assert error.startswith(f"exit 1: {cause} | ... | "), error
+    assert error.endswith("@ 0x7 frame") and error.count("frame") == 6, error
+
+
+def test_backend_jax_without_jax_is_refused_before_any_child(tmp_path, monkeypatch, capsys):
+    """Helper 303: inference.py and flops.py ran every model's child, printed a traceback per
+    model, and overwrote an earlier --json file with one of errors only."""
+    import importlib.util as util
+
+    import pytest
+
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
+    earlier = tmp_path / "r.json"
+    earlier.write_text("{}\n")
+    for name in ("inference", "flops"):
+        module = _bench_script(name)
+        monkeypatch.setattr(module._common, "run_child", lambda *a, **k: pytest.fail("a child was started"))
+        with pytest.raises(SystemExit) as stopped:
+            module.main(["--backend", "jax", "--models", "adapnet_pp", "--json", str(earlier)])
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and "--backend jax needs the jax extra (pip install '.[jax]')" in err, name
+    assert earlier.read_text() == "{}\n"
+
+
+def test_a_decoder_width_given_twice_is_refused_before_any_network_is_built(monkeypatch, capsys):
+    """Helper 303: `--decoder-filters 64,64` built and timed one network twice (two rows), and with
+    --int8 ended after minutes in a FileExistsError."""
+    import pytest
+
+    bench = _bench_script("backbones")
+    monkeypatch.setattr(bench, "prepare", lambda *a, **k: pytest.fail("a network was built"))
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--decoder-filters", "64,64", "--int8"])
+    assert stopped.value.code == 2
+    assert "--decoder-filters names 64 more than once; give each once" in capsys.readouterr().err
