@@ -542,9 +542,9 @@ def test_an_unseeded_run_draws_its_own_seed_and_keeps_it_in_its_checkpoints(tmp_
     lines = []
     first = semi_supervised.SemiSupervisedTrainer(_config(tmp_path, seed=None), log=lines.append)
     assert notes(lines) == [
-        "note: seed unset: the labeled and mix streams' order and augmentation and each step's jitter, blur and masks "
-        f"are drawn with seed {first.run_seed}, kept in the run's checkpoints for a resume; give a seed (--set seed=N) "
-        "for a repeatable run"]
+        f"note: seed unset: drew seed {first.run_seed} for the weights' initialisation, dropout, the labeled and mix "
+        "streams' order and augmentation and each step's jitter, blur and masks, kept in the run's checkpoints for a "
+        f"resume; --set seed={first.run_seed} repeats the run"]
     other = semi_supervised.SemiSupervisedTrainer(_config(tmp_path, seed=None, checkpoint=str(tmp_path / "other")),
                                                   log=lambda line: None)
     assert other.run_seed != first.run_seed
@@ -558,8 +558,9 @@ def test_an_unseeded_run_draws_its_own_seed_and_keeps_it_in_its_checkpoints(tmp_
     lines.clear()
     DepthPretrainer(_config(tmp_path, semi=False, unlabeled_data=None, seed=None, checkpoint=str(tmp_path / "depth")),
                     log=lines.append)
-    assert [line for line in notes(lines) if line.startswith("note: seed unset: the training stream's order and "
-                                                             "augmentation are drawn with seed ")], lines
+    assert [line for line in notes(lines) if line.startswith("note: seed unset: drew seed ") and line.endswith(
+        "dropout, the training stream's order and augmentation, kept in the run's checkpoints for a resume; --set "
+        f"seed={line.split()[5]} repeats the run")], lines
     lines.clear()
     seeded = semi_supervised.SemiSupervisedTrainer(_config(tmp_path, checkpoint=str(tmp_path / "seeded")),
                                                    log=lines.append)

@@ -296,14 +296,49 @@ def test_a_seed_given_or_taken_away_on_resume_restarts_the_streams(tmp_path, tin
     assert any(line.endswith("at step 4 (input streams restarted: seed 5 -> unset since the run's last start)")
                for line in lines), lines
     # The seed taken away: a new one is drawn (not the 5 the checkpoints kept) and kept from then on.
-    assert unset.run_seed != 5 and (f"note: seed unset: the training stream's order and augmentation are drawn with "
-                                    f"seed {unset.run_seed}, kept in the run's checkpoints for a resume; give a seed "
-                                    "(--set seed=N) for a repeatable run") in lines
+    assert unset.run_seed != 5 and (f"note: seed unset: drew seed {unset.run_seed} for the weights' initialisation, "
+                                    "dropout, the training stream's order and augmentation, kept in the run's "
+                                    f"checkpoints for a resume; --set seed={unset.run_seed} repeats the run") in lines
     lines.clear()
     kept = training.Trainer(_tiny_config(tmp_path, max_iteration=8, seed=None), log=lines.append)
     assert any(line.endswith("at step 6") for line in lines), lines  # unset both times: kept
     # Before, a resumed unseeded run shuffled and augmented the rest of its stream with a new seed.
     assert kept.run_seed == unset.run_seed, lines
+
+
+def test_an_unseeded_run_is_repeated_by_the_seed_it_drew(tmp_path, tiny_model):
+    """Helper 306: the drawn seed given as `--set seed=N` gave other batches (a seeded run set the
+    global seed, which reorders tf.data's seeded shuffles), and other weights and dropout."""
+    augmentation = {"flip": True, "scale": True}
+    unseeded = training.Trainer(_tiny_config(tmp_path, max_iteration=3, seed=None, augmentation=augmentation),
+                                log=lambda line: None)
+    first = unseeded.run()
+    seeded = training.Trainer(_tiny_config(tmp_path, max_iteration=3, seed=unseeded.run_seed, augmentation=augmentation,
+                                           checkpoint=str(tmp_path / "again")), log=lambda line: None)
+    np.testing.assert_array_equal(first.losses, seeded.run().losses)
+    for a, b in zip(unseeded.model.weights, seeded.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_resume_takes_the_seed_of_the_checkpoint_it_restores(tmp_path, tiny_model):
+    """Helper 306: the seed was read from the newest checkpoint whose step reads; one damaged past
+    its step was skipped by the restore, and the run went on with its seed, not the restored one's."""
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2, seed=5), log=lambda line: None).run()
+    drawn = training.Trainer(_tiny_config(tmp_path, max_iteration=4, seed=None), log=lambda line: None)
+    drawn.run()
+    directory = tmp_path / "checkpoints"
+    data = directory / "ckpt-4.data-00000-of-00001"
+    index = tf.train.load_checkpoint(str(directory / "ckpt-4"))
+    assert int(index.get_tensor("run_seed/.ATTRIBUTES/VARIABLE_VALUE")) == drawn.run_seed != 5
+    content = bytearray(data.read_bytes())
+    content[len(content) // 3] ^= 0xFF  # inside a kernel: its checksum fails, the step still reads
+    data.write_bytes(bytes(content))
+    lines = []
+    resumed = training.Trainer(_tiny_config(tmp_path, max_iteration=6, seed=None), log=lines.append)
+    assert any(line.startswith(f"resumed from {directory / 'ckpt-2'} at step 2") for line in lines), lines
+    assert resumed.run_seed == 5 and int(resumed._run_seed_variable.numpy()) == 5
+    assert ("note: seed unset: the training stream's order and augmentation go on with seed 5, drawn when the run "
+            "started and kept in its checkpoints") in lines
 
 
 def test_a_config_built_without_a_log_dir_writes_its_summaries_under_the_checkpoint(tmp_path, tiny_model):
@@ -1052,8 +1087,8 @@ def test_multi_worker_mirrored_strategy_two_workers_end_identical(tmp_path):
         assert process.returncode == 0, output[-3000:]
     first, second = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
     # The chief's log names the seed; the other worker logs nothing but takes it.
-    seeds = re.findall(r"^note: seed unset: the training stream's order and augmentation are drawn with seed (\d+), "
-                       "kept in the run's checkpoints", outputs[0], re.M)
+    seeds = re.findall(r"^note: seed unset: drew seed (\d+) for the weights' initialisation, dropout, the training "
+                       "stream's order and augmentation, kept in the run's checkpoints", outputs[0], re.M)
     assert seeds == [str(first["run_seed"])] and int(first["run_seed"]) == int(second["run_seed"]), outputs[0][-3000:]
     assert int(first["replicas"]) == 2 and int(first["final_step"]) == 3
     variables = [k for k in first.files if k.startswith("var")]

@@ -404,8 +404,6 @@ class Trainer:
                 key="batch_size",
                 source=config.where("batch_size"),
             )
-        if config.seed is not None:
-            keras.utils.set_random_seed(config.seed)
 
         if config.initialize is not None:
             check_checkpoint_fits(config, config.initialize)  # before minutes of model building
@@ -449,7 +447,10 @@ class Trainer:
             self._saved_config = saved_run_config(config.checkpoint) if self._resume_from else {}
             # The seed of the streams and the per-step draws: the config's, or one drawn at the
             # run's start and kept in its checkpoints (`_choose_run_seed`).
-            self.run_seed, seed_note = self._choose_run_seed()
+            self.run_seed, self._seed_kept = self._choose_run_seed()
+            # Python's, NumPy's and the backend's generators too (the weights' initialisation,
+            # dropout): a run given the seed an unseeded run drew repeats it.
+            keras.utils.set_random_seed(self.run_seed)
             # The input pipeline before the model: a bad record file fails in seconds, not minutes.
             self.dataset = self._distributed_stream(_DATA_KEY, self.stream_seed_offset)
 
@@ -480,7 +481,8 @@ class Trainer:
                 tracked["random_seeds"] = self._random_seeds
             tracked.update(self._extras)
             # Read back before the streams are built (`_choose_run_seed`), not restored.
-            tracked[_RUN_SEED] = tf.Variable(self.run_seed, dtype=tf.int64, trainable=False, name=_RUN_SEED)
+            self._run_seed_variable = tf.Variable(self.run_seed, dtype=tf.int64, trainable=False, name=_RUN_SEED)
+            tracked[_RUN_SEED] = self._run_seed_variable
             # The records the streams read, with their files' sizes: globbed and measured once.
             self._records = self._records_read()
             if self.saves_data_position:
@@ -517,8 +519,8 @@ class Trainer:
                 self._log("warning: mixed_precision: mixed_float16 on a machine without a GPU: a CPU computes "
                           "float16 convolutions about 30x slower than float32; give mixed_bfloat16 (fast where the "
                           "processor has Intel AMX) or leave mixed_precision out")
-            if seed_note:
-                self._log(seed_note)
+            if config.seed is None:
+                self._log(self._seed_note())
 
             # Made at the first summary (`writer`): a finished run given again wrote an empty events
             # file into its folder, "left as it was" (helper 133).
@@ -654,9 +656,9 @@ class Trainer:
         resolved = [p if os.path.isabs(p) else os.path.join(self.config.checkpoint, p) for p in paths]
         return [p for p in reversed(resolved) if p]
 
-    def _choose_run_seed(self) -> tuple[int, str]:
-        """The seed of this run's streams and per-step draws, and the log's note of it ("" when
-        the config gives it).
+    def _choose_run_seed(self) -> tuple[int, bool]:
+        """The seed of this run's streams and per-step draws, and whether it was kept in the
+        checkpoints (not given, not drawn now).
 
         Without a seed in the config, a fresh start draws one and its checkpoints keep it: a
         resume goes on with it, and two unseeded runs differ. Before, the semi-supervised,
@@ -667,7 +669,7 @@ class Trainer:
         In a cluster every worker takes the chief's (each drew its own).
         """
         if self.config.seed is not None:
-            return agreed_value(self.strategy, int(self.config.seed)), ""
+            return agreed_value(self.strategy, int(self.config.seed)), False
         seed: Optional[int] = None
         if not self._reseeded(self._saved_config):
             for prefix in self._resume_from:
@@ -678,12 +680,30 @@ class Trainer:
         kept = seed is not None
         if not kept:
             seed = random.SystemRandom().randrange(2**31)
-        seed = agreed_value(self.strategy, seed)
-        if kept:
-            return seed, (f"note: seed unset: {self.SEEDED_CHOICES} go on with seed {seed}, drawn when the run "
-                          "started and kept in its checkpoints")
-        return seed, (f"note: seed unset: {self.SEEDED_CHOICES} are drawn with seed {seed}, kept in the run's "
-                      "checkpoints for a resume; give a seed (--set seed=N) for a repeatable run")
+        return agreed_value(self.strategy, seed), kept
+
+    def _seed_note(self) -> str:
+        """The log's line of an unseeded run's seed (`_choose_run_seed`)."""
+        if self._seed_kept:
+            return (f"note: seed unset: {self.SEEDED_CHOICES} go on with seed {self.run_seed}, drawn when the run "
+                    "started and kept in its checkpoints")
+        return (f"note: seed unset: drew seed {self.run_seed} for the weights' initialisation, dropout, "
+                f"{self.SEEDED_CHOICES}, kept in the run's checkpoints for a resume; --set seed={self.run_seed} "
+                "repeats the run")
+
+    def _take_kept_seed(self, prefix: str, names: set[str], saved: dict[str, Any]) -> None:
+        """Takes the seed an unseeded run's checkpoint `prefix` keeps, when another was chosen
+        (`_choose_run_seed` read a newer checkpoint, damaged past its step, which the restore
+        skips): its streams are built again with it, before their positions are restored
+        (helper 306: the run went on with the skipped checkpoint's seed)."""
+        if self.config.seed is not None or self._reseeded(saved) or _RUN_SEED_KEY not in names:
+            return
+        kept = int(tf.train.load_variable(prefix, _RUN_SEED_KEY))
+        if kept == self.run_seed:
+            return
+        self.run_seed, self._seed_kept = kept, True  # every worker reads the same folder
+        self._run_seed_variable.assign(self.run_seed)
+        self._restart_streams(self._input_streams())
 
     def _restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; returns its prefix (None: a fresh start)."""
@@ -705,6 +725,7 @@ class Trainer:
                     status = core.restore(prefix)
                     status.assert_existing_objects_matched()
                     status.expect_partial()  # the input positions are restored below, when saved
+                    self._take_kept_seed(prefix, names, saved)
                     restored: set[str] = set()
                     if not restart:
                         restart, restored = self._restore_positions(prefix, names)
