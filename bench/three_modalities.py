@@ -56,11 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("num_train", "num_val", "expert_steps", "ssma_steps", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    from ssma_tf.cli.common import distinct_or_exit  # no TensorFlow
+    from ssma_tf.cli.common import distinct_or_exit, output_folder_or_exit  # no TensorFlow
 
     distinct_or_exit(parser, seeds=args.seeds)  # before: one run counted as two in the mean and range
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        parser.error(f"--output {args.output} is a file; give a folder")
+    output_folder_or_exit(parser, "--output", args.output)
     return args
 
 

@@ -32,7 +32,9 @@ import shlex
 import sys
 import time
 
-from ssma_tf.cli.common import ArgumentParser, add_version, distinct_or_exit, seed_number, tensorflow_command
+from ssma_tf.cli.common import (
+    ArgumentParser, add_version, distinct_or_exit, output_folder_or_exit, seed_number, tensorflow_command,
+)
 from ssma_tf.cli.experiment import evaluate_run, machine, run_command, spread, train_run, write_config
 from ssma_tf.config.runs import find_run_config
 from ssma_tf.files import atomic_write
@@ -191,7 +193,9 @@ def main(argv=None) -> int:
     for flag, value in (("--steps", args.steps), ("--adapt_steps", args.adapt_steps)):
         if value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
-    distinct_or_exit(parser, seeds=args.seeds)
+    # Before: a model given twice was run twice and recorded twice (helper 304).
+    distinct_or_exit(parser, seeds=args.seeds, models=args.models)
+    output_folder_or_exit(parser, "--output", args.output)
     started = time.time()
     out = Folders(args.output)
     data = out.data

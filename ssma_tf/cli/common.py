@@ -558,6 +558,19 @@ def distinct_or_exit(parser: argparse.ArgumentParser, **lists: Optional[Sequence
             parser.error(f"--{name} names {', '.join(repeated)} more than once; give each once")
 
 
+def output_folder_or_exit(parser: argparse.ArgumentParser, flag: str, path: Any) -> None:
+    """Ends the command when `path`, given as `flag` for a folder it writes into (and resumes in),
+    cannot be one (`ssma_tf.files.check_output`: a file, under a file, not writable). Before, an
+    experiment took it and failed at its first write with "File exists" or "Not a directory",
+    exit 1 (helper 304)."""
+    from ssma_tf.files import OutputPathError, check_output  # no TensorFlow
+
+    try:
+        check_output(path, what=flag, directory=True, overwrite=None)
+    except OutputPathError as error:
+        parser.error(str(error))
+
+
 def stride_multiples_or_exit(parser: argparse.ArgumentParser, **sizes: int) -> None:
     """Ends the command unless each size flag (`height=48` for `--height`) is a positive multiple of
     the networks' output stride, which the configs require only once the work has started."""

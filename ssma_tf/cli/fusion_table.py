@@ -44,7 +44,8 @@ import time
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_version, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
+    ArgumentParser, add_version, distinct_or_exit, output_folder_or_exit, seed_number, stride_multiples_or_exit,
+    tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_in_process, machine, machine_line, machine_short, restart_unless_made_with, run_in_child,
@@ -123,6 +124,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         if value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
     stride_multiples_or_exit(parser, height=args.height, width=args.width)
+    output_folder_or_exit(parser, "--output", args.output)
     return args
 
 

@@ -29,7 +29,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ssma_tf.cli.common import (
-    ArgumentParser, distinct_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
+    ArgumentParser, distinct_or_exit, output_folder_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_run, forget_other_settings, is_finished, machine, machine_short, restart_unless_made_with,
@@ -249,6 +249,7 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
                      f"another of its batch), got {args.batch_size}")
     # Before: a seed or an arm given twice was reported as two runs (one run, its mean and range).
     distinct_or_exit(parser, seeds=args.seeds, arms=args.arms, models=args.models)
+    output_folder_or_exit(parser, "--output", args.output)
     # Labeled scenes come from the TRAIN_SCENES training scenes (before: NumPy's "Cannot take a
     # larger sample than population" traceback after the data were generated).
     if args.labeled > TRAIN_SCENES:

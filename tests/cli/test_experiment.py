@@ -510,3 +510,37 @@ def test_a_resumed_run_gives_no_seconds_rather_than_those_of_its_last_part(tmp_p
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
     assert runner.train_run(values, tmp_path / "train.config", step="train x") is None
+
+
+@pytest.mark.parametrize("command", ["semi_supervised_experiment", "fusion_table", "adaptation_demo",
+                                     "three_modalities"])
+def test_an_output_that_is_a_file_or_under_one_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command):
+    """Helper 304: the semi-supervised experiment said "afile: File exists" and the fusion table
+    "afile/data: Not a directory", both exit 1 after taking the flags; a path under a file went as
+    far in every experiment."""
+    if command == "three_modalities":
+        main = _three_modalities().main
+    else:
+        module = __import__(f"ssma_tf.cli.{command}", fromlist=["main"])
+        for name in ("make_data", "run_seed", "run_command", "train_run"):  # nothing may start
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("the experiment started"))
+        main = module.main
+    afile = tmp_path / "afile"
+    afile.write_text("notes\n")
+    for output, said in ((afile, f"--output {afile} is a file; give a folder"),
+                         (afile / "out", f"--output {afile / 'out'}: {afile} is a file, not a folder")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--output", str(output)])
+        assert stopped.value.code == 2 and said in capsys.readouterr().err, command
+    assert afile.read_text() == "notes\n"
+
+
+def test_the_adaptation_demo_refuses_a_model_given_twice(tmp_path, capsys, monkeypatch):
+    """Helper 304: `--models ssma ssma` ran the model's arms twice and recorded it twice."""
+    from ssma_tf.cli import adaptation_demo
+
+    monkeypatch.setattr(adaptation_demo, "run_command", lambda *a, **k: pytest.fail("the experiment started"))
+    with pytest.raises(SystemExit) as stopped:
+        adaptation_demo.main(["--output", str(tmp_path / "out"), "--models", "ssma", "ssma"])
+    assert stopped.value.code == 2 and "--models names ssma more than once" in capsys.readouterr().err
