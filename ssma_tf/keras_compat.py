@@ -34,18 +34,28 @@ each of them against the installed Keras.
   (`CallContext.entry_layer`), so that a network trained by its own `fit` can return every output
   while one called inside another model (`keras.Sequential([..., net])`) returns what that model
   was built with.
+- `kept_jax_state`: puts back a model's variables that Keras' JAX trainer detached for a `fit`,
+  `evaluate` or `predict` that raised (`Variable._value`, `Trainer._jax_state`,
+  `jax_state_sync`): it takes them off the variables for the call and gives them back only when
+  the call ends normally, so a refused input left a model that could not be called or saved.
 - `swap_class`: gives a built layer another class that computes differently with the same
   variables (batch-norm folding, sub-pixel upsampling). Rebuilding through `get_config` /
   `from_config` or `keras.models.clone_model(clone_function=...)` cannot reach the convolution and
   batch norm inside a custom layer, so the copy keeps its layers and only their `call` changes.
+
+Not an internal, but shared by every layer of the package: `check_tensorflow_backend`, the one
+wording of the refusal of a function that runs on Keras' TensorFlow backend only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import keras
+
+from ssma_tf.errors import UserInputError
 
 
 class KerasInternalsError(RuntimeError):
@@ -62,6 +72,25 @@ def _require(owner: Any, name: str, what: str, owner_name: str = "") -> Any:
             "must be adapted to this Keras release"
         )
     return attribute
+
+
+def check_tensorflow_backend(name: str) -> None:
+    """Refuses `name` (a function or class of the package) in one line when Keras runs on another
+    backend than TensorFlow.
+
+    Its tf.functions, SavedModels and TF profiler graphs trace the model with TensorFlow ops; on
+    JAX that failed deep inside, e.g. "Cannot convert a symbolic tf.Tensor" or a
+    TracerArrayConversionError (helper 302). The wording is the trainer's, plus what runs on JAX.
+
+    Raises:
+        UserInputError: naming `name`, the backend and what to do instead.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise UserInputError(
+            f"{name} runs on Keras' TensorFlow backend, but Keras runs on {backend!r}: set KERAS_BACKEND=tensorflow "
+            "before Keras is imported; on JAX, call the model itself or a jax.jit of it (ssma_tf.models' networks "
+            "and their .keras/.weights.h5 files work there)")
 
 
 def walk_layers(layer: keras.Layer) -> List[keras.Layer]:
@@ -129,6 +158,39 @@ def outermost_call(layer: keras.Layer) -> bool:
     if context is None:
         return True
     return _require(context, "entry_layer", "the layer a call entered Keras through", "CallContext") is layer
+
+
+@contextlib.contextmanager
+def kept_jax_state(model: keras.Model) -> Iterator[None]:
+    """Keeps `model`'s variables through a Keras `fit`, `evaluate` or `predict` (and their
+    `*_on_batch`) on the JAX backend that raises; does nothing on another backend.
+
+    Keras' JAX trainer detaches every variable's value for the call (`_purge_model_variables`)
+    and reattaches the state of its last step when the call ends (`jax_state_sync`); a step that
+    raises (a refused input shape, an error of the loss) left every variable without a value, and
+    the model could then neither be called nor saved (helper 302). On an error, the state of the
+    call's last completed step is reattached (that of a `fit` that trained some steps), then the
+    values held before the call where none came back.
+    """
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    variables = list(model.variables) + list(getattr(model, "metrics_variables", []))
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += [v for v in optimizer.variables if all(v is not w for w in variables)]
+    held = [(variable, _require(variable, "_value", "a variable's value", "keras.Variable")) for variable in variables]
+    before = getattr(model, "_jax_state", None)
+    try:
+        yield
+    except BaseException:
+        state = getattr(model, "_jax_state", None)
+        if state is not None and state is not before and not getattr(model, "_jax_state_synced", True):
+            _require(model, "jax_state_sync", "the JAX trainer's reattaching of its state", "keras.Model")()
+        for variable, value in held:
+            if variable._value is None and value is not None:
+                variable.assign(value)
+        raise
 
 
 # The hook Keras' TensorFlow optimizer calls to all-reduce the gradients before applying them.

@@ -18,6 +18,7 @@ by the number of replicas, which gives the mean over the global batch.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import keras
@@ -289,7 +290,13 @@ class ReleasedLoss(keras.losses.Loss):
         name: str = "released_loss",
         **kwargs: Any,
     ):
-        if len(aux_weights) != 2:
+        if isinstance(aux_weights, numbers.Number):
+            # `ReleasedLoss(3)`, the class count as the metrics take it, failed with "object of type
+            # 'int' has no len()" (helper 302).
+            raise ValueError(f"aux_weights must be two numbers (up2, up1), got {aux_weights!r}: ReleasedLoss "
+                             "takes no num_classes (it reads C from the outputs)")
+        if (isinstance(aux_weights, (str, bytes)) or not hasattr(aux_weights, "__len__") or len(aux_weights) != 2
+                or not all(isinstance(w, numbers.Real) for w in aux_weights)):
             raise ValueError(f"aux_weights must be two numbers (up2, up1), got {aux_weights!r}")
         dtype = kwargs.get("dtype")
         if dtype is not None and keras.dtype_policies.get(dtype).compute_dtype != "float32":

@@ -96,3 +96,58 @@ def test_the_keras_metrics_count_under_jit_and_past_int32_on_jax():
     result = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", _METRICS_ON_JAX], capture_output=True,
                             text=True, env=env, timeout=600)
     assert result.returncode == 0 and "metrics ok" in result.stdout, result.stdout + result.stderr[-3000:]
+
+
+_REFUSED_ON_JAX = """
+import sys
+
+import keras
+import numpy as np
+
+assert keras.backend.backend() == "jax"
+from ssma_tf.models import AdapNetPP
+from ssma_tf.losses import ReleasedLoss
+rng = np.random.default_rng(0)
+m = AdapNetPP(3)
+m.compile(optimizer="adam", loss=ReleasedLoss())
+x = rng.uniform(0, 255, (2, 32, 48, 3)).astype("float32"); y = rng.integers(0, 3, (2, 32, 48))
+m.fit(x, y, batch_size=2, verbose=0)
+before = [np.asarray(w.value) for w in m.weights]
+bad = rng.uniform(0, 255, (2, 40, 48, 3)).astype("float32")
+for name, call in (("fit", lambda: m.fit(bad, rng.integers(0, 3, (2, 40, 48)), verbose=0)),
+                   ("predict", lambda: m.predict(bad, verbose=0)),
+                   ("evaluate", lambda: m.evaluate(x, y[:, :16], verbose=0)),
+                   ("train_on_batch", lambda: m.train_on_batch(bad, rng.integers(0, 3, (2, 40, 48)))),
+                   ("predict_on_batch", lambda: m.predict_on_batch(bad))):
+    try:
+        call()
+        raise SystemExit(f"{name} was not refused")
+    except Exception as error:
+        print(name, "refused:", type(error).__name__, str(error).splitlines()[0][:100])
+    after = [np.asarray(w.value) for w in m.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after)), name
+# a fit that trains a step, then fails on a later batch of another shape: the trained step is kept
+def batches():
+    yield x, y
+    yield bad, rng.integers(0, 3, (2, 40, 48))
+try:
+    m.fit(batches(), verbose=0, steps_per_epoch=2)
+except Exception as error:
+    print("fit 2 refused:", type(error).__name__)
+out = m.predict(x, verbose=0)
+trained = [np.asarray(w.value) for w in m.weights]
+assert any(not np.array_equal(a, b) for a, b in zip(before, trained)), "the trained step was lost"
+m.save_weights(sys.argv[1])
+print("jax ok")
+"""
+
+
+def test_a_refused_fit_predict_or_evaluate_keeps_the_weights_on_jax(tmp_path):
+    """Helper 302: Keras' JAX trainer detaches the variables' values for a call and gave them back
+    only when it ended normally: a refused input left a model that could be neither called nor
+    saved ("'NoneType' object is not callable"). A fit that trained a step keeps that step."""
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", _REFUSED_ON_JAX, str(tmp_path / "kept.weights.h5")],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0 and "jax ok" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert (tmp_path / "kept.weights.h5").is_file()

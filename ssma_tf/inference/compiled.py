@@ -19,6 +19,7 @@ import keras
 
 from ssma_tf.inference.batch_norm_folding import fold_batch_norms
 from ssma_tf.inference.rewrites import POLICIES, check_precision, copy_for_inference, use_subpixel_upsampling
+from ssma_tf.keras_compat import check_tensorflow_backend
 
 # SSMA blocks whose gates `return_all` exposes, from the deepest: (output key, picture name).
 GATES = (("gate_latent", "latent"), ("gate_skip2", "skip2"), ("gate_skip1", "skip1"))
@@ -53,8 +54,11 @@ def optimize_for_inference(model: keras.Model, *, fold_batch_norm: bool = True,
     dtype = POLICIES[check_precision(precision)]
     if fold_batch_norm:
         if keras.backend.backend() != "tensorflow":
+            # The advice names what then runs: the copy itself, not compiled_predict, which read it
+            # as its own and then failed in its tf.function (helper 302).
             raise ValueError("fold_batch_norm needs the TensorFlow backend (the folded layer adds a tf.nn.bias_add); "
-                             f"on {keras.backend.backend()}, give fold_batch_norm=False")
+                             f"on {keras.backend.backend()}, give fold_batch_norm=False and call the copy (or a "
+                             "jax.jit of it): compiled_predict, Predictor and the exports run on TensorFlow only")
         copy, folded = fold_batch_norms(model, dtype, dense_residuals)
     else:
         copy, folded = copy_for_inference(model, dtype, dense_residuals), 0
@@ -81,7 +85,11 @@ def compiled_predict(model: keras.Model, *, jit_compile: bool = False, fold_batc
         A `tf.function` taking a (B, H, W, 3) float batch (AdapNet++) or a list of two (SSMA),
         H and W multiples of 16, and returning the float32 softmax (B, H, W, C). It is traced once
         per distinct input shape; `experimental_get_tracing_count()` counts the traces.
+
+    Raises:
+        UserInputError: Keras runs on another backend (a tf.function cannot trace its model).
     """
+    check_tensorflow_backend("compiled_predict")
     # Imported here: the rest of this module serves other Keras backends without TensorFlow.
     import tensorflow as tf
 

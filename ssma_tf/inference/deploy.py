@@ -47,6 +47,7 @@ from ssma_tf.inference.backends import require
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.export import check_export_output, input_names, interpolation_metadata
 from ssma_tf.inference.sizes import check_size
+from ssma_tf.keras_compat import check_tensorflow_backend
 from ssma_tf.models.factory import is_fusion, model_name, num_modalities
 from ssma_tf.native_output import dropping, native_lines_filtered
 from ssma_tf.resampling import resize_methods
@@ -98,7 +99,11 @@ def softmax_function(model: keras.Model, size: Sequence[int], batch: Optional[in
     Returns:
         A `tf.function` of one (AdapNet++) or N (SSMA) float32 (B, H, W, 3) BGR tensors,
         named like the SavedModel's inputs, returning {"probabilities": float32 (B, H, W, C)}.
+
+    Raises:
+        UserInputError: Keras runs on another backend than TensorFlow.
     """
+    check_tensorflow_backend("softmax_function")
     height, width = check_size(size)
     view = inference_model(model, optimize=True)
     fusion = is_fusion(model)
@@ -294,7 +299,11 @@ def export_deployed(
         CalibrationError: bad calibration records.
         MissingExtraError: the `deploy` extra is not installed.
         ValueError: bad format, size, sample count or dataset.
+        UserInputError: Keras runs on another backend than TensorFlow.
     """
+    # Before reading calibration records or tracing: on JAX the trace failed deep in
+    # TensorFlow (helper 302).
+    check_tensorflow_backend("export_deployed")
     say = log or (lambda _: None)
     if format not in DEPLOY_FORMATS:
         raise ValueError(f"format must be one of {DEPLOY_FORMATS}, got {format!r}")

@@ -46,6 +46,7 @@ from ssma_tf.inference.batch_norm_folding import FoldingError, fold_batch_norms
 from ssma_tf.inference.compiled import inference_model
 from ssma_tf.inference.predictor import at_input_size
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_size
+from ssma_tf.keras_compat import check_tensorflow_backend
 from ssma_tf.models.factory import is_fusion, model_name, num_modalities
 from ssma_tf.resampling import resize_methods
 
@@ -132,7 +133,11 @@ def serving_function(
     Returns:
         (function of uint8 (B, H, W, 3) tensors returning `class_ids` and `probabilities`,
         the list of `tf.TensorSpec`s of its inputs).
+
+    Raises:
+        UserInputError: Keras runs on another backend than TensorFlow.
     """
+    check_tensorflow_backend("serving_function")
     methods = resize_methods(modality2_interpolation, num_modalities(model), input_modality)
     size = None if size is None else check_size(size)
     view = inference_model(model)
@@ -242,7 +247,11 @@ def export_saved_model(
             (`check_export_output`), folding changes the outputs, a
             bad TFLite type, or a dataset of another class count.
         ValueError: bad size or interpolation.
+        UserInputError: Keras runs on another backend than TensorFlow.
     """
+    # Before any folder is made: on JAX, tracing the serving function failed with a
+    # TracerArrayConversionError (helper 302).
+    check_tensorflow_backend("export_saved_model")
     say = log or (lambda _: None)
     output_dir = os.path.abspath(os.fspath(output_dir))
     size = None if size is None else check_size(size)

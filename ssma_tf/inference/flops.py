@@ -20,6 +20,8 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import ops as tf_ops
 
+from ssma_tf.keras_compat import check_tensorflow_backend
+
 
 def input_specs(model: keras.Model, height: int, width: int):
     """Batch-1 float32 specs of a model's images at height × width: one, or a list of one per modality."""
@@ -29,7 +31,13 @@ def input_specs(model: keras.Model, height: int, width: int):
 
 def inference_function(model: keras.Model, height: int, width: int):
     """The model's batch-1 inference call (`training=False`) traced at height × width: the graph
-    `op_flops` counts, which can also be run (the pruning report times it)."""
+    `op_flops` counts, which can also be run (the pruning report times it).
+
+    Raises:
+        UserInputError: Keras runs on another backend than TensorFlow (the TF profiler counts
+            a TensorFlow graph; on JAX the trace failed 25 frames deep, helper 302).
+    """
+    check_tensorflow_backend("inference_function")
     return tf.function(lambda x: model(x, training=False)).get_concrete_function(input_specs(model, height, width))
 
 
@@ -46,7 +54,11 @@ def op_flops(model: keras.Model, height: int, width: int, concrete=None) -> Iter
     """(op type, op name, FLOPs) of every op with FLOPs in one inference at height × width.
 
     `concrete`: the model's `inference_function` at that size, when it is traced already.
+
+    Raises:
+        UserInputError: Keras runs on another backend than TensorFlow.
     """
+    check_tensorflow_backend("op_flops")
     if concrete is None:
         concrete = inference_function(model, height, width)
     graph = concrete.graph
@@ -74,5 +86,10 @@ def op_flops(model: keras.Model, height: int, width: int, concrete=None) -> Iter
 
 
 def flops(model: keras.Model, height: int, width: int, concrete=None) -> float:
-    """FLOPs of one batch-1 inference at height × width (`concrete`: as `op_flops` takes it)."""
+    """FLOPs of one batch-1 inference at height × width (`concrete`: as `op_flops` takes it).
+
+    Raises:
+        UserInputError: Keras runs on another backend than TensorFlow.
+    """
+    check_tensorflow_backend("flops")
     return sum(value for _, _, value in op_flops(model, height, width, concrete))

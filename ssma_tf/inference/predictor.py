@@ -27,6 +27,7 @@ from ssma_tf.errors import UserInputError
 from ssma_tf.inference.compiled import GATES, inference_model
 from ssma_tf.inference.precision import choose_precision
 from ssma_tf.inference.sizes import SIZE_MULTIPLE, check_size, rounded_size
+from ssma_tf.keras_compat import check_tensorflow_backend
 from ssma_tf.models.factory import is_fusion, num_modalities
 from ssma_tf.resampling import resize_methods
 
@@ -91,6 +92,7 @@ class Predictor:
 
     Raises:
         ValueError: a bad size, channel order, interpolation or precision.
+        UserInputError: Keras runs on another backend than TensorFlow.
     """
 
     def __init__(
@@ -104,6 +106,9 @@ class Predictor:
         precision: str = "float32",
         input_modality: str = "modality1",
     ):
+        # Refused here, not at the first prediction, whose tf.function failed on a JAX model with
+        # "Cannot convert a symbolic tf.Tensor" after the predictor had been built (helper 302).
+        check_tensorflow_backend("Predictor")
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
         methods = resize_methods(modality2_interpolation, num_modalities(model), input_modality)

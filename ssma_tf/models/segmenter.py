@@ -10,7 +10,7 @@ released graph's `softmax` tensor.
 
 from typing import Any, Mapping
 
-from ssma_tf.keras_compat import additional_loss, outermost_call
+from ssma_tf.keras_compat import additional_loss, kept_jax_state, outermost_call
 from ssma_tf.losses import MAIN_OUTPUT
 
 
@@ -65,13 +65,31 @@ class SegmenterTraining:
         turned it into a sample weight, a TypeError for arrays and ReleasedLoss' "no sample_weight"
         for datasets, neither naming the cause; helper 143)."""
         _refuse_class_weight("fit", class_weight)
-        return super().fit(*args, **kwargs)
+        with kept_jax_state(self):  # a refused batch on JAX left the model without weights (helper 302)
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with kept_jax_state(self):
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with kept_jax_state(self):
+            return super().predict(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        with kept_jax_state(self):
+            return super().test_on_batch(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        with kept_jax_state(self):
+            return super().predict_on_batch(*args, **kwargs)
 
     def train_on_batch(self, *args, class_weight=None, **kwargs):
         """Keras' `train_on_batch`; `class_weight` is refused as `fit` refuses it (before: "only
         0-dimensional arrays can be converted to Python scalars"; helper 288)."""
         _refuse_class_weight("train_on_batch", class_weight)
-        return super().train_on_batch(*args, **kwargs)
+        with kept_jax_state(self):
+            return super().train_on_batch(*args, **kwargs)
 
     def compile_from_config(self, config):
         """What Keras does on loading a compiled model's `.keras` file (it leaves a model with its

@@ -61,6 +61,7 @@ from ssma_tf.files import (
     TEMPORARY_PREFIX, LockedError, atomic_path, atomic_write, file_sizes, folder_lock_path, free_bytes, give_lock,
     file_times, matched_files, remove_path, rewritten_files, take_lock,
 )
+from ssma_tf.keras_compat import check_tensorflow_backend
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.losses import decayed_weights
 from ssma_tf.models.factory import build_model
@@ -361,11 +362,9 @@ class Trainer:
         max_to_keep: Optional[int] = None,
         model_fn: Optional[Callable[[], keras.Model]] = None,
     ):
-        if keras.backend.backend() != "tensorflow":
-            # Its steps are tf.functions and its checkpoints tf.train's (before: TensorFlow's
-            # "Checkpoint was expecting a trackable object", from `make three-modalities` too).
-            raise ValueError(f"Trainer runs on Keras' TensorFlow backend, but Keras runs on "
-                             f"{keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before Keras is imported")
+        # Its steps are tf.functions and its checkpoints tf.train's (before: TensorFlow's
+        # "Checkpoint was expecting a trackable object", from `make three-modalities` too).
+        check_tensorflow_backend("Trainer")
         if config.mode != "train":
             raise ValueError(f"{config.source}: Trainer needs a config loaded in train mode")
         if self.PRETRAINING is None:
