@@ -175,11 +175,13 @@ def kept_jax_state(model: keras.Model) -> Iterator[None]:
     if keras.backend.backend() != "jax":
         yield
         return
-    variables = list(model.variables) + list(getattr(model, "metrics_variables", []))
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None:
-        variables += [v for v in optimizer.variables if all(v is not w for w in variables)]
-    held = [(variable, _require(variable, "_value", "a variable's value", "keras.Variable")) for variable in variables]
+    # Each once, by identity (a model's variables include its metrics' ones): linear, as this
+    # runs at every `predict`.
+    variables = {id(v): v for v in (*model.variables, *getattr(model, "metrics_variables", ()),
+                                    *(optimizer.variables if optimizer is not None else ()))}
+    held = [(variable, _require(variable, "_value", "a variable's value", "keras.Variable"))
+            for variable in variables.values()]
     before = getattr(model, "_jax_state", None)
     try:
         yield

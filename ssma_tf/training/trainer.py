@@ -436,17 +436,19 @@ class Trainer:
             # Of the newest checkpoint whose step reads, which the restore falls back to: a damaged
             # newest one gave offset 0, the run's first batches again (helper 133).
             self.stream_seed_offset = 0
+            readable: Optional[str] = None  # that checkpoint: its kept seed too (`_choose_run_seed`)
             for prefix in self._resume_from:
                 step = _read_step(prefix)
                 if step is not None:
                     if not (self.saves_data_position and _holds_data_position(prefix)):
                         self.stream_seed_offset = step
+                    readable = prefix
                     break
             # config.yaml as the run last started it (empty on a fresh start).
             self._saved_config = saved_run_config(config.checkpoint) if self._resume_from else {}
             # The seed of the streams and the per-step draws: the config's, or one drawn at the
             # run's start and kept in its checkpoints (`_choose_run_seed`).
-            self.run_seed, self._seed_kept = self._choose_run_seed()
+            self.run_seed, self._seed_kept = self._choose_run_seed(readable)
             # Python's, NumPy's and the backend's generators too (the weights' initialisation,
             # dropout): a run given the seed an unseeded run drew repeats it.
             keras.utils.set_random_seed(self.run_seed)
@@ -655,9 +657,10 @@ class Trainer:
         resolved = [p if os.path.isabs(p) else os.path.join(self.config.checkpoint, p) for p in paths]
         return [p for p in reversed(resolved) if p]
 
-    def _choose_run_seed(self) -> tuple[int, bool]:
+    def _choose_run_seed(self, readable: Optional[str]) -> tuple[int, bool]:
         """The seed of this run's streams and per-step draws, and whether it was kept in the
-        checkpoints (not given, not drawn now).
+        checkpoints (not given, not drawn now); `readable` is the newest checkpoint whose step
+        reads, which the restore takes unless it is damaged further on (`_take_kept_seed`).
 
         Without a seed in the config, a fresh start draws one and its checkpoints keep it: a
         resume goes on with it, and two unseeded runs differ. Before, the semi-supervised,
@@ -669,13 +672,9 @@ class Trainer:
         """
         if self.config.seed is not None:
             return agreed_value(self.strategy, int(self.config.seed)), False
-        seed: Optional[int] = None
-        if not self._reseeded(self._saved_config):
-            for prefix in self._resume_from:
-                readable, kept = _read_run_seed(prefix)
-                if readable:  # the checkpoint the restore takes (a damaged newer one is skipped)
-                    seed = kept
-                    break
+        seed = None
+        if readable is not None and not self._reseeded(self._saved_config):
+            seed = _read_run_seed(readable)
         kept = seed is not None
         if not kept:
             seed = random.SystemRandom().randrange(2**31)
@@ -1679,14 +1678,13 @@ def _holds_data_position(prefix: str) -> bool:
         return True
 
 
-def _read_run_seed(prefix: str) -> tuple[bool, Optional[int]]:
-    """Whether a checkpoint reads, and the run seed it keeps (None: it keeps none)."""
+def _read_run_seed(prefix: str) -> Optional[int]:
+    """The run seed a checkpoint keeps (None: it keeps none, or it cannot be read)."""
     try:
         reader = tf.train.load_checkpoint(prefix)
-        reader.get_tensor(_STEP_KEY)  # the step reads: the restore takes this checkpoint
-        return True, (int(reader.get_tensor(_RUN_SEED_KEY)) if reader.has_tensor(_RUN_SEED_KEY) else None)
+        return int(reader.get_tensor(_RUN_SEED_KEY)) if reader.has_tensor(_RUN_SEED_KEY) else None
     except (tf.errors.OpError, ValueError, IndexError):  # IndexError: a truncated `.data` file
-        return False, None
+        return None  # the restore reports it, and `_take_kept_seed` reads the one it takes
 
 
 def _read_step(prefix: str) -> Optional[int]:
