@@ -470,6 +470,13 @@ def test_bad_unlabeled_data_and_subsets_are_one_line_errors(tmp_path):
     bad.write_text("1\n2 3\n")
     with pytest.raises(UnlabeledDataError, match="line 2: expected one record index, got '2 3'"):
         read_index_file(str(bad), count=8)
+    # Saved as UTF-16 (Notepad's "Unicode"), or another file given by mistake: a UnicodeDecodeError
+    # traceback naming neither the file nor the key, and exit 1 (helper 310).
+    bad.write_text("0\n3\n", encoding="utf-16")
+    with pytest.raises(UnlabeledDataError, match=r"bad.txt: not UTF-8 text \(byte 0\).*save it as UTF-8"):
+        read_index_file(str(bad), count=8)
+    with pytest.raises(UnlabeledDataError, match="bad.txt: not UTF-8 text"):
+        make_train_dataset(_config(tmp_path, semi=False, unlabeled_data=None, labeled_subset=str(bad)))
 
 
 def test_a_labeled_subset_listing_a_record_without_label_is_refused_naming_line_file_and_record(tmp_path, tiny_model):

@@ -60,6 +60,10 @@ def _index_lines(path: str, count: Optional[int] = None) -> dict[int, int]:
             lines = stream.read().splitlines()
     except OSError as error:
         raise UnlabeledDataError(f"cannot read the index file: {error.strerror or error}", path) from error
+    except UnicodeDecodeError as error:  # before: a traceback naming neither the file nor the key (helper 310)
+        raise UnlabeledDataError(
+            f"not UTF-8 text (byte {error.start}): an index file is plain text, one record index a line "
+            "(saved as UTF-16? save it as UTF-8)", path) from error
     first_line: dict[int, int] = {}
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
