@@ -207,15 +207,15 @@ def train_scene_classifier(
     # other (the lock lies outside the folder: `ssma_tf.files.folder_lock_path`).
     with folder_held(output_dir, "scene", f"{output_dir} is being trained by another process ({{holder}}): wait "
                      "for it to end, or give another --output folder"):
-        if not resume:
-            shutil.rmtree(state_dir, ignore_errors=True)
+        # With `resume` off the unfinished run's state is removed once every input has been checked,
+        # before the first step (before: at once, so a refused command lost it; helper 309).
         # A save killed halfway (SIGKILL, out of memory) leaves its temporary, as large as the state:
         # no other run writes into this folder.
         for leftover in leftover_temporaries(os.path.join(state_dir, _STATE_WEIGHTS)) + \
                 leftover_temporaries(os.path.join(state_dir, _RUN_SETTINGS)):
             remove_path(leftover)
             log(f"removed {leftover}, left by an interrupted save")
-        state = _unfinished_run(state_dir, settings)
+        state = _unfinished_run(state_dir, settings) if resume else None
         # A state that says its step (since 2026-12-02) is checked before the model is built; an older
         # one once it is loaded, below.
         saved_step = _saved_step(state) if state is not None else None
@@ -237,18 +237,22 @@ def train_scene_classifier(
                                          " (give --modalities {held} to fuse them all)")
         if extra:
             log(f"warning: {extra}")
+        # A resumed run's state holds every weight: its experts' files, checked when it started, are
+        # not read again (before: an expert moved or cleaned up since made the run impossible to
+        # resume; helper 309).
+        checked_experts = experts if state is None else None
         found_experts = []
-        for index, source in enumerate(experts or ()):
+        for index, source in enumerate(checked_experts or ()):
             with _naming_expert(index, len(experts)):  # every expert is there before the first is loaded
                 found_experts.append(resolve_weights(os.fspath(source)))
         # The classifier builds its experts at the default eASPP rates, which are in no weight's
         # shape: an expert of others ran at them without a word (helper 217).
-        problem = expert_rates_problem([os.fspath(source) for source in experts or ()], EASPP_RATES,
+        problem = expert_rates_problem([os.fspath(source) for source in checked_experts or ()], EASPP_RATES,
                                        "ssma-scene builds its experts with", "give experts trained with those")
         if problem is not None:
             with _naming_expert(problem[0], len(experts)):
                 raise CheckpointError(problem[1], path=os.fspath(experts[problem[0]]))
-        for index, (source, (fmt, resolved)) in enumerate(zip(experts or (), found_experts)):
+        for index, (source, (fmt, resolved)) in enumerate(zip(checked_experts or (), found_experts)):
             with _naming_expert(index, len(experts)):
                 if fmt == FORMAT_TF1:
                     shapes = read_checkpoint(resolved)
@@ -301,6 +305,9 @@ def train_scene_classifier(
         for encoder, source in zip(model.encoders, experts or ()):
             encoder.set_weights(expert_weights[os.fspath(source)])
             log(f"{source}: loaded into the {encoder.name} expert")
+        if not resume and os.path.exists(state_dir):
+            shutil.rmtree(state_dir)
+            log(f"removed {state_dir}: the unfinished run's state (--overwrite starts again)")
         return _fit(model, dataset, output_dir, settings, steps, 0, log, log_every, save_steps, resume)
 
 

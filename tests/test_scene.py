@@ -895,3 +895,46 @@ def test_records_of_more_modalities_than_the_classifier_reads_are_said(records, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate_scene_classifier(TwoModalities(), str(records / "scenes.tfrecords"))
+
+
+def test_a_refused_overwrite_keeps_the_unfinished_run_and_a_resume_needs_no_expert_files(records, tmp_path,
+                                                                                        tiny_backbone):
+    """Helper 309: with --overwrite (resume=False) the unfinished run's state was removed before the
+    inputs were checked, so a refused command lost it; and a resumed run read its experts' files
+    again, though its state holds every weight, so an expert moved since made it impossible to go on."""
+    from ssma_tf.checkpoints.tf1_import import CheckpointError
+    from ssma_tf.models import AdapNetPP
+
+    expert = AdapNetPP(3, aux_heads=True, backbone=tiny_backbone)
+    expert(np.zeros((1, 16, 16, 3), np.float32))
+    experts = [tmp_path / "rgb.weights.h5", tmp_path / "depth.weights.h5"]
+    for path in experts:
+        expert.save_weights(path)
+    data, run = str(records / "scenes.tfrecords"), tmp_path / "run"
+    settings = dict(num_classes=3, modalities=2, height=16, width=16, steps=4, batch_size=4, seed=0,
+                    save_steps=2, backbone=tiny_backbone, experts=[str(p) for p in experts], expert_classes=3)
+    lines = []
+
+    def stop_at_step_2(line):
+        lines.append(line)
+        if line.startswith("step 2/4"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_scene_classifier(data, str(run), log=stop_at_step_2, log_every=1, **settings)
+    state = run / "resume" / "state.weights.h5"
+    saved = state.read_bytes()
+    # Refused after the old state would have gone: a missing expert, a class id past num_classes.
+    with pytest.raises(CheckpointError, match=r"^--experts, expert 1 of 2: .*missing\.weights\.h5"):
+        train_scene_classifier(data, str(run), resume=False,
+                               **{**settings, "experts": [str(tmp_path / "missing.weights.h5"), str(experts[1])]})
+    with pytest.raises(UserInputError, match="num_classes"):
+        train_scene_classifier(data, str(run), resume=False, **{**settings, "num_classes": 2, "expert_classes": 3})
+    assert state.read_bytes() == saved
+    # The experts moved away: the run goes on from its state all the same, to the end.
+    for path in experts:
+        path.rename(path.with_suffix(".moved"))
+    lines = []
+    result = train_scene_classifier(data, str(run), log=lines.append, log_every=1, **settings)
+    assert any(line.startswith(f"resuming the unfinished run in {run / 'resume'} at step 2 of 4") for line in lines)
+    assert (run / "scene.keras").exists() and result is not None
