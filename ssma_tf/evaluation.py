@@ -26,6 +26,7 @@ import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_modality_warning
@@ -39,7 +40,7 @@ from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.inference.rewrites import check_precision
 from ssma_tf.inference.sizes import rounded_size
-from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix, check_class_axis
+from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix, check_class_axis, non_finite_warning
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model
 
@@ -115,7 +116,8 @@ class EvaluationResult:
 
     Attributes:
         metrics: `ConfusionMatrix.summary()` (JSON-serialisable; `mIoU` is the released one)
-            plus `checkpoint`, `scales`, `flip` and `seconds`.
+            plus `checkpoint`, `scales`, `flip`, `seconds` and `non_finite_pixels` (pixels whose
+            probabilities were NaN or inf, counted as predictions of void).
         confusion: the accumulated confusion matrix.
         class_names: names used in the table (None: `class_<id>`).
     """
@@ -162,6 +164,7 @@ class Evaluator:
     Attributes:
         eval_function: the compiled per-batch function (its tracing count shows it is traced once).
         network: the model the predictions come from (the fast copy, or `model`).
+        non_finite: how many pixels had probabilities that are not all finite (NaN or inf), until `reset`.
     """
 
     def __init__(
@@ -199,6 +202,7 @@ class Evaluator:
             tf.zeros((self.num_classes, self.num_classes), tf.int64), trainable=False, name="confusion"
         )
         self.images = tf.Variable(0, dtype=tf.int64, trainable=False, name="images")
+        self.non_finite = tf.Variable(0, dtype=tf.int64, trainable=False, name="non_finite_pixels")
 
         def predict(inputs):
             return predict_probabilities(network, inputs, self.scales, self.flip, modality2_interpolation,
@@ -212,6 +216,10 @@ class Evaluator:
             counts = batch_confusion_matrix(labels, probs, self.num_classes)
             self.counts.assign_add(tf.cast(counts, tf.int64))
             self.images.assign_add(tf.cast(tf.shape(labels)[0], tf.int64))
+            # Counted because a NaN row's argmax is 0, void (before: a damaged network scored mIoU 0.000, as if
+            # it predicted void everywhere, without a word; helper 308).
+            finite = tf.reduce_all(tf.math.is_finite(probs), axis=-1)
+            self.non_finite.assign_add(tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int64)))
 
         # Each Evaluator traces its own function once. TensorFlow counts traces per function body
         # (`__code__`) across instances and warned "5 out of the last 5 calls ... triggered
@@ -223,6 +231,7 @@ class Evaluator:
         """Forgets the counts."""
         self.counts.assign(tf.zeros_like(self.counts))
         self.images.assign(0)
+        self.non_finite.assign(0)
 
     def run(
         self,
@@ -339,6 +348,11 @@ def evaluate(
         precision=precision,
         seconds=round(seconds, 3),
     )
+    non_finite = int(evaluator.non_finite.numpy())
+    metrics["non_finite_pixels"] = non_finite
+    warning = non_finite_warning(non_finite, int(confusion.matrix.sum()))
+    if warning:
+        log(f"warning: {warning}" + (f" (checkpoint {config.checkpoint})" if config.checkpoint else ""))
     if confusion.num_pixels == 0:
         log("warning: the test data holds no labelled (non-void) pixel; every metric is 0 or undefined")
     return EvaluationResult(metrics, confusion, names)
@@ -411,7 +425,7 @@ def evaluate_exported(
     dataset = make_eval_dataset(config)
     _warn_of_label_problems(config, log)
     counts = tf.zeros((config.num_classes, config.num_classes), tf.int64)
-    images = 0
+    images = non_finite = 0
     # The rate from the first batch on, as the TensorFlow path's (before: from before the export was
     # loaded and compiled, 13x too low on six images; helper 232).
     looping = time.perf_counter()
@@ -419,6 +433,7 @@ def evaluate_exported(
         for batch, (inputs, labels) in enumerate(dataset, start=1):
             views = [v.numpy() for v in inputs] if isinstance(inputs, (tuple, list)) else [inputs.numpy()]
             probabilities = exported(views)
+            non_finite += int((~np.isfinite(probabilities).all(axis=-1)).sum())  # as `Evaluator` counts them
             counts += tf.cast(batch_confusion_matrix(labels, probabilities, config.num_classes), tf.int64)
             images += int(labels.shape[0])
             if config.skip_step and batch % config.skip_step == 0:
@@ -439,5 +454,9 @@ def evaluate_exported(
         scales=[1.0],
         flip=False,
         seconds=round(time.perf_counter() - started, 3),
+        non_finite_pixels=non_finite,
     )
+    warning = non_finite_warning(non_finite, int(confusion.matrix.sum()))
+    if warning:
+        log(f"warning: {warning} (the export {os.fspath(folder)})")
     return EvaluationResult(metrics, confusion, names)

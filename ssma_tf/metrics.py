@@ -27,6 +27,7 @@ Rows of the matrix are ground truth, columns prediction.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Optional, Sequence
 
 import keras
@@ -57,11 +58,38 @@ def _flatten_labels(labels: np.ndarray, rank: int, num_classes: int) -> np.ndarr
         # As released: argmax of the one-hot label, so an all-zero row (id >= C) is void.
         ids = np.argmax(labels, axis=-1)
     elif labels.ndim == rank:
+        if np.issubdtype(labels.dtype, np.floating) or labels.dtype.name == "bfloat16":
+            _refuse_fractional_ids(labels)
         ids = labels.astype(np.int64)
         ids[(ids < 0) | (ids >= num_classes)] = 0
     else:
         raise ValueError(f"labels of shape {labels.shape} do not fit predictions of rank {rank}")
     return ids.astype(np.int64)
+
+
+def _refuse_fractional_ids(labels: np.ndarray) -> None:
+    """ValueError where floating sparse labels are not finite whole numbers (before: labels resized
+    bilinearly, 1.333 and 2.667, were cut to ids 1 and 2 and counted as classes that are not there, and
+    NaN counted as void, without a word; helper 308)."""
+    values = labels.astype(np.float64)  # bfloat16 too; float64 holds every float16/32 value exactly
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values != np.floor(values))
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} of the {labels.size} sparse labels ({labels.dtype}) are not whole class "
+                         f"ids, e.g. {values[bad][0]:g}: labels resized bilinearly mix neighbouring ids; resize label "
+                         "images with nearest-neighbour interpolation")
+
+
+def non_finite_warning(count: int, pixels: int) -> Optional[str]:
+    """The warning for `count` of `pixels` pixels whose predicted probabilities are not all finite (None for
+    none): their argmax is no prediction, and an all-NaN row's is 0, void (before: a damaged network
+    scored mIoU 0 as if it predicted void everywhere, without a word; helper 308)."""
+    if count <= 0:
+        return None
+    return (f"the network gave non-finite probabilities (NaN or inf) at {count} of {pixels} pixels "
+            f"({100.0 * count / max(pixels, 1):.1f} %): they count as predictions of void (class 0), or of an "
+            "arbitrary class where only some classes are NaN; its weights may be damaged or its precision "
+            "overflowed")
 
 
 def _refuse_float_ids(labels: np.ndarray, preds: np.ndarray) -> None:
@@ -81,9 +109,22 @@ def _refuse_float_ids(labels: np.ndarray, preds: np.ndarray) -> None:
             raise ValueError(f"the labels ({labels.dtype}, shape {labels.shape}) have the shape of the predictions: "
                              "integer labels of that shape are class ids; give one-hot labels as floats, or cast "
                              "class-id predictions to integers")
+        if integer and labels.shape == preds.shape and labels.max() > 1 and not _whole_above_one(preds):
+            # Colour label images beside probabilities of 3 classes (before: the valid probabilities were
+            # blamed as class ids in a floating type; helper 308).
+            raise ValueError(f"the labels ({labels.dtype}, shape {labels.shape}) have the shape of the predictions "
+                             f"and hold values up to {labels.max()}: colour label images? give class ids (B, H, W) "
+                             "or (B, H, W, 1)")
         raise ValueError(f"the predictions ({preds.dtype}, shape {preds.shape}) have the shape of the labels "
                          f"{labels.shape}: class ids in a floating type, not probabilities or logits over a last "
                          "axis of classes; cast them to integers")
+
+
+def _whole_above_one(preds: np.ndarray) -> bool:
+    """True where floating predictions look like class ids: finite whole numbers, some above 1 (probabilities
+    are in [0, 1]; logits are rarely all whole)."""
+    values = preds.astype(np.float64)
+    return bool(values.size and np.isfinite(values).all() and (values == np.floor(values)).all() and values.max() > 1)
 
 
 class ConfusionMatrix:
@@ -134,8 +175,12 @@ class ConfusionMatrix:
                 (B, H, W, C) whose argmax is the prediction, or the models' training-time
                 output dict (its "softmax").
 
+        Warns:
+            RuntimeWarning: probabilities that are not all finite (NaN or inf) at some pixels.
+
         Raises:
-            ValueError: on shapes that do not match or predicted ids outside [0, C).
+            ValueError: on shapes that do not match, predicted ids outside [0, C), or floating sparse labels
+                that are not whole numbers.
         """
         # The models' training-time dict counts by its softmax, as the Keras metrics below take it
         # (before: "labels of shape (2, 8, 8) do not fit predictions of rank 0"; helper 278).
@@ -145,6 +190,9 @@ class ConfusionMatrix:
         if np.issubdtype(preds.dtype, np.floating) or preds.dtype.name == "bfloat16":
             _refuse_float_ids(labels, preds)
             check_class_axis(preds.shape[-1], self.num_classes)
+            warning = non_finite_warning(int((~np.isfinite(preds).all(axis=-1)).sum()), preds.size // preds.shape[-1])
+            if warning:
+                warnings.warn(warning, RuntimeWarning, stacklevel=2)
             preds = np.argmax(preds, axis=-1)
         gt = _flatten_labels(labels, preds.ndim, self.num_classes)
         if gt.shape != preds.shape:

@@ -206,3 +206,54 @@ def test_xla_is_not_used_for_bfloat16_evaluation_on_a_cpu(tmp_path, monkeypatch,
     assert given["jit_compile"] is compiled and given["precision"] == precision
     said = "xla is not used with bfloat16 on a CPU: XLA compiles it without the bfloat16 matrix units' kernels"
     assert any(line.startswith(said) for line in lines) is not compiled
+
+
+def test_a_network_giving_nan_is_counted_and_warned_of(tmp_path):
+    """Helper 308: a network giving NaN (a damaged checkpoint, float16 overflow) was evaluated as
+    predicting void everywhere (the argmax of a NaN row is 0): mIoU 0.000 and FPR 0, no warning."""
+    import json
+
+    from ssma_tf.evaluation import evaluate
+
+    records = write_records(tmp_path / "test.tfrecords", 2, height=32, width=32, num_classes=5, seed=3)
+    config = _eval_config(tmp_path, records, tmp_path)
+    model = build_tiny_model(config)
+    lines = []
+    healthy = evaluate(config, model=model, log=lines.append)
+    assert healthy.metrics["non_finite_pixels"] == 0 and not [line for line in lines if line.startswith("warning:")]
+    kernel = model.head.kernel
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    lines.clear()
+    result = evaluate(config, model=model, log=lines.append)
+    assert [line for line in lines if line.startswith("warning:")] == [
+        "warning: the network gave non-finite probabilities (NaN or inf) at 2048 of 2048 pixels (100.0 %): they "
+        "count as predictions of void (class 0), or of an arbitrary class where only some classes are NaN; its "
+        f"weights may be damaged or its precision overflowed (checkpoint {tmp_path})"]
+    assert json.loads(json.dumps(result.metrics, allow_nan=False))["non_finite_pixels"] == 2048
+
+
+def test_an_export_giving_nan_is_counted_and_warned_of(tmp_path, monkeypatch):
+    """Helper 308: as `evaluate`, an export giving NaN scored mIoU 0 without a word."""
+    from ssma_tf.evaluation import evaluate_exported
+    from ssma_tf.inference import backends
+
+    records = write_records(tmp_path / "test.tfrecords", 2, height=32, width=32, num_classes=5, seed=3)
+    config = _eval_config(tmp_path, records, tmp_path)
+
+    class Export:  # the first image's probabilities are NaN, the second's uniform
+        metadata = {"model": config.model, "input_modality": "modality1", "modality2_interpolation": "nearest"}
+        precision, size, num_classes, num_modalities = "float32", (32, 32), 5, 1
+
+        def __call__(self, views):
+            probs = np.full((len(views[0]), 32, 32, 5), 0.2, np.float32)
+            probs[0] = np.nan
+            return probs
+
+    monkeypatch.setattr(backends, "load_exported", lambda folder, backend, threads: Export())
+    lines = []
+    result = evaluate_exported(config, str(tmp_path / "ov"), "openvino", log=lines.append)
+    assert [line for line in lines if line.startswith("warning:")] == [
+        "warning: the network gave non-finite probabilities (NaN or inf) at 1024 of 2048 pixels (50.0 %): they "
+        "count as predictions of void (class 0), or of an arbitrary class where only some classes are NaN; its "
+        f"weights may be damaged or its precision overflowed (the export {tmp_path / 'ov'})"]
+    assert result.metrics["non_finite_pixels"] == 1024

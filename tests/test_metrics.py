@@ -304,3 +304,57 @@ def test_the_training_time_output_dict_is_counted_by_its_softmax():
     given.update(labels, outputs)
     np.testing.assert_array_equal(given.matrix, expected.matrix)
     np.testing.assert_array_equal(batch_confusion_matrix(labels, outputs, 4), expected.matrix)
+
+
+def test_non_finite_probabilities_warn_naming_the_count():
+    """Helper 308: a network giving NaN (a damaged checkpoint, float16 overflow) was counted as
+    predicting void everywhere (the argmax of a NaN row is 0): mIoU 0 without a word."""
+    import warnings
+
+    labels = np.array([[[1, 2, 1, 2]]])
+    probs = np.eye(3, dtype=np.float32)[labels]
+    probs[0, 0, :2] = np.nan
+    probs[0, 0, 3, 1] = np.inf
+    cm = ConfusionMatrix(3)
+    with pytest.warns(RuntimeWarning, match=r"^the network gave non-finite probabilities \(NaN or inf\) at 3 of 4 "
+                                            r"pixels \(75.0 %\): they count as predictions of void \(class 0\)"):
+        cm.update(labels, probs)
+    assert cm.matrix.sum() == 4  # still counted, as the device path counts them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ConfusionMatrix(3).update(labels, np.eye(3, dtype=np.float32)[labels])
+
+
+def test_colour_label_images_beside_probabilities_blame_the_labels():
+    """Helper 308: RGB label PNGs (uint8, values up to 255) beside a 3-class model's probabilities
+    had the shape of the predictions, and the valid probabilities were blamed as float class ids."""
+    labels = np.zeros((1, 8, 8, 3), np.uint8)
+    labels[0, :4] = (128, 64, 128)
+    probs = np.full((1, 8, 8, 3), 1 / 3, np.float32)
+    said = (r"^the labels \(uint8, shape \(1, 8, 8, 3\)\) have the shape of the predictions and hold values up to "
+            r"128: colour label images\? give class ids \(B, H, W\) or \(B, H, W, 1\)$")
+    with pytest.raises(ValueError, match=said):
+        ConfusionMatrix(3).update(labels, probs)
+    # Ids beside float ids still blame the predictions.
+    with pytest.raises(ValueError, match="cast them to integers"):
+        ConfusionMatrix(3).update(np.array([[[1, 1, 2]]]), np.array([[[1, 2, 2]]], np.float32))
+
+
+def test_floating_sparse_labels_that_are_not_whole_ids_are_refused():
+    """Helper 308: labels resized bilinearly (1.333, 2.667) were cut to ids 1 and 2 and counted as
+    classes that are not there; NaN labels counted as void."""
+    probs = np.eye(4, dtype=np.float32)[np.array([[[1, 2, 3, 1]]])]
+    for bad, count, example in (([1.0, 1.3333334, 2.6666667, 3.0], 2, "1.33333"), ([1.0, np.nan, 3.0, 1.0], 1, "nan")):
+        labels = np.array([[bad]], np.float32)
+        cm = ConfusionMatrix(4)
+        with pytest.raises(ValueError, match=rf"^{count} of the 4 sparse labels \(float32\) are not whole class ids, "
+                                             rf"e.g. {example}: .*resize label images with nearest-neighbour "
+                                             "interpolation$"):
+            cm.update(labels, probs)
+        with pytest.raises(ValueError, match="nearest-neighbour"):
+            cm.update(labels[..., None], probs)  # (B, H, W, 1)
+        assert cm.matrix.sum() == 0
+    # Whole ids in a floating type still count, as before.
+    whole = ConfusionMatrix(4)
+    whole.update(np.array([[[1.0, 2.0, 3.0, 1.0]]], np.float32), probs)
+    assert np.trace(whole.matrix) == 4
