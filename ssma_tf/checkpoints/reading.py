@@ -26,7 +26,7 @@ try:
 except ImportError:  # a JAX machine without TensorFlow: `.keras` and `.weights.h5` files still load
     tf = None
 
-from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS
+from ssma_tf.constants import ADAPNET_PP_BACKBONE, BACKBONES, DECODER_FILTERS, SSMA_FUSION
 from ssma_tf.errors import UserInputError, first_line
 from ssma_tf.models.widths import DECODER_LAYERS
 
@@ -365,24 +365,105 @@ def _stems(shapes: list) -> int:
     return sum(1 for s in shapes if len(s) == 4 and s[0] == s[1] and s[0] in (3, 7) and s[2] == 3)
 
 
-def _streams_hint(have: list, need: list, model: Any) -> str:
+def _streams_hint(have: list, need: list, model: Any, stored: Optional[int] = None) -> str:
     """" (the file holds 3 modality streams, this SSMA 2: ...)" when a fusion model's weights and
     the file differ in their number of encoder streams; "" otherwise (before: the array counts
-    alone, "holds 1170 arrays but this SSMA has 783 weights")."""
+    alone, "holds 1170 arrays but this SSMA has 783 weights"). `stored`: the file's stream count
+    where its layer names say it (`stored_fusion`; a stacking network has no stem per stream)."""
     streams = getattr(model, "num_modalities", None)
     per_stream = _stems(need) // streams if streams else 0
-    if not per_stream or _stems(need) != per_stream * streams or _stems(have) % per_stream:
-        return ""
-    stored = _stems(have) // per_stream
-    if stored in (0, streams):
+    if stored is None:
+        if not per_stream or _stems(need) != per_stream * streams or _stems(have) % per_stream:
+            return ""
+        stored = _stems(have) // per_stream
+    if not streams or stored in (0, streams):
         return ""
     if stored == 1:
         # A unimodal network's weights (an expert) given as a fusion network's own.
         return (f" (the file holds one modality stream, as a unimodal AdapNet++ (an expert) does, this "
                 f"{type(model).__name__} {streams}: a fusion network starts its experts from such files with "
                 "checkpoint1/checkpoint2 or the checkpoints list, not as its own weights)")
+    # Before: "(num_modalities in Python)", an argument `load_model` does not take (helper 311).
     return (f" (the file holds {stored} modality streams, this {type(model).__name__} {streams}: give the config's "
-            f"modalities list (num_modalities in Python) it was trained with)")
+            "modalities list it was trained with (num_modalities= when building the network in Python))")
+
+
+# The layers that only one fusion network has among its own (the top-level layers a `.weights.h5`
+# file names, `ssma_tf/models/ssma.py` and `fusion_baselines.py`), by its config's `fusion` value;
+# the whole experts and encoders inside them are alike in every one.
+_FUSION_LAYERS = (
+    (SSMA_FUSION, re.compile(r"ssma_(latent|skip\d+)")),
+    ("average", re.compile(r"average")),
+    ("maximum", re.compile(r"maximum|renormalise")),
+    ("late", re.compile(r"late_(conv\d+|add)")),
+    ("cmode", re.compile(r"cmode_\w+")),
+    ("lfc", re.compile(r"lfc_\w+")),
+    ("fusenet", re.compile(r"fusenet_add\d+")),
+    ("stacking", re.compile(r"stack|stacked_view")),
+)
+# The image inputs of every fusion network (an AdapNet++'s is `image`).
+_MODALITY_INPUT = re.compile(r"modality\d+")
+
+
+def stored_fusion(path: str) -> tuple[Optional[str], int]:
+    """(the `fusion` value, the number of modality inputs) of the fusion network whose weights the
+    `.weights.h5` file `path` holds, read from its layer names; (None, 0) for another network, or
+    a file that does not name its layers.
+
+    Keras 3 stores each top-level layer under a group named after its class (`conv2d_1`), and the
+    layer's own name as the `name` attribute of that group's `vars` (Keras 3.15 does; a file
+    without it gets the hints the shapes allow).
+    """
+    names = []
+    with reading(path, "weights file"):
+        with h5py.File(path, "r") as f:
+            layers = f.get("layers")
+            for group in (layers.values() if isinstance(layers, h5py.Group) else ()):
+                held = group.get("vars") if isinstance(group, h5py.Group) else None
+                name = held.attrs.get("name") if held is not None else None
+                if isinstance(name, bytes):
+                    name = name.decode("utf-8", "replace")
+                if isinstance(name, str):
+                    names.append(name)
+    found = [fusion for fusion, pattern in _FUSION_LAYERS if any(pattern.fullmatch(n) for n in names)]
+    streams = sum(1 for n in names if _MODALITY_INPUT.fullmatch(n))
+    return (found[0] if len(found) == 1 and streams else None), streams
+
+
+def _fusion_hint(stored: Optional[str], streams: int, model: Any) -> str:
+    """" (the file holds a fusion: late network over 3 modality streams, this is SSMA over 2: ...)"
+    when a `.weights.h5` file holds another fusion network (`stored`, over `streams` modalities,
+    as `stored_fusion` says) than `model`; "" otherwise.
+
+    Before, a late fusion's weights outside their run folder, loaded as an SSMA's, got "another
+    model" and a modality count as the only hint; following it gave "another model" again (helper 311).
+    """
+    modalities = getattr(model, "num_modalities", None)
+    # A model without streams is a unimodal one; an SSMA has no `fusion` attribute.
+    fusion = getattr(model, "fusion", SSMA_FUSION) if isinstance(modalities, int) else None
+    if stored is None or stored == fusion:
+        return ""
+    if fusion is None:
+        this = f"this is a unimodal {type(model).__name__}"
+        config = f"model: SSMA, fusion: {stored}"
+    else:
+        kind = type(model).__name__ if fusion == SSMA_FUSION else f"{type(model).__name__} (fusion: {fusion})"
+        this = f"this is {kind} over {modalities}"
+        config = f"fusion: {stored}"
+    python = (f"SSMA(num_modalities={streams})" if stored == SSMA_FUSION
+              else f'FusionBaseline(fusion="{stored}", num_modalities={streams})')
+    return (f" (the file holds a fusion: {stored} network over {streams} modality streams, {this}: give the config "
+            f"{config} and its modalities list of {streams} ({python} in Python))")
+
+
+def _network_hint(path: str, have: list, need: list, model: Any) -> str:
+    """The file's other fusion network (`_fusion_hint`), else its other stream count (`_streams_hint`;
+    from the layer names where the file has them, else from the stems among the shapes `have`,
+    given as `need`'s); "" when neither differs from `model`'s."""
+    stored, streams = stored_fusion(path)
+    if not streams and not have:
+        return ""
+    return _fusion_hint(stored, streams, model) or _streams_hint(have, need, model, streams or None)
 
 
 def stored_shapes(fmt_is_tf2: bool, resolved: str) -> list[tuple]:
@@ -451,7 +532,7 @@ def check_h5_shapes(path: str, model: Any) -> None:
         raise CheckpointError(
             f"the weights file {path} holds {len(shapes)} arrays but this {type(model).__name__} has "
             f"{len(weights)} weights: it holds another model (kind, options or layers)"
-            f"{_streams_hint(shapes, [tuple(w.shape) for w in weights], model)}",
+            f"{_network_hint(path, shapes, [tuple(w.shape) for w in weights], model)}",
             path=path,
         )
     need = sorted(tuple(w.shape) for w in weights)
@@ -464,7 +545,7 @@ def check_h5_shapes(path: str, model: Any) -> None:
         raise CheckpointError(
             f"variable {name} has shape {list(lacking)} in the model but the weights file {path} "
             f"holds no array of that shape (it holds one of shape {list(extra)} instead)"
-            f"{_class_hint(list(extra), list(lacking), model, name)}",
+            f"{_network_hint(path, [], [], model) or _class_hint(list(extra), list(lacking), model, name)}",
             path=path,
         )
 

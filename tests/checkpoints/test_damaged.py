@@ -337,8 +337,8 @@ def test_weights_of_another_stream_count_say_so(tmp_path):
             f.create_dataset(f"layers/{index}/vars/0", data=np.zeros(shape, np.float32))
     with pytest.raises(CheckpointError, match=re.escape(
             "holds 11 arrays but this _Fusion has 8 weights: it holds another model (kind, options or layers) (the "
-            "file holds 3 modality streams, this _Fusion 2: give the config's modalities list (num_modalities in "
-            "Python) it was trained with)")):
+            "file holds 3 modality streams, this _Fusion 2: give the config's modalities list it was trained with "
+            "(num_modalities= when building the network in Python))")):
         check_h5_shapes(str(path), _Fusion())
     # A model without streams (or the same count) gets the counts alone.
     _Fusion.num_modalities = None
@@ -359,6 +359,98 @@ def test_weights_of_another_stream_count_say_so(tmp_path):
             "(the file holds one modality stream, as a unimodal AdapNet++ (an expert) does, this _Fusion 2: a "
             "fusion network starts its experts from such files with checkpoint1/checkpoint2")):
         check_h5_shapes(str(path), _Fusion())
+
+
+def test_weights_of_another_fusion_network_name_it(tmp_path, tiny_backbone):
+    """Helper 311: a late fusion's weights outside their run folder, loaded as an SSMA's, got "another
+    model" (and at 3 modalities "give the config's modalities list"; following that, "another model"
+    again): the file's layer names say which fusion network it holds."""
+    from ssma_tf.checkpoints.reading import check_h5_shapes, stored_fusion
+    from ssma_tf.models import SSMA, FusionBaseline
+
+    late = str(tmp_path / "late.weights.h5")
+    FusionBaseline(4, fusion="late").save_weights(late)  # the one AdapNet++ build of this test
+    ssma = str(tmp_path / "ssma.weights.h5")
+    SSMA(4, backbone=tiny_backbone).save_weights(ssma)
+    # What Keras writes: each top-level layer's own name beside its weights.
+    assert stored_fusion(late) == ("late", 2) and stored_fusion(ssma) == ("ssma", 2)
+    with pytest.raises(CheckpointError, match=re.escape(
+            "it holds another model (kind, options or layers) (the file holds a fusion: late network over 2 modality "
+            "streams, this is SSMA over 3: give the config fusion: late and its modalities list of 2 "
+            '(FusionBaseline(fusion="late", num_modalities=2) in Python))')):
+        load_weights(SSMA(4, num_modalities=3, backbone=tiny_backbone), late)
+
+    # Another baseline, without building one.
+    cmode = type("FusionBaseline", (), {"num_classes": 4, "num_modalities": 2, "fusion": "cmode",
+                                        "backbone": "custom", "weights": [types.SimpleNamespace(shape=(1,))]})
+    with pytest.raises(CheckpointError, match=re.escape(
+            "this FusionBaseline has 1 weights: it holds another model (kind, options or layers) (the file holds a "
+            "fusion: late network over 2 modality streams, this is FusionBaseline (fusion: cmode) over 2: give the "
+            'config fusion: late and its modalities list of 2 (FusionBaseline(fusion="late", num_modalities=2) in '
+            "Python))")):
+        check_h5_shapes(late, cmode())
+    cmode.fusion = "late"  # the same network: the counts alone, as before
+    with pytest.raises(CheckpointError, match=r"this FusionBaseline has 1 weights: .*\(kind, options or layers\)$"):
+        check_h5_shapes(late, cmode())
+    with pytest.raises(CheckpointError, match=re.escape(
+            "(the file holds a fusion: ssma network over 2 modality streams, this is FusionBaseline (fusion: late) "
+            "over 2: give the config fusion: ssma and its modalities list of 2 (SSMA(num_modalities=2) in Python))")):
+        check_h5_shapes(ssma, cmode())
+    # A unimodal network, which has no modality streams.
+    unimodal = type("AdapNetPP", (), {"num_classes": 4, "backbone": "custom", "weights": cmode.weights})
+    with pytest.raises(CheckpointError, match=re.escape(
+            "(the file holds a fusion: late network over 2 modality streams, this is a unimodal AdapNetPP: give the "
+            "config model: SSMA, fusion: late and its modalities list of 2")):
+        check_h5_shapes(late, unimodal())
+
+
+def _named_weights(path, names: list, shapes: list) -> None:
+    """A `.weights.h5` file as Keras writes one: each top-level layer's group (named after its class)
+    has its own name as its `vars` group's `name` attribute; the arrays go to the first."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for index, name in enumerate(names):
+            f.create_group(f"layers/layer_{index}/vars").attrs["name"] = name
+        for index, shape in enumerate(shapes):
+            f.create_dataset(f"layers/layer_0/vars/{index}", data=np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("fusion, own", [
+    ("ssma", ["ssma_latent", "ssma_skip2", "ssma_skip1", "concat_skip1"]), ("average", ["average", "logits"]),
+    ("maximum", ["maximum", "renormalise"]), ("late", ["late_conv1", "late_conv2", "late_add"]),
+    ("cmode", ["cmode_concat", "cmode_gate_fc", "cmode_mix"]), ("lfc", ["lfc_add_easpp", "lfc_conv1", "up1"]),
+    ("fusenet", ["fusenet_add1", "fusenet_add4", "easpp"]), ("stacking", ["stack", "stacked_view"]),
+])
+def test_the_fusion_network_of_a_weights_file_is_told_from_its_layer_names(tmp_path, fusion, own):
+    """Helper 311: each fusion network's own top-level layers (as `models/ssma.py` and
+    `fusion_baselines.py` name them) tell it; an expert (input `image`) or unnamed layers tell none."""
+    from ssma_tf.checkpoints.reading import stored_fusion
+
+    path = tmp_path / "f.weights.h5"
+    _named_weights(path, ["modality1", "modality2", "modality3", "softmax"] + own, [(3,)])
+    assert stored_fusion(str(path)) == (fusion, 3)
+    _named_weights(path, ["image", "up1", "softmax"], [(3,)])
+    assert stored_fusion(str(path)) == (None, 0)
+
+
+def test_a_stacking_network_of_another_stream_count_says_so(tmp_path):
+    """Helper 311: a stacking network has one stem on 3N channels, so its stream count is in its
+    inputs' names only: 3 modalities' weights in a 2-modality one named a batch norm's shape alone."""
+    from ssma_tf.checkpoints.reading import check_h5_shapes
+
+    path = tmp_path / "stacking3.weights.h5"
+    _named_weights(path, ["modality1", "modality2", "modality3", "stack", "stacked_view"], [(7, 7, 9, 64), (9,)])
+
+    class FusionBaseline:
+        num_classes, num_modalities, fusion, backbone = 4, 2, "stacking", "custom"
+        weights = [types.SimpleNamespace(shape=s, path=p) for s, p in (((7, 7, 6, 64), "conv1/kernel"),
+                                                                      ((6,), "input_bn/gamma"))]
+
+    with pytest.raises(CheckpointError, match=re.escape(
+            "holds no array of that shape (it holds one of shape [7, 7, 9, 64] instead) (the file holds 3 modality "
+            "streams, this FusionBaseline 2: give the config's modalities list it was trained with")):
+        check_h5_shapes(str(path), FusionBaseline())
 
 
 def test_a_weights_file_with_a_damaged_header_is_one_line_naming_it(tiny_files):
