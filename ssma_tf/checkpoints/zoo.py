@@ -49,7 +49,8 @@ from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
 from ssma_tf.checkpoints.tf1_import import (
     KIND_ADAPNET_PP, KIND_SSMA, CheckpointError, detect_kind, num_classes_of, read_checkpoint,
 )
-from ssma_tf.constants import ADAPNET_PP, EASPP_RATES, FINAL_WEIGHTS
+from ssma_tf.config.runs import exported_backend
+from ssma_tf.constants import ADAPNET_PP, EASPP_RATES, FINAL_WEIGHTS, RUN_CONFIG
 from ssma_tf.constants import SSMA as SSMA_NAME
 from ssma_tf.errors import first_line
 from ssma_tf.files import abandoned_temporaries, held_lock, sha256_of_file, temporary_name
@@ -61,6 +62,9 @@ ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
 # Where the archives and their unpacked copies are kept, below the Keras cache directory.
 CACHE_SUBDIR = os.path.join("models", "ssma_tf")
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+# What macOS' Finder puts into the zips it makes besides the files: a folder of AppleDouble files.
+MACOS_FOLDER = "__MACOSX"
+APPLE_DOUBLE_PREFIX = "._"
 # How many folders above a checkpoint may name the release it is (its archive's folder; the
 # cache's `<name>_extracted` around that).
 RELEASE_DEPTH = 3
@@ -348,6 +352,14 @@ def _unpack_into(archive: str, folder: str, suffix: Optional[str], url: str, loc
                 raise
             # Another process unpacked the same archive first: its folder is as good as this one.
             shutil.rmtree(partial, ignore_errors=True)
+    except _UnreadableMember as error:
+        # Whole, but not readable here (before: zipfile's NotImplementedError or RuntimeError, naming
+        # no file, and the copy kept in the cache for the next call to fail on; helper 314).
+        shutil.rmtree(partial, ignore_errors=True)
+        os.remove(archive)
+        raise CheckpointError(f"cannot unpack the archive {local or url}: its member {error.member} {error.why}, "
+                              "which Python's zipfile cannot read; re-zip it with plain deflate",
+                              path=local or url) from None
     except (EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile) as error:
         # Before: Keras only warned ("Could not extract archive.") of some, a bare EOFError named
         # no file for a cut .tar.gz, and the damaged copy stayed in the cache for every later call.
@@ -376,6 +388,7 @@ def _unpack(archive: str, folder: str, suffix: Optional[str]) -> None:
     one ending in a `.keras` file reads as a zip (helper 146)."""
     if suffix == ".zip" or (suffix is None and zipfile.is_zipfile(archive)):
         with zipfile.ZipFile(archive) as opened:
+            _check_readable(opened)
             bad = opened.testzip()
             if bad is not None:
                 raise zipfile.BadZipFile(f"its member {bad} is damaged (checksum mismatch)")
@@ -395,6 +408,34 @@ def _unpack(archive: str, folder: str, suffix: Optional[str]) -> None:
             opened.extractall(folder)
 
 
+class _UnreadableMember(Exception):
+    """A member of a whole zip that Python's `zipfile` cannot read (`_check_readable`)."""
+
+    def __init__(self, member: str, why: str):
+        super().__init__(f"its member {member} {why}")
+        self.member, self.why = member, why
+
+
+# Deflate64 (method 9): Windows' zipper can write it ("Send to > Compressed folder", for large files).
+_COMPRESSION_NAMES = {9: "Deflate64"}
+
+
+def _check_readable(opened: zipfile.ZipFile) -> None:
+    """Raises `_UnreadableMember` for the first member that is encrypted or packed by a compression
+    method `zipfile` lacks; `testzip` raises zipfile's own errors for them, naming no archive."""
+    for info in opened.infolist():
+        if info.is_dir():  # no data: extracted without being read
+            continue
+        if info.flag_bits & 0x1:
+            raise _UnreadableMember(info.filename, "is encrypted")
+        try:
+            opened.open(info).close()  # reads the member's header only: its method is checked on opening
+        except (NotImplementedError, RuntimeError):  # RuntimeError: this Python lacks the bz2 or lzma module
+            method = info.compress_type
+            named = f" ({_COMPRESSION_NAMES[method]})" if method in _COMPRESSION_NAMES else ""
+            raise _UnreadableMember(info.filename, f"uses the compression method {method}{named}") from None
+
+
 def _check_tar_end(opened: tarfile.TarFile) -> None:
     """Raises TarError unless the tar's end-of-archive marker (two zero blocks) follows its last
     member: `tarfile` reads a tar cut exactly between two members as a whole, shorter one (helper
@@ -411,18 +452,29 @@ def find_checkpoint(folder: str) -> str:
     Raises:
         CheckpointError: none, or several (the message lists them).
     """
-    found = []
-    for root, _, files in os.walk(folder):
-        for file in sorted(files):
-            if file.endswith(".index"):
-                found.append(os.path.join(root, file[: -len(".index")]))
-            elif file.endswith(".keras"):
-                found.append(os.path.join(root, file))
+    found = _model_files(folder)
     if not found:
         raise CheckpointError(f"{folder}: no TF1 checkpoint (*.index) or .keras file inside")
     if len(found) > 1:
         raise CheckpointError(f"{folder}: several checkpoints inside, give one of them: {', '.join(sorted(found))}")
     return found[0]
+
+
+def _model_files(folder: str) -> list[str]:
+    """The TF1 prefixes and `.keras` files in `folder` and its subfolders."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        # What macOS' Finder adds to a zip (`__MACOSX/<folder>/._model.ckpt.index`, its AppleDouble
+        # files of resource forks) is no checkpoint (before: "several checkpoints inside"; helper 314).
+        folders[:] = [name for name in folders if name != MACOS_FOLDER]
+        for file in sorted(files):
+            if file.startswith(APPLE_DOUBLE_PREFIX):
+                continue
+            if file.endswith(".index"):
+                found.append(os.path.join(root, file[: -len(".index")]))
+            elif file.endswith(".keras"):
+                found.append(os.path.join(root, file))
+    return found
 
 
 def _looks_like_a_path(text: str) -> bool:
@@ -513,6 +565,15 @@ def preset_checkpoint(preset: Union[str, os.PathLike], cache_dir: Optional[str] 
             # A run's final weights without its checkpoints, read as `resolve_weights` reads them
             # (before: "no TF1 checkpoint (*.index) or .keras file inside"; helper 187).
             return text
+        if exported_backend(text) is not None or (
+                os.path.isfile(os.path.join(text, RUN_CONFIG)) and not _model_files(text)):
+            # An export of ssma-export, or a training run without a checkpoint: `resolve_weights` says
+            # what it is. Before: the export's `variables/variables` taken for a release's checkpoint
+            # ("... does not say which network it holds: give model="), and the run "no TF1 checkpoint
+            # (*.index) or .keras file inside" (helper 314). A run folder holding some (ssma-prune's
+            # stage<k>.keras beside its config.yaml) is searched as before.
+            resolve_weights(text)
+            return text
         return find_checkpoint(text)
     if not (os.path.exists(text) or os.path.exists(text + ".index")):
         if _looks_like_a_path(text):
@@ -558,7 +619,8 @@ def load_model(preset: Union[str, os.PathLike], *, cache_dir: Optional[str] = No
         CheckpointError: no such local file, a damaged archive, or a checkpoint that does not fit
             the preset's network or class count.
     """
-    text = os.fspath(preset)
+    # A `file://` URL is its file (as for `_from_preset`), named and told a release by its path.
+    text = _local_path(os.fspath(preset))
     name = _entry_name(text, released_as)
     said = released_as is not None or text in presets()
     if name is not None and said:  # before a download
@@ -609,7 +671,9 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
     """Loads a released model (or a local one) that must be a `cls`; see `load_model`.
     `num_classes`: for weights that do not say it (a `.weights.h5` file or a TF2 checkpoint
     outside its training run), which are read as a `cls` of that many classes."""
-    text = os.fspath(preset)
+    # A `file://` URL is its file: a local copy, which says its network itself. Before, refused as
+    # the release its file name names, though the same file given by its path loaded (helper 314).
+    text = _local_path(os.fspath(preset))
     name = _entry_name(text, released_as)
     # Said by the zoo file, or by a URL before its download; a local copy says it itself.
     said = released_as is not None or text in presets() or "://" in text
@@ -619,7 +683,7 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
     wanted = ADAPNET_PP if issubclass(cls, AdapNetPP) else SSMA_NAME if issubclass(cls, SSMA) else None
     if entry is not None and entry.model != wanted:
         # Said by the zoo file: refused before the archive is downloaded.
-        raise CheckpointError(f"{os.fspath(preset)} holds {entry.model}, not {cls.__name__}")
+        raise CheckpointError(f"{text} holds {entry.model}, not {cls.__name__}")
     try:
         model = load_model(preset, cache_dir=cache_dir, released_as=released_as, num_classes=num_classes)
     except UnnamedNetworkError:
@@ -639,7 +703,7 @@ def _from_preset(cls: type, preset: Union[str, os.PathLike], *, cache_dir: Optio
             raise CheckpointError(f"{text} does not hold an {wanted} of {num_classes} classes (another network, "
                                   f"or another class count?): {error}", path=text) from None
     if not isinstance(model, cls):
-        raise CheckpointError(f"{os.fspath(preset)} holds {model_name(model)}, not {cls.__name__}")
+        raise CheckpointError(f"{text} holds {model_name(model)}, not {cls.__name__}")
     return model
 
 

@@ -809,3 +809,108 @@ def test_released_as_of_a_keras_file_of_another_model_says_so(tmp_path, monkeypa
     loaded = ssma_tf.load_model(path, released_as="adapnet_pp_three_rgb")  # one that fits still loads
     for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def _unreadable_zip(path, method=None, encrypted=False):
+    """A whole zip whose member `m/model.ckpt.index` zipfile cannot read: its compression method
+    set to `method` (9: Deflate64, which Windows' zipper writes), or flagged encrypted, in both its
+    local and its central header."""
+    import struct
+
+    data = bytearray(_zipped(path).read_bytes())
+    for signature, flags, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = data.find(signature)
+        if method is not None:
+            data[at + method_at: at + method_at + 2] = struct.pack("<H", method)
+        if encrypted:
+            data[at + flags] |= 0x1
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_zip_member_zipfile_cannot_read_is_named_and_leaves_the_cache(tmp_path, capsys):
+    """Helper 314: a Deflate64 or encrypted member was zipfile's NotImplementedError ("That
+    compression method is not supported") or RuntimeError ("... is encrypted, password required"),
+    naming no archive, the same again on the next call (the copy stayed in the cache), and
+    ssma-convert-tf1 printed its traceback."""
+    from ssma_tf.cli import convert_tf1
+
+    cache = tmp_path / "cache"
+    for kind, why in (({"method": 9}, "uses the compression method 9 (Deflate64)"),
+                      ({"encrypted": True}, "is encrypted")):
+        archive = _unreadable_zip(tmp_path / "mymodel.zip", **kind)
+        said = (f"cannot unpack the archive {archive}: its member m/model.ckpt.index {why}, which Python's zipfile "
+                "cannot read; re-zip it with plain deflate")
+        for _ in range(2):
+            with pytest.raises(CheckpointError, match=f"^{re.escape(said)}$"):
+                ssma_tf.load_model(str(archive), cache_dir=str(cache))
+            assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"]  # its lock file stays
+        assert convert_tf1.main(["-c", str(archive), "-o", str(tmp_path / "out.keras")]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {said}"
+
+
+def test_the_files_macos_adds_to_a_zip_are_no_checkpoints(tmp_path):
+    """Helper 314: an archive zipped by macOS' Finder (`__MACOSX/<folder>/._model.ckpt.index`) was
+    refused as holding "several checkpoints", naming a path in the cache."""
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for member in ("m/model.ckpt.index", "__MACOSX/m/._model.ckpt.index", "__MACOSX/._m", "m/._model.keras"):
+            z.writestr(member, b"not read here")
+    checkpoint = zoo.preset_checkpoint(str(archive), str(tmp_path / "cache"))
+    assert checkpoint.endswith(os.path.join("_extracted", "m", "model.ckpt")), checkpoint
+
+
+def test_an_export_or_a_run_without_a_checkpoint_is_said_to_be_one(tmp_path, capsys):
+    """Helper 314: load_model of an ssma-export folder said its `variables/variables` did not say
+    its network ("give model= ..."), and of a run without a checkpoint "no TF1 checkpoint (*.index)
+    or .keras file inside"; `resolve_weights` says what they are."""
+    import json
+
+    from ssma_tf.cli import convert_tf1
+
+    export = tmp_path / "exported"
+    (export / "assets.extra").mkdir(parents=True)
+    (export / "assets.extra" / "ssma_tf.json").write_text(json.dumps({"backend": "saved_model"}))
+    import tensorflow as tf
+
+    tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(export / "variables" / "variables"))  # as a SavedModel's
+    run = tmp_path / "unsaved"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: AdapNet_pp\n")
+    for folder, what in ((export, "it is an export of ssma-export (a SavedModel: load it with tf.saved_model.load), "
+                                  "not weights"),
+                         (run, "it is a training run that has not saved a checkpoint yet")):
+        said = (f"{folder} is a directory without a 'checkpoint' state file, a final.weights.h5 or a single "
+                f"checkpoint (*.index): {what}")
+        with pytest.raises(CheckpointError, match=f"^{re.escape(said)}$"):
+            ssma_tf.load_model(str(folder))
+        with pytest.raises(CheckpointError, match=f"^{re.escape(said)}$"):
+            AdapNetPP.from_preset(str(folder), num_classes=3)
+        assert convert_tf1.main(["-c", str(folder), "-o", str(tmp_path / "out.keras")]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {said}"
+    # A run folder that holds a network (ssma-prune's stage<k>.keras beside its config.yaml) is searched as before.
+    (run / "report.json").write_text("{}")
+    (run / "stage1.keras").write_bytes(b"not read here")
+    assert zoo.preset_checkpoint(str(run)) == str(run / "stage1.keras")
+
+
+def test_a_file_url_is_loaded_as_its_path(tmp_path, monkeypatch, tiny_backbone):
+    """Helper 314: from_preset of a `file://` URL of an archive named like a release of the other
+    network was refused on its name alone ("... holds SSMA, not AdapNetPP"), though its path loaded:
+    a local copy says its network itself."""
+    _use_zoo(tmp_path, monkeypatch, ("ssma_fixture_rgb_depth", "SSMA", "cityscapes", ["rgb", "depth"], 12,
+                                     "http://example.org/models/ssma_fixture.zip", None))
+    model = AdapNetPP(3, backbone=tiny_backbone)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    model.save(tmp_path / "model.keras")
+    archive = tmp_path / "ssma_fixture.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(tmp_path / "model.keras", "ssma_fixture/model.keras")
+    cache = str(tmp_path / "cache")
+    for source in (str(archive), archive.as_uri()):
+        loaded = AdapNetPP.from_preset(source, cache_dir=cache)
+        assert isinstance(loaded, AdapNetPP) and loaded.num_classes == 3, source
+        assert isinstance(ssma_tf.load_model(source, cache_dir=cache), AdapNetPP), source
+        # Refused for what it holds, named by its path (before: by the URL, for its name).
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(archive))} holds AdapNet_pp, not SSMA$"):
+            SSMA.from_preset(source, cache_dir=cache)
