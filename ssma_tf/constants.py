@@ -76,6 +76,10 @@ WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5")
 RUN_CONFIG = "config.yaml"
 FINAL_MODEL = "final.keras"
 FINAL_WEIGHTS = "final.weights.h5"
+# Written after both final files: the checkpoint they were exported at and their sizes, which say
+# whether they hold the run's last checkpoint also in a copied folder, whose modification times
+# `cp -r` and downloads do not keep (`ssma_tf.config.runs.final_files_current`).
+FINAL_RECORD = "final.json"
 # Checkpoints a training run keeps in its folder (older ones are deleted as new ones are written):
 # the default of the config's `keep_checkpoints`.
 MAX_CHECKPOINTS_TO_KEEP = 3

@@ -14,6 +14,7 @@ import os
 import pathlib
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -295,6 +296,108 @@ def test_a_run_stopped_while_exporting_exports_again_and_a_training_key_of_a_fin
     assert lines[at + 1].startswith("note: recalibrate_batch_norm differs from the run's config.yaml")
     assert lines[-1].startswith("exported ") and final_files_current(directory)
     assert (directory / "config.yaml").read_text() == saved
+
+
+def _copied(run, to):
+    """`cp -r run to` as a copy that keeps no modification times does it: here the final files
+    come out older than the `checkpoint` state file (a download may give any order)."""
+    shutil.copytree(run, to, copy_function=shutil.copyfile)
+    state = os.path.getmtime(to / "checkpoint")
+    for name in ("final.weights.h5", "final.keras"):
+        os.utime(to / name, (state - 60, state - 60))
+    return to
+
+
+def test_a_copied_run_is_read_at_its_final_files_and_a_recalibration_cut_short_is_exported_again(
+        tmp_path, tiny_model):
+    """Helper 314: whether a run's final files held its last checkpoint was told by modification
+    times, which `cp -r` and downloads do not keep: a copy of a run recalibrated and exported again
+    (docs/training.md) was evaluated at its last checkpoint (the old batch norms) without a word,
+    and `ssma-train` on it exported that checkpoint over the recalibrated final files."""
+    from ssma_tf.config import load_config
+    from ssma_tf.config.runs import final_files_current, run_weights
+
+    directory = tmp_path / "checkpoints"
+    training.Trainer(_config(tmp_path, max_iteration=2), log=lambda line: None).train()
+    copy = _copied(directory, tmp_path / "copy")
+    assert final_files_current(copy) and run_weights(copy) == str(copy / "final.keras")
+    shutil.rmtree(copy)
+    trainer = training.Trainer(load_config(str(directory / "config.yaml"), "train"), log=lambda line: None)
+    trainer.recalibrate_batch_norm(2)
+    trainer.export_weights()
+    copy = _copied(directory, tmp_path / "copy")
+    recalibrated = (copy / "final.keras").read_bytes()
+    assert final_files_current(copy) and run_weights(copy) == str(copy / "final.keras")
+    lines = []
+    training.Trainer(_config(tmp_path, max_iteration=2, checkpoint=str(copy)), log=lines.append).run()
+    assert any("its folder is left as it was" in line for line in lines)
+    assert (copy / "final.keras").read_bytes() == recalibrated
+    # Recalibrated again and stopped after final.weights.h5: no checkpoint since, and both files
+    # newer than the state file, but they disagree (before: taken for current).
+    trainer = training.Trainer(load_config(str(directory / "config.yaml"), "train"), log=lambda line: None)
+    trainer.recalibrate_batch_norm(3)
+
+    def stopped_while_saving(path, *args, **kwargs):
+        raise KeyboardInterrupt()
+
+    trainer.model.save = stopped_while_saving
+    with pytest.raises(KeyboardInterrupt):
+        trainer.export_weights()
+    assert not final_files_current(directory) and run_weights(directory) == str(directory)
+    lines = []
+    training.Trainer(_config(tmp_path, max_iteration=2), log=lines.append).run()
+    assert lines[-1].startswith("exported ") and final_files_current(directory)
+
+
+def test_final_files_are_current_at_the_checkpoint_their_record_names_whatever_the_times(tmp_path):
+    """`final.json` against the state file, modification times aside: a newer checkpoint (a run
+    resumed to train longer), or one of the same name written later, makes the files stale; a run
+    exported without a record (an earlier version) or with a damaged one is judged by the times."""
+    from ssma_tf.config.runs import final_files_current, newest_checkpoint, write_final_record
+
+    state, record = tmp_path / "checkpoint", tmp_path / "final.json"
+
+    def checkpoints(*steps, at=1000.5):
+        names = [f"ckpt-{step}" for step in steps]
+        state.write_text("".join([f'model_checkpoint_path: "{names[-1]}"\n']
+                                 + [f'all_model_checkpoint_paths: "{name}"\n' for name in names]
+                                 + [f"all_model_checkpoint_timestamps: {at + i}\n" for i in range(len(names))]))
+
+    def times(state_time, final_time):
+        os.utime(state, (state_time, state_time))
+        for name in ("final.weights.h5", "final.keras"):
+            os.utime(tmp_path / name, (final_time, final_time))
+
+    checkpoints(2, 4)
+    assert newest_checkpoint(tmp_path) == {"name": "ckpt-4", "time": "1001.5"}
+    (tmp_path / "final.weights.h5").write_bytes(b"w" * 10)
+    (tmp_path / "final.keras").write_bytes(b"k" * 20)
+    write_final_record(tmp_path, newest_checkpoint(tmp_path), written=True)
+    times(2000, 1000)  # copied: the final files older than the state file
+    assert final_files_current(tmp_path)
+    checkpoints(2, 4, 6)  # resumed to train longer
+    times(1000, 2000)
+    assert not final_files_current(tmp_path)
+    checkpoints(2, 4, at=5000.5)  # started again from step 0 after its checkpoints were removed
+    times(1000, 2000)
+    assert not final_files_current(tmp_path)
+    checkpoints(2, 4)
+    (tmp_path / "final.keras").write_bytes(b"k" * 21)  # written by another hand
+    assert not final_files_current(tmp_path)
+    write_final_record(tmp_path, newest_checkpoint(tmp_path), written=False)  # an export cut short
+    times(1000, 2000)
+    assert not final_files_current(tmp_path)
+    for damaged in (b"", b"{not json", b"[]"):
+        record.write_bytes(damaged)
+        times(1000, 2000)
+        assert final_files_current(tmp_path)
+        times(2000, 1000)
+        assert not final_files_current(tmp_path)
+    record.unlink()
+    times(1000, 2000)
+    assert final_files_current(tmp_path)
+    times(2000, 1000)
+    assert not final_files_current(tmp_path)
 
 
 def test_too_little_space_to_export_is_said_before_writing(tmp_path, tiny_model, monkeypatch):

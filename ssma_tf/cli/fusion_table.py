@@ -208,7 +208,7 @@ def _run_arm(name: str, values: dict, data: pathlib.Path, results: pathlib.Path,
         # and its config written as a run's, so that it is evaluated under it like the others.
         from ssma_tf.checkpoints.initialize import initialize_model
         from ssma_tf.config import config_from_dict
-        from ssma_tf.config.runs import write_run_config
+        from ssma_tf.config.runs import newest_checkpoint, write_final_record, write_run_config
         from ssma_tf.models.factory import build_model
 
         from ssma_tf.constants import FINAL_MODEL, FINAL_WEIGHTS
@@ -224,6 +224,9 @@ def _run_arm(name: str, values: dict, data: pathlib.Path, results: pathlib.Path,
                 atomic_path(os.path.join(config.checkpoint, FINAL_MODEL)) as whole:
             model.save_weights(weights)
             model.save(whole)
+        # As the Trainer's export: final.json says which checkpoint (none) they hold, else one left
+        # by an earlier run in the folder would name another.
+        write_final_record(config.checkpoint, newest_checkpoint(config.checkpoint), written=True)
     # The model in memory, under its run's eval config (skip_step: the log interval, unused here).
     metrics = evaluate_in_process(values["checkpoint"], {"test_data": str(data / "val.tfrecords"), "batch_size": 10,
                                                          "skip_step": 100}, model=model, check_paths=False)

@@ -19,7 +19,9 @@ from ssma_tf.config.keys import EVAL
 from ssma_tf.config.reader import Required, config_with_overrides, rederived_log_dir
 from ssma_tf.config.yaml_reader import ConfigError, read_yaml_file
 from ssma_tf.config.run import DECLARED, RunConfig, derived_log_dir
-from ssma_tf.constants import EXPORT_METADATA, FINAL_MODEL, FINAL_WEIGHTS, PRUNE_REPORT, RUN_CONFIG
+from ssma_tf.constants import (
+    EXPORT_METADATA, FINAL_MODEL, FINAL_RECORD, FINAL_WEIGHTS, PRUNE_REPORT, RUN_CONFIG,
+)
 from ssma_tf.files import atomic_write, checkpoint_prefix
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -312,19 +314,90 @@ def run_weights(run: PathLike) -> str:
 def final_files_current(run: PathLike) -> bool:
     """Whether a run folder's `final.weights.h5` and `final.keras` both hold its last checkpoint.
 
-    They do when neither is older than the `checkpoint` state file, which TensorFlow rewrites
-    with every checkpoint. A run stopped while exporting (a SIGTERM after the weights file, before
-    the `.keras` one) or resumed to train longer has a stale one, which must be written again.
+    They do when `final.json` (`write_final_record`) names the checkpoint the `checkpoint` state
+    file names as the newest, with the timestamp the state file gives it, and both files' sizes.
+    A run stopped while exporting (a SIGTERM after the weights file, before the `.keras` one) has a
+    record without sizes; one resumed to train longer has a newer checkpoint: either must be
+    written again. Modification times are not read (before: a copied folder, whose times `cp -r`
+    and downloads do not keep, was read at its last checkpoint instead of a recalibrated
+    `final.keras`, or exported over it; helper 314), except for a folder without a readable record
+    (an export of an earlier version), where neither file may be older than the state file.
     """
     folder = os.path.abspath(os.fspath(run))
     files = [os.path.join(folder, name) for name in (FINAL_WEIGHTS, FINAL_MODEL)]
     if not all(os.path.isfile(path) for path in files):
         return False
     state = os.path.join(folder, "checkpoint")
+    record = _final_record(folder)
+    if record is not None:
+        return (record["sizes"] == _final_sizes(folder)
+                and (not os.path.isfile(state) or record["checkpoint"] == newest_checkpoint(folder)))
     if not os.path.isfile(state):
         return True
     written = os.path.getmtime(state)
     return all(os.path.getmtime(path) >= written for path in files)
+
+
+def newest_checkpoint(folder: PathLike) -> Optional[dict]:
+    """The newest checkpoint the `checkpoint` state file of `folder` names, read as text (no
+    TensorFlow here): `{"name": "ckpt-200", "time": "1718000000.25"}`, the time as the state file
+    writes it (None where it gives none); None without a state file or a newest checkpoint in it.
+
+    The time tells a checkpoint from a later one of the same name (a run started again from step
+    0 after its checkpoints were removed), and, unlike the file's modification time, a copy keeps it.
+    """
+    try:
+        with open(os.path.join(os.fspath(folder), "checkpoint"), encoding="utf-8", errors="replace") as stream:
+            text = stream.read(2**20)
+    except OSError:
+        return None
+    fields: dict[str, list[str]] = {}
+    for key, value in re.findall(r"^\s*(\w+)\s*:\s*(.*?)\s*$", text, flags=re.M):
+        fields.setdefault(key, []).append(value.strip('"'))
+    if not fields.get("model_checkpoint_path"):
+        return None
+    name = os.path.basename(fields["model_checkpoint_path"][-1])
+    paths = [os.path.basename(path) for path in fields.get("all_model_checkpoint_paths", [])]
+    times = fields.get("all_model_checkpoint_timestamps", [])
+    time = times[paths.index(name)] if name in paths and len(times) == len(paths) else None
+    return {"name": name, "time": time}
+
+
+def write_final_record(folder: PathLike, checkpoint: Optional[dict], *, written: bool) -> str:
+    """Writes `<folder>/final.json` (atomically): the checkpoint the final files are exported at
+    (`newest_checkpoint`, read before writing them) and, once both are `written`, their sizes.
+
+    Written without sizes before the final files, so that an export cut short between them is
+    seen (`final_files_current`) even where no checkpoint was written since the last one (a
+    finished run recalibrated and exported again); with them after both.
+
+    Returns:
+        The path written.
+    """
+    path = os.path.join(os.fspath(folder), FINAL_RECORD)
+    with atomic_write(path) as stream:
+        json.dump({"checkpoint": checkpoint, "sizes": _final_sizes(os.fspath(folder)) if written else None}, stream)
+        stream.write("\n")
+    return path
+
+
+def _final_sizes(folder: str) -> Optional[dict]:
+    """The sizes of a run folder's two final files, by name; None where one is missing."""
+    try:
+        return {name: os.path.getsize(os.path.join(folder, name)) for name in (FINAL_WEIGHTS, FINAL_MODEL)}
+    except OSError:
+        return None
+
+
+def _final_record(folder: str) -> Optional[dict]:
+    """`<folder>/final.json` as `write_final_record` writes it; None where it is missing or
+    cannot be read (damaged, or not of that form)."""
+    try:
+        with open(os.path.join(folder, FINAL_RECORD), encoding="utf-8") as stream:
+            record = json.loads(stream.read(2**16))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.keys() >= {"checkpoint", "sizes"} else None
 
 
 def is_run(path: PathLike) -> bool:

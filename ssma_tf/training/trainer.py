@@ -38,10 +38,12 @@ from ssma_tf.config.adaptation import AdaptationConfig
 from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import EVAL
 from ssma_tf.config.run import DECLARED, DEFAULTS, derived_log_dir
-from ssma_tf.config.runs import final_files_current, saved_run_config, write_run_config
+from ssma_tf.config.runs import (
+    final_files_current, newest_checkpoint, saved_run_config, write_final_record, write_run_config,
+)
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
-    ADAPNET_PP_BACKBONE, END_TO_END_FUSIONS, FINAL_MODEL, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION,
+    ADAPNET_PP_BACKBONE, END_TO_END_FUSIONS, FINAL_MODEL, FINAL_RECORD, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION,
 )
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, modalities_in_records, naming_damaged_records
@@ -1140,8 +1142,8 @@ class Trainer:
         return weights
 
     def export_weights(self, write_config: bool = True) -> Optional[str]:
-        """Writes `<checkpoint>/final.weights.h5`, `final.keras` and (with `write_config`)
-        `config.yaml` atomically.
+        """Writes `<checkpoint>/final.weights.h5`, `final.keras`, `final.json` (the checkpoint they
+        were exported at) and (with `write_config`) `config.yaml` atomically.
 
         Chief only; returns the weights file's path. The `.keras` file holds the architecture
         too, so it loads without knowing the model or its class count.
@@ -1163,13 +1165,22 @@ class Trainer:
                 f"{FINAL_MODEL}: {free / 1e6:.1f} MB free, about {needed * 1.1 / 1e6:.1f} MB needed"
                 f"{rerun}"
             )
-        target = final
+        # Which checkpoint the files hold, in final.json: first without their sizes (an export cut
+        # short between the two files), then with them (before: told by modification times, which
+        # a copied folder does not keep; helper 314).
+        folder = self.config.checkpoint
+        checkpoint, record = newest_checkpoint(folder), os.path.join(folder, FINAL_RECORD)
+        target = record
         try:
+            write_final_record(folder, checkpoint, written=False)
+            target = final
             with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
                 self.model.save_weights(partial)
             target = model_file
             with atomic_path(target) as partial:
                 self.model.save(partial)
+            target = record
+            write_final_record(folder, checkpoint, written=True)
         # h5py reports a failed write as an OSError or a RuntimeError, Keras' zip writer as an
         # OSError; `atomic_path` has removed the partial file either way.
         except (OSError, RuntimeError, tf.errors.OpError) as error:
@@ -1399,7 +1410,7 @@ class Trainer:
         losses: list[float] = []
         if start >= total:
             final = os.path.join(config.checkpoint, FINAL_WEIGHTS)
-            # Both final files written after the last checkpoint: a stop during the export
+            # Both final files exported at the last checkpoint (final.json): a stop during the export
             # (SIGTERM after final.weights.h5) left the `.keras` file of an earlier finish,
             # which `ssma-predict RUN/final.keras` then read without a word.
             has_config = os.path.isfile(os.path.join(config.checkpoint, RUN_CONFIG))

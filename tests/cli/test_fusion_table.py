@@ -316,5 +316,10 @@ def test_an_assembled_arm_writes_the_files_of_a_run(tmp_path, monkeypatch):
               "max_iteration": 1, "learning_rate": 1e-3, "train_data": str(tmp_path / "train.tfrecords"),
               "checkpoint1": experts[0], "checkpoint2": experts[1], "checkpoint": str(tmp_path / "average")}
     fusion_table._arm("average", values, fusion_table.parse_args(["--seeds", "0"]), tmp_path, tmp_path, train=False)
-    assert {"config.yaml", "final.weights.h5", "final.keras"} <= {p.name for p in (tmp_path / "average").iterdir()}
+    # final.json as a trained run's export writes it (helper 317: else a record left in the folder named another).
+    assert {"config.yaml", "final.weights.h5", "final.keras", "final.json"} <= {p.name for p in
+                                                                              (tmp_path / "average").iterdir()}
+    from ssma_tf.config.runs import final_files_current
+
+    assert final_files_current(tmp_path / "average")
     assert load_model(str(tmp_path / "average")).fusion == "average"
