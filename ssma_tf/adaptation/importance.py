@@ -1,6 +1,6 @@
 """Importance sampling of target images by the classes a baseline predicts in them.
 
-Araslanov and Roth (CVPR 2021, Section 3.3; released `tools/compute_image_weights.py` and the
+Araslanov and Roth (CVPR 2021, Section 3.3; released `tools/compute_IS_weights.py` and the
 target loader): with n_{i,c} the pixels of target image i that the baseline predicts as class c,
 f_{i,c} = n_{i,c} / Σ_j n_{j,c}. A training sample draws a class uniformly (among the classes
 predicted anywhere), then image i with probability 0.25/N + 0.75·f_{i,c}. Over the class draw,
