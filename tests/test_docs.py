@@ -358,7 +358,7 @@ TOP_FOLDERS = ("ssma_tf", "tools", "bench", "tests", "configs", "docs")
 CODE = sorted([*PACKAGE.rglob("*.py"), *(ROOT / "tools").glob("*.py"), *(ROOT / "bench").glob("*.py"),
                *(ROOT / name for name in ("train.py", "evaluate.py", "predict.py"))])
 # Files of the original projects that docstrings cite as the source of a piece of the port.
-OTHER_PROJECTS = {"tools/compute_image_weights.py", "configs/deeplabv2_resnet101_train.yaml"}
+OTHER_PROJECTS = {"tools/compute_IS_weights.py", "configs/deeplabv2_resnet101_train.yaml"}
 FILE_SUFFIXES = ("json", "yaml", "py", "md", "keras", "h5", "config")
 
 
