@@ -109,9 +109,10 @@ def _refuse_float_ids(labels: np.ndarray, preds: np.ndarray) -> None:
             raise ValueError(f"the labels ({labels.dtype}, shape {labels.shape}) have the shape of the predictions: "
                              "integer labels of that shape are class ids; give one-hot labels as floats, or cast "
                              "class-id predictions to integers")
-        if integer and labels.shape == preds.shape and labels.max() > 1 and not _whole_above_one(preds):
-            # Colour label images beside probabilities of 3 classes (before: the valid probabilities were
-            # blamed as class ids in a floating type; helper 308).
+        if labels.shape == preds.shape and labels.max() > 1 and not _whole_above_one(preds):
+            # Colour label images beside probabilities of 3 classes, as integers or as the floats
+            # `keras.utils.img_to_array` gives (before: the valid probabilities were blamed as class
+            # ids in a floating type; helpers 308, 320).
             raise ValueError(f"the labels ({labels.dtype}, shape {labels.shape}) have the shape of the predictions "
                              f"and hold values up to {labels.max()}: colour label images? give class ids (B, H, W) "
                              "or (B, H, W, 1)")

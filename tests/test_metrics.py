@@ -335,6 +335,10 @@ def test_colour_label_images_beside_probabilities_blame_the_labels():
             r"128: colour label images\? give class ids \(B, H, W\) or \(B, H, W, 1\)$")
     with pytest.raises(ValueError, match=said):
         ConfusionMatrix(3).update(labels, probs)
+    # As floats, as `keras.utils.img_to_array` reads them (helper 320: the probabilities blamed still).
+    with pytest.raises(ValueError, match=r"^the labels \(float32, shape \(1, 8, 8, 3\)\) have the shape of the "
+                                         r"predictions and hold values up to 128\.0: colour label images\?"):
+        ConfusionMatrix(3).update(labels.astype(np.float32), probs)
     # Ids beside float ids still blame the predictions.
     with pytest.raises(ValueError, match="cast them to integers"):
         ConfusionMatrix(3).update(np.array([[[1, 1, 2]]]), np.array([[[1, 2, 2]]], np.float32))

@@ -347,6 +347,14 @@ def test_a_copied_run_is_read_at_its_final_files_and_a_recalibration_cut_short_i
     lines = []
     training.Trainer(_config(tmp_path, max_iteration=2), log=lines.append).run()
     assert lines[-1].startswith("exported ") and final_files_current(directory)
+    # Done again with the recalibration its final.json names (helper 320: exported from the
+    # checkpoint's statistics over the recalibrated files, while config.yaml said the recalibration).
+    assert any(line.startswith("the export cut short was of weights recalibrated on 3 batches after the last "
+                               "checkpoint: recalibrating them again") for line in lines), lines
+    model = training.Trainer(load_config(str(directory / "config.yaml"), "train"), log=lambda line: None).model
+    at_checkpoint = [w.numpy() for w in model.non_trainable_weights]
+    model.load_weights(str(directory / "final.weights.h5"))
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(at_checkpoint, model.non_trainable_weights))
 
 
 def test_final_files_are_current_at_the_checkpoint_their_record_names_whatever_the_times(tmp_path):

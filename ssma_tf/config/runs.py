@@ -328,7 +328,7 @@ def final_files_current(run: PathLike) -> bool:
     if not all(os.path.isfile(path) for path in files):
         return False
     state = os.path.join(folder, "checkpoint")
-    record = _final_record(folder)
+    record = final_record(folder)
     if record is not None:
         return (record["sizes"] == _final_sizes(folder)
                 and (not os.path.isfile(state) or record["checkpoint"] == newest_checkpoint(folder)))
@@ -363,20 +363,24 @@ def newest_checkpoint(folder: PathLike) -> Optional[dict]:
     return {"name": name, "time": time}
 
 
-def write_final_record(folder: PathLike, checkpoint: Optional[dict], *, written: bool) -> str:
+def write_final_record(folder: PathLike, checkpoint: Optional[dict], *, written: bool,
+                       recalibrated: Optional[int] = None) -> str:
     """Writes `<folder>/final.json` (atomically): the checkpoint the final files are exported at
     (`newest_checkpoint`, read before writing them) and, once both are `written`, their sizes.
 
     Written without sizes before the final files, so that an export cut short between them is
     seen (`final_files_current`) even where no checkpoint was written since the last one (a
-    finished run recalibrated and exported again); with them after both.
+    finished run recalibrated and exported again); with them after both. `recalibrated`: the
+    batches the weights' moving statistics were recalibrated on since that checkpoint (None: they
+    are the checkpoint's), which an export cut short must do again.
 
     Returns:
         The path written.
     """
     path = os.path.join(os.fspath(folder), FINAL_RECORD)
     with atomic_write(path) as stream:
-        json.dump({"checkpoint": checkpoint, "sizes": _final_sizes(os.fspath(folder)) if written else None}, stream)
+        json.dump({"checkpoint": checkpoint, "sizes": _final_sizes(os.fspath(folder)) if written else None,
+                   "recalibrated": recalibrated}, stream)
         stream.write("\n")
     return path
 
@@ -389,11 +393,11 @@ def _final_sizes(folder: str) -> Optional[dict]:
         return None
 
 
-def _final_record(folder: str) -> Optional[dict]:
+def final_record(folder: PathLike) -> Optional[dict]:
     """`<folder>/final.json` as `write_final_record` writes it; None where it is missing or
     cannot be read (damaged, or not of that form)."""
     try:
-        with open(os.path.join(folder, FINAL_RECORD), encoding="utf-8") as stream:
+        with open(os.path.join(os.fspath(folder), FINAL_RECORD), encoding="utf-8") as stream:
             record = json.loads(stream.read(2**16))
     except (OSError, ValueError):
         return None

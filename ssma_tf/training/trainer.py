@@ -39,7 +39,7 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import EVAL
 from ssma_tf.config.run import DECLARED, DEFAULTS, derived_log_dir
 from ssma_tf.config.runs import (
-    final_files_current, newest_checkpoint, saved_run_config, write_final_record, write_run_config,
+    final_files_current, final_record, newest_checkpoint, saved_run_config, write_final_record, write_run_config,
 )
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
@@ -502,6 +502,10 @@ class Trainer:
                 max_to_keep=config.keep_checkpoints if max_to_keep is None else max_to_keep,
             )
             self._saving_step: Optional[int] = None
+            # Batches the moving statistics were recalibrated on since the last checkpoint (a finished
+            # run recalibrated in Python): said in final.json, so that an export of them cut short is
+            # recalibrated again, not done from the checkpoint's statistics (helper 320).
+            self._recalibrated_since_save: Optional[int] = None
             self.resumed_from = self._restore()
             # The step this process starts from: the summaries' restart mark (`writer`) is after it.
             self._started_at = int(self.step.numpy())
@@ -1110,6 +1114,7 @@ class Trainer:
                    "run again")
             ) from None
         self._saving_step = None
+        self._recalibrated_since_save = None  # the checkpoint holds them now
         if not self.chief:
             shutil.rmtree(self._directory, ignore_errors=True)
             return None
@@ -1172,7 +1177,7 @@ class Trainer:
         checkpoint, record = newest_checkpoint(folder), os.path.join(folder, FINAL_RECORD)
         target = record
         try:
-            write_final_record(folder, checkpoint, written=False)
+            write_final_record(folder, checkpoint, written=False, recalibrated=self._recalibrated_since_save)
             target = final
             with atomic_path(final) as partial:  # ends in `.weights.h5`, as Keras insists
                 self.model.save_weights(partial)
@@ -1180,7 +1185,7 @@ class Trainer:
             with atomic_path(target) as partial:
                 self.model.save(partial)
             target = record
-            write_final_record(folder, checkpoint, written=True)
+            write_final_record(folder, checkpoint, written=True, recalibrated=self._recalibrated_since_save)
         # h5py reports a failed write as an OSError or a RuntimeError, Keras' zip writer as an
         # OSError; `atomic_path` has removed the partial file either way.
         except (OSError, RuntimeError, tf.errors.OpError) as error:
@@ -1429,6 +1434,8 @@ class Trainer:
             # An export cut short is done again without config.yaml, which keeps the run's values
             # (before: rewritten from the config given now, so that it claimed a recalibration
             # never done, or another test_data; helper 129).
+            if not exported:
+                self._recalibrate_again(final_record(config.checkpoint))
             weights = final if exported else self._export_and_say(write_config=not has_config)
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
@@ -1549,6 +1556,19 @@ class Trainer:
             weights = self._export_and_say()
         return TrainResult(start, step, losses, self.last_checkpoint, weights)
 
+    def _recalibrate_again(self, record: Optional[dict]) -> None:
+        """Before an export cut short is done again: recalibrates the moving statistics on as many
+        batches as the export's `record` (final.json) says its weights had been recalibrated on
+        since the last checkpoint (a finished run recalibrated in Python). Before, that export was
+        done from the checkpoint's statistics over the recalibrated files, while config.yaml still
+        said the recalibration (helper 320)."""
+        count = (record or {}).get("recalibrated")
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+            return
+        self._log(f"the export cut short was of weights recalibrated on {count} batches after the last checkpoint: "
+                  "recalibrating them again")
+        self.recalibrate_batch_norm(count)
+
     def recalibrate_batch_norm(self, num_batches: Optional[int] = None) -> int:
         """Sets the moving statistics to their average over training batches (`ssma_tf.recalibration`).
 
@@ -1572,6 +1592,7 @@ class Trainer:
 
         batches = (inputs for inputs, *_ in dataset)
         done = recalibrate_batch_norm(model, batches, count, call=call, log=self._log)
+        self._recalibrated_since_save = count
         if count != self.config.recalibrate_batch_norm:
             # The weights are now of this count: config.yaml, written with them (`export_weights`),
             # says so (before: a finished run recalibrated afterwards still said 0; helper 145).
