@@ -65,6 +65,31 @@ def test_rotation_by_90_degrees_turns_every_tensor_alike():
     np.testing.assert_allclose(out["modality1"], np.rot90(m1), atol=1e-2)
 
 
+def test_rotation_and_skew_are_of_the_training_size_on_a_source_of_another_aspect():
+    """The paper resizes to the training size, then rotates and skews (Section 5.1). Helper 322: on a
+    4:3 source made 2:1 (ScanNet, SUN RGB-D), the port rotated and skewed the source, so a rotation of
+    13 degrees turned horizontal lines by 8.7 and vertical ones by 19.1, and a skew of 0.1 was 0.15."""
+    h, w = 96, 128
+    label = np.zeros((h, w), np.int32)
+    label[h // 2 - 3:h // 2 + 3] = 2  # a horizontal band through the centre
+    label[:, w // 2 - 3:w // 2 + 3] = 3  # and a vertical one
+    sample = (np.zeros((h, w, 3), np.float32), np.zeros((h, w, 3), np.float32), label)
+
+    def slopes(out):
+        ys, xs = np.nonzero(out["label"] == 2)
+        horizontal = np.polyfit(xs, ys, 1)[0]  # dy/dx of the horizontal band
+        ys, xs = np.nonzero(out["label"] == 3)
+        vertical = np.polyfit(ys, xs, 1)[0]  # dx/dy of the vertical band
+        return horizontal, vertical
+
+    horizontal, vertical = slopes(_run(sample, _only(rotation=True, rotation_range=(13.0, 13.0)), 64, 128))
+    turned = np.degrees(np.arctan([abs(horizontal), abs(vertical)]))
+    np.testing.assert_allclose(turned, [13.0, 13.0], atol=0.6)
+    horizontal, vertical = slopes(_run(sample, _only(skew=True, skew_range=(0.1, 0.1)), 64, 128))
+    assert abs(horizontal) < 0.01
+    np.testing.assert_allclose(abs(vertical), 0.1, atol=0.01)
+
+
 def test_flip_mirrors_every_tensor():
     sample = random_sample(16, 24, 12, seed=1)
     out = _run(sample, _only(flip=True), 16, 24)
