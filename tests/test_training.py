@@ -1417,6 +1417,28 @@ def test_a_changed_learning_rate_on_resume_is_noted_with_the_rate_it_gives(tmp_p
             "on with the new values") in lines
 
 
+
+def test_other_starting_weights_on_resume_are_said_not_read_and_config_yaml_keeps_the_start(tmp_path, tiny_model):
+    """Helper 321: a stage-3 run's `intialize` corrected after it had started went on from its
+    checkpoint without a word, and config.yaml then named the new weights as the run's start."""
+    import yaml
+
+    other = training.Trainer(_tiny_config(tmp_path, max_iteration=1, checkpoint=str(tmp_path / "other")),
+                             log=lambda line: None)
+    other.run()
+    training.Trainer(_tiny_config(tmp_path, max_iteration=2), log=lambda line: None).run()
+    lines = []
+    weights = str(tmp_path / "other" / "final.weights.h5")
+    resumed = training.Trainer(_tiny_config(tmp_path, max_iteration=3, initialize=weights), log=lines.append)
+    assert (f"note: since the run last started, initialize unset -> {weights}: not read, as a resumed run goes on "
+            "from its checkpoint (config.yaml keeps the weights it started from); give another checkpoint folder to "
+            "start from the new ones") in lines
+    assert resumed.config.initialize is None
+    resumed.run()
+    saved = yaml.safe_load((tmp_path / "checkpoints" / "config.yaml").read_text())
+    assert saved.get("initialize") is None and saved["max_iteration"] == 3
+
+
 _RESUMED_ON_TWO = """
 import dataclasses
 from ssma_tf import training

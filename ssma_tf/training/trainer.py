@@ -140,6 +140,9 @@ _INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervise
                # float32 <-> mixed_bfloat16 (mixed_float16 is refused: its loss scale; helper 298).
                "mixed_precision")
 
+# The weights a fresh run starts from, which a resumed run does not read (it goes on from its
+# checkpoint): a change is said, and config.yaml keeps what the run started from (helper 321).
+_STARTING_KEYS = ("initialize", "checkpoint1", "checkpoint2", "checkpoints", "finetune_from", "backbone_weights")
 
 # A key a run's config.yaml lacks, and the sections it may hold (see `_changed_inputs`).
 _DEFAULT = object()
@@ -179,6 +182,26 @@ def _changed_inputs(saved: dict, current: dict) -> list[str]:
             line = f"{name} {_shown(before)} -> {_shown(after)}"
             lines.append(line if len(line) <= 160 else f"{name} changed")
     return lines
+
+
+def _changed_starting_weights(saved: dict, current: dict) -> tuple[list[str], dict]:
+    """For each of `_STARTING_KEYS` whose value the run's `config.yaml` (`saved`) gives otherwise
+    than the config now, `key old -> new` (a long value as `key changed`); and every such key's
+    value as the run started, to keep (all of them where one differs: `checkpoints` and
+    `checkpoint1`/`checkpoint2` say the same thing two ways)."""
+    lines = []
+    for key in _STARTING_KEYS:
+        old, new = _as_written(key, saved[key] if key in saved else _DEFAULT), current.get(key)
+        if old != new:
+            line = f"{key} {_shown(old)} -> {_shown(new)}"
+            lines.append(line if len(line) <= 160 else f"{key} changed")
+    if not lines:
+        return [], {}
+    kept = {}
+    for key in _STARTING_KEYS:
+        old = _as_written(key, saved[key] if key in saved else _DEFAULT)
+        kept[key] = tuple(old) if isinstance(old, list) else old
+    return lines, kept
 
 
 def _text(value: Any) -> str:
@@ -783,6 +806,14 @@ class Trainer:
             if changed_inputs and step < self.config.max_iteration:
                 self._log(f"note: since the run last started, {'; '.join(changed_inputs)}: the run goes on with the "
                           "new values")
+            # Before: not read, without a word, and config.yaml then named the new weights as the
+            # run's start (helper 321: a stage-3 run's `intialize` corrected after it had started).
+            starting, kept = _changed_starting_weights(saved, self.config.to_dict()) if saved else ([], {})
+            if starting and step < self.config.max_iteration:
+                self._log(f"note: since the run last started, {'; '.join(starting)}: not read, as a resumed run goes "
+                          "on from its checkpoint (config.yaml keeps the weights it started from); give another "
+                          "checkpoint folder to start from the new ones")
+                self.config = dataclasses.replace(self.config, **kept)
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
                           f"{', '.join(skipped)} (left in place; the next saves replace them)")
