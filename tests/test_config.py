@@ -567,6 +567,15 @@ def test_records_that_match_nothing_are_named_with_where_they_may_be(workdir, mo
     assert error.key == "train_data" and error.detail.endswith(
         f"(relative paths are read from the current folder, {workdir / 'elsewhere'}; this one is in the config's "
         f"folder: run from {workdir}, or give the path from here)")
+    # A config in configs/ naming paths from the folder above, run from configs/ (the shipped
+    # configs; before: no hint, helper 321).
+    (workdir / "configs").mkdir()
+    shipped = write(workdir / "configs", ORIGINAL_ADAPNET_TRAIN)
+    monkeypatch.chdir(workdir / "configs")
+    error = error_for(str(shipped))
+    assert error.key == "intialize" and error.detail.endswith(
+        f"(relative paths are read from the current folder, {workdir / 'configs'}; this one is in the folder above "
+        f"the config's: run from {workdir}, or give the path from here)")
 
 
 def test_ssma_train_warns_of_settings_a_training_run_would_regret(workdir):

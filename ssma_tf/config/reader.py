@@ -1152,17 +1152,21 @@ class _Reader:
         return self.relative_hint(name, given, lambda path: bool(glob.glob(path)))
 
     def relative_hint(self, name: str, given: str, exists: Callable[[str], bool]) -> str:
-        """For a relative path of the file that is not there but is beside the config file, run
-        from elsewhere: relative paths are read from the current folder, as the released tools
-        read them (not for a path given on the command line, which the config's folder is not)."""
+        """For a relative path of the file that is not there but is beside the config file, or
+        beside its folder (the shipped configs/ name paths from the repository's root), run from
+        elsewhere: relative paths are read from the current folder, as the released tools read
+        them (not for a path given on the command line, which the config's folder is not)."""
         folder = os.path.dirname(os.path.abspath(self.source))
-        if os.path.isabs(os.path.expanduser(given)) or not os.path.isfile(self.source) or folder == os.getcwd() \
+        if os.path.isabs(os.path.expanduser(given)) or not os.path.isfile(self.source) \
                 or ALIASES.get(name, name) in self.command_line:
             return ""
-        if not exists(os.path.normpath(os.path.join(folder, given))):
-            return ""
-        return (f" (relative paths are read from the current folder, {os.getcwd()}; this one is in the config's "
-                f"folder: run from {folder}, or give the path from here)")
+        # The folder above too (before: `cd configs && python ../train.py -c x.config` got no
+        # hint; helper 321).
+        for place, what in ((folder, "the config's folder"), (os.path.dirname(folder), "the folder above the config's")):
+            if place != os.getcwd() and exists(os.path.normpath(os.path.join(place, given))):
+                return (f" (relative paths are read from the current folder, {os.getcwd()}; this one is in {what}: "
+                        f"run from {place}, or give the path from here)")
+        return ""
 
 
 def _checkpoint_exists(path: str) -> bool:
