@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         # Before: any number, found out of range at the first colour file as its failure, and read
         # by nothing for grey ones (helper 279).
         p.add_argument("--nir-channel", type=int, choices=(0, 1, 2),
-                       help="channel holding NIR if the NIR files are colour (default 0)")
+                       help="channel holding NIR if the NIR files are colour (default 0); the Freiburg Forest "
+                            "camera (a Wratten 25A filter for the NIR-cut one) records NIR in green and blue and red "
+                            "plus NIR in red: give 1 for its raw colour frames")
         p.add_argument("--max-value", type=finite_number,
                        help="stored value meaning reflectance 1 (default 255 for 8-bit files, "
                             "65535 for 16-bit)")
