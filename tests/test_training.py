@@ -1437,6 +1437,20 @@ def test_other_starting_weights_on_resume_are_said_not_read_and_config_yaml_keep
     resumed.run()
     saved = yaml.safe_load((tmp_path / "checkpoints" / "config.yaml").read_text())
     assert saved.get("initialize") is None and saved["max_iteration"] == 3
+    # Finished, and exported again in Python with the other weights in its config (helper 324: they
+    # were written into config.yaml), or the experts named the other way (checkpoints for
+    # checkpoint1/checkpoint2: no change, no note).
+    finished = training.Trainer(_tiny_config(tmp_path, max_iteration=3, initialize=weights), log=lambda line: None)
+    assert finished.config.initialize is None
+    finished.export_weights()
+    assert yaml.safe_load((tmp_path / "checkpoints" / "config.yaml").read_text()).get("initialize") is None
+    from ssma_tf.training.trainer import _changed_starting_weights
+
+    two = {"checkpoint1": "/e/rgb.h5", "checkpoint2": "/e/depth.h5", "checkpoints": None}
+    listed = {"checkpoint1": None, "checkpoint2": None, "checkpoints": ["/e/rgb.h5", "/e/depth.h5"]}
+    assert _changed_starting_weights(two, listed) == ([], {})
+    lines, kept = _changed_starting_weights(two, {**listed, "checkpoints": ["/e/rgb.h5", "/e/other.h5"]})
+    assert "checkpoints unset -> ['/e/rgb.h5', '/e/other.h5']" in lines and kept["checkpoint2"] == "/e/depth.h5"
 
 
 _RESUMED_ON_TWO = """

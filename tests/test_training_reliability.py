@@ -355,6 +355,12 @@ def test_a_copied_run_is_read_at_its_final_files_and_a_recalibration_cut_short_i
     at_checkpoint = [w.numpy() for w in model.non_trainable_weights]
     model.load_weights(str(directory / "final.weights.h5"))
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(at_checkpoint, model.non_trainable_weights))
+    # And config.yaml says it, the rest as the run wrote it (helper 324: it kept the 2 of the export before).
+    import yaml
+
+    saved = yaml.safe_load((directory / "config.yaml").read_text())
+    assert saved["recalibrate_batch_norm"] == 3 and saved["max_iteration"] == 2
+    assert (directory / "config.yaml").read_text().startswith("# The resolved config of this training run")
 
 
 def test_final_files_are_current_at_the_checkpoint_their_record_names_whatever_the_times(tmp_path):

@@ -60,6 +60,32 @@ def write_run_config(config: RunConfig, folder: PathLike, header: Optional[str] 
     return path
 
 
+def update_run_config(folder: PathLike, changes: Mapping[str, Any]) -> str:
+    """Rewrites `<folder>/config.yaml` (atomically) with `changes`, every other key and the header
+    comment as written: a run whose export is done again says what it did, the rest as it ran.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: the file cannot be read as a run's config.
+    """
+    path = os.path.join(os.fspath(folder), RUN_CONFIG)
+    values = read_run_config(path)
+    with open(path, encoding="utf-8") as stream:
+        lines = stream.read().splitlines(keepends=True)
+    header = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    values.update(changes)
+    with atomic_write(path) as f:
+        f.write("".join(header))
+        yaml.safe_dump(values, f, sort_keys=False, default_flow_style=None)
+    return path
+
+
 def find_run_config(path: PathLike) -> Optional[str]:
     """The `config.yaml` of the run that `path` (a run folder or a file in one) belongs to, or None."""
     path = os.fspath(path)

@@ -39,7 +39,8 @@ from ssma_tf.config.augmentation import AugmentationConfig
 from ssma_tf.config.keys import EVAL
 from ssma_tf.config.run import DECLARED, DEFAULTS, derived_log_dir
 from ssma_tf.config.runs import (
-    final_files_current, final_record, newest_checkpoint, saved_run_config, write_final_record, write_run_config,
+    final_files_current, final_record, newest_checkpoint, saved_run_config, update_run_config, write_final_record,
+    write_run_config,
 )
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.constants import (
@@ -189,19 +190,32 @@ def _changed_starting_weights(saved: dict, current: dict) -> tuple[list[str], di
     than the config now, `key old -> new` (a long value as `key changed`); and every such key's
     value as the run started, to keep (all of them where one differs: `checkpoints` and
     `checkpoint1`/`checkpoint2` say the same thing two ways)."""
+    before = {key: _as_written(key, saved[key] if key in saved else _DEFAULT) for key in _STARTING_KEYS}
+    # The experts as `checkpoints` or as `checkpoint1`/`checkpoint2`: the same weights (helper 324).
+    same_experts = _experts(before) == _experts(current)
     lines = []
     for key in _STARTING_KEYS:
-        old, new = _as_written(key, saved[key] if key in saved else _DEFAULT), current.get(key)
+        old, new = before[key], current.get(key)
+        if key in _EXPERT_KEYS and same_experts:
+            continue
         if old != new:
             line = f"{key} {_shown(old)} -> {_shown(new)}"
             lines.append(line if len(line) <= 160 else f"{key} changed")
     if not lines:
         return [], {}
-    kept = {}
-    for key in _STARTING_KEYS:
-        old = _as_written(key, saved[key] if key in saved else _DEFAULT)
-        kept[key] = tuple(old) if isinstance(old, list) else old
-    return lines, kept
+    return lines, {key: tuple(old) if isinstance(old, list) else old for key, old in before.items()}
+
+
+_EXPERT_KEYS = ("checkpoint1", "checkpoint2", "checkpoints")
+
+
+def _experts(values: dict) -> Optional[list]:
+    """The experts' weights a config's values name, as `RunConfig.expert_checkpoints` reads them."""
+    if values.get("checkpoints") is not None:
+        return list(values["checkpoints"])
+    if values.get("checkpoint1") is not None:
+        return [values.get("checkpoint1"), values.get("checkpoint2")]
+    return None
 
 
 def _text(value: Any) -> str:
@@ -813,6 +827,7 @@ class Trainer:
                 self._log(f"note: since the run last started, {'; '.join(starting)}: not read, as a resumed run goes "
                           "on from its checkpoint (config.yaml keeps the weights it started from); give another "
                           "checkpoint folder to start from the new ones")
+            if starting:  # a finished run's export done again too (helper 324)
                 self.config = dataclasses.replace(self.config, **kept)
             if skipped:
                 self._log(f"warning: skipped {len(skipped)} newer checkpoint(s) that cannot be read: "
@@ -1465,9 +1480,12 @@ class Trainer:
             # An export cut short is done again without config.yaml, which keeps the run's values
             # (before: rewritten from the config given now, so that it claimed a recalibration
             # never done, or another test_data; helper 129).
-            if not exported:
-                self._recalibrate_again(final_record(config.checkpoint))
+            again = None if exported else self._recalibrate_again(final_record(config.checkpoint))
             weights = final if exported else self._export_and_say(write_config=not has_config)
+            if again is not None and has_config:
+                # The rest of config.yaml as the run wrote it (helper 324: it said 0, as the export
+                # cut short had not got to write it).
+                update_run_config(config.checkpoint, {"recalibrate_batch_norm": again})
             return TrainResult(start, start, losses, self.last_checkpoint, weights)
 
         replicas = self.strategy.num_replicas_in_sync
@@ -1587,18 +1605,19 @@ class Trainer:
             weights = self._export_and_say()
         return TrainResult(start, step, losses, self.last_checkpoint, weights)
 
-    def _recalibrate_again(self, record: Optional[dict]) -> None:
+    def _recalibrate_again(self, record: Optional[dict]) -> Optional[int]:
         """Before an export cut short is done again: recalibrates the moving statistics on as many
         batches as the export's `record` (final.json) says its weights had been recalibrated on
         since the last checkpoint (a finished run recalibrated in Python). Before, that export was
         done from the checkpoint's statistics over the recalibrated files, while config.yaml still
-        said the recalibration (helper 320)."""
+        said the recalibration (helper 320). Returns the count (None: nothing done)."""
         count = (record or {}).get("recalibrated")
         if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
-            return
+            return None
         self._log(f"the export cut short was of weights recalibrated on {count} batches after the last checkpoint: "
                   "recalibrating them again")
         self.recalibrate_batch_norm(count)
+        return count
 
     def recalibrate_batch_norm(self, num_batches: Optional[int] = None) -> int:
         """Sets the moving statistics to their average over training batches (`ssma_tf.recalibration`).
