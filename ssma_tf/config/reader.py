@@ -1162,7 +1162,8 @@ class _Reader:
             return ""
         # The folder above too (before: `cd configs && python ../train.py -c x.config` got no
         # hint; helper 321).
-        for place, what in ((folder, "the config's folder"), (os.path.dirname(folder), "the folder above the config's")):
+        places = ((folder, "the config's folder"), (os.path.dirname(folder), "the folder above the config's"))
+        for place, what in places:
             if place != os.getcwd() and exists(os.path.normpath(os.path.join(place, given))):
                 return (f" (relative paths are read from the current folder, {os.getcwd()}; this one is in {what}: "
                         f"run from {place}, or give the path from here)")
