@@ -1092,9 +1092,16 @@ class _Reader:
         if self.checks(spec) and not _checkpoint_exists(path):
             hint = self.relative_hint(name, str(value).strip(), lambda p: _checkpoint_exists(checkpoint_prefix(p)))
             if not hint and os.path.basename(path).lower() == IMAGENET_PREFIX.lower():  # the released configs: Adapnet_
-                # The `intialize` of every released training config.
-                hint = (f"; it is the released ImageNet initialisation: download {IMAGENET_PREFIX}.index and "
-                        f".data-00000-of-00001 from {IMAGENET_URL} into {os.path.dirname(path)}")
+                # The `intialize` of every released training config. Its name has been spelled both
+                # ways: a copy of the other spelling is named (before: sent to download it again,
+                # helper 321).
+                folder = os.path.dirname(path)
+                other = [name[:-len(".index")] for name in (os.listdir(folder) if os.path.isdir(folder) else ())
+                         if name.lower() == IMAGENET_PREFIX.lower() + ".index"]
+                hint = (f"; {os.path.join(folder, other[0])} is there: the config spells it "
+                        f"{os.path.basename(path)}, give {other[0]}" if other else
+                        f"; it is the released ImageNet initialisation: download {IMAGENET_PREFIX}.index and "
+                        f".data-00000-of-00001 from {IMAGENET_URL} into {folder}")
             if path.endswith(WEIGHTS_SUFFIXES):
                 # A weights file's name: that it is missing is all there is to say (before: that a
                 # 'final.weights.h5.index' was expected beside it).

@@ -302,6 +302,20 @@ def test_the_config_reader_points_to_the_zoos_imagenet_initialisation():
         config_from_dict(values, source="t.config")
 
 
+def test_the_imagenet_initialisation_spelled_the_other_way_is_named(tmp_path):
+    """The original configs spell it Adapnet_pp_init.ckpt, the release AdapNet_pp_init.ckpt: a copy
+    of the other spelling was not found, and the error said to download it again (helper 321)."""
+    from ssma_tf.config import config_from_dict, reader
+
+    (tmp_path / "AdapNet_pp_init.ckpt.index").write_bytes(b"")
+    values = dict(model="AdapNet_pp", num_classes=4, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, checkpoint="ck", train_data="t.tfrecords",
+                  initialize=str(tmp_path / "Adapnet_pp_init.ckpt"))
+    with pytest.raises(reader.ConfigError, match=r"AdapNet_pp_init\.ckpt is there: the config spells it "
+                                                 r"Adapnet_pp_init\.ckpt, give AdapNet_pp_init\.ckpt$"):
+        config_from_dict(values, source="t.config", check_paths=True)
+
+
 def test_only_the_released_rates_the_loaders_warn_of_differ_from_the_default():
     """`loading.RELEASED_OTHER_RATES` (below the zoo in the import contract) says what zoo.yaml says."""
     from ssma_tf.checkpoints.loading import RELEASED_OTHER_RATES
