@@ -26,7 +26,6 @@ import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_modality_warning
@@ -40,7 +39,9 @@ from ssma_tf.distribute import configure_devices
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.inference.rewrites import check_precision
 from ssma_tf.inference.sizes import rounded_size
-from ssma_tf.metrics import ConfusionMatrix, batch_confusion_matrix, check_class_axis, non_finite_warning
+from ssma_tf.metrics import (
+    ConfusionMatrix, batch_confusion_matrix, check_class_axis, non_finite_pixels, non_finite_warning,
+)
 from ssma_tf.models import SSMA, AdapNetPP, FusionBaseline
 from ssma_tf.models.factory import build_model
 
@@ -433,7 +434,7 @@ def evaluate_exported(
         for batch, (inputs, labels) in enumerate(dataset, start=1):
             views = [v.numpy() for v in inputs] if isinstance(inputs, (tuple, list)) else [inputs.numpy()]
             probabilities = exported(views)
-            non_finite += int((~np.isfinite(probabilities).all(axis=-1)).sum())  # as `Evaluator` counts them
+            non_finite += non_finite_pixels(probabilities)  # as `Evaluator` counts them
             counts += tf.cast(batch_confusion_matrix(labels, probabilities, config.num_classes), tf.int64)
             images += int(labels.shape[0])
             if config.skip_step and batch % config.skip_step == 0:

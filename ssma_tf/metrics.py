@@ -80,6 +80,12 @@ def _refuse_fractional_ids(labels: np.ndarray) -> None:
                          "images with nearest-neighbour interpolation")
 
 
+def non_finite_pixels(probabilities: Any) -> int:
+    """How many pixels of NumPy probabilities (..., C) are not all finite (NaN or inf): what
+    `non_finite_warning` is given, and what the `Evaluator` counts on the device."""
+    return int((~np.isfinite(np.asarray(probabilities)).all(axis=-1)).sum())
+
+
 def non_finite_warning(count: int, pixels: int) -> Optional[str]:
     """The warning for `count` of `pixels` pixels whose predicted probabilities are not all finite (None for
     none): their argmax is no prediction, and an all-NaN row's is 0, void (before: a damaged network
@@ -191,7 +197,7 @@ class ConfusionMatrix:
         if np.issubdtype(preds.dtype, np.floating) or preds.dtype.name == "bfloat16":
             _refuse_float_ids(labels, preds)
             check_class_axis(preds.shape[-1], self.num_classes)
-            warning = non_finite_warning(int((~np.isfinite(preds).all(axis=-1)).sum()), preds.size // preds.shape[-1])
+            warning = non_finite_warning(non_finite_pixels(preds), preds.size // preds.shape[-1])
             if warning:
                 warnings.warn(warning, RuntimeWarning, stacklevel=2)
             preds = np.argmax(preds, axis=-1)
