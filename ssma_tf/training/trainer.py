@@ -144,6 +144,8 @@ _INPUT_KEYS = ("train_data", "labeled_subset", "unlabeled_data", "semi_supervise
 # The weights a fresh run starts from, which a resumed run does not read (it goes on from its
 # checkpoint): a change is said, and config.yaml keeps what the run started from (helper 321).
 _STARTING_KEYS = ("initialize", "checkpoint1", "checkpoint2", "checkpoints", "finetune_from", "backbone_weights")
+# Of those, the experts' weights, said as `checkpoints` or as `checkpoint1`/`checkpoint2`.
+_EXPERT_KEYS = ("checkpoint1", "checkpoint2", "checkpoints")
 
 # A key a run's config.yaml lacks, and the sections it may hold (see `_changed_inputs`).
 _DEFAULT = object()
@@ -179,10 +181,14 @@ def _changed_inputs(saved: dict, current: dict) -> list[str]:
             continue
         else:
             pairs = [(key, old, new)] if old != new else []
-        for name, before, after in pairs:
-            line = f"{name} {_shown(before)} -> {_shown(after)}"
-            lines.append(line if len(line) <= 160 else f"{name} changed")
+        lines.extend(_change_line(name, before, after) for name, before, after in pairs)
     return lines
+
+
+def _change_line(name: str, before: Any, after: Any) -> str:
+    """`name old -> new` in a resume's note; a long value only as `name changed`."""
+    line = f"{name} {_shown(before)} -> {_shown(after)}"
+    return line if len(line) <= 160 else f"{name} changed"
 
 
 def _changed_starting_weights(saved: dict, current: dict) -> tuple[list[str], dict]:
@@ -199,14 +205,11 @@ def _changed_starting_weights(saved: dict, current: dict) -> tuple[list[str], di
         if key in _EXPERT_KEYS and same_experts:
             continue
         if old != new:
-            line = f"{key} {_shown(old)} -> {_shown(new)}"
-            lines.append(line if len(line) <= 160 else f"{key} changed")
+            lines.append(_change_line(key, old, new))
     if not lines:
         return [], {}
     return lines, {key: tuple(old) if isinstance(old, list) else old for key, old in before.items()}
 
-
-_EXPERT_KEYS = ("checkpoint1", "checkpoint2", "checkpoints")
 
 
 def _experts(values: dict) -> Optional[list]:
