@@ -50,13 +50,18 @@ def write_run_config(config: RunConfig, folder: PathLike, header: Optional[str] 
     Returns:
         The path written.
     """
-    path = os.path.join(os.fspath(folder), RUN_CONFIG)
+    values = config.to_dict()
+    if config.checkpoint is not None and values.get("log_dir") == derived_log_dir(config.checkpoint):
+        del values["log_dir"]  # derived: it follows the run when the folder moves
+    return _write_config_file(os.path.join(os.fspath(folder), RUN_CONFIG),
+                              header or (_DEPTH_HEADER if config.pretraining else _HEADER), values)
+
+
+def _write_config_file(path: str, header: str, values: Mapping[str, Any]) -> str:
+    """Writes a run's `config.yaml` (atomically): `header`, then `values` in their order."""
     with atomic_write(path) as f:
-        f.write(header or (_DEPTH_HEADER if config.pretraining else _HEADER))
-        values = config.to_dict()
-        if config.checkpoint is not None and values.get("log_dir") == derived_log_dir(config.checkpoint):
-            del values["log_dir"]  # derived: it follows the run when the folder moves
-        yaml.safe_dump(values, f, sort_keys=False, default_flow_style=None)
+        f.write(header)
+        yaml.safe_dump(dict(values), f, sort_keys=False, default_flow_style=None)
     return path
 
 
@@ -79,11 +84,7 @@ def update_run_config(folder: PathLike, changes: Mapping[str, Any]) -> str:
         if not line.startswith("#"):
             break
         header.append(line)
-    values.update(changes)
-    with atomic_write(path) as f:
-        f.write("".join(header))
-        yaml.safe_dump(values, f, sort_keys=False, default_flow_style=None)
-    return path
+    return _write_config_file(path, "".join(header), {**values, **changes})
 
 
 def find_run_config(path: PathLike) -> Optional[str]:
