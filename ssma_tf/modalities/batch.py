@@ -458,10 +458,15 @@ def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Opti
     path = pathlib.Path(output_dir) / SOURCES_FILE
     sources: Dict[pathlib.Path, Tuple[str, Optional[dict]]] = {}
     try:
-        with open(path, encoding="utf-8") as stream:
+        # Bytes that are not UTF-8 (a damaged record) spoil only their line: its output is not vouched for.
+        with open(path, encoding="utf-8", errors="replace") as stream:
             lines = stream.read().splitlines()
     except FileNotFoundError:
         return sources
+    except OSError as exc:
+        raise InputFileError(
+            f"cannot read '{path}', the record of the inputs earlier runs made its outputs from "
+            f"({exc.strerror or exc}): make it readable, or pass --overwrite to make every output again") from None
     for line in lines:
         try:
             entry = json.loads(line)

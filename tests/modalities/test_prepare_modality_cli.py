@@ -1245,3 +1245,30 @@ def test_nir_channel_is_checked_where_it_is_read(tmp_path, prepare_modality, cap
     assert prepare_modality(["ndvi", str(veg / "nir"), "-o", str(veg / "default"), "--rgb-dir", str(veg / "rgbA"),
                              "-q"]) == 0
     assert '"nir_channel": "0"' in (veg / "default" / ".ssma-prepare-sources").read_text()
+
+
+def test_an_unreadable_record_of_earlier_runs_is_named(scannet_like, prepare_modality, capsys):
+    """Before: a record that was a folder (or unreadable) ended `--skip-existing` with a traceback
+    (IsADirectoryError), and one with bytes that are not UTF-8 with a UnicodeDecodeError."""
+    from ssma_tf.modalities.batch import SOURCES_FILE
+
+    root = scannet_like
+    args = ["gray", str(root / "depth"), "-o", str(root / "out"), "--max", "7000", "-q"]
+    assert prepare_modality(args) == 0, capsys.readouterr().err
+    record = root / "out" / SOURCES_FILE
+    text = record.read_bytes()
+    (root / "out" / "1.png").unlink()
+    # A damaged line spoils only its own output; the others still resume.
+    lines = text.splitlines(keepends=True)
+    damaged = [line.replace(b'"source": "', b'"source": "\xff') if b'"0.png"' in line else line for line in lines]
+    assert damaged != lines
+    record.write_bytes(b"".join(damaged))
+    assert prepare_modality(args + ["--skip-existing"]) == 2
+    err = capsys.readouterr().err
+    assert "0.png' was made from '" in err and "not from" in err, err
+    record.unlink()
+    record.mkdir()
+    assert prepare_modality(args + ["--skip-existing"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read '{record}', the record of the inputs earlier runs made its outputs from" in err, err
+    assert "Traceback" not in err
