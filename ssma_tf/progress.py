@@ -172,6 +172,8 @@ class Progress:
     def _line(self, done: int, now: float) -> str:
         elapsed = max(now - self._start, 1e-9)
         percent = 100.0 * done / self.total if self.total else 100.0
+        if done < self.total:  # 199/200 is not "100%" while the last one is still on its way
+            percent = min(percent, 99.0)
         line = f"{self.prefix}{done}/{self.total} ({percent:.0f}%)"
         if done >= self.total:  # the average over the whole run, start-up included
             return line + f", {done / elapsed:.1f} {self.unit}/s, {format_short_duration(elapsed)} in all"

@@ -90,3 +90,14 @@ def test_bar_or_lines_draws_a_bar_on_a_terminal_and_prints_lines_in_a_log_file(m
         "converted 30/30 (100%), 1.0 samples/s, 30s in all",
     ]
     assert "\r" in terminal.text and "(100%)" not in terminal.text  # only the bar, then wiped
+
+
+def test_a_run_short_of_its_end_never_says_100_percent():
+    """Before: 199/200 and 996/1000 rounded to "(100%)" while the tool still worked on (helper 327)."""
+    stream = Stream(False)
+    progress = Progress(1000, stream=stream, log_every=0.0, unit="files", prefix="converted ")
+    for done in (1, 996, 999, 1000):
+        progress.update(done)
+    lines = stream.text.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "converted 1/1000 (0%)", "converted 996/1000 (99%)", "converted 999/1000 (99%)", "converted 1000/1000 (100%)"]
