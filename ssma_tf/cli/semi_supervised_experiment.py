@@ -29,7 +29,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ssma_tf.cli.common import (
-    ArgumentParser, distinct_or_exit, output_folder_or_exit, seed_number, stride_multiples_or_exit, tensorflow_command,
+    ArgumentParser, add_version, distinct_or_exit, output_folder_or_exit, seed_number, stride_multiples_or_exit,
+    tensorflow_command,
 )
 from ssma_tf.cli.experiment import (
     cached_result, evaluate_run, forget_other_settings, is_finished, machine, machine_short, restart_unless_made_with,
@@ -274,9 +275,12 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 @tensorflow_command
 def main(argv: Optional[list[str]] = None) -> int:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="semisup_output")
-    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--output", default="semisup_output",
+                        help="folder for the data, runs and results; a rerun reuses what is done (default "
+                        "semisup_output)")
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1], help="seeds of every arm (default 0 1)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help=f"networks (default: {' '.join(MODELS)})")
     parser.add_argument("--arms", nargs="+",
                         default=["supervised", "classmix", "depthmix", "depth_12", "pretrained"],
                         help="arms; random_N, depth_N and pretrained run for AdapNet++ only (the supervised, "
@@ -287,9 +291,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "docs/semi_supervised.md reports used 150 and 600, each with its command)")
     parser.add_argument("--pretrain-steps", type=int, default=None,
                         help="steps of depth pretraining for the pretrained arm (default: --steps)")
-    parser.add_argument("--height", type=int, default=SIZE["height"])
-    parser.add_argument("--width", type=int, default=SIZE["width"])
-    parser.add_argument("--batch-size", type=int, default=SIZE["batch_size"])
+    parser.add_argument("--height", type=int, default=SIZE["height"], help=f"image height (default {SIZE['height']})")
+    parser.add_argument("--width", type=int, default=SIZE["width"], help=f"image width (default {SIZE['width']})")
+    parser.add_argument("--batch-size", type=int, default=SIZE["batch_size"],
+                        help=f"training batch of every arm (default {SIZE['batch_size']})")
+    add_version(parser)  # before: the one command of the README's table without --version and --debug
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
     SIZE.update(height=args.height, width=args.width, batch_size=args.batch_size)

@@ -83,6 +83,19 @@ def test_the_synthetic_data_module_prints_its_version_too(capsys):
     assert capsys.readouterr().out.strip() == f"python -m ssma_tf.cli.synthetic (ssma-tf) {ssma_tf.__version__}"
 
 
+@pytest.mark.parametrize("module", ["semi_supervised_experiment", "adaptation_demo", "fusion_table"])
+def test_the_experiments_print_their_version_and_take_debug(module, capsys):
+    """The semi-supervised experiment had neither --version nor --debug, though the README says
+    every command has --version (helper 328)."""
+    main = importlib.import_module(f"ssma_tf.cli.{module}").main
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and f"(ssma-tf) {ssma_tf.__version__}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0 and "--debug" in capsys.readouterr().out
+
+
 def test_a_long_flag_takes_dashes_or_underscores_and_says_unknown_ones_as_typed(capsys):
     parser = ArgumentParser(prog="tool")
     parser.add_argument("--finetune-steps", type=int, default=0)
