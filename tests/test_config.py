@@ -1215,6 +1215,93 @@ def test_a_word_yaml_reads_as_a_bool_for_a_text_key_is_met_with_the_advice_to_qu
                                "false; quote the word")
     from ssma_tf.config.reader import config_with_overrides
 
-    with pytest.raises(ConfigError, match=r"with --set dataset=True: key 'dataset': expected a string, got True "
+    # The --set as typed (helper 330: "with --set dataset=True", never typed).
+    with pytest.raises(ConfigError, match=r"with --set dataset=on: key 'dataset': expected a string, got True "
                                           r"\(bool\): YAML reads"):
         config_with_overrides(train_dict(), parse_overrides(["dataset=on"]), source="t.config", check_paths=False)
+
+
+@pytest.mark.parametrize("text, where, said", [
+    ("checkpoint: \x1b[0mcheckpoint/adapnet\n", "line 15, column 13",
+     "control character U+001B (escape) is not allowed in YAML (a terminal colour code pasted in?)"),
+    # A Windows line break is one (the column counts from it).
+    ("seed: 1\r\ndataset: \x0c\n", "line 16, column 10", "control character U+000C (form feed) is not allowed in YAML"),
+    ("dataset: c\x00ityscapes\n", "line 15, column 11", "control character U+0000 (NUL) is not allowed in YAML"),
+    ("dataset: \ufffe\n", "line 15, column 10", "noncharacter U+FFFE is not allowed in YAML"),
+])
+def test_a_character_yaml_refuses_in_a_file_is_named_with_its_line_and_column(workdir, text, where, said):
+    """Helper 330. Before: PyYAML's two lines, "not valid YAML: unacceptable character #x001b:
+    special characters are not allowed\\n  in "<unicode string>", position 67", without a line."""
+    path = workdir / "run.config"
+    path.write_bytes((ORIGINAL_ADAPNET_TRAIN + text).encode("utf-8"))
+    error = error_for(path)
+    assert str(error) == f"{path}, {where}: {said}"
+    assert "\n" not in str(error) and f"line {error.line}, column {error.column}" == where
+
+
+def test_a_utf16_file_without_a_byte_order_mark_is_told_to_be_saved_as_utf8(workdir):
+    """Helper 330. Before: "unacceptable character #x0000 ... position 1", two lines, and nothing
+    about the encoding (UTF-16 without a BOM decodes as UTF-8, a NUL beside every letter)."""
+    path = workdir / "run.config"
+    path.write_bytes(ORIGINAL_ADAPNET_TRAIN.encode("utf-16-le"))
+    assert str(error_for(path)) == (f"{path}, line 1, column 2: control character U+0000 (NUL) is not allowed in "
+                                    "YAML; the file looks like UTF-16 (a NUL beside every letter): save it as UTF-8")
+
+
+def test_a_character_yaml_refuses_in_a_set_is_named_with_the_key_and_its_place(workdir):
+    """Helper 330. Before: "--set: key 'checkpoint': value '\\x1b[0mruns/a' is not valid YAML:
+    unacceptable character #x001b: special characters are not allowed\\n  in "<unicode string>",
+    position 0", two lines."""
+    with pytest.raises(ConfigError) as info:
+        parse_overrides(["batch_size=4", "checkpoint=\x1b[0mruns/a"])
+    assert str(info.value) == ("--set: key 'checkpoint': value '\\x1b[0mruns/a': control character U+001B (escape) "
+                               "at character 1 of the value is not allowed in YAML (a terminal colour code pasted in?)")
+    with pytest.raises(ConfigError) as info:
+        parse_overrides(["checkpoint=runs/\x0ca"])
+    assert str(info.value) == ("--set: key 'checkpoint': value 'runs/\\x0ca': control character U+000C (form feed) "
+                               "at character 6 of the value is not allowed in YAML")
+
+
+def test_a_set_is_named_in_errors_as_it_was_typed(workdir):
+    """Helper 330. Before: the item rebuilt from its value in Python's words, "with --set
+    augmentation={True: True}" for `--set 'augmentation={on: true}'`, "augmentation.flip=True"
+    for `augmentation.flip=true`, "learning_rate=0.002" for `learning_rate=2e-3`."""
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN)
+    for item, said in (("augmentation={on: true}", "YAML reads one of its keys as True (bool)"),
+                       ("augmentation.flip=true", "unknown key: a section's keys go inside it"),
+                       ("batch_size= nine", "expected an integer, got 'nine' (str)")):
+        error = error_for(str(path), overrides=parse_overrides([item]))
+        typed = item.replace("= ", "=")  # the spaces around the value are no part of it
+        assert str(error).startswith(f"{path} with --set {typed}: key '{item.partition('=')[0]}") and said in str(error)
+    # Errors found after loading name it so too (`RunConfig.where`).
+    items = ["learning_rate=2e-3", "intialize=rgb/model.ckpt-150000"]
+    config = load_config(str(path), overrides=parse_overrides(items))
+    assert config.where("learning_rate") == f"{path} with --set learning_rate=2e-3"
+    assert config.where("initialize") == f"{path} with --set intialize=rgb/model.ckpt-150000"
+    # A value a caller replaced after parsing, or a plain mapping, is shown from its value, as before.
+    overrides = parse_overrides(["batch_size=8"])
+    overrides["batch_size"] = "eight"
+    assert f"{path} with --set batch_size='eight': key" in str(error_for(str(path), overrides=overrides))
+    assert f"{path} with --set batch_size='eight': key" in str(error_for(str(path), overrides={**overrides}))
+
+
+def test_a_key_a_yaml_merge_brings_in_is_named_with_its_line(workdir):
+    """Helper 330. Before: "run.config: key 'bogus': unknown key" for a key given by `<<: {...}`,
+    without the line that a key of the file's own gets; the same inside a section."""
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "<<: {batch_size: 5, bogus: 1}\n")
+    error = error_for(path)
+    assert str(error) == f"{path}, line 15: key 'bogus': unknown key" and error.line == 15
+    # An alias, and a list of mappings: the line where the merged key is written; the file's own
+    # key (`batch_size`, line 7) wins over the merged one, as its value does.
+    text = ORIGINAL_ADAPNET_TRAIN.replace("gpu_id: '0'", "augmentation: &a {flip: true, fliip: 1}") + (
+        "<<: [{seed: 1}, *a, {batch_size: nine}]\n")
+    mapping = reader.read_yaml_file(write(workdir, text), "the config file")
+    assert (mapping.line_of("fliip"), mapping.line_of("seed"), mapping.line_of("batch_size")) == (1, 15, 7)
+    # In a section: the merged key's line, an explicit key of the section winning.
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "augmentation:\n  flip: true\n  <<: {flip: 1, fliip: 2}\n")
+    error = error_for(path)
+    assert str(error).startswith(f"{path}, line 17: key 'augmentation': unknown augmentation key 'fliip'")
+    assert reader.read_yaml_file(path, "the config file").inner_line_of("augmentation", "flip") == 16
+    # A mapping that merges itself (legal YAML) is read once, not until a RecursionError.
+    path = write(workdir, ORIGINAL_ADAPNET_TRAIN + "<<: &m {bogus: 1, <<: *m}\n")
+    assert str(error_for(path)) == f"{path}, line 15: key 'bogus': unknown key"

@@ -1278,7 +1278,7 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
                                "--depth-student-steps", "1", "--set", "input_modality=modality2"]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith(  # after the config's warning of the noise
         f"error: --depth-student-steps trains a depth student from the config: {path} with --set "
-        "input_modality='modality2': key 'input_modality': is modality2, but depth pretraining learns")
+        "input_modality=modality2: key 'input_modality': is modality2, but depth pretraining learns")
     assert not (tmp_path / "f").exists()
 
 
@@ -1474,7 +1474,7 @@ def test_depth_pretraining_does_not_call_modality_2_unread_before_refusing_its_b
     err = capsys.readouterr().err
     assert "is not used" not in err, err  # before: the warning, then the error
     assert err.splitlines()[-1].startswith(
-        f"error: {path} with --set modality2_interpolation='bilinear': key 'modality2_interpolation': resamples "
+        f"error: {path} with --set modality2_interpolation=bilinear: key 'modality2_interpolation': resamples "
         "modality 2 bilinearly, but depth pretraining reads depth from its colouring"), err
     assert not (tmp_path / "depth").exists()
     # So does the depth student of ssma-select-labels.

@@ -132,7 +132,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         needed = Required(tuple(k for k in REQUIRED_KEYS["eval"] if k != "checkpoint"),
                           f"ssma-evaluate --backend {args.backend}")
-        config = load_config(args.config, "eval", overrides={**overrides, "checkpoint": None}, given_as=given_as,
+        config = load_config(args.config, "eval", overrides={**overrides, "checkpoint": None},
+                             given_as={**overrides.given_as, **given_as},
                              required=needed)
     elif args.config is not None:
         from ssma_tf.config.reader import check_not_moved

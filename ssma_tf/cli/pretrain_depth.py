@@ -52,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     unread = dict.fromkeys(("labeled_subset", "num_classes", "dataset", "palette"))
     needed = Required(tuple(key for key in REQUIRED_KEYS["train"] if key != "num_classes"), "ssma-pretrain-depth")
     config = load_config(args.config, "train", overrides={**overrides, **unread, "pretraining": "depth"},
-                         required=needed)  # bad input: `command` ends it
+                         required=needed, given_as=overrides.given_as)  # bad input: `command` ends it
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
 
     if args.depth_encoding is not None and args.depth_encoding not in DEPTH_ENCODINGS:

@@ -85,7 +85,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             # first (helper 289).
             warnings.filterwarnings("ignore", message=r".*modality2_interpolation \S+ is not used: this ",
                                     category=ConfigWarning)
-        config = load_config(args.config, "train", overrides={**overrides, **unread}, required=needed)
+        config = load_config(args.config, "train", overrides={**overrides, **unread}, required=needed,
+                             given_as=overrides.given_as)
     encoding = args.depth_encoding or (
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
     if encoding not in DEPTH_ENCODINGS:

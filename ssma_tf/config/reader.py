@@ -26,7 +26,7 @@ from ssma_tf.config.keys import MODES, Key, declared_keys
 from ssma_tf.config.run import DECLARED, DEFAULTS, RunConfig, derived_log_dir, experts_frozen
 from ssma_tf.config.semi_supervised import SemiSupervisedConfig
 from ssma_tf.config.yaml_reader import (
-    ConfigError, ConfigMapping, _Loader, _LoaderError, quoting_hint, read_yaml_file, yaml_problem,
+    ConfigError, ConfigMapping, _Loader, _LoaderError, quoting_hint, read_yaml_file, refused_character, yaml_problem,
 )
 from ssma_tf.constants import (
     ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, EXPERTLESS_FUSIONS,
@@ -230,18 +230,42 @@ def rederived_log_dir(raw: Mapping[str, Any], checkpoint: Any) -> bool:
             and os.path.normpath(log_dir) == os.path.normpath(derived_log_dir(old)))
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+class Overrides(dict):
+    """The `--set` items as a mapping of config keys to values (`parse_overrides`), which also
+    keeps each value's text as typed after '=', for the errors that name the item.
+
+    Before, an error rebuilt the item from the value, in Python's words: `--set
+    'augmentation={on: true}'` was named "--set augmentation={True: True}" (helper 330). A copy
+    made with `{**overrides}` is a plain mapping; its errors fall back to that form.
+    """
+
+    def __init__(self, values: Any = (), typed: Optional[Mapping[str, tuple[Any, str]]] = None):
+        super().__init__(values)
+        self.typed = dict(typed or {})  # key: (the value read from the text, the text)
+
+    @property
+    def given_as(self) -> dict[str, str]:
+        """Each item as typed, `--set KEY=TEXT`, by key (as `load_config`'s `given_as`)."""
+        # A value a caller replaced since (`overrides[key] = ...`) is not the text's any more.
+        return {name: f"--set {name}={text}" for name, (value, text) in self.typed.items()
+                if name in self and self[name] is value}
+
+
+def parse_overrides(items: Sequence[str]) -> Overrides:
     """Reads `key=value` settings (the command lines' `--set`) into a mapping of config keys.
 
     A value is read as YAML, like a value in the file: `batch_size=4` is an integer,
     `learning_rate=1e-3` a number, `train_data=[a.tfrecords, b.tfrecords]` a list,
     `augmentation={flip: true}` a mapping, `intialize=` (nothing) unsets the key.
 
+    Returns:
+        The `Overrides`: a dict of the values, with the text each was typed as.
+
     Raises:
         ConfigError: an item without `=`, without a key, or with a value that is not YAML; a
             key given twice.
     """
-    out: dict[str, Any] = {}
+    out = Overrides()
     for item in items:
         name, equals, text = item.partition("=")
         name = name.strip()
@@ -251,6 +275,11 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"given twice ({item!r})", key=name, source="--set")
         try:
             out[name] = yaml.load(text, Loader=_Loader) if text.strip() else None  # noqa: S506
+        except yaml.reader.ReaderError as e:
+            # A character YAML refuses (a pasted colour code). Before: PyYAML's two lines, "position 0"
+            # of "<unicode string>" (helper 330).
+            refused = refused_character(e, text, f" at character {e.position + 1} of the value")
+            raise ConfigError(f"value {text!r}: {refused}", key=name, source="--set") from None
         except yaml.YAMLError as e:
             # Before: the problem alone, without what YAML was reading (`e.context`); and a
             # ValueError traceback for a number its constructor refused, `._` (helper 285).
@@ -259,6 +288,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(f"value {text!r} is not valid YAML: {problem}{hint}", key=name, source="--set") from e
         except ValueError as e:  # a backstop: a constructor's error that `_Loader` did not see
             raise ConfigError(f"value {text!r} is not valid YAML: {e}", key=name, source="--set") from e
+        out.typed[name] = (out[name], text.strip())
     return out
 
 
@@ -285,8 +315,10 @@ def config_with_overrides(
     """
     merged = (ConfigMapping(d, *(getattr(d, part, None) for part in ("lines", "inner_lines", "spellings")))
               if isinstance(d, Mapping) else d)
-    # Nothing after '=' unsets the key: shown as given, not as Python's None.
-    given = {name: (given_as or {}).get(name) or f"--set {name}=" + ("" if value is None else repr(value))
+    # As typed, where `parse_overrides` kept the text (`Overrides`); else rebuilt from the value,
+    # nothing after '=' (it unsets the key) shown as given, not as Python's None.
+    typed = {**getattr(overrides, "given_as", {}), **(given_as or {})}
+    given = {name: typed.get(name) or f"--set {name}=" + ("" if value is None else repr(value))
              for name, value in overrides.items()}
     from_file = {}  # a section's keys that the file gave, in a section a --set changed key by key
     if isinstance(merged, dict):

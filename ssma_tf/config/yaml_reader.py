@@ -27,12 +27,14 @@ class ConfigError(UserInputError):
         missing: the key is absent or empty where a value is needed (a caller that can do
             without the key, such as prediction without `train_data`, tells these apart by it).
         line: the key's line in the file (`ConfigMapping.lines`), or None.
+        column: the column on `line` where the problem is (a character YAML refuses), or None.
     """
 
     def __init__(self, message: str, key: Optional[str] = None, source: str = "<dict>",
-                 missing: bool = False, line: Optional[int] = None):
+                 missing: bool = False, line: Optional[int] = None, column: Optional[int] = None):
         # A config built in code has no file to name: "<dict>: " would only puzzle a user.
-        where = [] if source == "<dict>" else [source + (f", line {line}" if line is not None else "")]
+        at = "" if line is None else f", line {line}" + ("" if column is None else f", column {column}")
+        where = [] if source == "<dict>" else [source + at]
         if key is not None:
             where.append(f"key '{key}'")
         super().__init__(": ".join(where + [message]))
@@ -42,6 +44,7 @@ class ConfigError(UserInputError):
         self.detail = message
         self.missing = missing
         self.line = line
+        self.column = column
 
 
 class ConfigMapping(dict):
@@ -185,15 +188,19 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
                 spellings[value] = key.value
                 return value
 
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    name = name_of(key)
-                    lines[name] = key.start_mark.line + 1
-                    if isinstance(value, yaml.MappingNode):
-                        inner_lines.update({(name, name_of(inner)): inner.start_mark.line + 1
-                                            for inner, _ in value.value if isinstance(inner, yaml.ScalarNode)})
+            for key, value in _entries(node):
+                name = name_of(key)
+                lines.setdefault(name, key.start_mark.line + 1)
+                if isinstance(value, yaml.MappingNode):
+                    for inner, _ in _entries(value):
+                        inner_lines.setdefault((name, name_of(inner)), inner.start_mark.line + 1)
             return ConfigMapping(content, lines, inner_lines, spellings)
         return content
+    except yaml.reader.ReaderError as e:
+        # A character YAML refuses anywhere in the text (a pasted colour code, a NUL). Before: PyYAML's
+        # two lines, "position 67" of "<unicode string>", without a line (helper 330).
+        line, column = _line_and_column(text, e.position)
+        raise ConfigError(refused_character(e, text), source=source, line=line, column=column) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -211,6 +218,54 @@ def read_yaml_file(path: "str | os.PathLike[str]", what: str) -> Any:
     except ValueError as e:
         # A backstop: a constructor's ValueError that `_Loader.construct_object` did not see.
         raise ConfigError(f"not valid YAML: {e}", source=source) from e
+
+
+def _entries(node: yaml.MappingNode, within: tuple = ()) -> list:
+    """The (key, value) nodes of a mapping whose key is a scalar, with those a merge key (`<<:`)
+    brings in after them: a mapping, a list of them or an alias to either. Explicit keys come
+    first, then each merged mapping's in order, so that the first entry of a name is the one YAML
+    keeps. The merge key itself is an entry too (a mapping's line of `<<`). `within`: the mappings
+    being read, which merge nothing new into themselves (`a: &a {<<: *a}` is legal YAML)."""
+    own, merged = [], []
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        own.append((key, value))
+        if key.tag == "tag:yaml.org,2002:merge":
+            # Before: a key the merge brought in had no line (helper 330).
+            for part in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+                if isinstance(part, yaml.MappingNode) and all(part is not outer for outer in (node, *within)):
+                    merged += _entries(part, (node, *within))
+    return own + merged
+
+
+# YAML's line breaks: a line and a column count from them as YAML's own errors do.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+# Names of the characters YAML refuses that are met in practice; the others are named by code alone.
+_CHARACTER_NAMES = {0x00: "NUL", 0x08: "backspace", 0x0B: "vertical tab", 0x0C: "form feed", 0x1B: "escape",
+                    0x7F: "delete"}
+
+
+def _line_and_column(text: str, position: int) -> tuple[int, int]:
+    """The line and column (from 1) of character `position` of `text`."""
+    lines = _LINE_BREAK.split(text[:position])
+    return len(lines), len(lines[-1]) + 1
+
+
+def refused_character(error: yaml.reader.ReaderError, text: str, where: str = "") -> str:
+    """What a character YAML refuses (`error`, found in `text`; `where` says where, when the caller
+    does not) is, and what it may come from."""
+    code = error.character if isinstance(error.character, int) else ord(error.character)
+    kind = ("control character" if code < 0x20 or 0x7F <= code <= 0x9F
+            else "noncharacter" if code in (0xFFFE, 0xFFFF) else "character")
+    named = f" ({_CHARACTER_NAMES[code]})" if code in _CHARACTER_NAMES else ""
+    hint = ""
+    if code == 0x1B:
+        hint = " (a terminal colour code pasted in?)"
+    elif code == 0 and text.count("\0") * 3 >= len(text):
+        # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL beside every ASCII letter.
+        hint = "; the file looks like UTF-16 (a NUL beside every letter): save it as UTF-8"
+    return f"{kind} U+{code:04X}{named}{where} is not allowed in YAML{hint}"
 
 
 def yaml_problem(error: yaml.YAMLError, one_line: bool = False) -> str:

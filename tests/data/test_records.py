@@ -375,7 +375,7 @@ def test_a_config_has_every_record_file_it_reads_checked_as_its_model_reads_it(g
     # A key matching no file is named with the config, and the other keys are still checked.
     assert cli.main(["-c", str(config), "--set", "test_data=nothing.tfrecords"]) == 2
     out = capsys.readouterr().out
-    assert f"error: {config} with --set test_data='nothing.tfrecords': key 'test_data': no TFRecord file matches" in out
+    assert f"error: {config} with --set test_data=nothing.tfrecords: key 'test_data': no TFRecord file matches" in out
     assert "unlabeled_data (" in out and out.splitlines()[-1] == "3 keys checked: problems in test_data"
     # A config that neither mode reads: the error of the training config it is (before: the
     # evaluation's, which called a depth-pretraining run's config what it is, not its slip).
