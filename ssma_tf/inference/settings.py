@@ -20,7 +20,7 @@ from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_mo
 from ssma_tf.checkpoints.loading import load_model, model_from_config
 from ssma_tf.checkpoints.resolve import resolve_weights
 from ssma_tf.checkpoints.zoo import fitting_release
-from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, load_config, refuse_pretraining
+from ssma_tf.config import PRETRAINING_RUN, ConfigError, ConfigWarning, RunConfig, load_config, refuse_pretraining
 from ssma_tf.config.reader import Required, check_not_moved
 from ssma_tf.config.runs import is_run, run_config, run_weights, saved_run_config
 from ssma_tf.constants import EASPP_RATES
@@ -116,6 +116,15 @@ def dataset_by_name(name: str, palette: Optional[str] = None) -> Any:
         raise ConfigError(f"--dataset: {error}{own}") from None
 
 
+def _check_config_weights(run: RunConfig) -> None:
+    """Checks that the weights `run.checkpoint` names are there; the error names the config and
+    its key (before: "no checkpoint at X", the config and the key left to guess)."""
+    try:
+        resolve_weights(run.checkpoint)
+    except CheckpointError as error:
+        raise ConfigError(str(error), key="checkpoint", source=run.where("checkpoint")) from None
+
+
 def setup_inference(
     config: Optional[PathLike] = None,
     checkpoint: Optional[PathLike] = None,
@@ -149,15 +158,22 @@ def setup_inference(
     if config is None and is_run(checkpoint):
         # As a training config: an evaluation one would need test data, which prediction lacks.
         run = run_config(checkpoint, "train", overrides, check_paths=False)
-        checkpoint = run_weights(checkpoint)
-        if os.path.isdir(checkpoint):
-            checkpoint = None  # an unfinished run: its newest checkpoint, through its config
-        elif model in (None, run.model) and num_classes in (None, run.num_classes):
-            # A file of the run (`final.weights.h5`) goes through the run's config, which builds the
-            # network it fits: a weights file names neither the fusion nor the modalities,
-            # backbone or widths (before: a default SSMA was built and refused the weights).
-            run = dataclasses.replace(run, checkpoint=checkpoint)
+        if "checkpoint" in (overrides or {}):
+            # The weights `--set checkpoint=` names, through the run's config, as ssma-evaluate RUN
+            # reads them (before: dropped for the run's final model without a word, even a path
+            # that does not exist).
+            _check_config_weights(run)
             checkpoint = None
+        else:
+            checkpoint = run_weights(checkpoint)
+            if os.path.isdir(checkpoint):
+                checkpoint = None  # an unfinished run: its newest checkpoint, through its config
+            elif model in (None, run.model) and num_classes in (None, run.num_classes):
+                # A file of the run (`final.weights.h5`) goes through the run's config, which builds the
+                # network it fits: a weights file names neither the fusion nor the modalities,
+                # backbone or widths (before: a default SSMA was built and refused the weights).
+                run = dataclasses.replace(run, checkpoint=checkpoint)
+                checkpoint = None
     elif config is None:
         if overrides:
             raise ConfigError(f"--set needs a config: {checkpoint} is not a training run's folder")
@@ -168,11 +184,7 @@ def setup_inference(
             check_not_moved(config, overrides, "give the folder itself as RUN, or --checkpoint {folder}")
         run = load_run_config(config, overrides, checkpoint_given=checkpoint is not None)
         if checkpoint is None:
-            try:  # the weights the config names: its key and file are named with what is wrong
-                resolve_weights(run.checkpoint)
-            except CheckpointError as error:
-                # Before: "no checkpoint at X", the config and the key left to guess.
-                raise ConfigError(str(error), key="checkpoint", source=run.where("checkpoint")) from None
+            _check_config_weights(run)
         if checkpoint is not None:
             if saved_run_config(checkpoint).get("pretraining"):
                 # -c SEGMENTATION_CONFIG --checkpoint DEPTH_RUN: "the checkpoint has 2 classes".

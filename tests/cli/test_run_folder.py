@@ -223,3 +223,36 @@ def test_a_copied_runs_config_file_does_not_read_the_other_folders_weights(run_f
         assert capsys.readouterr().err == f"error: {said}{how}\n", command
     # With the weights named, the copy is read as it is.
     assert evaluate.main(["-c", config, "--set", f"checkpoint={folder}"]) == 0
+
+
+def test_a_run_with_set_checkpoint_reads_the_weights_the_set_names(run_folder, tmp_path, capsys):
+    """Before: `ssma-predict RUN --set checkpoint=X` (and `ssma-export`) read the run's final model
+    without a word, even for an X that does not exist; ssma-evaluate RUN read X (helper 326)."""
+    from ssma_tf.cli import export
+
+    from ssma_tf.inference.settings import setup_inference
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 255, (64, 128, 3), np.uint8)).save(image)
+    network = setup_inference(checkpoint=run_folder).model
+    last = network.trainable_weights[-1]
+    last.assign(last.numpy() + np.random.default_rng(6).normal(0, 1, last.shape))  # another network's output
+    other = tmp_path / "other.weights.h5"
+    network.save_weights(other)
+    ids = {}
+    for name, model in (("final", [str(run_folder)]),
+                        ("given", ["-c", str(run_folder / RUN_CONFIG), "--checkpoint", str(other)]),
+                        ("set", [str(run_folder), "--set", f"checkpoint={other}"])):
+        assert predict.main([*model, "--modality1", str(image), "-o", str(tmp_path / name), "--quiet",
+                             "--precision", "float32"]) == 0, capsys.readouterr().err
+        ids[name] = np.asarray(Image.open(tmp_path / name / "class_ids" / "scene.png"))
+    np.testing.assert_array_equal(ids["set"], ids["given"])
+    assert not np.array_equal(ids["set"], ids["final"])
+    missing = tmp_path / "does" / "not" / "exist"
+    for command, argv in ((predict, ["--modality1", str(image), "-o", str(tmp_path / "none"), "--quiet"]),
+                          (export, ["-o", str(tmp_path / "export")])):
+        assert command.main([str(run_folder), "--set", f"checkpoint={missing}", *argv]) == 2, command
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: {run_folder / RUN_CONFIG} with --set checkpoint=") and str(missing) in error
+        assert len(error.strip().splitlines()) == 1, error
+    assert not (tmp_path / "none").exists() and not (tmp_path / "export").exists()
