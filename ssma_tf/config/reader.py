@@ -30,7 +30,7 @@ from ssma_tf.config.yaml_reader import (
 )
 from ssma_tf.constants import (
     ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, DECODER_FUSIONS, EASPP_RATES, EXPERTLESS_FUSIONS,
-    MAX_MODALITIES, RUN_CONFIG, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
+    FINAL_MODEL, FINAL_RECORD, FINAL_WEIGHTS, MAX_MODALITIES, RUN_CONFIG, SSMA, SSMA_FUSION, WEIGHTS_SUFFIXES,
 )
 from ssma_tf.files import OutputPathError, check_output, checkpoint_prefix, matched_files
 
@@ -206,8 +206,14 @@ def check_not_moved(path: str | os.PathLike, overrides: Optional[Mapping[str, An
     if not isinstance(named, str) or os.path.realpath(os.path.expanduser(named)) == os.path.realpath(folder):
         return
     # A run folder of this project: its state file and its `ckpt-N` checkpoints (a folder that
-    # merely holds some checkpoint, the ImageNet initialisation, is not one).
-    if not (os.path.isfile(os.path.join(folder, "checkpoint")) and glob.glob(glob.escape(folder) + "/ckpt-*.index")):
+    # merely holds some checkpoint, the ImageNet initialisation, is not one); for the commands
+    # that read weights, also a copy of a run's final files alone, the way a trained model is
+    # shared (before: the weights of the folder it was copied from were read without a word).
+    checkpoints = (os.path.isfile(os.path.join(folder, "checkpoint"))
+                   and glob.glob(glob.escape(folder) + "/ckpt-*.index"))
+    finals = reading is not None and any(os.path.isfile(os.path.join(folder, name))
+                                         for name in (FINAL_MODEL, FINAL_WEIGHTS, FINAL_RECORD))
+    if not (checkpoints or finals):
         return
     if reading is not None:
         raise ConfigError(

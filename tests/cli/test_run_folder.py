@@ -256,3 +256,32 @@ def test_a_run_with_set_checkpoint_reads_the_weights_the_set_names(run_folder, t
         assert error.startswith(f"error: {run_folder / RUN_CONFIG} with --set checkpoint=") and str(missing) in error
         assert len(error.strip().splitlines()) == 1, error
     assert not (tmp_path / "none").exists() and not (tmp_path / "export").exists()
+
+
+def test_a_copy_of_a_runs_final_files_alone_does_not_read_the_other_folders_weights(run_folder, tmp_path, capsys):
+    """Before: `-c SHARED/config.yaml` of a folder holding only the run's final files (the way a
+    trained model is shared) read the weights of the folder it came from, exit 0 (helper 326)."""
+    import shutil
+
+    from ssma_tf.cli import export
+
+    folder = tmp_path / "shared_model"
+    folder.mkdir()
+    for name in (RUN_CONFIG, FINAL_MODEL, "final.weights.h5", "final.json"):
+        shutil.copy2(run_folder / name, folder / name)
+    config = str(folder / RUN_CONFIG)
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(image)
+    said = f"{config}: key 'checkpoint': this is the config of the run in {folder}, but its checkpoint names {run_folder}"
+    for command, argv in ((evaluate, ["-c", config]),
+                          (predict, ["-c", config, "--modality1", str(image), "-o", str(tmp_path / "out"), "--quiet"]),
+                          (export, ["-c", config, "-o", str(tmp_path / "export")])):
+        assert command.main(argv) == 2, command
+        assert capsys.readouterr().err.startswith(f"error: {said}"), command
+    assert not (tmp_path / "out").exists() and not (tmp_path / "export").exists()
+    # The ways the message gives read the copy's own weights.
+    assert evaluate.main([str(folder)]) == 0
+    assert evaluate.main(["-c", config, "--set", f"checkpoint={folder}"]) == 0
+    assert predict.main([str(folder), "--modality1", str(image), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert predict.main(["-c", config, "--checkpoint", str(folder), "--modality1", str(image), "-o",
+                         str(tmp_path / "out2"), "--quiet"]) == 0, capsys.readouterr().err
