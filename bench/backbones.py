@@ -151,6 +151,19 @@ def main(argv=None) -> int:
         parser.error(f"--runs must be >= 0, got {args.runs}")
     if args.runs and args.warmup < 1:  # the first call traces: it would be timed
         parser.error(f"--warmup must be >= 1 (the first call traces the function), got {args.warmup}")
+    if args.int8 and args.runs:
+        import importlib.util
+
+        from ssma_tf.inference.backends import RUNTIME_PACKAGES  # no TensorFlow
+
+        # The int8 export converts with OpenVINO and calibrates with NNCF. Before: a MissingExtraError
+        # traceback once the first network was built (helper 329); refused as bench/inference.py's
+        # openvino_int8 mode is.
+        missing = [RUNTIME_PACKAGES[p] for p in ("openvino", "nncf")
+                   if importlib.util.find_spec(RUNTIME_PACKAGES[p]) is None]
+        if missing:
+            parser.error(f"--int8 needs the deploy extra (pip install '.[deploy]'): {', '.join(missing)} "
+                         "not installed")
     info = _common.machine_info()
     networks = [("adapnet_pp", 256)] + [("mobilenet_v2", f) for f in decoders]
     with tempfile.TemporaryDirectory(prefix="bench-backbones-") as workdir:

@@ -21,7 +21,9 @@ Modes (TensorFlow backend):
                  (what prediction and evaluation use; see docs/benchmarks.md).
     predictor    `ssma_tf.inference.predictor.Predictor(..., precision="float32").predict(uint8 array)`: the
                  prediction API, host arrays in and out (includes the resize-to-model-size and
-                 argmax); `predict.py` runs it in bfloat16 where the processor has bfloat16 units.
+                 argmax); `predict.py`'s default (`--precision auto`) runs it in bfloat16 only where it
+                 timed bfloat16 at most 0.8× the float32 time on this CPU (on a GPU: Ampere or later),
+                 float32 elsewhere (see `auto`).
     saved_model  the SavedModel of `ssma_tf.inference.export.export_saved_model` (uint8 serving signature),
                  loaded with `tf.saved_model.load`; `saved_model_folded` with batch norms folded.
     bfloat16     `compiled_predict(model, precision="bfloat16")`: the default path in bfloat16
@@ -578,14 +580,18 @@ def child_flops(spec: dict) -> dict:
 # Parent side: plan, run children, print.
 
 
-def _plan(args, info: dict) -> list:
+def _plan(parser, args, info: dict) -> list:
     """One FLOPs child and one measuring child per model."""
+    from ssma_tf.cli.common import distinct_or_exit  # no TensorFlow
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:  # before: an empty table, written to --json, exit 0 (helper 141)
         raise SystemExit("--models: none given")
     for model in models:
         if model not in MODELS:
             raise SystemExit(f"--models: unknown model {model!r}; choose from {', '.join(MODELS)}")
+    # Before: every child of a model given twice ran twice, its rows printed twice (helper 329).
+    distinct_or_exit(parser, models=models)
     known = JAX_MODES if args.backend == "jax" else TF_MODES
     import importlib.util
 
@@ -600,11 +606,16 @@ def _plan(args, info: dict) -> list:
     def unusable(modes: list) -> list:
         return [m for m in modes if any(importlib.util.find_spec(p) is None for p in needs(m))]
 
-    if args.modes:
+    if args.modes is not None:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        if not modes:  # before: `--modes ,` measured nothing, wrote --json, exit 0 (helper 329)
+            raise SystemExit("--modes: none given")
         unknown = [m for m in modes if m not in known]
         if unknown:
             raise SystemExit(f"--modes: unknown {unknown} for --backend {args.backend}; choose from {', '.join(known)}")
+        # Before: a mode given twice was timed twice a round, and the per-round ratios paired the
+        # TF1 graph's round i with that mode's i-th call, not its call of round i (helper 329).
+        distinct_or_exit(parser, modes=modes)
         # Asked for by name: refused before any child (before: the model's whole child failed, the
         # default mode's result lost with it, and the message cut before the extra's name; helper 141).
         missing = unusable(modes)
@@ -634,7 +645,7 @@ def _plan(args, info: dict) -> list:
             "throughput_modes": [m for m in modes if (m != "bfloat16" or info["bf16_hardware"])
                                  and m not in DEPLOY_MODES],
             "throughput_runs": args.throughput_runs,
-            "sizes": [] if args.quick else list(SIZES),
+            "sizes": list(SIZES) if args.size_runs else [],
             "size_modes": list(SIZE_MODES + JAX_MODES),
             "size_runs": args.size_runs,
             "intra": args.intra, "inter": args.inter,
@@ -710,11 +721,13 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", default=None,
                         help=f"comma-separated, from {', '.join(TF_MODES)} (TF) or {', '.join(JAX_MODES)} (JAX)")
     parser.add_argument("--backend", default="tf", choices=("tf", "jax"))
-    parser.add_argument("--quick", action="store_true", help="fewer runs and modes, no other sizes")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer runs and modes, no other sizes (unless --size-runs is given)")
     parser.add_argument("--runs", type=int, default=None, help="timed batch-1 rounds (default 10; quick 5)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--throughput-runs", type=int, default=None, help="timed batch-8 rounds (default 3; quick 2; 0: none)")
-    parser.add_argument("--size-runs", type=int, default=None, help="timed rounds at other sizes (default 5; 0: none)")
+    parser.add_argument("--size-runs", type=int, default=None,
+                        help="timed rounds at other sizes (default 5; quick 0; 0: none)")
     parser.add_argument("--onednn", choices=("default", "on", "off"), default="default",
                         help="TF_ENABLE_ONEDNN_OPTS for the children (default: TensorFlow's own choice)")
     parser.add_argument("--intra", type=int, default=0, help="intra-op threads (0: TensorFlow's default)")
@@ -739,6 +752,10 @@ def main(argv=None) -> int:
     for name in ("intra", "inter"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0 (0: TensorFlow's default), got {getattr(args, name)}")
+    if args.masked and not args.keras:
+        # Before: ignored, and the whole default benchmark (~30-40 min) started (helper 329).
+        parser.error("--masked needs --keras (it times the pruned .keras models given there without the "
+                     "dense-residual rewrite)")
     if args.keras:
         # `--runs 0` was taken for the default (`runs or 10`) and recorded as 0 beside 10 rounds;
         # `--warmup 0` ran one and was recorded as 0 (the first call traces: it is never timed).
@@ -772,7 +789,9 @@ def main(argv=None) -> int:
     _common.jax_or_exit(parser, args.backend)
     args.runs = args.runs if args.runs is not None else (5 if args.quick else 10)
     args.throughput_runs = args.throughput_runs if args.throughput_runs is not None else (2 if args.quick else 3)
-    args.size_runs = args.size_runs if args.size_runs is not None else 5
+    # --quick leaves the other sizes out unless --size-runs asks for them, as it only sets the other
+    # counts' defaults (before: an explicit --size-runs was dropped without a word; helper 329).
+    args.size_runs = args.size_runs if args.size_runs is not None else (0 if args.quick else 5)
     env = {}
     if args.onednn != "default":
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if args.onednn == "on" else "0"
@@ -785,7 +804,7 @@ def main(argv=None) -> int:
     info = _common.machine_info()
     results = []
     script = os.path.abspath(__file__)
-    for job in _plan(args, info):
+    for job in _plan(parser, args, info):
         print(f"... {job['model']} {job['kind']}" + (f": {', '.join(job['modes'])}" if "modes" in job else ""),
               flush=True)
         result = _common.run_child(script, job, env)

@@ -269,6 +269,10 @@ def main(argv=None) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(CONFIGS)}")
+    from ssma_tf.cli.common import distinct_or_exit  # no TensorFlow
+
+    # Before: every child of a configuration given twice ran twice, its rows printed twice (helper 329).
+    distinct_or_exit(parser, models=configs)
     if args.warmup < 1:  # before: made 1 without a word, the JSON saying 0
         parser.error(f"--warmup must be >= 1 (the first step traces the function), got {args.warmup}")
     info = _common.machine_info()

@@ -289,3 +289,77 @@ def test_a_decoder_width_given_twice_is_refused_before_any_network_is_built(monk
         bench.main(["--decoder-filters", "64,64", "--int8"])
     assert stopped.value.code == 2
     assert "--decoder-filters names 64 more than once; give each once" in capsys.readouterr().err
+
+
+def test_a_model_or_mode_given_twice_or_no_mode_is_refused_before_any_child(tmp_path, monkeypatch, capsys):
+    """Before: `inference.py --modes tf1,default,default` timed default twice a round and paired the
+    TF1 graph's round i with default's i-th call; `--models adapnet_pp,adapnet_pp` (inference.py,
+    train_step.py) ran every child twice, rows printed twice; `--modes ,` measured nothing, wrote
+    --json over an earlier file and exited 0 (helper 329)."""
+    import pytest
+
+    earlier = tmp_path / "r.json"
+    earlier.write_text("{}\n")
+    for name, flags, code, said in (
+            ("inference", ["--models", "adapnet_pp", "--modes", "tf1,default,default"], 2,
+             "--modes names default more than once; give each once"),
+            ("inference", ["--models", "adapnet_pp,ssma,adapnet_pp", "--modes", "default"], 2,
+             "--models names adapnet_pp more than once; give each once"),
+            ("train_step", ["--models", "ssma,ssma", "--no-memory"], 2,
+             "--models names ssma more than once; give each once"),
+            ("inference", ["--models", "adapnet_pp", "--modes", ","], "--modes: none given", "")):
+        module = _bench_script(name)
+        monkeypatch.setattr(module._common, "run_child", lambda *a, **k: pytest.fail("a child was started"))
+        with pytest.raises(SystemExit) as stopped:
+            module.main([*flags, "--json", str(earlier)])
+        assert stopped.value.code == code and said in capsys.readouterr().err, (name, flags)
+    assert earlier.read_text() == "{}\n"
+
+
+def test_masked_without_keras_is_refused_and_quick_honours_size_runs(monkeypatch, capsys):
+    """Before: `inference.py --masked` without --keras was ignored and the whole default benchmark
+    (~30-40 min) started; `--quick --size-runs 3` timed no other size without a word, the JSON
+    recording 5 rounds of them (helper 329)."""
+    import pytest
+
+    bench = _bench_inference()
+    jobs = []
+    monkeypatch.setattr(bench._common, "run_child", lambda script, job, env: jobs.append(job) or {})
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--masked", "--models", "adapnet_pp", "--modes", "default"])
+    assert stopped.value.code == 2 and "--masked needs --keras" in capsys.readouterr().err
+    assert not jobs
+    for flags, sizes, rounds in ((["--size-runs", "3"], ["small", "large"], 3), ([], [], 0)):
+        jobs.clear()
+        assert bench.main(["--quick", "--models", "adapnet_pp", "--modes", "default", *flags]) == 0
+        measuring = [job for job in jobs if job["kind"] == "tf"]
+        assert [(job["sizes"], job["size_runs"]) for job in measuring] == [(sizes, rounds)], flags
+    capsys.readouterr()
+
+
+def test_backbones_int8_without_the_deploy_extra_is_refused_before_any_network_is_built(monkeypatch, capsys):
+    """Before: `backbones.py --int8` without nncf (or openvino) built the first network, then ended
+    in a MissingExtraError traceback (helper 329)."""
+    import importlib.util as util
+
+    import pytest
+
+    bench = _bench_script("backbones")
+    monkeypatch.setattr(bench, "prepare", lambda *a, **k: pytest.fail("a network was built"))
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a))
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--int8", "--decoder-filters", "64"])
+    assert stopped.value.code == 2
+    assert "--int8 needs the deploy extra (pip install '.[deploy]'): nncf not installed" in capsys.readouterr().err
+
+
+def test_the_predictor_mode_help_says_how_auto_chooses_bfloat16():
+    """Before: the help said predict.py runs the predictor in bfloat16 "where the processor has
+    bfloat16 units"; `precision="auto"` times both and takes bfloat16 only where it measured it at
+    most BFLOAT16_MARGIN times the float32 time (helper 329)."""
+    from ssma_tf.inference.precision import BFLOAT16_MARGIN
+
+    help_text = " ".join(_bench_inference().__doc__.split())
+    assert "bfloat16 units" not in help_text
+    assert f"timed bfloat16 at most {BFLOAT16_MARGIN}× the float32 time" in help_text
