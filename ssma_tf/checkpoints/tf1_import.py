@@ -9,10 +9,12 @@ from typing import Callable, Optional
 import numpy as np
 
 from ssma_tf.checkpoints.reading import (
-    CheckpointError, checkpoint_reader, folder_checkpoint, list_variables, read_tensor, why_no_checkpoint,
+    CheckpointError, _state_names, checkpoint_reader, folder_checkpoint, list_variables, read_tensor,
+    state_file_is_damaged, why_no_checkpoint,
 )
 from ssma_tf.checkpoints.tf1_names import (
-    DECODER_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs, tf1_variable_map,
+    DECODER_SCOPES, EASPP_SCOPES, ENCODER_SKIP_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs,
+    tf1_variable_map,
 )
 from ssma_tf.constants import ADAPNET_PP_BACKBONE
 from ssma_tf.files import checkpoint_prefix
@@ -21,12 +23,18 @@ from ssma_tf.models.decoder import CLASS_LAYERS
 
 # What a TF1 checkpoint holds, told apart by its variable names.
 KIND_SSMA = "ssma"  # rgb/resnet_v2_50/..., depth/resnet_v2_50/..., conv511, ...
-KIND_ADAPNET_PP = "adapnet_pp"  # resnet_v2_50/... with the decoder (conv41, conv5, ...)
+KIND_ADAPNET_PP = "adapnet_pp"  # resnet_v2_50/... with any of TRAINED_SCOPES (conv0, eASPP, decoder, ...)
 KIND_IMAGENET = "imagenet"  # resnet_v2_50/...:0, encoder only
 
 
 # Scopes whose shapes depend on the number of classes (from the one table of TF1 names).
 CLASS_SCOPES = tuple(DECODER_SCOPES[name] for name in CLASS_LAYERS)
+# Scopes under `resnet_v2_50/` that only a trained AdapNet++ has: the ImageNet initialisation holds
+# conv1 and the four blocks, never the input batch norm, the skips, the eASPP or the decoder. Any one
+# of them makes a checkpoint a trained one (before, only conv41 did: a trained checkpoint lacking
+# conv41 was taken for the ImageNet one and loaded as it with 5 variables missing; helper 333).
+TRAINED_SCOPES = frozenset(("conv0", *ENCODER_SKIP_SCOPES.values(), *EASPP_SCOPES.values(),
+                            *DECODER_SCOPES.values()))
 
 
 @dataclasses.dataclass
@@ -73,8 +81,28 @@ def read_checkpoint(prefix: str) -> dict:
     """
     prefix = _resolve(prefix)
     if not _has_index(prefix):
-        raise CheckpointError(f"{prefix} is not a TF1 checkpoint prefix: {prefix}.index does not exist")
+        raise CheckpointError(_state_file_advice(prefix)
+                              or f"{prefix} is not a TF1 checkpoint prefix: {prefix}.index does not exist")
     return list_variables(prefix)
+
+
+def _state_file_advice(path: str) -> Optional[str]:
+    """What to give instead of a folder's `checkpoint` state file (the text file TF's savers write
+    beside `model.ckpt-N.*`), naming the prefix it points to; None for any other path.
+
+    Before: "multi/checkpoint is not a TF1 checkpoint prefix: multi/checkpoint.index does not
+    exist", as if the file were a damaged checkpoint (helper 333).
+    """
+    folder = os.path.dirname(path) or "."
+    if os.path.basename(path) != "checkpoint" or not os.path.isfile(path) or state_file_is_damaged(folder):
+        return None
+    named = _state_names(folder)
+    if named is None:
+        return None
+    if not _has_index(named):  # a folder copied from another machine: the reason says what it holds
+        return f"{path} is the folder's checkpoint state file, not a checkpoint, and {why_no_checkpoint(folder)}"
+    return (f"{path} is the folder's checkpoint state file, not a checkpoint: give the folder {folder} or the "
+            f"checkpoint prefix the file names, {named}")
 
 
 def detect_kind(names, source: Optional[str] = None) -> str:
@@ -89,9 +117,10 @@ def detect_kind(names, source: Optional[str] = None) -> str:
         return KIND_SSMA
     if any(n.endswith(":0") for n in names):
         return KIND_IMAGENET
-    if any(n.startswith(UNIMODAL_PREFIX) for n in names):
-        decoder = any(n.startswith(UNIMODAL_PREFIX + DECODER_SCOPES["up1"] + "/") for n in names)
-        return KIND_ADAPNET_PP if decoder else KIND_IMAGENET
+    unimodal = [n[len(UNIMODAL_PREFIX):] for n in names if n.startswith(UNIMODAL_PREFIX)]
+    if unimodal:
+        trained = any(n.split("/", 1)[0] in TRAINED_SCOPES for n in unimodal)
+        return KIND_ADAPNET_PP if trained else KIND_IMAGENET
     if "_CHECKPOINTABLE_OBJECT_GRAPH" in names:  # what tf.train.Checkpoint writes, ssma-train's included
         raise CheckpointError(
             "a TensorFlow 2 checkpoint (ssma-train writes these), not one of the original TF1 code: "
@@ -191,6 +220,16 @@ def _read_values(mapping: dict, prefix: str, rename=lambda name: name) -> tuple[
                 f"{prefix}: variable {name} has shape {list(stored[name])} but the model's {variable.path} "
                 f"has {list(variable.shape)}{hint}"
             )
+    # A tensor of strings (or bools, complex numbers) of the right shape: before, assigning it raised
+    # "could not convert string to float" naming neither the variable nor the file, after the
+    # variables before it had been assigned (helper 333). float16/64 and integers are cast.
+    dtypes = reader.get_variable_to_dtype_map()
+    for model_name, name in by_model_name.items():
+        dtype = dtypes[name]
+        if not (dtype.is_floating or dtype.is_integer):
+            raise CheckpointError(
+                f"{prefix}: variable {name} is stored as {dtype.name}, not as numbers (a float or integer type) "
+                f"that the model's {mapping[model_name].path} can take: a damaged or foreign checkpoint", path=prefix)
     # Read every tensor before assigning any, for the same reason (a truncated `.data` file).
     values = {model_name: np.asarray(read_tensor(reader, resolved, name))
               for model_name, name in by_model_name.items()}

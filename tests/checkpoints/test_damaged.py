@@ -29,6 +29,7 @@ from ssma_tf.checkpoints.tf1_import import load_tf1_checkpoint
 from ssma_tf.config import config_from_dict
 from ssma_tf.errors import UserInputError
 from ssma_tf.models import AdapNetPP
+from tests.tf1_helpers import write_tf1_checkpoint
 from tests.training_helpers import TinySegmenter
 
 
@@ -503,3 +504,28 @@ def test_load_model_of_a_run_folder_names_the_older_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match=told) as caught:
         load_model(run)
     assert _one_line(caught.value).startswith(f"cannot read the checkpoint {newest}: ")
+
+
+@pytest.mark.parametrize("dtype", ["string", "bool", "float16", "int32"])
+def test_a_tf1_variable_stored_as_no_number_is_named_and_changes_no_weight(tmp_path, adapnet12, dtype):
+    """Before: a string tensor of the right shape was "ValueError: could not convert string to float:
+    b'a'", a traceback naming neither the variable nor the file, raised after the variables sorted
+    before it had been assigned (helper 333). float16 and integers are cast, as before."""
+    odd = {"string": np.full(3, b"a"), "bool": np.ones(3, bool)}
+    values = odd[dtype] if dtype in odd else np.full(3, 2, dtype)
+    arrays = {"resnet_v2_50/conv0/BatchNorm/beta": np.full(3, 0.5, np.float32),  # assigned first
+              "resnet_v2_50/conv0/BatchNorm/gamma": values}
+    prefix = write_tf1_checkpoint(str(tmp_path / "odd.ckpt"), arrays)
+    layer = adapnet12.encoder.get_layer("input_bn")
+    before = [layer.beta.numpy().copy(), layer.gamma.numpy().copy()]
+    if dtype in ("float16", "int32"):
+        load_tf1_checkpoint(adapnet12, prefix, strict=False)
+        np.testing.assert_array_equal(layer.gamma.numpy(), [2, 2, 2])
+        layer.beta.assign(before[0])
+        layer.gamma.assign(before[1])
+        return
+    with pytest.raises(CheckpointError, match=rf"odd\.ckpt: variable resnet_v2_50/conv0/BatchNorm/gamma is stored "
+                                              rf"as {dtype}, not as numbers"):
+        load_tf1_checkpoint(adapnet12, prefix, strict=False)
+    np.testing.assert_array_equal(layer.beta.numpy(), before[0])
+    np.testing.assert_array_equal(layer.gamma.numpy(), before[1])

@@ -342,3 +342,58 @@ def test_an_ssma_checkpoint_without_the_auxiliary_heads_says_what_to_change(tmp_
                                               r"auxiliary heads \(conv911, conv912\): set aux_heads: false, or start "
                                               r"from it with finetune_from"):
         load_tf1_checkpoint(SSMA(12, aux_heads=True), prefix)
+
+
+def test_a_trained_checkpoint_lacking_conv41_is_not_taken_for_the_imagenet_one(tmp_path, adapnet):
+    """Before: a trained AdapNet++ checkpoint without its 5 `conv41` variables was told to be "the
+    ImageNet initialisation ... give it as a training config's intialize" by ssma-convert-tf1, and
+    load_weights(..., initialization=True) loaded it with them missing, in a log line (helper 333)."""
+    from ssma_tf.checkpoints.convert import convert_tf1_checkpoint
+    from ssma_tf.checkpoints.loading import load_weights
+
+    trained = read_spec(shared_path("spec", "tf1_variables_adapnet_pp.txt"))
+    assert detect_kind(n for n in trained if not n.startswith("resnet_v2_50/conv41/")) == "adapnet_pp"
+    # The ImageNet initialisation is still told by its names alone, ':0' or not.
+    imagenet = read_spec(shared_path("spec", "tf1_variables_imagenet_init.txt"))
+    assert detect_kind(n[:-2] for n in imagenet) == "imagenet"
+    # A few trained scopes (input BN, a refinement conv, the classifier) and no conv41: small, and
+    # checked as the whole model, not as the ResNet-50 backbone an ImageNet start needs.
+    kept = [n for n in trained if n.startswith(("resnet_v2_50/conv0/", "resnet_v2_50/conv89/", "resnet_v2_50/conv78/"))]
+    prefix = write_tf1_checkpoint(str(tmp_path / "trained.ckpt"), random_arrays({n: trained[n] for n in kept}))
+    before = [w.numpy().copy() for w in adapnet.weights]
+    with pytest.raises(CheckpointError, match=r"trained\.ckpt: the checkpoint lacks \d+ variables of the model: "):
+        load_weights(adapnet, prefix, initialization=True)
+    for old, new in zip(before, adapnet.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+    output = tmp_path / "out.weights.h5"
+    with pytest.raises(CheckpointError, match=r"trained\.ckpt: the checkpoint lacks \d+ variables of the model"):
+        convert_tf1_checkpoint(prefix, str(output))
+    assert not output.exists()
+
+
+def test_a_folders_checkpoint_state_file_given_as_the_checkpoint_names_the_prefix(tmp_path):
+    """Before: "multi/checkpoint is not a TF1 checkpoint prefix: multi/checkpoint.index does not
+    exist", for the state file TF1's Saver writes beside model.ckpt-N.* (helper 333)."""
+    from ssma_tf.checkpoints.tf1_import import read_checkpoint
+
+    folder = tmp_path / "multi"
+    folder.mkdir()
+    one = {"resnet_v2_50/conv0/BatchNorm/gamma": np.ones(3, np.float32)}
+    write_tf1_checkpoint(str(folder / "model.ckpt-100"), one)
+    (folder / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-100"\n'
+                                       'all_model_checkpoint_paths: "model.ckpt-100"\n')
+    with pytest.raises(CheckpointError, match=rf"^{folder}/checkpoint is the folder's checkpoint state file, not a "
+                                              rf"checkpoint: give the folder {folder} or the checkpoint prefix the "
+                                              rf"file names, {folder}/model\.ckpt-100$"):
+        read_checkpoint(str(folder / "checkpoint"))
+    assert read_checkpoint(str(folder)) == {"resnet_v2_50/conv0/BatchNorm/gamma": [3]}
+    # A state file naming a checkpoint that is not there (a copied folder) says so and what the folder holds.
+    (folder / "checkpoint").write_text('model_checkpoint_path: "/home/other/model.ckpt-100"\n')
+    with pytest.raises(CheckpointError, match=r"checkpoint is the folder's checkpoint state file, not a checkpoint, "
+                                              r"and its 'checkpoint' state file names /home/other/model\.ckpt-100, "
+                                              rf"which is not there .*by prefix: {folder}/model\.ckpt-100$"):
+        read_checkpoint(str(folder / "checkpoint"))
+    # Any other file called `checkpoint` keeps the plain message.
+    (folder / "checkpoint").write_text("not a state file {{{")
+    with pytest.raises(CheckpointError, match=r"is not a TF1 checkpoint prefix: .*checkpoint\.index does not exist"):
+        read_checkpoint(str(folder / "checkpoint"))
