@@ -198,6 +198,25 @@ def _state_names(directory: str) -> Optional[str]:
     return state.model_checkpoint_path if state is not None and state.model_checkpoint_path else None
 
 
+def state_file_advice(path: str) -> Optional[str]:
+    """What to give instead of a folder's `checkpoint` state file (the text file TF's savers write
+    beside `model.ckpt-N.*`), naming the prefix it points to; None for any other path.
+
+    Before: "multi/checkpoint is not a TF1 checkpoint prefix: multi/checkpoint.index does not
+    exist", as if the file were a damaged checkpoint (helper 333).
+    """
+    folder = os.path.dirname(path) or "."
+    if os.path.basename(path) != "checkpoint" or not os.path.isfile(path) or state_file_is_damaged(folder):
+        return None
+    named = _state_names(folder)
+    if named is None:
+        return None
+    if not os.path.exists(named + ".index"):  # a folder copied from another machine: the reason says what it holds
+        return f"{path} is the folder's checkpoint state file, not a checkpoint, and {why_no_checkpoint(folder)}"
+    return (f"{path} is the folder's checkpoint state file, not a checkpoint: give the folder {folder} or the "
+            f"checkpoint prefix the file names, {named}")
+
+
 def why_no_checkpoint(directory: str) -> str:
     """Why `folder_checkpoint` found nothing in `directory`, for the error: a state file naming a
     checkpoint that is not there (TF1's Saver writes absolute paths: a folder copied from another

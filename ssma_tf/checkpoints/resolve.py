@@ -16,7 +16,8 @@ import os
 import re
 
 from ssma_tf.checkpoints.reading import (
-    OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables, why_no_checkpoint,
+    OBJECT_GRAPH_KEY, CheckpointError, folder_checkpoint, latest_checkpoint, list_variables, state_file_advice,
+    why_no_checkpoint,
 )
 from ssma_tf.config.runs import export_kind, exported_backend, prune_folder
 from ssma_tf.constants import FINAL_WEIGHTS, RUN_CONFIG, WEIGHTS_SUFFIXES
@@ -97,7 +98,8 @@ def _resolve(path: str) -> tuple[str, str]:
         path = latest
     if not os.path.isfile(path + ".index"):
         raise CheckpointError(
-            f"no checkpoint at {path} (expected {path}.index, a checkpoint directory, or a "
+            state_file_advice(path)  # a folder's `checkpoint` state file given for the checkpoint
+            or f"no checkpoint at {path} (expected {path}.index, a checkpoint directory, or a "
             f"{'/'.join(WEIGHTS_SUFFIXES)} file)"
         )
     names = list_variables(path)  # a damaged index is a CheckpointError naming the path

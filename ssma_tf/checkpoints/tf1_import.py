@@ -9,8 +9,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ssma_tf.checkpoints.reading import (
-    CheckpointError, _state_names, checkpoint_reader, folder_checkpoint, list_variables, read_tensor,
-    state_file_is_damaged, why_no_checkpoint,
+    CheckpointError, checkpoint_reader, folder_checkpoint, list_variables, read_tensor, state_file_advice,
+    why_no_checkpoint,
 )
 from ssma_tf.checkpoints.tf1_names import (
     DECODER_SCOPES, EASPP_SCOPES, ENCODER_SKIP_SCOPES, EXPERT_PREFIXES, UNIMODAL_PREFIX, encoder_pairs,
@@ -81,28 +81,9 @@ def read_checkpoint(prefix: str) -> dict:
     """
     prefix = _resolve(prefix)
     if not _has_index(prefix):
-        raise CheckpointError(_state_file_advice(prefix)
+        raise CheckpointError(state_file_advice(prefix)
                               or f"{prefix} is not a TF1 checkpoint prefix: {prefix}.index does not exist")
     return list_variables(prefix)
-
-
-def _state_file_advice(path: str) -> Optional[str]:
-    """What to give instead of a folder's `checkpoint` state file (the text file TF's savers write
-    beside `model.ckpt-N.*`), naming the prefix it points to; None for any other path.
-
-    Before: "multi/checkpoint is not a TF1 checkpoint prefix: multi/checkpoint.index does not
-    exist", as if the file were a damaged checkpoint (helper 333).
-    """
-    folder = os.path.dirname(path) or "."
-    if os.path.basename(path) != "checkpoint" or not os.path.isfile(path) or state_file_is_damaged(folder):
-        return None
-    named = _state_names(folder)
-    if named is None:
-        return None
-    if not _has_index(named):  # a folder copied from another machine: the reason says what it holds
-        return f"{path} is the folder's checkpoint state file, not a checkpoint, and {why_no_checkpoint(folder)}"
-    return (f"{path} is the folder's checkpoint state file, not a checkpoint: give the folder {folder} or the "
-            f"checkpoint prefix the file names, {named}")
 
 
 def detect_kind(names, source: Optional[str] = None) -> str:

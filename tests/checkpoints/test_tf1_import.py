@@ -387,6 +387,12 @@ def test_a_folders_checkpoint_state_file_given_as_the_checkpoint_names_the_prefi
                                               rf"file names, {folder}/model\.ckpt-100$"):
         read_checkpoint(str(folder / "checkpoint"))
     assert read_checkpoint(str(folder)) == {"resnet_v2_50/conv0/BatchNorm/gamma": [3]}
+    # So does every command that resolves weights (`--checkpoint multi/checkpoint`; before: "no
+    # checkpoint at multi/checkpoint (expected multi/checkpoint.index, ...)").
+    from ssma_tf.checkpoints.resolve import resolve_weights
+
+    with pytest.raises(CheckpointError, match=r"checkpoint is the folder's checkpoint state file, not a checkpoint: "):
+        resolve_weights(str(folder / "checkpoint"))
     # A state file naming a checkpoint that is not there (a copied folder) says so and what the folder holds.
     (folder / "checkpoint").write_text('model_checkpoint_path: "/home/other/model.ckpt-100"\n')
     with pytest.raises(CheckpointError, match=r"checkpoint is the folder's checkpoint state file, not a checkpoint, "
