@@ -56,8 +56,9 @@ def weighted_cross_entropy(
 
     Args:
         labels: sparse class ids (B, H, W) or (B, H, W, 1) (any integer or float dtype holding
-            whole numbers), or one-hot labels (B, H, W, C). Sparse ids outside [0, num_classes) count as void: they
-            add 0 to the sum and 1 to the pixel count, as ids >= C did in the original pipeline
+            whole numbers; floats that are not, such as labels resized bilinearly, are refused by
+            `ssma_tf.labels.as_read`), or one-hot labels (B, H, W, C). Sparse ids outside [0, num_classes) count as
+            void: they add 0 to the sum and 1 to the pixel count, as ids >= C did in the original pipeline
             (which one-hot encoded them to all zeros).
         probs: softmax probabilities (B, H, W, C), any float dtype.
         num_classes: C.
@@ -68,7 +69,9 @@ def weighted_cross_entropy(
         A float32 scalar: mean over B·H·W of `-Σ_c w_c · y_c · log(p_c + 1e-10)`.
 
     Raises:
-        ValueError: on shapes that do not fit together or a wrong number of class weights.
+        ValueError: on shapes that do not fit together or a wrong number of class weights, or on
+            floating sparse labels that are not whole ids (in a `tf.function`: an InvalidArgumentError
+            when the step runs; unchecked under XLA and JAX, see `ssma_tf.labels`).
     """
     targets = _Targets(labels, tuple(probs.shape), num_classes, class_weights)
     return targets.loss(probs)

@@ -36,7 +36,7 @@ from keras import ops
 
 from ssma_tf import SERIALIZATION_PACKAGE
 from ssma_tf.constants import generic_class_names
-from ssma_tf.labels import as_read, has_id_axis
+from ssma_tf.labels import as_read, has_id_axis, refuse_fractional_ids
 
 # The released constant in the mIoU denominator (only matters for absent classes: 0 / 1e-10 = 0).
 IOU_EPSILON = 1e-10
@@ -59,25 +59,12 @@ def _flatten_labels(labels: np.ndarray, rank: int, num_classes: int) -> np.ndarr
         ids = np.argmax(labels, axis=-1)
     elif labels.ndim == rank:
         if np.issubdtype(labels.dtype, np.floating) or labels.dtype.name == "bfloat16":
-            _refuse_fractional_ids(labels)
+            refuse_fractional_ids(labels)
         ids = labels.astype(np.int64)
         ids[(ids < 0) | (ids >= num_classes)] = 0
     else:
         raise ValueError(f"labels of shape {labels.shape} do not fit predictions of rank {rank}")
     return ids.astype(np.int64)
-
-
-def _refuse_fractional_ids(labels: np.ndarray) -> None:
-    """ValueError where floating sparse labels are not finite whole numbers (before: labels resized
-    bilinearly, 1.333 and 2.667, were cut to ids 1 and 2 and counted as classes that are not there, and
-    NaN counted as void, without a word; helper 308)."""
-    values = labels.astype(np.float64)  # bfloat16 too; float64 holds every float16/32 value exactly
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(values) | (values != np.floor(values))
-    if bad.any():
-        raise ValueError(f"{int(bad.sum())} of the {labels.size} sparse labels ({labels.dtype}) are not whole class "
-                         f"ids, e.g. {values[bad][0]:g}: labels resized bilinearly mix neighbouring ids; resize label "
-                         "images with nearest-neighbour interpolation")
 
 
 def non_finite_pixels(probabilities: Any) -> int:
@@ -434,7 +421,9 @@ def batch_confusion_matrix(labels: Any, predictions: Any, num_classes: int, comp
     evaluating with `tf.distribute`). Same conventions as `ConfusionMatrix.update`.
 
     Args:
-        labels: sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C) as floats.
+        labels: sparse ids (B, H, W) or (B, H, W, 1), or one-hot (B, H, W, C) as floats. Sparse
+            floats that are not whole ids are refused as `ConfusionMatrix.update` refuses them (in a
+            `tf.function`, when the batch runs; unchecked under XLA and JAX: `ssma_tf.labels`).
         predictions: probabilities or logits (B, H, W, C).
         num_classes: C.
         compilable: count with an op of a fixed output size, which XLA compiles (the Keras

@@ -374,3 +374,73 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
     # Loaded in a process that imported the models only, with the encoders' factor 0 and 1 elsewhere.
     assert done.stdout.split()[-5:] == ["LossScaleOptimizer", "AdamWithMultipliers", "AdamWithMultipliers", "True",
                                         "True"], done.stdout
+
+
+def _tiny_model(jit_compile):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same", activation="softmax")(inputs))
+    model.compile(optimizer="adam", loss=ReleasedLoss(), metrics=released_metrics(4), jit_compile=jit_compile)
+    return model
+
+
+def test_fit_and_evaluate_refuse_labels_resized_bilinearly():
+    """Before: labels resized bilinearly (1.75 between ids 1 and 2) trained and scored as the id below
+    them, `evaluate` giving an mIoU without a word, where `ConfusionMatrix.update` refused them; the
+    README says `released_metrics` equal evaluate.py's (helper 332). Whole ids as floats, void 255.0
+    among them, still train and score as the integers, with XLA too (which compiles the check to
+    nothing)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (4, 8, 8, 3)).astype("float32")
+    ids = rng.integers(0, 4, (4, 4, 4, 1)).astype("float32")
+    resized = tf.image.resize(ids, (8, 8)).numpy()[..., 0]
+    assert (resized != np.floor(resized)).any()
+    said = (r"\[of the\] \[\d+\] \[sparse labels \(float32\) are not whole class ids, e\.g\.\] \[[\d.]+\] \[: labels "
+            r"resized bilinearly mix neighbouring ids; resize label images with nearest-neighbour interpolation\]")
+    model = _tiny_model(jit_compile=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=said):
+        model.evaluate(x, resized, batch_size=2, verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=said):
+        model.fit(x, resized, batch_size=2, epochs=1, verbose=0)
+    whole = np.round(resized)
+    whole[0, :2] = 255.0
+    results = []
+    for labels, jit_compile in ((whole.astype("int32"), False), (whole, False), (whole, True)):
+        model = _tiny_model(jit_compile)
+        history = model.fit(x, labels, batch_size=2, epochs=1, verbose=0, shuffle=False).history
+        results.append((history["loss"], model.evaluate(x, labels, batch_size=2, verbose=0)))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+    np.testing.assert_allclose(results[2][1], results[0][1], rtol=1e-3)
+    host = ConfusionMatrix(4)
+    host.update(whole, model.predict(x, verbose=0))
+    assert results[2][1][1] == pytest.approx(host.miou(), abs=1e-4) and host.miou() > 0
+
+
+def test_an_outer_model_trains_the_auxiliary_heads_through_its_own_compute_loss():
+    """The README's way for a network inside another model: `return_all=True` in the outer model
+    and a `compute_loss` giving `ReleasedLoss` the dict (before, the README offered `return_all`
+    alone, which `compile(loss=ReleasedLoss())` met with Keras' "path ('logits',) ... can't be
+    found"; helper 332)."""
+    from ssma_tf.models.widths import decoder_widths
+
+    keras.utils.set_random_seed(0)
+    net = AdapNetPP(4, backbone="mobilenet_v2", widths=decoder_widths(16), dropout_rate=0.0)
+    released = ReleasedLoss()
+
+    class Outer(keras.Model):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            return released(y, y_pred)
+
+    inputs = keras.Input((32, 64, 3))
+    outer = Outer(inputs, net(inputs, return_all=True))
+    outer.compile(optimizer=keras.optimizers.SGD(0.0))  # the loss at the start, weights kept
+    images = np.random.default_rng(0).random((2, 32, 64, 3)).astype(np.float32)
+    labels = np.random.default_rng(1).integers(0, 4, (2, 32, 64))
+    loss = outer.fit(images, labels, epochs=1, verbose=0).history["loss"][0]
+    # The released loss with its auxiliary terms: what the network's own fit computes.
+    np.testing.assert_allclose(loss, float(released(labels, net(images, training=True))), rtol=1e-5)
+    heads = [v for v in net.trainable_weights if v.path.startswith(("aux_up1_head", "aux_up2_head"))]
+    with tf.GradientTape() as tape:
+        value = released(labels, outer(images, training=True))
+    assert heads and all(g is not None for g in tape.gradient(value, heads))

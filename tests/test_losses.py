@@ -224,3 +224,58 @@ def test_an_auxiliary_output_of_another_shape_is_named():
         told = f"the auxiliary output '{name}' has shape {shape}, but 'softmax' has (1, 8, 8, 3): resize the auxiliary"
         with pytest.raises(ValueError, match=re.escape(told)):
             total_loss(given, {"softmax": main, name: aux})
+
+
+# The host's words (`ConfusionMatrix.update`, helper 308), which the loss now says too: eagerly as one
+# sentence, in a traced step as TensorFlow's assertion prints its parts, each in brackets.
+NOT_WHOLE, RESIZE = (r"sparse labels \(float32\) are not whole class ids, e\.g\.",
+                     r": labels resized bilinearly mix neighbouring ids; resize label images with nearest-neighbour "
+                     r"interpolation")
+SAID = rf"^1 of the 4 {NOT_WHOLE} 1\.75{RESIZE}$"
+TRACED_SAID = rf"\[1\] \[of the\] \[4\] \[{NOT_WHOLE}\] \[1\.75\] \[{RESIZE}\]"
+
+
+def test_floating_sparse_labels_that_are_not_whole_ids_are_refused_by_the_loss():
+    """Before: the loss's int32 cast cut 1.75 to class 1 and NaN to an arbitrary id, so labels resized
+    bilinearly trained on classes that are not there, without a word; the host `ConfusionMatrix`
+    refused the same labels (helper 332)."""
+    from ssma_tf.losses import ReleasedLoss
+
+    fractional = np.array([[[1.0, 1.75, 0.0, 7.0]]], np.float32)
+    for given in (fractional, fractional[..., None], tf.constant(fractional)):
+        with pytest.raises(ValueError, match=SAID):
+            weighted_cross_entropy(given, PROBS, num_classes=3)
+        with pytest.raises(ValueError, match=SAID):
+            ReleasedLoss()(given, PROBS)
+    with pytest.raises(ValueError, match=r"^2 of the 4 .* e\.g\. nan: labels resized"):
+        weighted_cross_entropy(np.array([[[1.0, np.nan, np.inf, 2.0]]], np.float32), PROBS, num_classes=3)
+    # Whole ids in a floating type (255.0, void, too) and one-hot labels give the loss of the integers.
+    whole = LABELS.astype(np.float32)
+    whole[0, 0, 3] = 255.0
+    for given in (whole, tf.constant(whole, tf.float16), whole[..., None], tf.one_hot(LABELS, 3).numpy()):
+        assert float(weighted_cross_entropy(given, PROBS, num_classes=3)) == pytest.approx(EXPECTED, abs=1e-6)
+    assert float(ReleasedLoss()(whole, PROBS)) == pytest.approx(EXPECTED, abs=1e-6)
+
+
+def test_fractional_ids_fail_a_traced_step_with_the_hosts_words():
+    """Before: a `tf.function` cut 1.75 to class 1 without a word (helper 332). Nothing is known of the
+    values when it is traced: the step fails when it runs, with the words the host says; soft labels
+    (fractions by nature) through a trace that cannot tell them from ids until then still pass."""
+    unknown = tf.TensorSpec([None] * 4, tf.float32)
+    any_axis = tf.function(lambda labels, probs: weighted_cross_entropy(labels, probs, num_classes=3),
+                           input_signature=[unknown, unknown])
+    sparse = tf.function(lambda labels, probs: weighted_cross_entropy(labels, probs, num_classes=3),
+                         input_signature=[tf.TensorSpec([None, 1, 4], tf.float32), unknown])
+    fractional = np.array([[[1.0, 1.75, 0.0, 7.0]]], np.float32)
+    for loss, given in ((any_axis, fractional[..., None]), (sparse, fractional)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=TRACED_SAID):
+            loss(given, PROBS)
+    assert float(sparse(LABELS.astype(np.float32), PROBS)) == pytest.approx(EXPECTED, abs=1e-6)
+    soft = np.array([[[[0.0, 0.5, 0.5], [0.0, 0.25, 0.75], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]], np.float32)
+    want = -(0.5 * math.log(0.5) + 0.5 * math.log(0.3) + 0.25 * math.log(0.1) + 0.75 * math.log(0.8)) / 4
+    assert float(any_axis(soft, PROBS)) == pytest.approx(want, rel=1e-5)
+    # Under XLA, which compiles an assertion to nothing, no check is built: its condition would make the
+    # step wait for a copy of the predicate to the host on a GPU, to no end.
+    compiled = tf.function(lambda labels: weighted_cross_entropy(labels, PROBS, num_classes=3), jit_compile=True)
+    assert float(compiled(LABELS.astype(np.float32))) == pytest.approx(EXPECTED, abs=1e-6)
+    assert "conditional" not in compiled.experimental_get_compiler_ir(fractional)(stage="optimized_hlo")

@@ -362,3 +362,40 @@ def test_floating_sparse_labels_that_are_not_whole_ids_are_refused():
     whole = ConfusionMatrix(4)
     whole.update(np.array([[[1.0, 2.0, 3.0, 1.0]]], np.float32), probs)
     assert np.trace(whole.matrix) == 4
+
+
+def test_the_device_counts_and_the_keras_metrics_refuse_what_the_host_refuses():
+    """Before: `batch_confusion_matrix` and the Keras metrics (`released_metrics`) cut labels resized
+    bilinearly to the id below them, 1.75 to class 1, and scored them without a word, where
+    `ConfusionMatrix.update` refused them (helper 332); the same words now, eagerly and when a traced
+    batch runs."""
+    from ssma_tf.metrics import released_metrics
+
+    probs = np.eye(4, dtype=np.float32)[np.array([[[1, 2, 3, 1]]])]
+    fractional = np.array([[[1.0, 1.75, 3.0, 1.0]]], np.float32)
+    said = (r"^1 of the 4 sparse labels \(float32\) are not whole class ids, e\.g\. 1\.75: labels resized bilinearly "
+            r"mix neighbouring ids; resize label images with nearest-neighbour interpolation$")
+    metric = ReleasedMeanIoU(4)
+    for given in (fractional, fractional[..., None], tf.constant(fractional)):
+        with pytest.raises(ValueError, match=said):
+            batch_confusion_matrix(given, probs, 4)
+        with pytest.raises(ValueError, match=said):
+            metric.update_state(given, probs)
+        with pytest.raises(ValueError, match=said):
+            ConfusionMatrix(4).update(np.asarray(given), probs)
+    assert int(metric.counts.numpy().sum()) == 0
+    update = tf.function(metric.update_state, input_signature=[tf.TensorSpec([None, 1, 4], tf.float32),
+                                                               tf.TensorSpec([None, 1, 4, 4], tf.float32)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[1\] \[of the\] \[4\] \[sparse labels \(float32\) "
+                                                              r"are not whole class ids, e\.g\.\] \[1\.75\]"):
+        update(fractional, probs)
+    # Whole ids as floats, 255.0 (void) among them, count as the integers do, eagerly and traced.
+    whole = np.array([[[1.0, 2.0, 255.0, 1.0]]], np.float32)
+    host = ConfusionMatrix(4)
+    host.update(whole.astype(np.int64), probs)
+    np.testing.assert_array_equal(batch_confusion_matrix(whole, probs, 4).numpy(), host.matrix)
+    update(whole, probs)
+    np.testing.assert_array_equal(metric.counts.numpy(), host.matrix)
+    for counted in released_metrics(4):
+        counted.update_state(tf.constant(whole[..., None]), probs)
+        np.testing.assert_array_equal(counted.counts.numpy(), host.matrix)
