@@ -357,6 +357,11 @@ def test_bad_values(workdir):
         assert error.key == key and expected in str(error), (key, str(error))
     error = error_for(train_dict(dataset="freiburg_forest"))
     assert error.key == "num_classes" and "6 classes" in str(error)
+    # A dataset of one's own without `palette:` says which key names its file (helper 334: the shipped
+    # names alone); with a palette file the name is looked up there, and the hint would be wrong.
+    assert str(error_for(train_dict(dataset="fields"))).endswith(
+        "; for a dataset of your own, name the file that describes it with palette: FILE (docs/your_dataset.md, "
+        "step 4)")
 
 
 def test_missing_keys(workdir):

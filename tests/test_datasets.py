@@ -84,6 +84,11 @@ def test_synthetic_entry_matches_the_generator():
          "class 0: the name must be a non-empty text, got None"),
         ("toy:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n    - {name: a, color: [yes, 0, 255]}\n",
          "class 1 \\('a'\\) has a bad colour \\[True, 0, 255\\]: three integers 0..255"),
+        # One colour for two classes (helper 334: accepted; a colour label gave the second class's
+        # pixels the first's id, and it was never learned or scored).
+        ("toy:\n  classes:\n    - {name: void, color: [0, 0, 0]}\n    - {name: a, color: [1, 2, 3]}\n"
+         "    - {name: b, color: [0, 0, 0]}\n",
+         "gives classes 0 \\('void'\\) and 2 \\('b'\\) the same colour \\[0, 0, 0\\]: each class needs a colour"),
     ],
 )
 def test_bad_files_are_reported_with_file_and_dataset(tmp_path, body, message):

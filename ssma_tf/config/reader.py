@@ -867,7 +867,11 @@ class _Reader:
         try:
             info = get_dataset_info(name, palette)
         except ValueError as e:
-            raise self.error("dataset", str(e)) from e
+            # The likeliest slip with one's own classes: the palette key left out (before: the
+            # shipped names alone, nothing about `palette`; helper 334).
+            own = ("; for a dataset of your own, name the file that describes it with palette: FILE "
+                   "(docs/your_dataset.md, step 4)" if palette is None and str(e).startswith("unknown dataset") else "")
+            raise self.error("dataset", f"{e}{own}") from e
         if info.num_classes != num_classes:
             if "dataset" in self.command_line and "num_classes" not in self.command_line:
                 # The command line changed the dataset: the file's num_classes was not the slip.

@@ -88,6 +88,14 @@ def _parse_entry(name: str, entry: object, source: str) -> Tuple[DatasetInfo, Tu
     if len(set(names)) != len(names):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"{where} repeats class names {duplicates}")
+    # One colour for two classes: a colour label maps it to one id and the other class is never
+    # learned or scored; prediction pictures cannot tell them apart (before: accepted; helper 334).
+    shared = [(first, later) for later, colour in enumerate(colours) for first in range(later)
+              if colours[first] == colour]
+    if shared:
+        first, later = shared[0]
+        raise ValueError(f"{where} gives classes {first} ({names[first]!r}) and {later} ({names[later]!r}) the "
+                         f"same colour {list(colours[later])}: each class needs a colour of its own")
     aliases = entry.get("aliases", []) or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise ValueError(f"{where}: 'aliases' must be a list of names, got {aliases!r}")
