@@ -473,6 +473,12 @@ def not_a_model_file(flag: str, path: str, takes: Optional[str] = None) -> Optio
     """
     if not os.path.isfile(path) or _weights_or_checkpoint_part(path):
         return None
+    if os.path.basename(path) == "checkpoint":
+        from ssma_tf.checkpoints.reading import state_file_advice  # TensorFlow only for such a file
+
+        advice = state_file_advice(path)  # a folder's state file: the prefix it names
+        if advice is not None:
+            return f"{flag} {advice}"
     if takes is not None:
         return f"{flag} {path} is a file but not a model: {takes}"
     config = path.endswith((".config", ".yaml", ".yml"))

@@ -125,6 +125,19 @@ def _check_config_weights(run: RunConfig) -> None:
         raise ConfigError(str(error), key="checkpoint", source=run.where("checkpoint")) from None
 
 
+def _check_given_weights(run: RunConfig, checkpoint: PathLike, given: str) -> None:
+    """Checks weights given beside a config (`--checkpoint`, or `--set checkpoint=` with a run):
+    a depth-pretraining run is refused (before: "the checkpoint has 2 classes"), and a network
+    trained on the other modality than the config feeds it is warned of (before, for `RUN --set
+    checkpoint=`: fed the wrong images without a word, and an export recorded the config's
+    modality; helper 337)."""
+    if saved_run_config(checkpoint).get("pretraining"):
+        raise ConfigError(f"{given}: this is {PRETRAINING_RUN}", source=run.source)
+    swapped = other_input_modality_warning(run, os.fspath(checkpoint))
+    if swapped is not None:
+        warnings.warn(swapped, ConfigWarning, stacklevel=3)  # the caller of setup_inference
+
+
 def setup_inference(
     config: Optional[PathLike] = None,
     checkpoint: Optional[PathLike] = None,
@@ -163,6 +176,7 @@ def setup_inference(
             # reads them (before: dropped for the run's final model without a word, even a path
             # that does not exist).
             _check_config_weights(run)
+            _check_given_weights(run, run.checkpoint, f"--set checkpoint={run.checkpoint}")
             checkpoint = None
         else:
             checkpoint = run_weights(checkpoint)
@@ -186,13 +200,7 @@ def setup_inference(
         if checkpoint is None:
             _check_config_weights(run)
         if checkpoint is not None:
-            if saved_run_config(checkpoint).get("pretraining"):
-                # -c SEGMENTATION_CONFIG --checkpoint DEPTH_RUN: "the checkpoint has 2 classes".
-                raise ConfigError(f"--checkpoint {checkpoint}: this is {PRETRAINING_RUN}",
-                                  source=run.source)
-            swapped = other_input_modality_warning(run, str(checkpoint))
-            if swapped is not None:
-                warnings.warn(swapped, ConfigWarning, stacklevel=2)
+            _check_given_weights(run, checkpoint, f"--checkpoint {checkpoint}")
             if model in (None, run.model) and num_classes in (None, run.num_classes):
                 # The config's network with these weights, as the config's own checkpoint would
                 # be (before: a default AdapNet++ or SSMA was built, so the config's backbone,

@@ -458,18 +458,20 @@ def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Opti
     path = pathlib.Path(output_dir) / SOURCES_FILE
     sources: Dict[pathlib.Path, Tuple[str, Optional[dict]]] = {}
     try:
-        # Bytes that are not UTF-8 (a damaged record) spoil only their line: its output is not vouched for.
-        with open(path, encoding="utf-8", errors="replace") as stream:
+        with open(path, "rb") as stream:
             lines = stream.read().splitlines()
     except FileNotFoundError:
         return sources
     except OSError as exc:
+        # Every run appends to it, --overwrite too: only the user can mend it.
         raise InputFileError(
             f"cannot read '{path}', the record of the inputs earlier runs made its outputs from "
-            f"({exc.strerror or exc}): make it readable, or pass --overwrite to make every output again") from None
+            f"({exc.strerror or exc}): make it readable, or remove or rename it and pass --overwrite to make "
+            "every output again") from None
     for line in lines:
         try:
-            entry = json.loads(line)
+            # Bytes that are not UTF-8 (a damaged record) spoil only their line, as a line cut short does.
+            entry = json.loads(line.decode("utf-8"))
             settings = BEING_WRITTEN if entry.get("writing") else entry.get("settings")
             sources[pathlib.Path(output_dir) / entry["output"]] = (entry["source"], settings)
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -393,6 +393,13 @@ def test_a_folders_checkpoint_state_file_given_as_the_checkpoint_names_the_prefi
 
     with pytest.raises(CheckpointError, match=r"checkpoint is the folder's checkpoint state file, not a checkpoint: "):
         resolve_weights(str(folder / "checkpoint"))
+    # The commands' --checkpoint refuses such a file before it resolves it (before: "is a file but
+    # not a model (a training run's folder, a .keras file or weights)", no prefix named; helper 337).
+    from ssma_tf.cli.common import not_a_model_file
+
+    assert not_a_model_file("--checkpoint", str(folder / "checkpoint")) == (
+        f"--checkpoint {folder}/checkpoint is the folder's checkpoint state file, not a checkpoint: give the folder "
+        f"{folder} or the checkpoint prefix the file names, {folder}/model.ckpt-100")
     # A state file naming a checkpoint that is not there (a copied folder) says so and what the folder holds.
     (folder / "checkpoint").write_text('model_checkpoint_path: "/home/other/model.ckpt-100"\n')
     with pytest.raises(CheckpointError, match=r"checkpoint is the folder's checkpoint state file, not a checkpoint, "

@@ -285,3 +285,27 @@ def test_a_copy_of_a_runs_final_files_alone_does_not_read_the_other_folders_weig
     assert predict.main([str(folder), "--modality1", str(image), "-o", str(tmp_path / "out"), "--quiet"]) == 0
     assert predict.main(["-c", config, "--checkpoint", str(folder), "--modality1", str(image), "-o",
                          str(tmp_path / "out2"), "--quiet"]) == 0, capsys.readouterr().err
+
+
+def test_a_run_with_set_checkpoint_is_checked_as_with_checkpoint(run_folder, tmp_path):
+    """Before: `RUN --set checkpoint=X` read X without the checks `-c RUN/config.yaml --checkpoint X`
+    makes: a network trained on modality 2 was fed modality 1 without a word (an export recording
+    modality1), and a depth-pretraining run failed on its class count (helper 337)."""
+    import shutil
+
+    from ssma_tf.config import ConfigWarning
+    from ssma_tf.inference.settings import setup_inference
+
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    shutil.copy2(run_folder / "final.weights.h5", depth / "final.weights.h5")
+    saved = (run_folder / RUN_CONFIG).read_text()
+    (depth / RUN_CONFIG).write_text(saved + "\ninput_modality: modality2\n" if "input_modality" not in saved else
+                                    saved.replace("input_modality: modality1", "input_modality: modality2"))
+    weights = str(depth / "final.weights.h5")
+    with pytest.warns(ConfigWarning, match=f"{run_folder / RUN_CONFIG}.* is from the run {depth}, trained on "
+                                           "modality2"):
+        setup_inference(checkpoint=run_folder, overrides={"checkpoint": weights})
+    (depth / RUN_CONFIG).write_text(saved + "\npretraining: depth\n")
+    with pytest.raises(ConfigError, match=rf"--set checkpoint={weights}: this is .*depth"):
+        setup_inference(checkpoint=run_folder, overrides={"checkpoint": weights})

@@ -1265,10 +1265,18 @@ def test_an_unreadable_record_of_earlier_runs_is_named(scannet_like, prepare_mod
     record.write_bytes(b"".join(damaged))
     assert prepare_modality(args + ["--skip-existing"]) == 2
     err = capsys.readouterr().err
-    assert "0.png' was made from '" in err and "not from" in err, err
+    assert "0.png' has no record of the settings it was made with" in err and "made from" not in err, err
     record.unlink()
     record.mkdir()
     assert prepare_modality(args + ["--skip-existing"]) == 2
     err = capsys.readouterr().err
     assert f"cannot read '{record}', the record of the inputs earlier runs made its outputs from" in err, err
-    assert "Traceback" not in err
+    assert "make it readable, or remove or rename it and pass --overwrite" in err and "Traceback" not in err
+    # --overwrite appends to the record too: the file it cannot write is named (before the message
+    # above said to pass --overwrite, which then failed so).
+    assert prepare_modality(args + ["--overwrite"]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"Is a directory: '{record}'")
+    # What the message says to do works.
+    record.rmdir()
+    assert prepare_modality(args + ["--overwrite"]) == 0, capsys.readouterr().err
+    assert (root / "out" / "1.png").is_file()
