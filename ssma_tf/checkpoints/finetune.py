@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 import keras
+import numpy as np
 
 from ssma_tf.checkpoints.loading import load_like, load_model, run_model
 from ssma_tf.checkpoints.reading import refuse_pruned_source
@@ -40,6 +41,8 @@ class FinetuneReport:
         loaded: the layers copied from the source (by Keras name; an encoder is one layer).
         reinitialized: the class-dependent layers left freshly initialised.
         loaded_weights, total_weights: the weights copied, and the model's in all.
+        unused_weights: of those, the weights of layers the model holds but its graph does not use
+            (FuseNet's modality-2 eASPP and skips), which no source fills.
     """
 
     checkpoint: str
@@ -49,15 +52,18 @@ class FinetuneReport:
     reinitialized: list
     loaded_weights: int = 0
     total_weights: int = 0
+    unused_weights: int = 0
 
     def __str__(self) -> str:
         scopes = [DECODER_SCOPES.get(_own_name(name)) for name in self.reinitialized]
         fresh = ", ".join(name if scope is None else f"{name} ({scope})"
                           for name, scope in zip(self.reinitialized, scopes)) or "none"
-        # "loaded 7 layers" read as almost nothing: the encoder is one of them.
+        # "loaded 7 layers" read as almost nothing: the encoder is one of them. The unused weights
+        # are said: FuseNet's 2 million left unexplained otherwise (helper 338).
+        unused = f"{self.unused_weights:,} unused by the fused graph; " if self.unused_weights else ""
         return (
             f"{self.checkpoint}: fine-tuning from {self.source_classes} to {self.target_classes} classes: "
-            f"loaded {self.loaded_weights:,} of the {self.total_weights:,} weights ({len(self.loaded)} layers: "
+            f"loaded {self.loaded_weights:,} of the {self.total_weights:,} weights ({unused}{len(self.loaded)} layers: "
             f"{', '.join(self.loaded)}); re-initialised the class-dependent layers: {fresh}"
         )
 
@@ -174,5 +180,8 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
     order = {layer: index for index, layer in enumerate(CLASS_LAYERS)}
     fresh.sort(key=lambda name: order.get(_own_name(name), len(CLASS_LAYERS)))
     copied = sum(int(array.size) for _, arrays in pairs for array in arrays)
+    # Tracked by the model but in none of its graph's layers: neither loaded nor re-initialised.
+    used = {id(variable) for layer in wanted.values() for variable in layer.weights}
+    unused = sum(int(np.prod(variable.shape)) for variable in model.weights if id(variable) not in used)
     return FinetuneReport(resolved, source.num_classes, model.num_classes, loaded, fresh, copied,
-                          int(model.count_params()))
+                          int(model.count_params()), unused)

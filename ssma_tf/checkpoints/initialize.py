@@ -151,9 +151,26 @@ def _check_run_model(config: Any, path: str, resolved: str) -> None:
     )
 
 
-def _check_run_modalities(config: Any, path: str, resolved: str) -> None:
+def check_finetune_source(config: Any, path: str) -> None:
+    """Fails fast when `finetune_from` is a fusion run that fuses another way or another number of
+    modalities than the config, naming the key.
+
+    Fine-tuning copies only the layers the config's network has: a run over three modalities
+    started a two-modality fusion without its third expert, and said nothing of it (helper 338).
+    Its other checks are `intialize`'s but for the class count, which fine-tuning changes, and the
+    depth-pretraining run, which is the start `finetune_from` is for; another network is named
+    by `finetune_weights`.
+    """
+    with _naming_key(config, None, key="finetune_from"):  # a missing source too
+        fmt, resolved = resolve_weights(path)
+        trained = None if fmt == FORMAT_TF1 else run_model(resolved)  # TF1 checkpoints hold SSMA's 2 experts
+        if trained is not None and trained.lower() == str(config.model).lower():
+            _check_run_modalities(config, path, resolved, where="")
+
+
+def _check_run_modalities(config: Any, path: str, resolved: str, where: Optional[str] = None) -> None:
     """A fusion run's checkpoint for a config that fuses another way (`fusion`) or another number
-    of modalities fails here.
+    of modalities fails here (after `where`, when given: the caller names the key).
 
     Found when the weights are loaded otherwise, as a shape or array-count mismatch that does not
     say why (a stage-3 config copied from the two-modality template, without `modalities:`, for a
@@ -162,7 +179,8 @@ def _check_run_modalities(config: Any, path: str, resolved: str) -> None:
     if not config.is_fusion:
         return
     saved = saved_run_config(resolved)
-    where = _where(config, "initialize" if path == getattr(config, "initialize", None) else None)
+    if where is None:
+        where = _where(config, "initialize" if path == getattr(config, "initialize", None) else None)
     # A baseline's run (fusion: cmode) for an SSMA config, or one baseline's for another's: before,
     # "holds 783 arrays but this SSMA has 747 weights: it holds another model".
     fused, wanted = saved.get("fusion") or SSMA_FUSION, getattr(config, "fusion", None) or SSMA_FUSION
@@ -203,7 +221,8 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
     """
     messages = []
     backbone = getattr(config, "backbone", ADAPNET_PP_BACKBONE)
-    if getattr(config, "backbone_weights", None) and backbone != ADAPNET_PP_BACKBONE:
+    if (getattr(config, "backbone_weights", None) and backbone != ADAPNET_PP_BACKBONE
+            and backbone_weights_replaced_by(config) is None):
         # Loaded when the model was built (`build_model`); said here with the other sources.
         messages.append(f"{config.backbone_weights} (backbone_weights): the {config.backbone} backbone of "
                         f"{'every expert' if config.is_fusion else 'the encoder'}")
@@ -217,13 +236,18 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
             with _naming_key(config, None, key=key):
                 raise CheckpointError(problem[1], path=start)
     if config.finetune_from is not None:
-        messages.append(str(finetune_weights(model, config.finetune_from)))
+        check_finetune_source(config, config.finetune_from)
+        # Named with the key and the config's file, as the experts' checkpoints are (before: the file
+        # alone; helper 338).
+        with _naming_key(config, None, key="finetune_from"):
+            messages.append(str(finetune_weights(model, config.finetune_from)))
     if config.initialize is not None:
         if config.is_fusion:
             with _naming_key(config, None, key="initialize"):
                 _refuse_imagenet_for_frozen_experts(config, *resolve_weights(config.initialize),
                                                     "input batch norms, skips and eASPP")
-        messages.append(load_weights(model, config.initialize, initialization=True))
+        with _naming_key(config, None, key="intialize"):
+            messages.append(load_weights(model, config.initialize, initialization=True))
     sources = config.expert_checkpoints if config.is_fusion else None
     experts = getattr(model, "experts", None)
     if sources is not None and len(sources) != len(experts or model.encoders):
@@ -303,9 +327,14 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                     with _naming_key(config, index):
                         # Only the encoder is taken: the expert's class count is the one its weights
                         # have (as two TF1 checkpoints, by name), not the SSMA's (helper 126).
+                        # A run's decoder is built as its config.yaml says: only its encoder is used,
+                        # and an expert run of other decoder_filters was refused for its decoder
+                        # (helper 338). A lone weights file is built with the fusion config's width.
+                        filters = (None if find_run_config(source) is not None
+                                   else getattr(config, "decoder_filters", DECODER_FILTERS))
                         loaded[source] = unimodal_encoder_weights(
                             source, None, dropout_rate, getattr(config, "backbone", "adapnet_pp"),
-                            decoder_filters=getattr(config, "decoder_filters", DECODER_FILTERS))
+                            decoder_filters=filters)
                 with _naming_key(config, index):
                     try:
                         encoder.set_weights(loaded[source])
@@ -326,6 +355,38 @@ def initialize_model(model: keras.Model, config: Any) -> list[str]:
                 if detect_kind(shapes, resolved) == KIND_ADAPNET_PP:
                     warn_of_expert_rates(resolved, num_classes_of(shapes, resolved), model.easpp_rates, stacklevel=2)
     return messages
+
+
+def backbone_weights_replaced_by(config: Any) -> Optional[str]:
+    """The key whose weights replace every encoder that `backbone_weights` would start (None: no
+    `backbone_weights` to read, or it is the only start of the encoders).
+
+    `finetune_from` and `intialize` load the whole network, and the experts' checkpoints every
+    expert's encoder: the ImageNet backbone was read, then overwritten, while the log said it
+    started the backbone (helper 338).
+    """
+    if not getattr(config, "backbone_weights", None):
+        return None
+    if getattr(config, "backbone", ADAPNET_PP_BACKBONE) == ADAPNET_PP_BACKBONE:
+        return None
+    if config.finetune_from is not None:
+        return "finetune_from"
+    if config.initialize is not None:
+        return "intialize"
+    if config.is_fusion and config.expert_checkpoints is not None:
+        return "checkpoints" if getattr(config, "checkpoints", None) is not None else "checkpoint1/checkpoint2"
+    return None
+
+
+def unread_backbone_weights_line(config: Any) -> Optional[str]:
+    """The log's line for a `backbone_weights` that is not read (`backbone_weights_replaced_by`);
+    None when it is read. Said, not refused: shipped configs name it beside the checkpoints."""
+    key = backbone_weights_replaced_by(config)
+    if key is None:
+        return None
+    encoders = "every expert's encoder" if config.is_fusion else "the encoder"
+    return (f"{_where(config, 'backbone_weights')}key 'backbone_weights': {config.backbone_weights} is not read: "
+            f"{key} starts {encoders}, {config.backbone} backbone included")
 
 
 def _baseline_rates_words(config: Any) -> tuple[str, str]:

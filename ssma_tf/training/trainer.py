@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints import CheckpointError
 from ssma_tf.checkpoints.initialize import (
-    check_checkpoint_fits, initialize_model, swapped_expert_warnings, unfinished_run_warnings,
+    backbone_weights_replaced_by, check_checkpoint_fits, check_finetune_source, initialize_model,
+    swapped_expert_warnings, unfinished_run_warnings, unread_backbone_weights_line,
 )
 from ssma_tf.checkpoints.loading import seed_generator_states
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
@@ -470,6 +471,10 @@ class Trainer:
                     "state of this port); start from their weights with `intialize` and give "
                     "`checkpoint` a new directory"
                 )
+            if config.finetune_from is not None and not self._resume_from:
+                # Before minutes of model building, as `intialize`'s check; a resumed run does not
+                # read its source (helper 338).
+                check_finetune_source(config, config.finetune_from)
             # A stream that cannot take up its saved position starts afresh with another shuffle:
             # on several replicas, and on one from a checkpoint written by several (which holds no
             # position; before, such a resume read the run's first batches again without a word).
@@ -500,7 +505,10 @@ class Trainer:
             with self.strategy.scope():
                 # Resumed: `_restore` loads every weight of the model, or the run stops.
                 with overwritten_weights(enabled=bool(self._resume_from)):
-                    self.model = self._new_model(config) if model_fn is None else model_fn()
+                    # An ImageNet backbone that the starting checkpoint replaces is not read (helper 338).
+                    built = (config if backbone_weights_replaced_by(config) is None
+                             else dataclasses.replace(config, backbone_weights=None))
+                    self.model = self._new_model(built) if model_fn is None else model_fn()
                 if replicas > 1:
                     synchronize_batch_norms(self.model)
                 self.optimizer = self._make_optimizer()
@@ -556,6 +564,9 @@ class Trainer:
             if self.resumed_from is None:
                 for warning in swapped_expert_warnings(config, modalities_in_records) + unfinished_run_warnings(config):
                     self._log(f"warning: {warning}")
+                unread = unread_backbone_weights_line(config)
+                if unread is not None:
+                    self._log(unread)
                 for message in initialize_model(self.model, config):
                     self._log(f"initialised from {message}")
             check_same_start(self.strategy, int(self.step.numpy()), self.model.weights, config.checkpoint,

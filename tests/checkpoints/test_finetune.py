@@ -210,3 +210,116 @@ def test_a_fusion_of_another_kind_is_named_as_the_config_names_it(tmp_path):
     with pytest.raises(CheckpointError, match=rf"^{re.escape(str(tmp_path / 'ssma.keras'))} holds SSMA, but the "
                                               r"model to fine-tune is fusion late$"):
         finetune_weights(FusionBaseline(5, fusion="late"), str(tmp_path / "ssma.keras"))
+
+
+def _tiny_run(tmp_path, name, network, **values):
+    """A run folder of `network` (its final weights and config.yaml), for `finetune_from`."""
+    from ssma_tf.config.runs import write_run_config
+
+    run = tmp_path / name
+    run.mkdir()
+    network.save_weights(run / "final.weights.h5")
+    write_run_config(config_from_dict(dict(dict(num_classes=network.num_classes, height=32, width=64, batch_size=1,
+                                                max_iteration=1, learning_rate=1e-3, train_data="unused",
+                                                checkpoint=str(run)), **values), check_paths=False), run)
+    return run
+
+
+def test_a_fusion_run_over_more_modalities_is_refused_as_finetune_from_naming_the_key(tmp_path):
+    """Before: fine-tuning copied the layers the two-modality fusion has from a run over three, and
+    said "loaded ... (14 layers ...)" with the third expert dropped; SSMA was refused asking for
+    "another backbone, widths or options?" (helper 338)."""
+    from ssma_tf.config.runs import write_run_config
+    from ssma_tf.models import FusionBaseline
+
+    run = tmp_path / "run3"
+    run.mkdir()
+    (run / "final.weights.h5").write_bytes(b"")  # never read: the run's config says enough
+    write_run_config(config_from_dict(dict(model="SSMA", fusion="average", modalities=["rgb", "depth", "nir"],
+                                           num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
+                                           learning_rate=1e-3, train_data="unused", checkpoint=str(run)),
+                                      check_paths=False), run)
+    model = FusionBaseline(5, fusion="average")  # not built: refused before any weight is read
+    config = _config(tmp_path, model="SSMA", fusion="average", finetune_from=str(run))
+    with pytest.raises(CheckpointError, match=r"^finetune.config: key 'finetune_from': .*run3 is a run over 3 "
+                                              r"modalities \(its config.yaml: modalities \['rgb', 'depth', 'nir'\]\), "
+                                              r"but this config fuses 2; give the config the run's modalities list"):
+        initialize_model(model, config)
+    # SSMA too, before the layers are compared; and a fusion of another kind.
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("fusion: average", "fusion: ssma"))
+    ssma = _config(tmp_path, model="SSMA", finetune_from=str(run))
+    with pytest.raises(CheckpointError, match=r"^finetune.config: key 'finetune_from': .* is a run over 3 modalities"):
+        initialize_model(SSMA(5, backbone="mobilenet_v2"), ssma)
+    with pytest.raises(CheckpointError, match=r"key 'finetune_from': .* is a run of fusion: ssma .* says fusion: "
+                                              r"average"):
+        initialize_model(model, config)
+
+
+def test_the_same_fusion_over_the_same_modalities_fine_tunes_and_a_failure_names_the_key(tmp_path):
+    """The check lets the run that fits through; a source that does not fit is named with the key
+    and the config's file (before: the file alone; helper 338)."""
+    images = [np.zeros((1, 32, 64, 3), np.float32)] * 2
+    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(16))
+    source(images)
+    run = _tiny_run(tmp_path, "run2", source, model="SSMA", backbone="mobilenet_v2", decoder_filters=16)
+    model = SSMA(5, backbone="mobilenet_v2", widths=decoder_widths(16))
+    model(images)
+    config = _config(tmp_path, model="SSMA", backbone="mobilenet_v2", decoder_filters=16, finetune_from=str(run))
+    (message,) = initialize_model(model, config)
+    assert "fine-tuning from 3 to 5 classes" in message
+    adapnet = _tiny_run(tmp_path, "rgb", AdapNetPP(3, backbone="mobilenet_v2", widths=decoder_widths(16)),
+                        model="AdapNet_pp", backbone="mobilenet_v2", decoder_filters=16)
+    config = _config(tmp_path, model="SSMA", backbone="mobilenet_v2", decoder_filters=16, finetune_from=str(adapnet))
+    with pytest.raises(CheckpointError, match=r"^finetune.config: key 'finetune_from': .*final.weights.h5 holds "
+                                              r"AdapNet_pp, but the model to fine-tune is SSMA"):
+        initialize_model(model, config)
+
+
+def test_backbone_weights_replaced_by_another_start_are_not_read_and_said(tmp_path):
+    """Before: the log said backbone_weights started the MobileNet v2 backbone, which finetune_from,
+    intialize or the experts' checkpoints then overwrote whole (helper 338)."""
+    from ssma_tf.checkpoints.initialize import backbone_weights_replaced_by, unread_backbone_weights_line
+
+    images = [np.zeros((1, 32, 64, 3), np.float32)] * 2
+    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(16))
+    source(images)
+    run = _tiny_run(tmp_path, "run2", source, model="SSMA", backbone="mobilenet_v2", decoder_filters=16)
+    common = dict(model="SSMA", backbone="mobilenet_v2", decoder_filters=16,
+                  backbone_weights=str(tmp_path / "imagenet.h5"))
+    config = _config(tmp_path, finetune_from=str(run), **common)
+    assert backbone_weights_replaced_by(config) == "finetune_from"
+    assert unread_backbone_weights_line(config) == (
+        f"finetune.config: key 'backbone_weights': {tmp_path / 'imagenet.h5'} is not read: finetune_from starts "
+        "every expert's encoder, mobilenet_v2 backbone included")
+    model = SSMA(5, backbone="mobilenet_v2", widths=decoder_widths(16))
+    model(images)
+    messages = initialize_model(model, config)
+    assert len(messages) == 1 and "(backbone_weights)" not in messages[0]
+    assert backbone_weights_replaced_by(_config(tmp_path, initialize=str(run), **common)) == "intialize"
+    experts = _config(tmp_path, checkpoint1="a.weights.h5", checkpoint2="b.weights.h5", **common)
+    assert backbone_weights_replaced_by(experts) == "checkpoint1/checkpoint2"
+    # The only start: read, and said as before.
+    alone = _config(tmp_path, **common)
+    assert backbone_weights_replaced_by(alone) is None and unread_backbone_weights_line(alone) is None
+    assert initialize_model(model, alone) == [
+        f"{tmp_path / 'imagenet.h5'} (backbone_weights): the mobilenet_v2 backbone of every expert"]
+
+
+def test_fusenets_weights_outside_its_graph_are_said_in_the_report(tmp_path):
+    """Before: "loaded 53,731,672 of the 55,801,472 weights" left FuseNet's unused modality-2 eASPP
+    and skips (about 2 million weights, in no layer of the fused graph) unexplained (helper 338)."""
+    from ssma_tf.models import FusionBaseline
+
+    images = [np.zeros((1, 32, 64, 3), np.float32)] * 2
+    source = FusionBaseline(3, fusion="fusenet")
+    source(images)
+    source.save_weights(tmp_path / "fusenet.weights.h5")
+    model = FusionBaseline(5, fusion="fusenet")
+    model(images)
+    report = finetune_weights(model, str(tmp_path / "fusenet.weights.h5"))
+    unused = sum(int(np.prod(v.shape)) for encoder in model.encoders[1:] for name in ("easpp", "skip2", "skip1")
+                 for v in encoder.get_layer(name).weights)
+    fresh = sum(int(np.prod(v.shape)) for name in ("classifier", "up3") for v in model.get_layer(name).weights)
+    assert unused and report.unused_weights == unused
+    assert report.loaded_weights + unused + fresh == report.total_weights
+    assert f"of the {report.total_weights:,} weights ({unused:,} unused by the fused graph; 19 layers" in str(report)

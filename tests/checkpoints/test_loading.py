@@ -610,3 +610,114 @@ def test_a_whole_start_of_other_easpp_rates_is_refused_naming_the_key(tmp_path):
                                                   r"\[6, 12, 18\], but the config's network has \[3, 6, 12\]: set "
                                                   r"easpp_rates: \[6, 12, 18\] in the config"):
             initialize_model(model, config)
+
+
+def test_own_weights_refused_as_intialize_name_the_key_and_the_config(tmp_path):
+    """Before: "error: the weights file .../mobile.weights.h5 holds a model on the mobilenet_v2
+    backbone, but this AdapNet++ is on the adapnet_pp backbone", naming neither key nor config (helper 338)."""
+    from ssma_tf.checkpoints.initialize import initialize_model
+    from ssma_tf.models.widths import decoder_widths
+
+    mobile = AdapNetPP(5, backbone="mobilenet_v2", widths=decoder_widths(16))
+    mobile(np.zeros((1, 32, 64, 3), np.float32))
+    mobile.save_weights(tmp_path / "mobile.weights.h5")
+    config = config_from_dict(dict(model="AdapNet_pp", num_classes=5, height=32, width=64, batch_size=1,
+                                   max_iteration=1, learning_rate=1e-3, checkpoint=str(tmp_path / "run"),
+                                   train_data="unused", decoder_filters=16,
+                                   initialize=str(tmp_path / "mobile.weights.h5")),
+                              source="a.config", check_paths=False)
+    with pytest.raises(CheckpointError, match=r"^a.config: key 'intialize': .*mobile.weights.h5 holds a model on the "
+                                              r"mobilenet_v2 backbone, but this AdapNetPP is on the adapnet_pp"):
+        initialize_model(AdapNetPP(5, widths=decoder_widths(16)), config)
+
+
+def test_an_expert_run_of_another_decoder_width_starts_an_ssma_from_its_encoder(tmp_path):
+    """Before: "key 'checkpoint1': variable aux_up1_head/conv/kernel has shape [1, 1, 256, 5] in the
+    model but the weights file .../final.weights.h5 holds [1, 1, 64, 5]", for a decoder that is never
+    used: the expert was built with the SSMA config's decoder_filters, not its run's (helper 338)."""
+    import shutil
+
+    from ssma_tf.checkpoints.initialize import initialize_model
+    from ssma_tf.config.runs import write_run_config
+    from ssma_tf.models import SSMA
+    from ssma_tf.models.widths import decoder_widths
+
+    run = tmp_path / "rgb16"
+    run.mkdir()
+    expert = AdapNetPP(5, backbone="mobilenet_v2", widths=decoder_widths(16))
+    expert(np.zeros((1, 32, 64, 3), np.float32))
+    expert.save_weights(run / "final.weights.h5")
+    write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=5, height=32, width=64, batch_size=1,
+                                           max_iteration=1, learning_rate=1e-3, train_data="unused",
+                                           backbone="mobilenet_v2", decoder_filters=16, checkpoint=str(run)),
+                                      check_paths=False), run)
+    common = dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, checkpoint=str(tmp_path / "ssma"), train_data="unused",
+                  backbone="mobilenet_v2", decoder_filters=32)
+    config = config_from_dict(dict(common, checkpoint1=str(run), checkpoint2=str(run)), source="s2.config",
+                              check_paths=False)
+    ssma = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(32))
+    initialize_model(ssma, config)
+    for encoder in ssma.encoders:
+        for got, want in zip(encoder.get_weights(), expert.encoder.get_weights(), strict=True):
+            np.testing.assert_array_equal(got, want)
+    # A lone weights file says no width: it is built with the config's, and named as before.
+    shutil.copy(run / "final.weights.h5", tmp_path / "lone.weights.h5")
+    lone = config_from_dict(dict(common, checkpoint1=str(tmp_path / "lone.weights.h5"), checkpoint2=str(run)),
+                            source="s2.config", check_paths=False)
+    with pytest.raises(CheckpointError, match=r"^s2.config: key 'checkpoint1': .*give the decoder_filters it was "
+                                              r"trained with"):
+        initialize_model(ssma, lone)
+
+
+def test_the_trainer_does_not_read_backbone_weights_that_finetune_from_replaces(tmp_path, monkeypatch):
+    """Before: the ImageNet backbone was read into the model, overwritten by finetune_from, and the
+    log said backbone_weights had started it (helper 338)."""
+    built = []
+
+    def build(config):
+        built.append(config.backbone_weights)
+        return build_tiny_model(config)
+
+    monkeypatch.setattr(training.trainer, "build_model", build)
+    monkeypatch.setattr(training.trainer, "initialize_model", lambda model, config: [])
+    write_records(tmp_path / "train.tfrecords", 2, height=32, width=32, num_classes=5)
+    (tmp_path / "imagenet.h5").write_bytes(b"")
+    (tmp_path / "start.weights.h5").write_bytes(b"")
+    values = {"model": "AdapNet_pp", "num_classes": 5, "checkpoint": str(tmp_path / "run"),
+              "train_data": str(tmp_path / "train.tfrecords"), "batch_size": 2, "height": 32, "width": 32,
+              "max_iteration": 2, "learning_rate": 0.01, "backbone": "mobilenet_v2",
+              "backbone_weights": str(tmp_path / "imagenet.h5"), "finetune_from": str(tmp_path / "start.weights.h5")}
+    lines = []
+    training.Trainer(config_from_dict(values, source="train.config", mode="train"), log=lines.append)
+    assert built == [None]
+    assert (f"train.config: key 'backbone_weights': {tmp_path / 'imagenet.h5'} is not read: finetune_from starts "
+            "the encoder, mobilenet_v2 backbone included") in lines
+    # The only start: read as before.
+    del values["finetune_from"]
+    values["checkpoint"] = str(tmp_path / "alone")
+    lines.clear()
+    training.Trainer(config_from_dict(values, source="train.config", mode="train"), log=lines.append)
+    assert built == [None, str(tmp_path / "imagenet.h5")] and not any("is not read" in line for line in lines)
+
+
+def test_the_trainer_refuses_a_finetune_from_run_over_more_modalities_before_the_build(tmp_path, monkeypatch):
+    """Before: the two-modality fusion was built and fine-tuned from the run over three, its third
+    expert dropped without a word (helper 338)."""
+    from ssma_tf.config.runs import write_run_config
+
+    def build(config):
+        raise AssertionError("built")
+
+    monkeypatch.setattr(training.trainer, "build_model", build)
+    run = tmp_path / "run3"
+    run.mkdir()
+    (run / "final.weights.h5").write_bytes(b"")  # never read: the run's config says enough
+    common = dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1, max_iteration=1,
+                  learning_rate=1e-3, train_data=str(tmp_path / "unused.tfrecords"))
+    write_run_config(config_from_dict(dict(common, modalities=["rgb", "depth", "nir"], checkpoint=str(run)),
+                                      check_paths=False), run)
+    config = config_from_dict(dict(common, num_classes=5, checkpoint=str(tmp_path / "new"), finetune_from=str(run)),
+                              source="s3.config", mode="train", check_paths=False)
+    with pytest.raises(CheckpointError, match=r"^s3.config: key 'finetune_from': .*run3 is a run over 3 modalities"):
+        training.Trainer(config, log=lambda line: None)
