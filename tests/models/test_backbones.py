@@ -114,10 +114,21 @@ def test_ssma_experts_on_mobilenet_start_from_unimodal_mobilenet_weights(mobilen
         "learning_rate": 1e-3, "checkpoint1": weights, "checkpoint2": weights}, check_paths=False)
     model = SSMA(NUM_CLASSES, backbone="mobilenet_v2")
     assert len(initialize_model(model, config)) == 2
-    # ImageNet weights, loaded as the model is built, are said with the other sources (before: nothing).
+    # ImageNet weights, loaded as the model is built, are said with the other sources (before: nothing);
+    # where the experts' checkpoints replace them they are not read, and said so (helper 338: said as
+    # loaded, then overwritten).
+    from ssma_tf.checkpoints.initialize import unread_backbone_weights_line
+
     imagenet = config_from_dict(dict(config.to_dict(), backbone_weights=weights), check_paths=False)
-    assert initialize_model(model, imagenet)[0] == (f"{weights} (backbone_weights): the mobilenet_v2 backbone of "
-                                                    "every expert")
+    said = initialize_model(model, imagenet)
+    assert len(said) == 2 and not any("backbone_weights" in line for line in said), said
+    assert unread_backbone_weights_line(imagenet) == (
+        f"key 'backbone_weights': {weights} is not read: checkpoint1/checkpoint2 starts every expert's encoder, "
+        "mobilenet_v2 backbone included")
+    alone = config_from_dict(dict(imagenet.to_dict(), checkpoint1=None, checkpoint2=None), check_paths=False)
+    assert initialize_model(model, alone)[0] == (f"{weights} (backbone_weights): the mobilenet_v2 backbone of "
+                                                 "every expert")
+    assert unread_backbone_weights_line(alone) is None
     for encoder in model.encoders:
         for got, want in zip(encoder.get_weights(), mobilenet_expert.encoder.get_weights()):
             np.testing.assert_array_equal(got, want)
