@@ -79,14 +79,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         shard_names, sixteen_bit_warning, turned_images_warning, write_tfrecords,
     )
     from ssma_tf.files import check_output
+    from ssma_tf.lists import refuse_listed_outputs
     from ssma_tf.progress import Progress
 
     # `write_tfrecords` takes the list as checked here, so the count is checked here too.
     checked = check_list(args.file, modalities=args.modalities, labeled=not args.unlabeled)
     # Records that exist are kept unless asked, as ssma-prepare and ssma-export do: a second run
     # with a list meant for another split would replace a training set without a word.
-    for name in shard_names(args.record, args.shards):
+    outputs = shard_names(args.record, args.shards)
+    for name in outputs:
         check_output(name, what="--record", overwrite=args.overwrite)
+    # Before TensorFlow loads, as docs/data.md says (`write_tfrecords` checks it again for library
+    # callers): before, `--overwrite` with an output that is the list or one of its images was
+    # refused only after TensorFlow's 5 s start.
+    refuse_listed_outputs(outputs, args.file, [path for _, paths in checked.entries for path in paths])
     if checked.duplicates:
         print(f"warning: {duplicates_warning(checked.duplicates)}", file=sys.stderr)
     # Only the first line's headers: images that convert but would train on nothing useful.

@@ -316,6 +316,19 @@ def build_dataset(
             warning = label_ids_warning(files, num_classes, what=files[0] if len(files) == 1 else f"{files[0]} ...")
             if warning:
                 warnings.warn(warning, LabelIdsWarning, stacklevel=2)
+    if keep_indices is not None:
+        # Before: an index past the records (or negative) matched none, without a word: a subset
+        # trained on fewer records than asked, or a stream meant to run forever gave no batch
+        # (helper 341).
+        indices = list(keep_indices)
+        if not indices:
+            raise ValueError("keep_indices is empty: give the indices of the records to train on, or None for all")
+        total = sum(framed[path] if path in framed else count_records(path)[0] for path in files)
+        for index in indices:
+            if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < total:
+                raise ValueError(f"keep_indices holds {index!r}, not a record index in 0..{total - 1} (the "
+                                 f"{total} records of {files[0] if len(files) == 1 else f'{len(files)} files'})")
+        keep_indices = indices
     spec = schema.feature_spec(modalities)
     autotune = tf.data.AUTOTUNE
 

@@ -646,6 +646,24 @@ def test_cli_checks_the_list_before_tensorflow_loads(dataset_dir, tmp_path):
     assert run.stderr.strip() == f"error: {bad}, line 2: image '{dataset_dir / 'missing.png'}' does not exist"
 
 
+def test_cli_refuses_a_listed_output_before_tensorflow_loads(dataset_dir):
+    """The list file or one of its images as the output, with --overwrite, was refused only after
+    TensorFlow's start-up (5 s), while docs/data.md says before it (helper 341)."""
+    import subprocess
+    import sys
+
+    listed = dataset_dir / "pairs.txt"
+    code = ("import sys; from ssma_tf.cli.convert import main; "
+            "status = [main(['-f', sys.argv[1], '-r', out, '--overwrite']) for out in sys.argv[1:]]; "
+            "print('tensorflow' in sys.modules, *status)")
+    run = subprocess.run([sys.executable, "-c", code, listed, dataset_dir / "0_label.png"], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert run.stdout.split() == ["False", "2", "2"]
+    assert run.stderr.splitlines() == [f"error: {listed}: the output {listed} is the list file itself",
+                                       f"error: {listed}: the output {dataset_dir / '0_label.png'} is one of the "
+                                       "listed images"]
+
+
 def test_cli_check_reads_the_written_records_back(dataset_dir, tmp_path, capsys):
     out = tmp_path / "checked.tfrecords"
     assert _cli().main(["-f", str(dataset_dir / "triplets.txt"), "-r", str(out), "--check", "--num_classes", "5"]) == 0

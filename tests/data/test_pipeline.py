@@ -161,6 +161,20 @@ def test_bad_arguments_and_missing_files(records, tmp_path):
         build_dataset(str(empty), **base)
 
 
+def test_keep_indices_past_the_records_are_refused(records):
+    """An index past the five records (or negative) matched none, without a word: [0, 99] trained on
+    one record, [50] gave a stream meant to run forever no batch at all (helper 341)."""
+    base = dict(modalities=2, height=H, width=W, batch_size=1, num_classes=NUM_CLASSES, training=True, seed=0)
+    for bad in ([0, 99], [50], [-1], [True]):
+        with pytest.raises(ValueError, match=rf"keep_indices holds {bad[-1]!r}, not a record index in 0..4 \(the 5 "
+                                             r"records of .*fusion.tfrecords\)"):
+            build_dataset(records["raw"], **base, keep_indices=bad)
+    with pytest.raises(ValueError, match="keep_indices is empty"):
+        build_dataset(records["raw"], **base, keep_indices=[])
+    kept = build_dataset(records["raw"], **base, keep_indices=np.array([4, 0]), repeat=1)
+    assert sum(1 for _ in kept) == 2
+
+
 def test_the_modalities_of_records_are_read_per_file_and_unreadable_files_are_left_out(records, tmp_path):
     from ssma_tf.data.pipeline import modalities_in_records, modalities_per_file
 
