@@ -208,6 +208,10 @@ def check_output(
         OutputPathError: naming `path` and what is wrong with it.
     """
     shown = os.fspath(path)
+    if not shown:
+        # `--json "$OUT"` with OUT unset: before, called "a folder" (the current one), or, where a
+        # command tested the flag's truth, nothing written and exit 0 (helper 340).
+        raise OutputPathError(f"{what} is empty; give a {'folder' if directory else 'file'} name", shown)
     if not directory and shown.endswith(("/", os.sep)):
         # Before: `--json results/` wrote a file named `results` where no such folder existed yet.
         raise OutputPathError(f"{what} {shown} ends with '/', a folder's name; give a file name", shown)

@@ -339,6 +339,10 @@ def test_scene_outputs_are_checked_before_the_work(tmp_path, monkeypatch, capsys
     assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--height", "16", "--width", "16",
                      "--picture", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: --picture {tmp_path} is a folder; give a file name\n"
+    # An empty path (a shell variable unset) was taken for no flag: nothing written, exit 0 (helper 340).
+    for flag in ("--json", "--picture"):
+        assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", flag, ""]) == 2
+        assert capsys.readouterr().err == f"error: {flag} is empty; give a file name\n"
     # One file for both: the picture replaced the metrics, exit 0 (helper 292).
     same = tmp_path / "same.png"
     assert cli.main(["evaluate", "run", "--test_data", "x.tfrecords", "--json", str(same), "--picture",

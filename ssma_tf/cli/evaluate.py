@@ -124,7 +124,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.files import atomic_write, check_json_output
 
     # Bad input (config, checkpoint, records, --json path) ends the command with one line (`command`).
-    if args.json:
+    if args.json is not None:  # an empty path is refused, not taken for no flag
         check_json_output(args.json)  # before minutes of evaluation, not after
     if args.config is not None and args.backend != "tensorflow":
         # The export is evaluated: the config's own checkpoint is not read, nor required to exist.
@@ -156,7 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         result = evaluate_exported(config, args.exported, args.backend)
     print(result.table(), flush=True)  # first: a failing write below must not lose the metrics
-    if args.json:
+    if args.json is not None:
         with atomic_write(args.json) as f:  # a reader never sees half a file
             json.dump(result.metrics, f, indent=2)
             f.write("\n")

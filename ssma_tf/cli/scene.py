@@ -162,9 +162,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             check_output(os.path.join(args.output, scene.FINAL_SCENE_MODEL), what="the trained classifier",
                          overwrite=args.overwrite or unfinished)
         elif args.command == "evaluate":
-            if args.json:
+            if args.json is not None:  # an empty path is refused, not taken for no flag
                 check_json_output(args.json)  # not the model or the records, by a slip of the path
-            if args.picture:
+            if args.picture is not None:
                 check_png_output(args.picture, what="--picture")  # an earlier picture, nothing else
             if args.json and args.picture and os.path.realpath(args.json) == os.path.realpath(args.picture):
                 # Before: the picture replaced the metrics, exit 0 (helper 292).
@@ -204,10 +204,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                     batch_size=args.batch_size, class_names=args.class_names, progress=progress,
                 )
             print(scene.format_scene_metrics(metrics))
-            if args.json:
+            if args.json is not None:
                 with atomic_write(args.json) as stream:
                     json.dump(metrics, stream, indent=1)
-            if args.picture:
+            if args.picture is not None:
                 from ssma_tf.visualize import confusion_picture, save_png
 
                 save_png(args.picture, confusion_picture(metrics["confusion"], [c["name"] for c in metrics["per_class"]]))

@@ -230,13 +230,15 @@ def test_writes_honour_the_umask(tmp_path):
 
 
 @pytest.mark.parametrize("where, pattern", [("folder", "is a folder; give a file name"),
-                                            ("under a file", "is a file, not a folder")])
+                                            ("under a file", "is a file, not a folder"),
+                                            ("empty", "is empty; give a file name")])
 def test_evaluate_checks_json_before_anything_runs(tmp_path, monkeypatch, capsys, where, pattern):
+    """An empty path (`--json "$OUT"`, OUT unset) was taken for no flag: nothing written, exit 0 (helper 340)."""
     import ssma_tf.evaluation
 
     monkeypatch.setattr(ssma_tf.evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
     (tmp_path / "file").write_text("x")
-    target = tmp_path if where == "folder" else tmp_path / "file" / "m.json"
+    target = {"folder": tmp_path, "empty": ""}.get(where, tmp_path / "file" / "m.json")
     status = evaluate_cli.main(["-c", str(smoke_config("adapnet_eval.config")), "--json", str(target)])
     assert status == 2
     err = capsys.readouterr().err
