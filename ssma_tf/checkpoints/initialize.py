@@ -21,7 +21,8 @@ from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.checkpoints.finetune import finetune_weights
 from ssma_tf.checkpoints.loading import (
-    expert_rates_problem, load_weights, run_model, unimodal_encoder_weights, warn_of_expert_rates,
+    expert_rates_problem, load_weights, refuse_other_trained_rates, run_model, unimodal_encoder_weights,
+    warn_of_expert_rates,
 )
 from ssma_tf.checkpoints.reading import keras_file_config
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF1, resolve_weights
@@ -53,12 +54,16 @@ def check_checkpoint_fits(config: Any, path: str) -> str:
 
     Raises:
         CheckpointError: an SSMA checkpoint (or run) for AdapNet_pp, a unimodal AdapNet++ one for SSMA,
-            one of another class count, the ImageNet initialisation to evaluate, or nothing
-            readable at `path`.
+            one of another class count, the ImageNet initialisation to evaluate, a run trained with
+            other eASPP rates to evaluate (`refuse_other_trained_rates`), or nothing readable at `path`.
     """
     fmt, resolved = resolve_weights(path)
     if fmt != FORMAT_TF1:
         _check_run_model(config, path, resolved)
+        if not (config.mode == "train" and path == getattr(config, "initialize", None)):
+            # Weights to evaluate, predict, export or prune: a run of other eASPP rates loaded into the
+            # config's and was scored at them without a word (helper 340; `intialize`: `initialize_model`).
+            refuse_other_trained_rates(config, path)
         return fmt
     shapes = read_checkpoint(resolved)
     kind = detect_kind(shapes, resolved)

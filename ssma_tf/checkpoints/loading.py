@@ -220,6 +220,49 @@ def expert_rates_problem(sources: Sequence[str], easpp_rates: Sequence[int], the
     return None
 
 
+def refuse_other_trained_rates(config: Any, checkpoint: str) -> None:
+    """Refuses the weights `checkpoint`, to be evaluated, predicted, exported or pruned in the network
+    `config` builds, when their run's `config.yaml` says they were trained with other eASPP rates.
+
+    The rates are in no weight's shape: a run trained with `easpp_rates: [6, 12, 18]` loaded into the
+    default [3, 6, 12] and was scored at them without a word (helper 340). A `.keras` file holds its
+    own network and rates (`model_from_config`); weights outside a run and TF1 checkpoints say
+    nothing of them (the releases: `warn_of_released_rates`).
+
+    Raises:
+        CheckpointError: one line naming the config, the checkpoint, both rate lists and what to set.
+    """
+    try:
+        fmt, resolved = resolve_weights(checkpoint)
+    except CheckpointError:
+        return  # named when the weights are loaded
+    if fmt == FORMAT_TF1 or resolved.endswith(".keras"):
+        return
+    trained = trained_easpp_rates(resolved)
+    built = list(getattr(config, "easpp_rates", EASPP_RATES))  # what `build_model` gives every encoder
+    if trained is None or tuple(trained) == tuple(built):
+        return
+    source, where = getattr(config, "source", "<dict>"), getattr(config, "where", None)
+    prefix = "" if source == "<dict>" else f"{where('easpp_rates') if where is not None else source}: "
+    raise CheckpointError(
+        f"{prefix}{checkpoint} was trained with easpp_rates {trained} (its run's {RUN_CONFIG}), but the config's "
+        f"network has {built}: set easpp_rates: {trained} in the config (or --set 'easpp_rates={trained}'), "
+        "as it was trained", path=checkpoint)
+
+
+def _warn_of_unused_rates(config: Any, loaded: keras.Model) -> None:
+    """Warns (`ConfigWarning`) when a config that gives `easpp_rates` itself (a line of its file, or
+    `--set`) evaluates or predicts a `.keras` file of other rates: the file's network is used whole,
+    at its own rates (before: the config's were dropped without a word; helper 340)."""
+    rates = getattr(loaded, "easpp_rates", None)  # the fusion baselines keep the released ones
+    given = {name for name, _ in (*getattr(config, "lines", ()), *getattr(config, "overridden", ()))}
+    if rates is None or "easpp_rates" not in given or tuple(config.easpp_rates) == tuple(rates):
+        return
+    warnings.warn(f"{config.where('easpp_rates')}: easpp_rates {list(config.easpp_rates)} is not used: "
+                  f"{config.checkpoint} holds its whole network, which runs at the eASPP rates it was saved "
+                  f"with, {list(rates)}", ConfigWarning, stacklevel=3)  # the caller of model_from_config
+
+
 @contextlib.contextmanager
 def _naming_the_run_model(resolved: str, model: keras.Model) -> Iterator[None]:
     """Adds the model a training run was made with to an error about weights that do not fit.
@@ -420,7 +463,8 @@ def model_from_config(config: Any) -> keras.Model:
     `ssma_tf.pruning`): it is loaded whole and checked against the config's model and classes.
 
     Raises:
-        CheckpointError: no checkpoint there, or it does not fit the model.
+        CheckpointError: no checkpoint there, it does not fit the model, or its run was trained with
+            other eASPP rates (`refuse_other_trained_rates`; a `.keras` file's are warned of).
     """
     if str(config.checkpoint).endswith(".keras"):
         loaded = load_model(config.checkpoint, config.model, config.num_classes)
@@ -441,7 +485,9 @@ def model_from_config(config: Any) -> keras.Model:
             raise CheckpointError(
                 f"{config.checkpoint} holds a model with fusion {fusion}, but the config {config.source} "
                 f"says fusion: {wanted}")
+        _warn_of_unused_rates(config, loaded)
         return loaded
+    refuse_other_trained_rates(config, config.checkpoint)  # before minutes of building
     return _built_and_loaded(lambda: build_model(config), config.checkpoint)
 
 
