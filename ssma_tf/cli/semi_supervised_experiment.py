@@ -286,7 +286,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="arms; random_N, depth_N and pretrained run for AdapNet++ only (the supervised, "
                              "ClassMix, DepthMix and pretrained arms' labeled images are the random_<--labeled> "
                              "selection, random_12 by default)")
-    parser.add_argument("--labeled", type=int, default=12, help="labeled training scenes")
+    parser.add_argument("--labeled", type=int, default=12, help="labeled training scenes (default 12)")
     parser.add_argument("--steps", type=int, default=200, help="training steps of every arm (default 200; the runs "
                         "docs/semi_supervised.md reports used 150 and 600, each with its command)")
     parser.add_argument("--pretrain-steps", type=int, default=None,
