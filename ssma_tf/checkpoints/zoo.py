@@ -5,7 +5,7 @@ modalities, classes, input size, archive URL, reported mIoU) and the ImageNet in
 `load_model("ssma_cityscapes_rgb_depth")` downloads the archive into the Keras cache
 (`~/.keras/models/ssma_tf/`, `fetch_archive`), unpacks it, finds the TF1 checkpoint inside and
 loads it into the network the entry describes. A local folder, checkpoint prefix, `.keras` file or
-archive (`.zip`, `.tar.gz`) is loaded the same way, its network and class count read from the
+archive (`.zip`, `.tar.gz`, `.tar.xz`, `.tar.bz2`) is loaded the same way, its network and class count read from the
 checkpoint.
 
 Importing this module also gives `AdapNetPP` and `SSMA` their KerasHub-style `from_preset`
@@ -61,7 +61,7 @@ from ssma_tf.progress import PIPED_LOG_SECONDS, Progress
 ZOO_FILE = pathlib.Path(__file__).resolve().with_name("zoo.yaml")
 # Where the archives and their unpacked copies are kept, below the Keras cache directory.
 CACHE_SUBDIR = os.path.join("models", "ssma_tf")
-ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar")
 # What macOS' Finder puts into the zips it makes besides the files: a folder of AppleDouble files.
 MACOS_FOLDER = "__MACOSX"
 APPLE_DOUBLE_PREFIX = "._"
@@ -239,6 +239,10 @@ def fetch_archive(url: str, name: Optional[str] = None, cache_dir: Optional[str]
                 os.remove(leftover)
             _download(url, archive, local, advice)
         _unpack_into(archive, folder, suffix, url, local)
+        if local is not None:
+            # The user's own file stays where it is: its copy here, read by nothing once unpacked, took
+            # as much room again as the model (100-200 MB each; helper 344). A download is kept.
+            os.remove(archive)
     return folder
 
 

@@ -264,11 +264,18 @@ def check_pixel_range(arrays: Sequence[np.ndarray]) -> None:
     class map of little use (64 % and 28 % of the pixels agreed with the right input's).
 
     Raises:
-        ValueError: values below 0 or above 255, naming the modality, the range and the dtype.
+        ValueError: values below 0 or above 255, or NaN, naming the modality, the range and the dtype.
     """
     for index, array in enumerate(arrays, start=1):
         if array.size == 0 or array.dtype == np.uint8:
             continue
+        missing = int(np.count_nonzero(np.isnan(array))) if np.issubdtype(array.dtype, np.floating) else 0
+        if missing:
+            # NaN compares false with both bounds: a depth map with NaN holes (missing readings) ran
+            # without a word, its holes turned into some class (helper 344).
+            raise ValueError(f"modality{index} holds NaN at {missing} of {array.size} values ({array.dtype}), but "
+                             "the network takes pixels in 0..255: fill them first, or colour a raw depth map with "
+                             "ssma-prepare, which takes NaN as missing")
         low, high = float(np.min(array)), float(np.max(array))
         if low < 0 or high > 255.5:
             hint = ("a 16-bit depth or NIR image? colour it first (ssma-prepare jet, ndvi, ...)" if high > 255.5 else

@@ -99,6 +99,23 @@ def test_local_archives_and_folders_load_the_same_way(tmp_path, fixture_archive,
     assert isinstance(AdapNetPP.from_preset(folder), AdapNetPP)
 
 
+@pytest.mark.parametrize("suffix, mode", [(".tar.xz", "w:xz"), (".tbz2", "w:bz2")])
+def test_xz_and_bz2_archives_unpack_and_a_local_archive_is_not_copied_into_the_cache(tmp_path, suffix, mode):
+    """A `.tar.xz` was called "no checkpoint at ..." though tarfile reads it; a local archive was
+    copied whole into the cache and kept there beside its unpacked folder (helper 344)."""
+    (tmp_path / "model.keras").write_bytes(b"not read here")
+    archive = tmp_path / f"release{suffix}"
+    with tarfile.open(archive, mode) as tar:
+        tar.add(tmp_path / "model.keras", "m/model.keras")
+    cache = tmp_path / "cache"
+    found = zoo.preset_checkpoint(str(archive), cache_dir=str(cache))
+    assert pathlib.Path(found).read_bytes() == b"not read here" and found.endswith(os.path.join("m", "model.keras"))
+    kept = [p.name for p in (cache / "models" / "ssma_tf").iterdir() if not p.name.endswith(".lock")]
+    assert len(kept) == 1 and kept[0].startswith("release_") and kept[0].endswith("_extracted")
+    assert archive.is_file()  # the user's own file stays
+    assert zoo.preset_checkpoint(str(archive), cache_dir=str(cache)) == found  # read from the unpacked copy
+
+
 def test_a_local_copy_of_a_release_builds_the_releases_network(tmp_path, monkeypatch, fixture_archive,
                                                                 tf1_fixture_dir):
     """The eASPP rates are not in the checkpoint: a local copy takes them from the zoo entry its
@@ -167,7 +184,8 @@ def test_archives_whose_names_hold_dots_and_cut_tarballs_are_unpacked_each_on_it
             ssma_tf.load_model(str(cut), cache_dir=cache)
     left = sorted(p.name for p in (tmp_path / "cache" / "models" / "ssma_tf").iterdir())
     left = [name for name in left if not name.endswith(".lock")]  # the lock files stay
-    assert len(left) == 2 and all(name.startswith("model_v1_") for name in left), left  # the good one only
+    # The good one's unpacked folder only (its copy of the archive is removed once unpacked; helper 344).
+    assert len(left) == 1 and left[0].startswith("model_v1_") and left[0].endswith("_extracted"), left
 
 
 def test_a_tar_cut_between_two_members_is_refused_and_a_whole_one_unpacked(tmp_path):
