@@ -33,7 +33,8 @@ import sys
 import time
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_version, distinct_or_exit, output_folder_or_exit, seed_number, tensorflow_command,
+    ArgumentParser, add_version, distinct_or_exit, given_path, output_folder_or_exit, seed_number,
+    tensorflow_command,
 )
 from ssma_tf.cli.experiment import evaluate_run, machine, run_command, spread, train_run, write_config
 from ssma_tf.config.runs import find_run_config
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["adapnet_pp", "ssma"])
     parser.add_argument("--steps", type=int, default=200, help="steps of the source training")
     parser.add_argument("--adapt_steps", type=int, default=100, help="steps of the adaptation")
-    parser.add_argument("--output", type=pathlib.Path, default=OUTPUT,
+    parser.add_argument("--output", type=given_path, default=OUTPUT,
                         help=f"folder for the scenes, runs and results (default {OUTPUT}/)")
     add_version(parser)
     args = parser.parse_args(argv)

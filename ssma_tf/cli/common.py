@@ -555,6 +555,15 @@ def seed_number(text: str) -> int:
     return value
 
 
+def given_path(text: str) -> pathlib.Path:
+    """The argparse `type` of a path flag: refuses an empty value (`-o "$OUT"` with OUT unset),
+    which `pathlib.Path("")` reads as the current folder (before: `ssma-prepare -o ""` wrote
+    into it, exit 0; helper 346)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
+    return pathlib.Path(text)
+
+
 def distinct_or_exit(parser: argparse.ArgumentParser, **lists: Optional[Sequence[Any]]) -> None:
     """Ends the command when a list flag (`seeds=[0, 0]` for `--seeds`) names a value twice: an
     experiment would count one run as two in its mean and range."""

@@ -38,7 +38,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ssma_tf.cli.common import (
-    ArgumentParser, add_debug, add_version, command, finite_number, print_traceback_if_debug,
+    ArgumentParser, add_debug, add_version, command, finite_number, given_path, print_traceback_if_debug,
 )
 from ssma_tf.constants import JET_MISSING_BELOW
 from ssma_tf.errors import UserInputError
@@ -64,13 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     add_debug(common)  # after the sub-command too
     where = common.add_argument_group("inputs and outputs")
-    where.add_argument("inputs", nargs="*", type=pathlib.Path,
+    where.add_argument("inputs", nargs="*", type=given_path,
                        help="raw input files and/or folders (not with --from-list)")
-    where.add_argument("--from-list", type=pathlib.Path, metavar="LIST",
+    where.add_argument("--from-list", type=given_path, metavar="LIST",
                        help="take the raw inputs from one column of this list file instead")
     where.add_argument("--column", type=int, default=1,
                        help="0-based column of the raw inputs in --from-list (default 1: modality2)")
-    where.add_argument("-o", "--output-dir", type=pathlib.Path, required=True,
+    where.add_argument("-o", "--output-dir", type=given_path, required=True,
                        help="folder for the outputs (sub-folders of the inputs are kept)")
     where.add_argument("--output-suffix", default="",
                        help="added to each output name, e.g. _jet")
@@ -78,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also take the files in sub-folders of input folders")
     where.add_argument("--input-suffix", default="",
                        help="suffix of raw input names to drop for pairing, e.g. _disparity")
-    where.add_argument("--list-file", type=pathlib.Path, metavar="LIST",
+    where.add_argument("--list-file", type=given_path, metavar="LIST",
                        help="write a list file for ssma-convert")
-    where.add_argument("--modality1-dir", type=pathlib.Path,
+    where.add_argument("--modality1-dir", type=given_path,
                        help="folder of modality-1 (RGB) images, paired by name, for the list file")
     where.add_argument("--modality1-suffix", default="", help="suffix of modality-1 names to drop")
-    where.add_argument("--label-dir", type=pathlib.Path,
+    where.add_argument("--label-dir", type=given_path,
                        help="folder of label images, paired by name, for the list file")
     where.add_argument("--label-suffix", default="", help="suffix of label names to drop")
     where.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="published intrinsics, scaled if the depth maps were resized")
     camera.add_argument("--intrinsics", type=finite_number, nargs=4, metavar=("FX", "FY", "CX", "CY"),
                         help="intrinsics in pixels")
-    camera.add_argument("--intrinsics-file", type=pathlib.Path,
+    camera.add_argument("--intrinsics-file", type=given_path,
                         help="3x3/3x4/4x4 camera matrix text file (ScanNet intrinsic_depth.txt, "
                              "SUN RGB-D intrinsics.txt)")
     camera.add_argument("--intrinsics-relative", metavar="RELPATH",
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("ndvi", "NDVI"), ("evi", "EVI")):
         p = commands.add_parser(name, parents=[common], help=f"NIR + RGB -> {what}")
         p.set_defaults(subparser=p)
-        p.add_argument("--rgb-dir", type=pathlib.Path,
+        p.add_argument("--rgb-dir", type=given_path,
                        help="folder of the RGB images, paired with the NIR inputs by name")
         p.add_argument("--rgb-suffix", default="", help="suffix of RGB names to drop for pairing")
         p.add_argument("--rgb-column", type=int, default=0,

@@ -269,13 +269,14 @@ def check_pixel_range(arrays: Sequence[np.ndarray]) -> None:
     for index, array in enumerate(arrays, start=1):
         if array.size == 0 or array.dtype == np.uint8:
             continue
-        missing = int(np.count_nonzero(np.isnan(array))) if np.issubdtype(array.dtype, np.floating) else 0
+        missing = int(np.count_nonzero(~np.isfinite(array))) if np.issubdtype(array.dtype, np.floating) else 0
         if missing:
             # NaN compares false with both bounds: a depth map with NaN holes (missing readings) ran
-            # without a word, its holes turned into some class (helper 344).
-            raise ValueError(f"modality{index} holds NaN at {missing} of {array.size} values ({array.dtype}), but "
-                             "the network takes pixels in 0..255: fill them first, or colour a raw depth map with "
-                             "ssma-prepare, which takes NaN as missing")
+            # without a word, its holes turned into some class (helper 344); inf holes were called
+            # "a 16-bit depth or NIR image?" (helper 346).
+            raise ValueError(f"modality{index} holds NaN or inf at {missing} of {array.size} values ({array.dtype}), "
+                             "but the network takes pixels in 0..255: fill them first, or colour a raw depth map "
+                             "with ssma-prepare, which takes NaN and inf as missing")
         low, high = float(np.min(array)), float(np.max(array))
         if low < 0 or high > 255.5:
             hint = ("a 16-bit depth or NIR image? colour it first (ssma-prepare jet, ndvi, ...)" if high > 255.5 else

@@ -116,6 +116,27 @@ def test_xz_and_bz2_archives_unpack_and_a_local_archive_is_not_copied_into_the_c
     assert zoo.preset_checkpoint(str(archive), cache_dir=str(cache)) == found  # read from the unpacked copy
 
 
+@pytest.mark.parametrize("suffix, mode", [(".tar.xz", "w:xz"), (".tar.gz", "w:gz")])
+def test_archives_with_damaged_bytes_inside_are_refused_and_leave_the_cache(tmp_path, suffix, mode):
+    """A damaged .tar.xz was a raw LZMAError traceback, its copy kept in the cache for every later
+    call; a .tar.gz with bytes flipped inside unpacked the damaged member as good: tarfile stops at
+    the end-of-archive marker, before gzip's CRC (helper 346)."""
+    payload = np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    (tmp_path / "model.keras").write_bytes(payload)
+    whole = tmp_path / "whole"
+    with tarfile.open(whole, mode) as tar:
+        tar.add(tmp_path / "model.keras", "m/model.keras")
+    data = bytearray(whole.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(255 - b for b in data[len(data) // 2: len(data) // 2 + 64])
+    damaged = tmp_path / f"bad{suffix}"
+    damaged.write_bytes(bytes(data))
+    cache = tmp_path / "cache"
+    with pytest.raises(CheckpointError, match=rf"^cannot unpack the archive .*bad{re.escape(suffix)}: it is damaged "
+                                              r"or incomplete \(.+\)$"):
+        zoo.preset_checkpoint(str(damaged), cache_dir=str(cache))
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"]
+
+
 def test_a_local_copy_of_a_release_builds_the_releases_network(tmp_path, monkeypatch, fixture_archive,
                                                                 tf1_fixture_dir):
     """The eASPP rates are not in the checkpoint: a local copy takes them from the zoo entry its

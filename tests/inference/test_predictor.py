@@ -126,8 +126,11 @@ def test_images_that_are_not_0_to_255_pixels_are_refused_or_warned(adapnet):
     # NaN compares false with both bounds: holes of missing readings were predicted as some class (helper 344).
     holes = np.full((32, 64, 3), 100.0, np.float32)
     holes[:16] = np.nan
-    with pytest.raises(ValueError, match=r"^modality1 holds NaN at 3072 of 6144 values \(float32\), but the network "
-                                         r"takes pixels in 0\.\.255: fill them first"):
+    with pytest.raises(ValueError, match=r"^modality1 holds NaN or inf at 3072 of 6144 values \(float32\), but the "
+                                         r"network takes pixels in 0\.\.255: fill them first"):
+        predictor(holes)
+    holes[:16] = np.inf
+    with pytest.raises(ValueError, match=r"^modality1 holds NaN or inf at 3072 "):
         predictor(holes)
     # uint8, and floats in 0..255, go through as before.
     predictor(np.full((32, 64, 3), 7, np.uint8))

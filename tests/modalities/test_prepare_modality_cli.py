@@ -230,6 +230,19 @@ def test_unreadable_input_is_named(scannet_like, prepare_modality, capsys):
     assert str(root / "depth" / "9.png") in capsys.readouterr().err
 
 
+def test_an_empty_output_path_is_refused_not_taken_for_the_current_folder(scannet_like, prepare_modality, capsys,
+                                                                          monkeypatch):
+    """`-o "$OUT"` with OUT unset: pathlib.Path("") is ".", and the outputs were written into the
+    current folder, exit 0 (helper 346)."""
+    monkeypatch.chdir(scannet_like)
+    before = sorted(p.name for p in scannet_like.iterdir())
+    with pytest.raises(SystemExit) as stopped:
+        prepare_modality(["jet", str(scannet_like / "depth"), "-o", "", "--max", "7000", "-q"])
+    assert stopped.value.code == 2
+    assert "argument -o/--output-dir: an empty path: give a file or folder name" in capsys.readouterr().err
+    assert sorted(p.name for p in scannet_like.iterdir()) == before
+
+
 def test_a_run_that_fails_on_its_first_input_leaves_no_output_folder(scannet_like, prepare_modality, capsys):
     """Before: an empty output folder (nested ones too) with an empty sources file."""
     root = scannet_like
