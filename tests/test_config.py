@@ -1011,6 +1011,11 @@ def test_yaml_merge_keys_signed_fractions_and_whole_floats_in_sections_are_read(
     abn = train_dict(adaptation={"method": "sac"}, target_data="records/train.tfrecords")
     config = config_with_overrides(abn, {"adaptation": {"ema_every": 1e2}}, source="a.config", check_paths=False)
     assert config.adaptation.ema_every == 100 and isinstance(config.adaptation.ema_every, int)
+    # 1e20 passed and failed in training with an OverflowError traceback naming no key (helper 343).
+    for section, extra in (("adaptation", {"method": "sac"}), ("semi_supervised", {})):
+        with pytest.raises(ConfigError, match=rf"key '{section}': 'ema_every' must be an integer in "
+                                              r"\[1, 2147483647\], got 100000000000000000000$"):
+            config_with_overrides(abn, {section: {**extra, "ema_every": 1e20}}, source="a.config", check_paths=False)
 
 
 def test_a_seed_beyond_what_the_generators_take_is_refused_by_the_reader(workdir):

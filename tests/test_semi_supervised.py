@@ -1222,6 +1222,11 @@ def test_select_labels_command_is_deterministic_and_refuses_too_large_budgets(tm
     assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "pool"), "--set",
                                f"train_data={pool}"]) == 0
     assert "labeled_2.txt (the records hold no label: no class count)" in capsys.readouterr().out
+    # Keys the selection never reads, naming what is not there (yet): refused before (helper 343).
+    unread = [f"checkpoint={pool}/run", f"log_dir={pool}/logs", f"palette={tmp_path}/missing.yaml",
+              f"importance_weights={tmp_path}/missing.json"]
+    assert select_labels.main(["-c", str(path), "--budget", "2", "-o", str(tmp_path / "unread"),
+                               *[item for value in unread for item in ("--set", value)]]) == 0, capsys.readouterr().err
     assert select_labels.main(["-c", str(path), "--budget", "9", "-o", str(tmp_path / "c")]) == 2
     assert "--budget 9 is larger than the pool of 8 images" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # before: wrote labeled_8.txt beside labeled_4.txt
@@ -1570,7 +1575,7 @@ def test_the_berhu_threshold_and_the_confidence_weight_are_the_whole_batchs_on_s
     assert replicas == pytest.approx(one_device, rel=1e-5) and fraction == 0.5 and each_replicas == [0.5, 0.5]
 
 
-def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
+def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model, capsys):
     from ssma_tf.semi_supervised.depth_pretraining import DepthPretrainer
 
     from ssma_tf.semi_supervised.depth_pretraining import depth_config
@@ -1602,6 +1607,12 @@ def test_depth_pretraining_lowers_the_depth_error(tmp_path, tiny_model):
     with pytest.raises(ConfigError, match=refused):
         setup_inference(checkpoint=run)
     assert evaluate_cli.main([run, "--test_data", config.train_data[0]]) == 2
+    # ssma-select-labels counted the labels' classes against the depth network's 2 outputs:
+    # "1 classes present" for 6 (helper 343).
+    from ssma_tf.cli import select_labels
+
+    assert select_labels.main(["-c", saved, "--budget", "2", "-o", os.path.join(run, "..", "sel")]) == 2
+    assert re.search(refused, capsys.readouterr().err)
     assert DepthPretrainer(load_config(saved, "train"), log=lines.append).config.pretraining == "depth"  # resumes
     # A segmentation config pointed at the depth run's folder (before: "the checkpoint has 2 classes, the model 7").
     from ssma_tf.checkpoints import CheckpointError

@@ -62,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.config import ConfigWarning, load_config
     from ssma_tf.config.semi_supervised import DEPTH_ENCODINGS
 
-    from ssma_tf.config.reader import Required
+    from ssma_tf.config.reader import Required, refuse_pretraining
 
     # The config's labeled_subset is what this command writes: it need not exist yet. Nor need the
     # weights a training run starts from, which nothing here reads (before: a config whose ImageNet
@@ -72,8 +72,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     # max_iteration and checkpoint were required too, "train needs it", and never read; helper 227).
     # Nor the ImageNet backbone_weights (the student is random) or unlabeled_data: the selection and
     # its student read train_data only (before: "no file at" them, exit 2; helper 289).
+    # Nor the run's own folders and files (checkpoint, log_dir, palette, importance_weights): a
+    # config whose run folder was not makeable yet was refused (helper 343).
     unread = dict.fromkeys(("labeled_subset", "intialize", "checkpoint1", "checkpoint2", "checkpoints",
-                            "finetune_from", "backbone_weights", "unlabeled_data"))
+                            "finetune_from", "backbone_weights", "unlabeled_data", "checkpoint", "log_dir",
+                            "palette", "importance_weights"))
     student = args.depth_student_steps > 0
     needed = Required(("model", "num_classes", "height", "width", "train_data")
                       + (("batch_size", "learning_rate") if student else ()),
@@ -87,6 +90,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     category=ConfigWarning)
         config = load_config(args.config, "train", overrides={**overrides, **unread}, required=needed,
                              given_as=overrides.given_as)
+    # A depth-pretraining run's config.yaml (pretrain, select, train): its num_classes is the depth
+    # network's output count, and the labels' classes were counted against it (helper 343).
+    refuse_pretraining(config)
     encoding = args.depth_encoding or (
         config.semi_supervised.depth_encoding if config.semi_supervised else DEPTH_ENCODINGS[0])
     if encoding not in DEPTH_ENCODINGS:

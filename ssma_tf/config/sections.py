@@ -17,6 +17,10 @@ from typing import Any, Mapping, Optional, TypeVar
 from ssma_tf.config.keys import Key, declared_keys
 
 S = TypeVar("S", bound="Section")
+# The largest count a section's integer key takes unless it declares its own: TensorFlow's step
+# arithmetic is int32/int64, and `ema_every: 1e20` passed the check and failed in training with an
+# OverflowError traceback naming no key (helper 343).
+INT_MAXIMUM = 2**31 - 1
 
 
 class SectionError(ValueError):
@@ -100,11 +104,16 @@ def check_value(source: str, name: str, spec: Key, value: Any) -> None:
     elif spec.kind in ("float", "int"):
         kinds = (int,) if spec.kind == "int" else (int, float)
         low = spec.minimum if spec.minimum is not None else -math.inf
-        high = spec.maximum if spec.maximum is not None else math.inf
+        high = spec.maximum if spec.maximum is not None else INT_MAXIMUM if spec.kind == "int" else math.inf
         if (isinstance(value, bool) or not isinstance(value, kinds)
                 or not math.isfinite(value) or not low <= value <= high):
             what = "an integer" if spec.kind == "int" else "a number"
-            raise SectionError(f"{source}: {name!r} must be {what} in [{low:g}, {high:g}], got {value!r}", name)
+
+            def shown(bound):  # 2147483647, not 2.14748e+09
+                return str(int(bound)) if spec.kind == "int" and math.isfinite(bound) else f"{bound:g}"
+
+            raise SectionError(f"{source}: {name!r} must be {what} in [{shown(low)}, {shown(high)}], got {value!r}",
+                               name)
     elif spec.kind == "range":
         check_range(source, name, spec, value)
     else:
