@@ -1003,3 +1003,100 @@ def test_the_supervised_trainer_refuses_an_adaptation_section(tmp_path):
     with pytest.raises(ConfigError, match=r"key 'adaptation': is set, but Trainer trains without it: train with "
                                           r"ssma_tf\.adaptation\.trainer\.train"):
         training.Trainer(_config(tmp_path))
+
+
+def _sac_rate(trainer):
+    optimizer = getattr(trainer.optimizer, "inner_optimizer", trainer.optimizer)
+    return float(optimizer.learning_rate.numpy())
+
+
+def test_a_sac_run_resumed_with_another_rate_trains_at_it(tmp_path, tiny_model):
+    """Helper 345: the checkpoint's optimizer variable put the old adaptation.learning_rate back,
+    while the log, the summaries and the note on resuming gave the new one."""
+    section = {"target_groups": 1, "views": 2, "ema_every": 1, "threshold_lower": 0.0, "threshold_upper": 0.1}
+    adaptation.AdaptationTrainer(_config(tmp_path, adaptation={**section, "learning_rate": 1e-4}),
+                                 log=lambda line: None).train(max_steps=2)
+    lines = []
+    resumed = adaptation.AdaptationTrainer(_config(tmp_path, adaptation={**section, "learning_rate": 0.05}),
+                                           log=lines.append)
+    assert any("adaptation.learning_rate 0.0001 -> 0.05" in line for line in lines), lines
+    assert _sac_rate(resumed) == pytest.approx(0.05) and resumed.learning_rate() == pytest.approx(0.05)
+    assert resumed.train().final_step == 4
+    assert _sac_rate(resumed) == pytest.approx(0.05)
+    # Resumed with the same rate: the same rate.
+    again = adaptation.AdaptationTrainer(_config(tmp_path, adaptation={**section, "learning_rate": 0.05},
+                                                 max_iteration=5), log=lambda line: None)
+    assert int(again.step.numpy()) == 4 and _sac_rate(again) == pytest.approx(0.05)
+
+
+def test_a_resumed_sac_run_notes_no_schedule_change(tmp_path, tiny_model):
+    """Helper 345: SAC trains at the constant adaptation.learning_rate, yet a resume with another
+    max_iteration or learning_rate said the rate followed the (unread) poly schedule."""
+    section = {"target_groups": 1, "views": 2, "ema_every": 1, "threshold_lower": 0.0, "threshold_upper": 0.1}
+    adaptation.AdaptationTrainer(_config(tmp_path, adaptation=section), log=lambda line: None).train(max_steps=2)
+    lines = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)
+        config = _config(tmp_path, adaptation=section, max_iteration=6, learning_rate=0.01, power=0.5)
+    adaptation.AdaptationTrainer(config, log=lines.append)
+    assert any(line.startswith("resumed from") for line in lines), lines
+    assert not [line for line in lines if "schedule" in line], lines
+    # ABN trains on the schedule: its notes stay.
+    abn_config = _config(tmp_path, adaptation={"method": "abn"}, checkpoint=str(tmp_path / "abn"))
+    adaptation.AdaptationTrainer(abn_config, log=lambda line: None).train(max_steps=2)
+    lines.clear()
+    adaptation.AdaptationTrainer(dataclasses.replace(abn_config, max_iteration=6, learning_rate=0.01),
+                                 log=lines.append)
+    assert any(line.startswith("note: max_iteration 4 -> 6") for line in lines), lines
+    assert any(line.startswith("note: learning_rate 0.001 -> 0.01") for line in lines), lines
+
+
+def test_importance_weights_read_an_abn_configs_checkpoint_and_a_sac_configs_initialize(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """Before: the config's initialize whatever the method, so an ABN run's config.yaml predicted with
+    the weights ABN started from, with only the "loaded" line telling (helper 348)."""
+    from ssma_tf.cli import importance_weights
+
+    class Predicted(Exception):
+        pass
+
+    def predicted_with(config, checkpoint, *args, **kwargs):
+        raise Predicted(checkpoint)
+
+    monkeypatch.setattr(target, "importance_weights", predicted_with)
+    start, run = tmp_path / "start", tmp_path / "abn"
+    for method, expected, line in (
+            ("abn", run, "weights: the config's checkpoint (the ABN run's weights); --checkpoint gives others"),
+            ("sac", start, "weights: the config's initialize (the baseline SAC adapts); --checkpoint gives others")):
+        values = _config(tmp_path, max_iteration=1, adaptation={"method": method}).to_dict()
+        path = tmp_path / f"{method}.config"
+        path.write_text(yaml.safe_dump(dict(values, initialize=str(start), checkpoint=str(run))))
+        with pytest.raises(Predicted) as predicted:
+            importance_weights.main(["-c", str(path), "-o", str(tmp_path / f"{method}.json")])
+        assert str(predicted.value) == str(expected)
+        assert line in capsys.readouterr().err.splitlines()
+    # Where ABN has no checkpoint, its initialize is not taken instead.
+    values.update(adaptation={"method": "abn"}, initialize=str(start))
+    del values["checkpoint"]
+    path.write_text(yaml.safe_dump(values))
+    assert importance_weights.main(["-c", str(path), "-o", str(tmp_path / "w.json")]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: no weights to predict with; give --checkpoint (the "
+                                       "baseline's run folder or weights file), or checkpoint in the config\n")
+
+
+def test_importance_weights_take_target_data_for_an_adaptation_config_without_it(tmp_path, tiny_model, capsys):
+    """Before: "key 'target_data': is missing; adaptation needs records" before --target_data was
+    read, though --help offers it "instead of the config's" (helper 348)."""
+    from ssma_tf.cli import importance_weights
+
+    config = _config(tmp_path, max_iteration=1, adaptation={"method": "abn"})
+    adaptation.AdaptationTrainer(config, log=lambda line: None).train()
+    values = {key: value for key, value in config.to_dict().items() if key not in ("target_data", "target_val_data")}
+    path = tmp_path / "no_target.config"
+    path.write_text(yaml.safe_dump(values))
+    output = tmp_path / "w.json"
+    assert importance_weights.main(["-c", str(path), "-o", str(output)]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: key 'target_data': is missing; adaptation needs records of "
+                                       "the target domain's images\n")
+    assert importance_weights.main(["-c", str(path), "-o", str(output), "--target_data", *config.target_data]) == 0
+    assert len(json.loads(output.read_text())["probabilities"]) == 5

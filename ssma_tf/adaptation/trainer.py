@@ -161,6 +161,19 @@ class AdaptationTrainer(training.Trainer):
             return float(self.adapt.learning_rate)
         return super().learning_rate(step)
 
+    def _follows_schedule(self) -> bool:
+        return not self.sac  # SAC trains at adaptation.learning_rate, constant
+
+    def _restore(self) -> Optional[str]:
+        prefix = super()._restore()
+        if self.sac and prefix is not None:
+            # Keras keeps a constant rate as an optimizer variable, which the checkpoint restored:
+            # the run went on at the rate it last started with while the log showed the config's
+            # (helper 345). The config's, as the resume's note says.
+            optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+            optimizer.learning_rate = float(self.adapt.learning_rate)
+        return prefix
+
     def _build_extras(self) -> dict[str, Any]:
         config, adapt = self.config, self.adapt
         # Shuffled afresh on a resume that cannot take up the stream's position, as the source

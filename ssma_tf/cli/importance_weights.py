@@ -28,9 +28,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True,
-                        help="a training config with target_data (its model, classes and size)")
-    parser.add_argument("--checkpoint", help="the baseline's weights (default: the config's initialize, "
-                        "else its checkpoint folder)")
+                        help="a training config: its model, classes, size and target_data (or give --target_data)")
+    parser.add_argument("--checkpoint", help="the baseline's weights (default: a SAC config's initialize, the "
+                        "baseline it adapts; else the config's checkpoint, e.g. an ABN run's own config.yaml)")
     parser.add_argument("--target_data", nargs="+", help="target records instead of the config's")
     parser.add_argument("-o", "--output", required=True, help="the weights file to write (JSON)")
     parser.add_argument("--batch_size", type=int, default=4, help="images per prediction batch")
@@ -65,11 +65,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(error)
     from ssma_tf.config.reader import Required
 
+    given_as = {}  # errors name the flag as typed
+    if args.target_data:
+        # Before the config's check, which refused an adaptation config without target_data
+        # ("adaptation needs records") before the flag was read (helper 345).
+        args.overrides["target_data"] = list(args.target_data)
+        given_as["target_data"] = f"--target_data {' '.join(args.target_data)}"
     try:
         # The keys the prediction reads (before: train_data and checkpoint were required, "train
         # needs it", though nothing trains here and --checkpoint names the weights; helper 139).
         needed = Required(("model", "num_classes", "height", "width"), "ssma-importance-weights")
-        config = load_config(args.config, "train", check_paths=False, overrides=args.overrides, required=needed)
+        config = load_config(args.config, "train", check_paths=False, overrides=args.overrides, required=needed,
+                             given_as=given_as)
         refuse_pretraining(config)  # its depth network predicts no classes to weigh images by
     except ConfigError as error:
         return fail(error)
@@ -78,11 +85,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(f"{args.config}: no target_data; give it in the config or with --target_data")
     # A checkpoint given with --set comes before the config's initialize (before: checked, then
     # not read on a SAC config, which has initialize; helper 150).
-    checkpoint = (args.checkpoint or (config.checkpoint if "checkpoint" in args.overrides else None)
-                  or config.initialize or config.checkpoint)
+    checkpoint = args.checkpoint or (config.checkpoint if "checkpoint" in args.overrides else None)
+    # SAC's initialize is the baseline it adapts; ABN's (or a supervised run's) is where that run
+    # started, and its checkpoint the baseline (before: initialize whatever the method; helper 345).
+    sac = config.adaptation is not None and config.adaptation.method == "sac"
+    keys = ("initialize", "checkpoint") if sac else ("checkpoint",)
+    if not checkpoint:
+        chosen = next((name for name in keys if getattr(config, name)), None)
+        if chosen is not None:
+            checkpoint = getattr(config, chosen)
+            abn = config.adaptation is not None and not sac
+            what = ("the baseline SAC adapts" if chosen == "initialize" else "the ABN run's weights" if abn
+                    else "this run's weights")
+            print(f"weights: the config's {chosen} ({what}); --checkpoint gives others", file=sys.stderr)
     if not checkpoint:
         return fail(f"{args.config}: no weights to predict with; give --checkpoint (the baseline's run folder or "
-                    "weights file), or initialize or checkpoint in the config")
+                    f"weights file), or {' or '.join(keys)} in the config")
 
     from ssma_tf.adaptation.target import importance_weights
     from ssma_tf.progress import Progress

@@ -817,7 +817,10 @@ class Trainer:
                 position = f" (input streams restarted: {restart})"
             self._log(f"resumed from {prefix} at step {step}{position}")
             ended = saved.get("max_iteration")
-            if isinstance(ended, int) and ended != int(self.config.max_iteration) and step < self.config.max_iteration:
+            # A rate that does not follow the schedule (SAC's constant one) has no schedule to note (helper 345).
+            scheduled = self._follows_schedule()
+            if (scheduled and isinstance(ended, int) and ended != int(self.config.max_iteration)
+                    and step < self.config.max_iteration):
                 # The poly schedule is a function of step / max_iteration: a new end moves the
                 # rate of every step left (up, for a finished run extended), as in TF1.
                 self._log(f"note: max_iteration {ended} -> {self.config.max_iteration} since the run last started: the "
@@ -825,7 +828,7 @@ class Trainer:
                           "at this step)")
             changed = [f"{key} {saved[key]:g} -> {getattr(self.config, key):g}" for key in _SCHEDULE_KEYS
                        if isinstance(saved.get(key), (int, float)) and saved[key] != getattr(self.config, key)]
-            if changed and step < self.config.max_iteration:
+            if scheduled and changed and step < self.config.max_iteration:
                 # As a new max_iteration: the rate jumps to the new schedule's at this step.
                 self._log(f"note: {', '.join(changed)} since the run last started: the learning rate follows the new "
                           f"schedule ({float(self.learning_rate()):.4g} at this step)")
@@ -916,6 +919,11 @@ class Trainer:
             setattr(self, attribute, fresh)
             if self.saves_data_position:
                 setattr(self.checkpoint, key, fresh)
+
+    def _follows_schedule(self) -> bool:
+        """Whether the learning rate follows the poly schedule (`learning_rate`, `end_learning_rate`,
+        `power`, `max_iteration`), whose changes a resume notes; a subclass may train at a rate of its own."""
+        return True
 
     def _input_streams(self) -> dict[str, tuple[str, str]]:
         """The input streams whose positions a checkpoint saves (on one replica), by their name
