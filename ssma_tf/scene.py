@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -491,6 +492,11 @@ def _naming_expert(index: int, count: int, expert_classes: Optional[int] = None)
         raise CheckpointError(f"--experts, expert {index + 1} of {count}: {error}{hint}") from None
 
 
+class SceneTrainingStopped(RuntimeError):
+    """The scene classifier's loss became NaN or inf: stopped before the step's state or the
+    classifier was written."""
+
+
 class _StepLog(keras.callbacks.Callback):
     """One step per Keras epoch: keeps each step's loss, saves the state every `save_steps` and
     logs the mean loss every `every` steps."""
@@ -505,6 +511,10 @@ class _StepLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         step = epoch + 1
         loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            # Before the save: a diverged run went on to its end and wrote a scene.keras of NaN weights,
+            # which classified every scene as class 0, exit 0 (helper 349). As ssma-train stops.
+            raise SceneTrainingStopped(f"loss is {loss} at step {step}; training stopped without saving")
         self.losses.append(loss)
         self._window.append(loss)
         self.save(step)
@@ -552,6 +562,11 @@ def _fit(model: SSMASceneClassifier, dataset, output_dir: str, settings: Dict[st
         os.makedirs(output_dir, exist_ok=True)
         with atomic_path(path) as temporary:
             model.save(temporary)
+    except SceneTrainingStopped as error:
+        kept = (f"the run's state at step {saved['step']} is in {os.path.join(output_dir, RESUME_FOLDER)}; "
+                if saved["step"] else "")
+        raise SceneTrainingStopped(f"{error} ({kept}nothing written for this step): lower --learning_rate"
+                                   + (" and start afresh with --overwrite" if kept else "")) from None
     except KeyboardInterrupt:
         # Stopped during a step or the final save. The optimizer counts the steps whose update
         # the weights hold, even one that ended between the step and its callback.
@@ -644,10 +659,21 @@ def evaluate_scene_classifier(
     if extra:
         # Before: evaluated on their first modalities without a word, as training warned (helper 245).
         warnings.warn(extra, ConfigWarning, stacklevel=2)
+    non_finite = 0
     with naming_damaged_scene_records(test_data):
         for views, truth in dataset:
-            predicted = np.argmax(np.asarray(model(list(views), training=False)), axis=-1)
+            probabilities = np.asarray(model(list(views), training=False))
+            non_finite += int((~np.isfinite(probabilities).all(axis=-1)).sum())
+            predicted = np.argmax(probabilities, axis=-1)
             np.add.at(confusion, (truth.numpy(), predicted), 1)
             if progress is not None:
                 progress(int(confusion.sum()), total)
-    return scene_metrics(confusion, class_names)
+    metrics = scene_metrics(confusion, class_names)
+    metrics["non_finite_scenes"] = non_finite
+    if non_finite:
+        # An all-NaN row's argmax is class 0: a damaged classifier was scored as if it chose class 0
+        # for every scene, without a word (helper 349), as `ssma-evaluate` warns of pixels.
+        warnings.warn(f"the classifier gave non-finite probabilities (NaN or inf) for {non_finite} of "
+                      f"{metrics['num_scenes']} scenes: they count as class 0 (or an arbitrary class); its weights "
+                      "may be damaged", RuntimeWarning, stacklevel=2)
+    return metrics

@@ -112,6 +112,43 @@ def test_metrics_are_table_22s_recall_and_iou():
     assert table.splitlines()[-1] == "accuracy – (no scenes)"
 
 
+@pytest.mark.filterwarnings("ignore:no experts given:ssma_tf.config.ConfigWarning")
+def test_a_nan_loss_stops_training_unsaved_and_nan_probabilities_are_warned_of(records, tmp_path, capsys,
+                                                                               monkeypatch, tiny_backbone):
+    """A diverged run went on to its end and wrote a scene.keras of NaN weights; evaluating it
+    scored every scene as class 0 (an all-NaN row's argmax), exit 0, without a word (helper 349)."""
+    import keras
+
+    data = str(records / "scenes.tfrecords")
+    settings = dict(num_classes=3, modalities=2, height=16, width=16, steps=6, batch_size=8, learning_rate=1e30,
+                    seed=0, log_every=1, save_steps=0, backbone=tiny_backbone, freeze_experts=False)
+    from ssma_tf.scene import SceneTrainingStopped
+
+    with pytest.raises(SceneTrainingStopped, match=r"^loss is nan at step \d; training stopped without saving "
+                                                   r"\(nothing written for this step\): lower --learning_rate$"):
+        train_scene_classifier(data, str(tmp_path / "run"), log=lambda line: None, **settings)
+    assert not (tmp_path / "run" / "scene.keras").exists()
+    # The command: one line, exit 1, as ssma-train's (the tiny backbone is not one of its choices).
+    import ssma_tf.scene
+
+    def stopped(*args, **kwargs):
+        raise SceneTrainingStopped("loss is nan at step 2; training stopped without saving (...)")
+
+    monkeypatch.setattr(ssma_tf.scene, "train_scene_classifier", stopped)
+    assert cli.main(["train", "--train_data", data, "--output", str(tmp_path / "cli"), "--num_classes", "3",
+                     "--height", "16", "--width", "16"]) == 1
+    assert capsys.readouterr().err == "error: loss is nan at step 2; training stopped without saving (...)\n"
+    # A classifier whose weights are NaN: its scenes are counted, and said not to be predictions.
+    from ssma_tf.models.scene import SSMASceneClassifier
+
+    trained = SSMASceneClassifier(3, num_modalities=2, input_size=(16, 16), backbone=tiny_backbone)
+    for weight in trained.weights:
+        weight.assign(keras.ops.full(weight.shape, float("nan"), weight.dtype))
+    with pytest.warns(RuntimeWarning, match=r"non-finite probabilities \(NaN or inf\) for 24 of 24 scenes"):
+        metrics = evaluate_scene_classifier(trained, data, height=16, width=16)
+    assert metrics["non_finite_scenes"] == 24
+
+
 # Trained without experts on purpose (the first run checks the warning): the later runs' warnings
 # would only fill the summary.
 @pytest.mark.filterwarnings("ignore:no experts given:ssma_tf.config.ConfigWarning")

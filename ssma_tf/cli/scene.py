@@ -214,6 +214,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"confusion matrix: {args.picture}")
     except (UserInputError, FileNotFoundError) as error:
         return fail(error)
+    except scene.SceneTrainingStopped as error:  # a NaN loss, as ssma-train's (exit 1; helper 349)
+        return fail(error, 1)
     return 0
 
 
