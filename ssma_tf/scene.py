@@ -43,6 +43,7 @@ from ssma_tf.files import (atomic_path, atomic_write, file_sizes, file_times, fo
 from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models.backbones import check_backbone
 from ssma_tf.models.encoder import RELEASED_DROPOUT_RATE
+from ssma_tf.metrics import non_finite_pixels
 from ssma_tf.models.scene import SSMASceneClassifier
 from ssma_tf.progress import format_short_duration
 
@@ -663,7 +664,7 @@ def evaluate_scene_classifier(
     with naming_damaged_scene_records(test_data):
         for views, truth in dataset:
             probabilities = np.asarray(model(list(views), training=False))
-            non_finite += int((~np.isfinite(probabilities).all(axis=-1)).sum())
+            non_finite += non_finite_pixels(probabilities)  # here, scenes: rows not all finite
             predicted = np.argmax(probabilities, axis=-1)
             np.add.at(confusion, (truth.numpy(), predicted), 1)
             if progress is not None:
