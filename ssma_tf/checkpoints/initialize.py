@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Optional
 import keras
 
 from ssma_tf.config import PRETRAINING_RUN
-from ssma_tf.config.runs import find_run_config, saved_run_config
+from ssma_tf.config.runs import final_files_current, find_run_config, saved_run_config
 from ssma_tf.constants import ADAPNET_PP, ADAPNET_PP_BACKBONE, DECODER_FILTERS, FINAL_WEIGHTS, RUN_CONFIG, SSMA_FUSION
 from ssma_tf.errors import first_line
 from ssma_tf.models import SSMA, AdapNetPP
@@ -524,7 +524,9 @@ def unfinished_run_warnings(config: Any) -> list[str]:
     A run folder given as `intialize`, `finetune_from` (before: left out; helper 244) or an
     expert's checkpoint gives its newest checkpoint,
     finished or not; a stage started from a run killed halfway would otherwise say nothing of it.
-    A run is finished when it wrote its final weights (`final.weights.h5`).
+    A run is finished when its final files hold its newest checkpoint (`final_files_current`): a
+    finished run resumed to train longer and stopped keeps its old `final.weights.h5` (before: taken
+    as finished, and its unfinished newest checkpoint started the stage without a word; helper 352).
 
     Returns:
         One line per such run (without "warning:"), naming the key, the run and its checkpoint.
@@ -534,7 +536,7 @@ def unfinished_run_warnings(config: Any) -> list[str]:
         sources += [(_expert_key(config, i), s) for i, s in enumerate(config.expert_checkpoints or ())]
     warnings = []
     for key, source in sources:
-        if source is None or not os.path.isdir(source) or os.path.isfile(os.path.join(source, FINAL_WEIGHTS)):
+        if source is None or not os.path.isdir(source) or final_files_current(source):
             continue
         saved = saved_run_config(source)
         if not saved:
@@ -545,6 +547,8 @@ def unfinished_run_warnings(config: Any) -> list[str]:
             continue  # named when the weights are loaded
         total = saved.get("max_iteration")
         of = f" of max_iteration {total}" if total else ""
-        warnings.append(f"{_where(config, key)}key '{key}': {source} is a run that has not finished (no {FINAL_WEIGHTS}): "
+        why = (f"no {FINAL_WEIGHTS}" if not os.path.isfile(os.path.join(source, FINAL_WEIGHTS))
+               else "its final files are not of its newest checkpoint")
+        warnings.append(f"{_where(config, key)}key '{key}': {source} is a run that has not finished ({why}): "
                         f"it starts from its newest checkpoint, {os.path.basename(resolved)}{of}")
     return warnings

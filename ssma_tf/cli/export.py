@@ -51,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export AdapNet++ or SSMA as a SavedModel with a uint8 serving signature (and TFLite)."
     )
     add_model_source(parser, "dataset whose class names and colours go into the metadata")
-    parser.add_argument("-o", "--output", required=True, help="the SavedModel folder to write")
+    parser.add_argument("-o", "--output", required=True,
+                        help="the folder to write: a SavedModel, or with --format the OpenVINO IR or TFLite files")
     parser.add_argument("--size", help="HEIGHTxWIDTH to resize inputs to inside the graph, or 'input' for no "
-                        "resizing (inputs must be multiples of 16); default: the config's size, else 'input'")
+                        "resizing (inputs must be multiples of 16); default: the config's size, else 'input' "
+                        "(--format openvino and tflite need a fixed size: the config's, else --size)")
     parser.add_argument("--input_modality", choices=INPUT_MODALITIES,
                         help="AdapNet++: which modality of the records its image is (modality2 for a depth expert: "
                         "resized and calibrated as that one); default: the config's, else modality1")
@@ -81,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _lone_file(path: str) -> bool:
+    """Whether `path` is a weights or `.keras` file outside a run folder (so no config gives a size)."""
+    from ssma_tf.config.runs import is_run  # no TensorFlow
+
+    return os.path.isfile(path) and not is_run(path)
+
+
 @tensorflow_command
 def main(argv: Optional[List[str]] = None) -> int:
     """Parses the flags, loads the model and exports it; returns the exit status."""
@@ -96,6 +105,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Before, after the model loaded: "give --size HEIGHTxWIDTH or a config" when a config was given.
         parser.error(f"--size input: --format {args.format} needs a fixed size; give --size HEIGHTxWIDTH, or leave "
                      "--size out for the config's")
+    if args.format != "saved_model" and args.size is None and args.config is None and _lone_file(args.checkpoint):
+        # A weights or .keras file alone holds no size. Before: refused after the model loaded (15 s at 32x64).
+        parser.error(f"--format {args.format} needs a fixed size and {args.checkpoint} holds none: give --size "
+                     "HEIGHTxWIDTH or a config (-c)")
     if args.int8 and not args.calibration:
         parser.error("--int8 needs --calibration RECORDS")
     if args.calibration and not args.int8:

@@ -279,8 +279,18 @@ def test_a_run_that_has_not_finished_is_named_when_it_starts_another(tmp_path):
     assert unfinished_run_warnings(tuned) == [
         f"t.config: key 'finetune_from': {run} is a run that has not finished (no final.weights.h5): it starts from "
         "its newest checkpoint, ckpt-24 of max_iteration 26"]
-    (run / "final.weights.h5").write_bytes(b"")  # finished
+    from ssma_tf.config.runs import newest_checkpoint, write_final_record
+
+    (run / "final.weights.h5").write_bytes(b"w")
+    (run / "final.keras").write_bytes(b"k")
+    write_final_record(run, newest_checkpoint(run), written=True)  # finished at ckpt-24
     assert unfinished_run_warnings(config) == [] and unfinished_run_warnings(tuned) == []
+    # Resumed to train longer and stopped again (helper 352): its final files are of ckpt-24, its
+    # newest checkpoint ckpt-25. Before: taken as finished, as it has a final.weights.h5.
+    tf.train.CheckpointManager(state, str(run), max_to_keep=1).save(checkpoint_number=25)
+    assert unfinished_run_warnings(tuned) == [
+        f"t.config: key 'finetune_from': {run} is a run that has not finished (its final files are not of its "
+        "newest checkpoint): it starts from its newest checkpoint, ckpt-25 of max_iteration 26"]
 
 
 def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_the_key(tmp_path):

@@ -306,6 +306,13 @@ def test_export_options_are_checked(adapnet, tmp_path, capsys):
                                    str(tmp_path / "b")])
     assert ("--size input: --format openvino needs a fixed size; give --size HEIGHTxWIDTH, or leave --size out for "
             "the config's") in capsys.readouterr().err
+    # Before: refused once the model had loaded (15 s at 32x64), after a warning about modality 2.
+    lone = tmp_path / "lone.keras"
+    lone.write_bytes(b"not read")
+    with pytest.raises(SystemExit, match="2"):
+        _load_tool("export").main([str(lone), "--format", "tflite", "--output", str(tmp_path / "b")])
+    assert (f"--format tflite needs a fixed size and {lone} holds none: give --size HEIGHTxWIDTH or a config (-c)"
+            in capsys.readouterr().err)
     assert _load_tool("export").main(["--checkpoint", str(tmp_path / "none.weights.h5"), "--model", "SSMA",
                                       "--num_classes", "3", "--output", str(tmp_path / "b")]) == 2
 
