@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from ssma_tf.checkpoints.initialize import check_checkpoint_fits, other_input_modality_warning
 from ssma_tf.checkpoints.loading import load_weights, model_from_config
+from ssma_tf.constants import SSMA_FUSION
 from ssma_tf.data.pipeline import config_dataset
 from ssma_tf.data.datasets import dataset_info_or_none
 from ssma_tf.data.pipeline import list_record_files, naming_damaged_records
@@ -370,8 +371,8 @@ def evaluate_exported(
     """Evaluates an OpenVINO or TFLite export (`ssma-export --format ...`) on `config.test_data`.
 
     The same records, resizing and released mIoU as `evaluate`, so a quantised model's accuracy is
-    measured, not assumed. The export's size and classes must be the config's; multi-scale and
-    flip testing are not offered here.
+    measured, not assumed. The export's size, classes, modalities and fusion must be the
+    config's; multi-scale and flip testing are not offered here.
 
     Args:
         config: an evaluation `RunConfig` (its `checkpoint` is not used).
@@ -381,7 +382,7 @@ def evaluate_exported(
         threads: CPU threads of the runtime (None: its default).
 
     Returns:
-        The `EvaluationResult`; `metrics` name the backend, the precision and the export.
+        The `EvaluationResult`; `metrics` name the export, its fusion, the backend and the precision.
 
     Raises:
         ExportedModelError: the folder holds no such export, or it does not fit the config.
@@ -394,6 +395,10 @@ def evaluate_exported(
     exported = load_exported(folder, backend, threads)
     meta = exported.metadata
     log(f"loaded {folder} ({backend}, {exported.precision})")
+    # The fusion the export holds (None: an AdapNet++; metadata without it: SSMA's), compared with
+    # the config's (before: a late-fusion export scored under a cmode or SSMA config without a
+    # word). A config read from the export's own metadata (`export_config`) has its fusion.
+    fusion = (meta.get("fusion") or SSMA_FUSION) if config.is_fusion and meta["model"] == config.model else None
     mismatches = [
         f"{what} {theirs} (the config has {ours})"
         for what, theirs, ours in (
@@ -401,6 +406,7 @@ def evaluate_exported(
             ("classes", exported.num_classes, config.num_classes),
             ("model", meta["model"], config.model),
             ("modalities", exported.num_modalities, config.num_modalities),
+            ("fusion", fusion, fusion if fusion is None else (config.fusion or SSMA_FUSION)),
             # An expert exported for one modality, evaluated on another's images.
             ("input_modality", meta.get("input_modality") or "modality1",
              "modality1" if config.is_fusion else (config.input_modality or "modality1")),
@@ -450,6 +456,7 @@ def evaluate_exported(
     metrics = confusion.summary(names)
     metrics.update(
         checkpoint=os.fspath(folder),
+        fusion=fusion,  # which network the export is, as its metadata says (None: an AdapNet++)
         backend=backend,
         precision=exported.precision,
         scales=[1.0],

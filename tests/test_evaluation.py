@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -257,3 +259,53 @@ def test_an_export_giving_nan_is_counted_and_warned_of(tmp_path, monkeypatch):
         "count as predictions of void (class 0), or of an arbitrary class where only some classes are NaN; its "
         f"weights may be damaged or its precision overflowed (the export {tmp_path / 'ov'})"]
     assert result.metrics["non_finite_pixels"] == 1024
+
+
+def test_an_export_of_another_fusion_is_refused_and_its_fusion_is_in_the_metrics(tmp_path, monkeypatch):
+    """Found by a reviewer: the export's metadata says its fusion, but `-c CONFIG --exported` did
+    not compare it, so a late-fusion export was scored under a `fusion: cmode` (or SSMA) config
+    without a word, and the metrics JSON did not say which network it scored."""
+    import json
+
+    from ssma_tf.config.runs import export_config
+    from ssma_tf.constants import EXPORT_METADATA
+    from ssma_tf.evaluation import evaluate_exported
+    from ssma_tf.inference import backends
+    from ssma_tf.inference.backends import ExportedModelError
+
+    records = write_records(tmp_path / "test.tfrecords", 1, height=32, width=32, num_classes=3, fusion=True)
+    folder = tmp_path / "ov"
+    meta = {"backend": "openvino", "model": "SSMA", "fusion": "late", "num_classes": 3, "size": [32, 32],
+            "inputs": ["modality1", "modality2"], "input_modality": None, "modality2_interpolation": "nearest"}
+    (folder / "assets.extra").mkdir(parents=True)
+    (folder / EXPORT_METADATA).write_text(json.dumps(meta))
+
+    class Export:  # what `load_exported` gives for the folder: uniform probabilities
+        metadata = meta
+        precision, size, num_classes, num_modalities = "float32", (32, 32), 3, 2
+
+        def __call__(self, views):
+            return np.full((len(views[0]), 32, 32, 3), 1 / 3, np.float32)
+
+    monkeypatch.setattr(backends, "load_exported", lambda folder, backend, threads: Export())
+    common = dict(model="SSMA", num_classes=3, height=32, width=32, batch_size=1, test_data=records,
+                  checkpoint=str(tmp_path / "unused"))
+
+    def evaluated(**values):
+        config = config_from_dict(dict(common, **values), source="f.config", mode="eval", check_paths=False)
+        return evaluate_exported(config, str(folder), "openvino", log=lambda line: None)
+
+    for values, ours in (({"fusion": "cmode"}, "cmode"), ({}, "ssma")):
+        with pytest.raises(ExportedModelError, match=rf"^{re.escape(str(folder))} does not fit f.config: it has "
+                                                     rf"fusion late \(the config has {ours}\)$"):
+            evaluated(**values)
+    assert evaluated(fusion="late").metrics["fusion"] == "late"
+    # The export alone: its config is its metadata's, fusion and all.
+    alone = export_config(folder, {"test_data": records})
+    assert alone.fusion == "late"
+    assert evaluate_exported(alone, str(folder), "openvino", log=lambda line: None).metrics["fusion"] == "late"
+    # Metadata without `fusion` (an SSMA's, from before it was written) is SSMA's.
+    del meta["fusion"]
+    assert evaluated().metrics["fusion"] == "ssma"
+    with pytest.raises(ExportedModelError, match=r"it has fusion ssma \(the config has late\)$"):
+        evaluated(fusion="late")

@@ -220,3 +220,29 @@ def test_predict_py_flag_errors(argv, message, capsys):
         _predict_main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_fusion_baseline_is_named_as_such_in_the_input_errors(tmp_path):
+    """Found by a reviewer: a late fusion over 3 modalities given two images, or as --compare of
+    a list of one image per line, was called "an SSMA over 3 modalities"."""
+    import argparse
+    from types import SimpleNamespace
+
+    from ssma_tf.cli.predict import _check_compared_inputs
+    from ssma_tf.inference.predictor import PredictionError
+    from ssma_tf.inference.samples import collect_samples
+
+    write_rgb(tmp_path / "a.png", np.zeros((32, 32, 3)))
+    with pytest.raises(PredictionError, match=r"^a late fusion over 3 modalities reads its inputs from a list file$"):
+        collect_samples(True, modalities=3, modality1=tmp_path / "a.png", modality2=tmp_path / "a.png",
+                        fusion_method="late")
+    with pytest.raises(PredictionError, match=r"^an SSMA over 3 modalities reads"):
+        collect_samples(True, modalities=3, modality1=tmp_path / "a.png", modality2=tmp_path / "a.png")
+    (tmp_path / "one.txt").write_text("a.png\n")
+    samples = collect_samples(False, list_file=tmp_path / "one.txt")
+    args = argparse.Namespace(compare="avg.keras", list=str(tmp_path / "one.txt"))
+    for method, network in (("average", "an average fusion"), ("ssma", "an SSMA")):
+        compare = SimpleNamespace(fusion=True, fusion_method=method, num_modalities=2)
+        with pytest.raises(PredictionError, match=rf"^--compare avg.keras is {network} over 2 modalities, but the "
+                                                  r"list's lines give 1 image\(s\) per sample"):
+            _check_compared_inputs(args, compare, samples, False, "modality1")

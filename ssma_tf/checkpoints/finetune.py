@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from ssma_tf.checkpoints.loading import load_like, load_model, run_model
-from ssma_tf.checkpoints.reading import refuse_pruned_source
+from ssma_tf.checkpoints.reading import check_keras_streams, refuse_pruned_source
 from ssma_tf.checkpoints.reading import stored_num_classes as _stored_num_classes
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, FORMAT_TF2, resolve_weights
 from ssma_tf.checkpoints.tf1_import import CheckpointError
@@ -110,6 +110,24 @@ def _network(model: keras.Model) -> str:
     return model_name(model) if fusion == SSMA_FUSION else f"fusion {fusion}"
 
 
+def train_fresh_layers(model: keras.Model) -> list:
+    """Makes the class-dependent layers that fine-tuning starts afresh (`is_class_layer`)
+    trainable where frozen experts hold them, and returns their names.
+
+    A late, CMoDE, average or maximum fusion keeps each expert's classifier and last upsampling
+    inside the expert, which `freeze_experts` (the default) freezes. Before, fine-tuning such a
+    network to new classes re-initialised them and left them frozen: they kept their random
+    weights for the whole run, and average and maximum fusion trained nothing at all. The trainer
+    calls this before its optimizer is built (on resuming too, so the run trains the same weights).
+    """
+    opened = []
+    for name, layer in _layers_with_weights(model).items():
+        if is_class_layer(name) and not layer.trainable:
+            layer.trainable = True
+            opened.append(name)
+    return opened
+
+
 def stored_num_classes(fmt: str, resolved: str) -> int:
     """The class count of an own AdapNet++/SSMA checkpoint (`ssma_tf.checkpoints.reading`)."""
     return _stored_num_classes(fmt == FORMAT_TF2, resolved)
@@ -136,6 +154,10 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
         # that the network "has the default rates" when it had the release's (helper 126).
         source = load_model(resolved, easpp_rates=getattr(model, "easpp_rates", EASPP_RATES))
     elif resolved.endswith(".keras"):
+        # A fusion's file of another modality count, read from its config before the build, as
+        # `intialize` refuses it (before: a lone 3-modality late, average, maximum or LFC file
+        # loaded into 2 modalities without a word, its third expert dropped).
+        check_keras_streams(resolved, model)
         source = load_model(resolved)
     else:
         # Own weights do not say the network: a training run's config beside them does; else it
@@ -176,6 +198,9 @@ def finetune_weights(model: keras.Model, path: str) -> FinetuneReport:
     for layer, arrays in pairs:
         layer.set_weights(arrays)
         loaded.append(names[id(layer)])
+    # The fresh class layers train, frozen experts or not (before: a frozen expert's classifier and
+    # last upsampling kept their random weights; average and maximum fusion trained nothing).
+    train_fresh_layers(model)
     # The decoder's in the network's order, the baselines' own after them (a stable sort).
     order = {layer: index for index, layer in enumerate(CLASS_LAYERS)}
     fresh.sort(key=lambda name: order.get(_own_name(name), len(CLASS_LAYERS)))

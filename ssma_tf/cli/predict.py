@@ -188,6 +188,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         predictor.fusion, modalities=predictor.num_modalities, list_file=args.list, modality1=args.modality1, modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
         recursive=args.recursive, exclude=_picture_folders(args.output), num_classes=predictor.num_classes,
+        fusion_method=predictor.fusion_method,
     )
     _check_inputs(args, predictor, samples, input_modality, "its config" if setup.size else None)
     if compare is not None:
@@ -234,6 +235,7 @@ def _check_compared_inputs(args: argparse.Namespace, compare, samples, configure
         PredictionError: naming --compare, when the samples lack an image the compared network reads.
     """
     from ssma_tf.inference.predictor import PredictionError
+    from ssma_tf.inference.samples import fusion_network
 
     if not samples:
         return
@@ -243,9 +245,9 @@ def _check_compared_inputs(args: argparse.Namespace, compare, samples, configure
     if compare.fusion:
         if len(given) < compare.num_modalities:
             raise PredictionError(
-                f"--compare {args.compare} is an SSMA over {compare.num_modalities} modalities, but {inputs} "
-                f"{len(given)} image(s) per sample ({first.where()}): compare with a network that reads at most "
-                f"{len(given)}")
+                f"--compare {args.compare} is {fusion_network(compare.fusion_method)} over {compare.num_modalities} "
+                f"modalities, but {inputs} {len(given)} image(s) per sample ({first.where()}): compare with a "
+                f"network that reads at most {len(given)}")
         return
     wanted = int(input_modality.removeprefix("modality"))
     if wanted in given or not configured:  # without a config it reads modality 1, as said already
@@ -338,6 +340,7 @@ def _predict_exported(parser: argparse.ArgumentParser, args: argparse.Namespace,
         modality2=args.modality2,
         modality1_suffix=args.modality1_suffix, modality2_suffix=args.modality2_suffix,
         recursive=args.recursive, exclude=_picture_folders(args.output), num_classes=predictor.num_classes,
+        fusion_method=predictor.fusion_method,
     )
     meta = exported.metadata
     held = predictor.modality2_interpolation

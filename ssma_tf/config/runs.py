@@ -289,6 +289,8 @@ def export_config(
         raw["dataset"] = meta["dataset"]
     if len(inputs) > 2:  # SSMA over N modalities: the config counts them by their names
         raw["modalities"] = inputs
+    if meta.get("fusion"):  # a fusion baseline's export (before: evaluated alone under fusion: ssma's name)
+        raw["fusion"] = meta["fusion"]
     interpolation = meta.get("modality2_interpolation")
     if isinstance(interpolation, str):
         raw["modality2_interpolation"] = interpolation

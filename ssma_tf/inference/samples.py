@@ -7,7 +7,7 @@ import os
 import warnings
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
-from ssma_tf.constants import MAX_MODALITIES
+from ssma_tf.constants import MAX_MODALITIES, SSMA_FUSION
 from ssma_tf.inference.predictor import PredictionError
 from ssma_tf.modalities.batch import index_folder
 from ssma_tf.errors import UserInputError
@@ -202,6 +202,14 @@ def _outside(samples: List[Sample], exclude: Sequence[PathLike]) -> List[Sample]
     return samples
 
 
+def fusion_network(fusion_method: Optional[str]) -> str:
+    """The fusion network a predictor runs, for messages: "an SSMA", or "a late fusion" for a
+    baseline (`Predictor.fusion_method`; before: every fusion network was "an SSMA")."""
+    if fusion_method in (None, SSMA_FUSION):
+        return "an SSMA"
+    return f"{'an' if fusion_method[0] in 'aeiou' else 'a'} {fusion_method} fusion"
+
+
 def collect_samples(
     fusion: bool,
     *,
@@ -214,6 +222,7 @@ def collect_samples(
     modalities: int = 2,
     exclude: Sequence[PathLike] = (),
     num_classes: Optional[int] = None,
+    fusion_method: Optional[str] = None,
 ) -> List[Sample]:
     """The samples named by a list file, by one image (pair), or by folders paired by name.
 
@@ -227,6 +236,8 @@ def collect_samples(
         exclude: folders whose files are never inputs: the output's picture folders (see
             `samples_from_folders`).
         num_classes: the model's classes, void included (how many ids a list's label may hold).
+        fusion_method: the fusion network's name (`Predictor.fusion_method`), for messages; None:
+            SSMA.
 
     Raises:
         PredictionError: a missing file or folder, a file beside a folder, a bad list.
@@ -241,7 +252,8 @@ def collect_samples(
                                   "names its images itself")
         return _outside(check_readable(samples_from_list(list_file, fusion, modalities, num_classes)), exclude)
     if fusion and modalities > 2:
-        raise PredictionError(f"an SSMA over {modalities} modalities reads its inputs from a list file")
+        raise PredictionError(f"{fusion_network(fusion_method)} over {modalities} modalities reads its inputs from a "
+                              "list file")
     given = [(f"modality{i}", os.fspath(p)) for i, p in ((1, modality1), (2, modality2)) if p is not None]
     if not given:
         raise PredictionError("give a list file, modality1, modality2 or both")

@@ -21,9 +21,11 @@ and what it trains:
 | stacking | none (one AdapNet++ on 6 (3N) channels)  | everything                                   |
 
 With `freeze_experts: false` the experts train too (with `encoder_lr_multiplier` on their
-encoders). Every baseline takes `[modality1, ..., modalityN]` and returns the softmax
-(B, H, W, C), or with `return_all` (while training) a dict with `softmax`, `logits` and, where
-the baseline has its own decoder and `aux_heads`, `aux_up2` and `aux_up1`. With N = 2 the graph
+encoders). Fine-tuned to another class set (`finetune_from`), the experts' class layers that start
+afresh (classifier, last upsampling) train inside frozen experts (`train_fresh_layers`). Every
+baseline takes `[modality1, ..., modalityN]` and returns the softmax (B, H, W, C), or with
+`return_all` (while training) a dict with `softmax`, `logits` and, where the baseline has its own
+decoder and `aux_heads`, `aux_up2` and `aux_up1`. With N = 2 the graph
 and its layer names are those of the two-modality baselines, so that their `.keras` files and
 checkpoints load unchanged.
 """

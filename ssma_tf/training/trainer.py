@@ -31,6 +31,7 @@ from ssma_tf.checkpoints.initialize import (
     backbone_weights_replaced_by, check_checkpoint_fits, check_finetune_source, initialize_model,
     swapped_expert_warnings, unfinished_run_warnings, unread_backbone_weights_line,
 )
+from ssma_tf.checkpoints.finetune import train_fresh_layers
 from ssma_tf.checkpoints.loading import seed_generator_states
 from ssma_tf.checkpoints.reading import check_tf2_shapes, reading, state_file_is_damaged
 from ssma_tf.checkpoints.resolve import FORMAT_TF1, resolve_weights
@@ -509,6 +510,11 @@ class Trainer:
                     built = (config if backbone_weights_replaced_by(config) is None
                              else dataclasses.replace(config, backbone_weights=None))
                     self.model = self._new_model(built) if model_fn is None else model_fn()
+                if getattr(config, "finetune_from", None) is not None:
+                    # The class layers finetune_from starts afresh train, before the optimizer is
+                    # built and on resuming too (before: inside frozen experts they stayed frozen,
+                    # random for the whole run; average and maximum fusion trained nothing).
+                    train_fresh_layers(self.model)
                 if replicas > 1:
                     synchronize_batch_norms(self.model)
                 self.optimizer = self._make_optimizer()
@@ -1829,7 +1835,10 @@ def _trained_share(model: keras.Model, config: Any) -> str:
         # modality-2 (..N) encoders that its graph never reads are left out.
         share += f" ({model.fusion} trains end to end; the experts' layers it does not use are left out)"
     elif getattr(config, "freeze_experts", False) and getattr(model, "encoders", None):
-        share += " (freeze_experts: the experts are frozen)"
+        opened = [expert.name for expert in getattr(model, "experts", None) or []
+                  if not expert.trainable and any(layer.trainable for layer in expert.layers)]
+        share += (" (freeze_experts: the experts are frozen but for their class layers, which finetune_from "
+                  "starts afresh)" if opened else " (freeze_experts: the experts are frozen)")
     return share
 
 

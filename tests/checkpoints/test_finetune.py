@@ -323,3 +323,70 @@ def test_fusenets_weights_outside_its_graph_are_said_in_the_report(tmp_path):
     assert unused and report.unused_weights == unused
     assert report.loaded_weights + unused + fresh == report.total_weights
     assert f"of the {report.total_weights:,} weights ({unused:,} unused by the fused graph; 19 layers" in str(report)
+
+
+@pytest.mark.parametrize("fusion", ["average", "late"])
+def test_a_baselines_fresh_class_layers_train_inside_frozen_experts(tmp_path, fusion):
+    """Found by a reviewer: fine-tuning a late, CMoDE, average or maximum fusion with frozen
+    experts (freeze_experts, the default) re-initialised each expert's classifier and last
+    upsampling but left them frozen, random for the whole run; average fusion trained nothing."""
+    from ssma_tf.models import FusionBaseline
+    from ssma_tf.training.trainer import _trained_share
+
+    images = [np.zeros((1, 32, 32, 3), np.float32)] * 2
+    source = FusionBaseline(3, fusion=fusion)
+    source(images)
+    source.save_weights(tmp_path / "source.weights.h5")
+    model = FusionBaseline(4, fusion=fusion)
+    model(images)
+    report = finetune_weights(model, str(tmp_path / "source.weights.h5"))
+    fresh = [model.get_layer(name.split("/")[0]).get_layer(name.split("/")[1]) if "/" in name else model.get_layer(name)
+             for name in report.reinitialized]
+    assert len(fresh) == 4 + 2 * (fusion == "late") and all(layer.trainable for layer in fresh)
+    trained = {id(v) for v in model.trainable_variables}
+    assert trained == {id(v) for layer in fresh for v in layer.trainable_weights}
+    # The experts stay frozen but for those layers, and the run's first line says so.
+    assert not any(v.trainable for expert in model.experts for v in expert.encoder.weights)
+    config = _config(tmp_path, model="SSMA", fusion=fusion, num_classes=4,
+                     finetune_from=str(tmp_path / "source.weights.h5"))
+    share = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert _trained_share(model, config) == (f", {share:,} of them trained (freeze_experts: the experts are frozen but "
+                                             "for their class layers, which finetune_from starts afresh)")
+
+
+def test_a_lone_fusion_model_file_of_other_modalities_is_refused_as_finetune_from(tmp_path):
+    """Found by a reviewer: a 3-modality fusion's .keras file outside its run folder (no
+    config.yaml beside it) fine-tuned a 2-modality one without a word, its third expert dropped;
+    `intialize` refused it (`check_keras_streams`)."""
+    from ssma_tf.models import FusionBaseline
+
+    source = FusionBaseline(3, fusion="average", num_modalities=3)
+    source([np.zeros((1, 32, 32, 3), np.float32)] * 3)
+    source.save(tmp_path / "average3.keras")
+    with pytest.raises(CheckpointError, match=rf"^the model file {re.escape(str(tmp_path / 'average3.keras'))} fuses "
+                                              r"3 modality streams \(its FusionBaseline\), this FusionBaseline 2: "
+                                              r"give the config's modalities list"):
+        finetune_weights(FusionBaseline(4, fusion="average"), str(tmp_path / "average3.keras"))
+
+
+def test_an_average_fusion_fine_tuned_with_frozen_experts_trains_its_fresh_class_layers(tmp_path):
+    """The trainer makes them trainable before its optimizer is built, so one step changes them
+    (before: average fusion with frozen experts trained no weight at all)."""
+    from ssma_tf import training
+    from ssma_tf.models import FusionBaseline
+    from tests.training_helpers import write_records
+
+    source = FusionBaseline(4, fusion="average")
+    source([np.zeros((1, 32, 32, 3), np.float32)] * 2)
+    source.save_weights(tmp_path / "source.weights.h5")
+    records = write_records(tmp_path / "train.tfrecords", 2, height=32, width=32, num_classes=3, fusion=True)
+    config = _config(tmp_path, model="SSMA", fusion="average", num_classes=3, train_data=records, max_iteration=1,
+                     finetune_from=str(tmp_path / "source.weights.h5"), seed=0)
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    classifier = trainer.model.experts[0].get_layer("classifier")
+    before = classifier.get_weights()[0].copy()
+    trainer.run()
+    assert not np.array_equal(classifier.get_weights()[0], before)
+    assert any("(freeze_experts: the experts are frozen but for their class layers, which finetune_from starts "
+               "afresh)" in line for line in lines), lines
