@@ -691,6 +691,9 @@ def test_importance_weights_command_writes_weights_the_trainer_reads(tmp_path, t
     # Before: taken and not read (helper 150).
     (["-o", "{tmp}/w.json", "--set", "batch_size=16"], "--set batch_size: the prediction batch here is --batch_size; "
                                                        "give --batch_size N"),
+    # Before: the flag's records read, the --set's dropped without a word.
+    (["-o", "{tmp}/w.json", "--target_data", "a.tfrecords", "--set", "target_data=b.tfrecords"],
+     "--target_data and --set target_data=... both give the target records; give one"),
 ])
 def test_importance_weights_checks_its_flags_before_predicting(tmp_path, monkeypatch, capsys, flags, message):
     from ssma_tf.cli import importance_weights

@@ -66,6 +66,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssma_tf.config.reader import Required
 
     given_as = {}  # errors name the flag as typed
+    if args.target_data and "target_data" in args.overrides:
+        # Before: the flag's records were read and the --set's dropped without a word.
+        return fail("--target_data and --set target_data=... both give the target records; give one")
     if args.target_data:
         # Before the config's check, which refused an adaptation config without target_data
         # ("adaptation needs records") before the flag was read (helper 345).
