@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+import warnings
 from typing import List, Optional
 
 from ssma_tf.cli.common import (
@@ -32,9 +33,30 @@ DEFAULT_STAGES = ("block4:0.1", "block1-4:0.1", "all:0.1")
 # What a `--with` run must share with this one for the table to compare methods at one budget.
 COMPARED_SETTINGS = ("stages", "finetune_steps", "finetune_learning_rate", "rank_batches", "test_data",
                      "config_sha256", "channel_multiple", "test_data_sha256", "train_data_sha256")
+# Config keys whose files ssma-prune never reads (`RunConfig.without_starting_weights`); the last
+# is the other spelling of the first.
+STARTING_WEIGHTS = ("initialize", "checkpoint1", "checkpoint2", "checkpoints", "finetune_from", "intialize")
+# What a digest in the reports stands for, in the `--with` warning.
+_DIGESTS = {"test_data_sha256": "test records", "train_data_sha256": "training records",
+            "weights_sha256": "weights"}
 # How the plot's legend names a setting that differs.
 _SHOWN = {"config_sha256": "config", "finetune_learning_rate": "finetune_lr", "test_data_sha256": "test records",
           "train_data_sha256": "training records"}
+
+
+def _difference(theirs: dict, ours: dict, key: str) -> str:
+    """How a `--with` report's setting differs from this run's: the value as typed (the stages as
+    given, not as the tuples they are compared by), a digest's by what it stands for (before:
+    "config_sha256 '0912f15134573bf3', here 'f7ad0557a5938ff2'")."""
+    from ssma_tf.pruning import staged
+
+    if key == "config_sha256":  # the keys, as the resume's refusal names them
+        return "; ".join(staged.config_changes(theirs, ours, between=", here "))
+    if key.endswith("_sha256"):
+        return f"the {_DIGESTS.get(key, key[:-len('_sha256')])} differ"
+    if key == "stages":
+        return f"stages {' '.join(map(str, theirs.get(key) or []))}, here {' '.join(map(str, ours.get(key) or []))}"
+    return f"{key} {staged.setting_as_run(theirs, key)!r}, here {staged.setting_as_run(ours, key)!r}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--finetune-lr must be positive, got {args.finetune_lr:g}")
     model_file_or_exit(parser, "--checkpoint", args.checkpoint)  # helper 219
 
-    from ssma_tf.config import load_config
+    from ssma_tf.config import ConfigWarning, load_config
     from ssma_tf.errors import UserInputError
     from ssma_tf.files import check_output
 
@@ -94,7 +116,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             # A copied or moved run's config.yaml names the other folder's weights.
             check_not_moved(args.config, overrides, "give --checkpoint {folder}")
-        config = load_config(args.config, "train", overrides=overrides)
+        # The starting weights (`intialize`, the experts' `checkpoints` or `checkpoint1`/`2`,
+        # `finetune_from`) are never read: stage 0 is --checkpoint, and each stage's fine-tuning
+        # clears them. Their files are not looked for (before: a trained run whose ImageNet
+        # initialisation or expert files were gone was refused, while ssma-evaluate took its
+        # config); the config keeps them, so that its digest (config_sha256) stays as it was.
+        kept = {k: v for k, v in overrides.items() if k not in STARTING_WEIGHTS}
+        with warnings.catch_warnings():  # said by the load below (before: each warning printed twice)
+            warnings.simplefilter("ignore", ConfigWarning)
+            load_config(args.config, "train", overrides={**kept, **dict.fromkeys(STARTING_WEIGHTS[:-1])},
+                        given_as=getattr(overrides, "given_as", None))  # the other paths, as before
+        config = load_config(args.config, "train", check_paths=False, overrides=overrides)
         check_output(args.output, what="--output", directory=True, overwrite=None)  # before the model loads
         plot_path = pathlib.Path(args.output) / "pruning.png"
         if plot_path.is_dir():  # before: found after every stage had run, and the table was lost with it
@@ -149,9 +181,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         # file elsewhere is the same network), else by the checkpoint's path.
         identity = ["weights_sha256"] if "weights_sha256" in theirs else ["checkpoint"]
         if theirs.get("model") != ours["model"] or any(theirs.get(k) not in (None, ours.get(k)) for k in identity):
+            weights = theirs.get("weights", theirs.get("checkpoint", "not recorded"))
+            if theirs.get("model") == ours["model"] and weights in (ours.get("weights"), ours.get("checkpoint")):
+                weights += ": the weights differ"  # a file of that name, changed since (before: the name alone)
             print(f"warning: --with {folder} pruned another network (model {theirs.get('model')}, weights "
-                  f"{theirs.get('weights', theirs.get('checkpoint', 'not recorded'))}); its rows are not comparable "
-                  "with this run's", file=sys.stderr)
+                  f"{weights}); its rows are not comparable with this run's", file=sys.stderr)
             marks[index] = ": another network"
             continue
         # The same network under another budget: each method's figures come from its own protocol.
@@ -160,12 +194,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         budget = [k for k in COMPARED_SETTINGS if (k in theirs or k == "channel_multiple")
                   and staged.setting_used(theirs, k) and staged.setting_used(ours, k)
                   and staged.setting_as_run(theirs, k) != staged.setting_as_run(ours, k)]
-        # As typed (before: the stages as the tuples they are compared by).
-        shown = lambda settings, k: (" ".join(map(str, settings.get(k) or [])) if k == "stages"  # noqa: E731
-                                     else repr(staged.setting_as_run(settings, k)))
         if budget:
             print(f"warning: --with {folder} ran with other settings ("
-                  + "; ".join(f"{k} {shown(theirs, k)}, here {shown(ours, k)}" for k in budget)
+                  + "; ".join(_difference(theirs, ours, k) for k in budget if not (
+                      k == "test_data_sha256" and "test_data" in budget))  # the paths say it
                   + "): the methods are not compared at the same budget", file=sys.stderr)
             marks[index] = f": other {', '.join(_SHOWN.get(k, k) for k in budget)}"
     labels = staged.report_labels(reports, [args.output, *args.others])

@@ -313,14 +313,18 @@ def export_config(
 
 def prune_folder(path: PathLike) -> str:
     """For the output folder of ssma-prune (its report.json), what it is: "the output of
-    ssma-prune: give one of its stages' networks (...)"; "" for any other path."""
+    ssma-prune: give one of its stages' networks (...) to ..."; "" for any other path."""
     path = os.fspath(path)
     if not (os.path.isdir(path) and os.path.isfile(os.path.join(path, PRUNE_REPORT))):
         return ""
     stages = sorted((name for name in os.listdir(path) if re.fullmatch(r"stage\d+\.keras", name)),
                     key=lambda name: int(name[len("stage"):-len(".keras")]))
     named = ", ".join(os.path.join(path, name) for name in stages[:3]) + (", ..." if len(stages) > 3 else "")
-    return f"the output of ssma-prune: give one of its stages' networks ({named or 'none written yet'})"
+    # Not a start for training: a config builds the released widths (before: the advice to give a
+    # stage's network, which `intialize` and `finetune_from` then refused; helper 355).
+    return (f"the output of ssma-prune: give one of its stages' networks ({named or 'none written yet'}) to evaluate, "
+            "predict or export it, or to ssma-prune --checkpoint to prune or fine-tune it further (a training "
+            "config cannot start from a pruned network)")
 
 
 def run_weights(run: PathLike) -> str:

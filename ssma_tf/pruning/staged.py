@@ -291,6 +291,19 @@ def _remove_stage_folder(folder: pathlib.Path, final: pathlib.Path, log: Callabl
 _ENTRY_NUMBERS = ("params", "gflops", "miou", "latency_ms", "param_reduction", "miou_change", "latency_ratio")
 
 
+def config_changes(old: dict, new: dict, most: int = 3, between: str = " -> ") -> list[str]:
+    """The first `most` config keys in which two reports' settings differ, each as `config key K
+    OLD -> NEW` (`between` joins the two values) from their `config`; ["another config"] where one
+    of them records no config (reports before the config's contents were recorded). For the
+    resume's refusal and the `--with` warning alike (before: the latter showed the two configs'
+    digests)."""
+    was, now = old.get("config"), new.get("config")
+    if not isinstance(was, dict) or not isinstance(now, dict):
+        return ["another config"]
+    keys = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+    return [f"config key {k} {was.get(k)!r}{between}{now.get(k)!r}" for k in keys[:most]] or ["another config"]
+
+
 def read_report(path: os.PathLike, what: str) -> dict:
     """The report `run` wrote to `path`, checked to have the shape the table, the plot and a
     resumed run read (before: a report cut short or edited by hand was a JSON or KeyError
@@ -546,11 +559,7 @@ def run(
                     changes.append("the training records changed since the finished stages were ranked or fine-tuned "
                                    "on them")
                 if "config_sha256" in differ:
-                    keys = (sorted(k for k in set(old["config"]) | set(config_values)
-                                   if old["config"].get(k) != config_values.get(k))
-                            if isinstance(old.get("config"), dict) else [])
-                    changes += [f"config key {k} {old['config'].get(k)!r} -> {config_values.get(k)!r}"
-                                for k in keys[:3]] or ["another config"]
+                    changes += config_changes(old, settings)
                 raise UserInputError(
                     f"{report_path} comes from another pruning run ({'; '.join(changes[:4])}); give a new output "
                     "folder or the same settings", path=report_path)

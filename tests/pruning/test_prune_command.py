@@ -86,8 +86,9 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     capsys.readouterr()
     # The folder itself names its stages (before: "a training run that has not saved a checkpoint yet").
     assert evaluate_cli.main([str(out), "--test_data", str(run_folder / "records" / "test.tfrecords")]) == 2
-    assert (f"{out} is the output of ssma-prune: give one of its stages' networks ({out / 'stage1.keras'})"
-            in capsys.readouterr().err)
+    assert (f"{out} is the output of ssma-prune: give one of its stages' networks ({out / 'stage1.keras'}) to "
+            "evaluate, predict or export it, or to ssma-prune --checkpoint to prune or fine-tune it further (a "
+            "training config cannot start from a pruned network)" in capsys.readouterr().err)
     from ssma_tf.checkpoints import CheckpointError
     from ssma_tf.checkpoints.resolve import resolve_weights
 
@@ -639,3 +640,88 @@ def test_a_plot_path_in_the_way_is_refused_and_a_stopped_fine_tuning_is_one_line
     assert capsys.readouterr().err == (
         "error: loss is nan at step 2; training stopped without saving (none kept). Lower the fine-tuning's rate "
         "(--finetune-lr), check the labels and images of train_data, or start again\n")
+
+
+@pytest.mark.parametrize("model, starting", [
+    ("AdapNet_pp", {"intialize": "gone_init.ckpt"}),
+    ("AdapNet_pp", {"finetune_from": "gone_run/final.weights.h5"}),
+    ("SSMA", {"checkpoints": ["gone_rgb.weights.h5", "gone_depth.weights.h5"]}),
+    ("SSMA", {"checkpoint1": "gone_rgb.weights.h5", "checkpoint2": "gone_depth.weights.h5"}),
+])
+def test_starting_weights_that_are_gone_are_no_reason_to_refuse(run_folder, monkeypatch, capsys, model, starting):
+    """ssma-prune never reads them (stage 0 is --checkpoint, the fine-tuning clears them): a
+    trained run whose ImageNet initialisation or expert files were gone was refused ("key
+    'intialize': no checkpoint at ..."), while ssma-evaluate took its config. They stay in the
+    config, whose digest (config_sha256) is as before; the other paths are still checked."""
+    import yaml
+
+    from ssma_tf.config import load_config
+    from ssma_tf.config.reader import parse_overrides
+    from ssma_tf.errors import UserInputError
+
+    monkeypatch.chdir(run_folder)
+    given = []
+
+    def pruned(config, *args, **kwargs):
+        given.append(config)
+        raise UserInputError("stopped before any model")
+
+    monkeypatch.setattr(staged, "run", pruned)
+    keys = {"model": model, "num_classes": 5, "checkpoint": "checkpoints/gone", "train_data": "records/train.tfrecords",
+            "batch_size": 2, "height": 32, "width": 64, "max_iteration": 2, "learning_rate": 0.001, "save_step": 2,
+            "skip_step": 1}
+    (run_folder / "gone.config").write_text(yaml.safe_dump(dict(keys, **starting)))
+    args = ["-c", "gone.config", "--checkpoint", "trained.weights.h5", "--test-data", "records/test.tfrecords",
+            "-o", "gone_out"]
+    assert prune_cli.main(args) == 2
+    assert capsys.readouterr().err == "error: stopped before any model\n"
+    name = "initialize" if "intialize" in starting else next(iter(starting))
+    assert getattr(given[0], name) is not None  # kept: the digest of the config is the run's
+    # A --set naming a file that is gone is not looked for either (the other spelling replaces the file's).
+    assert prune_cli.main(args + ["--set", "initialize=gone_too.ckpt"] * ("intialize" in starting)) == 2
+    assert capsys.readouterr().err == "error: stopped before any model\n"
+    # The other paths are checked as before.
+    (run_folder / "gone.config").write_text(yaml.safe_dump(dict(keys, train_data="records/gone.tfrecords",
+                                                                **starting)))
+    assert prune_cli.main(args) == 2
+    assert "key 'train_data': no file matches" in capsys.readouterr().err
+    if model == "SSMA":  # a config's warning is said once (the load that checks the paths says none)
+        (run_folder / "gone.config").write_text(yaml.safe_dump(dict(keys, aux_loss_weights=[0.3, 0.2], **starting)))
+        assert prune_cli.main(args) == 2
+        assert capsys.readouterr().err.count("aux_loss_weights weighs the auxiliary heads' losses") == 1
+    # A config whose files are there: the config as the checked load gives it (so its digest too).
+    assert prune_cli.main(command(run_folder, "-o", "gone_out")) == 2
+    assert given[-1].to_dict() == load_config(smoke_config("adapnet_train.config"), "train",
+                                              overrides=parse_overrides(SIZE[1::2])).to_dict()
+
+
+def test_other_runs_settings_are_named_not_their_digests(run_folder, monkeypatch, capsys):
+    """The `--with` warning showed "config_sha256 '0912f15134573bf3', here 'f7ad0557a5938ff2'" and
+    the records' digests; it names the config keys that differ, as a resumed run's refusal does."""
+    monkeypatch.chdir(run_folder)
+    entry = {"stage": 0, "spec": None, "params": 10, "param_reduction": 0.0, "gflops": 1.0, "latency_ms": 1.0,
+             "miou": 50.0, "miou_change": 0.0, "latency_ratio": 1.0}
+    ours = {"method": "taylor", "model": "AdapNet_pp", "checkpoint": "/w.weights.h5", "weights": "/w.weights.h5",
+            "weights_sha256": "a" * 16, "stages": ["block4:0.05"], "finetune_steps": 1, "rank_batches": 8,
+            "finetune_learning_rate": 1e-4, "test_data": ["/t.tfrecords"], "config_sha256": "1" * 16,
+            "config": {"learning_rate": 0.001, "height": 32}, "test_data_sha256": "b" * 16,
+            "train_data_sha256": "c" * 16}
+    others = {"config": dict(ours, config_sha256="2" * 16, config={"learning_rate": 0.5, "height": 32}),
+              "records": dict(ours, test_data_sha256="d" * 16, train_data_sha256="e" * 16),
+              "changed": dict(ours, weights_sha256="f" * 16)}
+    for name, settings in others.items():
+        (run_folder / "digests" / name).mkdir(parents=True, exist_ok=True)
+        (run_folder / "digests" / name / "report.json").write_text(json.dumps({"settings": settings,
+                                                                              "stages": [entry]}))
+    monkeypatch.setattr(staged, "run", lambda *a, **k: {"settings": ours, "stages": [entry]})
+    monkeypatch.setattr(staged, "plot", lambda reports, path, labels: path)
+    folders = [str(run_folder / "digests" / name) for name in others]
+    assert prune_cli.main(command(run_folder, "-o", str(run_folder / "digests" / "here"), "--with", *folders)) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: --with {folders[0]} ran with other settings (config key learning_rate 0.5, here 0.001): the "
+            "methods are not compared at the same budget") in err, err
+    assert (f"warning: --with {folders[1]} ran with other settings (the test records differ; the training records "
+            "differ): the methods are not compared at the same budget") in err, err
+    assert (f"warning: --with {folders[2]} pruned another network (model AdapNet_pp, weights /w.weights.h5: the "
+            "weights differ); its rows are not comparable") in err, err
+    assert "_sha256" not in err
