@@ -323,8 +323,26 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
-        arguments = sys.argv[1:] if args is None else list(args)
-        return super().parse_known_args(self._defined_spelling(arguments), namespace)
+        arguments = self._defined_spelling(sys.argv[1:] if args is None else list(args))
+        self._refuse_repeated_lists(arguments)
+        return super().parse_known_args(arguments, namespace)
+
+    def _refuse_repeated_lists(self, arguments: list[str]) -> None:
+        """Ends the command (exit 2) when a flag that takes a list (`--budgets 2 4`, `--stages`,
+        `--calibration`) is given twice: argparse keeps the last list, and the first was dropped
+        without a word (`--budgets 2 --budgets 4` selected for 4 alone)."""
+        seen = set()
+        for argument in arguments:
+            if argument == "--":
+                return
+            action = self._option_string_actions.get(argument.partition("=")[0])
+            if action is None or not isinstance(action, argparse._StoreAction) or action.nargs not in ("+", "*"):
+                continue
+            if action.dest in seen:
+                flag = max(action.option_strings, key=len)
+                self.error(f"{flag} is given twice: give all its values after one {flag} (argparse would keep the "
+                           "last list alone)")
+            seen.add(action.dest)
 
     def _defined_spelling(self, arguments: list[str]) -> list[str]:
         known = self._option_string_actions

@@ -112,6 +112,32 @@ def test_a_long_flag_takes_dashes_or_underscores_and_says_unknown_ones_as_typed(
     assert "unrecognized arguments: --finetune_stepz" in capsys.readouterr().err
 
 
+def test_a_flag_of_a_list_given_twice_is_refused_not_cut_to_its_last_list(capsys):
+    """argparse keeps the last list: `ssma-select-labels --budgets 2 --budgets 4` selected for 4
+    alone, `ssma-prune --stages a --stages b` pruned b alone, without a word."""
+    from ssma_tf.cli import prune, select_labels
+
+    parser = ArgumentParser(prog="tool")
+    parser.add_argument("--test_data", nargs="+")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("rest", nargs="*")
+    for given in (["--test_data", "a", "--test_data", "b"], ["--test-data=a", "--test_data", "b"]):
+        with pytest.raises(SystemExit, match="2"):
+            parser.parse_args(given)
+        assert ("tool: error: --test_data is given twice: give all its values after one --test_data (argparse would "
+                "keep the last list alone)") in capsys.readouterr().err
+    # A flag of one value given again is argparse's as ever (the last), and after `--` nothing is a flag.
+    assert parser.parse_args(["--seed", "1", "--seed", "2"]).seed == 2
+    assert parser.parse_args(["--test_data", "a", "--", "--test_data"]).rest == ["--test_data"]
+    for build, given in ((select_labels.build_parser, ["-c", "x", "--budget", "8", "-o", "o", "--budgets", "2",
+                                                        "--budgets", "4"]),
+                         (prune.build_parser, ["-c", "x", "-o", "out", "--stages", "block4:0.1",
+                                               "--stages", "all:0.1"])):
+        with pytest.raises(SystemExit, match="2"):
+            build().parse_args(given)
+        assert "is given twice" in capsys.readouterr().err
+
+
 def test_a_module_run_with_python_m_is_named_so_in_its_usage(monkeypatch, capsys):
     """argparse names a parser after sys.argv[0], the module's file: "usage: synthetic.py"."""
     monkeypatch.setattr(sys, "argv", [str(ROOT / "ssma_tf" / "cli" / "synthetic.py")])
