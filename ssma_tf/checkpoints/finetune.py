@@ -110,9 +110,9 @@ def _network(model: keras.Model) -> str:
     return model_name(model) if fusion == SSMA_FUSION else f"fusion {fusion}"
 
 
-def train_fresh_layers(model: keras.Model) -> list:
+def train_fresh_layers(model: keras.Model) -> None:
     """Makes the class-dependent layers that fine-tuning starts afresh (`is_class_layer`)
-    trainable where frozen experts hold them, and returns their names.
+    trainable where frozen experts hold them.
 
     A late, CMoDE, average or maximum fusion keeps each expert's classifier and last upsampling
     inside the expert, which `freeze_experts` (the default) freezes. Before, fine-tuning such a
@@ -120,12 +120,9 @@ def train_fresh_layers(model: keras.Model) -> list:
     weights for the whole run, and average and maximum fusion trained nothing at all. The trainer
     calls this before its optimizer is built (on resuming too, so the run trains the same weights).
     """
-    opened = []
     for name, layer in _layers_with_weights(model).items():
-        if is_class_layer(name) and not layer.trainable:
+        if is_class_layer(name):
             layer.trainable = True
-            opened.append(name)
-    return opened
 
 
 def stored_num_classes(fmt: str, resolved: str) -> int:

@@ -36,10 +36,7 @@ COMPARED_SETTINGS = ("stages", "finetune_steps", "finetune_learning_rate", "rank
 # Config keys whose files ssma-prune never reads (`RunConfig.without_starting_weights`); the last
 # is the other spelling of the first.
 STARTING_WEIGHTS = ("initialize", "checkpoint1", "checkpoint2", "checkpoints", "finetune_from", "intialize")
-# What a digest in the reports stands for, in the `--with` warning.
-_DIGESTS = {"test_data_sha256": "test records", "train_data_sha256": "training records",
-            "weights_sha256": "weights"}
-# How the plot's legend names a setting that differs.
+# How the plot's legend (and the `--with` warning, for a digest) names a setting that differs.
 _SHOWN = {"config_sha256": "config", "finetune_learning_rate": "finetune_lr", "test_data_sha256": "test records",
           "train_data_sha256": "training records"}
 
@@ -53,7 +50,7 @@ def _difference(theirs: dict, ours: dict, key: str) -> str:
     if key == "config_sha256":  # the keys, as the resume's refusal names them
         return "; ".join(staged.config_changes(theirs, ours, between=", here "))
     if key.endswith("_sha256"):
-        return f"the {_DIGESTS.get(key, key[:-len('_sha256')])} differ"
+        return f"the {_SHOWN[key]} differ"
     if key == "stages":
         return f"stages {' '.join(map(str, theirs.get(key) or []))}, here {' '.join(map(str, ours.get(key) or []))}"
     return f"{key} {staged.setting_as_run(theirs, key)!r}, here {staged.setting_as_run(ours, key)!r}"

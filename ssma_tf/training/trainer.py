@@ -1835,8 +1835,8 @@ def _trained_share(model: keras.Model, config: Any) -> str:
         # modality-2 (..N) encoders that its graph never reads are left out.
         share += f" ({model.fusion} trains end to end; the experts' layers it does not use are left out)"
     elif getattr(config, "freeze_experts", False) and getattr(model, "encoders", None):
-        opened = [expert.name for expert in getattr(model, "experts", None) or []
-                  if not expert.trainable and any(layer.trainable for layer in expert.layers)]
+        opened = any(not expert.trainable and any(layer.trainable for layer in expert.layers)
+                     for expert in getattr(model, "experts", None) or [])
         share += (" (freeze_experts: the experts are frozen but for their class layers, which finetune_from "
                   "starts afresh)" if opened else " (freeze_experts: the experts are frozen)")
     return share
