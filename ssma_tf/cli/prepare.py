@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="raw input files and/or folders (not with --from-list)")
     where.add_argument("--from-list", type=given_path, metavar="LIST",
                        help="take the raw inputs from one column of this list file instead")
-    where.add_argument("--column", type=int, default=1,
+    where.add_argument("--column", type=int, default=None,
                        help="0-based column of the raw inputs in --from-list (default 1: modality2)")
     where.add_argument("-o", "--output-dir", type=given_path, required=True,
                        help="folder for the outputs (sub-folders of the inputs are kept)")
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--rgb-dir", type=given_path,
                        help="folder of the RGB images, paired with the NIR inputs by name")
         p.add_argument("--rgb-suffix", default="", help="suffix of RGB names to drop for pairing")
-        p.add_argument("--rgb-column", type=int, default=0,
+        p.add_argument("--rgb-column", type=int, default=None,
                        help="0-based column of the RGB images in --from-list (default 0)")
         # Before: any number, found out of range at the first colour file as its failure, and read
         # by nothing for grey ones (helper 279).
@@ -416,6 +416,17 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         if given:
             parser.error(f"{'/'.join(given)} pair{'s' if len(given) == 1 else ''} folder inputs; with --from-list the "
                          "list's paths are taken as they are, each output named after its input file")
+    if args.from_list is None:
+        # Before: accepted and read by nothing, the folder's files taken whatever column was named.
+        columns = (("--column", args.column), ("--rgb-column", getattr(args, "rgb_column", None)))
+        given = [flag for flag, value in columns if value is not None]
+        if given:
+            parser.error(f"{'/'.join(given)} pick{'s' if len(given) == 1 else ''} a column of --from-list; folder "
+                         "inputs are paired by file name (--rgb-dir, --rgb-suffix): drop it or give --from-list LIST")
+    else:
+        args.column = 1 if args.column is None else args.column
+        if hasattr(args, "rgb_column"):
+            args.rgb_column = 0 if args.rgb_column is None else args.rgb_column
     if args.from_list is None and args.list_file is None and (args.modality1_dir or args.label_dir):
         # Before: accepted and read by nothing, the outputs written and no list (helper 279).
         given = "/".join(flag for flag, value in (("--modality1-dir", args.modality1_dir),

@@ -18,9 +18,10 @@ scenes (ScanNet's `scene0000_00/depth/0.png`) never collides.
 
 Nothing is overwritten unless asked: existing outputs are an error before any work starts,
 unless `overwrite` (replace them) or `skip_existing` (keep them, e.g. to resume a long run).
-Each output's input is recorded in `output_dir/.ssma-prepare-sources` (`SOURCES_FILE`), so that an
-output made from another input (two lists' files of the same name) is never kept or reported as
-this run's.
+Each output's input is recorded in `output_dir/.ssma-prepare-sources` (`SOURCES_FILE`), with the
+input's size, time and contents' digest as the output was made, so that an output made from
+another input (two lists' files of the same name), or from an input that has changed since (a
+depth folder filled again), is never kept or reported as this run's.
 """
 
 import ast
@@ -28,13 +29,13 @@ import dataclasses
 import json
 import os
 import pathlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ssma_tf.errors import UserInputError
-from ssma_tf.files import atomic_write, folder_holding, resolved_folders
+from ssma_tf.files import atomic_write, folder_holding, resolved_folders, sha256_of_file
 from ssma_tf.lists import comment_hint, format_line, place_hint, read_lines, spaces_hint
 from ssma_tf.progress import Progress
 from ssma_tf.modalities.errors import ParameterError
@@ -69,8 +70,9 @@ def find_files(
     next to `*_color.png` and `*_instanceIds.png`.
 
     Args:
-        exclude: a folder whose files are left out when it lies inside `folder` (the output
-            folder: its files are this tool's outputs, not raw inputs).
+        exclude: the output folder: its files are left out when it lies inside `folder` (they are
+            this tool's outputs, not raw inputs); when it is `folder`, the files its
+            `SOURCES_FILE` records as outputs are.
 
     Raises:
         InputFileError: if the folder does not exist or holds no such file.
@@ -84,6 +86,10 @@ def find_files(
     inside = exclude is not None and folder_holding(exclude, resolved_folders([folder])) is not None and \
         os.path.realpath(exclude) != os.path.realpath(folder)
     skipped = resolved_folders([exclude]) if inside else []
+    # The outputs an earlier run wrote beside their inputs (`-o` the input folder, an --output-suffix):
+    # before, a rerun took them for raw inputs and refused to replace them.
+    outputs = ({os.path.realpath(path) for path in recorded_sources(folder)}
+               if exclude is not None and os.path.realpath(exclude) == os.path.realpath(folder) else set())
     files = sorted(
         p
         for p in folder.glob(pattern)
@@ -93,6 +99,7 @@ def find_files(
         and p.stem != suffix
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         and not (skipped and folder_holding(p.parent, skipped))
+        and not (outputs and os.path.realpath(p) in outputs)
     )
     if not files:
         where = "under" if recursive else "in"
@@ -451,12 +458,27 @@ def settings_of(settings: Settings, job: Job) -> Optional[Dict[str, str]]:
     return settings(job) if callable(settings) else settings
 
 
-def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Optional[dict]]]:
-    """The input each output under `output_dir` was made from and the settings it was made with
-    (None: a version that did not record them), as the runs recorded them (the last record of an
-    output wins; outputs of versions that recorded nothing are absent)."""
+class Recorded(NamedTuple):
+    """What `SOURCES_FILE` says of one output.
+
+    Attributes:
+        source: the absolute path of the input it was made from.
+        settings: the conversion and its options (`BEING_WRITTEN` for an output whose writing
+            began and did not end; None: a version that did not record them).
+        inputs: each input's path mapped to its `fingerprint` as the output was made (None: a
+            version that did not record them).
+    """
+
+    source: Optional[str] = None
+    settings: Any = None
+    inputs: Optional[Dict[str, dict]] = None
+
+
+def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Recorded]:
+    """What each output under `output_dir` was made from and with, as the runs recorded it (the
+    last record of an output wins; outputs of versions that recorded nothing are absent)."""
     path = pathlib.Path(output_dir) / SOURCES_FILE
-    sources: Dict[pathlib.Path, Tuple[str, Optional[dict]]] = {}
+    sources: Dict[pathlib.Path, Recorded] = {}
     try:
         with open(path, "rb") as stream:
             lines = stream.read().splitlines()
@@ -473,7 +495,9 @@ def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Opti
             # Bytes that are not UTF-8 (a damaged record) spoil only their line, as a line cut short does.
             entry = json.loads(line.decode("utf-8"))
             settings = BEING_WRITTEN if entry.get("writing") else entry.get("settings")
-            sources[pathlib.Path(output_dir) / entry["output"]] = (entry["source"], settings)
+            inputs = entry.get("inputs")
+            sources[pathlib.Path(output_dir) / entry["output"]] = Recorded(
+                entry["source"], settings, dict(inputs) if isinstance(inputs, dict) else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut short by a crash: that output is simply not vouched for
     return sources
@@ -481,6 +505,39 @@ def recorded_sources(output_dir: PathLike) -> Dict[pathlib.Path, Tuple[str, Opti
 
 def _source_id(path: PathLike) -> str:
     return os.path.abspath(os.fspath(path))
+
+
+def fingerprint(path: PathLike) -> Optional[dict]:
+    """The size, modification time and sha256 of a file's contents (None if it cannot be read:
+    the conversion that reads it names the fault)."""
+    try:
+        stat = os.stat(path)
+        return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_of_file(path)}
+    except OSError:
+        return None
+
+
+def _has_changed(path: str, recorded: Any) -> bool:
+    """Whether the file at `path` differs from its recorded `fingerprint`: another size, or
+    another time and other contents (a copy with a new time and the same bytes is the same)."""
+    if not isinstance(recorded, dict):
+        return False  # nothing to compare with (a damaged entry)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False  # gone: the planning named it already, or this output's input is not read again
+    if stat.st_size != recorded.get("size"):
+        return True
+    if stat.st_mtime_ns == recorded.get("mtime_ns"):
+        return False
+    try:
+        return sha256_of_file(path) != recorded.get("sha256")
+    except OSError:
+        return False
+
+
+def _job_inputs(job: Job) -> List[pathlib.Path]:
+    return [path for path in (job.source, job.companion) if path is not None]
 
 
 def _other_files(job: Job) -> List[pathlib.Path]:
@@ -538,8 +595,8 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
     # What the earlier runs recorded of the outputs that exist (read once, for both checks below).
     recorded = recorded_sources(output_dir) if existing and not overwrite and output_dir is not None else {}
     if recorded:
-        other = [(job, recorded[job.output][0]) for job in existing
-                 if job.output in recorded and recorded[job.output][0] != _source_id(job.source)]
+        other = [(job, recorded[job.output].source) for job in existing
+                 if job.output in recorded and recorded[job.output].source != _source_id(job.source)]
         if other:
             job, source = other[0]
             more = f" ({len(other)} outputs in all)" if len(other) > 1 else ""
@@ -555,16 +612,16 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
             "them or --skip-existing to keep them"
         )
     # Outputs a stopped run of the same input was writing: made again, neither kept nor refused.
-    unfinished = {job.output for job in existing if recorded.get(job.output, (None, None)) ==
+    unfinished = {job.output for job in existing if recorded.get(job.output, Recorded())[:2] ==
                   (_source_id(job.source), BEING_WRITTEN)} if skip_existing else set()
     if skip_existing and existing and settings is not None and output_dir is not None:
         unvouched = [job for job in existing if job.output not in unfinished
-                     and _canonical(recorded.get(job.output, (None, None))[1])
+                     and _canonical(recorded.get(job.output, Recorded()).settings)
                      != _canonical(settings_of(settings, job))]
         if unvouched:
             job = unvouched[0]
             more = f" ({len(unvouched)} outputs in all)" if len(unvouched) > 1 else ""
-            made = recorded.get(job.output, (None, None))[1]
+            made = recorded.get(job.output, Recorded()).settings
             how = (f"was made with other settings ({_differences(made, settings_of(settings, job))})"
                    if made is not None
                    else "has no record of the settings it was made with (another tool, an older version, or a "
@@ -573,6 +630,22 @@ def check_outputs(jobs: Sequence[Job], *, overwrite: bool, skip_existing: bool,
                 f"'{job.output}' {how}{more}: --skip-existing keeps only outputs of this conversion; pass "
                 "--overwrite to make them all again, delete those outputs to make only them again, or give "
                 "another --output-dir")
+    if skip_existing and existing:
+        # Before: kept whatever its input became since (a depth folder filled again with other
+        # options, then encoded with --skip-existing: the old pictures listed with the new depth).
+        changed = [(job, path) for job in existing if job.output not in unfinished
+                   for path in _job_inputs(job)
+                   if _has_changed(_source_id(path), (recorded.get(job.output, Recorded()).inputs or {})
+                                   .get(_source_id(path)))]
+        if changed:
+            job, path = changed[0]
+            outputs = len({job.output for job, _ in changed})
+            more = f" ({outputs} outputs in all)" if outputs > 1 else ""
+            raise OutputExistsError(
+                f"'{job.output}' was made from '{path}' as it was before it changed (its size or contents are "
+                f"not those recorded when the output was written){more}: --skip-existing keeps only outputs of the "
+                "inputs as they are; pass --overwrite to make them all again, or delete those outputs to make only "
+                "them again")
     if skip_existing:
         return [job for job in jobs if not job.output.exists() or job.output in unfinished]
     return jobs
@@ -713,6 +786,8 @@ def run_jobs(
                         raise OutputWriteError.of(exc, record_path) from exc
                 # The output's writing begins (`BEING_WRITTEN`); the finished record follows it.
                 _append(record, {**entry, "writing": True}, record_path)
+                # Taken before the conversion reads them: an input changed later is found changed.
+                entry["inputs"] = {_source_id(path): fingerprint(path) for path in _job_inputs(job)}
             try:
                 convert(job)
             except (InputFileError, OutputExistsError, OutputWriteError):

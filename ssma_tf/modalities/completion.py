@@ -104,7 +104,7 @@ def fill_depth(
             leave large holes empty.
         median_size: median window (step 7; 5), or 1 to skip.
         blur: "gaussian" (the paper), "bilateral" (the authors' fast variant) or "none".
-        gaussian_size: Gaussian window (5; sigma derived from the size as OpenCV does, 1.1).
+        gaussian_size: Gaussian window (5; the kernel OpenCV uses for sigma 0, `[1, 4, 6, 4, 1] / 16`).
         bilateral_size: bilateral filter diameter in pixels (5).
         bilateral_sigma_color: bilateral value spread in metres of inverted depth (1.5).
         bilateral_sigma_space: bilateral distance spread in pixels (2.0).

@@ -163,20 +163,35 @@ def median_filter(image: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(wires[(size * size) // 2])
 
 
+# The fixed table OpenCV's `getGaussianKernel` uses for sigma 0 or less and 1 to 9 taps (read from
+# OpenCV 4.10 and 5.1): a published "5x5 Gaussian blur" called with sigma 0 blurs with these, not
+# with the Gaussian of the sigma derived from the size (0.37 against 0.375 at the centre for 5).
+_OPENCV_SMALL_KERNELS = {
+    1: (1.0,),
+    3: (0.25, 0.5, 0.25),
+    5: (0.0625, 0.25, 0.375, 0.25, 0.0625),
+    7: (0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125),
+    9: (4 / 256, 13 / 256, 30 / 256, 51 / 256, 60 / 256, 51 / 256, 30 / 256, 13 / 256, 4 / 256),
+}
+
+
 def gaussian_kernel_1d(size: int, sigma: float = 0.0) -> np.ndarray:
     """Returns a normalised 1-D Gaussian of `size` taps.
 
     Args:
         size: odd number of taps.
-        sigma: standard deviation in pixels; 0 or less derives it from the size as OpenCV does,
-            `0.3 * ((size - 1) / 2 - 1) + 0.8` (1.1 for 5 taps), so that a published
-            "5x5 Gaussian blur" means the same filter here.
+        sigma: standard deviation in pixels; 0 or less picks the kernel OpenCV picks, so that a
+            published "5x5 Gaussian blur" (`cv2.GaussianBlur(image, (5, 5), 0)`) means the same
+            filter here: its fixed table up to 9 taps (`[1, 4, 6, 4, 1] / 16` for 5) and above
+            that the Gaussian of sigma `0.3 * ((size - 1) / 2 - 1) + 0.8`.
 
     Returns:
         A float64 array of `size` weights summing to 1.
     """
     _check_odd_size(size, "size")
     if sigma <= 0:
+        if size in _OPENCV_SMALL_KERNELS:
+            return np.asarray(_OPENCV_SMALL_KERNELS[size], dtype=np.float64)
         sigma = 0.3 * ((size - 1) * 0.5 - 1.0) + 0.8
     offsets = np.arange(size) - size // 2
     weights = np.exp(-0.5 * (offsets / sigma) ** 2)

@@ -81,12 +81,26 @@ def test_median_matches_numpy(size):
         np.testing.assert_array_equal(morphology.median_filter(values, size), expected)
 
 
+def test_gaussian_kernels_of_sigma_0_are_opencvs():
+    # cv2.getGaussianKernel(n, 0) of OpenCV 4.10.0 and 5.1.0: a fixed table up to 9 taps, above
+    # that the Gaussian of sigma 0.3 * ((n - 1) / 2 - 1) + 0.8 (2.0 for 11 taps).
+    opencv = {
+        5: [0.0625, 0.25, 0.375, 0.25, 0.0625],
+        7: [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+        9: [0.015625, 0.05078125, 0.1171875, 0.19921875, 0.234375, 0.19921875, 0.1171875, 0.05078125, 0.015625],
+        11: [0.00881223, 0.02714358, 0.06511406, 0.12164907, 0.17699836, 0.20056541,
+             0.17699836, 0.12164907, 0.06511406, 0.02714358, 0.00881223],
+    }
+    for size, weights in opencv.items():
+        np.testing.assert_allclose(morphology.gaussian_kernel_1d(size), weights, atol=1e-8)
+    offsets = np.arange(-2, 3)
+    gaussian = np.exp(-offsets**2 / (2 * 1.1**2))
+    np.testing.assert_allclose(morphology.gaussian_kernel_1d(5, sigma=1.1), gaussian / gaussian.sum())
+
+
 def test_gaussian_blur_matches_direct_convolution():
     image = np.random.default_rng(3).random((12, 15))
     weights = morphology.gaussian_kernel_1d(5)
-    # OpenCV's sigma for 5 taps: 0.3 * ((5 - 1) / 2 - 1) + 0.8 = 1.1.
-    offsets = np.arange(-2, 3)
-    np.testing.assert_allclose(weights, np.exp(-offsets**2 / (2 * 1.1**2)) / np.exp(-offsets**2 / (2 * 1.1**2)).sum())
     padded = np.pad(image, 2, mode="reflect")
     windows = sliding_window_view(padded, (5, 5))
     expected = np.einsum("ijkl,k,l->ij", windows, weights, weights)

@@ -199,6 +199,23 @@ def test_a_list_run_refuses_the_folder_pairing_flags_it_would_ignore(tmp_path, p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["gray", "--max", "7000", "--column", "0"], "--column picks a column of --from-list"),
+    (["ndvi", "--rgb-dir", "RGB", "--rgb-column", "2"], "--rgb-column picks a column of --from-list"),
+    (["evi", "--rgb-dir", "RGB", "--column", "1", "--rgb-column", "0"], "--column/--rgb-column pick a column"),
+])
+def test_a_folder_run_refuses_the_column_flags_it_would_ignore(tmp_path, prepare_modality, capsys, flags, message):
+    """Helper 357: --column and --rgb-column were accepted without --from-list and read by nothing."""
+    _save(tmp_path / "in" / "a.png", np.full((4, 6), 3000, np.uint16))
+    (tmp_path / "RGB").mkdir()
+    command = [flags[0], str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+               *[str(tmp_path / "RGB") if flag == "RGB" else flag for flag in flags[1:]]]
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_modality(command)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("flags, read_as_depth", [
     (["jet", "--missing-color", "255", "255", "255"], True), (["jet", "--missing-color", "0", "0", "128"], True),
     (["jet", "--missing-color", "20", "0", "40"], False), (["gray", "--missing-value", "255"], True),
@@ -472,6 +489,45 @@ def test_skip_existing_keeps_only_outputs_of_the_same_conversion(scannet_like, p
     assert prepare_modality(["jet", str(root / "depth"), "-o", str(root / "mix"), "--max", "7000",
                              "--skip-existing", "-q"]) == 2
     assert "has no record of the settings it was made with" in capsys.readouterr().err
+
+
+def test_skip_existing_remakes_nothing_of_inputs_that_changed_since(scannet_like, prepare_modality, capsys):
+    """Helper 357: the record named each output's input by its path alone, and --skip-existing kept
+    the pictures of a depth folder filled again with other options, listed with the new depth."""
+    import os
+
+    root = scannet_like
+    args = ["gray", str(root / "depth"), "-o", str(root / "g"), "--max", "7000", "-q"]
+    assert prepare_modality(args) == 0
+    (root / "g" / "2.png").unlink()
+    # The same bytes under a new time (a copy of the folder) are the same input.
+    stat = (root / "depth" / "0.png").stat()
+    os.utime(root / "depth" / "0.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    kept = (root / "g" / "0.png").read_bytes()
+    assert prepare_modality(args + ["--skip-existing"]) == 0
+    assert (root / "g" / "0.png").read_bytes() == kept and (root / "g" / "2.png").exists()
+    for name in ("0.png", "1.png"):  # other contents, of the same size and another
+        depth = np.asarray(Image.open(root / "depth" / name))
+        _save(root / "depth" / name, depth // 2 if name == "0.png" else depth[:, :-1].copy())
+    assert prepare_modality(args + ["--skip-existing"]) == 2
+    err = capsys.readouterr().err
+    assert (f"'{root / 'g' / '0.png'}' was made from '{root / 'depth' / '0.png'}' as it was before it changed" in err
+            and "(2 outputs in all): --skip-existing keeps only outputs of the inputs as they are" in err), err
+    assert (root / "g" / "0.png").read_bytes() == kept
+    assert prepare_modality(args + ["--overwrite"]) == 0 and (root / "g" / "0.png").read_bytes() != kept
+    assert prepare_modality(args + ["--skip-existing"]) == 0
+
+
+def test_outputs_written_beside_their_inputs_are_not_taken_for_inputs_again(scannet_like, prepare_modality, capsys):
+    """Helper 357: `-o` the input folder with an --output-suffix worked once; its rerun or resume
+    took `0_g.png` for a raw input and refused it as the input of `0_g_g.png`."""
+    root = scannet_like
+    args = ["gray", str(root / "depth"), "-o", str(root / "depth"), "--output-suffix", "_g", "--max", "7000", "-q"]
+    assert prepare_modality(args) == 0
+    (root / "depth" / "1_g.png").unlink()
+    assert prepare_modality(args + ["--skip-existing"]) == 0, capsys.readouterr().err
+    assert (root / "depth" / "1_g.png").exists() and not list((root / "depth").glob("*_g_g.png"))
+    assert prepare_modality(args + ["--overwrite"]) == 0 and not list((root / "depth").glob("*_g_g.png"))
 
 
 def _differences_of(prepare_modality, root, capsys) -> str:
