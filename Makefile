@@ -46,10 +46,11 @@ three-modalities: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
-# The model code also runs on the JAX backend; jax is an extra, so this target adds it.
+# The model code also runs on the JAX backend; jax is an extra, so this target adds it to .venv for
+# good: `make test` runs tests/test_jax_backend.py too from then on (without jax it skips it).
 test-jax: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,jax]'
 	$(BIN)/python -m pytest -q tests/test_jax_backend.py
 
 clean:
-	rm -rf $(VENV) .venv-jax demo_output semisup_output adapt_output fusion_output three_modalities_output .pytest_cache
+	rm -rf $(VENV) demo_output semisup_output adapt_output fusion_output three_modalities_output .pytest_cache

@@ -153,9 +153,11 @@ def main(argv=None) -> int:
     if (results or work) and earlier != settings:
         changed = sorted(k for k in settings if (earlier or {}).get(k) != settings[k])
         what = "results" if results else f"the {' and '.join(work)} of an earlier call"
-        sys.exit(f"error: {args.output} holds {what} of other settings ({', '.join(changed)} differ"
-                 f"{'' if earlier else '; written before settings were recorded'}): give another --output, "
-                 "or remove that folder")
+        # A mistake in the input: status 2 (before: `sys.exit(message)`, status 1; helper 360).
+        print(f"error: {args.output} holds {what} of other settings ({', '.join(changed)} differ"
+              f"{'' if earlier else '; written before settings were recorded'}): give another --output, "
+              "or remove that folder", file=sys.stderr)
+        return 2
     results["settings"] = settings
 
     def save():

@@ -1709,6 +1709,18 @@ def test_the_experiment_checks_its_flags_before_writing_data(tmp_path, capsys, m
     assert not (tmp_path / "out").exists()
 
 
+def test_the_experiments_help_gives_the_arms_it_runs_by_default(capsys):
+    """Helper 360: the usage line in --help gave three default arms, the code ran five (the
+    label-selection and depth-pretraining steps unannounced)."""
+    from ssma_tf.cli import semi_supervised_experiment
+
+    with pytest.raises(SystemExit):
+        semi_supervised_experiment.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[--arms supervised classmix depthmix depth_12 pretrained]" in text
+    assert "default: supervised classmix depthmix depth_12 pretrained)" in text
+
+
 def test_an_arm_read_back_from_an_earlier_run_is_marked(tmp_path, monkeypatch):
     """A reused arm printed "mIoU 8.0 (22 s training)", as one just trained."""
     from ssma_tf.cli import semi_supervised_experiment as experiment

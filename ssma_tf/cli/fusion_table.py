@@ -317,7 +317,7 @@ def _seconds_machines(per_seed: dict, info: dict) -> str:
 
 
 def _check_data(data: pathlib.Path, args: argparse.Namespace) -> None:
-    """Exits with an error when the scenes in `data` are not those the flags ask for.
+    """Raises `UserInputError` when the scenes in `data` are not those the flags ask for.
 
     The scenes are written once per output folder; before, a rerun with another `--num_val`
     printed the table of the old scenes under the new count, and another size trained every arm
@@ -335,13 +335,14 @@ def _check_data(data: pathlib.Path, args: argparse.Namespace) -> None:
         with Image.open(data / first) as image:
             found["width"], found["height"] = image.size
     except (UserInputError, OSError, IndexError, ValueError) as error:
-        sys.exit(f"error: {data}: cannot read the scenes written there ({error}); remove that folder to "
-                 "write them again")
+        raise UserInputError(f"{data}: cannot read the scenes written there ({error}); remove that folder to "
+                             "write them again") from None
     differ = [f"--{flag} {found[flag]} there, {getattr(args, flag)} asked" for flag in found
               if found[flag] != getattr(args, flag)]
     if differ:
-        sys.exit(f"error: {data} holds the scenes of other settings ({'; '.join(differ)}): give another --output, "
-                 "or remove that folder")
+        # A mistake in the input: status 2 (before: `sys.exit`, status 1, the status of a failed write; helper 360).
+        raise UserInputError(f"{data} holds the scenes of other settings ({'; '.join(differ)}): give another "
+                             "--output, or remove that folder")
 
 
 @tensorflow_command

@@ -1,7 +1,7 @@
 """Few labels, many images: supervised only against ClassMix and DepthMix (`make semisup-evidence`).
 
     python tools/semi_supervised_experiment.py [--output semisup_output] [--seeds 0 1]
-        [--models adapnet_pp_rgb ssma] [--arms supervised classmix depthmix] [--steps 200]
+        [--models adapnet_pp_rgb ssma] [--arms supervised classmix depthmix depth_12 pretrained] [--steps 200]
 
 On the synthetic RGB-D scenes (200 training, 50 validation, written at 48×96 and trained at
 32×64 with batch 4 by default, to fit minutes on two cores), `--labeled` of the 200 training
@@ -285,7 +285,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         default=["supervised", "classmix", "depthmix", "depth_12", "pretrained"],
                         help="arms; random_N, depth_N and pretrained run for AdapNet++ only (the supervised, "
                              "ClassMix, DepthMix and pretrained arms' labeled images are the random_<--labeled> "
-                             "selection, random_12 by default)")
+                             "selection, random_12 by default; default: supervised classmix depthmix depth_12 "
+                             "pretrained)")
     parser.add_argument("--labeled", type=int, default=12, help="labeled training scenes (default 12)")
     parser.add_argument("--steps", type=int, default=200, help="training steps of every arm (default 200; the runs "
                         "docs/semi_supervised.md reports used 150 and 600, each with its command)")

@@ -128,26 +128,28 @@ def test_an_unknown_method_is_named(capsys):
     assert "'concat'" in capsys.readouterr().err
 
 
-def test_scenes_of_other_settings_in_the_output_folder_are_refused(tmp_path, monkeypatch):
+def test_scenes_of_other_settings_in_the_output_folder_are_refused(tmp_path, monkeypatch, capsys):
     """The scenes are written once per --output: before, a rerun with another --num_val printed
     the old scenes' table under the new count (another size trained every arm on them resized)."""
     from ssma_tf.data import synthetic
+    from ssma_tf.errors import UserInputError
 
     data = tmp_path / "data"
     synthetic.write_dataset(str(data), num_train=3, num_val=2, height=32, width=48, seed=0)
     same = fusion_table.parse_args(["--num_train", "3", "--num_val", "2", "--height", "32", "--width", "48"])
     fusion_table._check_data(data, same)  # the scenes asked for: no error
     other = fusion_table.parse_args(["--num_train", "3", "--num_val", "3", "--height", "32", "--width", "64"])
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(UserInputError) as error:
         fusion_table._check_data(data, other)
-    assert str(error.value) == (f"error: {data} holds the scenes of other settings (--num_val 2 there, 3 asked; "
+    assert str(error.value) == (f"{data} holds the scenes of other settings (--num_val 2 there, 3 asked; "
                                 "--width 48 there, 64 asked): give another --output, or remove that folder")
-    # Through main: refused before any arm runs.
+    # Through main: refused before any arm runs, with the status of bad input (before: 1; helper 360).
     monkeypatch.setattr(fusion_table, "run_seed", lambda *args: pytest.fail("an arm ran"))
     (data / "val.tfrecords").write_bytes(b"")
-    with pytest.raises(SystemExit, match="--num_val 2 there, 3 asked"):
-        fusion_table.main(["--output", str(tmp_path), "--num_train", "3", "--num_val", "3", "--height", "32",
-                           "--width", "48"])
+    assert fusion_table.main(["--output", str(tmp_path), "--num_train", "3", "--num_val", "3", "--height", "32",
+                              "--width", "48"]) == 2
+    assert (f"error: {data} holds the scenes of other settings (--num_val 2 there, 3 asked): give another --output"
+            in capsys.readouterr().err)
 
 
 def test_fusion_arms_run_again_when_their_experts_were_trained_with_other_settings(tmp_path, monkeypatch, capsys):
