@@ -139,6 +139,9 @@ def test_training_recalibrates_before_the_final_checkpoint(tmp_path, monkeypatch
     again.recalibrate_batch_norm(2)
     again.export_weights()
     assert load_config(str(tmp_path / "run" / "config.yaml"), "train").recalibrate_batch_norm == 2
+    # 0 is refused, not read as "the config's count" (before: averaged over 2 here; helper 361).
+    with pytest.raises(ValueError, match="num_batches must be at least 1, got 0$"):
+        again.recalibrate_batch_norm(0)
 
 
 def test_the_models_inputs_decide_what_a_pair_is():

@@ -1658,7 +1658,11 @@ class Trainer:
         Returns:
             The number of batches averaged over.
         """
-        count = int(num_batches or self.config.recalibrate_batch_norm)
+        # Before: `num_batches or ...`, so 0 averaged over the config's count (helper 361).
+        count = int(self.config.recalibrate_batch_norm if num_batches is None else num_batches)
+        if count < 1:
+            raise ValueError(f"recalibrate_batch_norm: num_batches must be at least 1, got {count}"
+                             + (" (the config's recalibrate_batch_norm)" if num_batches is None else ""))
         offset = int(self.config.max_iteration) + 1
         dataset = self.strategy.distribute_datasets_from_function(
             lambda context: self._make_dataset(context, offset))
