@@ -3,7 +3,8 @@
 The model's inference call (`training=False`) is traced at a static input shape, and the TF
 profiler's registered `flops` statistic is summed over every op the outputs depend on (a
 convolution counts 2·k_h·k_w·C_in per output element, a transposed convolution the same per input
-element, element-wise ops one per element; a multiply-add is 2). Ops traced but not needed for the
+element, element-wise ops that have a registered statistic (an addition) one per element, ReLU
+and resizing, which have none, nothing; a multiply-add is 2). Ops traced but not needed for the
 outputs (an auxiliary head a layer computes and the model drops) do not count.
 
 This is the count the TF profiler gives on the graph with its variables frozen into constants
