@@ -174,6 +174,15 @@ def greyscale(images: Any, probability: float, seed: Any) -> Any:
     return tf.where(apply[:, None, None, None], grey, images)
 
 
+def _symmetric_indices(size: Any, radius: int) -> tf.Tensor:
+    """Source index of each of the `size + 2 * radius` positions of a side padded by `radius`
+    mirrored with the edge repeated (as `tf.pad`'s "SYMMETRIC" mode), for any `radius`: the
+    mirroring repeats with period `2 * size` where the side is shorter than the radius."""
+    size = tf.cast(size, tf.int32)
+    position = tf.math.floormod(tf.range(-radius, size + radius, dtype=tf.int32), 2 * size)
+    return tf.where(position < size, position, 2 * size - 1 - position)
+
+
 def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float, seed: Any,
                   per_batch: bool = False) -> Any:
     """Blurs each image with probability `probability` by a Gaussian of sigma ~ U(sigma_range).
@@ -186,8 +195,11 @@ def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float,
 
     The border: mirrored without repeating the edge pixel for `per_batch`, as the released code's
     kornia `GaussianBlur2d` pads by default ("reflect"; before: with it repeated, 62 grey levels
-    apart at the edge pixel of a one-column line at sigma 1; helper 185), where the image is
-    larger than the kernel's radius (else, and for per-image blurs, with the edge repeated).
+    apart at the edge pixel of a one-column line at sigma 1; helper 185), where the image's
+    static size is known and larger than the kernel's radius (else, and for per-image blurs,
+    mirrored with the edge repeated, as `tf.pad`'s "SYMMETRIC" mode). An image side shorter than
+    the radius is mirrored again and again (the extension of period twice the side), so any image
+    size works, inside a `tf.function` of unknown shapes too.
     """
     low, high = float(sigma_range[0]), float(sigma_range[1])
     if high <= 0 or probability <= 0:
@@ -211,9 +223,17 @@ def gaussian_blur(images: Any, sigma_range: Sequence[float], probability: float,
     kernel_x = tf.transpose(per_channel)[None, :, :, None]   # (1, K, B·C, 1)
     kernel_y = tf.transpose(per_channel)[:, None, :, None]   # (K, 1, B·C, 1)
     height, width = images.shape[1], images.shape[2]
-    reflect = per_batch and height is not None and width is not None and radius < min(height, width)
-    padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]],
-                    mode="REFLECT" if reflect else "SYMMETRIC")
+    known = height is not None and width is not None
+    if per_batch and known and radius < min(height, width):
+        padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    elif known and radius <= min(height, width):
+        padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    else:
+        # Before: tf.pad's SYMMETRIC mode, which refuses a padding larger than the image side, so a
+        # 4-pixel-high image at a radius of 6 (or any image of unknown size under the radius) was an
+        # InvalidArgumentError "paddings must be no greater than the dimension size"; helper 362.
+        padded = tf.gather(stacked, _symmetric_indices(shape[1], radius), axis=1)
+        padded = tf.gather(padded, _symmetric_indices(shape[2], radius), axis=2)
     out = tf.nn.depthwise_conv2d(padded, kernel_x, [1, 1, 1, 1], "VALID")
     out = tf.nn.depthwise_conv2d(out, kernel_y, [1, 1, 1, 1], "VALID")
     out = tf.reshape(out, [shape[1], shape[2], batch, channels])

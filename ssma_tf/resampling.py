@@ -21,14 +21,26 @@ def check_interpolation(method: str) -> str:
     return method
 
 
+def check_interpolations(interpolation: Union[str, Sequence[str]]) -> None:
+    """Raises a ValueError naming `modality2_interpolation` unless it is a str or a list/tuple of them."""
+    # Before: None or 5 was a TypeError "'NoneType' object is not iterable" that named no argument
+    # (and a list's entries were checked only for being known methods); helper 362.
+    if isinstance(interpolation, str):
+        return
+    if not isinstance(interpolation, (list, tuple)) or not all(isinstance(m, str) for m in interpolation):
+        raise ValueError(f"modality2_interpolation must be one of {INTERPOLATIONS} or a list/tuple of them "
+                         f"(one per modality after the first), got {interpolation!r}")
+
+
 def modality_interpolations(interpolation: Union[str, Sequence[str]], count: int) -> Tuple[str, ...]:
     """One resampling method per modality after the first: a string for all, or a list of them.
 
     A list longer than `count` is cut (an expert may share a fusion config's list).
 
     Raises:
-        ValueError: an unknown method, or a list shorter than `count`.
+        ValueError: not a str or a list/tuple of str, an unknown method, or a list shorter than `count`.
     """
+    check_interpolations(interpolation)
     methods = (interpolation,) if isinstance(interpolation, str) else tuple(interpolation)
     for method in methods:
         check_interpolation(method)
@@ -51,6 +63,7 @@ def resize_methods(interpolation: Union[str, Sequence[str]], modalities: int,
     Raises:
         ValueError: as `modality_interpolations`, or a bad `input_modality`.
     """
+    check_interpolations(interpolation)
     if modalities == 1:
         suffix = input_modality.removeprefix("modality")
         index = int(suffix) if input_modality.startswith("modality") and suffix.isdigit() else 0

@@ -214,6 +214,30 @@ def _photometric(
     return image * gain[..., tf.newaxis]
 
 
+def _same_size_as_label(sample: Mapping[str, tf.Tensor], name: str) -> tf.Tensor:
+    """`sample[name]`, checked to have the label's height and width.
+
+    Sizes known statically are compared now (a ValueError naming `name` and both sizes); the
+    others when the sample runs (`tf.debugging.assert_equal`, an InvalidArgumentError).
+    """
+    # Before: every image was sampled at positions computed from the label's size only, so a
+    # 64x64 modality with a 32x32 label gave wrong pixels without an error; helper 362.
+    image, label = sample[name], sample["label"]
+    ours, theirs = image.shape[:2], label.shape[:2]
+    if ours.rank == 2 and theirs.rank == 2:
+        if any(a is not None and b is not None and a != b for a, b in zip(ours.as_list(), theirs.as_list())):
+            raise ValueError(f"augment_sample: {name} is {ours[0]}x{ours[1]} (height x width) but the label is "
+                             f"{theirs[0]}x{theirs[1]}; every image must have the label's size")
+        if ours.is_fully_defined() and theirs.is_fully_defined():
+            return image
+    check = tf.debugging.assert_equal(
+        tf.shape(image)[:2], tf.shape(label)[:2],
+        message=f"augment_sample: {name} (height, width; first) differs from the label (second); every image "
+                "must have the size of the label")
+    with tf.control_dependencies([check]):
+        return tf.identity(image)
+
+
 def augment_sample(
     sample: Mapping[str, tf.Tensor],
     *,
@@ -228,7 +252,9 @@ def augment_sample(
 
     Args:
         sample: `modality1` (HxWx3), `label` (HxW) and optionally `modality2`, `modality3`, ...
-            (HxWx3), all of the same size, any numeric dtype (as decoded: uint8).
+            (HxWx3), all of the same size, any numeric dtype (as decoded: uint8). An image of
+            another height or width than the label's is refused (the sampling positions are
+            computed from the label's size); `resize_sample` resizes each tensor on its own.
         height: Output height.
         width: Output width.
         config: Which transforms to apply, and their ranges.
@@ -242,10 +268,18 @@ def augment_sample(
         A dict with float32 `modality1` (and `modality2`, ...) of shape (height, width, 3),
         values 0..255, and int32 `label` (height, width); pixels from outside the source image
         are 0 in every tensor (void in the label).
+
+    Raises:
+        ValueError: an image whose static height or width differs from the label's, or a bad
+            `modality2_interpolation`.
+        tf.errors.InvalidArgumentError: the same size mismatch found when the sample runs, where
+            the sizes are not known statically (inside a `tf.function` or `tf.data` map).
     """
     further = further_modalities(sample)
     methods = modality_interpolations(modality2_interpolation, len(further))
     sample = {key: tf.convert_to_tensor(value) for key, value in sample.items()}
+    for name in ["modality1"] + further:
+        sample[name] = _same_size_as_label(sample, name)
     out_size = (int(height), int(width))
     draws = tf.random.stateless_uniform([_NUM_DRAWS], seed=seed, dtype=tf.float32)
     in_shape = tf.shape(sample["label"])

@@ -242,12 +242,13 @@ def build_dataset(
             `AugmentationConfig.disabled()` to only resize. Ignored when not training.
         one_hot: Return labels one-hot (float32, B x H x W x C) as the original pipeline did;
             by default sparse int32 ids (B x H x W).
-        seed: Fixes shuffling and augmentation so that the stream is reproducible.
+        seed: An integer (or None for a random one) that fixes shuffling and augmentation so that the
+            stream is reproducible.
         shuffle_buffer: Records held for shuffling (serialized, so memory is about this many
             records' size).
         repeat: Number of passes; None means forever when training and once otherwise.
         modality2_interpolation: "nearest" (default, for depth-like maps) or "bilinear", for
-            every modality after the first, or a list with one per modality 2, 3, ...
+            every modality after the first, or a list/tuple with one per modality 2, 3, ...
         check_records: Read the first record of each file to give a clear error, naming the
             file, when a feature is missing.
         keep_indices: Training only: use only these records, by 0-based index over the files
@@ -287,8 +288,13 @@ def build_dataset(
         raise ValueError(f"repeat must be None or a positive integer, got {repeat!r}")
     if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, numbers.Integral) or shuffle_buffer < 1:
         raise ValueError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}")
+    # Before: a seed of 1.5 (or "3") was accepted here and failed only when the first batch was built, as
+    # "Cannot convert 1.5 to EagerTensor of dtype int64"; helper 362.
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise ValueError(f"seed must be None or an integer, got {seed!r}")
     repeat = None if repeat is None else int(repeat)
     shuffle_buffer = int(shuffle_buffer)
+    seed = None if seed is None else int(seed)
     if keep_indices is not None and not training:
         # Before: ignored, every record evaluated, and the check for labels turned off (helper 238).
         raise ValueError("keep_indices selects training records only; an evaluation reads every record")

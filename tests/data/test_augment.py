@@ -1,6 +1,7 @@
 """Joint augmentation: geometry, label safety, alignment of modalities, photometric ops, config."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -185,3 +186,77 @@ def test_same_seed_same_result_other_seed_differs():
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert not np.array_equal(a["label"], c["label"])
+
+
+def test_an_image_of_another_size_than_the_label_is_refused():
+    """Helper 362: the sampling positions came from the label's size alone, so a 64x64 modality 2 with a 32x32
+    label gave wrong pixels without an error (`resize_sample` gave the right ones)."""
+    m1, m2, label = random_sample(32, 32, 5, seed=9)
+    big = np.kron(m2, np.ones((2, 2, 1), np.uint8))
+    seed = tf.constant([1, 2], tf.int64)
+    with pytest.raises(ValueError, match=r"modality2 is 64x64 \(height x width\) but the label is 32x32"):
+        augment_sample({"modality1": m1, "modality2": big, "label": label}, height=16, width=16, config=OFF, seed=seed)
+    with pytest.raises(ValueError, match=r"modality1 is 64x64 \(height x width\) but the label is 32x32"):
+        augment_sample({"modality1": big, "modality2": m2, "label": label}, height=16, width=16, config=OFF, seed=seed)
+
+    image, label_spec = tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, None], tf.uint8)
+
+    @tf.function(input_signature=[image, image, label_spec])
+    def unknown_sizes(modality1, modality2, label):
+        return augment_sample({"modality1": modality1, "modality2": modality2, "label": label}, height=16, width=16,
+                              config=OFF, seed=seed)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"modality2 \(height, width; first\) differs from the "
+                                                             r"label \(second\)(.|\n)*\[64 64\](.|\n)*\[32 32\]"):
+        unknown_sizes(m1, big, label)
+    same = unknown_sizes(m1, m2, label)
+    expected = _run((m1, m2, label), OFF, 16, 16)
+    for key in expected:
+        np.testing.assert_array_equal(same[key].numpy(), expected[key])
+
+
+def test_a_modality2_interpolation_that_is_no_string_or_list_of_them_is_refused():
+    """Helper 362: None or 5 was a TypeError "'NoneType' object is not iterable" naming no argument."""
+    from ssma_tf.resampling import resize_methods
+
+    sample = dict(zip(("modality1", "modality2", "label"), random_sample(8, 8, 3, seed=0)))
+    for bad in (None, 5, ["nearest", None], {"modality2": "nearest"}):
+        with pytest.raises(ValueError, match=rf"modality2_interpolation must be one of .* got {re.escape(repr(bad))}"):
+            resize_sample(sample, height=8, width=8, modality2_interpolation=bad)
+        with pytest.raises(ValueError, match="modality2_interpolation must be"):
+            augment_sample(sample, height=8, width=8, config=OFF, seed=tf.constant([0, 0]), modality2_interpolation=bad)
+        with pytest.raises(ValueError, match="modality2_interpolation must be"):
+            resize_methods(bad, 1, "modality2")
+    resized = resize_sample(sample, height=8, width=8, modality2_interpolation=("bilinear",))
+    assert resized["modality2"].shape == (8, 8, 3)
+
+
+def _blurred(images, sigma):
+    """NumPy's separable Gaussian blur, borders mirrored with the edge repeated (again and again if need be)."""
+    radius = int(np.ceil(3.0 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(images.astype(np.float64), [(0, 0), (radius, radius), (radius, radius), (0, 0)], mode="symmetric")
+    rows = sum(t * padded[:, k:k + images.shape[1]] for k, t in enumerate(taps))
+    return sum(t * rows[:, :, k:k + images.shape[2]] for k, t in enumerate(taps))
+
+
+def test_gaussian_blur_takes_images_smaller_than_its_radius():
+    """Helper 362: a side under the kernel's radius (6 at sigma 2) was an InvalidArgumentError "paddings must be no
+    greater than the dimension size", as the docstring promised otherwise."""
+    from ssma_tf.photometric import gaussian_blur
+
+    images = np.random.default_rng(0).uniform(0, 255, (2, 4, 8, 3)).astype(np.float32)
+    seed = tf.constant([1, 2])
+    for per_batch in (False, True):
+        out = gaussian_blur(tf.constant(images), (2.0, 2.0), 1.0, seed, per_batch=per_batch).numpy()
+        np.testing.assert_allclose(out, _blurred(images, 2.0), atol=1e-3)
+    flat = np.full((1, 1, 3, 3), 9.0, np.float32)
+    np.testing.assert_allclose(gaussian_blur(tf.constant(flat), (2.0, 2.0), 1.0, seed), flat, atol=1e-4)
+
+    unknown = tf.function(lambda x: gaussian_blur(x, (2.0, 2.0), 1.0, seed),
+                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    np.testing.assert_array_equal(unknown(images).numpy(), gaussian_blur(tf.constant(images), (2.0, 2.0), 1.0, seed))
+    # Larger than the radius: the mirrored gather of unknown sizes is bit-identical to tf.pad's SYMMETRIC.
+    larger = np.random.default_rng(1).uniform(0, 255, (2, 12, 16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(unknown(larger).numpy(), gaussian_blur(tf.constant(larger), (2.0, 2.0), 1.0, seed))

@@ -1,5 +1,6 @@
 """build_dataset: evaluation order and batches, training reproducibility, labels, file patterns."""
 
+import re
 import warnings
 
 import numpy as np
@@ -159,6 +160,19 @@ def test_bad_arguments_and_missing_files(records, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty.tfrecords: holds no records"):
         build_dataset(str(empty), **base)
+
+
+def test_a_seed_or_modality2_interpolation_of_the_wrong_type_is_refused_by_name(records):
+    """Helper 362: modality2_interpolation None or 5 was a TypeError "... object is not iterable", and a seed of 1.5
+    passed until the first batch was built ("Cannot convert 1.5 to EagerTensor of dtype int64")."""
+    base = dict(modalities=2, height=16, width=16, batch_size=1, num_classes=NUM_CLASSES, training=True, repeat=1)
+    for bad in (None, 5):
+        with pytest.raises(ValueError, match=rf"modality2_interpolation must be one of .* got {bad!r}"):
+            build_dataset(records["raw"], **base, modality2_interpolation=bad)
+    for bad in (1.5, "3", True):
+        with pytest.raises(ValueError, match=rf"seed must be None or an integer, got {re.escape(repr(bad))}"):
+            build_dataset(records["raw"], **base, seed=bad)
+    assert len(list(build_dataset(records["raw"], **base, seed=np.int64(3)))) == 5
 
 
 def test_keep_indices_past_the_records_are_refused(records):
