@@ -88,11 +88,21 @@ def update_run_config(folder: PathLike, changes: Mapping[str, Any]) -> str:
 
 
 def find_run_config(path: PathLike) -> Optional[str]:
-    """The `config.yaml` of the run that `path` (a run folder or a file in one) belongs to, or None."""
+    """The `config.yaml` of the run that `path` (a run folder or a file in one) belongs to, or None.
+
+    A file linked from elsewhere (`other/model.keras -> RUN/final.keras`) belongs to the run its
+    link points into, where its own folder holds no `config.yaml` (before: refused as "not a
+    training run"; helper 366).
+    """
     path = os.fspath(path)
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     candidate = os.path.join(folder, RUN_CONFIG)
-    return candidate if os.path.isfile(candidate) else None
+    if os.path.isfile(candidate):
+        return candidate
+    if os.path.islink(path) and not os.path.isdir(path):
+        linked = os.path.join(os.path.dirname(os.path.realpath(path)), RUN_CONFIG)
+        return linked if os.path.isfile(linked) else None
+    return None
 
 
 def saved_run_config(path: PathLike) -> dict[str, Any]:

@@ -49,6 +49,13 @@ def test_evaluate_takes_the_run_folder_alone(run_folder, tmp_path, capsys):
                           "--json", str(out_h5)]) == 0
     by_h5 = json.loads(out_h5.read_text())
     assert by_folder["checkpoint"] == str(run_folder / FINAL_MODEL)
+    # Its final.keras linked from elsewhere is the run's (before: "is not a training run of
+    # ssma-tf (no config.yaml in its folder)"; helper 366).
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "model.keras").symlink_to(run_folder / FINAL_MODEL)
+    out_link = tmp_path / "link.json"
+    assert evaluate.main([str(tmp_path / "other" / "model.keras"), "--json", str(out_link)]) == 0
+    assert json.loads(out_link.read_text())["mIoU"] == by_folder["mIoU"]
     for varying in ("seconds", "checkpoint"):
         del by_folder[varying], by_h5[varying]
     assert by_h5 == by_folder and by_folder["num_images"] == 3
