@@ -23,6 +23,11 @@ pruning run was measured on). `file_sizes`, `file_times` and `rewritten_files` t
 that its records were converted again into the same files since it started (a saved input
 position, or the batches skipped, would mean nothing in the new ones).
 
+A write with `overwrite=False` (`atomic_path`, `atomic_paths`, `atomic_write`) puts its result in
+place only where nothing appeared meanwhile: another command writing the same output keeps its
+file, and this one fails with an `OutputPathError` (before, the last writer silently replaced the
+first one's output, the "exists" refusal being made at start-up only; helper 366).
+
 `resolved_folders` and `folder_holding` tell whether a path lies in one of some folders once
 symbolic links are resolved (an output folder inside an input folder, whose files are no inputs).
 
@@ -32,6 +37,7 @@ No TensorFlow here: the data tools use this before they import it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -370,7 +376,7 @@ def temporary_name(path: PathLike) -> str:
 
 @contextlib.contextmanager
 def atomic_write(
-    path: PathLike, mode: str = "w", *, encoding: str | None = None
+    path: PathLike, mode: str = "w", *, encoding: str | None = None, overwrite: bool = True
 ) -> Iterator[IO]:
     """Opens a file to write `path` atomically: `with atomic_write(p) as f: f.write(...)`.
 
@@ -381,18 +387,20 @@ def atomic_write(
         path: the destination; an existing file there is replaced.
         mode: "w" (text) or "wb" (bytes).
         encoding: for text; None means UTF-8 (not the locale's encoding).
+        overwrite: False: a file that appeared at `path` meanwhile is kept (`atomic_path`).
 
     Yields:
         The open temporary file.
 
     Raises:
         ValueError: for a mode other than "w" or "wb".
+        OutputPathError: with `overwrite=False`, `path` appeared while the block wrote.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     if mode == "w" and encoding is None:
         encoding = "utf-8"
-    with atomic_path(path) as temporary:
+    with atomic_path(path, overwrite=overwrite) as temporary:
         # O_EXCL: never write into a file someone else just made; mode 0o666 minus the umask
         # gives new files their usual permissions (mkstemp would make them 0600).
         handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -401,7 +409,8 @@ def atomic_write(
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
+def atomic_path(path: PathLike, *, directory: bool = False, overwrite: bool = True,
+                _placed: Optional[list] = None) -> Iterator[str]:
     """A temporary name to write `path` under, for writers that need a name rather than a stream.
 
     Examples are Keras' `save_weights`, a `TFRecordWriter`, or a SavedModel folder:
@@ -417,6 +426,12 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         directory: create the temporary as an empty folder (with the umask's permissions) for
             the block to fill; otherwise nothing is created and the block's writer creates the
             file.
+        overwrite: False: nothing at `path` is replaced, not even what appeared while the block
+            wrote (another command writing the same output): a file is put in place with a hard
+            link, which fails where the destination exists (where the file system has no hard
+            links, and for a folder, the destination is looked for just before the rename, which
+            leaves a tiny window); what appeared is kept and the temporary removed.
+        _placed: `atomic_paths`' list of the destinations put in place with `overwrite=False`.
 
     Yields:
         The temporary path (absolute, in the folder of `path`, ending with the name of `path`, or
@@ -424,6 +439,7 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
 
     Raises:
         FileNotFoundError: the block wrote nothing under the temporary name.
+        OutputPathError: with `overwrite=False`, `path` appeared while the block wrote.
         OSError: a failed write (a full disk, say) names `path`, not the temporary, so that the
             commands can report it in one line.
     """
@@ -442,7 +458,13 @@ def atomic_path(path: PathLike, *, directory: bool = False) -> Iterator[str]:
         yield temporary
         if not os.path.lexists(temporary):
             raise FileNotFoundError(f"nothing was written to {temporary} for {destination}")
-        _replace(temporary, destination)
+        if overwrite:
+            _replace(temporary, destination)
+        else:
+            # Before: replaced whatever another command had written there meanwhile (helper 366).
+            _put_new(temporary, destination, os.fspath(path))
+            if _placed is not None:
+                _placed.append(destination)
     except OSError as error:
         remove_path(temporary)
         closed = _close_folder(folder, made)
@@ -559,17 +581,82 @@ def signals_held() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_paths(paths: Sequence[PathLike], *, directory: bool = False) -> Iterator[list]:
+def atomic_paths(paths: Sequence[PathLike], *, directory: bool = False,
+                 overwrite: Union[bool, Sequence[bool]] = True) -> Iterator[list]:
     """`atomic_path` for outputs that appear together, such as the shards of a record set: the
     temporary names, renamed once the block has ended, with SIGINT and SIGTERM held back while
     they are (helper 271: an interrupt between two renames left new shards beside old ones, or a
-    lone new shard that a glob reads). An interrupt during the block leaves every output as it was."""
+    lone new shard that a glob reads). An interrupt during the block leaves every output as it was.
+
+    `overwrite` (one flag, or one per path) as for `atomic_path`. Where a destination not to be
+    replaced appeared meanwhile, none of the outputs is put in place: every such destination is
+    looked for before the first rename, and one that appears after that look (a tiny window) makes
+    the outputs already put in place with `overwrite=False` be removed again (those replaced with
+    `overwrite=True` stay replaced). `OutputPathError` names the first that appeared."""
+    flags = [overwrite] * len(paths) if isinstance(overwrite, bool) else [bool(flag) for flag in overwrite]
+    if len(flags) != len(paths):
+        raise ValueError(f"overwrite gives {len(flags)} flags for {len(paths)} paths")
+    kept = [path for path, flag in zip(paths, flags) if not flag]
     held = _SignalsHeld()
+    placed: list = []
+
+    def take_back(kind: Any, error: Any, trace: Any) -> bool:
+        if kind is not None:  # this command's new outputs go with the one that could not be put in place
+            for destination in placed:
+                remove_path(destination)
+        return False
+
+    def look(kind: Any, error: Any, trace: Any) -> bool:
+        if kind is None:
+            for path in kept:
+                if os.path.lexists(_written_path(path)):
+                    raise _appeared(os.fspath(path))
+        return False
+
     with contextlib.ExitStack() as stack:
         stack.callback(held.release)  # last: after every rename (or removal)
-        temporaries = [stack.enter_context(atomic_path(path, directory=directory)) for path in paths]
+        stack.push(take_back)  # after every rename, still with the signals held
+        temporaries = [stack.enter_context(atomic_path(path, directory=directory, overwrite=flag, _placed=placed))
+                       for path, flag in zip(paths, flags)]
+        stack.push(look)  # second: before the renames
         stack.callback(held.hold)  # first: before the renames
         yield temporaries
+
+
+def _appeared(shown: str) -> OutputPathError:
+    """The error for an output that appeared while this process was writing it."""
+    return OutputPathError(f"'{shown}' appeared while this command was writing it (another command writing the "
+                           "same output?): it is left as it is and this command's result is dropped; pass "
+                           "--overwrite to replace it, or give another output", shown)
+
+
+# A hard link that the file system refuses (not one that exists): FAT and some network file
+# systems, or a link across devices.
+_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK, errno.EACCES}
+
+
+def _put_new(source: str, destination: str, shown: str) -> None:
+    """Renames `source` to `destination` where nothing is at `destination`, else raises
+    `OutputPathError` (the caller removes `source`). A file is put in place with a hard link (it
+    fails where the destination exists, whenever it appeared); a folder, or a file where the file
+    system has no hard links, after a look for the destination just before the rename: something
+    appearing between the two is still replaced (a tiny window; a rename onto an empty folder
+    succeeds on POSIX)."""
+    if not os.path.isdir(source) or os.path.islink(source):
+        try:
+            os.link(source, destination, follow_symlinks=False)
+        except FileExistsError:
+            raise _appeared(shown) from None
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(source)
+            return
+    if os.path.lexists(destination):
+        raise _appeared(shown)
+    os.rename(source, destination)
 
 
 def _replace(source: str, destination: str) -> None:

@@ -381,3 +381,99 @@ def test_size_changes_name_each_file_that_differs_and_count_the_rest(tmp_path):
     assert size_changes(before, now) == f"{second} 2 -> 3 bytes; {third} absent -> 0 bytes"
     assert size_changes(before, {}) == f"{first} 4 -> absent bytes; {second} 2 -> absent bytes"
     assert size_changes(before, now, shown=1) == f"{second} 2 -> 3 bytes and 1 more"
+
+
+# Helper 366: the "exists; pass --overwrite" refusal came at start-up only; a write that ended
+# replaced whatever another command had put there meanwhile, both commands reporting success.
+
+
+def test_a_file_that_appeared_meanwhile_is_kept_without_overwrite(tmp_path):
+    from ssma_tf.files import OutputPathError
+
+    out = tmp_path / "same.tfrecords"
+    with pytest.raises(OutputPathError) as error:
+        with atomic_path(out, overwrite=False) as partial:
+            with open(partial, "wb") as stream:
+                stream.write(b"mine")
+            out.write_bytes(b"theirs")  # another command finished first
+    assert str(error.value) == (
+        f"'{out}' appeared while this command was writing it (another command writing the same output?): it is "
+        "left as it is and this command's result is dropped; pass --overwrite to replace it, or give another output")
+    assert out.read_bytes() == b"theirs" and leftovers(tmp_path) == []
+    with atomic_write(tmp_path / "new.txt", overwrite=False) as stream:  # nothing there: written
+        stream.write("new")
+    assert (tmp_path / "new.txt").read_text() == "new" and leftovers(tmp_path) == []
+    with atomic_path(out) as partial:  # overwrite=True: replaced, as before
+        with open(partial, "wb") as stream:
+            stream.write(b"mine")
+    assert out.read_bytes() == b"mine"
+
+
+def test_without_hard_links_a_file_that_appeared_is_still_kept(tmp_path, monkeypatch):
+    import errno
+
+    from ssma_tf.files import OutputPathError
+
+    def refused(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refused)  # FAT, some network file systems
+    out = tmp_path / "out.json"
+    with pytest.raises(OutputPathError, match="appeared while this command was writing it"):
+        with atomic_write(out, overwrite=False) as stream:
+            stream.write("mine")
+            out.write_text("theirs")
+    assert out.read_text() == "theirs" and leftovers(tmp_path) == []
+    with atomic_write(tmp_path / "b.json", overwrite=False) as stream:
+        stream.write("mine")
+    assert (tmp_path / "b.json").read_text() == "mine" and leftovers(tmp_path) == []
+
+
+def test_a_folder_that_appeared_meanwhile_is_kept_without_overwrite(tmp_path):
+    from ssma_tf.files import OutputPathError
+
+    out = tmp_path / "export"
+    with pytest.raises(OutputPathError, match="'.*export' appeared while"):
+        with atomic_path(out, directory=True, overwrite=False) as partial:
+            (tmp_path / "export" / "theirs").mkdir(parents=True)  # an empty folder a rename would replace
+    assert os.listdir(out) == ["theirs"] and leftovers(tmp_path) == []
+    with atomic_path(out, directory=True) as partial:  # overwrite=True: replaced, as before
+        with open(os.path.join(partial, "mine"), "w") as stream:
+            stream.write("x")
+    assert os.listdir(out) == ["mine"]
+
+
+def test_no_shard_is_put_in_place_where_one_appeared_meanwhile(tmp_path, monkeypatch):
+    from ssma_tf.files import OutputPathError, atomic_paths
+
+    first, second = tmp_path / "r-00000-of-00002", tmp_path / "r-00001-of-00002"
+    with pytest.raises(OutputPathError, match="r-00001-of-00002' appeared"):
+        with atomic_paths([first, second], overwrite=False) as partials:
+            for partial in partials:
+                with open(partial, "wb") as stream:
+                    stream.write(b"mine")
+            second.write_bytes(b"theirs")
+    assert not first.exists() and second.read_bytes() == b"theirs" and leftovers(tmp_path) == []
+    # One appearing after the look, just before its own rename: the shards already in place go again.
+    second.unlink()
+    link = os.link
+
+    def other_first(source, destination, **kwargs):
+        if destination == str(first):
+            second.write_bytes(b"theirs")
+        return link(source, destination, **kwargs)
+
+    monkeypatch.setattr(os, "link", other_first)
+    with pytest.raises(OutputPathError, match="r-00001-of-00002' appeared"):
+        with atomic_paths([second, first], overwrite=False) as partials:  # renamed last to first
+            for partial in partials:
+                with open(partial, "wb") as stream:
+                    stream.write(b"mine")
+    assert not first.exists() and second.read_bytes() == b"theirs" and leftovers(tmp_path) == []
+    monkeypatch.undo()
+    # Overwrite per path: the existing one replaced, the new one written.
+    with atomic_paths([first, second], overwrite=[False, True]) as partials:
+        for partial in partials:
+            with open(partial, "wb") as stream:
+                stream.write(b"mine")
+    assert first.read_bytes() == second.read_bytes() == b"mine"

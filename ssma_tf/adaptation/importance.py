@@ -94,8 +94,9 @@ def describe_files(files: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def write_weights(path: str, files: Sequence[str], records_per_file: Sequence[int],
-                  counts: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
-    """Writes the weights file atomically; returns the sampling probabilities."""
+                  counts: np.ndarray, class_names: Sequence[str], *, overwrite: bool = True) -> np.ndarray:
+    """Writes the weights file atomically; returns the sampling probabilities. With `overwrite`
+    False, a file that appears at `path` meanwhile is kept (`OutputPathError`; `atomic_write`)."""
     probabilities = sampling_probabilities(counts)
     content = {
         "format": FORMAT,
@@ -105,7 +106,7 @@ def write_weights(path: str, files: Sequence[str], records_per_file: Sequence[in
         "pixel_counts": np.asarray(counts, dtype=np.int64).tolist(),
         "probabilities": probabilities.tolist(),
     }
-    with atomic_write(path) as stream:
+    with atomic_write(path, overwrite=overwrite) as stream:
         json.dump(content, stream)
         stream.write("\n")
     return probabilities

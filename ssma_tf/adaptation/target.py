@@ -198,7 +198,7 @@ def predicted_class_counts(
 
 
 def importance_weights(config: Any, checkpoint: str, target: FilePatterns, output: str, *, batch_size: int = 4,
-                       progress: Any = None, log: Any = None) -> tuple[np.ndarray, list[str]]:
+                       progress: Any = None, log: Any = None, overwrite: bool = True) -> tuple[np.ndarray, list[str]]:
     """Importance-sampling weights of the target images from a baseline's predictions, written to
     `output` (`ssma_tf.adaptation.importance`: the JSON file a config's `importance_weights` reads).
 
@@ -209,6 +209,8 @@ def importance_weights(config: Any, checkpoint: str, target: FilePatterns, outpu
         batch_size: images per prediction batch.
         progress: called with (records done, records in all) after each batch (optional).
         log: called with the line saying which weights were loaded (optional).
+        overwrite: False: a file that appears at `output` while the images are predicted (another
+            command's) is kept and this call's weights dropped (`OutputPathError`; `write_weights`).
 
     Returns:
         The probability of drawing each image, and the target files in the order they count.
@@ -235,4 +237,4 @@ def importance_weights(config: Any, checkpoint: str, target: FilePatterns, outpu
         num_classes=config.num_classes, batch_size=batch_size, modality2_interpolation=config.interpolations,
         progress=None if progress is None else (lambda done: progress(done, total)))
     names = class_names_or_generic(config.dataset, config.palette, config.num_classes)
-    return write_weights(output, files, per_file, counts, names), files
+    return write_weights(output, files, per_file, counts, names, overwrite=overwrite), files

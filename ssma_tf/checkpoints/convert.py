@@ -31,7 +31,8 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
     Args:
         prefix: TF1 checkpoint prefix (or a directory with a `checkpoint` file).
         output: destination ending in `.weights.h5` (weights only) or `.keras` (model + weights).
-        overwrite: replace an existing output.
+        overwrite: replace an existing output; without it, a file that appears there during the
+            conversion (another command's) is kept and this one dropped (`OutputPathError`).
         easpp_rates: the eASPP rates the network was trained with (a checkpoint does not hold
             them; a `.keras` output keeps them): the 19-class Cityscapes releases' are (6, 12, 18).
         warn_of_rates: warn (`ConfigWarning`) when a checkpoint of the class count of a release
@@ -45,7 +46,8 @@ def convert_tf1_checkpoint(prefix: str, output: str, overwrite: bool = False,
     report = load_tf1_checkpoint(model, prefix)
     if warn_of_rates:
         warn_of_released_rates(model, report, stacklevel=2)
-    with atomic_path(output) as temporary:  # keeps the suffix Keras goes by
+    # Without `overwrite`, a file another command wrote there meanwhile is kept (before: replaced; helper 366).
+    with atomic_path(output, overwrite=overwrite) as temporary:  # keeps the suffix Keras goes by
         if output.endswith(".keras"):
             model.save(temporary)
         else:

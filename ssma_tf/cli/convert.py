@@ -129,6 +129,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             checked=checked,
             modalities=args.modalities,
             labeled=not args.unlabeled,
+            overwrite=args.overwrite,
         )
     print(format_summary({**summary, "duplicates": []}))  # duplicates: warned about above
     later = [(line, modality, path) for line, modality, path in summary["sixteen_bit"] if line != number]

@@ -111,10 +111,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         started = time.perf_counter()
         # A bar on a terminal, a line every few seconds in a log or a pipe.
+        # Without --overwrite, weights another command wrote to --output meanwhile are kept (before:
+        # replaced, both commands reporting success; helper 366).
         with Progress.bar_or_lines(sys.stderr, unit="images", prefix="predicted target images ") as progress:
             probabilities, files = importance_weights(config, checkpoint, target, args.output,
                                                       batch_size=args.batch_size, progress=progress,
-                                                      log=lambda line: print(line, flush=True))
+                                                      log=lambda line: print(line, flush=True),
+                                                      overwrite=args.overwrite)
     except (UserInputError, FileNotFoundError) as error:
         return fail(error)
     share = probabilities.max() * len(probabilities)

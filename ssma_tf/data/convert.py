@@ -609,6 +609,7 @@ def write_tfrecords(
     checked: Optional[ListCheck] = None,
     modalities: Optional[int] = None,
     labeled: bool = True,
+    overwrite: Optional[bool] = None,
 ) -> Dict[str, object]:
     """Converts a list file of pairs, triplets or N + 1 columns to TFRecords.
 
@@ -626,6 +627,11 @@ def write_tfrecords(
             a `ListFileError` naming the file and line).
         labeled: False for a list of images without labels (N columns a line): the records
             have no `label` feature, for `unlabeled_data` or `target_data`.
+        overwrite: True: existing record files are replaced, as is one that appears while the
+            records are written; False: an existing one is an `OutputPathError`, and so is one
+            that appears meanwhile (another command writing the same records); None: the files
+            there when the call starts are replaced, one that appears meanwhile is an error. Where
+            one appeared, it is kept and none of this call's files is put in place.
 
     Returns:
         A summary: `samples`, `modalities`, `labeled`, `encoding`, `files` (written paths), `image_sizes`
@@ -638,14 +644,16 @@ def write_tfrecords(
         of grey colours), `turned` ((line, modality, path, EXIF orientation) per image turned as
         read where its line's other files are not: `turned_images_warning`) and `other_shards`:
         shard files (or the unsharded file) beside the output that this run did not write (left
-        from an earlier run with another shard count). An existing output file is replaced.
+        from an earlier run with another shard count). An existing output file is replaced
+        (unless `overwrite` is False).
 
     Raises:
         MissingFileError: On a missing list file or image (a `FileNotFoundError`).
         ListFileError: On a bad line, an empty list or a list that is not UTF-8.
         ImageFileError: On an unreadable image, a size mismatch, a lossy or multi-channel label
             or an id >= num_classes. The message names the list file and line.
-        OutputPathError: An output that cannot be written (checked before any image is read).
+        OutputPathError: An output that cannot be written (checked before any image is read),
+            or one that appeared while the records were written and is not to be replaced.
         ValueError: On bad arguments. No output file is left behind.
     """
     import tensorflow as tf
@@ -680,7 +688,11 @@ def write_tfrecords(
 
     names = shard_names(output, shards)
     for name in names:  # before any image is read: a result is never computed only to be lost
-        check_output(name, what="record file")
+        check_output(name, what="record file", overwrite=overwrite is not False)
+    # Which files this call may replace, as they are now: one that appears while the records are
+    # written is another command's (before: replaced by the last to finish, both reporting success;
+    # helper 366).
+    replaced = [bool(overwrite) or (overwrite is None and os.path.exists(name)) for name in names]
     # Before: with --overwrite the list was replaced by the records (helper 147), and an image
     # named through a linked folder was too (its path was compared unresolved).
     refuse_listed_outputs(names, list_file, [p for _, paths in entries for p in paths])
@@ -693,7 +705,7 @@ def write_tfrecords(
     grey_palette: Optional[str] = None
     # Every shard is written under a temporary name and all are renamed once the last sample is
     # in: a failure leaves no shard, new or half-written, and earlier outputs as they were.
-    with atomic_paths(names) as temporaries:
+    with atomic_paths(names, overwrite=replaced) as temporaries:
         # Sample i goes to shard i * shards // n: contiguous runs of near-equal length.
         total = len(entries)
         writer = None

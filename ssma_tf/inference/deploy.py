@@ -287,7 +287,8 @@ def export_deployed(
         modality2_interpolation: SSMA: how modality 2 (and every further one) is resized
             (calibration and runner); one method, or one per modality after the first.
         dataset: a `DatasetInfo` whose class names and colours go into the metadata.
-        overwrite: replace an existing `output_dir`.
+        overwrite: replace an existing `output_dir`; without it, a folder that appears there while
+            this export is written (another export) is kept and this one dropped (`OutputPathError`).
         log: called with a line per stage.
 
     Returns:
@@ -335,7 +336,8 @@ def export_deployed(
         samples = with_full_input_range(samples)
         report.seconds["read_calibration"] = time.monotonic() - start
     precision = "int8" if int8 else "float32"
-    with atomic_path(output_dir, directory=True) as staging:
+    # Before: replaced an export another command wrote there meanwhile, without `overwrite` (helper 366).
+    with atomic_path(output_dir, directory=True, overwrite=overwrite) as staging:
         start = time.monotonic()
         if format == "openvino":
             model_file = _write_openvino(model, size, samples, staging, report, say, shown=output_dir)

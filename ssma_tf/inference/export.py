@@ -236,7 +236,8 @@ def export_saved_model(
         dataset: a `DatasetInfo` whose class names and colours go into the metadata.
         input_modality: AdapNet++: the modality its `image` input is (an expert of the second
             modality takes depth, HHA, ...); recorded in the metadata.
-        overwrite: replace an existing `output_dir`.
+        overwrite: replace an existing `output_dir`; without it, a folder that appears there while
+            this export is written (another export) is kept and this one dropped (`OutputPathError`).
         log: called with a line per stage (e.g. `print`).
 
     Returns:
@@ -281,8 +282,9 @@ def export_saved_model(
             )
         # Named once, in the report's summary (`ExportReport.__str__`; before, here as well).
 
-    # The folder appears complete or not at all; an older export there is replaced only then.
-    with atomic_path(output_dir, directory=True) as staging:
+    # The folder appears complete or not at all; an older export there is replaced only then, and
+    # only with `overwrite` (before: an export another command wrote meanwhile; helper 366).
+    with atomic_path(output_dir, directory=True, overwrite=overwrite) as staging:
         start = time.monotonic()
         serve, signature = serving_function(exported, size, modality2_interpolation, input_modality)
         archive = keras.export.ExportArchive()

@@ -925,3 +925,30 @@ def test_raw_16_bit_depth_in_the_label_column_is_named_with_the_likely_cause(dat
         "0..255 (min 2500, max 2500): is it a 16-bit depth or NIR image? A list of images without labels "
         "(rgb depth) converts with --unlabeled\n")
     assert not (tmp_path / "x.tfrecords").exists()
+
+
+def test_cli_keeps_records_another_command_wrote_meanwhile(dataset_dir, tmp_path, monkeypatch, capsys):
+    """Helper 366: two `ssma-convert -r same.tfrecords` started together both passed the start-up
+    check, both printed "written" with status 0, and the last to finish replaced the other's file."""
+    import contextlib
+
+    from ssma_tf.data import convert as convert_module
+
+    out = tmp_path / "same.tfrecords"
+    real = convert_module.atomic_paths
+
+    @contextlib.contextmanager
+    def other_command_finishes_first(names, **kwargs):
+        with real(names, **kwargs) as temporaries:
+            yield temporaries
+            out.write_bytes(b"the other command's records")
+
+    monkeypatch.setattr(convert_module, "atomic_paths", other_command_finishes_first)
+    assert _cli().main(["-f", str(dataset_dir / "pairs.txt"), "-r", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert f"error: '{out}' appeared while this command was writing it (another command writing the same " \
+           "output?): it is left as it is and this command's result is dropped; pass --overwrite to replace it, " \
+           "or give another output" in captured.err
+    assert "written" not in captured.out
+    assert out.read_bytes() == b"the other command's records"
+    assert sorted(os.listdir(tmp_path)) == ["data", "same.tfrecords"]  # no temporary

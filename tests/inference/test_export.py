@@ -351,3 +351,22 @@ def test_the_modality_an_exported_expert_reads_is_given_or_said(adapnet, tmp_pat
     assert seen[-1]["input_modality"] == "modality1"
     assert ("input_modality: modality1 (no config says otherwise; give --input_modality for an expert of another "
             "modality)") in capsys.readouterr().out
+
+
+def test_an_export_another_command_wrote_meanwhile_is_kept_without_overwrite(adapnet, tmp_path, monkeypatch):
+    """Helper 366: `ssma-export RUN -o exp` twice at once: both passed the start-up check and the
+    second to finish replaced the first's export without a word. (No SavedModel is written: the
+    folder's content is not what this is about.)"""
+    from ssma_tf.files import OutputPathError
+
+    output = tmp_path / "exp"
+
+    def write_out(self, folder, verbose=False):
+        with open(os.path.join(folder, "saved_model.pb"), "wb") as stream:
+            stream.write(b"mine")
+        (output / "assets.extra").mkdir(parents=True)  # the other export is put in place first
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", write_out)
+    with pytest.raises(OutputPathError, match=r"exp' appeared while this command was writing it .* pass --overwrite"):
+        export.export_saved_model(adapnet, str(output), size=(32, 64))
+    assert os.listdir(output) == ["assets.extra"] and os.listdir(tmp_path) == ["exp"]
