@@ -90,19 +90,26 @@ def leftover_temporaries(path: PathLike) -> list:
     return sorted(os.path.join(folder, entry) for entry in entries if pattern.match(entry))
 
 
+def writer_running(temporary: PathLike) -> bool:
+    """Whether the process that made `temporary` (`temporary_name`: its id is in the name) still
+    runs on this machine, so that the temporary is its work in progress, not a killed writer's
+    leftover. False for a name that holds no process id."""
+    match = re.match(re.escape(TEMPORARY_PREFIX) + r"(\d+)-", os.path.basename(os.fspath(temporary)))
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # running, under another user
+        return True
+    return True
+
+
 def abandoned_temporaries(path: PathLike) -> list:
     """`leftover_temporaries` of `path` whose writer (the process id in their name) no longer runs
     on this machine: left by a killed writer, where a running one's is its work in progress."""
-    abandoned = []
-    for leftover in leftover_temporaries(path):
-        pid = int(os.path.basename(leftover)[len(TEMPORARY_PREFIX):].split("-", 1)[0])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            abandoned.append(leftover)
-        except OSError:  # running, under another user
-            pass
-    return abandoned
+    return [leftover for leftover in leftover_temporaries(path) if not writer_running(leftover)]
 
 
 # A metrics file an earlier run wrote is small; a larger file is not read to be told from one.

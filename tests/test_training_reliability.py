@@ -89,14 +89,21 @@ def test_the_newest_readable_checkpoint_is_resumed_and_the_others_reported(tmp_p
     # What a save killed halfway and an export killed halfway leave behind.
     (directory / "ckpt-8_temp").mkdir()
     (directory / "ckpt-8_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 64)
-    (directory / ".partial-123-abcd-final.weights.h5").write_bytes(b"\0" * 64)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (directory / f".partial-{int(ended.stdout)}-abcd-final.weights.h5").write_bytes(b"\0" * 64)
+    # A process that runs (an export into the run folder) is writing this one: it stays (before:
+    # removed as "left by an interrupted save", the export failing with a traceback; helper 366).
+    running = directory / f".partial-{os.getpid()}-0123abcd-saved_model"
+    running.mkdir()
     lines = []
     trainer = training.Trainer(config, log=lines.append)
     assert trainer.resumed_from.endswith("ckpt-2") and int(trainer.step.numpy()) == 2
     text = "\n".join(lines)
     assert "shorter than it should be" in text and "not a checkpoint index" in text
     assert f"skipped 2 newer checkpoint(s) that cannot be read: {directory}/ckpt-6, {directory}/ckpt-4" in text
-    assert _leftovers(directory) == [] and text.count("left by an interrupted save") == 2
+    assert _leftovers(directory) == [running.name] and text.count("left by an interrupted save") == 2
+    assert f"left {running} alone: the process that is writing it still runs" in text
+    running.rmdir()
     result = trainer.train()
     assert (result.start_step, result.final_step) == (2, 8) and _newest_recorded(directory) == "ckpt-8"
 

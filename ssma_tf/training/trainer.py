@@ -64,7 +64,7 @@ from ssma_tf.distribute import (
 from ssma_tf.errors import first_line, raise_if_terminated
 from ssma_tf.files import (
     TEMPORARY_PREFIX, LockedError, atomic_path, atomic_write, file_sizes, folder_lock_path, free_bytes, give_lock,
-    file_times, matched_files, remove_path, rewritten_files, take_lock,
+    file_times, matched_files, remove_path, rewritten_files, take_lock, writer_running,
 )
 from ssma_tf.keras_compat import check_tensorflow_backend
 from ssma_tf.layers.initializers import overwritten_weights
@@ -625,7 +625,10 @@ class Trainer:
         """Removes what killed saves and exports left in `config.checkpoint` (chief only).
 
         A run killed while saving leaves `ckpt-N_temp/` (as large as a checkpoint, which can keep
-        a full disk full) and, while exporting, `.partial-*` files; no other run writes there.
+        a full disk full) and, while exporting, `.partial-*` files; no other run writes there. A
+        `.partial-*` of a process that still runs (an `ssma-export` or `ssma-evaluate --json` into
+        the run folder) is its work in progress, and stays (before: removed as "left by an
+        interrupted save", the export then failing with a traceback; helper 366).
         """
         directory = self.config.checkpoint
         if not self.chief or not os.path.isdir(directory):
@@ -635,6 +638,9 @@ class Trainer:
             if _PARTIAL_SAVE.match(name) and os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             elif name.startswith(TEMPORARY_PREFIX):
+                if writer_running(path):
+                    self._log(f"left {path} alone: the process that is writing it still runs")
+                    continue
                 remove_path(path)
             else:
                 continue
