@@ -186,8 +186,9 @@ def read_list_file(path: str, modalities: Optional[int] = None) -> List[Tuple[st
 
 
 def _equal_channels(image: Image.Image) -> bool:
-    """Whether an RGB image's three channels are equal everywhere (a grey image saved as RGB)."""
-    pixels = np.asarray(image)
+    """Whether an RGB (or RGBA) image's three colour channels are equal everywhere (a grey image
+    saved as RGB)."""
+    pixels = np.asarray(image)[..., :3]
     return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]))
 
 
@@ -244,9 +245,11 @@ def cannot_be_label(path: str, num_classes: Optional[int] = None) -> bool:
         with Image.open(path) as image:
             if image.mode == "L":
                 return not looks_like_label(path, num_classes)
-            if image.mode in _LABEL_MODES:
+            if image.mode in _LABEL_MODES or image.mode in ("LA", "La", "PA"):
+                # Grey or palette with alpha: the label's own error says to drop the alpha channel
+                # (before: first warned of as "a colour image, or ... a depth map"; helper 365).
                 return False
-            return not (image.mode == "RGB" and _equal_channels(image))
+            return not (image.mode in ("RGB", "RGBA", "RGBa") and _equal_channels(image))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return False
 
@@ -404,6 +407,10 @@ def check_label_image(image: Image.Image, path: str, where: str = "") -> None:
             hint = "save it without the alpha channel; which ids transparent pixels hold is yours to say"
         elif image.mode == "RGB" and _equal_channels(image):
             hint = "its three channels are equal: a grey label saved as RGB; save it as one channel"
+        elif image.mode in ("RGBA", "RGBa") and _equal_channels(image):
+            # Before: told to map colours to ids (helper 365).
+            hint = ("its three colour channels are equal: a grey label saved as RGBA; save it as one channel, "
+                    "without the alpha channel")
         elif image.mode == "F":
             # Before: told to turn colours into ids, which a float image does not hold.
             hint = "one channel of floating-point values; save the class ids as 8-bit integers (mode L)"

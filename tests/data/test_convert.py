@@ -952,3 +952,25 @@ def test_cli_keeps_records_another_command_wrote_meanwhile(dataset_dir, tmp_path
     assert "written" not in captured.out
     assert out.read_bytes() == b"the other command's records"
     assert sorted(os.listdir(tmp_path)) == ["data", "same.tfrecords"]  # no temporary
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA"])
+def test_a_grey_label_with_alpha_is_told_to_drop_it_without_the_colour_image_warning(dataset_dir, tmp_path, capsys,
+                                                                                      mode):
+    """Helper 365: a grey label saved with an alpha channel was first warned of as "a colour image,
+    or 8-bit grey of many values, like a depth map" with the advice of --unlabeled; as RGBA its
+    error then said to map colours to ids."""
+    from PIL import Image
+
+    ids = np.array(Image.open(dataset_dir / "0_label.png"))
+    grey = Image.fromarray(ids.astype(np.uint8)).convert(mode)
+    grey.save(dataset_dir / "alpha_label.png")
+    write_list(dataset_dir / "alpha.txt", ["0_rgb.png alpha_label.png"])
+    out = tmp_path / "alpha.tfrecords"
+    assert _cli().main(["-f", str(dataset_dir / "alpha.txt"), "-r", str(out), "--num_classes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot hold class ids" not in err and not out.exists()
+    expected = ("save it without the alpha channel" if mode == "LA"
+                else "its three colour channels are equal: a grey label saved as RGBA; save it as one channel, "
+                     "without the alpha channel")
+    assert f"mode {mode} with {2 if mode == 'LA' else 4} channels ({expected}" in err, err
