@@ -4,7 +4,8 @@
    input shape, and the TF profiler's `flops` statistic of every op the outputs depend on is summed
    (`tf.compat.v1.profiler`'s float_ops: a convolution counts 2·k_h·k_w·C_in FLOPs per output
    element, a transposed convolution the same per *input* element, element-wise ops that have a
-   registered statistic one per element, ReLU and resizing, which have none, nothing). The table splits the total by op type and by part of the network.
+   registered statistic one per element, ReLU and resizing, which have none, nothing). The table
+   splits the total by op type and by part of the network.
 2. `--backend jax`: XLA's cost analysis of the jitted inference function on Keras' JAX backend
    (the compiled HLO after fusion; it also counts element-wise work inside fusions).
 
