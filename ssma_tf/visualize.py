@@ -41,8 +41,12 @@ def apply_jet(values: np.ndarray) -> np.ndarray:
     return np.floor(jet_colormap(values) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _as_palette(palette: ArrayLike) -> np.ndarray:
-    """Checks a palette and returns it as a (C, 3) uint8 array."""
+def as_palette(palette: ArrayLike) -> np.ndarray:
+    """Checks a palette and returns it as a (C, 3) uint8 array.
+
+    Raises:
+        ValueError: not (C, 3), not integers, or values outside 0..255.
+    """
     array = np.asarray(palette)
     if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] == 0:
         raise ValueError(f"palette must have shape (num_classes, 3), got shape {array.shape}")
@@ -90,7 +94,7 @@ def colorize(label_ids: np.ndarray, palette: ArrayLike) -> np.ndarray:
     Raises:
         ValueError: if the ids are not a 2-D integer map or an id has no colour in the palette.
     """
-    colours = _as_palette(palette)
+    colours = as_palette(palette)
     ids = np.asarray(label_ids)
     if ids.ndim == 3 and ids.shape[-1] == 1:
         ids = ids[..., 0]
@@ -312,8 +316,8 @@ def picture_grid(
         raise ValueError(f"{len(titles)} titles for {columns} columns")
     if (class_names is None) != (palette is None):
         raise ValueError("a legend needs both class_names and palette")
-    if class_names is not None and len(_as_palette(palette)) < len(class_names):
-        raise ValueError(f"{len(class_names)} class names but a palette of {len(_as_palette(palette))} colours")
+    if class_names is not None and len(as_palette(palette)) < len(class_names):
+        raise ValueError(f"{len(class_names)} class names but a palette of {len(as_palette(palette))} colours")
     if not isinstance(scale, int) or scale < 1 or not isinstance(gap, int) or gap < 0:
         raise ValueError(f"scale must be a positive and gap a non-negative integer, got {scale!r}, {gap!r}")
 
@@ -351,7 +355,7 @@ def picture_grid(
         room = (width * scale - 6) if c < columns - 1 else canvas_width - left - 2
         draw.text((left, 6), _fitted(title, room, measure, font), fill="black", font=font)
     if class_names is not None:
-        colours = _as_palette(palette)
+        colours = as_palette(palette)
         for class_id, (name, (x, row)) in enumerate(zip(class_names, places)):
             y = grid.shape[0] + above + row * line + 6
             draw.rectangle((x, y, x + 12, y + 12), fill=tuple(int(v) for v in colours[class_id]), outline="black")

@@ -369,24 +369,29 @@ def no_class_pixels_message(num_classes: Optional[int], evaluating: bool = False
             "of background and object (e.g. saved as 0 and 255) needs the ids 1 and 2, and num_classes 3")
 
 
-def load_label(path: str, where: str = "") -> np.ndarray:
-    """Reads a label image of class ids: HxW uint8.
+# What a label error advises for images without labels, as `ssma-convert` takes them.
+CONVERT_UNLABELED = "a list of images without labels (rgb depth) converts with --unlabeled"
+
+
+def load_label(path: str, where: str = "", unlabeled: str = CONVERT_UNLABELED) -> np.ndarray:
+    """Reads a label image of class ids: HxW uint8. `unlabeled`: what the errors advise for images
+    without labels, in the words of the command reading them.
 
     Raises:
         ImageFileError: When the file is stored with loss (JPEG, WebP: ids change along every
             edge), is not single-channel (gray or palette) or holds ids > 255.
     """
-    return _load_label_and_colours(path, where)[0]
+    return _load_label_and_colours(path, where, unlabeled)[0]
 
 
 # The colour (r, g, b) each palette index a label uses stands for, by index.
 PaletteColours = Dict[int, Tuple[int, ...]]
 
 
-def check_label_image(image: Image.Image, path: str, where: str = "") -> None:
+def check_label_image(image: Image.Image, path: str, where: str = "", unlabeled: str = CONVERT_UNLABELED) -> None:
     """The checks of a label image its header allows: stored losslessly, and one channel of
     integer class ids (grey or palette); `load_label` makes them, and `ssma-predict` before the
-    model runs.
+    model runs. `unlabeled`: as `load_label`'s.
 
     Raises:
         ImageFileError: naming `where`, the file and what to do.
@@ -416,8 +421,7 @@ def check_label_image(image: Image.Image, path: str, where: str = "") -> None:
             hint = "one channel of floating-point values; save the class ids as 8-bit integers (mode L)"
         else:
             hint = ("colour labels must be turned into class ids first: docs/your_dataset.md, step 1, maps "
-                    "colours to ids with your palette file; a list of images without labels (rgb depth) converts "
-                    "with --unlabeled")
+                    f"colours to ids with your palette file; {unlabeled}")
         raise ImageFileError(
             f"{where}: label {path!r} must be a single-channel image of integer class ids (gray or palette), got "
             f"mode {image.mode} with {len(image.getbands())} channel{'s' * (len(image.getbands()) != 1)} ({hint})",
@@ -425,21 +429,22 @@ def check_label_image(image: Image.Image, path: str, where: str = "") -> None:
         )
 
 
-def _load_label_and_colours(path: str, where: str = "") -> Tuple[np.ndarray, Optional[PaletteColours]]:
+def _load_label_and_colours(path: str, where: str = "",
+                            unlabeled: str = CONVERT_UNLABELED) -> Tuple[np.ndarray, Optional[PaletteColours]]:
     """`load_label`, with the colours of the palette indices the label uses for a palette image
     (None for any other): the ids are its indices, which one file's palette may give other
     colours than another's (`palette_clash`)."""
     where = where or path
     image = _open_image(path, where)
-    check_label_image(image, path, where)
+    check_label_image(image, path, where, unlabeled)
     ids = np.asarray(image)  # palette images give their indices, not colours
     if ids.dtype != np.uint8:
         if ids.size and (ids.min() < 0 or ids.max() > 255):
             # Most often a raw 16-bit depth or NIR image in the label column (helper 190: named
             # without a cause, where 8-bit depth there gets the --unlabeled hint).
             raise ImageFileError(f"{where}: label {path!r} has ids outside 0..255 (min {ids.min()}, max {ids.max()}): "
-                                 f"is it a {ids.dtype.itemsize * 8}-bit depth or NIR image? A list of images without "
-                                 "labels (rgb depth) converts with --unlabeled", path)
+                                 f"is it a {ids.dtype.itemsize * 8}-bit depth or NIR image? "
+                                 f"{unlabeled[0].upper()}{unlabeled[1:]}", path)
         ids = ids.astype(np.uint8)
     colours = None
     if image.mode == "P" and image.palette is not None:

@@ -35,7 +35,7 @@ from ssma_tf import visualize
 from ssma_tf.data.augment import resize_label
 from ssma_tf.data.convert import load_image_bgr, load_label
 from ssma_tf.inference.predictor import Prediction, PredictionError, Predictor
-from ssma_tf.inference.samples import PathLike, Sample
+from ssma_tf.inference.samples import PREDICT_UNLABELED, PathLike, Sample
 from ssma_tf.constants import IGNORE_ID, INPUT_MODALITIES, SSMA_FUSION
 from ssma_tf.progress import Progress
 
@@ -130,7 +130,14 @@ def predict_files(
     if num_classes > MAX_CLASSES:
         raise PredictionError(f"class-id PNGs hold at most {MAX_CLASSES} classes, the model has {num_classes}")
     colours = visualize.default_palette(num_classes) if palette is None else np.asarray(palette)
-    if colours.ndim != 2 or len(colours) != num_classes:
+    if palette is not None:
+        # Before the model runs (before: a float or out-of-range palette was found by the first
+        # picture, after a batch was predicted, and blamed on that sample's image; helper 369).
+        try:
+            colours = visualize.as_palette(colours)
+        except ValueError as error:
+            raise PredictionError(f"palette: {error}") from None
+    if len(colours) != num_classes:
         raise PredictionError(
             f"the palette has {len(colours)} colours but the model predicts {num_classes} classes "
             "(void included); pick the dataset the model was trained on"
@@ -268,12 +275,14 @@ def _load(sample: Sample, fusion: bool, input_modality: str, modalities: int = 2
 
     paths = sample.modalities
     images = [read(path, f"modality{i}", load_image_bgr) for i, path in enumerate(paths, start=1)]
-    label = read(sample.label, "label", load_label)
+    label = read(sample.label, "label", lambda path, where: load_label(path, where, unlabeled=PREDICT_UNLABELED))
     if fusion:
         missing = [f"modality{i}" for i, image in enumerate(images[:modalities], start=1) if image is None]
         missing += [f"modality{i}" for i in range(len(images) + 1, modalities + 1)]
         if missing:
-            given = ("--modality2 (an image or a folder)" if missing == ["modality2"] and modalities == 2
+            # Two modalities: the flag of the one missing (before: a list file for a missing modality1;
+            # helper 369).
+            given = (f"--{missing[0]} (an image or a folder)" if len(missing) == 1 and modalities == 2
                      else f"a --list of '{' '.join(f'modality{i}' for i in range(1, modalities + 1))} [label]' lines")
             raise PredictionError(f"{sample.where()}: SSMA needs {' and '.join(missing)} too: give {given}")
         inputs = images[:modalities]

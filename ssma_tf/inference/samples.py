@@ -346,6 +346,14 @@ def check_inputs(
         return []
     first = samples[0]
     warnings = _sixteen_bit_warnings(samples, sixteen_bit_warning)
+    if fusion and not listed:
+        # Before the model runs (before: at the first sample's turn, the advice a list file where
+        # --modality1 was missing; helper 369). More than two modalities come in a list.
+        paths = [*first.modalities[:2], None, None][:2]
+        missing = [f"--modality{i}" for i, path in enumerate(paths, start=1) if path is None]
+        if missing:
+            raise PredictionError(f"this network fuses two modalities, but {missing[0]} is not given: give it (an "
+                                  "image or a folder)")
     if fusion:
         if listed and first.label is None and looks_like_label(first.modalities[-1], num_classes):
             warnings.append(
@@ -402,10 +410,16 @@ def _stem(path: str) -> str:
     return name[: -len(os.path.splitext(name)[1]) or None]
 
 
+# What a label error of `ssma-predict` advises for images without labels (the converter's
+# --unlabeled is no flag of it; helper 369).
+PREDICT_UNLABELED = "a list line without a label column predicts its images without one"
+
+
 def check_readable(samples: List[Sample]) -> List[Sample]:
     """Returns `samples` once every image and label of them is found whole (PNG chunks and
-    checksums, without decoding; other formats by their header), before the model runs: a damaged
-    file found at its turn left the pictures of the samples before it written.
+    checksums, without decoding; other formats decoded), of a mode the pictures read, and a 16-bit
+    label of ids 0..255, before the model runs: a damaged file found at its turn left the pictures
+    of the samples before it written.
 
     Raises:
         PredictionError: naming the sample's list line, the file and the cause.
@@ -440,21 +454,33 @@ def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> Li
     sample's other files are not turned alike, as (sample, path, orientation)."""
     from PIL import Image
 
-    from ssma_tf.data.convert import EXIF_TURNS, ImageFileError, check_label_image, exif_orientation
+    from ssma_tf.data.convert import EXIF_TURNS, ImageFileError, check_label_image, exif_orientation, load_label
 
     sizes, orientations = [], []
     for what, path in named:
         if path is None:
             continue
         with Image.open(path) as image:
+            if image.format != "PNG":
+                # Pillow's verify checks PNG data only: a JPEG or TIFF cut short was found at its
+                # turn, the pictures before it written (helper 369).
+                try:
+                    image.load()
+                except (OSError, ValueError, SyntaxError) as error:
+                    raise PredictionError(f"{sample.where()}: cannot read {what} {path}: {error}") from None
             if what == "label":
                 try:
-                    check_label_image(image, path, f"label of {sample.where()}")
+                    check_label_image(image, path, f"label of {sample.where()}", PREDICT_UNLABELED)
+                    if image.mode.startswith("I"):  # 16 or 32 bits: ids above 255 are found by reading them
+                        load_label(path, f"label of {sample.where()}", PREDICT_UNLABELED)
                 except ImageFileError as error:
                     raise PredictionError(str(error)) from None
                 sizes.append((path, (image.height, image.width), ""))  # labels are read as stored
                 orientations.append((path, 1))
             else:
+                if image.mode == "F":
+                    raise PredictionError(f"{what} of {sample.where()}: image {path!r} is floating point (mode F), "
+                                          "expected 8 or 16 bits")
                 orientation = exif_orientation(image)
                 turned = (f" (stored {image.height}x{image.width}, {EXIF_TURNS[orientation]} by its EXIF "
                           "orientation as images are read)" if orientation in (5, 6, 7, 8) else "")

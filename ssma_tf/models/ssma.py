@@ -48,7 +48,7 @@ class SSMA(SegmenterTraining, keras.Model):
             3 in the paper.
         skip_output_kernel_size: kernel of the skip blocks' output conv (3 released).
         block3_dilations, block4_dilations, dropout_rate, paper_dilations, easpp_rates: as in
-            AdapNetPP, for both experts.
+            AdapNetPP, for every expert.
         widths: output channels by convolution name, for a pruned network (Section 3.5; the names
             in `ssma_tf.models.widths`); the others keep their released widths.
         backbone, backbone_weights: the experts' backbone and its ImageNet weights file, as in

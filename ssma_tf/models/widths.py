@@ -6,7 +6,7 @@ convolution not named keeps its released width. The names:
 
 - encoder: `conv1` (the stem), `block{b}_unit{u}_conv{1,2,3}`, `skip1`, `skip2` and
   `easpp_<name>` for eASPP's convolutions (`easpp_conv1x1`, `easpp_branch1_reduce`, ...,
-  `easpp_image_pooling`, `easpp_projection`); in SSMA prefixed by `modality1_` or `modality2_`;
+  `easpp_image_pooling`, `easpp_projection`); in SSMA prefixed by `modality1_`, ..., `modalityN_`;
 - decoder: `up1`, `refine1_conv1`, `refine1_conv2`, `up2`, `refine2_conv1`, `refine2_conv2` (the
   classifier, `up3` and the auxiliary heads have one channel per class and are never pruned);
 - SSMA blocks: `ssma_latent`, `ssma_skip2`, `ssma_skip1` (their output) and `<block>_reduce`

@@ -245,3 +245,30 @@ def test_an_interrupt_clears_the_progress_bar_before_its_line(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         predict_files(Stopped(ids), samples, tmp_path / "out", palette=PALETTE4, progress=shown)
     assert "1/2" in shown.getvalue() and shown.getvalue().endswith("\r\033[K"), repr(shown.getvalue())
+
+
+def test_a_palette_of_floats_or_past_255_is_refused_before_any_prediction_and_not_blamed_on_an_image(tmp_path):
+    """Before: found by the first picture, after a batch was predicted, and raised as an error of
+    that sample's image (helper 369)."""
+    ids = np.zeros((8, 16), np.uint8)
+    sample = Sample("a", write_rgb(tmp_path / "a.png", random_image(8, 16, 1)))
+    for palette, message in (
+            (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float),
+             "palette: palette must hold integers 0..255, got dtype float64"),
+            ([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 300]],
+             "palette: palette values must be in 0..255, got min 0 and max 300"),
+            (np.zeros((4, 4), np.uint8), "palette: palette must have shape (num_classes, 3), got shape (4, 4)")):
+        predictor = _FixedPredictor(ids)
+        with pytest.raises(PredictionError, match=f"^{re.escape(message)}$"):
+            predict_files(predictor, [sample], tmp_path / "out", palette=palette)
+        assert predictor.calls == [] and not (tmp_path / "out").exists()
+
+
+def test_a_two_modality_network_without_modality1_is_told_its_flag(tmp_path):
+    """Before: advised a list file of 'modality1 modality2 [label]' lines (helper 369)."""
+    ids = np.zeros((8, 16), np.uint8)
+    depth = write_rgb(tmp_path / "d.png", random_image(8, 16, 2))
+    with pytest.raises(PredictionError, match=r"sample 'd': SSMA needs modality1 too: give --modality1 \(an image or "
+                                              r"a folder\)$"):
+        predict_files(_FixedPredictor(ids, modalities=2), [Sample("d", None, depth)], tmp_path / "out",
+                      palette=PALETTE4)

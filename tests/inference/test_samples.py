@@ -394,3 +394,50 @@ def test_an_expert_of_modality_3_is_told_to_take_a_list_and_suffixes_need_their_
                                                   r"folder, which is not given$"):
             collect_samples(False, **flags)
     assert [sample.name for sample in collect_samples(False, modality1=folder, modality1_suffix="_rgb")] == ["p"]
+
+
+def test_a_cut_jpeg_a_float_tiff_and_a_16_bit_label_beyond_255_are_refused_before_any_prediction(tmp_path):
+    """Pillow's verify reads PNG data only: a JPEG cut short, a floating-point TIFF and a 16-bit
+    label holding id 300 were found at their sample's turn, the pictures of the samples before it
+    written, and the label's advice was ssma-convert's --unlabeled (helper 369)."""
+    from PIL import Image
+
+    for name in ("a", "b"):
+        write_rgb(tmp_path / f"{name}.png", np.full((16, 24, 3), 90))
+    noise = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "whole.jpg", quality=95)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    Image.fromarray(np.zeros((16, 24), np.float32)).save(tmp_path / "float.tif")
+    Image.fromarray(np.full((16, 24), 300, np.uint16)).save(tmp_path / "deep_label.png")
+    Image.fromarray(np.full((16, 24), 3, np.uint16)).save(tmp_path / "fine_label.png")
+    assert len(collect_samples(False, modality1=tmp_path / "whole.jpg")) == 1
+    with pytest.raises(PredictionError, match=r"sample 'cut': cannot read modality1 .*cut\.jpg: image file is "
+                                              r"truncated"):
+        collect_samples(False, modality1=tmp_path / "cut.jpg")
+    (tmp_path / "float.txt").write_text("a.png\nfloat.tif\n")
+    with pytest.raises(PredictionError, match=r"modality1 of .*float\.txt, line 2 \(sample 'float'\): image .*float"
+                                              r"\.tif' is floating point \(mode F\), expected 8 or 16 bits"):
+        collect_samples(False, list_file=tmp_path / "float.txt")
+    (tmp_path / "labels.txt").write_text("a.png fine_label.png\nb.png deep_label.png\n")
+    with pytest.raises(PredictionError, match=r"label of .*labels\.txt, line 2 \(sample 'b'\): label .*deep_label"
+                                              r"\.png' has ids outside 0\.\.255 \(min 300, max 300\): is it a 16-bit "
+                                              r"depth or NIR image\? A list line without a label column predicts its "
+                                              r"images without one$"):
+        collect_samples(False, list_file=tmp_path / "labels.txt")
+    (tmp_path / "labels.txt").write_text("a.png fine_label.png\n")
+    assert collect_samples(False, list_file=tmp_path / "labels.txt")[0].label.endswith("fine_label.png")
+
+
+def test_a_two_modality_network_given_only_modality2_is_told_to_give_modality1(tmp_path):
+    """Before: found at the first sample's turn, with the advice to write a list file (helper 369)."""
+    from ssma_tf.inference.samples import check_inputs
+
+    write_rgb(tmp_path / "d.png", np.full((16, 24, 3), 90))
+    samples = collect_samples(True, modality2=tmp_path / "d.png")
+    with pytest.raises(PredictionError, match=r"^this network fuses two modalities, but --modality1 is not given: "
+                                              r"give it \(an image or a folder\)$"):
+        check_inputs(samples, fusion=True, modalities=2, input_modality="modality1", listed=False)
+    samples = collect_samples(True, modality1=tmp_path / "d.png")
+    with pytest.raises(PredictionError, match=r"but --modality2 is not given"):
+        check_inputs(samples, fusion=True, modalities=2, input_modality="modality1", listed=False)
