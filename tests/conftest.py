@@ -68,12 +68,14 @@ def shared_path(*parts: str) -> pathlib.Path:
 # first, and a 2-minute file starting last kept one worker busy alone for 90 s. A name missing
 # here only costs balance.
 LONGEST_FILES = (
-    "test_training.py", "test_semi_supervised.py", "test_training_step_equivalence.py",
-    "test_adaptation.py", "pruning/test_prune_command.py", "test_training_reliability.py",
-    "test_keras_training.py", "cli/test_run_folder.py", "models/test_fusion_baselines.py",
-    "inference/test_compiled.py", "inference/test_deploy.py", "pruning/test_pruning.py", "test_scene.py",
-    "inference/test_predictor.py", "test_predict_script.py", "checkpoints/test_loading.py",
-    "inference/test_export.py", "models/test_ssma.py",
+    "test_semi_supervised.py", "test_training.py", "pruning/test_prune_command.py", "test_adaptation.py",
+    "checkpoints/test_finetune.py", "checkpoints/test_loading.py", "checkpoints/test_tf1_import.py",
+    "models/test_fusion_baselines.py", "test_training_reliability.py", "test_training_step_equivalence.py",
+    "test_scene.py", "inference/test_deploy.py", "checkpoints/test_zoo.py", "test_keras_training.py",
+    "pruning/test_pruning.py", "cli/test_run_folder.py", "checkpoints/test_convert.py", "cli/test_errors.py",
+    "checkpoints/test_damaged.py", "test_predict_script.py", "inference/test_compiled.py",
+    "checkpoints/test_evaluated_rates.py", "inference/test_export.py", "models/test_ssma.py",
+    "inference/test_predictor.py",
 )
 
 

@@ -104,6 +104,13 @@ def test_released_loss_reads_the_auxiliary_heads_and_equals_total_loss():
         ReleasedLoss(aux_weights=(0.6,))
 
 
+def _narrow_decoder(fusion=False):
+    """A 16-wide decoder (and, for SSMA, fusion blocks) for tests where the network's size is not the point."""
+    from ssma_tf.models.widths import decoder_widths
+
+    return {**decoder_widths(16), **({"ssma_latent": 16} if fusion else {})}
+
+
 def _train_config(records, model, fusion=False):
     values = {
         "model": model, "num_classes": 4, "train_data": str(records), "batch_size": 2,
@@ -114,7 +121,7 @@ def _train_config(records, model, fusion=False):
 
 
 @pytest.mark.parametrize("model_name", ["AdapNet_pp", "SSMA"])
-def test_fit_on_the_data_pipeline_lowers_the_released_loss(tmp_path, model_name):
+def test_fit_on_the_data_pipeline_lowers_the_released_loss(tmp_path, model_name, tiny_backbone):
     fusion = model_name == "SSMA"
     records = write_records(tmp_path / "train.tfrecords", 2, height=32, width=64, num_classes=4,
                             fusion=fusion, seed=1)
@@ -123,11 +130,14 @@ def test_fit_on_the_data_pipeline_lowers_the_released_loss(tmp_path, model_name)
                             num_classes=4, training=False)
     keras.utils.set_random_seed(0)
     # SSMA with trainable experts and the auxiliary heads: the dict path of the loss is exercised.
-    model = SSMA(4, freeze_experts=False, aux_heads=True) if fusion else AdapNetPP(4)
+    # On the tiny backbone with a narrow decoder: the loss, metrics and schedule are the point,
+    # and they see the same outputs (softmax and auxiliary heads) as on the released network.
+    small = dict(backbone=tiny_backbone, widths=_narrow_decoder(fusion))
+    model = SSMA(4, freeze_experts=False, aux_heads=True, **small) if fusion else AdapNetPP(4, **small)
     model.compile(optimizer=keras.optimizers.Adam(schedule_from_config(config)), loss=ReleasedLoss(),
                   metrics=[ReleasedMeanIoU(4)], run_eagerly=True)
-    # Eagerly: tracing a full-size training step costs half a minute on two CPU cores; the
-    # compiled path of compute_loss/compute_metrics is the same Python, and `evaluate` below
+    # Eagerly: tracing a training step costs seconds on two CPU cores; the compiled path of
+    # compute_loss/compute_metrics is the same Python, and `evaluate` below
     # (test_model_evaluate_miou_equals_the_evaluator) runs it traced.
     # One batch over and over: each epoch's loss is that of one step, computed before its update
     # (in training mode, so with the auxiliary terms).
@@ -143,12 +153,14 @@ def test_fit_on_the_data_pipeline_lowers_the_released_loss(tmp_path, model_name)
     assert model(batch, training=False).shape == (1, 32, 64, 4)
 
 
-def test_model_evaluate_miou_equals_the_evaluator(tmp_path):
+def test_model_evaluate_miou_equals_the_evaluator(tmp_path, tiny_backbone):
     records = write_records(tmp_path / "test.tfrecords", 5, height=32, width=64, num_classes=4, seed=5)
     values = {"model": "AdapNet_pp", "num_classes": 4, "checkpoint": str(tmp_path), "test_data": records,
               "batch_size": 2, "height": 32, "width": 64}
     config = config_from_dict(values, source="eval.config", mode="eval", check_paths=False)
-    model = AdapNetPP(4)
+    # The tiny backbone and a narrow decoder: evaluate's traced metrics and the saved loss are the
+    # point, not the network's size (the full one's trace costs half a minute on two cores).
+    model = AdapNetPP(4, backbone=tiny_backbone, widths=_narrow_decoder())
     randomize_batch_norms(model, seed=3)
     dataset = make_eval_dataset(config)
     confusion = Evaluator(model, 4, dataset.element_spec).run(dataset)
@@ -161,6 +173,10 @@ def test_model_evaluate_miou_equals_the_evaluator(tmp_path):
     # imported (as the README says), loss and metrics included: before, ReleasedLoss was unknown.
     model.save(tmp_path / "compiled.keras")
     script = ("import keras, ssma_tf.models\n"
+              # The tiny backbone registered as the test's fixture does; it imports no loss.
+              "from ssma_tf.models import backbones\n"
+              "from tests.models.helpers import TINY_BACKBONE, tiny_pyramid\n"
+              "backbones._BACKBONES[TINY_BACKBONE] = tiny_pyramid\n"
               f"model = keras.saving.load_model({str(tmp_path / 'compiled.keras')!r})\n"
               "print(type(model.loss).__name__)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
@@ -233,7 +249,7 @@ def test_the_metrics_compile_under_xla():
     assert results["miou"] == pytest.approx(host.miou(), abs=1e-4)
 
 
-def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path):
+def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path, tiny_backbone):
     """Helper 101: the reloaded model had the constructor's trainable parts, Keras skipped the
     optimizer's state with a warning (its iterations back at 0), and the next fit trained what
     was frozen."""
@@ -242,7 +258,9 @@ def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (2, 32, 64, 3)).astype("float32")
     y = rng.integers(0, 4, (2, 32, 64)).astype("int32")
-    model = AdapNetPP(4)
+    # The tiny backbone: the flags are recorded per layer whatever the backbone.
+    small = dict(backbone=tiny_backbone, widths=_narrow_decoder())
+    model = AdapNetPP(4, **small)
     model.encoder.trainable = False
     model.compile(optimizer="adam", loss=ReleasedLoss())
     model.fit(x, y, batch_size=2, epochs=1, verbose=0)
@@ -254,7 +272,7 @@ def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path):
     assert reloaded.encoder.trainable is False and len(reloaded.trainable_variables) == trainable
     assert int(reloaded.optimizer.iterations.numpy()) == 1
     # SSMA: an expert unfrozen after building (its constructor freezes them).
-    ssma = SSMA(4)
+    ssma = SSMA(4, backbone=tiny_backbone, widths=_narrow_decoder(fusion=True))
     ssma.encoders[0].trainable = True
     ssma.compile(optimizer="adam", loss=ReleasedLoss())
     # The optimizer's state for the trainable variables, as a step makes it (without tracing one).
@@ -272,13 +290,13 @@ def test_parts_frozen_after_building_stay_frozen_through_a_keras_file(tmp_path):
     assert [e.trainable for e in again.encoders] == [True, True]
     assert len(again.trainable_variables) == len(ssma.trainable_variables)
     # A network as its constructor built it says nothing more.
-    assert "trainable_layers" not in AdapNetPP(4).get_config()
+    assert "trainable_layers" not in AdapNetPP(4, **small).get_config()
 
 
-def test_compile_refuses_what_fit_would_not_apply_to_the_released_loss():
+def test_compile_refuses_what_fit_would_not_apply_to_the_released_loss(tiny_backbone):
     """Helper 101: loss_weights was applied by evaluate and not by fit; a one-element list hid
     the loss from the models, which then trained the main term alone; dtype float16 rounded it."""
-    model = AdapNetPP(4)
+    model = AdapNetPP(4, backbone=tiny_backbone, widths=_narrow_decoder())  # compile's checks: any size will do
     with pytest.raises(ValueError, match=r"^loss_weights is not applied to ReleasedLoss, which weighs the auxiliary "
                                          r"heads itself: give ReleasedLoss\(aux_weights=\.\.\.\)"):
         model.compile(optimizer="adam", loss=ReleasedLoss(), loss_weights=10.0)
@@ -320,7 +338,7 @@ def test_labels_of_unknown_rank_are_named():
         loss(tf.zeros((1, 4, 4), tf.int32))
 
 
-def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_loads(tmp_path):
+def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_loads(tmp_path, tiny_backbone):
     """Helper 179: `make_optimizer` left the all-reduce to the trainer's step always, so `fit`
     under a MirroredStrategy applied each replica's own gradient; a `.keras` file of a model
     compiled with it did not load ("Could not locate class 'AdamWithMultipliers'"), and its
@@ -334,7 +352,7 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
     keras.utils.set_random_seed(0)
     from ssma_tf.models.widths import decoder_widths
 
-    model = AdapNetPP(3, backbone="mobilenet_v2", widths=decoder_widths(16))  # small: the optimizer is the point
+    model = AdapNetPP(3, backbone=tiny_backbone, widths=decoder_widths(16))  # small: the optimizer is the point
     model(np.zeros((1, 32, 32, 3), np.float32))
     optimizer = make_optimizer(config, model)
     assert isinstance(optimizer, AdamWithMultipliers) and optimizer.aggregate_gradients
@@ -349,7 +367,7 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        half = AdapNetPP(3, backbone="mobilenet_v2", widths=decoder_widths(16))
+        half = AdapNetPP(3, backbone=tiny_backbone, widths=decoder_widths(16))
         half(np.zeros((1, 32, 32, 3), np.float32))
         half.compile(optimizer=make_optimizer(mixed, half), loss=ReleasedLoss())
         half.optimizer.build(half.trainable_variables)  # as a step of fit does
@@ -359,6 +377,10 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
     script = (
         "import sys, numpy as np, keras\n"
         "import ssma_tf.models\n"
+        # The tiny backbone registered as the test's fixture does; it imports no optimizer.
+        "from ssma_tf.models import backbones\n"
+        "from tests.models.helpers import TINY_BACKBONE, tiny_pyramid\n"
+        "backbones._BACKBONES[TINY_BACKBONE] = tiny_pyramid\n"
         "mixed = keras.saving.load_model(sys.argv[2])\n"  # first: the loads below import the optimizer's module
         "print(type(mixed.optimizer).__name__, type(mixed.optimizer.inner_optimizer).__name__)\n"
         "model = keras.saving.load_model(sys.argv[1])\n"

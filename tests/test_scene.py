@@ -775,7 +775,8 @@ def test_experts_of_a_narrow_decoder_load_from_their_weight_files(records, tmp_p
             np.testing.assert_array_equal(ours, theirs)
 
 
-def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_checked_as_ssmas(tmp_path):
+def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_checked_as_ssmas(tmp_path,
+                                                                                              tiny_backbone):
     """Helper 159: from_config rebuilt the experts' flags from freeze_experts alone (207 trainable
     variables saved, 405 loaded); latent_reduction True gave a 512-wide bottleneck, and 3 an error
     about the block's "reduction=3"."""
@@ -784,16 +785,20 @@ def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_c
 
     from ssma_tf.models import SSMASceneClassifier
 
-    model = SSMASceneClassifier(4, freeze_experts=False)
+    # The tiny backbone: the flags are recorded per layer whatever the backbone.
+    model = SSMASceneClassifier(4, freeze_experts=False, backbone=tiny_backbone)
+    every = len(model.trainable_variables)
     model.modality1_encoder.trainable = False
     model.save(tmp_path / "scene.keras")
     loaded = keras.saving.load_model(tmp_path / "scene.keras")
-    assert len(loaded.trainable_variables) == len(model.trainable_variables) < 300
+    # Fewer than before the freezing: one expert's variables are left out.
+    assert len(loaded.trainable_variables) == len(model.trainable_variables) < every
     assert [v.path for v in loaded.trainable_variables] == [v.path for v in model.trainable_variables]
     images = [np.random.default_rng(i).uniform(0, 255, (1, 32, 32, 3)).astype("float32") for i in range(2)]
     np.testing.assert_allclose(loaded(images), model(images), rtol=1e-5, atol=1e-6)
     # As SSMA: N x 256 // latent_reduction channels in the gate's bottleneck.
-    assert SSMASceneClassifier(3, latent_reduction=3).get_layer("ssma_latent").get_config()["reduced_filters"] == 170
+    latent = SSMASceneClassifier(3, latent_reduction=3, backbone=tiny_backbone).get_layer("ssma_latent")
+    assert latent.get_config()["reduced_filters"] == 170
     for wrong in (True, 0, 513, 2.5):
         message = (r"SSMASceneClassifier latent_reduction must be an integer in 1\.\.512 \(its SSMA block's "
                    rf"bottleneck has 2 x 256 / latent_reduction channels\), got {wrong!r}")
@@ -801,22 +806,23 @@ def test_freezing_after_building_survives_a_keras_file_and_latent_reduction_is_c
             SSMASceneClassifier(3, latent_reduction=wrong)
 
 
-def test_a_classifier_frozen_whole_comes_back_frozen():
+def test_a_classifier_frozen_whole_comes_back_frozen(tiny_backbone):
     """from_config dropped `trainable`: a model frozen with `model.trainable = False` came back
     with every layer trainable, its experts too (0 trainable variables saved, 417 loaded; helper 174)."""
     from ssma_tf.models import SSMASceneClassifier
 
-    model = SSMASceneClassifier(4)
+    # The tiny backbone: from_config's flags are the point, whatever the backbone.
+    model = SSMASceneClassifier(4, backbone=tiny_backbone)
     model.trainable = False
     loaded = SSMASceneClassifier.from_config(model.get_config())
     assert not loaded.trainable and loaded.trainable_variables == []
     # The default (experts frozen, the fusion and classifier trained) still comes back as it was.
-    fresh = SSMASceneClassifier(4)
+    fresh = SSMASceneClassifier(4, backbone=tiny_backbone)
     again = SSMASceneClassifier.from_config(fresh.get_config())
     assert [v.path for v in again.trainable_variables] == [v.path for v in fresh.trainable_variables] != []
 
 
-def test_numpy_counts_are_taken_and_stored_as_python_ints():
+def test_numpy_counts_are_taken_and_stored_as_python_ints(tiny_backbone):
     """A class count read from an array (np.int64) was refused; stored as it was, it would not
     serialize to JSON."""
     import json
@@ -825,7 +831,7 @@ def test_numpy_counts_are_taken_and_stored_as_python_ints():
 
     from ssma_tf.models import SSMASceneClassifier
 
-    config = SSMASceneClassifier(np.int64(3), num_modalities=np.int64(2)).get_config()
+    config = SSMASceneClassifier(np.int64(3), num_modalities=np.int64(2), backbone=tiny_backbone).get_config()
     assert type(config["num_classes"]) is int and type(config["num_modalities"]) is int
     json.dumps(config)
     with pytest.raises(ValueError, match=r"num_classes must be an integer >= 2, got np.int64\(1\)"):

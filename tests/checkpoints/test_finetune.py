@@ -12,6 +12,7 @@ from ssma_tf.checkpoints.finetune import finetune_weights, stored_num_classes
 from ssma_tf.checkpoints.resolve import FORMAT_KERAS, FORMAT_TF2
 from ssma_tf.checkpoints.initialize import initialize_model
 from ssma_tf.config import ConfigError, config_from_dict
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models import SSMA, AdapNetPP
 from ssma_tf.models.decoder import CLASS_LAYERS
 from ssma_tf.models.widths import decoder_widths
@@ -27,7 +28,8 @@ def _config(tmp_path, **values):
 
 def test_tf1_checkpoint_fine_tunes_into_five_classes(tmp_path, tf1_fixture_dir):
     prefix = str(tf1_fixture_dir / "model.ckpt")
-    original = AdapNetPP(12)
+    with overwritten_weights():  # every weight is loaded (strictly) below
+        original = AdapNetPP(12)
     load_tf1_checkpoint(original, prefix)
     model = AdapNetPP(5)
     fresh = {name: [np.array(w) for w in model.get_layer(name).get_weights()] for name in CLASS_LAYERS}
@@ -68,20 +70,24 @@ def test_an_adapnet_runs_weights_into_ssma_are_named_as_the_other_network(tmp_pa
     from ssma_tf.config import config_from_dict
     from ssma_tf.config.runs import write_run_config
 
+    # Narrow MobileNet v2 networks: the run's config says its network (backbone and widths included),
+    # built and loaded as the ResNet one would be.
     run = tmp_path / "run"
     run.mkdir()
-    AdapNetPP(3).save_weights(run / "final.weights.h5")
+    AdapNetPP(3, backbone="mobilenet_v2", widths=decoder_widths(16)).save_weights(run / "final.weights.h5")
     write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=3, height=32, width=64, batch_size=1,
                                            max_iteration=1, learning_rate=1e-3, train_data="unused",
-                                           checkpoint=str(run)), check_paths=False), run)
+                                           backbone="mobilenet_v2", decoder_filters=16, checkpoint=str(run)),
+                                      check_paths=False), run)
     with pytest.raises(CheckpointError, match=r"final\.weights\.h5 holds AdapNet_pp, but the model to fine-tune is "
                                               r"SSMA: an AdapNet\+\+ starts a fusion's experts, with "
                                               r"checkpoint1/checkpoint2"):
-        finetune_weights(SSMA(5), str(run / "final.weights.h5"))
+        finetune_weights(SSMA(5, backbone="mobilenet_v2", widths=decoder_widths(16)), str(run / "final.weights.h5"))
 
 
 def test_own_weights_fine_tune_too_and_own_checkpoints_tell_their_class_count(tmp_path, tf1_fixture_dir):
-    original = AdapNetPP(12)
+    with overwritten_weights():  # every weight is loaded (strictly) below
+        original = AdapNetPP(12)
     load_tf1_checkpoint(original, str(tf1_fixture_dir / "model.ckpt"))
     weights = str(tmp_path / "final.weights.h5")
     original.save_weights(weights)
@@ -106,8 +112,10 @@ def test_a_file_without_the_class_kernel_is_an_error(tmp_path):
     path = tmp_path / "other.weights.h5"
     with h5py.File(path, "w") as f:
         f["x"] = np.zeros((3, 3, 4, 4), np.float32)
+    with overwritten_weights():  # refused by the file alone: none of its weights is read or assigned
+        model = AdapNetPP(5)
     with pytest.raises(CheckpointError, match="cannot tell the class count"):
-        finetune_weights(AdapNetPP(5), str(path))
+        finetune_weights(model, str(path))
 
 
 def test_finetune_from_excludes_the_other_starting_points(tmp_path):
@@ -149,18 +157,20 @@ def test_a_tf1_checkpoint_without_a_classifier_is_named(tmp_path):
 def test_own_weights_outside_a_run_are_read_into_a_network_built_like_the_target(tmp_path):
     """A `.weights.h5` with no training run beside it was loaded into the default network (ResNet,
     released widths): a MobileNet v2 or narrowed network's own file was refused as another model."""
-    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(64), aux_heads=False)
+    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(16), aux_heads=False)
     source([np.zeros((1, 32, 32, 3), np.float32)] * 2)
     weights = str(tmp_path / "mine.weights.h5")
     source.save_weights(weights)
-    model = SSMA(5, backbone="mobilenet_v2", widths=decoder_widths(64), aux_heads=True)
+    model = SSMA(5, backbone="mobilenet_v2", widths=decoder_widths(16), aux_heads=True)
     report = finetune_weights(model, weights)
     assert (report.source_classes, report.target_classes) == (3, 5)
     np.testing.assert_array_equal(model.get_layer("refine2_conv2").get_weights()[0],
                                   source.get_layer("refine2_conv2").get_weights()[0])
     # Another backbone than the target's is still refused, naming both.
+    with overwritten_weights():  # refused by its backbone: none of its weights is read or assigned
+        resnet = SSMA(5)
     with pytest.raises(CheckpointError, match="mobilenet_v2 backbone, but this SSMA is on the adapnet_pp"):
-        finetune_weights(SSMA(5), weights)
+        finetune_weights(resnet, weights)
 
 
 def test_a_layer_that_does_not_fit_is_named_with_both_shapes(tmp_path):
@@ -171,20 +181,43 @@ def test_a_layer_that_does_not_fit_is_named_with_both_shapes(tmp_path):
         finetune_weights(AdapNetPP(5), str(tmp_path / "one_channel.keras"))
 
 
-def test_a_baseline_of_whole_experts_fine_tunes_to_another_class_count(tmp_path):
+@pytest.fixture(scope="module")
+def late_source(tmp_path_factory):
+    """A late fusion of 7 classes and its `.weights.h5` file, built once for the tests that
+    fine-tune from it: they read both and change neither."""
+    from ssma_tf.models import FusionBaseline
+
+    images = [np.random.default_rng(i).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32) for i in range(2)]
+    source = FusionBaseline(7, fusion="late")
+    source(images)
+    path = tmp_path_factory.mktemp("late") / "late.weights.h5"
+    source.save_weights(path)
+    return source, path
+
+
+@pytest.fixture(scope="module")
+def ssma_run(tmp_path_factory):
+    """A run folder of a narrow MobileNet v2 SSMA of 3 classes (32x64), for `finetune_from`:
+    built once, only read."""
+    images = [np.zeros((1, 32, 64, 3), np.float32)] * 2
+    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(16))
+    source(images)
+    return _tiny_run(tmp_path_factory.mktemp("runs"), "run2", source, model="SSMA", backbone="mobilenet_v2",
+                     decoder_filters=16)
+
+
+def test_a_baseline_of_whole_experts_fine_tunes_to_another_class_count(late_source):
     """Helper 193: late fusion (and CMoDE, average, maximum, stacking) keeps each expert's
     classifier inside a sub-model, which was copied whole and refused for its class count
     ("layer modality1_expert_view does not fit ... classifier/conv/kernel")."""
     from ssma_tf.models import FusionBaseline
 
     images = [np.random.default_rng(i).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32) for i in range(2)]
-    source = FusionBaseline(7, fusion="late")
-    source(images)
-    source.save_weights(tmp_path / "late.weights.h5")
+    source, path = late_source
     model = FusionBaseline(5, fusion="late")
     model(images)
     fresh = model.get_layer("modality1_expert_view").get_layer("classifier").get_weights()[0].copy()
-    report = finetune_weights(model, str(tmp_path / "late.weights.h5"))
+    report = finetune_weights(model, str(path))
     assert (report.source_classes, report.target_classes) == (7, 5)
     # The experts' classifiers and last upsampling, and late fusion's C x C mixing, start afresh.
     assert report.reinitialized == ["modality1_expert_view/classifier", "modality2_expert_view/classifier",
@@ -206,7 +239,8 @@ def test_a_fusion_of_another_kind_is_named_as_the_config_names_it(tmp_path):
     SSMA" (every fusion model was "SSMA"); now the two networks are named before any layer."""
     from ssma_tf.models import FusionBaseline
 
-    SSMA(3).save(tmp_path / "ssma.keras")
+    # A narrow MobileNet v2 SSMA: its file is read and its network named as the ResNet one's.
+    SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(16)).save(tmp_path / "ssma.keras")
     with pytest.raises(CheckpointError, match=rf"^{re.escape(str(tmp_path / 'ssma.keras'))} holds SSMA, but the "
                                               r"model to fine-tune is fusion late$"):
         finetune_weights(FusionBaseline(5, fusion="late"), str(tmp_path / "ssma.keras"))
@@ -255,13 +289,11 @@ def test_a_fusion_run_over_more_modalities_is_refused_as_finetune_from_naming_th
         initialize_model(model, config)
 
 
-def test_the_same_fusion_over_the_same_modalities_fine_tunes_and_a_failure_names_the_key(tmp_path):
+def test_the_same_fusion_over_the_same_modalities_fine_tunes_and_a_failure_names_the_key(tmp_path, ssma_run):
     """The check lets the run that fits through; a source that does not fit is named with the key
     and the config's file (before: the file alone; helper 338)."""
     images = [np.zeros((1, 32, 64, 3), np.float32)] * 2
-    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(16))
-    source(images)
-    run = _tiny_run(tmp_path, "run2", source, model="SSMA", backbone="mobilenet_v2", decoder_filters=16)
+    run = ssma_run  # the module's 3-class SSMA run
     model = SSMA(5, backbone="mobilenet_v2", widths=decoder_widths(16))
     model(images)
     config = _config(tmp_path, model="SSMA", backbone="mobilenet_v2", decoder_filters=16, finetune_from=str(run))
@@ -275,15 +307,13 @@ def test_the_same_fusion_over_the_same_modalities_fine_tunes_and_a_failure_names
         initialize_model(model, config)
 
 
-def test_backbone_weights_replaced_by_another_start_are_not_read_and_said(tmp_path):
+def test_backbone_weights_replaced_by_another_start_are_not_read_and_said(tmp_path, ssma_run):
     """Before: the log said backbone_weights started the MobileNet v2 backbone, which finetune_from,
     intialize or the experts' checkpoints then overwrote whole (helper 338)."""
     from ssma_tf.checkpoints.initialize import backbone_weights_replaced_by, unread_backbone_weights_line
 
     images = [np.zeros((1, 32, 64, 3), np.float32)] * 2
-    source = SSMA(3, backbone="mobilenet_v2", widths=decoder_widths(16))
-    source(images)
-    run = _tiny_run(tmp_path, "run2", source, model="SSMA", backbone="mobilenet_v2", decoder_filters=16)
+    run = ssma_run  # the module's 3-class SSMA run
     common = dict(model="SSMA", backbone="mobilenet_v2", decoder_filters=16,
                   backbone_weights=str(tmp_path / "imagenet.h5"))
     config = _config(tmp_path, finetune_from=str(run), **common)
@@ -325,7 +355,7 @@ def test_fusenets_weights_outside_its_graph_are_said_in_the_report(tmp_path):
     assert f"of the {report.total_weights:,} weights ({unused:,} unused by the fused graph; 19 layers" in str(report)
 
 
-def test_a_baselines_fresh_class_layers_train_inside_frozen_experts(tmp_path):
+def test_a_baselines_fresh_class_layers_train_inside_frozen_experts(tmp_path, late_source):
     """Found by a reviewer: fine-tuning a late, CMoDE, average or maximum fusion with frozen
     experts (freeze_experts, the default) re-initialised each expert's classifier and last
     upsampling but left them frozen, random for the whole run; average fusion trained nothing
@@ -335,12 +365,10 @@ def test_a_baselines_fresh_class_layers_train_inside_frozen_experts(tmp_path):
 
     fusion = "late"
     images = [np.zeros((1, 32, 32, 3), np.float32)] * 2
-    source = FusionBaseline(3, fusion=fusion)
-    source(images)
-    source.save_weights(tmp_path / "source.weights.h5")
+    source = str(late_source[1])  # the module's late fusion of 7 classes
     model = FusionBaseline(4, fusion=fusion)
     model(images)
-    report = finetune_weights(model, str(tmp_path / "source.weights.h5"))
+    report = finetune_weights(model, source)
     fresh = [model.get_layer(name.split("/")[0]).get_layer(name.split("/")[1]) if "/" in name else model.get_layer(name)
              for name in report.reinitialized]
     assert len(fresh) == 6 and all(layer.trainable for layer in fresh)  # the experts' 4, late fusion's 2
@@ -349,7 +377,7 @@ def test_a_baselines_fresh_class_layers_train_inside_frozen_experts(tmp_path):
     # The experts stay frozen but for those layers, and the run's first line says so.
     assert not any(v.trainable for expert in model.experts for v in expert.encoder.weights)
     config = _config(tmp_path, model="SSMA", fusion=fusion, num_classes=4,
-                     finetune_from=str(tmp_path / "source.weights.h5"))
+                     finetune_from=source)
     share = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     assert _trained_share(model, config) == (f", {share:,} of them trained (freeze_experts: the experts are frozen but "
                                              "for their class layers, which finetune_from starts afresh)")
@@ -361,13 +389,17 @@ def test_a_lone_fusion_model_file_of_other_modalities_is_refused_as_finetune_fro
     `intialize` refused it (`check_keras_streams`)."""
     from ssma_tf.models import FusionBaseline
 
-    source = FusionBaseline(3, fusion="average", num_modalities=3)
+    # Refused from the file's config.json before any weight is read: neither network's initial
+    # weights are drawn (`overwritten_weights`), as their values are never looked at.
+    with overwritten_weights():
+        source = FusionBaseline(3, fusion="average", num_modalities=3)
+        model = FusionBaseline(4, fusion="average")
     source([np.zeros((1, 32, 32, 3), np.float32)] * 3)
     source.save(tmp_path / "average3.keras")
     with pytest.raises(CheckpointError, match=rf"^the model file {re.escape(str(tmp_path / 'average3.keras'))} fuses "
                                               r"3 modality streams \(its FusionBaseline\), this FusionBaseline 2: "
                                               r"give the config's modalities list"):
-        finetune_weights(FusionBaseline(4, fusion="average"), str(tmp_path / "average3.keras"))
+        finetune_weights(model, str(tmp_path / "average3.keras"))
 
 
 def test_an_average_fusion_fine_tuned_with_frozen_experts_trains_its_fresh_class_layers(tmp_path):

@@ -139,16 +139,19 @@ def test_a_tf2_checkpoint_without_the_easpp_branches_is_refused(tmp_path):
     assert "restored" in load_weights(tiny(), current)
 
 
-def test_weights_of_a_run_of_another_model_name_the_run_model(tmp_path):
+def test_weights_of_a_run_of_another_model_name_the_run_model(tmp_path, tiny_backbone):
     # An AdapNet++ run's weights given to an SSMA: the shapes differ, and the run's config.yaml
-    # says why.
+    # says why. The message is made from the run's model name, not the backbone: the tiny one
+    # (ResNet-50 builds took most of the test's 30 s), and one AdapNet++, which a refused load
+    # leaves as it was.
     from ssma_tf.models import SSMA
 
     run = tmp_path / "run"
     run.mkdir()
     path = str(run / "final.weights.h5")
-    AdapNetPP(4).save_weights(path)
-    fusion = SSMA(4)
+    adapnet = AdapNetPP(4, backbone=tiny_backbone)
+    adapnet.save_weights(path)
+    fusion = SSMA(4, backbone=tiny_backbone)
     with pytest.raises(CheckpointError) as plain:
         load_weights(fusion, path)
     assert "trained model" not in str(plain.value)  # no config.yaml: the shapes only
@@ -162,10 +165,10 @@ def test_weights_of_a_run_of_another_model_name_the_run_model(tmp_path):
     (run / "config.yaml").write_text("model: SSMA\nnum_classes: 4\n")
     fusion.save_weights(path)
     with pytest.raises(CheckpointError) as expert:
-        load_weights(AdapNetPP(4), path)
+        load_weights(adapnet, path)
     assert str(expert.value).startswith(f"the run {run} trained model: SSMA (its config.yaml), not AdapNet_pp")
     assert "decoder_filters" not in str(expert.value) and "decoder is" not in str(expert.value)
-    AdapNetPP(4).save_weights(path)
+    adapnet.save_weights(path)
     (run / "config.yaml").write_text("model: SSMA\n")  # the same model: the message stays as it was
     with pytest.raises(CheckpointError) as same:
         load_weights(fusion, path)
@@ -340,7 +343,7 @@ def test_a_run_of_the_other_network_as_intialize_fails_before_the_build_naming_t
     assert check_checkpoint_fits(cmode, cmode.initialize)
 
 
-def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_path, monkeypatch):
+def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_path, monkeypatch, tiny_backbone):
     """A `.keras` expert of the other backbone loads whole; its encoder weights then do not fit
     (before: Keras' set_weights ValueError)."""
     from ssma_tf.checkpoints import initialize
@@ -355,10 +358,13 @@ def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_pat
                                    learning_rate=1e-3, checkpoint=str(tmp_path / "ssma"), train_data="unused",
                                    checkpoint1=str(experts[0]), checkpoint2=str(experts[1])),
                               source="s2.config", check_paths=False)
+    # Any SSMA's encoder refuses the stand-in weights (the backbone named is the config's): the tiny
+    # one's, one network for both calls, as a refused set_weights assigns nothing.
+    ssma = SSMA(3, backbone=tiny_backbone)
     with pytest.raises(CheckpointError, match=r"^s2.config: key 'checkpoint1': .*mobilenet_rgb.keras: its encoder does "
                                               r"not fit the .* expert of this SSMA \(backbone: adapnet_pp\): .*another "
                                               r"backbone\?$"):
-        initialize.initialize_model(SSMA(3), config)
+        initialize.initialize_model(ssma, config)
     # Given with --set, the error names it (before: the file, which holds another checkpoint1).
     from ssma_tf.config.reader import config_with_overrides
 
@@ -366,7 +372,7 @@ def test_an_expert_whose_encoder_does_not_fit_is_one_line_naming_the_key(tmp_pat
                                        {"checkpoint1": str(experts[0])}, source="s2.config", check_paths=False)
     with pytest.raises(CheckpointError, match=rf"^s2.config with --set checkpoint1='{re.escape(str(experts[0]))}': "
                                               r"key 'checkpoint1': .*mobilenet_rgb.keras: its encoder does not fit"):
-        initialize.initialize_model(SSMA(3), overridden)
+        initialize.initialize_model(ssma, overridden)
     assert overridden == config  # which keys were given on the command line does not make another config
 
 
@@ -393,13 +399,15 @@ def test_a_keras_file_of_a_model_this_package_does_not_build_is_one_line(tmp_pat
         load_model(path)
 
 
-def test_a_keras_file_of_another_modality_count_than_the_config_is_named(tmp_path):
+def test_a_keras_file_of_another_modality_count_than_the_config_is_named(tmp_path, tiny_backbone):
     from ssma_tf.checkpoints.loading import model_from_config
 
     from ssma_tf.models import SSMA
 
     path = tmp_path / "rgbd.keras"
-    SSMA(3).save(path)
+    # The modality count is checked before the backbone: an SSMA on the tiny one (a ResNet-50 one
+    # took 20 s to save and load).
+    SSMA(3, backbone=tiny_backbone).save(path)
     config = config_from_dict(dict(model="SSMA", num_classes=3, height=32, width=64, batch_size=1,
                                    modalities=["rgb", "depth", "thermal"], checkpoint=str(path), test_data="unused"),
                               mode="eval", source="e.config", check_paths=False)
@@ -455,13 +463,11 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
     from ssma_tf.checkpoints.loading import unimodal_encoder_weights
     from ssma_tf.checkpoints.reading import stored_backbone, stored_shapes
 
-    mobile = AdapNetPP(5, backbone="mobilenet_v2")
-    mobile(np.zeros((1, 32, 64, 3), np.float32))
+    mobile = AdapNetPP(5, backbone="mobilenet_v2")  # a functional model: built when made
     mobile.save(tmp_path / "mobile.keras")
     mobile.save_weights(tmp_path / "mobile.weights.h5")
     tf.train.Checkpoint(model=mobile).write(str(tmp_path / "mobile_ckpt"))
-    resnet = AdapNetPP(5)
-    resnet(np.zeros((1, 32, 64, 3), np.float32))
+    resnet = AdapNetPP(5)  # a functional model: built when made
     assert stored_backbone([tuple(w.shape) for w in resnet.weights]) == "adapnet_pp"
     assert stored_backbone(stored_shapes(False, str(tmp_path / "mobile.weights.h5"))) == "mobilenet_v2"
     assert stored_backbone([(3, 3, 8, 16), (1, 1, 16, 4)]) is None  # neither network's
@@ -523,14 +529,15 @@ def test_weights_of_another_backbone_are_named_and_an_expert_says_its_class_coun
         np.testing.assert_array_equal(got, want)
 
 
-def test_weights_of_another_decoder_width_name_decoder_filters(tmp_path):
+def test_weights_of_another_decoder_width_name_decoder_filters(tmp_path, tiny_backbone):
     """Experts trained with decoder_filters 32 under a config of 64: the shapes alone before."""
     from ssma_tf.models.widths import decoder_widths
 
-    narrow = AdapNetPP(3, widths=decoder_widths(32))
+    # The decoder's widths are the point, not the encoder's: the tiny backbone.
+    narrow = AdapNetPP(3, widths=decoder_widths(32), backbone=tiny_backbone)
     narrow(np.zeros((1, 32, 64, 3), np.float32))
     narrow.save_weights(tmp_path / "narrow.weights.h5")
-    wide = AdapNetPP(3, widths=decoder_widths(64))
+    wide = AdapNetPP(3, widths=decoder_widths(64), backbone=tiny_backbone)
     wide(np.zeros((1, 32, 64, 3), np.float32))
     with pytest.raises(CheckpointError, match=r"instead\) \(the model's decoder is 64 wide, the checkpoint's 32: "
                                               r"give the decoder_filters it was trained with\)$"):
@@ -543,8 +550,7 @@ def test_experts_of_another_class_count_start_an_ssma_from_their_encoders(tmp_pa
     from ssma_tf.checkpoints import initialize
     from ssma_tf.models import SSMA
 
-    expert = AdapNetPP(5)
-    expert(np.zeros((1, 32, 64, 3), np.float32))
+    expert = AdapNetPP(5)  # a functional model: built when made
     for variable in expert.encoder.weights:
         variable.assign(np.random.default_rng(len(variable.path)).normal(size=variable.shape).astype(np.float32))
     expert.save_weights(tmp_path / "rgb5.weights.h5")
@@ -554,7 +560,6 @@ def test_experts_of_another_class_count_start_an_ssma_from_their_encoders(tmp_pa
                                    checkpoint2=str(tmp_path / "rgb5.weights.h5")),
                               source="s2.config", check_paths=False)
     ssma = SSMA(3)
-    ssma([np.zeros((1, 32, 64, 3), np.float32)] * 2)
     initialize.initialize_model(ssma, config)
     for encoder in ssma.encoders:
         for got, want in zip(encoder.get_weights(), expert.encoder.get_weights()):
@@ -605,13 +610,15 @@ def test_an_expert_of_other_easpp_rates_is_refused_for_an_ssma(tmp_path):
         refuse_pruned_source(keras_file, {**decoder_widths(64), "up1": 40}, {}, "intialize")
 
 
-def test_a_whole_start_of_other_easpp_rates_is_refused_naming_the_key(tmp_path):
+def test_a_whole_start_of_other_easpp_rates_is_refused_naming_the_key(tmp_path, tiny_backbone):
     """Helper 244: `intialize` or `finetune_from` a network trained with other eASPP rates (in no
     weight's shape) loaded it into the config's rates without a word, as experts no longer do."""
     from ssma_tf.checkpoints.initialize import initialize_model
 
-    AdapNetPP(5, easpp_rates=(6, 12, 18)).save(tmp_path / "r6.keras")
-    model = AdapNetPP(5)
+    # The rates are compared first, the model's with the file's config: networks on the tiny backbone
+    # (ResNet-50 ones took the test's 13 s).
+    AdapNetPP(5, easpp_rates=(6, 12, 18), backbone=tiny_backbone).save(tmp_path / "r6.keras")
+    model = AdapNetPP(5, backbone=tiny_backbone)
     common = dict(model="AdapNet_pp", num_classes=5, height=32, width=64, batch_size=1, max_iteration=1,
                   learning_rate=1e-3, checkpoint=str(tmp_path / "run"), train_data="unused.tfrecords")
     for key in ("initialize", "finetune_from"):
@@ -628,8 +635,7 @@ def test_own_weights_refused_as_intialize_name_the_key_and_the_config(tmp_path):
     from ssma_tf.checkpoints.initialize import initialize_model
     from ssma_tf.models.widths import decoder_widths
 
-    mobile = AdapNetPP(5, backbone="mobilenet_v2", widths=decoder_widths(16))
-    mobile(np.zeros((1, 32, 64, 3), np.float32))
+    mobile = AdapNetPP(5, backbone="mobilenet_v2", widths=decoder_widths(16))  # a functional model: built when made
     mobile.save_weights(tmp_path / "mobile.weights.h5")
     config = config_from_dict(dict(model="AdapNet_pp", num_classes=5, height=32, width=64, batch_size=1,
                                    max_iteration=1, learning_rate=1e-3, checkpoint=str(tmp_path / "run"),
@@ -654,8 +660,7 @@ def test_an_expert_run_of_another_decoder_width_starts_an_ssma_from_its_encoder(
 
     run = tmp_path / "rgb16"
     run.mkdir()
-    expert = AdapNetPP(5, backbone="mobilenet_v2", widths=decoder_widths(16))
-    expert(np.zeros((1, 32, 64, 3), np.float32))
+    expert = AdapNetPP(5, backbone="mobilenet_v2", widths=decoder_widths(16))  # a functional model: built when made
     expert.save_weights(run / "final.weights.h5")
     write_run_config(config_from_dict(dict(model="AdapNet_pp", num_classes=5, height=32, width=64, batch_size=1,
                                            max_iteration=1, learning_rate=1e-3, train_data="unused",

@@ -689,8 +689,7 @@ def test_a_read_only_cache_that_holds_the_model_is_read_and_one_that_does_not_is
 def test_a_folder_of_final_weights_loads_by_preset_as_by_path(tmp_path):
     """Helper 187: a folder holding only `final.weights.h5` (a run whose checkpoints were
     removed) loaded with `ssma_tf.checkpoints.load_model`, not with `ssma_tf.load_model`."""
-    model = AdapNetPP(3, aux_heads=False)
-    model(np.zeros((1, 32, 32, 3), np.float32))
+    model = AdapNetPP(3, aux_heads=False)  # a functional model: built when made
     (tmp_path / "run").mkdir()
     model.save_weights(tmp_path / "run" / "final.weights.h5")
     loaded = ssma_tf.load_model(str(tmp_path / "run"), model="AdapNet_pp", num_classes=3)
@@ -704,8 +703,7 @@ def test_from_preset_of_weights_alone_takes_the_class_count_it_asks_for(tmp_path
     from ssma_tf.checkpoints.reading import UnnamedNetworkError
     from ssma_tf.models import FusionBaseline
 
-    model = AdapNetPP(3)
-    model(np.zeros((1, 32, 32, 3), np.float32))
+    model = AdapNetPP(3)  # a functional model: built when made
     path = str(tmp_path / "weights.weights.h5")
     model.save_weights(path)
     with pytest.raises(UnnamedNetworkError, match=rf"^{re.escape(path)} does not say how many classes the AdapNetPP "
@@ -847,8 +845,7 @@ def test_released_as_of_a_keras_file_of_another_model_says_so(tmp_path, monkeypa
     """Helper 280: a `.keras` file of another class count or network with released_as ended in the
     loader's shapes ("variable aux_up1_head/bn/gamma has shape [12] ... but [20]"); a TF1
     checkpoint's said what it holds and what released_as names."""
-    model = AdapNetPP(3)
-    model(np.zeros((1, 32, 32, 3), np.float32))
+    model = AdapNetPP(3)  # a functional model: built when made
     path = str(tmp_path / "mine.keras")
     model.save(path)
     for released, held, entry in (("adapnet_pp_cityscapes19_rgb", "has 3 classes", "an AdapNet_pp of 20 classes"),

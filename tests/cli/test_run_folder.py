@@ -13,6 +13,7 @@ from ssma_tf.cli import evaluate, predict, train
 from ssma_tf.config import ConfigError, load_config
 from ssma_tf.config.runs import run_config, run_weights
 from ssma_tf.constants import FINAL_MODEL, RUN_CONFIG
+from ssma_tf.layers.initializers import overwritten_weights
 from tests.training_helpers import make_sample, smoke_config, write_records
 
 
@@ -22,12 +23,23 @@ def run_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     write_records(folder / "records" / "train.tfrecords", 4)
     write_records(folder / "records" / "test.tfrecords", 3, seed=1)
-    with pytest.MonkeyPatch.context() as patch:
+    # Trained from drawn weights, whatever the tests' own fixtures (below) do.
+    with pytest.MonkeyPatch.context() as patch, overwritten_weights(False):
         patch.chdir(folder)  # the smoke config's paths are relative, as in the original scripts
         status = train.main(["-c", str(smoke_config("adapnet_train.config")), "--set", "max_iteration=2",
                              "--set", "test_data=records/test.tfrecords", "--set", "skip_step=2"])
     assert status == 0
     return folder / "checkpoints" / "adapnet"
+
+
+@pytest.fixture(autouse=True)
+def _loaded_networks_are_not_drawn():
+    """Every network the tests build (by evaluate, predict, setup_inference) has all its weights
+    read from the run's files right after: drawing AdapNet++'s initial weights was half of each
+    build. The module's training run (`run_folder`) starts from drawn weights; a weight a file
+    lacks is an error, not a zero."""
+    with overwritten_weights():
+        yield
 
 
 def test_training_writes_its_config_and_whole_model(run_folder):

@@ -30,26 +30,39 @@ def _load_tool(name):
     return module
 
 
-@pytest.fixture(scope="module")
-def adapnet():
-    model = AdapNetPP(4)
-    randomize_batch_norms(model, seed=3)
-    return model
+# `adapnet`: the session's AdapNet++ of 4 classes (tests/inference/conftest.py), only read here.
 
 
 @pytest.fixture(scope="module")
-def exported(adapnet, tmp_path_factory):
-    """The AdapNet++ exported by tools/export.py: size 64x128, folded, with a float32 TFLite file."""
-    folder = tmp_path_factory.mktemp("export")
-    weights = str(folder / "model.weights.h5")
+def adapnet_weights(adapnet, tmp_path_factory):
+    """`adapnet`'s weights file, saved once for the tests that give the command weights."""
+    weights = str(tmp_path_factory.mktemp("weights") / "model.weights.h5")
     adapnet.save_weights(weights)
-    output = folder / "saved"
+    return weights
+
+
+@pytest.fixture(scope="module")
+def exported(adapnet_weights, tmp_path_factory):
+    """The AdapNet++ exported by tools/export.py: size 64x128, folded, with a float32 TFLite file."""
+    weights = adapnet_weights
+    output = tmp_path_factory.mktemp("export") / "saved"
     status = _load_tool("export").main([
         "--checkpoint", weights, "--model", "AdapNet_pp", "--num_classes", "4", "--size", "64x128",
         "--fold_batch_norm", "--tflite", "float32", "--output", str(output),
     ])
     assert status == 0
     return output
+
+
+@pytest.fixture
+def tiny_adapnet(tiny_backbone):
+    """An AdapNet++ on the tiny test backbone, for the tests of the serving function, the export's
+    folders and its refusals: its TFLite conversion takes seconds, the ResNet-50's a minute."""
+    from ssma_tf.models.widths import decoder_widths
+
+    model = AdapNetPP(4, backbone=tiny_backbone, widths=decoder_widths(16))
+    randomize_batch_norms(model, seed=3)
+    return model
 
 
 def _keras_probabilities(model, images, size, methods=("bilinear", "nearest")):
@@ -120,19 +133,19 @@ def test_tflite_gives_the_keras_class_map(adapnet, exported):
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-4)
 
 
-def test_export_without_a_size_needs_multiples_of_16(adapnet):
-    serve, signature = export.serving_function(adapnet)
+def test_export_without_a_size_needs_multiples_of_16(tiny_adapnet):
+    serve, signature = export.serving_function(tiny_adapnet)
     function = tf.function(serve, input_signature=signature)
     image = random_image(HEIGHT, WIDTH, 23)[None]
     outputs = function(tf.constant(image, tf.uint8))
-    expected = adapnet(tf.constant(image, tf.float32), training=False).numpy()
+    expected = tiny_adapnet(tf.constant(image, tf.float32), training=False).numpy()
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of 16"):
         function(tf.constant(image[:, :, :120], tf.uint8))
 
 
-def test_ssma_signature_takes_two_modalities():
-    model = SSMA(3)
+def test_ssma_signature_takes_two_modalities(tiny_backbone):
+    model = SSMA(3, backbone=tiny_backbone)  # the signature is about the inputs, not the backbone
     randomize_batch_norms(model, seed=4)
     serve, signature = export.serving_function(model, (HEIGHT, WIDTH), modality2_interpolation="nearest")
     assert [spec.name for spec in signature] == ["modality1", "modality2"]
@@ -145,10 +158,10 @@ def test_ssma_signature_takes_two_modalities():
         function(tf.constant(images[0], tf.uint8), tf.constant(images[1][:, :48], tf.uint8))
 
 
-def test_export_refuses_existing_output_and_leaves_nothing_on_failure(adapnet, tmp_path, monkeypatch):
+def test_export_refuses_existing_output_and_leaves_nothing_on_failure(tiny_adapnet, tmp_path, monkeypatch):
     (tmp_path / "taken").mkdir()
     with pytest.raises(export.ExportError, match="exists"):
-        export.export_saved_model(adapnet, str(tmp_path / "taken"))
+        export.export_saved_model(tiny_adapnet, str(tmp_path / "taken"))
 
     # A full disk or a file-size limit while TensorFlow writes the variables: TensorFlow's own
     # error type, which the commands would print with a traceback; an OSError naming the folder.
@@ -164,7 +177,7 @@ def test_export_refuses_existing_output_and_leaves_nothing_on_failure(adapnet, t
 
     monkeypatch.setattr(keras.export, "ExportArchive", archive)
     with pytest.raises(OSError) as error:
-        export.export_saved_model(adapnet, str(tmp_path / "full"), size=(32, 64))
+        export.export_saved_model(tiny_adapnet, str(tmp_path / "full"), size=(32, 64))
     assert error.value.filename == str(tmp_path / "full") and "File too large" in error.value.strerror
     assert sorted(os.listdir(tmp_path)) == ["taken"]
     monkeypatch.undo()
@@ -174,11 +187,11 @@ def test_export_refuses_existing_output_and_leaves_nothing_on_failure(adapnet, t
 
     monkeypatch.setattr(export, "serving_function", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        export.export_saved_model(adapnet, str(tmp_path / "new"))
+        export.export_saved_model(tiny_adapnet, str(tmp_path / "new"))
     assert sorted(os.listdir(tmp_path)) == ["taken"]
 
 
-def test_a_sigterm_lost_in_the_converter_stops_the_export_before_it_is_published(adapnet, tmp_path, monkeypatch):
+def test_a_sigterm_lost_in_the_converter_stops_the_export_before_it_is_published(tiny_adapnet, tmp_path, monkeypatch):
     """A SIGTERM during the TFLite conversion raised in a finaliser, where Python drops the
     exception: the export went on, was published at --output, and the command then said
     "terminated" with exit 143 (helper 183)."""
@@ -201,13 +214,13 @@ def test_a_sigterm_lost_in_the_converter_stops_the_export_before_it_is_published
     monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", interrupted)
     try:
         with pytest.raises(Terminated):
-            export.export_saved_model(adapnet, str(tmp_path / "stopped"), size=(32, 64), tflite=("float32",))
+            export.export_saved_model(tiny_adapnet, str(tmp_path / "stopped"), size=(32, 64), tflite=("float32",))
     finally:
         clear_termination()
     assert os.listdir(tmp_path) == []
 
 
-def test_overwrite_replaces_an_earlier_export_only(adapnet, tmp_path, capsys):
+def test_overwrite_replaces_an_earlier_export_only(tiny_adapnet, tmp_path, capsys):
     """`ssma-export RUN -o RUN --overwrite` (or -o the folder above the run) deleted the run with
     its checkpoints; --overwrite now replaces an earlier export or an empty folder, nothing else."""
     from ssma_tf.cli import export as export_cli
@@ -233,7 +246,7 @@ def test_overwrite_replaces_an_earlier_export_only(adapnet, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     for output in (earlier, tmp_path / "empty", tmp_path / "new"):
         export.check_export_output(output, overwrite=True)
-    export.export_saved_model(adapnet, str(earlier), size=(32, 64), overwrite=True, tflite=("float32",))
+    export.export_saved_model(tiny_adapnet, str(earlier), size=(32, 64), overwrite=True, tflite=("float32",))
     assert (earlier / "saved_model.pb").is_file()
     export.check_export_output(earlier, overwrite=True)  # every file a SavedModel export writes is its own
     # Files put beside an export were deleted with it, without a word.
@@ -337,11 +350,10 @@ def test_metadata_says_which_modality_an_experts_image_input_is(adapnet):
     assert metadata["inputs"] == ["image"] and metadata["input_modality"] == "modality2"
 
 
-def test_the_modality_an_exported_expert_reads_is_given_or_said(adapnet, tmp_path, monkeypatch, capsys):
+def test_the_modality_an_exported_expert_reads_is_given_or_said(adapnet_weights, tmp_path, monkeypatch, capsys):
     """A depth expert exported from its weights alone was labelled modality1 (resized bilinearly,
     calibrated on colour images) without a word; ssma-export had no --input_modality."""
-    weights = str(tmp_path / "depth.weights.h5")
-    adapnet.save_weights(weights)
+    weights = adapnet_weights
     seen = []
     monkeypatch.setattr(export, "export_saved_model", lambda model, output, **kwargs: seen.append(kwargs) or "done")
     base = ["--checkpoint", weights, "--model", "AdapNet_pp", "--num_classes", "4", "--output", str(tmp_path / "o")]
@@ -353,7 +365,7 @@ def test_the_modality_an_exported_expert_reads_is_given_or_said(adapnet, tmp_pat
             "modality)") in capsys.readouterr().out
 
 
-def test_an_export_another_command_wrote_meanwhile_is_kept_without_overwrite(adapnet, tmp_path, monkeypatch):
+def test_an_export_another_command_wrote_meanwhile_is_kept_without_overwrite(tiny_adapnet, tmp_path, monkeypatch):
     """Helper 366: `ssma-export RUN -o exp` twice at once: both passed the start-up check and the
     second to finish replaced the first's export without a word. (No SavedModel is written: the
     folder's content is not what this is about.)"""
@@ -368,5 +380,5 @@ def test_an_export_another_command_wrote_meanwhile_is_kept_without_overwrite(ada
 
     monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", write_out)
     with pytest.raises(OutputPathError, match=r"exp' appeared while this command was writing it .* pass --overwrite"):
-        export.export_saved_model(adapnet, str(output), size=(32, 64))
+        export.export_saved_model(tiny_adapnet, str(output), size=(32, 64))
     assert os.listdir(output) == ["assets.extra"] and os.listdir(tmp_path) == ["exp"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import keras
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models import SSMA
 
 
@@ -53,8 +54,9 @@ def test_frozen_experts_are_not_trainable_and_run_in_inference_mode(model):
         np.testing.assert_array_equal(old, np.asarray(new))
 
 
-def test_trainable_experts_switch():
-    model = SSMA(4, freeze_experts=False, aux_heads=True)
+def test_trainable_experts_switch(tiny_backbone):
+    # Which variables train is the same on every backbone: the tiny one builds in a fraction of the time.
+    model = SSMA(4, freeze_experts=False, aux_heads=True, backbone=tiny_backbone)
     expert_ids = {id(v) for e in model.encoders for v in e.trainable_variables}
     assert expert_ids and expert_ids <= {id(v) for v in model.trainable_variables}
     outputs = model(pair(), training=True, return_all=True)
@@ -88,11 +90,12 @@ def test_bad_reductions_are_named(kwargs, message):
         SSMA(4, **kwargs)
 
 
-def test_numpy_integers_are_taken_as_the_counts_they_are():
+def test_numpy_integers_are_taken_as_the_counts_they_are(tiny_backbone):
     """Helper 118: SSMA took NumPy's integers for num_classes and the reductions' check, then
     its SSMA blocks and eASPP refused them under their own argument names."""
+    # The tiny backbone: its encoders build the same eASPP, and the SSMA blocks are SSMA's own.
     model = SSMA(np.int64(3), latent_reduction=np.int64(16), fused_kernel_size=np.int32(1),
-                 easpp_rates=np.array([3, 6, 12]))
+                 easpp_rates=np.array([3, 6, 12]), backbone=tiny_backbone)
     config = model.get_config()
     assert (config["latent_reduction"], config["fused_kernel_size"], config["easpp_rates"]) == (16, 1, [3, 6, 12])
     assert all(type(value) is int for value in
@@ -119,16 +122,20 @@ def test_a_dict_of_the_input_names_is_the_list_in_their_order(model):
         inputs_in_order(model, {"modality1": rgb, "depth": depth})
 
 
-def test_config_and_a_dtype_policy_survive_a_keras_round_trip(tmp_path):
+def test_config_and_a_dtype_policy_survive_a_keras_round_trip(tmp_path, tiny_backbone):
     # One model for both (each build, save and load of SSMA costs seconds): a fused kernel size
-    # other than the default, the frozen experts and a mixed dtype policy.
-    model = SSMA(3, fused_kernel_size=3, dtype=keras.DTypePolicy("mixed_bfloat16"))
+    # other than the default, the frozen experts and a mixed dtype policy. On the tiny backbone:
+    # SSMA's own config and the policy it hands its encoders are the point (the full network's
+    # build, save and load took a minute on two busy cores; AdapNet++'s encoder keeps the policy
+    # through a file in test_adapnet_pp.py).
+    model = SSMA(3, fused_kernel_size=3, dtype=keras.DTypePolicy("mixed_bfloat16"), backbone=tiny_backbone)
     assert model.get_layer("ssma_latent").output_conv.kernel.shape == (3, 3, 512, 256)
     clone = SSMA.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     path = tmp_path / "ssma.keras"
     model.save(path)
-    loaded = keras.models.load_model(path)
+    with overwritten_weights():  # every weight is loaded from the file
+        loaded = keras.models.load_model(path)
     assert isinstance(loaded, SSMA) and loaded.freeze_experts
     assert not loaded.modality2_encoder.trainable
     assert loaded.get_layer("ssma_latent").output_conv.kernel.shape == (3, 3, 512, 256)

@@ -3,11 +3,13 @@
 import json
 import pathlib
 import re
+import shutil
 
 import keras
 import pytest
 
 from ssma_tf.cli import prune as prune_cli
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.models import AdapNetPP
 from ssma_tf.pruning import staged
 from ssma_tf.pruning.ranking import rank
@@ -22,8 +24,30 @@ def run_folder(tmp_path_factory):
     write_records(folder / "records" / "train.tfrecords", 4, height=32, width=64)
     write_records(folder / "records" / "test.tfrecords", 2, height=32, width=64, seed=1)
     keras.utils.set_random_seed(0)
-    AdapNetPP(5).save_weights(folder / "trained.weights.h5")
+    trained = AdapNetPP(5)
+    trained.save_weights(folder / "trained.weights.h5")
+    _RELEASED_PARAMS.append(trained.count_params())  # read by the tests (another build took ~10 s)
     return folder
+
+
+_RELEASED_PARAMS = []  # how many weights AdapNetPP(5) has, as the run_folder fixture counted them
+
+
+def other_weights(source, target, seed):
+    """A copy of the weights file `source` with other weights in it (every convolution kernel
+    drawn again): a valid file of the same network, as another AdapNetPP(5) saved would be,
+    without building and saving one (~15 s each)."""
+    import h5py
+    import numpy as np
+
+    if pathlib.Path(source) != pathlib.Path(target):
+        shutil.copyfile(source, target)
+    rng = np.random.default_rng(seed)
+    with h5py.File(target, "r+") as weights:
+        kernels = []
+        weights.visititems(lambda name, item: kernels.append(item) if getattr(item, "ndim", 0) == 4 else None)
+        for kernel in kernels:
+            kernel[...] = rng.normal(0.0, 0.05, kernel.shape).astype(kernel.dtype)
 
 
 def command(folder, *extra):
@@ -59,7 +83,7 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     assert stage["spec"] == "block4:0.05" and 4.5 < stage["param_reduction"] < 6.0
     assert stage["params"] < first["params"] and stage["gflops"] < first["gflops"]
     pruned = keras.saving.load_model(out / "stage1.keras", compile=False)
-    assert pruned.count_params() < AdapNetPP(5).count_params() and pruned.widths
+    assert pruned.count_params() < _RELEASED_PARAMS[0] and pruned.widths
     # Every pruned width stays a multiple of 8 (a masked residual: its kept channels; a
     # multiscale convolution: each rate group).
     for name, width in pruned.widths.items():
@@ -110,8 +134,7 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
     # The same file with other weights (training went on into final.weights.h5): before, the
     # resumed run pruned them and reported the old stage 0 as their base.
     trained = (run_folder / "trained.weights.h5").read_bytes()
-    keras.utils.set_random_seed(2)
-    AdapNetPP(5).save_weights(run_folder / "trained.weights.h5")
+    other_weights(run_folder / "trained.weights.h5", run_folder / "trained.weights.h5", seed=2)
     try:
         assert prune_cli.main(args) == 2
         assert (f"(the weights in {run_folder / 'trained.weights.h5'} changed since stage 0 was measured on them)"
@@ -120,8 +143,7 @@ def test_one_stage_writes_its_files_and_a_second_run_resumes(run_folder, monkeyp
         (run_folder / "trained.weights.h5").write_bytes(trained)
     # Other weights, fine-tuning or config values: the finished stages are not theirs (before: the
     # old table was printed as the new result).
-    keras.utils.set_random_seed(1)
-    AdapNetPP(5).save_weights(run_folder / "other.weights.h5")
+    other_weights(run_folder / "trained.weights.h5", run_folder / "other.weights.h5", seed=1)
     changes = {"checkpoint": ["--checkpoint", str(run_folder / "other.weights.h5")],
                "finetune_learning_rate": ["--finetune-lr", "1e-6"], "config key": ["--set", "learning_rate=0.5"]}
     for key, change in changes.items():
@@ -174,7 +196,8 @@ def test_the_control_fine_tunes_the_unpruned_network_alike(run_folder, monkeypat
     assert stage["params"] == first["params"] and stage["param_reduction"] == 0.0
     assert "the control prunes nothing" in capsys.readouterr().out
     tuned = keras.saving.load_model(out / "stage1.keras", compile=False)
-    start = AdapNetPP(5)
+    with overwritten_weights():  # every weight is loaded right after
+        start = AdapNetPP(5)
     start.load_weights(run_folder / "trained.weights.h5")
     # The same widths, but one fine-tuning step moved the weights.
     assert tuned.count_params() == start.count_params()

@@ -8,6 +8,7 @@ import pytest
 import keras
 from ssma_tf.inference.compiled import optimize_for_inference
 from ssma_tf.keras_compat import walk_layers
+from ssma_tf.layers.initializers import overwritten_weights
 from ssma_tf.layers import ResidualUnit
 from ssma_tf.losses import ReleasedLoss
 from ssma_tf.models import SSMA, AdapNetPP
@@ -54,7 +55,9 @@ def zero_feature_maps(model, keep):
 def test_released_widths_leave_the_model_unchanged(model):
     assert model.widths == {}
     assert model.get_config()["widths"] is None
-    assert count_params(AdapNetPP(NUM_CLASSES, widths={"block1_unit1_conv1": 64, "up1": 256})) == count_params(model)
+    with overwritten_weights():  # counted, never run
+        named = AdapNetPP(NUM_CLASSES, widths={"block1_unit1_conv1": 64, "up1": 256})
+    assert count_params(named) == count_params(model)
 
 
 @pytest.mark.parametrize("widths, match", [
@@ -72,7 +75,9 @@ def test_an_ssma_over_three_modalities_is_refused_not_pruned_in_part():
     """Helper 87: the third expert's maps were left out, and a stage's budget went to the first two."""
     with pytest.raises(ValueError, match="cannot prune an SSMA over 3 modalities: the feature-map table knows SSMA "
                                          "over 2"):
-        feature_maps(SSMA(NUM_CLASSES, num_modalities=3))
+        with overwritten_weights():  # its widths are read, never its weights
+            three = SSMA(NUM_CLASSES, num_modalities=3)
+        feature_maps(three)
 
 
 def test_a_model_on_another_backbone_is_refused_by_name():
@@ -119,7 +124,8 @@ def test_pruning_channels_that_were_zero_keeps_the_outputs_and_round_trips(model
         "skip2": list(range(12)),  # concatenated after up1
         "up2": list(range(0, 256, 2)),  # read by refine2 and the auxiliary head
     }
-    zeroed = AdapNetPP.from_config(model.get_config())
+    with overwritten_weights():  # every weight is copied right after
+        zeroed = AdapNetPP.from_config(model.get_config())
     zeroed.set_weights(model.get_weights())
     zero_feature_maps(zeroed, keep)
     pruned = prune(zeroed, keep)
@@ -346,12 +352,14 @@ def test_a_narrow_decoder_the_config_builds_is_not_called_pruned_before():
     from ssma_tf.models.widths import decoder_widths
     from ssma_tf.pruning.staged import _pruned_before
 
-    narrow = AdapNetPP(NUM_CLASSES, widths=decoder_widths(64))
+    with overwritten_weights():  # only their widths are read
+        narrow = AdapNetPP(NUM_CLASSES, widths=decoder_widths(64))
+        pruned = AdapNetPP(NUM_CLASSES, widths={**decoder_widths(64), "up1": 32})
+        released = AdapNetPP(NUM_CLASSES)
     assert not _pruned_before(narrow, types.SimpleNamespace(decoder_filters=64))
     assert _pruned_before(narrow, types.SimpleNamespace(decoder_filters=256))  # not what this config builds
-    pruned = AdapNetPP(NUM_CLASSES, widths={**decoder_widths(64), "up1": 32})
     assert _pruned_before(pruned, types.SimpleNamespace(decoder_filters=64))
-    assert not _pruned_before(AdapNetPP(NUM_CLASSES), types.SimpleNamespace(decoder_filters=256))
+    assert not _pruned_before(released, types.SimpleNamespace(decoder_filters=256))
 
 
 def test_a_pruned_keras_file_given_as_a_training_start_is_named_as_pruned(tmp_path):
@@ -363,8 +371,10 @@ def test_a_pruned_keras_file_given_as_a_training_start_is_named_as_pruned(tmp_pa
     from ssma_tf.checkpoints.loading import load_weights, unimodal_encoder_weights
 
     path = tmp_path / "stage1.keras"
-    AdapNetPP(NUM_CLASSES, widths={"block4_unit1_conv1": 100}).save(path)
-    released = AdapNetPP(NUM_CLASSES)
+    with overwritten_weights():  # refused on the widths: no weight of these is read
+        AdapNetPP(NUM_CLASSES, widths={"block4_unit1_conv1": 100}).save(path)
+        released = AdapNetPP(NUM_CLASSES)
+        other_classes = AdapNetPP(NUM_CLASSES + 1)
     said = (re.escape(f"{path} holds a pruned network (block4_unit1_conv1: 100 channels, here the released width); "
                       "a config builds the released widths, so it cannot start from it as ") + "{}"
             + re.escape(": fine-tune it further with ssma-prune --finetune-steps, and evaluate, predict or export it "
@@ -374,7 +384,7 @@ def test_a_pruned_keras_file_given_as_a_training_start_is_named_as_pruned(tmp_pa
     with pytest.raises(CheckpointError, match=said.format("an expert")):
         unimodal_encoder_weights(str(path), None, 0.0)
     with pytest.raises(CheckpointError, match=said.format("finetune_from")):
-        finetune_weights(AdapNetPP(NUM_CLASSES + 1), str(path))
+        finetune_weights(other_classes, str(path))
 
 
 def test_taylor_scores_under_mixed_float16_match_float32_where_float16_would_underflow(model):
@@ -383,7 +393,8 @@ def test_taylor_scores_under_mixed_float16_match_float32_where_float16_would_und
     192x384). A loss 1e-3 of the released one stands in for a full-size batch on this tiny one
     (per-pixel derivatives near 5e-7): unscaled, the scores were 15 % to 100 % off."""
     x, y = images(1, seed=6), labels(1, seed=7)
-    half = AdapNetPP(NUM_CLASSES, dtype="mixed_float16")
+    with overwritten_weights():  # every weight is copied right after
+        half = AdapNetPP(NUM_CLASSES, dtype="mixed_float16")
     half(x, training=False)
     half.set_weights(model.get_weights())
     released = ReleasedLoss()
