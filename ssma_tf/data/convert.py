@@ -297,10 +297,22 @@ def exif_orientation(image: Image.Image) -> int:
     return orientation if orientation in EXIF_TURNS else 1
 
 
+def check_image_mode(image: Image.Image, path: str, where: str = "") -> None:
+    """An input image's mode must be one the readers take: 8 or 16 bits, not floating point
+    (`load_image_bgr` reads it, and `ssma-predict` checks it before the model runs).
+
+    Raises:
+        ImageFileError: naming `where` and the file.
+    """
+    if image.mode == "F":
+        raise ImageFileError(f"{where or path}: image {path!r} is floating point (mode F), expected 8 or 16 bits")
+
+
 def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool, int]:
     """`load_image_bgr`, whether the image was 16-bit (only its high byte kept), and the EXIF
     orientation it was turned by (1: none)."""
     stored = _open_image(path, where or path)
+    check_image_mode(stored, path, where)
     orientation = exif_orientation(stored)
     image = ImageOps.exif_transpose(stored)
     sixteen_bit = image.mode in _SIXTEEN_BIT_MODES
@@ -308,10 +320,6 @@ def _read_bgr(path: str, where: str = "") -> Tuple[np.ndarray, bool, int]:
         # OpenCV scales 16-bit data to 8 bits by dropping the low byte.
         gray = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
         rgb = np.repeat(gray[..., np.newaxis], 3, axis=2)
-    elif image.mode == "F":
-        raise ImageFileError(
-            f"{where or path}: image {path!r} is floating point (mode F), expected 8 or 16 bits"
-        )
     else:
         rgb = np.asarray(image.convert("RGB"))
     return np.ascontiguousarray(rgb[..., ::-1]), sixteen_bit, orientation

@@ -454,7 +454,8 @@ def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> Li
     sample's other files are not turned alike, as (sample, path, orientation)."""
     from PIL import Image
 
-    from ssma_tf.data.convert import EXIF_TURNS, ImageFileError, check_label_image, exif_orientation, load_label
+    from ssma_tf.data.convert import (EXIF_TURNS, ImageFileError, check_image_mode, check_label_image,
+                                      exif_orientation, load_label)
 
     sizes, orientations = [], []
     for what, path in named:
@@ -470,17 +471,19 @@ def _check_headers(sample: Sample, named: List[Tuple[str, Optional[str]]]) -> Li
                     raise PredictionError(f"{sample.where()}: cannot read {what} {path}: {error}") from None
             if what == "label":
                 try:
-                    check_label_image(image, path, f"label of {sample.where()}", PREDICT_UNLABELED)
                     if image.mode.startswith("I"):  # 16 or 32 bits: ids above 255 are found by reading them
                         load_label(path, f"label of {sample.where()}", PREDICT_UNLABELED)
+                    else:
+                        check_label_image(image, path, f"label of {sample.where()}", PREDICT_UNLABELED)
                 except ImageFileError as error:
                     raise PredictionError(str(error)) from None
                 sizes.append((path, (image.height, image.width), ""))  # labels are read as stored
                 orientations.append((path, 1))
             else:
-                if image.mode == "F":
-                    raise PredictionError(f"{what} of {sample.where()}: image {path!r} is floating point (mode F), "
-                                          "expected 8 or 16 bits")
+                try:
+                    check_image_mode(image, path, f"{what} of {sample.where()}")
+                except ImageFileError as error:
+                    raise PredictionError(str(error)) from None
                 orientation = exif_orientation(image)
                 turned = (f" (stored {image.height}x{image.width}, {EXIF_TURNS[orientation]} by its EXIF "
                           "orientation as images are read)" if orientation in (5, 6, 7, 8) else "")
