@@ -104,6 +104,13 @@ def test_released_loss_reads_the_auxiliary_heads_and_equals_total_loss():
         ReleasedLoss(aux_weights=(0.6,))
 
 
+# For a script loading a `.keras` file of a model on the tiny backbone in another process (the
+# registration lasts for a process). It imports no loss or optimizer: the load must find them.
+_REGISTER_TINY_BACKBONE = ("from ssma_tf.models.backbones import register_backbone\n"
+                           "from tests.models.helpers import TINY_BACKBONE, tiny_pyramid\n"
+                           "register_backbone(TINY_BACKBONE, tiny_pyramid)\n")
+
+
 def _narrow_decoder(fusion=False):
     """A 16-wide decoder (and, for SSMA, fusion blocks) for tests where the network's size is not the point."""
     from ssma_tf.models.widths import decoder_widths
@@ -173,10 +180,7 @@ def test_model_evaluate_miou_equals_the_evaluator(tmp_path, tiny_backbone):
     # imported (as the README says), loss and metrics included: before, ReleasedLoss was unknown.
     model.save(tmp_path / "compiled.keras")
     script = ("import keras, ssma_tf.models\n"
-              # The tiny backbone registered as the test's fixture does; it imports no loss.
-              "from ssma_tf.models import backbones\n"
-              "from tests.models.helpers import TINY_BACKBONE, tiny_pyramid\n"
-              "backbones._BACKBONES[TINY_BACKBONE] = tiny_pyramid\n"
+              + _REGISTER_TINY_BACKBONE +
               f"model = keras.saving.load_model({str(tmp_path / 'compiled.keras')!r})\n"
               "print(type(model.loss).__name__)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
@@ -377,10 +381,7 @@ def test_the_configs_optimizer_trains_with_fit_on_replicas_and_its_keras_file_lo
     script = (
         "import sys, numpy as np, keras\n"
         "import ssma_tf.models\n"
-        # The tiny backbone registered as the test's fixture does; it imports no optimizer.
-        "from ssma_tf.models import backbones\n"
-        "from tests.models.helpers import TINY_BACKBONE, tiny_pyramid\n"
-        "backbones._BACKBONES[TINY_BACKBONE] = tiny_pyramid\n"
+        + _REGISTER_TINY_BACKBONE +
         "mixed = keras.saving.load_model(sys.argv[2])\n"  # first: the loads below import the optimizer's module
         "print(type(mixed.optimizer).__name__, type(mixed.optimizer.inner_optimizer).__name__)\n"
         "model = keras.saving.load_model(sys.argv[1])\n"
